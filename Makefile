@@ -1,0 +1,32 @@
+# The two commands of the README: `make run` and `make test`. Everything else supports them.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test system-deps bench lint clean
+
+run: $(STAMP)
+	$(BIN)/omnirouter serve
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -q
+
+$(VENV)/bin/python:
+	@command -v $(PYTHON) >/dev/null || { echo "omnirouter needs $(PYTHON) (Python 3.11 or newer): install it, or run make PYTHON=python3.12"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(VENV)/bin/python pyproject.toml
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+# Debian packages the tests drive for real (headless Chromium for the browser tests).
+system-deps:
+	@./scripts/system-deps.sh
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache build *.egg-info

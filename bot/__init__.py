@@ -1,0 +1,1 @@
+"""The omnirouter router process: channels, pipeline, NLU, queue and web console."""

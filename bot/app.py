@@ -1,0 +1,110 @@
+"""The aiohttp application factory: wires store, channels, pipeline, outbox and web.
+
+Lifecycles live in ``cleanup_ctx`` entries, in start order: the store (starting the embedded
+server when no MongoDB URI is set), then the channels and the pipeline with its background
+workers (outbox sender, dispatch sweeper). Shutdown runs them backwards: workers stop, work in
+flight drains, the store closes, the embedded server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+from aiohttp import web
+
+from bot.handlers.base import ChannelContext, build_adapter, enabled_channels
+from bot.keys import ADAPTERS, DISPATCHER, EMBEDDED, METRICS, OUTBOX, PIPELINE, QUEUE, SETTINGS, STORE
+from bot.logs import log_event
+from bot.metrics import Metrics
+from bot.router.dispatch import Dispatcher, DispatchSweeper
+from bot.router.inbound import InboundPipeline, InboundRecorder
+from bot.router.outbox import Outbox
+from bot.router.queue import Queue
+from bot.settings import Settings
+from bot.web import setup_web
+from bot.web.errors import error_middleware
+from conversations.embedded import EmbeddedMongo
+from conversations.models import utcnow
+from conversations.store import Store
+
+log = logging.getLogger("omnirouter.app")
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.server.client_max_size, middlewares=[error_middleware]
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    context = ChannelContext(settings=settings, account_id=settings.account.id)
+    adapters = {name: build_adapter(name, context) for name in enabled_channels(settings)}
+    app[ADAPTERS] = adapters
+    for adapter in adapters.values():
+        app.add_routes(adapter.routes())
+    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_pipeline_ctx)
+    setup_web(app)
+    return app
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    embedded: EmbeddedMongo | None = None
+    uri = settings.store.mongodb_uri
+    if not uri:
+        embedded = EmbeddedMongo(Path(settings.store.embedded_dir), mode=settings.store.embedded_mode)  # type: ignore[arg-type]
+        await embedded.start()
+        uri = embedded.uri
+        log_event(log, "store.embedded_started", dir=settings.store.embedded_dir, port=embedded.port,
+                  mode=settings.store.embedded_mode)
+    store = Store.connect(
+        uri,
+        settings.store.database,
+        timeout_ms=settings.store.timeout_ms,
+        listeners=[app[METRICS].command_listener()],
+    )
+    app[EMBEDDED] = embedded
+    app[STORE] = store
+    try:
+        await store.ensure_indexes()
+        await store.ensure_account(settings.account.id, settings.account.name, utcnow())
+        yield
+    finally:
+        await store.close()
+        if embedded is not None:
+            await embedded.stop()
+
+
+async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings, store, metrics, adapters = app[SETTINGS], app[STORE], app[METRICS], app[ADAPTERS]
+    for adapter in adapters.values():
+        await adapter.start(store)
+    outbox = Outbox(store, adapters, metrics, settings.outbox)
+    queue = Queue(store)
+    dispatcher = Dispatcher(store, queue, outbox, metrics, settings.dispatch.queued_notice)
+    lease = timedelta(seconds=settings.dispatch.lease_seconds)
+    pipeline = InboundPipeline(InboundRecorder(store, lease), dispatcher, metrics)
+    sweeper = DispatchSweeper(store, dispatcher, settings.dispatch.sweep_interval, lease)
+    app[OUTBOX], app[QUEUE] = outbox, queue
+    app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
+    workers = [
+        asyncio.create_task(outbox.run(), name="outbox"),
+        asyncio.create_task(sweeper.run(), name="dispatch-sweeper"),
+    ]
+    try:
+        yield
+    finally:
+        await pipeline.drain()
+        await outbox.drain()
+        for worker in workers:
+            worker.cancel()
+        for worker in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+        for adapter in adapters.values():
+            await adapter.close()

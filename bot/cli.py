@@ -1,0 +1,272 @@
+"""The ``omnirouter`` command: ``serve`` runs the router, ``say`` talks to a running one."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import json
+import os
+import signal
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.logs import configure_logging
+from bot.settings import Settings, SettingsError, load_settings
+from conversations.embedded import EmbeddedStoreError
+from conversations.store import StoreUnavailable
+
+
+class CliError(Exception):
+    """A problem to report in one line; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        settings = _settings(args)
+        result: int = args.run(args, settings)
+        return result
+    except SettingsError as exc:
+        print(f"omnirouter: {exc}", file=sys.stderr)
+        return 2
+    except CliError as exc:
+        print(f"omnirouter: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="omnirouter", description="Omnichannel conversation router.")
+    parser.add_argument("--config", type=Path, help="settings file (default: config/omnirouter.toml if present)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the router")
+    serve.add_argument("--host", help="address to listen on (server.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (server.port)")
+    serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON")
+    serve.set_defaults(run=_serve)
+
+    say = sub.add_parser("say", help="send a message through the web chat of a running router")
+    say.add_argument("text", help="what the customer writes")
+    say.add_argument("--as", dest="name", default="cli", help="who is writing (default: cli)")
+    say.add_argument("--server", help="router URL (default: from settings, http://127.0.0.1:8080)")
+    say.add_argument("--account", help="account id (default: the configured one)")
+    say.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the router")
+    say.add_argument("--json", action="store_true", help="print the router's frames as JSON lines")
+    say.set_defaults(run=_say)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.config)
+    overrides = {
+        key: value
+        for key, value in {
+            "host": getattr(args, "host", None),
+            "port": getattr(args, "port", None),
+            "log_format": getattr(args, "log_format", None),
+        }.items()
+        if value is not None
+    }
+    return settings.replace("server", **overrides) if overrides else settings
+
+
+# --- serve ------------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    configure_logging(settings.server.log_format, settings.server.log_level)
+    try:
+        asyncio.run(_run_server(settings))
+    except EmbeddedStoreError as exc:
+        raise CliError(str(exc)) from None
+    except StoreUnavailable:
+        where = settings.store.mongodb_uri or "the embedded store"
+        raise CliError(f"cannot reach the store at {_redact(where)}; is MongoDB running?") from None
+    return 0
+
+
+async def _run_server(settings: Settings) -> None:
+    from bot.app import create_app
+
+    runner = web.AppRunner(create_app(settings), handle_signals=False, access_log=None)
+    await runner.setup()
+    host, port = settings.server.host, settings.server.port
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno == errno.EADDRINUSE:
+            raise CliError(
+                f"port {port} on {host} is in use (another omnirouter?); "
+                "choose another with --port or OMNIROUTER_PORT"
+            ) from None
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    _print_banner(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        print("omnirouter: stopping…", file=sys.stderr)
+        await runner.cleanup()
+
+
+def _print_banner(settings: Settings) -> None:
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    store = (
+        f"embedded, data in {settings.store.embedded_dir}/"
+        if not settings.store.mongodb_uri
+        else f"MongoDB at {_redact(settings.store.mongodb_uri)}"
+    )
+    say = "" if base == "http://127.0.0.1:8080" else f" --server {base}"
+    print(
+        f"omnirouter is running on {base} (store: {store})\n"
+        f"  web chat:  {base}/chat\n"
+        f"  health:    {base}/healthz    metrics: {base}/metrics\n"
+        f"  try it:    .venv/bin/omnirouter say \"where is my order?\"{say}\n"
+        "Stop with Ctrl+C.",
+        flush=True,
+    )
+
+
+def _redact(uri: str) -> str:
+    """A MongoDB URI without its password."""
+    scheme, sep, rest = uri.partition("://")
+    if "@" in rest:
+        creds, _, host = rest.rpartition("@")
+        user = creds.split(":", 1)[0]
+        return f"{scheme}{sep}{user}:***@{host}"
+    return uri
+
+
+# --- say --------------------------------------------------------------------------------------
+
+
+def _say(args: argparse.Namespace, settings: Settings) -> int:
+    server = (args.server or f"http://{settings.server.host}:{settings.server.port}").rstrip("/")
+    if not server.startswith(("http://", "https://")):
+        raise CliError(f"--server must be an http:// or https:// URL, got {server!r}", code=2)
+    if not args.text.strip():
+        raise CliError("the message is empty", code=2)
+    account = args.account or settings.account.id
+    return asyncio.run(_say_over_socket(server, account, args))
+
+
+def _token_file() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "omnirouter" / "say-visitors.json"
+
+
+def _load_tokens() -> dict[str, str]:
+    try:
+        data = json.loads(_token_file().read_text())
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_token(key: str, token: str) -> None:
+    tokens = _load_tokens()
+    tokens[key] = token
+    path = _token_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(tokens, indent=1))
+    except OSError:
+        pass  # the next `say` simply starts a new conversation
+
+
+async def _say_over_socket(server: str, account: str, args: argparse.Namespace) -> int:
+    key = f"{server}|{account}|{args.name}"
+    params = {"account": account, "name": args.name, "token": _load_tokens().get(key, "")}
+    ws_url = server.replace("http", "ws", 1) + "/webchat/ws"
+    client_id = uuid.uuid4().hex
+    timeout = aiohttp.ClientTimeout(total=None, connect=args.timeout)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.ws_connect(ws_url, params=params, heartbeat=30) as ws:
+                return await asyncio.wait_for(_converse(ws, key, client_id, args), args.timeout)
+    except aiohttp.WSServerHandshakeError as exc:
+        detail = "unknown account" if exc.status == 404 else f"HTTP {exc.status}"
+        raise CliError(f"the router at {server} refused the web chat connection: {detail}", code=2) from None
+    except (aiohttp.ClientConnectionError, OSError) as exc:
+        raise CliError(
+            f"cannot reach the router at {server} ({exc.__class__.__name__}); is `omnirouter serve` running?"
+        ) from None
+    except TimeoutError:
+        raise CliError(f"the router at {server} did not answer within {args.timeout:g} s") from None
+
+
+async def _converse(ws: aiohttp.ClientWebSocketResponse, key: str, client_id: str, args: argparse.Namespace) -> int:
+    """Send one message; print the ack, the decision and the replies it names."""
+    sent = False
+    awaiting: set[str] | None = None  # reply ids named by the decision, not yet seen
+    seen: dict[str, dict[str, Any]] = {}
+    async for frame in ws:
+        if frame.type != aiohttp.WSMsgType.TEXT:
+            raise CliError("the router closed the connection", code=1)
+        event = json.loads(frame.data)
+        if args.json:
+            print(json.dumps(event, ensure_ascii=False), flush=True)
+        kind = event.get("type")
+        if kind == "welcome" and not sent:
+            _save_token(key, event["visitor_token"])
+            await ws.send_json({"type": "message", "id": client_id, "text": args.text})
+            sent = True
+        elif kind == "error" and event.get("id") == client_id:
+            if event.get("retry"):
+                raise CliError(f"the router could not take the message: {event.get('detail')}", code=1)
+            raise CliError(f"the router rejected the message: {event.get('detail')}", code=2)
+        elif kind == "ack" and event.get("id") == client_id and not args.json:
+            dup = " (already received before)" if event.get("duplicate") else ""
+            print(f"recorded as {event['message_id']} in thread {event['thread_id']}{dup}")
+        elif kind == "message" and event.get("direction") == "out":
+            seen[event["message_id"]] = event
+        elif kind == "decision" and event.get("id") == client_id:
+            if not args.json:
+                print(_describe(event))
+            awaiting = set(event.get("replies", []))
+        if awaiting is not None:
+            for message_id in sorted(awaiting & seen.keys()):
+                if not args.json:
+                    print(f"{seen[message_id].get('sender', 'bot')}: {seen[message_id]['text']}")
+                awaiting.discard(message_id)
+            if not awaiting:
+                return 0
+    raise CliError("the router closed the connection before answering", code=1)
+
+
+def _describe(decision: dict[str, Any]) -> str:
+    thread = decision.get("thread_id")
+    action = decision.get("action")
+    if action == "queued":
+        return f"queued for a human agent (reason: {decision.get('reason')}), thread {thread}"
+    if action == "waiting":
+        return f"added to thread {thread}, which is already waiting for a human agent"
+    if action == "to_agent":
+        return f"passed to the agent handling thread {thread}"
+    if action == "answered":
+        return f"answered by the bot (intent: {decision.get('reason')}), thread {thread}"
+    return f"{action}: {decision.get('reason')} (thread {thread})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per channel, each implementing the adapter protocol of ``base``."""

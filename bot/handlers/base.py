@@ -1,0 +1,151 @@
+"""The channel seam: the adapter protocol every channel implements, and the ``CHANNELS`` table.
+
+A new channel is one module in ``bot/handlers/`` with a class satisfying :class:`ChannelAdapter`,
+one line in ``CHANNELS``, and recorded provider payloads under ``tests/fixtures/<channel>/``.
+Adapters normalise provider traffic into ``Inbound`` / ``StatusUpdate`` at the edge and turn an
+``Outbound`` into one provider call; nothing past them sees provider JSON.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from aiohttp import web
+
+from conversations.models import Inbound, Outbound, StatusUpdate
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+    from conversations.store import Store
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+
+class VerificationError(Exception):
+    """A request's signature or secret is missing or wrong: 401/403, nothing stored."""
+
+    status = 401
+
+
+class MalformedPayload(ValueError):
+    """A payload cannot be understood: 400 with this one-line reason, nothing stored."""
+
+
+class UnsupportedEvent(Exception):
+    """A well-formed provider event we do not handle: logged and acknowledged with 2xx."""
+
+
+class SendError(Exception):
+    """Base of the errors an adapter's ``send`` raises."""
+
+
+class RetryableSendError(SendError):
+    """The provider may accept the send later (rate limit, 5xx, network)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentSendError(SendError):
+    """The provider will never accept this send (bad recipient, blocked, 4xx): dead-letter it."""
+
+
+# --- the protocol -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a channel can carry beyond plain text."""
+
+    buttons: bool = False
+    media: bool = False
+    templates: bool = False
+    service_window_hours: int | None = None  # WhatsApp's 24-hour customer service window
+    max_text_length: int | None = None
+
+
+@runtime_checkable
+class ChannelAdapter(Protocol):
+    """One channel: verifies and parses what the provider sends us, sends what we answer."""
+
+    name: str
+    capabilities: Capabilities
+
+    async def verify(self, request: web.Request, body: bytes) -> None:
+        """Raise ``VerificationError`` unless the request really comes from the provider."""
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[Inbound | StatusUpdate]:
+        """Normalise one provider payload (every entry of a batch); ``MalformedPayload`` if bad."""
+
+    async def send(self, outbound: Outbound) -> str:
+        """Send one message; returns the provider's message id. Raises a ``SendError``."""
+
+    def routes(self) -> list[web.RouteDef]:
+        """The HTTP routes (webhooks, sockets, pages) this channel serves."""
+
+    async def start(self, store: Store) -> None:
+        """Start-up work that needs I/O (secrets from the store, provider sessions)."""
+
+    async def close(self) -> None:
+        """Release connections and sessions."""
+
+
+class BaseAdapter:
+    """Shared behaviour: rich output falls back to text on channels that cannot carry it."""
+
+    name = "base"
+    capabilities = Capabilities()
+
+    def render_text(self, outbound: Outbound) -> str:
+        """The message as plain text: options become a numbered list when there are no buttons."""
+        text = outbound.text
+        if outbound.options and not self.capabilities.buttons:
+            lines = [f"{i}. {option}" for i, option in enumerate(outbound.options, start=1)]
+            text = "\n".join([text, "", *lines]) if text else "\n".join(lines)
+        limit = self.capabilities.max_text_length
+        return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+
+    async def verify(self, request: web.Request, body: bytes) -> None:
+        return None
+
+    def routes(self) -> list[web.RouteDef]:
+        return []
+
+    async def start(self, store: Store) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class ChannelContext:
+    """What an adapter is built from (no I/O happens at construction)."""
+
+    settings: Settings
+    account_id: str
+
+
+# name -> "module:Class". Modules are imported only for the channels an install uses, so a
+# channel's client library is needed only where that channel is configured.
+CHANNELS: dict[str, str] = {
+    "webchat": "bot.handlers.webchat:WebchatAdapter",
+}
+
+
+def build_adapter(name: str, context: ChannelContext) -> ChannelAdapter:
+    """Import and construct the adapter registered under ``name``."""
+    module_name, _, class_name = CHANNELS[name].partition(":")
+    kind = getattr(importlib.import_module(module_name), class_name)
+    adapter: ChannelAdapter = kind(context)
+    return adapter
+
+
+def enabled_channels(settings: Settings) -> list[str]:
+    """The channels this install serves: the web chat always, others once configured."""
+    return ["webchat"]

@@ -1,0 +1,28 @@
+"""The application's shared state, as typed ``web.AppKey`` entries (no module globals)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from bot.handlers.base import ChannelAdapter
+    from bot.metrics import Metrics
+    from bot.router.dispatch import Dispatcher
+    from bot.router.inbound import InboundPipeline
+    from bot.router.outbox import Outbox
+    from bot.router.queue import Queue
+    from bot.settings import Settings
+    from conversations.embedded import EmbeddedMongo
+    from conversations.store import Store
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+STORE: web.AppKey[Store] = web.AppKey("store")
+EMBEDDED: web.AppKey[EmbeddedMongo | None] = web.AppKey("embedded")
+ADAPTERS: web.AppKey[dict[str, ChannelAdapter]] = web.AppKey("adapters")
+PIPELINE: web.AppKey[InboundPipeline] = web.AppKey("pipeline")
+DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
+OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
+QUEUE: web.AppKey[Queue] = web.AppKey("queue")

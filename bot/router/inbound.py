@@ -1,0 +1,117 @@
+"""Recording inbound messages: durably, idempotently, before anyone is told "received".
+
+``InboundPipeline.receive`` is what every channel calls: it finds or creates the contact, finds or
+opens the thread, stores the message once (unique account + channel + external id), and only then
+returns, so the channel can acknowledge. Dispatch follows in a tracked background task; a message
+recorded but not dispatched when the process dies is picked up by the sweeper in ``dispatch``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.logs import log_event
+from bot.metrics import Metrics
+from bot.router.dispatch import Dispatcher
+from conversations.models import Decision, Inbound, Message, Thread, utcnow
+from conversations.store import Store
+
+log = logging.getLogger("omnirouter.router.inbound")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An inbound message as stored, with its thread; ``duplicate`` if stored before."""
+
+    message: Message
+    thread: Thread
+    duplicate: bool
+
+
+class InboundRecorder:
+    """Stores inbound messages exactly once."""
+
+    def __init__(self, store: Store, dispatch_lease: timedelta) -> None:
+        self._store = store
+        self._lease = dispatch_lease
+
+    async def record(self, inbound: Inbound) -> Recorded:
+        now = utcnow()
+        store = self._store
+        contact_id = await store.find_or_create_contact(
+            inbound.account_id, inbound.sender, inbound.sender_name, now
+        )
+        thread = await store.touch_open_thread(contact_id, inbound.channel, now)
+        if thread is None:
+            # Opening a thread is rare; check first that this is not a late duplicate of a
+            # message whose thread has been resolved since, so a redelivery opens nothing.
+            earlier = await store.find_inbound(inbound)
+            if earlier is not None:
+                old = await store.get_thread(earlier.thread_id)
+                if old is not None:
+                    return Recorded(earlier, old, duplicate=True)
+            thread = await store.open_thread(inbound.account_id, contact_id, inbound.sender, now)
+        message, duplicate = await store.insert_inbound(inbound, contact_id, thread.id, now, self._lease)
+        return Recorded(message, thread, duplicate)
+
+
+class InboundPipeline:
+    """Record, then dispatch in the background; what channel handlers call."""
+
+    def __init__(self, recorder: InboundRecorder, dispatcher: Dispatcher, metrics: Metrics) -> None:
+        self._recorder = recorder
+        self._dispatcher = dispatcher
+        self._metrics = metrics
+        self._tasks: set[asyncio.Task[Decision | None]] = set()
+
+    async def receive(self, inbound: Inbound) -> tuple[Recorded, asyncio.Task[Decision | None] | None]:
+        """Record ``inbound``; returns it and the task dispatching it (``None`` for a duplicate).
+
+        Raises ``StoreUnavailable`` when the store cannot be reached: nothing was acknowledged,
+        so the sender must retry (HTTP channels answer 503).
+        """
+        started = time.perf_counter()
+        try:
+            recorded = await self._recorder.record(inbound)
+        except Exception:
+            self._metrics.inbound.labels(inbound.channel, "error").inc()
+            raise
+        self._metrics.ack_latency.labels(inbound.channel).observe(time.perf_counter() - started)
+        result = "duplicate" if recorded.duplicate else "recorded"
+        self._metrics.inbound.labels(inbound.channel, result).inc()
+        log_event(
+            log,
+            f"inbound.{result}",
+            channel=inbound.channel,
+            account=inbound.account_id,
+            message=recorded.message.id,
+            thread=recorded.thread.id,
+        )
+        if recorded.duplicate:
+            return recorded, None
+        task = asyncio.create_task(self._dispatch(recorded))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return recorded, task
+
+    async def _dispatch(self, recorded: Recorded) -> Decision | None:
+        try:
+            return await self._dispatcher.dispatch(recorded.message, recorded.thread)
+        except Exception as exc:  # the sweeper retries when the message's dispatch lease ends
+            log_event(
+                log,
+                "dispatch.failed",
+                logging.WARNING,
+                message=recorded.message.id,
+                error=type(exc).__name__,
+            )
+            return None
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for dispatches in flight (at shutdown); unfinished ones fall to the sweeper."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)

@@ -1,0 +1,195 @@
+"""The durable outbox: every outbound message is stored first, then sent by a worker.
+
+A worker *leases* an item (an atomic ``find_one_and_update`` that pushes its ``due_at`` to the
+lease expiry), so however many router processes run, one item is in one worker's hands at a
+time; if that worker dies, the lease runs out and another takes the item. A failed send is
+rescheduled with exponential backoff and jitter, never sooner than the provider's
+``retry_after``; after ``max_attempts`` the item is dead-lettered, visible at ``/api/outbox``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from bot.handlers.base import ChannelAdapter, PermanentSendError, RetryableSendError
+from bot.logs import log_event
+from bot.metrics import Metrics
+from bot.settings import OutboxSettings
+from conversations.models import Identity, Message, OutboxItem, Thread, utcnow
+from conversations.store import Store, StoreUnavailable
+
+log = logging.getLogger("omnirouter.router.outbox")
+
+
+def backoff_delay(
+    attempts: int,
+    base: float,
+    cap: float,
+    retry_after: float | None = None,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds to wait after the ``attempts``-th failure, never less than ``retry_after``.
+
+    The ceiling doubles with every attempt up to ``cap``; the delay is drawn between half the
+    ceiling and the ceiling, so retries from many items spread out but still back off.
+    """
+    ceiling = min(cap, base * 2 ** max(attempts - 1, 0))
+    delay = (rng or random).uniform(ceiling / 2, ceiling)
+    return max(delay, retry_after or 0.0)
+
+
+class Outbox:
+    """Enqueues replies and runs the sending worker of this process."""
+
+    def __init__(
+        self,
+        store: Store,
+        adapters: Mapping[str, ChannelAdapter],
+        metrics: Metrics,
+        settings: OutboxSettings,
+    ) -> None:
+        self._store = store
+        self._adapters = adapters
+        self._metrics = metrics
+        self._settings = settings
+        self.owner = f"worker-{uuid.uuid4().hex[:12]}"
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def enqueue_reply(
+        self,
+        *,
+        dedup_key: str,
+        thread: Thread,
+        to: Identity,
+        text: str,
+        sender: dict[str, Any],
+        in_reply_to: str | None = None,
+        options: Sequence[str] = (),
+    ) -> Message:
+        """Store a reply for sending, at most once per ``dedup_key``, and wake the worker."""
+        message = await self._store.create_outbound(
+            dedup_key=dedup_key,
+            thread=thread,
+            to=to,
+            text=text,
+            sender=sender,
+            now=utcnow(),
+            in_reply_to=in_reply_to,
+            options=options,
+        )
+        self.wake()
+        return message
+
+    def wake(self) -> None:
+        """Look for due items now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Lease and send due items until cancelled."""
+        lease = timedelta(seconds=self._settings.lease_seconds)
+        while True:
+            await self._slots.acquire()
+            try:
+                item = await self._store.lease_outbox(self.owner, utcnow(), lease)
+            except StoreUnavailable:
+                self._slots.release()
+                log_event(log, "outbox.store_unavailable", logging.WARNING)
+                await asyncio.sleep(max(self._settings.poll_interval, 1.0))
+                continue
+            except BaseException:
+                self._slots.release()
+                raise
+            if item is None:
+                self._slots.release()
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+                continue
+            task = asyncio.create_task(self._send_and_release(item))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for sends in flight (at shutdown)."""
+        if self._sending:
+            await asyncio.wait(set(self._sending), timeout=timeout)
+
+    async def send_due(self) -> int:
+        """Send every item due now, one at a time; returns how many were attempted (for tests)."""
+        lease = timedelta(seconds=self._settings.lease_seconds)
+        count = 0
+        while (item := await self._store.lease_outbox(self.owner, utcnow(), lease)) is not None:
+            await self._send(item)
+            count += 1
+        return count
+
+    async def _send_and_release(self, item: OutboxItem) -> None:
+        try:
+            await self._send(item)
+        except Exception:
+            log.exception("outbox.send_crashed", extra={"omnirouter_fields": {"item": item.id}})
+        finally:
+            self._slots.release()
+
+    async def _send(self, item: OutboxItem) -> None:
+        adapter = self._adapters.get(item.channel)
+        started = time.perf_counter()
+        try:
+            if adapter is None:
+                raise PermanentSendError(f"channel {item.channel!r} is not configured")
+            provider_id = await adapter.send(item.to_outbound())
+        except PermanentSendError as exc:
+            await self._dead(item, f"permanent: {exc}")
+            return
+        except RetryableSendError as exc:
+            await self._retry(item, str(exc), exc.retry_after)
+            return
+        except Exception as exc:  # an adapter bug or an unexpected network error: retry
+            log.warning("outbox.send_error", exc_info=True, extra={"omnirouter_fields": {"item": item.id}})
+            await self._retry(item, f"{type(exc).__name__}: {exc}", None)
+            return
+        self._metrics.send_latency.labels(item.channel).observe(time.perf_counter() - started)
+        if await self._store.complete_outbox(item, self.owner, provider_id, utcnow()):
+            self._metrics.outbound.labels(item.channel, "sent").inc()
+            log_event(log, "outbox.sent", item=item.id, channel=item.channel, attempts=item.attempts)
+        else:
+            log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
+
+    async def _retry(self, item: OutboxItem, error: str, retry_after: float | None) -> None:
+        if item.attempts >= self._settings.max_attempts:
+            await self._dead(item, error)
+            return
+        delay = backoff_delay(
+            item.attempts, self._settings.base_delay, self._settings.max_delay, retry_after
+        )
+        await self._store.retry_outbox(item, self.owner, error, utcnow() + timedelta(seconds=delay))
+        self._metrics.outbox_retries.labels(item.channel).inc()
+        log_event(
+            log,
+            "outbox.retry",
+            logging.WARNING,
+            item=item.id,
+            channel=item.channel,
+            attempts=item.attempts,
+            delay=round(delay, 3),
+            error=error[:200],
+        )
+
+    async def _dead(self, item: OutboxItem, error: str) -> None:
+        await self._store.dead_letter_outbox(item, self.owner, error, utcnow())
+        self._metrics.outbound.labels(item.channel, "dead").inc()
+        self._metrics.outbox_dead.labels(item.channel).inc()
+        log_event(
+            log, "outbox.dead_letter", logging.ERROR, item=item.id, channel=item.channel,
+            attempts=item.attempts, error=error[:200],
+        )

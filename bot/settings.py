@@ -1,0 +1,288 @@
+"""Typed settings: a TOML file (``config/omnirouter.toml``) with ``OMNIROUTER_*`` overrides.
+
+Every setting has a section and a key (``[server] port``). The environment overrides a key as
+``OMNIROUTER_<SECTION>_<KEY>`` (``OMNIROUTER_SERVER_PORT``); the most used ones also have a short
+name (``OMNIROUTER_PORT``, ``OMNIROUTER_MONGODB_URI``). A bad value, an unknown key or an unknown
+``OMNIROUTER_*`` variable stops start-up with one line naming the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG = Path("config/omnirouter.toml")
+ENV_PREFIX = "OMNIROUTER_"
+
+
+class SettingsError(Exception):
+    """A setting is missing, unknown or has a bad value; the message is one line for the user."""
+
+
+Check = Callable[[Any], str | None]  # returns what is wrong, or None
+
+
+def _setting(default: Any, *, check: Check | None = None, alias: str | None = None, doc: str = "") -> Any:
+    return field(default=default, metadata={"check": check, "alias": alias, "doc": doc})
+
+
+def _between(low: float, high: float) -> Check:
+    return lambda v: None if low <= v <= high else f"must be from {low:g} to {high:g}"
+
+
+def _one_of(*choices: str) -> Check:
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+def _mongodb_uri(value: str) -> str | None:
+    if value and not value.startswith(("mongodb://", "mongodb+srv://")):
+        return "must start with mongodb:// or mongodb+srv:// (or be empty for the embedded store)"
+    return None
+
+
+def _url(value: str) -> str | None:
+    if value and not value.startswith(("http://", "https://")):
+        return "must be an http:// or https:// URL"
+    return None
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = _setting("127.0.0.1", alias="HOST", doc="address to listen on")
+    port: int = _setting(8080, check=_between(1, 65535), alias="PORT", doc="port to listen on")
+    public_url: str = _setting(
+        "", check=_url, alias="PUBLIC_URL", doc="URL the router is reached at from outside"
+    )
+    client_max_size: int = _setting(
+        1_048_576, check=_between(1024, 64 * 1_048_576), doc="largest request body, in bytes"
+    )
+    log_format: str = _setting("text", check=_one_of("text", "json"), alias="LOG_FORMAT")
+    log_level: str = _setting(
+        "info", check=_one_of("debug", "info", "warning", "error"), alias="LOG_LEVEL"
+    )
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    mongodb_uri: str = _setting(
+        "", check=_mongodb_uri, alias="MONGODB_URI", doc="MongoDB URI; empty: the embedded store"
+    )
+    database: str = _setting("omnirouter", doc="database name")
+    embedded_dir: str = _setting("var/store", doc="data directory of the embedded store")
+    embedded_mode: str = _setting(
+        "process", check=_one_of("process", "thread"), doc="run the embedded store as a child process or a thread"
+    )
+    timeout_ms: int = _setting(
+        3000, check=_between(100, 120_000), doc="how long an operation waits for an unreachable store"
+    )
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    id: str = _setting("default", doc="id of the account (business) this install serves first")
+    name: str = _setting("My business", doc="its display name")
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    lease_seconds: float = _setting(
+        30.0, check=_between(1, 3600), doc="after this, a sweeper re-dispatches an unfinished message"
+    )
+    sweep_interval: float = _setting(5.0, check=_between(0.05, 3600))
+    queued_notice: str = _setting(
+        "Thanks for your message! A member of our team will reply here as soon as possible.",
+        doc="what the customer is told when their conversation is queued for a human",
+    )
+
+
+@dataclass(frozen=True)
+class OutboxSettings:
+    max_attempts: int = _setting(8, check=_between(1, 100), doc="attempts before an item is dead-lettered")
+    base_delay: float = _setting(1.0, check=_between(0.001, 3600), doc="first retry delay, seconds")
+    max_delay: float = _setting(300.0, check=_between(0.001, 86400), doc="longest retry delay, seconds")
+    lease_seconds: float = _setting(30.0, check=_between(1, 3600), doc="how long a worker holds an item")
+    poll_interval: float = _setting(0.5, check=_between(0.01, 60))
+    concurrency: int = _setting(16, check=_between(1, 1000), doc="sends in flight per process")
+
+
+@dataclass(frozen=True)
+class WebchatSettings:
+    max_text_length: int = _setting(4096, check=_between(1, 100_000))
+    secret: str = _setting(
+        "", doc="key that signs visitor tokens; empty: one generated and kept in the store"
+    )
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    token: str = _setting(
+        "", alias="API_TOKEN", doc="bearer token for /api; empty: /api answers loopback clients only"
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    account: AccountSettings = field(default_factory=AccountSettings)
+    dispatch: DispatchSettings = field(default_factory=DispatchSettings)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    webchat: WebchatSettings = field(default_factory=WebchatSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+
+    def replace(self, section: str, **values: Any) -> Settings:
+        """A copy with some keys of one section changed (validated like any other source)."""
+        raw = {section: values}
+        return _apply(self, raw, source="arguments")
+
+
+_SECTION_TYPES: dict[str, type[Any]] = {
+    "server": ServerSettings,
+    "store": StoreSettings,
+    "account": AccountSettings,
+    "dispatch": DispatchSettings,
+    "outbox": OutboxSettings,
+    "webchat": WebchatSettings,
+    "api": ApiSettings,
+}
+
+
+def env_names() -> dict[str, tuple[str, str]]:
+    """Every accepted ``OMNIROUTER_*`` variable -> (section, key)."""
+    names: dict[str, tuple[str, str]] = {}
+    for section, kind in _SECTION_TYPES.items():
+        for f in dataclasses.fields(kind):
+            names[f"{ENV_PREFIX}{section.upper()}_{f.name.upper()}"] = (section, f.name)
+            if f.metadata.get("alias"):
+                names[ENV_PREFIX + f.metadata["alias"]] = (section, f.name)
+    return names
+
+
+def load_settings(
+    path: Path | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, then the TOML file, then the environment. Raises ``SettingsError``."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    if path is None and DEFAULT_CONFIG.exists():
+        path = DEFAULT_CONFIG
+    if path is not None:
+        settings = _apply(settings, _read_toml(path), source=str(path))
+    return _apply(settings, _env_overrides(env), source="environment")
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise SettingsError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise SettingsError(f"config file {path} cannot be read: {exc.strerror}") from None
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    known = env_names()
+    raw: dict[str, dict[str, Any]] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        if name not in known:
+            hint = difflib.get_close_matches(name, known, n=1)
+            suffix = f" (did you mean {hint[0]}?)" if hint else ""
+            raise SettingsError(f"unknown environment variable {name}{suffix}")
+        section, key = known[name]
+        raw.setdefault(section, {})[key] = _EnvValue(name, value)
+    return raw
+
+
+@dataclass(frozen=True)
+class _EnvValue:
+    """A string from the environment, converted to the key's type when applied."""
+
+    name: str
+    text: str
+
+
+def _apply(settings: Settings, raw: Mapping[str, Any], source: str) -> Settings:
+    changed: dict[str, Any] = {}
+    for section, values in raw.items():
+        kind = _SECTION_TYPES.get(section)
+        if kind is None:
+            raise SettingsError(f"unknown settings section [{section}] in {source}")
+        if not isinstance(values, Mapping):
+            raise SettingsError(f"[{section}] in {source} must be a table of keys")
+        fields = {f.name: f for f in dataclasses.fields(kind)}
+        updates: dict[str, Any] = {}
+        for key, value in values.items():
+            f = fields.get(key)
+            if f is None:
+                hint = difflib.get_close_matches(key, fields, n=1)
+                suffix = f" (did you mean {hint[0]}?)" if hint else ""
+                raise SettingsError(f"unknown setting {section}.{key} in {source}{suffix}")
+            where = f"{section}.{key} (from {value.name})" if isinstance(value, _EnvValue) else f"{section}.{key} (in {source})"
+            updates[key] = _convert(value, f, where)
+        changed[section] = dataclasses.replace(getattr(settings, section), **updates)
+    return dataclasses.replace(settings, **changed)
+
+
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+
+
+def _convert(value: Any, f: dataclasses.Field[Any], where: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    if isinstance(value, _EnvValue):
+        value = _parse_text(value.text, kind)
+    ok = (
+        (kind == "int" and isinstance(value, int) and not isinstance(value, bool))
+        or (kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (kind == "str" and isinstance(value, str))
+        or (kind == "bool" and isinstance(value, bool))
+    )
+    if not ok:
+        raise SettingsError(f"bad setting {where}: expected {_TYPE_NAMES[kind]}, got {value!r}")
+    if kind == "float":
+        value = float(value)
+    check: Check | None = f.metadata.get("check")
+    problem = check(value) if check else None
+    if problem:
+        raise SettingsError(f"bad setting {where}: {problem}, got {value!r}")
+    return value
+
+
+def _parse_text(text: str, kind: str) -> Any:
+    """Environment values are strings: read them as the key's type, or leave them to fail."""
+    stripped = text.strip()
+    try:
+        if kind == "int":
+            return int(stripped)
+        if kind == "float":
+            return float(stripped)
+    except ValueError:
+        return text
+    if kind == "bool":
+        lowered = stripped.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+    return text
+
+
+def describe() -> list[tuple[str, str, Any, str]]:
+    """(key, environment variable, default, doc) for every setting: the README's reference."""
+    rows = []
+    for section, kind in _SECTION_TYPES.items():
+        for f in dataclasses.fields(kind):
+            alias = f.metadata.get("alias")
+            env = ENV_PREFIX + (alias or f"{section.upper()}_{f.name.upper()}")
+            rows.append((f"{section}.{f.name}", env, f.default, f.metadata.get("doc", "")))
+    return rows

@@ -1,0 +1,155 @@
+// The web chat page: one WebSocket to the router, messages kept until acknowledged.
+// Every text is inserted with textContent: nothing a customer or agent writes is parsed as HTML.
+(() => {
+  "use strict";
+  const params = new URLSearchParams(location.search);
+  const account = params.get("account") || "";
+  const tokenKey = `omnirouter.visitor.${account || "default"}`;
+  const pendingKey = `omnirouter.pending.${account || "default"}`;
+  const log = document.getElementById("log");
+  const empty = document.getElementById("empty");
+  const statusEl = document.getElementById("status");
+  const form = document.getElementById("composer");
+  const input = document.getElementById("text");
+  const notice = document.getElementById("notice");
+  const shown = new Map(); // message_id or client id -> <li>
+  let pending = JSON.parse(sessionStorage.getItem(pendingKey) || "[]"); // [{id, text}]
+  let socket = null;
+  let retryDelay = 500;
+
+  function savePending() { sessionStorage.setItem(pendingKey, JSON.stringify(pending)); }
+
+  function setStatus(kind, text) {
+    statusEl.className = `status status--${kind}`;
+    statusEl.textContent = text;
+  }
+
+  function showNotice(text) {
+    notice.hidden = !text;
+    notice.textContent = text || "";
+  }
+
+  function render({ key, direction, sender, text, options, meta }) {
+    let li = shown.get(key);
+    if (!li) {
+      li = document.createElement("li");
+      log.appendChild(li);
+      shown.set(key, li);
+    }
+    empty.hidden = true;
+    li.replaceChildren();
+    li.className = `msg msg--${direction === "in" ? "in" : sender === "system" ? "system" : "out"}`;
+    li.dataset.key = key;
+    li.appendChild(document.createTextNode(text));
+    if (meta) {
+      const small = document.createElement("span");
+      small.className = "msg__meta";
+      small.textContent = meta;
+      li.appendChild(small);
+    }
+    if (options && options.length) {
+      const box = document.createElement("div");
+      box.className = "msg__options";
+      for (const option of options) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = option;
+        button.addEventListener("click", () => send(option));
+        box.appendChild(button);
+      }
+      li.appendChild(box);
+    }
+    log.scrollTop = log.scrollHeight;
+    return li;
+  }
+
+  function renderFrame(m) {
+    // a message the customer wrote is keyed by its client id, so the acked copy replaces the pending one
+    const key = m.direction === "in" && m.client_id ? m.client_id : m.message_id;
+    render({ key, direction: m.direction, sender: m.sender, text: m.text, options: m.options });
+  }
+
+  function transmit(item) {
+    if (socket && socket.readyState === WebSocket.OPEN) {
+      socket.send(JSON.stringify({ type: "message", id: item.id, text: item.text }));
+    }
+  }
+
+  function send(text) {
+    text = text.trim();
+    if (!text) return;
+    const item = { id: crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random(), text };
+    pending.push(item);
+    savePending();
+    render({ key: item.id, direction: "in", text, meta: "sending…" });
+    transmit(item);
+  }
+
+  function connect() {
+    setStatus("connecting", "Connecting…");
+    const url = new URL("/webchat/ws", location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    if (account) url.searchParams.set("account", account);
+    url.searchParams.set("token", localStorage.getItem(tokenKey) || "");
+    socket = new WebSocket(url);
+    socket.addEventListener("message", (event) => onFrame(JSON.parse(event.data)));
+    socket.addEventListener("close", () => {
+      setStatus("offline", "Offline — reconnecting");
+      setTimeout(connect, retryDelay);
+      retryDelay = Math.min(retryDelay * 2, 15000);
+    });
+  }
+
+  function onFrame(frame) {
+    switch (frame.type) {
+      case "welcome":
+        retryDelay = 500;
+        localStorage.setItem(tokenKey, frame.visitor_token);
+        setStatus("online", "Online");
+        showNotice(frame.history_unavailable ? "Earlier messages cannot be loaded right now." : "");
+        for (const m of frame.history || []) renderFrame(m);
+        for (const item of pending) transmit(item); // resend whatever was never acknowledged
+        break;
+      case "ack":
+        pending = pending.filter((item) => item.id !== frame.id);
+        savePending();
+        { const li = shown.get(frame.id); const meta = li && li.querySelector(".msg__meta"); if (meta) meta.remove(); }
+        break;
+      case "message":
+        renderFrame(frame);
+        break;
+      case "error":
+        if (frame.retry) {
+          showNotice("We could not save your message yet — retrying…");
+          setTimeout(() => pending.forEach(transmit), 2000);
+        } else {
+          if (frame.id) {
+            pending = pending.filter((item) => item.id !== frame.id);
+            savePending();
+            const li = shown.get(frame.id);
+            if (li) { li.remove(); shown.delete(frame.id); }
+          }
+          showNotice(frame.detail || "That message could not be sent.");
+        }
+        break;
+      case "decision":
+        showNotice("");
+        break;
+    }
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    send(input.value);
+    input.value = "";
+    input.focus();
+  });
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  for (const item of pending) render({ key: item.id, direction: "in", text: item.text, meta: "sending…" });
+  connect();
+})();

@@ -1,0 +1,189 @@
+"""The embedded store: the nx-27017 MongoDB wire-protocol server (SQLite underneath) on 127.0.0.1.
+
+Used when no MongoDB URI is configured, and by the tests. The router talks to it over a real
+socket with the same PyMongo code it uses against MongoDB.
+
+Two ways to run it:
+
+* ``process`` (the default): a child Python process. Its SQLite and BSON work runs on the child's
+  own interpreter and GIL, so none of it competes with the router's event loop. The child dies
+  with its parent (``PR_SET_PDEATHSIG``), and a lock file keeps two routers off one data directory.
+* ``thread``: the same server on its own thread and event loop inside the router process. Cheaper
+  to start, but every command's Python work shares the router's GIL; ``bench/ingest.py`` measures
+  the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Literal
+
+EmbeddedMode = Literal["process", "thread"]
+
+
+class EmbeddedStoreError(Exception):
+    """The embedded store could not be started."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedMongo:
+    """Start, stop and locate one embedded server whose data lives in ``data_dir``."""
+
+    def __init__(self, data_dir: Path, mode: EmbeddedMode = "process", port: int | None = None):
+        self.data_dir = Path(data_dir)
+        self.mode = mode
+        self.port = port or free_port()
+        self._process: asyncio.subprocess.Process | None = None
+        self._thread: _ServerThread | None = None
+        self._lock_file: IO[str] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    @property
+    def running(self) -> bool:
+        if self._process is not None:
+            return self._process.returncode is None
+        return self._thread is not None
+
+    async def start(self, timeout: float = 30.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        try:
+            if self.mode == "process":
+                await self._start_process()
+            else:
+                self._thread = _ServerThread(self.data_dir, self.port)
+                self._thread.start()
+            await self._wait_until_listening(timeout)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server and release the data directory; safe to call twice."""
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), timeout)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.to_thread(thread.stop, timeout)
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    def _take_lock(self) -> None:
+        lock = open(self.data_dir / ".omnirouter.lock", "a+")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise EmbeddedStoreError(
+                f"the embedded store in {self.data_dir} is in use by another omnirouter process; "
+                "stop it, or point both at one MongoDB with OMNIROUTER_MONGODB_URI"
+            ) from None
+        self._lock_file = lock
+
+    async def _start_process(self) -> None:
+        console = open(self.data_dir / "nx-27017.console.log", "ab")
+        with console:
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "conversations._nx_child",
+                "--data-dir",
+                str(self.data_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--pid-file",
+                str(self.data_dir / "nx-27017.pid"),
+                "--log-file",
+                str(self.data_dir / "nx-27017.log"),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=console,
+                stderr=console,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+
+    async def _wait_until_listening(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.returncode is not None:
+                raise EmbeddedStoreError(
+                    f"the embedded store exited with code {self._process.returncode}; "
+                    f"see {self.data_dir / 'nx-27017.console.log'}"
+                )
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+                return
+            await asyncio.sleep(0.05)
+        raise EmbeddedStoreError(
+            f"the embedded store did not listen on 127.0.0.1:{self.port} within {timeout:.0f} s"
+        )
+
+
+class _ServerThread:
+    """nx-27017 on its own thread and event loop inside this process (``mode = "thread"``)."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self._data_dir = data_dir
+        self._port = port
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._run, name="nx-27017", daemon=True)
+        self._ready = threading.Event()
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait(30)
+
+    def stop(self, timeout: float) -> None:
+        if self._server is not None:
+            self._loop.call_soon_threadsafe(self._server.close)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        from nx_27017.handler import NeoSQLiteHandler
+        from nx_27017.server import handle_client
+
+        handler = NeoSQLiteHandler(str(self._data_dir), data_dir=str(self._data_dir))
+
+        async def serve() -> None:
+            self._server = await asyncio.start_server(
+                lambda r, w: handle_client(r, w, handler), "127.0.0.1", self._port
+            )
+            self._ready.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._server.serve_forever()
+
+        try:
+            self._loop.run_until_complete(serve())
+        finally:
+            self._ready.set()
+            self._loop.close()
+

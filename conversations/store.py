@@ -1,0 +1,547 @@
+"""The MongoDB store: every read and write the router makes, named for what the router needs.
+
+Written with PyMongo's async API and kept to the subset that holds on real MongoDB and on the
+embedded server alike: single-document atomic operations (unique indexes, ``find_one_and_update``
+as a claim or lease, upserts through ``update_one``), no multi-document transactions, no indexes on
+array fields (the embedded server stops matching array elements once one exists).
+
+Find-or-create steps use deterministic ids (``derived_id``), so a replay after a crash or a race
+between router processes lands on the same ``_id`` and the unique index turns it into a no-op.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument, monitoring
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
+
+from conversations.ids import derived_id, new_id
+from conversations.models import (
+    Account,
+    AuditEntry,
+    Decision,
+    DeliveryStatus,
+    Direction,
+    DispatchState,
+    Identity,
+    Inbound,
+    Message,
+    OutboxItem,
+    OutboxState,
+    Thread,
+    ThreadStatus,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class StoreError(Exception):
+    """Base of the store's own errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached; the caller should answer 503 and let the sender retry."""
+
+
+def _translating_outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Turn the driver's connection failures into ``StoreUnavailable`` at the store's edge."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except ConnectionFailure as exc:
+            raise StoreUnavailable(f"store unreachable: {type(exc).__name__}") from exc
+
+    return wrapper
+
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "contacts": [IndexModel([("account_id", ASCENDING), ("updated_at", DESCENDING)])],
+    "identities": [IndexModel([("contact_id", ASCENDING)])],
+    "threads": [
+        IndexModel(
+            [("open_key", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"open_key": {"$exists": True}},
+        ),
+        IndexModel([("account_id", ASCENDING), ("status", ASCENDING), ("queued_at", ASCENDING)]),
+        IndexModel([("account_id", ASCENDING), ("contact_id", ASCENDING), ("opened_at", DESCENDING)]),
+    ],
+    "messages": [
+        IndexModel(
+            [("account_id", ASCENDING), ("channel", ASCENDING), ("external_id", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"external_id": {"$exists": True}},
+        ),
+        IndexModel([("thread_id", ASCENDING), ("created_at", ASCENDING)]),
+        IndexModel([("dispatch_state", ASCENDING), ("dispatch_due_at", ASCENDING)]),
+    ],
+    "outbox": [
+        IndexModel([("state", ASCENDING), ("due_at", ASCENDING)]),
+        IndexModel([("account_id", ASCENDING), ("state", ASCENDING), ("created_at", DESCENDING)]),
+    ],
+    "agents": [IndexModel([("account_id", ASCENDING), ("login", ASCENDING)], unique=True)],
+    "audit": [IndexModel([("account_id", ASCENDING), ("at", DESCENDING)])],
+}
+
+
+def inbound_id(inbound: Inbound) -> str:
+    """The id an inbound message is stored under: the same for every delivery of it."""
+    return derived_id("msg", f"in|{inbound.account_id}|{inbound.channel}|{inbound.external_id}")
+
+
+def _customer(inbound: Inbound) -> dict[str, Any]:
+    sender = {"kind": "customer", "address": inbound.sender.address}
+    if inbound.sender_name:
+        sender["name"] = inbound.sender_name
+    return sender
+
+
+class Store:
+    """All of omnirouter's persistence. Construct with :meth:`connect`."""
+
+    def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
+        self._client = client
+        self._db: AsyncDatabase[dict[str, Any]] = client[database]
+
+    @classmethod
+    def connect(
+        cls,
+        uri: str,
+        database: str,
+        *,
+        timeout_ms: int = 3000,
+        listeners: Sequence[monitoring.CommandListener] = (),
+    ) -> Store:
+        """Create the client; no I/O happens until the first operation."""
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            uri,
+            tz_aware=True,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            event_listeners=list(listeners),
+            appname="omnirouter",
+        )
+        return cls(client, database)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    @_translating_outages
+    async def ping(self) -> None:
+        await self._db.command("ping")
+
+    @_translating_outages
+    async def ensure_indexes(self) -> None:
+        """Create every index the router relies on; safe to run at every start-up."""
+        for collection, models in INDEXES.items():
+            await self._db[collection].create_indexes(models)
+
+    # --- accounts ------------------------------------------------------------------------
+
+    @_translating_outages
+    async def ensure_account(self, account_id: str, name: str, now: datetime) -> Account:
+        await self._db.accounts.update_one(
+            {"_id": account_id},
+            {"$setOnInsert": {"name": name, "created_at": now, "channels": {}}},
+            upsert=True,
+        )
+        doc = await self._db.accounts.find_one({"_id": account_id})
+        assert doc is not None
+        return Account.from_doc(doc)
+
+    @_translating_outages
+    async def get_account(self, account_id: str) -> Account | None:
+        doc = await self._db.accounts.find_one({"_id": account_id})
+        return Account.from_doc(doc) if doc else None
+
+    @_translating_outages
+    async def shared_secret(self, name: str, make: Callable[[], str]) -> str:
+        """A secret every router process on this store shares, created once on first use."""
+        await self._db.secrets.update_one(
+            {"_id": name}, {"$setOnInsert": {"value": make()}}, upsert=True
+        )
+        doc = await self._db.secrets.find_one({"_id": name})
+        assert doc is not None
+        return str(doc["value"])
+
+    # --- recording inbound traffic -------------------------------------------------------
+
+    @_translating_outages
+    async def find_or_create_contact(
+        self, account_id: str, identity: Identity, name: str | None, now: datetime
+    ) -> str:
+        """The id of the contact behind ``identity``, creating contact and link on first sight."""
+        link_id = f"{account_id}|{identity.key}"
+        link = await self._db.identities.find_one({"_id": link_id}, {"contact_id": 1})
+        if link is not None:
+            return str(link["contact_id"])
+        contact_id = derived_id("con", link_id)
+        contact = {
+            "_id": contact_id,
+            "account_id": account_id,
+            "identities": [identity.to_doc()],
+            "created_at": now,
+            "updated_at": now,
+        }
+        if name:
+            contact["name"] = name
+        await self._insert_once("contacts", contact)
+        await self._insert_once(
+            "identities",
+            {"_id": link_id, "account_id": account_id, "contact_id": contact_id, **identity.to_doc()},
+        )
+        link = await self._db.identities.find_one({"_id": link_id}, {"contact_id": 1})
+        assert link is not None
+        return str(link["contact_id"])
+
+    @_translating_outages
+    async def touch_open_thread(
+        self, contact_id: str, channel: str, now: datetime
+    ) -> Thread | None:
+        """The contact's open thread on ``channel`` (its last activity set to ``now``), if any."""
+        doc = await self._db.threads.find_one_and_update(
+            {"open_key": f"{contact_id}:{channel}"},
+            {"$set": {"last_message_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return Thread.from_doc(doc) if doc else None
+
+    @_translating_outages
+    async def open_thread(
+        self, account_id: str, contact_id: str, identity: Identity, now: datetime
+    ) -> Thread:
+        """Open a thread for the contact on the identity's channel, or return the one open there.
+
+        The partial unique index on ``open_key`` makes "at most one open thread per contact and
+        channel" hold across processes: the loser of a race takes the winner's thread.
+        """
+        thread = Thread(
+            id=new_id("thr"),
+            account_id=account_id,
+            contact_id=contact_id,
+            channel=identity.channel,
+            address=identity.address,
+            status=ThreadStatus.BOT,
+            opened_at=now,
+            last_message_at=now,
+            open_key=f"{contact_id}:{identity.channel}",
+        )
+        for _ in range(5):
+            try:
+                await self._db.threads.insert_one(thread.to_doc())
+                return thread
+            except DuplicateKeyError:
+                existing = await self.touch_open_thread(contact_id, identity.channel, now)
+                if existing is not None:
+                    return existing
+        raise StoreError(f"could not open a thread for {thread.open_key}")
+
+    @_translating_outages
+    async def find_inbound(self, inbound: Inbound) -> Message | None:
+        """The stored copy of ``inbound`` if it was recorded before."""
+        doc = await self._db.messages.find_one({"_id": inbound_id(inbound)})
+        return Message.from_doc(doc) if doc else None
+
+    @_translating_outages
+    async def insert_inbound(
+        self, inbound: Inbound, contact_id: str, thread_id: str, now: datetime, lease: timedelta
+    ) -> tuple[Message, bool]:
+        """Store an inbound message once; returns ``(message, duplicate)``.
+
+        The message is born with a dispatch lease: if its dispatch does not finish before
+        ``now + lease`` (the process died), a sweeper takes it over.
+        """
+        message = Message(
+            id=inbound_id(inbound),
+            account_id=inbound.account_id,
+            thread_id=thread_id,
+            contact_id=contact_id,
+            direction=Direction.IN,
+            channel=inbound.channel,
+            external_id=inbound.external_id,
+            text=inbound.text,
+            created_at=now,
+            sender=_customer(inbound),
+            attachments=inbound.attachments,
+            dispatch_state=DispatchState.PENDING,
+            dispatch_due_at=now + lease,
+            meta=dict(inbound.meta),
+        )
+        try:
+            await self._db.messages.insert_one(message.to_doc())
+            return message, False
+        except DuplicateKeyError:
+            doc = await self._db.messages.find_one({"_id": message.id})
+            if doc is None:  # same external id stored under another id: legacy data
+                doc = await self._db.messages.find_one(
+                    {
+                        "account_id": inbound.account_id,
+                        "channel": inbound.channel,
+                        "external_id": inbound.external_id,
+                    }
+                )
+            assert doc is not None
+            return Message.from_doc(doc), True
+
+    # --- dispatch ------------------------------------------------------------------------
+
+    @_translating_outages
+    async def claim_undispatched(self, now: datetime, lease: timedelta) -> Message | None:
+        """Take over one inbound message whose dispatch lease ran out (its process died)."""
+        doc = await self._db.messages.find_one_and_update(
+            {"dispatch_state": str(DispatchState.PENDING), "dispatch_due_at": {"$lte": now}},
+            {"$set": {"dispatch_due_at": now + lease}},
+            sort=[("dispatch_due_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        return Message.from_doc(doc) if doc else None
+
+    @_translating_outages
+    async def finish_dispatch(self, message_id: str, decision: Decision) -> None:
+        await self._db.messages.update_one(
+            {"_id": message_id},
+            {
+                "$set": {"dispatch_state": str(DispatchState.DONE), "decision": decision.to_doc()},
+                "$unset": {"dispatch_due_at": ""},
+            },
+        )
+
+    @_translating_outages
+    async def get_thread(self, thread_id: str) -> Thread | None:
+        doc = await self._db.threads.find_one({"_id": thread_id})
+        return Thread.from_doc(doc) if doc else None
+
+    @_translating_outages
+    async def queue_thread(
+        self, thread_id: str, reason: str, by_message: str, now: datetime
+    ) -> Thread | None:
+        """Move a bot thread to the human queue; ``None`` if it was not in the bot's hands."""
+        doc = await self._db.threads.find_one_and_update(
+            {"_id": thread_id, "status": str(ThreadStatus.BOT)},
+            {
+                "$set": {
+                    "status": str(ThreadStatus.QUEUED),
+                    "queued_at": now,
+                    "queued_by": by_message,
+                    "escalation_reason": reason,
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        return Thread.from_doc(doc) if doc else None
+
+    @_translating_outages
+    async def queue_depth(self, account_id: str | None = None) -> int:
+        query: dict[str, Any] = {"status": str(ThreadStatus.QUEUED)}
+        if account_id is not None:
+            query["account_id"] = account_id
+        return await self._db.threads.count_documents(query)
+
+    # --- messages ------------------------------------------------------------------------
+
+    @_translating_outages
+    async def get_message(self, message_id: str) -> Message | None:
+        doc = await self._db.messages.find_one({"_id": message_id})
+        return Message.from_doc(doc) if doc else None
+
+    @_translating_outages
+    async def thread_messages(self, thread_id: str, limit: int = 200) -> list[Message]:
+        """The newest ``limit`` messages of a thread, oldest first."""
+        cursor = self._db.messages.find({"thread_id": thread_id}).sort("created_at", DESCENDING)
+        docs = await cursor.limit(limit).to_list()
+        return [Message.from_doc(doc) for doc in reversed(docs)]
+
+    @_translating_outages
+    async def open_thread_of(self, account_id: str, identity: Identity) -> Thread | None:
+        """The open thread of whoever writes from ``identity`` on its channel, if any."""
+        link = await self._db.identities.find_one({"_id": f"{account_id}|{identity.key}"})
+        if link is None:
+            return None
+        doc = await self._db.threads.find_one({"open_key": f"{link['contact_id']}:{identity.channel}"})
+        return Thread.from_doc(doc) if doc else None
+
+    # --- the outbox ----------------------------------------------------------------------
+
+    @_translating_outages
+    async def create_outbound(
+        self,
+        *,
+        dedup_key: str,
+        thread: Thread,
+        to: Identity,
+        text: str,
+        sender: dict[str, Any],
+        now: datetime,
+        in_reply_to: str | None = None,
+        options: Sequence[str] = (),
+    ) -> Message:
+        """Store an outbound message and its outbox item, at most once per ``dedup_key``."""
+        message = Message(
+            id=derived_id("msg", f"out|{dedup_key}"),
+            account_id=thread.account_id,
+            thread_id=thread.id,
+            contact_id=thread.contact_id,
+            direction=Direction.OUT,
+            channel=thread.channel,
+            text=text,
+            created_at=now,
+            sender=sender,
+            delivery_status=DeliveryStatus.QUEUED,
+            delivery_updated_at=now,
+            in_reply_to=in_reply_to,
+            meta={"options": list(options)} if options else {},
+        )
+        item = OutboxItem(
+            id=derived_id("obx", dedup_key),
+            account_id=thread.account_id,
+            channel=thread.channel,
+            thread_id=thread.id,
+            message_id=message.id,
+            to=to,
+            text=text,
+            options=tuple(options),
+            state=OutboxState.PENDING,
+            due_at=now,
+            created_at=now,
+            meta={"sender_kind": sender.get("kind", "bot")},
+        )
+        await self._insert_once("messages", message.to_doc())
+        await self._insert_once("outbox", item.to_doc())
+        return message
+
+    @_translating_outages
+    async def lease_outbox(self, owner: str, now: datetime, lease: timedelta) -> OutboxItem | None:
+        """Lease the most overdue pending item: no other worker sees it until the lease ends."""
+        doc = await self._db.outbox.find_one_and_update(
+            {"state": str(OutboxState.PENDING), "due_at": {"$lte": now}},
+            {"$set": {"due_at": now + lease, "lease_owner": owner}, "$inc": {"attempts": 1}},
+            sort=[("due_at", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        return OutboxItem.from_doc(doc) if doc else None
+
+    @_translating_outages
+    async def complete_outbox(
+        self, item: OutboxItem, owner: str, provider_message_id: str, now: datetime
+    ) -> bool:
+        """Record a successful send; ``False`` if the lease had passed to another worker."""
+        result = await self._db.outbox.update_one(
+            {"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},
+            {
+                "$set": {
+                    "state": str(OutboxState.SENT),
+                    "sent_at": now,
+                    "provider_message_id": provider_message_id,
+                },
+                "$unset": {"lease_owner": ""},
+            },
+        )
+        await self._db.messages.update_one(
+            {"_id": item.message_id, "delivery_status": str(DeliveryStatus.QUEUED)},
+            {
+                "$set": {
+                    "external_id": provider_message_id,
+                    "delivery_status": str(DeliveryStatus.SENT),
+                    "delivery_updated_at": now,
+                }
+            },
+        )
+        return result.modified_count == 1
+
+    @_translating_outages
+    async def retry_outbox(
+        self, item: OutboxItem, owner: str, error: str, due_at: datetime
+    ) -> None:
+        await self._db.outbox.update_one(
+            {"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},
+            {"$set": {"due_at": due_at, "last_error": error}, "$unset": {"lease_owner": ""}},
+        )
+
+    @_translating_outages
+    async def dead_letter_outbox(
+        self, item: OutboxItem, owner: str, error: str, now: datetime
+    ) -> None:
+        """Give up on an item: it stays visible (``state: dead``) until someone retries it."""
+        await self._db.outbox.update_one(
+            {"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},
+            {
+                "$set": {"state": str(OutboxState.DEAD), "last_error": error, "dead_at": now},
+                "$unset": {"lease_owner": ""},
+            },
+        )
+        await self._db.messages.update_one(
+            {"_id": item.message_id},
+            {"$set": {"delivery_status": str(DeliveryStatus.FAILED), "delivery_updated_at": now}},
+        )
+
+    @_translating_outages
+    async def revive_outbox(self, item_id: str, now: datetime) -> OutboxItem | None:
+        """Send a dead-lettered item again from scratch; ``None`` if it is not dead."""
+        doc = await self._db.outbox.find_one_and_update(
+            {"_id": item_id, "state": str(OutboxState.DEAD)},
+            {"$set": {"state": str(OutboxState.PENDING), "due_at": now, "attempts": 0}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            return None
+        await self._db.messages.update_one(
+            {"_id": doc["message_id"]},
+            {"$set": {"delivery_status": str(DeliveryStatus.QUEUED), "delivery_updated_at": now}},
+        )
+        return OutboxItem.from_doc(doc)
+
+    @_translating_outages
+    async def list_outbox(
+        self, state: OutboxState | None, account_id: str | None = None, limit: int = 100
+    ) -> list[OutboxItem]:
+        query: dict[str, Any] = {}
+        if state is not None:
+            query["state"] = str(state)
+        if account_id is not None:
+            query["account_id"] = account_id
+        docs = await self._db.outbox.find(query).sort("created_at", DESCENDING).limit(limit).to_list()
+        return [OutboxItem.from_doc(doc) for doc in docs]
+
+    @_translating_outages
+    async def outbox_pending(self) -> int:
+        return await self._db.outbox.count_documents({"state": str(OutboxState.PENDING)})
+
+    @_translating_outages
+    async def get_outbox(self, item_id: str) -> OutboxItem | None:
+        doc = await self._db.outbox.find_one({"_id": item_id})
+        return OutboxItem.from_doc(doc) if doc else None
+
+    # --- audit ---------------------------------------------------------------------------
+
+    @_translating_outages
+    async def record_audit(
+        self, account_id: str, actor: str, action: str, target: str, now: datetime, **details: Any
+    ) -> None:
+        entry = AuditEntry(
+            id=new_id("aud"),
+            account_id=account_id,
+            actor=actor,
+            action=action,
+            target=target,
+            at=now,
+            details=details,
+        )
+        await self._db.audit.insert_one(entry.to_doc())
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _insert_once(self, collection: str, doc: dict[str, Any]) -> bool:
+        """Insert ``doc`` unless its ``_id`` exists; ``True`` when this call created it."""
+        try:
+            await self._db[collection].insert_one(doc)
+            return True
+        except DuplicateKeyError:
+            return False
