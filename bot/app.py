@@ -48,8 +48,14 @@ def create_app(settings: Settings) -> web.Application:
         app.add_routes(adapter.routes())
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_pipeline_ctx)
+    app.on_shutdown.append(_shutdown_channels)
     setup_web(app)
     return app
+
+
+async def _shutdown_channels(app: web.Application) -> None:
+    for adapter in app[ADAPTERS].values():
+        await adapter.shutdown()
 
 
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:

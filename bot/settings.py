@@ -216,10 +216,12 @@ def _apply(settings: Settings, raw: Mapping[str, Any], source: str) -> Settings:
     changed: dict[str, Any] = {}
     for section, values in raw.items():
         kind = _SECTION_TYPES.get(section)
+        if not isinstance(values, Mapping):
+            homes = [name for name, k in _SECTION_TYPES.items() if section in {f.name for f in dataclasses.fields(k)}]
+            where = f"; put it under [{homes[0]}]" if homes else ""
+            raise SettingsError(f"setting {section} in {source} is outside any [section]{where}")
         if kind is None:
             raise SettingsError(f"unknown settings section [{section}] in {source}")
-        if not isinstance(values, Mapping):
-            raise SettingsError(f"[{section}] in {source} must be a table of keys")
         fields = {f.name: f for f in dataclasses.fields(kind)}
         updates: dict[str, Any] = {}
         for key, value in values.items():

@@ -25,6 +25,19 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+def epoch_ms(moment: datetime) -> int:
+    """A moment as integer milliseconds since the epoch.
+
+    Lease and schedule times are stored this way: the embedded server compares stored dates at
+    one-second precision, integers it compares exactly (and so does MongoDB).
+    """
+    return int(moment.timestamp() * 1000)
+
+
+def from_epoch_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, timezone.utc)
+
+
 class ThreadStatus(StrEnum):
     BOT = "bot"
     QUEUED = "queued"
@@ -342,7 +355,7 @@ class Message(Document):
     delivery_status: DeliveryStatus | None = None  # outbound only
     delivery_updated_at: datetime | None = None
     dispatch_state: DispatchState | None = None  # inbound only
-    dispatch_due_at: datetime | None = None  # when a sweeper may take over an unfinished dispatch
+    dispatch_due_ms: int | None = None  # when a sweeper may take over an unfinished dispatch
     decision: dict[str, Any] | None = None
     in_reply_to: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -366,7 +379,7 @@ class OutboxItem(Document):
     to: Identity
     text: str
     state: OutboxState
-    due_at: datetime  # pending: next attempt time; leased: lease expiry
+    due_ms: int  # epoch ms; pending: next attempt time, leased: lease expiry
     created_at: datetime
     options: tuple[str, ...] = ()
     attempts: int = 0

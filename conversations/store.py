@@ -35,6 +35,7 @@ from conversations.models import (
     OutboxState,
     Thread,
     ThreadStatus,
+    epoch_ms,
 )
 
 P = ParamSpec("P")
@@ -81,10 +82,10 @@ INDEXES: dict[str, list[IndexModel]] = {
             partialFilterExpression={"external_id": {"$exists": True}},
         ),
         IndexModel([("thread_id", ASCENDING), ("created_at", ASCENDING)]),
-        IndexModel([("dispatch_state", ASCENDING), ("dispatch_due_at", ASCENDING)]),
+        IndexModel([("dispatch_state", ASCENDING), ("dispatch_due_ms", ASCENDING)]),
     ],
     "outbox": [
-        IndexModel([("state", ASCENDING), ("due_at", ASCENDING)]),
+        IndexModel([("state", ASCENDING), ("due_ms", ASCENDING)]),
         IndexModel([("account_id", ASCENDING), ("state", ASCENDING), ("created_at", DESCENDING)]),
     ],
     "agents": [IndexModel([("account_id", ASCENDING), ("login", ASCENDING)], unique=True)],
@@ -272,7 +273,7 @@ class Store:
             sender=_customer(inbound),
             attachments=inbound.attachments,
             dispatch_state=DispatchState.PENDING,
-            dispatch_due_at=now + lease,
+            dispatch_due_ms=epoch_ms(now + lease),
             meta=dict(inbound.meta),
         )
         try:
@@ -297,9 +298,9 @@ class Store:
     async def claim_undispatched(self, now: datetime, lease: timedelta) -> Message | None:
         """Take over one inbound message whose dispatch lease ran out (its process died)."""
         doc = await self._db.messages.find_one_and_update(
-            {"dispatch_state": str(DispatchState.PENDING), "dispatch_due_at": {"$lte": now}},
-            {"$set": {"dispatch_due_at": now + lease}},
-            sort=[("dispatch_due_at", ASCENDING)],
+            {"dispatch_state": str(DispatchState.PENDING), "dispatch_due_ms": {"$lte": epoch_ms(now)}},
+            {"$set": {"dispatch_due_ms": epoch_ms(now + lease)}},
+            sort=[("dispatch_due_ms", ASCENDING)],
             return_document=ReturnDocument.AFTER,
         )
         return Message.from_doc(doc) if doc else None
@@ -310,7 +311,7 @@ class Store:
             {"_id": message_id},
             {
                 "$set": {"dispatch_state": str(DispatchState.DONE), "decision": decision.to_doc()},
-                "$unset": {"dispatch_due_at": ""},
+                "$unset": {"dispatch_due_ms": ""},
             },
         )
 
@@ -409,7 +410,7 @@ class Store:
             text=text,
             options=tuple(options),
             state=OutboxState.PENDING,
-            due_at=now,
+            due_ms=epoch_ms(now),
             created_at=now,
             meta={"sender_kind": sender.get("kind", "bot")},
         )
@@ -421,9 +422,9 @@ class Store:
     async def lease_outbox(self, owner: str, now: datetime, lease: timedelta) -> OutboxItem | None:
         """Lease the most overdue pending item: no other worker sees it until the lease ends."""
         doc = await self._db.outbox.find_one_and_update(
-            {"state": str(OutboxState.PENDING), "due_at": {"$lte": now}},
-            {"$set": {"due_at": now + lease, "lease_owner": owner}, "$inc": {"attempts": 1}},
-            sort=[("due_at", ASCENDING)],
+            {"state": str(OutboxState.PENDING), "due_ms": {"$lte": epoch_ms(now)}},
+            {"$set": {"due_ms": epoch_ms(now + lease), "lease_owner": owner}, "$inc": {"attempts": 1}},
+            sort=[("due_ms", ASCENDING)],
             return_document=ReturnDocument.AFTER,
         )
         return OutboxItem.from_doc(doc) if doc else None
@@ -462,7 +463,7 @@ class Store:
     ) -> None:
         await self._db.outbox.update_one(
             {"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},
-            {"$set": {"due_at": due_at, "last_error": error}, "$unset": {"lease_owner": ""}},
+            {"$set": {"due_ms": epoch_ms(due_at), "last_error": error}, "$unset": {"lease_owner": ""}},
         )
 
     @_translating_outages
@@ -487,7 +488,7 @@ class Store:
         """Send a dead-lettered item again from scratch; ``None`` if it is not dead."""
         doc = await self._db.outbox.find_one_and_update(
             {"_id": item_id, "state": str(OutboxState.DEAD)},
-            {"$set": {"state": str(OutboxState.PENDING), "due_at": now, "attempts": 0}},
+            {"$set": {"state": str(OutboxState.PENDING), "due_ms": epoch_ms(now), "attempts": 0}},
             return_document=ReturnDocument.AFTER,
         )
         if doc is None:

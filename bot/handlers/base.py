@@ -91,6 +91,9 @@ class ChannelAdapter(Protocol):
     async def start(self, store: Store) -> None:
         """Start-up work that needs I/O (secrets from the store, provider sessions)."""
 
+    async def shutdown(self) -> None:
+        """The router is stopping: end long-lived connections so requests in flight can drain."""
+
     async def close(self) -> None:
         """Release connections and sessions."""
 
@@ -117,6 +120,9 @@ class BaseAdapter:
         return []
 
     async def start(self, store: Store) -> None:
+        return None
+
+    async def shutdown(self) -> None:
         return None
 
     async def close(self) -> None:

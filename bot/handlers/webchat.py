@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.handlers.base import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
 from bot.keys import METRICS, PIPELINE
@@ -157,6 +157,11 @@ class WebchatAdapter(BaseAdapter):
         sockets = list(self._sockets.get((outbound.account_id, outbound.to.address), ()))
         await asyncio.gather(*(sock.send(frame) for sock in sockets))
         return outbound.message_id
+
+    async def shutdown(self) -> None:
+        """Close every socket with "going away": browsers reconnect to the next router."""
+        sockets = [sock for group in self._sockets.values() for sock in group]
+        await asyncio.gather(*(sock.ws.close(code=WSCloseCode.GOING_AWAY, message=b"restarting") for sock in sockets))
 
     def routes(self) -> list[web.RouteDef]:
         return [

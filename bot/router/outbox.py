@@ -1,6 +1,6 @@
 """The durable outbox: every outbound message is stored first, then sent by a worker.
 
-A worker *leases* an item (an atomic ``find_one_and_update`` that pushes its ``due_at`` to the
+A worker *leases* an item (an atomic ``find_one_and_update`` that pushes its ``due_ms`` to the
 lease expiry), so however many router processes run, one item is in one worker's hands at a
 time; if that worker dies, the lease runs out and another takes the item. A failed send is
 rescheduled with exponential backoff and jitter, never sooner than the provider's

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bot.keys import OUTBOX, SETTINGS, STORE
 from bot.web.errors import json_error
-from conversations.models import Message, OutboxItem, OutboxState, Thread, utcnow
+from conversations.models import Message, OutboxItem, OutboxState, Thread, from_epoch_ms, utcnow
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,6 +54,7 @@ def _limit(request: web.Request, default: int = 100, most: int = 1000) -> int:
 def outbox_json(item: OutboxItem) -> dict[str, Any]:
     doc = item.to_doc()
     doc["id"] = doc.pop("_id")
+    doc["due_at"] = from_epoch_ms(doc.pop("due_ms"))
     return doc
 
 

@@ -1,0 +1,83 @@
+"""Shared fixtures: one embedded store for the session (a real nx-27017 child process on a real
+socket), a fresh database per test, and the router application on a real TCP port."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.app import create_app
+from bot.settings import Settings
+from conversations.embedded import EmbeddedMongo
+from conversations.store import Store
+
+
+@pytest.fixture(scope="session")
+async def embedded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[EmbeddedMongo]:
+    server = EmbeddedMongo(tmp_path_factory.mktemp("store"))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def db_name() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+def make_settings(uri: str, database: str, **sections: dict[str, Any]) -> Settings:
+    """Settings for a test: the given store, fast timers, and any overrides per section."""
+    fast: dict[str, dict[str, Any]] = {
+        "store": {"mongodb_uri": uri, "database": database, "timeout_ms": 1500},
+        "outbox": {"poll_interval": 0.05, "base_delay": 0.01, "max_delay": 0.05},
+        "dispatch": {"sweep_interval": 0.1},
+        "webchat": {"secret": "test-secret"},
+    }
+    for section, values in sections.items():
+        fast.setdefault(section, {}).update(values)
+    settings = Settings()
+    for section, values in fast.items():
+        settings = dataclasses.replace(settings, **{section: dataclasses.replace(getattr(settings, section), **values)})
+    return settings
+
+
+@pytest.fixture
+def settings(embedded: EmbeddedMongo, db_name: str) -> Settings:
+    return make_settings(embedded.uri, db_name)
+
+
+@pytest.fixture
+async def store(embedded: EmbeddedMongo, db_name: str) -> AsyncIterator[Store]:
+    store = Store.connect(embedded.uri, db_name)
+    await store.ensure_indexes()
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[TestClient]:
+    """The router on 127.0.0.1 with a real HTTP client."""
+    async with TestClient(TestServer(create_app(settings))) as client:
+        yield client
+
+
+@pytest.fixture
+async def start_client() -> AsyncIterator[Callable[[Settings], Awaitable[TestClient]]]:
+    """Start more router instances (e.g. two "processes" on one store); stopped at teardown."""
+    clients: list[TestClient] = []
+
+    async def start(settings: Settings) -> TestClient:
+        c = TestClient(TestServer(create_app(settings)))
+        await c.start_server()
+        clients.append(c)
+        return c
+
+    yield start
+    for c in reversed(clients):
+        await c.close()

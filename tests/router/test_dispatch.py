@@ -1,0 +1,101 @@
+"""The decision point, and recovery of messages whose dispatch died with its process."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from bot.keys import DISPATCHER, PIPELINE, STORE
+from bot.router.inbound import InboundRecorder
+from bot.settings import Settings
+from conversations.models import DecisionAction, DeliveryStatus, Identity, Inbound, utcnow
+from conversations.store import Store
+from tests.router.test_inbound import wait_for
+
+SHORT = timedelta(milliseconds=200)
+
+
+def inbound(external_id: str, address: str = "v-bob") -> Inbound:
+    return Inbound(account_id="default", channel="webchat", external_id=external_id,
+                   sender=Identity("webchat", address), text="I need help")
+
+
+async def test_a_message_recorded_before_a_crash_is_dispatched_at_the_next_start(
+    store: Store, settings: Settings, start_client: Any
+) -> None:
+    # the process recorded and acknowledged the message, then died before dispatching it
+    recorded = await InboundRecorder(store, SHORT).record(inbound("crash-1"))
+    assert (await store.get_message(recorded.message.id)).dispatch_state == "pending"
+
+    app = (await start_client(settings)).server.app  # the restarted router
+    db = app[STORE]._db
+
+    async def dispatched_and_sent() -> bool:
+        done = await db.messages.count_documents({"_id": recorded.message.id, "dispatch_state": "done"})
+        sent = await db.outbox.count_documents({"state": "sent"})
+        return bool(done and sent)
+
+    await wait_for(dispatched_and_sent)
+    message = await store.get_message(recorded.message.id)
+    assert message.decision["action"] == "queued"
+    assert await db.outbox.count_documents({}) == 1
+    thread = await store.get_thread(recorded.thread.id)
+    assert thread.status == "queued" and thread.queued_by == recorded.message.id
+
+
+async def test_a_crash_between_queueing_and_notice_still_sends_one_notice(
+    store: Store, settings: Settings, start_client: Any
+) -> None:
+    recorded = await InboundRecorder(store, SHORT).record(inbound("crash-2"))
+    await store.queue_thread(recorded.thread.id, "no_nlu", recorded.message.id, utcnow())  # then died
+
+    first = (await start_client(settings)).server.app
+    second = (await start_client(settings)).server.app  # a second process sweeping the same store
+    db = first[STORE]._db
+    await wait_for(lambda: _notice_sent(db))
+    # both sweepers ran; the notice exists once and no further dispatch is pending
+    await second[DISPATCHER].dispatch(await store.get_message(recorded.message.id))
+    assert await db.outbox.count_documents({}) == 1
+    assert await db.messages.count_documents({"direction": "out"}) == 1
+
+
+async def _notice_sent(db: Any) -> bool:
+    return await db.outbox.count_documents({"state": "sent"}) == 1
+
+
+async def test_a_waiting_thread_gets_no_second_notice(client: TestClient) -> None:
+    app = client.server.app
+    decisions = []
+    for n in range(3):
+        _, task = await app[PIPELINE].receive(inbound(f"w{n}"))
+        decisions.append(await task)
+    assert [d.action for d in decisions] == [DecisionAction.QUEUED, DecisionAction.WAITING, DecisionAction.WAITING]
+    assert len(decisions[0].replies) == 1 and decisions[1].replies == ()
+    assert await app[STORE]._db.outbox.count_documents({}) == 1
+
+
+async def test_an_assigned_thread_goes_to_its_agent_without_a_bot_reply(client: TestClient) -> None:
+    app = client.server.app
+    recorded, task = await app[PIPELINE].receive(inbound("a1"))
+    await task
+    db = app[STORE]._db
+    await db.threads.update_one({"_id": recorded.thread.id}, {"$set": {"status": "assigned", "assignee": "agt_1"}})
+    _, task = await app[PIPELINE].receive(inbound("a2"))
+    decision = await task
+    assert decision.action == DecisionAction.TO_AGENT
+    assert await db.outbox.count_documents({}) == 1  # only the first message's notice
+
+
+async def test_the_notice_reaches_sent_status(client: TestClient) -> None:
+    app = client.server.app
+    _, task = await app[PIPELINE].receive(inbound("s1"))
+    decision = await task
+    store = app[STORE]
+
+    async def sent() -> bool:
+        message = await store.get_message(decision.replies[0])
+        return message.delivery_status == DeliveryStatus.SENT
+
+    await wait_for(sent)

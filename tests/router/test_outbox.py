@@ -1,0 +1,145 @@
+"""The outbox: lease contention between workers, backoff with retry-after, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from bot.handlers.base import BaseAdapter, PermanentSendError, RetryableSendError
+from bot.metrics import Metrics
+from bot.router.outbox import Outbox, backoff_delay
+from bot.settings import OutboxSettings
+from conversations.models import DeliveryStatus, Identity, Outbound, Thread, utcnow
+from conversations.store import Store
+from tests.conversations.test_store import inbound, record
+from tests.router.test_inbound import wait_for
+
+
+class RecordingChannel(BaseAdapter):
+    """A channel whose provider accepts everything and remembers it; ``failures`` scripts errors."""
+
+    name = "webchat"
+
+    def __init__(self, failures: list[Exception] | None = None, delay: float = 0.0) -> None:
+        self.sent: list[str] = []
+        self.attempt_times: list[float] = []
+        self.failures = list(failures or [])
+        self.delay = delay
+
+    async def send(self, outbound: Outbound) -> str:
+        self.attempt_times.append(time.monotonic())
+        if self.delay:
+            await asyncio.sleep(self.delay * random.random())
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(outbound.message_id)
+        return f"p-{outbound.message_id}"
+
+
+def outbox_settings(**values: Any) -> OutboxSettings:
+    base = dict(poll_interval=0.02, base_delay=0.01, max_delay=0.02, lease_seconds=30, max_attempts=8)
+    base.update(values)
+    return OutboxSettings(**base)
+
+
+async def make_items(store: Store, count: int) -> tuple[Thread, list[str]]:
+    _, thread, _ = await record(store, inbound())
+    ids = []
+    for n in range(count):
+        message = await store.create_outbound(dedup_key=f"item-{n}", thread=thread, to=Identity("webchat", "alice"),
+                                              text=f"reply {n}", sender={"kind": "bot"}, now=utcnow())
+        ids.append(message.id)
+    return thread, ids
+
+
+async def test_many_workers_send_each_item_exactly_once(store: Store, embedded: Any, db_name: str) -> None:
+    _, ids = await make_items(store, 200)
+    channel = RecordingChannel(delay=0.005)
+    stores = [Store.connect(embedded.uri, db_name) for _ in range(6)]  # six "processes"
+    workers = [Outbox(s, {"webchat": channel}, Metrics(), outbox_settings(concurrency=4)) for s in stores]
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        await wait_for(lambda: _count(store, state="sent", expected=200), timeout=30)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for s in stores:
+            await s.close()
+    counts = Counter(channel.sent)
+    assert set(counts) == set(ids)
+    assert max(counts.values()) == 1, [k for k, v in counts.items() if v > 1]
+
+
+async def _count(store: Store, state: str, expected: int) -> bool:
+    return await store._db.outbox.count_documents({"state": state}) == expected
+
+
+async def test_retry_after_is_honoured_then_the_send_succeeds(store: Store) -> None:
+    _, ids = await make_items(store, 1)
+    channel = RecordingChannel(failures=[RetryableSendError("429 too many requests", retry_after=0.3)])
+    outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings())
+    assert await outbox.send_due() == 1
+    item = (await store.list_outbox(None))[0]
+    assert item.state == "pending" and item.last_error == "429 too many requests"
+    assert await outbox.send_due() == 0  # not due before retry_after
+    await asyncio.sleep(0.35)
+    assert await outbox.send_due() == 1
+    assert channel.sent == ids
+    assert channel.attempt_times[1] - channel.attempt_times[0] >= 0.3
+
+
+async def test_dead_letter_after_max_attempts_is_visible_and_retryable_through_the_api(
+    store: Store, client: TestClient
+) -> None:
+    _, ids = await make_items(store, 1)
+    failing = RecordingChannel(failures=[RetryableSendError("503 from provider")] * 3)
+    outbox = Outbox(store, {"webchat": failing}, Metrics(), outbox_settings(max_attempts=3, max_delay=0.001))
+    for _ in range(3):
+        await asyncio.sleep(0.01)
+        await outbox.send_due()
+    response = await client.get("/api/outbox", params={"state": "dead"})
+    assert response.status == 200
+    items = (await response.json())["items"]
+    assert [(i["message_id"], i["attempts"], i["last_error"]) for i in items] == [(ids[0], 3, "503 from provider")]
+    message = await store.get_message(ids[0])
+    assert message.delivery_status == DeliveryStatus.FAILED
+
+    retried = await client.post(f"/api/outbox/{items[0]['id']}/retry")
+    assert retried.status == 200 and (await retried.json())["state"] == "pending"
+    again = await client.post(f"/api/outbox/{items[0]['id']}/retry")
+    assert again.status == 409  # not dead any more
+    await wait_for(lambda: _count(store, state="sent", expected=1))  # the app's own worker sends it
+    assert (await client.post("/api/outbox/obx_missing/retry")).status == 404
+
+
+async def test_a_permanent_error_dead_letters_at_once(store: Store) -> None:
+    await make_items(store, 1)
+    channel = RecordingChannel(failures=[PermanentSendError("recipient blocked the bot")])
+    outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings())
+    await outbox.send_due()
+    [item] = await store.list_outbox(None)
+    assert item.state == "dead" and item.attempts == 1 and "recipient blocked" in item.last_error
+
+
+async def test_an_unknown_channel_is_a_dead_letter_not_a_crash(store: Store) -> None:
+    await make_items(store, 1)
+    outbox = Outbox(store, {}, Metrics(), outbox_settings())
+    await outbox.send_due()
+    [item] = await store.list_outbox(None)
+    assert item.state == "dead" and "not configured" in item.last_error
+
+
+def test_backoff_grows_is_capped_and_respects_retry_after() -> None:
+    rng = random.Random(7)
+    delays = [backoff_delay(n, base=1.0, cap=60.0, rng=rng) for n in range(1, 10)]
+    for n, delay in enumerate(delays, start=1):
+        ceiling = min(60.0, 2 ** (n - 1))
+        assert ceiling / 2 <= delay <= ceiling
+    assert backoff_delay(1, base=1.0, cap=60.0, retry_after=42.0) == 42.0
+    assert len({round(backoff_delay(5, 1.0, 60.0), 6) for _ in range(20)}) > 1  # jittered

@@ -1,0 +1,109 @@
+"""The `omnirouter` command as users run it: a real process against a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import aiohttp
+from aiohttp.test_utils import TestClient
+
+from conversations.embedded import free_port
+
+OMNIROUTER = str(Path(sys.executable).parent / "omnirouter")
+
+
+async def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        OMNIROUTER, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})}, cwd=cwd,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_say_prints_what_the_router_did(client: TestClient, tmp_path: Path) -> None:
+    server = f"http://127.0.0.1:{client.server.port}"
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    code, out, err = await run("say", "where is my order?", "--as", "alice", "--server", server, env=env)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("recorded as msg_") and " in thread thr_" in lines[0]
+    thread = lines[0].rsplit(" ", 1)[1]
+    assert lines[1] == f"queued for a human agent (reason: no_nlu), thread {thread}"
+    assert lines[2].startswith("system: Thanks for your message!")
+
+    # alice again: the same conversation, already waiting, no second notice
+    code, out, _ = await run("say", "hello?", "--as", "alice", "--server", server, env=env)
+    assert code == 0
+    assert out.splitlines()[1] == f"added to thread {thread}, which is already waiting for a human agent"
+    # bob is someone else
+    code, out, _ = await run("say", "hi", "--as", "bob", "--server", server, env=env)
+    assert code == 0 and thread not in out and "queued for a human agent" in out
+
+
+async def test_say_explains_what_went_wrong(client: TestClient, tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path)}
+    nobody = f"http://127.0.0.1:{free_port()}"
+    code, out, err = await run("say", "hi", "--server", nobody, env=env)
+    assert code == 1 and out == ""
+    assert err.startswith(f"omnirouter: cannot reach the router at {nobody}") and "omnirouter serve" in err
+    code, _, err = await run("say", "   ", env=env)
+    assert code == 2 and "the message is empty" in err
+    code, _, err = await run("say", "hi", "--server", "ftp://x", env=env)
+    assert code == 2 and "--server must be an http://" in err
+    server = f"http://127.0.0.1:{client.server.port}"
+    code, _, err = await run("say", "x" * 5000, "--server", server, env=env)
+    assert code == 2 and "rejected the message: text is longer than 4096" in err
+    code, _, err = await run("say", "hi", "--account", "nope", "--server", server, env=env)
+    assert code == 2 and "unknown account" in err
+    assert "Traceback" not in err
+
+
+async def test_bad_settings_stop_serve_with_one_line(tmp_path: Path) -> None:
+    code, out, err = await run("serve", env={"OMNIROUTER_PORT": "abc"}, cwd=tmp_path)
+    assert code == 2 and out == ""
+    assert err == "omnirouter: bad setting server.port (from OMNIROUTER_PORT): expected an integer, got 'abc'\n"
+
+
+async def test_serve_runs_on_the_embedded_store_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        OMNIROUTER, "serve", "--port", str(port), cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")},
+    )
+    try:
+        assert process.stdout is not None
+        banner = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        assert banner.startswith(f"omnirouter is running on http://127.0.0.1:{port} (store: embedded")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                assert response.status == 200
+                assert (await response.json())["store"] == {"kind": "embedded", "ok": True}
+            # a second router on the same port is refused with one line
+            (tmp_path / "other").mkdir()
+            code, _, err = await run("serve", "--port", str(port), cwd=tmp_path / "other")
+            assert code == 1 and "Traceback" not in err
+            assert err.endswith(f"port {port} on 127.0.0.1 is in use (another omnirouter?); "
+                                "choose another with --port or OMNIROUTER_PORT\n")
+            # and a second router on the same data directory, too
+            code, _, err = await run("serve", "--port", str(free_port()), cwd=tmp_path)
+            assert code == 1 and "Traceback" not in err
+            assert "the embedded store in var/store is in use by another omnirouter process" in err
+        child_pid = int((tmp_path / "var" / "store" / "nx-27017.pid").read_text())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
+    assert process.returncode == 0
+    await asyncio.sleep(0.2)
+    try:
+        os.kill(child_pid, 0)
+    except ProcessLookupError:
+        pass
+    else:
+        raise AssertionError("the embedded store outlived the router")

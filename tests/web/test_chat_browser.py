@@ -1,0 +1,88 @@
+"""The web chat page in Debian's headless Chromium, driven by Playwright."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import Browser, async_playwright, expect
+
+from bot.app import create_app
+from bot.keys import STORE
+from bot.settings import Settings
+from conversations.embedded import free_port
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+async def test_a_customer_chats_and_finds_the_conversation_after_a_reload(client: TestClient, browser: Browser) -> None:
+    context = await browser.new_context()
+    page = await context.new_page()
+    base = f"http://127.0.0.1:{client.server.port}"
+    await page.goto(f"{base}/chat")
+    await expect(page.locator("#empty")).to_contain_text("Ask us anything")
+    await expect(page.locator("#status")).to_have_text("Online")
+
+    await page.fill("#text", "<b>where</b> is my order?")
+    await page.keyboard.press("Enter")
+    await expect(page.locator(".msg--in")).to_have_text("<b>where</b> is my order?")  # shown as text
+    await expect(page.locator(".msg--system")).to_contain_text("A member of our team will reply")
+    await expect(page.locator(".msg--in .msg__meta")).to_have_count(0)  # acknowledged
+    assert await page.locator(".msg--in b").count() == 0  # customer HTML never rendered
+
+    await page.reload()
+    await expect(page.locator(".msg")).to_have_count(2)
+    await expect(page.locator("#empty")).to_be_hidden()
+    await page.fill("#text", "anyone there?")
+    await page.click("#send")
+    await expect(page.locator(".msg--in")).to_have_count(2)
+    await context.close()
+
+    db = client.server.app[STORE]._db
+    assert await db.threads.count_documents({}) == 1
+    assert await db.messages.count_documents({"direction": "in"}) == 2
+    assert await db.outbox.count_documents({}) == 1
+
+
+async def test_messages_typed_while_the_router_restarts_are_sent_once_it_is_back(
+    settings: Settings, browser: Browser
+) -> None:
+    port = free_port()
+    first = TestServer(create_app(settings), port=port)
+    await first.start_server()
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"http://127.0.0.1:{port}/chat")
+    await expect(page.locator("#status")).to_have_text("Online")
+
+    await first.close()  # the router goes away (a deploy, a crash)
+    await expect(page.locator("#status")).to_have_text("Offline — reconnecting")
+    await page.fill("#text", "typed while you were away")
+    await page.keyboard.press("Enter")
+    await expect(page.locator(".msg--in .msg__meta")).to_have_text("sending…")
+
+    second = TestServer(create_app(settings), port=port)  # back, on the same store
+    await second.start_server()
+    try:
+        await expect(page.locator(".msg--in .msg__meta")).to_have_count(0, timeout=20_000)
+        await expect(page.locator(".msg--system")).to_have_count(1)
+        await expect(page.locator(".msg--in")).to_have_count(1)
+        db = second.app[STORE]._db
+        assert await db.messages.count_documents({"direction": "in", "text": "typed while you were away"}) == 1
+    finally:
+        await context.close()
+        await second.close()
