@@ -94,7 +94,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     queue = Queue(store)
     dispatcher = Dispatcher(store, queue, outbox, metrics, settings.dispatch.queued_notice)
     lease = timedelta(seconds=settings.dispatch.lease_seconds)
-    pipeline = InboundPipeline(InboundRecorder(store, lease), dispatcher, metrics)
+    pipeline = InboundPipeline(store, InboundRecorder(store, lease), dispatcher, metrics)
     sweeper = DispatchSweeper(store, dispatcher, settings.dispatch.sweep_interval, lease)
     app[OUTBOX], app[QUEUE] = outbox, queue
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline

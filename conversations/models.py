@@ -162,6 +162,7 @@ class Inbound:
     sender_name: str | None = None
     attachments: tuple[Attachment, ...] = ()
     sent_at: datetime | None = None
+    phone: str | None = None  # E.164, when the channel vouches for the sender's number
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -353,6 +354,7 @@ class Message(Document):
     attachments: tuple[Attachment, ...] = ()
     nlu: dict[str, Any] | None = None
     delivery_status: DeliveryStatus | None = None  # outbound only
+    delivery_rank: int | None = None  # DeliveryStatus.rank, so updates can be "forward only"
     delivery_updated_at: datetime | None = None
     dispatch_state: DispatchState | None = None  # inbound only
     dispatch_due_ms: int | None = None  # when a sweeper may take over an unfinished dispatch

@@ -33,6 +33,7 @@ from conversations.models import (
     Message,
     OutboxItem,
     OutboxState,
+    StatusUpdate,
     Thread,
     ThreadStatus,
     epoch_ms,
@@ -177,14 +178,30 @@ class Store:
 
     @_translating_outages
     async def find_or_create_contact(
-        self, account_id: str, identity: Identity, name: str | None, now: datetime
+        self,
+        account_id: str,
+        identity: Identity,
+        name: str | None,
+        now: datetime,
+        phone: str | None = None,
     ) -> str:
-        """The id of the contact behind ``identity``, creating contact and link on first sight."""
+        """The id of the contact behind ``identity``, creating contact and links on first sight.
+
+        Merge rule: a phone number the channel vouches for (WhatsApp, SMS, a shared Telegram
+        contact) is itself an identity, ``phone:<E.164>``; whoever writes from any channel with
+        that number is the same contact. A new contact's id derives from its phone number when
+        there is one, so first messages racing in on two channels still make one contact.
+        """
         link_id = f"{account_id}|{identity.key}"
         link = await self._db.identities.find_one({"_id": link_id}, {"contact_id": 1})
         if link is not None:
             return str(link["contact_id"])
-        contact_id = derived_id("con", link_id)
+        phone_id = f"{account_id}|phone:{phone}" if phone else None
+        contact_id = derived_id("con", phone_id or link_id)
+        if phone_id is not None:
+            by_phone = await self._db.identities.find_one({"_id": phone_id}, {"contact_id": 1})
+            if by_phone is not None:
+                contact_id = str(by_phone["contact_id"])
         contact = {
             "_id": contact_id,
             "account_id": account_id,
@@ -194,11 +211,19 @@ class Store:
         }
         if name:
             contact["name"] = name
-        await self._insert_once("contacts", contact)
-        await self._insert_once(
-            "identities",
-            {"_id": link_id, "account_id": account_id, "contact_id": contact_id, **identity.to_doc()},
-        )
+        if not await self._insert_once("contacts", contact):
+            await self._db.contacts.update_one(
+                {"_id": contact_id},
+                {"$addToSet": {"identities": identity.to_doc()}, "$set": {"updated_at": now}},
+            )
+        links = [(link_id, identity)]
+        if phone_id is not None and phone is not None:
+            links.append((phone_id, Identity("phone", phone)))
+        for key, linked in links:
+            await self._insert_once(
+                "identities",
+                {"_id": key, "account_id": account_id, "contact_id": contact_id, **linked.to_doc()},
+            )
         link = await self._db.identities.find_one({"_id": link_id}, {"contact_id": 1})
         assert link is not None
         return str(link["contact_id"])
@@ -369,6 +394,29 @@ class Store:
         doc = await self._db.threads.find_one({"open_key": f"{link['contact_id']}:{identity.channel}"})
         return Thread.from_doc(doc) if doc else None
 
+    @_translating_outages
+    async def apply_status_update(self, update: StatusUpdate) -> bool:
+        """Move an outbound message's delivery status forward; ``False`` if it would go back
+        (a late ``delivered`` after ``read``) or the message is unknown."""
+        result = await self._db.messages.update_one(
+            {
+                "account_id": update.account_id,
+                "channel": update.channel,
+                "external_id": update.external_id,
+                "direction": str(Direction.OUT),
+                "delivery_rank": {"$lt": update.status.rank},
+            },
+            {
+                "$set": {
+                    "delivery_status": str(update.status),
+                    "delivery_rank": update.status.rank,
+                    "delivery_updated_at": update.at,
+                    **({"delivery_error": update.error} if update.error else {}),
+                }
+            },
+        )
+        return result.modified_count == 1
+
     # --- the outbox ----------------------------------------------------------------------
 
     @_translating_outages
@@ -396,6 +444,7 @@ class Store:
             created_at=now,
             sender=sender,
             delivery_status=DeliveryStatus.QUEUED,
+            delivery_rank=DeliveryStatus.QUEUED.rank,
             delivery_updated_at=now,
             in_reply_to=in_reply_to,
             meta={"options": list(options)} if options else {},
@@ -451,6 +500,7 @@ class Store:
                 "$set": {
                     "external_id": provider_message_id,
                     "delivery_status": str(DeliveryStatus.SENT),
+                    "delivery_rank": DeliveryStatus.SENT.rank,
                     "delivery_updated_at": now,
                 }
             },
@@ -480,7 +530,13 @@ class Store:
         )
         await self._db.messages.update_one(
             {"_id": item.message_id},
-            {"$set": {"delivery_status": str(DeliveryStatus.FAILED), "delivery_updated_at": now}},
+            {
+                "$set": {
+                    "delivery_status": str(DeliveryStatus.FAILED),
+                    "delivery_rank": DeliveryStatus.FAILED.rank,
+                    "delivery_updated_at": now,
+                }
+            },
         )
 
     @_translating_outages
@@ -495,7 +551,13 @@ class Store:
             return None
         await self._db.messages.update_one(
             {"_id": doc["message_id"]},
-            {"$set": {"delivery_status": str(DeliveryStatus.QUEUED), "delivery_updated_at": now}},
+            {
+                "$set": {
+                    "delivery_status": str(DeliveryStatus.QUEUED),
+                    "delivery_rank": DeliveryStatus.QUEUED.rank,
+                    "delivery_updated_at": now,
+                }
+            },
         )
         return OutboxItem.from_doc(doc)
 

@@ -17,7 +17,7 @@ from datetime import timedelta
 from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.router.dispatch import Dispatcher
-from conversations.models import Decision, Inbound, Message, Thread, utcnow
+from conversations.models import Decision, Inbound, Message, StatusUpdate, Thread, utcnow
 from conversations.store import Store
 
 log = logging.getLogger("omnirouter.router.inbound")
@@ -43,7 +43,7 @@ class InboundRecorder:
         now = utcnow()
         store = self._store
         contact_id = await store.find_or_create_contact(
-            inbound.account_id, inbound.sender, inbound.sender_name, now
+            inbound.account_id, inbound.sender, inbound.sender_name, now, phone=inbound.phone
         )
         thread = await store.touch_open_thread(contact_id, inbound.channel, now)
         if thread is None:
@@ -62,7 +62,10 @@ class InboundRecorder:
 class InboundPipeline:
     """Record, then dispatch in the background; what channel handlers call."""
 
-    def __init__(self, recorder: InboundRecorder, dispatcher: Dispatcher, metrics: Metrics) -> None:
+    def __init__(
+        self, store: Store, recorder: InboundRecorder, dispatcher: Dispatcher, metrics: Metrics
+    ) -> None:
+        self._store = store
         self._recorder = recorder
         self._dispatcher = dispatcher
         self._metrics = metrics
@@ -110,6 +113,20 @@ class InboundPipeline:
                 error=type(exc).__name__,
             )
             return None
+
+    async def apply_status(self, update: StatusUpdate) -> bool:
+        """Record a provider's delivery report; ``False`` when it changed nothing (stale or
+        unknown message), which is still a success for the provider."""
+        changed = await self._store.apply_status_update(update)
+        log_event(
+            log,
+            "delivery.status",
+            channel=update.channel,
+            external_id=update.external_id,
+            status=str(update.status),
+            applied=changed,
+        )
+        return changed
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for dispatches in flight (at shutdown); unfinished ones fall to the sweeper."""

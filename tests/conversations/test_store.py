@@ -161,3 +161,45 @@ async def test_claim_undispatched_takes_only_expired_leases(store: Store) -> Non
 async def test_shared_secret_is_created_once(store: Store) -> None:
     values = await asyncio.gather(*(store.shared_secret("s", lambda: f"v{id(object())}") for _ in range(5)))
     assert len(set(values)) == 1
+
+
+async def test_one_phone_number_on_two_channels_is_one_contact(store: Store) -> None:
+    now = utcnow()
+    wa = await store.find_or_create_contact("acme", Identity("whatsapp", "37120000000"), "Anna", now, phone="+37120000000")
+    sms = await store.find_or_create_contact("acme", Identity("sms", "+37120000000"), None, now, phone="+37120000000")
+    web = await store.find_or_create_contact("acme", Identity("webchat", "v1"), None, now)
+    assert wa == sms != web
+    contact = Contact.from_doc(await store._db.contacts.find_one({"_id": wa}))
+    assert set(contact.identities) == {Identity("whatsapp", "37120000000"), Identity("sms", "+37120000000")}
+    other_account = await store.find_or_create_contact("other", Identity("sms", "+37120000000"), None, now, phone="+37120000000")
+    assert other_account != wa  # accounts never share contacts
+
+
+async def test_first_messages_racing_in_on_two_channels_make_one_contact(store: Store) -> None:
+    now = utcnow()
+    ids = await asyncio.gather(*(
+        store.find_or_create_contact("acme", Identity(channel, f"{channel}-addr"), None, now, phone="+15550001")
+        for channel in ("whatsapp", "sms", "telegram") * 3
+    ))
+    assert len(set(ids)) == 1
+    assert await store._db.contacts.count_documents({}) == 1
+
+
+async def test_delivery_status_only_moves_forward(store: Store) -> None:
+    from conversations.models import StatusUpdate
+
+    _, thread, _ = await record(store, inbound())
+    now = utcnow()
+    message = await store.create_outbound(dedup_key="d", thread=thread, to=Identity("webchat", "alice"),
+                                          text="x", sender={"kind": "bot"}, now=now)
+    item = await store.lease_outbox("w", now, LEASE)
+    await store.complete_outbox(item, "w", "prov-1", now)
+
+    def update(status: DeliveryStatus, external_id: str = "prov-1") -> StatusUpdate:
+        return StatusUpdate(account_id="acme", channel="webchat", external_id=external_id, status=status, at=utcnow())
+
+    assert await store.apply_status_update(update(DeliveryStatus.READ))
+    assert not await store.apply_status_update(update(DeliveryStatus.DELIVERED))  # late, ignored
+    assert not await store.apply_status_update(update(DeliveryStatus.READ))  # repeated, ignored
+    assert not await store.apply_status_update(update(DeliveryStatus.DELIVERED, "unknown"))
+    assert (await store.get_message(message.id)).delivery_status is DeliveryStatus.READ
