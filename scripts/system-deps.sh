@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests use, when they are missing. Needs root (or sudo).
+# Installs the Debian packages of scripts/system-packages.txt that are missing (needs root or sudo).
 set -euo pipefail
+cd "$(dirname "$0")"
 missing=()
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+while read -r package; do
+  [[ -z "$package" || "$package" == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done < system-packages.txt
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing Debian packages for the tests: ${missing[*]}"
 sudo=""

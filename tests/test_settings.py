@@ -76,3 +76,9 @@ def test_every_setting_has_an_environment_name() -> None:
     names = env_names()
     for key, env, _, _ in describe():
         assert env in names and ".".join(names[env]) == key
+
+
+def test_the_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for key, env, _, _ in describe():
+        assert f"| `{key}` | `{env}` |" in readme, f"README lacks {key}"
