@@ -50,6 +50,7 @@ async def test_a_customer_chats_and_finds_the_conversation_after_a_reload(client
     await page.fill("#text", "anyone there?")
     await page.click("#send")
     await expect(page.locator(".msg--in")).to_have_count(2)
+    await expect(page.locator(".msg--in .msg__meta")).to_have_count(0)  # both acknowledged
     await context.close()
 
     db = client.server.app[STORE]._db
