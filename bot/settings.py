@@ -129,7 +129,7 @@ class ApiSettings:
 @dataclass(frozen=True)
 class TwilioSettings:
     account_sid: str = _setting("", doc="Twilio Account SID (AC...): SMS and calls need it")
-    auth_token: str = _setting("", alias="TWILIO_AUTH_TOKEN", doc="Twilio Auth Token: signs webhooks, authenticates sends")
+    auth_token: str = _setting("", doc="Twilio Auth Token: signs webhooks, authenticates sends")
     api_base: str = _setting("", check=_url, doc="Twilio REST API base URL; empty: Twilio's own (tests point it at a fake)")
     timeout: float = _setting(15.0, check=_between(1, 120), doc="seconds one Twilio API call may take")
 
@@ -155,18 +155,20 @@ class EmailSettings:
     display_name: str = _setting("", doc="name shown in From: of our replies; empty: account.name")
     plus_addressing: bool = _setting(True, doc="reply from address+<thread token>@domain so replies find their thread")
     imap_host: str = _setting("", doc="IMAP server to poll; empty: no IMAP")
-    imap_port: int = _setting(993, check=_between(1, 65535))
+    imap_port: int = _setting(993, check=_between(1, 65535), doc="IMAP port (993: IMAPS)")
     imap_security: str = _setting("tls", check=_one_of("tls", "none"), doc="tls (IMAPS) or none (plain, for local servers)")
     imap_user: str = _setting("", doc="IMAP login; empty: the address")
-    imap_password: str = _setting("", alias="EMAIL_IMAP_PASSWORD")
+    imap_password: str = _setting("", doc="IMAP password (an app password for Gmail or Microsoft 365)")
     imap_mailbox: str = _setting("INBOX", doc="folder to read")
     imap_idle: bool = _setting(True, doc="wait for new mail with IMAP IDLE between polls")
     poll_interval: float = _setting(60.0, check=_between(0.05, 3600), doc="seconds between mailbox polls (and longest IDLE)")
     smtp_host: str = _setting("", doc="SMTP server for our replies")
-    smtp_port: int = _setting(587, check=_between(1, 65535))
-    smtp_security: str = _setting("starttls", check=_one_of("starttls", "tls", "none"))
+    smtp_port: int = _setting(587, check=_between(1, 65535), doc="SMTP port (587: submission)")
+    smtp_security: str = _setting(
+        "starttls", check=_one_of("starttls", "tls", "none"), doc="starttls, tls (port 465) or none (local servers)"
+    )
     smtp_user: str = _setting("", doc="SMTP login; empty: no authentication")
-    smtp_password: str = _setting("", alias="EMAIL_SMTP_PASSWORD")
+    smtp_password: str = _setting("", doc="SMTP password")
     listen_host: str = _setting("127.0.0.1", doc="address of the optional SMTP listener for inbound mail")
     listen_port: int = _setting(0, check=_between(0, 65535), doc="port of the SMTP listener; 0: off")
     max_message_bytes: int = _setting(
