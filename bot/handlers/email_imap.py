@@ -24,7 +24,7 @@ from conversations.store import StoreUnavailable
 
 log = logging.getLogger("omnirouter.handlers.email.imap")
 
-Ingest = Callable[[bytes, Sequence[str]], Awaitable[None]]
+Ingest = Callable[[bytes, Sequence[str]], Awaitable[object]]
 _SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
 
 
@@ -52,15 +52,15 @@ class MailboxReader:
     async def run(self) -> None:
         delay = 1.0
         while True:
+            started_polls = self.polls
             try:
                 await self._session()
             except asyncio.CancelledError:
                 raise
-            except (ImapError, OSError, TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
+            except Exception as exc:  # network trouble, a refusal, or aioimaplib's own protocol errors
+                if self.polls > started_polls:
+                    delay = 1.0  # the link worked for a while: start backing off afresh
                 log_event(log, "imap.disconnected", logging.WARNING, error=f"{type(exc).__name__}: {exc}"[:200],
-                          retry_in=delay)
-            except Exception as exc:  # aioimaplib raises its own kinds for protocol trouble
-                log_event(log, "imap.failed", logging.WARNING, error=f"{type(exc).__name__}: {exc}"[:200],
                           retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, max(self._settings.poll_interval, 1.0), 60.0)

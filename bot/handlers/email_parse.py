@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email import policy
 from email.headerregistry import Address
-from email.message import EmailMessage, Message
+from email.message import EmailMessage, Message, MIMEPart
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
@@ -155,7 +155,7 @@ def _addresses(msg: EmailMessage, names: Sequence[str]) -> list[str]:
     return [addr.lower() for _, addr in getaddresses(values) if "@" in addr]
 
 
-def _body_text(part: EmailMessage) -> tuple[str, bool]:
+def _body_text(part: MIMEPart) -> tuple[str, bool]:
     text = _decoded(part)
     if part.get_content_type() == "text/html":
         return html_to_text(text), True
@@ -206,16 +206,16 @@ def _date(header: object) -> datetime | None:
     return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def _leaves(part: EmailMessage) -> Iterable[EmailMessage]:
+def _leaves(part: MIMEPart) -> Iterable[MIMEPart]:
     """The leaf parts, a forwarded mail (``message/rfc822``) counting as one leaf."""
     if part.get_content_type() == "message/rfc822" or not part.is_multipart():
         yield part
         return
     for sub in part.iter_parts():
-        yield from _leaves(sub)  # type: ignore[arg-type]
+        yield from _leaves(sub)
 
 
-def _attachments(msg: EmailMessage, body: EmailMessage | None) -> Iterable[Attachment]:
+def _attachments(msg: MIMEPart, body: MIMEPart | None) -> Iterable[Attachment]:
     for part in _leaves(msg):
         if part is body:
             continue

@@ -24,7 +24,7 @@ from conversations.store import StoreUnavailable
 
 log = logging.getLogger("omnirouter.handlers.email.smtp")
 
-Ingest = Callable[[bytes, Sequence[str]], Awaitable[None]]
+Ingest = Callable[[bytes, Sequence[str]], Awaitable[object]]
 
 
 class _Handler:
@@ -61,7 +61,7 @@ class SmtpListener:
     def __init__(self, settings: EmailSettings, ingest: Ingest) -> None:
         self._settings = settings
         self._handler = _Handler(settings.address.rpartition("@")[2], ingest)
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
 
     @property
     def port(self) -> int:

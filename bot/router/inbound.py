@@ -70,9 +70,9 @@ class InboundRecorder:
         )
         locator = self._locators.get(inbound.channel)
         if locator is not None:
-            thread = await locator.locate_thread(inbound, contact_id, now)
-            message, duplicate = await store.insert_inbound(inbound, contact_id, thread.id, now, self._lease)
-            return Recorded(message, thread, duplicate)
+            located = await locator.locate_thread(inbound, contact_id, now)
+            message, duplicate = await store.insert_inbound(inbound, contact_id, located.id, now, self._lease)
+            return Recorded(message, located, duplicate)
         thread = await store.touch_open_thread(contact_id, inbound.channel, now)
         if thread is None:
             # Opening a thread is rare; check first that this is not a late duplicate of a

@@ -81,15 +81,6 @@ class Mailbox:
         finally:
             await client.logout()
 
-    async def count(self) -> int:
-        client = await self._client()
-        try:
-            await client.select("INBOX")
-            found = await client.search("ALL")
-            return len(found.lines[0].split())
-        finally:
-            await client.logout()
-
 
 @pytest.fixture
 def mailbox(dovecot: Dovecot, mailbox_user: str) -> Mailbox:

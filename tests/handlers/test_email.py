@@ -13,9 +13,11 @@ import aiosmtplib
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.handlers.base import PermanentSendError, RetryableSendError
 from bot.handlers.email import EmailAdapter
 from bot.keys import ADAPTERS, STORE
 from conversations.embedded import EmbeddedMongo, free_port
+from conversations.models import Identity, Outbound
 from tests.handlers.conftest import OUR_ADDRESS, Mailbox, email_settings
 from tests.handlers.test_sms import messages
 from tests.mailservers import Dovecot, SmtpSink
@@ -45,6 +47,14 @@ def adapter_of(client: TestClient) -> EmailAdapter:
     adapter = client.server.app[ADAPTERS]["email"]
     assert isinstance(adapter, EmailAdapter)
     return adapter
+
+
+@pytest.fixture
+async def smtp_app(embedded: EmbeddedMongo, db_name: str, smtp_sink: SmtpSink, start_client: Any) -> TestClient:
+    """The router taking mail on its SMTP listener (no IMAP), replying to the sink."""
+    settings = email_settings(embedded.uri, db_name, dovecot=None, user="", sink=smtp_sink, listen_port=free_port())
+    client: TestClient = await start_client(settings)
+    return client
 
 
 async def sent_count(sink: SmtpSink, count: int) -> bool:
@@ -118,12 +128,8 @@ async def _polled(reader: Any) -> bool:
     return bool(reader.polls >= 1)
 
 
-async def test_threading_by_references_reply_to_and_tokens(
-    embedded: EmbeddedMongo, db_name: str, smtp_sink: SmtpSink, start_client: Any
-) -> None:
-    settings = email_settings(embedded.uri, db_name, dovecot=None, user="", sink=smtp_sink, listen_port=free_port())
-    client = await start_client(settings)
-    adapter, store = adapter_of(client), client.server.app[STORE]
+async def test_threading_by_references_reply_to_and_tokens(smtp_app: TestClient, smtp_sink: SmtpSink) -> None:
+    adapter, store = adapter_of(smtp_app), smtp_app.server.app[STORE]
 
     async def thread_of(raw: bytes) -> str:
         message = await store.get_message(await adapter.ingest(raw))
@@ -158,11 +164,9 @@ async def test_threading_by_references_reply_to_and_tokens(
 
 
 async def test_mail_that_must_not_be_auto_answered_is_queued_silently(
-    embedded: EmbeddedMongo, db_name: str, smtp_sink: SmtpSink, start_client: Any
+    smtp_app: TestClient, smtp_sink: SmtpSink
 ) -> None:
-    settings = email_settings(embedded.uri, db_name, dovecot=None, user="", sink=smtp_sink, listen_port=free_port())
-    client = await start_client(settings)
-    adapter, store = adapter_of(client), client.server.app[STORE]
+    adapter, store = adapter_of(smtp_app), smtp_app.server.app[STORE]
     expected = {"auto_reply": "auto_submitted", "bounce_dsn": "bounce", "bounce_no_auto_submitted": "bounce",
                 "mailing_list": "mailing_list", "precedence_bulk": "bulk"}
     for name, reason in expected.items():
@@ -187,12 +191,10 @@ async def _dispatched(store: Any, message_id: str) -> bool:
     return message is not None and message.dispatch_state == "done"
 
 
-async def test_the_smtp_listener_takes_our_domain_only_and_answers_after_recording(
-    embedded: EmbeddedMongo, db_name: str, smtp_sink: SmtpSink, start_client: Any
-) -> None:
-    port = free_port()
-    client = await start_client(email_settings(embedded.uri, db_name, dovecot=None, user="", sink=smtp_sink,
-                                               listen_port=port))
+async def test_the_smtp_listener_takes_our_domain_only_and_answers_after_recording(smtp_app: TestClient) -> None:
+    client = smtp_app
+    assert adapter_of(client).listener is not None
+    port = adapter_of(client).listener.port
     raw, _ = mail("carol@client.example", "Via SMTP", "Hello over SMTP")
     errors, response = await aiosmtplib.send(raw, sender="carol@client.example",
                                              recipients=["support+abc@shop.example"], hostname="127.0.0.1",
@@ -244,13 +246,9 @@ async def _unseen_is(mailbox: Mailbox, n: int) -> bool:
 
 
 async def test_refused_recipients_and_smtp_trouble_become_dead_letters_or_retries(
-    embedded: EmbeddedMongo, db_name: str, smtp_sink: SmtpSink, start_client: Any
+    smtp_app: TestClient, smtp_sink: SmtpSink
 ) -> None:
-    from bot.handlers.base import PermanentSendError, RetryableSendError
-    from conversations.models import Identity, Outbound
-    client = await start_client(email_settings(embedded.uri, db_name, dovecot=None, user="", sink=smtp_sink,
-                                               listen_port=free_port()))
-    adapter = adapter_of(client)
+    adapter = adapter_of(smtp_app)
     outbound = Outbound(account_id="default", channel="email", thread_id="thr_none", message_id="msg_x",
                         to=Identity("email", "gone@client.example"), text="hello", meta={"sender_kind": "agent"})
     smtp_sink.refuse["gone@client.example"] = "550 5.1.1 no such user"
