@@ -22,7 +22,7 @@ from bot.keys import ADAPTERS, DISPATCHER, EMBEDDED, METRICS, OUTBOX, PIPELINE, 
 from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.router.dispatch import Dispatcher, DispatchSweeper
-from bot.router.inbound import InboundPipeline, InboundRecorder
+from bot.router.inbound import InboundPipeline, InboundRecorder, InboundSource, ThreadLocator
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from bot.settings import Settings
@@ -94,10 +94,14 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     queue = Queue(store)
     dispatcher = Dispatcher(store, queue, outbox, metrics, settings.dispatch.queued_notice)
     lease = timedelta(seconds=settings.dispatch.lease_seconds)
-    pipeline = InboundPipeline(store, InboundRecorder(store, lease), dispatcher, metrics)
+    locators = {name: a for name, a in adapters.items() if isinstance(a, ThreadLocator)}
+    pipeline = InboundPipeline(store, InboundRecorder(store, lease, locators), dispatcher, metrics)
     sweeper = DispatchSweeper(store, dispatcher, settings.dispatch.sweep_interval, lease)
     app[OUTBOX], app[QUEUE] = outbox, queue
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
+    for adapter in adapters.values():
+        if isinstance(adapter, InboundSource):
+            await adapter.start_receiving(pipeline)
     workers = [
         asyncio.create_task(outbox.run(), name="outbox"),
         asyncio.create_task(sweeper.run(), name="dispatch-sweeper"),

@@ -61,9 +61,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON")
     serve.set_defaults(run=_serve)
 
-    say = sub.add_parser("say", help="send a message through the web chat of a running router")
+    say = sub.add_parser("say", help="send a message to a running router as a customer would")
     say.add_argument("text", help="what the customer writes")
-    say.add_argument("--as", dest="name", default="cli", help="who is writing (default: cli)")
+    say.add_argument("--as", dest="name", default="cli",
+                     help="who is writing: a name (web chat), a phone number (sms), an address (email)")
+    say.add_argument("--channel", choices=["webchat", "sms", "email"], default="webchat",
+                     help="the channel to write on (default: webchat)")
+    say.add_argument("--subject", help="subject of the mail (--channel email)")
     say.add_argument("--server", help="router URL (default: from settings, http://127.0.0.1:8080)")
     say.add_argument("--account", help="account id (default: the configured one)")
     say.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the router")
@@ -167,7 +171,27 @@ def _say(args: argparse.Namespace, settings: Settings) -> int:
     if not args.text.strip():
         raise CliError("the message is empty", code=2)
     account = args.account or settings.account.id
+    if args.channel in ("sms", "email"):
+        return _say_over_channel(server, account, args, settings)
     return asyncio.run(_say_over_socket(server, account, args))
+
+
+def _say_over_channel(server: str, account: str, args: argparse.Namespace, settings: Settings) -> int:
+    from bot.say_channels import SayError, say_over_channel
+
+    try:
+        lines = asyncio.run(say_over_channel(args.channel, args.text, args.name, server, account, settings,
+                                             args.timeout, args.subject))
+    except SayError as exc:
+        raise CliError(str(exc), exc.code) from None
+    except (aiohttp.ClientConnectionError, OSError) as exc:
+        raise _unreachable(server, exc) from None
+    print("\n".join(lines))
+    return 0
+
+
+def _unreachable(server: str, exc: BaseException) -> CliError:
+    return CliError(f"cannot reach the router at {server} ({exc.__class__.__name__}); is `omnirouter serve` running?")
 
 
 def _token_file() -> Path:
@@ -208,9 +232,7 @@ async def _say_over_socket(server: str, account: str, args: argparse.Namespace) 
         detail = "unknown account" if exc.status == 404 else f"HTTP {exc.status}"
         raise CliError(f"the router at {server} refused the web chat connection: {detail}", code=2) from None
     except (aiohttp.ClientConnectionError, OSError) as exc:
-        raise CliError(
-            f"cannot reach the router at {server} ({exc.__class__.__name__}); is `omnirouter serve` running?"
-        ) from None
+        raise _unreachable(server, exc) from None
     except TimeoutError:
         raise CliError(f"the router at {server} did not answer within {args.timeout:g} s") from None
 

@@ -127,6 +127,56 @@ class ApiSettings:
 
 
 @dataclass(frozen=True)
+class TwilioSettings:
+    account_sid: str = _setting("", doc="Twilio Account SID (AC...): SMS and calls need it")
+    auth_token: str = _setting("", doc="Twilio Auth Token: signs webhooks, authenticates sends")
+    api_base: str = _setting("", check=_url, doc="Twilio REST API base URL; empty: Twilio's own (tests point it at a fake)")
+    timeout: float = _setting(15.0, check=_between(1, 120), doc="seconds one Twilio API call may take")
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    gateway: str = _setting("twilio", check=_one_of("twilio"), doc="SMS provider module (see bot/handlers/sms.py)")
+    from_number: str = _setting("", doc="our number in E.164 (+15551234567); enables SMS with twilio.account_sid")
+    messaging_service_sid: str = _setting("", doc="Twilio Messaging Service (MG...) to send from instead of from_number")
+    max_segments: int = _setting(10, check=_between(1, 10), doc="most SMS segments one sent text may use; longer replies are split")
+    help_reply: str = _setting("", doc="our answer to HELP; empty: leave it to the provider's keyword handling")
+    start_reply: str = _setting("", doc="our answer to START; empty: leave it to the provider")
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    enabled: bool = _setting(False, doc="accept Twilio Voice status callbacks at /webhooks/voice (needs [twilio])")
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    address: str = _setting("", doc="our mailbox address (support@example.com); enables e-mail")
+    display_name: str = _setting("", doc="name shown in From: of our replies; empty: account.name")
+    plus_addressing: bool = _setting(True, doc="reply from address+<thread token>@domain so replies find their thread")
+    imap_host: str = _setting("", doc="IMAP server to poll; empty: no IMAP")
+    imap_port: int = _setting(993, check=_between(1, 65535), doc="IMAP port (993: IMAPS)")
+    imap_security: str = _setting("tls", check=_one_of("tls", "none"), doc="tls (IMAPS) or none (plain, for local servers)")
+    imap_user: str = _setting("", doc="IMAP login; empty: the address")
+    imap_password: str = _setting("", doc="IMAP password (an app password for Gmail or Microsoft 365)")
+    imap_mailbox: str = _setting("INBOX", doc="folder to read")
+    imap_idle: bool = _setting(True, doc="wait for new mail with IMAP IDLE between polls")
+    poll_interval: float = _setting(60.0, check=_between(0.05, 3600), doc="seconds between mailbox polls (and longest IDLE)")
+    smtp_host: str = _setting("", doc="SMTP server for our replies")
+    smtp_port: int = _setting(587, check=_between(1, 65535), doc="SMTP port (587: submission)")
+    smtp_security: str = _setting(
+        "starttls", check=_one_of("starttls", "tls", "none"), doc="starttls, tls (port 465) or none (local servers)"
+    )
+    smtp_user: str = _setting("", doc="SMTP login; empty: no authentication")
+    smtp_password: str = _setting("", doc="SMTP password")
+    listen_host: str = _setting("127.0.0.1", doc="address of the optional SMTP listener for inbound mail")
+    listen_port: int = _setting(0, check=_between(0, 65535), doc="port of the SMTP listener; 0: off")
+    max_message_bytes: int = _setting(
+        10 * 1_048_576, check=_between(1024, 100 * 1_048_576), doc="larger inbound mails are refused (SMTP) or skipped (IMAP)"
+    )
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -135,6 +185,10 @@ class Settings:
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     webchat: WebchatSettings = field(default_factory=WebchatSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    twilio: TwilioSettings = field(default_factory=TwilioSettings)
+    sms: SmsSettings = field(default_factory=SmsSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
 
     def replace(self, section: str, **values: Any) -> Settings:
         """A copy with some keys of one section changed (validated like any other source)."""
@@ -150,6 +204,10 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "outbox": OutboxSettings,
     "webchat": WebchatSettings,
     "api": ApiSettings,
+    "twilio": TwilioSettings,
+    "sms": SmsSettings,
+    "voice": VoiceSettings,
+    "email": EmailSettings,
 }
 
 

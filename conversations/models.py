@@ -193,6 +193,27 @@ class Outbound:
 
 
 @dataclass(frozen=True, slots=True)
+class CallEvent:
+    """A phone call that ended, as a voice provider reports it: shown in the contact's thread."""
+
+    account_id: str
+    channel: str  # the voice channel that reported it ("voice")
+    external_id: str  # the provider's call id: one event per call
+    customer: str  # the customer's number (E.164) or caller id
+    direction: Direction  # IN: the customer called us
+    status: str  # the provider's final call status (completed, no-answer, busy, failed, canceled)
+    answered: bool
+    duration: int = 0  # seconds
+    at: datetime | None = None
+    phone: str | None = None  # E.164, when the provider vouches for the number (contact merge)
+
+    @property
+    def missed(self) -> bool:
+        """The customer called and nobody talked to them: someone should call back."""
+        return self.direction == Direction.IN and not self.answered
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """What the dispatcher did with one inbound message."""
 

@@ -11,15 +11,18 @@ between router processes lands on the same ``_id`` and the unique index turns it
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
+from conversations.email_store import EmailStoreMixin
+from conversations.errors import StoreError as StoreError
+from conversations.errors import StoreUnavailable as StoreUnavailable
+from conversations.errors import translating_outages as _translating_outages
 from conversations.ids import derived_id, new_id
 from conversations.models import (
     Account,
@@ -38,31 +41,7 @@ from conversations.models import (
     ThreadStatus,
     epoch_ms,
 )
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-class StoreError(Exception):
-    """Base of the store's own errors."""
-
-
-class StoreUnavailable(StoreError):
-    """The store cannot be reached; the caller should answer 503 and let the sender retry."""
-
-
-def _translating_outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn the driver's connection failures into ``StoreUnavailable`` at the store's edge."""
-
-    @functools.wraps(method)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await method(*args, **kwargs)
-        except ConnectionFailure as exc:
-            raise StoreUnavailable(f"store unreachable: {type(exc).__name__}") from exc
-
-    return wrapper
-
+from conversations.phone_store import PhoneStoreMixin
 
 INDEXES: dict[str, list[IndexModel]] = {
     "contacts": [IndexModel([("account_id", ASCENDING), ("updated_at", DESCENDING)])],
@@ -106,7 +85,7 @@ def _customer(inbound: Inbound) -> dict[str, Any]:
     return sender
 
 
-class Store:
+class Store(EmailStoreMixin, PhoneStoreMixin):
     """All of omnirouter's persistence. Construct with :meth:`connect`."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:

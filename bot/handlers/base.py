@@ -141,6 +141,9 @@ class ChannelContext:
 # channel's client library is needed only where that channel is configured.
 CHANNELS: dict[str, str] = {
     "webchat": "bot.handlers.webchat:WebchatAdapter",
+    "sms": "bot.handlers.sms:SmsAdapter",
+    "voice": "bot.handlers.voice:VoiceAdapter",
+    "email": "bot.handlers.email:EmailAdapter",
 }
 
 
@@ -154,4 +157,12 @@ def build_adapter(name: str, context: ChannelContext) -> ChannelAdapter:
 
 def enabled_channels(settings: Settings) -> list[str]:
     """The channels this install serves: the web chat always, others once configured."""
-    return ["webchat"]
+    channels = ["webchat"]
+    twilio = settings.twilio
+    if twilio.account_sid and twilio.auth_token and (settings.sms.from_number or settings.sms.messaging_service_sid):
+        channels.append("sms")
+    if twilio.auth_token and settings.voice.enabled:
+        channels.append("voice")
+    if settings.email.address:
+        channels.append("email")
+    return channels

@@ -1,7 +1,11 @@
 """The decision point: who answers an inbound message.
 
 * thread assigned to an agent -> the agent's (the console shows it);
-* otherwise, with no NLU configured -> the human queue, and the customer is told once, politely.
+* a channel keyword (SMS STOP/START/HELP, in ``meta["keyword"]``) -> the customer's consent is
+  recorded and the keyword answered with the channel's fixed text, if any; never queued;
+* otherwise, with no NLU configured -> the human queue, and the customer is told once, politely;
+  unless the message must never be answered automatically (``meta["no_auto_reply"]`` names why:
+  an auto-reply, a bounce, a mailing list), which is queued silently.
 
 Dispatch may run twice for one message (a process died after deciding but before recording the
 decision, and the sweeper took over). Every effect is idempotent: queueing is a guarded status
@@ -13,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from bot.logs import log_event
 from bot.metrics import Metrics
@@ -27,6 +33,7 @@ from conversations.models import (
     SenderKind,
     Thread,
     ThreadStatus,
+    epoch_ms,
     utcnow,
 )
 from conversations.store import Store, StoreError, StoreUnavailable
@@ -53,8 +60,13 @@ class Dispatcher:
             thread = await self._store.get_thread(message.thread_id)
             if thread is None:
                 raise StoreError(f"message {message.id} points at missing thread {message.thread_id}")
+        keyword = message.meta.get("keyword")
+        if keyword:
+            await self._record_consent(message, keyword)
         if thread.status == ThreadStatus.ASSIGNED:
             decision = Decision(DecisionAction.TO_AGENT, "assigned", thread.id)
+        elif keyword:
+            decision = await self._answer_keyword(message, thread, keyword)
         else:
             decision = await self._to_queue(message, thread, NO_NLU)
         await self._store.finish_dispatch(message.id, decision)
@@ -71,6 +83,7 @@ class Dispatcher:
         return decision
 
     async def _to_queue(self, message: Message, thread: Thread, reason: str) -> Decision:
+        reason = str(message.meta.get("no_auto_reply") or reason)
         queued_now = thread.status == ThreadStatus.BOT and await self._queue.escalate(
             thread, reason, by_message=message.id
         )
@@ -79,6 +92,8 @@ class Dispatcher:
             if current is None or current.queued_by != message.id:
                 return Decision(DecisionAction.WAITING, "already_queued", thread.id)
             # this very message queued the thread before a crash: finish what it started
+        if message.meta.get("no_auto_reply"):
+            return Decision(DecisionAction.QUEUED, str(message.meta["no_auto_reply"]), thread.id)
         notice = await self._outbox.enqueue_reply(
             dedup_key=f"{message.id}:queued-notice",
             thread=thread,
@@ -88,6 +103,29 @@ class Dispatcher:
             in_reply_to=message.id,
         )
         return Decision(DecisionAction.QUEUED, reason, thread.id, replies=(notice.id,))
+
+    async def _record_consent(self, message: Message, keyword: Mapping[str, Any]) -> None:
+        """STOP and START change what the customer may be sent on this channel, whoever holds
+        the thread; the newest keyword wins however dispatches interleave."""
+        if keyword.get("kind") in ("stop", "start"):
+            await self._store.set_consent(
+                message.account_id, message.channel, str(message.sender.get("address", "")),
+                str(keyword["kind"]), epoch_ms(message.created_at), message.id,
+            )
+
+    async def _answer_keyword(self, message: Message, thread: Thread, keyword: Mapping[str, Any]) -> Decision:
+        replies: tuple[str, ...] = ()
+        if keyword.get("reply"):
+            reply = await self._outbox.enqueue_reply(
+                dedup_key=f"{message.id}:keyword-reply",
+                thread=thread,
+                to=_reply_address(message, thread),
+                text=str(keyword["reply"]),
+                sender={"kind": str(SenderKind.SYSTEM)},
+                in_reply_to=message.id,
+            )
+            replies = (reply.id,)
+        return Decision(DecisionAction.ANSWERED, f"keyword:{keyword.get('kind')}", thread.id, replies)
 
 
 def _reply_address(message: Message, thread: Thread) -> Identity:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 from bot.logs import log_event
 from bot.metrics import Metrics
@@ -32,12 +34,33 @@ class Recorded:
     duplicate: bool
 
 
+@runtime_checkable
+class ThreadLocator(Protocol):
+    """A channel whose messages do not simply join the contact's one open thread there: e-mail
+    threads by its headers, so one sender can have several conversations open at once."""
+
+    async def locate_thread(self, inbound: Inbound, contact_id: str, now: datetime) -> Thread:
+        """The thread ``inbound`` belongs to, opened if needed, its last activity set to ``now``."""
+
+
+@runtime_checkable
+class InboundSource(Protocol):
+    """A channel that fetches its messages itself (IMAP) or listens on a socket of its own (SMTP)
+    instead of being called by a webhook: started once the pipeline exists, stopped by the
+    adapter's ``shutdown``."""
+
+    async def start_receiving(self, pipeline: InboundPipeline) -> None: ...
+
+
 class InboundRecorder:
     """Stores inbound messages exactly once."""
 
-    def __init__(self, store: Store, dispatch_lease: timedelta) -> None:
+    def __init__(
+        self, store: Store, dispatch_lease: timedelta, locators: Mapping[str, ThreadLocator] | None = None
+    ) -> None:
         self._store = store
         self._lease = dispatch_lease
+        self._locators = dict(locators or {})
 
     async def record(self, inbound: Inbound) -> Recorded:
         now = utcnow()
@@ -45,6 +68,11 @@ class InboundRecorder:
         contact_id = await store.find_or_create_contact(
             inbound.account_id, inbound.sender, inbound.sender_name, now, phone=inbound.phone
         )
+        locator = self._locators.get(inbound.channel)
+        if locator is not None:
+            located = await locator.locate_thread(inbound, contact_id, now)
+            message, duplicate = await store.insert_inbound(inbound, contact_id, located.id, now, self._lease)
+            return Recorded(message, located, duplicate)
         thread = await store.touch_open_thread(contact_id, inbound.channel, now)
         if thread is None:
             # Opening a thread is rare; check first that this is not a late duplicate of a

@@ -116,6 +116,15 @@ async def get_thread(request: web.Request) -> web.Response:
     )
 
 
+@guarded
+async def get_message(request: web.Request) -> web.Response:
+    """One message with its dispatch decision and delivery status (``say`` follows it here)."""
+    message = await request.app[STORE].get_message(request.match_info["message_id"])
+    if message is None:
+        raise web.HTTPNotFound(text=f"no message {request.match_info['message_id']}")
+    return web.json_response(message_json(message), dumps=_dumps)
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
 
@@ -126,4 +135,5 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/outbox/{item_id}", get_outbox),
         web.post("/api/outbox/{item_id}/retry", retry_outbox),
         web.get("/api/threads/{thread_id}", get_thread),
+        web.get("/api/messages/{message_id}", get_message),
     ]
