@@ -44,6 +44,7 @@ from bot.handlers.payload import Payload
 from bot.handlers.webhook import receive_webhook
 from bot.handlers.whatsapp_payload import parse_payload
 from bot.logs import log_event
+from bot.router.replies import window_closed_message
 from bot.settings import SettingsError
 from conversations.models import Outbound, ProviderEvent, utcnow
 
@@ -56,10 +57,6 @@ _RATE_LIMITED = {4, 80007, 130429, 131048, 131056}  # app, account, throughput, 
 _TRANSIENT = {1, 2, 131000, 131016}
 _OUTSIDE_WINDOW = 131047
 _REQUIRED = ("phone_number_id", "access_token", "app_secret", "verify_token")
-
-
-class ServiceWindowClosed(PermanentSendError):
-    """A free-form WhatsApp message outside the 24-hour customer-service window."""
 
 
 @dataclass
@@ -188,7 +185,7 @@ class WhatsappAdapter(BaseAdapter):
         thread = await self._store.get_thread(outbound.thread_id)
         ends = thread.wa_window_ends_at if thread else None
         if ends is None or ends <= utcnow():
-            raise ServiceWindowClosed(window_closed_message(ends.isoformat() if ends else None, number.templates))
+            raise PermanentSendError(window_closed_message(ends.isoformat() if ends else None, number.templates))
 
     async def _send_free_form(self, client: WhatsApp, outbound: Outbound) -> str:
         to, text, options = outbound.to.address, outbound.text, outbound.options
@@ -248,14 +245,6 @@ class _NumberHook:
         return parse_payload(Payload.parse(body), self._number.account_id, self._number.phone_number_id)
 
 
-def window_closed_message(closed_at: str | None, templates: Mapping[str, Any]) -> str:
-    """What the agent is told when a free-form WhatsApp message is refused."""
-    when = f"closed at {closed_at}" if closed_at else "is not open (the customer has not written yet)"
-    names = ", ".join(sorted(templates)) or "none configured (see whatsapp.templates)"
-    return (f"WhatsApp's 24-hour customer service window for this conversation {when}; "
-            f"free-form messages are refused until the customer writes again. Send a template instead: {names}")
-
-
 def _send_error(exc: WhatsAppError) -> SendError:
     detail = f"whatsapp {exc.code}: {exc.message}"[:300]
     if exc.code in _RATE_LIMITED or exc.status_code == 429:
@@ -264,7 +253,7 @@ def _send_error(exc: WhatsAppError) -> SendError:
     if exc.code in _TRANSIENT or exc.is_transient or (exc.status_code or 0) >= 500:
         return RetryableSendError(detail)
     if exc.code == _OUTSIDE_WINDOW:
-        return ServiceWindowClosed(f"{detail} (outside the 24-hour window: send a template)")
+        return PermanentSendError(f"{detail} (outside the 24-hour window: send a template)")
     return PermanentSendError(detail)
 
 
