@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from pymongo import ReturnDocument
 from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
-from conversations.models import Direction, Identity, Inbound, Message, epoch_ms
+from conversations.models import Direction, Inbound, Message, epoch_ms
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
@@ -125,10 +125,6 @@ class ChannelStoreMixin:
                 )
             except DuplicateKeyError:
                 return await self.join_phone(account_id, contact_id, phone, now)
-            await self._db.contacts.update_one(
-                {"_id": contact_id},
-                {"$addToSet": {"identities": Identity("phone", phone).to_doc()}, "$set": {"updated_at": now}},
-            )
             return contact_id
         owner = str(link["contact_id"])
         if owner != contact_id:

@@ -8,6 +8,7 @@ Meta's error bodies: 429 (code 130429, optional ``Retry-After``), 500, or any co
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,7 @@ class Request:
     path: str
     body: dict[str, Any]
     authorization: str
+    at: float
 
 
 class FakeGraphAPI:
@@ -68,7 +70,7 @@ class FakeGraphAPI:
 
     async def _messages(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}
-        self.requests.append(Request("POST", request.path, body, request.headers.get("Authorization", "")))
+        self.requests.append(Request("POST", request.path, body, request.headers.get("Authorization", ""), time.monotonic()))
         if not self._authorised(request):
             return web.json_response({"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}, status=401)
         if self._failures:
@@ -81,7 +83,7 @@ class FakeGraphAPI:
 
     async def _media_info(self, request: web.Request) -> web.Response:
         media_id = request.match_info["media_id"]
-        self.requests.append(Request("GET", request.path, {}, request.headers.get("Authorization", "")))
+        self.requests.append(Request("GET", request.path, {}, request.headers.get("Authorization", ""), time.monotonic()))
         if media_id not in self.media or not self._authorised(request):
             return web.json_response({"error": {"message": "Unsupported get request.", "type": "GraphMethodException", "code": 100}}, status=400)
         data, mime = self.media[media_id]

@@ -74,8 +74,8 @@ async def test_the_senders_own_contact_joins_their_phone_number(router: TestClie
     [first, shared] = await inbound_messages(router)
     assert shared["attachments"] == [{"kind": "contact", "name": "Anna Bērziņa", "provider_ref": "+37120001234"}]
     db = router.server.app[STORE]._db
-    contact = await db.contacts.find_one({"_id": first["contact_id"]})
-    assert {"channel": "phone", "address": "+37120001234"} in contact["identities"]
+    link = await db.identities.find_one({"_id": "default|phone:+37120001234"})
+    assert link["contact_id"] == first["contact_id"] == shared["contact_id"]
 
 
 async def test_someone_elses_contact_card_does_not_join_the_sender(router: TestClient) -> None:
