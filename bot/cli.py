@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.cli_channels import BUILDERS, ChannelCliError, add_telegram_commands, say_webhook
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.embedded import EmbeddedStoreError
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"omnirouter: {exc}", file=sys.stderr)
         return 2
-    except CliError as exc:
+    except (CliError, ChannelCliError) as exc:
         print(f"omnirouter: {exc}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
@@ -68,7 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("--account", help="account id (default: the configured one)")
     say.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the router")
     say.add_argument("--json", action="store_true", help="print the router's frames as JSON lines")
+    say.add_argument("--channel", choices=["webchat", *BUILDERS], default="webchat",
+                     help="write as a customer on this channel (a signed webhook for the messengers)")
+    say.add_argument("--from", dest="sender", help="sender address on the channel (Telegram user id, WhatsApp number)")
     say.set_defaults(run=_say)
+    add_telegram_commands(sub)
     return parser
 
 
@@ -167,6 +172,8 @@ def _say(args: argparse.Namespace, settings: Settings) -> int:
     if not args.text.strip():
         raise CliError("the message is empty", code=2)
     account = args.account or settings.account.id
+    if args.channel != "webchat":
+        return say_webhook(server, account, settings, args)
     return asyncio.run(_say_over_socket(server, account, args))
 
 
