@@ -145,7 +145,7 @@ def _templates(value: dict[str, Any]) -> str | None:
 
 @dataclass(frozen=True)
 class TelegramSettings:
-    token: str = _setting("", alias="TELEGRAM_TOKEN", doc="bot token from @BotFather; empty: Telegram is off")
+    token: str = _setting("", doc="bot token from @BotFather; empty: Telegram is off")
     webhook_secret: str = _setting(
         "", check=_secret_token, doc="secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (webhook mode)"
     )
@@ -160,9 +160,9 @@ class TelegramSettings:
 
 @dataclass(frozen=True)
 class WhatsappSettings:
-    phone_number_id: str = _setting("", alias="WHATSAPP_PHONE_NUMBER_ID", doc="Cloud API phone number id; empty: WhatsApp is off")
-    access_token: str = _setting("", alias="WHATSAPP_ACCESS_TOKEN", doc="system-user access token for the Graph API")
-    app_secret: str = _setting("", alias="WHATSAPP_APP_SECRET", doc="app secret: checks X-Hub-Signature-256")
+    phone_number_id: str = _setting("", doc="Cloud API phone number id; empty: WhatsApp is off")
+    access_token: str = _setting("", doc="system-user access token for the Graph API")
+    app_secret: str = _setting("", doc="app secret: checks X-Hub-Signature-256")
     verify_token: str = _setting("", doc="token Meta echoes when verifying the webhook URL")
     api_base: str = _setting("https://graph.facebook.com", check=_url, doc="Graph API server (a local fake in tests)")
     api_version: str = _setting("23.0", doc="Graph API version")

@@ -119,3 +119,15 @@ def test_a_bad_webhook_secret_is_named(tmp_path: Path) -> None:
     path.write_text('[telegram]\nwebhook_secret = "has spaces"\n')
     with pytest.raises(SettingsError, match="telegram.webhook_secret .* must be 1-256 characters"):
         load_settings(path, env={})
+
+
+def test_templates_are_tables_in_the_file_and_json_in_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "o.toml"
+    path.write_text('[whatsapp.templates.order_update]\nlanguage = "en_US"\nparameters = ["name", "order"]\n')
+    assert load_settings(path, env={}).whatsapp.templates == {"order_update": {"language": "en_US", "parameters": ["name", "order"]}}
+    env = {"OMNIROUTER_WHATSAPP_TEMPLATES": '{"hello": {"language": "lv"}}'}
+    assert load_settings(None, env=env).whatsapp.templates == {"hello": {"language": "lv"}}
+    with pytest.raises(SettingsError, match="template 'x' needs a language"):
+        load_settings(None, env={"OMNIROUTER_WHATSAPP_TEMPLATES": '{"x": {}}'})
+    with pytest.raises(SettingsError, match="expected a table"):
+        load_settings(None, env={"OMNIROUTER_WHATSAPP_TEMPLATES": "not json"})
