@@ -84,7 +84,7 @@ class ChannelStoreMixin:
             )
             if changed is not None:
                 return Message.from_doc(changed)
-        return Message.from_doc(doc)
+        return Message.from_doc(doc) if doc is not None else None
 
     # --- the customer-service window -------------------------------------------------------
 

@@ -8,11 +8,21 @@ settings file; any other account takes them from its document in the store
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from aiohttp import web
+
+from bot.handlers.base import PermanentSendError
+from bot.logs import log_event
+from bot.settings import SettingsError
+
 if TYPE_CHECKING:
     from conversations.store import Store
+
+log = logging.getLogger("omnirouter.handlers")
 
 C = TypeVar("C")
 
@@ -55,6 +65,30 @@ class PerAccount(Generic[C]):
                 return None
             self._clients[account_id] = client = self._build(account_id, config)
             return client
+
+    async def for_webhook(self, account_id: str) -> C:
+        """The client an incoming webhook is for; a JSON 404 when the account has none."""
+        try:
+            client = await self.get(account_id)
+        except SettingsError as exc:
+            log_event(log, "channel.account_misconfigured", logging.ERROR, channel=self._channel,
+                      account=account_id, error=str(exc))
+            client = None
+        if client is None:
+            detail = f"no {self._channel} set-up for account {account_id!r}"
+            raise web.HTTPNotFound(text=json.dumps({"error": "unknown_account", "detail": detail}),
+                                   content_type="application/json")
+        return client
+
+    async def for_send(self, account_id: str) -> C:
+        """The client to send with; a ``PermanentSendError`` when the account has none."""
+        try:
+            client = await self.get(account_id)
+        except SettingsError as exc:
+            raise PermanentSendError(str(exc)) from None
+        if client is None:
+            raise PermanentSendError(f"no {self._channel} set-up for account {account_id}")
+        return client
 
     async def close_all(self, close: Callable[[C], Awaitable[None]]) -> None:
         for client in self._clients.values():

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
@@ -101,8 +100,9 @@ class TelegramAdapter(BaseAdapter):
         self._answers: set[asyncio.Task[Any]] = set()
 
     def _build(self, account_id: str, config: Mapping[str, Any]) -> TelegramBot:
-        token, secret = config.get("token"), config.get("webhook_secret", "")
-        if not isinstance(token, str) or not token or not isinstance(secret, str):
+        token, secret = config.get("token"), config.get("webhook_secret") or ""
+        polling = self.settings.mode == "polling" and account_id == self.account_id
+        if not isinstance(token, str) or not token or not isinstance(secret, str) or not (secret or polling):
             raise SettingsError(f"account {account_id}: channels.telegram needs a token and a webhook_secret")
         api_base = str(config.get("api_base") or self.settings.api_base)
         return TelegramBot(account_id, make_bot(token, api_base), secret)
@@ -131,15 +131,7 @@ class TelegramAdapter(BaseAdapter):
     # --- inbound -------------------------------------------------------------------------
 
     async def webhook(self, request: web.Request) -> web.Response:
-        account_id = request.match_info.get("account_id", self.account_id)
-        try:
-            bot = await self.bots.get(account_id)
-        except SettingsError as exc:
-            log_event(log, "telegram.account_misconfigured", logging.ERROR, account=account_id, error=str(exc))
-            bot = None
-        if bot is None:
-            raise web.HTTPNotFound(text=json.dumps({"error": "unknown_account", "detail": f"no Telegram bot for account {account_id!r}"}),
-                                   content_type="application/json")
+        bot = await self.bots.for_webhook(request.match_info.get("account_id", self.account_id))
         hook = _AccountHook(self, bot)
         response = await receive_webhook(request, hook)
         self.answer_button_presses(bot, hook.items)
@@ -167,12 +159,7 @@ class TelegramAdapter(BaseAdapter):
     # --- outbound ------------------------------------------------------------------------
 
     async def send(self, outbound: Outbound) -> str:
-        try:
-            bot = await self.bots.get(outbound.account_id)
-        except SettingsError as exc:
-            raise PermanentSendError(str(exc)) from None
-        if bot is None:
-            raise PermanentSendError(f"no Telegram bot is configured for account {outbound.account_id}")
+        bot = await self.bots.for_send(outbound.account_id)
         try:
             chat_id = int(outbound.to.address)
         except ValueError:

@@ -55,7 +55,7 @@ def _sender(message: Payload) -> tuple[Identity, str | None, dict[str, Any], Pay
     if chat.string("type") != "private":
         raise UnsupportedEvent(f"telegram {chat.string('type')} chats are not handled, only private chats")
     user = message.opt_obj("from") or chat
-    name = " ".join(p for p in (user.opt_string("first_name"), user.opt_string("last_name")) if p) or None
+    name = _full_name(user)
     meta = {k: v for k, v in (("username", user.opt_string("username")),
                               ("language", user.opt_string("language_code"))) if v}
     return Identity(CHANNEL, str(chat.integer("id"))), name, meta, user
@@ -95,8 +95,7 @@ def _button_press(query: Payload, account_id: str, update_id: int) -> Inbound:
     data = query.opt_string("data")
     if data is None:
         raise UnsupportedEvent("telegram callback query without data (a game) is not handled")
-    user = query.obj("from")
-    name = " ".join(p for p in (user.opt_string("first_name"), user.opt_string("last_name")) if p) or name
+    name = _full_name(query.obj("from")) or name
     meta.update(update_id=update_id, callback_query_id=query.string("id"),
                 pressed_on=f"{sender.address}:{message.integer('message_id')}")
     return Inbound(
@@ -108,6 +107,10 @@ def _button_press(query: Payload, account_id: str, update_id: int) -> Inbound:
         text=data,
         meta=meta,
     )
+
+
+def _full_name(person: Payload) -> str | None:
+    return " ".join(p for p in (person.opt_string("first_name"), person.opt_string("last_name")) if p) or None
 
 
 def _attachments(message: Payload) -> tuple[Attachment, ...]:
@@ -125,8 +128,7 @@ def _attachments(message: Payload) -> tuple[Attachment, ...]:
     if (place := message.opt_obj("location")) is not None:
         found.append(Attachment(kind="location", url=f"geo:{place.opt_number('latitude')},{place.opt_number('longitude')}"))
     if (contact := message.opt_obj("contact")) is not None:
-        name = " ".join(p for p in (contact.opt_string("first_name"), contact.opt_string("last_name")) if p)
-        found.append(Attachment(kind="contact", name=name or None, provider_ref=contact.string("phone_number")))
+        found.append(Attachment(kind="contact", name=_full_name(contact), provider_ref=contact.string("phone_number")))
     return tuple(found)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from aiohttp import web
-from pywa_async import WhatsApp
+from pywa.types.callback import Button, Section, SectionList, SectionRow
+from pywa_async.client import WhatsApp
 from pywa_async.errors import WhatsAppError
-from pywa_async.types import Button, Section, SectionList, SectionRow
 from pywa_async.types.templates import BodyText, TemplateLanguage
 
 from bot.handlers.accounts import PerAccount
@@ -43,7 +42,6 @@ from bot.handlers.media import AttachmentUnavailable, read_capped
 from bot.handlers.payload import Payload
 from bot.handlers.webhook import receive_webhook
 from bot.handlers.whatsapp_payload import parse_payload
-from bot.logs import log_event
 from bot.router.replies import window_closed_message
 from bot.settings import SettingsError
 from conversations.models import Outbound, ProviderEvent, utcnow
@@ -128,17 +126,7 @@ class WhatsappAdapter(BaseAdapter):
     # --- inbound -------------------------------------------------------------------------
 
     async def _number(self, request: web.Request) -> WhatsappNumber:
-        account_id = request.match_info.get("account_id", self.account_id)
-        try:
-            number = await self.numbers.get(account_id)
-        except SettingsError as exc:
-            log_event(log, "whatsapp.account_misconfigured", logging.ERROR, account=account_id, error=str(exc))
-            number = None
-        if number is None:
-            raise web.HTTPNotFound(text=json.dumps({"error": "unknown_account",
-                                                    "detail": f"no WhatsApp number for account {account_id!r}"}),
-                                   content_type="application/json")
-        return number
+        return await self.numbers.for_webhook(request.match_info.get("account_id", self.account_id))
 
     async def challenge(self, request: web.Request) -> web.Response:
         """Meta's subscription check: echo ``hub.challenge`` when ``hub.verify_token`` matches."""
@@ -159,12 +147,7 @@ class WhatsappAdapter(BaseAdapter):
     # --- outbound ------------------------------------------------------------------------
 
     async def send(self, outbound: Outbound) -> str:
-        try:
-            number = await self.numbers.get(outbound.account_id)
-        except SettingsError as exc:
-            raise PermanentSendError(str(exc)) from None
-        if number is None:
-            raise PermanentSendError(f"no WhatsApp number is configured for account {outbound.account_id}")
+        number = await self.numbers.for_send(outbound.account_id)
         template = outbound.meta.get("template")
         try:
             if isinstance(template, Mapping):
@@ -194,17 +177,19 @@ class WhatsappAdapter(BaseAdapter):
             source = document.get("media_id") or document.get("url")
             if not isinstance(source, str) or not source:
                 raise PermanentSendError("a document needs a url or a media_id")
-            sent = await client.send_document(to, document=source, filename=document.get("name"), caption=text or None)
-        elif options and len(text) <= 1024 and len(options) <= 3 and all(len(o) <= 20 for o in options):
-            sent = await client.send_message(to, text, buttons=[Button(title=o, callback_data=o[:256]) for o in options])
-        elif options and len(text) <= 1024 and len(options) <= 10 and all(len(o) <= 24 for o in options):
+            return str((await client.send_document(to, document=source, filename=document.get("name"),
+                                                   caption=text or None)).id)
+        if options and len(text) <= 1024 and len(options) <= 3 and all(len(o) <= 20 for o in options):
+            buttons = [Button(title=o, callback_data=o[:256]) for o in options]
+            return str((await client.send_message(to, text, buttons=buttons)).id)
+        if options and len(text) <= 1024 and len(options) <= 10 and all(len(o) <= 24 for o in options):
             rows = [SectionRow(title=o, callback_data=o[:200]) for o in options]
-            sent = await client.send_message(to, text, buttons=SectionList(button_title="Choose", sections=[Section(title="Options", rows=rows)]))
-        else:  # options that do not fit WhatsApp's buttons become a numbered list
-            lines = [f"{n}. {o}" for n, o in enumerate(options, start=1)]
-            body = "\n".join([text, "", *lines]) if lines else text
-            sent = await client.send_message(to, body[:4096])
-        return str(sent.id)
+            listed = SectionList(button_title="Choose", sections=[Section(title="Options", rows=rows)])
+            return str((await client.send_message(to, text, buttons=listed)).id)
+        # options that do not fit WhatsApp's buttons become a numbered list
+        lines = [f"{n}. {o}" for n, o in enumerate(options, start=1)]
+        body = "\n".join([text, "", *lines]) if lines else text
+        return str((await client.send_message(to, body[:4096])).id)
 
     # --- attachments ---------------------------------------------------------------------
 

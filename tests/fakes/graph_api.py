@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import LocalServer
+
 PHONE_NUMBER_ID = "106540352242922"
 ACCESS_TOKEN = "EAAG-test-access-token"
 
@@ -27,32 +29,19 @@ class Request:
     at: float
 
 
-class FakeGraphAPI:
+class FakeGraphAPI(LocalServer):
     def __init__(self, token: str = ACCESS_TOKEN) -> None:
+        super().__init__()
         self.token = token
         self.requests: list[Request] = []
         self.media: dict[str, tuple[bytes, str]] = {}
         self._failures: list[tuple[int, dict[str, Any], dict[str, str]]] = []
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self.url = ""
 
-    async def start(self) -> str:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/{phone_id}/messages", self._messages)
         app.router.add_get("/{version}/{media_id}", self._media_info)
         app.router.add_get("/media-files/{media_id}", self._media_file)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     def fail_next(self, status: int, code: int | None = None, times: int = 1, retry_after: int | None = None,
                   message: str = "") -> None:

@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes import LocalServer
+
 TOKEN = "123456:TEST-token_for-the-fake"
 
 
@@ -26,8 +28,9 @@ class Call:
     at: float
 
 
-class FakeBotAPI:
+class FakeBotAPI(LocalServer):
     def __init__(self, token: str = TOKEN) -> None:
+        super().__init__()
         self.token = token
         self.calls: list[Call] = []
         self.files: dict[str, bytes] = {}
@@ -36,24 +39,10 @@ class FakeBotAPI:
         self._failures: list[tuple[int, dict[str, Any]]] = []
         self._new_update = asyncio.Event()
         self._ids = itertools.count(1000)
-        self._runner: web.AppRunner | None = None
-        self.url = ""
 
-    async def start(self) -> str:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/bot{token}/{method}", self._method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     # --- scripting -----------------------------------------------------------------------
 

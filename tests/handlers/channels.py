@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
+from bot.keys import STORE
 from bot.settings import Settings
 from tests.conftest import make_settings
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID
@@ -60,3 +61,17 @@ async def post_whatsapp(client: TestClient, payload: dict[str, Any] | bytes, sig
     if signature is not None:
         headers["X-Hub-Signature-256"] = signature or sign(body)
     return await client.post(path, data=body, headers=headers)
+
+
+async def inbound_messages(client: TestClient, channel: str, order: str = "created_at") -> list[dict[str, Any]]:
+    db = client.server.app[STORE]._db
+    return await db.messages.find({"direction": "in", "channel": channel}).sort(order, 1).to_list()
+
+
+async def deliver(client: TestClient, channel: str, name: str) -> dict[str, Any]:
+    """Post the recorded payload ``name`` of ``channel``, properly signed; the router's answer."""
+    post = post_telegram if channel == "telegram" else post_whatsapp
+    response = await post(client, fixture(channel, name))
+    assert response.status == 200, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body

@@ -11,20 +11,17 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from tests.fakes.telegram_api import FakeBotAPI
+from tests.handlers import channels
 from tests.handlers.channels import fixture, post_telegram
 from tests.router.test_inbound import wait_for
 
 
 async def inbound_messages(client: TestClient) -> list[dict[str, Any]]:
-    db = client.server.app[STORE]._db
-    return await db.messages.find({"direction": "in", "channel": "telegram"}).sort("created_at", 1).to_list()
+    return await channels.inbound_messages(client, "telegram", "created_at")
 
 
 async def deliver(client: TestClient, name: str) -> dict[str, Any]:
-    response = await post_telegram(client, fixture("telegram", name))
-    assert response.status == 200, await response.text()
-    body: dict[str, Any] = await response.json()
-    return body
+    return await channels.deliver(client, "telegram", name)
 
 
 async def test_a_text_message_lands_in_a_thread_of_the_sender(router: TestClient) -> None:

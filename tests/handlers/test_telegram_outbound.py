@@ -195,3 +195,16 @@ async def test_an_account_with_its_own_bot_gets_its_own_webhook(router: TestClie
     message = await store._db.messages.find_one({"direction": "in"})
     assert message["account_id"] == "shop2"
     await wait_for(lambda: sent_count(bot_api, 1))  # the notice goes out through shop2's bot
+
+
+async def test_polling_mode_runs_by_itself_from_start_to_reply(
+    embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI, start_client: Any
+) -> None:
+    settings = channel_settings(embedded.uri, db_name, telegram_api=bot_api.url,
+                                telegram={"mode": "polling", "webhook_secret": "", "poll_timeout": 1})
+    client = await start_client(settings)
+    bot_api.push_update(fixture("telegram", "text"))
+    await wait_for(lambda: sent_count(bot_api, 1), timeout=10)
+    assert bot_api.sent() == [{"chat_id": "5512345678", "text": NOTICE}]
+    assert [c.method for c in bot_api.calls][0] == "deleteWebhook"
+    assert await client.server.app[STORE]._db.messages.count_documents({"direction": "in"}) == 1

@@ -14,19 +14,16 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from conversations.models import DeliveryStatus, Direction, Message, from_epoch_ms, utcnow
+from tests.handlers import channels
 from tests.handlers.channels import WA_VERIFY, fixture, post_whatsapp, sign
 
 
 async def inbound_messages(client: TestClient) -> list[dict[str, Any]]:
-    db = client.server.app[STORE]._db
-    return await db.messages.find({"direction": "in", "channel": "whatsapp"}).sort("external_id", 1).to_list()
+    return await channels.inbound_messages(client, "whatsapp", "external_id")
 
 
 async def deliver(client: TestClient, name: str) -> dict[str, Any]:
-    response = await post_whatsapp(client, fixture("whatsapp", name))
-    assert response.status == 200, await response.text()
-    body: dict[str, Any] = await response.json()
-    return body
+    return await channels.deliver(client, "whatsapp", name)
 
 
 async def test_the_verification_challenge_is_echoed_only_for_the_right_token(router: TestClient) -> None:
