@@ -71,7 +71,7 @@ class ChannelStoreMixin:
             # as a JSON string
             edits = [*doc.get("edits", []), {"text": doc["text"], "replaced_ms": at_ms}]
             changed = await self._db.messages.find_one_and_update(
-                {"_id": doc["_id"], "text": doc["text"], "edited_ms": doc.get("edited_ms")},
+                {"_id": doc["_id"], "text": doc["text"]},  # unchanged since read (edit order: above)
                 {
                     "$set": {
                         "text": edited.text,
@@ -92,17 +92,11 @@ class ChannelStoreMixin:
     async def extend_service_window(self, thread_id: str, ends_at: datetime) -> None:
         """Record when the thread's customer-service window closes; it only ever moves later.
 
-        Kept as epoch milliseconds: the embedded server compares dates at one-second precision
-        and stores a date written by ``$set`` as a string.
+        Kept as epoch milliseconds with ``$max``: the embedded server compares dates at one-second
+        precision, stores a date written by ``$set`` as a string, and under load sometimes fails
+        to match an ``$or`` / ``$exists`` guard on a just-inserted document.
         """
-        ends_ms = epoch_ms(ends_at)
-        await self._db.threads.update_one(
-            {
-                "_id": thread_id,
-                "$or": [{"wa_window_ends_ms": {"$exists": False}}, {"wa_window_ends_ms": {"$lt": ends_ms}}],
-            },
-            {"$set": {"wa_window_ends_ms": ends_ms}},
-        )
+        await self._db.threads.update_one({"_id": thread_id}, {"$max": {"wa_window_ends_ms": epoch_ms(ends_at)}})
 
     # --- phone numbers join contacts -------------------------------------------------------
 

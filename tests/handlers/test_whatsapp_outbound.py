@@ -175,3 +175,21 @@ async def test_media_downloads_by_id_within_the_cap(router: TestClient, graph_ap
     graph_api.media["1003383421387257"] = (b"y" * 2000, "application/pdf")
     refused = await router.get(f"/api/messages/{message['_id']}/attachments/0")
     assert refused.status == 413 and (await refused.json())["error"] == "too_large"
+
+
+async def test_every_new_conversation_has_its_window_before_its_first_reply(router: TestClient, graph_api: FakeGraphAPI) -> None:
+    """Under a burst of webhooks the window is on the thread before the notice is sent (see
+    bench/webhooks.py for a bigger burst)."""
+    for n in range(40):
+        payload = fresh("text", id=f"wamid.BURST{n}")
+        payload["entry"][0]["changes"][0]["value"]["messages"][0]["from"] = str(16505550000 + n % 20)
+        assert (await post_whatsapp(router, payload)).status == 200
+    await wait_for(lambda: sent(graph_api, 20), timeout=15)
+    db = router.server.app[STORE]._db
+    await wait_for(lambda: _no_pending(db))
+    assert await db.outbox.count_documents({"state": "dead"}) == 0
+    assert await db.threads.count_documents({"wa_window_ends_ms": {"$gt": 0}}) == 20
+
+
+async def _no_pending(db: Any) -> bool:
+    return await db.outbox.count_documents({"state": "pending"}) == 0
