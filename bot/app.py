@@ -106,6 +106,8 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(outbox.run(), name="outbox"),
         asyncio.create_task(sweeper.run(), name="dispatch-sweeper"),
     ]
+    for name, adapter in adapters.items():
+        workers += [asyncio.create_task(job, name=f"{name}-background") for job in adapter.background(pipeline)]
     try:
         yield
     finally:

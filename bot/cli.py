@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.cli_channels import BUILDERS, ChannelCliError, add_telegram_commands, say_webhook
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.embedded import EmbeddedStoreError
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"omnirouter: {exc}", file=sys.stderr)
         return 2
-    except CliError as exc:
+    except (CliError, ChannelCliError) as exc:
         print(f"omnirouter: {exc}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
@@ -65,14 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("text", help="what the customer writes")
     say.add_argument("--as", dest="name", default="cli",
                      help="who is writing: a name (web chat), a phone number (sms), an address (email)")
-    say.add_argument("--channel", choices=["webchat", "sms", "email"], default="webchat",
-                     help="the channel to write on (default: webchat)")
+    say.add_argument("--channel", choices=["webchat", "sms", "email", *BUILDERS], default="webchat",
+                     help="the channel to write on (default: webchat; a signed webhook for the messengers)")
     say.add_argument("--subject", help="subject of the mail (--channel email)")
     say.add_argument("--server", help="router URL (default: from settings, http://127.0.0.1:8080)")
     say.add_argument("--account", help="account id (default: the configured one)")
     say.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the router")
     say.add_argument("--json", action="store_true", help="print the router's frames as JSON lines")
+    say.add_argument("--from", dest="sender", help="sender address on the channel (Telegram user id, WhatsApp number)")
     say.set_defaults(run=_say)
+    add_telegram_commands(sub)
     return parser
 
 
@@ -173,6 +176,8 @@ def _say(args: argparse.Namespace, settings: Settings) -> int:
     account = args.account or settings.account.id
     if args.channel in ("sms", "email"):
         return _say_over_channel(server, account, args, settings)
+    if args.channel != "webchat":
+        return say_webhook(server, account, settings, args)
     return asyncio.run(_say_over_socket(server, account, args))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -126,6 +127,53 @@ class ApiSettings:
     )
 
 
+def _secret_token(value: str) -> str | None:
+    if value and not all(c.isalnum() or c in "_-" for c in value) or len(value) > 256:
+        return "must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
+    return None
+
+
+def _templates(value: dict[str, Any]) -> str | None:
+    for name, spec in value.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("language"), str):
+            return f"template {name!r} needs a language, e.g. language = \"en_US\""
+        params = spec.get("parameters", [])
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            return f"template {name!r}: parameters must be a list of names"
+    return None
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    token: str = _setting("", doc="bot token from @BotFather; empty: Telegram is off")
+    webhook_secret: str = _setting(
+        "", check=_secret_token, doc="secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (webhook mode)"
+    )
+    mode: str = _setting("webhook", check=_one_of("webhook", "polling"), doc="receive updates by `webhook` or `polling` (getUpdates)")
+    api_base: str = _setting("https://api.telegram.org", check=_url, doc="Bot API server (a local fake in tests)")
+    poll_timeout: int = _setting(25, check=_between(0, 50), doc="long-poll wait of getUpdates, seconds")
+    pacing: float = _setting(1.0, check=_between(0, 60), doc="least time between two messages to one chat, seconds")
+    max_download_bytes: int = _setting(
+        20_971_520, check=_between(1, 2_000_000_000), doc="largest attachment downloaded by file id"
+    )
+
+
+@dataclass(frozen=True)
+class WhatsappSettings:
+    phone_number_id: str = _setting("", doc="Cloud API phone number id; empty: WhatsApp is off")
+    access_token: str = _setting("", doc="system-user access token for the Graph API")
+    app_secret: str = _setting("", doc="app secret: checks X-Hub-Signature-256")
+    verify_token: str = _setting("", doc="token Meta echoes when verifying the webhook URL")
+    api_base: str = _setting("https://graph.facebook.com", check=_url, doc="Graph API server (a local fake in tests)")
+    api_version: str = _setting("23.0", doc="Graph API version")
+    max_download_bytes: int = _setting(
+        16_777_216, check=_between(1, 2_000_000_000), doc="largest attachment downloaded by media id"
+    )
+    templates: dict[str, Any] | None = _setting(
+        None, check=_templates, doc="message templates for use outside the 24-hour window (see WhatsApp)"
+    )
+
+
 @dataclass(frozen=True)
 class TwilioSettings:
     account_sid: str = _setting("", doc="Twilio Account SID (AC...): SMS and calls need it")
@@ -189,6 +237,8 @@ class Settings:
     sms: SmsSettings = field(default_factory=SmsSettings)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    whatsapp: WhatsappSettings = field(default_factory=WhatsappSettings)
 
     def replace(self, section: str, **values: Any) -> Settings:
         """A copy with some keys of one section changed (validated like any other source)."""
@@ -208,6 +258,8 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "sms": SmsSettings,
     "voice": VoiceSettings,
     "email": EmailSettings,
+    "telegram": TelegramSettings,
+    "whatsapp": WhatsappSettings,
 }
 
 
@@ -294,7 +346,8 @@ def _apply(settings: Settings, raw: Mapping[str, Any], source: str) -> Settings:
     return dataclasses.replace(settings, **changed)
 
 
-_TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+               "dict[str, Any] | None": "a table (JSON in the environment)"}
 
 
 def _convert(value: Any, f: dataclasses.Field[Any], where: str) -> Any:
@@ -306,6 +359,7 @@ def _convert(value: Any, f: dataclasses.Field[Any], where: str) -> Any:
         or (kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool))
         or (kind == "str" and isinstance(value, str))
         or (kind == "bool" and isinstance(value, bool))
+        or (kind.startswith("dict") and isinstance(value, dict))
     )
     if not ok:
         raise SettingsError(f"bad setting {where}: expected {_TYPE_NAMES[kind]}, got {value!r}")
@@ -321,6 +375,11 @@ def _convert(value: Any, f: dataclasses.Field[Any], where: str) -> Any:
 def _parse_text(text: str, kind: str) -> Any:
     """Environment values are strings: read them as the key's type, or leave them to fail."""
     stripped = text.strip()
+    if kind.startswith("dict"):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            return text
     try:
         if kind == "int":
             return int(stripped)

@@ -164,6 +164,20 @@ class Inbound:
     sent_at: datetime | None = None
     phone: str | None = None  # E.164, when the channel vouches for the sender's number
     meta: Mapping[str, Any] = field(default_factory=dict)
+    # when the channel's customer-service window closes after this message (WhatsApp: +24 h)
+    window_ends_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEdit:
+    """The customer changed a message they sent earlier (Telegram's ``edited_message``).
+
+    ``message`` is the message as it reads now, under the original's external id; ``edited_at``
+    orders edits, so a late delivery of an older edit changes nothing.
+    """
+
+    message: Inbound
+    edited_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +190,9 @@ class StatusUpdate:
     status: DeliveryStatus
     at: datetime
     error: str | None = None
+
+
+ProviderEvent = Inbound | MessageEdit | StatusUpdate  # what an adapter's ``parse`` returns
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +365,11 @@ class Thread(Document):
     first_response_at: datetime | None = None
     resolved_at: datetime | None = None
     email_keys: list[str] = field(default_factory=list)
-    wa_window_ends_at: datetime | None = None
+    wa_window_ends_ms: int | None = None  # epoch ms when WhatsApp's customer-service window closes
+
+    @property
+    def wa_window_ends_at(self) -> datetime | None:
+        return None if self.wa_window_ends_ms is None else from_epoch_ms(self.wa_window_ends_ms)
 
 
 @dataclass(slots=True)

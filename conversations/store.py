@@ -11,7 +11,7 @@ between router processes lands on the same ``_id`` and the unique index turns it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from conversations.email_store import EmailStoreMixin
 from conversations.errors import StoreError as StoreError
 from conversations.errors import StoreUnavailable as StoreUnavailable
 from conversations.errors import translating_outages as _translating_outages
+from conversations.channel_store import ChannelStoreMixin
 from conversations.ids import derived_id, new_id
 from conversations.models import (
     Account,
@@ -85,7 +86,7 @@ def _customer(inbound: Inbound) -> dict[str, Any]:
     return sender
 
 
-class Store(EmailStoreMixin, PhoneStoreMixin):
+class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin):
     """All of omnirouter's persistence. Construct with :meth:`connect`."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
@@ -169,11 +170,15 @@ class Store(EmailStoreMixin, PhoneStoreMixin):
         Merge rule: a phone number the channel vouches for (WhatsApp, SMS, a shared Telegram
         contact) is itself an identity, ``phone:<E.164>``; whoever writes from any channel with
         that number is the same contact. A new contact's id derives from its phone number when
-        there is one, so first messages racing in on two channels still make one contact.
+        there is one, so first messages racing in on two channels still make one contact. A number
+        vouched for later (a Telegram user sharing their own contact) joins the known contact, or
+        merges it into the contact that had the number first (``join_phone``).
         """
         link_id = f"{account_id}|{identity.key}"
         link = await self._db.identities.find_one({"_id": link_id}, {"contact_id": 1})
         if link is not None:
+            if phone:
+                return await self.join_phone(account_id, str(link["contact_id"]), phone, now)
             return str(link["contact_id"])
         phone_id = f"{account_id}|phone:{phone}" if phone else None
         contact_id = derived_id("con", phone_id or link_id)
@@ -410,8 +415,12 @@ class Store(EmailStoreMixin, PhoneStoreMixin):
         now: datetime,
         in_reply_to: str | None = None,
         options: Sequence[str] = (),
+        meta: Mapping[str, Any] | None = None,
     ) -> Message:
-        """Store an outbound message and its outbox item, at most once per ``dedup_key``."""
+        """Store an outbound message and its outbox item, at most once per ``dedup_key``.
+
+        ``meta`` carries what the channel needs beyond text (a WhatsApp template, documents).
+        """
         message = Message(
             id=derived_id("msg", f"out|{dedup_key}"),
             account_id=thread.account_id,
@@ -426,7 +435,7 @@ class Store(EmailStoreMixin, PhoneStoreMixin):
             delivery_rank=DeliveryStatus.QUEUED.rank,
             delivery_updated_at=now,
             in_reply_to=in_reply_to,
-            meta={"options": list(options)} if options else {},
+            meta={**({"options": list(options)} if options else {}), **(meta or {})},
         )
         item = OutboxItem(
             id=derived_id("obx", dedup_key),
@@ -440,7 +449,7 @@ class Store(EmailStoreMixin, PhoneStoreMixin):
             state=OutboxState.PENDING,
             due_ms=epoch_ms(now),
             created_at=now,
-            meta={"sender_kind": sender.get("kind", "bot")},
+            meta={"sender_kind": sender.get("kind", "bot"), **(meta or {})},
         )
         await self._insert_once("messages", message.to_doc())
         await self._insert_once("outbox", item.to_doc())

@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.router.dispatch import Dispatcher
-from conversations.models import Decision, Inbound, Message, StatusUpdate, Thread, utcnow
+from conversations.models import Decision, Inbound, Message, MessageEdit, StatusUpdate, Thread, utcnow
 from conversations.store import Store
 
 log = logging.getLogger("omnirouter.router.inbound")
@@ -84,6 +84,8 @@ class InboundRecorder:
                     return Recorded(earlier, old, duplicate=True)
             thread = await store.open_thread(inbound.account_id, contact_id, inbound.sender, now)
         message, duplicate = await store.insert_inbound(inbound, contact_id, thread.id, now, self._lease)
+        if inbound.window_ends_at is not None:  # before dispatch: a reply may depend on it
+            await store.extend_service_window(thread.id, inbound.window_ends_at)
         return Recorded(message, thread, duplicate)
 
 
@@ -141,6 +143,17 @@ class InboundPipeline:
                 error=type(exc).__name__,
             )
             return None
+
+    async def apply_edit(self, edit: MessageEdit) -> Recorded | None:
+        """Apply a customer's edit to the message they sent; an edit of a message never recorded
+        is recorded as that message. Returns the new record then, ``None`` for a plain edit."""
+        edited = await self._store.apply_edit(edit.message, edit.edited_at)
+        log_event(log, "inbound.edited", channel=edit.message.channel, account=edit.message.account_id,
+                  message=edited.id if edited else None, original_known=edited is not None)
+        if edited is not None:
+            return None
+        recorded, _ = await self.receive(edit.message)
+        return recorded
 
     async def apply_status(self, update: StatusUpdate) -> bool:
         """Record a provider's delivery report; ``False`` when it changed nothing (stale or

@@ -75,6 +75,7 @@ class Outbox:
         sender: dict[str, Any],
         in_reply_to: str | None = None,
         options: Sequence[str] = (),
+        meta: Mapping[str, Any] | None = None,
     ) -> Message:
         """Store a reply for sending, at most once per ``dedup_key``, and wake the worker."""
         message = await self._store.create_outbound(
@@ -86,6 +87,7 @@ class Outbox:
             now=utcnow(),
             in_reply_to=in_reply_to,
             options=options,
+            meta=meta,
         )
         self.wake()
         return message

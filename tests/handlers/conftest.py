@@ -1,4 +1,5 @@
-"""Mail servers for the e-mail tests: one Dovecot for the session, an SMTP sink per test."""
+"""Fixtures for the channel tests: real mail servers for e-mail (one Dovecot for the session, an
+SMTP sink per test) and local fakes of the Bot API and the Graph API for the messengers."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from aioimaplib import IMAP4
 
+from bot.app import create_app
 from bot.settings import Settings
+from conversations.embedded import EmbeddedMongo
 from tests.conftest import make_settings
+from tests.fakes.graph_api import FakeGraphAPI
+from tests.fakes.telegram_api import FakeBotAPI
+from tests.handlers.channels import channel_settings
 from tests.mailservers import IMAP_PASSWORD, Dovecot, SmtpSink
 
 OUR_ADDRESS = "support@shop.example"
@@ -85,3 +92,27 @@ class Mailbox:
 @pytest.fixture
 def mailbox(dovecot: Dovecot, mailbox_user: str) -> Mailbox:
     return Mailbox(dovecot, mailbox_user)
+
+
+@pytest.fixture
+async def bot_api() -> AsyncIterator[FakeBotAPI]:
+    fake = FakeBotAPI()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def graph_api() -> AsyncIterator[FakeGraphAPI]:
+    fake = FakeGraphAPI()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def router(embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI, graph_api: FakeGraphAPI) -> AsyncIterator[TestClient]:
+    """The router with Telegram and WhatsApp configured against the fakes."""
+    settings = channel_settings(embedded.uri, db_name, telegram_api=bot_api.url, graph_api=graph_api.url)
+    async with TestClient(TestServer(create_app(settings))) as client:
+        yield client
