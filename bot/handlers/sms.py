@@ -22,7 +22,7 @@ from bot.handlers.base import BaseAdapter, Capabilities, ChannelContext, Permane
 from bot.handlers.sms_segments import shape, split_for_sms
 from bot.handlers.webhook import receive_webhook
 from bot.logs import log_event
-from conversations.models import Inbound, Outbound, StatusUpdate
+from conversations.models import Inbound, Outbound, ProviderEvent, StatusUpdate
 from conversations.store import Store
 
 log = logging.getLogger("omnirouter.handlers.sms")
@@ -109,7 +109,7 @@ class SmsAdapter(BaseAdapter):
     async def verify(self, request: web.Request, body: bytes) -> None:
         await self.gateway.verify(request, body)
 
-    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[Inbound | StatusUpdate]:
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
         item = self.gateway.parse_sms(body)
         if isinstance(item, Inbound) and (keyword := keyword_of(item)):
             marked = {"kind": keyword, "reply": self._replies.get(keyword, "")}

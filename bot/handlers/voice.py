@@ -25,7 +25,7 @@ from bot.handlers.base import (
 from bot.handlers.sms import EMPTY_TWIML, load_gateway
 from bot.logs import log_event
 from bot.router.calls import CallRecorder
-from conversations.models import CallEvent, Inbound, Outbound, StatusUpdate
+from conversations.models import CallEvent, Inbound, Outbound, ProviderEvent, StatusUpdate
 from conversations.store import Store
 
 log = logging.getLogger("omnirouter.handlers.voice")
@@ -75,7 +75,7 @@ class VoiceAdapter(BaseAdapter):
             await self._calls.record(event)
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
-    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[Inbound | StatusUpdate]:
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
         raise UnsupportedEvent("call events are recorded by the voice webhook, not as messages")
 
     async def send(self, outbound: Outbound) -> str:
