@@ -111,12 +111,12 @@ class ChannelStoreMixin:
         """Fold contact ``source`` into ``target`` (see :meth:`join_phone`)."""
         await self._db.identities.update_many({"contact_id": source}, {"$set": {"contact_id": target}})
         source_doc = await self._db.contacts.find_one_and_update(
-            {"_id": source}, {"$set": {"merged_into": target, "updated_at": now}}
+            {"_id": source}, {"$set": {"merged_into": target, "updated_at": epoch_ms(now)}}
         )
         if source_doc is not None and source_doc.get("identities"):
             await self._db.contacts.update_one(
                 {"_id": target},
-                {"$addToSet": {"identities": {"$each": source_doc["identities"]}}, "$set": {"updated_at": now}},
+                {"$addToSet": {"identities": {"$each": source_doc["identities"]}}, "$set": {"updated_at": epoch_ms(now)}},
             )
         async for thread in self._db.threads.find({"contact_id": source}):
             update: dict[str, Any] = {"contact_id": target}

@@ -22,7 +22,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from conversations.errors import StoreError, translating_outages
 from conversations.ids import new_id
-from conversations.models import Identity, Thread, ThreadStatus
+from conversations.models import Identity, Thread, ThreadStatus, epoch_ms
 
 REFERENCES_KEPT = 20  # References headers grow with every reply; keep the newest ones
 
@@ -59,7 +59,7 @@ class EmailStoreMixin:
     ) -> None:
         """Let later mails carrying any of ``keys`` find ``thread_id`` (first link wins)."""
         docs = [
-            {"_id": f"{account_id}|{key}", "thread_id": thread_id, "contact_id": contact_id, "at": now}
+            {"_id": f"{account_id}|{key}", "thread_id": thread_id, "contact_id": contact_id, "at": epoch_ms(now)}
             for key in dict.fromkeys(keys)
         ]
         if not docs:
@@ -87,7 +87,7 @@ class EmailStoreMixin:
                 return thread
             except DuplicateKeyError:
                 doc = await self._db.threads.find_one_and_update(
-                    {"open_key": open_key}, {"$set": {"last_message_at": now}},
+                    {"open_key": open_key}, {"$set": {"last_message_at": epoch_ms(now)}},
                     return_document=ReturnDocument.AFTER,
                 )
                 if doc is not None:
@@ -99,7 +99,7 @@ class EmailStoreMixin:
         """The thread with its last activity set to ``now``, unless it is resolved."""
         doc = await self._db.threads.find_one_and_update(
             {"_id": thread_id, "open_key": {"$exists": True}},
-            {"$set": {"last_message_at": now}},
+            {"$set": {"last_message_at": epoch_ms(now)}},
             return_document=ReturnDocument.AFTER,
         )
         return Thread.from_doc(doc) if doc else None

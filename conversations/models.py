@@ -270,7 +270,23 @@ def _load_tuple(value: Any) -> tuple[Any, ...]:
     return tuple(value or ())
 
 
+def load_time(value: Any) -> datetime | None:
+    """A stored time back as an aware datetime: epoch milliseconds (how we store every time), or
+    a date or ISO string written by other tools."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return from_epoch_ms(int(value))
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    raise TypeError(f"not a stored time: {value!r}")
+
+
 def _dump(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return epoch_ms(value)
     if isinstance(value, (Identity, Attachment)):
         return value.to_doc()
     if isinstance(value, StrEnum):
@@ -286,8 +302,11 @@ class Document:
     """A dataclass stored as one MongoDB document; ``id`` is stored as ``_id``.
 
     ``None`` fields are left out of the stored document, so optional keys stay absent (partial
-    unique indexes rely on that). Fields that need converting on load name a loader in
-    ``LOADERS``.
+    unique indexes rely on that). Every time is stored as integer epoch milliseconds and read back
+    as an aware ``datetime``: the embedded server stores a date written by ``$set`` as a string
+    and compares dates at one-second precision, while integers behave the same everywhere and
+    make durations plain subtraction in aggregation pipelines. Other fields that need converting
+    on load name a loader in ``LOADERS``.
     """
 
     LOADERS: ClassVar[dict[str, Callable[[Any], Any]]] = {}
@@ -309,8 +328,19 @@ class Document:
             if key not in doc:
                 continue
             loader = cls.LOADERS.get(f.name)
+            if loader is None and "datetime" in str(f.type):
+                loader = load_time
             kwargs[f.name] = loader(doc[key]) if loader else doc[key]
         return cls(**kwargs)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record for the API: ``id`` instead of ``_id``, times as ISO 8601 strings."""
+        doc: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is not None:
+                doc[f.name] = value.isoformat() if isinstance(value, datetime) else _dump(value)
+        return doc
 
 
 @dataclass(slots=True)

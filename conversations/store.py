@@ -132,7 +132,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin):
     async def ensure_account(self, account_id: str, name: str, now: datetime) -> Account:
         await self._db.accounts.update_one(
             {"_id": account_id},
-            {"$setOnInsert": {"name": name, "created_at": now, "channels": {}}},
+            {"$setOnInsert": {"name": name, "created_at": epoch_ms(now), "channels": {}}},
             upsert=True,
         )
         doc = await self._db.accounts.find_one({"_id": account_id})
@@ -190,15 +190,15 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin):
             "_id": contact_id,
             "account_id": account_id,
             "identities": [identity.to_doc()],
-            "created_at": now,
-            "updated_at": now,
+            "created_at": epoch_ms(now),
+            "updated_at": epoch_ms(now),
         }
         if name:
             contact["name"] = name
         if not await self._insert_once("contacts", contact):
             await self._db.contacts.update_one(
                 {"_id": contact_id},
-                {"$addToSet": {"identities": identity.to_doc()}, "$set": {"updated_at": now}},
+                {"$addToSet": {"identities": identity.to_doc()}, "$set": {"updated_at": epoch_ms(now)}},
             )
         links = [(link_id, identity)]
         if phone_id is not None and phone is not None:
@@ -219,7 +219,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin):
         """The contact's open thread on ``channel`` (its last activity set to ``now``), if any."""
         doc = await self._db.threads.find_one_and_update(
             {"open_key": f"{contact_id}:{channel}"},
-            {"$set": {"last_message_at": now}},
+            {"$set": {"last_message_at": epoch_ms(now)}},
             return_document=ReturnDocument.AFTER,
         )
         return Thread.from_doc(doc) if doc else None
@@ -339,7 +339,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin):
             {
                 "$set": {
                     "status": str(ThreadStatus.QUEUED),
-                    "queued_at": now,
+                    "queued_at": epoch_ms(now),
                     "queued_by": by_message,
                     "escalation_reason": reason,
                 }
@@ -394,7 +394,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin):
                 "$set": {
                     "delivery_status": str(update.status),
                     "delivery_rank": update.status.rank,
-                    "delivery_updated_at": update.at,
+                    "delivery_updated_at": epoch_ms(update.at),
                     **({"delivery_error": update.error} if update.error else {}),
                 }
             },
@@ -476,7 +476,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin):
             {
                 "$set": {
                     "state": str(OutboxState.SENT),
-                    "sent_at": now,
+                    "sent_at": epoch_ms(now),
                     "provider_message_id": provider_message_id,
                 },
                 "$unset": {"lease_owner": ""},
@@ -489,7 +489,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin):
                     "external_id": provider_message_id,
                     "delivery_status": str(DeliveryStatus.SENT),
                     "delivery_rank": DeliveryStatus.SENT.rank,
-                    "delivery_updated_at": now,
+                    "delivery_updated_at": epoch_ms(now),
                 }
             },
         )
@@ -512,7 +512,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin):
         await self._db.outbox.update_one(
             {"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},
             {
-                "$set": {"state": str(OutboxState.DEAD), "last_error": error, "dead_at": now},
+                "$set": {"state": str(OutboxState.DEAD), "last_error": error, "dead_at": epoch_ms(now)},
                 "$unset": {"lease_owner": ""},
             },
         )
@@ -522,7 +522,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin):
                 "$set": {
                     "delivery_status": str(DeliveryStatus.FAILED),
                     "delivery_rank": DeliveryStatus.FAILED.rank,
-                    "delivery_updated_at": now,
+                    "delivery_updated_at": epoch_ms(now),
                 }
             },
         )
@@ -543,7 +543,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin):
                 "$set": {
                     "delivery_status": str(DeliveryStatus.QUEUED),
                     "delivery_rank": DeliveryStatus.QUEUED.rank,
-                    "delivery_updated_at": now,
+                    "delivery_updated_at": epoch_ms(now),
                 }
             },
         )

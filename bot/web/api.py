@@ -52,21 +52,17 @@ def _limit(request: web.Request, default: int = 100, most: int = 1000) -> int:
 
 
 def outbox_json(item: OutboxItem) -> dict[str, Any]:
-    doc = item.to_doc()
-    doc["id"] = doc.pop("_id")
-    doc["due_at"] = from_epoch_ms(doc.pop("due_ms"))
+    doc = item.to_json()
+    doc["due_at"] = from_epoch_ms(doc.pop("due_ms")).isoformat()
     return doc
 
 
 def message_json(message: Message) -> dict[str, Any]:
-    doc = message.to_doc()
-    doc["id"] = doc.pop("_id")
-    return doc
+    return message.to_json()
 
 
 def thread_json(thread: Thread) -> dict[str, Any]:
-    doc = thread.to_doc()
-    doc["id"] = doc.pop("_id")
+    doc = thread.to_json()
     doc.pop("open_key", None)
     return doc
 
