@@ -228,6 +228,12 @@ def _load_attachments(value: Any) -> tuple[Attachment, ...]:
     return tuple(Attachment.from_doc(item) for item in value or [])
 
 
+def _load_datetime(value: str) -> datetime:
+    """A date the embedded server handed back as text (it stores ``$set`` dates as strings)."""
+    moment = datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def _load_tuple(value: Any) -> tuple[Any, ...]:
     return tuple(value or ())
 
@@ -271,6 +277,8 @@ class Document:
             if key not in doc:
                 continue
             loader = cls.LOADERS.get(f.name)
+            if loader is None and isinstance(doc[key], str) and str(f.type).startswith("datetime"):
+                loader = _load_datetime
             kwargs[f.name] = loader(doc[key]) if loader else doc[key]
         return cls(**kwargs)
 
@@ -285,6 +293,7 @@ class Account(Document):
     channels: dict[str, Any] = field(default_factory=dict)
     business_hours: dict[str, Any] | None = None
     retention_days: int | None = None
+    routing: dict[str, Any] | None = None  # queue strategy and console options set by an admin
 
 
 @dataclass(slots=True)
@@ -328,6 +337,10 @@ class Thread(Document):
     resolved_at: datetime | None = None
     email_keys: list[str] = field(default_factory=list)
     wa_window_ends_at: datetime | None = None
+    labels: list[str] = field(default_factory=list)
+    awaiting_since: datetime | None = None  # oldest customer message no agent has answered yet
+    last_assignee: str | None = None  # who had it before it was resolved or requeued
+    reopened_at: datetime | None = None
 
 
 @dataclass(slots=True)
@@ -423,6 +436,13 @@ class Agent(Document):
     teams: list[str] = field(default_factory=list)
     capacity: int = 5
     presence: Presence = Presence.OFFLINE
+    # open conversations held, and free slots (capacity - load): reserved atomically before an
+    # assignment, so no agent is ever given more than their capacity
+    load: int = 0
+    free: int = 5
+    last_assigned_ms: int = 0  # round robin among equally loaded agents
+    lang: str = "en"
+    active: bool = True
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ between router processes lands on the same ``_id`` and the unique index turns it
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
@@ -20,6 +21,7 @@ from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnD
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
+from conversations.agent_store import AGENT_INDEXES, AgentStore
 from conversations.ids import derived_id, new_id
 from conversations.models import (
     Account,
@@ -38,6 +40,7 @@ from conversations.models import (
     ThreadStatus,
     epoch_ms,
 )
+from conversations.queue_store import QUEUE_INDEXES, QueueStore
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -106,7 +109,7 @@ def _customer(inbound: Inbound) -> dict[str, Any]:
     return sender
 
 
-class Store:
+class Store(AgentStore, QueueStore):
     """All of omnirouter's persistence. Construct with :meth:`connect`."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
@@ -143,8 +146,9 @@ class Store:
     @_translating_outages
     async def ensure_indexes(self) -> None:
         """Create every index the router relies on; safe to run at every start-up."""
-        for collection, models in INDEXES.items():
-            await self._db[collection].create_indexes(models)
+        for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES):
+            for collection, models in indexes.items():
+                await self._db[collection].create_indexes(models)
 
     # --- accounts ------------------------------------------------------------------------
 
@@ -608,3 +612,10 @@ class Store:
             return True
         except DuplicateKeyError:
             return False
+
+
+# the mixins' operations translate outages like Store's own
+for _mixin in (AgentStore, QueueStore):
+    for _name, _method in list(vars(_mixin).items()):
+        if inspect.iscoroutinefunction(_method) and not _name.startswith("_"):
+            setattr(Store, _name, _translating_outages(_method))
