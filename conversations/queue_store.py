@@ -22,8 +22,6 @@ from conversations.console_models import TimelineEntry
 from conversations.models import Agent, Contact, Message, Presence, Thread, ThreadStatus, epoch_ms
 
 QUEUE_INDEXES: dict[str, list[IndexModel]] = {
-    "threads": [IndexModel([("assignee", ASCENDING), ("status", ASCENDING)])],
-    "messages": [IndexModel([("contact_id", ASCENDING), ("created_at", DESCENDING)])],
     "timeline": [IndexModel([("contact_id", ASCENDING), ("at", ASCENDING)])],
     "events": [IndexModel([("at_ms", ASCENDING)])],
 }
@@ -125,9 +123,10 @@ class QueueStore:
         docs = await self._db.threads.find(
             {"contact_id": contact_id, "channel": channel, "status": str(ThreadStatus.RESOLVED)}
         ).sort("resolved_at", DESCENDING).limit(1).to_list()
-        if not docs or docs[0].get("resolved_at") is None or docs[0]["resolved_at"] < since:
+        thread = Thread.from_doc(docs[0]) if docs else None  # (from_doc reads dates stored as text)
+        if thread is None or thread.resolved_at is None or thread.resolved_at < since:
             return None
-        return Thread.from_doc(docs[0])
+        return thread
 
     async def reopen(self, thread: Thread, assignee: str | None, now: datetime) -> Thread | None:
         """Reopen a resolved thread to ``assignee`` (or to the queue); ``None`` if it changed

@@ -78,6 +78,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         IndexModel([("account_id", ASCENDING), ("status", ASCENDING), ("queued_at", ASCENDING)]),
         IndexModel([("account_id", ASCENDING), ("contact_id", ASCENDING), ("opened_at", DESCENDING)]),
+        IndexModel([("assignee", ASCENDING), ("status", ASCENDING)]),  # an agent's conversations
     ],
     "messages": [
         IndexModel(
@@ -86,6 +87,7 @@ INDEXES: dict[str, list[IndexModel]] = {
             partialFilterExpression={"external_id": {"$exists": True}},
         ),
         IndexModel([("thread_id", ASCENDING), ("created_at", ASCENDING)]),
+        IndexModel([("contact_id", ASCENDING), ("created_at", DESCENDING)]),  # history across channels
         IndexModel([("dispatch_state", ASCENDING), ("dispatch_due_ms", ASCENDING)]),
     ],
     "outbox": [
