@@ -24,8 +24,9 @@ from conversations.console_models import Session
 from conversations.models import Agent, Role
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-AGENT = "omnirouter.agent"
-SESSION = "omnirouter.session"
+# per-request state: typed keys where aiohttp has them (3.14+), plain names before
+AGENT: Any = web.RequestKey("agent", Agent) if hasattr(web, "RequestKey") else "omnirouter.agent"
+SESSION: Any = web.RequestKey("session", Session) if hasattr(web, "RequestKey") else "omnirouter.session"
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "

@@ -10,14 +10,13 @@ from playwright.async_api import Browser, Page, expect
 from bot.keys import QUEUE, STORE
 from bot.web.auth import add_agent
 from conversations.models import Role
-from tests.web.test_chat_browser import browser  # noqa: F401  (the session's Chromium)
 
 pytestmark = pytest.mark.browser
 
 HOSTILE = "<script>alert('x')</script> and <img src=x onerror=alert(1)> see http://evil.example"
 
 
-async def agent_page(browser: Browser, base: str, login: str, password: str) -> Page:  # noqa: F811
+async def agent_page(browser: Browser, base: str, login: str, password: str) -> Page:
     page = await (await browser.new_context()).new_page()
     page.on("dialog", lambda dialog: pytest.fail(f"customer content ran script: {dialog.message}"))
     await page.goto(f"{base}/login")
@@ -29,7 +28,7 @@ async def agent_page(browser: Browser, base: str, login: str, password: str) -> 
 
 
 async def test_an_agent_takes_a_conversation_and_talks_with_the_customer_live(
-    client: TestClient, browser: Browser  # noqa: F811
+    client: TestClient, browser: Browser
 ) -> None:
     base = f"http://127.0.0.1:{client.server.port}"
     _, password = await add_agent(client.server.app[STORE], "default", "ava", name="Ava", role=Role.AGENT)
@@ -72,7 +71,7 @@ async def test_an_agent_takes_a_conversation_and_talks_with_the_customer_live(
     await expect(agent.locator("main")).to_contain_text("Only admins")
 
 
-async def test_a_new_assignment_rings_and_marks_the_title(client: TestClient, browser: Browser) -> None:  # noqa: F811
+async def test_a_new_assignment_rings_and_marks_the_title(client: TestClient, browser: Browser) -> None:
     base = f"http://127.0.0.1:{client.server.port}"
     app = client.server.app
     _, password = await add_agent(app[STORE], "default", "ben", name="Ben", role=Role.AGENT)
@@ -90,7 +89,7 @@ async def test_a_new_assignment_rings_and_marks_the_title(client: TestClient, br
     await expect(agent).to_have_title("(1) New conversation — Console — omnirouter")
 
 
-async def test_the_console_speaks_latvian(client: TestClient, browser: Browser) -> None:  # noqa: F811
+async def test_the_console_speaks_latvian(client: TestClient, browser: Browser) -> None:
     base = f"http://127.0.0.1:{client.server.port}"
     _, password = await add_agent(client.server.app[STORE], "default", "liga", role=Role.ADMIN)
     page = await agent_page(browser, base, "liga", password)
