@@ -17,6 +17,8 @@ import aiohttp
 from aiohttp import web
 
 from bot.cli_channels import BUILDERS, ChannelCliError, add_telegram_commands, say_webhook
+from bot.agents_cli import agent_add as _agent_add
+from bot.keys import FIRST_ADMIN
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.embedded import EmbeddedStoreError
@@ -76,6 +78,18 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("--from", dest="sender", help="sender address on the channel (Telegram user id, WhatsApp number)")
     say.set_defaults(run=_say)
     add_telegram_commands(sub)
+
+    agent = sub.add_parser("agent", help="manage console agents")
+    agent_sub = agent.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
+    add = agent_sub.add_parser("add", help="add an agent (prints the password once)")
+    add.add_argument("login", metavar="NAME", help="login name: 2-32 of a-z 0-9 _ . -")
+    add.add_argument("--role", choices=["agent", "admin"], default="agent")
+    add.add_argument("--team", action="append", default=[], help="a team (skill); repeat for more")
+    add.add_argument("--capacity", type=int, default=5, help="most conversations at once (default 5)")
+    add.add_argument("--name", dest="display_name", help="name shown to colleagues (default: NAME)")
+    add.add_argument("--account", help="account id (default: the configured one)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(run=_agent_add)
     return parser
 
 
@@ -124,7 +138,7 @@ async def _run_server(settings: Settings) -> None:
                 "choose another with --port or OMNIROUTER_PORT"
             ) from None
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    _print_banner(settings)
+    _print_banner(settings, runner.app[FIRST_ADMIN])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -136,7 +150,7 @@ async def _run_server(settings: Settings) -> None:
         await runner.cleanup()
 
 
-def _print_banner(settings: Settings) -> None:
+def _print_banner(settings: Settings, first_admin: tuple[str, str] | None) -> None:
     base = f"http://{settings.server.host}:{settings.server.port}"
     store = (
         f"embedded, data in {settings.store.embedded_dir}/"
@@ -149,9 +163,14 @@ def _print_banner(settings: Settings) -> None:
         f"  web chat:  {base}/chat\n"
         f"  health:    {base}/healthz    metrics: {base}/metrics\n"
         f"  try it:    .venv/bin/omnirouter say \"where is my order?\"{say}\n"
-        "Stop with Ctrl+C.",
+        f"  console:   {base}/console",
         flush=True,
     )
+    if first_admin is not None:
+        login, password = first_admin
+        print(f"  first run: log in as {login!r} with password {password!r} — shown only this once;\n"
+              "             add agents under Admin or with `omnirouter agent add NAME`", flush=True)
+    print("Stop with Ctrl+C.", flush=True)
 
 
 def _redact(uri: str) -> str:

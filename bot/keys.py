@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from bot.router.inbound import InboundPipeline
     from bot.router.outbox import Outbox
     from bot.router.queue import Queue
+    from bot.router.shifts import Shifts
+    from bot.web.auth import LoginLimiter
+    from bot.web.live import ConsoleHub
     from bot.settings import Settings
     from conversations.embedded import EmbeddedMongo
     from conversations.store import Store
@@ -26,3 +29,7 @@ PIPELINE: web.AppKey[InboundPipeline] = web.AppKey("pipeline")
 DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
 OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 QUEUE: web.AppKey[Queue] = web.AppKey("queue")
+SHIFTS: web.AppKey[Shifts] = web.AppKey("shifts")
+CONSOLE_HUB: web.AppKey[ConsoleHub] = web.AppKey("console_hub")
+LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")
+FIRST_ADMIN: web.AppKey[tuple[str, str] | None] = web.AppKey("first_admin")  # (login, password) once

@@ -140,6 +140,25 @@ def _templates(value: dict[str, Any]) -> str | None:
         params = spec.get("parameters", [])
         if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
             return f"template {name!r}: parameters must be a list of names"
+
+
+def _hours_spec(value: str) -> str | None:
+    from bot.router.hours import BusinessHours  # the parser lives with the queue
+
+    try:
+        BusinessHours.parse(value, "UTC")
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _timezone(value: str) -> str | None:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(value)
+    except (ValueError, KeyError, OSError):
+        return "must be an IANA time zone such as Europe/Riga"
     return None
 
 
@@ -222,6 +241,44 @@ class EmailSettings:
     max_message_bytes: int = _setting(
         10 * 1_048_576, check=_between(1024, 100 * 1_048_576), doc="larger inbound mails are refused (SMTP) or skipped (IMAP)"
     )
+class QueueSettings:
+    strategy: str = _setting(
+        "manual", check=_one_of("manual", "next", "auto"),
+        doc="how queued conversations reach agents (an admin can change it per account)",
+    )
+    reopen_days: float = _setting(
+        7.0, check=_between(0, 365), doc="a customer writing again this soon reopens the resolved thread"
+    )
+    first_response_minutes: float = _setting(15.0, check=_between(0, 100_000), doc="first-response SLA")
+    next_response_minutes: float = _setting(30.0, check=_between(0, 100_000), doc="next-response SLA")
+    business_hours: str = _setting(
+        "", check=_hours_spec, doc="e.g. mon-fri 09:00-17:00; sat 10:00-14:00 (empty: always open)"
+    )
+    timezone: str = _setting("UTC", check=_timezone, doc="time zone of business_hours")
+    out_of_hours_reply: str = _setting(
+        "We are closed right now. We will answer as soon as we open.",
+        doc="sent when a conversation is queued outside business hours",
+    )
+    direct_channels: str = _setting("", doc="comma-separated channels that go straight to the human queue")
+    channel_teams: str = _setting("", doc="team per channel for queued threads, e.g. email=billing,sms=support")
+    assign_interval: float = _setting(2.0, check=_between(0.05, 3600), doc="how often auto-assignment looks for work")
+    requeue_on_shift_end: bool = _setting(True, doc="an agent ending a shift hands their open conversations back")
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    session_idle_minutes: float = _setting(30.0, check=_between(1, 10_000), doc="idle time that ends a login")
+    session_max_hours: float = _setting(12.0, check=_between(0.1, 1000), doc="longest login, however active")
+    login_attempts: int = _setting(5, check=_between(1, 1000), doc="failed logins per name (x4 per address) per window")
+    login_window_seconds: int = _setting(300, check=_between(1, 86400), doc="rate-limit window for logins")
+    live_feed: str = _setting(
+        "auto", check=_one_of("auto", "change_stream", "poll"),
+        doc="how consoles learn of changes: auto = change streams on MongoDB, polling on the embedded store",
+    )
+    poll_interval: float = _setting(0.5, check=_between(0.05, 60), doc="polling period of the live feed, seconds")
+    first_admin: bool = _setting(True, doc="create an admin (password printed once) when an account has no agents")
+    record_location: bool = _setting(False, doc="store the browser's location at shift start and stop")
+    language: str = _setting("en", check=_one_of("en", "lv"), doc="default console language")
 
 
 @dataclass(frozen=True)
@@ -239,6 +296,8 @@ class Settings:
     email: EmailSettings = field(default_factory=EmailSettings)
     telegram: TelegramSettings = field(default_factory=TelegramSettings)
     whatsapp: WhatsappSettings = field(default_factory=WhatsappSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     def replace(self, section: str, **values: Any) -> Settings:
         """A copy with some keys of one section changed (validated like any other source)."""
@@ -260,6 +319,8 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "email": EmailSettings,
     "telegram": TelegramSettings,
     "whatsapp": WhatsappSettings,
+    "queue": QueueSettings,
+    "console": ConsoleSettings,
 }
 
 

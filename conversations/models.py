@@ -353,6 +353,7 @@ class Account(Document):
     channels: dict[str, Any] = field(default_factory=dict)
     business_hours: dict[str, Any] | None = None
     retention_days: int | None = None
+    routing: dict[str, Any] | None = None  # queue strategy and console options set by an admin
 
 
 @dataclass(slots=True)
@@ -396,6 +397,10 @@ class Thread(Document):
     resolved_at: datetime | None = None
     email_keys: list[str] = field(default_factory=list)
     wa_window_ends_ms: int | None = None  # epoch ms when WhatsApp's customer-service window closes
+    labels: list[str] = field(default_factory=list)
+    awaiting_since: datetime | None = None  # oldest customer message no agent has answered yet
+    last_assignee: str | None = None  # who had it before it was resolved or requeued
+    reopened_at: datetime | None = None
 
     @property
     def wa_window_ends_at(self) -> datetime | None:
@@ -495,6 +500,13 @@ class Agent(Document):
     teams: list[str] = field(default_factory=list)
     capacity: int = 5
     presence: Presence = Presence.OFFLINE
+    # open conversations held, and free slots (capacity - load): reserved atomically before an
+    # assignment, so no agent is ever given more than their capacity
+    load: int = 0
+    free: int = 5
+    last_assigned_ms: int = 0  # round robin among equally loaded agents
+    lang: str = "en"
+    active: bool = True
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ between router processes lands on the same ``_id`` and the unique index turns it
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +25,7 @@ from conversations.errors import StoreError as StoreError
 from conversations.errors import StoreUnavailable as StoreUnavailable
 from conversations.errors import translating_outages as _translating_outages
 from conversations.channel_store import ChannelStoreMixin
+from conversations.agent_store import AGENT_INDEXES, AgentStore
 from conversations.ids import derived_id, new_id
 from conversations.models import (
     Account,
@@ -43,6 +45,7 @@ from conversations.models import (
     epoch_ms,
 )
 from conversations.phone_store import PhoneStoreMixin
+from conversations.queue_store import QUEUE_INDEXES, QueueStore
 
 INDEXES: dict[str, list[IndexModel]] = {
     "contacts": [IndexModel([("account_id", ASCENDING), ("updated_at", DESCENDING)])],
@@ -55,6 +58,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         IndexModel([("account_id", ASCENDING), ("status", ASCENDING), ("queued_at", ASCENDING)]),
         IndexModel([("account_id", ASCENDING), ("contact_id", ASCENDING), ("opened_at", DESCENDING)]),
+        IndexModel([("assignee", ASCENDING), ("status", ASCENDING)]),  # an agent's conversations
     ],
     "messages": [
         IndexModel(
@@ -63,6 +67,7 @@ INDEXES: dict[str, list[IndexModel]] = {
             partialFilterExpression={"external_id": {"$exists": True}},
         ),
         IndexModel([("thread_id", ASCENDING), ("created_at", ASCENDING)]),
+        IndexModel([("contact_id", ASCENDING), ("created_at", DESCENDING)]),  # history across channels
         IndexModel([("dispatch_state", ASCENDING), ("dispatch_due_ms", ASCENDING)]),
     ],
     "outbox": [
@@ -86,7 +91,7 @@ def _customer(inbound: Inbound) -> dict[str, Any]:
     return sender
 
 
-class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin):
+class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, QueueStore):
     """All of omnirouter's persistence. Construct with :meth:`connect`."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
@@ -123,8 +128,9 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin):
     @_translating_outages
     async def ensure_indexes(self) -> None:
         """Create every index the router relies on; safe to run at every start-up."""
-        for collection, models in INDEXES.items():
-            await self._db[collection].create_indexes(models)
+        for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES):
+            for collection, models in indexes.items():
+                await self._db[collection].create_indexes(models)
 
     # --- accounts ------------------------------------------------------------------------
 
@@ -596,3 +602,10 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin):
             return True
         except DuplicateKeyError:
             return False
+
+
+# the mixins' operations translate outages like Store's own
+for _mixin in (AgentStore, QueueStore):
+    for _name, _method in list(vars(_mixin).items()):
+        if inspect.iscoroutinefunction(_method) and not _name.startswith("_"):
+            setattr(Store, _name, _translating_outages(_method))

@@ -41,6 +41,7 @@ from conversations.store import Store, StoreError, StoreUnavailable
 log = logging.getLogger("omnirouter.router.dispatch")
 
 NO_NLU = "no_nlu"
+DIRECT = "direct_channel"  # the channel is configured to go straight to humans
 
 
 class Dispatcher:
@@ -68,8 +69,10 @@ class Dispatcher:
         elif keyword:
             decision = await self._answer_keyword(message, thread, keyword)
         else:
-            decision = await self._to_queue(message, thread, NO_NLU)
+            reason = DIRECT if self._queue.straight_to_humans(thread.channel) else NO_NLU
+            decision = await self._to_queue(message, thread, reason)
         await self._store.finish_dispatch(message.id, decision)
+        await self._queue.after_dispatch(message, thread, decision)
         self._metrics.decisions.labels(str(decision.action)).inc()
         self._metrics.dispatch_latency.observe(time.perf_counter() - started)
         log_event(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.router.dispatch import Dispatcher
-from conversations.models import Decision, Inbound, Message, MessageEdit, StatusUpdate, Thread, utcnow
+from conversations.models import Decision, Identity, Inbound, Message, MessageEdit, StatusUpdate, Thread, utcnow
 from conversations.store import Store
 
 log = logging.getLogger("omnirouter.router.inbound")
@@ -52,15 +52,24 @@ class InboundSource(Protocol):
     async def start_receiving(self, pipeline: InboundPipeline) -> None: ...
 
 
+# (account, contact, identity, now) -> a resolved thread reopened for this message, or None
+Reopener = Callable[[str, str, Identity, datetime], Awaitable[Thread | None]]
+
+
 class InboundRecorder:
     """Stores inbound messages exactly once."""
 
     def __init__(
-        self, store: Store, dispatch_lease: timedelta, locators: Mapping[str, ThreadLocator] | None = None
+        self,
+        store: Store,
+        dispatch_lease: timedelta,
+        locators: Mapping[str, ThreadLocator] | None = None,
+        reopen: Reopener | None = None,
     ) -> None:
         self._store = store
         self._lease = dispatch_lease
         self._locators = dict(locators or {})
+        self._reopen = reopen
 
     async def record(self, inbound: Inbound) -> Recorded:
         now = utcnow()
@@ -82,7 +91,8 @@ class InboundRecorder:
                 old = await store.get_thread(earlier.thread_id)
                 if old is not None:
                     return Recorded(earlier, old, duplicate=True)
-            thread = await store.open_thread(inbound.account_id, contact_id, inbound.sender, now)
+            reopened = await self._reopen(inbound.account_id, contact_id, inbound.sender, now) if self._reopen else None
+            thread = reopened or await store.open_thread(inbound.account_id, contact_id, inbound.sender, now)
         message, duplicate = await store.insert_inbound(inbound, contact_id, thread.id, now, self._lease)
         if inbound.window_ends_at is not None:  # before dispatch: a reply may depend on it
             await store.extend_service_window(thread.id, inbound.window_ends_at)
@@ -159,6 +169,8 @@ class InboundPipeline:
         """Record a provider's delivery report; ``False`` when it changed nothing (stale or
         unknown message), which is still a success for the provider."""
         changed = await self._store.apply_status_update(update)
+        if changed:  # the consoles showing this message refresh its delivery status
+            await self._store.emit_event(update.account_id, "delivery", utcnow(), external_id=update.external_id)
         log_event(
             log,
             "delivery.status",

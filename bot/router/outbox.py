@@ -164,6 +164,8 @@ class Outbox:
         if await self._store.complete_outbox(item, self.owner, provider_id, utcnow()):
             self._metrics.outbound.labels(item.channel, "sent").inc()
             log_event(log, "outbox.sent", item=item.id, channel=item.channel, attempts=item.attempts)
+            if item.meta.get("sender_kind") == "agent":  # the agent's console shows "sent"
+                await self._store.emit_event(item.account_id, "delivery", utcnow(), thread_id=item.thread_id)
         else:
             log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
 
@@ -189,6 +191,7 @@ class Outbox:
 
     async def _dead(self, item: OutboxItem, error: str) -> None:
         await self._store.dead_letter_outbox(item, self.owner, error, utcnow())
+        await self._store.emit_event(item.account_id, "delivery", utcnow(), thread_id=item.thread_id)
         self._metrics.outbound.labels(item.channel, "dead").inc()
         self._metrics.outbox_dead.labels(item.channel).inc()
         log_event(
