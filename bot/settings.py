@@ -140,6 +140,7 @@ def _templates(value: dict[str, Any]) -> str | None:
         params = spec.get("parameters", [])
         if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
             return f"template {name!r}: parameters must be a list of names"
+    return None
 
 
 def _hours_spec(value: str) -> str | None:
@@ -241,6 +242,9 @@ class EmailSettings:
     max_message_bytes: int = _setting(
         10 * 1_048_576, check=_between(1024, 100 * 1_048_576), doc="larger inbound mails are refused (SMTP) or skipped (IMAP)"
     )
+
+
+@dataclass(frozen=True)
 class QueueSettings:
     strategy: str = _setting(
         "manual", check=_one_of("manual", "next", "auto"),

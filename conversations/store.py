@@ -126,6 +126,13 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         await self._db.command("ping")
 
     @_translating_outages
+    async def is_embedded_server(self) -> bool:
+        """Whether the server is nx-27017 (however it was reached), which needs polling instead
+        of change streams and has the limits described in the README."""
+        info = await self._client.admin.command("buildInfo")
+        return info.get("process") == "nx_27017"
+
+    @_translating_outages
     async def ensure_indexes(self) -> None:
         """Create every index the router relies on; safe to run at every start-up."""
         for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES):
