@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.handlers.base import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
+from bot.handlers.payload import load_json
 from bot.keys import METRICS, PIPELINE
 from bot.logs import log_event
 from conversations.models import Identity, Inbound, Message, Outbound
@@ -117,10 +118,7 @@ class WebchatAdapter(BaseAdapter):
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[Inbound]:
         """One JSON message: ``{"visitor_token"?, "id", "text", "name"?}`` for the account in
         the ``X-Omnirouter-Account`` header (set by the route from the URL)."""
-        try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MalformedPayload(f"body is not valid JSON: {exc}") from None
+        payload = load_json(body)
         if not isinstance(payload, dict):
             raise MalformedPayload("body must be a JSON object")
         account_id = headers.get("X-Omnirouter-Account", self._context.account_id)
@@ -230,8 +228,8 @@ class WebchatAdapter(BaseAdapter):
         name: str | None, data: str,
     ) -> None:
         try:
-            payload = json.loads(data)
-        except json.JSONDecodeError:
+            payload = load_json(data)
+        except MalformedPayload:
             await sock.send({"type": "error", "code": "bad_json", "detail": "frame is not valid JSON"})
             return
         kind = payload.get("type") if isinstance(payload, dict) else None
