@@ -45,10 +45,16 @@ def guarded(handler: Handler) -> Handler:
 
 
 def _limit(request: web.Request, default: int = 100, most: int = 1000) -> int:
-    raw = request.query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    value = small_int(request.query.get("limit", str(default)))
+    if value is None or not 1 <= value <= most:
         raise web.HTTPBadRequest(text=f"limit must be an integer from 1 to {most}")
-    return int(raw)
+    return value
+
+
+def small_int(raw: str) -> int | None:
+    """``raw`` as a non-negative integer of ASCII digits (``"²"`` is a digit to ``str.isdigit``
+    but not to ``int``), or ``None``."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
 
 
 def outbox_json(item: OutboxItem) -> dict[str, Any]:
