@@ -72,7 +72,7 @@ def parse_mail(raw: bytes, envelope_recipients: Sequence[str] = ()) -> ParsedMai
         sender_name, sender = _sender(msg)
         body_part = msg.get_body(preferencelist=("plain", "html"))
         full_text, was_html = _body_text(body_part) if body_part is not None else ("", False)
-        subject = _clean(str(msg.get("Subject", "")), keep_newlines=False).strip()
+        subject = _clean(_header(msg, "Subject"), keep_newlines=False).strip()
         headers_ok = _addresses(msg, ("To", "Cc", "Delivered-To", "X-Original-To"))
         attachments = list(itertools.islice(_attachments(msg, body_part), MAX_ATTACHMENTS + 1))
         no_auto_reply = loop_reason(msg, sender)
@@ -93,11 +93,11 @@ def parse_mail(raw: bytes, envelope_recipients: Sequence[str] = ()) -> ParsedMai
         text=(reply or full_text.strip())[:FULL_TEXT_KEPT],
         full_text=full_text[:FULL_TEXT_KEPT],
         recipients=tuple(dict.fromkeys([*(a.lower() for a in envelope_recipients), *headers_ok])),
-        in_reply_to=next(iter(_ids(msg.get("In-Reply-To"))), None),
-        references=tuple(_ids(msg.get("References")))[-REFERENCES_KEPT:],
+        in_reply_to=next(iter(_ids(_header(msg, "In-Reply-To"))), None),
+        references=tuple(_ids(_header(msg, "References")))[-REFERENCES_KEPT:],
         attachments=tuple(attachments[:MAX_ATTACHMENTS]),
         attachments_dropped=len(attachments) > MAX_ATTACHMENTS,
-        sent_at=_date(msg.get("Date")),
+        sent_at=_date(_header(msg, "Date")),
         no_auto_reply=no_auto_reply,
         was_html=was_html,
         defects=tuple(type(d).__name__ for d in msg.defects),
@@ -128,16 +128,16 @@ def loop_reason(msg: Message, sender: str) -> str | None:
         part.get_content_type() in ("message/delivery-status", "message/disposition-notification")
         for part in msg.walk()
     )
-    if report or sender.startswith(_BOUNCE_SENDERS) or str(msg.get("Return-Path", "")).strip() == "<>":
+    if report or sender.startswith(_BOUNCE_SENDERS) or _header(msg, "Return-Path").strip() == "<>":
         return "bounce"
-    auto = str(msg.get("Auto-Submitted", "")).strip().lower()
+    auto = _header(msg, "Auto-Submitted").strip().lower()
     if auto and not auto.startswith("no"):
         return "auto_submitted"
-    if msg.get("X-Autoreply") or msg.get("X-Autorespond"):
+    if _header(msg, "X-Autoreply") or _header(msg, "X-Autorespond"):
         return "auto_submitted"
-    if msg.get("List-Id"):
+    if _header(msg, "List-Id"):
         return "mailing_list"
-    if str(msg.get("Precedence", "")).strip().lower() in ("bulk", "list", "junk"):
+    if _header(msg, "Precedence").strip().lower() in ("bulk", "list", "junk"):
         return "bulk"
     return None
 
@@ -159,7 +159,7 @@ def _sender(msg: EmailMessage) -> tuple[str | None, str]:
 
 def _is_list_rewrite(msg: EmailMessage) -> bool:
     """DMARC-rewriting lists put the list in From and the author in Reply-To."""
-    return bool(msg.get("List-Id")) and " via " in str(msg.get("From", ""))
+    return bool(_header(msg, "List-Id")) and " via " in _header(msg, "From")
 
 
 def _addresses(msg: EmailMessage, names: Sequence[str]) -> list[str]:
@@ -196,21 +196,31 @@ def _clean(text: str, keep_newlines: bool = True) -> str:
     return _BLANK_RUNS.sub("\n\n", text).strip()
 
 
-def _ids(header: object) -> list[str]:
-    return _MESSAGE_ID.findall(str(header)) if header is not None else []
+def _header(msg: Message, name: str) -> str:
+    """A header as text (empty when absent); its raw text when the structured parser fails on a
+    hostile value (``Message-ID: <`` raised ``IndexError`` deep in the ``email`` package)."""
+    try:
+        value = msg.get(name)
+    except Exception:
+        value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    return "" if value is None else str(value)
+
+
+def _ids(header: str) -> list[str]:
+    return _MESSAGE_ID.findall(header)
 
 
 def _message_id(msg: EmailMessage, raw: bytes) -> str:
-    found = _ids(msg.get("Message-ID"))
+    found = _ids(_header(msg, "Message-ID"))
     if found:
         return found[0]
     # no Message-ID: one derived from the content, the same for every delivery of this mail
     return f"{hashlib.sha256(raw).hexdigest()[:32]}@no-message-id.invalid"
 
 
-def _date(header: object) -> datetime | None:
+def _date(header: str) -> datetime | None:
     try:
-        moment = parsedate_to_datetime(str(header)) if header is not None else None
+        moment = parsedate_to_datetime(header) if header else None
     except (TypeError, ValueError, IndexError):
         return None
     if moment is None:
@@ -242,7 +252,7 @@ def _attachments(msg: MIMEPart, body: MIMEPart | None) -> Iterable[Attachment]:
         yield Attachment(
             kind=_kind(mime), name=_clean(name, keep_newlines=False) if name else None, mime_type=mime,
             size=len(payload) if isinstance(payload, bytes) else None,
-            provider_ref=str(part.get("Content-ID", "")).strip("<> ") or None,
+            provider_ref=_header(part, "Content-ID").strip("<> ") or None,
         )
 
 
