@@ -67,6 +67,13 @@ class Payload:
         value: str = self._get(key, (str,), "a string", True)
         return value
 
+    def identifier(self, key: str) -> str:
+        """A provider id (message, media, sender): a required string with something in it."""
+        value = self.string(key).strip()
+        if not value or len(value) > 512:
+            raise MalformedPayload(f"{self.path}.{key}: expected an id, got {'nothing' if not value else 'too long'}")
+        return value
+
     def opt_string(self, key: str) -> str | None:
         value: str | None = self._get(key, (str,), "a string", False)
         return value
