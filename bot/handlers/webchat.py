@@ -30,6 +30,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.handlers.base import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
 from bot.handlers.payload import load_json
+from bot.handlers.signatures import as_bytes, same_secret
 from bot.keys import METRICS, PIPELINE
 from bot.logs import log_event
 from conversations.models import Identity, Inbound, Message, Outbound
@@ -60,10 +61,10 @@ class VisitorTokens:
         if not visitor or not signature:
             return None
         expected = self._sign(account_id, visitor)
-        return visitor if hmac.compare_digest(signature, expected) else None
+        return visitor if same_secret(signature, expected) else None
 
     def _sign(self, account_id: str, visitor: str) -> str:
-        digest = hmac.new(self._key, f"{account_id}:{visitor}".encode(), hashlib.sha256)
+        digest = hmac.new(self._key, as_bytes(f"{account_id}:{visitor}"), hashlib.sha256)
         return digest.hexdigest()[:32]
 
 
