@@ -3,6 +3,7 @@ post signed traffic to it and read what the store holds."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -69,3 +70,19 @@ async def assert_clean_refusal(client: TestClient, response: ClientResponse, bef
     assert response.content_type == "application/json", await response.text()
     assert "error" in await response.json()
     assert await stored(client) == before
+
+
+async def settled(client: TestClient, quiet: float = 0.3, timeout: float = 10.0) -> dict[str, int]:
+    """The store's counts once dispatches and replies of earlier requests have finished."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    counts = await stored(client)
+    while loop.time() < deadline:
+        await asyncio.sleep(quiet)
+        now = await stored(client)
+        db = client.server.app[STORE]._db
+        busy = await db.messages.count_documents({"dispatch_state": "pending"}) + await db.outbox.count_documents({"state": "pending"})
+        if now == counts and not busy:
+            return now
+        counts = now
+    raise AssertionError(f"the store did not settle: {counts}")
