@@ -92,4 +92,5 @@ def webchat_text(n: int, visitor_token: str | None, text: str = "where is my ord
     payload: dict[str, Any] = {"id": f"load-{n}", "text": text}
     if visitor_token:
         payload["visitor_token"] = visitor_token
-    return webchat(payload, key=f"webchat:load-{n}")
+    visitor = (visitor_token or "").partition(".")[0]
+    return webchat(payload, key=f"webchat:{visitor}:load-{n}")

@@ -27,6 +27,7 @@ class Request:
     body: dict[str, Any]
     authorization: str
     at: float
+    status: int = 200  # what the fake answered
 
 
 class FakeGraphAPI(LocalServer):
@@ -54,6 +55,10 @@ class FakeGraphAPI(LocalServer):
     def sent(self) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.path.endswith("/messages")]
 
+    def sent_ok(self) -> list[dict[str, Any]]:
+        """The messages the fake accepted (answered with a message id)."""
+        return [r.body for r in self.requests if r.path.endswith("/messages") and r.status == 200]
+
     def _authorised(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
 
@@ -64,6 +69,7 @@ class FakeGraphAPI(LocalServer):
             return web.json_response({"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}, status=401)
         if self._failures:
             status, error, headers = self._failures.pop(0)
+            self.requests[-1].status = status
             return web.json_response(error, status=status, headers=headers)
         wamid = f"wamid.FAKE{next(self._ids):06d}"
         return web.json_response({"messaging_product": "whatsapp",
