@@ -38,6 +38,7 @@ from bot.handlers.base import (
     SendError,
     VerificationError,
 )
+from bot.handlers.fetch_guard import check_fetchable
 from bot.handlers.media import AttachmentUnavailable, read_capped
 from bot.handlers.payload import Payload
 from bot.handlers.signatures import same_secret
@@ -199,6 +200,7 @@ class WhatsappAdapter(BaseAdapter):
             raise AttachmentUnavailable(f"no WhatsApp number is configured for account {account_id}")
         try:
             media = await number.client.get_media_url(ref)
+            await check_fetchable(media.url, str(number.session.base_url))
             async with number.session.stream("GET", media.url) as response:
                 if response.status_code != 200:
                     raise AttachmentUnavailable(f"WhatsApp answered {response.status_code} for the media file")

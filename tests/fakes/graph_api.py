@@ -36,6 +36,7 @@ class FakeGraphAPI(LocalServer):
         self.token = token
         self.requests: list[Request] = []
         self.media: dict[str, tuple[bytes, str]] = {}
+        self.media_urls: dict[str, str] = {}  # media id -> the URL to name instead of our own
         self._failures: list[tuple[int, dict[str, Any], dict[str, str]]] = []
         self._ids = itertools.count(1)
 
@@ -82,7 +83,8 @@ class FakeGraphAPI(LocalServer):
         if media_id not in self.media or not self._authorised(request):
             return web.json_response({"error": {"message": "Unsupported get request.", "type": "GraphMethodException", "code": 100}}, status=400)
         data, mime = self.media[media_id]
-        return web.json_response({"messaging_product": "whatsapp", "url": f"{self.url}/media-files/{media_id}",
+        url = self.media_urls.get(media_id, f"{self.url}/media-files/{media_id}")
+        return web.json_response({"messaging_product": "whatsapp", "url": url,
                                   "mime_type": mime, "sha256": "0" * 64, "file_size": len(data), "id": media_id})
 
     async def _media_file(self, request: web.Request) -> web.Response:
