@@ -14,7 +14,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
+
+from multidict import MultiDict
 
 from tests.fakes.twilio import PUBLIC_URL, signature
 from tests.handlers.channels import TG_SECRET, WA_SECRET, fixture
@@ -50,9 +52,11 @@ def whatsapp(payload: Mapping[str, Any] | bytes, secret: str = WA_SECRET, key: s
 
 def twilio(path: str, params: Mapping[str, str], key: str = "") -> SignedRequest:
     """A Twilio form webhook (``/webhooks/sms`` or ``/webhooks/voice``) signed over the public URL."""
+    body = urlencode(params, encoding="utf-8", errors="surrogatepass")  # hostile text as the bytes it came from
+    seen = MultiDict(parse_qsl(body, keep_blank_values=True))  # what the router reads: U+FFFD for bad bytes
     headers = {"Content-Type": "application/x-www-form-urlencoded",
-               "X-Twilio-Signature": signature(PUBLIC_URL + path, params)}
-    return SignedRequest(path, urlencode(params).encode(), headers, key, path.rsplit("/", 1)[-1])
+               "X-Twilio-Signature": signature(PUBLIC_URL + path, seen)}
+    return SignedRequest(path, body.encode(), headers, key, path.rsplit("/", 1)[-1])
 
 
 def webchat(payload: Mapping[str, Any] | bytes, key: str = "") -> SignedRequest:

@@ -30,7 +30,7 @@ def fixture(kind: str, name: str, **changes: str) -> dict[str, str]:
 
 
 def signature(url: str, params: Mapping[str, str], token: str = AUTH_TOKEN) -> str:
-    return str(RequestValidator(token).compute_signature(url, dict(params)))
+    return str(RequestValidator(token).compute_signature(url, params if hasattr(params, "getall") else dict(params)))
 
 
 async def post_webhook(
