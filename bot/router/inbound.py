@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.router.dispatch import Dispatcher
+from bot.router.sanitize import storable
 from conversations.models import Decision, Identity, Inbound, Message, MessageEdit, StatusUpdate, Thread, utcnow
 from conversations.store import Store
 
@@ -118,6 +119,7 @@ class InboundPipeline:
         so the sender must retry (HTTP channels answer 503).
         """
         started = time.perf_counter()
+        inbound = storable(inbound)
         try:
             recorded = await self._recorder.record(inbound)
         except Exception:
@@ -157,6 +159,7 @@ class InboundPipeline:
     async def apply_edit(self, edit: MessageEdit) -> Recorded | None:
         """Apply a customer's edit to the message they sent; an edit of a message never recorded
         is recorded as that message. Returns the new record then, ``None`` for a plain edit."""
+        edit = storable(edit)
         edited = await self._store.apply_edit(edit.message, edit.edited_at)
         log_event(log, "inbound.edited", channel=edit.message.channel, account=edit.message.account_id,
                   message=edited.id if edited else None, original_known=edited is not None)
@@ -168,6 +171,7 @@ class InboundPipeline:
     async def apply_status(self, update: StatusUpdate) -> bool:
         """Record a provider's delivery report; ``False`` when it changed nothing (stale or
         unknown message), which is still a success for the provider."""
+        update = storable(update)
         changed = await self._store.apply_status_update(update)
         if changed:  # the consoles showing this message refresh its delivery status
             await self._store.emit_event(update.account_id, "delivery", utcnow(), external_id=update.external_id)
