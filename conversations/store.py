@@ -113,6 +113,8 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
             tz_aware=True,
             serverSelectionTimeoutMS=timeout_ms,
             connectTimeoutMS=timeout_ms,
+            # a store that hangs (rather than refusing connections) must also end in a 503
+            socketTimeoutMS=3 * timeout_ms,
             event_listeners=list(listeners),
             appname="omnirouter",
         )
