@@ -83,7 +83,7 @@ class InboundRecorder:
             located = await locator.locate_thread(inbound, contact_id, now)
             message, duplicate = await store.insert_inbound(inbound, contact_id, located.id, now, self._lease)
             return Recorded(message, located, duplicate)
-        thread = await store.touch_open_thread(contact_id, inbound.channel, now)
+        thread = await store.find_open_thread(contact_id, inbound.channel)
         if thread is None:
             # Opening a thread is rare; check first that this is not a late duplicate of a
             # message whose thread has been resolved since, so a redelivery opens nothing.
@@ -94,9 +94,13 @@ class InboundRecorder:
                     return Recorded(earlier, old, duplicate=True)
             reopened = await self._reopen(inbound.account_id, contact_id, inbound.sender, now) if self._reopen else None
             thread = reopened or await store.open_thread(inbound.account_id, contact_id, inbound.sender, now)
-        message, duplicate = await store.insert_inbound(inbound, contact_id, thread.id, now, self._lease)
-        if inbound.window_ends_at is not None:  # before dispatch: a reply may depend on it
-            await store.extend_service_window(thread.id, inbound.window_ends_at)
+        # the message and the thread's activity (and WhatsApp's window, which a reply may depend
+        # on) are written side by side, each batched with other messages' writes
+        (message, duplicate), _ = await asyncio.gather(
+            store.insert_inbound(inbound, contact_id, thread.id, now, self._lease),
+            store.touch_thread(thread.id, now, window_ends_at=inbound.window_ends_at),
+        )
+        thread.last_message_at = max(thread.last_message_at, now)
         return Recorded(message, thread, duplicate)
 
 
