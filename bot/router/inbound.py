@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.router.dispatch import Dispatcher
-from bot.router.sanitize import storable
+from bot.router.sanitize import checked_event, storable
 from conversations.models import Decision, Identity, Inbound, Message, MessageEdit, StatusUpdate, Thread, utcnow
 from conversations.store import Store
 
@@ -123,7 +123,7 @@ class InboundPipeline:
         so the sender must retry (HTTP channels answer 503).
         """
         started = time.perf_counter()
-        inbound = storable(inbound)
+        inbound = checked_event(inbound)
         try:
             recorded = await self._recorder.record(inbound)
         except Exception:

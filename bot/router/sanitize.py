@@ -59,3 +59,20 @@ def _clean(value: Any) -> Any:
                 changes[f.name] = new
         return dataclasses.replace(value, **changes) if changes else value
     return value
+
+
+def checked_event(event: T) -> T:
+    """``event`` made storable, refused (``MalformedPayload``) when what identifies it is empty
+    once cleaned — an id of NUL characters would make every such message one dedup key."""
+    from bot.handlers.base import MalformedPayload
+    from conversations.models import CallEvent, Inbound, MessageEdit, StatusUpdate
+
+    event = storable(event)
+    inner = event.message if isinstance(event, MessageEdit) else event
+    if isinstance(inner, (Inbound, StatusUpdate, CallEvent)) and not inner.external_id.strip():
+        raise MalformedPayload(f"the {inner.channel} message id is empty")
+    if isinstance(inner, Inbound) and not inner.sender.address.strip():
+        raise MalformedPayload(f"the {inner.channel} sender is empty")
+    if isinstance(inner, CallEvent) and not inner.customer.strip():
+        raise MalformedPayload(f"the {inner.channel} caller is empty")
+    return event

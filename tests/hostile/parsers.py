@@ -20,7 +20,7 @@ from bot.handlers.email_parse import parse_mail
 from bot.handlers.sms import SmsAdapter
 from bot.handlers.voice import VoiceAdapter
 from bot.handlers.webchat import WebchatAdapter
-from bot.router.sanitize import storable
+from bot.router.sanitize import checked_event, storable
 from bot.settings import Settings
 from conversations.models import CallEvent, Inbound, MessageEdit, StatusUpdate, _dump
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID
@@ -75,8 +75,8 @@ class Parsers:
 
     def check(self, channel: str, case: Any) -> str:
         """The outcome of one case; raises ``AssertionError`` or the parser's own bug."""
-        try:
-            events = self.parse(channel, case)
+        try:  # as the router takes them: parsed, then checked before anything is stored
+            events = [checked_event(event) for event in self.parse(channel, case)]
         except MalformedPayload:
             return MALFORMED
         except UnsupportedEvent:
