@@ -8,8 +8,8 @@ the erased contact's id for the erasure's receipt).
 
 Actions: ``login``, ``login.failed``, ``logout``, ``shift.start|stop|away|back``,
 ``thread.take|transfer|resolve|reply|note|labels|template|requeue``, ``agent.create|update``,
-``settings.routing|canned|retention``, ``contact.export|erase``, ``report.export``,
-``audit.export``, ``timesheet.export``, ``retention.purge``.
+``settings.routing|canned|retention|channel``, ``contact.export|erase``, ``report.export``,
+``audit.export``, ``timesheet.export``, ``retention.purge``, ``outbox.retry``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from conversations.store import Store
 
 log = logging.getLogger("omnirouter.audit")
 
-CLI, SYSTEM = "cli", "system"  # actors that are not agents
+CLI, SYSTEM, API = "cli", "system", "api"  # actors that are not agents
 
 
 async def record(

@@ -122,14 +122,31 @@ def covered_collections() -> dict[str, str]:
     return covered
 
 
+def query_holder(
+    name: str, collection: str, pick: Callable[[ContactScope], dict[str, Any] | None], *, order: int = 10,
+) -> PersonalDataHolder:
+    """A holder for the documents of ``collection`` matching ``pick(scope)`` (``None``: nothing
+    of this scope is there): exported as they are, erased by deleting them."""
+
+    async def export(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
+        found = pick(scope)
+        return [] if found is None else await db[collection].find(found).to_list()
+
+    async def erase(db: Database, scope: ContactScope, erasure: Erasure) -> int:
+        found = pick(scope)
+        return 0 if found is None else (await db[collection].delete_many(found)).deleted_count
+
+    return PersonalDataHolder(name, (collection,), export, erase, order)
+
+
 def keyed_holder(
     name: str, collection: str, key: str, values: Callable[[ContactScope], Iterable[str]],
     *, order: int = 10, account_field: str | None = None,
 ) -> PersonalDataHolder:
-    """A holder for documents found by one field (``key``) taking ``values(scope)``: exported as
-    they are, erased by deleting them. ``account_field`` also restricts to the scope's account."""
+    """A ``query_holder`` for documents found by one field (``key``) taking ``values(scope)``;
+    ``account_field`` also restricts them to the scope's account."""
 
-    def query(scope: ContactScope) -> dict[str, Any] | None:
+    def pick(scope: ContactScope) -> dict[str, Any] | None:
         wanted = sorted(set(values(scope)))
         if not wanted:
             return None
@@ -138,15 +155,7 @@ def keyed_holder(
             found[account_field] = scope.account_id
         return found
 
-    async def export(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
-        found = query(scope)
-        return [] if found is None else await db[collection].find(found).to_list()
-
-    async def erase(db: Database, scope: ContactScope, erasure: Erasure) -> int:
-        found = query(scope)
-        return 0 if found is None else (await db[collection].delete_many(found)).deleted_count
-
-    return PersonalDataHolder(name, (collection,), export, erase, order)
+    return query_holder(name, collection, pick, order=order)
 
 
 def jsonable(value: Any, key: str = "") -> Any:

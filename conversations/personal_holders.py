@@ -22,6 +22,7 @@ from conversations.personal_data import (
     PersonalDataHolder,
     declare_not_personal,
     keyed_holder,
+    query_holder,
     register_holder,
 )
 
@@ -34,20 +35,6 @@ def _any(**fields: tuple[str, ...]) -> dict[str, Any] | None:
     if not parts:
         return None
     return parts[0] if len(parts) == 1 else {"$or": parts}
-
-
-def _deleting(name: str, collection: str, order: int, pick: Any) -> PersonalDataHolder:
-    """A holder whose documents match ``pick(scope)`` (an ``_any`` query); erased by deletion."""
-
-    async def export(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
-        query = pick(scope)
-        return [] if query is None else await db[collection].find(query).to_list()
-
-    async def erase(db: Database, scope: ContactScope, erasure: Erasure) -> int:
-        query = pick(scope)
-        return 0 if query is None else (await db[collection].delete_many(query)).deleted_count
-
-    return PersonalDataHolder(name, (collection,), export, erase, order)
 
 
 async def _export_threads(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
@@ -88,14 +75,14 @@ async def _anonymise_audit(db: Database, scope: ContactScope, erasure: Erasure) 
 def _register() -> None:
     for holder in (
         keyed_holder("timeline", "timeline", "contact_id", lambda s: s.contact_ids),
-        _deleting("outbox", "outbox", 10, lambda s: _any(thread_id=s.thread_ids, message_id=s.message_ids)),
+        query_holder("outbox", "outbox", lambda s: _any(thread_id=s.thread_ids, message_id=s.message_ids)),
         keyed_holder("email_sources", "email_sources", "_id", lambda s: s.message_ids),
         keyed_holder("email_threads", "email_threads", "_id", lambda s: s.thread_ids),
-        _deleting("email_keys", "email_keys", 10, lambda s: _any(contact_id=s.contact_ids, thread_id=s.thread_ids)),
+        query_holder("email_keys", "email_keys", lambda s: _any(contact_id=s.contact_ids, thread_id=s.thread_ids)),
         keyed_holder("sms_parts", "sms_parts", "message_id", lambda s: s.message_ids),
         keyed_holder("consent", "consent", "address", lambda s: s.addresses, account_field="account_id"),
         PersonalDataHolder("audit", ("audit",), _export_audit, _anonymise_audit, 10),
-        _deleting("messages", "messages", 80, lambda s: _any(contact_id=s.contact_ids, _id=s.message_ids)),
+        query_holder("messages", "messages", lambda s: _any(contact_id=s.contact_ids, _id=s.message_ids), order=80),
         PersonalDataHolder("threads", ("threads",), _export_threads, _anonymise_threads, 85),
         keyed_holder("identities", "identities", "contact_id", lambda s: s.contact_ids, order=90),
         keyed_holder("contacts", "contacts", "_id", lambda s: s.contact_ids, order=95),

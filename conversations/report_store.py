@@ -201,7 +201,7 @@ class ReportStore:
     ) -> dict[str, dict[str, int]]:
         """Per agent: shifts started in the period and their length in ms (a running shift
         counts up to ``now_ms``)."""
-        pipeline = [
+        pipeline: list[dict[str, Any]] = [
             {"$match": {"account_id": account_id, "started_at": {"$gte": start_ms, "$lt": end_ms}}},
             {"$project": {"agent_id": 1, "length": {"$subtract": [{"$ifNull": ["$ended_at", now_ms]}, "$started_at"]}}},
             {"$group": {"_id": "$agent_id", "shifts": {"$sum": 1}, "ms": {"$sum": "$length"}}},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from aiohttp import web
 
@@ -39,7 +40,7 @@ async def contacts_page(request: web.Request) -> web.Response:
                 message=request.query.get("message", "")[:300])
 
 
-async def retention_context(request: web.Request) -> dict[str, int | None]:
+async def retention_context(request: web.Request) -> dict[str, Any]:
     """What the settings page shows about retention: the account's own limit (``None``: the
     install's default), the default, and the limit in force."""
     account = await request.app[STORE].get_account(current_agent(request).account_id)

@@ -94,6 +94,20 @@ async def test_console_actions_are_audited_without_personal_data(client: TestCli
     assert "4111" not in text and "Secret" not in text and "visitor-a" not in text
 
 
+async def test_api_actions_are_audited_without_secrets(client: TestClient) -> None:
+    app = client.server.app
+    store = app[STORE]
+    thread_id = await customer_writes(app, "visitor-api", "hello")
+    reply = await client.post(f"/api/threads/{thread_id}/replies", json={"id": "crm-1", "text": "From the CRM", "agent": "crm"})
+    assert reply.status == 202
+    stored = await client.put("/api/accounts/default/channels/telegram", json={"token": "123:very-secret", "webhook_secret": "s3"})
+    assert stored.status == 200
+    entries = await store._db.audit.find({"actor": "api"}).sort([("at", 1), ("_id", 1)]).to_list()
+    assert [(e["action"], e["target"]) for e in entries] == [("thread.reply", thread_id), ("settings.channel", "default")]
+    assert entries[0]["details"]["agent"] == "crm" and entries[1]["details"] == {"channel": "telegram", "keys": "token,webhook_secret"}
+    assert "very-secret" not in json.dumps(entries, default=str) and "From the CRM" not in json.dumps(entries, default=str)
+
+
 async def test_the_audit_log_filters_pages_and_exports(client: TestClient) -> None:
     app = client.server.app
     store = app[STORE]
