@@ -71,7 +71,7 @@ async def export_contact(store: Store, scope: ContactScope, actor: Agent | str) 
         "account_id": scope.account_id,
         "contact_id": scope.contact_id,
         "contact": contacts.get(scope.contact_id, {}),
-        "identities": [key for key in scope.identity_keys],
+        "identities": list(scope.identity_keys),
         "calls": [m for m in messages if isinstance(m.get("meta"), dict) and "call" in m["meta"]],
         "attachments": [{"message_id": m["id"], **a} for m in messages for a in m.get("attachments") or []],
         "data": sections,

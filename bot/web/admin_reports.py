@@ -93,24 +93,26 @@ async def reports_csv(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-def _audit_query(request: web.Request) -> AuditQuery:
+def _audit_query(request: web.Request) -> tuple[AuditQuery, date, date]:
+    """The audit filter of the query string (the last 7 days by default), checked."""
     actor, action = request.query.get("actor", ""), request.query.get("action", "")
     if not _ACTOR.match(actor) or not _ACTION.match(action):
         raise web.HTTPBadRequest(text="actor: an agent id or login; action: a name such as thread.resolve")
-    start, end = period_bounds(*read_period(request, default_days=7))
-    return AuditQuery(current_agent(request).account_id, actor=actor, action=action,
-                      since_ms=epoch_ms(start), until_ms=epoch_ms(end))
+    since, until = read_period(request, default_days=7)
+    start, end = period_bounds(since, until)
+    query = AuditQuery(current_agent(request).account_id, actor=actor, action=action,
+                       since_ms=epoch_ms(start), until_ms=epoch_ms(end))
+    return query, since, until
 
 
 @signed_in(Role.ADMIN)
 async def audit_page(request: web.Request) -> web.Response:
     agent, store = current_agent(request), request.app[STORE]
-    query = _audit_query(request)
+    query, since, until = _audit_query(request)
     raw_page = request.query.get("page", "1")
     if not raw_page.isdigit() or not 1 <= int(raw_page) <= 10_000:
         raise web.HTTPBadRequest(text="page must be a number from 1")
     entries, more = await store.audit_page(query, int(raw_page), AUDIT_PAGE)
-    since, until = read_period(request, default_days=7)
     return page(request, "audit.html", entries=entries, more=more, page_no=int(raw_page), query=query,
                 since=since.isoformat(), until=until.isoformat(), agents=await store.list_agents(agent.account_id),
                 actions=await store.audit_actions(agent.account_id), details=_details)
@@ -123,8 +125,7 @@ def _details(details: dict[str, object]) -> str:
 @signed_in(Role.ADMIN)
 async def audit_csv(request: web.Request) -> web.StreamResponse:
     agent, store = current_agent(request), request.app[STORE]
-    query = _audit_query(request)
-    since, until = read_period(request, default_days=7)
+    query, since, until = _audit_query(request)
     await audit.record(store, agent.account_id, agent, "audit.export", agent.account_id,
                        since=since.isoformat(), until=until.isoformat(), actor=query.actor or None,
                        action=query.action or None)
@@ -137,7 +138,7 @@ async def audit_csv(request: web.Request) -> web.StreamResponse:
     writer = csv.writer(buffer)
     writer.writerow(["at", "actor", "actor_login", "action", "target", "details"])
     async for entry in store.audit_entries(query, AUDIT_CSV_ROWS):
-        writer.writerow([entry.at.isoformat(), entry.actor, _cell(entry.actor_name), entry.action, entry.target,
+        writer.writerow([entry.at.isoformat(), entry.actor, _cell(entry.actor_name), entry.action, _cell(entry.target),
                          _cell(json.dumps(entry.details, ensure_ascii=False, sort_keys=True))])
         if buffer.tell() > 64_000:
             await response.write(buffer.getvalue().encode())
