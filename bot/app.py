@@ -26,6 +26,7 @@ from bot.router.inbound import InboundPipeline, InboundRecorder, InboundSource, 
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from bot.router.shifts import Shifts
+from bot.retention import RetentionJob
 from bot.settings import Settings
 from bot.web import setup_web
 from bot.web.errors import error_middleware
@@ -114,6 +115,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(
             queue.keep_assigning(settings.account.id, settings.queue.assign_interval), name="auto-assign"
         ),
+        asyncio.create_task(RetentionJob(store, settings.retention).run(), name="retention"),
     ]
     for name, adapter in adapters.items():
         workers += [asyncio.create_task(job, name=f"{name}-background") for job in adapter.background(pipeline)]

@@ -48,6 +48,9 @@ from conversations.models import (
 )
 from conversations.phone_store import PhoneStoreMixin
 from conversations.queue_store import QUEUE_INDEXES, QueueStore
+from conversations.audit_store import AuditStore
+from conversations.privacy_store import PRIVACY_INDEXES, PrivacyStore
+from conversations.report_store import REPORT_INDEXES, ReportStore
 
 INDEXES: dict[str, list[IndexModel]] = {
     "contacts": [IndexModel([("account_id", ASCENDING), ("updated_at", DESCENDING)])],
@@ -97,7 +100,8 @@ def _customer(inbound: Inbound) -> dict[str, Any]:
     return sender
 
 
-class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, QueueStore):
+class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, QueueStore,
+            ReportStore, PrivacyStore, AuditStore):
     """All of omnirouter's persistence. Construct with :meth:`connect`."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
@@ -148,7 +152,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
     @_translating_outages
     async def ensure_indexes(self) -> None:
         """Create every index the router relies on; safe to run at every start-up."""
-        for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES):
+        for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES):
             for collection, models in indexes.items():
                 await self._db[collection].create_indexes(models)
 
@@ -410,7 +414,9 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
                     "queued_at": epoch_ms(now),
                     "queued_by": by_message,
                     "escalation_reason": reason,
-                }
+                    "handoff_reason": reason,  # kept when later transfers change escalation_reason
+                },
+                "$min": {"first_queued_at": epoch_ms(now)},
             },
             return_document=ReturnDocument.AFTER,
         )

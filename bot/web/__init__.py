@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot.tasks import stop_tasks
 from bot.keys import CONSOLE_HUB, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
-from bot.web import admin, api, console, login, ops, replies
+from bot.web import admin, admin_privacy, admin_reports, api, console, login, ops, replies
 from bot.web.auth import LoginLimiter, add_agent
 from bot.web.live import ConsoleHub, LiveFeed
 from bot.web.pages import setup_templates
@@ -33,6 +33,7 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(login.routes())
     app.add_routes(console.routes())
     app.add_routes(admin.routes())
+    app.add_routes(admin_reports.routes() + admin_privacy.routes())
     app.add_routes([web.get("/", _index)])
     app.router.add_static("/static", STATIC, append_version=True)
     setup_templates(app)

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import audit
 from bot.handlers.signatures import same_secret
 from bot.keys import OUTBOX, SETTINGS, STORE
 from bot.web.errors import json_error
@@ -102,6 +103,7 @@ async def retry_outbox(request: web.Request) -> web.Response:
         if await request.app[STORE].get_outbox(item_id) is None:
             raise web.HTTPNotFound(text=f"no outbox item {item_id}")
         return json_error(409, "not_dead", f"outbox item {item_id} is not dead-lettered")
+    await audit.record(request.app[STORE], item.account_id, audit.API, "outbox.retry", item.id)
     request.app[OUTBOX].wake()
     return web.json_response(outbox_json(item), dumps=_dumps)
 

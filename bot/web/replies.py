@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from bot import audit
 from bot.handlers.base import MalformedPayload
 from bot.handlers.media import AttachmentError, AttachmentTooLarge
 from bot.handlers.payload import load_json
@@ -80,6 +81,8 @@ async def post_reply(request: web.Request) -> web.Response:
         message = await send_reply(request.app[OUTBOX], adapter, thread, reply)
     except ReplyRefused as exc:
         return json_error(409 if exc.code != "reply_refused" else 400, exc.code, str(exc))
+    await audit.record(request.app[STORE], thread.account_id, audit.API, "thread.reply", thread.id,
+                       message=message.id, agent=reply.agent)
     return web.json_response(message_json(message), status=202, dumps=lambda v: json.dumps(v, default=str))
 
 
@@ -128,6 +131,8 @@ async def put_account_channel(request: web.Request) -> web.Response:
         raise _bad(problem)
     if not await request.app[STORE].set_account_channel(account_id, channel, config):
         raise web.HTTPNotFound(text=f"no account {account_id}")
+    await audit.record(request.app[STORE], account_id, audit.API, "settings.channel", account_id, channel=channel,
+                       keys=",".join(sorted(config)))  # the names only: values are secrets
     return web.json_response({"account": account_id, "channel": channel, "keys": sorted(config)})
 
 
