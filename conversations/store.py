@@ -38,6 +38,7 @@ from conversations.models import (
     ThreadStatus,
     epoch_ms,
 )
+from conversations.nlu_store import NLU_INDEXES, NluStoreMixin
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -91,6 +92,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "agents": [IndexModel([("account_id", ASCENDING), ("login", ASCENDING)], unique=True)],
     "audit": [IndexModel([("account_id", ASCENDING), ("at", DESCENDING)])],
+    **NLU_INDEXES,
 }
 
 
@@ -106,7 +108,7 @@ def _customer(inbound: Inbound) -> dict[str, Any]:
     return sender
 
 
-class Store:
+class Store(NluStoreMixin):
     """All of omnirouter's persistence. Construct with :meth:`connect`."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
@@ -331,11 +333,17 @@ class Store:
         return Message.from_doc(doc) if doc else None
 
     @_translating_outages
-    async def finish_dispatch(self, message_id: str, decision: Decision) -> None:
+    async def finish_dispatch(
+        self, message_id: str, decision: Decision, nlu: dict[str, Any] | None = None
+    ) -> None:
+        """Record the decision (and the NLU result it rests on) and end the dispatch lease."""
+        done: dict[str, Any] = {"dispatch_state": str(DispatchState.DONE), "decision": decision.to_doc()}
+        if nlu is not None:
+            done["nlu"] = nlu
         await self._db.messages.update_one(
             {"_id": message_id},
             {
-                "$set": {"dispatch_state": str(DispatchState.DONE), "decision": decision.to_doc()},
+                "$set": done,
                 "$unset": {"dispatch_due_ms": ""},
             },
         )

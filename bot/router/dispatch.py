@@ -1,7 +1,14 @@
-"""The decision point: who answers an inbound message.
+"""The decision point: who answers an inbound message, and the bot's dialogue policy.
 
-* thread assigned to an agent -> the agent's (the console shows it);
-* otherwise, with no NLU configured -> the human queue, and the customer is told once, politely.
+* thread assigned to an agent -> the agent's (the console shows it); already queued -> it waits;
+* otherwise the NLU layer parses the text (no model, or NLU off -> the human queue):
+  - a confident intent with a response -> the bot answers, in the customer's language;
+  - ``talk_to_human``, an intent marked "escalate", a confident intent without a response, the
+    engine failing, or low confidence twice in a row -> the human queue, with the reason on the
+    thread (the first time confidence is low, the bot asks the customer to rephrase);
+  - two intents too close to tell apart -> a clarifying question with them as buttons (a click
+    sends the button's text back, which resolves to its intent).
+  Every decision is stored on the message with the NLU result it rests on.
 
 Dispatch may run twice for one message (a process died after deciding but before recording the
 decision, and the sweeper took over). Every effect is idempotent: queueing is a guarded status
@@ -11,12 +18,17 @@ change, and replies carry a dedup key, so a replay sends nothing twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from datetime import timedelta
 
 from bot.logs import log_event
 from bot.metrics import Metrics
+from bot.nlu.data import Parse
+from bot.nlu.remote import NluUnavailable
+from bot.nlu.responses import Responses
+from bot.nlu.service import NluService
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from conversations.models import (
@@ -34,17 +46,30 @@ from conversations.store import Store, StoreError, StoreUnavailable
 log = logging.getLogger("omnirouter.router.dispatch")
 
 NO_NLU = "no_nlu"
+NLU_UNAVAILABLE = "nlu_unavailable"
+LOW_CONFIDENCE = "low_confidence"
+CLARIFY = "clarify"
+FALLBACK = "fallback"
 
 
 class Dispatcher:
     def __init__(
-        self, store: Store, queue: Queue, outbox: Outbox, metrics: Metrics, queued_notice: str
+        self,
+        store: Store,
+        queue: Queue,
+        outbox: Outbox,
+        metrics: Metrics,
+        queued_notice: str,
+        nlu: NluService | None = None,
+        responses: Responses | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._outbox = outbox
         self._metrics = metrics
         self._queued_notice = queued_notice
+        self._nlu = nlu if nlu is not None and nlu.enabled else None
+        self._responses = responses or Responses()
 
     async def dispatch(self, message: Message, thread: Thread | None = None) -> Decision:
         """Decide on one inbound message, carry the decision out, and record it on the message."""
@@ -53,11 +78,14 @@ class Dispatcher:
             thread = await self._store.get_thread(message.thread_id)
             if thread is None:
                 raise StoreError(f"message {message.id} points at missing thread {message.thread_id}")
+        parse = None
         if thread.status == ThreadStatus.ASSIGNED:
             decision = Decision(DecisionAction.TO_AGENT, "assigned", thread.id)
+        elif thread.status == ThreadStatus.BOT and self._nlu is not None:
+            decision, parse = await self._bot(message, thread)
         else:
             decision = await self._to_queue(message, thread, NO_NLU)
-        await self._store.finish_dispatch(message.id, decision)
+        await self._store.finish_dispatch(message.id, decision, parse.to_doc() if parse else None)
         self._metrics.decisions.labels(str(decision.action)).inc()
         self._metrics.dispatch_latency.observe(time.perf_counter() - started)
         log_event(
@@ -67,10 +95,73 @@ class Dispatcher:
             thread=thread.id,
             action=str(decision.action),
             reason=decision.reason,
+            intent=parse.intent if parse else None,
         )
         return decision
 
-    async def _to_queue(self, message: Message, thread: Thread, reason: str) -> Decision:
+    async def _bot(self, message: Message, thread: Thread) -> tuple[Decision, Parse | None]:
+        assert self._nlu is not None
+        try:
+            parse = await self._nlu.parse(thread.account_id, message.text)
+        except NluUnavailable:
+            return await self._to_queue(message, thread, NLU_UNAVAILABLE), None
+        if parse is None:  # no model trained yet
+            return await self._to_queue(message, thread, NO_NLU), None
+        state = await self._store.thread_nlu_state(thread.id)
+        before = state.get("before", {}) if state.get("by") == message.id else state  # a replay
+        parse = _resolve_clarification(parse, message.text, before.get("options") or {})
+        language = self._responses.language(parse.language or before.get("language"))
+        streak = int(before.get("low_streak", 0)) + 1  # if this one is not understood either
+        decision, options = await self._act(message, thread, parse, language, streak)
+        unsure = decision.reason in (FALLBACK, CLARIFY, LOW_CONFIDENCE)
+        await self._store.set_thread_nlu_state(thread.id, {
+            "by": message.id, "language": language, "low_streak": streak if unsure else 0,
+            "options": options, "before": {k: v for k, v in before.items() if k != "before"},
+        })
+        return decision, parse
+
+    async def _act(
+        self, message: Message, thread: Thread, parse: Parse, language: str, streak: int
+    ) -> tuple[Decision, dict[str, str]]:
+        """The policy proper; returns the decision and the options offered (label -> intent)."""
+        responses = self._responses
+        if not parse.out_of_scope and parse.intent in responses.escalate:
+            notice = responses.answer(parse.intent, language, parse.entities, message.id)
+            return await self._to_queue(message, thread, f"intent:{parse.intent}", language, notice), {}
+        if (parse.out_of_scope or parse.ambiguous) and streak >= 2:
+            return await self._to_queue(message, thread, LOW_CONFIDENCE, language), {}
+        if parse.out_of_scope:
+            text = responses.line("fallback", language, "Sorry, I did not understand. Could you say it in other words?")
+            return await self._reply(message, thread, FALLBACK, text), {}
+        if parse.ambiguous:
+            options = {responses.title(name, language): name for name, _ in parse.ranking[:3]
+                       if name in responses.texts or name in responses.escalate}
+            if len(options) >= 2:
+                text = responses.line("clarify", language, "Which of these do you mean?")
+                return await self._reply(message, thread, CLARIFY, text, tuple(options)), options
+        answer = responses.answer(parse.intent, language, parse.entities, message.id)
+        if answer is None:
+            return await self._to_queue(message, thread, f"no_response:{parse.intent}", language), {}
+        return await self._reply(message, thread, parse.intent, answer), {}
+
+    async def _reply(
+        self, message: Message, thread: Thread, reason: str, text: str, options: tuple[str, ...] = ()
+    ) -> Decision:
+        reply = await self._outbox.enqueue_reply(
+            dedup_key=f"{message.id}:bot-reply",
+            thread=thread,
+            to=_reply_address(message, thread),
+            text=text,
+            sender={"kind": str(SenderKind.BOT)},
+            in_reply_to=message.id,
+            options=options,
+        )
+        return Decision(DecisionAction.ANSWERED, reason, thread.id, replies=(reply.id,))
+
+    async def _to_queue(
+        self, message: Message, thread: Thread, reason: str, language: str | None = None,
+        notice: str | None = None,
+    ) -> Decision:
         queued_now = thread.status == ThreadStatus.BOT and await self._queue.escalate(
             thread, reason, by_message=message.id
         )
@@ -79,15 +170,27 @@ class Dispatcher:
             if current is None or current.queued_by != message.id:
                 return Decision(DecisionAction.WAITING, "already_queued", thread.id)
             # this very message queued the thread before a crash: finish what it started
-        notice = await self._outbox.enqueue_reply(
+        if notice is None:
+            notice = self._queued_notice
+            if language is not None:
+                notice = self._responses.line("handoff", language, self._queued_notice)
+        sent = await self._outbox.enqueue_reply(
             dedup_key=f"{message.id}:queued-notice",
             thread=thread,
             to=_reply_address(message, thread),
-            text=self._queued_notice,
+            text=notice,
             sender={"kind": str(SenderKind.SYSTEM)},
             in_reply_to=message.id,
         )
-        return Decision(DecisionAction.QUEUED, reason, thread.id, replies=(notice.id,))
+        return Decision(DecisionAction.QUEUED, reason, thread.id, replies=(sent.id,))
+
+
+def _resolve_clarification(parse: Parse, text: str, options: dict[str, str]) -> Parse:
+    """A click on a clarifying question's button sends its label: that is the intent."""
+    chosen = {label.casefold(): intent for label, intent in options.items()}.get(text.strip().casefold())
+    if chosen is None:
+        return parse
+    return dataclasses.replace(parse, intent=chosen, confidence=1.0, ambiguous=False, engine="clarified")
 
 
 def _reply_address(message: Message, thread: Thread) -> Identity:

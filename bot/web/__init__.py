@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.web import api, ops
+from bot.web import api, nlu_api, ops
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -18,5 +18,6 @@ async def _index(request: web.Request) -> web.StreamResponse:
 def setup_web(app: web.Application) -> None:
     app.add_routes(ops.routes())
     app.add_routes(api.routes())
+    app.add_routes(nlu_api.routes())
     app.add_routes([web.get("/", _index)])
     app.router.add_static("/static", STATIC, append_version=True)
