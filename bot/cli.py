@@ -1,4 +1,5 @@
-"""The ``omnirouter`` command: ``serve`` runs the router, ``say`` talks to a running one."""
+"""The ``omnirouter`` command: ``serve`` runs the router, ``say`` talks to a running one, ``nlu``
+trains and tries the bot (see ``bot/nlu/cli.py``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import aiohttp
 from aiohttp import web
 
 from bot.logs import configure_logging
+from bot.nlu.cli import add_commands as add_nlu_commands
+from bot.nlu.responses import ResponsesError
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.embedded import EmbeddedStoreError
 from conversations.store import StoreUnavailable
@@ -69,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the router")
     say.add_argument("--json", action="store_true", help="print the router's frames as JSON lines")
     say.set_defaults(run=_say)
+    add_nlu_commands(sub, CliError)
     return parser
 
 
@@ -95,6 +99,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_run_server(settings))
     except EmbeddedStoreError as exc:
         raise CliError(str(exc)) from None
+    except ResponsesError as exc:
+        raise CliError(str(exc), code=2) from None
     except StoreUnavailable:
         where = settings.store.mongodb_uri or "the embedded store"
         raise CliError(f"cannot reach the store at {_redact(where)}; is MongoDB running?") from None

@@ -97,12 +97,14 @@ class NluModel:
         intents = [OUT_OF_SCOPE if s < self.threshold else self.classes[b] for b, s in zip(best, score)]
         return intents, np.exp(log_proba.max(axis=1))
 
-    def parse(self, text: str, embedder: Embedder | None) -> Parse:
-        """One text, as the router asks: intent, confidence, ranking, entities, language."""
+    def parse(self, text: str, embedder: Embedder | None, ambiguity_margin: float | None = None) -> Parse:
+        """One text, as the router asks: intent, confidence, ranking, entities, language.
+        ``ambiguity_margin`` overrides the one the model was trained with."""
+        margin = self.ambiguity_margin if ambiguity_margin is None else ambiguity_margin
         with single_threaded_blas():
-            return self._parse(text, embedder)
+            return self._parse(text, embedder, margin)
 
-    def _parse(self, text: str, embedder: Embedder | None) -> Parse:
+    def _parse(self, text: str, embedder: Embedder | None, margin: float) -> Parse:
         index, values = self.lexical.vector(text)
         lexical = self.intent_head.score(index, values)[None, :]
         if self.kernel is not None and embedder is not None:
@@ -124,7 +126,7 @@ class NluModel:
             entities=self.entities.extract(text),
             ranking=ranking,
             language=self.language(index, values),
-            ambiguous=not rejected and ranking[0][1] - second < self.ambiguity_margin,
+            ambiguous=not rejected and ranking[0][1] - second < margin,
             model_version=self.meta.get("version"),
         )
 

@@ -18,7 +18,8 @@ handoff: {en: "A member of our team will reply here as soon as possible."}
 ```
 
 A text may name entities in braces; a variant is used only when the message had every entity
-it names, and variants are picked by the message id, so a replayed dispatch says the same.
+it names, the ones using the most entities first; among equals the message id picks, so a
+replayed dispatch says the same.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class Responses:
         usable = [v for v in variants if set(_PLACEHOLDER.findall(v)) <= values.keys()]
         if not usable:
             return None
+        most = max(len(set(_PLACEHOLDER.findall(v))) for v in usable)  # the most specific texts
+        usable = [v for v in usable if len(set(_PLACEHOLDER.findall(v))) == most]
         chosen = usable[_pick(seed, len(usable))]
         return _PLACEHOLDER.sub(lambda m: values[m.group(1)], chosen)
 

@@ -114,7 +114,9 @@ class NluService:
         loop = asyncio.get_running_loop()
         embedder = self.embedder if loaded.model.semantic else None
         try:
-            return await loop.run_in_executor(self._parser, loaded.model.parse, text, embedder)
+            return await loop.run_in_executor(
+                self._parser, loaded.model.parse, text, embedder, self.settings.ambiguity_margin
+            )
         except Exception as exc:  # a broken model must not stop the router: escalate instead
             log.exception("nlu.parse_failed", extra={"omnirouter_fields": {"version": loaded.version}})
             raise NluUnavailable(f"the model failed: {type(exc).__name__}") from exc
