@@ -253,7 +253,10 @@ async def _converse(ws: aiohttp.ClientWebSocketResponse, key: str, client_id: st
         if awaiting is not None:
             for message_id in sorted(awaiting & seen.keys()):
                 if not args.json:
-                    print(f"{seen[message_id].get('sender', 'bot')}: {seen[message_id]['text']}")
+                    reply = seen[message_id]
+                    print(f"{reply.get('sender', 'bot')}: {reply['text']}")
+                    for number, option in enumerate(reply.get("options") or [], start=1):
+                        print(f"  [{number}] {option}")
                 awaiting.discard(message_id)
             if not awaiting:
                 return 0
@@ -269,6 +272,10 @@ def _describe(decision: dict[str, Any]) -> str:
         return f"added to thread {thread}, which is already waiting for a human agent"
     if action == "to_agent":
         return f"passed to the agent handling thread {thread}"
+    if action == "answered" and decision.get("reason") == "fallback":
+        return f"the bot did not understand and asked the customer to rephrase, thread {thread}"
+    if action == "answered" and decision.get("reason") == "clarify":
+        return f"the bot asked which of several things the customer meant, thread {thread}"
     if action == "answered":
         return f"answered by the bot (intent: {decision.get('reason')}), thread {thread}"
     return f"{action}: {decision.get('reason')} (thread {thread})"

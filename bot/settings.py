@@ -129,7 +129,7 @@ class ApiSettings:
 @dataclass(frozen=True)
 class NluSettings:
     engine: str = _setting(
-        "embedded", check=_one_of("embedded", "rasa", "off"), alias="NLU_ENGINE",
+        "embedded", check=_one_of("embedded", "rasa", "off"),
         doc="`embedded` (built in), `rasa` (a remote Rasa server) or `off` (every conversation goes to a human)",
     )
     data: str = _setting("config/nlu", doc="training data: files or directories, comma-separated (Rasa YAML or JSONL)")

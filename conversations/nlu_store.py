@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 from bson import Binary
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,16 +32,14 @@ NLU_INDEXES: dict[str, list[IndexModel]] = {
 
 
 def _outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """The store's translation of driver connection failures into ``StoreUnavailable``."""
+    """The store's own translation of connection failures into ``StoreUnavailable``
+    (looked up at call time: ``conversations.store`` imports this module)."""
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await method(*args, **kwargs)
-        except ConnectionFailure as exc:
-            from conversations.store import StoreUnavailable  # store.py imports this module
+        from conversations.store import _translating_outages
 
-            raise StoreUnavailable(f"store unreachable: {type(exc).__name__}") from exc
+        return await _translating_outages(method)(*args, **kwargs)
 
     return wrapper
 

@@ -38,11 +38,13 @@ class Calibration:
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:
     shifted = scores - scores.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    result: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return result
 
 
 def oos_score(log_proba: np.ndarray, similarity: np.ndarray, weight: float) -> np.ndarray:
-    return log_proba.max(axis=1) + weight * similarity
+    score: np.ndarray = log_proba.max(axis=1) + weight * similarity
+    return score
 
 
 def best_threshold(correct: np.ndarray, is_oos: np.ndarray, score: np.ndarray) -> tuple[float, int]:

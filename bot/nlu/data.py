@@ -6,7 +6,7 @@ on; ``Parse`` is what every engine (embedded or a remote Rasa server) answers fo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,6 +164,3 @@ def _entity(doc: Mapping[str, Any]) -> Entity:
         group=doc.get("group"),
     )
 
-
-def examples_of(data: Iterable[Example], intent: str) -> list[Example]:
-    return [example for example in data if example.intent == intent]

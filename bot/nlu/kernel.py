@@ -31,7 +31,8 @@ class KernelSvm:
         """``labels`` are class indices 0..k-1 (every class present)."""
         from sklearn.svm import SVC
 
-        svm = SVC(C=c, kernel="rbf", gamma="scale", decision_function_shape="ovo")
+        gamma = 1.0 / (vectors.shape[1] * float(vectors.var()) or 1.0)  # scikit-learn's "scale"
+        svm = SVC(C=c, kernel="rbf", gamma=gamma, decision_function_shape="ovo")
         svm.fit(vectors, labels)
         return cls(
             # stored as float16: round now, so calibration sees what parsing will
@@ -39,7 +40,7 @@ class KernelSvm:
             coef=svm.dual_coef_.astype(np.float16).astype(np.float32),
             intercept=svm.intercept_.astype(np.float64),
             counts=svm.n_support_.astype(np.int64),
-            gamma=float(svm._gamma),
+            gamma=gamma,
         )
 
     def _blocks(self) -> list[np.ndarray]:
@@ -112,4 +113,5 @@ def pairwise_log_proba(decisions: np.ndarray, slope: float) -> np.ndarray:
     inverse = (1.0 + np.exp(np.float32(-slope) * decisions.astype(np.float32))).sum(axis=2, dtype=np.float64)
     inverse -= 2.0  # the diagonal (a class against itself) has r = 1/2
     p = np.clip(1.0 / np.maximum(inverse - (k - 2), 1e-12), 1e-12, None)
-    return np.log(p / p.sum(axis=1, keepdims=True))
+    log_p: np.ndarray = np.log(p / p.sum(axis=1, keepdims=True))
+    return log_p

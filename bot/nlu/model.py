@@ -3,7 +3,7 @@
 Answering one text: the lexical tier's linear scores over its TF-IDF vector, the semantic
 tier's kernel-SVM probabilities over the text's embedding, the two fused and soft-maxed; the
 top intent is reported unless the out-of-scope score (top probability and the similarity to the
-nearest training examples) falls under the calibrated threshold; two intents too close to tell
+nearest training examples, the kernel tier's support vectors) falls under the calibrated threshold; two intents too close to tell
 apart make the result ambiguous. The model is stored as one ``.npz`` blob (no pickles, so a
 model read from the store cannot run code).
 """
@@ -36,10 +36,12 @@ class LinearHead:
     intercept: np.ndarray  # (n_outputs,)
 
     def score(self, index: np.ndarray, values: np.ndarray) -> np.ndarray:
-        return values @ self.coef[index].astype(np.float64) + self.intercept
+        scores: np.ndarray = values @ self.coef[index].astype(np.float64) + self.intercept
+        return scores
 
     def score_matrix(self, matrix: Any) -> np.ndarray:
-        return np.asarray(matrix @ self.coef.astype(np.float32)) + self.intercept
+        scores: np.ndarray = np.asarray(matrix @ self.coef.astype(np.float32)) + self.intercept
+        return scores
 
 
 @dataclass
@@ -165,7 +167,7 @@ class NluModel:
         }
         arrays["doc"] = np.frombuffer(json.dumps(doc, ensure_ascii=False).encode(), np.uint8)
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, **arrays)
+        np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
         return buffer.getvalue()
 
     @classmethod

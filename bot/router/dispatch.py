@@ -147,15 +147,7 @@ class Dispatcher:
     async def _reply(
         self, message: Message, thread: Thread, reason: str, text: str, options: tuple[str, ...] = ()
     ) -> Decision:
-        reply = await self._outbox.enqueue_reply(
-            dedup_key=f"{message.id}:bot-reply",
-            thread=thread,
-            to=_reply_address(message, thread),
-            text=text,
-            sender={"kind": str(SenderKind.BOT)},
-            in_reply_to=message.id,
-            options=options,
-        )
+        reply = await self._send(message, thread, "bot-reply", text, SenderKind.BOT, options)
         return Decision(DecisionAction.ANSWERED, reason, thread.id, replies=(reply.id,))
 
     async def _to_queue(
@@ -174,15 +166,23 @@ class Dispatcher:
             notice = self._queued_notice
             if language is not None:
                 notice = self._responses.line("handoff", language, self._queued_notice)
-        sent = await self._outbox.enqueue_reply(
-            dedup_key=f"{message.id}:queued-notice",
+        sent = await self._send(message, thread, "queued-notice", notice, SenderKind.SYSTEM)
+        return Decision(DecisionAction.QUEUED, reason, thread.id, replies=(sent.id,))
+
+    async def _send(
+        self, message: Message, thread: Thread, kind: str, text: str, sender: SenderKind,
+        options: tuple[str, ...] = (),
+    ) -> Message:
+        """Enqueue one reply to ``message``, at most once however often dispatch runs."""
+        return await self._outbox.enqueue_reply(
+            dedup_key=f"{message.id}:{kind}",
             thread=thread,
             to=_reply_address(message, thread),
-            text=notice,
-            sender={"kind": str(SenderKind.SYSTEM)},
+            text=text,
+            sender={"kind": str(sender)},
             in_reply_to=message.id,
+            options=options,
         )
-        return Decision(DecisionAction.QUEUED, reason, thread.id, replies=(sent.id,))
 
 
 def _resolve_clarification(parse: Parse, text: str, options: dict[str, str]) -> Parse:
