@@ -62,9 +62,9 @@ class NluService:
         return self.settings.engine != "off"
 
     @property
-    def embedder(self) -> Embedder | None:
-        if not self.settings.semantic:
-            return None
+    def embedder(self) -> Embedder:
+        """The embedder parses use (a model trained with embeddings needs them to answer,
+        whatever ``nlu.semantic`` says now: that setting is about training)."""
         if self._embedder is None:
             self._embedder = default_embedder()
         return self._embedder
@@ -113,6 +113,8 @@ class NluService:
             return None
         loop = asyncio.get_running_loop()
         embedder = self.embedder if loaded.model.semantic else None
+        if embedder is not None and loaded.model.embedder_name != embedder.name:
+            raise NluUnavailable(f"model {loaded.version} needs embeddings from {loaded.model.embedder_name}")
         try:
             return await loop.run_in_executor(
                 self._parser, loaded.model.parse, text, embedder, self.settings.ambiguity_margin

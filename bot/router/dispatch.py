@@ -186,8 +186,11 @@ class Dispatcher:
 
 
 def _resolve_clarification(parse: Parse, text: str, options: dict[str, str]) -> Parse:
-    """A click on a clarifying question's button sends its label: that is the intent."""
-    chosen = {label.casefold(): intent for label, intent in options.items()}.get(text.strip().casefold())
+    """A click on a clarifying question's button sends its label: that is the intent. Where
+    the options were a numbered list (channels without buttons), their number is too."""
+    choices = {label.casefold(): intent for label, intent in options.items()}
+    choices.update({str(n): intent for n, intent in enumerate(options.values(), start=1)})
+    chosen = choices.get(text.strip().rstrip(".").casefold())
     if chosen is None:
         return parse
     return dataclasses.replace(parse, intent=chosen, confidence=1.0, ambiguous=False, engine="clarified")

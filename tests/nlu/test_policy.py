@@ -12,11 +12,12 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
+from bot.nlu.responses import load_responses
 from conversations.embedded import EmbeddedMongo
 from conversations.store import Store
 from tests.conftest import make_settings
 from tests.fakes.rasa import FakeRasa
-from tests.nlu.conftest import install
+from tests.nlu.conftest import ROOT, install
 
 Start = Callable[..., Awaitable[TestClient]]
 
@@ -127,10 +128,17 @@ async def test_an_ambiguous_message_gets_a_clarifying_question_with_buttons(chat
         assert question["text"] == "Which of these do you mean?"
         assert "Delivery" in question["options"] and len(question["options"]) >= 2
         decision, [answer] = await say(ws, "a2", "Delivery")  # the button sends its label
-    assert (decision["action"], decision["reason"]) == ("answered", "delivery")
-    assert answer["text"].startswith("We deliver across the Baltics")
-    message = await stored(client, decision["message_id"])
-    assert message["nlu"]["engine"] == "clarified" and message["nlu"]["intent"] == "delivery"
+        assert (decision["action"], decision["reason"]) == ("answered", "delivery")
+        assert answer["text"].startswith("We deliver across the Baltics")
+        message = await stored(client, decision["message_id"])
+        assert message["nlu"]["engine"] == "clarified" and message["nlu"]["intent"] == "delivery"
+        # without buttons the options are a numbered list: the number answers too
+        decision, [question] = await say(ws, "a3", "can I pay when it is delivered?")
+        assert decision["reason"] == "clarify"
+        decision, _ = await say(ws, "a4", "2")
+    second = (await stored(client, question["message_id"]))["meta"]["options"][1]
+    titles = load_responses(ROOT / "config" / "responses.yml").titles
+    assert decision["reason"] == next(intent for intent, t in titles.items() if t["en"] == second)
     page = await client.get("/static/chat.js")
     assert "msg__options" in await page.text()  # the page renders options as buttons
 
