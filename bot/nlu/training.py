@@ -140,13 +140,13 @@ def _fit(
         if embedder is not None:
             kernel_fit = pool.submit(KernelSvm.fit, np.stack([vectors[t] for t in texts]), labels, KERNEL_C)
         lexical, matrix = LexicalFeatures.fit(texts)
-        svc = LinearSVC(C=LEXICAL_C).fit(matrix, labels)
+        svc = LinearSVC(C=LEXICAL_C, random_state=0).fit(matrix, labels)
         intent_head = _head(svc.coef_, svc.intercept_)
         languages = sorted({e.language for e in examples if e.language})
         language_head = None
         if len(languages) > 1:
             tagged = [i for i, e in enumerate(examples) if e.language]
-            lang_svc = LinearSVC(C=LEXICAL_C).fit(matrix[tagged], [examples[i].language for i in tagged])
+            lang_svc = LinearSVC(C=LEXICAL_C, random_state=0).fit(matrix[tagged], [examples[i].language for i in tagged])
             language_head = _head(lang_svc.coef_, lang_svc.intercept_)
         if embedder is not None:
             kernel = kernel_fit.result()
