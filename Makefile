@@ -28,5 +28,9 @@ system-deps:
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
+lint: $(STAMP)
+	$(BIN)/pip install --quiet 'mypy>=1.10'
+	$(BIN)/mypy
+
 clean:
 	rm -rf $(VENV) var .pytest_cache build *.egg-info

@@ -19,16 +19,17 @@ from aiohttp import web
 
 from bot.handlers.base import ChannelContext, build_adapter, enabled_channels
 from bot.keys import (
-    ADAPTERS, DISPATCHER, EMBEDDED, METRICS, NLU, OUTBOX, PIPELINE, QUEUE, RESPONSES, SETTINGS, STORE,
+    ADAPTERS, DISPATCHER, EMBEDDED, METRICS, NLU, OUTBOX, PIPELINE, QUEUE, RESPONSES, SETTINGS, SHIFTS, STORE,
 )
 from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.nlu.responses import load_responses
 from bot.nlu.service import NluService
 from bot.router.dispatch import Dispatcher, DispatchSweeper
-from bot.router.inbound import InboundPipeline, InboundRecorder
+from bot.router.inbound import InboundPipeline, InboundRecorder, InboundSource, ThreadLocator
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
+from bot.router.shifts import Shifts
 from bot.settings import Settings
 from bot.web import setup_web
 from bot.web.errors import error_middleware
@@ -108,19 +109,30 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     for adapter in adapters.values():
         await adapter.start(store)
     outbox = Outbox(store, adapters, metrics, settings.outbox)
-    queue = Queue(store)
+    queue = Queue(store, settings.queue, outbox, settings.console.record_location)
     dispatcher = Dispatcher(
         store, queue, outbox, metrics, settings.dispatch.queued_notice, app[NLU], app[RESPONSES]
     )
     lease = timedelta(seconds=settings.dispatch.lease_seconds)
-    pipeline = InboundPipeline(store, InboundRecorder(store, lease), dispatcher, metrics)
+    locators = {name: a for name, a in adapters.items() if isinstance(a, ThreadLocator)}
+    recorder = InboundRecorder(store, lease, locators, reopen=queue.reopen)
+    pipeline = InboundPipeline(store, recorder, dispatcher, metrics)
     sweeper = DispatchSweeper(store, dispatcher, settings.dispatch.sweep_interval, lease)
     app[OUTBOX], app[QUEUE] = outbox, queue
+    app[SHIFTS] = Shifts(store, queue, settings.queue.requeue_on_shift_end)
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
+    for adapter in adapters.values():
+        if isinstance(adapter, InboundSource):
+            await adapter.start_receiving(pipeline)
     workers = [
         asyncio.create_task(outbox.run(), name="outbox"),
         asyncio.create_task(sweeper.run(), name="dispatch-sweeper"),
+        asyncio.create_task(
+            queue.keep_assigning(settings.account.id, settings.queue.assign_interval), name="auto-assign"
+        ),
     ]
+    for name, adapter in adapters.items():
+        workers += [asyncio.create_task(job, name=f"{name}-background") for job in adapter.background(pipeline)]
     try:
         yield
     finally:

@@ -17,6 +17,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.cli_channels import BUILDERS, ChannelCliError, add_telegram_commands, say_webhook
+from bot.agents_cli import agent_add as _agent_add
+from bot.keys import FIRST_ADMIN
 from bot.logs import configure_logging
 from bot.nlu.cli import add_commands as add_nlu_commands
 from bot.nlu.responses import ResponsesError
@@ -46,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"omnirouter: {exc}", file=sys.stderr)
         return 2
-    except CliError as exc:
+    except (CliError, ChannelCliError) as exc:
         print(f"omnirouter: {exc}", file=sys.stderr)
         return exc.code
     except KeyboardInterrupt:
@@ -64,15 +67,33 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON")
     serve.set_defaults(run=_serve)
 
-    say = sub.add_parser("say", help="send a message through the web chat of a running router")
+    say = sub.add_parser("say", help="send a message to a running router as a customer would")
     say.add_argument("text", help="what the customer writes")
-    say.add_argument("--as", dest="name", default="cli", help="who is writing (default: cli)")
+    say.add_argument("--as", dest="name", default="cli",
+                     help="who is writing: a name (web chat), a phone number (sms), an address (email)")
+    say.add_argument("--channel", choices=["webchat", "sms", "email", *BUILDERS], default="webchat",
+                     help="the channel to write on (default: webchat; a signed webhook for the messengers)")
+    say.add_argument("--subject", help="subject of the mail (--channel email)")
     say.add_argument("--server", help="router URL (default: from settings, http://127.0.0.1:8080)")
     say.add_argument("--account", help="account id (default: the configured one)")
     say.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the router")
     say.add_argument("--json", action="store_true", help="print the router's frames as JSON lines")
+    say.add_argument("--from", dest="sender", help="sender address on the channel (Telegram user id, WhatsApp number)")
     say.set_defaults(run=_say)
+    add_telegram_commands(sub)
     add_nlu_commands(sub, CliError)
+
+    agent = sub.add_parser("agent", help="manage console agents")
+    agent_sub = agent.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
+    add = agent_sub.add_parser("add", help="add an agent (prints the password once)")
+    add.add_argument("login", metavar="NAME", help="login name: 2-32 of a-z 0-9 _ . -")
+    add.add_argument("--role", choices=["agent", "admin"], default="agent")
+    add.add_argument("--team", action="append", default=[], help="a team (skill); repeat for more")
+    add.add_argument("--capacity", type=int, default=5, help="most conversations at once (default 5)")
+    add.add_argument("--name", dest="display_name", help="name shown to colleagues (default: NAME)")
+    add.add_argument("--account", help="account id (default: the configured one)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(run=_agent_add)
     return parser
 
 
@@ -123,7 +144,7 @@ async def _run_server(settings: Settings) -> None:
                 "choose another with --port or OMNIROUTER_PORT"
             ) from None
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    _print_banner(settings)
+    _print_banner(settings, runner.app[FIRST_ADMIN])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -135,7 +156,7 @@ async def _run_server(settings: Settings) -> None:
         await runner.cleanup()
 
 
-def _print_banner(settings: Settings) -> None:
+def _print_banner(settings: Settings, first_admin: tuple[str, str] | None) -> None:
     base = f"http://{settings.server.host}:{settings.server.port}"
     store = (
         f"embedded, data in {settings.store.embedded_dir}/"
@@ -148,9 +169,14 @@ def _print_banner(settings: Settings) -> None:
         f"  web chat:  {base}/chat\n"
         f"  health:    {base}/healthz    metrics: {base}/metrics\n"
         f"  try it:    .venv/bin/omnirouter say \"where is my order?\"{say}\n"
-        "Stop with Ctrl+C.",
+        f"  console:   {base}/console",
         flush=True,
     )
+    if first_admin is not None:
+        login, password = first_admin
+        print(f"  first run: log in as {login!r} with password {password!r} — shown only this once;\n"
+              "             add agents under Admin or with `omnirouter agent add NAME`", flush=True)
+    print("Stop with Ctrl+C.", flush=True)
 
 
 def _redact(uri: str) -> str:
@@ -173,7 +199,29 @@ def _say(args: argparse.Namespace, settings: Settings) -> int:
     if not args.text.strip():
         raise CliError("the message is empty", code=2)
     account = args.account or settings.account.id
+    if args.channel in ("sms", "email"):
+        return _say_over_channel(server, account, args, settings)
+    if args.channel != "webchat":
+        return say_webhook(server, account, settings, args)
     return asyncio.run(_say_over_socket(server, account, args))
+
+
+def _say_over_channel(server: str, account: str, args: argparse.Namespace, settings: Settings) -> int:
+    from bot.say_channels import SayError, say_over_channel
+
+    try:
+        lines = asyncio.run(say_over_channel(args.channel, args.text, args.name, server, account, settings,
+                                             args.timeout, args.subject))
+    except SayError as exc:
+        raise CliError(str(exc), exc.code) from None
+    except (aiohttp.ClientConnectionError, OSError) as exc:
+        raise _unreachable(server, exc) from None
+    print("\n".join(lines))
+    return 0
+
+
+def _unreachable(server: str, exc: BaseException) -> CliError:
+    return CliError(f"cannot reach the router at {server} ({exc.__class__.__name__}); is `omnirouter serve` running?")
 
 
 def _token_file() -> Path:
@@ -214,9 +262,7 @@ async def _say_over_socket(server: str, account: str, args: argparse.Namespace) 
         detail = "unknown account" if exc.status == 404 else f"HTTP {exc.status}"
         raise CliError(f"the router at {server} refused the web chat connection: {detail}", code=2) from None
     except (aiohttp.ClientConnectionError, OSError) as exc:
-        raise CliError(
-            f"cannot reach the router at {server} ({exc.__class__.__name__}); is `omnirouter serve` running?"
-        ) from None
+        raise _unreachable(server, exc) from None
     except TimeoutError:
         raise CliError(f"the router at {server} did not answer within {args.timeout:g} s") from None
 

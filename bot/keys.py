@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     from bot.router.inbound import InboundPipeline
     from bot.router.outbox import Outbox
     from bot.router.queue import Queue
+    from bot.router.shifts import Shifts
+    from bot.web.auth import LoginLimiter
+    from bot.web.live import ConsoleHub
     from bot.settings import Settings
     from conversations.embedded import EmbeddedMongo
     from conversations.store import Store
@@ -30,3 +33,7 @@ OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 QUEUE: web.AppKey[Queue] = web.AppKey("queue")
 NLU: web.AppKey[NluService] = web.AppKey("nlu")
 RESPONSES: web.AppKey[Responses] = web.AppKey("responses")
+SHIFTS: web.AppKey[Shifts] = web.AppKey("shifts")
+CONSOLE_HUB: web.AppKey[ConsoleHub] = web.AppKey("console_hub")
+LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")
+FIRST_ADMIN: web.AppKey[tuple[str, str] | None] = web.AppKey("first_admin")  # (login, password) once

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -126,6 +127,164 @@ class ApiSettings:
     )
 
 
+def _secret_token(value: str) -> str | None:
+    if value and not all(c.isalnum() or c in "_-" for c in value) or len(value) > 256:
+        return "must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
+    return None
+
+
+def _templates(value: dict[str, Any]) -> str | None:
+    for name, spec in value.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("language"), str):
+            return f"template {name!r} needs a language, e.g. language = \"en_US\""
+        params = spec.get("parameters", [])
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            return f"template {name!r}: parameters must be a list of names"
+    return None
+
+
+def _hours_spec(value: str) -> str | None:
+    from bot.router.hours import BusinessHours  # the parser lives with the queue
+
+    try:
+        BusinessHours.parse(value, "UTC")
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _timezone(value: str) -> str | None:
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(value)
+    except (ValueError, KeyError, OSError):
+        return "must be an IANA time zone such as Europe/Riga"
+    return None
+
+
+@dataclass(frozen=True)
+class TelegramSettings:
+    token: str = _setting("", doc="bot token from @BotFather; empty: Telegram is off")
+    webhook_secret: str = _setting(
+        "", check=_secret_token, doc="secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (webhook mode)"
+    )
+    mode: str = _setting("webhook", check=_one_of("webhook", "polling"), doc="receive updates by `webhook` or `polling` (getUpdates)")
+    api_base: str = _setting("https://api.telegram.org", check=_url, doc="Bot API server (a local fake in tests)")
+    poll_timeout: int = _setting(25, check=_between(0, 50), doc="long-poll wait of getUpdates, seconds")
+    pacing: float = _setting(1.0, check=_between(0, 60), doc="least time between two messages to one chat, seconds")
+    max_download_bytes: int = _setting(
+        20_971_520, check=_between(1, 2_000_000_000), doc="largest attachment downloaded by file id"
+    )
+
+
+@dataclass(frozen=True)
+class WhatsappSettings:
+    phone_number_id: str = _setting("", doc="Cloud API phone number id; empty: WhatsApp is off")
+    access_token: str = _setting("", doc="system-user access token for the Graph API")
+    app_secret: str = _setting("", doc="app secret: checks X-Hub-Signature-256")
+    verify_token: str = _setting("", doc="token Meta echoes when verifying the webhook URL")
+    api_base: str = _setting("https://graph.facebook.com", check=_url, doc="Graph API server (a local fake in tests)")
+    api_version: str = _setting("23.0", doc="Graph API version")
+    max_download_bytes: int = _setting(
+        16_777_216, check=_between(1, 2_000_000_000), doc="largest attachment downloaded by media id"
+    )
+    templates: dict[str, Any] | None = _setting(
+        None, check=_templates, doc="message templates for use outside the 24-hour window (see WhatsApp)"
+    )
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    account_sid: str = _setting("", doc="Twilio Account SID (AC...): SMS and calls need it")
+    auth_token: str = _setting("", doc="Twilio Auth Token: signs webhooks, authenticates sends")
+    api_base: str = _setting("", check=_url, doc="Twilio REST API base URL; empty: Twilio's own (tests point it at a fake)")
+    timeout: float = _setting(15.0, check=_between(1, 120), doc="seconds one Twilio API call may take")
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    gateway: str = _setting("twilio", check=_one_of("twilio"), doc="SMS provider module (see bot/handlers/sms.py)")
+    from_number: str = _setting("", doc="our number in E.164 (+15551234567); enables SMS with twilio.account_sid")
+    messaging_service_sid: str = _setting("", doc="Twilio Messaging Service (MG...) to send from instead of from_number")
+    max_segments: int = _setting(10, check=_between(1, 10), doc="most SMS segments one sent text may use; longer replies are split")
+    help_reply: str = _setting("", doc="our answer to HELP; empty: leave it to the provider's keyword handling")
+    start_reply: str = _setting("", doc="our answer to START; empty: leave it to the provider")
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    enabled: bool = _setting(False, doc="accept Twilio Voice status callbacks at /webhooks/voice (needs [twilio])")
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    address: str = _setting("", doc="our mailbox address (support@example.com); enables e-mail")
+    display_name: str = _setting("", doc="name shown in From: of our replies; empty: account.name")
+    plus_addressing: bool = _setting(True, doc="reply from address+<thread token>@domain so replies find their thread")
+    imap_host: str = _setting("", doc="IMAP server to poll; empty: no IMAP")
+    imap_port: int = _setting(993, check=_between(1, 65535), doc="IMAP port (993: IMAPS)")
+    imap_security: str = _setting("tls", check=_one_of("tls", "none"), doc="tls (IMAPS) or none (plain, for local servers)")
+    imap_user: str = _setting("", doc="IMAP login; empty: the address")
+    imap_password: str = _setting("", doc="IMAP password (an app password for Gmail or Microsoft 365)")
+    imap_mailbox: str = _setting("INBOX", doc="folder to read")
+    imap_idle: bool = _setting(True, doc="wait for new mail with IMAP IDLE between polls")
+    poll_interval: float = _setting(60.0, check=_between(0.05, 3600), doc="seconds between mailbox polls (and longest IDLE)")
+    smtp_host: str = _setting("", doc="SMTP server for our replies")
+    smtp_port: int = _setting(587, check=_between(1, 65535), doc="SMTP port (587: submission)")
+    smtp_security: str = _setting(
+        "starttls", check=_one_of("starttls", "tls", "none"), doc="starttls, tls (port 465) or none (local servers)"
+    )
+    smtp_user: str = _setting("", doc="SMTP login; empty: no authentication")
+    smtp_password: str = _setting("", doc="SMTP password")
+    listen_host: str = _setting("127.0.0.1", doc="address of the optional SMTP listener for inbound mail")
+    listen_port: int = _setting(0, check=_between(0, 65535), doc="port of the SMTP listener; 0: off")
+    max_message_bytes: int = _setting(
+        10 * 1_048_576, check=_between(1024, 100 * 1_048_576), doc="larger inbound mails are refused (SMTP) or skipped (IMAP)"
+    )
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    strategy: str = _setting(
+        "manual", check=_one_of("manual", "next", "auto"),
+        doc="how queued conversations reach agents (an admin can change it per account)",
+    )
+    reopen_days: float = _setting(
+        7.0, check=_between(0, 365), doc="a customer writing again this soon reopens the resolved thread"
+    )
+    first_response_minutes: float = _setting(15.0, check=_between(0, 100_000), doc="first-response SLA")
+    next_response_minutes: float = _setting(30.0, check=_between(0, 100_000), doc="next-response SLA")
+    business_hours: str = _setting(
+        "", check=_hours_spec, doc="e.g. mon-fri 09:00-17:00; sat 10:00-14:00 (empty: always open)"
+    )
+    timezone: str = _setting("UTC", check=_timezone, doc="time zone of business_hours")
+    out_of_hours_reply: str = _setting(
+        "We are closed right now. We will answer as soon as we open.",
+        doc="sent when a conversation is queued outside business hours",
+    )
+    direct_channels: str = _setting("", doc="comma-separated channels that go straight to the human queue")
+    channel_teams: str = _setting("", doc="team per channel for queued threads, e.g. email=billing,sms=support")
+    assign_interval: float = _setting(2.0, check=_between(0.05, 3600), doc="how often auto-assignment looks for work")
+    requeue_on_shift_end: bool = _setting(True, doc="an agent ending a shift hands their open conversations back")
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    session_idle_minutes: float = _setting(30.0, check=_between(1, 10_000), doc="idle time that ends a login")
+    session_max_hours: float = _setting(12.0, check=_between(0.1, 1000), doc="longest login, however active")
+    login_attempts: int = _setting(5, check=_between(1, 1000), doc="failed logins per name (x4 per address) per window")
+    login_window_seconds: int = _setting(300, check=_between(1, 86400), doc="rate-limit window for logins")
+    live_feed: str = _setting(
+        "auto", check=_one_of("auto", "change_stream", "poll"),
+        doc="how consoles learn of changes: auto = change streams on MongoDB, polling on the embedded store",
+    )
+    poll_interval: float = _setting(0.5, check=_between(0.05, 60), doc="polling period of the live feed, seconds")
+    first_admin: bool = _setting(True, doc="create an admin (password printed once) when an account has no agents")
+    record_location: bool = _setting(False, doc="store the browser's location at shift start and stop")
+    language: str = _setting("en", check=_one_of("en", "lv"), doc="default console language")
+
+
 @dataclass(frozen=True)
 class NluSettings:
     engine: str = _setting(
@@ -157,6 +316,14 @@ class Settings:
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     webchat: WebchatSettings = field(default_factory=WebchatSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    twilio: TwilioSettings = field(default_factory=TwilioSettings)
+    sms: SmsSettings = field(default_factory=SmsSettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
+    telegram: TelegramSettings = field(default_factory=TelegramSettings)
+    whatsapp: WhatsappSettings = field(default_factory=WhatsappSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     nlu: NluSettings = field(default_factory=NluSettings)
 
     def replace(self, section: str, **values: Any) -> Settings:
@@ -173,6 +340,14 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "outbox": OutboxSettings,
     "webchat": WebchatSettings,
     "api": ApiSettings,
+    "twilio": TwilioSettings,
+    "sms": SmsSettings,
+    "voice": VoiceSettings,
+    "email": EmailSettings,
+    "telegram": TelegramSettings,
+    "whatsapp": WhatsappSettings,
+    "queue": QueueSettings,
+    "console": ConsoleSettings,
     "nlu": NluSettings,
 }
 
@@ -260,7 +435,8 @@ def _apply(settings: Settings, raw: Mapping[str, Any], source: str) -> Settings:
     return dataclasses.replace(settings, **changed)
 
 
-_TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+_TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
+               "dict[str, Any] | None": "a table (JSON in the environment)"}
 
 
 def _convert(value: Any, f: dataclasses.Field[Any], where: str) -> Any:
@@ -272,6 +448,7 @@ def _convert(value: Any, f: dataclasses.Field[Any], where: str) -> Any:
         or (kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool))
         or (kind == "str" and isinstance(value, str))
         or (kind == "bool" and isinstance(value, bool))
+        or (kind.startswith("dict") and isinstance(value, dict))
     )
     if not ok:
         raise SettingsError(f"bad setting {where}: expected {_TYPE_NAMES[kind]}, got {value!r}")
@@ -287,6 +464,11 @@ def _convert(value: Any, f: dataclasses.Field[Any], where: str) -> Any:
 def _parse_text(text: str, kind: str) -> Any:
     """Environment values are strings: read them as the key's type, or leave them to fail."""
     stripped = text.strip()
+    if kind.startswith("dict"):
+        try:
+            return json.loads(stripped)
+        except json.JSONDecodeError:
+            return text
     try:
         if kind == "int":
             return int(stripped)

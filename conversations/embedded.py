@@ -29,6 +29,18 @@ from typing import IO, Literal
 EmbeddedMode = Literal["process", "thread"]
 
 
+PORT_FILE = "nx-27017.port"  # where a running router's embedded store listens (for the CLI)
+
+
+def running_embedded_uri(data_dir: Path) -> str | None:
+    """The URI of the embedded store another omnirouter process runs on ``data_dir``, if any."""
+    try:
+        port = int((Path(data_dir) / PORT_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return f"mongodb://127.0.0.1:{port}/?directConnection=true"
+
+
 class EmbeddedStoreError(Exception):
     """The embedded store could not be started."""
 
@@ -71,6 +83,7 @@ class EmbeddedMongo:
                 self._thread = _ServerThread(self.data_dir, self.port)
                 self._thread.start()
             await self._wait_until_listening(timeout)
+            (self.data_dir / PORT_FILE).write_text(str(self.port))
         except BaseException:
             await self.stop()
             raise
@@ -89,6 +102,8 @@ class EmbeddedMongo:
         if thread is not None:
             await asyncio.to_thread(thread.stop, timeout)
         if self._lock_file is not None:
+            with contextlib.suppress(OSError):
+                (self.data_dir / PORT_FILE).unlink()
             self._lock_file.close()
             self._lock_file = None
 

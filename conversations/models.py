@@ -164,6 +164,20 @@ class Inbound:
     sent_at: datetime | None = None
     phone: str | None = None  # E.164, when the channel vouches for the sender's number
     meta: Mapping[str, Any] = field(default_factory=dict)
+    # when the channel's customer-service window closes after this message (WhatsApp: +24 h)
+    window_ends_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEdit:
+    """The customer changed a message they sent earlier (Telegram's ``edited_message``).
+
+    ``message`` is the message as it reads now, under the original's external id; ``edited_at``
+    orders edits, so a late delivery of an older edit changes nothing.
+    """
+
+    message: Inbound
+    edited_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +192,9 @@ class StatusUpdate:
     error: str | None = None
 
 
+ProviderEvent = Inbound | MessageEdit | StatusUpdate  # what an adapter's ``parse`` returns
+
+
 @dataclass(frozen=True, slots=True)
 class Outbound:
     """One message the router sends to a customer through a channel adapter."""
@@ -190,6 +207,27 @@ class Outbound:
     text: str
     options: tuple[str, ...] = ()  # quick replies; adapters without buttons append them as text
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """A phone call that ended, as a voice provider reports it: shown in the contact's thread."""
+
+    account_id: str
+    channel: str  # the voice channel that reported it ("voice")
+    external_id: str  # the provider's call id: one event per call
+    customer: str  # the customer's number (E.164) or caller id
+    direction: Direction  # IN: the customer called us
+    status: str  # the provider's final call status (completed, no-answer, busy, failed, canceled)
+    answered: bool
+    duration: int = 0  # seconds
+    at: datetime | None = None
+    phone: str | None = None  # E.164, when the provider vouches for the number (contact merge)
+
+    @property
+    def missed(self) -> bool:
+        """The customer called and nobody talked to them: someone should call back."""
+        return self.direction == Direction.IN and not self.answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +270,23 @@ def _load_tuple(value: Any) -> tuple[Any, ...]:
     return tuple(value or ())
 
 
+def load_time(value: Any) -> datetime | None:
+    """A stored time back as an aware datetime: epoch milliseconds (how we store every time), or
+    a date or ISO string written by other tools."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return from_epoch_ms(int(value))
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    raise TypeError(f"not a stored time: {value!r}")
+
+
 def _dump(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return epoch_ms(value)
     if isinstance(value, (Identity, Attachment)):
         return value.to_doc()
     if isinstance(value, StrEnum):
@@ -248,8 +302,11 @@ class Document:
     """A dataclass stored as one MongoDB document; ``id`` is stored as ``_id``.
 
     ``None`` fields are left out of the stored document, so optional keys stay absent (partial
-    unique indexes rely on that). Fields that need converting on load name a loader in
-    ``LOADERS``.
+    unique indexes rely on that). Every time is stored as integer epoch milliseconds and read back
+    as an aware ``datetime``: the embedded server stores a date written by ``$set`` as a string
+    and compares dates at one-second precision, while integers behave the same everywhere and
+    make durations plain subtraction in aggregation pipelines. Other fields that need converting
+    on load name a loader in ``LOADERS``.
     """
 
     LOADERS: ClassVar[dict[str, Callable[[Any], Any]]] = {}
@@ -271,8 +328,19 @@ class Document:
             if key not in doc:
                 continue
             loader = cls.LOADERS.get(f.name)
+            if loader is None and "datetime" in str(f.type):
+                loader = load_time
             kwargs[f.name] = loader(doc[key]) if loader else doc[key]
         return cls(**kwargs)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record for the API: ``id`` instead of ``_id``, times as ISO 8601 strings."""
+        doc: dict[str, Any] = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is not None:
+                doc[f.name] = value.isoformat() if isinstance(value, datetime) else _dump(value)
+        return doc
 
 
 @dataclass(slots=True)
@@ -285,6 +353,7 @@ class Account(Document):
     channels: dict[str, Any] = field(default_factory=dict)
     business_hours: dict[str, Any] | None = None
     retention_days: int | None = None
+    routing: dict[str, Any] | None = None  # queue strategy and console options set by an admin
 
 
 @dataclass(slots=True)
@@ -327,7 +396,15 @@ class Thread(Document):
     first_response_at: datetime | None = None
     resolved_at: datetime | None = None
     email_keys: list[str] = field(default_factory=list)
-    wa_window_ends_at: datetime | None = None
+    wa_window_ends_ms: int | None = None  # epoch ms when WhatsApp's customer-service window closes
+    labels: list[str] = field(default_factory=list)
+    awaiting_since: datetime | None = None  # oldest customer message no agent has answered yet
+    last_assignee: str | None = None  # who had it before it was resolved or requeued
+    reopened_at: datetime | None = None
+
+    @property
+    def wa_window_ends_at(self) -> datetime | None:
+        return None if self.wa_window_ends_ms is None else from_epoch_ms(self.wa_window_ends_ms)
 
 
 @dataclass(slots=True)
@@ -423,6 +500,13 @@ class Agent(Document):
     teams: list[str] = field(default_factory=list)
     capacity: int = 5
     presence: Presence = Presence.OFFLINE
+    # open conversations held, and free slots (capacity - load): reserved atomically before an
+    # assignment, so no agent is ever given more than their capacity
+    load: int = 0
+    free: int = 5
+    last_assigned_ms: int = 0  # round robin among equally loaded agents
+    lang: str = "en"
+    active: bool = True
 
 
 @dataclass(slots=True)

@@ -1,25 +1,25 @@
 """The NLU layer's persistence, mixed into ``Store``: trained model versions, the active version
 of each account, cached embeddings, examples added by admins, training jobs.
 
-A model blob is written as chunks first and its version document last, so no reader ever sees a
+Times are stored as epoch milliseconds, like everywhere in the store. A model blob is written
+as chunks first and its version document last, so no reader ever sees a
 half-written model; the active version is one document per account that every router process
 polls, which is how a new model reaches all of them without a restart.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from bson import Binary
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-P = ParamSpec("P")
-R = TypeVar("R")
+from conversations.errors import translating_outages
+from conversations.models import epoch_ms
 
 CHUNK_BYTES = 4 * 1024 * 1024  # well under MongoDB's 16 MB document limit
 
@@ -31,25 +31,12 @@ NLU_INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-def _outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """The store's own translation of connection failures into ``StoreUnavailable``
-    (looked up at call time: ``conversations.store`` imports this module)."""
-
-    @functools.wraps(method)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from conversations.store import _translating_outages
-
-        return await _translating_outages(method)(*args, **kwargs)
-
-    return wrapper
-
-
 class NluStoreMixin:
     _db: AsyncDatabase[dict[str, Any]]
 
     # --- model versions ------------------------------------------------------------------
 
-    @_outages
+    @translating_outages
     async def save_nlu_model(
         self, account_id: str, version: str, blob: bytes, info: Mapping[str, Any], now: datetime
     ) -> None:
@@ -64,14 +51,14 @@ class NluStoreMixin:
             {
                 "_id": version,
                 "account_id": account_id,
-                "created_at": now,
+                "created_at": epoch_ms(now),
                 "size": len(blob),
                 "chunks": len(chunks),
                 **info,
             }
         )
 
-    @_outages
+    @translating_outages
     async def nlu_model_blob(self, version: str) -> bytes | None:
         doc = await self._db.nlu_models.find_one({"_id": version}, {"chunks": 1})
         if doc is None:
@@ -81,35 +68,35 @@ class NluStoreMixin:
             return None
         return b"".join(bytes(part["data"]) for part in parts)
 
-    @_outages
+    @translating_outages
     async def nlu_models(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
         cursor = self._db.nlu_models.find({"account_id": account_id}).sort("created_at", DESCENDING)
         return await cursor.limit(limit).to_list()
 
-    @_outages
+    @translating_outages
     async def get_nlu_model(self, version: str) -> dict[str, Any] | None:
         return await self._db.nlu_models.find_one({"_id": version})
 
-    @_outages
+    @translating_outages
     async def activate_nlu_model(self, account_id: str, version: str, by: str, now: datetime) -> bool:
         """Make ``version`` the account's model; ``False`` if it is not one of the account's."""
         if await self._db.nlu_models.count_documents({"_id": version, "account_id": account_id}) == 0:
             return False
         await self._db.nlu_active.update_one(
             {"_id": account_id},
-            {"$set": {"version": version, "activated_at": now, "activated_by": by}},
+            {"$set": {"version": version, "activated_at": epoch_ms(now), "activated_by": by}},
             upsert=True,
         )
         return True
 
-    @_outages
+    @translating_outages
     async def active_nlu_version(self, account_id: str) -> str | None:
         doc = await self._db.nlu_active.find_one({"_id": account_id})
         return str(doc["version"]) if doc else None
 
     # --- embedding cache -----------------------------------------------------------------
 
-    @_outages
+    @translating_outages
     async def nlu_embeddings(self, keys: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
         for start in range(0, len(keys), 1000):
@@ -118,7 +105,7 @@ class NluStoreMixin:
                 found[str(doc["_id"])] = bytes(doc["v"])
         return found
 
-    @_outages
+    @translating_outages
     async def save_nlu_embeddings(self, vectors: Mapping[str, bytes]) -> None:
         docs = [{"_id": key, "v": Binary(value)} for key, value in vectors.items()]
         for start in range(0, len(docs), 1000):
@@ -130,47 +117,47 @@ class NluStoreMixin:
 
     # --- examples added by admins --------------------------------------------------------
 
-    @_outages
+    @translating_outages
     async def add_nlu_examples(self, account_id: str, examples: Iterable[Mapping[str, Any]], now: datetime) -> int:
-        docs = [{"account_id": account_id, "created_at": now, **example} for example in examples]
+        docs = [{"account_id": account_id, "created_at": epoch_ms(now), **example} for example in examples]
         if docs:
             await self._db.nlu_examples.insert_many(docs)
         return len(docs)
 
-    @_outages
+    @translating_outages
     async def nlu_examples(self, account_id: str) -> list[dict[str, Any]]:
         cursor = self._db.nlu_examples.find({"account_id": account_id}, {"_id": 0}).sort("created_at", ASCENDING)
         return await cursor.to_list()
 
     # --- training jobs -------------------------------------------------------------------
 
-    @_outages
+    @translating_outages
     async def start_nlu_job(self, job_id: str, account_id: str, now: datetime) -> None:
         await self._db.nlu_jobs.insert_one(
             {"_id": job_id, "account_id": account_id, "state": "running", "stage": "loading",
-             "done": 0, "total": 0, "started_at": now, "updated_at": now}
+             "done": 0, "total": 0, "started_at": epoch_ms(now), "updated_at": epoch_ms(now)}
         )
 
-    @_outages
+    @translating_outages
     async def update_nlu_job(self, job_id: str, now: datetime, **fields: Any) -> None:
-        await self._db.nlu_jobs.update_one({"_id": job_id}, {"$set": {**fields, "updated_at": now}})
+        await self._db.nlu_jobs.update_one({"_id": job_id}, {"$set": {**fields, "updated_at": epoch_ms(now)}})
 
-    @_outages
+    @translating_outages
     async def get_nlu_job(self, job_id: str) -> dict[str, Any] | None:
         return await self._db.nlu_jobs.find_one({"_id": job_id})
 
     # --- per-thread dialogue state -------------------------------------------------------
 
-    @_outages
+    @translating_outages
     async def set_thread_nlu_state(self, thread_id: str, state: Mapping[str, Any]) -> None:
         await self._db.threads.update_one({"_id": thread_id}, {"$set": {"nlu_state": dict(state)}})
 
-    @_outages
+    @translating_outages
     async def thread_nlu_state(self, thread_id: str) -> dict[str, Any]:
         doc = await self._db.threads.find_one({"_id": thread_id}, {"nlu_state": 1})
         return dict(doc.get("nlu_state") or {}) if doc else {}
 
-    @_outages
+    @translating_outages
     async def claim_nlu_training(self, account_id: str, owner: str, now_ms: int, lease_ms: int) -> bool:
         """Take the account's training lease (one automatic training across processes)."""
         doc = await self._db.nlu_training_leases.find_one_and_update(

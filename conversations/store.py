@@ -11,15 +11,21 @@ between router processes lands on the same ``_id`` and the unique index turns it
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable, Sequence
+import inspect
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ConnectionFailure, DuplicateKeyError
+from pymongo.errors import DuplicateKeyError
 
+from conversations.email_store import EmailStoreMixin
+from conversations.errors import StoreError as StoreError
+from conversations.errors import StoreUnavailable as StoreUnavailable
+from conversations.errors import translating_outages as _translating_outages
+from conversations.channel_store import ChannelStoreMixin
+from conversations.agent_store import AGENT_INDEXES, AgentStore
 from conversations.ids import derived_id, new_id
 from conversations.models import (
     Account,
@@ -38,32 +44,9 @@ from conversations.models import (
     ThreadStatus,
     epoch_ms,
 )
+from conversations.phone_store import PhoneStoreMixin
+from conversations.queue_store import QUEUE_INDEXES, QueueStore
 from conversations.nlu_store import NLU_INDEXES, NluStoreMixin
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-class StoreError(Exception):
-    """Base of the store's own errors."""
-
-
-class StoreUnavailable(StoreError):
-    """The store cannot be reached; the caller should answer 503 and let the sender retry."""
-
-
-def _translating_outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn the driver's connection failures into ``StoreUnavailable`` at the store's edge."""
-
-    @functools.wraps(method)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await method(*args, **kwargs)
-        except ConnectionFailure as exc:
-            raise StoreUnavailable(f"store unreachable: {type(exc).__name__}") from exc
-
-    return wrapper
-
 
 INDEXES: dict[str, list[IndexModel]] = {
     "contacts": [IndexModel([("account_id", ASCENDING), ("updated_at", DESCENDING)])],
@@ -76,6 +59,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         IndexModel([("account_id", ASCENDING), ("status", ASCENDING), ("queued_at", ASCENDING)]),
         IndexModel([("account_id", ASCENDING), ("contact_id", ASCENDING), ("opened_at", DESCENDING)]),
+        IndexModel([("assignee", ASCENDING), ("status", ASCENDING)]),  # an agent's conversations
     ],
     "messages": [
         IndexModel(
@@ -84,6 +68,7 @@ INDEXES: dict[str, list[IndexModel]] = {
             partialFilterExpression={"external_id": {"$exists": True}},
         ),
         IndexModel([("thread_id", ASCENDING), ("created_at", ASCENDING)]),
+        IndexModel([("contact_id", ASCENDING), ("created_at", DESCENDING)]),  # history across channels
         IndexModel([("dispatch_state", ASCENDING), ("dispatch_due_ms", ASCENDING)]),
     ],
     "outbox": [
@@ -92,7 +77,6 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "agents": [IndexModel([("account_id", ASCENDING), ("login", ASCENDING)], unique=True)],
     "audit": [IndexModel([("account_id", ASCENDING), ("at", DESCENDING)])],
-    **NLU_INDEXES,
 }
 
 
@@ -108,7 +92,7 @@ def _customer(inbound: Inbound) -> dict[str, Any]:
     return sender
 
 
-class Store(NluStoreMixin):
+class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, QueueStore, NluStoreMixin):
     """All of omnirouter's persistence. Construct with :meth:`connect`."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
@@ -145,8 +129,9 @@ class Store(NluStoreMixin):
     @_translating_outages
     async def ensure_indexes(self) -> None:
         """Create every index the router relies on; safe to run at every start-up."""
-        for collection, models in INDEXES.items():
-            await self._db[collection].create_indexes(models)
+        for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, NLU_INDEXES):
+            for collection, models in indexes.items():
+                await self._db[collection].create_indexes(models)
 
     # --- accounts ------------------------------------------------------------------------
 
@@ -154,7 +139,7 @@ class Store(NluStoreMixin):
     async def ensure_account(self, account_id: str, name: str, now: datetime) -> Account:
         await self._db.accounts.update_one(
             {"_id": account_id},
-            {"$setOnInsert": {"name": name, "created_at": now, "channels": {}}},
+            {"$setOnInsert": {"name": name, "created_at": epoch_ms(now), "channels": {}}},
             upsert=True,
         )
         doc = await self._db.accounts.find_one({"_id": account_id})
@@ -192,11 +177,15 @@ class Store(NluStoreMixin):
         Merge rule: a phone number the channel vouches for (WhatsApp, SMS, a shared Telegram
         contact) is itself an identity, ``phone:<E.164>``; whoever writes from any channel with
         that number is the same contact. A new contact's id derives from its phone number when
-        there is one, so first messages racing in on two channels still make one contact.
+        there is one, so first messages racing in on two channels still make one contact. A number
+        vouched for later (a Telegram user sharing their own contact) joins the known contact, or
+        merges it into the contact that had the number first (``join_phone``).
         """
         link_id = f"{account_id}|{identity.key}"
         link = await self._db.identities.find_one({"_id": link_id}, {"contact_id": 1})
         if link is not None:
+            if phone:
+                return await self.join_phone(account_id, str(link["contact_id"]), phone, now)
             return str(link["contact_id"])
         phone_id = f"{account_id}|phone:{phone}" if phone else None
         contact_id = derived_id("con", phone_id or link_id)
@@ -208,15 +197,15 @@ class Store(NluStoreMixin):
             "_id": contact_id,
             "account_id": account_id,
             "identities": [identity.to_doc()],
-            "created_at": now,
-            "updated_at": now,
+            "created_at": epoch_ms(now),
+            "updated_at": epoch_ms(now),
         }
         if name:
             contact["name"] = name
         if not await self._insert_once("contacts", contact):
             await self._db.contacts.update_one(
                 {"_id": contact_id},
-                {"$addToSet": {"identities": identity.to_doc()}, "$set": {"updated_at": now}},
+                {"$addToSet": {"identities": identity.to_doc()}, "$set": {"updated_at": epoch_ms(now)}},
             )
         links = [(link_id, identity)]
         if phone_id is not None and phone is not None:
@@ -237,7 +226,7 @@ class Store(NluStoreMixin):
         """The contact's open thread on ``channel`` (its last activity set to ``now``), if any."""
         doc = await self._db.threads.find_one_and_update(
             {"open_key": f"{contact_id}:{channel}"},
-            {"$set": {"last_message_at": now}},
+            {"$set": {"last_message_at": epoch_ms(now)}},
             return_document=ReturnDocument.AFTER,
         )
         return Thread.from_doc(doc) if doc else None
@@ -363,7 +352,7 @@ class Store(NluStoreMixin):
             {
                 "$set": {
                     "status": str(ThreadStatus.QUEUED),
-                    "queued_at": now,
+                    "queued_at": epoch_ms(now),
                     "queued_by": by_message,
                     "escalation_reason": reason,
                 }
@@ -418,7 +407,7 @@ class Store(NluStoreMixin):
                 "$set": {
                     "delivery_status": str(update.status),
                     "delivery_rank": update.status.rank,
-                    "delivery_updated_at": update.at,
+                    "delivery_updated_at": epoch_ms(update.at),
                     **({"delivery_error": update.error} if update.error else {}),
                 }
             },
@@ -439,8 +428,12 @@ class Store(NluStoreMixin):
         now: datetime,
         in_reply_to: str | None = None,
         options: Sequence[str] = (),
+        meta: Mapping[str, Any] | None = None,
     ) -> Message:
-        """Store an outbound message and its outbox item, at most once per ``dedup_key``."""
+        """Store an outbound message and its outbox item, at most once per ``dedup_key``.
+
+        ``meta`` carries what the channel needs beyond text (a WhatsApp template, documents).
+        """
         message = Message(
             id=derived_id("msg", f"out|{dedup_key}"),
             account_id=thread.account_id,
@@ -455,7 +448,7 @@ class Store(NluStoreMixin):
             delivery_rank=DeliveryStatus.QUEUED.rank,
             delivery_updated_at=now,
             in_reply_to=in_reply_to,
-            meta={"options": list(options)} if options else {},
+            meta={**({"options": list(options)} if options else {}), **(meta or {})},
         )
         item = OutboxItem(
             id=derived_id("obx", dedup_key),
@@ -469,7 +462,7 @@ class Store(NluStoreMixin):
             state=OutboxState.PENDING,
             due_ms=epoch_ms(now),
             created_at=now,
-            meta={"sender_kind": sender.get("kind", "bot")},
+            meta={"sender_kind": sender.get("kind", "bot"), **(meta or {})},
         )
         await self._insert_once("messages", message.to_doc())
         await self._insert_once("outbox", item.to_doc())
@@ -496,7 +489,7 @@ class Store(NluStoreMixin):
             {
                 "$set": {
                     "state": str(OutboxState.SENT),
-                    "sent_at": now,
+                    "sent_at": epoch_ms(now),
                     "provider_message_id": provider_message_id,
                 },
                 "$unset": {"lease_owner": ""},
@@ -509,7 +502,7 @@ class Store(NluStoreMixin):
                     "external_id": provider_message_id,
                     "delivery_status": str(DeliveryStatus.SENT),
                     "delivery_rank": DeliveryStatus.SENT.rank,
-                    "delivery_updated_at": now,
+                    "delivery_updated_at": epoch_ms(now),
                 }
             },
         )
@@ -532,7 +525,7 @@ class Store(NluStoreMixin):
         await self._db.outbox.update_one(
             {"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},
             {
-                "$set": {"state": str(OutboxState.DEAD), "last_error": error, "dead_at": now},
+                "$set": {"state": str(OutboxState.DEAD), "last_error": error, "dead_at": epoch_ms(now)},
                 "$unset": {"lease_owner": ""},
             },
         )
@@ -542,7 +535,7 @@ class Store(NluStoreMixin):
                 "$set": {
                     "delivery_status": str(DeliveryStatus.FAILED),
                     "delivery_rank": DeliveryStatus.FAILED.rank,
-                    "delivery_updated_at": now,
+                    "delivery_updated_at": epoch_ms(now),
                 }
             },
         )
@@ -563,7 +556,7 @@ class Store(NluStoreMixin):
                 "$set": {
                     "delivery_status": str(DeliveryStatus.QUEUED),
                     "delivery_rank": DeliveryStatus.QUEUED.rank,
-                    "delivery_updated_at": now,
+                    "delivery_updated_at": epoch_ms(now),
                 }
             },
         )
@@ -616,3 +609,10 @@ class Store(NluStoreMixin):
             return True
         except DuplicateKeyError:
             return False
+
+
+# the mixins' operations translate outages like Store's own
+for _mixin in (AgentStore, QueueStore):
+    for _name, _method in list(vars(_mixin).items()):
+        if inspect.iscoroutinefunction(_method) and not _name.startswith("_"):
+            setattr(Store, _name, _translating_outages(_method))

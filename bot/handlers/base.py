@@ -9,15 +9,16 @@ Adapters normalise provider traffic into ``Inbound`` / ``StatusUpdate`` at the e
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
-from conversations.models import Inbound, Outbound, StatusUpdate
+from conversations.models import Outbound, ProviderEvent
 
 if TYPE_CHECKING:
+    from bot.router.inbound import InboundPipeline
     from bot.settings import Settings
     from conversations.store import Store
 
@@ -29,6 +30,13 @@ class VerificationError(Exception):
     """A request's signature or secret is missing or wrong: 401/403, nothing stored."""
 
     status = 401
+
+    @classmethod
+    def forbidden(cls, message: str) -> VerificationError:
+        """The credential was presented but is wrong: 403."""
+        error = cls(message)
+        error.status = 403
+        return error
 
 
 class MalformedPayload(ValueError):
@@ -79,7 +87,7 @@ class ChannelAdapter(Protocol):
     async def verify(self, request: web.Request, body: bytes) -> None:
         """Raise ``VerificationError`` unless the request really comes from the provider."""
 
-    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[Inbound | StatusUpdate]:
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
         """Normalise one provider payload (every entry of a batch); ``MalformedPayload`` if bad."""
 
     async def send(self, outbound: Outbound) -> str:
@@ -93,6 +101,9 @@ class ChannelAdapter(Protocol):
 
     async def shutdown(self) -> None:
         """The router is stopping: end long-lived connections so requests in flight can drain."""
+
+    def background(self, pipeline: InboundPipeline) -> list[Coroutine[Any, Any, None]]:
+        """Long-running work the channel needs once the pipeline runs (Telegram polling)."""
 
     async def close(self) -> None:
         """Release connections and sessions."""
@@ -125,6 +136,9 @@ class BaseAdapter:
     async def shutdown(self) -> None:
         return None
 
+    def background(self, pipeline: InboundPipeline) -> list[Coroutine[Any, Any, None]]:
+        return []
+
     async def close(self) -> None:
         return None
 
@@ -141,6 +155,11 @@ class ChannelContext:
 # channel's client library is needed only where that channel is configured.
 CHANNELS: dict[str, str] = {
     "webchat": "bot.handlers.webchat:WebchatAdapter",
+    "sms": "bot.handlers.sms:SmsAdapter",
+    "voice": "bot.handlers.voice:VoiceAdapter",
+    "email": "bot.handlers.email:EmailAdapter",
+    "telegram": "bot.handlers.telegram:TelegramAdapter",
+    "whatsapp": "bot.handlers.whatsapp:WhatsappAdapter",
 }
 
 
@@ -154,4 +173,16 @@ def build_adapter(name: str, context: ChannelContext) -> ChannelAdapter:
 
 def enabled_channels(settings: Settings) -> list[str]:
     """The channels this install serves: the web chat always, others once configured."""
-    return ["webchat"]
+    channels = ["webchat"]
+    twilio = settings.twilio
+    if twilio.account_sid and twilio.auth_token and (settings.sms.from_number or settings.sms.messaging_service_sid):
+        channels.append("sms")
+    if twilio.auth_token and settings.voice.enabled:
+        channels.append("voice")
+    if settings.email.address:
+        channels.append("email")
+    if settings.telegram.token:
+        channels.append("telegram")
+    if settings.whatsapp.phone_number_id:
+        channels.append("whatsapp")
+    return channels

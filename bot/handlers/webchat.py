@@ -125,9 +125,10 @@ class WebchatAdapter(BaseAdapter):
             raise MalformedPayload("body must be a JSON object")
         account_id = headers.get("X-Omnirouter-Account", self._context.account_id)
         token = payload.get("visitor_token")
-        if token is None:
-            visitor, _ = self.tokens.issue(account_id)
-        elif not isinstance(token, str) or (visitor := self.tokens.read(account_id, token)) is None:
+        visitor = self.tokens.issue(account_id)[0] if token is None else None
+        if token is not None and isinstance(token, str):
+            visitor = self.tokens.read(account_id, token)
+        if visitor is None:
             raise MalformedPayload("visitor_token is not valid for this account")
         return [self.inbound(account_id, visitor, payload)]
 

@@ -9,18 +9,34 @@ record each message and apply each status report -> only then answer 200. A stor
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
-from bot.handlers.base import ChannelAdapter, UnsupportedEvent
+from bot.handlers.base import UnsupportedEvent
 from bot.keys import PIPELINE
 from bot.logs import log_event
-from conversations.models import StatusUpdate
+from conversations.models import MessageEdit, ProviderEvent, StatusUpdate
+
+if TYPE_CHECKING:
+    from bot.router.inbound import InboundPipeline
 
 log = logging.getLogger("omnirouter.handlers.webhook")
 
 
-async def receive_webhook(request: web.Request, adapter: ChannelAdapter) -> web.Response:
+class WebhookSource(Protocol):
+    """The part of a channel adapter the webhook flow uses."""
+
+    name: str
+
+    async def verify(self, request: web.Request, body: bytes) -> None: ...
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]: ...
+
+
+async def receive_webhook(request: web.Request, adapter: WebhookSource) -> web.Response:
     body = await request.read()
     await adapter.verify(request, body)
     try:
@@ -28,18 +44,26 @@ async def receive_webhook(request: web.Request, adapter: ChannelAdapter) -> web.
     except UnsupportedEvent as exc:
         log_event(log, "webhook.unsupported", channel=adapter.name, reason=str(exc)[:200])
         return web.json_response({"ok": True, "ignored": str(exc)})
-    pipeline = request.app[PIPELINE]
-    recorded = duplicates = statuses = 0
+    counts = await record_events(request.app[PIPELINE], items)
+    return web.json_response({"ok": True, **counts})
+
+
+async def record_events(pipeline: InboundPipeline, items: Iterable[ProviderEvent]) -> dict[str, int]:
+    """Record messages, apply edits and status reports, in order; the counts of each outcome.
+
+    Raises ``StoreUnavailable`` on an outage: whatever was recorded before it is deduplicated when
+    the provider delivers the payload again.
+    """
+    counts = Counter(recorded=0, duplicates=0, statuses=0)
     for item in items:
         if isinstance(item, StatusUpdate):
             await pipeline.apply_status(item)
-            statuses += 1
-            continue
-        result, _ = await pipeline.receive(item)
-        if result.duplicate:
-            duplicates += 1
+            counts["statuses"] += 1
+        elif isinstance(item, MessageEdit):
+            counts["edits"] += 1
+            if await pipeline.apply_edit(item) is not None:
+                counts["recorded"] += 1
         else:
-            recorded += 1
-    return web.json_response(
-        {"ok": True, "recorded": recorded, "duplicates": duplicates, "statuses": statuses}
-    )
+            result, _ = await pipeline.receive(item)
+            counts["duplicates" if result.duplicate else "recorded"] += 1
+    return dict(counts)

@@ -1,7 +1,12 @@
 """The decision point: who answers an inbound message, and the bot's dialogue policy.
 
 * thread assigned to an agent -> the agent's (the console shows it); already queued -> it waits;
-* otherwise the NLU layer parses the text (no model, or NLU off -> the human queue):
+* a channel keyword (SMS STOP/START/HELP, in ``meta["keyword"]``) -> the customer's consent is
+  recorded and the keyword answered with the channel's fixed text, if any; never queued;
+* a message that must never be answered automatically (``meta["no_auto_reply"]`` names why: an
+  auto-reply, a bounce, a mailing list) -> queued silently; a channel configured to go straight
+  to humans, or no NLU (off, or no model yet) -> the human queue, the customer told once;
+* otherwise the NLU layer parses the text:
   - a confident intent with a response -> the bot answers, in the customer's language;
   - ``talk_to_human``, an intent marked "escalate", a confident intent without a response, the
     engine failing, or low confidence twice in a row -> the human queue, with the reason on the
@@ -21,7 +26,9 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from bot.logs import log_event
 from bot.metrics import Metrics
@@ -39,6 +46,7 @@ from conversations.models import (
     SenderKind,
     Thread,
     ThreadStatus,
+    epoch_ms,
     utcnow,
 )
 from conversations.store import Store, StoreError, StoreUnavailable
@@ -46,6 +54,8 @@ from conversations.store import Store, StoreError, StoreUnavailable
 log = logging.getLogger("omnirouter.router.dispatch")
 
 NO_NLU = "no_nlu"
+DIRECT = "direct_channel"  # the channel is configured to go straight to humans
+NO_TEXT = "no_text"  # attachments only: nothing for the bot to read
 NLU_UNAVAILABLE = "nlu_unavailable"
 LOW_CONFIDENCE = "low_confidence"
 CLARIFY = "clarify"
@@ -78,14 +88,22 @@ class Dispatcher:
             thread = await self._store.get_thread(message.thread_id)
             if thread is None:
                 raise StoreError(f"message {message.id} points at missing thread {message.thread_id}")
+        keyword = message.meta.get("keyword")
+        if keyword:
+            await self._record_consent(message, keyword)
         parse = None
+        direct = self._queue.straight_to_humans(thread.channel)
         if thread.status == ThreadStatus.ASSIGNED:
             decision = Decision(DecisionAction.TO_AGENT, "assigned", thread.id)
-        elif thread.status == ThreadStatus.BOT and self._nlu is not None:
+        elif keyword:
+            decision = await self._answer_keyword(message, thread, keyword)
+        elif thread.status == ThreadStatus.BOT and self._nlu is not None and not direct \
+                and not message.meta.get("no_auto_reply"):
             decision, parse = await self._bot(message, thread)
         else:
-            decision = await self._to_queue(message, thread, NO_NLU)
+            decision = await self._to_queue(message, thread, DIRECT if direct else NO_NLU)
         await self._store.finish_dispatch(message.id, decision, parse.to_doc() if parse else None)
+        await self._queue.after_dispatch(message, thread, decision)
         self._metrics.decisions.labels(str(decision.action)).inc()
         self._metrics.dispatch_latency.observe(time.perf_counter() - started)
         log_event(
@@ -101,6 +119,8 @@ class Dispatcher:
 
     async def _bot(self, message: Message, thread: Thread) -> tuple[Decision, Parse | None]:
         assert self._nlu is not None
+        if not message.text.strip():
+            return await self._to_queue(message, thread, NO_TEXT), None
         try:
             parse = await self._nlu.parse(thread.account_id, message.text)
         except NluUnavailable:
@@ -154,6 +174,7 @@ class Dispatcher:
         self, message: Message, thread: Thread, reason: str, language: str | None = None,
         notice: str | None = None,
     ) -> Decision:
+        reason = str(message.meta.get("no_auto_reply") or reason)
         queued_now = thread.status == ThreadStatus.BOT and await self._queue.escalate(
             thread, reason, by_message=message.id
         )
@@ -162,6 +183,8 @@ class Dispatcher:
             if current is None or current.queued_by != message.id:
                 return Decision(DecisionAction.WAITING, "already_queued", thread.id)
             # this very message queued the thread before a crash: finish what it started
+        if message.meta.get("no_auto_reply"):
+            return Decision(DecisionAction.QUEUED, reason, thread.id)
         if notice is None:
             notice = self._queued_notice
             if language is not None:
@@ -183,6 +206,22 @@ class Dispatcher:
             in_reply_to=message.id,
             options=options,
         )
+
+    async def _record_consent(self, message: Message, keyword: Mapping[str, Any]) -> None:
+        """STOP and START change what the customer may be sent on this channel, whoever holds
+        the thread; the newest keyword wins however dispatches interleave."""
+        if keyword.get("kind") in ("stop", "start"):
+            await self._store.set_consent(
+                message.account_id, message.channel, str(message.sender.get("address", "")),
+                str(keyword["kind"]), epoch_ms(message.created_at), message.id,
+            )
+
+    async def _answer_keyword(self, message: Message, thread: Thread, keyword: Mapping[str, Any]) -> Decision:
+        replies: tuple[str, ...] = ()
+        if keyword.get("reply"):
+            reply = await self._send(message, thread, "keyword-reply", str(keyword["reply"]), SenderKind.SYSTEM)
+            replies = (reply.id,)
+        return Decision(DecisionAction.ANSWERED, f"keyword:{keyword.get('kind')}", thread.id, replies)
 
 
 def _resolve_clarification(parse: Parse, text: str, options: dict[str, str]) -> Parse:

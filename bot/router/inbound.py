@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Protocol, runtime_checkable
 
 from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.router.dispatch import Dispatcher
-from conversations.models import Decision, Inbound, Message, StatusUpdate, Thread, utcnow
+from conversations.models import Decision, Identity, Inbound, Message, MessageEdit, StatusUpdate, Thread, utcnow
 from conversations.store import Store
 
 log = logging.getLogger("omnirouter.router.inbound")
@@ -32,12 +34,42 @@ class Recorded:
     duplicate: bool
 
 
+@runtime_checkable
+class ThreadLocator(Protocol):
+    """A channel whose messages do not simply join the contact's one open thread there: e-mail
+    threads by its headers, so one sender can have several conversations open at once."""
+
+    async def locate_thread(self, inbound: Inbound, contact_id: str, now: datetime) -> Thread:
+        """The thread ``inbound`` belongs to, opened if needed, its last activity set to ``now``."""
+
+
+@runtime_checkable
+class InboundSource(Protocol):
+    """A channel that fetches its messages itself (IMAP) or listens on a socket of its own (SMTP)
+    instead of being called by a webhook: started once the pipeline exists, stopped by the
+    adapter's ``shutdown``."""
+
+    async def start_receiving(self, pipeline: InboundPipeline) -> None: ...
+
+
+# (account, contact, identity, now) -> a resolved thread reopened for this message, or None
+Reopener = Callable[[str, str, Identity, datetime], Awaitable[Thread | None]]
+
+
 class InboundRecorder:
     """Stores inbound messages exactly once."""
 
-    def __init__(self, store: Store, dispatch_lease: timedelta) -> None:
+    def __init__(
+        self,
+        store: Store,
+        dispatch_lease: timedelta,
+        locators: Mapping[str, ThreadLocator] | None = None,
+        reopen: Reopener | None = None,
+    ) -> None:
         self._store = store
         self._lease = dispatch_lease
+        self._locators = dict(locators or {})
+        self._reopen = reopen
 
     async def record(self, inbound: Inbound) -> Recorded:
         now = utcnow()
@@ -45,6 +77,11 @@ class InboundRecorder:
         contact_id = await store.find_or_create_contact(
             inbound.account_id, inbound.sender, inbound.sender_name, now, phone=inbound.phone
         )
+        locator = self._locators.get(inbound.channel)
+        if locator is not None:
+            located = await locator.locate_thread(inbound, contact_id, now)
+            message, duplicate = await store.insert_inbound(inbound, contact_id, located.id, now, self._lease)
+            return Recorded(message, located, duplicate)
         thread = await store.touch_open_thread(contact_id, inbound.channel, now)
         if thread is None:
             # Opening a thread is rare; check first that this is not a late duplicate of a
@@ -54,8 +91,11 @@ class InboundRecorder:
                 old = await store.get_thread(earlier.thread_id)
                 if old is not None:
                     return Recorded(earlier, old, duplicate=True)
-            thread = await store.open_thread(inbound.account_id, contact_id, inbound.sender, now)
+            reopened = await self._reopen(inbound.account_id, contact_id, inbound.sender, now) if self._reopen else None
+            thread = reopened or await store.open_thread(inbound.account_id, contact_id, inbound.sender, now)
         message, duplicate = await store.insert_inbound(inbound, contact_id, thread.id, now, self._lease)
+        if inbound.window_ends_at is not None:  # before dispatch: a reply may depend on it
+            await store.extend_service_window(thread.id, inbound.window_ends_at)
         return Recorded(message, thread, duplicate)
 
 
@@ -114,10 +154,23 @@ class InboundPipeline:
             )
             return None
 
+    async def apply_edit(self, edit: MessageEdit) -> Recorded | None:
+        """Apply a customer's edit to the message they sent; an edit of a message never recorded
+        is recorded as that message. Returns the new record then, ``None`` for a plain edit."""
+        edited = await self._store.apply_edit(edit.message, edit.edited_at)
+        log_event(log, "inbound.edited", channel=edit.message.channel, account=edit.message.account_id,
+                  message=edited.id if edited else None, original_known=edited is not None)
+        if edited is not None:
+            return None
+        recorded, _ = await self.receive(edit.message)
+        return recorded
+
     async def apply_status(self, update: StatusUpdate) -> bool:
         """Record a provider's delivery report; ``False`` when it changed nothing (stale or
         unknown message), which is still a success for the provider."""
         changed = await self._store.apply_status_update(update)
+        if changed:  # the consoles showing this message refresh its delivery status
+            await self._store.emit_event(update.account_id, "delivery", utcnow(), external_id=update.external_id)
         log_event(
             log,
             "delivery.status",

@@ -75,6 +75,7 @@ class Outbox:
         sender: dict[str, Any],
         in_reply_to: str | None = None,
         options: Sequence[str] = (),
+        meta: Mapping[str, Any] | None = None,
     ) -> Message:
         """Store a reply for sending, at most once per ``dedup_key``, and wake the worker."""
         message = await self._store.create_outbound(
@@ -86,6 +87,7 @@ class Outbox:
             now=utcnow(),
             in_reply_to=in_reply_to,
             options=options,
+            meta=meta,
         )
         self.wake()
         return message
@@ -162,6 +164,8 @@ class Outbox:
         if await self._store.complete_outbox(item, self.owner, provider_id, utcnow()):
             self._metrics.outbound.labels(item.channel, "sent").inc()
             log_event(log, "outbox.sent", item=item.id, channel=item.channel, attempts=item.attempts)
+            if item.meta.get("sender_kind") == "agent":  # the agent's console shows "sent"
+                await self._store.emit_event(item.account_id, "delivery", utcnow(), thread_id=item.thread_id)
         else:
             log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
 
@@ -187,6 +191,7 @@ class Outbox:
 
     async def _dead(self, item: OutboxItem, error: str) -> None:
         await self._store.dead_letter_outbox(item, self.owner, error, utcnow())
+        await self._store.emit_event(item.account_id, "delivery", utcnow(), thread_id=item.thread_id)
         self._metrics.outbound.labels(item.channel, "dead").inc()
         self._metrics.outbox_dead.labels(item.channel).inc()
         log_event(

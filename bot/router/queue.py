@@ -1,22 +1,387 @@
-"""The human queue: threads waiting for an agent.
+"""The human queue: threads waiting for an agent, and how they reach one.
 
-Transitions are single atomic updates guarded by the thread's current status, so two router
-processes (or two messages of one customer) racing to queue a thread queue it once.
+Strategies, per account (``queue.strategy``, changeable by an admin):
+
+* ``manual`` — agents pick threads from the queue;
+* ``next`` — an agent asks for the next one: the oldest of the highest priority in their teams;
+* ``auto`` — each queued thread goes to the least-loaded online agent of its team with a free
+  slot, round robin among equals.
+
+Every assignment first *reserves* a slot of the agent (atomically, only if they are online and
+below capacity), then claims the thread with a ``find_one_and_update`` guarded by its status; a
+claim that loses gives the slot back. So however many agents and router processes race, a thread
+is assigned once and nobody is over capacity. An assignment an agent cannot take (offline, away,
+full) leaves the thread in — or returns it to — the queue.
 """
 
 from __future__ import annotations
 
-from conversations.models import Thread, utcnow
-from conversations.store import Store
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.logs import log_event
+from bot.router.hours import BusinessHours, Sla
+from bot.settings import QueueSettings
+from conversations.console_models import TimelineEntry, TimelineKind
+from conversations.ids import new_id
+from conversations.models import (
+    Agent,
+    Decision,
+    DecisionAction,
+    Identity,
+    Message,
+    Role,
+    SenderKind,
+    Thread,
+    ThreadStatus,
+    epoch_ms,
+    utcnow,
+)
+from conversations.store import Store, StoreUnavailable
+
+if TYPE_CHECKING:
+    from bot.router.outbox import Outbox
+
+log = logging.getLogger("omnirouter.router.queue")
+
+SYSTEM = "system"
+
+
+class QueueError(Exception):
+    """A queue action that cannot be done; ``code`` names why, ``status`` is the HTTP answer."""
+
+    def __init__(self, code: str, detail: str, status: int = 409) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Routing:
+    """How one account's queue works right now (settings, overridden by the account's admin)."""
+
+    strategy: str
+    hours: BusinessHours
+    out_of_hours_reply: str
+    record_location: bool
 
 
 class Queue:
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, settings: QueueSettings | None = None, outbox: Outbox | None = None,
+        record_location: bool = False,
+    ) -> None:
         self._store = store
+        self._settings = settings or QueueSettings()
+        self._outbox = outbox
+        self._record_location = record_location
+        self._routing: dict[str, tuple[float, Routing]] = {}
+        s = self._settings
+        self.sla = Sla(timedelta(minutes=s.first_response_minutes), timedelta(minutes=s.next_response_minutes))
+        self._direct = {c.strip() for c in s.direct_channels.split(",") if c.strip()}
+        self._teams = dict(
+            pair.strip().split("=", 1) for pair in s.channel_teams.split(",") if "=" in pair
+        )
+
+    # --- from the dispatcher -------------------------------------------------------------
 
     async def escalate(self, thread: Thread, reason: str, by_message: str) -> Thread | None:
         """Queue a thread the bot holds; ``None`` if it is not the bot's (already queued)."""
-        return await self._store.queue_thread(thread.id, reason, by_message, utcnow())
+        queued = await self._store.queue_thread(thread.id, reason, by_message, utcnow())
+        team = self._teams.get(thread.channel, "").strip()
+        if queued is not None and team and not queued.team:
+            queued = await self._store.set_thread_fields(thread.id, team=team) or queued
+        return queued
+
+    def straight_to_humans(self, channel: str) -> bool:
+        """Whether ``channel`` skips the bot (``queue.direct_channels``)."""
+        return channel in self._direct
 
     async def depth(self, account_id: str | None = None) -> int:
         return await self._store.queue_depth(account_id)
+
+    async def after_dispatch(self, message: Message, thread: Thread, decision: Decision) -> None:
+        """Bookkeeping after a customer message was dispatched: the response clock, the
+        out-of-hours reply, auto-assignment, and the live consoles. Never fails the dispatch."""
+        try:
+            await self._after_dispatch(message, thread, decision)
+        except Exception:
+            log.warning("queue.after_dispatch_failed", exc_info=True,
+                        extra={"omnirouter_fields": {"message": message.id}})
+
+    async def _after_dispatch(self, message: Message, thread: Thread, decision: Decision) -> None:
+        now = utcnow()
+        human = decision.action in (DecisionAction.QUEUED, DecisionAction.WAITING, DecisionAction.TO_AGENT)
+        if human:
+            await self._store.mark_customer_waiting(thread.id, message.created_at)
+        if decision.action == DecisionAction.QUEUED:
+            await self._timeline(thread, TimelineKind.QUEUED, None, decision.reason)
+            routing = await self.routing(thread.account_id)
+            if not routing.hours.is_open(now) and self._outbox is not None:
+                await self._outbox.enqueue_reply(
+                    dedup_key=f"{message.id}:out-of-hours", thread=thread,
+                    to=Identity(thread.channel, thread.address or str(message.sender.get("address", ""))),
+                    text=routing.out_of_hours_reply, sender={"kind": str(SenderKind.SYSTEM)},
+                    in_reply_to=message.id,
+                )
+        current = await self._store.get_thread(thread.id) or thread
+        await self._event(current, "message")
+        if current.status == ThreadStatus.QUEUED:
+            await self.auto_assign(thread.account_id)
+
+    # --- routing of an account -----------------------------------------------------------
+
+    async def routing(self, account_id: str) -> Routing:
+        cached = self._routing.get(account_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        account = await self._store.get_account(account_id)
+        own: dict[str, Any] = (account.routing or {}) if account else {}
+        s = self._settings
+        try:
+            hours = BusinessHours.parse(own.get("business_hours", s.business_hours), own.get("timezone", s.timezone))
+        except (ValueError, KeyError):
+            hours = BusinessHours.parse(s.business_hours, s.timezone)
+        routing = Routing(
+            strategy=own.get("strategy", s.strategy),
+            hours=hours,
+            out_of_hours_reply=own.get("out_of_hours_reply", s.out_of_hours_reply),
+            record_location=bool(own.get("record_location", self._record_location)),
+        )
+        self._routing[account_id] = (time.monotonic() + 3.0, routing)
+        return routing
+
+    async def set_routing(self, account_id: str, **values: Any) -> None:
+        account = await self._store.get_account(account_id)
+        merged = {**((account.routing or {}) if account else {}), **values}
+        await self._store.set_account_fields(account_id, routing=merged)
+        self._routing.pop(account_id, None)
+
+    # --- agents taking work --------------------------------------------------------------
+
+    async def take(self, agent: Agent, thread_id: str) -> Thread:
+        """The agent takes one queued thread (the ``manual`` strategy's action)."""
+        thread = await self._open_thread(agent, thread_id)
+        if thread.status != ThreadStatus.QUEUED:
+            raise QueueError("taken", "someone else already took this conversation")
+        if agent.role != Role.ADMIN and thread.team and thread.team not in agent.teams:
+            raise QueueError("other_team", f"this conversation waits for team {thread.team}", 403)
+        return await self._claim_for(agent, {"_id": thread_id})
+
+    async def take_next(self, agent: Agent) -> Thread | None:
+        """The oldest of the most urgent queued threads the agent's teams may take."""
+        match: dict[str, Any] = {}
+        if agent.role != Role.ADMIN:
+            match["team"] = {"$in": [None, "", *agent.teams]}
+        try:
+            return await self._claim_for(agent, match)
+        except QueueError as exc:
+            if exc.code == "empty":
+                return None
+            raise
+
+    async def _claim_for(self, agent: Agent, match: dict[str, Any]) -> Thread:
+        now = utcnow()
+        reserved = await self._store.reserve_agent(agent.account_id, epoch_ms(now), _id=agent.id)
+        if reserved is None:
+            fresh = await self._store.get_agent(agent.id)
+            if fresh is None or fresh.presence != "online":
+                raise QueueError("not_on_shift", "start your shift to take conversations")
+            raise QueueError("no_capacity", f"you already have {fresh.load} of {fresh.capacity} conversations")
+        try:
+            thread = await self._store.claim_queued(agent.account_id, agent.id, now, **match)
+        except BaseException:
+            await self._store.release_agent(agent.id)
+            raise
+        if thread is None:
+            await self._store.release_agent(agent.id)
+            raise QueueError("empty" if "_id" not in match else "taken", "no conversation to take")
+        await self._assigned(thread, agent, agent)
+        return thread
+
+    async def auto_assign(self, account_id: str) -> int:
+        """Under the ``auto`` strategy, hand queued threads to agents with room; returns how many."""
+        if (await self.routing(account_id)).strategy != "auto":
+            return 0
+        assigned = 0
+        for thread in await self._store.queued_threads(account_id, limit=100):
+            now = utcnow()
+            match = {"teams": thread.team} if thread.team else {}
+            agent = await self._store.reserve_agent(account_id, epoch_ms(now), **match)
+            if agent is None:
+                continue
+            claimed = await self._store.claim_queued(account_id, agent.id, now, _id=thread.id)
+            if claimed is None:
+                await self._store.release_agent(agent.id)
+                continue
+            await self._assigned(claimed, agent, None)
+            assigned += 1
+        return assigned
+
+    async def keep_assigning(self, account_id: str, interval: float) -> None:
+        """Background worker: auto-assign whatever events did not (an agent freed a slot in
+        another process, a store outage passed)."""
+        while True:
+            try:
+                await self.auto_assign(account_id)
+            except StoreUnavailable:
+                log_event(log, "queue.assign_store_unavailable", logging.WARNING)
+            await asyncio.sleep(interval)
+
+    async def _assigned(self, thread: Thread, agent: Agent, actor: Agent | None) -> None:
+        await self._timeline(thread, TimelineKind.ASSIGNED, actor, agent.name, to=agent.id)
+        await self._event(thread, "assigned", agent_id=agent.id)
+        log_event(log, "queue.assigned", thread=thread.id, agent=agent.id, by=actor.id if actor else SYSTEM)
+
+    # --- moving work on ------------------------------------------------------------------
+
+    async def transfer(
+        self, thread_id: str, by: Agent, *, to_agent: str | None = None, to_team: str | None = None,
+        note: str = "",
+    ) -> Thread:
+        """Hand a thread to an agent (who must be able to take it) or to a team's queue."""
+        thread = await self._open_thread(by, thread_id, own=True)
+        now = utcnow()
+        target = await self._store.get_agent(to_agent) if to_agent else None
+        if to_agent and (target is None or target.account_id != by.account_id):
+            raise QueueError("unknown_agent", "no such agent", 400)
+        if target is not None:
+            moved = await self._move_to(thread, target, now)
+            if moved is not None:
+                await self._timeline(moved, TimelineKind.TRANSFERRED, by, note, to=target.id, to_name=target.name)
+                await self._event(moved, "assigned", agent_id=target.id)
+                return moved
+            to_team = to_team or (target.teams[0] if target.teams else thread.team or "")
+            note = f"{note} ({target.name} cannot take it now)".strip()
+        requeued = await self._store.requeue(thread.id, thread.assignee, to_team or thread.team or "", "transfer", now)
+        if requeued is None:
+            raise QueueError("changed", "the conversation changed meanwhile; reload")
+        if thread.assignee:
+            await self._store.release_agent(thread.assignee)
+        await self._timeline(requeued, TimelineKind.TRANSFERRED, by, note, team=requeued.team or "")
+        await self._event(requeued, "queue")
+        await self.auto_assign(by.account_id)
+        return requeued
+
+    async def _move_to(self, thread: Thread, target: Agent, now: datetime) -> Thread | None:
+        if thread.assignee == target.id:
+            return thread
+        if await self._store.reserve_agent(target.account_id, epoch_ms(now), _id=target.id) is None:
+            return None
+        if thread.status == ThreadStatus.ASSIGNED and thread.assignee:
+            moved = await self._store.move_assignment(thread.id, thread.assignee, target.id, now)
+        else:
+            moved = await self._store.claim_queued(thread.account_id, target.id, now, _id=thread.id)
+        if moved is None:
+            await self._store.release_agent(target.id)
+            raise QueueError("changed", "the conversation changed meanwhile; reload")
+        if thread.status == ThreadStatus.ASSIGNED and thread.assignee:
+            await self._store.release_agent(thread.assignee)
+        return moved
+
+    async def resolve(self, thread_id: str, by: Agent) -> Thread:
+        thread = await self._open_thread(by, thread_id, own=True)
+        before = await self._store.resolve(thread.id, utcnow(), thread.assignee)
+        if before is None:
+            raise QueueError("changed", "the conversation changed meanwhile; reload")
+        if before.assignee:
+            await self._store.release_agent(before.assignee)
+        await self._timeline(before, TimelineKind.RESOLVED, by, "")
+        await self._event(before, "queue")
+        await self.auto_assign(by.account_id)
+        return before
+
+    async def requeue_agent(self, agent: Agent, reason: str = "agent_offline") -> int:
+        """Return every conversation the agent holds to the queue (their shift ended)."""
+        count = 0
+        for thread in await self._store.assigned_threads(agent.id):
+            requeued = await self._store.requeue(thread.id, agent.id, thread.team or "", reason, utcnow())
+            if requeued is not None:
+                await self._store.release_agent(agent.id)
+                await self._timeline(requeued, TimelineKind.QUEUED, agent, reason)
+                await self._event(requeued, "queue")
+                count += 1
+        if count:
+            await self.auto_assign(agent.account_id)
+        return count
+
+    async def reopen(self, account_id: str, contact_id: str, identity: Identity, now: datetime) -> Thread | None:
+        """A resolved thread the contact writes to again within ``queue.reopen_days``: back to
+        its last agent if they can take it, else to the queue. ``None``: open a new thread."""
+        if not self._settings.reopen_days:
+            return None
+        since = now - timedelta(days=self._settings.reopen_days)
+        old = await self._store.last_resolved(contact_id, identity.channel, since)
+        if old is None or old.account_id != account_id:
+            return None
+        agent = None
+        if old.last_assignee:
+            agent = await self._store.reserve_agent(account_id, epoch_ms(now), _id=old.last_assignee)
+        thread = await self._store.reopen(old, agent.id if agent else None, now)
+        if thread is None:
+            if agent is not None:
+                await self._store.release_agent(agent.id)
+            return None
+        await self._timeline(thread, TimelineKind.REOPENED, None, agent.name if agent else "")
+        await self._event(thread, "assigned" if agent else "queue", agent_id=agent.id if agent else None)
+        return thread
+
+    # --- working a thread ----------------------------------------------------------------
+
+    async def answer(self, thread_id: str, agent: Agent, text: str, nonce: str) -> Message:
+        """Send the agent's reply through the outbox on the thread's channel."""
+        thread = await self._open_thread(agent, thread_id, own=True)
+        if thread.channel == "whatsapp" and (thread.wa_window_ends_at is None or thread.wa_window_ends_at <= utcnow()):
+            raise QueueError("window_closed", "the 24-hour window is closed: send a template")
+        assert self._outbox is not None, "the queue answers through the outbox"
+        message = await self._outbox.enqueue_reply(
+            dedup_key=f"agent:{agent.id}:{nonce}", thread=thread, to=Identity(thread.channel, thread.address or ""),
+            text=text, sender={"kind": str(SenderKind.AGENT), "id": agent.id, "name": agent.name},
+        )
+        await self._store.mark_agent_replied(thread.id, utcnow())
+        await self._event(thread, "message")
+        return message
+
+    async def note(self, thread_id: str, agent: Agent, text: str) -> None:
+        thread = await self._visible_thread(agent, thread_id)
+        await self._timeline(thread, TimelineKind.NOTE, agent, text)
+        await self._event(thread, "thread")
+
+    async def set_labels(self, thread_id: str, agent: Agent, labels: list[str]) -> Thread:
+        thread = await self._visible_thread(agent, thread_id)
+        updated = await self._store.set_thread_fields(thread.id, labels=labels) or thread
+        await self._timeline(thread, TimelineKind.LABELS, agent, ", ".join(labels))
+        await self._event(thread, "thread")
+        return updated
+
+    async def _visible_thread(self, agent: Agent, thread_id: str) -> Thread:
+        thread = await self._store.get_thread(thread_id)
+        if thread is None or thread.account_id != agent.account_id:
+            raise QueueError("not_found", "no such conversation", 404)
+        return thread
+
+    async def _open_thread(self, agent: Agent, thread_id: str, own: bool = False) -> Thread:
+        """The thread, checked: open, and (``own``) the agent's — admins may act on any."""
+        thread = await self._visible_thread(agent, thread_id)
+        if thread.status not in (ThreadStatus.QUEUED, ThreadStatus.ASSIGNED):
+            raise QueueError("not_open", "this conversation is not waiting for an agent")
+        if own and agent.role != Role.ADMIN and thread.assignee != agent.id:
+            raise QueueError("not_yours", "take the conversation first", 403)
+        return thread
+
+    async def _timeline(self, thread: Thread, kind: TimelineKind, actor: Agent | None, text: str, **details: Any) -> None:
+        await self._store.add_timeline(TimelineEntry(
+            id=new_id("tl"), account_id=thread.account_id, thread_id=thread.id, contact_id=thread.contact_id,
+            kind=str(kind), at=utcnow(), actor=actor.id if actor else SYSTEM,
+            actor_name=actor.name if actor else "", text=text, details=details,
+        ))
+
+    async def _event(self, thread: Thread, kind: str, agent_id: str | None = None) -> None:
+        fields: dict[str, Any] = {"thread_id": thread.id}
+        if agent_id:
+            fields["agent_id"] = agent_id
+        await self._store.emit_event(thread.account_id, kind, utcnow(), **fields)

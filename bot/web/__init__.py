@@ -1,12 +1,23 @@
-"""The router's HTTP surface beyond the channels: operations, REST API, static files."""
+"""The router's HTTP surface beyond the channels: operations, REST API, the agent console and
+admin pages, static files."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
-from bot.web import api, nlu_api, ops
+from bot.keys import CONSOLE_HUB, EMBEDDED, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
+from bot.web import admin, api, console, login, nlu_api, ops, replies
+from bot.web.auth import LoginLimiter, add_agent
+from bot.web.live import ConsoleHub, LiveFeed
+from bot.web.pages import setup_templates
+from bot.web.wa_templates import TEMPLATES, NoTemplates
+from conversations.models import Role
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -19,5 +30,47 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(ops.routes())
     app.add_routes(api.routes())
     app.add_routes(nlu_api.routes())
+    app.add_routes(replies.routes())
+    app.add_routes(login.routes())
+    app.add_routes(console.routes())
+    app.add_routes(admin.routes())
     app.add_routes([web.get("/", _index)])
     app.router.add_static("/static", STATIC, append_version=True)
+    setup_templates(app)
+    if TEMPLATES not in app:
+        app[TEMPLATES] = NoTemplates()
+    app.cleanup_ctx.append(_console_ctx)
+    app.on_shutdown.append(_close_consoles)
+
+
+async def _console_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Login limits, the first-run admin, and the live feed that refreshes consoles."""
+    settings, store = app[SETTINGS], app[STORE]
+    app[LOGIN_LIMITER] = LoginLimiter(store, settings.console.login_attempts, settings.console.login_window_seconds)
+    app[FIRST_ADMIN] = await _first_admin(app)
+    hub = ConsoleHub(functools.partial(console.render_live, app))
+    app[CONSOLE_HUB] = hub
+    mode = settings.console.live_feed
+    if mode == "auto":
+        mode = "poll" if app[EMBEDDED] is not None else "change_stream"
+    feed = asyncio.create_task(LiveFeed(store, mode, settings.console.poll_interval).run(hub.deliver), name="live-feed")
+    try:
+        yield
+    finally:
+        feed.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feed
+
+
+async def _first_admin(app: web.Application) -> tuple[str, str] | None:
+    """On a fresh install, an ``admin`` with a random password (shown once by ``serve``)."""
+    settings, store = app[SETTINGS], app[STORE]
+    if not settings.console.first_admin or await store.count_agents(settings.account.id):
+        return None
+    agent, password = await add_agent(store, settings.account.id, "admin", name="Administrator", role=Role.ADMIN)
+    return ("admin", password) if agent is not None else None
+
+
+async def _close_consoles(app: web.Application) -> None:
+    if CONSOLE_HUB in app:
+        await app[CONSOLE_HUB].close_all()

@@ -52,21 +52,17 @@ def _limit(request: web.Request, default: int = 100, most: int = 1000) -> int:
 
 
 def outbox_json(item: OutboxItem) -> dict[str, Any]:
-    doc = item.to_doc()
-    doc["id"] = doc.pop("_id")
-    doc["due_at"] = from_epoch_ms(doc.pop("due_ms"))
+    doc = item.to_json()
+    doc["due_at"] = from_epoch_ms(doc.pop("due_ms")).isoformat()
     return doc
 
 
 def message_json(message: Message) -> dict[str, Any]:
-    doc = message.to_doc()
-    doc["id"] = doc.pop("_id")
-    return doc
+    return message.to_json()
 
 
 def thread_json(thread: Thread) -> dict[str, Any]:
-    doc = thread.to_doc()
-    doc["id"] = doc.pop("_id")
+    doc = thread.to_json()
     doc.pop("open_key", None)
     return doc
 
@@ -116,6 +112,15 @@ async def get_thread(request: web.Request) -> web.Response:
     )
 
 
+@guarded
+async def get_message(request: web.Request) -> web.Response:
+    """One message with its dispatch decision and delivery status (``say`` follows it here)."""
+    message = await request.app[STORE].get_message(request.match_info["message_id"])
+    if message is None:
+        raise web.HTTPNotFound(text=f"no message {request.match_info['message_id']}")
+    return web.json_response(message_json(message), dumps=_dumps)
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
 
@@ -126,4 +131,5 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/outbox/{item_id}", get_outbox),
         web.post("/api/outbox/{item_id}/retry", retry_outbox),
         web.get("/api/threads/{thread_id}", get_thread),
+        web.get("/api/messages/{message_id}", get_message),
     ]

@@ -13,7 +13,7 @@ from bot.keys import NLU, SETTINGS, STORE
 from bot.nlu.remote import NluUnavailable
 from bot.web.api import guarded
 from bot.web.errors import json_error
-from conversations.models import utcnow
+from conversations.models import from_epoch_ms, utcnow
 
 MAX_EXAMPLES = 1000
 
@@ -30,6 +30,16 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 def _bad(detail: str) -> web.HTTPBadRequest:
     return web.HTTPBadRequest(text=json.dumps({"error": "bad_request", "detail": detail}), content_type="application/json")
+
+
+def _plain(doc: dict[str, Any], id_name: str = "id") -> dict[str, Any]:
+    """A stored document for JSON: ``_id`` renamed, times (epoch ms) in ISO 8601."""
+    return {
+        (id_name if key == "_id" else key): (
+            from_epoch_ms(value).isoformat() if key.endswith("_at") and isinstance(value, int) else value
+        )
+        for key, value in doc.items()
+    }
 
 
 def _account(request: web.Request, body: dict[str, Any] | None = None) -> str:
@@ -90,8 +100,7 @@ async def job(request: web.Request) -> web.Response:
     doc = await request.app[STORE].get_nlu_job(request.match_info["job"])
     if doc is None:
         return json_error(404, "not_found", "no such training job")
-    doc["id"] = doc.pop("_id")
-    return web.json_response(doc, dumps=lambda d: json.dumps(d, default=str))
+    return web.json_response(_plain(doc))
 
 
 @guarded
@@ -99,12 +108,8 @@ async def models(request: web.Request) -> web.Response:
     account = _account(request)
     store = request.app[STORE]
     active = await store.active_nlu_version(account)
-    items = []
-    for doc in await store.nlu_models(account):
-        doc["version"] = doc.pop("_id")
-        doc["active"] = doc["version"] == active
-        items.append(doc)
-    return web.json_response({"active": active, "models": items}, dumps=lambda d: json.dumps(d, default=str))
+    items = [{**_plain(doc, "version"), "active": doc["_id"] == active} for doc in await store.nlu_models(account)]
+    return web.json_response({"active": active, "models": items})
 
 
 @guarded

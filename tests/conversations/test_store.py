@@ -203,3 +203,17 @@ async def test_delivery_status_only_moves_forward(store: Store) -> None:
     assert not await store.apply_status_update(update(DeliveryStatus.READ))  # repeated, ignored
     assert not await store.apply_status_update(update(DeliveryStatus.DELIVERED, "unknown"))
     assert (await store.get_message(message.id)).delivery_status is DeliveryStatus.READ
+
+
+async def test_times_written_by_updates_come_back_as_exact_datetimes(store: Store) -> None:
+    # the embedded server would store a date written by $set as a string; we store epoch ms
+    message, thread, _ = await record(store, inbound())
+    now = utcnow()
+    await store.queue_thread(thread.id, "no_nlu", message.id, now)
+    queued = await store.get_thread(thread.id)
+    assert queued.queued_at == now and queued.queued_at.tzinfo is not None
+    raw = await store._db.threads.find_one({"_id": thread.id})
+    assert isinstance(raw["queued_at"], int) and isinstance(raw["opened_at"], int)
+    assert Thread.from_doc(raw).opened_at == thread.opened_at
+    api = queued.to_json()
+    assert api["queued_at"] == now.isoformat() and api["id"] == thread.id

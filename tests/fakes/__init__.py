@@ -1,0 +1,31 @@
+"""Fakes of remote provider APIs: local aiohttp servers on 127.0.0.1 driven by the real clients."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+class LocalServer:
+    """An aiohttp application on a free port of 127.0.0.1; ``url`` is its base URL once started."""
+
+    def __init__(self) -> None:
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> str:
+        app = web.Application()
+        self.routes(app)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()

@@ -8,14 +8,13 @@ import time
 from collections import Counter
 from typing import Any
 
-from aiohttp.test_utils import TestClient
-
 from bot.handlers.base import BaseAdapter, PermanentSendError, RetryableSendError
 from bot.metrics import Metrics
 from bot.router.outbox import Outbox, backoff_delay
 from bot.settings import OutboxSettings
 from conversations.models import DeliveryStatus, Identity, Outbound, Thread, utcnow
 from conversations.store import Store
+from tests.conftest import make_settings
 from tests.conversations.test_store import inbound, record
 from tests.router.test_inbound import wait_for
 
@@ -95,8 +94,10 @@ async def test_retry_after_is_honoured_then_the_send_succeeds(store: Store) -> N
 
 
 async def test_dead_letter_after_max_attempts_is_visible_and_retryable_through_the_api(
-    store: Store, client: TestClient
+    store: Store, embedded: Any, db_name: str, start_client: Any
 ) -> None:
+    # the app's own worker only looks when woken, so it does not race the failing worker below
+    client = await start_client(make_settings(embedded.uri, db_name, outbox={"poll_interval": 60}))
     _, ids = await make_items(store, 1)
     failing = RecordingChannel(failures=[RetryableSendError("503 from provider")] * 3)
     outbox = Outbox(store, {"webchat": failing}, Metrics(), outbox_settings(max_attempts=3, max_delay=0.001))

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from bot.app import create_app
 from bot.keys import STORE
 from bot.settings import Settings
 from conversations.embedded import free_port
 
-pytestmark = pytest.mark.browser
-
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
+pytestmark = pytest.mark.browser  # the `browser` fixture is in tests/web/conftest.py
 
 
 async def test_a_customer_chats_and_finds_the_conversation_after_a_reload(client: TestClient, browser: Browser) -> None:
@@ -50,6 +35,7 @@ async def test_a_customer_chats_and_finds_the_conversation_after_a_reload(client
     await page.fill("#text", "anyone there?")
     await page.click("#send")
     await expect(page.locator(".msg--in")).to_have_count(2)
+    await expect(page.locator(".msg--in .msg__meta")).to_have_count(0)  # both acknowledged
     await context.close()
 
     db = client.server.app[STORE]._db

@@ -1,0 +1,89 @@
+"""``omnirouter agent add``: create a console login from the command line.
+
+Works with the router running or not: on MongoDB it connects directly; on the embedded store it
+starts the store itself, or, when a running router holds it, talks to that router's store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bot.settings import Settings
+from bot.web.admin import teams_of
+from bot.web.auth import add_agent
+from conversations.embedded import EmbeddedMongo, EmbeddedStoreError, running_embedded_uri
+from conversations.models import Role, utcnow
+from conversations.store import Store, StoreUnavailable
+
+_LOGIN = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
+
+
+def agent_add(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.cli import CliError
+
+    login = args.login.strip().lower()
+    if not _LOGIN.match(login):
+        raise CliError(f"bad agent name {args.login!r}: use 2-32 of a-z 0-9 _ . -", code=2)
+    teams = teams_of(",".join(args.team))
+    if teams is None:
+        raise CliError("a team is one word of letters, digits, _ or -", code=2)
+    if not 1 <= args.capacity <= 100:
+        raise CliError("--capacity must be from 1 to 100", code=2)
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if len(password) < 8:
+            raise CliError("the password must have at least 8 characters", code=2)
+    account = args.account or settings.account.id
+
+    async def work(store: Store) -> int:
+        if await store.get_account(account) is None:
+            raise CliError(f"no account {account!r}", code=2)
+        agent, secret = await add_agent(
+            store, account, login, name=args.display_name, role=Role(args.role), teams=teams,
+            capacity=args.capacity, password=password,
+        )
+        if agent is None:
+            raise CliError(f"an agent {login!r} already exists in account {account!r}", code=2)
+        team_text = f", teams {', '.join(teams)}" if teams else ""
+        print(f"added {args.role} {login!r} (capacity {args.capacity}{team_text}) to account {account!r}")
+        if password is None:
+            print(f"password: {secret}   (shown only this once)")
+        return 0
+
+    try:
+        return asyncio.run(with_store(settings, work))
+    except StoreUnavailable:
+        raise CliError("cannot reach the store; is MongoDB running?") from None
+    except EmbeddedStoreError as exc:
+        raise CliError(str(exc)) from None
+
+
+async def with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) -> int:
+    """Run ``work`` against the configured store, starting the embedded one if nobody runs it."""
+    uri, embedded = settings.store.mongodb_uri, None
+    if not uri:
+        data_dir = Path(settings.store.embedded_dir)
+        candidate = EmbeddedMongo(data_dir, mode="thread")
+        try:
+            await candidate.start()
+            embedded, uri = candidate, candidate.uri
+        except EmbeddedStoreError:
+            uri = running_embedded_uri(data_dir) or ""
+            if not uri:
+                raise
+    store = Store.connect(uri, settings.store.database, timeout_ms=settings.store.timeout_ms)
+    try:
+        await store.ensure_indexes()
+        await store.ensure_account(settings.account.id, settings.account.name, utcnow())
+        return await work(store)
+    finally:
+        await store.close()
+        if embedded is not None:
+            await embedded.stop()
+

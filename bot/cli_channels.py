@@ -1,0 +1,189 @@
+"""Command-line tools for the messenger channels.
+
+``omnirouter say --channel telegram|whatsapp TEXT`` builds the webhook the provider would send for
+a customer writing TEXT, signs it with this install's secrets, and posts it to a running router,
+so a person can try a channel without a real bot or number. ``omnirouter telegram set-webhook``
+registers the router's webhook URL and secret with the Bot API; ``telegram webhook-info`` shows
+what Telegram has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from bot.settings import Settings
+
+
+class ChannelCliError(Exception):
+    """A problem to report in one line; ``code`` is the exit status (see ``bot.cli``)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --- say --channel ----------------------------------------------------------------------------
+
+
+def _user_number(name: str) -> int:
+    return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % 10**9
+
+
+def telegram_webhook(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    """A private-chat text ``Update`` from the customer ``--as`` (user id from ``--from``)."""
+    secret = settings.telegram.webhook_secret
+    if not secret:
+        raise ChannelCliError("set telegram.webhook_secret (the same as the router's) to sign the update", code=2)
+    user_id = int(args.sender) if args.sender else 5_000_000_000 + _user_number(args.name)
+    user = {"id": user_id, "is_bot": False, "first_name": args.name}
+    now = int(time.time())
+    update = {
+        "update_id": now * 1000 + random.randrange(1000),
+        "message": {"message_id": random.randrange(1, 2**31), "from": user,
+                    "chat": {"id": user_id, "first_name": args.name, "type": "private"}, "date": now, "text": args.text},
+    }
+    return update, {"X-Telegram-Bot-Api-Secret-Token": secret}
+
+
+def whatsapp_webhook(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
+    """A Cloud API ``messages`` webhook with one text message, signed with the app secret."""
+    wa = settings.whatsapp
+    if not wa.app_secret:
+        raise ChannelCliError("set whatsapp.app_secret (the same as the router's) to sign the webhook", code=2)
+    number = "".join(c for c in (args.sender or "") if c.isdigit()) or f"1555{_user_number(args.name) % 10**7:07d}"
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550000000", "phone_number_id": wa.phone_number_id or "0"},
+        "contacts": [{"profile": {"name": args.name}, "wa_id": number}],
+        "messages": [{"from": number, "id": f"wamid.SAY{random.getrandbits(64):016X}", "timestamp": str(int(time.time())),
+                      "type": "text", "text": {"body": args.text}}],
+    }
+    payload = {"object": "whatsapp_business_account",
+               "entry": [{"id": "0", "changes": [{"value": value, "field": "messages"}]}]}
+    return payload, {}
+
+
+BUILDERS: dict[str, Callable[[Settings, argparse.Namespace], tuple[dict[str, Any], dict[str, str]]]] = {
+    "telegram": telegram_webhook,
+    "whatsapp": whatsapp_webhook,
+}
+
+
+def say_webhook(server: str, account: str, settings: Settings, args: argparse.Namespace) -> int:
+    """Post a realistic, signed webhook of ``args.channel`` to the router at ``server``."""
+    payload, headers = BUILDERS[args.channel](settings, args)
+    body = json.dumps(payload).encode()
+    if args.channel == "whatsapp":
+        headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(settings.whatsapp.app_secret.encode(), body, hashlib.sha256).hexdigest()
+    path = f"/webhooks/{args.channel}" + ("" if account == settings.account.id else f"/{account}")
+    answer = asyncio.run(_post(server + path, body, headers, args.timeout))
+    if args.json:
+        print(json.dumps(answer, ensure_ascii=False))
+    elif answer.get("recorded"):
+        print(f"recorded by the router's {args.channel} webhook as a message from {args.name}")
+    elif answer.get("duplicates"):
+        print("the router had recorded this message before")
+    else:
+        print(f"the router ignored it: {answer.get('ignored')}")
+    return 0
+
+
+async def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> dict[str, Any]:
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+            async with session.post(url, data=body, headers={"Content-Type": "application/json", **headers}) as response:
+                try:
+                    answer = await response.json(content_type=None)
+                except (json.JSONDecodeError, aiohttp.ContentTypeError):
+                    answer = {"detail": (await response.text())[:200]}
+    except (aiohttp.ClientConnectionError, OSError) as exc:
+        raise ChannelCliError(f"cannot reach the router at {url} ({exc.__class__.__name__}); is `omnirouter serve` running?") from None
+    except TimeoutError:
+        raise ChannelCliError(f"the router at {url} did not answer within {timeout:g} s") from None
+    if response.status in (401, 403):
+        raise ChannelCliError(f"the router refused the signature ({answer.get('detail')}): use the router's settings file", code=2)
+    if response.status == 404:
+        raise ChannelCliError(f"the router has no such webhook: {answer.get('detail')} (is the channel configured?)", code=2)
+    if response.status != 200:
+        raise ChannelCliError(f"the router answered {response.status}: {answer.get('detail')}")
+    return dict(answer)
+
+
+# --- telegram set-webhook / webhook-info ------------------------------------------------------
+
+
+def add_telegram_commands(sub: Any) -> None:
+    telegram = sub.add_parser("telegram", help="Telegram bot set-up")
+    commands = telegram.add_subparsers(dest="telegram_command", metavar="COMMAND", required=True)
+    hook = commands.add_parser("set-webhook", help="register the router's webhook URL and secret with Telegram")
+    hook.add_argument("--url", help="webhook URL (default: server.public_url + /webhooks/telegram[/ACCOUNT])")
+    hook.add_argument("--account", help="an account with its own bot (default: the configured one)")
+    hook.add_argument("--token", help="that bot's token (default: telegram.token)")
+    hook.add_argument("--secret", help="that bot's webhook secret (default: telegram.webhook_secret)")
+    hook.add_argument("--drop-pending", action="store_true", help="discard updates Telegram holds for the bot")
+    hook.set_defaults(run=set_webhook)
+    info = commands.add_parser("webhook-info", help="show the webhook Telegram has for the bot")
+    info.add_argument("--token", help="the bot's token (default: telegram.token)")
+    info.set_defaults(run=webhook_info)
+
+
+def _token(settings: Settings, args: argparse.Namespace) -> str:
+    token = args.token or settings.telegram.token
+    if not token:
+        raise ChannelCliError("no bot token: set telegram.token (OMNIROUTER_TELEGRAM_TOKEN) or pass --token", code=2)
+    return str(token)
+
+
+def set_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    token, secret = _token(settings, args), args.secret or settings.telegram.webhook_secret
+    if not secret:
+        raise ChannelCliError("no webhook secret: set telegram.webhook_secret or pass --secret", code=2)
+    account = args.account or settings.account.id
+    url = args.url
+    if not url:
+        if not settings.server.public_url:
+            raise ChannelCliError("set server.public_url (the https:// address Telegram reaches) or pass --url", code=2)
+        url = settings.server.public_url.rstrip("/") + "/webhooks/telegram"
+        url += "" if account == settings.account.id else f"/{account}"
+    if not url.startswith("https://"):
+        print(f"omnirouter: note: Telegram only delivers to https:// URLs; {url} is for a local Bot API server")
+    pending = asyncio.run(_telegram(token, settings.telegram.api_base, "set", url, secret, args.drop_pending))
+    print(f"webhook set: {url} (updates waiting at Telegram: {pending})")
+    return 0
+
+
+def webhook_info(args: argparse.Namespace, settings: Settings) -> int:
+    info = asyncio.run(_telegram(_token(settings, args), settings.telegram.api_base, "info"))
+    print(info)
+    return 0
+
+
+async def _telegram(token: str, api_base: str, action: str, url: str = "", secret: str = "", drop: bool = False) -> str:
+    from aiogram.exceptions import TelegramAPIError
+
+    from bot.handlers.telegram import make_bot
+    from bot.handlers.telegram_updates import ALLOWED_UPDATES
+
+    bot = make_bot(token, api_base, timeout=20)
+    try:
+        if action == "set":
+            await bot.set_webhook(url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=drop)
+        info = await bot.get_webhook_info()
+    except TelegramAPIError as exc:
+        raise ChannelCliError(f"Telegram refused: {exc.message}") from None
+    finally:
+        await bot.session.close()
+    if action == "set":
+        return str(info.pending_update_count)
+    error = f", last error: {info.last_error_message}" if info.last_error_message else ""
+    return f"url: {info.url or '(none: the bot polls or is not set up)'}, pending updates: {info.pending_update_count}{error}"

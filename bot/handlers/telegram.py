@@ -1,0 +1,248 @@
+"""The Telegram channel, through aiogram 3's ``Bot`` (the Bot API client) with a configurable API
+server, so tests point it at a local fake.
+
+Inbound by webhook (``POST /webhooks/telegram``, the ``X-Telegram-Bot-Api-Secret-Token`` header
+compared in constant time) or by long polling (``getUpdates``, see ``telegram_polling``).
+Several accounts: ``/webhooks/telegram`` serves the account of ``account.id`` with the
+``[telegram]`` settings; ``/webhooks/telegram/{account_id}`` serves any account whose document in
+the store has ``channels.telegram`` (``token``, ``webhook_secret``, optionally ``api_base``).
+
+Outbound: text (with a reply keyboard for options, or inline buttons when the reply asks for
+them), documents by URL or file id; 429 ``retry_after`` goes back to the outbox; sends to one chat
+are paced about a second apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+)
+from aiohttp import web
+
+from bot.handlers.accounts import PerAccount
+from bot.handlers.base import (
+    BaseAdapter,
+    Capabilities,
+    ChannelContext,
+    PermanentSendError,
+    RetryableSendError,
+    VerificationError,
+)
+from bot.handlers.media import AttachmentUnavailable, read_capped
+from bot.handlers.pacing import ChatPacer
+from bot.handlers.payload import Payload
+from bot.handlers.telegram_updates import parse_update
+from bot.handlers.webhook import receive_webhook
+from bot.logs import log_event
+from bot.settings import SettingsError
+from conversations.models import Inbound, Outbound, ProviderEvent
+
+if TYPE_CHECKING:
+    from bot.router.inbound import InboundPipeline
+    from conversations.store import Store
+
+log = logging.getLogger("omnirouter.handlers.telegram")
+
+CAPTION_LIMIT = 1024
+
+
+@dataclass
+class TelegramBot:
+    """One account's bot: the aiogram client and the secret its webhook calls carry."""
+
+    account_id: str
+    bot: Bot
+    webhook_secret: str
+
+
+def make_bot(token: str, api_base: str, timeout: float = 60.0) -> Bot:
+    """An aiogram ``Bot`` talking to ``api_base`` (Telegram's, a local Bot API server, a fake)."""
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_base.rstrip("/")), timeout=timeout)
+    return Bot(token=token, session=session)
+
+
+class TelegramAdapter(BaseAdapter):
+    name = "telegram"
+    capabilities = Capabilities(buttons=True, media=True, max_text_length=4096)
+
+    def __init__(self, context: ChannelContext) -> None:
+        self.settings = context.settings.telegram
+        self.account_id = context.account_id
+        if self.settings.mode == "webhook" and not self.settings.webhook_secret:
+            raise SettingsError(
+                "telegram.webhook_secret must be set in webhook mode (any 1-256 of A-Z a-z 0-9 _ -); "
+                "or set telegram.mode = \"polling\""
+            )
+        default = {"token": self.settings.token, "webhook_secret": self.settings.webhook_secret}
+        self.bots: PerAccount[TelegramBot] = PerAccount(self.name, context.account_id, default, self._build)
+        self._pacer = ChatPacer(self.settings.pacing)
+        self._answers: set[asyncio.Task[Any]] = set()
+
+    def _build(self, account_id: str, config: Mapping[str, Any]) -> TelegramBot:
+        token, secret = config.get("token"), config.get("webhook_secret") or ""
+        polling = self.settings.mode == "polling" and account_id == self.account_id
+        if not isinstance(token, str) or not token or not isinstance(secret, str) or not (secret or polling):
+            raise SettingsError(f"account {account_id}: channels.telegram needs a token and a webhook_secret")
+        api_base = str(config.get("api_base") or self.settings.api_base)
+        return TelegramBot(account_id, make_bot(token, api_base), secret)
+
+    async def start(self, store: Store) -> None:
+        self.bots.attach(store)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/webhooks/telegram", self.webhook),
+            web.post("/webhooks/telegram/{account_id}", self.webhook),
+        ]
+
+    def background(self, pipeline: InboundPipeline) -> list[Coroutine[Any, Any, None]]:
+        if self.settings.mode != "polling":
+            return []
+        from bot.handlers.telegram_polling import Poller
+
+        return [Poller(self, pipeline).run()]
+
+    async def close(self) -> None:
+        for task in list(self._answers):
+            task.cancel()
+        await self.bots.close_all(lambda tb: tb.bot.session.close())
+
+    # --- inbound -------------------------------------------------------------------------
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        bot = await self.bots.for_webhook(request.match_info.get("account_id", self.account_id))
+        hook = _AccountHook(self, bot)
+        response = await receive_webhook(request, hook)
+        self.answer_button_presses(bot, hook.items)
+        return response
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
+        """One update of the configured account (webhook bodies carry exactly one)."""
+        return parse_update(Payload.parse(body), self.account_id)
+
+    def answer_button_presses(self, bot: TelegramBot, items: list[ProviderEvent]) -> None:
+        """Stop the spinner on pressed inline buttons (after the press is recorded)."""
+        for item in items:
+            query_id = item.meta.get("callback_query_id") if isinstance(item, Inbound) else None
+            if query_id:
+                task = asyncio.create_task(self._answer(bot, str(query_id)))
+                self._answers.add(task)
+                task.add_done_callback(self._answers.discard)
+
+    async def _answer(self, bot: TelegramBot, query_id: str) -> None:
+        try:
+            await bot.bot.answer_callback_query(query_id)
+        except TelegramAPIError as exc:  # cosmetic: the press is recorded either way
+            log_event(log, "telegram.answer_failed", logging.WARNING, error=type(exc).__name__)
+
+    # --- outbound ------------------------------------------------------------------------
+
+    async def send(self, outbound: Outbound) -> str:
+        bot = await self.bots.for_send(outbound.account_id)
+        try:
+            chat_id = int(outbound.to.address)
+        except ValueError:
+            raise PermanentSendError(f"{outbound.to.address!r} is not a Telegram chat id") from None
+        await self._pacer.slot((outbound.account_id, chat_id))
+        try:
+            sent = await self._deliver(bot.bot, chat_id, outbound)
+        except TelegramRetryAfter as exc:
+            raise RetryableSendError(f"telegram 429: {exc.message}", retry_after=float(exc.retry_after)) from None
+        except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as exc:
+            raise RetryableSendError(f"telegram {type(exc).__name__}: {_describe(exc)}") from None
+        except TelegramAPIError as exc:  # bad request, blocked by the user, chat gone, bad token
+            raise PermanentSendError(f"telegram {type(exc).__name__}: {exc.message}") from None
+        return f"{chat_id}:{sent.message_id}"
+
+    async def _deliver(self, bot: Bot, chat_id: int, outbound: Outbound) -> Message:
+        text = self.render_text(outbound)
+        markup = _markup(outbound)
+        document = outbound.meta.get("document")
+        if isinstance(document, Mapping):
+            source = document.get("file_id") or document.get("url")
+            if not isinstance(source, str) or not source:
+                raise PermanentSendError("a document needs a url or a file_id")
+            caption = text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
+            return await bot.send_document(chat_id, document=source, caption=caption or None, reply_markup=markup)
+        return await bot.send_message(chat_id, text, reply_markup=markup)
+
+    # --- attachments ---------------------------------------------------------------------
+
+    async def fetch_attachment(self, account_id: str, ref: str) -> bytes:
+        """The bytes of a file the customer sent, by its file id, at most ``max_download_bytes``."""
+        bot = await self.bots.get(account_id)
+        if bot is None:
+            raise AttachmentUnavailable(f"no Telegram bot is configured for account {account_id}")
+        try:
+            file = await bot.bot.get_file(ref)
+            if not file.file_path:
+                raise AttachmentUnavailable("Telegram gave no path for this file")
+            url = bot.bot.session.api.file_url(bot.bot.token, file.file_path)
+            chunks = bot.bot.session.stream_content(url, timeout=60)
+            return await read_capped(chunks, self.settings.max_download_bytes, file.file_size)
+        except TelegramAPIError as exc:
+            raise AttachmentUnavailable(f"telegram {type(exc).__name__}: {exc.message}") from None
+
+
+class _AccountHook:
+    """The webhook view of one account's bot: its secret, its account id."""
+
+    def __init__(self, adapter: TelegramAdapter, bot: TelegramBot) -> None:
+        self.name = adapter.name
+        self._bot = bot
+        self.items: list[ProviderEvent] = []
+
+    async def verify(self, request: web.Request, body: bytes) -> None:
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not given or not hmac.compare_digest(given.encode(), self._bot.webhook_secret.encode()):
+            raise VerificationError("missing or wrong X-Telegram-Bot-Api-Secret-Token")
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
+        self.items = parse_update(Payload.parse(body), self._bot.account_id)
+        return self.items
+
+
+def _markup(outbound: Outbound) -> ReplyKeyboardMarkup | InlineKeyboardMarkup | None:
+    """Options as a one-time reply keyboard (a tap sends the option as a message), or as inline
+    buttons (a tap is a callback query) when the reply's meta says ``"buttons": "inline"``."""
+    if not outbound.options:
+        return None
+    if outbound.meta.get("buttons") == "inline":
+        return InlineKeyboardMarkup(inline_keyboard=[
+            [InlineKeyboardButton(text=option, callback_data=_fit_bytes(option, 64))] for option in outbound.options
+        ])
+    return ReplyKeyboardMarkup(
+        keyboard=[[KeyboardButton(text=option)] for option in outbound.options],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+
+
+def _fit_bytes(text: str, limit: int) -> str:
+    return text.encode()[:limit].decode(errors="ignore")
+
+
+def _describe(exc: Exception) -> str:
+    return exc.message if isinstance(exc, TelegramAPIError) else str(exc)[:200]
+

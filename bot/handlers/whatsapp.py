@@ -1,0 +1,249 @@
+"""The WhatsApp Cloud API channel, sending through pywa's async client (``pywa_async``) with the
+Graph API base configurable, so tests point it at a local fake.
+
+Webhook: ``GET /webhooks/whatsapp`` answers Meta's verification challenge (``hub.verify_token``,
+constant-time); ``POST /webhooks/whatsapp`` checks ``X-Hub-Signature-256`` — HMAC-SHA256 of the
+raw body with the app secret, constant-time (missing: 401, wrong: 403, nothing stored) — then
+reads every entry of the payload (``whatsapp_payload``). ``/webhooks/whatsapp/{account_id}``
+serves an account whose store document has ``channels.whatsapp``.
+
+The 24-hour customer-service window: every customer message extends it on the thread
+(``wa_window_ends_at``). Free-form messages outside it are refused before they reach Meta, with
+an error that names the configured templates; a template message may always be sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from aiohttp import web
+from pywa.types.callback import Button, Section, SectionList, SectionRow
+from pywa_async.client import WhatsApp
+from pywa_async.errors import WhatsAppError
+from pywa_async.types.templates import BodyText, TemplateLanguage
+
+from bot.handlers.accounts import PerAccount
+from bot.handlers.base import (
+    BaseAdapter,
+    Capabilities,
+    ChannelContext,
+    PermanentSendError,
+    RetryableSendError,
+    SendError,
+    VerificationError,
+)
+from bot.handlers.media import AttachmentUnavailable, read_capped
+from bot.handlers.payload import Payload
+from bot.handlers.webhook import receive_webhook
+from bot.handlers.whatsapp_payload import parse_payload
+from bot.router.replies import window_closed_message
+from bot.settings import SettingsError
+from conversations.models import Outbound, ProviderEvent, utcnow
+
+if TYPE_CHECKING:
+    from conversations.store import Store
+
+log = logging.getLogger("omnirouter.handlers.whatsapp")
+
+_RATE_LIMITED = {4, 80007, 130429, 131048, 131056}  # app, account, throughput, spam, pair limits
+_TRANSIENT = {1, 2, 131000, 131016}
+_OUTSIDE_WINDOW = 131047
+_REQUIRED = ("phone_number_id", "access_token", "app_secret", "verify_token")
+
+
+@dataclass
+class WhatsappNumber:
+    """One account's WhatsApp number: the pywa client and what checks its webhooks."""
+
+    account_id: str
+    phone_number_id: str
+    app_secret: str
+    verify_token: str
+    client: WhatsApp
+    session: httpx.AsyncClient
+    templates: Mapping[str, Any] = field(default_factory=dict)
+
+
+def make_client(config: Mapping[str, Any], api_base: str, api_version: str) -> tuple[WhatsApp, httpx.AsyncClient]:
+    """A pywa async client whose Graph API calls go to ``api_base`` (Meta's, or a fake)."""
+    session = httpx.AsyncClient(timeout=httpx.Timeout(30.0))
+    client = WhatsApp(phone_id=str(config["phone_number_id"]), token=str(config["access_token"]),
+                      session=session, api_version=api_version)
+    session.base_url = f"{api_base.rstrip('/')}/v{float(api_version)}"  # pywa set Meta's; ours wins
+    return client, session
+
+
+class WhatsappAdapter(BaseAdapter):
+    name = "whatsapp"
+    capabilities = Capabilities(buttons=True, media=True, templates=True, service_window_hours=24,
+                                max_text_length=4096)
+
+    def __init__(self, context: ChannelContext) -> None:
+        self.settings = context.settings.whatsapp
+        self.account_id = context.account_id
+        s = self.settings
+        default = {"phone_number_id": s.phone_number_id, "access_token": s.access_token, "app_secret": s.app_secret,
+                   "verify_token": s.verify_token, "templates": s.templates or {}}
+        self.numbers: PerAccount[WhatsappNumber] = PerAccount(self.name, context.account_id, default, self._build)
+        self._store: Store | None = None
+
+    def _build(self, account_id: str, config: Mapping[str, Any]) -> WhatsappNumber:
+        missing = [key for key in _REQUIRED if not config.get(key)]
+        if missing:
+            where = "whatsapp." if account_id == self.account_id else f"account {account_id}: channels.whatsapp."
+            raise SettingsError(f"{where}{', '.join(missing)} must be set to use WhatsApp")
+        api_base = str(config.get("api_base") or self.settings.api_base)
+        client, session = make_client(config, api_base, self.settings.api_version)
+        return WhatsappNumber(account_id, str(config["phone_number_id"]), str(config["app_secret"]),
+                              str(config["verify_token"]), client, session, dict(config.get("templates") or {}))
+
+    async def start(self, store: Store) -> None:
+        self._store = store
+        self.numbers.attach(store)
+
+    async def close(self) -> None:
+        await self.numbers.close_all(lambda number: number.session.aclose())
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/webhooks/whatsapp", self.challenge),
+            web.post("/webhooks/whatsapp", self.webhook),
+            web.get("/webhooks/whatsapp/{account_id}", self.challenge),
+            web.post("/webhooks/whatsapp/{account_id}", self.webhook),
+        ]
+
+    async def templates(self, account_id: str) -> Mapping[str, Any]:
+        """The message templates configured for the account (name -> language, parameters)."""
+        number = await self.numbers.get(account_id)
+        return number.templates if number else {}
+
+    # --- inbound -------------------------------------------------------------------------
+
+    async def _number(self, request: web.Request) -> WhatsappNumber:
+        return await self.numbers.for_webhook(request.match_info.get("account_id", self.account_id))
+
+    async def challenge(self, request: web.Request) -> web.Response:
+        """Meta's subscription check: echo ``hub.challenge`` when ``hub.verify_token`` matches."""
+        number = await self._number(request)
+        token = request.query.get("hub.verify_token", "")
+        if request.query.get("hub.mode") != "subscribe" or not token or not hmac.compare_digest(
+            token.encode(), number.verify_token.encode()
+        ):
+            raise VerificationError.forbidden("hub.mode must be subscribe and hub.verify_token must match")
+        return web.Response(text=request.query.get("hub.challenge", ""), content_type="text/plain")
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        return await receive_webhook(request, _NumberHook(await self._number(request)))
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
+        return parse_payload(Payload.parse(body), self.account_id, self.settings.phone_number_id or None)
+
+    # --- outbound ------------------------------------------------------------------------
+
+    async def send(self, outbound: Outbound) -> str:
+        number = await self.numbers.for_send(outbound.account_id)
+        template = outbound.meta.get("template")
+        try:
+            if isinstance(template, Mapping):
+                sent = await number.client.send_template(
+                    outbound.to.address, name=str(template["name"]), language=TemplateLanguage(template["language"]),
+                    params=[BodyText.params(*template["parameters"])] if template.get("parameters") else None,
+                )
+                return str(sent.id)
+            await self._check_window(outbound, number)
+            return await self._send_free_form(number.client, outbound)
+        except WhatsAppError as exc:
+            raise _send_error(exc) from None
+        except httpx.HTTPError as exc:
+            raise RetryableSendError(f"whatsapp {type(exc).__name__}: {exc}"[:300]) from None
+
+    async def _check_window(self, outbound: Outbound, number: WhatsappNumber) -> None:
+        assert self._store is not None, "start() first"
+        thread = await self._store.get_thread(outbound.thread_id)
+        ends = thread.wa_window_ends_at if thread else None
+        if ends is None or ends <= utcnow():
+            raise PermanentSendError(window_closed_message(ends.isoformat() if ends else None, number.templates))
+
+    async def _send_free_form(self, client: WhatsApp, outbound: Outbound) -> str:
+        to, text, options = outbound.to.address, outbound.text, outbound.options
+        document = outbound.meta.get("document")
+        if isinstance(document, Mapping):
+            source = document.get("media_id") or document.get("url")
+            if not isinstance(source, str) or not source:
+                raise PermanentSendError("a document needs a url or a media_id")
+            return str((await client.send_document(to, document=source, filename=document.get("name"),
+                                                   caption=text or None)).id)
+        if options and len(text) <= 1024 and len(options) <= 3 and all(len(o) <= 20 for o in options):
+            buttons = [Button(title=o, callback_data=o[:256]) for o in options]
+            return str((await client.send_message(to, text, buttons=buttons)).id)
+        if options and len(text) <= 1024 and len(options) <= 10 and all(len(o) <= 24 for o in options):
+            rows = [SectionRow(title=o, callback_data=o[:200]) for o in options]
+            listed = SectionList(button_title="Choose", sections=[Section(title="Options", rows=rows)])
+            return str((await client.send_message(to, text, buttons=listed)).id)
+        # options that do not fit WhatsApp's buttons become a numbered list
+        lines = [f"{n}. {o}" for n, o in enumerate(options, start=1)]
+        body = "\n".join([text, "", *lines]) if lines else text
+        return str((await client.send_message(to, body[:4096])).id)
+
+    # --- attachments ---------------------------------------------------------------------
+
+    async def fetch_attachment(self, account_id: str, ref: str) -> bytes:
+        """The bytes of a media file the customer sent, by media id, at most ``max_download_bytes``."""
+        number = await self.numbers.get(account_id)
+        if number is None:
+            raise AttachmentUnavailable(f"no WhatsApp number is configured for account {account_id}")
+        try:
+            media = await number.client.get_media_url(ref)
+            async with number.session.stream("GET", media.url) as response:
+                if response.status_code != 200:
+                    raise AttachmentUnavailable(f"WhatsApp answered {response.status_code} for the media file")
+                return await read_capped(response.aiter_bytes(), self.settings.max_download_bytes, media.file_size)
+        except WhatsAppError as exc:
+            raise AttachmentUnavailable(f"whatsapp {exc.code}: {exc.message}") from None
+        except httpx.HTTPError as exc:
+            raise AttachmentUnavailable(f"whatsapp {type(exc).__name__}") from None
+
+
+class _NumberHook:
+    """The webhook view of one account's number: its app secret and phone number id."""
+
+    name = "whatsapp"
+
+    def __init__(self, number: WhatsappNumber) -> None:
+        self._number = number
+
+    async def verify(self, request: web.Request, body: bytes) -> None:
+        given = request.headers.get("X-Hub-Signature-256", "")
+        if not given:
+            raise VerificationError("missing X-Hub-Signature-256")
+        expected = "sha256=" + hmac.new(self._number.app_secret.encode(), body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise VerificationError.forbidden("X-Hub-Signature-256 does not match the body")
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
+        return parse_payload(Payload.parse(body), self._number.account_id, self._number.phone_number_id)
+
+
+def _send_error(exc: WhatsAppError) -> SendError:
+    detail = f"whatsapp {exc.code}: {exc.message}"[:300]
+    if exc.code in _RATE_LIMITED or exc.status_code == 429:
+        header = exc.raw_response.headers.get("Retry-After") if exc.raw_response is not None else None
+        return RetryableSendError(detail, retry_after=_seconds(header))
+    if exc.code in _TRANSIENT or exc.is_transient or (exc.status_code or 0) >= 500:
+        return RetryableSendError(detail)
+    if exc.code == _OUTSIDE_WINDOW:
+        return PermanentSendError(f"{detail} (outside the 24-hour window: send a template)")
+    return PermanentSendError(detail)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

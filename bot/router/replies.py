@@ -1,0 +1,112 @@
+"""Replies written by agents (or their tools), checked against what the thread's channel allows
+before they are queued: WhatsApp's 24-hour customer-service window, and message templates.
+
+Outside the window a free-form reply is refused with :class:`ServiceWindowClosed`, whose message
+tells the agent why and which templates can be sent instead; a template reply is checked against
+its configuration (name, language, parameters) and sent as ``meta["template"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.handlers.base import ChannelAdapter
+from bot.router.outbox import Outbox
+from conversations.models import Identity, Message, SenderKind, Thread, utcnow
+
+
+class ReplyRefused(Exception):
+    """The reply cannot be sent as asked; ``code`` names why for API clients."""
+
+    code = "reply_refused"
+
+
+class ServiceWindowClosed(ReplyRefused):
+    code = "service_window_closed"
+
+
+class UnknownTemplate(ReplyRefused):
+    code = "unknown_template"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What an agent asked to send: free text (with options or a document) or a template."""
+
+    key: str  # idempotency key: the same key never sends twice
+    text: str = ""
+    options: tuple[str, ...] = ()
+    document: Mapping[str, Any] | None = None
+    template: str | None = None
+    parameters: Sequence[str] | Mapping[str, str] = ()
+    agent: str | None = None
+
+
+def window_closed_message(closed_at: str | None, templates: Mapping[str, Any]) -> str:
+    """What the agent is told when a free-form WhatsApp message is refused."""
+    when = f"closed at {closed_at}" if closed_at else "is not open (the customer has not written yet)"
+    names = ", ".join(sorted(templates)) or "none configured (see whatsapp.templates)"
+    return (f"WhatsApp's 24-hour customer service window for this conversation {when}; "
+            f"free-form messages are refused until the customer writes again. Send a template instead: {names}")
+
+
+async def _templates(adapter: ChannelAdapter, account_id: str) -> Mapping[str, Any]:
+    source = getattr(adapter, "templates", None)
+    return await source(account_id) if source is not None else {}
+
+
+def _template_values(name: str, spec: Mapping[str, Any], given: Sequence[str] | Mapping[str, str]) -> list[str]:
+    names = list(spec.get("parameters", []))
+    if isinstance(given, Mapping):
+        missing = [n for n in names if n not in given]
+        if missing or len(given) != len(names):
+            raise ReplyRefused(f"template {name} takes the parameters {', '.join(names) or '(none)'}")
+        return [str(given[n]) for n in names]
+    if len(given) != len(names):
+        raise ReplyRefused(f"template {name} takes {len(names)} parameters ({', '.join(names)}), got {len(given)}")
+    return [str(v) for v in given]
+
+
+def _render(spec: Mapping[str, Any], values: list[str]) -> str:
+    """The template as the thread shows it: its configured ``text`` ("Hi {name}") filled in."""
+    try:
+        return str(spec.get("text", "")).format(**dict(zip(spec.get("parameters", []), values)))
+    except (KeyError, IndexError, ValueError):
+        return ""
+
+
+async def send_reply(outbox: Outbox, adapter: ChannelAdapter, thread: Thread, reply: Reply) -> Message:
+    """Queue ``reply`` on ``thread`` through the outbox, or raise :class:`ReplyRefused`."""
+    meta: dict[str, Any] = {}
+    text = reply.text
+    if reply.template is not None:
+        templates = await _templates(adapter, thread.account_id)
+        spec = templates.get(reply.template) if adapter.capabilities.templates else None
+        if spec is None:
+            known = ", ".join(sorted(templates)) or "none"
+            raise UnknownTemplate(f"no template {reply.template!r} on {thread.channel} (configured: {known})")
+        values = _template_values(reply.template, spec, reply.parameters)
+        meta["template"] = {"name": reply.template, "language": spec["language"], "parameters": values}
+        text = _render(spec, values) or f"[template {reply.template}] {', '.join(values)}"
+    else:
+        if not text.strip() and reply.document is None:
+            raise ReplyRefused("a reply needs text, a document or a template")
+        if adapter.capabilities.service_window_hours is not None:
+            ends = thread.wa_window_ends_at
+            if ends is None or ends <= utcnow():
+                templates = await _templates(adapter, thread.account_id)
+                raise ServiceWindowClosed(window_closed_message(ends.isoformat() if ends else None, templates))
+        if reply.document is not None:
+            meta["document"] = dict(reply.document)
+    sender = {"kind": str(SenderKind.AGENT), **({"id": reply.agent} if reply.agent else {})}
+    return await outbox.enqueue_reply(
+        dedup_key=f"reply:{thread.id}:{reply.key}",
+        thread=thread,
+        to=Identity(thread.channel, thread.address or ""),
+        text=text,
+        sender=sender,
+        options=reply.options,
+        meta=meta,
+    )

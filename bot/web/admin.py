@@ -1,0 +1,175 @@
+"""Admin pages: agents (add, change role, teams, capacity, deactivate), the timesheet (read and
+CSV export), the account's routing (strategy, business hours, out-of-hours reply, location
+recording) and canned responses. Agents are refused with 403."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+from aiohttp import web
+
+from bot.keys import QUEUE, STORE
+from bot.router.hours import BusinessHours
+from bot.web.auth import add_agent
+from bot.web.i18n import translate
+from bot.web.pages import current_agent, page, plain, redirect, signed_in
+from conversations.console_models import Shift
+from conversations.models import Role
+
+_LOGIN = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
+_SHORTCUT = re.compile(r"^[a-z0-9_-]{1,32}$")
+_TEAM = re.compile(r"^[\w-]{1,32}$")
+
+
+def teams_of(text: str) -> list[str] | None:
+    teams = [t.strip() for t in text.split(",") if t.strip()]
+    return teams if all(_TEAM.match(t) for t in teams) else None
+
+
+def _day(text: str | None, default: date) -> date:
+    try:
+        return date.fromisoformat(text) if text else default
+    except ValueError:
+        raise web.HTTPBadRequest(text="dates are YYYY-MM-DD") from None
+
+
+async def _period(request: web.Request) -> tuple[date, date, list[Shift]]:
+    today = datetime.now(timezone.utc).date()
+    since = _day(request.query.get("from"), today - timedelta(days=30))
+    until = _day(request.query.get("until"), today)
+    start = datetime.combine(since, time.min, timezone.utc)
+    end = datetime.combine(until + timedelta(days=1), time.min, timezone.utc)
+    shifts = await request.app[STORE].list_shifts(current_agent(request).account_id, start, end,
+                                                  request.query.get("agent") or None)
+    return since, until, shifts
+
+
+@signed_in(Role.ADMIN)
+async def admin_page(request: web.Request) -> web.Response:
+    agent = current_agent(request)
+    store, queue = request.app[STORE], request.app[QUEUE]
+    since, until, shifts = await _period(request)
+    routing = await queue.routing(agent.account_id)
+    return page(
+        request, "admin.html", agents=await store.list_agents(agent.account_id), shifts=shifts,
+        since=since.isoformat(), until=until.isoformat(), routing=routing,
+        canned=await store.list_canned(agent.account_id), message=request.query.get("message", "")[:300],
+    )
+
+
+def _cell(value: Any) -> str:
+    """A CSV cell that a spreadsheet will not run as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") and not re.fullmatch(r"-?\d+(\.\d+)?", text) else text
+
+
+@signed_in(Role.ADMIN)
+async def timesheet_csv(request: web.Request) -> web.Response:
+    since, until, shifts = await _period(request)
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["agent", "shift", "started_at", "ended_at", "duration_s", "start_lat", "start_lon",
+                     "start_accuracy", "end_lat", "end_lon", "end_accuracy"])
+    for s in shifts:
+        start, end = s.start_location or {}, s.end_location or {}
+        writer.writerow([_cell(v) for v in [
+            s.agent_login, s.id, s.started_at.isoformat(), s.ended_at.isoformat() if s.ended_at else "",
+            s.duration_s if s.duration_s is not None else "", start.get("lat"), start.get("lon"),
+            start.get("accuracy"), end.get("lat"), end.get("lon"), end.get("accuracy"),
+        ]])
+    name = f"timesheet-{since.isoformat()}-{until.isoformat()}.csv"
+    return web.Response(text=out.getvalue(), content_type="text/csv",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _back(message: str) -> web.Response:
+    return redirect("/admin?message=" + re.sub(r"[^\w .,:;'()@-]", "", message).replace(" ", "+")[:300])
+
+
+@signed_in(Role.ADMIN)
+async def create_agent(request: web.Request) -> web.Response:
+    form, admin = await request.post(), current_agent(request)
+    login = str(form.get("login", "")).strip().lower()
+    teams = teams_of(str(form.get("teams", "")))
+    role = str(form.get("role", "agent"))
+    capacity = str(form.get("capacity", "5"))
+    if not _LOGIN.match(login) or teams is None or role not in ("agent", "admin") or not capacity.isdigit() \
+            or not 1 <= int(capacity) <= 100:
+        return plain(400, "login: 2-32 of a-z 0-9 _ . -; teams: comma-separated words; role agent|admin; capacity 1-100")
+    agent, password = await add_agent(
+        request.app[STORE], admin.account_id, login, name=str(form.get("name", "")).strip()[:80] or login,
+        role=Role(role), teams=teams, capacity=int(capacity),
+    )
+    if agent is None:
+        return _back(translate(admin.lang, "login_taken"))
+    return _back(translate(admin.lang, "agent_added", login=login, password=password))
+
+
+@signed_in(Role.ADMIN)
+async def update_agent(request: web.Request) -> web.Response:
+    form, admin, store = await request.post(), current_agent(request), request.app[STORE]
+    target = await store.get_agent(request.match_info["agent_id"])
+    if target is None or target.account_id != admin.account_id:
+        return plain(404, "no such agent")
+    teams = teams_of(str(form.get("teams", "")))
+    capacity = str(form.get("capacity", target.capacity))
+    role = str(form.get("role", target.role))
+    if teams is None or not capacity.isdigit() or not 1 <= int(capacity) <= 100 or role not in ("agent", "admin"):
+        return plain(400, "teams: comma-separated words; capacity 1-100; role agent|admin")
+    active = form.get("active") == "on" or target.id == admin.id  # an admin cannot lock themselves out
+    await store.update_agent(target.id, teams=teams, role=role, active=active)
+    await store.set_capacity(target.id, int(capacity))
+    if not active:
+        await store.delete_agent_sessions(target.id)
+    return _back(translate(admin.lang, "saved"))
+
+
+@signed_in(Role.ADMIN)
+async def update_routing(request: web.Request) -> web.Response:
+    form, admin = await request.post(), current_agent(request)
+    strategy = str(form.get("strategy", ""))
+    hours, zone = str(form.get("business_hours", "")).strip(), str(form.get("timezone", "UTC")).strip()
+    if strategy not in ("manual", "next", "auto"):
+        return plain(400, "strategy must be manual, next or auto")
+    try:
+        BusinessHours.parse(hours, zone)
+    except (ValueError, KeyError) as exc:
+        return plain(400, f"business hours: {exc}")
+    await request.app[QUEUE].set_routing(
+        admin.account_id, strategy=strategy, business_hours=hours, timezone=zone,
+        out_of_hours_reply=str(form.get("out_of_hours_reply", "")).strip()[:1000],
+        record_location=form.get("record_location") == "on",
+    )
+    await request.app[QUEUE].auto_assign(admin.account_id)
+    return _back(translate(admin.lang, "saved"))
+
+
+@signed_in(Role.ADMIN)
+async def update_canned(request: web.Request) -> web.Response:
+    form, admin, store = await request.post(), current_agent(request), request.app[STORE]
+    shortcut = str(form.get("shortcut", "")).strip().lstrip("/").lower()
+    if not _SHORTCUT.match(shortcut):
+        return plain(400, "shortcut: 1-32 of a-z 0-9 _ -")
+    if form.get("delete"):
+        await store.delete_canned(admin.account_id, shortcut)
+    else:
+        text = str(form.get("text", "")).strip()
+        if not text or len(text) > 4096:
+            return plain(400, "the text must be 1 to 4096 characters")
+        await store.put_canned(admin.account_id, shortcut, text)
+    return _back(translate(admin.lang, "saved"))
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/admin", admin_page),
+        web.get("/admin/timesheet.csv", timesheet_csv),
+        web.post("/admin/agents", create_agent),
+        web.post("/admin/agents/{agent_id}", update_agent),
+        web.post("/admin/routing", update_routing),
+        web.post("/admin/canned", update_canned),
+    ]

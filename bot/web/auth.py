@@ -1,0 +1,175 @@
+"""Console logins: argon2id password hashes, sessions, CSRF tokens and login rate limits.
+
+* A session id is 32 random bytes in an ``HttpOnly; SameSite=Strict`` cookie (``Secure`` behind
+  HTTPS); the store keeps only its SHA-256. Each login issues a new id (and drops the old one),
+  so a planted id is worthless. Sessions end after ``console.session_idle_minutes`` without a
+  request and after ``console.session_max_hours`` in any case.
+* Every state-changing request carries the session's CSRF token (form field ``csrf_token`` or
+  header ``X-CSRF-Token``); the login form, before any session exists, a double-submit token.
+* Failed logins are counted in the store (so every router process sees them) per login name and
+  per client address; past the limit, logins answer 429 until the window ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from bot.keys import SETTINGS, STORE
+from conversations.console_models import Session
+from conversations.ids import new_id
+from conversations.models import Agent, Role, utcnow
+
+if TYPE_CHECKING:
+    from conversations.store import Store
+
+SESSION_COOKIE = "omnirouter_session"
+LOGIN_COOKIE = "omnirouter_login"
+_HASHER = PasswordHasher()  # argon2id with the library's recommended cost
+_DUMMY_HASH = _HASHER.hash("omnirouter-timing-equaliser")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.get_running_loop().run_in_executor(None, _HASHER.hash, password)
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    """Constant work whether or not the agent exists (no login enumeration by timing)."""
+    def check() -> bool:
+        try:
+            return _HASHER.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.get_running_loop().run_in_executor(None, check)
+
+
+async def add_agent(
+    store: Store, account_id: str, login: str, *, name: str | None = None, role: Role = Role.AGENT,
+    teams: list[str] | None = None, capacity: int = 5, password: str | None = None,
+) -> tuple[Agent | None, str]:
+    """Create an agent; returns ``(agent or None if the login is taken, password)``. Without a
+    password one is generated (and returned, to be shown once)."""
+    password = password or secrets.token_urlsafe(12)
+    agent = Agent(
+        id=new_id("agt"), account_id=account_id, login=login, name=name or login, role=role,
+        created_at=utcnow(), password_hash=await hash_password(password), teams=list(teams or []),
+        capacity=capacity, free=capacity,
+    )
+    return (agent if await store.create_agent(agent) else None), password
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _secure(request: web.Request) -> bool:
+    return request.secure or request.app[SETTINGS].server.public_url.startswith("https://")
+
+
+def set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int | None = None) -> None:
+    response.set_cookie(name, value, httponly=True, samesite="Strict", secure=_secure(request), path="/", max_age=max_age)
+
+
+async def start_session(request: web.Request, response: web.StreamResponse, agent: Agent) -> Session:
+    """Log ``agent`` in: drop any session the browser had, issue a fresh id."""
+    store = request.app[STORE]
+    old = request.cookies.get(SESSION_COOKIE)
+    if old:
+        await store.delete_session(_digest(old))
+    token = secrets.token_urlsafe(32)
+    now_ms = int(time.time() * 1000)
+    session = Session(id=_digest(token), account_id=agent.account_id, agent_id=agent.id,
+                      csrf=secrets.token_urlsafe(32), created_ms=now_ms, seen_ms=now_ms)
+    await store.create_session(session)
+    set_cookie(response, request, SESSION_COOKIE, token)
+    response.del_cookie(LOGIN_COOKIE, path="/")
+    return session
+
+
+async def end_session(request: web.Request, response: web.StreamResponse) -> None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        await request.app[STORE].delete_session(_digest(token))
+    response.del_cookie(SESSION_COOKIE, path="/")
+
+
+async def current(request: web.Request) -> tuple[Session, Agent] | None:
+    """The request's live session and its agent, or ``None`` (expired sessions are deleted)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    store = request.app[STORE]
+    session = await store.get_session(_digest(token))
+    if session is None:
+        return None
+    settings = request.app[SETTINGS].console
+    now_ms = int(time.time() * 1000)
+    idle_ms = settings.session_idle_minutes * 60_000
+    max_ms = settings.session_max_hours * 3_600_000
+    if now_ms - session.seen_ms > idle_ms or now_ms - session.created_ms > max_ms:
+        await store.delete_session(session.id)
+        return None
+    agent = await store.get_agent(session.agent_id)
+    if agent is None or not agent.active:
+        await store.delete_session(session.id)
+        return None
+    if now_ms - session.seen_ms > min(30_000, idle_ms / 4):
+        await store.touch_session(session.id, now_ms)
+    return session, agent
+
+
+async def csrf_ok(request: web.Request, expected: str) -> bool:
+    given = request.headers.get("X-CSRF-Token", "")
+    if not given and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        given = str((await request.post()).get("csrf_token", ""))
+    return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def login_csrf(request: web.Request) -> str:
+    """The double-submit token of the login form (the cookie's, or a fresh one)."""
+    return request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
+
+
+class LoginLimiter:
+    """Failed logins per login name and per client address, counted in the store."""
+
+    def __init__(self, store: Store, attempts: int, window_seconds: int) -> None:
+        self._store = store
+        self._attempts = attempts
+        self._window_ms = window_seconds * 1000
+
+    def _keys(self, account_id: str, login: str, address: str) -> list[tuple[str, int]]:
+        return [(f"login:{account_id}:{login.lower()}", self._attempts), (f"addr:{address}", self._attempts * 4)]
+
+    def _window(self) -> tuple[int, int]:
+        now_ms = int(time.time() * 1000)
+        return now_ms // self._window_ms, now_ms
+
+    async def retry_after(self, account_id: str, login: str, address: str) -> int:
+        """Seconds until another attempt is allowed; 0 if allowed now."""
+        window, now_ms = self._window()
+        for key, limit in self._keys(account_id, login, address):
+            if await self._store.login_failures(key, window) >= limit:
+                return max(1, ((window + 1) * self._window_ms - now_ms) // 1000)
+        return 0
+
+    async def failed(self, account_id: str, login: str, address: str) -> None:
+        window, now_ms = self._window()
+        for key, _ in self._keys(account_id, login, address):
+            await self._store.add_login_failure(key, window, (window + 2) * self._window_ms)
+
+    async def succeeded(self, account_id: str, login: str) -> None:
+        window, now_ms = self._window()
+        await self._store.clear_login_failures(self._keys(account_id, login, "")[0][0], window, now_ms)

@@ -1,0 +1,157 @@
+"""Live consoles: every change the queue makes is an event in the store's ``events`` collection;
+each router process follows that log and re-renders, for each console connected to it, the parts
+the event touches, pushed over the WebSocket as HTML fragments that htmx swaps in place.
+
+Following the log works across any number of router processes: through MongoDB's change stream
+(inserts only), or by polling (``console.live_feed``), which is what the embedded store uses by
+default. Polling re-reads a few seconds of overlap and drops events it has seen, so an event
+written late by a slow process is still delivered, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pymongo.errors import PyMongoError
+
+from bot.logs import log_event
+from conversations.store import Store, StoreUnavailable
+
+log = logging.getLogger("omnirouter.web.live")
+
+Event = dict[str, Any]
+_OVERLAP_MS = 5_000
+_KEEP_EVENTS_MS = 3_600_000
+
+
+class LiveFeed:
+    """Reads the event log of every router process and hands each event over once."""
+
+    def __init__(self, store: Store, mode: str, poll_interval: float) -> None:
+        self._store = store
+        self.mode = mode
+        self._interval = poll_interval
+        self._seen: dict[str, int] = {}
+
+    async def run(self, deliver: Callable[[Event], Awaitable[None]]) -> None:
+        if self.mode == "change_stream":
+            try:
+                async for event in self._store.watch_events():
+                    await deliver(event)
+            except (PyMongoError, StoreUnavailable) as exc:
+                log_event(log, "live.change_stream_failed", logging.WARNING, error=type(exc).__name__)
+                self.mode = "poll"
+        await self._poll(deliver)
+
+    async def _poll(self, deliver: Callable[[Event], Awaitable[None]]) -> None:
+        cursor = int(time.time() * 1000)
+        last_prune = 0.0
+        while True:
+            try:
+                for event in await self._store.events_since(cursor - _OVERLAP_MS):
+                    at_ms = int(event.get("at_ms", 0))
+                    cursor = max(cursor, at_ms)
+                    if str(event["_id"]) in self._seen:
+                        continue
+                    self._seen[str(event["_id"])] = at_ms
+                    await deliver(event)
+                horizon = cursor - 2 * _OVERLAP_MS
+                self._seen = {key: at for key, at in self._seen.items() if at >= horizon}
+                if time.monotonic() - last_prune > 60:
+                    await self._store.prune_events(cursor - _KEEP_EVENTS_MS)
+                    last_prune = time.monotonic()
+            except StoreUnavailable:
+                log_event(log, "live.store_unavailable", logging.WARNING)
+            await asyncio.sleep(self._interval)
+
+
+@dataclass(eq=False)
+class ConsoleSocket:
+    """One open console: whose it is, which thread it shows, and what it must refresh."""
+
+    ws: web.WebSocketResponse
+    account_id: str
+    agent_id: str
+    thread_id: str | None
+    lang: str
+    csrf: str
+    parts: set[str] = field(default_factory=set)
+    notify: list[str] = field(default_factory=list)
+    flushing: asyncio.Task[None] | None = None
+
+
+Render = Callable[[ConsoleSocket, set[str], list[str]], Awaitable[str]]
+
+
+def parts_for(event: Event, sock: ConsoleSocket) -> set[str]:
+    """Which parts of ``sock``'s page an event changes."""
+    kind = event.get("kind")
+    on_open_thread = sock.thread_id is not None and event.get("thread_id") in (sock.thread_id, None)
+    parts: set[str] = set()
+    if kind in ("message", "assigned", "queue"):
+        parts |= {"queue", "mine"}
+    if kind == "presence" and event.get("agent_id") == sock.agent_id:
+        parts |= {"header", "mine"}
+    if on_open_thread and kind in ("message", "assigned", "queue", "thread", "delivery"):
+        parts.add("thread")
+    return parts
+
+
+class ConsoleHub:
+    """The consoles connected to this process, refreshed as events arrive (coalesced briefly)."""
+
+    def __init__(self, render: Render, delay: float = 0.05) -> None:
+        self._render = render
+        self._delay = delay
+        self.sockets: set[ConsoleSocket] = set()
+
+    async def deliver(self, event: Event) -> None:
+        for sock in list(self.sockets):
+            if sock.account_id != event.get("account_id"):
+                continue
+            parts = parts_for(event, sock)
+            if event.get("kind") == "assigned" and event.get("agent_id") == sock.agent_id:
+                sock.notify.append(str(event.get("thread_id")))
+            if parts or sock.notify:
+                sock.parts |= parts
+                self._schedule(sock)
+
+    def _schedule(self, sock: ConsoleSocket) -> None:
+        if sock.flushing is None or sock.flushing.done():
+            sock.flushing = asyncio.create_task(self._flush(sock))
+
+    async def _flush(self, sock: ConsoleSocket) -> None:
+        await asyncio.sleep(self._delay)
+        parts, notify = sock.parts, sock.notify
+        sock.parts, sock.notify = set(), []
+        try:
+            html = await self._render(sock, parts, notify)
+            if html and not sock.ws.closed:
+                await sock.ws.send_str(html)
+        except (ConnectionError, RuntimeError, StoreUnavailable) as exc:
+            log_event(log, "live.push_failed", logging.DEBUG, error=type(exc).__name__)
+
+    async def serve(self, request: web.Request, sock: ConsoleSocket) -> web.WebSocketResponse:
+        """Keep the socket registered until the browser leaves; it only listens. On (re)connect
+        the whole page is refreshed, so nothing missed while disconnected stays stale."""
+        self.sockets.add(sock)
+        sock.parts = {"queue", "mine", "header", "thread"}
+        self._schedule(sock)
+        try:
+            async for _frame in sock.ws:
+                pass  # the console only listens; htmx's socket sends nothing we act on
+        finally:
+            self.sockets.discard(sock)
+            if sock.flushing is not None:
+                sock.flushing.cancel()
+        return sock.ws
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(s.ws.close(code=1001, message=b"restarting") for s in list(self.sockets)),
+                             return_exceptions=True)

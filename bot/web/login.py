@@ -1,0 +1,68 @@
+"""``/login`` and ``/logout``: the only console routes open without a session."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from bot.keys import LOGIN_LIMITER, SETTINGS, STORE
+from bot.logs import log_event
+from bot.web import auth
+from bot.web.i18n import translate
+from bot.web.pages import language, page, plain, redirect, signed_in
+
+log = logging.getLogger("omnirouter.web.login")
+
+
+def _login_page(request: web.Request, status: int = 200, error: str = "", login: str = "") -> web.Response:
+    token = auth.login_csrf(request)
+    response = page(request, "login.html", status=status, error=error, login_name=login, login_csrf=token)
+    auth.set_cookie(response, request, auth.LOGIN_COOKIE, token, max_age=3600)
+    return response
+
+
+async def login_form(request: web.Request) -> web.Response:
+    if await auth.current(request) is not None:
+        raise web.HTTPSeeOther("/console")
+    return _login_page(request)
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    login_name = str(form.get("login", "")).strip()[:64]
+    password = str(form.get("password", ""))[:256]
+    expected = request.cookies.get(auth.LOGIN_COOKIE, "")
+    if not expected or not await auth.csrf_ok(request, expected):
+        return plain(403, "the login form expired: reload the page")
+    account_id = request.app[SETTINGS].account.id
+    address = request.remote or "unknown"
+    limiter, store = request.app[LOGIN_LIMITER], request.app[STORE]
+    lang = language(request)
+    wait = await limiter.retry_after(account_id, login_name, address)
+    if wait:
+        log_event(log, "login.rate_limited", logging.WARNING, login=login_name, address=address)
+        response = _login_page(request, 429, translate(lang, "too_many", s=wait), login_name)
+        response.headers["Retry-After"] = str(wait)
+        return response
+    agent = await store.agent_by_login(account_id, login_name) if login_name else None
+    if not await auth.verify_password(agent.password_hash if agent else None, password) or agent is None or not agent.active:
+        await limiter.failed(account_id, login_name, address)
+        log_event(log, "login.failed", logging.WARNING, login=login_name, address=address)
+        return _login_page(request, 401, translate(lang, "bad_login"), login_name)
+    await limiter.succeeded(account_id, login_name)
+    response = redirect("/console")
+    await auth.start_session(request, response, agent)
+    log_event(log, "login.ok", agent=agent.id)
+    return response
+
+
+@signed_in()
+async def logout(request: web.Request) -> web.StreamResponse:
+    response = redirect("/login")
+    await auth.end_session(request, response)
+    return response
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/login", login_form), web.post("/login", login), web.post("/logout", logout)]

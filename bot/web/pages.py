@@ -1,0 +1,123 @@
+"""Server-rendered console pages: the template environment, the sign-in guard, and the security
+headers every console page carries.
+
+Templates are Jinja2 with autoescaping on: whatever a customer wrote is escaped text, never
+markup. Pages are served with a strict Content-Security-Policy (scripts, styles and sockets from
+this origin only, no inline code, no frames), so even a slip in escaping could not run script.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from bot.keys import SETTINGS
+from bot.web import auth
+from bot.web.i18n import pick_language, translate
+from conversations.console_models import Session
+from conversations.models import Agent, Role
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+# per-request state: typed keys where aiohttp has them (3.14+), plain names before
+AGENT: Any = web.RequestKey("agent", Agent) if hasattr(web, "RequestKey") else "omnirouter.agent"
+SESSION: Any = web.RequestKey("session", Session) if hasattr(web, "RequestKey") else "omnirouter.session"
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "font-src 'self'; media-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+_GUARDED = ("/console", "/admin", "/login", "/logout")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def setup_templates(app: web.Application) -> None:
+    env = aiohttp_jinja2.setup(
+        app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters["hm"] = lambda moment: moment.strftime("%H:%M") if moment else ""
+    env.filters["stamp"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+    app.middlewares.append(security_headers)
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    if request.path.startswith(_GUARDED) and not response.prepared:
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+    return response
+
+
+def language(request: web.Request, agent: Agent | None = None) -> str:
+    fallback = request.app[SETTINGS].console.language
+    if agent is not None:
+        return pick_language(agent.lang, fallback)
+    return pick_language(request.query.get("lang") or request.cookies.get("omnirouter_lang"), fallback)
+
+
+def render(app: web.Application, name: str, lang: str, **context: Any) -> str:
+    env = aiohttp_jinja2.get_env(app)
+    context.setdefault("oob", False)
+    return env.get_template(name).render(_=functools.partial(translate, lang), lang=lang, **context)
+
+
+def page(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
+    agent: Agent | None = request.get(AGENT)
+    session: Session | None = request.get(SESSION)
+    lang = language(request, agent)
+    context.setdefault("agent", agent)
+    context.setdefault("csrf", session.csrf if session else "")
+    html = render(request.app, name, lang, **context)
+    return web.Response(text=html, content_type="text/html", status=status)
+
+
+def redirect(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})
+
+
+def plain(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text, content_type="text/plain")
+
+
+def signed_in(role: Role | None = None) -> Callable[[Handler], Handler]:
+    """Only for a live session (and ``role``); every non-GET must carry the session's CSRF token."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            found = await auth.current(request)
+            if found is None:
+                if request.method == "GET" and not request.headers.get("HX-Request"):
+                    raise web.HTTPSeeOther("/login")
+                return plain(401, "log in first")
+            session, agent = found
+            if request.method not in ("GET", "HEAD") and not await auth.csrf_ok(request, session.csrf):
+                return plain(403, "CSRF token missing or wrong: reload the page")
+            request[SESSION], request[AGENT] = session, agent
+            if role is not None and agent.role != role:
+                return page(request, "forbidden.html", status=403)
+            return await handler(request)
+
+        return guarded
+
+    return decorate
+
+
+def current_agent(request: web.Request) -> Agent:
+    agent: Agent = request[AGENT]
+    return agent

@@ -1,0 +1,110 @@
+// The agent console's few behaviours htmx does not cover. No inline script anywhere (the page's
+// Content-Security-Policy forbids it); everything a customer wrote arrives as escaped text.
+(() => {
+  "use strict";
+  const baseTitle = document.title;
+  let unseen = 0;
+  let lastNotify = "";
+
+  function beep() {
+    try {
+      const Ctx = window.AudioContext || window.webkitAudioContext;
+      if (!Ctx) return;
+      const ctx = new Ctx();
+      const tone = ctx.createOscillator();
+      const gain = ctx.createGain();
+      tone.frequency.value = 880;
+      gain.gain.setValueAtTime(0.15, ctx.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + 0.35);
+      tone.connect(gain).connect(ctx.destination);
+      tone.start();
+      tone.stop(ctx.currentTime + 0.35);
+    } catch (_) { /* sound is a courtesy */ }
+  }
+
+  function checkNotify() {
+    const el = document.getElementById("notify");
+    const threads = el ? el.dataset.threads || "" : "";
+    if (!threads || threads === lastNotify) return;
+    lastNotify = threads;
+    unseen += threads.split(" ").length;
+    document.title = `(${unseen}) ${el.dataset.title} — ${baseTitle}`;
+    document.body.dataset.notified = String(unseen);
+    beep();
+  }
+
+  function resetTitle() {
+    if (document.visibilityState === "visible" && unseen) {
+      unseen = 0;
+      document.title = baseTitle;
+    }
+  }
+
+  function scrollHistory() {
+    const history = document.getElementById("history");
+    if (history) history.scrollTop = history.scrollHeight;
+  }
+
+  // canned responses: "/" in an empty reply box lists them; a click puts the text in the box
+  function cannedList() {
+    const data = document.getElementById("canned-data");
+    try { return data ? JSON.parse(data.textContent) : []; } catch (_) { return []; }
+  }
+
+  document.addEventListener("input", (event) => {
+    if (event.target.id !== "reply-text") return;
+    const box = document.getElementById("canned-suggestions");
+    const match = /^\/(\S*)$/.exec(event.target.value);
+    box.replaceChildren();
+    if (!match) { box.hidden = true; return; }
+    for (const item of cannedList().filter((c) => c.shortcut.startsWith(match[1]))) {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = `/${item.shortcut} — ${item.text}`;
+      button.addEventListener("click", () => {
+        event.target.value = item.text;
+        box.hidden = true;
+        event.target.focus();
+      });
+      li.appendChild(button);
+      box.appendChild(li);
+    }
+    box.hidden = box.children.length === 0;
+  });
+
+  document.addEventListener("keydown", (event) => {
+    if (event.target.id === "reply-text" && event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      event.target.form.requestSubmit();
+    }
+  });
+
+  // the shift button: where the account records it, the location at this press, and only now
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (form.dataset.locate !== "1" || form.dataset.located || !navigator.geolocation) return;
+    event.preventDefault();
+    const submitter = event.submitter;
+    const finish = () => { form.dataset.located = "1"; form.requestSubmit(submitter); };
+    navigator.geolocation.getCurrentPosition((pos) => {
+      form.elements.lat.value = pos.coords.latitude;
+      form.elements.lon.value = pos.coords.longitude;
+      form.elements.accuracy.value = pos.coords.accuracy;
+      finish();
+    }, finish, { timeout: 5000, maximumAge: 0 });
+  });
+
+  document.addEventListener("htmx:wsAfterMessage", () => { checkNotify(); scrollHistory(); });
+  document.addEventListener("htmx:afterSwap", scrollHistory);
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const flash = document.getElementById("flash");
+    if (!flash) return;
+    const failed = event.detail.failed && event.detail.xhr;
+    flash.hidden = !failed;
+    flash.textContent = failed ? event.detail.xhr.responseText : "";
+  });
+  document.addEventListener("visibilitychange", resetTitle);
+  window.addEventListener("focus", resetTitle);
+  window.addEventListener("DOMContentLoaded", scrollHistory);
+})();

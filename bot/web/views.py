@@ -1,0 +1,151 @@
+"""What the console shows, gathered from the store: queue rows, the agent's conversations, and a
+thread with the contact's whole history across channels (messages, bot answers with their
+intent, notes and what happened to the thread). Templates only format these records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.router.queue import Queue
+from conversations.console_models import CannedResponse
+from conversations.models import Agent, Contact, Thread, utcnow
+from conversations.store import Store
+
+
+def span(delta: timedelta) -> str:
+    """A short human duration: ``45 s``, ``12 min``, ``3 h``, ``2 d``."""
+    seconds = abs(int(delta.total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} d"
+
+
+@dataclass(frozen=True)
+class SlaView:
+    kind: str  # first_response | next_response
+    due: datetime
+    breached: bool
+    distance: str  # how far from now the due time is
+
+
+@dataclass(frozen=True)
+class Row:
+    """One conversation in the queue or in the agent's list."""
+
+    thread: Thread
+    contact: str
+    waiting: str
+    sla: SlaView | None
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    at: datetime
+    kind: str  # message | event
+    channel: str = ""
+    direction: str = ""
+    sender: str = ""  # customer | bot | agent | system, or the timeline kind for events
+    who: str = ""
+    text: str = ""
+    delivery: str = ""
+    intent: str = ""
+    thread_id: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def contact_label(contact: Contact | None, thread: Thread) -> str:
+    if contact is not None and contact.name:
+        return contact.name
+    return thread.address or thread.contact_id
+
+
+def sla_view(queue: Queue, thread: Thread, now: datetime) -> SlaView | None:
+    due = queue.sla.due(thread)
+    if due is None:
+        return None
+    kind, at = due
+    return SlaView(kind, at, at <= now, span(at - now))
+
+
+async def rows(store: Store, queue: Queue, threads: list[Thread], now: datetime) -> list[Row]:
+    contacts = await store.contacts_by_id(sorted({t.contact_id for t in threads}))
+    return [
+        Row(t, contact_label(contacts.get(t.contact_id), t),
+            span(now - (t.awaiting_since or t.queued_at or t.opened_at)), sla_view(queue, t, now))
+        for t in threads
+    ]
+
+
+async def queue_rows(store: Store, queue: Queue, account_id: str) -> list[Row]:
+    return await rows(store, queue, await store.queued_threads(account_id), utcnow())
+
+
+async def my_rows(store: Store, queue: Queue, agent: Agent) -> list[Row]:
+    return await rows(store, queue, await store.assigned_threads(agent.id), utcnow())
+
+
+async def history(store: Store, contact_id: str) -> list[HistoryItem]:
+    """Every message of the contact on every channel, with the threads' timelines, in order."""
+    items = []
+    for m in await store.contact_messages(contact_id):
+        sender = str(m.sender.get("kind", "customer"))
+        items.append(HistoryItem(
+            at=m.created_at, kind="message", channel=m.channel, direction=str(m.direction), sender=sender,
+            who=str(m.sender.get("name", "")), text=m.text,
+            delivery=str(m.delivery_status) if m.delivery_status else "",
+            intent=str((m.nlu or {}).get("intent", "")) if sender == "bot" or m.nlu else "",
+            thread_id=m.thread_id,
+        ))
+    for entry in await store.contact_timeline(contact_id):
+        items.append(HistoryItem(
+            at=entry.at, kind="event", sender=entry.kind, who=entry.actor_name, text=entry.text,
+            thread_id=entry.thread_id, details=entry.details,
+        ))
+    return sorted(items, key=lambda item: item.at)
+
+
+@dataclass(frozen=True)
+class ThreadView:
+    thread: Thread
+    contact: str
+    identities: list[str]
+    items: list[HistoryItem]
+    agents: list[Agent]
+    teams: list[str]
+    canned: list[CannedResponse]
+    sla: SlaView | None
+    wa_window_open: bool | None  # None: not a WhatsApp thread
+    mine: bool
+
+    @property
+    def canned_data(self) -> list[dict[str, str]]:
+        """For the reply box's ``/shortcut`` suggestions (embedded as JSON, never as markup)."""
+        return [{"shortcut": c.shortcut, "text": c.text} for c in self.canned]
+
+
+async def thread_view(store: Store, queue: Queue, agent: Agent, thread: Thread) -> ThreadView:
+    contact = await store.get_contact(thread.contact_id)
+    agents = [a for a in await store.list_agents(thread.account_id) if a.active]
+    teams = sorted({team for a in agents for team in a.teams} | ({thread.team} if thread.team else set()))
+    now = utcnow()
+    window = None
+    if thread.channel == "whatsapp":
+        window = thread.wa_window_ends_at is not None and thread.wa_window_ends_at > now
+    return ThreadView(
+        thread=thread,
+        contact=contact_label(contact, thread),
+        identities=[f"{i.channel}: {i.address}" for i in (contact.identities if contact else [])],
+        items=await history(store, thread.contact_id),
+        agents=agents,
+        teams=teams,
+        canned=await store.list_canned(thread.account_id),
+        sla=sla_view(queue, thread, now),
+        wa_window_open=window,
+        mine=thread.assignee == agent.id,
+    )

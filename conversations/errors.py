@@ -1,0 +1,37 @@
+"""The store's errors, and the decorator that turns driver outages into ``StoreUnavailable``.
+
+Kept apart from ``store.py`` so the store's domain mixins (``phone_store``, ``email_store``) can
+use them without importing the store itself.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+from pymongo.errors import ConnectionFailure
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class StoreError(Exception):
+    """Base of the store's own errors."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached; the caller should answer 503 and let the sender retry."""
+
+
+def translating_outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """Turn the driver's connection failures into ``StoreUnavailable`` at the store's edge."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await method(*args, **kwargs)
+        except ConnectionFailure as exc:
+            raise StoreUnavailable(f"store unreachable: {type(exc).__name__}") from exc
+
+    return wrapper

@@ -1,0 +1,234 @@
+"""Store operations for the human queue: agent slots, claims, transfers, resolution, reopening,
+the thread timeline, and the event log that drives the live console.
+
+A mixin of ``Store``. Every transition is one ``find_one_and_update`` guarded by the state it
+leaves, so two agents or two router processes never both win: an agent's slot is *reserved*
+(``free`` decremented where ``free > 0``) before a thread is claimed, and released if the claim
+loses, so no agent ends up over capacity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from conversations.console_models import TimelineEntry
+from conversations.models import Agent, Contact, Message, Presence, Thread, ThreadStatus, epoch_ms
+
+QUEUE_INDEXES: dict[str, list[IndexModel]] = {
+    "timeline": [IndexModel([("contact_id", ASCENDING), ("at", ASCENDING)])],
+    "events": [IndexModel([("at_ms", ASCENDING)])],
+}
+
+# the queue's order: most urgent first, then longest waiting
+QUEUE_ORDER = [("priority", DESCENDING), ("queued_at", ASCENDING)]
+
+
+class QueueStore:
+    """The queue's atomic transitions and the console's reads."""
+
+    _db: AsyncDatabase[dict[str, Any]]
+
+    # --- agent slots ---------------------------------------------------------------------
+
+    async def reserve_agent(self, account_id: str, now_ms: int, **match: Any) -> Agent | None:
+        """Take one free slot of the least-loaded online agent matching ``match`` (round robin
+        among equals: the one assigned longest ago); ``None`` if nobody has room."""
+        doc = await self._db.agents.find_one_and_update(
+            {"account_id": account_id, "presence": str(Presence.ONLINE), "active": True,
+             "free": {"$gt": 0}, **match},
+            {"$inc": {"free": -1, "load": 1}, "$set": {"last_assigned_ms": now_ms}},
+            sort=[("load", ASCENDING), ("last_assigned_ms", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        return Agent.from_doc(doc) if doc else None
+
+    async def release_agent(self, agent_id: str) -> None:
+        """Give back a slot (a claim lost, a conversation resolved or moved on)."""
+        await self._db.agents.update_one(
+            {"_id": agent_id, "load": {"$gt": 0}}, {"$inc": {"free": 1, "load": -1}}
+        )
+
+    async def count_assigned(self, agent_id: str) -> int:
+        return await self._db.threads.count_documents({"assignee": agent_id, "status": str(ThreadStatus.ASSIGNED)})
+
+    # --- claims and transitions ----------------------------------------------------------
+
+    async def claim_queued(
+        self, account_id: str, agent_id: str, now: datetime, **match: Any
+    ) -> Thread | None:
+        """Assign the most urgent queued thread matching ``match`` to ``agent_id``."""
+        doc = await self._db.threads.find_one_and_update(
+            {"account_id": account_id, "status": str(ThreadStatus.QUEUED), **match},
+            {"$set": {"status": str(ThreadStatus.ASSIGNED), "assignee": agent_id, "assigned_at": now}},
+            sort=QUEUE_ORDER,
+            return_document=ReturnDocument.AFTER,
+        )
+        return Thread.from_doc(doc) if doc else None
+
+    async def move_assignment(
+        self, thread_id: str, from_agent: str, to_agent: str, now: datetime
+    ) -> Thread | None:
+        doc = await self._db.threads.find_one_and_update(
+            {"_id": thread_id, "status": str(ThreadStatus.ASSIGNED), "assignee": from_agent},
+            {"$set": {"assignee": to_agent, "assigned_at": now, "last_assignee": from_agent}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return Thread.from_doc(doc) if doc else None
+
+    async def requeue(
+        self, thread_id: str, from_agent: str | None, team: str, reason: str, now: datetime
+    ) -> Thread | None:
+        """Put a thread back in the queue (from ``from_agent``, or re-route a queued one)."""
+        query: dict[str, Any] = {"_id": thread_id}
+        fields: dict[str, Any] = {
+            "status": str(ThreadStatus.QUEUED), "team": team, "queued_at": now, "escalation_reason": reason,
+        }
+        if from_agent is None:
+            query["status"] = str(ThreadStatus.QUEUED)
+        else:
+            query.update(status=str(ThreadStatus.ASSIGNED), assignee=from_agent)
+            fields["last_assignee"] = from_agent
+        doc = await self._db.threads.find_one_and_update(
+            query, {"$set": fields, "$unset": {"assignee": ""}}, return_document=ReturnDocument.AFTER
+        )
+        return Thread.from_doc(doc) if doc else None
+
+    async def resolve(self, thread_id: str, now: datetime, assignee: str | None) -> Thread | None:
+        """Close an open thread; returns it as it was *before*, so the caller can free its agent."""
+        query: dict[str, Any] = {"_id": thread_id, "status": {"$in": [str(ThreadStatus.QUEUED), str(ThreadStatus.ASSIGNED), str(ThreadStatus.BOT)]}}
+        if assignee is not None:
+            query["assignee"] = assignee
+        doc = await self._db.threads.find_one_and_update(
+            query,
+            {"$set": {"status": str(ThreadStatus.RESOLVED), "resolved_at": now},
+             "$unset": {"open_key": "", "awaiting_since": ""}},
+            return_document=ReturnDocument.BEFORE,
+        )
+        if doc is None:
+            return None
+        if doc.get("assignee"):
+            await self._db.threads.update_one(
+                {"_id": thread_id}, {"$set": {"last_assignee": doc["assignee"]}, "$unset": {"assignee": ""}}
+            )
+        return Thread.from_doc(doc)
+
+    async def last_resolved(self, contact_id: str, channel: str, since: datetime) -> Thread | None:
+        docs = await self._db.threads.find(
+            {"contact_id": contact_id, "channel": channel, "status": str(ThreadStatus.RESOLVED)}
+        ).sort("resolved_at", DESCENDING).limit(1).to_list()
+        thread = Thread.from_doc(docs[0]) if docs else None  # (from_doc reads dates stored as text)
+        if thread is None or thread.resolved_at is None or thread.resolved_at < since:
+            return None
+        return thread
+
+    async def reopen(self, thread: Thread, assignee: str | None, now: datetime) -> Thread | None:
+        """Reopen a resolved thread to ``assignee`` (or to the queue); ``None`` if it changed
+        meanwhile or another thread is already open for the contact on that channel."""
+        fields: dict[str, Any] = {
+            "open_key": f"{thread.contact_id}:{thread.channel}", "reopened_at": now, "last_message_at": now,
+            "queued_at": now, "escalation_reason": "reopened",
+        }
+        if assignee:
+            fields.update(status=str(ThreadStatus.ASSIGNED), assignee=assignee, assigned_at=now)
+        else:
+            fields["status"] = str(ThreadStatus.QUEUED)
+        try:
+            doc = await self._db.threads.find_one_and_update(
+                {"_id": thread.id, "status": str(ThreadStatus.RESOLVED)},
+                {"$set": fields, "$unset": {"resolved_at": ""}},
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            return None
+        return Thread.from_doc(doc) if doc else None
+
+    async def set_thread_fields(self, thread_id: str, **values: Any) -> Thread | None:
+        doc = await self._db.threads.find_one_and_update(
+            {"_id": thread_id}, {"$set": values}, return_document=ReturnDocument.AFTER
+        )
+        return Thread.from_doc(doc) if doc else None
+
+    # --- response times ------------------------------------------------------------------
+
+    async def mark_customer_waiting(self, thread_id: str, since: datetime) -> None:
+        """The customer wrote: the next-response clock starts, unless it already runs."""
+        await self._db.threads.update_one(
+            {"_id": thread_id, "awaiting_since": {"$exists": False}}, {"$set": {"awaiting_since": since}}
+        )
+
+    async def mark_agent_replied(self, thread_id: str, now: datetime) -> None:
+        await self._db.threads.update_one(
+            {"_id": thread_id, "first_response_at": {"$exists": False}}, {"$set": {"first_response_at": now}}
+        )
+        await self._db.threads.update_one({"_id": thread_id}, {"$unset": {"awaiting_since": ""}})
+
+    # --- console reads -------------------------------------------------------------------
+
+    async def queued_threads(self, account_id: str, limit: int = 200) -> list[Thread]:
+        docs = await self._db.threads.find(
+            {"account_id": account_id, "status": str(ThreadStatus.QUEUED)}
+        ).sort(QUEUE_ORDER).limit(limit).to_list()
+        return [Thread.from_doc(doc) for doc in docs]
+
+    async def assigned_threads(self, agent_id: str) -> list[Thread]:
+        docs = await self._db.threads.find(
+            {"assignee": agent_id, "status": str(ThreadStatus.ASSIGNED)}
+        ).sort("last_message_at", DESCENDING).limit(200).to_list()
+        return [Thread.from_doc(doc) for doc in docs]
+
+    async def get_contact(self, contact_id: str) -> Contact | None:
+        doc = await self._db.contacts.find_one({"_id": contact_id})
+        return Contact.from_doc(doc) if doc else None
+
+    async def contacts_by_id(self, contact_ids: list[str]) -> dict[str, Contact]:
+        docs = await self._db.contacts.find({"_id": {"$in": contact_ids}}).to_list()
+        return {str(doc["_id"]): Contact.from_doc(doc) for doc in docs}
+
+    async def contact_threads(self, contact_id: str) -> list[Thread]:
+        docs = await self._db.threads.find({"contact_id": contact_id}).sort("opened_at", ASCENDING).to_list()
+        return [Thread.from_doc(doc) for doc in docs]
+
+    async def contact_messages(self, contact_id: str, limit: int = 300) -> list[Message]:
+        """The contact's newest ``limit`` messages on every channel, oldest first."""
+        docs = await self._db.messages.find({"contact_id": contact_id}).sort(
+            "created_at", DESCENDING).limit(limit).to_list()
+        return [Message.from_doc(doc) for doc in reversed(docs)]
+
+    # --- the timeline --------------------------------------------------------------------
+
+    async def add_timeline(self, entry: TimelineEntry) -> None:
+        await self._db.timeline.insert_one(entry.to_doc())
+
+    async def contact_timeline(self, contact_id: str, limit: int = 300) -> list[TimelineEntry]:
+        docs = await self._db.timeline.find({"contact_id": contact_id}).sort(
+            "at", DESCENDING).limit(limit).to_list()
+        return [TimelineEntry.from_doc(doc) for doc in reversed(docs)]
+
+    # --- the event log (live console fan-out across processes) ---------------------------
+
+    async def emit_event(self, account_id: str, kind: str, now: datetime, **fields: Any) -> None:
+        await self._db.events.insert_one(
+            {"_id": f"evt_{ObjectId()}", "account_id": account_id, "kind": kind, "at_ms": epoch_ms(now), **fields}
+        )
+
+    async def events_since(self, at_ms: int, limit: int = 500) -> list[dict[str, Any]]:
+        return await self._db.events.find({"at_ms": {"$gte": at_ms}}).sort("at_ms", ASCENDING).limit(limit).to_list()
+
+    async def prune_events(self, before_ms: int) -> None:
+        await self._db.events.delete_many({"at_ms": {"$lt": before_ms}})
+
+    async def watch_events(self) -> AsyncIterator[dict[str, Any]]:
+        """New events as the store's change stream reports them (inserts only, so the embedded
+        server's missing ``updateDescription`` does not matter)."""
+        async with await self._db.events.watch([{"$match": {"operationType": "insert"}}]) as stream:
+            async for change in stream:
+                doc = change.get("fullDocument")
+                if doc:
+                    yield doc

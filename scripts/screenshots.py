@@ -1,0 +1,93 @@
+"""Screenshots of the agent console for the README: docs/console-*.png.
+
+Run with ``.venv/bin/python scripts/screenshots.py``; it starts a router on a throwaway embedded
+store, fills it with a few conversations, and drives Debian's headless Chromium through Playwright.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+from aiohttp.test_utils import TestServer
+from playwright.async_api import async_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.app import create_app  # noqa: E402
+from bot.keys import PIPELINE, QUEUE, SHIFTS, STORE  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from bot.web.auth import add_agent  # noqa: E402
+from conversations.embedded import EmbeddedMongo  # noqa: E402
+from conversations.models import Identity, Inbound, Role  # noqa: E402
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+CUSTOMERS = [
+    ("v-anna", "Anna Bērziņa", ["Hi! My parcel 58211 says delivered but it is not here.", "It was supposed to come yesterday."]),
+    ("v-mark", "Mark Taylor", ["Can I change the delivery address of order 7741?"]),
+    ("v-ilze", "Ilze", ["<b>Urgent</b>: card charged twice <img src=x onerror=alert(1)>"]),
+    ("v-john", "John", ["Do you ship to Lithuania?"]),
+]
+
+
+async def populate(app: object) -> None:
+    store, queue, pipeline = app[STORE], app[QUEUE], app[PIPELINE]  # type: ignore[index]
+    await store.put_canned("default", "thanks", "Thank you for your patience! Anything else I can help with?")
+    await store.put_canned("default", "track", "You can track your parcel at any time on our website.")
+    agent, _ = await add_agent(store, "default", "laura", name="Laura", role=Role.AGENT, teams=["support"], password="laura-demo-pass")
+    await add_agent(store, "default", "peteris", name="Pēteris", role=Role.AGENT, teams=["billing"], password="x" * 12)
+    for visitor, name, texts in CUSTOMERS:
+        for n, text in enumerate(texts):
+            _, task = await pipeline.receive(Inbound("default", "webchat", f"{visitor}:{n}", Identity("webchat", visitor),
+                                                     text, sender_name=name))
+            await task
+    await app[SHIFTS].start(agent)  # type: ignore[index]
+    anna = (await store.queued_threads("default"))[0]
+    await store.set_thread_fields((await store.queued_threads("default"))[2].id, priority=2)
+    await queue.take(agent, anna.id)
+    await queue.answer(anna.id, agent, "Hello Anna, I am sorry to hear that. Let me check with the courier.", "demo-0001")
+    await queue.note(anna.id, agent, "Courier says: left at the reception desk. Ask her to check there.")
+    await queue.set_labels(anna.id, agent, ["delivery", "vip"])
+    return anna.id  # type: ignore[return-value]
+
+
+async def main() -> None:
+    DOCS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        embedded = EmbeddedMongo(Path(tmp))
+        await embedded.start()
+        settings = Settings().replace("store", mongodb_uri=embedded.uri, database="shots")
+        server = TestServer(create_app(settings))
+        await server.start_server()
+        try:
+            thread_id = await populate(server.app)
+            base = f"http://127.0.0.1:{server.port}"
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+                page = await (await browser.new_context(viewport={"width": 1360, "height": 820})).new_page()
+                await page.goto(f"{base}/login")
+                await page.screenshot(path=str(DOCS / "console-login.png"))
+                await page.fill("input[name=login]", "laura")
+                await page.fill("input[name=password]", "laura-demo-pass")
+                await page.click("button[type=submit]")
+                await page.goto(f"{base}/console?thread={thread_id}")
+                await page.wait_for_selector("#history .item--agent .delivery")
+                await page.fill("#reply-text", "/t")
+                await page.dispatch_event("#reply-text", "input")
+                await page.wait_for_timeout(500)
+                await page.screenshot(path=str(DOCS / "console-thread.png"))
+                await page.click("button[name=lang][value=lv]")
+                await page.goto(f"{base}/console?thread={thread_id}")
+                await page.wait_for_timeout(500)
+                await page.screenshot(path=str(DOCS / "console-thread-lv.png"))
+                await browser.close()
+        finally:
+            await server.close()
+            await embedded.stop()
+    print("wrote", ", ".join(sorted(p.name for p in DOCS.glob("console-*.png"))))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

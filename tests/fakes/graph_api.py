@@ -1,0 +1,87 @@
+"""A local WhatsApp Cloud API (Graph API) server for pywa's async client pointed at it.
+
+It records every request (path and JSON body), answers ``/messages`` with a fresh ``wamid``,
+serves media (``GET /{media-id}`` then the URL it names), and can fail the next requests with
+Meta's error bodies: 429 (code 130429, optional ``Retry-After``), 500, or any code (131047, ...).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from tests.fakes import LocalServer
+
+PHONE_NUMBER_ID = "106540352242922"
+ACCESS_TOKEN = "EAAG-test-access-token"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    body: dict[str, Any]
+    authorization: str
+    at: float
+
+
+class FakeGraphAPI(LocalServer):
+    def __init__(self, token: str = ACCESS_TOKEN) -> None:
+        super().__init__()
+        self.token = token
+        self.requests: list[Request] = []
+        self.media: dict[str, tuple[bytes, str]] = {}
+        self._failures: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+        self._ids = itertools.count(1)
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/{version}/{phone_id}/messages", self._messages)
+        app.router.add_get("/{version}/{media_id}", self._media_info)
+        app.router.add_get("/media-files/{media_id}", self._media_file)
+
+    def fail_next(self, status: int, code: int | None = None, times: int = 1, retry_after: int | None = None,
+                  message: str = "") -> None:
+        code = code if code is not None else {429: 130429, 500: 131000}.get(status, 100)
+        body = {"error": {"message": message or f"(#{code}) fake failure", "type": "OAuthException", "code": code,
+                          "fbtrace_id": "AbCdEf"}}
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        self._failures += [(status, body, headers)] * times
+
+    def sent(self) -> list[dict[str, Any]]:
+        return [r.body for r in self.requests if r.path.endswith("/messages")]
+
+    def _authorised(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == f"Bearer {self.token}"
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        self.requests.append(Request("POST", request.path, body, request.headers.get("Authorization", ""), time.monotonic()))
+        if not self._authorised(request):
+            return web.json_response({"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}, status=401)
+        if self._failures:
+            status, error, headers = self._failures.pop(0)
+            return web.json_response(error, status=status, headers=headers)
+        wamid = f"wamid.FAKE{next(self._ids):06d}"
+        return web.json_response({"messaging_product": "whatsapp",
+                                  "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
+                                  "messages": [{"id": wamid}]})
+
+    async def _media_info(self, request: web.Request) -> web.Response:
+        media_id = request.match_info["media_id"]
+        self.requests.append(Request("GET", request.path, {}, request.headers.get("Authorization", ""), time.monotonic()))
+        if media_id not in self.media or not self._authorised(request):
+            return web.json_response({"error": {"message": "Unsupported get request.", "type": "GraphMethodException", "code": 100}}, status=400)
+        data, mime = self.media[media_id]
+        return web.json_response({"messaging_product": "whatsapp", "url": f"{self.url}/media-files/{media_id}",
+                                  "mime_type": mime, "sha256": "0" * 64, "file_size": len(data), "id": media_id})
+
+    async def _media_file(self, request: web.Request) -> web.Response:
+        if not self._authorised(request):
+            raise web.HTTPUnauthorized()
+        data, mime = self.media[request.match_info["media_id"]]
+        return web.Response(body=data, content_type=mime)
+

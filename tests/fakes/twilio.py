@@ -1,0 +1,97 @@
+"""A fake Twilio on 127.0.0.1: the Messages REST resource the ``twilio`` client calls, and the
+webhook side (form posts signed with ``X-Twilio-Signature`` exactly as Twilio signs them)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import BasicAuth, web
+from aiohttp.test_utils import TestClient
+from twilio.request_validator import RequestValidator
+
+from conversations.models import utcnow
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
+AUTH_TOKEN = "f0e1d2c3b4a5968778695a4b3c2d1e0f"
+PUBLIC_URL = "https://router.example.com"  # the router behind a proxy, as Twilio sees it
+
+
+def fixture(kind: str, name: str, **changes: str) -> dict[str, str]:
+    """A recorded webhook's form fields, with some changed."""
+    params: dict[str, str] = json.loads((FIXTURES / kind / f"{name}.json").read_text())
+    params.update(changes)
+    return params
+
+
+def signature(url: str, params: Mapping[str, str], token: str = AUTH_TOKEN) -> str:
+    return str(RequestValidator(token).compute_signature(url, dict(params)))
+
+
+async def post_webhook(
+    client: TestClient, path: str, params: Mapping[str, str], *, sign_url: str | None = None,
+    token: str = AUTH_TOKEN, headers: Mapping[str, str] | None = None,
+) -> Any:
+    """POST a form to the router as Twilio does, signed over the public URL."""
+    url = sign_url if sign_url is not None else PUBLIC_URL + path
+    sent = {"X-Twilio-Signature": signature(url, params, token), **(headers or {})}
+    return await client.post(path, data=dict(params), headers=sent)
+
+
+class FakeTwilio:
+    """``POST /2010-04-01/Accounts/{sid}/Messages.json``. ``failures`` scripts the next answers'
+    errors; ``fail_on`` the error of the n-th call (counted from 1 in ``calls``)."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, str]] = []
+        self.failures: list[tuple[int, dict[str, Any]]] = []
+        self.fail_on: dict[int, tuple[int, dict[str, Any]]] = {}
+        self.calls = 0
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> str:
+        app = web.Application()
+        app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._create_message)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def bodies_to(self, number: str) -> list[str]:
+        return [m["Body"] for m in self.sent if m["To"] == number]
+
+    async def _create_message(self, request: web.Request) -> web.Response:
+        auth = BasicAuth.decode(request.headers.get("Authorization", ""))
+        if (auth.login, auth.password) != (ACCOUNT_SID, AUTH_TOKEN) or request.match_info["account"] != ACCOUNT_SID:
+            return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+        form = await request.post()
+        self.calls += 1
+        if self.failures or self.calls in self.fail_on:
+            status, body = self.fail_on.pop(self.calls, None) or self.failures.pop(0)
+            return web.json_response({"status": status, **body}, status=status)
+        sid = "SM" + uuid.uuid4().hex
+        record = {key: str(form[key]) for key in form}
+        record["Sid"] = sid
+        self.sent.append(record)
+        now = format_datetime(utcnow())
+        return web.json_response({
+            "sid": sid, "account_sid": ACCOUNT_SID, "to": record.get("To"), "from": record.get("From"),
+            "messaging_service_sid": record.get("MessagingServiceSid"), "body": record.get("Body"),
+            "status": "queued", "num_segments": "1", "num_media": "0", "direction": "outbound-api",
+            "api_version": "2010-04-01", "date_created": now, "date_updated": now, "date_sent": None,
+            "price": None, "error_code": None, "error_message": None,
+            "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json",
+        }, status=201)
