@@ -42,7 +42,10 @@ def agent_add(args: argparse.Namespace, settings: Settings) -> int:
     account = args.account or settings.account.id
 
     async def work(store: Store) -> int:
-        if await store.get_account(account) is None:
+        if account == settings.account.id:  # a fresh install: before the first `serve`
+            await store.ensure_indexes()
+            await store.ensure_account(account, settings.account.name, utcnow())
+        elif await store.get_account(account) is None:
             raise CliError(f"no account {account!r}", code=2)
         agent, secret = await add_agent(
             store, account, login, name=args.display_name, role=Role(args.role), teams=teams,

@@ -9,7 +9,6 @@ flight drains, the store closes, the embedded server stops.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -22,6 +21,7 @@ from bot.keys import (
     ADAPTERS, DISPATCHER, EMBEDDED, METRICS, NLU, OUTBOX, PIPELINE, QUEUE, RESPONSES, SETTINGS, SHIFTS, STORE,
 )
 from bot.logs import log_event
+from bot.tasks import stop_tasks
 from bot.metrics import Metrics
 from bot.nlu.responses import load_responses
 from bot.nlu.service import NluService
@@ -88,7 +88,10 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.ensure_account(settings.account.id, settings.account.name, utcnow())
         yield
     finally:
-        await store.close()
+        try:
+            await asyncio.wait_for(store.close(), timeout=10)
+        except TimeoutError:
+            log_event(log, "store.close_timeout", logging.WARNING)
         if embedded is not None:
             await embedded.stop()
 
@@ -138,10 +141,6 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await pipeline.drain()
         await outbox.drain()
-        for worker in workers:
-            worker.cancel()
-        for worker in workers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        await stop_tasks(workers)
         for adapter in adapters.values():
             await adapter.close()

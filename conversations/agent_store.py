@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from conversations.console_models import CannedResponse, Session, Shift
-from conversations.models import Agent, Presence
+from conversations.models import Agent, Presence, load_time, stored
 
 AGENT_INDEXES: dict[str, list[IndexModel]] = {
     "sessions": [IndexModel([("agent_id", ASCENDING)])],
@@ -149,8 +149,9 @@ class AgentStore:
         doc = await self._db.shifts.find_one({"open_key": agent_id})
         if doc is None:
             return None
-        started: datetime = doc["started_at"]
-        fields: dict[str, Any] = {"ended_at": now, "duration_s": int((now - started).total_seconds())}
+        started = load_time(doc["started_at"])
+        assert started is not None
+        fields: dict[str, Any] = {"ended_at": stored(now), "duration_s": int((now - started).total_seconds())}
         if location is not None:
             fields["end_location"] = location
         closed = await self._db.shifts.find_one_and_update(
@@ -163,7 +164,7 @@ class AgentStore:
     async def list_shifts(
         self, account_id: str, since: datetime, until: datetime, agent_id: str | None = None
     ) -> list[Shift]:
-        query: dict[str, Any] = {"account_id": account_id, "started_at": {"$gte": since, "$lt": until}}
+        query: dict[str, Any] = {"account_id": account_id, "started_at": {"$gte": stored(since), "$lt": stored(until)}}
         if agent_id:
             query["agent_id"] = agent_id
         docs = await self._db.shifts.find(query).sort("started_at", DESCENDING).limit(5000).to_list()

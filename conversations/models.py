@@ -284,6 +284,12 @@ def load_time(value: Any) -> datetime | None:
     raise TypeError(f"not a stored time: {value!r}")
 
 
+def stored(value: Any) -> Any:
+    """A value as the store keeps it: times as epoch ms, enums as strings, records as documents.
+    Wrap what goes into ``$set`` and into query comparisons with it."""
+    return _dump(value)
+
+
 def _dump(value: Any) -> Any:
     if isinstance(value, datetime):
         return epoch_ms(value)

@@ -19,7 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from conversations.console_models import TimelineEntry
-from conversations.models import Agent, Contact, Message, Presence, Thread, ThreadStatus, epoch_ms
+from conversations.models import Agent, Contact, Message, Presence, Thread, ThreadStatus, epoch_ms, stored
 
 QUEUE_INDEXES: dict[str, list[IndexModel]] = {
     "timeline": [IndexModel([("contact_id", ASCENDING), ("at", ASCENDING)])],
@@ -66,7 +66,7 @@ class QueueStore:
         """Assign the most urgent queued thread matching ``match`` to ``agent_id``."""
         doc = await self._db.threads.find_one_and_update(
             {"account_id": account_id, "status": str(ThreadStatus.QUEUED), **match},
-            {"$set": {"status": str(ThreadStatus.ASSIGNED), "assignee": agent_id, "assigned_at": now}},
+            {"$set": {"status": str(ThreadStatus.ASSIGNED), "assignee": agent_id, "assigned_at": stored(now)}},
             sort=QUEUE_ORDER,
             return_document=ReturnDocument.AFTER,
         )
@@ -77,7 +77,7 @@ class QueueStore:
     ) -> Thread | None:
         doc = await self._db.threads.find_one_and_update(
             {"_id": thread_id, "status": str(ThreadStatus.ASSIGNED), "assignee": from_agent},
-            {"$set": {"assignee": to_agent, "assigned_at": now, "last_assignee": from_agent}},
+            {"$set": {"assignee": to_agent, "assigned_at": stored(now), "last_assignee": from_agent}},
             return_document=ReturnDocument.AFTER,
         )
         return Thread.from_doc(doc) if doc else None
@@ -96,7 +96,7 @@ class QueueStore:
             query.update(status=str(ThreadStatus.ASSIGNED), assignee=from_agent)
             fields["last_assignee"] = from_agent
         doc = await self._db.threads.find_one_and_update(
-            query, {"$set": fields, "$unset": {"assignee": ""}}, return_document=ReturnDocument.AFTER
+            query, {"$set": stored(fields), "$unset": {"assignee": ""}}, return_document=ReturnDocument.AFTER
         )
         return Thread.from_doc(doc) if doc else None
 
@@ -107,7 +107,7 @@ class QueueStore:
             query["assignee"] = assignee
         doc = await self._db.threads.find_one_and_update(
             query,
-            {"$set": {"status": str(ThreadStatus.RESOLVED), "resolved_at": now},
+            {"$set": {"status": str(ThreadStatus.RESOLVED), "resolved_at": stored(now)},
              "$unset": {"open_key": "", "awaiting_since": ""}},
             return_document=ReturnDocument.BEFORE,
         )
@@ -123,7 +123,7 @@ class QueueStore:
         docs = await self._db.threads.find(
             {"contact_id": contact_id, "channel": channel, "status": str(ThreadStatus.RESOLVED)}
         ).sort("resolved_at", DESCENDING).limit(1).to_list()
-        thread = Thread.from_doc(docs[0]) if docs else None  # (from_doc reads dates stored as text)
+        thread = Thread.from_doc(docs[0]) if docs else None
         if thread is None or thread.resolved_at is None or thread.resolved_at < since:
             return None
         return thread
@@ -142,7 +142,7 @@ class QueueStore:
         try:
             doc = await self._db.threads.find_one_and_update(
                 {"_id": thread.id, "status": str(ThreadStatus.RESOLVED)},
-                {"$set": fields, "$unset": {"resolved_at": ""}},
+                {"$set": stored(fields), "$unset": {"resolved_at": ""}},
                 return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
@@ -151,7 +151,7 @@ class QueueStore:
 
     async def set_thread_fields(self, thread_id: str, **values: Any) -> Thread | None:
         doc = await self._db.threads.find_one_and_update(
-            {"_id": thread_id}, {"$set": values}, return_document=ReturnDocument.AFTER
+            {"_id": thread_id}, {"$set": stored(values)}, return_document=ReturnDocument.AFTER
         )
         return Thread.from_doc(doc) if doc else None
 
@@ -160,12 +160,12 @@ class QueueStore:
     async def mark_customer_waiting(self, thread_id: str, since: datetime) -> None:
         """The customer wrote: the next-response clock starts, unless it already runs."""
         await self._db.threads.update_one(
-            {"_id": thread_id, "awaiting_since": {"$exists": False}}, {"$set": {"awaiting_since": since}}
+            {"_id": thread_id, "awaiting_since": {"$exists": False}}, {"$set": {"awaiting_since": stored(since)}}
         )
 
     async def mark_agent_replied(self, thread_id: str, now: datetime) -> None:
         await self._db.threads.update_one(
-            {"_id": thread_id, "first_response_at": {"$exists": False}}, {"$set": {"first_response_at": now}}
+            {"_id": thread_id, "first_response_at": {"$exists": False}}, {"$set": {"first_response_at": stored(now)}}
         )
         await self._db.threads.update_one({"_id": thread_id}, {"$unset": {"awaiting_since": ""}})
 

@@ -107,3 +107,59 @@ async def test_serve_runs_on_the_embedded_store_and_stops_cleanly(tmp_path: Path
         pass
     else:
         raise AssertionError("the embedded store outlived the router")
+
+
+async def test_agents_added_from_the_terminal_can_log_in_and_the_first_admin_is_shown_once(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")}
+    code, out, err = await run("agent", "add", "laura", "--team", "support", "--capacity", "3", cwd=tmp_path, env=env)
+    assert code == 0, err  # a fresh install, no router running: the command starts the store itself
+    assert out.splitlines()[0] == "added agent 'laura' (capacity 3, teams support) to account 'default'"
+    password = out.splitlines()[1].split()[1]
+    code, _, err = await run("agent", "add", "laura", cwd=tmp_path, env=env)
+    assert code == 2 and "already exists" in err
+    code, _, err = await run("agent", "add", "Not A Name!", cwd=tmp_path, env=env)
+    assert code == 2 and "bad agent name" in err
+
+    async def serve_once() -> tuple[str, int]:
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            OMNIROUTER, "serve", "--port", str(port), cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        assert process.stdout is not None
+        banner = ""
+        while "Stop with Ctrl+C" not in banner:
+            banner += (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        try:
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+                login_page = await (await session.get(f"http://127.0.0.1:{port}/login")).text()
+                token = login_page.split('name="csrf_token" value="')[1].split('"')[0]
+                response = await session.post(f"http://127.0.0.1:{port}/login", allow_redirects=False,
+                                              data={"login": "laura", "password": password, "csrf_token": token})
+                status = response.status
+        finally:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), 30)
+        return banner, status
+
+    # laura exists already, so no first-run admin is made; she logs in with the printed password
+    banner, status = await serve_once()
+    assert status == 303 and "first run" not in banner
+
+
+async def test_serve_prints_the_first_admins_password_once(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")}
+    banners = []
+    for _ in range(2):
+        port = free_port()
+        process = await asyncio.create_subprocess_exec(
+            OMNIROUTER, "serve", "--port", str(port), cwd=tmp_path, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        assert process.stdout is not None
+        banner = ""
+        while "Stop with Ctrl+C" not in banner:
+            banner += (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
+        banners.append(banner)
+    assert "first run: log in as 'admin' with password '" in banners[0]
+    assert "first run" not in banners[1]

@@ -27,6 +27,7 @@ from bot.nlu.remote import NluUnavailable, RasaClient
 from bot.nlu.trainer import TrainRequest, train_version
 from bot.nlu.training import TrainingError, TrainOptions
 from bot.settings import NluSettings
+from bot.tasks import stop_tasks
 from conversations.models import epoch_ms, utcnow
 from conversations.store import Store, StoreUnavailable
 
@@ -82,11 +83,7 @@ class NluService:
         self._spawn(self._watch())
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks(list(self._tasks))
         if self._remote is not None:
             await self._remote.close()
         self._parser.shutdown(wait=False, cancel_futures=True)

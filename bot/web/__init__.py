@@ -4,19 +4,19 @@ admin pages, static files."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
-from bot.keys import CONSOLE_HUB, EMBEDDED, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
+from bot.tasks import stop_tasks
+from bot.keys import CONSOLE_HUB, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
 from bot.web import admin, api, console, login, nlu_api, ops, replies
 from bot.web.auth import LoginLimiter, add_agent
 from bot.web.live import ConsoleHub, LiveFeed
 from bot.web.pages import setup_templates
-from bot.web.wa_templates import TEMPLATES, NoTemplates
+from bot.web.wa_templates import TEMPLATES, ChannelTemplates
 from conversations.models import Role
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -38,7 +38,7 @@ def setup_web(app: web.Application) -> None:
     app.router.add_static("/static", STATIC, append_version=True)
     setup_templates(app)
     if TEMPLATES not in app:
-        app[TEMPLATES] = NoTemplates()
+        app[TEMPLATES] = ChannelTemplates(app)
     app.cleanup_ctx.append(_console_ctx)
     app.on_shutdown.append(_close_consoles)
 
@@ -52,14 +52,12 @@ async def _console_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CONSOLE_HUB] = hub
     mode = settings.console.live_feed
     if mode == "auto":
-        mode = "poll" if app[EMBEDDED] is not None else "change_stream"
+        mode = "poll" if await store.is_embedded_server() else "change_stream"
     feed = asyncio.create_task(LiveFeed(store, mode, settings.console.poll_interval).run(hub.deliver), name="live-feed")
     try:
         yield
     finally:
-        feed.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await feed
+        await stop_tasks([feed])
 
 
 async def _first_admin(app: web.Application) -> tuple[str, str] | None:

@@ -6,7 +6,6 @@ configured, only clients on the loopback interface are served.
 
 from __future__ import annotations
 
-import hmac
 import json
 import ipaddress
 from collections.abc import Awaitable, Callable
@@ -14,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.handlers.signatures import same_secret
 from bot.keys import OUTBOX, SETTINGS, STORE
 from bot.web.errors import json_error
 from conversations.models import Message, OutboxItem, OutboxState, Thread, from_epoch_ms, utcnow
@@ -25,7 +25,7 @@ def _authorised(request: web.Request) -> web.Response | None:
     token = request.app[SETTINGS].api.token
     if token:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        if not same_secret(given, token):
             return json_error(401, "unauthorized", "send Authorization: Bearer <api.token>")
         return None
     try:
@@ -45,10 +45,16 @@ def guarded(handler: Handler) -> Handler:
 
 
 def _limit(request: web.Request, default: int = 100, most: int = 1000) -> int:
-    raw = request.query.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    value = small_int(request.query.get("limit", str(default)))
+    if value is None or not 1 <= value <= most:
         raise web.HTTPBadRequest(text=f"limit must be an integer from 1 to {most}")
-    return int(raw)
+    return value
+
+
+def small_int(raw: str) -> int | None:
+    """``raw`` as a non-negative integer of ASCII digits (``"²"`` is a digit to ``str.isdigit``
+    but not to ``int``), or ``None``."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
 
 
 def outbox_json(item: OutboxItem) -> dict[str, Any]:

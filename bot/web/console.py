@@ -22,7 +22,7 @@ from bot.web.live import ConsoleSocket
 from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
 from bot.web.views import my_rows, queue_rows, thread_view
 from bot.web.wa_templates import TEMPLATES
-from conversations.models import Agent, Role, Thread
+from conversations.models import Agent, Role, Thread, utcnow
 
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _LABEL = re.compile(r"^[\w][\w .:-]{0,31}$")
@@ -223,10 +223,16 @@ async def _template(request: web.Request, agent: Agent, thread_id: str, form: An
         return plain(404, "no such conversation")
     if agent.role != Role.ADMIN and thread.assignee != agent.id:
         return plain(403, "take the conversation first")
+    nonce = str(form.get("nonce", ""))
+    if not _NONCE.match(nonce):
+        return plain(400, "reload the page: the form is missing its nonce")
+    raw = str(form.get("parameters", "")).strip()
+    parameters = [value.strip() for value in raw.split(",")] if raw else []
     try:
-        await request.app[TEMPLATES].send(thread, agent, str(form.get("template", "")), str(form.get("language", "")))
+        await request.app[TEMPLATES].send(thread, agent, str(form.get("template", "")), parameters, nonce)
     except LookupError as exc:
         return _back(request, thread_id, str(exc))
+    await request.app[STORE].mark_agent_replied(thread.id, utcnow())
     return _back(request, thread_id)
 
 

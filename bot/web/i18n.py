@@ -74,6 +74,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "template": ("Template", "Veidne"),
     "send_template": ("Send template", "Sūtīt veidni"),
     "no_templates": ("No templates are available for this channel.", "Šim kanālam nav pieejamu veidņu."),
+    "template_parameters": ("Parameters (comma-separated)", "Parametri (atdalīti ar komatu)"),
     "new_assignment": ("New conversation", "Jauna saruna"),
     "agents": ("Agents", "Aģenti"),
     "add_agent": ("Add agent", "Pievienot aģentu"),

@@ -153,3 +153,4 @@ async def test_console_sockets_refuse_other_origins(client: TestClient) -> None:
 
 def test_every_console_text_has_latvian() -> None:
     assert all(en and lv for en, lv in TEXT.values())
+
