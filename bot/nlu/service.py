@@ -57,6 +57,7 @@ class NluService:
             if settings.engine == "rasa" else None
         )
         self.owner = f"nlu-{uuid.uuid4().hex[:12]}"
+        self._closing = False
 
     @property
     def enabled(self) -> bool:
@@ -83,6 +84,7 @@ class NluService:
         self._spawn(self._watch())
 
     async def close(self) -> None:
+        self._closing = True
         await stop_tasks(list(self._tasks))
         if self._remote is not None:
             await self._remote.close()
@@ -146,9 +148,13 @@ class NluService:
             return True
 
     async def _watch(self) -> None:
-        while True:
+        # ends on the flag too: the driver can swallow a cancellation while it waits for a hung
+        # server, and the loop must not outlive the service
+        while not self._closing:
             await asyncio.sleep(self.settings.reload_interval)
             for account_id in list(self._loaded):
+                if self._closing:
+                    return
                 try:
                     await self.refresh(account_id)
                 except StoreUnavailable:
