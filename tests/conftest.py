@@ -38,6 +38,7 @@ def make_settings(uri: str, database: str, **sections: dict[str, Any]) -> Settin
         "outbox": {"poll_interval": 0.05, "base_delay": 0.01, "max_delay": 0.05},
         "dispatch": {"sweep_interval": 0.1},
         "webchat": {"secret": "test-secret"},
+        "nlu": {"auto_train": False, "reload_interval": 0.1},
     }
     for section, values in sections.items():
         fast.setdefault(section, {}).update(values)

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot.tasks import stop_tasks
 from bot.keys import CONSOLE_HUB, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
-from bot.web import admin, admin_privacy, admin_reports, api, console, login, ops, replies
+from bot.web import admin, admin_privacy, admin_reports, api, console, login, nlu_api, ops, replies
 from bot.web.auth import LoginLimiter, add_agent
 from bot.web.live import ConsoleHub, LiveFeed
 from bot.web.pages import setup_templates
@@ -29,6 +29,7 @@ async def _index(request: web.Request) -> web.StreamResponse:
 def setup_web(app: web.Application) -> None:
     app.add_routes(ops.routes())
     app.add_routes(api.routes())
+    app.add_routes(nlu_api.routes())
     app.add_routes(replies.routes())
     app.add_routes(login.routes())
     app.add_routes(console.routes())
