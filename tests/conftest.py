@@ -3,7 +3,9 @@ socket), a fresh database per test, and the router application on a real TCP por
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,6 +18,21 @@ from bot.app import create_app
 from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
 from conversations.store import Store
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def no_task_outlives_the_tests() -> AsyncIterator[None]:
+    """After the last test, every task a test left behind must stop when cancelled: one that does
+    not would hang the session's event loop at exit, so it is named here instead."""
+    yield
+    current = asyncio.current_task()
+    left = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    for task in left:
+        task.cancel()
+    _, pending = await asyncio.wait(left, timeout=10) if left else (set(), set())
+    for task in pending:
+        task.print_stack(file=sys.stderr)
+    assert not pending, f"tasks ignored cancellation: {sorted(t.get_name() for t in pending)}"
 
 
 @pytest.fixture(scope="session")
