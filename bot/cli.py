@@ -20,6 +20,7 @@ from bot.cli_channels import BUILDERS, ChannelCliError, add_telegram_commands, s
 from bot.agents_cli import agent_add as _agent_add
 from bot.keys import FIRST_ADMIN
 from bot.logs import configure_logging
+from bot.secret_key import SecretKeyError
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.embedded import EmbeddedStoreError
 from conversations.store import StoreUnavailable
@@ -116,6 +117,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_run_server(settings))
     except EmbeddedStoreError as exc:
         raise CliError(str(exc)) from None
+    except SecretKeyError as exc:
+        raise CliError(str(exc), code=2) from None
     except StoreUnavailable:
         where = settings.store.mongodb_uri or "the embedded store"
         raise CliError(f"cannot reach the store at {_redact(where)}; is MongoDB running?") from None

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.logs import log_event
 from bot.metrics import Metrics
@@ -38,6 +38,9 @@ from conversations.models import (
 )
 from conversations.store import Store, StoreError, StoreUnavailable
 
+if TYPE_CHECKING:
+    from bot.webhooks.events import ThreadEvents
+
 log = logging.getLogger("omnirouter.router.dispatch")
 
 NO_NLU = "no_nlu"
@@ -46,9 +49,11 @@ DIRECT = "direct_channel"  # the channel is configured to go straight to humans
 
 class Dispatcher:
     def __init__(
-        self, store: Store, queue: Queue, outbox: Outbox, metrics: Metrics, queued_notice: str
+        self, store: Store, queue: Queue, outbox: Outbox, metrics: Metrics, queued_notice: str,
+        events: ThreadEvents | None = None,
     ) -> None:
         self._store = store
+        self._events = events
         self._queue = queue
         self._outbox = outbox
         self._metrics = metrics
@@ -71,6 +76,8 @@ class Dispatcher:
         else:
             reason = DIRECT if self._queue.straight_to_humans(thread.channel) else NO_NLU
             decision = await self._to_queue(message, thread, reason)
+        if self._events is not None:  # before the decision is recorded: a replay publishes again
+            await self._publish(message, thread, decision)
         await self._store.finish_dispatch(message.id, decision)
         await self._queue.after_dispatch(message, thread, decision)
         self._metrics.decisions.labels(str(decision.action)).inc()
@@ -84,6 +91,15 @@ class Dispatcher:
             reason=decision.reason,
         )
         return decision
+
+    async def _publish(self, message: Message, thread: Thread, decision: Decision) -> None:
+        """The webhook events of this message; their ids derive from it, so a replay adds none."""
+        assert self._events is not None
+        if thread.opened_at == message.created_at:  # the recorder opened the thread for this message
+            await self._events.publish("thread.created", thread, f"created|{thread.id}")
+        await self._events.message(thread, message)
+        if decision.action == DecisionAction.QUEUED:
+            await self._events.publish("thread.queued", thread, f"queued|{message.id}", reason=decision.reason)
 
     async def _to_queue(self, message: Message, thread: Thread, reason: str) -> Decision:
         reason = str(message.meta.get("no_auto_reply") or reason)

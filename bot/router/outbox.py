@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.handlers.base import ChannelAdapter, PermanentSendError, RetryableSendError
 from bot.logs import log_event
@@ -25,6 +25,9 @@ from bot.metrics import Metrics
 from bot.settings import OutboxSettings
 from conversations.models import Identity, Message, OutboxItem, Thread, utcnow
 from conversations.store import Store, StoreUnavailable
+
+if TYPE_CHECKING:
+    from bot.webhooks.events import ThreadEvents
 
 log = logging.getLogger("omnirouter.router.outbox")
 
@@ -55,8 +58,10 @@ class Outbox:
         adapters: Mapping[str, ChannelAdapter],
         metrics: Metrics,
         settings: OutboxSettings,
+        events: ThreadEvents | None = None,
     ) -> None:
         self._store = store
+        self._events = events
         self._adapters = adapters
         self._metrics = metrics
         self._settings = settings
@@ -90,6 +95,8 @@ class Outbox:
             meta=meta,
         )
         self.wake()
+        if self._events is not None:
+            await self._events.message(thread, message)
         return message
 
     def wake(self) -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from bot.logs import log_event
 from bot.router.hours import BusinessHours, Sla
 from bot.settings import QueueSettings
+from bot.webhooks.events import who
 from conversations.console_models import TimelineEntry, TimelineKind
 from conversations.ids import new_id
 from conversations.models import (
@@ -34,7 +35,6 @@ from conversations.models import (
     DecisionAction,
     Identity,
     Message,
-    Role,
     SenderKind,
     Thread,
     ThreadStatus,
@@ -45,6 +45,7 @@ from conversations.store import Store, StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.router.outbox import Outbox
+    from bot.webhooks.events import ThreadEvents
 
 log = logging.getLogger("omnirouter.router.queue")
 
@@ -68,14 +69,16 @@ class Routing:
     hours: BusinessHours
     out_of_hours_reply: str
     record_location: bool
+    reopen_days: float = 7.0  # a customer writing again this soon reopens the resolved thread
 
 
 class Queue:
     def __init__(
         self, store: Store, settings: QueueSettings | None = None, outbox: Outbox | None = None,
-        record_location: bool = False,
+        record_location: bool = False, events: ThreadEvents | None = None,
     ) -> None:
         self._store = store
+        self._events = events
         self._settings = settings or QueueSettings()
         self._outbox = outbox
         self._record_location = record_location
@@ -151,6 +154,7 @@ class Queue:
             hours=hours,
             out_of_hours_reply=own.get("out_of_hours_reply", s.out_of_hours_reply),
             record_location=bool(own.get("record_location", self._record_location)),
+            reopen_days=float(own.get("reopen_days", s.reopen_days)),
         )
         self._routing[account_id] = (time.monotonic() + 3.0, routing)
         return routing
@@ -168,14 +172,14 @@ class Queue:
         thread = await self._open_thread(agent, thread_id)
         if thread.status != ThreadStatus.QUEUED:
             raise QueueError("taken", "someone else already took this conversation")
-        if agent.role != Role.ADMIN and thread.team and thread.team not in agent.teams:
+        if not agent.is_admin and thread.team and thread.team not in agent.teams:
             raise QueueError("other_team", f"this conversation waits for team {thread.team}", 403)
         return await self._claim_for(agent, {"_id": thread_id})
 
     async def take_next(self, agent: Agent) -> Thread | None:
         """The oldest of the most urgent queued threads the agent's teams may take."""
         match: dict[str, Any] = {}
-        if agent.role != Role.ADMIN:
+        if not agent.is_admin:
             match["team"] = {"$in": [None, "", *agent.teams]}
         try:
             return await self._claim_for(agent, match)
@@ -235,6 +239,7 @@ class Queue:
     async def _assigned(self, thread: Thread, agent: Agent, actor: Agent | None) -> None:
         await self._timeline(thread, TimelineKind.ASSIGNED, actor, agent.name, to=agent.id)
         await self._event(thread, "assigned", agent_id=agent.id)
+        await self._publish("thread.assigned", thread, agent=who(agent), by=who(actor))
         log_event(log, "queue.assigned", thread=thread.id, agent=agent.id, by=actor.id if actor else SYSTEM)
 
     # --- moving work on ------------------------------------------------------------------
@@ -254,6 +259,7 @@ class Queue:
             if moved is not None:
                 await self._timeline(moved, TimelineKind.TRANSFERRED, by, note, to=target.id, to_name=target.name)
                 await self._event(moved, "assigned", agent_id=target.id)
+                await self._publish("thread.assigned", moved, agent=who(target), by=who(by))
                 return moved
             to_team = to_team or (target.teams[0] if target.teams else thread.team or "")
             note = f"{note} ({target.name} cannot take it now)".strip()
@@ -264,6 +270,7 @@ class Queue:
             await self._store.release_agent(thread.assignee)
         await self._timeline(requeued, TimelineKind.TRANSFERRED, by, note, team=requeued.team or "")
         await self._event(requeued, "queue")
+        await self._publish("thread.queued", requeued, reason="transfer", by=who(by))
         await self.auto_assign(by.account_id)
         return requeued
 
@@ -292,6 +299,7 @@ class Queue:
             await self._store.release_agent(before.assignee)
         await self._timeline(before, TimelineKind.RESOLVED, by, "")
         await self._event(before, "queue")
+        await self._publish("thread.resolved", before, by=who(by))
         await self.auto_assign(by.account_id)
         return before
 
@@ -304,17 +312,20 @@ class Queue:
                 await self._store.release_agent(agent.id)
                 await self._timeline(requeued, TimelineKind.QUEUED, agent, reason)
                 await self._event(requeued, "queue")
+                await self._publish("thread.queued", requeued, reason=reason, by=who(agent))
                 count += 1
         if count:
             await self.auto_assign(agent.account_id)
         return count
 
     async def reopen(self, account_id: str, contact_id: str, identity: Identity, now: datetime) -> Thread | None:
-        """A resolved thread the contact writes to again within ``queue.reopen_days``: back to
+        """A resolved thread the contact writes to again within the account's reopen window
+        (``queue.reopen_days`` unless its admin set another): back to
         its last agent if they can take it, else to the queue. ``None``: open a new thread."""
-        if not self._settings.reopen_days:
+        reopen_days = (await self.routing(account_id)).reopen_days
+        if not reopen_days:
             return None
-        since = now - timedelta(days=self._settings.reopen_days)
+        since = now - timedelta(days=reopen_days)
         old = await self._store.last_resolved(contact_id, identity.channel, since)
         if old is None or old.account_id != account_id:
             return None
@@ -328,6 +339,10 @@ class Queue:
             return None
         await self._timeline(thread, TimelineKind.REOPENED, None, agent.name if agent else "")
         await self._event(thread, "assigned" if agent else "queue", agent_id=agent.id if agent else None)
+        if agent is not None:
+            await self._publish("thread.assigned", thread, agent=who(agent), reopened=True)
+        else:
+            await self._publish("thread.queued", thread, reason="reopened")
         return thread
 
     # --- working a thread ----------------------------------------------------------------
@@ -369,7 +384,7 @@ class Queue:
         thread = await self._visible_thread(agent, thread_id)
         if thread.status not in (ThreadStatus.QUEUED, ThreadStatus.ASSIGNED):
             raise QueueError("not_open", "this conversation is not waiting for an agent")
-        if own and agent.role != Role.ADMIN and thread.assignee != agent.id:
+        if own and not agent.is_admin and thread.assignee != agent.id:
             raise QueueError("not_yours", "take the conversation first", 403)
         return thread
 
@@ -379,6 +394,10 @@ class Queue:
             kind=str(kind), at=utcnow(), actor=actor.id if actor else SYSTEM,
             actor_name=actor.name if actor else "", text=text, details=details,
         ))
+
+    async def _publish(self, event_type: str, thread: Thread, **data: Any) -> None:
+        if self._events is not None:
+            await self._events.quietly(event_type, thread, **data)
 
     async def _event(self, thread: Thread, kind: str, agent_id: str | None = None) -> None:
         fields: dict[str, Any] = {"thread_id": thread.id}

@@ -3,6 +3,8 @@ text falls back to English, a missing key shows the key (a test checks that none
 
 from __future__ import annotations
 
+from bot.web.i18n_tenants import TENANT_TEXT
+
 LANGUAGES = ("en", "lv")
 
 TEXT: dict[str, tuple[str, str]] = {
@@ -113,6 +115,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "channel": ("Channel", "Kanāls"),
     "language": ("Language", "Valoda"),
 }
+
+TEXT.update(TENANT_TEXT)
 
 
 def translate(lang: str, key: str, **values: object) -> str:
