@@ -84,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     agent_sub = agent.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
     add = agent_sub.add_parser("add", help="add an agent (prints the password once)")
     add.add_argument("login", metavar="NAME", help="login name: 2-32 of a-z 0-9 _ . -")
-    add.add_argument("--role", choices=["agent", "admin"], default="agent")
+    add.add_argument("--role", choices=["agent", "admin", "superadmin"], default="agent",
+                     help="superadmin: an admin who also manages the install's accounts")
     add.add_argument("--team", action="append", default=[], help="a team (skill); repeat for more")
     add.add_argument("--capacity", type=int, default=5, help="most conversations at once (default 5)")
     add.add_argument("--name", dest="display_name", help="name shown to colleagues (default: NAME)")

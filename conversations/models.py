@@ -345,6 +345,8 @@ class Document:
             loader = cls.LOADERS.get(f.name)
             if loader is None and "datetime" in str(f.type):
                 loader = load_time
+            elif loader is None and f.type == "bool":  # the embedded server returns a $set bool as 0/1
+                loader = bool
             kwargs[f.name] = loader(doc[key]) if loader else doc[key]
         return cls(**kwargs)
 

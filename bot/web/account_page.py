@@ -12,13 +12,12 @@ from aiohttp import web
 
 from bot.keys import ADAPTERS, EVENTS, QUEUE, SETTINGS, STORE
 from bot.tenants import CHANNEL_FIELDS, channel_summary, webhook_urls
-from bot.web.apikit import hash_token, new_token
+from bot.web.apikit import issue_token
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from bot.webhooks.subscriptions import BadSubscription, new_secret, subscribe
-from conversations.ids import new_id
-from conversations.models import Agent, Role, utcnow
-from conversations.tenant_models import EVENT_TYPES, SCOPES, ApiToken, DeliveryState
+from conversations.models import Agent, Role
+from conversations.tenant_models import EVENT_TYPES, SCOPES, DeliveryState
 
 _TOKEN_NAME = re.compile(r"^[\w .:@-]{1,60}$")
 
@@ -118,11 +117,7 @@ async def create_token(request: web.Request) -> web.Response:
     scopes = [s for s in SCOPES if form.get(f"scope_{s}") == "on"]
     if not _TOKEN_NAME.match(name) or not scopes:
         return await _show(request, 400, error=translate(admin.lang, "bad_token"))
-    token = new_token()
-    await request.app[STORE].create_api_token(ApiToken(
-        id=new_id("tok"), account_id=admin.account_id, name=name, token_hash=hash_token(token), prefix=token[:8],
-        created_at=utcnow(), scopes=scopes, created_by=admin.id,
-    ))
+    token = await issue_token(request.app[STORE], admin.account_id, name, scopes, admin.id)
     return await _show(request, revealed={"what": "token", "name": name, "value": token})
 
 

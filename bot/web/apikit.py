@@ -32,8 +32,10 @@ from jsonschema import Draft202012Validator
 
 from bot.keys import SETTINGS, STORE
 from bot.web.access import Access, mark
+from conversations.ids import new_id
 from conversations.models import Agent, Role, utcnow
-from conversations.tenant_models import SCOPES
+from conversations.store import Store
+from conversations.tenant_models import SCOPES, ApiToken
 
 TOKEN_PREFIX = "omr_"
 _LOCAL_NAME = "local"
@@ -92,9 +94,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def new_token() -> str:
-    """A fresh account token (shown once; only its hash is kept)."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+async def issue_token(store: Store, account_id: str, name: str, scopes: list[str], created_by: str) -> str:
+    """A new API token of the account: stored as its SHA-256 only; the token is returned to be
+    shown once."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    await store.create_api_token(ApiToken(
+        id=new_id("tok"), account_id=account_id, name=name, token_hash=hash_token(token), prefix=token[:8],
+        created_at=utcnow(), scopes=[s for s in SCOPES if s in scopes], created_by=created_by,
+    ))
+    return token
 
 
 def _local(request: web.Request) -> bool:

@@ -77,7 +77,7 @@ class ThreadEvents:
         }, ensure_ascii=False, default=str)
         added = await self._store.enqueue_deliveries(subscriptions, event_id, event_type, body, now)
         if added:
-            log_event(log, "webhook.published", event=event_id, type=event_type, account=thread.account_id,
+            log_event(log, "webhook.published", event_id=event_id, type=event_type, account=thread.account_id,
                       deliveries=added)
             self.wake()
         return event_id

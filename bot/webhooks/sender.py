@@ -164,8 +164,11 @@ class WebhookSender:
         try:
             async with self._http().post(subscription.url, data=body, headers=headers, allow_redirects=False) as response:
                 status, retry_after = response.status, response.headers.get("Retry-After", "")
-        except AddressRefused as exc:
-            await self._give_up(delivery, f"refused: {exc}")
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, AddressRefused):  # our resolver's refusal, wrapped by aiohttp
+                await self._give_up(delivery, f"refused: {exc.os_error}")
+            else:
+                await self._retry(delivery, None, f"{type(exc).__name__}: {exc}", None)
             return
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             await self._retry(delivery, None, f"{type(exc).__name__}: {exc}", None)
