@@ -1,20 +1,16 @@
 """Store reads of the REST API: threads and contacts of one account, newest first, with a time
-cursor for paging. A mixin of ``Store``; every query names the account."""
+cursor for paging. A mixin of ``Store``; every query names the account (its index is in
+``store.INDEXES``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from conversations.models import Contact, Thread, epoch_ms
-
-API_INDEXES: dict[str, list[IndexModel]] = {
-    "threads": [IndexModel([("account_id", ASCENDING), ("last_message_at", DESCENDING)])],
-}
-
 
 class ApiReads:
     """Listing threads and contacts for the API."""

@@ -26,7 +26,7 @@ from conversations.errors import StoreUnavailable as StoreUnavailable
 from conversations.errors import translating_outages as _translating_outages
 from conversations.channel_store import ChannelStoreMixin
 from conversations.agent_store import AGENT_INDEXES, AgentStore
-from conversations.api_store import API_INDEXES, ApiReads
+from conversations.api_store import ApiReads
 from conversations.ids import derived_id, new_id
 from conversations.models import (
     Account,
@@ -62,6 +62,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("account_id", ASCENDING), ("status", ASCENDING), ("queued_at", ASCENDING)]),
         IndexModel([("account_id", ASCENDING), ("contact_id", ASCENDING), ("opened_at", DESCENDING)]),
         IndexModel([("assignee", ASCENDING), ("status", ASCENDING)]),  # an agent's conversations
+        IndexModel([("account_id", ASCENDING), ("last_message_at", DESCENDING)]),  # GET /api/threads
     ],
     "messages": [
         IndexModel(
@@ -139,7 +140,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
     @_translating_outages
     async def ensure_indexes(self) -> None:
         """Create every index the router relies on; safe to run at every start-up."""
-        for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, TENANT_INDEXES, WEBHOOK_INDEXES, API_INDEXES):
+        for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, TENANT_INDEXES, WEBHOOK_INDEXES):
             for collection, models in indexes.items():
                 await self._db[collection].create_indexes(models)
 
