@@ -51,8 +51,8 @@ def channel_schema(channel: str) -> dict[str, Any]:
     fields = CHANNEL_FIELDS[channel]
     properties: dict[str, Any] = {f.name: {"type": "string", "pattern": f.pattern} for f in fields}
     if channel == "whatsapp":
-        properties["templates"] = {"type": "object", "additionalProperties": {
-            "type": "object", "required": ["language"], "properties": {
+        properties["templates"] = {"type": "object", "propertyNames": {"pattern": r"^[a-z0-9_]{1,512}$"}, "additionalProperties": {
+            "type": "object", "required": ["language"], "additionalProperties": False, "properties": {
                 "language": {"type": "string"}, "parameters": {"type": "array", "items": {"type": "string"}},
                 "text": {"type": "string"}}}}
     return {"type": "object", "additionalProperties": False, "properties": properties,

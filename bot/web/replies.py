@@ -25,8 +25,9 @@ REPLY_BODY: dict[str, Any] = {
         "text": {"type": "string", "maxLength": 4096},
         "options": {"type": "array", "items": {"type": "string", "maxLength": 256}, "maxItems": 100},
         "document": {
-            "type": "object", "anyOf": [{"required": ["url"]}, {"required": ["file_id"]}],
-            "properties": {"url": {"type": "string"}, "file_id": {"type": "string"}, "name": {"type": "string"}},
+            "type": "object", "anyOf": [{"required": ["url"]}, {"required": ["file_id"]}], "additionalProperties": False,
+            "properties": {"url": {"type": "string", "maxLength": 2000}, "file_id": {"type": "string", "maxLength": 500},
+                           "name": {"type": "string", "maxLength": 255}},
         },
         "template": {"type": "string", "maxLength": 512},
         "parameters": {"anyOf": [
