@@ -92,7 +92,3 @@ class Sealer:
     def unseal_fields(self, config: Mapping[str, Any]) -> dict[str, Any]:
         return {k: self.unseal(v) if is_sealed(v) else v for k, v in config.items()}
 
-
-def unsealable(config: Mapping[str, Any]) -> bool:
-    """Whether ``config`` holds a sealed value (and so needs a key to be read)."""
-    return any(is_sealed(v) for v in config.values())

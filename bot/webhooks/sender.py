@@ -20,10 +20,10 @@ import socket
 import time
 import uuid
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from aiohttp.abc import ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from bot.logs import log_event
@@ -60,7 +60,7 @@ class PublicResolver(ThreadedResolver):
     """Resolves host names, refusing any that leads to a non-public address (what the connection
     then uses is what was checked: no second lookup to rebind)."""
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[dict[str, Any]]:
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         found = await super().resolve(host, port, family)
         for entry in found:
             if not is_public(str(entry["host"])):

@@ -104,6 +104,8 @@ async def test_a_disabled_account_is_shut_out_at_once_and_let_back_in(client: Te
         refused = await admin.log_in("shop3", "boss", password)
         assert refused.status == 403 and "This account is disabled." in await refused.text()
         assert (await client.get("/api/threads", headers=headers)).status == 403
+        chat = await client.post("/webchat/messages", params={"account": "shop3"}, json={"id": "c1", "text": "hi"})
+        assert chat.status == 404
         assert "badge--prio" in (await root.get("/admin/accounts"))[1]
 
         assert (await root.post("/admin/accounts/shop3", {"action": "enable"}))[0] == 303
