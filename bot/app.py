@@ -120,7 +120,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(sweeper.run(), name="dispatch-sweeper"),
         asyncio.create_task(sender.run(), name="webhooks"),
         asyncio.create_task(
-            queue.keep_assigning(settings.account.id, settings.queue.assign_interval), name="auto-assign"
+            queue.keep_assigning(settings.queue.assign_interval), name="auto-assign"
         ),
     ]
     for name, adapter in adapters.items():

@@ -107,6 +107,14 @@ class TenantStore:
         docs = await self._db.accounts.find({}, {"channels": 0}).sort("created_at", ASCENDING).limit(limit).to_list()
         return [Account.from_doc(doc) for doc in docs]
 
+    async def auto_assigning_accounts(self, by_default: bool) -> list[str]:
+        """The enabled accounts whose queue strategy is ``auto`` (``by_default``: also those that
+        never chose one, as ``queue.strategy`` is ``auto``)."""
+        chose_auto: dict[str, Any] = {"routing.strategy": "auto"}
+        query: dict[str, Any] = {"$or": [chose_auto, {"routing.strategy": {"$exists": False}}]} if by_default else chose_auto
+        docs = await self._db.accounts.find({**query, "disabled": {"$ne": True}}, {"_id": 1}).to_list()
+        return [str(doc["_id"]) for doc in docs]
+
     async def update_account(self, account_id: str, **values: Any) -> Account | None:
         """Set plain fields (name, disabled, retention_days, routing); ``None`` if no such account."""
         doc = await self._db.accounts.find_one_and_update(

@@ -146,20 +146,22 @@ async def test_agents_added_from_the_terminal_can_log_in_and_the_first_admin_is_
     assert status == 303 and "first run" not in banner
 
 
+async def serve_and_stop(cwd: Path, env: dict[str, str]) -> str:
+    """Start ``omnirouter serve``, read its banner, stop it; returns the banner."""
+    process = await asyncio.create_subprocess_exec(
+        OMNIROUTER, "serve", "--port", str(free_port()), cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+    assert process.stdout is not None
+    banner = ""
+    while "Stop with Ctrl+C" not in banner:
+        banner += (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+    process.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(process.wait(), 30)
+    return banner
+
+
 async def test_serve_prints_the_first_admins_password_once(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")}
-    banners = []
-    for _ in range(2):
-        port = free_port()
-        process = await asyncio.create_subprocess_exec(
-            OMNIROUTER, "serve", "--port", str(port), cwd=tmp_path, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-        assert process.stdout is not None
-        banner = ""
-        while "Stop with Ctrl+C" not in banner:
-            banner += (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), 30)
-        banners.append(banner)
+    banners = [await serve_and_stop(tmp_path, env) for _ in range(2)]
     assert "first run: log in as 'admin' with password '" in banners[0]
     assert "first run" not in banners[1]

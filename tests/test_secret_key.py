@@ -4,9 +4,7 @@ would leave the sealed secrets unreadable)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 import stat
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from conversations.embedded import free_port
 from conversations.models import utcnow
 from conversations.sealing import Sealer, SealingError, generate_key, parse_key
 from conversations.store import Store
-from tests.test_cli import OMNIROUTER, run
+from tests.test_cli import run, serve_and_stop
 
 
 async def test_a_fresh_install_makes_a_key_file_and_uses_it_from_then_on(store: Store, tmp_path: Path) -> None:
@@ -78,15 +76,7 @@ def test_a_sealed_value_opens_only_with_its_key_and_unaltered() -> None:
 
 async def test_serve_keeps_its_key_under_var_and_refuses_another(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")}
-    process = await asyncio.create_subprocess_exec(
-        OMNIROUTER, "serve", "--port", str(free_port()), cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-    assert process.stdout is not None
-    banner = ""
-    while "Stop with Ctrl+C" not in banner:
-        banner += (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-    process.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(process.wait(), 30)
+    assert "first run" in await serve_and_stop(tmp_path, env)
     key_file = tmp_path / "var" / "secret.key"
     assert key_file.exists() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
 

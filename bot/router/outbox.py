@@ -10,7 +10,6 @@ rescheduled with exponential backoff and jitter, never sooner than the provider'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -22,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 from bot.handlers.base import ChannelAdapter, PermanentSendError, RetryableSendError
 from bot.logs import log_event
 from bot.metrics import Metrics
+from bot.router.leasing import lease_and_work
 from bot.settings import OutboxSettings
 from conversations.models import Identity, Message, OutboxItem, Thread, utcnow
-from conversations.store import Store, StoreUnavailable
+from conversations.store import Store
 
 if TYPE_CHECKING:
     from bot.webhooks.events import ThreadEvents
@@ -106,27 +106,11 @@ class Outbox:
     async def run(self) -> None:
         """Lease and send due items until cancelled."""
         lease = timedelta(seconds=self._settings.lease_seconds)
-        while True:
-            await self._slots.acquire()
-            try:
-                item = await self._store.lease_outbox(self.owner, utcnow(), lease)
-            except StoreUnavailable:
-                self._slots.release()
-                log_event(log, "outbox.store_unavailable", logging.WARNING)
-                await asyncio.sleep(max(self._settings.poll_interval, 1.0))
-                continue
-            except BaseException:
-                self._slots.release()
-                raise
-            if item is None:
-                self._slots.release()
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
-                continue
-            task = asyncio.create_task(self._send_and_release(item))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        await lease_and_work(
+            lambda: self._store.lease_outbox(self.owner, utcnow(), lease), self._send_and_release,
+            slots=self._slots, wake=self._wake, poll_interval=self._settings.poll_interval, in_flight=self._sending,
+            on_outage=lambda: log_event(log, "outbox.store_unavailable", logging.WARNING),
+        )
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for sends in flight (at shutdown)."""

@@ -226,12 +226,13 @@ class Queue:
             assigned += 1
         return assigned
 
-    async def keep_assigning(self, account_id: str, interval: float) -> None:
+    async def keep_assigning(self, interval: float) -> None:
         """Background worker: auto-assign whatever events did not (an agent freed a slot in
-        another process, a store outage passed)."""
+        another process, a store outage passed), in every account that assigns automatically."""
         while True:
             try:
-                await self.auto_assign(account_id)
+                for account_id in await self._store.auto_assigning_accounts(self._settings.strategy == "auto"):
+                    await self.auto_assign(account_id)
             except StoreUnavailable:
                 log_event(log, "queue.assign_store_unavailable", logging.WARNING)
             await asyncio.sleep(interval)

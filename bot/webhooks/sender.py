@@ -13,7 +13,6 @@ make the router call into the network it runs in.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import socket
@@ -27,6 +26,7 @@ from aiohttp.abc import ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from bot.logs import log_event
+from bot.router.leasing import lease_and_work
 from bot.router.outbox import backoff_delay
 from bot.settings import WebhookSettings
 from bot.webhooks.signing import (
@@ -38,7 +38,7 @@ from bot.webhooks.signing import (
     sign,
 )
 from conversations.models import utcnow
-from conversations.store import Store, StoreUnavailable
+from conversations.store import Store
 from conversations.tenant_models import DeliveryState, WebhookDelivery
 
 log = logging.getLogger("omnirouter.webhooks.sender")
@@ -104,26 +104,11 @@ class WebhookSender:
         if self._settings.concurrency == 0:
             return
         lease = timedelta(seconds=self._settings.lease_seconds)
-        while True:
-            await self._slots.acquire()
-            try:
-                delivery = await self._store.lease_delivery(self.owner, utcnow(), lease)
-            except StoreUnavailable:
-                self._slots.release()
-                await asyncio.sleep(max(self._settings.poll_interval, 1.0))
-                continue
-            except BaseException:
-                self._slots.release()
-                raise
-            if delivery is None:
-                self._slots.release()
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
-                continue
-            task = asyncio.create_task(self._deliver_and_release(delivery))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        await lease_and_work(
+            lambda: self._store.lease_delivery(self.owner, utcnow(), lease), self._deliver_and_release,
+            slots=self._slots, wake=self._wake, poll_interval=self._settings.poll_interval, in_flight=self._sending,
+            on_outage=lambda: log_event(log, "webhook.store_unavailable", logging.WARNING),
+        )
 
     async def deliver_due(self) -> int:
         """Deliver every due event now, one at a time; returns how many were attempted."""
