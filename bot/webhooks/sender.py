@@ -110,14 +110,6 @@ class WebhookSender:
             on_outage=lambda: log_event(log, "webhook.store_unavailable", logging.WARNING),
         )
 
-    async def deliver_due(self) -> int:
-        """Deliver every due event now, one at a time; returns how many were attempted."""
-        lease, count = timedelta(seconds=self._settings.lease_seconds), 0
-        while (delivery := await self._store.lease_delivery(self.owner, utcnow(), lease)) is not None:
-            await self.deliver(delivery)
-            count += 1
-        return count
-
     async def _deliver_and_release(self, delivery: WebhookDelivery) -> None:
         try:
             await self.deliver(delivery)
