@@ -213,6 +213,7 @@ class TelegramSettings:
     max_download_bytes: int = _setting(
         20_971_520, check=_between(1, 2_000_000_000), doc="largest attachment downloaded by file id"
     )
+    for_accounts: bool = _setting(False, doc="serve Telegram for accounts with their own bot even when token is empty")
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,9 @@ class WhatsappSettings:
     )
     templates: dict[str, Any] | None = _setting(
         None, check=_templates, doc="message templates for use outside the 24-hour window (see WhatsApp)"
+    )
+    for_accounts: bool = _setting(
+        False, doc="serve WhatsApp for accounts with their own number even when phone_number_id is empty"
     )
 
 

@@ -33,8 +33,10 @@ TENANT_TEXT: dict[str, tuple[str, str]] = {
                              "(config/omnirouter.toml)."),
     "configured": ("configured", "iestatīts"),
     "not_configured": ("not configured", "nav iestatīts"),
-    "channel_not_served": ("This install does not serve {channel} yet: the settings file switches it on.",
-                           "Šī instalācija vēl neapkalpo {channel}: to ieslēdz iestatījumu failā."),
+    "channel_not_served": ("This install does not serve {channel} yet: set {channel}.for_accounts = true in its "
+                           "settings file.",
+                           "Šī instalācija vēl neapkalpo {channel}: iestatījumu failā iestatiet "
+                           "{channel}.for_accounts = true."),
     "secret_set": ("set", "iestatīts"),
     "secret_not_set": ("not set", "nav iestatīts"),
     "secret_keep": ("set — leave empty to keep it", "iestatīts — atstājiet tukšu, lai paturētu"),

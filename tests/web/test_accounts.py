@@ -16,7 +16,7 @@ from bot.web.auth import add_agent
 from conversations.models import Role
 from tests.conftest import make_settings
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.handlers.channels import channel_settings, fixture, post_telegram
+from tests.handlers.channels import fixture, post_telegram
 from tests.router.test_inbound import wait_for
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -173,7 +173,10 @@ async def test_channel_secrets_saved_in_the_console_are_sealed_never_shown_and_u
     bot_api = FakeBotAPI()
     await bot_api.start()
     try:
-        client: TestClient = await start_client(channel_settings(embedded.uri, db_name, telegram_api=bot_api.url))
+        # the install's own account has no bot: telegram.for_accounts serves the accounts' own bots
+        settings = make_settings(embedded.uri, db_name, telegram={"for_accounts": True, "pacing": 0.0})
+        client: TestClient = await start_client(settings)
+        assert (await post_telegram(client, fixture("telegram", "text"))).status == 404  # no bot of its own
         root = await superadmin(client)
         admin = Browser(client)
         password = await new_account(root, "shop4")
