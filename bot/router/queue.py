@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("omnirouter.router.queue")
 
 SYSTEM = "system"
+_ACCOUNTS_SECONDS = 30.0  # how long the sweep trusts its list of auto-assigning accounts
 
 
 class QueueError(Exception):
@@ -83,6 +84,7 @@ class Queue:
         self._outbox = outbox
         self._record_location = record_location
         self._routing: dict[str, tuple[float, Routing]] = {}
+        self._auto_accounts_until = 0.0  # when keep_assigning reads its list of accounts again
         s = self._settings
         self.sla = Sla(timedelta(minutes=s.first_response_minutes), timedelta(minutes=s.next_response_minutes))
         self._direct = {c.strip() for c in s.direct_channels.split(",") if c.strip()}
@@ -164,6 +166,7 @@ class Queue:
         merged = {**((account.routing or {}) if account else {}), **values}
         await self._store.set_account_fields(account_id, routing=merged)
         self._routing.pop(account_id, None)
+        self._auto_accounts_until = 0.0
 
     # --- agents taking work --------------------------------------------------------------
 
@@ -228,10 +231,15 @@ class Queue:
 
     async def keep_assigning(self, interval: float) -> None:
         """Background worker: auto-assign whatever events did not (an agent freed a slot in
-        another process, a store outage passed), in every account that assigns automatically."""
+        another process, a store outage passed), in every account that assigns automatically
+        (which accounts those are is read again every ``_ACCOUNTS_SECONDS``)."""
+        accounts: list[str] = []
         while True:
             try:
-                for account_id in await self._store.auto_assigning_accounts(self._settings.strategy == "auto"):
+                if self._auto_accounts_until < time.monotonic():
+                    accounts = await self._store.auto_assigning_accounts(self._settings.strategy == "auto")
+                    self._auto_accounts_until = time.monotonic() + _ACCOUNTS_SECONDS
+                for account_id in accounts:
                     await self.auto_assign(account_id)
             except StoreUnavailable:
                 log_event(log, "queue.assign_store_unavailable", logging.WARNING)
