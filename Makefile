@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test system-deps bench lint clean
+.PHONY: run test system-deps bench fuzz lint clean
 
 run: $(STAMP)
 	$(BIN)/omnirouter serve
@@ -27,6 +27,10 @@ system-deps:
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
+
+# 100,000 hostile cases per channel parser (see Reliability in the README)
+fuzz: $(STAMP)
+	PYTHONPATH=. $(BIN)/python bench/fuzz.py
 
 lint: $(STAMP)
 	$(BIN)/pip install --quiet 'mypy>=1.10'

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from bot import audit
 from bot.settings import Settings
 from bot.web.admin import teams_of
 from bot.web.auth import add_agent
@@ -55,11 +56,19 @@ def agent_add(args: argparse.Namespace, settings: Settings) -> int:
         )
         if agent is None:
             raise CliError(f"an agent {login!r} already exists in account {account!r}", code=2)
+        await audit.record(store, account, audit.CLI, "agent.create", agent.id, login=login, role=args.role)
         team_text = f", teams {', '.join(teams)}" if teams else ""
         print(f"added {args.role} {login!r} (capacity {args.capacity}{team_text}) to account {account!r}")
         if password is None:
             print(f"password: {secret}   (shown only this once)")
         return 0
+
+    return run_with_store(settings, work)
+
+
+def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) -> int:
+    """``with_store`` for a CLI command: store trouble becomes a one-line ``CliError``."""
+    from bot.cli import CliError
 
     try:
         return asyncio.run(with_store(settings, work))

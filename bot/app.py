@@ -27,6 +27,7 @@ from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from bot.router.shifts import Shifts
 from bot.secret_key import open_sealer
+from bot.retention import RetentionJob
 from bot.settings import Settings
 from bot.web import setup_web
 from bot.web.errors import error_middleware
@@ -122,6 +123,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(
             queue.keep_assigning(settings.queue.assign_interval), name="auto-assign"
         ),
+        asyncio.create_task(RetentionJob(store, settings.retention).run(), name="retention"),
     ]
     for name, adapter in adapters.items():
         workers += [asyncio.create_task(job, name=f"{name}-background") for job in adapter.background(pipeline)]

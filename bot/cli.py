@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.cli_channels import BUILDERS, ChannelCliError, add_telegram_commands, say_webhook
 from bot.agents_cli import agent_add as _agent_add
+from bot.contacts_cli import add_contact_commands
 from bot.keys import FIRST_ADMIN
 from bot.logs import configure_logging
 from bot.secret_key import SecretKeyError
@@ -92,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--account", help="account id (default: the configured one)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(run=_agent_add)
+    add_contact_commands(sub)
     return parser
 
 

@@ -327,6 +327,15 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    days: int = _setting(
+        0, check=_between(0, 36_500),
+        doc="delete messages older than this many days; 0: keep them (an admin can set it per account)",
+    )
+    interval_minutes: float = _setting(60.0, check=_between(0.01, 10_080), doc="how often the retention job runs")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -343,6 +352,7 @@ class Settings:
     whatsapp: WhatsappSettings = field(default_factory=WhatsappSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
@@ -368,6 +378,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "whatsapp": WhatsappSettings,
     "queue": QueueSettings,
     "console": ConsoleSettings,
+    "retention": RetentionSettings,
     "security": SecuritySettings,
     "webhooks": WebhookSettings,
 }

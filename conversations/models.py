@@ -419,6 +419,12 @@ class Thread(Document):
     awaiting_since: datetime | None = None  # oldest customer message no agent has answered yet
     last_assignee: str | None = None  # who had it before it was resolved or requeued
     reopened_at: datetime | None = None
+    # for the reports: kept when requeues and reopenings change the fields above
+    assigned_at: datetime | None = None  # the current (or last) assignment
+    first_queued_at: datetime | None = None
+    first_assigned_at: datetime | None = None
+    handoff_reason: str | None = None  # why the bot handed the conversation to humans
+    next_response_breaches: int = 0  # agent answers that came later than the next-response SLA
 
     @property
     def wa_window_ends_at(self) -> datetime | None:
@@ -543,3 +549,4 @@ class AuditEntry(Document):
     target: str
     at: datetime
     details: dict[str, Any] = field(default_factory=dict)
+    actor_name: str = ""  # the actor's login when it was recorded

@@ -66,7 +66,8 @@ class QueueStore:
         """Assign the most urgent queued thread matching ``match`` to ``agent_id``."""
         doc = await self._db.threads.find_one_and_update(
             {"account_id": account_id, "status": str(ThreadStatus.QUEUED), **match},
-            {"$set": {"status": str(ThreadStatus.ASSIGNED), "assignee": agent_id, "assigned_at": stored(now)}},
+            {"$set": {"status": str(ThreadStatus.ASSIGNED), "assignee": agent_id, "assigned_at": stored(now)},
+             "$min": {"first_assigned_at": stored(now)}},
             sort=QUEUE_ORDER,
             return_document=ReturnDocument.AFTER,
         )
@@ -142,7 +143,8 @@ class QueueStore:
         try:
             doc = await self._db.threads.find_one_and_update(
                 {"_id": thread.id, "status": str(ThreadStatus.RESOLVED)},
-                {"$set": stored(fields), "$unset": {"resolved_at": ""}},
+                {"$set": stored(fields), "$unset": {"resolved_at": ""},
+                 "$min": stored({"first_queued_at": now, **({"first_assigned_at": now} if assignee else {})})},
                 return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
@@ -163,11 +165,16 @@ class QueueStore:
             {"_id": thread_id, "awaiting_since": {"$exists": False}}, {"$set": {"awaiting_since": stored(since)}}
         )
 
-    async def mark_agent_replied(self, thread_id: str, now: datetime) -> None:
+    async def mark_agent_replied(self, thread_id: str, now: datetime, next_late: bool = False) -> None:
+        """An agent answered: the first response is noted once, the customer's wait ends, and a
+        late next response (``next_late``) is counted for the reports."""
         await self._db.threads.update_one(
             {"_id": thread_id, "first_response_at": {"$exists": False}}, {"$set": {"first_response_at": stored(now)}}
         )
-        await self._db.threads.update_one({"_id": thread_id}, {"$unset": {"awaiting_since": ""}})
+        update: dict[str, Any] = {"$unset": {"awaiting_since": ""}}
+        if next_late:
+            update["$inc"] = {"next_response_breaches": 1}
+        await self._db.threads.update_one({"_id": thread_id}, update)
 
     # --- console reads -------------------------------------------------------------------
 

@@ -11,14 +11,15 @@ between router processes lands on the same ``_id`` and the unique index turns it
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument, monitoring
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument, UpdateOne, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from conversations.email_store import EmailStoreMixin
 from conversations.errors import StoreError as StoreError
@@ -27,6 +28,7 @@ from conversations.errors import translating_outages as _translating_outages
 from conversations.channel_store import ChannelStoreMixin
 from conversations.agent_store import AGENT_INDEXES, AgentStore
 from conversations.api_store import ApiReads
+from conversations.batching import Batcher
 from conversations.ids import derived_id, new_id
 from conversations.models import (
     Account,
@@ -49,6 +51,9 @@ from conversations.phone_store import PhoneStoreMixin
 from conversations.queue_store import QUEUE_INDEXES, QueueStore
 from conversations.tenant_store import TENANT_INDEXES, TenantStore
 from conversations.webhook_store import WEBHOOK_INDEXES, WebhookStore
+from conversations.audit_store import AuditStore
+from conversations.privacy_store import PRIVACY_INDEXES, PrivacyStore
+from conversations.report_store import REPORT_INDEXES, ReportStore
 
 INDEXES: dict[str, list[IndexModel]] = {
     "contacts": [IndexModel([("account_id", ASCENDING), ("updated_at", DESCENDING)])],
@@ -83,6 +88,10 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+async def _nothing() -> None:
+    return None
+
+
 def inbound_id(inbound: Inbound) -> str:
     """The id an inbound message is stored under: the same for every delivery of it."""
     return derived_id("msg", f"in|{inbound.account_id}|{inbound.channel}|{inbound.external_id}")
@@ -95,13 +104,18 @@ def _customer(inbound: Inbound) -> dict[str, Any]:
     return sender
 
 
-class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, QueueStore, TenantStore, WebhookStore,
-            ApiReads):
+class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, QueueStore,
+            ReportStore, PrivacyStore, AuditStore, TenantStore, WebhookStore, ApiReads):
     """All of omnirouter's persistence. Construct with :meth:`connect`."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         self._client = client
         self._db: AsyncDatabase[dict[str, Any]] = client[database]
+        # the hot path's reads and writes, grouped across concurrent messages (group commit)
+        self._links: Batcher[str, str | None] = Batcher(self._find_links)
+        self._open_threads: Batcher[str, dict[str, Any] | None] = Batcher(self._find_open_threads)
+        self._thread_touches: Batcher[tuple[str, dict[str, int]], None] = Batcher(self._touch_threads)
+        self._message_inserts: Batcher[dict[str, Any], None] = Batcher(self._insert_messages)
 
     @classmethod
     def connect(
@@ -118,6 +132,8 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
             tz_aware=True,
             serverSelectionTimeoutMS=timeout_ms,
             connectTimeoutMS=timeout_ms,
+            # a store that hangs (rather than refusing connections) must also end in a 503
+            socketTimeoutMS=3 * timeout_ms,
             event_listeners=list(listeners),
             appname="omnirouter",
         )
@@ -140,7 +156,8 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
     @_translating_outages
     async def ensure_indexes(self) -> None:
         """Create every index the router relies on; safe to run at every start-up."""
-        for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, TENANT_INDEXES, WEBHOOK_INDEXES):
+        for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES, TENANT_INDEXES,
+                        WEBHOOK_INDEXES):
             for collection, models in indexes.items():
                 await self._db[collection].create_indexes(models)
 
@@ -188,17 +205,16 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         merges it into the contact that had the number first (``join_phone``).
         """
         link_id = f"{account_id}|{identity.key}"
-        link = await self._db.identities.find_one({"_id": link_id}, {"contact_id": 1})
-        if link is not None:
-            if phone:
-                return await self.join_phone(account_id, str(link["contact_id"]), phone, now)
-            return str(link["contact_id"])
         phone_id = f"{account_id}|phone:{phone}" if phone else None
-        contact_id = derived_id("con", phone_id or link_id)
-        if phone_id is not None:
-            by_phone = await self._db.identities.find_one({"_id": phone_id}, {"contact_id": 1})
-            if by_phone is not None:
-                contact_id = str(by_phone["contact_id"])
+        # both links in one (batched) read: a returning customer costs no more than this
+        linked, by_phone = await asyncio.gather(
+            self._links.submit(link_id), self._links.submit(phone_id) if phone_id else _nothing()
+        )
+        if linked is not None:
+            if phone and by_phone != linked:  # a number new to this contact: join or merge
+                return await self.join_phone(account_id, linked, phone, now)
+            return linked
+        contact_id = by_phone or derived_id("con", phone_id or link_id)
         contact = {
             "_id": contact_id,
             "account_id": account_id,
@@ -216,14 +232,57 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         links = [(link_id, identity)]
         if phone_id is not None and phone is not None:
             links.append((phone_id, Identity("phone", phone)))
-        for key, linked in links:
+        for key, address in links:
             await self._insert_once(
                 "identities",
-                {"_id": key, "account_id": account_id, "contact_id": contact_id, **linked.to_doc()},
+                {"_id": key, "account_id": account_id, "contact_id": contact_id, **address.to_doc()},
             )
         link = await self._db.identities.find_one({"_id": link_id}, {"contact_id": 1})
         assert link is not None
         return str(link["contact_id"])
+
+    async def _find_links(self, keys: Sequence[str]) -> list[str | None]:
+        docs = await self._db.identities.find({"_id": {"$in": list(set(keys))}}, {"contact_id": 1}).to_list()
+        owners = {doc["_id"]: str(doc["contact_id"]) for doc in docs}
+        return [owners.get(key) for key in keys]
+
+    async def _find_open_threads(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        docs = await self._db.threads.find({"open_key": {"$in": list(set(keys))}}).to_list()
+        by_key = {doc["open_key"]: doc for doc in docs}
+        return [by_key.get(key) for key in keys]
+
+    async def _touch_threads(self, touches: Sequence[tuple[str, dict[str, int]]]) -> list[None]:
+        await self._db.threads.bulk_write(
+            [UpdateOne({"_id": thread_id}, {"$max": fields}) for thread_id, fields in touches], ordered=False
+        )
+        return [None] * len(touches)
+
+    async def _insert_messages(self, docs: Sequence[dict[str, Any]]) -> list[BaseException | None]:
+        """``insert_many`` without order: a duplicate fails alone, as a ``DuplicateKeyError``."""
+        try:
+            await self._db.messages.insert_many(list(docs), ordered=False)
+        except BulkWriteError as exc:
+            results: list[BaseException | None] = [None] * len(docs)
+            for error in exc.details.get("writeErrors", []):
+                kind = DuplicateKeyError if error.get("code") == 11000 else OperationFailure
+                results[error["index"]] = kind(error.get("errmsg", "write failed"), error.get("code"), error)
+            return results
+        return [None] * len(docs)
+
+    @_translating_outages
+    async def find_open_thread(self, contact_id: str, channel: str) -> Thread | None:
+        """The contact's open thread on ``channel``, if any (a batched read)."""
+        doc = await self._open_threads.submit(f"{contact_id}:{channel}")
+        return Thread.from_doc(doc) if doc else None
+
+    @_translating_outages
+    async def touch_thread(self, thread_id: str, now: datetime, window_ends_at: datetime | None = None) -> None:
+        """Move a thread's last activity forward to ``now``, and its WhatsApp service window's
+        end to ``window_ends_at`` if later (a batched write; both only ever move forward)."""
+        fields = {"last_message_at": epoch_ms(now)}
+        if window_ends_at is not None:
+            fields["wa_window_ends_ms"] = epoch_ms(window_ends_at)
+        await self._thread_touches.submit((thread_id, fields))
 
     @_translating_outages
     async def touch_open_thread(
@@ -299,7 +358,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
             meta=dict(inbound.meta),
         )
         try:
-            await self._db.messages.insert_one(message.to_doc())
+            await self._message_inserts.submit(message.to_doc())
             return message, False
         except DuplicateKeyError:
             doc = await self._db.messages.find_one({"_id": message.id})
@@ -355,7 +414,9 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
                     "queued_at": epoch_ms(now),
                     "queued_by": by_message,
                     "escalation_reason": reason,
-                }
+                    "handoff_reason": reason,  # kept when later transfers change escalation_reason
+                },
+                "$min": {"first_queued_at": epoch_ms(now)},
             },
             return_document=ReturnDocument.AFTER,
         )

@@ -88,6 +88,8 @@ class WebhookDelivery(Document):
     last_error: str | None = None
     last_status: int | None = None
     sent_at: datetime | None = None
+    thread_id: str | None = None  # what the event is about: how export, erasure and retention find it
+    message_id: str | None = None
 
     def public(self) -> dict[str, Any]:
         doc = self.to_json()

@@ -16,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from conversations.models import Account
+from conversations.personal_data import declare_not_personal
 from conversations.sealing import Sealer, SealingError, is_sealed, is_secret_field
 from conversations.tenant_models import ApiToken, WebhookSubscription
 
@@ -25,7 +26,6 @@ TENANT_INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("account_id", ASCENDING), ("created_at", DESCENDING)]),
     ],
     "webhook_subscriptions": [IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)])],
-    "accounts": [IndexModel([("created_at", ASCENDING)])],
 }
 _CHECK_ID = "sealing-key-check"
 
@@ -101,11 +101,6 @@ class TenantStore:
             return True
         except DuplicateKeyError:
             return False
-
-    async def list_accounts(self, limit: int = 1000) -> list[Account]:
-        """Every account, oldest first, without their channel settings."""
-        docs = await self._db.accounts.find({}, {"channels": 0}).sort("created_at", ASCENDING).limit(limit).to_list()
-        return [Account.from_doc(doc) for doc in docs]
 
     async def auto_assigning_accounts(self, by_default: bool) -> list[str]:
         """The enabled accounts whose queue strategy is ``auto`` (``by_default``: also those that
@@ -208,3 +203,7 @@ class TenantStore:
         if result.deleted_count:
             await self._db.webhook_deliveries.delete_many({"subscription_id": subscription_id, "state": "pending"})
         return result.deleted_count == 1
+
+
+declare_not_personal("api_tokens", "the businesses' API credentials (hashed)")
+declare_not_personal("webhook_subscriptions", "the businesses' webhook endpoints")

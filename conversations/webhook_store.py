@@ -18,12 +18,15 @@ from pymongo.errors import BulkWriteError
 
 from conversations.ids import derived_id
 from conversations.models import epoch_ms
+from conversations.personal_data import ContactScope, query_holder, register_holder
 from conversations.tenant_models import DeliveryState, WebhookDelivery, WebhookSubscription
 
 WEBHOOK_INDEXES: dict[str, list[IndexModel]] = {
     "webhook_deliveries": [
         IndexModel([("state", ASCENDING), ("due_ms", ASCENDING)]),
         IndexModel([("subscription_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("thread_id", ASCENDING)]),
+        IndexModel([("message_id", ASCENDING)], partialFilterExpression={"message_id": {"$exists": True}}),
     ],
 }
 
@@ -34,14 +37,15 @@ class WebhookStore:
     _db: AsyncDatabase[dict[str, Any]]
 
     async def enqueue_deliveries(
-        self, subscriptions: Sequence[WebhookSubscription], event_id: str, event_type: str, body: str, now: datetime
+        self, subscriptions: Sequence[WebhookSubscription], event_id: str, event_type: str, body: str, now: datetime,
+        thread_id: str, message_id: str | None = None,
     ) -> int:
         """One pending delivery of the event per subscription; returns how many were new."""
         docs = [
             WebhookDelivery(
                 id=derived_id("whd", f"{s.id}|{event_id}"), account_id=s.account_id, subscription_id=s.id,
                 event_id=event_id, event_type=event_type, body=body, state=DeliveryState.PENDING,
-                due_ms=epoch_ms(now), created_at=now,
+                due_ms=epoch_ms(now), created_at=now, thread_id=thread_id, message_id=message_id,
             ).to_doc()
             for s in subscriptions
         ]
@@ -113,3 +117,14 @@ class WebhookStore:
             return_document=ReturnDocument.AFTER,
         )
         return WebhookDelivery.from_doc(doc) if doc else None
+
+
+def _deliveries_about(scope: ContactScope) -> dict[str, Any] | None:
+    """A contact's deliveries (their threads' events), or old messages' (retention)."""
+    parts = [{name: {"$in": sorted(set(values))}} for name, values in
+             (("thread_id", scope.thread_ids), ("message_id", scope.message_ids)) if values]
+    return (parts[0] if len(parts) == 1 else {"$or": parts}) if parts else None
+
+
+# the bodies carry the thread and message as they were sent: found, exported and erased with them
+register_holder(query_holder("webhook_deliveries", "webhook_deliveries", _deliveries_about))

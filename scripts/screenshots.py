@@ -1,4 +1,5 @@
-"""Screenshots of the agent console for the README: docs/console-*.png, docs/account-settings.png.
+"""Screenshots of the agent console, the reports and the account page for the README: docs/console-*.png,
+docs/reports.png, docs/account-settings.png.
 
 Run with ``.venv/bin/python scripts/screenshots.py``; it starts a router on a throwaway embedded
 store, fills it with a few conversations, and drives Debian's headless Chromium through Playwright.
@@ -7,8 +8,10 @@ store, fills it with a few conversations, and drives Debian's headless Chromium 
 from __future__ import annotations
 
 import asyncio
+import random
 import sys
 import tempfile
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from aiohttp.test_utils import TestServer
@@ -23,7 +26,8 @@ from bot.tenants import create_account  # noqa: E402
 from bot.webhooks.subscriptions import subscribe  # noqa: E402
 from bot.web.auth import add_agent  # noqa: E402
 from conversations.embedded import EmbeddedMongo  # noqa: E402
-from conversations.models import Identity, Inbound, Role  # noqa: E402
+from conversations.console_models import Shift  # noqa: E402
+from conversations.models import Identity, Inbound, Role, Thread, ThreadStatus  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CUSTOMERS = [
@@ -76,6 +80,44 @@ async def account_page(browser: object, base: str) -> None:
     await page.screenshot(path=str(DOCS / "account-settings.png"), full_page=True)
 
 
+async def populate_history(app: object) -> None:
+    """Four weeks of earlier conversations, so the reports page has something to show."""
+    store = app[STORE]  # type: ignore[index]
+    agents = [a for a in await store.list_agents("default") if a.role == Role.AGENT]
+    rng = random.Random(2)
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    channels = ["whatsapp"] * 5 + ["webchat"] * 4 + ["telegram"] * 2 + ["email"] * 2 + ["sms"]
+    reasons = ["no_nlu"] * 4 + ["low_confidence"] * 3 + ["handoff_intent"] * 2 + ["missed_call", "direct_channel"]
+    threads = []
+    for n in range(420):
+        opened = today - timedelta(days=rng.randint(1, 27), hours=rng.randint(-10, 8), minutes=rng.randint(0, 59))
+        fields: dict[str, object] = {}
+        status = ThreadStatus.RESOLVED
+        if rng.random() < 0.42:  # the bot kept it
+            fields["resolved_at"] = opened + timedelta(minutes=rng.randint(1, 9))
+        else:
+            queued = opened + timedelta(seconds=rng.randint(20, 300))
+            agent = rng.choice(agents)
+            assigned = queued + timedelta(seconds=int(rng.lognormvariate(4.5, 0.9)))
+            first = assigned + timedelta(seconds=int(rng.lognormvariate(4.2, 0.8)))
+            fields.update(queued_at=queued, first_queued_at=queued, assigned_at=assigned, first_assigned_at=assigned,
+                          first_response_at=first, handoff_reason=rng.choice(reasons), last_assignee=agent.id,
+                          resolved_at=first + timedelta(seconds=int(rng.lognormvariate(7, 0.7))),
+                          next_response_breaches=int(rng.random() < 0.1))
+        threads.append(Thread(id=f"thr_hist{n}", account_id="default", contact_id=f"con_hist{n}",
+                              channel=rng.choice(channels), status=status, opened_at=opened, last_message_at=opened,
+                              **fields).to_doc())  # type: ignore[arg-type]
+    await store._db.threads.insert_many(threads)
+    for agent in agents:
+        for day in range(1, 28):
+            if (today - timedelta(days=day)).weekday() < 5:
+                start = today - timedelta(days=day) + timedelta(hours=8, minutes=rng.randint(0, 30))
+                end = start + timedelta(hours=rng.choice([6, 7.5, 8, 8]))
+                await store._db.shifts.insert_one(Shift(
+                    id=f"shf_{agent.login}{day}", account_id="default", agent_id=agent.id, agent_login=agent.login,
+                    started_at=start, ended_at=end, duration_s=int((end - start).total_seconds())).to_doc())
+
+
 async def main() -> None:
     DOCS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,12 +149,27 @@ async def main() -> None:
                 await page.goto(f"{base}/console?thread={thread_id}")
                 await page.wait_for_timeout(500)
                 await page.screenshot(path=str(DOCS / "console-thread-lv.png"))
+                await page.click("button[name=lang][value=en]")
+                await reports_shot(server.app, browser, base)
                 await account_page(browser, base)
                 await browser.close()
         finally:
             await server.close()
             await embedded.stop()
     print("wrote", ", ".join(sorted(p.name for p in DOCS.glob("*.png"))))
+
+
+async def reports_shot(app: object, browser: object, base: str) -> None:
+    await populate_history(app)
+    await add_agent(app[STORE], "default", "olga", name="Olga", role=Role.ADMIN, password="olga-demo-pass")  # type: ignore[index]
+    page = await (await browser.new_context(viewport={"width": 1360, "height": 1500})).new_page()  # type: ignore[attr-defined]
+    await page.goto(f"{base}/login")
+    await page.fill("input[name=login]", "olga")
+    await page.fill("input[name=password]", "olga-demo-pass")
+    await page.click("button[type=submit]")
+    await page.goto(f"{base}/admin/reports")
+    await page.wait_for_selector("svg.chart")
+    await page.screenshot(path=str(DOCS / "reports.png"), full_page=True)
 
 
 if __name__ == "__main__":

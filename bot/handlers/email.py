@@ -11,7 +11,6 @@ conversation. Our replies' Message-IDs are linked to their thread before they ar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from bot.handlers.email_imap import MailboxReader
 from bot.handlers.email_parse import ParsedMail, parse_mail, to_inbound
 from bot.handlers.email_smtp import SmtpListener, send_mail
 from bot.logs import log_event
+from bot.tasks import stop_tasks
 from bot.router.inbound import InboundPipeline
 from conversations.ids import derived_id
 from conversations.models import Inbound, Outbound, SenderKind, Thread, utcnow
@@ -76,12 +76,13 @@ class EmailAdapter(BaseAdapter):
 
     async def shutdown(self) -> None:
         if self._reading is not None:
-            self._reading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reading
+            await stop_tasks([self._reading])
             self._reading = None
         if self.listener is not None:
-            await self.listener.stop()
+            try:
+                await asyncio.wait_for(self.listener.stop(), 10)
+            except TimeoutError:
+                log_event(log, "smtp.stop_timeout", logging.WARNING)
 
     async def close(self) -> None:
         await self.shutdown()

@@ -13,6 +13,7 @@ Loop safety (RFC 3834): mail that must never get an automatic answer is marked w
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,11 +28,13 @@ from inscriptis import get_text
 from mailparser_reply import EmailReplyParser
 
 from bot.handlers.base import MalformedPayload
+from bot.handlers.email_limits import REPLY_SCAN_CHARS, bounded_mail
 from conversations.models import Attachment, Identity, Inbound
 
 REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv", "da", "cs"]
 REFERENCES_KEPT = 20
 FULL_TEXT_KEPT = 100_000  # characters of the full body kept on the message
+MAX_ATTACHMENTS = 100  # attachments listed on the message; the original mail keeps them all
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _INVISIBLE = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
@@ -57,37 +60,45 @@ class ParsedMail:
     sent_at: datetime | None = None
     no_auto_reply: str | None = None  # why this mail must not be answered automatically
     was_html: bool = False
+    attachments_dropped: bool = False  # more than MAX_ATTACHMENTS: only the first are listed
     defects: tuple[str, ...] = field(default=())
 
 
 def parse_mail(raw: bytes, envelope_recipients: Sequence[str] = ()) -> ParsedMail:
     """Parse one RFC 5322 message; ``MalformedPayload`` when it has no usable sender."""
     try:
-        msg = BytesParser(policy=policy.default).parsebytes(raw)
+        msg = BytesParser(policy=policy.default).parsebytes(bounded_mail(raw))
         assert isinstance(msg, EmailMessage)
         sender_name, sender = _sender(msg)
         body_part = msg.get_body(preferencelist=("plain", "html"))
         full_text, was_html = _body_text(body_part) if body_part is not None else ("", False)
-        subject = _clean(str(msg.get("Subject", "")), keep_newlines=False).strip()
+        subject = _clean(_header(msg, "Subject"), keep_newlines=False).strip()
         headers_ok = _addresses(msg, ("To", "Cc", "Delivered-To", "X-Original-To"))
+        attachments = list(itertools.islice(_attachments(msg, body_part), MAX_ATTACHMENTS + 1))
+        no_auto_reply = loop_reason(msg, sender)
     except MalformedPayload:
         raise
-    except Exception as exc:  # the email package raises many kinds on hostile input
+    except Exception as exc:  # the email package raises many kinds on hostile input, and
+        # RecursionError on parts nested thousands deep
         raise MalformedPayload(f"the mail cannot be parsed: {type(exc).__name__}") from None
-    reply = (_parser.parse_reply(full_text) or "").strip() if full_text else ""
+    scanned = full_text[:REPLY_SCAN_CHARS]
+    reply = (_parser.parse_reply(scanned) or "").strip() if full_text else ""
+    if len(full_text) > len(scanned) and reply == scanned.strip():
+        reply = ""  # nothing quoted was found at the start: the whole body is the reply
     return ParsedMail(
         message_id=_message_id(msg, raw),
         sender=sender,
         sender_name=sender_name,
         subject=subject,
-        text=reply or full_text.strip(),
+        text=(reply or full_text.strip())[:FULL_TEXT_KEPT],
         full_text=full_text[:FULL_TEXT_KEPT],
         recipients=tuple(dict.fromkeys([*(a.lower() for a in envelope_recipients), *headers_ok])),
-        in_reply_to=next(iter(_ids(msg.get("In-Reply-To"))), None),
-        references=tuple(_ids(msg.get("References")))[-REFERENCES_KEPT:],
-        attachments=tuple(_attachments(msg, body_part)),
-        sent_at=_date(msg.get("Date")),
-        no_auto_reply=loop_reason(msg, sender),
+        in_reply_to=next(iter(_ids(_header(msg, "In-Reply-To"))), None),
+        references=tuple(_ids(_header(msg, "References")))[-REFERENCES_KEPT:],
+        attachments=tuple(attachments[:MAX_ATTACHMENTS]),
+        attachments_dropped=len(attachments) > MAX_ATTACHMENTS,
+        sent_at=_date(_header(msg, "Date")),
+        no_auto_reply=no_auto_reply,
         was_html=was_html,
         defects=tuple(type(d).__name__ for d in msg.defects),
     )
@@ -99,6 +110,7 @@ def to_inbound(mail: ParsedMail, account_id: str) -> Inbound:
             "message_id": mail.message_id, "subject": mail.subject, "in_reply_to": mail.in_reply_to,
             "references": list(mail.references), "recipients": list(mail.recipients),
             "full_text": mail.full_text, "html": mail.was_html,
+            **({"attachments_dropped": True} if mail.attachments_dropped else {}),
         }
     }
     if mail.no_auto_reply:
@@ -116,16 +128,16 @@ def loop_reason(msg: Message, sender: str) -> str | None:
         part.get_content_type() in ("message/delivery-status", "message/disposition-notification")
         for part in msg.walk()
     )
-    if report or sender.startswith(_BOUNCE_SENDERS) or str(msg.get("Return-Path", "")).strip() == "<>":
+    if report or sender.startswith(_BOUNCE_SENDERS) or _header(msg, "Return-Path").strip() == "<>":
         return "bounce"
-    auto = str(msg.get("Auto-Submitted", "")).strip().lower()
+    auto = _header(msg, "Auto-Submitted").strip().lower()
     if auto and not auto.startswith("no"):
         return "auto_submitted"
-    if msg.get("X-Autoreply") or msg.get("X-Autorespond"):
+    if _header(msg, "X-Autoreply") or _header(msg, "X-Autorespond"):
         return "auto_submitted"
-    if msg.get("List-Id"):
+    if _header(msg, "List-Id"):
         return "mailing_list"
-    if str(msg.get("Precedence", "")).strip().lower() in ("bulk", "list", "junk"):
+    if _header(msg, "Precedence").strip().lower() in ("bulk", "list", "junk"):
         return "bulk"
     return None
 
@@ -147,7 +159,7 @@ def _sender(msg: EmailMessage) -> tuple[str | None, str]:
 
 def _is_list_rewrite(msg: EmailMessage) -> bool:
     """DMARC-rewriting lists put the list in From and the author in Reply-To."""
-    return bool(msg.get("List-Id")) and " via " in str(msg.get("From", ""))
+    return bool(_header(msg, "List-Id")) and " via " in _header(msg, "From")
 
 
 def _addresses(msg: EmailMessage, names: Sequence[str]) -> list[str]:
@@ -184,21 +196,31 @@ def _clean(text: str, keep_newlines: bool = True) -> str:
     return _BLANK_RUNS.sub("\n\n", text).strip()
 
 
-def _ids(header: object) -> list[str]:
-    return _MESSAGE_ID.findall(str(header)) if header is not None else []
+def _header(msg: Message, name: str) -> str:
+    """A header as text (empty when absent); its raw text when the structured parser fails on a
+    hostile value (``Message-ID: <`` raised ``IndexError`` deep in the ``email`` package)."""
+    try:
+        value = msg.get(name)
+    except Exception:
+        value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    return "" if value is None else str(value)
+
+
+def _ids(header: str) -> list[str]:
+    return _MESSAGE_ID.findall(header)
 
 
 def _message_id(msg: EmailMessage, raw: bytes) -> str:
-    found = _ids(msg.get("Message-ID"))
+    found = _ids(_header(msg, "Message-ID"))
     if found:
         return found[0]
     # no Message-ID: one derived from the content, the same for every delivery of this mail
     return f"{hashlib.sha256(raw).hexdigest()[:32]}@no-message-id.invalid"
 
 
-def _date(header: object) -> datetime | None:
+def _date(header: str) -> datetime | None:
     try:
-        moment = parsedate_to_datetime(str(header)) if header is not None else None
+        moment = parsedate_to_datetime(header) if header else None
     except (TypeError, ValueError, IndexError):
         return None
     if moment is None:
@@ -230,7 +252,7 @@ def _attachments(msg: MIMEPart, body: MIMEPart | None) -> Iterable[Attachment]:
         yield Attachment(
             kind=_kind(mime), name=_clean(name, keep_newlines=False) if name else None, mime_type=mime,
             size=len(payload) if isinstance(payload, bytes) else None,
-            provider_ref=str(part.get("Content-ID", "")).strip("<> ") or None,
+            provider_ref=_header(part, "Content-ID").strip("<> ") or None,
         )
 
 

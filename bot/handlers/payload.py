@@ -14,6 +14,21 @@ from typing import Any
 from bot.handlers.base import MalformedPayload
 
 _MISSING = object()
+INT64 = (-(2**63), 2**63 - 1)  # what a stored integer can hold (BSON int64)
+
+
+def load_json(body: bytes | str) -> Any:
+    """Untrusted JSON text as Python values; ``MalformedPayload`` for anything that is not JSON a
+    router can handle: invalid UTF-8 or syntax, nesting too deep for the decoder (``RecursionError``),
+    integers too long to convert (``ValueError``)."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedPayload(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedPayload("body is not acceptable JSON: nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise MalformedPayload(f"body is not acceptable JSON: {str(exc)[:120]}") from None
 
 
 class Payload:
@@ -28,10 +43,7 @@ class Payload:
     @classmethod
     def parse(cls, body: bytes) -> Payload:
         """The body as a JSON object; ``MalformedPayload`` if it is not one."""
-        try:
-            value = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MalformedPayload(f"body is not valid JSON: {exc}") from None
+        value = load_json(body)
         if not isinstance(value, dict):
             raise MalformedPayload("body must be a JSON object")
         return cls(value)
@@ -47,10 +59,19 @@ class Payload:
             return None
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             raise MalformedPayload(f"{self.path}.{key}: expected {what}, got {type(value).__name__}")
+        if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
+            raise MalformedPayload(f"{self.path}.{key}: integer out of range")
         return value
 
     def string(self, key: str) -> str:
         value: str = self._get(key, (str,), "a string", True)
+        return value
+
+    def identifier(self, key: str) -> str:
+        """A provider id (message, media, sender): a required string with something in it."""
+        value = self.string(key).strip()
+        if not value or len(value) > 512:
+            raise MalformedPayload(f"{self.path}.{key}: expected an id, got {'nothing' if not value else 'too long'}")
         return value
 
     def opt_string(self, key: str) -> str | None:

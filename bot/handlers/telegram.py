@@ -15,7 +15,6 @@ are paced about a second apart.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
@@ -52,6 +51,7 @@ from bot.handlers.base import (
 from bot.handlers.media import AttachmentUnavailable, read_capped
 from bot.handlers.pacing import ChatPacer
 from bot.handlers.payload import Payload
+from bot.handlers.signatures import same_secret
 from bot.handlers.telegram_updates import parse_update
 from bot.handlers.webhook import receive_webhook
 from bot.logs import log_event
@@ -216,7 +216,7 @@ class _AccountHook:
 
     async def verify(self, request: web.Request, body: bytes) -> None:
         given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-        if not given or not hmac.compare_digest(given.encode(), self._bot.webhook_secret.encode()):
+        if not given or not same_secret(given, self._bot.webhook_secret):
             raise VerificationError("missing or wrong X-Telegram-Bot-Api-Secret-Token")
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:

@@ -30,6 +30,8 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.handlers.base import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
+from bot.handlers.payload import load_json
+from bot.handlers.signatures import as_bytes, same_secret
 from bot.keys import METRICS, PIPELINE
 from bot.logs import log_event
 from conversations.models import Identity, Inbound, Message, Outbound
@@ -60,10 +62,10 @@ class VisitorTokens:
         if not visitor or not signature:
             return None
         expected = self._sign(account_id, visitor)
-        return visitor if hmac.compare_digest(signature, expected) else None
+        return visitor if same_secret(signature, expected) else None
 
     def _sign(self, account_id: str, visitor: str) -> str:
-        digest = hmac.new(self._key, f"{account_id}:{visitor}".encode(), hashlib.sha256)
+        digest = hmac.new(self._key, as_bytes(f"{account_id}:{visitor}"), hashlib.sha256)
         return digest.hexdigest()[:32]
 
 
@@ -118,10 +120,7 @@ class WebchatAdapter(BaseAdapter):
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[Inbound]:
         """One JSON message: ``{"visitor_token"?, "id", "text", "name"?}`` for the account in
         the ``X-Omnirouter-Account`` header (set by the route from the URL)."""
-        try:
-            payload = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise MalformedPayload(f"body is not valid JSON: {exc}") from None
+        payload = load_json(body)
         if not isinstance(payload, dict):
             raise MalformedPayload("body must be a JSON object")
         account_id = headers.get("X-Omnirouter-Account", self._context.account_id)
@@ -231,8 +230,8 @@ class WebchatAdapter(BaseAdapter):
         name: str | None, data: str,
     ) -> None:
         try:
-            payload = json.loads(data)
-        except json.JSONDecodeError:
+            payload = load_json(data)
+        except MalformedPayload:
             await sock.send({"type": "error", "code": "bad_json", "detail": "frame is not valid JSON"})
             return
         kind = payload.get("type") if isinstance(payload, dict) else None

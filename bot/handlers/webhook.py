@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.handlers.base import UnsupportedEvent
 from bot.keys import PIPELINE
 from bot.logs import log_event
+from bot.router.sanitize import checked_event
 from conversations.models import MessageEdit, ProviderEvent, StatusUpdate
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ async def receive_webhook(request: web.Request, adapter: WebhookSource) -> web.R
     except UnsupportedEvent as exc:
         log_event(log, "webhook.unsupported", channel=adapter.name, reason=str(exc)[:200])
         return web.json_response({"ok": True, "ignored": str(exc)})
+    items = [checked_event(item) for item in items]  # a bad entry refuses the payload before any is stored
     counts = await record_events(request.app[PIPELINE], items)
     return web.json_response({"ok": True, **counts})
 

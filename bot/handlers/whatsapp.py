@@ -38,8 +38,10 @@ from bot.handlers.base import (
     SendError,
     VerificationError,
 )
+from bot.handlers.fetch_guard import check_fetchable
 from bot.handlers.media import AttachmentUnavailable, read_capped
 from bot.handlers.payload import Payload
+from bot.handlers.signatures import same_secret
 from bot.handlers.webhook import receive_webhook
 from bot.handlers.whatsapp_payload import parse_payload
 from bot.router.replies import window_closed_message
@@ -132,9 +134,7 @@ class WhatsappAdapter(BaseAdapter):
         """Meta's subscription check: echo ``hub.challenge`` when ``hub.verify_token`` matches."""
         number = await self._number(request)
         token = request.query.get("hub.verify_token", "")
-        if request.query.get("hub.mode") != "subscribe" or not token or not hmac.compare_digest(
-            token.encode(), number.verify_token.encode()
-        ):
+        if request.query.get("hub.mode") != "subscribe" or not token or not same_secret(token, number.verify_token):
             raise VerificationError.forbidden("hub.mode must be subscribe and hub.verify_token must match")
         return web.Response(text=request.query.get("hub.challenge", ""), content_type="text/plain")
 
@@ -200,6 +200,7 @@ class WhatsappAdapter(BaseAdapter):
             raise AttachmentUnavailable(f"no WhatsApp number is configured for account {account_id}")
         try:
             media = await number.client.get_media_url(ref)
+            await check_fetchable(media.url, str(number.session.base_url))
             async with number.session.stream("GET", media.url) as response:
                 if response.status_code != 200:
                     raise AttachmentUnavailable(f"WhatsApp answered {response.status_code} for the media file")
@@ -223,7 +224,7 @@ class _NumberHook:
         if not given:
             raise VerificationError("missing X-Hub-Signature-256")
         expected = "sha256=" + hmac.new(self._number.app_secret.encode(), body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        if not same_secret(given, expected):
             raise VerificationError.forbidden("X-Hub-Signature-256 does not match the body")
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:

@@ -84,7 +84,7 @@ def _changes(value: Payload, account_id: str, ignored: list[str]) -> list[Provid
 
 
 def _message(message: Payload, account_id: str, names: dict[str | None, str | None]) -> Inbound:
-    sender = message.opt_string("from")
+    sender = (message.opt_string("from") or "").strip()
     if not sender:  # a business-scoped user id without a number: not handled yet
         raise UnsupportedEvent("message without a sender number")
     kind = message.string("type")
@@ -97,7 +97,7 @@ def _message(message: Payload, account_id: str, names: dict[str | None, str | No
     return Inbound(
         account_id=account_id,
         channel=CHANNEL,
-        external_id=message.string("id"),
+        external_id=message.identifier("id"),
         sender=Identity(CHANNEL, sender),
         sender_name=names.get(sender),
         text=text,
@@ -125,7 +125,7 @@ def _content(message: Payload, kind: str) -> tuple[str, tuple[Attachment, ...], 
     if kind in _MEDIA:
         media = message.obj(kind)
         attachment = Attachment(kind=_MEDIA[kind], name=media.opt_string("filename"),
-                                mime_type=media.opt_string("mime_type"), provider_ref=media.string("id"))
+                                mime_type=media.opt_string("mime_type"), provider_ref=media.identifier("id"))
         return media.opt_string("caption") or "", (attachment,), {}
     if kind == "location":
         place = message.obj("location")
@@ -154,5 +154,5 @@ def _status(status: Payload, account_id: str) -> StatusUpdate | None:
         error = f"{first.opt_integer('code')}: {first.opt_string('title') or first.opt_string('message')}"
     at = unix_time(status.string("timestamp"))
     assert at is not None
-    return StatusUpdate(account_id=account_id, channel=CHANNEL, external_id=status.string("id"),
+    return StatusUpdate(account_id=account_id, channel=CHANNEL, external_id=status.identifier("id"),
                         status=state, at=at, error=error)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from bot.logs import log_event
+from bot.router.sanitize import checked_event
 from conversations.ids import derived_id
 from conversations.models import (
     CallEvent,
@@ -59,7 +60,7 @@ class CallRecorder:
     async def record(self, event: CallEvent) -> tuple[Message, bool]:
         """Store ``event`` once; returns ``(message, duplicate)``. ``StoreUnavailable`` when the
         store is down (the provider retries the callback)."""
-        store, now = self._store, utcnow()
+        store, now, event = self._store, utcnow(), checked_event(event)
         message_id = derived_id("msg", f"call|{event.account_id}|{event.channel}|{event.external_id}")
         earlier = await store.get_message(message_id)
         if earlier is not None:

@@ -19,6 +19,7 @@ from typing import Protocol, runtime_checkable
 from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.router.dispatch import Dispatcher
+from bot.router.sanitize import checked_event, storable
 from conversations.models import Decision, Identity, Inbound, Message, MessageEdit, StatusUpdate, Thread, utcnow
 from conversations.store import Store
 
@@ -82,7 +83,7 @@ class InboundRecorder:
             located = await locator.locate_thread(inbound, contact_id, now)
             message, duplicate = await store.insert_inbound(inbound, contact_id, located.id, now, self._lease)
             return Recorded(message, located, duplicate)
-        thread = await store.touch_open_thread(contact_id, inbound.channel, now)
+        thread = await store.find_open_thread(contact_id, inbound.channel)
         if thread is None:
             # Opening a thread is rare; check first that this is not a late duplicate of a
             # message whose thread has been resolved since, so a redelivery opens nothing.
@@ -93,9 +94,13 @@ class InboundRecorder:
                     return Recorded(earlier, old, duplicate=True)
             reopened = await self._reopen(inbound.account_id, contact_id, inbound.sender, now) if self._reopen else None
             thread = reopened or await store.open_thread(inbound.account_id, contact_id, inbound.sender, now)
-        message, duplicate = await store.insert_inbound(inbound, contact_id, thread.id, now, self._lease)
-        if inbound.window_ends_at is not None:  # before dispatch: a reply may depend on it
-            await store.extend_service_window(thread.id, inbound.window_ends_at)
+        # the message and the thread's activity (and WhatsApp's window, which a reply may depend
+        # on) are written side by side, each batched with other messages' writes
+        (message, duplicate), _ = await asyncio.gather(
+            store.insert_inbound(inbound, contact_id, thread.id, now, self._lease),
+            store.touch_thread(thread.id, now, window_ends_at=inbound.window_ends_at),
+        )
+        thread.last_message_at = max(thread.last_message_at, now)
         return Recorded(message, thread, duplicate)
 
 
@@ -118,6 +123,7 @@ class InboundPipeline:
         so the sender must retry (HTTP channels answer 503).
         """
         started = time.perf_counter()
+        inbound = checked_event(inbound)
         try:
             recorded = await self._recorder.record(inbound)
         except Exception:
@@ -157,6 +163,7 @@ class InboundPipeline:
     async def apply_edit(self, edit: MessageEdit) -> Recorded | None:
         """Apply a customer's edit to the message they sent; an edit of a message never recorded
         is recorded as that message. Returns the new record then, ``None`` for a plain edit."""
+        edit = storable(edit)
         edited = await self._store.apply_edit(edit.message, edit.edited_at)
         log_event(log, "inbound.edited", channel=edit.message.channel, account=edit.message.account_id,
                   message=edited.id if edited else None, original_known=edited is not None)
@@ -168,6 +175,7 @@ class InboundPipeline:
     async def apply_status(self, update: StatusUpdate) -> bool:
         """Record a provider's delivery report; ``False`` when it changed nothing (stale or
         unknown message), which is still a success for the provider."""
+        update = storable(update)
         changed = await self._store.apply_status_update(update)
         if changed:  # the consoles showing this message refresh its delivery status
             await self._store.emit_event(update.account_id, "delivery", utcnow(), external_id=update.external_id)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot import audit
 from bot.logs import log_event
 from bot.router.hours import BusinessHours, Sla
 from bot.settings import QueueSettings
@@ -51,6 +52,12 @@ log = logging.getLogger("omnirouter.router.queue")
 
 SYSTEM = "system"
 _ACCOUNTS_SECONDS = 30.0  # how long the sweep trusts its list of auto-assigning accounts
+# the audit log's name for an agent's action, by the timeline entry it makes
+_AUDITED = {
+    TimelineKind.ASSIGNED: "thread.take", TimelineKind.TRANSFERRED: "thread.transfer",
+    TimelineKind.RESOLVED: "thread.resolve", TimelineKind.NOTE: "thread.note", TimelineKind.LABELS: "thread.labels",
+    TimelineKind.QUEUED: "thread.requeue", TimelineKind.REOPENED: "thread.reopen",
+}
 
 
 class QueueError(Exception):
@@ -366,7 +373,11 @@ class Queue:
             dedup_key=f"agent:{agent.id}:{nonce}", thread=thread, to=Identity(thread.channel, thread.address or ""),
             text=text, sender={"kind": str(SenderKind.AGENT), "id": agent.id, "name": agent.name},
         )
-        await self._store.mark_agent_replied(thread.id, utcnow())
+        now = utcnow()
+        late = thread.first_response_at is not None and thread.awaiting_since is not None \
+            and bool(self.sla.next_response) and now - thread.awaiting_since > self.sla.next_response
+        await self._store.mark_agent_replied(thread.id, now, next_late=late)
+        await audit.record(self._store, thread.account_id, agent, "thread.reply", thread.id, message=message.id)
         await self._event(thread, "message")
         return message
 
@@ -403,6 +414,9 @@ class Queue:
             kind=str(kind), at=utcnow(), actor=actor.id if actor else SYSTEM,
             actor_name=actor.name if actor else "", text=text, details=details,
         ))
+        if actor is not None:  # an agent's action (the text may be a note: never audited)
+            await audit.record(self._store, thread.account_id, actor, _AUDITED[kind], thread.id,
+                               to=details.get("to"), team=details.get("team"))
 
     async def _publish(self, event_type: str, thread: Thread, **data: Any) -> None:
         if self._events is not None:

@@ -13,8 +13,8 @@ from aiohttp import web
 from bot.tasks import stop_tasks
 from bot.keys import API_OPERATIONS, CONSOLE_HUB, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
 from bot.web import (
-    account_page, accounts_page, admin, api, api_accounts, api_directory, api_threads, api_webhooks, console, login, openapi, ops,
-    replies,
+    account_page, accounts_page, admin, admin_privacy, admin_reports, api, api_accounts, api_directory, api_threads,
+    api_webhooks, console, login, openapi, ops, replies,
 )
 from bot.web.apikit import ApiRoutes
 from bot.web.auth import LoginLimiter, add_agent
@@ -43,6 +43,7 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(login.routes())
     app.add_routes(console.routes())
     app.add_routes(admin.routes())
+    app.add_routes(admin_reports.routes() + admin_privacy.routes())
     app.add_routes(account_page.routes())
     app.add_routes(accounts_page.routes())
     app.add_routes([web.get("/", _index)])

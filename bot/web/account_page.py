@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import audit
 from bot.keys import ADAPTERS, EVENTS, QUEUE, SETTINGS, STORE
 from bot.tenants import CHANNEL_FIELDS, channel_summary, webhook_urls
 from bot.web.apikit import issue_token
@@ -82,6 +83,8 @@ async def save_channel(request: web.Request) -> web.Response:
     if missing:
         return await _show(request, 400, error=translate(admin.lang, "missing_fields", fields=", ".join(missing)))
     await store.merge_account_channel(admin.account_id, channel, values, tuple(remove))
+    await audit.record(store, admin.account_id, admin, "settings.channel", admin.account_id, channel=channel,
+                       keys=",".join(sorted(values)), removed=",".join(remove) or None)  # names only: values are secrets
     return _back("saved")
 
 
@@ -91,22 +94,22 @@ async def remove_channel(request: web.Request) -> web.Response:
     if channel not in CHANNEL_FIELDS:
         return plain(404, "no such channel")
     await request.app[STORE].remove_account_channel(admin.account_id, channel)
+    await audit.record(request.app[STORE], admin.account_id, admin, "settings.channel", admin.account_id,
+                       channel=channel, removed="all")
     return _back("removed")
 
 
 @signed_in(Role.ADMIN)
 async def save_conversations(request: web.Request) -> web.Response:
     admin, form = current_agent(request), await request.post()
-    reopen, retention = str(form.get("reopen_days", "")).strip(), str(form.get("retention_days", "")).strip()
     try:
-        reopen_days = float(reopen)
-        retention_days = int(retention) if retention else None
+        reopen_days = float(str(form.get("reopen_days", "")).strip())
     except ValueError:
-        return await _show(request, 400, error=translate(admin.lang, "bad_numbers"))
-    if not 0 <= reopen_days <= 365 or (retention_days is not None and not 1 <= retention_days <= 36500):
+        reopen_days = -1.0
+    if not 0 <= reopen_days <= 365:
         return await _show(request, 400, error=translate(admin.lang, "bad_numbers"))
     await request.app[QUEUE].set_routing(admin.account_id, reopen_days=reopen_days)
-    await request.app[STORE].update_account(admin.account_id, retention_days=retention_days)
+    await audit.record(request.app[STORE], admin.account_id, admin, "settings.reopen", admin.account_id, days=reopen_days)
     return _back("saved")
 
 
@@ -117,15 +120,16 @@ async def create_token(request: web.Request) -> web.Response:
     scopes = [s for s in SCOPES if form.get(f"scope_{s}") == "on"]
     if not _TOKEN_NAME.match(name) or not scopes:
         return await _show(request, 400, error=translate(admin.lang, "bad_token"))
-    token = await issue_token(request.app[STORE], admin.account_id, name, scopes, admin.id)
+    token = await issue_token(request.app[STORE], admin.account_id, name, scopes, admin)
     return await _show(request, revealed={"what": "token", "name": name, "value": token})
 
 
 @signed_in(Role.ADMIN)
 async def revoke_token(request: web.Request) -> web.Response:
-    admin = current_agent(request)
-    if not await request.app[STORE].revoke_api_token(admin.account_id, request.match_info["token_id"]):
+    admin, token_id = current_agent(request), request.match_info["token_id"]
+    if not await request.app[STORE].revoke_api_token(admin.account_id, token_id):
         return plain(404, "no such token")
+    await audit.record(request.app[STORE], admin.account_id, admin, "token.revoke", token_id)
     return _back("revoked")
 
 
@@ -139,6 +143,7 @@ async def create_webhook(request: web.Request) -> web.Response:
             str(form.get("description", "")), app[SETTINGS].webhooks.allow_private_networks)
     except BadSubscription as exc:
         return await _show(request, 400, error=str(exc))
+    await audit.record(app[STORE], admin.account_id, admin, "webhook.create", subscription.id, url=subscription.url)
     return await _show(request, revealed={"what": "webhook", "name": subscription.url, "value": secret})
 
 
@@ -150,18 +155,19 @@ async def change_webhook(request: web.Request) -> web.Response:
     if subscription is None or subscription.account_id != admin.account_id:
         return plain(404, "no such webhook")
     action = form.get("action")
+    if action not in ("delete", "toggle", "rotate"):
+        return plain(400, "action must be delete, toggle or rotate")
     app[EVENTS].forget(admin.account_id)
+    await audit.record(store, admin.account_id, admin, f"webhook.{action}", subscription.id)
     if action == "delete":
         await store.delete_webhook(admin.account_id, subscription.id)
         return _back("removed")
     if action == "toggle":
         await store.update_webhook(admin.account_id, subscription.id, active=not subscription.active)
         return _back("saved")
-    if action == "rotate":
-        secret = new_secret()
-        await store.update_webhook(admin.account_id, subscription.id, secret=secret)
-        return await _show(request, revealed={"what": "webhook", "name": subscription.url, "value": secret})
-    return plain(400, "action must be delete, toggle or rotate")
+    secret = new_secret()  # rotate
+    await store.update_webhook(admin.account_id, subscription.id, secret=secret)
+    return await _show(request, revealed={"what": "webhook", "name": subscription.url, "value": secret})
 
 
 def routes() -> list[web.RouteDef]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import audit
 from bot.keys import SETTINGS, STORE
 from bot.tenants import ACCOUNT_ID_PATTERN, create_account, set_disabled, webhook_urls
 from bot.web.admin import LOGIN_PATTERN
@@ -47,6 +48,7 @@ async def create(request: web.Request) -> web.Response:
     account, admin, password = await create_account(request.app[STORE], account_id, name, login)
     if account is None:
         return await _show(request, 409, error=translate(me.lang, "account_taken", id=account_id))
+    await audit.record(request.app[STORE], account_id, me, "account.create", account_id, admin=login)
     base = f"{request.scheme}://{request.host}"
     return await _show(request, created={"account": account, "login": login, "password": password,
                                          "url": webhook_urls(request.app[SETTINGS], base, account_id)["console"]})
@@ -62,6 +64,7 @@ async def change(request: web.Request) -> web.Response:
         return plain(409, "the install's own account cannot be disabled")
     if await set_disabled(request.app[STORE], account_id, action == "disable") is None:
         return plain(404, "no such account")
+    await audit.record(request.app[STORE], account_id, current_agent(request), f"account.{action}", account_id)
     return redirect("/admin/accounts?done=saved")
 
 

@@ -12,8 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import audit
 from bot.keys import QUEUE, STORE
 from bot.router.hours import BusinessHours
+from bot.web.admin_privacy import retention_context
 from bot.web.auth import add_agent
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
@@ -60,6 +62,7 @@ async def admin_page(request: web.Request) -> web.Response:
         request, "admin.html", agents=await store.list_agents(agent.account_id), shifts=shifts, roles=_roles(agent),
         since=since.isoformat(), until=until.isoformat(), routing=routing,
         canned=await store.list_canned(agent.account_id), message=request.query.get("message", "")[:300],
+        **await retention_context(request),
     )
 
 
@@ -83,6 +86,9 @@ async def timesheet_csv(request: web.Request) -> web.Response:
             s.duration_s if s.duration_s is not None else "", start.get("lat"), start.get("lon"),
             start.get("accuracy"), end.get("lat"), end.get("lon"), end.get("accuracy"),
         ]])
+    admin = current_agent(request)
+    await audit.record(request.app[STORE], admin.account_id, admin, "timesheet.export", admin.account_id,
+                       since=since.isoformat(), until=until.isoformat())
     name = f"timesheet-{since.isoformat()}-{until.isoformat()}.csv"
     return web.Response(text=out.getvalue(), content_type="text/csv",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -113,6 +119,7 @@ async def create_agent(request: web.Request) -> web.Response:
     )
     if agent is None:
         return _back(translate(admin.lang, "login_taken"))
+    await audit.record(request.app[STORE], admin.account_id, admin, "agent.create", agent.id, login=login, role=role)
     return _back(translate(admin.lang, "agent_added", login=login, password=password))
 
 
@@ -134,6 +141,8 @@ async def update_agent(request: web.Request) -> web.Response:
     await store.set_capacity(target.id, int(capacity))
     if not active:
         await store.delete_agent_sessions(target.id)
+    await audit.record(store, admin.account_id, admin, "agent.update", target.id, login=target.login, role=role,
+                       teams=",".join(teams), capacity=int(capacity), active=active)
     return _back(translate(admin.lang, "saved"))
 
 
@@ -154,6 +163,8 @@ async def update_routing(request: web.Request) -> web.Response:
         record_location=form.get("record_location") == "on",
     )
     await request.app[QUEUE].auto_assign(admin.account_id)
+    await audit.record(request.app[STORE], admin.account_id, admin, "settings.routing", admin.account_id,
+                       strategy=strategy, business_hours=hours, timezone=zone)
     return _back(translate(admin.lang, "saved"))
 
 
@@ -170,6 +181,8 @@ async def update_canned(request: web.Request) -> web.Response:
         if not text or len(text) > 4096:
             return plain(400, "the text must be 1 to 4096 characters")
         await store.put_canned(admin.account_id, shortcut, text)
+    await audit.record(store, admin.account_id, admin, "settings.canned", shortcut,
+                       deleted=True if form.get("delete") else None)
     return _back(translate(admin.lang, "saved"))
 
 

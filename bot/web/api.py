@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import audit
 from bot.keys import OUTBOX, STORE
 from bot.web.access import Access, mark
 from bot.web.apikit import LIMIT, ApiRoutes, Call, Param, api_error, authenticate, reply, visible
@@ -31,6 +32,12 @@ def guarded(handler: Handler) -> Handler:
         return await handler(request)
 
     return mark(wrapper, Access("token"))
+
+
+def small_int(raw: str) -> int | None:
+    """``raw`` as a non-negative integer of ASCII digits (``"²"`` is a digit to ``str.isdigit``
+    but not to ``int``), or ``None``."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 18 else None
 
 
 def outbox_json(item: OutboxItem) -> dict[str, Any]:
@@ -81,6 +88,7 @@ async def retry_outbox(request: web.Request, call: Call) -> web.Response:
     if item is None:
         raise api_error(409, "not_dead", f"outbox item {item_id} is not dead-lettered")
     request.app[OUTBOX].wake()
+    await audit.record(store, item.account_id, call.principal.audit_actor, "outbox.retry", item.id)
     return reply(outbox_json(item))
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import audit
 from bot.keys import QUEUE, SETTINGS, STORE
 from bot.router.hours import BusinessHours
 from bot.tenants import ACCOUNT_ID_PATTERN, CHANNEL_FIELDS, account_json, channel_schema, create_account, set_disabled
@@ -63,6 +64,8 @@ async def post_account(request: web.Request, call: Call) -> web.Response:
         request.app[STORE], body["id"], body["name"].strip(), admin.get("login"), admin.get("name"), admin.get("password"))
     if account is None:
         raise api_error(409, "account_exists", f"an account {body['id']} exists already")
+    await audit.record(request.app[STORE], account.id, call.principal.audit_actor, "account.create", account.id,
+                       admin=admin.get("login"))
     result: dict[str, Any] = {"account": account_json(account)}
     if agent is not None:
         result["admin"] = {k: v for k, v in agent.to_json().items() if k != "password_hash"}
@@ -80,8 +83,9 @@ async def get_account(request: web.Request, call: Call) -> web.Response:
 ACCOUNT_CHANGES = {
     "type": "object", "additionalProperties": False, "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": 80, "pattern": r"\S"},
-        "retention_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 36500,
-                           "description": "messages older than this are deleted; null: kept"},
+        "retention_days": {"type": ["integer", "null"], "minimum": 0, "maximum": 36500,
+                           "description": "messages older than this are deleted; 0: kept; null: the install's "
+                                          "retention.days"},
         "reopen_days": {"type": "number", "minimum": 0, "maximum": 365,
                         "description": "a customer writing again this soon reopens the resolved thread"},
         "strategy": {"type": "string", "enum": ["manual", "next", "auto"]},
@@ -104,7 +108,10 @@ async def patch_account(request: web.Request, call: Call) -> web.Response:
             raise api_error(403, "forbidden", "only the install-wide token may disable an account")
         if account.id == request.app[SETTINGS].account.id and body["disabled"]:
             raise api_error(409, "own_account", "the install's own account (account.id) cannot be disabled")
-        await set_disabled(store, account.id, body.pop("disabled"))
+        disabled = body.pop("disabled")
+        await set_disabled(store, account.id, disabled)
+        await audit.record(store, account.id, call.principal.audit_actor, "account.disable" if disabled else
+                           "account.enable", account.id)
     routing = {k: body.pop(k) for k in _ROUTING if k in body}
     if routing:
         current = await request.app[QUEUE].routing(account.id)
@@ -116,6 +123,9 @@ async def patch_account(request: web.Request, call: Call) -> web.Response:
         await request.app[QUEUE].set_routing(account.id, **routing)
     if body:
         await store.update_account(account.id, **body)
+    if routing or body:
+        await audit.record(store, account.id, call.principal.audit_actor, "settings.account", account.id,
+                           fields=",".join(sorted([*routing, *body])))
     return reply(account_json(await store.get_account(account.id) or account))
 
 
@@ -123,12 +133,14 @@ def _channel_route(channel: str) -> None:
     async def put_channel(request: web.Request, call: Call) -> web.Response:
         account = await _account(request, call)
         await request.app[STORE].set_account_channel(account.id, channel, call.body)
+        await audit.record(request.app[STORE], account.id, call.principal.audit_actor, "settings.channel", account.id,
+                           channel=channel, keys=",".join(sorted(call.body)))  # the names only: values are secrets
         return reply({"account": account.id, "channel": channel, "keys": sorted(call.body)})
 
     put_channel.__name__ = f"put_{channel}_channel"
     API("PUT", f"/api/accounts/{{account_id}}/channels/{channel}",
         f"Store the account's own {channel} settings (secrets sealed at rest; a router process picks them up "
-        "within seconds)", tag="accounts", body=channel_schema(channel), response={
+        "within seconds)", tag="accounts", body=channel_schema(channel), sanitize=False, response={
             "type": "object", "required": ["account", "channel", "keys"], "properties": {
                 "account": {"type": "string"}, "channel": {"type": "string"},
                 "keys": {"type": "array", "items": {"type": "string"}}}})(put_channel)

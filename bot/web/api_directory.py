@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import audit
 from bot.keys import STORE
 from bot.web.admin import LOGIN_PATTERN, TEAM_PATTERN
 from bot.web.apikit import ACCOUNT, BEFORE, LIMIT, ApiRoutes, Call, api_error, reply, visible
@@ -77,6 +78,8 @@ async def create_agent(request: web.Request, call: Call) -> web.Response:
     )
     if agent is None:
         raise api_error(409, "login_taken", f"an agent {body['login']!r} already exists in account {call.account_id}")
+    await audit.record(request.app[STORE], call.account_id, call.principal.audit_actor, "agent.create", agent.id,
+                       role=agent.role)
     result: dict[str, Any] = {"agent": agent_json(agent)}
     if "password" not in body:
         result["password"] = password
@@ -110,6 +113,8 @@ async def update_agent(request: web.Request, call: Call) -> web.Response:
         await store.set_capacity(agent.id, capacity)
     if body.get("active") is False:
         await store.delete_agent_sessions(agent.id)
+    await audit.record(store, agent.account_id, call.principal.audit_actor, "agent.update", agent.id,
+                       fields=",".join(sorted(call.body)))
     return reply(agent_json(await store.get_agent(agent.id) or agent))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot import audit
 from bot.keys import EVENTS, SETTINGS, STORE, WEBHOOKS
 from bot.web.apikit import ACCOUNT, ApiRoutes, Call, Param, api_error, reply, visible
 from bot.web.openapi import list_of, ref
@@ -17,6 +18,11 @@ _URL = {"type": "string", "pattern": r"^https?://\S+$", "maxLength": 2000}
 _EVENTS = {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "string", "enum": list(EVENT_TYPES)}}
 _WITH_SECRET = {"type": "object", "required": ["subscription", "secret"], "properties": {
     "subscription": ref("WebhookSubscription"), "secret": {"type": "string", "description": "shown only now"}}}
+
+
+async def _audit(request: web.Request, call: Call, action: str, subscription: WebhookSubscription, **details: str) -> None:
+    await audit.record(request.app[STORE], subscription.account_id, call.principal.audit_actor, action,
+                       subscription.id, **details)
 
 
 async def _subscription(request: web.Request, call: Call) -> WebhookSubscription:
@@ -47,6 +53,7 @@ async def create_webhook(request: web.Request, call: Call) -> web.Response:
             request.app[SETTINGS].webhooks.allow_private_networks)
     except BadSubscription as exc:
         raise api_error(400, "bad_request", str(exc)) from None
+    await _audit(request, call, "webhook.create", subscription)
     return reply({"subscription": subscription.public(), "secret": secret}, status=201)
 
 
@@ -72,6 +79,7 @@ async def patch_webhook(request: web.Request, call: Call) -> web.Response:
         raise api_error(400, "bad_request", str(exc)) from None
     changed = await request.app[STORE].update_webhook(subscription.account_id, subscription.id, **changes)
     request.app[EVENTS].forget(subscription.account_id)
+    await _audit(request, call, "webhook.update", subscription, fields=",".join(sorted(changes)))
     return reply((changed or subscription).public())
 
 
@@ -81,6 +89,7 @@ async def delete_webhook(request: web.Request, call: Call) -> web.Response:
     subscription = await _subscription(request, call)
     await request.app[STORE].delete_webhook(subscription.account_id, subscription.id)
     request.app[EVENTS].forget(subscription.account_id)
+    await _audit(request, call, "webhook.delete", subscription)
     return reply({"deleted": subscription.id})
 
 
@@ -89,6 +98,7 @@ async def delete_webhook(request: web.Request, call: Call) -> web.Response:
 async def rotate_secret(request: web.Request, call: Call) -> web.Response:
     subscription, secret = await _subscription(request, call), new_secret()
     changed = await request.app[STORE].update_webhook(subscription.account_id, subscription.id, secret=secret)
+    await _audit(request, call, "webhook.rotate", subscription)
     return reply({"subscription": (changed or subscription).public(), "secret": secret})
 
 
@@ -114,6 +124,7 @@ async def retry_delivery(request: web.Request, call: Call) -> web.Response:
     if again is None:
         raise api_error(409, "pending", f"delivery {delivery_id} is still pending")
     request.app[WEBHOOKS].wake()
+    await _audit(request, call, "webhook.redeliver", subscription, delivery=delivery_id)
     return reply(again.public())
 
 

@@ -16,7 +16,6 @@ A record of another account answers 404, as if it did not exist.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import ipaddress
 import json
 import re
@@ -30,7 +29,12 @@ from typing import Any
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
+from bot import audit
+from bot.handlers.base import MalformedPayload
+from bot.handlers.payload import load_json
+from bot.handlers.signatures import same_secret
 from bot.keys import SETTINGS, STORE
+from bot.router.sanitize import storable
 from bot.web.access import Access, mark
 from conversations.ids import new_id
 from conversations.models import Agent, Role, utcnow
@@ -83,6 +87,11 @@ class Principal:
     def may_see(self, account_id: str) -> bool:
         return self.superadmin or account_id == self.account_id
 
+    @property
+    def audit_actor(self) -> str:
+        """Who the audit log names: ``api`` (the install-wide token), ``api:<token name>``."""
+        return audit.API if self.superadmin else f"{audit.API}:{self.name}"
+
     def actor(self, account_id: str) -> Agent:
         """Who the timeline names for a queue action taken through the API."""
         role = Role.SUPERADMIN if self.superadmin else Role.ADMIN
@@ -94,14 +103,17 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def issue_token(store: Store, account_id: str, name: str, scopes: list[str], created_by: str) -> str:
+async def issue_token(store: Store, account_id: str, name: str, scopes: list[str], created_by: Agent | str) -> str:
     """A new API token of the account: stored as its SHA-256 only; the token is returned to be
     shown once."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    await store.create_api_token(ApiToken(
+    record = ApiToken(
         id=new_id("tok"), account_id=account_id, name=name, token_hash=hash_token(token), prefix=token[:8],
-        created_at=utcnow(), scopes=[s for s in SCOPES if s in scopes], created_by=created_by,
-    ))
+        created_at=utcnow(), scopes=[s for s in SCOPES if s in scopes],
+        created_by=created_by.id if isinstance(created_by, Agent) else created_by,
+    )
+    await store.create_api_token(record)
+    await audit.record(store, account_id, created_by, "token.create", record.id, scopes=",".join(record.scopes))
     return token
 
 
@@ -123,9 +135,9 @@ async def authenticate(request: web.Request) -> Principal:
         raise api_error(401, "unauthorized", "send Authorization: Bearer <token> (an account's API token or api.token)")
     scheme, _, given = header.partition(" ")
     given = given.strip()
-    if scheme.lower() != "bearer" or not given:
+    if scheme.lower() != "bearer" or not given or not given.isascii():  # tokens are ASCII; bytes that are not
         raise api_error(401, "unauthorized", "the Authorization header must be: Bearer <token>")
-    if settings.api.token and hmac.compare_digest(given.encode(), settings.api.token.encode()):
+    if settings.api.token and same_secret(given, settings.api.token):
         return Principal(None, "install", "api.token")
     store = request.app[STORE]
     token = await store.api_token_by_hash(hash_token(given)) if given.startswith(TOKEN_PREFIX) else None
@@ -191,6 +203,7 @@ class Operation:
     body: dict[str, Any] | None = None
     errors: tuple[int, ...] = ()
     description: str = ""
+    sanitize: bool = True  # text the store cannot hold (NUL, lone surrogates) is mended; False: refused
 
     @property
     def path_params(self) -> list[str]:
@@ -230,7 +243,7 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
             raise api_error(403, "forbidden", f"this token lacks the {op.scope} scope")
         query = {name: _query_value(request, param, check) for name, (param, check) in query_checks.items()}
         query = {k: v for k, v in query.items() if v is not None}
-        body = await _body(request, body_check) if body_check is not None else None
+        body = await _body(request, body_check, op.sanitize) if body_check is not None else None
         account_id = await _account(request, principal, query) if ACCOUNT in op.query else principal.account_id
         return await op.handler(request, Call(principal, query, body, account_id))
 
@@ -243,7 +256,7 @@ def _query_value(request: web.Request, param: Param, check: Draft202012Validator
         return param.schema.get("default")
     value: Any = raw
     if param.schema.get("type") == "integer":
-        if not re.fullmatch(r"-?\d{1,12}", raw):
+        if not re.fullmatch(r"-?[0-9]{1,12}", raw):
             raise api_error(400, "bad_request", f"{param.name} must be an integer")
         value = int(raw)
     elif param.schema.get("format") == "date-time":
@@ -260,11 +273,15 @@ def _query_value(request: web.Request, param: Param, check: Draft202012Validator
     return value
 
 
-async def _body(request: web.Request, check: Draft202012Validator) -> Any:
+async def _body(request: web.Request, check: Draft202012Validator, sanitize: bool) -> Any:
     try:
-        body = json.loads(await request.text() or "null")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise api_error(400, "bad_request", "the body must be JSON") from None
+        raw = load_json(await request.read() or b"null")
+    except MalformedPayload as exc:
+        raise api_error(400, "bad_request", str(exc)) from None
+    body = storable(raw)  # lone surrogates become U+FFFD, NUL goes, integers past 64 bits become text
+    if body is not raw and not sanitize:
+        raise api_error(400, "bad_request", "the body holds text or numbers that cannot be stored (NUL, lone "
+                                            "surrogates, integers past 64 bits)")
     problem = next(iter(sorted(check.iter_errors(body), key=lambda e: list(e.path))), None)
     if problem is not None:
         where = ".".join(str(p) for p in problem.path) or "body"

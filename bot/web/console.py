@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import audit
 from bot.keys import CONSOLE_HUB, QUEUE, SHIFTS, STORE
 from bot.router.queue import QueueError
 from bot.router.shifts import read_location
@@ -139,6 +140,7 @@ async def shift(request: web.Request) -> web.Response:
         await shifts.set_away(agent, action == "away")
     else:
         return plain(400, "action must be start, stop, away or back")
+    await audit.record(request.app[STORE], agent.account_id, agent, f"shift.{action}", agent.id)
     return _back(request)
 
 
@@ -233,6 +235,8 @@ async def _template(request: web.Request, agent: Agent, thread_id: str, form: An
     except LookupError as exc:
         return _back(request, thread_id, str(exc))
     await request.app[STORE].mark_agent_replied(thread.id, utcnow())
+    await audit.record(request.app[STORE], agent.account_id, agent, "thread.template", thread.id,
+                       template=str(form.get("template", ""))[:100])
     return _back(request, thread_id)
 
 

@@ -6,11 +6,12 @@ import logging
 
 from aiohttp import web
 
+from bot import audit
 from bot.keys import LOGIN_LIMITER, SETTINGS, STORE
 from bot.logs import log_event
 from bot.web import auth
 from bot.web.i18n import translate
-from bot.web.pages import language, page, plain, redirect, signed_in
+from bot.web.pages import current_agent, language, page, plain, redirect, signed_in
 
 log = logging.getLogger("omnirouter.web.login")
 
@@ -51,6 +52,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not await auth.verify_password(agent.password_hash if agent else None, password) or agent is None or not agent.active:
         await limiter.failed(account_id, login_name, address)
         log_event(log, "login.failed", logging.WARNING, login=login_name, address=address)
+        await audit.record(store, account_id, "unknown", "login.failed", login_name, address=address)
         return _login_page(request, 401, translate(lang, "bad_login"), login_name, account_id)
     account = await store.get_account(account_id)
     if account is None or account.disabled:
@@ -60,6 +62,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     response = redirect("/console")
     await auth.start_session(request, response, agent)
     log_event(log, "login.ok", agent=agent.id)
+    await audit.record(store, account_id, agent, "login", agent.id, address=address)
     return response
 
 
@@ -67,6 +70,8 @@ async def login(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     response = redirect("/login")
     await auth.end_session(request, response)
+    agent = current_agent(request)
+    await audit.record(request.app[STORE], agent.account_id, agent, "logout", agent.id)
     return response
 
 

@@ -75,7 +75,9 @@ class ThreadEvents:
             "id": event_id, "type": event_type, "account_id": thread.account_id, "created_at": now.isoformat(),
             "data": {"thread": public_thread(current), **{k: v for k, v in data.items() if v is not None}},
         }, ensure_ascii=False, default=str)
-        added = await self._store.enqueue_deliveries(subscriptions, event_id, event_type, body, now)
+        message = data.get("message")
+        added = await self._store.enqueue_deliveries(subscriptions, event_id, event_type, body, now, thread.id,
+                                                     message.get("id") if isinstance(message, dict) else None)
         if added:
             log_event(log, "webhook.published", event_id=event_id, type=event_type, account=thread.account_id,
                       deliveries=added)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 from conversations.models import (
     Contact,
@@ -20,6 +21,10 @@ from conversations.models import (
     ThreadStatus,
     utcnow,
 )
+from conversations.agent_store import AGENT_INDEXES
+from conversations.privacy_store import PRIVACY_INDEXES
+from conversations.queue_store import QUEUE_INDEXES
+from conversations.report_store import REPORT_INDEXES
 from conversations.store import INDEXES, Store
 
 LEASE = timedelta(seconds=30)
@@ -45,7 +50,11 @@ async def record(store: Store, item: Inbound) -> tuple[Message, Thread, bool]:
 async def test_indexes_are_created_idempotently(store: Store) -> None:
     await store.ensure_indexes()  # the fixture ran it once already
     db = store._db
-    for collection, models in INDEXES.items():
+    every: dict[str, list[Any]] = {}
+    for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES):
+        for name, models in indexes.items():
+            every.setdefault(name, []).extend(models)
+    for collection, models in every.items():
         info = await db[collection].index_information()
         # field names and uniqueness (the embedded server reports every direction as 1)
         found = {(tuple(k for k, _ in spec["key"]), bool(spec.get("unique"))) for spec in info.values()}

@@ -15,12 +15,13 @@ class LocalServer:
     def routes(self, app: web.Application) -> None:
         raise NotImplementedError
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
+        """Listen on ``port`` (a free one when 0; the same one again to come back after ``stop``)."""
         app = web.Application()
         self.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"

@@ -27,6 +27,7 @@ class Request:
     body: dict[str, Any]
     authorization: str
     at: float
+    status: int = 200  # what the fake answered
 
 
 class FakeGraphAPI(LocalServer):
@@ -35,6 +36,7 @@ class FakeGraphAPI(LocalServer):
         self.token = token
         self.requests: list[Request] = []
         self.media: dict[str, tuple[bytes, str]] = {}
+        self.media_urls: dict[str, str] = {}  # media id -> the URL to name instead of our own
         self._failures: list[tuple[int, dict[str, Any], dict[str, str]]] = []
         self._ids = itertools.count(1)
 
@@ -54,6 +56,10 @@ class FakeGraphAPI(LocalServer):
     def sent(self) -> list[dict[str, Any]]:
         return [r.body for r in self.requests if r.path.endswith("/messages")]
 
+    def sent_ok(self) -> list[dict[str, Any]]:
+        """The messages the fake accepted (answered with a message id)."""
+        return [r.body for r in self.requests if r.path.endswith("/messages") and r.status == 200]
+
     def _authorised(self, request: web.Request) -> bool:
         return request.headers.get("Authorization") == f"Bearer {self.token}"
 
@@ -64,6 +70,7 @@ class FakeGraphAPI(LocalServer):
             return web.json_response({"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}, status=401)
         if self._failures:
             status, error, headers = self._failures.pop(0)
+            self.requests[-1].status = status
             return web.json_response(error, status=status, headers=headers)
         wamid = f"wamid.FAKE{next(self._ids):06d}"
         return web.json_response({"messaging_product": "whatsapp",
@@ -76,7 +83,8 @@ class FakeGraphAPI(LocalServer):
         if media_id not in self.media or not self._authorised(request):
             return web.json_response({"error": {"message": "Unsupported get request.", "type": "GraphMethodException", "code": 100}}, status=400)
         data, mime = self.media[media_id]
-        return web.json_response({"messaging_product": "whatsapp", "url": f"{self.url}/media-files/{media_id}",
+        url = self.media_urls.get(media_id, f"{self.url}/media-files/{media_id}")
+        return web.json_response({"messaging_product": "whatsapp", "url": url,
                                   "mime_type": mime, "sha256": "0" * 64, "file_size": len(data), "id": media_id})
 
     async def _media_file(self, request: web.Request) -> web.Response:

@@ -26,6 +26,7 @@ class Call:
     method: str
     params: dict[str, Any]
     at: float
+    status: int = 200  # what the fake answered
 
 
 class FakeBotAPI(LocalServer):
@@ -72,6 +73,7 @@ class FakeBotAPI(LocalServer):
         self.calls.append(Call(method, params, time.monotonic()))
         if method != "getUpdates" and self._failures:
             status, body = self._failures.pop(0)
+            self.calls[-1].status = status
             return web.json_response(body, status=status)
         handler = getattr(self, f"_{method}", None)
         if handler is None:

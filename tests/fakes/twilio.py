@@ -30,7 +30,7 @@ def fixture(kind: str, name: str, **changes: str) -> dict[str, str]:
 
 
 def signature(url: str, params: Mapping[str, str], token: str = AUTH_TOKEN) -> str:
-    return str(RequestValidator(token).compute_signature(url, dict(params)))
+    return str(RequestValidator(token).compute_signature(url, params if hasattr(params, "getall") else dict(params)))
 
 
 async def post_webhook(
@@ -55,12 +55,12 @@ class FakeTwilio:
         self._runner: web.AppRunner | None = None
         self.url = ""
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0) -> str:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._create_message)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"

@@ -154,6 +154,9 @@ async def test_malformed_and_unsupported_webhooks(sms_app: Any) -> None:
     del media_missing["MediaUrl1"]
     response = await post_webhook(client, "/webhooks/sms", media_missing)
     assert response.status == 400 and "MediaUrl1 is missing" in (await response.json())["detail"]
+    nul_sid = {**fixture("sms", "inbound_text"), "MessageSid": "\x00", "SmsSid": "\x00"}  # found by bench/fuzz.py
+    nul = await post_webhook(client, "/webhooks/sms", nul_sid)
+    assert nul.status == 400 and (await nul.json())["detail"] == "the sms message id is empty"
     unknown = await post_webhook(client, "/webhooks/sms", fixture("sms", "status_partially_delivered"))
     assert unknown.status == 200  # well-formed but not ours to handle: acknowledged, logged
     assert await messages(client) == []

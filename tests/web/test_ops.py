@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,33 @@ async def test_a_store_outage_answers_503_stores_nothing_and_recovers(tmp_path: 
 
 async def _healthy(client: TestClient) -> bool:
     return (await client.get("/healthz")).status == 200
+
+
+async def test_a_hung_store_answers_503_and_a_late_write_is_deduplicated(tmp_path: Path, start_client: Any) -> None:
+    """A store that stops answering (SIGSTOP) rather than refusing connections: the socket
+    timeout turns it into a 503; once it resumes, the provider's retry lands once."""
+    import os
+    import signal
+
+    server = EmbeddedMongo(tmp_path / "store")
+    await server.start()
+    try:
+        client = await start_client(make_settings(server.uri, "hung", store={"timeout_ms": 500}))
+        first = await client.post("/webchat/messages", json={"id": "before", "text": "one"})
+        token = (await first.json())["visitor_token"]
+        pid = int((tmp_path / "store" / "nx-27017.pid").read_text())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            started = asyncio.get_running_loop().time()
+            during = await client.post("/webchat/messages", json={"id": "during", "text": "two", "visitor_token": token})
+            assert during.status == 503
+            assert asyncio.get_running_loop().time() - started < 10
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await wait_for(lambda: _healthy(client), timeout=15)
+        retried = await client.post("/webchat/messages", json={"id": "during", "text": "two", "visitor_token": token})
+        assert retried.status == 202
+        db = client.server.app[STORE]._db
+        assert await db.messages.count_documents({"direction": "in", "text": "two"}) == 1
+    finally:
+        await server.stop()

@@ -1,0 +1,106 @@
+"""``omnirouter contact export|erase ID``: a contact's personal data from the command line.
+
+ID is a contact id (``con_…``), an identity (``sms:+37120000000``, ``email:ann@example.com``) or a
+bare address. Works with the router running or not (see ``agents_cli.with_store``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot import audit
+from bot.agents_cli import run_with_store
+from bot.privacy import ContactNotFound, erase_contact, export_contact, find_contact
+from bot.settings import Settings
+from conversations.personal_data import ContactScope
+from conversations.store import Store
+
+
+def add_contact_commands(sub: Any) -> None:
+    contact = sub.add_parser("contact", help="export or erase a contact's personal data")
+    actions = contact.add_subparsers(dest="contact_command", metavar="ACTION", required=True)
+    export = actions.add_parser("export", help="everything held about a contact, as one JSON document")
+    export.add_argument("ref", metavar="ID", help="contact id, channel:address, or an address")
+    export.add_argument("--out", type=Path, help="write to FILE (readable by you only) instead of standard output")
+    export.add_argument("--account", help="account id (default: the configured one)")
+    export.set_defaults(run=contact_export)
+    erase = actions.add_parser("erase", help="erase a contact's data everywhere (cannot be undone)")
+    erase.add_argument("ref", metavar="ID", help="contact id, channel:address, or an address")
+    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    erase.add_argument("--account", help="account id (default: the configured one)")
+    erase.set_defaults(run=contact_erase)
+
+
+def contact_export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.cli import CliError
+
+    if args.out is not None and args.out.is_dir():
+        raise CliError(f"--out {args.out} is a directory; name a file", code=2)
+
+    async def work(store: Store) -> int:
+        scope = await _scope(store, args, settings)
+        document = await export_contact(store, scope, audit.CLI)
+        text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+        if args.out is None:
+            sys.stdout.write(text)
+            return 0
+        try:
+            await asyncio.to_thread(_write_private, args.out, text)
+        except OSError as exc:
+            raise CliError(f"cannot write {args.out}: {exc.strerror}", code=2) from None
+        count = sum(len(docs) for docs in document["data"].values())
+        print(f"exported contact {scope.contact_id} ({count} records) to {args.out}", file=sys.stderr)
+        return 0
+
+    return run_with_store(settings, work)
+
+
+def contact_erase(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.cli import CliError
+
+    if not args.yes and not sys.stdin.isatty():
+        raise CliError("refusing to erase without --yes when standard input is not a terminal", code=2)
+
+    async def work(store: Store) -> int:
+        scope = await _scope(store, args, settings)
+        if not args.yes:
+            print(f"contact {scope.contact_id}: {', '.join(scope.identity_keys) or 'no identities'}; "
+                  f"{len(scope.thread_ids)} conversations, {len(scope.message_ids)} messages")
+            prompt = f"This erases the contact everywhere and cannot be undone. Type {scope.contact_id} to confirm: "
+            try:
+                typed = await asyncio.to_thread(input, prompt)
+            except EOFError:
+                typed = ""
+            if typed.strip() != scope.contact_id:
+                raise CliError("not confirmed: nothing was erased", code=1)
+        result = await erase_contact(store, scope, audit.CLI)
+        print(f"erased contact {scope.contact_id}: {result.total} records removed or anonymised; "
+              f"receipt {result.receipt} (in the audit log)")
+        return 0
+
+    return run_with_store(settings, work)
+
+
+async def _scope(store: Store, args: argparse.Namespace, settings: Settings) -> ContactScope:
+    from bot.cli import CliError
+
+    account = args.account or settings.account.id
+    if await store.get_account(account) is None:
+        raise CliError(f"no account {account!r}", code=2)
+    try:
+        return await find_contact(store, account, args.ref)
+    except ContactNotFound as exc:
+        raise CliError(str(exc), code=2) from None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``, readable by its owner only (it is personal data)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)

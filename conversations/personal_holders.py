@@ -1,0 +1,105 @@
+"""The personal-data holders of the core store: contacts, their identities, threads, messages and
+everything hanging off them (outbox, timeline notes, e-mail sources and keys, SMS parts and
+consent, the audit log), plus the collections declared to hold nothing about contacts.
+
+Imported for its registrations by ``conversations/privacy_store.py``.
+
+Threads are *anonymised*, not deleted: what stays (channel, status, times, assignee) holds
+nothing about the person and keeps the reports right after an erasure. Their contact becomes the
+erasure's receipt id; address, labels and thread keys go. Everything else is deleted. Audit
+entries about the contact keep who did what and when, with the receipt id instead of the contact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conversations.models import epoch_ms
+from conversations.personal_data import (
+    ContactScope,
+    Database,
+    Erasure,
+    PersonalDataHolder,
+    declare_not_personal,
+    keyed_holder,
+    query_holder,
+    register_holder,
+)
+
+_OPEN = ["bot", "queued", "assigned"]
+
+
+def _any(**fields: tuple[str, ...]) -> dict[str, Any] | None:
+    """``{"$or": [{field: {"$in": values}}, …]}`` over the non-empty ones; ``None`` if all empty."""
+    parts = [{name: {"$in": sorted(set(values))}} for name, values in fields.items() if values]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"$or": parts}
+
+
+async def _export_threads(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
+    query = _any(contact_id=scope.contact_ids)
+    return [] if query is None else await db.threads.find(query).sort("opened_at", 1).to_list()
+
+
+async def _anonymise_threads(db: Database, scope: ContactScope, erasure: Erasure) -> int:
+    if not scope.thread_ids:
+        return 0
+    at = epoch_ms(erasure.at)
+    mine = {"_id": {"$in": list(scope.thread_ids)}}
+    await db.threads.update_many(  # still open: closed now (the caller frees any agent first)
+        {**mine, "status": {"$in": _OPEN}}, {"$set": {"status": "resolved", "resolved_at": at}}
+    )
+    result = await db.threads.update_many(mine, {
+        "$set": {"contact_id": erasure.id, "erased_at": at},
+        "$unset": {"address": "", "open_key": "", "queued_by": "", "labels": "", "email_keys": "",
+                   "awaiting_since": "", "assignee": ""},
+    })
+    return result.modified_count
+
+
+async def _export_audit(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
+    query = _any(target=scope.contact_ids + scope.thread_ids)
+    return [] if query is None else await db.audit.find(query).sort("at", 1).to_list()
+
+
+async def _anonymise_audit(db: Database, scope: ContactScope, erasure: Erasure) -> int:
+    if not scope.contact_ids:
+        return 0
+    result = await db.audit.update_many(
+        {"target": {"$in": list(scope.contact_ids)}}, {"$set": {"target": erasure.id}}
+    )
+    return result.modified_count
+
+
+def _register() -> None:
+    for holder in (
+        keyed_holder("timeline", "timeline", "contact_id", lambda s: s.contact_ids),
+        query_holder("outbox", "outbox", lambda s: _any(thread_id=s.thread_ids, message_id=s.message_ids)),
+        keyed_holder("email_sources", "email_sources", "_id", lambda s: s.message_ids),
+        keyed_holder("email_threads", "email_threads", "_id", lambda s: s.thread_ids),
+        query_holder("email_keys", "email_keys", lambda s: _any(contact_id=s.contact_ids, thread_id=s.thread_ids)),
+        keyed_holder("sms_parts", "sms_parts", "message_id", lambda s: s.message_ids),
+        keyed_holder("consent", "consent", "address", lambda s: s.addresses, account_field="account_id"),
+        PersonalDataHolder("audit", ("audit",), _export_audit, _anonymise_audit, 10),
+        query_holder("messages", "messages", lambda s: _any(contact_id=s.contact_ids, _id=s.message_ids), order=80),
+        PersonalDataHolder("threads", ("threads",), _export_threads, _anonymise_threads, 85),
+        keyed_holder("identities", "identities", "contact_id", lambda s: s.contact_ids, order=90),
+        keyed_holder("contacts", "contacts", "_id", lambda s: s.contact_ids, order=95),
+    ):
+        register_holder(holder)
+    for collection, reason in {
+        "accounts": "the businesses using the router",
+        "agents": "the businesses' agents, not their customers",
+        "sessions": "agents' console logins",
+        "login_failures": "failed console logins, counted per agent login and address",
+        "shifts": "agents' timesheet",
+        "canned": "agents' reply templates",
+        "secrets": "keys of this install",
+        "events": "live-console notices carrying record ids only, pruned within minutes",
+        "jobs": "leases of scheduled jobs",
+    }.items():
+        declare_not_personal(collection, reason)
+
+
+_register()

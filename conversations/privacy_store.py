@@ -1,0 +1,151 @@
+"""Store operations for personal data: finding everything of one contact, exporting it, erasing
+it through the registered holders (``personal_data.py``), and the retention job's batches.
+
+A mixin of ``Store``; it uses the store's database handle.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from conversations import personal_holders as _core_holders  # noqa: F401  (registers the core holders)
+from conversations.errors import translating_outages
+from conversations.models import Account, Contact
+from conversations.personal_data import ContactScope, Erasure, holders
+
+# what erasure and retention find documents by (no array fields: the embedded server stops
+# matching array elements once one is indexed)
+PRIVACY_INDEXES: dict[str, list[IndexModel]] = {
+    "messages": [IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)])],
+    "contacts": [IndexModel([("merged_into", ASCENDING)], partialFilterExpression={"merged_into": {"$exists": True}})],
+    "identities": [IndexModel([("account_id", ASCENDING), ("address", ASCENDING)])],
+    "outbox": [IndexModel([("thread_id", ASCENDING)]), IndexModel([("message_id", ASCENDING)])],
+    "email_keys": [IndexModel([("contact_id", ASCENDING)]), IndexModel([("thread_id", ASCENDING)])],
+    "sms_parts": [IndexModel([("message_id", ASCENDING)])],
+    "consent": [IndexModel([("account_id", ASCENDING), ("address", ASCENDING)])],
+    "audit": [
+        IndexModel([("account_id", ASCENDING), ("actor", ASCENDING), ("at", ASCENDING)]),
+        IndexModel([("account_id", ASCENDING), ("action", ASCENDING), ("at", ASCENDING)]),
+        IndexModel([("target", ASCENDING)]),
+    ],
+}
+
+_MERGE_DEPTH = 20  # merge chains are short; this only stops a corrupt loop
+
+
+class PrivacyStore:
+    _db: AsyncDatabase[dict[str, Any]]
+
+    @translating_outages
+    async def contact_by_identity(self, account_id: str, channel: str, address: str) -> str | None:
+        """The contact who writes from ``channel:address``, if any."""
+        link = await self._db.identities.find_one({"_id": f"{account_id}|{channel}:{address}"}, {"contact_id": 1})
+        return str(link["contact_id"]) if link else None
+
+    @translating_outages
+    async def contact_by_address(self, account_id: str, address: str) -> str | None:
+        """The contact who writes from ``address`` on any channel, if exactly one does."""
+        links = await self._db.identities.find({"account_id": account_id, "address": address}, {"contact_id": 1}).to_list()
+        found = {str(link["contact_id"]) for link in links}
+        return found.pop() if len(found) == 1 else None
+
+    @translating_outages
+    async def contacts_named(self, account_id: str, text: str, limit: int = 20) -> list[Contact]:
+        """Contacts whose name contains ``text`` (any case), most recently active first."""
+        docs = await self._db.contacts.find(
+            {"account_id": account_id, "name": {"$regex": re.escape(text), "$options": "i"},
+             "merged_into": {"$exists": False}}
+        ).sort("updated_at", DESCENDING).limit(limit).to_list()
+        return [Contact.from_doc(doc) for doc in docs]
+
+    @translating_outages
+    async def contact_scope(self, account_id: str, contact_id: str) -> ContactScope | None:
+        """Everything that belongs to the contact (following merges both ways); ``None`` if the
+        account has no such contact."""
+        doc = await self._db.contacts.find_one({"_id": contact_id, "account_id": account_id})
+        for _ in range(_MERGE_DEPTH):
+            if doc is None or not doc.get("merged_into"):
+                break
+            doc = await self._db.contacts.find_one({"_id": doc["merged_into"], "account_id": account_id})
+        if doc is None:
+            return None
+        ids, frontier, docs = [str(doc["_id"])], [str(doc["_id"])], [doc]
+        for _ in range(_MERGE_DEPTH):
+            merged = await self._db.contacts.find({"merged_into": {"$in": frontier}}).to_list()
+            frontier = [str(d["_id"]) for d in merged if str(d["_id"]) not in ids]
+            if not frontier:
+                break
+            ids += frontier
+            docs += [d for d in merged if str(d["_id"]) in frontier]
+        keys: dict[str, None] = {}
+        for d in docs:
+            keys.update({f"{i['channel']}:{i['address']}": None for i in d.get("identities") or []})
+        async for link in self._db.identities.find({"contact_id": {"$in": ids}}):
+            keys[f"{link['channel']}:{link['address']}"] = None
+        addresses = {key.split(":", 1)[1]: None for key in keys}
+        threads = await self._db.threads.find({"contact_id": {"$in": ids}}, {"address": 1}).to_list()
+        addresses.update({str(t["address"]): None for t in threads if t.get("address")})
+        messages = await self._db.messages.find(
+            {"contact_id": {"$in": ids}}, {"text": 1, "edits": 1, "sender": 1}
+        ).to_list()
+        return ContactScope(
+            account_id=account_id, contact_id=ids[0], contact_ids=tuple(ids), addresses=tuple(addresses),
+            identity_keys=tuple(keys), thread_ids=tuple(str(t["_id"]) for t in threads),
+            message_ids=tuple(str(m["_id"]) for m in messages), texts=_texts(messages),
+        )
+
+    @translating_outages
+    async def export_personal_data(self, scope: ContactScope) -> dict[str, list[dict[str, Any]]]:
+        """Every holder's documents for the scope, by holder name (raw stored documents)."""
+        return {holder.name: await holder.export(self._db, scope) for holder in holders()}
+
+    @translating_outages
+    async def erase_personal_data(self, scope: ContactScope, erasure: Erasure) -> dict[str, int]:
+        """Run every holder's erasure; returns how many documents each removed or anonymised."""
+        return {holder.name: await holder.erase(self._db, scope, erasure) for holder in holders()}
+
+    # --- retention ----------------------------------------------------------------------
+
+    @translating_outages
+    async def old_messages(self, account_id: str, before_ms: int, limit: int = 500) -> ContactScope | None:
+        """A batch of the account's messages created before ``before_ms``, as a scope for the
+        holders (messages and what hangs off them); ``None`` when none is left."""
+        docs = await self._db.messages.find(
+            {"account_id": account_id, "created_at": {"$lt": before_ms}}, {"text": 1, "edits": 1}
+        ).sort("created_at", ASCENDING).limit(limit).to_list()
+        if not docs:
+            return None
+        return ContactScope(account_id=account_id, message_ids=tuple(str(d["_id"]) for d in docs), texts=_texts(docs))
+
+    @translating_outages
+    async def list_accounts(self) -> list[Account]:
+        return [Account.from_doc(doc) async for doc in self._db.accounts.find({}).sort("_id", ASCENDING)]
+
+    @translating_outages
+    async def claim_job(self, name: str, now_ms: int, every_ms: int) -> bool:
+        """Whether this process runs job ``name`` now: at most once per ``every_ms`` across all
+        router processes sharing the store."""
+        try:
+            doc = await self._db.jobs.find_one_and_update(
+                {"_id": name, "due_ms": {"$lte": now_ms}}, {"$set": {"due_ms": now_ms + every_ms}},
+                upsert=True, return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:  # not due: the upsert collided with the existing lease
+            return False
+        return doc is not None
+
+
+def _texts(messages: list[dict[str, Any]]) -> tuple[str, ...]:
+    texts: dict[str, None] = {}
+    for message in messages:
+        if message.get("text"):
+            texts[str(message["text"])] = None
+        for edit in message.get("edits") or []:
+            if isinstance(edit, dict) and edit.get("text"):
+                texts[str(edit["text"])] = None
+    return tuple(texts)

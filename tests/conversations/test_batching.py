@@ -1,0 +1,66 @@
+"""Group commit: concurrent requests share bulk commands, failures stay with their request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from conversations.batching import Batcher
+from conversations.models import Identity, Inbound, utcnow
+from conversations.store import Store
+from tests.conversations.test_store import LEASE, inbound, record
+
+
+async def test_a_lone_request_goes_out_at_once_and_concurrent_ones_together() -> None:
+    seen: list[list[int]] = []
+
+    async def run(batch: Sequence[int]) -> list[int]:
+        seen.append(list(batch))
+        await asyncio.sleep(0.01)  # a store round trip
+        return [n * 2 for n in batch]
+
+    batcher: Batcher[int, int] = Batcher(run)
+    assert await batcher.submit(1) == 2
+    results = await asyncio.gather(*(batcher.submit(n) for n in range(10)))
+    assert results == [n * 2 for n in range(10)]
+    assert seen == [[1], list(range(10))]
+    # while one command is in flight, newcomers wait and then go out together
+    first = asyncio.ensure_future(batcher.submit(100))
+    await asyncio.sleep(0.001)
+    later = await asyncio.gather(*(batcher.submit(n) for n in range(5)))
+    assert await first == 200 and later == [0, 2, 4, 6, 8]
+    assert seen[-2:] == [[100], [0, 1, 2, 3, 4]]
+
+
+async def test_batches_are_capped_and_errors_reach_only_their_request() -> None:
+    async def run(batch: Sequence[int]) -> list[int | BaseException]:
+        return [ValueError(f"bad {n}") if n % 3 == 0 else n for n in batch]
+
+    batcher: Batcher[int, int] = Batcher(run, max_size=4)
+    outcomes = await asyncio.gather(*(batcher.submit(n) for n in range(1, 10)), return_exceptions=True)
+    assert [str(o) if isinstance(o, Exception) else o for o in outcomes] == [
+        1, 2, "bad 3", 4, 5, "bad 6", 7, 8, "bad 9"]
+    assert batcher.batches == 3 and batcher.requests == 9
+
+
+async def test_a_failed_command_fails_every_request_of_its_batch() -> None:
+    async def run(batch: Sequence[int]) -> list[int]:
+        raise ConnectionError("store gone")
+
+    batcher: Batcher[int, int] = Batcher(run)
+    outcomes = await asyncio.gather(*(batcher.submit(n) for n in range(3)), return_exceptions=True)
+    assert all(isinstance(o, ConnectionError) for o in outcomes)
+    with pytest.raises(ConnectionError):
+        await batcher.submit(7)  # and the batcher keeps working for the next ones
+
+
+async def test_concurrent_records_share_store_commands(store: Store) -> None:
+    await record(store, inbound("warm", address="carol"))  # contact and thread exist
+    before = store._message_inserts.batches
+    items = [inbound(f"m{n}", address="carol") for n in range(20)] + [inbound("m3", address="carol")]
+    results = await asyncio.gather(*(record(store, item) for item in items))
+    assert [dup for _, _, dup in results].count(True) == 1  # m3 twice in one batch: stored once
+    assert await store._db.messages.count_documents({}) == 21
+    assert store._message_inserts.batches - before <= 3  # 21 inserts in a few commands
