@@ -239,3 +239,22 @@ async def test_webhook_secrets_are_sealed_at_rest_and_can_be_replaced(
 
     await wait_for(accepted, timeout=10)
     assert receiver.refused == []
+
+
+async def test_deliveries_are_exported_and_erased_with_the_contact(
+    embedded: Any, db_name: str, start_client: Any, receiver: WebhookReceiver
+) -> None:
+    from bot.privacy import erase_contact, export_contact, find_contact
+
+    client = await webhook_client(embedded, db_name, start_client, concurrency=0)  # keep them stored
+    store = client.server.app[STORE]
+    await subscribe(client, receiver)
+    thread_id = await customer_writes(client.server.app, "erasable", "my address is Elm Street 5")
+    thread = await store.get_thread(thread_id)
+    assert thread is not None
+    assert await store._db.webhook_deliveries.count_documents({"thread_id": thread_id}) == 4
+    scope = await find_contact(store, "default", thread.contact_id)
+    exported = await export_contact(store, scope, "test")
+    assert len(exported["data"]["webhook_deliveries"]) == 4
+    await erase_contact(store, scope, "test")
+    assert await store._db.webhook_deliveries.count_documents({}) == 0  # every one was about this contact
