@@ -17,10 +17,15 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.handlers.base import ChannelContext, build_adapter, enabled_channels
-from bot.keys import ADAPTERS, DISPATCHER, EMBEDDED, EVENTS, METRICS, OUTBOX, PIPELINE, QUEUE, SETTINGS, SHIFTS, STORE, WEBHOOKS
+from bot.keys import (
+    ADAPTERS, DISPATCHER, EMBEDDED, EVENTS, METRICS, NLU, OUTBOX, PIPELINE, QUEUE, RESPONSES, SETTINGS, SHIFTS,
+    STORE, WEBHOOKS,
+)
 from bot.logs import log_event
 from bot.tasks import stop_tasks
 from bot.metrics import Metrics
+from bot.nlu.responses import load_responses
+from bot.nlu.service import NluService
 from bot.router.dispatch import Dispatcher, DispatchSweeper
 from bot.router.inbound import InboundPipeline, InboundRecorder, InboundSource, ThreadLocator
 from bot.router.outbox import Outbox
@@ -49,9 +54,11 @@ def create_app(settings: Settings) -> web.Application:
     context = ChannelContext(settings=settings, account_id=settings.account.id)
     adapters = {name: build_adapter(name, context) for name in enabled_channels(settings)}
     app[ADAPTERS] = adapters
+    app[RESPONSES] = load_responses(Path(settings.nlu.responses))  # ResponsesError: a bad file stops start-up
     for adapter in adapters.values():
         app.add_routes(adapter.routes())
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_nlu_ctx)
     app.cleanup_ctx.append(_pipeline_ctx)
     app.on_shutdown.append(_shutdown_channels)
     setup_web(app)
@@ -95,6 +102,17 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             await embedded.stop()
 
 
+async def _nlu_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    nlu = NluService(app[STORE], settings.nlu)
+    app[NLU] = nlu
+    await nlu.start(settings.account.id)
+    try:
+        yield
+    finally:
+        await nlu.close()
+
+
 async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, store, metrics, adapters = app[SETTINGS], app[STORE], app[METRICS], app[ADAPTERS]
     for adapter in adapters.values():
@@ -103,7 +121,9 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     events.wake = sender.wake
     outbox = Outbox(store, adapters, metrics, settings.outbox, events=events)
     queue = Queue(store, settings.queue, outbox, settings.console.record_location, events=events)
-    dispatcher = Dispatcher(store, queue, outbox, metrics, settings.dispatch.queued_notice, events=events)
+    dispatcher = Dispatcher(
+        store, queue, outbox, metrics, settings.dispatch.queued_notice, app[NLU], app[RESPONSES], events=events
+    )
     lease = timedelta(seconds=settings.dispatch.lease_seconds)
     locators = {name: a for name, a in adapters.items() if isinstance(a, ThreadLocator)}
     recorder = InboundRecorder(store, lease, locators, reopen=queue.reopen)

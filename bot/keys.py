@@ -9,6 +9,8 @@ from aiohttp import web
 if TYPE_CHECKING:
     from bot.handlers.base import ChannelAdapter
     from bot.metrics import Metrics
+    from bot.nlu.responses import Responses
+    from bot.nlu.service import NluService
     from bot.router.dispatch import Dispatcher
     from bot.router.inbound import InboundPipeline
     from bot.router.outbox import Outbox
@@ -32,6 +34,8 @@ PIPELINE: web.AppKey[InboundPipeline] = web.AppKey("pipeline")
 DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
 OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 QUEUE: web.AppKey[Queue] = web.AppKey("queue")
+NLU: web.AppKey[NluService] = web.AppKey("nlu")
+RESPONSES: web.AppKey[Responses] = web.AppKey("responses")
 SHIFTS: web.AppKey[Shifts] = web.AppKey("shifts")
 CONSOLE_HUB: web.AppKey[ConsoleHub] = web.AppKey("console_hub")
 LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")

@@ -336,6 +336,28 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class NluSettings:
+    engine: str = _setting(
+        "embedded", check=_one_of("embedded", "rasa", "off"),
+        doc="`embedded` (built in), `rasa` (a remote Rasa server) or `off` (every conversation goes to a human)",
+    )
+    data: str = _setting("config/nlu", doc="training data: files or directories, comma-separated (Rasa YAML or JSONL)")
+    responses: str = _setting("config/responses.yml", doc="what the bot answers, per intent and language")
+    semantic: bool = _setting(True, doc="use the semantic tier (sentence embeddings); off: the lexical tier alone")
+    auto_train: bool = _setting(True, doc="train and activate a model from `nlu.data` at start-up when the account has none")
+    reload_interval: float = _setting(
+        5.0, check=_between(0.05, 3600), doc="how often a router process looks for a newly activated model, seconds"
+    )
+    ambiguity_margin: float = _setting(
+        0.1, check=_between(0, 1), doc="top two intents closer than this (in probability) get a clarifying question"
+    )
+    rasa_url: str = _setting("", check=_url, doc="the Rasa server for `engine = \"rasa\"`, e.g. http://rasa:5005")
+    rasa_token: str = _setting("", doc="the Rasa server's auth token, if it has one")
+    rasa_timeout: float = _setting(3.0, check=_between(0.05, 60), doc="seconds to wait for Rasa before escalating")
+    rasa_threshold: float = _setting(0.5, check=_between(0, 1), doc="Rasa confidence under this counts as out of scope")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -355,6 +377,7 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    nlu: NluSettings = field(default_factory=NluSettings)
 
     def replace(self, section: str, **values: Any) -> Settings:
         """A copy with some keys of one section changed (validated like any other source)."""
@@ -381,6 +404,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "retention": RetentionSettings,
     "security": SecuritySettings,
     "webhooks": WebhookSettings,
+    "nlu": NluSettings,
 }
 
 

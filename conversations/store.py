@@ -54,6 +54,7 @@ from conversations.webhook_store import WEBHOOK_INDEXES, WebhookStore
 from conversations.audit_store import AuditStore
 from conversations.privacy_store import PRIVACY_INDEXES, PrivacyStore
 from conversations.report_store import REPORT_INDEXES, ReportStore
+from conversations.nlu_store import NLU_INDEXES, NluStoreMixin
 
 INDEXES: dict[str, list[IndexModel]] = {
     "contacts": [IndexModel([("account_id", ASCENDING), ("updated_at", DESCENDING)])],
@@ -105,7 +106,7 @@ def _customer(inbound: Inbound) -> dict[str, Any]:
 
 
 class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, QueueStore,
-            ReportStore, PrivacyStore, AuditStore, TenantStore, WebhookStore, ApiReads):
+            ReportStore, PrivacyStore, AuditStore, TenantStore, WebhookStore, ApiReads, NluStoreMixin):
     """All of omnirouter's persistence. Construct with :meth:`connect`."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
@@ -157,7 +158,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
     async def ensure_indexes(self) -> None:
         """Create every index the router relies on; safe to run at every start-up."""
         for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES, TENANT_INDEXES,
-                        WEBHOOK_INDEXES):
+                        WEBHOOK_INDEXES, NLU_INDEXES):
             for collection, models in indexes.items():
                 await self._db[collection].create_indexes(models)
 
@@ -387,11 +388,17 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         return Message.from_doc(doc) if doc else None
 
     @_translating_outages
-    async def finish_dispatch(self, message_id: str, decision: Decision) -> None:
+    async def finish_dispatch(
+        self, message_id: str, decision: Decision, nlu: dict[str, Any] | None = None
+    ) -> None:
+        """Record the decision (and the NLU result it rests on) and end the dispatch lease."""
+        done: dict[str, Any] = {"dispatch_state": str(DispatchState.DONE), "decision": decision.to_doc()}
+        if nlu is not None:
+            done["nlu"] = nlu
         await self._db.messages.update_one(
             {"_id": message_id},
             {
-                "$set": {"dispatch_state": str(DispatchState.DONE), "decision": decision.to_doc()},
+                "$set": done,
                 "$unset": {"dispatch_due_ms": ""},
             },
         )

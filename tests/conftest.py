@@ -41,6 +41,7 @@ def make_settings(uri: str, database: str, **sections: dict[str, Any]) -> Settin
         "dispatch": {"sweep_interval": 0.1},
         "webchat": {"secret": "test-secret"},
         "security": {"secret_key": TEST_SECRET_KEY},
+        "nlu": {"auto_train": False, "reload_interval": 0.1},
     }
     for section, values in sections.items():
         fast.setdefault(section, {}).update(values)

@@ -14,7 +14,7 @@ from bot.tasks import stop_tasks
 from bot.keys import API_OPERATIONS, CONSOLE_HUB, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
 from bot.web import (
     account_page, accounts_page, admin, admin_privacy, admin_reports, api, api_accounts, api_directory, api_threads,
-    api_webhooks, console, login, openapi, ops, replies,
+    api_webhooks, console, login, nlu_api, openapi, ops, replies,
 )
 from bot.web.apikit import ApiRoutes
 from bot.web.auth import LoginLimiter, add_agent
@@ -25,9 +25,9 @@ from conversations.models import Role
 
 STATIC = Path(__file__).resolve().parent / "static"
 # the REST API, table by table: each one's routes are served, checked and documented in
-# /api/openapi.json (the NLU layer's intents join here with their own table)
+# /api/openapi.json
 API_TABLES: list[ApiRoutes] = [api.API, replies.API, api_threads.API, api_directory.API, api_accounts.API,
-                               api_webhooks.API]
+                               api_webhooks.API, nlu_api.API]
 
 
 async def _index(request: web.Request) -> web.StreamResponse:

@@ -12,6 +12,7 @@ public on purpose (listed below) or this test fails. What is checked:
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.keys import API_OPERATIONS, EVENTS, FIRST_ADMIN, PIPELINE, STORE
+from bot.keys import API_OPERATIONS, EVENTS, FIRST_ADMIN, NLU, PIPELINE, STORE
 from bot.tenants import create_account
 from bot.web.access import Access, access_of
 from bot.web.apikit import issue_token
@@ -52,6 +53,9 @@ API_BODIES: dict[tuple[str, str], Any] = {
         "phone_number_id": "1", "access_token": "a", "app_secret": "b", "verify_token": "c"},
     ("POST", "/api/webhooks"): {"url": "http://127.0.0.1:9/new-hook"},
     ("PATCH", "/api/webhooks/{subscription_id}"): {"description": "changed"},
+    ("POST", "/api/nlu/parse"): {"text": "hello"},
+    ("POST", "/api/nlu/examples"): {"examples": [{"text": "good morning", "intent": "greet"}]},
+    ("POST", "/api/nlu/train"): {"activate": False},
 }
 CONSOLE_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/console/shift"): {"action": "start"},
@@ -98,7 +102,8 @@ class World:
 
 async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
     settings = make_settings(embedded.uri, db_name, api={"token": INSTALL},
-                             webhooks={"allow_private_networks": True, "concurrency": 0})
+                             webhooks={"allow_private_networks": True, "concurrency": 0},
+                             nlu={"semantic": False})  # a training job started by the probe stays quick
     client: TestClient = await start_client(settings)
     app = client.server.app
     store = app[STORE]
@@ -128,6 +133,7 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
         "channel": "telegram", "action": "note", "contact_id": recorded.message.contact_id, "token_id": spare_id,
         "subscription_id": subscription.id,
         "delivery_id": (await store.list_deliveries(subscription.id))[0].id,
+        **await _nlu_samples(app),
     }
     logins = {"agent": ("acme", "acme-agent"), "admin": ("acme", "acme-admin"),
               "other_admin": ("rival", "rival-admin"), "superadmin": ("default", superadmin)}
@@ -137,6 +143,17 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
         world.sessions[who] = await _session(world, account, login, password if who == "superadmin" else PASSWORD)
     world.sessions["anonymous"] = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     return world
+
+
+async def _nlu_samples(app: web.Application) -> dict[str, str]:
+    """A finished training job of acme's and the model version it made (not activated)."""
+    job = app[NLU].start_job(app[NLU].train_request("acme", activate=False, by="test"))
+    async with asyncio.timeout(60):
+        while (await app[STORE].get_nlu_job(job) or {}).get("state", "running") == "running":
+            await asyncio.sleep(0.05)
+    done = await app[STORE].get_nlu_job(job)
+    assert done is not None and done["state"] == "done", done
+    return {"job": job, "version": str(done["version"])}
 
 
 async def _session(world: World, account: str, login: str, password: str) -> aiohttp.ClientSession:
