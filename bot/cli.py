@@ -22,6 +22,7 @@ from bot.agents_cli import agent_add as _agent_add
 from bot.contacts_cli import add_contact_commands
 from bot.keys import FIRST_ADMIN
 from bot.logs import configure_logging
+from bot.secret_key import SecretKeyError
 from bot.nlu.cli import add_commands as add_nlu_commands
 from bot.nlu.responses import ResponsesError
 from bot.settings import Settings, SettingsError, load_settings
@@ -88,7 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     agent_sub = agent.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
     add = agent_sub.add_parser("add", help="add an agent (prints the password once)")
     add.add_argument("login", metavar="NAME", help="login name: 2-32 of a-z 0-9 _ . -")
-    add.add_argument("--role", choices=["agent", "admin"], default="agent")
+    add.add_argument("--role", choices=["agent", "admin", "superadmin"], default="agent",
+                     help="superadmin: an admin who also manages the install's accounts")
     add.add_argument("--team", action="append", default=[], help="a team (skill); repeat for more")
     add.add_argument("--capacity", type=int, default=5, help="most conversations at once (default 5)")
     add.add_argument("--name", dest="display_name", help="name shown to colleagues (default: NAME)")
@@ -122,7 +124,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_run_server(settings))
     except EmbeddedStoreError as exc:
         raise CliError(str(exc)) from None
-    except ResponsesError as exc:
+    except (SecretKeyError, ResponsesError) as exc:
         raise CliError(str(exc), code=2) from None
     except StoreUnavailable:
         where = settings.store.mongodb_uri or "the embedded store"

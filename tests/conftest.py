@@ -19,6 +19,8 @@ from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
 from conversations.store import Store
 
+TEST_SECRET_KEY = "0123456789abcdef" * 4  # seals channel secrets in the tests' stores
+
 
 @pytest.fixture(scope="session", autouse=True)
 async def no_task_outlives_the_tests() -> AsyncIterator[None]:
@@ -55,6 +57,7 @@ def make_settings(uri: str, database: str, **sections: dict[str, Any]) -> Settin
         "outbox": {"poll_interval": 0.05, "base_delay": 0.01, "max_delay": 0.05},
         "dispatch": {"sweep_interval": 0.1},
         "webchat": {"secret": "test-secret"},
+        "security": {"secret_key": TEST_SECRET_KEY},
         "nlu": {"auto_train": False, "reload_interval": 0.1},
     }
     for section, values in sections.items():

@@ -160,14 +160,16 @@ async def test_agents_added_from_the_terminal_can_log_in_and_the_first_admin_is_
     assert status == 303 and "first run" not in banner
 
 
+async def serve_and_stop(cwd: Path, env: dict[str, str]) -> str:
+    """Start ``omnirouter serve``, read its banner, stop it; returns the banner."""
+    process, banner = await serve_until_ready(free_port(), cwd, env)
+    process.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(process.wait(), 30)
+    return banner
+
+
 async def test_serve_prints_the_first_admins_password_once(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")}
-    banners = []
-    for _ in range(2):
-        port = free_port()
-        process, banner = await serve_until_ready(port, tmp_path, env)
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), 30)
-        banners.append(banner)
+    banners = [await serve_and_stop(tmp_path, env) for _ in range(2)]
     assert "first run: log in as 'admin' with password '" in banners[0]
     assert "first run" not in banners[1]

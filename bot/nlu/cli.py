@@ -154,7 +154,8 @@ async def _train_remotely(args: argparse.Namespace, settings: Settings, account:
     base = _server(args, settings)
     headers = {"Authorization": f"Bearer {settings.api.token}"} if settings.api.token else {}
     async with aiohttp.ClientSession(headers=headers) as session:
-        async with session.post(f"{base}/api/nlu/train", json={"account": account, "activate": not args.no_activate}) as response:
+        async with session.post(f"{base}/api/nlu/train", params={"account": account},
+                                json={"activate": not args.no_activate}) as response:
             body = await response.json(content_type=None)
             if response.status != 202:
                 print(f"omnirouter: the router refused: {body.get('detail')}", file=sys.stderr)
@@ -183,7 +184,8 @@ async def _parse(args: argparse.Namespace, settings: Settings) -> int:
             base = _server(args, settings)
             headers = {"Authorization": f"Bearer {settings.api.token}"} if settings.api.token else {}
             async with aiohttp.ClientSession(headers=headers) as session:
-                async with session.post(f"{base}/api/nlu/parse", json={"text": args.text, "account": account}) as response:
+                async with session.post(f"{base}/api/nlu/parse", params={"account": account},
+                                        json={"text": args.text}) as response:
                     body = await response.json(content_type=None)
             if response.status != 200:
                 print(f"omnirouter: {body.get('detail')}", file=sys.stderr)

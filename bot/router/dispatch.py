@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.logs import log_event
 from bot.metrics import Metrics
@@ -51,6 +51,9 @@ from conversations.models import (
 )
 from conversations.store import Store, StoreError, StoreUnavailable
 
+if TYPE_CHECKING:
+    from bot.webhooks.events import ThreadEvents
+
 log = logging.getLogger("omnirouter.router.dispatch")
 
 NO_NLU = "no_nlu"
@@ -72,8 +75,10 @@ class Dispatcher:
         queued_notice: str,
         nlu: NluService | None = None,
         responses: Responses | None = None,
+        events: ThreadEvents | None = None,
     ) -> None:
         self._store = store
+        self._events = events
         self._queue = queue
         self._outbox = outbox
         self._metrics = metrics
@@ -102,6 +107,8 @@ class Dispatcher:
             decision, parse = await self._bot(message, thread)
         else:
             decision = await self._to_queue(message, thread, DIRECT if direct else NO_NLU)
+        if self._events is not None:  # before the decision is recorded: a replay publishes again
+            await self._publish(message, thread, decision)
         await self._store.finish_dispatch(message.id, decision, parse.to_doc() if parse else None)
         await self._queue.after_dispatch(message, thread, decision)
         self._metrics.decisions.labels(str(decision.action)).inc()
@@ -116,6 +123,15 @@ class Dispatcher:
             intent=parse.intent if parse else None,
         )
         return decision
+
+    async def _publish(self, message: Message, thread: Thread, decision: Decision) -> None:
+        """The webhook events of this message; their ids derive from it, so a replay adds none."""
+        assert self._events is not None
+        if thread.opened_at == message.created_at:  # the recorder opened the thread for this message
+            await self._events.publish("thread.created", thread, f"created|{thread.id}")
+        await self._events.message(thread, message)
+        if decision.action == DecisionAction.QUEUED:
+            await self._events.publish("thread.queued", thread, f"queued|{message.id}", reason=decision.reason)
 
     async def _bot(self, message: Message, thread: Thread) -> tuple[Decision, Parse | None]:
         assert self._nlu is not None
