@@ -109,6 +109,8 @@ def signed_in(role: Role | None = None) -> Callable[[Handler], Handler]:
                     raise web.HTTPSeeOther("/login")
                 return plain(401, "log in first")
             session, agent = found
+            if request.method not in ("GET", "HEAD") and auth.cross_site(request):
+                return plain(403, "cross-site requests are refused")
             if request.method not in ("GET", "HEAD") and not await auth.csrf_ok(request, session.csrf):
                 return plain(403, "CSRF token missing or wrong: reload the page")
             request[SESSION], request[AGENT] = session, agent
