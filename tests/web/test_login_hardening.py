@@ -1,6 +1,7 @@
 """Console sessions and logins under attack: session fixation, logout and disabled agents ending
 sessions on the server, cookie flags behind HTTPS, and brute-force throttling that concurrent
-guesses cannot outrun, that lifts after its window, and that two router processes share."""
+guesses cannot outrun and that lifts after its window (two router processes sharing the count:
+``tests/faults/test_login_processes.py``)."""
 
 from __future__ import annotations
 
@@ -155,16 +156,3 @@ async def test_the_lockout_lifts_after_its_window(embedded: Any, db_name: str, s
     assert status == 429 and 1 <= wait <= window
     await asyncio.sleep(wait + 0.2)
     assert (await attempt(client, token, login, password))[0] == 303
-
-
-async def test_two_router_processes_share_the_count(embedded: Any, db_name: str, start_client: Any) -> None:
-    """The count lives in the store: failures on one router lock the login on the other."""
-    settings = make_settings(embedded.uri, db_name, console={"login_attempts": 3, "login_window_seconds": 600})
-    first, second = await start_client(settings), await start_client(settings)
-    login, password = first.server.app[FIRST_ADMIN]
-    first_token, second_token = await login_form(first), await login_form(second)
-    assert (await attempt(first, first_token, login, "wrong"))[0] == 401
-    assert (await attempt(second, second_token, login, "wrong"))[0] == 401
-    assert (await attempt(first, first_token, login, "wrong"))[0] == 401
-    status, wait = await attempt(second, second_token, login, password)
-    assert status == 429 and wait > 0
