@@ -40,6 +40,7 @@ from tests.handlers.channels import fixture
 from tests.hostile.conftest import OUR_ADDRESS, every_channel, post, settled
 from tests.web.conftest import browser  # noqa: F401  (the fixture)
 from tests.web.test_console import console_csrf, log_in
+from tests.web.test_console_browser import log_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -201,16 +202,6 @@ async def hostile_router(embedded: Any, db_name: str, providers: Any, start_clie
     return client
 
 
-async def admin_page(inspector: Inspector, base: str, login: str, password: str) -> Page:
-    page = await inspector.page()
-    await page.goto(f"{base}/login")
-    await page.fill("input[name=login]", login)
-    await page.fill("input[name=password]", password)
-    await page.click("button[type=submit]")
-    await expect(page.locator("#presence")).to_be_visible()
-    return page
-
-
 async def test_the_xss_corpus_is_inert_everywhere_it_is_shown(hostile_router: TestClient, browser: Browser) -> None:
     client = hostile_router
     app, base = client.server.app, f"http://127.0.0.1:{client.server.port}"
@@ -222,7 +213,7 @@ async def test_the_xss_corpus_is_inert_everywhere_it_is_shown(hostile_router: Te
     await hostile_logins(client)
 
     inspector = await Inspector.open(browser)
-    page = await admin_page(inspector, base, login, password)
+    page = await log_in_page(await inspector.page(), base, login, password)
     await inspector.inert(page, "/console")
     for thread_id in threads:
         await page.goto(f"{base}/console?thread={thread_id}")
@@ -353,7 +344,7 @@ async def test_the_corpus_is_inert_on_the_customers_chat_page_both_ways(client: 
     await inspector.inert(customer, "the customer's chat page")
     shown = await customer.locator("#log").inner_text()
     assert PAYLOADS[3] not in shown and PAYLOADS[6] not in shown  # private notes stay private
-    agent = await admin_page(inspector, base, login, password)
+    agent = await log_in_page(await inspector.page(), base, login, password)
     await agent.goto(f"{base}/console?thread={thread['_id']}")
     await expect(agent.locator("#history .item--in .item__text")).to_have_text(written)
     await inspector.inert(agent, "the web chat thread in the console")
