@@ -13,7 +13,6 @@ from tests.faults.harness import Router
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 LIMITS = {"OMNIROUTER_CONSOLE_LOGIN_ATTEMPTS": "3", "OMNIROUTER_CONSOLE_LOGIN_WINDOW_SECONDS": "600",
-          "OMNIROUTER_SECRET_KEY": "5e" * 32,  # one install: both processes open its sealed secrets
           "OMNIROUTER_SERVER_PUBLIC_URL": ""}  # plain HTTP, so this client may send the (not Secure) cookies back
 
 
