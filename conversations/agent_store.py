@@ -124,10 +124,6 @@ class AgentStore:
         doc = await self._db.login_failures.find_one({"_id": doc_id})
         return int(doc["count"]) if doc else 1
 
-    async def login_failures(self, key: str, window_id: int) -> int:
-        doc = await self._db.login_failures.find_one({"_id": f"{key}|{window_id}"})
-        return int(doc["count"]) if doc else 0
-
     async def clear_login_failures(self, key: str, window_id: int, now_ms: int) -> None:
         await self._db.login_failures.delete_one({"_id": f"{key}|{window_id}"})
         await self._db.login_failures.delete_many({"expires_ms": {"$lt": now_ms}})

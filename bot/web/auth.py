@@ -9,8 +9,9 @@
 * A state-changing request (and the console's socket) that a browser says comes from another
   site (``Sec-Fetch-Site``, or else an ``Origin`` other than this router's) is refused before
   anything else: defence in depth beside the token and the ``SameSite`` cookie.
-* Failed logins are counted in the store (so every router process sees them) per login name and
-  per client address; past the limit, logins answer 429 until the window ends.
+* Login attempts are counted in the store (so every router process sees them) per login name and
+  per client address, before the password is checked; past the limit, logins answer 429 until
+  the window ends.
 """
 
 from __future__ import annotations
@@ -151,9 +152,11 @@ def cross_site(request: web.Request) -> bool:
     origin = request.headers.get("Origin")
     if origin is None:
         return False
+    ours = {f"http://{request.host}", f"https://{request.host}"}
     public = urlsplit(request.app[SETTINGS].server.public_url)
-    return origin.lower() not in {f"{scheme}://{request.host}".lower() for scheme in ("http", "https")} | (
-        {f"{public.scheme}://{public.netloc}".lower()} if public.netloc else set())
+    if public.netloc:
+        ours.add(f"{public.scheme}://{public.netloc}")
+    return origin.lower() not in {address.lower() for address in ours}
 
 
 def login_csrf(request: web.Request) -> str:
