@@ -40,6 +40,7 @@ from tests.handlers.channels import TG_SECRET, WA_SECRET, WA_VERIFY
 OMNIROUTER = str(Path(sys.executable).parent / "omnirouter")
 WEBCHAT_SECRET = "harness-webchat-secret"
 OUR_NUMBER = "+14155550100"
+INSTALL_KEY = "5e" * 32  # the key that seals the run's channel secrets, shared by its routers
 
 
 class SharedStore:
@@ -124,6 +125,7 @@ class Router:
         self.process: asyncio.subprocess.Process | None = None
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")}
         self._env = {**inherited, **providers.settings_env(), **FAST, **settings,
+                     "OMNIROUTER_SECRET_KEY": INSTALL_KEY,  # one install: every process opens its sealed secrets
                      "OMNIROUTER_MONGODB_URI": store_uri, "OMNIROUTER_STORE_DATABASE": database,
                      "OMNIROUTER_SERVER_HOST": "127.0.0.1", "OMNIROUTER_SERVER_PORT": str(self.port)}
 
