@@ -132,6 +132,33 @@ class EmbeddingCache:
             return added
 
 
+class QueryEmbeddings:
+    """An embedder that remembers the vectors of the texts it embedded last (an LRU).
+
+    Customers repeat each other ("hi", "thanks", "where is my order?"): a text parsed before
+    does not pay for a second embedding. Nothing is persisted (unlike the training cache).
+    """
+
+    def __init__(self, inner: Embedder, size: int = 4096) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self._cache = EmbeddingCache(size)
+        self.computed = 0  # texts actually embedded (for tests and benchmarks)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        known = self._cache.get_many(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = dict(zip(missing, self.inner.embed(missing)))
+            self.computed += len(missing)
+            self._cache.put_many(fresh, new=False)
+            known.update(fresh)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([known[t] for t in texts])
+
+
 def embed_cached(
     embedder: Embedder,
     cache: EmbeddingCache,

