@@ -62,9 +62,11 @@ SETTINGS = {  # production timers (the harness's fast ones are for fault tests)
 
 
 def text_of(n: int) -> str:
-    if n % 2:
-        return UNIQUE[n // 2 % len(UNIQUE)].format(n=10_000 + n)
-    return REPEATED[n // 2 % len(REPEATED)]
+    """Half the texts repeat (greetings, thanks), half are new (an order number), on every channel."""
+    draw = random.Random(n).random()
+    if draw < 0.5:
+        return UNIQUE[int(draw * 4)].format(n=10_000 + n)
+    return REPEATED[int((draw - 0.5) * 2 * len(REPEATED))]
 
 
 def build(channel: str, n: int, who: int) -> tuple[traffic.SignedRequest, str]:
@@ -81,8 +83,14 @@ def build(channel: str, n: int, who: int) -> tuple[traffic.SignedRequest, str]:
 
 
 def workload(channels: list[str], count: int, customers: int, first: int) -> list[tuple[traffic.SignedRequest, str]]:
+    """``count`` messages round robin over the channels, each from a customer drawn at random."""
     rng = random.Random(first)
     return [build(channels[n % len(channels)], n, rng.randrange(customers)) for n in range(first, first + count)]
+
+
+def first_contacts(channels: list[str], customers: int) -> list[tuple[traffic.SignedRequest, str]]:
+    """One message from every customer (the warm-up): the measured run is returning customers."""
+    return [build(channel, who * len(channels) + c, who) for who in range(customers) for c, channel in enumerate(channels)]
 
 
 @dataclass
@@ -219,10 +227,11 @@ async def settle(meters: Meters, before: dict[str, float], providers: Providers,
     routers' counters); the metrics, and when the last reply arrived."""
     for _ in range(6000):
         after = await meters.read()
+        # a dispatch that outlived its lease may be decided twice (sends nothing twice): count
+        # the inbound messages, and nothing left to send
+        recorded = delta(after, before, "omnirouter_inbound_total")
         decided = delta(after, before, "omnirouter_dispatch_decisions_total")
-        replied = sum(delta(after, before, f'omnirouter_dispatch_decisions_total{{action="{a}"}}')
-                      for a in ("answered", "queued"))
-        if decided >= expected and delta(after, before, "omnirouter_outbound_total") >= replied:
+        if recorded >= expected and decided >= expected and metric(after, "omnirouter_outbox_pending") == 0:
             last = max((t for ts in replies(providers).values() for t in ts), default=time.monotonic())
             return after, max(last, time.monotonic() - 0.05)
         await asyncio.sleep(0.05)
@@ -241,16 +250,21 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
         for router in routers:
             await router.start()
         targets = [r.url for r in routers]
-        await drive(targets, workload(args.channels, args.warmup, args.customers, 0), args.concurrency, None)
+        warmup = first_contacts(args.channels, args.customers)
+        await drive(targets, warmup, args.concurrency, None)
         meters = Meters(routers)
-        await settle(meters, {}, providers, args.warmup)
+        await settle(meters, {}, providers, len(warmup))
+        store_process = store_pid(tmp / "store")
         before, cpu_before, replied_before = await meters.read(), meters.cpu(), replies(providers)
+        store_cpu_before = cpu_seconds(store_process) if store_process else 0.0
         scrapes_before = meters.scrapes
         requests = workload(args.channels, args.messages, args.customers, 1_000_000)
         started = time.monotonic()
         driven = await drive(targets, requests, args.concurrency, args.rate)
         after, finished = await settle(meters, before, providers, args.messages)
         cpu = meters.cpu() - cpu_before
+        store_cpu = cpu_seconds(store_process) - store_cpu_before if store_process else float("nan")
+        load = os.getloadavg()[0]
         end_to_end = args.messages / (finished - started)
         delays = reply_latencies(driven, replies(providers), replied_before)
         commands = {m.group(1): v - before.get(k, 0) for k, v in after.items()
@@ -268,11 +282,17 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
             "round_trips_by_command": {k: round(v / args.messages, 3) for k, v in commands.items() if v > 0},
             "decisions": decisions,
             "router_cpu_s_per_1000": cpu / args.messages * 1000,
+            "store_cpu_s_per_1000": store_cpu / args.messages * 1000, "load_average": load,
             "router_peak_rss_mb": max(peak_rss_mb(r.pid) for r in routers),
-            "store_peak_rss_mb": peak_rss_mb(store_pid(tmp / "store")),
+            "store_peak_rss_mb": peak_rss_mb(store_process),
         }
         result["floor"] = await measure_floor(args, semantic, blob, store.uri, providers, sample, requests)
         return result
+    except BaseException:
+        for router in routers:
+            print(f"bench: router on {router.url} (exit {router.process and router.process.returncode}):\n"
+                  f"{router.log()[-3000:]}", file=sys.stderr)
+        raise
     finally:
         for router in routers:
             await router.stop()
@@ -347,7 +367,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
               f"p99 {r['reply_p99_ms']:.1f} ms; retried posts {r['retried_posts']}; decisions {r['decisions']}")
         trips = ", ".join(f"{k} {v}" for k, v in sorted(r["round_trips_by_command"].items(), key=lambda kv: -kv[1]))
         print(f"  store round trips per message {r['store_round_trips_per_message']:.2f} ({trips})")
-        print(f"  router CPU {r['router_cpu_s_per_1000']:.2f} s per 1,000 messages; peak RSS router "
+        print(f"  CPU per 1,000 messages: router {r['router_cpu_s_per_1000']:.2f} s, store process "
+              f"{r['store_cpu_s_per_1000']:.2f} s (machine load average {r['load_average']:.1f}); peak RSS router "
               f"{r['router_peak_rss_mb']:.0f} MB, store process {r['store_peak_rss_mb']:.0f} MB")
         print(f"  floor per message: inbound HTTP {f['inbound_http_s'] * 1e3:.3f} ms + NLU {f['nlu_s'] * 1e3:.3f} ms + "
               f"batched store write {f['store_write_s'] * 1e3:.3f} ms + outbound HTTP {f['outbound_http_s'] * 1e3:.3f} ms"
@@ -358,7 +379,6 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--channels", default="telegram,whatsapp,sms,webchat")
     parser.add_argument("-n", "--messages", type=int, default=2000)
-    parser.add_argument("--warmup", type=int, default=400, help="messages before the measured run")
     parser.add_argument("-c", "--concurrency", type=int, default=32)
     parser.add_argument("--rate", type=float, help="messages per second (open loop) instead of a concurrency")
     parser.add_argument("--customers", type=int, default=100, help="customers per channel")

@@ -146,6 +146,10 @@ class QueryEmbeddings:
         self._cache = EmbeddingCache(size)
         self.computed = 0  # texts actually embedded (for tests and benchmarks)
 
+    def knows(self, text: str) -> bool:
+        """Whether ``text``'s vector is at hand (embedding it would cost nothing)."""
+        return bool(self._cache.get_many([text]))
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         known = self._cache.get_many(texts)
         missing = list(dict.fromkeys(t for t in texts if t not in known))

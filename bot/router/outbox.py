@@ -18,7 +18,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -152,20 +152,34 @@ class Outbox:
         return count
 
     async def _send_and_release(self, item: OutboxItem) -> None:
+        """Send ``item`` in a slot; the slot is free again once the provider answered (recording
+        the outcome in the store does not hold back the next send)."""
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._slots.release()
+
         try:
-            await self._send(item)
+            await self._send(item, release)
         except Exception:
             log.exception("outbox.send_crashed", extra={"omnirouter_fields": {"item": item.id}})
         finally:
-            self._slots.release()
+            release()
 
-    async def _send(self, item: OutboxItem) -> None:
+    async def _send(self, item: OutboxItem, answered: Callable[[], None] | None = None) -> None:
         adapter = self._adapters.get(item.channel)
         started = time.perf_counter()
         try:
             if adapter is None:
                 raise PermanentSendError(f"channel {item.channel!r} is not configured")
-            provider_id = await adapter.send(item.to_outbound())
+            try:
+                provider_id = await adapter.send(item.to_outbound())
+            finally:
+                if answered is not None:
+                    answered()
         except PermanentSendError as exc:
             await self._dead(item, f"permanent: {exc}")
             return
