@@ -144,7 +144,8 @@ class QueryEmbeddings:
         self.name = inner.name
         self.dim = inner.dim
         self._cache = EmbeddingCache(size)
-        self.computed = 0  # texts actually embedded (for tests and benchmarks)
+        self.computed = 0  # texts actually embedded, in how many engine calls (for tests and benchmarks)
+        self.calls = 0
 
     def knows(self, text: str) -> bool:
         """Whether ``text``'s vector is at hand (embedding it would cost nothing)."""
@@ -156,6 +157,7 @@ class QueryEmbeddings:
         if missing:
             fresh = dict(zip(missing, self.inner.embed(missing)))
             self.computed += len(missing)
+            self.calls += 1
             self._cache.put_many(fresh, new=False)
             known.update(fresh)
         if not texts:

@@ -78,6 +78,11 @@ async def test_repeated_texts_are_embedded_once(
     assert first[0].confidence == first[2].confidence  # the same vector, the same answer
     await nlu.parse("default", "where is my parcel?")
     assert nlu.query_embedder.computed == 3
+    # texts arriving while the engine works are embedded together in its next call
+    calls = nlu.query_embedder.calls
+    parses = await asyncio.gather(*(nlu.parse("default", f"where is my order A-{n}?") for n in range(12)))
+    assert nlu.query_embedder.computed == 15 and nlu.query_embedder.calls - calls <= 3
+    assert {p.intent for p in parses} == {"order_status"}
 
 
 async def test_the_bot_hands_a_conversation_to_a_human_after_its_reply_limit(
