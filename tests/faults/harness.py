@@ -110,7 +110,6 @@ FAST = {  # timers short enough for a test: a dead process's work is taken over 
     "OMNIROUTER_OUTBOX_BASE_DELAY": "0.2", "OMNIROUTER_OUTBOX_MAX_DELAY": "1",
     "OMNIROUTER_LOG_LEVEL": "warning",
     # every process of a run unseals the store's secrets with the same key (not a key file per workdir)
-    "OMNIROUTER_SECRET_KEY": "0123456789abcdef" * 4,
 }
 
 
