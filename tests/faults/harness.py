@@ -109,7 +109,6 @@ FAST = {  # timers short enough for a test: a dead process's work is taken over 
     "OMNIROUTER_OUTBOX_LEASE_SECONDS": "3", "OMNIROUTER_OUTBOX_POLL_INTERVAL": "0.1",
     "OMNIROUTER_OUTBOX_BASE_DELAY": "0.2", "OMNIROUTER_OUTBOX_MAX_DELAY": "1",
     "OMNIROUTER_LOG_LEVEL": "warning",
-    # every process of a run unseals the store's secrets with the same key (not a key file per workdir)
 }
 
 
