@@ -165,8 +165,9 @@ class Dispatcher:
         streak = int(before.get("low_streak", 0)) + 1  # if this one is not understood either
         at_ms = epoch_ms(message.created_at)  # the message's time: a replay counts the same
         replies = [int(t) for t in before.get("replies_ms", []) if int(t) > at_ms - self._limit.window * 1000]
+        options: dict[str, str] = {}
         if len(replies) >= self._limit.replies:
-            decision, options = await self._to_queue(message, thread, REPLY_LIMIT, language), {}
+            decision = await self._to_queue(message, thread, REPLY_LIMIT, language)
         else:
             decision, options = await self._act(message, thread, parse, language, streak)
         if decision.action == DecisionAction.ANSWERED:
