@@ -61,9 +61,9 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
             partialFilterExpression={"open_key": {"$exists": True}},
         ),
-        IndexModel([("account_id", ASCENDING), ("status", ASCENDING), ("queued_at", ASCENDING)]),
         IndexModel([("account_id", ASCENDING), ("contact_id", ASCENDING), ("opened_at", DESCENDING)]),
-        IndexModel([("assignee", ASCENDING), ("status", ASCENDING)]),  # an agent's conversations
+        # an agent's conversations, most recent first
+        IndexModel([("assignee", ASCENDING), ("status", ASCENDING), ("last_message_at", DESCENDING)]),
     ],
     "messages": [
         IndexModel(
@@ -155,6 +155,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES):
             for collection, models in indexes.items():
                 await self._db[collection].create_indexes(models)
+        await self.backfill_queue_order()
 
     # --- accounts ------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from bot.logs import log_event
 from bot.router.hours import BusinessHours, Sla
 from bot.settings import QueueSettings
 from conversations.console_models import TimelineEntry, TimelineKind
+from conversations.filters import one_of
 from conversations.ids import new_id
 from conversations.models import (
     Agent,
@@ -183,7 +184,7 @@ class Queue:
         """The oldest of the most urgent queued threads the agent's teams may take."""
         match: dict[str, Any] = {}
         if agent.role != Role.ADMIN:
-            match["team"] = {"$in": [None, "", *agent.teams]}
+            match = one_of("team", [None, "", *agent.teams])
         try:
             return await self._claim_for(agent, match)
         except QueueError as exc:
@@ -322,8 +323,8 @@ class Queue:
         if not self._settings.reopen_days:
             return None
         since = now - timedelta(days=self._settings.reopen_days)
-        old = await self._store.last_resolved(contact_id, identity.channel, since)
-        if old is None or old.account_id != account_id:
+        old = await self._store.last_resolved(account_id, contact_id, identity.channel, since)
+        if old is None:
             return None
         agent = None
         if old.last_assignee:
