@@ -33,7 +33,7 @@ fuzz: $(STAMP)
 	PYTHONPATH=. $(BIN)/python bench/fuzz.py
 
 lint: $(STAMP)
-	$(BIN)/pip install --quiet 'mypy>=1.10'
+	$(BIN)/pip install --quiet 'mypy>=1.10' types-PyYAML
 	$(BIN)/mypy
 
 clean:

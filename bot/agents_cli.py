@@ -41,6 +41,8 @@ def agent_add(args: argparse.Namespace, settings: Settings) -> int:
         if len(password) < 8:
             raise CliError("the password must have at least 8 characters", code=2)
     account = args.account or settings.account.id
+    if args.role == "superadmin" and account != settings.account.id:
+        raise CliError(f"a superadmin belongs to the install's own account ({settings.account.id})", code=2)
 
     async def work(store: Store) -> int:
         if account == settings.account.id:  # a fresh install: before the first `serve`

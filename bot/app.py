@@ -17,19 +17,27 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.handlers.base import ChannelContext, build_adapter, enabled_channels
-from bot.keys import ADAPTERS, DISPATCHER, EMBEDDED, METRICS, OUTBOX, PIPELINE, QUEUE, SETTINGS, SHIFTS, STORE
+from bot.keys import (
+    ADAPTERS, DISPATCHER, EMBEDDED, EVENTS, METRICS, NLU, OUTBOX, PIPELINE, QUEUE, RESPONSES, SETTINGS, SHIFTS,
+    STORE, WEBHOOKS,
+)
 from bot.logs import log_event
 from bot.tasks import stop_tasks
 from bot.metrics import Metrics
+from bot.nlu.responses import load_responses
+from bot.nlu.service import NluService
 from bot.router.dispatch import Dispatcher, DispatchSweeper
 from bot.router.inbound import InboundPipeline, InboundRecorder, InboundSource, ThreadLocator
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from bot.router.shifts import Shifts
+from bot.secret_key import open_sealer
 from bot.retention import RetentionJob
 from bot.settings import Settings
 from bot.web import setup_web
 from bot.web.errors import error_middleware
+from bot.webhooks.events import ThreadEvents
+from bot.webhooks.sender import WebhookSender
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.store import Store
@@ -46,9 +54,11 @@ def create_app(settings: Settings) -> web.Application:
     context = ChannelContext(settings=settings, account_id=settings.account.id)
     adapters = {name: build_adapter(name, context) for name in enabled_channels(settings)}
     app[ADAPTERS] = adapters
+    app[RESPONSES] = load_responses(Path(settings.nlu.responses))  # ResponsesError: a bad file stops start-up
     for adapter in adapters.values():
         app.add_routes(adapter.routes())
     app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_nlu_ctx)
     app.cleanup_ctx.append(_pipeline_ctx)
     app.on_shutdown.append(_shutdown_channels)
     setup_web(app)
@@ -81,6 +91,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         await store.ensure_indexes()
         await store.ensure_account(settings.account.id, settings.account.name, utcnow())
+        await open_sealer(settings.security, store)
         yield
     finally:
         try:
@@ -91,13 +102,28 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             await embedded.stop()
 
 
+async def _nlu_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    nlu = NluService(app[STORE], settings.nlu)
+    app[NLU] = nlu
+    await nlu.start(settings.account.id)
+    try:
+        yield
+    finally:
+        await nlu.close()
+
+
 async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, store, metrics, adapters = app[SETTINGS], app[STORE], app[METRICS], app[ADAPTERS]
     for adapter in adapters.values():
         await adapter.start(store)
-    outbox = Outbox(store, adapters, metrics, settings.outbox)
-    queue = Queue(store, settings.queue, outbox, settings.console.record_location)
-    dispatcher = Dispatcher(store, queue, outbox, metrics, settings.dispatch.queued_notice)
+    events, sender = ThreadEvents(store), WebhookSender(store, settings.webhooks)
+    events.wake = sender.wake
+    outbox = Outbox(store, adapters, metrics, settings.outbox, events=events)
+    queue = Queue(store, settings.queue, outbox, settings.console.record_location, events=events)
+    dispatcher = Dispatcher(
+        store, queue, outbox, metrics, settings.dispatch.queued_notice, app[NLU], app[RESPONSES], events=events
+    )
     lease = timedelta(seconds=settings.dispatch.lease_seconds)
     locators = {name: a for name, a in adapters.items() if isinstance(a, ThreadLocator)}
     recorder = InboundRecorder(store, lease, locators, reopen=queue.reopen)
@@ -106,14 +132,16 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     app[OUTBOX], app[QUEUE] = outbox, queue
     app[SHIFTS] = Shifts(store, queue, settings.queue.requeue_on_shift_end)
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
+    app[EVENTS], app[WEBHOOKS] = events, sender
     for adapter in adapters.values():
         if isinstance(adapter, InboundSource):
             await adapter.start_receiving(pipeline)
     workers = [
         asyncio.create_task(outbox.run(), name="outbox"),
         asyncio.create_task(sweeper.run(), name="dispatch-sweeper"),
+        asyncio.create_task(sender.run(), name="webhooks"),
         asyncio.create_task(
-            queue.keep_assigning(settings.account.id, settings.queue.assign_interval), name="auto-assign"
+            queue.keep_assigning(settings.queue.assign_interval), name="auto-assign"
         ),
         asyncio.create_task(RetentionJob(store, settings.retention).run(), name="retention"),
     ]
@@ -125,5 +153,6 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         await pipeline.drain()
         await outbox.drain()
         await stop_tasks(workers)
+        await sender.close()
         for adapter in adapters.values():
             await adapter.close()

@@ -8,8 +8,10 @@ the erased contact's id for the erasure's receipt).
 
 Actions: ``login``, ``login.failed``, ``logout``, ``shift.start|stop|away|back``,
 ``thread.take|transfer|resolve|reply|note|labels|template|requeue``, ``agent.create|update``,
-``settings.routing|canned|retention|channel``, ``contact.export|erase``, ``report.export``,
-``audit.export``, ``timesheet.export``, ``retention.purge``, ``outbox.retry``.
+``settings.routing|canned|retention|channel|reopen|account``, ``contact.export|erase``, ``report.export``,
+``audit.export``, ``timesheet.export``, ``retention.purge``, ``outbox.retry``, ``account.create|disable|enable``,
+``token.create|revoke``, ``webhook.create|update|toggle|rotate|delete|redeliver``. API callers are ``api``
+(the install-wide token) or ``api:<token name>`` (an account's token).
 """
 
 from __future__ import annotations

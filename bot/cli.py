@@ -1,4 +1,5 @@
-"""The ``omnirouter`` command: ``serve`` runs the router, ``say`` talks to a running one."""
+"""The ``omnirouter`` command: ``serve`` runs the router, ``say`` talks to a running one, ``nlu``
+trains and tries the bot (see ``bot/nlu/cli.py``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from bot.agents_cli import agent_add as _agent_add
 from bot.contacts_cli import add_contact_commands
 from bot.keys import FIRST_ADMIN
 from bot.logs import configure_logging
+from bot.secret_key import SecretKeyError
+from bot.nlu.cli import add_commands as add_nlu_commands
+from bot.nlu.responses import ResponsesError
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.embedded import EmbeddedStoreError
 from conversations.store import StoreUnavailable
@@ -79,12 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     say.add_argument("--from", dest="sender", help="sender address on the channel (Telegram user id, WhatsApp number)")
     say.set_defaults(run=_say)
     add_telegram_commands(sub)
+    add_nlu_commands(sub, CliError)
 
     agent = sub.add_parser("agent", help="manage console agents")
     agent_sub = agent.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
     add = agent_sub.add_parser("add", help="add an agent (prints the password once)")
     add.add_argument("login", metavar="NAME", help="login name: 2-32 of a-z 0-9 _ . -")
-    add.add_argument("--role", choices=["agent", "admin"], default="agent")
+    add.add_argument("--role", choices=["agent", "admin", "superadmin"], default="agent",
+                     help="superadmin: an admin who also manages the install's accounts")
     add.add_argument("--team", action="append", default=[], help="a team (skill); repeat for more")
     add.add_argument("--capacity", type=int, default=5, help="most conversations at once (default 5)")
     add.add_argument("--name", dest="display_name", help="name shown to colleagues (default: NAME)")
@@ -118,6 +124,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_run_server(settings))
     except EmbeddedStoreError as exc:
         raise CliError(str(exc)) from None
+    except (SecretKeyError, ResponsesError) as exc:
+        raise CliError(str(exc), code=2) from None
     except StoreUnavailable:
         where = settings.store.mongodb_uri or "the embedded store"
         raise CliError(f"cannot reach the store at {_redact(where)}; is MongoDB running?") from None
@@ -295,7 +303,10 @@ async def _converse(ws: aiohttp.ClientWebSocketResponse, key: str, client_id: st
         if awaiting is not None:
             for message_id in sorted(awaiting & seen.keys()):
                 if not args.json:
-                    print(f"{seen[message_id].get('sender', 'bot')}: {seen[message_id]['text']}")
+                    reply = seen[message_id]
+                    print(f"{reply.get('sender', 'bot')}: {reply['text']}")
+                    for number, option in enumerate(reply.get("options") or [], start=1):
+                        print(f"  [{number}] {option}")
                 awaiting.discard(message_id)
             if not awaiting:
                 return 0
@@ -311,6 +322,10 @@ def _describe(decision: dict[str, Any]) -> str:
         return f"added to thread {thread}, which is already waiting for a human agent"
     if action == "to_agent":
         return f"passed to the agent handling thread {thread}"
+    if action == "answered" and decision.get("reason") == "fallback":
+        return f"the bot did not understand and asked the customer to rephrase, thread {thread}"
+    if action == "answered" and decision.get("reason") == "clarify":
+        return f"the bot asked which of several things the customer meant, thread {thread}"
     if action == "answered":
         return f"answered by the bot (intent: {decision.get('reason')}), thread {thread}"
     return f"{action}: {decision.get('reason')} (thread {thread})"

@@ -123,7 +123,44 @@ class WebchatSettings:
 @dataclass(frozen=True)
 class ApiSettings:
     token: str = _setting(
-        "", alias="API_TOKEN", doc="bearer token for /api; empty: /api answers loopback clients only"
+        "", alias="API_TOKEN",
+        doc="install-wide (superadmin) bearer token for /api; empty: loopback clients without a token act as superadmin",
+    )
+
+
+def _secret_key(value: str) -> str | None:
+    from conversations.sealing import SealingError, parse_key
+
+    try:
+        if value:
+            parse_key(value)
+    except SealingError as exc:
+        return str(exc)
+    return None
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    secret_key: str = _setting(
+        "", check=_secret_key, alias="SECRET_KEY",
+        doc="key that seals channel tokens and webhook secrets in the store (64 hex characters); empty: the key file",
+    )
+    secret_key_file: str = _setting(
+        "var/secret.key", doc="where the key is kept when secret_key is empty; created on a fresh install"
+    )
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    max_attempts: int = _setting(15, check=_between(1, 100), doc="attempts before a webhook delivery is given up")
+    base_delay: float = _setting(5.0, check=_between(0.001, 3600), doc="first retry delay, seconds (doubles, jittered)")
+    max_delay: float = _setting(3600.0, check=_between(0.001, 86400), doc="longest retry delay, seconds")
+    timeout: float = _setting(10.0, check=_between(0.1, 120), doc="seconds a receiver has to answer")
+    lease_seconds: float = _setting(60.0, check=_between(1, 3600), doc="how long a worker holds a delivery")
+    poll_interval: float = _setting(1.0, check=_between(0.01, 60), doc="how often an idle worker looks for due deliveries")
+    concurrency: int = _setting(8, check=_between(0, 1000), doc="deliveries in flight per process; 0: this process delivers none")
+    allow_private_networks: bool = _setting(
+        False, doc="deliver to loopback and private addresses too (off: an account cannot reach your internal network)"
     )
 
 
@@ -176,6 +213,7 @@ class TelegramSettings:
     max_download_bytes: int = _setting(
         20_971_520, check=_between(1, 2_000_000_000), doc="largest attachment downloaded by file id"
     )
+    for_accounts: bool = _setting(False, doc="serve Telegram for accounts with their own bot even when token is empty")
 
 
 @dataclass(frozen=True)
@@ -191,6 +229,9 @@ class WhatsappSettings:
     )
     templates: dict[str, Any] | None = _setting(
         None, check=_templates, doc="message templates for use outside the 24-hour window (see WhatsApp)"
+    )
+    for_accounts: bool = _setting(
+        False, doc="serve WhatsApp for accounts with their own number even when phone_number_id is empty"
     )
 
 
@@ -295,6 +336,28 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class NluSettings:
+    engine: str = _setting(
+        "embedded", check=_one_of("embedded", "rasa", "off"),
+        doc="`embedded` (built in), `rasa` (a remote Rasa server) or `off` (every conversation goes to a human)",
+    )
+    data: str = _setting("config/nlu", doc="training data: files or directories, comma-separated (Rasa YAML or JSONL)")
+    responses: str = _setting("config/responses.yml", doc="what the bot answers, per intent and language")
+    semantic: bool = _setting(True, doc="use the semantic tier (sentence embeddings); off: the lexical tier alone")
+    auto_train: bool = _setting(True, doc="train and activate a model from `nlu.data` at start-up when the account has none")
+    reload_interval: float = _setting(
+        5.0, check=_between(0.05, 3600), doc="how often a router process looks for a newly activated model, seconds"
+    )
+    ambiguity_margin: float = _setting(
+        0.1, check=_between(0, 1), doc="top two intents closer than this (in probability) get a clarifying question"
+    )
+    rasa_url: str = _setting("", check=_url, doc="the Rasa server for `engine = \"rasa\"`, e.g. http://rasa:5005")
+    rasa_token: str = _setting("", doc="the Rasa server's auth token, if it has one")
+    rasa_timeout: float = _setting(3.0, check=_between(0.05, 60), doc="seconds to wait for Rasa before escalating")
+    rasa_threshold: float = _setting(0.5, check=_between(0, 1), doc="Rasa confidence under this counts as out of scope")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -312,6 +375,9 @@ class Settings:
     queue: QueueSettings = field(default_factory=QueueSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    nlu: NluSettings = field(default_factory=NluSettings)
 
     def replace(self, section: str, **values: Any) -> Settings:
         """A copy with some keys of one section changed (validated like any other source)."""
@@ -336,6 +402,9 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "queue": QueueSettings,
     "console": ConsoleSettings,
     "retention": RetentionSettings,
+    "security": SecuritySettings,
+    "webhooks": WebhookSettings,
+    "nlu": NluSettings,
 }
 
 

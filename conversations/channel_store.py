@@ -1,5 +1,6 @@
 """Store operations the messenger channels need: message edits, the customer-service window,
-phone numbers joining contacts (and the merge that follows), per-account channel settings.
+phone numbers joining contacts (and the merge that follows). Per-account channel settings live
+in ``tenant_store`` (their secrets are sealed there).
 
 A mixin of :class:`conversations.store.Store` (it uses the store's database handle), kept apart so
 each domain's persistence stays readable.
@@ -7,7 +8,6 @@ each domain's persistence stays readable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -127,13 +127,3 @@ class ChannelStoreMixin:
             except DuplicateKeyError:  # the target has its own open thread there: keep both apart
                 await self._db.threads.update_one({"_id": thread["_id"]}, {"$set": {"contact_id": target}, "$unset": {"open_key": ""}})
         await self._db.messages.update_many({"contact_id": source}, {"$set": {"contact_id": target}})
-
-    # --- per-account channel settings ------------------------------------------------------
-
-    @_outages
-    async def set_account_channel(self, account_id: str, channel: str, config: Mapping[str, Any]) -> bool:
-        """Store one channel's settings on an account; ``False`` if there is no such account."""
-        result = await self._db.accounts.update_one(
-            {"_id": account_id}, {"$set": {f"channels.{channel}": dict(config)}}
-        )
-        return result.matched_count == 1

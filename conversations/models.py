@@ -92,7 +92,16 @@ class SenderKind(StrEnum):
 
 class Role(StrEnum):
     AGENT = "agent"
-    ADMIN = "admin"
+    ADMIN = "admin"  # runs one account: agents, routing, channels, API tokens, webhooks
+    SUPERADMIN = "superadmin"  # an admin who also manages the accounts of the install
+
+    @property
+    def rank(self) -> int:
+        """Each role may do what the roles below it may."""
+        return _ROLE_RANK[self]
+
+
+_ROLE_RANK = {Role.AGENT: 0, Role.ADMIN: 1, Role.SUPERADMIN: 2}
 
 
 class Presence(StrEnum):
@@ -336,6 +345,8 @@ class Document:
             loader = cls.LOADERS.get(f.name)
             if loader is None and "datetime" in str(f.type):
                 loader = load_time
+            elif loader is None and f.type == "bool":  # the embedded server returns a $set bool as 0/1
+                loader = bool
             kwargs[f.name] = loader(doc[key]) if loader else doc[key]
         return cls(**kwargs)
 
@@ -360,6 +371,7 @@ class Account(Document):
     business_hours: dict[str, Any] | None = None
     retention_days: int | None = None
     routing: dict[str, Any] | None = None  # queue strategy and console options set by an admin
+    disabled: bool = False  # by a superadmin: no logins, no API, no channels; data kept
 
 
 @dataclass(slots=True)
@@ -524,6 +536,11 @@ class Agent(Document):
     last_assigned_ms: int = 0  # round robin among equally loaded agents
     lang: str = "en"
     active: bool = True
+
+    @property
+    def is_admin(self) -> bool:
+        """Admins and superadmins run the account (admin pages, any conversation)."""
+        return Role(self.role).rank >= Role.ADMIN.rank
 
 
 @dataclass(slots=True)

@@ -27,6 +27,7 @@ from conversations.errors import StoreUnavailable as StoreUnavailable
 from conversations.errors import translating_outages as _translating_outages
 from conversations.channel_store import ChannelStoreMixin
 from conversations.agent_store import AGENT_INDEXES, AgentStore
+from conversations.api_store import ApiReads
 from conversations.batching import Batcher
 from conversations.ids import derived_id, new_id
 from conversations.models import (
@@ -48,9 +49,12 @@ from conversations.models import (
 )
 from conversations.phone_store import PhoneStoreMixin
 from conversations.queue_store import QUEUE_INDEXES, QueueStore
+from conversations.tenant_store import TENANT_INDEXES, TenantStore
+from conversations.webhook_store import WEBHOOK_INDEXES, WebhookStore
 from conversations.audit_store import AuditStore
 from conversations.privacy_store import PRIVACY_INDEXES, PrivacyStore
 from conversations.report_store import REPORT_INDEXES, ReportStore
+from conversations.nlu_store import NLU_INDEXES, NluStoreMixin
 
 INDEXES: dict[str, list[IndexModel]] = {
     "contacts": [IndexModel([("account_id", ASCENDING), ("updated_at", DESCENDING)])],
@@ -64,6 +68,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("account_id", ASCENDING), ("contact_id", ASCENDING), ("opened_at", DESCENDING)]),
         # an agent's conversations, most recent first
         IndexModel([("assignee", ASCENDING), ("status", ASCENDING), ("last_message_at", DESCENDING)]),
+        IndexModel([("account_id", ASCENDING), ("last_message_at", DESCENDING)]),  # GET /api/threads
     ],
     "messages": [
         IndexModel(
@@ -101,7 +106,7 @@ def _customer(inbound: Inbound) -> dict[str, Any]:
 
 
 class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, QueueStore,
-            ReportStore, PrivacyStore, AuditStore):
+            ReportStore, PrivacyStore, AuditStore, TenantStore, WebhookStore, ApiReads, NluStoreMixin):
     """All of omnirouter's persistence. Construct with :meth:`connect`."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
@@ -152,7 +157,8 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
     @_translating_outages
     async def ensure_indexes(self) -> None:
         """Create every index the router relies on; safe to run at every start-up."""
-        for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES):
+        for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES, TENANT_INDEXES,
+                        WEBHOOK_INDEXES, NLU_INDEXES):
             for collection, models in indexes.items():
                 await self._db[collection].create_indexes(models)
         await self.backfill_queue_order()
@@ -169,11 +175,6 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         doc = await self._db.accounts.find_one({"_id": account_id})
         assert doc is not None
         return Account.from_doc(doc)
-
-    @_translating_outages
-    async def get_account(self, account_id: str) -> Account | None:
-        doc = await self._db.accounts.find_one({"_id": account_id})
-        return Account.from_doc(doc) if doc else None
 
     @_translating_outages
     async def shared_secret(self, name: str, make: Callable[[], str]) -> str:
@@ -388,11 +389,17 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         return Message.from_doc(doc) if doc else None
 
     @_translating_outages
-    async def finish_dispatch(self, message_id: str, decision: Decision) -> None:
+    async def finish_dispatch(
+        self, message_id: str, decision: Decision, nlu: dict[str, Any] | None = None
+    ) -> None:
+        """Record the decision (and the NLU result it rests on) and end the dispatch lease."""
+        done: dict[str, Any] = {"dispatch_state": str(DispatchState.DONE), "decision": decision.to_doc()}
+        if nlu is not None:
+            done["nlu"] = nlu
         await self._db.messages.update_one(
             {"_id": message_id},
             {
-                "$set": {"dispatch_state": str(DispatchState.DONE), "decision": decision.to_doc()},
+                "$set": done,
                 "$unset": {"dispatch_due_ms": ""},
             },
         )
@@ -674,7 +681,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
 
 
 # the mixins' operations translate outages like Store's own
-for _mixin in (AgentStore, QueueStore):
+for _mixin in (AgentStore, QueueStore, TenantStore, WebhookStore, ApiReads):
     for _name, _method in list(vars(_mixin).items()):
         if inspect.iscoroutinefunction(_method) and not _name.startswith("_"):
             setattr(Store, _name, _translating_outages(_method))

@@ -1,4 +1,5 @@
-"""Screenshots of the agent console and the reports for the README: docs/console-*.png, docs/reports.png.
+"""Screenshots of the agent console, the reports and the account page for the README: docs/console-*.png,
+docs/reports.png, docs/account-settings.png.
 
 Run with ``.venv/bin/python scripts/screenshots.py``; it starts a router on a throwaway embedded
 store, fills it with a few conversations, and drives Debian's headless Chromium through Playwright.
@@ -19,8 +20,10 @@ from playwright.async_api import async_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.app import create_app  # noqa: E402
-from bot.keys import PIPELINE, QUEUE, SHIFTS, STORE  # noqa: E402
+from bot.keys import EVENTS, PIPELINE, QUEUE, SHIFTS, STORE  # noqa: E402
 from bot.settings import Settings  # noqa: E402
+from bot.tenants import create_account  # noqa: E402
+from bot.webhooks.subscriptions import subscribe  # noqa: E402
 from bot.web.auth import add_agent  # noqa: E402
 from conversations.embedded import EmbeddedMongo  # noqa: E402
 from conversations.console_models import Shift  # noqa: E402
@@ -54,6 +57,27 @@ async def populate(app: object) -> None:
     await queue.note(anna.id, agent, "Courier says: left at the reception desk. Ask her to check there.")
     await queue.set_labels(anna.id, agent, ["delivery", "vip"])
     return anna.id  # type: ignore[return-value]
+
+
+async def populate_account(app: object) -> None:
+    """A second business with its own Telegram bot and a CRM webhook, run by its admin."""
+    store = app[STORE]  # type: ignore[index]
+    await create_account(store, "corner-shop", "Corner Shop", "owner", password="owner-demo-pass")
+    await store.set_account_channel("corner-shop", "telegram", {"token": "7364001122:AAH-demo", "webhook_secret": "demo"})
+    await subscribe(store, app[EVENTS], "corner-shop", "https://crm.example.com/omnirouter",  # type: ignore[index]
+                    ["thread.created", "thread.assigned", "thread.resolved"], "CRM", True)
+
+
+async def account_page(browser: object, base: str) -> None:
+    page = await (await browser.new_context(viewport={"width": 1100, "height": 1500})).new_page()  # type: ignore[attr-defined]
+    await page.goto(f"{base}/login?account=corner-shop")
+    await page.fill("input[name=login]", "owner")
+    await page.fill("input[name=password]", "owner-demo-pass")
+    await page.click("button[type=submit]")
+    await page.goto(f"{base}/admin/account")
+    await page.fill("#new-token input[name=name]", "crm sync")
+    await page.click("#new-token button")
+    await page.screenshot(path=str(DOCS / "account-settings.png"), full_page=True)
 
 
 async def populate_history(app: object) -> None:
@@ -99,11 +123,13 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         embedded = EmbeddedMongo(Path(tmp))
         await embedded.start()
-        settings = Settings().replace("store", mongodb_uri=embedded.uri, database="shots")
+        settings = Settings().replace("store", mongodb_uri=embedded.uri, database="shots").replace(
+            "server", public_url="https://chat.example.com").replace("security", secret_key="00" * 32)
         server = TestServer(create_app(settings))
         await server.start_server()
         try:
             thread_id = await populate(server.app)
+            await populate_account(server.app)
             base = f"http://127.0.0.1:{server.port}"
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
@@ -125,11 +151,12 @@ async def main() -> None:
                 await page.screenshot(path=str(DOCS / "console-thread-lv.png"))
                 await page.click("button[name=lang][value=en]")
                 await reports_shot(server.app, browser, base)
+                await account_page(browser, base)
                 await browser.close()
         finally:
             await server.close()
             await embedded.stop()
-    print("wrote", ", ".join(sorted(p.name for p in [*DOCS.glob("console-*.png"), *DOCS.glob("reports*.png")])))
+    print("wrote", ", ".join(sorted(p.name for p in DOCS.glob("*.png"))))
 
 
 async def reports_shot(app: object, browser: object, base: str) -> None:

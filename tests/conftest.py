@@ -3,7 +3,9 @@ socket), a fresh database per test, and the router application on a real TCP por
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,6 +18,23 @@ from bot.app import create_app
 from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
 from conversations.store import Store
+
+TEST_SECRET_KEY = "0123456789abcdef" * 4  # seals channel secrets in the tests' stores
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def no_task_outlives_the_tests() -> AsyncIterator[None]:
+    """After the last test, every task a test left behind must stop when cancelled: one that does
+    not would hang the session's event loop at exit, so it is named here instead."""
+    yield
+    current = asyncio.current_task()
+    left = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
+    for task in left:
+        task.cancel()
+    _, pending = await asyncio.wait(left, timeout=10) if left else (set(), set())
+    for task in pending:
+        task.print_stack(file=sys.stderr)
+    assert not pending, f"tasks ignored cancellation: {sorted(t.get_name() for t in pending)}"
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +57,8 @@ def make_settings(uri: str, database: str, **sections: dict[str, Any]) -> Settin
         "outbox": {"poll_interval": 0.05, "base_delay": 0.01, "max_delay": 0.05},
         "dispatch": {"sweep_interval": 0.1},
         "webchat": {"secret": "test-secret"},
+        "security": {"secret_key": TEST_SECRET_KEY},
+        "nlu": {"auto_train": False, "reload_interval": 0.1},
     }
     for section, values in sections.items():
         fast.setdefault(section, {}).update(values)

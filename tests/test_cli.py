@@ -26,6 +26,26 @@ async def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = 
     return process.returncode, out.decode(), err.decode()
 
 
+async def serve_until_ready(port: int, cwd: Path, env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
+    """Start `omnirouter serve` and read its banner; a router that exits first fails with its stderr."""
+    errors = open(cwd / f"serve-{port}.stderr", "w+b")
+    process = await asyncio.create_subprocess_exec(
+        OMNIROUTER, "serve", "--port", str(port), cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=errors)
+    assert process.stdout is not None
+    banner = ""
+    with errors:
+        while "Stop with Ctrl+C" not in banner:
+            line = (await asyncio.wait_for(process.stdout.readline(), 120)).decode()
+            if not line:  # end of output: the router stopped before it was ready
+                await asyncio.wait_for(process.wait(), 30)
+                errors.seek(0)
+                raise AssertionError(f"serve exited with {process.returncode} before it was ready:\n"
+                                     f"{banner}{errors.read().decode(errors='replace')}")
+            banner += line
+    return process, banner
+
+
 async def test_say_prints_what_the_router_did(client: TestClient, tmp_path: Path) -> None:
     server = f"http://127.0.0.1:{client.server.port}"
     env = {"XDG_CACHE_HOME": str(tmp_path)}
@@ -122,13 +142,7 @@ async def test_agents_added_from_the_terminal_can_log_in_and_the_first_admin_is_
 
     async def serve_once() -> tuple[str, int]:
         port = free_port()
-        process = await asyncio.create_subprocess_exec(
-            OMNIROUTER, "serve", "--port", str(port), cwd=tmp_path, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-        assert process.stdout is not None
-        banner = ""
-        while "Stop with Ctrl+C" not in banner:
-            banner += (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+        process, banner = await serve_until_ready(port, tmp_path, env)
         try:
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
                 login_page = await (await session.get(f"http://127.0.0.1:{port}/login")).text()
@@ -146,20 +160,16 @@ async def test_agents_added_from_the_terminal_can_log_in_and_the_first_admin_is_
     assert status == 303 and "first run" not in banner
 
 
+async def serve_and_stop(cwd: Path, env: dict[str, str]) -> str:
+    """Start ``omnirouter serve``, read its banner, stop it; returns the banner."""
+    process, banner = await serve_until_ready(free_port(), cwd, env)
+    process.send_signal(signal.SIGTERM)
+    await asyncio.wait_for(process.wait(), 30)
+    return banner
+
+
 async def test_serve_prints_the_first_admins_password_once(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")}
-    banners = []
-    for _ in range(2):
-        port = free_port()
-        process = await asyncio.create_subprocess_exec(
-            OMNIROUTER, "serve", "--port", str(port), cwd=tmp_path, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
-        assert process.stdout is not None
-        banner = ""
-        while "Stop with Ctrl+C" not in banner:
-            banner += (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), 30)
-        banners.append(banner)
+    banners = [await serve_and_stop(tmp_path, env) for _ in range(2)]
     assert "first run: log in as 'admin' with password '" in banners[0]
     assert "first run" not in banners[1]

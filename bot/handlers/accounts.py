@@ -1,8 +1,10 @@
 """One provider client per account.
 
-The account the install serves first (``account.id``) takes its channel settings from the
-settings file; any other account takes them from its document in the store
-(``accounts.<id>.channels.<channel>``), read on first use and kept for the life of the process.
+The account the install serves first (``account.id``) takes its channel settings from the settings
+file; any other account takes them from its document in the store (``accounts.<id>.channels.
+<channel>``, secrets sealed at rest and opened by the store), read on first use and read again at
+most every ``REFRESH_SECONDS``: settings an admin saves in the console (or through the API) are
+used by every router process within seconds, and a disabled account's webhooks are refused.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("omnirouter.handlers")
 
 C = TypeVar("C")
+REFRESH_SECONDS = 10.0
 
 
 class PerAccount(Generic[C]):
@@ -39,7 +43,10 @@ class PerAccount(Generic[C]):
     ) -> None:
         self._channel = channel
         self._build = build
+        self._default = default_account if default_config is not None else None
         self._clients: dict[str, C] = {}
+        self._seen: dict[str, tuple[float, str]] = {}  # account -> (next check, settings fingerprint)
+        self._retired: list[C] = []  # replaced clients, closed at shutdown (a send may still use one)
         self._store: Store | None = None
         self._lock = asyncio.Lock()
         if default_config is not None:
@@ -54,17 +61,30 @@ class PerAccount(Generic[C]):
     async def get(self, account_id: str) -> C | None:
         """The account's client, or ``None`` if the account has no such channel configured."""
         client = self._clients.get(account_id)
-        if client is not None or self._store is None:
+        if self._store is None or account_id == self._default:
+            return client
+        seen = self._seen.get(account_id)
+        if seen is not None and seen[0] > time.monotonic():
             return client
         async with self._lock:
-            if account_id in self._clients:
-                return self._clients[account_id]
-            account = await self._store.get_account(account_id)
-            config = account.channels.get(self._channel) if account else None
-            if not isinstance(config, Mapping):
-                return None
-            self._clients[account_id] = client = self._build(account_id, config)
-            return client
+            return await self._refresh(account_id)
+
+    async def _refresh(self, account_id: str) -> C | None:
+        assert self._store is not None
+        seen = self._seen.get(account_id)
+        if seen is not None and seen[0] > time.monotonic():  # another task refreshed it meanwhile
+            return self._clients.get(account_id)
+        account = await self._store.get_account(account_id)
+        config = account.channels.get(self._channel) if account and not account.disabled else None
+        fingerprint = json.dumps(config, sort_keys=True, default=str) if isinstance(config, Mapping) else ""
+        current = self._clients.get(account_id)
+        if seen is None or seen[1] != fingerprint:
+            if current is not None:
+                self._retired.append(self._clients.pop(account_id))
+            if isinstance(config, Mapping):
+                self._clients[account_id] = self._build(account_id, config)
+        self._seen[account_id] = (time.monotonic() + REFRESH_SECONDS, fingerprint)
+        return self._clients.get(account_id)
 
     async def for_webhook(self, account_id: str) -> C:
         """The client an incoming webhook is for; a JSON 404 when the account has none."""
@@ -91,5 +111,5 @@ class PerAccount(Generic[C]):
         return client
 
     async def close_all(self, close: Callable[[C], Awaitable[None]]) -> None:
-        for client in self._clients.values():
+        for client in [*self._clients.values(), *self._retired]:
             await close(client)

@@ -181,8 +181,8 @@ def enabled_channels(settings: Settings) -> list[str]:
         channels.append("voice")
     if settings.email.address:
         channels.append("email")
-    if settings.telegram.token:
+    if settings.telegram.token or settings.telegram.for_accounts:
         channels.append("telegram")
-    if settings.whatsapp.phone_number_id:
+    if settings.whatsapp.phone_number_id or settings.whatsapp.for_accounts:
         channels.append("whatsapp")
     return channels

@@ -89,12 +89,13 @@ class TelegramAdapter(BaseAdapter):
     def __init__(self, context: ChannelContext) -> None:
         self.settings = context.settings.telegram
         self.account_id = context.account_id
-        if self.settings.mode == "webhook" and not self.settings.webhook_secret:
+        if self.settings.token and self.settings.mode == "webhook" and not self.settings.webhook_secret:
             raise SettingsError(
                 "telegram.webhook_secret must be set in webhook mode (any 1-256 of A-Z a-z 0-9 _ -); "
                 "or set telegram.mode = \"polling\""
             )
-        default = {"token": self.settings.token, "webhook_secret": self.settings.webhook_secret}
+        # no token: only other accounts' bots (telegram.for_accounts)
+        default = {"token": self.settings.token, "webhook_secret": self.settings.webhook_secret} if self.settings.token else None
         self.bots: PerAccount[TelegramBot] = PerAccount(self.name, context.account_id, default, self._build)
         self._pacer = ChatPacer(self.settings.pacing)
         self._answers: set[asyncio.Task[Any]] = set()
@@ -117,7 +118,7 @@ class TelegramAdapter(BaseAdapter):
         ]
 
     def background(self, pipeline: InboundPipeline) -> list[Coroutine[Any, Any, None]]:
-        if self.settings.mode != "polling":
+        if self.settings.mode != "polling" or not self.settings.token:
             return []
         from bot.handlers.telegram_polling import Poller
 

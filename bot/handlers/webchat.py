@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,7 @@ class WebchatAdapter(BaseAdapter):
         self._max_text = context.settings.webchat.max_text_length
         self.capabilities = Capabilities(buttons=True, max_text_length=self._max_text)
         self._sockets: dict[tuple[str, str], set[_VisitorSocket]] = {}
-        self._accounts: set[str] = {context.account_id}
+        self._accounts: dict[str, float] = {context.account_id: float("inf")}  # account -> known until
 
     async def start(self, store: Store) -> None:
         self._store = store
@@ -278,13 +279,14 @@ class WebchatAdapter(BaseAdapter):
 
     async def _account(self, request: web.Request) -> str:
         account_id = request.query.get("account", self._context.account_id)
-        if account_id not in self._accounts:
-            if await self.store.get_account(account_id) is None:
+        if self._accounts.get(account_id, 0.0) < time.monotonic():
+            account = await self.store.get_account(account_id)
+            if account is None or account.disabled:
                 raise web.HTTPNotFound(
                     text=json.dumps({"error": "unknown_account", "detail": f"no account {account_id!r}"}),
                     content_type="application/json",
                 )
-            self._accounts.add(account_id)
+            self._accounts[account_id] = time.monotonic() + 10.0  # a disabled account is refused within 10 s
         return account_id
 
 

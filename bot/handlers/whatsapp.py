@@ -91,7 +91,7 @@ class WhatsappAdapter(BaseAdapter):
         self.account_id = context.account_id
         s = self.settings
         default = {"phone_number_id": s.phone_number_id, "access_token": s.access_token, "app_secret": s.app_secret,
-                   "verify_token": s.verify_token, "templates": s.templates or {}}
+                   "verify_token": s.verify_token, "templates": s.templates or {}} if s.phone_number_id else None
         self.numbers: PerAccount[WhatsappNumber] = PerAccount(self.name, context.account_id, default, self._build)
         self._store: Store | None = None
 

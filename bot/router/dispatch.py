@@ -1,11 +1,19 @@
-"""The decision point: who answers an inbound message.
+"""The decision point: who answers an inbound message, and the bot's dialogue policy.
 
-* thread assigned to an agent -> the agent's (the console shows it);
+* thread assigned to an agent -> the agent's (the console shows it); already queued -> it waits;
 * a channel keyword (SMS STOP/START/HELP, in ``meta["keyword"]``) -> the customer's consent is
   recorded and the keyword answered with the channel's fixed text, if any; never queued;
-* otherwise, with no NLU configured -> the human queue, and the customer is told once, politely;
-  unless the message must never be answered automatically (``meta["no_auto_reply"]`` names why:
-  an auto-reply, a bounce, a mailing list), which is queued silently.
+* a message that must never be answered automatically (``meta["no_auto_reply"]`` names why: an
+  auto-reply, a bounce, a mailing list) -> queued silently; a channel configured to go straight
+  to humans, or no NLU (off, or no model yet) -> the human queue, the customer told once;
+* otherwise the NLU layer parses the text:
+  - a confident intent with a response -> the bot answers, in the customer's language;
+  - ``talk_to_human``, an intent marked "escalate", a confident intent without a response, the
+    engine failing, or low confidence twice in a row -> the human queue, with the reason on the
+    thread (the first time confidence is low, the bot asks the customer to rephrase);
+  - two intents too close to tell apart -> a clarifying question with them as buttons (a click
+    sends the button's text back, which resolves to its intent).
+  Every decision is stored on the message with the NLU result it rests on.
 
 Dispatch may run twice for one message (a process died after deciding but before recording the
 decision, and the sweeper took over). Every effect is idempotent: queueing is a guarded status
@@ -15,14 +23,19 @@ change, and replies carry a dedup key, so a replay sends nothing twice.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.logs import log_event
 from bot.metrics import Metrics
+from bot.nlu.data import Parse
+from bot.nlu.remote import NluUnavailable
+from bot.nlu.responses import Responses
+from bot.nlu.service import NluService
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from conversations.models import (
@@ -38,21 +51,40 @@ from conversations.models import (
 )
 from conversations.store import Store, StoreError, StoreUnavailable
 
+if TYPE_CHECKING:
+    from bot.webhooks.events import ThreadEvents
+
 log = logging.getLogger("omnirouter.router.dispatch")
 
 NO_NLU = "no_nlu"
 DIRECT = "direct_channel"  # the channel is configured to go straight to humans
+NO_TEXT = "no_text"  # attachments only: nothing for the bot to read
+NLU_UNAVAILABLE = "nlu_unavailable"
+LOW_CONFIDENCE = "low_confidence"
+CLARIFY = "clarify"
+FALLBACK = "fallback"
 
 
 class Dispatcher:
     def __init__(
-        self, store: Store, queue: Queue, outbox: Outbox, metrics: Metrics, queued_notice: str
+        self,
+        store: Store,
+        queue: Queue,
+        outbox: Outbox,
+        metrics: Metrics,
+        queued_notice: str,
+        nlu: NluService | None = None,
+        responses: Responses | None = None,
+        events: ThreadEvents | None = None,
     ) -> None:
         self._store = store
+        self._events = events
         self._queue = queue
         self._outbox = outbox
         self._metrics = metrics
         self._queued_notice = queued_notice
+        self._nlu = nlu if nlu is not None and nlu.enabled else None
+        self._responses = responses or Responses()
 
     async def dispatch(self, message: Message, thread: Thread | None = None) -> Decision:
         """Decide on one inbound message, carry the decision out, and record it on the message."""
@@ -64,14 +96,20 @@ class Dispatcher:
         keyword = message.meta.get("keyword")
         if keyword:
             await self._record_consent(message, keyword)
+        parse = None
+        direct = self._queue.straight_to_humans(thread.channel)
         if thread.status == ThreadStatus.ASSIGNED:
             decision = Decision(DecisionAction.TO_AGENT, "assigned", thread.id)
         elif keyword:
             decision = await self._answer_keyword(message, thread, keyword)
+        elif thread.status == ThreadStatus.BOT and self._nlu is not None and not direct \
+                and not message.meta.get("no_auto_reply"):
+            decision, parse = await self._bot(message, thread)
         else:
-            reason = DIRECT if self._queue.straight_to_humans(thread.channel) else NO_NLU
-            decision = await self._to_queue(message, thread, reason)
-        await self._store.finish_dispatch(message.id, decision)
+            decision = await self._to_queue(message, thread, DIRECT if direct else NO_NLU)
+        if self._events is not None:  # before the decision is recorded: a replay publishes again
+            await self._publish(message, thread, decision)
+        await self._store.finish_dispatch(message.id, decision, parse.to_doc() if parse else None)
         await self._queue.after_dispatch(message, thread, decision)
         self._metrics.decisions.labels(str(decision.action)).inc()
         self._metrics.dispatch_latency.observe(time.perf_counter() - started)
@@ -82,10 +120,76 @@ class Dispatcher:
             thread=thread.id,
             action=str(decision.action),
             reason=decision.reason,
+            intent=parse.intent if parse else None,
         )
         return decision
 
-    async def _to_queue(self, message: Message, thread: Thread, reason: str) -> Decision:
+    async def _publish(self, message: Message, thread: Thread, decision: Decision) -> None:
+        """The webhook events of this message; their ids derive from it, so a replay adds none."""
+        assert self._events is not None
+        if thread.opened_at == message.created_at:  # the recorder opened the thread for this message
+            await self._events.publish("thread.created", thread, f"created|{thread.id}")
+        await self._events.message(thread, message)
+        if decision.action == DecisionAction.QUEUED:
+            await self._events.publish("thread.queued", thread, f"queued|{message.id}", reason=decision.reason)
+
+    async def _bot(self, message: Message, thread: Thread) -> tuple[Decision, Parse | None]:
+        assert self._nlu is not None
+        if not message.text.strip():
+            return await self._to_queue(message, thread, NO_TEXT), None
+        try:
+            parse = await self._nlu.parse(thread.account_id, message.text)
+        except NluUnavailable:
+            return await self._to_queue(message, thread, NLU_UNAVAILABLE), None
+        if parse is None:  # no model trained yet
+            return await self._to_queue(message, thread, NO_NLU), None
+        state = await self._store.thread_nlu_state(thread.id)
+        before = state.get("before", {}) if state.get("by") == message.id else state  # a replay
+        parse = _resolve_clarification(parse, message.text, before.get("options") or {})
+        language = self._responses.language(parse.language or before.get("language"))
+        streak = int(before.get("low_streak", 0)) + 1  # if this one is not understood either
+        decision, options = await self._act(message, thread, parse, language, streak)
+        unsure = decision.reason in (FALLBACK, CLARIFY, LOW_CONFIDENCE)
+        await self._store.set_thread_nlu_state(thread.id, {
+            "by": message.id, "language": language, "low_streak": streak if unsure else 0,
+            "options": options, "before": {k: v for k, v in before.items() if k != "before"},
+        })
+        return decision, parse
+
+    async def _act(
+        self, message: Message, thread: Thread, parse: Parse, language: str, streak: int
+    ) -> tuple[Decision, dict[str, str]]:
+        """The policy proper; returns the decision and the options offered (label -> intent)."""
+        responses = self._responses
+        if not parse.out_of_scope and parse.intent in responses.escalate:
+            notice = responses.answer(parse.intent, language, parse.entities, message.id)
+            return await self._to_queue(message, thread, f"intent:{parse.intent}", language, notice), {}
+        if (parse.out_of_scope or parse.ambiguous) and streak >= 2:
+            return await self._to_queue(message, thread, LOW_CONFIDENCE, language), {}
+        if parse.out_of_scope:
+            text = responses.line("fallback", language, "Sorry, I did not understand. Could you say it in other words?")
+            return await self._reply(message, thread, FALLBACK, text), {}
+        if parse.ambiguous:
+            options = {responses.title(name, language): name for name, _ in parse.ranking[:3]
+                       if name in responses.texts or name in responses.escalate}
+            if len(options) >= 2:
+                text = responses.line("clarify", language, "Which of these do you mean?")
+                return await self._reply(message, thread, CLARIFY, text, tuple(options)), options
+        answer = responses.answer(parse.intent, language, parse.entities, message.id)
+        if answer is None:
+            return await self._to_queue(message, thread, f"no_response:{parse.intent}", language), {}
+        return await self._reply(message, thread, parse.intent, answer), {}
+
+    async def _reply(
+        self, message: Message, thread: Thread, reason: str, text: str, options: tuple[str, ...] = ()
+    ) -> Decision:
+        reply = await self._send(message, thread, "bot-reply", text, SenderKind.BOT, options)
+        return Decision(DecisionAction.ANSWERED, reason, thread.id, replies=(reply.id,))
+
+    async def _to_queue(
+        self, message: Message, thread: Thread, reason: str, language: str | None = None,
+        notice: str | None = None,
+    ) -> Decision:
         reason = str(message.meta.get("no_auto_reply") or reason)
         queued_now = thread.status == ThreadStatus.BOT and await self._queue.escalate(
             thread, reason, by_message=message.id
@@ -96,16 +200,28 @@ class Dispatcher:
                 return Decision(DecisionAction.WAITING, "already_queued", thread.id)
             # this very message queued the thread before a crash: finish what it started
         if message.meta.get("no_auto_reply"):
-            return Decision(DecisionAction.QUEUED, str(message.meta["no_auto_reply"]), thread.id)
-        notice = await self._outbox.enqueue_reply(
-            dedup_key=f"{message.id}:queued-notice",
+            return Decision(DecisionAction.QUEUED, reason, thread.id)
+        if notice is None:
+            notice = self._queued_notice
+            if language is not None:
+                notice = self._responses.line("handoff", language, self._queued_notice)
+        sent = await self._send(message, thread, "queued-notice", notice, SenderKind.SYSTEM)
+        return Decision(DecisionAction.QUEUED, reason, thread.id, replies=(sent.id,))
+
+    async def _send(
+        self, message: Message, thread: Thread, kind: str, text: str, sender: SenderKind,
+        options: tuple[str, ...] = (),
+    ) -> Message:
+        """Enqueue one reply to ``message``, at most once however often dispatch runs."""
+        return await self._outbox.enqueue_reply(
+            dedup_key=f"{message.id}:{kind}",
             thread=thread,
             to=_reply_address(message, thread),
-            text=self._queued_notice,
-            sender={"kind": str(SenderKind.SYSTEM)},
+            text=text,
+            sender={"kind": str(sender)},
             in_reply_to=message.id,
+            options=options,
         )
-        return Decision(DecisionAction.QUEUED, reason, thread.id, replies=(notice.id,))
 
     async def _record_consent(self, message: Message, keyword: Mapping[str, Any]) -> None:
         """STOP and START change what the customer may be sent on this channel, whoever holds
@@ -119,16 +235,20 @@ class Dispatcher:
     async def _answer_keyword(self, message: Message, thread: Thread, keyword: Mapping[str, Any]) -> Decision:
         replies: tuple[str, ...] = ()
         if keyword.get("reply"):
-            reply = await self._outbox.enqueue_reply(
-                dedup_key=f"{message.id}:keyword-reply",
-                thread=thread,
-                to=_reply_address(message, thread),
-                text=str(keyword["reply"]),
-                sender={"kind": str(SenderKind.SYSTEM)},
-                in_reply_to=message.id,
-            )
+            reply = await self._send(message, thread, "keyword-reply", str(keyword["reply"]), SenderKind.SYSTEM)
             replies = (reply.id,)
         return Decision(DecisionAction.ANSWERED, f"keyword:{keyword.get('kind')}", thread.id, replies)
+
+
+def _resolve_clarification(parse: Parse, text: str, options: dict[str, str]) -> Parse:
+    """A click on a clarifying question's button sends its label: that is the intent. Where
+    the options were a numbered list (channels without buttons), their number is too."""
+    choices = {label.casefold(): intent for label, intent in options.items()}
+    choices.update({str(n): intent for n, intent in enumerate(options.values(), start=1)})
+    chosen = choices.get(text.strip().rstrip(".").casefold())
+    if chosen is None:
+        return parse
+    return dataclasses.replace(parse, intent=chosen, confidence=1.0, ambiguous=False, engine="clarified")
 
 
 def _reply_address(message: Message, thread: Thread) -> Identity:

@@ -10,21 +10,24 @@ rescheduled with exponential backoff and jitter, never sooner than the provider'
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.handlers.base import ChannelAdapter, PermanentSendError, RetryableSendError
 from bot.logs import log_event
 from bot.metrics import Metrics
+from bot.router.leasing import lease_and_work
 from bot.settings import OutboxSettings
 from conversations.models import Identity, Message, OutboxItem, Thread, utcnow
-from conversations.store import Store, StoreUnavailable
+from conversations.store import Store
+
+if TYPE_CHECKING:
+    from bot.webhooks.events import ThreadEvents
 
 log = logging.getLogger("omnirouter.router.outbox")
 
@@ -55,8 +58,10 @@ class Outbox:
         adapters: Mapping[str, ChannelAdapter],
         metrics: Metrics,
         settings: OutboxSettings,
+        events: ThreadEvents | None = None,
     ) -> None:
         self._store = store
+        self._events = events
         self._adapters = adapters
         self._metrics = metrics
         self._settings = settings
@@ -90,6 +95,8 @@ class Outbox:
             meta=meta,
         )
         self.wake()
+        if self._events is not None:
+            await self._events.message(thread, message)
         return message
 
     def wake(self) -> None:
@@ -99,27 +106,11 @@ class Outbox:
     async def run(self) -> None:
         """Lease and send due items until cancelled."""
         lease = timedelta(seconds=self._settings.lease_seconds)
-        while True:
-            await self._slots.acquire()
-            try:
-                item = await self._store.lease_outbox(self.owner, utcnow(), lease)
-            except StoreUnavailable:
-                self._slots.release()
-                log_event(log, "outbox.store_unavailable", logging.WARNING)
-                await asyncio.sleep(max(self._settings.poll_interval, 1.0))
-                continue
-            except BaseException:
-                self._slots.release()
-                raise
-            if item is None:
-                self._slots.release()
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
-                continue
-            task = asyncio.create_task(self._send_and_release(item))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        await lease_and_work(
+            lambda: self._store.lease_outbox(self.owner, utcnow(), lease), self._send_and_release,
+            slots=self._slots, wake=self._wake, poll_interval=self._settings.poll_interval, in_flight=self._sending,
+            on_outage=lambda: log_event(log, "outbox.store_unavailable", logging.WARNING),
+        )
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for sends in flight (at shutdown)."""

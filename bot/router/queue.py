@@ -27,6 +27,7 @@ from bot import audit
 from bot.logs import log_event
 from bot.router.hours import BusinessHours, Sla
 from bot.settings import QueueSettings
+from bot.webhooks.events import who
 from conversations.console_models import TimelineEntry, TimelineKind
 from conversations.filters import one_of
 from conversations.ids import new_id
@@ -36,7 +37,6 @@ from conversations.models import (
     DecisionAction,
     Identity,
     Message,
-    Role,
     SenderKind,
     Thread,
     ThreadStatus,
@@ -47,10 +47,12 @@ from conversations.store import Store, StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.router.outbox import Outbox
+    from bot.webhooks.events import ThreadEvents
 
 log = logging.getLogger("omnirouter.router.queue")
 
 SYSTEM = "system"
+_ACCOUNTS_SECONDS = 30.0  # how long the sweep trusts its list of auto-assigning accounts
 # the audit log's name for an agent's action, by the timeline entry it makes
 _AUDITED = {
     TimelineKind.ASSIGNED: "thread.take", TimelineKind.TRANSFERRED: "thread.transfer",
@@ -76,18 +78,21 @@ class Routing:
     hours: BusinessHours
     out_of_hours_reply: str
     record_location: bool
+    reopen_days: float = 7.0  # a customer writing again this soon reopens the resolved thread
 
 
 class Queue:
     def __init__(
         self, store: Store, settings: QueueSettings | None = None, outbox: Outbox | None = None,
-        record_location: bool = False,
+        record_location: bool = False, events: ThreadEvents | None = None,
     ) -> None:
         self._store = store
+        self._events = events
         self._settings = settings or QueueSettings()
         self._outbox = outbox
         self._record_location = record_location
         self._routing: dict[str, tuple[float, Routing]] = {}
+        self._auto_accounts_until = 0.0  # when keep_assigning reads its list of accounts again
         s = self._settings
         self.sla = Sla(timedelta(minutes=s.first_response_minutes), timedelta(minutes=s.next_response_minutes))
         self._direct = {c.strip() for c in s.direct_channels.split(",") if c.strip()}
@@ -159,6 +164,7 @@ class Queue:
             hours=hours,
             out_of_hours_reply=own.get("out_of_hours_reply", s.out_of_hours_reply),
             record_location=bool(own.get("record_location", self._record_location)),
+            reopen_days=float(own.get("reopen_days", s.reopen_days)),
         )
         self._routing[account_id] = (time.monotonic() + 3.0, routing)
         return routing
@@ -168,6 +174,7 @@ class Queue:
         merged = {**((account.routing or {}) if account else {}), **values}
         await self._store.set_account_fields(account_id, routing=merged)
         self._routing.pop(account_id, None)
+        self._auto_accounts_until = 0.0
 
     # --- agents taking work --------------------------------------------------------------
 
@@ -176,14 +183,14 @@ class Queue:
         thread = await self._open_thread(agent, thread_id)
         if thread.status != ThreadStatus.QUEUED:
             raise QueueError("taken", "someone else already took this conversation")
-        if agent.role != Role.ADMIN and thread.team and thread.team not in agent.teams:
+        if not agent.is_admin and thread.team and thread.team not in agent.teams:
             raise QueueError("other_team", f"this conversation waits for team {thread.team}", 403)
         return await self._claim_for(agent, {"_id": thread_id})
 
     async def take_next(self, agent: Agent) -> Thread | None:
         """The oldest of the most urgent queued threads the agent's teams may take."""
         match: dict[str, Any] = {}
-        if agent.role != Role.ADMIN:
+        if not agent.is_admin:
             match = one_of("team", [None, "", *agent.teams])
         try:
             return await self._claim_for(agent, match)
@@ -230,12 +237,18 @@ class Queue:
             assigned += 1
         return assigned
 
-    async def keep_assigning(self, account_id: str, interval: float) -> None:
+    async def keep_assigning(self, interval: float) -> None:
         """Background worker: auto-assign whatever events did not (an agent freed a slot in
-        another process, a store outage passed)."""
+        another process, a store outage passed), in every account that assigns automatically
+        (which accounts those are is read again every ``_ACCOUNTS_SECONDS``)."""
+        accounts: list[str] = []
         while True:
             try:
-                await self.auto_assign(account_id)
+                if self._auto_accounts_until < time.monotonic():
+                    accounts = await self._store.auto_assigning_accounts(self._settings.strategy == "auto")
+                    self._auto_accounts_until = time.monotonic() + _ACCOUNTS_SECONDS
+                for account_id in accounts:
+                    await self.auto_assign(account_id)
             except StoreUnavailable:
                 log_event(log, "queue.assign_store_unavailable", logging.WARNING)
             await asyncio.sleep(interval)
@@ -243,6 +256,7 @@ class Queue:
     async def _assigned(self, thread: Thread, agent: Agent, actor: Agent | None) -> None:
         await self._timeline(thread, TimelineKind.ASSIGNED, actor, agent.name, to=agent.id)
         await self._event(thread, "assigned", agent_id=agent.id)
+        await self._publish("thread.assigned", thread, agent=who(agent), by=who(actor))
         log_event(log, "queue.assigned", thread=thread.id, agent=agent.id, by=actor.id if actor else SYSTEM)
 
     # --- moving work on ------------------------------------------------------------------
@@ -262,6 +276,7 @@ class Queue:
             if moved is not None:
                 await self._timeline(moved, TimelineKind.TRANSFERRED, by, note, to=target.id, to_name=target.name)
                 await self._event(moved, "assigned", agent_id=target.id)
+                await self._publish("thread.assigned", moved, agent=who(target), by=who(by))
                 return moved
             to_team = to_team or (target.teams[0] if target.teams else thread.team or "")
             note = f"{note} ({target.name} cannot take it now)".strip()
@@ -272,6 +287,7 @@ class Queue:
             await self._store.release_agent(thread.assignee)
         await self._timeline(requeued, TimelineKind.TRANSFERRED, by, note, team=requeued.team or "")
         await self._event(requeued, "queue")
+        await self._publish("thread.queued", requeued, reason="transfer", by=who(by))
         await self.auto_assign(by.account_id)
         return requeued
 
@@ -300,6 +316,7 @@ class Queue:
             await self._store.release_agent(before.assignee)
         await self._timeline(before, TimelineKind.RESOLVED, by, "")
         await self._event(before, "queue")
+        await self._publish("thread.resolved", before, by=who(by))
         await self.auto_assign(by.account_id)
         return before
 
@@ -312,17 +329,20 @@ class Queue:
                 await self._store.release_agent(agent.id)
                 await self._timeline(requeued, TimelineKind.QUEUED, agent, reason)
                 await self._event(requeued, "queue")
+                await self._publish("thread.queued", requeued, reason=reason, by=who(agent))
                 count += 1
         if count:
             await self.auto_assign(agent.account_id)
         return count
 
     async def reopen(self, account_id: str, contact_id: str, identity: Identity, now: datetime) -> Thread | None:
-        """A resolved thread the contact writes to again within ``queue.reopen_days``: back to
+        """A resolved thread the contact writes to again within the account's reopen window
+        (``queue.reopen_days`` unless its admin set another): back to
         its last agent if they can take it, else to the queue. ``None``: open a new thread."""
-        if not self._settings.reopen_days:
+        reopen_days = (await self.routing(account_id)).reopen_days
+        if not reopen_days:
             return None
-        since = now - timedelta(days=self._settings.reopen_days)
+        since = now - timedelta(days=reopen_days)
         old = await self._store.last_resolved(account_id, contact_id, identity.channel, since)
         if old is None:
             return None
@@ -336,6 +356,10 @@ class Queue:
             return None
         await self._timeline(thread, TimelineKind.REOPENED, None, agent.name if agent else "")
         await self._event(thread, "assigned" if agent else "queue", agent_id=agent.id if agent else None)
+        if agent is not None:
+            await self._publish("thread.assigned", thread, agent=who(agent), reopened=True)
+        else:
+            await self._publish("thread.queued", thread, reason="reopened")
         return thread
 
     # --- working a thread ----------------------------------------------------------------
@@ -381,7 +405,7 @@ class Queue:
         thread = await self._visible_thread(agent, thread_id)
         if thread.status not in (ThreadStatus.QUEUED, ThreadStatus.ASSIGNED):
             raise QueueError("not_open", "this conversation is not waiting for an agent")
-        if own and agent.role != Role.ADMIN and thread.assignee != agent.id:
+        if own and not agent.is_admin and thread.assignee != agent.id:
             raise QueueError("not_yours", "take the conversation first", 403)
         return thread
 
@@ -394,6 +418,10 @@ class Queue:
         if actor is not None:  # an agent's action (the text may be a note: never audited)
             await audit.record(self._store, thread.account_id, actor, _AUDITED[kind], thread.id,
                                to=details.get("to"), team=details.get("team"))
+
+    async def _publish(self, event_type: str, thread: Thread, **data: Any) -> None:
+        if self._events is not None:
+            await self._events.quietly(event_type, thread, **data)
 
     async def _event(self, thread: Thread, kind: str, agent_id: str | None = None) -> None:
         fields: dict[str, Any] = {"thread_id": thread.id}

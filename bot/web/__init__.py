@@ -11,8 +11,12 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.tasks import stop_tasks
-from bot.keys import CONSOLE_HUB, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
-from bot.web import admin, admin_privacy, admin_reports, api, console, login, ops, replies
+from bot.keys import API_OPERATIONS, CONSOLE_HUB, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
+from bot.web import (
+    account_page, accounts_page, admin, admin_privacy, admin_reports, api, api_accounts, api_directory, api_threads,
+    api_webhooks, console, login, nlu_api, openapi, ops, replies,
+)
+from bot.web.apikit import ApiRoutes
 from bot.web.auth import LoginLimiter, add_agent
 from bot.web.live import ConsoleHub, LiveFeed
 from bot.web.pages import setup_templates
@@ -20,6 +24,10 @@ from bot.web.wa_templates import TEMPLATES, ChannelTemplates
 from conversations.models import Role
 
 STATIC = Path(__file__).resolve().parent / "static"
+# the REST API, table by table: each one's routes are served, checked and documented in
+# /api/openapi.json
+API_TABLES: list[ApiRoutes] = [api.API, replies.API, api_threads.API, api_directory.API, api_accounts.API,
+                               api_webhooks.API, nlu_api.API]
 
 
 async def _index(request: web.Request) -> web.StreamResponse:
@@ -28,12 +36,16 @@ async def _index(request: web.Request) -> web.StreamResponse:
 
 def setup_web(app: web.Application) -> None:
     app.add_routes(ops.routes())
-    app.add_routes(api.routes())
-    app.add_routes(replies.routes())
+    for table in API_TABLES:
+        app.add_routes(table.routes())
+    app[API_OPERATIONS] = [op for table in API_TABLES for op in table.operations]
+    app.add_routes(openapi.routes())
     app.add_routes(login.routes())
     app.add_routes(console.routes())
     app.add_routes(admin.routes())
     app.add_routes(admin_reports.routes() + admin_privacy.routes())
+    app.add_routes(account_page.routes())
+    app.add_routes(accounts_page.routes())
     app.add_routes([web.get("/", _index)])
     app.router.add_static("/static", STATIC, append_version=True)
     setup_templates(app)
@@ -61,11 +73,12 @@ async def _console_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _first_admin(app: web.Application) -> tuple[str, str] | None:
-    """On a fresh install, an ``admin`` with a random password (shown once by ``serve``)."""
+    """On a fresh install, an ``admin`` with a random password (shown once by ``serve``): the
+    install's superadmin, who also manages accounts."""
     settings, store = app[SETTINGS], app[STORE]
     if not settings.console.first_admin or await store.count_agents(settings.account.id):
         return None
-    agent, password = await add_agent(store, settings.account.id, "admin", name="Administrator", role=Role.ADMIN)
+    agent, password = await add_agent(store, settings.account.id, "admin", name="Administrator", role=Role.SUPERADMIN)
     return ("admin", password) if agent is not None else None
 
 

@@ -20,11 +20,13 @@ from bot.web.auth import add_agent
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.console_models import Shift
-from conversations.models import Role
+from conversations.models import Agent, Role
 
-_LOGIN = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
+LOGIN_PATTERN = r"^[a-z0-9][a-z0-9_.-]{1,31}$"
+TEAM_PATTERN = r"^[\w-]{1,32}$"
+_LOGIN = re.compile(LOGIN_PATTERN)
 _SHORTCUT = re.compile(r"^[a-z0-9_-]{1,32}$")
-_TEAM = re.compile(r"^[\w-]{1,32}$")
+_TEAM = re.compile(TEAM_PATTERN)
 
 
 def teams_of(text: str) -> list[str] | None:
@@ -57,7 +59,7 @@ async def admin_page(request: web.Request) -> web.Response:
     since, until, shifts = await _period(request)
     routing = await queue.routing(agent.account_id)
     return page(
-        request, "admin.html", agents=await store.list_agents(agent.account_id), shifts=shifts,
+        request, "admin.html", agents=await store.list_agents(agent.account_id), shifts=shifts, roles=_roles(agent),
         since=since.isoformat(), until=until.isoformat(), routing=routing,
         canned=await store.list_canned(agent.account_id), message=request.query.get("message", "")[:300],
         **await retention_context(request),
@@ -92,6 +94,11 @@ async def timesheet_csv(request: web.Request) -> web.Response:
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+def _roles(actor: Agent) -> list[str]:
+    """The roles ``actor`` may give: a superadmin makes superadmins too."""
+    return [r.value for r in Role if r.rank <= Role(actor.role).rank]
+
+
 def _back(message: str) -> web.Response:
     return redirect("/admin?message=" + re.sub(r"[^\w .,:;'()@-]", "", message).replace(" ", "+")[:300])
 
@@ -103,7 +110,7 @@ async def create_agent(request: web.Request) -> web.Response:
     teams = teams_of(str(form.get("teams", "")))
     role = str(form.get("role", "agent"))
     capacity = str(form.get("capacity", "5"))
-    if not _LOGIN.match(login) or teams is None or role not in ("agent", "admin") or not capacity.isdigit() \
+    if not _LOGIN.match(login) or teams is None or role not in _roles(admin) or not capacity.isdigit() \
             or not 1 <= int(capacity) <= 100:
         return plain(400, "login: 2-32 of a-z 0-9 _ . -; teams: comma-separated words; role agent|admin; capacity 1-100")
     agent, password = await add_agent(
@@ -122,10 +129,12 @@ async def update_agent(request: web.Request) -> web.Response:
     target = await store.get_agent(request.match_info["agent_id"])
     if target is None or target.account_id != admin.account_id:
         return plain(404, "no such agent")
+    if target.role not in _roles(admin):
+        return plain(403, "only a superadmin changes a superadmin")
     teams = teams_of(str(form.get("teams", "")))
     capacity = str(form.get("capacity", target.capacity))
     role = str(form.get("role", target.role))
-    if teams is None or not capacity.isdigit() or not 1 <= int(capacity) <= 100 or role not in ("agent", "admin"):
+    if teams is None or not capacity.isdigit() or not 1 <= int(capacity) <= 100 or role not in _roles(admin):
         return plain(400, "teams: comma-separated words; capacity 1-100; role agent|admin")
     active = form.get("active") == "on" or target.id == admin.id  # an admin cannot lock themselves out
     await store.update_agent(target.id, teams=teams, role=role, active=active)

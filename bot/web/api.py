@@ -1,55 +1,37 @@
-"""The REST API (first part): threads with their messages, and the outbox with its dead letters.
-
-Authentication: ``Authorization: Bearer <api.token>`` when ``api.token`` is set; without a token
-configured, only clients on the loopback interface are served.
+"""The REST API (first part): a thread with its messages, one message, and the outbox with its
+dead letters. Authentication and account scoping: ``bot/web/apikit.py``.
 """
 
 from __future__ import annotations
 
-import json
-import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from bot import audit
-from bot.handlers.signatures import same_secret
-from bot.keys import OUTBOX, SETTINGS, STORE
-from bot.web.errors import json_error
+from bot.keys import OUTBOX, STORE
+from bot.web.access import Access, mark
+from bot.web.apikit import LIMIT, ApiRoutes, Call, Param, api_error, authenticate, reply, visible
+from bot.web.openapi import list_of, ref
+from bot.webhooks.events import public_thread
 from conversations.models import Message, OutboxItem, OutboxState, Thread, from_epoch_ms, utcnow
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _authorised(request: web.Request) -> web.Response | None:
-    token = request.app[SETTINGS].api.token
-    if token:
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        if not same_secret(given, token):
-            return json_error(401, "unauthorized", "send Authorization: Bearer <api.token>")
-        return None
-    try:
-        loopback = ipaddress.ip_address(request.remote or "").is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        return json_error(403, "forbidden", "set api.token to use the API from other hosts")
-    return None
+API = ApiRoutes()
+PRINCIPAL = web.RequestKey("api_principal", object) if hasattr(web, "RequestKey") else "omnirouter.api_principal"
 
 
 def guarded(handler: Handler) -> Handler:
+    """For a route outside an ``ApiRoutes`` table: any valid token (the principal is in
+    ``request[PRINCIPAL]``; the handler scopes by account itself). Prefer an ``ApiRoutes`` table:
+    it checks, scopes and documents the route."""
+
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        return _authorised(request) or await handler(request)
+        request[PRINCIPAL] = await authenticate(request)
+        return await handler(request)
 
-    return wrapper
-
-
-def _limit(request: web.Request, default: int = 100, most: int = 1000) -> int:
-    value = small_int(request.query.get("limit", str(default)))
-    if value is None or not 1 <= value <= most:
-        raise web.HTTPBadRequest(text=f"limit must be an integer from 1 to {most}")
-    return value
+    return mark(wrapper, Access("token"))
 
 
 def small_int(raw: str) -> int | None:
@@ -69,75 +51,71 @@ def message_json(message: Message) -> dict[str, Any]:
 
 
 def thread_json(thread: Thread) -> dict[str, Any]:
-    doc = thread.to_json()
-    doc.pop("open_key", None)
-    return doc
+    return public_thread(thread)
 
 
-@guarded
-async def list_outbox(request: web.Request) -> web.Response:
-    state_name = request.query.get("state")
-    states = {s.value: s for s in OutboxState}
-    if state_name is not None and state_name not in states:
-        raise web.HTTPBadRequest(text=f"state must be one of {', '.join(states)}")
+_STATE = Param("state", {"type": "string", "enum": [s.value for s in OutboxState]}, "only items in this state")
+_OUTBOX_ACCOUNT = Param("account", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{1,31}$"},
+                        "install-wide tokens: only this account's items (default: every account's)")
+
+
+@API("GET", "/api/outbox", "List outbound sends, newest first (state=dead: the dead letters)", tag="outbox",
+     response=list_of("OutboxItem"), query=(_STATE, _OUTBOX_ACCOUNT, LIMIT))
+async def list_outbox(request: web.Request, call: Call) -> web.Response:
+    principal, named = call.principal, call.query.get("account")
+    if not principal.superadmin and named not in (None, principal.account_id):
+        raise api_error(403, "forbidden", f"this token belongs to account {principal.account_id}")
+    state = call.query.get("state")
     items = await request.app[STORE].list_outbox(
-        states[state_name] if state_name else None, request.query.get("account"), _limit(request)
+        OutboxState(state) if state else None, principal.account_id or named, call.query["limit"]
     )
-    return web.json_response({"items": [outbox_json(i) for i in items]}, dumps=_dumps)
+    return reply({"items": [outbox_json(i) for i in items]})
 
 
-@guarded
-async def get_outbox(request: web.Request) -> web.Response:
-    item = await request.app[STORE].get_outbox(request.match_info["item_id"])
-    if item is None:
-        raise web.HTTPNotFound(text=f"no outbox item {request.match_info['item_id']}")
-    return web.json_response(outbox_json(item), dumps=_dumps)
-
-
-@guarded
-async def retry_outbox(request: web.Request) -> web.Response:
-    """Send a dead-lettered item again (after fixing what made it fail)."""
+@API("GET", "/api/outbox/{item_id}", "One outbound send", tag="outbox", response=ref("OutboxItem"))
+async def get_outbox(request: web.Request, call: Call) -> web.Response:
     item_id = request.match_info["item_id"]
-    item = await request.app[STORE].revive_outbox(item_id, utcnow())
+    item = visible(call.principal, await request.app[STORE].get_outbox(item_id), "outbox item", item_id)
+    return reply(outbox_json(item))
+
+
+@API("POST", "/api/outbox/{item_id}/retry", "Send a dead-lettered item again (after fixing what made it fail)",
+     tag="outbox", response=ref("OutboxItem"), errors=(409,))
+async def retry_outbox(request: web.Request, call: Call) -> web.Response:
+    item_id, store = request.match_info["item_id"], request.app[STORE]
+    visible(call.principal, await store.get_outbox(item_id), "outbox item", item_id)
+    item = await store.revive_outbox(item_id, utcnow())
     if item is None:
-        if await request.app[STORE].get_outbox(item_id) is None:
-            raise web.HTTPNotFound(text=f"no outbox item {item_id}")
-        return json_error(409, "not_dead", f"outbox item {item_id} is not dead-lettered")
-    await audit.record(request.app[STORE], item.account_id, audit.API, "outbox.retry", item.id)
+        raise api_error(409, "not_dead", f"outbox item {item_id} is not dead-lettered")
     request.app[OUTBOX].wake()
-    return web.json_response(outbox_json(item), dumps=_dumps)
+    await audit.record(store, item.account_id, call.principal.audit_actor, "outbox.retry", item.id)
+    return reply(outbox_json(item))
 
 
-@guarded
-async def get_thread(request: web.Request) -> web.Response:
-    store = request.app[STORE]
-    thread = await store.get_thread(request.match_info["thread_id"])
-    if thread is None:
-        raise web.HTTPNotFound(text=f"no thread {request.match_info['thread_id']}")
-    messages = await store.thread_messages(thread.id, _limit(request, default=200))
-    return web.json_response(
-        {"thread": thread_json(thread), "messages": [message_json(m) for m in messages]}, dumps=_dumps
-    )
+_THREAD_WITH_MESSAGES = {
+    "type": "object", "required": ["thread", "messages"],
+    "properties": {"thread": ref("Thread"), "messages": {"type": "array", "items": ref("Message")}},
+}
+_MESSAGES_LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 200},
+                        "how many of the newest messages")
 
 
-@guarded
-async def get_message(request: web.Request) -> web.Response:
-    """One message with its dispatch decision and delivery status (``say`` follows it here)."""
-    message = await request.app[STORE].get_message(request.match_info["message_id"])
-    if message is None:
-        raise web.HTTPNotFound(text=f"no message {request.match_info['message_id']}")
-    return web.json_response(message_json(message), dumps=_dumps)
+@API("GET", "/api/threads/{thread_id}", "A thread with its newest messages, oldest first", tag="threads",
+     response=_THREAD_WITH_MESSAGES, query=(_MESSAGES_LIMIT,))
+async def get_thread(request: web.Request, call: Call) -> web.Response:
+    store, thread_id = request.app[STORE], request.match_info["thread_id"]
+    thread = visible(call.principal, await store.get_thread(thread_id), "thread", thread_id)
+    messages = await store.thread_messages(thread.id, call.query["limit"])
+    return reply({"thread": thread_json(thread), "messages": [message_json(m) for m in messages]})
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, default=lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
+@API("GET", "/api/messages/{message_id}", "One message with its dispatch decision and delivery status",
+     tag="messages", response=ref("Message"))
+async def get_message(request: web.Request, call: Call) -> web.Response:
+    message_id = request.match_info["message_id"]
+    message = visible(call.principal, await request.app[STORE].get_message(message_id), "message", message_id)
+    return reply(message_json(message))
 
 
 def routes() -> list[web.RouteDef]:
-    return [
-        web.get("/api/outbox", list_outbox),
-        web.get("/api/outbox/{item_id}", get_outbox),
-        web.post("/api/outbox/{item_id}/retry", retry_outbox),
-        web.get("/api/threads/{thread_id}", get_thread),
-        web.get("/api/messages/{message_id}", get_message),
-    ]
+    return API.routes()

@@ -23,7 +23,7 @@ from bot.web.live import ConsoleSocket
 from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
 from bot.web.views import my_rows, queue_rows, thread_view
 from bot.web.wa_templates import TEMPLATES
-from conversations.models import Agent, Role, Thread, utcnow
+from conversations.models import Agent, Thread, utcnow
 
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _LABEL = re.compile(r"^[\w][\w .:-]{0,31}$")
@@ -223,7 +223,7 @@ async def _template(request: web.Request, agent: Agent, thread_id: str, form: An
     thread = await _visible(request, agent, thread_id)
     if thread is None:
         return plain(404, "no such conversation")
-    if agent.role != Role.ADMIN and thread.assignee != agent.id:
+    if not agent.is_admin and thread.assignee != agent.id:
         return plain(403, "take the conversation first")
     nonce = str(form.get("nonce", ""))
     if not _NONCE.match(nonce):

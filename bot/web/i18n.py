@@ -3,6 +3,7 @@ text falls back to English, a missing key shows the key (a test checks that none
 
 from __future__ import annotations
 
+from bot.web.i18n_tenants import TENANT_TEXT
 from bot.web.i18n_data import DATA_TEXT
 
 LANGUAGES = ("en", "lv")
@@ -116,6 +117,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "language": ("Language", "Valoda"),
 }
 
+TEXT.update(TENANT_TEXT)
 TEXT.update(DATA_TEXT)
 
 

@@ -16,9 +16,11 @@ from bot.web.pages import current_agent, language, page, plain, redirect, signed
 log = logging.getLogger("omnirouter.web.login")
 
 
-def _login_page(request: web.Request, status: int = 200, error: str = "", login: str = "") -> web.Response:
+def _login_page(request: web.Request, status: int = 200, error: str = "", login: str = "", account: str = "") -> web.Response:
     token = auth.login_csrf(request)
-    response = page(request, "login.html", status=status, error=error, login_name=login, login_csrf=token)
+    account = account or request.query.get("account", "")[:32] or request.app[SETTINGS].account.id
+    response = page(request, "login.html", status=status, error=error, login_name=login, login_csrf=token,
+                    account_id=account)
     auth.set_cookie(response, request, auth.LOGIN_COOKIE, token, max_age=3600)
     return response
 
@@ -36,14 +38,14 @@ async def login(request: web.Request) -> web.StreamResponse:
     expected = request.cookies.get(auth.LOGIN_COOKIE, "")
     if not expected or not await auth.csrf_ok(request, expected):
         return plain(403, "the login form expired: reload the page")
-    account_id = request.app[SETTINGS].account.id
+    account_id = str(form.get("account", "")).strip().lower()[:32] or request.app[SETTINGS].account.id
     address = request.remote or "unknown"
     limiter, store = request.app[LOGIN_LIMITER], request.app[STORE]
     lang = language(request)
     wait = await limiter.retry_after(account_id, login_name, address)
     if wait:
         log_event(log, "login.rate_limited", logging.WARNING, login=login_name, address=address)
-        response = _login_page(request, 429, translate(lang, "too_many", s=wait), login_name)
+        response = _login_page(request, 429, translate(lang, "too_many", s=wait), login_name, account_id)
         response.headers["Retry-After"] = str(wait)
         return response
     agent = await store.agent_by_login(account_id, login_name) if login_name else None
@@ -51,7 +53,11 @@ async def login(request: web.Request) -> web.StreamResponse:
         await limiter.failed(account_id, login_name, address)
         log_event(log, "login.failed", logging.WARNING, login=login_name, address=address)
         await audit.record(store, account_id, "unknown", "login.failed", login_name, address=address)
-        return _login_page(request, 401, translate(lang, "bad_login"), login_name)
+        return _login_page(request, 401, translate(lang, "bad_login"), login_name, account_id)
+    account = await store.get_account(account_id)
+    if account is None or account.disabled:
+        log_event(log, "login.account_disabled", logging.WARNING, login=login_name, account=account_id)
+        return _login_page(request, 403, translate(lang, "account_disabled"), login_name, account_id)
     await limiter.succeeded(account_id, login_name)
     response = redirect("/console")
     await auth.start_session(request, response, agent)

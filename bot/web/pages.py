@@ -19,9 +19,10 @@ from aiohttp import web
 
 from bot.keys import SETTINGS
 from bot.web import auth
+from bot.web.access import Access, mark
 from bot.web.i18n import pick_language, translate
 from conversations.console_models import Session
-from conversations.models import Agent, Role
+from conversations.models import Agent, Role, from_epoch_ms
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # per-request state: typed keys where aiohttp has them (3.14+), plain names before
@@ -51,6 +52,7 @@ def setup_templates(app: web.Application) -> None:
     )
     env.filters["hm"] = lambda moment: moment.strftime("%H:%M") if moment else ""
     env.filters["stamp"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+    env.filters["ms_stamp"] = lambda ms: from_epoch_ms(ms).strftime("%Y-%m-%d %H:%M UTC") if ms else "—"
     app.middlewares.append(security_headers)
 
 
@@ -95,7 +97,8 @@ def plain(status: int, text: str) -> web.Response:
 
 
 def signed_in(role: Role | None = None) -> Callable[[Handler], Handler]:
-    """Only for a live session (and ``role``); every non-GET must carry the session's CSRF token."""
+    """Only for a live session (of ``role`` or a higher one); every non-GET must carry the session's
+    CSRF token. The handler is marked with its access, which the authorisation tests read."""
 
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -109,11 +112,11 @@ def signed_in(role: Role | None = None) -> Callable[[Handler], Handler]:
             if request.method not in ("GET", "HEAD") and not await auth.csrf_ok(request, session.csrf):
                 return plain(403, "CSRF token missing or wrong: reload the page")
             request[SESSION], request[AGENT] = session, agent
-            if role is not None and agent.role != role:
+            if role is not None and Role(agent.role).rank < role.rank:
                 return page(request, "forbidden.html", status=403)
             return await handler(request)
 
-        return guarded
+        return mark(guarded, Access("session", role=role or Role.AGENT))
 
     return decorate
 

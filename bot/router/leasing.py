@@ -1,0 +1,48 @@
+"""The worker loop of everything sent from a leased queue in the store (the outbox, webhook
+deliveries): lease a due item, work it in a task of its own, at most so many at once; when nothing
+is due, sleep until woken or until the next poll; ride out a store outage."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+from conversations.store import StoreUnavailable
+
+T = TypeVar("T")
+
+
+async def lease_and_work(
+    lease: Callable[[], Awaitable[T | None]],
+    work: Callable[[T], Coroutine[Any, Any, None]],
+    *,
+    slots: asyncio.Semaphore,
+    wake: asyncio.Event,
+    poll_interval: float,
+    in_flight: set[asyncio.Task[None]],
+    on_outage: Callable[[], None],
+) -> None:
+    """Run until cancelled. ``work`` owns a slot and must release it when done."""
+    while True:
+        await slots.acquire()
+        try:
+            item = await lease()
+        except StoreUnavailable:
+            slots.release()
+            on_outage()
+            await asyncio.sleep(max(poll_interval, 1.0))
+            continue
+        except BaseException:
+            slots.release()
+            raise
+        if item is None:
+            slots.release()
+            wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), poll_interval)
+            continue
+        task = asyncio.create_task(work(item))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)

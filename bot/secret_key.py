@@ -1,0 +1,86 @@
+"""The key that seals secrets in the store, found (or made) at start-up.
+
+``security.secret_key`` wins; otherwise the key file (``security.secret_key_file``, ``var/secret.key``
+by default) is read. A fresh install — no key anywhere and nothing sealed in the store yet — gets a
+new key file (mode 0600), so ``make run`` stays one command. The store remembers which key sealed
+its secrets (its id and a sealed sample): a router started without that key, or with another one,
+stops with one line saying so, before it could write secrets nobody can read back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+from bot.logs import log_event
+from bot.settings import SecuritySettings
+from conversations.sealing import Sealer, SealingError, generate_key, parse_key
+from conversations.store import Store
+
+log = logging.getLogger("omnirouter.security")
+_SAMPLE = "omnirouter sealing check"
+
+
+class SecretKeyError(Exception):
+    """The key is missing, unreadable or not the one the store's secrets were sealed with."""
+
+
+async def open_sealer(settings: SecuritySettings, store: Store) -> Sealer:
+    """The install's sealer, checked against the store (and recorded there on first use), put to
+    use by ``store``; secrets stored in clear before are sealed now."""
+    check = await store.sealing_check()
+    path = Path(settings.secret_key_file)
+    if settings.secret_key:
+        key, source = parse_key(settings.secret_key), "security.secret_key"
+    else:
+        text = await asyncio.to_thread(_read_or_create, path, check is None)
+        if text is None:
+            raise SecretKeyError(
+                f"the store holds secrets sealed with key {check['key_id'] if check else '?'}, but there is no key: "
+                f"set security.secret_key (OMNIROUTER_SECRET_KEY) or put the key file back at {path}"
+            )
+        try:
+            key, source = parse_key(text), str(path)
+        except SealingError as exc:
+            raise SecretKeyError(f"{path}: {exc}") from None
+    sealer = Sealer(key)
+    if check is None:
+        check = await store.save_sealing_check(sealer.key_id, sealer.seal(_SAMPLE))
+    if check.get("key_id") != sealer.key_id:
+        raise SecretKeyError(
+            f"the key from {source} (id {sealer.key_id}) is not the key the store's secrets were sealed with "
+            f"(id {check.get('key_id')}): use that key, or every channel token would be unreadable"
+        )
+    try:
+        sealer.unseal(str(check.get("sample", "")))
+    except SealingError as exc:
+        raise SecretKeyError(f"the key from {source} does not open the store's secrets: {exc}") from None
+    store.use_sealer(sealer)
+    sealed = await store.seal_plain_secrets()
+    log_event(log, "security.key_ready", key_id=sealer.key_id, source=source, sealed_now=sealed)
+    return sealer
+
+
+def _read_or_create(path: Path, may_create: bool) -> str | None:
+    """The key file's text; a new key file when there is none and ``may_create``."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        if not may_create:
+            return None
+    except OSError as exc:
+        raise SecretKeyError(f"cannot read the key file {path}: {exc.strerror}") from None
+    key = generate_key()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it a moment ago: use theirs
+        return path.read_text()
+    except OSError as exc:
+        raise SecretKeyError(f"cannot create the key file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key + "\n")
+    log_event(log, "security.key_created", logging.WARNING, path=str(path))
+    return key

@@ -1,0 +1,116 @@
+"""Accounts (tenants) as the console and the API manage them: creating one with its first admin,
+disabling it, what each messenger channel's settings are (which of them are secret), the webhook
+URLs a provider is given, and how an account is shown (secrets never: only whether one is set)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.settings import Settings
+from bot.web.auth import add_agent
+from conversations.models import Account, Agent, Role, utcnow
+from conversations.sealing import is_secret_field
+from conversations.store import Store
+
+ACCOUNT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,31}$"
+_NO_SPACE = r"^\S{1,256}$"
+_URL = r"^https?://\S{1,2000}$"
+
+
+@dataclass(frozen=True)
+class ChannelField:
+    name: str
+    required: bool
+    pattern: str
+
+    @property
+    def secret(self) -> bool:
+        return is_secret_field(self.name)
+
+
+# the messenger channels an account can have its own settings for (bot/handlers/accounts.py)
+CHANNEL_FIELDS: dict[str, tuple[ChannelField, ...]] = {
+    "telegram": (
+        ChannelField("token", True, _NO_SPACE),
+        ChannelField("webhook_secret", True, r"^[A-Za-z0-9_-]{1,256}$"),
+        ChannelField("api_base", False, _URL),
+    ),
+    "whatsapp": (
+        ChannelField("phone_number_id", True, _NO_SPACE),
+        ChannelField("access_token", True, _NO_SPACE),
+        ChannelField("app_secret", True, _NO_SPACE),
+        ChannelField("verify_token", True, _NO_SPACE),
+        ChannelField("api_base", False, _URL),
+    ),
+}
+
+
+def channel_schema(channel: str) -> dict[str, Any]:
+    """The JSON Schema of one channel's settings (what ``PUT …/channels/<channel>`` takes)."""
+    fields = CHANNEL_FIELDS[channel]
+    properties: dict[str, Any] = {f.name: {"type": "string", "pattern": f.pattern} for f in fields}
+    if channel == "whatsapp":
+        properties["templates"] = {"type": "object", "propertyNames": {"pattern": r"^[a-z0-9_]{1,512}$"}, "additionalProperties": {
+            "type": "object", "required": ["language"], "additionalProperties": False, "properties": {
+                "language": {"type": "string"}, "parameters": {"type": "array", "items": {"type": "string"}},
+                "text": {"type": "string"}}}}
+    return {"type": "object", "additionalProperties": False, "properties": properties,
+            "required": [f.name for f in fields if f.required]}
+
+
+def webhook_urls(settings: Settings, base: str, account_id: str) -> dict[str, str]:
+    """Where each provider sends this account's webhooks (``server.public_url`` or ``base``)."""
+    root = (settings.server.public_url or base).rstrip("/")
+    suffix = "" if account_id == settings.account.id else f"/{account_id}"
+    return {
+        "telegram": f"{root}/webhooks/telegram{suffix}",
+        "whatsapp": f"{root}/webhooks/whatsapp{suffix}",
+        "webchat": f"{root}/chat" + ("" if not suffix else f"?account={account_id}"),
+        "console": f"{root}/login" + ("" if not suffix else f"?account={account_id}"),
+    }
+
+
+def channel_summary(channels: dict[str, Any]) -> dict[str, Any]:
+    """An account's channel settings with every secret replaced by whether it is set."""
+    summary: dict[str, Any] = {}
+    for name, config in channels.items():
+        if not isinstance(config, dict):
+            continue
+        summary[name] = {
+            "settings": {k: v for k, v in config.items() if not is_secret_field(k)},
+            "secrets": {k: bool(v) for k, v in config.items() if is_secret_field(k)},
+        }
+    return summary
+
+
+def account_json(account: Account) -> dict[str, Any]:
+    doc = account.to_json()
+    channels = doc.pop("channels", None)
+    if channels:
+        doc["channels"] = channel_summary(channels)
+    return doc
+
+
+async def create_account(
+    store: Store, account_id: str, name: str, admin_login: str | None, admin_name: str | None = None,
+    password: str | None = None,
+) -> tuple[Account | None, Agent | None, str]:
+    """A new account and (optionally) its first admin; ``(None, None, "")`` if the id is taken.
+    Returns the admin's password (generated unless given), to show once."""
+    account = Account(id=account_id, name=name, created_at=utcnow())
+    if not await store.create_account(account):
+        return None, None, ""
+    if not admin_login:
+        return account, None, ""
+    agent, secret = await add_agent(store, account_id, admin_login, name=admin_name or admin_login,
+                                    role=Role.ADMIN, password=password)
+    return account, agent, secret
+
+
+async def set_disabled(store: Store, account_id: str, disabled: bool) -> Account | None:
+    """Disable an account (its agents are logged out at once) or enable it again."""
+    account = await store.update_account(account_id, disabled=disabled)
+    if account is not None and disabled:
+        await store.end_account_sessions(account_id)
+    return account

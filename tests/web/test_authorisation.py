@@ -1,0 +1,290 @@
+"""The authorisation matrix: every console and API route the application serves — enumerated from
+its router, so a new route is covered the day it is added — called by anonymous, an agent, an
+admin, another account's admin and the superadmin, against one account's records.
+
+Each route's handler carries its access mark (``bot/web/access.py``); a route without one must be
+public on purpose (listed below) or this test fails. What is checked:
+
+* who may not call a route is refused (401, 403, 404, or the login page) and learns nothing: no
+  response carries the account's private data, and none of its records changes;
+* who may call it gets past the guard (no 401/403/404, no 5xx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from bot.keys import API_OPERATIONS, EVENTS, FIRST_ADMIN, NLU, PIPELINE, STORE
+from bot.tenants import create_account
+from bot.web.access import Access, access_of
+from bot.web.apikit import issue_token
+from bot.web.auth import add_agent
+from bot.webhooks.subscriptions import subscribe
+from conversations.models import Attachment, Identity, Inbound, Role
+from conversations.tenant_models import EVENT_TYPES
+from tests.conftest import make_settings
+
+INSTALL = "install-wide-token"
+PASSWORD = "correct horse battery"
+MARKERS = ("ACME-PRIVATE-7731", "Acme Agent Zed", "acme-crm-token", "acme-hook-path")
+PUBLIC = ("/chat", "/webchat/", "/healthz", "/metrics", "/login", "/static", "/webhooks/", "/api/openapi.json")
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+# a valid body for every API operation that takes one (so a refusal is the guard's, not a 400)
+API_BODIES: dict[tuple[str, str], Any] = {
+    ("POST", "/api/threads/{thread_id}/replies"): {"id": "authz-1", "text": "hello"},
+    ("POST", "/api/threads/{thread_id}/notes"): {"text": "a note"},
+    ("PUT", "/api/threads/{thread_id}/labels"): {"labels": ["checked"]},
+    ("POST", "/api/threads/{thread_id}/assign"): {"team": "support"},
+    ("POST", "/api/agents"): {"login": "newbie"},
+    ("PATCH", "/api/agents/{agent_id}"): {"capacity": 4},
+    ("POST", "/api/accounts"): {"id": "newco", "name": "New company"},
+    ("PATCH", "/api/accounts/{account_id}"): {"retention_days": 10},
+    ("PUT", "/api/accounts/{account_id}/channels/telegram"): {"token": "1:x", "webhook_secret": "s"},
+    ("PUT", "/api/accounts/{account_id}/channels/whatsapp"): {
+        "phone_number_id": "1", "access_token": "a", "app_secret": "b", "verify_token": "c"},
+    ("POST", "/api/webhooks"): {"url": "http://127.0.0.1:9/new-hook"},
+    ("PATCH", "/api/webhooks/{subscription_id}"): {"description": "changed"},
+    ("POST", "/api/nlu/parse"): {"text": "hello"},
+    ("POST", "/api/nlu/examples"): {"examples": [{"text": "good morning", "intent": "greet"}]},
+    ("POST", "/api/nlu/train"): {"activate": False},
+}
+CONSOLE_FORMS: dict[tuple[str, str], dict[str, str]] = {
+    ("POST", "/console/shift"): {"action": "start"},
+    ("POST", "/console/lang"): {"lang": "en"},
+    ("POST", "/console/threads/{thread_id}/{action}"): {"text": "a note"},
+    ("POST", "/admin/agents"): {"login": "newbie2", "role": "agent", "capacity": "5"},
+    ("POST", "/admin/agents/{agent_id}"): {"teams": "", "capacity": "5", "role": "agent", "active": "on"},
+    ("POST", "/admin/routing"): {"strategy": "manual", "business_hours": "", "timezone": "UTC"},
+    ("POST", "/admin/canned"): {"shortcut": "hi", "text": "Hello"},
+    ("POST", "/admin/account/channels/{channel}"): {"token": "1:x", "webhook_secret": "s"},
+    ("POST", "/admin/account/conversations"): {"reopen_days": "3", "retention_days": ""},
+    ("POST", "/admin/account/tokens"): {"name": "new token", "scope_read": "on"},
+    ("POST", "/admin/account/webhooks"): {"url": "http://127.0.0.1:9/h", "event_thread.created": "on"},
+    ("POST", "/admin/account/webhooks/{subscription_id}"): {"action": "toggle"},
+    ("POST", "/admin/accounts"): {"id": "newco2", "name": "New", "admin": "boss"},
+    ("POST", "/admin/accounts/{account_id}"): {"action": "enable"},
+}
+QUERIES = {("GET", "/console"): "?thread={thread_id}"}
+
+
+@dataclass
+class World:
+    """One router with three accounts: acme (whose records are probed), rival, and the install's."""
+
+    client: TestClient
+    samples: dict[str, str]
+    tokens: dict[str, str]
+    logins: dict[str, tuple[str, str]]  # principal -> (account, login)
+    sessions: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.client.server.port}"
+
+    async def snapshot(self) -> dict[str, list[Any]]:
+        """Every record of acme, collection by collection."""
+        db = self.client.server.app[STORE]._db
+        found = {}
+        for name in await db.list_collection_names():
+            docs = await db[name].find({"$or": [{"account_id": "acme"}, {"_id": "acme"}]}).sort("_id").to_list()
+            found[name] = docs
+        return found
+
+
+async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
+    settings = make_settings(embedded.uri, db_name, api={"token": INSTALL},
+                             webhooks={"allow_private_networks": True, "concurrency": 0},
+                             nlu={"semantic": False})  # a training job started by the probe stays quick
+    client: TestClient = await start_client(settings)
+    app = client.server.app
+    store = app[STORE]
+    superadmin, _ = app[FIRST_ADMIN]
+    await create_account(store, "acme", "Acme", "acme-admin", password=PASSWORD)
+    await create_account(store, "rival", "Rival", "rival-admin", password=PASSWORD)
+    agent, _ = await add_agent(store, "acme", "acme-agent", name="Acme Agent Zed", password=PASSWORD)
+    assert agent is not None
+    subscription, _ = await subscribe(store, app[EVENTS], "acme", "http://127.0.0.1:9/acme-hook-path",
+                                      EVENT_TYPES, "acme-hook-path", True)
+    recorded, task = await app[PIPELINE].receive(Inbound(
+        account_id="acme", channel="webchat", external_id="acme-1", sender=Identity("webchat", "acme-visitor"),
+        text="ACME-PRIVATE-7731", sender_name="ACME-PRIVATE-7731",
+        attachments=(Attachment(kind="image", provider_ref="file-1"),)))
+    assert task is not None
+    await task
+    spare = await issue_token(store, "acme", "acme-crm-token spare", ["read"], "test")
+    tokens = {
+        "admin": await issue_token(store, "acme", "acme-crm-token", ["read", "write"], "test"),
+        "other_admin": await issue_token(store, "rival", "rival-crm", ["read", "write"], "test"),
+        "superadmin": INSTALL,
+    }
+    spare_id = (await store._db.api_tokens.find_one({"prefix": spare[:8]}))["_id"]
+    samples = {
+        "thread_id": recorded.thread.id, "message_id": recorded.message.id, "index": "0",
+        "item_id": (await store.list_outbox(None, "acme"))[0].id, "agent_id": agent.id, "account_id": "acme",
+        "channel": "telegram", "action": "note", "contact_id": recorded.message.contact_id, "token_id": spare_id,
+        "subscription_id": subscription.id,
+        "delivery_id": (await store.list_deliveries(subscription.id))[0].id,
+        **await _nlu_samples(app),
+    }
+    logins = {"agent": ("acme", "acme-agent"), "admin": ("acme", "acme-admin"),
+              "other_admin": ("rival", "rival-admin"), "superadmin": ("default", superadmin)}
+    password = app[FIRST_ADMIN][1]
+    world = World(client, samples, tokens, logins)
+    for who, (account, login) in logins.items():
+        world.sessions[who] = await _session(world, account, login, password if who == "superadmin" else PASSWORD)
+    world.sessions["anonymous"] = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    return world
+
+
+async def _nlu_samples(app: web.Application) -> dict[str, str]:
+    """A finished training job of acme's and the model version it made (not activated)."""
+    job = app[NLU].start_job(app[NLU].train_request("acme", activate=False, by="test"))
+    async with asyncio.timeout(60):
+        while (await app[STORE].get_nlu_job(job) or {}).get("state", "running") == "running":
+            await asyncio.sleep(0.05)
+    done = await app[STORE].get_nlu_job(job)
+    assert done is not None and done["state"] == "done", done
+    return {"job": job, "version": str(done["version"])}
+
+
+async def _session(world: World, account: str, login: str, password: str) -> aiohttp.ClientSession:
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    page = await (await session.get(f"{world.base}/login")).text()
+    token = CSRF.search(page).group(1)  # type: ignore[union-attr]
+    response = await session.post(f"{world.base}/login", allow_redirects=False,
+                                  data={"account": account, "login": login, "password": password, "csrf_token": token})
+    assert response.status == 303, f"{login} could not log in"
+    return session
+
+
+def guarded_routes(app: web.Application) -> Iterator[tuple[str, str, Access]]:
+    """Every route that is not public, in an order where what ends a session or deletes comes last."""
+    found = []
+    for route in app.router.routes():
+        resource = route.resource
+        if route.method == "HEAD" or resource is None:
+            continue
+        path = resource.canonical
+        access = access_of(route.handler)
+        if path == "/" or path.startswith(PUBLIC):
+            continue
+        assert access is not None, f"{route.method} {path} has no access mark and is not listed as public"
+        found.append((route.method, path, access))
+    order = {"GET": 0, "POST": 1, "PUT": 1, "PATCH": 1, "DELETE": 2}
+    yield from sorted(found, key=lambda r: (r[1] == "/logout", order.get(r[0], 1), r[1]))
+
+
+def _fill(template: str, samples: dict[str, str]) -> str:
+    def one(match: re.Match[str]) -> str:
+        name = match.group(1)
+        assert name in samples, f"add a sample value for the path parameter {{{name}}}"
+        return samples[name]
+
+    return re.sub(r"{(\w+)}", one, template)
+
+
+async def call(world: World, who: str, method: str, template: str, access: Access) -> tuple[int, str, str]:
+    session = world.sessions[who]
+    url = world.base + _fill(template, world.samples) + _fill(QUERIES.get((method, template), ""), world.samples)
+    options: dict[str, Any] = {"allow_redirects": False}
+    if access.kind == "token":
+        if who in world.tokens:
+            options["headers"] = {"Authorization": f"Bearer {world.tokens[who]}"}
+        if (method, template) in API_BODIES:
+            options["json"] = API_BODIES[(method, template)]
+    elif method != "GET":
+        form = dict(CONSOLE_FORMS.get((method, template), {}))
+        csrf = await _console_csrf(world, who)
+        if csrf:
+            form["csrf_token"] = csrf
+        options["data"] = form
+    async with session.request(method, url, **options) as response:
+        return response.status, await response.text(), response.headers.get("Location", "")
+
+
+async def _console_csrf(world: World, who: str) -> str:
+    if who == "anonymous":
+        return ""
+    page = await (await world.sessions[who].get(f"{world.base}/console")).text()
+    found = CSRF.search(page)
+    return found.group(1) if found else ""
+
+
+def expected(who: str, method: str, template: str, access: Access) -> str:
+    """``allowed``, ``denied`` (refused outright) or ``foreign`` (let in, but only to the caller's own
+    account: nothing of acme may show or change)."""
+    touches_acme = "{" in template or (method, template) in QUERIES
+    if access.kind == "token":
+        if who in ("anonymous", "agent"):
+            return "denied"  # no token: console sessions are not API credentials
+        if access.superadmin:
+            return "allowed" if who == "superadmin" else "denied"
+        if who == "other_admin":
+            return "denied" if touches_acme else "foreign"
+        return "allowed"
+    if who == "anonymous":
+        return "denied"
+    rank = {"agent": Role.AGENT, "admin": Role.ADMIN, "other_admin": Role.ADMIN, "superadmin": Role.SUPERADMIN}[who]
+    if rank.rank < access.role.rank:
+        return "denied"
+    if access.role == Role.SUPERADMIN:
+        return "allowed"
+    return "allowed" if who in ("agent", "admin") else "foreign"
+
+
+def check(who: str, method: str, template: str, outcome: str, status: int, body: str, location: str) -> list[str]:
+    route = f"{who}: {method} {template} -> {status}"
+    problems = []
+    if status >= 500:
+        problems.append(f"{route}: server error")
+    if outcome == "allowed" and status in (401, 403, 404):
+        problems.append(f"{route}: refused, but {who} may call it")
+    if outcome == "denied":
+        refused = status in (401, 403, 404) or (status == 303 and location == "/login")
+        if not refused:
+            problems.append(f"{route}: not refused")
+    if outcome != "allowed":  # acme's own agent may see their own name in the top bar
+        problems += [f"{route}: shows {marker!r}" for marker in MARKERS
+                     if marker in body and not (who == "agent" and marker == "Acme Agent Zed")]
+    return problems
+
+
+async def test_every_api_operation_with_a_body_has_a_sample_here(client: TestClient) -> None:
+    missing = [(op.method, op.path) for op in client.server.app[API_OPERATIONS]
+               if op.body is not None and (op.method, op.path) not in API_BODIES]
+    assert not missing, f"add a valid body to API_BODIES for {missing}"
+
+
+async def test_every_route_refuses_whom_it_must_and_leaks_nothing_across_accounts(
+    embedded: Any, db_name: str, start_client: Any
+) -> None:
+    problems: list[str] = []
+    checked = 0
+    for n, who in enumerate(["anonymous", "other_admin", "agent", "admin", "superadmin"]):
+        world = await build_world(embedded, f"{db_name}_{n}", start_client)
+        try:
+            before = await world.snapshot()
+            for method, template, access in guarded_routes(world.client.server.app):
+                outcome = expected(who, method, template, access)
+                status, body, location = await call(world, who, method, template, access)
+                problems += check(who, method, template, outcome, status, body, location)
+                checked += 1
+            if who in ("anonymous", "other_admin"):  # refused or kept to their own account: acme is untouched
+                after = await world.snapshot()
+                for collection in sorted(set(before) | set(after)):
+                    if before.get(collection, []) != after.get(collection, []):
+                        problems.append(f"{who} changed acme's {collection}")
+        finally:
+            for session in world.sessions.values():
+                await session.close()
+    assert not problems, "\n".join(problems)
+    assert checked >= 5 * 50  # the router has this many guarded routes; fewer means routes went missing
