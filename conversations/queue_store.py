@@ -225,15 +225,16 @@ class QueueStore:
         docs = await self._db.contacts.find({"_id": {"$in": contact_ids}}).to_list()
         return {str(doc["_id"]): Contact.from_doc(doc) for doc in docs}
 
-    async def contact_threads(self, contact_id: str) -> list[Thread]:
-        docs = await self._db.threads.find({"contact_id": contact_id}).sort("opened_at", ASCENDING).to_list()
+    async def contact_threads(self, account_id: str, contact_id: str) -> list[Thread]:
+        """The contact's threads, oldest first."""
+        docs = await self._db.threads.find(exactly(account_id=account_id, contact_id=contact_id)).sort(
+            "opened_at", ASCENDING).to_list()
         return [Thread.from_doc(doc) for doc in docs]
 
-    async def contact_messages(self, contact_id: str, limit: int = 300, offset: int = 0) -> list[Message]:
-        """The contact's messages on every channel, a page of ``limit`` counted from the newest
-        (``offset`` newer ones skipped), oldest first."""
+    async def contact_messages(self, contact_id: str, limit: int = 300) -> list[Message]:
+        """The contact's newest ``limit`` messages on every channel, oldest first."""
         docs = await self._db.messages.find(exactly(contact_id=contact_id)).sort(
-            "created_at", DESCENDING).skip(offset).limit(limit).to_list()
+            "created_at", DESCENDING).limit(limit).to_list()
         return [Message.from_doc(doc) for doc in reversed(docs)]
 
     # --- the timeline --------------------------------------------------------------------

@@ -26,6 +26,7 @@ from conversations.errors import StoreError as StoreError
 from conversations.errors import StoreUnavailable as StoreUnavailable
 from conversations.errors import translating_outages as _translating_outages
 from conversations.channel_store import ChannelStoreMixin
+from conversations.filters import exactly
 from conversations.agent_store import AGENT_INDEXES, AgentStore
 from conversations.api_store import ApiReads
 from conversations.batching import Batcher
@@ -69,6 +70,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         # an agent's conversations, most recent first
         IndexModel([("assignee", ASCENDING), ("status", ASCENDING), ("last_message_at", DESCENDING)]),
         IndexModel([("account_id", ASCENDING), ("last_message_at", DESCENDING)]),  # GET /api/threads
+        IndexModel([("account_id", ASCENDING), ("status", ASCENDING), ("last_message_at", DESCENDING)]),  # ?status=
     ],
     "messages": [
         IndexModel(
@@ -447,7 +449,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
     @_translating_outages
     async def thread_messages(self, thread_id: str, limit: int = 200) -> list[Message]:
         """The newest ``limit`` messages of a thread, oldest first."""
-        cursor = self._db.messages.find({"thread_id": thread_id}).sort("created_at", DESCENDING)
+        cursor = self._db.messages.find(exactly(thread_id=thread_id)).sort("created_at", DESCENDING)
         docs = await cursor.limit(limit).to_list()
         return [Message.from_doc(doc) for doc in reversed(docs)]
 
