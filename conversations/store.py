@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument, UpdateOne, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
@@ -91,6 +92,10 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+# the deadline of ensure_indexes: building the indexes of a large existing store at start-up
+INDEX_BUILD_SECONDS = 900.0
+
+
 async def _nothing() -> None:
     return None
 
@@ -158,12 +163,17 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
 
     @_translating_outages
     async def ensure_indexes(self) -> None:
-        """Create every index the router relies on; safe to run at every start-up."""
-        for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES, TENANT_INDEXES,
-                        WEBHOOK_INDEXES, NLU_INDEXES):
-            for collection, models in indexes.items():
-                await self._db[collection].create_indexes(models)
-        await self.backfill_queue_order()
+        """Create every index the router relies on; safe to run at every start-up.
+
+        A new index on a collection that is already large takes longer than the store's socket
+        timeout (30 s for the messages' indexes at 1,000,000 messages on the embedded server), so
+        this runs under a deadline of its own, ``INDEX_BUILD_SECONDS``."""
+        with pymongo.timeout(INDEX_BUILD_SECONDS):
+            for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES, TENANT_INDEXES,
+                            WEBHOOK_INDEXES, NLU_INDEXES):
+                for collection, models in indexes.items():
+                    await self._db[collection].create_indexes(models)
+            await self.backfill_queue_order()
 
     # --- accounts ------------------------------------------------------------------------
 
