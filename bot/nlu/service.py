@@ -192,7 +192,6 @@ class NluService:
     async def run_job(self, job_id: str, request: TrainRequest) -> None:
         """Train as a background job whose progress is kept on the job document."""
         latest: dict[str, Any] = {}
-        await self._store.start_nlu_job(job_id, request.account_id, utcnow())
 
         def progress(stage: str, done: int, total: int) -> None:
             latest.update(stage=stage, done=done, total=total)
@@ -218,8 +217,11 @@ class NluService:
                 await publisher
         await self._store.update_nlu_job(job_id, utcnow(), **result)
 
-    def start_job(self, request: TrainRequest) -> str:
+    async def start_job(self, request: TrainRequest) -> str:
+        """Train in the background; the job's document is stored before this returns, so its URL
+        answers at once (a client polling it straight away used to meet a 404)."""
         job_id = f"job-{uuid.uuid4().hex[:16]}"
+        await self._store.start_nlu_job(job_id, request.account_id, utcnow())
         self._spawn(self.run_job(job_id, request))
         return job_id
 
