@@ -28,7 +28,7 @@ def import_aiogram_lazily() -> None:
     names: dict[str, Any] = {}
     rebuild = BaseModel.model_rebuild.__func__  # type: ignore[attr-defined]
 
-    def collect(cls: type[BaseModel], *, _types_namespace: Any = None, **options: Any) -> bool | None:
+    def collect(cls: type[BaseModel], /, *, _types_namespace: Any = None, **options: Any) -> bool | None:
         if _types_namespace is not None and cls.__module__.startswith(_MODULES):
             names.update(_types_namespace)
             return None
@@ -36,11 +36,11 @@ def import_aiogram_lazily() -> None:
         result: bool | None = rebuild(cls, _types_namespace=_types_namespace, **options)
         return result
 
-    BaseModel.model_rebuild = classmethod(collect)  # type: ignore[method-assign,assignment]
+    setattr(BaseModel, "model_rebuild", classmethod(collect))
     try:
         import aiogram  # noqa: F401  (aiogram/__init__ imports the types and the methods)
     finally:
-        BaseModel.model_rebuild = classmethod(rebuild)  # type: ignore[method-assign]
+        setattr(BaseModel, "model_rebuild", classmethod(rebuild))
     for module_name, module in list(sys.modules.items()):
         if module_name.startswith(_MODULES):
             namespace = vars(module)
