@@ -169,9 +169,9 @@ def webhook_info(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _telegram(token: str, api_base: str, action: str, url: str = "", secret: str = "", drop: bool = False) -> str:
-    from aiogram.exceptions import TelegramAPIError
+    from bot.handlers.telegram import make_bot  # first: it imports aiogram lazily
 
-    from bot.handlers.telegram import make_bot
+    from aiogram.exceptions import TelegramAPIError
     from bot.handlers.telegram_updates import ALLOWED_UPDATES
 
     bot = make_bot(token, api_base, timeout=20)

@@ -120,6 +120,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
         self._client = client
         self._db: AsyncDatabase[dict[str, Any]] = client[database]
+        self.uri: str | None = None  # set by connect: where a child process (training) connects too
         # the hot path's reads and writes, grouped across concurrent messages (group commit)
         self._links: Batcher[str, str | None] = Batcher(self._find_links)
         self._open_threads: Batcher[str, dict[str, Any] | None] = Batcher(self._find_open_threads)
@@ -147,7 +148,13 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
             event_listeners=list(listeners),
             appname="omnirouter",
         )
-        return cls(client, database)
+        store = cls(client, database)
+        store.uri = uri
+        return store
+
+    @property
+    def database_name(self) -> str:
+        return self._db.name
 
     async def close(self) -> None:
         await self._client.close()

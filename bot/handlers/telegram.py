@@ -20,7 +20,11 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiogram import Bot
+from bot.handlers.aiogram_lazy import import_aiogram_lazily
+
+import_aiogram_lazily()  # before aiogram's first import: its models are built on first use
+
+from aiogram import Bot  # noqa: E402
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (

@@ -12,7 +12,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from aiogram.exceptions import TelegramAPIError, TelegramConflictError, TelegramRetryAfter
+from bot.handlers.aiogram_lazy import import_aiogram_lazily
+
+import_aiogram_lazily()  # before aiogram's first import: its models are built on first use
+
+from aiogram.exceptions import TelegramAPIError, TelegramConflictError, TelegramRetryAfter  # noqa: E402
 
 from bot.handlers.base import MalformedPayload, UnsupportedEvent
 from bot.handlers.payload import Payload

