@@ -210,7 +210,7 @@ class NluService:
         publisher = asyncio.create_task(publish())
         try:
             version = await self.train(request, progress)
-            result: dict[str, Any] = {"state": "done", "version": version, "stage": "done"}
+            result: dict[str, Any] = {"state": "done", "version": version, "stage": "done", "done": 1, "total": 1}
         except (NluFormatError, TrainingError) as exc:
             result = {"state": "failed", "error": str(exc)}
         except Exception as exc:

@@ -110,6 +110,7 @@ TRAINING_TEXT: dict[str, tuple[str, str]] = {
                        "Stratificēta 5 daļu šķērsvalidācija uz apmācības piemēriem ar leksisko līmeni; procenti."),
     "most_confused": ("Most confused", "Visbiežāk sajaukti"),
     "truth": ("Intent", "Nolūks"),
+    "intent_column": ("Intent", "Nolūks"),
     "taken_for": ("taken for", "uztverts kā"),
     "times": ("times", "reizes"),
     "active_model_figures": ("Figures of the active model {version}", "Aktīvā modeļa {version} rādītāji"),

@@ -227,12 +227,14 @@ async def delete_intent_example(request: web.Request, call: Call) -> web.Respons
     return reply({"deleted": example})
 
 
-@API("GET", "/api/nlu/export", "The account's training data as Rasa NLU YAML", tag="intents", query=(ACCOUNT,),
+@API("GET", "/api/nlu/export", "The account's training data as a Rasa NLU YAML file (sent as text/plain)",
+     tag="intents", query=(ACCOUNT,),
      response=None)
 async def export_training_data(request: web.Request, call: Call) -> web.Response:
     account = _account(call)
     text = await training_set(request.app, account).export_yaml()
-    return web.Response(text=text, content_type="application/x-yaml", headers={
+    # text/plain: the YAML is the file to save, not a document for clients to parse into a reply
+    return web.Response(text=text, content_type="text/plain", headers={
         "Content-Disposition": f'attachment; filename="nlu-{account}.yml"'})
 
 
