@@ -228,8 +228,6 @@ class TrainingSet:
             held = await self._store.nlu_example(self.account_id, example_id(self.account_id, example.text))
             where = held["intent"] if held else "another intent"
             raise TrainingSetError(f"this text is an example of {where} already", 409)
-        if intent not in await self.intent_names():  # out_of_scope, the first time
-            await self._store.set_nlu_intents(self.account_id, [*await self.intent_names(), intent], utcnow())
         added = example_id(self.account_id, example.text)
         await self._audit("nlu.example.add", added, intent=intent, source=source)
         return _view(self.account_id, {"_id": added, **doc})
@@ -292,7 +290,7 @@ class TrainingSet:
     async def import_yaml(self, text: str, name: str, replace: bool = False) -> tuple[int, int]:
         """Add (or with ``replace``, swap in) a Rasa NLU YAML file's data; (examples added, intents).
         A bad file raises ``NluFormatError`` naming the file, the line and the problem."""
-        data = read_rasa_yaml(text, name)
+        data = await asyncio.get_running_loop().run_in_executor(None, read_rasa_yaml, text, name)
         for example in data.examples:
             if not _INTENT.match(example.intent):
                 line = int((example.source or ":0").rsplit(":", 1)[1])

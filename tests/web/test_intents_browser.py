@@ -1,12 +1,10 @@
 """Intent training in Debian's headless Chromium, under the console's strict CSP: an admin adds
 an example, teaches the bot from a conversation in one click, trains (the progress shows, then
-the cross-validated figures), activates the new version and tries a sentence."""
+the cross-validated figures), activates the new version and tries a sentence; then in Latvian."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -15,8 +13,6 @@ from playwright.async_api import Browser, expect
 from bot.keys import STORE
 from bot.web.auth import add_agent
 from conversations.models import Role
-from tests.conftest import make_settings
-from tests.nlu.test_versions import DATA
 from tests.web.test_console_browser import agent_page
 from tests.web.test_intents import customer_says
 
@@ -25,11 +21,9 @@ PERCENT = re.compile(r"^\d{1,3}(\.\d)? %$")
 
 
 async def test_an_admin_adds_an_example_trains_activates_and_tries_it(
-    embedded: Any, db_name: str, start_client: Any, tmp_path: Path, browser: Browser
+    training_client: TestClient, browser: Browser
 ) -> None:
-    (tmp_path / "en.yml").write_text(DATA)
-    settings = make_settings(embedded.uri, db_name, nlu={"semantic": False, "data": str(tmp_path)})
-    client: TestClient = await start_client(settings)
+    client = training_client
     base, store = f"http://127.0.0.1:{client.server.port}", client.server.app[STORE]
     learned = await customer_says(client, "is shipping to Tallinn possible")  # no model yet: queued
     _, password = await add_agent(store, "default", "ilze", name="Ilze", role=Role.ADMIN)
@@ -82,3 +76,8 @@ async def test_an_admin_adds_an_example_trains_activates_and_tries_it(
     assert 0.5 < confidence <= 1.0
     await expect(page.locator("#try-reply")).to_contain_text("answer (greet)")
     assert violations == []
+
+    await page.click("button[name=lang][value=lv]")
+    await page.goto(f"{base}/admin/intents/train")
+    await expect(page.locator("#train h2")).to_have_text("Apmācība")
+    await expect(page.locator(".sub-nav a.current")).to_have_text("Apmācīt un izmēģināt")
