@@ -31,6 +31,7 @@ from pymongo import AsyncMongoClient
 from bot.handlers.webchat import VisitorTokens
 from conversations.embedded import EmbeddedMongo, free_port
 from tests import traffic
+from tests.conftest import TEST_SECRET_KEY
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID, FakeGraphAPI
 from tests.fakes.telegram_api import TOKEN, FakeBotAPI
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, FakeTwilio
@@ -108,6 +109,8 @@ FAST = {  # timers short enough for a test: a dead process's work is taken over 
     "OMNIROUTER_OUTBOX_LEASE_SECONDS": "3", "OMNIROUTER_OUTBOX_POLL_INTERVAL": "0.1",
     "OMNIROUTER_OUTBOX_BASE_DELAY": "0.2", "OMNIROUTER_OUTBOX_MAX_DELAY": "1",
     "OMNIROUTER_LOG_LEVEL": "warning",
+    # every process on one store seals and unseals channel secrets with the same key (as the README asks)
+    "OMNIROUTER_SECRET_KEY": TEST_SECRET_KEY,
 }
 
 
