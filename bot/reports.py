@@ -22,6 +22,7 @@ import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
+from bot.csvcells import inert_cell
 from conversations.models import Agent, epoch_ms, from_epoch_ms
 from conversations.report_store import DURATIONS, QUANTILES, day_bucket
 from conversations.store import Store
@@ -186,7 +187,7 @@ def report_csv(report: Report) -> str:
                  ("agents", a.login, "handling_s", _number(a.handling_s)),
                  ("agents", a.login, "handling_mean_s", _number(a.handling_mean_s)),
                  ("agents", a.login, "shifts", a.shifts), ("agents", a.login, "shift_hours", _number(a.shift_s / 3600))]
-    writer.writerows(rows)
+    writer.writerows([inert_cell(value) for value in row] for row in rows)
     return out.getvalue()
 
 

@@ -115,18 +115,14 @@ class AgentStore:
 
     # --- login rate limiting -------------------------------------------------------------
 
-    async def add_login_failure(self, key: str, window_id: int, expires_ms: int) -> int:
-        """Count one failed login for ``key`` in its current window; returns the count."""
+    async def add_login_failure(self, key: str, window_id: int, expires_ms: int, by: int = 1) -> int:
+        """Count one login attempt (``by=-1`` takes one back) for ``key`` in its window; returns the count."""
         doc_id = f"{key}|{window_id}"
         await self._db.login_failures.update_one(
-            {"_id": doc_id}, {"$inc": {"count": 1}, "$set": {"expires_ms": expires_ms}}, upsert=True
+            {"_id": doc_id}, {"$inc": {"count": by}, "$set": {"expires_ms": expires_ms}}, upsert=True
         )
         doc = await self._db.login_failures.find_one({"_id": doc_id})
         return int(doc["count"]) if doc else 1
-
-    async def login_failures(self, key: str, window_id: int) -> int:
-        doc = await self._db.login_failures.find_one({"_id": f"{key}|{window_id}"})
-        return int(doc["count"]) if doc else 0
 
     async def clear_login_failures(self, key: str, window_id: int, now_ms: int) -> None:
         await self._db.login_failures.delete_one({"_id": f"{key}|{window_id}"})

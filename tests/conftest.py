@@ -31,7 +31,7 @@ async def no_task_outlives_the_tests() -> AsyncIterator[None]:
     left = [task for task in asyncio.all_tasks() if task is not current and not task.done()]
     for task in left:
         task.cancel()
-    _, pending = await asyncio.wait(left, timeout=10) if left else (set(), set())
+    _, pending = await asyncio.wait(left, timeout=30) if left else (set(), set())
     for task in pending:
         task.print_stack(file=sys.stderr)
     assert not pending, f"tasks ignored cancellation: {sorted(t.get_name() for t in pending)}"

@@ -194,9 +194,8 @@ class NluService:
         return version
 
     async def run_job(self, job_id: str, request: TrainRequest) -> None:
-        """Train as a background job whose progress is kept on the job document."""
+        """Train as a background job whose progress is kept on its job document (``start_job``)."""
         latest: dict[str, Any] = {}
-        await self._store.start_nlu_job(job_id, request.account_id, utcnow())
 
         def progress(stage: str, done: int, total: int) -> None:
             latest.update(stage=stage, done=done, total=total)
@@ -222,8 +221,10 @@ class NluService:
                 await publisher
         await self._store.update_nlu_job(job_id, utcnow(), **result)
 
-    def start_job(self, request: TrainRequest) -> str:
+    async def start_job(self, request: TrainRequest) -> str:
+        """Record a training job (so it can be read at once) and run it in the background."""
         job_id = f"job-{uuid.uuid4().hex[:16]}"
+        await self._store.start_nlu_job(job_id, request.account_id, utcnow())
         self._spawn(self.run_job(job_id, request))
         return job_id
 

@@ -8,11 +8,11 @@ import csv
 import io
 import re
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Any
 
 from aiohttp import web
 
 from bot import audit
+from bot.csvcells import inert_cell
 from bot.keys import QUEUE, STORE
 from bot.router.hours import BusinessHours
 from bot.web.admin_privacy import retention_context
@@ -66,12 +66,6 @@ async def admin_page(request: web.Request) -> web.Response:
     )
 
 
-def _cell(value: Any) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") and not re.fullmatch(r"-?\d+(\.\d+)?", text) else text
-
-
 @signed_in(Role.ADMIN)
 async def timesheet_csv(request: web.Request) -> web.Response:
     since, until, shifts = await _period(request)
@@ -81,7 +75,7 @@ async def timesheet_csv(request: web.Request) -> web.Response:
                      "start_accuracy", "end_lat", "end_lon", "end_accuracy"])
     for s in shifts:
         start, end = s.start_location or {}, s.end_location or {}
-        writer.writerow([_cell(v) for v in [
+        writer.writerow([inert_cell(v) for v in [
             s.agent_login, s.id, s.started_at.isoformat(), s.ended_at.isoformat() if s.ended_at else "",
             s.duration_s if s.duration_s is not None else "", start.get("lat"), start.get("lon"),
             start.get("accuracy"), end.get("lat"), end.get("lon"), end.get("accuracy"),

@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta, timezone
 from aiohttp import web
 
 from bot import audit
+from bot.csvcells import inert_cell
 from bot.keys import SETTINGS, STORE
 from bot.reports import Report, build_report, period_bounds, report_csv
 from bot.web import charts
@@ -138,8 +139,9 @@ async def audit_csv(request: web.Request) -> web.StreamResponse:
     writer = csv.writer(buffer)
     writer.writerow(["at", "actor", "actor_login", "action", "target", "details"])
     async for entry in store.audit_entries(query, AUDIT_CSV_ROWS):
-        writer.writerow([entry.at.isoformat(), entry.actor, _cell(entry.actor_name), entry.action, _cell(entry.target),
-                         _cell(json.dumps(entry.details, ensure_ascii=False, sort_keys=True))])
+        writer.writerow([inert_cell(value) for value in (
+            entry.at.isoformat(), entry.actor, entry.actor_name, entry.action, entry.target,
+            json.dumps(entry.details, ensure_ascii=False, sort_keys=True))])
         if buffer.tell() > 64_000:
             await response.write(buffer.getvalue().encode())
             buffer.seek(0)
@@ -147,11 +149,6 @@ async def audit_csv(request: web.Request) -> web.StreamResponse:
     await response.write(buffer.getvalue().encode())
     await response.write_eof()
     return response
-
-
-def _cell(text: str) -> str:
-    """A CSV cell a spreadsheet will not run as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def routes() -> list[web.RouteDef]:

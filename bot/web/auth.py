@@ -6,8 +6,12 @@
   request and after ``console.session_max_hours`` in any case.
 * Every state-changing request carries the session's CSRF token (form field ``csrf_token`` or
   header ``X-CSRF-Token``); the login form, before any session exists, a double-submit token.
-* Failed logins are counted in the store (so every router process sees them) per login name and
-  per client address; past the limit, logins answer 429 until the window ends.
+* A state-changing request (and the console's socket) that a browser says comes from another
+  site (``Sec-Fetch-Site``, or else an ``Origin`` other than this router's) is refused before
+  anything else: defence in depth beside the token and the ``SameSite`` cookie.
+* Login attempts are counted in the store (so every router process sees them) per login name and
+  per client address, before the password is checked; past the limit, logins answer 429 until
+  the window ends.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from argon2 import PasswordHasher
@@ -137,13 +142,35 @@ async def csrf_ok(request: web.Request, expected: str) -> bool:
     return bool(given) and hmac.compare_digest(given.encode(), expected.encode())
 
 
+def cross_site(request: web.Request) -> bool:
+    """Whether the browser says this request was made by another site's page. Browsers send
+    ``Sec-Fetch-Site`` (scripts cannot forge it); older ones only ``Origin``. Clients that send
+    neither (curl, the API's users) are not browsers riding a session and pass."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None:
+        return fetch_site not in ("same-origin", "none")
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return False
+    ours = {f"http://{request.host}", f"https://{request.host}"}
+    public = urlsplit(request.app[SETTINGS].server.public_url)
+    if public.netloc:
+        ours.add(f"{public.scheme}://{public.netloc}")
+    return origin.lower() not in {address.lower() for address in ours}
+
+
 def login_csrf(request: web.Request) -> str:
     """The double-submit token of the login form (the cookie's, or a fresh one)."""
     return request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
 
 
 class LoginLimiter:
-    """Failed logins per login name and per client address, counted in the store."""
+    """Login attempts per login name and per client address, counted in the store (so every router
+    process sees them) in fixed windows.
+
+    An attempt is counted *before* its password is checked, and a successful one is taken back:
+    guesses sent concurrently cannot all pass the check while the (slow) hash is being verified.
+    """
 
     def __init__(self, store: Store, attempts: int, window_seconds: int) -> None:
         self._store = store
@@ -157,19 +184,18 @@ class LoginLimiter:
         now_ms = int(time.time() * 1000)
         return now_ms // self._window_ms, now_ms
 
-    async def retry_after(self, account_id: str, login: str, address: str) -> int:
-        """Seconds until another attempt is allowed; 0 if allowed now."""
+    async def admit(self, account_id: str, login: str, address: str) -> int:
+        """Count this attempt; returns the seconds to wait (the attempt is refused), or 0."""
         window, now_ms = self._window()
+        expires_ms = (window + 2) * self._window_ms
+        over = False
         for key, limit in self._keys(account_id, login, address):
-            if await self._store.login_failures(key, window) >= limit:
-                return max(1, ((window + 1) * self._window_ms - now_ms) // 1000)
-        return 0
+            over = await self._store.add_login_failure(key, window, expires_ms) > limit or over
+        return -(-((window + 1) * self._window_ms - now_ms) // 1000) if over else 0  # rounded up
 
-    async def failed(self, account_id: str, login: str, address: str) -> None:
+    async def succeeded(self, account_id: str, login: str, address: str) -> None:
+        """A right password: the login's count starts again, the address's attempt is taken back."""
         window, now_ms = self._window()
-        for key, _ in self._keys(account_id, login, address):
-            await self._store.add_login_failure(key, window, (window + 2) * self._window_ms)
-
-    async def succeeded(self, account_id: str, login: str) -> None:
-        window, now_ms = self._window()
-        await self._store.clear_login_failures(self._keys(account_id, login, "")[0][0], window, now_ms)
+        (login_key, _), (address_key, _) = self._keys(account_id, login, address)
+        await self._store.clear_login_failures(login_key, window, now_ms)
+        await self._store.add_login_failure(address_key, window, (window + 2) * self._window_ms, by=-1)

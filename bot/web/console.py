@@ -18,6 +18,7 @@ from bot import audit
 from bot.keys import CONSOLE_HUB, QUEUE, SHIFTS, STORE
 from bot.router.queue import QueueError
 from bot.router.shifts import read_location
+from bot.web import auth
 from bot.web.i18n import LANGUAGES
 from bot.web.live import ConsoleSocket
 from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
@@ -100,8 +101,7 @@ class _Detached:
 
 @signed_in()
 async def socket(request: web.Request) -> web.StreamResponse:
-    origin = request.headers.get("Origin", "")
-    if origin and origin.split("://", 1)[-1] != request.host:
+    if auth.cross_site(request):
         return plain(403, "cross-origin console sockets are refused")
     agent = current_agent(request)
     thread = await _visible(request, agent, request.query.get("thread"))

@@ -61,6 +61,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "agent": ("Agent", "Aģents"),
     "system": ("System", "Sistēma"),
     "intent": ("intent", "nolūks"),
+    "subject": ("Subject", "Temats"),
+    "attachments": ("Attachments", "Pielikumi"),
     "delivery_queued": ("queued", "rindā"),
     "delivery_sent": ("sent", "nosūtīts"),
     "delivery_delivered": ("delivered", "piegādāts"),

@@ -36,13 +36,15 @@ async def login(request: web.Request) -> web.StreamResponse:
     login_name = str(form.get("login", "")).strip()[:64]
     password = str(form.get("password", ""))[:256]
     expected = request.cookies.get(auth.LOGIN_COOKIE, "")
+    if auth.cross_site(request):
+        return plain(403, "cross-site logins are refused")
     if not expected or not await auth.csrf_ok(request, expected):
         return plain(403, "the login form expired: reload the page")
     account_id = str(form.get("account", "")).strip().lower()[:32] or request.app[SETTINGS].account.id
     address = request.remote or "unknown"
     limiter, store = request.app[LOGIN_LIMITER], request.app[STORE]
     lang = language(request)
-    wait = await limiter.retry_after(account_id, login_name, address)
+    wait = await limiter.admit(account_id, login_name, address)
     if wait:
         log_event(log, "login.rate_limited", logging.WARNING, login=login_name, address=address)
         response = _login_page(request, 429, translate(lang, "too_many", s=wait), login_name, account_id)
@@ -50,7 +52,6 @@ async def login(request: web.Request) -> web.StreamResponse:
         return response
     agent = await store.agent_by_login(account_id, login_name) if login_name else None
     if not await auth.verify_password(agent.password_hash if agent else None, password) or agent is None or not agent.active:
-        await limiter.failed(account_id, login_name, address)
         log_event(log, "login.failed", logging.WARNING, login=login_name, address=address)
         await audit.record(store, account_id, "unknown", "login.failed", login_name, address=address)
         return _login_page(request, 401, translate(lang, "bad_login"), login_name, account_id)
@@ -58,7 +59,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if account is None or account.disabled:
         log_event(log, "login.account_disabled", logging.WARNING, login=login_name, account=account_id)
         return _login_page(request, 403, translate(lang, "account_disabled"), login_name, account_id)
-    await limiter.succeeded(account_id, login_name)
+    await limiter.succeeded(account_id, login_name, address)
     response = redirect("/console")
     await auth.start_session(request, response, agent)
     log_event(log, "login.ok", agent=agent.id)

@@ -89,7 +89,7 @@ async def train(request: web.Request, call: Call) -> web.Response:
     if nlu.settings.engine != "embedded":
         raise api_error(409, "not_embedded", 'training needs nlu.engine = "embedded"')
     activate = call.body.get("activate", True)
-    job = nlu.start_job(nlu.train_request(call.account_id, activate=activate, by=call.principal.audit_actor))
+    job = await nlu.start_job(nlu.train_request(call.account_id, activate=activate, by=call.principal.audit_actor))
     return reply({"job": job, "url": f"/api/nlu/jobs/{job}"}, status=202)
 
 

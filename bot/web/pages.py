@@ -97,8 +97,9 @@ def plain(status: int, text: str) -> web.Response:
 
 
 def signed_in(role: Role | None = None) -> Callable[[Handler], Handler]:
-    """Only for a live session (of ``role`` or a higher one); every non-GET must carry the session's
-    CSRF token. The handler is marked with its access, which the authorisation tests read."""
+    """Only for a live session (of ``role`` or a higher one); every non-GET must come from this site
+    and carry the session's CSRF token. The handler is marked with its access, which the
+    authorisation tests read."""
 
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -109,8 +110,11 @@ def signed_in(role: Role | None = None) -> Callable[[Handler], Handler]:
                     raise web.HTTPSeeOther("/login")
                 return plain(401, "log in first")
             session, agent = found
-            if request.method not in ("GET", "HEAD") and not await auth.csrf_ok(request, session.csrf):
-                return plain(403, "CSRF token missing or wrong: reload the page")
+            if request.method not in ("GET", "HEAD"):
+                if auth.cross_site(request):
+                    return plain(403, "cross-site requests are refused")
+                if not await auth.csrf_ok(request, session.csrf):
+                    return plain(403, "CSRF token missing or wrong: reload the page")
             request[SESSION], request[AGENT] = session, agent
             if role is not None and Role(agent.role).rank < role.rank:
                 return page(request, "forbidden.html", status=403)

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.router.queue import Queue
 from conversations.console_models import CannedResponse
-from conversations.models import Agent, Contact, Thread, utcnow
+from conversations.models import Agent, Attachment, Contact, Message, Thread, utcnow
 from conversations.store import Store
 
 
@@ -57,6 +57,8 @@ class HistoryItem:
     intent: str = ""
     thread_id: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    subject: str = ""  # an e-mail's subject line
+    attachments: tuple[Attachment, ...] = ()  # what came with the message (names as the sender wrote them)
 
 
 def contact_label(contact: Contact | None, thread: Thread) -> str:
@@ -100,7 +102,7 @@ async def history(store: Store, contact_id: str) -> list[HistoryItem]:
             who=str(m.sender.get("name", "")), text=m.text,
             delivery=str(m.delivery_status) if m.delivery_status else "",
             intent=str((m.nlu or {}).get("intent", "")) if sender == "bot" or m.nlu else "",
-            thread_id=m.thread_id,
+            thread_id=m.thread_id, subject=_subject(m), attachments=m.attachments,
         ))
     for entry in await store.contact_timeline(contact_id):
         items.append(HistoryItem(
@@ -108,6 +110,11 @@ async def history(store: Store, contact_id: str) -> list[HistoryItem]:
             thread_id=entry.thread_id, details=entry.details,
         ))
     return sorted(items, key=lambda item: item.at)
+
+
+def _subject(message: Message) -> str:
+    mail = message.meta.get("email") if message.channel == "email" else None
+    return str(mail.get("subject") or "") if isinstance(mail, dict) else ""
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,6 @@ from pymongo import AsyncMongoClient
 from bot.handlers.webchat import VisitorTokens
 from conversations.embedded import EmbeddedMongo, free_port
 from tests import traffic
-from tests.conftest import TEST_SECRET_KEY
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID, FakeGraphAPI
 from tests.fakes.telegram_api import TOKEN, FakeBotAPI
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, FakeTwilio
@@ -40,6 +39,7 @@ from tests.handlers.channels import TG_SECRET, WA_SECRET, WA_VERIFY
 OMNIROUTER = str(Path(sys.executable).parent / "omnirouter")
 WEBCHAT_SECRET = "harness-webchat-secret"
 OUR_NUMBER = "+14155550100"
+INSTALL_KEY = "5e" * 32  # the key that seals the run's channel secrets, shared by its routers
 
 
 class SharedStore:
@@ -109,8 +109,6 @@ FAST = {  # timers short enough for a test: a dead process's work is taken over 
     "OMNIROUTER_OUTBOX_LEASE_SECONDS": "3", "OMNIROUTER_OUTBOX_POLL_INTERVAL": "0.1",
     "OMNIROUTER_OUTBOX_BASE_DELAY": "0.2", "OMNIROUTER_OUTBOX_MAX_DELAY": "1",
     "OMNIROUTER_LOG_LEVEL": "warning",
-    # every process on one store seals and unseals channel secrets with the same key (as the README asks)
-    "OMNIROUTER_SECRET_KEY": TEST_SECRET_KEY,
 }
 
 
@@ -124,6 +122,7 @@ class Router:
         self.process: asyncio.subprocess.Process | None = None
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")}
         self._env = {**inherited, **providers.settings_env(), **FAST, **settings,
+                     "OMNIROUTER_SECRET_KEY": INSTALL_KEY,  # one install: every process opens its sealed secrets
                      "OMNIROUTER_MONGODB_URI": store_uri, "OMNIROUTER_STORE_DATABASE": database,
                      "OMNIROUTER_SERVER_HOST": "127.0.0.1", "OMNIROUTER_SERVER_PORT": str(self.port)}
 

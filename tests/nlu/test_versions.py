@@ -46,7 +46,9 @@ async def train_via_api(client: TestClient, **body: Any) -> dict[str, Any]:
     stages = set()
     async with asyncio.timeout(60):
         while True:
-            job = await (await client.get(url)).json()
+            polled = await client.get(url)
+            assert polled.status == 200, await polled.text()  # the job is readable from the moment it is announced
+            job = await polled.json()
             stages.add(job["stage"])
             if job["state"] != "running":
                 return {**job, "stages": stages}

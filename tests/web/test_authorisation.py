@@ -165,7 +165,7 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
 
 async def _nlu_samples(app: web.Application) -> dict[str, str]:
     """A finished training job of acme's and the model version it made (not activated)."""
-    job = app[NLU].start_job(app[NLU].train_request("acme", activate=False, by="test"))
+    job = await app[NLU].start_job(app[NLU].train_request("acme", activate=False, by="test"))
     async with asyncio.timeout(60):
         while (await app[STORE].get_nlu_job(job) or {}).get("state", "running") == "running":
             await asyncio.sleep(0.05)

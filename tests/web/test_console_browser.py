@@ -19,6 +19,11 @@ HOSTILE = "<script>alert('x')</script> and <img src=x onerror=alert(1)> see http
 async def agent_page(browser: Browser, base: str, login: str, password: str) -> Page:
     page = await (await browser.new_context()).new_page()
     page.on("dialog", lambda dialog: pytest.fail(f"customer content ran script: {dialog.message}"))
+    return await log_in_page(page, base, login, password)
+
+
+async def log_in_page(page: Page, base: str, login: str, password: str) -> Page:
+    """Log in through the login form; returns the console page."""
     await page.goto(f"{base}/login")
     await page.fill("input[name=login]", login)
     await page.fill("input[name=password]", password)
