@@ -4,7 +4,6 @@ beside the active model's, model versions (activate or roll back), and the "try 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -102,20 +101,11 @@ async def start_training(request: web.Request) -> web.Response:
     agent, nlu = current_agent(request), request.app[NLU]
     if nlu.settings.engine != "embedded":
         return plain(409, 'training needs nlu.engine = "embedded"')
-    job_id = nlu.start_job(nlu.train_request(agent.account_id, activate=False, by=agent.login))
+    job_id = await nlu.start_job(nlu.train_request(agent.account_id, activate=False, by=agent.login))
     if not _htmx(request):
         return back(TRAIN, job=job_id)
-    await _first_update(request, job_id)
     context = await _job_context(request, job_id)
     return fragment(request, "_train_job.html", **(context or {}))
-
-
-async def _first_update(request: web.Request, job_id: str) -> None:
-    """Wait (briefly) until the job document exists, so the first poll finds it."""
-    for _ in range(50):
-        if await request.app[STORE].get_nlu_job(job_id) is not None:
-            return
-        await asyncio.sleep(0.02)
 
 
 @signed_in(Role.ADMIN)

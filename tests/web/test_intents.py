@@ -214,7 +214,7 @@ async def test_console_versions_and_jobs_of_another_account_are_404(training_cli
     client, store = training_client, training_client.server.app[STORE]
     nlu = client.server.app[NLU]
     await create_account(store, "rival", "Rival", "rival-admin", password=PASSWORD)
-    job = nlu.start_job(nlu.train_request("rival", activate=False, by="test"))
+    job = await nlu.start_job(nlu.train_request("rival", activate=False, by="test"))
     async with asyncio.timeout(60):
         while (await store.get_nlu_job(job) or {}).get("state", "running") == "running":
             await asyncio.sleep(0.05)
