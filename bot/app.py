@@ -26,7 +26,7 @@ from bot.tasks import stop_tasks
 from bot.metrics import Metrics
 from bot.nlu.responses import load_responses
 from bot.nlu.service import NluService
-from bot.router.dispatch import Dispatcher, DispatchSweeper
+from bot.router.dispatch import Dispatcher, DispatchSweeper, ReplyLimit
 from bot.router.inbound import InboundPipeline, InboundRecorder, InboundSource, ThreadLocator
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
@@ -122,7 +122,8 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     outbox = Outbox(store, adapters, metrics, settings.outbox, events=events)
     queue = Queue(store, settings.queue, outbox, settings.console.record_location, events=events)
     dispatcher = Dispatcher(
-        store, queue, outbox, metrics, settings.dispatch.queued_notice, app[NLU], app[RESPONSES], events=events
+        store, queue, outbox, metrics, settings.dispatch.queued_notice, app[NLU], app[RESPONSES], events=events,
+        reply_limit=ReplyLimit(settings.dispatch.max_bot_replies, settings.dispatch.bot_reply_window),
     )
     lease = timedelta(seconds=settings.dispatch.lease_seconds)
     locators = {name: a for name, a in adapters.items() if isinstance(a, ThreadLocator)}

@@ -100,6 +100,12 @@ class DispatchSettings:
         "Thanks for your message! A member of our team will reply here as soon as possible.",
         doc="what the customer is told when their conversation is queued for a human",
     )
+    max_bot_replies: int = _setting(
+        20, check=_between(1, 100000),
+        doc="automatic replies the bot sends in one conversation within `bot_reply_window` before it hands "
+            "the conversation to a human (reason `bot_reply_limit`): stops loops with a customer that is itself a bot",
+    )
+    bot_reply_window: float = _setting(600.0, check=_between(1, 86400 * 7), doc="the window of `max_bot_replies`, seconds")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
@@ -68,3 +71,38 @@ class Batcher(Generic[Req, Res]):
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+
+class BulkWrites:
+    """Writes to one collection made concurrently, sent as one unordered ``bulk_write``.
+
+    ``submit`` takes one PyMongo write (``InsertOne``, ``UpdateOne``) and returns once it is
+    applied; a write that fails alone (a duplicate key) raises its own error. PyMongo sends an
+    unordered bulk as one command per kind of write, so a batch of inserts and updates costs two
+    round trips whatever its size. The result says whether every update of the batch matched a
+    document: ``True`` means this one did; ``False`` means it may not have (ask the store).
+    """
+
+    def __init__(self, collection: Any, max_size: int = 512) -> None:
+        self._collection = collection
+        self._batcher: Batcher[Any, bool] = Batcher(self._run, max_size)
+
+    @property
+    def batches(self) -> int:
+        return self._batcher.batches
+
+    async def submit(self, write: Any) -> bool:
+        return await self._batcher.submit(write)
+
+    async def _run(self, writes: Sequence[Any]) -> list[bool | BaseException]:
+        updates = sum(isinstance(w, UpdateOne) for w in writes)
+        try:
+            result = await self._collection.bulk_write(list(writes), ordered=False)
+        except BulkWriteError as exc:
+            outcome: list[bool | BaseException] = [False] * len(writes)
+            for error in exc.details.get("writeErrors", []):
+                kind = DuplicateKeyError if error.get("code") == 11000 else OperationFailure
+                outcome[error["index"]] = kind(error.get("errmsg", "write failed"), error.get("code"), error)
+            return outcome
+        all_matched = result.matched_count == updates
+        return [all_matched] * len(writes)

@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from bson import Binary
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from conversations.batching import Batcher, BulkWrites
 from conversations.errors import translating_outages
 from conversations.models import epoch_ms
 from conversations.personal_data import declare_not_personal, keyed_holder, register_holder
@@ -41,6 +42,8 @@ NLU_INDEXES: dict[str, list[IndexModel]] = {
 
 class NluStoreMixin:
     _db: AsyncDatabase[dict[str, Any]]
+    _writes: dict[str, BulkWrites]
+    _thread_reads: Batcher[str, dict[str, Any] | None]
 
     # --- model versions ------------------------------------------------------------------
 
@@ -144,11 +147,11 @@ class NluStoreMixin:
 
     @translating_outages
     async def set_thread_nlu_state(self, thread_id: str, state: Mapping[str, Any]) -> None:
-        await self._db.threads.update_one({"_id": thread_id}, {"$set": {"nlu_state": dict(state)}})
+        await self._writes["threads"].submit(UpdateOne({"_id": thread_id}, {"$set": {"nlu_state": dict(state)}}))
 
     @translating_outages
     async def thread_nlu_state(self, thread_id: str) -> dict[str, Any]:
-        doc = await self._db.threads.find_one({"_id": thread_id}, {"nlu_state": 1})
+        doc = await self._thread_reads.submit(thread_id)  # batched with concurrent thread reads
         return dict(doc.get("nlu_state") or {}) if doc else {}
 
     @translating_outages

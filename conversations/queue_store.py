@@ -14,10 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from conversations.batching import BulkWrites
 from conversations.console_models import TimelineEntry
 from conversations.models import Agent, Contact, Message, Presence, Thread, ThreadStatus, epoch_ms, stored
 
@@ -34,6 +35,7 @@ class QueueStore:
     """The queue's atomic transitions and the console's reads."""
 
     _db: AsyncDatabase[dict[str, Any]]
+    _writes: dict[str, BulkWrites]
 
     # --- agent slots ---------------------------------------------------------------------
 
@@ -221,9 +223,8 @@ class QueueStore:
     # --- the event log (live console fan-out across processes) ---------------------------
 
     async def emit_event(self, account_id: str, kind: str, now: datetime, **fields: Any) -> None:
-        await self._db.events.insert_one(
-            {"_id": f"evt_{ObjectId()}", "account_id": account_id, "kind": kind, "at_ms": epoch_ms(now), **fields}
-        )
+        event = {"_id": f"evt_{ObjectId()}", "account_id": account_id, "kind": kind, "at_ms": epoch_ms(now), **fields}
+        await self._writes["events"].submit(InsertOne(event))  # batched with concurrent events
 
     async def events_since(self, at_ms: int, limit: int = 500) -> list[dict[str, Any]]:
         return await self._db.events.find({"at_ms": {"$gte": at_ms}}).sort("at_ms", ASCENDING).limit(limit).to_list()

@@ -12,14 +12,15 @@ between router processes lands on the same ``_id`` and the unique index turns it
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReturnDocument, UpdateOne, monitoring
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, InsertOne, ReturnDocument, UpdateOne, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError
 
 from conversations.email_store import EmailStoreMixin
 from conversations.errors import StoreError as StoreError
@@ -28,7 +29,7 @@ from conversations.errors import translating_outages as _translating_outages
 from conversations.channel_store import ChannelStoreMixin
 from conversations.agent_store import AGENT_INDEXES, AgentStore
 from conversations.api_store import ApiReads
-from conversations.batching import Batcher
+from conversations.batching import Batcher, BulkWrites
 from conversations.ids import derived_id, new_id
 from conversations.models import (
     Account,
@@ -117,8 +118,9 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         # the hot path's reads and writes, grouped across concurrent messages (group commit)
         self._links: Batcher[str, str | None] = Batcher(self._find_links)
         self._open_threads: Batcher[str, dict[str, Any] | None] = Batcher(self._find_open_threads)
-        self._thread_touches: Batcher[tuple[str, dict[str, int]], None] = Batcher(self._touch_threads)
-        self._message_inserts: Batcher[dict[str, Any], None] = Batcher(self._insert_messages)
+        self._thread_reads: Batcher[str, dict[str, Any] | None] = Batcher(self._find_threads)
+        # every write of the message path, per collection: one command per kind of write
+        self._writes = {name: BulkWrites(self._db[name]) for name in ("messages", "threads", "outbox", "events")}
 
     @classmethod
     def connect(
@@ -254,23 +256,23 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         by_key = {doc["open_key"]: doc for doc in docs}
         return [by_key.get(key) for key in keys]
 
-    async def _touch_threads(self, touches: Sequence[tuple[str, dict[str, int]]]) -> list[None]:
-        await self._db.threads.bulk_write(
-            [UpdateOne({"_id": thread_id}, {"$max": fields}) for thread_id, fields in touches], ordered=False
-        )
-        return [None] * len(touches)
+    async def _find_threads(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        docs = await self._db.threads.find({"_id": {"$in": list(set(ids))}}).to_list()
+        by_id = {doc["_id"]: doc for doc in docs}
+        return [by_id.get(thread_id) for thread_id in ids]
 
-    async def _insert_messages(self, docs: Sequence[dict[str, Any]]) -> list[BaseException | None]:
-        """``insert_many`` without order: a duplicate fails alone, as a ``DuplicateKeyError``."""
+    async def write(self, collection: str, operation: InsertOne[Any] | UpdateOne) -> bool:
+        """One write of the message path, batched with concurrent ones to the same collection;
+        raises its own ``DuplicateKeyError``. ``True``: an update surely matched (see BulkWrites)."""
+        return await self._writes[collection].submit(operation)
+
+    async def _insert_once_batched(self, collection: str, doc: dict[str, Any]) -> bool:
+        """``_insert_once`` batched with concurrent writes: ``True`` when this call created it."""
         try:
-            await self._db.messages.insert_many(list(docs), ordered=False)
-        except BulkWriteError as exc:
-            results: list[BaseException | None] = [None] * len(docs)
-            for error in exc.details.get("writeErrors", []):
-                kind = DuplicateKeyError if error.get("code") == 11000 else OperationFailure
-                results[error["index"]] = kind(error.get("errmsg", "write failed"), error.get("code"), error)
-            return results
-        return [None] * len(docs)
+            await self.write(collection, InsertOne(doc))
+            return True
+        except DuplicateKeyError:
+            return False
 
     @_translating_outages
     async def find_open_thread(self, contact_id: str, channel: str) -> Thread | None:
@@ -285,7 +287,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         fields = {"last_message_at": epoch_ms(now)}
         if window_ends_at is not None:
             fields["wa_window_ends_ms"] = epoch_ms(window_ends_at)
-        await self._thread_touches.submit((thread_id, fields))
+        await self.write("threads", UpdateOne({"_id": thread_id}, {"$max": fields}))
 
     @_translating_outages
     async def touch_open_thread(
@@ -361,7 +363,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
             meta=dict(inbound.meta),
         )
         try:
-            await self._message_inserts.submit(message.to_doc())
+            await self.write("messages", InsertOne(message.to_doc()))
             return message, False
         except DuplicateKeyError:
             doc = await self._db.messages.find_one({"_id": message.id})
@@ -397,18 +399,17 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         done: dict[str, Any] = {"dispatch_state": str(DispatchState.DONE), "decision": decision.to_doc()}
         if nlu is not None:
             done["nlu"] = nlu
-        await self._db.messages.update_one(
-            {"_id": message_id},
-            {
-                "$set": done,
-                "$unset": {"dispatch_due_ms": ""},
-            },
-        )
+        await self.write("messages", UpdateOne({"_id": message_id}, {"$set": done, "$unset": {"dispatch_due_ms": ""}}))
 
     @_translating_outages
     async def get_thread(self, thread_id: str) -> Thread | None:
-        doc = await self._db.threads.find_one({"_id": thread_id})
+        """One thread (a batched read)."""
+        doc = await self._thread_reads.submit(thread_id)
         return Thread.from_doc(doc) if doc else None
+
+    async def thread_doc(self, thread_id: str) -> dict[str, Any] | None:
+        """One thread's stored document (a batched read)."""
+        return await self._thread_reads.submit(thread_id)
 
     @_translating_outages
     async def queue_thread(
@@ -486,8 +487,13 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
 
     # --- the outbox ----------------------------------------------------------------------
 
+    async def create_outbound(self, **fields: Any) -> Message:
+        """Store an outbound message and its outbox item (see :meth:`store_outbound`)."""
+        message, _ = await self.store_outbound(**fields)
+        return message
+
     @_translating_outages
-    async def create_outbound(
+    async def store_outbound(
         self,
         *,
         dedup_key: str,
@@ -499,10 +505,15 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         in_reply_to: str | None = None,
         options: Sequence[str] = (),
         meta: Mapping[str, Any] | None = None,
-    ) -> Message:
-        """Store an outbound message and its outbox item, at most once per ``dedup_key``.
+        leased_by: tuple[str, timedelta] | None = None,
+    ) -> tuple[Message, OutboxItem | None]:
+        """Store an outbound message and its outbox item, at most once per ``dedup_key``;
+        returns the message and the item if this call created it.
 
         ``meta`` carries what the channel needs beyond text (a WhatsApp template, documents).
+        ``leased_by`` (owner, lease) creates the item already leased by that worker, as if it
+        had leased it at once: it sends the item itself, and if it dies, the lease runs out and
+        any worker takes the item over. Both writes are batched with concurrent ones.
         """
         message = Message(
             id=derived_id("msg", f"out|{dedup_key}"),
@@ -534,9 +545,12 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
             created_at=now,
             meta={"sender_kind": sender.get("kind", "bot"), **(meta or {})},
         )
-        await self._insert_once("messages", message.to_doc())
-        await self._insert_once("outbox", item.to_doc())
-        return message
+        if leased_by is not None:
+            owner, lease = leased_by
+            item = dataclasses.replace(item, due_ms=epoch_ms(now + lease), lease_owner=owner, attempts=1)
+        await self._insert_once_batched("messages", message.to_doc())
+        created = await self._insert_once_batched("outbox", item.to_doc())
+        return message, item if created else None
 
     @_translating_outages
     async def lease_outbox(self, owner: str, now: datetime, lease: timedelta) -> OutboxItem | None:
@@ -553,30 +567,21 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
     async def complete_outbox(
         self, item: OutboxItem, owner: str, provider_message_id: str, now: datetime
     ) -> bool:
-        """Record a successful send; ``False`` if the lease had passed to another worker."""
-        result = await self._db.outbox.update_one(
-            {"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},
-            {
-                "$set": {
-                    "state": str(OutboxState.SENT),
-                    "sent_at": epoch_ms(now),
-                    "provider_message_id": provider_message_id,
-                },
-                "$unset": {"lease_owner": ""},
-            },
-        )
-        await self._db.messages.update_one(
+        """Record a successful send; ``False`` if the lease had passed to another worker.
+        Both writes are batched with concurrent ones."""
+        sent = {"state": str(OutboxState.SENT), "sent_at": epoch_ms(now), "provider_message_id": provider_message_id}
+        completion = UpdateOne({"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},
+                               {"$set": sent, "$unset": {"lease_owner": ""}})
+        delivery = UpdateOne(
             {"_id": item.message_id, "delivery_status": str(DeliveryStatus.QUEUED)},
-            {
-                "$set": {
-                    "external_id": provider_message_id,
-                    "delivery_status": str(DeliveryStatus.SENT),
-                    "delivery_rank": DeliveryStatus.SENT.rank,
-                    "delivery_updated_at": epoch_ms(now),
-                }
-            },
+            {"$set": {"external_id": provider_message_id, "delivery_status": str(DeliveryStatus.SENT),
+                      "delivery_rank": DeliveryStatus.SENT.rank, "delivery_updated_at": epoch_ms(now)}},
         )
-        return result.modified_count == 1
+        matched, _ = await asyncio.gather(self.write("outbox", completion), self.write("messages", delivery))
+        if matched:
+            return True
+        # some update of the batch matched nothing: was it this one?
+        return await self._db.outbox.count_documents({"_id": item.id, **sent}) == 1
 
     @_translating_outages
     async def retry_outbox(

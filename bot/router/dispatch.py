@@ -12,7 +12,10 @@
     engine failing, or low confidence twice in a row -> the human queue, with the reason on the
     thread (the first time confidence is low, the bot asks the customer to rephrase);
   - two intents too close to tell apart -> a clarifying question with them as buttons (a click
-    sends the button's text back, which resolves to its intent).
+    sends the button's text back, which resolves to its intent);
+  - the bot already answered ``dispatch.max_bot_replies`` times in this conversation within
+    ``dispatch.bot_reply_window`` -> the human queue (reason ``bot_reply_limit``): a customer that
+    is itself a bot answering every reply would otherwise keep the two talking forever.
   Every decision is stored on the message with the NLU result it rests on.
 
 Dispatch may run twice for one message (a process died after deciding but before recording the
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from dataclasses import dataclass
 import logging
 import time
 from collections.abc import Mapping
@@ -61,6 +65,15 @@ NO_NLU = "no_nlu"
 DIRECT = "direct_channel"  # the channel is configured to go straight to humans
 NO_TEXT = "no_text"  # attachments only: nothing for the bot to read
 NLU_UNAVAILABLE = "nlu_unavailable"
+REPLY_LIMIT = "bot_reply_limit"
+
+
+@dataclass(frozen=True)
+class ReplyLimit:
+    """At most ``replies`` automatic answers per conversation within ``window`` seconds."""
+
+    replies: int = 20
+    window: float = 600.0
 
 
 class Dispatcher:
@@ -74,8 +87,10 @@ class Dispatcher:
         nlu: NluService | None = None,
         responses: Responses | None = None,
         events: ThreadEvents | None = None,
+        reply_limit: ReplyLimit | None = None,
     ) -> None:
         self._store = store
+        self._limit = reply_limit or ReplyLimit()
         self._events = events
         self._queue = queue
         self._outbox = outbox
@@ -146,11 +161,19 @@ class Dispatcher:
         parse = _resolve_clarification(parse, message.text, before.get("options") or {})
         language = self._responses.language(parse.language or before.get("language"))
         streak = int(before.get("low_streak", 0)) + 1  # if this one is not understood either
-        decision, options = await self._act(message, thread, parse, language, streak)
+        at_ms = epoch_ms(message.created_at)  # the message's time: a replay counts the same
+        replies = [int(t) for t in before.get("replies_ms", []) if int(t) > at_ms - self._limit.window * 1000]
+        options: dict[str, str] = {}
+        if len(replies) >= self._limit.replies:
+            decision = await self._to_queue(message, thread, REPLY_LIMIT, language)
+        else:
+            decision, options = await self._act(message, thread, parse, language, streak)
+        if decision.action == DecisionAction.ANSWERED:
+            replies.append(at_ms)
         unsure = decision.reason in (FALLBACK, CLARIFY, LOW_CONFIDENCE)
         await self._store.set_thread_nlu_state(thread.id, {
             "by": message.id, "language": language, "low_streak": streak if unsure else 0,
-            "options": options, "before": {k: v for k, v in before.items() if k != "before"},
+            "options": options, "replies_ms": replies, "before": {k: v for k, v in before.items() if k != "before"},
         })
         return decision, parse
 

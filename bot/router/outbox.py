@@ -5,6 +5,10 @@ lease expiry), so however many router processes run, one item is in one worker's
 time; if that worker dies, the lease runs out and another takes the item. A failed send is
 rescheduled with exponential backoff and jitter, never sooner than the provider's
 ``retry_after``; after ``max_attempts`` the item is dead-lettered, visible at ``/api/outbox``.
+
+While this process's worker runs, a reply it enqueues is stored already leased by it and sent
+at once, without a lease round trip; the guarantees are the same as for an item leased from the
+store (if the process dies, the lease runs out and another worker sends the item).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +73,7 @@ class Outbox:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._sending: set[asyncio.Task[None]] = set()
+        self._direct = False  # the worker runs: send what this process enqueues itself
 
     async def enqueue_reply(
         self,
@@ -83,7 +88,8 @@ class Outbox:
         meta: Mapping[str, Any] | None = None,
     ) -> Message:
         """Store a reply for sending, at most once per ``dedup_key``, and wake the worker."""
-        message = await self._store.create_outbound(
+        leased_by = (self.owner, timedelta(seconds=self._settings.lease_seconds)) if self._direct else None
+        message, item = await self._store.store_outbound(
             dedup_key=dedup_key,
             thread=thread,
             to=to,
@@ -93,8 +99,12 @@ class Outbox:
             in_reply_to=in_reply_to,
             options=options,
             meta=meta,
+            leased_by=leased_by,
         )
-        self.wake()
+        if item is not None and leased_by is not None:
+            self._spawn(self._send_direct(item))
+        elif leased_by is None:
+            self.wake()
         if self._events is not None:
             await self._events.message(thread, message)
         return message
@@ -106,11 +116,26 @@ class Outbox:
     async def run(self) -> None:
         """Lease and send due items until cancelled."""
         lease = timedelta(seconds=self._settings.lease_seconds)
-        await lease_and_work(
-            lambda: self._store.lease_outbox(self.owner, utcnow(), lease), self._send_and_release,
-            slots=self._slots, wake=self._wake, poll_interval=self._settings.poll_interval, in_flight=self._sending,
-            on_outage=lambda: log_event(log, "outbox.store_unavailable", logging.WARNING),
-        )
+        self._direct = True
+        try:
+            await lease_and_work(
+                lambda: self._store.lease_outbox(self.owner, utcnow(), lease), self._send_and_release,
+                slots=self._slots, wake=self._wake, poll_interval=self._settings.poll_interval,
+                in_flight=self._sending,
+                on_outage=lambda: log_event(log, "outbox.store_unavailable", logging.WARNING),
+            )
+        finally:
+            self._direct = False
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send_direct(self, item: OutboxItem) -> None:
+        """Send an item this process created leased to itself (within the sending slots)."""
+        await self._slots.acquire()
+        await self._send_and_release(item)
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for sends in flight (at shutdown)."""
@@ -127,20 +152,34 @@ class Outbox:
         return count
 
     async def _send_and_release(self, item: OutboxItem) -> None:
+        """Send ``item`` in a slot; the slot is free again once the provider answered (recording
+        the outcome in the store does not hold back the next send)."""
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                self._slots.release()
+
         try:
-            await self._send(item)
+            await self._send(item, release)
         except Exception:
             log.exception("outbox.send_crashed", extra={"omnirouter_fields": {"item": item.id}})
         finally:
-            self._slots.release()
+            release()
 
-    async def _send(self, item: OutboxItem) -> None:
+    async def _send(self, item: OutboxItem, answered: Callable[[], None] | None = None) -> None:
         adapter = self._adapters.get(item.channel)
         started = time.perf_counter()
         try:
             if adapter is None:
                 raise PermanentSendError(f"channel {item.channel!r} is not configured")
-            provider_id = await adapter.send(item.to_outbound())
+            try:
+                provider_id = await adapter.send(item.to_outbound())
+            finally:
+                if answered is not None:
+                    answered()
         except PermanentSendError as exc:
             await self._dead(item, f"permanent: {exc}")
             return

@@ -140,7 +140,8 @@ class Queue:
                     text=routing.out_of_hours_reply, sender={"kind": str(SenderKind.SYSTEM)},
                     in_reply_to=message.id,
                 )
-        current = await self._store.get_thread(thread.id) or thread
+        # a thread the bot answered stays the bot's: only a human decision can have queued it
+        current = (await self._store.get_thread(thread.id) or thread) if human else thread
         await self._event(current, "message")
         if current.status == ThreadStatus.QUEUED:
             await self.auto_assign(thread.account_id)

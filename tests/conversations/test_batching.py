@@ -58,9 +58,9 @@ async def test_a_failed_command_fails_every_request_of_its_batch() -> None:
 
 async def test_concurrent_records_share_store_commands(store: Store) -> None:
     await record(store, inbound("warm", address="carol"))  # contact and thread exist
-    before = store._message_inserts.batches
+    before = store._writes["messages"].batches
     items = [inbound(f"m{n}", address="carol") for n in range(20)] + [inbound("m3", address="carol")]
     results = await asyncio.gather(*(record(store, item) for item in items))
     assert [dup for _, _, dup in results].count(True) == 1  # m3 twice in one batch: stored once
     assert await store._db.messages.count_documents({}) == 21
-    assert store._message_inserts.batches - before <= len(items) // 2  # 21 inserts share a few commands
+    assert store._writes["messages"].batches - before <= len(items) // 2  # 21 inserts share a few commands

@@ -4,6 +4,7 @@ webhook side (form posts signed with ``X-Twilio-Signature`` exactly as Twilio si
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Mapping
 from email.utils import format_datetime
@@ -49,6 +50,7 @@ class FakeTwilio:
 
     def __init__(self) -> None:
         self.sent: list[dict[str, str]] = []
+        self.sent_at: list[float] = []  # time.monotonic() of each accepted message (benchmarks)
         self.failures: list[tuple[int, dict[str, Any]]] = []
         self.fail_on: dict[int, tuple[int, dict[str, Any]]] = {}
         self.calls = 0
@@ -86,6 +88,7 @@ class FakeTwilio:
         record = {key: str(form[key]) for key in form}
         record["Sid"] = sid
         self.sent.append(record)
+        self.sent_at.append(time.monotonic())
         now = format_datetime(utcnow())
         return web.json_response({
             "sid": sid, "account_sid": ACCOUNT_SID, "to": record.get("To"), "from": record.get("From"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from datetime import timedelta
 from collections import Counter
 from typing import Any
 
@@ -144,3 +145,36 @@ def test_backoff_grows_is_capped_and_respects_retry_after() -> None:
         assert ceiling / 2 <= delay <= ceiling
     assert backoff_delay(1, base=1.0, cap=60.0, retry_after=42.0) == 42.0
     assert len({round(backoff_delay(5, 1.0, 60.0), 6) for _ in range(20)}) > 1  # jittered
+
+
+async def test_a_reply_enqueued_while_the_worker_runs_is_sent_at_once_and_recovered_if_its_sender_dies(
+    store: Store, embedded: Any, db_name: str
+) -> None:
+    _, thread, _ = await record(store, inbound())
+    channel = RecordingChannel()
+    outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(poll_interval=60, lease_seconds=1))
+    worker = asyncio.create_task(outbox.run())
+    try:
+        await asyncio.sleep(0.05)  # the worker found nothing and sleeps until the next poll
+        sent = await outbox.enqueue_reply(dedup_key="now", thread=thread, to=Identity("webchat", "alice"),
+                                          text="at once", sender={"kind": "bot"})
+        await wait_for(lambda: _count(store, state="sent", expected=1), timeout=5)  # no poll, no wake-up
+        assert channel.sent == [sent.id]
+        # a process that stored a reply leased to itself and died before sending it
+        dead = Store.connect(embedded.uri, db_name)
+        orphan, item = await dead.store_outbound(
+            dedup_key="orphan", thread=thread, to=Identity("webchat", "alice"), text="lost?", sender={"kind": "bot"},
+            now=utcnow(), leased_by=("worker-that-died", timedelta(seconds=1)))
+        await dead.close()
+        assert item is not None and item.lease_owner == "worker-that-died" and item.attempts == 1
+        outbox.wake()
+        await asyncio.sleep(0.3)
+        assert channel.sent == [sent.id]  # its lease still holds: nobody else sends it yet
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    rescuer = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings())
+    await asyncio.sleep(0.8)
+    assert await rescuer.send_due() == 1
+    assert channel.sent == [sent.id, orphan.id]
+    assert (await store.get_outbox(item.id)).attempts == 2  # type: ignore[union-attr]

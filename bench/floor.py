@@ -1,0 +1,120 @@
+"""The floor under a bot-answered message: each unavoidable per-message cost measured alone.
+
+Used by ``bench/load.py`` (same run, same machine load): one inbound HTTP exchange (a bare
+aiohttp handler answering 200, driven by the load generator), one NLU prediction (the loaded
+model, with the router's LRU of query embeddings), one store write amortised by batching
+(``insert_many`` on the embedded store) and one outbound HTTP exchange (a send to the provider
+fakes, with the same HTTP client the adapters use).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+from pymongo import AsyncMongoClient
+
+from bot.nlu.embedder import QueryEmbeddings, default_embedder
+from bot.nlu.model import NluModel
+from tests.faults.harness import Providers
+from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID
+from tests.fakes.telegram_api import TOKEN
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
+
+BARE_SERVER = textwrap.dedent(
+    """
+    import sys
+    from aiohttp import web
+
+    async def ok(request):
+        await request.read()
+        return web.json_response({"ok": True})
+
+    async def healthz(request):
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    for path in ("/webhooks/telegram", "/webhooks/whatsapp", "/webhooks/sms", "/webchat/messages"):
+        app.router.add_post(path, ok)
+    app.router.add_get("/healthz", healthz)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+    """
+)
+
+
+async def start_bare(port: int) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(sys.executable, "-c", BARE_SERVER, str(port))
+
+
+def nlu_seconds(blob: bytes, texts: Sequence[str], semantic: bool, passes: int = 3) -> float:
+    """Mean seconds of one prediction over ``texts``, one text at a time, each text's embedding
+    computed unless the text came before (a fresh query LRU per pass, as a router starts); the
+    best of ``passes`` passes, so other work on the machine inflates the floor as little as it can."""
+    model = NluModel.from_bytes(blob)
+    model.parse("warm up", QueryEmbeddings(default_embedder()) if semantic else None)
+    best = float("inf")
+    for _ in range(passes):
+        embedder = QueryEmbeddings(default_embedder()) if semantic else None
+        started = time.perf_counter()
+        for text in texts:
+            model.parse(text, embedder)
+        best = min(best, (time.perf_counter() - started) / len(texts))
+    return best
+
+
+async def store_write_seconds(uri: str, database: str, sample: dict[str, Any], count: int = 5000,
+                              batch: int = 100) -> float:
+    """Seconds per message document inserted in batches of ``batch`` (a group commit's cost)."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    collection = client[database]["floor_messages"]
+    try:
+        await collection.insert_one({**sample, "_id": "warm"})
+        started = time.perf_counter()
+        for _ in range(0, count, batch):
+            await collection.insert_many([{**sample, "_id": uuid.uuid4().hex} for _ in range(batch)], ordered=False)
+        seconds = (time.perf_counter() - started) / count
+        await collection.drop()
+        return seconds
+    finally:
+        await client.close()
+
+
+def _sends(providers: Providers, channels: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+    """One outbound request per channel, as the adapters make it (web chat sends no HTTP)."""
+    known = {
+        "telegram": (f"{providers.telegram.url}/bot{TOKEN}/sendMessage", {"data": {"chat_id": "7", "text": "We are open"}}),
+        "whatsapp": (f"{providers.whatsapp.url}/v21.0/{PHONE_NUMBER_ID}/messages",
+                     {"json": {"messaging_product": "whatsapp", "to": "16505550000", "type": "text",
+                               "text": {"body": "We are open"}},
+                      "headers": {"Authorization": f"Bearer {ACCESS_TOKEN}"}}),
+        "sms": (f"{providers.twilio.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+                {"data": {"To": "+14155559999", "From": "+14155550100", "Body": "We are open"},
+                 "auth": aiohttp.BasicAuth(ACCOUNT_SID, AUTH_TOKEN)}),
+    }
+    return [known[c] for c in channels if c in known]
+
+
+async def outbound_seconds(providers: Providers, channels: Sequence[str], count: int, concurrency: int) -> float:
+    """Seconds per outbound exchange with the provider fakes, ``concurrency`` in flight."""
+    sends = _sends(providers, channels)
+    if not sends:
+        return 0.0
+    numbers = iter(range(count))
+    async with aiohttp.ClientSession() as session:
+
+        async def worker() -> None:
+            for n in numbers:
+                url, kwargs = sends[n % len(sends)]
+                async with session.post(url, **kwargs) as response:
+                    await response.read()
+                    assert response.status < 300, response.status
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return (time.perf_counter() - started) / count

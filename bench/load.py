@@ -1,0 +1,351 @@
+"""Load benchmark: signed Telegram, WhatsApp, SMS and web chat traffic against real router processes.
+
+    PYTHONPATH=. .venv/bin/python bench/load.py [--channels telegram,whatsapp,sms,webchat]
+        [--messages 2000] [--concurrency 32 | --rate 300] [--customers 100] [--processes 1]
+        [--tiers lexical,both | --lexical | --semantic] [--json]
+
+For each NLU tier it starts an embedded store (its own process), the provider fakes (Telegram Bot
+API, WhatsApp Graph API, Twilio; replies really go out over HTTP to them) and ``omnirouter serve``
+processes with the starter model active, then posts signed webhooks that the bot answers, and
+reports: sustained messages/s (sent -> every reply received), p50/p99 acknowledgement latency and
+reply latency (inbound sent -> reply received at the fake; web chat replies go to a socket, so no
+reply latency for it), store round trips per message (the routers' PyMongo command listener, read
+from /metrics), router CPU seconds per 1,000 messages and peak RSS (from /proc).
+
+In the same run it measures the floor (see ``bench/floor.py``): a bare aiohttp 200 handler with the
+same generator, one NLU prediction, one batched store write, one outbound exchange; and prints the
+efficiency = end-to-end messages/s / (1 / sum of those four per-message costs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench import floor
+from bench.meters import Meters, cpu_seconds, metric, pct, peak_rss_mb, store_pid
+from bot.handlers.webchat import VisitorTokens
+from bot.nlu.embedder import default_embedder
+from bot.nlu.formats import load_paths
+from bot.nlu.training import train
+from conversations.embedded import free_port
+from conversations.models import utcnow
+from conversations.store import Store
+from tests import traffic
+from tests.faults.harness import WEBCHAT_SECRET, Providers, Router, SharedStore
+
+ROOT = Path(__file__).resolve().parent.parent
+DATABASE = "bench"
+# what customers write: repeated greetings and thanks, and questions with order numbers in them
+REPEATED = ("hi", "thanks", "what are your opening hours?", "hello", "thank you")
+UNIQUE = ("where is my order A-{n}?", "has order {n} shipped yet?")
+SETTINGS = {  # production timers (the harness's fast ones are for fault tests)
+    "OMNIROUTER_DISPATCH_LEASE_SECONDS": "30", "OMNIROUTER_DISPATCH_SWEEP_INTERVAL": "5",
+    "OMNIROUTER_OUTBOX_LEASE_SECONDS": "30", "OMNIROUTER_OUTBOX_POLL_INTERVAL": "0.5",
+    "OMNIROUTER_STORE_TIMEOUT_MS": "3000", "OMNIROUTER_NLU_AUTO_TRAIN": "false",
+    "OMNIROUTER_NLU_RESPONSES": str(ROOT / "config" / "responses.yml"),
+    "OMNIROUTER_NLU_DATA": str(ROOT / "config" / "nlu"), "OMNIROUTER_DISPATCH_MAX_BOT_REPLIES": "1000",
+}
+
+
+def text_of(n: int) -> str:
+    """Half the texts repeat (greetings, thanks), half are new (an order number), on every channel."""
+    draw = random.Random(n).random()
+    if draw < 0.5:
+        return UNIQUE[int(draw * 4)].format(n=10_000 + n)
+    return REPEATED[int((draw - 0.5) * 2 * len(REPEATED))]
+
+
+def build(channel: str, n: int, who: int) -> tuple[traffic.SignedRequest, str]:
+    """The n-th message and the address its reply goes to."""
+    text = text_of(n)
+    if channel == "telegram":
+        return traffic.telegram_text(n, 700_000 + who, text), f"telegram:{700_000 + who}"
+    if channel == "whatsapp":
+        return traffic.whatsapp_text(n, str(16_505_550_000 + who), text), f"whatsapp:{16_505_550_000 + who}"
+    if channel == "sms":
+        return traffic.sms_text(n, f"+1415556{who:04d}", text), f"sms:+1415556{who:04d}"
+    token = VisitorTokens(WEBCHAT_SECRET).token_for("default", f"vload{who:05d}")
+    return traffic.webchat_text(n, token, text), f"webchat:{who}"
+
+
+def workload(channels: list[str], count: int, customers: int, first: int) -> list[tuple[traffic.SignedRequest, str]]:
+    """``count`` messages round robin over the channels, each from a customer drawn at random."""
+    rng = random.Random(first)
+    return [build(channels[n % len(channels)], n, rng.randrange(customers)) for n in range(first, first + count)]
+
+
+def first_contacts(channels: list[str], customers: int) -> list[tuple[traffic.SignedRequest, str]]:
+    """One message from every customer (the warm-up): the measured run is returning customers."""
+    return [build(channel, who * len(channels) + c, who) for who in range(customers) for c, channel in enumerate(channels)]
+
+
+@dataclass
+class Driven:
+    seconds: float
+    acks: list[float]
+    sent_at: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: int = 0
+
+
+async def drive(targets: list[str], requests: list[tuple[traffic.SignedRequest, str]], concurrency: int,
+                rate: float | None) -> Driven:
+    """Post every request (retrying non-2xx as providers do), ``concurrency`` in flight or at ``rate``/s."""
+    result = Driven(0.0, [])
+    slots = asyncio.Semaphore(concurrency if not rate else 10_000)
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+        started = time.monotonic()
+
+        async def one(n: int, request: traffic.SignedRequest, address: str) -> None:
+            if rate:
+                await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
+            async with slots:
+                sent = time.monotonic()
+                result.sent_at[address].append(sent)
+                for _ in range(50):
+                    async with session.post(targets[n % len(targets)] + request.path, data=request.body,
+                                            headers=dict(request.headers)) as response:
+                        await response.read()
+                    if response.status < 300:
+                        result.acks.append(time.monotonic() - sent)
+                        return
+                    result.errors += 1
+                    await asyncio.sleep(0.2)
+
+        await asyncio.gather(*(one(n, r, a) for n, (r, a) in enumerate(requests)))
+        result.seconds = time.monotonic() - started
+    return result
+
+
+def replies(providers: Providers) -> dict[str, list[float]]:
+    """When each customer's replies arrived at the fakes, in order."""
+    got: dict[str, list[float]] = defaultdict(list)
+    for call in providers.telegram.calls:
+        if call.method == "sendMessage" and call.status == 200:
+            got[f"telegram:{call.params['chat_id']}"].append(call.at)
+    for request in providers.whatsapp.requests:
+        if request.path.endswith("/messages") and request.status == 200:
+            got[f"whatsapp:{request.body['to']}"].append(request.at)
+    for message, at in zip(providers.twilio.sent, providers.twilio.sent_at):
+        got[f"sms:{message['To']}"].append(at)
+    return got
+
+
+async def model_blob(semantic: bool) -> bytes:
+    data = load_paths([ROOT / "config" / "nlu"])
+    loop = asyncio.get_running_loop()
+    model = await loop.run_in_executor(None, train, data, default_embedder() if semantic else None)
+    model.meta["version"] = "bench-both" if semantic else "bench-lexical"
+    return model.to_bytes()
+
+
+async def install(uri: str, blob: bytes, version: str) -> None:
+    """Make ``blob`` the active model of the default account, as `omnirouter nlu train` would."""
+    store = Store.connect(uri, DATABASE)
+    try:
+        await store.ensure_indexes()
+        await store.save_nlu_model("default", version, blob, {"intents": 0}, utcnow())
+        assert await store.activate_nlu_model("default", version, "bench", utcnow())
+    finally:
+        await store.close()
+
+
+def delta(after: dict[str, float], before: dict[str, float], prefix: str) -> float:
+    return metric(after, prefix) - metric(before, prefix)
+
+
+async def settle(meters: Meters, before: dict[str, float], providers: Providers, expected: int) -> tuple[dict[str, float], float]:
+    """Wait until ``expected`` messages are dispatched and every reply they made is sent (per the
+    routers' counters); the metrics, and when the last reply arrived."""
+    for _ in range(6000):
+        after = await meters.read()
+        # a dispatch that outlived its lease may be decided twice (sends nothing twice): count
+        # the inbound messages, and nothing left to send
+        recorded = delta(after, before, "omnirouter_inbound_total")
+        decided = delta(after, before, "omnirouter_dispatch_decisions_total")
+        if recorded >= expected and decided >= expected and metric(after, "omnirouter_outbox_pending") == 0:
+            last = max((t for ts in replies(providers).values() for t in ts), default=time.monotonic())
+            return after, max(last, time.monotonic() - 0.05)
+        await asyncio.sleep(0.05)
+    raise SystemExit("bench: the routers did not send every reply within 5 minutes")
+
+
+async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: Path) -> dict[str, Any]:
+    store = SharedStore(tmp / "store")
+    providers = Providers()
+    await store.start()
+    await providers.start()
+    settings = {**SETTINGS, "OMNIROUTER_NLU_SEMANTIC": str(semantic).lower()}
+    routers = [Router(store.uri, DATABASE, providers, tmp / f"router{i}", **settings) for i in range(args.processes)]
+    try:
+        await install(store.uri, blob, "bench-both" if semantic else "bench-lexical")
+        for router in routers:
+            await router.start()
+        targets = [r.url for r in routers]
+        warmup = first_contacts(args.channels, args.customers)
+        await drive(targets, warmup, args.concurrency, None)
+        meters = Meters(routers)
+        await settle(meters, {}, providers, len(warmup))
+        store_process = store_pid(tmp / "store")
+        before, cpu_before, replied_before = await meters.read(), meters.cpu(), replies(providers)
+        store_cpu_before = cpu_seconds(store_process) if store_process else 0.0
+        scrapes_before = meters.scrapes
+        requests = workload(args.channels, args.messages, args.customers, 1_000_000)
+        started = time.monotonic()
+        driven = await drive(targets, requests, args.concurrency, args.rate)
+        after, finished = await settle(meters, before, providers, args.messages)
+        cpu = meters.cpu() - cpu_before
+        store_cpu = cpu_seconds(store_process) - store_cpu_before if store_process else float("nan")
+        load = os.getloadavg()[0]
+        end_to_end = args.messages / (finished - started)
+        delays = reply_latencies(driven, replies(providers), replied_before)
+        commands = {m.group(1): v - before.get(k, 0) for k, v in after.items()
+                    if (m := re.match(r'omnirouter_store_commands_total\{command="(\w+)"\}', k))}
+        commands["aggregate"] = commands.get("aggregate", 0) - 2 * (meters.scrapes - scrapes_before)
+        decisions = {re.sub(r'.*action="(\w+)".*', r"\1", k): v - before.get(k, 0) for k, v in after.items()
+                     if k.startswith("omnirouter_dispatch_decisions_total")}
+        sample = await install_sample(store.uri)
+        result = {
+            "tier": "both" if semantic else "lexical", "messages": args.messages, "processes": args.processes,
+            "ack_rate": args.messages / driven.seconds, "end_to_end_rate": end_to_end,
+            "ack_p50_ms": pct(driven.acks, 0.5), "ack_p99_ms": pct(driven.acks, 0.99),
+            "reply_p50_ms": pct(delays, 0.5), "reply_p99_ms": pct(delays, 0.99), "retried_posts": driven.errors,
+            "store_round_trips_per_message": sum(v for v in commands.values() if v > 0) / args.messages,
+            "round_trips_by_command": {k: round(v / args.messages, 3) for k, v in commands.items() if v > 0},
+            "decisions": decisions,
+            "router_cpu_s_per_1000": cpu / args.messages * 1000,
+            "store_cpu_s_per_1000": store_cpu / args.messages * 1000, "load_average": load,
+            "router_peak_rss_mb": max(peak_rss_mb(r.pid) for r in routers),
+            "store_peak_rss_mb": peak_rss_mb(store_process),
+        }
+        result["floor"] = await measure_floor(args, semantic, blob, store.uri, providers, sample, requests)
+        return result
+    except BaseException:
+        for router in routers:
+            print(f"bench: router on {router.url} (exit {router.process and router.process.returncode}):\n"
+                  f"{router.log()[-3000:]}", file=sys.stderr)
+        raise
+    finally:
+        for router in routers:
+            await router.stop()
+        await providers.stop()
+        await store.stop()
+
+
+def reply_latencies(driven: Driven, got: dict[str, list[float]], earlier: dict[str, list[float]]) -> list[float]:
+    """Inbound sent -> its reply received, pairing each customer's messages and replies in order."""
+    delays = []
+    for address, sent in driven.sent_at.items():
+        arrived = got.get(address, [])[len(earlier.get(address, [])):]
+        delays += [reply - posted for posted, reply in zip(sent, arrived)]
+    return delays
+
+
+async def install_sample(uri: str) -> dict[str, Any]:
+    store = Store.connect(uri, DATABASE)
+    try:
+        doc = await store._db.messages.find_one({"direction": "in"}, {"_id": 0})
+        return doc or {"text": "hi"}
+    finally:
+        await store.close()
+
+
+async def measure_floor(args: argparse.Namespace, semantic: bool, blob: bytes, uri: str, providers: Providers,
+                        sample: dict[str, Any], requests: list[tuple[traffic.SignedRequest, str]]) -> dict[str, float]:
+    port = free_port()
+    bare = await floor.start_bare(port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            with contextlib.suppress(aiohttp.ClientError):
+                async with aiohttp.ClientSession() as session, session.get(f"{url}/healthz") as response:
+                    if response.status == 200:
+                        break
+            await asyncio.sleep(0.1)
+        await drive([url], requests[:200], args.concurrency, None)
+        driven = await drive([url], requests, args.concurrency, None)
+    finally:
+        bare.terminate()
+        await bare.wait()
+    texts = [text_of(n) for n in range(1_000_000, 1_000_000 + min(args.messages, 300))]
+    loop = asyncio.get_running_loop()
+    costs = {
+        "inbound_http_s": driven.seconds / len(requests),
+        "nlu_s": await loop.run_in_executor(None, floor.nlu_seconds, blob, texts, semantic),
+        "store_write_s": await floor.store_write_seconds(uri, DATABASE, sample),
+        "outbound_http_s": await floor.outbound_seconds(providers, args.channels, args.messages, args.concurrency),
+    }
+    costs["bare_rate"] = 1 / costs["inbound_http_s"]
+    costs["sum_s"] = sum(v for k, v in costs.items() if k.endswith("_s"))
+    return costs
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    print(f"{args.messages} messages over {','.join(args.channels)}, "
+          f"{f'{args.rate:.0f}/s' if args.rate else f'{args.concurrency} in flight'}, {args.customers} customers "
+          f"per channel, {args.processes} router process(es), {os.cpu_count()} CPUs\n")
+    for r in results:
+        f = r["floor"]
+        efficiency = r["end_to_end_rate"] * f["sum_s"]
+        print(f"[{r['tier']} NLU] sustained {r['end_to_end_rate']:.0f} msg/s end to end (acknowledged at "
+              f"{r['ack_rate']:.0f}/s; bare aiohttp 200: {f['bare_rate']:.0f}/s, ratio {r['ack_rate'] / f['bare_rate']:.3f})")
+        print(f"  ack p50 {r['ack_p50_ms']:.1f} ms, p99 {r['ack_p99_ms']:.1f} ms; reply p50 {r['reply_p50_ms']:.1f} ms, "
+              f"p99 {r['reply_p99_ms']:.1f} ms; retried posts {r['retried_posts']}; decisions {r['decisions']}")
+        trips = ", ".join(f"{k} {v}" for k, v in sorted(r["round_trips_by_command"].items(), key=lambda kv: -kv[1]))
+        print(f"  store round trips per message {r['store_round_trips_per_message']:.2f} ({trips})")
+        print(f"  CPU per 1,000 messages: router {r['router_cpu_s_per_1000']:.2f} s, store process "
+              f"{r['store_cpu_s_per_1000']:.2f} s (machine load average {r['load_average']:.1f}); peak RSS router "
+              f"{r['router_peak_rss_mb']:.0f} MB, store process {r['store_peak_rss_mb']:.0f} MB")
+        print(f"  floor per message: inbound HTTP {f['inbound_http_s'] * 1e3:.3f} ms + NLU {f['nlu_s'] * 1e3:.3f} ms + "
+              f"batched store write {f['store_write_s'] * 1e3:.3f} ms + outbound HTTP {f['outbound_http_s'] * 1e3:.3f} ms"
+              f" = {f['sum_s'] * 1e3:.3f} ms -> {1 / f['sum_s']:.0f} msg/s; efficiency {efficiency:.2f}\n")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--channels", default="telegram,whatsapp,sms,webchat")
+    parser.add_argument("-n", "--messages", type=int, default=2000)
+    parser.add_argument("-c", "--concurrency", type=int, default=32)
+    parser.add_argument("--rate", type=float, help="messages per second (open loop) instead of a concurrency")
+    parser.add_argument("--customers", type=int, default=100, help="customers per channel")
+    parser.add_argument("--processes", type=int, default=1, help="router processes (load spread round robin)")
+    parser.add_argument("--tiers", default="lexical,both", help="NLU tiers to run: lexical, both")
+    parser.add_argument("--lexical", dest="tiers", action="store_const", const="lexical")
+    parser.add_argument("--semantic", dest="tiers", action="store_const", const="both")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    args.channels = [c.strip() for c in args.channels.split(",") if c.strip()]
+    unknown = set(args.channels) - {"telegram", "whatsapp", "sms", "webchat"}
+    if unknown or not args.channels:
+        raise SystemExit(f"bench: unknown channels {sorted(unknown)} (telegram, whatsapp, sms, webchat)")
+    results = []
+    for tier in [t.strip() for t in args.tiers.split(",") if t.strip()]:
+        if tier not in ("lexical", "both"):
+            raise SystemExit(f"bench: unknown tier {tier!r} (lexical, both)")
+        blob = await model_blob(tier == "both")
+        with tempfile.TemporaryDirectory(prefix="omnirouter-load-") as tmp:
+            results.append(await run_tier(args, tier == "both", blob, Path(tmp)))
+    if args.json:
+        json.dump(results, sys.stdout, indent=2)
+        print()
+    else:
+        report(results, args)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
