@@ -10,7 +10,9 @@ from typing import Any
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from conversations.filters import exactly
 from conversations.models import Contact, Thread, epoch_ms
+
 
 class ApiReads:
     """Listing threads and contacts for the API."""
@@ -22,7 +24,7 @@ class ApiReads:
     ) -> list[Thread]:
         """The account's threads by last activity, newest first; ``match`` filters on status,
         channel, assignee or contact_id."""
-        query: dict[str, Any] = {"account_id": account_id, **match}
+        query = exactly(account_id=account_id, **match)
         if before is not None:
             query["last_message_at"] = {"$lt": epoch_ms(before)}
         docs = await self._db.threads.find(query).sort("last_message_at", DESCENDING).limit(limit).to_list()
@@ -30,7 +32,7 @@ class ApiReads:
 
     async def list_contacts(self, account_id: str, *, limit: int, before: datetime | None = None) -> list[Contact]:
         """The account's contacts by last activity, newest first (merged ones left out)."""
-        query: dict[str, Any] = {"account_id": account_id, "merged_into": {"$exists": False}}
+        query = {**exactly(account_id=account_id), "merged_into": {"$exists": False}}
         if before is not None:
             query["updated_at"] = {"$lt": epoch_ms(before)}
         docs = await self._db.contacts.find(query).sort("updated_at", DESCENDING).limit(limit).to_list()

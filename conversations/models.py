@@ -430,6 +430,11 @@ class Thread(Document):
     def wa_window_ends_at(self) -> datetime | None:
         return None if self.wa_window_ends_ms is None else from_epoch_ms(self.wa_window_ends_ms)
 
+    def to_doc(self) -> dict[str, Any]:
+        doc = Document.to_doc(self)
+        doc["neg_priority"] = -self.priority  # the queue's order, see queue_store.QUEUE_ORDER
+        return doc
+
 
 @dataclass(slots=True)
 class Message(Document):

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import pymongo
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, InsertOne, ReturnDocument, UpdateOne, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -27,6 +28,7 @@ from conversations.errors import StoreError as StoreError
 from conversations.errors import StoreUnavailable as StoreUnavailable
 from conversations.errors import translating_outages as _translating_outages
 from conversations.channel_store import ChannelStoreMixin
+from conversations.filters import exactly
 from conversations.agent_store import AGENT_INDEXES, AgentStore
 from conversations.api_store import ApiReads
 from conversations.batching import Batcher, BulkWrites
@@ -67,10 +69,11 @@ INDEXES: dict[str, list[IndexModel]] = {
             unique=True,
             partialFilterExpression={"open_key": {"$exists": True}},
         ),
-        IndexModel([("account_id", ASCENDING), ("status", ASCENDING), ("queued_at", ASCENDING)]),
         IndexModel([("account_id", ASCENDING), ("contact_id", ASCENDING), ("opened_at", DESCENDING)]),
-        IndexModel([("assignee", ASCENDING), ("status", ASCENDING)]),  # an agent's conversations
+        # an agent's conversations, most recent first
+        IndexModel([("assignee", ASCENDING), ("status", ASCENDING), ("last_message_at", DESCENDING)]),
         IndexModel([("account_id", ASCENDING), ("last_message_at", DESCENDING)]),  # GET /api/threads
+        IndexModel([("account_id", ASCENDING), ("status", ASCENDING), ("last_message_at", DESCENDING)]),  # ?status=
     ],
     "messages": [
         IndexModel(
@@ -89,6 +92,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     "agents": [IndexModel([("account_id", ASCENDING), ("login", ASCENDING)], unique=True)],
     "audit": [IndexModel([("account_id", ASCENDING), ("at", DESCENDING)])],
 }
+
+
+# the deadline of ensure_indexes: building the indexes of a large existing store at start-up
+INDEX_BUILD_SECONDS = 900.0
 
 
 async def _nothing() -> None:
@@ -160,11 +167,17 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
 
     @_translating_outages
     async def ensure_indexes(self) -> None:
-        """Create every index the router relies on; safe to run at every start-up."""
-        for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES, TENANT_INDEXES,
-                        WEBHOOK_INDEXES, NLU_INDEXES, TRAINING_INDEXES):
-            for collection, models in indexes.items():
-                await self._db[collection].create_indexes(models)
+        """Create every index the router relies on; safe to run at every start-up.
+
+        A new index on a collection that is already large takes longer than the store's socket
+        timeout (30 s for the messages' indexes at 1,000,000 messages on the embedded server), so
+        this runs under a deadline of its own, ``INDEX_BUILD_SECONDS``."""
+        with pymongo.timeout(INDEX_BUILD_SECONDS):
+            for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES, TENANT_INDEXES,
+                            WEBHOOK_INDEXES, NLU_INDEXES, TRAINING_INDEXES):
+                for collection, models in indexes.items():
+                    await self._db[collection].create_indexes(models)
+            await self.backfill_queue_order()
 
     # --- accounts ------------------------------------------------------------------------
 
@@ -449,7 +462,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
     @_translating_outages
     async def thread_messages(self, thread_id: str, limit: int = 200) -> list[Message]:
         """The newest ``limit`` messages of a thread, oldest first."""
-        cursor = self._db.messages.find({"thread_id": thread_id}).sort("created_at", DESCENDING)
+        cursor = self._db.messages.find(exactly(thread_id=thread_id)).sort("created_at", DESCENDING)
         docs = await cursor.limit(limit).to_list()
         return [Message.from_doc(doc) for doc in reversed(docs)]
 

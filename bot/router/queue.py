@@ -29,6 +29,7 @@ from bot.router.hours import BusinessHours, Sla
 from bot.settings import QueueSettings
 from bot.webhooks.events import who
 from conversations.console_models import TimelineEntry, TimelineKind
+from conversations.filters import one_of
 from conversations.ids import new_id
 from conversations.models import (
     Agent,
@@ -191,7 +192,7 @@ class Queue:
         """The oldest of the most urgent queued threads the agent's teams may take."""
         match: dict[str, Any] = {}
         if not agent.is_admin:
-            match["team"] = {"$in": [None, "", *agent.teams]}
+            match = one_of("team", [None, "", *agent.teams])
         try:
             return await self._claim_for(agent, match)
         except QueueError as exc:
@@ -343,8 +344,8 @@ class Queue:
         if not reopen_days:
             return None
         since = now - timedelta(days=reopen_days)
-        old = await self._store.last_resolved(contact_id, identity.channel, since)
-        if old is None or old.account_id != account_id:
+        old = await self._store.last_resolved(account_id, contact_id, identity.channel, since)
+        if old is None:
             return None
         agent = None
         if old.last_assignee:

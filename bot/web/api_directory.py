@@ -40,7 +40,7 @@ async def list_contacts(request: web.Request, call: Call) -> web.Response:
 async def get_contact(request: web.Request, call: Call) -> web.Response:
     store, contact_id = request.app[STORE], request.match_info["contact_id"]
     contact = visible(call.principal, await store.get_contact(contact_id), "contact", contact_id)
-    threads = await store.contact_threads(contact.id)
+    threads = await store.contact_threads(contact.account_id, contact.id)
     return reply({"contact": contact.to_json(), "threads": [public_thread(t) for t in threads]})
 
 

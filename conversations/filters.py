@@ -1,0 +1,34 @@
+"""Query filters written so that both MongoDB and the embedded server answer them from an index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from conversations.models import stored
+
+
+def exactly(**fields: Any) -> dict[str, Any]:
+    """Equality on scalar fields, written ``{field: {"$eq": value}}``.
+
+    The embedded server compiles a bare ``{field: value}`` to "equals, or is an array that
+    contains", an OR that no index can serve unless some index's *name* ends in that field, so a
+    compound index led by ``account_id`` or ``contact_id`` went unused and every such query read the
+    whole collection. ``$eq`` compiles to a plain comparison that the compound indexes serve; on
+    MongoDB the two are the same query. Only for scalar fields: on an array field (``teams``) the
+    embedded server's ``$eq`` would no longer match an element.
+    """
+    return {name: {"$eq": stored(value)} for name, value in fields.items()}
+
+
+def one_of(field: str, values: Iterable[Any]) -> dict[str, Any]:
+    """A scalar ``field`` equal to any of ``values`` (``None``: null or missing), to merge into a
+    filter beside other fields.
+
+    Written ``{"$and": [{"$or": [{field: {"$eq": v}}, …]}]}`` for the embedded server, which
+    answers ``$in`` inside ``find_one_and_update`` by reading every match in Python, and joins a
+    bare top-level ``$or`` to the other conditions of a ``find_one_and_update`` without brackets
+    (``a AND b AND c OR d``: documents of any account would match ``d``). Inside ``$and`` it is
+    bracketed. On MongoDB it is the same query as ``{field: {"$in": values}}``.
+    """
+    return {"$and": [{"$or": [{field: {"$eq": stored(value)}} for value in values]}]}

@@ -1,0 +1,109 @@
+"""The queue's and the console's queries are answered from an index on the embedded store, and
+the query shapes that make them so keep their meaning (order, accounts, teams, old documents)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+from bot.router.queue import Queue
+from bot.web import views
+from conversations.embedded import EmbeddedMongo
+from conversations.models import Agent, Contact, Direction, Message, Presence, Role, Thread, ThreadStatus, utcnow
+from conversations.store import Store
+from tests.query_plans import PlanCapture, index_backed, labelled, sqlite_plans
+from tests.router.test_queue import make_agent
+
+
+def queued(n: int, account: str = "default", team: str | None = None, priority: int = 0) -> Thread:
+    now = utcnow()
+    return Thread(id=f"thr_{account}_{n}", account_id=account, contact_id=f"con_{n}", channel="webchat",
+                  status=ThreadStatus.QUEUED, opened_at=now, last_message_at=now, queued_at=now,
+                  team=team, priority=priority)
+
+
+async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path) -> None:
+    """Each inbox and history query the console and the API run, replayed on SQLite: read through an
+    index, never a scan of the collection or a sort of every match."""
+    server = EmbeddedMongo(tmp_path)
+    await server.start()
+    capture = PlanCapture()
+    store = Store.connect(server.uri, "plans", listeners=[capture])
+    try:
+        await store.ensure_indexes()
+        await store._db.threads.insert_many([queued(n).to_doc() for n in range(5)])
+        now = utcnow()
+        await store._db.contacts.insert_one(Contact(id="con_1", account_id="default", created_at=now,
+                                                    updated_at=now, name="One").to_doc())
+        await store._db.messages.insert_one(Message(
+            id="m", account_id="default", thread_id="thr_default_1", contact_id="con_1", direction=Direction.IN,
+            channel="webchat", text="hi", created_at=utcnow()).to_doc())
+        agent = Agent(id="agt_p", account_id="default", login="p", name="P", role=Role.AGENT,
+                      created_at=utcnow(), presence=Presence.ONLINE, teams=["sales"])
+        await store.create_agent(agent)
+        queue = Queue(store)
+        calls: dict[str, Callable[[], Awaitable[object]]] = {
+            "take_next": lambda: queue.take_next(agent),
+            "queue view": lambda: views.queue_rows(store, queue, "default"),
+            "my conversations": lambda: views.my_rows(store, queue, agent),
+            "history": lambda: views.history(store, "con_1"),
+            "GET /api/threads": lambda: store.list_threads("default", limit=100, before=utcnow() + timedelta(seconds=1)),
+            "GET /api/threads?status": lambda: store.list_threads("default", limit=100, status="queued"),
+            "GET /api/threads/{id}": lambda: store.thread_messages("thr_default_1", 200),
+            "GET /api/contacts": lambda: store.list_contacts("default", limit=100),
+            "GET /api/contacts/{id}": lambda: store.contact_threads("default", "con_1"),
+        }
+        for label, call in calls.items():
+            with labelled(label):
+                assert await call()
+    finally:
+        await store.close()
+        await server.stop()
+    plans = sqlite_plans(tmp_path, capture.captured)
+    assert set(plans) == {
+        "take_next: findAndModify agents", "take_next: findAndModify threads",
+        "queue view: find threads", "queue view: find contacts",
+        "my conversations: find threads", "my conversations: find contacts",
+        "history: find messages", "history: find timeline",
+        "GET /api/threads: find threads", "GET /api/threads?status: find threads",
+        "GET /api/threads/{id}: find messages", "GET /api/contacts: find contacts", "GET /api/contacts/{id}: find threads",
+    }
+    unbacked = {label: (plan, sql) for label, (sql, plan) in plans.items() if not index_backed(plan)}
+    assert not unbacked, f"not index-backed: {unbacked}"
+
+
+async def test_priority_set_later_and_threads_stored_before_neg_priority_keep_the_queue_order(store: Store) -> None:
+    old = queued(1).to_doc()
+    del old["neg_priority"]  # stored by an earlier version
+    old["priority"] = 1
+    await store._db.threads.insert_many([queued(0).to_doc(), old, queued(2).to_doc()])
+    await store.set_thread_fields("thr_default_2", priority=3)
+    await store.ensure_indexes()  # start-up fills in what older versions did not store
+    assert [t.id for t in await store.queued_threads("default")] == ["thr_default_2", "thr_default_1", "thr_default_0"]
+
+
+async def test_a_claim_with_teams_never_takes_another_accounts_thread(store: Store) -> None:
+    # a bare top-level $or beside the account would bind as "account AND status AND team=x OR team=y"
+    await store._db.threads.insert_many([queued(1, account="other", team="").to_doc(),
+                                         queued(2, account="other").to_doc()])
+    agent = await make_agent(store, "tess", teams=["sales"])
+    queue = Queue(store)
+    assert await queue.take_next(agent) is None
+    await store._db.threads.insert_one(queued(3, team="sales").to_doc())
+    taken = await queue.take_next(agent)
+    assert taken is not None and taken.id == "thr_default_3"
+    assert await store._db.threads.count_documents({"account_id": "other", "status": "queued"}) == 2
+
+
+async def test_claim_and_reservation_return_the_documents_as_stored(store: Store) -> None:
+    await store._db.threads.insert_one(queued(1).to_doc())
+    agent = await make_agent(store, "ray", capacity=3)
+    reserved = await store.reserve_agent("default", 1234, _id=agent.id)
+    claimed = await store.claim_queued("default", agent.id, utcnow())
+    assert reserved is not None and claimed is not None
+    assert reserved == await store.get_agent(agent.id)
+    assert (reserved.free, reserved.load, reserved.last_assigned_ms) == (2, 1, 1234)
+    assert claimed == await store.get_thread(claimed.id)
+    assert claimed.status == ThreadStatus.ASSIGNED and claimed.assignee == agent.id
+    assert claimed.first_assigned_at == claimed.assigned_at is not None

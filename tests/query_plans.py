@@ -1,0 +1,123 @@
+"""How the embedded store runs a query, for the tests that keep queries index-backed and for the
+store benchmarks (``bench/claims.py``, ``bench/scale.py``).
+
+A query's plan comes from two places:
+
+* the server's own ``explain`` command, which nx-27017 answers for a find's *filter* only (it
+  leaves out the sort and the limit, and answers nothing useful for ``findAndModify``);
+* SQLite's ``EXPLAIN QUERY PLAN`` of the whole statement the server runs (filter, ORDER BY,
+  LIMIT): once the server has stopped, each captured command is replayed with the server's own
+  library (neosqlite) on the same data file, and the statement it executes is explained.
+
+``SEARCH … USING INDEX`` reads through an index; ``SCAN <collection>`` reads every document, and
+``USE TEMP B-TREE FOR ORDER BY`` sorts every match before the first one comes back.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pymongo import monitoring
+
+_LABEL: contextvars.ContextVar[str | None] = contextvars.ContextVar("plan_label", default=None)
+_EXPLAINED = ("find", "findAndModify", "aggregate")
+
+
+@contextmanager
+def labelled(label: str) -> Iterator[None]:
+    """Queries sent inside the block are captured as ``"<label>: <command> <collection>"``."""
+    token = _LABEL.set(label)
+    try:
+        yield
+    finally:
+        _LABEL.reset(token)
+
+
+class PlanCapture(monitoring.CommandListener):
+    """Keeps the first query of each kind sent inside a ``labelled`` block."""
+
+    def __init__(self) -> None:
+        self.captured: dict[str, dict[str, Any]] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        label = _LABEL.get()
+        if label is not None and event.command_name in _EXPLAINED:
+            key = f"{label}: {event.command_name} {event.command.get(event.command_name, '')}"
+            self.captured.setdefault(key, {**event.command, "$db": event.database_name})
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def server_explain(db: Any, command: Mapping[str, Any]) -> list[str]:
+    """The embedded server's ``explain`` of the filter of a captured command."""
+    name = next((n for n in ("find", "findAndModify") if n in command), None)
+    if name is None:
+        return ["(the server explains finds only)"]
+    flt = command.get("filter", command.get("query", {}))
+    answer = await db.command({"explain": {"find": command[name], "filter": flt}})
+    plan = answer.get("queryPlanner", {}).get("winningPlan", [])
+    return [str(step.get("detail", step)) for step in plan] if isinstance(plan, list) else [str(plan)]
+
+
+def sqlite_plans(data_dir: Path, commands: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[str, list[str]]]:
+    """Replay each captured command on a *stopped* server's data files and explain the main
+    statement SQLite ran for it: ``{label: (sql, plan lines)}``."""
+    from neosqlite import Connection
+
+    plans: dict[str, tuple[str, list[str]]] = {}
+    connections: dict[str, Any] = {}
+    try:
+        for label, command in commands.items():
+            db_name = str(command["$db"])
+            if db_name not in connections:
+                connections[db_name] = Connection(str(data_dir / f"{db_name}.db"))
+            conn = connections[db_name]
+            statements: list[str] = []
+            conn.db.set_trace_callback(statements.append)
+            try:
+                _replay(conn, command)
+            finally:
+                conn.db.set_trace_callback(None)
+            main = next((s for s in statements if s.lstrip().upper().startswith("SELECT")
+                         and "pragma_" not in s and "sqlite_master" not in s), "")
+            rows = conn.db.execute("EXPLAIN QUERY PLAN " + main).fetchall() if main else []
+            plans[label] = (main, [str(row[3]) for row in rows])
+    finally:
+        for conn in connections.values():
+            conn.close()
+    return plans
+
+
+def _replay(conn: Any, command: Mapping[str, Any]) -> None:
+    if "find" in command:
+        cursor = conn[command["find"]].find(command.get("filter", {}))
+        if command.get("sort"):
+            cursor = cursor.sort(list(command["sort"].items()))
+        if command.get("skip"):
+            cursor = cursor.skip(command["skip"])
+        if command.get("limit"):
+            cursor = cursor.limit(command["limit"])
+        list(cursor)
+    elif "findAndModify" in command:
+        sort = command.get("sort")
+        conn[command["findAndModify"]].find_one_and_update(
+            command.get("query", {}), command["update"], sort=list(sort.items()) if sort else None,
+            return_document=bool(command.get("new")),
+        )
+    else:
+        list(conn[command["aggregate"]].aggregate(command.get("pipeline", [])))
+
+
+def index_backed(plan: list[str]) -> bool:
+    """No scan of a whole collection and no sort of every match."""
+    return bool(plan) and not any(
+        (line.startswith("SCAN ") and "VIRTUAL TABLE" not in line) or "TEMP B-TREE" in line for line in plan
+    )
