@@ -6,7 +6,7 @@ import hashlib
 
 from bson import ObjectId
 
-PREFIXES = frozenset({"acc", "con", "thr", "msg", "obx", "agt", "aud", "shf", "evt", "tl", "tok", "whs", "whd"})
+PREFIXES = frozenset({"acc", "con", "thr", "msg", "obx", "agt", "aud", "shf", "evt", "tl", "tok", "whs", "whd", "exm"})
 
 
 def new_id(prefix: str) -> str:

@@ -1,5 +1,5 @@
 """The NLU layer's persistence, mixed into ``Store``: trained model versions, the active version
-of each account, cached embeddings, examples added by admins, training jobs.
+of each account, cached embeddings, training jobs (examples: ``training_store.py``).
 
 Times are stored as epoch milliseconds, like everywhere in the store. A model blob is written
 as chunks first and its version document last, so no reader ever sees a
@@ -10,7 +10,7 @@ polls, which is how a new model reaches all of them without a restart.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -125,20 +125,6 @@ class NluStoreMixin:
             except BulkWriteError as exc:  # another process cached some of them first: fine
                 if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
                     raise
-
-    # --- examples added by admins --------------------------------------------------------
-
-    @translating_outages
-    async def add_nlu_examples(self, account_id: str, examples: Iterable[Mapping[str, Any]], now: datetime) -> int:
-        docs = [{"account_id": account_id, "created_at": epoch_ms(now), **example} for example in examples]
-        if docs:
-            await self._db.nlu_examples.insert_many(docs)
-        return len(docs)
-
-    @translating_outages
-    async def nlu_examples(self, account_id: str) -> list[dict[str, Any]]:
-        cursor = self._db.nlu_examples.find({"account_id": account_id}, {"_id": 0}).sort("created_at", ASCENDING)
-        return await cursor.to_list()
 
     # --- training jobs -------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ from conversations.audit_store import AuditStore
 from conversations.privacy_store import PRIVACY_INDEXES, PrivacyStore
 from conversations.report_store import REPORT_INDEXES, ReportStore
 from conversations.nlu_store import NLU_INDEXES, NluStoreMixin
+from conversations.training_store import TRAINING_INDEXES, TrainingStore
 
 INDEXES: dict[str, list[IndexModel]] = {
     "contacts": [IndexModel([("account_id", ASCENDING), ("updated_at", DESCENDING)])],
@@ -114,7 +115,8 @@ def _customer(inbound: Inbound) -> dict[str, Any]:
 
 
 class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, QueueStore,
-            ReportStore, PrivacyStore, AuditStore, TenantStore, WebhookStore, ApiReads, NluStoreMixin):
+            ReportStore, PrivacyStore, AuditStore, TenantStore, WebhookStore, ApiReads, NluStoreMixin,
+            TrainingStore):
     """All of omnirouter's persistence. Construct with :meth:`connect`."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
@@ -179,7 +181,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         this runs under a deadline of its own, ``INDEX_BUILD_SECONDS``."""
         with pymongo.timeout(INDEX_BUILD_SECONDS):
             for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES, TENANT_INDEXES,
-                            WEBHOOK_INDEXES, NLU_INDEXES):
+                            WEBHOOK_INDEXES, NLU_INDEXES, TRAINING_INDEXES):
                 for collection, models in indexes.items():
                     await self._db[collection].create_indexes(models)
             await self.backfill_queue_order()

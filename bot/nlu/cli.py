@@ -129,6 +129,7 @@ def _held_by_router(data_dir: Path) -> bool:
 
 async def _train(args: argparse.Namespace, settings: Settings) -> int:
     from bot.nlu.service import NluService
+    from bot.nlu.training_set import TrainingSet
 
     account = args.account or settings.account.id
     async with _store(settings) as store:
@@ -137,6 +138,9 @@ async def _train(args: argparse.Namespace, settings: Settings) -> int:
         service = NluService(store, settings.nlu)
         request = service.train_request(account, args.data, activate=not args.no_activate, by="cli")
         await store.ensure_account(account, settings.account.name, utcnow())
+        if args.data and await TrainingSet(store, account, []).in_store():
+            print(f"omnirouter: account {account}'s training data is edited in the console (it lives in the "
+                  "store now): --data is ignored; import files with POST /api/nlu/import", file=sys.stderr)
         try:
             version = await service.train(request, _progress)
         finally:
@@ -145,6 +149,9 @@ async def _train(args: argparse.Namespace, settings: Settings) -> int:
     state = "active" if not args.no_activate else "stored, not active"
     print(f"model {version} ({state}): {model.get('intents')} intents, {model.get('examples')} examples, "
           f"languages {', '.join(model.get('languages') or []) or '-'}, {model.get('train_seconds')} s")
+    metrics = model.get("metrics") or {}
+    if metrics:
+        print(f"{metrics['method']}: accuracy {metrics['accuracy']} %, macro F1 {metrics['macro_f1']} %")
     return 0
 
 
@@ -177,6 +184,7 @@ async def _train_remotely(args: argparse.Namespace, settings: Settings, account:
 
 async def _parse(args: argparse.Namespace, settings: Settings) -> int:
     from bot.nlu.service import NluService
+    from bot.nlu.training_set import TrainingSet
 
     account = args.account or settings.account.id
     async with _store(settings) as store:

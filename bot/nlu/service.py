@@ -191,9 +191,13 @@ class NluService:
 
     # --- training -------------------------------------------------------------------------
 
+    def data_paths(self) -> list[str]:
+        """The starter training files (``nlu.data``): an account trains on them until its data is edited."""
+        return [p.strip() for p in self.settings.data.split(",") if p.strip()]
+
     def train_request(self, account_id: str, paths: Sequence[str] | None = None, *,
                       activate: bool = True, by: str = "system") -> TrainRequest:
-        chosen = list(paths) if paths is not None else [p.strip() for p in self.settings.data.split(",") if p.strip()]
+        chosen = list(paths) if paths is not None else self.data_paths()
         options = TrainOptions(semantic=self.settings.semantic, ambiguity_margin=self.settings.ambiguity_margin)
         return TrainRequest(account_id, chosen, options, activate, by)
 
@@ -226,7 +230,7 @@ class NluService:
         publisher = asyncio.create_task(publish())
         try:
             version = await self.train(request, progress)
-            result: dict[str, Any] = {"state": "done", "version": version, "stage": "done"}
+            result: dict[str, Any] = {"state": "done", "version": version, "stage": "done", "done": 1, "total": 1}
         except (NluFormatError, TrainingError) as exc:
             result = {"state": "failed", "error": str(exc)}
         except Exception as exc:

@@ -1,7 +1,8 @@
 """Training a model for an account and storing it as a new version.
 
-The data is the training files (``nlu.data``) plus the examples admins added through the API;
-embeddings already computed by any router process come from the store's cache, and the new ones
+The data is the account's training set (``training_set.py``: the files of ``nlu.data`` and the
+examples added through the API, or the store's copy once admins edited it); every version carries
+cross-validated figures of that data (``crossval.py``). Embeddings already computed by any router process come from the store's cache, and the new ones
 go back to it. The CPU work runs in an executor thread, never on the event loop, and reports
 progress through a callback (the CLI prints it, the API keeps it on the training job).
 """
@@ -23,9 +24,10 @@ import numpy as np
 from bot.logs import log_event
 from bot.nlu.data import Example, TrainingData
 from bot.nlu.embedder import Embedder, EmbeddingCache, Progress, text_key
-from bot.nlu.formats import load_paths
 from bot.nlu.model import NluModel
-from bot.nlu.training import TrainOptions, train
+from bot.nlu.crossval import cross_validate
+from bot.nlu.training import TrainingError, TrainOptions, train
+from bot.nlu.training_set import TrainingSet
 from conversations.models import utcnow
 from conversations.store import Store
 
@@ -47,14 +49,9 @@ def new_version() -> str:
 
 
 async def training_data(store: Store, account_id: str, paths: Sequence[str]) -> TrainingData:
-    """The files' examples plus the account's examples from the store (``NluFormatError`` on a bad file)."""
-    loop = asyncio.get_running_loop()
-    data = await loop.run_in_executor(None, load_paths, list(paths)) if paths else TrainingData()
-    added = [
-        Example(str(doc["text"]), str(doc["intent"]), language=doc.get("language"), source="store")
-        for doc in await store.nlu_examples(account_id)
-    ]
-    return data.merge(TrainingData(examples=added))
+    """What the account trains on: the files' examples plus the ones added through the API, or,
+    once admins edited its data, the store's copy alone (``NluFormatError`` on a bad file)."""
+    return await TrainingSet(store, account_id, paths).data()
 
 
 async def train_version(
@@ -67,6 +64,7 @@ async def train_version(
     """Train, store as a new version, activate if asked; returns (version, model)."""
     loop = asyncio.get_running_loop()
     data = await training_data(store, request.account_id, request.paths)
+    metrics = await loop.run_in_executor(executor, functools.partial(_metrics, data, request.options, progress))
     cache = EmbeddingCache()
     if embedder is not None and request.options.semantic:
         await _warm_cache(store, cache, embedder, data.examples)
@@ -85,6 +83,7 @@ async def train_version(
         "languages": model.languages,
         "semantic": model.semantic,
         **{k: model.meta[k] for k in ("examples", "calibration", "train_seconds") if k in model.meta},
+        "metrics": metrics,
     }
     await store.save_nlu_model(request.account_id, version, blob, info, utcnow())
     if request.activate:
@@ -95,6 +94,13 @@ async def train_version(
               examples=model.meta.get("examples"), seconds=model.meta.get("train_seconds"),
               activated=request.activate)
     return version, model
+
+
+def _metrics(data: TrainingData, options: TrainOptions, progress: Progress | None) -> dict[str, object] | None:
+    try:
+        return cross_validate(data, options, progress)
+    except TrainingError:
+        return None
 
 
 async def _warm_cache(store: Store, cache: EmbeddingCache, embedder: Embedder, examples: Sequence[Example]) -> None:

@@ -41,6 +41,7 @@ from bot.nlu.remote import NluUnavailable
 from bot.nlu.responses import Responses
 from bot.nlu.service import NluService
 from bot.router.outbox import Outbox
+from bot.router.policy import CLARIFY, FALLBACK, LOW_CONFIDENCE, plan
 from bot.router.queue import Queue
 from conversations.models import (
     Decision,
@@ -64,9 +65,6 @@ NO_NLU = "no_nlu"
 DIRECT = "direct_channel"  # the channel is configured to go straight to humans
 NO_TEXT = "no_text"  # attachments only: nothing for the bot to read
 NLU_UNAVAILABLE = "nlu_unavailable"
-LOW_CONFIDENCE = "low_confidence"
-CLARIFY = "clarify"
-FALLBACK = "fallback"
 REPLY_LIMIT = "bot_reply_limit"
 
 
@@ -182,26 +180,13 @@ class Dispatcher:
     async def _act(
         self, message: Message, thread: Thread, parse: Parse, language: str, streak: int
     ) -> tuple[Decision, dict[str, str]]:
-        """The policy proper; returns the decision and the options offered (label -> intent)."""
-        responses = self._responses
-        if not parse.out_of_scope and parse.intent in responses.escalate:
-            notice = responses.answer(parse.intent, language, parse.entities, message.id)
-            return await self._to_queue(message, thread, f"intent:{parse.intent}", language, notice), {}
-        if (parse.out_of_scope or parse.ambiguous) and streak >= 2:
-            return await self._to_queue(message, thread, LOW_CONFIDENCE, language), {}
-        if parse.out_of_scope:
-            text = responses.line("fallback", language, "Sorry, I did not understand. Could you say it in other words?")
-            return await self._reply(message, thread, FALLBACK, text), {}
-        if parse.ambiguous:
-            options = {responses.title(name, language): name for name, _ in parse.ranking[:3]
-                       if name in responses.texts or name in responses.escalate}
-            if len(options) >= 2:
-                text = responses.line("clarify", language, "Which of these do you mean?")
-                return await self._reply(message, thread, CLARIFY, text, tuple(options)), options
-        answer = responses.answer(parse.intent, language, parse.entities, message.id)
-        if answer is None:
-            return await self._to_queue(message, thread, f"no_response:{parse.intent}", language), {}
-        return await self._reply(message, thread, parse.intent, answer), {}
+        """The policy (``policy.plan``) carried out; returns the decision and the options offered."""
+        chosen = plan(parse, self._responses, language, streak, message.id)
+        if chosen.queue:
+            return await self._to_queue(message, thread, chosen.reason, language, chosen.text), {}
+        assert chosen.text is not None
+        decision = await self._reply(message, thread, chosen.reason, chosen.text, tuple(chosen.options))
+        return decision, chosen.options
 
     async def _reply(
         self, message: Message, thread: Thread, reason: str, text: str, options: tuple[str, ...] = ()

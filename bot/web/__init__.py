@@ -13,8 +13,8 @@ from aiohttp import web
 from bot.tasks import stop_tasks
 from bot.keys import API_OPERATIONS, CONSOLE_HUB, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
 from bot.web import (
-    account_page, accounts_page, admin, admin_privacy, admin_reports, api, api_accounts, api_directory, api_threads,
-    api_webhooks, console, login, nlu_api, openapi, ops, replies,
+    account_page, accounts_page, admin, admin_intents, admin_privacy, admin_reports, admin_training, api, api_accounts,
+    api_directory, api_threads, api_webhooks, console, intents_api, login, nlu_api, openapi, ops, replies,
 )
 from bot.web.apikit import ApiRoutes
 from bot.web.auth import LoginLimiter, add_agent
@@ -27,7 +27,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 # the REST API, table by table: each one's routes are served, checked and documented in
 # /api/openapi.json
 API_TABLES: list[ApiRoutes] = [api.API, replies.API, api_threads.API, api_directory.API, api_accounts.API,
-                               api_webhooks.API, nlu_api.API]
+                               api_webhooks.API, nlu_api.API, intents_api.API]
 
 
 async def _index(request: web.Request) -> web.StreamResponse:
@@ -44,6 +44,7 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(console.routes())
     app.add_routes(admin.routes())
     app.add_routes(admin_reports.routes() + admin_privacy.routes())
+    app.add_routes(admin_intents.routes() + admin_training.routes())
     app.add_routes(account_page.routes())
     app.add_routes(accounts_page.routes())
     app.add_routes([web.get("/", _index)])

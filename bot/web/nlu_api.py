@@ -58,7 +58,8 @@ async def parse(request: web.Request, call: Call) -> web.Response:
     return reply({"text": text, **result.to_doc()})
 
 
-@API("POST", "/api/nlu/examples", "Add training examples (used by the next training)", tag="nlu",
+@API("POST", "/api/nlu/examples", "Add training examples (used by the next training); a text that is "
+     "an example already is skipped", tag="nlu",
      status=201, query=(ACCOUNT,), response={"type": "object", "properties": {"added": {"type": "integer"}}},
      body={"type": "object", "required": ["examples"], "additionalProperties": False, "properties": {
          "examples": {"type": "array", "minItems": 1, "maxItems": MAX_EXAMPLES, "items": {
@@ -69,9 +70,9 @@ async def parse(request: web.Request, call: Call) -> web.Response:
 async def add_examples(request: web.Request, call: Call) -> web.Response:
     assert call.account_id is not None
     clean = [{"text": item["text"].strip(), "intent": item["intent"].strip(), "language": item.get("language"),
-              **({"message_id": item["message_id"]} if item.get("message_id") else {})}
+              "source": "api", **({"message_id": item["message_id"]} if item.get("message_id") else {})}
              for item in call.body["examples"]]
-    count = await request.app[STORE].add_nlu_examples(call.account_id, clean, utcnow())
+    count = len(await request.app[STORE].insert_nlu_examples(call.account_id, clean, utcnow()))
     return reply({"added": count}, status=201)
 
 

@@ -22,10 +22,12 @@ from conversations.models import (
     utcnow,
 )
 from conversations.agent_store import AGENT_INDEXES
+from conversations.nlu_store import NLU_INDEXES
 from conversations.privacy_store import PRIVACY_INDEXES
 from conversations.queue_store import QUEUE_INDEXES
 from conversations.report_store import REPORT_INDEXES
 from conversations.store import INDEXES, Store
+from conversations.training_store import TRAINING_INDEXES
 
 LEASE = timedelta(seconds=30)
 
@@ -51,7 +53,8 @@ async def test_indexes_are_created_idempotently(store: Store) -> None:
     await store.ensure_indexes()  # the fixture ran it once already
     db = store._db
     every: dict[str, list[Any]] = {}
-    for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES):
+    for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES, NLU_INDEXES,
+                    TRAINING_INDEXES):
         for name, models in indexes.items():
             every.setdefault(name, []).extend(models)
     for collection, models in every.items():

@@ -30,6 +30,7 @@ from bot.web.auth import add_agent
 from bot.webhooks.subscriptions import subscribe
 from conversations.models import Attachment, Identity, Inbound, Role
 from conversations.tenant_models import EVENT_TYPES
+from conversations.training_store import example_id
 from tests.conftest import make_settings
 
 INSTALL = "install-wide-token"
@@ -56,6 +57,13 @@ API_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/nlu/parse"): {"text": "hello"},
     ("POST", "/api/nlu/examples"): {"examples": [{"text": "good morning", "intent": "greet"}]},
     ("POST", "/api/nlu/train"): {"activate": False},
+    ("POST", "/api/intents"): {"name": "new_intent"},
+    ("PUT", "/api/intents/{intent}"): {"examples": [{"text": "hello"}, {"text": "hi there"}]},
+    ("POST", "/api/intents/{intent}/examples"): {"text": "good day to you"},
+    ("PATCH", "/api/intents/{intent}/examples/{example}"): {"language": "en"},
+    ("POST", "/api/nlu/import"): {"yaml": "nlu:\n- intent: greet\n  examples: |\n    - howdy\n"},
+    ("POST", "/api/nlu/review/{message_id}"): {"intent": None},
+    ("POST", "/api/nlu/try"): {"text": "hello"},
 }
 CONSOLE_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/console/shift"): {"action": "start"},
@@ -72,8 +80,18 @@ CONSOLE_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/admin/account/webhooks/{subscription_id}"): {"action": "toggle"},
     ("POST", "/admin/accounts"): {"id": "newco2", "name": "New", "admin": "boss"},
     ("POST", "/admin/accounts/{account_id}"): {"action": "enable"},
+    ("POST", "/admin/intents"): {"name": "console_intent"},
+    ("POST", "/admin/intents/examples/{example}"): {"action": "save", "text": "hello", "language": "en"},
+    ("POST", "/admin/intents/{intent}/examples"): {"text": "hello from the console"},
+    ("POST", "/admin/intents/learn/{message_id}"): {"intent": "greet"},
+    ("POST", "/admin/intents/try"): {"text": "hello"},
 }
-QUERIES = {("GET", "/console"): "?thread={thread_id}"}
+QUERIES = {("GET", "/console"): "?thread={thread_id}",
+           # account-wide operations on acme's records: the install-wide token names the account
+           **{(method, path): "?account={account_id}" for method, path in [
+               ("GET", "/api/intents/{intent}"), ("PUT", "/api/intents/{intent}"), ("DELETE", "/api/intents/{intent}"),
+               ("POST", "/api/intents/{intent}/examples"), ("PATCH", "/api/intents/{intent}/examples/{example}"),
+               ("DELETE", "/api/intents/{intent}/examples/{example}"), ("POST", "/api/nlu/review/{message_id}")]}}
 
 
 @dataclass
@@ -133,7 +151,7 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
         "channel": "telegram", "action": "note", "contact_id": recorded.message.contact_id, "token_id": spare_id,
         "subscription_id": subscription.id,
         "delivery_id": (await store.list_deliveries(subscription.id))[0].id,
-        **await _nlu_samples(app),
+        **await _nlu_samples(app), "intent": "greet", "example": example_id("acme", "hello"),
     }
     logins = {"agent": ("acme", "acme-agent"), "admin": ("acme", "acme-admin"),
               "other_admin": ("rival", "rival-admin"), "superadmin": ("default", superadmin)}
@@ -180,7 +198,9 @@ def guarded_routes(app: web.Application) -> Iterator[tuple[str, str, Access]]:
         assert access is not None, f"{route.method} {path} has no access mark and is not listed as public"
         found.append((route.method, path, access))
     order = {"GET": 0, "POST": 1, "PUT": 1, "PATCH": 1, "DELETE": 2}
-    yield from sorted(found, key=lambda r: (r[1] == "/logout", order.get(r[0], 1), r[1]))
+    # deletions of sub-records (an intent's example) before deletions of their parents (the intent)
+    yield from sorted(found, key=lambda r: (r[1] == "/logout", order.get(r[0], 1),
+                                            -r[1].count("/") if r[0] == "DELETE" else 0, r[1]))
 
 
 def _fill(template: str, samples: dict[str, str]) -> str:

@@ -6,6 +6,7 @@ the console's socket."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -39,6 +40,15 @@ async def post(world: World, who: str, method: str, template: str, token: str | 
     async with world.sessions[who].request(method, url, data=form, headers=headers or {},
                                            allow_redirects=False) as response:
         return response.status, await response.text()
+
+
+async def background_work_done(world: World) -> None:
+    """Wait for what a request that went through started in the background (a training job
+    writes its progress, then the model and an audit entry), so the next snapshots hold still."""
+    jobs = world.client.server.app[STORE]._db.nlu_jobs
+    async with asyncio.timeout(120):
+        while await jobs.count_documents({"state": "running"}):
+            await asyncio.sleep(0.1)
 
 
 async def test_every_state_changing_console_route_refuses_forged_requests(
@@ -75,6 +85,7 @@ async def test_every_state_changing_console_route_refuses_forged_requests(
                                       {"Sec-Fetch-Site": "same-origin", "Origin": world.base})
             if status in (401, 403) or status >= 500:
                 problems.append(f"{method} {template} from the page itself: {status} {body[:100]}")
+            await background_work_done(world)
         assert not problems, "\n".join(problems)
     finally:
         for session in world.sessions.values():
