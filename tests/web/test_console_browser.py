@@ -22,6 +22,14 @@ async def agent_page(browser: Browser, base: str, login: str, password: str) -> 
     return await log_in_page(page, base, login, password)
 
 
+def csp_violations(page: Page) -> list[str]:
+    """The console messages in which the browser reports a Content-Security-Policy violation;
+    the list fills as the page runs."""
+    found: list[str] = []
+    page.on("console", lambda message: found.append(message.text) if "Content Security Policy" in message.text else None)
+    return found
+
+
 async def log_in_page(page: Page, base: str, login: str, password: str) -> Page:
     """Log in through the login form; returns the console page."""
     await page.goto(f"{base}/login")

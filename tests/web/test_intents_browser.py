@@ -13,7 +13,7 @@ from playwright.async_api import Browser, expect
 from bot.keys import STORE
 from bot.web.auth import add_agent
 from conversations.models import Role
-from tests.web.test_console_browser import agent_page
+from tests.web.test_console_browser import agent_page, csp_violations
 from tests.web.test_intents import customer_says
 
 pytestmark = pytest.mark.browser
@@ -28,8 +28,7 @@ async def test_an_admin_adds_an_example_trains_activates_and_tries_it(
     learned = await customer_says(client, "is shipping to Tallinn possible")  # no model yet: queued
     _, password = await add_agent(store, "default", "ilze", name="Ilze", role=Role.ADMIN)
     page = await agent_page(browser, base, "ilze", password)
-    violations: list[str] = []
-    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    violations = csp_violations(page)
 
     await page.goto(f"{base}/admin")
     await page.click(".admin-nav a[href='/admin/intents']")

@@ -14,7 +14,7 @@ from bot.keys import STORE
 from bot.web.auth import add_agent
 from conversations.models import Role
 from tests.report_data import seed
-from tests.web.test_console_browser import agent_page
+from tests.web.test_console_browser import agent_page, csp_violations
 
 pytestmark = pytest.mark.browser
 
@@ -25,8 +25,7 @@ async def test_an_admin_reads_the_charts_and_downloads_the_csv(client: TestClien
     await seed(store)
     _, password = await add_agent(store, "default", "rita", name="Rita", role=Role.ADMIN)
     page = await agent_page(browser, base, "rita", password)
-    violations: list[str] = []
-    page.on("console", lambda message: violations.append(message.text) if "Content Security Policy" in message.text else None)
+    violations = csp_violations(page)
     await page.goto(f"{base}/admin")
     await page.click(".admin-nav a[href='/admin/reports']")
     await page.fill("input[name=from]", "2025-03-01")
