@@ -26,6 +26,7 @@ import_aiogram_lazily()  # before aiogram's first import: its models are built o
 
 from aiogram import Bot  # noqa: E402
 from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.session.base import Response
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     ClientDecodeError,
@@ -80,9 +81,24 @@ class TelegramBot:
     webhook_secret: str
 
 
+# pydantic caches ``Response[Message]`` and its kin weakly; with aiogram's models built on first use
+# nothing else holds them, so each answer built its response model anew (~3 ms). Held here.
+_RESPONSE_MODELS: dict[Any, Any] = {}
+
+
+class _Session(AiohttpSession):
+    """aiogram's aiohttp session, with the response model of every method it called kept."""
+
+    def check_response(self, bot: Bot, method: Any, status_code: int, content: str) -> Any:
+        returning = method.__returning__
+        if returning not in _RESPONSE_MODELS:
+            _RESPONSE_MODELS[returning] = Response[returning]
+        return super().check_response(bot, method, status_code, content)
+
+
 def make_bot(token: str, api_base: str, timeout: float = 60.0) -> Bot:
     """An aiogram ``Bot`` talking to ``api_base`` (Telegram's, a local Bot API server, a fake)."""
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api_base.rstrip("/")), timeout=timeout)
+    session = _Session(api=TelegramAPIServer.from_base(api_base.rstrip("/")), timeout=timeout)
     return Bot(token=token, session=session)
 
 
