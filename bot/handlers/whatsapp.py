@@ -39,6 +39,7 @@ from bot.handlers.base import (
     VerificationError,
 )
 from bot.handlers.fetch_guard import check_fetchable
+from bot.handlers.httpx_aiohttp import AiohttpTransport
 from bot.handlers.media import AttachmentUnavailable, read_capped
 from bot.handlers.payload import Payload
 from bot.handlers.signatures import same_secret
@@ -74,7 +75,7 @@ class WhatsappNumber:
 
 def make_client(config: Mapping[str, Any], api_base: str, api_version: str) -> tuple[WhatsApp, httpx.AsyncClient]:
     """A pywa async client whose Graph API calls go to ``api_base`` (Meta's, or a fake)."""
-    session = httpx.AsyncClient(timeout=httpx.Timeout(30.0))
+    session = httpx.AsyncClient(timeout=httpx.Timeout(30.0), transport=AiohttpTransport())
     client = WhatsApp(phone_id=str(config["phone_number_id"]), token=str(config["access_token"]),
                       session=session, api_version=api_version)
     session.base_url = f"{api_base.rstrip('/')}/v{float(api_version)}"  # pywa set Meta's; ours wins
