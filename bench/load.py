@@ -58,7 +58,7 @@ SETTINGS = {  # production timers (the harness's fast ones are for fault tests)
     "OMNIROUTER_OUTBOX_LEASE_SECONDS": "30", "OMNIROUTER_OUTBOX_POLL_INTERVAL": "0.5",
     "OMNIROUTER_STORE_TIMEOUT_MS": "3000", "OMNIROUTER_NLU_AUTO_TRAIN": "false",
     "OMNIROUTER_NLU_RESPONSES": str(ROOT / "config" / "responses.yml"),
-    "OMNIROUTER_NLU_DATA": str(ROOT / "config" / "nlu"), "OMNIROUTER_DISPATCH_MAX_BOT_REPLIES": "1000",
+    "OMNIROUTER_NLU_DATA": str(ROOT / "config" / "nlu"),
 }
 
 
@@ -191,6 +191,10 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
     await store.start()
     await providers.start()
     settings = {**SETTINGS, "OMNIROUTER_NLU_SEMANTIC": str(semantic).lower()}
+    # the default reply limit (20 in 10 minutes) unless a customer writes more than that here
+    per_customer = -(-args.messages // (len(args.channels) * args.customers)) + 1
+    if per_customer >= 20:
+        settings["OMNIROUTER_DISPATCH_MAX_BOT_REPLIES"] = str(2 * per_customer)
     routers = [Router(store.uri, DATABASE, providers, tmp / f"router{i}", **settings) for i in range(args.processes)]
     try:
         await install(store.uri, blob, "bench-both" if semantic else "bench-lexical")
