@@ -66,7 +66,8 @@ async def _console_ctx(app: web.Application) -> AsyncIterator[None]:
     mode = settings.console.live_feed
     if mode == "auto":
         mode = "poll" if await store.is_embedded_server() else "change_stream"
-    feed = asyncio.create_task(LiveFeed(store, mode, settings.console.poll_interval).run(hub.deliver), name="live-feed")
+    feed = asyncio.create_task(LiveFeed(store, mode, settings.console.poll_interval).run(hub.deliver, lambda: bool(hub.sockets)),
+                               name="live-feed")
     try:
         yield
     finally:

@@ -28,6 +28,7 @@ log = logging.getLogger("omnirouter.web.live")
 Event = dict[str, Any]
 _OVERLAP_MS = 5_000
 _KEEP_EVENTS_MS = 3_600_000
+_PAGE = 500
 
 
 class LiveFeed:
@@ -39,7 +40,10 @@ class LiveFeed:
         self._interval = poll_interval
         self._seen: dict[str, int] = {}
 
-    async def run(self, deliver: Callable[[Event], Awaitable[None]]) -> None:
+    async def run(self, deliver: Callable[[Event], Awaitable[None]],
+                  listening: Callable[[], bool] = lambda: True) -> None:
+        """Hand every event to ``deliver``; polling reads only while ``listening()`` (a console is
+        connected to this process: one that connects later renders its whole page first)."""
         if self.mode == "change_stream":
             try:
                 async for event in self._store.watch_events():
@@ -47,28 +51,45 @@ class LiveFeed:
             except (PyMongoError, StoreUnavailable) as exc:
                 log_event(log, "live.change_stream_failed", logging.WARNING, error=type(exc).__name__)
                 self.mode = "poll"
-        await self._poll(deliver)
+        await self._poll(deliver, listening)
 
-    async def _poll(self, deliver: Callable[[Event], Awaitable[None]]) -> None:
+    async def _poll(self, deliver: Callable[[Event], Awaitable[None]], listening: Callable[[], bool]) -> None:
         cursor = int(time.time() * 1000)
         last_prune = 0.0
         while True:
             try:
-                for event in await self._store.events_since(cursor - _OVERLAP_MS):
-                    at_ms = int(event.get("at_ms", 0))
-                    cursor = max(cursor, at_ms)
-                    if str(event["_id"]) in self._seen:
-                        continue
-                    self._seen[str(event["_id"])] = at_ms
-                    await deliver(event)
-                horizon = cursor - 2 * _OVERLAP_MS
-                self._seen = {key: at for key, at in self._seen.items() if at >= horizon}
+                if listening():
+                    cursor = await self._read(cursor, deliver)
+                else:  # nobody to tell: no reads of the log under load with no console open
+                    cursor = int(time.time() * 1000)
+                    self._seen.clear()
                 if time.monotonic() - last_prune > 60:
                     await self._store.prune_events(cursor - _KEEP_EVENTS_MS)
                     last_prune = time.monotonic()
             except StoreUnavailable:
                 log_event(log, "live.store_unavailable", logging.WARNING)
             await asyncio.sleep(self._interval)
+
+    async def _read(self, cursor: int, deliver: Callable[[Event], Awaitable[None]]) -> int:
+        """Deliver the events from ``cursor`` minus the overlap on, page by page (a busy log has
+        more than a page in its overlap alone); returns the new cursor."""
+        start = cursor - _OVERLAP_MS
+        while True:
+            events = await self._store.events_since(start, _PAGE)
+            for event in events:
+                at_ms = int(event.get("at_ms", 0))
+                cursor = max(cursor, at_ms)
+                if str(event["_id"]) in self._seen:
+                    continue
+                self._seen[str(event["_id"])] = at_ms
+                await deliver(event)
+            if len(events) < _PAGE:
+                break
+            last = int(events[-1].get("at_ms", 0))
+            start = last if last > start else start + 1  # a whole page in one millisecond: move on
+        horizon = cursor - 2 * _OVERLAP_MS
+        self._seen = {key: at for key, at in self._seen.items() if at >= horizon}
+        return cursor
 
 
 @dataclass(eq=False)

@@ -1,0 +1,70 @@
+"""The live feed that follows the event log for the consoles connected to a process: every event
+once, however busy the log; no reading at all while no console is connected."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from bot.web.live import LiveFeed
+from conversations.models import utcnow
+from conversations.store import Store
+
+
+async def delivered_within(seen: list[Any], count: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while len(seen) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
+async def test_a_busy_log_is_read_page_by_page_and_each_event_delivered_once(store: Store) -> None:
+    got: list[str] = []
+
+    async def deliver(event: dict[str, Any]) -> None:
+        got.append(str(event["_id"]))
+
+    feed = asyncio.create_task(LiveFeed(store, "poll", 0.05).run(deliver))
+    try:
+        await asyncio.sleep(0.1)
+        now = int(time.time() * 1000)
+        # 1,200 events within 60 ms: more than a page (500) in the overlap the feed re-reads
+        ids = [f"evt_{n:05d}" for n in range(1200)]
+        await store._db.events.insert_many([{"_id": i, "account_id": "default", "kind": "message",
+                                             "at_ms": now + n // 20} for n, i in enumerate(ids)])
+        await delivered_within(got, len(ids))
+        await asyncio.sleep(0.3)  # later polls re-read the overlap: nothing is delivered twice
+        assert sorted(got) == ids
+        await store._db.events.insert_one({"_id": "evt_late", "account_id": "default", "kind": "message",
+                                           "at_ms": now + 100})
+        await delivered_within(got, len(ids) + 1)
+        assert got[-1] == "evt_late" and len(got) == len(ids) + 1
+    finally:
+        feed.cancel()
+
+
+async def test_nothing_is_read_while_no_console_is_connected(store: Store) -> None:
+    got: list[str] = []
+    listening = False
+    reads = 0
+    events_since = store.events_since
+
+    async def counting(at_ms: int, limit: int = 500) -> list[dict[str, Any]]:
+        nonlocal reads
+        reads += 1
+        return await events_since(at_ms, limit)
+
+    async def deliver(event: dict[str, Any]) -> None:
+        got.append(str(event["_id"]))
+
+    store.events_since = counting  # type: ignore[method-assign]
+    feed = asyncio.create_task(LiveFeed(store, "poll", 0.02).run(deliver, lambda: listening))
+    try:
+        await store.emit_event("default", "message", utcnow())
+        await asyncio.sleep(0.2)
+        assert reads == 0 and got == []
+        listening = True
+        await asyncio.sleep(0.2)
+        assert reads > 0
+    finally:
+        feed.cancel()
