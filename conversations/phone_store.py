@@ -5,17 +5,20 @@ A mixin of :class:`conversations.store.Store`; it uses the store's database hand
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from conversations.batching import Batcher
 from conversations.errors import translating_outages
 from conversations.models import Message
 
 
 class PhoneStoreMixin:
     _db: AsyncDatabase[dict[str, Any]]
+    _consent_reads: Batcher[str, str | None]
 
     @translating_outages
     async def set_consent(
@@ -49,8 +52,13 @@ class PhoneStoreMixin:
     @translating_outages
     async def opted_out(self, account_id: str, channel: str, address: str) -> bool:
         """Whether ``address`` said STOP on ``channel`` and has not said START since."""
-        doc = await self._db.consent.find_one({"_id": f"{account_id}|{channel}|{address}"}, {"state": 1})
-        return doc is not None and doc.get("state") == "stop"
+        # asked before every SMS send: batched with the concurrent sends' questions
+        return await self._consent_reads.submit(f"{account_id}|{channel}|{address}") == "stop"
+
+    async def _find_consent_states(self, keys: Sequence[str]) -> list[str | None]:
+        docs = await self._db.consent.find({"_id": {"$in": list(set(keys))}}, {"state": 1}).to_list()
+        states = {doc["_id"]: str(doc.get("state")) for doc in docs}
+        return [states.get(key) for key in keys]
 
     @translating_outages
     async def sent_sms_parts(self, message_id: str, count: int) -> dict[int, str]:

@@ -64,3 +64,16 @@ async def test_concurrent_records_share_store_commands(store: Store) -> None:
     assert [dup for _, _, dup in results].count(True) == 1  # m3 twice in one batch: stored once
     assert await store._db.messages.count_documents({}) == 21
     assert store._writes["messages"].batches - before <= len(items) // 2  # 21 inserts share a few commands
+
+
+async def test_concurrent_consent_checks_share_one_read(store: Store) -> None:
+    """Every SMS send asks whether its recipient said STOP: concurrent sends ask together."""
+    numbers = [f"+1415555{n:04d}" for n in range(30)]
+    for n, number in enumerate(numbers[:10]):
+        assert await store.set_consent("default", "sms", number, "stop" if n % 2 == 0 else "start", 1_000 + n, f"m{n}")
+    before = store._consent_reads.batches
+    answers = await asyncio.gather(*(store.opted_out("default", "sms", number) for number in numbers))
+    assert answers == [n < 10 and n % 2 == 0 for n in range(30)]
+    assert store._consent_reads.batches - before <= 2
+    assert not await store.opted_out("other", "sms", numbers[0])  # per account
+    assert not await store.opted_out("default", "whatsapp", numbers[0])  # per channel
