@@ -26,7 +26,6 @@ import_aiogram_lazily()  # before aiogram's first import: its models are built o
 
 from aiogram import Bot  # noqa: E402
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.session.base import Response
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.exceptions import (
     ClientDecodeError,
@@ -35,6 +34,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
+from aiogram.methods import Response
 from aiogram.types import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -92,7 +92,7 @@ class _Session(AiohttpSession):
     def check_response(self, bot: Bot, method: Any, status_code: int, content: str) -> Any:
         returning = method.__returning__
         if returning not in _RESPONSE_MODELS:
-            _RESPONSE_MODELS[returning] = Response[returning]
+            _RESPONSE_MODELS[returning] = Response[returning]  # type: ignore[valid-type]
         return super().check_response(bot, method, status_code, content)
 
 
