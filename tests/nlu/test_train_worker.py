@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from bot.nlu.train_worker import train_in_child
+from bot.nlu.train_worker import follow, train_in_child
 from bot.nlu.trainer import TrainRequest
 from bot.nlu.training import TrainOptions
 from conversations.embedded import EmbeddedMongo
@@ -71,6 +71,23 @@ async def test_a_failing_child_fails_the_job_with_its_error(
     job = await train_via_api(client)
     assert job["state"] == "failed"
     assert job["error"] == "need examples of at least two intents, got 1"
+
+
+HANGING_CHILD = """
+import json, time
+print(json.dumps({"stage": "done", "done": 1, "total": 1}), flush=True)
+print(json.dumps({"outcome": "done", "version": "v-hung"}), flush=True)
+time.sleep(600)  # a shutdown that never ends
+"""
+
+
+async def test_a_child_that_reported_its_outcome_but_does_not_exit_is_killed() -> None:
+    child = await asyncio.create_subprocess_exec(sys.executable, "-c", HANGING_CHILD, stdout=asyncio.subprocess.PIPE)
+    seen: list[tuple[str, int, int]] = []
+    async with asyncio.timeout(20):
+        outcome, code = await follow(child, lambda *p: seen.append(p), grace=0.5)
+    assert outcome == {"outcome": "done", "version": "v-hung"} and seen == [("done", 1, 1)]
+    assert code == -signal.SIGKILL and child.returncode == -signal.SIGKILL
 
 
 async def test_cancelling_the_training_kills_the_child(store: Store) -> None:
