@@ -140,6 +140,16 @@ async def _train(payload: dict[str, Any], reporter: _Reporter) -> None:
         reporter.send(outcome="done", version=version)  # stored: the parent need not wait for the rest
     finally:
         await store.close()
+    _name_leftover_tasks()
+
+
+def _name_leftover_tasks() -> None:
+    """Log any task still pending once training is over: ``asyncio.run`` cancels and awaits it, and
+    one that ignores cancellation would keep this process from exiting (the parent kills it then)."""
+    current = asyncio.current_task()
+    for task in asyncio.all_tasks():
+        if task is not current and not task.done():
+            log_event(log, "nlu.training_task_left", logging.WARNING, task=repr(task)[:500])
 
 
 def _run(payload: dict[str, Any], reporter: _Reporter) -> int:
