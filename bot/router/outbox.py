@@ -27,7 +27,7 @@ from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.router.leasing import lease_and_work
 from bot.settings import OutboxSettings
-from conversations.models import Identity, Message, OutboxItem, Thread, utcnow
+from conversations.models import Identity, Message, OutboxItem, Thread, epoch_ms, utcnow
 from conversations.store import Store
 
 if TYPE_CHECKING:
@@ -133,9 +133,33 @@ class Outbox:
         task.add_done_callback(self._sending.discard)
 
     async def _send_direct(self, item: OutboxItem) -> None:
-        """Send an item this process created leased to itself (within the sending slots)."""
+        """Send an item this process created leased to itself (within the sending slots).
+
+        Under load the wait for a slot can use up the item's lease, and another process's worker
+        may have taken the item over meanwhile: it is then that worker's to send, not ours."""
         await self._slots.acquire()
-        await self._send_and_release(item)
+        kept: OutboxItem | None = None
+        try:
+            kept = await self._lease_kept(item)
+        except Exception:  # the store failed: the lease runs out and a worker sends the item
+            log.warning("outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}})
+        finally:
+            if kept is None:
+                self._slots.release()
+        if kept is not None:
+            await self._send_and_release(kept)
+
+    async def _lease_kept(self, item: OutboxItem) -> OutboxItem | None:
+        """``item`` with at least half a lease left for its send: as it is while that much of the
+        lease is left (no store round trip), else renewed; ``None`` if the lease passed on."""
+        lease = timedelta(seconds=self._settings.lease_seconds)
+        now = utcnow()
+        if item.due_ms - epoch_ms(now) > lease.total_seconds() * 1000 / 2:
+            return item
+        renewed = await self._store.renew_outbox_lease(item, self.owner, now, lease)
+        if renewed is None:
+            log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
+        return renewed
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for sends in flight (at shutdown)."""

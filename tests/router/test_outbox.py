@@ -178,3 +178,49 @@ async def test_a_reply_enqueued_while_the_worker_runs_is_sent_at_once_and_recove
     assert await rescuer.send_due() == 1
     assert channel.sent == [sent.id, orphan.id]
     assert (await store.get_outbox(item.id)).attempts == 2  # type: ignore[union-attr]
+
+
+class SteadyChannel(RecordingChannel):
+    """A provider that takes exactly ``seconds`` to answer every send."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    async def send(self, outbound: Outbound) -> str:
+        await asyncio.sleep(self.seconds)
+        return await super().send(outbound)
+
+
+async def test_a_reply_that_waits_for_a_sending_slot_past_its_lease_is_still_sent_once(
+    store: Store, embedded: Any, db_name: str
+) -> None:
+    """Under load, replies this process stored leased to itself queue for its sending slots; once
+    the wait outlasts their lease, another process's worker takes them over, and this process
+    must not send them as well when their turn for a slot comes."""
+    _, thread, _ = await record(store, inbound())
+    provider = SteadyChannel(0.25)  # one provider, two router processes sending to it
+    busy = Outbox(store, {"webchat": provider}, Metrics(),
+                  outbox_settings(poll_interval=60, lease_seconds=1, concurrency=1))
+    other_store = Store.connect(embedded.uri, db_name)
+    other = Outbox(other_store, {"webchat": provider}, Metrics(), outbox_settings(poll_interval=0.05))
+    workers = [asyncio.create_task(busy.run()), asyncio.create_task(other.run())]
+    try:
+        await asyncio.sleep(0.05)
+        # eight replies at once; one slot at 0.25 s a send: the last ones wait 1 s and more
+        replies = await asyncio.gather(*(
+            busy.enqueue_reply(dedup_key=f"burst-{n}", thread=thread, to=Identity("webchat", "alice"),
+                               text=f"reply {n}", sender={"kind": "bot"})
+            for n in range(8)
+        ))
+        await wait_for(lambda: _count(store, state="sent", expected=8), timeout=10)
+        await busy.drain()
+        await asyncio.sleep(0.3)  # a duplicate send still in flight would land now
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        await other_store.close()
+    counts = Counter(provider.sent)
+    assert set(counts) == {reply.id for reply in replies}
+    assert [k for k, v in counts.items() if v > 1] == []
