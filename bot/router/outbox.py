@@ -18,7 +18,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -200,7 +200,7 @@ class Outbox:
             if adapter is None:
                 raise PermanentSendError(f"channel {item.channel!r} is not configured")
             try:
-                provider_id = await adapter.send(item.to_outbound())
+                provider_id = await self._keeping_lease(item, adapter.send(item.to_outbound()))
             finally:
                 if answered is not None:
                     answered()
@@ -222,6 +222,26 @@ class Outbox:
                 await self._store.emit_event(item.account_id, "delivery", utcnow(), thread_id=item.thread_id)
         else:
             log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
+
+    async def _keeping_lease(self, item: OutboxItem, send: Awaitable[str]) -> str:
+        """Await ``send``, renewing the item's lease every third of it meanwhile: a send slower
+        than the lease (a large upload) must not be leased and sent again by another worker."""
+        renewer = asyncio.create_task(self._renew_lease(item))
+        try:
+            return await send
+        finally:
+            renewer.cancel()
+
+    async def _renew_lease(self, item: OutboxItem) -> None:
+        lease = timedelta(seconds=self._settings.lease_seconds)
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                if await self._store.renew_outbox_lease(item, self.owner, utcnow(), lease) is None:
+                    log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
+                    return
+            except Exception:  # the store failed: try again at the next renewal
+                log.warning("outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}})
 
     async def _retry(self, item: OutboxItem, error: str, retry_after: float | None) -> None:
         if item.attempts >= self._settings.max_attempts:

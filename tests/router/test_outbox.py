@@ -224,3 +224,22 @@ async def test_a_reply_that_waits_for_a_sending_slot_past_its_lease_is_still_sen
     counts = Counter(provider.sent)
     assert set(counts) == {reply.id for reply in replies}
     assert [k for k, v in counts.items() if v > 1] == []
+
+
+async def test_a_send_slower_than_the_lease_is_not_taken_over_and_sent_again(store: Store) -> None:
+    """A large upload can take longer than the lease; meanwhile the item is still this worker's,
+    and no worker (this process's own included) may lease it and send it a second time."""
+    _, ids = await make_items(store, 1)
+    provider = SteadyChannel(2.5)  # two and a half leases
+    outbox = Outbox(store, {"webchat": provider}, Metrics(), outbox_settings(lease_seconds=1, concurrency=4))
+    worker = asyncio.create_task(outbox.run())
+    try:
+        await wait_for(lambda: _count(store, state="sent", expected=1), timeout=10)
+        await asyncio.sleep(0.5)  # a second send started meanwhile would still be in flight
+        await outbox.drain()
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    assert provider.sent == ids
+    [item] = await store.list_outbox(None)
+    assert item.state == "sent" and item.attempts == 1
