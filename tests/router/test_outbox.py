@@ -11,9 +11,10 @@ from typing import Any
 
 from bot.handlers.base import BaseAdapter, PermanentSendError, RetryableSendError
 from bot.metrics import Metrics
+from bot.router.leasing import lease_and_work
 from bot.router.outbox import Outbox, backoff_delay
 from bot.settings import OutboxSettings
-from conversations.models import DeliveryStatus, Identity, Outbound, Thread, utcnow
+from conversations.models import DeliveryStatus, Identity, Outbound, OutboxItem, Thread, utcnow
 from conversations.store import Store
 from tests.conftest import make_settings
 from tests.conversations.test_store import inbound, record
@@ -243,3 +244,33 @@ async def test_a_send_slower_than_the_lease_is_not_taken_over_and_sent_again(sto
     assert provider.sent == ids
     [item] = await store.list_outbox(None)
     assert item.state == "sent" and item.attempts == 1
+
+
+async def test_a_wake_up_during_an_empty_lease_query_is_not_lost(store: Store) -> None:
+    """An item stored while the worker's lease query is on its way back empty-handed (its wake-up
+    arrives before the worker goes to sleep) is sent at once, not a poll interval later."""
+    _, thread, _ = await record(store, inbound())
+    channel = RecordingChannel()
+    outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(poll_interval=60))
+    lease = timedelta(seconds=30)
+    arrived: list[str] = []
+
+    async def lease_while_a_reply_arrives() -> OutboxItem | None:
+        item = await store.lease_outbox(outbox.owner, utcnow(), lease)
+        if item is None and not arrived:  # another request stores a reply and wakes the worker
+            reply = await store.create_outbound(dedup_key="late", thread=thread, to=Identity("webchat", "alice"),
+                                                text="hello", sender={"kind": "bot"}, now=utcnow())
+            arrived.append(reply.id)
+            outbox.wake()
+        return item
+
+    worker = asyncio.create_task(lease_and_work(
+        lease_while_a_reply_arrives, outbox._send_and_release, slots=outbox._slots, wake=outbox._wake,
+        poll_interval=60, in_flight=set(), on_outage=lambda: None,
+    ))
+    try:
+        await wait_for(lambda: _count(store, state="sent", expected=1), timeout=5)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    assert channel.sent == arrived
