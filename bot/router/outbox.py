@@ -2,7 +2,8 @@
 
 A worker *leases* an item (an atomic ``find_one_and_update`` that pushes its ``due_ms`` to the
 lease expiry), so however many router processes run, one item is in one worker's hands at a
-time; if that worker dies, the lease runs out and another takes the item. A failed send is
+time; if that worker dies, the lease runs out and another takes the item (a send slower than the
+lease renews it meanwhile, so it is not taken over while in flight). A failed send is
 rescheduled with exponential backoff and jitter, never sooner than the provider's
 ``retry_after``; after ``max_attempts`` the item is dead-lettered, visible at ``/api/outbox``.
 
