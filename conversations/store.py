@@ -585,6 +585,20 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         return OutboxItem.from_doc(doc) if doc else None
 
     @_translating_outages
+    async def renew_outbox_lease(
+        self, item: OutboxItem, owner: str, now: datetime, lease: timedelta
+    ) -> OutboxItem | None:
+        """Extend ``owner``'s lease on ``item`` to ``now + lease`` if nobody leased the item since
+        ``item`` was read (every lease counts an attempt), even if the lease ran out meanwhile;
+        ``None`` if another worker (or a retry) took it over: that one sends it."""
+        doc = await self._db.outbox.find_one_and_update(
+            {"_id": item.id, "state": str(OutboxState.PENDING), "lease_owner": owner, "attempts": item.attempts},
+            {"$set": {"due_ms": epoch_ms(now + lease)}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return OutboxItem.from_doc(doc) if doc else None
+
+    @_translating_outages
     async def complete_outbox(
         self, item: OutboxItem, owner: str, provider_message_id: str, now: datetime
     ) -> bool:

@@ -27,6 +27,7 @@ async def lease_and_work(
     """Run until cancelled. ``work`` owns a slot and must release it when done."""
     while True:
         await slots.acquire()
+        wake.clear()  # before the query: a wake-up arriving while it runs is kept, not lost
         try:
             item = await lease()
         except StoreUnavailable:
@@ -39,7 +40,6 @@ async def lease_and_work(
             raise
         if item is None:
             slots.release()
-            wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), poll_interval)
             continue

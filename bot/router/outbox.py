@@ -2,7 +2,8 @@
 
 A worker *leases* an item (an atomic ``find_one_and_update`` that pushes its ``due_ms`` to the
 lease expiry), so however many router processes run, one item is in one worker's hands at a
-time; if that worker dies, the lease runs out and another takes the item. A failed send is
+time; if that worker dies, the lease runs out and another takes the item (a send slower than the
+lease renews it meanwhile, so it is not taken over while in flight). A failed send is
 rescheduled with exponential backoff and jitter, never sooner than the provider's
 ``retry_after``; after ``max_attempts`` the item is dead-lettered, visible at ``/api/outbox``.
 
@@ -18,7 +19,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +28,7 @@ from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.router.leasing import lease_and_work
 from bot.settings import OutboxSettings
-from conversations.models import Identity, Message, OutboxItem, Thread, utcnow
+from conversations.models import Identity, Message, OutboxItem, Thread, epoch_ms, utcnow
 from conversations.store import Store
 
 if TYPE_CHECKING:
@@ -133,9 +134,33 @@ class Outbox:
         task.add_done_callback(self._sending.discard)
 
     async def _send_direct(self, item: OutboxItem) -> None:
-        """Send an item this process created leased to itself (within the sending slots)."""
+        """Send an item this process created leased to itself (within the sending slots).
+
+        Under load the wait for a slot can use up the item's lease, and another process's worker
+        may have taken the item over meanwhile: it is then that worker's to send, not ours."""
         await self._slots.acquire()
-        await self._send_and_release(item)
+        kept: OutboxItem | None = None
+        try:
+            kept = await self._lease_kept(item)
+        except Exception:  # the store failed: the lease runs out and a worker sends the item
+            log.warning("outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}})
+        finally:
+            if kept is None:
+                self._slots.release()
+        if kept is not None:
+            await self._send_and_release(kept)
+
+    async def _lease_kept(self, item: OutboxItem) -> OutboxItem | None:
+        """``item`` with at least half a lease left for its send: as it is while that much of the
+        lease is left (no store round trip), else renewed; ``None`` if the lease passed on."""
+        lease = timedelta(seconds=self._settings.lease_seconds)
+        now = utcnow()
+        if item.due_ms - epoch_ms(now) > lease.total_seconds() * 1000 / 2:
+            return item
+        renewed = await self._store.renew_outbox_lease(item, self.owner, now, lease)
+        if renewed is None:
+            log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
+        return renewed
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for sends in flight (at shutdown)."""
@@ -176,7 +201,7 @@ class Outbox:
             if adapter is None:
                 raise PermanentSendError(f"channel {item.channel!r} is not configured")
             try:
-                provider_id = await adapter.send(item.to_outbound())
+                provider_id = await self._keeping_lease(item, adapter.send(item.to_outbound()))
             finally:
                 if answered is not None:
                     answered()
@@ -198,6 +223,26 @@ class Outbox:
                 await self._store.emit_event(item.account_id, "delivery", utcnow(), thread_id=item.thread_id)
         else:
             log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
+
+    async def _keeping_lease(self, item: OutboxItem, send: Awaitable[str]) -> str:
+        """Await ``send``, renewing the item's lease every third of it meanwhile: a send slower
+        than the lease (a large upload) must not be leased and sent again by another worker."""
+        renewer = asyncio.create_task(self._renew_lease(item))
+        try:
+            return await send
+        finally:
+            renewer.cancel()
+
+    async def _renew_lease(self, item: OutboxItem) -> None:
+        lease = timedelta(seconds=self._settings.lease_seconds)
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                if await self._store.renew_outbox_lease(item, self.owner, utcnow(), lease) is None:
+                    log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
+                    return
+            except Exception:  # the store failed: try again at the next renewal
+                log.warning("outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}})
 
     async def _retry(self, item: OutboxItem, error: str, retry_after: float | None) -> None:
         if item.attempts >= self._settings.max_attempts:

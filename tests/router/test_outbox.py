@@ -11,9 +11,10 @@ from typing import Any
 
 from bot.handlers.base import BaseAdapter, PermanentSendError, RetryableSendError
 from bot.metrics import Metrics
+from bot.router.leasing import lease_and_work
 from bot.router.outbox import Outbox, backoff_delay
 from bot.settings import OutboxSettings
-from conversations.models import DeliveryStatus, Identity, Outbound, Thread, utcnow
+from conversations.models import DeliveryStatus, Identity, Outbound, OutboxItem, Thread, utcnow
 from conversations.store import Store
 from tests.conftest import make_settings
 from tests.conversations.test_store import inbound, record
@@ -178,3 +179,98 @@ async def test_a_reply_enqueued_while_the_worker_runs_is_sent_at_once_and_recove
     assert await rescuer.send_due() == 1
     assert channel.sent == [sent.id, orphan.id]
     assert (await store.get_outbox(item.id)).attempts == 2  # type: ignore[union-attr]
+
+
+class SteadyChannel(RecordingChannel):
+    """A provider that takes exactly ``seconds`` to answer every send."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    async def send(self, outbound: Outbound) -> str:
+        await asyncio.sleep(self.seconds)
+        return await super().send(outbound)
+
+
+async def test_a_reply_that_waits_for_a_sending_slot_past_its_lease_is_still_sent_once(
+    store: Store, embedded: Any, db_name: str
+) -> None:
+    """Under load, replies this process stored leased to itself queue for its sending slots; once
+    the wait outlasts their lease, another process's worker takes them over, and this process
+    must not send them as well when their turn for a slot comes."""
+    _, thread, _ = await record(store, inbound())
+    provider = SteadyChannel(0.25)  # one provider, two router processes sending to it
+    busy = Outbox(store, {"webchat": provider}, Metrics(),
+                  outbox_settings(poll_interval=60, lease_seconds=1, concurrency=1))
+    other_store = Store.connect(embedded.uri, db_name)
+    other = Outbox(other_store, {"webchat": provider}, Metrics(), outbox_settings(poll_interval=0.05))
+    workers = [asyncio.create_task(busy.run()), asyncio.create_task(other.run())]
+    try:
+        await asyncio.sleep(0.05)
+        # eight replies at once; one slot at 0.25 s a send: the last ones wait 1 s and more
+        replies = await asyncio.gather(*(
+            busy.enqueue_reply(dedup_key=f"burst-{n}", thread=thread, to=Identity("webchat", "alice"),
+                               text=f"reply {n}", sender={"kind": "bot"})
+            for n in range(8)
+        ))
+        await wait_for(lambda: _count(store, state="sent", expected=8), timeout=10)
+        await busy.drain()
+        await asyncio.sleep(0.3)  # a duplicate send still in flight would land now
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        await other_store.close()
+    counts = Counter(provider.sent)
+    assert set(counts) == {reply.id for reply in replies}
+    assert [k for k, v in counts.items() if v > 1] == []
+
+
+async def test_a_send_slower_than_the_lease_is_not_taken_over_and_sent_again(store: Store) -> None:
+    """A large upload can take longer than the lease; meanwhile the item is still this worker's,
+    and no worker (this process's own included) may lease it and send it a second time."""
+    _, ids = await make_items(store, 1)
+    provider = SteadyChannel(2.5)  # two and a half leases
+    outbox = Outbox(store, {"webchat": provider}, Metrics(), outbox_settings(lease_seconds=1, concurrency=4))
+    worker = asyncio.create_task(outbox.run())
+    try:
+        await wait_for(lambda: _count(store, state="sent", expected=1), timeout=10)
+        await asyncio.sleep(0.5)  # a second send started meanwhile would still be in flight
+        await outbox.drain()
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    assert provider.sent == ids
+    [item] = await store.list_outbox(None)
+    assert item.state == "sent" and item.attempts == 1
+
+
+async def test_a_wake_up_during_an_empty_lease_query_is_not_lost(store: Store) -> None:
+    """An item stored while the worker's lease query is on its way back empty-handed (its wake-up
+    arrives before the worker goes to sleep) is sent at once, not a poll interval later."""
+    _, thread, _ = await record(store, inbound())
+    channel = RecordingChannel()
+    outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(poll_interval=60))
+    lease = timedelta(seconds=30)
+    arrived: list[str] = []
+
+    async def lease_while_a_reply_arrives() -> OutboxItem | None:
+        item = await store.lease_outbox(outbox.owner, utcnow(), lease)
+        if item is None and not arrived:  # another request stores a reply and wakes the worker
+            reply = await store.create_outbound(dedup_key="late", thread=thread, to=Identity("webchat", "alice"),
+                                                text="hello", sender={"kind": "bot"}, now=utcnow())
+            arrived.append(reply.id)
+            outbox.wake()
+        return item
+
+    worker = asyncio.create_task(lease_and_work(
+        lease_while_a_reply_arrives, outbox._send_and_release, slots=outbox._slots, wake=outbox._wake,
+        poll_interval=60, in_flight=set(), on_outage=lambda: None,
+    ))
+    try:
+        await wait_for(lambda: _count(store, state="sent", expected=1), timeout=5)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    assert channel.sent == arrived
