@@ -292,4 +292,6 @@ class DispatchSweeper:
                 await self.sweep_once()
             except StoreUnavailable:
                 log_event(log, "dispatch.sweep_store_unavailable", logging.WARNING)
+            except Exception:  # an unexpected store answer must not end the sweeper for good
+                log.exception("dispatch.sweep_failed")
             await asyncio.sleep(self._interval)

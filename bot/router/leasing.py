@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from conversations.store import StoreUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger("omnirouter.router.leasing")
 
 
 async def lease_and_work(
@@ -33,6 +35,11 @@ async def lease_and_work(
         except StoreUnavailable:
             slots.release()
             on_outage()
+            await asyncio.sleep(max(poll_interval, 1.0))
+            continue
+        except Exception:  # an unexpected store answer must not end the worker for good
+            slots.release()
+            log.exception("leasing.lease_failed")
             await asyncio.sleep(max(poll_interval, 1.0))
             continue
         except BaseException:

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from pymongo.errors import OperationFailure
 
 from bot.keys import DISPATCHER, PIPELINE, STORE
 from bot.router.inbound import InboundRecorder
@@ -99,3 +100,33 @@ async def test_the_notice_reaches_sent_status(client: TestClient) -> None:
         return message.delivery_status == DeliveryStatus.SENT
 
     await wait_for(sent)
+
+
+async def test_the_sweeper_outlives_an_unexpected_store_error(
+    store: Store, settings: Settings, start_client: Any
+) -> None:
+    """One failed claim (an OperationFailure, not an outage) is logged and the next sweep goes on;
+    before, it ended the sweeper and messages of a dead process were never dispatched."""
+    app = (await start_client(settings)).server.app
+    running = app[STORE]
+    claim = running.claim_undispatched
+    failed: list[bool] = []
+
+    async def claim_failing_once(now: Any, lease: timedelta) -> Any:
+        if not failed:
+            failed.append(True)
+            raise OperationFailure("an unexpected answer from the store")
+        return await claim(now, lease)
+
+    running.claim_undispatched = claim_failing_once  # type: ignore[method-assign]
+    await wait_for(lambda: _true(failed))
+    recorded = await InboundRecorder(store, SHORT).record(inbound("crash-3"))  # its process died
+    await wait_for(lambda: _dispatched(store, recorded.message.id))
+
+
+async def _true(flags: list[bool]) -> bool:
+    return bool(flags)
+
+
+async def _dispatched(store: Store, message_id: str) -> bool:
+    return (await store.get_message(message_id)).dispatch_state == "done"

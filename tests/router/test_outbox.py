@@ -9,6 +9,8 @@ from datetime import timedelta
 from collections import Counter
 from typing import Any
 
+from pymongo.errors import OperationFailure
+
 from bot.handlers.base import BaseAdapter, PermanentSendError, RetryableSendError
 from bot.metrics import Metrics
 from bot.router.leasing import lease_and_work
@@ -274,3 +276,31 @@ async def test_a_wake_up_during_an_empty_lease_query_is_not_lost(store: Store) -
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
     assert channel.sent == arrived
+
+
+async def test_the_worker_outlives_an_unexpected_store_error(store: Store) -> None:
+    """A store answer other than an outage (here an OperationFailure on one lease) is logged and
+    the worker goes on leasing; before, the exception ended the outbox worker for good."""
+    _, thread, _ = await record(store, inbound())
+    channel = RecordingChannel()
+    outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(poll_interval=0.05))
+    reply = await store.create_outbound(dedup_key="after-error", thread=thread, to=Identity("webchat", "alice"),
+                                        text="hello", sender={"kind": "bot"}, now=utcnow())
+    failed: list[bool] = []
+
+    async def lease_failing_once() -> OutboxItem | None:
+        if not failed:
+            failed.append(True)
+            raise OperationFailure("an unexpected answer from the store")
+        return await store.lease_outbox(outbox.owner, utcnow(), timedelta(seconds=30))
+
+    worker = asyncio.create_task(lease_and_work(
+        lease_failing_once, outbox._send_and_release, slots=outbox._slots, wake=outbox._wake,
+        poll_interval=0.05, in_flight=set(), on_outage=lambda: None,
+    ))
+    try:
+        await wait_for(lambda: _count(store, state="sent", expected=1), timeout=10)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    assert failed == [True] and channel.sent == [reply.id]
