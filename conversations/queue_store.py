@@ -9,7 +9,7 @@ loses, so no agent ends up over capacity.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -207,10 +207,12 @@ class QueueStore:
 
     # --- console reads -------------------------------------------------------------------
 
-    async def queued_threads(self, account_id: str, limit: int = 200) -> list[Thread]:
-        docs = await self._db.threads.find(
-            exactly(account_id=account_id, status=ThreadStatus.QUEUED)
-        ).sort(QUEUE_ORDER).limit(limit).to_list()
+    async def queued_threads(self, account_id: str, limit: int = 200, skip_teams: Sequence[str] = ()) -> list[Thread]:
+        """The head of the account's queue, leaving out the threads waiting for ``skip_teams``."""
+        query = exactly(account_id=account_id, status=ThreadStatus.QUEUED)
+        if skip_teams:
+            query["team"] = {"$nin": list(skip_teams)}
+        docs = await self._db.threads.find(query).sort(QUEUE_ORDER).limit(limit).to_list()
         return [Thread.from_doc(doc) for doc in docs]
 
     async def assigned_threads(self, agent_id: str) -> list[Thread]:

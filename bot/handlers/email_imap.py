@@ -25,6 +25,9 @@ from conversations.store import StoreUnavailable
 log = logging.getLogger("omnirouter.handlers.email.imap")
 
 Ingest = Callable[[bytes, Sequence[str]], Awaitable[object]]
+# unseen mails asked about in one command: the answer to ~1,000 at once overflows aioimaplib's
+# (recursive) parser, and ~11,000 UIDs overflow Dovecot's 64 KiB command line
+_BATCH = 200
 _SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
 
 
@@ -128,9 +131,10 @@ class MailboxReader:
         uids = [int(n) for line in found.lines[:1] if isinstance(line, bytes) for n in line.split() if n.isdigit()]
         uids = [uid for uid in uids if uid not in self._skipped]
         done = 0
-        if uids:
-            sizes = await self._sizes(client, uids)
-            for uid in uids:
+        for start in range(0, len(uids), _BATCH):  # a backlog a few hundred at a time
+            batch = uids[start:start + _BATCH]
+            sizes = await self._sizes(client, batch)
+            for uid in batch:
                 if await self._take(client, uid, sizes.get(uid, 0)):
                     done += 1
         self.polls += 1

@@ -16,7 +16,12 @@ from bot.handlers.aiogram_lazy import import_aiogram_lazily
 
 import_aiogram_lazily()  # before aiogram's first import: its models are built on first use
 
-from aiogram.exceptions import TelegramAPIError, TelegramConflictError, TelegramRetryAfter  # noqa: E402
+from aiogram.exceptions import (  # noqa: E402
+    ClientDecodeError,
+    TelegramAPIError,
+    TelegramConflictError,
+    TelegramRetryAfter,
+)
 
 from bot.handlers.base import MalformedPayload, UnsupportedEvent
 from bot.handlers.payload import Payload
@@ -30,6 +35,9 @@ if TYPE_CHECKING:
     from bot.router.inbound import InboundPipeline
 
 log = logging.getLogger("omnirouter.handlers.telegram")
+# what a call can fail with and be tried again: Telegram's errors, and an answer that is not its
+# JSON (a proxy's 502 page), which aiogram reports apart from them
+_API_TROUBLE = (TelegramAPIError, ClientDecodeError)
 
 
 class Poller:
@@ -55,7 +63,7 @@ class Poller:
         try:
             await bot.bot.delete_webhook(drop_pending_updates=False)
             return True
-        except TelegramAPIError as exc:
+        except _API_TROUBLE as exc:
             log_event(log, "telegram.delete_webhook_failed", logging.WARNING, error=type(exc).__name__)
             return False
 
@@ -74,7 +82,7 @@ class Poller:
                       hint="another process polls this bot, or a webhook is set")
             await asyncio.sleep(self._pause * 5)
             return 0
-        except TelegramAPIError as exc:
+        except _API_TROUBLE as exc:
             log_event(log, "telegram.polling_failed", logging.WARNING, error=type(exc).__name__)
             await asyncio.sleep(self._pause)
             return 0

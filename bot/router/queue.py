@@ -53,6 +53,7 @@ log = logging.getLogger("omnirouter.router.queue")
 
 SYSTEM = "system"
 _ACCOUNTS_SECONDS = 30.0  # how long the sweep trusts its list of auto-assigning accounts
+_ASSIGN_PAGE = 100  # queued threads auto-assignment reads at a time
 # the audit log's name for an agent's action, by the timeline entry it makes
 _AUDITED = {
     TimelineKind.ASSIGNED: "thread.take", TimelineKind.TRANSFERRED: "thread.transfer",
@@ -220,23 +221,34 @@ class Queue:
         return thread
 
     async def auto_assign(self, account_id: str) -> int:
-        """Under the ``auto`` strategy, hand queued threads to agents with room; returns how many."""
+        """Under the ``auto`` strategy, hand queued threads to agents with room; returns how many.
+
+        The queue is read a page at a time; a team found with no free agent is left out of the
+        pages after (so a page of threads nobody can take hides none behind it), and a thread of
+        no team that finds nobody ends the pass (no one online has room)."""
         if (await self.routing(account_id)).strategy != "auto":
             return 0
-        assigned = 0
-        for thread in await self._store.queued_threads(account_id, limit=100):
-            now = utcnow()
-            match = {"teams": thread.team} if thread.team else {}
-            agent = await self._store.reserve_agent(account_id, epoch_ms(now), **match)
-            if agent is None:
-                continue
-            claimed = await self._store.claim_queued(account_id, agent.id, now, _id=thread.id)
-            if claimed is None:
-                await self._store.release_agent(agent.id)
-                continue
-            await self._assigned(claimed, agent, None)
-            assigned += 1
-        return assigned
+        assigned, full = 0, set[str]()
+        while True:
+            page = await self._store.queued_threads(account_id, limit=_ASSIGN_PAGE, skip_teams=sorted(full))
+            for thread in page:
+                if thread.team in full:
+                    continue
+                agent = await self._store.reserve_agent(account_id, epoch_ms(utcnow()),
+                                                        **({"teams": thread.team} if thread.team else {}))
+                if agent is None:
+                    if not thread.team:
+                        return assigned
+                    full.add(thread.team)
+                    continue
+                claimed = await self._store.claim_queued(account_id, agent.id, utcnow(), _id=thread.id)
+                if claimed is None:
+                    await self._store.release_agent(agent.id)
+                    continue
+                await self._assigned(claimed, agent, None)
+                assigned += 1
+            if len(page) < _ASSIGN_PAGE:
+                return assigned
 
     async def keep_assigning(self, interval: float) -> None:
         """Background worker: auto-assign whatever events did not (an agent freed a slot in

@@ -10,7 +10,7 @@ from aiohttp import web
 from bot import audit
 from bot.keys import STORE
 from bot.web.admin import LOGIN_PATTERN, TEAM_PATTERN
-from bot.web.apikit import ACCOUNT, BEFORE, LIMIT, ApiRoutes, Call, api_error, reply, visible
+from bot.web.apikit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, api_error, reply, visible
 from bot.web.auth import add_agent
 from bot.web.openapi import list_of, ref
 from bot.webhooks.events import public_thread
@@ -26,11 +26,12 @@ def agent_json(agent: Agent) -> dict[str, Any]:
 
 
 @API("GET", "/api/contacts", "The account's contacts, most recently active first", tag="contacts",
-     response=list_of("Contact"), query=(ACCOUNT, LIMIT, BEFORE))
+     response=list_of("Contact"), query=(ACCOUNT, LIMIT, BEFORE, BEFORE_ID))
 async def list_contacts(request: web.Request, call: Call) -> web.Response:
     assert call.account_id is not None
     contacts = await request.app[STORE].list_contacts(call.account_id, limit=call.query["limit"],
-                                                      before=call.query.get("before"))
+                                                      before=call.query.get("before"),
+                                                      before_id=call.query.get("before_id"))
     return reply({"items": [c.to_json() for c in contacts]})
 
 

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot.keys import QUEUE, STORE
 from bot.router.queue import QueueError
-from bot.web.apikit import ACCOUNT, BEFORE, LIMIT, ApiRoutes, Call, Param, api_error, reply, visible
+from bot.web.apikit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, Param, api_error, reply, visible
 from bot.web.openapi import list_of, ref
 from bot.webhooks.events import public_thread
 from conversations.models import Thread, ThreadStatus
@@ -39,13 +39,14 @@ def _refused(exc: QueueError) -> web.HTTPException:
          Param("channel", _ID, "only threads on this channel"),
          Param("assignee", _ID, "only threads assigned to this agent id"),
          Param("contact", _ID, "only this contact's threads"),
-         ACCOUNT, LIMIT, BEFORE))
+         ACCOUNT, LIMIT, BEFORE, BEFORE_ID))
 async def list_threads(request: web.Request, call: Call) -> web.Response:
     names = {"status": "status", "channel": "channel", "assignee": "assignee", "contact": "contact_id"}
     match = {field: str(call.query[name]) for name, field in names.items() if name in call.query}
     assert call.account_id is not None
     threads = await request.app[STORE].list_threads(call.account_id, limit=call.query["limit"],
-                                                    before=call.query.get("before"), **match)
+                                                    before=call.query.get("before"),
+                                                    before_id=call.query.get("before_id"), **match)
     return reply({"items": [public_thread(t) for t in threads]})
 
 

@@ -170,6 +170,9 @@ ACCOUNT = Param("account", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{1,
 LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "how many, at most")
 BEFORE = Param("before", {"type": "string", "format": "date-time"},
                "only records older than this ISO 8601 time (the last one's time from the previous page)")
+BEFORE_ID = Param("before_id", {"type": "string", "minLength": 1, "maxLength": 64},
+                  "with `before`: the previous page's last id, so that records of that same time are neither "
+                  "skipped nor repeated (without it, those not on the previous page are left out)")
 
 
 @dataclass(frozen=True)

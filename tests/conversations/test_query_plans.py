@@ -49,6 +49,8 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
             "my conversations": lambda: views.my_rows(store, queue, agent),
             "history": lambda: views.history(store, "con_1"),
             "GET /api/threads": lambda: store.list_threads("default", limit=100, before=utcnow() + timedelta(seconds=1)),
+            "GET /api/threads?before_id": lambda: store.list_threads(  # its read of one millisecond's threads
+                "default", limit=100, before=utcnow() + timedelta(seconds=1), before_id="thr_default_9"),
             "GET /api/threads?status": lambda: store.list_threads("default", limit=100, status="queued"),
             "GET /api/threads/{id}": lambda: store.thread_messages("thr_default_1", 200),
             "GET /api/contacts": lambda: store.list_contacts("default", limit=100),
@@ -66,10 +68,16 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         "queue view: find threads", "queue view: find contacts",
         "my conversations: find threads", "my conversations: find contacts",
         "history: find messages", "history: find timeline",
-        "GET /api/threads: find threads", "GET /api/threads?status: find threads",
+        "GET /api/threads: find threads", "GET /api/threads?before_id: find threads",
+        "GET /api/threads?status: find threads",
         "GET /api/threads/{id}: find messages", "GET /api/contacts: find contacts", "GET /api/contacts/{id}: find threads",
     }
-    unbacked = {label: (plan, sql) for label, (sql, plan) in plans.items() if not index_backed(plan)}
+    # the API's listings sort by time, then by id among records of the same millisecond: SQLite reads
+    # them in time order through the index and sorts only each run of equal times (paging needs the
+    # order to be total; the embedded server cannot index _id beside other fields)
+    ties = "USE TEMP B-TREE FOR RIGHT PART OF ORDER BY"
+    unbacked = {label: (plan, sql) for label, (sql, plan) in plans.items()
+                if not index_backed([line for line in plan if not (label.startswith("GET /api/") and line == ties)])}
     assert not unbacked, f"not index-backed: {unbacked}"
 
 

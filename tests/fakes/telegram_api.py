@@ -2,7 +2,7 @@
 
 It records every call (method and parameters as sent), answers like Telegram does (``{"ok":
 true, "result": ...}``), serves files by path, holds updates for ``getUpdates`` long polls, and can
-be told to fail the next calls with 429 (with ``retry_after``), 500 or 403.
+be told to fail the next calls with 429 (with ``retry_after``), 500 or 403, or with a proxy's 502 page.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class FakeBotAPI(LocalServer):
         self.updates: list[dict[str, Any]] = []
         self.confirmed_offset: int | None = None
         self._failures: list[tuple[int, dict[str, Any]]] = []
+        self._gateway_errors = 0
         self._new_update = asyncio.Event()
         self._ids = itertools.count(1000)
 
@@ -55,6 +56,11 @@ class FakeBotAPI(LocalServer):
             body["parameters"] = {"retry_after": retry_after}
         self._failures += [(status, body)] * times
 
+    def gateway_error_next(self, times: int = 1) -> None:
+        """Answer the next calls, of any method, as a proxy in front of the API does when it
+        cannot reach it: 502 with an HTML page, not Telegram's JSON."""
+        self._gateway_errors += times
+
     def push_update(self, update: dict[str, Any]) -> None:
         self.updates.append(update)
         self._new_update.set()
@@ -71,6 +77,11 @@ class FakeBotAPI(LocalServer):
         params = {k: _value(v) for k, v in (await request.post()).items()}
         params.update({k: _value(v) for k, v in request.query.items()})
         self.calls.append(Call(method, params, time.monotonic()))
+        if self._gateway_errors:
+            self._gateway_errors -= 1
+            self.calls[-1].status = 502
+            return web.Response(status=502, content_type="text/html",
+                                text="<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>")
         if method != "getUpdates" and self._failures:
             status, body = self._failures.pop(0)
             self.calls[-1].status = status

@@ -3,6 +3,7 @@ SMTP sink per test) and local fakes of the Bot API and the Graph API for the mes
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -78,6 +79,15 @@ class Mailbox:
             assert (await client.append(raw, mailbox="INBOX")).result == "OK"
         finally:
             await client.logout()
+
+    async def drop(self, raws: list[bytes]) -> None:
+        """Deliver many mails at once the way a local delivery agent does: each written to the
+        Maildir's ``tmp`` and renamed into ``new`` (the Maildir must exist: ``deliver`` one first)."""
+        maildir = self._dovecot.mail / self._user / "Maildir"
+        for n, raw in enumerate(raws):
+            name = f"{1_700_000_000 + n}.M{n}P{os.getpid()}.omnirouter-test"
+            (maildir / "tmp" / name).write_bytes(raw)
+            os.rename(maildir / "tmp" / name, maildir / "new" / name)
 
     async def unseen(self) -> int:
         client = await self._client()

@@ -128,6 +128,22 @@ async def _polled(reader: Any) -> bool:
     return bool(reader.polls >= 1)
 
 
+async def test_a_backlog_of_thousands_of_unseen_mails_is_read(
+    embedded: EmbeddedMongo, db_name: str, dovecot: Dovecot, mailbox_user: str, mailbox: Mailbox,
+    smtp_sink: SmtpSink, start_client: Any,
+) -> None:
+    """A mailbox connected with a backlog (an old support address, a long outage): asking the
+    server about every unseen mail in one command overflowed the IMAP client's parser (past ~1,000
+    mails) or the server's command line (Dovecot: 64 KiB, ~11,000 mails), so none was ever read."""
+    await mailbox.deliver(mail("first@client.example", "Backlog 0", "mail 0")[0])
+    await mailbox.drop([mail(f"c{n}@client.example", f"Backlog {n}", f"mail {n}")[0] for n in range(1, 1500)])
+    assert await mailbox.unseen() == 1500
+    client = await start_client(email_settings(embedded.uri, db_name, dovecot=dovecot, user=mailbox_user,
+                                               sink=smtp_sink))
+    await wait_for(lambda: _count(client, 20), timeout=30)
+    assert [m["text"] for m in await messages(client, direction="in")][:2] == ["mail 0", "mail 1"]
+
+
 async def test_threading_by_references_reply_to_and_tokens(smtp_app: TestClient, smtp_sink: SmtpSink) -> None:
     adapter, store = adapter_of(smtp_app), smtp_app.server.app[STORE]
 

@@ -17,6 +17,7 @@ from bot.handlers.media import AttachmentTooLarge
 from bot.handlers.telegram import TelegramAdapter
 from bot.handlers.telegram_polling import Poller
 from bot.keys import OUTBOX, PIPELINE, STORE
+from bot.tasks import stop_tasks
 from conversations.embedded import EmbeddedMongo
 from conversations.models import Identity, Outbound
 from conversations.store import Store
@@ -180,6 +181,34 @@ async def test_polling_does_not_confirm_an_update_it_could_not_record(tmp_path: 
 
 async def _recorded(poller: Poller, bot: Any) -> bool:
     return await poller.poll_once(bot) == 1
+
+
+async def test_polling_outlives_a_proxy_error_page(router: TestClient, bot_api: FakeBotAPI) -> None:
+    """A 502 page (HTML, not Telegram's JSON) is a passing outage like any other: it must not end
+    the polling task, which nothing restarts."""
+    adapter = router.server.app[OUTBOX]._adapters["telegram"]
+    poller = Poller(adapter, router.server.app[PIPELINE], pause=0.01)
+    bot_api.gateway_error_next()  # at deleteWebhook, before polling starts
+    task = asyncio.create_task(poller.run())
+    try:
+        await wait_for(lambda: _answered(bot_api, "getUpdates", 200), timeout=10)
+        bot_api.gateway_error_next(2)
+        await wait_for(lambda: _answered(bot_api, "getUpdates", 502), timeout=10)
+        bot_api.push_update(fixture("telegram", "text"))
+        await wait_for(lambda: _offset_is(poller, 730001002), timeout=10)
+        assert not task.done()
+        [message] = await router.server.app[STORE]._db.messages.find({"direction": "in"}).to_list()
+        assert message["text"] == "Hello, where is my order 4471?"
+    finally:
+        await stop_tasks([task])
+
+
+async def _answered(bot_api: FakeBotAPI, method: str, status: int) -> bool:
+    return any(c.method == method and c.status == status for c in bot_api.calls)
+
+
+async def _offset_is(poller: Poller, offset: int) -> bool:
+    return poller.offset == offset
 
 
 async def test_an_account_with_its_own_bot_gets_its_own_webhook(router: TestClient, bot_api: FakeBotAPI) -> None:

@@ -291,3 +291,28 @@ def test_the_queue_reads_its_team_and_direct_channel_settings() -> None:
 
     queue = Queue(None, QueueSettings(direct_channels="email, sms", channel_teams="email=billing"))  # type: ignore[arg-type]
     assert queue.straight_to_humans("sms") and not queue.straight_to_humans("webchat")
+
+
+async def test_auto_assignment_reaches_past_a_page_of_threads_no_agent_can_take(
+    embedded: Any, db_name: str, start_client: Any
+) -> None:
+    """More than a page of threads waiting for a team with no free agent at the head of the queue
+    must not hide a later thread another team's free agent can take (nor make the loop retry the
+    same page for ever)."""
+    settings = make_settings(embedded.uri, db_name, queue={"strategy": "manual", "assign_interval": 3600})
+    app = (await start_client(settings)).server.app
+    store, queue = app[STORE], app[QUEUE]
+    for n in range(101):
+        await store.set_thread_fields(await customer_writes(app, f"billing{n}"), team="billing")
+    late = await customer_writes(app, "sales-customer")
+    await store.set_thread_fields(late, team="sales")
+    anyone = await customer_writes(app, "no-team-customer")  # stored without a team at all
+    assert "team" not in await store._db.threads.find_one({"_id": anyone})
+    sam = await make_agent(store, "sam", teams=["sales"])
+    await queue.set_routing("default", strategy="auto")
+
+    assert await queue.auto_assign("default") == 2
+    for thread_id in (late, anyone):
+        thread = await store.get_thread(thread_id)
+        assert thread is not None and thread.status == "assigned" and thread.assignee == sam.id
+    assert await store.queue_depth("default") == 101  # billing's threads still wait for billing

@@ -5,6 +5,7 @@ document matching the routes the application serves."""
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -12,7 +13,7 @@ from openapi_spec_validator import validate
 
 from bot.keys import STORE
 from bot.web.apikit import issue_token
-from conversations.models import Role
+from conversations.models import Contact, Role, Thread, ThreadStatus, utcnow
 from tests.conftest import make_settings
 from tests.router.test_queue import customer_writes, make_agent
 
@@ -192,3 +193,37 @@ async def test_channel_settings_through_the_api_are_sealed_and_never_returned(
     assert shown["channels"]["telegram"] == {"settings": {}, "secrets": {"token": True, "webhook_secret": True}}
     account = await client.server.app[STORE].get_account("shop2")
     assert account is not None and account.channels["telegram"]["token"] == "123:very-secret-bot-token"
+
+
+async def _every_page(client: TestClient, path: str, field: str) -> list[str]:
+    """Page through a listing two at a time as its ``before`` parameters describe: the previous
+    page's last record's time (and id)."""
+    seen: list[str] = []
+    params = {"limit": "2"}
+    for _ in range(20):
+        page = (await (await client.get(path, params=params)).json())["items"]
+        seen += [item["id"] for item in page]
+        if len(page) < 2:
+            return seen
+        params = {"limit": "2", "before": page[-1][field], "before_id": page[-1]["id"]}
+    raise AssertionError(f"paging did not end: {seen}")
+
+
+async def test_paging_neither_skips_nor_repeats_records_of_the_same_time(client: TestClient) -> None:
+    """Threads (and contacts) written in the same millisecond — busy traffic does that — must not
+    be lost at a page boundary: the time alone cannot say where the previous page stopped."""
+    store = client.server.app[STORE]
+    at = utcnow()
+    times = [at] * 5 + [at - timedelta(seconds=1), at - timedelta(seconds=2)]
+    await store._db.threads.insert_many([
+        Thread(id=f"thr_page_{n}", account_id="default", contact_id=f"con_page_{n}", channel="webchat",
+               status=ThreadStatus.BOT, opened_at=t, last_message_at=t).to_doc() for n, t in enumerate(times)])
+    await store._db.contacts.insert_many([
+        Contact(id=f"con_page_{n}", account_id="default", created_at=t, updated_at=t).to_doc()
+        for n, t in enumerate(times)])
+
+    threads = await _every_page(client, "/api/threads", "last_message_at")
+    contacts = await _every_page(client, "/api/contacts", "updated_at")
+    assert sorted(threads) == [f"thr_page_{n}" for n in range(7)] and len(set(threads)) == 7
+    assert sorted(contacts) == [f"con_page_{n}" for n in range(7)] and len(set(contacts)) == 7
+    assert threads[-2:] == ["thr_page_5", "thr_page_6"]  # newest first all the same
