@@ -230,6 +230,7 @@ class Queue:
             return 0
         assigned, full = 0, set[str]()
         while True:
+            before = (assigned, len(full))
             page = await self._store.queued_threads(account_id, limit=_ASSIGN_PAGE, skip_teams=sorted(full))
             for thread in page:
                 if thread.team in full:
@@ -247,7 +248,7 @@ class Queue:
                     continue
                 await self._assigned(claimed, agent, None)
                 assigned += 1
-            if len(page) < _ASSIGN_PAGE:
+            if len(page) < _ASSIGN_PAGE or (assigned, len(full)) == before:  # the end, or no progress
                 return assigned
 
     async def keep_assigning(self, interval: float) -> None:
