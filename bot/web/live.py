@@ -34,28 +34,41 @@ _PAGE = 500
 class LiveFeed:
     """Reads the event log of every router process and hands each event over once."""
 
-    def __init__(self, store: Store, mode: str, poll_interval: float) -> None:
+    def __init__(self, store: Store, mode: str, poll_interval: float, prune_interval: float = 60.0) -> None:
         self._store = store
         self.mode = mode
         self._interval = poll_interval
+        self._prune_interval = prune_interval
         self._seen: dict[str, int] = {}
 
     async def run(self, deliver: Callable[[Event], Awaitable[None]],
                   listening: Callable[[], bool] = lambda: True) -> None:
         """Hand every event to ``deliver``; polling reads only while ``listening()`` (a console is
-        connected to this process: one that connects later renders its whole page first)."""
-        if self.mode == "change_stream":
+        connected to this process: one that connects later renders its whole page first). Events
+        older than an hour are pruned meanwhile, whichever way the log is followed."""
+        pruning = asyncio.create_task(self._prune(), name="live-feed-prune")
+        try:
+            if self.mode == "change_stream":
+                try:
+                    async for event in self._store.watch_events():
+                        await deliver(event)
+                except (PyMongoError, StoreUnavailable) as exc:
+                    log_event(log, "live.change_stream_failed", logging.WARNING, error=type(exc).__name__)
+                    self.mode = "poll"
+            await self._poll(deliver, listening)
+        finally:
+            pruning.cancel()
+
+    async def _prune(self) -> None:
+        while True:
             try:
-                async for event in self._store.watch_events():
-                    await deliver(event)
-            except (PyMongoError, StoreUnavailable) as exc:
-                log_event(log, "live.change_stream_failed", logging.WARNING, error=type(exc).__name__)
-                self.mode = "poll"
-        await self._poll(deliver, listening)
+                await self._store.prune_events(int(time.time() * 1000) - _KEEP_EVENTS_MS)
+            except StoreUnavailable:
+                log_event(log, "live.store_unavailable", logging.WARNING)
+            await asyncio.sleep(self._prune_interval)
 
     async def _poll(self, deliver: Callable[[Event], Awaitable[None]], listening: Callable[[], bool]) -> None:
         cursor = int(time.time() * 1000)
-        last_prune = 0.0
         while True:
             try:
                 if listening():
@@ -63,9 +76,6 @@ class LiveFeed:
                 else:  # nobody to tell: no reads of the log under load with no console open
                     cursor = int(time.time() * 1000)
                     self._seen.clear()
-                if time.monotonic() - last_prune > 60:
-                    await self._store.prune_events(cursor - _KEEP_EVENTS_MS)
-                    last_prune = time.monotonic()
             except StoreUnavailable:
                 log_event(log, "live.store_unavailable", logging.WARNING)
             await asyncio.sleep(self._interval)

@@ -68,3 +68,26 @@ async def test_nothing_is_read_while_no_console_is_connected(store: Store) -> No
         assert reads > 0
     finally:
         feed.cancel()
+
+
+async def test_events_older_than_an_hour_are_pruned_whatever_the_feed_reads(store: Store) -> None:
+    """Pruning runs beside the feed, not inside its polling: a feed on a change stream, or one with
+    no console listening, still keeps the log to its last hour."""
+    now = int(time.time() * 1000)
+    await store._db.events.insert_many([
+        {"_id": "evt_old", "account_id": "default", "kind": "message", "at_ms": now - 2 * 3_600_000},
+        {"_id": "evt_recent", "account_id": "default", "kind": "message", "at_ms": now - 60_000},
+    ])
+
+    async def deliver(event: dict[str, Any]) -> None:
+        pass
+
+    feed = asyncio.create_task(LiveFeed(store, "poll", 0.05, prune_interval=0.05).run(deliver, lambda: False))
+    try:
+        deadline = time.monotonic() + 5
+        while await store._db.events.count_documents({"_id": "evt_old"}) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
+    assert [e["_id"] for e in await store._db.events.find({}, {"_id": 1}).to_list()] == ["evt_recent"]
