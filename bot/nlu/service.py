@@ -225,7 +225,8 @@ class NluService:
             while True:
                 await asyncio.sleep(0.5)
                 if latest:
-                    await self._store.update_nlu_job(job_id, utcnow(), **latest)
+                    with contextlib.suppress(StoreUnavailable):  # progress is best effort; the end is not
+                        await self._store.update_nlu_job(job_id, utcnow(), **latest)
 
         publisher = asyncio.create_task(publish())
         try:
@@ -240,7 +241,18 @@ class NluService:
             publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await publisher
-        await self._store.update_nlu_job(job_id, utcnow(), **result)
+        await self._finish_job(job_id, result)
+
+    async def _finish_job(self, job_id: str, result: dict[str, Any], attempts: int = 30) -> None:
+        """Record the job's outcome, riding out a store outage of up to a minute or so: a job left
+        "running" would show its progress bar for ever."""
+        for attempt in range(attempts):
+            try:
+                await self._store.update_nlu_job(job_id, utcnow(), **result)
+                return
+            except StoreUnavailable:
+                log_event(log, "nlu.job_result_unsaved", logging.WARNING, job=job_id, attempt=attempt + 1)
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
 
     async def start_job(self, request: TrainRequest) -> str:
         """Record a training job (so it can be read at once) and run it in the background."""

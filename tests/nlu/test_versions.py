@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from conversations.embedded import EmbeddedMongo
+from conversations.store import StoreUnavailable
 from tests.conftest import make_settings
 from tests.router.test_inbound import wait_for
 
@@ -128,3 +129,27 @@ async def test_nlu_api_rejects_bad_requests(client: TestClient) -> None:
         assert response.status == status, (path, body, payload)
         assert payload["detail"]
     assert (await client.get("/api/nlu/jobs/job-unknown")).status == 404
+
+
+async def test_a_store_outage_during_training_does_not_leave_the_job_running(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any
+) -> None:
+    """The first progress write and the first write of the outcome meet an outage: the progress is
+    skipped, the outcome is written when the store answers again (before, the job stayed
+    "running" for ever)."""
+    client = await start_client(make_settings(embedded.uri, db_name, nlu={"semantic": False}))
+    store = client.server.app[STORE]
+    update = store.update_nlu_job
+    refused: list[str] = []
+
+    async def flaky_update(job_id: str, now: Any, **fields: Any) -> None:
+        kind = "outcome" if "state" in fields else "progress"
+        if kind not in refused:
+            refused.append(kind)
+            raise StoreUnavailable("the store is down")
+        await update(job_id, now, **fields)
+
+    store.update_nlu_job = flaky_update  # type: ignore[method-assign]
+    job = await train_via_api(client)
+    assert job["state"] == "done" and job["version"]
+    assert sorted(refused) == ["outcome", "progress"]
