@@ -7,6 +7,7 @@ import random
 import time
 from datetime import timedelta
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymongo.errors import OperationFailure
@@ -266,16 +267,22 @@ async def test_a_wake_up_during_an_empty_lease_query_is_not_lost(store: Store) -
             outbox.wake()
         return item
 
+    await work_until_one_is_sent(store, outbox, lease_while_a_reply_arrives, poll_interval=60, timeout=5)
+    assert channel.sent == arrived
+
+
+async def work_until_one_is_sent(store: Store, outbox: Outbox, lease: Callable[[], Awaitable[OutboxItem | None]],
+                                 poll_interval: float, timeout: float) -> None:
+    """Run the outbox's worker loop on ``lease`` until one item is sent (or fail after ``timeout``)."""
     worker = asyncio.create_task(lease_and_work(
-        lease_while_a_reply_arrives, outbox._send_and_release, slots=outbox._slots, wake=outbox._wake,
-        poll_interval=60, in_flight=set(), on_outage=lambda: None,
+        lease, outbox._send_and_release, slots=outbox._slots, wake=outbox._wake,
+        poll_interval=poll_interval, in_flight=set(), on_outage=lambda: None,
     ))
     try:
-        await wait_for(lambda: _count(store, state="sent", expected=1), timeout=5)
+        await wait_for(lambda: _count(store, state="sent", expected=1), timeout=timeout)
     finally:
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
-    assert channel.sent == arrived
 
 
 async def test_the_worker_outlives_an_unexpected_store_error(store: Store) -> None:
@@ -294,13 +301,5 @@ async def test_the_worker_outlives_an_unexpected_store_error(store: Store) -> No
             raise OperationFailure("an unexpected answer from the store")
         return await store.lease_outbox(outbox.owner, utcnow(), timedelta(seconds=30))
 
-    worker = asyncio.create_task(lease_and_work(
-        lease_failing_once, outbox._send_and_release, slots=outbox._slots, wake=outbox._wake,
-        poll_interval=0.05, in_flight=set(), on_outage=lambda: None,
-    ))
-    try:
-        await wait_for(lambda: _count(store, state="sent", expected=1), timeout=10)
-    finally:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+    await work_until_one_is_sent(store, outbox, lease_failing_once, poll_interval=0.05, timeout=10)
     assert failed == [True] and channel.sent == [reply.id]
