@@ -10,7 +10,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-from pymongo.errors import ConnectionFailure
+from pymongo.errors import ConnectionFailure, InvalidOperation
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -24,6 +24,10 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached; the caller should answer 503 and let the sender retry."""
 
 
+class StoreClosed(StoreError):
+    """The store was closed (the process is stopping): background loops end."""
+
+
 def translating_outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     """Turn the driver's connection failures into ``StoreUnavailable`` at the store's edge."""
 
@@ -33,5 +37,9 @@ def translating_outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaita
             return await method(*args, **kwargs)
         except ConnectionFailure as exc:
             raise StoreUnavailable(f"store unreachable: {type(exc).__name__}") from exc
+        except InvalidOperation as exc:
+            if "after close" in str(exc):
+                raise StoreClosed("the store was closed") from exc
+            raise
 
     return wrapper

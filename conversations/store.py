@@ -24,6 +24,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from conversations.email_store import EmailStoreMixin
+from conversations.errors import StoreClosed as StoreClosed
 from conversations.errors import StoreError as StoreError
 from conversations.errors import StoreUnavailable as StoreUnavailable
 from conversations.errors import translating_outages as _translating_outages

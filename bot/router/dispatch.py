@@ -54,7 +54,7 @@ from conversations.models import (
     epoch_ms,
     utcnow,
 )
-from conversations.store import Store, StoreError, StoreUnavailable
+from conversations.store import Store, StoreClosed, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.webhooks.events import ThreadEvents
@@ -292,6 +292,8 @@ class DispatchSweeper:
                 await self.sweep_once()
             except StoreUnavailable:
                 log_event(log, "dispatch.sweep_store_unavailable", logging.WARNING)
+            except StoreClosed:  # the process is stopping
+                return
             except Exception:  # an unexpected store answer must not end the sweeper for good
                 log.exception("dispatch.sweep_failed")
             await asyncio.sleep(self._interval)

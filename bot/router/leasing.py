@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from conversations.store import StoreUnavailable
+from conversations.store import StoreClosed, StoreUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("omnirouter.router.leasing")
@@ -37,6 +37,9 @@ async def lease_and_work(
             on_outage()
             await asyncio.sleep(max(poll_interval, 1.0))
             continue
+        except StoreClosed:  # the process is stopping (and this task missed its cancellation)
+            slots.release()
+            return
         except Exception:  # an unexpected store answer must not end the worker for good
             slots.release()
             log.exception("leasing.lease_failed")

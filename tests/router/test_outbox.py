@@ -14,8 +14,10 @@ from pymongo.errors import OperationFailure
 
 from bot.handlers.base import BaseAdapter, PermanentSendError, RetryableSendError
 from bot.metrics import Metrics
+from bot.router.dispatch import Dispatcher, DispatchSweeper
 from bot.router.leasing import lease_and_work
 from bot.router.outbox import Outbox, backoff_delay
+from bot.router.queue import Queue
 from bot.settings import OutboxSettings
 from conversations.models import DeliveryStatus, Identity, Outbound, OutboxItem, Thread, utcnow
 from conversations.store import Store
@@ -303,3 +305,18 @@ async def test_the_worker_outlives_an_unexpected_store_error(store: Store) -> No
 
     await work_until_one_is_sent(store, outbox, lease_failing_once, poll_interval=0.05, timeout=10)
     assert failed == [True] and channel.sent == [reply.id]
+
+
+async def test_workers_end_when_their_store_is_closed(embedded: Any, db_name: str) -> None:
+    """A worker that missed its cancellation at shutdown (the driver can swallow one) ends once the
+    store is closed, instead of retrying a closed client for the rest of the process."""
+    own = Store.connect(embedded.uri, db_name)
+    outbox = Outbox(own, {"webchat": RecordingChannel()}, Metrics(), outbox_settings(poll_interval=0.05))
+    sweeper = DispatchSweeper(own, Dispatcher(own, Queue(own), outbox, Metrics(), "noted"), 0.05,
+                              timedelta(seconds=30))
+    workers = [asyncio.create_task(outbox.run()), asyncio.create_task(sweeper.run())]
+    await asyncio.sleep(0.2)
+    await own.close()
+    async with asyncio.timeout(10):
+        results = await asyncio.gather(*workers, return_exceptions=True)
+    assert results == [None, None]
