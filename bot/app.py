@@ -98,8 +98,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.wait_for(store.close(), timeout=10)
         except TimeoutError:
             log_event(log, "store.close_timeout", logging.WARNING)
-        if embedded is not None:
-            await embedded.stop()
+        finally:  # whatever closing the client raised, the server stops with the router
+            if embedded is not None:
+                await embedded.stop()
 
 
 async def _nlu_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import signal
 import socket
 import sys
 import threading
@@ -78,6 +79,7 @@ class EmbeddedMongo:
         self._take_lock()
         try:
             if self.mode == "process":
+                await self._outwait_orphan()
                 await self._start_process()
             else:
                 self._thread = _ServerThread(self.data_dir, self.port)
@@ -118,6 +120,24 @@ class EmbeddedMongo:
                 "stop it, or point both at one MongoDB with OMNIROUTER_MONGODB_URI"
             ) from None
         self._lock_file = lock
+
+    async def _outwait_orphan(self, timeout: float = 10.0) -> None:
+        """Let the server of a router that died (or stopped without stopping it) finish exiting.
+
+        We hold the data directory's lock, so that router is gone; its server got SIGTERM with it
+        (``PR_SET_PDEATHSIG``) but may still be closing, and nx-27017 refuses to start while its
+        pid file names a live process. Waited for, then killed if it lingers — only a process
+        whose command line shows it is the embedded server of this very directory."""
+        pid = _orphan_pid(self.data_dir)
+        deadline = time.monotonic() + timeout
+        while pid is not None and _alive(pid):
+            if time.monotonic() > deadline:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + timeout
+            await asyncio.sleep(0.05)
+        with contextlib.suppress(OSError):  # what it names is gone (or a zombie nx-27017 would count)
+            (self.data_dir / "nx-27017.pid").unlink()
 
     async def _start_process(self) -> None:
         console = open(self.data_dir / "nx-27017.console.log", "ab")
@@ -160,6 +180,26 @@ class EmbeddedMongo:
         raise EmbeddedStoreError(
             f"the embedded store did not listen on 127.0.0.1:{self.port} within {timeout:.0f} s"
         )
+
+
+def _orphan_pid(data_dir: Path) -> int | None:
+    """The pid in ``data_dir``'s nx-27017 pid file, if it is that directory's embedded server."""
+    try:
+        pid = int((data_dir / "nx-27017.pid").read_text().strip())
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    ours = b"conversations._nx_child" in command and str(data_dir).encode() in command
+    return pid if ours else None
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, which a pid file check would count, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 class _ServerThread:

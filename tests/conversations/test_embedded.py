@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -63,3 +65,37 @@ async def test_stop_twice_is_harmless(tmp_path: Path) -> None:
     await server.stop()
     await server.stop()
     assert not server.running
+
+
+async def test_a_server_left_behind_by_a_dead_router_is_outwaited_and_replaced(tmp_path: Path) -> None:
+    """A router that died leaves its server closing (or, stuck, still running) with its pid file
+    in place; nx-27017 would refuse to start beside it. The next start waits it out, kills it if it
+    lingers, and serves the same data."""
+    first = EmbeddedMongo(tmp_path)
+    await first.start()
+    store = Store.connect(first.uri, "left")
+    await store._db.things.insert_one({"_id": "kept"})
+    await store.close()
+    orphan = first._process
+    assert orphan is not None
+    first._process = None  # the router "dies": its lock goes, its server stays (SIGSTOP: it cannot exit)
+    os.kill(orphan.pid, signal.SIGSTOP)
+    await first.stop()
+    second = EmbeddedMongo(tmp_path)
+    second_start = asyncio.create_task(second.start())
+    try:
+        await asyncio.wait_for(asyncio.shield(second_start), 1.0)
+        raise AssertionError("started beside a live server of the same directory")
+    except TimeoutError:
+        pass  # it waits for the old server first
+    os.kill(orphan.pid, signal.SIGCONT)
+    orphan.terminate()  # the death signal of its parent arrives
+    await orphan.wait()
+    async with asyncio.timeout(30):
+        await second_start
+    store = Store.connect(second.uri, "left")
+    try:
+        assert await store._db.things.find_one({"_id": "kept"}) == {"_id": "kept"}
+    finally:
+        await store.close()
+        await second.stop()
