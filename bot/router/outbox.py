@@ -70,6 +70,7 @@ class Outbox:
         self._adapters = adapters
         self._metrics = metrics
         self._settings = settings
+        self._lease = timedelta(seconds=settings.lease_seconds)
         self.owner = f"worker-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.concurrency)
@@ -89,7 +90,7 @@ class Outbox:
         meta: Mapping[str, Any] | None = None,
     ) -> Message:
         """Store a reply for sending, at most once per ``dedup_key``, and wake the worker."""
-        leased_by = (self.owner, timedelta(seconds=self._settings.lease_seconds)) if self._direct else None
+        leased_by = (self.owner, self._lease) if self._direct else None
         message, item = await self._store.store_outbound(
             dedup_key=dedup_key,
             thread=thread,
@@ -116,11 +117,10 @@ class Outbox:
 
     async def run(self) -> None:
         """Lease and send due items until cancelled."""
-        lease = timedelta(seconds=self._settings.lease_seconds)
         self._direct = True
         try:
             await lease_and_work(
-                lambda: self._store.lease_outbox(self.owner, utcnow(), lease), self._send_and_release,
+                lambda: self._store.lease_outbox(self.owner, utcnow(), self._lease), self._send_and_release,
                 slots=self._slots, wake=self._wake, poll_interval=self._settings.poll_interval,
                 in_flight=self._sending,
                 on_outage=lambda: log_event(log, "outbox.store_unavailable", logging.WARNING),
@@ -139,25 +139,22 @@ class Outbox:
         Under load the wait for a slot can use up the item's lease, and another process's worker
         may have taken the item over meanwhile: it is then that worker's to send, not ours."""
         await self._slots.acquire()
-        kept: OutboxItem | None = None
-        try:
-            kept = await self._lease_kept(item)
-        except Exception:  # the store failed: the lease runs out and a worker sends the item
-            log.warning("outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}})
-        finally:
-            if kept is None:
-                self._slots.release()
-        if kept is not None:
+        kept: OutboxItem | None = item
+        if item.due_ms - epoch_ms(utcnow()) <= self._lease.total_seconds() * 1000 / 2:
+            try:  # less than half the lease is left for the send: renew it first
+                kept = await self._renewed(item)
+            except Exception:  # the store failed: the lease runs out and a worker sends the item
+                log.warning("outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}})
+                kept = None
+        if kept is None:
+            self._slots.release()
+        else:
             await self._send_and_release(kept)
 
-    async def _lease_kept(self, item: OutboxItem) -> OutboxItem | None:
-        """``item`` with at least half a lease left for its send: as it is while that much of the
-        lease is left (no store round trip), else renewed; ``None`` if the lease passed on."""
-        lease = timedelta(seconds=self._settings.lease_seconds)
-        now = utcnow()
-        if item.due_ms - epoch_ms(now) > lease.total_seconds() * 1000 / 2:
-            return item
-        renewed = await self._store.renew_outbox_lease(item, self.owner, now, lease)
+    async def _renewed(self, item: OutboxItem) -> OutboxItem | None:
+        """``item`` with its lease renewed from now; ``None`` (logged) if it passed on to another
+        worker, which sends it then."""
+        renewed = await self._store.renew_outbox_lease(item, self.owner, utcnow(), self._lease)
         if renewed is None:
             log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
         return renewed
@@ -169,9 +166,8 @@ class Outbox:
 
     async def send_due(self) -> int:
         """Send every item due now, one at a time; returns how many were attempted (for tests)."""
-        lease = timedelta(seconds=self._settings.lease_seconds)
         count = 0
-        while (item := await self._store.lease_outbox(self.owner, utcnow(), lease)) is not None:
+        while (item := await self._store.lease_outbox(self.owner, utcnow(), self._lease)) is not None:
             await self._send(item)
             count += 1
         return count
@@ -226,23 +222,31 @@ class Outbox:
 
     async def _keeping_lease(self, item: OutboxItem, send: Awaitable[str]) -> str:
         """Await ``send``, renewing the item's lease every third of it meanwhile: a send slower
-        than the lease (a large upload) must not be leased and sent again by another worker."""
-        renewer = asyncio.create_task(self._renew_lease(item))
+        than the lease (a large upload) must not be leased and sent again by another worker.
+        A timer, not a task, waits for the first renewal: most sends end long before it."""
+        renewer: asyncio.Task[None] | None = None
+
+        def start() -> None:
+            nonlocal renewer
+            renewer = asyncio.create_task(self._renew_lease(item))
+
+        third = self._lease.total_seconds() / 3
+        timer = asyncio.get_running_loop().call_later(third, start)
         try:
             return await send
         finally:
-            renewer.cancel()
+            timer.cancel()
+            if renewer is not None:
+                renewer.cancel()
 
     async def _renew_lease(self, item: OutboxItem) -> None:
-        lease = timedelta(seconds=self._settings.lease_seconds)
         while True:
-            await asyncio.sleep(lease.total_seconds() / 3)
             try:
-                if await self._store.renew_outbox_lease(item, self.owner, utcnow(), lease) is None:
-                    log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
+                if await self._renewed(item) is None:
                     return
             except Exception:  # the store failed: try again at the next renewal
                 log.warning("outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}})
+            await asyncio.sleep(self._lease.total_seconds() / 3)
 
     async def _retry(self, item: OutboxItem, error: str, retry_after: float | None) -> None:
         if item.attempts >= self._settings.max_attempts:
