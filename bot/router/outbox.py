@@ -15,6 +15,7 @@ store (if the process dies, the lease runs out and another worker sends the item
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -223,30 +224,30 @@ class Outbox:
     async def _keeping_lease(self, item: OutboxItem, send: Awaitable[str]) -> str:
         """Await ``send``, renewing the item's lease every third of it meanwhile: a send slower
         than the lease (a large upload) must not be leased and sent again by another worker.
-        A timer, not a task, waits for the first renewal: most sends end long before it."""
-        renewer: asyncio.Task[None] | None = None
+        A timer, not a task, waits for the first renewal: most sends end long before it. The
+        renewer is told to stop, never cancelled: cancelled inside a store call, the driver can
+        keep a connection-pool lock that every later store call then waits for."""
+        finished = asyncio.Event()
 
         def start() -> None:
-            nonlocal renewer
-            renewer = asyncio.create_task(self._renew_lease(item))
+            self._spawn(self._renew_lease(item, finished))
 
-        third = self._lease.total_seconds() / 3
-        timer = asyncio.get_running_loop().call_later(third, start)
+        timer = asyncio.get_running_loop().call_later(self._lease.total_seconds() / 3, start)
         try:
             return await send
         finally:
             timer.cancel()
-            if renewer is not None:
-                renewer.cancel()
+            finished.set()  # a renewal in flight completes; none follows
 
-    async def _renew_lease(self, item: OutboxItem) -> None:
-        while True:
+    async def _renew_lease(self, item: OutboxItem, finished: asyncio.Event) -> None:
+        while not finished.is_set():
             try:
                 if await self._renewed(item) is None:
                     return
             except Exception:  # the store failed: try again at the next renewal
                 log.warning("outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}})
-            await asyncio.sleep(self._lease.total_seconds() / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), self._lease.total_seconds() / 3)
 
     async def _retry(self, item: OutboxItem, error: str, retry_after: float | None) -> None:
         if item.attempts >= self._settings.max_attempts:
