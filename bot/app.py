@@ -78,7 +78,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         embedded = EmbeddedMongo(Path(settings.store.embedded_dir), mode=settings.store.embedded_mode)  # type: ignore[arg-type]
         await embedded.start()
         uri = embedded.uri
-        log_event(log, "store.embedded_started", dir=settings.store.embedded_dir, port=embedded.port,
+        log_event(log, "store.embedded_started", dir=settings.store.embedded_dir, socket=str(embedded.socket_path),
                   mode=settings.store.embedded_mode)
     store = Store.connect(
         uri,

@@ -16,11 +16,12 @@ from pathlib import Path
 
 from bot.logs import log_event
 from bot.settings import SecuritySettings
-from conversations.sealing import Sealer, SealingError, generate_key, parse_key
+from conversations.sealing import INSTALL, V1_PREFIX, Sealer, SealingError, generate_key, parse_key
 from conversations.store import Store
 
 log = logging.getLogger("omnirouter.security")
 _SAMPLE = "omnirouter sealing check"
+_SAMPLE_FIELD = "secrets.sealing-key-check.sample"
 
 
 class SecretKeyError(Exception):
@@ -47,20 +48,34 @@ async def open_sealer(settings: SecuritySettings, store: Store) -> Sealer:
             raise SecretKeyError(f"{path}: {exc}") from None
     sealer = Sealer(key)
     if check is None:
-        check = await store.save_sealing_check(sealer.key_id, sealer.seal(_SAMPLE))
+        check = await store.save_sealing_check(sealer.key_id, sealer.seal(_SAMPLE, INSTALL, _SAMPLE_FIELD))
     if check.get("key_id") != sealer.key_id:
         raise SecretKeyError(
             f"the key from {source} (id {sealer.key_id}) is not the key the store's secrets were sealed with "
             f"(id {check.get('key_id')}): use that key, or every channel token would be unreadable"
         )
     try:
-        sealer.unseal(str(check.get("sample", "")))
+        await _check_sample(sealer, store, check.get("sample"))
     except SealingError as exc:
         raise SecretKeyError(f"the key from {source} does not open the store's secrets: {exc}") from None
     store.use_sealer(sealer)
-    sealed = await store.seal_plain_secrets()
+    sealed, problems = await store.seal_plain_secrets()
+    for problem in problems:
+        log_event(log, "security.secret_not_upgraded", logging.WARNING, error=problem)
     log_event(log, "security.key_ready", key_id=sealer.key_id, source=source, sealed_now=sealed)
     return sealer
+
+
+async def _check_sample(sealer: Sealer, store: Store, sample: object) -> None:
+    """The sealed sample opens to what was sealed (one in the first format is resealed: the
+    start-up upgrade)."""
+    if isinstance(sample, str) and sample.startswith(V1_PREFIX):
+        upgraded = sealer.upgrade(sample, INSTALL, _SAMPLE_FIELD)
+        assert upgraded is not None
+        await store.replace_sealing_sample(sample, upgraded)
+        sample = upgraded
+    if sealer.unseal(sample, INSTALL, _SAMPLE_FIELD) != _SAMPLE:
+        raise SealingError("the sealing check holds another text")
 
 
 def _read_or_create(path: Path, may_create: bool) -> str | None:

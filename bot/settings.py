@@ -75,7 +75,7 @@ class StoreSettings:
         "", check=_mongodb_uri, alias="MONGODB_URI", doc="MongoDB URI; empty: the embedded store"
     )
     database: str = _setting("omnirouter", doc="database name")
-    embedded_dir: str = _setting("var/store", doc="data directory of the embedded store")
+    embedded_dir: str = _setting("var/store", doc="data directory of the embedded store (kept 0700, its files 0600)")
     embedded_mode: str = _setting(
         "process", check=_one_of("process", "thread"), doc="run the embedded store as a child process or a thread"
     )
@@ -122,7 +122,7 @@ class OutboxSettings:
 class WebchatSettings:
     max_text_length: int = _setting(4096, check=_between(1, 100_000))
     secret: str = _setting(
-        "", doc="key that signs visitor tokens; empty: one generated and kept in the store"
+        "", doc="key that signs visitor tokens; empty: one generated and kept sealed in the store"
     )
 
 

@@ -71,8 +71,9 @@ def webhook_urls(settings: Settings, base: str, account_id: str) -> dict[str, st
     }
 
 
-def channel_summary(channels: dict[str, Any]) -> dict[str, Any]:
-    """An account's channel settings with every secret replaced by whether it is set."""
+def channel_summary(channels: dict[str, Any], unopened: dict[str, str] | None = None) -> dict[str, Any]:
+    """An account's channel settings with every secret replaced by whether it is set; a secret
+    that is stored but does not open (``Account.sealing_problems``) is listed as ``unreadable``."""
     summary: dict[str, Any] = {}
     for name, config in channels.items():
         if not isinstance(config, dict):
@@ -81,14 +82,18 @@ def channel_summary(channels: dict[str, Any]) -> dict[str, Any]:
             "settings": {k: v for k, v in config.items() if not is_secret_field(k)},
             "secrets": {k: bool(v) for k, v in config.items() if is_secret_field(k)},
         }
+        unreadable = sorted(f.partition(".")[2] for f in (unopened or {}) if f.startswith(f"{name}."))
+        if unreadable:
+            summary[name]["unreadable"] = unreadable
     return summary
 
 
 def account_json(account: Account) -> dict[str, Any]:
     doc = account.to_json()
     channels = doc.pop("channels", None)
+    doc.pop("sealing_problems", None)
     if channels:
-        doc["channels"] = channel_summary(channels)
+        doc["channels"] = channel_summary(channels, account.sealing_problems)
     return doc
 
 

@@ -1,13 +1,66 @@
-"""Entry point of the embedded store's child process: nx-27017 that dies with its parent.
+"""The embedded store's server: nx-27017 on a Unix socket, as a child process that dies with its parent.
 
-Run as ``python -m conversations._nx_child --data-dir DIR --port N ...`` by ``EmbeddedMongo``.
+Run as ``python -m conversations._nx_child --data-dir DIR --socket PATH --pid-file F --log-file F``
+by ``EmbeddedMongo``; its thread mode uses ``build_handler`` and ``serve`` inside the router.
+
+nx-27017 has no authentication and listens on TCP when run its own way; here it listens only on a
+Unix socket (mode 0600, in a 0700 directory), so only the user the router runs as can reach it.
+The child's umask is 0o077: its logs, pid file and SQLite files are 0600 (SQLite gives a
+database's WAL and SHM files the database file's mode). The handler creates each database file
+0600 itself too, for the thread mode, whose umask is the router's.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import contextlib
+import logging
+import os
 import signal
 import sys
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from nx_27017.handler import NeoSQLiteHandler, _sanitize_db_name
+from nx_27017.server import handle_client
+
+PRIVATE_FILE = 0o600
+_LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - [%(process)d] - %(message)s"  # nx-27017's own
+
+
+class PrivateFilesHandler(NeoSQLiteHandler):  # type: ignore[misc]  # nx-27017 has no type information
+    """nx-27017's handler, one SQLite file per database, each created readable by its owner only."""
+
+    def _open_db_conn(self, db_name: str) -> Any:
+        if self._mode == "files":
+            os.close(os.open(self._db_file(_sanitize_db_name(db_name)), os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
+        return super()._open_db_conn(db_name)
+
+
+def build_handler(data_dir: str) -> NeoSQLiteHandler:
+    """The wire-protocol handler over the SQLite files in ``data_dir``."""
+    return PrivateFilesHandler(data_dir, data_dir=data_dir)
+
+
+async def serve(handler: NeoSQLiteHandler, socket_path: str,
+                listening: Callable[[asyncio.Server], None] = lambda server: None) -> None:
+    """Serve ``handler`` on a Unix socket at ``socket_path`` (0600) until the server is closed;
+    the socket file goes with it. The caller holds the data directory's lock, so a socket file
+    already there was left by a server that died."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(socket_path)
+    server = await asyncio.start_unix_server(lambda r, w: handle_client(r, w, handler), path=socket_path)
+    try:
+        os.chmod(socket_path, PRIVATE_FILE)
+        listening(server)
+        with contextlib.suppress(asyncio.CancelledError):
+            await server.serve_forever()
+    finally:
+        server.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(socket_path)
 
 
 def _die_with_parent() -> None:
@@ -21,12 +74,31 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def _exit(signum: int, frame: FrameType | None) -> None:
+    sys.exit(0)
+
+
 def main() -> None:
     _die_with_parent()
-    from nx_27017.nx_27017 import main as nx_main
+    os.umask(0o077)
+    parser = argparse.ArgumentParser(prog="nx-27017")
+    for option in ("--data-dir", "--socket", "--pid-file", "--log-file"):
+        parser.add_argument(option, required=True)
+    args = parser.parse_args()
+    from nx_27017.daemon import remove_pid_file, write_pid_file
 
-    sys.argv[0] = "nx-27017"
-    nx_main()
+    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)  # to the console log
+    to_file = logging.FileHandler(args.log_file)
+    to_file.setFormatter(logging.Formatter(_LOG_FORMAT))
+    logging.getLogger().addHandler(to_file)
+    if not write_pid_file(args.pid_file):  # nx-27017's own check: no second server beside a live one
+        sys.exit(1)
+    signal.signal(signal.SIGTERM, _exit)
+    signal.signal(signal.SIGINT, _exit)
+    try:
+        asyncio.run(serve(build_handler(args.data_dir), args.socket))
+    finally:
+        remove_pid_file(args.pid_file)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,14 @@
-"""The embedded store: the nx-27017 MongoDB wire-protocol server (SQLite underneath) on 127.0.0.1.
+"""The embedded store: the nx-27017 MongoDB wire-protocol server (SQLite underneath) on a Unix socket.
 
 Used when no MongoDB URI is configured, and by the tests. The router talks to it over a real
 socket with the same PyMongo code it uses against MongoDB.
+
+nx-27017 has no authentication, so only the router's own user may reach it: it listens on a Unix
+socket (0600) in a 0700 directory and on no TCP port; its data directory is 0700 and every file in
+it 0600 (a directory an earlier release left open is tightened at start). The socket lives in the
+data directory when its path fits a socket address (107 bytes), else in a private directory under
+``$XDG_RUNTIME_DIR`` or the temporary directory; ``nx-27017.socket`` in the data directory names
+it either way (how the CLI finds a running router's store).
 
 Two ways to run it:
 
@@ -21,25 +28,37 @@ import fcntl
 import os
 import signal
 import socket
+import stat
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import IO, Literal
+from urllib.parse import quote
 
 EmbeddedMode = Literal["process", "thread"]
 
+SOCKET_NAME = "nx-27017.sock"  # PyMongo takes a host ending in .sock for a Unix socket
+SOCKET_FILE = "nx-27017.socket"  # in the data directory: the path of the socket (for the CLI)
+_MAX_SOCKET_PATH = 107  # bytes in a Unix socket address, less the terminating NUL
+_PRIVATE_DIR, _PRIVATE_FILE = 0o700, 0o600
 
-PORT_FILE = "nx-27017.port"  # where a running router's embedded store listens (for the CLI)
+
+def socket_uri(path: Path) -> str:
+    """The MongoDB URI of a server on the Unix socket at ``path``."""
+    return f"mongodb://{quote(str(path), safe='')}/?directConnection=true"
 
 
 def running_embedded_uri(data_dir: Path) -> str | None:
     """The URI of the embedded store another omnirouter process runs on ``data_dir``, if any."""
     try:
-        port = int((Path(data_dir) / PORT_FILE).read_text().strip())
+        path = Path((Path(data_dir) / SOCKET_FILE).read_text().strip())
+        if not stat.S_ISSOCK(path.stat().st_mode):
+            return None
     except (OSError, ValueError):
         return None
-    return f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    return socket_uri(path)
 
 
 class EmbeddedStoreError(Exception):
@@ -47,7 +66,7 @@ class EmbeddedStoreError(Exception):
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    """A TCP port on 127.0.0.1 that nobody listens on right now (for tests and benchmarks)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -56,17 +75,24 @@ def free_port() -> int:
 class EmbeddedMongo:
     """Start, stop and locate one embedded server whose data lives in ``data_dir``."""
 
-    def __init__(self, data_dir: Path, mode: EmbeddedMode = "process", port: int | None = None):
+    def __init__(self, data_dir: Path, mode: EmbeddedMode = "process"):
         self.data_dir = Path(data_dir)
         self.mode = mode
-        self.port = port or free_port()
+        self._socket: Path | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._thread: _ServerThread | None = None
         self._lock_file: IO[str] | None = None
 
     @property
+    def socket_path(self) -> Path:
+        """Where the server listens (known once ``start`` has begun; the same after a restart)."""
+        if self._socket is None:
+            raise EmbeddedStoreError("the embedded store has not been started")
+        return self._socket
+
+    @property
     def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+        return socket_uri(self.socket_path)
 
     @property
     def running(self) -> bool:
@@ -75,17 +101,23 @@ class EmbeddedMongo:
         return self._thread is not None
 
     async def start(self, timeout: float = 30.0) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._take_lock()
         try:
+            make_private(self.data_dir)
+            self._take_lock()
+        except PermissionError as exc:
+            raise EmbeddedStoreError(
+                f"cannot open the embedded store in {self.data_dir} ({exc.strerror}): only the user the router "
+                "runs as may"
+            ) from None
+        try:
+            self._socket = _socket_path(self.data_dir)
             if self.mode == "process":
                 await self._outwait_orphan()
                 await self._start_process()
             else:
-                self._thread = _ServerThread(self.data_dir, self.port)
+                self._thread = _ServerThread(self.data_dir, self._socket)
                 self._thread.start()
             await self._wait_until_listening(timeout)
-            (self.data_dir / PORT_FILE).write_text(str(self.port))
         except BaseException:
             await self.stop()
             raise
@@ -104,13 +136,14 @@ class EmbeddedMongo:
         if thread is not None:
             await asyncio.to_thread(thread.stop, timeout)
         if self._lock_file is not None:
-            with contextlib.suppress(OSError):
-                (self.data_dir / PORT_FILE).unlink()
+            if self._socket is not None:  # a server that was killed leaves its socket file
+                with contextlib.suppress(OSError):
+                    self._socket.unlink()
             self._lock_file.close()
             self._lock_file = None
 
     def _take_lock(self) -> None:
-        lock = open(self.data_dir / ".omnirouter.lock", "a+")
+        lock = os.fdopen(os.open(self.data_dir / ".omnirouter.lock", os.O_RDWR | os.O_CREAT, _PRIVATE_FILE), "a+")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -140,7 +173,8 @@ class EmbeddedMongo:
             (self.data_dir / "nx-27017.pid").unlink()
 
     async def _start_process(self) -> None:
-        console = open(self.data_dir / "nx-27017.console.log", "ab")
+        console = os.fdopen(os.open(self.data_dir / "nx-27017.console.log",
+                                    os.O_WRONLY | os.O_CREAT | os.O_APPEND, _PRIVATE_FILE), "ab")
         with console:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -148,10 +182,8 @@ class EmbeddedMongo:
                 "conversations._nx_child",
                 "--data-dir",
                 str(self.data_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
+                "--socket",
+                str(self.socket_path),
                 "--pid-file",
                 str(self.data_dir / "nx-27017.pid"),
                 "--log-file",
@@ -171,15 +203,55 @@ class EmbeddedMongo:
                     f"see {self.data_dir / 'nx-27017.console.log'}"
                 )
             with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                _, writer = await asyncio.open_unix_connection(self.socket_path)
                 writer.close()
                 with contextlib.suppress(OSError):
                     await writer.wait_closed()
                 return
             await asyncio.sleep(0.05)
         raise EmbeddedStoreError(
-            f"the embedded store did not listen on 127.0.0.1:{self.port} within {timeout:.0f} s"
+            f"the embedded store did not listen on {self.socket_path} within {timeout:.0f} s"
         )
+
+
+def make_private(data_dir: Path) -> None:
+    """The data directory made (or tightened to) 0700 and each file in it 0600: nx-27017 has no
+    authentication, so its files are the store's only guard. Files only, not subdirectories: the
+    server keeps everything at the top."""
+    data_dir.mkdir(mode=_PRIVATE_DIR, parents=True, exist_ok=True)
+    os.chmod(data_dir, _PRIVATE_DIR)
+    with os.scandir(data_dir) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                os.chmod(entry.path, _PRIVATE_FILE)
+    with contextlib.suppress(FileNotFoundError):
+        (data_dir / "nx-27017.port").unlink()  # where an earlier release's server listened, on TCP
+
+
+def _socket_path(data_dir: Path) -> Path:
+    """Where the server of ``data_dir`` listens, written to its ``SOCKET_FILE``: the data
+    directory itself when the path fits a socket address, else a private directory elsewhere
+    (the one named before, if it is still ours and private, so a restart listens where clients
+    expect it)."""
+    path = data_dir.absolute() / SOCKET_NAME  # a client may run elsewhere (another directory)
+    if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+        path = _private_runtime_dir(data_dir) / SOCKET_NAME
+    named = data_dir / SOCKET_FILE
+    fd = os.open(named, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE_FILE)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"{path}\n")
+    return path
+
+
+def _private_runtime_dir(data_dir: Path) -> Path:
+    with contextlib.suppress(OSError, ValueError):
+        before = Path((data_dir / SOCKET_FILE).read_text().strip()).parent
+        info = before.lstat()
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) == _PRIVATE_DIR:
+            return before
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    base = runtime if runtime and len(os.fsencode(runtime)) < 60 and os.access(runtime, os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix="omnirouter-", dir=base))  # 0700, a name nobody could guess
 
 
 def _orphan_pid(data_dir: Path) -> int | None:
@@ -205,9 +277,9 @@ def _alive(pid: int) -> bool:
 class _ServerThread:
     """nx-27017 on its own thread and event loop inside this process (``mode = "thread"``)."""
 
-    def __init__(self, data_dir: Path, port: int) -> None:
+    def __init__(self, data_dir: Path, socket_path: Path) -> None:
         self._data_dir = data_dir
-        self._port = port
+        self._socket_path = socket_path
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._thread = threading.Thread(target=self._run, name="nx-27017", daemon=True)
@@ -222,23 +294,16 @@ class _ServerThread:
             self._loop.call_soon_threadsafe(self._server.close)
         self._thread.join(timeout)
 
+    def _listening(self, server: asyncio.Server) -> None:
+        self._server = server
+        self._ready.set()
+
     def _run(self) -> None:
-        from nx_27017.handler import NeoSQLiteHandler
-        from nx_27017.server import handle_client
-
-        handler = NeoSQLiteHandler(str(self._data_dir), data_dir=str(self._data_dir))
-
-        async def serve() -> None:
-            self._server = await asyncio.start_server(
-                lambda r, w: handle_client(r, w, handler), "127.0.0.1", self._port
-            )
-            self._ready.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._server.serve_forever()
+        from conversations._nx_child import build_handler, serve
 
         try:
-            self._loop.run_until_complete(serve())
+            handler = build_handler(str(self._data_dir))
+            self._loop.run_until_complete(serve(handler, str(self._socket_path), self._listening))
         finally:
             self._ready.set()
             self._loop.close()
-

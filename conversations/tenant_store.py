@@ -3,7 +3,10 @@ tokens and webhook subscriptions.
 
 A mixin of ``Store``. Secret fields of an account's ``channels`` and webhook secrets go through the
 store's ``Sealer`` on the way in and out, so the rest of the router reads plain settings and the
-database holds only sealed values. Reading a sealed value without a key raises ``SealingError``.
+database holds only sealed values, each bound to its account and field (``seal_value`` and
+``open_value`` do the same for any other part's secret). Reading a sealed value without a key
+raises ``SealingError``; so does a plain value where a sealed one belongs, except in the start-up
+upgrade (``seal_plain_secrets``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from conversations.models import Account
 from conversations.personal_data import declare_not_personal
-from conversations.sealing import Sealer, SealingError, is_sealed, is_secret_field
+from conversations.sealing import INSTALL, Sealer, SealingError, channel_field, is_secret_field
 from conversations.tenant_models import ApiToken, WebhookSubscription
 
 TENANT_INDEXES: dict[str, list[IndexModel]] = {
@@ -28,6 +31,7 @@ TENANT_INDEXES: dict[str, list[IndexModel]] = {
     "webhook_subscriptions": [IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)])],
 }
 _CHECK_ID = "sealing-key-check"
+_NO_KEY = "this process has no secret key, so it cannot read or write sealed secrets"
 
 
 class TenantStore:
@@ -44,13 +48,20 @@ class TenantStore:
 
     def _sealing(self) -> Sealer:
         if self._sealer is None:
-            raise SealingError("this process has no secret key, so it cannot read or write sealed secrets")
+            raise SealingError(_NO_KEY)
         return self._sealer
 
-    def _open(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        if not any(is_sealed(v) for v in config.values()):
-            return dict(config)
-        return self._sealing().unseal_fields(config)
+    def seal_value(self, account_id: str, field: str, plain: str) -> str:
+        """``plain`` sealed for ``field`` of ``account_id`` (``sealing.INSTALL`` for the install's
+        own secrets). ``field`` names where the value is kept: ``<collection>.<_id>.<field>``
+        (``webhook_subscriptions.<id>.secret``), or a path inside the account's own document
+        (``channels.telegram.token``). Moved anywhere else, the value does not open."""
+        return self._sealing().seal(plain, account_id, field)
+
+    def open_value(self, account_id: str, field: str, stored: Any) -> str:
+        """What ``seal_value(account_id, field, …)`` sealed; ``SealingError`` (a one-line reason)
+        for anything else, a plain value included."""
+        return self._sealing().unseal(stored, account_id, field)
 
     async def sealing_check(self) -> dict[str, Any] | None:
         """What the store says about the key its secrets are sealed with (``key_id``, ``sample``)."""
@@ -66,32 +77,69 @@ class TenantStore:
         assert doc is not None
         return doc
 
-    async def seal_plain_secrets(self) -> int:
-        """Seal secrets stored in clear (before sealing existed); returns how many accounts changed."""
-        sealer, changed = self._sealing(), 0
+    async def replace_sealing_sample(self, old: str, new: str) -> None:
+        """The check's sample resealed (``old`` as read, so a concurrent upgrade is not undone)."""
+        await self._db.secrets.update_one({"_id": _CHECK_ID, "sample": old}, {"$set": {"sample": new}})
+
+    async def seal_plain_secrets(self) -> tuple[int, list[str]]:
+        """The start-up upgrade: secrets stored in clear (before sealing existed) or in the first
+        sealed format (bound to the key only) are sealed for their account and field. Returns how
+        many records changed and why values could not be upgraded (they stay, refused when used).
+        After it, a plain value where a sealed one belongs is an error."""
+        upgrade, changed = _Upgrade(self._sealing()), 0
         async for doc in self._db.accounts.find({}, {"channels": 1}):
-            channels = doc.get("channels") or {}
             updates = {
-                f"channels.{name}.{key}": sealer.seal(value)
-                for name, config in channels.items() if isinstance(config, dict)
-                for key, value in config.items()
-                if is_secret_field(key) and isinstance(value, str) and value and not is_sealed(value)
+                f"channels.{name}.{key}": sealed
+                for name, config in (doc.get("channels") or {}).items() if isinstance(config, dict)
+                for key, value in config.items() if is_secret_field(key)
+                if (sealed := upgrade(value, str(doc["_id"]), channel_field(name, key)))
             }
-            if updates:
-                await self._db.accounts.update_one({"_id": doc["_id"]}, {"$set": updates})
-                changed += 1
-        return changed
+            changed += await self._upgrade(self._db.accounts, doc, updates)
+        async for doc in self._db.webhook_subscriptions.find({}, {"account_id": 1, "secret": 1}):
+            sealed = upgrade(doc.get("secret"), str(doc.get("account_id")), _webhook_field(doc["_id"]))
+            changed += await self._upgrade(self._db.webhook_subscriptions, doc, {"secret": sealed} if sealed else {})
+        async for doc in self._db.secrets.find({"_id": {"$ne": _CHECK_ID}}):
+            sealed = upgrade(doc.get("value"), INSTALL, shared_secret_field(str(doc["_id"])))
+            changed += await self._upgrade(self._db.secrets, doc, {"value": sealed} if sealed else {})
+        return changed, upgrade.problems
+
+    @staticmethod
+    async def _upgrade(collection: Any, doc: Mapping[str, Any], updates: Mapping[str, str]) -> int:
+        """Write upgraded values where the stored ones are still those read (another router may
+        have upgraded them meanwhile: its values stand)."""
+        if not updates:
+            return 0
+        unchanged = {path: _at(doc, path) for path in updates}
+        result = await collection.update_one({"_id": doc["_id"], **unchanged}, {"$set": dict(updates)})
+        return int(result.modified_count)
+
+    def _open(self, account_id: str, channel: str, config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """A channel's settings opened, and its secrets that did not open (name → why)."""
+        secret = [k for k, v in config.items() if is_secret_field(k) and v not in ("", None)]
+        if not secret:
+            return dict(config), {}
+        if self._sealer is None:  # a CLI command that only needs the account's other fields
+            return {k: v for k, v in config.items() if k not in secret}, dict.fromkeys(secret, _NO_KEY)
+        return self._sealer.unseal_fields(config, account_id, channel)
 
     # --- accounts ------------------------------------------------------------------------
 
     async def get_account(self, account_id: str) -> Account | None:
-        """The account with its channel settings opened (plain)."""
+        """The account with its channel settings opened (plain); a secret that does not open is
+        left out and said why in ``sealing_problems``, so one bad value costs one channel, never the
+        account (its logins, its pages, its other channels)."""
         doc = await self._db.accounts.find_one({"_id": account_id})
         if doc is None:
             return None
         account = Account.from_doc(doc)
-        account.channels = {name: self._open(config) if isinstance(config, Mapping) else config
-                            for name, config in (account.channels or {}).items()}
+        channels, problems = {}, {}
+        for name, config in (account.channels or {}).items():
+            if not isinstance(config, Mapping):
+                channels[name] = config
+                continue
+            channels[name], unopened = self._open(account_id, name, config)
+            problems.update({f"{name}.{key}": why for key, why in unopened.items()})
+        account.channels, account.sealing_problems = channels, problems or None
         return account
 
     async def create_account(self, account: Account) -> bool:
@@ -121,14 +169,15 @@ class TenantStore:
         """Replace one channel's settings on an account (secrets sealed); ``False`` if there is no
         such account."""
         result = await self._db.accounts.update_one(
-            {"_id": account_id}, {"$set": {f"channels.{channel}": self._sealing().seal_fields(config)}}
+            {"_id": account_id},
+            {"$set": {f"channels.{channel}": self._sealing().seal_fields(config, account_id, channel)}},
         )
         return result.matched_count == 1
 
     async def merge_account_channel(self, account_id: str, channel: str, values: Mapping[str, Any],
                                     remove: tuple[str, ...] = ()) -> bool:
         """Change some fields of one channel's settings (secrets sealed), leaving the others."""
-        sealed = self._sealing().seal_fields(values)
+        sealed = self._sealing().seal_fields(values, account_id, channel)
         update: dict[str, Any] = {}
         if sealed:
             update["$set"] = {f"channels.{channel}.{k}": v for k, v in sealed.items()}
@@ -170,12 +219,17 @@ class TenantStore:
 
     async def create_webhook(self, subscription: WebhookSubscription) -> None:
         doc = subscription.to_doc()
-        doc["secret"] = self._sealing().seal(subscription.secret)
+        doc["secret"] = self.seal_value(subscription.account_id, _webhook_field(subscription.id), subscription.secret)
         await self._db.webhook_subscriptions.insert_one(doc)
 
     def _subscription(self, doc: Mapping[str, Any]) -> WebhookSubscription:
+        """The subscription with its secret opened; one that does not open is left empty and
+        said why (``secret_problem``): nothing is signed with it."""
         opened = dict(doc)
-        opened["secret"] = self._sealing().unseal(str(doc["secret"])) if is_sealed(doc.get("secret")) else doc.get("secret", "")
+        try:
+            opened["secret"] = self.open_value(str(doc.get("account_id")), _webhook_field(doc["_id"]), doc.get("secret"))
+        except SealingError as exc:
+            opened["secret"], opened["secret_problem"] = "", str(exc)
         return WebhookSubscription.from_doc(opened)
 
     async def get_webhook(self, subscription_id: str) -> WebhookSubscription | None:
@@ -192,7 +246,7 @@ class TenantStore:
     async def update_webhook(self, account_id: str, subscription_id: str, **values: Any) -> WebhookSubscription | None:
         """Change a subscription (url, events, description, active, secret — sealed here)."""
         if "secret" in values:
-            values["secret"] = self._sealing().seal(values["secret"])
+            values["secret"] = self.seal_value(account_id, _webhook_field(subscription_id), values["secret"])
         doc = await self._db.webhook_subscriptions.find_one_and_update(
             {"_id": subscription_id, "account_id": account_id}, {"$set": values}, return_document=ReturnDocument.AFTER
         )
@@ -203,6 +257,36 @@ class TenantStore:
         if result.deleted_count:
             await self._db.webhook_deliveries.delete_many({"subscription_id": subscription_id, "state": "pending"})
         return result.deleted_count == 1
+
+
+class _Upgrade:
+    """``Sealer.upgrade`` that notes a value it cannot open (an altered one) and goes on."""
+
+    def __init__(self, sealer: Sealer) -> None:
+        self._sealer = sealer
+        self.problems: list[str] = []
+
+    def __call__(self, value: Any, account_id: str, field: str) -> str | None:
+        try:
+            return self._sealer.upgrade(value, account_id, field)
+        except SealingError as exc:
+            self.problems.append(str(exc))
+            return None
+
+
+def _webhook_field(subscription_id: Any) -> str:
+    return f"webhook_subscriptions.{subscription_id}.secret"
+
+
+def shared_secret_field(name: str) -> str:
+    """The field path a shared secret (``Store.shared_secret``) is sealed for."""
+    return f"secrets.{name}.value"
+
+
+def _at(doc: Mapping[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        doc = doc.get(part) if isinstance(doc, Mapping) else None  # type: ignore[assignment]
+    return doc
 
 
 declare_not_personal("api_tokens", "the businesses' API credentials (hashed)")

@@ -63,15 +63,16 @@ async def test_secrets_stored_in_clear_before_are_sealed_at_start_up(store: Stor
 
 
 def test_a_sealed_value_opens_only_with_its_key_and_unaltered() -> None:
-    sealer = Sealer(parse_key(generate_key()))
-    sealed = sealer.seal("123:token")
-    assert sealed.startswith(f"sealed:v1:{sealer.key_id}:") and "123:token" not in sealed
-    assert sealer.unseal(sealed) == "123:token" and sealer.seal("123:token") != sealed  # a fresh nonce each time
+    sealer, field = Sealer(parse_key(generate_key())), "channels.telegram.token"
+    sealed = sealer.seal("123:token", "shop", field)
+    assert sealed.startswith(f"sealed:v2:{sealer.key_id}:") and "123:token" not in sealed
+    assert sealer.unseal(sealed, "shop", field) == "123:token"
+    assert sealer.seal("123:token", "shop", field) != sealed  # a fresh nonce each time
     with pytest.raises(SealingError):
-        Sealer(parse_key(generate_key())).unseal(sealed)
+        Sealer(parse_key(generate_key())).unseal(sealed, "shop", field)
     tampered = sealed[:-4] + ("AAAA" if not sealed.endswith("AAAA") else "BBBB")
     with pytest.raises(SealingError):
-        sealer.unseal(tampered)
+        sealer.unseal(tampered, "shop", field)
 
 
 async def test_serve_keeps_its_key_under_var_and_refuses_another(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from bot.logs import log_event
 from bot.settings import SettingsError
 
 if TYPE_CHECKING:
+    from conversations.models import Account
     from conversations.store import Store
 
 log = logging.getLogger("omnirouter.handlers")
@@ -76,6 +77,12 @@ class PerAccount(Generic[C]):
             return self._clients.get(account_id)
         account = await self._store.get_account(account_id)
         config = account.channels.get(self._channel) if account and not account.disabled else None
+        unopened = _unopened(account, self._channel) if config is not None else []
+        if unopened:  # never used as stored: the channel reports it until an admin enters them again
+            if account_id in self._clients:
+                self._retired.append(self._clients.pop(account_id))
+            self._seen.pop(account_id, None)
+            raise SettingsError("; ".join(unopened))
         fingerprint = json.dumps(config, sort_keys=True, default=str) if isinstance(config, Mapping) else ""
         current = self._clients.get(account_id)
         if seen is None or seen[1] != fingerprint:
@@ -110,6 +117,22 @@ class PerAccount(Generic[C]):
             raise PermanentSendError(f"no {self._channel} set-up for account {account_id}")
         return client
 
+    async def quietly(self, account_id: str) -> C | None:
+        """The client for a side task (templates, a download); ``None``, logged, when the account's
+        settings are unusable."""
+        try:
+            return await self.get(account_id)
+        except SettingsError as exc:
+            log_event(log, "channel.account_misconfigured", logging.ERROR, channel=self._channel,
+                      account=account_id, error=str(exc))
+            return None
+
     async def close_all(self, close: Callable[[C], Awaitable[None]]) -> None:
         for client in [*self._clients.values(), *self._retired]:
             await close(client)
+
+
+def _unopened(account: Account | None, channel: str) -> list[str]:
+    """Why the account's secrets of ``channel`` did not open (moved, altered, stored in clear)."""
+    problems = (account.sealing_problems or {}) if account else {}
+    return [why for field, why in sorted(problems.items()) if field.startswith(f"{channel}.")]

@@ -212,7 +212,7 @@ class TelegramAdapter(BaseAdapter):
 
     async def fetch_attachment(self, account_id: str, ref: str) -> bytes:
         """The bytes of a file the customer sent, by its file id, at most ``max_download_bytes``."""
-        bot = await self.bots.get(account_id)
+        bot = await self.bots.quietly(account_id)
         if bot is None:
             raise AttachmentUnavailable(f"no Telegram bot is configured for account {account_id}")
         try:

@@ -123,7 +123,7 @@ class WhatsappAdapter(BaseAdapter):
 
     async def templates(self, account_id: str) -> Mapping[str, Any]:
         """The message templates configured for the account (name -> language, parameters)."""
-        number = await self.numbers.get(account_id)
+        number = await self.numbers.quietly(account_id)
         return number.templates if number else {}
 
     # --- inbound -------------------------------------------------------------------------
@@ -196,7 +196,7 @@ class WhatsappAdapter(BaseAdapter):
 
     async def fetch_attachment(self, account_id: str, ref: str) -> bytes:
         """The bytes of a media file the customer sent, by media id, at most ``max_download_bytes``."""
-        number = await self.numbers.get(account_id)
+        number = await self.numbers.quietly(account_id)
         if number is None:
             raise AttachmentUnavailable(f"no WhatsApp number is configured for account {account_id}")
         try:

@@ -35,7 +35,8 @@ async def _context(request: web.Request, agent: Agent) -> dict[str, Any]:
         webhooks.append({"s": subscription, "last": recent[0] if recent else None, "dead": dead})
     return {
         "account": account, "own_channels": account.id != app[SETTINGS].account.id,
-        "channels": channel_summary(account.channels), "fields": CHANNEL_FIELDS, "served": set(app[ADAPTERS].keys()),
+        "channels": channel_summary(account.channels, account.sealing_problems), "fields": CHANNEL_FIELDS,
+        "served": set(app[ADAPTERS].keys()),
         "urls": webhook_urls(app[SETTINGS], f"{request.scheme}://{request.host}", account.id),
         "reopen_days": f"{routing.reopen_days:g}", "tokens": await store.list_api_tokens(agent.account_id),
         "scopes": SCOPES, "event_types": EVENT_TYPES, "webhooks": webhooks, "message": "", "revealed": None,

@@ -38,6 +38,8 @@ TENANT_TEXT: dict[str, tuple[str, str]] = {
                            "{channel}.for_accounts = true."),
     "secret_set": ("set", "iestatīts"),
     "secret_not_set": ("not set", "nav iestatīts"),
+    "secret_unreadable": ("stored, but it does not open here (moved or altered): enter it again",
+                          "saglabāts, bet šeit to nevar atvērt (pārvietots vai mainīts): ievadiet to vēlreiz"),
     "secret_keep": ("set — leave empty to keep it", "iestatīts — atstājiet tukšu, lai paturētu"),
     "secret_enter": ("enter it", "ievadiet"),
     "remove_channel": ("Remove {channel}", "Noņemt {channel}"),

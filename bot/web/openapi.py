@@ -93,7 +93,7 @@ SCHEMAS: dict[str, Any] = {
     "TimelineEntry": record_schema(TimelineEntry),
     "Agent": record_schema(Agent, drop=("password_hash",)),
     "OutboxItem": record_schema(OutboxItem, drop=("due_ms",), due_at={"type": "string", "format": "date-time"}),
-    "Account": record_schema(Account, drop=("channels",)),
+    "Account": record_schema(Account, drop=("channels", "sealing_problems")),
     "ApiToken": record_schema(ApiToken, drop=("token_hash",)),
     "WebhookSubscription": record_schema(WebhookSubscription, drop=("secret",)),
     "WebhookDelivery": record_schema(WebhookDelivery, drop=("body", "lease_owner", "due_ms")),

@@ -124,6 +124,9 @@ class WebhookSender:
         if subscription is None or not subscription.active:
             await self._give_up(delivery, "the subscription was deleted or switched off")
             return
+        if subscription.secret_problem:  # never signed with a secret that is not the one sealed for it
+            await self._give_up(delivery, f"not sent: {subscription.secret_problem}")
+            return
         account = await self._store.get_account(delivery.account_id)
         if account is None or account.disabled:
             await self._store.postpone_delivery(delivery, self.owner, utcnow() + _DISABLED_PAUSE)

@@ -1,15 +1,23 @@
-"""The embedded server's lifecycle: start, persist, lock, stop, thread mode."""
+"""The embedded server's lifecycle (start, persist, lock, stop, thread mode) and who may open it
+(the router's own user only: a Unix socket, a 0700 directory, 0600 files)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import shutil
 import signal
+import sqlite3
+import stat
+import sys
+import tempfile
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from conversations.embedded import EmbeddedMongo, EmbeddedStoreError
+from conversations.embedded import SOCKET_FILE, EmbeddedMode, EmbeddedMongo, EmbeddedStoreError, running_embedded_uri
 from conversations.store import Store
 
 
@@ -99,3 +107,185 @@ async def test_a_server_left_behind_by_a_dead_router_is_outwaited_and_replaced(t
     finally:
         await store.close()
         await second.stop()
+
+
+# --- only the router's user may open the store ---------------------------------------------
+
+
+async def _write_something(server: EmbeddedMongo) -> Store:
+    """A store with a write in it, kept open (so the SQLite WAL and SHM files exist)."""
+    store = Store.connect(server.uri, "private")
+    await store._db.agents.insert_one({"_id": "a1", "password_hash": "scrypt$secret"})
+    return store
+
+
+def _modes(data_dir: Path) -> dict[str, int]:
+    return {p.name: stat.S_IMODE(p.lstat().st_mode) for p in data_dir.iterdir()}
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+async def test_the_data_directory_is_0700_and_every_file_in_it_0600(tmp_path: Path, mode: EmbeddedMode) -> None:
+    server = EmbeddedMongo(tmp_path / "store", mode=mode)
+    await server.start()
+    store = await _write_something(server)
+    try:
+        modes = _modes(tmp_path / "store")
+        assert stat.S_IMODE((tmp_path / "store").stat().st_mode) == 0o700
+        assert {"private.db", "private.db-wal", "private.db-shm", ".omnirouter.lock"} <= set(modes)
+        if mode == "process":
+            assert {"nx-27017.log", "nx-27017.console.log", "nx-27017.pid"} <= set(modes)
+        assert {name: m for name, m in modes.items() if m != 0o600} == {}
+    finally:
+        await store.close()
+        await server.stop()
+
+
+def _listening_tcp_inodes() -> set[str]:
+    """The socket inodes of every listening TCP socket on the machine (IPv4 and IPv6)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                inodes.add(fields[9])
+    return inodes
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+async def test_the_store_listens_on_no_tcp_port(tmp_path: Path, mode: EmbeddedMode) -> None:
+    listening_before = _socket_inodes(os.getpid()) & _listening_tcp_inodes()
+    server = EmbeddedMongo(tmp_path, mode=mode)
+    await server.start()
+    try:
+        pid = server._process.pid if server._process is not None else os.getpid()
+        assert _socket_inodes(pid) & _listening_tcp_inodes() <= listening_before
+        assert unquote(urlsplit(server.uri).netloc) == str(server.socket_path)  # the URI names the socket
+        assert str(server.socket_path) in Path("/proc/net/unix").read_text()
+    finally:
+        await server.stop()
+
+
+_AS_NOBODY = """
+import os, sys, pwd
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+uri, db_file = sys.argv[1], sys.argv[2]
+nobody = pwd.getpwnam("nobody")
+os.setgroups([])
+os.setgid(nobody.pw_gid)
+os.setuid(nobody.pw_uid)
+try:
+    MongoClient(uri, serverSelectionTimeoutMS=3000).admin.command("ping")
+    print("connected")
+except PyMongoError as exc:
+    print("refused:", exc)
+try:
+    open(db_file, "rb").read(16)
+    print("read the database file")
+except OSError as exc:
+    print("file refused:", exc.strerror)
+"""
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+async def test_another_local_user_cannot_connect_nor_read_the_files(tmp_path: Path, mode: EmbeddedMode) -> None:
+    """As root (here and in CI): a process that drops to ``nobody`` tries the store's URI and its
+    database file. Not as root: the modes that make that so."""
+    parent = Path(tempfile.mkdtemp(prefix="omnirouter-open-"))  # reachable by anyone, as a var/ is
+    parent.chmod(0o755)
+    server = EmbeddedMongo(parent / "store", mode=mode)
+    await server.start()
+    store = await _write_something(server)
+    try:
+        db_file = parent / "store" / "private.db"
+        if os.geteuid() == 0:
+            nobody = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", _AS_NOBODY, server.uri, str(db_file), stdout=asyncio.subprocess.PIPE)
+            out = (await nobody.communicate())[0].decode()
+            assert "refused:" in out and "Permission denied" in out, out
+            assert "file refused: Permission denied" in out, out
+        else:
+            assert stat.S_IMODE(server.socket_path.stat().st_mode) == 0o600
+            assert stat.S_IMODE(server.socket_path.parent.stat().st_mode) == 0o700
+            assert stat.S_IMODE(db_file.stat().st_mode) == 0o600
+    finally:
+        await store.close()
+        await server.stop()
+        shutil.rmtree(parent)
+
+
+async def test_an_open_directory_of_an_earlier_release_is_tightened_at_start(tmp_path: Path) -> None:
+    """What the release before wrote: a 0755 directory, 0644 files, a port file."""
+    data_dir = tmp_path / "store"
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)
+    with sqlite3.connect(data_dir / "kept.db") as db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE t (x)")
+    for name in ("nx-27017.log", "nx-27017.console.log", ".omnirouter.lock", "nx-27017.port", "kept.db-wal"):
+        (data_dir / name).write_text("")
+    for path in data_dir.iterdir():
+        path.chmod(0o644)
+    server = EmbeddedMongo(data_dir)
+    await server.start()
+    try:
+        assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+        modes = _modes(data_dir)
+        assert "nx-27017.port" not in modes and modes["kept.db"] == 0o600
+        assert {name: m for name, m in modes.items() if m != 0o600} == {}
+    finally:
+        await server.stop()
+
+
+async def test_a_data_directory_too_deep_for_a_socket_address_gets_a_private_one_elsewhere(tmp_path: Path) -> None:
+    """A Unix socket's path has at most 107 bytes; a deeper data directory's socket lives in a
+    0700 directory of its own, named in the data directory, the same after a restart, and the
+    CLI finds it there."""
+    data_dir = tmp_path / ("d" * 60) / ("e" * 60)
+    server = EmbeddedMongo(data_dir)
+    await server.start()
+    first = server.socket_path
+    try:
+        assert first.parent != data_dir and stat.S_IMODE(first.parent.stat().st_mode) == 0o700
+        assert len(os.fsencode(first)) <= 107
+        assert (data_dir / SOCKET_FILE).read_text().strip() == str(first)
+        assert running_embedded_uri(data_dir) == server.uri
+        store = Store.connect(running_embedded_uri(data_dir) or "", "deep")
+        await store._db.things.insert_one({"_id": "kept"})
+        await store.close()
+    finally:
+        await server.stop()
+    again = EmbeddedMongo(data_dir, mode="thread")
+    await again.start()
+    try:
+        assert again.socket_path == first
+    finally:
+        await again.stop()
+        shutil.rmtree(first.parent)
+
+
+async def test_the_cli_finds_a_running_routers_store_by_its_socket(tmp_path: Path) -> None:
+    assert running_embedded_uri(tmp_path) is None
+    server = EmbeddedMongo(tmp_path)
+    await server.start()
+    try:
+        uri = running_embedded_uri(tmp_path)
+        assert uri == server.uri
+        store = Store.connect(uri or "", "cli")
+        try:
+            await store.ping()
+        finally:
+            await store.close()
+    finally:
+        await server.stop()
+    assert running_embedded_uri(tmp_path) is None  # its socket went with it

@@ -26,8 +26,10 @@ from conversations.nlu_store import NLU_INDEXES
 from conversations.privacy_store import PRIVACY_INDEXES
 from conversations.queue_store import QUEUE_INDEXES
 from conversations.report_store import REPORT_INDEXES
+from conversations.sealing import Sealer, parse_key
 from conversations.store import INDEXES, Store
 from conversations.training_store import TRAINING_INDEXES
+from tests.conftest import TEST_SECRET_KEY
 
 LEASE = timedelta(seconds=30)
 
@@ -170,9 +172,12 @@ async def test_claim_undispatched_takes_only_expired_leases(store: Store) -> Non
     assert done.decision == {"action": "queued", "reason": "no_nlu", "thread_id": message.thread_id, "replies": []}
 
 
-async def test_shared_secret_is_created_once(store: Store) -> None:
+async def test_shared_secret_is_created_once_and_kept_sealed(store: Store) -> None:
+    store.use_sealer(Sealer(parse_key(TEST_SECRET_KEY)))
     values = await asyncio.gather(*(store.shared_secret("s", lambda: f"v{id(object())}") for _ in range(5)))
     assert len(set(values)) == 1
+    raw = await store._db.secrets.find_one({"_id": "s"})
+    assert raw is not None and raw["value"].startswith("sealed:v2:") and values[0] not in str(raw)
 
 
 async def test_one_phone_number_on_two_channels_is_one_contact(store: Store) -> None:

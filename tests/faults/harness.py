@@ -43,26 +43,25 @@ INSTALL_KEY = "5e" * 32  # the key that seals the run's channel secrets, shared 
 
 
 class SharedStore:
-    """The store every router of a run points at: a real nx-27017 process on a fixed port, so
-    it can be stopped (an outage) and started again where the routers expect it."""
+    """The store every router of a run points at: a real nx-27017 process on a Unix socket that
+    stays where it is, so it can be stopped (an outage) and started again where the routers expect it."""
 
     def __init__(self, data_dir: Path) -> None:
-        self._data_dir = data_dir
-        self._port = free_port()
-        self._server: EmbeddedMongo | None = None
+        self._server = EmbeddedMongo(data_dir)
+        self._uri: str | None = None
 
     @property
     def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self._port}/?directConnection=true"
+        assert self._uri is not None, "start() first"
+        return self._uri
 
     async def start(self) -> None:
-        self._server = EmbeddedMongo(self._data_dir, port=self._port)
         await self._server.start()
+        assert self._uri in (None, self._server.uri), "the store moved"
+        self._uri = self._server.uri
 
     async def stop(self) -> None:
-        if self._server is not None:
-            await self._server.stop()
-            self._server = None
+        await self._server.stop()
 
 
 class Providers:

@@ -188,7 +188,7 @@ async def test_channel_settings_through_the_api_are_sealed_and_never_returned(
                           json={"token": "123:very-secret-bot-token", "webhook_secret": "hook_secret-1"})
     assert ok.status == 200 and (await ok.json())["keys"] == ["token", "webhook_secret"]
     raw = await client.server.app[STORE]._db.accounts.find_one({"_id": "shop2"})
-    assert "very-secret-bot-token" not in str(raw) and raw["channels"]["telegram"]["token"].startswith("sealed:v1:")
+    assert "very-secret-bot-token" not in str(raw) and raw["channels"]["telegram"]["token"].startswith("sealed:v2:")
     shown = await (await client.get("/api/accounts/shop2", headers=token)).json()
     assert shown["channels"]["telegram"] == {"settings": {}, "secrets": {"token": True, "webhook_secret": True}}
     account = await client.server.app[STORE].get_account("shop2")

@@ -227,7 +227,7 @@ async def test_webhook_secrets_are_sealed_at_rest_and_can_be_replaced(
     created = await subscribe(client, receiver, events=["thread.created"])
     sub_id, first = created["subscription"]["id"], created["secret"]
     raw = await client.server.app[STORE]._db.webhook_subscriptions.find_one({"_id": sub_id})
-    assert raw["secret"].startswith("sealed:v1:") and first not in str(raw)
+    assert raw["secret"].startswith("sealed:v2:") and first not in str(raw)
     assert "secret" not in await (await client.get(f"/api/webhooks/{sub_id}")).json()
     rotated = await (await client.post(f"/api/webhooks/{sub_id}/secret")).json()
     assert rotated["secret"] != first and rotated["secret"].startswith("whsec_")
