@@ -177,10 +177,31 @@ def _print_banner(settings: Settings, first_admin: tuple[str, str] | None) -> No
         flush=True,
     )
     if first_admin is not None:
-        login, password = first_admin
+        _show_first_admin(settings, *first_admin)
+    print("Stop with Ctrl+C.", flush=True)
+
+
+def _show_first_admin(settings: Settings, login: str, password: str) -> None:
+    """The first admin's password on the terminal; when the output is not one (a service's log, a
+    pipe), in a file only its owner can read, and the output says where."""
+    if sys.stdout.isatty():
         print(f"  first run: log in as {login!r} with password {password!r} — shown only this once;\n"
               "             add agents under Admin or with `omnirouter agent add NAME`", flush=True)
-    print("Stop with Ctrl+C.", flush=True)
+        return
+    path = Path(settings.console.first_admin_file)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"login: {login}\npassword: {password}\n")
+    except OSError as exc:
+        print(f"  first run: could not write the admin's password to {path} ({exc.strerror}); "
+              "add a superadmin with `omnirouter agent add NAME --role superadmin`", flush=True)
+        return
+    print(f"  first run: log in as {login!r} with the password in {path} (readable by this user only;\n"
+          "             delete it once you have logged in); add agents under Admin or with "
+          "`omnirouter agent add NAME`", flush=True)
 
 
 def _redact(uri: str) -> str:

@@ -59,7 +59,9 @@ def setup_web(app: web.Application) -> None:
 async def _console_ctx(app: web.Application) -> AsyncIterator[None]:
     """Login limits, the first-run admin, and the live feed that refreshes consoles."""
     settings, store = app[SETTINGS], app[STORE]
-    app[LOGIN_LIMITER] = LoginLimiter(store, settings.console.login_attempts, settings.console.login_window_seconds)
+    console_settings = settings.console
+    app[LOGIN_LIMITER] = LoginLimiter(store, console_settings.login_attempts, console_settings.login_delay_seconds,
+                                      console_settings.login_max_delay_seconds, console_settings.login_window_seconds)
     app[FIRST_ADMIN] = await _first_admin(app)
     hub = ConsoleHub(functools.partial(console.render_live, app))
     app[CONSOLE_HUB] = hub

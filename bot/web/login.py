@@ -12,6 +12,7 @@ from bot.logs import log_event
 from bot.web import auth
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, language, page, plain, redirect, signed_in
+from bot.web.proxies import client_address
 
 log = logging.getLogger("omnirouter.web.login")
 
@@ -41,7 +42,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not expected or not await auth.csrf_ok(request, expected):
         return plain(403, "the login form expired: reload the page")
     account_id = str(form.get("account", "")).strip().lower()[:32] or request.app[SETTINGS].account.id
-    address = request.remote or "unknown"
+    address = client_address(request)
     limiter, store = request.app[LOGIN_LIMITER], request.app[STORE]
     lang = language(request)
     wait = await limiter.admit(account_id, login_name, address)
