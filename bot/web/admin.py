@@ -54,6 +54,11 @@ async def _period(request: web.Request) -> tuple[date, date, list[Shift]]:
 
 @signed_in(Role.ADMIN)
 async def admin_page(request: web.Request) -> web.Response:
+    return await _show(request, request.query.get("message", "")[:300])
+
+
+async def _show(request: web.Request, message: str, created: dict[str, str] | None = None) -> web.Response:
+    """The admin page; ``created``: a new agent's login and password, shown in this page only."""
     agent = current_agent(request)
     store, queue = request.app[STORE], request.app[QUEUE]
     since, until, shifts = await _period(request)
@@ -61,7 +66,7 @@ async def admin_page(request: web.Request) -> web.Response:
     return page(
         request, "admin.html", agents=await store.list_agents(agent.account_id), shifts=shifts, roles=_roles(agent),
         since=since.isoformat(), until=until.isoformat(), routing=routing,
-        canned=await store.list_canned(agent.account_id), message=request.query.get("message", "")[:300],
+        canned=await store.list_canned(agent.account_id), message=message, created=created,
         **await retention_context(request),
     )
 
@@ -114,7 +119,8 @@ async def create_agent(request: web.Request) -> web.Response:
     if agent is None:
         return _back(translate(admin.lang, "login_taken"))
     await audit.record(request.app[STORE], admin.account_id, admin, "agent.create", agent.id, login=login, role=role)
-    return _back(translate(admin.lang, "agent_added", login=login, password=password))
+    # the password in this page's body, never in a URL (browser history, proxy logs)
+    return await _show(request, "", created={"login": login, "password": password})
 
 
 @signed_in(Role.ADMIN)

@@ -89,7 +89,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "teams": ("Teams", "Komandas"),
     "capacity": ("Capacity", "Kapacitāte"),
     "presence": ("Presence", "Klātbūtne"),
-    "agent_added": ("Agent {login} added. Password (shown once): {password}", "Aģents {login} pievienots. Parole (redzama vienreiz): {password}"),
+    "agent_added": ("Agent {login} added. Their password, shown only this once:", "Aģents {login} pievienots. Parole, redzama tikai šoreiz:"),
     "login_taken": ("That login is taken.", "Šis lietotājvārds ir aizņemts."),
     "timesheet": ("Timesheet", "Darba laika uzskaite"),
     "export_csv": ("Export CSV", "Eksportēt CSV"),
