@@ -104,6 +104,14 @@ class AgentStore:
         doc = await self._db.sessions.find_one({"_id": session_id})
         return Session.from_doc(doc) if doc else None
 
+    async def sessions_by_ids(self, session_ids: list[str]) -> list[Session]:
+        docs = await self._db.sessions.find({"_id": {"$in": session_ids}}).to_list()
+        return [Session.from_doc(doc) for doc in docs]
+
+    async def agents_by_ids(self, agent_ids: list[str]) -> list[Agent]:
+        docs = await self._db.agents.find({"_id": {"$in": agent_ids}}).to_list()
+        return [Agent.from_doc(doc) for doc in docs]
+
     async def touch_session(self, session_id: str, seen_ms: int) -> None:
         await self._db.sessions.update_one({"_id": session_id}, {"$set": {"seen_ms": seen_ms}})
 

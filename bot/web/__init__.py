@@ -17,13 +17,14 @@ from bot.web import (
     api_directory, api_threads, api_webhooks, console, intents_api, login, nlu_api, openapi, ops, replies,
 )
 from bot.web.apikit import ApiRoutes
-from bot.web.auth import LoginLimiter, add_agent
+from bot.web.auth import LoginLimiter, add_agent, ended_sessions
 from bot.web.live import ConsoleHub, LiveFeed
 from bot.web.pages import setup_templates
 from bot.web.wa_templates import TEMPLATES, ChannelTemplates
 from conversations.models import Role
 
 STATIC = Path(__file__).resolve().parent / "static"
+SOCKET_CHECK_SECONDS = 2.0  # how soon a console socket closes after its session ends elsewhere
 # the REST API, table by table: each one's routes are served, checked and documented in
 # /api/openapi.json
 API_TABLES: list[ApiRoutes] = [api.API, replies.API, api_threads.API, api_directory.API, api_accounts.API,
@@ -70,10 +71,12 @@ async def _console_ctx(app: web.Application) -> AsyncIterator[None]:
         mode = "poll" if await store.is_embedded_server() else "change_stream"
     feed = asyncio.create_task(LiveFeed(store, mode, settings.console.poll_interval).run(hub.deliver, lambda: bool(hub.sockets)),
                                name="live-feed")
+    ended = functools.partial(ended_sessions, store, settings.console)
+    watch = asyncio.create_task(hub.watch(ended, SOCKET_CHECK_SECONDS), name="console-sockets")
     try:
         yield
     finally:
-        await stop_tasks([feed])
+        await stop_tasks([feed, watch])
 
 
 async def _first_admin(app: web.Application) -> tuple[str, str] | None:

@@ -30,6 +30,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from bot.keys import SETTINGS, STORE
+from bot.settings import ConsoleSettings
 from conversations.console_models import Session
 from conversations.ids import new_id
 from conversations.models import Agent, Role, utcnow
@@ -122,18 +123,39 @@ async def current(request: web.Request) -> tuple[Session, Agent] | None:
         return None
     settings = request.app[SETTINGS].console
     now_ms = int(time.time() * 1000)
-    idle_ms = settings.session_idle_minutes * 60_000
-    max_ms = settings.session_max_hours * 3_600_000
-    if now_ms - session.seen_ms > idle_ms or now_ms - session.created_ms > max_ms:
+    if expired(session, settings, now_ms):
         await store.delete_session(session.id)
         return None
     agent = await store.get_agent(session.agent_id)
     if agent is None or not agent.active:
         await store.delete_session(session.id)
         return None
-    if now_ms - session.seen_ms > min(30_000, idle_ms / 4):
+    if now_ms - session.seen_ms > min(30_000, settings.session_idle_minutes * 60_000 / 4):
         await store.touch_session(session.id, now_ms)
     return session, agent
+
+
+def expired(session: Session, settings: ConsoleSettings, now_ms: int) -> bool:
+    """Idle for ``session_idle_minutes``, or older than ``session_max_hours``."""
+    return (now_ms - session.seen_ms > settings.session_idle_minutes * 60_000
+            or now_ms - session.created_ms > settings.session_max_hours * 3_600_000)
+
+
+async def ended_sessions(store: Store, settings: ConsoleSettings,
+                         holders: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Which of the ``(session id, agent id, role)`` that open console sockets were granted no longer
+    hold, and why (``signed out`` — logged out, expired, agent disabled — or ``role changed``): the
+    sockets' check, two reads however many there are."""
+    sessions = {s.id: s for s in await store.sessions_by_ids(sorted({h[0] for h in holders}))}
+    agents = {a.id: a for a in await store.agents_by_ids(sorted({h[1] for h in holders}))}
+    now_ms, ended = int(time.time() * 1000), {}
+    for session_id, agent_id, role in holders:
+        session, agent = sessions.get(session_id), agents.get(agent_id)
+        if session is None or expired(session, settings, now_ms) or agent is None or not agent.active:
+            ended[session_id] = "signed out"
+        elif agent.role != role:
+            ended[session_id] = "role changed"
+    return ended
 
 
 async def csrf_ok(request: web.Request, expected: str) -> bool:
