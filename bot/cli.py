@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bot.cli_channels import BUILDERS, ChannelCliError, add_telegram_commands, say_webhook
 from bot.agents_cli import agent_add as _agent_add
+from bot.agents_cli import agent_reset_two_factor as _agent_reset_two_factor
 from bot.contacts_cli import add_contact_commands
 from bot.keys import FIRST_ADMIN
 from bot.logs import configure_logging
@@ -97,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--account", help="account id (default: the configured one)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(run=_agent_add)
+    reset = agent_sub.add_parser("reset-2fa", help="take an agent's authenticator away (a lost phone)")
+    reset.add_argument("login", metavar="LOGIN", help="the agent's login name")
+    reset.add_argument("--account", help="account id (default: the configured one)")
+    reset.set_defaults(run=_agent_reset_two_factor)
     add_contact_commands(sub)
     return parser
 

@@ -372,6 +372,7 @@ class Account(Document):
     retention_days: int | None = None
     routing: dict[str, Any] | None = None  # queue strategy and console options set by an admin
     disabled: bool = False  # by a superadmin: no logins, no API, no channels; data kept
+    require_two_factor: bool = False  # by its admin: every agent signs in with an authenticator app
 
 
 @dataclass(slots=True)

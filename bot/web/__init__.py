@@ -14,7 +14,8 @@ from bot.tasks import stop_tasks
 from bot.keys import API_OPERATIONS, CONSOLE_HUB, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
 from bot.web import (
     account_page, accounts_page, admin, admin_intents, admin_privacy, admin_reports, admin_training, api, api_accounts,
-    api_directory, api_threads, api_webhooks, console, intents_api, login, nlu_api, openapi, ops, replies,
+    api_directory, api_threads, api_webhooks, console, intents_api, login, login_second_step, nlu_api, openapi, ops,
+    replies, security_page,
 )
 from bot.web.apikit import ApiRoutes
 from bot.web.auth import LoginLimiter, add_agent, ended_sessions
@@ -41,7 +42,8 @@ def setup_web(app: web.Application) -> None:
         app.add_routes(table.routes())
     app[API_OPERATIONS] = [op for table in API_TABLES for op in table.operations]
     app.add_routes(openapi.routes())
-    app.add_routes(login.routes())
+    app.add_routes(login.routes() + login_second_step.routes())
+    app.add_routes(security_page.routes())
     app.add_routes(console.routes())
     app.add_routes(admin.routes())
     app.add_routes(admin_reports.routes() + admin_privacy.routes())

@@ -67,6 +67,7 @@ async def _show(request: web.Request, message: str, created: dict[str, str] | No
         request, "admin.html", agents=await store.list_agents(agent.account_id), shifts=shifts, roles=_roles(agent),
         since=since.isoformat(), until=until.isoformat(), routing=routing,
         canned=await store.list_canned(agent.account_id), message=message, created=created,
+        two_factor=await store.agents_with_second_factor(agent.account_id),
         **await retention_context(request),
     )
 
@@ -147,6 +148,22 @@ async def update_agent(request: web.Request) -> web.Response:
 
 
 @signed_in(Role.ADMIN)
+async def reset_two_factor(request: web.Request) -> web.Response:
+    """Take an agent's authenticator away (a lost phone): they are logged out, and set a new one
+    up at their next login where the account requires it."""
+    admin, store = current_agent(request), request.app[STORE]
+    target = await store.get_agent(request.match_info["agent_id"])
+    if target is None or target.account_id != admin.account_id:
+        return plain(404, "no such agent")
+    if target.role not in _roles(admin):
+        return plain(403, "only a superadmin changes a superadmin")
+    if await store.remove_second_factor(target.id):
+        await store.delete_agent_sessions(target.id)
+        await audit.record(store, admin.account_id, admin, "agent.second_factor_reset", target.id, login=target.login)
+    return _back(translate(admin.lang, "two_factor_reset_done", login=target.login))
+
+
+@signed_in(Role.ADMIN)
 async def update_routing(request: web.Request) -> web.Response:
     form, admin = await request.post(), current_agent(request)
     strategy = str(form.get("strategy", ""))
@@ -192,6 +209,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/admin/timesheet.csv", timesheet_csv),
         web.post("/admin/agents", create_agent),
         web.post("/admin/agents/{agent_id}", update_agent),
+        web.post("/admin/agents/{agent_id}/two-factor/reset", reset_two_factor),
         web.post("/admin/routing", update_routing),
         web.post("/admin/canned", update_canned),
     ]
