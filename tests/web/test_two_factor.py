@@ -15,10 +15,12 @@ import pyotp
 from aiohttp.test_utils import TestClient
 
 from bot.keys import FIRST_ADMIN, STORE
+from bot.settings import Settings
 from bot.web.auth import SESSION_COOKIE, add_agent
 from bot.web.two_factor import CHALLENGE_COOKIE
 from conversations.models import Role
 from tests.conftest import make_settings
+from tests.test_contacts_cli import run as run_cli
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 KEY = re.compile(r'<code id="setup-key">([^<]+)</code>')
@@ -187,4 +189,24 @@ async def test_an_admin_resets_an_agents_second_factor_and_the_agent_turns_it_of
         assert (await ava.password("ava"))[2] == "/console"  # the password alone again
     finally:
         await admin.close()
+        await ava.close()
+
+
+async def test_the_operator_resets_an_agents_second_factor_from_the_cli(client: TestClient, settings: Settings) -> None:
+    store = client.server.app[STORE]
+    agent, _ = await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
+    assert agent is not None
+    ava = Browser(client)
+    try:
+        await ava.password("ava")
+        await enable(ava)
+        code, out, err = await run_cli(settings, "agent", "reset-2fa", "ava")
+        assert code == 0 and "two-factor sign-in of 'ava' in account 'default' reset" in out, err
+        assert await store.second_factor(agent.id) is None and (await ava.get("/console"))[2] == "/login"
+        assert await store._db.audit.count_documents({"action": "agent.second_factor_reset", "actor": "cli"}) == 1
+        code, out, _ = await run_cli(settings, "agent", "reset-2fa", "ava")
+        assert code == 0 and "nothing to reset" in out
+        code, _, err = await run_cli(settings, "agent", "reset-2fa", "nobody", "--account", "default")
+        assert code == 2 and err.strip() == "omnirouter: no agent 'nobody' in account 'default'"
+    finally:
         await ava.close()
