@@ -1,6 +1,6 @@
 """Console sessions and logins under attack: session fixation, logout and disabled agents ending
 sessions on the server, cookie flags behind HTTPS, and brute-force throttling that concurrent
-guesses cannot outrun and that lifts after its window (two router processes sharing the count:
+guesses cannot outrun and whose wait lifts within its longest delay (two router processes sharing the count:
 ``tests/faults/test_login_processes.py``)."""
 
 from __future__ import annotations
@@ -144,10 +144,10 @@ async def wait_for_window_start(seconds: int) -> None:
     await asyncio.sleep(seconds - time.time() % seconds + 0.05)
 
 
-async def test_the_lockout_lifts_after_its_window(embedded: Any, db_name: str, start_client: Any) -> None:
+async def test_the_wait_lifts_within_its_longest_delay(embedded: Any, db_name: str, start_client: Any) -> None:
     window = 3
     client = await start_client(make_settings(embedded.uri, db_name,
-                                              console={"login_attempts": 2, "login_window_seconds": window}))
+                                              console={"login_attempts": 2, "login_max_delay_seconds": window}))
     login, password = client.server.app[FIRST_ADMIN]
     token = await login_form(client)
     await wait_for_window_start(window)
