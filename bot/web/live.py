@@ -139,6 +139,13 @@ def parts_for(event: Event, sock: ConsoleSocket) -> set[str]:
     return parts
 
 
+async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
+    try:
+        await ws.close(code=code, message=reason.encode())
+    except (ConnectionError, RuntimeError) as exc:
+        log_event(log, "live.close_failed", logging.DEBUG, error=type(exc).__name__)
+
+
 class ConsoleHub:
     """The consoles connected to this process, refreshed as events arrive (coalesced briefly)."""
 
@@ -146,6 +153,7 @@ class ConsoleHub:
         self._render = render
         self._delay = delay
         self.sockets: set[ConsoleSocket] = set()
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def deliver(self, event: Event) -> None:
         for sock in list(self.sockets):
@@ -203,15 +211,19 @@ class ConsoleHub:
             except StoreUnavailable:
                 log_event(log, "live.store_unavailable", logging.WARNING)
                 continue
-            closing = [self._end(sock, verdicts[sock.session_id]) for sock in sockets if sock.session_id in verdicts]
-            await asyncio.gather(*closing, return_exceptions=True)
+            for sock in sockets:
+                if sock.session_id in verdicts:
+                    self._end(sock, verdicts[sock.session_id])
 
-    async def _end(self, sock: ConsoleSocket, reason: str) -> None:
-        self.sockets.discard(sock)  # nothing more is pushed to it, even while it closes
+    def _end(self, sock: ConsoleSocket, reason: str) -> None:
+        """Stop pushing to ``sock`` now and close it (a slow browser's close holds up no other check)."""
+        self.sockets.discard(sock)
         if sock.flushing is not None:
             sock.flushing.cancel()
         log_event(log, "live.socket_closed", agent=sock.agent_id, reason=reason)
-        await sock.ws.close(code=CLOSE_CODES.get(reason, 4401), message=reason.encode())
+        closing = asyncio.create_task(_close(sock.ws, CLOSE_CODES.get(reason, 4401), reason))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     async def close_all(self) -> None:
         await asyncio.gather(*(s.ws.close(code=1001, message=b"restarting") for s in list(self.sockets)),
