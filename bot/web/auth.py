@@ -77,16 +77,17 @@ async def add_agent(
     return (agent if await store.create_agent(agent) else None), password
 
 
-def digest(token: str) -> str:
+def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def secure(request: web.Request) -> bool:
+def _secure(request: web.Request) -> bool:
     return request.secure or request.app[SETTINGS].server.public_url.startswith("https://")
 
 
-def set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int | None = None) -> None:
-    response.set_cookie(name, value, httponly=True, samesite="Strict", secure=secure(request), path="/", max_age=max_age)
+def set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int | None = None,
+               path: str = "/") -> None:
+    response.set_cookie(name, value, httponly=True, samesite="Strict", secure=_secure(request), path=path, max_age=max_age)
 
 
 async def start_session(request: web.Request, response: web.StreamResponse, agent: Agent) -> Session:
@@ -94,10 +95,10 @@ async def start_session(request: web.Request, response: web.StreamResponse, agen
     store = request.app[STORE]
     old = request.cookies.get(SESSION_COOKIE)
     if old:
-        await store.delete_session(digest(old))
+        await store.delete_session(_digest(old))
     token = secrets.token_urlsafe(32)
     now_ms = int(time.time() * 1000)
-    session = Session(id=digest(token), account_id=agent.account_id, agent_id=agent.id,
+    session = Session(id=_digest(token), account_id=agent.account_id, agent_id=agent.id,
                       csrf=secrets.token_urlsafe(32), created_ms=now_ms, seen_ms=now_ms)
     await store.create_session(session)
     set_cookie(response, request, SESSION_COOKIE, token)
@@ -108,7 +109,7 @@ async def start_session(request: web.Request, response: web.StreamResponse, agen
 async def end_session(request: web.Request, response: web.StreamResponse) -> None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        await request.app[STORE].delete_session(digest(token))
+        await request.app[STORE].delete_session(_digest(token))
     response.del_cookie(SESSION_COOKIE, path="/")
 
 
@@ -118,7 +119,7 @@ async def current(request: web.Request) -> tuple[Session, Agent] | None:
     if not token:
         return None
     store = request.app[STORE]
-    session = await store.get_session(digest(token))
+    session = await store.get_session(_digest(token))
     if session is None:
         return None
     settings = request.app[SETTINGS].console

@@ -12,6 +12,7 @@ Codes go through the login throttle like passwords.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 
@@ -34,6 +35,11 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def _digest(token: str) -> str:
+    """What the store keeps of a challenge cookie's token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 async def begin_challenge(request: web.Request, agent: Agent, account: Account) -> web.Response | None:
     """After a right password: the way to the second step (or to setting one up, where the account
     requires it), or ``None`` when the agent logs in with the password alone."""
@@ -47,11 +53,10 @@ async def begin_challenge(request: web.Request, agent: Agent, account: Account) 
         return None
     token = secrets.token_urlsafe(32)
     await store.create_login_challenge(LoginChallenge(
-        id=auth.digest(token), account_id=agent.account_id, agent_id=agent.id, purpose=purpose,
+        id=_digest(token), account_id=agent.account_id, agent_id=agent.id, purpose=purpose,
         csrf=secrets.token_urlsafe(24), expires_ms=_now_ms() + CHALLENGE_SECONDS * 1000))
     response = redirect(path)
-    response.set_cookie(CHALLENGE_COOKIE, token, httponly=True, samesite="Strict", secure=auth.secure(request),
-                        path="/login", max_age=CHALLENGE_SECONDS)
+    auth.set_cookie(response, request, CHALLENGE_COOKIE, token, max_age=CHALLENGE_SECONDS, path="/login")
     return response
 
 
@@ -61,7 +66,7 @@ async def pending(request: web.Request, purpose: str) -> tuple[LoginChallenge, A
     if not token:
         return None
     store = request.app[STORE]
-    challenge = await store.login_challenge(auth.digest(token), _now_ms())
+    challenge = await store.login_challenge(_digest(token), _now_ms())
     if challenge is None or challenge.purpose != purpose:
         return None
     agent = await store.get_agent(challenge.agent_id)

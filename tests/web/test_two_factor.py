@@ -120,7 +120,7 @@ async def test_the_second_step_grants_nothing_until_a_right_code_and_each_code_c
 
 
 async def test_codes_are_throttled_like_passwords(embedded: Any, db_name: str, start_client: Any) -> None:
-    client = await start_client(make_settings(embedded.uri, db_name, console={"login_attempts": 3}))
+    client = await start_client(make_settings(embedded.uri, db_name, console={"login_attempts": 3, "login_delay_seconds": 60}))
     await add_agent(client.server.app[STORE], "default", "ava", role=Role.AGENT, password=PASSWORD)
     ava = Browser(client)
     try:
