@@ -21,7 +21,6 @@ SECOND_FACTOR_INDEXES: dict[str, list[IndexModel]] = {
     "second_factors": [IndexModel([("account_id", ASCENDING)])],
     "login_challenges": [IndexModel([("expires_ms", ASCENDING)])],
 }
-SECRET_FIELD = "second_factor.secret"  # the sealed value's field name
 
 
 class SecondFactorStore:
