@@ -1,4 +1,5 @@
-"""``omnirouter agent add``: create a console login from the command line.
+"""``omnirouter agent add``: create a console login from the command line; ``omnirouter agent
+reset-2fa``: take an agent's authenticator away, for the install's operator.
 
 Works with the router running or not: on MongoDB it connects directly; on the embedded store it
 starts the store itself, or, when a running router holds it, talks to that router's store.
@@ -61,6 +62,29 @@ def agent_add(args: argparse.Namespace, settings: Settings) -> int:
         print(f"added {args.role} {login!r} (capacity {args.capacity}{team_text}) to account {account!r}")
         if password is None:
             print(f"password: {secret}   (shown only this once)")
+        return 0
+
+    return run_with_store(settings, work)
+
+
+def agent_reset_two_factor(args: argparse.Namespace, settings: Settings) -> int:
+    """Remove an agent's second factor and end their sessions (the store is all it needs: the
+    sealed secret is deleted, never opened)."""
+    from bot.cli import CliError
+
+    login, account = args.login.strip().lower(), args.account or settings.account.id
+
+    async def work(store: Store) -> int:
+        agent = await store.agent_by_login(account, login)
+        if agent is None:
+            raise CliError(f"no agent {login!r} in account {account!r}", code=2)
+        if not await store.remove_second_factor(agent.id):
+            print(f"{login!r} in account {account!r} has no two-factor sign-in: nothing to reset")
+            return 0
+        await store.delete_agent_sessions(agent.id)
+        await audit.record(store, account, audit.CLI, "agent.second_factor_reset", agent.id, login=login)
+        print(f"two-factor sign-in of {login!r} in account {account!r} reset; they are logged out and log in "
+              "with their password (and set it up again where the account requires it)")
         return 0
 
     return run_with_store(settings, work)

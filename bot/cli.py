@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bot.cli_channels import BUILDERS, ChannelCliError, add_telegram_commands, say_webhook
 from bot.agents_cli import agent_add as _agent_add
+from bot.agents_cli import agent_reset_two_factor as _agent_reset_two_factor
 from bot.contacts_cli import add_contact_commands
 from bot.keys import FIRST_ADMIN
 from bot.logs import configure_logging
@@ -97,6 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--account", help="account id (default: the configured one)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(run=_agent_add)
+    reset = agent_sub.add_parser("reset-2fa", help="take an agent's authenticator away (a lost phone)")
+    reset.add_argument("login", metavar="LOGIN", help="the agent's login name")
+    reset.add_argument("--account", help="account id (default: the configured one)")
+    reset.set_defaults(run=_agent_reset_two_factor)
     add_contact_commands(sub)
     return parser
 
@@ -177,10 +182,31 @@ def _print_banner(settings: Settings, first_admin: tuple[str, str] | None) -> No
         flush=True,
     )
     if first_admin is not None:
-        login, password = first_admin
+        _show_first_admin(settings, *first_admin)
+    print("Stop with Ctrl+C.", flush=True)
+
+
+def _show_first_admin(settings: Settings, login: str, password: str) -> None:
+    """The first admin's password on the terminal; when the output is not one (a service's log, a
+    pipe), in a file only its owner can read, and the output says where."""
+    if sys.stdout.isatty():
         print(f"  first run: log in as {login!r} with password {password!r} — shown only this once;\n"
               "             add agents under Admin or with `omnirouter agent add NAME`", flush=True)
-    print("Stop with Ctrl+C.", flush=True)
+        return
+    path = Path(settings.console.first_admin_file)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"login: {login}\npassword: {password}\n")
+    except OSError as exc:
+        print(f"  first run: could not write the admin's password to {path} ({exc.strerror}); "
+              "add a superadmin with `omnirouter agent add NAME --role superadmin`", flush=True)
+        return
+    print(f"  first run: log in as {login!r} with the password in {path} (readable by this user only;\n"
+          "             delete it once you have logged in); add agents under Admin or with "
+          "`omnirouter agent add NAME`", flush=True)
 
 
 def _redact(uri: str) -> str:

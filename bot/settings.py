@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import json
 import os
 import tomllib
@@ -53,6 +54,18 @@ def _url(value: str) -> str | None:
     return None
 
 
+def _networks(value: str) -> str | None:
+    """Comma-separated IP addresses or CIDR networks (``10.0.0.0/8, ::1``), or empty."""
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            return f"{part!r} is not an IP address or network (write e.g. 127.0.0.1, 10.0.0.0/8, ::1)"
+    return None
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = _setting("127.0.0.1", alias="HOST", doc="address to listen on")
@@ -62,6 +75,11 @@ class ServerSettings:
     )
     client_max_size: int = _setting(
         1_048_576, check=_between(1024, 64 * 1_048_576), doc="largest request body, in bytes"
+    )
+    trusted_proxies: str = _setting(
+        "", check=_networks,
+        doc="reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the client; "
+            "empty: forwarding headers are ignored",
     )
     log_format: str = _setting("text", check=_one_of("text", "json"), alias="LOG_FORMAT")
     log_level: str = _setting(
@@ -320,14 +338,25 @@ class QueueSettings:
 class ConsoleSettings:
     session_idle_minutes: float = _setting(30.0, check=_between(1, 10_000), doc="idle time that ends a login")
     session_max_hours: float = _setting(12.0, check=_between(0.1, 1000), doc="longest login, however active")
-    login_attempts: int = _setting(5, check=_between(1, 1000), doc="failed logins per name (x4 per address) per window")
-    login_window_seconds: int = _setting(300, check=_between(1, 86400), doc="rate-limit window for logins")
+    login_attempts: int = _setting(
+        5, check=_between(1, 1000), doc="failed logins per name (x4 per address) before each further attempt waits")
+    login_delay_seconds: float = _setting(
+        2.0, check=_between(0.1, 3600), doc="the first wait once the failed logins are used up; doubles with each failure")
+    login_max_delay_seconds: float = _setting(
+        300.0, check=_between(1, 86400), doc="the longest wait between throttled login attempts")
+    login_window_seconds: int = _setting(
+        3600, check=_between(1, 7 * 86400),
+        doc="failed logins are forgotten this long after the last (and never before twice the longest wait)")
     live_feed: str = _setting(
         "auto", check=_one_of("auto", "change_stream", "poll"),
         doc="how consoles learn of changes: auto = change streams on MongoDB, polling on the embedded store",
     )
     poll_interval: float = _setting(0.5, check=_between(0.05, 60), doc="polling period of the live feed, seconds")
     first_admin: bool = _setting(True, doc="create an admin (password printed once) when an account has no agents")
+    first_admin_file: str = _setting(
+        "var/first-admin.txt",
+        doc="where the first admin's password is written (mode 0600) when `serve`'s output is not a terminal",
+    )
     record_location: bool = _setting(False, doc="store the browser's location at shift start and stop")
     language: str = _setting("en", check=_one_of("en", "lv"), doc="default console language")
 

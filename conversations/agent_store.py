@@ -1,4 +1,4 @@
-"""Store operations for people: agents, login sessions, login rate limits, shifts, canned responses.
+"""Store operations for people: agents, login sessions, login throttling, shifts, canned responses.
 
 A mixin of ``Store`` (``conversations/store.py``): the same database handle, the same rules —
 single-document atomic operations, unique indexes for "at most one", no indexes on array fields.
@@ -104,6 +104,14 @@ class AgentStore:
         doc = await self._db.sessions.find_one({"_id": session_id})
         return Session.from_doc(doc) if doc else None
 
+    async def sessions_by_ids(self, session_ids: list[str]) -> list[Session]:
+        docs = await self._db.sessions.find({"_id": {"$in": session_ids}}).to_list()
+        return [Session.from_doc(doc) for doc in docs]
+
+    async def agents_by_ids(self, agent_ids: list[str]) -> list[Agent]:
+        docs = await self._db.agents.find({"_id": {"$in": agent_ids}}).to_list()
+        return [Agent.from_doc(doc) for doc in docs]
+
     async def touch_session(self, session_id: str, seen_ms: int) -> None:
         await self._db.sessions.update_one({"_id": session_id}, {"$set": {"seen_ms": seen_ms}})
 
@@ -113,19 +121,33 @@ class AgentStore:
     async def delete_agent_sessions(self, agent_id: str) -> None:
         await self._db.sessions.delete_many({"agent_id": agent_id})
 
-    # --- login rate limiting -------------------------------------------------------------
+    # --- login throttling ----------------------------------------------------------------
 
-    async def add_login_failure(self, key: str, window_id: int, expires_ms: int, by: int = 1) -> int:
-        """Count one login attempt (``by=-1`` takes one back) for ``key`` in its window; returns the count."""
-        doc_id = f"{key}|{window_id}"
-        await self._db.login_failures.update_one(
-            {"_id": doc_id}, {"$inc": {"count": by}, "$set": {"expires_ms": expires_ms}}, upsert=True
-        )
-        doc = await self._db.login_failures.find_one({"_id": doc_id})
-        return int(doc["count"]) if doc else 1
+    async def login_throttle(self, key: str) -> dict[str, Any] | None:
+        """The failed-login count of ``key`` (``failures``, ``wait_until_ms``, ``expires_ms``, ``rev``)."""
+        return await self._db.login_failures.find_one({"_id": key})
 
-    async def clear_login_failures(self, key: str, window_id: int, now_ms: int) -> None:
-        await self._db.login_failures.delete_one({"_id": f"{key}|{window_id}"})
+    async def claim_login_attempt(self, key: str, rev: int | None, failures: int, wait_until_ms: int,
+                                  expires_ms: int) -> bool:
+        """Count an attempt, if ``key`` is still at revision ``rev`` (``None``: not stored yet);
+        ``False`` when another attempt changed it first (read it again and decide anew)."""
+        values = {"failures": failures, "wait_until_ms": wait_until_ms, "expires_ms": expires_ms}
+        if rev is None:
+            try:
+                await self._db.login_failures.insert_one({"_id": key, "rev": 1, **values})
+                return True
+            except DuplicateKeyError:
+                return False
+        result = await self._db.login_failures.update_one({"_id": key, "rev": rev}, {"$set": {**values, "rev": rev + 1}})
+        return result.modified_count == 1
+
+    async def take_back_login_attempt(self, key: str) -> None:
+        await self._db.login_failures.update_one({"_id": key, "failures": {"$gt": 0}},
+                                                 {"$inc": {"failures": -1, "rev": 1}})
+
+    async def forget_login_failures(self, key: str, now_ms: int) -> None:
+        """Clear ``key``'s count (a login that succeeded), and the counts that expired."""
+        await self._db.login_failures.delete_one({"_id": key})
         await self._db.login_failures.delete_many({"expires_ms": {"$lt": now_ms}})
 
     # --- shifts (the timesheet) ----------------------------------------------------------

@@ -78,3 +78,36 @@ class Session(Document):
     csrf: str
     created_ms: int
     seen_ms: int
+
+
+@dataclass(slots=True)
+class SecondFactor(Document):
+    """An agent's authenticator app (TOTP, RFC 6238). ``id`` is the agent's id. ``secret`` is
+    plain here and sealed in the store; ``recovery`` holds the SHA-256 of each unused recovery
+    code; ``last_step`` is the last time step a code was accepted for (a code is good once)."""
+
+    id: str
+    account_id: str
+    secret: str
+    state: str = "pending"  # "pending" until a first code confirms it, then "on"
+    recovery: list[str] = field(default_factory=list)
+    last_step: int = 0
+    created_ms: int = 0
+
+    @property
+    def on(self) -> bool:
+        return self.state == "on"
+
+
+@dataclass(slots=True)
+class LoginChallenge(Document):
+    """A login half done: the password was right, the second factor is still owed (``verify``), or
+    the account requires one the agent has yet to set up (``setup``). Not a session: it opens no
+    page but the second step's own. ``id`` is the SHA-256 of its cookie's token."""
+
+    id: str
+    account_id: str
+    agent_id: str
+    purpose: str  # "verify" | "setup"
+    csrf: str
+    expires_ms: int

@@ -372,6 +372,7 @@ class Account(Document):
     retention_days: int | None = None
     routing: dict[str, Any] | None = None  # queue strategy and console options set by an admin
     disabled: bool = False  # by a superadmin: no logins, no API, no channels; data kept
+    require_two_factor: bool = False  # by its admin: every agent signs in with an authenticator app
     # never stored: the secrets of ``channels`` that did not open when read ("telegram.token" ->
     # why); they are left out of ``channels``, and that channel of the account reports the problem
     sealing_problems: dict[str, str] | None = None

@@ -54,6 +54,7 @@ from conversations.models import (
 from conversations.phone_store import PhoneStoreMixin
 from conversations.queue_store import QUEUE_INDEXES, QueueStore
 from conversations.sealing import INSTALL
+from conversations.second_factor_store import SECOND_FACTOR_INDEXES, SecondFactorStore
 from conversations.tenant_store import TENANT_INDEXES, TenantStore, shared_secret_field
 from conversations.webhook_store import WEBHOOK_INDEXES, WebhookStore
 from conversations.audit_store import AuditStore
@@ -118,7 +119,7 @@ def _customer(inbound: Inbound) -> dict[str, Any]:
 
 class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, QueueStore,
             ReportStore, PrivacyStore, AuditStore, TenantStore, WebhookStore, ApiReads, NluStoreMixin,
-            TrainingStore):
+            TrainingStore, SecondFactorStore):
     """All of omnirouter's persistence. Construct with :meth:`connect`."""
 
     def __init__(self, client: AsyncMongoClient[dict[str, Any]], database: str) -> None:
@@ -184,7 +185,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         this runs under a deadline of its own, ``INDEX_BUILD_SECONDS``."""
         with pymongo.timeout(INDEX_BUILD_SECONDS):
             for indexes in (INDEXES, AGENT_INDEXES, QUEUE_INDEXES, REPORT_INDEXES, PRIVACY_INDEXES, TENANT_INDEXES,
-                            WEBHOOK_INDEXES, NLU_INDEXES, TRAINING_INDEXES):
+                            WEBHOOK_INDEXES, NLU_INDEXES, TRAINING_INDEXES, SECOND_FACTOR_INDEXES):
                 for collection, models in indexes.items():
                     await self._db[collection].create_indexes(models)
             await self.backfill_queue_order()
@@ -726,7 +727,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
 
 
 # the mixins' operations translate outages like Store's own
-for _mixin in (AgentStore, QueueStore, TenantStore, WebhookStore, ApiReads):
+for _mixin in (AgentStore, QueueStore, TenantStore, WebhookStore, ApiReads, SecondFactorStore):
     for _name, _method in list(vars(_mixin).items()):
         if inspect.iscoroutinefunction(_method) and not _name.startswith("_"):
             setattr(Store, _name, _translating_outages(_method))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pty
 import signal
+import stat
 import sys
 from pathlib import Path
 
@@ -168,8 +170,39 @@ async def serve_and_stop(cwd: Path, env: dict[str, str]) -> str:
     return banner
 
 
-async def test_serve_prints_the_first_admins_password_once(tmp_path: Path) -> None:
+async def test_serve_writes_the_first_admins_password_to_a_private_file_when_not_on_a_terminal(tmp_path: Path) -> None:
+    """Piped output (a service manager's log) never carries the password: a 0600 file does, once."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")}
     banners = [await serve_and_stop(tmp_path, env) for _ in range(2)]
-    assert "first run: log in as 'admin' with password '" in banners[0]
+    secret = tmp_path / "var" / "first-admin.txt"
+    assert "first run: log in as 'admin' with the password in var/first-admin.txt" in banners[0]
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+    login, password = [line.split(": ", 1)[1] for line in secret.read_text().splitlines()]
+    assert login == "admin" and len(password) >= 16 and password not in banners[0]
     assert "first run" not in banners[1]
+
+
+async def test_serve_shows_the_first_admins_password_on_a_terminal(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")}
+    controller, terminal = pty.openpty()
+    errors = open(tmp_path / "serve.stderr", "wb")
+    process = await asyncio.create_subprocess_exec(
+        OMNIROUTER, "serve", "--port", str(free_port()), cwd=tmp_path, env=env, stdin=asyncio.subprocess.DEVNULL,
+        stdout=terminal, stderr=errors)
+    os.close(terminal)
+    os.set_blocking(controller, False)
+    screen = b""
+    try:
+        async with asyncio.timeout(120):
+            while b"Stop with Ctrl+C" not in screen:
+                try:
+                    screen += os.read(controller, 4096)
+                except BlockingIOError:
+                    await asyncio.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 30)
+        os.close(controller)
+        errors.close()
+    assert "first run: log in as 'admin' with password '" in screen.decode()
+    assert not (tmp_path / "var" / "first-admin.txt").exists()

@@ -14,16 +14,18 @@ from bot.tasks import stop_tasks
 from bot.keys import API_OPERATIONS, CONSOLE_HUB, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
 from bot.web import (
     account_page, accounts_page, admin, admin_intents, admin_privacy, admin_reports, admin_training, api, api_accounts,
-    api_directory, api_threads, api_webhooks, console, intents_api, login, nlu_api, openapi, ops, replies,
+    api_directory, api_threads, api_webhooks, console, intents_api, login, login_second_step, nlu_api, openapi, ops,
+    replies, security_page,
 )
 from bot.web.apikit import ApiRoutes
-from bot.web.auth import LoginLimiter, add_agent
+from bot.web.auth import LoginLimiter, add_agent, ended_sessions
 from bot.web.live import ConsoleHub, LiveFeed
 from bot.web.pages import setup_templates
 from bot.web.wa_templates import TEMPLATES, ChannelTemplates
 from conversations.models import Role
 
 STATIC = Path(__file__).resolve().parent / "static"
+SOCKET_CHECK_SECONDS = 2.0  # how soon a console socket closes after its session ends elsewhere
 # the REST API, table by table: each one's routes are served, checked and documented in
 # /api/openapi.json
 API_TABLES: list[ApiRoutes] = [api.API, replies.API, api_threads.API, api_directory.API, api_accounts.API,
@@ -40,7 +42,8 @@ def setup_web(app: web.Application) -> None:
         app.add_routes(table.routes())
     app[API_OPERATIONS] = [op for table in API_TABLES for op in table.operations]
     app.add_routes(openapi.routes())
-    app.add_routes(login.routes())
+    app.add_routes(login.routes() + login_second_step.routes())
+    app.add_routes(security_page.routes())
     app.add_routes(console.routes())
     app.add_routes(admin.routes())
     app.add_routes(admin_reports.routes() + admin_privacy.routes())
@@ -59,7 +62,9 @@ def setup_web(app: web.Application) -> None:
 async def _console_ctx(app: web.Application) -> AsyncIterator[None]:
     """Login limits, the first-run admin, and the live feed that refreshes consoles."""
     settings, store = app[SETTINGS], app[STORE]
-    app[LOGIN_LIMITER] = LoginLimiter(store, settings.console.login_attempts, settings.console.login_window_seconds)
+    console_settings = settings.console
+    app[LOGIN_LIMITER] = LoginLimiter(store, console_settings.login_attempts, console_settings.login_delay_seconds,
+                                      console_settings.login_max_delay_seconds, console_settings.login_window_seconds)
     app[FIRST_ADMIN] = await _first_admin(app)
     hub = ConsoleHub(functools.partial(console.render_live, app))
     app[CONSOLE_HUB] = hub
@@ -68,10 +73,12 @@ async def _console_ctx(app: web.Application) -> AsyncIterator[None]:
         mode = "poll" if await store.is_embedded_server() else "change_stream"
     feed = asyncio.create_task(LiveFeed(store, mode, settings.console.poll_interval).run(hub.deliver, lambda: bool(hub.sockets)),
                                name="live-feed")
+    ended = functools.partial(ended_sessions, store, settings.console)
+    watch = asyncio.create_task(hub.watch(ended, SOCKET_CHECK_SECONDS), name="console-sockets")
     try:
         yield
     finally:
-        await stop_tasks([feed])
+        await stop_tasks([feed, watch])
 
 
 async def _first_admin(app: web.Application) -> tuple[str, str] | None:

@@ -115,6 +115,22 @@ async def save_conversations(request: web.Request) -> web.Response:
 
 
 @signed_in(Role.ADMIN)
+async def save_two_factor(request: web.Request) -> web.Response:
+    """Require two-factor sign-in of every agent (the admin must use it first), or stop requiring
+    it. Requiring it logs out at once whoever is logged in without it."""
+    admin, store = current_agent(request), request.app[STORE]
+    required = (await request.post()).get("require") == "on"
+    if required:
+        with_it = await store.agents_with_second_factor(admin.account_id)
+        if admin.id not in with_it:
+            return await _show(request, 409, error=translate(admin.lang, "require_two_factor_self"))
+        await store.end_sessions_without_second_factor(admin.account_id, with_it)
+    await store.update_account(admin.account_id, require_two_factor=required)
+    await audit.record(store, admin.account_id, admin, "settings.two_factor", admin.account_id, required=required)
+    return _back("saved")
+
+
+@signed_in(Role.ADMIN)
 async def create_token(request: web.Request) -> web.Response:
     admin, form = current_agent(request), await request.post()
     name = str(form.get("name", "")).strip()
@@ -177,6 +193,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/admin/account/channels/{channel}", save_channel),
         web.post("/admin/account/channels/{channel}/remove", remove_channel),
         web.post("/admin/account/conversations", save_conversations),
+        web.post("/admin/account/two-factor", save_two_factor),
         web.post("/admin/account/tokens", create_token),
         web.post("/admin/account/tokens/{token_id}/revoke", revoke_token),
         web.post("/admin/account/webhooks", create_webhook),

@@ -54,6 +54,11 @@ async def _period(request: web.Request) -> tuple[date, date, list[Shift]]:
 
 @signed_in(Role.ADMIN)
 async def admin_page(request: web.Request) -> web.Response:
+    return await _show(request, request.query.get("message", "")[:300])
+
+
+async def _show(request: web.Request, message: str, created: dict[str, str] | None = None) -> web.Response:
+    """The admin page; ``created``: a new agent's login and password, shown in this page only."""
     agent = current_agent(request)
     store, queue = request.app[STORE], request.app[QUEUE]
     since, until, shifts = await _period(request)
@@ -61,7 +66,8 @@ async def admin_page(request: web.Request) -> web.Response:
     return page(
         request, "admin.html", agents=await store.list_agents(agent.account_id), shifts=shifts, roles=_roles(agent),
         since=since.isoformat(), until=until.isoformat(), routing=routing,
-        canned=await store.list_canned(agent.account_id), message=request.query.get("message", "")[:300],
+        canned=await store.list_canned(agent.account_id), message=message, created=created,
+        two_factor=await store.agents_with_second_factor(agent.account_id),
         **await retention_context(request),
     )
 
@@ -114,7 +120,8 @@ async def create_agent(request: web.Request) -> web.Response:
     if agent is None:
         return _back(translate(admin.lang, "login_taken"))
     await audit.record(request.app[STORE], admin.account_id, admin, "agent.create", agent.id, login=login, role=role)
-    return _back(translate(admin.lang, "agent_added", login=login, password=password))
+    # the password in this page's body, never in a URL (browser history, proxy logs)
+    return await _show(request, "", created={"login": login, "password": password})
 
 
 @signed_in(Role.ADMIN)
@@ -138,6 +145,22 @@ async def update_agent(request: web.Request) -> web.Response:
     await audit.record(store, admin.account_id, admin, "agent.update", target.id, login=target.login, role=role,
                        teams=",".join(teams), capacity=int(capacity), active=active)
     return _back(translate(admin.lang, "saved"))
+
+
+@signed_in(Role.ADMIN)
+async def reset_two_factor(request: web.Request) -> web.Response:
+    """Take an agent's authenticator away (a lost phone): they are logged out, and set a new one
+    up at their next login where the account requires it."""
+    admin, store = current_agent(request), request.app[STORE]
+    target = await store.get_agent(request.match_info["agent_id"])
+    if target is None or target.account_id != admin.account_id:
+        return plain(404, "no such agent")
+    if target.role not in _roles(admin):
+        return plain(403, "only a superadmin changes a superadmin")
+    if await store.remove_second_factor(target.id):
+        await store.delete_agent_sessions(target.id)
+        await audit.record(store, admin.account_id, admin, "agent.second_factor_reset", target.id, login=target.login)
+    return _back(translate(admin.lang, "two_factor_reset_done", login=target.login))
 
 
 @signed_in(Role.ADMIN)
@@ -186,6 +209,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/admin/timesheet.csv", timesheet_csv),
         web.post("/admin/agents", create_agent),
         web.post("/admin/agents/{agent_id}", update_agent),
+        web.post("/admin/agents/{agent_id}/two-factor/reset", reset_two_factor),
         web.post("/admin/routing", update_routing),
         web.post("/admin/canned", update_canned),
     ]

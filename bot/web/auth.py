@@ -10,8 +10,8 @@
   site (``Sec-Fetch-Site``, or else an ``Origin`` other than this router's) is refused before
   anything else: defence in depth beside the token and the ``SameSite`` cookie.
 * Login attempts are counted in the store (so every router process sees them) per login name and
-  per client address, before the password is checked; past the limit, logins answer 429 until
-  the window ends.
+  per client address (``bot/web/proxies.py``), before the password is checked; past the free ones,
+  each attempt waits a delay that doubles up to a cap (429 with ``Retry-After`` meanwhile).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from bot.keys import SETTINGS, STORE
+from bot.settings import ConsoleSettings
 from conversations.console_models import Session
 from conversations.ids import new_id
 from conversations.models import Agent, Role, utcnow
@@ -41,6 +42,7 @@ SESSION_COOKIE = "omnirouter_session"
 LOGIN_COOKIE = "omnirouter_login"
 _HASHER = PasswordHasher()  # argon2id with the library's recommended cost
 _DUMMY_HASH = _HASHER.hash("omnirouter-timing-equaliser")
+_CLAIM_TRIES = 8
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -83,8 +85,9 @@ def _secure(request: web.Request) -> bool:
     return request.secure or request.app[SETTINGS].server.public_url.startswith("https://")
 
 
-def set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int | None = None) -> None:
-    response.set_cookie(name, value, httponly=True, samesite="Strict", secure=_secure(request), path="/", max_age=max_age)
+def set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int | None = None,
+               path: str = "/") -> None:
+    response.set_cookie(name, value, httponly=True, samesite="Strict", secure=_secure(request), path=path, max_age=max_age)
 
 
 async def start_session(request: web.Request, response: web.StreamResponse, agent: Agent) -> Session:
@@ -121,18 +124,39 @@ async def current(request: web.Request) -> tuple[Session, Agent] | None:
         return None
     settings = request.app[SETTINGS].console
     now_ms = int(time.time() * 1000)
-    idle_ms = settings.session_idle_minutes * 60_000
-    max_ms = settings.session_max_hours * 3_600_000
-    if now_ms - session.seen_ms > idle_ms or now_ms - session.created_ms > max_ms:
+    if expired(session, settings, now_ms):
         await store.delete_session(session.id)
         return None
     agent = await store.get_agent(session.agent_id)
     if agent is None or not agent.active:
         await store.delete_session(session.id)
         return None
-    if now_ms - session.seen_ms > min(30_000, idle_ms / 4):
+    if now_ms - session.seen_ms > min(30_000, settings.session_idle_minutes * 60_000 / 4):
         await store.touch_session(session.id, now_ms)
     return session, agent
+
+
+def expired(session: Session, settings: ConsoleSettings, now_ms: int) -> bool:
+    """Idle for ``session_idle_minutes``, or older than ``session_max_hours``."""
+    return (now_ms - session.seen_ms > settings.session_idle_minutes * 60_000
+            or now_ms - session.created_ms > settings.session_max_hours * 3_600_000)
+
+
+async def ended_sessions(store: Store, settings: ConsoleSettings,
+                         holders: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Which of the ``(session id, agent id, role)`` that open console sockets were granted no longer
+    hold, and why (``signed out`` — logged out, expired, agent disabled — or ``role changed``): the
+    sockets' check, two reads however many there are."""
+    sessions = {s.id: s for s in await store.sessions_by_ids(sorted({h[0] for h in holders}))}
+    agents = {a.id: a for a in await store.agents_by_ids(sorted({h[1] for h in holders}))}
+    now_ms, ended = int(time.time() * 1000), {}
+    for session_id, agent_id, role in holders:
+        session, agent = sessions.get(session_id), agents.get(agent_id)
+        if session is None or expired(session, settings, now_ms) or agent is None or not agent.active:
+            ended[session_id] = "signed out"
+        elif agent.role != role:
+            ended[session_id] = "role changed"
+    return ended
 
 
 async def csrf_ok(request: web.Request, expected: str) -> bool:
@@ -165,37 +189,64 @@ def login_csrf(request: web.Request) -> str:
 
 
 class LoginLimiter:
-    """Login attempts per login name and per client address, counted in the store (so every router
-    process sees them) in fixed windows.
+    """Failed logins per login name and per client address, counted in the store (so every router
+    process sees them). The first ``attempts`` failures of a name (four times as many of an address)
+    are free; after them each attempt must wait a delay that doubles with every failure, up to
+    ``max_delay_seconds`` — a wait, never a lock. A refused attempt changes nothing, so guessing
+    cannot stretch the wait of the login's owner past the cap; a right password clears the name's
+    count. Counts are forgotten ``forget_seconds`` (at least twice the cap) after the last attempt.
 
-    An attempt is counted *before* its password is checked, and a successful one is taken back:
-    guesses sent concurrently cannot all pass the check while the (slow) hash is being verified.
+    An attempt is counted *before* its password is checked, by a compare-and-set on the count, and a
+    successful one is taken back: guesses sent concurrently cannot all pass the check while the
+    (slow) hash is being verified.
     """
 
-    def __init__(self, store: Store, attempts: int, window_seconds: int) -> None:
+    def __init__(self, store: Store, attempts: int, delay_seconds: float, max_delay_seconds: float,
+                 forget_seconds: float) -> None:
         self._store = store
         self._attempts = attempts
-        self._window_ms = window_seconds * 1000
+        self._delay_ms = int(delay_seconds * 1000)
+        self._max_ms = int(max_delay_seconds * 1000)
+        self._forget_ms = int(max(forget_seconds * 1000, 2 * self._max_ms))
 
     def _keys(self, account_id: str, login: str, address: str) -> list[tuple[str, int]]:
-        return [(f"login:{account_id}:{login.lower()}", self._attempts), (f"addr:{address}", self._attempts * 4)]
+        return [(f"addr:{address}", self._attempts * 4), (f"login:{account_id}:{login.lower()}", self._attempts)]
 
-    def _window(self) -> tuple[int, int]:
-        now_ms = int(time.time() * 1000)
-        return now_ms // self._window_ms, now_ms
+    def wait_after(self, failures: int, limit: int) -> int:
+        """Milliseconds the next attempt waits after ``failures`` counted failures."""
+        if failures < limit:
+            return 0
+        return min(self._max_ms, self._delay_ms << min(failures - limit, 32))
 
     async def admit(self, account_id: str, login: str, address: str) -> int:
         """Count this attempt; returns the seconds to wait (the attempt is refused), or 0."""
-        window, now_ms = self._window()
-        expires_ms = (window + 2) * self._window_ms
-        over = False
-        for key, limit in self._keys(account_id, login, address):
-            over = await self._store.add_login_failure(key, window, expires_ms) > limit or over
-        return -(-((window + 1) * self._window_ms - now_ms) // 1000) if over else 0  # rounded up
+        now_ms = int(time.time() * 1000)
+        (address_key, address_limit), (login_key, login_limit) = self._keys(account_id, login, address)
+        wait_ms = await self._claim(address_key, address_limit, now_ms)
+        if not wait_ms:
+            wait_ms = await self._claim(login_key, login_limit, now_ms)
+            if wait_ms:  # refused after all: the address's count is as before
+                await self._store.take_back_login_attempt(address_key)
+        return -(-wait_ms // 1000)  # rounded up
+
+    async def _claim(self, key: str, limit: int, now_ms: int) -> int:
+        """Count one attempt on ``key``; or, while it must wait, the milliseconds left (nothing counted)."""
+        for _ in range(_CLAIM_TRIES):
+            doc = await self._store.login_throttle(key)
+            live = doc is not None and int(doc.get("expires_ms", 0)) > now_ms
+            failures = int(doc.get("failures", 0)) if doc is not None and live else 0
+            wait_until_ms = int(doc.get("wait_until_ms", 0)) if doc is not None and live else 0
+            if failures >= limit and wait_until_ms > now_ms:
+                return wait_until_ms - now_ms
+            wait_ms = self.wait_after(failures + 1, limit)
+            rev = None if doc is None else int(doc.get("rev", 0))
+            if await self._store.claim_login_attempt(key, rev, failures + 1, now_ms + wait_ms if wait_ms else 0,
+                                                     now_ms + wait_ms + self._forget_ms):
+                return 0
+        return 1000  # outrun by concurrent attempts every time: this one waits a second
 
     async def succeeded(self, account_id: str, login: str, address: str) -> None:
         """A right password: the login's count starts again, the address's attempt is taken back."""
-        window, now_ms = self._window()
-        (login_key, _), (address_key, _) = self._keys(account_id, login, address)
-        await self._store.clear_login_failures(login_key, window, now_ms)
-        await self._store.add_login_failure(address_key, window, (window + 2) * self._window_ms, by=-1)
+        (address_key, _), (login_key, _) = self._keys(account_id, login, address)
+        await self._store.forget_login_failures(login_key, int(time.time() * 1000))
+        await self._store.take_back_login_attempt(address_key)

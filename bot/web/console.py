@@ -70,8 +70,8 @@ async def render_live(app: web.Application, sock: ConsoleSocket, parts: set[str]
     """The fragments a console needs after an event, marked for htmx's out-of-band swap."""
     store = app[STORE]
     agent = await store.get_agent(sock.agent_id)
-    if agent is None or not agent.active:
-        return ""
+    if agent is None or not agent.active or (sock.role and agent.role != sock.role):
+        return ""  # nothing under a grant that no longer holds: the socket is being closed
     lang, html = agent.lang, []
     request_like = _Detached(app, agent)
     if parts & {"queue", "mine", "header"}:
@@ -108,7 +108,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
     await ws.prepare(request)
     sock = ConsoleSocket(ws, agent.account_id, agent.id, thread.id if thread else None, agent.lang,
-                         request[SESSION].csrf)
+                         request[SESSION].csrf, session_id=request[SESSION].id, role=str(agent.role))
     return await request.app[CONSOLE_HUB].serve(request, sock)
 
 

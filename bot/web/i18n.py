@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot.web.i18n_tenants import TENANT_TEXT
 from bot.web.i18n_data import DATA_TEXT
+from bot.web.i18n_signin import SIGNIN_TEXT
 from bot.web.i18n_training import TRAINING_TEXT
 
 LANGUAGES = ("en", "lv")
@@ -89,7 +90,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "teams": ("Teams", "Komandas"),
     "capacity": ("Capacity", "Kapacitāte"),
     "presence": ("Presence", "Klātbūtne"),
-    "agent_added": ("Agent {login} added. Password (shown once): {password}", "Aģents {login} pievienots. Parole (redzama vienreiz): {password}"),
+    "agent_added": ("Agent {login} added. Their password, shown only this once:", "Aģents {login} pievienots. Parole, redzama tikai šoreiz:"),
     "login_taken": ("That login is taken.", "Šis lietotājvārds ir aizņemts."),
     "timesheet": ("Timesheet", "Darba laika uzskaite"),
     "export_csv": ("Export CSV", "Eksportēt CSV"),
@@ -123,6 +124,7 @@ TEXT: dict[str, tuple[str, str]] = {
 TEXT.update(TENANT_TEXT)
 TEXT.update(DATA_TEXT)
 TEXT.update(TRAINING_TEXT)
+TEXT.update(SIGNIN_TEXT)
 
 
 def translate(lang: str, key: str, **values: object) -> str:

@@ -112,12 +112,17 @@ class ConsoleSocket:
     thread_id: str | None
     lang: str
     csrf: str
+    session_id: str = ""  # the session (and the role) the socket was opened under: it lives only as long
+    role: str = ""        # as both hold (``ConsoleHub.watch``)
     parts: set[str] = field(default_factory=set)
     notify: list[str] = field(default_factory=list)
     flushing: asyncio.Task[None] | None = None
 
 
 Render = Callable[[ConsoleSocket, set[str], list[str]], Awaitable[str]]
+# which of these (session id, agent id, role) no longer hold -> why ("signed out", "role changed")
+Ended = Callable[[list[tuple[str, str, str]]], Awaitable[dict[str, str]]]
+CLOSE_CODES = {"signed out": 4401, "role changed": 4403}  # the page reloads on these (console.js)
 
 
 def parts_for(event: Event, sock: ConsoleSocket) -> set[str]:
@@ -134,6 +139,13 @@ def parts_for(event: Event, sock: ConsoleSocket) -> set[str]:
     return parts
 
 
+async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
+    try:
+        await ws.close(code=code, message=reason.encode())
+    except (ConnectionError, RuntimeError) as exc:
+        log_event(log, "live.close_failed", logging.DEBUG, error=type(exc).__name__)
+
+
 class ConsoleHub:
     """The consoles connected to this process, refreshed as events arrive (coalesced briefly)."""
 
@@ -141,6 +153,7 @@ class ConsoleHub:
         self._render = render
         self._delay = delay
         self.sockets: set[ConsoleSocket] = set()
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def deliver(self, event: Event) -> None:
         for sock in list(self.sockets):
@@ -182,6 +195,35 @@ class ConsoleHub:
             if sock.flushing is not None:
                 sock.flushing.cancel()
         return sock.ws
+
+    async def watch(self, ended: Ended, interval: float) -> None:
+        """Every ``interval`` seconds, close the sockets whose session ended (logout on any router
+        process, expiry, the agent disabled) or whose agent's role changed: what one could see
+        under the old grant must stop reaching the browser. One check for all of this process's
+        sockets, read from the store that every process shares."""
+        while True:
+            await asyncio.sleep(interval)
+            sockets = [sock for sock in self.sockets if sock.session_id]
+            if not sockets:
+                continue
+            try:
+                verdicts = await ended([(sock.session_id, sock.agent_id, sock.role) for sock in sockets])
+            except StoreUnavailable:
+                log_event(log, "live.store_unavailable", logging.WARNING)
+                continue
+            for sock in sockets:
+                if sock.session_id in verdicts:
+                    self._end(sock, verdicts[sock.session_id])
+
+    def _end(self, sock: ConsoleSocket, reason: str) -> None:
+        """Stop pushing to ``sock`` now and close it (a slow browser's close holds up no other check)."""
+        self.sockets.discard(sock)
+        if sock.flushing is not None:
+            sock.flushing.cancel()
+        log_event(log, "live.socket_closed", agent=sock.agent_id, reason=reason)
+        closing = asyncio.create_task(_close(sock.ws, CLOSE_CODES.get(reason, 4401), reason))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     async def close_all(self) -> None:
         await asyncio.gather(*(s.ws.close(code=1001, message=b"restarting") for s in list(self.sockets)),

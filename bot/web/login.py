@@ -1,4 +1,5 @@
-"""``/login`` and ``/logout``: the only console routes open without a session."""
+"""``/login`` and ``/logout``: with the second step (``bot/web/login_second_step.py``), the only
+console routes open without a session."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from aiohttp import web
 from bot import audit
 from bot.keys import LOGIN_LIMITER, SETTINGS, STORE
 from bot.logs import log_event
-from bot.web import auth
+from bot.web import auth, two_factor
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, language, page, plain, redirect, signed_in
+from bot.web.proxies import client_address
 
 log = logging.getLogger("omnirouter.web.login")
 
@@ -28,7 +30,8 @@ def _login_page(request: web.Request, status: int = 200, error: str = "", login:
 async def login_form(request: web.Request) -> web.Response:
     if await auth.current(request) is not None:
         raise web.HTTPSeeOther("/console")
-    return _login_page(request)
+    expired = translate(language(request), "login_expired") if request.query.get("expired") else ""
+    return _login_page(request, error=expired)
 
 
 async def login(request: web.Request) -> web.StreamResponse:
@@ -41,7 +44,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not expected or not await auth.csrf_ok(request, expected):
         return plain(403, "the login form expired: reload the page")
     account_id = str(form.get("account", "")).strip().lower()[:32] or request.app[SETTINGS].account.id
-    address = request.remote or "unknown"
+    address = client_address(request)
     limiter, store = request.app[LOGIN_LIMITER], request.app[STORE]
     lang = language(request)
     wait = await limiter.admit(account_id, login_name, address)
@@ -59,11 +62,13 @@ async def login(request: web.Request) -> web.StreamResponse:
     if account is None or account.disabled:
         log_event(log, "login.account_disabled", logging.WARNING, login=login_name, account=account_id)
         return _login_page(request, 403, translate(lang, "account_disabled"), login_name, account_id)
-    await limiter.succeeded(account_id, login_name, address)
+    second_step = await two_factor.begin_challenge(request, agent, account)
+    if second_step is not None:  # no session yet: the password alone opens nothing
+        log_event(log, "login.second_step", agent=agent.id)
+        return second_step
     response = redirect("/console")
-    await auth.start_session(request, response, agent)
+    await two_factor.finish_login(request, response, agent)
     log_event(log, "login.ok", agent=agent.id)
-    await audit.record(store, account_id, agent, "login", agent.id, address=address)
     return response
 
 

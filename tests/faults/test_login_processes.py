@@ -1,5 +1,5 @@
 """Login throttling across real `omnirouter serve` processes on one store: the failures counted by
-one process lock the login on the other, the right password included."""
+one process make the login wait on the other, the right password included."""
 
 from __future__ import annotations
 
@@ -12,18 +12,19 @@ import aiohttp
 from tests.faults.harness import Router
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-LIMITS = {"OMNIROUTER_CONSOLE_LOGIN_ATTEMPTS": "3", "OMNIROUTER_CONSOLE_LOGIN_WINDOW_SECONDS": "600",
+LIMITS = {"OMNIROUTER_CONSOLE_LOGIN_ATTEMPTS": "3", "OMNIROUTER_CONSOLE_LOGIN_DELAY_SECONDS": "60",
+          "OMNIROUTER_CONSOLE_LOGIN_MAX_DELAY_SECONDS": "600",
           "OMNIROUTER_SERVER_PUBLIC_URL": ""}  # plain HTTP, so this client may send the (not Secure) cookies back
 
 
 async def first_admin_password(router: Router) -> str:
-    """The password `serve` prints once on a fresh install."""
+    """The password `serve` gives once on a fresh install (in a 0600 file: its output is a log)."""
+    secret = router.workdir / "var" / "first-admin.txt"
     for _ in range(100):
-        found = re.search(r"with password '([^']+)'", router.log())
-        if found:
-            return found.group(1)
+        if secret.exists() and "password: " in secret.read_text():
+            return secret.read_text().split("password: ", 1)[1].strip()
         await asyncio.sleep(0.1)
-    raise AssertionError(f"no first-run password in the log: {router.log()[-1000:]}")
+    raise AssertionError(f"no first-run password in {secret}: {router.log()[-1000:]}")
 
 
 async def attempt(router: Router, password: str) -> tuple[int, int]:
@@ -36,7 +37,7 @@ async def attempt(router: Router, password: str) -> tuple[int, int]:
             return response.status, int(response.headers.get("Retry-After", "0"))
 
 
-async def test_failures_on_one_process_lock_the_login_on_another(routers: Any) -> None:
+async def test_failures_on_one_process_make_the_login_wait_on_another(routers: Any) -> None:
     first = await routers(**LIMITS)
     password = await first_admin_password(first)
     second = await routers(**LIMITS)
@@ -45,4 +46,4 @@ async def test_failures_on_one_process_lock_the_login_on_another(routers: Any) -
     assert (await attempt(second, "wrong"))[0] == 401
     for router in (second, first):
         status, wait = await attempt(router, password)
-        assert status == 429 and 0 < wait <= 600, (router.url, status)
+        assert status == 429 and 0 < wait <= 60, (router.url, status)

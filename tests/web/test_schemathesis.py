@@ -40,7 +40,7 @@ async def schemathesis(client: TestClient, token: str, *options: str, cwd: Path 
         "--checks", CHECKS, "--max-examples", "12", "--seed", "7", "--workers", "1", "--no-color",
         "--generation-database", "none", "--suppress-health-check", "all", "--request-timeout", "20", *options,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=cwd)
-    out, _ = await asyncio.wait_for(process.communicate(), 280)
+    out, _ = await asyncio.wait_for(process.communicate(), 1500)
     assert process.returncode is not None
     return process.returncode, out.decode(errors="replace")
 

@@ -96,6 +96,12 @@
   });
 
   document.addEventListener("htmx:wsAfterMessage", () => { checkNotify(); scrollHistory(); });
+  // the router closes the live socket when the session ends (4401) or the role changes (4403):
+  // reloading shows the login page, or the page the new role may see
+  document.addEventListener("htmx:wsClose", (event) => {
+    const code = event.detail && event.detail.event ? event.detail.event.code : 0;
+    if (code === 4401 || code === 4403) window.location.reload();
+  });
   document.addEventListener("htmx:afterSwap", scrollHistory);
   document.addEventListener("htmx:afterRequest", (event) => {
     const flash = document.getElementById("flash");

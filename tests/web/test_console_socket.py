@@ -1,0 +1,149 @@
+"""The console's live socket lives no longer than the grant it was opened under: it closes within
+seconds of a logout (on another router process sharing the store, too), the session's idle expiry,
+the agent being disabled, and a change of the agent's role (after which the page reconnects under
+the new role)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.keys import FIRST_ADMIN, STORE
+from bot.web.auth import add_agent
+from conversations.models import Agent, Role
+from tests.conftest import make_settings
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+PASSWORD = "correct horse battery"
+SOON = 6.0  # seconds: the sockets are checked every two
+
+
+def url(client: TestClient, path: str) -> str:
+    return f"http://127.0.0.1:{client.server.port}{path}"
+
+
+@pytest.fixture
+async def routers(embedded: Any, db_name: str, start_client: Any) -> tuple[TestClient, TestClient]:
+    """Two router processes' worth of application on one store."""
+    settings = make_settings(embedded.uri, db_name)
+    return await start_client(settings), await start_client(settings)
+
+
+@pytest.fixture
+async def browsers() -> AsyncIterator[list[aiohttp.ClientSession]]:
+    opened: list[aiohttp.ClientSession] = []
+    yield opened
+    for browser in opened:
+        await browser.close()
+
+
+async def logged_in(browsers: list[aiohttp.ClientSession], client: TestClient, login: str,
+                    password: str) -> aiohttp.ClientSession:
+    browser = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    browsers.append(browser)
+    page = await (await browser.get(url(client, "/login"))).text()
+    response = await browser.post(url(client, "/login"), allow_redirects=False, data={
+        "login": login, "password": password, "csrf_token": CSRF.search(page).group(1)})  # type: ignore[union-attr]
+    assert response.status == 303, await response.text()
+    return browser
+
+
+async def open_socket(browser: aiohttp.ClientSession, client: TestClient) -> aiohttp.ClientWebSocketResponse:
+    """The console's socket, once the router has pushed the page's first refresh through it."""
+    ws = await browser.ws_connect(url(client, "/console/ws"))
+    first = await asyncio.wait_for(ws.receive(), 10)
+    assert first.type == aiohttp.WSMsgType.TEXT, first
+    return ws
+
+
+async def closed_within(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> tuple[int | None, float]:
+    """Read until the router closes the socket; returns (close code, seconds it took)."""
+    started = time.monotonic()
+    async with asyncio.timeout(seconds):
+        while True:
+            message = await ws.receive()
+            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                return ws.close_code, time.monotonic() - started
+
+
+async def csrf(browser: aiohttp.ClientSession, client: TestClient, path: str = "/console") -> str:
+    return CSRF.search(await (await browser.get(url(client, path))).text()).group(1)  # type: ignore[union-attr]
+
+
+async def new_agent(client: TestClient, login: str) -> Agent:
+    agent, _ = await add_agent(client.server.app[STORE], "default", login, role=Role.AGENT, password=PASSWORD)
+    assert agent is not None
+    return agent
+
+
+async def test_a_logout_on_another_router_closes_the_socket(
+    routers: tuple[TestClient, TestClient], browsers: list[aiohttp.ClientSession]
+) -> None:
+    first, second = routers
+    await new_agent(first, "ava")
+    await new_agent(first, "bob")
+    ava = await logged_in(browsers, first, "ava", PASSWORD)
+    bob = await logged_in(browsers, first, "bob", PASSWORD)
+    socket, bystander = await open_socket(ava, first), await open_socket(bob, first)
+    # the same browser's cookie, sent to the other process, logs out there
+    response = await ava.post(url(second, "/logout"), data={"csrf_token": await csrf(ava, second)},
+                              allow_redirects=False)
+    assert response.status == 303
+    code, took = await closed_within(socket, SOON)
+    assert code == 4401 and took < SOON
+    assert not bystander.closed  # bob's session still holds: his socket stays
+
+
+async def test_an_idle_session_expiring_closes_the_socket(
+    routers: tuple[TestClient, TestClient], browsers: list[aiohttp.ClientSession]
+) -> None:
+    first, _ = routers
+    agent = await new_agent(first, "ava")
+    socket = await open_socket(await logged_in(browsers, first, "ava", PASSWORD), first)
+    idle_since = int(time.time() * 1000) - 31 * 60_000  # the default idle limit is 30 minutes
+    await first.server.app[STORE]._db.sessions.update_many({"agent_id": agent.id}, {"$set": {"seen_ms": idle_since}})
+    code, _ = await closed_within(socket, SOON)
+    assert code == 4401
+
+
+async def test_disabling_the_agent_closes_the_socket(
+    routers: tuple[TestClient, TestClient], browsers: list[aiohttp.ClientSession]
+) -> None:
+    first, second = routers
+    agent = await new_agent(first, "ava")
+    socket = await open_socket(await logged_in(browsers, first, "ava", PASSWORD), first)
+    login, password = first.server.app[FIRST_ADMIN]  # type: ignore[misc]
+    admin = await logged_in(browsers, second, login, password)
+    response = await admin.post(url(second, f"/admin/agents/{agent.id}"), allow_redirects=False, data={
+        "csrf_token": await csrf(admin, second, "/admin"), "teams": "", "capacity": "5", "role": "agent"})
+    assert response.status == 303
+    code, _ = await closed_within(socket, SOON)
+    assert code == 4401
+
+
+async def test_a_role_change_closes_the_socket_and_the_page_reconnects_under_the_new_role(
+    routers: tuple[TestClient, TestClient], browsers: list[aiohttp.ClientSession]
+) -> None:
+    first, second = routers
+    agent = await new_agent(first, "ava")
+    ava = await logged_in(browsers, first, "ava", PASSWORD)
+    socket = await open_socket(ava, first)
+    login, password = first.server.app[FIRST_ADMIN]  # type: ignore[misc]
+    admin = await logged_in(browsers, second, login, password)
+    response = await admin.post(url(second, f"/admin/agents/{agent.id}"), allow_redirects=False, data={
+        "csrf_token": await csrf(admin, second, "/admin"), "teams": "", "capacity": "5", "role": "admin",
+        "active": "on"})
+    assert response.status == 303
+    code, _ = await closed_within(socket, SOON)
+    assert code == 4403
+    again = await open_socket(ava, first)  # the session still holds: a new socket, under the new role
+    with pytest.raises(TimeoutError):
+        await closed_within(again, 3.0)
+    assert (await ava.get(url(first, "/admin"), allow_redirects=False)).status == 200

@@ -1,0 +1,212 @@
+"""Two-factor sign-in over HTTP: the second step owes a session nothing until a right code, each
+code is good once, recovery codes once each, codes are throttled like passwords, the secret is
+sealed in the store, an admin can require it (and reset an agent's), and so can the operator's
+CLI. The same flows in Chromium: ``test_two_factor_browser.py``."""
+
+from __future__ import annotations
+
+import re
+import time
+from html import unescape
+from typing import Any
+
+import aiohttp
+import pyotp
+from aiohttp.test_utils import TestClient
+
+from bot.keys import FIRST_ADMIN, STORE
+from bot.settings import Settings
+from bot.web.auth import SESSION_COOKIE, add_agent
+from bot.web.two_factor import CHALLENGE_COOKIE
+from conversations.models import Role
+from tests.conftest import make_settings
+from tests.test_contacts_cli import run as run_cli
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+KEY = re.compile(r'<code id="setup-key">([^<]+)</code>')
+PASSWORD = "correct horse battery"
+
+
+def code_at(secret: str, steps_ahead: int = 0) -> str:
+    """The authenticator's code now, or ``steps_ahead`` 30-second steps later (still accepted)."""
+    return pyotp.TOTP(secret).at(time.time() + 30 * steps_ahead)
+
+
+class Browser:
+    """One browser's cookie jar against the router."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.base = f"http://127.0.0.1:{client.server.port}"
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def get(self, path: str) -> tuple[int, str, str]:
+        async with self.http.get(self.base + path, allow_redirects=False) as response:
+            return response.status, await response.text(), response.headers.get("Location", "")
+
+    async def post(self, path: str, form: dict[str, str], csrf_from: str | None = None) -> tuple[int, str, str]:
+        if csrf_from is not None:
+            form = {**form, "csrf_token": unescape(CSRF.search((await self.get(csrf_from))[1]).group(1))}  # type: ignore[union-attr]
+        async with self.http.post(self.base + path, data=form, allow_redirects=False) as response:
+            return response.status, await response.text(), response.headers.get("Location", "")
+
+    async def password(self, login: str, password: str = PASSWORD) -> tuple[int, str, str]:
+        return await self.post("/login", {"login": login, "password": password}, csrf_from="/login")
+
+    async def code(self, code: str) -> tuple[int, str, str]:
+        return await self.post("/login/2fa", {"code": code}, csrf_from="/login/2fa")
+
+    def cookie(self, name: str) -> str | None:
+        found = [c.value for c in self.http.cookie_jar if c.key == name]
+        return found[0] if found else None
+
+    async def close(self) -> None:
+        await self.http.close()
+
+
+async def enable(browser: Browser) -> tuple[str, list[str]]:
+    """Turn two-factor sign-in on from the agent's own page; returns (secret, recovery codes)."""
+    assert (await browser.post("/console/security/setup", {}, csrf_from="/console/security"))[0] == 303
+    status, page, _ = await browser.get("/console/security")
+    secret = KEY.search(page).group(1).replace(" ", "")  # type: ignore[union-attr]
+    status, qr, _ = await browser.get("/console/security/qr.svg")
+    assert status == 200 and qr.lstrip().startswith("<?xml") and "<script" not in qr
+    status, page, _ = await browser.post("/console/security/confirm", {"code": code_at(secret)},
+                                         csrf_from="/console/security")
+    assert status == 200, page
+    codes = re.findall(r"<li><code>([a-z0-9]{4}-[a-z0-9]{4})</code></li>", page)
+    assert len(codes) == 10
+    return secret, codes
+
+
+async def test_the_second_step_grants_nothing_until_a_right_code_and_each_code_counts_once(client: TestClient) -> None:
+    store = client.server.app[STORE]
+    agent, _ = await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
+    assert agent is not None
+    ava = Browser(client)
+    try:
+        assert (await ava.password("ava"))[0] == 303
+        secret, codes = await enable(ava)
+        stored = await store._db.second_factors.find_one({"_id": agent.id})
+        assert stored["secret"].startswith("sealed:") and secret not in str(stored)  # sealed at rest
+        assert not any(code.replace("-", "") in str(stored) for code in codes)  # hashes only
+        assert (await ava.post("/logout", {}, csrf_from="/console"))[0] == 303
+
+        status, _, location = await ava.password("ava")
+        assert status == 303 and location == "/login/2fa" and ava.cookie(SESSION_COOKIE) is None
+        half = ava.cookie(CHALLENGE_COOKIE)
+        assert half is not None
+        # the half-done login opens nothing: not the console, not the admin pages, not the API
+        async with aiohttp.ClientSession(cookies={CHALLENGE_COOKIE: half, SESSION_COOKIE: half}) as other:
+            for path in ("/console", "/console/security", "/admin"):
+                async with other.get(ava.base + path, allow_redirects=False) as response:
+                    assert response.status == 303 and response.headers["Location"] == "/login", path
+        assert (await ava.get("/console"))[2] == "/login"
+        assert (await ava.code("000000"))[0] == 401
+        ahead = code_at(secret, 1)
+        status, _, location = await ava.code(ahead)
+        assert status == 303 and location == "/console" and (await ava.get("/console"))[0] == 200
+        await ava.post("/logout", {}, csrf_from="/console")
+
+        assert (await ava.password("ava"))[0] == 303
+        assert (await ava.code(ahead))[0] == 401  # replayed: refused
+        assert (await ava.code(codes[0].upper()))[0] == 303  # a recovery code, as typed
+        await ava.post("/logout", {}, csrf_from="/console")
+        assert (await ava.password("ava"))[0] == 303
+        assert (await ava.code(codes[0]))[0] == 401  # once only
+        assert (await ava.code(codes[1]))[0] == 303
+        assert await store._db.audit.count_documents({"action": "login", "details.second_factor": "recovery"}) == 2
+    finally:
+        await ava.close()
+
+
+async def test_codes_are_throttled_like_passwords(embedded: Any, db_name: str, start_client: Any) -> None:
+    client = await start_client(make_settings(embedded.uri, db_name, console={"login_attempts": 3, "login_delay_seconds": 60}))
+    await add_agent(client.server.app[STORE], "default", "ava", role=Role.AGENT, password=PASSWORD)
+    ava = Browser(client)
+    try:
+        await ava.password("ava")
+        secret, _ = await enable(ava)
+        await ava.post("/logout", {}, csrf_from="/console")
+        assert (await ava.password("ava"))[0] == 303  # the password counts until the code is right
+        assert [(await ava.code(f"{n:06d}"))[0] for n in range(2)] == [401, 401]
+        assert (await ava.code(code_at(secret, 1)))[0] == 429  # even the right one waits now
+    finally:
+        await ava.close()
+
+
+async def test_an_account_that_requires_it_sends_agents_to_set_it_up_first(client: TestClient) -> None:
+    store = client.server.app[STORE]
+    await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
+    login, password = client.server.app[FIRST_ADMIN]  # type: ignore[misc]
+    admin, ava = Browser(client), Browser(client)
+    try:
+        await admin.password(login, password)
+        assert (await ava.password("ava"))[0] == 303  # logged in without it, for now
+        status, page, _ = await admin.post("/admin/account/two-factor", {"require": "on"}, csrf_from="/admin/account")
+        assert status == 409  # not before the admin uses it
+        await enable(admin)
+        assert (await admin.post("/admin/account/two-factor", {"require": "on"}, csrf_from="/admin/account"))[0] == 303
+        assert (await ava.get("/console"))[2] == "/login"  # logged out: she has no second factor
+        status, _, location = await ava.password("ava")
+        assert status == 303 and location == "/login/2fa/setup"
+        assert (await ava.get("/console"))[2] == "/login"  # nothing else before it is set up
+        status, page, _ = await ava.get("/login/2fa/setup")
+        assert status == 200 and 'src="/login/2fa/qr.svg"' in page
+        assert (await ava.get("/login/2fa/qr.svg"))[0] == 200
+        secret = KEY.search(page).group(1).replace(" ", "")  # type: ignore[union-attr]
+        status, page, _ = await ava.post("/login/2fa/setup", {"code": code_at(secret)}, csrf_from="/login/2fa/setup")
+        assert status == 200 and page.count("<li><code>") == 10
+        assert (await ava.get("/console"))[0] == 200
+        # she cannot turn it off while the account requires it
+        await ava.post("/console/security/disable", {"proof": PASSWORD}, csrf_from="/console/security")
+        assert await store.second_factor((await store.agent_by_login("default", "ava")).id) is not None  # type: ignore[union-attr]
+    finally:
+        await admin.close()
+        await ava.close()
+
+
+async def test_an_admin_resets_an_agents_second_factor_and_the_agent_turns_it_off_with_a_password(
+    client: TestClient,
+) -> None:
+    store = client.server.app[STORE]
+    agent, _ = await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
+    assert agent is not None
+    login, password = client.server.app[FIRST_ADMIN]  # type: ignore[misc]
+    admin, ava = Browser(client), Browser(client)
+    try:
+        await ava.password("ava")
+        await enable(ava)
+        assert (await ava.post("/console/security/disable", {"proof": "wrong"}, csrf_from="/console/security"))[0] == 401
+        assert (await ava.post("/console/security/disable", {"proof": PASSWORD}, csrf_from="/console/security"))[0] == 303
+        assert await store.second_factor(agent.id) is None
+        await enable(ava)
+        await admin.password(login, password)
+        assert "reset-two-factor-ava" in (await admin.get("/admin"))[1]
+        status, _, _ = await admin.post(f"/admin/agents/{agent.id}/two-factor/reset", {}, csrf_from="/admin")
+        assert status == 303
+        assert await store.second_factor(agent.id) is None and (await ava.get("/console"))[2] == "/login"
+        assert await store._db.audit.count_documents({"action": "agent.second_factor_reset", "target": agent.id}) == 1
+        assert (await ava.password("ava"))[2] == "/console"  # the password alone again
+    finally:
+        await admin.close()
+        await ava.close()
+
+
+async def test_the_operator_resets_an_agents_second_factor_from_the_cli(client: TestClient, settings: Settings) -> None:
+    store = client.server.app[STORE]
+    agent, _ = await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
+    assert agent is not None
+    ava = Browser(client)
+    try:
+        await ava.password("ava")
+        await enable(ava)
+        code, out, err = await run_cli(settings, "agent", "reset-2fa", "ava")
+        assert code == 0 and "two-factor sign-in of 'ava' in account 'default' reset" in out, err
+        assert await store.second_factor(agent.id) is None and (await ava.get("/console"))[2] == "/login"
+        assert await store._db.audit.count_documents({"action": "agent.second_factor_reset", "actor": "cli"}) == 1
+        code, out, _ = await run_cli(settings, "agent", "reset-2fa", "ava")
+        assert code == 0 and "nothing to reset" in out
+        code, _, err = await run_cli(settings, "agent", "reset-2fa", "nobody", "--account", "default")
+        assert code == 2 and err.strip() == "omnirouter: no agent 'nobody' in account 'default'"
+    finally:
+        await ava.close()
