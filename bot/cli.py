@@ -19,7 +19,9 @@ from aiohttp import web
 
 from bot.cli_channels import BUILDERS, ChannelCliError, add_telegram_commands, say_webhook
 from bot.agents_cli import agent_add as _agent_add
+from bot.api_token_cli import add_api_token_command
 from bot.contacts_cli import add_contact_commands
+from bot.install_token import InstallTokenError
 from bot.keys import FIRST_ADMIN
 from bot.logs import configure_logging
 from bot.secret_key import SecretKeyError
@@ -98,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(run=_agent_add)
     add_contact_commands(sub)
+    add_api_token_command(sub)
     return parser
 
 
@@ -124,7 +127,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_run_server(settings))
     except EmbeddedStoreError as exc:
         raise CliError(str(exc)) from None
-    except (SecretKeyError, ResponsesError) as exc:
+    except (SecretKeyError, ResponsesError, InstallTokenError) as exc:
         raise CliError(str(exc), code=2) from None
     except StoreUnavailable:
         where = settings.store.mongodb_uri or "the embedded store"
@@ -168,12 +171,14 @@ def _print_banner(settings: Settings, first_admin: tuple[str, str] | None) -> No
         else f"MongoDB at {_redact(settings.store.mongodb_uri)}"
     )
     say = "" if base == "http://127.0.0.1:8080" else f" --server {base}"
+    token_at = "api.token (settings)" if settings.api.token else settings.api.token_file
     print(
         f"omnirouter is running on {base} (store: {store})\n"
         f"  web chat:  {base}/chat\n"
         f"  health:    {base}/healthz    metrics: {base}/metrics\n"
         f"  try it:    .venv/bin/omnirouter say \"where is my order?\"{say}\n"
-        f"  console:   {base}/console",
+        f"  console:   {base}/console\n"
+        f"  API:       {base}/api    install token (superadmin): {token_at}",
         flush=True,
     )
     if first_admin is not None:

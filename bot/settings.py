@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import json
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -53,12 +54,23 @@ def _url(value: str) -> str | None:
     return None
 
 
+def _host_names(value: str) -> str | None:
+    for name in (n.strip() for n in value.split(",")):
+        if name and not re.fullmatch(r"[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]", name):
+            return f"{name!r} is not a host name (no scheme, port or path: chat.example.com)"
+    return None
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = _setting("127.0.0.1", alias="HOST", doc="address to listen on")
     port: int = _setting(8080, check=_between(1, 65535), alias="PORT", doc="port to listen on")
     public_url: str = _setting(
         "", check=_url, alias="PUBLIC_URL", doc="URL the router is reached at from outside"
+    )
+    allowed_hosts: str = _setting(
+        "", check=_host_names, alias="ALLOWED_HOSTS",
+        doc="more host names requests may name (comma-separated), besides public_url's and localhost; others get 421",
     )
     client_max_size: int = _setting(
         1_048_576, check=_between(1024, 64 * 1_048_576), doc="largest request body, in bytes"
@@ -130,7 +142,10 @@ class WebchatSettings:
 class ApiSettings:
     token: str = _setting(
         "", alias="API_TOKEN",
-        doc="install-wide (superadmin) bearer token for /api; empty: loopback clients without a token act as superadmin",
+        doc="install-wide (superadmin) bearer token for /api; empty: one generated on first start and kept sealed in the store",
+    )
+    token_file: str = _setting(
+        "var/api.token", doc="where a generated install token is written (mode 0600) for the CLI; rewritten if deleted"
     )
 
 

@@ -8,7 +8,7 @@ database holds only sealed values. Reading a sealed value without a key raises `
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
@@ -65,6 +65,31 @@ class TenantStore:
         doc = await self._db.secrets.find_one({"_id": _CHECK_ID})
         assert doc is not None
         return doc
+
+    async def sealed_secret(self, name: str, make: Callable[[], str]) -> tuple[str, bool]:
+        """An install secret every router process on this store shares, kept sealed: ``make()``'s
+        value if nobody stored one first. Returns ``(value, whether this call stored it)``."""
+        sealer, created = self._sealing(), True
+        try:
+            await self._db.secrets.insert_one({"_id": name, "value": sealer.seal(make())})
+        except DuplicateKeyError:
+            created = False
+        value = await self.read_sealed_secret(name)
+        assert value is not None
+        return value, created
+
+    async def read_sealed_secret(self, name: str) -> str | None:
+        """The install secret ``name``, opened; a value stored in clear is refused."""
+        doc = await self._db.secrets.find_one({"_id": name})
+        if doc is None:
+            return None
+        if not is_sealed(doc.get("value")):
+            raise SealingError(f"the install secret {name} is stored unsealed: delete it and restart to make a new one")
+        return self._sealing().unseal(str(doc["value"]))
+
+    async def replace_sealed_secret(self, name: str, value: str) -> None:
+        """Store a new value of the install secret ``name`` (sealed)."""
+        await self._db.secrets.update_one({"_id": name}, {"$set": {"value": self._sealing().seal(value)}}, upsert=True)
 
     async def seal_plain_secrets(self) -> int:
         """Seal secrets stored in clear (before sealing existed); returns how many accounts changed."""
