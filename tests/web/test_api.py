@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -116,9 +117,11 @@ async def test_the_install_wide_token_manages_accounts_and_account_tokens_cannot
     assert own.status == 409
 
 
-async def test_loopback_clients_without_a_token_are_refused_like_anyone(client: TestClient) -> None:
-    assert (await client.get("/api/outbox")).status == 200  # the operator's client sends the install token
-    async with anonymous(client) as nobody:
+async def test_loopback_clients_without_a_token_are_refused_like_anyone(
+    embedded: Any, db_name: str, start_client: Any, tmp_path: Path
+) -> None:
+    client = await start_client(make_settings(embedded.uri, db_name, api={"token": "", "token_file": str(tmp_path / "t")}))
+    async with anonymous(client) as nobody:  # an install without api.token, a client on 127.0.0.1
         for headers in ({}, {"X-Forwarded-For": "203.0.113.7"}, {"Forwarded": "for=127.0.0.1"}):
             refused = await nobody.get("/api/outbox", headers=headers)
             assert refused.status == 401 and (await refused.json())["error"] == "unauthorized"
