@@ -164,7 +164,7 @@ async def _run_server(settings: Settings) -> None:
 
 
 def _print_banner(settings: Settings, first_admin: tuple[str, str] | None) -> None:
-    base = f"http://{settings.server.host}:{settings.server.port}"
+    base = settings.server.local_url
     store = (
         f"embedded, data in {settings.store.embedded_dir}/"
         if not settings.store.mongodb_uri
@@ -202,7 +202,7 @@ def _redact(uri: str) -> str:
 
 
 def _say(args: argparse.Namespace, settings: Settings) -> int:
-    server = (args.server or f"http://{settings.server.host}:{settings.server.port}").rstrip("/")
+    server = (args.server or settings.server.local_url).rstrip("/")
     if not server.startswith(("http://", "https://")):
         raise CliError(f"--server must be an http:// or https:// URL, got {server!r}", code=2)
     if not args.text.strip():

@@ -61,6 +61,9 @@ def _host_names(value: str) -> str | None:
     return None
 
 
+EVERY_ADDRESS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})  # server.host values that name no one address
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = _setting("127.0.0.1", alias="HOST", doc="address to listen on")
@@ -79,6 +82,13 @@ class ServerSettings:
     log_level: str = _setting(
         "info", check=_one_of("debug", "info", "warning", "error"), alias="LOG_LEVEL"
     )
+
+    @property
+    def local_url(self) -> str:
+        """Where a command on this machine reaches the router: a wildcard address (``0.0.0.0``)
+        is reached, and named, as 127.0.0.1 (it is no host name the router answers)."""
+        host = "127.0.0.1" if self.host.strip() in EVERY_ADDRESS else self.host.strip()
+        return f"http://{f'[{host}]' if ':' in host and not host.startswith('[') else host}:{self.port}"
 
 
 @dataclass(frozen=True)

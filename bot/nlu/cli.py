@@ -90,7 +90,7 @@ def _progress(stage: str, done: int, total: int) -> None:
 
 
 def _server(args: argparse.Namespace, settings: Settings) -> str:
-    return (args.server or f"http://{settings.server.host}:{settings.server.port}").rstrip("/")
+    return (args.server or settings.server.local_url).rstrip("/")
 
 
 def _bearer(settings: Settings) -> dict[str, str]:

@@ -22,11 +22,10 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 
 from bot.logs import log_event
-from bot.settings import ServerSettings
+from bot.settings import EVERY_ADDRESS, ServerSettings
 
 log = logging.getLogger("omnirouter.web")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
-_EVERY_ADDRESS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -48,7 +47,7 @@ def answered_hosts(settings: ServerSettings) -> frozenset[str]:
     if public:
         names.add(host_name(public))
     names.update(host_name(name) for name in settings.allowed_hosts.split(",") if name.strip())
-    if settings.host.strip() not in _EVERY_ADDRESS:
+    if settings.host.strip() not in EVERY_ADDRESS:
         names.add(host_name(settings.host))
     return frozenset(names)
 
@@ -57,7 +56,7 @@ def host_check(settings: ServerSettings) -> Middleware:
     """The middleware that refuses other hosts; logs once which hosts it answers."""
     hosts = answered_hosts(settings)
     log_event(log, "web.hosts", hosts=",".join(sorted(hosts)))
-    if settings.host.strip() in _EVERY_ADDRESS and hosts == LOOPBACK_NAMES:
+    if settings.host.strip() in EVERY_ADDRESS and hosts == LOOPBACK_NAMES:
         log_event(log, "web.hosts_loopback_only", logging.WARNING, listen=settings.host or "*",
                   hint="requests naming other hosts get 421: set server.public_url or server.allowed_hosts")
 

@@ -94,6 +94,13 @@ def test_host_names_are_compared_without_port_case_or_final_dot() -> None:
         "localhost", "127.0.0.1", "[::1]", "a.example", "b.example"}
 
 
+def test_commands_on_this_machine_reach_a_router_on_every_address_by_a_name_it_answers() -> None:
+    for host, url in (("0.0.0.0", "http://127.0.0.1:8081"), ("::", "http://127.0.0.1:8081"),
+                      ("::1", "http://[::1]:8081"), ("192.0.2.10", "http://192.0.2.10:8081")):
+        server = ServerSettings(host=host, port=8081)
+        assert server.local_url == url and host_name(url.split("//")[1]) in answered_hosts(server)
+
+
 def test_allowed_hosts_must_be_host_names() -> None:
     for bad in ("https://chat.example.com", "chat.example.com:443", "chat.example.com/path", "a b"):
         with pytest.raises(SettingsError, match="server.allowed_hosts .* is not a host name"):

@@ -104,6 +104,7 @@ async def test_the_readme_s_nginx_example_serves_the_public_host_and_its_sockets
     public = {"Host": "chat.example.com"}
     async with aiohttp.ClientSession() as session:
         assert (await session.get(f"{proxy}/healthz", headers=public)).status == 200
+        assert (await session.get(f"{proxy}/metrics", headers=public)).status == 404  # kept off the proxy
         assert (await session.get(f"{proxy}/api/outbox", headers=public)).status == 401
         assert (await session.get(f"{proxy}/healthz", headers={"Host": "rebind.attacker.example"})).status == 421
         async with session.ws_connect(f"{proxy}/webchat/ws", headers=public) as socket:  # upgraded through nginx
