@@ -67,7 +67,7 @@ class InstallToken:
             log_event(log, "api.install_token_changed", logging.WARNING)
             if self._path is not None:
                 try:
-                    await _keep_file(self._path, value, "replaced")
+                    await _keep_file(self._path, value, missing="written_again")
                 except InstallTokenError as exc:
                     log_event(log, "api.token_file_failed", logging.WARNING, problem=str(exc))
 
@@ -83,7 +83,7 @@ async def open_install_token(settings: ApiSettings, store: Store) -> InstallToke
         value, created = await store.sealed_secret(SECRET_NAME, new_token)
     except SealingError as exc:
         raise InstallTokenError(str(exc)) from None
-    await _keep_file(path, value, "created" if created else "written_again")
+    await _keep_file(path, value, missing="created" if created else "written_again")
     log_event(log, "api.install_token", source=str(path))
     return InstallToken(value, str(path), store, path)
 
@@ -94,25 +94,31 @@ async def rotate(settings: ApiSettings, store: Store) -> Path:
         raise InstallTokenError("api.token is set in the settings: change it there (and in every router process)")
     path, value = Path(settings.token_file), new_token()
     await store.replace_sealed_secret(SECRET_NAME, value)
-    await _keep_file(path, value, "rotated")
+    await _keep_file(path, value, missing="rotated", different="rotated")
     return path
 
 
-async def _keep_file(path: Path, value: str, why: str) -> None:
-    """Write ``value`` to ``path`` (0600) unless it holds it already; logs where, never what."""
-    if await asyncio.to_thread(_write_if_needed, path, value):
+async def _keep_file(path: Path, value: str, missing: str, different: str = "replaced") -> None:
+    """Write ``value`` to ``path`` (0600) unless it holds it already, and log why (the event
+    ``api.token_file_<missing>`` or ``…_<different>``) and where, never what."""
+    found = await asyncio.to_thread(_write_if_needed, path, value)
+    if found is not None:
+        why = missing if found == "missing" else different
         level = logging.INFO if why in ("created", "rotated") else logging.WARNING
         log_event(log, f"api.token_file_{why}", level, path=str(path), mode="0600")
 
 
-def _write_if_needed(path: Path, value: str) -> bool:
+def _write_if_needed(path: Path, value: str) -> str | None:
+    """``None`` if ``path`` holds ``value``; else writes it, returning what was there: ``missing``
+    or ``different``."""
+    found = "different"
     try:
         if path.read_text().strip() == value:
             if stat.S_IMODE(path.stat().st_mode) & 0o077:
                 path.chmod(0o600)  # a copy others could read: theirs no more
-            return False
+            return None
     except FileNotFoundError:
-        pass
+        found = "missing"
     except OSError as exc:
         raise InstallTokenError(f"cannot read the install token file {path}: {exc.strerror}") from None
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -125,7 +131,7 @@ def _write_if_needed(path: Path, value: str) -> bool:
         os.replace(temporary, path)  # whole or not at all, for a CLI reading it meanwhile
     except OSError as exc:
         raise InstallTokenError(f"cannot write the install token file {path}: {exc.strerror}") from None
-    return True
+    return found
 
 
 def token_for_cli(settings: ApiSettings) -> str:

@@ -83,6 +83,21 @@ async def test_the_token_is_sealed_in_the_store_and_written_once_to_a_0600_file(
     assert token not in str(logged(caplog)) + caplog.text  # where, never what
 
 
+async def test_a_file_with_another_token_is_replaced_and_one_others_could_read_is_closed(
+    embedded: Any, db_name: str, start_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="omnirouter")
+    path = tmp_path / "api.token"
+    path.write_text("omi_left-by-another-install\n")
+    await start_client(tokenless(embedded, db_name, path))
+    token = path.read_text().strip()
+    assert token != "omi_left-by-another-install" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert logged(caplog)["api.token_file_replaced"]["path"] == str(path)
+    path.chmod(0o644)
+    await start_client(tokenless(embedded, db_name, path))
+    assert path.read_text().strip() == token and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
 async def test_api_token_in_the_settings_wins_and_no_file_is_written(
     embedded: Any, db_name: str, start_client: Any, tmp_path: Path
 ) -> None:
