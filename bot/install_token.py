@@ -45,9 +45,8 @@ class InstallToken:
     """What a bearer token is compared with to be the superadmin: ``api.token``, or the store's
     token (looked up again at most every ``REFRESH_SECONDS``, so a rotation reaches this process)."""
 
-    def __init__(self, value: str, where: str, store: Store | None = None, path: Path | None = None) -> None:
+    def __init__(self, value: str, store: Store | None = None, path: Path | None = None) -> None:
         self._value = value
-        self.where = where  # for people: "api.token" or the file's path
         self._store, self._path = store, path
         self._due = time.monotonic() + REFRESH_SECONDS
 
@@ -77,7 +76,7 @@ async def open_install_token(settings: ApiSettings, store: Store) -> InstallToke
     in use)."""
     if settings.token:
         log_event(log, "api.install_token", source="api.token")
-        return InstallToken(settings.token, "api.token")
+        return InstallToken(settings.token)
     path = Path(settings.token_file)
     try:
         value, created = await store.sealed_secret(SECRET_NAME, new_token)
@@ -85,7 +84,7 @@ async def open_install_token(settings: ApiSettings, store: Store) -> InstallToke
         raise InstallTokenError(str(exc)) from None
     await _keep_file(path, value, missing="created" if created else "written_again")
     log_event(log, "api.install_token", source=str(path))
-    return InstallToken(value, str(path), store, path)
+    return InstallToken(value, store, path)
 
 
 async def rotate(settings: ApiSettings, store: Store) -> Path:
