@@ -18,9 +18,10 @@ from aiohttp import web
 
 from bot.handlers.base import ChannelContext, build_adapter, enabled_channels
 from bot.keys import (
-    ADAPTERS, DISPATCHER, EMBEDDED, EVENTS, METRICS, NLU, OUTBOX, PIPELINE, QUEUE, RESPONSES, SETTINGS, SHIFTS,
-    STORE, WEBHOOKS,
+    ADAPTERS, DISPATCHER, EMBEDDED, EVENTS, INSTALL_TOKEN, METRICS, NLU, OUTBOX, PIPELINE, QUEUE, RESPONSES,
+    SETTINGS, SHIFTS, STORE, WEBHOOKS,
 )
+from bot.install_token import open_install_token
 from bot.logs import log_event
 from bot.tasks import stop_tasks
 from bot.metrics import Metrics
@@ -36,6 +37,7 @@ from bot.retention import RetentionJob
 from bot.settings import Settings
 from bot.web import setup_web
 from bot.web.errors import error_middleware
+from bot.web.hosts import host_check
 from bot.webhooks.events import ThreadEvents
 from bot.webhooks.sender import WebhookSender
 from conversations.embedded import EmbeddedMongo
@@ -47,7 +49,7 @@ log = logging.getLogger("omnirouter.app")
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
-        client_max_size=settings.server.client_max_size, middlewares=[error_middleware]
+        client_max_size=settings.server.client_max_size, middlewares=[host_check(settings.server), error_middleware]
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
@@ -92,6 +94,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.ensure_indexes()
         await store.ensure_account(settings.account.id, settings.account.name, utcnow())
         await open_sealer(settings.security, store)
+        app[INSTALL_TOKEN] = await open_install_token(settings.api, store)
         yield
     finally:
         try:

@@ -20,7 +20,9 @@ from aiohttp import web
 from bot.cli_channels import BUILDERS, ChannelCliError, add_telegram_commands, say_webhook
 from bot.agents_cli import agent_add as _agent_add
 from bot.agents_cli import agent_reset_two_factor as _agent_reset_two_factor
+from bot.api_token_cli import add_api_token_command
 from bot.contacts_cli import add_contact_commands
+from bot.install_token import InstallTokenError
 from bot.keys import FIRST_ADMIN
 from bot.logs import configure_logging
 from bot.secret_key import SecretKeyError
@@ -103,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("--account", help="account id (default: the configured one)")
     reset.set_defaults(run=_agent_reset_two_factor)
     add_contact_commands(sub)
+    add_api_token_command(sub)
     return parser
 
 
@@ -129,7 +132,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_run_server(settings))
     except EmbeddedStoreError as exc:
         raise CliError(str(exc)) from None
-    except (SecretKeyError, ResponsesError) as exc:
+    except (SecretKeyError, ResponsesError, InstallTokenError) as exc:
         raise CliError(str(exc), code=2) from None
     except StoreUnavailable:
         where = settings.store.mongodb_uri or "the embedded store"
@@ -166,19 +169,21 @@ async def _run_server(settings: Settings) -> None:
 
 
 def _print_banner(settings: Settings, first_admin: tuple[str, str] | None) -> None:
-    base = f"http://{settings.server.host}:{settings.server.port}"
+    base = settings.server.local_url
     store = (
         f"embedded, data in {settings.store.embedded_dir}/"
         if not settings.store.mongodb_uri
         else f"MongoDB at {_redact(settings.store.mongodb_uri)}"
     )
     say = "" if base == "http://127.0.0.1:8080" else f" --server {base}"
+    token_at = "api.token (settings)" if settings.api.token else settings.api.token_file
     print(
         f"omnirouter is running on {base} (store: {store})\n"
         f"  web chat:  {base}/chat\n"
         f"  health:    {base}/healthz    metrics: {base}/metrics\n"
         f"  try it:    .venv/bin/omnirouter say \"where is my order?\"{say}\n"
-        f"  console:   {base}/console",
+        f"  console:   {base}/console\n"
+        f"  API:       {base}/api    install token (superadmin): {token_at}",
         flush=True,
     )
     if first_admin is not None:
@@ -223,7 +228,7 @@ def _redact(uri: str) -> str:
 
 
 def _say(args: argparse.Namespace, settings: Settings) -> int:
-    server = (args.server or f"http://{settings.server.host}:{settings.server.port}").rstrip("/")
+    server = (args.server or settings.server.local_url).rstrip("/")
     if not server.startswith(("http://", "https://")):
         raise CliError(f"--server must be an http:// or https:// URL, got {server!r}", code=2)
     if not args.text.strip():

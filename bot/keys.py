@@ -8,6 +8,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from bot.handlers.base import ChannelAdapter
+    from bot.install_token import InstallToken
     from bot.metrics import Metrics
     from bot.nlu.responses import Responses
     from bot.nlu.service import NluService
@@ -42,4 +43,5 @@ LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")
 FIRST_ADMIN: web.AppKey[tuple[str, str] | None] = web.AppKey("first_admin")  # (login, password) once
 EVENTS: web.AppKey[ThreadEvents] = web.AppKey("events")  # thread events for webhook subscriptions
 WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
+INSTALL_TOKEN: web.AppKey[InstallToken] = web.AppKey("install_token")  # the superadmin's bearer token
 API_OPERATIONS: web.AppKey[list[Operation]] = web.AppKey("api_operations")  # what /api/openapi.json describes

@@ -4,7 +4,8 @@
 over the public URL, so the router checks it like any webhook); ``email`` hands a mail to the
 router's SMTP listener, or puts it in the IMAP mailbox the router reads. Either way the command
 then follows the message through ``/api/messages`` and prints what the router did and the replies
-it sent (through the real provider: an SMS reply really goes to the ``--as`` number).
+it sent (through the real provider: an SMS reply really goes to the ``--as`` number), with the
+install token (``api.token``, or the file the router wrote: ``bot/install_token.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import aiohttp
 import aiosmtplib
 from twilio.request_validator import RequestValidator
 
+from bot.install_token import InstallTokenError, token_for_cli
 from bot.settings import Settings
 from conversations.models import Identity, Inbound
 from conversations.store import inbound_id
@@ -40,20 +42,37 @@ async def say_over_channel(
     timeout: float, subject: str | None = None,
 ) -> list[str]:
     """Send ``text`` as ``sender`` on ``channel``; returns the lines to print."""
+    _check(channel, sender, settings)
+    try:
+        token = token_for_cli(settings.api)  # before sending: following the message needs the API
+    except InstallTokenError as exc:
+        raise SayError(str(exc)) from None
     if channel == "sms":
         external_id = await _post_sms(text, sender, server, account, settings, timeout)
     else:
         external_id = await _deliver_mail(text, sender, settings, subject, timeout)
     message_id = inbound_id(Inbound(account_id=account, channel=channel, external_id=external_id,
                                     sender=Identity(channel, sender), text=text))
-    return await _follow(server, settings, message_id, timeout)
+    return await _follow(server, token, message_id, timeout)
+
+
+def _check(channel: str, sender: str, settings: Settings) -> None:
+    """Refuse, before anything is sent, what cannot work."""
+    if channel == "sms":
+        if not E164.match(sender):
+            raise SayError("with --channel sms, --as is the sender's phone number in E.164 (+15551234567)")
+        if not settings.twilio.auth_token:
+            raise SayError("SMS is not configured: set twilio.auth_token (and sms.from_number)")
+        return
+    if "@" not in sender:
+        raise SayError("with --channel email, --as is the sender's e-mail address")
+    if not settings.email.address:
+        raise SayError("e-mail is not configured: set email.address")
+    if not (settings.email.listen_port or settings.email.imap_host):
+        raise SayError("e-mail has no inbound path: set email.listen_port or email.imap_host")
 
 
 async def _post_sms(text: str, sender: str, server: str, account: str, settings: Settings, timeout: float) -> str:
-    if not E164.match(sender):
-        raise SayError("with --channel sms, --as is the sender's phone number in E.164 (+15551234567)")
-    if not settings.twilio.auth_token:
-        raise SayError("SMS is not configured: set twilio.auth_token (and sms.from_number)")
     sid = "SM" + uuid.uuid4().hex
     form = {"MessageSid": sid, "SmsSid": sid, "SmsStatus": "received", "AccountSid": settings.twilio.account_sid,
             "From": sender, "To": settings.sms.from_number, "Body": text, "NumMedia": "0", "NumSegments": "1",
@@ -72,18 +91,12 @@ async def _post_sms(text: str, sender: str, server: str, account: str, settings:
 
 async def _deliver_mail(text: str, sender: str, settings: Settings, subject: str | None, timeout: float) -> str:
     mail_settings = settings.email
-    if "@" not in sender:
-        raise SayError("with --channel email, --as is the sender's e-mail address")
-    if not mail_settings.address:
-        raise SayError("e-mail is not configured: set email.address")
     msg = EmailMessage()
     message_id = make_msgid(domain=sender.rpartition("@")[2])[1:-1]
     msg["From"], msg["To"] = sender, mail_settings.address
     msg["Subject"] = subject or "Message from omnirouter say"
     msg["Message-ID"] = f"<{message_id}>"
     msg.set_content(text)
-    if not (mail_settings.listen_port or mail_settings.imap_host):
-        raise SayError("e-mail has no inbound path: set email.listen_port or email.imap_host")
     try:
         if mail_settings.listen_port:
             await aiosmtplib.send(msg, hostname=mail_settings.listen_host, port=mail_settings.listen_port,
@@ -112,13 +125,13 @@ async def _append(settings: Settings, raw: bytes, timeout: float) -> None:
         await client.logout()
 
 
-async def _follow(server: str, settings: Settings, message_id: str, timeout: float) -> list[str]:
+async def _follow(server: str, token: str, message_id: str, timeout: float) -> list[str]:
     """Wait until the message is recorded and decided and its replies have left; describe it."""
     from bot.cli import _describe
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    async with _session(timeout, settings) as session:
+    async with _session(timeout, token) as session:
         message = await _poll(session, f"{server}/api/messages/{message_id}", deadline,
                               lambda m: bool(m.get("decision")))
         lines = [f"recorded as {message['id']} in thread {message['thread_id']}",
@@ -138,7 +151,8 @@ async def _poll(session: aiohttp.ClientSession, url: str, deadline: float, done:
     while True:
         async with session.get(url) as response:
             if response.status in (401, 403):
-                raise SayError(f"the router's API refused the look-up ({response.status}); set api.token", 1)
+                raise SayError(f"the router's API refused the install token ({response.status}): is the token "
+                               "file (api.token_file) or api.token this router's?", 1)
             if response.status == 200:
                 last = await response.json()
                 if done(last):
@@ -150,6 +164,6 @@ async def _poll(session: aiohttp.ClientSession, url: str, deadline: float, done:
         await asyncio.sleep(0.2)
 
 
-def _session(timeout: float, settings: Settings | None = None) -> aiohttp.ClientSession:
-    headers = {"Authorization": f"Bearer {settings.api.token}"} if settings and settings.api.token else None
+def _session(timeout: float, token: str | None = None) -> aiohttp.ClientSession:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout), headers=headers)

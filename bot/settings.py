@@ -13,6 +13,7 @@ import difflib
 import ipaddress
 import json
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -66,12 +67,26 @@ def _networks(value: str) -> str | None:
     return None
 
 
+def _host_names(value: str) -> str | None:
+    for name in (n.strip() for n in value.split(",")):
+        if name and not re.fullmatch(r"[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]", name):
+            return f"{name!r} is not a host name (no scheme, port or path: chat.example.com)"
+    return None
+
+
+EVERY_ADDRESS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})  # server.host values that name no one address
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = _setting("127.0.0.1", alias="HOST", doc="address to listen on")
     port: int = _setting(8080, check=_between(1, 65535), alias="PORT", doc="port to listen on")
     public_url: str = _setting(
         "", check=_url, alias="PUBLIC_URL", doc="URL the router is reached at from outside"
+    )
+    allowed_hosts: str = _setting(
+        "", check=_host_names, alias="ALLOWED_HOSTS",
+        doc="more host names requests may name (comma-separated), besides public_url's and localhost; others get 421",
     )
     client_max_size: int = _setting(
         1_048_576, check=_between(1024, 64 * 1_048_576), doc="largest request body, in bytes"
@@ -85,6 +100,13 @@ class ServerSettings:
     log_level: str = _setting(
         "info", check=_one_of("debug", "info", "warning", "error"), alias="LOG_LEVEL"
     )
+
+    @property
+    def local_url(self) -> str:
+        """Where a command on this machine reaches the router: a wildcard address (``0.0.0.0``)
+        is reached, and named, as 127.0.0.1 (it is no host name the router answers)."""
+        host = "127.0.0.1" if self.host.strip() in EVERY_ADDRESS else self.host.strip()
+        return f"http://{f'[{host}]' if ':' in host and not host.startswith('[') else host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -148,7 +170,10 @@ class WebchatSettings:
 class ApiSettings:
     token: str = _setting(
         "", alias="API_TOKEN",
-        doc="install-wide (superadmin) bearer token for /api; empty: loopback clients without a token act as superadmin",
+        doc="install-wide (superadmin) bearer token for /api; empty: one generated on first start and kept sealed in the store",
+    )
+    token_file: str = _setting(
+        "var/api.token", doc="where a generated install token is written (mode 0600) for the CLI; rewritten if deleted"
     )
 
 

@@ -11,7 +11,7 @@ upgrade (``seal_plain_secrets``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
@@ -76,6 +76,31 @@ class TenantStore:
         doc = await self._db.secrets.find_one({"_id": _CHECK_ID})
         assert doc is not None
         return doc
+
+    async def sealed_secret(self, name: str, make: Callable[[], str]) -> tuple[str, bool]:
+        """An install secret every router process on this store shares, kept sealed: ``make()``'s
+        value if nobody stored one first. Returns ``(value, whether this call stored it)``."""
+        created = True
+        try:
+            await self._db.secrets.insert_one(
+                {"_id": name, "value": self.seal_value(INSTALL, shared_secret_field(name), make())})
+        except DuplicateKeyError:
+            created = False
+        value = await self.read_sealed_secret(name)
+        assert value is not None
+        return value, created
+
+    async def read_sealed_secret(self, name: str) -> str | None:
+        """The install secret ``name``, opened; a value stored in clear is refused (``SealingError``)."""
+        doc = await self._db.secrets.find_one({"_id": name})
+        if doc is None:
+            return None
+        return self.open_value(INSTALL, shared_secret_field(name), doc.get("value"))
+
+    async def replace_sealed_secret(self, name: str, value: str) -> None:
+        """Store a new value of the install secret ``name`` (sealed)."""
+        sealed = self.seal_value(INSTALL, shared_secret_field(name), value)
+        await self._db.secrets.update_one({"_id": name}, {"$set": {"value": sealed}}, upsert=True)
 
     async def replace_sealing_sample(self, old: str, new: str) -> None:
         """The check's sample resealed (``old`` as read, so a concurrent upgrade is not undone)."""

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -20,6 +21,7 @@ from conversations.embedded import EmbeddedMongo
 from conversations.store import Store
 
 TEST_SECRET_KEY = "0123456789abcdef" * 4  # seals channel secrets in the tests' stores
+TEST_API_TOKEN = "test-install-token"  # api.token of the tests' routers: the superadmin's token for /api
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,6 +62,7 @@ def make_settings(uri: str, database: str, **sections: dict[str, Any]) -> Settin
         "dispatch": {"sweep_interval": 0.1},
         "webchat": {"secret": "test-secret"},
         "security": {"secret_key": TEST_SECRET_KEY},
+        "api": {"token": TEST_API_TOKEN},
         "nlu": {"auto_train": False, "reload_interval": 0.1},
     }
     for section, values in sections.items():
@@ -83,10 +86,23 @@ async def store(embedded: EmbeddedMongo, db_name: str) -> AsyncIterator[Store]:
     await store.close()
 
 
+def operator_client(settings: Settings) -> TestClient:
+    """A real HTTP client of the router on 127.0.0.1, in its operator's hands: every request
+    carries the install token (``api.token``), as the CLI's do. Console pages go by their session
+    cookie and ignore it; a test of what a caller without a token gets sends its own header."""
+    headers = {"Authorization": f"Bearer {settings.api.token}"} if settings.api.token else None
+    return TestClient(TestServer(create_app(settings)), headers=headers)
+
+
+def anonymous(client: TestClient) -> aiohttp.ClientSession:
+    """A session to ``client``'s router that sends no token and no cookie (close it after use)."""
+    return aiohttp.ClientSession(base_url=str(client.make_url("/")))
+
+
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[TestClient]:
-    """The router on 127.0.0.1 with a real HTTP client."""
-    async with TestClient(TestServer(create_app(settings))) as client:
+    """The router on 127.0.0.1 with a real HTTP client (``operator_client``)."""
+    async with operator_client(settings) as client:
         yield client
 
 
@@ -96,7 +112,7 @@ async def start_client() -> AsyncIterator[Callable[[Settings], Awaitable[TestCli
     clients: list[TestClient] = []
 
     async def start(settings: Settings) -> TestClient:
-        c = TestClient(TestServer(create_app(settings)))
+        c = operator_client(settings)
         await c.start_server()
         clients.append(c)
         return c

@@ -2,8 +2,8 @@
 
 ``train`` and ``parse`` work on the store the router uses: they open it directly (starting the
 embedded store when no MongoDB URI is set) or, when a running router holds the embedded store,
-ask that router through its API. ``eval`` needs no store: it trains on one file, calibrates on
-another (or on a held-out part of the training file) and reports on a third.
+ask that router through its API (with the install token). ``eval`` needs no store: it trains on
+one file, calibrates on another (or on a held-out part of the training file) and reports on a third.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.install_token import InstallTokenError, token_for_cli
 from bot.nlu.data import OUT_OF_SCOPE
 from bot.nlu.formats import NluFormatError, load_paths
 from bot.nlu.training import TrainingError, TrainOptions
@@ -64,7 +65,7 @@ def _run(work: Any, fail: CliFailure) -> int:
     try:
         result: int = asyncio.run(work)
         return result
-    except (NluFormatError, TrainingError) as exc:
+    except (NluFormatError, TrainingError, InstallTokenError) as exc:
         raise fail(str(exc), 2) from None
     except StoreUnavailable as exc:
         raise fail(f"cannot reach the store: {exc}", 1) from None
@@ -89,7 +90,12 @@ def _progress(stage: str, done: int, total: int) -> None:
 
 
 def _server(args: argparse.Namespace, settings: Settings) -> str:
-    return (args.server or f"http://{settings.server.host}:{settings.server.port}").rstrip("/")
+    return (args.server or settings.server.local_url).rstrip("/")
+
+
+def _bearer(settings: Settings) -> dict[str, str]:
+    """The install token for a running router's API (``InstallTokenError``: there is none)."""
+    return {"Authorization": f"Bearer {token_for_cli(settings.api)}"}
 
 
 @contextlib.asynccontextmanager
@@ -159,8 +165,7 @@ async def _train_remotely(args: argparse.Namespace, settings: Settings, account:
     if args.data:
         print("omnirouter: a running router trains from its own nlu.data; --data is ignored", file=sys.stderr)
     base = _server(args, settings)
-    headers = {"Authorization": f"Bearer {settings.api.token}"} if settings.api.token else {}
-    async with aiohttp.ClientSession(headers=headers) as session:
+    async with aiohttp.ClientSession(headers=_bearer(settings)) as session:
         async with session.post(f"{base}/api/nlu/train", params={"account": account},
                                 json={"activate": not args.no_activate}) as response:
             body = await response.json(content_type=None)
@@ -190,8 +195,7 @@ async def _parse(args: argparse.Namespace, settings: Settings) -> int:
     async with _store(settings) as store:
         if store is None:
             base = _server(args, settings)
-            headers = {"Authorization": f"Bearer {settings.api.token}"} if settings.api.token else {}
-            async with aiohttp.ClientSession(headers=headers) as session:
+            async with aiohttp.ClientSession(headers=_bearer(settings)) as session:
                 async with session.post(f"{base}/api/nlu/parse", params={"account": account},
                                         json={"text": args.text}) as response:
                     body = await response.json(content_type=None)

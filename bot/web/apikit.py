@@ -5,10 +5,12 @@ Callers authenticate with ``Authorization: Bearer <token>``:
 
 * a token an account's admin created (``omr_…``): that account's data only, with its scopes
   (``read`` for GET, ``write`` for the rest); tokens are stored as SHA-256 hashes;
-* ``api.token``, the install-wide token: every account (the superadmin's);
-* no header, on an install without ``api.token``, from the loopback interface and not through a
-  proxy (no ``Forwarded``/``X-Forwarded-For``): the superadmin too, so ``omnirouter say`` works on
-  a fresh install.
+* the install token (``api.token``, or the one generated on first start: ``bot/install_token.py``):
+  every account (the superadmin's).
+
+Nothing else authenticates: no cookie, and no address — a request from the loopback interface
+without a token is refused like any other, so neither a page in a browser nor a URL the router is
+made to call on itself acts as the superadmin.
 
 A record of another account answers 404, as if it did not exist.
 """
@@ -16,7 +18,6 @@ A record of another account answers 404, as if it did not exist.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import re
 import secrets
@@ -32,8 +33,7 @@ from jsonschema import Draft202012Validator
 from bot import audit
 from bot.handlers.base import MalformedPayload
 from bot.handlers.payload import load_json
-from bot.handlers.signatures import same_secret
-from bot.keys import SETTINGS, STORE
+from bot.keys import INSTALL_TOKEN, SETTINGS, STORE
 from bot.router.sanitize import storable
 from bot.web.access import Access, mark
 from conversations.ids import new_id
@@ -42,7 +42,6 @@ from conversations.store import Store
 from conversations.tenant_models import SCOPES, ApiToken
 
 TOKEN_PREFIX = "omr_"
-_LOCAL_NAME = "local"
 
 
 def api_error(status: int, error: str, detail: str) -> web.HTTPException:
@@ -117,28 +116,17 @@ async def issue_token(store: Store, account_id: str, name: str, scopes: list[str
     return token
 
 
-def _local(request: web.Request) -> bool:
-    if request.headers.get("Forwarded") or request.headers.get("X-Forwarded-For"):
-        return False
-    try:
-        return ipaddress.ip_address(request.remote or "").is_loopback
-    except ValueError:
-        return False
-
-
 async def authenticate(request: web.Request) -> Principal:
     """The request's principal; raises 401 (no or a wrong token) or 403 (a disabled account)."""
-    settings, header = request.app[SETTINGS], request.headers.get("Authorization", "")
+    header = request.headers.get("Authorization", "")
     if not header:
-        if not settings.api.token and _local(request):
-            return Principal(None, _LOCAL_NAME, "loopback")
-        raise api_error(401, "unauthorized", "send Authorization: Bearer <token> (an account's API token or api.token)")
+        raise api_error(401, "unauthorized", "send Authorization: Bearer <token> (an account's API token or the install token)")
     scheme, _, given = header.partition(" ")
     given = given.strip()
     if scheme.lower() != "bearer" or not given or not given.isascii():  # tokens are ASCII; bytes that are not
         raise api_error(401, "unauthorized", "the Authorization header must be: Bearer <token>")
-    if settings.api.token and same_secret(given, settings.api.token):
-        return Principal(None, "install", "api.token")
+    if await request.app[INSTALL_TOKEN].matches(given):
+        return Principal(None, "install", "install token")
     store = request.app[STORE]
     token = await store.api_token_by_hash(hash_token(given)) if given.startswith(TOKEN_PREFIX) else None
     if token is None:
@@ -241,7 +229,7 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
     async def endpoint(request: web.Request) -> web.StreamResponse:
         principal = await authenticate(request)
         if op.superadmin and not principal.superadmin:
-            raise api_error(403, "forbidden", "only the install-wide token (api.token) may do this")
+            raise api_error(403, "forbidden", "only the install token (the superadmin's) may do this")
         if op.scope not in principal.scopes:
             raise api_error(403, "forbidden", f"this token lacks the {op.scope} scope")
         query = {name: _query_value(request, param, check) for name, (param, check) in query_checks.items()}

@@ -116,6 +116,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "text": ("Text", "Teksts"),
     "delete": ("Delete", "Dzēst"),
     "forbidden": ("Only admins may open this page.", "Šo lapu var atvērt tikai administratori."),
+    "forbidden_superadmin": ("Only the install's superadmin may open this page.",
+                             "Šo lapu var atvērt tikai instalācijas superadministrators."),
     "history": ("Conversation history", "Sarunas vēsture"),
     "channel": ("Channel", "Kanāls"),
     "language": ("Language", "Valoda"),

@@ -152,7 +152,8 @@ def document(operations: list[Operation]) -> dict[str, Any]:
             "title": "omnirouter", "version": "1",
             "description": "The REST API of omnirouter: what the agent console does, for one account per token. "
                            "Authenticate with `Authorization: Bearer <token>`: an account's API token (created by its "
-                           "admin under Account → API tokens) or the install-wide `api.token`.",
+                           "admin under Account → API tokens) or the install-wide token (`api.token`, or the one the "
+                           "router made on its first start, in `var/api.token`). Nothing else authenticates.",
         },
         "tags": [*TAGS, {"name": "meta", "description": "about the API itself"}],
         "paths": paths,

@@ -117,7 +117,7 @@ def signed_in(role: Role | None = None) -> Callable[[Handler], Handler]:
                     return plain(403, "CSRF token missing or wrong: reload the page")
             request[SESSION], request[AGENT] = session, agent
             if role is not None and Role(agent.role).rank < role.rank:
-                return page(request, "forbidden.html", status=403)
+                return page(request, "forbidden.html", status=403, needed=role.value)
             return await handler(request)
 
         return mark(guarded, Access("session", role=role or Role.AGENT))

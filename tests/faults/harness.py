@@ -161,6 +161,11 @@ class Router:
             except TimeoutError:
                 await self.kill()
 
+    def api_headers(self) -> dict[str, str]:
+        """The superadmin's header for this router's ``/api``: the install token it wrote on its
+        first start (the same for every router of the run: they share the store)."""
+        return {"Authorization": f"Bearer {(self.workdir / 'var' / 'api.token').read_text().strip()}"}
+
     def log(self) -> str:
         path = self.workdir / "router.log"
         return path.read_text(errors="replace") if path.exists() else ""

@@ -91,7 +91,7 @@ async def test_provider_failures_are_retried_with_backoff_and_dead_letters_are_v
     providers.whatsapp.fail_next(500, times=8)
     number = "16505559999"
     await Load([router.url]).run([message("whatsapp", 9_000, 9_999)], concurrency=1)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=router.api_headers()) as session:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             async with session.get(f"{router.url}/api/outbox?state=dead") as response:

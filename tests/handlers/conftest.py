@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from aioimaplib import IMAP4
 
-from bot.app import create_app
 from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
-from tests.conftest import make_settings
+from tests.conftest import make_settings, operator_client
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import channel_settings
@@ -124,5 +123,5 @@ async def graph_api() -> AsyncIterator[FakeGraphAPI]:
 async def router(embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI, graph_api: FakeGraphAPI) -> AsyncIterator[TestClient]:
     """The router with Telegram and WhatsApp configured against the fakes."""
     settings = channel_settings(embedded.uri, db_name, telegram_api=bot_api.url, graph_api=graph_api.url)
-    async with TestClient(TestServer(create_app(settings))) as client:
+    async with operator_client(settings) as client:
         yield client

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from conversations.embedded import EmbeddedMongo, free_port
-from tests.conftest import make_settings
+from tests.conftest import TEST_API_TOKEN, make_settings
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, FakeTwilio
 from tests.handlers.conftest import OUR_ADDRESS
 from tests.handlers.test_sms import OUR_NUMBER, twilio  # noqa: F401  (a fixture)
@@ -30,7 +30,8 @@ async def test_say_over_sms_and_email(
     server = f"http://127.0.0.1:{client.server.port}"
     env = {"OMNIROUTER_PUBLIC_URL": PUBLIC_URL, "OMNIROUTER_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
            "OMNIROUTER_TWILIO_ACCOUNT_SID": ACCOUNT_SID, "OMNIROUTER_SMS_FROM_NUMBER": OUR_NUMBER,
-           "OMNIROUTER_EMAIL_ADDRESS": OUR_ADDRESS, "OMNIROUTER_EMAIL_LISTEN_PORT": str(listen)}
+           "OMNIROUTER_EMAIL_ADDRESS": OUR_ADDRESS, "OMNIROUTER_EMAIL_LISTEN_PORT": str(listen),
+           "OMNIROUTER_API_TOKEN": TEST_API_TOKEN}  # following the message reads /api
 
     code, out, err = await run("say", "where is my order?", "--channel", "sms", "--as", "+14155550199",
                                "--server", server, env=env, cwd=tmp_path)

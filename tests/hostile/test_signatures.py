@@ -133,16 +133,16 @@ async def raw_request(client: TestClient, head: bytes, body: bytes = b"") -> int
 @pytest.mark.parametrize("channel", CHANNELS + ["api", "webchat-token"])
 async def test_undecodable_signature_bytes_are_refused_not_a_500(everything: TestClient, channel: str) -> None:
     if channel == "api":
-        status = await raw_request(everything, b"GET /api/outbox HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n")
+        status = await raw_request(everything, b"GET /api/outbox HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe\r\n")
         assert status == 401  # a bearer header is a credential even on loopback, and this one is garbled
         return
     if channel == "webchat-token":
         body = json.dumps({"id": "t1", "text": "hi", "visitor_token": "v\u00e9.\u00e9\udcff"}).encode()
-        status = await raw_request(everything, b"POST /webchat/messages HTTP/1.1\r\nHost: x\r\n", body)
+        status = await raw_request(everything, b"POST /webchat/messages HTTP/1.1\r\nHost: 127.0.0.1\r\n", body)
         assert status == 400
         return
     request = valid(channel)
-    head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\n%s: \xff\xfe\xfd\r\n" % (
+    head = b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n%s: \xff\xfe\xfd\r\n" % (
         request.path.encode(), request.headers["Content-Type"].encode(), SIGNATURE_HEADER[channel].encode())
     assert await raw_request(everything, head, request.body) in (401, 403)
     assert (await stored(everything))["messages"] == 0
@@ -151,7 +151,7 @@ async def test_undecodable_signature_bytes_are_refused_not_a_500(everything: Tes
 async def test_a_garbled_api_token_is_a_401(embedded: Any, db_name: str, start_client: Any) -> None:
     from tests.conftest import make_settings
     client = await start_client(make_settings(embedded.uri, db_name, api={"token": "s3cret"}))
-    status = await raw_request(client, b"GET /api/outbox HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cr\xe9t\r\n")
+    status = await raw_request(client, b"GET /api/outbox HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cr\xe9t\r\n")
     assert status == 401
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from conversations.embedded import EmbeddedMongo
-from tests.conftest import make_settings
+from tests.conftest import TEST_API_TOKEN, make_settings
 from tests.nlu.test_versions import DATA
 from tests.test_cli import run
 
@@ -79,6 +79,10 @@ async def test_train_asks_the_running_router_when_it_holds_the_store(
     try:
         client: TestClient = await start_client(make_settings(embedded.uri, db_name, nlu={"data": str(tmp_path)}))
         env = {"OMNIROUTER_STORE_EMBEDDED_DIR": str(store_dir), "OMNIROUTER_PORT": str(client.server.port)}
+        code, out, err = await run("nlu", "train", env=env, cwd=tmp_path)
+        assert code == 2 and err.startswith("omnirouter: no install token: var/api.token does not exist")
+        (tmp_path / "var").mkdir()
+        (tmp_path / "var" / "api.token").write_text(TEST_API_TOKEN + "\n")  # as the router writes it
         code, out, err = await run("nlu", "train", env=env, cwd=tmp_path)
         assert code == 0, err
         assert "trained by the router at" in out

@@ -152,7 +152,8 @@ async def main():
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]
-    async with ClientSession(f"http://127.0.0.1:{port}") as http:
+    bearer = {"Authorization": f"Bearer {settings.api.token}"}
+    async with ClientSession(f"http://127.0.0.1:{port}", headers=bearer) as http:
         job = await (await http.post("/api/nlu/train", json={})).json()
         url = job["url"]
         while job.get("state") in (None, "running"):

@@ -87,6 +87,26 @@ async def test_the_superadmin_creates_an_account_whose_admin_runs_only_that_acco
         await admin.close()
 
 
+async def test_the_403_page_names_the_role_the_page_needs_in_the_agent_s_language(client: TestClient) -> None:
+    store = client.server.app[STORE]
+    await add_agent(store, "default", "boss", role=Role.ADMIN, password="boss-password-1")
+    await add_agent(store, "default", "ann", password="ann-password-1")
+    admin, agent = Browser(client), Browser(client)
+    try:
+        assert (await admin.log_in("default", "boss", "boss-password-1")).status == 303
+        status, page = await admin.get("/admin/accounts")
+        assert status == 403 and "Only the install&#39;s superadmin may open this page." in page
+        await store._db.agents.update_one({"login": "boss"}, {"$set": {"lang": "lv"}})
+        status, page = await admin.get("/admin/accounts")
+        assert status == 403 and "Šo lapu var atvērt tikai instalācijas superadministrators." in page
+        assert (await agent.log_in("default", "ann", "ann-password-1")).status == 303
+        status, page = await agent.get("/admin")
+        assert status == 403 and "Only admins may open this page." in page
+    finally:
+        await admin.close()
+        await agent.close()
+
+
 async def test_a_disabled_account_is_shut_out_at_once_and_let_back_in(client: TestClient) -> None:
     root = await superadmin(client)
     admin = Browser(client)

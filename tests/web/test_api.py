@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -14,7 +15,7 @@ from openapi_spec_validator import validate
 from bot.keys import STORE
 from bot.web.apikit import issue_token
 from conversations.models import Contact, Role, Thread, ThreadStatus, utcnow
-from tests.conftest import make_settings
+from tests.conftest import anonymous, make_settings
 from tests.router.test_queue import customer_writes, make_agent
 
 INSTALL_TOKEN = "install-wide-token"
@@ -65,7 +66,8 @@ async def test_account_tokens_are_stored_hashed_and_see_only_their_account(
     assert (await client.get("/api/threads", params={"account": "default"}, headers=bearer(other))).status == 403
     assert (await client.get("/api/threads", headers=bearer("omr_made-up"))).status == 401
     assert (await client.get("/api/threads", headers={"Authorization": f"Basic {token}"})).status == 401
-    assert (await client.get("/api/threads")).status == 401  # api.token is set: no loopback pass
+    async with anonymous(client) as nobody:
+        assert (await nobody.get("/api/threads")).status == 401  # no token, no pass
 
     await store.revoke_api_token("default", raw["_id"])
     assert (await client.get("/api/threads", headers=bearer(token))).status == 401
@@ -115,10 +117,14 @@ async def test_the_install_wide_token_manages_accounts_and_account_tokens_cannot
     assert own.status == 409
 
 
-async def test_loopback_clients_act_as_superadmin_only_without_a_token_and_without_a_proxy(client: TestClient) -> None:
-    assert (await client.get("/api/outbox")).status == 200
-    proxied = await client.get("/api/outbox", headers={"X-Forwarded-For": "203.0.113.7"})
-    assert proxied.status == 401
+async def test_loopback_clients_without_a_token_are_refused_like_anyone(
+    embedded: Any, db_name: str, start_client: Any, tmp_path: Path
+) -> None:
+    client = await start_client(make_settings(embedded.uri, db_name, api={"token": "", "token_file": str(tmp_path / "t")}))
+    async with anonymous(client) as nobody:  # an install without api.token, a client on 127.0.0.1
+        for headers in ({}, {"X-Forwarded-For": "203.0.113.7"}, {"Forwarded": "for=127.0.0.1"}):
+            refused = await nobody.get("/api/outbox", headers=headers)
+            assert refused.status == 401 and (await refused.json())["error"] == "unauthorized"
 
 
 async def test_the_console_s_thread_actions_through_the_api(embedded: Any, db_name: str, start_client: Any) -> None:

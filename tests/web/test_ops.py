@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from conversations.embedded import EmbeddedMongo
-from tests.conftest import make_settings
+from tests.conftest import anonymous, make_settings
 from tests.router.test_inbound import wait_for
 
 
@@ -50,10 +50,11 @@ async def test_unknown_routes_and_methods_answer_json(client: TestClient) -> Non
 
 async def test_the_api_wants_the_token_when_one_is_set(embedded: EmbeddedMongo, db_name: str, start_client: Any) -> None:
     guarded = await start_client(make_settings(embedded.uri, db_name, api={"token": "s3cret"}))
-    assert (await guarded.get("/api/outbox")).status == 401
-    assert (await guarded.get("/api/outbox", headers={"Authorization": "Bearer wrong"})).status == 401
-    ok = await guarded.get("/api/outbox", headers={"Authorization": "Bearer s3cret"})
-    assert ok.status == 200 and await ok.json() == {"items": []}
+    async with anonymous(guarded) as nobody:
+        assert (await nobody.get("/api/outbox")).status == 401
+        assert (await nobody.get("/api/outbox", headers={"Authorization": "Bearer wrong"})).status == 401
+        ok = await nobody.get("/api/outbox", headers={"Authorization": "Bearer s3cret"})
+        assert ok.status == 200 and await ok.json() == {"items": []}
 
 
 async def test_a_thread_with_its_messages_through_the_api(client: TestClient) -> None:

@@ -1,0 +1,112 @@
+"""The router behind a real reverse proxy on the same host: Debian's nginx, started by the test with
+a throwaway configuration. A proxy that adds no ``X-Forwarded-For`` must not open the API (its
+requests come from 127.0.0.1, which once counted as the superadmin without a token); the README's
+nginx example passes the public host, the sockets and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.keys import STORE
+from conversations.embedded import free_port
+from tests.conftest import make_settings
+from tests.router.test_queue import customer_writes
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+StartNginx = Callable[[str], Awaitable[str]]
+
+
+def _configuration(prefix: Path, http_block: str) -> str:
+    temp = "\n".join(f"    {kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    user = "user root;\n" if os.geteuid() == 0 else ""  # workers that may enter the test's private temporary directory
+    return (f"{user}daemon off;\nworker_processes 1;\npid {prefix / 'nginx.pid'};\nerror_log {prefix / 'error.log'} warn;\n"
+            f"events {{ worker_connections 64; }}\nhttp {{\n    access_log off;\n{temp}\n{http_block}\n}}\n")
+
+
+@pytest.fixture
+async def nginx(tmp_path: Path) -> AsyncIterator[StartNginx]:
+    """Start nginx with an ``http {}`` body (``LISTEN`` stands for its address); returns its URL."""
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if binary is None:
+        pytest.fail("nginx is not installed: `apt-get install nginx` (it is in scripts/system-packages.txt)")
+    processes: list[asyncio.subprocess.Process] = []
+
+    async def start(http_block: str) -> str:
+        port, prefix = free_port(), tmp_path / f"nginx{len(processes)}"
+        prefix.mkdir()
+        (prefix / "nginx.conf").write_text(_configuration(prefix, http_block.replace("LISTEN", f"127.0.0.1:{port}")))
+        process = await asyncio.create_subprocess_exec(
+            binary, "-e", str(prefix / "error.log"), "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        processes.append(process)
+        async with asyncio.timeout(15):
+            while True:
+                if process.returncode is not None:
+                    raise AssertionError(f"nginx stopped: {(await process.stderr.read()).decode()}")  # type: ignore[union-attr]
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    return f"http://127.0.0.1:{port}"
+                except OSError:
+                    await asyncio.sleep(0.05)
+
+    yield start
+    for process in processes:
+        if process.returncode is None:
+            process.send_signal(signal.SIGQUIT)  # graceful: the workers go with the master
+            await asyncio.wait_for(process.wait(), 15)
+
+
+async def test_a_proxy_on_this_host_that_adds_no_forwarded_for_does_not_open_the_api(
+    embedded: Any, db_name: str, start_client: Any, tmp_path: Path, nginx: StartNginx
+) -> None:
+    settings = make_settings(embedded.uri, db_name, api={"token": "", "token_file": str(tmp_path / "api.token")})
+    client: TestClient = await start_client(settings)
+    thread_id = await customer_writes(client.server.app, "petra")
+    proxy = await nginx(f"server {{\n    listen LISTEN;\n    location / {{ proxy_pass http://127.0.0.1:{client.server.port}; }}\n}}")
+    token = (tmp_path / "api.token").read_text().strip()
+    async with aiohttp.ClientSession() as session:
+        assert (await session.get(f"{proxy}/healthz")).status == 200  # the proxy works
+        assert (await session.get(f"{proxy}/api/outbox")).status == 401
+        refused = await session.post(f"{proxy}/api/threads/{thread_id}/resolve")
+        assert refused.status == 401 and (await refused.json())["error"] == "unauthorized"
+        assert (await session.get(f"{proxy}/api/outbox", headers={"Authorization": f"Bearer {token}"})).status == 200
+    assert (await client.server.app[STORE].get_thread(thread_id)).status == "queued"  # type: ignore[union-attr]
+
+
+def readme_nginx_example(router_port: int) -> str:
+    """The README's nginx example, listening on ``LISTEN`` without TLS, proxying to ``router_port``."""
+    example = re.search(r"```nginx\n(.*?)```", README.read_text(), re.S)
+    assert example is not None, "the README has no nginx example"
+    lines = [line for line in example.group(1).splitlines() if "ssl_certificate" not in line]
+    text = "\n".join(lines).replace("listen 443 ssl;", "listen LISTEN;")
+    assert "proxy_pass http://127.0.0.1:8080;" in text
+    return text.replace("127.0.0.1:8080", f"127.0.0.1:{router_port}")
+
+
+async def test_the_readme_s_nginx_example_serves_the_public_host_and_its_sockets_only(
+    embedded: Any, db_name: str, start_client: Any, nginx: StartNginx
+) -> None:
+    settings = make_settings(embedded.uri, db_name, server={"public_url": "https://chat.example.com"})
+    client: TestClient = await start_client(settings)
+    proxy = await nginx(readme_nginx_example(client.server.port))
+    public = {"Host": "chat.example.com"}
+    async with aiohttp.ClientSession() as session:
+        assert (await session.get(f"{proxy}/healthz", headers=public)).status == 200
+        assert (await session.get(f"{proxy}/metrics", headers=public)).status == 404  # kept off the proxy
+        assert (await session.get(f"{proxy}/api/outbox", headers=public)).status == 401
+        assert (await session.get(f"{proxy}/healthz", headers={"Host": "rebind.attacker.example"})).status == 421
+        async with session.ws_connect(f"{proxy}/webchat/ws", headers=public) as socket:  # upgraded through nginx
+            welcome = await socket.receive_json(timeout=10)
+            assert welcome["type"] == "welcome" and welcome["visitor_token"]
