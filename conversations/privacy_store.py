@@ -65,8 +65,8 @@ class PrivacyStore:
 
     @translating_outages
     async def contact_scope(self, account_id: str, contact_id: str) -> ContactScope | None:
-        """Everything that belongs to the contact (following merges both ways); ``None`` if the
-        account has no such contact."""
+        """Everything that belongs to the contact (following merges both ways), in the account
+        only; ``None`` if the account has no such contact."""
         doc = await self._db.contacts.find_one({"_id": contact_id, "account_id": account_id})
         for _ in range(_MERGE_DEPTH):
             if doc is None or not doc.get("merged_into"):
@@ -76,7 +76,7 @@ class PrivacyStore:
             return None
         ids, frontier, docs = [str(doc["_id"])], [str(doc["_id"])], [doc]
         for _ in range(_MERGE_DEPTH):
-            merged = await self._db.contacts.find({"merged_into": {"$in": frontier}}).to_list()
+            merged = await self._db.contacts.find({"merged_into": {"$in": frontier}, "account_id": account_id}).to_list()
             frontier = [str(d["_id"]) for d in merged if str(d["_id"]) not in ids]
             if not frontier:
                 break
@@ -85,13 +85,13 @@ class PrivacyStore:
         keys: dict[str, None] = {}
         for d in docs:
             keys.update({f"{i['channel']}:{i['address']}": None for i in d.get("identities") or []})
-        async for link in self._db.identities.find({"contact_id": {"$in": ids}}):
+        async for link in self._db.identities.find({"contact_id": {"$in": ids}, "account_id": account_id}):
             keys[f"{link['channel']}:{link['address']}"] = None
         addresses = {key.split(":", 1)[1]: None for key in keys}
-        threads = await self._db.threads.find({"contact_id": {"$in": ids}}, {"address": 1}).to_list()
+        threads = await self._db.threads.find({"contact_id": {"$in": ids}, "account_id": account_id}, {"address": 1}).to_list()
         addresses.update({str(t["address"]): None for t in threads if t.get("address")})
         messages = await self._db.messages.find(
-            {"contact_id": {"$in": ids}}, {"text": 1, "edits": 1, "sender": 1}
+            {"contact_id": {"$in": ids}, "account_id": account_id}, {"text": 1, "edits": 1, "sender": 1}
         ).to_list()
         return ContactScope(
             account_id=account_id, contact_id=ids[0], contact_ids=tuple(ids), addresses=tuple(addresses),

@@ -23,7 +23,7 @@ from bot.nlu.formats import NluFormatError, annotate, load_paths, parse_annotati
 from bot.nlu.responses import Responses
 from conversations.models import Agent, epoch_ms, utcnow
 from conversations.store import Store
-from conversations.training_store import example_id
+from conversations.training_store import ForeignMessage, example_id
 
 INTENT_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 _INTENT = re.compile(INTENT_PATTERN)
@@ -224,7 +224,11 @@ class TrainingSet:
         await self.ensure_in_store()
         example = Example(parsed.text, intent, parsed.entities, language or None)
         doc = example_doc(example, source, message_id)
-        if not await self._store.insert_nlu_examples(self.account_id, [doc], utcnow()):
+        try:
+            inserted = await self._store.insert_nlu_examples(self.account_id, [doc], utcnow())
+        except ForeignMessage as exc:
+            raise TrainingSetError(str(exc)) from None
+        if not inserted:
             held = await self._store.nlu_example(self.account_id, example_id(self.account_id, example.text))
             where = held["intent"] if held else "another intent"
             raise TrainingSetError(f"this text is an example of {where} already", 409)

@@ -12,6 +12,7 @@ from bot.keys import NLU, STORE
 from bot.nlu.remote import NluUnavailable
 from bot.web.apikit import ACCOUNT, ApiRoutes, Call, api_error, reply
 from conversations.models import from_epoch_ms, utcnow
+from conversations.training_store import ForeignMessage
 
 API = ApiRoutes()
 MAX_EXAMPLES = 1000
@@ -59,7 +60,8 @@ async def parse(request: web.Request, call: Call) -> web.Response:
 
 
 @API("POST", "/api/nlu/examples", "Add training examples (used by the next training); a text that is "
-     "an example already is skipped", tag="nlu",
+     "an example already is skipped. A `message_id` must be one of the account's customer messages (400 "
+     "otherwise): the example goes with that customer's data", tag="nlu",
      status=201, query=(ACCOUNT,), response={"type": "object", "properties": {"added": {"type": "integer"}}},
      body={"type": "object", "required": ["examples"], "additionalProperties": False, "properties": {
          "examples": {"type": "array", "minItems": 1, "maxItems": MAX_EXAMPLES, "items": {
@@ -72,7 +74,10 @@ async def add_examples(request: web.Request, call: Call) -> web.Response:
     clean = [{"text": item["text"].strip(), "intent": item["intent"].strip(), "language": item.get("language"),
               "source": "api", **({"message_id": item["message_id"]} if item.get("message_id") else {})}
              for item in call.body["examples"]]
-    count = len(await request.app[STORE].insert_nlu_examples(call.account_id, clean, utcnow()))
+    try:
+        count = len(await request.app[STORE].insert_nlu_examples(call.account_id, clean, utcnow()))
+    except ForeignMessage as exc:
+        raise api_error(400, "bad_request", str(exc)) from None
     return reply({"added": count}, status=201)
 
 
