@@ -226,6 +226,9 @@ class _ServerThread:
         from nx_27017.handler import NeoSQLiteHandler
         from nx_27017.server import handle_client
 
+        from conversations._nx_child import erase_for_real
+
+        erase_for_real()  # as in the child process: secure_delete, a WAL checkpoint that truncates
         handler = NeoSQLiteHandler(str(self._data_dir), data_dir=str(self._data_dir))
 
         async def serve() -> None:
