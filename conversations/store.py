@@ -205,6 +205,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
                 for collection, models in indexes.items():
                     await self._db[collection].create_indexes(models)
             await self.backfill_queue_order()
+            await self.backfill_nlu_sources()
 
     # --- accounts ------------------------------------------------------------------------
 

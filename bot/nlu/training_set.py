@@ -155,12 +155,19 @@ class TrainingSet:
 
     async def data(self) -> TrainingData:
         """What the account trains on."""
+        return (await self.data_and_sources())[0]
+
+    async def data_and_sources(self) -> tuple[TrainingData, tuple[str, ...]]:
+        """What the account trains on, and the customer messages its examples were learned from
+        (a model version records them: erasing one of them retires the version)."""
         doc = await self._store.nlu_data(self.account_id)
-        stored = TrainingData(examples=[example_of(d) for d in await self._store.nlu_examples_of(self.account_id)])
+        docs = await self._store.nlu_examples_of(self.account_id)
+        sources = tuple(sorted({str(d["message_id"]) for d in docs if d.get("message_id")}))
+        stored = TrainingData(examples=[example_of(d) for d in docs])
         if doc is None or "seeded_at" not in doc:
-            return (await self._files()).merge(stored)
+            return (await self._files()).merge(stored), sources
         return stored.merge(TrainingData(synonyms=_tables(doc, "synonyms"), regexes=_tables(doc, "regexes"),
-                                         lookups=_tables(doc, "lookups")))
+                                         lookups=_tables(doc, "lookups"))), sources
 
     async def examples(self, intent: str | None = None) -> list[ExampleView]:
         if await self.in_store():
