@@ -26,7 +26,7 @@ from bson import ObjectId
 
 from bot import audit
 from bot.logs import log_event
-from conversations.models import Agent, ThreadStatus, utcnow
+from conversations.models import Agent, ThreadStatus, epoch_ms, utcnow
 from conversations.personal_data import ContactScope, Erasure, jsonable
 from conversations.store import Store
 
@@ -133,6 +133,8 @@ async def erase_contact(store: Store, scope: ContactScope, actor: Agent | str, *
             before = await store.resolve(thread_id, erasure.at, None)
             if before is not None and before.assignee:
                 await store.release_agent(before.assignee)
+    visitors = [key.split(":", 1)[1] for key in scope.identity_keys if key.startswith("webchat:")]
+    await store.revoke_visitors(scope.account_id, visitors, epoch_ms(erasure.at))  # their tokens name nobody now
     counts = await store.erase_personal_data(scope, erasure)
     models = await after_retirement(store, scope.account_id, erasure, retrain)
     await store.emit_event(scope.account_id, "queue", erasure.at)  # no thread: every console refreshes

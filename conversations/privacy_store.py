@@ -6,7 +6,9 @@ A mixin of ``Store``; it uses the store's database handle.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
@@ -16,7 +18,8 @@ from pymongo.errors import DuplicateKeyError
 from conversations import personal_holders as _core_holders  # noqa: F401  (registers the core holders)
 from conversations.errors import translating_outages
 from conversations.models import Account, Contact
-from conversations.personal_data import ContactScope, Erasure, holders
+from conversations.batching import Batcher
+from conversations.personal_data import ContactScope, Erasure, declare_not_personal, holders
 
 # what erasure and retention find documents by (no array fields: the embedded server stops
 # matching array elements once one is indexed)
@@ -40,6 +43,7 @@ _MERGE_DEPTH = 20  # merge chains are short; this only stops a corrupt loop
 
 class PrivacyStore:
     _db: AsyncDatabase[dict[str, Any]]
+    _revocation_reads: Batcher[str, bool]
 
     @translating_outages
     async def contact_by_identity(self, account_id: str, channel: str, address: str) -> str | None:
@@ -99,6 +103,35 @@ class PrivacyStore:
             message_ids=tuple(str(m["_id"]) for m in messages), texts=_texts(messages),
         )
 
+    # --- web chat visitors of erased contacts ---------------------------------------------
+
+    @translating_outages
+    async def revoke_visitors(self, account_id: str, visitors: Sequence[str], now_ms: int) -> None:
+        """Refuse web chat tokens naming these visitors from now on (their contact was erased):
+        a browser still holding one becomes a new visitor. Kept as hashes of the visitor ids."""
+        for visitor in visitors:
+            await self._db.webchat_tokens.update_one(
+                {"_id": _visitor_key(account_id, visitor)},
+                {"$setOnInsert": {"account_id": account_id, "at_ms": now_ms}}, upsert=True)
+
+    @translating_outages
+    async def visitor_revoked(self, account_id: str, visitor: str) -> bool:
+        return await self._revocation_reads.submit(_visitor_key(account_id, visitor))  # batched
+
+    async def _find_revocations(self, keys: Sequence[str]) -> list[bool]:
+        docs = await self._db.webchat_tokens.find({"_id": {"$in": list(set(keys))}}, {"_id": 1}).to_list()
+        revoked = {str(doc["_id"]) for doc in docs}
+        return [key in revoked for key in keys]
+
+    @translating_outages
+    async def legacy_tokens_until(self, until_ms: int) -> int:
+        """Until when web chat tokens of the previous format (no issue time) are honoured: set
+        once, by the first router of this release to meet one, to ``until_ms``."""
+        await self._db.webchat_tokens.update_one(
+            {"_id": "legacy-tokens"}, {"$setOnInsert": {"until_ms": until_ms}}, upsert=True)
+        doc = await self._db.webchat_tokens.find_one({"_id": "legacy-tokens"})
+        return int(doc["until_ms"]) if doc else until_ms
+
     @translating_outages
     async def export_personal_data(self, scope: ContactScope) -> dict[str, list[dict[str, Any]]]:
         """Every holder's documents for the scope, by holder name (raw stored documents)."""
@@ -140,6 +173,10 @@ class PrivacyStore:
         return doc is not None
 
 
+def _visitor_key(account_id: str, visitor: str) -> str:
+    return "rev:" + hashlib.sha256(f"{account_id}|{visitor}".encode()).hexdigest()
+
+
 def _texts(messages: list[dict[str, Any]]) -> tuple[str, ...]:
     texts: dict[str, None] = {}
     for message in messages:
@@ -149,3 +186,7 @@ def _texts(messages: list[dict[str, Any]]) -> tuple[str, ...]:
             if isinstance(edit, dict) and edit.get("text"):
                 texts[str(edit["text"])] = None
     return tuple(texts)
+
+
+declare_not_personal("webchat_tokens", "hashes of erased contacts' web chat visitor ids (their old tokens get a "
+                     "new visitor), and until when tokens of the previous format are honoured")

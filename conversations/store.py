@@ -129,6 +129,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         self._open_threads: Batcher[str, dict[str, Any] | None] = Batcher(self._find_open_threads)
         self._thread_reads: Batcher[str, dict[str, Any] | None] = Batcher(self._find_threads)
         self._consent_reads: Batcher[str, str | None] = Batcher(self._find_consent_states)
+        self._revocation_reads: Batcher[str, bool] = Batcher(self._find_revocations)
         # every write of the message path, per collection: one command per kind of write
         self._writes = {name: BulkWrites(self._db[name]) for name in ("messages", "threads", "outbox", "events")}
 
