@@ -148,7 +148,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(
             queue.keep_assigning(settings.queue.assign_interval), name="auto-assign"
         ),
-        asyncio.create_task(RetentionJob(store, settings.retention).run(), name="retention"),
+        asyncio.create_task(RetentionJob(store, settings.retention, retrain=settings.nlu.engine == "embedded").run(), name="retention"),
     ]
     for name, adapter in adapters.items():
         workers += [asyncio.create_task(job, name=f"{name}-background") for job in adapter.background(pipeline)]

@@ -79,9 +79,11 @@ def contact_erase(args: argparse.Namespace, settings: Settings) -> int:
                 typed = ""
             if typed.strip() != scope.contact_id:
                 raise CliError("not confirmed: nothing was erased", code=1)
-        result = await erase_contact(store, scope, audit.CLI)
+        result = await erase_contact(store, scope, audit.CLI, retrain=settings.nlu.engine == "embedded")
         print(f"erased contact {scope.contact_id}: {result.total} records removed or anonymised; "
               f"receipt {result.receipt} (in the audit log)")
+        for line in result.lines()[1:]:
+            print(line)
         return 0
 
     return run_with_store(settings, work)

@@ -4,7 +4,8 @@ The limit is the account's ``retention_days`` (set by its admin) or, when unset,
 ``retention.days``; 0 keeps messages for ever. A scheduled job rather than a TTL index: the
 embedded store expires TTL documents only lazily, on read, and the job also removes what hangs
 off each message (its outbox item, e-mail source, SMS parts, NLU examples taken from it) through
-the same personal-data holders an erasure uses. Every router process runs the loop; a lease in
+the same personal-data holders an erasure uses (so NLU model versions trained on examples learned
+from those messages are retired, as by an erasure). Every router process runs the loop; a lease in
 the store lets one of them do the work per interval.
 """
 
@@ -16,6 +17,7 @@ from datetime import datetime, timedelta
 
 from bot import audit
 from bot.logs import log_event
+from bot.privacy import after_retirement
 from bot.settings import RetentionSettings
 from conversations.models import Account, epoch_ms, utcnow
 from conversations.personal_data import Erasure
@@ -34,10 +36,11 @@ def retention_days(account: Account | None, settings: RetentionSettings) -> int:
 
 
 class RetentionJob:
-    def __init__(self, store: Store, settings: RetentionSettings, batch: int = 500) -> None:
+    def __init__(self, store: Store, settings: RetentionSettings, batch: int = 500, *, retrain: bool = False) -> None:
         self._store = store
         self._settings = settings
         self._batch = batch
+        self._retrain = retrain  # queue a retraining when the active NLU model is retired (embedded engine)
 
     async def purge(self, account: Account, now: datetime) -> int:
         """Delete the account's messages past its limit; returns how many messages went."""
@@ -53,8 +56,9 @@ class RetentionJob:
             if not counts.get("messages"):
                 break  # nothing could be deleted: do not spin
         if deleted:
+            models = await after_retirement(self._store, account.id, erasure, self._retrain)
             await audit.record(self._store, account.id, audit.SYSTEM, "retention.purge", account.id,
-                               messages=deleted, days=days)
+                               messages=deleted, days=days, **models.audit_details())
             log_event(log, "retention.purged", account=account.id, messages=deleted, days=days)
         return deleted
 

@@ -164,6 +164,10 @@ class WebchatSettings:
     secret: str = _setting(
         "", doc="key that signs visitor tokens; empty: one generated and kept sealed in the store"
     )
+    visitor_token_days: float = _setting(
+        90.0, check=_between(1, 3650),
+        doc="a visitor token unused this long expires (the browser starts as a new visitor); renewed on use",
+    )
 
 
 @dataclass(frozen=True)

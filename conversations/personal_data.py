@@ -9,9 +9,11 @@ cache) plugs in with a few lines next to its own code::
 
     register_holder(keyed_holder("nlu_examples", "nlu_examples", "message_id", lambda s: s.message_ids))
     register_holder(keyed_holder("nlu_embeddings", "nlu_embedding_cache", "text_sha256",
-                                 lambda s: s.text_digests()))
+                                 lambda s: s.text_digests(), account_field=None))
 
-A collection that holds nothing about contacts says so with :func:`declare_not_personal` (with
+Holders find documents of the contact's own account only (``account_field``, ``"account_id"`` by
+default): a record another account created with this contact's ids is not theirs to export or
+erase. A collection that holds nothing about contacts says so with :func:`declare_not_personal` (with
 the reason); the tests fail for any collection that is neither, and search every collection for a
 contact's identifiers after an erasure.
 """
@@ -124,16 +126,26 @@ def covered_collections() -> dict[str, str]:
 
 def query_holder(
     name: str, collection: str, pick: Callable[[ContactScope], dict[str, Any] | None], *, order: int = 10,
+    account_field: str | None = "account_id",
 ) -> PersonalDataHolder:
     """A holder for the documents of ``collection`` matching ``pick(scope)`` (``None``: nothing
-    of this scope is there): exported as they are, erased by deleting them."""
+    of this scope is there): exported as they are, erased by deleting them.
+
+    ``account_field`` restricts them to the scope's account, so another account's records that
+    name this contact's ids (an NLU example created with someone else's message id) are neither
+    exported nor erased with them; ``None`` only for collections whose documents carry no
+    account (say why where it is registered)."""
+
+    def mine(scope: ContactScope) -> dict[str, Any] | None:
+        found = pick(scope)
+        return found if found is None or account_field is None else {**found, account_field: scope.account_id}
 
     async def export(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
-        found = pick(scope)
+        found = mine(scope)
         return [] if found is None else await db[collection].find(found).to_list()
 
     async def erase(db: Database, scope: ContactScope, erasure: Erasure) -> int:
-        found = pick(scope)
+        found = mine(scope)
         return 0 if found is None else (await db[collection].delete_many(found)).deleted_count
 
     return PersonalDataHolder(name, (collection,), export, erase, order)
@@ -141,21 +153,16 @@ def query_holder(
 
 def keyed_holder(
     name: str, collection: str, key: str, values: Callable[[ContactScope], Iterable[str]],
-    *, order: int = 10, account_field: str | None = None,
+    *, order: int = 10, account_field: str | None = "account_id",
 ) -> PersonalDataHolder:
-    """A ``query_holder`` for documents found by one field (``key``) taking ``values(scope)``;
-    ``account_field`` also restricts them to the scope's account."""
+    """A ``query_holder`` for documents found by one field (``key``) taking ``values(scope)``,
+    of the scope's account (``account_field``, as in :func:`query_holder`)."""
 
     def pick(scope: ContactScope) -> dict[str, Any] | None:
         wanted = sorted(set(values(scope)))
-        if not wanted:
-            return None
-        found: dict[str, Any] = {key: {"$in": wanted}}
-        if account_field:
-            found[account_field] = scope.account_id
-        return found
+        return {key: {"$in": wanted}} if wanted else None
 
-    return query_holder(name, collection, pick, order=order)
+    return query_holder(name, collection, pick, order=order, account_field=account_field)
 
 
 def jsonable(value: Any, key: str = "") -> Any:

@@ -8,10 +8,15 @@ Threads are *anonymised*, not deleted: what stays (channel, status, times, assig
 nothing about the person and keeps the reports right after an erasure. Their contact becomes the
 erasure's receipt id; address, labels and thread keys go. Everything else is deleted. Audit
 entries about the contact keep who did what and when, with the receipt id instead of the contact.
+
+Every holder looks in the contact's own account only. Two collections carry no ``account_id``:
+e-mail thread keys (their ids start with the account's) and SMS parts (written by our own sends,
+for our own messages only).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from conversations.models import epoch_ms
@@ -37,8 +42,18 @@ def _any(**fields: tuple[str, ...]) -> dict[str, Any] | None:
     return parts[0] if len(parts) == 1 else {"$or": parts}
 
 
+def _of_account(scope: ContactScope, query: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if query is None else {**query, "account_id": scope.account_id}
+
+
+def _email_keys(scope: ContactScope) -> dict[str, Any] | None:
+    """A contact's e-mail thread keys: ids ``<account>|<key>``, no account field."""
+    query = _any(contact_id=scope.contact_ids, thread_id=scope.thread_ids)
+    return None if query is None else {**query, "_id": {"$regex": f"^{re.escape(scope.account_id)}\\|"}}
+
+
 async def _export_threads(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
-    query = _any(contact_id=scope.contact_ids)
+    query = _of_account(scope, _any(contact_id=scope.contact_ids))
     return [] if query is None else await db.threads.find(query).sort("opened_at", 1).to_list()
 
 
@@ -46,7 +61,7 @@ async def _anonymise_threads(db: Database, scope: ContactScope, erasure: Erasure
     if not scope.thread_ids:
         return 0
     at = epoch_ms(erasure.at)
-    mine = {"_id": {"$in": list(scope.thread_ids)}}
+    mine = {"_id": {"$in": list(scope.thread_ids)}, "account_id": scope.account_id}
     await db.threads.update_many(  # still open: closed now (the caller frees any agent first)
         {**mine, "status": {"$in": _OPEN}}, {"$set": {"status": "resolved", "resolved_at": at}}
     )
@@ -59,7 +74,7 @@ async def _anonymise_threads(db: Database, scope: ContactScope, erasure: Erasure
 
 
 async def _export_audit(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
-    query = _any(target=scope.contact_ids + scope.thread_ids)
+    query = _of_account(scope, _any(target=scope.contact_ids + scope.thread_ids))
     return [] if query is None else await db.audit.find(query).sort("at", 1).to_list()
 
 
@@ -67,7 +82,7 @@ async def _anonymise_audit(db: Database, scope: ContactScope, erasure: Erasure) 
     if not scope.contact_ids:
         return 0
     result = await db.audit.update_many(
-        {"target": {"$in": list(scope.contact_ids)}}, {"$set": {"target": erasure.id}}
+        {"target": {"$in": list(scope.contact_ids)}, "account_id": scope.account_id}, {"$set": {"target": erasure.id}}
     )
     return result.modified_count
 
@@ -78,9 +93,9 @@ def _register() -> None:
         query_holder("outbox", "outbox", lambda s: _any(thread_id=s.thread_ids, message_id=s.message_ids)),
         keyed_holder("email_sources", "email_sources", "_id", lambda s: s.message_ids),
         keyed_holder("email_threads", "email_threads", "_id", lambda s: s.thread_ids),
-        query_holder("email_keys", "email_keys", lambda s: _any(contact_id=s.contact_ids, thread_id=s.thread_ids)),
-        keyed_holder("sms_parts", "sms_parts", "message_id", lambda s: s.message_ids),
-        keyed_holder("consent", "consent", "address", lambda s: s.addresses, account_field="account_id"),
+        query_holder("email_keys", "email_keys", _email_keys, account_field=None),
+        keyed_holder("sms_parts", "sms_parts", "message_id", lambda s: s.message_ids, account_field=None),
+        keyed_holder("consent", "consent", "address", lambda s: s.addresses),
         PersonalDataHolder("audit", ("audit",), _export_audit, _anonymise_audit, 10),
         query_holder("messages", "messages", lambda s: _any(contact_id=s.contact_ids, _id=s.message_ids), order=80),
         PersonalDataHolder("threads", ("threads",), _export_threads, _anonymise_threads, 85),

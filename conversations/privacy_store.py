@@ -6,7 +6,9 @@ A mixin of ``Store``; it uses the store's database handle.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
@@ -16,7 +18,8 @@ from pymongo.errors import DuplicateKeyError
 from conversations import personal_holders as _core_holders  # noqa: F401  (registers the core holders)
 from conversations.errors import translating_outages
 from conversations.models import Account, Contact
-from conversations.personal_data import ContactScope, Erasure, holders
+from conversations.batching import Batcher
+from conversations.personal_data import ContactScope, Erasure, declare_not_personal, holders
 
 # what erasure and retention find documents by (no array fields: the embedded server stops
 # matching array elements once one is indexed)
@@ -40,6 +43,7 @@ _MERGE_DEPTH = 20  # merge chains are short; this only stops a corrupt loop
 
 class PrivacyStore:
     _db: AsyncDatabase[dict[str, Any]]
+    _revocation_reads: Batcher[str, bool]
 
     @translating_outages
     async def contact_by_identity(self, account_id: str, channel: str, address: str) -> str | None:
@@ -65,8 +69,8 @@ class PrivacyStore:
 
     @translating_outages
     async def contact_scope(self, account_id: str, contact_id: str) -> ContactScope | None:
-        """Everything that belongs to the contact (following merges both ways); ``None`` if the
-        account has no such contact."""
+        """Everything that belongs to the contact (following merges both ways), in the account
+        only; ``None`` if the account has no such contact."""
         doc = await self._db.contacts.find_one({"_id": contact_id, "account_id": account_id})
         for _ in range(_MERGE_DEPTH):
             if doc is None or not doc.get("merged_into"):
@@ -76,7 +80,7 @@ class PrivacyStore:
             return None
         ids, frontier, docs = [str(doc["_id"])], [str(doc["_id"])], [doc]
         for _ in range(_MERGE_DEPTH):
-            merged = await self._db.contacts.find({"merged_into": {"$in": frontier}}).to_list()
+            merged = await self._db.contacts.find({"merged_into": {"$in": frontier}, "account_id": account_id}).to_list()
             frontier = [str(d["_id"]) for d in merged if str(d["_id"]) not in ids]
             if not frontier:
                 break
@@ -85,19 +89,48 @@ class PrivacyStore:
         keys: dict[str, None] = {}
         for d in docs:
             keys.update({f"{i['channel']}:{i['address']}": None for i in d.get("identities") or []})
-        async for link in self._db.identities.find({"contact_id": {"$in": ids}}):
+        async for link in self._db.identities.find({"contact_id": {"$in": ids}, "account_id": account_id}):
             keys[f"{link['channel']}:{link['address']}"] = None
         addresses = {key.split(":", 1)[1]: None for key in keys}
-        threads = await self._db.threads.find({"contact_id": {"$in": ids}}, {"address": 1}).to_list()
+        threads = await self._db.threads.find({"contact_id": {"$in": ids}, "account_id": account_id}, {"address": 1}).to_list()
         addresses.update({str(t["address"]): None for t in threads if t.get("address")})
         messages = await self._db.messages.find(
-            {"contact_id": {"$in": ids}}, {"text": 1, "edits": 1, "sender": 1}
+            {"contact_id": {"$in": ids}, "account_id": account_id}, {"text": 1, "edits": 1, "sender": 1}
         ).to_list()
         return ContactScope(
             account_id=account_id, contact_id=ids[0], contact_ids=tuple(ids), addresses=tuple(addresses),
             identity_keys=tuple(keys), thread_ids=tuple(str(t["_id"]) for t in threads),
             message_ids=tuple(str(m["_id"]) for m in messages), texts=_texts(messages),
         )
+
+    # --- web chat visitors of erased contacts ---------------------------------------------
+
+    @translating_outages
+    async def revoke_visitors(self, account_id: str, visitors: Sequence[str], now_ms: int) -> None:
+        """Refuse web chat tokens naming these visitors from now on (their contact was erased):
+        a browser still holding one becomes a new visitor. Kept as hashes of the visitor ids."""
+        for visitor in visitors:
+            await self._db.webchat_tokens.update_one(
+                {"_id": _visitor_key(account_id, visitor)},
+                {"$setOnInsert": {"account_id": account_id, "at_ms": now_ms}}, upsert=True)
+
+    @translating_outages
+    async def visitor_revoked(self, account_id: str, visitor: str) -> bool:
+        return await self._revocation_reads.submit(_visitor_key(account_id, visitor))  # batched
+
+    async def _find_revocations(self, keys: Sequence[str]) -> list[bool]:
+        docs = await self._db.webchat_tokens.find({"_id": {"$in": list(set(keys))}}, {"_id": 1}).to_list()
+        revoked = {str(doc["_id"]) for doc in docs}
+        return [key in revoked for key in keys]
+
+    @translating_outages
+    async def legacy_tokens_until(self, until_ms: int) -> int:
+        """Until when web chat tokens of the previous format (no issue time) are honoured: set
+        once, by the first router of this release to meet one, to ``until_ms``."""
+        await self._db.webchat_tokens.update_one(
+            {"_id": "legacy-tokens"}, {"$setOnInsert": {"until_ms": until_ms}}, upsert=True)
+        doc = await self._db.webchat_tokens.find_one({"_id": "legacy-tokens"})
+        return int(doc["until_ms"]) if doc else until_ms
 
     @translating_outages
     async def export_personal_data(self, scope: ContactScope) -> dict[str, list[dict[str, Any]]]:
@@ -140,6 +173,10 @@ class PrivacyStore:
         return doc is not None
 
 
+def _visitor_key(account_id: str, visitor: str) -> str:
+    return "rev:" + hashlib.sha256(f"{account_id}|{visitor}".encode()).hexdigest()
+
+
 def _texts(messages: list[dict[str, Any]]) -> tuple[str, ...]:
     texts: dict[str, None] = {}
     for message in messages:
@@ -149,3 +186,7 @@ def _texts(messages: list[dict[str, Any]]) -> tuple[str, ...]:
             if isinstance(edit, dict) and edit.get("text"):
                 texts[str(edit["text"])] = None
     return tuple(texts)
+
+
+declare_not_personal("webchat_tokens", "hashes of erased contacts' web chat visitor ids (their old tokens get a "
+                     "new visitor), and until when tokens of the previous format are honoured")

@@ -131,6 +131,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         self._open_threads: Batcher[str, dict[str, Any] | None] = Batcher(self._find_open_threads)
         self._thread_reads: Batcher[str, dict[str, Any] | None] = Batcher(self._find_threads)
         self._consent_reads: Batcher[str, str | None] = Batcher(self._find_consent_states)
+        self._revocation_reads: Batcher[str, bool] = Batcher(self._find_revocations)
         # every write of the message path, per collection: one command per kind of write
         self._writes = {name: BulkWrites(self._db[name]) for name in ("messages", "threads", "outbox", "events")}
 
@@ -177,6 +178,24 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         return info.get("process") == "nx_27017"
 
     @_translating_outages
+    async def checkpoint_embedded(self, attempts: int = 5) -> bool:
+        """On the embedded store, copy the write-ahead log into the database file and truncate it,
+        so data just deleted leaves no copy behind in the ``-wal`` file (SQLite zeroes the deleted
+        content itself: ``secure_delete``, see ``conversations/_nx_child.py``). An erasure asks for
+        it. ``False`` on MongoDB (no such command there: nothing is sent) or when the log could
+        not be truncated (busy ``attempts`` times)."""
+        if not await self.is_embedded_server():
+            return False
+        for attempt in range(attempts):
+            result = await self._db.command({"wal_checkpoint": 1, "mode": "TRUNCATE"})
+            if result.get("mode") != "TRUNCATE":
+                return False  # a server that ignores the mode (not started by omnirouter)
+            if not result.get("busy"):
+                return True
+            await asyncio.sleep(0.05 * 2**attempt)
+        return False
+
+    @_translating_outages
     async def ensure_indexes(self) -> None:
         """Create every index the router relies on; safe to run at every start-up.
 
@@ -189,6 +208,7 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
                 for collection, models in indexes.items():
                     await self._db[collection].create_indexes(models)
             await self.backfill_queue_order()
+            await self.backfill_nlu_sources()
 
     # --- accounts ------------------------------------------------------------------------
 

@@ -30,6 +30,10 @@ UNSURE_REASONS = ("fallback", "clarify", "low_confidence", "nlu_unavailable")
 HUMAN_ACTIONS = ("queued", "waiting", "to_agent")
 
 
+class ForeignMessage(ValueError):
+    """An example names a message that is not one of the account's customer messages."""
+
+
 def example_id(account_id: str, text: str) -> str:
     """The id of ``text`` as an example of the account: case and spacing do not matter."""
     return derived_id("exm", f"{account_id}|{' '.join(text.casefold().split())}")
@@ -63,7 +67,12 @@ class TrainingStore:
     @translating_outages
     async def insert_nlu_examples(self, account_id: str, examples: Iterable[Mapping[str, Any]],
                                   now: datetime) -> list[str]:
-        """Store examples that are not there yet (by text); the ids of those inserted, in order."""
+        """Store examples that are not there yet (by text); the ids of those inserted, in order.
+        Raises ``ForeignMessage`` (storing nothing) when one names a ``message_id`` that is not a
+        customer message of the account: an example is personal data of the customer it came
+        from, exported and erased with them, so it may only name the account's own."""
+        examples = list(examples)
+        await self._check_own_messages(account_id, [str(e["message_id"]) for e in examples if e.get("message_id")])
         docs, seen = [], set()
         for example in examples:
             key = example_id(account_id, str(example["text"]))
@@ -81,6 +90,16 @@ class TrainingStore:
                 raise
             failed = {int(err["index"]) for err in errors}
         return [doc["_id"] for n, doc in enumerate(docs) if n not in failed]
+
+    async def _check_own_messages(self, account_id: str, message_ids: Sequence[str]) -> None:
+        wanted = sorted(set(message_ids))
+        if not wanted:
+            return
+        found = await self._db.messages.find(
+            {"_id": {"$in": wanted}, "account_id": account_id, "direction": "in"}, {"_id": 1}).to_list()
+        missing = sorted(set(wanted) - {str(doc["_id"]) for doc in found})
+        if missing:
+            raise ForeignMessage(f"message_id {missing[0][:80]!r} is not a customer message of this account")
 
     @translating_outages
     async def nlu_example(self, account_id: str, example: str) -> dict[str, Any] | None:

@@ -233,7 +233,8 @@ async def test_a_holder_registered_later_is_exported_and_erased(world: World) ->
     store = world.store
     scope = await find_contact(store, "default", world.anna)
     await store._db.plugin_examples.insert_many([
-        {"_id": f"ex{n}", "message_id": message_id, "text": "Telegram hello, from a training example"}
+        {"_id": f"ex{n}", "account_id": "default", "message_id": message_id,
+         "text": "Telegram hello, from a training example"}
         for n, message_id in enumerate(scope.message_ids[:2])])
     assert "plugin_examples" not in covered_collections()
     register_holder(keyed_holder("plugin_examples", "plugin_examples", "message_id", lambda s: s.message_ids))
@@ -261,3 +262,35 @@ async def test_unknown_contacts_are_reported(world: World) -> None:
             await find_contact(world.store, "default", ref)
     with pytest.raises(LookupError):  # another account's contact is not found from this one
         await find_contact(world.store, "other", world.anna)
+
+
+async def test_another_accounts_records_that_name_the_contact_stay_out_of_it(world: World) -> None:
+    """Every holder looks in the contact's own account only: another account's records that name
+    her contact, thread or message ids (an NLU example filed under her message id, or a copy of
+    any of her records) are neither exported nor erased with her."""
+    store = world.store
+    scope = await find_contact(store, "default", world.anna)
+    copies: dict[tuple[str, str], dict[str, Any]] = {}
+    for name, doc_id in holding(await everything(store), world.needles["anna"]):
+        if name == "sms_parts":  # no account: written by our own sends, for our own messages only
+            continue
+        doc = await store._db[name].find_one({"_id": doc_id})
+        assert doc is not None
+        doc.pop("open_key", None)  # unique among open threads
+        doc["_id"] = f"other|copy-{doc_id}" if name == "email_keys" else f"copy-{doc_id}"
+        if name != "email_keys":  # e-mail thread keys carry their account in their id
+            doc["account_id"] = "other"
+        copies[(name, doc["_id"])] = doc
+    copies[("nlu_examples", "copy-example")] = {"_id": "copy-example", "account_id": "other", "intent": "greet",
+                                                "text": "filed under her message", "message_id": scope.message_ids[0]}
+    copies[("audit", "copy-audit")] = {"_id": "copy-audit", "account_id": "other", "action": "contact.export",
+                                       "target": scope.contact_id, "actor": "cli", "at": 0}
+    for (name, _), doc in copies.items():
+        await store._db[name].insert_one(doc)
+    assert {name for name, _ in copies} >= {"contacts", "identities", "threads", "messages", "outbox", "timeline", "audit"}
+
+    document = json.dumps(await export_contact(store, scope, "cli"), ensure_ascii=False)
+    assert "copy-" not in document
+    await erase_contact(store, scope, "cli")
+    for (name, doc_id), doc in copies.items():
+        assert await store._db[name].find_one({"_id": doc_id}) == doc, (name, doc_id)

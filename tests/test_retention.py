@@ -54,6 +54,24 @@ async def test_old_messages_and_what_hangs_off_them_are_deleted(store: Store) ->
     assert await job.run_once(NOW) == {"shop": 0, "keeper": 0, "defaulted": 0}
 
 
+async def test_model_versions_trained_on_expired_messages_are_retired(store: Store) -> None:
+    """An example learned from a message goes with it, and so does every model version trained on
+    it: the active one gives way to the newest version left, and a retraining is queued."""
+    await store.ensure_account("shop", "shop", NOW)
+    await store.set_account_fields("shop", retention_days=30)
+    old, new = await _message(store, "shop", 0, 40), await _message(store, "shop", 1, 1)
+    await store.save_nlu_model("shop", "v-clean", b"c", {"learned_from": [new]}, NOW - timedelta(days=2))
+    await store.save_nlu_model("shop", "v-taught", b"t", {"learned_from": [old, new]}, NOW - timedelta(days=1))
+    assert await store.activate_nlu_model("shop", "v-taught", "test", NOW)
+    assert await RetentionJob(store, RetentionSettings(), retrain=True).run_once(NOW) == {"shop": 1}
+    assert (await store.get_nlu_model("v-taught") or {}).get("retired_by") == "retention"
+    assert await store.nlu_model_blob("v-taught") is None and await store.nlu_model_blob("v-clean") == b"c"
+    active, queued = await store.nlu_active_state("shop")
+    assert active == "v-clean" and queued is not None and (await store.get_nlu_job(queued) or {})["state"] == "queued"
+    purge = await store._db.audit.find_one({"action": "retention.purge"})
+    assert purge is not None and purge["details"]["retired_models"] == 1 and purge["details"]["retrain_job"] == queued
+
+
 async def test_zero_keeps_messages_for_ever() -> None:
     forever = RetentionSettings(days=0)
     assert retention_days(None, forever) == 0

@@ -1,8 +1,12 @@
 """The web chat channel: a page at ``/chat`` talking to the router over a WebSocket.
 
 Visitors are identified by a signed token the router issues on first contact and the browser
-keeps (``<visitor id>.<HMAC>``), so nobody can read another visitor's conversation by guessing an
-id. Each browser message carries a client-chosen id; the browser resends unacknowledged messages
+keeps (``<visitor id>.<issued>.<HMAC>``), so nobody can read another visitor's conversation by
+guessing an id. A token unused for ``webchat.visitor_token_days`` expires (the welcome hands out a
+renewed one once half of that has passed), and the tokens of a visitor whose contact was erased
+are refused: either way the browser becomes a new visitor, never the erased one again. Tokens of
+the previous format (``<visitor id>.<HMAC>``, no issue time) are honoured for
+``visitor_token_days`` after the first router of this release met one, and renewed on use. Each browser message carries a client-chosen id; the browser resends unacknowledged messages
 with the same id after a reconnect, and the inbound dedup key (visitor + id) stores them once.
 
 Frames, browser -> router: ``{"type": "message", "id": "...", "text": "..."}``, ``{"type": "ping"}``.
@@ -24,6 +28,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +46,21 @@ log = logging.getLogger("omnirouter.handlers.webchat")
 
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_STAMP = re.compile(r"^[0-9a-f]{1,12}$")
+_REVOKED = 4001  # close code: the visitor's contact was erased; the browser reconnects as someone new
 _HISTORY = 50
 
 
+@dataclass(frozen=True)
+class VisitorToken:
+    visitor: str
+    issued: int | None  # Unix seconds; None: a token of the previous format, which has no issue time
+
+
 class VisitorTokens:
-    """Issues and checks visitor tokens: ``<visitor id>.<HMAC-SHA256 of account and id>``."""
+    """Issues and checks visitor tokens: ``<visitor id>.<issued>.<HMAC-SHA256 of account, id and
+    issue time>`` (issued: Unix seconds in hexadecimal). Still reads the previous format,
+    ``<visitor id>.<HMAC of account and id>``; how long a token is honoured is the adapter's call."""
 
     def __init__(self, secret: str) -> None:
         self._key = secret.encode()
@@ -54,19 +69,26 @@ class VisitorTokens:
         visitor = "v" + secrets.token_hex(12)
         return visitor, self.token_for(account_id, visitor)
 
-    def token_for(self, account_id: str, visitor: str) -> str:
-        return f"{visitor}.{self._sign(account_id, visitor)}"
+    def token_for(self, account_id: str, visitor: str, now: float | None = None) -> str:
+        stamp = format(int(time.time() if now is None else now), "x")
+        return f"{visitor}.{stamp}.{self._sign(f'{account_id}:{visitor}:{stamp}')}"
 
-    def read(self, account_id: str, token: str) -> str | None:
-        visitor, _, signature = token.partition(".")
-        if not visitor or not signature:
+    def read(self, account_id: str, token: str) -> VisitorToken | None:
+        """The visitor and issue time of a token signed for ``account_id``; ``None`` if it is not."""
+        parts = token.split(".")
+        if len(parts) == 3 and _STAMP.match(parts[1]):
+            visitor, stamp, signature = parts
+            signed, issued = f"{account_id}:{visitor}:{stamp}", int(stamp, 16)
+        elif len(parts) == 2:
+            (visitor, signature), signed, issued = parts, f"{account_id}:{parts[0]}", None
+        else:
             return None
-        expected = self._sign(account_id, visitor)
-        return visitor if same_secret(signature, expected) else None
+        if not visitor or not signature or not same_secret(signature, self._sign(signed)):
+            return None
+        return VisitorToken(visitor, issued)
 
-    def _sign(self, account_id: str, visitor: str) -> str:
-        digest = hmac.new(self._key, as_bytes(f"{account_id}:{visitor}"), hashlib.sha256)
-        return digest.hexdigest()[:32]
+    def _sign(self, text: str) -> str:
+        return hmac.new(self._key, as_bytes(text), hashlib.sha256).hexdigest()[:32]
 
 
 class _VisitorSocket:
@@ -98,6 +120,8 @@ class WebchatAdapter(BaseAdapter):
         self.capabilities = Capabilities(buttons=True, max_text_length=self._max_text)
         self._sockets: dict[tuple[str, str], set[_VisitorSocket]] = {}
         self._accounts: dict[str, float] = {context.account_id: float("inf")}  # account -> known until
+        self._token_seconds = context.settings.webchat.visitor_token_days * 86400
+        self._legacy_until: float | None = None  # tokens of the previous format: honoured until then
 
     async def start(self, store: Store) -> None:
         self._store = store
@@ -120,17 +144,47 @@ class WebchatAdapter(BaseAdapter):
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[Inbound]:
         """One JSON message: ``{"visitor_token"?, "id", "text", "name"?}`` for the account in
         the ``X-Omnirouter-Account`` header (set by the route from the URL)."""
-        payload = load_json(body)
-        if not isinstance(payload, dict):
-            raise MalformedPayload("body must be a JSON object")
+        payload = _json_object(body)
         account_id = headers.get("X-Omnirouter-Account", self._context.account_id)
-        token = payload.get("visitor_token")
-        visitor = self.tokens.issue(account_id)[0] if token is None else None
-        if token is not None and isinstance(token, str):
-            visitor = self.tokens.read(account_id, token)
-        if visitor is None:
-            raise MalformedPayload("visitor_token is not valid for this account")
+        read = self._signed(account_id, payload.get("visitor_token"))
+        expired = read is None or self._expired(read, time.time())
+        visitor = self.tokens.issue(account_id)[0] if read is None or expired else read.visitor
         return [self.inbound(account_id, visitor, payload)]
+
+    # --- visitor tokens -------------------------------------------------------------------
+
+    def _signed(self, account_id: str, token: object) -> VisitorToken | None:
+        """The token read (``None``: no token); ``MalformedPayload`` if it is not ours."""
+        if token is None:
+            return None
+        read = self.tokens.read(account_id, token) if isinstance(token, str) else None
+        if read is None:
+            raise MalformedPayload("visitor_token is not valid for this account")
+        return read
+
+    def _expired(self, read: VisitorToken, now: float) -> bool:
+        if read.issued is None:
+            return self._legacy_until is not None and now > self._legacy_until
+        return now - read.issued > self._token_seconds
+
+    async def _honoured(self, account_id: str, read: VisitorToken | None) -> bool:
+        """Whether a validly signed token still names its visitor: not expired, and the visitor's
+        contact was not erased (its tokens are revoked then)."""
+        if read is None:
+            return False
+        now = time.time()
+        if read.issued is None and self._legacy_until is None:
+            until_ms = await self.store.legacy_tokens_until(int((now + self._token_seconds) * 1000))
+            self._legacy_until = until_ms / 1000
+        return not self._expired(read, now) and not await self.store.visitor_revoked(account_id, read.visitor)
+
+    def _renewed(self, account_id: str, read: VisitorToken, token: str) -> str:
+        """The token to hand back: a fresh one once half its life has passed (or it is of the
+        previous format), so a visitor who keeps coming back keeps their conversation."""
+        now = time.time()
+        if read.issued is None or now - read.issued > self._token_seconds / 2:
+            return self.tokens.token_for(account_id, read.visitor, now)
+        return token
 
     def inbound(self, account_id: str, visitor: str, payload: Mapping[str, Any]) -> Inbound:
         client_id, text, name = payload.get("id"), payload.get("text"), payload.get("name")
@@ -177,10 +231,16 @@ class WebchatAdapter(BaseAdapter):
         return web.FileResponse(STATIC / "chat.html", headers={"Cache-Control": "no-cache"})
 
     async def post_message(self, request: web.Request) -> web.Response:
+        """A message as JSON; an expired or revoked ``visitor_token`` starts a new visitor (the
+        answer carries their token), a forged one is refused."""
         account_id = await self._account(request)
         body = await request.read()
         try:
-            inbound = self.parse(body, {"X-Omnirouter-Account": account_id})[0]
+            payload = _json_object(body)
+            read = self._signed(account_id, payload.get("visitor_token"))
+            visitor = read.visitor if read is not None and await self._honoured(account_id, read) else \
+                self.tokens.issue(account_id)[0]
+            inbound = self.inbound(account_id, visitor, payload)
         except MalformedPayload as exc:
             raise web.HTTPBadRequest(text=json.dumps({"error": "bad_message", "detail": str(exc)}),
                                      content_type="application/json") from None
@@ -201,10 +261,7 @@ class WebchatAdapter(BaseAdapter):
         account_id = await self._account(request)
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._max_text * 4 + 4096)
         await ws.prepare(request)
-        visitor = self.tokens.read(account_id, request.query.get("token", ""))
-        token = request.query.get("token", "")
-        if visitor is None:
-            visitor, token = self.tokens.issue(account_id)
+        visitor, token = await self._visitor_of_socket(account_id, request.query.get("token", ""))
         name = request.query.get("name", "")[:80] or None
         sock = _VisitorSocket(ws)
         key = (account_id, visitor)
@@ -224,6 +281,19 @@ class WebchatAdapter(BaseAdapter):
             if not self._sockets[key]:
                 del self._sockets[key]
         return ws
+
+    async def _visitor_of_socket(self, account_id: str, token: str) -> tuple[str, str]:
+        """The visitor a connecting browser's token names, and the token to keep; a new visitor
+        when it names nobody (any more). With the store out, a token that is ours and not expired
+        is taken: its messages cannot be stored until the store is back, and each is checked then."""
+        read = self.tokens.read(account_id, token) if token else None
+        try:
+            honoured = await self._honoured(account_id, read)
+        except StoreUnavailable:
+            honoured = read is not None and not self._expired(read, time.time())
+        if read is None or not honoured:
+            return self.tokens.issue(account_id)
+        return read.visitor, self._renewed(account_id, read, token)
 
     async def _on_frame(
         self, app: web.Application, sock: _VisitorSocket, account_id: str, visitor: str,
@@ -248,6 +318,9 @@ class WebchatAdapter(BaseAdapter):
             await sock.send({"type": "error", "code": "bad_message", "id": client_id, "detail": str(exc)})
             return
         try:
+            if await self.store.visitor_revoked(account_id, visitor):  # erased while connected
+                await sock.ws.close(code=_REVOKED, message=b"visitor revoked: reconnect as a new visitor")
+                return
             recorded, dispatching = await app[PIPELINE].receive(inbound)
         except StoreUnavailable:
             await sock.send({"type": "error", "code": "store_unavailable", "id": client_id, "retry": True,
@@ -288,6 +361,13 @@ class WebchatAdapter(BaseAdapter):
                 )
             self._accounts[account_id] = time.monotonic() + 10.0  # a disabled account is refused within 10 s
         return account_id
+
+
+def _json_object(body: bytes | str) -> dict[str, Any]:
+    payload = load_json(body)
+    if not isinstance(payload, dict):
+        raise MalformedPayload("body must be a JSON object")
+    return payload
 
 
 def _message_frame(message: Message) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 Every router process keeps the active model of each account it has served in memory and looks
 every ``nlu.reload_interval`` seconds whether another version was activated (by any process, the
 API or the CLI); the new one is loaded off the event loop and swapped in between two parses.
+The same look finds a retraining an erasure queued after retiring the active version (one
+process takes it, trains and activates).
 A parse is a fraction of a millisecond of NumPy once the text's embedding is known, so it runs on
 the event loop: handing it to a thread would cost more, and the thread would hold the GIL while
 the loop waits for it after every socket call. Only embedding texts not seen lately (the C
@@ -66,6 +68,7 @@ class NluService:
         )
         self.owner = f"nlu-{uuid.uuid4().hex[:12]}"
         self._closing = False
+        self._retraining: set[str] = set()  # queued retrainings this process has tried to take
 
     @property
     def enabled(self) -> bool:
@@ -151,7 +154,10 @@ class NluService:
     async def refresh(self, account_id: str) -> bool:
         """Load the account's active version if it is not the one in memory; ``True`` if swapped."""
         async with self._load_lock:
-            active = await self._store.active_nlu_version(account_id)
+            active, retrain = await self._store.nlu_active_state(account_id)
+            if retrain is not None and retrain not in self._retraining and self.settings.engine == "embedded":
+                self._retraining.add(retrain)
+                self._spawn(self._retrain(account_id, retrain))
             current = self._loaded.get(account_id)
             if current is not None and current.version == active:
                 return False
@@ -260,6 +266,15 @@ class NluService:
         await self._store.start_nlu_job(job_id, request.account_id, utcnow())
         self._spawn(self.run_job(job_id, request))
         return job_id
+
+    async def _retrain(self, account_id: str, job_id: str) -> None:
+        """Run a retraining queued by an erasure that retired the active version (any process may
+        take it; one does), and activate its result."""
+        by = await self._store.claim_nlu_retrain(account_id, job_id, self.owner, utcnow())
+        if by is None:
+            return
+        log_event(log, "nlu.retraining", account=account_id, job=job_id, by=by)
+        await self.run_job(job_id, self.train_request(account_id, by=by))
 
     async def _auto_train(self, account_id: str) -> None:
         request = self.train_request(account_id, by="auto-train")

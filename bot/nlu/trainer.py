@@ -2,7 +2,9 @@
 
 The data is the account's training set (``training_set.py``: the files of ``nlu.data`` and the
 examples added through the API, or the store's copy once admins edited it); every version carries
-cross-validated figures of that data (``crossval.py``). Embeddings already computed by any router process come from the store's cache, and the new ones
+cross-validated figures of that data (``crossval.py``) and the customer messages its examples were
+learned from (``learned_from``: erasing one of them retires the version, see
+``conversations/nlu_retirement.py``). Embeddings already computed by any router process come from the store's cache, and the new ones
 go back to it. The CPU work runs in an executor thread, never on the event loop, and reports
 progress through a callback (the CLI prints it, the API keeps it on the training job).
 """
@@ -63,7 +65,8 @@ async def train_version(
 ) -> tuple[str, NluModel]:
     """Train, store as a new version, activate if asked; returns (version, model)."""
     loop = asyncio.get_running_loop()
-    data = await training_data(store, request.account_id, request.paths)
+    data, sources = await TrainingSet(store, request.account_id, request.paths).data_and_sources()
+    present = await store.existing_messages(request.account_id, sources)
     metrics = await loop.run_in_executor(executor, functools.partial(_metrics, data, request.options, progress))
     cache = EmbeddingCache()
     if embedder is not None and request.options.semantic:
@@ -77,23 +80,42 @@ async def train_version(
     version = new_version()
     model.meta["version"] = version
     blob = await loop.run_in_executor(executor, model.to_bytes)
-    info: dict[str, Any] = {
-        "created_by": request.by,
-        "intents": len(model.classes),
-        "languages": model.languages,
-        "semantic": model.semantic,
-        **{k: model.meta[k] for k in ("examples", "calibration", "train_seconds") if k in model.meta},
-        "metrics": metrics,
-    }
-    await store.save_nlu_model(request.account_id, version, blob, info, utcnow())
-    if request.activate:
-        await store.activate_nlu_model(request.account_id, version, request.by, utcnow())
+    await store.save_nlu_model(request.account_id, version, blob, _info(model, request, metrics, sources), utcnow())
+    await _retire_if_erased(store, request.account_id, version, present)
+    if request.activate and not await store.activate_nlu_model(request.account_id, version, request.by, utcnow()):
+        raise TrainingError(f"version {version} was retired as it was stored: an erasure took some of its "
+                            "training data; train again")
     await store.record_audit(request.account_id, request.by, "nlu.train", version, utcnow(),
                              activated=request.activate, intents=len(model.classes))
     log_event(log, "nlu.trained", account=request.account_id, version=version, intents=len(model.classes),
               examples=model.meta.get("examples"), seconds=model.meta.get("train_seconds"),
               activated=request.activate)
     return version, model
+
+
+def _info(model: NluModel, request: TrainRequest, metrics: dict[str, object] | None,
+          sources: Sequence[str]) -> dict[str, Any]:
+    """What the version document says besides the blob."""
+    return {
+        "created_by": request.by,
+        "intents": len(model.classes),
+        "languages": model.languages,
+        "semantic": model.semantic,
+        **{k: model.meta[k] for k in ("examples", "calibration", "train_seconds") if k in model.meta},
+        "metrics": metrics,
+        "learned_examples": len(sources),
+        "learned_from": list(sources),
+    }
+
+
+async def _retire_if_erased(store: Store, account_id: str, version: str, present: set[str]) -> None:
+    """A version trained on messages that were erased while it trained is retired at once: the
+    erasure looked for versions to retire before this one was stored."""
+    gone = present - await store.existing_messages(account_id, sorted(present))
+    if gone:
+        await store.retire_nlu_models(account_id, sorted(gone), f"training:{version}", utcnow())
+        raise TrainingError(f"version {version} was retired: customer messages it learned from were erased "
+                            "while it trained; train again")
 
 
 def _metrics(data: TrainingData, options: TrainOptions, progress: Progress | None) -> dict[str, object] | None:

@@ -23,7 +23,7 @@ from bot.nlu.formats import NluFormatError, annotate, load_paths, parse_annotati
 from bot.nlu.responses import Responses
 from conversations.models import Agent, epoch_ms, utcnow
 from conversations.store import Store
-from conversations.training_store import example_id
+from conversations.training_store import ForeignMessage, example_id
 
 INTENT_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 _INTENT = re.compile(INTENT_PATTERN)
@@ -155,12 +155,19 @@ class TrainingSet:
 
     async def data(self) -> TrainingData:
         """What the account trains on."""
+        return (await self.data_and_sources())[0]
+
+    async def data_and_sources(self) -> tuple[TrainingData, tuple[str, ...]]:
+        """What the account trains on, and the customer messages its examples were learned from
+        (a model version records them: erasing one of them retires the version)."""
         doc = await self._store.nlu_data(self.account_id)
-        stored = TrainingData(examples=[example_of(d) for d in await self._store.nlu_examples_of(self.account_id)])
+        docs = await self._store.nlu_examples_of(self.account_id)
+        sources = tuple(sorted({str(d["message_id"]) for d in docs if d.get("message_id")}))
+        stored = TrainingData(examples=[example_of(d) for d in docs])
         if doc is None or "seeded_at" not in doc:
-            return (await self._files()).merge(stored)
+            return (await self._files()).merge(stored), sources
         return stored.merge(TrainingData(synonyms=_tables(doc, "synonyms"), regexes=_tables(doc, "regexes"),
-                                         lookups=_tables(doc, "lookups")))
+                                         lookups=_tables(doc, "lookups"))), sources
 
     async def examples(self, intent: str | None = None) -> list[ExampleView]:
         if await self.in_store():
@@ -224,7 +231,11 @@ class TrainingSet:
         await self.ensure_in_store()
         example = Example(parsed.text, intent, parsed.entities, language or None)
         doc = example_doc(example, source, message_id)
-        if not await self._store.insert_nlu_examples(self.account_id, [doc], utcnow()):
+        try:
+            inserted = await self._store.insert_nlu_examples(self.account_id, [doc], utcnow())
+        except ForeignMessage as exc:
+            raise TrainingSetError(str(exc)) from None
+        if not inserted:
             held = await self._store.nlu_example(self.account_id, example_id(self.account_id, example.text))
             where = held["intent"] if held else "another intent"
             raise TrainingSetError(f"this text is an example of {where} already", 409)

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import audit
-from bot.keys import SETTINGS, STORE
+from bot.keys import NLU, SETTINGS, STORE
 from bot.privacy import ContactNotFound, erase_contact, export_contact, find_contact
 from bot.retention import retention_days
 from bot.web.i18n import translate
@@ -74,8 +74,14 @@ async def contact_erase(request: web.Request) -> web.Response:
         scope = await find_contact(store, agent.account_id, contact_id)
     except ContactNotFound as exc:
         return plain(404, str(exc))
-    result = await erase_contact(store, scope, agent)
-    return _back("/admin/contacts", translate(agent.lang, "erased", receipt=result.receipt, n=result.total))
+    result = await erase_contact(store, scope, agent, retrain=request.app[NLU].settings.engine == "embedded")
+    message = translate(agent.lang, "erased", receipt=result.receipt, n=result.total)
+    if result.models.retired:
+        message += ". " + translate(agent.lang, "erased_models", n=len(result.models.retired))
+    if result.models.replaced:
+        message += " " + (translate(agent.lang, "erased_active", version=result.models.active) if result.models.active
+                          else translate(agent.lang, "erased_active_none"))
+    return _back("/admin/contacts", message)
 
 
 @signed_in(Role.ADMIN)

@@ -120,6 +120,9 @@ async def job_status(request: web.Request) -> web.Response:
 async def activate_version(request: web.Request) -> web.Response:
     agent, version = current_agent(request), request.match_info["version"]
     if not await request.app[NLU].activate(agent.account_id, version, by=agent.login):
+        model = await request.app[STORE].get_nlu_model(version)
+        if model is not None and model.get("account_id") == agent.account_id and model.get("retired_at"):
+            return plain(409, translate(agent.lang, "version_retired", version=version, receipt=model.get("retired_by")))
         return plain(404, f"no model version {version}")
     return back(TRAIN, translate(agent.lang, "activated", version=version))
 

@@ -68,12 +68,20 @@ DATA_TEXT: dict[str, tuple[str, str]] = {
     "messages": ("Messages", "Ziņas"),
     "export_json": ("Export everything (JSON)", "Eksportēt visu (JSON)"),
     "erase_warning": (
-        "Erasing removes this person's messages, notes, identities and training examples everywhere and "
-        "anonymises their conversations. It cannot be undone.",
-        "Dzēšana visur izņem šīs personas ziņas, piezīmes, identitātes un apmācības piemērus un anonimizē "
-        "viņas sarunas. To nevar atsaukt.",
+        "Erasing removes this person's messages, notes, identities and training examples everywhere, "
+        "retires the bot's model versions trained on them and anonymises their conversations. It cannot be undone.",
+        "Dzēšana visur izņem šīs personas ziņas, piezīmes, identitātes un apmācības piemērus, atsauc ar tiem "
+        "apmācītās robota modeļa versijas un anonimizē viņas sarunas. To nevar atsaukt.",
     ),
     "erase_confirm": ("Type {id} to confirm", "Ierakstiet {id}, lai apstiprinātu"),
     "erase": ("Erase contact", "Dzēst kontaktu"),
     "erased": ("Contact erased ({n} records). Receipt: {receipt}", "Kontakts dzēsts ({n} ieraksti). Kvīts: {receipt}"),
+    "erased_models": ("{n} NLU model version(s) trained on their messages retired.",
+                      "Atsauktas {n} NLU modeļa versijas, kas apmācītas ar šīs personas ziņām."),
+    "erased_active": ("The active model was one of them: version {version} answers now, and a new one is being trained.",
+                      "Aktīvais modelis bija starp tām: tagad atbild versija {version}, un tiek apmācīts jauns."),
+    "erased_active_none": (
+        "The active model was one of them: the bot hands conversations to people until a new one is trained.",
+        "Aktīvais modelis bija starp tām: kamēr jauns nav apmācīts, robots sarunas nodod cilvēkiem.",
+    ),
 }

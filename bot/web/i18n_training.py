@@ -98,6 +98,13 @@ TRAINING_TEXT: dict[str, tuple[str, str]] = {
     "activated": ("Version {version} is active: every router process answers with it within seconds.",
                   "Versija {version} ir aktīva: visi maršrutētāja procesi ar to atbild dažu sekunžu laikā."),
     "model_versions": ("Model versions", "Modeļu versijas"),
+    "retired": ("retired", "atsaukta"),
+    "retired_title": ("Retired by erasure {receipt}: it was trained on erased messages, its model is deleted.",
+                      "Atsaukta ar dzēšanu {receipt}: tā bija apmācīta ar dzēstām ziņām, tās modelis ir izdzēsts."),
+    "version_retired": ("Version {version} was retired by erasure {receipt}: it was trained on erased data. "
+                        "Train a new version.",
+                        "Versija {version} ir atsaukta ar dzēšanu {receipt}: tā bija apmācīta ar dzēstiem datiem. "
+                        "Apmāciet jaunu versiju."),
     "version": ("Version", "Versija"),
     "by": ("By", "Kas"),
     "accuracy": ("Accuracy", "Pareizība"),

@@ -12,6 +12,7 @@ from bot.keys import NLU, STORE
 from bot.nlu.remote import NluUnavailable
 from bot.web.apikit import ACCOUNT, ApiRoutes, Call, api_error, reply
 from conversations.models import from_epoch_ms, utcnow
+from conversations.training_store import ForeignMessage
 
 API = ApiRoutes()
 MAX_EXAMPLES = 1000
@@ -30,7 +31,10 @@ _JOB = {"type": "object", "required": ["id", "state", "stage"], "properties": {
     "version": {"type": ["string", "null"]}, "error": {"type": ["string", "null"]}}}
 _MODELS = {"type": "object", "required": ["active", "models"], "properties": {
     "active": {"type": ["string", "null"]}, "models": {"type": "array", "items": {"type": "object", "properties": {
-        "version": {"type": "string"}, "active": {"type": "boolean"}, "metrics": {"type": "object"}}}}}}
+        "version": {"type": "string"}, "active": {"type": "boolean"}, "metrics": {"type": "object"},
+        "learned_examples": {"type": "integer", "description": "examples learned from customer messages"},
+        "retired_at": {"type": "string", "description": "set when an erasure retired it (its blob is gone)"},
+        "retired_by": {"type": "string", "description": "the erasure's receipt"}}}}}}
 
 
 def _plain(doc: dict[str, Any], id_name: str = "id") -> dict[str, Any]:
@@ -59,7 +63,8 @@ async def parse(request: web.Request, call: Call) -> web.Response:
 
 
 @API("POST", "/api/nlu/examples", "Add training examples (used by the next training); a text that is "
-     "an example already is skipped", tag="nlu",
+     "an example already is skipped. A `message_id` must be one of the account's customer messages (400 "
+     "otherwise): the example goes with that customer's data", tag="nlu",
      status=201, query=(ACCOUNT,), response={"type": "object", "properties": {"added": {"type": "integer"}}},
      body={"type": "object", "required": ["examples"], "additionalProperties": False, "properties": {
          "examples": {"type": "array", "minItems": 1, "maxItems": MAX_EXAMPLES, "items": {
@@ -72,7 +77,10 @@ async def add_examples(request: web.Request, call: Call) -> web.Response:
     clean = [{"text": item["text"].strip(), "intent": item["intent"].strip(), "language": item.get("language"),
               "source": "api", **({"message_id": item["message_id"]} if item.get("message_id") else {})}
              for item in call.body["examples"]]
-    count = len(await request.app[STORE].insert_nlu_examples(call.account_id, clean, utcnow()))
+    try:
+        count = len(await request.app[STORE].insert_nlu_examples(call.account_id, clean, utcnow()))
+    except ForeignMessage as exc:
+        raise api_error(400, "bad_request", str(exc)) from None
     return reply({"added": count}, status=201)
 
 
@@ -113,12 +121,15 @@ async def models(request: web.Request, call: Call) -> web.Response:
     return reply({"active": active, "models": items})
 
 
-@API("POST", "/api/nlu/models/{version}/activate", "Activate (or roll back to) a model version", tag="nlu",
+@API("POST", "/api/nlu/models/{version}/activate", "Activate (or roll back to) a model version; a version "
+     "retired by an erasure cannot be (409)", tag="nlu", errors=(409,),
      response={"type": "object", "properties": {"active": {"type": "string"}}})
 async def activate(request: web.Request, call: Call) -> web.Response:
     version = request.match_info["version"]
     model = await request.app[STORE].get_nlu_model(version)
     if model is None or not call.principal.may_see(str(model.get("account_id"))):
         raise api_error(404, "not_found", f"no model version {version}")
-    await request.app[NLU].activate(str(model["account_id"]), version, by=call.principal.audit_actor)
+    if not await request.app[NLU].activate(str(model["account_id"]), version, by=call.principal.audit_actor):
+        raise api_error(409, "retired", f"model version {version} was retired by {model.get('retired_by')}: "
+                        "it was trained on erased data; train a new one")
     return reply({"active": version})
