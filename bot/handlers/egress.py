@@ -21,7 +21,9 @@ a session of :meth:`Egress.session` (or a connector of :meth:`Egress.connector`)
 
 aiohttp pools connections per host, port and TLS settings, so a pooled connection is reused only for
 the name it was checked for; names are resolved (and checked) once per new connection, not per
-request. :func:`refusal` tells a refusal (permanent) from a network failure (worth a retry).
+request. Entry points (the coming action endpoints use them too): :meth:`Egress.session` for the
+calls, :meth:`Egress.check_url` when an account saves a URL, :func:`refusal` to tell a refusal
+(permanent) from a network failure (worth a retry).
 """
 
 from __future__ import annotations
@@ -202,6 +204,18 @@ class Egress:
         if any(allowed.matches(rule.host, rule.port) for allowed in self._api_bases.get(channel, ())):
             return None
         return str(rule)
+
+    async def check_url(self, url: str) -> HostRule:
+        """The save-time check of a URL an account gives (a webhook, an action endpoint): http(s) with
+        a host, and an address written in it must pass the guard (a name is checked when it is
+        resolved, at call time). Its host and port; ``EgressRefused`` saying what is wrong."""
+        rule = url_rule(url)
+        if rule is None:
+            raise EgressRefused("the URL must be an http:// or https:// URL with a host")
+        assert rule.port is not None  # url_rule gives the scheme's port when none is written
+        if is_address(rule.host):
+            await self.check_address(rule.host, rule.port, rule.host)
+        return rule
 
     async def check_address(self, host: str, port: int, address: str) -> None:
         """Return if ``host`` may be reached at ``address``:``port``; ``EgressRefused`` otherwise."""

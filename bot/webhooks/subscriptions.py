@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from bot.handlers.egress import Egress, EgressRefused, is_address, url_rule
+from bot.handlers.egress import Egress, EgressRefused
 from bot.settings import Settings
 from bot.webhooks.events import ThreadEvents
 from conversations.ids import new_id
@@ -35,22 +35,17 @@ def webhook_egress(settings: Settings) -> Egress:
 async def check_url(url: str, egress: Egress) -> str:
     url = url.strip()
     try:
-        parts, rule = urlsplit(url), url_rule(url)
+        parts = urlsplit(url)
+        await egress.check_url(url)
     except ValueError:
-        parts, rule = None, None
-    if parts is None or rule is None or parts.scheme not in ("http", "https") or len(url) > 2000 \
-            or any(c.isspace() for c in url):
+        raise BadSubscription("the URL must be an http:// or https:// URL with a host") from None
+    except EgressRefused as exc:
+        raise BadSubscription(str(exc)) from None
+    if len(url) > 2000 or any(c.isspace() for c in url):
         raise BadSubscription("the URL must be an http:// or https:// URL with a host")
     if parts.username or parts.password:
         raise BadSubscription("the URL must not carry a user name or password: the signature authenticates us")
-    assert rule.port is not None  # url_rule gives the scheme's port when none is written
-    if parts.hostname and is_address(parts.hostname):
-        try:
-            await egress.check_address(parts.hostname, rule.port, parts.hostname)
-        except EgressRefused as exc:
-            raise BadSubscription(str(exc)) from None
     return url
-
 
 
 def check_events(events: Sequence[str]) -> list[str]:

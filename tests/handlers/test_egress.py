@@ -195,3 +195,14 @@ async def test_a_pooled_connection_serves_only_the_host_it_was_checked_for(liste
             await session.get(f"http://other.example:{listener.port}/c")
     assert "other.example resolves to 127.0.0.1" in str(refusal(caught.value))
     assert listener.hits == ["/a", "/b"] and names.lookups == ["allowed.example", "other.example"]
+
+
+async def test_a_url_an_account_gives_is_checked_when_saved_without_a_lookup() -> None:
+    egress = Egress([HostRule("crm.lan")])
+    assert await egress.check_url("https://actions.example.com/run") == HostRule("actions.example.com", 443)
+    assert await egress.check_url("http://crm.lan:8080/hook") == HostRule("crm.lan", 8080)
+    for url, reason in (("ftp://files.example.com/", "http:// or https://"), ("https:///nohost", "http:// or https://"),
+                        ("http://127.0.0.1:9/x", "loopback"), ("http://[fd00:ec2::254]/", "metadata"),
+                        ("http://[::ffff:10.0.0.1]/", "private")):
+        with pytest.raises(EgressRefused, match=reason):
+            await egress.check_url(url)
