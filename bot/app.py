@@ -17,6 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.handlers.base import ChannelContext, build_adapter, enabled_channels
+from bot.handlers.egress import Egress
 from bot.keys import (
     ADAPTERS, DISPATCHER, EMBEDDED, EVENTS, INSTALL_TOKEN, METRICS, NLU, OUTBOX, PIPELINE, QUEUE, RESPONSES,
     SETTINGS, SHIFTS, STORE, WEBHOOKS,
@@ -40,6 +41,7 @@ from bot.web.errors import error_middleware
 from bot.web.hosts import host_check
 from bot.webhooks.events import ThreadEvents
 from bot.webhooks.sender import WebhookSender
+from bot.webhooks.subscriptions import webhook_egress
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.store import Store
@@ -108,7 +110,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _nlu_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    nlu = NluService(app[STORE], settings.nlu)
+    nlu = NluService(app[STORE], settings.nlu, http=Egress.from_settings(settings).session)
     app[NLU] = nlu
     await nlu.start(settings.account.id)
     try:
@@ -121,7 +123,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, store, metrics, adapters = app[SETTINGS], app[STORE], app[METRICS], app[ADAPTERS]
     for adapter in adapters.values():
         await adapter.start(store)
-    events, sender = ThreadEvents(store), WebhookSender(store, settings.webhooks)
+    events, sender = ThreadEvents(store), WebhookSender(store, settings.webhooks, webhook_egress(settings))
     events.wake = sender.wake
     outbox = Outbox(store, adapters, metrics, settings.outbox, events=events)
     queue = Queue(store, settings.queue, outbox, settings.console.record_location, events=events)

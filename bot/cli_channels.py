@@ -157,24 +157,25 @@ def set_webhook(args: argparse.Namespace, settings: Settings) -> int:
         url += "" if account == settings.account.id else f"/{account}"
     if not url.startswith("https://"):
         print(f"omnirouter: note: Telegram only delivers to https:// URLs; {url} is for a local Bot API server")
-    pending = asyncio.run(_telegram(token, settings.telegram.api_base, "set", url, secret, args.drop_pending))
+    pending = asyncio.run(_telegram(token, settings, "set", url, secret, args.drop_pending))
     print(f"webhook set: {url} (updates waiting at Telegram: {pending})")
     return 0
 
 
 def webhook_info(args: argparse.Namespace, settings: Settings) -> int:
-    info = asyncio.run(_telegram(_token(settings, args), settings.telegram.api_base, "info"))
+    info = asyncio.run(_telegram(_token(settings, args), settings, "info"))
     print(info)
     return 0
 
 
-async def _telegram(token: str, api_base: str, action: str, url: str = "", secret: str = "", drop: bool = False) -> str:
+async def _telegram(token: str, settings: Settings, action: str, url: str = "", secret: str = "", drop: bool = False) -> str:
     from bot.handlers.telegram import make_bot  # first: it imports aiogram lazily
+    from bot.handlers.egress import Egress
 
     from aiogram.exceptions import TelegramAPIError
     from bot.handlers.telegram_updates import ALLOWED_UPDATES
 
-    bot = make_bot(token, api_base, timeout=20)
+    bot = make_bot(token, settings.telegram.api_base, Egress.from_settings(settings), timeout=20)
     try:
         if action == "set":
             await bot.set_webhook(url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=drop)

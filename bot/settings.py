@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_CONFIG = Path("config/omnirouter.toml")
 ENV_PREFIX = "OMNIROUTER_"
@@ -213,7 +214,43 @@ class WebhookSettings:
     poll_interval: float = _setting(1.0, check=_between(0.01, 60), doc="how often an idle worker looks for due deliveries")
     concurrency: int = _setting(8, check=_between(0, 1000), doc="deliveries in flight per process; 0: this process delivers none")
     allow_private_networks: bool = _setting(
-        False, doc="deliver to loopback and private addresses too (off: an account cannot reach your internal network)"
+        False, doc="deprecated (name the receivers in egress.allowed_hosts instead): deliver to loopback and "
+                   "private addresses too, but never to metadata addresses or the router's own"
+    )
+
+
+def host_entries(text: str) -> list[tuple[str, int | None]]:
+    """``"a.lan, b.lan:5005, [fd00::5]:81"`` as (host, port or None) pairs; ``ValueError`` names a bad entry."""
+    entries = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        try:
+            parts = urlsplit(f"//{entry}")
+            host, port = parts.hostname, parts.port
+        except ValueError:
+            host, port = None, None
+        if not host or parts.path or parts.query or parts.fragment or parts.username or any(c.isspace() for c in entry):
+            raise ValueError(f"{entry!r} is not a host name or host:port")
+        entries.append((host, port))
+    return entries
+
+
+def _host_list(value: str) -> str | None:
+    try:
+        host_entries(value)
+    except ValueError as exc:
+        return f"{exc} (a comma-separated list of host names, each with an optional :port)"
+    return None
+
+
+@dataclass(frozen=True)
+class EgressSettings:
+    allowed_hosts: str = _setting(
+        "", check=_host_list,
+        doc="hosts (name or name:port, comma-separated) the router may call even at loopback or private "
+            "addresses, and accounts may use as api_base; the hosts of telegram/whatsapp/twilio.api_base "
+            "and nlu.rasa_url count as allowed",
     )
 
 
@@ -442,6 +479,7 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     nlu: NluSettings = field(default_factory=NluSettings)
+    egress: EgressSettings = field(default_factory=EgressSettings)
 
     def replace(self, section: str, **values: Any) -> Settings:
         """A copy with some keys of one section changed (validated like any other source)."""
@@ -469,6 +507,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "security": SecuritySettings,
     "webhooks": WebhookSettings,
     "nlu": NluSettings,
+    "egress": EgressSettings,
 }
 
 

@@ -4,9 +4,11 @@ URLs a provider is given, and how an account is shown (secrets never: only wheth
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.handlers.egress import Egress
 from bot.settings import Settings
 from bot.web.auth import add_agent
 from conversations.models import Account, Agent, Role, utcnow
@@ -57,6 +59,15 @@ def channel_schema(channel: str) -> dict[str, Any]:
                 "text": {"type": "string"}}}}
     return {"type": "object", "additionalProperties": False, "properties": properties,
             "required": [f.name for f in fields if f.required]}
+
+
+def refused_api_base(settings: Settings, channel: str, values: Mapping[str, Any]) -> str | None:
+    """The host of ``values["api_base"]`` when the account may not use it as its ``channel`` API server
+    (not the provider's own, not the install's, not in ``egress.allowed_hosts``); ``None`` when fine."""
+    url = values.get("api_base")
+    if not isinstance(url, str) or not url:
+        return None
+    return Egress.from_settings(settings).refused_api_base(channel, url)
 
 
 def webhook_urls(settings: Settings, base: str, account_id: str) -> dict[str, str]:

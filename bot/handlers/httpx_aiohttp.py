@@ -7,7 +7,9 @@ session. Behind this transport the requests pywa makes are unchanged (``httpx.As
 headers, bodies, timeouts, error types); only the socket work moves to aiohttp, which the Telegram
 and Twilio clients already use. Responses stream, so a capped download never holds more than it
 read; redirects are not followed here (httpx decides, as with its own transport); content
-encodings are left to httpx to decode.
+encodings are left to httpx to decode. Every connection goes through the egress guard
+(``bot.handlers.egress``): a refusal is an ``httpx.ConnectError`` caused by the guard's
+``EgressRefused``.
 """
 
 from __future__ import annotations
@@ -18,20 +20,24 @@ from collections.abc import AsyncIterator
 import aiohttp
 import httpx
 
+from bot.handlers.egress import Egress
+
 # set by aiohttp itself from the body and the URL
 _HOP_BY_HOP = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
-    """``httpx.AsyncClient(transport=AiohttpTransport())``: one aiohttp session, opened on first use."""
+    """``httpx.AsyncClient(transport=AiohttpTransport(egress))``: one guarded aiohttp session, opened
+    on first use."""
 
-    def __init__(self, max_connections: int = 100) -> None:
+    def __init__(self, egress: Egress, max_connections: int = 100) -> None:
+        self._egress = egress
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
     def _session_now(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._max_connections)
+            connector = self._egress.connector(limit=self._max_connections)
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False, trust_env=False)
         return self._session
 

@@ -5,7 +5,9 @@ Inbound by webhook (``POST /webhooks/telegram``, the ``X-Telegram-Bot-Api-Secret
 compared in constant time) or by long polling (``getUpdates``, see ``telegram_polling``).
 Several accounts: ``/webhooks/telegram`` serves the account of ``account.id`` with the
 ``[telegram]`` settings; ``/webhooks/telegram/{account_id}`` serves any account whose document in
-the store has ``channels.telegram`` (``token``, ``webhook_secret``, optionally ``api_base``).
+the store has ``channels.telegram`` (``token``, ``webhook_secret``, optionally ``api_base``: one of
+the hosts the operator allows, or nothing is sent — see ``egress``). Every bot's requests go through
+the egress guard.
 
 Outbound: text (with a reply keyboard for options, or inline buttons when the reply asks for
 them), documents by URL or file id; 429 ``retry_after`` goes back to the outbox; sends to one chat
@@ -42,9 +44,10 @@ from aiogram.types import (
     Message,
     ReplyKeyboardMarkup,
 )
-from aiohttp import web
+from aiohttp import ClientError, web
 
 from bot.handlers.accounts import PerAccount
+from bot.handlers.egress import Egress, api_base_refusal, refusal
 from bot.handlers.base import (
     BaseAdapter,
     Capabilities,
@@ -79,6 +82,7 @@ class TelegramBot:
     account_id: str
     bot: Bot
     webhook_secret: str
+    refused: str = ""  # why nothing may be sent with this bot (an api_base the operator does not allow)
 
 
 # pydantic caches ``Response[Message]`` and its kin weakly; with aiogram's models built on first use
@@ -87,7 +91,12 @@ _RESPONSE_MODELS: dict[Any, Any] = {}
 
 
 class _Session(AiohttpSession):
-    """aiogram's aiohttp session, with the response model of every method it called kept."""
+    """aiogram's aiohttp session through the egress guard, with the response model of every method
+    it called kept."""
+
+    def __init__(self, egress: Egress, **options: Any) -> None:
+        super().__init__(**options)
+        self._connector_type = egress.connector  # type: ignore[assignment]  # called with aiogram's options
 
     def check_response(self, bot: Bot, method: Any, status_code: int, content: str) -> Any:
         returning = method.__returning__
@@ -96,9 +105,9 @@ class _Session(AiohttpSession):
         return super().check_response(bot, method, status_code, content)
 
 
-def make_bot(token: str, api_base: str, timeout: float = 60.0) -> Bot:
+def make_bot(token: str, api_base: str, egress: Egress, timeout: float = 60.0) -> Bot:
     """An aiogram ``Bot`` talking to ``api_base`` (Telegram's, a local Bot API server, a fake)."""
-    session = _Session(api=TelegramAPIServer.from_base(api_base.rstrip("/")), timeout=timeout)
+    session = _Session(egress, api=TelegramAPIServer.from_base(api_base.rstrip("/")), timeout=timeout)
     return Bot(token=token, session=session)
 
 
@@ -109,6 +118,7 @@ class TelegramAdapter(BaseAdapter):
     def __init__(self, context: ChannelContext) -> None:
         self.settings = context.settings.telegram
         self.account_id = context.account_id
+        self._egress = Egress.from_settings(context.settings)
         if self.settings.token and self.settings.mode == "webhook" and not self.settings.webhook_secret:
             raise SettingsError(
                 "telegram.webhook_secret must be set in webhook mode (any 1-256 of A-Z a-z 0-9 _ -); "
@@ -126,7 +136,9 @@ class TelegramAdapter(BaseAdapter):
         if not isinstance(token, str) or not token or not isinstance(secret, str) or not (secret or polling):
             raise SettingsError(f"account {account_id}: channels.telegram needs a token and a webhook_secret")
         api_base = str(config.get("api_base") or self.settings.api_base)
-        return TelegramBot(account_id, make_bot(token, api_base), secret)
+        refused = self._egress.refused_api_base(self.name, api_base) if config.get("api_base") else None
+        why = f"account {account_id}: {api_base_refusal(self.name, refused)}; nothing sent" if refused else ""
+        return TelegramBot(account_id, make_bot(token, api_base, self._egress), secret, why)
 
     async def start(self, store: Store) -> None:
         self.bots.attach(store)
@@ -172,6 +184,8 @@ class TelegramAdapter(BaseAdapter):
                 task.add_done_callback(self._answers.discard)
 
     async def _answer(self, bot: TelegramBot, query_id: str) -> None:
+        if bot.refused:
+            return
         try:
             await bot.bot.answer_callback_query(query_id)
         except TelegramAPIError as exc:  # cosmetic: the press is recorded either way
@@ -181,6 +195,8 @@ class TelegramAdapter(BaseAdapter):
 
     async def send(self, outbound: Outbound) -> str:
         bot = await self.bots.for_send(outbound.account_id)
+        if bot.refused:
+            raise PermanentSendError(bot.refused)
         try:
             chat_id = int(outbound.to.address)
         except ValueError:
@@ -191,6 +207,8 @@ class TelegramAdapter(BaseAdapter):
         except TelegramRetryAfter as exc:
             raise RetryableSendError(f"telegram 429: {exc.message}", retry_after=float(exc.retry_after)) from None
         except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as exc:
+            if refused := refusal(exc):
+                raise PermanentSendError(f"telegram: {refused}; nothing sent") from None
             raise RetryableSendError(f"telegram {type(exc).__name__}: {_describe(exc)}") from None
         except TelegramAPIError as exc:  # bad request, blocked by the user, chat gone, bad token
             raise PermanentSendError(f"telegram {type(exc).__name__}: {exc.message}") from None
@@ -215,6 +233,8 @@ class TelegramAdapter(BaseAdapter):
         bot = await self.bots.quietly(account_id)
         if bot is None:
             raise AttachmentUnavailable(f"no Telegram bot is configured for account {account_id}")
+        if bot.refused:
+            raise AttachmentUnavailable(bot.refused)
         try:
             file = await bot.bot.get_file(ref)
             if not file.file_path:
@@ -224,6 +244,8 @@ class TelegramAdapter(BaseAdapter):
             return await read_capped(chunks, self.settings.max_download_bytes, file.file_size)
         except TelegramAPIError as exc:
             raise AttachmentUnavailable(f"telegram {type(exc).__name__}: {exc.message}") from None
+        except (ClientError, TimeoutError) as exc:  # the download itself (aiogram wraps only API calls)
+            raise AttachmentUnavailable(f"telegram download: {refusal(exc) or type(exc).__name__}") from None
 
 
 class _AccountHook:

@@ -5,7 +5,10 @@ Webhook: ``GET /webhooks/whatsapp`` answers Meta's verification challenge (``hub
 constant-time); ``POST /webhooks/whatsapp`` checks ``X-Hub-Signature-256`` — HMAC-SHA256 of the
 raw body with the app secret, constant-time (missing: 401, wrong: 403, nothing stored) — then
 reads every entry of the payload (``whatsapp_payload``). ``/webhooks/whatsapp/{account_id}``
-serves an account whose store document has ``channels.whatsapp``.
+serves an account whose store document has ``channels.whatsapp`` (its ``api_base``, if any, one of
+the hosts the operator allows, or nothing is sent). Every Graph API call and media download goes
+through the egress guard; a media URL the Graph API names is fetched over HTTPS only (with the
+access token), unless it is on a host the operator allows.
 
 The 24-hour customer-service window: every customer message extends it on the thread
 (``wa_window_ends_at``). Free-form messages outside it are refused before they reach Meta, with
@@ -38,7 +41,7 @@ from bot.handlers.base import (
     SendError,
     VerificationError,
 )
-from bot.handlers.fetch_guard import check_fetchable
+from bot.handlers.egress import Egress, api_base_refusal, refusal, url_rule
 from bot.handlers.httpx_aiohttp import AiohttpTransport
 from bot.handlers.media import AttachmentUnavailable, read_capped
 from bot.handlers.payload import Payload
@@ -71,11 +74,13 @@ class WhatsappNumber:
     client: WhatsApp
     session: httpx.AsyncClient
     templates: Mapping[str, Any] = field(default_factory=dict)
+    refused: str = ""  # why nothing may be sent with this number (an api_base the operator does not allow)
 
 
-def make_client(config: Mapping[str, Any], api_base: str, api_version: str) -> tuple[WhatsApp, httpx.AsyncClient]:
+def make_client(config: Mapping[str, Any], api_base: str, api_version: str,
+                egress: Egress) -> tuple[WhatsApp, httpx.AsyncClient]:
     """A pywa async client whose Graph API calls go to ``api_base`` (Meta's, or a fake)."""
-    session = httpx.AsyncClient(timeout=httpx.Timeout(30.0), transport=AiohttpTransport())
+    session = httpx.AsyncClient(timeout=httpx.Timeout(30.0), transport=AiohttpTransport(egress))
     client = WhatsApp(phone_id=str(config["phone_number_id"]), token=str(config["access_token"]),
                       session=session, api_version=api_version)
     session.base_url = f"{api_base.rstrip('/')}/v{float(api_version)}"  # pywa set Meta's; ours wins
@@ -90,6 +95,7 @@ class WhatsappAdapter(BaseAdapter):
     def __init__(self, context: ChannelContext) -> None:
         self.settings = context.settings.whatsapp
         self.account_id = context.account_id
+        self._egress = Egress.from_settings(context.settings)
         s = self.settings
         default = {"phone_number_id": s.phone_number_id, "access_token": s.access_token, "app_secret": s.app_secret,
                    "verify_token": s.verify_token, "templates": s.templates or {}} if s.phone_number_id else None
@@ -102,9 +108,11 @@ class WhatsappAdapter(BaseAdapter):
             where = "whatsapp." if account_id == self.account_id else f"account {account_id}: channels.whatsapp."
             raise SettingsError(f"{where}{', '.join(missing)} must be set to use WhatsApp")
         api_base = str(config.get("api_base") or self.settings.api_base)
-        client, session = make_client(config, api_base, self.settings.api_version)
+        refused = self._egress.refused_api_base(self.name, api_base) if config.get("api_base") else None
+        why = f"account {account_id}: {api_base_refusal(self.name, refused)}; nothing sent" if refused else ""
+        client, session = make_client(config, api_base, self.settings.api_version, self._egress)
         return WhatsappNumber(account_id, str(config["phone_number_id"]), str(config["app_secret"]),
-                              str(config["verify_token"]), client, session, dict(config.get("templates") or {}))
+                              str(config["verify_token"]), client, session, dict(config.get("templates") or {}), why)
 
     async def start(self, store: Store) -> None:
         self._store = store
@@ -149,6 +157,8 @@ class WhatsappAdapter(BaseAdapter):
 
     async def send(self, outbound: Outbound) -> str:
         number = await self.numbers.for_send(outbound.account_id)
+        if number.refused:
+            raise PermanentSendError(number.refused)
         template = outbound.meta.get("template")
         try:
             if isinstance(template, Mapping):
@@ -162,6 +172,8 @@ class WhatsappAdapter(BaseAdapter):
         except WhatsAppError as exc:
             raise _send_error(exc) from None
         except httpx.HTTPError as exc:
+            if refused := refusal(exc):
+                raise PermanentSendError(f"whatsapp: {refused}; nothing sent") from None
             raise RetryableSendError(f"whatsapp {type(exc).__name__}: {exc}"[:300]) from None
 
     async def _check_window(self, outbound: Outbound, number: WhatsappNumber) -> None:
@@ -199,9 +211,11 @@ class WhatsappAdapter(BaseAdapter):
         number = await self.numbers.quietly(account_id)
         if number is None:
             raise AttachmentUnavailable(f"no WhatsApp number is configured for account {account_id}")
+        if number.refused:
+            raise AttachmentUnavailable(number.refused)
         try:
             media = await number.client.get_media_url(ref)
-            await check_fetchable(media.url, str(number.session.base_url))
+            self._check_media_url(media.url)
             async with number.session.stream("GET", media.url) as response:
                 if response.status_code != 200:
                     raise AttachmentUnavailable(f"WhatsApp answered {response.status_code} for the media file")
@@ -209,7 +223,16 @@ class WhatsappAdapter(BaseAdapter):
         except WhatsAppError as exc:
             raise AttachmentUnavailable(f"whatsapp {exc.code}: {exc.message}") from None
         except httpx.HTTPError as exc:
-            raise AttachmentUnavailable(f"whatsapp {type(exc).__name__}") from None
+            raise AttachmentUnavailable(f"whatsapp media: {refusal(exc) or type(exc).__name__}") from None
+
+    def _check_media_url(self, url: str) -> None:
+        """HTTPS (the access token goes with the request), or a host the operator allows; where the
+        host leads is checked when the download connects."""
+        rule = url_rule(url)
+        if rule is None:
+            raise AttachmentUnavailable("the provider named a media URL that is not an http(s) URL with a host")
+        if not url.lower().startswith("https://") and not self._egress.allows_name(rule.host, rule.port):
+            raise AttachmentUnavailable(f"the provider named a media URL that is not HTTPS ({rule}); not fetched")
 
 
 class _NumberHook:

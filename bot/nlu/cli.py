@@ -24,6 +24,7 @@ import aiohttp
 from bot.install_token import InstallTokenError, token_for_cli
 from bot.nlu.data import OUT_OF_SCOPE
 from bot.nlu.formats import NluFormatError, load_paths
+from bot.nlu.remote import SessionFactory
 from bot.nlu.training import TrainingError, TrainOptions
 from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
@@ -133,6 +134,12 @@ def _held_by_router(data_dir: Path) -> bool:
     return False
 
 
+def _egress_session(settings: Settings) -> SessionFactory:
+    from bot.handlers.egress import Egress  # the CLI sits above the channels; the NLU layer does not
+
+    return Egress.from_settings(settings).session
+
+
 async def _train(args: argparse.Namespace, settings: Settings) -> int:
     from bot.nlu.service import NluService
     from bot.nlu.training_set import TrainingSet
@@ -141,7 +148,7 @@ async def _train(args: argparse.Namespace, settings: Settings) -> int:
     async with _store(settings) as store:
         if store is None:
             return await _train_remotely(args, settings, account)
-        service = NluService(store, settings.nlu)
+        service = NluService(store, settings.nlu, http=_egress_session(settings))
         request = service.train_request(account, args.data, activate=not args.no_activate, by="cli")
         await store.ensure_account(account, settings.account.name, utcnow())
         if args.data and await TrainingSet(store, account, []).in_store():
@@ -203,7 +210,7 @@ async def _parse(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"omnirouter: {body.get('detail')}", file=sys.stderr)
                 return 1
         else:
-            service = NluService(store, settings.nlu)
+            service = NluService(store, settings.nlu, http=_egress_session(settings))
             try:
                 result = await service.parse(account, args.text)
             finally:

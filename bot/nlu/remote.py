@@ -3,11 +3,16 @@
 Selected with ``nlu.engine = "rasa"``. A slow, failing or nonsensical server raises
 :class:`NluUnavailable` within ``nlu.rasa_timeout`` seconds, and the dispatcher hands the
 conversation to a human rather than leaving the customer waiting.
+
+Requests go through the session the router gives (the egress guard's, ``bot.handlers.egress``):
+``nlu.rasa_url``'s host is allowed there because the operator named it, but a redirect from it to
+any other host is checked like every other destination.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -17,6 +22,8 @@ from bot.nlu.data import OUT_OF_SCOPE, Entity, Parse
 
 log = logging.getLogger("omnirouter.nlu.remote")
 RASA_FALLBACKS = {"nlu_fallback", "out_of_scope", OUT_OF_SCOPE}
+# opens the HTTP session remote calls go through (with these options): the egress guard's
+SessionFactory = Callable[..., aiohttp.ClientSession]
 
 
 class NluUnavailable(Exception):
@@ -24,8 +31,9 @@ class NluUnavailable(Exception):
 
 
 class RasaClient:
-    def __init__(self, url: str, timeout: float, token: str = "", threshold: float = 0.5,
-                 ambiguity_margin: float = 0.1) -> None:
+    def __init__(self, url: str, timeout: float, open_session: SessionFactory, token: str = "",
+                 threshold: float = 0.5, ambiguity_margin: float = 0.1) -> None:
+        self._open_session = open_session
         self._url = url.rstrip("/") + "/model/parse"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._params = {"token": token} if token else {}
@@ -40,15 +48,16 @@ class RasaClient:
 
     async def parse(self, text: str) -> Parse:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = self._open_session(timeout=self._timeout)
         try:
             async with self._session.post(self._url, json={"text": text}, params=self._params) as response:
                 if response.status != 200:
                     raise NluUnavailable(f"Rasa answered HTTP {response.status}")
                 body = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            log_event(log, "nlu.remote_failed", logging.WARNING, error=type(exc).__name__)
-            raise NluUnavailable(f"Rasa server unreachable: {type(exc).__name__}") from None
+            refused = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else None
+            log_event(log, "nlu.remote_failed", logging.WARNING, error=type(exc).__name__, detail=str(refused or "")[:200])
+            raise NluUnavailable(f"Rasa server unreachable: {refused or type(exc).__name__}") from None
         return self._read(text, body)
 
     def _read(self, text: str, body: Any) -> Parse:

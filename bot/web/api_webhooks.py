@@ -9,7 +9,7 @@ from bot import audit
 from bot.keys import EVENTS, SETTINGS, STORE, WEBHOOKS
 from bot.web.apikit import ACCOUNT, ApiRoutes, Call, Param, api_error, reply, visible
 from bot.web.openapi import list_of, ref
-from bot.webhooks.subscriptions import BadSubscription, check_events, check_url, new_secret, subscribe
+from bot.webhooks.subscriptions import BadSubscription, check_events, check_url, new_secret, subscribe, webhook_egress
 from conversations.models import utcnow
 from conversations.tenant_models import EVENT_TYPES, DeliveryState, WebhookSubscription
 
@@ -50,7 +50,7 @@ async def create_webhook(request: web.Request, call: Call) -> web.Response:
         subscription, secret = await subscribe(
             request.app[STORE], request.app[EVENTS], call.account_id, call.body["url"],
             call.body.get("events", list(EVENT_TYPES)), call.body.get("description", ""),
-            request.app[SETTINGS].webhooks.allow_private_networks)
+            webhook_egress(request.app[SETTINGS]))
     except BadSubscription as exc:
         raise api_error(400, "bad_request", str(exc)) from None
     await _audit(request, call, "webhook.create", subscription)
@@ -72,7 +72,7 @@ async def patch_webhook(request: web.Request, call: Call) -> web.Response:
     subscription, changes = await _subscription(request, call), dict(call.body)
     try:
         if "url" in changes:
-            changes["url"] = check_url(changes["url"], request.app[SETTINGS].webhooks.allow_private_networks)
+            changes["url"] = await check_url(changes["url"], webhook_egress(request.app[SETTINGS]))
         if "events" in changes:
             changes["events"] = check_events(changes["events"])
     except BadSubscription as exc:

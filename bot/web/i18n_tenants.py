@@ -9,6 +9,10 @@ TENANT_TEXT: dict[str, tuple[str, str]] = {
     "account_disabled": ("This account is disabled.", "Šis konts ir atspējots."),
     "bad_field": ("{field} has a wrong format.", "Laukam {field} ir nepareizs formāts."),
     "missing_fields": ("Fill in: {fields}.", "Aizpildiet: {fields}."),
+    "api_base_not_allowed": ("api_base: {host} is not a server this install allows. Leave it empty, use {provider}, "
+                             "or ask the install's operator to allow the host.",
+                             "api_base: {host} nav serveris, ko šī instalācija atļauj. Atstājiet to tukšu, izmantojiet "
+                             "{provider} vai lūdziet instalācijas operatoram atļaut šo resursdatoru."),
     "bad_numbers": ("Reopen window: 0–365 days.", "Atkārtotas atvēršanas logs: 0–365 dienas."),
     "bad_token": ("A token needs a name (letters, digits, space . : @ -) and a scope.",
                   "Žetonam vajag nosaukumu (burti, cipari, atstarpe . : @ -) un tiesības."),

@@ -5,26 +5,26 @@ POSTs its stored body with a fresh timestamp and signature, and records the answ
 410 Gone switches the subscription off; anything else (another status, a timeout, a refused
 connection) is retried with exponential backoff and jitter, never sooner than a ``Retry-After``,
 and given up after ``webhooks.max_attempts`` (the delivery stays listed as dead and can be sent
-again). Redirects are not followed. Unless ``webhooks.allow_private_networks``, a URL that is or
-resolves to a loopback, private or link-local address is refused, so an account's admin cannot
-make the router call into the network it runs in.
+again). Redirects are not followed: a 3xx answer is retried like any other status, its
+``Location`` never called (a receiver that moved gets its subscription's URL changed). Every
+delivery goes through the egress guard (``bot.handlers.egress``): a URL that is or resolves to a
+loopback, private, link-local or metadata address, or the router's own, is refused (and the
+delivery given up at once), so an account's admin cannot make the router call into the network it
+runs in — unless the operator allows the host by name (``egress.allowed_hosts``; the deprecated
+``webhooks.allow_private_networks`` allows every address but the metadata ones and the router's).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
-import socket
 import time
 import uuid
 from datetime import timedelta
-from urllib.parse import urlsplit
 
 import aiohttp
-from aiohttp.abc import ResolveResult
-from aiohttp.resolver import ThreadedResolver
 
+from bot.handlers.egress import Egress, refusal
 from bot.logs import log_event
 from bot.router.leasing import lease_and_work
 from bot.router.outbox import backoff_delay
@@ -45,35 +45,16 @@ log = logging.getLogger("omnirouter.webhooks.sender")
 _DISABLED_PAUSE = timedelta(minutes=5)
 
 
-class AddressRefused(OSError):
-    """The receiver's address is not a public one."""
-
-
-def is_public(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_global
-    except ValueError:
-        return False
-
-
-class PublicResolver(ThreadedResolver):
-    """Resolves host names, refusing any that leads to a non-public address (what the connection
-    then uses is what was checked: no second lookup to rebind)."""
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
-        found = await super().resolve(host, port, family)
-        for entry in found:
-            if not is_public(str(entry["host"])):
-                raise AddressRefused(f"{host} resolves to {entry['host']}, which is not a public address")
-        return found
-
-
 class WebhookSender:
     """Runs this process's delivery worker."""
 
-    def __init__(self, store: Store, settings: WebhookSettings) -> None:
+    def __init__(self, store: Store, settings: WebhookSettings, egress: Egress) -> None:
         self._store = store
         self._settings = settings
+        self._egress = egress
+        if settings.allow_private_networks:
+            log_event(log, "webhook.allow_private_networks_deprecated", logging.WARNING,
+                      hint="name the receivers' hosts in egress.allowed_hosts instead")
         self.owner = f"webhooks-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(max(settings.concurrency, 1))
@@ -85,9 +66,8 @@ class WebhookSender:
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
-            resolver = None if self._settings.allow_private_networks else PublicResolver()
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(resolver=resolver, limit=max(self._settings.concurrency, 1) * 2),
+            self._session = self._egress.session(
+                limit=max(self._settings.concurrency, 1) * 2,
                 timeout=aiohttp.ClientTimeout(total=self._settings.timeout),
                 headers={"User-Agent": "omnirouter-webhooks/1"},
             )
@@ -131,10 +111,6 @@ class WebhookSender:
         if account is None or account.disabled:
             await self._store.postpone_delivery(delivery, self.owner, utcnow() + _DISABLED_PAUSE)
             return
-        host = urlsplit(subscription.url).hostname or ""
-        if not self._settings.allow_private_networks and _is_ip(host) and not is_public(host):
-            await self._give_up(delivery, f"refused: {host} is not a public address")
-            return
         timestamp, body = int(time.time()), delivery.body.encode()
         headers = {
             "Content-Type": "application/json", SIGNATURE_HEADER: sign(subscription.secret, timestamp, body),
@@ -144,14 +120,11 @@ class WebhookSender:
         try:
             async with self._http().post(subscription.url, data=body, headers=headers, allow_redirects=False) as response:
                 status, retry_after = response.status, response.headers.get("Retry-After", "")
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, AddressRefused):  # our resolver's refusal, wrapped by aiohttp
-                await self._give_up(delivery, f"refused: {exc.os_error}")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            if refused := refusal(exc):  # the egress guard's: no retry will change it
+                await self._give_up(delivery, f"refused: {refused}")
             else:
                 await self._retry(delivery, None, f"{type(exc).__name__}: {exc}", None)
-            return
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            await self._retry(delivery, None, f"{type(exc).__name__}: {exc}", None)
             return
         if 200 <= status < 300:
             await self._store.finish_delivery(delivery, self.owner, DeliveryState.SENT, utcnow(), status=status)
@@ -177,11 +150,3 @@ class WebhookSender:
     async def _give_up(self, delivery: WebhookDelivery, error: str, status: int | None = None) -> None:
         await self._store.finish_delivery(delivery, self.owner, DeliveryState.DEAD, utcnow(), status=status, error=error)
         log_event(log, "webhook.dead", logging.ERROR, delivery=delivery.id, attempts=delivery.attempts, error=error[:200])
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False

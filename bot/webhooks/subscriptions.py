@@ -1,14 +1,15 @@
 """Creating and changing webhook subscriptions, for the console and the API alike: the URL is
-checked (http or https, a host, not a private address unless the install allows it), the secret is
-generated here and returned once."""
+checked (http or https, a host; an address written in it must pass the egress guard — a name is
+checked when it is resolved, at delivery), the secret is generated here and returned once."""
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from bot.handlers.egress import Egress, EgressRefused
+from bot.settings import Settings
 from bot.webhooks.events import ThreadEvents
 from conversations.ids import new_id
 from conversations.models import utcnow
@@ -26,19 +27,24 @@ def new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
-def check_url(url: str, allow_private: bool) -> str:
+def webhook_egress(settings: Settings) -> Egress:
+    """The egress guard of webhook deliveries (``webhooks.allow_private_networks`` widens it)."""
+    return Egress.from_settings(settings, private_ok=settings.webhooks.allow_private_networks)
+
+
+async def check_url(url: str, egress: Egress) -> str:
     url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2000 or any(c.isspace() for c in url):
+    try:
+        parts = urlsplit(url)
+        await egress.check_url(url)
+    except ValueError:
+        raise BadSubscription("the URL must be an http:// or https:// URL with a host") from None
+    except EgressRefused as exc:
+        raise BadSubscription(str(exc)) from None
+    if len(url) > 2000 or any(c.isspace() for c in url):
         raise BadSubscription("the URL must be an http:// or https:// URL with a host")
     if parts.username or parts.password:
         raise BadSubscription("the URL must not carry a user name or password: the signature authenticates us")
-    try:
-        address = ipaddress.ip_address(parts.hostname)
-    except ValueError:
-        address = None
-    if address is not None and not address.is_global and not allow_private:
-        raise BadSubscription(f"{parts.hostname} is not a public address (see webhooks.allow_private_networks)")
     return url
 
 
@@ -50,11 +56,11 @@ def check_events(events: Sequence[str]) -> list[str]:
 
 
 async def subscribe(store: Store, events: ThreadEvents, account_id: str, url: str, kinds: Sequence[str],
-                    description: str, allow_private: bool) -> tuple[WebhookSubscription, str]:
+                    description: str, egress: Egress) -> tuple[WebhookSubscription, str]:
     """A new subscription and its secret (to show once)."""
     secret = new_secret()
     subscription = WebhookSubscription(
-        id=new_id("whs"), account_id=account_id, url=check_url(url, allow_private), events=check_events(kinds),
+        id=new_id("whs"), account_id=account_id, url=await check_url(url, egress), events=check_events(kinds),
         secret=secret, created_at=utcnow(), description=description.strip()[:200],
     )
     await store.create_webhook(subscription)

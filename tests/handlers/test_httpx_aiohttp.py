@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bot.handlers.egress import Egress, HostRule
 from bot.handlers.httpx_aiohttp import AiohttpTransport
 from conversations.embedded import free_port
 
@@ -66,7 +67,7 @@ async def server() -> AsyncIterator[TestServer]:
 
 @pytest.fixture
 async def client(server: TestServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=str(server.make_url("")), transport=AiohttpTransport(),
+    async with httpx.AsyncClient(base_url=str(server.make_url("")), transport=AiohttpTransport(Egress([HostRule("127.0.0.1")])),
                                  timeout=httpx.Timeout(5.0)) as http:
         yield http
 

@@ -1,22 +1,39 @@
-"""Media URLs pointing at private addresses are never fetched (SSRF): not the WhatsApp media URL
-the Graph API names, not an MMS media URL, not an image in a customer's HTML mail."""
+"""No request of the router goes where an account or a payload points it (SSRF): not a WhatsApp
+media URL the Graph API names, an MMS media URL or an image in a customer's HTML mail; not an
+account's own Telegram or WhatsApp ``api_base`` aimed at the router's own API or the network it runs
+in (refused when saved, and again when a stored one is used: nothing is sent); not a redirect from
+an allowed host to one that is not; not a redirect from the Rasa server. A canary listening on
+127.0.0.1 must receive nothing."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from bot.handlers.egress import Egress
 from bot.keys import ADAPTERS, STORE
+from bot.nlu.remote import NluUnavailable, RasaClient
+from bot.web.apikit import issue_token
+from bot.web.auth import add_agent
+from conversations.embedded import EmbeddedMongo
+from conversations.models import Role, utcnow
+from conversations.store import Store
 from tests import traffic
+from tests.conftest import make_settings
 from tests.fakes import LocalServer
+from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID
+from tests.fakes.listener import Listener
+from tests.fakes.telegram_api import TOKEN
 from tests.fakes.twilio import fixture as twilio_fixture
-from tests.handlers.channels import fixture
-from tests.hostile.conftest import post
+from tests.handlers.channels import WA_SECRET, fixture
+from tests.hostile.conftest import every_channel, post
+from tests.router.test_inbound import wait_for
 
 
 class Canary(LocalServer):
@@ -90,3 +107,177 @@ async def test_images_in_html_mail_are_not_fetched(everything: TestClient, canar
     await everything.server.app[ADAPTERS]["email"].ingest(raw)  # type: ignore[attr-defined]
     stored = await everything.server.app[STORE]._db.messages.find_one({"direction": "in"})
     assert stored["text"] == "see" and canary.hits == []
+
+
+# --- an account's own API server (the egress guard) --------------------------------------------
+
+TG_SHOP2 = {"token": TOKEN, "webhook_secret": "shop2-secret"}
+WA_SHOP2 = {"phone_number_id": PHONE_NUMBER_ID, "access_token": ACCESS_TOKEN, "app_secret": WA_SECRET,
+            "verify_token": "shop2-verify"}
+
+
+async def shop2_admin_token(client: TestClient) -> dict[str, str]:
+    """The Authorization header of an API token of account shop2 (its admin's powers, not the install's)."""
+    store: Store = client.server.app[STORE]
+    await store.ensure_account("shop2", "Second shop", utcnow())
+    return {"Authorization": f"Bearer {await issue_token(store, 'shop2', 'shop2 admin', ['read', 'write'], 'test')}"}
+
+
+def hostile_api_bases(client: TestClient, canary: Canary) -> list[str]:
+    port = canary.url.rsplit(":", 1)[1]
+    return [f"http://127.0.0.1:{client.server.port}/api/threads/thr_x/resolve?", canary.url,
+            f"http://localhost:{port}", f"http://[::ffff:127.0.0.1]:{port}", "http://169.254.169.254/latest",
+            "https://10.0.0.1", "https://api.telegram.org.evil.example"]
+
+
+async def test_an_account_cannot_set_its_api_base_to_the_router_or_an_internal_address(
+    everything: TestClient, providers: Any, canary: Canary
+) -> None:
+    headers = await shop2_admin_token(everything)
+    for channel, config in (("telegram", TG_SHOP2), ("whatsapp", WA_SHOP2)):
+        for url in hostile_api_bases(everything, canary):
+            response = await everything.put(f"/api/accounts/shop2/channels/{channel}", headers=headers,
+                                            json={**config, "api_base": url})
+            assert response.status == 400, (channel, url, response.status)
+            body = await response.json()
+            assert body["error"] == "api_base_not_allowed" and "is not a host this install allows" in body["detail"]
+        assert (await everything.server.app[STORE].get_account("shop2")).channels == {}  # type: ignore[union-attr]
+    allowed = {"telegram": ["https://api.telegram.org", providers[0].url],  # the provider's, the install's own
+               "whatsapp": ["https://graph.facebook.com/", providers[1].url]}
+    for channel, config in (("telegram", TG_SHOP2), ("whatsapp", WA_SHOP2)):
+        for url in allowed[channel]:
+            response = await everything.put(f"/api/accounts/shop2/channels/{channel}", headers=headers,
+                                            json={**config, "api_base": url})
+            assert response.status == 200, (url, await response.text())
+    assert canary.hits == []
+
+
+async def test_the_account_page_refuses_such_an_api_base_in_english_and_latvian(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, canary: Canary
+) -> None:
+    from tests.web.test_accounts import Browser
+
+    client: TestClient = await start_client(make_settings(embedded.uri, db_name, telegram={"for_accounts": True}))
+    store: Store = client.server.app[STORE]
+    await store.ensure_account("shop2", "Second shop", utcnow())
+    agent, password = await add_agent(store, "shop2", "boss", role=Role.ADMIN, password="boss-password-1")
+    assert agent is not None
+    admin = Browser(client)
+    try:
+        assert (await admin.log_in("shop2", "boss", password)).status == 303
+        form = {**TG_SHOP2, "api_base": canary.url}
+        status, page = await admin.post("/admin/account/channels/telegram", form, "/admin/account")
+        assert status == 400 and "is not a server this install allows" in page and "https://api.telegram.org" in page
+        await store._db.agents.update_one({"_id": agent.id}, {"$set": {"lang": "lv"}})
+        status, page = await admin.post("/admin/account/channels/telegram", form, "/admin/account")
+        assert status == 400 and "nav serveris, ko šī instalācija atļauj" in page
+    finally:
+        await admin.close()
+    assert (await store.get_account("shop2")).channels == {} and canary.hits == []  # type: ignore[union-attr]
+
+
+async def test_a_stored_api_base_an_older_release_accepted_sends_nothing(
+    everything: TestClient, providers: Any, canary: Canary
+) -> None:
+    """The issue's attack: the bot's reply POSTed to the router's own API, resolving another account's thread."""
+    store: Store = everything.server.app[STORE]
+    assert (await post(everything, traffic.telegram_text(1, 4242))).status == 200  # a thread of the default account
+    victim = await store._db.threads.find_one({"account_id": "default"})
+    await store.ensure_account("shop2", "Second shop", utcnow())
+    own_api = f"http://127.0.0.1:{everything.server.port}/api/threads/{victim['_id']}/resolve?"
+    await store.set_account_channel("shop2", "telegram", {**TG_SHOP2, "api_base": own_api})
+    await store.set_account_channel("shop2", "whatsapp", {**WA_SHOP2, "api_base": canary.url})
+
+    tg = traffic.telegram_text(2, 5151)
+    assert (await post(everything, replace(tg, path="/webhooks/telegram/shop2",
+                                           headers={**tg.headers, "X-Telegram-Bot-Api-Secret-Token": "shop2-secret"}))).status == 200
+    wa = traffic.whatsapp_text(3, "37120000003")
+    assert (await post(everything, replace(wa, path="/webhooks/whatsapp/shop2"))).status == 200
+
+    async def both_failed() -> bool:
+        return await store._db.outbox.count_documents({"account_id": "shop2", "state": "dead"}) == 2
+
+    await wait_for(both_failed, timeout=10)
+    assert (await store._db.threads.find_one({"_id": victim["_id"]}))["status"] != "resolved"
+    assert canary.hits == []
+    for item in await store._db.outbox.find({"account_id": "shop2"}).to_list():
+        assert item["attempts"] == 1 and "is not a host this install allows" in item["last_error"], item
+        assert "nothing sent" in item["last_error"]
+
+
+async def test_a_redirect_from_an_allowed_host_to_one_that_is_not_sends_nothing(
+    embedded: EmbeddedMongo, db_name: str, providers: Any, start_client: Any, canary: Canary
+) -> None:
+    redirector = Listener(redirect_to=canary.url)  # a local Bot API server the operator allows by name
+    await redirector.start()
+    try:
+        bot_api, graph_api, twilio = providers
+        client: TestClient = await start_client(every_channel(
+            embedded.uri, db_name, bot_api.url, graph_api.url, twilio.url,
+            egress={"allowed_hosts": f"localhost:{redirector.port}"}))
+        headers = await shop2_admin_token(client)
+        response = await client.put("/api/accounts/shop2/channels/telegram", headers=headers,
+                                    json={**TG_SHOP2, "api_base": f"http://localhost:{redirector.port}"})
+        assert response.status == 200, await response.text()
+        tg = traffic.telegram_text(1, 6161)
+        await post(client, replace(tg, path="/webhooks/telegram/shop2",
+                                   headers={**tg.headers, "X-Telegram-Bot-Api-Secret-Token": "shop2-secret"}))
+        store: Store = client.server.app[STORE]
+
+        async def failed() -> bool:
+            return await store._db.outbox.count_documents({"account_id": "shop2", "state": "dead"}) == 1
+
+        await wait_for(failed, timeout=10)
+        assert redirector.hits and canary.hits == []
+        item = await store._db.outbox.find_one({"account_id": "shop2"})
+        assert "127.0.0.1 is not a public address (loopback)" in item["last_error"], item["last_error"]
+    finally:
+        await redirector.stop()
+
+
+# --- the remote Rasa server -------------------------------------------------------------------
+
+async def test_rasa_is_reached_at_the_host_the_operator_named_and_not_past_its_redirects(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, canary: Canary
+) -> None:
+    from tests.fakes.rasa import FakeRasa
+    from tests.nlu.test_policy import say
+
+    rasa = FakeRasa()
+    await rasa.server.start_server()
+    redirector = Listener(redirect_to=canary.url)
+    await redirector.start()
+    try:
+        rasa.intents["hello"] = ("greet", 0.97)
+        named = make_settings(embedded.uri, db_name, nlu={"engine": "rasa", "rasa_url": f"http://localhost:{rasa.server.port}"})
+        client = await start_client(named)
+        async with client.ws_connect("/webchat/ws") as ws:
+            await ws.receive_json()
+            decision, _ = await say(ws, "r1", "hello")
+        assert (decision["action"], decision["reason"]) == ("answered", "greet") and len(rasa.requests) == 1
+
+        moved = make_settings(embedded.uri, db_name, nlu={"engine": "rasa", "rasa_url": f"http://localhost:{redirector.port}"})
+        client = await start_client(moved)
+        async with client.ws_connect("/webchat/ws") as ws:
+            await ws.receive_json()
+            decision, _ = await say(ws, "r2", "hello")
+        assert (decision["action"], decision["reason"]) == ("queued", "nlu_unavailable")
+        assert redirector.hits == ["/model/parse"] and canary.hits == []
+    finally:
+        await redirector.stop()
+        await rasa.server.close()
+
+
+async def test_a_rasa_client_refuses_a_private_address_the_operator_did_not_allow() -> None:
+    from tests.fakes.rasa import FakeRasa
+
+    rasa = FakeRasa()
+    await rasa.server.start_server()
+    client = RasaClient(rasa.url, 2.0, Egress().session)
+    try:
+        with pytest.raises(NluUnavailable, match="not a public address"):
+            await client.parse("hello")
+        assert rasa.requests == []
+    finally:
+        await client.close()
+        await rasa.server.close()

@@ -196,6 +196,46 @@ async def test_private_addresses_are_refused_unless_the_install_allows_them(
     assert receiver.accepted == [] and receiver.refused == []  # nothing reached it
 
 
+async def test_a_receiver_the_operator_allows_by_name_gets_its_deliveries(
+    embedded: Any, db_name: str, start_client: Any, receiver: WebhookReceiver
+) -> None:
+    port = receiver.url.rsplit(":", 1)[1]
+    client: TestClient = await start_client(make_settings(
+        embedded.uri, db_name, webhooks={**FAST, "allow_private_networks": False},
+        egress={"allowed_hosts": f"localhost:{port}"}))
+    refused = await client.post("/api/webhooks", json={"url": f"{receiver.url}/hook"})  # the name is allowed, not the address
+    assert refused.status == 400 and "not a public address (loopback)" in (await refused.json())["detail"]
+    created = await client.post("/api/webhooks", json={"url": f"http://localhost:{port}/hook", "events": ["thread.created"]})
+    assert created.status == 201
+    receiver.secret = (await created.json())["secret"]
+    await customer_writes(client.server.app, "allowed", "hello")
+
+    async def arrived() -> bool:
+        return len(receiver.accepted) == 1
+
+    await wait_for(arrived, timeout=10)
+
+
+async def test_the_router_s_own_address_and_metadata_are_refused_even_with_private_networks_allowed(
+    embedded: Any, db_name: str
+) -> None:
+    from aiohttp.test_utils import TestServer
+
+    from bot.app import create_app
+    from conversations.embedded import free_port
+
+    port = free_port()
+    settings = make_settings(embedded.uri, db_name, webhooks={**FAST, "allow_private_networks": True},
+                             server={"port": port})
+    async with TestClient(TestServer(create_app(settings), port=port)) as client:
+        for url in (f"http://127.0.0.1:{port}/api/threads/thr_1/resolve", f"http://[::ffff:127.0.0.1]:{port}/api/x",
+                    "http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/latest/"):
+            response = await client.post("/api/webhooks", json={"url": url})
+            assert response.status == 400, (url, await response.text())
+            assert "not a public address" in (await response.json())["detail"]
+        assert await client.server.app[STORE]._db.webhook_subscriptions.count_documents({}) == 0
+
+
 async def test_an_account_s_events_go_only_to_its_own_subscriptions(
     embedded: Any, db_name: str, start_client: Any, receiver: WebhookReceiver
 ) -> None:
