@@ -45,11 +45,13 @@ async def test_a_reply_posted_to_the_router_s_own_api_resolves_nobody_s_thread(
                                  path="/webhooks/telegram/shop-a")
     assert answer.status == 200 and (await answer.json())["recorded"] == 1
 
-    async def reply_tried_twice() -> bool:  # the queued notice to A's customer, sent to our own API
+    async def reply_given_up() -> bool:  # the queued notice to A's customer, addressed to our own API
         item = await store._db.outbox.find_one({"account_id": "shop-a"})
-        return item is not None and item.get("attempts", 0) >= 2
+        return item is not None and item.get("state") == "dead"
 
-    await wait_for(reply_tried_twice, timeout=15)
+    await wait_for(reply_given_up, timeout=15)
+    item = await store._db.outbox.find_one({"account_id": "shop-a"})
+    assert item is not None and "api_base" in str(item.get("last_error")), item  # the egress guard said why
     thread = await store.get_thread(victim)
     assert thread is not None and thread.status == ThreadStatus.QUEUED, "B's thread was resolved through A's bot"
     assert await store._db.audit.count_documents({"account_id": "shop-b", "action": {"$regex": "resolve"}}) == 0

@@ -15,7 +15,7 @@ from bot.keys import DISPATCHER, QUEUE, STORE
 from bot.webhooks.signing import sign, verify
 from conversations.models import Role
 from conversations.tenant_models import EVENT_TYPES
-from tests.conftest import make_settings
+from tests.conftest import TEST_API_TOKEN, make_settings
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.router.test_inbound import wait_for
 from tests.router.test_queue import customer_writes, make_agent
@@ -230,7 +230,7 @@ async def test_the_router_s_own_address_and_metadata_are_refused_even_with_priva
     async with TestClient(TestServer(create_app(settings), port=port)) as client:
         for url in (f"http://127.0.0.1:{port}/api/threads/thr_1/resolve", f"http://[::ffff:127.0.0.1]:{port}/api/x",
                     "http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/latest/"):
-            response = await client.post("/api/webhooks", json={"url": url})
+            response = await client.post("/api/webhooks", json={"url": url}, headers={"Authorization": f"Bearer {TEST_API_TOKEN}"})
             assert response.status == 400, (url, await response.text())
             assert "not a public address" in (await response.json())["detail"]
         assert await client.server.app[STORE]._db.webhook_subscriptions.count_documents({}) == 0
