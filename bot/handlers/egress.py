@@ -42,7 +42,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.resolver import DefaultResolver
 
-from bot.settings import Settings, host_entries
+from bot.settings import EVERY_ADDRESS, Settings, host_entries
 
 if TYPE_CHECKING:
     from aiohttp.client import ClientTimeout
@@ -60,7 +60,6 @@ _PUBLIC_PROVIDERS = frozenset({*PROVIDER_HOSTS.values(), "api.twilio.com"})
 _INSTALL_URLS = (("telegram", "api_base"), ("whatsapp", "api_base"), ("twilio", "api_base"), ("nlu", "rasa_url"))
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-_ANY = frozenset({"", "0.0.0.0", "::"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -237,7 +236,7 @@ class Egress:
             return False
         if ip.is_loopback or ip.is_unspecified:
             return True
-        if self._listen[0] in _ANY:
+        if self._listen[0] in EVERY_ADDRESS:
             return _is_local(ip)
         if self._own is None:
             self._own = frozenset(await _addresses_of(self._listen[0], port))

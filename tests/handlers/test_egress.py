@@ -4,8 +4,10 @@ checked, and that a listener on 127.0.0.1 receives nothing it should not."""
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import socket
+import struct
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -128,6 +130,41 @@ async def test_the_router_s_own_address_is_refused_even_for_an_allowed_name(list
         await anywhere.check_address("localhost", 8080, "127.0.0.1")
     await anywhere.check_address("localhost", 8081, "127.0.0.1")  # another port on the same host is not ours
     await anywhere.check_address("example.com", 8080, "93.184.215.14")  # not an address of this machine
+
+
+def machine_address() -> str:
+    """An IPv4 address of one of this machine's interfaces other than loopback (skips the test if none)."""
+    for _, name in socket.if_nameindex():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:  # SIOCGIFADDR: the interface's IPv4 address
+                answer = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+            except OSError:
+                continue
+        address = socket.inet_ntoa(answer[20:24])
+        if not ipaddress.ip_address(address).is_loopback:
+            return address
+    pytest.skip("this machine has no address but loopback")
+
+
+@pytest.mark.parametrize("wildcard", ["*", "0.0.0.0", "", "::", "[::]"])
+async def test_with_a_wildcard_listening_address_every_address_of_the_machine_is_the_router_s(wildcard: str) -> None:
+    """``server.host = "*"`` listens on every address, as ``0.0.0.0`` does: a request to any address of
+    this machine on the router's port is refused, even where private addresses are allowed."""
+    address = machine_address()
+    router = Listener()
+    await router.start(address)
+    try:
+        egress = Egress([HostRule(address, router.port)], listen=(wildcard, router.port), private_ok=True)
+        async with egress.session() as session:
+            with pytest.raises(aiohttp.ClientError) as caught:
+                await session.post(f"http://{address}:{router.port}/api/threads/thr_1/resolve")
+        assert f"this router's own, port {router.port}" in str(refusal(caught.value)) and router.hits == []
+        async with Egress([HostRule(address, router.port)], listen=(wildcard, router.port + 1)).session() as session:
+            async with session.get(f"http://{address}:{router.port}/another-port") as response:
+                assert response.status == 200  # the same machine on another port is not the router
+    finally:
+        await router.stop()
+
 
 
 class ScriptedNames(AbstractResolver):
