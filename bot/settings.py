@@ -78,6 +78,26 @@ def _host_names(value: str) -> str | None:
 EVERY_ADDRESS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})  # server.host values that name no one address
 
 
+def host_name(value: str) -> str:
+    """A host as the router compares hosts (the Host check, the egress guard's rules): lower case,
+    no port, no final dot, an address in its short form and an IPv6 address in brackets."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        host, closed, _ = value[1:].partition("]")
+        if not closed:
+            return value  # "[::1" names no host: kept, so that it matches none
+    elif value.count(":") > 1:  # a bare IPv6 address (a setting; a Host header has brackets)
+        host = value
+    else:
+        host = value.partition(":")[0]
+    host = host.rstrip(".")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = _setting("127.0.0.1", alias="HOST", doc="address to listen on")

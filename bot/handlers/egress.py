@@ -23,7 +23,8 @@ aiohttp pools connections per host, port and TLS settings, so a pooled connectio
 the name it was checked for; names are resolved (and checked) once per new connection, not per
 request. Entry points (the coming action endpoints use them too): :meth:`Egress.session` for the
 calls, :meth:`Egress.check_url` when an account saves a URL, :func:`refusal` to tell a refusal
-(permanent) from a network failure (worth a retry).
+(permanent) from a network failure (worth a retry). Hosts are compared as
+:func:`bot.settings.host_name` writes them (IPv6 addresses in brackets), as the Host check does.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.resolver import DefaultResolver
 
-from bot.settings import EVERY_ADDRESS, Settings, host_entries
+from bot.settings import EVERY_ADDRESS, Settings, host_entries, host_name
 
 if TYPE_CHECKING:
     from aiohttp.client import ClientTimeout
@@ -110,7 +111,7 @@ def _nat64(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 
 
 def _address(text: str) -> IPAddress:
-    address = ipaddress.ip_address(text.split("%", 1)[0])  # a scoped IPv6 address: fe80::1%eth0
+    address = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])  # a scoped IPv6 address: fe80::1%eth0
     mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
     return mapped or address
 
@@ -118,30 +119,22 @@ def _address(text: str) -> IPAddress:
 def is_address(host: str) -> bool:
     """Whether ``host`` is an IP address rather than a name."""
     try:
-        ipaddress.ip_address(host.split("%", 1)[0])
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:
         return False
     return True
 
 
-def normal_host(host: str) -> str:
-    """A host as rules compare it: lower case, no trailing dot or brackets, addresses in short form."""
-    host = host.strip().strip("[]").lower().rstrip(".")
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return host
-
-
 @dataclass(frozen=True)
 class HostRule:
-    """A host the operator allows: by name, on one port or (``port`` None) on any."""
+    """A host the operator allows: by name (as :func:`host_name` writes it), on one port or (``port``
+    None) on any."""
 
     host: str
     port: int | None = None
 
     def matches(self, host: str, port: int | None) -> bool:
-        return self.host == normal_host(host) and (self.port is None or self.port == port)
+        return self.host == host_name(host) and (self.port is None or self.port == port)
 
     def __str__(self) -> str:
         return self.host if self.port is None else f"{self.host}:{self.port}"
@@ -149,7 +142,7 @@ class HostRule:
 
 def parse_host_rules(text: str) -> tuple[HostRule, ...]:
     """``"bot-api.lan, rasa:5005, [fd00::5]:8081"`` as rules; ``ValueError`` saying which entry is bad."""
-    return tuple(HostRule(normal_host(host), port) for host, port in host_entries(text))
+    return tuple(HostRule(host_name(host), port) for host, port in host_entries(text))
 
 
 def url_rule(url: str) -> HostRule | None:
@@ -161,7 +154,7 @@ def url_rule(url: str) -> HostRule | None:
         return None
     if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
         return None
-    return HostRule(normal_host(parts.hostname), port)
+    return HostRule(host_name(parts.hostname), port)
 
 
 def api_base_refusal(channel: str, host: str) -> str:
@@ -176,7 +169,7 @@ class Egress:
     def __init__(self, allowed: Iterable[HostRule] = (), listen: tuple[str, int] | None = None,
                  private_ok: bool = False, api_bases: Mapping[str, tuple[HostRule, ...]] | None = None) -> None:
         self.allowed = tuple(allowed)
-        self._listen = (normal_host(listen[0]), listen[1]) if listen else None
+        self._listen = (listen[0].strip(), listen[1]) if listen else None
         self._private_ok = private_ok  # webhooks.allow_private_networks: every address but metadata and ours
         self._api_bases = dict(api_bases or {})
         self._own: frozenset[IPAddress] | None = None
@@ -219,7 +212,7 @@ class Egress:
     async def check_address(self, host: str, port: int, address: str) -> None:
         """Return if ``host`` may be reached at ``address``:``port``; ``EgressRefused`` otherwise."""
         ip = _address(address)
-        where = host if normal_host(host) == str(ip) else f"{host} resolves to {ip}, which"
+        where = host if host_name(host) == host_name(str(ip)) else f"{host} resolves to {ip}, which"
         if ip in METADATA_ADDRESSES:
             raise EgressRefused(f"{where} is not a public address (a cloud metadata address)")
         if await self._is_own(ip, port):
@@ -239,7 +232,7 @@ class Egress:
         if self._listen[0] in EVERY_ADDRESS:
             return _is_local(ip)
         if self._own is None:
-            self._own = frozenset(await _addresses_of(self._listen[0], port))
+            self._own = frozenset(await _addresses_of(self._listen[0].strip("[]"), port))
         return ip in self._own
 
     def connector(self, names: AbstractResolver | None = None, **options: Any) -> GuardedConnector:

@@ -48,7 +48,7 @@ def test_public_addresses_pass(address: str) -> None:
 
 def test_the_operator_names_hosts_with_or_without_a_port() -> None:
     rules = parse_host_rules(" Bot-API.lan. , rasa:5005,[FD00::5]:8081, 10.0.0.7 ")
-    assert rules == (HostRule("bot-api.lan"), HostRule("rasa", 5005), HostRule("fd00::5", 8081), HostRule("10.0.0.7"))
+    assert rules == (HostRule("bot-api.lan"), HostRule("rasa", 5005), HostRule("[fd00::5]", 8081), HostRule("10.0.0.7"))
     egress = Egress(rules)
     assert egress.allows_name("bot-api.lan", 8081) and egress.allows_name("RASA", 5005)
     assert not egress.allows_name("rasa", 5006) and not egress.allows_name("evil.lan", 80)
