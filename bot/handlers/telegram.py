@@ -7,7 +7,7 @@ Several accounts: ``/webhooks/telegram`` serves the account of ``account.id`` wi
 ``[telegram]`` settings; ``/webhooks/telegram/{account_id}`` serves any account whose document in
 the store has ``channels.telegram`` (``token``, ``webhook_secret``, optionally ``api_base``: one of
 the hosts the operator allows, or nothing is sent — see ``egress``). Every bot's requests go through
-the egress guard.
+the egress guard (aiogram's ``create_session`` gives it its session).
 
 Outbound: text (with a reply keyboard for options, or inline buttons when the reply asks for
 them), documents by URL or file id; 429 ``retry_after`` goes back to the outbox; sends to one chat
@@ -44,7 +44,7 @@ from aiogram.types import (
     Message,
     ReplyKeyboardMarkup,
 )
-from aiohttp import ClientError, web
+from aiohttp import ClientError, ClientSession, web
 
 from bot.handlers.accounts import PerAccount
 from bot.handlers.egress import Egress, api_base_refusal, refusal
@@ -91,12 +91,23 @@ _RESPONSE_MODELS: dict[Any, Any] = {}
 
 
 class _Session(AiohttpSession):
-    """aiogram's aiohttp session through the egress guard, with the response model of every method
-    it called kept."""
+    """aiogram's aiohttp session with the egress guard's HTTP session (aiogram asks ``create_session``
+    for the one it uses), keeping the response model of every method it called."""
 
-    def __init__(self, egress: Egress, **options: Any) -> None:
-        super().__init__(**options)
-        self._connector_type = egress.connector  # type: ignore[assignment]  # called with aiogram's options
+    def __init__(self, egress: Egress, limit: int = 100, **options: Any) -> None:
+        super().__init__(limit=limit, **options)
+        self._egress = egress
+        self._guarded_limit = limit
+        self._guarded: ClientSession | None = None
+
+    async def create_session(self) -> ClientSession:
+        if self._guarded is None or self._guarded.closed:
+            self._guarded = self._egress.session(limit=self._guarded_limit)
+        return self._guarded
+
+    async def close(self) -> None:
+        if self._guarded is not None and not self._guarded.closed:
+            await self._guarded.close()
 
     def check_response(self, bot: Bot, method: Any, status_code: int, content: str) -> Any:
         returning = method.__returning__

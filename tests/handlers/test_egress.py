@@ -243,3 +243,26 @@ async def test_a_url_an_account_gives_is_checked_when_saved_without_a_lookup() -
                         ("http://[::ffff:10.0.0.1]/", "private")):
         with pytest.raises(EgressRefused, match=reason):
             await egress.check_url(url)
+
+
+async def test_the_telegram_client_goes_through_the_guard_whatever_aiogram_keeps_inside(listener: Listener) -> None:
+    """aiogram builds its HTTP session in ``create_session`` (the seam it documents for this); its
+    private connector settings, which its own proxy setter rewrites, no longer decide where a bot's
+    requests go."""
+    from aiogram.exceptions import TelegramNetworkError
+
+    from bot.handlers.telegram import make_bot
+
+    bot = make_bot("1:x", listener.url, Egress(), timeout=5)
+    session: object = bot.session
+    setattr(session, "_connector_type", aiohttp.TCPConnector)  # what aiogram's proxy setter does to them
+    setattr(session, "_should_reset_connector", True)
+    try:
+        for _ in range(2):  # and again after the session was closed
+            with pytest.raises(TelegramNetworkError) as caught:
+                await bot.get_me()
+            assert "not a public address (loopback)" in str(caught.value)
+            await bot.session.close()
+    finally:
+        await bot.session.close()
+    assert listener.hits == []
