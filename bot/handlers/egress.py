@@ -15,9 +15,10 @@ a session of :meth:`Egress.session` (or a connector of :meth:`Egress.connector`)
 - refused: loopback, private (RFC 1918, ULA), link-local, multicast, unspecified, reserved and
   shared (100.64/10) addresses, the IPv6 forms that carry one of those (IPv4-mapped, 6to4, NAT64),
   the cloud metadata addresses and the router's own listening address;
-- allowed by name: hosts the operator named (``egress.allowed_hosts``, and the hosts of the
-  install's own ``api_base`` and ``nlu.rasa_url`` settings) may be at any address but a metadata
-  address or the router's own.
+- allowed by name: the hosts a guard is given (:class:`HostRule`: a name, or a name and port; a rule
+  without a port stands for the scheme's default ports, 80 and 443) may be at any address but a
+  metadata address or the router's own. Which hosts each guard allows — one guard per purpose — is
+  the install's policy, in :mod:`bot.handlers.egress_guards`.
 
 aiohttp pools connections per host, port and TLS settings, so a pooled connection is reused only for
 the name it was checked for; names are resolved (and checked) once per new connection, not per
@@ -33,7 +34,7 @@ import asyncio
 import errno
 import ipaddress
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -43,7 +44,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.resolver import DefaultResolver
 
-from bot.settings import EVERY_ADDRESS, Settings, host_entries, host_name
+from bot.settings import EVERY_ADDRESS, host_entries, host_name
 
 if TYPE_CHECKING:
     from aiohttp.client import ClientTimeout
@@ -53,12 +54,6 @@ if TYPE_CHECKING:
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
-# the providers' own API hosts: an account may always point its api_base there (they are public:
-# their addresses are checked like any other)
-PROVIDER_HOSTS: Mapping[str, str] = {"telegram": "api.telegram.org", "whatsapp": "graph.facebook.com"}
-_PUBLIC_PROVIDERS = frozenset({*PROVIDER_HOSTS.values(), "api.twilio.com"})
-# install-level URLs the operator typed: their hosts count as allowed by name
-_INSTALL_URLS = (("telegram", "api_base"), ("whatsapp", "api_base"), ("twilio", "api_base"), ("nlu", "rasa_url"))
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -128,13 +123,14 @@ def is_address(host: str) -> bool:
 @dataclass(frozen=True)
 class HostRule:
     """A host the operator allows: by name (as :func:`host_name` writes it), on one port or (``port``
-    None) on any."""
+    None) on the scheme's default ports, 80 and 443."""
 
     host: str
     port: int | None = None
 
     def matches(self, host: str, port: int | None) -> bool:
-        return self.host == host_name(host) and (self.port is None or self.port == port)
+        ports = _DEFAULT_PORTS.values() if self.port is None else (self.port,)
+        return port in ports and self.host == host_name(host)
 
     def __str__(self) -> str:
         return self.host if self.port is None else f"{self.host}:{self.port}"
@@ -157,45 +153,19 @@ def url_rule(url: str) -> HostRule | None:
     return HostRule(host_name(parts.hostname), port)
 
 
-def api_base_refusal(channel: str, host: str) -> str:
-    """Why an account may not use ``host`` as its ``channel`` API server, in one line."""
-    return (f"channels.{channel}.api_base: {host} is not a host this install allows (use "
-            f"https://{PROVIDER_HOSTS[channel]}, or ask the install's operator to allow it in egress.allowed_hosts)")
-
-
 class Egress:
-    """The install's egress policy: the hosts its operator allows and the address it listens on."""
+    """One egress guard: the hosts it allows by name and the address the router listens on (``listen``:
+    ``server.host`` and ``server.port``; a wildcard host stands for every address of the machine)."""
 
     def __init__(self, allowed: Iterable[HostRule] = (), listen: tuple[str, int] | None = None,
-                 private_ok: bool = False, api_bases: Mapping[str, tuple[HostRule, ...]] | None = None) -> None:
+                 private_ok: bool = False) -> None:
         self.allowed = tuple(allowed)
         self._listen = (listen[0].strip(), listen[1]) if listen else None
         self._private_ok = private_ok  # webhooks.allow_private_networks: every address but metadata and ours
-        self._api_bases = dict(api_bases or {})
         self._own: frozenset[IPAddress] | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings, private_ok: bool = False) -> Egress:
-        operator = parse_host_rules(settings.egress.allowed_hosts)
-        typed = [url_rule(getattr(getattr(settings, section), key)) for section, key in _INSTALL_URLS]
-        named = [rule for rule in typed if rule is not None and rule.host not in _PUBLIC_PROVIDERS]
-        api_bases = {}
-        for channel, provider in PROVIDER_HOSTS.items():
-            own = url_rule(getattr(settings, channel).api_base)
-            api_bases[channel] = (HostRule(provider), *([own] if own else []), *operator)
-        return cls([*operator, *named], (settings.server.host, settings.server.port), private_ok, api_bases)
 
     def allows_name(self, host: str, port: int | None) -> bool:
         return any(rule.matches(host, port) for rule in self.allowed)
-
-    def refused_api_base(self, channel: str, url: str) -> str | None:
-        """The ``host:port`` of ``url`` if an account may not use it as its ``channel`` API server."""
-        rule = url_rule(url)
-        if rule is None:
-            return url[:100]
-        if any(allowed.matches(rule.host, rule.port) for allowed in self._api_bases.get(channel, ())):
-            return None
-        return str(rule)
 
     async def check_url(self, url: str) -> HostRule:
         """The save-time check of a URL an account gives (a webhook, an action endpoint): http(s) with
@@ -222,7 +192,7 @@ class Egress:
         problem = address_problem(ip)
         if problem:
             raise EgressRefused(f"{where} is not a public address ({problem}); "
-                                "the operator can allow the host by name in egress.allowed_hosts")
+                                "the operator can allow the host by name in egress.allowed_destinations")
 
     async def _is_own(self, ip: IPAddress, port: int) -> bool:
         if self._listen is None or port != self._listen[1]:

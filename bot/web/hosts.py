@@ -10,6 +10,8 @@ browser and is answered.
 
 The check is one header read and a set look-up, first of every middleware. Hosts are compared as
 ``bot.settings.host_name`` writes them, the one rule the egress guard's host names follow too.
+(``server.allowed_hosts`` is about requests coming in; the hosts the router may call are
+``egress.allowed_destinations``.)
 """
 
 from __future__ import annotations
