@@ -8,6 +8,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from bot.handlers.base import ChannelAdapter
+    from bot.handlers.egress_guards import EgressGuards
     from bot.install_token import InstallToken
     from bot.metrics import Metrics
     from bot.nlu.responses import Responses
@@ -45,3 +46,4 @@ EVENTS: web.AppKey[ThreadEvents] = web.AppKey("events")  # thread events for web
 WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
 INSTALL_TOKEN: web.AppKey[InstallToken] = web.AppKey("install_token")  # the superadmin's bearer token
 API_OPERATIONS: web.AppKey[list[Operation]] = web.AppKey("api_operations")  # what /api/openapi.json describes
+EGRESS: web.AppKey[EgressGuards] = web.AppKey("egress")  # one egress guard per purpose, built once

@@ -16,12 +16,12 @@ from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bot.handlers.base import PermanentSendError
+from bot.handlers.egress_guards import EgressGuards
 from bot.handlers.webchat import VisitorTokens
 from bot.keys import ADAPTERS, STORE
 from bot.secret_key import open_sealer
 from bot.settings import SecuritySettings, WebhookSettings
 from bot.webhooks.sender import WebhookSender
-from bot.webhooks.subscriptions import webhook_egress
 from bot.web.apikit import issue_token
 from conversations.models import Account, utcnow
 from conversations.sealing import INSTALL, Sealer, SealingError, parse_key
@@ -139,7 +139,7 @@ async def test_a_plain_value_written_into_a_secret_field_is_refused(
     listed = await store.list_webhooks("shopb")
     assert [s.secret for s in listed] == [""] and "stored in clear" in (listed[0].secret_problem or "")
     await store.enqueue_deliveries(listed, "evt_1", "thread.created", "{}", utcnow(), "thr_1")
-    sender = WebhookSender(store, WebhookSettings(), webhook_egress(make_settings("mongodb://unused", "unused")))
+    sender = WebhookSender(store, WebhookSettings(), EgressGuards.from_settings(make_settings("mongodb://unused", "unused")).webhooks)
     delivery = await store.lease_delivery(sender.owner, utcnow(), timedelta(seconds=30))
     assert delivery is not None
     await sender.deliver(delivery)  # never signed with the planted secret: dead at once, saying why
