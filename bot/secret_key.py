@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 
 from bot.logs import log_event
 from bot.settings import SecuritySettings
+from conversations.private_files import write_private
 from conversations.sealing import INSTALL, V1_PREFIX, Sealer, SealingError, generate_key, parse_key
 from conversations.store import Store
 
@@ -89,13 +89,10 @@ def _read_or_create(path: Path, may_create: bool) -> str | None:
         raise SecretKeyError(f"cannot read the key file {path}: {exc.strerror}") from None
     key = generate_key()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private(path, key + "\n", replace=False)
     except FileExistsError:  # another process made it a moment ago: use theirs
         return path.read_text()
     except OSError as exc:
         raise SecretKeyError(f"cannot create the key file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
     log_event(log, "security.key_created", logging.WARNING, path=str(path))
     return key
