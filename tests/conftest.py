@@ -113,7 +113,11 @@ async def start_client() -> AsyncIterator[Callable[[Settings], Awaitable[TestCli
 
     async def start(settings: Settings) -> TestClient:
         c = operator_client(settings)
-        await c.start_server()
+        try:
+            await c.start_server()
+        except BaseException:  # a router that refused to start: its client session goes too
+            await c.close()
+            raise
         clients.append(c)
         return c
 

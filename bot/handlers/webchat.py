@@ -126,7 +126,7 @@ class WebchatAdapter(BaseAdapter):
     async def start(self, store: Store) -> None:
         self._store = store
         if self._tokens is None:  # every router process on this store shares one generated key
-            secret = await store.shared_secret("webchat-visitor-tokens", lambda: secrets.token_urlsafe(32))
+            secret, _ = await store.sealed_secret("webchat-visitor-tokens", lambda: secrets.token_urlsafe(32))
             self._tokens = VisitorTokens(secret)
 
     @property
