@@ -53,15 +53,6 @@ class Shop:
 
 
 @pytest.fixture
-async def own_store(tmp_path: Path) -> AsyncIterator[EmbeddedMongo]:
-    """An embedded store of this test alone (the real child process), so its files hold only this."""
-    server = EmbeddedMongo(tmp_path / "store")
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def shop(own_store: EmbeddedMongo, start_client: Any, tmp_path: Path) -> AsyncIterator[Shop]:
     (tmp_path / "nlu").mkdir()
     (tmp_path / "nlu" / "en.yml").write_text(DATA)
