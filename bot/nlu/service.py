@@ -21,7 +21,7 @@ import contextlib
 import itertools
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -183,15 +183,21 @@ class NluService:
         # server, and the loop must not outlive the service
         while not self._closing:
             await asyncio.sleep(self.settings.reload_interval)
-            for account_id in [*self._loaded, None]:
+            for account_id in list(self._loaded):
                 if self._closing:
                     return
-                try:
-                    await (self.refresh(account_id) if account_id is not None else self._take_retrain())
-                except StoreUnavailable:
-                    log_event(log, "nlu.refresh_store_unavailable", logging.WARNING)
-                except Exception:
-                    log.exception("nlu.refresh_failed", extra={"omnirouter_fields": {"account": account_id}})
+                await self._look(self.refresh(account_id), account_id)
+            if not self._closing:
+                await self._look(self._take_retrain(), None)
+
+    async def _look(self, work: Awaitable[object], account_id: str | None) -> None:
+        """One look of the watcher: a store outage or a bug is logged, and the next look comes."""
+        try:
+            await work
+        except StoreUnavailable:
+            log_event(log, "nlu.refresh_store_unavailable", logging.WARNING)
+        except Exception:
+            log.exception("nlu.refresh_failed", extra={"omnirouter_fields": {"account": account_id}})
 
     async def activate(self, account_id: str, version: str, by: str) -> bool:
         if not await self._store.activate_nlu_model(account_id, version, by, utcnow()):
