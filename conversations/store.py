@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,9 +53,8 @@ from conversations.models import (
 )
 from conversations.phone_store import PhoneStoreMixin
 from conversations.queue_store import QUEUE_INDEXES, QueueStore
-from conversations.sealing import INSTALL
 from conversations.second_factor_store import SECOND_FACTOR_INDEXES, SecondFactorStore
-from conversations.tenant_store import TENANT_INDEXES, TenantStore, shared_secret_field
+from conversations.tenant_store import TENANT_INDEXES, TenantStore
 from conversations.webhook_store import WEBHOOK_INDEXES, WebhookStore
 from conversations.audit_store import AuditStore
 from conversations.privacy_store import PRIVACY_INDEXES, PrivacyStore
@@ -222,18 +221,6 @@ class Store(ChannelStoreMixin, EmailStoreMixin, PhoneStoreMixin, AgentStore, Que
         doc = await self._db.accounts.find_one({"_id": account_id})
         assert doc is not None
         return Account.from_doc(doc)
-
-    @_translating_outages
-    async def shared_secret(self, name: str, make: Callable[[], str]) -> str:
-        """A secret every router process on this store shares, created once on first use and kept
-        sealed for the install (field ``secrets.<name>.value``)."""
-        field = shared_secret_field(name)
-        await self._db.secrets.update_one(
-            {"_id": name}, {"$setOnInsert": {"value": self.seal_value(INSTALL, field, make())}}, upsert=True
-        )
-        doc = await self._db.secrets.find_one({"_id": name})
-        assert doc is not None
-        return self.open_value(INSTALL, field, doc.get("value"))
 
     # --- recording inbound traffic -------------------------------------------------------
 

@@ -5,8 +5,10 @@ A mixin of ``Store``. Secret fields of an account's ``channels`` and webhook sec
 store's ``Sealer`` on the way in and out, so the rest of the router reads plain settings and the
 database holds only sealed values, each bound to its account and field (``seal_value`` and
 ``open_value`` do the same for any other part's secret). Reading a sealed value without a key
-raises ``SealingError``; so does a plain value where a sealed one belongs, except in the start-up
-upgrade (``seal_plain_secrets``).
+raises ``SealingError``; so does a plain value where a sealed one belongs. The one exception is
+the upgrade of a store written by an earlier release (``seal_plain_secrets``), which runs once per
+store: the sealing check records that its secrets are in the current format
+(``record_secrets_format``), and from then on a plain value stays refused at every start.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from conversations.errors import translating_outages
 from conversations.models import Account
 from conversations.personal_data import declare_not_personal
-from conversations.sealing import INSTALL, Sealer, SealingError, channel_field, is_secret_field
+from conversations.sealing import FORMAT, INSTALL, Sealer, SealingError, channel_field, is_secret_field
 from conversations.tenant_models import ApiToken, WebhookSubscription
 
 TENANT_INDEXES: dict[str, list[IndexModel]] = {
@@ -64,8 +67,14 @@ class TenantStore:
         return self._sealing().unseal(stored, account_id, field)
 
     async def sealing_check(self) -> dict[str, Any] | None:
-        """What the store says about the key its secrets are sealed with (``key_id``, ``sample``)."""
+        """What the store says about the key its secrets are sealed with (``key_id``, ``sample``)
+        and about their format (``format``: ``sealing.FORMAT`` once upgraded)."""
         return await self._db.secrets.find_one({"_id": _CHECK_ID})
+
+    async def record_secrets_format(self) -> None:
+        """Note that every secret of the store is in the current format: no start-up upgrades
+        them again, so a plain value planted later is refused, never sealed."""
+        await self._db.secrets.update_one({"_id": _CHECK_ID}, {"$set": {"format": FORMAT}})
 
     async def save_sealing_check(self, key_id: str, sample: str) -> dict[str, Any]:
         """Record the key in use, unless another process recorded one first; returns the record."""
@@ -77,9 +86,11 @@ class TenantStore:
         assert doc is not None
         return doc
 
+    @translating_outages
     async def sealed_secret(self, name: str, make: Callable[[], str]) -> tuple[str, bool]:
-        """An install secret every router process on this store shares, kept sealed: ``make()``'s
-        value if nobody stored one first. Returns ``(value, whether this call stored it)``."""
+        """An install secret every router process on this store shares, kept sealed (field
+        ``secrets.<name>.value``): ``make()``'s value if nobody stored one first, whichever process
+        asks first. Returns ``(value, whether this call stored it)``."""
         created = True
         try:
             await self._db.secrets.insert_one(
@@ -90,6 +101,7 @@ class TenantStore:
         assert value is not None
         return value, created
 
+    @translating_outages
     async def read_sealed_secret(self, name: str) -> str | None:
         """The install secret ``name``, opened; a value stored in clear is refused (``SealingError``)."""
         doc = await self._db.secrets.find_one({"_id": name})
@@ -107,10 +119,11 @@ class TenantStore:
         await self._db.secrets.update_one({"_id": _CHECK_ID, "sample": old}, {"$set": {"sample": new}})
 
     async def seal_plain_secrets(self) -> tuple[int, list[str]]:
-        """The start-up upgrade: secrets stored in clear (before sealing existed) or in the first
-        sealed format (bound to the key only) are sealed for their account and field. Returns how
-        many records changed and why values could not be upgraded (they stay, refused when used).
-        After it, a plain value where a sealed one belongs is an error."""
+        """The upgrade of a store an earlier release wrote (once per store, at the first start of
+        this release: see ``record_secrets_format``): secrets stored in clear (before sealing
+        existed) or in the first sealed format (bound to the key only) are sealed for their account
+        and field. Returns how many records changed and why values could not be upgraded (they
+        stay, refused when used)."""
         upgrade, changed = _Upgrade(self._sealing()), 0
         async for doc in self._db.accounts.find({}, {"channels": 1}):
             updates = {
@@ -304,7 +317,7 @@ def _webhook_field(subscription_id: Any) -> str:
 
 
 def shared_secret_field(name: str) -> str:
-    """The field path a shared secret (``Store.shared_secret``) is sealed for."""
+    """The field path an install secret (``TenantStore.sealed_secret``) is sealed for."""
     return f"secrets.{name}.value"
 
 

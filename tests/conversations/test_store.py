@@ -174,8 +174,9 @@ async def test_claim_undispatched_takes_only_expired_leases(store: Store) -> Non
 
 async def test_shared_secret_is_created_once_and_kept_sealed(store: Store) -> None:
     store.use_sealer(Sealer(parse_key(TEST_SECRET_KEY)))
-    values = await asyncio.gather(*(store.shared_secret("s", lambda: f"v{id(object())}") for _ in range(5)))
-    assert len(set(values)) == 1
+    made = await asyncio.gather(*(store.sealed_secret("s", lambda: f"v{id(object())}") for _ in range(5)))
+    values = [value for value, _ in made]
+    assert len(set(values)) == 1 and [created for _, created in made].count(True) == 1
     raw = await store._db.secrets.find_one({"_id": "s"})
     assert raw is not None and raw["value"].startswith("sealed:v2:") and values[0] not in str(raw)
 
