@@ -272,9 +272,6 @@ class EgressSettings:
         doc="outbound: hosts (name or name:port, comma-separated; no port: 80 and 443) the router may call even "
             "at loopback or private addresses, and accounts may use as api_base",
     )
-    allowed_hosts: str = _setting(
-        "", check=_host_list, doc="deprecated: the old name of egress.allowed_destinations (read as well, with a warning)",
-    )
 
 
 def _secret_token(value: str) -> str | None:

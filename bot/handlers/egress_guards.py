@@ -14,22 +14,18 @@ or aim its Telegram client at the install's WhatsApp server. So each purpose has
 An account's own ``api_base`` for a channel must be the provider's public host, the install's
 ``api_base`` of that channel, or a host in ``egress.allowed_destinations``
 (:meth:`ChannelEgress.refused_api_base`). The Twilio client is in no guard: no account or payload
-changes where it goes. ``egress.allowed_hosts``, the old name of ``egress.allowed_destinations``,
-is still read, with a warning.
+changes where it goes.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bot.handlers.egress import Egress, HostRule, parse_host_rules, url_rule
-from bot.logs import log_event
 from bot.settings import EgressSettings, Settings
 
-log = logging.getLogger("omnirouter.handlers.egress")
 
 # the providers' own API hosts: an account may always point its api_base there (they are public:
 # their addresses are checked like any other)
@@ -105,10 +101,5 @@ class EgressGuards:
 
 
 def operator_destinations(settings: EgressSettings) -> tuple[HostRule, ...]:
-    """The hosts the operator allows (``egress.allowed_destinations``, and the deprecated
-    ``egress.allowed_hosts``, with a warning)."""
-    if settings.allowed_hosts.strip():
-        log_event(log, "settings.deprecated", logging.WARNING, setting="egress.allowed_hosts",
-                  hint="rename it egress.allowed_destinations (OMNIROUTER_EGRESS_ALLOWED_DESTINATIONS); "
-                       "the old name will stop working in the next release")
-    return (*parse_host_rules(settings.allowed_destinations), *parse_host_rules(settings.allowed_hosts))
+    """The hosts the operator allows (``egress.allowed_destinations``)."""
+    return parse_host_rules(settings.allowed_destinations)

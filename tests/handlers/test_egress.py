@@ -66,8 +66,7 @@ def test_the_operator_names_hosts_with_or_without_a_port() -> None:
 
 
 def test_a_bad_allow_list_stops_start_up_with_one_line() -> None:
-    for env, key in (("OMNIROUTER_EGRESS_ALLOWED_DESTINATIONS", "egress.allowed_destinations"),
-                     ("OMNIROUTER_EGRESS_ALLOWED_HOSTS", "egress.allowed_hosts")):
+    for env, key in (("OMNIROUTER_EGRESS_ALLOWED_DESTINATIONS", "egress.allowed_destinations"),):
         with pytest.raises(SettingsError) as caught:
             load_settings(None, env={env: "ok.lan, bad host"})
         message = str(caught.value)
@@ -75,16 +74,6 @@ def test_a_bad_allow_list_stops_start_up_with_one_line() -> None:
     good = load_settings(None, env={"OMNIROUTER_EGRESS_ALLOWED_DESTINATIONS": "bot-api.lan:8081"})
     assert good.egress.allowed_destinations == "bot-api.lan:8081"
 
-
-def test_the_old_name_of_the_allow_list_still_works_for_a_release_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="omnirouter")
-    old = load_settings(None, env={"OMNIROUTER_EGRESS_ALLOWED_HOSTS": "crm.lan:8443"})
-    assert EgressGuards.from_settings(old).webhooks.allows_name("crm.lan", 8443)
-    [warning] = [r for r in caplog.records if r.getMessage() == "settings.deprecated"]
-    assert "egress.allowed_destinations" in getattr(warning, "omnirouter_fields")["hint"]
-    caplog.clear()
-    EgressGuards.from_settings(load_settings(None, env={"OMNIROUTER_EGRESS_ALLOWED_DESTINATIONS": "crm.lan"}))
-    assert caplog.records == []
 
 
 def test_each_purpose_has_a_guard_allowing_only_the_install_hosts_typed_for_it() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.keys import PIPELINE, STORE
+from bot.keys import EGRESS, PIPELINE, STORE
 from conversations.embedded import EmbeddedMongo
 from conversations.models import Identity, Inbound
 from conversations.store import Store
@@ -131,19 +131,18 @@ async def test_a_host_allowed_without_a_port_is_allowed_on_80_and_443_only(
 
 
 async def test_the_guards_are_built_once_when_the_router_starts(
-    embedded: EmbeddedMongo, db_name: str, providers: Any, start_client: Any, caplog: pytest.LogCaptureFixture
+    embedded: EmbeddedMongo, db_name: str, providers: Any, start_client: Any
 ) -> None:
-    """The deprecated name of the allow-list warns once per router, not once per request that checks a URL."""
-    caplog.set_level(logging.WARNING, logger="omnirouter")
+    """Checking a URL uses the guards the router built at start, not new ones per request."""
     bot_api, graph_api, twilio = providers
     client: TestClient = await start_client(every_channel(
-        embedded.uri, db_name, bot_api.url, graph_api.url, twilio.url, egress={"allowed_hosts": "crm.lan"}))
+        embedded.uri, db_name, bot_api.url, graph_api.url, twilio.url, egress={"allowed_destinations": "crm.lan"}))
+    guards = client.server.app[EGRESS]
     headers = await shop2_admin_token(client)
     for _ in range(3):
         response = await client.put("/api/accounts/shop2/channels/telegram", headers=headers,
                                     json={**TG_SHOP2, "api_base": "https://crm.lan"})
-        assert response.status == 200, await response.text()  # the old name is still read
+        assert response.status == 200, await response.text()
         response = await client.post("/api/webhooks", headers=headers, json={"url": "https://crm.lan/hook"})
         assert response.status == 201, await response.text()
-    warnings = [r for r in caplog.records if r.getMessage() == "settings.deprecated"]
-    assert len(warnings) == 1 and getattr(warnings[0], "omnirouter_fields")["setting"] == "egress.allowed_hosts"
+    assert client.server.app[EGRESS] is guards
