@@ -8,9 +8,9 @@ import logging
 from aiohttp import web
 
 from bot import audit
-from bot.keys import LOGIN_LIMITER, SETTINGS, STORE
+from bot.keys import SETTINGS, STORE
 from bot.logs import log_event
-from bot.web import auth, two_factor
+from bot.web import auth, login_throttle, two_factor
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, language, page, plain, redirect, signed_in
 from bot.web.proxies import client_address
@@ -44,10 +44,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not expected or not await auth.csrf_ok(request, expected):
         return plain(403, "the login form expired: reload the page")
     account_id = str(form.get("account", "")).strip().lower()[:32] or request.app[SETTINGS].account.id
-    address = client_address(request)
-    limiter, store = request.app[LOGIN_LIMITER], request.app[STORE]
+    address, store = client_address(request), request.app[STORE]
     lang = language(request)
-    wait = await limiter.admit(account_id, login_name, address)
+    wait = await login_throttle.admit(request, account_id, login_name)
     if wait:
         log_event(log, "login.rate_limited", logging.WARNING, login=login_name, address=address)
         response = _login_page(request, 429, translate(lang, "too_many", s=wait), login_name, account_id)

@@ -19,8 +19,8 @@ import time
 from aiohttp import web
 
 from bot import audit
-from bot.keys import LOGIN_LIMITER, STORE
-from bot.web import auth, totp
+from bot.keys import STORE
+from bot.web import auth, login_throttle, totp
 from bot.web.pages import redirect
 from bot.web.proxies import client_address
 from conversations.console_models import LoginChallenge, SecondFactor
@@ -75,24 +75,26 @@ async def pending(request: web.Request, purpose: str) -> tuple[LoginChallenge, A
 
 async def finish_login(request: web.Request, response: web.StreamResponse, agent: Agent,
                        challenge: LoginChallenge | None = None, **details: str) -> None:
-    """The login is complete: its throttle count cleared, the challenge dropped, a session started."""
+    """The login is complete: its throttle count cleared, the challenge dropped, a session started,
+    the browser's device cookie renewed."""
     store, address = request.app[STORE], client_address(request)
     await throttle_cleared(request, agent)
     if challenge is not None:
         await store.end_login_challenge(challenge.id, _now_ms())
         response.del_cookie(CHALLENGE_COOKIE, path="/login")
     await auth.start_session(request, response, agent)
+    await login_throttle.remember_device(request, response, agent.account_id, agent.login)
     await audit.record(store, agent.account_id, agent, "login", agent.id, address=address, **details)
 
 
 async def throttled(request: web.Request, agent: Agent) -> int:
     """Count a code (or password) attempt of ``agent``'s like a login; the seconds to wait, or 0."""
-    return await request.app[LOGIN_LIMITER].admit(agent.account_id, agent.login, client_address(request))
+    return await login_throttle.admit(request, agent.account_id, agent.login)
 
 
 async def throttle_cleared(request: web.Request, agent: Agent) -> None:
     """A right code (or password) from a signed-in agent: their login's count starts again."""
-    await request.app[LOGIN_LIMITER].succeeded(agent.account_id, agent.login, client_address(request))
+    await login_throttle.succeeded(request, agent.account_id, agent.login)
 
 
 async def check_code(request: web.Request, factor: SecondFactor, code: str) -> str | None:
