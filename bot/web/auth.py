@@ -9,6 +9,8 @@
 * A state-changing request (and the console's socket) that a browser says comes from another
   site (``Sec-Fetch-Site``, or else an ``Origin`` other than this router's) is refused before
   anything else: defence in depth beside the token and the ``SameSite`` cookie.
+* A session records whether its login passed a second factor; one that did not is refused (and
+  deleted) while its account requires two-factor sign-in, whenever the requirement was set.
 * Login attempts are throttled in ``bot/web/login_throttle.py``.
 """
 
@@ -74,7 +76,8 @@ async def add_agent(
     return (agent if await store.create_agent(agent) else None), password
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """What the store keeps of a cookie's random token (a session's, a login challenge's)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -87,16 +90,18 @@ def set_cookie(response: web.StreamResponse, request: web.Request, name: str, va
     response.set_cookie(name, value, httponly=True, samesite="Strict", secure=_secure(request), path=path, max_age=max_age)
 
 
-async def start_session(request: web.Request, response: web.StreamResponse, agent: Agent) -> Session:
-    """Log ``agent`` in: drop any session the browser had, issue a fresh id."""
+async def start_session(request: web.Request, response: web.StreamResponse, agent: Agent,
+                        second_factor: bool = False) -> Session:
+    """Log ``agent`` in (with a second factor or not): drop any session the browser had, issue a
+    fresh id."""
     store = request.app[STORE]
     old = request.cookies.get(SESSION_COOKIE)
     if old:
-        await store.delete_session(_digest(old))
+        await store.delete_session(token_digest(old))
     token = secrets.token_urlsafe(32)
     now_ms = int(time.time() * 1000)
-    session = Session(id=_digest(token), account_id=agent.account_id, agent_id=agent.id,
-                      csrf=secrets.token_urlsafe(32), created_ms=now_ms, seen_ms=now_ms)
+    session = Session(id=token_digest(token), account_id=agent.account_id, agent_id=agent.id,
+                      csrf=secrets.token_urlsafe(32), created_ms=now_ms, seen_ms=now_ms, second_factor=second_factor)
     await store.create_session(session)
     set_cookie(response, request, SESSION_COOKIE, token)
     response.del_cookie(LOGIN_COOKIE, path="/")
@@ -106,7 +111,7 @@ async def start_session(request: web.Request, response: web.StreamResponse, agen
 async def end_session(request: web.Request, response: web.StreamResponse) -> None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        await request.app[STORE].delete_session(_digest(token))
+        await request.app[STORE].delete_session(token_digest(token))
     response.del_cookie(SESSION_COOKIE, path="/")
 
 
@@ -116,7 +121,7 @@ async def current(request: web.Request) -> tuple[Session, Agent] | None:
     if not token:
         return None
     store = request.app[STORE]
-    session = await store.get_session(_digest(token))
+    session = await store.get_session(token_digest(token))
     if session is None:
         return None
     settings = request.app[SETTINGS].console
@@ -125,7 +130,8 @@ async def current(request: web.Request) -> tuple[Session, Agent] | None:
         await store.delete_session(session.id)
         return None
     agent = await store.get_agent(session.agent_id)
-    if agent is None or not agent.active:
+    if agent is None or not agent.active or (
+            not session.second_factor and await store.accounts_requiring_second_factor([session.account_id])):
         await store.delete_session(session.id)
         return None
     if now_ms - session.seen_ms > min(30_000, settings.session_idle_minutes * 60_000 / 4):
@@ -142,14 +148,18 @@ def expired(session: Session, settings: ConsoleSettings, now_ms: int) -> bool:
 async def ended_sessions(store: Store, settings: ConsoleSettings,
                          holders: list[tuple[str, str, str]]) -> dict[str, str]:
     """Which of the ``(session id, agent id, role)`` that open console sockets were granted no longer
-    hold, and why (``signed out`` — logged out, expired, agent disabled — or ``role changed``): the
-    sockets' check, two reads however many there are."""
+    hold, and why (``signed out`` — logged out, expired, agent disabled, no second factor where the
+    account now requires one — or ``role changed``): the sockets' check, two reads however many
+    there are (three when some sessions passed no second factor)."""
     sessions = {s.id: s for s in await store.sessions_by_ids(sorted({h[0] for h in holders}))}
     agents = {a.id: a for a in await store.agents_by_ids(sorted({h[1] for h in holders}))}
+    password_only = sorted({s.account_id for s in sessions.values() if not s.second_factor})
+    requiring = await store.accounts_requiring_second_factor(password_only) if password_only else set()
     now_ms, ended = int(time.time() * 1000), {}
     for session_id, agent_id, role in holders:
         session, agent = sessions.get(session_id), agents.get(agent_id)
-        if session is None or expired(session, settings, now_ms) or agent is None or not agent.active:
+        if (session is None or expired(session, settings, now_ms) or agent is None or not agent.active
+                or (not session.second_factor and session.account_id in requiring)):
             ended[session_id] = "signed out"
         elif agent.role != role:
             ended[session_id] = "role changed"
