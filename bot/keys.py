@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from bot.router.queue import Queue
     from bot.router.shifts import Shifts
     from bot.web.apikit import Operation
-    from bot.web.auth import LoginLimiter
     from bot.web.live import ConsoleHub
+    from bot.web.login_throttle import LoginLimiter
     from bot.webhooks.events import ThreadEvents
     from bot.webhooks.sender import WebhookSender
     from bot.settings import Settings

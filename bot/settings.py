@@ -115,8 +115,12 @@ class ServerSettings:
     )
     trusted_proxies: str = _setting(
         "", check=_networks,
-        doc="reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the client; "
+        doc="reverse proxies (addresses or CIDRs, comma-separated) whose proxy_header names the client; "
             "empty: forwarding headers are ignored",
+    )
+    proxy_header: str = _setting(
+        "x-forwarded-for", check=_one_of("x-forwarded-for", "forwarded"),
+        doc="the one header the trusted proxies set: x-forwarded-for, or forwarded (RFC 7239); the other is ignored",
     )
     log_format: str = _setting("text", check=_one_of("text", "json"), alias="LOG_FORMAT")
     log_level: str = _setting(

@@ -146,9 +146,16 @@ class AgentStore:
                                                  {"$inc": {"failures": -1, "rev": 1}})
 
     async def forget_login_failures(self, key: str, now_ms: int) -> None:
-        """Clear ``key``'s count (a login that succeeded), and the counts that expired."""
-        await self._db.login_failures.delete_one({"_id": key})
+        """Clear ``key``'s count (a login that succeeded) unless it is a revoked device cookie's,
+        and the counts that expired. (``$exists``, not ``$ne: true``: the embedded store's deletes
+        skip documents without the field for ``$ne``.)"""
+        await self._db.login_failures.delete_one({"_id": key, "revoked": {"$exists": False}})
         await self._db.login_failures.delete_many({"expires_ms": {"$lt": now_ms}})
+
+    async def revoke_login_device(self, key: str, until_ms: int) -> None:
+        """Mark a device cookie's count revoked, kept until the cookie expires."""
+        await self._db.login_failures.update_one(
+            {"_id": key}, {"$set": {"revoked": True, "expires_ms": until_ms}, "$inc": {"rev": 1}}, upsert=True)
 
     # --- shifts (the timesheet) ----------------------------------------------------------
 

@@ -121,15 +121,15 @@ async def save_conversations(request: web.Request) -> web.Response:
 @signed_in(Role.ADMIN)
 async def save_two_factor(request: web.Request) -> web.Response:
     """Require two-factor sign-in of every agent (the admin must use it first), or stop requiring
-    it. Requiring it logs out at once whoever is logged in without it."""
+    it. Requiring it logs out at once whoever is logged in without it: the requirement is set first,
+    so a session that a password-only login starts meanwhile is refused too (``auth.current``)."""
     admin, store = current_agent(request), request.app[STORE]
     required = (await request.post()).get("require") == "on"
-    if required:
-        with_it = await store.agents_with_second_factor(admin.account_id)
-        if admin.id not in with_it:
-            return await _show(request, 409, error=translate(admin.lang, "require_two_factor_self"))
-        await store.end_sessions_without_second_factor(admin.account_id, with_it)
+    if required and admin.id not in await store.agents_with_second_factor(admin.account_id):
+        return await _show(request, 409, error=translate(admin.lang, "require_two_factor_self"))
     await store.update_account(admin.account_id, require_two_factor=required)
+    if required:
+        await store.end_sessions_without_second_factor(admin.account_id)
     await audit.record(store, admin.account_id, admin, "settings.two_factor", admin.account_id, required=required)
     return _back("saved")
 
