@@ -72,7 +72,7 @@ class DeviceCookies:
 
     async def _signing_key(self) -> bytes:
         if self._key is None:
-            secret = await self._store.shared_secret(_DEVICE_KEY, lambda: secrets.token_urlsafe(32))
+            secret, _ = await self._store.sealed_secret(_DEVICE_KEY, lambda: secrets.token_urlsafe(32))
             self._key = secret.encode()
         return self._key
 
