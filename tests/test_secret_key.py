@@ -17,7 +17,7 @@ from conversations.embedded import free_port
 from conversations.models import utcnow
 from conversations.sealing import Sealer, SealingError, generate_key, parse_key
 from conversations.store import Store
-from tests.test_cli import run, serve_and_stop
+from tests.cli.test_serve import run, serve_and_stop
 
 
 async def test_a_fresh_install_makes_a_key_file_and_uses_it_from_then_on(store: Store, tmp_path: Path) -> None:

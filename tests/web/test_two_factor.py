@@ -26,7 +26,7 @@ from conversations.second_factor_store import SecondFactorStore
 from conversations.store import Store
 from conversations.tenant_store import TenantStore
 from tests.conftest import make_settings
-from tests.test_contacts_cli import run as run_cli
+from tests.cli.test_contacts import run as run_cli
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 KEY = re.compile(r'<code id="setup-key">([^<]+)</code>')

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from bot.keys import STORE
 from bot.settings import Settings
 from tests.router.test_queue import customer_writes
-from tests.test_cli import OMNIROUTER
+from tests.cli.test_serve import OMNIROUTER
 
 
 def _env(settings: Settings) -> dict[str, str]:

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bot.agents_cli import run_with_store
+from bot.cli.agents import run_with_store
 from bot.install_token import REFRESH_SECONDS, InstallTokenError, rotate
 from bot.secret_key import SecretKeyError, open_sealer
 from bot.settings import Settings

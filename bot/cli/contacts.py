@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import audit
-from bot.agents_cli import run_with_store
+from bot.cli.agents import run_with_store
 from bot.privacy import ContactNotFound, erase_contact, export_contact, find_contact
 from bot.settings import Settings
 from conversations.personal_data import ContactScope

@@ -15,7 +15,7 @@ import aiohttp
 
 from conversations.embedded import free_port
 from tests.nlu.test_versions import DATA
-from tests.test_cli import run, serve_until_ready
+from tests.cli.test_serve import run, serve_until_ready
 
 
 async def _status(url: str, token: str) -> int:

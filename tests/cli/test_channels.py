@@ -11,7 +11,7 @@ from tests.fakes.graph_api import FakeGraphAPI, PHONE_NUMBER_ID
 from tests.fakes.telegram_api import TOKEN, FakeBotAPI
 from tests.handlers.channels import TG_SECRET, WA_SECRET
 from tests.router.test_inbound import wait_for
-from tests.test_cli import run
+from tests.cli.test_serve import run
 
 
 async def test_say_on_telegram_posts_a_signed_update(router: TestClient, bot_api: FakeBotAPI, tmp_path: Path) -> None:

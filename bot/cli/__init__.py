@@ -17,16 +17,16 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.cli_channels import BUILDERS, ChannelCliError, add_telegram_commands, say_webhook
-from bot.agents_cli import agent_add as _agent_add
-from bot.agents_cli import agent_reset_two_factor as _agent_reset_two_factor
-from bot.api_token_cli import add_api_token_command
-from bot.contacts_cli import add_contact_commands
+from bot.cli.channels import BUILDERS, ChannelCliError, add_telegram_commands, say_webhook
+from bot.cli.agents import agent_add as _agent_add
+from bot.cli.agents import agent_reset_two_factor as _agent_reset_two_factor
+from bot.cli.api_token import add_api_token_command
+from bot.cli.contacts import add_contact_commands
 from bot.install_token import InstallTokenError
 from bot.keys import FIRST_ADMIN
 from bot.logs import configure_logging
 from bot.secret_key import SecretKeyError
-from bot.nlu.cli import add_commands as add_nlu_commands
+from bot.cli.nlu import add_commands as add_nlu_commands
 from bot.nlu.responses import ResponsesError
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.embedded import EmbeddedStoreError
@@ -239,7 +239,7 @@ def _say(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _say_over_channel(server: str, account: str, args: argparse.Namespace, settings: Settings) -> int:
-    from bot.say_channels import SayError, say_over_channel
+    from bot.cli.say import SayError, say_over_channel
 
     try:
         lines = asyncio.run(say_over_channel(args.channel, args.text, args.name, server, account, settings,

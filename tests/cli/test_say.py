@@ -11,7 +11,7 @@ from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, FakeTwilio
 from tests.handlers.conftest import OUR_ADDRESS
 from tests.handlers.test_sms import OUR_NUMBER, twilio  # noqa: F401  (a fixture)
 from tests.mailservers import SmtpSink
-from tests.test_cli import run
+from tests.cli.test_serve import run
 
 
 async def test_say_over_sms_and_email(
