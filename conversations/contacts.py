@@ -1,87 +1,101 @@
-"""Store operations the messenger channels need: message edits, the customer-service window,
-phone numbers joining contacts (and the merge that follows). Per-account channel settings live
-in ``tenant_store`` (their secrets are sealed there).
+"""Contacts: one person with every address they have written from, found or created on first
+sight and merged across channels when a phone number joins them.
 
-A mixin of :class:`conversations.store.Store` (it uses the store's database handle), kept apart so
-each domain's persistence stays readable.
+An identity link (``identities``, ``_id`` = ``<account>|<channel>:<address>``) points at the
+contact behind each address. Find-or-create steps use deterministic ids (``derived_id``), so a
+replay after a crash or a race between router processes lands on the same ``_id`` and the unique
+index turns it into a no-op.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
-from conversations.errors import translating_outages as _outages
-from conversations.models import Direction, Inbound, Message, epoch_ms
+from conversations.client import IndexPlan, Repository, StoreClient
+from conversations.filters import exactly, newest_page
+from conversations.ids import derived_id
+from conversations.models import epoch_ms
+from conversations.thread_models import Contact
+from conversations.traffic import Identity
 
-if TYPE_CHECKING:
-    from pymongo.asynchronous.database import AsyncDatabase
+INDEXES: IndexPlan = {
+    "contacts": [IndexModel([("account_id", ASCENDING), ("updated_at", DESCENDING)])],
+    "identities": [IndexModel([("contact_id", ASCENDING)])],
+}
 
-class ChannelStoreMixin:
-    """Persistence for Telegram and WhatsApp specifics (see the module docstring)."""
 
-    _db: AsyncDatabase[dict[str, Any]]
+async def _nothing() -> None:
+    return None
 
-    # --- edits ---------------------------------------------------------------------------
 
-    @_outages
-    async def apply_edit(self, edited: Inbound, edited_at: datetime) -> Message | None:
-        """Make a stored inbound message read as ``edited``; earlier versions go to ``edits``.
+class ContactsRepository(Repository):
+    """Finding, creating, merging and listing contacts."""
 
-        Returns the updated message, the unchanged one when this edit is not newer than the last
-        one applied (a redelivery or a late, older edit), or ``None`` when the original was never
-        recorded (the caller records the edited message as a new one).
+    def __init__(self, client: StoreClient) -> None:
+        super().__init__(client)
+        self._links = client.batcher("identities.contact", self._find_links)  # the hot path's read
+
+    async def find_or_create_contact(
+        self,
+        account_id: str,
+        identity: Identity,
+        name: str | None,
+        now: datetime,
+        phone: str | None = None,
+    ) -> str:
+        """The id of the contact behind ``identity``, creating contact and links on first sight.
+
+        Merge rule: a phone number the channel vouches for (WhatsApp, SMS, a shared Telegram
+        contact) is itself an identity, ``phone:<E.164>``; whoever writes from any channel with
+        that number is the same contact. A new contact's id derives from its phone number when
+        there is one, so first messages racing in on two channels still make one contact. A number
+        vouched for later (a Telegram user sharing their own contact) joins the known contact, or
+        merges it into the contact that had the number first (``join_phone``).
         """
-        key = {
-            "account_id": edited.account_id,
-            "channel": edited.channel,
-            "external_id": edited.external_id,
-            "direction": str(Direction.IN),
+        link_id = f"{account_id}|{identity.key}"
+        phone_id = f"{account_id}|phone:{phone}" if phone else None
+        # both links in one (batched) read: a returning customer costs no more than this
+        linked, by_phone = await asyncio.gather(
+            self._links.submit(link_id), self._links.submit(phone_id) if phone_id else _nothing()
+        )
+        if linked is not None:
+            if phone and by_phone != linked:  # a number new to this contact: join or merge
+                return await self.join_phone(account_id, linked, phone, now)
+            return linked
+        contact_id = by_phone or derived_id("con", phone_id or link_id)
+        contact = {
+            "_id": contact_id,
+            "account_id": account_id,
+            "identities": [identity.to_doc()],
+            "created_at": epoch_ms(now),
+            "updated_at": epoch_ms(now),
         }
-        at_ms = epoch_ms(edited_at)
-        for _ in range(3):  # an optimistic update: retried if another edit lands in between
-            doc = await self._db.messages.find_one(key)
-            if doc is None:
-                return None
-            if doc.get("edited_ms", -1) >= at_ms:
-                return Message.from_doc(doc)
-            # the whole list is set, not $push-ed: the embedded server stores a pushed document
-            # as a JSON string
-            edits = [*doc.get("edits", []), {"text": doc["text"], "replaced_ms": at_ms}]
-            changed = await self._db.messages.find_one_and_update(
-                {"_id": doc["_id"], "text": doc["text"]},  # unchanged since read (edit order: above)
-                {
-                    "$set": {
-                        "text": edited.text,
-                        "attachments": [a.to_doc() for a in edited.attachments],
-                        "edited_ms": at_ms,
-                        "edits": edits,
-                    }
-                },
-                return_document=ReturnDocument.AFTER,
+        if name:
+            contact["name"] = name
+        if not await self._insert_once("contacts", contact):
+            await self._db.contacts.update_one(
+                {"_id": contact_id},
+                {"$addToSet": {"identities": identity.to_doc()}, "$set": {"updated_at": epoch_ms(now)}},
             )
-            if changed is not None:
-                return Message.from_doc(changed)
-        return Message.from_doc(doc) if doc is not None else None
+        links = [(link_id, identity)]
+        if phone_id is not None and phone is not None:
+            links.append((phone_id, Identity("phone", phone)))
+        for key, address in links:
+            await self._insert_once(
+                "identities",
+                {"_id": key, "account_id": account_id, "contact_id": contact_id, **address.to_doc()},
+            )
+        link = await self._db.identities.find_one({"_id": link_id}, {"contact_id": 1})
+        assert link is not None
+        return str(link["contact_id"])
 
-    # --- the customer-service window -------------------------------------------------------
-
-    @_outages
-    async def extend_service_window(self, thread_id: str, ends_at: datetime) -> None:
-        """Record when the thread's customer-service window closes; it only ever moves later.
-
-        Kept as epoch milliseconds with ``$max``: the embedded server compares dates at one-second
-        precision, stores a date written by ``$set`` as a string, and under load sometimes fails
-        to match an ``$or`` / ``$exists`` guard on a just-inserted document.
-        """
-        await self._db.threads.update_one({"_id": thread_id}, {"$max": {"wa_window_ends_ms": epoch_ms(ends_at)}})
-
-    # --- phone numbers join contacts -------------------------------------------------------
-
-    @_outages
     async def join_phone(self, account_id: str, contact_id: str, phone: str, now: datetime) -> str:
         """Attach a vouched phone number to a known contact; returns the contact to use.
 
@@ -106,7 +120,6 @@ class ChannelStoreMixin:
             await self.merge_contacts(owner, contact_id, now)
         return owner
 
-    @_outages
     async def merge_contacts(self, target: str, source: str, now: datetime) -> None:
         """Fold contact ``source`` into ``target`` (see :meth:`join_phone`)."""
         await self._db.identities.update_many({"contact_id": source}, {"$set": {"contact_id": target}})
@@ -127,3 +140,44 @@ class ChannelStoreMixin:
             except DuplicateKeyError:  # the target has its own open thread there: keep both apart
                 await self._db.threads.update_one({"_id": thread["_id"]}, {"$set": {"contact_id": target}, "$unset": {"open_key": ""}})
         await self._db.messages.update_many({"contact_id": source}, {"$set": {"contact_id": target}})
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def get_contact(self, contact_id: str) -> Contact | None:
+        doc = await self._db.contacts.find_one({"_id": contact_id})
+        return Contact.from_doc(doc) if doc else None
+
+    async def contacts_by_id(self, contact_ids: list[str]) -> dict[str, Contact]:
+        docs = await self._db.contacts.find({"_id": {"$in": contact_ids}}).to_list()
+        return {str(doc["_id"]): Contact.from_doc(doc) for doc in docs}
+
+    async def list_contacts(self, account_id: str, *, limit: int, before: datetime | None = None,
+                            before_id: str | None = None) -> list[Contact]:
+        """The account's contacts by last activity, newest first (merged ones left out)."""
+        query = {**exactly(account_id=account_id), "merged_into": {"$exists": False}}
+        docs = await newest_page(self._db.contacts, query, "updated_at", limit, before, before_id)
+        return [Contact.from_doc(doc) for doc in docs]
+
+    async def contact_by_identity(self, account_id: str, channel: str, address: str) -> str | None:
+        """The contact who writes from ``channel:address``, if any."""
+        link = await self._db.identities.find_one({"_id": f"{account_id}|{channel}:{address}"}, {"contact_id": 1})
+        return str(link["contact_id"]) if link else None
+
+    async def contact_by_address(self, account_id: str, address: str) -> str | None:
+        """The contact who writes from ``address`` on any channel, if exactly one does."""
+        links = await self._db.identities.find({"account_id": account_id, "address": address}, {"contact_id": 1}).to_list()
+        found = {str(link["contact_id"]) for link in links}
+        return found.pop() if len(found) == 1 else None
+
+    async def contacts_named(self, account_id: str, text: str, limit: int = 20) -> list[Contact]:
+        """Contacts whose name contains ``text`` (any case), most recently active first."""
+        docs = await self._db.contacts.find(
+            {"account_id": account_id, "name": {"$regex": re.escape(text), "$options": "i"},
+             "merged_into": {"$exists": False}}
+        ).sort("updated_at", DESCENDING).limit(limit).to_list()
+        return [Contact.from_doc(doc) for doc in docs]
+
+    async def _find_links(self, keys: Sequence[str]) -> list[str | None]:
+        docs = await self._db.identities.find({"_id": {"$in": list(set(keys))}}, {"contact_id": 1}).to_list()
+        owners = {doc["_id"]: str(doc["contact_id"]) for doc in docs}
+        return [owners.get(key) for key in keys]
