@@ -36,9 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.plans import HEADER, CommandLog, Latencies, print_plans, timed_commands  # noqa: E402
 from bot.router.queue import Queue  # noqa: E402
+from conversations.agent_models import Agent, Presence, Role  # noqa: E402
 from conversations.embedded import EmbeddedMongo  # noqa: E402
-from conversations.models import Agent, Presence, Role, Thread, ThreadStatus, utcnow  # noqa: E402
-from conversations.store import Store  # noqa: E402
+from conversations.models import utcnow  # noqa: E402
+from conversations.repositories import Repositories  # noqa: E402
+from conversations.thread_models import Thread, ThreadStatus  # noqa: E402
 from tests.query_plans import labelled, server_explain, sqlite_plans  # noqa: E402
 
 ACCOUNT = "default"
@@ -63,7 +65,7 @@ def seed_threads(queued: int, resolved: int) -> list[dict[str, object]]:
     return docs
 
 
-async def insert_batched(store: Store, collection: str, docs: list[dict[str, object]], batch: int = 1000) -> None:
+async def insert_batched(store: Repositories, collection: str, docs: list[dict[str, object]], batch: int = 1000) -> None:
     for start in range(0, len(docs), batch):
         await store._db[collection].insert_many(docs[start:start + batch], ordered=False)
 
@@ -98,9 +100,9 @@ async def take(queue: Queue, agent: Agent, into: TakeFigures) -> str | None:
     return thread.id if thread else None
 
 
-async def read(store: Store, ids: list[str], rng: random.Random, into: Latencies) -> None:
+async def read(store: Repositories, ids: list[str], rng: random.Random, into: Latencies) -> None:
     start = time.perf_counter()
-    thread = await store.get_thread(rng.choice(ids))
+    thread = await store.threads.get_thread(rng.choice(ids))
     into.seconds.append(time.perf_counter() - start)
     assert thread is not None
 
@@ -109,7 +111,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
     embedded = EmbeddedMongo(data_dir, mode=args.mode)
     await embedded.start()
     log = CommandLog()
-    store = Store.connect(embedded.uri, "bench", listeners=[log])
+    store = Repositories.connect(embedded.uri, "bench", listeners=[log])
     try:
         docs = seed_threads(args.queued, args.resolved)
         started = time.perf_counter()
@@ -120,7 +122,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
               f"({len(docs) / seconds:,.0f} docs/s); {args.agents} agents online")
         team = agents(args.agents, args.claims + args.alone)
         for agent in team:
-            await store.create_agent(agent)
+            await store.agents.create_agent(agent)
         queue = Queue(store)
         ids = [str(d["_id"]) for d in docs]
         rng = random.Random(1)
@@ -157,7 +159,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
         await reading
 
         with labelled("queue view (queued_threads)"):
-            await store.queued_threads(ACCOUNT)
+            await store.queue.queued_threads(ACCOUNT)
         await check(store, docs, claimed)
         trips = log.round_trips
         print(f"\n{len(claimed) - args.alone:,} claims by {args.agents} agents in {elapsed:.2f} s "
@@ -182,7 +184,7 @@ def verdict(read_alone: Latencies, alone: TakeFigures, read_load: Latencies, loa
               f"(target <= 2x: {'met' if max(ratios) <= 2.0 else 'MISSED'})")
 
 
-async def check(store: Store, docs: list[dict[str, object]], claimed: list[str | None]) -> None:
+async def check(store: Repositories, docs: list[dict[str, object]], claimed: list[str | None]) -> None:
     """Each thread claimed once, by one agent, and the claimed ones are the most urgent."""
     won = [c for c in claimed if c is not None]
     assert len(won) == len(claimed), "the queue ran dry"

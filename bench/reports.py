@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.reports import build_report  # noqa: E402
 from conversations.embedded import EmbeddedMongo  # noqa: E402
-from conversations.models import Thread, ThreadStatus  # noqa: E402
-from conversations.store import Store  # noqa: E402
+from conversations.repositories import Repositories  # noqa: E402
+from conversations.thread_models import Thread, ThreadStatus  # noqa: E402
 
 
 class Counter(monitoring.CommandListener):
@@ -73,7 +73,7 @@ async def main() -> None:
         embedded = EmbeddedMongo(Path(tmp))
         await embedded.start()
         counter = Counter()
-        store = Store.connect(embedded.uri, "bench", listeners=[counter])
+        store = Repositories.connect(embedded.uri, "bench", listeners=[counter])
         try:
             await store.ensure_indexes()
             docs = threads(args.n, args.days, end)

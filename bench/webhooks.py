@@ -46,7 +46,7 @@ async def main(count: int, customers: int) -> None:
     store = EmbeddedMongo(Path(tempfile.mkdtemp()))
     telegram, graph = FakeBotAPI(), FakeGraphAPI()
     await store.start(), await telegram.start(), await graph.start()
-    settings = channel_settings(store.uri, "bench", telegram_api=telegram.url, graph_api=graph.url)
+    settings = channel_settings(store.client.uri, "bench", telegram_api=telegram.url, graph_api=graph.url)
     try:
         async with TestClient(TestServer(create_app(settings))) as client:
             for name, post, build in (("telegram", post_telegram, telegram_update), ("whatsapp", post_whatsapp, whatsapp_payload)):

@@ -30,7 +30,7 @@ from bot.nlu.cli import add_commands as add_nlu_commands
 from bot.nlu.responses import ResponsesError
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.embedded import EmbeddedStoreError
-from conversations.store import StoreUnavailable
+from conversations.errors import StoreUnavailable
 
 
 class CliError(Exception):

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import create_app
 from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
-from conversations.store import Store
+from conversations.repositories import Repositories
 
 TEST_SECRET_KEY = "0123456789abcdef" * 4  # seals channel secrets in the tests' stores
 TEST_API_TOKEN = "test-install-token"  # api.token of the tests' routers: the superadmin's token for /api
@@ -79,8 +79,8 @@ def settings(embedded: EmbeddedMongo, db_name: str) -> Settings:
 
 
 @pytest.fixture
-async def store(embedded: EmbeddedMongo, db_name: str) -> AsyncIterator[Store]:
-    store = Store.connect(embedded.uri, db_name)
+async def store(embedded: EmbeddedMongo, db_name: str) -> AsyncIterator[Repositories]:
+    store = Repositories.connect(embedded.uri, db_name)
     await store.ensure_indexes()
     yield store
     await store.close()

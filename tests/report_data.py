@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from conversations.console_models import Shift
-from conversations.models import Agent, Role, Thread, ThreadStatus, utcnow
-from conversations.store import Store
+from conversations.agent_models import Agent, Role, Shift
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import Thread, ThreadStatus
 
 SINCE, UNTIL = date(2025, 3, 1), date(2025, 3, 7)
 NOW = datetime(2025, 3, 8, 2, 0, tzinfo=timezone.utc)
@@ -90,13 +91,13 @@ def threads(agents: dict[str, str]) -> list[Thread]:
     return seeded
 
 
-async def seed(store: Store) -> dict[str, str]:
+async def seed(store: Repositories) -> dict[str, str]:
     """Seed the week; returns the agents' ids by login."""
     agents: dict[str, str] = {}
     for login in ("ann", "ben"):
         agent = Agent(id=f"agt_{login}", account_id="default", login=login, name=login.title(), role=Role.AGENT,
                       created_at=utcnow())
-        await store.create_agent(agent)
+        await store.agents.create_agent(agent)
         agents[login] = agent.id
     await store._db.threads.insert_many([t.to_doc() for t in threads(agents)])
     shifts = [

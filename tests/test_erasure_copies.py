@@ -26,8 +26,9 @@ from bot.nlu.model import NluModel
 from bot.privacy import erase_contact, find_contact
 from bot.web.apikit import issue_token
 from conversations.embedded import EmbeddedMongo
-from conversations.models import Identity, Inbound, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.traffic import Identity, Inbound
 from tests.fakes.twilio import FakeTwilio, fixture, post_webhook
 from tests.handlers.test_email import mail
 from tests.handlers.test_sms import sms_settings
@@ -47,7 +48,7 @@ GRAMS = {"word": ["zvejniekciems", "37120000417", "kalnina", "pasts"], "char": [
 @dataclass
 class Shop:
     client: TestClient
-    store: Store
+    store: Repositories
     data_dir: Path
     headers: dict[str, str]
 
@@ -108,14 +109,14 @@ async def _customer_writes_everywhere(shop: Shop) -> list[str]:
     await adapter.ingest(mail(f"Anna Kalnina <{EMAIL}>", f"Parcel for {PLACE}", f"No news in {PLACE}. {PHONE}")[0])
     anna = await find_contact(shop.store, "default", f"sms:{PHONE}")
     by_mail = await find_contact(shop.store, "default", f"email:{EMAIL}")
-    await shop.store.merge_contacts(anna.contact_id, by_mail.contact_id, utcnow())
+    await shop.store.contacts.merge_contacts(anna.contact_id, by_mail.contact_id, utcnow())
     sms = await shop.store._db.messages.find_one({"text": SMS_TEXT})
     assert sms is not None
     return [str(sms["_id"]), str(recorded.message.id)]
 
 
-async def _vocabulary(store: Store, version: str) -> dict[str, set[str]]:
-    blob = await store.nlu_model_blob(version)
+async def _vocabulary(store: Repositories, version: str) -> dict[str, set[str]]:
+    blob = await store.nlu.nlu_model_blob(version)
     assert blob is not None, f"no blob of {version}"
     return {space.analyzer: set(space.vocabulary) for space in NluModel.from_bytes(blob).lexical.spaces}
 
@@ -171,18 +172,18 @@ async def test_erasure_leaves_no_copy_in_models_store_files_or_logs(shop: Shop, 
 
     code, out, err = await run(shop.client.server.app[SETTINGS], "contact", "erase", f"sms:{PHONE}", "--yes")
     assert code == 0, err
-    assert await store.active_nlu_version("default") not in (trained, spare), "the erased words still answer"
+    assert await store.nlu.active_nlu_version("default") not in (trained, spare), "the erased words still answer"
     for version in (trained, spare):
-        doc = await store.get_nlu_model(version)
+        doc = await store.nlu.get_nlu_model(version)
         assert doc is not None and doc["retired_by"].startswith("era_") and doc.get("retired_at")
         assert await store._db.nlu_model_chunks.count_documents({"version": version}) == 0
-    assert (await store.get_nlu_model(starter) or {}).get("retired_at") is None  # the starter files' model stays
+    assert (await store.nlu.get_nlu_model(starter) or {}).get("retired_at") is None  # the starter files' model stays
 
     async def retrained() -> bool:
-        return (await store.active_nlu_version("default")) not in (None, starter, trained, spare)
+        return (await store.nlu.active_nlu_version("default")) not in (None, starter, trained, spare)
 
     await wait_for(retrained, timeout=60)
-    active = await store.active_nlu_version("default")
+    active = await store.nlu.active_nlu_version("default")
     assert active is not None and _holds(await _vocabulary(store, active)) == []
 
     async def answers() -> bool:  # the bot answers with the new model

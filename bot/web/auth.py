@@ -31,12 +31,12 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from bot.keys import SETTINGS, STORE
 from bot.settings import ConsoleSettings
-from conversations.console_models import Session
+from conversations.agent_models import Agent, Role, Session
 from conversations.ids import new_id
-from conversations.models import Agent, Role, utcnow
+from conversations.models import utcnow
 
 if TYPE_CHECKING:
-    from conversations.store import Store
+    from conversations.repositories import Repositories
 
 SESSION_COOKIE = "omnirouter_session"
 LOGIN_COOKIE = "omnirouter_login"
@@ -63,7 +63,7 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
 
 
 async def add_agent(
-    store: Store, account_id: str, login: str, *, name: str | None = None, role: Role = Role.AGENT,
+    store: Repositories, account_id: str, login: str, *, name: str | None = None, role: Role = Role.AGENT,
     teams: list[str] | None = None, capacity: int = 5, password: str | None = None,
 ) -> tuple[Agent | None, str]:
     """Create an agent; returns ``(agent or None if the login is taken, password)``. Without a
@@ -74,7 +74,7 @@ async def add_agent(
         created_at=utcnow(), password_hash=await hash_password(password), teams=list(teams or []),
         capacity=capacity, free=capacity,
     )
-    return (agent if await store.create_agent(agent) else None), password
+    return (agent if await store.agents.create_agent(agent) else None), password
 
 
 def _digest(token: str) -> str:
@@ -95,12 +95,12 @@ async def start_session(request: web.Request, response: web.StreamResponse, agen
     store = request.app[STORE]
     old = request.cookies.get(SESSION_COOKIE)
     if old:
-        await store.delete_session(_digest(old))
+        await store.sign_in.delete_session(_digest(old))
     token = secrets.token_urlsafe(32)
     now_ms = int(time.time() * 1000)
     session = Session(id=_digest(token), account_id=agent.account_id, agent_id=agent.id,
                       csrf=secrets.token_urlsafe(32), created_ms=now_ms, seen_ms=now_ms)
-    await store.create_session(session)
+    await store.sign_in.create_session(session)
     set_cookie(response, request, SESSION_COOKIE, token)
     response.del_cookie(LOGIN_COOKIE, path="/")
     return session
@@ -109,7 +109,7 @@ async def start_session(request: web.Request, response: web.StreamResponse, agen
 async def end_session(request: web.Request, response: web.StreamResponse) -> None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        await request.app[STORE].delete_session(_digest(token))
+        await request.app[STORE].sign_in.delete_session(_digest(token))
     response.del_cookie(SESSION_COOKIE, path="/")
 
 
@@ -119,20 +119,20 @@ async def current(request: web.Request) -> tuple[Session, Agent] | None:
     if not token:
         return None
     store = request.app[STORE]
-    session = await store.get_session(_digest(token))
+    session = await store.sign_in.get_session(_digest(token))
     if session is None:
         return None
     settings = request.app[SETTINGS].console
     now_ms = int(time.time() * 1000)
     if expired(session, settings, now_ms):
-        await store.delete_session(session.id)
+        await store.sign_in.delete_session(session.id)
         return None
-    agent = await store.get_agent(session.agent_id)
+    agent = await store.agents.get_agent(session.agent_id)
     if agent is None or not agent.active:
-        await store.delete_session(session.id)
+        await store.sign_in.delete_session(session.id)
         return None
     if now_ms - session.seen_ms > min(30_000, settings.session_idle_minutes * 60_000 / 4):
-        await store.touch_session(session.id, now_ms)
+        await store.sign_in.touch_session(session.id, now_ms)
     return session, agent
 
 
@@ -142,13 +142,13 @@ def expired(session: Session, settings: ConsoleSettings, now_ms: int) -> bool:
             or now_ms - session.created_ms > settings.session_max_hours * 3_600_000)
 
 
-async def ended_sessions(store: Store, settings: ConsoleSettings,
+async def ended_sessions(store: Repositories, settings: ConsoleSettings,
                          holders: list[tuple[str, str, str]]) -> dict[str, str]:
     """Which of the ``(session id, agent id, role)`` that open console sockets were granted no longer
     hold, and why (``signed out`` — logged out, expired, agent disabled — or ``role changed``): the
     sockets' check, two reads however many there are."""
-    sessions = {s.id: s for s in await store.sessions_by_ids(sorted({h[0] for h in holders}))}
-    agents = {a.id: a for a in await store.agents_by_ids(sorted({h[1] for h in holders}))}
+    sessions = {s.id: s for s in await store.sign_in.sessions_by_ids(sorted({h[0] for h in holders}))}
+    agents = {a.id: a for a in await store.agents.agents_by_ids(sorted({h[1] for h in holders}))}
     now_ms, ended = int(time.time() * 1000), {}
     for session_id, agent_id, role in holders:
         session, agent = sessions.get(session_id), agents.get(agent_id)
@@ -201,7 +201,7 @@ class LoginLimiter:
     (slow) hash is being verified.
     """
 
-    def __init__(self, store: Store, attempts: int, delay_seconds: float, max_delay_seconds: float,
+    def __init__(self, store: Repositories, attempts: int, delay_seconds: float, max_delay_seconds: float,
                  forget_seconds: float) -> None:
         self._store = store
         self._attempts = attempts
@@ -226,13 +226,13 @@ class LoginLimiter:
         if not wait_ms:
             wait_ms = await self._claim(login_key, login_limit, now_ms)
             if wait_ms:  # refused after all: the address's count is as before
-                await self._store.take_back_login_attempt(address_key)
+                await self._store.sign_in.take_back_login_attempt(address_key)
         return -(-wait_ms // 1000)  # rounded up
 
     async def _claim(self, key: str, limit: int, now_ms: int) -> int:
         """Count one attempt on ``key``; or, while it must wait, the milliseconds left (nothing counted)."""
         for _ in range(_CLAIM_TRIES):
-            doc = await self._store.login_throttle(key)
+            doc = await self._store.sign_in.login_throttle(key)
             live = doc is not None and int(doc.get("expires_ms", 0)) > now_ms
             failures = int(doc.get("failures", 0)) if doc is not None and live else 0
             wait_until_ms = int(doc.get("wait_until_ms", 0)) if doc is not None and live else 0
@@ -240,7 +240,7 @@ class LoginLimiter:
                 return wait_until_ms - now_ms
             wait_ms = self.wait_after(failures + 1, limit)
             rev = None if doc is None else int(doc.get("rev", 0))
-            if await self._store.claim_login_attempt(key, rev, failures + 1, now_ms + wait_ms if wait_ms else 0,
+            if await self._store.sign_in.claim_login_attempt(key, rev, failures + 1, now_ms + wait_ms if wait_ms else 0,
                                                      now_ms + wait_ms + self._forget_ms):
                 return 0
         return 1000  # outrun by concurrent attempts every time: this one waits a second
@@ -248,5 +248,5 @@ class LoginLimiter:
     async def succeeded(self, account_id: str, login: str, address: str) -> None:
         """A right password: the login's count starts again, the address's attempt is taken back."""
         (address_key, _), (login_key, _) = self._keys(account_id, login, address)
-        await self._store.forget_login_failures(login_key, int(time.time() * 1000))
-        await self._store.take_back_login_attempt(address_key)
+        await self._store.sign_in.forget_login_failures(login_key, int(time.time() * 1000))
+        await self._store.sign_in.take_back_login_attempt(address_key)

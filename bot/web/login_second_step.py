@@ -18,8 +18,7 @@ from bot.web import auth, two_factor
 from bot.web.i18n import translate
 from bot.web.pages import language, page, plain, redirect, render
 from bot.web.proxies import client_address
-from conversations.console_models import LoginChallenge
-from conversations.models import Agent
+from conversations.agent_models import Agent, LoginChallenge
 
 log = logging.getLogger("omnirouter.web.login")
 
@@ -65,7 +64,7 @@ async def check_code(request: web.Request) -> web.StreamResponse:
         response = _code_page(request, challenge, agent, 429, translate(lang, "too_many", s=wait))
         response.headers["Retry-After"] = str(wait)
         return response
-    factor = await store.second_factor(agent.id)
+    factor = await store.sign_in.second_factor(agent.id)
     used = await two_factor.check_code(request, factor, code) if factor is not None and factor.on else None
     if used is None:
         log_event(log, "login.code_failed", logging.WARNING, agent=agent.id)
@@ -94,7 +93,7 @@ async def setup_form(request: web.Request) -> web.Response:
 
 async def setup_qr(request: web.Request) -> web.Response:
     found = await two_factor.pending(request, "setup")
-    factor = await request.app[STORE].second_factor(found[1].id) if found else None
+    factor = await request.app[STORE].sign_in.second_factor(found[1].id) if found else None
     if found is None or factor is None or factor.on:
         return plain(404, "no authenticator is being set up")
     return two_factor.qr_response(found[1], factor)

@@ -19,8 +19,8 @@ _DONE = ("two_factor_disabled", "two_factor_kept")
 
 async def _show(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
     agent, store = current_agent(request), request.app[STORE]
-    factor = await store.second_factor(agent.id)
-    account = await store.get_account(agent.account_id)
+    factor = await store.sign_in.second_factor(agent.id)
+    account = await store.accounts.get_account(agent.account_id)
     context: dict[str, Any] = {
         "factor": factor, "required": bool(account and account.require_two_factor), "message": "", "error": "",
         "setting_up": factor is not None and not factor.on, "form_csrf": request[SESSION].csrf,
@@ -48,7 +48,7 @@ async def start_setup(request: web.Request) -> web.Response:
 @signed_in()
 async def setup_qr(request: web.Request) -> web.Response:
     agent = current_agent(request)
-    factor = await request.app[STORE].second_factor(agent.id)
+    factor = await request.app[STORE].sign_in.second_factor(agent.id)
     if factor is None or factor.on:
         return plain(409, "no authenticator is being set up")
     return two_factor.qr_response(agent, factor)
@@ -58,7 +58,7 @@ async def setup_qr(request: web.Request) -> web.Response:
 async def confirm(request: web.Request) -> web.Response:
     agent, store = current_agent(request), request.app[STORE]
     code = str((await request.post()).get("code", ""))[:64]
-    factor = await store.second_factor(agent.id)
+    factor = await store.sign_in.second_factor(agent.id)
     if factor is None or factor.on:
         return plain(409, "start setting up two-factor sign-in first")
     wait = await two_factor.throttled(request, agent)
@@ -76,10 +76,10 @@ async def confirm(request: web.Request) -> web.Response:
 async def disable(request: web.Request) -> web.Response:
     agent, store = current_agent(request), request.app[STORE]
     proof = str((await request.post()).get("proof", ""))[:256]
-    factor = await store.second_factor(agent.id)
+    factor = await store.sign_in.second_factor(agent.id)
     if factor is None:
         return redirect("/console/security")
-    account = await store.get_account(agent.account_id)
+    account = await store.accounts.get_account(agent.account_id)
     if account is not None and account.require_two_factor and factor.on:
         return redirect("/console/security?done=two_factor_kept")
     if not proof:
@@ -92,7 +92,7 @@ async def disable(request: web.Request) -> web.Response:
     if not proven:
         return await _show(request, 401, error=translate(agent.lang, "wrong_password_or_code"))
     await two_factor.throttle_cleared(request, agent)
-    await store.remove_second_factor(agent.id)
+    await store.sign_in.remove_second_factor(agent.id)
     await audit.record(store, agent.account_id, agent, "agent.second_factor_off", agent.id)
     return redirect("/console/security?done=two_factor_disabled")
 

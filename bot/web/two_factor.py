@@ -23,8 +23,8 @@ from bot.keys import LOGIN_LIMITER, STORE
 from bot.web import auth, totp
 from bot.web.pages import redirect
 from bot.web.proxies import client_address
-from conversations.console_models import LoginChallenge, SecondFactor
-from conversations.models import Account, Agent
+from conversations.agent_models import Agent, LoginChallenge, SecondFactor
+from conversations.tenant_models import Account
 
 CHALLENGE_COOKIE = "omnirouter_2fa"
 CHALLENGE_SECONDS = 300
@@ -44,7 +44,7 @@ async def begin_challenge(request: web.Request, agent: Agent, account: Account) 
     """After a right password: the way to the second step (or to setting one up, where the account
     requires it), or ``None`` when the agent logs in with the password alone."""
     store = request.app[STORE]
-    factor = await store.second_factor(agent.id)
+    factor = await store.sign_in.second_factor(agent.id)
     if factor is not None and factor.on:
         purpose, path = "verify", "/login/2fa"
     elif account.require_two_factor:
@@ -52,7 +52,7 @@ async def begin_challenge(request: web.Request, agent: Agent, account: Account) 
     else:
         return None
     token = secrets.token_urlsafe(32)
-    await store.create_login_challenge(LoginChallenge(
+    await store.sign_in.create_login_challenge(LoginChallenge(
         id=_digest(token), account_id=agent.account_id, agent_id=agent.id, purpose=purpose,
         csrf=secrets.token_urlsafe(24), expires_ms=_now_ms() + CHALLENGE_SECONDS * 1000))
     response = redirect(path)
@@ -66,10 +66,10 @@ async def pending(request: web.Request, purpose: str) -> tuple[LoginChallenge, A
     if not token:
         return None
     store = request.app[STORE]
-    challenge = await store.login_challenge(_digest(token), _now_ms())
+    challenge = await store.sign_in.login_challenge(_digest(token), _now_ms())
     if challenge is None or challenge.purpose != purpose:
         return None
-    agent = await store.get_agent(challenge.agent_id)
+    agent = await store.agents.get_agent(challenge.agent_id)
     return (challenge, agent) if agent is not None and agent.active else None
 
 
@@ -79,7 +79,7 @@ async def finish_login(request: web.Request, response: web.StreamResponse, agent
     store, address = request.app[STORE], client_address(request)
     await throttle_cleared(request, agent)
     if challenge is not None:
-        await store.end_login_challenge(challenge.id, _now_ms())
+        await store.sign_in.end_login_challenge(challenge.id, _now_ms())
         response.del_cookie(CHALLENGE_COOKIE, path="/login")
     await auth.start_session(request, response, agent)
     await audit.record(store, agent.account_id, agent, "login", agent.id, address=address, **details)
@@ -101,9 +101,9 @@ async def check_code(request: web.Request, factor: SecondFactor, code: str) -> s
     store = request.app[STORE]
     step = totp.matching_step(factor.secret, code)
     if step is not None:
-        return "totp" if await store.accept_totp_step(factor.id, step) else None
+        return "totp" if await store.sign_in.accept_totp_step(factor.id, step) else None
     code_hash = totp.recovery_hash(code)
-    if code_hash is not None and await store.spend_recovery_code(factor.id, code_hash):
+    if code_hash is not None and await store.sign_in.spend_recovery_code(factor.id, code_hash):
         return "recovery"
     return None
 
@@ -112,12 +112,12 @@ async def setup_secret(request: web.Request, agent: Agent, fresh: bool = False) 
     """The agent's authenticator being set up (a new one when there is none pending, or when
     ``fresh``); ``None`` when one is on already."""
     store = request.app[STORE]
-    factor = await store.second_factor(agent.id)
+    factor = await store.sign_in.second_factor(agent.id)
     if factor is not None and factor.on:
         return None
     if factor is None or fresh:
         factor = SecondFactor(id=agent.id, account_id=agent.account_id, secret=totp.new_secret(), created_ms=_now_ms())
-        if not await store.begin_second_factor(factor):
+        if not await store.sign_in.begin_second_factor(factor):
             return None
     return factor
 
@@ -130,7 +130,7 @@ async def confirm_setup(request: web.Request, factor: SecondFactor, code: str) -
         return None
     codes = totp.new_recovery_codes()
     hashes = [h for h in (totp.recovery_hash(c) for c in codes) if h is not None]
-    return codes if await request.app[STORE].confirm_second_factor(factor.id, step, hashes) else None
+    return codes if await request.app[STORE].sign_in.confirm_second_factor(factor.id, step, hashes) else None
 
 
 def setup_context(factor: SecondFactor, qr_url: str) -> dict[str, str]:

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 import pytest
 
 from conversations.batching import Batcher
-from conversations.models import Identity, Inbound, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.traffic import Identity, Inbound
 from tests.conversations.test_store import LEASE, inbound, record
 
 
@@ -56,7 +57,7 @@ async def test_a_failed_command_fails_every_request_of_its_batch() -> None:
         await batcher.submit(7)  # and the batcher keeps working for the next ones
 
 
-async def test_concurrent_records_share_store_commands(store: Store) -> None:
+async def test_concurrent_records_share_store_commands(store: Repositories) -> None:
     await record(store, inbound("warm", address="carol"))  # contact and thread exist
     before = store._writes["messages"].batches
     items = [inbound(f"m{n}", address="carol") for n in range(20)] + [inbound("m3", address="carol")]
@@ -66,14 +67,14 @@ async def test_concurrent_records_share_store_commands(store: Store) -> None:
     assert store._writes["messages"].batches - before <= len(items) // 2  # 21 inserts share a few commands
 
 
-async def test_concurrent_consent_checks_share_one_read(store: Store) -> None:
+async def test_concurrent_consent_checks_share_one_read(store: Repositories) -> None:
     """Every SMS send asks whether its recipient said STOP: concurrent sends ask together."""
     numbers = [f"+1415555{n:04d}" for n in range(30)]
     for n, number in enumerate(numbers[:10]):
-        assert await store.set_consent("default", "sms", number, "stop" if n % 2 == 0 else "start", 1_000 + n, f"m{n}")
+        assert await store.phone.set_consent("default", "sms", number, "stop" if n % 2 == 0 else "start", 1_000 + n, f"m{n}")
     before = store._consent_reads.batches
-    answers = await asyncio.gather(*(store.opted_out("default", "sms", number) for number in numbers))
+    answers = await asyncio.gather(*(store.phone.opted_out("default", "sms", number) for number in numbers))
     assert answers == [n < 10 and n % 2 == 0 for n in range(30)]
     assert store._consent_reads.batches - before <= 2
-    assert not await store.opted_out("other", "sms", numbers[0])  # per account
-    assert not await store.opted_out("default", "whatsapp", numbers[0])  # per channel
+    assert not await store.phone.opted_out("other", "sms", numbers[0])  # per account
+    assert not await store.phone.opted_out("default", "whatsapp", numbers[0])  # per channel

@@ -18,14 +18,14 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from conversations.embedded import SOCKET_FILE, EmbeddedMode, EmbeddedMongo, EmbeddedStoreError, running_embedded_uri
-from conversations.store import Store
+from conversations.repositories import Repositories
 
 
 async def test_data_survives_a_restart_and_the_child_is_gone_after_stop(tmp_path: Path) -> None:
     server = EmbeddedMongo(tmp_path / "store")
     await server.start()
     pid = int((tmp_path / "store" / "nx-27017.pid").read_text())
-    store = Store.connect(server.uri, "persist")
+    store = Repositories.connect(server.uri, "persist")
     await store._db.things.insert_one({"_id": "kept"})
     await store.close()
     await server.stop()
@@ -34,7 +34,7 @@ async def test_data_survives_a_restart_and_the_child_is_gone_after_stop(tmp_path
 
     again = EmbeddedMongo(tmp_path / "store")
     await again.start()
-    store = Store.connect(again.uri, "persist")
+    store = Repositories.connect(again.uri, "persist")
     try:
         assert await store._db.things.find_one({"_id": "kept"}) == {"_id": "kept"}
     finally:
@@ -58,10 +58,10 @@ async def test_a_second_server_on_the_same_directory_is_refused(tmp_path: Path) 
 async def test_thread_mode_serves_the_same_protocol(tmp_path: Path) -> None:
     server = EmbeddedMongo(tmp_path, mode="thread")
     await server.start()
-    store = Store.connect(server.uri, "threaded")
+    store = Repositories.connect(server.uri, "threaded")
     try:
         await store.ensure_indexes()
-        await store.ping()
+        await store.client.ping()
     finally:
         await store.close()
         await server.stop()
@@ -81,7 +81,7 @@ async def test_a_server_left_behind_by_a_dead_router_is_outwaited_and_replaced(t
     lingers, and serves the same data."""
     first = EmbeddedMongo(tmp_path)
     await first.start()
-    store = Store.connect(first.uri, "left")
+    store = Repositories.connect(first.uri, "left")
     await store._db.things.insert_one({"_id": "kept"})
     await store.close()
     orphan = first._process
@@ -101,7 +101,7 @@ async def test_a_server_left_behind_by_a_dead_router_is_outwaited_and_replaced(t
     await orphan.wait()
     async with asyncio.timeout(30):
         await second_start
-    store = Store.connect(second.uri, "left")
+    store = Repositories.connect(second.uri, "left")
     try:
         assert await store._db.things.find_one({"_id": "kept"}) == {"_id": "kept"}
     finally:
@@ -112,9 +112,9 @@ async def test_a_server_left_behind_by_a_dead_router_is_outwaited_and_replaced(t
 # --- only the router's user may open the store ---------------------------------------------
 
 
-async def _write_something(server: EmbeddedMongo) -> Store:
+async def _write_something(server: EmbeddedMongo) -> Repositories:
     """A store with a write in it, kept open (so the SQLite WAL and SHM files exist)."""
-    store = Store.connect(server.uri, "private")
+    store = Repositories.connect(server.uri, "private")
     await store._db.agents.insert_one({"_id": "a1", "password_hash": "scrypt$secret"})
     return store
 
@@ -260,7 +260,7 @@ async def test_a_data_directory_too_deep_for_a_socket_address_gets_a_private_one
         assert len(os.fsencode(first)) <= 107
         assert (data_dir / SOCKET_FILE).read_text().strip() == str(first)
         assert running_embedded_uri(data_dir) == server.uri
-        store = Store.connect(running_embedded_uri(data_dir) or "", "deep")
+        store = Repositories.connect(running_embedded_uri(data_dir) or "", "deep")
         await store._db.things.insert_one({"_id": "kept"})
         await store.close()
     finally:
@@ -281,9 +281,9 @@ async def test_the_cli_finds_a_running_routers_store_by_its_socket(tmp_path: Pat
     try:
         uri = running_embedded_uri(tmp_path)
         assert uri == server.uri
-        store = Store.connect(uri or "", "cli")
+        store = Repositories.connect(uri or "", "cli")
         try:
-            await store.ping()
+            await store.client.ping()
         finally:
             await store.close()
     finally:

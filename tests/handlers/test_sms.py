@@ -13,7 +13,7 @@ from bot.handlers.base import PermanentSendError, RetryableSendError
 from bot.keys import ADAPTERS, OUTBOX, STORE
 from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
-from conversations.models import DeliveryStatus, Identity, Outbound
+from conversations.traffic import DeliveryStatus, Identity, Outbound
 from tests.conftest import make_settings
 from tests.fakes.twilio import (
     ACCOUNT_SID,
@@ -182,22 +182,22 @@ async def test_stop_blocks_everything_until_start(sms_app: Any, twilio: FakeTwil
     await wait_for(lambda: _dispatched(client, fixture("sms", "inbound_stop")["MessageSid"]))
     [stop] = await messages(client, direction="in")
     assert stop["decision"]["action"] == "answered" and stop["decision"]["reason"] == "keyword:stop"
-    thread = await app[STORE].get_thread(stop["thread_id"])
+    thread = await app[STORE].threads.get_thread(stop["thread_id"])
     assert thread is not None and thread.status == "bot"  # a STOP is not a question for an agent
-    assert await app[STORE].opted_out("default", "sms", CUSTOMER)
+    assert await app[STORE].phone.opted_out("default", "sms", CUSTOMER)
 
     # anything for this number now is refused before it reaches Twilio
     blocked = await app[OUTBOX].enqueue_reply(dedup_key="agent-1", thread=thread, to=Identity("sms", CUSTOMER),
                                               text="Your order shipped", sender={"kind": "agent"})
     await wait_for(lambda: _outbox_state(client, blocked.id, "dead"))
-    [dead] = await app[STORE].list_outbox(None)
+    [dead] = await app[STORE].outbox.list_outbox(None)
     assert "opted out (STOP)" in (dead.last_error or "")
     assert twilio.sent == []
 
     assert (await post_webhook(client, "/webhooks/sms", fixture("sms", "inbound_start"))).status == 200
     await wait_for(lambda: _sent(twilio, 1))
     assert twilio.bodies_to(CUSTOMER) == ["You are subscribed again. Reply STOP to stop."]
-    assert not await app[STORE].opted_out("default", "sms", CUSTOMER)
+    assert not await app[STORE].phone.opted_out("default", "sms", CUSTOMER)
     await post_webhook(client, "/webhooks/sms", fixture("sms", "inbound_text"))
     await wait_for(lambda: _sent(twilio, 2))
     assert twilio.bodies_to(CUSTOMER)[1].startswith("Thanks for your message!")
@@ -217,8 +217,8 @@ async def test_help_gets_the_configured_answer_and_no_queue(sms_app: Any, twilio
     assert (await post_webhook(client, "/webhooks/sms", fixture("sms", "inbound_help"))).status == 200
     await wait_for(lambda: _sent(twilio, 1))
     assert twilio.sent[0]["Body"] == "Shop support: reply with your question. STOP to opt out."
-    assert await client.server.app[STORE].queue_depth() == 0
-    assert not await client.server.app[STORE].opted_out("default", "sms", CUSTOMER)
+    assert await client.server.app[STORE].queue.queue_depth() == 0
+    assert not await client.server.app[STORE].phone.opted_out("default", "sms", CUSTOMER)
 
 
 async def test_a_long_reply_goes_out_in_parts_each_sent_once(sms_app: Any, twilio: FakeTwilio) -> None:

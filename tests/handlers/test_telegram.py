@@ -30,7 +30,7 @@ async def test_a_text_message_lands_in_a_thread_of_the_sender(router: TestClient
     assert message["external_id"] == "5512345678:101" and message["text"] == "Hello, where is my order 4471?"
     assert message["sender"] == {"kind": "customer", "address": "5512345678", "name": "Anna Bērziņa"}
     assert message["meta"] == {"username": "anna_b", "language": "lv", "update_id": 730001001}
-    thread = await router.server.app[STORE].get_thread(message["thread_id"])
+    thread = await router.server.app[STORE].threads.get_thread(message["thread_id"])
     assert thread.channel == "telegram" and thread.address == "5512345678"
     assert thread.wa_window_ends_at is None  # no service window on Telegram
 

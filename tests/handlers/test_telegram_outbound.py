@@ -19,8 +19,8 @@ from bot.handlers.telegram_polling import Poller
 from bot.keys import OUTBOX, PIPELINE, STORE
 from bot.tasks import stop_tasks
 from conversations.embedded import EmbeddedMongo
-from conversations.models import Identity, Outbound
-from conversations.store import Store
+from conversations.repositories import Repositories
+from conversations.traffic import Identity, Outbound
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import channel_settings, fixture, post_telegram
 from tests.router.test_inbound import wait_for
@@ -35,7 +35,7 @@ async def sent_count(bot_api: FakeBotAPI, expected: int, method: str = "sendMess
 async def thread_of(client: TestClient) -> Any:
     db = client.server.app[STORE]._db
     message = await db.messages.find_one({"direction": "in"})
-    return await client.server.app[STORE].get_thread(message["thread_id"])
+    return await client.server.app[STORE].threads.get_thread(message["thread_id"])
 
 
 async def test_webhook_in_thread_reply_out_exactly_once(router: TestClient, bot_api: FakeBotAPI) -> None:
@@ -212,10 +212,10 @@ async def _offset_is(poller: Poller, offset: int) -> bool:
 
 
 async def test_an_account_with_its_own_bot_gets_its_own_webhook(router: TestClient, bot_api: FakeBotAPI) -> None:
-    store: Store = router.server.app[STORE]
+    store: Repositories = router.server.app[STORE]
     from conversations.models import utcnow
 
-    await store.ensure_account("shop2", "Second shop", utcnow())
+    await store.accounts.ensure_account("shop2", "Second shop", utcnow())
     response = await router.put("/api/accounts/shop2/channels/telegram",
                                 json={"token": bot_api.token, "webhook_secret": "shop2-secret", "api_base": bot_api.url})
     assert response.status == 200

@@ -40,10 +40,10 @@ async def test_a_missed_call_is_recorded_once_and_queues_a_call_back(
                                                     "missed": True, "at": None}
     assert call["meta"]["call_back"] is True and call["decision"]["action"] == "queued"
     store = client.server.app[STORE]
-    thread = await store.get_thread(call["thread_id"])
+    thread = await store.threads.get_thread(call["thread_id"])
     assert thread is not None and thread.channel == "sms"  # agents call back or text from there
     assert thread.status == "queued" and thread.escalation_reason == "missed_call"
-    assert await store.queue_depth() == 1
+    assert await store.queue.queue_depth() == 1
 
 
 async def test_a_call_joins_the_thread_of_the_number_that_texted(
@@ -73,7 +73,7 @@ async def test_dial_outcomes_progress_events_and_outbound_calls(
                      f"Call to {CUSTOMER}, 42 s"]
     calls = await messages(client)
     assert [m["direction"] for m in calls] == ["in", "in", "out"]
-    thread = await client.server.app[STORE].get_thread(calls[0]["thread_id"])
+    thread = await client.server.app[STORE].threads.get_thread(calls[0]["thread_id"])
     assert thread is not None and thread.channel == "voice"  # no SMS configured
     assert [m["decision"]["action"] for m in calls[:2]] == ["queued", "waiting"]  # one call-back item
 

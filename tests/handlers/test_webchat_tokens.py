@@ -91,7 +91,7 @@ async def test_an_erased_visitors_token_names_nobody(client: TestClient) -> None
     await ws.send_json({"type": "message", "id": "m2", "text": "are you there?"})
     closing = await ws.receive()
     assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 4001
-    assert await store.contact_by_identity("default", "webchat", visitor) is None  # not recreated
+    assert await store.contacts.contact_by_identity("default", "webchat", visitor) is None  # not recreated
 
     ws, welcome = await _connect(client, token)
     await ws.close()
@@ -99,7 +99,7 @@ async def test_an_erased_visitors_token_names_nobody(client: TestClient) -> None
     posted = await client.post("/webchat/messages", json={"id": "p2", "text": "hello again", "visitor_token": token})
     body = await posted.json()
     assert posted.status == 202 and not body["visitor_token"].startswith(visitor + ".")
-    assert await store.contact_by_identity("default", "webchat", visitor) is None
+    assert await store.contacts.contact_by_identity("default", "webchat", visitor) is None
     assert await store._db.webchat_tokens.count_documents({"account_id": "default"}) == 1
     assert visitor not in str(await store._db.webchat_tokens.find({}).to_list())  # kept as a hash
 

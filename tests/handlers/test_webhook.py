@@ -16,7 +16,8 @@ from bot.handlers.base import BaseAdapter, MalformedPayload, UnsupportedEvent, V
 from bot.handlers.webhook import receive_webhook
 from bot.keys import STORE
 from bot.settings import Settings
-from conversations.models import DeliveryStatus, Identity, Inbound, StatusUpdate, utcnow
+from conversations.models import utcnow
+from conversations.traffic import DeliveryStatus, Identity, Inbound, StatusUpdate
 
 SECRET = b"hook-secret"
 

@@ -13,7 +13,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
-from conversations.models import DeliveryStatus, Direction, Message, from_epoch_ms, utcnow
+from conversations.models import from_epoch_ms, utcnow
+from conversations.thread_models import Message
+from conversations.traffic import DeliveryStatus, Direction
 from tests.handlers import channels
 from tests.handlers.channels import WA_VERIFY, fixture, post_whatsapp, sign
 
@@ -40,7 +42,7 @@ async def test_a_text_message_opens_a_thread_and_the_service_window(router: Test
     [message] = await inbound_messages(router)
     assert message["text"] == "Does it come in another color?"
     assert message["sender"] == {"kind": "customer", "address": "16505551234", "name": "Sheena Nelson"}
-    thread = await router.server.app[STORE].get_thread(message["thread_id"])
+    thread = await router.server.app[STORE].threads.get_thread(message["thread_id"])
     sent_at = from_epoch_ms(1764072000 * 1000)
     assert thread.address == "16505551234" and thread.wa_window_ends_at == sent_at + timedelta(hours=24)
     link = await router.server.app[STORE]._db.identities.find_one({"_id": "default|phone:+16505551234"})
@@ -101,7 +103,7 @@ async def test_status_reports_move_forward_only(router: TestClient) -> None:
     await store._db.messages.insert_one(outbound.to_doc())
 
     async def status() -> str:
-        return str((await store.get_message(outbound.id)).delivery_status)
+        return str((await store.messages.get_message(outbound.id)).delivery_status)
 
     await deliver(router, "status_read")
     assert await status() == "read"

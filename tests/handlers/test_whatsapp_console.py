@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from bot.web.auth import add_agent
-from conversations.models import Role
+from conversations.agent_models import Role
 from tests.handlers.channels import fixture, post_whatsapp
 from tests.router.test_inbound import wait_for
 from tests.web.test_console import CSRF, log_in

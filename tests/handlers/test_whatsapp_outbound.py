@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from bot.handlers.base import PermanentSendError, RetryableSendError
 from bot.handlers.media import AttachmentTooLarge
 from bot.keys import OUTBOX, STORE
-from conversations.models import Identity, Outbound
+from conversations.traffic import Identity, Outbound
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.handlers.channels import fixture, post_whatsapp
 from tests.router.test_inbound import wait_for
@@ -39,7 +39,7 @@ async def sent(graph: FakeGraphAPI, expected: int) -> bool:
 
 async def thread_of(client: TestClient) -> Any:
     message = await client.server.app[STORE]._db.messages.find_one({"direction": "in"})
-    return await client.server.app[STORE].get_thread(message["thread_id"])
+    return await client.server.app[STORE].threads.get_thread(message["thread_id"])
 
 
 def status(wamid: str, state: str) -> dict[str, Any]:

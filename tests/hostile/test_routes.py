@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from bot.handlers.base import MalformedPayload
 from bot.keys import ADAPTERS, STORE
-from conversations.models import Contact, Message, OutboxItem, Thread
+from conversations.thread_models import Contact, Message, OutboxItem, Thread
 from tests import traffic
 from tests.hostile import strategies
 from tests.hostile.conftest import post, stored

@@ -21,9 +21,10 @@ from bot.keys import ADAPTERS, STORE
 from bot.nlu.remote import NluUnavailable, RasaClient
 from bot.web.apikit import issue_token
 from bot.web.auth import add_agent
+from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo
-from conversations.models import Role, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
 from tests import traffic
 from tests.conftest import make_settings
 from tests.fakes import LocalServer
@@ -118,8 +119,8 @@ WA_SHOP2 = {"phone_number_id": PHONE_NUMBER_ID, "access_token": ACCESS_TOKEN, "a
 
 async def shop2_admin_token(client: TestClient) -> dict[str, str]:
     """The Authorization header of an API token of account shop2 (its admin's powers, not the install's)."""
-    store: Store = client.server.app[STORE]
-    await store.ensure_account("shop2", "Second shop", utcnow())
+    store: Repositories = client.server.app[STORE]
+    await store.accounts.ensure_account("shop2", "Second shop", utcnow())
     return {"Authorization": f"Bearer {await issue_token(store, 'shop2', 'shop2 admin', ['read', 'write'], 'test')}"}
 
 
@@ -141,7 +142,7 @@ async def test_an_account_cannot_set_its_api_base_to_the_router_or_an_internal_a
             assert response.status == 400, (channel, url, response.status)
             body = await response.json()
             assert body["error"] == "api_base_not_allowed" and "is not a host this install allows" in body["detail"]
-        assert (await everything.server.app[STORE].get_account("shop2")).channels == {}  # type: ignore[union-attr]
+        assert (await everything.server.app[STORE].accounts.get_account("shop2")).channels == {}  # type: ignore[union-attr]
     allowed = {"telegram": ["https://api.telegram.org", providers[0].url],  # the provider's, the install's own
                "whatsapp": ["https://graph.facebook.com/", providers[1].url]}
     for channel, config in (("telegram", TG_SHOP2), ("whatsapp", WA_SHOP2)):
@@ -158,8 +159,8 @@ async def test_the_account_page_refuses_such_an_api_base_in_english_and_latvian(
     from tests.web.test_accounts import Browser
 
     client: TestClient = await start_client(make_settings(embedded.uri, db_name, telegram={"for_accounts": True}))
-    store: Store = client.server.app[STORE]
-    await store.ensure_account("shop2", "Second shop", utcnow())
+    store: Repositories = client.server.app[STORE]
+    await store.accounts.ensure_account("shop2", "Second shop", utcnow())
     agent, password = await add_agent(store, "shop2", "boss", role=Role.ADMIN, password="boss-password-1")
     assert agent is not None
     admin = Browser(client)
@@ -173,20 +174,20 @@ async def test_the_account_page_refuses_such_an_api_base_in_english_and_latvian(
         assert status == 400 and "nav serveris, ko šī instalācija atļauj" in page
     finally:
         await admin.close()
-    assert (await store.get_account("shop2")).channels == {} and canary.hits == []  # type: ignore[union-attr]
+    assert (await store.accounts.get_account("shop2")).channels == {} and canary.hits == []  # type: ignore[union-attr]
 
 
 async def test_a_stored_api_base_an_older_release_accepted_sends_nothing(
     everything: TestClient, providers: Any, canary: Canary
 ) -> None:
     """The issue's attack: the bot's reply POSTed to the router's own API, resolving another account's thread."""
-    store: Store = everything.server.app[STORE]
+    store: Repositories = everything.server.app[STORE]
     assert (await post(everything, traffic.telegram_text(1, 4242))).status == 200  # a thread of the default account
     victim = await store._db.threads.find_one({"account_id": "default"})
-    await store.ensure_account("shop2", "Second shop", utcnow())
+    await store.accounts.ensure_account("shop2", "Second shop", utcnow())
     own_api = f"http://127.0.0.1:{everything.server.port}/api/threads/{victim['_id']}/resolve?"
-    await store.set_account_channel("shop2", "telegram", {**TG_SHOP2, "api_base": own_api})
-    await store.set_account_channel("shop2", "whatsapp", {**WA_SHOP2, "api_base": canary.url})
+    await store.accounts.set_account_channel("shop2", "telegram", {**TG_SHOP2, "api_base": own_api})
+    await store.accounts.set_account_channel("shop2", "whatsapp", {**WA_SHOP2, "api_base": canary.url})
 
     tg = traffic.telegram_text(2, 5151)
     assert (await post(everything, replace(tg, path="/webhooks/telegram/shop2",
@@ -222,7 +223,7 @@ async def test_a_redirect_from_an_allowed_host_to_one_that_is_not_sends_nothing(
         tg = traffic.telegram_text(1, 6161)
         await post(client, replace(tg, path="/webhooks/telegram/shop2",
                                    headers={**tg.headers, "X-Telegram-Bot-Api-Secret-Token": "shop2-secret"}))
-        store: Store = client.server.app[STORE]
+        store: Repositories = client.server.app[STORE]
 
         async def failed() -> bool:
             return await store._db.outbox.count_documents({"account_id": "shop2", "state": "dead"}) == 1

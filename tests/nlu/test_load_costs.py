@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import METRICS, NLU, STORE
 from conversations.embedded import EmbeddedMongo
-from conversations.store import Store
+from conversations.repositories import Repositories
 from tests.conftest import make_settings
 from tests.nlu.conftest import install
 
@@ -34,7 +34,7 @@ async def post(client: TestClient, n: int, text: str, token: str | None) -> str:
     return str((await response.json())["visitor_token"])
 
 
-async def settled(store: Store, answered: int, timeout: float = 60) -> None:
+async def settled(store: Repositories, answered: int, timeout: float = 60) -> None:
     """Every inbound dispatched and ``answered`` bot replies sent (read on the test's own client)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -47,7 +47,7 @@ async def settled(store: Store, answered: int, timeout: float = 60) -> None:
 
 
 async def test_a_bot_answered_message_costs_at_most_three_store_round_trips_under_load(
-    embedded: EmbeddedMongo, db_name: str, store: Store, starter_blob: bytes, start_client: Any
+    embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes, start_client: Any
 ) -> None:
     await install(store, starter_blob)
     client = await start_client(make_settings(embedded.uri, db_name))
@@ -67,7 +67,7 @@ async def test_a_bot_answered_message_costs_at_most_three_store_round_trips_unde
 
 
 async def test_repeated_texts_are_embedded_once(
-    embedded: EmbeddedMongo, db_name: str, store: Store, starter_blob: bytes, start_client: Any
+    embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes, start_client: Any
 ) -> None:
     await install(store, starter_blob)
     client = await start_client(make_settings(embedded.uri, db_name))
@@ -86,7 +86,7 @@ async def test_repeated_texts_are_embedded_once(
 
 
 async def test_the_bot_hands_a_conversation_to_a_human_after_its_reply_limit(
-    embedded: EmbeddedMongo, db_name: str, store: Store, starter_blob: bytes, start_client: Any
+    embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes, start_client: Any
 ) -> None:
     await install(store, starter_blob)
     settings = make_settings(embedded.uri, db_name, dispatch={"sweep_interval": 0.1, "max_bot_replies": 3})
@@ -100,7 +100,7 @@ async def test_the_bot_hands_a_conversation_to_a_human_after_its_reply_limit(
     assert actions[:3] == [("answered", "opening_hours")] * 3
     assert actions[3] == ("queued", "bot_reply_limit")
     assert actions[4:] == [("waiting", "already_queued")] * 2
-    thread = await client.server.app[STORE].get_thread(inbound[0]["thread_id"])
+    thread = await client.server.app[STORE].threads.get_thread(inbound[0]["thread_id"])
     assert thread is not None and thread.status == "queued" and thread.escalation_reason == "bot_reply_limit"
     replies = await store._db.messages.count_documents({"direction": "out", "sender.kind": "bot"})
     assert replies == 3

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from bot.keys import STORE
 from bot.nlu.responses import load_responses
 from conversations.embedded import EmbeddedMongo
-from conversations.store import Store
+from conversations.repositories import Repositories
 from tests.conftest import make_settings
 from tests.fakes.rasa import FakeRasa
 from tests.nlu.conftest import ROOT, install
@@ -23,7 +23,7 @@ Start = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture
-async def chat(embedded: EmbeddedMongo, db_name: str, store: Store, starter_blob: bytes,
+async def chat(embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes,
                start_client: Any) -> Start:
     """Start the router with the starter model active; keyword arguments override [nlu]."""
 

@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from conversations.embedded import EmbeddedMongo
-from conversations.store import StoreUnavailable
+from conversations.errors import StoreUnavailable
 from tests.conftest import make_settings
 from tests.router.test_inbound import wait_for
 
@@ -139,7 +139,7 @@ async def test_a_store_outage_during_training_does_not_leave_the_job_running(
     "running" for ever)."""
     client = await start_client(make_settings(embedded.uri, db_name, nlu={"semantic": False}))
     store = client.server.app[STORE]
-    update = store.update_nlu_job
+    update = store.nlu.update_nlu_job
     refused: list[str] = []
 
     async def flaky_update(job_id: str, now: Any, **fields: Any) -> None:
@@ -149,7 +149,7 @@ async def test_a_store_outage_during_training_does_not_leave_the_job_running(
             raise StoreUnavailable("the store is down")
         await update(job_id, now, **fields)
 
-    store.update_nlu_job = flaky_update  # type: ignore[method-assign]
+    store.nlu.update_nlu_job = flaky_update  # type: ignore[method-assign]
     job = await train_via_api(client)
     assert job["state"] == "done" and job["version"]
     assert sorted(refused) == ["outcome", "progress"]

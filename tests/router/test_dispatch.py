@@ -11,8 +11,10 @@ from pymongo.errors import OperationFailure
 from bot.keys import DISPATCHER, PIPELINE, STORE
 from bot.router.inbound import InboundRecorder
 from bot.settings import Settings
-from conversations.models import DecisionAction, DeliveryStatus, Identity, Inbound, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import DecisionAction
+from conversations.traffic import DeliveryStatus, Identity, Inbound
 from tests.router.test_inbound import wait_for
 
 SHORT = timedelta(milliseconds=200)
@@ -24,11 +26,11 @@ def inbound(external_id: str, address: str = "v-bob") -> Inbound:
 
 
 async def test_a_message_recorded_before_a_crash_is_dispatched_at_the_next_start(
-    store: Store, settings: Settings, start_client: Any
+    store: Repositories, settings: Settings, start_client: Any
 ) -> None:
     # the process recorded and acknowledged the message, then died before dispatching it
     recorded = await InboundRecorder(store, SHORT).record(inbound("crash-1"))
-    assert (await store.get_message(recorded.message.id)).dispatch_state == "pending"
+    assert (await store.messages.get_message(recorded.message.id)).dispatch_state == "pending"
 
     app = (await start_client(settings)).server.app  # the restarted router
     db = app[STORE]._db
@@ -39,25 +41,25 @@ async def test_a_message_recorded_before_a_crash_is_dispatched_at_the_next_start
         return bool(done and sent)
 
     await wait_for(dispatched_and_sent)
-    message = await store.get_message(recorded.message.id)
+    message = await store.messages.get_message(recorded.message.id)
     assert message.decision["action"] == "queued"
     assert await db.outbox.count_documents({}) == 1
-    thread = await store.get_thread(recorded.thread.id)
+    thread = await store.threads.get_thread(recorded.thread.id)
     assert thread.status == "queued" and thread.queued_by == recorded.message.id
 
 
 async def test_a_crash_between_queueing_and_notice_still_sends_one_notice(
-    store: Store, settings: Settings, start_client: Any
+    store: Repositories, settings: Settings, start_client: Any
 ) -> None:
     recorded = await InboundRecorder(store, SHORT).record(inbound("crash-2"))
-    await store.queue_thread(recorded.thread.id, "no_nlu", recorded.message.id, utcnow())  # then died
+    await store.queue.queue_thread(recorded.thread.id, "no_nlu", recorded.message.id, utcnow())  # then died
 
     first = (await start_client(settings)).server.app
     second = (await start_client(settings)).server.app  # a second process sweeping the same store
     db = first[STORE]._db
     await wait_for(lambda: _notice_sent(db))
     # both sweepers ran; the notice exists once and no further dispatch is pending
-    await second[DISPATCHER].dispatch(await store.get_message(recorded.message.id))
+    await second[DISPATCHER].dispatch(await store.messages.get_message(recorded.message.id))
     assert await db.outbox.count_documents({}) == 1
     assert await db.messages.count_documents({"direction": "out"}) == 1
 
@@ -96,14 +98,14 @@ async def test_the_notice_reaches_sent_status(client: TestClient) -> None:
     store = app[STORE]
 
     async def sent() -> bool:
-        message = await store.get_message(decision.replies[0])
+        message = await store.messages.get_message(decision.replies[0])
         return message.delivery_status == DeliveryStatus.SENT
 
     await wait_for(sent)
 
 
 async def test_the_sweeper_outlives_an_unexpected_store_error(
-    store: Store, settings: Settings, start_client: Any
+    store: Repositories, settings: Settings, start_client: Any
 ) -> None:
     """One failed claim (an OperationFailure, not an outage) is logged and the next sweep goes on;
     before, it ended the sweeper and messages of a dead process were never dispatched."""
@@ -128,5 +130,5 @@ async def _true(flags: list[bool]) -> bool:
     return bool(flags)
 
 
-async def _dispatched(store: Store, message_id: str) -> bool:
-    return (await store.get_message(message_id)).dispatch_state == "done"
+async def _dispatched(store: Repositories, message_id: str) -> bool:
+    return (await store.messages.get_message(message_id)).dispatch_state == "done"

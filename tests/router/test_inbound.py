@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import PIPELINE, STORE
 from bot.settings import Settings
-from conversations.models import Identity, Inbound
+from conversations.traffic import Identity, Inbound
 
 
 def webchat_inbound(external_id: str, text: str = "where is my order?") -> Inbound:

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import FIRST_ADMIN, QUEUE, STORE
 from bot.web.auth import add_agent
-from conversations.models import Role
+from conversations.agent_models import Role
 from tests.conftest import make_settings
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import fixture, post_telegram
@@ -68,7 +68,7 @@ async def test_the_superadmin_creates_an_account_whose_admin_runs_only_that_acco
     root = await superadmin(client)
     admin = Browser(client)
     try:
-        agents = await client.server.app[STORE].list_agents("default")
+        agents = await client.server.app[STORE].agents.list_agents("default")
         assert [a.role for a in agents] == [Role.SUPERADMIN]  # the first-run admin
         password = await new_account(root, "shop2")
         status, page = await root.get("/admin/accounts")
@@ -175,9 +175,9 @@ async def test_only_a_superadmin_changes_a_superadmin(client: TestClient) -> Non
     deputy = Browser(client)
     try:
         assert (await deputy.log_in("default", "deputy", password)).status == 303
-        top = next(a for a in await store.list_agents("default") if a.role == Role.SUPERADMIN)
+        top = next(a for a in await store.agents.list_agents("default") if a.role == Role.SUPERADMIN)
         status, _ = await deputy.post(f"/admin/agents/{top.id}", {"role": "agent", "capacity": "5", "teams": ""})
-        assert status == 403 and (await store.get_agent(top.id)).role == Role.SUPERADMIN  # type: ignore[union-attr]
+        assert status == 403 and (await store.agents.get_agent(top.id)).role == Role.SUPERADMIN  # type: ignore[union-attr]
         assert (await deputy.post("/admin/agents", {"login": "sneak", "role": "superadmin", "capacity": "5"}))[0] == 400
     finally:
         await deputy.close()
@@ -210,7 +210,7 @@ async def test_channel_secrets_saved_in_the_console_are_sealed_never_shown_and_u
         status, _ = await admin.post("/admin/account/channels/telegram", {"token": "", "webhook_secret": "",
                                                                           "api_base": bot_api.url}, "/admin/account")
         assert status == 303
-        account = await client.server.app[STORE].get_account("shop4")
+        account = await client.server.app[STORE].accounts.get_account("shop4")
         assert account is not None and account.channels["telegram"]["token"] == bot_api.token
         assert (await admin.post("/admin/account/channels/telegram", {"webhook_secret": "no spaces allowed"},
                                  "/admin/account"))[0] == 400

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import FIRST_ADMIN, QUEUE, STORE
 from bot.web.auth import add_agent
-from conversations.models import Role
+from conversations.agent_models import Role
 from tests.report_data import seed
 from tests.router.test_queue import customer_writes
 from tests.web.test_console import console_csrf, log_in
@@ -68,7 +68,7 @@ async def test_console_actions_are_audited_without_personal_data(client: TestCli
     app = client.server.app
     store, queue = app[STORE], app[QUEUE]
     token = await admin_client(client)
-    admin = await store.agent_by_login("default", "admin")
+    admin = await store.agents.agent_by_login("default", "admin")
     assert admin is not None
     await client.post("/console/shift", data={"action": "start", "csrf_token": token})
     thread_id = await customer_writes(app, "visitor-a", "My card number is 4111 1111 1111 1111")
@@ -141,11 +141,11 @@ async def test_retention_is_set_per_account_on_the_settings_page(client: TestCli
     assert 'id="retention"' in page and "Messages are kept with no time limit." in page
     assert (await client.post("/admin/retention", data={"csrf_token": token, "days": "-3"})).status == 400
     assert (await client.post("/admin/retention", data={"csrf_token": token, "days": "90"}, allow_redirects=False)).status == 303
-    account = await store.get_account("default")
+    account = await store.accounts.get_account("default")
     assert account is not None and account.retention_days == 90
     assert "Messages older than 90 days are deleted." in await (await client.get("/admin")).text()
     await client.post("/admin/retention", data={"csrf_token": token, "days": ""})
-    account = await store.get_account("default")
+    account = await store.accounts.get_account("default")
     assert account is not None and account.retention_days is None
     details = [e["details"] async for e in store._db.audit.find({"action": "settings.retention"}).sort("at", 1)]
     assert details == [{"days": 90}, {"days": "default"}]
@@ -156,7 +156,7 @@ async def test_an_admin_exports_and_erases_a_contact(client: TestClient) -> None
     store = app[STORE]
     token = await admin_client(client)
     thread_id = await customer_writes(app, "visitor-erase", "please forget me")
-    thread = await store.get_thread(thread_id)
+    thread = await store.threads.get_thread(thread_id)
     assert thread is not None
     found = await (await client.get("/admin/contacts?q=webchat:visitor-erase")).text()
     assert f'id="contact-id">{thread.contact_id}<' in found
@@ -166,11 +166,11 @@ async def test_an_admin_exports_and_erases_a_contact(client: TestClient) -> None
     assert document["contact_id"] == thread.contact_id
     assert [m["text"] for m in document["data"]["messages"] if m["direction"] == "in"] == ["please forget me"]
     refused = await client.post(f"/admin/contacts/{thread.contact_id}/erase", data={"csrf_token": token, "confirm": "yes"})
-    assert refused.status == 400 and await store.get_contact(thread.contact_id) is not None
+    assert refused.status == 400 and await store.contacts.get_contact(thread.contact_id) is not None
     done = await client.post(f"/admin/contacts/{thread.contact_id}/erase",
                              data={"csrf_token": token, "confirm": thread.contact_id}, allow_redirects=False)
     assert done.status == 303 and "Receipt" in done.headers["Location"]
-    assert await store.get_contact(thread.contact_id) is None
+    assert await store.contacts.get_contact(thread.contact_id) is None
     assert await store._db.messages.count_documents({}) == 0
     missing = await client.get(f"/admin/contacts/{thread.contact_id}/export.json")
     assert missing.status == 404
@@ -184,7 +184,7 @@ async def test_contacts_are_found_by_name_address_or_id(client: TestClient) -> N
     store = app[STORE]
     await admin_client(client)
     thread_id = await customer_writes(app, "v-zed", "hi")
-    thread = await store.get_thread(thread_id)
+    thread = await store.threads.get_thread(thread_id)
     assert thread is not None
     await store._db.contacts.update_one({"_id": thread.contact_id}, {"$set": {"name": "Zelda Ozola"}})
     by_name = await (await client.get("/admin/contacts?q=ozol")).text()

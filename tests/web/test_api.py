@@ -14,7 +14,9 @@ from openapi_spec_validator import validate
 
 from bot.keys import STORE
 from bot.web.apikit import issue_token
-from conversations.models import Contact, Role, Thread, ThreadStatus, utcnow
+from conversations.agent_models import Role
+from conversations.models import utcnow
+from conversations.thread_models import Contact, Thread, ThreadStatus
 from tests.conftest import anonymous, make_settings
 from tests.router.test_queue import customer_writes, make_agent
 
@@ -69,7 +71,7 @@ async def test_account_tokens_are_stored_hashed_and_see_only_their_account(
     async with anonymous(client) as nobody:
         assert (await nobody.get("/api/threads")).status == 401  # no token, no pass
 
-    await store.revoke_api_token("default", raw["_id"])
+    await store.accounts.revoke_api_token("default", raw["_id"])
     assert (await client.get("/api/threads", headers=bearer(token))).status == 401
 
 
@@ -197,7 +199,7 @@ async def test_channel_settings_through_the_api_are_sealed_and_never_returned(
     assert "very-secret-bot-token" not in str(raw) and raw["channels"]["telegram"]["token"].startswith("sealed:v2:")
     shown = await (await client.get("/api/accounts/shop2", headers=token)).json()
     assert shown["channels"]["telegram"] == {"settings": {}, "secrets": {"token": True, "webhook_secret": True}}
-    account = await client.server.app[STORE].get_account("shop2")
+    account = await client.server.app[STORE].accounts.get_account("shop2")
     assert account is not None and account.channels["telegram"]["token"] == "123:very-secret-bot-token"
 
 

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 from bot.keys import FIRST_ADMIN, STORE
 from bot.web.auth import add_agent
 from bot.web.i18n import TEXT
-from conversations.models import Role
+from conversations.agent_models import Role
 from tests.conftest import make_settings
 from tests.router.test_queue import customer_writes
 
@@ -66,7 +66,7 @@ async def test_agents_are_refused_on_admin_pages(client: TestClient) -> None:
     assert (await client.get("/admin")).status == 403
     token = await console_csrf(client)
     refused = await client.post("/admin/agents", data={"login": "sneaky", "role": "admin", "csrf_token": token})
-    assert refused.status == 403 and await store.agent_by_login("default", "sneaky") is None
+    assert refused.status == 403 and await store.agents.agent_by_login("default", "sneaky") is None
     assert (await client.get("/admin/timesheet.csv")).status == 403
 
 

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import FIRST_ADMIN, STORE
 from bot.web.auth import add_agent
-from conversations.models import Agent, Role
+from conversations.agent_models import Agent, Role
 from tests.conftest import make_settings
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 
 from bot.keys import FIRST_ADMIN, STORE
-from conversations.models import Role
+from conversations.agent_models import Role
 from tests.web.test_authorisation import CONSOLE_FORMS, CSRF, QUERIES, World, _fill, build_world, guarded_routes
 from tests.web.test_console import log_in
 

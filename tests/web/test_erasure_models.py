@@ -16,7 +16,8 @@ from bot.privacy import erase_contact, find_contact
 from bot.tenants import create_account
 from bot.web.apikit import issue_token
 from bot.web.auth import add_agent
-from conversations.models import Role, utcnow
+from conversations.agent_models import Role
+from conversations.models import utcnow
 from tests.router.test_inbound import wait_for
 from tests.web.test_console import console_csrf, log_in
 from tests.web.test_intents import PASSWORD, customer_says
@@ -77,10 +78,10 @@ async def test_erasing_a_learned_customer_retires_the_active_model_and_the_bot_r
     assert "the bot hands conversations to people until a new one is trained" in page
 
     async def retrained() -> bool:
-        return (await store.active_nlu_version("default")) not in (None, version)
+        return (await store.nlu.active_nlu_version("default")) not in (None, version)
 
     await wait_for(retrained, timeout=60)
-    retired = await store.get_nlu_model(version)
+    retired = await store.nlu.get_nlu_model(version)
     assert retired is not None and retired["retired_by"].startswith("era_") and retired["was_active"]
     jobs = await store._db.nlu_jobs.find({"by": retired["retired_by"]}).to_list()
     assert [job["state"] for job in jobs] in (["running"], ["done"])
@@ -97,14 +98,14 @@ async def test_erasing_a_learned_customer_retires_the_active_model_and_the_bot_r
 async def test_a_version_whose_messages_were_erased_while_it_trained_is_retired(training_client: TestClient) -> None:
     store = training_client.server.app[STORE]
     message_id = await customer_says(training_client, "parcel for Zvejniekciems never came")
-    await store.save_nlu_model("default", "v-racing", b"blob", {"learned_from": [message_id]}, utcnow())
+    await store.nlu.save_nlu_model("default", "v-racing", b"blob", {"learned_from": [message_id]}, utcnow())
     await erase_contact(store, await find_contact(store, "default", "webchat:visitor-1"), "cli")
-    await store.save_nlu_model("default", "v-late", b"blob", {"learned_from": [message_id]}, utcnow())
+    await store.nlu.save_nlu_model("default", "v-late", b"blob", {"learned_from": [message_id]}, utcnow())
     with pytest.raises(TrainingError, match="erased while it trained"):
         await _retire_if_erased(store, "default", "v-late", {message_id})
     for version in ("v-racing", "v-late"):
-        assert (await store.get_nlu_model(version) or {}).get("retired_at")
-    assert not await store.activate_nlu_model("default", "v-late", "test", utcnow())
+        assert (await store.nlu.get_nlu_model(version) or {}).get("retired_at")
+    assert not await store.nlu.activate_nlu_model("default", "v-late", "test", utcnow())
 
 
 async def test_versions_of_earlier_releases_are_retired_too(training_client: TestClient) -> None:
@@ -112,14 +113,14 @@ async def test_versions_of_earlier_releases_are_retired_too(training_client: Tes
     older than the version counts."""
     store = training_client.server.app[STORE]
     message_id = await customer_says(training_client, "parcel for Zvejniekciems never came")
-    await store.insert_nlu_examples("default", [{"text": "parcel for Zvejniekciems never came", "intent": "delivery",
+    await store.training.insert_nlu_examples("default", [{"text": "parcel for Zvejniekciems never came", "intent": "delivery",
                                                  "source": "learned", "message_id": message_id}], utcnow())
     await store._db.nlu_models.insert_one({"_id": "v-old", "account_id": "default",
                                            "created_at": (await store._db.nlu_examples.find_one({}) or {})["created_at"] + 1,
                                            "chunks": 0, "size": 0})
-    await store.activate_nlu_model("default", "v-old", "test", utcnow())
+    await store.nlu.activate_nlu_model("default", "v-old", "test", utcnow())
     await store.ensure_indexes()  # what every start-up does
     assert (await store._db.nlu_models.find_one({"_id": "v-old"}) or {})["learned_from"] == [message_id]
     result = await erase_contact(store, await find_contact(store, "default", "webchat:visitor-1"), "cli")
     assert result.models.retired == ("v-old",) and result.models.replaced == "v-old" and result.models.active is None
-    assert await store.active_nlu_version("default") is None
+    assert await store.nlu.active_nlu_version("default") is None

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.web.live import LiveFeed
 from conversations.models import utcnow
-from conversations.store import Store
+from conversations.repositories import Repositories
 
 
 async def delivered_within(seen: list[Any], count: int, timeout: float = 20) -> None:
@@ -18,7 +18,7 @@ async def delivered_within(seen: list[Any], count: int, timeout: float = 20) -> 
         await asyncio.sleep(0.02)
 
 
-async def test_a_busy_log_is_read_page_by_page_and_each_event_delivered_once(store: Store) -> None:
+async def test_a_busy_log_is_read_page_by_page_and_each_event_delivered_once(store: Repositories) -> None:
     got: list[str] = []
 
     async def deliver(event: dict[str, Any]) -> None:
@@ -43,11 +43,11 @@ async def test_a_busy_log_is_read_page_by_page_and_each_event_delivered_once(sto
         feed.cancel()
 
 
-async def test_nothing_is_read_while_no_console_is_connected(store: Store) -> None:
+async def test_nothing_is_read_while_no_console_is_connected(store: Repositories) -> None:
     got: list[str] = []
     listening = False
     reads = 0
-    events_since = store.events_since
+    events_since = store.events.events_since
 
     async def counting(at_ms: int, limit: int = 500) -> list[dict[str, Any]]:
         nonlocal reads
@@ -57,10 +57,10 @@ async def test_nothing_is_read_while_no_console_is_connected(store: Store) -> No
     async def deliver(event: dict[str, Any]) -> None:
         got.append(str(event["_id"]))
 
-    store.events_since = counting  # type: ignore[method-assign]
+    store.events.events_since = counting  # type: ignore[method-assign]
     feed = asyncio.create_task(LiveFeed(store, "poll", 0.02).run(deliver, lambda: listening))
     try:
-        await store.emit_event("default", "message", utcnow())
+        await store.events.emit_event("default", "message", utcnow())
         await asyncio.sleep(0.2)
         assert reads == 0 and got == []
         listening = True
@@ -70,7 +70,7 @@ async def test_nothing_is_read_while_no_console_is_connected(store: Store) -> No
         feed.cancel()
 
 
-async def test_events_older_than_an_hour_are_pruned_whatever_the_feed_reads(store: Store) -> None:
+async def test_events_older_than_an_hour_are_pruned_whatever_the_feed_reads(store: Repositories) -> None:
     """Pruning runs beside the feed, not inside its polling: a feed on a change stream, or one with
     no console listening, still keeps the log to its last hour."""
     now = int(time.time() * 1000)

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, make_mocked_request
 from bot.keys import FIRST_ADMIN, SETTINGS
 from bot.web.auth import LoginLimiter
 from bot.web.proxies import client_address
-from conversations.store import Store
+from conversations.repositories import Repositories
 from tests.conftest import make_settings
 from tests.web.test_login_hardening import login_form
 
@@ -46,17 +46,17 @@ async def test_the_owner_logs_in_once_the_short_delay_has_passed(embedded: Any, 
     assert (await attempt(client, token, login, password))[0] == 303
 
 
-async def test_the_wait_doubles_up_to_its_cap_and_refusals_change_nothing(store: Store) -> None:
+async def test_the_wait_doubles_up_to_its_cap_and_refusals_change_nothing(store: Repositories) -> None:
     limiter = LoginLimiter(store, attempts=2, delay_seconds=1, max_delay_seconds=4, forget_seconds=60)
     assert [limiter.wait_after(n, 2) for n in range(7)] == [0, 0, 1000, 2000, 4000, 4000, 4000]
     assert [await limiter.admit("default", "ann", "192.0.2.1") for _ in range(2)] == [0, 0]
-    counted = await store.login_throttle("login:default:ann")
+    counted = await store.sign_in.login_throttle("login:default:ann")
     assert counted is not None and counted["failures"] == 2
     assert 950 <= counted["wait_until_ms"] - time.time() * 1000 <= 1000
     assert await limiter.admit("default", "ann", "192.0.2.1") == 1  # refused: wait a second
-    assert await store.login_throttle("login:default:ann") == counted  # and nothing changed
+    assert await store.sign_in.login_throttle("login:default:ann") == counted  # and nothing changed
     await limiter.succeeded("default", "ann", "192.0.2.1")
-    assert await store.login_throttle("login:default:ann") is None
+    assert await store.sign_in.login_throttle("login:default:ann") is None
 
 
 async def test_clients_behind_a_trusted_proxy_are_throttled_apart(embedded: Any, db_name: str, start_client: Any) -> None:

@@ -18,7 +18,7 @@ from bot.keys import FIRST_ADMIN, STORE
 from bot.settings import Settings
 from bot.web.auth import SESSION_COOKIE, add_agent
 from bot.web.two_factor import CHALLENGE_COOKIE
-from conversations.models import Role
+from conversations.agent_models import Role
 from tests.conftest import make_settings
 from tests.test_contacts_cli import run as run_cli
 
@@ -159,7 +159,7 @@ async def test_an_account_that_requires_it_sends_agents_to_set_it_up_first(clien
         assert (await ava.get("/console"))[0] == 200
         # she cannot turn it off while the account requires it
         await ava.post("/console/security/disable", {"proof": PASSWORD}, csrf_from="/console/security")
-        assert await store.second_factor((await store.agent_by_login("default", "ava")).id) is not None  # type: ignore[union-attr]
+        assert await store.sign_in.second_factor((await store.agents.agent_by_login("default", "ava")).id) is not None  # type: ignore[union-attr]
     finally:
         await admin.close()
         await ava.close()
@@ -178,13 +178,13 @@ async def test_an_admin_resets_an_agents_second_factor_and_the_agent_turns_it_of
         await enable(ava)
         assert (await ava.post("/console/security/disable", {"proof": "wrong"}, csrf_from="/console/security"))[0] == 401
         assert (await ava.post("/console/security/disable", {"proof": PASSWORD}, csrf_from="/console/security"))[0] == 303
-        assert await store.second_factor(agent.id) is None
+        assert await store.sign_in.second_factor(agent.id) is None
         await enable(ava)
         await admin.password(login, password)
         assert "reset-two-factor-ava" in (await admin.get("/admin"))[1]
         status, _, _ = await admin.post(f"/admin/agents/{agent.id}/two-factor/reset", {}, csrf_from="/admin")
         assert status == 303
-        assert await store.second_factor(agent.id) is None and (await ava.get("/console"))[2] == "/login"
+        assert await store.sign_in.second_factor(agent.id) is None and (await ava.get("/console"))[2] == "/login"
         assert await store._db.audit.count_documents({"action": "agent.second_factor_reset", "target": agent.id}) == 1
         assert (await ava.password("ava"))[2] == "/console"  # the password alone again
     finally:
@@ -202,7 +202,7 @@ async def test_the_operator_resets_an_agents_second_factor_from_the_cli(client: 
         await enable(ava)
         code, out, err = await run_cli(settings, "agent", "reset-2fa", "ava")
         assert code == 0 and "two-factor sign-in of 'ava' in account 'default' reset" in out, err
-        assert await store.second_factor(agent.id) is None and (await ava.get("/console"))[2] == "/login"
+        assert await store.sign_in.second_factor(agent.id) is None and (await ava.get("/console"))[2] == "/login"
         assert await store._db.audit.count_documents({"action": "agent.second_factor_reset", "actor": "cli"}) == 1
         code, out, _ = await run_cli(settings, "agent", "reset-2fa", "ava")
         assert code == 0 and "nothing to reset" in out

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import DISPATCHER, QUEUE, STORE
 from bot.webhooks.signing import sign, verify
-from conversations.models import Role
+from conversations.agent_models import Role
 from conversations.tenant_models import EVENT_TYPES
 from tests.conftest import TEST_API_TOKEN, make_settings
 from tests.fakes.webhook_receiver import WebhookReceiver
@@ -149,7 +149,7 @@ async def test_a_replayed_dispatch_publishes_nothing_twice(
     await subscribe(client, receiver)
     thread_id = await customer_writes(app, "replayed", "once only")
     store = app[STORE]
-    message = (await store.thread_messages(thread_id))[0]
+    message = (await store.messages.thread_messages(thread_id))[0]
     before = await store._db.webhook_deliveries.count_documents({})
     await app[DISPATCHER].dispatch(message)  # what the sweeper does after a crash mid-dispatch
     assert await store._db.webhook_deliveries.count_documents({}) == before
@@ -290,7 +290,7 @@ async def test_deliveries_are_exported_and_erased_with_the_contact(
     store = client.server.app[STORE]
     await subscribe(client, receiver)
     thread_id = await customer_writes(client.server.app, "erasable", "my address is Elm Street 5")
-    thread = await store.get_thread(thread_id)
+    thread = await store.threads.get_thread(thread_id)
     assert thread is not None
     assert await store._db.webhook_deliveries.count_documents({"thread_id": thread_id}) == 4
     scope = await find_contact(store, "default", thread.contact_id)
