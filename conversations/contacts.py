@@ -158,6 +158,12 @@ class ContactsRepository(Repository):
         docs = await newest_page(self._db.contacts, query, "updated_at", limit, before, before_id)
         return [Contact.from_doc(doc) for doc in docs]
 
+    async def import_contacts(self, contacts: Sequence[Contact]) -> None:
+        """Store whole contacts as they are, in one command (seeded data; an import). Their
+        identity links are not made: ``find_or_create_contact`` does not find them by address."""
+        if contacts:
+            await self._db.contacts.insert_many([contact.to_doc() for contact in contacts], ordered=False)
+
     async def contact_by_identity(self, account_id: str, channel: str, address: str) -> str | None:
         """The contact who writes from ``channel:address``, if any."""
         link = await self._db.identities.find_one({"_id": f"{account_id}|{channel}:{address}"}, {"contact_id": 1})

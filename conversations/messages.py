@@ -197,6 +197,13 @@ class MessagesRepository(Repository):
             "created_at", DESCENDING).limit(limit).to_list()
         return [Message.from_doc(doc) for doc in reversed(docs)]
 
+    async def list_messages(self, account_id: str, *, limit: int = 200, **match: str) -> list[Message]:
+        """The account's newest ``limit`` messages, newest first; ``match`` filters on scalar
+        fields (direction, channel, thread_id, external_id, delivery_status, dispatch_state)."""
+        docs = await self._db.messages.find(exactly(account_id=account_id, **match)).sort(
+            "created_at", DESCENDING).limit(limit).to_list()
+        return [Message.from_doc(doc) for doc in docs]
+
     async def existing_messages(self, account_id: str, message_ids: Sequence[str]) -> set[str]:
         """Those of ``message_ids`` that are the account's messages (still there)."""
         found: set[str] = set()

@@ -47,6 +47,11 @@ class SignInRepository(Repository):
         docs = await self._db.sessions.find({"_id": {"$in": session_ids}}).to_list()
         return [Session.from_doc(doc) for doc in docs]
 
+    async def agent_sessions(self, agent_id: str) -> list[Session]:
+        """The agent's console logins (every browser they are signed in on)."""
+        docs = await self._db.sessions.find({"agent_id": agent_id}).to_list()
+        return [Session.from_doc(doc) for doc in docs]
+
     async def touch_session(self, session_id: str, seen_ms: int) -> None:
         await self._db.sessions.update_one({"_id": session_id}, {"$set": {"seen_ms": seen_ms}})
 

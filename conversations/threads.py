@@ -187,6 +187,12 @@ class ThreadsRepository(Repository):
             "opened_at", ASCENDING).to_list()
         return [Thread.from_doc(doc) for doc in docs]
 
+    async def import_threads(self, threads: Sequence[Thread]) -> None:
+        """Store whole threads as they are, in one command (seeded data; an import of another
+        system's conversations): ids and times are the records' own."""
+        if threads:
+            await self._db.threads.insert_many([thread.to_doc() for thread in threads], ordered=False)
+
     # --- helpers -----------------------------------------------------------------------------
 
     @staticmethod

@@ -80,10 +80,21 @@ def settings(embedded: EmbeddedMongo, db_name: str) -> Settings:
 
 @pytest.fixture
 async def store(embedded: EmbeddedMongo, db_name: str) -> AsyncIterator[Repositories]:
+    """Every repository over the test's own database (the one ``settings`` names: a router the
+    test starts shares it). Records are made with ``tests/factories.py``."""
     store = Repositories.connect(embedded.uri, db_name)
     await store.ensure_indexes()
     yield store
     await store.close()
+
+
+@pytest.fixture
+def raw_database(store: Repositories) -> Any:
+    """The test's database as the driver sees it, past the repositories. Only for a test that must
+    plant what an older release or an attacker would have written (upgrade and hostile tests), or
+    check what is at rest (a secret sealed, a token hashed, nothing left after an erasure); every
+    other test makes and reads records through the repositories."""
+    return store.client.database
 
 
 def operator_client(settings: Settings) -> TestClient:

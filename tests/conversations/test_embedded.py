@@ -19,6 +19,7 @@ import pytest
 
 from conversations.embedded import SOCKET_FILE, EmbeddedMode, EmbeddedMongo, EmbeddedStoreError, running_embedded_uri
 from conversations.repositories import Repositories
+from tests import factories
 
 
 async def test_data_survives_a_restart_and_the_child_is_gone_after_stop(tmp_path: Path) -> None:
@@ -26,7 +27,7 @@ async def test_data_survives_a_restart_and_the_child_is_gone_after_stop(tmp_path
     await server.start()
     pid = int((tmp_path / "store" / "nx-27017.pid").read_text())
     store = Repositories.connect(server.uri, "persist")
-    await store._db.things.insert_one({"_id": "kept"})
+    await factories.account(store, "kept")
     await store.close()
     await server.stop()
     with pytest.raises(ProcessLookupError):
@@ -36,7 +37,7 @@ async def test_data_survives_a_restart_and_the_child_is_gone_after_stop(tmp_path
     await again.start()
     store = Repositories.connect(again.uri, "persist")
     try:
-        assert await store._db.things.find_one({"_id": "kept"}) == {"_id": "kept"}
+        assert (await store.accounts.get_account("kept")) is not None
     finally:
         await store.close()
         await again.stop()
@@ -82,7 +83,7 @@ async def test_a_server_left_behind_by_a_dead_router_is_outwaited_and_replaced(t
     first = EmbeddedMongo(tmp_path)
     await first.start()
     store = Repositories.connect(first.uri, "left")
-    await store._db.things.insert_one({"_id": "kept"})
+    await factories.account(store, "kept")
     await store.close()
     orphan = first._process
     assert orphan is not None
@@ -103,7 +104,7 @@ async def test_a_server_left_behind_by_a_dead_router_is_outwaited_and_replaced(t
         await second_start
     store = Repositories.connect(second.uri, "left")
     try:
-        assert await store._db.things.find_one({"_id": "kept"}) == {"_id": "kept"}
+        assert (await store.accounts.get_account("kept")) is not None
     finally:
         await store.close()
         await second.stop()
@@ -115,7 +116,7 @@ async def test_a_server_left_behind_by_a_dead_router_is_outwaited_and_replaced(t
 async def _write_something(server: EmbeddedMongo) -> Repositories:
     """A store with a write in it, kept open (so the SQLite WAL and SHM files exist)."""
     store = Repositories.connect(server.uri, "private")
-    await store._db.agents.insert_one({"_id": "a1", "password_hash": "scrypt$secret"})
+    await factories.agent(store, "a1", password_hash="scrypt$secret")
     return store
 
 
@@ -261,7 +262,7 @@ async def test_a_data_directory_too_deep_for_a_socket_address_gets_a_private_one
         assert (data_dir / SOCKET_FILE).read_text().strip() == str(first)
         assert running_embedded_uri(data_dir) == server.uri
         store = Repositories.connect(running_embedded_uri(data_dir) or "", "deep")
-        await store._db.things.insert_one({"_id": "kept"})
+        await factories.account(store, "kept")
         await store.close()
     finally:
         await server.stop()

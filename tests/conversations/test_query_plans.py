@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.router.queue import Queue
 from bot.web import views
@@ -35,13 +36,13 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
     store = Repositories.connect(server.uri, "plans", listeners=[capture])
     try:
         await store.ensure_indexes()
-        await store._db.threads.insert_many([queued(n).to_doc() for n in range(5)])
+        await store.threads.import_threads([queued(n) for n in range(5)])
         now = utcnow()
-        await store._db.contacts.insert_one(Contact(id="con_1", account_id="default", created_at=now,
-                                                    updated_at=now, name="One").to_doc())
-        await store._db.messages.insert_one(Message(
+        await store.contacts.import_contacts([Contact(id="con_1", account_id="default", created_at=now,
+                                                      updated_at=now, name="One")])
+        await store.messages.insert_message_once(Message(
             id="m", account_id="default", thread_id="thr_default_1", contact_id="con_1", direction=Direction.IN,
-            channel="webchat", text="hi", created_at=utcnow()).to_doc())
+            channel="webchat", text="hi", created_at=utcnow()))
         agent = Agent(id="agt_p", account_id="default", login="p", name="P", role=Role.AGENT,
                       created_at=utcnow(), presence=Presence.ONLINE, teams=["sales"])
         await store.agents.create_agent(agent)
@@ -83,11 +84,14 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
     assert not unbacked, f"not index-backed: {unbacked}"
 
 
-async def test_priority_set_later_and_threads_stored_before_neg_priority_keep_the_queue_order(store: Repositories) -> None:
+async def test_priority_set_later_and_threads_stored_before_neg_priority_keep_the_queue_order(
+    store: Repositories, raw_database: Any
+) -> None:
     old = queued(1).to_doc()
     del old["neg_priority"]  # stored by an earlier version
     old["priority"] = 1
-    await store._db.threads.insert_many([queued(0).to_doc(), old, queued(2).to_doc()])
+    await store.threads.import_threads([queued(0), queued(2)])
+    await raw_database.threads.insert_one(old)
     await store.threads.set_thread_fields("thr_default_2", priority=3)
     await store.ensure_indexes()  # start-up fills in what older versions did not store
     assert [t.id for t in await store.queue.queued_threads("default")] == ["thr_default_2", "thr_default_1", "thr_default_0"]
@@ -95,19 +99,18 @@ async def test_priority_set_later_and_threads_stored_before_neg_priority_keep_th
 
 async def test_a_claim_with_teams_never_takes_another_accounts_thread(store: Repositories) -> None:
     # a bare top-level $or beside the account would bind as "account AND status AND team=x OR team=y"
-    await store._db.threads.insert_many([queued(1, account="other", team="").to_doc(),
-                                         queued(2, account="other").to_doc()])
+    await store.threads.import_threads([queued(1, account="other", team=""), queued(2, account="other")])
     agent = await make_agent(store, "tess", teams=["sales"])
     queue = Queue(store)
     assert await queue.take_next(agent) is None
-    await store._db.threads.insert_one(queued(3, team="sales").to_doc())
+    await store.threads.import_threads([queued(3, team="sales")])
     taken = await queue.take_next(agent)
     assert taken is not None and taken.id == "thr_default_3"
-    assert await store._db.threads.count_documents({"account_id": "other", "status": "queued"}) == 2
+    assert await store.queue.queue_depth("other") == 2
 
 
 async def test_claim_and_reservation_return_the_documents_as_stored(store: Repositories) -> None:
-    await store._db.threads.insert_one(queued(1).to_doc())
+    await store.threads.import_threads([queued(1)])
     agent = await make_agent(store, "ray", capacity=3)
     reserved = await store.queue.reserve_agent("default", 1234, _id=agent.id)
     claimed = await store.queue.claim_next_queued("default", agent.id, utcnow())
