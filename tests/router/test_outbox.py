@@ -21,10 +21,11 @@ from bot.router.queue import Queue
 from bot.settings import OutboxSettings
 from conversations.models import utcnow
 from conversations.repositories import Repositories
-from conversations.thread_models import OutboxItem, Thread
+from conversations.thread_models import OutboxItem, OutboxState, Thread
 from conversations.traffic import DeliveryStatus, Identity, Outbound
 from tests.conftest import make_settings
-from tests.conversations.test_store import inbound, record
+from tests import factories
+from tests.factories import inbound, record
 from tests.router.test_inbound import wait_for
 
 
@@ -85,7 +86,7 @@ async def test_many_workers_send_each_item_exactly_once(store: Repositories, emb
 
 
 async def _count(store: Repositories, state: str, expected: int) -> bool:
-    return await store._db.outbox.count_documents({"state": state}) == expected
+    return len(await factories.outbox(store, state=OutboxState(state))) == expected
 
 
 async def test_retry_after_is_honoured_then_the_send_succeeds(store: Repositories) -> None:

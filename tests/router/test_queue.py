@@ -21,6 +21,7 @@ from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import DecisionAction
 from conversations.traffic import Identity, Inbound
+from tests import factories
 from tests.conftest import make_settings
 from tests.router.test_inbound import wait_for
 
@@ -59,12 +60,13 @@ async def test_fifty_claimers_on_each_of_two_instances_assign_every_thread_once(
 
     won = [thread.id for thread in claims if thread is not None]
     assert len(won) == 60 and set(won) == set(threads)  # every thread once, none twice
-    db = store._db
-    assignees = [doc["assignee"] async for doc in db.threads.find({"status": "assigned"})]
+    assigned = await factories.threads(store, status="assigned")
+    assignees = [thread.assignee for thread in assigned]
     assert len(assignees) == 60 and max(Counter(assignees).values()) == 1
-    assert await db.agents.count_documents({"load": {"$gt": 1}}) == 0
-    assert await db.agents.count_documents({"free": {"$lt": 0}}) == 0
-    assert await db.timeline.count_documents({"kind": "assigned"}) == 60
+    everyone = await store.agents.list_agents("default")
+    assert [a for a in everyone if a.load > 1] == [] and [a for a in everyone if a.free < 0] == []
+    kinds = [entry.kind for thread in assigned for entry in await store.queue.contact_timeline(thread.contact_id)]
+    assert kinds.count("assigned") == 60
 
 
 async def test_a_hundred_agents_racing_for_one_thread_leave_one_owner(settings: Settings, start_client: Any) -> None:
@@ -83,8 +85,9 @@ async def test_a_hundred_agents_racing_for_one_thread_leave_one_owner(settings: 
     results = Counter(await asyncio.gather(*(take(n, a) for n, a in enumerate(agents))))
     assert results["won"] == 1 and results["taken"] == 99
     # the losers' reserved slots were all given back
-    assert await first[STORE]._db.agents.count_documents({"load": 1}) == 1
-    assert await first[STORE]._db.agents.count_documents({"role": "agent", "load": 0, "free": 5}) == 99
+    everyone = await first[STORE].agents.list_agents("default")
+    assert len([a for a in everyone if a.load == 1]) == 1
+    assert len([a for a in everyone if (a.role, a.load, a.free) == ("agent", 0, 5)]) == 99
 
 
 async def test_capacity_holds_when_one_agent_claims_from_two_instances_at_once(
@@ -243,7 +246,7 @@ async def test_out_of_hours_the_customer_is_told_when_we_open(embedded: Any, db_
                                                            "out_of_hours_reply": "Closed: back at 9."})
     app = (await start_client(settings)).server.app
     await customer_writes(app, "night")
-    texts = [doc["text"] async for doc in app[STORE]._db.messages.find({"direction": "out"})]
+    texts = [message.text for message in await factories.messages(app[STORE], direction="out")]
     assert sorted(texts) == sorted(["Closed: back at 9.", settings.dispatch.queued_notice])
 
 
@@ -286,7 +289,8 @@ async def _dispatched(app: Any, visitor: str, text: str) -> DecisionAction:
 
 
 async def _agent_reply_sent(store: Repositories) -> bool:
-    return await store._db.messages.count_documents({"sender.kind": "agent", "delivery_status": "sent"}) == 1
+    sent = await factories.messages(store, direction="out", delivery_status="sent")
+    return len([message for message in sent if message.sender.get("kind") == "agent"]) == 1
 
 
 def test_the_queue_reads_its_team_and_direct_channel_settings() -> None:
@@ -297,7 +301,7 @@ def test_the_queue_reads_its_team_and_direct_channel_settings() -> None:
 
 
 async def test_auto_assignment_reaches_past_a_page_of_threads_no_agent_can_take(
-    embedded: Any, db_name: str, start_client: Any
+    embedded: Any, db_name: str, start_client: Any, raw_database: Any
 ) -> None:
     """More than a page of threads waiting for a team with no free agent at the head of the queue
     must not hide a later thread another team's free agent can take (nor make the loop retry the
@@ -310,7 +314,7 @@ async def test_auto_assignment_reaches_past_a_page_of_threads_no_agent_can_take(
     late = await customer_writes(app, "sales-customer")
     await store.threads.set_thread_fields(late, team="sales")
     anyone = await customer_writes(app, "no-team-customer")  # stored without a team at all
-    assert "team" not in await store._db.threads.find_one({"_id": anyone})
+    assert "team" not in await raw_database.threads.find_one({"_id": anyone})  # as stored
     sam = await make_agent(store, "sam", teams=["sales"])
     await queue.set_routing("default", strategy="auto")
 
