@@ -169,6 +169,12 @@ class ContactsRepository(Repository):
         link = await self._db.identities.find_one({"_id": f"{account_id}|{channel}:{address}"}, {"contact_id": 1})
         return str(link["contact_id"]) if link else None
 
+    async def identities_of(self, account_id: str, contact_id: str) -> list[Identity]:
+        """The addresses that lead to the contact (its identity links, a vouched phone number
+        among them)."""
+        links = await self._db.identities.find({"contact_id": contact_id, "account_id": account_id}).to_list()
+        return [Identity.from_doc(link) for link in links]
+
     async def contact_by_address(self, account_id: str, address: str) -> str | None:
         """The contact who writes from ``address`` on any channel, if exactly one does."""
         links = await self._db.identities.find({"account_id": account_id, "address": address}, {"contact_id": 1}).to_list()

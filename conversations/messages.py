@@ -137,6 +137,17 @@ class MessagesRepository(Repository):
                 return Message.from_doc(changed)
         return Message.from_doc(doc) if doc is not None else None
 
+    async def message_edits(self, message_id: str) -> list[dict[str, Any]]:
+        """What a customer's message said before each of their edits, oldest first (``text``,
+        ``replaced_ms``: when the next version replaced it)."""
+        doc = await self._db.messages.find_one({"_id": message_id}, {"edits": 1})
+        return list(doc.get("edits") or []) if doc else []
+
+    async def delivery_error(self, message_id: str) -> str | None:
+        """Why the provider could not deliver an outbound message, as it said (``None``: it did not say)."""
+        doc = await self._db.messages.find_one({"_id": message_id}, {"delivery_error": 1})
+        return str(doc["delivery_error"]) if doc and doc.get("delivery_error") else None
+
     async def apply_status_update(self, update: StatusUpdate) -> bool:
         """Move an outbound message's delivery status forward; ``False`` if it would go back
         (a late ``delivered`` after ``read``) or the message is unknown."""

@@ -76,6 +76,15 @@ async def messages(store: Repositories, account: str = ACCOUNT, **match: str) ->
     return list(reversed(await store.messages.list_messages(account, limit=10_000, **match)))
 
 
+async def contact_count(store: Repositories, account: str = ACCOUNT) -> int:
+    """How many contacts the account has, those merged into another one included."""
+    count = 0
+    for contact in await store.contacts.list_contacts(account, limit=10_000):
+        scope = await store.privacy.contact_scope(account, contact.id)
+        count += len(scope.contact_ids) if scope else 1
+    return count
+
+
 async def outbox(store: Repositories, account: str | None = None, state: OutboxState | None = None) -> list[OutboxItem]:
     """The outbox items (of one account, in one state), oldest first."""
     return list(reversed(await store.outbox.list_outbox(state, account, limit=10_000)))

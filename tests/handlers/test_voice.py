@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from conversations.embedded import EmbeddedMongo
+from tests import factories
 from tests.conftest import make_settings
 from tests.fakes.twilio import AUTH_TOKEN, PUBLIC_URL, fixture, post_webhook
 from tests.handlers.test_sms import CUSTOMER, messages, sms_settings
@@ -56,7 +57,7 @@ async def test_a_call_joins_the_thread_of_the_number_that_texted(
     assert call["text"] == f"Call from {CUSTOMER}, 1 min 35 s" and call["meta"]["call_back"] is False
     assert call["thread_id"] == text["thread_id"] and call["contact_id"] == text["contact_id"]
     assert call.get("decision") is None  # answered: nothing to queue
-    assert await client.server.app[STORE]._db.contacts.count_documents({}) == 1
+    assert await factories.contact_count(client.server.app[STORE]) == 1
 
 
 async def test_dial_outcomes_progress_events_and_outbound_calls(

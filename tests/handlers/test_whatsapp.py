@@ -45,8 +45,8 @@ async def test_a_text_message_opens_a_thread_and_the_service_window(router: Test
     thread = await router.server.app[STORE].threads.get_thread(message["thread_id"])
     sent_at = from_epoch_ms(1764072000 * 1000)
     assert thread.address == "16505551234" and thread.wa_window_ends_at == sent_at + timedelta(hours=24)
-    link = await router.server.app[STORE]._db.identities.find_one({"_id": "default|phone:+16505551234"})
-    assert link["contact_id"] == message["contact_id"]  # the number the SMS channel will find
+    owner = await router.server.app[STORE].contacts.contact_by_identity("default", "phone", "+16505551234")
+    assert owner == message["contact_id"]  # the number the SMS channel will find
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ async def test_status_reports_move_forward_only(router: TestClient) -> None:
     outbound = Message(id="msg_out", account_id="default", thread_id="thr_x", contact_id="con_x", direction=Direction.OUT,
                        channel="whatsapp", text="It does, in blue.", created_at=utcnow(), external_id="wamid.FAKE000001",
                        delivery_status=DeliveryStatus.SENT, delivery_rank=DeliveryStatus.SENT.rank)
-    await store._db.messages.insert_one(outbound.to_doc())
+    await store.messages.insert_message_once(outbound)
 
     async def status() -> str:
         return str((await store.messages.get_message(outbound.id)).delivery_status)
@@ -111,8 +111,9 @@ async def test_status_reports_move_forward_only(router: TestClient) -> None:
     await deliver(router, "status_sent")
     assert await status() == "read"
     await deliver(router, "status_failed")
-    doc = await store._db.messages.find_one({"_id": outbound.id})
-    assert doc["delivery_status"] == "failed" and doc["delivery_error"] == "131047: Re-engagement message"
+    failed = await store.messages.get_message(outbound.id)
+    assert failed is not None and failed.delivery_status == "failed"
+    assert await store.messages.delivery_error(outbound.id) == "131047: Re-engagement message"
 
 
 async def test_a_status_for_an_unknown_message_is_acknowledged(router: TestClient) -> None:
