@@ -23,9 +23,11 @@ INDEXES: IndexPlan = {"events": [IndexModel([("at_ms", ASCENDING)])]}
 class EventsRepository(Repository):
     """Writing, reading, following and pruning the event log."""
 
-    async def emit_event(self, account_id: str, kind: str, now: datetime, **fields: Any) -> None:
+    async def emit_event(self, account_id: str, kind: str, now: datetime, **fields: Any) -> str:
+        """Write one event (batched with concurrent ones); returns its id."""
         event = {"_id": f"evt_{ObjectId()}", "account_id": account_id, "kind": kind, "at_ms": epoch_ms(now), **fields}
-        await self._client.write("events", InsertOne(event))  # batched with concurrent events
+        await self._client.write("events", InsertOne(event))
+        return str(event["_id"])
 
     async def events_since(self, at_ms: int, limit: int = 500) -> list[dict[str, Any]]:
         return await self._db.events.find({"at_ms": {"$gte": at_ms}}).sort("at_ms", ASCENDING).limit(limit).to_list()

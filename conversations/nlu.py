@@ -151,6 +151,11 @@ class NluRepository(Repository):
              "done": 0, "total": 0, "started_at": epoch_ms(now), "updated_at": epoch_ms(now)}
         )
 
+    async def recent_nlu_jobs(self, account_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The account's training jobs, newest first (queued, running, done or failed)."""
+        cursor = self._db.nlu_jobs.find({"account_id": account_id}).sort("started_at", DESCENDING)
+        return await cursor.limit(limit).to_list()
+
     async def update_nlu_job(self, job_id: str, now: datetime, **fields: Any) -> None:
         await self._db.nlu_jobs.update_one({"_id": job_id}, {"$set": {**fields, "updated_at": epoch_ms(now)}})
 

@@ -88,13 +88,19 @@ async def store(embedded: EmbeddedMongo, db_name: str) -> AsyncIterator[Reposito
     await store.close()
 
 
+def raw_database_of(store: Repositories) -> Any:
+    """The database of ``store`` as the driver sees it, past the repositories. Only for a test that
+    must plant what an older release or an attacker would have written (upgrade and hostile tests),
+    or check what is at rest (a secret sealed, a token hashed, nothing left after an erasure or a
+    refused request); every other test makes and reads records through the repositories and
+    ``tests/factories.py``."""
+    return store.client.database
+
+
 @pytest.fixture
 def raw_database(store: Repositories) -> Any:
-    """The test's database as the driver sees it, past the repositories. Only for a test that must
-    plant what an older release or an attacker would have written (upgrade and hostile tests), or
-    check what is at rest (a secret sealed, a token hashed, nothing left after an erasure); every
-    other test makes and reads records through the repositories."""
-    return store.client.database
+    """The test's own database as the driver sees it: see ``raw_database_of``."""
+    return raw_database_of(store)
 
 
 def operator_client(settings: Settings) -> TestClient:

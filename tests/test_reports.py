@@ -14,8 +14,10 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import QUEUE, STORE
 from bot.reports import Report, build_report, report_csv
+from conversations.models import from_epoch_ms
 from conversations.reports import Quantile
 from conversations.repositories import Repositories
+from conversations.thread_models import Thread, ThreadStatus
 from tests.report_data import EXPECTED, NOW, SINCE, SLA_MINUTES, UNTIL, seed
 from tests.router.test_queue import customer_writes, make_agent
 
@@ -65,11 +67,13 @@ def test_count_then_skip_matches_the_inclusive_quantiles(n: int) -> None:
 async def test_percentiles_on_the_store_match_python_on_random_durations(store: Repositories) -> None:
     rng = random.Random(7)
     waits = [rng.randint(1, 5000) for _ in range(101)]
-    docs = [{"_id": f"thr_r{i}", "account_id": "default", "contact_id": "con_r", "channel": "sms",
-             "status": "assigned", "opened_at": 1_740_000_000_000 + i, "last_message_at": 1_740_000_000_000,
-             "queued_at": 1_740_000_000_000 + i, "assigned_at": 1_740_000_000_000 + i + w * 1000}
-            for i, w in enumerate(waits)]
-    await store._db.threads.insert_many(docs)
+    start = 1_740_000_000_000
+    threads = [Thread(id=f"thr_r{i}", account_id="default", contact_id="con_r", channel="sms",
+                      status=ThreadStatus.ASSIGNED, opened_at=from_epoch_ms(start + i),
+                      last_message_at=from_epoch_ms(start), queued_at=from_epoch_ms(start + i),
+                      assigned_at=from_epoch_ms(start + i + w * 1000))
+               for i, w in enumerate(waits)]
+    await store.threads.import_threads(threads)
     report = await build_report(store, "default", SINCE.replace(month=2, day=1), UNTIL.replace(month=2, day=28),
                                 first_response_minutes=15, now=NOW)
     wait = report.timing["queue_wait"]

@@ -32,7 +32,7 @@ from conversations.agent_models import Role
 from conversations.tenant_models import EVENT_TYPES
 from conversations.traffic import Attachment, Identity, Inbound
 from conversations.training import example_id
-from tests.conftest import make_settings
+from tests.conftest import make_settings, raw_database_of
 
 INSTALL = "install-wide-token"
 PASSWORD = "correct horse battery"
@@ -111,7 +111,7 @@ class World:
 
     async def snapshot(self) -> dict[str, list[Any]]:
         """Every record of acme, collection by collection."""
-        db = self.client.server.app[STORE]._db
+        db = raw_database_of(self.client.server.app[STORE])  # every collection, whoever owns it
         found = {}
         for name in await db.list_collection_names():
             docs = await db[name].find({"$or": [{"account_id": "acme"}, {"_id": "acme"}]}).sort("_id").to_list()
@@ -145,7 +145,7 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
         "other_admin": await issue_token(store, "rival", "rival-crm", ["read", "write"], "test"),
         "superadmin": INSTALL,
     }
-    spare_id = (await store._db.api_tokens.find_one({"prefix": spare[:8]}))["_id"]
+    spare_id = next(t.id for t in await store.accounts.list_api_tokens("acme") if t.prefix == spare[:8])
     samples = {
         "thread_id": recorded.thread.id, "message_id": recorded.message.id, "index": "0",
         "item_id": (await store.outbox.list_outbox(None, "acme"))[0].id, "agent_id": agent.id, "account_id": "acme",

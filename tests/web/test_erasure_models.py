@@ -18,6 +18,7 @@ from bot.web.apikit import issue_token
 from bot.web.auth import add_agent
 from conversations.agent_models import Role
 from conversations.models import utcnow
+from tests.conftest import raw_database_of
 from tests.router.test_inbound import wait_for
 from tests.web.test_console import console_csrf, log_in
 from tests.web.test_intents import PASSWORD, customer_says
@@ -48,7 +49,8 @@ async def test_an_account_cannot_file_examples_under_another_accounts_message(tr
     refused = await client.post("/api/nlu/examples", json=sneaky, headers=rival)
     body = await refused.json()
     assert refused.status == 400 and "is not a customer message of this account" in body["detail"], body
-    assert await store._db.nlu_examples.count_documents({"message_id": theirs}) == 0
+    for account in ("default", "rival"):
+        assert [e for e in await store.training.nlu_examples_of(account) if e.get("message_id") == theirs] == []
     assert (await client.post(f"/api/nlu/review/{theirs}", json={"intent": "greet"}, headers=rival)).status == 404
 
     own = await client.post("/api/nlu/examples", json=sneaky, headers=await _token(client))
@@ -83,7 +85,7 @@ async def test_erasing_a_learned_customer_retires_the_active_model_and_the_bot_r
     await wait_for(retrained, timeout=60)
     retired = await store.nlu.get_nlu_model(version)
     assert retired is not None and retired["retired_by"].startswith("era_") and retired["was_active"]
-    jobs = await store._db.nlu_jobs.find({"by": retired["retired_by"]}).to_list()
+    jobs = [job for job in await store.nlu.recent_nlu_jobs("default") if job.get("by") == retired["retired_by"]]
     assert [job["state"] for job in jobs] in (["running"], ["done"])
 
     again = await client.post(f"/api/nlu/models/{version}/activate", headers=headers)
@@ -115,12 +117,13 @@ async def test_versions_of_earlier_releases_are_retired_too(training_client: Tes
     message_id = await customer_says(training_client, "parcel for Zvejniekciems never came")
     await store.training.insert_nlu_examples("default", [{"text": "parcel for Zvejniekciems never came", "intent": "delivery",
                                                  "source": "learned", "message_id": message_id}], utcnow())
-    await store._db.nlu_models.insert_one({"_id": "v-old", "account_id": "default",
-                                           "created_at": (await store._db.nlu_examples.find_one({}) or {})["created_at"] + 1,
-                                           "chunks": 0, "size": 0})
+    raw = raw_database_of(store)  # a version as an earlier release stored it: no learned_from
+    [example] = await store.training.nlu_examples_of("default")
+    await raw.nlu_models.insert_one({"_id": "v-old", "account_id": "default", "created_at": example["created_at"] + 1,
+                                     "chunks": 0, "size": 0})
     await store.nlu.activate_nlu_model("default", "v-old", "test", utcnow())
     await store.ensure_indexes()  # what every start-up does
-    assert (await store._db.nlu_models.find_one({"_id": "v-old"}) or {})["learned_from"] == [message_id]
+    assert (await raw.nlu_models.find_one({"_id": "v-old"}) or {})["learned_from"] == [message_id]
     result = await erase_contact(store, await find_contact(store, "default", "webchat:visitor-1"), "cli")
     assert result.models.retired == ("v-old",) and result.models.replaced == "v-old" and result.models.active is None
     assert await store.nlu.active_nlu_version("default") is None

@@ -46,8 +46,8 @@ async def test_an_admin_adds_an_example_trains_activates_and_tries_it(
     await row.locator("select[name=choice]").select_option("delivery")
     await row.locator("button.assign").click()
     await expect(page.locator(f"#learn-{learned}")).to_have_text("Learned as delivery: it counts from the next training.")
-    example = await store._db.nlu_examples.find_one({"message_id": learned})
-    assert example is not None and example["intent"] == "delivery" and example["source"] == "learned"
+    [example] = [e for e in await store.training.nlu_examples_of("default") if e.get("message_id") == learned]
+    assert example["intent"] == "delivery" and example["source"] == "learned"
 
     await page.click(".sub-nav a[href='/admin/intents/train']")
     await expect(page.locator("#no-models")).to_be_visible()

@@ -19,6 +19,7 @@ from bot.settings import Settings
 from bot.web.auth import SESSION_COOKIE, add_agent
 from bot.web.two_factor import CHALLENGE_COOKIE
 from conversations.agent_models import Role
+from tests import factories
 from tests.conftest import make_settings
 from tests.test_contacts_cli import run as run_cli
 
@@ -78,7 +79,9 @@ async def enable(browser: Browser) -> tuple[str, list[str]]:
     return secret, codes
 
 
-async def test_the_second_step_grants_nothing_until_a_right_code_and_each_code_counts_once(client: TestClient) -> None:
+async def test_the_second_step_grants_nothing_until_a_right_code_and_each_code_counts_once(
+    client: TestClient, raw_database: Any
+) -> None:
     store = client.server.app[STORE]
     agent, _ = await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
     assert agent is not None
@@ -86,7 +89,7 @@ async def test_the_second_step_grants_nothing_until_a_right_code_and_each_code_c
     try:
         assert (await ava.password("ava"))[0] == 303
         secret, codes = await enable(ava)
-        stored = await store._db.second_factors.find_one({"_id": agent.id})
+        stored = await raw_database.second_factors.find_one({"_id": agent.id})
         assert stored["secret"].startswith("sealed:") and secret not in str(stored)  # sealed at rest
         assert not any(code.replace("-", "") in str(stored) for code in codes)  # hashes only
         assert (await ava.post("/logout", {}, csrf_from="/console"))[0] == 303
@@ -114,7 +117,8 @@ async def test_the_second_step_grants_nothing_until_a_right_code_and_each_code_c
         assert (await ava.password("ava"))[0] == 303
         assert (await ava.code(codes[0]))[0] == 401  # once only
         assert (await ava.code(codes[1]))[0] == 303
-        assert await store._db.audit.count_documents({"action": "login", "details.second_factor": "recovery"}) == 2
+        logins = await factories.audit(store, action="login")
+        assert [e.details.get("second_factor") for e in logins].count("recovery") == 2
     finally:
         await ava.close()
 
@@ -185,7 +189,8 @@ async def test_an_admin_resets_an_agents_second_factor_and_the_agent_turns_it_of
         status, _, _ = await admin.post(f"/admin/agents/{agent.id}/two-factor/reset", {}, csrf_from="/admin")
         assert status == 303
         assert await store.sign_in.second_factor(agent.id) is None and (await ava.get("/console"))[2] == "/login"
-        assert await store._db.audit.count_documents({"action": "agent.second_factor_reset", "target": agent.id}) == 1
+        resets = await factories.audit(store, action="agent.second_factor_reset")
+        assert [e.target for e in resets].count(agent.id) == 1
         assert (await ava.password("ava"))[2] == "/console"  # the password alone again
     finally:
         await admin.close()
@@ -203,7 +208,7 @@ async def test_the_operator_resets_an_agents_second_factor_from_the_cli(client: 
         code, out, err = await run_cli(settings, "agent", "reset-2fa", "ava")
         assert code == 0 and "two-factor sign-in of 'ava' in account 'default' reset" in out, err
         assert await store.sign_in.second_factor(agent.id) is None and (await ava.get("/console"))[2] == "/login"
-        assert await store._db.audit.count_documents({"action": "agent.second_factor_reset", "actor": "cli"}) == 1
+        assert len(await factories.audit(store, action="agent.second_factor_reset", actor="cli")) == 1
         code, out, _ = await run_cli(settings, "agent", "reset-2fa", "ava")
         assert code == 0 and "nothing to reset" in out
         code, _, err = await run_cli(settings, "agent", "reset-2fa", "nobody", "--account", "default")
