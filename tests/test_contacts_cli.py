@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from bot.settings import Settings
+from tests import factories
 from tests.router.test_queue import customer_writes
 from tests.test_cli import OMNIROUTER
 
@@ -55,8 +56,8 @@ async def test_export_writes_one_private_json_document(client: TestClient, setti
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     code, out, _ = await run(settings, "contact", "export", thread.contact_id)  # to standard output
     assert code == 0 and json.loads(out)["data"]["messages"][0]["text"] == "export me please"
-    entries = await client.server.app[STORE]._db.audit.find({"action": "contact.export"}).to_list()
-    assert [(e["actor"], e["target"]) for e in entries] == [("cli", thread.contact_id)] * 2
+    entries = await factories.audit(client.server.app[STORE], action="contact.export")
+    assert [(e.actor, e.target) for e in entries] == [("cli", thread.contact_id)] * 2
 
 
 async def test_erase_asks_unless_told_yes(client: TestClient, settings: Settings) -> None:
@@ -72,7 +73,7 @@ async def test_erase_asks_unless_told_yes(client: TestClient, settings: Settings
     code, out, err = await run(settings, "contact", "erase", thread.contact_id, typed=thread.contact_id)
     assert code == 0, err
     assert f"erased contact {thread.contact_id}:" in out and "receipt era_" in out
-    assert await store.contacts.get_contact(thread.contact_id) is None and await store._db.messages.count_documents({}) == 0
+    assert await store.contacts.get_contact(thread.contact_id) is None and await factories.messages(store) == []
 
 
 async def test_erase_with_yes_and_clear_errors(client: TestClient, settings: Settings) -> None:

@@ -29,6 +29,8 @@ from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.traffic import Identity, Inbound
+from tests import factories
+from tests.conftest import raw_database_of
 from tests.fakes.twilio import FakeTwilio, fixture, post_webhook
 from tests.handlers.test_email import mail
 from tests.handlers.test_sms import sms_settings
@@ -110,9 +112,8 @@ async def _customer_writes_everywhere(shop: Shop) -> list[str]:
     anna = await find_contact(shop.store, "default", f"sms:{PHONE}")
     by_mail = await find_contact(shop.store, "default", f"email:{EMAIL}")
     await shop.store.contacts.merge_contacts(anna.contact_id, by_mail.contact_id, utcnow())
-    sms = await shop.store._db.messages.find_one({"text": SMS_TEXT})
-    assert sms is not None
-    return [str(sms["_id"]), str(recorded.message.id)]
+    [sms] = [m for m in await factories.messages(shop.store) if m.text == SMS_TEXT]
+    return [sms.id, str(recorded.message.id)]
 
 
 async def _vocabulary(store: Repositories, version: str) -> dict[str, set[str]]:
@@ -176,7 +177,7 @@ async def test_erasure_leaves_no_copy_in_models_store_files_or_logs(shop: Shop, 
     for version in (trained, spare):
         doc = await store.nlu.get_nlu_model(version)
         assert doc is not None and doc["retired_by"].startswith("era_") and doc.get("retired_at")
-        assert await store._db.nlu_model_chunks.count_documents({"version": version}) == 0
+        assert await store.nlu.nlu_model_blob(version) is None  # its chunks are gone
     assert (await store.nlu.get_nlu_model(starter) or {}).get("retired_at") is None  # the starter files' model stays
 
     async def retrained() -> bool:
@@ -200,8 +201,8 @@ async def test_erasure_leaves_no_copy_in_models_store_files_or_logs(shop: Shop, 
     assert "2 model version(s) trained on their messages retired" in out and trained in out and spare in out
     assert f"{trained} was the active version: version {starter} answers now; retraining job-" in out
     assert "write-ahead log was checkpointed and truncated" in out
-    entry = await store._db.audit.find_one({"action": "contact.erase", "target": receipt})
-    assert entry is not None and entry["details"]["retired_models"] == 2 and entry["details"]["store_checkpointed"]
+    [entry] = [e for e in await factories.audit(store, action="contact.erase") if e.target == receipt]
+    assert entry.details["retired_models"] == 2 and entry.details["store_checkpointed"]
 
 
 async def test_erasure_truncates_the_write_ahead_log(shop: Shop) -> None:
@@ -219,5 +220,5 @@ async def test_every_connection_of_the_embedded_store_deletes_securely(shop: Sho
     """SQLite's ``secure_delete`` on the store's connections (Debian builds SQLite with it on by
     default; other builds do not, so the child sets it)."""
     for name in ("omnirouter", "another_database"):
-        reply = await shop.store._client[name].command({"secure_delete": 1})
+        reply = await raw_database_of(shop.store).client[name].command({"secure_delete": 1})  # the server's own
         assert reply["result"] == [{"secure_delete": 1}]

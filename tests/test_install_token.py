@@ -15,7 +15,7 @@ import pytest
 from bot.install_token import REFRESH_SECONDS, SECRET_NAME, rotate
 from bot.keys import STORE
 from bot.settings import Settings
-from tests.conftest import anonymous, make_settings
+from tests.conftest import anonymous, make_settings, raw_database_of
 from tests.router.test_inbound import wait_for
 
 
@@ -62,7 +62,7 @@ async def test_the_token_is_sealed_in_the_store_and_written_once_to_a_0600_file(
     first = await start_client(tokenless(embedded, db_name, path))
     token = path.read_text().strip()
     assert token.startswith("omi_") and stat.S_IMODE(path.stat().st_mode) == 0o600
-    raw = await first.server.app[STORE]._db.secrets.find_one({"_id": SECRET_NAME})
+    raw = await raw_database_of(first.server.app[STORE]).secrets.find_one({"_id": SECRET_NAME})  # at rest
     assert raw["value"].startswith("sealed:v2:") and token not in str(raw)
     assert logged(caplog)["api.token_file_created"] == {"path": str(path), "mode": "0600"}
 

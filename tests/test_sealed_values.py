@@ -27,7 +27,7 @@ from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.sealing import INSTALL, Sealer, SealingError, parse_key
 from conversations.tenant_models import Account, DeliveryState, WebhookSubscription
-from tests.conftest import TEST_SECRET_KEY, make_settings
+from tests.conftest import TEST_SECRET_KEY, make_settings, raw_database_of
 from tests.handlers.channels import fixture, post_telegram
 
 KEY = parse_key(TEST_SECRET_KEY)
@@ -83,9 +83,9 @@ async def test_a_token_copied_to_another_account_does_not_open_and_that_channel_
 ) -> None:
     client: TestClient = await start_client(make_settings(embedded.uri, db_name, telegram={"for_accounts": True}))
     store = await two_accounts(client)
-    raw = await store._db.accounts.find_one({"_id": "shopa"})
+    raw = await raw_database_of(store).accounts.find_one({"_id": "shopa"})
     assert raw is not None
-    await store._db.accounts.update_one({"_id": "shopb"}, {"$set": {
+    await raw_database_of(store).accounts.update_one({"_id": "shopb"}, {"$set": {
         "channels.telegram.token": raw["channels"]["telegram"]["token"]}})  # someone with the files copies it
 
     account = await store.accounts.get_account("shopb")
@@ -106,9 +106,9 @@ async def test_a_token_copied_to_another_account_does_not_open_and_that_channel_
 async def test_a_secret_moved_to_another_field_does_not_open(embedded: Any, db_name: str, start_client: Any) -> None:
     client: TestClient = await start_client(make_settings(embedded.uri, db_name, telegram={"for_accounts": True}))
     store = await two_accounts(client)
-    raw = await store._db.accounts.find_one({"_id": "shopb"})
+    raw = await raw_database_of(store).accounts.find_one({"_id": "shopb"})
     assert raw is not None
-    await store._db.accounts.update_one({"_id": "shopb"}, {"$set": {
+    await raw_database_of(store).accounts.update_one({"_id": "shopb"}, {"$set": {
         "channels.telegram.webhook_secret": raw["channels"]["telegram"]["token"]}})
     why = await refused_for(client, "shopb", "222:shopb-bot-token")
     assert "channels.telegram.webhook_secret of account shopb does not open" in why
@@ -116,9 +116,9 @@ async def test_a_secret_moved_to_another_field_does_not_open(embedded: Any, db_n
     for subscription_id, secret in (("wh_1", "first-secret"), ("wh_2", "second-secret")):
         await store.webhooks.create_webhook(WebhookSubscription(id=subscription_id, account_id="shopb", url="https://example.com/",
                                                        events=["thread.created"], secret=secret, created_at=utcnow()))
-    first = await store._db.webhook_subscriptions.find_one({"_id": "wh_1"})
+    first = await raw_database_of(store).webhook_subscriptions.find_one({"_id": "wh_1"})
     assert first is not None
-    await store._db.webhook_subscriptions.update_one({"_id": "wh_2"}, {"$set": {"secret": first["secret"]}})
+    await raw_database_of(store).webhook_subscriptions.update_one({"_id": "wh_2"}, {"$set": {"secret": first["secret"]}})
     moved = await store.webhooks.get_webhook("wh_2")
     assert moved is not None and moved.secret == "" and "does not open" in (moved.secret_problem or "")
 
@@ -128,14 +128,14 @@ async def test_a_plain_value_written_into_a_secret_field_is_refused(
 ) -> None:
     client: TestClient = await start_client(make_settings(embedded.uri, db_name, telegram={"for_accounts": True}))
     store = await two_accounts(client)
-    await store._db.accounts.update_one({"_id": "shopb"}, {"$set": {"channels.telegram.webhook_secret": "planted"}})
+    await raw_database_of(store).accounts.update_one({"_id": "shopb"}, {"$set": {"channels.telegram.webhook_secret": "planted"}})
     why = await refused_for(client, "shopb", "planted")  # the planted secret opens nothing
     assert "channels.telegram.webhook_secret of account shopb is stored in clear" in why
 
     subscription = WebhookSubscription(id="wh_planted", account_id="shopb", url="https://example.com/hook",
                                        events=["thread.created"], secret="s", created_at=utcnow())
     await store.webhooks.create_webhook(subscription)
-    await store._db.webhook_subscriptions.update_one({"_id": "wh_planted"}, {"$set": {"secret": "planted"}})
+    await raw_database_of(store).webhook_subscriptions.update_one({"_id": "wh_planted"}, {"$set": {"secret": "planted"}})
     listed = await store.webhooks.list_webhooks("shopb")
     assert [s.secret for s in listed] == [""] and "stored in clear" in (listed[0].secret_problem or "")
     await store.webhooks.enqueue_deliveries(listed, "evt_1", "thread.created", "{}", utcnow(), "thr_1")
@@ -152,18 +152,18 @@ async def test_values_sealed_by_the_previous_release_and_clear_secrets_are_upgra
     """A store written the way the previous release wrote it: its sealing check, a channel token
     and a webhook secret sealed bound to the key only, a channel secret and the web chat key in
     clear. After one start, every one is sealed for its account and field and opens there."""
-    await store._db.secrets.insert_one({"_id": "sealing-key-check", "key_id": Sealer(KEY).key_id,
+    await raw_database_of(store).secrets.insert_one({"_id": "sealing-key-check", "key_id": Sealer(KEY).key_id,
                                         "sample": sealed_by_the_previous_release("omnirouter sealing check")})
-    await store._db.secrets.insert_one({"_id": "webchat-visitor-tokens", "value": "the-old-clear-key"})
-    await store._db.accounts.insert_one({"_id": "old", "name": "Old", "created_at": 0, "channels": {"telegram": {
+    await raw_database_of(store).secrets.insert_one({"_id": "webchat-visitor-tokens", "value": "the-old-clear-key"})
+    await raw_database_of(store).accounts.insert_one({"_id": "old", "name": "Old", "created_at": 0, "channels": {"telegram": {
         "token": sealed_by_the_previous_release("77:old-token"), "webhook_secret": "old-clear-hook"}}})
-    await store._db.webhook_subscriptions.insert_one({
+    await raw_database_of(store).webhook_subscriptions.insert_one({
         "_id": "wh_old", "account_id": "old", "url": "https://example.com/hook", "events": ["thread.created"],
         "secret": sealed_by_the_previous_release("whsec_old"), "created_at": 0, "active": True})
 
     await open_sealer(SecuritySettings(secret_key=TEST_SECRET_KEY), store)
 
-    raws = [await store._db[c].find_one({"_id": i}) for c, i in (
+    raws = [await raw_database_of(store)[c].find_one({"_id": i}) for c, i in (
         ("secrets", "sealing-key-check"), ("secrets", "webchat-visitor-tokens"), ("accounts", "old"),
         ("webhook_subscriptions", "wh_old"))]
     text = str(raws)
@@ -184,16 +184,16 @@ async def test_web_chat_visitors_keep_their_tokens_when_the_clear_key_is_sealed(
     """The web chat key the previous release kept in clear: sealed at the next start, and a
     visitor's token issued with it still names the same visitor."""
     old = Repositories.connect(embedded.uri, db_name)
-    await old._db.secrets.insert_one({"_id": "webchat-visitor-tokens", "value": "the-old-clear-key"})
+    await raw_database_of(old).secrets.insert_one({"_id": "webchat-visitor-tokens", "value": "the-old-clear-key"})
     await old.close()
     visitor, token = VisitorTokens("the-old-clear-key").issue("default")
     client: TestClient = await start_client(make_settings(embedded.uri, db_name, webchat={"secret": ""}))
-    raw = await client.server.app[STORE]._db.secrets.find_one({"_id": "webchat-visitor-tokens"})
+    raw = await raw_database_of(client.server.app[STORE]).secrets.find_one({"_id": "webchat-visitor-tokens"})
     assert raw is not None and raw["value"].startswith("sealed:v2:") and "the-old-clear-key" not in str(raw)
     response = await client.post("/webchat/messages", json={"id": "m1", "text": "still me", "visitor_token": token})
     assert response.status == 202, await response.text()
-    identity = await client.server.app[STORE]._db.identities.find_one({})
-    assert identity is not None and visitor in str(identity)  # the same visitor as before the upgrade
+    # the same visitor as before the upgrade
+    assert await client.server.app[STORE].contacts.contact_by_identity("default", "webchat", visitor) is not None
     forged = VisitorTokens("another-key").token_for("default", visitor)
     refused = await client.post("/webchat/messages", json={"id": "m2", "text": "me too", "visitor_token": forged})
     assert refused.status == 400

@@ -26,7 +26,7 @@ from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from tests import traffic
-from tests.conftest import make_settings
+from tests.conftest import make_settings, raw_database_of
 from tests.fakes import LocalServer
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID
 from tests.fakes.listener import Listener
@@ -78,7 +78,7 @@ async def test_whatsapp_media_urls_on_private_addresses_are_not_fetched(everythi
         msg = payload["entry"][0]["changes"][0]["value"]["messages"][0]
         msg.update(id=f"wamid.SSRF{n}", image={**msg["image"], "id": media_id})
         assert (await post(everything, traffic.whatsapp(payload))).status == 200
-        stored = await everything.server.app[STORE]._db.messages.find_one({"external_id": f"wamid.SSRF{n}"})
+        stored = await raw_database_of(everything.server.app[STORE]).messages.find_one({"external_id": f"wamid.SSRF{n}"})
         response = await everything.get(f"/api/messages/{stored['_id']}/attachments/0")
         assert response.status == 502, (url, response.status)
         assert (await response.json())["error"] == "provider_error"
@@ -88,14 +88,14 @@ async def test_whatsapp_media_urls_on_private_addresses_are_not_fetched(everythi
     msg = payload["entry"][0]["changes"][0]["value"]["messages"][0]
     msg.update(id="wamid.FINE", image={**msg["image"], "id": "fine"})
     await post(everything, traffic.whatsapp(payload))
-    stored = await everything.server.app[STORE]._db.messages.find_one({"external_id": "wamid.FINE"})
+    stored = await raw_database_of(everything.server.app[STORE]).messages.find_one({"external_id": "wamid.FINE"})
     assert await (await everything.get(f"/api/messages/{stored['_id']}/attachments/0")).read() == b"picture"
 
 
 async def test_mms_media_urls_are_kept_not_fetched(everything: TestClient, canary: Canary) -> None:
     params = twilio_fixture("sms", "inbound_mms", MediaUrl0=f"{canary.url}/steal", NumMedia="1")
     assert (await post(everything, traffic.twilio("/webhooks/sms", params))).status == 200
-    stored = await everything.server.app[STORE]._db.messages.find_one({"direction": "in"})
+    stored = await raw_database_of(everything.server.app[STORE]).messages.find_one({"direction": "in"})
     assert stored["attachments"][0]["url"] == f"{canary.url}/steal"
     response = await everything.get(f"/api/messages/{stored['_id']}/attachments/0")
     assert response.status == 409 and canary.hits == []
@@ -106,7 +106,7 @@ async def test_images_in_html_mail_are_not_fetched(everything: TestClient, canar
            b"Content-Type: text/html\r\n\r\n<p>see</p><img src=\"%s/img\"><link rel=stylesheet href=\"%s/css\">"
            b"<iframe src=\"%s/frame\"></iframe><script src=\"%s/js\"></script>" % ((canary.url.encode(),) * 4))
     await everything.server.app[ADAPTERS]["email"].ingest(raw)  # type: ignore[attr-defined]
-    stored = await everything.server.app[STORE]._db.messages.find_one({"direction": "in"})
+    stored = await raw_database_of(everything.server.app[STORE]).messages.find_one({"direction": "in"})
     assert stored["text"] == "see" and canary.hits == []
 
 
@@ -169,7 +169,7 @@ async def test_the_account_page_refuses_such_an_api_base_in_english_and_latvian(
         form = {**TG_SHOP2, "api_base": canary.url}
         status, page = await admin.post("/admin/account/channels/telegram", form, "/admin/account")
         assert status == 400 and "is not a server this install allows" in page and "https://api.telegram.org" in page
-        await store._db.agents.update_one({"_id": agent.id}, {"$set": {"lang": "lv"}})
+        await store.agents.update_agent(agent.id, lang="lv")
         status, page = await admin.post("/admin/account/channels/telegram", form, "/admin/account")
         assert status == 400 and "nav serveris, ko šī instalācija atļauj" in page
     finally:
@@ -183,7 +183,7 @@ async def test_a_stored_api_base_an_older_release_accepted_sends_nothing(
     """The issue's attack: the bot's reply POSTed to the router's own API, resolving another account's thread."""
     store: Repositories = everything.server.app[STORE]
     assert (await post(everything, traffic.telegram_text(1, 4242))).status == 200  # a thread of the default account
-    victim = await store._db.threads.find_one({"account_id": "default"})
+    victim = await raw_database_of(store).threads.find_one({"account_id": "default"})
     await store.accounts.ensure_account("shop2", "Second shop", utcnow())
     own_api = f"http://127.0.0.1:{everything.server.port}/api/threads/{victim['_id']}/resolve?"
     await store.accounts.set_account_channel("shop2", "telegram", {**TG_SHOP2, "api_base": own_api})
@@ -196,12 +196,12 @@ async def test_a_stored_api_base_an_older_release_accepted_sends_nothing(
     assert (await post(everything, replace(wa, path="/webhooks/whatsapp/shop2"))).status == 200
 
     async def both_failed() -> bool:
-        return await store._db.outbox.count_documents({"account_id": "shop2", "state": "dead"}) == 2
+        return await raw_database_of(store).outbox.count_documents({"account_id": "shop2", "state": "dead"}) == 2
 
     await wait_for(both_failed, timeout=10)
-    assert (await store._db.threads.find_one({"_id": victim["_id"]}))["status"] != "resolved"
+    assert (await raw_database_of(store).threads.find_one({"_id": victim["_id"]}))["status"] != "resolved"
     assert canary.hits == []
-    for item in await store._db.outbox.find({"account_id": "shop2"}).to_list():
+    for item in await raw_database_of(store).outbox.find({"account_id": "shop2"}).to_list():
         assert item["attempts"] == 1 and "is not a host this install allows" in item["last_error"], item
         assert "nothing sent" in item["last_error"]
 
@@ -226,11 +226,11 @@ async def test_a_redirect_from_an_allowed_host_to_one_that_is_not_sends_nothing(
         store: Repositories = client.server.app[STORE]
 
         async def failed() -> bool:
-            return await store._db.outbox.count_documents({"account_id": "shop2", "state": "dead"}) == 1
+            return await raw_database_of(store).outbox.count_documents({"account_id": "shop2", "state": "dead"}) == 1
 
         await wait_for(failed, timeout=10)
         assert redirector.hits and canary.hits == []
-        item = await store._db.outbox.find_one({"account_id": "shop2"})
+        item = await raw_database_of(store).outbox.find_one({"account_id": "shop2"})
         assert "127.0.0.1 is not a public address (loopback)" in item["last_error"], item["last_error"]
     finally:
         await redirector.stop()

@@ -58,15 +58,15 @@ async def say(ws: aiohttp.ClientWebSocketResponse, client_id: str, text: str) ->
 
 
 async def stored(client: TestClient, message_id: str) -> dict[str, Any]:
-    doc = await client.server.app[STORE]._db.messages.find_one({"_id": message_id})
-    assert doc is not None
-    return doc
+    message = await client.server.app[STORE].messages.get_message(message_id)
+    assert message is not None
+    return message.to_doc()
 
 
 async def thread_of(client: TestClient, decision: dict[str, Any]) -> dict[str, Any]:
-    doc = await client.server.app[STORE]._db.threads.find_one({"_id": decision["thread_id"]})
-    assert doc is not None
-    return doc
+    thread = await client.server.app[STORE].threads.get_thread(decision["thread_id"])
+    assert thread is not None
+    return thread.to_doc()
 
 
 async def test_a_routine_question_is_answered_in_the_customers_language(chat: Start) -> None:
