@@ -67,7 +67,8 @@ def seed_threads(queued: int, resolved: int) -> list[dict[str, object]]:
 
 async def insert_batched(store: Repositories, collection: str, docs: list[dict[str, object]], batch: int = 1000) -> None:
     for start in range(0, len(docs), batch):
-        await store._db[collection].insert_many(docs[start:start + batch], ordered=False)
+        # seeded straight into the database, at scale: a tool's own shortcut past the repositories
+        await store.client.database[collection].insert_many(docs[start:start + batch], ordered=False)
 
 
 def agents(n: int, capacity: int) -> list[Agent]:
@@ -167,7 +168,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
         print("\n".join([HEADER, read_alone.row(read_alone), *alone.rows(read_alone),
                          read_load.row(read_load), *loaded.rows(read_load)]))
         verdict(read_alone, alone, read_load, loaded)
-        server = {label: await server_explain(store._db, command) for label, command in log.captured.items()}
+        server = {label: await server_explain(store.client.database, command) for label, command in log.captured.items()}
     finally:
         await store.close()
         await embedded.stop()
@@ -189,12 +190,11 @@ async def check(store: Repositories, docs: list[dict[str, object]], claimed: lis
     won = [c for c in claimed if c is not None]
     assert len(won) == len(claimed), "the queue ran dry"
     assert len(set(won)) == len(won), "a thread was claimed twice"
-    owners = Counter([d["assignee"] async for d in store._db.threads.find({"status": "assigned"})])
+    owners = Counter([t.assignee for t in await store.threads.list_threads(ACCOUNT, limit=len(docs), status="assigned")])
     assert sum(owners.values()) == len(won)
     queued = sorted((d for d in docs if d["status"] == "queued"), key=lambda d: (-int(d["priority"]), int(d["queued_at"])))
     assert set(won) == {str(d["_id"]) for d in queued[:len(won)]}, "claims did not follow the queue's order"
-    agents_over = await store._db.agents.count_documents({"free": {"$lt": 0}})
-    assert agents_over == 0
+    assert [a for a in await store.agents.list_agents(ACCOUNT) if a.free < 0] == []
 
 
 def main() -> None:

@@ -263,8 +263,12 @@ def reply_latencies(driven: Driven, got: dict[str, list[float]], earlier: dict[s
 async def install_sample(uri: str) -> dict[str, Any]:
     store = Repositories.connect(uri, DATABASE)
     try:
-        doc = await store._db.messages.find_one({"direction": "in"}, {"_id": 0})
-        return doc or {"text": "hi"}
+        found = await store.messages.list_messages("default", limit=1, direction="in")
+        if not found:
+            return {"text": "hi"}
+        doc = found[0].to_doc()
+        doc.pop("_id")
+        return doc
     finally:
         await store.close()
 

@@ -147,7 +147,8 @@ async def seed(store: Repositories, shape: Shape, batch: int, in_flight: int) ->
     total = 0
 
     async def insert(collection: str, docs: list[dict[str, Any]]) -> None:
-        await store._db[collection].insert_many(docs, ordered=False)
+        # seeded straight into the database, at scale: a tool's own shortcut past the repositories
+        await store.client.database[collection].insert_many(docs, ordered=False)
         if collection == "messages":
             bar.advance(len(docs))
 
@@ -241,7 +242,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
         for size in args.sizes:
             stores[size] = await load(embedded, log, size, args)
         results = await measure(stores, args)
-        server = {label: await server_explain(stores[args.sizes[0]]._db, command)
+        server = {label: await server_explain(stores[args.sizes[0]].client.database, command)
                   for label, command in log.captured.items()}
     finally:
         for store in stores.values():
