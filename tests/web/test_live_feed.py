@@ -8,8 +8,7 @@ import time
 from typing import Any
 
 from bot.web.live import LiveFeed
-from conversations.models import utcnow
-from conversations.models import from_epoch_ms
+from conversations.models import from_epoch_ms, utcnow
 from conversations.repositories import Repositories
 
 
