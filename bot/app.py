@@ -17,9 +17,9 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.handlers.base import ChannelContext, build_adapter, enabled_channels
-from bot.handlers.egress import Egress
+from bot.handlers.egress_guards import EgressGuards
 from bot.keys import (
-    ADAPTERS, DISPATCHER, EMBEDDED, EVENTS, INSTALL_TOKEN, METRICS, NLU, OUTBOX, PIPELINE, QUEUE, RESPONSES,
+    ADAPTERS, DISPATCHER, EGRESS, EMBEDDED, EVENTS, INSTALL_TOKEN, METRICS, NLU, OUTBOX, PIPELINE, QUEUE, RESPONSES,
     SETTINGS, SHIFTS, STORE, WEBHOOKS,
 )
 from bot.install_token import open_install_token
@@ -41,7 +41,6 @@ from bot.web.errors import error_middleware
 from bot.web.hosts import host_check
 from bot.webhooks.events import ThreadEvents
 from bot.webhooks.sender import WebhookSender
-from bot.webhooks.subscriptions import webhook_egress
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -55,7 +54,8 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
-    context = ChannelContext(settings=settings, account_id=settings.account.id)
+    app[EGRESS] = EgressGuards.from_settings(settings)
+    context = ChannelContext(settings=settings, account_id=settings.account.id, egress=app[EGRESS])
     adapters = {name: build_adapter(name, context) for name in enabled_channels(settings)}
     app[ADAPTERS] = adapters
     app[RESPONSES] = load_responses(Path(settings.nlu.responses))  # ResponsesError: a bad file stops start-up
@@ -110,7 +110,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _nlu_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    nlu = NluService(app[STORE], settings.nlu, http=Egress.from_settings(settings).session)
+    nlu = NluService(app[STORE], settings.nlu, http=app[EGRESS].rasa.session)
     app[NLU] = nlu
     await nlu.start(settings.account.id)
     try:
@@ -123,7 +123,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     settings, store, metrics, adapters = app[SETTINGS], app[STORE], app[METRICS], app[ADAPTERS]
     for adapter in adapters.values():
         await adapter.start(store)
-    events, sender = ThreadEvents(store), WebhookSender(store, settings.webhooks, webhook_egress(settings))
+    events, sender = ThreadEvents(store), WebhookSender(store, settings.webhooks, app[EGRESS].webhooks)
     events.wake = sender.wake
     outbox = Outbox(store, adapters, metrics, settings.outbox, events=events)
     queue = Queue(store, settings.queue, outbox, settings.console.record_location, events=events)

@@ -31,6 +31,7 @@ from bot.nlu.responses import ResponsesError
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.embedded import EmbeddedStoreError
 from conversations.errors import StoreUnavailable
+from conversations.private_files import write_private
 
 
 class CliError(Exception):
@@ -200,11 +201,7 @@ def _show_first_admin(settings: Settings, login: str, password: str) -> None:
         return
     path = Path(settings.console.first_admin_file)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(f"login: {login}\npassword: {password}\n")
+        write_private(path, f"login: {login}\npassword: {password}\n")
     except OSError as exc:
         print(f"  first run: could not write the admin's password to {path} ({exc.strerror}); "
               "add a superadmin with `omnirouter agent add NAME --role superadmin`", flush=True)

@@ -170,12 +170,12 @@ def webhook_info(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _telegram(token: str, settings: Settings, action: str, url: str = "", secret: str = "", drop: bool = False) -> str:
     from bot.handlers.telegram import make_bot  # first: it imports aiogram lazily
-    from bot.handlers.egress import Egress
+    from bot.handlers.egress_guards import EgressGuards
 
     from aiogram.exceptions import TelegramAPIError
     from bot.handlers.telegram_updates import ALLOWED_UPDATES
 
-    bot = make_bot(token, settings.telegram.api_base, Egress.from_settings(settings), timeout=20)
+    bot = make_bot(token, settings.telegram.api_base, EgressGuards.from_settings(settings).telegram, timeout=20)
     try:
         if action == "set":
             await bot.set_webhook(url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=drop)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from bot.agents_cli import run_with_store
 from bot.privacy import ContactNotFound, erase_contact, export_contact, find_contact
 from bot.settings import Settings
 from conversations.personal_data import ContactScope
+from conversations.private_files import write_private
 from conversations.repositories import Repositories
 
 
@@ -51,7 +51,7 @@ def contact_export(args: argparse.Namespace, settings: Settings) -> int:
             sys.stdout.write(text)
             return 0
         try:
-            await asyncio.to_thread(_write_private, args.out, text)
+            await asyncio.to_thread(write_private, args.out, text)  # personal data: 0600
         except OSError as exc:
             raise CliError(f"cannot write {args.out}: {exc.strerror}", code=2) from None
         count = sum(len(docs) for docs in document["data"].values())
@@ -99,10 +99,3 @@ async def _scope(store: Repositories, args: argparse.Namespace, settings: Settin
         return await find_contact(store, account, args.ref)
     except ContactNotFound as exc:
         raise CliError(str(exc), code=2) from None
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``, readable by its owner only (it is personal data)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)

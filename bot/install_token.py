@@ -14,17 +14,20 @@ accepts only the new one within ``REFRESH_SECONDS``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import os
 import secrets
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from bot.handlers.signatures import same_secret
 from bot.logs import log_event
 from bot.settings import ApiSettings
 from conversations.errors import StoreUnavailable
+from conversations.private_files import PRIVATE_FILE, write_private
 from conversations.repositories import Repositories
 from conversations.sealing import SealingError
 
@@ -32,6 +35,7 @@ log = logging.getLogger("omnirouter.api")
 SECRET_NAME = "api-install-token"
 PREFIX = "omi_"  # an install token; account tokens start with omr_
 REFRESH_SECONDS = 2.0
+T = TypeVar("T")
 
 
 class InstallTokenError(Exception):
@@ -65,11 +69,6 @@ class InstallToken:
         if value and value != self._value:
             self._value = value
             log_event(log, "api.install_token_changed", logging.WARNING)
-            if self._path is not None:
-                try:
-                    await _keep_file(self._path, value, missing="written_again")
-                except InstallTokenError as exc:
-                    log_event(log, "api.token_file_failed", logging.WARNING, problem=str(exc))
 
 
 async def open_install_token(settings: ApiSettings, store: Repositories) -> InstallToken:
@@ -82,8 +81,13 @@ async def open_install_token(settings: ApiSettings, store: Repositories) -> Inst
     try:
         value, created = await store.secrets.sealed_secret(SECRET_NAME, new_token)
     except SealingError as exc:
-        raise InstallTokenError(str(exc)) from None
-    await _keep_file(path, value, missing="created" if created else "written_again")
+        raise InstallTokenError(f"{exc}; make a new install token with `omnirouter api-token --rotate`") from None
+    found = await _file_io(_look_at_file, path, value)
+    if found == "missing":
+        await _file_io(_write_if_missing, path, value)
+        _log_file("created" if created else "written_again", path)
+    elif found is not None:
+        _log_file(found, path)
     log_event(log, "api.install_token", source=str(path))
     return InstallToken(value, store, path)
 
@@ -94,44 +98,56 @@ async def rotate(settings: ApiSettings, store: Repositories) -> Path:
         raise InstallTokenError("api.token is set in the settings: change it there (and in every router process)")
     path, value = Path(settings.token_file), new_token()
     await store.secrets.replace_sealed_secret(SECRET_NAME, value)
-    await _keep_file(path, value, missing="rotated", different="rotated")
+    await _file_io(write_private, path, value + "\n")
+    _log_file("rotated", path)
     return path
 
 
-async def _keep_file(path: Path, value: str, missing: str, different: str = "replaced") -> None:
-    """Write ``value`` to ``path`` (0600) unless it holds it already, and log why (the event
-    ``api.token_file_<missing>`` or ``…_<different>``) and where, never what."""
-    found = await asyncio.to_thread(_write_if_needed, path, value)
-    if found is not None:
-        why = missing if found == "missing" else different
-        level = logging.INFO if why in ("created", "rotated") else logging.WARNING
-        log_event(log, f"api.token_file_{why}", level, path=str(path), mode="0600")
+_ROTATE = "run `omnirouter api-token --rotate` to replace it"
+_FILE_EVENTS: dict[str, tuple[int, str | None]] = {
+    "created": (logging.INFO, None),
+    "rotated": (logging.INFO, None),
+    "written_again": (logging.WARNING, None),
+    "exposed": (logging.WARNING, f"the token was readable by other users of this machine (now 0600): {_ROTATE}"),
+    "differs": (logging.WARNING, "it holds another token than the store's (rotated on another host?), so the CLI's "
+                                 f"calls are refused: copy the file from there, or {_ROTATE}"),
+}
 
 
-def _write_if_needed(path: Path, value: str) -> str | None:
-    """``None`` if ``path`` holds ``value``; else writes it, returning what was there: ``missing``
-    or ``different``."""
-    found = "different"
+def _log_file(what: str, path: Path) -> None:
+    """The event ``api.token_file_<what>``: where, and what to do about it; never the token."""
+    level, advice = _FILE_EVENTS[what]
+    log_event(log, f"api.token_file_{what}", level, path=str(path), mode="0600", **({"advice": advice} if advice else {}))
+
+
+async def _file_io(work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` off the event loop; an ``OSError`` becomes one ``InstallTokenError`` line."""
     try:
-        if path.read_text().strip() == value:
-            if stat.S_IMODE(path.stat().st_mode) & 0o077:
-                path.chmod(0o600)  # a copy others could read: theirs no more
-            return None
+        return await asyncio.to_thread(work, *args)
+    except OSError as exc:
+        raise InstallTokenError(f"cannot use the install token file {args[0]}: {exc.strerror}") from None
+
+
+def _look_at_file(path: Path, value: str) -> str | None:
+    """What the token file needs saying: ``missing``, ``exposed`` (it holds ``value`` but others
+    could read it: closed now), ``differs`` (it holds another token: left alone, only a rotation
+    replaces it), or ``None``."""
+    try:
+        held = path.read_text().strip()
+        mode = stat.S_IMODE(path.stat().st_mode)
     except FileNotFoundError:
-        found = "missing"
-    except OSError as exc:
-        raise InstallTokenError(f"cannot read the install token file {path}: {exc.strerror}") from None
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.unlink(missing_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(value + "\n")
-        os.replace(temporary, path)  # whole or not at all, for a CLI reading it meanwhile
-    except OSError as exc:
-        raise InstallTokenError(f"cannot write the install token file {path}: {exc.strerror}") from None
-    return found
+        return "missing"
+    if mode & 0o077:
+        path.chmod(PRIVATE_FILE)
+    if held != value:
+        return "differs"
+    return "exposed" if mode & 0o077 else None
+
+
+def _write_if_missing(path: Path, value: str) -> None:
+    """The token file made with ``value`` (0600), unless another process made it meanwhile."""
+    with contextlib.suppress(FileExistsError):
+        write_private(path, value + "\n", replace=False)
 
 
 def token_for_cli(settings: ApiSettings) -> str:

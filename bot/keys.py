@@ -8,6 +8,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from bot.handlers.base import ChannelAdapter
+    from bot.handlers.egress_guards import EgressGuards
     from bot.install_token import InstallToken
     from bot.metrics import Metrics
     from bot.nlu.responses import Responses
@@ -18,8 +19,8 @@ if TYPE_CHECKING:
     from bot.router.queue import Queue
     from bot.router.shifts import Shifts
     from bot.web.apikit import Operation
-    from bot.web.auth import LoginLimiter
     from bot.web.live import ConsoleHub
+    from bot.web.login_throttle import LoginLimiter
     from bot.webhooks.events import ThreadEvents
     from bot.webhooks.sender import WebhookSender
     from bot.settings import Settings
@@ -45,3 +46,4 @@ EVENTS: web.AppKey[ThreadEvents] = web.AppKey("events")  # thread events for web
 WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
 INSTALL_TOKEN: web.AppKey[InstallToken] = web.AppKey("install_token")  # the superadmin's bearer token
 API_OPERATIONS: web.AppKey[list[Operation]] = web.AppKey("api_operations")  # what /api/openapi.json describes
+EGRESS: web.AppKey[EgressGuards] = web.AppKey("egress")  # one egress guard per purpose, built once

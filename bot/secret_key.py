@@ -5,19 +5,23 @@ by default) is read. A fresh install — no key anywhere and nothing sealed in t
 new key file (mode 0600), so ``make run`` stays one command. The store remembers which key sealed
 its secrets (its id and a sealed sample): a router started without that key, or with another one,
 stops with one line saying so, before it could write secrets nobody can read back.
+
+A store an earlier release wrote (secrets in clear, or in the first sealed format) is upgraded once,
+at the first start of this release, and then says so (``format`` on its sealing check): from then
+on a plain value where a sealed one belongs is refused at every start, never sealed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 
 from bot.logs import log_event
 from bot.settings import SecuritySettings
+from conversations.private_files import write_private
 from conversations.repositories import Repositories
-from conversations.sealing import INSTALL, V1_PREFIX, Sealer, SealingError, generate_key, parse_key
+from conversations.sealing import FORMAT, INSTALL, V1_PREFIX, Sealer, SealingError, generate_key, parse_key
 
 log = logging.getLogger("omnirouter.security")
 _SAMPLE = "omnirouter sealing check"
@@ -30,7 +34,7 @@ class SecretKeyError(Exception):
 
 async def open_sealer(settings: SecuritySettings, store: Repositories) -> Sealer:
     """The install's sealer, checked against the store (and recorded there on first use), put to
-    use by ``store``; secrets stored in clear before are sealed now."""
+    use by ``store``; a store not yet upgraded to the current format of secrets is upgraded now."""
     check = await store.secrets.sealing_check()
     path = Path(settings.secret_key_file)
     if settings.secret_key:
@@ -54,22 +58,31 @@ async def open_sealer(settings: SecuritySettings, store: Repositories) -> Sealer
             f"the key from {source} (id {sealer.key_id}) is not the key the store's secrets were sealed with "
             f"(id {check.get('key_id')}): use that key, or every channel token would be unreadable"
         )
+    upgrading = check.get("format") != FORMAT
     try:
-        await _check_sample(sealer, store, check.get("sample"))
+        await _check_sample(sealer, store, check.get("sample"), upgrading)
     except SealingError as exc:
         raise SecretKeyError(f"the key from {source} does not open the store's secrets: {exc}") from None
     store.client.use_sealer(sealer)
-    sealed, problems = await store.secrets.seal_plain_secrets()
-    for problem in problems:
-        log_event(log, "security.secret_not_upgraded", logging.WARNING, error=problem)
+    sealed = await _upgrade(store) if upgrading else 0
     log_event(log, "security.key_ready", key_id=sealer.key_id, source=source, sealed_now=sealed)
     return sealer
 
 
-async def _check_sample(sealer: Sealer, store: Repositories, sample: object) -> None:
-    """The sealed sample opens to what was sealed (one in the first format is resealed: the
-    start-up upgrade)."""
-    if isinstance(sample, str) and sample.startswith(V1_PREFIX):
+async def _upgrade(store: Repositories) -> int:
+    """The once-per-store upgrade of secrets an earlier release stored; how many records changed."""
+    sealed, problems = await store.secrets.seal_plain_secrets()
+    for problem in problems:
+        log_event(log, "security.secret_not_upgraded", logging.WARNING, error=problem)
+    await store.secrets.record_secrets_format()
+    log_event(log, "security.secrets_upgraded", sealed_now=sealed, not_upgraded=len(problems))
+    return sealed
+
+
+async def _check_sample(sealer: Sealer, store: Repositories, sample: object, upgrading: bool) -> None:
+    """The sealed sample opens to what was sealed (one in the first format is resealed while the
+    store is upgraded)."""
+    if upgrading and isinstance(sample, str) and sample.startswith(V1_PREFIX):
         upgraded = sealer.upgrade(sample, INSTALL, _SAMPLE_FIELD)
         assert upgraded is not None
         await store.secrets.replace_sealing_sample(sample, upgraded)
@@ -89,13 +102,10 @@ def _read_or_create(path: Path, may_create: bool) -> str | None:
         raise SecretKeyError(f"cannot read the key file {path}: {exc.strerror}") from None
     key = generate_key()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        write_private(path, key + "\n", replace=False)
     except FileExistsError:  # another process made it a moment ago: use theirs
         return path.read_text()
     except OSError as exc:
         raise SecretKeyError(f"cannot create the key file {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key + "\n")
     log_event(log, "security.key_created", logging.WARNING, path=str(path))
     return key

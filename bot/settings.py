@@ -78,6 +78,26 @@ def _host_names(value: str) -> str | None:
 EVERY_ADDRESS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})  # server.host values that name no one address
 
 
+def host_name(value: str) -> str:
+    """A host as the router compares hosts (the Host check, the egress guard's rules): lower case,
+    no port, no final dot, an address in its short form and an IPv6 address in brackets."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        host, closed, _ = value[1:].partition("]")
+        if not closed:
+            return value  # "[::1" names no host: kept, so that it matches none
+    elif value.count(":") > 1:  # a bare IPv6 address (a setting; a Host header has brackets)
+        host = value
+    else:
+        host = value.partition(":")[0]
+    host = host.rstrip(".")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = _setting("127.0.0.1", alias="HOST", doc="address to listen on")
@@ -87,15 +107,20 @@ class ServerSettings:
     )
     allowed_hosts: str = _setting(
         "", check=_host_names, alias="ALLOWED_HOSTS",
-        doc="more host names requests may name (comma-separated), besides public_url's and localhost; others get 421",
+        doc="inbound: more host names requests may name in Host (comma-separated), besides public_url's and "
+            "localhost; others get 421 (the hosts the router may call are egress.allowed_destinations)",
     )
     client_max_size: int = _setting(
         1_048_576, check=_between(1024, 64 * 1_048_576), doc="largest request body, in bytes"
     )
     trusted_proxies: str = _setting(
         "", check=_networks,
-        doc="reverse proxies (addresses or CIDRs, comma-separated) whose X-Forwarded-For names the client; "
+        doc="reverse proxies (addresses or CIDRs, comma-separated) whose proxy_header names the client; "
             "empty: forwarding headers are ignored",
+    )
+    proxy_header: str = _setting(
+        "x-forwarded-for", check=_one_of("x-forwarded-for", "forwarded"),
+        doc="the one header the trusted proxies set: x-forwarded-for, or forwarded (RFC 7239); the other is ignored",
     )
     log_format: str = _setting("text", check=_one_of("text", "json"), alias="LOG_FORMAT")
     log_level: str = _setting(
@@ -214,7 +239,7 @@ class WebhookSettings:
     poll_interval: float = _setting(1.0, check=_between(0.01, 60), doc="how often an idle worker looks for due deliveries")
     concurrency: int = _setting(8, check=_between(0, 1000), doc="deliveries in flight per process; 0: this process delivers none")
     allow_private_networks: bool = _setting(
-        False, doc="deprecated (name the receivers in egress.allowed_hosts instead): deliver to loopback and "
+        False, doc="deprecated (name the receivers in egress.allowed_destinations instead): deliver to loopback and "
                    "private addresses too, but never to metadata addresses or the router's own"
     )
 
@@ -246,11 +271,10 @@ def _host_list(value: str) -> str | None:
 
 @dataclass(frozen=True)
 class EgressSettings:
-    allowed_hosts: str = _setting(
+    allowed_destinations: str = _setting(
         "", check=_host_list,
-        doc="hosts (name or name:port, comma-separated) the router may call even at loopback or private "
-            "addresses, and accounts may use as api_base; the hosts of telegram/whatsapp/twilio.api_base "
-            "and nlu.rasa_url count as allowed",
+        doc="outbound: hosts (name or name:port, comma-separated; no port: 80 and 443) the router may call even "
+            "at loopback or private addresses, and accounts may use as api_base",
     )
 
 

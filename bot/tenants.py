@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.handlers.egress import Egress
+from bot.handlers.egress_guards import ChannelEgress
 from bot.settings import Settings
 from bot.web.auth import add_agent
 from conversations.agent_models import Agent, Role
@@ -63,13 +63,14 @@ def channel_schema(channel: str) -> dict[str, Any]:
             "required": [f.name for f in fields if f.required]}
 
 
-def refused_api_base(settings: Settings, channel: str, values: Mapping[str, Any]) -> str | None:
-    """The host of ``values["api_base"]`` when the account may not use it as its ``channel`` API server
-    (not the provider's own, not the install's, not in ``egress.allowed_hosts``); ``None`` when fine."""
+def refused_api_base(guard: ChannelEgress, values: Mapping[str, Any]) -> str | None:
+    """The host of ``values["api_base"]`` when the account may not use it as the API server of
+    ``guard``'s channel (not the provider's own, not the install's, not in
+    ``egress.allowed_destinations``); ``None`` when fine."""
     url = values.get("api_base")
     if not isinstance(url, str) or not url:
         return None
-    return Egress.from_settings(settings).refused_api_base(channel, url)
+    return guard.refused_api_base(url)
 
 
 def webhook_urls(settings: Settings, base: str, account_id: str) -> dict[str, str]:

@@ -5,9 +5,11 @@ by ``EmbeddedMongo``; its thread mode uses ``build_handler`` and ``serve`` insid
 
 nx-27017 has no authentication and listens on TCP when run its own way; here it listens only on a
 Unix socket (mode 0600, in a 0700 directory), so only the user the router runs as can reach it.
-The child's umask is 0o077: its logs, pid file and SQLite files are 0600 (SQLite gives a
-database's WAL and SHM files the database file's mode). The handler creates each database file
-0600 itself too, for the thread mode, whose umask is the router's.
+The child's umask is 0o077: its log, pid file and SQLite files are 0600. In the thread mode the
+umask is the router's, so every connection makes its database file 0600 before SQLite creates the
+WAL and SHM files beside it (SQLite gives them the database file's mode): see ``erase_for_real``.
+The child logs to its log file only; the console log (its stdout and stderr) holds what escapes
+logging, such as a crash's traceback.
 """
 
 from __future__ import annotations
@@ -23,26 +25,19 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-from nx_27017.handler import NeoSQLiteHandler, _sanitize_db_name
+from nx_27017.handler import NeoSQLiteHandler
 from nx_27017.server import handle_client
 
-PRIVATE_FILE = 0o600
+from conversations.private_files import PRIVATE_FILE
+
 _LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - [%(process)d] - %(message)s"  # nx-27017's own
 
 
-class PrivateFilesHandler(NeoSQLiteHandler):  # type: ignore[misc]  # nx-27017 has no type information
-    """nx-27017's handler, one SQLite file per database, each created readable by its owner only."""
-
-    def _open_db_conn(self, db_name: str) -> Any:
-        if self._mode == "files":
-            os.close(os.open(self._db_file(_sanitize_db_name(db_name)), os.O_RDWR | os.O_CREAT, PRIVATE_FILE))
-        return super()._open_db_conn(db_name)
-
-
 def build_handler(data_dir: str) -> NeoSQLiteHandler:
-    """The wire-protocol handler over the SQLite files in ``data_dir``, deleting for real."""
+    """The wire-protocol handler over the SQLite files in ``data_dir`` (one per database), each
+    readable by its owner only, deleting for real."""
     erase_for_real()
-    return PrivateFilesHandler(data_dir, data_dir=data_dir)
+    return NeoSQLiteHandler(data_dir, data_dir=data_dir)
 
 
 async def serve(handler: NeoSQLiteHandler, socket_path: str,
@@ -80,13 +75,16 @@ def _exit(signum: int, frame: FrameType | None) -> None:
 
 
 def erase_for_real() -> None:
-    """Make SQLite under nx-27017 leave no copy of deleted data in the store's files.
+    """Make SQLite under nx-27017 leave no copy of deleted data in the store's files, and no file
+    others could read.
 
     * ``PRAGMA secure_delete = ON`` on every connection: deleted rows, index entries and freed
       pages are overwritten with zeros instead of lingering in the file. nx-27017 opens its
       connections itself (one neosqlite ``Connection`` per database file, reopened after it
       evicts one) and neither it nor neosqlite takes pragmas, so this wraps the one method
-      neosqlite runs on every (re)connection, ``Connection._configure_connection``.
+      neosqlite runs on every (re)connection, ``Connection._configure_connection``. The same
+      wrapper makes the database file 0600 before the first pragma (the WAL and SHM files SQLite
+      creates afterwards take its mode), whatever the umask.
     * neosqlite's ``wal_checkpoint`` command takes its mode only as a Python keyword, which nx
       never passes (it hands over the command document): wrapped to read ``mode`` from the
       document, so the store's ``{"wal_checkpoint": 1, "mode": "TRUNCATE"}`` (sent after an
@@ -101,6 +99,8 @@ def erase_for_real() -> None:
         return
 
     def configure_securely(self: Any) -> None:
+        with contextlib.suppress(FileNotFoundError):  # an in-memory database has no file
+            os.chmod(self.db_path, PRIVATE_FILE)
         configure(self)
         self.db.execute("PRAGMA secure_delete = ON")
 
@@ -125,10 +125,9 @@ def main() -> None:
     args = parser.parse_args()
     from nx_27017.daemon import remove_pid_file, write_pid_file
 
-    logging.basicConfig(level=logging.INFO, format=_LOG_FORMAT)  # to the console log
     to_file = logging.FileHandler(args.log_file)
     to_file.setFormatter(logging.Formatter(_LOG_FORMAT))
-    logging.getLogger().addHandler(to_file)
+    logging.basicConfig(level=logging.INFO, handlers=[to_file])  # the log file alone, once
     if not write_pid_file(args.pid_file):  # nx-27017's own check: no second server beside a live one
         sys.exit(1)
     signal.signal(signal.SIGTERM, _exit)

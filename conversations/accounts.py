@@ -2,8 +2,10 @@
 and its REST API tokens. Channel secrets are sealed at rest: they go through the client's
 ``Sealer`` on the way in and out (``client.py``), so the rest of the router reads plain settings
 and the database holds only sealed values, each bound to its account and field. Reading a sealed
-value without a key raises ``SealingError``; so does a plain value where a sealed one belongs,
-except in the start-up upgrade (``sealed_secrets.seal_plain_secrets``).
+value without a key raises ``SealingError``; so does a plain value where a sealed one belongs. The
+one exception is the upgrade of a store written by an earlier release
+(``sealed_secrets.seal_plain_secrets``), which runs once per store: the sealing check records that
+its secrets are in the current format, and from then on a plain value stays refused at every start.
 """
 
 from __future__ import annotations

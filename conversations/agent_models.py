@@ -98,7 +98,9 @@ class CannedResponse(Document):
 @dataclass(slots=True)
 class Session(Document):
     """A console login. ``id`` is the SHA-256 of the cookie's token, so the store never holds a
-    usable session id."""
+    usable session id. ``second_factor``: the login passed a second factor (a code at the login,
+    or a first code confirming an authenticator in this session); a session without it ends as
+    soon as its account requires two-factor sign-in."""
 
     id: str
     account_id: str
@@ -106,13 +108,17 @@ class Session(Document):
     csrf: str
     created_ms: int
     seen_ms: int
+    second_factor: bool = False
 
 
 @dataclass(slots=True)
 class SecondFactor(Document):
     """An agent's authenticator app (TOTP, RFC 6238). ``id`` is the agent's id. ``secret`` is
     plain here and sealed in the store; ``recovery`` holds the SHA-256 of each unused recovery
-    code; ``last_step`` is the last time step a code was accepted for (a code is good once)."""
+    code; ``last_step`` is the last time step a code was accepted for (a code is good once).
+    ``owner``: while pending, the half-done login (``challenge:<id>``) or the session
+    (``session:<id>``) it was made for and is shown to, no other. ``problem``: why a stored secret
+    does not open (then ``secret`` is empty and no code matches); never stored."""
 
     id: str
     account_id: str
@@ -121,6 +127,8 @@ class SecondFactor(Document):
     recovery: list[str] = field(default_factory=list)
     last_step: int = 0
     created_ms: int = 0
+    owner: str = ""
+    problem: str | None = None
 
     @property
     def on(self) -> bool:

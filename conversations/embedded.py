@@ -37,12 +37,13 @@ from pathlib import Path
 from typing import IO, Literal
 from urllib.parse import quote
 
+from conversations.private_files import PRIVATE_DIR, PRIVATE_FILE, open_private, write_private
+
 EmbeddedMode = Literal["process", "thread"]
 
 SOCKET_NAME = "nx-27017.sock"  # PyMongo takes a host ending in .sock for a Unix socket
 SOCKET_FILE = "nx-27017.socket"  # in the data directory: the path of the socket (for the CLI)
 _MAX_SOCKET_PATH = 107  # bytes in a Unix socket address, less the terminating NUL
-_PRIVATE_DIR, _PRIVATE_FILE = 0o700, 0o600
 
 
 def socket_uri(path: Path) -> str:
@@ -143,7 +144,7 @@ class EmbeddedMongo:
             self._lock_file = None
 
     def _take_lock(self) -> None:
-        lock = os.fdopen(os.open(self.data_dir / ".omnirouter.lock", os.O_RDWR | os.O_CREAT, _PRIVATE_FILE), "a+")
+        lock = os.fdopen(open_private(self.data_dir / ".omnirouter.lock", os.O_RDWR), "a+")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -173,8 +174,7 @@ class EmbeddedMongo:
             (self.data_dir / "nx-27017.pid").unlink()
 
     async def _start_process(self) -> None:
-        console = os.fdopen(os.open(self.data_dir / "nx-27017.console.log",
-                                    os.O_WRONLY | os.O_CREAT | os.O_APPEND, _PRIVATE_FILE), "ab")
+        console = os.fdopen(open_private(self.data_dir / "nx-27017.console.log", os.O_WRONLY | os.O_APPEND), "ab")
         with console:
             self._process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -218,12 +218,12 @@ def make_private(data_dir: Path) -> None:
     """The data directory made (or tightened to) 0700 and each file in it 0600: nx-27017 has no
     authentication, so its files are the store's only guard. Files only, not subdirectories: the
     server keeps everything at the top."""
-    data_dir.mkdir(mode=_PRIVATE_DIR, parents=True, exist_ok=True)
-    os.chmod(data_dir, _PRIVATE_DIR)
+    data_dir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    os.chmod(data_dir, PRIVATE_DIR)
     with os.scandir(data_dir) as entries:
         for entry in entries:
             if entry.is_file(follow_symlinks=False):
-                os.chmod(entry.path, _PRIVATE_FILE)
+                os.chmod(entry.path, PRIVATE_FILE)
     with contextlib.suppress(FileNotFoundError):
         (data_dir / "nx-27017.port").unlink()  # where an earlier release's server listened, on TCP
 
@@ -236,10 +236,7 @@ def _socket_path(data_dir: Path) -> Path:
     path = data_dir.absolute() / SOCKET_NAME  # a client may run elsewhere (another directory)
     if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
         path = _private_runtime_dir(data_dir) / SOCKET_NAME
-    named = data_dir / SOCKET_FILE
-    fd = os.open(named, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _PRIVATE_FILE)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"{path}\n")
+    write_private(data_dir / SOCKET_FILE, f"{path}\n")
     return path
 
 
@@ -247,7 +244,7 @@ def _private_runtime_dir(data_dir: Path) -> Path:
     with contextlib.suppress(OSError, ValueError):
         before = Path((data_dir / SOCKET_FILE).read_text().strip()).parent
         info = before.lstat()
-        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) == _PRIVATE_DIR:
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) == PRIVATE_DIR:
             return before
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     base = runtime if runtime and len(os.fsencode(runtime)) < 60 and os.access(runtime, os.W_OK) else None

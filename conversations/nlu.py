@@ -36,7 +36,8 @@ INDEXES: IndexPlan = {
     "nlu_models": [IndexModel([("account_id", ASCENDING), ("created_at", DESCENDING)])],
     "nlu_model_chunks": [IndexModel([("version", ASCENDING), ("n", ASCENDING)])],
     "nlu_examples": [IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)])],
-    "nlu_jobs": [IndexModel([("account_id", ASCENDING), ("started_at", DESCENDING)])],
+    "nlu_jobs": [IndexModel([("account_id", ASCENDING), ("started_at", DESCENDING)]),
+                 IndexModel([("state", ASCENDING), ("started_at", ASCENDING)])],  # retrainings to take
 }
 
 
@@ -85,25 +86,16 @@ class NluRepository(Repository):
 
     async def activate_nlu_model(self, account_id: str, version: str, by: str, now: datetime) -> bool:
         """Make ``version`` the account's model; ``False`` if it is not one of the account's, or
-        was retired (an erasure took its training data)."""
-        mine = {"_id": version, "account_id": account_id, **nlu_retirement.NOT_RETIRED}
-        if await self._db.nlu_models.count_documents(mine) == 0:
-            return False
-        await self._db.nlu_active.update_one(
-            {"_id": account_id},
-            {"$set": {"version": version, "activated_at": epoch_ms(now), "activated_by": by}},
-            upsert=True,
-        )
-        return True
+        was retired (an erasure took its training data), even while this ran."""
+        return await nlu_retirement.activate_version(self._db, account_id, version, by, now)
 
     async def active_nlu_version(self, account_id: str) -> str | None:
-        return (await self.nlu_active_state(account_id))[0]
+        doc = await self._db.nlu_active.find_one({"_id": account_id}) or {}
+        return str(doc["version"]) if doc.get("version") else None
 
     async def nlu_active_state(self, account_id: str) -> tuple[str | None, str | None]:
-        """The account's active version and the retraining queued for it, if any."""
-        doc = await self._db.nlu_active.find_one({"_id": account_id}) or {}
-        return (str(doc["version"]) if doc.get("version") else None,
-                str(doc["retrain_job"]) if doc.get("retrain_job") else None)
+        """The account's active version and its retraining that is queued or running, if any."""
+        return await self.active_nlu_version(account_id), await nlu_retirement.pending_retrain(self._db, account_id)
 
     # --- retiring versions trained on erased messages (``nlu_retirement.py``) ---------------
 
@@ -117,8 +109,11 @@ class NluRepository(Repository):
     async def queue_nlu_retrain(self, account_id: str, job_id: str, by: str, now: datetime) -> None:
         await nlu_retirement.queue_retrain(self._db, account_id, job_id, by, now)
 
-    async def claim_nlu_retrain(self, account_id: str, job_id: str, owner: str, now: datetime) -> str | None:
-        return await nlu_retirement.claim_retrain(self._db, account_id, job_id, owner, now)
+    async def claim_nlu_retrain(self, owner: str, now: datetime) -> dict[str, Any] | None:
+        return await nlu_retirement.claim_retrain(self._db, owner, now)
+
+    async def renew_nlu_retrain(self, job_id: str, owner: str, now: datetime) -> None:
+        await nlu_retirement.renew_retrain(self._db, job_id, owner, now)
 
     async def backfill_nlu_sources(self) -> None:
         """Record what versions stored by earlier releases may have learned from (at start-up)."""

@@ -13,9 +13,13 @@ no longer be activated. Versions trained on the starter files alone are never to
 When the account's active version is retired, a live bot must keep answering without it: the
 newest version that is not retired becomes active at once (a clean, if older, model), or none
 when there is none (conversations then go to humans), and the caller queues a retraining on the
-data that is left (:func:`queue_retrain`), which a router process picks up and activates. The
-holder runs after the messages are deleted, so a training that read the erased examples and
-stores its version later finds its messages gone and retires it itself (``bot/nlu/trainer.py``).
+data that is left (:func:`queue_retrain`). Any router process takes it (:func:`claim_retrain`,
+whichever accounts it serves), under a lease it renews while it trains: a process that dies
+mid-training leaves the job to be taken again once the lease runs out (at most
+``RETRAIN_ATTEMPTS`` times). The holder runs after the messages are deleted, so a training that
+read the erased examples and stores its version later finds its messages gone and retires it
+itself (``bot/nlu/trainer.py``). Activating a version and retiring it may race: each looks again
+after its own write (:func:`activate_version`), so a retired version never stays active.
 
 Versions stored before versions recorded their sources get a conservative record once, at
 start-up (:func:`backfill_learned_from`): every example with a message id the account had when
@@ -28,10 +32,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from pymongo import ReturnDocument
+
 from conversations.models import epoch_ms
 from conversations.personal_data import ContactScope, Database, Erasure, PersonalDataHolder, register_holder
 
 NOT_RETIRED: dict[str, Any] = {"retired_at": {"$exists": False}}
+RETRAIN_LEASE_MS = 60_000  # renewed every few seconds while the training runs
+RETRAIN_ATTEMPTS = 3  # a retraining whose process died this often is given up (state "failed")
+_PENDING_RETRAIN: dict[str, Any] = {"kind": "retrain", "state": {"$in": ["queued", "running"]}}
 
 
 async def retire_versions(db: Database, account_id: str, message_ids: Sequence[str], by: str,
@@ -47,21 +56,43 @@ async def retire_versions(db: Database, account_id: str, message_ids: Sequence[s
     if not versions:
         return []
     at_ms = epoch_ms(at)
-    active = await db.nlu_active.find_one({"_id": account_id})
-    replaced = str(active["version"]) if active and active.get("version") in versions else None
     await db.nlu_models.update_many(
         {"_id": {"$in": versions}, "account_id": account_id},
         {"$set": {"retired_at": at_ms, "retired_by": by}, "$unset": {"learned_from": ""}},
     )
     await db.nlu_model_chunks.delete_many({"version": {"$in": versions}})
-    if replaced is not None:
-        await db.nlu_models.update_one({"_id": replaced}, {"$set": {"was_active": True}})
-        fallback = await db.nlu_models.find_one({"account_id": account_id, **NOT_RETIRED},
-                                                sort=[("created_at", -1)], projection={"_id": 1})
-        await db.nlu_active.update_one({"_id": account_id}, {"$set": {
-            "version": str(fallback["_id"]) if fallback else None, "activated_at": at_ms, "activated_by": by,
-            "replaced": replaced}})
+    active = await db.nlu_active.find_one({"_id": account_id})  # after retiring: see activate_version
+    if active and active.get("version") in versions:
+        await _fall_back(db, account_id, str(active["version"]), by, at_ms)
     return versions
+
+
+async def activate_version(db: Database, account_id: str, version: str, by: str, at: datetime) -> bool:
+    """Make ``version`` the account's model; ``False`` if it is not one of the account's, or is
+    retired. Retiring it meanwhile (:func:`retire_versions` reads the active version after
+    retiring) is seen by the look after the switch, which then gives way to the newest version
+    left: whichever of the two writes last, the retired version does not stay active."""
+    mine = {"_id": version, "account_id": account_id, **NOT_RETIRED}
+    if await db.nlu_models.count_documents(mine) == 0:
+        return False
+    at_ms = epoch_ms(at)
+    await db.nlu_active.update_one(
+        {"_id": account_id}, {"$set": {"version": version, "activated_at": at_ms, "activated_by": by}}, upsert=True)
+    if await db.nlu_models.count_documents(mine) == 1:
+        return True
+    await _fall_back(db, account_id, version, by, at_ms)
+    return False
+
+
+async def _fall_back(db: Database, account_id: str, replaced: str, by: str, at_ms: int) -> None:
+    """The retired ``replaced`` gives way to the newest version that is not retired (or none),
+    unless another version was activated meanwhile."""
+    await db.nlu_models.update_one({"_id": replaced}, {"$set": {"was_active": True}})
+    fallback = await db.nlu_models.find_one({"account_id": account_id, **NOT_RETIRED},
+                                            sort=[("created_at", -1)], projection={"_id": 1})
+    await db.nlu_active.update_one({"_id": account_id, "version": replaced}, {"$set": {
+        "version": str(fallback["_id"]) if fallback else None, "activated_at": at_ms, "activated_by": by,
+        "replaced": replaced}})
 
 
 async def retirement(db: Database, account_id: str, by: str, at: datetime) -> dict[str, Any]:
@@ -77,20 +108,38 @@ async def retirement(db: Database, account_id: str, by: str, at: datetime) -> di
 
 async def queue_retrain(db: Database, account_id: str, job_id: str, by: str, now: datetime) -> None:
     """A training job of the account's data, waiting for a router process (``claim_retrain``)."""
-    await db.nlu_jobs.insert_one({"_id": job_id, "account_id": account_id, "state": "queued", "stage": "queued",
-                                  "done": 0, "total": 0, "by": by, "started_at": epoch_ms(now),
-                                  "updated_at": epoch_ms(now)})
-    await db.nlu_active.update_one({"_id": account_id}, {"$set": {"retrain_job": job_id}}, upsert=True)
+    await db.nlu_jobs.insert_one({"_id": job_id, "account_id": account_id, "kind": "retrain", "state": "queued",
+                                  "stage": "queued", "done": 0, "total": 0, "by": by, "attempts": 0,
+                                  "started_at": epoch_ms(now), "updated_at": epoch_ms(now)})
 
 
-async def claim_retrain(db: Database, account_id: str, job_id: str, owner: str, now: datetime) -> str | None:
-    """Take the queued job (one router process runs it): who queued it, or ``None`` if another
-    process took it."""
-    await db.nlu_active.update_one({"_id": account_id, "retrain_job": job_id}, {"$unset": {"retrain_job": ""}})
-    claimed = await db.nlu_jobs.find_one_and_update(
-        {"_id": job_id, "account_id": account_id, "state": "queued"},
-        {"$set": {"state": "running", "stage": "loading", "owner": owner, "updated_at": epoch_ms(now)}})
-    return None if claimed is None else str(claimed.get("by") or "system")
+async def pending_retrain(db: Database, account_id: str) -> str | None:
+    """The account's retraining that is queued or running, if any."""
+    job = await db.nlu_jobs.find_one({"account_id": account_id, **_PENDING_RETRAIN}, {"_id": 1})
+    return str(job["_id"]) if job else None
+
+
+async def claim_retrain(db: Database, owner: str, now: datetime) -> dict[str, Any] | None:
+    """Lease the oldest retraining of any account that is queued, or running under a lease that
+    ran out (its process died): the job (``_id``, ``account_id``, ``by``), or ``None``. A job
+    taken more than ``RETRAIN_ATTEMPTS`` times fails instead."""
+    now_ms = epoch_ms(now)
+    job = await db.nlu_jobs.find_one_and_update(
+        {"$or": [{"state": "queued"}, {"kind": "retrain", "state": "running", "lease_until": {"$lt": now_ms}}]},
+        {"$set": {"state": "running", "stage": "loading", "owner": owner, "lease_until": now_ms + RETRAIN_LEASE_MS,
+                  "updated_at": now_ms}, "$inc": {"attempts": 1}},
+        sort=[("started_at", 1)], return_document=ReturnDocument.AFTER)
+    if job is None or int(job.get("attempts") or 0) <= RETRAIN_ATTEMPTS:
+        return job
+    await db.nlu_jobs.update_one({"_id": job["_id"], "owner": owner}, {"$set": {
+        "state": "failed", "error": f"given up: {RETRAIN_ATTEMPTS} attempts ended with their router process"}})
+    return None
+
+
+async def renew_retrain(db: Database, job_id: str, owner: str, now: datetime) -> None:
+    """Keep the lease of a retraining this process runs."""
+    await db.nlu_jobs.update_one({"_id": job_id, "owner": owner, "state": "running"},
+                                 {"$set": {"lease_until": epoch_ms(now) + RETRAIN_LEASE_MS}})
 
 
 async def backfill_learned_from(db: Database) -> int:

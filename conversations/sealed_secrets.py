@@ -1,7 +1,7 @@
 """The install's own secrets, sealed at rest: secrets every router process on one store shares
 (the web chat's visitor-token key, the install token's hash...), the record of which key seals
-them (the sealing check), and the start-up upgrade that seals what earlier releases stored in
-clear or in the first sealed format.
+them and in which format (the sealing check), and the once-per-store upgrade that seals what
+earlier releases stored in clear or in the first sealed format.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from conversations.client import Repository
-from conversations.sealing import INSTALL, Sealer, SealingError, channel_field, is_secret_field
+from conversations.sealing import FORMAT, INSTALL, Sealer, SealingError, channel_field, is_secret_field
 from conversations.webhooks import webhook_secret_field
 
 _CHECK_ID = "sealing-key-check"
@@ -21,20 +21,15 @@ _CHECK_ID = "sealing-key-check"
 class SealedSecretsRepository(Repository):
     """Shared install secrets, the sealing check and the sealing upgrade."""
 
-    async def shared_secret(self, name: str, make: Callable[[], str]) -> str:
-        """A secret every router process on this store shares, created once on first use and kept
-        sealed for the install (field ``secrets.<name>.value``)."""
-        field = shared_secret_field(name)
-        await self._db.secrets.update_one(
-            {"_id": name}, {"$setOnInsert": {"value": self._client.seal_value(INSTALL, field, make())}}, upsert=True
-        )
-        doc = await self._db.secrets.find_one({"_id": name})
-        assert doc is not None
-        return self._client.open_value(INSTALL, field, doc.get("value"))
-
     async def sealing_check(self) -> dict[str, Any] | None:
-        """What the store says about the key its secrets are sealed with (``key_id``, ``sample``)."""
+        """What the store says about the key its secrets are sealed with (``key_id``, ``sample``)
+        and about their format (``format``: ``sealing.FORMAT`` once upgraded)."""
         return await self._db.secrets.find_one({"_id": _CHECK_ID})
+
+    async def record_secrets_format(self) -> None:
+        """Note that every secret of the store is in the current format: no start-up upgrades
+        them again, so a plain value planted later is refused, never sealed."""
+        await self._db.secrets.update_one({"_id": _CHECK_ID}, {"$set": {"format": FORMAT}})
 
     async def save_sealing_check(self, key_id: str, sample: str) -> dict[str, Any]:
         """Record the key in use, unless another process recorded one first; returns the record."""
@@ -47,8 +42,9 @@ class SealedSecretsRepository(Repository):
         return doc
 
     async def sealed_secret(self, name: str, make: Callable[[], str]) -> tuple[str, bool]:
-        """An install secret every router process on this store shares, kept sealed: ``make()``'s
-        value if nobody stored one first. Returns ``(value, whether this call stored it)``."""
+        """An install secret every router process on this store shares, kept sealed (field
+        ``secrets.<name>.value``): ``make()``'s value if nobody stored one first, whichever process
+        asks first. Returns ``(value, whether this call stored it)``."""
         created = True
         try:
             await self._db.secrets.insert_one(
@@ -76,10 +72,11 @@ class SealedSecretsRepository(Repository):
         await self._db.secrets.update_one({"_id": _CHECK_ID, "sample": old}, {"$set": {"sample": new}})
 
     async def seal_plain_secrets(self) -> tuple[int, list[str]]:
-        """The start-up upgrade: secrets stored in clear (before sealing existed) or in the first
-        sealed format (bound to the key only) are sealed for their account and field. Returns how
-        many records changed and why values could not be upgraded (they stay, refused when used).
-        After it, a plain value where a sealed one belongs is an error."""
+        """The upgrade of a store an earlier release wrote (once per store, at the first start of
+        this release: see ``record_secrets_format``): secrets stored in clear (before sealing
+        existed) or in the first sealed format (bound to the key only) are sealed for their account
+        and field. Returns how many records changed and why values could not be upgraded (they
+        stay, refused when used)."""
         upgrade, changed = _Upgrade(self._client.require_sealer()), 0
         async for doc in self._db.accounts.find({}, {"channels": 1}):
             updates = {
@@ -124,7 +121,7 @@ class _Upgrade:
 
 
 def shared_secret_field(name: str) -> str:
-    """The field path a shared secret (``shared_secret``) is sealed for."""
+    """The field path an install secret (``SealedSecretsRepository.sealed_secret``) is sealed for."""
     return f"secrets.{name}.value"
 
 

@@ -10,9 +10,11 @@ the account id and the field's path (``channels.telegram.token``, ``webhooks.<id
 does not open. Which fields are secret is decided by their names (``is_secret_field``): the same
 rule for every channel.
 
-Where a sealed value belongs, a plain one is refused: the only way a plain secret becomes sealed
-is the start-up upgrade (``Sealer.upgrade``), which also reseals values of the first format
-(``sealed:v1:``, bound to the key only).
+Where a sealed value belongs, a plain one is refused. The only way a plain secret becomes sealed
+is the upgrade of a store an earlier release wrote (``Sealer.upgrade``, which also reseals values
+of the first format, ``sealed:v1:``, bound to the key only); it runs once per store, at the first
+start of this release, and the store then records that its secrets are in ``FORMAT``: after that a
+plain value written into the store is refused at every start, never sealed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 PREFIX = "sealed:v2:"
+FORMAT = 2  # a store whose sealing check says so holds only ``PREFIX`` values: nothing to upgrade
 V1_PREFIX = "sealed:v1:"  # the first format (key id only as associated data): upgraded at start-up
 INSTALL = ""  # the "account" of the install's own secrets (the sealing check, shared secrets)
 KEY_BYTES = 32
@@ -103,8 +106,8 @@ class Sealer:
         where = _where(account, field)
         if not isinstance(value, str) or not value.startswith(PREFIX):
             if is_sealed(value):
-                raise SealingError(f"{where} is in the first sealed format, which a router start upgrades; "
-                                   "it is not used until then")
+                raise SealingError(f"{where} is in the first sealed format, which this store no longer "
+                                   "takes: refused (enter it again)")
             raise SealingError(f"{where} is stored in clear where a sealed value belongs: refused (enter it again)")
         key_id, body = self._split(value[len(PREFIX):])
         try:
@@ -115,8 +118,8 @@ class Sealer:
                                "(enter it again)") from None
 
     def upgrade(self, value: Any, account: str, field: str) -> str | None:
-        """What a stored value becomes at start-up: a plain or v1 value sealed for ``field`` of
-        ``account``; ``None`` when there is nothing to do (sealed already, or empty)."""
+        """What a stored value becomes in the once-per-store upgrade: a plain or v1 value sealed
+        for ``field`` of ``account``; ``None`` when there is nothing to do (sealed already, or empty)."""
         if not isinstance(value, str) or not value or value.startswith(PREFIX):
             return None
         if not value.startswith(V1_PREFIX):

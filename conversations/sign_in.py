@@ -3,7 +3,9 @@
 waiting for their second step.
 
 Accepting a code and spending a recovery code are single conditional updates, so a code replayed at
-once — on this process or another — finds it already used; a failed login is counted by a
+once — on this process or another — finds it already used. A pending secret belongs to the one
+half-done login or session it was made for (``owner``): it is confirmed only by that one, so nobody
+else's page can show a secret an agent then turns on. A failed login is counted by a
 revision-guarded update, so concurrent attempts cannot both slip under the limit.
 """
 
@@ -17,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from conversations.agent_models import LoginChallenge, SecondFactor, Session
 from conversations.client import IndexPlan, Repository
 from conversations.personal_data import declare_not_personal
+from conversations.sealing import SealingError
 
 INDEXES: IndexPlan = {
     "sessions": [IndexModel([("agent_id", ASCENDING)])],
@@ -90,27 +93,39 @@ class SignInRepository(Repository):
                                                  {"$inc": {"failures": -1, "rev": 1}})
 
     async def forget_login_failures(self, key: str, now_ms: int) -> None:
-        """Clear ``key``'s count (a login that succeeded), and the counts that expired."""
-        await self._db.login_failures.delete_one({"_id": key})
+        """Clear ``key``'s count (a login that succeeded) unless it is a revoked device cookie's,
+        and the counts that expired. (``$exists``, not ``$ne: true``: the embedded store's deletes
+        skip documents without the field for ``$ne``.)"""
+        await self._db.login_failures.delete_one({"_id": key, "revoked": {"$exists": False}})
         await self._db.login_failures.delete_many({"expires_ms": {"$lt": now_ms}})
+
+    async def revoke_login_device(self, key: str, until_ms: int) -> None:
+        """Mark a device cookie's count revoked, kept until the cookie expires."""
+        await self._db.login_failures.update_one(
+            {"_id": key}, {"$set": {"revoked": True, "expires_ms": until_ms}, "$inc": {"rev": 1}}, upsert=True)
 
     # --- second factors ----------------------------------------------------------------
 
     async def second_factor(self, agent_id: str) -> SecondFactor | None:
-        """The agent's second factor with its secret opened, or ``None``."""
+        """The agent's second factor with its secret opened, or ``None``. A secret that does not
+        open (another key, an altered record) leaves ``secret`` empty and says why in ``problem``:
+        no code matches it, and an admin resets it."""
         doc = await self._db.second_factors.find_one({"_id": agent_id})
         if doc is None:
             return None
-        secret = self._client.open_value(str(doc["account_id"]), _secret_field(agent_id), doc["secret"])
-        return SecondFactor.from_doc({**doc, "secret": secret})
+        try:
+            opened = {**doc, "secret": self._client.open_value(str(doc["account_id"]), _secret_field(agent_id), doc.get("secret"))}
+        except SealingError as exc:
+            opened = {**doc, "secret": "", "problem": str(exc)}
+        return SecondFactor.from_doc(opened)
 
     async def agents_with_second_factor(self, account_id: str) -> set[str]:
         docs = await self._db.second_factors.find({"account_id": account_id, "state": "on"}, {"_id": 1}).to_list()
         return {str(doc["_id"]) for doc in docs}
 
     async def begin_second_factor(self, factor: SecondFactor) -> bool:
-        """Store a new, unconfirmed secret (replacing an unconfirmed one); ``False`` if the agent
-        already has a confirmed second factor."""
+        """Store a new, unconfirmed secret for ``factor.owner`` (replacing an unconfirmed one,
+        whoever's); ``False`` if the agent already has a confirmed second factor."""
         doc = factor.to_doc()
         doc["secret"] = self._client.seal_value(factor.account_id, _secret_field(factor.id), factor.secret)
         try:
@@ -119,11 +134,12 @@ class SignInRepository(Repository):
             return False
         return result.matched_count == 1 or result.upserted_id is not None
 
-    async def confirm_second_factor(self, agent_id: str, step: int, recovery_hashes: list[str]) -> bool:
-        """Turn a pending second factor on with the first accepted code's time step."""
+    async def confirm_second_factor(self, agent_id: str, owner: str, step: int, recovery_hashes: list[str]) -> bool:
+        """Turn the second factor that is pending for ``owner`` on, with the first accepted code's
+        time step; ``False`` if it is on already or was replaced meanwhile."""
         result = await self._db.second_factors.update_one(
-            {"_id": agent_id, "state": "pending"},
-            {"$set": {"state": "on", "last_step": step, "recovery": recovery_hashes}})
+            {"_id": agent_id, "state": "pending", "owner": owner},
+            {"$set": {"state": "on", "last_step": step, "recovery": recovery_hashes}, "$unset": {"owner": ""}})
         return result.modified_count == 1
 
     async def accept_totp_step(self, agent_id: str, step: int) -> bool:
@@ -142,9 +158,19 @@ class SignInRepository(Repository):
         result = await self._db.second_factors.delete_one({"_id": agent_id})
         return result.deleted_count == 1
 
-    async def end_sessions_without_second_factor(self, account_id: str, keep: set[str]) -> None:
-        """Log out every agent of the account but those in ``keep`` (who use a second factor)."""
-        await self._db.sessions.delete_many({"account_id": account_id, "agent_id": {"$nin": sorted(keep)}})
+    async def end_sessions_without_second_factor(self, account_id: str) -> None:
+        """End every session of the account that did not pass a second factor (``$in`` rather than
+        ``$ne: true``: the embedded store's deletes skip documents without the field for ``$ne``)."""
+        await self._db.sessions.delete_many({"account_id": account_id, "second_factor": {"$in": [False, None]}})
+
+    async def passed_second_factor(self, session_id: str) -> None:
+        """Record that ``session_id``'s agent gave a right code (confirming an authenticator)."""
+        await self._db.sessions.update_one({"_id": session_id}, {"$set": {"second_factor": True}})
+
+    async def accounts_requiring_second_factor(self, account_ids: list[str]) -> set[str]:
+        """Which of ``account_ids`` require two-factor sign-in."""
+        docs = await self._db.accounts.find({"_id": {"$in": account_ids}, "require_two_factor": True}, {"_id": 1}).to_list()
+        return {str(doc["_id"]) for doc in docs}
 
     # --- logins waiting for their second step ------------------------------------------
 

@@ -50,6 +50,16 @@ async def embedded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Em
 
 
 @pytest.fixture
+async def own_store(tmp_path: Path) -> AsyncIterator[EmbeddedMongo]:
+    """An embedded store of this test alone (a real child process) in ``tmp_path / "store"``: its
+    files hold only what the test wrote, and the test may stop it (an outage)."""
+    server = EmbeddedMongo(tmp_path / "store")
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
 def db_name() -> str:
     return f"t_{uuid.uuid4().hex[:12]}"
 
@@ -130,7 +140,11 @@ async def start_client() -> AsyncIterator[Callable[[Settings], Awaitable[TestCli
 
     async def start(settings: Settings) -> TestClient:
         c = operator_client(settings)
-        await c.start_server()
+        try:
+            await c.start_server()
+        except BaseException:  # a router that refused to start: its client session goes too
+            await c.close()
+            raise
         clients.append(c)
         return c
 

@@ -56,15 +56,6 @@ class Shop:
 
 
 @pytest.fixture
-async def own_store(tmp_path: Path) -> AsyncIterator[EmbeddedMongo]:
-    """An embedded store of this test alone (the real child process), so its files hold only this."""
-    server = EmbeddedMongo(tmp_path / "store")
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def shop(own_store: EmbeddedMongo, start_client: Any, tmp_path: Path) -> AsyncIterator[Shop]:
     (tmp_path / "nlu").mkdir()
     (tmp_path / "nlu" / "en.yml").write_text(DATA)
@@ -217,8 +208,10 @@ async def test_erasure_truncates_the_write_ahead_log(shop: Shop) -> None:
 
 
 async def test_every_connection_of_the_embedded_store_deletes_securely(shop: Shop) -> None:
-    """SQLite's ``secure_delete`` on the store's connections (Debian builds SQLite with it on by
-    default; other builds do not, so the child sets it)."""
+    """SQLite's ``secure_delete`` on the store's connections, as the server reports it. Debian
+    builds SQLite with it on by default, so this alone cannot tell the child's setting from the
+    default: ``test_every_connection_neosqlite_opens_deletes_securely_and_is_the_owners_alone``
+    (tests/conversations/test_embedded.py) switches it off first."""
     for name in ("omnirouter", "another_database"):
         reply = await raw_database_of(shop.store).client[name].command({"secure_delete": 1})  # the server's own
         assert reply["result"] == [{"secure_delete": 1}]

@@ -1,9 +1,11 @@
 """The install token: without it no request is the superadmin, loopback included; made on the first
-start, sealed in the store, written once to a 0600 file (again when deleted), the same for every
-router on the store, and replaced everywhere by a rotation."""
+start, sealed in the store, written once to a 0600 file (again when deleted, never over another
+token: only a rotation replaces it), the same for every router on the store, and replaced everywhere
+by a rotation."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import stat
 from pathlib import Path
@@ -83,19 +85,54 @@ async def test_the_token_is_sealed_in_the_store_and_written_once_to_a_0600_file(
     assert token not in str(logged(caplog)) + caplog.text  # where, never what
 
 
-async def test_a_file_with_another_token_is_replaced_and_one_others_could_read_is_closed(
+async def test_a_file_with_another_token_is_left_alone_and_one_others_could_read_is_closed_with_a_warning(
     embedded: Any, db_name: str, start_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A router writes the file only when it is missing; one holding another token (rotated on
+    another host) stays as it is, and one others could read is closed with advice to rotate: the
+    token in it was exposed."""
     caplog.set_level(logging.INFO, logger="omnirouter")
     path = tmp_path / "api.token"
     path.write_text("omi_left-by-another-install\n")
-    await start_client(tokenless(embedded, db_name, path))
-    token = path.read_text().strip()
-    assert token != "omi_left-by-another-install" and stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert logged(caplog)["api.token_file_replaced"]["path"] == str(path)
+    client = await start_client(tokenless(embedded, db_name, path))
+    assert path.read_text() == "omi_left-by-another-install\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    differs = logged(caplog)["api.token_file_differs"]
+    assert differs["path"] == str(path) and "omnirouter api-token --rotate" in differs["advice"]
+
+    token = await client.server.app[STORE].secrets.read_sealed_secret(SECRET_NAME)
+    path.write_text(token + "\n")
     path.chmod(0o644)
+    caplog.clear()
     await start_client(tokenless(embedded, db_name, path))
     assert path.read_text().strip() == token and stat.S_IMODE(path.stat().st_mode) == 0o600
+    exposed = [r for r in caplog.records if r.getMessage() == "api.token_file_exposed"]
+    assert [r.levelno for r in exposed] == [logging.WARNING]
+    advice = logged(caplog)["api.token_file_exposed"]["advice"]
+    assert "readable by other users" in advice and "omnirouter api-token --rotate" in advice
+    assert token not in str(logged(caplog)) + caplog.text
+
+
+async def test_a_router_never_writes_over_the_file_a_rotation_made(
+    embedded: Any, db_name: str, start_client: Any, tmp_path: Path
+) -> None:
+    """Only ``api-token --rotate`` replaces the file: a running router that meets a new token in
+    the store takes it, and leaves the file alone (it could hold a token newer than the one the
+    router read)."""
+    path = tmp_path / "api.token"
+    settings = tokenless(embedded, db_name, path)
+    client = await start_client(settings)
+    before = path.stat()
+    rotated = tmp_path / "elsewhere" / "api.token"  # the rotation ran on another host, or a moment ago here
+    await rotate(dataclasses.replace(settings.api, token_file=str(rotated)), client.server.app[STORE])
+    new = rotated.read_text().strip()
+    async with anonymous(client) as session:
+
+        async def new_accepted() -> bool:
+            return await status(session, "/api/outbox", new) == 200
+
+        await wait_for(new_accepted, timeout=REFRESH_SECONDS + 3)
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert path.read_text().strip() != new
 
 
 async def test_api_token_in_the_settings_wins_and_no_file_is_written(

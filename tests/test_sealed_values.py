@@ -1,7 +1,8 @@
 """Sealed values are bound to their account and field: one copied to another account or another
 field does not open, and the channel of that account says so (no 500, never used as stored); a
 plain value where a sealed one belongs is refused; values the previous release sealed (bound to
-the key only) and secrets it kept in clear, the web chat key among them, are upgraded at start."""
+the key only) and secrets it kept in clear, the web chat key among them, are upgraded at the first
+start of this release, once: a plain value written into the store after that stays refused."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import base64
 import logging
 import os
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,18 +18,19 @@ from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bot.handlers.base import PermanentSendError
+from bot.handlers.egress_guards import EgressGuards
 from bot.handlers.webchat import VisitorTokens
+from bot.install_token import SECRET_NAME, InstallTokenError, rotate
 from bot.keys import ADAPTERS, STORE
 from bot.secret_key import open_sealer
 from bot.settings import SecuritySettings, WebhookSettings
 from bot.webhooks.sender import WebhookSender
-from bot.webhooks.subscriptions import webhook_egress
 from bot.web.apikit import issue_token
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.sealing import INSTALL, Sealer, SealingError, parse_key
 from conversations.tenant_models import Account, DeliveryState, WebhookSubscription
-from tests.conftest import TEST_SECRET_KEY, make_settings, raw_database_of
+from tests.conftest import TEST_SECRET_KEY, anonymous, make_settings, raw_database_of
 from tests.handlers.channels import fixture, post_telegram
 
 KEY = parse_key(TEST_SECRET_KEY)
@@ -139,7 +142,7 @@ async def test_a_plain_value_written_into_a_secret_field_is_refused(
     listed = await store.webhooks.list_webhooks("shopb")
     assert [s.secret for s in listed] == [""] and "stored in clear" in (listed[0].secret_problem or "")
     await store.webhooks.enqueue_deliveries(listed, "evt_1", "thread.created", "{}", utcnow(), "thr_1")
-    sender = WebhookSender(store, WebhookSettings(), webhook_egress(make_settings("mongodb://unused", "unused")))
+    sender = WebhookSender(store, WebhookSettings(), EgressGuards.from_settings(make_settings("mongodb://unused", "unused")).webhooks)
     delivery = await store.webhooks.lease_delivery(sender.owner, utcnow(), timedelta(seconds=30))
     assert delivery is not None
     await sender.deliver(delivery)  # never signed with the planted secret: dead at once, saying why
@@ -173,7 +176,7 @@ async def test_values_sealed_by_the_previous_release_and_clear_secrets_are_upgra
     assert account is not None and account.sealing_problems is None
     assert account.channels["telegram"] == {"token": "77:old-token", "webhook_secret": "old-clear-hook"}
     assert (await store.webhooks.get_webhook("wh_old")).secret == "whsec_old"  # type: ignore[union-attr]
-    assert await store.secrets.shared_secret("webchat-visitor-tokens", lambda: "a-new-key") == "the-old-clear-key"
+    assert await store.secrets.sealed_secret("webchat-visitor-tokens", lambda: "a-new-key") == ("the-old-clear-key", False)
     await open_sealer(SecuritySettings(secret_key=TEST_SECRET_KEY), store)  # the next start: nothing to do
     assert (await store.webhooks.get_webhook("wh_old")).secret == "whsec_old"  # type: ignore[union-attr]
 
@@ -197,3 +200,34 @@ async def test_web_chat_visitors_keep_their_tokens_when_the_clear_key_is_sealed(
     forged = VisitorTokens("another-key").token_for("default", visitor)
     refused = await client.post("/webchat/messages", json={"id": "m2", "text": "me too", "visitor_token": forged})
     assert refused.status == 400
+
+
+async def test_the_upgrade_runs_once_and_a_plain_secret_planted_later_stays_refused(
+    embedded: Any, db_name: str, start_client: Any, tmp_path: Path
+) -> None:
+    """Someone who can write to the store (not read the key) plants a known install token and a
+    channel token in clear, hoping the next start seals them for use. The store was upgraded
+    already: the next start refuses both, saying what to do, and the planted token opens nothing."""
+    settings = make_settings(embedded.uri, db_name, api={"token": "", "token_file": str(tmp_path / "api.token")},
+                             telegram={"for_accounts": True})
+    first = await start_client(settings)
+    store: Repositories = first.server.app[STORE]
+    assert (await store.secrets.sealing_check() or {}).get("format") == 2  # upgraded on the first start: once
+    await two_accounts(first)
+    await raw_database_of(store).secrets.update_one({"_id": SECRET_NAME}, {"$set": {"value": "omi_known-to-the-attacker"}})
+    await raw_database_of(store).accounts.update_one({"_id": "shopb"}, {"$set": {"channels.telegram.webhook_secret": "planted"}})
+
+    with pytest.raises(InstallTokenError) as refused:
+        await start_client(settings)
+    assert "secrets.api-install-token.value is stored in clear where a sealed value belongs: refused" in str(refused.value)
+    assert "omnirouter api-token --rotate" in str(refused.value)
+    raw = await raw_database_of(store).secrets.find_one({"_id": SECRET_NAME})
+    assert raw is not None and raw["value"] == "omi_known-to-the-attacker"  # never sealed, so never used
+
+    await rotate(settings.api, store)  # what the message says to do; the router starts again
+    client = await start_client(settings)
+    async with anonymous(client) as session:
+        async with session.get("/api/outbox", headers={"Authorization": "Bearer omi_known-to-the-attacker"}) as answer:
+            assert answer.status == 401
+    why = await refused_for(client, "shopb", "planted")  # the planted channel secret: still refused
+    assert "channels.telegram.webhook_secret of account shopb is stored in clear" in why

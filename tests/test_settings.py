@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from bot.settings import SettingsError, describe, env_names, load_settings
+from bot.settings import Settings, SettingsError, describe, env_names, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -41,6 +43,18 @@ def test_file_then_environment(tmp_path: Path) -> None:
 def test_the_example_config_is_valid() -> None:
     example = Path(__file__).resolve().parent.parent / "config" / "omnirouter.example.toml"
     assert load_settings(example, env={}).server.port == 8080
+
+
+def test_the_example_config_names_every_setting() -> None:
+    """An operator reads the example to learn what can be set: each setting is there with its
+    default (WhatsApp's templates, a table of tables, as a commented example)."""
+    text = (Path(__file__).resolve().parent.parent / "config" / "omnirouter.example.toml").read_text()
+    example = tomllib.loads(text)
+    defaults = Settings()
+    missing = [f"{section.name}.{setting.name}" for section in dataclasses.fields(defaults)
+               for setting in dataclasses.fields(getattr(defaults, section.name))
+               if setting.name not in example.get(section.name, {})]
+    assert missing == ["whatsapp.templates"] and "# [whatsapp.templates." in text
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from aiohttp import web
 from conversations.traffic import Outbound, ProviderEvent
 
 if TYPE_CHECKING:
+    from bot.handlers.egress_guards import EgressGuards
     from bot.router.inbound import InboundPipeline
     from bot.settings import Settings
     from conversations.repositories import Repositories
@@ -149,6 +150,7 @@ class ChannelContext:
 
     settings: Settings
     account_id: str
+    egress: EgressGuards  # the install's egress guards: a channel's clients go through its own
 
 
 # name -> "module:Class". Modules are imported only for the channels an install uses, so a

@@ -15,15 +15,17 @@ a session of :meth:`Egress.session` (or a connector of :meth:`Egress.connector`)
 - refused: loopback, private (RFC 1918, ULA), link-local, multicast, unspecified, reserved and
   shared (100.64/10) addresses, the IPv6 forms that carry one of those (IPv4-mapped, 6to4, NAT64),
   the cloud metadata addresses and the router's own listening address;
-- allowed by name: hosts the operator named (``egress.allowed_hosts``, and the hosts of the
-  install's own ``api_base`` and ``nlu.rasa_url`` settings) may be at any address but a metadata
-  address or the router's own.
+- allowed by name: the hosts a guard is given (:class:`HostRule`: a name, or a name and port; a rule
+  without a port stands for the scheme's default ports, 80 and 443) may be at any address but a
+  metadata address or the router's own. Which hosts each guard allows — one guard per purpose — is
+  the install's policy, in :mod:`bot.handlers.egress_guards`.
 
 aiohttp pools connections per host, port and TLS settings, so a pooled connection is reused only for
 the name it was checked for; names are resolved (and checked) once per new connection, not per
 request. Entry points (the coming action endpoints use them too): :meth:`Egress.session` for the
 calls, :meth:`Egress.check_url` when an account saves a URL, :func:`refusal` to tell a refusal
-(permanent) from a network failure (worth a retry).
+(permanent) from a network failure (worth a retry). Hosts are compared as
+:func:`bot.settings.host_name` writes them (IPv6 addresses in brackets), as the Host check does.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import asyncio
 import errno
 import ipaddress
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -42,7 +44,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.resolver import DefaultResolver
 
-from bot.settings import Settings, host_entries
+from bot.settings import EVERY_ADDRESS, host_entries, host_name
 
 if TYPE_CHECKING:
     from aiohttp.client import ClientTimeout
@@ -52,15 +54,8 @@ if TYPE_CHECKING:
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.254", "fd00:ec2::254", "100.100.100.200"))
-# the providers' own API hosts: an account may always point its api_base there (they are public:
-# their addresses are checked like any other)
-PROVIDER_HOSTS: Mapping[str, str] = {"telegram": "api.telegram.org", "whatsapp": "graph.facebook.com"}
-_PUBLIC_PROVIDERS = frozenset({*PROVIDER_HOSTS.values(), "api.twilio.com"})
-# install-level URLs the operator typed: their hosts count as allowed by name
-_INSTALL_URLS = (("telegram", "api_base"), ("whatsapp", "api_base"), ("twilio", "api_base"), ("nlu", "rasa_url"))
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-_ANY = frozenset({"", "0.0.0.0", "::"})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -111,7 +106,7 @@ def _nat64(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
 
 
 def _address(text: str) -> IPAddress:
-    address = ipaddress.ip_address(text.split("%", 1)[0])  # a scoped IPv6 address: fe80::1%eth0
+    address = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])  # a scoped IPv6 address: fe80::1%eth0
     mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
     return mapped or address
 
@@ -119,30 +114,23 @@ def _address(text: str) -> IPAddress:
 def is_address(host: str) -> bool:
     """Whether ``host`` is an IP address rather than a name."""
     try:
-        ipaddress.ip_address(host.split("%", 1)[0])
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
     except ValueError:
         return False
     return True
 
 
-def normal_host(host: str) -> str:
-    """A host as rules compare it: lower case, no trailing dot or brackets, addresses in short form."""
-    host = host.strip().strip("[]").lower().rstrip(".")
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return host
-
-
 @dataclass(frozen=True)
 class HostRule:
-    """A host the operator allows: by name, on one port or (``port`` None) on any."""
+    """A host the operator allows: by name (as :func:`host_name` writes it), on one port or (``port``
+    None) on the scheme's default ports, 80 and 443."""
 
     host: str
     port: int | None = None
 
     def matches(self, host: str, port: int | None) -> bool:
-        return self.host == normal_host(host) and (self.port is None or self.port == port)
+        ports = _DEFAULT_PORTS.values() if self.port is None else (self.port,)
+        return port in ports and self.host == host_name(host)
 
     def __str__(self) -> str:
         return self.host if self.port is None else f"{self.host}:{self.port}"
@@ -150,7 +138,7 @@ class HostRule:
 
 def parse_host_rules(text: str) -> tuple[HostRule, ...]:
     """``"bot-api.lan, rasa:5005, [fd00::5]:8081"`` as rules; ``ValueError`` saying which entry is bad."""
-    return tuple(HostRule(normal_host(host), port) for host, port in host_entries(text))
+    return tuple(HostRule(host_name(host), port) for host, port in host_entries(text))
 
 
 def url_rule(url: str) -> HostRule | None:
@@ -162,48 +150,22 @@ def url_rule(url: str) -> HostRule | None:
         return None
     if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname:
         return None
-    return HostRule(normal_host(parts.hostname), port)
-
-
-def api_base_refusal(channel: str, host: str) -> str:
-    """Why an account may not use ``host`` as its ``channel`` API server, in one line."""
-    return (f"channels.{channel}.api_base: {host} is not a host this install allows (use "
-            f"https://{PROVIDER_HOSTS[channel]}, or ask the install's operator to allow it in egress.allowed_hosts)")
+    return HostRule(host_name(parts.hostname), port)
 
 
 class Egress:
-    """The install's egress policy: the hosts its operator allows and the address it listens on."""
+    """One egress guard: the hosts it allows by name and the address the router listens on (``listen``:
+    ``server.host`` and ``server.port``; a wildcard host stands for every address of the machine)."""
 
     def __init__(self, allowed: Iterable[HostRule] = (), listen: tuple[str, int] | None = None,
-                 private_ok: bool = False, api_bases: Mapping[str, tuple[HostRule, ...]] | None = None) -> None:
+                 private_ok: bool = False) -> None:
         self.allowed = tuple(allowed)
-        self._listen = (normal_host(listen[0]), listen[1]) if listen else None
+        self._listen = (listen[0].strip(), listen[1]) if listen else None
         self._private_ok = private_ok  # webhooks.allow_private_networks: every address but metadata and ours
-        self._api_bases = dict(api_bases or {})
         self._own: frozenset[IPAddress] | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings, private_ok: bool = False) -> Egress:
-        operator = parse_host_rules(settings.egress.allowed_hosts)
-        typed = [url_rule(getattr(getattr(settings, section), key)) for section, key in _INSTALL_URLS]
-        named = [rule for rule in typed if rule is not None and rule.host not in _PUBLIC_PROVIDERS]
-        api_bases = {}
-        for channel, provider in PROVIDER_HOSTS.items():
-            own = url_rule(getattr(settings, channel).api_base)
-            api_bases[channel] = (HostRule(provider), *([own] if own else []), *operator)
-        return cls([*operator, *named], (settings.server.host, settings.server.port), private_ok, api_bases)
 
     def allows_name(self, host: str, port: int | None) -> bool:
         return any(rule.matches(host, port) for rule in self.allowed)
-
-    def refused_api_base(self, channel: str, url: str) -> str | None:
-        """The ``host:port`` of ``url`` if an account may not use it as its ``channel`` API server."""
-        rule = url_rule(url)
-        if rule is None:
-            return url[:100]
-        if any(allowed.matches(rule.host, rule.port) for allowed in self._api_bases.get(channel, ())):
-            return None
-        return str(rule)
 
     async def check_url(self, url: str) -> HostRule:
         """The save-time check of a URL an account gives (a webhook, an action endpoint): http(s) with
@@ -220,7 +182,7 @@ class Egress:
     async def check_address(self, host: str, port: int, address: str) -> None:
         """Return if ``host`` may be reached at ``address``:``port``; ``EgressRefused`` otherwise."""
         ip = _address(address)
-        where = host if normal_host(host) == str(ip) else f"{host} resolves to {ip}, which"
+        where = host if host_name(host) == host_name(str(ip)) else f"{host} resolves to {ip}, which"
         if ip in METADATA_ADDRESSES:
             raise EgressRefused(f"{where} is not a public address (a cloud metadata address)")
         if await self._is_own(ip, port):
@@ -230,17 +192,17 @@ class Egress:
         problem = address_problem(ip)
         if problem:
             raise EgressRefused(f"{where} is not a public address ({problem}); "
-                                "the operator can allow the host by name in egress.allowed_hosts")
+                                "the operator can allow the host by name in egress.allowed_destinations")
 
     async def _is_own(self, ip: IPAddress, port: int) -> bool:
         if self._listen is None or port != self._listen[1]:
             return False
         if ip.is_loopback or ip.is_unspecified:
             return True
-        if self._listen[0] in _ANY:
+        if self._listen[0] in EVERY_ADDRESS:
             return _is_local(ip)
         if self._own is None:
-            self._own = frozenset(await _addresses_of(self._listen[0], port))
+            self._own = frozenset(await _addresses_of(self._listen[0].strip("[]"), port))
         return ip in self._own
 
     def connector(self, names: AbstractResolver | None = None, **options: Any) -> GuardedConnector:

@@ -6,8 +6,8 @@ compared in constant time) or by long polling (``getUpdates``, see ``telegram_po
 Several accounts: ``/webhooks/telegram`` serves the account of ``account.id`` with the
 ``[telegram]`` settings; ``/webhooks/telegram/{account_id}`` serves any account whose document in
 the store has ``channels.telegram`` (``token``, ``webhook_secret``, optionally ``api_base``: one of
-the hosts the operator allows, or nothing is sent — see ``egress``). Every bot's requests go through
-the egress guard.
+the hosts the operator allows, or nothing is sent — see ``egress_guards``). Every bot's requests go
+through the Telegram channel's egress guard (aiogram's ``create_session`` gives it its session).
 
 Outbound: text (with a reply keyboard for options, or inline buttons when the reply asks for
 them), documents by URL or file id; 429 ``retry_after`` goes back to the outbox; sends to one chat
@@ -44,10 +44,10 @@ from aiogram.types import (
     Message,
     ReplyKeyboardMarkup,
 )
-from aiohttp import ClientError, web
+from aiohttp import ClientError, ClientSession, web
 
 from bot.handlers.accounts import PerAccount
-from bot.handlers.egress import Egress, api_base_refusal, refusal
+from bot.handlers.egress import Egress, refusal
 from bot.handlers.base import (
     BaseAdapter,
     Capabilities,
@@ -91,12 +91,23 @@ _RESPONSE_MODELS: dict[Any, Any] = {}
 
 
 class _Session(AiohttpSession):
-    """aiogram's aiohttp session through the egress guard, with the response model of every method
-    it called kept."""
+    """aiogram's aiohttp session with the egress guard's HTTP session (aiogram asks ``create_session``
+    for the one it uses), keeping the response model of every method it called."""
 
-    def __init__(self, egress: Egress, **options: Any) -> None:
-        super().__init__(**options)
-        self._connector_type = egress.connector  # type: ignore[assignment]  # called with aiogram's options
+    def __init__(self, egress: Egress, limit: int = 100, **options: Any) -> None:
+        super().__init__(limit=limit, **options)
+        self._egress = egress
+        self._guarded_limit = limit
+        self._guarded: ClientSession | None = None
+
+    async def create_session(self) -> ClientSession:
+        if self._guarded is None or self._guarded.closed:
+            self._guarded = self._egress.session(limit=self._guarded_limit)
+        return self._guarded
+
+    async def close(self) -> None:
+        if self._guarded is not None and not self._guarded.closed:
+            await self._guarded.close()
 
     def check_response(self, bot: Bot, method: Any, status_code: int, content: str) -> Any:
         returning = method.__returning__
@@ -118,7 +129,7 @@ class TelegramAdapter(BaseAdapter):
     def __init__(self, context: ChannelContext) -> None:
         self.settings = context.settings.telegram
         self.account_id = context.account_id
-        self._egress = Egress.from_settings(context.settings)
+        self._egress = context.egress.telegram
         if self.settings.token and self.settings.mode == "webhook" and not self.settings.webhook_secret:
             raise SettingsError(
                 "telegram.webhook_secret must be set in webhook mode (any 1-256 of A-Z a-z 0-9 _ -); "
@@ -135,9 +146,7 @@ class TelegramAdapter(BaseAdapter):
         polling = self.settings.mode == "polling" and account_id == self.account_id
         if not isinstance(token, str) or not token or not isinstance(secret, str) or not (secret or polling):
             raise SettingsError(f"account {account_id}: channels.telegram needs a token and a webhook_secret")
-        api_base = str(config.get("api_base") or self.settings.api_base)
-        refused = self._egress.refused_api_base(self.name, api_base) if config.get("api_base") else None
-        why = f"account {account_id}: {api_base_refusal(self.name, refused)}; nothing sent" if refused else ""
+        api_base, why = self._egress.account_api_base(account_id, config)
         return TelegramBot(account_id, make_bot(token, api_base, self._egress), secret, why)
 
     async def start(self, store: Repositories) -> None:

@@ -128,7 +128,7 @@ class WebchatAdapter(BaseAdapter):
     async def start(self, store: Repositories) -> None:
         self._store = store
         if self._tokens is None:  # every router process on this store shares one generated key
-            secret = await store.secrets.shared_secret("webchat-visitor-tokens", lambda: secrets.token_urlsafe(32))
+            secret, _ = await store.secrets.sealed_secret("webchat-visitor-tokens", lambda: secrets.token_urlsafe(32))
             self._tokens = VisitorTokens(secret)
 
     @property
@@ -144,16 +144,32 @@ class WebchatAdapter(BaseAdapter):
     # --- the adapter protocol -------------------------------------------------------------
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[Inbound]:
-        """One JSON message: ``{"visitor_token"?, "id", "text", "name"?}`` for the account in
-        the ``X-Omnirouter-Account`` header (set by the route from the URL)."""
+        """One JSON message, ``{"id", "text", "name"?}``, for the account in the
+        ``X-Omnirouter-Account`` header and the visitor in ``X-Omnirouter-Visitor``, both set by the
+        route (the visitor by ``visitor_of``, the one rule for what a ``visitor_token`` names: it
+        needs the store, so the parser reads no token itself); without a visitor, a new one."""
         payload = _json_object(body)
         account_id = headers.get("X-Omnirouter-Account", self._context.account_id)
-        read = self._signed(account_id, payload.get("visitor_token"))
-        expired = read is None or self._expired(read, time.time())
-        visitor = self.tokens.issue(account_id)[0] if read is None or expired else read.visitor
+        visitor = headers.get("X-Omnirouter-Visitor") or self.tokens.issue(account_id)[0]
         return [self.inbound(account_id, visitor, payload)]
 
     # --- visitor tokens -------------------------------------------------------------------
+
+    async def visitor_of(self, account_id: str, token: object) -> tuple[str, str]:
+        """What a visitor token names, on every path (the socket, ``POST /webchat/messages``): its
+        visitor and the token to keep when it is signed for this account, not expired and not
+        revoked (the visitor's contact was erased); else a new visitor and their token.
+        ``MalformedPayload`` when it is not ours. With the store out, a token that is ours and not
+        expired is taken: its messages cannot be stored until the store is back, and each is
+        checked then."""
+        read = self._signed(account_id, token)
+        try:
+            honoured = await self._honoured(account_id, read)
+        except StoreUnavailable:
+            honoured = read is not None and not self._expired(read, time.time())
+        if read is None or not honoured:
+            return self.tokens.issue(account_id)
+        return read.visitor, self._renewed(account_id, read, str(token))
 
     def _signed(self, account_id: str, token: object) -> VisitorToken | None:
         """The token read (``None``: no token); ``MalformedPayload`` if it is not ours."""
@@ -239,16 +255,12 @@ class WebchatAdapter(BaseAdapter):
         body = await request.read()
         try:
             payload = _json_object(body)
-            read = self._signed(account_id, payload.get("visitor_token"))
-            visitor = read.visitor if read is not None and await self._honoured(account_id, read) else \
-                self.tokens.issue(account_id)[0]
+            visitor, token = await self.visitor_of(account_id, payload.get("visitor_token"))
             inbound = self.inbound(account_id, visitor, payload)
         except MalformedPayload as exc:
             raise web.HTTPBadRequest(text=json.dumps({"error": "bad_message", "detail": str(exc)}),
                                      content_type="application/json") from None
         recorded, _ = await request.app[PIPELINE].receive(inbound)
-        visitor = inbound.sender.address
-        token = self.tokens.token_for(account_id, visitor)
         return web.json_response(
             {
                 "message_id": recorded.message.id,
@@ -263,7 +275,10 @@ class WebchatAdapter(BaseAdapter):
         account_id = await self._account(request)
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._max_text * 4 + 4096)
         await ws.prepare(request)
-        visitor, token = await self._visitor_of_socket(account_id, request.query.get("token", ""))
+        try:
+            visitor, token = await self.visitor_of(account_id, request.query.get("token") or None)
+        except MalformedPayload:  # not ours: the browser starts as a new visitor
+            visitor, token = self.tokens.issue(account_id)
         name = request.query.get("name", "")[:80] or None
         sock = _VisitorSocket(ws)
         key = (account_id, visitor)
@@ -283,19 +298,6 @@ class WebchatAdapter(BaseAdapter):
             if not self._sockets[key]:
                 del self._sockets[key]
         return ws
-
-    async def _visitor_of_socket(self, account_id: str, token: str) -> tuple[str, str]:
-        """The visitor a connecting browser's token names, and the token to keep; a new visitor
-        when it names nobody (any more). With the store out, a token that is ours and not expired
-        is taken: its messages cannot be stored until the store is back, and each is checked then."""
-        read = self.tokens.read(account_id, token) if token else None
-        try:
-            honoured = await self._honoured(account_id, read)
-        except StoreUnavailable:
-            honoured = read is not None and not self._expired(read, time.time())
-        if read is None or not honoured:
-            return self.tokens.issue(account_id)
-        return read.visitor, self._renewed(account_id, read, token)
 
     async def _on_frame(
         self, app: web.Application, sock: _VisitorSocket, account_id: str, visitor: str,

@@ -7,8 +7,8 @@ raw body with the app secret, constant-time (missing: 401, wrong: 403, nothing s
 reads every entry of the payload (``whatsapp_payload``). ``/webhooks/whatsapp/{account_id}``
 serves an account whose store document has ``channels.whatsapp`` (its ``api_base``, if any, one of
 the hosts the operator allows, or nothing is sent). Every Graph API call and media download goes
-through the egress guard; a media URL the Graph API names is fetched over HTTPS only (with the
-access token), unless it is on a host the operator allows.
+through the WhatsApp channel's egress guard; a media URL the Graph API names is fetched over HTTPS
+only (with the access token), unless that guard allows its host by name.
 
 The 24-hour customer-service window: every customer message extends it on the thread
 (``wa_window_ends_at``). Free-form messages outside it are refused before they reach Meta, with
@@ -41,7 +41,7 @@ from bot.handlers.base import (
     SendError,
     VerificationError,
 )
-from bot.handlers.egress import Egress, api_base_refusal, refusal, url_rule
+from bot.handlers.egress import Egress, refusal, url_rule
 from bot.handlers.httpx_aiohttp import AiohttpTransport
 from bot.handlers.media import AttachmentUnavailable, read_capped
 from bot.handlers.payload import Payload
@@ -96,7 +96,7 @@ class WhatsappAdapter(BaseAdapter):
     def __init__(self, context: ChannelContext) -> None:
         self.settings = context.settings.whatsapp
         self.account_id = context.account_id
-        self._egress = Egress.from_settings(context.settings)
+        self._egress = context.egress.whatsapp
         s = self.settings
         default = {"phone_number_id": s.phone_number_id, "access_token": s.access_token, "app_secret": s.app_secret,
                    "verify_token": s.verify_token, "templates": s.templates or {}} if s.phone_number_id else None
@@ -108,9 +108,7 @@ class WhatsappAdapter(BaseAdapter):
         if missing:
             where = "whatsapp." if account_id == self.account_id else f"account {account_id}: channels.whatsapp."
             raise SettingsError(f"{where}{', '.join(missing)} must be set to use WhatsApp")
-        api_base = str(config.get("api_base") or self.settings.api_base)
-        refused = self._egress.refused_api_base(self.name, api_base) if config.get("api_base") else None
-        why = f"account {account_id}: {api_base_refusal(self.name, refused)}; nothing sent" if refused else ""
+        api_base, why = self._egress.account_api_base(account_id, config)
         client, session = make_client(config, api_base, self.settings.api_version, self._egress)
         return WhatsappNumber(account_id, str(config["phone_number_id"]), str(config["app_secret"]),
                               str(config["verify_token"]), client, session, dict(config.get("templates") or {}), why)

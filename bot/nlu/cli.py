@@ -136,9 +136,9 @@ def _held_by_router(data_dir: Path) -> bool:
 
 
 def _egress_session(settings: Settings) -> SessionFactory:
-    from bot.handlers.egress import Egress  # the CLI sits above the channels; the NLU layer does not
+    from bot.handlers.egress_guards import EgressGuards  # the CLI sits above the channels; the NLU layer does not
 
-    return Egress.from_settings(settings).session
+    return EgressGuards.from_settings(settings).rasa.session
 
 
 async def _train(args: argparse.Namespace, settings: Settings) -> int:

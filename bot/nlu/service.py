@@ -3,8 +3,9 @@
 Every router process keeps the active model of each account it has served in memory and looks
 every ``nlu.reload_interval`` seconds whether another version was activated (by any process, the
 API or the CLI); the new one is loaded off the event loop and swapped in between two parses.
-The same look finds a retraining an erasure queued after retiring the active version (one
-process takes it, trains and activates).
+The same look takes a retraining an erasure queued after retiring an account's active version,
+whichever account it is (one process takes it under a lease it renews while it trains, and
+activates the result; if that process dies, another takes the job once the lease runs out).
 A parse is a fraction of a millisecond of NumPy once the text's embedding is known, so it runs on
 the event loop: handing it to a thread would cost more, and the thread would hold the GIL while
 the loop waits for it after every socket call. Only embedding texts not seen lately (the C
@@ -17,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -38,10 +40,12 @@ from conversations.batching import Batcher
 from bot.tasks import stop_tasks
 from conversations.errors import StoreUnavailable
 from conversations.models import epoch_ms, utcnow
+from conversations.nlu_retirement import RETRAIN_LEASE_MS
 from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.nlu")
 TRAINING_LEASE_MS = 30 * 60 * 1000
+_RENEW_TICKS = max(1, RETRAIN_LEASE_MS // 1500)  # half-second ticks: renewed every third of the lease
 
 
 @dataclass
@@ -73,7 +77,7 @@ class NluService:
         )
         self.owner = f"nlu-{uuid.uuid4().hex[:12]}"
         self._closing = False
-        self._retraining: set[str] = set()  # queued retrainings this process has tried to take
+        self._retraining: str | None = None  # the retraining job this process runs (one at a time)
 
     @property
     def enabled(self) -> bool:
@@ -159,10 +163,7 @@ class NluService:
     async def refresh(self, account_id: str) -> bool:
         """Load the account's active version if it is not the one in memory; ``True`` if swapped."""
         async with self._load_lock:
-            active, retrain = await self._store.nlu.nlu_active_state(account_id)
-            if retrain is not None and retrain not in self._retraining and self.settings.engine == "embedded":
-                self._retraining.add(retrain)
-                self._spawn(self._retrain(account_id, retrain))
+            active = await self._store.nlu.active_nlu_version(account_id)
             current = self._loaded.get(account_id)
             if current is not None and current.version == active:
                 return False
@@ -186,12 +187,18 @@ class NluService:
             for account_id in list(self._loaded):
                 if self._closing:
                     return
-                try:
-                    await self.refresh(account_id)
-                except StoreUnavailable:
-                    log_event(log, "nlu.refresh_store_unavailable", logging.WARNING)
-                except Exception:
-                    log.exception("nlu.refresh_failed", extra={"omnirouter_fields": {"account": account_id}})
+                await self._look(self.refresh(account_id), account_id)
+            if not self._closing:
+                await self._look(self._take_retrain(), None)
+
+    async def _look(self, work: Awaitable[object], account_id: str | None) -> None:
+        """One look of the watcher: a store outage or a bug is logged, and the next look comes."""
+        try:
+            await work
+        except StoreUnavailable:
+            log_event(log, "nlu.refresh_store_unavailable", logging.WARNING)
+        except Exception:
+            log.exception("nlu.refresh_failed", extra={"omnirouter_fields": {"account": account_id}})
 
     async def activate(self, account_id: str, version: str, by: str) -> bool:
         if not await self._store.nlu.activate_nlu_model(account_id, version, by, utcnow()):
@@ -225,19 +232,22 @@ class NluService:
             await self.refresh(request.account_id)
         return version
 
-    async def run_job(self, job_id: str, request: TrainRequest) -> None:
-        """Train as a background job whose progress is kept on its job document (``start_job``)."""
+    async def run_job(self, job_id: str, request: TrainRequest, leased: bool = False) -> None:
+        """Train as a background job whose progress is kept on its job document (``start_job``);
+        a ``leased`` job's lease is renewed meanwhile (``_retrain``)."""
         latest: dict[str, Any] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             latest.update(stage=stage, done=done, total=total)
 
         async def publish() -> None:
-            while True:
+            for tick in itertools.count(1):
                 await asyncio.sleep(0.5)
-                if latest:
-                    with contextlib.suppress(StoreUnavailable):  # progress is best effort; the end is not
+                with contextlib.suppress(StoreUnavailable):  # progress is best effort; the end is not
+                    if latest:
                         await self._store.nlu.update_nlu_job(job_id, utcnow(), **latest)
+                    if leased and tick % _RENEW_TICKS == 0:
+                        await self._store.nlu.renew_nlu_retrain(job_id, self.owner, utcnow())
 
         publisher = asyncio.create_task(publish())
         try:
@@ -272,14 +282,24 @@ class NluService:
         self._spawn(self.run_job(job_id, request))
         return job_id
 
-    async def _retrain(self, account_id: str, job_id: str) -> None:
-        """Run a retraining queued by an erasure that retired the active version (any process may
-        take it; one does), and activate its result."""
-        by = await self._store.nlu.claim_nlu_retrain(account_id, job_id, self.owner, utcnow())
-        if by is None:
+    async def _take_retrain(self) -> None:
+        """Take a retraining of any account that is waiting, or whose process died while it ran
+        (its lease ran out), unless this process runs one already; it trains in the background."""
+        if self.settings.engine != "embedded" or self._retraining is not None:
             return
+        job = await self._store.nlu.claim_nlu_retrain(self.owner, utcnow())
+        if job is not None:
+            self._retraining = str(job["_id"])
+            self._spawn(self._retrain(str(job["_id"]), str(job["account_id"]), str(job.get("by") or "system")))
+
+    async def _retrain(self, job_id: str, account_id: str, by: str) -> None:
+        """Run a retraining queued by an erasure that retired the active version, and activate its
+        result."""
         log_event(log, "nlu.retraining", account=account_id, job=job_id, by=by)
-        await self.run_job(job_id, self.train_request(account_id, by=by))
+        try:
+            await self.run_job(job_id, self.train_request(account_id, by=by), leased=True)
+        finally:
+            self._retraining = None
 
     async def _auto_train(self, account_id: str) -> None:
         request = self.train_request(account_id, by="auto-train")

@@ -66,7 +66,6 @@ async def train_version(
     """Train, store as a new version, activate if asked; returns (version, model)."""
     loop = asyncio.get_running_loop()
     data, sources = await TrainingSet(store, request.account_id, request.paths).data_and_sources()
-    present = await store.messages.existing_messages(request.account_id, sources)
     metrics = await loop.run_in_executor(executor, functools.partial(_metrics, data, request.options, progress))
     cache = EmbeddingCache()
     if embedder is not None and request.options.semantic:
@@ -81,7 +80,7 @@ async def train_version(
     model.meta["version"] = version
     blob = await loop.run_in_executor(executor, model.to_bytes)
     await store.nlu.save_nlu_model(request.account_id, version, blob, _info(model, request, metrics, sources), utcnow())
-    await _retire_if_erased(store, request.account_id, version, present)
+    await _retire_if_erased(store, request.account_id, version, sources)
     if request.activate and not await store.nlu.activate_nlu_model(request.account_id, version, request.by, utcnow()):
         raise TrainingError(f"version {version} was retired as it was stored: an erasure took some of its "
                             "training data; train again")
@@ -108,10 +107,11 @@ def _info(model: NluModel, request: TrainRequest, metrics: dict[str, object] | N
     }
 
 
-async def _retire_if_erased(store: Repositories, account_id: str, version: str, present: set[str]) -> None:
-    """A version trained on messages that were erased while it trained is retired at once: the
-    erasure looked for versions to retire before this one was stored."""
-    gone = present - await store.messages.existing_messages(account_id, sorted(present))
+async def _retire_if_erased(store: Repositories, account_id: str, version: str, sources: Sequence[str]) -> None:
+    """A version trained on messages that are gone once it is stored is retired at once: an
+    erasure deleted them at any time after the training read their examples, and looked for
+    versions to retire before this one was stored."""
+    gone = set(sources) - await store.messages.existing_messages(account_id, list(sources))
     if gone:
         await store.nlu.retire_nlu_models(account_id, sorted(gone), f"training:{version}", utcnow())
         raise TrainingError(f"version {version} was retired: customer messages it learned from were erased "

@@ -6,6 +6,9 @@ time; if that worker dies, the lease runs out and another takes the item (a send
 lease renews it meanwhile, so it is not taken over while in flight). A failed send is
 rescheduled with exponential backoff and jitter, never sooner than the provider's
 ``retry_after``; after ``max_attempts`` the item is dead-lettered, visible at ``/api/outbox``.
+A provider's error text often names the recipient ("<jane@x>: Recipient address rejected"): it is
+kept whole only in the item's ``last_error`` (which erasing the contact removes); the log lines say
+the error with addresses and numbers redacted.
 
 While this process's worker runs, a reply it enqueues is stored already leased by it and sent
 at once, without a lease round trip; the guarantees are the same as for an item leased from the
@@ -25,7 +28,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from bot.handlers.base import ChannelAdapter, PermanentSendError, RetryableSendError
-from bot.logs import log_event
+from bot.logs import error_fields, log_event, without_contacts
 from bot.metrics import Metrics
 from bot.router.leasing import lease_and_work
 from bot.settings import OutboxSettings
@@ -188,8 +191,8 @@ class Outbox:
 
         try:
             await self._send(item, release)
-        except Exception:
-            log.exception("outbox.send_crashed", extra={"omnirouter_fields": {"item": item.id}})
+        except Exception as exc:
+            log_event(log, "outbox.send_crashed", logging.ERROR, item=item.id, **error_fields(exc))
         finally:
             release()
 
@@ -211,7 +214,7 @@ class Outbox:
             await self._retry(item, str(exc), exc.retry_after)
             return
         except Exception as exc:  # an adapter bug or an unexpected network error: retry
-            log.warning("outbox.send_error", exc_info=True, extra={"omnirouter_fields": {"item": item.id}})
+            log_event(log, "outbox.send_error", logging.WARNING, item=item.id, **error_fields(exc))
             await self._retry(item, f"{type(exc).__name__}: {exc}", None)
             return
         self._metrics.send_latency.labels(item.channel).observe(time.perf_counter() - started)
@@ -268,7 +271,7 @@ class Outbox:
             channel=item.channel,
             attempts=item.attempts,
             delay=round(delay, 3),
-            error=error[:200],
+            error=without_contacts(error)[:200],
         )
 
     async def _dead(self, item: OutboxItem, error: str) -> None:
@@ -278,5 +281,5 @@ class Outbox:
         self._metrics.outbox_dead.labels(item.channel).inc()
         log_event(
             log, "outbox.dead_letter", logging.ERROR, item=item.id, channel=item.channel,
-            attempts=item.attempts, error=error[:200],
+            attempts=item.attempts, error=without_contacts(error)[:200],
         )

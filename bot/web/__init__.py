@@ -18,8 +18,9 @@ from bot.web import (
     replies, security_page,
 )
 from bot.web.apikit import ApiRoutes
-from bot.web.auth import LoginLimiter, add_agent, ended_sessions
+from bot.web.auth import add_agent, ended_sessions
 from bot.web.live import ConsoleHub, LiveFeed
+from bot.web.login_throttle import LoginLimiter
 from bot.web.pages import setup_templates
 from bot.web.wa_templates import TEMPLATES, ChannelTemplates
 from conversations.agent_models import Role

@@ -11,13 +11,12 @@ from typing import Any
 from aiohttp import web
 
 from bot import audit
-from bot.keys import ADAPTERS, EVENTS, QUEUE, SETTINGS, STORE
-from bot.handlers.egress import PROVIDER_HOSTS
+from bot.keys import ADAPTERS, EGRESS, EVENTS, QUEUE, SETTINGS, STORE
 from bot.tenants import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
 from bot.web.apikit import issue_token
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
-from bot.webhooks.subscriptions import BadSubscription, new_secret, subscribe, webhook_egress
+from bot.webhooks.subscriptions import BadSubscription, new_secret, subscribe
 from conversations.agent_models import Agent, Role
 from conversations.tenant_models import EVENT_TYPES, SCOPES, DeliveryState
 
@@ -81,9 +80,10 @@ async def save_channel(request: web.Request) -> web.Response:
         elif not field.secret and field.name in stored:
             remove.append(field.name)
     merged = {**{k: v for k, v in stored.items() if k not in remove}, **values}
-    if refused := refused_api_base(request.app[SETTINGS], channel, values):
+    guard = request.app[EGRESS].channel(channel)
+    if refused := refused_api_base(guard, values):
         return await _show(request, 400, error=translate(admin.lang, "api_base_not_allowed", host=refused,
-                                                         provider=f"https://{PROVIDER_HOSTS[channel]}"))
+                                                         provider=guard.provider_url))
     missing = [f.name for f in CHANNEL_FIELDS[channel] if f.required and not merged.get(f.name)]
     if missing:
         return await _show(request, 400, error=translate(admin.lang, "missing_fields", fields=", ".join(missing)))
@@ -121,15 +121,15 @@ async def save_conversations(request: web.Request) -> web.Response:
 @signed_in(Role.ADMIN)
 async def save_two_factor(request: web.Request) -> web.Response:
     """Require two-factor sign-in of every agent (the admin must use it first), or stop requiring
-    it. Requiring it logs out at once whoever is logged in without it."""
+    it. Requiring it logs out at once whoever is logged in without it: the requirement is set first,
+    so a session that a password-only login starts meanwhile is refused too (``auth.current``)."""
     admin, store = current_agent(request), request.app[STORE]
     required = (await request.post()).get("require") == "on"
-    if required:
-        with_it = await store.sign_in.agents_with_second_factor(admin.account_id)
-        if admin.id not in with_it:
-            return await _show(request, 409, error=translate(admin.lang, "require_two_factor_self"))
-        await store.sign_in.end_sessions_without_second_factor(admin.account_id, with_it)
+    if required and admin.id not in await store.sign_in.agents_with_second_factor(admin.account_id):
+        return await _show(request, 409, error=translate(admin.lang, "require_two_factor_self"))
     await store.accounts.update_account(admin.account_id, require_two_factor=required)
+    if required:
+        await store.sign_in.end_sessions_without_second_factor(admin.account_id)
     await audit.record(store, admin.account_id, admin, "settings.two_factor", admin.account_id, required=required)
     return _back("saved")
 
@@ -161,7 +161,7 @@ async def create_webhook(request: web.Request) -> web.Response:
     try:
         subscription, secret = await subscribe(
             app[STORE], app[EVENTS], admin.account_id, str(form.get("url", "")), kinds,
-            str(form.get("description", "")), webhook_egress(app[SETTINGS]))
+            str(form.get("description", "")), app[EGRESS].webhooks)
     except BadSubscription as exc:
         return await _show(request, 400, error=str(exc))
     await audit.record(app[STORE], admin.account_id, admin, "webhook.create", subscription.id, url=subscription.url)

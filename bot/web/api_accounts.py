@@ -9,9 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from bot import audit
-from bot.keys import QUEUE, SETTINGS, STORE
+from bot.keys import EGRESS, QUEUE, SETTINGS, STORE
 from bot.router.hours import BusinessHours
-from bot.handlers.egress import api_base_refusal
 from bot.tenants import (ACCOUNT_ID_PATTERN, CHANNEL_FIELDS, account_json, channel_schema, create_account,
                          refused_api_base, set_disabled)
 from bot.web.admin import LOGIN_PATTERN
@@ -134,8 +133,9 @@ async def patch_account(request: web.Request, call: Call) -> web.Response:
 def _channel_route(channel: str) -> None:
     async def put_channel(request: web.Request, call: Call) -> web.Response:
         account = await _account(request, call)
-        if refused := refused_api_base(request.app[SETTINGS], channel, call.body):
-            raise api_error(400, "api_base_not_allowed", api_base_refusal(channel, refused))
+        guard = request.app[EGRESS].channel(channel)
+        if refused := refused_api_base(guard, call.body):
+            raise api_error(400, "api_base_not_allowed", guard.api_base_refusal(refused))
         await request.app[STORE].accounts.set_account_channel(account.id, channel, call.body)
         await audit.record(request.app[STORE], account.id, call.principal.audit_actor, "settings.channel", account.id,
                            channel=channel, keys=",".join(sorted(call.body)))  # the names only: values are secrets

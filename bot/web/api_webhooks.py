@@ -6,10 +6,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot import audit
-from bot.keys import EVENTS, SETTINGS, STORE, WEBHOOKS
+from bot.keys import EGRESS, EVENTS, STORE, WEBHOOKS
 from bot.web.apikit import ACCOUNT, ApiRoutes, Call, Param, api_error, reply, visible
 from bot.web.openapi import list_of, ref
-from bot.webhooks.subscriptions import BadSubscription, check_events, check_url, new_secret, subscribe, webhook_egress
+from bot.webhooks.subscriptions import BadSubscription, check_events, check_url, new_secret, subscribe
 from conversations.models import utcnow
 from conversations.tenant_models import EVENT_TYPES, DeliveryState, WebhookSubscription
 
@@ -50,7 +50,7 @@ async def create_webhook(request: web.Request, call: Call) -> web.Response:
         subscription, secret = await subscribe(
             request.app[STORE], request.app[EVENTS], call.account_id, call.body["url"],
             call.body.get("events", list(EVENT_TYPES)), call.body.get("description", ""),
-            webhook_egress(request.app[SETTINGS]))
+            request.app[EGRESS].webhooks)
     except BadSubscription as exc:
         raise api_error(400, "bad_request", str(exc)) from None
     await _audit(request, call, "webhook.create", subscription)
@@ -72,7 +72,7 @@ async def patch_webhook(request: web.Request, call: Call) -> web.Response:
     subscription, changes = await _subscription(request, call), dict(call.body)
     try:
         if "url" in changes:
-            changes["url"] = await check_url(changes["url"], webhook_egress(request.app[SETTINGS]))
+            changes["url"] = await check_url(changes["url"], request.app[EGRESS].webhooks)
         if "events" in changes:
             changes["events"] = check_events(changes["events"])
     except BadSubscription as exc:

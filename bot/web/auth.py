@@ -9,9 +9,9 @@
 * A state-changing request (and the console's socket) that a browser says comes from another
   site (``Sec-Fetch-Site``, or else an ``Origin`` other than this router's) is refused before
   anything else: defence in depth beside the token and the ``SameSite`` cookie.
-* Login attempts are counted in the store (so every router process sees them) per login name and
-  per client address (``bot/web/proxies.py``), before the password is checked; past the free ones,
-  each attempt waits a delay that doubles up to a cap (429 with ``Retry-After`` meanwhile).
+* A session records whether its login passed a second factor; one that did not is refused (and
+  deleted) while its account requires two-factor sign-in, whenever the requirement was set.
+* Login attempts are throttled in ``bot/web/login_throttle.py``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ SESSION_COOKIE = "omnirouter_session"
 LOGIN_COOKIE = "omnirouter_login"
 _HASHER = PasswordHasher()  # argon2id with the library's recommended cost
 _DUMMY_HASH = _HASHER.hash("omnirouter-timing-equaliser")
-_CLAIM_TRIES = 8
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -77,7 +76,8 @@ async def add_agent(
     return (agent if await store.agents.create_agent(agent) else None), password
 
 
-def _digest(token: str) -> str:
+def token_digest(token: str) -> str:
+    """What the store keeps of a cookie's random token (a session's, a login challenge's)."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -90,16 +90,18 @@ def set_cookie(response: web.StreamResponse, request: web.Request, name: str, va
     response.set_cookie(name, value, httponly=True, samesite="Strict", secure=_secure(request), path=path, max_age=max_age)
 
 
-async def start_session(request: web.Request, response: web.StreamResponse, agent: Agent) -> Session:
-    """Log ``agent`` in: drop any session the browser had, issue a fresh id."""
+async def start_session(request: web.Request, response: web.StreamResponse, agent: Agent,
+                        second_factor: bool = False) -> Session:
+    """Log ``agent`` in (with a second factor or not): drop any session the browser had, issue a
+    fresh id."""
     store = request.app[STORE]
     old = request.cookies.get(SESSION_COOKIE)
     if old:
-        await store.sign_in.delete_session(_digest(old))
+        await store.sign_in.delete_session(token_digest(old))
     token = secrets.token_urlsafe(32)
     now_ms = int(time.time() * 1000)
-    session = Session(id=_digest(token), account_id=agent.account_id, agent_id=agent.id,
-                      csrf=secrets.token_urlsafe(32), created_ms=now_ms, seen_ms=now_ms)
+    session = Session(id=token_digest(token), account_id=agent.account_id, agent_id=agent.id,
+                      csrf=secrets.token_urlsafe(32), created_ms=now_ms, seen_ms=now_ms, second_factor=second_factor)
     await store.sign_in.create_session(session)
     set_cookie(response, request, SESSION_COOKIE, token)
     response.del_cookie(LOGIN_COOKIE, path="/")
@@ -109,7 +111,7 @@ async def start_session(request: web.Request, response: web.StreamResponse, agen
 async def end_session(request: web.Request, response: web.StreamResponse) -> None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        await request.app[STORE].sign_in.delete_session(_digest(token))
+        await request.app[STORE].sign_in.delete_session(token_digest(token))
     response.del_cookie(SESSION_COOKIE, path="/")
 
 
@@ -119,7 +121,7 @@ async def current(request: web.Request) -> tuple[Session, Agent] | None:
     if not token:
         return None
     store = request.app[STORE]
-    session = await store.sign_in.get_session(_digest(token))
+    session = await store.sign_in.get_session(token_digest(token))
     if session is None:
         return None
     settings = request.app[SETTINGS].console
@@ -128,7 +130,8 @@ async def current(request: web.Request) -> tuple[Session, Agent] | None:
         await store.sign_in.delete_session(session.id)
         return None
     agent = await store.agents.get_agent(session.agent_id)
-    if agent is None or not agent.active:
+    if agent is None or not agent.active or (
+            not session.second_factor and await store.sign_in.accounts_requiring_second_factor([session.account_id])):
         await store.sign_in.delete_session(session.id)
         return None
     if now_ms - session.seen_ms > min(30_000, settings.session_idle_minutes * 60_000 / 4):
@@ -145,14 +148,18 @@ def expired(session: Session, settings: ConsoleSettings, now_ms: int) -> bool:
 async def ended_sessions(store: Repositories, settings: ConsoleSettings,
                          holders: list[tuple[str, str, str]]) -> dict[str, str]:
     """Which of the ``(session id, agent id, role)`` that open console sockets were granted no longer
-    hold, and why (``signed out`` — logged out, expired, agent disabled — or ``role changed``): the
-    sockets' check, two reads however many there are."""
+    hold, and why (``signed out`` — logged out, expired, agent disabled, no second factor where the
+    account now requires one — or ``role changed``): the sockets' check, two reads however many
+    there are (three when some sessions passed no second factor)."""
     sessions = {s.id: s for s in await store.sign_in.sessions_by_ids(sorted({h[0] for h in holders}))}
     agents = {a.id: a for a in await store.agents.agents_by_ids(sorted({h[1] for h in holders}))}
+    password_only = sorted({s.account_id for s in sessions.values() if not s.second_factor})
+    requiring = await store.sign_in.accounts_requiring_second_factor(password_only) if password_only else set()
     now_ms, ended = int(time.time() * 1000), {}
     for session_id, agent_id, role in holders:
         session, agent = sessions.get(session_id), agents.get(agent_id)
-        if session is None or expired(session, settings, now_ms) or agent is None or not agent.active:
+        if (session is None or expired(session, settings, now_ms) or agent is None or not agent.active
+                or (not session.second_factor and session.account_id in requiring)):
             ended[session_id] = "signed out"
         elif agent.role != role:
             ended[session_id] = "role changed"
@@ -186,67 +193,3 @@ def cross_site(request: web.Request) -> bool:
 def login_csrf(request: web.Request) -> str:
     """The double-submit token of the login form (the cookie's, or a fresh one)."""
     return request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
-
-
-class LoginLimiter:
-    """Failed logins per login name and per client address, counted in the store (so every router
-    process sees them). The first ``attempts`` failures of a name (four times as many of an address)
-    are free; after them each attempt must wait a delay that doubles with every failure, up to
-    ``max_delay_seconds`` — a wait, never a lock. A refused attempt changes nothing, so guessing
-    cannot stretch the wait of the login's owner past the cap; a right password clears the name's
-    count. Counts are forgotten ``forget_seconds`` (at least twice the cap) after the last attempt.
-
-    An attempt is counted *before* its password is checked, by a compare-and-set on the count, and a
-    successful one is taken back: guesses sent concurrently cannot all pass the check while the
-    (slow) hash is being verified.
-    """
-
-    def __init__(self, store: Repositories, attempts: int, delay_seconds: float, max_delay_seconds: float,
-                 forget_seconds: float) -> None:
-        self._store = store
-        self._attempts = attempts
-        self._delay_ms = int(delay_seconds * 1000)
-        self._max_ms = int(max_delay_seconds * 1000)
-        self._forget_ms = int(max(forget_seconds * 1000, 2 * self._max_ms))
-
-    def _keys(self, account_id: str, login: str, address: str) -> list[tuple[str, int]]:
-        return [(f"addr:{address}", self._attempts * 4), (f"login:{account_id}:{login.lower()}", self._attempts)]
-
-    def wait_after(self, failures: int, limit: int) -> int:
-        """Milliseconds the next attempt waits after ``failures`` counted failures."""
-        if failures < limit:
-            return 0
-        return min(self._max_ms, self._delay_ms << min(failures - limit, 32))
-
-    async def admit(self, account_id: str, login: str, address: str) -> int:
-        """Count this attempt; returns the seconds to wait (the attempt is refused), or 0."""
-        now_ms = int(time.time() * 1000)
-        (address_key, address_limit), (login_key, login_limit) = self._keys(account_id, login, address)
-        wait_ms = await self._claim(address_key, address_limit, now_ms)
-        if not wait_ms:
-            wait_ms = await self._claim(login_key, login_limit, now_ms)
-            if wait_ms:  # refused after all: the address's count is as before
-                await self._store.sign_in.take_back_login_attempt(address_key)
-        return -(-wait_ms // 1000)  # rounded up
-
-    async def _claim(self, key: str, limit: int, now_ms: int) -> int:
-        """Count one attempt on ``key``; or, while it must wait, the milliseconds left (nothing counted)."""
-        for _ in range(_CLAIM_TRIES):
-            doc = await self._store.sign_in.login_throttle(key)
-            live = doc is not None and int(doc.get("expires_ms", 0)) > now_ms
-            failures = int(doc.get("failures", 0)) if doc is not None and live else 0
-            wait_until_ms = int(doc.get("wait_until_ms", 0)) if doc is not None and live else 0
-            if failures >= limit and wait_until_ms > now_ms:
-                return wait_until_ms - now_ms
-            wait_ms = self.wait_after(failures + 1, limit)
-            rev = None if doc is None else int(doc.get("rev", 0))
-            if await self._store.sign_in.claim_login_attempt(key, rev, failures + 1, now_ms + wait_ms if wait_ms else 0,
-                                                     now_ms + wait_ms + self._forget_ms):
-                return 0
-        return 1000  # outrun by concurrent attempts every time: this one waits a second
-
-    async def succeeded(self, account_id: str, login: str, address: str) -> None:
-        """A right password: the login's count starts again, the address's attempt is taken back."""
-        (address_key, _), (login_key, _) = self._keys(account_id, login, address)
-        await self._store.sign_in.forget_login_failures(login_key, int(time.time() * 1000))
-        await self._store.sign_in.take_back_login_attempt(address_key)

@@ -8,7 +8,10 @@ unless ``Host`` names ``server.public_url``'s host, one of ``server.allowed_host
 ``127.0.0.1``, ``[::1]``), on any port. A request without ``Host`` (an HTTP/1.0 tool) comes from no
 browser and is answered.
 
-The check is one header read and a set look-up, first of every middleware.
+The check is one header read and a set look-up, first of every middleware. Hosts are compared as
+``bot.settings.host_name`` writes them, the one rule the egress guard's host names follow too.
+(``server.allowed_hosts`` is about requests coming in; the hosts the router may call are
+``egress.allowed_destinations``.)
 """
 
 from __future__ import annotations
@@ -22,23 +25,12 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 
 from bot.logs import log_event
-from bot.settings import EVERY_ADDRESS, ServerSettings
+from bot.settings import EVERY_ADDRESS, ServerSettings, host_name
 
 log = logging.getLogger("omnirouter.web")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def host_name(value: str) -> str:
-    """The host of a ``Host`` header or a setting, as compared: lower case, no port, no final dot,
-    IPv6 addresses in brackets."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        return value[: value.find("]") + 1] if "]" in value else value
-    if value.count(":") > 1:  # a bare IPv6 address (a setting; a Host header has brackets)
-        return f"[{value}]"
-    return value.partition(":")[0].rstrip(".")
 
 
 def answered_hosts(settings: ServerSettings) -> frozenset[str]:

@@ -54,4 +54,20 @@ SIGNIN_TEXT: dict[str, tuple[str, str]] = {
         "Aģenta {login} divpakāpju pieteikšanās atiestatīta; aģents ir izrakstīts."),
     "two_factor_state_on": ("on", "ieslēgta"),
     "two_factor_state_off": ("off", "izslēgta"),
+    "two_factor_unreadable": (
+        "Your two-factor sign-in cannot be read on this server (its key was changed or its record altered): "
+        "ask an admin to reset it.",
+        "Jūsu divpakāpju pieteikšanos šajā serverī nevar nolasīt (tās atslēga mainīta vai ieraksts izmainīts): "
+        "lūdziet administratoram to atiestatīt."),
+    "two_factor_on_already": (
+        "Two-factor sign-in is on already: turn it off first.",
+        "Divpakāpju pieteikšanās jau ir ieslēgta: vispirms izslēdziet to."),
+    "no_setup_pending": (
+        "No authenticator is being set up here: start setting up two-factor sign-in first.",
+        "Šeit netiek iestatīts neviens autentifikators: vispirms sāciet iestatīt divpakāpju pieteikšanos."),
+    "cross_site_login": (
+        "Logins from another site's page are refused.", "Pieteikšanās no citas vietnes lapas tiek atteikta."),
+    "login_form_expired": (
+        "The login form expired: reload the page.", "Pieteikšanās veidlapa ir novecojusi: pārlādējiet lapu."),
+    "form_expired": ("The form expired: reload the page.", "Veidlapa ir novecojusi: pārlādējiet lapu."),
 }

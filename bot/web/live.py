@@ -201,7 +201,8 @@ class ConsoleHub:
         """Every ``interval`` seconds, close the sockets whose session ended (logout on any router
         process, expiry, the agent disabled) or whose agent's role changed: what one could see
         under the old grant must stop reaching the browser. One check for all of this process's
-        sockets, read from the store that every process shares."""
+        sockets, read from the store that every process shares. A check that fails is logged and
+        the next one runs on time: the watch never ends while the router runs."""
         while True:
             await asyncio.sleep(interval)
             sockets = [sock for sock in self.sockets if sock.session_id]
@@ -211,6 +212,9 @@ class ConsoleHub:
                 verdicts = await ended([(sock.session_id, sock.agent_id, sock.role) for sock in sockets])
             except StoreUnavailable:
                 log_event(log, "live.store_unavailable", logging.WARNING)
+                continue
+            except Exception:  # an unexpected failure of one check must not end every later one
+                log.exception("live.socket_check_failed")
                 continue
             for sock in sockets:
                 if sock.session_id in verdicts:

@@ -8,9 +8,9 @@ import logging
 from aiohttp import web
 
 from bot import audit
-from bot.keys import LOGIN_LIMITER, SETTINGS, STORE
+from bot.keys import SETTINGS, STORE
 from bot.logs import log_event
-from bot.web import auth, two_factor
+from bot.web import auth, login_throttle, two_factor
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, language, page, plain, redirect, signed_in
 from bot.web.proxies import client_address
@@ -39,15 +39,14 @@ async def login(request: web.Request) -> web.StreamResponse:
     login_name = str(form.get("login", "")).strip()[:64]
     password = str(form.get("password", ""))[:256]
     expected = request.cookies.get(auth.LOGIN_COOKIE, "")
-    if auth.cross_site(request):
-        return plain(403, "cross-site logins are refused")
-    if not expected or not await auth.csrf_ok(request, expected):
-        return plain(403, "the login form expired: reload the page")
-    account_id = str(form.get("account", "")).strip().lower()[:32] or request.app[SETTINGS].account.id
-    address = client_address(request)
-    limiter, store = request.app[LOGIN_LIMITER], request.app[STORE]
     lang = language(request)
-    wait = await limiter.admit(account_id, login_name, address)
+    if auth.cross_site(request):
+        return plain(403, translate(lang, "cross_site_login"))
+    if not expected or not await auth.csrf_ok(request, expected):
+        return plain(403, translate(lang, "login_form_expired"))
+    account_id = str(form.get("account", "")).strip().lower()[:32] or request.app[SETTINGS].account.id
+    address, store = client_address(request), request.app[STORE]
+    wait = await login_throttle.admit(request, account_id, login_name)
     if wait:
         log_event(log, "login.rate_limited", logging.WARNING, login=login_name, address=address)
         response = _login_page(request, 429, translate(lang, "too_many", s=wait), login_name, account_id)
@@ -62,7 +61,11 @@ async def login(request: web.Request) -> web.StreamResponse:
     if account is None or account.disabled:
         log_event(log, "login.account_disabled", logging.WARNING, login=login_name, account=account_id)
         return _login_page(request, 403, translate(lang, "account_disabled"), login_name, account_id)
-    second_step = await two_factor.begin_challenge(request, agent, account)
+    factor = await store.sign_in.second_factor(agent.id)
+    if factor is not None and factor.on and factor.problem:  # no code could be checked: say so, not 500
+        log_event(log, "login.second_factor_unreadable", logging.ERROR, agent=agent.id, problem=factor.problem)
+        return _login_page(request, 409, translate(lang, "two_factor_unreadable"), login_name, account_id)
+    second_step = await two_factor.begin_challenge(request, agent, account, factor)
     if second_step is not None:  # no session yet: the password alone opens nothing
         log_event(log, "login.second_step", agent=agent.id)
         return second_step

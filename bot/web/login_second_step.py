@@ -31,14 +31,14 @@ def _again(request: web.Request) -> web.Response:
 async def _posted(request: web.Request, purpose: str) -> tuple[LoginChallenge, Agent, str] | web.Response:
     """The challenge, agent and code of a second-step post, or the answer refusing it."""
     if auth.cross_site(request):
-        return plain(403, "cross-site logins are refused")
+        return plain(403, translate(language(request), "cross_site_login"))
     found = await two_factor.pending(request, purpose)
     if found is None:
         return _again(request)
     challenge, agent = found
     form = await request.post()
     if not hmac.compare_digest(str(form.get("csrf_token", "")).encode(), challenge.csrf.encode()):
-        return plain(403, "the form expired: reload the page")
+        return plain(403, translate(language(request), "form_expired"))
     return challenge, agent, str(form.get("code", ""))[:64]
 
 
@@ -79,7 +79,7 @@ async def check_code(request: web.Request) -> web.StreamResponse:
 
 async def _setup_page(request: web.Request, challenge: LoginChallenge, agent: Agent, status: int = 200,
                       error: str = "") -> web.Response:
-    factor = await two_factor.setup_secret(request, agent)
+    factor = await two_factor.setup_secret(request, agent, two_factor.challenge_owner(challenge))
     if factor is None:  # set up meanwhile (another tab): log in with a code instead
         return _again(request)
     return page(request, "two_factor_setup.html", status=status, error=error, form_csrf=challenge.csrf,
@@ -94,9 +94,10 @@ async def setup_form(request: web.Request) -> web.Response:
 async def setup_qr(request: web.Request) -> web.Response:
     found = await two_factor.pending(request, "setup")
     factor = await request.app[STORE].sign_in.second_factor(found[1].id) if found else None
-    if found is None or factor is None or factor.on:
-        return plain(404, "no authenticator is being set up")
-    return two_factor.qr_response(found[1], factor)
+    mine = two_factor.pending_for(factor, two_factor.challenge_owner(found[0])) if found else None
+    if found is None or mine is None:
+        return plain(404, translate(language(request), "no_setup_pending"))
+    return two_factor.qr_response(found[1], mine)
 
 
 async def confirm_setup(request: web.Request) -> web.StreamResponse:
@@ -104,15 +105,15 @@ async def confirm_setup(request: web.Request) -> web.StreamResponse:
     if isinstance(posted, web.Response):
         return posted
     challenge, agent, code = posted
-    lang = language(request)
+    lang, store = language(request), request.app[STORE]
     wait = await two_factor.throttled(request, agent)
     if wait:
         return await _setup_page(request, challenge, agent, 429, translate(lang, "too_many", s=wait))
-    factor = await two_factor.setup_secret(request, agent)
-    codes = await two_factor.confirm_setup(request, factor, code) if factor is not None else None
+    mine = two_factor.pending_for(await store.sign_in.second_factor(agent.id), two_factor.challenge_owner(challenge))
+    codes = await two_factor.confirm_setup(request, mine, code) if mine is not None else None
     if codes is None:
         return await _setup_page(request, challenge, agent, 401, translate(lang, "bad_code"))
-    await audit.record(request.app[STORE], agent.account_id, agent, "agent.second_factor_on", agent.id)
+    await audit.record(store, agent.account_id, agent, "agent.second_factor_on", agent.id)
     html = render(request.app, "recovery_codes.html", agent.lang, agent=None, csrf="", codes=codes,
                   next_url="/console")
     response = web.Response(text=html, content_type="text/html")

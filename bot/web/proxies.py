@@ -2,10 +2,12 @@
 operator trusts (``server.trusted_proxies``) and through nothing else.
 
 A forwarding header is a claim anybody can make, so it counts only when the peer that sent it is a
-trusted proxy. Each proxy appends the address it saw to ``X-Forwarded-For``; reading from the right,
-the first address that is not one of our proxies is the client (what a client wrote there itself
-stays to the left of it and is never read). ``Forwarded`` (RFC 7239) is read the same way when a
-proxy sends only that.
+trusted proxy, and only the one header the proxy sets (``server.proxy_header``: ``X-Forwarded-For``
+or ``Forwarded``): a proxy that writes one passes the other through as the client wrote it. Each
+proxy appends the address it saw; reading from the right, the first address that is not one of our
+proxies is the client (what a client wrote there itself stays to the left of it and is never read).
+
+Throttles count a client by ``address_block``: an IPv6 client is given a whole /64, so it counts as one.
 """
 
 from __future__ import annotations
@@ -47,24 +49,26 @@ def _trusted(address: Address, networks: Sequence[Network]) -> bool:
     return any(address in network for network in networks)
 
 
-def _forwarded_chain(request: web.Request) -> list[str]:
-    """The addresses the proxies recorded, the nearest last."""
-    chain = [part for header in request.headers.getall("X-Forwarded-For", ()) for part in header.split(",")]
-    if not chain:
-        chain = [str(entry.get("for", "")) for entry in request.forwarded]
-    return [part.strip() for part in chain if part.strip()]
+def _forwarded_chain(request: web.Request, header: str) -> list[str]:
+    """The addresses the proxies recorded in ``header``, the nearest last (an element without an
+    address stays, as an empty entry, and ends the reading there)."""
+    if header == "forwarded":
+        return [str(entry.get("for", "")).strip() for entry in request.forwarded]
+    chain = [part.strip() for value in request.headers.getall("X-Forwarded-For", ()) for part in value.split(",")]
+    return [part for part in chain if part]
 
 
 def client_address(request: web.Request) -> str:
     """The client's IP address as text: the peer's own, or, when the peer is a trusted proxy, the
-    right-most forwarded address that is not a trusted proxy (an entry that is no address, or a
-    chain of proxies only, leaves the nearest proxy's address)."""
+    right-most address in ``server.proxy_header`` that is not a trusted proxy (an entry that is no
+    address, or a chain of proxies only, leaves the nearest proxy's address)."""
     peer = request.remote or "unknown"
-    networks = trusted_networks(request.app[SETTINGS].server.trusted_proxies)
+    server = request.app[SETTINGS].server
+    networks = trusted_networks(server.trusted_proxies)
     nearest = _address(peer)
     if not networks or nearest is None or not _trusted(nearest, networks):
         return peer
-    for entry in reversed(_forwarded_chain(request)):
+    for entry in reversed(_forwarded_chain(request, server.proxy_header)):
         hop = _address(entry)
         if hop is None:
             break
@@ -72,3 +76,15 @@ def client_address(request: web.Request) -> str:
         if not _trusted(hop, networks):
             break
     return str(nearest)
+
+
+def address_block(address: str) -> str:
+    """What a throttle counts ``address`` as: an IPv4 address itself, an IPv6 address its /64 (one
+    client holds a whole /64, and could otherwise try from each of its addresses in turn)."""
+    try:
+        found = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(found, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((found, 64), strict=False))
+    return str(found)

@@ -7,11 +7,12 @@ connection) is retried with exponential backoff and jitter, never sooner than a 
 and given up after ``webhooks.max_attempts`` (the delivery stays listed as dead and can be sent
 again). Redirects are not followed: a 3xx answer is retried like any other status, its
 ``Location`` never called (a receiver that moved gets its subscription's URL changed). Every
-delivery goes through the egress guard (``bot.handlers.egress``): a URL that is or resolves to a
-loopback, private, link-local or metadata address, or the router's own, is refused (and the
-delivery given up at once), so an account's admin cannot make the router call into the network it
-runs in — unless the operator allows the host by name (``egress.allowed_hosts``; the deprecated
-``webhooks.allow_private_networks`` allows every address but the metadata ones and the router's).
+delivery goes through the webhooks' egress guard (``bot.handlers.egress_guards``): a URL that is or
+resolves to a loopback, private, link-local or metadata address, or the router's own, is refused
+(and the delivery given up at once), so an account's admin cannot make the router call into the
+network it runs in — unless the operator allows the host by name (``egress.allowed_destinations``;
+the deprecated ``webhooks.allow_private_networks`` allows every address but the metadata ones and
+the router's). The hosts of the install's own Rasa and provider API servers are not allowed here.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class WebhookSender:
         self._egress = egress
         if settings.allow_private_networks:
             log_event(log, "webhook.allow_private_networks_deprecated", logging.WARNING,
-                      hint="name the receivers' hosts in egress.allowed_hosts instead")
+                      hint="name the receivers' hosts in egress.allowed_destinations instead")
         self.owner = f"webhooks-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(max(settings.concurrency, 1))

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from bot.handlers.egress import Egress, EgressRefused
-from bot.settings import Settings
 from bot.webhooks.events import ThreadEvents
 from conversations.ids import new_id
 from conversations.models import utcnow
@@ -25,11 +24,6 @@ class BadSubscription(ValueError):
 
 def new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
-
-
-def webhook_egress(settings: Settings) -> Egress:
-    """The egress guard of webhook deliveries (``webhooks.allow_private_networks`` widens it)."""
-    return Egress.from_settings(settings, private_ok=settings.webhooks.allow_private_networks)
 
 
 async def check_url(url: str, egress: Egress) -> str:

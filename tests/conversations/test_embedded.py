@@ -1,5 +1,6 @@
-"""The embedded server's lifecycle (start, persist, lock, stop, thread mode) and who may open it
-(the router's own user only: a Unix socket, a 0700 directory, 0600 files)."""
+"""The embedded server's lifecycle (start, persist, lock, stop, thread mode), who may open it
+(the router's own user only: a Unix socket, a 0700 directory, 0600 files), its SQLite connections
+(secure delete) and its logs."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import neosqlite  # type: ignore[import-untyped]
 import pytest
 
+from conversations._nx_child import erase_for_real
 from conversations.embedded import SOCKET_FILE, EmbeddedMode, EmbeddedMongo, EmbeddedStoreError, running_embedded_uri
 from conversations.repositories import Repositories
 from tests import factories
+from tests.conftest import raw_database_of
 
 
 async def test_data_survives_a_restart_and_the_child_is_gone_after_stop(tmp_path: Path) -> None:
@@ -290,3 +294,37 @@ async def test_the_cli_finds_a_running_routers_store_by_its_socket(tmp_path: Pat
     finally:
         await server.stop()
     assert running_embedded_uri(tmp_path) is None  # its socket went with it
+
+
+def test_every_connection_neosqlite_opens_deletes_securely_and_is_the_owners_alone(tmp_path: Path) -> None:
+    """What ``erase_for_real`` adds to each connection the server's SQLite layer configures (on
+    opening a database, and again after evicting one): ``secure_delete`` on whatever SQLite's
+    build default (Debian's is on, so it is switched off first), and a database file made 0600
+    before its WAL and SHM files exist, whatever the umask (the thread mode's is the router's)."""
+    erase_for_real()
+    previous = os.umask(0o022)
+    try:
+        connection = neosqlite.Connection(str(tmp_path / "fresh.db"))
+        connection.db.execute("CREATE TABLE t (x)")
+        connection.db.execute("INSERT INTO t VALUES (1)")
+    finally:
+        os.umask(previous)
+    assert _modes(tmp_path) == {"fresh.db": 0o600, "fresh.db-wal": 0o600, "fresh.db-shm": 0o600}
+    connection.db.execute("PRAGMA secure_delete = OFF")
+    connection._configure_connection()  # what neosqlite runs on every (re)connection
+    assert connection.db.execute("PRAGMA secure_delete").fetchone() == (1,)
+    connection.close()
+
+
+async def test_the_server_logs_each_line_once_to_its_log_file(tmp_path: Path) -> None:
+    """The console log holds what escapes logging (a crash's traceback), not a second copy."""
+    server = EmbeddedMongo(tmp_path)
+    await server.start()
+    store = Repositories.connect(server.uri, "logged")
+    try:
+        await raw_database_of(store).command({"secure_delete": 1})  # a command nx-27017 logs at INFO
+    finally:
+        await store.close()
+        await server.stop()
+    assert "Calling db.command with" in (tmp_path / "nx-27017.log").read_text()
+    assert (tmp_path / "nx-27017.console.log").read_text() == ""

@@ -9,15 +9,14 @@ from typing import Any
 
 import pytest
 
+from conversations.embedded import EmbeddedMongo
 from tests.faults.harness import Providers, Router, SharedStore
 
 
 @pytest.fixture
-async def shared_store(tmp_path: Path) -> AsyncIterator[SharedStore]:
-    store = SharedStore(tmp_path / "store")
-    await store.start()
-    yield store
-    await store.stop()
+def shared_store(own_store: EmbeddedMongo) -> SharedStore:
+    """The test's own store (stopped at teardown), which the test may stop and start again."""
+    return SharedStore(own_store)
 
 
 @pytest.fixture

@@ -46,9 +46,11 @@ class SharedStore:
     """The store every router of a run points at: a real nx-27017 process on a Unix socket that
     stays where it is, so it can be stopped (an outage) and started again where the routers expect it."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self._server = EmbeddedMongo(data_dir)
-        self._uri: str | None = None
+    def __init__(self, store: Path | EmbeddedMongo) -> None:
+        """``store``: the data directory of a store to start, or an embedded store running already
+        (the ``own_store`` fixture)."""
+        self._server = store if isinstance(store, EmbeddedMongo) else EmbeddedMongo(store)
+        self._uri: str | None = self._server.uri if self._server.running else None
 
     @property
     def uri(self) -> str:

@@ -1,11 +1,15 @@
 """The egress guard on its own: which addresses are refused, how the operator allows a host by name,
-that aiohttp connects only to addresses the guard checked (DNS rebinding), that every redirect hop is
-checked, and that a listener on 127.0.0.1 receives nothing it should not."""
+which install hosts each purpose's guard allows, that aiohttp connects only to addresses the guard
+checked (DNS rebinding), that every redirect hop is checked, and that a listener on 127.0.0.1
+receives nothing it should not."""
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
+import logging
 import socket
+import struct
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -13,6 +17,7 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.handlers.egress import Egress, EgressRefused, GuardedResolver, HostRule, address_problem, parse_host_rules, refusal
+from bot.handlers.egress_guards import EgressGuards
 from bot.settings import Settings, SettingsError, load_settings
 from tests.fakes.listener import Listener
 
@@ -45,40 +50,73 @@ def test_public_addresses_pass(address: str) -> None:
 
 
 def test_the_operator_names_hosts_with_or_without_a_port() -> None:
-    rules = parse_host_rules(" Bot-API.lan. , rasa:5005,[FD00::5]:8081, 10.0.0.7 ")
-    assert rules == (HostRule("bot-api.lan"), HostRule("rasa", 5005), HostRule("fd00::5", 8081), HostRule("10.0.0.7"))
+    rules = parse_host_rules(" Bot-API.lan. , rasa:5005,[FD00:0::5]:8081, 10.0.0.7 ")
+    assert rules == (HostRule("bot-api.lan"), HostRule("rasa", 5005), HostRule("[fd00::5]", 8081), HostRule("10.0.0.7"))
+    assert [str(rule) for rule in rules] == ["bot-api.lan", "rasa:5005", "[fd00::5]:8081", "10.0.0.7"]
     egress = Egress(rules)
-    assert egress.allows_name("bot-api.lan", 8081) and egress.allows_name("RASA", 5005)
+    assert egress.allows_name("RASA", 5005) and egress.allows_name("fd00::5", 8081)
     assert not egress.allows_name("rasa", 5006) and not egress.allows_name("evil.lan", 80)
+    # a rule without a port means the scheme's default port, 80 or 443, and no other
+    assert egress.allows_name("bot-api.lan", 443) and egress.allows_name("bot-api.lan", 80)
+    for port in (8081, 5005, 22, 27017):
+        assert not egress.allows_name("bot-api.lan", port) and not egress.allows_name("10.0.0.7", port)
     for bad in ("a b", "http://x/y", "x:notaport", "user@host", "host/path"):
         with pytest.raises(ValueError):
             parse_host_rules(bad)
 
 
 def test_a_bad_allow_list_stops_start_up_with_one_line() -> None:
-    with pytest.raises(SettingsError) as caught:
-        load_settings(None, env={"OMNIROUTER_EGRESS_ALLOWED_HOSTS": "ok.lan, bad host"})
-    message = str(caught.value)
-    assert "\n" not in message and "egress.allowed_hosts" in message and "'bad host'" in message
-    good = load_settings(None, env={"OMNIROUTER_EGRESS_ALLOWED_HOSTS": "bot-api.lan:8081"})
-    assert good.egress.allowed_hosts == "bot-api.lan:8081"
+    for env, key in (("OMNIROUTER_EGRESS_ALLOWED_DESTINATIONS", "egress.allowed_destinations"),):
+        with pytest.raises(SettingsError) as caught:
+            load_settings(None, env={env: "ok.lan, bad host"})
+        message = str(caught.value)
+        assert "\n" not in message and key in message and "'bad host'" in message
+    good = load_settings(None, env={"OMNIROUTER_EGRESS_ALLOWED_DESTINATIONS": "bot-api.lan:8081"})
+    assert good.egress.allowed_destinations == "bot-api.lan:8081"
 
 
-def test_hosts_of_install_settings_count_as_allowed_but_the_providers_public_hosts_do_not() -> None:
+
+def test_each_purpose_has_a_guard_allowing_only_the_install_hosts_typed_for_it() -> None:
     settings = Settings().replace("telegram", api_base="http://bot-api.lan:8081").replace(
-        "nlu", rasa_url="http://rasa.lan:5005").replace("egress", allowed_hosts="crm.lan")
-    egress = Egress.from_settings(settings)
-    assert egress.allows_name("bot-api.lan", 8081) and not egress.allows_name("bot-api.lan", 8082)
-    assert egress.allows_name("rasa.lan", 5005) and egress.allows_name("crm.lan", 1234)
-    assert not egress.allows_name("graph.facebook.com", 443)  # the default whatsapp.api_base: checked like any host
-    # an account's own API server: the provider's host, the install's, or one the operator allows
-    assert egress.refused_api_base("telegram", "https://api.telegram.org") is None
-    assert egress.refused_api_base("telegram", "http://bot-api.lan:8081/") is None
-    assert egress.refused_api_base("telegram", "https://crm.lan/x") is None
-    assert egress.refused_api_base("telegram", "http://bot-api.lan:8080") == "bot-api.lan:8080"
-    assert egress.refused_api_base("telegram", "http://127.0.0.1:8080/api/threads/t/resolve?") == "127.0.0.1:8080"
-    assert egress.refused_api_base("telegram", "https://graph.facebook.com") == "graph.facebook.com:443"
-    assert egress.refused_api_base("whatsapp", "https://graph.facebook.com/") is None
+        "whatsapp", api_base="http://graph.lan:9000").replace("twilio", api_base="http://twilio.lan:7000").replace(
+        "nlu", rasa_url="http://rasa.lan:5005").replace("egress", allowed_destinations="crm.lan, hooks.lan:8443")
+    guards = EgressGuards.from_settings(settings)
+    every = (guards.webhooks, guards.rasa, guards.telegram, guards.whatsapp)
+    for (host, port), own in {("bot-api.lan", 8081): guards.telegram, ("graph.lan", 9000): guards.whatsapp,
+                              ("rasa.lan", 5005): guards.rasa}.items():
+        assert [guard.allows_name(host, port) for guard in every] == [guard is own for guard in every], host
+    for guard in every:  # the operator's hosts everywhere (no port: 80 and 443 only); Twilio's nowhere
+        assert guard.allows_name("crm.lan", 443) and guard.allows_name("hooks.lan", 8443)
+        assert not guard.allows_name("crm.lan", 5005) and not guard.allows_name("twilio.lan", 7000)
+    public = EgressGuards.from_settings(Settings())  # the providers' public hosts are checked like any other
+    assert not public.telegram.allows_name("api.telegram.org", 443)
+    assert not public.whatsapp.allows_name("graph.facebook.com", 443)
+
+
+def test_an_account_s_api_base_is_the_provider_s_the_install_s_for_that_channel_or_the_operator_s() -> None:
+    settings = Settings().replace("telegram", api_base="http://bot-api.lan:8081").replace(
+        "whatsapp", api_base="http://graph.lan:9000").replace("nlu", rasa_url="http://rasa.lan:5005").replace(
+        "egress", allowed_destinations="crm.lan")
+    guards = EgressGuards.from_settings(settings)
+    telegram, whatsapp = guards.channel("telegram"), guards.whatsapp
+    for url in ("https://api.telegram.org", "http://bot-api.lan:8081/", "https://crm.lan/x", "http://crm.lan/x"):
+        assert telegram.refused_api_base(url) is None, url
+    for url, refused in (("http://bot-api.lan:8080", "bot-api.lan:8080"), ("http://crm.lan:8080/x", "crm.lan:8080"),
+                         ("http://graph.lan:9000", "graph.lan:9000"), ("http://rasa.lan:5005", "rasa.lan:5005"),
+                         ("http://127.0.0.1:8080/api/threads/t/resolve?", "127.0.0.1:8080"),
+                         ("https://graph.facebook.com", "graph.facebook.com:443"),
+                         ("http://[FD00:0::5]:8081/", "[fd00::5]:8081")):
+        assert telegram.refused_api_base(url) == refused, url
+    assert whatsapp.refused_api_base("https://graph.facebook.com/") is None
+    assert whatsapp.refused_api_base("http://graph.lan:9000") is None
+    assert whatsapp.refused_api_base("http://bot-api.lan:8081") == "bot-api.lan:8081"
+    assert telegram.api_base_refusal("[fd00::5]:8081") == (
+        "channels.telegram.api_base: [fd00::5]:8081 is not a host this install allows (use https://api.telegram.org, "
+        "or ask the install's operator to allow it in egress.allowed_destinations)")
+    assert telegram.account_api_base("shop2", {}) == ("http://bot-api.lan:8081", "")
+    assert telegram.account_api_base("shop2", {"api_base": "https://crm.lan"}) == ("https://crm.lan", "")
+    url, why = whatsapp.account_api_base("shop2", {"api_base": "http://bot-api.lan:8081"})
+    assert url == "http://bot-api.lan:8081" and why.startswith("account shop2: channels.whatsapp.api_base: bot-api.lan:8081")
 
 
 async def test_a_listener_on_loopback_receives_nothing_by_address_or_by_name(listener: Listener) -> None:
@@ -108,7 +146,7 @@ async def test_a_redirect_from_an_allowed_host_to_one_that_is_not_is_refused(lis
     redirector = Listener(redirect_to=listener.url)
     await redirector.start()
     try:
-        async with Egress([HostRule("localhost")]).session() as session:
+        async with Egress([HostRule("localhost", redirector.port)]).session() as session:
             with pytest.raises(aiohttp.ClientError) as caught:
                 await session.post(f"http://localhost:{redirector.port}/bot1:x/sendMessage", data={"text": "hi"})
         assert "127.0.0.1 is not a public address (loopback)" in str(refusal(caught.value))
@@ -123,11 +161,45 @@ async def test_the_router_s_own_address_is_refused_even_for_an_allowed_name(list
         with pytest.raises(aiohttp.ClientError) as caught:
             await session.post(f"http://localhost:{listener.port}/api/threads/thr_1/resolve")
     assert "this router's own" in str(refusal(caught.value)) and listener.hits == []
-    anywhere = Egress([HostRule("localhost")], listen=("0.0.0.0", 8080))
+    anywhere = Egress([HostRule("localhost", 8080), HostRule("localhost", 8081)], listen=("0.0.0.0", 8080))
     with pytest.raises(EgressRefused):
         await anywhere.check_address("localhost", 8080, "127.0.0.1")
     await anywhere.check_address("localhost", 8081, "127.0.0.1")  # another port on the same host is not ours
     await anywhere.check_address("example.com", 8080, "93.184.215.14")  # not an address of this machine
+
+
+def machine_address() -> str:
+    """An IPv4 address of one of this machine's interfaces other than loopback (skips the test if none)."""
+    for _, name in socket.if_nameindex():
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:  # SIOCGIFADDR: the interface's IPv4 address
+                answer = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+            except OSError:
+                continue
+        address = socket.inet_ntoa(answer[20:24])
+        if not ipaddress.ip_address(address).is_loopback:
+            return address
+    pytest.skip("this machine has no address but loopback")
+
+
+@pytest.mark.parametrize("wildcard", ["*", "0.0.0.0", "", "::", "[::]"])
+async def test_with_a_wildcard_listening_address_every_address_of_the_machine_is_the_router_s(wildcard: str) -> None:
+    """``server.host = "*"`` listens on every address, as ``0.0.0.0`` does: a request to any address of
+    this machine on the router's port is refused, even where private addresses are allowed."""
+    address = machine_address()
+    router = Listener()
+    await router.start(address)
+    try:
+        egress = Egress([HostRule(address, router.port)], listen=(wildcard, router.port), private_ok=True)
+        async with egress.session() as session:
+            with pytest.raises(aiohttp.ClientError) as caught:
+                await session.post(f"http://{address}:{router.port}/api/threads/thr_1/resolve")
+        assert f"this router's own, port {router.port}" in str(refusal(caught.value)) and router.hits == []
+        async with Egress([HostRule(address, router.port)], listen=(wildcard, router.port + 1)).session() as session:
+            async with session.get(f"http://{address}:{router.port}/another-port") as response:
+                assert response.status == 200  # the same machine on another port is not the router
+    finally:
+        await router.stop()
 
 
 class ScriptedNames(AbstractResolver):
@@ -186,7 +258,7 @@ async def test_dns_rebinding_cannot_move_a_connection_to_an_address_that_was_not
 
 async def test_a_pooled_connection_serves_only_the_host_it_was_checked_for(listener: Listener) -> None:
     names = ScriptedNames("127.0.0.1")  # both names lead to the listener
-    connector = Egress([HostRule("allowed.example")]).connector(names=names)
+    connector = Egress([HostRule("allowed.example", listener.port)]).connector(names=names)
     async with aiohttp.ClientSession(connector=connector) as session:
         for path in ("/a", "/b"):
             async with session.get(f"http://allowed.example:{listener.port}{path}") as response:
@@ -206,3 +278,26 @@ async def test_a_url_an_account_gives_is_checked_when_saved_without_a_lookup() -
                         ("http://[::ffff:10.0.0.1]/", "private")):
         with pytest.raises(EgressRefused, match=reason):
             await egress.check_url(url)
+
+
+async def test_the_telegram_client_goes_through_the_guard_whatever_aiogram_keeps_inside(listener: Listener) -> None:
+    """aiogram builds its HTTP session in ``create_session`` (the seam it documents for this); its
+    private connector settings, which its own proxy setter rewrites, no longer decide where a bot's
+    requests go."""
+    from aiogram.exceptions import TelegramNetworkError
+
+    from bot.handlers.telegram import make_bot
+
+    bot = make_bot("1:x", listener.url, Egress(), timeout=5)
+    session: object = bot.session
+    setattr(session, "_connector_type", aiohttp.TCPConnector)  # what aiogram's proxy setter does to them
+    setattr(session, "_should_reset_connector", True)
+    try:
+        for _ in range(2):  # and again after the session was closed
+            with pytest.raises(TelegramNetworkError) as caught:
+                await bot.get_me()
+            assert "not a public address (loopback)" in str(caught.value)
+            await bot.session.close()
+    finally:
+        await bot.session.close()
+    assert listener.hits == []

@@ -67,7 +67,7 @@ async def server() -> AsyncIterator[TestServer]:
 
 @pytest.fixture
 async def client(server: TestServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=str(server.make_url("")), transport=AiohttpTransport(Egress([HostRule("127.0.0.1")])),
+    async with httpx.AsyncClient(base_url=str(server.make_url("")), transport=AiohttpTransport(Egress([HostRule("127.0.0.1", server.port)])),
                                  timeout=httpx.Timeout(5.0)) as http:
         yield http
 

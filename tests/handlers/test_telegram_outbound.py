@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.handlers.base import ChannelContext, PermanentSendError, RetryableSendError
+from bot.handlers.egress_guards import EgressGuards
 from bot.handlers.media import AttachmentTooLarge
 from bot.handlers.telegram import TelegramAdapter
 from bot.handlers.telegram_polling import Poller
@@ -112,7 +113,7 @@ async def test_a_server_error_is_retried_and_a_blocked_bot_is_a_dead_letter(rout
 
 async def test_sends_to_one_chat_are_paced(embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI) -> None:
     settings = channel_settings(embedded.uri, db_name, telegram_api=bot_api.url, telegram={"pacing": 0.3})
-    adapter = TelegramAdapter(ChannelContext(settings, "default"))
+    adapter = TelegramAdapter(ChannelContext(settings, "default", EgressGuards.from_settings(settings)))
     try:
         def to(chat: str, n: int) -> Outbound:
             return Outbound(account_id="default", channel="telegram", thread_id="t", message_id=f"m{n}",

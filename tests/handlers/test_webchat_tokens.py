@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.webchat import VisitorTokens
-from bot.keys import STORE
+from bot.handlers.webchat import VisitorTokens, WebchatAdapter
+from bot.keys import ADAPTERS, STORE
 from bot.privacy import erase_contact, find_contact
 from bot.settings import Settings
 from tests.handlers.test_webchat import frames_until
@@ -104,6 +105,24 @@ async def test_an_erased_visitors_token_names_nobody(client: TestClient, raw_dat
     assert await store.privacy.visitor_revoked("default", visitor)
     assert await raw_database.webchat_tokens.count_documents({"account_id": "default"}) == 1  # at rest:
     assert visitor not in str(await raw_database.webchat_tokens.find({}).to_list())  # kept as a hash
+
+
+async def test_one_rule_on_every_path_the_adapters_parser_reads_no_token(client: TestClient) -> None:
+    """The socket and ``POST /webchat/messages`` ask ``visitor_of``; the adapter's ``parse`` (the
+    channel protocol's, without the store to ask) takes the visitor only from the route, never
+    from a token in the body: so an erased visitor's token, unexpired and validly signed, names
+    nobody on any path."""
+    store, adapter = client.server.app[STORE], client.server.app[ADAPTERS]["webchat"]
+    assert isinstance(adapter, WebchatAdapter)
+    visitor = await _visitor_writes(client, "my card ends 4242")
+    token = TOKENS.token_for("default", visitor)
+    await erase_contact(store, await find_contact(store, "default", f"webchat:{visitor}"), "cli")
+    body = json.dumps({"id": "p3", "text": "hello?", "visitor_token": token}).encode()
+    [parsed] = adapter.parse(body, {})
+    assert parsed.sender.address != visitor
+    assert (await adapter.visitor_of("default", token))[0] != visitor
+    [named] = adapter.parse(body, {"X-Omnirouter-Visitor": "vchecked"})
+    assert named.sender.address == "vchecked"
 
 
 async def test_a_token_of_another_account_or_a_forged_one_is_refused(client: TestClient) -> None:

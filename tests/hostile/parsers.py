@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 import bson
 
 from bot.handlers.base import ChannelContext, MalformedPayload, UnsupportedEvent, build_adapter
+from bot.handlers.egress_guards import EgressGuards
 from bot.handlers.email import EmailAdapter
 from bot.handlers.email_parse import parse_mail
 from bot.handlers.sms import SmsAdapter
@@ -53,7 +54,8 @@ class Parsers:
     """One adapter per channel, built as the router builds them (no I/O)."""
 
     def __init__(self) -> None:
-        context = ChannelContext(parser_settings(), "default")
+        settings = parser_settings()
+        context = ChannelContext(settings, "default", EgressGuards.from_settings(settings))
         self.adapters = {name: build_adapter(name, context) for name in
                          ("webchat", "telegram", "whatsapp", "sms", "voice", "email")}
         webchat = self.adapters["webchat"]

@@ -215,7 +215,7 @@ async def test_a_redirect_from_an_allowed_host_to_one_that_is_not_sends_nothing(
         bot_api, graph_api, twilio = providers
         client: TestClient = await start_client(every_channel(
             embedded.uri, db_name, bot_api.url, graph_api.url, twilio.url,
-            egress={"allowed_hosts": f"localhost:{redirector.port}"}))
+            egress={"allowed_destinations": f"localhost:{redirector.port}"}))
         headers = await shop2_admin_token(client)
         response = await client.put("/api/accounts/shop2/channels/telegram", headers=headers,
                                     json={**TG_SHOP2, "api_base": f"http://localhost:{redirector.port}"})

@@ -195,7 +195,7 @@ async def test_channel_secrets_saved_in_the_console_are_sealed_never_shown_and_u
         # the install's own account has no bot: telegram.for_accounts serves the accounts' own bots, and
         # the operator allows the (fake) Bot API server the account's admin names
         settings = make_settings(embedded.uri, db_name, telegram={"for_accounts": True, "pacing": 0.0},
-                                 egress={"allowed_hosts": bot_api.url.removeprefix("http://")})
+                                 egress={"allowed_destinations": bot_api.url.removeprefix("http://")})
         client: TestClient = await start_client(settings)
         assert (await post_telegram(client, fixture("telegram", "text"))).status == 404  # no bot of its own
         root = await superadmin(client)

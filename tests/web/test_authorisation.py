@@ -22,12 +22,12 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.keys import API_OPERATIONS, EVENTS, FIRST_ADMIN, NLU, PIPELINE, STORE
+from bot.keys import API_OPERATIONS, EGRESS, EVENTS, FIRST_ADMIN, NLU, PIPELINE, STORE
 from bot.tenants import create_account
 from bot.web.access import Access, access_of
 from bot.web.apikit import issue_token
 from bot.web.auth import add_agent
-from bot.webhooks.subscriptions import subscribe, webhook_egress
+from bot.webhooks.subscriptions import subscribe
 from conversations.agent_models import Role
 from conversations.tenant_models import EVENT_TYPES
 from conversations.traffic import Attachment, Identity, Inbound
@@ -132,7 +132,7 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
     agent, _ = await add_agent(store, "acme", "acme-agent", name="Acme Agent Zed", password=PASSWORD)
     assert agent is not None
     subscription, _ = await subscribe(store, app[EVENTS], "acme", "http://127.0.0.1:9/acme-hook-path",
-                                      EVENT_TYPES, "acme-hook-path", webhook_egress(settings))
+                                      EVENT_TYPES, "acme-hook-path", app[EGRESS].webhooks)
     recorded, task = await app[PIPELINE].receive(Inbound(
         account_id="acme", channel="webchat", external_id="acme-1", sender=Identity("webchat", "acme-visitor"),
         text="ACME-PRIVATE-7731", sender_name="ACME-PRIVATE-7731",

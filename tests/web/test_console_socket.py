@@ -6,6 +6,7 @@ the new role)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator
@@ -13,10 +14,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from bot.keys import FIRST_ADMIN, STORE
 from bot.web.auth import add_agent
+from bot.web.live import ConsoleHub, ConsoleSocket
 from conversations.agent_models import Agent, Role
 from tests.conftest import make_settings
 
@@ -114,17 +117,25 @@ async def test_an_idle_session_expiring_closes_the_socket(
     assert code == 4401
 
 
+async def changed_by_the_admin(browsers: list[aiohttp.ClientSession], routers: tuple[TestClient, TestClient],
+                               agent: Agent, **form: str) -> None:
+    """The install's admin (made by the first router), logged in on the second, saves ``agent`` on
+    the Admin page with ``form`` (role, and ``active`` to keep the agent enabled)."""
+    first, router = routers
+    login, password = first.server.app[FIRST_ADMIN]  # type: ignore[misc]
+    admin = await logged_in(browsers, router, login, password)
+    response = await admin.post(url(router, f"/admin/agents/{agent.id}"), allow_redirects=False, data={
+        "csrf_token": await csrf(admin, router, "/admin"), "teams": "", "capacity": "5", **form})
+    assert response.status == 303
+
+
 async def test_disabling_the_agent_closes_the_socket(
     routers: tuple[TestClient, TestClient], browsers: list[aiohttp.ClientSession]
 ) -> None:
-    first, second = routers
+    first, _ = routers
     agent = await new_agent(first, "ava")
     socket = await open_socket(await logged_in(browsers, first, "ava", PASSWORD), first)
-    login, password = first.server.app[FIRST_ADMIN]  # type: ignore[misc]
-    admin = await logged_in(browsers, second, login, password)
-    response = await admin.post(url(second, f"/admin/agents/{agent.id}"), allow_redirects=False, data={
-        "csrf_token": await csrf(admin, second, "/admin"), "teams": "", "capacity": "5", "role": "agent"})
-    assert response.status == 303
+    await changed_by_the_admin(browsers, routers, agent, role="agent")
     code, _ = await closed_within(socket, SOON)
     assert code == 4401
 
@@ -132,19 +143,50 @@ async def test_disabling_the_agent_closes_the_socket(
 async def test_a_role_change_closes_the_socket_and_the_page_reconnects_under_the_new_role(
     routers: tuple[TestClient, TestClient], browsers: list[aiohttp.ClientSession]
 ) -> None:
-    first, second = routers
+    first, _ = routers
     agent = await new_agent(first, "ava")
     ava = await logged_in(browsers, first, "ava", PASSWORD)
     socket = await open_socket(ava, first)
-    login, password = first.server.app[FIRST_ADMIN]  # type: ignore[misc]
-    admin = await logged_in(browsers, second, login, password)
-    response = await admin.post(url(second, f"/admin/agents/{agent.id}"), allow_redirects=False, data={
-        "csrf_token": await csrf(admin, second, "/admin"), "teams": "", "capacity": "5", "role": "admin",
-        "active": "on"})
-    assert response.status == 303
+    await changed_by_the_admin(browsers, routers, agent, role="admin", active="on")
     code, _ = await closed_within(socket, SOON)
     assert code == 4403
     again = await open_socket(ava, first)  # the session still holds: a new socket, under the new role
     with pytest.raises(TimeoutError):
         await closed_within(again, 3.0)
     assert (await ava.get(url(first, "/admin"), allow_redirects=False)).status == 200
+
+
+async def test_a_check_that_fails_unexpectedly_does_not_end_the_watch() -> None:
+    """One check raising what nobody expected (not a store outage) is logged; the next check runs
+    and still closes the socket whose session ended."""
+    calls: list[int] = []
+
+    async def ended(holders: list[tuple[str, str, str]]) -> dict[str, str]:
+        calls.append(len(holders))
+        if len(calls) == 1:
+            raise ValueError("an answer the check did not expect")
+        return {session_id: "signed out" for session_id, _, _ in holders}
+
+    async def nothing(sock: ConsoleSocket, parts: set[str], notify: list[str]) -> str:
+        return "<div></div>"
+
+    hub = ConsoleHub(nothing)
+
+    async def socket_route(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        sock = ConsoleSocket(ws, "default", "agt_1", None, "en", "csrf", session_id="s1", role="agent")
+        return await hub.serve(request, sock)
+
+    app = web.Application()
+    app.router.add_get("/ws", socket_route)
+    watch = asyncio.create_task(hub.watch(ended, 0.05))
+    try:
+        async with TestClient(TestServer(app)) as client:
+            ws = await client.ws_connect("/ws")
+            code, _ = await closed_within(ws, SOON)
+            assert code == 4401 and len(calls) >= 2
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch

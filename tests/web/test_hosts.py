@@ -94,6 +94,17 @@ def test_host_names_are_compared_without_port_case_or_final_dot() -> None:
         "localhost", "127.0.0.1", "[::1]", "a.example", "b.example"}
 
 
+async def test_an_address_is_compared_in_its_short_form_as_the_egress_guard_compares_it(client: TestClient) -> None:
+    """One normaliser of hosts for the Host check and the egress guard, with one bracket rule."""
+    from bot.handlers.egress import HostRule, parse_host_rules
+
+    assert host_name("[0:0:0:0:0:0:0:1]:8080") == "[::1]" and host_name("0:0::1") == "[::1]"
+    assert host_name("[FD00:0::5]") == host_name("fd00::5") == "[fd00::5]" and host_name("127.0.0.1.") == "127.0.0.1"
+    assert parse_host_rules("[0:0::1]:8080") == (HostRule(host_name("::1"), 8080),)
+    for host in ("[0:0:0:0:0:0:0:1]", f"[0::1]:{client.server.port}"):
+        assert (await client.get("/healthz", headers={"Host": host})).status == 200, host
+
+
 def test_commands_on_this_machine_reach_a_router_on_every_address_by_a_name_it_answers() -> None:
     for host, url in (("0.0.0.0", "http://127.0.0.1:8081"), ("::", "http://127.0.0.1:8081"),
                       ("::1", "http://[::1]:8081"), ("192.0.2.10", "http://192.0.2.10:8081")):

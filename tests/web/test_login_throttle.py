@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 
 from bot.keys import FIRST_ADMIN, SETTINGS
-from bot.web.auth import LoginLimiter
+from bot.web.login_throttle import LoginLimiter
 from bot.web.proxies import client_address
 from conversations.repositories import Repositories
 from tests.conftest import make_settings
@@ -49,10 +49,13 @@ async def test_the_owner_logs_in_once_the_short_delay_has_passed(embedded: Any, 
 async def test_the_wait_doubles_up_to_its_cap_and_refusals_change_nothing(store: Repositories) -> None:
     limiter = LoginLimiter(store, attempts=2, delay_seconds=1, max_delay_seconds=4, forget_seconds=60)
     assert [limiter.wait_after(n, 2) for n in range(7)] == [0, 0, 1000, 2000, 4000, 4000, 4000]
-    assert [await limiter.admit("default", "ann", "192.0.2.1") for _ in range(2)] == [0, 0]
+    assert await limiter.admit("default", "ann", "192.0.2.1") == 0
+    before_ms = time.time() * 1000
+    assert await limiter.admit("default", "ann", "192.0.2.1") == 0
+    after_ms = time.time() * 1000
     counted = await store.sign_in.login_throttle("login:default:ann")
     assert counted is not None and counted["failures"] == 2
-    assert 950 <= counted["wait_until_ms"] - time.time() * 1000 <= 1000
+    assert before_ms + 1000 - 1 <= counted["wait_until_ms"] <= after_ms + 1000  # a second from the attempt
     assert await limiter.admit("default", "ann", "192.0.2.1") == 1  # refused: wait a second
     assert await store.sign_in.login_throttle("login:default:ann") == counted  # and nothing changed
     await limiter.succeeded("default", "ann", "192.0.2.1")
@@ -87,9 +90,10 @@ async def test_a_forged_forwarded_for_does_not_dodge_the_limit(embedded: Any, db
         assert status == 429 and wait > 0, (proxies, status)
 
 
-def request_from(peer: str, proxies: str, **headers: str) -> web.Request:
+def request_from(peer: str, proxies: str, proxy_header: str = "x-forwarded-for", **headers: str) -> web.Request:
     app = web.Application()
-    app[SETTINGS] = make_settings("mongodb://127.0.0.1:1", "unused", server={"trusted_proxies": proxies})
+    app[SETTINGS] = make_settings("mongodb://127.0.0.1:1", "unused",
+                                  server={"trusted_proxies": proxies, "proxy_header": proxy_header})
     return make_mocked_request("GET", "/", headers=headers, app=app).clone(remote=peer)
 
 
@@ -100,8 +104,30 @@ def test_the_client_address_is_read_through_trusted_proxies_only() -> None:
     assert client_address(request_from("10.0.0.1", "10.0.0.0/8", **{"X-Forwarded-For": chain})) == "203.0.113.5"
     assert client_address(request_from("10.0.0.1", "10.0.0.0/8", **{"X-Forwarded-For": "10.0.0.3"})) == "10.0.0.3"
     assert client_address(request_from("10.0.0.1", "10.0.0.0/8", **{"X-Forwarded-For": "junk, 10.0.0.3"})) == "10.0.0.3"
-    assert client_address(request_from("::1", "::1", Forwarded='for="[2001:db8::7]:4711"')) == "2001:db8::7"
-    forwarded = request_from("127.0.0.1", "127.0.0.1", Forwarded="for=192.0.2.60;proto=https")
+    assert client_address(request_from("::1", "::1", "forwarded", Forwarded='for="[2001:db8::7]:4711"')) == "2001:db8::7"
+    forwarded = request_from("127.0.0.1", "127.0.0.1", "forwarded", Forwarded="for=192.0.2.60;proto=https")
     assert client_address(forwarded) == "192.0.2.60"
     mapped = request_from("::ffff:10.0.0.1", "10.0.0.0/8", **{"X-Forwarded-For": "192.0.2.4"})
     assert client_address(mapped) == "192.0.2.4"
+
+
+def test_only_the_header_the_trusted_proxy_sets_is_read() -> None:
+    """A proxy that writes ``Forwarded`` passes the client's own ``X-Forwarded-For`` through (and
+    the other way round): only ``server.proxy_header`` is read."""
+    both = {"Forwarded": "for=203.0.113.9", "X-Forwarded-For": "10.9.8.7"}
+    assert client_address(request_from("127.0.0.1", "127.0.0.1", "forwarded", **both)) == "203.0.113.9"
+    assert client_address(request_from("127.0.0.1", "127.0.0.1", "x-forwarded-for", **both)) == "10.9.8.7"
+    only_forwarded = {"Forwarded": "for=203.0.113.9"}
+    assert client_address(request_from("127.0.0.1", "127.0.0.1", **only_forwarded)) == "127.0.0.1"
+    # the proxy's own element names nobody: what a client wrote before it is not read either
+    client_written = {"Forwarded": "for=198.51.100.1, proto=https"}
+    assert client_address(request_from("127.0.0.1", "127.0.0.1", "forwarded", **client_written)) == "127.0.0.1"
+
+
+async def test_an_ipv6_client_counts_by_its_64(store: Repositories) -> None:
+    """Whoever holds a /64 holds 2^64 addresses: the address throttle counts the block."""
+    limiter = LoginLimiter(store, attempts=1, delay_seconds=60, max_delay_seconds=60, forget_seconds=60)
+    assert [await limiter.admit("default", f"user{n}", f"2001:db8::{n + 1}") for n in range(4)] == [0] * 4
+    assert await limiter.admit("default", "user9", "2001:db8::ffff:1") > 0  # same /64, a fresh address
+    assert await limiter.admit("default", "user9", "2001:db8:0:1::1") == 0  # the next /64 is someone else
+    assert await limiter.admit("default", "user10", "192.0.2.1") == 0

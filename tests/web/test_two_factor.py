@@ -5,6 +5,7 @@ CLI. The same flows in Chromium: ``test_two_factor_browser.py``."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from html import unescape
@@ -16,11 +17,16 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import FIRST_ADMIN, STORE
 from bot.settings import Settings
-from bot.web.auth import SESSION_COOKIE, add_agent
+from bot.web.auth import SESSION_COOKIE, add_agent, token_digest
+from bot.web.i18n import translate
+from bot.web.totp import spaced as totp_spaced
 from bot.web.two_factor import CHALLENGE_COOKIE
 from conversations.agent_models import Role
+from conversations.repositories import Repositories
+from conversations.sign_in import SignInRepository
+from conversations.client import StoreClient
 from tests import factories
-from tests.conftest import make_settings
+from tests.conftest import make_settings, raw_database_of
 from tests.test_contacts_cli import run as run_cli
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -126,16 +132,17 @@ async def test_the_second_step_grants_nothing_until_a_right_code_and_each_code_c
 async def test_codes_are_throttled_like_passwords(embedded: Any, db_name: str, start_client: Any) -> None:
     client = await start_client(make_settings(embedded.uri, db_name, console={"login_attempts": 3, "login_delay_seconds": 60}))
     await add_agent(client.server.app[STORE], "default", "ava", role=Role.AGENT, password=PASSWORD)
-    ava = Browser(client)
+    ava, other = Browser(client), Browser(client)
     try:
         await ava.password("ava")
         secret, _ = await enable(ava)
-        await ava.post("/logout", {}, csrf_from="/console")
-        assert (await ava.password("ava"))[0] == 303  # the password counts until the code is right
-        assert [(await ava.code(f"{n:06d}"))[0] for n in range(2)] == [401, 401]
-        assert (await ava.code(code_at(secret, 1)))[0] == 429  # even the right one waits now
+        # someone else who knows the password, in a browser without ava's device cookie
+        assert (await other.password("ava"))[0] == 303  # the password counts until the code is right
+        assert [(await other.code(f"{n:06d}"))[0] for n in range(2)] == [401, 401]
+        assert (await other.code(code_at(secret, 1)))[0] == 429  # even the right one waits now
     finally:
         await ava.close()
+        await other.close()
 
 
 async def test_an_account_that_requires_it_sends_agents_to_set_it_up_first(client: TestClient) -> None:
@@ -150,6 +157,7 @@ async def test_an_account_that_requires_it_sends_agents_to_set_it_up_first(clien
         assert status == 409  # not before the admin uses it
         await enable(admin)
         assert (await admin.post("/admin/account/two-factor", {"require": "on"}, csrf_from="/admin/account"))[0] == 303
+        assert (await admin.get("/admin/account"))[0] == 200  # the admin confirmed a code in this session: kept
         assert (await ava.get("/console"))[2] == "/login"  # logged out: she has no second factor
         status, _, location = await ava.password("ava")
         assert status == 303 and location == "/login/2fa/setup"
@@ -215,3 +223,166 @@ async def test_the_operator_resets_an_agents_second_factor_from_the_cli(client: 
         assert code == 2 and err.strip() == "omnirouter: no agent 'nobody' in account 'default'"
     finally:
         await ava.close()
+
+
+async def test_a_secret_being_set_up_is_shown_only_to_the_login_that_asked_for_it(client: TestClient) -> None:
+    """Someone with only ava's password, in an account that requires two-factor sign-in, starts her
+    set-up and leaves: ava's own set-up later gets another secret, and the one the intruder saw
+    opens nothing — not at the login, not once ava has turned hers on."""
+    store = client.server.app[STORE]
+    await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
+    await store.accounts.update_account("default", require_two_factor=True)
+    intruder, ava = Browser(client), Browser(client)
+    try:
+        assert (await intruder.password("ava"))[2] == "/login/2fa/setup"
+        intruders_page = (await intruder.get("/login/2fa/setup"))[1]
+        seen = KEY.search(intruders_page).group(1).replace(" ", "")  # type: ignore[union-attr]
+        intruders_form = unescape(CSRF.search(intruders_page).group(1))  # type: ignore[union-attr]
+
+        assert (await ava.password("ava"))[2] == "/login/2fa/setup"
+        status, page, _ = await ava.get("/login/2fa/setup")
+        secret = KEY.search(page).group(1).replace(" ", "")  # type: ignore[union-attr]
+        assert status == 200 and secret != seen
+        assert (await ava.get("/login/2fa/setup"))[1].count(totp_spaced(secret)) == 1  # hers, again, on reload
+        status, page, _ = await ava.post("/login/2fa/setup", {"code": code_at(secret)}, csrf_from="/login/2fa/setup")
+        assert status == 200 and page.count("<li><code>") == 10
+
+        # the intruder's half-done login confirms nothing, and its secret is no key to ava's login
+        status, page, location = await intruder.post("/login/2fa/setup", {"code": code_at(seen), "csrf_token": intruders_form})
+        assert page.count("<li><code>") == 0 and location.startswith("/login?expired")
+        assert (await intruder.get("/login/2fa/qr.svg"))[0] == 404
+        assert (await intruder.password("ava"))[2] == "/login/2fa"
+        assert (await intruder.code(code_at(seen, 1)))[0] == 401
+    finally:
+        await intruder.close()
+        await ava.close()
+
+
+async def test_the_security_page_never_shows_another_sessions_pending_secret(client: TestClient) -> None:
+    store = client.server.app[STORE]
+    await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
+    first, second = Browser(client), Browser(client)
+    try:
+        await first.password("ava")
+        await second.password("ava")
+        assert (await first.post("/console/security/setup", {}, csrf_from="/console/security"))[0] == 303
+        shown = KEY.search((await first.get("/console/security"))[1]).group(1)  # type: ignore[union-attr]
+        page = (await second.get("/console/security"))[1]
+        assert shown not in page and 'id="start-setup"' in page
+        assert (await second.get("/console/security/qr.svg"))[0] == 409
+        status, _, _ = await second.post("/console/security/confirm", {"code": code_at(shown.replace(" ", ""))},
+                                         csrf_from="/console/security")
+        assert status == 409 and (await store.sign_in.second_factor((await store.agents.agent_by_login("default", "ava")).id)).state == "pending"  # type: ignore[union-attr]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_password_only_session_ends_once_the_account_requires_a_second_factor_whenever_it_began(
+    client: TestClient,
+) -> None:
+    """The state the race leaves (a password-only login completing while an admin turns the
+    requirement on, after its sessions were swept): the session is still refused, and its
+    console socket closed."""
+    store = client.server.app[STORE]
+    await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
+    await add_agent(store, "default", "bob", role=Role.AGENT, password=PASSWORD)
+    ava, bob = Browser(client), Browser(client)
+    try:
+        await ava.password("ava")
+        await enable(ava)  # her session passed a second factor by confirming one
+        assert (await bob.password("bob"))[2] == "/console"
+        async with bob.http.ws_connect(bob.base + "/console/ws") as socket:
+            assert (await asyncio.wait_for(socket.receive(), 10)).type == aiohttp.WSMsgType.TEXT
+            await store.accounts.update_account("default", require_two_factor=True)  # no session swept
+            async with asyncio.timeout(6):
+                while (await socket.receive()).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                                            aiohttp.WSMsgType.CLOSING):
+                    pass
+            assert socket.close_code == 4401
+        assert (await bob.get("/console"))[2] == "/login"
+        assert (await ava.get("/console"))[0] == 200
+    finally:
+        await ava.close()
+        await bob.close()
+
+
+async def test_a_second_factor_that_does_not_open_gets_a_clear_answer_not_a_500(client: TestClient) -> None:
+    store = client.server.app[STORE]
+    ava_agent, _ = await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
+    bob_agent, _ = await add_agent(store, "default", "bob", role=Role.AGENT, password=PASSWORD)
+    assert ava_agent is not None and bob_agent is not None
+    ava, bob = Browser(client), Browser(client)
+    try:
+        await ava.password("ava")
+        await enable(ava)
+        await bob.password("bob")
+        await enable(bob)
+        raw = raw_database_of(store)  # what someone who can write to the store plants
+        bobs = await raw.second_factors.find_one({"_id": bob_agent.id})
+        # bob's sealed secret copied onto ava's record: sealed for another field, it does not open there
+        await raw.second_factors.update_one({"_id": ava_agent.id}, {"$set": {"secret": bobs["secret"]}})
+        status, page, _ = await ava.get("/console/security")
+        assert status == 200 and 'id="two-factor-unreadable"' in page and "ask an admin to reset it" in page
+        await ava.post("/logout", {}, csrf_from="/console")
+        status, page, _ = await ava.password("ava")
+        assert status == 409 and "ask an admin to reset it" in page
+        login, password = client.server.app[FIRST_ADMIN]  # type: ignore[misc]
+        admin = Browser(client)
+        try:
+            await admin.password(login, password)
+            assert (await admin.post(f"/admin/agents/{ava_agent.id}/two-factor/reset", {}, csrf_from="/admin"))[0] == 303
+        finally:
+            await admin.close()
+        assert (await ava.password("ava"))[2] == "/console"
+    finally:
+        await ava.close()
+        await bob.close()
+
+
+async def test_the_sign_in_pages_refuse_in_the_visitors_language(client: TestClient) -> None:
+    """What the login, its second step and the security page answer when they refuse is catalogue
+    text, in Latvian for a Latvian visitor or agent."""
+    store = client.server.app[STORE]
+    agent, _ = await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
+    assert agent is not None
+    await store.agents.update_agent(agent.id, lang="lv")
+    ava = Browser(client)
+    try:
+        async with ava.http.post(ava.base + "/login?lang=lv", data={"login": "ava", "password": PASSWORD},
+                                 headers={"Sec-Fetch-Site": "cross-site"}) as response:
+            assert response.status == 403 and await response.text() == translate("lv", "cross_site_login")
+        async with ava.http.post(ava.base + "/login?lang=lv", data={"login": "ava", "password": PASSWORD}) as response:
+            assert response.status == 403 and await response.text() == translate("lv", "login_form_expired")
+        await ava.password("ava")
+        assert (await ava.get("/console/security/qr.svg"))[1] == translate("lv", "no_setup_pending")
+        await enable(ava)
+        status, text, _ = await ava.post("/console/security/setup", {}, csrf_from="/console/security")
+        assert status == 409 and text == translate("lv", "two_factor_on_already") != translate("en", "two_factor_on_already")
+    finally:
+        await ava.close()
+
+
+async def test_the_store_keeps_one_kind_of_digest_for_every_cookie_token(client: TestClient) -> None:
+    """Sessions and half-done logins alike: the SHA-256 of the cookie's token (``auth.token_digest``)."""
+    store = client.server.app[STORE]
+    await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
+    ava = Browser(client)
+    try:
+        await ava.password("ava")
+        session = ava.cookie(SESSION_COOKIE)
+        assert session is not None and await store.sign_in.get_session(token_digest(session)) is not None
+        await enable(ava)
+        await ava.post("/logout", {}, csrf_from="/console")
+        await ava.password("ava")
+        challenge = ava.cookie(CHALLENGE_COOKIE)
+        assert challenge is not None and await store.sign_in.login_challenge(token_digest(challenge), 0) is not None
+    finally:
+        await ava.close()
+
+
+def test_the_second_factors_are_sealed_with_the_one_key_of_the_client() -> None:
+    """No repository has a sealing of its own that could stand in for the real one (and raise at
+    every read): second factors, like channel and webhook secrets, go through the client's."""
+    assert "seal_value" not in vars(SignInRepository) and "open_value" not in vars(SignInRepository)
+    assert callable(StoreClient.seal_value) and callable(StoreClient.open_value)

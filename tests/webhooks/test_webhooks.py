@@ -211,7 +211,7 @@ async def test_a_receiver_the_operator_allows_by_name_gets_its_deliveries(
     port = receiver.url.rsplit(":", 1)[1]
     client: TestClient = await start_client(make_settings(
         embedded.uri, db_name, webhooks={**FAST, "allow_private_networks": False},
-        egress={"allowed_hosts": f"localhost:{port}"}))
+        egress={"allowed_destinations": f"localhost:{port}"}))
     refused = await client.post("/api/webhooks", json={"url": f"{receiver.url}/hook"})  # the name is allowed, not the address
     assert refused.status == 400 and "not a public address (loopback)" in (await refused.json())["detail"]
     created = await client.post("/api/webhooks", json={"url": f"http://localhost:{port}/hook", "events": ["thread.created"]})
