@@ -36,9 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.plans import HEADER, CommandLog, Latencies, print_plans, timed_commands  # noqa: E402
 from bot.router.queue import Queue  # noqa: E402
+from conversations.agent_models import Agent, Presence, Role  # noqa: E402
 from conversations.embedded import EmbeddedMongo  # noqa: E402
-from conversations.models import Agent, Presence, Role, Thread, ThreadStatus, utcnow  # noqa: E402
-from conversations.store import Store  # noqa: E402
+from conversations.models import utcnow  # noqa: E402
+from conversations.repositories import Repositories  # noqa: E402
+from conversations.thread_models import Thread, ThreadStatus  # noqa: E402
 from tests.query_plans import labelled, server_explain, sqlite_plans  # noqa: E402
 
 ACCOUNT = "default"
@@ -63,9 +65,10 @@ def seed_threads(queued: int, resolved: int) -> list[dict[str, object]]:
     return docs
 
 
-async def insert_batched(store: Store, collection: str, docs: list[dict[str, object]], batch: int = 1000) -> None:
+async def insert_batched(store: Repositories, collection: str, docs: list[dict[str, object]], batch: int = 1000) -> None:
     for start in range(0, len(docs), batch):
-        await store._db[collection].insert_many(docs[start:start + batch], ordered=False)
+        # seeded straight into the database, at scale: a tool's own shortcut past the repositories
+        await store.client.database[collection].insert_many(docs[start:start + batch], ordered=False)
 
 
 def agents(n: int, capacity: int) -> list[Agent]:
@@ -98,9 +101,9 @@ async def take(queue: Queue, agent: Agent, into: TakeFigures) -> str | None:
     return thread.id if thread else None
 
 
-async def read(store: Store, ids: list[str], rng: random.Random, into: Latencies) -> None:
+async def read(store: Repositories, ids: list[str], rng: random.Random, into: Latencies) -> None:
     start = time.perf_counter()
-    thread = await store.get_thread(rng.choice(ids))
+    thread = await store.threads.get_thread(rng.choice(ids))
     into.seconds.append(time.perf_counter() - start)
     assert thread is not None
 
@@ -109,7 +112,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
     embedded = EmbeddedMongo(data_dir, mode=args.mode)
     await embedded.start()
     log = CommandLog()
-    store = Store.connect(embedded.uri, "bench", listeners=[log])
+    store = Repositories.connect(embedded.uri, "bench", listeners=[log])
     try:
         docs = seed_threads(args.queued, args.resolved)
         started = time.perf_counter()
@@ -120,7 +123,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
               f"({len(docs) / seconds:,.0f} docs/s); {args.agents} agents online")
         team = agents(args.agents, args.claims + args.alone)
         for agent in team:
-            await store.create_agent(agent)
+            await store.agents.create_agent(agent)
         queue = Queue(store)
         ids = [str(d["_id"]) for d in docs]
         rng = random.Random(1)
@@ -157,7 +160,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
         await reading
 
         with labelled("queue view (queued_threads)"):
-            await store.queued_threads(ACCOUNT)
+            await store.queue.queued_threads(ACCOUNT)
         await check(store, docs, claimed)
         trips = log.round_trips
         print(f"\n{len(claimed) - args.alone:,} claims by {args.agents} agents in {elapsed:.2f} s "
@@ -165,7 +168,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
         print("\n".join([HEADER, read_alone.row(read_alone), *alone.rows(read_alone),
                          read_load.row(read_load), *loaded.rows(read_load)]))
         verdict(read_alone, alone, read_load, loaded)
-        server = {label: await server_explain(store._db, command) for label, command in log.captured.items()}
+        server = {label: await server_explain(store.client.database, command) for label, command in log.captured.items()}
     finally:
         await store.close()
         await embedded.stop()
@@ -182,17 +185,16 @@ def verdict(read_alone: Latencies, alone: TakeFigures, read_load: Latencies, loa
               f"(target <= 2x: {'met' if max(ratios) <= 2.0 else 'MISSED'})")
 
 
-async def check(store: Store, docs: list[dict[str, object]], claimed: list[str | None]) -> None:
+async def check(store: Repositories, docs: list[dict[str, object]], claimed: list[str | None]) -> None:
     """Each thread claimed once, by one agent, and the claimed ones are the most urgent."""
     won = [c for c in claimed if c is not None]
     assert len(won) == len(claimed), "the queue ran dry"
     assert len(set(won)) == len(won), "a thread was claimed twice"
-    owners = Counter([d["assignee"] async for d in store._db.threads.find({"status": "assigned"})])
+    owners = Counter([t.assignee for t in await store.threads.list_threads(ACCOUNT, limit=len(docs), status="assigned")])
     assert sum(owners.values()) == len(won)
     queued = sorted((d for d in docs if d["status"] == "queued"), key=lambda d: (-int(d["priority"]), int(d["queued_at"])))
     assert set(won) == {str(d["_id"]) for d in queued[:len(won)]}, "claims did not follow the queue's order"
-    agents_over = await store._db.agents.count_documents({"free": {"$lt": 0}})
-    assert agents_over == 0
+    assert [a for a in await store.agents.list_agents(ACCOUNT) if a.free < 0] == []
 
 
 def main() -> None:

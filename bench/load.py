@@ -44,7 +44,7 @@ from bot.nlu.formats import load_paths
 from bot.nlu.training import train
 from conversations.embedded import free_port
 from conversations.models import utcnow
-from conversations.store import Store
+from conversations.repositories import Repositories
 from tests import traffic
 from tests.faults.harness import WEBCHAT_SECRET, Providers, Router, SharedStore
 
@@ -156,11 +156,11 @@ async def model_blob(semantic: bool) -> bytes:
 
 async def install(uri: str, blob: bytes, version: str) -> None:
     """Make ``blob`` the active model of the default account, as `omnirouter nlu train` would."""
-    store = Store.connect(uri, DATABASE)
+    store = Repositories.connect(uri, DATABASE)
     try:
         await store.ensure_indexes()
-        await store.save_nlu_model("default", version, blob, {"intents": 0}, utcnow())
-        assert await store.activate_nlu_model("default", version, "bench", utcnow())
+        await store.nlu.save_nlu_model("default", version, blob, {"intents": 0}, utcnow())
+        assert await store.nlu.activate_nlu_model("default", version, "bench", utcnow())
     finally:
         await store.close()
 
@@ -195,9 +195,9 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
     per_customer = -(-args.messages // (len(args.channels) * args.customers)) + 1
     if per_customer >= 20:
         settings["OMNIROUTER_DISPATCH_MAX_BOT_REPLIES"] = str(2 * per_customer)
-    routers = [Router(store.uri, DATABASE, providers, tmp / f"router{i}", **settings) for i in range(args.processes)]
+    routers = [Router(store.client.uri, DATABASE, providers, tmp / f"router{i}", **settings) for i in range(args.processes)]
     try:
-        await install(store.uri, blob, "bench-both" if semantic else "bench-lexical")
+        await install(store.client.uri, blob, "bench-both" if semantic else "bench-lexical")
         for router in routers:
             await router.start()
         targets = [r.url for r in routers]
@@ -223,7 +223,7 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
         commands["aggregate"] = commands.get("aggregate", 0) - 2 * (meters.scrapes - scrapes_before)
         decisions = {re.sub(r'.*action="(\w+)".*', r"\1", k): v - before.get(k, 0) for k, v in after.items()
                      if k.startswith("omnirouter_dispatch_decisions_total")}
-        sample = await install_sample(store.uri)
+        sample = await install_sample(store.client.uri)
         result = {
             "tier": "both" if semantic else "lexical", "messages": args.messages, "processes": args.processes,
             "ack_rate": args.messages / driven.seconds, "end_to_end_rate": end_to_end,
@@ -237,7 +237,7 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
             "router_peak_rss_mb": max(peak_rss_mb(r.pid) for r in routers),
             "store_peak_rss_mb": peak_rss_mb(store_process),
         }
-        result["floor"] = await measure_floor(args, semantic, blob, store.uri, providers, sample, requests)
+        result["floor"] = await measure_floor(args, semantic, blob, store.client.uri, providers, sample, requests)
         return result
     except BaseException:
         for router in routers:
@@ -261,10 +261,14 @@ def reply_latencies(driven: Driven, got: dict[str, list[float]], earlier: dict[s
 
 
 async def install_sample(uri: str) -> dict[str, Any]:
-    store = Store.connect(uri, DATABASE)
+    store = Repositories.connect(uri, DATABASE)
     try:
-        doc = await store._db.messages.find_one({"direction": "in"}, {"_id": 0})
-        return doc or {"text": "hi"}
+        found = await store.messages.list_messages("default", limit=1, direction="in")
+        if not found:
+            return {"text": "hi"}
+        doc = found[0].to_doc()
+        doc.pop("_id")
+        return doc
     finally:
         await store.close()
 

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.reports import build_report  # noqa: E402
 from conversations.embedded import EmbeddedMongo  # noqa: E402
-from conversations.models import Thread, ThreadStatus  # noqa: E402
-from conversations.store import Store  # noqa: E402
+from conversations.repositories import Repositories  # noqa: E402
+from conversations.thread_models import Thread, ThreadStatus  # noqa: E402
 
 
 class Counter(monitoring.CommandListener):
@@ -42,7 +42,7 @@ class Counter(monitoring.CommandListener):
         pass
 
 
-def threads(n: int, days: int, end: datetime) -> list[dict[str, object]]:
+def threads(n: int, days: int, end: datetime) -> list[Thread]:
     rng = random.Random(1)
     docs = []
     for i in range(n):
@@ -58,7 +58,7 @@ def threads(n: int, days: int, end: datetime) -> list[dict[str, object]]:
         docs.append(Thread(id=f"thr_b{i}", account_id="default", contact_id=f"con_b{i}",
                            channel=rng.choice(["whatsapp", "webchat", "sms", "email", "telegram"]),
                            status=ThreadStatus.RESOLVED, opened_at=opened, last_message_at=opened,
-                           **fields).to_doc())  # type: ignore[arg-type]
+                           **fields))  # type: ignore[arg-type]
     return docs
 
 
@@ -73,12 +73,12 @@ async def main() -> None:
         embedded = EmbeddedMongo(Path(tmp))
         await embedded.start()
         counter = Counter()
-        store = Store.connect(embedded.uri, "bench", listeners=[counter])
+        store = Repositories.connect(embedded.uri, "bench", listeners=[counter])
         try:
             await store.ensure_indexes()
             docs = threads(args.n, args.days, end)
             for start in range(0, len(docs), 1000):
-                await store._db.threads.insert_many(docs[start:start + 1000])
+                await store.threads.import_threads(docs[start:start + 1000])
             since, until = (end - timedelta(days=args.days)).date(), (end - timedelta(days=1)).date()
             for run in range(args.runs):
                 counter.commands = 0

@@ -45,12 +45,13 @@ from bench.plans import CommandLog, Latencies, print_plans  # noqa: E402
 from bench.progress import Progress  # noqa: E402
 from bot.router.queue import Queue  # noqa: E402
 from bot.web import views  # noqa: E402
-from conversations.console_models import TimelineEntry, TimelineKind  # noqa: E402
+from conversations.agent_models import Agent, Role  # noqa: E402
 from conversations.embedded import EmbeddedMongo  # noqa: E402
-from conversations.models import (  # noqa: E402
-    Agent, Contact, Direction, Identity, Message, Role, SenderKind, Thread, ThreadStatus,
+from conversations.repositories import Repositories  # noqa: E402
+from conversations.thread_models import (  # noqa: E402
+    Contact, Message, SenderKind, Thread, ThreadStatus, TimelineEntry, TimelineKind,
 )
-from conversations.store import Store  # noqa: E402
+from conversations.traffic import Direction, Identity  # noqa: E402
 from tests.query_plans import index_backed, labelled, server_explain, sqlite_plans  # noqa: E402
 
 ACCOUNT = "default"
@@ -136,7 +137,7 @@ def documents(shape: Shape) -> Iterator[tuple[str, dict[str, Any]]]:
             yield "messages", message(thread, n, opened + timedelta(seconds=30 * n))
 
 
-async def seed(store: Store, shape: Shape, batch: int, in_flight: int) -> tuple[int, float]:
+async def seed(store: Repositories, shape: Shape, batch: int, in_flight: int) -> tuple[int, float]:
     """Insert every document, ``batch`` per ``insert_many`` per collection, up to ``in_flight``
     batches at once (the next batch is built while the server writes the last); returns
     (documents, seconds). The bar counts messages."""
@@ -146,7 +147,8 @@ async def seed(store: Store, shape: Shape, batch: int, in_flight: int) -> tuple[
     total = 0
 
     async def insert(collection: str, docs: list[dict[str, Any]]) -> None:
-        await store._db[collection].insert_many(docs, ordered=False)
+        # seeded straight into the database, at scale: a tool's own shortcut past the repositories
+        await store.client.database[collection].insert_many(docs, ordered=False)
         if collection == "messages":
             bar.advance(len(docs))
 
@@ -177,29 +179,29 @@ async def seed(store: Store, shape: Shape, batch: int, in_flight: int) -> tuple[
 Query = Callable[[], Awaitable[Any]]
 
 
-async def queries(store: Store, args: argparse.Namespace) -> dict[str, tuple[Query, int]]:
+async def queries(store: Repositories, args: argparse.Namespace) -> dict[str, tuple[Query, int]]:
     """Each measured query, with the size of its answer (the same at every size)."""
     queue = Queue(store)
     agent = Agent(id="agt_07", account_id=ACCOUNT, login="agent7", name="Agent 7", role=Role.AGENT,
                   created_at=END)
-    first = await store.list_threads(ACCOUNT, limit=100)
+    first = await store.threads.list_threads(ACCOUNT, limit=100)
     before = first[-1].last_message_at
     return {
         "console: queue view (queue_rows)": (lambda: views.queue_rows(store, queue, ACCOUNT), min(args.queued, 200)),
         "console: my conversations (my_rows)": (lambda: views.my_rows(store, queue, agent), args.mine),
         "console: contact history (history)": (lambda: views.history(store, HISTORY_CONTACT), 300 + 8),
-        "API: GET /api/threads": (lambda: store.list_threads(ACCOUNT, limit=100), 100),
-        "API: GET /api/threads, 2nd page (before)": (lambda: store.list_threads(ACCOUNT, limit=100, before=before), 100),
-        "API: GET /api/threads?status=queued": (lambda: store.list_threads(ACCOUNT, limit=100, status="queued"),
+        "API: GET /api/threads": (lambda: store.threads.list_threads(ACCOUNT, limit=100), 100),
+        "API: GET /api/threads, 2nd page (before)": (lambda: store.threads.list_threads(ACCOUNT, limit=100, before=before), 100),
+        "API: GET /api/threads?status=queued": (lambda: store.threads.list_threads(ACCOUNT, limit=100, status="queued"),
                                                 min(args.queued, 100)),
-        "API: GET /api/contacts": (lambda: store.list_contacts(ACCOUNT, limit=100), 100),
-        "API: GET /api/threads/{id} (thread_messages)": (lambda: store.thread_messages("thr_history3", 200),
+        "API: GET /api/contacts": (lambda: store.contacts.list_contacts(ACCOUNT, limit=100), 100),
+        "API: GET /api/threads/{id} (thread_messages)": (lambda: store.messages.thread_messages("thr_history3", 200),
                                                          min(args.history // 4, 200)),
-        "API: GET /api/contacts/{id} (contact_threads)": (lambda: store.contact_threads(ACCOUNT, HISTORY_CONTACT), 4),
+        "API: GET /api/contacts/{id} (contact_threads)": (lambda: store.threads.contact_threads(ACCOUNT, HISTORY_CONTACT), 4),
     }
 
 
-async def measure(stores: dict[int, Store], args: argparse.Namespace) -> dict[int, dict[str, Latencies]]:
+async def measure(stores: dict[int, Repositories], args: argparse.Namespace) -> dict[int, dict[str, Latencies]]:
     """Every query once under a plan label (its answer checked), then ``--runs`` rounds in which
     the sizes take turns."""
     measured = {size: await queries(store, args) for size, store in stores.items()}
@@ -218,9 +220,9 @@ async def measure(stores: dict[int, Store], args: argparse.Namespace) -> dict[in
     return found
 
 
-async def load(embedded: EmbeddedMongo, log: CommandLog, size: int, args: argparse.Namespace) -> Store:
+async def load(embedded: EmbeddedMongo, log: CommandLog, size: int, args: argparse.Namespace) -> Repositories:
     # building an index over a million documents takes longer than the router's 9 s socket timeout
-    store = Store.connect(embedded.uri, f"scale_{size}", listeners=[log], timeout_ms=120_000)
+    store = Repositories.connect(embedded.uri, f"scale_{size}", listeners=[log], timeout_ms=120_000)
     shape = Shape(size, args)
     documents_in, seconds = await seed(store, shape, args.batch, args.in_flight)
     started = time.perf_counter()
@@ -235,12 +237,12 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
     embedded = EmbeddedMongo(data_dir, mode=args.mode)
     await embedded.start()
     log = CommandLog()
-    stores: dict[int, Store] = {}
+    stores: dict[int, Repositories] = {}
     try:
         for size in args.sizes:
             stores[size] = await load(embedded, log, size, args)
         results = await measure(stores, args)
-        server = {label: await server_explain(stores[args.sizes[0]]._db, command)
+        server = {label: await server_explain(stores[args.sizes[0]].client.database, command)
                   for label, command in log.captured.items()}
     finally:
         for store in stores.values():

@@ -24,7 +24,7 @@ from pymongo import AsyncMongoClient, UpdateOne
 
 from bench.meters import cpu_seconds
 from conversations.embedded import EmbeddedMongo
-from conversations.store import Store
+from conversations.repositories import Repositories
 
 SAMPLE: dict[str, Any] = {
     "account_id": "default", "thread_id": "thr_1", "contact_id": "con_1", "direction": "in",
@@ -47,7 +47,7 @@ async def main() -> None:
         server = EmbeddedMongo(Path(tmp))
         await server.start()
         try:
-            store = Store.connect(server.uri, "ops")
+            store = Repositories.connect(server.uri, "ops")
             await store.ensure_indexes()
             await store.close()
             pid = int((Path(tmp) / "nx-27017.pid").read_text())

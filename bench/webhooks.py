@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import create_app
 from bot.keys import STORE
 from conversations.embedded import EmbeddedMongo
+from conversations.thread_models import OutboxState
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import channel_settings, fixture, post_telegram, post_whatsapp
@@ -46,7 +47,7 @@ async def main(count: int, customers: int) -> None:
     store = EmbeddedMongo(Path(tempfile.mkdtemp()))
     telegram, graph = FakeBotAPI(), FakeGraphAPI()
     await store.start(), await telegram.start(), await graph.start()
-    settings = channel_settings(store.uri, "bench", telegram_api=telegram.url, graph_api=graph.url)
+    settings = channel_settings(store.client.uri, "bench", telegram_api=telegram.url, graph_api=graph.url)
     try:
         async with TestClient(TestServer(create_app(settings))) as client:
             for name, post, build in (("telegram", post_telegram, telegram_update), ("whatsapp", post_whatsapp, whatsapp_payload)):
@@ -62,7 +63,7 @@ async def main(count: int, customers: int) -> None:
                 print(f"{name}: {count} webhooks from {customers} customers in {total:.2f} s = {count / total:.0f}/s; "
                       f"ack p50 {latencies[count // 2] * 1000:.1f} ms, p95 {latencies[count * 95 // 100] * 1000:.1f} ms")
             await asyncio.sleep(1)
-            dead = await client.server.app[STORE]._db.outbox.count_documents({"state": "dead"})
+            dead = len(await client.server.app[STORE].outbox.list_outbox(OutboxState.DEAD, limit=100_000))
             print(f"notices sent: telegram {len(telegram.sent())}, whatsapp {len(graph.sent())}; dead letters: {dead}")
     finally:
         await telegram.stop(), await graph.stop(), await store.stop()

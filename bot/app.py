@@ -43,7 +43,7 @@ from bot.webhooks.events import ThreadEvents
 from bot.webhooks.sender import WebhookSender
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
-from conversations.store import Store
+from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.app")
 
@@ -84,17 +84,17 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         uri = embedded.uri
         log_event(log, "store.embedded_started", dir=settings.store.embedded_dir, socket=str(embedded.socket_path),
                   mode=settings.store.embedded_mode)
-    store = Store.connect(
+    store = Repositories.connect(
         uri,
         settings.store.database,
         timeout_ms=settings.store.timeout_ms,
-        listeners=[app[METRICS].command_listener()],
+        on_command=app[METRICS].count_store_command,
     )
     app[EMBEDDED] = embedded
     app[STORE] = store
     try:
         await store.ensure_indexes()
-        await store.ensure_account(settings.account.id, settings.account.name, utcnow())
+        await store.accounts.ensure_account(settings.account.id, settings.account.name, utcnow())
         await open_sealer(settings.security, store)
         app[INSTALL_TOKEN] = await open_install_token(settings.api, store)
         yield

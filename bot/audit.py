@@ -21,9 +21,11 @@ import logging
 from typing import Any
 
 from bot.logs import log_event
+from conversations.agent_models import Agent
 from conversations.ids import new_id
-from conversations.models import Agent, AuditEntry, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.tenant_models import AuditEntry
 
 log = logging.getLogger("omnirouter.audit")
 
@@ -31,7 +33,7 @@ CLI, SYSTEM, API = "cli", "system", "api"  # actors that are not agents
 
 
 async def record(
-    store: Store, account_id: str, actor: Agent | str, action: str, target: str, /, **details: Any
+    store: Repositories, account_id: str, actor: Agent | str, action: str, target: str, /, **details: Any
 ) -> AuditEntry:
     """Append one entry; ``actor`` is the agent, or ``"cli"`` / ``"system"`` / ``"api"``."""
     actor_id, actor_name = (actor.id, actor.login) if isinstance(actor, Agent) else (actor, actor)
@@ -39,6 +41,6 @@ async def record(
         id=new_id("aud"), account_id=account_id, actor=actor_id, actor_name=actor_name, action=action,
         target=target, at=utcnow(), details={k: v for k, v in details.items() if v is not None},
     )
-    await store.add_audit(entry)
+    await store.audit.add_audit(entry)
     log_event(log, "audit.recorded", action=action, actor=actor_id, target=target)
     return entry

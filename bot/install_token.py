@@ -26,9 +26,10 @@ from typing import Any, TypeVar
 from bot.handlers.signatures import same_secret
 from bot.logs import log_event
 from bot.settings import ApiSettings
+from conversations.errors import StoreUnavailable
 from conversations.private_files import PRIVATE_FILE, write_private
+from conversations.repositories import Repositories
 from conversations.sealing import SealingError
-from conversations.store import Store, StoreUnavailable
 
 log = logging.getLogger("omnirouter.api")
 SECRET_NAME = "api-install-token"
@@ -49,7 +50,7 @@ class InstallToken:
     """What a bearer token is compared with to be the superadmin: ``api.token``, or the store's
     token (looked up again at most every ``REFRESH_SECONDS``, so a rotation reaches this process)."""
 
-    def __init__(self, value: str, store: Store | None = None, path: Path | None = None) -> None:
+    def __init__(self, value: str, store: Repositories | None = None, path: Path | None = None) -> None:
         self._value = value
         self._store, self._path = store, path
         self._due = time.monotonic() + REFRESH_SECONDS
@@ -59,10 +60,10 @@ class InstallToken:
             await self._refresh(self._store)
         return same_secret(given, self._value)
 
-    async def _refresh(self, store: Store) -> None:
+    async def _refresh(self, store: Repositories) -> None:
         self._due = time.monotonic() + REFRESH_SECONDS  # before the read: one look-up at a time
         try:
-            value = await store.read_sealed_secret(SECRET_NAME)
+            value = await store.secrets.read_sealed_secret(SECRET_NAME)
         except (StoreUnavailable, SealingError):
             return  # keep the token in hand; the next request past the due time looks again
         if value and value != self._value:
@@ -70,7 +71,7 @@ class InstallToken:
             log_event(log, "api.install_token_changed", logging.WARNING)
 
 
-async def open_install_token(settings: ApiSettings, store: Store) -> InstallToken:
+async def open_install_token(settings: ApiSettings, store: Repositories) -> InstallToken:
     """The install's token, made and written down on the first start (the store's sealer must be
     in use)."""
     if settings.token:
@@ -78,7 +79,7 @@ async def open_install_token(settings: ApiSettings, store: Store) -> InstallToke
         return InstallToken(settings.token)
     path = Path(settings.token_file)
     try:
-        value, created = await store.sealed_secret(SECRET_NAME, new_token)
+        value, created = await store.secrets.sealed_secret(SECRET_NAME, new_token)
     except SealingError as exc:
         raise InstallTokenError(f"{exc}; make a new install token with `omnirouter api-token --rotate`") from None
     found = await _file_io(_look_at_file, path, value)
@@ -91,12 +92,12 @@ async def open_install_token(settings: ApiSettings, store: Store) -> InstallToke
     return InstallToken(value, store, path)
 
 
-async def rotate(settings: ApiSettings, store: Store) -> Path:
+async def rotate(settings: ApiSettings, store: Repositories) -> Path:
     """A new install token, in the store and in the token file; returns the file's path."""
     if settings.token:
         raise InstallTokenError("api.token is set in the settings: change it there (and in every router process)")
     path, value = Path(settings.token_file), new_token()
-    await store.replace_sealed_secret(SECRET_NAME, value)
+    await store.secrets.replace_sealed_secret(SECRET_NAME, value)
     await _file_io(write_private, path, value + "\n")
     _log_file("rotated", path)
     return path

@@ -25,11 +25,11 @@ if TYPE_CHECKING:
     from bot.webhooks.sender import WebhookSender
     from bot.settings import Settings
     from conversations.embedded import EmbeddedMongo
-    from conversations.store import Store
+    from conversations.repositories import Repositories
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
-STORE: web.AppKey[Store] = web.AppKey("store")
+STORE: web.AppKey[Repositories] = web.AppKey("store")
 EMBEDDED: web.AppKey[EmbeddedMongo | None] = web.AppKey("embedded")
 ADAPTERS: web.AppKey[dict[str, ChannelAdapter]] = web.AppKey("adapters")
 PIPELINE: web.AppKey[InboundPipeline] = web.AppKey("pipeline")

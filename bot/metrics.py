@@ -1,12 +1,12 @@
 """Prometheus metrics of one router process, on a registry of its own (one per application).
 
-Store round trips are counted with a PyMongo command listener, so the benchmark can read
-"round trips per message" from ``/metrics`` of a running router.
+Store round trips are counted as the store's client reports each command it sends
+(``count_store_command``), so the benchmark can read "round trips per message" from ``/metrics``
+of a running router.
 """
 
 from __future__ import annotations
 
-from pymongo import monitoring
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the *_created series only add noise to every scrape
@@ -60,24 +60,6 @@ class Metrics:
             "omnirouter_webchat_sockets", "Open web chat WebSockets", registry=r
         )
 
-    def command_listener(self) -> monitoring.CommandListener:
-        return _CommandCounter(self.store_commands)
-
-
-class _CommandCounter(monitoring.CommandListener):
-    """Counts every command the driver sends: one per store round trip."""
-
-    _HANDSHAKE = frozenset({"hello", "ismaster", "isMaster", "endSessions"})
-
-    def __init__(self, counter: Counter) -> None:
-        self._counter = counter
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name not in self._HANDSHAKE:
-            self._counter.labels(event.command_name).inc()
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+    def count_store_command(self, command: str) -> None:
+        """One store round trip (a command the store's client sent)."""
+        self.store_commands.labels(command).inc()

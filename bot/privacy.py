@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bson import ObjectId
-
 from bot import audit
 from bot.logs import log_event
-from conversations.models import Agent, ThreadStatus, epoch_ms, utcnow
+from conversations.agent_models import Agent
+from conversations.ids import new_id
+from conversations.models import epoch_ms, utcnow
 from conversations.personal_data import ContactScope, Erasure, jsonable
-from conversations.store import Store
+from conversations.repositories import Repositories
+from conversations.thread_models import ThreadStatus
 
 log = logging.getLogger("omnirouter.privacy")
 
@@ -83,25 +84,25 @@ class ErasureResult:
         return lines
 
 
-async def find_contact(store: Store, account_id: str, ref: str) -> ContactScope:
+async def find_contact(store: Repositories, account_id: str, ref: str) -> ContactScope:
     """The contact named by ``ref``: a contact id (``con_…``), an identity (``sms:+37120000000``,
     ``email:ann@example.com``), or a bare address on any channel. Raises ``ContactNotFound``."""
     ref = ref.strip()
     contact_id: str | None = ref if _CONTACT_ID.match(ref) else None
     if contact_id is None and ":" in ref:
         channel, _, address = ref.partition(":")
-        contact_id = await store.contact_by_identity(account_id, channel, address)
+        contact_id = await store.contacts.contact_by_identity(account_id, channel, address)
     if contact_id is None and ref:
-        contact_id = await store.contact_by_address(account_id, ref)
-    scope = await store.contact_scope(account_id, contact_id) if contact_id else None
+        contact_id = await store.contacts.contact_by_address(account_id, ref)
+    scope = await store.privacy.contact_scope(account_id, contact_id) if contact_id else None
     if scope is None:
         raise ContactNotFound(f"no contact {ref!r} in account {account_id!r}")
     return scope
 
 
-async def export_contact(store: Store, scope: ContactScope, actor: Agent | str) -> dict[str, Any]:
+async def export_contact(store: Repositories, scope: ContactScope, actor: Agent | str) -> dict[str, Any]:
     """Everything held about the contact, as one JSON-ready document."""
-    sections = {name: [jsonable(doc) for doc in docs] for name, docs in (await store.export_personal_data(scope)).items()}
+    sections = {name: [jsonable(doc) for doc in docs] for name, docs in (await store.privacy.export_personal_data(scope)).items()}
     contacts = {doc["id"]: doc for doc in sections.get("contacts", [])}
     messages = sections.get("messages", [])
     document = {
@@ -121,24 +122,24 @@ async def export_contact(store: Store, scope: ContactScope, actor: Agent | str) 
     return document
 
 
-async def erase_contact(store: Store, scope: ContactScope, actor: Agent | str, *,
+async def erase_contact(store: Repositories, scope: ContactScope, actor: Agent | str, *,
                         retrain: bool = False) -> ErasureResult:
     """Remove or irreversibly anonymise everything held about the contact. Agents holding one
     of their open conversations get their slot back; consoles refresh. With ``retrain`` (the
     embedded NLU engine is in use), a retired active model gets a retraining queued."""
-    erasure = Erasure(id=f"era_{ObjectId()}", at=utcnow())
+    erasure = Erasure(id=new_id("era"), at=utcnow())
     for thread_id in scope.thread_ids:
-        thread = await store.get_thread(thread_id)
+        thread = await store.threads.get_thread(thread_id)
         if thread is not None and thread.status != ThreadStatus.RESOLVED:
-            before = await store.resolve(thread_id, erasure.at, None)
+            before = await store.queue.resolve(thread_id, erasure.at, None)
             if before is not None and before.assignee:
-                await store.release_agent(before.assignee)
+                await store.queue.release_agent(before.assignee)
     visitors = [key.split(":", 1)[1] for key in scope.identity_keys if key.startswith("webchat:")]
-    await store.revoke_visitors(scope.account_id, visitors, epoch_ms(erasure.at))  # their tokens name nobody now
-    counts = await store.erase_personal_data(scope, erasure)
+    await store.privacy.revoke_visitors(scope.account_id, visitors, epoch_ms(erasure.at))  # their tokens name nobody now
+    counts = await store.privacy.erase_personal_data(scope, erasure)
     models = await after_retirement(store, scope.account_id, erasure, retrain)
-    await store.emit_event(scope.account_id, "queue", erasure.at)  # no thread: every console refreshes
-    checkpointed = await store.checkpoint_embedded()  # last of the erasure's writes
+    await store.events.emit_event(scope.account_id, "queue", erasure.at)  # no thread: every console refreshes
+    checkpointed = await store.client.checkpoint_embedded()  # last of the erasure's writes
     await audit.record(store, scope.account_id, actor, "contact.erase", erasure.id,
                        **{f"erased_{name}": n for name, n in counts.items() if n}, **models.audit_details(),
                        store_checkpointed=checkpointed or None)
@@ -147,14 +148,14 @@ async def erase_contact(store: Store, scope: ContactScope, actor: Agent | str, *
     return ErasureResult(erasure.id, erasure.at, counts, models, checkpointed)
 
 
-async def after_retirement(store: Store, account_id: str, erasure: Erasure, retrain: bool) -> ModelRetirement:
+async def after_retirement(store: Repositories, account_id: str, erasure: Erasure, retrain: bool) -> ModelRetirement:
     """What the erasure's holders did to the account's model versions; queues a retraining when
     the active one was retired and ``retrain`` is set."""
-    found = await store.nlu_retirement(account_id, erasure.id, erasure.at)
+    found = await store.nlu.nlu_retirement(account_id, erasure.id, erasure.at)
     job = None
     if found["replaced"] and retrain:
         job = f"job-{uuid.uuid4().hex[:16]}"
-        await store.queue_nlu_retrain(account_id, job, erasure.id, utcnow())
+        await store.nlu.queue_nlu_retrain(account_id, job, erasure.id, utcnow())
     if found["retired"]:
         log_event(log, "privacy.models_retired", account=account_id, receipt=erasure.id,
                   versions=len(found["retired"]), replaced=found["replaced"], active=found["active"], job=job)

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
 from bot.csvcells import inert_cell
-from conversations.models import Agent, epoch_ms, from_epoch_ms
-from conversations.report_store import DURATIONS, QUANTILES, day_bucket
-from conversations.store import Store
+from conversations.agent_models import Agent
+from conversations.models import epoch_ms, from_epoch_ms
+from conversations.reports import DURATIONS, QUANTILES, day_bucket
+from conversations.repositories import Repositories
 
 
 @dataclass(frozen=True)
@@ -93,20 +94,20 @@ def period_bounds(since: date, until: date) -> tuple[datetime, datetime]:
 
 
 async def build_report(
-    store: Store, account_id: str, since: date, until: date, *, first_response_minutes: float,
+    store: Repositories, account_id: str, since: date, until: date, *, first_response_minutes: float,
     now: datetime,
 ) -> Report:
     start, end = period_bounds(since, until)
     s, e, now_ms = epoch_ms(start), epoch_ms(end), epoch_ms(now)
     sla_ms = int(first_response_minutes * 60_000)
-    summary = await store.report_summary(account_id, s, e, now_ms, sla_ms)
+    summary = await store.reports.report_summary(account_id, s, e, now_ms, sla_ms)
     counts = {name: summary.get(f"{name}_n", 0) for name in DURATIONS}
     quantiles, days, reasons, channels, agents = await asyncio.gather(
-        store.report_quantiles(account_id, s, e, counts),
-        store.report_counts_by(account_id, s, e, day_bucket()),
-        store.report_counts_by(account_id, s, e, {"$ifNull": ["$handoff_reason", {"$ifNull": ["$escalation_reason", "unknown"]}]},
+        store.reports.report_quantiles(account_id, s, e, counts),
+        store.reports.report_counts_by(account_id, s, e, day_bucket()),
+        store.reports.report_counts_by(account_id, s, e, {"$ifNull": ["$handoff_reason", {"$ifNull": ["$escalation_reason", "unknown"]}]},
                                only={"queued_at": {"$gt": 0}}),
-        store.report_counts_by(account_id, s, e, "$channel"),
+        store.reports.report_counts_by(account_id, s, e, "$channel"),
         _agent_rows(store, account_id, s, e, now_ms),
     )
     timings = [
@@ -141,10 +142,10 @@ def _every_day(since: date, until: date, counts: dict[date, int]) -> list[tuple[
     return [(since + timedelta(days=n), counts.get(since + timedelta(days=n), 0)) for n in range(days)]
 
 
-async def _agent_rows(store: Store, account_id: str, s: int, e: int, now_ms: int) -> list[AgentRow]:
-    work = await store.report_agents(account_id, s, e)
-    shifts = await store.report_shifts(account_id, s, e, now_ms)
-    agents: dict[str, Agent] = {a.id: a for a in await store.list_agents(account_id)}
+async def _agent_rows(store: Repositories, account_id: str, s: int, e: int, now_ms: int) -> list[AgentRow]:
+    work = await store.reports.report_agents(account_id, s, e)
+    shifts = await store.reports.report_shifts(account_id, s, e, now_ms)
+    agents: dict[str, Agent] = {a.id: a for a in await store.agents.list_agents(account_id)}
     rows = []
     for agent_id in sorted(work.keys() | shifts.keys()):
         agent = agents.get(agent_id)

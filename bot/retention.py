@@ -19,9 +19,11 @@ from bot import audit
 from bot.logs import log_event
 from bot.privacy import after_retirement
 from bot.settings import RetentionSettings
-from conversations.models import Account, epoch_ms, utcnow
+from conversations.errors import StoreUnavailable
+from conversations.models import epoch_ms, utcnow
 from conversations.personal_data import Erasure
-from conversations.store import Store, StoreUnavailable
+from conversations.repositories import Repositories
+from conversations.tenant_models import Account
 
 log = logging.getLogger("omnirouter.retention")
 
@@ -36,7 +38,7 @@ def retention_days(account: Account | None, settings: RetentionSettings) -> int:
 
 
 class RetentionJob:
-    def __init__(self, store: Store, settings: RetentionSettings, batch: int = 500, *, retrain: bool = False) -> None:
+    def __init__(self, store: Repositories, settings: RetentionSettings, batch: int = 500, *, retrain: bool = False) -> None:
         self._store = store
         self._settings = settings
         self._batch = batch
@@ -50,8 +52,8 @@ class RetentionJob:
         cutoff = epoch_ms(now - timedelta(days=days))
         erasure = Erasure(id=JOB, at=now)
         deleted = 0
-        while (scope := await self._store.old_messages(account.id, cutoff, self._batch)) is not None:
-            counts = await self._store.erase_personal_data(scope, erasure)
+        while (scope := await self._store.privacy.old_messages(account.id, cutoff, self._batch)) is not None:
+            counts = await self._store.privacy.erase_personal_data(scope, erasure)
             deleted += counts.get("messages", 0)
             if not counts.get("messages"):
                 break  # nothing could be deleted: do not spin
@@ -65,14 +67,14 @@ class RetentionJob:
     async def run_once(self, now: datetime | None = None) -> dict[str, int]:
         """One pass over every account; returns messages deleted per account."""
         now = now or utcnow()
-        return {account.id: await self.purge(account, now) for account in await self._store.list_accounts()}
+        return {account.id: await self.purge(account, now) for account in await self._store.accounts.list_accounts()}
 
     async def run(self) -> None:
         """Background loop: at most one pass per ``retention.interval_minutes`` across processes."""
         every = self._settings.interval_minutes * 60
         while True:
             try:
-                if await self._store.claim_job(JOB, epoch_ms(utcnow()), int(every * 1000)):
+                if await self._store.privacy.claim_job(JOB, epoch_ms(utcnow()), int(every * 1000)):
                     await self.run_once()
             except StoreUnavailable:
                 log_event(log, "retention.store_unavailable", logging.WARNING)

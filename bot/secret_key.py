@@ -20,8 +20,8 @@ from pathlib import Path
 from bot.logs import log_event
 from bot.settings import SecuritySettings
 from conversations.private_files import write_private
+from conversations.repositories import Repositories
 from conversations.sealing import FORMAT, INSTALL, V1_PREFIX, Sealer, SealingError, generate_key, parse_key
-from conversations.store import Store
 
 log = logging.getLogger("omnirouter.security")
 _SAMPLE = "omnirouter sealing check"
@@ -32,10 +32,10 @@ class SecretKeyError(Exception):
     """The key is missing, unreadable or not the one the store's secrets were sealed with."""
 
 
-async def open_sealer(settings: SecuritySettings, store: Store) -> Sealer:
+async def open_sealer(settings: SecuritySettings, store: Repositories) -> Sealer:
     """The install's sealer, checked against the store (and recorded there on first use), put to
     use by ``store``; a store not yet upgraded to the current format of secrets is upgraded now."""
-    check = await store.sealing_check()
+    check = await store.secrets.sealing_check()
     path = Path(settings.secret_key_file)
     if settings.secret_key:
         key, source = parse_key(settings.secret_key), "security.secret_key"
@@ -52,7 +52,7 @@ async def open_sealer(settings: SecuritySettings, store: Store) -> Sealer:
             raise SecretKeyError(f"{path}: {exc}") from None
     sealer = Sealer(key)
     if check is None:
-        check = await store.save_sealing_check(sealer.key_id, sealer.seal(_SAMPLE, INSTALL, _SAMPLE_FIELD))
+        check = await store.secrets.save_sealing_check(sealer.key_id, sealer.seal(_SAMPLE, INSTALL, _SAMPLE_FIELD))
     if check.get("key_id") != sealer.key_id:
         raise SecretKeyError(
             f"the key from {source} (id {sealer.key_id}) is not the key the store's secrets were sealed with "
@@ -63,29 +63,29 @@ async def open_sealer(settings: SecuritySettings, store: Store) -> Sealer:
         await _check_sample(sealer, store, check.get("sample"), upgrading)
     except SealingError as exc:
         raise SecretKeyError(f"the key from {source} does not open the store's secrets: {exc}") from None
-    store.use_sealer(sealer)
+    store.client.use_sealer(sealer)
     sealed = await _upgrade(store) if upgrading else 0
     log_event(log, "security.key_ready", key_id=sealer.key_id, source=source, sealed_now=sealed)
     return sealer
 
 
-async def _upgrade(store: Store) -> int:
+async def _upgrade(store: Repositories) -> int:
     """The once-per-store upgrade of secrets an earlier release stored; how many records changed."""
-    sealed, problems = await store.seal_plain_secrets()
+    sealed, problems = await store.secrets.seal_plain_secrets()
     for problem in problems:
         log_event(log, "security.secret_not_upgraded", logging.WARNING, error=problem)
-    await store.record_secrets_format()
+    await store.secrets.record_secrets_format()
     log_event(log, "security.secrets_upgraded", sealed_now=sealed, not_upgraded=len(problems))
     return sealed
 
 
-async def _check_sample(sealer: Sealer, store: Store, sample: object, upgrading: bool) -> None:
+async def _check_sample(sealer: Sealer, store: Repositories, sample: object, upgrading: bool) -> None:
     """The sealed sample opens to what was sealed (one in the first format is resealed while the
     store is upgraded)."""
     if upgrading and isinstance(sample, str) and sample.startswith(V1_PREFIX):
         upgraded = sealer.upgrade(sample, INSTALL, _SAMPLE_FIELD)
         assert upgraded is not None
-        await store.replace_sealing_sample(sample, upgraded)
+        await store.secrets.replace_sealing_sample(sample, upgraded)
         sample = upgraded
     if sealer.unseal(sample, INSTALL, _SAMPLE_FIELD) != _SAMPLE:
         raise SealingError("the sealing check holds another text")

@@ -11,9 +11,11 @@ from typing import Any
 from bot.handlers.egress_guards import ChannelEgress
 from bot.settings import Settings
 from bot.web.auth import add_agent
-from conversations.models import Account, Agent, Role, utcnow
+from conversations.agent_models import Agent, Role
+from conversations.models import utcnow
+from conversations.repositories import Repositories
 from conversations.sealing import is_secret_field
-from conversations.store import Store
+from conversations.tenant_models import Account
 
 ACCOUNT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,31}$"
 _NO_SPACE = r"^\S{1,256}$"
@@ -110,13 +112,13 @@ def account_json(account: Account) -> dict[str, Any]:
 
 
 async def create_account(
-    store: Store, account_id: str, name: str, admin_login: str | None, admin_name: str | None = None,
+    store: Repositories, account_id: str, name: str, admin_login: str | None, admin_name: str | None = None,
     password: str | None = None,
 ) -> tuple[Account | None, Agent | None, str]:
     """A new account and (optionally) its first admin; ``(None, None, "")`` if the id is taken.
     Returns the admin's password (generated unless given), to show once."""
     account = Account(id=account_id, name=name, created_at=utcnow())
-    if not await store.create_account(account):
+    if not await store.accounts.create_account(account):
         return None, None, ""
     if not admin_login:
         return account, None, ""
@@ -125,9 +127,9 @@ async def create_account(
     return account, agent, secret
 
 
-async def set_disabled(store: Store, account_id: str, disabled: bool) -> Account | None:
+async def set_disabled(store: Repositories, account_id: str, disabled: bool) -> Account | None:
     """Disable an account (its agents are logged out at once) or enable it again."""
-    account = await store.update_account(account_id, disabled=disabled)
+    account = await store.accounts.update_account(account_id, disabled=disabled)
     if account is not None and disabled:
-        await store.end_account_sessions(account_id)
+        await store.sign_in.end_account_sessions(account_id)
     return account

@@ -88,7 +88,7 @@ def erase_for_real() -> None:
     * neosqlite's ``wal_checkpoint`` command takes its mode only as a Python keyword, which nx
       never passes (it hands over the command document): wrapped to read ``mode`` from the
       document, so the store's ``{"wal_checkpoint": 1, "mode": "TRUNCATE"}`` (sent after an
-      erasure, ``Store.checkpoint_embedded``) empties the write-ahead log instead of leaving it.
+      erasure, ``StoreClient.checkpoint_embedded``) empties the write-ahead log instead of leaving it.
 
     Both must run before the server opens its first database; calling it twice is harmless.
     """

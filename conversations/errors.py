@@ -1,7 +1,5 @@
-"""The store's errors, and the decorator that turns driver outages into ``StoreUnavailable``.
-
-Kept apart from ``store.py`` so the store's domain mixins (``phone_store``, ``email_store``) can
-use them without importing the store itself.
+"""The store's errors, and the decorator that turns driver outages into ``StoreUnavailable``: what
+callers outside ``conversations/`` catch instead of the driver's exceptions.
 """
 
 from __future__ import annotations
@@ -43,3 +41,12 @@ def translating_outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaita
             raise
 
     return wrapper
+
+
+class ChangeStreamFailed(StoreError):
+    """Following the store's change stream failed (the server has none, or it broke off): read by
+    polling instead. ``cause`` names the driver's error."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"the change stream failed: {cause}")
+        self.cause = cause

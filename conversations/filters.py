@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from conversations.models import stored
+from pymongo import DESCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from conversations.models import epoch_ms, stored
 
 
 def exactly(**fields: Any) -> dict[str, Any]:
@@ -32,3 +36,24 @@ def one_of(field: str, values: Iterable[Any]) -> dict[str, Any]:
     bracketed. On MongoDB it is the same query as ``{field: {"$in": values}}``.
     """
     return {"$and": [{"$or": [{field: {"$eq": stored(value)}} for value in values]}]}
+
+
+async def newest_page(collection: AsyncCollection[dict[str, Any]], query: dict[str, Any], field: str, limit: int,
+                before: datetime | None, before_id: str | None) -> list[dict[str, Any]]:
+    """A page of ``query``'s records, newest ``field`` first and by id among records of the same
+    time, after the previous page's last one: older than ``before``, or as old with a lower id than
+    ``before_id`` (the time alone skips the rest of a millisecond's records — busy traffic writes
+    several — when a page ends among them). Two queries rather than one ``$or``, which the
+    embedded server answers by reading the whole collection."""
+    order = [(field, DESCENDING), ("_id", DESCENDING)]
+    if before is None:
+        return await collection.find(query).sort(order).limit(limit).to_list()
+    at = epoch_ms(before)
+    docs: list[dict[str, Any]] = []
+    if before_id is not None:  # the embedded server reads every document for a range on _id: filtered here
+        same_time = await collection.find({**query, field: {"$eq": at}}).to_list()
+        docs = sorted((d for d in same_time if str(d["_id"]) < before_id), key=lambda d: str(d["_id"]),
+                      reverse=True)[:limit]
+    if len(docs) < limit:
+        docs += await collection.find({**query, field: {"$lt": at}}).sort(order).limit(limit - len(docs)).to_list()
+    return docs

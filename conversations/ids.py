@@ -6,7 +6,7 @@ import hashlib
 
 from bson import ObjectId
 
-PREFIXES = frozenset({"acc", "con", "thr", "msg", "obx", "agt", "aud", "shf", "evt", "tl", "tok", "whs", "whd", "exm"})
+PREFIXES = frozenset({"acc", "con", "thr", "msg", "obx", "agt", "aud", "shf", "evt", "tl", "tok", "whs", "whd", "exm", "era"})
 
 
 def new_id(prefix: str) -> str:

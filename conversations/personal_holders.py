@@ -2,7 +2,7 @@
 everything hanging off them (outbox, timeline notes, e-mail sources and keys, SMS parts and
 consent, the audit log), plus the collections declared to hold nothing about contacts.
 
-Imported for its registrations by ``conversations/privacy_store.py``.
+Imported for its registrations by ``conversations/privacy.py``.
 
 Threads are *anonymised*, not deleted: what stays (channel, status, times, assignee) holds
 nothing about the person and keeps the reports right after an erasure. Their contact becomes the

@@ -25,9 +25,10 @@ from bot.settings import Settings  # noqa: E402
 from bot.tenants import create_account  # noqa: E402
 from bot.webhooks.subscriptions import subscribe  # noqa: E402
 from bot.web.auth import add_agent  # noqa: E402
+from conversations.agent_models import Role, Shift  # noqa: E402
 from conversations.embedded import EmbeddedMongo  # noqa: E402
-from conversations.console_models import Shift  # noqa: E402
-from conversations.models import Identity, Inbound, Role, Thread, ThreadStatus  # noqa: E402
+from conversations.thread_models import Thread, ThreadStatus  # noqa: E402
+from conversations.traffic import Identity, Inbound  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CUSTOMERS = [
@@ -40,8 +41,8 @@ CUSTOMERS = [
 
 async def populate(app: object) -> None:
     store, queue, pipeline = app[STORE], app[QUEUE], app[PIPELINE]  # type: ignore[index]
-    await store.put_canned("default", "thanks", "Thank you for your patience! Anything else I can help with?")
-    await store.put_canned("default", "track", "You can track your parcel at any time on our website.")
+    await store.agents.put_canned("default", "thanks", "Thank you for your patience! Anything else I can help with?")
+    await store.agents.put_canned("default", "track", "You can track your parcel at any time on our website.")
     agent, _ = await add_agent(store, "default", "laura", name="Laura", role=Role.AGENT, teams=["support"], password="laura-demo-pass")
     await add_agent(store, "default", "peteris", name="Pēteris", role=Role.AGENT, teams=["billing"], password="x" * 12)
     for visitor, name, texts in CUSTOMERS:
@@ -50,8 +51,8 @@ async def populate(app: object) -> None:
                                                      text, sender_name=name))
             await task
     await app[SHIFTS].start(agent)  # type: ignore[index]
-    anna = (await store.queued_threads("default"))[0]
-    await store.set_thread_fields((await store.queued_threads("default"))[2].id, priority=2)
+    anna = (await store.queue.queued_threads("default"))[0]
+    await store.threads.set_thread_fields((await store.queue.queued_threads("default"))[2].id, priority=2)
     await queue.take(agent, anna.id)
     await queue.answer(anna.id, agent, "Hello Anna, I am sorry to hear that. Let me check with the courier.", "demo-0001")
     await queue.note(anna.id, agent, "Courier says: left at the reception desk. Ask her to check there.")
@@ -63,7 +64,7 @@ async def populate_account(app: object) -> None:
     """A second business with its own Telegram bot and a CRM webhook, run by its admin."""
     store = app[STORE]  # type: ignore[index]
     await create_account(store, "corner-shop", "Corner Shop", "owner", password="owner-demo-pass")
-    await store.set_account_channel("corner-shop", "telegram", {"token": "7364001122:AAH-demo", "webhook_secret": "demo"})
+    await store.accounts.set_account_channel("corner-shop", "telegram", {"token": "7364001122:AAH-demo", "webhook_secret": "demo"})
     await subscribe(store, app[EVENTS], "corner-shop", "https://crm.example.com/omnirouter",  # type: ignore[index]
                     ["thread.created", "thread.assigned", "thread.resolved"], "CRM", True)
 
@@ -83,7 +84,7 @@ async def account_page(browser: object, base: str) -> None:
 async def populate_history(app: object) -> None:
     """Four weeks of earlier conversations, so the reports page has something to show."""
     store = app[STORE]  # type: ignore[index]
-    agents = [a for a in await store.list_agents("default") if a.role == Role.AGENT]
+    agents = [a for a in await store.agents.list_agents("default") if a.role == Role.AGENT]
     rng = random.Random(2)
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     channels = ["whatsapp"] * 5 + ["webchat"] * 4 + ["telegram"] * 2 + ["email"] * 2 + ["sms"]
@@ -106,16 +107,17 @@ async def populate_history(app: object) -> None:
                           next_response_breaches=int(rng.random() < 0.1))
         threads.append(Thread(id=f"thr_hist{n}", account_id="default", contact_id=f"con_hist{n}",
                               channel=rng.choice(channels), status=status, opened_at=opened, last_message_at=opened,
-                              **fields).to_doc())  # type: ignore[arg-type]
-    await store._db.threads.insert_many(threads)
+                              **fields))  # type: ignore[arg-type]
+    await store.threads.import_threads(threads)
     for agent in agents:
         for day in range(1, 28):
             if (today - timedelta(days=day)).weekday() < 5:
                 start = today - timedelta(days=day) + timedelta(hours=8, minutes=rng.randint(0, 30))
                 end = start + timedelta(hours=rng.choice([6, 7.5, 8, 8]))
-                await store._db.shifts.insert_one(Shift(
+                await store.agents.open_shift(Shift(
                     id=f"shf_{agent.login}{day}", account_id="default", agent_id=agent.id, agent_login=agent.login,
-                    started_at=start, ended_at=end, duration_s=int((end - start).total_seconds())).to_doc())
+                    started_at=start, open_key=agent.id))
+                await store.agents.close_shift(agent.id, end, None)
 
 
 async def main() -> None:

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import create_app
 from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
-from conversations.store import Store
+from conversations.repositories import Repositories
 
 TEST_SECRET_KEY = "0123456789abcdef" * 4  # seals channel secrets in the tests' stores
 TEST_API_TOKEN = "test-install-token"  # api.token of the tests' routers: the superadmin's token for /api
@@ -89,11 +89,28 @@ def settings(embedded: EmbeddedMongo, db_name: str) -> Settings:
 
 
 @pytest.fixture
-async def store(embedded: EmbeddedMongo, db_name: str) -> AsyncIterator[Store]:
-    store = Store.connect(embedded.uri, db_name)
+async def store(embedded: EmbeddedMongo, db_name: str) -> AsyncIterator[Repositories]:
+    """Every repository over the test's own database (the one ``settings`` names: a router the
+    test starts shares it). Records are made with ``tests/factories.py``."""
+    store = Repositories.connect(embedded.uri, db_name)
     await store.ensure_indexes()
     yield store
     await store.close()
+
+
+def raw_database_of(store: Repositories) -> Any:
+    """The database of ``store`` as the driver sees it, past the repositories. Only for a test that
+    must plant what an older release or an attacker would have written (upgrade and hostile tests),
+    or check what is at rest (a secret sealed, a token hashed, nothing left after an erasure or a
+    refused request); every other test makes and reads records through the repositories and
+    ``tests/factories.py``."""
+    return store.client.database
+
+
+@pytest.fixture
+def raw_database(store: Repositories) -> Any:
+    """The test's own database as the driver sees it: see ``raw_database_of``."""
+    return raw_database_of(store)
 
 
 def operator_client(settings: Settings) -> TestClient:

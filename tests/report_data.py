@@ -10,9 +10,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from conversations.console_models import Shift
-from conversations.models import Agent, Role, Thread, ThreadStatus, utcnow
-from conversations.store import Store
+from conversations.agent_models import Agent, Role, Shift
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import Thread, ThreadStatus
 
 SINCE, UNTIL = date(2025, 3, 1), date(2025, 3, 7)
 NOW = datetime(2025, 3, 8, 2, 0, tzinfo=timezone.utc)
@@ -90,24 +91,23 @@ def threads(agents: dict[str, str]) -> list[Thread]:
     return seeded
 
 
-async def seed(store: Store) -> dict[str, str]:
+async def seed(store: Repositories) -> dict[str, str]:
     """Seed the week; returns the agents' ids by login."""
     agents: dict[str, str] = {}
     for login in ("ann", "ben"):
         agent = Agent(id=f"agt_{login}", account_id="default", login=login, name=login.title(), role=Role.AGENT,
                       created_at=utcnow())
-        await store.create_agent(agent)
+        await store.agents.create_agent(agent)
         agents[login] = agent.id
-    await store._db.threads.insert_many([t.to_doc() for t in threads(agents)])
-    shifts = [
+    await store.threads.import_threads(threads(agents))
+    shifts = [  # one agent's shifts in the order they were worked
         ("ann", at(2, 8), at(2, 16)), ("ann", at(4, 9), at(4, 13, 30)),
-        ("ben", at(7, 20), None),  # still on shift "now": 6 h so far
         ("ben", at(1, 0) - timedelta(hours=2), at(1, 6)),  # started before the period
+        ("ben", at(7, 20), None),  # still on shift "now": 6 h so far
     ]
     for n, (login, started, ended) in enumerate(shifts):
-        await store._db.shifts.insert_one(Shift(
-            id=f"shf_seed{n}", account_id="default", agent_id=agents[login], agent_login=login,
-            started_at=started, ended_at=ended,
-            duration_s=int((ended - started).total_seconds()) if ended else None,
-        ).to_doc())
+        await store.agents.open_shift(Shift(id=f"shf_seed{n}", account_id="default", agent_id=agents[login],
+                                            agent_login=login, started_at=started, open_key=agents[login]))
+        if ended is not None:
+            assert await store.agents.close_shift(agents[login], ended, None) is not None
     return agents

@@ -26,8 +26,11 @@ from bot.nlu.model import NluModel
 from bot.privacy import erase_contact, find_contact
 from bot.web.apikit import issue_token
 from conversations.embedded import EmbeddedMongo
-from conversations.models import Identity, Inbound, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.traffic import Identity, Inbound
+from tests import factories
+from tests.conftest import raw_database_of
 from tests.fakes.twilio import FakeTwilio, fixture, post_webhook
 from tests.handlers.test_email import mail
 from tests.handlers.test_sms import sms_settings
@@ -47,7 +50,7 @@ GRAMS = {"word": ["zvejniekciems", "37120000417", "kalnina", "pasts"], "char": [
 @dataclass
 class Shop:
     client: TestClient
-    store: Store
+    store: Repositories
     data_dir: Path
     headers: dict[str, str]
 
@@ -99,14 +102,13 @@ async def _customer_writes_everywhere(shop: Shop) -> list[str]:
     await adapter.ingest(mail(f"Anna Kalnina <{EMAIL}>", f"Parcel for {PLACE}", f"No news in {PLACE}. {PHONE}")[0])
     anna = await find_contact(shop.store, "default", f"sms:{PHONE}")
     by_mail = await find_contact(shop.store, "default", f"email:{EMAIL}")
-    await shop.store.merge_contacts(anna.contact_id, by_mail.contact_id, utcnow())
-    sms = await shop.store._db.messages.find_one({"text": SMS_TEXT})
-    assert sms is not None
-    return [str(sms["_id"]), str(recorded.message.id)]
+    await shop.store.contacts.merge_contacts(anna.contact_id, by_mail.contact_id, utcnow())
+    [sms] = [m for m in await factories.messages(shop.store) if m.text == SMS_TEXT]
+    return [sms.id, str(recorded.message.id)]
 
 
-async def _vocabulary(store: Store, version: str) -> dict[str, set[str]]:
-    blob = await store.nlu_model_blob(version)
+async def _vocabulary(store: Repositories, version: str) -> dict[str, set[str]]:
+    blob = await store.nlu.nlu_model_blob(version)
     assert blob is not None, f"no blob of {version}"
     return {space.analyzer: set(space.vocabulary) for space in NluModel.from_bytes(blob).lexical.spaces}
 
@@ -162,18 +164,18 @@ async def test_erasure_leaves_no_copy_in_models_store_files_or_logs(shop: Shop, 
 
     code, out, err = await run(shop.client.server.app[SETTINGS], "contact", "erase", f"sms:{PHONE}", "--yes")
     assert code == 0, err
-    assert await store.active_nlu_version("default") not in (trained, spare), "the erased words still answer"
+    assert await store.nlu.active_nlu_version("default") not in (trained, spare), "the erased words still answer"
     for version in (trained, spare):
-        doc = await store.get_nlu_model(version)
+        doc = await store.nlu.get_nlu_model(version)
         assert doc is not None and doc["retired_by"].startswith("era_") and doc.get("retired_at")
-        assert await store._db.nlu_model_chunks.count_documents({"version": version}) == 0
-    assert (await store.get_nlu_model(starter) or {}).get("retired_at") is None  # the starter files' model stays
+        assert await store.nlu.nlu_model_blob(version) is None  # its chunks are gone
+    assert (await store.nlu.get_nlu_model(starter) or {}).get("retired_at") is None  # the starter files' model stays
 
     async def retrained() -> bool:
-        return (await store.active_nlu_version("default")) not in (None, starter, trained, spare)
+        return (await store.nlu.active_nlu_version("default")) not in (None, starter, trained, spare)
 
     await wait_for(retrained, timeout=60)
-    active = await store.active_nlu_version("default")
+    active = await store.nlu.active_nlu_version("default")
     assert active is not None and _holds(await _vocabulary(store, active)) == []
 
     async def answers() -> bool:  # the bot answers with the new model
@@ -190,8 +192,8 @@ async def test_erasure_leaves_no_copy_in_models_store_files_or_logs(shop: Shop, 
     assert "2 model version(s) trained on their messages retired" in out and trained in out and spare in out
     assert f"{trained} was the active version: version {starter} answers now; retraining job-" in out
     assert "write-ahead log was checkpointed and truncated" in out
-    entry = await store._db.audit.find_one({"action": "contact.erase", "target": receipt})
-    assert entry is not None and entry["details"]["retired_models"] == 2 and entry["details"]["store_checkpointed"]
+    [entry] = [e for e in await factories.audit(store, action="contact.erase") if e.target == receipt]
+    assert entry.details["retired_models"] == 2 and entry.details["store_checkpointed"]
 
 
 async def test_erasure_truncates_the_write_ahead_log(shop: Shop) -> None:
@@ -211,5 +213,5 @@ async def test_every_connection_of_the_embedded_store_deletes_securely(shop: Sho
     default: ``test_every_connection_neosqlite_opens_deletes_securely_and_is_the_owners_alone``
     (tests/conversations/test_embedded.py) switches it off first."""
     for name in ("omnirouter", "another_database"):
-        reply = await shop.store._client[name].command({"secure_delete": 1})
+        reply = await raw_database_of(shop.store).client[name].command({"secure_delete": 1})  # the server's own
         assert reply["result"] == [{"secure_delete": 1}]

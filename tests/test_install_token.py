@@ -17,7 +17,7 @@ import pytest
 from bot.install_token import REFRESH_SECONDS, SECRET_NAME, rotate
 from bot.keys import STORE
 from bot.settings import Settings
-from tests.conftest import anonymous, make_settings
+from tests.conftest import anonymous, make_settings, raw_database_of
 from tests.router.test_inbound import wait_for
 
 
@@ -49,7 +49,7 @@ async def test_loopback_without_the_token_is_refused_and_the_token_makes_the_sup
         for headers in ({}, bearer(token[:-2] + "xx"), {"Cookie": "omnirouter_session=x"}):
             refused = await local.post("/api/accounts", json={"id": "shop2", "name": "Second"}, headers=headers)
             assert refused.status == 401 and (await refused.json())["error"] == "unauthorized"
-        assert await client.server.app[STORE].get_account("shop2") is None
+        assert await client.server.app[STORE].accounts.get_account("shop2") is None
         made = await local.post("/api/accounts", json={"id": "shop2", "name": "Second"}, headers=bearer(token))
         assert made.status == 201
         listed = await (await local.get("/api/accounts", headers=bearer(token))).json()
@@ -64,7 +64,7 @@ async def test_the_token_is_sealed_in_the_store_and_written_once_to_a_0600_file(
     first = await start_client(tokenless(embedded, db_name, path))
     token = path.read_text().strip()
     assert token.startswith("omi_") and stat.S_IMODE(path.stat().st_mode) == 0o600
-    raw = await first.server.app[STORE]._db.secrets.find_one({"_id": SECRET_NAME})
+    raw = await raw_database_of(first.server.app[STORE]).secrets.find_one({"_id": SECRET_NAME})  # at rest
     assert raw["value"].startswith("sealed:v2:") and token not in str(raw)
     assert logged(caplog)["api.token_file_created"] == {"path": str(path), "mode": "0600"}
 
@@ -99,7 +99,7 @@ async def test_a_file_with_another_token_is_left_alone_and_one_others_could_read
     differs = logged(caplog)["api.token_file_differs"]
     assert differs["path"] == str(path) and "omnirouter api-token --rotate" in differs["advice"]
 
-    token = await client.server.app[STORE].read_sealed_secret(SECRET_NAME)
+    token = await client.server.app[STORE].secrets.read_sealed_secret(SECRET_NAME)
     path.write_text(token + "\n")
     path.chmod(0o644)
     caplog.clear()

@@ -20,10 +20,13 @@ from bot.keys import ADAPTERS, PIPELINE, QUEUE, SHIFTS, STORE
 from bot.privacy import erase_contact, export_contact, find_contact
 from bot.reports import build_report
 from bot.web.auth import add_agent
+from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo
-from conversations.models import Identity, Inbound, Role, utcnow
+from conversations.models import utcnow
 from conversations.personal_data import covered_collections, keyed_holder, register_holder, unregister_holder
-from conversations.store import Store
+from conversations.repositories import Repositories
+from conversations.traffic import Identity, Inbound
+from tests import factories
 from tests.fakes.twilio import FakeTwilio, fixture, post_webhook
 from tests.handlers.test_email import mail
 from tests.handlers.test_sms import sms_settings
@@ -39,7 +42,8 @@ LONG_REPLY = "Dear Anna, " + "we are looking into parcel 58211 with the courier 
 @dataclass
 class World:
     client: TestClient
-    store: Store
+    store: Repositories
+    raw: Any  # the database as the driver sees it: every collection is searched for leftovers
     anna: str = ""  # contact ids
     bob: str = ""
     carl: str = ""
@@ -59,12 +63,12 @@ async def _telegram(client: TestClient, n: int, text: str, phone: str | None = N
         await task
 
 
-async def _populate(client: TestClient, twilio: FakeTwilio, sink: SmtpSink) -> World:
+async def _populate(client: TestClient, raw: Any, twilio: FakeTwilio, sink: SmtpSink) -> World:
     app = client.server.app
     store, queue = app[STORE], app[QUEUE]
-    world = World(client, store)
+    world = World(client, store, raw)
     await _telegram(client, 1, "Telegram hello from Anna")  # a contact of her own, for now
-    await store.apply_edit(Inbound("default", "telegram", "777001:1", Identity("telegram", "777001"),
+    await store.messages.apply_edit(Inbound("default", "telegram", "777001:1", Identity("telegram", "777001"),
                                    "Telegram hello, edited by Anna"), utcnow())
     await _sms(client, "SManna0000000000000000000000000001", ANNA, "Hi, Anna Bērziņa here: parcel 58211 is missing")
     await _sms(client, "MManna0000000000000000000000000002", ANNA, "Photos of the damaged box", "inbound_mms")
@@ -83,7 +87,7 @@ async def _populate(client: TestClient, twilio: FakeTwilio, sink: SmtpSink) -> W
     world.anna = (await find_contact(store, "default", f"sms:{ANNA}")).contact_id
     world.bob = (await find_contact(store, "default", "bob@client.example")).contact_id
     world.carl = (await find_contact(store, "default", CARL)).contact_id
-    threads = {t.contact_id + t.channel: t.id for t in await store.queued_threads("default")}
+    threads = {t.contact_id + t.channel: t.id for t in await store.queue.queued_threads("default")}
     for key, reply in ((world.anna + "sms", LONG_REPLY), (world.bob + "email", "Dear Bob, the invoice is fine"),
                        (world.carl + "sms", "Hello Carl")):
         await queue.take(admin, threads[key])
@@ -110,7 +114,7 @@ async def _sent(twilio: FakeTwilio, sink: SmtpSink) -> bool:
 
 
 @pytest.fixture
-async def world(embedded: EmbeddedMongo, db_name: str, start_client: Any) -> AsyncIterator[World]:
+async def world(embedded: EmbeddedMongo, db_name: str, start_client: Any, raw_database: Any) -> AsyncIterator[World]:
     twilio, sink = FakeTwilio(), SmtpSink()
     await twilio.start()
     await sink.start()
@@ -118,7 +122,7 @@ async def world(embedded: EmbeddedMongo, db_name: str, start_client: Any) -> Asy
         "address": "support@shop.example", "smtp_host": "127.0.0.1", "smtp_port": sink.port,
         "smtp_security": "none"})
     try:
-        yield await _populate(await start_client(settings), twilio, sink)
+        yield await _populate(await start_client(settings), raw_database, twilio, sink)
     finally:
         await sink.stop()
         await twilio.stop()
@@ -129,11 +133,11 @@ def _forms(needle: str) -> list[bytes]:
     return [needle.encode(), json.dumps(needle)[1:-1].encode()]
 
 
-async def everything(store: Store) -> dict[tuple[str, str], bytes]:
+async def everything(raw: Any) -> dict[tuple[str, str], bytes]:
     """Every document of every collection in the database, as BSON: (collection, id) -> bytes."""
     docs = {}
-    for name in await store._db.list_collection_names():
-        async for doc in store._db[name].find({}):
+    for name in await raw.list_collection_names():
+        async for doc in raw[name].find({}):
             docs[(name, str(doc["_id"]))] = bson.encode(doc)
     return docs
 
@@ -149,13 +153,13 @@ def holding(docs: dict[tuple[str, str], bytes], needles: list[str]) -> dict[tupl
 
 
 async def test_every_collection_is_declared_a_holder_or_not_personal(world: World) -> None:
-    names = set(await world.store._db.list_collection_names())
+    names = set(await world.raw.list_collection_names())
     assert {"messages", "email_sources", "consent", "sms_parts", "timeline", "audit"} <= names  # the flows ran
     assert names - set(covered_collections()) == set()
 
 
 async def test_the_export_holds_every_document_that_mentions_the_contact(world: World) -> None:
-    before = await everything(world.store)
+    before = await everything(world.raw)
     for who, contact_id in (("anna", world.anna), ("bob", world.bob)):
         document = await export_contact(world.store, await find_contact(world.store, "default", contact_id), "cli")
         text = json.dumps(document, ensure_ascii=False)
@@ -179,11 +183,11 @@ async def test_the_export_holds_every_document_that_mentions_the_contact(world: 
 
 async def test_erasure_leaves_nothing_of_the_contact_anywhere(world: World) -> None:
     store = world.store
-    carl_before = holding(await everything(store), world.needles["carl"])
+    carl_before = holding(await everything(world.raw), world.needles["carl"])
     today = utcnow().date()
     report_before = await build_report(store, "default", today, today, first_response_minutes=15, now=utcnow())
     await export_contact(store, await find_contact(store, "default", world.anna), "cli")  # audited under her id
-    admin = await store.agent_by_login("default", "ada")
+    admin = await store.agents.agent_by_login("default", "ada")
     assert admin is not None and admin.load == 3
 
     receipts = []
@@ -192,26 +196,27 @@ async def test_erasure_leaves_nothing_of_the_contact_anywhere(world: World) -> N
         assert result.counts["messages"] > 0 and result.counts["threads"] > 0
         receipts.append(result.receipt)
 
-    after = await everything(store)
+    after = await everything(world.raw)
     leaks = holding(after, world.needles["anna"] + world.needles["bob"])
     assert leaks == {}, f"personal data left behind: {leaks}"
     carl_after = holding(after, world.needles["carl"])
     assert carl_after.keys() == carl_before.keys()  # the other customer's data is untouched
-    assert all(after[key] == raw for key, raw in (await _raw(store, carl_before)).items() if key[0] != "threads")
-    erasures = await store._db.audit.find({"action": "contact.erase"}).sort("at", 1).to_list()
-    assert [e["target"] for e in erasures] == receipts and erasures[0]["details"]["erased_messages"] >= 5
-    assert await store._db.audit.count_documents({"action": "contact.export", "target": receipts[0]}) == 1
-    refreshed = await store.get_agent(admin.id)
+    assert all(after[key] == raw for key, raw in (await _raw(world.raw, carl_before)).items() if key[0] != "threads")
+    erasures = await factories.audit(store, action="contact.erase")
+    assert [e.target for e in erasures] == receipts and erasures[0].details["erased_messages"] >= 5
+    exports = await factories.audit(store, action="contact.export")
+    assert [e.target for e in exports].count(receipts[0]) == 1
+    refreshed = await store.agents.get_agent(admin.id)
     assert refreshed is not None and refreshed.load == 1  # her and Bob's open conversations were closed
     report_after = await build_report(store, "default", today, today, first_response_minutes=15, now=utcnow())
     assert (report_after.total, report_after.escalated) == (report_before.total, report_before.escalated)
-    assert await store.contact_by_identity("default", "sms", ANNA) is None
+    assert await store.contacts.contact_by_identity("default", "sms", ANNA) is None
 
 
-async def _raw(store: Store, keys: dict[tuple[str, str], Any]) -> dict[tuple[str, str], bytes]:
+async def _raw(raw: Any, keys: dict[tuple[str, str], Any]) -> dict[tuple[str, str], bytes]:
     docs = {}
     for name, doc_id in keys:
-        doc = await store._db[name].find_one({"_id": doc_id})
+        doc = await raw[name].find_one({"_id": doc_id})
         assert doc is not None, (name, doc_id)
         docs[(name, doc_id)] = bson.encode(doc)
     return docs
@@ -232,7 +237,7 @@ async def test_a_holder_registered_later_is_exported_and_erased(world: World) ->
     """How the NLU layer plugs in: training examples taken from a contact's messages."""
     store = world.store
     scope = await find_contact(store, "default", world.anna)
-    await store._db.plugin_examples.insert_many([
+    await world.raw.plugin_examples.insert_many([  # a plugin's own collection
         {"_id": f"ex{n}", "account_id": "default", "message_id": message_id,
          "text": "Telegram hello, from a training example"}
         for n, message_id in enumerate(scope.message_ids[:2])])
@@ -242,7 +247,7 @@ async def test_a_holder_registered_later_is_exported_and_erased(world: World) ->
         document = await export_contact(store, scope, "cli")
         assert [d["id"] for d in document["data"]["plugin_examples"]] == ["ex0", "ex1"]
         await erase_contact(store, scope, "cli")
-        assert await store._db.plugin_examples.count_documents({}) == 0
+        assert await world.raw.plugin_examples.count_documents({}) == 0
     finally:
         unregister_holder("plugin_examples")
 
@@ -250,9 +255,9 @@ async def test_a_holder_registered_later_is_exported_and_erased(world: World) ->
 async def test_an_unregistered_store_of_personal_data_is_caught(world: World) -> None:
     """The completeness check itself: a collection nobody registered keeps data after an erasure."""
     store = world.store
-    await store._db.mystery_cache.insert_one({"_id": "m1", "who": ANNA})
+    await world.raw.mystery_cache.insert_one({"_id": "m1", "who": ANNA})
     await erase_contact(store, await find_contact(store, "default", world.anna), "cli")
-    assert list(holding(await everything(store), world.needles["anna"])) == [("mystery_cache", "m1")]
+    assert list(holding(await everything(world.raw), world.needles["anna"])) == [("mystery_cache", "m1")]
     assert "mystery_cache" not in covered_collections()
 
 
@@ -271,10 +276,10 @@ async def test_another_accounts_records_that_name_the_contact_stay_out_of_it(wor
     store = world.store
     scope = await find_contact(store, "default", world.anna)
     copies: dict[tuple[str, str], dict[str, Any]] = {}
-    for name, doc_id in holding(await everything(store), world.needles["anna"]):
+    for name, doc_id in holding(await everything(world.raw), world.needles["anna"]):
         if name == "sms_parts":  # no account: written by our own sends, for our own messages only
             continue
-        doc = await store._db[name].find_one({"_id": doc_id})
+        doc = await world.raw[name].find_one({"_id": doc_id})
         assert doc is not None
         doc.pop("open_key", None)  # unique among open threads
         doc["_id"] = f"other|copy-{doc_id}" if name == "email_keys" else f"copy-{doc_id}"
@@ -286,11 +291,11 @@ async def test_another_accounts_records_that_name_the_contact_stay_out_of_it(wor
     copies[("audit", "copy-audit")] = {"_id": "copy-audit", "account_id": "other", "action": "contact.export",
                                        "target": scope.contact_id, "actor": "cli", "at": 0}
     for (name, _), doc in copies.items():
-        await store._db[name].insert_one(doc)
+        await world.raw[name].insert_one(doc)
     assert {name for name, _ in copies} >= {"contacts", "identities", "threads", "messages", "outbox", "timeline", "audit"}
 
     document = json.dumps(await export_contact(store, scope, "cli"), ensure_ascii=False)
     assert "copy-" not in document
     await erase_contact(store, scope, "cli")
     for (name, doc_id), doc in copies.items():
-        assert await store._db[name].find_one({"_id": doc_id}) == doc, (name, doc_id)
+        assert await world.raw[name].find_one({"_id": doc_id}) == doc, (name, doc_id)

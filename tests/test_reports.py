@@ -14,18 +14,20 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import QUEUE, STORE
 from bot.reports import Report, build_report, report_csv
-from conversations.report_store import Quantile
-from conversations.store import Store
+from conversations.models import from_epoch_ms
+from conversations.reports import Quantile
+from conversations.repositories import Repositories
+from conversations.thread_models import Thread, ThreadStatus
 from tests.report_data import EXPECTED, NOW, SINCE, SLA_MINUTES, UNTIL, seed
 from tests.router.test_queue import customer_writes, make_agent
 
 
-async def seeded_report(store: Store) -> Report:
+async def seeded_report(store: Repositories) -> Report:
     await seed(store)
     return await build_report(store, "default", SINCE, UNTIL, first_response_minutes=SLA_MINUTES, now=NOW)
 
 
-async def test_the_seeded_week_gives_the_worked_out_figures(store: Store) -> None:
+async def test_the_seeded_week_gives_the_worked_out_figures(store: Repositories) -> None:
     report = await seeded_report(store)
     for key in ("total", "contained", "contained_resolved", "escalated", "resolved", "by_channel", "reasons",
                 "sla_breached", "sla_unanswered", "next_breaches"):
@@ -41,7 +43,7 @@ async def test_the_seeded_week_gives_the_worked_out_figures(store: Store) -> Non
     assert rows == EXPECTED["agents"]
 
 
-async def test_an_empty_period_has_no_figures_rather_than_wrong_ones(store: Store) -> None:
+async def test_an_empty_period_has_no_figures_rather_than_wrong_ones(store: Repositories) -> None:
     await seed(store)
     report = await build_report(store, "nobody", SINCE, UNTIL, first_response_minutes=SLA_MINUTES, now=NOW)
     assert report.total == 0 and report.containment is None and report.agents == []
@@ -62,14 +64,16 @@ def test_count_then_skip_matches_the_inclusive_quantiles(n: int) -> None:
         assert plan.take <= 2 and (plan.ascending or plan.skip + plan.take <= n // 2 + 2)
 
 
-async def test_percentiles_on_the_store_match_python_on_random_durations(store: Store) -> None:
+async def test_percentiles_on_the_store_match_python_on_random_durations(store: Repositories) -> None:
     rng = random.Random(7)
     waits = [rng.randint(1, 5000) for _ in range(101)]
-    docs = [{"_id": f"thr_r{i}", "account_id": "default", "contact_id": "con_r", "channel": "sms",
-             "status": "assigned", "opened_at": 1_740_000_000_000 + i, "last_message_at": 1_740_000_000_000,
-             "queued_at": 1_740_000_000_000 + i, "assigned_at": 1_740_000_000_000 + i + w * 1000}
-            for i, w in enumerate(waits)]
-    await store._db.threads.insert_many(docs)
+    start = 1_740_000_000_000
+    threads = [Thread(id=f"thr_r{i}", account_id="default", contact_id="con_r", channel="sms",
+                      status=ThreadStatus.ASSIGNED, opened_at=from_epoch_ms(start + i),
+                      last_message_at=from_epoch_ms(start), queued_at=from_epoch_ms(start + i),
+                      assigned_at=from_epoch_ms(start + i + w * 1000))
+               for i, w in enumerate(waits)]
+    await store.threads.import_threads(threads)
     report = await build_report(store, "default", SINCE.replace(month=2, day=1), UNTIL.replace(month=2, day=28),
                                 first_response_minutes=15, now=NOW)
     wait = report.timing["queue_wait"]
@@ -77,7 +81,7 @@ async def test_percentiles_on_the_store_match_python_on_random_durations(store: 
     assert wait.p90 == pytest.approx(statistics.quantiles(waits, n=10, method="inclusive")[8])
 
 
-async def test_report_csv_carries_every_figure(store: Store) -> None:
+async def test_report_csv_carries_every_figure(store: Repositories) -> None:
     report = await seeded_report(store)
     rows = list(csv.DictReader(io.StringIO(report_csv(report))))
     value = {(r["section"], r["item"], r["measure"]): r["value"] for r in rows}
@@ -101,16 +105,16 @@ async def test_queue_actions_leave_what_the_reports_read(client: TestClient) -> 
     store, queue = app[STORE], app[QUEUE]
     ann, ben = await make_agent(store, "ann"), await make_agent(store, "ben", teams=["billing"])
     thread_id = await customer_writes(app, "visitor-1", "I need a human")
-    first = await store.get_thread(thread_id)
+    first = await store.threads.get_thread(thread_id)
     assert first is not None and first.handoff_reason == "no_nlu" and first.first_queued_at is not None
     await queue.take(ann, thread_id)
-    taken = await store.get_thread(thread_id)
+    taken = await store.threads.get_thread(thread_id)
     assert taken is not None and taken.first_assigned_at is not None
     await queue.transfer(thread_id, ann, to_team="billing")  # back to the queue, reason "transfer"
     await queue.take(ben, thread_id)
     await queue.answer(thread_id, ben, "Hello!", "nonce-0001")
     await queue.resolve(thread_id, ben)
-    done = await store.get_thread(thread_id)
+    done = await store.threads.get_thread(thread_id)
     assert done is not None and done.escalation_reason == "transfer" and done.handoff_reason == "no_nlu"
     assert done.first_queued_at == first.first_queued_at and done.first_assigned_at == taken.first_assigned_at
     assert done.queued_at is not None and done.queued_at >= done.first_queued_at
@@ -130,9 +134,9 @@ async def test_a_late_next_response_is_counted(client: TestClient) -> None:
     await queue.answer(thread_id, agent, "Hi, one moment", "nonce-0002")
     await customer_writes(app, "visitor-2", "still there?", n=1)
     long_ago = NOW.replace(year=2020)
-    await store.set_thread_fields(thread_id, awaiting_since=long_ago)  # the customer waited for ages
+    await store.threads.set_thread_fields(thread_id, awaiting_since=long_ago)  # the customer waited for ages
     await queue.answer(thread_id, agent, "Sorry!", "nonce-0003")
     await customer_writes(app, "visitor-2", "thanks", n=2)
     await queue.answer(thread_id, agent, "You're welcome", "nonce-0004")  # on time
-    thread = await store.get_thread(thread_id)
+    thread = await store.threads.get_thread(thread_id)
     assert thread is not None and thread.next_response_breaches == 1

@@ -26,11 +26,11 @@ from bot.secret_key import open_sealer
 from bot.settings import SecuritySettings, WebhookSettings
 from bot.webhooks.sender import WebhookSender
 from bot.web.apikit import issue_token
-from conversations.models import Account, utcnow
+from conversations.models import utcnow
+from conversations.repositories import Repositories
 from conversations.sealing import INSTALL, Sealer, SealingError, parse_key
-from conversations.store import Store
-from conversations.tenant_models import DeliveryState, WebhookSubscription
-from tests.conftest import TEST_SECRET_KEY, anonymous, make_settings
+from conversations.tenant_models import Account, DeliveryState, WebhookSubscription
+from tests.conftest import TEST_SECRET_KEY, anonymous, make_settings, raw_database_of
 from tests.handlers.channels import fixture, post_telegram
 
 KEY = parse_key(TEST_SECRET_KEY)
@@ -62,11 +62,11 @@ def test_a_sealed_value_opens_only_for_the_account_and_field_it_was_sealed_for()
         sealer.unseal(sealed_by_the_previous_release("123:token"), "shopa", TOKEN_FIELD)
 
 
-async def two_accounts(client: TestClient) -> Store:
-    store: Store = client.server.app[STORE]
+async def two_accounts(client: TestClient) -> Repositories:
+    store: Repositories = client.server.app[STORE]
     for account, bot_token in (("shopa", "111:shopa-bot-token"), ("shopb", "222:shopb-bot-token")):
-        assert await store.create_account(Account(id=account, name=account, created_at=utcnow()))
-        await store.set_account_channel(account, "telegram", {"token": bot_token, "webhook_secret": f"{account}-hook"})
+        assert await store.accounts.create_account(Account(id=account, name=account, created_at=utcnow()))
+        await store.accounts.set_account_channel(account, "telegram", {"token": bot_token, "webhook_secret": f"{account}-hook"})
     return store
 
 
@@ -86,12 +86,12 @@ async def test_a_token_copied_to_another_account_does_not_open_and_that_channel_
 ) -> None:
     client: TestClient = await start_client(make_settings(embedded.uri, db_name, telegram={"for_accounts": True}))
     store = await two_accounts(client)
-    raw = await store._db.accounts.find_one({"_id": "shopa"})
+    raw = await raw_database_of(store).accounts.find_one({"_id": "shopa"})
     assert raw is not None
-    await store._db.accounts.update_one({"_id": "shopb"}, {"$set": {
+    await raw_database_of(store).accounts.update_one({"_id": "shopb"}, {"$set": {
         "channels.telegram.token": raw["channels"]["telegram"]["token"]}})  # someone with the files copies it
 
-    account = await store.get_account("shopb")
+    account = await store.accounts.get_account("shopb")
     assert account is not None and "token" not in account.channels["telegram"]
     assert account.sealing_problems and "sealed for another account" in account.sealing_problems["telegram.token"]
     with caplog.at_level(logging.ERROR, logger="omnirouter.handlers"):
@@ -102,27 +102,27 @@ async def test_a_token_copied_to_another_account_does_not_open_and_that_channel_
     shown = await (await client.get("/api/accounts/shopb", headers={"Authorization": f"Bearer {token}"})).json()
     assert shown["channels"]["telegram"]["unreadable"] == ["token"]
     assert shown["channels"]["telegram"]["secrets"] == {"webhook_secret": True}
-    opened = await store.get_account("shopa")  # the account it was copied from is untouched
+    opened = await store.accounts.get_account("shopa")  # the account it was copied from is untouched
     assert opened is not None and opened.channels["telegram"]["token"] == "111:shopa-bot-token"
 
 
 async def test_a_secret_moved_to_another_field_does_not_open(embedded: Any, db_name: str, start_client: Any) -> None:
     client: TestClient = await start_client(make_settings(embedded.uri, db_name, telegram={"for_accounts": True}))
     store = await two_accounts(client)
-    raw = await store._db.accounts.find_one({"_id": "shopb"})
+    raw = await raw_database_of(store).accounts.find_one({"_id": "shopb"})
     assert raw is not None
-    await store._db.accounts.update_one({"_id": "shopb"}, {"$set": {
+    await raw_database_of(store).accounts.update_one({"_id": "shopb"}, {"$set": {
         "channels.telegram.webhook_secret": raw["channels"]["telegram"]["token"]}})
     why = await refused_for(client, "shopb", "222:shopb-bot-token")
     assert "channels.telegram.webhook_secret of account shopb does not open" in why
 
     for subscription_id, secret in (("wh_1", "first-secret"), ("wh_2", "second-secret")):
-        await store.create_webhook(WebhookSubscription(id=subscription_id, account_id="shopb", url="https://example.com/",
+        await store.webhooks.create_webhook(WebhookSubscription(id=subscription_id, account_id="shopb", url="https://example.com/",
                                                        events=["thread.created"], secret=secret, created_at=utcnow()))
-    first = await store._db.webhook_subscriptions.find_one({"_id": "wh_1"})
+    first = await raw_database_of(store).webhook_subscriptions.find_one({"_id": "wh_1"})
     assert first is not None
-    await store._db.webhook_subscriptions.update_one({"_id": "wh_2"}, {"$set": {"secret": first["secret"]}})
-    moved = await store.get_webhook("wh_2")
+    await raw_database_of(store).webhook_subscriptions.update_one({"_id": "wh_2"}, {"$set": {"secret": first["secret"]}})
+    moved = await store.webhooks.get_webhook("wh_2")
     assert moved is not None and moved.secret == "" and "does not open" in (moved.secret_problem or "")
 
 
@@ -131,54 +131,54 @@ async def test_a_plain_value_written_into_a_secret_field_is_refused(
 ) -> None:
     client: TestClient = await start_client(make_settings(embedded.uri, db_name, telegram={"for_accounts": True}))
     store = await two_accounts(client)
-    await store._db.accounts.update_one({"_id": "shopb"}, {"$set": {"channels.telegram.webhook_secret": "planted"}})
+    await raw_database_of(store).accounts.update_one({"_id": "shopb"}, {"$set": {"channels.telegram.webhook_secret": "planted"}})
     why = await refused_for(client, "shopb", "planted")  # the planted secret opens nothing
     assert "channels.telegram.webhook_secret of account shopb is stored in clear" in why
 
     subscription = WebhookSubscription(id="wh_planted", account_id="shopb", url="https://example.com/hook",
                                        events=["thread.created"], secret="s", created_at=utcnow())
-    await store.create_webhook(subscription)
-    await store._db.webhook_subscriptions.update_one({"_id": "wh_planted"}, {"$set": {"secret": "planted"}})
-    listed = await store.list_webhooks("shopb")
+    await store.webhooks.create_webhook(subscription)
+    await raw_database_of(store).webhook_subscriptions.update_one({"_id": "wh_planted"}, {"$set": {"secret": "planted"}})
+    listed = await store.webhooks.list_webhooks("shopb")
     assert [s.secret for s in listed] == [""] and "stored in clear" in (listed[0].secret_problem or "")
-    await store.enqueue_deliveries(listed, "evt_1", "thread.created", "{}", utcnow(), "thr_1")
+    await store.webhooks.enqueue_deliveries(listed, "evt_1", "thread.created", "{}", utcnow(), "thr_1")
     sender = WebhookSender(store, WebhookSettings(), EgressGuards.from_settings(make_settings("mongodb://unused", "unused")).webhooks)
-    delivery = await store.lease_delivery(sender.owner, utcnow(), timedelta(seconds=30))
+    delivery = await store.webhooks.lease_delivery(sender.owner, utcnow(), timedelta(seconds=30))
     assert delivery is not None
     await sender.deliver(delivery)  # never signed with the planted secret: dead at once, saying why
-    dead = await store.get_delivery(delivery.id)
+    dead = await store.webhooks.get_delivery(delivery.id)
     assert dead is not None and dead.state == DeliveryState.DEAD and "stored in clear" in (dead.last_error or "")
     await sender.close()
 
 
-async def test_values_sealed_by_the_previous_release_and_clear_secrets_are_upgraded_at_start(store: Store) -> None:
+async def test_values_sealed_by_the_previous_release_and_clear_secrets_are_upgraded_at_start(store: Repositories) -> None:
     """A store written the way the previous release wrote it: its sealing check, a channel token
     and a webhook secret sealed bound to the key only, a channel secret and the web chat key in
     clear. After one start, every one is sealed for its account and field and opens there."""
-    await store._db.secrets.insert_one({"_id": "sealing-key-check", "key_id": Sealer(KEY).key_id,
+    await raw_database_of(store).secrets.insert_one({"_id": "sealing-key-check", "key_id": Sealer(KEY).key_id,
                                         "sample": sealed_by_the_previous_release("omnirouter sealing check")})
-    await store._db.secrets.insert_one({"_id": "webchat-visitor-tokens", "value": "the-old-clear-key"})
-    await store._db.accounts.insert_one({"_id": "old", "name": "Old", "created_at": 0, "channels": {"telegram": {
+    await raw_database_of(store).secrets.insert_one({"_id": "webchat-visitor-tokens", "value": "the-old-clear-key"})
+    await raw_database_of(store).accounts.insert_one({"_id": "old", "name": "Old", "created_at": 0, "channels": {"telegram": {
         "token": sealed_by_the_previous_release("77:old-token"), "webhook_secret": "old-clear-hook"}}})
-    await store._db.webhook_subscriptions.insert_one({
+    await raw_database_of(store).webhook_subscriptions.insert_one({
         "_id": "wh_old", "account_id": "old", "url": "https://example.com/hook", "events": ["thread.created"],
         "secret": sealed_by_the_previous_release("whsec_old"), "created_at": 0, "active": True})
 
     await open_sealer(SecuritySettings(secret_key=TEST_SECRET_KEY), store)
 
-    raws = [await store._db[c].find_one({"_id": i}) for c, i in (
+    raws = [await raw_database_of(store)[c].find_one({"_id": i}) for c, i in (
         ("secrets", "sealing-key-check"), ("secrets", "webchat-visitor-tokens"), ("accounts", "old"),
         ("webhook_subscriptions", "wh_old"))]
     text = str(raws)
     assert "sealed:v1:" not in text and "the-old-clear-key" not in text and "old-clear-hook" not in text
     assert text.count("sealed:v2:") == 5
-    account = await store.get_account("old")
+    account = await store.accounts.get_account("old")
     assert account is not None and account.sealing_problems is None
     assert account.channels["telegram"] == {"token": "77:old-token", "webhook_secret": "old-clear-hook"}
-    assert (await store.get_webhook("wh_old")).secret == "whsec_old"  # type: ignore[union-attr]
-    assert await store.sealed_secret("webchat-visitor-tokens", lambda: "a-new-key") == ("the-old-clear-key", False)
+    assert (await store.webhooks.get_webhook("wh_old")).secret == "whsec_old"  # type: ignore[union-attr]
+    assert await store.secrets.sealed_secret("webchat-visitor-tokens", lambda: "a-new-key") == ("the-old-clear-key", False)
     await open_sealer(SecuritySettings(secret_key=TEST_SECRET_KEY), store)  # the next start: nothing to do
-    assert (await store.get_webhook("wh_old")).secret == "whsec_old"  # type: ignore[union-attr]
+    assert (await store.webhooks.get_webhook("wh_old")).secret == "whsec_old"  # type: ignore[union-attr]
 
 
 async def test_web_chat_visitors_keep_their_tokens_when_the_clear_key_is_sealed(
@@ -186,17 +186,17 @@ async def test_web_chat_visitors_keep_their_tokens_when_the_clear_key_is_sealed(
 ) -> None:
     """The web chat key the previous release kept in clear: sealed at the next start, and a
     visitor's token issued with it still names the same visitor."""
-    old = Store.connect(embedded.uri, db_name)
-    await old._db.secrets.insert_one({"_id": "webchat-visitor-tokens", "value": "the-old-clear-key"})
+    old = Repositories.connect(embedded.uri, db_name)
+    await raw_database_of(old).secrets.insert_one({"_id": "webchat-visitor-tokens", "value": "the-old-clear-key"})
     await old.close()
     visitor, token = VisitorTokens("the-old-clear-key").issue("default")
     client: TestClient = await start_client(make_settings(embedded.uri, db_name, webchat={"secret": ""}))
-    raw = await client.server.app[STORE]._db.secrets.find_one({"_id": "webchat-visitor-tokens"})
+    raw = await raw_database_of(client.server.app[STORE]).secrets.find_one({"_id": "webchat-visitor-tokens"})
     assert raw is not None and raw["value"].startswith("sealed:v2:") and "the-old-clear-key" not in str(raw)
     response = await client.post("/webchat/messages", json={"id": "m1", "text": "still me", "visitor_token": token})
     assert response.status == 202, await response.text()
-    identity = await client.server.app[STORE]._db.identities.find_one({})
-    assert identity is not None and visitor in str(identity)  # the same visitor as before the upgrade
+    # the same visitor as before the upgrade
+    assert await client.server.app[STORE].contacts.contact_by_identity("default", "webchat", visitor) is not None
     forged = VisitorTokens("another-key").token_for("default", visitor)
     refused = await client.post("/webchat/messages", json={"id": "m2", "text": "me too", "visitor_token": forged})
     assert refused.status == 400
@@ -211,17 +211,17 @@ async def test_the_upgrade_runs_once_and_a_plain_secret_planted_later_stays_refu
     settings = make_settings(embedded.uri, db_name, api={"token": "", "token_file": str(tmp_path / "api.token")},
                              telegram={"for_accounts": True})
     first = await start_client(settings)
-    store: Store = first.server.app[STORE]
-    assert (await store.sealing_check() or {}).get("format") == 2  # upgraded on the first start: once
+    store: Repositories = first.server.app[STORE]
+    assert (await store.secrets.sealing_check() or {}).get("format") == 2  # upgraded on the first start: once
     await two_accounts(first)
-    await store._db.secrets.update_one({"_id": SECRET_NAME}, {"$set": {"value": "omi_known-to-the-attacker"}})
-    await store._db.accounts.update_one({"_id": "shopb"}, {"$set": {"channels.telegram.webhook_secret": "planted"}})
+    await raw_database_of(store).secrets.update_one({"_id": SECRET_NAME}, {"$set": {"value": "omi_known-to-the-attacker"}})
+    await raw_database_of(store).accounts.update_one({"_id": "shopb"}, {"$set": {"channels.telegram.webhook_secret": "planted"}})
 
     with pytest.raises(InstallTokenError) as refused:
         await start_client(settings)
     assert "secrets.api-install-token.value is stored in clear where a sealed value belongs: refused" in str(refused.value)
     assert "omnirouter api-token --rotate" in str(refused.value)
-    raw = await store._db.secrets.find_one({"_id": SECRET_NAME})
+    raw = await raw_database_of(store).secrets.find_one({"_id": SECRET_NAME})
     assert raw is not None and raw["value"] == "omi_known-to-the-attacker"  # never sealed, so never used
 
     await rotate(settings.api, store)  # what the message says to do; the router starts again

@@ -15,25 +15,26 @@ from bot.secret_key import SecretKeyError, open_sealer
 from bot.settings import SecuritySettings
 from conversations.embedded import free_port
 from conversations.models import utcnow
+from conversations.repositories import Repositories
 from conversations.sealing import Sealer, SealingError, generate_key, parse_key
-from conversations.store import Store
+from tests.conftest import raw_database_of
 from tests.cli.test_serve import run, serve_and_stop
 
 
-async def test_a_fresh_install_makes_a_key_file_and_uses_it_from_then_on(store: Store, tmp_path: Path) -> None:
+async def test_a_fresh_install_makes_a_key_file_and_uses_it_from_then_on(store: Repositories, tmp_path: Path) -> None:
     path = tmp_path / "var" / "secret.key"
     sealer = await open_sealer(SecuritySettings(secret_key_file=str(path)), store)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert Sealer(parse_key(path.read_text())).key_id == sealer.key_id
-    await store.ensure_account("shop", "Shop", utcnow())
-    await store.set_account_channel("shop", "telegram", {"token": "123:secret-token", "webhook_secret": "s"})
+    await store.accounts.ensure_account("shop", "Shop", utcnow())
+    await store.accounts.set_account_channel("shop", "telegram", {"token": "123:secret-token", "webhook_secret": "s"})
     again = await open_sealer(SecuritySettings(secret_key_file=str(path)), store)  # the next start
     assert again.key_id == sealer.key_id
-    account = await store.get_account("shop")
+    account = await store.accounts.get_account("shop")
     assert account is not None and account.channels["telegram"]["token"] == "123:secret-token"
 
 
-async def test_a_missing_or_wrong_key_stops_start_up_with_one_line(store: Store, tmp_path: Path) -> None:
+async def test_a_missing_or_wrong_key_stops_start_up_with_one_line(store: Repositories, tmp_path: Path) -> None:
     path = tmp_path / "secret.key"
     first = await open_sealer(SecuritySettings(secret_key_file=str(path)), store)
     path.unlink()
@@ -51,14 +52,15 @@ async def test_a_missing_or_wrong_key_stops_start_up_with_one_line(store: Store,
     assert "64 hex characters" in str(garbled.value)
 
 
-async def test_secrets_stored_in_clear_before_are_sealed_at_start_up(store: Store, tmp_path: Path) -> None:
-    await store._db.accounts.insert_one({"_id": "old", "name": "Old", "created_at": 0, "channels": {
+async def test_secrets_stored_in_clear_before_are_sealed_at_start_up(store: Repositories, tmp_path: Path) -> None:
+    raw = raw_database_of(store)  # an account as an earlier release stored it: secrets in clear
+    await raw.accounts.insert_one({"_id": "old", "name": "Old", "created_at": 0, "channels": {
         "whatsapp": {"phone_number_id": "1065", "access_token": "EAAG-plain", "app_secret": "plain-app-secret",
                      "verify_token": "v"}}})
     await open_sealer(SecuritySettings(secret_key=generate_key()), store)
-    raw = await store._db.accounts.find_one({"_id": "old"})
-    assert "EAAG-plain" not in str(raw) and raw["channels"]["whatsapp"]["phone_number_id"] == "1065"
-    account = await store.get_account("old")
+    stored = await raw.accounts.find_one({"_id": "old"})
+    assert "EAAG-plain" not in str(stored) and stored["channels"]["whatsapp"]["phone_number_id"] == "1065"
+    account = await store.accounts.get_account("old")
     assert account is not None and account.channels["whatsapp"]["app_secret"] == "plain-app-secret"
 
 

@@ -1,5 +1,5 @@
 """The ``omnirouter`` command: ``serve`` runs the router, ``say`` talks to a running one, ``nlu``
-trains and tries the bot (see ``bot/nlu/cli.py``)."""
+trains and tries the bot (see ``bot/cli/nlu.py``)."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from bot.cli.nlu import add_commands as add_nlu_commands
 from bot.nlu.responses import ResponsesError
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.embedded import EmbeddedStoreError
+from conversations.errors import StoreUnavailable
 from conversations.private_files import write_private
-from conversations.store import StoreUnavailable
 
 
 class CliError(Exception):

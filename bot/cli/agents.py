@@ -18,9 +18,11 @@ from bot import audit
 from bot.settings import Settings
 from bot.web.admin import teams_of
 from bot.web.auth import add_agent
+from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo, EmbeddedStoreError, running_embedded_uri
-from conversations.models import Role, utcnow
-from conversations.store import Store, StoreUnavailable
+from conversations.errors import StoreUnavailable
+from conversations.models import utcnow
+from conversations.repositories import Repositories
 
 _LOGIN = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
 
@@ -45,11 +47,11 @@ def agent_add(args: argparse.Namespace, settings: Settings) -> int:
     if args.role == "superadmin" and account != settings.account.id:
         raise CliError(f"a superadmin belongs to the install's own account ({settings.account.id})", code=2)
 
-    async def work(store: Store) -> int:
+    async def work(store: Repositories) -> int:
         if account == settings.account.id:  # a fresh install: before the first `serve`
             await store.ensure_indexes()
-            await store.ensure_account(account, settings.account.name, utcnow())
-        elif await store.get_account(account) is None:
+            await store.accounts.ensure_account(account, settings.account.name, utcnow())
+        elif await store.accounts.get_account(account) is None:
             raise CliError(f"no account {account!r}", code=2)
         agent, secret = await add_agent(
             store, account, login, name=args.display_name, role=Role(args.role), teams=teams,
@@ -74,14 +76,14 @@ def agent_reset_two_factor(args: argparse.Namespace, settings: Settings) -> int:
 
     login, account = args.login.strip().lower(), args.account or settings.account.id
 
-    async def work(store: Store) -> int:
-        agent = await store.agent_by_login(account, login)
+    async def work(store: Repositories) -> int:
+        agent = await store.agents.agent_by_login(account, login)
         if agent is None:
             raise CliError(f"no agent {login!r} in account {account!r}", code=2)
-        if not await store.remove_second_factor(agent.id):
+        if not await store.sign_in.remove_second_factor(agent.id):
             print(f"{login!r} in account {account!r} has no two-factor sign-in: nothing to reset")
             return 0
-        await store.delete_agent_sessions(agent.id)
+        await store.sign_in.delete_agent_sessions(agent.id)
         await audit.record(store, account, audit.CLI, "agent.second_factor_reset", agent.id, login=login)
         print(f"two-factor sign-in of {login!r} in account {account!r} reset; they are logged out and log in "
               "with their password (and set it up again where the account requires it)")
@@ -90,7 +92,7 @@ def agent_reset_two_factor(args: argparse.Namespace, settings: Settings) -> int:
     return run_with_store(settings, work)
 
 
-def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) -> int:
+def run_with_store(settings: Settings, work: Callable[[Repositories], Awaitable[int]]) -> int:
     """``with_store`` for a CLI command: store trouble becomes a one-line ``CliError``."""
     from bot.cli import CliError
 
@@ -102,7 +104,7 @@ def run_with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) 
         raise CliError(str(exc)) from None
 
 
-async def with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]) -> int:
+async def with_store(settings: Settings, work: Callable[[Repositories], Awaitable[int]]) -> int:
     """Run ``work`` against the configured store, starting the embedded one if nobody runs it."""
     uri, embedded = settings.store.mongodb_uri, None
     if not uri:
@@ -115,10 +117,10 @@ async def with_store(settings: Settings, work: Callable[[Store], Awaitable[int]]
             uri = running_embedded_uri(data_dir) or ""
             if not uri:
                 raise
-    store = Store.connect(uri, settings.store.database, timeout_ms=settings.store.timeout_ms)
+    store = Repositories.connect(uri, settings.store.database, timeout_ms=settings.store.timeout_ms)
     try:
         await store.ensure_indexes()
-        await store.ensure_account(settings.account.id, settings.account.name, utcnow())
+        await store.accounts.ensure_account(settings.account.id, settings.account.name, utcnow())
         return await work(store)
     finally:
         await store.close()

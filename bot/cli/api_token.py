@@ -16,7 +16,7 @@ from bot.cli.agents import run_with_store
 from bot.install_token import REFRESH_SECONDS, InstallTokenError, rotate
 from bot.secret_key import SecretKeyError, open_sealer
 from bot.settings import Settings
-from conversations.store import Store
+from conversations.repositories import Repositories
 
 
 def add_api_token_command(sub: Any) -> None:
@@ -45,7 +45,7 @@ def api_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _rotate(settings: Settings, store: Store) -> int:
+async def _rotate(settings: Settings, store: Repositories) -> int:
     from bot.cli import CliError
 
     try:

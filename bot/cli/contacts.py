@@ -19,7 +19,7 @@ from bot.privacy import ContactNotFound, erase_contact, export_contact, find_con
 from bot.settings import Settings
 from conversations.personal_data import ContactScope
 from conversations.private_files import write_private
-from conversations.store import Store
+from conversations.repositories import Repositories
 
 
 def add_contact_commands(sub: Any) -> None:
@@ -43,7 +43,7 @@ def contact_export(args: argparse.Namespace, settings: Settings) -> int:
     if args.out is not None and args.out.is_dir():
         raise CliError(f"--out {args.out} is a directory; name a file", code=2)
 
-    async def work(store: Store) -> int:
+    async def work(store: Repositories) -> int:
         scope = await _scope(store, args, settings)
         document = await export_contact(store, scope, audit.CLI)
         text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
@@ -67,7 +67,7 @@ def contact_erase(args: argparse.Namespace, settings: Settings) -> int:
     if not args.yes and not sys.stdin.isatty():
         raise CliError("refusing to erase without --yes when standard input is not a terminal", code=2)
 
-    async def work(store: Store) -> int:
+    async def work(store: Repositories) -> int:
         scope = await _scope(store, args, settings)
         if not args.yes:
             print(f"contact {scope.contact_id}: {', '.join(scope.identity_keys) or 'no identities'}; "
@@ -89,11 +89,11 @@ def contact_erase(args: argparse.Namespace, settings: Settings) -> int:
     return run_with_store(settings, work)
 
 
-async def _scope(store: Store, args: argparse.Namespace, settings: Settings) -> ContactScope:
+async def _scope(store: Repositories, args: argparse.Namespace, settings: Settings) -> ContactScope:
     from bot.cli import CliError
 
     account = args.account or settings.account.id
-    if await store.get_account(account) is None:
+    if await store.accounts.get_account(account) is None:
         raise CliError(f"no account {account!r}", code=2)
     try:
         return await find_contact(store, account, args.ref)

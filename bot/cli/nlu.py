@@ -28,8 +28,9 @@ from bot.nlu.remote import SessionFactory
 from bot.nlu.training import TrainingError, TrainOptions
 from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
+from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
-from conversations.store import Store, StoreUnavailable
+from conversations.repositories import Repositories
 
 CliFailure = Callable[[str, int], Exception]
 
@@ -100,7 +101,7 @@ def _bearer(settings: Settings) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def _store(settings: Settings) -> AsyncIterator[Store | None]:
+async def _store(settings: Settings) -> AsyncIterator[Repositories | None]:
     """The store, or ``None`` when a running router holds the embedded one (use its API)."""
     embedded = None
     uri = settings.store.mongodb_uri
@@ -111,7 +112,7 @@ async def _store(settings: Settings) -> AsyncIterator[Store | None]:
         embedded = EmbeddedMongo(Path(settings.store.embedded_dir), mode=settings.store.embedded_mode)  # type: ignore[arg-type]
         await embedded.start()
         uri = embedded.uri
-    store = Store.connect(uri, settings.store.database, timeout_ms=settings.store.timeout_ms)
+    store = Repositories.connect(uri, settings.store.database, timeout_ms=settings.store.timeout_ms)
     try:
         await store.ensure_indexes()
         yield store
@@ -150,7 +151,7 @@ async def _train(args: argparse.Namespace, settings: Settings) -> int:
             return await _train_remotely(args, settings, account)
         service = NluService(store, settings.nlu, http=_egress_session(settings))
         request = service.train_request(account, args.data, activate=not args.no_activate, by="cli")
-        await store.ensure_account(account, settings.account.name, utcnow())
+        await store.accounts.ensure_account(account, settings.account.name, utcnow())
         if args.data and await TrainingSet(store, account, []).in_store():
             print(f"omnirouter: account {account}'s training data is edited in the console (it lives in the "
                   "store now): --data is ignored; import files with POST /api/nlu/import", file=sys.stderr)
@@ -158,7 +159,7 @@ async def _train(args: argparse.Namespace, settings: Settings) -> int:
             version = await service.train(request, _progress)
         finally:
             await service.close()
-        model = await store.get_nlu_model(version) or {}
+        model = await store.nlu.get_nlu_model(version) or {}
     state = "active" if not args.no_activate else "stored, not active"
     print(f"model {version} ({state}): {model.get('intents')} intents, {model.get('examples')} examples, "
           f"languages {', '.join(model.get('languages') or []) or '-'}, {model.get('train_seconds')} s")

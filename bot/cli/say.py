@@ -23,8 +23,8 @@ from twilio.request_validator import RequestValidator
 
 from bot.install_token import InstallTokenError, token_for_cli
 from bot.settings import Settings
-from conversations.models import Identity, Inbound
-from conversations.store import inbound_id
+from conversations.messages import inbound_id
+from conversations.traffic import Identity, Inbound
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 

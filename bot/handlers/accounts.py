@@ -23,8 +23,8 @@ from bot.logs import log_event
 from bot.settings import SettingsError
 
 if TYPE_CHECKING:
-    from conversations.models import Account
-    from conversations.store import Store
+    from conversations.repositories import Repositories
+    from conversations.tenant_models import Account
 
 log = logging.getLogger("omnirouter.handlers")
 
@@ -48,12 +48,12 @@ class PerAccount(Generic[C]):
         self._clients: dict[str, C] = {}
         self._seen: dict[str, tuple[float, str]] = {}  # account -> (next check, settings fingerprint)
         self._retired: list[C] = []  # replaced clients, closed at shutdown (a send may still use one)
-        self._store: Store | None = None
+        self._store: Repositories | None = None
         self._lock = asyncio.Lock()
         if default_config is not None:
             self._clients[default_account] = build(default_account, default_config)
 
-    def attach(self, store: Store) -> None:
+    def attach(self, store: Repositories) -> None:
         self._store = store
 
     def loaded(self) -> dict[str, C]:
@@ -75,7 +75,7 @@ class PerAccount(Generic[C]):
         seen = self._seen.get(account_id)
         if seen is not None and seen[0] > time.monotonic():  # another task refreshed it meanwhile
             return self._clients.get(account_id)
-        account = await self._store.get_account(account_id)
+        account = await self._store.accounts.get_account(account_id)
         config = account.channels.get(self._channel) if account and not account.disabled else None
         unopened = _unopened(account, self._channel) if config is not None else []
         if unopened:  # never used as stored: the channel reports it until an admin enters them again

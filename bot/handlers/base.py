@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
-from conversations.models import Outbound, ProviderEvent
+from conversations.traffic import Outbound, ProviderEvent
 
 if TYPE_CHECKING:
     from bot.handlers.egress_guards import EgressGuards
     from bot.router.inbound import InboundPipeline
     from bot.settings import Settings
-    from conversations.store import Store
+    from conversations.repositories import Repositories
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -97,7 +97,7 @@ class ChannelAdapter(Protocol):
     def routes(self) -> list[web.RouteDef]:
         """The HTTP routes (webhooks, sockets, pages) this channel serves."""
 
-    async def start(self, store: Store) -> None:
+    async def start(self, store: Repositories) -> None:
         """Start-up work that needs I/O (secrets from the store, provider sessions)."""
 
     async def shutdown(self) -> None:
@@ -131,7 +131,7 @@ class BaseAdapter:
     def routes(self) -> list[web.RouteDef]:
         return []
 
-    async def start(self, store: Store) -> None:
+    async def start(self, store: Repositories) -> None:
         return None
 
     async def shutdown(self) -> None:

@@ -33,8 +33,10 @@ from bot.logs import log_event
 from bot.tasks import stop_tasks
 from bot.router.inbound import InboundPipeline
 from conversations.ids import derived_id
-from conversations.models import Inbound, Outbound, SenderKind, Thread, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import SenderKind, Thread
+from conversations.traffic import Inbound, Outbound
 
 log = logging.getLogger("omnirouter.handlers.email")
 
@@ -49,18 +51,18 @@ class EmailAdapter(BaseAdapter):
         self._account_id = context.account_id
         self._from_name = self.settings.display_name or context.settings.account.name
         self.capabilities = Capabilities(media=False)
-        self._store: Store | None = None
+        self._store: Repositories | None = None
         self._pipeline: InboundPipeline | None = None
         self.reader = MailboxReader(self.settings, self.ingest) if self.settings.imap_host else None
         self.listener = SmtpListener(self.settings, self.ingest) if self.settings.listen_port else None
         self._reading: asyncio.Task[None] | None = None
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Repositories:
         assert self._store is not None, "start() first"
         return self._store
 
-    async def start(self, store: Store) -> None:
+    async def start(self, store: Repositories) -> None:
         self._store = store
         if self.reader is None and self.listener is None:
             log_event(log, "email.send_only", logging.WARNING, address=self.settings.address,
@@ -96,7 +98,7 @@ class EmailAdapter(BaseAdapter):
         loop = asyncio.get_running_loop()
         mail = await loop.run_in_executor(None, parse_mail, raw, tuple(envelope_recipients))
         recorded, _ = await self._pipeline.receive(self.inbound(mail))
-        await self.store.keep_email_source(self._account_id, recorded.message.id, raw)
+        await self.store.mail.keep_email_source(self._account_id, recorded.message.id, raw)
         log_event(log, "email.received", message=recorded.message.id, thread=recorded.thread.id,
                   duplicate=recorded.duplicate, attachments=len(mail.attachments), size=len(raw))
         return recorded.message.id
@@ -116,20 +118,20 @@ class EmailAdapter(BaseAdapter):
             keys.append(f"mid:{mail['in_reply_to']}")
         keys += [f"token:{t}" for t in tokens_in(mail.get("subject", ""), mail.get("recipients") or [],
                                                   self.settings.address)]
-        found = await store.threads_by_email_keys(inbound.account_id, keys)
+        found = await store.mail.threads_by_email_keys(inbound.account_id, keys)
         thread = None
         for key in dict.fromkeys(keys):
             if key not in found or (key.startswith("token:") and found[key][1] != contact_id):
                 continue
-            thread = await store.touch_thread_if_open(found[key][0], now)
+            thread = await store.threads.touch_thread_if_open(found[key][0], now)
             if thread is not None:
                 break
         if thread is None:
             open_key = f"{contact_id}:email:{derived_id('thr', own)}"
-            thread = await store.open_keyed_thread(inbound.account_id, contact_id, inbound.sender, open_key, now)
+            thread = await store.threads.open_keyed_thread(inbound.account_id, contact_id, inbound.sender, open_key, now)
         token = thread_token(thread.id)
-        await store.link_email_keys(inbound.account_id, thread.id, contact_id, [own, f"token:{token}"], now)
-        await store.note_email_message(inbound.account_id, thread.id, mail.get("subject", ""), token,
+        await store.mail.link_email_keys(inbound.account_id, thread.id, contact_id, [own, f"token:{token}"], now)
+        await store.mail.note_email_message(inbound.account_id, thread.id, mail.get("subject", ""), token,
                                        mail["message_id"])
         return thread
 
@@ -138,12 +140,12 @@ class EmailAdapter(BaseAdapter):
     async def send(self, outbound: Outbound) -> str:
         """Send one reply in its thread; returns its Message-ID (linked to the thread first)."""
         store, address = self.store, self.settings.address
-        info = await store.email_thread_info(outbound.thread_id)
+        info = await store.mail.email_thread_info(outbound.thread_id)
         token = info.token if info and info.token else thread_token(outbound.thread_id)
         message_id = our_message_id(outbound.message_id, address)
-        thread = await store.get_thread(outbound.thread_id)
+        thread = await store.threads.get_thread(outbound.thread_id)
         contact_id = thread.contact_id if thread else ""
-        await store.link_email_keys(outbound.account_id, outbound.thread_id, contact_id,
+        await store.mail.link_email_keys(outbound.account_id, outbound.thread_id, contact_id,
                                     [f"mid:{message_id}", f"token:{token}"], utcnow())
         references = list(info.references) if info else []
         mail = compose_reply(
@@ -154,7 +156,7 @@ class EmailAdapter(BaseAdapter):
             automatic=str(outbound.meta.get("sender_kind", "bot")) in AUTOMATIC_SENDERS,
         )
         await send_mail(self.settings, mail)
-        await store.note_email_message(outbound.account_id, outbound.thread_id, info.subject if info else "",
+        await store.mail.note_email_message(outbound.account_id, outbound.thread_id, info.subject if info else "",
                                        token, message_id)
         log_event(log, "email.sent", message=outbound.message_id, thread=outbound.thread_id)
         return message_id

@@ -29,7 +29,7 @@ from mailparser_reply import EmailReplyParser
 
 from bot.handlers.base import MalformedPayload
 from bot.handlers.email_limits import REPLY_SCAN_CHARS, bounded_mail
-from conversations.models import Attachment, Identity, Inbound
+from conversations.traffic import Attachment, Identity, Inbound
 
 REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv", "da", "cs"]
 REFERENCES_KEPT = 20

@@ -20,7 +20,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from bot.handlers.base import MalformedPayload, PermanentSendError, RetryableSendError
 from bot.logs import log_event
 from bot.settings import EmailSettings
-from conversations.store import StoreUnavailable
+from conversations.errors import StoreUnavailable
 
 log = logging.getLogger("omnirouter.handlers.email.smtp")
 

@@ -22,8 +22,8 @@ from bot.handlers.base import BaseAdapter, Capabilities, ChannelContext, Permane
 from bot.handlers.sms_segments import shape, split_for_sms
 from bot.handlers.webhook import receive_webhook
 from bot.logs import log_event
-from conversations.models import Inbound, Outbound, ProviderEvent, StatusUpdate
-from conversations.store import Store
+from conversations.repositories import Repositories
+from conversations.traffic import Inbound, Outbound, ProviderEvent, StatusUpdate
 
 log = logging.getLogger("omnirouter.handlers.sms")
 
@@ -87,10 +87,10 @@ class SmsAdapter(BaseAdapter):
         self._settings = context.settings.sms
         self.gateway: SmsGateway = load_gateway(SMS_GATEWAYS[self._settings.gateway], context)
         self.capabilities = Capabilities(media=False)
-        self._store: Store | None = None
+        self._store: Repositories | None = None
         self._replies = {"help": self._settings.help_reply, "start": self._settings.start_reply}
 
-    async def start(self, store: Store) -> None:
+    async def start(self, store: Repositories) -> None:
         self._store = store
         await self.gateway.start()
 
@@ -120,7 +120,7 @@ class SmsAdapter(BaseAdapter):
         """Send the reply in as many parts as its length needs; returns the first part's id
         (delivery reports of that part move the message's status)."""
         assert self._store is not None, "start() first"
-        if await self._store.opted_out(outbound.account_id, self.name, outbound.to.address):
+        if await self._store.phone.opted_out(outbound.account_id, self.name, outbound.to.address):
             raise PermanentSendError("recipient opted out (STOP); they must send START first")
         parts = split_for_sms(self.render_text(outbound), self._settings.max_segments)
         if not parts:
@@ -137,11 +137,11 @@ class SmsAdapter(BaseAdapter):
         assert self._store is not None
         if len(parts) == 1:
             return [await self.gateway.send_text(outbound.to.address, parts[0])]
-        sent = await self._store.sent_sms_parts(outbound.message_id, len(parts))
+        sent = await self._store.phone.sent_sms_parts(outbound.message_id, len(parts))
         ids = []
         for index, part in enumerate(parts):
             if index not in sent:
                 sent[index] = await self.gateway.send_text(outbound.to.address, part)
-                await self._store.note_sms_part(outbound.message_id, index, sent[index])
+                await self._store.phone.note_sms_part(outbound.message_id, index, sent[index])
             ids.append(sent[index])
         return ids

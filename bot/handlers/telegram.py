@@ -64,11 +64,11 @@ from bot.handlers.telegram_updates import parse_update
 from bot.handlers.webhook import receive_webhook
 from bot.logs import log_event
 from bot.settings import SettingsError
-from conversations.models import Inbound, Outbound, ProviderEvent
+from conversations.traffic import Inbound, Outbound, ProviderEvent
 
 if TYPE_CHECKING:
     from bot.router.inbound import InboundPipeline
-    from conversations.store import Store
+    from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.handlers.telegram")
 
@@ -149,7 +149,7 @@ class TelegramAdapter(BaseAdapter):
         api_base, why = self._egress.account_api_base(account_id, config)
         return TelegramBot(account_id, make_bot(token, api_base, self._egress), secret, why)
 
-    async def start(self, store: Store) -> None:
+    async def start(self, store: Repositories) -> None:
         self.bots.attach(store)
 
     def routes(self) -> list[web.RouteDef]:

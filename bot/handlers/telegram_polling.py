@@ -28,7 +28,7 @@ from bot.handlers.payload import Payload
 from bot.handlers.telegram_updates import ALLOWED_UPDATES, parse_update
 from bot.handlers.webhook import record_events
 from bot.logs import log_event
-from conversations.store import StoreUnavailable
+from conversations.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.handlers.telegram import TelegramAdapter, TelegramBot

@@ -17,7 +17,7 @@ from typing import Any
 
 from bot.handlers.base import UnsupportedEvent
 from bot.handlers.payload import Payload, e164, unix_time
-from conversations.models import Attachment, Identity, Inbound, MessageEdit, ProviderEvent
+from conversations.traffic import Attachment, Identity, Inbound, MessageEdit, ProviderEvent
 
 CHANNEL = "telegram"
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query")  # what setWebhook/getUpdates ask for

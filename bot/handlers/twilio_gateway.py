@@ -43,16 +43,8 @@ from bot.handlers.base import (
 )
 from bot.handlers.signatures import same_secret
 from bot.logs import log_event
-from conversations.models import (
-    Attachment,
-    CallEvent,
-    DeliveryStatus,
-    Direction,
-    Identity,
-    Inbound,
-    StatusUpdate,
-    utcnow,
-)
+from conversations.models import utcnow
+from conversations.traffic import Attachment, CallEvent, DeliveryStatus, Direction, Identity, Inbound, StatusUpdate
 
 log = logging.getLogger("omnirouter.handlers.twilio")
 

@@ -25,8 +25,8 @@ from bot.handlers.base import (
 from bot.handlers.sms import EMPTY_TWIML, load_gateway
 from bot.logs import log_event
 from bot.router.calls import CallRecorder
-from conversations.models import CallEvent, Inbound, Outbound, ProviderEvent, StatusUpdate
-from conversations.store import Store
+from conversations.repositories import Repositories
+from conversations.traffic import CallEvent, Inbound, Outbound, ProviderEvent, StatusUpdate
 
 log = logging.getLogger("omnirouter.handlers.voice")
 
@@ -56,7 +56,7 @@ class VoiceAdapter(BaseAdapter):
         self.thread_channel = "sms" if "sms" in channels else self.name
         self._calls: CallRecorder | None = None
 
-    async def start(self, store: Store) -> None:
+    async def start(self, store: Repositories) -> None:
         self._calls = CallRecorder(store, self.thread_channel)
 
     def routes(self) -> list[web.RouteDef]:

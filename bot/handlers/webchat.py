@@ -39,8 +39,10 @@ from bot.handlers.payload import load_json
 from bot.handlers.signatures import as_bytes, same_secret
 from bot.keys import METRICS, PIPELINE
 from bot.logs import log_event
-from conversations.models import Identity, Inbound, Message, Outbound
-from conversations.store import Store, StoreUnavailable
+from conversations.errors import StoreUnavailable
+from conversations.repositories import Repositories
+from conversations.thread_models import Message
+from conversations.traffic import Identity, Inbound, Outbound
 
 log = logging.getLogger("omnirouter.handlers.webchat")
 
@@ -115,7 +117,7 @@ class WebchatAdapter(BaseAdapter):
     def __init__(self, context: ChannelContext) -> None:
         self._context = context
         self._tokens = VisitorTokens(context.settings.webchat.secret) if context.settings.webchat.secret else None
-        self._store: Store | None = None
+        self._store: Repositories | None = None
         self._max_text = context.settings.webchat.max_text_length
         self.capabilities = Capabilities(buttons=True, max_text_length=self._max_text)
         self._sockets: dict[tuple[str, str], set[_VisitorSocket]] = {}
@@ -123,14 +125,14 @@ class WebchatAdapter(BaseAdapter):
         self._token_seconds = context.settings.webchat.visitor_token_days * 86400
         self._legacy_until: float | None = None  # tokens of the previous format: honoured until then
 
-    async def start(self, store: Store) -> None:
+    async def start(self, store: Repositories) -> None:
         self._store = store
         if self._tokens is None:  # every router process on this store shares one generated key
-            secret, _ = await store.sealed_secret("webchat-visitor-tokens", lambda: secrets.token_urlsafe(32))
+            secret, _ = await store.secrets.sealed_secret("webchat-visitor-tokens", lambda: secrets.token_urlsafe(32))
             self._tokens = VisitorTokens(secret)
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Repositories:
         assert self._store is not None, "start() first"
         return self._store
 
@@ -190,9 +192,9 @@ class WebchatAdapter(BaseAdapter):
             return False
         now = time.time()
         if read.issued is None and self._legacy_until is None:
-            until_ms = await self.store.legacy_tokens_until(int((now + self._token_seconds) * 1000))
+            until_ms = await self.store.privacy.legacy_tokens_until(int((now + self._token_seconds) * 1000))
             self._legacy_until = until_ms / 1000
-        return not self._expired(read, now) and not await self.store.visitor_revoked(account_id, read.visitor)
+        return not self._expired(read, now) and not await self.store.privacy.visitor_revoked(account_id, read.visitor)
 
     def _renewed(self, account_id: str, read: VisitorToken, token: str) -> str:
         """The token to hand back: a fresh one once half its life has passed (or it is of the
@@ -320,7 +322,7 @@ class WebchatAdapter(BaseAdapter):
             await sock.send({"type": "error", "code": "bad_message", "id": client_id, "detail": str(exc)})
             return
         try:
-            if await self.store.visitor_revoked(account_id, visitor):  # erased while connected
+            if await self.store.privacy.visitor_revoked(account_id, visitor):  # erased while connected
                 await sock.ws.close(code=_REVOKED, message=b"visitor revoked: reconnect as a new visitor")
                 return
             recorded, dispatching = await app[PIPELINE].receive(inbound)
@@ -341,8 +343,8 @@ class WebchatAdapter(BaseAdapter):
 
     async def _history(self, account_id: str, visitor: str) -> dict[str, Any]:
         try:
-            thread = await self.store.open_thread_of(account_id, Identity(self.name, visitor))
-            messages = await self.store.thread_messages(thread.id, _HISTORY) if thread else []
+            thread = await self.store.threads.open_thread_of(account_id, Identity(self.name, visitor))
+            messages = await self.store.messages.thread_messages(thread.id, _HISTORY) if thread else []
         except StoreUnavailable:
             log_event(log, "webchat.history_unavailable", logging.WARNING)
             return {"history": [], "history_unavailable": True}
@@ -355,7 +357,7 @@ class WebchatAdapter(BaseAdapter):
     async def _account(self, request: web.Request) -> str:
         account_id = request.query.get("account", self._context.account_id)
         if self._accounts.get(account_id, 0.0) < time.monotonic():
-            account = await self.store.get_account(account_id)
+            account = await self.store.accounts.get_account(account_id)
             if account is None or account.disabled:
                 raise web.HTTPNotFound(
                     text=json.dumps({"error": "unknown_account", "detail": f"no account {account_id!r}"}),

@@ -19,7 +19,7 @@ from bot.handlers.base import UnsupportedEvent
 from bot.keys import PIPELINE
 from bot.logs import log_event
 from bot.router.sanitize import checked_event
-from conversations.models import MessageEdit, ProviderEvent, StatusUpdate
+from conversations.traffic import MessageEdit, ProviderEvent, StatusUpdate
 
 if TYPE_CHECKING:
     from bot.router.inbound import InboundPipeline

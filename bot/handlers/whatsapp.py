@@ -50,10 +50,11 @@ from bot.handlers.webhook import receive_webhook
 from bot.handlers.whatsapp_payload import parse_payload
 from bot.router.replies import window_closed_message
 from bot.settings import SettingsError
-from conversations.models import Outbound, ProviderEvent, utcnow
+from conversations.models import utcnow
+from conversations.traffic import Outbound, ProviderEvent
 
 if TYPE_CHECKING:
-    from conversations.store import Store
+    from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.handlers.whatsapp")
 
@@ -100,7 +101,7 @@ class WhatsappAdapter(BaseAdapter):
         default = {"phone_number_id": s.phone_number_id, "access_token": s.access_token, "app_secret": s.app_secret,
                    "verify_token": s.verify_token, "templates": s.templates or {}} if s.phone_number_id else None
         self.numbers: PerAccount[WhatsappNumber] = PerAccount(self.name, context.account_id, default, self._build)
-        self._store: Store | None = None
+        self._store: Repositories | None = None
 
     def _build(self, account_id: str, config: Mapping[str, Any]) -> WhatsappNumber:
         missing = [key for key in _REQUIRED if not config.get(key)]
@@ -112,7 +113,7 @@ class WhatsappAdapter(BaseAdapter):
         return WhatsappNumber(account_id, str(config["phone_number_id"]), str(config["app_secret"]),
                               str(config["verify_token"]), client, session, dict(config.get("templates") or {}), why)
 
-    async def start(self, store: Store) -> None:
+    async def start(self, store: Repositories) -> None:
         self._store = store
         self.numbers.attach(store)
 
@@ -176,7 +177,7 @@ class WhatsappAdapter(BaseAdapter):
 
     async def _check_window(self, outbound: Outbound, number: WhatsappNumber) -> None:
         assert self._store is not None, "start() first"
-        thread = await self._store.get_thread(outbound.thread_id)
+        thread = await self._store.threads.get_thread(outbound.thread_id)
         ends = thread.wa_window_ends_at if thread else None
         if ends is None or ends <= utcnow():
             raise PermanentSendError(window_closed_message(ends.isoformat() if ends else None, number.templates))

@@ -17,14 +17,7 @@ from typing import Any
 from bot.handlers.base import UnsupportedEvent
 from bot.handlers.payload import Payload, e164, unix_time
 from bot.logs import log_event
-from conversations.models import (
-    Attachment,
-    DeliveryStatus,
-    Identity,
-    Inbound,
-    ProviderEvent,
-    StatusUpdate,
-)
+from conversations.traffic import Attachment, DeliveryStatus, Identity, Inbound, ProviderEvent, StatusUpdate
 
 log = logging.getLogger("omnirouter.handlers.whatsapp")
 

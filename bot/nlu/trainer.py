@@ -31,7 +31,7 @@ from bot.nlu.crossval import cross_validate
 from bot.nlu.training import TrainingError, TrainOptions, train
 from bot.nlu.training_set import TrainingSet
 from conversations.models import utcnow
-from conversations.store import Store
+from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.nlu.trainer")
 
@@ -50,14 +50,14 @@ def new_version() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
 
 
-async def training_data(store: Store, account_id: str, paths: Sequence[str]) -> TrainingData:
+async def training_data(store: Repositories, account_id: str, paths: Sequence[str]) -> TrainingData:
     """What the account trains on: the files' examples plus the ones added through the API, or,
     once admins edited its data, the store's copy alone (``NluFormatError`` on a bad file)."""
     return await TrainingSet(store, account_id, paths).data()
 
 
 async def train_version(
-    store: Store,
+    store: Repositories,
     request: TrainRequest,
     embedder: Embedder | None,
     executor: Executor | None = None,
@@ -75,16 +75,16 @@ async def train_version(
     )
     added = cache.take_added()
     if added:
-        await store.save_nlu_embeddings({key: vector.astype(np.float32).tobytes() for key, vector in added.items()})
+        await store.nlu.save_nlu_embeddings({key: vector.astype(np.float32).tobytes() for key, vector in added.items()})
     version = new_version()
     model.meta["version"] = version
     blob = await loop.run_in_executor(executor, model.to_bytes)
-    await store.save_nlu_model(request.account_id, version, blob, _info(model, request, metrics, sources), utcnow())
+    await store.nlu.save_nlu_model(request.account_id, version, blob, _info(model, request, metrics, sources), utcnow())
     await _retire_if_erased(store, request.account_id, version, sources)
-    if request.activate and not await store.activate_nlu_model(request.account_id, version, request.by, utcnow()):
+    if request.activate and not await store.nlu.activate_nlu_model(request.account_id, version, request.by, utcnow()):
         raise TrainingError(f"version {version} was retired as it was stored: an erasure took some of its "
                             "training data; train again")
-    await store.record_audit(request.account_id, request.by, "nlu.train", version, utcnow(),
+    await store.audit.record_audit(request.account_id, request.by, "nlu.train", version, utcnow(),
                              activated=request.activate, intents=len(model.classes))
     log_event(log, "nlu.trained", account=request.account_id, version=version, intents=len(model.classes),
               examples=model.meta.get("examples"), seconds=model.meta.get("train_seconds"),
@@ -107,13 +107,13 @@ def _info(model: NluModel, request: TrainRequest, metrics: dict[str, object] | N
     }
 
 
-async def _retire_if_erased(store: Store, account_id: str, version: str, sources: Sequence[str]) -> None:
+async def _retire_if_erased(store: Repositories, account_id: str, version: str, sources: Sequence[str]) -> None:
     """A version trained on messages that are gone once it is stored is retired at once: an
     erasure deleted them at any time after the training read their examples, and looked for
     versions to retire before this one was stored."""
-    gone = set(sources) - await store.existing_messages(account_id, list(sources))
+    gone = set(sources) - await store.messages.existing_messages(account_id, list(sources))
     if gone:
-        await store.retire_nlu_models(account_id, sorted(gone), f"training:{version}", utcnow())
+        await store.nlu.retire_nlu_models(account_id, sorted(gone), f"training:{version}", utcnow())
         raise TrainingError(f"version {version} was retired: customer messages it learned from were erased "
                             "while it trained; train again")
 
@@ -125,7 +125,7 @@ def _metrics(data: TrainingData, options: TrainOptions, progress: Progress | Non
         return None
 
 
-async def _warm_cache(store: Store, cache: EmbeddingCache, embedder: Embedder, examples: Sequence[Example]) -> None:
+async def _warm_cache(store: Repositories, cache: EmbeddingCache, embedder: Embedder, examples: Sequence[Example]) -> None:
     keys = list(dict.fromkeys(text_key(embedder.name, e.text) for e in examples))
-    stored = await store.nlu_embeddings(keys)
+    stored = await store.nlu.nlu_embeddings(keys)
     cache.put_many({k: np.frombuffer(v, dtype=np.float32) for k, v in stored.items()}, new=False)

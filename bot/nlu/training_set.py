@@ -21,9 +21,10 @@ from bot import audit
 from bot.nlu.data import OUT_OF_SCOPE, Entity, Example, TrainingData
 from bot.nlu.formats import NluFormatError, annotate, load_paths, parse_annotations, read_rasa_yaml, write_rasa_yaml
 from bot.nlu.responses import Responses
-from conversations.models import Agent, epoch_ms, utcnow
-from conversations.store import Store
-from conversations.training_store import ForeignMessage, example_id
+from conversations.agent_models import Agent
+from conversations.models import epoch_ms, utcnow
+from conversations.repositories import Repositories
+from conversations.training import ForeignMessage, example_id
 
 INTENT_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$"
 _INTENT = re.compile(INTENT_PATTERN)
@@ -119,7 +120,7 @@ def _tables(doc: Mapping[str, Any], kind: str) -> dict[str, list[str]]:
 class TrainingSet:
     """One account's training data: read it, edit it, import and export it as Rasa YAML."""
 
-    def __init__(self, store: Store, account_id: str, paths: Sequence[str], responses: Responses | None = None,
+    def __init__(self, store: Repositories, account_id: str, paths: Sequence[str], responses: Responses | None = None,
                  actor: Agent | str = audit.SYSTEM) -> None:
         self._store = store
         self.account_id = account_id
@@ -138,7 +139,7 @@ class TrainingSet:
 
     async def in_store(self) -> bool:
         """Whether the store alone holds the account's data (it has been edited)."""
-        doc = await self._store.nlu_data(self.account_id)
+        doc = await self._store.training.nlu_data(self.account_id)
         return doc is not None and "seeded_at" in doc
 
     async def ensure_in_store(self) -> None:
@@ -147,10 +148,10 @@ class TrainingSet:
             return
         files = await self._files()
         now = utcnow()
-        await self._store.insert_nlu_examples(self.account_id, [example_doc(e, "file") for e in files.examples], now)
-        counts = await self._store.nlu_intent_counts(self.account_id)
+        await self._store.training.insert_nlu_examples(self.account_id, [example_doc(e, "file") for e in files.examples], now)
+        counts = await self._store.training.nlu_intent_counts(self.account_id)
         intents = {*files.intents, *counts, *self.responses.texts}
-        await self._store.save_nlu_data(self.account_id, now, seeded_at=epoch_ms(now), intents=sorted(intents),
+        await self._store.training.save_nlu_data(self.account_id, now, seeded_at=epoch_ms(now), intents=sorted(intents),
                                         **_resources(files))
 
     async def data(self) -> TrainingData:
@@ -160,8 +161,8 @@ class TrainingSet:
     async def data_and_sources(self) -> tuple[TrainingData, tuple[str, ...]]:
         """What the account trains on, and the customer messages its examples were learned from
         (a model version records them: erasing one of them retires the version)."""
-        doc = await self._store.nlu_data(self.account_id)
-        docs = await self._store.nlu_examples_of(self.account_id)
+        doc = await self._store.training.nlu_data(self.account_id)
+        docs = await self._store.training.nlu_examples_of(self.account_id)
         sources = tuple(sorted({str(d["message_id"]) for d in docs if d.get("message_id")}))
         stored = TrainingData(examples=[example_of(d) for d in docs])
         if doc is None or "seeded_at" not in doc:
@@ -171,22 +172,22 @@ class TrainingSet:
 
     async def examples(self, intent: str | None = None) -> list[ExampleView]:
         if await self.in_store():
-            return [_view(self.account_id, d) for d in await self._store.nlu_examples_of(self.account_id, intent)]
+            return [_view(self.account_id, d) for d in await self._store.training.nlu_examples_of(self.account_id, intent)]
         views: dict[str, ExampleView] = {}
         for example in (await self._files()).examples:
             views.setdefault(example_id(self.account_id, example.text),
                              _view(self.account_id, example_doc(example, "file")))
-        for doc in await self._store.nlu_examples_of(self.account_id):
+        for doc in await self._store.training.nlu_examples_of(self.account_id):
             views[str(doc["_id"])] = _view(self.account_id, doc)
         return [v for v in views.values() if intent is None or v.intent == intent]
 
     async def intent_names(self) -> list[str]:
-        doc = await self._store.nlu_data(self.account_id)
+        doc = await self._store.training.nlu_data(self.account_id)
         if doc is not None and "seeded_at" in doc:
             declared = set(doc.get("intents") or [])
         else:
             declared = {*(await self._files()).intents, *self.responses.texts}
-        return sorted(declared | set(await self._store.nlu_intent_counts(self.account_id)))
+        return sorted(declared | set(await self._store.training.nlu_intent_counts(self.account_id)))
 
     async def intents(self) -> list[IntentSummary]:
         counts: dict[str, int] = {}
@@ -209,15 +210,15 @@ class TrainingSet:
         if name in names:
             raise TrainingSetError(f"intent {name!r} exists already", 409)
         await self.ensure_in_store()
-        await self._store.set_nlu_intents(self.account_id, [*names, name], utcnow())
+        await self._store.training.set_nlu_intents(self.account_id, [*names, name], utcnow())
         await self._audit("nlu.intent.create", name)
         return name
 
     async def delete_intent(self, name: str) -> int:
         await self.require_intent(name)
         await self.ensure_in_store()
-        removed = await self._store.delete_nlu_intent_examples(self.account_id, name)
-        await self._store.set_nlu_intents(self.account_id, [n for n in await self.intent_names() if n != name],
+        removed = await self._store.training.delete_nlu_intent_examples(self.account_id, name)
+        await self._store.training.set_nlu_intents(self.account_id, [n for n in await self.intent_names() if n != name],
                                           utcnow())
         await self._audit("nlu.intent.delete", name, examples=removed)
         return removed
@@ -232,11 +233,11 @@ class TrainingSet:
         example = Example(parsed.text, intent, parsed.entities, language or None)
         doc = example_doc(example, source, message_id)
         try:
-            inserted = await self._store.insert_nlu_examples(self.account_id, [doc], utcnow())
+            inserted = await self._store.training.insert_nlu_examples(self.account_id, [doc], utcnow())
         except ForeignMessage as exc:
             raise TrainingSetError(str(exc)) from None
         if not inserted:
-            held = await self._store.nlu_example(self.account_id, example_id(self.account_id, example.text))
+            held = await self._store.training.nlu_example(self.account_id, example_id(self.account_id, example.text))
             where = held["intent"] if held else "another intent"
             raise TrainingSetError(f"this text is an example of {where} already", 409)
         added = example_id(self.account_id, example.text)
@@ -260,7 +261,7 @@ class TrainingSet:
         lang = current.language if language is None else (language or None)
         parsed = parse_text(text if text is not None else current.text)
         if example_id(self.account_id, parsed.text) == example or text is None:
-            updated = await self._store.update_nlu_example(
+            updated = await self._store.training.update_nlu_example(
                 self.account_id, example, utcnow(), text=parsed.text, intent=target, language=lang,
                 entities=_entity_docs(parsed.entities))
             if updated is None:
@@ -269,14 +270,14 @@ class TrainingSet:
                               if target != current.intent else None)
             return _view(self.account_id, updated)
         added = await self.add_example(target, text or "", lang, message_id=current.message_id, source=current.source)
-        await self._store.delete_nlu_example(self.account_id, example)
+        await self._store.training.delete_nlu_example(self.account_id, example)
         await self._audit("nlu.example.delete", example, intent=current.intent, replaced_by=added.id)
         return added
 
     async def delete_example(self, example: str, of_intent: str | None = None) -> None:
         await self.example(example, of_intent)
         await self.ensure_in_store()
-        await self._store.delete_nlu_example(self.account_id, example)
+        await self._store.training.delete_nlu_example(self.account_id, example)
         await self._audit("nlu.example.delete", example, intent=of_intent)
 
     async def set_examples(self, intent: str, items: Sequence[tuple[str, str | None]]) -> int:
@@ -311,16 +312,16 @@ class TrainingSet:
         now = utcnow()
         if replace:
             for intent in await self.intent_names():
-                await self._store.delete_nlu_intent_examples(self.account_id, intent)
-            await self._store.save_nlu_data(self.account_id, now, seeded_at=epoch_ms(now), intents=data.intents,
+                await self._store.training.delete_nlu_intent_examples(self.account_id, intent)
+            await self._store.training.save_nlu_data(self.account_id, now, seeded_at=epoch_ms(now), intents=data.intents,
                                             **_resources(data))
         else:
             await self.ensure_in_store()
             merged = (await self.data()).merge(TrainingData(synonyms=data.synonyms, regexes=data.regexes,
                                                             lookups=data.lookups))
-            await self._store.save_nlu_data(self.account_id, now, **_resources(merged))
-            await self._store.set_nlu_intents(self.account_id, [*await self.intent_names(), *data.intents], now)
-        added = await self._store.insert_nlu_examples(
+            await self._store.training.save_nlu_data(self.account_id, now, **_resources(merged))
+            await self._store.training.set_nlu_intents(self.account_id, [*await self.intent_names(), *data.intents], now)
+        added = await self._store.training.insert_nlu_examples(
             self.account_id, [example_doc(e, "import") for e in data.examples], now)
         await self._audit("nlu.import", self.account_id, file=name[:200], added=len(added), replace=replace)
         return len(added), len(data.intents)

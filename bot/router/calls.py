@@ -14,20 +14,12 @@ import logging
 from bot.logs import log_event
 from bot.router.sanitize import checked_event
 from conversations.ids import derived_id
-from conversations.models import (
-    CallEvent,
-    Decision,
-    DecisionAction,
-    Direction,
-    DispatchState,
-    Identity,
-    Message,
-    SenderKind,
-    Thread,
-    ThreadStatus,
-    utcnow,
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import (
+    Decision, DecisionAction, DispatchState, Message, SenderKind, Thread, ThreadStatus,
 )
-from conversations.store import Store
+from conversations.traffic import CallEvent, Direction, Identity
 
 log = logging.getLogger("omnirouter.router.calls")
 
@@ -53,7 +45,7 @@ def _duration(seconds: int) -> str:
 class CallRecorder:
     """Records call events; the voice channel's counterpart of the inbound recorder."""
 
-    def __init__(self, store: Store, thread_channel: str) -> None:
+    def __init__(self, store: Repositories, thread_channel: str) -> None:
         self._store = store
         self._thread_channel = thread_channel
 
@@ -62,15 +54,15 @@ class CallRecorder:
         store is down (the provider retries the callback)."""
         store, now, event = self._store, utcnow(), checked_event(event)
         message_id = derived_id("msg", f"call|{event.account_id}|{event.channel}|{event.external_id}")
-        earlier = await store.get_message(message_id)
+        earlier = await store.messages.get_message(message_id)
         if earlier is not None:
             return earlier, True
-        contact_id = await store.find_or_create_contact(
+        contact_id = await store.contacts.find_or_create_contact(
             event.account_id, Identity(event.channel, event.customer), None, now, phone=event.phone
         )
-        thread = await store.touch_open_thread(contact_id, self._thread_channel, now)
+        thread = await store.threads.touch_open_thread(contact_id, self._thread_channel, now)
         if thread is None:
-            thread = await store.open_thread(
+            thread = await store.threads.open_thread(
                 event.account_id, contact_id, Identity(self._thread_channel, event.customer), now
             )
         decision = await self._call_back(event, thread, message_id) if event.missed else None
@@ -84,7 +76,7 @@ class CallRecorder:
             meta={"call": {"status": event.status, "answered": event.answered, "duration": event.duration,
                            "missed": event.missed, "at": event.at}, "call_back": event.missed},
         )
-        stored, duplicate = await store.insert_message_once(message)
+        stored, duplicate = await store.messages.insert_message_once(message)
         log_event(log, "call.recorded", thread=thread.id, message=stored.id, missed=event.missed,
                   duplicate=duplicate)
         return stored, duplicate
@@ -93,6 +85,6 @@ class CallRecorder:
         """Put the thread in the agent queue so someone calls back (if nobody has it yet)."""
         if thread.status == ThreadStatus.ASSIGNED:
             return Decision(DecisionAction.TO_AGENT, MISSED_CALL, thread.id)
-        queued = await self._store.queue_thread(thread.id, MISSED_CALL, message_id, utcnow())
+        queued = await self._store.queue.queue_thread(thread.id, MISSED_CALL, message_id, utcnow())
         action = DecisionAction.QUEUED if queued else DecisionAction.WAITING
         return Decision(action, MISSED_CALL, thread.id)

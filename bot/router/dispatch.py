@@ -43,18 +43,11 @@ from bot.nlu.service import NluService
 from bot.router.outbox import Outbox
 from bot.router.policy import CLARIFY, FALLBACK, LOW_CONFIDENCE, plan
 from bot.router.queue import Queue
-from conversations.models import (
-    Decision,
-    DecisionAction,
-    Identity,
-    Message,
-    SenderKind,
-    Thread,
-    ThreadStatus,
-    epoch_ms,
-    utcnow,
-)
-from conversations.store import Store, StoreClosed, StoreError, StoreUnavailable
+from conversations.errors import StoreClosed, StoreError, StoreUnavailable
+from conversations.models import epoch_ms, utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import Decision, DecisionAction, Message, SenderKind, Thread, ThreadStatus
+from conversations.traffic import Identity
 
 if TYPE_CHECKING:
     from bot.webhooks.events import ThreadEvents
@@ -79,7 +72,7 @@ class ReplyLimit:
 class Dispatcher:
     def __init__(
         self,
-        store: Store,
+        store: Repositories,
         queue: Queue,
         outbox: Outbox,
         metrics: Metrics,
@@ -103,7 +96,7 @@ class Dispatcher:
         """Decide on one inbound message, carry the decision out, and record it on the message."""
         started = time.perf_counter()
         if thread is None or thread.id != message.thread_id:
-            thread = await self._store.get_thread(message.thread_id)
+            thread = await self._store.threads.get_thread(message.thread_id)
             if thread is None:
                 raise StoreError(f"message {message.id} points at missing thread {message.thread_id}")
         keyword = message.meta.get("keyword")
@@ -122,7 +115,7 @@ class Dispatcher:
             decision = await self._to_queue(message, thread, DIRECT if direct else NO_NLU)
         if self._events is not None:  # before the decision is recorded: a replay publishes again
             await self._publish(message, thread, decision)
-        await self._store.finish_dispatch(message.id, decision, parse.to_doc() if parse else None)
+        await self._store.messages.finish_dispatch(message.id, decision, parse.to_doc() if parse else None)
         await self._queue.after_dispatch(message, thread, decision)
         self._metrics.decisions.labels(str(decision.action)).inc()
         self._metrics.dispatch_latency.observe(time.perf_counter() - started)
@@ -156,7 +149,7 @@ class Dispatcher:
             return await self._to_queue(message, thread, NLU_UNAVAILABLE), None
         if parse is None:  # no model trained yet
             return await self._to_queue(message, thread, NO_NLU), None
-        state = await self._store.thread_nlu_state(thread.id)
+        state = await self._store.threads.thread_nlu_state(thread.id)
         before = state.get("before", {}) if state.get("by") == message.id else state  # a replay
         parse = _resolve_clarification(parse, message.text, before.get("options") or {})
         language = self._responses.language(parse.language or before.get("language"))
@@ -171,7 +164,7 @@ class Dispatcher:
         if decision.action == DecisionAction.ANSWERED:
             replies.append(at_ms)
         unsure = decision.reason in (FALLBACK, CLARIFY, LOW_CONFIDENCE)
-        await self._store.set_thread_nlu_state(thread.id, {
+        await self._store.threads.set_thread_nlu_state(thread.id, {
             "by": message.id, "language": language, "low_streak": streak if unsure else 0,
             "options": options, "replies_ms": replies, "before": {k: v for k, v in before.items() if k != "before"},
         })
@@ -203,7 +196,7 @@ class Dispatcher:
             thread, reason, by_message=message.id
         )
         if not queued_now:
-            current = await self._store.get_thread(thread.id) if thread.status == ThreadStatus.BOT else thread
+            current = await self._store.threads.get_thread(thread.id) if thread.status == ThreadStatus.BOT else thread
             if current is None or current.queued_by != message.id:
                 return Decision(DecisionAction.WAITING, "already_queued", thread.id)
             # this very message queued the thread before a crash: finish what it started
@@ -235,7 +228,7 @@ class Dispatcher:
         """STOP and START change what the customer may be sent on this channel, whoever holds
         the thread; the newest keyword wins however dispatches interleave."""
         if keyword.get("kind") in ("stop", "start"):
-            await self._store.set_consent(
+            await self._store.phone.set_consent(
                 message.account_id, message.channel, str(message.sender.get("address", "")),
                 str(keyword["kind"]), epoch_ms(message.created_at), message.id,
             )
@@ -266,7 +259,7 @@ def _reply_address(message: Message, thread: Thread) -> Identity:
 class DispatchSweeper:
     """Re-dispatches inbound messages whose dispatch never finished (their process died)."""
 
-    def __init__(self, store: Store, dispatcher: Dispatcher, interval: float, lease: timedelta) -> None:
+    def __init__(self, store: Repositories, dispatcher: Dispatcher, interval: float, lease: timedelta) -> None:
         self._store = store
         self._dispatcher = dispatcher
         self._interval = interval
@@ -275,7 +268,7 @@ class DispatchSweeper:
     async def sweep_once(self) -> int:
         """Dispatch every overdue message now; returns how many."""
         done = 0
-        while (message := await self._store.claim_undispatched(utcnow(), self._lease)) is not None:
+        while (message := await self._store.messages.claim_undispatched(utcnow(), self._lease)) is not None:
             log_event(log, "dispatch.recovered", logging.WARNING, message=message.id)
             try:
                 await self._dispatcher.dispatch(message)

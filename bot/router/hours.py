@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from conversations.models import Thread
+from conversations.thread_models import Thread
 
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 

@@ -20,8 +20,10 @@ from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.router.dispatch import Dispatcher
 from bot.router.sanitize import checked_event, storable
-from conversations.models import Decision, Identity, Inbound, Message, MessageEdit, StatusUpdate, Thread, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import Decision, Message, Thread
+from conversations.traffic import Identity, Inbound, MessageEdit, StatusUpdate
 
 log = logging.getLogger("omnirouter.router.inbound")
 
@@ -62,7 +64,7 @@ class InboundRecorder:
 
     def __init__(
         self,
-        store: Store,
+        store: Repositories,
         dispatch_lease: timedelta,
         locators: Mapping[str, ThreadLocator] | None = None,
         reopen: Reopener | None = None,
@@ -75,30 +77,30 @@ class InboundRecorder:
     async def record(self, inbound: Inbound) -> Recorded:
         now = utcnow()
         store = self._store
-        contact_id = await store.find_or_create_contact(
+        contact_id = await store.contacts.find_or_create_contact(
             inbound.account_id, inbound.sender, inbound.sender_name, now, phone=inbound.phone
         )
         locator = self._locators.get(inbound.channel)
         if locator is not None:
             located = await locator.locate_thread(inbound, contact_id, now)
-            message, duplicate = await store.insert_inbound(inbound, contact_id, located.id, now, self._lease)
+            message, duplicate = await store.messages.record_inbound(inbound, contact_id, located.id, now, self._lease)
             return Recorded(message, located, duplicate)
-        thread = await store.find_open_thread(contact_id, inbound.channel)
+        thread = await store.threads.find_open_thread(contact_id, inbound.channel)
         if thread is None:
             # Opening a thread is rare; check first that this is not a late duplicate of a
             # message whose thread has been resolved since, so a redelivery opens nothing.
-            earlier = await store.find_inbound(inbound)
+            earlier = await store.messages.find_inbound(inbound)
             if earlier is not None:
-                old = await store.get_thread(earlier.thread_id)
+                old = await store.threads.get_thread(earlier.thread_id)
                 if old is not None:
                     return Recorded(earlier, old, duplicate=True)
             reopened = await self._reopen(inbound.account_id, contact_id, inbound.sender, now) if self._reopen else None
-            thread = reopened or await store.open_thread(inbound.account_id, contact_id, inbound.sender, now)
+            thread = reopened or await store.threads.open_thread(inbound.account_id, contact_id, inbound.sender, now)
         # the message and the thread's activity (and WhatsApp's window, which a reply may depend
         # on) are written side by side, each batched with other messages' writes
         (message, duplicate), _ = await asyncio.gather(
-            store.insert_inbound(inbound, contact_id, thread.id, now, self._lease),
-            store.touch_thread(thread.id, now, window_ends_at=inbound.window_ends_at),
+            store.messages.record_inbound(inbound, contact_id, thread.id, now, self._lease),
+            store.threads.touch_thread(thread.id, now, window_ends_at=inbound.window_ends_at),
         )
         thread.last_message_at = max(thread.last_message_at, now)
         return Recorded(message, thread, duplicate)
@@ -108,7 +110,7 @@ class InboundPipeline:
     """Record, then dispatch in the background; what channel handlers call."""
 
     def __init__(
-        self, store: Store, recorder: InboundRecorder, dispatcher: Dispatcher, metrics: Metrics
+        self, store: Repositories, recorder: InboundRecorder, dispatcher: Dispatcher, metrics: Metrics
     ) -> None:
         self._store = store
         self._recorder = recorder
@@ -164,7 +166,7 @@ class InboundPipeline:
         """Apply a customer's edit to the message they sent; an edit of a message never recorded
         is recorded as that message. Returns the new record then, ``None`` for a plain edit."""
         edit = storable(edit)
-        edited = await self._store.apply_edit(edit.message, edit.edited_at)
+        edited = await self._store.messages.apply_edit(edit.message, edit.edited_at)
         log_event(log, "inbound.edited", channel=edit.message.channel, account=edit.message.account_id,
                   message=edited.id if edited else None, original_known=edited is not None)
         if edited is not None:
@@ -176,9 +178,9 @@ class InboundPipeline:
         """Record a provider's delivery report; ``False`` when it changed nothing (stale or
         unknown message), which is still a success for the provider."""
         update = storable(update)
-        changed = await self._store.apply_status_update(update)
+        changed = await self._store.messages.apply_status_update(update)
         if changed:  # the consoles showing this message refresh its delivery status
-            await self._store.emit_event(update.account_id, "delivery", utcnow(), external_id=update.external_id)
+            await self._store.events.emit_event(update.account_id, "delivery", utcnow(), external_id=update.external_id)
         log_event(
             log,
             "delivery.status",

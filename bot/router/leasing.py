@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
-from conversations.store import StoreClosed, StoreUnavailable
+from conversations.errors import StoreClosed, StoreUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("omnirouter.router.leasing")

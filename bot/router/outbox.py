@@ -32,8 +32,10 @@ from bot.logs import error_fields, log_event, without_contacts
 from bot.metrics import Metrics
 from bot.router.leasing import lease_and_work
 from bot.settings import OutboxSettings
-from conversations.models import Identity, Message, OutboxItem, Thread, epoch_ms, utcnow
-from conversations.store import Store
+from conversations.models import epoch_ms, utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import Message, OutboxItem, Thread
+from conversations.traffic import Identity
 
 if TYPE_CHECKING:
     from bot.webhooks.events import ThreadEvents
@@ -63,7 +65,7 @@ class Outbox:
 
     def __init__(
         self,
-        store: Store,
+        store: Repositories,
         adapters: Mapping[str, ChannelAdapter],
         metrics: Metrics,
         settings: OutboxSettings,
@@ -95,7 +97,7 @@ class Outbox:
     ) -> Message:
         """Store a reply for sending, at most once per ``dedup_key``, and wake the worker."""
         leased_by = (self.owner, self._lease) if self._direct else None
-        message, item = await self._store.store_outbound(
+        message, item = await self._store.outbox.store_outbound(
             dedup_key=dedup_key,
             thread=thread,
             to=to,
@@ -124,7 +126,7 @@ class Outbox:
         self._direct = True
         try:
             await lease_and_work(
-                lambda: self._store.lease_outbox(self.owner, utcnow(), self._lease), self._send_and_release,
+                lambda: self._store.outbox.lease_outbox(self.owner, utcnow(), self._lease), self._send_and_release,
                 slots=self._slots, wake=self._wake, poll_interval=self._settings.poll_interval,
                 in_flight=self._sending,
                 on_outage=lambda: log_event(log, "outbox.store_unavailable", logging.WARNING),
@@ -158,7 +160,7 @@ class Outbox:
     async def _renewed(self, item: OutboxItem) -> OutboxItem | None:
         """``item`` with its lease renewed from now; ``None`` (logged) if it passed on to another
         worker, which sends it then."""
-        renewed = await self._store.renew_outbox_lease(item, self.owner, utcnow(), self._lease)
+        renewed = await self._store.outbox.renew_outbox_lease(item, self.owner, utcnow(), self._lease)
         if renewed is None:
             log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
         return renewed
@@ -171,7 +173,7 @@ class Outbox:
     async def send_due(self) -> int:
         """Send every item due now, one at a time; returns how many were attempted (for tests)."""
         count = 0
-        while (item := await self._store.lease_outbox(self.owner, utcnow(), self._lease)) is not None:
+        while (item := await self._store.outbox.lease_outbox(self.owner, utcnow(), self._lease)) is not None:
             await self._send(item)
             count += 1
         return count
@@ -216,11 +218,11 @@ class Outbox:
             await self._retry(item, f"{type(exc).__name__}: {exc}", None)
             return
         self._metrics.send_latency.labels(item.channel).observe(time.perf_counter() - started)
-        if await self._store.complete_outbox(item, self.owner, provider_id, utcnow()):
+        if await self._store.outbox.complete_outbox(item, self.owner, provider_id, utcnow()):
             self._metrics.outbound.labels(item.channel, "sent").inc()
             log_event(log, "outbox.sent", item=item.id, channel=item.channel, attempts=item.attempts)
             if item.meta.get("sender_kind") == "agent":  # the agent's console shows "sent"
-                await self._store.emit_event(item.account_id, "delivery", utcnow(), thread_id=item.thread_id)
+                await self._store.events.emit_event(item.account_id, "delivery", utcnow(), thread_id=item.thread_id)
         else:
             log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
 
@@ -259,7 +261,7 @@ class Outbox:
         delay = backoff_delay(
             item.attempts, self._settings.base_delay, self._settings.max_delay, retry_after
         )
-        await self._store.retry_outbox(item, self.owner, error, utcnow() + timedelta(seconds=delay))
+        await self._store.outbox.retry_outbox(item, self.owner, error, utcnow() + timedelta(seconds=delay))
         self._metrics.outbox_retries.labels(item.channel).inc()
         log_event(
             log,
@@ -273,8 +275,8 @@ class Outbox:
         )
 
     async def _dead(self, item: OutboxItem, error: str) -> None:
-        await self._store.dead_letter_outbox(item, self.owner, error, utcnow())
-        await self._store.emit_event(item.account_id, "delivery", utcnow(), thread_id=item.thread_id)
+        await self._store.outbox.dead_letter_outbox(item, self.owner, error, utcnow())
+        await self._store.events.emit_event(item.account_id, "delivery", utcnow(), thread_id=item.thread_id)
         self._metrics.outbound.labels(item.channel, "dead").inc()
         self._metrics.outbox_dead.labels(item.channel).inc()
         log_event(

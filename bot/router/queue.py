@@ -28,22 +28,16 @@ from bot.logs import log_event
 from bot.router.hours import BusinessHours, Sla
 from bot.settings import QueueSettings
 from bot.webhooks.events import who
-from conversations.console_models import TimelineEntry, TimelineKind
+from conversations.agent_models import Agent
+from conversations.errors import StoreUnavailable
 from conversations.filters import one_of
 from conversations.ids import new_id
-from conversations.models import (
-    Agent,
-    Decision,
-    DecisionAction,
-    Identity,
-    Message,
-    SenderKind,
-    Thread,
-    ThreadStatus,
-    epoch_ms,
-    utcnow,
+from conversations.models import epoch_ms, utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import (
+    Decision, DecisionAction, Message, SenderKind, Thread, ThreadStatus, TimelineEntry, TimelineKind,
 )
-from conversations.store import Store, StoreUnavailable
+from conversations.traffic import Identity
 
 if TYPE_CHECKING:
     from bot.router.outbox import Outbox
@@ -84,7 +78,7 @@ class Routing:
 
 class Queue:
     def __init__(
-        self, store: Store, settings: QueueSettings | None = None, outbox: Outbox | None = None,
+        self, store: Repositories, settings: QueueSettings | None = None, outbox: Outbox | None = None,
         record_location: bool = False, events: ThreadEvents | None = None,
     ) -> None:
         self._store = store
@@ -105,10 +99,10 @@ class Queue:
 
     async def escalate(self, thread: Thread, reason: str, by_message: str) -> Thread | None:
         """Queue a thread the bot holds; ``None`` if it is not the bot's (already queued)."""
-        queued = await self._store.queue_thread(thread.id, reason, by_message, utcnow())
+        queued = await self._store.queue.queue_thread(thread.id, reason, by_message, utcnow())
         team = self._teams.get(thread.channel, "").strip()
         if queued is not None and team and not queued.team:
-            queued = await self._store.set_thread_fields(thread.id, team=team) or queued
+            queued = await self._store.threads.set_thread_fields(thread.id, team=team) or queued
         return queued
 
     def straight_to_humans(self, channel: str) -> bool:
@@ -116,7 +110,7 @@ class Queue:
         return channel in self._direct
 
     async def depth(self, account_id: str | None = None) -> int:
-        return await self._store.queue_depth(account_id)
+        return await self._store.queue.queue_depth(account_id)
 
     async def after_dispatch(self, message: Message, thread: Thread, decision: Decision) -> None:
         """Bookkeeping after a customer message was dispatched: the response clock, the
@@ -131,7 +125,7 @@ class Queue:
         now = utcnow()
         human = decision.action in (DecisionAction.QUEUED, DecisionAction.WAITING, DecisionAction.TO_AGENT)
         if human:
-            await self._store.mark_customer_waiting(thread.id, message.created_at)
+            await self._store.threads.mark_customer_waiting(thread.id, message.created_at)
         if decision.action == DecisionAction.QUEUED:
             await self._timeline(thread, TimelineKind.QUEUED, None, decision.reason)
             routing = await self.routing(thread.account_id)
@@ -143,7 +137,7 @@ class Queue:
                     in_reply_to=message.id,
                 )
         # a thread the bot answered stays the bot's: only a human decision can have queued it
-        current = (await self._store.get_thread(thread.id) or thread) if human else thread
+        current = (await self._store.threads.get_thread(thread.id) or thread) if human else thread
         await self._event(current, "message")
         if current.status == ThreadStatus.QUEUED:
             await self.auto_assign(thread.account_id)
@@ -154,7 +148,7 @@ class Queue:
         cached = self._routing.get(account_id)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        account = await self._store.get_account(account_id)
+        account = await self._store.accounts.get_account(account_id)
         own: dict[str, Any] = (account.routing or {}) if account else {}
         s = self._settings
         try:
@@ -172,9 +166,9 @@ class Queue:
         return routing
 
     async def set_routing(self, account_id: str, **values: Any) -> None:
-        account = await self._store.get_account(account_id)
+        account = await self._store.accounts.get_account(account_id)
         merged = {**((account.routing or {}) if account else {}), **values}
-        await self._store.set_account_fields(account_id, routing=merged)
+        await self._store.accounts.set_account_fields(account_id, routing=merged)
         self._routing.pop(account_id, None)
         self._auto_accounts_until = 0.0
 
@@ -203,19 +197,19 @@ class Queue:
 
     async def _claim_for(self, agent: Agent, match: dict[str, Any]) -> Thread:
         now = utcnow()
-        reserved = await self._store.reserve_agent(agent.account_id, epoch_ms(now), _id=agent.id)
+        reserved = await self._store.queue.reserve_agent(agent.account_id, epoch_ms(now), _id=agent.id)
         if reserved is None:
-            fresh = await self._store.get_agent(agent.id)
+            fresh = await self._store.agents.get_agent(agent.id)
             if fresh is None or fresh.presence != "online":
                 raise QueueError("not_on_shift", "start your shift to take conversations")
             raise QueueError("no_capacity", f"you already have {fresh.load} of {fresh.capacity} conversations")
         try:
-            thread = await self._store.claim_queued(agent.account_id, agent.id, now, **match)
+            thread = await self._store.queue.claim_next_queued(agent.account_id, agent.id, now, **match)
         except BaseException:
-            await self._store.release_agent(agent.id)
+            await self._store.queue.release_agent(agent.id)
             raise
         if thread is None:
-            await self._store.release_agent(agent.id)
+            await self._store.queue.release_agent(agent.id)
             raise QueueError("empty" if "_id" not in match else "taken", "no conversation to take")
         await self._assigned(thread, agent, agent)
         return thread
@@ -231,20 +225,20 @@ class Queue:
         assigned, full = 0, set[str]()
         while True:
             before = (assigned, len(full))
-            page = await self._store.queued_threads(account_id, limit=_ASSIGN_PAGE, skip_teams=sorted(full))
+            page = await self._store.queue.queued_threads(account_id, limit=_ASSIGN_PAGE, skip_teams=sorted(full))
             for thread in page:
                 if thread.team in full:
                     continue
-                agent = await self._store.reserve_agent(account_id, epoch_ms(utcnow()),
+                agent = await self._store.queue.reserve_agent(account_id, epoch_ms(utcnow()),
                                                         **({"teams": thread.team} if thread.team else {}))
                 if agent is None:
                     if not thread.team:
                         return assigned
                     full.add(thread.team)
                     continue
-                claimed = await self._store.claim_queued(account_id, agent.id, utcnow(), _id=thread.id)
+                claimed = await self._store.queue.claim_next_queued(account_id, agent.id, utcnow(), _id=thread.id)
                 if claimed is None:
-                    await self._store.release_agent(agent.id)
+                    await self._store.queue.release_agent(agent.id)
                     continue
                 await self._assigned(claimed, agent, None)
                 assigned += 1
@@ -259,7 +253,7 @@ class Queue:
         while True:
             try:
                 if self._auto_accounts_until < time.monotonic():
-                    accounts = await self._store.auto_assigning_accounts(self._settings.strategy == "auto")
+                    accounts = await self._store.accounts.auto_assigning_accounts(self._settings.strategy == "auto")
                     self._auto_accounts_until = time.monotonic() + _ACCOUNTS_SECONDS
                 for account_id in accounts:
                     await self.auto_assign(account_id)
@@ -282,7 +276,7 @@ class Queue:
         """Hand a thread to an agent (who must be able to take it) or to a team's queue."""
         thread = await self._open_thread(by, thread_id, own=True)
         now = utcnow()
-        target = await self._store.get_agent(to_agent) if to_agent else None
+        target = await self._store.agents.get_agent(to_agent) if to_agent else None
         if to_agent and (target is None or target.account_id != by.account_id):
             raise QueueError("unknown_agent", "no such agent", 400)
         if target is not None:
@@ -294,11 +288,11 @@ class Queue:
                 return moved
             to_team = to_team or (target.teams[0] if target.teams else thread.team or "")
             note = f"{note} ({target.name} cannot take it now)".strip()
-        requeued = await self._store.requeue(thread.id, thread.assignee, to_team or thread.team or "", "transfer", now)
+        requeued = await self._store.queue.requeue(thread.id, thread.assignee, to_team or thread.team or "", "transfer", now)
         if requeued is None:
             raise QueueError("changed", "the conversation changed meanwhile; reload")
         if thread.assignee:
-            await self._store.release_agent(thread.assignee)
+            await self._store.queue.release_agent(thread.assignee)
         await self._timeline(requeued, TimelineKind.TRANSFERRED, by, note, team=requeued.team or "")
         await self._event(requeued, "queue")
         await self._publish("thread.queued", requeued, reason="transfer", by=who(by))
@@ -308,26 +302,26 @@ class Queue:
     async def _move_to(self, thread: Thread, target: Agent, now: datetime) -> Thread | None:
         if thread.assignee == target.id:
             return thread
-        if await self._store.reserve_agent(target.account_id, epoch_ms(now), _id=target.id) is None:
+        if await self._store.queue.reserve_agent(target.account_id, epoch_ms(now), _id=target.id) is None:
             return None
         if thread.status == ThreadStatus.ASSIGNED and thread.assignee:
-            moved = await self._store.move_assignment(thread.id, thread.assignee, target.id, now)
+            moved = await self._store.queue.move_assignment(thread.id, thread.assignee, target.id, now)
         else:
-            moved = await self._store.claim_queued(thread.account_id, target.id, now, _id=thread.id)
+            moved = await self._store.queue.claim_next_queued(thread.account_id, target.id, now, _id=thread.id)
         if moved is None:
-            await self._store.release_agent(target.id)
+            await self._store.queue.release_agent(target.id)
             raise QueueError("changed", "the conversation changed meanwhile; reload")
         if thread.status == ThreadStatus.ASSIGNED and thread.assignee:
-            await self._store.release_agent(thread.assignee)
+            await self._store.queue.release_agent(thread.assignee)
         return moved
 
     async def resolve(self, thread_id: str, by: Agent) -> Thread:
         thread = await self._open_thread(by, thread_id, own=True)
-        before = await self._store.resolve(thread.id, utcnow(), thread.assignee)
+        before = await self._store.queue.resolve(thread.id, utcnow(), thread.assignee)
         if before is None:
             raise QueueError("changed", "the conversation changed meanwhile; reload")
         if before.assignee:
-            await self._store.release_agent(before.assignee)
+            await self._store.queue.release_agent(before.assignee)
         await self._timeline(before, TimelineKind.RESOLVED, by, "")
         await self._event(before, "queue")
         await self._publish("thread.resolved", before, by=who(by))
@@ -337,10 +331,10 @@ class Queue:
     async def requeue_agent(self, agent: Agent, reason: str = "agent_offline") -> int:
         """Return every conversation the agent holds to the queue (their shift ended)."""
         count = 0
-        for thread in await self._store.assigned_threads(agent.id):
-            requeued = await self._store.requeue(thread.id, agent.id, thread.team or "", reason, utcnow())
+        for thread in await self._store.queue.assigned_threads(agent.id):
+            requeued = await self._store.queue.requeue(thread.id, agent.id, thread.team or "", reason, utcnow())
             if requeued is not None:
-                await self._store.release_agent(agent.id)
+                await self._store.queue.release_agent(agent.id)
                 await self._timeline(requeued, TimelineKind.QUEUED, agent, reason)
                 await self._event(requeued, "queue")
                 await self._publish("thread.queued", requeued, reason=reason, by=who(agent))
@@ -357,16 +351,16 @@ class Queue:
         if not reopen_days:
             return None
         since = now - timedelta(days=reopen_days)
-        old = await self._store.last_resolved(account_id, contact_id, identity.channel, since)
+        old = await self._store.queue.last_resolved(account_id, contact_id, identity.channel, since)
         if old is None:
             return None
         agent = None
         if old.last_assignee:
-            agent = await self._store.reserve_agent(account_id, epoch_ms(now), _id=old.last_assignee)
-        thread = await self._store.reopen(old, agent.id if agent else None, now)
+            agent = await self._store.queue.reserve_agent(account_id, epoch_ms(now), _id=old.last_assignee)
+        thread = await self._store.queue.reopen(old, agent.id if agent else None, now)
         if thread is None:
             if agent is not None:
-                await self._store.release_agent(agent.id)
+                await self._store.queue.release_agent(agent.id)
             return None
         await self._timeline(thread, TimelineKind.REOPENED, None, agent.name if agent else "")
         await self._event(thread, "assigned" if agent else "queue", agent_id=agent.id if agent else None)
@@ -391,7 +385,7 @@ class Queue:
         now = utcnow()
         late = thread.first_response_at is not None and thread.awaiting_since is not None \
             and bool(self.sla.next_response) and now - thread.awaiting_since > self.sla.next_response
-        await self._store.mark_agent_replied(thread.id, now, next_late=late)
+        await self._store.threads.mark_agent_replied(thread.id, now, next_late=late)
         await audit.record(self._store, thread.account_id, agent, "thread.reply", thread.id, message=message.id)
         await self._event(thread, "message")
         return message
@@ -403,13 +397,13 @@ class Queue:
 
     async def set_labels(self, thread_id: str, agent: Agent, labels: list[str]) -> Thread:
         thread = await self._visible_thread(agent, thread_id)
-        updated = await self._store.set_thread_fields(thread.id, labels=labels) or thread
+        updated = await self._store.threads.set_thread_fields(thread.id, labels=labels) or thread
         await self._timeline(thread, TimelineKind.LABELS, agent, ", ".join(labels))
         await self._event(thread, "thread")
         return updated
 
     async def _visible_thread(self, agent: Agent, thread_id: str) -> Thread:
-        thread = await self._store.get_thread(thread_id)
+        thread = await self._store.threads.get_thread(thread_id)
         if thread is None or thread.account_id != agent.account_id:
             raise QueueError("not_found", "no such conversation", 404)
         return thread
@@ -424,7 +418,7 @@ class Queue:
         return thread
 
     async def _timeline(self, thread: Thread, kind: TimelineKind, actor: Agent | None, text: str, **details: Any) -> None:
-        await self._store.add_timeline(TimelineEntry(
+        await self._store.queue.add_timeline(TimelineEntry(
             id=new_id("tl"), account_id=thread.account_id, thread_id=thread.id, contact_id=thread.contact_id,
             kind=str(kind), at=utcnow(), actor=actor.id if actor else SYSTEM,
             actor_name=actor.name if actor else "", text=text, details=details,
@@ -441,4 +435,4 @@ class Queue:
         fields: dict[str, Any] = {"thread_id": thread.id}
         if agent_id:
             fields["agent_id"] = agent_id
-        await self._store.emit_event(thread.account_id, kind, utcnow(), **fields)
+        await self._store.events.emit_event(thread.account_id, kind, utcnow(), **fields)

@@ -14,7 +14,9 @@ from typing import Any
 
 from bot.handlers.base import ChannelAdapter
 from bot.router.outbox import Outbox
-from conversations.models import Identity, Message, SenderKind, Thread, utcnow
+from conversations.models import utcnow
+from conversations.thread_models import Message, SenderKind, Thread
+from conversations.traffic import Identity
 
 
 class ReplyRefused(Exception):

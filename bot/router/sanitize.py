@@ -65,7 +65,7 @@ def checked_event(event: T) -> T:
     """``event`` made storable, refused (``MalformedPayload``) when what identifies it is empty
     once cleaned — an id of NUL characters would make every such message one dedup key."""
     from bot.handlers.base import MalformedPayload
-    from conversations.models import CallEvent, Inbound, MessageEdit, StatusUpdate
+    from conversations.traffic import CallEvent, Inbound, MessageEdit, StatusUpdate
 
     event = storable(event)
     inner = event.message if isinstance(event, MessageEdit) else event

@@ -15,10 +15,10 @@ from typing import Any
 
 from bot.logs import log_event
 from bot.router.queue import Queue
-from conversations.console_models import Shift
+from conversations.agent_models import Agent, Presence, Shift
 from conversations.ids import new_id
-from conversations.models import Agent, Presence, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.router.shifts")
 
@@ -39,42 +39,42 @@ def read_location(lat: Any, lon: Any, accuracy: Any = None) -> dict[str, float] 
 
 
 class Shifts:
-    def __init__(self, store: Store, queue: Queue, requeue_on_end: bool = True) -> None:
+    def __init__(self, store: Repositories, queue: Queue, requeue_on_end: bool = True) -> None:
         self._store = store
         self._queue = queue
         self._requeue_on_end = requeue_on_end
 
     async def start(self, agent: Agent, location: dict[str, float] | None = None) -> Shift:
-        load = await self._store.count_assigned(agent.id)
-        await self._store.go_online(agent.id, load, Presence.ONLINE)
+        load = await self._store.queue.count_assigned(agent.id)
+        await self._store.agents.go_online(agent.id, load, Presence.ONLINE)
         routing = await self._queue.routing(agent.account_id)
-        shift = await self._store.open_shift(Shift(
+        shift = await self._store.agents.open_shift(Shift(
             id=new_id("shf"), account_id=agent.account_id, agent_id=agent.id, agent_login=agent.login,
             started_at=utcnow(), open_key=agent.id,
             start_location=location if routing.record_location else None,
         ))
-        await self._store.emit_event(agent.account_id, "presence", utcnow(), agent_id=agent.id)
+        await self._store.events.emit_event(agent.account_id, "presence", utcnow(), agent_id=agent.id)
         log_event(log, "shift.started", agent=agent.id, shift=shift.id)
         await self._queue.auto_assign(agent.account_id)
         return shift
 
     async def stop(self, agent: Agent, location: dict[str, float] | None = None) -> Shift | None:
-        await self._store.set_presence(agent.id, Presence.OFFLINE)
+        await self._store.agents.set_presence(agent.id, Presence.OFFLINE)
         routing = await self._queue.routing(agent.account_id)
-        shift = await self._store.close_shift(agent.id, utcnow(), location if routing.record_location else None)
+        shift = await self._store.agents.close_shift(agent.id, utcnow(), location if routing.record_location else None)
         if self._requeue_on_end:
             await self._queue.requeue_agent(agent)
-        await self._store.emit_event(agent.account_id, "presence", utcnow(), agent_id=agent.id)
+        await self._store.events.emit_event(agent.account_id, "presence", utcnow(), agent_id=agent.id)
         log_event(log, "shift.ended", agent=agent.id, shift=shift.id if shift else None)
         return shift
 
     async def set_away(self, agent: Agent, away: bool) -> bool:
         """Away: keeps the conversations held, gets no new ones. ``False`` if not on shift."""
         if away:
-            changed = await self._store.set_presence(agent.id, Presence.AWAY, only_from=Presence.ONLINE)
+            changed = await self._store.agents.set_presence(agent.id, Presence.AWAY, only_from=Presence.ONLINE)
         else:
-            changed = await self._store.set_presence(agent.id, Presence.ONLINE, only_from=Presence.AWAY)
+            changed = await self._store.agents.set_presence(agent.id, Presence.ONLINE, only_from=Presence.AWAY)
             if changed:
                 await self._queue.auto_assign(agent.account_id)
-        await self._store.emit_event(agent.account_id, "presence", utcnow(), agent_id=agent.id)
+        await self._store.events.emit_event(agent.account_id, "presence", utcnow(), agent_id=agent.id)
         return changed

@@ -23,7 +23,7 @@ from bot.web.live import ConsoleHub, LiveFeed
 from bot.web.login_throttle import LoginLimiter
 from bot.web.pages import setup_templates
 from bot.web.wa_templates import TEMPLATES, ChannelTemplates
-from conversations.models import Role
+from conversations.agent_models import Role
 
 STATIC = Path(__file__).resolve().parent / "static"
 SOCKET_CHECK_SECONDS = 2.0  # how soon a console socket closes after its session ends elsewhere
@@ -71,7 +71,7 @@ async def _console_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CONSOLE_HUB] = hub
     mode = settings.console.live_feed
     if mode == "auto":
-        mode = "poll" if await store.is_embedded_server() else "change_stream"
+        mode = "poll" if await store.client.is_embedded_server() else "change_stream"
     feed = asyncio.create_task(LiveFeed(store, mode, settings.console.poll_interval).run(hub.deliver, lambda: bool(hub.sockets)),
                                name="live-feed")
     ended = functools.partial(ended_sessions, store, settings.console)
@@ -86,7 +86,7 @@ async def _first_admin(app: web.Application) -> tuple[str, str] | None:
     """On a fresh install, an ``admin`` with a random password (shown once by ``serve``): the
     install's superadmin, who also manages accounts."""
     settings, store = app[SETTINGS], app[STORE]
-    if not settings.console.first_admin or await store.count_agents(settings.account.id):
+    if not settings.console.first_admin or await store.agents.count_agents(settings.account.id):
         return None
     agent, password = await add_agent(store, settings.account.id, "admin", name="Administrator", role=Role.SUPERADMIN)
     return ("admin", password) if agent is not None else None

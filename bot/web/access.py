@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from conversations.models import Role
+from conversations.agent_models import Role
 
 F = TypeVar("F", bound=Callable[..., Any])
 _ATTRIBUTE = "omnirouter_access"

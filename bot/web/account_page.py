@@ -17,7 +17,7 @@ from bot.web.apikit import issue_token
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from bot.webhooks.subscriptions import BadSubscription, new_secret, subscribe
-from conversations.models import Agent, Role
+from conversations.agent_models import Agent, Role
 from conversations.tenant_models import EVENT_TYPES, SCOPES, DeliveryState
 
 _TOKEN_NAME = re.compile(r"^[\w .:@-]{1,60}$")
@@ -25,20 +25,20 @@ _TOKEN_NAME = re.compile(r"^[\w .:@-]{1,60}$")
 
 async def _context(request: web.Request, agent: Agent) -> dict[str, Any]:
     app, store = request.app, request.app[STORE]
-    account = await store.get_account(agent.account_id)
+    account = await store.accounts.get_account(agent.account_id)
     assert account is not None
     routing = await app[QUEUE].routing(agent.account_id)
     webhooks = []
-    for subscription in await store.list_webhooks(agent.account_id):
-        recent = await store.list_deliveries(subscription.id, limit=1)
-        dead = await store.count_deliveries(subscription.id, DeliveryState.DEAD)
+    for subscription in await store.webhooks.list_webhooks(agent.account_id):
+        recent = await store.webhooks.list_deliveries(subscription.id, limit=1)
+        dead = await store.webhooks.count_deliveries(subscription.id, DeliveryState.DEAD)
         webhooks.append({"s": subscription, "last": recent[0] if recent else None, "dead": dead})
     return {
         "account": account, "own_channels": account.id != app[SETTINGS].account.id,
         "channels": channel_summary(account.channels, account.sealing_problems), "fields": CHANNEL_FIELDS,
         "served": set(app[ADAPTERS].keys()),
         "urls": webhook_urls(app[SETTINGS], f"{request.scheme}://{request.host}", account.id),
-        "reopen_days": f"{routing.reopen_days:g}", "tokens": await store.list_api_tokens(agent.account_id),
+        "reopen_days": f"{routing.reopen_days:g}", "tokens": await store.accounts.list_api_tokens(agent.account_id),
         "scopes": SCOPES, "event_types": EVENT_TYPES, "webhooks": webhooks, "message": "", "revealed": None,
     }
 
@@ -68,7 +68,7 @@ async def save_channel(request: web.Request) -> web.Response:
     if channel not in CHANNEL_FIELDS or admin.account_id == request.app[SETTINGS].account.id:
         return plain(404, "no such channel set-up for this account")
     form, store = await request.post(), request.app[STORE]
-    account = await store.get_account(admin.account_id)
+    account = await store.accounts.get_account(admin.account_id)
     stored = dict((account.channels if account else {}).get(channel) or {})
     values, remove = {}, []
     for field in CHANNEL_FIELDS[channel]:
@@ -87,7 +87,7 @@ async def save_channel(request: web.Request) -> web.Response:
     missing = [f.name for f in CHANNEL_FIELDS[channel] if f.required and not merged.get(f.name)]
     if missing:
         return await _show(request, 400, error=translate(admin.lang, "missing_fields", fields=", ".join(missing)))
-    await store.merge_account_channel(admin.account_id, channel, values, tuple(remove))
+    await store.accounts.merge_account_channel(admin.account_id, channel, values, tuple(remove))
     await audit.record(store, admin.account_id, admin, "settings.channel", admin.account_id, channel=channel,
                        keys=",".join(sorted(values)), removed=",".join(remove) or None)  # names only: values are secrets
     return _back("saved")
@@ -98,7 +98,7 @@ async def remove_channel(request: web.Request) -> web.Response:
     admin, channel = current_agent(request), request.match_info["channel"]
     if channel not in CHANNEL_FIELDS:
         return plain(404, "no such channel")
-    await request.app[STORE].remove_account_channel(admin.account_id, channel)
+    await request.app[STORE].accounts.remove_account_channel(admin.account_id, channel)
     await audit.record(request.app[STORE], admin.account_id, admin, "settings.channel", admin.account_id,
                        channel=channel, removed="all")
     return _back("removed")
@@ -125,11 +125,11 @@ async def save_two_factor(request: web.Request) -> web.Response:
     so a session that a password-only login starts meanwhile is refused too (``auth.current``)."""
     admin, store = current_agent(request), request.app[STORE]
     required = (await request.post()).get("require") == "on"
-    if required and admin.id not in await store.agents_with_second_factor(admin.account_id):
+    if required and admin.id not in await store.sign_in.agents_with_second_factor(admin.account_id):
         return await _show(request, 409, error=translate(admin.lang, "require_two_factor_self"))
-    await store.update_account(admin.account_id, require_two_factor=required)
+    await store.accounts.update_account(admin.account_id, require_two_factor=required)
     if required:
-        await store.end_sessions_without_second_factor(admin.account_id)
+        await store.sign_in.end_sessions_without_second_factor(admin.account_id)
     await audit.record(store, admin.account_id, admin, "settings.two_factor", admin.account_id, required=required)
     return _back("saved")
 
@@ -148,7 +148,7 @@ async def create_token(request: web.Request) -> web.Response:
 @signed_in(Role.ADMIN)
 async def revoke_token(request: web.Request) -> web.Response:
     admin, token_id = current_agent(request), request.match_info["token_id"]
-    if not await request.app[STORE].revoke_api_token(admin.account_id, token_id):
+    if not await request.app[STORE].accounts.revoke_api_token(admin.account_id, token_id):
         return plain(404, "no such token")
     await audit.record(request.app[STORE], admin.account_id, admin, "token.revoke", token_id)
     return _back("revoked")
@@ -172,7 +172,7 @@ async def create_webhook(request: web.Request) -> web.Response:
 async def change_webhook(request: web.Request) -> web.Response:
     admin, form, app = current_agent(request), await request.post(), request.app
     store, subscription_id = app[STORE], request.match_info["subscription_id"]
-    subscription = await store.get_webhook(subscription_id)
+    subscription = await store.webhooks.get_webhook(subscription_id)
     if subscription is None or subscription.account_id != admin.account_id:
         return plain(404, "no such webhook")
     action = form.get("action")
@@ -181,13 +181,13 @@ async def change_webhook(request: web.Request) -> web.Response:
     app[EVENTS].forget(admin.account_id)
     await audit.record(store, admin.account_id, admin, f"webhook.{action}", subscription.id)
     if action == "delete":
-        await store.delete_webhook(admin.account_id, subscription.id)
+        await store.webhooks.delete_webhook(admin.account_id, subscription.id)
         return _back("removed")
     if action == "toggle":
-        await store.update_webhook(admin.account_id, subscription.id, active=not subscription.active)
+        await store.webhooks.update_webhook(admin.account_id, subscription.id, active=not subscription.active)
         return _back("saved")
     secret = new_secret()  # rotate
-    await store.update_webhook(admin.account_id, subscription.id, secret=secret)
+    await store.webhooks.update_webhook(admin.account_id, subscription.id, secret=secret)
     return await _show(request, revealed={"what": "webhook", "name": subscription.url, "value": secret})
 
 

@@ -16,7 +16,7 @@ from bot.tenants import ACCOUNT_ID_PATTERN, create_account, set_disabled, webhoo
 from bot.web.admin import LOGIN_PATTERN
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
-from conversations.models import Role
+from conversations.agent_models import Role
 
 _ACCOUNT_ID = re.compile(ACCOUNT_ID_PATTERN)
 _LOGIN = re.compile(LOGIN_PATTERN)
@@ -24,8 +24,8 @@ _LOGIN = re.compile(LOGIN_PATTERN)
 
 async def _show(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
     store = request.app[STORE]
-    accounts = await store.list_accounts()
-    rows = [{"a": a, "agents": await store.count_agents(a.id)} for a in accounts]
+    accounts = await store.accounts.list_accounts()
+    rows = [{"a": a, "agents": await store.agents.count_agents(a.id)} for a in accounts]
     context = {"rows": rows, "default_account": request.app[SETTINGS].account.id, "created": None, "error": "",
                "message": ""}
     context.update(extra)

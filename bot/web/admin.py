@@ -19,8 +19,7 @@ from bot.web.admin_privacy import retention_context
 from bot.web.auth import add_agent
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
-from conversations.console_models import Shift
-from conversations.models import Agent, Role
+from conversations.agent_models import Agent, Role, Shift
 
 LOGIN_PATTERN = r"^[a-z0-9][a-z0-9_.-]{1,31}$"
 TEAM_PATTERN = r"^[\w-]{1,32}$"
@@ -47,7 +46,7 @@ async def _period(request: web.Request) -> tuple[date, date, list[Shift]]:
     until = _day(request.query.get("until"), today)
     start = datetime.combine(since, time.min, timezone.utc)
     end = datetime.combine(until + timedelta(days=1), time.min, timezone.utc)
-    shifts = await request.app[STORE].list_shifts(current_agent(request).account_id, start, end,
+    shifts = await request.app[STORE].agents.list_shifts(current_agent(request).account_id, start, end,
                                                   request.query.get("agent") or None)
     return since, until, shifts
 
@@ -64,10 +63,10 @@ async def _show(request: web.Request, message: str, created: dict[str, str] | No
     since, until, shifts = await _period(request)
     routing = await queue.routing(agent.account_id)
     return page(
-        request, "admin.html", agents=await store.list_agents(agent.account_id), shifts=shifts, roles=_roles(agent),
+        request, "admin.html", agents=await store.agents.list_agents(agent.account_id), shifts=shifts, roles=_roles(agent),
         since=since.isoformat(), until=until.isoformat(), routing=routing,
-        canned=await store.list_canned(agent.account_id), message=message, created=created,
-        two_factor=await store.agents_with_second_factor(agent.account_id),
+        canned=await store.agents.list_canned(agent.account_id), message=message, created=created,
+        two_factor=await store.sign_in.agents_with_second_factor(agent.account_id),
         **await retention_context(request),
     )
 
@@ -127,7 +126,7 @@ async def create_agent(request: web.Request) -> web.Response:
 @signed_in(Role.ADMIN)
 async def update_agent(request: web.Request) -> web.Response:
     form, admin, store = await request.post(), current_agent(request), request.app[STORE]
-    target = await store.get_agent(request.match_info["agent_id"])
+    target = await store.agents.get_agent(request.match_info["agent_id"])
     if target is None or target.account_id != admin.account_id:
         return plain(404, "no such agent")
     if target.role not in _roles(admin):
@@ -138,10 +137,10 @@ async def update_agent(request: web.Request) -> web.Response:
     if teams is None or not capacity.isdigit() or not 1 <= int(capacity) <= 100 or role not in _roles(admin):
         return plain(400, "teams: comma-separated words; capacity 1-100; role agent|admin")
     active = form.get("active") == "on" or target.id == admin.id  # an admin cannot lock themselves out
-    await store.update_agent(target.id, teams=teams, role=role, active=active)
-    await store.set_capacity(target.id, int(capacity))
+    await store.agents.update_agent(target.id, teams=teams, role=role, active=active)
+    await store.agents.set_capacity(target.id, int(capacity))
     if not active:
-        await store.delete_agent_sessions(target.id)
+        await store.sign_in.delete_agent_sessions(target.id)
     await audit.record(store, admin.account_id, admin, "agent.update", target.id, login=target.login, role=role,
                        teams=",".join(teams), capacity=int(capacity), active=active)
     return _back(translate(admin.lang, "saved"))
@@ -152,13 +151,13 @@ async def reset_two_factor(request: web.Request) -> web.Response:
     """Take an agent's authenticator away (a lost phone): they are logged out, and set a new one
     up at their next login where the account requires it."""
     admin, store = current_agent(request), request.app[STORE]
-    target = await store.get_agent(request.match_info["agent_id"])
+    target = await store.agents.get_agent(request.match_info["agent_id"])
     if target is None or target.account_id != admin.account_id:
         return plain(404, "no such agent")
     if target.role not in _roles(admin):
         return plain(403, "only a superadmin changes a superadmin")
-    if await store.remove_second_factor(target.id):
-        await store.delete_agent_sessions(target.id)
+    if await store.sign_in.remove_second_factor(target.id):
+        await store.sign_in.delete_agent_sessions(target.id)
         await audit.record(store, admin.account_id, admin, "agent.second_factor_reset", target.id, login=target.login)
     return _back(translate(admin.lang, "two_factor_reset_done", login=target.login))
 
@@ -192,12 +191,12 @@ async def update_canned(request: web.Request) -> web.Response:
     if not _SHORTCUT.match(shortcut):
         return plain(400, "shortcut: 1-32 of a-z 0-9 _ -")
     if form.get("delete"):
-        await store.delete_canned(admin.account_id, shortcut)
+        await store.agents.delete_canned(admin.account_id, shortcut)
     else:
         text = str(form.get("text", "")).strip()
         if not text or len(text) > 4096:
             return plain(400, "the text must be 1 to 4096 characters")
-        await store.put_canned(admin.account_id, shortcut, text)
+        await store.agents.put_canned(admin.account_id, shortcut, text)
     await audit.record(store, admin.account_id, admin, "settings.canned", shortcut,
                        deleted=True if form.get("delete") else None)
     return _back(translate(admin.lang, "saved"))

@@ -17,7 +17,7 @@ from bot.nlu.training_set import TrainingSet, TrainingSetError
 from bot.web.i18n import translate
 from bot.web.intents_api import MAX_YAML, training_set
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
-from conversations.models import Role
+from conversations.agent_models import Role
 
 INTENTS = "/admin/intents"
 

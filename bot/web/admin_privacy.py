@@ -15,7 +15,7 @@ from bot.privacy import ContactNotFound, erase_contact, export_contact, find_con
 from bot.retention import retention_days
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
-from conversations.models import Role
+from conversations.agent_models import Role
 
 MAX_RETENTION_DAYS = 36_500
 
@@ -34,8 +34,8 @@ async def contacts_page(request: web.Request) -> web.Response:
         try:
             scope = await find_contact(store, agent.account_id, q)
         except ContactNotFound:
-            named = await store.contacts_named(agent.account_id, q)
-    contact = await store.get_contact(scope.contact_id) if scope else None
+            named = await store.contacts.contacts_named(agent.account_id, q)
+    contact = await store.contacts.get_contact(scope.contact_id) if scope else None
     return page(request, "contacts.html", q=q, scope=scope, contact=contact, named=named,
                 message=request.query.get("message", "")[:300])
 
@@ -43,7 +43,7 @@ async def contacts_page(request: web.Request) -> web.Response:
 async def retention_context(request: web.Request) -> dict[str, Any]:
     """What the settings page shows about retention: the account's own limit (``None``: the
     install's default), the default, and the limit in force."""
-    account = await request.app[STORE].get_account(current_agent(request).account_id)
+    account = await request.app[STORE].accounts.get_account(current_agent(request).account_id)
     settings = request.app[SETTINGS].retention
     return {"retention_own": account.retention_days if account else None, "retention_default": settings.days,
             "retention_days": retention_days(account, settings)}
@@ -91,7 +91,7 @@ async def set_retention(request: web.Request) -> web.Response:
     if raw and not (raw.isdigit() and int(raw) <= MAX_RETENTION_DAYS):
         return plain(400, f"days: empty (the install's default) or a whole number from 0 to {MAX_RETENTION_DAYS}")
     days = int(raw) if raw else None
-    await store.set_account_fields(agent.account_id, retention_days=days)
+    await store.accounts.set_account_fields(agent.account_id, retention_days=days)
     await audit.record(store, agent.account_id, agent, "settings.retention", agent.account_id,
                        days=days if days is not None else "default")
     return _back("/admin", translate(agent.lang, "saved"))

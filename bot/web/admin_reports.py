@@ -17,8 +17,9 @@ from bot.reports import Report, build_report, period_bounds, report_csv
 from bot.web import charts
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, signed_in
-from conversations.audit_store import AuditQuery
-from conversations.models import Role, epoch_ms, utcnow
+from conversations.agent_models import Role
+from conversations.audit import AuditQuery
+from conversations.models import epoch_ms, utcnow
 
 MAX_DAYS = 366
 AUDIT_PAGE = 50
@@ -113,10 +114,10 @@ async def audit_page(request: web.Request) -> web.Response:
     raw_page = request.query.get("page", "1")
     if not raw_page.isdigit() or not 1 <= int(raw_page) <= 10_000:
         raise web.HTTPBadRequest(text="page must be a number from 1")
-    entries, more = await store.audit_page(query, int(raw_page), AUDIT_PAGE)
+    entries, more = await store.audit.audit_page(query, int(raw_page), AUDIT_PAGE)
     return page(request, "audit.html", entries=entries, more=more, page_no=int(raw_page), query=query,
-                since=since.isoformat(), until=until.isoformat(), agents=await store.list_agents(agent.account_id),
-                actions=await store.audit_actions(agent.account_id), details=_details)
+                since=since.isoformat(), until=until.isoformat(), agents=await store.agents.list_agents(agent.account_id),
+                actions=await store.audit.audit_actions(agent.account_id), details=_details)
 
 
 def _details(details: dict[str, object]) -> str:
@@ -138,7 +139,7 @@ async def audit_csv(request: web.Request) -> web.StreamResponse:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["at", "actor", "actor_login", "action", "target", "details"])
-    async for entry in store.audit_entries(query, AUDIT_CSV_ROWS):
+    async for entry in store.audit.audit_entries(query, AUDIT_CSV_ROWS):
         writer.writerow([inert_cell(value) for value in (
             entry.at.isoformat(), entry.actor, entry.actor_name, entry.action, entry.target,
             json.dumps(entry.details, ensure_ascii=False, sort_keys=True))])

@@ -16,7 +16,7 @@ from bot.web.admin_intents import INTENTS, back, data_of
 from bot.web.i18n import translate
 from bot.web.intents_api import learn, review_item, try_text
 from bot.web.pages import SESSION, current_agent, page, plain, render, signed_in
-from conversations.models import Role
+from conversations.agent_models import Role
 
 LEARN = f"{INTENTS}/learn"
 TRAIN = f"{INTENTS}/train"
@@ -40,7 +40,7 @@ def fragment(request: web.Request, name: str, status: int = 200, **context: Any)
 @signed_in(Role.ADMIN)
 async def learn_page(request: web.Request) -> web.Response:
     agent, data = current_agent(request), data_of(request)
-    items = [review_item(doc) for doc in await request.app[STORE].messages_to_review(agent.account_id)]
+    items = [review_item(doc) for doc in await request.app[STORE].training.messages_to_review(agent.account_id)]
     targets = sorted(set(await data.intent_names()) - {OUT_OF_SCOPE})
     return page(request, "intents_learn.html", items=items, targets=targets,
                 message=request.query.get("message", "")[:300])
@@ -74,20 +74,20 @@ async def learn_message(request: web.Request) -> web.Response:
 
 async def _job_context(request: web.Request, job_id: str) -> dict[str, Any] | None:
     agent, store = current_agent(request), request.app[STORE]
-    job = await store.get_nlu_job(job_id)
+    job = await store.nlu.get_nlu_job(job_id)
     if job is None or job.get("account_id") != agent.account_id:
         return None
-    model = await store.get_nlu_model(str(job["version"])) if job.get("version") else None
-    active = await store.active_nlu_version(agent.account_id)
-    active_model = await store.get_nlu_model(active) if active and (model is None or active != model["_id"]) else None
+    model = await store.nlu.get_nlu_model(str(job["version"])) if job.get("version") else None
+    active = await store.nlu.active_nlu_version(agent.account_id)
+    active_model = await store.nlu.get_nlu_model(active) if active and (model is None or active != model["_id"]) else None
     return {"job": job, "model": model, "active_model": active_model, "active": active}
 
 
 @signed_in(Role.ADMIN)
 async def train_page(request: web.Request) -> web.Response:
     agent, store, nlu = current_agent(request), request.app[STORE], request.app[NLU]
-    active = await store.active_nlu_version(agent.account_id)
-    models = await store.nlu_models(agent.account_id, limit=20)
+    active = await store.nlu.active_nlu_version(agent.account_id)
+    models = await store.nlu.nlu_models(agent.account_id, limit=20)
     job = await _job_context(request, request.query.get("job", "")) if request.query.get("job") else None
     return page(request, "intents_train.html", models=models, active=active, job=job,
                 active_model=next((m for m in models if m["_id"] == active), None),
@@ -120,7 +120,7 @@ async def job_status(request: web.Request) -> web.Response:
 async def activate_version(request: web.Request) -> web.Response:
     agent, version = current_agent(request), request.match_info["version"]
     if not await request.app[NLU].activate(agent.account_id, version, by=agent.login):
-        model = await request.app[STORE].get_nlu_model(version)
+        model = await request.app[STORE].nlu.get_nlu_model(version)
         if model is not None and model.get("account_id") == agent.account_id and model.get("retired_at"):
             return plain(409, translate(agent.lang, "version_retired", version=version, receipt=model.get("retired_by")))
         return plain(404, f"no model version {version}")

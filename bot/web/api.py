@@ -15,7 +15,8 @@ from bot.web.access import Access, mark
 from bot.web.apikit import LIMIT, ApiRoutes, Call, Param, api_error, authenticate, reply, visible
 from bot.web.openapi import list_of, ref
 from bot.webhooks.events import public_thread
-from conversations.models import Message, OutboxItem, OutboxState, Thread, from_epoch_ms, utcnow
+from conversations.models import from_epoch_ms, utcnow
+from conversations.thread_models import Message, OutboxItem, OutboxState, Thread
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API = ApiRoutes()
@@ -66,7 +67,7 @@ async def list_outbox(request: web.Request, call: Call) -> web.Response:
     if not principal.superadmin and named not in (None, principal.account_id):
         raise api_error(403, "forbidden", f"this token belongs to account {principal.account_id}")
     state = call.query.get("state")
-    items = await request.app[STORE].list_outbox(
+    items = await request.app[STORE].outbox.list_outbox(
         OutboxState(state) if state else None, principal.account_id or named, call.query["limit"]
     )
     return reply({"items": [outbox_json(i) for i in items]})
@@ -75,7 +76,7 @@ async def list_outbox(request: web.Request, call: Call) -> web.Response:
 @API("GET", "/api/outbox/{item_id}", "One outbound send", tag="outbox", response=ref("OutboxItem"))
 async def get_outbox(request: web.Request, call: Call) -> web.Response:
     item_id = request.match_info["item_id"]
-    item = visible(call.principal, await request.app[STORE].get_outbox(item_id), "outbox item", item_id)
+    item = visible(call.principal, await request.app[STORE].outbox.get_outbox(item_id), "outbox item", item_id)
     return reply(outbox_json(item))
 
 
@@ -83,8 +84,8 @@ async def get_outbox(request: web.Request, call: Call) -> web.Response:
      tag="outbox", response=ref("OutboxItem"), errors=(409,))
 async def retry_outbox(request: web.Request, call: Call) -> web.Response:
     item_id, store = request.match_info["item_id"], request.app[STORE]
-    visible(call.principal, await store.get_outbox(item_id), "outbox item", item_id)
-    item = await store.revive_outbox(item_id, utcnow())
+    visible(call.principal, await store.outbox.get_outbox(item_id), "outbox item", item_id)
+    item = await store.outbox.revive_outbox(item_id, utcnow())
     if item is None:
         raise api_error(409, "not_dead", f"outbox item {item_id} is not dead-lettered")
     request.app[OUTBOX].wake()
@@ -104,8 +105,8 @@ _MESSAGES_LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 10
      response=_THREAD_WITH_MESSAGES, query=(_MESSAGES_LIMIT,))
 async def get_thread(request: web.Request, call: Call) -> web.Response:
     store, thread_id = request.app[STORE], request.match_info["thread_id"]
-    thread = visible(call.principal, await store.get_thread(thread_id), "thread", thread_id)
-    messages = await store.thread_messages(thread.id, call.query["limit"])
+    thread = visible(call.principal, await store.threads.get_thread(thread_id), "thread", thread_id)
+    messages = await store.messages.thread_messages(thread.id, call.query["limit"])
     return reply({"thread": thread_json(thread), "messages": [message_json(m) for m in messages]})
 
 
@@ -113,7 +114,7 @@ async def get_thread(request: web.Request, call: Call) -> web.Response:
      tag="messages", response=ref("Message"))
 async def get_message(request: web.Request, call: Call) -> web.Response:
     message_id = request.match_info["message_id"]
-    message = visible(call.principal, await request.app[STORE].get_message(message_id), "message", message_id)
+    message = visible(call.principal, await request.app[STORE].messages.get_message(message_id), "message", message_id)
     return reply(message_json(message))
 
 

@@ -16,14 +16,14 @@ from bot.tenants import (ACCOUNT_ID_PATTERN, CHANNEL_FIELDS, account_json, chann
 from bot.web.admin import LOGIN_PATTERN
 from bot.web.apikit import ApiRoutes, Call, api_error, reply
 from bot.web.openapi import list_of, ref
-from conversations.models import Account
+from conversations.tenant_models import Account
 
 API = ApiRoutes()
 
 
 async def _account(request: web.Request, call: Call) -> Account:
     account_id = request.match_info["account_id"]
-    account = await request.app[STORE].get_account(account_id) if call.principal.may_see(account_id) else None
+    account = await request.app[STORE].accounts.get_account(account_id) if call.principal.may_see(account_id) else None
     if account is None:
         raise api_error(404, "not_found", f"no account {account_id}")
     return account
@@ -34,10 +34,10 @@ async def _account(request: web.Request, call: Call) -> Account:
 async def list_accounts(request: web.Request, call: Call) -> web.Response:
     store = request.app[STORE]
     if call.principal.superadmin:
-        accounts = await store.list_accounts()
+        accounts = await store.accounts.list_accounts()
     else:
         assert call.principal.account_id is not None
-        own = await store.get_account(call.principal.account_id)
+        own = await store.accounts.get_account(call.principal.account_id)
         accounts = [own] if own else []
     return reply({"items": [account_json(a) for a in accounts]})
 
@@ -123,11 +123,11 @@ async def patch_account(request: web.Request, call: Call) -> web.Response:
             raise api_error(400, "bad_request", f"business hours: {exc}") from None
         await request.app[QUEUE].set_routing(account.id, **routing)
     if body:
-        await store.update_account(account.id, **body)
+        await store.accounts.update_account(account.id, **body)
     if routing or body:
         await audit.record(store, account.id, call.principal.audit_actor, "settings.account", account.id,
                            fields=",".join(sorted([*routing, *body])))
-    return reply(account_json(await store.get_account(account.id) or account))
+    return reply(account_json(await store.accounts.get_account(account.id) or account))
 
 
 def _channel_route(channel: str) -> None:
@@ -136,7 +136,7 @@ def _channel_route(channel: str) -> None:
         guard = request.app[EGRESS].channel(channel)
         if refused := refused_api_base(guard, call.body):
             raise api_error(400, "api_base_not_allowed", guard.api_base_refusal(refused))
-        await request.app[STORE].set_account_channel(account.id, channel, call.body)
+        await request.app[STORE].accounts.set_account_channel(account.id, channel, call.body)
         await audit.record(request.app[STORE], account.id, call.principal.audit_actor, "settings.channel", account.id,
                            channel=channel, keys=",".join(sorted(call.body)))  # the names only: values are secrets
         return reply({"account": account.id, "channel": channel, "keys": sorted(call.body)})

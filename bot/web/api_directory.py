@@ -14,7 +14,7 @@ from bot.web.apikit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, a
 from bot.web.auth import add_agent
 from bot.web.openapi import list_of, ref
 from bot.webhooks.events import public_thread
-from conversations.models import Agent, Role
+from conversations.agent_models import Agent, Role
 
 API = ApiRoutes()
 
@@ -29,7 +29,7 @@ def agent_json(agent: Agent) -> dict[str, Any]:
      response=list_of("Contact"), query=(ACCOUNT, LIMIT, BEFORE, BEFORE_ID))
 async def list_contacts(request: web.Request, call: Call) -> web.Response:
     assert call.account_id is not None
-    contacts = await request.app[STORE].list_contacts(call.account_id, limit=call.query["limit"],
+    contacts = await request.app[STORE].contacts.list_contacts(call.account_id, limit=call.query["limit"],
                                                       before=call.query.get("before"),
                                                       before_id=call.query.get("before_id"))
     return reply({"items": [c.to_json() for c in contacts]})
@@ -40,15 +40,15 @@ async def list_contacts(request: web.Request, call: Call) -> web.Response:
          "contact": ref("Contact"), "threads": {"type": "array", "items": ref("Thread")}}})
 async def get_contact(request: web.Request, call: Call) -> web.Response:
     store, contact_id = request.app[STORE], request.match_info["contact_id"]
-    contact = visible(call.principal, await store.get_contact(contact_id), "contact", contact_id)
-    threads = await store.contact_threads(contact.account_id, contact.id)
+    contact = visible(call.principal, await store.contacts.get_contact(contact_id), "contact", contact_id)
+    threads = await store.threads.contact_threads(contact.account_id, contact.id)
     return reply({"contact": contact.to_json(), "threads": [public_thread(t) for t in threads]})
 
 
 @API("GET", "/api/agents", "The account's agents", tag="agents", response=list_of("Agent"), query=(ACCOUNT,))
 async def list_agents(request: web.Request, call: Call) -> web.Response:
     assert call.account_id is not None
-    return reply({"items": [agent_json(a) for a in await request.app[STORE].list_agents(call.account_id)]})
+    return reply({"items": [agent_json(a) for a in await request.app[STORE].agents.list_agents(call.account_id)]})
 
 
 _ROLE = {"type": "string", "enum": [Role.AGENT.value, Role.ADMIN.value]}
@@ -89,7 +89,7 @@ async def create_agent(request: web.Request, call: Call) -> web.Response:
 
 async def _agent(request: web.Request, call: Call) -> Agent:
     agent_id = request.match_info["agent_id"]
-    agent: Agent = visible(call.principal, await request.app[STORE].get_agent(agent_id), "agent", agent_id)
+    agent: Agent = visible(call.principal, await request.app[STORE].agents.get_agent(agent_id), "agent", agent_id)
     return agent
 
 
@@ -109,14 +109,14 @@ async def update_agent(request: web.Request, call: Call) -> web.Response:
     body = dict(call.body)
     capacity = body.pop("capacity", None)
     if body:
-        await store.update_agent(agent.id, **body)
+        await store.agents.update_agent(agent.id, **body)
     if capacity is not None:
-        await store.set_capacity(agent.id, capacity)
+        await store.agents.set_capacity(agent.id, capacity)
     if body.get("active") is False:
-        await store.delete_agent_sessions(agent.id)
+        await store.sign_in.delete_agent_sessions(agent.id)
     await audit.record(store, agent.account_id, call.principal.audit_actor, "agent.update", agent.id,
                        fields=",".join(sorted(call.body)))
-    return reply(agent_json(await store.get_agent(agent.id) or agent))
+    return reply(agent_json(await store.agents.get_agent(agent.id) or agent))
 
 
 def routes() -> list[web.RouteDef]:

@@ -13,7 +13,7 @@ from bot.router.queue import QueueError
 from bot.web.apikit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, Param, api_error, reply, visible
 from bot.web.openapi import list_of, ref
 from bot.webhooks.events import public_thread
-from conversations.models import Thread, ThreadStatus
+from conversations.thread_models import Thread, ThreadStatus
 
 API = ApiRoutes()
 _ID = {"type": "string", "minLength": 1, "maxLength": 64}
@@ -21,12 +21,12 @@ _ID = {"type": "string", "minLength": 1, "maxLength": 64}
 
 async def _thread(request: web.Request, call: Call) -> Thread:
     thread_id = request.match_info["thread_id"]
-    thread: Thread = visible(call.principal, await request.app[STORE].get_thread(thread_id), "thread", thread_id)
+    thread: Thread = visible(call.principal, await request.app[STORE].threads.get_thread(thread_id), "thread", thread_id)
     return thread
 
 
 async def _after(request: web.Request, thread: Thread) -> web.Response:
-    return reply(public_thread(await request.app[STORE].get_thread(thread.id) or thread))
+    return reply(public_thread(await request.app[STORE].threads.get_thread(thread.id) or thread))
 
 
 def _refused(exc: QueueError) -> web.HTTPException:
@@ -44,7 +44,7 @@ async def list_threads(request: web.Request, call: Call) -> web.Response:
     names = {"status": "status", "channel": "channel", "assignee": "assignee", "contact": "contact_id"}
     match = {field: str(call.query[name]) for name, field in names.items() if name in call.query}
     assert call.account_id is not None
-    threads = await request.app[STORE].list_threads(call.account_id, limit=call.query["limit"],
+    threads = await request.app[STORE].threads.list_threads(call.account_id, limit=call.query["limit"],
                                                     before=call.query.get("before"),
                                                     before_id=call.query.get("before_id"), **match)
     return reply({"items": [public_thread(t) for t in threads]})
@@ -54,7 +54,7 @@ async def list_threads(request: web.Request, call: Call) -> web.Response:
      "transfers, resolution", tag="threads", response=list_of("TimelineEntry"))
 async def thread_timeline(request: web.Request, call: Call) -> web.Response:
     thread = await _thread(request, call)
-    entries = await request.app[STORE].contact_timeline(thread.contact_id)
+    entries = await request.app[STORE].queue.contact_timeline(thread.contact_id)
     return reply({"items": [e.to_json() for e in entries if e.thread_id == thread.id]})
 
 

@@ -27,7 +27,7 @@ async def _audit(request: web.Request, call: Call, action: str, subscription: We
 
 async def _subscription(request: web.Request, call: Call) -> WebhookSubscription:
     subscription_id = request.match_info["subscription_id"]
-    found: WebhookSubscription = visible(call.principal, await request.app[STORE].get_webhook(subscription_id),
+    found: WebhookSubscription = visible(call.principal, await request.app[STORE].webhooks.get_webhook(subscription_id),
                                          "webhook subscription", subscription_id)
     return found
 
@@ -36,7 +36,7 @@ async def _subscription(request: web.Request, call: Call) -> WebhookSubscription
      response=list_of("WebhookSubscription"), query=(ACCOUNT,))
 async def list_webhooks(request: web.Request, call: Call) -> web.Response:
     assert call.account_id is not None
-    return reply({"items": [s.public() for s in await request.app[STORE].list_webhooks(call.account_id)]})
+    return reply({"items": [s.public() for s in await request.app[STORE].webhooks.list_webhooks(call.account_id)]})
 
 
 @API("POST", "/api/webhooks", "Subscribe a URL to thread events (the signing secret is returned once)",
@@ -77,7 +77,7 @@ async def patch_webhook(request: web.Request, call: Call) -> web.Response:
             changes["events"] = check_events(changes["events"])
     except BadSubscription as exc:
         raise api_error(400, "bad_request", str(exc)) from None
-    changed = await request.app[STORE].update_webhook(subscription.account_id, subscription.id, **changes)
+    changed = await request.app[STORE].webhooks.update_webhook(subscription.account_id, subscription.id, **changes)
     request.app[EVENTS].forget(subscription.account_id)
     await _audit(request, call, "webhook.update", subscription, fields=",".join(sorted(changes)))
     return reply((changed or subscription).public())
@@ -87,7 +87,7 @@ async def patch_webhook(request: web.Request, call: Call) -> web.Response:
      tag="webhooks", response={"type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "string"}}})
 async def delete_webhook(request: web.Request, call: Call) -> web.Response:
     subscription = await _subscription(request, call)
-    await request.app[STORE].delete_webhook(subscription.account_id, subscription.id)
+    await request.app[STORE].webhooks.delete_webhook(subscription.account_id, subscription.id)
     request.app[EVENTS].forget(subscription.account_id)
     await _audit(request, call, "webhook.delete", subscription)
     return reply({"deleted": subscription.id})
@@ -97,7 +97,7 @@ async def delete_webhook(request: web.Request, call: Call) -> web.Response:
      "deliveries from now on are signed with it)", tag="webhooks", response=_WITH_SECRET)
 async def rotate_secret(request: web.Request, call: Call) -> web.Response:
     subscription, secret = await _subscription(request, call), new_secret()
-    changed = await request.app[STORE].update_webhook(subscription.account_id, subscription.id, secret=secret)
+    changed = await request.app[STORE].webhooks.update_webhook(subscription.account_id, subscription.id, secret=secret)
     await _audit(request, call, "webhook.rotate", subscription)
     return reply({"subscription": (changed or subscription).public(), "secret": secret})
 
@@ -108,7 +108,7 @@ async def rotate_secret(request: web.Request, call: Call) -> web.Response:
          Param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "how many, at most")))
 async def list_deliveries(request: web.Request, call: Call) -> web.Response:
     subscription, state = await _subscription(request, call), call.query.get("state")
-    deliveries = await request.app[STORE].list_deliveries(
+    deliveries = await request.app[STORE].webhooks.list_deliveries(
         subscription.id, DeliveryState(state) if state else None, call.query["limit"])
     return reply({"items": [d.public() for d in deliveries]})
 
@@ -117,10 +117,10 @@ async def list_deliveries(request: web.Request, call: Call) -> web.Response:
      "again", tag="webhooks", response=ref("WebhookDelivery"), errors=(409,))
 async def retry_delivery(request: web.Request, call: Call) -> web.Response:
     subscription, delivery_id = await _subscription(request, call), request.match_info["delivery_id"]
-    delivery = await request.app[STORE].get_delivery(delivery_id)
+    delivery = await request.app[STORE].webhooks.get_delivery(delivery_id)
     if delivery is None or delivery.subscription_id != subscription.id:
         raise api_error(404, "not_found", f"no delivery {delivery_id}")
-    again = await request.app[STORE].redeliver(delivery_id, utcnow())
+    again = await request.app[STORE].webhooks.redeliver(delivery_id, utcnow())
     if again is None:
         raise api_error(409, "pending", f"delivery {delivery_id} is still pending")
     request.app[WEBHOOKS].wake()

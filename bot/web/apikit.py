@@ -36,9 +36,10 @@ from bot.handlers.payload import load_json
 from bot.keys import INSTALL_TOKEN, SETTINGS, STORE
 from bot.router.sanitize import storable
 from bot.web.access import Access, mark
+from conversations.agent_models import Agent, Role
 from conversations.ids import new_id
-from conversations.models import Agent, Role, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
 from conversations.tenant_models import SCOPES, ApiToken
 
 TOKEN_PREFIX = "omr_"
@@ -102,7 +103,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def issue_token(store: Store, account_id: str, name: str, scopes: list[str], created_by: Agent | str) -> str:
+async def issue_token(store: Repositories, account_id: str, name: str, scopes: list[str], created_by: Agent | str) -> str:
     """A new API token of the account: stored as its SHA-256 only; the token is returned to be
     shown once."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -111,7 +112,7 @@ async def issue_token(store: Store, account_id: str, name: str, scopes: list[str
         created_at=utcnow(), scopes=[s for s in SCOPES if s in scopes],
         created_by=created_by.id if isinstance(created_by, Agent) else created_by,
     )
-    await store.create_api_token(record)
+    await store.accounts.create_api_token(record)
     await audit.record(store, account_id, created_by, "token.create", record.id, scopes=",".join(record.scopes))
     return token
 
@@ -128,15 +129,15 @@ async def authenticate(request: web.Request) -> Principal:
     if await request.app[INSTALL_TOKEN].matches(given):
         return Principal(None, "install", "install token")
     store = request.app[STORE]
-    token = await store.api_token_by_hash(hash_token(given)) if given.startswith(TOKEN_PREFIX) else None
+    token = await store.accounts.api_token_by_hash(hash_token(given)) if given.startswith(TOKEN_PREFIX) else None
     if token is None:
         raise api_error(401, "unauthorized", "unknown or revoked token")
-    account = await store.get_account(token.account_id)
+    account = await store.accounts.get_account(token.account_id)
     if account is None or account.disabled:
         raise api_error(403, "account_disabled", f"account {token.account_id} is disabled")
     now_ms = int(time.time() * 1000)
     if (token.last_used_ms or 0) < now_ms - 60_000:
-        await store.touch_api_token(token.id, now_ms)
+        await store.accounts.touch_api_token(token.id, now_ms)
     return Principal(token.account_id, token.id, token.name, tuple(token.scopes))
 
 
@@ -288,7 +289,7 @@ async def _account(request: web.Request, principal: Principal, query: dict[str, 
         assert principal.account_id is not None
         return principal.account_id
     account_id = str(named or request.app[SETTINGS].account.id)
-    if named is not None and await request.app[STORE].get_account(account_id) is None:
+    if named is not None and await request.app[STORE].accounts.get_account(account_id) is None:
         raise api_error(404, "not_found", f"no account {account_id}")
     return account_id
 

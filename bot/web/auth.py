@@ -31,12 +31,12 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 from bot.keys import SETTINGS, STORE
 from bot.settings import ConsoleSettings
-from conversations.console_models import Session
+from conversations.agent_models import Agent, Role, Session
 from conversations.ids import new_id
-from conversations.models import Agent, Role, utcnow
+from conversations.models import utcnow
 
 if TYPE_CHECKING:
-    from conversations.store import Store
+    from conversations.repositories import Repositories
 
 SESSION_COOKIE = "omnirouter_session"
 LOGIN_COOKIE = "omnirouter_login"
@@ -62,7 +62,7 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
 
 
 async def add_agent(
-    store: Store, account_id: str, login: str, *, name: str | None = None, role: Role = Role.AGENT,
+    store: Repositories, account_id: str, login: str, *, name: str | None = None, role: Role = Role.AGENT,
     teams: list[str] | None = None, capacity: int = 5, password: str | None = None,
 ) -> tuple[Agent | None, str]:
     """Create an agent; returns ``(agent or None if the login is taken, password)``. Without a
@@ -73,7 +73,7 @@ async def add_agent(
         created_at=utcnow(), password_hash=await hash_password(password), teams=list(teams or []),
         capacity=capacity, free=capacity,
     )
-    return (agent if await store.create_agent(agent) else None), password
+    return (agent if await store.agents.create_agent(agent) else None), password
 
 
 def token_digest(token: str) -> str:
@@ -97,12 +97,12 @@ async def start_session(request: web.Request, response: web.StreamResponse, agen
     store = request.app[STORE]
     old = request.cookies.get(SESSION_COOKIE)
     if old:
-        await store.delete_session(token_digest(old))
+        await store.sign_in.delete_session(token_digest(old))
     token = secrets.token_urlsafe(32)
     now_ms = int(time.time() * 1000)
     session = Session(id=token_digest(token), account_id=agent.account_id, agent_id=agent.id,
                       csrf=secrets.token_urlsafe(32), created_ms=now_ms, seen_ms=now_ms, second_factor=second_factor)
-    await store.create_session(session)
+    await store.sign_in.create_session(session)
     set_cookie(response, request, SESSION_COOKIE, token)
     response.del_cookie(LOGIN_COOKIE, path="/")
     return session
@@ -111,7 +111,7 @@ async def start_session(request: web.Request, response: web.StreamResponse, agen
 async def end_session(request: web.Request, response: web.StreamResponse) -> None:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        await request.app[STORE].delete_session(token_digest(token))
+        await request.app[STORE].sign_in.delete_session(token_digest(token))
     response.del_cookie(SESSION_COOKIE, path="/")
 
 
@@ -121,21 +121,21 @@ async def current(request: web.Request) -> tuple[Session, Agent] | None:
     if not token:
         return None
     store = request.app[STORE]
-    session = await store.get_session(token_digest(token))
+    session = await store.sign_in.get_session(token_digest(token))
     if session is None:
         return None
     settings = request.app[SETTINGS].console
     now_ms = int(time.time() * 1000)
     if expired(session, settings, now_ms):
-        await store.delete_session(session.id)
+        await store.sign_in.delete_session(session.id)
         return None
-    agent = await store.get_agent(session.agent_id)
+    agent = await store.agents.get_agent(session.agent_id)
     if agent is None or not agent.active or (
-            not session.second_factor and await store.accounts_requiring_second_factor([session.account_id])):
-        await store.delete_session(session.id)
+            not session.second_factor and await store.sign_in.accounts_requiring_second_factor([session.account_id])):
+        await store.sign_in.delete_session(session.id)
         return None
     if now_ms - session.seen_ms > min(30_000, settings.session_idle_minutes * 60_000 / 4):
-        await store.touch_session(session.id, now_ms)
+        await store.sign_in.touch_session(session.id, now_ms)
     return session, agent
 
 
@@ -145,16 +145,16 @@ def expired(session: Session, settings: ConsoleSettings, now_ms: int) -> bool:
             or now_ms - session.created_ms > settings.session_max_hours * 3_600_000)
 
 
-async def ended_sessions(store: Store, settings: ConsoleSettings,
+async def ended_sessions(store: Repositories, settings: ConsoleSettings,
                          holders: list[tuple[str, str, str]]) -> dict[str, str]:
     """Which of the ``(session id, agent id, role)`` that open console sockets were granted no longer
     hold, and why (``signed out`` — logged out, expired, agent disabled, no second factor where the
     account now requires one — or ``role changed``): the sockets' check, two reads however many
     there are (three when some sessions passed no second factor)."""
-    sessions = {s.id: s for s in await store.sessions_by_ids(sorted({h[0] for h in holders}))}
-    agents = {a.id: a for a in await store.agents_by_ids(sorted({h[1] for h in holders}))}
+    sessions = {s.id: s for s in await store.sign_in.sessions_by_ids(sorted({h[0] for h in holders}))}
+    agents = {a.id: a for a in await store.agents.agents_by_ids(sorted({h[1] for h in holders}))}
     password_only = sorted({s.account_id for s in sessions.values() if not s.second_factor})
-    requiring = await store.accounts_requiring_second_factor(password_only) if password_only else set()
+    requiring = await store.sign_in.accounts_requiring_second_factor(password_only) if password_only else set()
     now_ms, ended = int(time.time() * 1000), {}
     for session_id, agent_id, role in holders:
         session, agent = sessions.get(session_id), agents.get(agent_id)

@@ -24,7 +24,9 @@ from bot.web.live import ConsoleSocket
 from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
 from bot.web.views import my_rows, queue_rows, thread_view
 from bot.web.wa_templates import TEMPLATES
-from conversations.models import Agent, Thread, utcnow
+from conversations.agent_models import Agent
+from conversations.models import utcnow
+from conversations.thread_models import Thread
 
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _LABEL = re.compile(r"^[\w][\w .:-]{0,31}$")
@@ -54,7 +56,7 @@ async def _lists(request: web.Request, agent: Agent) -> dict[str, Any]:
 async def _visible(request: web.Request, agent: Agent, thread_id: str | None) -> Thread | None:
     if not thread_id:
         return None
-    thread = await request.app[STORE].get_thread(thread_id)
+    thread = await request.app[STORE].threads.get_thread(thread_id)
     return thread if thread is not None and thread.account_id == agent.account_id else None
 
 
@@ -69,7 +71,7 @@ async def console(request: web.Request) -> web.Response:
 async def render_live(app: web.Application, sock: ConsoleSocket, parts: set[str], notify: list[str]) -> str:
     """The fragments a console needs after an event, marked for htmx's out-of-band swap."""
     store = app[STORE]
-    agent = await store.get_agent(sock.agent_id)
+    agent = await store.agents.get_agent(sock.agent_id)
     if agent is None or not agent.active or (sock.role and agent.role != sock.role):
         return ""  # nothing under a grant that no longer holds: the socket is being closed
     lang, html = agent.lang, []
@@ -78,7 +80,7 @@ async def render_live(app: web.Application, sock: ConsoleSocket, parts: set[str]
         lists = await _lists(request_like, agent)  # type: ignore[arg-type]
         for part in sorted(parts & {"queue", "mine", "header"}):
             html.append(render(app, f"_{part}.html", lang, agent=agent, csrf=sock.csrf, oob=True, **lists))
-    thread = await store.get_thread(sock.thread_id) if sock.thread_id and "thread" in parts else None
+    thread = await store.threads.get_thread(sock.thread_id) if sock.thread_id and "thread" in parts else None
     if thread is not None and thread.account_id == agent.account_id:
         context = await _thread_context(request_like, agent, thread)  # type: ignore[arg-type]
         for part in ("_history.html", "_thread_head.html"):
@@ -198,7 +200,7 @@ async def _reply(request: web.Request, agent: Agent, thread_id: str, form: Any) 
     text, nonce = str(form.get("text", "")).strip(), str(form.get("nonce", ""))
     if not _NONCE.match(nonce):
         return plain(400, "reload the page: the form is missing its nonce")
-    canned = {c.shortcut: c.text for c in await request.app[STORE].list_canned(agent.account_id)}
+    canned = {c.shortcut: c.text for c in await request.app[STORE].agents.list_canned(agent.account_id)}
     if text.startswith("/") and text[1:] in canned:
         text = canned[text[1:]]
     if not text or len(text) > MAX_TEXT:
@@ -234,7 +236,7 @@ async def _template(request: web.Request, agent: Agent, thread_id: str, form: An
         await request.app[TEMPLATES].send(thread, agent, str(form.get("template", "")), parameters, nonce)
     except LookupError as exc:
         return _back(request, thread_id, str(exc))
-    await request.app[STORE].mark_agent_replied(thread.id, utcnow())
+    await request.app[STORE].threads.mark_agent_replied(thread.id, utcnow())
     await audit.record(request.app[STORE], agent.account_id, agent, "thread.template", thread.id,
                        template=str(form.get("template", ""))[:100])
     return _back(request, thread_id)
@@ -245,7 +247,7 @@ async def set_language(request: web.Request) -> web.Response:
     lang = str((await request.post()).get("lang", ""))
     if lang not in LANGUAGES:
         return plain(400, f"lang must be one of {', '.join(LANGUAGES)}")
-    await request.app[STORE].update_agent(current_agent(request).id, lang=lang)
+    await request.app[STORE].agents.update_agent(current_agent(request).id, lang=lang)
     return redirect("/console")
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from bot.handlers.base import MalformedPayload, VerificationError
 from bot.keys import SETTINGS
 from bot.logs import log_event
-from conversations.store import StoreUnavailable
+from conversations.errors import StoreUnavailable
 
 log = logging.getLogger("omnirouter.web")
 

@@ -18,7 +18,8 @@ from bot.nlu.remote import NluUnavailable
 from bot.nlu.training_set import INTENT_PATTERN, TrainingSet, TrainingSetError
 from bot.router.policy import plan
 from bot.web.apikit import ACCOUNT, ApiRoutes, Call, api_error, reply
-from conversations.models import Agent, from_epoch_ms, utcnow
+from conversations.agent_models import Agent
+from conversations.models import from_epoch_ms, utcnow
 
 API = ApiRoutes()
 MAX_YAML = 2_000_000
@@ -103,7 +104,7 @@ async def learn(app: web.Application, account_id: str, message_id: str, intent: 
     """Make a customer message an example of ``intent`` (``out_of_scope`` allowed), or with
     ``None`` dismiss it; the example keeps the message id (personal data). Returns the example."""
     store = app[STORE]
-    message = await store.customer_message(account_id, message_id)
+    message = await store.training.customer_message(account_id, message_id)
     if message is None:
         raise TrainingSetError(f"no customer message {message_id[:80]}", 404)
     if message.get("nlu_review"):
@@ -116,9 +117,9 @@ async def learn(app: web.Application, account_id: str, message_id: str, intent: 
                 intent, str(message.get("text", "")), language, message_id=message_id, source="learned")).to_json()
         except TrainingSetError as exc:
             if exc.status == 409:  # its text is an example already: nothing left to learn from it
-                await store.mark_reviewed(message_id, "duplicate", by_name, utcnow())
+                await store.training.mark_reviewed(message_id, "duplicate", by_name, utcnow())
             raise
-    await store.mark_reviewed(message_id, intent or "dismissed", by_name, utcnow())
+    await store.training.mark_reviewed(message_id, intent or "dismissed", by_name, utcnow())
     # filed under the thread, so the contact's export shows it and an erasure anonymises it
     await audit.record(store, account_id, by, "nlu.learn", str(message.get("thread_id")), message=message_id,
                        intent=intent or "dismissed")
@@ -261,7 +262,7 @@ async def import_training_data(request: web.Request, call: Call) -> web.Response
      response={"type": "object", "required": ["messages"], "properties": {
          "messages": {"type": "array", "items": _REVIEW}}})
 async def review_messages(request: web.Request, call: Call) -> web.Response:
-    docs = await request.app[STORE].messages_to_review(_account(call))
+    docs = await request.app[STORE].training.messages_to_review(_account(call))
     return reply({"messages": [review_item(doc) for doc in docs]})
 
 

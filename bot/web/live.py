@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from pymongo.errors import PyMongoError
 
 from bot.logs import log_event
-from conversations.store import Store, StoreUnavailable
+from conversations.errors import ChangeStreamFailed, StoreUnavailable
+from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.web.live")
 
@@ -34,7 +34,7 @@ _PAGE = 500
 class LiveFeed:
     """Reads the event log of every router process and hands each event over once."""
 
-    def __init__(self, store: Store, mode: str, poll_interval: float, prune_interval: float = 60.0) -> None:
+    def __init__(self, store: Repositories, mode: str, poll_interval: float, prune_interval: float = 60.0) -> None:
         self._store = store
         self.mode = mode
         self._interval = poll_interval
@@ -50,10 +50,11 @@ class LiveFeed:
         try:
             if self.mode == "change_stream":
                 try:
-                    async for event in self._store.watch_events():
+                    async for event in self._store.events.watch_events():
                         await deliver(event)
-                except (PyMongoError, StoreUnavailable) as exc:
-                    log_event(log, "live.change_stream_failed", logging.WARNING, error=type(exc).__name__)
+                except (ChangeStreamFailed, StoreUnavailable) as exc:
+                    error = exc.cause if isinstance(exc, ChangeStreamFailed) else type(exc).__name__
+                    log_event(log, "live.change_stream_failed", logging.WARNING, error=error)
                     self.mode = "poll"
             await self._poll(deliver, listening)
         finally:
@@ -62,7 +63,7 @@ class LiveFeed:
     async def _prune(self) -> None:
         while True:
             try:
-                await self._store.prune_events(int(time.time() * 1000) - _KEEP_EVENTS_MS)
+                await self._store.events.prune_events(int(time.time() * 1000) - _KEEP_EVENTS_MS)
             except StoreUnavailable:
                 log_event(log, "live.store_unavailable", logging.WARNING)
             await asyncio.sleep(self._prune_interval)
@@ -85,7 +86,7 @@ class LiveFeed:
         more than a page in its overlap alone); returns the new cursor."""
         start = cursor - _OVERLAP_MS
         while True:
-            events = await self._store.events_since(start, _PAGE)
+            events = await self._store.events.events_since(start, _PAGE)
             for event in events:
                 at_ms = int(event.get("at_ms", 0))
                 cursor = max(cursor, at_ms)

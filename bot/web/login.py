@@ -52,16 +52,16 @@ async def login(request: web.Request) -> web.StreamResponse:
         response = _login_page(request, 429, translate(lang, "too_many", s=wait), login_name, account_id)
         response.headers["Retry-After"] = str(wait)
         return response
-    agent = await store.agent_by_login(account_id, login_name) if login_name else None
+    agent = await store.agents.agent_by_login(account_id, login_name) if login_name else None
     if not await auth.verify_password(agent.password_hash if agent else None, password) or agent is None or not agent.active:
         log_event(log, "login.failed", logging.WARNING, login=login_name, address=address)
         await audit.record(store, account_id, "unknown", "login.failed", login_name, address=address)
         return _login_page(request, 401, translate(lang, "bad_login"), login_name, account_id)
-    account = await store.get_account(account_id)
+    account = await store.accounts.get_account(account_id)
     if account is None or account.disabled:
         log_event(log, "login.account_disabled", logging.WARNING, login=login_name, account=account_id)
         return _login_page(request, 403, translate(lang, "account_disabled"), login_name, account_id)
-    factor = await store.second_factor(agent.id)
+    factor = await store.sign_in.second_factor(agent.id)
     if factor is not None and factor.on and factor.problem:  # no code could be checked: say so, not 500
         log_event(log, "login.second_factor_unreadable", logging.ERROR, agent=agent.id, problem=factor.problem)
         return _login_page(request, 409, translate(lang, "two_factor_unreadable"), login_name, account_id)

@@ -18,8 +18,7 @@ from bot.web import auth, two_factor
 from bot.web.i18n import translate
 from bot.web.pages import language, page, plain, redirect, render
 from bot.web.proxies import client_address
-from conversations.console_models import LoginChallenge
-from conversations.models import Agent
+from conversations.agent_models import Agent, LoginChallenge
 
 log = logging.getLogger("omnirouter.web.login")
 
@@ -65,7 +64,7 @@ async def check_code(request: web.Request) -> web.StreamResponse:
         response = _code_page(request, challenge, agent, 429, translate(lang, "too_many", s=wait))
         response.headers["Retry-After"] = str(wait)
         return response
-    factor = await store.second_factor(agent.id)
+    factor = await store.sign_in.second_factor(agent.id)
     used = await two_factor.check_code(request, factor, code) if factor is not None and factor.on else None
     if used is None:
         log_event(log, "login.code_failed", logging.WARNING, agent=agent.id)
@@ -94,7 +93,7 @@ async def setup_form(request: web.Request) -> web.Response:
 
 async def setup_qr(request: web.Request) -> web.Response:
     found = await two_factor.pending(request, "setup")
-    factor = await request.app[STORE].second_factor(found[1].id) if found else None
+    factor = await request.app[STORE].sign_in.second_factor(found[1].id) if found else None
     mine = two_factor.pending_for(factor, two_factor.challenge_owner(found[0])) if found else None
     if found is None or mine is None:
         return plain(404, translate(language(request), "no_setup_pending"))
@@ -110,7 +109,7 @@ async def confirm_setup(request: web.Request) -> web.StreamResponse:
     wait = await two_factor.throttled(request, agent)
     if wait:
         return await _setup_page(request, challenge, agent, 429, translate(lang, "too_many", s=wait))
-    mine = two_factor.pending_for(await store.second_factor(agent.id), two_factor.challenge_owner(challenge))
+    mine = two_factor.pending_for(await store.sign_in.second_factor(agent.id), two_factor.challenge_owner(challenge))
     codes = await two_factor.confirm_setup(request, mine, code) if mine is not None else None
     if codes is None:
         return await _setup_page(request, challenge, agent, 401, translate(lang, "bad_code"))

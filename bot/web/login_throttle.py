@@ -40,7 +40,7 @@ from bot.web import auth
 from bot.web.proxies import address_block, client_address
 
 if TYPE_CHECKING:
-    from conversations.store import Store
+    from conversations.repositories import Repositories
 
 DEVICE_COOKIE = "omnirouter_device_"  # + a keyed hash of account and login: a cookie per login a browser used
 DEVICE_DAYS = 180
@@ -66,13 +66,13 @@ class DeviceCookies:
     """Issues and reads device cookies (``HttpOnly; SameSite=Strict``, ``Secure`` behind HTTPS),
     each signed for one account and login with a key every router process on the store shares."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Repositories) -> None:
         self._store = store
         self._key: bytes | None = None
 
     async def _signing_key(self) -> bytes:
         if self._key is None:
-            secret, _ = await self._store.sealed_secret(_DEVICE_KEY, lambda: secrets.token_urlsafe(32))
+            secret, _ = await self._store.secrets.sealed_secret(_DEVICE_KEY, lambda: secrets.token_urlsafe(32))
             self._key = secret.encode()
         return self._key
 
@@ -107,7 +107,7 @@ class LoginLimiter:
     is revoked. Counts are forgotten ``forget_seconds`` (at least twice the cap) after the last
     attempt; a revoked device cookie is remembered until it expires."""
 
-    def __init__(self, store: Store, attempts: int, delay_seconds: float, max_delay_seconds: float,
+    def __init__(self, store: Repositories, attempts: int, delay_seconds: float, max_delay_seconds: float,
                  forget_seconds: float) -> None:
         self._store = store
         self._attempts = attempts
@@ -140,7 +140,7 @@ class LoginLimiter:
     async def _claim(self, key: str, limit: int, now_ms: int) -> int:
         """Count one attempt on ``key``; or, while it must wait, the milliseconds left (nothing counted)."""
         for _ in range(_CLAIM_TRIES):
-            doc = await self._store.login_throttle(key)
+            doc = await self._store.sign_in.login_throttle(key)
             live = doc is not None and int(doc.get("expires_ms", 0)) > now_ms
             failures = int(doc.get("failures", 0)) if doc is not None and live else 0
             wait_until_ms = int(doc.get("wait_until_ms", 0)) if doc is not None and live else 0
@@ -148,7 +148,7 @@ class LoginLimiter:
                 return wait_until_ms - now_ms
             wait_ms = self.wait_after(failures + 1, limit)
             rev = None if doc is None else int(doc.get("rev", 0))
-            if await self._store.claim_login_attempt(key, rev, failures + 1, now_ms + wait_ms if wait_ms else 0,
+            if await self._store.sign_in.claim_login_attempt(key, rev, failures + 1, now_ms + wait_ms if wait_ms else 0,
                                                      now_ms + wait_ms + self._forget_ms):
                 return 0
         return 1000  # outrun by concurrent attempts every time: this one waits a second
@@ -158,16 +158,16 @@ class LoginLimiter:
         its free failures are used up), and the attempt counts like any browser's."""
         key = f"device:{device.id}"
         for _ in range(_CLAIM_TRIES):
-            doc = await self._store.login_throttle(key)
+            doc = await self._store.sign_in.login_throttle(key)
             if doc is not None and doc.get("revoked"):
                 return False
             live = doc is not None and int(doc.get("expires_ms", 0)) > now_ms
             failures = int(doc.get("failures", 0)) if doc is not None and live else 0
             if failures >= self._attempts:
-                await self._store.revoke_login_device(key, device.expires_ms)
+                await self._store.sign_in.revoke_login_device(key, device.expires_ms)
                 return False
             rev = None if doc is None else int(doc.get("rev", 0))
-            if await self._store.claim_login_attempt(key, rev, failures + 1, 0, now_ms + self._forget_ms):
+            if await self._store.sign_in.claim_login_attempt(key, rev, failures + 1, 0, now_ms + self._forget_ms):
                 return True
         return False
 
@@ -176,13 +176,13 @@ class LoginLimiter:
         cookie's, or else the login's (and the address's attempt is taken back)."""
         now_ms = int(time.time() * 1000)
         if device is not None:
-            doc = await self._store.login_throttle(f"device:{device.id}")
+            doc = await self._store.sign_in.login_throttle(f"device:{device.id}")
             if doc is None or not doc.get("revoked"):
-                await self._store.forget_login_failures(f"device:{device.id}", now_ms)
+                await self._store.sign_in.forget_login_failures(f"device:{device.id}", now_ms)
                 return
         (address_key, _), (login_key, _) = self._keys(account_id, login, address)
-        await self._store.forget_login_failures(login_key, now_ms)
-        await self._store.take_back_login_attempt(address_key)
+        await self._store.sign_in.forget_login_failures(login_key, now_ms)
+        await self._store.sign_in.take_back_login_attempt(address_key)
 
 
 async def admit(request: web.Request, account_id: str, login: str) -> int:

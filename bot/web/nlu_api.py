@@ -12,7 +12,7 @@ from bot.keys import NLU, STORE
 from bot.nlu.remote import NluUnavailable
 from bot.web.apikit import ACCOUNT, ApiRoutes, Call, api_error, reply
 from conversations.models import from_epoch_ms, utcnow
-from conversations.training_store import ForeignMessage
+from conversations.training import ForeignMessage
 
 API = ApiRoutes()
 MAX_EXAMPLES = 1000
@@ -78,7 +78,7 @@ async def add_examples(request: web.Request, call: Call) -> web.Response:
               "source": "api", **({"message_id": item["message_id"]} if item.get("message_id") else {})}
              for item in call.body["examples"]]
     try:
-        count = len(await request.app[STORE].insert_nlu_examples(call.account_id, clean, utcnow()))
+        count = len(await request.app[STORE].training.insert_nlu_examples(call.account_id, clean, utcnow()))
     except ForeignMessage as exc:
         raise api_error(400, "bad_request", str(exc)) from None
     return reply({"added": count}, status=201)
@@ -104,7 +104,7 @@ async def train(request: web.Request, call: Call) -> web.Response:
 @API("GET", "/api/nlu/jobs/{job}", "A training job's progress and result", tag="nlu", response=_JOB)
 async def job(request: web.Request, call: Call) -> web.Response:
     job_id = request.match_info["job"]
-    doc = await request.app[STORE].get_nlu_job(job_id)
+    doc = await request.app[STORE].nlu.get_nlu_job(job_id)
     if doc is None or not call.principal.may_see(str(doc.get("account_id"))):
         raise api_error(404, "not_found", f"no training job {job_id}")
     return reply(_plain(doc))
@@ -115,9 +115,9 @@ async def job(request: web.Request, call: Call) -> web.Response:
 async def models(request: web.Request, call: Call) -> web.Response:
     assert call.account_id is not None
     store = request.app[STORE]
-    active = await store.active_nlu_version(call.account_id)
+    active = await store.nlu.active_nlu_version(call.account_id)
     items = [{**_plain(doc, "version"), "active": doc["_id"] == active}
-             for doc in await store.nlu_models(call.account_id)]
+             for doc in await store.nlu.nlu_models(call.account_id)]
     return reply({"active": active, "models": items})
 
 
@@ -126,7 +126,7 @@ async def models(request: web.Request, call: Call) -> web.Response:
      response={"type": "object", "properties": {"active": {"type": "string"}}})
 async def activate(request: web.Request, call: Call) -> web.Response:
     version = request.match_info["version"]
-    model = await request.app[STORE].get_nlu_model(version)
+    model = await request.app[STORE].nlu.get_nlu_model(version)
     if model is None or not call.principal.may_see(str(model.get("account_id"))):
         raise api_error(404, "not_found", f"no model version {version}")
     if not await request.app[NLU].activate(str(model["account_id"]), version, by=call.principal.audit_actor):

@@ -20,9 +20,10 @@ from aiohttp import web
 
 from bot.keys import API_OPERATIONS
 from bot.web.apikit import Operation
-from conversations.console_models import TimelineEntry
-from conversations.models import Account, Agent, Attachment, Contact, Identity, Message, OutboxItem, Thread
-from conversations.tenant_models import EVENT_TYPES, SCOPES, ApiToken, WebhookDelivery, WebhookSubscription
+from conversations.agent_models import Agent
+from conversations.tenant_models import EVENT_TYPES, SCOPES, Account, ApiToken, WebhookDelivery, WebhookSubscription
+from conversations.thread_models import Contact, Message, OutboxItem, Thread, TimelineEntry
+from conversations.traffic import Attachment, Identity
 
 OPENAPI_PATH = "/api/openapi.json"
 TAGS = [

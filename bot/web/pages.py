@@ -21,8 +21,8 @@ from bot.keys import SETTINGS
 from bot.web import auth
 from bot.web.access import Access, mark
 from bot.web.i18n import pick_language, translate
-from conversations.console_models import Session
-from conversations.models import Agent, Role, from_epoch_ms
+from conversations.agent_models import Agent, Role, Session
+from conversations.models import from_epoch_ms
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # per-request state: typed keys where aiohttp has them (3.14+), plain names before

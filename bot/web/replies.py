@@ -63,7 +63,7 @@ def reply_from(body: dict[str, Any]) -> Reply:
                  "or `unknown_template` says why it cannot go out. The same `id` never sends twice.")
 async def post_reply(request: web.Request, call: Call) -> web.Response:
     thread_id = request.match_info["thread_id"]
-    thread = visible(call.principal, await request.app[STORE].get_thread(thread_id), "thread", thread_id)
+    thread = visible(call.principal, await request.app[STORE].threads.get_thread(thread_id), "thread", thread_id)
     adapter = request.app[ADAPTERS].get(thread.channel)
     if adapter is None:
         return json_error(409, "channel_not_configured", f"the {thread.channel} channel is not configured here")
@@ -82,7 +82,7 @@ async def post_reply(request: web.Request, call: Call) -> web.Response:
      response=None, errors=(409, 413, 502))
 async def get_attachment(request: web.Request, call: Call) -> web.StreamResponse:
     message_id, index = request.match_info["message_id"], small_int(request.match_info["index"])
-    message = visible(call.principal, await request.app[STORE].get_message(message_id), "message", message_id)
+    message = visible(call.principal, await request.app[STORE].messages.get_message(message_id), "message", message_id)
     if index is None or index >= len(message.attachments):
         raise api_error(404, "not_found", f"message {message_id} has no such attachment")
     attachment = message.attachments[index]

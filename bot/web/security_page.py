@@ -15,7 +15,7 @@ from bot.keys import STORE
 from bot.web import auth, two_factor
 from bot.web.i18n import translate
 from bot.web.pages import SESSION, current_agent, page, plain, redirect, signed_in
-from conversations.console_models import SecondFactor
+from conversations.agent_models import SecondFactor
 
 _DONE = ("two_factor_disabled", "two_factor_kept")
 
@@ -27,8 +27,8 @@ def _mine(request: web.Request, factor: SecondFactor | None) -> SecondFactor | N
 
 async def _show(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
     agent, store = current_agent(request), request.app[STORE]
-    factor = await store.second_factor(agent.id)
-    account = await store.get_account(agent.account_id)
+    factor = await store.sign_in.second_factor(agent.id)
+    account = await store.accounts.get_account(agent.account_id)
     setting_up = _mine(request, factor)
     if factor is not None and not factor.on and setting_up is None:
         factor = None  # another session's set-up (or one that does not open) is not shown here
@@ -61,7 +61,7 @@ async def start_setup(request: web.Request) -> web.Response:
 @signed_in()
 async def setup_qr(request: web.Request) -> web.Response:
     agent = current_agent(request)
-    factor = _mine(request, await request.app[STORE].second_factor(agent.id))
+    factor = _mine(request, await request.app[STORE].sign_in.second_factor(agent.id))
     if factor is None:
         return plain(409, translate(agent.lang, "no_setup_pending"))
     return two_factor.qr_response(agent, factor)
@@ -71,7 +71,7 @@ async def setup_qr(request: web.Request) -> web.Response:
 async def confirm(request: web.Request) -> web.Response:
     agent, store = current_agent(request), request.app[STORE]
     code = str((await request.post()).get("code", ""))[:64]
-    factor = _mine(request, await store.second_factor(agent.id))
+    factor = _mine(request, await store.sign_in.second_factor(agent.id))
     if factor is None:
         return plain(409, translate(agent.lang, "no_setup_pending"))
     wait = await two_factor.throttled(request, agent)
@@ -81,7 +81,7 @@ async def confirm(request: web.Request) -> web.Response:
     if codes is None:
         return await _show(request, 400, error=translate(agent.lang, "bad_code"))
     await two_factor.throttle_cleared(request, agent)
-    await store.passed_second_factor(request[SESSION].id)
+    await store.sign_in.passed_second_factor(request[SESSION].id)
     await audit.record(store, agent.account_id, agent, "agent.second_factor_on", agent.id)
     return page(request, "recovery_codes.html", codes=codes, next_url="/console/security")
 
@@ -90,10 +90,10 @@ async def confirm(request: web.Request) -> web.Response:
 async def disable(request: web.Request) -> web.Response:
     agent, store = current_agent(request), request.app[STORE]
     proof = str((await request.post()).get("proof", ""))[:256]
-    factor = await store.second_factor(agent.id)
+    factor = await store.sign_in.second_factor(agent.id)
     if factor is None:
         return redirect("/console/security")
-    account = await store.get_account(agent.account_id)
+    account = await store.accounts.get_account(agent.account_id)
     if account is not None and account.require_two_factor and factor.on:
         return redirect("/console/security?done=two_factor_kept")
     if not proof:
@@ -106,7 +106,7 @@ async def disable(request: web.Request) -> web.Response:
     if not proven:
         return await _show(request, 401, error=translate(agent.lang, "wrong_password_or_code"))
     await two_factor.throttle_cleared(request, agent)
-    await store.remove_second_factor(agent.id)
+    await store.sign_in.remove_second_factor(agent.id)
     await audit.record(store, agent.account_id, agent, "agent.second_factor_off", agent.id)
     return redirect("/console/security?done=two_factor_disabled")
 

@@ -24,8 +24,8 @@ from bot.keys import STORE
 from bot.web import auth, login_throttle, totp
 from bot.web.pages import redirect
 from bot.web.proxies import client_address
-from conversations.console_models import LoginChallenge, SecondFactor, Session
-from conversations.models import Account, Agent
+from conversations.agent_models import Agent, LoginChallenge, SecondFactor, Session
+from conversations.tenant_models import Account
 
 CHALLENGE_COOKIE = "omnirouter_2fa"
 CHALLENGE_SECONDS = 300
@@ -58,7 +58,7 @@ async def begin_challenge(request: web.Request, agent: Agent, account: Account,
     else:
         return None
     token = secrets.token_urlsafe(32)
-    await store.create_login_challenge(LoginChallenge(
+    await store.sign_in.create_login_challenge(LoginChallenge(
         id=auth.token_digest(token), account_id=agent.account_id, agent_id=agent.id, purpose=purpose,
         csrf=secrets.token_urlsafe(24), expires_ms=_now_ms() + CHALLENGE_SECONDS * 1000))
     response = redirect(path)
@@ -72,10 +72,10 @@ async def pending(request: web.Request, purpose: str) -> tuple[LoginChallenge, A
     if not token:
         return None
     store = request.app[STORE]
-    challenge = await store.login_challenge(auth.token_digest(token), _now_ms())
+    challenge = await store.sign_in.login_challenge(auth.token_digest(token), _now_ms())
     if challenge is None or challenge.purpose != purpose:
         return None
-    agent = await store.get_agent(challenge.agent_id)
+    agent = await store.agents.get_agent(challenge.agent_id)
     return (challenge, agent) if agent is not None and agent.active else None
 
 
@@ -86,7 +86,7 @@ async def finish_login(request: web.Request, response: web.StreamResponse, agent
     store, address = request.app[STORE], client_address(request)
     await throttle_cleared(request, agent)
     if challenge is not None:
-        await store.end_login_challenge(challenge.id, _now_ms())
+        await store.sign_in.end_login_challenge(challenge.id, _now_ms())
         response.del_cookie(CHALLENGE_COOKIE, path="/login")
     await auth.start_session(request, response, agent, second_factor=challenge is not None)
     await login_throttle.remember_device(request, response, agent.account_id, agent.login)
@@ -111,9 +111,9 @@ async def check_code(request: web.Request, factor: SecondFactor, code: str) -> s
         return None
     step = totp.matching_step(factor.secret, code)
     if step is not None:
-        return "totp" if await store.accept_totp_step(factor.id, step) else None
+        return "totp" if await store.sign_in.accept_totp_step(factor.id, step) else None
     code_hash = totp.recovery_hash(code)
-    if code_hash is not None and await store.spend_recovery_code(factor.id, code_hash):
+    if code_hash is not None and await store.sign_in.spend_recovery_code(factor.id, code_hash):
         return "recovery"
     return None
 
@@ -130,14 +130,14 @@ async def setup_secret(request: web.Request, agent: Agent, owner: str, fresh: bo
     pending for it, or a new one — when there is none, when the pending one is anybody else's, or
     when ``fresh``; ``None`` when one is on already."""
     store = request.app[STORE]
-    factor = await store.second_factor(agent.id)
+    factor = await store.sign_in.second_factor(agent.id)
     if factor is not None and factor.on:
         return None
     mine = pending_for(factor, owner)
     if mine is None or fresh:
         mine = SecondFactor(id=agent.id, account_id=agent.account_id, secret=totp.new_secret(), created_ms=_now_ms(),
                             owner=owner)
-        if not await store.begin_second_factor(mine):
+        if not await store.sign_in.begin_second_factor(mine):
             return None
     return mine
 
@@ -150,7 +150,7 @@ async def confirm_setup(request: web.Request, factor: SecondFactor, code: str) -
         return None
     codes = totp.new_recovery_codes()
     hashes = [h for h in (totp.recovery_hash(c) for c in codes) if h is not None]
-    confirmed = await request.app[STORE].confirm_second_factor(factor.id, factor.owner, step, hashes)
+    confirmed = await request.app[STORE].sign_in.confirm_second_factor(factor.id, factor.owner, step, hashes)
     return codes if confirmed else None
 
 

@@ -9,9 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.router.queue import Queue
-from conversations.console_models import CannedResponse
-from conversations.models import Agent, Attachment, Contact, Message, Thread, utcnow
-from conversations.store import Store
+from conversations.agent_models import Agent, CannedResponse
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import Contact, Message, Thread
+from conversations.traffic import Attachment
 
 
 def span(delta: timedelta) -> str:
@@ -75,8 +77,8 @@ def sla_view(queue: Queue, thread: Thread, now: datetime) -> SlaView | None:
     return SlaView(kind, at, at <= now, span(at - now))
 
 
-async def rows(store: Store, queue: Queue, threads: list[Thread], now: datetime) -> list[Row]:
-    contacts = await store.contacts_by_id(sorted({t.contact_id for t in threads}))
+async def rows(store: Repositories, queue: Queue, threads: list[Thread], now: datetime) -> list[Row]:
+    contacts = await store.contacts.contacts_by_id(sorted({t.contact_id for t in threads}))
     return [
         Row(t, contact_label(contacts.get(t.contact_id), t),
             span(now - (t.awaiting_since or t.queued_at or t.opened_at)), sla_view(queue, t, now))
@@ -84,18 +86,18 @@ async def rows(store: Store, queue: Queue, threads: list[Thread], now: datetime)
     ]
 
 
-async def queue_rows(store: Store, queue: Queue, account_id: str) -> list[Row]:
-    return await rows(store, queue, await store.queued_threads(account_id), utcnow())
+async def queue_rows(store: Repositories, queue: Queue, account_id: str) -> list[Row]:
+    return await rows(store, queue, await store.queue.queued_threads(account_id), utcnow())
 
 
-async def my_rows(store: Store, queue: Queue, agent: Agent) -> list[Row]:
-    return await rows(store, queue, await store.assigned_threads(agent.id), utcnow())
+async def my_rows(store: Repositories, queue: Queue, agent: Agent) -> list[Row]:
+    return await rows(store, queue, await store.queue.assigned_threads(agent.id), utcnow())
 
 
-async def history(store: Store, contact_id: str) -> list[HistoryItem]:
+async def history(store: Repositories, contact_id: str) -> list[HistoryItem]:
     """Every message of the contact on every channel, with the threads' timelines, in order."""
     items = []
-    for m in await store.contact_messages(contact_id):
+    for m in await store.messages.contact_messages(contact_id):
         sender = str(m.sender.get("kind", "customer"))
         items.append(HistoryItem(
             at=m.created_at, kind="message", channel=m.channel, direction=str(m.direction), sender=sender,
@@ -104,7 +106,7 @@ async def history(store: Store, contact_id: str) -> list[HistoryItem]:
             intent=str((m.nlu or {}).get("intent", "")) if sender == "bot" or m.nlu else "",
             thread_id=m.thread_id, subject=_subject(m), attachments=m.attachments,
         ))
-    for entry in await store.contact_timeline(contact_id):
+    for entry in await store.queue.contact_timeline(contact_id):
         items.append(HistoryItem(
             at=entry.at, kind="event", sender=entry.kind, who=entry.actor_name, text=entry.text,
             thread_id=entry.thread_id, details=entry.details,
@@ -136,9 +138,9 @@ class ThreadView:
         return [{"shortcut": c.shortcut, "text": c.text} for c in self.canned]
 
 
-async def thread_view(store: Store, queue: Queue, agent: Agent, thread: Thread) -> ThreadView:
-    contact = await store.get_contact(thread.contact_id)
-    agents = [a for a in await store.list_agents(thread.account_id) if a.active]
+async def thread_view(store: Repositories, queue: Queue, agent: Agent, thread: Thread) -> ThreadView:
+    contact = await store.contacts.get_contact(thread.contact_id)
+    agents = [a for a in await store.agents.list_agents(thread.account_id) if a.active]
     teams = sorted({team for a in agents for team in a.teams} | ({thread.team} if thread.team else set()))
     now = utcnow()
     window = None
@@ -151,7 +153,7 @@ async def thread_view(store: Store, queue: Queue, agent: Agent, thread: Thread) 
         items=await history(store, thread.contact_id),
         agents=agents,
         teams=teams,
-        canned=await store.list_canned(thread.account_id),
+        canned=await store.agents.list_canned(thread.account_id),
         sla=sla_view(queue, thread, now),
         wa_window_open=window,
         mine=thread.assignee == agent.id,

@@ -17,7 +17,8 @@ from aiohttp import web
 from bot.handlers.base import ChannelAdapter
 from bot.keys import ADAPTERS, OUTBOX
 from bot.router.replies import Reply, ReplyRefused, send_reply
-from conversations.models import Agent, Thread
+from conversations.agent_models import Agent
+from conversations.thread_models import Thread
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.logs import log_event
+from conversations.agent_models import Agent
 from conversations.ids import derived_id, new_id
-from conversations.models import Agent, Message, Thread, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
 from conversations.tenant_models import WebhookSubscription
+from conversations.thread_models import Message, Thread
 
 log = logging.getLogger("omnirouter.webhooks")
 _CACHE_SECONDS = 5.0
@@ -46,7 +48,7 @@ def who(agent: Agent | None) -> dict[str, str] | None:
 class ThreadEvents:
     """Publishes thread events to webhook subscriptions (see the module docstring)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Repositories) -> None:
         self._store = store
         self._subscriptions: dict[str, tuple[float, list[WebhookSubscription]]] = {}
         self.wake: Callable[[], None] = lambda: None  # the sender's, once it runs
@@ -58,7 +60,7 @@ class ThreadEvents:
     async def _wanting(self, account_id: str, event_type: str) -> list[WebhookSubscription]:
         cached = self._subscriptions.get(account_id)
         if cached is None or cached[0] < time.monotonic():
-            cached = (time.monotonic() + _CACHE_SECONDS, await self._store.list_webhooks(account_id, active_only=True))
+            cached = (time.monotonic() + _CACHE_SECONDS, await self._store.webhooks.list_webhooks(account_id, active_only=True))
             self._subscriptions[account_id] = cached
         return [s for s in cached[1] if s.wants(event_type)]
 
@@ -68,7 +70,7 @@ class ThreadEvents:
         subscriptions = await self._wanting(thread.account_id, event_type)
         if not subscriptions:
             return None
-        current = await self._store.get_thread(thread.id) or thread
+        current = await self._store.threads.get_thread(thread.id) or thread
         event_id = derived_id("evt", f"{event_type}|{cause}") if cause else new_id("evt")
         now = utcnow()
         body = json.dumps({
@@ -76,7 +78,7 @@ class ThreadEvents:
             "data": {"thread": public_thread(current), **{k: v for k, v in data.items() if v is not None}},
         }, ensure_ascii=False, default=str)
         message = data.get("message")
-        added = await self._store.enqueue_deliveries(subscriptions, event_id, event_type, body, now, thread.id,
+        added = await self._store.webhooks.enqueue_deliveries(subscriptions, event_id, event_type, body, now, thread.id,
                                                      message.get("id") if isinstance(message, dict) else None)
         if added:
             log_event(log, "webhook.published", event_id=event_id, type=event_type, account=thread.account_id,

@@ -39,7 +39,7 @@ from bot.webhooks.signing import (
     sign,
 )
 from conversations.models import utcnow
-from conversations.store import Store
+from conversations.repositories import Repositories
 from conversations.tenant_models import DeliveryState, WebhookDelivery
 
 log = logging.getLogger("omnirouter.webhooks.sender")
@@ -49,7 +49,7 @@ _DISABLED_PAUSE = timedelta(minutes=5)
 class WebhookSender:
     """Runs this process's delivery worker."""
 
-    def __init__(self, store: Store, settings: WebhookSettings, egress: Egress) -> None:
+    def __init__(self, store: Repositories, settings: WebhookSettings, egress: Egress) -> None:
         self._store = store
         self._settings = settings
         self._egress = egress
@@ -86,7 +86,7 @@ class WebhookSender:
             return
         lease = timedelta(seconds=self._settings.lease_seconds)
         await lease_and_work(
-            lambda: self._store.lease_delivery(self.owner, utcnow(), lease), self._deliver_and_release,
+            lambda: self._store.webhooks.lease_delivery(self.owner, utcnow(), lease), self._deliver_and_release,
             slots=self._slots, wake=self._wake, poll_interval=self._settings.poll_interval, in_flight=self._sending,
             on_outage=lambda: log_event(log, "webhook.store_unavailable", logging.WARNING),
         )
@@ -101,16 +101,16 @@ class WebhookSender:
 
     async def deliver(self, delivery: WebhookDelivery) -> None:
         """One attempt at one leased delivery."""
-        subscription = await self._store.get_webhook(delivery.subscription_id)
+        subscription = await self._store.webhooks.get_webhook(delivery.subscription_id)
         if subscription is None or not subscription.active:
             await self._give_up(delivery, "the subscription was deleted or switched off")
             return
         if subscription.secret_problem:  # never signed with a secret that is not the one sealed for it
             await self._give_up(delivery, f"not sent: {subscription.secret_problem}")
             return
-        account = await self._store.get_account(delivery.account_id)
+        account = await self._store.accounts.get_account(delivery.account_id)
         if account is None or account.disabled:
-            await self._store.postpone_delivery(delivery, self.owner, utcnow() + _DISABLED_PAUSE)
+            await self._store.webhooks.postpone_delivery(delivery, self.owner, utcnow() + _DISABLED_PAUSE)
             return
         timestamp, body = int(time.time()), delivery.body.encode()
         headers = {
@@ -128,10 +128,10 @@ class WebhookSender:
                 await self._retry(delivery, None, f"{type(exc).__name__}: {exc}", None)
             return
         if 200 <= status < 300:
-            await self._store.finish_delivery(delivery, self.owner, DeliveryState.SENT, utcnow(), status=status)
+            await self._store.webhooks.finish_delivery(delivery, self.owner, DeliveryState.SENT, utcnow(), status=status)
             log_event(log, "webhook.delivered", delivery=delivery.id, status=status, attempts=delivery.attempts)
         elif status == 410:
-            await self._store.update_webhook(subscription.account_id, subscription.id, active=False)
+            await self._store.webhooks.update_webhook(subscription.account_id, subscription.id, active=False)
             await self._give_up(delivery, "the receiver answered 410 Gone: subscription switched off", status)
         else:
             wait = float(retry_after) if retry_after.isdigit() else None
@@ -143,11 +143,11 @@ class WebhookSender:
             return
         s = self._settings
         delay = backoff_delay(delivery.attempts, s.base_delay, s.max_delay, min(retry_after or 0.0, s.max_delay))
-        await self._store.finish_delivery(delivery, self.owner, DeliveryState.PENDING, utcnow(), status=status,
+        await self._store.webhooks.finish_delivery(delivery, self.owner, DeliveryState.PENDING, utcnow(), status=status,
                                           error=error, due=utcnow() + timedelta(seconds=delay))
         log_event(log, "webhook.retry", logging.WARNING, delivery=delivery.id, attempts=delivery.attempts,
                   delay=round(delay, 3), error=error[:200])
 
     async def _give_up(self, delivery: WebhookDelivery, error: str, status: int | None = None) -> None:
-        await self._store.finish_delivery(delivery, self.owner, DeliveryState.DEAD, utcnow(), status=status, error=error)
+        await self._store.webhooks.finish_delivery(delivery, self.owner, DeliveryState.DEAD, utcnow(), status=status, error=error)
         log_event(log, "webhook.dead", logging.ERROR, delivery=delivery.id, attempts=delivery.attempts, error=error[:200])

@@ -12,7 +12,7 @@ from bot.handlers.egress import Egress, EgressRefused
 from bot.webhooks.events import ThreadEvents
 from conversations.ids import new_id
 from conversations.models import utcnow
-from conversations.store import Store
+from conversations.repositories import Repositories
 from conversations.tenant_models import EVENT_TYPES, WebhookSubscription
 
 SECRET_PREFIX = "whsec_"
@@ -49,7 +49,7 @@ def check_events(events: Sequence[str]) -> list[str]:
     return [e for e in EVENT_TYPES if e in events]
 
 
-async def subscribe(store: Store, events: ThreadEvents, account_id: str, url: str, kinds: Sequence[str],
+async def subscribe(store: Repositories, events: ThreadEvents, account_id: str, url: str, kinds: Sequence[str],
                     description: str, egress: Egress) -> tuple[WebhookSubscription, str]:
     """A new subscription and its secret (to show once)."""
     secret = new_secret()
@@ -57,6 +57,6 @@ async def subscribe(store: Store, events: ThreadEvents, account_id: str, url: st
         id=new_id("whs"), account_id=account_id, url=await check_url(url, egress), events=check_events(kinds),
         secret=secret, created_at=utcnow(), description=description.strip()[:200],
     )
-    await store.create_webhook(subscription)
+    await store.webhooks.create_webhook(subscription)
     events.forget(account_id)
     return subscription, secret

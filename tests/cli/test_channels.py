@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
+from tests import factories
 from tests.fakes.graph_api import FakeGraphAPI, PHONE_NUMBER_ID
 from tests.fakes.telegram_api import TOKEN, FakeBotAPI
 from tests.handlers.channels import TG_SECRET, WA_SECRET
@@ -21,15 +22,15 @@ async def test_say_on_telegram_posts_a_signed_update(router: TestClient, bot_api
                                env=env, cwd=tmp_path)
     assert code == 0, err
     assert out == "recorded by the router's telegram webhook as a message from Anna\n"
-    message = await router.server.app[STORE]._db.messages.find_one({"direction": "in"})
-    assert message["channel"] == "telegram" and message["text"] == "where is my order?"
-    assert message["sender"]["name"] == "Anna"
+    [message] = await factories.messages(router.server.app[STORE], direction="in")
+    assert message.channel == "telegram" and message.text == "where is my order?"
+    assert message.sender["name"] == "Anna"
 
     async def notice_sent() -> bool:
         return len(bot_api.sent()) == 1
 
     await wait_for(notice_sent)
-    assert bot_api.sent()[0]["chat_id"] == message["sender"]["address"]
+    assert bot_api.sent()[0]["chat_id"] == message.sender["address"]
 
     code, _, err = await run("say", "--channel", "telegram", "hi", "--server", server,
                              env={"OMNIROUTER_TELEGRAM_WEBHOOK_SECRET": "not-the-secret"}, cwd=tmp_path)
@@ -45,8 +46,8 @@ async def test_say_on_whatsapp_posts_a_signed_webhook(router: TestClient, graph_
                                env=env, cwd=tmp_path)
     assert code == 0, err
     assert out.startswith("recorded by the router's whatsapp webhook")
-    message = await router.server.app[STORE]._db.messages.find_one({"direction": "in"})
-    assert message["channel"] == "whatsapp" and message["sender"]["address"] == "37120001234"
+    [message] = await factories.messages(router.server.app[STORE], direction="in")
+    assert message.channel == "whatsapp" and message.sender["address"] == "37120001234"
 
     async def notice_sent() -> bool:
         return len(graph_api.sent()) == 1

@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from bot.settings import Settings
+from tests import factories
 from tests.router.test_queue import customer_writes
 from tests.cli.test_serve import OMNIROUTER
 
@@ -44,7 +45,7 @@ async def run(settings: Settings, *args: str, stdin: int | None = asyncio.subpro
 
 async def test_export_writes_one_private_json_document(client: TestClient, settings: Settings, tmp_path: Path) -> None:
     thread_id = await customer_writes(client.server.app, "cli-visitor", "export me please")
-    thread = await client.server.app[STORE].get_thread(thread_id)
+    thread = await client.server.app[STORE].threads.get_thread(thread_id)
     assert thread is not None
     target = tmp_path / "anna.json"
     code, out, err = await run(settings, "contact", "export", "webchat:cli-visitor", "--out", str(target))
@@ -55,30 +56,30 @@ async def test_export_writes_one_private_json_document(client: TestClient, setti
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     code, out, _ = await run(settings, "contact", "export", thread.contact_id)  # to standard output
     assert code == 0 and json.loads(out)["data"]["messages"][0]["text"] == "export me please"
-    entries = await client.server.app[STORE]._db.audit.find({"action": "contact.export"}).to_list()
-    assert [(e["actor"], e["target"]) for e in entries] == [("cli", thread.contact_id)] * 2
+    entries = await factories.audit(client.server.app[STORE], action="contact.export")
+    assert [(e.actor, e.target) for e in entries] == [("cli", thread.contact_id)] * 2
 
 
 async def test_erase_asks_unless_told_yes(client: TestClient, settings: Settings) -> None:
     store = client.server.app[STORE]
     thread_id = await customer_writes(client.server.app, "cli-erase", "erase me")
-    thread = await store.get_thread(thread_id)
+    thread = await store.threads.get_thread(thread_id)
     assert thread is not None
     code, _, err = await run(settings, "contact", "erase", thread.contact_id)
     assert code == 2 and "refusing to erase without --yes" in err
     code, out, err = await run(settings, "contact", "erase", thread.contact_id, typed="no")
     assert code == 1 and "not confirmed: nothing was erased" in err and "1 conversations, 2 messages" in out
-    assert await store.get_contact(thread.contact_id) is not None
+    assert await store.contacts.get_contact(thread.contact_id) is not None
     code, out, err = await run(settings, "contact", "erase", thread.contact_id, typed=thread.contact_id)
     assert code == 0, err
     assert f"erased contact {thread.contact_id}:" in out and "receipt era_" in out
-    assert await store.get_contact(thread.contact_id) is None and await store._db.messages.count_documents({}) == 0
+    assert await store.contacts.get_contact(thread.contact_id) is None and await factories.messages(store) == []
 
 
 async def test_erase_with_yes_and_clear_errors(client: TestClient, settings: Settings) -> None:
     store = client.server.app[STORE]
     thread_id = await customer_writes(client.server.app, "cli-yes", "bye")
-    thread = await store.get_thread(thread_id)
+    thread = await store.threads.get_thread(thread_id)
     assert thread is not None
     code, out, err = await run(settings, "contact", "erase", "cli-yes", "--yes")
     assert code == 0 and "records removed or anonymised" in out, err

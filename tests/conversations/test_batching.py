@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
 from conversations.batching import Batcher
-from conversations.models import Identity, Inbound, utcnow
-from conversations.store import Store
-from tests.conversations.test_store import LEASE, inbound, record
+from conversations.embedded import EmbeddedMongo
+from conversations.repositories import Repositories
+from tests import factories
+from tests.factories import inbound, record
+
+
+@pytest.fixture
+async def counted(embedded: EmbeddedMongo, db_name: str) -> AsyncIterator[tuple[Repositories, list[str]]]:
+    """The repositories over the test's database, and the name of every command they send."""
+    commands: list[str] = []
+    store = Repositories.connect(embedded.uri, db_name, on_command=commands.append)
+    await store.ensure_indexes()
+    yield store, commands
+    await store.close()
 
 
 async def test_a_lone_request_goes_out_at_once_and_concurrent_ones_together() -> None:
@@ -56,24 +67,26 @@ async def test_a_failed_command_fails_every_request_of_its_batch() -> None:
         await batcher.submit(7)  # and the batcher keeps working for the next ones
 
 
-async def test_concurrent_records_share_store_commands(store: Store) -> None:
+async def test_concurrent_records_share_store_commands(counted: tuple[Repositories, list[str]]) -> None:
+    store, commands = counted
     await record(store, inbound("warm", address="carol"))  # contact and thread exist
-    before = store._writes["messages"].batches
+    commands.clear()
     items = [inbound(f"m{n}", address="carol") for n in range(20)] + [inbound("m3", address="carol")]
     results = await asyncio.gather(*(record(store, item) for item in items))
     assert [dup for _, _, dup in results].count(True) == 1  # m3 twice in one batch: stored once
-    assert await store._db.messages.count_documents({}) == 21
-    assert store._writes["messages"].batches - before <= len(items) // 2  # 21 inserts share a few commands
+    assert commands.count("insert") <= len(items) // 2  # 21 inserts share a few commands
+    assert len(await factories.messages(store, "acme")) == 21
 
 
-async def test_concurrent_consent_checks_share_one_read(store: Store) -> None:
+async def test_concurrent_consent_checks_share_one_read(counted: tuple[Repositories, list[str]]) -> None:
     """Every SMS send asks whether its recipient said STOP: concurrent sends ask together."""
+    store, commands = counted
     numbers = [f"+1415555{n:04d}" for n in range(30)]
     for n, number in enumerate(numbers[:10]):
-        assert await store.set_consent("default", "sms", number, "stop" if n % 2 == 0 else "start", 1_000 + n, f"m{n}")
-    before = store._consent_reads.batches
-    answers = await asyncio.gather(*(store.opted_out("default", "sms", number) for number in numbers))
+        assert await store.phone.set_consent("default", "sms", number, "stop" if n % 2 == 0 else "start", 1_000 + n, f"m{n}")
+    commands.clear()
+    answers = await asyncio.gather(*(store.phone.opted_out("default", "sms", number) for number in numbers))
     assert answers == [n < 10 and n % 2 == 0 for n in range(30)]
-    assert store._consent_reads.batches - before <= 2
-    assert not await store.opted_out("other", "sms", numbers[0])  # per account
-    assert not await store.opted_out("default", "whatsapp", numbers[0])  # per channel
+    assert commands.count("find") <= 2
+    assert not await store.phone.opted_out("other", "sms", numbers[0])  # per account
+    assert not await store.phone.opted_out("default", "whatsapp", numbers[0])  # per channel

@@ -21,15 +21,17 @@ import pytest
 
 from conversations._nx_child import erase_for_real
 from conversations.embedded import SOCKET_FILE, EmbeddedMode, EmbeddedMongo, EmbeddedStoreError, running_embedded_uri
-from conversations.store import Store
+from conversations.repositories import Repositories
+from tests import factories
+from tests.conftest import raw_database_of
 
 
 async def test_data_survives_a_restart_and_the_child_is_gone_after_stop(tmp_path: Path) -> None:
     server = EmbeddedMongo(tmp_path / "store")
     await server.start()
     pid = int((tmp_path / "store" / "nx-27017.pid").read_text())
-    store = Store.connect(server.uri, "persist")
-    await store._db.things.insert_one({"_id": "kept"})
+    store = Repositories.connect(server.uri, "persist")
+    await factories.account(store, "kept")
     await store.close()
     await server.stop()
     with pytest.raises(ProcessLookupError):
@@ -37,9 +39,9 @@ async def test_data_survives_a_restart_and_the_child_is_gone_after_stop(tmp_path
 
     again = EmbeddedMongo(tmp_path / "store")
     await again.start()
-    store = Store.connect(again.uri, "persist")
+    store = Repositories.connect(again.uri, "persist")
     try:
-        assert await store._db.things.find_one({"_id": "kept"}) == {"_id": "kept"}
+        assert (await store.accounts.get_account("kept")) is not None
     finally:
         await store.close()
         await again.stop()
@@ -61,10 +63,10 @@ async def test_a_second_server_on_the_same_directory_is_refused(tmp_path: Path) 
 async def test_thread_mode_serves_the_same_protocol(tmp_path: Path) -> None:
     server = EmbeddedMongo(tmp_path, mode="thread")
     await server.start()
-    store = Store.connect(server.uri, "threaded")
+    store = Repositories.connect(server.uri, "threaded")
     try:
         await store.ensure_indexes()
-        await store.ping()
+        await store.client.ping()
     finally:
         await store.close()
         await server.stop()
@@ -84,8 +86,8 @@ async def test_a_server_left_behind_by_a_dead_router_is_outwaited_and_replaced(t
     lingers, and serves the same data."""
     first = EmbeddedMongo(tmp_path)
     await first.start()
-    store = Store.connect(first.uri, "left")
-    await store._db.things.insert_one({"_id": "kept"})
+    store = Repositories.connect(first.uri, "left")
+    await factories.account(store, "kept")
     await store.close()
     orphan = first._process
     assert orphan is not None
@@ -104,9 +106,9 @@ async def test_a_server_left_behind_by_a_dead_router_is_outwaited_and_replaced(t
     await orphan.wait()
     async with asyncio.timeout(30):
         await second_start
-    store = Store.connect(second.uri, "left")
+    store = Repositories.connect(second.uri, "left")
     try:
-        assert await store._db.things.find_one({"_id": "kept"}) == {"_id": "kept"}
+        assert (await store.accounts.get_account("kept")) is not None
     finally:
         await store.close()
         await second.stop()
@@ -115,10 +117,10 @@ async def test_a_server_left_behind_by_a_dead_router_is_outwaited_and_replaced(t
 # --- only the router's user may open the store ---------------------------------------------
 
 
-async def _write_something(server: EmbeddedMongo) -> Store:
+async def _write_something(server: EmbeddedMongo) -> Repositories:
     """A store with a write in it, kept open (so the SQLite WAL and SHM files exist)."""
-    store = Store.connect(server.uri, "private")
-    await store._db.agents.insert_one({"_id": "a1", "password_hash": "scrypt$secret"})
+    store = Repositories.connect(server.uri, "private")
+    await factories.agent(store, "a1", password_hash="scrypt$secret")
     return store
 
 
@@ -263,8 +265,8 @@ async def test_a_data_directory_too_deep_for_a_socket_address_gets_a_private_one
         assert len(os.fsencode(first)) <= 107
         assert (data_dir / SOCKET_FILE).read_text().strip() == str(first)
         assert running_embedded_uri(data_dir) == server.uri
-        store = Store.connect(running_embedded_uri(data_dir) or "", "deep")
-        await store._db.things.insert_one({"_id": "kept"})
+        store = Repositories.connect(running_embedded_uri(data_dir) or "", "deep")
+        await factories.account(store, "kept")
         await store.close()
     finally:
         await server.stop()
@@ -284,9 +286,9 @@ async def test_the_cli_finds_a_running_routers_store_by_its_socket(tmp_path: Pat
     try:
         uri = running_embedded_uri(tmp_path)
         assert uri == server.uri
-        store = Store.connect(uri or "", "cli")
+        store = Repositories.connect(uri or "", "cli")
         try:
-            await store.ping()
+            await store.client.ping()
         finally:
             await store.close()
     finally:
@@ -318,9 +320,9 @@ async def test_the_server_logs_each_line_once_to_its_log_file(tmp_path: Path) ->
     """The console log holds what escapes logging (a crash's traceback), not a second copy."""
     server = EmbeddedMongo(tmp_path)
     await server.start()
-    store = Store.connect(server.uri, "logged")
+    store = Repositories.connect(server.uri, "logged")
     try:
-        await store._client["logged"].command({"secure_delete": 1})  # a command nx-27017 logs at INFO
+        await raw_database_of(store).command({"secure_delete": 1})  # a command nx-27017 logs at INFO
     finally:
         await store.close()
         await server.stop()

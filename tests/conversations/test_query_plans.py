@@ -6,12 +6,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.router.queue import Queue
 from bot.web import views
+from conversations.agent_models import Agent, Presence, Role
 from conversations.embedded import EmbeddedMongo
-from conversations.models import Agent, Contact, Direction, Message, Presence, Role, Thread, ThreadStatus, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import Contact, Message, Thread, ThreadStatus
+from conversations.traffic import Direction
 from tests.query_plans import PlanCapture, index_backed, labelled, sqlite_plans
 from tests.router.test_queue import make_agent
 
@@ -29,32 +33,32 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
     server = EmbeddedMongo(tmp_path)
     await server.start()
     capture = PlanCapture()
-    store = Store.connect(server.uri, "plans", listeners=[capture])
+    store = Repositories.connect(server.uri, "plans", listeners=[capture])
     try:
         await store.ensure_indexes()
-        await store._db.threads.insert_many([queued(n).to_doc() for n in range(5)])
+        await store.threads.import_threads([queued(n) for n in range(5)])
         now = utcnow()
-        await store._db.contacts.insert_one(Contact(id="con_1", account_id="default", created_at=now,
-                                                    updated_at=now, name="One").to_doc())
-        await store._db.messages.insert_one(Message(
+        await store.contacts.import_contacts([Contact(id="con_1", account_id="default", created_at=now,
+                                                      updated_at=now, name="One")])
+        await store.messages.insert_message_once(Message(
             id="m", account_id="default", thread_id="thr_default_1", contact_id="con_1", direction=Direction.IN,
-            channel="webchat", text="hi", created_at=utcnow()).to_doc())
+            channel="webchat", text="hi", created_at=utcnow()))
         agent = Agent(id="agt_p", account_id="default", login="p", name="P", role=Role.AGENT,
                       created_at=utcnow(), presence=Presence.ONLINE, teams=["sales"])
-        await store.create_agent(agent)
+        await store.agents.create_agent(agent)
         queue = Queue(store)
         calls: dict[str, Callable[[], Awaitable[object]]] = {
             "take_next": lambda: queue.take_next(agent),
             "queue view": lambda: views.queue_rows(store, queue, "default"),
             "my conversations": lambda: views.my_rows(store, queue, agent),
             "history": lambda: views.history(store, "con_1"),
-            "GET /api/threads": lambda: store.list_threads("default", limit=100, before=utcnow() + timedelta(seconds=1)),
-            "GET /api/threads?before_id": lambda: store.list_threads(  # its read of one millisecond's threads
+            "GET /api/threads": lambda: store.threads.list_threads("default", limit=100, before=utcnow() + timedelta(seconds=1)),
+            "GET /api/threads?before_id": lambda: store.threads.list_threads(  # its read of one millisecond's threads
                 "default", limit=100, before=utcnow() + timedelta(seconds=1), before_id="thr_default_9"),
-            "GET /api/threads?status": lambda: store.list_threads("default", limit=100, status="queued"),
-            "GET /api/threads/{id}": lambda: store.thread_messages("thr_default_1", 200),
-            "GET /api/contacts": lambda: store.list_contacts("default", limit=100),
-            "GET /api/contacts/{id}": lambda: store.contact_threads("default", "con_1"),
+            "GET /api/threads?status": lambda: store.threads.list_threads("default", limit=100, status="queued"),
+            "GET /api/threads/{id}": lambda: store.messages.thread_messages("thr_default_1", 200),
+            "GET /api/contacts": lambda: store.contacts.list_contacts("default", limit=100),
+            "GET /api/contacts/{id}": lambda: store.threads.contact_threads("default", "con_1"),
         }
         for label, call in calls.items():
             with labelled(label):
@@ -80,37 +84,39 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
     assert not unbacked, f"not index-backed: {unbacked}"
 
 
-async def test_priority_set_later_and_threads_stored_before_neg_priority_keep_the_queue_order(store: Store) -> None:
+async def test_priority_set_later_and_threads_stored_before_neg_priority_keep_the_queue_order(
+    store: Repositories, raw_database: Any
+) -> None:
     old = queued(1).to_doc()
     del old["neg_priority"]  # stored by an earlier version
     old["priority"] = 1
-    await store._db.threads.insert_many([queued(0).to_doc(), old, queued(2).to_doc()])
-    await store.set_thread_fields("thr_default_2", priority=3)
+    await store.threads.import_threads([queued(0), queued(2)])
+    await raw_database.threads.insert_one(old)
+    await store.threads.set_thread_fields("thr_default_2", priority=3)
     await store.ensure_indexes()  # start-up fills in what older versions did not store
-    assert [t.id for t in await store.queued_threads("default")] == ["thr_default_2", "thr_default_1", "thr_default_0"]
+    assert [t.id for t in await store.queue.queued_threads("default")] == ["thr_default_2", "thr_default_1", "thr_default_0"]
 
 
-async def test_a_claim_with_teams_never_takes_another_accounts_thread(store: Store) -> None:
+async def test_a_claim_with_teams_never_takes_another_accounts_thread(store: Repositories) -> None:
     # a bare top-level $or beside the account would bind as "account AND status AND team=x OR team=y"
-    await store._db.threads.insert_many([queued(1, account="other", team="").to_doc(),
-                                         queued(2, account="other").to_doc()])
+    await store.threads.import_threads([queued(1, account="other", team=""), queued(2, account="other")])
     agent = await make_agent(store, "tess", teams=["sales"])
     queue = Queue(store)
     assert await queue.take_next(agent) is None
-    await store._db.threads.insert_one(queued(3, team="sales").to_doc())
+    await store.threads.import_threads([queued(3, team="sales")])
     taken = await queue.take_next(agent)
     assert taken is not None and taken.id == "thr_default_3"
-    assert await store._db.threads.count_documents({"account_id": "other", "status": "queued"}) == 2
+    assert await store.queue.queue_depth("other") == 2
 
 
-async def test_claim_and_reservation_return_the_documents_as_stored(store: Store) -> None:
-    await store._db.threads.insert_one(queued(1).to_doc())
+async def test_claim_and_reservation_return_the_documents_as_stored(store: Repositories) -> None:
+    await store.threads.import_threads([queued(1)])
     agent = await make_agent(store, "ray", capacity=3)
-    reserved = await store.reserve_agent("default", 1234, _id=agent.id)
-    claimed = await store.claim_queued("default", agent.id, utcnow())
+    reserved = await store.queue.reserve_agent("default", 1234, _id=agent.id)
+    claimed = await store.queue.claim_next_queued("default", agent.id, utcnow())
     assert reserved is not None and claimed is not None
-    assert reserved == await store.get_agent(agent.id)
+    assert reserved == await store.agents.get_agent(agent.id)
     assert (reserved.free, reserved.load, reserved.last_assigned_ms) == (2, 1, 1234)
-    assert claimed == await store.get_thread(claimed.id)
+    assert claimed == await store.threads.get_thread(claimed.id)
     assert claimed.status == ThreadStatus.ASSIGNED and claimed.assignee == agent.id
     assert claimed.first_assigned_at == claimed.assigned_at is not None

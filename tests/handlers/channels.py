@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from bot.settings import Settings
+from tests import factories
 from tests.conftest import make_settings
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID
 from tests.fakes.telegram_api import TOKEN
@@ -64,8 +65,9 @@ async def post_whatsapp(client: TestClient, payload: dict[str, Any] | bytes, sig
 
 
 async def inbound_messages(client: TestClient, channel: str, order: str = "created_at") -> list[dict[str, Any]]:
-    db = client.server.app[STORE]._db
-    return await db.messages.find({"direction": "in", "channel": channel}).sort(order, 1).to_list()
+    """The customers' messages on ``channel`` as stored (``_id``, times as epoch ms), by ``order``."""
+    found = await factories.messages(client.server.app[STORE], direction="in", channel=channel)
+    return sorted((message.to_doc() for message in found), key=lambda doc: doc[order])
 
 
 async def deliver(client: TestClient, channel: str, name: str) -> dict[str, Any]:

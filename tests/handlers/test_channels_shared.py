@@ -15,6 +15,7 @@ from bot.handlers.base import enabled_channels
 from bot.keys import ADAPTERS, STORE
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.embedded import EmbeddedMongo
+from tests import factories
 from tests.conftest import make_settings
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
@@ -31,36 +32,39 @@ def whatsapp_from(number: str) -> dict[str, Any]:
 
 
 async def test_one_phone_number_is_one_contact_across_channels(router: TestClient) -> None:
-    db = router.server.app[STORE]._db
+    store = router.server.app[STORE]
     # Anna writes on WhatsApp first, then on Telegram, and shares her own number there
     await post_whatsapp(router, whatsapp_from("37120001234"))
     await post_telegram(router, fixture("telegram", "text"))
-    contacts = {d["channel"]: d["contact_id"] for d in await db.messages.find({"direction": "in"}).to_list()}
+    contacts = {m.channel: m.contact_id for m in await factories.messages(store, direction="in")}
     assert contacts["whatsapp"] != contacts["telegram"]  # nothing says they are one person yet
     await post_telegram(router, fixture("telegram", "contact_own"))
-    owners = {d["contact_id"] for d in await db.messages.find({"direction": "in"}).to_list()}
+    owners = {m.contact_id for m in await factories.messages(store, direction="in")}
     assert owners == {contacts["whatsapp"]}, "the Telegram contact merged into the one who had the number"
-    contact = await db.contacts.find_one({"_id": contacts["whatsapp"]})
-    assert {(i["channel"], i["address"]) for i in contact["identities"]} == {
+    contact = await store.contacts.get_contact(contacts["whatsapp"])
+    assert contact is not None and {(i.channel, i.address) for i in contact.identities} == {
         ("whatsapp", "37120001234"), ("telegram", "5512345678")}
-    links = {d["_id"]: d["contact_id"] for d in await db.identities.find({}).to_list()}
-    assert set(links.values()) == {contacts["whatsapp"]} and "default|phone:+37120001234" in links
-    assert (await db.contacts.find_one({"_id": contacts["telegram"]}))["merged_into"] == contacts["whatsapp"]
-    threads = await db.threads.find({}).to_list()
-    assert {t["contact_id"] for t in threads} == {contacts["whatsapp"]} and len(threads) == 2
+    links = await store.contacts.identities_of("default", contacts["whatsapp"])
+    assert {i.key for i in links} == {"whatsapp:37120001234", "telegram:5512345678", "phone:+37120001234"}
+    assert await store.contacts.identities_of("default", contacts["telegram"]) == []  # every link moved over
+    merged = await store.privacy.contact_scope("default", contacts["telegram"])  # merges are followed
+    assert merged is not None and merged.contact_id == contacts["whatsapp"]
+    assert merged.contact_ids == (contacts["whatsapp"], contacts["telegram"])
+    threads = await factories.threads(store)
+    assert {t.contact_id for t in threads} == {contacts["whatsapp"]} and len(threads) == 2
     # and the next Telegram message lands in the same, still open, Telegram thread
     again = copy.deepcopy(fixture("telegram", "text"))
     again["update_id"] += 100
     again["message"]["message_id"] = 300
     await post_telegram(router, again)
-    assert await db.threads.count_documents({}) == 2
+    assert len(await factories.threads(store)) == 2
 
 
 async def test_a_phone_number_first_seen_on_telegram_is_found_from_whatsapp(router: TestClient) -> None:
-    db = router.server.app[STORE]._db
+    store = router.server.app[STORE]
     await post_telegram(router, fixture("telegram", "contact_own"))
     await post_whatsapp(router, whatsapp_from("37120001234"))
-    assert len({d["contact_id"] for d in await db.messages.find({"direction": "in"}).to_list()}) == 1
+    assert len({m.contact_id for m in await factories.messages(store, direction="in")}) == 1
 
 
 async def test_a_store_outage_is_a_503_and_the_redelivery_is_recorded_once(
@@ -79,7 +83,7 @@ async def test_a_store_outage_is_a_503_and_the_redelivery_is_recorded_once(
         await wait_for(lambda: _healthy(client), timeout=15)
         assert (await (await post_telegram(client, fixture("telegram", "text"))).json())["recorded"] == 1
         assert (await (await post_whatsapp(client, fixture("whatsapp", "batched"))).json())["recorded"] == 4
-        assert await client.server.app[STORE]._db.messages.count_documents({"direction": "in"}) == 5
+        assert len(await factories.messages(client.server.app[STORE], direction="in")) == 5
     finally:
         await server.stop()
 

@@ -17,7 +17,7 @@ from bot.handlers.base import PermanentSendError, RetryableSendError
 from bot.handlers.email import EmailAdapter
 from bot.keys import ADAPTERS, STORE
 from conversations.embedded import EmbeddedMongo, free_port
-from conversations.models import Identity, Outbound
+from conversations.traffic import Identity, Outbound
 from tests.handlers.conftest import OUR_ADDRESS, Mailbox, email_settings
 from tests.handlers.test_sms import messages
 from tests.mailservers import Dovecot, SmtpSink
@@ -74,7 +74,7 @@ async def test_imap_mail_is_recorded_marked_seen_and_answered_in_its_thread(
     assert recorded["text"] == "Добрый день! Счёт и фото повреждённой коробки во вложении."
     assert [a["name"] for a in recorded["attachments"]] == ["invoice-1042.pdf", "box.png"]
     assert await mailbox.unseen() == 0  # seen, now that it is recorded
-    assert await client.server.app[STORE].email_source(recorded["_id"]) == first  # the original, kept
+    assert await client.server.app[STORE].mail.email_source(recorded["_id"]) == first  # the original, kept
 
     [(recipients, reply, _)] = smtp_sink.received
     original = "5f1e0c2a-7b7e-4a53-9e0e-1c2f3d4e5f60@mail.example"
@@ -148,7 +148,7 @@ async def test_threading_by_references_reply_to_and_tokens(smtp_app: TestClient,
     adapter, store = adapter_of(smtp_app), smtp_app.server.app[STORE]
 
     async def thread_of(raw: bytes) -> str:
-        message = await store.get_message(await adapter.ingest(raw))
+        message = await store.messages.get_message(await adapter.ingest(raw))
         assert message is not None
         return message.thread_id
 
@@ -165,7 +165,7 @@ async def test_threading_by_references_reply_to_and_tokens(smtp_app: TestClient,
     by_thread = {}
     for _, reply, _ in smtp_sink.received:
         message_id = reply["Message-ID"][1:-1]
-        found = await store.threads_by_email_keys("default", [f"mid:{message_id}"])
+        found = await store.mail.threads_by_email_keys("default", [f"mid:{message_id}"])
         by_thread[found[f"mid:{message_id}"][0]] = reply
     # a reply that kept only In-Reply-To of our notice finds the thread of that notice
     notice_t2 = by_thread[t2]
@@ -186,10 +186,10 @@ async def test_mail_that_must_not_be_auto_answered_is_queued_silently(
     expected = {"auto_reply": "auto_submitted", "bounce_dsn": "bounce", "bounce_no_auto_submitted": "bounce",
                 "mailing_list": "mailing_list", "precedence_bulk": "bulk"}
     for name, reason in expected.items():
-        message = await store.get_message(await adapter.ingest((FIXTURES / f"{name}.eml").read_bytes()))
+        message = await store.messages.get_message(await adapter.ingest((FIXTURES / f"{name}.eml").read_bytes()))
         assert message is not None
         await wait_for(lambda: _dispatched(store, message.id))
-        thread = await store.get_thread(message.thread_id)
+        thread = await store.threads.get_thread(message.thread_id)
         assert thread is not None and thread.status == "queued" and thread.escalation_reason == reason, name
     # our own address writing to us would be a loop too
     own = await adapter.ingest(mail(f"Shop <{OUR_ADDRESS}>", "Re: x", "loop?")[0])
@@ -203,7 +203,7 @@ async def test_mail_that_must_not_be_auto_answered_is_queued_silently(
 
 
 async def _dispatched(store: Any, message_id: str) -> bool:
-    message = await store.get_message(message_id)
+    message = await store.messages.get_message(message_id)
     return message is not None and message.dispatch_state == "done"
 
 

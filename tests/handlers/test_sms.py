@@ -13,7 +13,9 @@ from bot.handlers.base import PermanentSendError, RetryableSendError
 from bot.keys import ADAPTERS, OUTBOX, STORE
 from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
-from conversations.models import DeliveryStatus, Identity, Outbound
+from conversations.thread_models import OutboxState
+from conversations.traffic import DeliveryStatus, Identity, Outbound
+from tests import factories
 from tests.conftest import make_settings
 from tests.fakes.twilio import (
     ACCOUNT_SID,
@@ -61,8 +63,8 @@ def sms_app(
 
 
 async def messages(client: TestClient, **query: Any) -> list[dict[str, Any]]:
-    docs: list[dict[str, Any]] = await client.server.app[STORE]._db.messages.find(query).sort("created_at").to_list()
-    return docs
+    """The messages matching ``query`` as stored, oldest first."""
+    return [message.to_doc() for message in await factories.messages(client.server.app[STORE], **query)]
 
 
 async def test_a_text_is_recorded_once_and_the_reply_goes_out_through_twilio(
@@ -96,8 +98,8 @@ async def test_a_text_is_recorded_once_and_the_reply_goes_out_through_twilio(
     [reply] = await messages(client, direction="out")
     assert reply["delivery_status"] == "delivered"
     # the contact carries the phone number, so other channels with this number merge into it
-    contact = await client.server.app[STORE]._db.identities.find_one({"_id": f"default|phone:{CUSTOMER}"})
-    assert contact is not None and contact["contact_id"] == inbound["contact_id"]
+    owner = await client.server.app[STORE].contacts.contact_by_identity("default", "phone", CUSTOMER)
+    assert owner is not None and owner == inbound["contact_id"]
 
 
 async def _sent(twilio: FakeTwilio, count: int) -> bool:
@@ -115,7 +117,8 @@ async def test_failed_delivery_reports_keep_the_error(sms_app: Any, twilio: Fake
     late = fixture("sms", "status_delivered", MessageSid=sid, SmsSid=sid)
     assert (await post_webhook(client, "/webhooks/sms", late)).status == 200
     [reply] = await messages(client, direction="out")
-    assert reply["delivery_status"] == DeliveryStatus.FAILED and reply["delivery_error"] == "undelivered (30005)"
+    assert reply["delivery_status"] == DeliveryStatus.FAILED
+    assert await client.server.app[STORE].messages.delivery_error(reply["_id"]) == "undelivered (30005)"
 
 
 async def _has(client: TestClient, **query: Any) -> bool:
@@ -182,22 +185,22 @@ async def test_stop_blocks_everything_until_start(sms_app: Any, twilio: FakeTwil
     await wait_for(lambda: _dispatched(client, fixture("sms", "inbound_stop")["MessageSid"]))
     [stop] = await messages(client, direction="in")
     assert stop["decision"]["action"] == "answered" and stop["decision"]["reason"] == "keyword:stop"
-    thread = await app[STORE].get_thread(stop["thread_id"])
+    thread = await app[STORE].threads.get_thread(stop["thread_id"])
     assert thread is not None and thread.status == "bot"  # a STOP is not a question for an agent
-    assert await app[STORE].opted_out("default", "sms", CUSTOMER)
+    assert await app[STORE].phone.opted_out("default", "sms", CUSTOMER)
 
     # anything for this number now is refused before it reaches Twilio
     blocked = await app[OUTBOX].enqueue_reply(dedup_key="agent-1", thread=thread, to=Identity("sms", CUSTOMER),
                                               text="Your order shipped", sender={"kind": "agent"})
     await wait_for(lambda: _outbox_state(client, blocked.id, "dead"))
-    [dead] = await app[STORE].list_outbox(None)
+    [dead] = await app[STORE].outbox.list_outbox(None)
     assert "opted out (STOP)" in (dead.last_error or "")
     assert twilio.sent == []
 
     assert (await post_webhook(client, "/webhooks/sms", fixture("sms", "inbound_start"))).status == 200
     await wait_for(lambda: _sent(twilio, 1))
     assert twilio.bodies_to(CUSTOMER) == ["You are subscribed again. Reply STOP to stop."]
-    assert not await app[STORE].opted_out("default", "sms", CUSTOMER)
+    assert not await app[STORE].phone.opted_out("default", "sms", CUSTOMER)
     await post_webhook(client, "/webhooks/sms", fixture("sms", "inbound_text"))
     await wait_for(lambda: _sent(twilio, 2))
     assert twilio.bodies_to(CUSTOMER)[1].startswith("Thanks for your message!")
@@ -209,7 +212,8 @@ async def _dispatched(client: TestClient, sid: str) -> bool:
 
 
 async def _outbox_state(client: TestClient, message_id: str, state: str) -> bool:
-    return bool(await client.server.app[STORE]._db.outbox.find_one({"message_id": message_id, "state": state}))
+    items = await factories.outbox(client.server.app[STORE], state=OutboxState(state))
+    return any(item.message_id == message_id for item in items)
 
 
 async def test_help_gets_the_configured_answer_and_no_queue(sms_app: Any, twilio: FakeTwilio) -> None:
@@ -217,8 +221,8 @@ async def test_help_gets_the_configured_answer_and_no_queue(sms_app: Any, twilio
     assert (await post_webhook(client, "/webhooks/sms", fixture("sms", "inbound_help"))).status == 200
     await wait_for(lambda: _sent(twilio, 1))
     assert twilio.sent[0]["Body"] == "Shop support: reply with your question. STOP to opt out."
-    assert await client.server.app[STORE].queue_depth() == 0
-    assert not await client.server.app[STORE].opted_out("default", "sms", CUSTOMER)
+    assert await client.server.app[STORE].queue.queue_depth() == 0
+    assert not await client.server.app[STORE].phone.opted_out("default", "sms", CUSTOMER)
 
 
 async def test_a_long_reply_goes_out_in_parts_each_sent_once(sms_app: Any, twilio: FakeTwilio) -> None:

@@ -24,13 +24,17 @@ async def deliver(client: TestClient, name: str) -> dict[str, Any]:
     return await channels.deliver(client, "telegram", name)
 
 
+async def edits(client: TestClient, message: dict[str, Any]) -> list[dict[str, Any]]:
+    return await client.server.app[STORE].messages.message_edits(message["_id"])
+
+
 async def test_a_text_message_lands_in_a_thread_of_the_sender(router: TestClient) -> None:
     assert await deliver(router, "text") == {"ok": True, "recorded": 1, "duplicates": 0, "statuses": 0}
     [message] = await inbound_messages(router)
     assert message["external_id"] == "5512345678:101" and message["text"] == "Hello, where is my order 4471?"
     assert message["sender"] == {"kind": "customer", "address": "5512345678", "name": "Anna Bērziņa"}
     assert message["meta"] == {"username": "anna_b", "language": "lv", "update_id": 730001001}
-    thread = await router.server.app[STORE].get_thread(message["thread_id"])
+    thread = await router.server.app[STORE].threads.get_thread(message["thread_id"])
     assert thread.channel == "telegram" and thread.address == "5512345678"
     assert thread.wa_window_ends_at is None  # no service window on Telegram
 
@@ -70,19 +74,20 @@ async def test_the_senders_own_contact_joins_their_phone_number(router: TestClie
     await deliver(router, "contact_own")
     [first, shared] = await inbound_messages(router)
     assert shared["attachments"] == [{"kind": "contact", "name": "Anna Bērziņa", "provider_ref": "+37120001234"}]
-    db = router.server.app[STORE]._db
-    link = await db.identities.find_one({"_id": "default|phone:+37120001234"})
-    assert link["contact_id"] == first["contact_id"] == shared["contact_id"]
+    owner = await router.server.app[STORE].contacts.contact_by_identity("default", "phone", "+37120001234")
+    assert owner == first["contact_id"] == shared["contact_id"]
 
 
 async def test_someone_elses_contact_card_does_not_join_the_sender(router: TestClient) -> None:
     await deliver(router, "contact_other")
     [message] = await inbound_messages(router)
     assert message["attachments"] == [{"kind": "contact", "name": "Jānis", "provider_ref": "37129998888"}]
-    db = router.server.app[STORE]._db
-    contact = await db.contacts.find_one({"_id": message["contact_id"]})
-    assert [i["channel"] for i in contact["identities"]] == ["telegram"]
-    assert await db.identities.count_documents({"channel": "phone"}) == 0
+    store = router.server.app[STORE]
+    contact = await store.contacts.get_contact(message["contact_id"])
+    assert contact is not None and [i.channel for i in contact.identities] == ["telegram"]
+    assert [i.channel for i in await store.contacts.identities_of("default", contact.id)] == ["telegram"]
+    for number in ("+37129998888", "37129998888"):  # the card's number joined nobody
+        assert await store.contacts.contact_by_identity("default", "phone", number) is None
 
 
 async def test_an_edit_changes_the_original_and_keeps_what_it_said(router: TestClient) -> None:
@@ -90,14 +95,14 @@ async def test_an_edit_changes_the_original_and_keeps_what_it_said(router: TestC
     assert (await deliver(router, "edited_message"))["edits"] == 1
     [message] = await inbound_messages(router)
     assert message["text"] == "Hello, where is my order 4472?"
-    assert [e["text"] for e in message["edits"]] == ["Hello, where is my order 4471?"]
+    assert [e["text"] for e in await edits(router, message)] == ["Hello, where is my order 4471?"]
     await deliver(router, "edited_message")  # redelivered: nothing changes
     older = copy.deepcopy(fixture("telegram", "edited_message"))
     older["update_id"] += 1
     older["edited_message"].update(text="an older edit arriving late", edit_date=1764072030)
     await post_telegram(router, older)
     [message] = await inbound_messages(router)
-    assert message["text"] == "Hello, where is my order 4472?" and len(message["edits"]) == 1
+    assert message["text"] == "Hello, where is my order 4472?" and len(await edits(router, message)) == 1
 
 
 async def test_an_edit_of_a_message_never_seen_is_recorded_as_that_message(router: TestClient) -> None:

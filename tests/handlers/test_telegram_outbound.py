@@ -20,8 +20,10 @@ from bot.handlers.telegram_polling import Poller
 from bot.keys import OUTBOX, PIPELINE, STORE
 from bot.tasks import stop_tasks
 from conversations.embedded import EmbeddedMongo
-from conversations.models import Identity, Outbound
-from conversations.store import Store
+from conversations.repositories import Repositories
+from conversations.thread_models import OutboxState
+from conversations.traffic import Identity, Outbound
+from tests import factories
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import channel_settings, fixture, post_telegram
 from tests.router.test_inbound import wait_for
@@ -34,9 +36,9 @@ async def sent_count(bot_api: FakeBotAPI, expected: int, method: str = "sendMess
 
 
 async def thread_of(client: TestClient) -> Any:
-    db = client.server.app[STORE]._db
-    message = await db.messages.find_one({"direction": "in"})
-    return await client.server.app[STORE].get_thread(message["thread_id"])
+    store = client.server.app[STORE]
+    message = (await factories.messages(store, direction="in"))[0]
+    return await store.threads.get_thread(message.thread_id)
 
 
 async def test_webhook_in_thread_reply_out_exactly_once(router: TestClient, bot_api: FakeBotAPI) -> None:
@@ -45,10 +47,10 @@ async def test_webhook_in_thread_reply_out_exactly_once(router: TestClient, bot_
     assert (await post_telegram(router, fixture("telegram", "text"))).status == 200  # redelivery
     await asyncio.sleep(0.3)
     assert bot_api.sent() == [{"chat_id": "5512345678", "text": NOTICE}]
-    db = router.server.app[STORE]._db
-    [out] = await db.messages.find({"direction": "out"}).to_list()
-    assert out["delivery_status"] == "sent" and out["external_id"] == "5512345678:1000"
-    assert await db.outbox.count_documents({"state": "sent"}) == 1
+    store = router.server.app[STORE]
+    [out] = await factories.messages(store, direction="out")
+    assert out.delivery_status == "sent" and out.external_id == "5512345678:1000"
+    assert len(await factories.outbox(store, state=OutboxState.SENT)) == 1
 
 
 async def test_an_agent_reply_with_options_gets_a_reply_keyboard(router: TestClient, bot_api: FakeBotAPI) -> None:
@@ -86,14 +88,14 @@ async def test_a_429_retry_after_is_honoured_through_the_outbox(router: TestClie
     await wait_for(lambda: sent_count(bot_api, 2), timeout=10)
     first, second = [c for c in bot_api.calls if c.method == "sendMessage"]
     assert second.at - first.at >= 1.0
-    db = router.server.app[STORE]._db
-    await wait_for(lambda: _outbox_state(db, "sent"))
-    item = await db.outbox.find_one({})
-    assert item["attempts"] == 2 and item["last_error"].startswith("telegram 429")
+    store = router.server.app[STORE]
+    await wait_for(lambda: _outbox_state(store, OutboxState.SENT))
+    [item] = await factories.outbox(store)
+    assert item.attempts == 2 and item.last_error is not None and item.last_error.startswith("telegram 429")
 
 
-async def _outbox_state(db: Any, state: str) -> bool:
-    return await db.outbox.count_documents({"state": state}) == 1
+async def _outbox_state(store: Repositories, state: OutboxState) -> bool:
+    return len(await factories.outbox(store, state=state)) == 1
 
 
 async def test_a_server_error_is_retried_and_a_blocked_bot_is_a_dead_letter(router: TestClient, bot_api: FakeBotAPI) -> None:
@@ -130,9 +132,8 @@ async def test_sends_to_one_chat_are_paced(embedded: EmbeddedMongo, db_name: str
 async def test_attachments_download_by_file_id_within_the_cap(router: TestClient, bot_api: FakeBotAPI) -> None:
     bot_api.files["BQACAgIAAxkBAAMHZinvoice"] = b"%PDF-1.4 invoice"
     await post_telegram(router, fixture("telegram", "document"))
-    db = router.server.app[STORE]._db
-    message = await db.messages.find_one({"direction": "in"})
-    response = await router.get(f"/api/messages/{message['_id']}/attachments/0")
+    [message] = await factories.messages(router.server.app[STORE], direction="in")
+    response = await router.get(f"/api/messages/{message.id}/attachments/0")
     assert response.status == 200 and await response.read() == b"%PDF-1.4 invoice"
     assert response.headers["Content-Type"] == "application/pdf"
     assert 'filename="invoice-4471.pdf"' in response.headers["Content-Disposition"]
@@ -157,8 +158,7 @@ async def test_polling_records_updates_and_confirms_only_recorded_ones(router: T
     assert poller.offset == 730001012 and bot_api.confirmed_offset is None  # confirmed by the next call
     await poller.poll_once(bot)
     assert bot_api.confirmed_offset == 730001012 and bot_api.updates == []
-    db = router.server.app[STORE]._db
-    assert sorted(d["text"] for d in await db.messages.find({"direction": "in"}).to_list()) == [
+    assert sorted(m.text for m in await factories.messages(router.server.app[STORE], direction="in")) == [
         "Hello, where is my order 4471?", "and a second question"]
 
 
@@ -198,8 +198,8 @@ async def test_polling_outlives_a_proxy_error_page(router: TestClient, bot_api: 
         bot_api.push_update(fixture("telegram", "text"))
         await wait_for(lambda: _offset_is(poller, 730001002), timeout=10)
         assert not task.done()
-        [message] = await router.server.app[STORE]._db.messages.find({"direction": "in"}).to_list()
-        assert message["text"] == "Hello, where is my order 4471?"
+        [message] = await factories.messages(router.server.app[STORE], direction="in")
+        assert message.text == "Hello, where is my order 4471?"
     finally:
         await stop_tasks([task])
 
@@ -213,18 +213,18 @@ async def _offset_is(poller: Poller, offset: int) -> bool:
 
 
 async def test_an_account_with_its_own_bot_gets_its_own_webhook(router: TestClient, bot_api: FakeBotAPI) -> None:
-    store: Store = router.server.app[STORE]
+    store: Repositories = router.server.app[STORE]
     from conversations.models import utcnow
 
-    await store.ensure_account("shop2", "Second shop", utcnow())
+    await store.accounts.ensure_account("shop2", "Second shop", utcnow())
     response = await router.put("/api/accounts/shop2/channels/telegram",
                                 json={"token": bot_api.token, "webhook_secret": "shop2-secret", "api_base": bot_api.url})
     assert response.status == 200
     assert (await post_telegram(router, fixture("telegram", "text"), path="/webhooks/telegram/shop2")).status == 401
     ok = await post_telegram(router, fixture("telegram", "text"), secret="shop2-secret", path="/webhooks/telegram/shop2")
     assert ok.status == 200 and (await ok.json())["recorded"] == 1
-    message = await store._db.messages.find_one({"direction": "in"})
-    assert message["account_id"] == "shop2"
+    [message] = await factories.messages(store, "shop2", direction="in")
+    assert message.account_id == "shop2" and await factories.messages(store, direction="in") == []
     await wait_for(lambda: sent_count(bot_api, 1))  # the notice goes out through shop2's bot
 
 
@@ -238,7 +238,7 @@ async def test_polling_mode_runs_by_itself_from_start_to_reply(
     await wait_for(lambda: sent_count(bot_api, 1), timeout=10)
     assert bot_api.sent() == [{"chat_id": "5512345678", "text": NOTICE}]
     assert [c.method for c in bot_api.calls][0] == "deleteWebhook"
-    assert await client.server.app[STORE]._db.messages.count_documents({"direction": "in"}) == 1
+    assert len(await factories.messages(client.server.app[STORE], direction="in")) == 1
 
 
 async def test_answers_after_the_first_reuse_its_response_model(

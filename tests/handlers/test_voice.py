@@ -9,6 +9,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from conversations.embedded import EmbeddedMongo
+from tests import factories
 from tests.conftest import make_settings
 from tests.fakes.twilio import AUTH_TOKEN, PUBLIC_URL, fixture, post_webhook
 from tests.handlers.test_sms import CUSTOMER, messages, sms_settings
@@ -40,10 +41,10 @@ async def test_a_missed_call_is_recorded_once_and_queues_a_call_back(
                                                     "missed": True, "at": None}
     assert call["meta"]["call_back"] is True and call["decision"]["action"] == "queued"
     store = client.server.app[STORE]
-    thread = await store.get_thread(call["thread_id"])
+    thread = await store.threads.get_thread(call["thread_id"])
     assert thread is not None and thread.channel == "sms"  # agents call back or text from there
     assert thread.status == "queued" and thread.escalation_reason == "missed_call"
-    assert await store.queue_depth() == 1
+    assert await store.queue.queue_depth() == 1
 
 
 async def test_a_call_joins_the_thread_of_the_number_that_texted(
@@ -56,7 +57,7 @@ async def test_a_call_joins_the_thread_of_the_number_that_texted(
     assert call["text"] == f"Call from {CUSTOMER}, 1 min 35 s" and call["meta"]["call_back"] is False
     assert call["thread_id"] == text["thread_id"] and call["contact_id"] == text["contact_id"]
     assert call.get("decision") is None  # answered: nothing to queue
-    assert await client.server.app[STORE]._db.contacts.count_documents({}) == 1
+    assert await factories.contact_count(client.server.app[STORE]) == 1
 
 
 async def test_dial_outcomes_progress_events_and_outbound_calls(
@@ -73,7 +74,7 @@ async def test_dial_outcomes_progress_events_and_outbound_calls(
                      f"Call to {CUSTOMER}, 42 s"]
     calls = await messages(client)
     assert [m["direction"] for m in calls] == ["in", "in", "out"]
-    thread = await client.server.app[STORE].get_thread(calls[0]["thread_id"])
+    thread = await client.server.app[STORE].threads.get_thread(calls[0]["thread_id"])
     assert thread is not None and thread.channel == "voice"  # no SMS configured
     assert [m["decision"]["action"] for m in calls[:2]] == ["queued", "waiting"]  # one call-back item
 

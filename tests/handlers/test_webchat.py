@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
+from tests import factories
 
 
 async def frames_until(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -24,7 +25,7 @@ async def frames_until(ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: 
 
 
 async def stored_messages(client: TestClient) -> int:
-    return await client.server.app[STORE]._db.messages.count_documents({})
+    return len(await factories.messages(client.server.app[STORE]))
 
 
 async def test_a_conversation_over_the_socket(client: TestClient) -> None:
@@ -108,7 +109,7 @@ async def test_post_a_message(client: TestClient) -> None:
     again = await client.post("/webchat/messages",
                               json={"id": "p1", "text": "hi there", "visitor_token": body["visitor_token"]})
     assert (await again.json())["duplicate"] is True
-    assert await client.server.app[STORE]._db.messages.count_documents({"direction": "in"}) == 1
+    assert len(await factories.messages(client.server.app[STORE], direction="in")) == 1
 
 
 async def test_bad_posts_are_4xx_and_store_nothing(client: TestClient) -> None:

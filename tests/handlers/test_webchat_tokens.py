@@ -65,7 +65,7 @@ async def test_an_unused_token_expires_and_a_used_one_is_renewed(client: TestCli
 
 
 async def test_tokens_of_the_previous_format_are_honoured_for_a_while_and_renewed(
-    client: TestClient, settings: Settings, start_client: Any
+    client: TestClient, settings: Settings, start_client: Any, raw_database: Any
 ) -> None:
     visitor = await _visitor_writes(client, "an order from last year")
     ws, welcome = await _connect(client, _previous_format(visitor))
@@ -74,16 +74,17 @@ async def test_tokens_of_the_previous_format_are_honoured_for_a_while_and_renewe
     new_format = welcome["visitor_token"]
     assert new_format.startswith(visitor + ".") and new_format.count(".") == 2  # migrated
 
-    honoured_until = await client.server.app[STORE]._db.webchat_tokens.find_one({"_id": "legacy-tokens"})
-    assert honoured_until is not None and honoured_until["until_ms"] / 1000 > time.time() + 89 * DAY
-    await client.server.app[STORE]._db.webchat_tokens.update_one({"_id": "legacy-tokens"}, {"$set": {"until_ms": 0}})
+    honoured_until = await client.server.app[STORE].privacy.legacy_tokens_until(0)  # set by the first one met
+    assert honoured_until / 1000 > time.time() + 89 * DAY
+    # ninety days pass: what the store holds then, written past the repositories
+    await raw_database.webchat_tokens.update_one({"_id": "legacy-tokens"}, {"$set": {"until_ms": 0}})
     later = await start_client(settings)  # a router after the grace period
     ws, welcome = await _connect(later, _previous_format(visitor))
     await ws.close()
     assert welcome["history"] == [] and not welcome["visitor_token"].startswith(visitor + ".")
 
 
-async def test_an_erased_visitors_token_names_nobody(client: TestClient) -> None:
+async def test_an_erased_visitors_token_names_nobody(client: TestClient, raw_database: Any) -> None:
     store = client.server.app[STORE]
     visitor = await _visitor_writes(client, "my card ends 4242")
     token = TOKENS.token_for("default", visitor)
@@ -92,7 +93,7 @@ async def test_an_erased_visitors_token_names_nobody(client: TestClient) -> None
     await ws.send_json({"type": "message", "id": "m2", "text": "are you there?"})
     closing = await ws.receive()
     assert closing.type == aiohttp.WSMsgType.CLOSE and closing.data == 4001
-    assert await store.contact_by_identity("default", "webchat", visitor) is None  # not recreated
+    assert await store.contacts.contact_by_identity("default", "webchat", visitor) is None  # not recreated
 
     ws, welcome = await _connect(client, token)
     await ws.close()
@@ -100,9 +101,10 @@ async def test_an_erased_visitors_token_names_nobody(client: TestClient) -> None
     posted = await client.post("/webchat/messages", json={"id": "p2", "text": "hello again", "visitor_token": token})
     body = await posted.json()
     assert posted.status == 202 and not body["visitor_token"].startswith(visitor + ".")
-    assert await store.contact_by_identity("default", "webchat", visitor) is None
-    assert await store._db.webchat_tokens.count_documents({"account_id": "default"}) == 1
-    assert visitor not in str(await store._db.webchat_tokens.find({}).to_list())  # kept as a hash
+    assert await store.contacts.contact_by_identity("default", "webchat", visitor) is None
+    assert await store.privacy.visitor_revoked("default", visitor)
+    assert await raw_database.webchat_tokens.count_documents({"account_id": "default"}) == 1  # at rest:
+    assert visitor not in str(await raw_database.webchat_tokens.find({}).to_list())  # kept as a hash
 
 
 async def test_one_rule_on_every_path_the_adapters_parser_reads_no_token(client: TestClient) -> None:

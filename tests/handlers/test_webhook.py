@@ -16,7 +16,9 @@ from bot.handlers.base import BaseAdapter, MalformedPayload, UnsupportedEvent, V
 from bot.handlers.webhook import receive_webhook
 from bot.keys import STORE
 from bot.settings import Settings
-from conversations.models import DeliveryStatus, Identity, Inbound, StatusUpdate, utcnow
+from conversations.models import utcnow
+from conversations.traffic import DeliveryStatus, Identity, Inbound, StatusUpdate
+from tests import factories
 
 SECRET = b"hook-secret"
 
@@ -75,7 +77,7 @@ async def test_every_entry_of_a_batch_is_recorded_and_acknowledged(hook: TestCli
     assert await response.json() == {"ok": True, "recorded": 3, "duplicates": 0, "statuses": 0}
     again = await post(hook, {"events": events})
     assert (await again.json())["duplicates"] == 3
-    assert await hook.server.app[STORE]._db.messages.count_documents({"direction": "in"}) == 3
+    assert len(await factories.messages(hook.server.app[STORE], direction="in")) == 3
 
 
 async def test_bad_signature_bad_body_and_unsupported_events(hook: TestClient) -> None:
@@ -86,7 +88,7 @@ async def test_bad_signature_bad_body_and_unsupported_events(hook: TestClient) -
     assert bad.status == 400 and "expected {'events'" in (await bad.json())["detail"]
     ignored = await post(hook, {"events": [{"kind": "typing"}]})
     assert ignored.status == 200 and (await ignored.json())["ignored"] == "no message or status in payload"
-    assert await hook.server.app[STORE]._db.messages.count_documents({}) == 0
+    assert await factories.messages(hook.server.app[STORE]) == []
 
 
 async def test_status_reports_are_applied(hook: TestClient) -> None:

@@ -13,7 +13,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
-from conversations.models import DeliveryStatus, Direction, Message, from_epoch_ms, utcnow
+from conversations.models import from_epoch_ms, utcnow
+from conversations.thread_models import Message
+from conversations.traffic import DeliveryStatus, Direction
 from tests.handlers import channels
 from tests.handlers.channels import WA_VERIFY, fixture, post_whatsapp, sign
 
@@ -40,11 +42,11 @@ async def test_a_text_message_opens_a_thread_and_the_service_window(router: Test
     [message] = await inbound_messages(router)
     assert message["text"] == "Does it come in another color?"
     assert message["sender"] == {"kind": "customer", "address": "16505551234", "name": "Sheena Nelson"}
-    thread = await router.server.app[STORE].get_thread(message["thread_id"])
+    thread = await router.server.app[STORE].threads.get_thread(message["thread_id"])
     sent_at = from_epoch_ms(1764072000 * 1000)
     assert thread.address == "16505551234" and thread.wa_window_ends_at == sent_at + timedelta(hours=24)
-    link = await router.server.app[STORE]._db.identities.find_one({"_id": "default|phone:+16505551234"})
-    assert link["contact_id"] == message["contact_id"]  # the number the SMS channel will find
+    owner = await router.server.app[STORE].contacts.contact_by_identity("default", "phone", "+16505551234")
+    assert owner == message["contact_id"]  # the number the SMS channel will find
 
 
 @pytest.mark.parametrize(
@@ -98,10 +100,10 @@ async def test_status_reports_move_forward_only(router: TestClient) -> None:
     outbound = Message(id="msg_out", account_id="default", thread_id="thr_x", contact_id="con_x", direction=Direction.OUT,
                        channel="whatsapp", text="It does, in blue.", created_at=utcnow(), external_id="wamid.FAKE000001",
                        delivery_status=DeliveryStatus.SENT, delivery_rank=DeliveryStatus.SENT.rank)
-    await store._db.messages.insert_one(outbound.to_doc())
+    await store.messages.insert_message_once(outbound)
 
     async def status() -> str:
-        return str((await store.get_message(outbound.id)).delivery_status)
+        return str((await store.messages.get_message(outbound.id)).delivery_status)
 
     await deliver(router, "status_read")
     assert await status() == "read"
@@ -109,8 +111,9 @@ async def test_status_reports_move_forward_only(router: TestClient) -> None:
     await deliver(router, "status_sent")
     assert await status() == "read"
     await deliver(router, "status_failed")
-    doc = await store._db.messages.find_one({"_id": outbound.id})
-    assert doc["delivery_status"] == "failed" and doc["delivery_error"] == "131047: Re-engagement message"
+    failed = await store.messages.get_message(outbound.id)
+    assert failed is not None and failed.delivery_status == "failed"
+    assert await store.messages.delivery_error(outbound.id) == "131047: Re-engagement message"
 
 
 async def test_a_status_for_an_unknown_message_is_acknowledged(router: TestClient) -> None:

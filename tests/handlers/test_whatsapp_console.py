@@ -10,7 +10,8 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from bot.web.auth import add_agent
-from conversations.models import Role
+from conversations.agent_models import Role
+from tests import factories
 from tests.handlers.channels import fixture, post_whatsapp
 from tests.router.test_inbound import wait_for
 from tests.web.test_console import CSRF, log_in
@@ -21,7 +22,7 @@ async def test_outside_whatsapps_window_the_console_sends_a_configured_template(
 ) -> None:
     await post_whatsapp(router, fixture("whatsapp", "text"))  # written long ago: the window is closed
     store = router.server.app[STORE]
-    thread = (await store._db.threads.find_one({"channel": "whatsapp"}))["_id"]
+    thread = (await factories.threads(store, channel="whatsapp"))[0].id
     agent, password = await add_agent(store, "default", "wa-agent", role=Role.ADMIN)
     await log_in(router, "wa-agent", password)
     page = await (await router.get("/console", params={"thread": thread})).text()

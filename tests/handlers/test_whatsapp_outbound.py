@@ -14,7 +14,10 @@ from aiohttp.test_utils import TestClient
 from bot.handlers.base import PermanentSendError, RetryableSendError
 from bot.handlers.media import AttachmentTooLarge
 from bot.keys import OUTBOX, STORE
-from conversations.models import Identity, Outbound
+from conversations.repositories import Repositories
+from conversations.thread_models import OutboxState
+from conversations.traffic import Identity, Outbound
+from tests import factories
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.handlers.channels import fixture, post_whatsapp
 from tests.router.test_inbound import wait_for
@@ -38,8 +41,9 @@ async def sent(graph: FakeGraphAPI, expected: int) -> bool:
 
 
 async def thread_of(client: TestClient) -> Any:
-    message = await client.server.app[STORE]._db.messages.find_one({"direction": "in"})
-    return await client.server.app[STORE].get_thread(message["thread_id"])
+    store = client.server.app[STORE]
+    message = (await factories.messages(store, direction="in"))[0]
+    return await store.threads.get_thread(message.thread_id)
 
 
 def status(wamid: str, state: str) -> dict[str, Any]:
@@ -57,11 +61,12 @@ async def test_webhook_in_thread_reply_out_exactly_once_then_delivered(router: T
     assert graph_api.sent() == [{"messaging_product": "whatsapp", "recipient_type": "individual", "to": "16505551234",
                                  "type": "text", "text": {"body": NOTICE, "preview_url": False}}]
     assert graph_api.requests[0].path == "/v23.0/106540352242922/messages"
-    db = router.server.app[STORE]._db
-    out = await db.messages.find_one({"direction": "out"})
-    assert out["external_id"] == "wamid.FAKE000001" and out["delivery_status"] == "sent"
+    store = router.server.app[STORE]
+    [out] = await factories.messages(store, direction="out")
+    assert out.external_id == "wamid.FAKE000001" and out.delivery_status == "sent"
     await post_whatsapp(router, status("wamid.FAKE000001", "delivered"))
-    assert (await db.messages.find_one({"_id": out["_id"]}))["delivery_status"] == "delivered"
+    delivered = await store.messages.get_message(out.id)
+    assert delivered is not None and delivered.delivery_status == "delivered"
 
 
 async def test_outside_the_window_free_form_is_refused_and_a_template_goes_out(router: TestClient, graph_api: FakeGraphAPI) -> None:
@@ -89,8 +94,8 @@ async def test_outside_the_window_free_form_is_refused_and_a_template_goes_out(r
     assert component["type"].lower() == "body"
     assert component["parameters"] == [{"type": "text", "text": "Sheena"}, {"type": "text", "text": "4471"}]
     # the automatic notice could not go out either: dead-lettered with the reason, not sent
-    notice = await router.server.app[STORE]._db.outbox.find_one({"text": NOTICE})
-    assert notice["state"] == "dead" and "24-hour customer service window" in notice["last_error"]
+    [notice] = [item for item in await factories.outbox(router.server.app[STORE]) if item.text == NOTICE]
+    assert notice.state == "dead" and "24-hour customer service window" in (notice.last_error or "")
 
 
 async def test_options_become_buttons_a_list_or_a_numbered_text(router: TestClient, graph_api: FakeGraphAPI) -> None:
@@ -126,17 +131,17 @@ async def test_429_with_retry_after_is_honoured_through_the_outbox(router: TestC
     graph_api.fail_next(429, retry_after=1)
     await post_whatsapp(router, fresh("text"))
     await wait_for(lambda: sent(graph_api, 2), timeout=10)
-    db = router.server.app[STORE]._db
-    item = await db.outbox.find_one({})
-    assert item["last_error"].startswith("whatsapp 130429")
+    store = router.server.app[STORE]
+    [item] = await factories.outbox(store)
+    assert (item.last_error or "").startswith("whatsapp 130429")
     first, second = (r.at for r in graph_api.requests if r.path.endswith("/messages"))
     assert second - first >= 1.0  # no sooner than Retry-After
     await wait_for(lambda: _sent_state(router))
-    assert (await db.outbox.find_one({}))["attempts"] == 2
+    assert [item.attempts for item in await factories.outbox(store)] == [2]
 
 
 async def _sent_state(client: TestClient) -> bool:
-    return await client.server.app[STORE]._db.outbox.count_documents({"state": "sent"}) == 1
+    return len(await factories.outbox(client.server.app[STORE], state=OutboxState.SENT)) == 1
 
 
 async def test_errors_map_to_retry_or_dead_letter(router: TestClient, graph_api: FakeGraphAPI) -> None:
@@ -161,10 +166,10 @@ async def test_errors_map_to_retry_or_dead_letter(router: TestClient, graph_api:
 async def test_media_downloads_by_id_within_the_cap(router: TestClient, graph_api: FakeGraphAPI) -> None:
     graph_api.media["1003383421387257"] = (b"%PDF receipt", "application/pdf")
     await post_whatsapp(router, fixture("whatsapp", "document"))
-    message = await router.server.app[STORE]._db.messages.find_one({"direction": "in"})
-    response = await router.get(f"/api/messages/{message['_id']}/attachments/0")
+    [message] = await factories.messages(router.server.app[STORE], direction="in")
+    response = await router.get(f"/api/messages/{message.id}/attachments/0")
     assert response.status == 200 and await response.read() == b"%PDF receipt"
-    missing = await router.get(f"/api/messages/{message['_id']}/attachments/1")
+    missing = await router.get(f"/api/messages/{message.id}/attachments/1")
     assert missing.status == 404
 
     adapter = router.server.app[OUTBOX]._adapters["whatsapp"]
@@ -173,7 +178,7 @@ async def test_media_downloads_by_id_within_the_cap(router: TestClient, graph_ap
     with pytest.raises(AttachmentTooLarge):
         await adapter.fetch_attachment("default", "big")
     graph_api.media["1003383421387257"] = (b"y" * 2000, "application/pdf")
-    refused = await router.get(f"/api/messages/{message['_id']}/attachments/0")
+    refused = await router.get(f"/api/messages/{message.id}/attachments/0")
     assert refused.status == 413 and (await refused.json())["error"] == "too_large"
 
 
@@ -185,11 +190,11 @@ async def test_every_new_conversation_has_its_window_before_its_first_reply(rout
         payload["entry"][0]["changes"][0]["value"]["messages"][0]["from"] = str(16505550000 + n % 20)
         assert (await post_whatsapp(router, payload)).status == 200
     await wait_for(lambda: sent(graph_api, 20), timeout=15)
-    db = router.server.app[STORE]._db
-    await wait_for(lambda: _no_pending(db))
-    assert await db.outbox.count_documents({"state": "dead"}) == 0
-    assert await db.threads.count_documents({"wa_window_ends_ms": {"$gt": 0}}) == 20
+    store = router.server.app[STORE]
+    await wait_for(lambda: _no_pending(store))
+    assert await factories.outbox(store, state=OutboxState.DEAD) == []
+    assert len([t for t in await factories.threads(store) if (t.wa_window_ends_ms or 0) > 0]) == 20
 
 
-async def _no_pending(db: Any) -> bool:
-    return await db.outbox.count_documents({"state": "pending"}) == 0
+async def _no_pending(store: Repositories) -> bool:
+    return await factories.outbox(store, state=OutboxState.PENDING) == []

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from bot.keys import STORE
 from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
+from tests.conftest import raw_database_of
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, FakeTwilio
@@ -60,7 +61,7 @@ async def post(client: TestClient, request: SignedRequest) -> ClientResponse:
 
 async def stored(client: TestClient) -> dict[str, int]:
     """How many documents each collection the pipeline writes holds."""
-    db = client.server.app[STORE]._db
+    db = raw_database_of(client.server.app[STORE])
     return {name: await db[name].count_documents({}) for name in ROUTER_COLLECTIONS}
 
 
@@ -80,7 +81,7 @@ async def settled(client: TestClient, quiet: float = 0.3, timeout: float = 10.0)
     while loop.time() < deadline:
         await asyncio.sleep(quiet)
         now = await stored(client)
-        db = client.server.app[STORE]._db
+        db = raw_database_of(client.server.app[STORE])
         busy = await db.messages.count_documents({"dispatch_state": "pending"}) + await db.outbox.count_documents({"state": "pending"})
         if now == counts and not busy:
             return now

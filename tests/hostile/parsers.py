@@ -23,7 +23,8 @@ from bot.handlers.voice import VoiceAdapter
 from bot.handlers.webchat import WebchatAdapter
 from bot.router.sanitize import checked_event, storable
 from bot.settings import Settings
-from conversations.models import CallEvent, Inbound, MessageEdit, StatusUpdate, _dump
+from conversations.models import _dump
+from conversations.traffic import CallEvent, Inbound, MessageEdit, StatusUpdate
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID
 from tests.fakes.telegram_api import TOKEN
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL

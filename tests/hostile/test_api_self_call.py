@@ -15,8 +15,9 @@ from typing import Any
 
 from bot.keys import PIPELINE, STORE
 from bot.tenants import create_account
-from conversations.models import Identity, Inbound, ThreadStatus
-from tests.conftest import make_settings
+from conversations.thread_models import ThreadStatus
+from conversations.traffic import Identity, Inbound
+from tests.conftest import make_settings, raw_database_of
 from tests.handlers.channels import fixture, post_telegram
 from tests.router.test_inbound import wait_for
 
@@ -36,22 +37,22 @@ async def test_a_reply_posted_to_the_router_s_own_api_resolves_nobody_s_thread(
     assert task is not None
     await task
     victim = recorded.thread.id
-    assert (await store.get_thread(victim)).status == ThreadStatus.QUEUED  # type: ignore[union-attr]
+    assert (await store.threads.get_thread(victim)).status == ThreadStatus.QUEUED  # type: ignore[union-attr]
 
     own_api = f"http://127.0.0.1:{client.server.port}/api/threads/{victim}/resolve?"
-    await store.set_account_channel("shop-a", "telegram",
+    await store.accounts.set_account_channel("shop-a", "telegram",
                                     {"token": "123:shop-a-bot", "webhook_secret": "shop-a-secret", "api_base": own_api})
     answer = await post_telegram(client, fixture("telegram", "text"), secret="shop-a-secret",
                                  path="/webhooks/telegram/shop-a")
     assert answer.status == 200 and (await answer.json())["recorded"] == 1
 
     async def reply_given_up() -> bool:  # the queued notice to A's customer, addressed to our own API
-        item = await store._db.outbox.find_one({"account_id": "shop-a"})
+        item = await raw_database_of(store).outbox.find_one({"account_id": "shop-a"})
         return item is not None and item.get("state") == "dead"
 
     await wait_for(reply_given_up, timeout=15)
-    item = await store._db.outbox.find_one({"account_id": "shop-a"})
+    item = await raw_database_of(store).outbox.find_one({"account_id": "shop-a"})
     assert item is not None and "api_base" in str(item.get("last_error")), item  # the egress guard said why
-    thread = await store.get_thread(victim)
+    thread = await store.threads.get_thread(victim)
     assert thread is not None and thread.status == ThreadStatus.QUEUED, "B's thread was resolved through A's bot"
-    assert await store._db.audit.count_documents({"account_id": "shop-b", "action": {"$regex": "resolve"}}) == 0
+    assert await raw_database_of(store).audit.count_documents({"account_id": "shop-b", "action": {"$regex": "resolve"}}) == 0

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from tests import traffic
+from tests.conftest import raw_database_of
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import fixture
 from tests.hostile.conftest import assert_clean_refusal, post, stored
@@ -72,7 +73,7 @@ async def test_unpaired_surrogates_and_nul_are_stored_readably(everything: TestC
     assert (await post(everything, traffic.telegram(update))).status == 200
     response = await post(everything, traffic.webchat({"id": "s1", "text": "x\udfffy", "name": "\ud83d"}))
     assert response.status == 202
-    db = everything.server.app[STORE]._db
+    db = raw_database_of(everything.server.app[STORE])
     texts = {m["channel"]: m for m in await db.messages.find({"direction": "in"}).to_list()}
     assert texts["telegram"]["text"] == "a\ufffdbc" and texts["telegram"]["sender"]["name"].startswith("\ufffd")
     assert texts["webchat"]["text"] == "x\ufffdy" and texts["webchat"]["sender"]["name"] == "\ufffd"
@@ -80,7 +81,7 @@ async def test_unpaired_surrogates_and_nul_are_stored_readably(everything: TestC
 
 async def test_an_agent_reply_with_a_surrogate_is_kept(everything: TestClient) -> None:
     await post(everything, traffic.webchat({"id": "r1", "text": "hello"}))
-    thread = await everything.server.app[STORE]._db.threads.find_one({})
+    thread = await raw_database_of(everything.server.app[STORE]).threads.find_one({})
     response = await everything.post(f"/api/threads/{thread['_id']}/replies",
                                      data=json.dumps({"id": "k1", "text": "ok \ud800", "document": {"url": "u", "$x": 1}}))
     assert response.status == 202, await response.text()
@@ -104,7 +105,7 @@ async def test_bad_query_parameters_are_a_400(everything: TestClient, query: str
 
 async def test_an_attachment_index_that_is_not_ascii_digits_is_a_404(everything: TestClient) -> None:
     await post(everything, traffic.telegram(fixture("telegram", "document")))
-    message = await everything.server.app[STORE]._db.messages.find_one({"direction": "in"})
+    message = await raw_database_of(everything.server.app[STORE]).messages.find_one({"direction": "in"})
     for index in ("\u00b2", "\u0661", "-1", "1" * 30):
         assert (await everything.get(f"/api/messages/{message['_id']}/attachments/{index}")).status == 404
 
@@ -116,7 +117,7 @@ async def test_a_hostile_file_name_and_type_cannot_shape_the_download(everything
     update["message"]["document"].update(file_id="evil", file_name='x"\r\nSet-Cookie: a=b\r\n.html',
                                          mime_type="text/html\r\nX-Evil: 1")
     assert (await post(everything, traffic.telegram(update))).status == 200
-    message = await everything.server.app[STORE]._db.messages.find_one({"direction": "in"})
+    message = await raw_database_of(everything.server.app[STORE]).messages.find_one({"direction": "in"})
     response = await everything.get(f"/api/messages/{message['_id']}/attachments/0")
     assert response.status == 200 and await response.read() == b"<script>alert(1)</script>"
     assert response.content_type == "application/octet-stream" and "Set-Cookie" not in response.headers
@@ -138,5 +139,5 @@ async def test_account_channel_settings_that_cannot_be_stored_are_refused(
 ) -> None:
     response = await everything.put(f"/api/accounts/default/channels/{channel}", data=json.dumps(config))
     assert response.status == status, await response.text()
-    account = await everything.server.app[STORE]._db.accounts.find_one({"_id": "default"})
+    account = await raw_database_of(everything.server.app[STORE]).accounts.find_one({"_id": "default"})
     assert account["channels"] == {}

@@ -18,6 +18,7 @@ from bot.handlers.base import MalformedPayload
 from bot.keys import ADAPTERS, STORE
 from conversations.embedded import free_port
 from tests import traffic
+from tests.conftest import raw_database_of
 from tests.faults.harness import message
 from tests.hostile.conftest import every_channel, post, settled, stored
 from tests.router.test_inbound import wait_for
@@ -89,7 +90,7 @@ async def test_bombs_over_smtp_are_refused_with_a_5xx_and_store_nothing(smtp_rou
     errors, _ = await aiosmtplib.send(folded + b"\r\nstill fine", sender="ann@example.net", recipients=["support@shop.example"],
                                       hostname="127.0.0.1", port=port, timeout=30)
     assert errors == {}
-    assert await smtp_router.server.app[STORE]._db.messages.count_documents({"direction": "in"}) == 1
+    assert await raw_database_of(smtp_router.server.app[STORE]).messages.count_documents({"direction": "in"}) == 1
 
 
 @pytest.mark.parametrize("channel", ["sms", "whatsapp"])
@@ -112,7 +113,7 @@ async def test_an_auto_responder_on_the_other_side_gets_one_notice_not_a_loop(
         await post(everything, message(channel, n, 77))  # "Auto-reply: I am away until Monday"
     await settled(everything)
     assert len(ours()) == 1
-    db = everything.server.app[STORE]._db
+    db = raw_database_of(everything.server.app[STORE])
     assert await db.messages.count_documents({"direction": "in"}) == 21
     assert await db.outbox.count_documents({}) == 1
 

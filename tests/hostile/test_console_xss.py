@@ -36,6 +36,7 @@ from bot.keys import ADAPTERS, FIRST_ADMIN, STORE
 from bot.web.apikit import issue_token
 from conversations.embedded import free_port
 from tests import traffic
+from tests.conftest import raw_database_of
 from tests.handlers.channels import fixture
 from tests.hostile.conftest import OUR_ADDRESS, every_channel, post, settled
 from tests.web.conftest import browser  # noqa: F401  (the fixture)
@@ -137,7 +138,7 @@ async def seed(client: TestClient) -> list[str]:
             assert response.status == 200, await response.text()
     await mail_in(client)
     await settled(client)
-    return [t["_id"] for t in await app[STORE]._db.threads.find({}).to_list()]
+    return [t["_id"] for t in await raw_database_of(app[STORE]).threads.find({}).to_list()]
 
 
 def copy_update(kind: str, n: int, chat: int, name: str) -> dict[str, Any]:
@@ -225,7 +226,7 @@ async def test_the_xss_corpus_is_inert_everywhere_it_is_shown(hostile_router: Te
         await expect(page.locator("#history .item__text").first).to_have_text(payload)
         await expect(page.locator("#history .attachment__name")).to_have_text(payload)
         await expect(page.locator("h1")).to_contain_text(payload[:200])
-    mail_thread = await app[STORE]._db.threads.find_one({"channel": "email"})
+    mail_thread = await raw_database_of(app[STORE]).threads.find_one({"channel": "email"})
     await page.goto(f"{base}/console?thread={mail_thread['_id']}")
     await expect(page.locator("#history .item__subject")).to_contain_text(PAYLOADS[4] + " " + PAYLOADS[6])
     await expect(page.locator("#history .attachment__name")).to_have_text(PAYLOADS[2])
@@ -257,7 +258,7 @@ async def test_the_xss_corpus_is_inert_everywhere_it_is_shown(hostile_router: Te
     fresh["message"]["text"] = PAYLOADS[9]
     assert (await post(client, traffic.telegram(fresh))).status == 200
     await settled(client)
-    if await app[STORE]._db.threads.count_documents({"status": "queued"}) > queued:
+    if await raw_database_of(app[STORE]).threads.count_documents({"status": "queued"}) > queued:
         await expect(page.locator("#queue .row")).to_have_count(queued + 1, timeout=15_000)
     await inspector.inert(page, "live queue update")
 
@@ -286,7 +287,7 @@ async def test_the_xss_corpus_is_inert_everywhere_it_is_shown(hostile_router: Te
 
 
 async def thread_of_chat(client: TestClient, chat: int) -> str:
-    db = client.server.app[STORE]._db
+    db = raw_database_of(client.server.app[STORE])
     message = await db.messages.find_one({"direction": "in", "sender.address": str(chat)})
     assert message is not None
     return str(message["thread_id"])
@@ -336,7 +337,7 @@ async def test_the_corpus_is_inert_on_the_customers_chat_page_both_ways(client: 
         await customer.keyboard.press("Enter")
     await expect(customer.locator(".msg--in")).to_have_count(4)
     await settled_thread(client)
-    thread = await app[STORE]._db.threads.find_one({"channel": "webchat"})
+    thread = await raw_database_of(app[STORE]).threads.find_one({"channel": "webchat"})
     await log_in(client, login, password)
     await console_forms(client, thread["_id"])  # take it, answer with PAYLOADS[1], notes (never shown to the customer)
     await expect(customer.locator(".msg--out", has_text="onerror")).to_have_text(PAYLOADS[1])
@@ -351,7 +352,7 @@ async def test_the_corpus_is_inert_on_the_customers_chat_page_both_ways(client: 
 
 
 async def settled_thread(client: TestClient) -> None:
-    db = client.server.app[STORE]._db
+    db = raw_database_of(client.server.app[STORE])
     for _ in range(100):
         if await db.messages.count_documents({"direction": "in", "dispatch_state": {"$ne": "pending"}}) >= 4:
             return

@@ -16,9 +16,11 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import EGRESS, PIPELINE, STORE
 from conversations.embedded import EmbeddedMongo
-from conversations.models import Identity, Inbound
-from conversations.store import Store
+from conversations.repositories import Repositories
+from conversations.thread_models import OutboxState
+from conversations.traffic import Identity, Inbound
 from tests import traffic
+from tests import factories
 from tests.fakes.listener import Listener
 from tests.fakes.rasa import FakeRasa
 from tests.hostile.conftest import every_channel, post
@@ -97,15 +99,15 @@ async def test_an_account_s_bot_cannot_be_sent_on_to_the_install_s_whatsapp_serv
         tg = traffic.telegram_text(1, 7171)
         await post(client, replace(tg, path="/webhooks/telegram/shop2",
                                    headers={**tg.headers, "X-Telegram-Bot-Api-Secret-Token": "shop2-secret"}))
-        store: Store = client.server.app[STORE]
+        store: Repositories = client.server.app[STORE]
 
         async def failed() -> bool:
-            return await store._db.outbox.count_documents({"account_id": "shop2", "state": "dead"}) == 1
+            return len(await factories.outbox(store, "shop2", OutboxState.DEAD)) == 1
 
         await wait_for(failed, timeout=10)
         assert redirector.hits and canary.hits == []
-        item = await store._db.outbox.find_one({"account_id": "shop2"})
-        assert "127.0.0.1 is not a public address (loopback)" in item["last_error"], item["last_error"]
+        [item] = await factories.outbox(store, "shop2")
+        assert "127.0.0.1 is not a public address (loopback)" in (item.last_error or ""), item.last_error
     finally:
         await redirector.stop()
 

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from bot.handlers.base import MalformedPayload
 from bot.keys import ADAPTERS, STORE
-from conversations.models import Contact, Message, OutboxItem, Thread
+from conversations.thread_models import Contact, Message, OutboxItem, Thread
 from tests import traffic
+from tests.conftest import raw_database_of
 from tests.hostile import strategies
 from tests.hostile.conftest import post, stored
 from tests.hostile.parsers import Parsers
@@ -35,7 +36,7 @@ SIGNED: dict[str, Any] = {
 
 async def assert_store_readable(client: TestClient) -> None:
     """Every document the pipeline wrote loads through its model."""
-    db = client.server.app[STORE]._db
+    db = raw_database_of(client.server.app[STORE])
     for collection, model in (("messages", Message), ("threads", Thread), ("contacts", Contact), ("outbox", OutboxItem)):
         for doc in await db[collection].find({}).to_list():
             model.from_doc(doc)
@@ -103,7 +104,7 @@ async def test_hostile_paths_and_queries(everything: TestClient, route: str, par
 async def test_hostile_api_bodies(everything: TestClient, body: Any, channel: str, account: str) -> None:
     text = json.dumps(body)
     await post(everything, traffic.webchat({"id": "seed", "text": "hello"}))
-    thread = await everything.server.app[STORE]._db.threads.find_one({})
+    thread = await raw_database_of(everything.server.app[STORE]).threads.find_one({})
     for response in (
         await everything.post(f"/api/threads/{thread['_id']}/replies", data=text),
         await everything.put(f"/api/accounts/{account}/channels/{channel}", data=text),

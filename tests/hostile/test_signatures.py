@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from bot.handlers import signatures
 from bot.keys import STORE
 from tests import traffic
+from tests.conftest import raw_database_of
 from tests.fakes.twilio import AUTH_TOKEN, PUBLIC_URL, fixture as twilio_fixture, signature as twilio_signature
 from tests.handlers.channels import WA_SECRET, WA_VERIFY, fixture
 from tests.hostile.conftest import assert_clean_refusal, post, settled, stored
@@ -104,7 +105,7 @@ async def test_telegram_does_not_sign_bodies_but_a_modified_replay_changes_nothi
     assert (await post(everything, request)).status == 200
     response = await post(everything, modified("telegram", request))
     assert response.status == 200 and (await response.json())["duplicates"] == 1
-    db = everything.server.app[STORE]._db
+    db = raw_database_of(everything.server.app[STORE])
     [message] = await db.messages.find({"direction": "in"}).to_list()
     assert message["text"] == fixture("telegram", "text")["message"]["text"]
 
@@ -115,7 +116,7 @@ async def test_an_identical_replay_is_stored_once(everything: TestClient, channe
     answers = await asyncio.gather(*(post(everything, request) for _ in range(5)))
     assert [a.status for a in answers] == [200] * 5
     counts = await settled(everything)
-    db = everything.server.app[STORE]._db
+    db = raw_database_of(everything.server.app[STORE])
     assert await db.messages.count_documents({"direction": "in"}) == 1
     assert counts["outbox"] == (0 if channel == "voice" else 1)  # one notice (a call gets none)
 

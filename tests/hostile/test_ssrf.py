@@ -21,11 +21,12 @@ from bot.keys import ADAPTERS, STORE
 from bot.nlu.remote import NluUnavailable, RasaClient
 from bot.web.apikit import issue_token
 from bot.web.auth import add_agent
+from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo
-from conversations.models import Role, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
 from tests import traffic
-from tests.conftest import make_settings
+from tests.conftest import make_settings, raw_database_of
 from tests.fakes import LocalServer
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID
 from tests.fakes.listener import Listener
@@ -77,7 +78,7 @@ async def test_whatsapp_media_urls_on_private_addresses_are_not_fetched(everythi
         msg = payload["entry"][0]["changes"][0]["value"]["messages"][0]
         msg.update(id=f"wamid.SSRF{n}", image={**msg["image"], "id": media_id})
         assert (await post(everything, traffic.whatsapp(payload))).status == 200
-        stored = await everything.server.app[STORE]._db.messages.find_one({"external_id": f"wamid.SSRF{n}"})
+        stored = await raw_database_of(everything.server.app[STORE]).messages.find_one({"external_id": f"wamid.SSRF{n}"})
         response = await everything.get(f"/api/messages/{stored['_id']}/attachments/0")
         assert response.status == 502, (url, response.status)
         assert (await response.json())["error"] == "provider_error"
@@ -87,14 +88,14 @@ async def test_whatsapp_media_urls_on_private_addresses_are_not_fetched(everythi
     msg = payload["entry"][0]["changes"][0]["value"]["messages"][0]
     msg.update(id="wamid.FINE", image={**msg["image"], "id": "fine"})
     await post(everything, traffic.whatsapp(payload))
-    stored = await everything.server.app[STORE]._db.messages.find_one({"external_id": "wamid.FINE"})
+    stored = await raw_database_of(everything.server.app[STORE]).messages.find_one({"external_id": "wamid.FINE"})
     assert await (await everything.get(f"/api/messages/{stored['_id']}/attachments/0")).read() == b"picture"
 
 
 async def test_mms_media_urls_are_kept_not_fetched(everything: TestClient, canary: Canary) -> None:
     params = twilio_fixture("sms", "inbound_mms", MediaUrl0=f"{canary.url}/steal", NumMedia="1")
     assert (await post(everything, traffic.twilio("/webhooks/sms", params))).status == 200
-    stored = await everything.server.app[STORE]._db.messages.find_one({"direction": "in"})
+    stored = await raw_database_of(everything.server.app[STORE]).messages.find_one({"direction": "in"})
     assert stored["attachments"][0]["url"] == f"{canary.url}/steal"
     response = await everything.get(f"/api/messages/{stored['_id']}/attachments/0")
     assert response.status == 409 and canary.hits == []
@@ -105,7 +106,7 @@ async def test_images_in_html_mail_are_not_fetched(everything: TestClient, canar
            b"Content-Type: text/html\r\n\r\n<p>see</p><img src=\"%s/img\"><link rel=stylesheet href=\"%s/css\">"
            b"<iframe src=\"%s/frame\"></iframe><script src=\"%s/js\"></script>" % ((canary.url.encode(),) * 4))
     await everything.server.app[ADAPTERS]["email"].ingest(raw)  # type: ignore[attr-defined]
-    stored = await everything.server.app[STORE]._db.messages.find_one({"direction": "in"})
+    stored = await raw_database_of(everything.server.app[STORE]).messages.find_one({"direction": "in"})
     assert stored["text"] == "see" and canary.hits == []
 
 
@@ -118,8 +119,8 @@ WA_SHOP2 = {"phone_number_id": PHONE_NUMBER_ID, "access_token": ACCESS_TOKEN, "a
 
 async def shop2_admin_token(client: TestClient) -> dict[str, str]:
     """The Authorization header of an API token of account shop2 (its admin's powers, not the install's)."""
-    store: Store = client.server.app[STORE]
-    await store.ensure_account("shop2", "Second shop", utcnow())
+    store: Repositories = client.server.app[STORE]
+    await store.accounts.ensure_account("shop2", "Second shop", utcnow())
     return {"Authorization": f"Bearer {await issue_token(store, 'shop2', 'shop2 admin', ['read', 'write'], 'test')}"}
 
 
@@ -141,7 +142,7 @@ async def test_an_account_cannot_set_its_api_base_to_the_router_or_an_internal_a
             assert response.status == 400, (channel, url, response.status)
             body = await response.json()
             assert body["error"] == "api_base_not_allowed" and "is not a host this install allows" in body["detail"]
-        assert (await everything.server.app[STORE].get_account("shop2")).channels == {}  # type: ignore[union-attr]
+        assert (await everything.server.app[STORE].accounts.get_account("shop2")).channels == {}  # type: ignore[union-attr]
     allowed = {"telegram": ["https://api.telegram.org", providers[0].url],  # the provider's, the install's own
                "whatsapp": ["https://graph.facebook.com/", providers[1].url]}
     for channel, config in (("telegram", TG_SHOP2), ("whatsapp", WA_SHOP2)):
@@ -158,8 +159,8 @@ async def test_the_account_page_refuses_such_an_api_base_in_english_and_latvian(
     from tests.web.test_accounts import Browser
 
     client: TestClient = await start_client(make_settings(embedded.uri, db_name, telegram={"for_accounts": True}))
-    store: Store = client.server.app[STORE]
-    await store.ensure_account("shop2", "Second shop", utcnow())
+    store: Repositories = client.server.app[STORE]
+    await store.accounts.ensure_account("shop2", "Second shop", utcnow())
     agent, password = await add_agent(store, "shop2", "boss", role=Role.ADMIN, password="boss-password-1")
     assert agent is not None
     admin = Browser(client)
@@ -168,25 +169,25 @@ async def test_the_account_page_refuses_such_an_api_base_in_english_and_latvian(
         form = {**TG_SHOP2, "api_base": canary.url}
         status, page = await admin.post("/admin/account/channels/telegram", form, "/admin/account")
         assert status == 400 and "is not a server this install allows" in page and "https://api.telegram.org" in page
-        await store._db.agents.update_one({"_id": agent.id}, {"$set": {"lang": "lv"}})
+        await store.agents.update_agent(agent.id, lang="lv")
         status, page = await admin.post("/admin/account/channels/telegram", form, "/admin/account")
         assert status == 400 and "nav serveris, ko šī instalācija atļauj" in page
     finally:
         await admin.close()
-    assert (await store.get_account("shop2")).channels == {} and canary.hits == []  # type: ignore[union-attr]
+    assert (await store.accounts.get_account("shop2")).channels == {} and canary.hits == []  # type: ignore[union-attr]
 
 
 async def test_a_stored_api_base_an_older_release_accepted_sends_nothing(
     everything: TestClient, providers: Any, canary: Canary
 ) -> None:
     """The issue's attack: the bot's reply POSTed to the router's own API, resolving another account's thread."""
-    store: Store = everything.server.app[STORE]
+    store: Repositories = everything.server.app[STORE]
     assert (await post(everything, traffic.telegram_text(1, 4242))).status == 200  # a thread of the default account
-    victim = await store._db.threads.find_one({"account_id": "default"})
-    await store.ensure_account("shop2", "Second shop", utcnow())
+    victim = await raw_database_of(store).threads.find_one({"account_id": "default"})
+    await store.accounts.ensure_account("shop2", "Second shop", utcnow())
     own_api = f"http://127.0.0.1:{everything.server.port}/api/threads/{victim['_id']}/resolve?"
-    await store.set_account_channel("shop2", "telegram", {**TG_SHOP2, "api_base": own_api})
-    await store.set_account_channel("shop2", "whatsapp", {**WA_SHOP2, "api_base": canary.url})
+    await store.accounts.set_account_channel("shop2", "telegram", {**TG_SHOP2, "api_base": own_api})
+    await store.accounts.set_account_channel("shop2", "whatsapp", {**WA_SHOP2, "api_base": canary.url})
 
     tg = traffic.telegram_text(2, 5151)
     assert (await post(everything, replace(tg, path="/webhooks/telegram/shop2",
@@ -195,12 +196,12 @@ async def test_a_stored_api_base_an_older_release_accepted_sends_nothing(
     assert (await post(everything, replace(wa, path="/webhooks/whatsapp/shop2"))).status == 200
 
     async def both_failed() -> bool:
-        return await store._db.outbox.count_documents({"account_id": "shop2", "state": "dead"}) == 2
+        return await raw_database_of(store).outbox.count_documents({"account_id": "shop2", "state": "dead"}) == 2
 
     await wait_for(both_failed, timeout=10)
-    assert (await store._db.threads.find_one({"_id": victim["_id"]}))["status"] != "resolved"
+    assert (await raw_database_of(store).threads.find_one({"_id": victim["_id"]}))["status"] != "resolved"
     assert canary.hits == []
-    for item in await store._db.outbox.find({"account_id": "shop2"}).to_list():
+    for item in await raw_database_of(store).outbox.find({"account_id": "shop2"}).to_list():
         assert item["attempts"] == 1 and "is not a host this install allows" in item["last_error"], item
         assert "nothing sent" in item["last_error"]
 
@@ -222,14 +223,14 @@ async def test_a_redirect_from_an_allowed_host_to_one_that_is_not_sends_nothing(
         tg = traffic.telegram_text(1, 6161)
         await post(client, replace(tg, path="/webhooks/telegram/shop2",
                                    headers={**tg.headers, "X-Telegram-Bot-Api-Secret-Token": "shop2-secret"}))
-        store: Store = client.server.app[STORE]
+        store: Repositories = client.server.app[STORE]
 
         async def failed() -> bool:
-            return await store._db.outbox.count_documents({"account_id": "shop2", "state": "dead"}) == 1
+            return await raw_database_of(store).outbox.count_documents({"account_id": "shop2", "state": "dead"}) == 1
 
         await wait_for(failed, timeout=10)
         assert redirector.hits and canary.hits == []
-        item = await store._db.outbox.find_one({"account_id": "shop2"})
+        item = await raw_database_of(store).outbox.find_one({"account_id": "shop2"})
         assert "127.0.0.1 is not a public address (loopback)" in item["last_error"], item["last_error"]
     finally:
         await redirector.stop()

@@ -12,7 +12,7 @@ from bot.nlu.formats import load_paths
 from bot.nlu.model import NluModel
 from bot.nlu.training import train
 from conversations.models import utcnow
-from conversations.store import Store
+from conversations.repositories import Repositories
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,7 @@ def starter_model(starter_blob: bytes) -> NluModel:
     return NluModel.from_bytes(starter_blob)
 
 
-async def install(store: Store, blob: bytes, version: str = "starter-1", account: str = "default") -> None:
+async def install(store: Repositories, blob: bytes, version: str = "starter-1", account: str = "default") -> None:
     """Store ``blob`` as ``version`` of ``account`` and activate it."""
-    await store.save_nlu_model(account, version, blob, {"intents": 0}, utcnow())
-    assert await store.activate_nlu_model(account, version, "test", utcnow())
+    await store.nlu.save_nlu_model(account, version, blob, {"intents": 0}, utcnow())
+    assert await store.nlu.activate_nlu_model(account, version, "test", utcnow())

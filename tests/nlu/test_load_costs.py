@@ -12,7 +12,9 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import METRICS, NLU, STORE
 from conversations.embedded import EmbeddedMongo
-from conversations.store import Store
+from conversations.repositories import Repositories
+from conversations.thread_models import OutboxState
+from tests import factories
 from tests.conftest import make_settings
 from tests.nlu.conftest import install
 
@@ -34,12 +36,12 @@ async def post(client: TestClient, n: int, text: str, token: str | None) -> str:
     return str((await response.json())["visitor_token"])
 
 
-async def settled(store: Store, answered: int, timeout: float = 60) -> None:
+async def settled(store: Repositories, answered: int, timeout: float = 60) -> None:
     """Every inbound dispatched and ``answered`` bot replies sent (read on the test's own client)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        pending = await store._db.messages.count_documents({"direction": "in", "dispatch_state": "pending"})
-        sent = await store._db.outbox.count_documents({"state": "sent"})
+        pending = await factories.messages(store, direction="in", dispatch_state="pending")
+        sent = len(await factories.outbox(store, state=OutboxState.SENT))
         if not pending and sent >= answered:
             return
         await asyncio.sleep(0.05)
@@ -47,7 +49,7 @@ async def settled(store: Store, answered: int, timeout: float = 60) -> None:
 
 
 async def test_a_bot_answered_message_costs_at_most_three_store_round_trips_under_load(
-    embedded: EmbeddedMongo, db_name: str, store: Store, starter_blob: bytes, start_client: Any
+    embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes, start_client: Any
 ) -> None:
     await install(store, starter_blob)
     client = await start_client(make_settings(embedded.uri, db_name))
@@ -59,15 +61,15 @@ async def test_a_bot_answered_message_costs_at_most_three_store_round_trips_unde
     await asyncio.gather(*(post(client, n, texts[(n + 1) % 3], token) for n, token in enumerate(tokens)))
     await settled(store, 3 * CUSTOMERS)
     per_message = (store_commands(client) - before) / (2 * CUSTOMERS)
-    decisions = await store._db.messages.distinct("decision.action", {"direction": "in"})
-    assert decisions == ["answered"]
+    decisions = {(m.decision or {}).get("action") for m in await factories.messages(store, direction="in")}
+    assert decisions == {"answered"}
     # the whole pipeline: record, dispatch (NLU state, reply, decision), send, completion, events
     print(f"store round trips per bot-answered message: {per_message:.2f}")
     assert per_message <= 3.0, per_message
 
 
 async def test_repeated_texts_are_embedded_once(
-    embedded: EmbeddedMongo, db_name: str, store: Store, starter_blob: bytes, start_client: Any
+    embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes, start_client: Any
 ) -> None:
     await install(store, starter_blob)
     client = await start_client(make_settings(embedded.uri, db_name))
@@ -86,7 +88,7 @@ async def test_repeated_texts_are_embedded_once(
 
 
 async def test_the_bot_hands_a_conversation_to_a_human_after_its_reply_limit(
-    embedded: EmbeddedMongo, db_name: str, store: Store, starter_blob: bytes, start_client: Any
+    embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes, start_client: Any
 ) -> None:
     await install(store, starter_blob)
     settings = make_settings(embedded.uri, db_name, dispatch={"sweep_interval": 0.1, "max_bot_replies": 3})
@@ -95,12 +97,12 @@ async def test_the_bot_hands_a_conversation_to_a_human_after_its_reply_limit(
     for n in range(6):  # an auto-responder asking the same thing after every answer
         token = await post(client, 0, "what are your opening hours?", token)
         await settled(store, 0)
-    inbound = await store._db.messages.find({"direction": "in"}).sort("created_at", 1).to_list()
+    inbound = [m.to_doc() for m in await factories.messages(store, direction="in")]
     actions = [(m["decision"]["action"], m["decision"]["reason"]) for m in inbound]
     assert actions[:3] == [("answered", "opening_hours")] * 3
     assert actions[3] == ("queued", "bot_reply_limit")
     assert actions[4:] == [("waiting", "already_queued")] * 2
-    thread = await client.server.app[STORE].get_thread(inbound[0]["thread_id"])
+    thread = await client.server.app[STORE].threads.get_thread(inbound[0]["thread_id"])
     assert thread is not None and thread.status == "queued" and thread.escalation_reason == "bot_reply_limit"
-    replies = await store._db.messages.count_documents({"direction": "out", "sender.kind": "bot"})
-    assert replies == 3
+    replies = [m for m in await factories.messages(store, direction="out") if m.sender.get("kind") == "bot"]
+    assert len(replies) == 3

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from bot.keys import STORE
 from bot.nlu.responses import load_responses
 from conversations.embedded import EmbeddedMongo
-from conversations.store import Store
+from conversations.repositories import Repositories
 from tests.conftest import make_settings
 from tests.fakes.rasa import FakeRasa
 from tests.nlu.conftest import ROOT, install
@@ -23,7 +23,7 @@ Start = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture
-async def chat(embedded: EmbeddedMongo, db_name: str, store: Store, starter_blob: bytes,
+async def chat(embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes,
                start_client: Any) -> Start:
     """Start the router with the starter model active; keyword arguments override [nlu]."""
 
@@ -58,15 +58,15 @@ async def say(ws: aiohttp.ClientWebSocketResponse, client_id: str, text: str) ->
 
 
 async def stored(client: TestClient, message_id: str) -> dict[str, Any]:
-    doc = await client.server.app[STORE]._db.messages.find_one({"_id": message_id})
-    assert doc is not None
-    return doc
+    message = await client.server.app[STORE].messages.get_message(message_id)
+    assert message is not None
+    return message.to_doc()
 
 
 async def thread_of(client: TestClient, decision: dict[str, Any]) -> dict[str, Any]:
-    doc = await client.server.app[STORE]._db.threads.find_one({"_id": decision["thread_id"]})
-    assert doc is not None
-    return doc
+    thread = await client.server.app[STORE].threads.get_thread(decision["thread_id"])
+    assert thread is not None
+    return thread.to_doc()
 
 
 async def test_a_routine_question_is_answered_in_the_customers_language(chat: Start) -> None:

@@ -17,7 +17,7 @@ from bot.nlu.train_worker import follow, train_in_child
 from bot.nlu.trainer import TrainRequest
 from bot.nlu.training import TrainOptions
 from conversations.embedded import EmbeddedMongo
-from conversations.store import Store
+from conversations.repositories import Repositories
 from tests.conftest import make_settings
 from tests.nlu.test_versions import DATA, train_via_api
 
@@ -49,17 +49,17 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-async def test_the_child_reports_progress_and_stores_the_version(store: Store, tmp_path: Path) -> None:
+async def test_the_child_reports_progress_and_stores_the_version(store: Repositories, tmp_path: Path) -> None:
     (tmp_path / "en.yml").write_text(DATA)
     seen: list[tuple[str, int, int]] = []
     request = TrainRequest("default", [str(tmp_path)], TrainOptions(semantic=True), activate=True, by="test")
-    assert store.uri is not None
-    version = await train_in_child(store.uri, store.database_name, request, lambda *p: seen.append(p))
+    assert store.client.uri is not None
+    version = await train_in_child(store.client.uri, store.client.database_name, request, lambda *p: seen.append(p))
     stages = [stage for stage, _, _ in seen]
     assert ("embedding", 0, 12) in seen and ("embedding", 12, 12) in seen and seen[-1] == ("done", 1, 1)
     assert "cross-validating" in stages  # the version's figures are computed in the child too
-    assert await store.active_nlu_version("default") == version
-    assert await store.nlu_model_blob(version) is not None
+    assert await store.nlu.active_nlu_version("default") == version
+    assert await store.nlu.nlu_model_blob(version) is not None
     assert trainers_of(os.getpid()) == []  # it exited
 
 
@@ -90,12 +90,12 @@ async def test_a_child_that_reported_its_outcome_but_does_not_exit_is_killed() -
     assert code == -signal.SIGKILL and child.returncode == -signal.SIGKILL
 
 
-async def test_cancelling_the_training_kills_the_child(store: Store) -> None:
+async def test_cancelling_the_training_kills_the_child(store: Repositories) -> None:
     request = TrainRequest("default", [str(ROOT / "config" / "nlu")], TrainOptions(semantic=True))
     started = asyncio.Event()
-    assert store.uri is not None
+    assert store.client.uri is not None
     training = asyncio.create_task(
-        train_in_child(store.uri, store.database_name, request, lambda *_: started.set())
+        train_in_child(store.client.uri, store.client.database_name, request, lambda *_: started.set())
     )
     async with asyncio.timeout(60):
         await started.wait()
@@ -106,7 +106,7 @@ async def test_cancelling_the_training_kills_the_child(store: Store) -> None:
     except asyncio.CancelledError:
         pass
     assert not alive(child)
-    assert await store.active_nlu_version("default") is None
+    assert await store.nlu.active_nlu_version("default") is None
 
 
 ROUTER = """

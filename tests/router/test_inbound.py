@@ -9,7 +9,10 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import PIPELINE, STORE
 from bot.settings import Settings
-from conversations.models import Identity, Inbound
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.traffic import Identity, Inbound
+from tests import factories
 
 
 def webchat_inbound(external_id: str, text: str = "where is my order?") -> Inbound:
@@ -32,9 +35,8 @@ async def test_concurrent_deliveries_are_stored_and_dispatched_once(client: Test
     assert len(recorded) == 1, "exactly one delivery dispatches"
     assert {r.message.id for r, _ in results} == {recorded[0].message.id}
     await asyncio.gather(*(task for _, task in results if task is not None))
-    db = app[STORE]._db
-    assert await db.messages.count_documents({"direction": "in"}) == 1
-    assert await db.outbox.count_documents({}) == 1  # one queued notice, not eight
+    assert len(await factories.messages(app[STORE], direction="in")) == 1
+    assert len(await factories.outbox(app[STORE])) == 1  # one queued notice, not eight
 
 
 async def test_two_app_instances_on_one_store_store_and_answer_once(
@@ -52,16 +54,16 @@ async def test_two_app_instances_on_one_store_store_and_answer_once(
     assert {r.status for r in responses} == {202}
     assert len({p["message_id"] for p in payloads}) == 1
     assert sorted(p["duplicate"] for p in payloads) == [False, True, True, True]
-    db = first.server.app[STORE]._db
-    await wait_for(lambda: _all_dispatched(db))
-    assert await db.messages.count_documents({"direction": "in"}) == 2
-    assert await db.threads.count_documents({}) == 1
+    store = first.server.app[STORE]
+    await wait_for(lambda: _all_dispatched(store))
+    assert len(await factories.messages(store, direction="in")) == 2
+    assert len(await factories.threads(store)) == 1
     # the warm-up message queued the thread and got the one notice; the duplicate joined it quietly
-    assert await db.outbox.count_documents({}) == 1
+    assert len(await factories.outbox(store)) == 1
 
 
-async def _all_dispatched(db: Any) -> bool:
-    return await db.messages.count_documents({"direction": "in", "dispatch_state": "pending"}) == 0
+async def _all_dispatched(store: Repositories) -> bool:
+    return not await factories.messages(store, direction="in", dispatch_state="pending")
 
 
 async def test_a_late_duplicate_after_resolution_opens_no_new_thread(client: TestClient) -> None:
@@ -69,9 +71,9 @@ async def test_a_late_duplicate_after_resolution_opens_no_new_thread(client: Tes
     recorded, task = await app[PIPELINE].receive(webchat_inbound("late"))
     assert task is not None
     await task
-    db = app[STORE]._db
-    await db.threads.update_one({"_id": recorded.thread.id}, {"$set": {"status": "resolved"}, "$unset": {"open_key": ""}})
+    store = app[STORE]
+    assert await store.queue.resolve(recorded.thread.id, utcnow(), None) is not None
     again, again_task = await app[PIPELINE].receive(webchat_inbound("late"))
     assert again.duplicate and again_task is None
     assert again.thread.id == recorded.thread.id
-    assert await db.threads.count_documents({}) == 1
+    assert len(await factories.threads(store)) == 1

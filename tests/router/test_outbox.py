@@ -19,10 +19,13 @@ from bot.router.leasing import lease_and_work
 from bot.router.outbox import Outbox, backoff_delay
 from bot.router.queue import Queue
 from bot.settings import OutboxSettings
-from conversations.models import DeliveryStatus, Identity, Outbound, OutboxItem, Thread, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import OutboxItem, OutboxState, Thread
+from conversations.traffic import DeliveryStatus, Identity, Outbound
 from tests.conftest import make_settings
-from tests.conversations.test_store import inbound, record
+from tests import factories
+from tests.factories import inbound, record
 from tests.router.test_inbound import wait_for
 
 
@@ -53,20 +56,20 @@ def outbox_settings(**values: Any) -> OutboxSettings:
     return OutboxSettings(**base)
 
 
-async def make_items(store: Store, count: int) -> tuple[Thread, list[str]]:
+async def make_items(store: Repositories, count: int) -> tuple[Thread, list[str]]:
     _, thread, _ = await record(store, inbound())
     ids = []
     for n in range(count):
-        message = await store.create_outbound(dedup_key=f"item-{n}", thread=thread, to=Identity("webchat", "alice"),
+        message = await store.outbox.create_outbound(dedup_key=f"item-{n}", thread=thread, to=Identity("webchat", "alice"),
                                               text=f"reply {n}", sender={"kind": "bot"}, now=utcnow())
         ids.append(message.id)
     return thread, ids
 
 
-async def test_many_workers_send_each_item_exactly_once(store: Store, embedded: Any, db_name: str) -> None:
+async def test_many_workers_send_each_item_exactly_once(store: Repositories, embedded: Any, db_name: str) -> None:
     _, ids = await make_items(store, 200)
     channel = RecordingChannel(delay=0.005)
-    stores = [Store.connect(embedded.uri, db_name) for _ in range(6)]  # six "processes"
+    stores = [Repositories.connect(embedded.uri, db_name) for _ in range(6)]  # six "processes"
     workers = [Outbox(s, {"webchat": channel}, Metrics(), outbox_settings(concurrency=4)) for s in stores]
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:
@@ -82,16 +85,16 @@ async def test_many_workers_send_each_item_exactly_once(store: Store, embedded: 
     assert max(counts.values()) == 1, [k for k, v in counts.items() if v > 1]
 
 
-async def _count(store: Store, state: str, expected: int) -> bool:
-    return await store._db.outbox.count_documents({"state": state}) == expected
+async def _count(store: Repositories, state: str, expected: int) -> bool:
+    return len(await factories.outbox(store, state=OutboxState(state))) == expected
 
 
-async def test_retry_after_is_honoured_then_the_send_succeeds(store: Store) -> None:
+async def test_retry_after_is_honoured_then_the_send_succeeds(store: Repositories) -> None:
     _, ids = await make_items(store, 1)
     channel = RecordingChannel(failures=[RetryableSendError("429 too many requests", retry_after=0.3)])
     outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings())
     assert await outbox.send_due() == 1
-    item = (await store.list_outbox(None))[0]
+    item = (await store.outbox.list_outbox(None))[0]
     assert item.state == "pending" and item.last_error == "429 too many requests"
     assert await outbox.send_due() == 0  # not due before retry_after
     await asyncio.sleep(0.35)
@@ -101,7 +104,7 @@ async def test_retry_after_is_honoured_then_the_send_succeeds(store: Store) -> N
 
 
 async def test_dead_letter_after_max_attempts_is_visible_and_retryable_through_the_api(
-    store: Store, embedded: Any, db_name: str, start_client: Any
+    store: Repositories, embedded: Any, db_name: str, start_client: Any
 ) -> None:
     # the app's own worker only looks when woken, so it does not race the failing worker below
     client = await start_client(make_settings(embedded.uri, db_name, outbox={"poll_interval": 60}))
@@ -115,7 +118,7 @@ async def test_dead_letter_after_max_attempts_is_visible_and_retryable_through_t
     assert response.status == 200
     items = (await response.json())["items"]
     assert [(i["message_id"], i["attempts"], i["last_error"]) for i in items] == [(ids[0], 3, "503 from provider")]
-    message = await store.get_message(ids[0])
+    message = await store.messages.get_message(ids[0])
     assert message.delivery_status == DeliveryStatus.FAILED
 
     retried = await client.post(f"/api/outbox/{items[0]['id']}/retry")
@@ -126,20 +129,20 @@ async def test_dead_letter_after_max_attempts_is_visible_and_retryable_through_t
     assert (await client.post("/api/outbox/obx_missing/retry")).status == 404
 
 
-async def test_a_permanent_error_dead_letters_at_once(store: Store) -> None:
+async def test_a_permanent_error_dead_letters_at_once(store: Repositories) -> None:
     await make_items(store, 1)
     channel = RecordingChannel(failures=[PermanentSendError("recipient blocked the bot")])
     outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings())
     await outbox.send_due()
-    [item] = await store.list_outbox(None)
+    [item] = await store.outbox.list_outbox(None)
     assert item.state == "dead" and item.attempts == 1 and "recipient blocked" in item.last_error
 
 
-async def test_an_unknown_channel_is_a_dead_letter_not_a_crash(store: Store) -> None:
+async def test_an_unknown_channel_is_a_dead_letter_not_a_crash(store: Repositories) -> None:
     await make_items(store, 1)
     outbox = Outbox(store, {}, Metrics(), outbox_settings())
     await outbox.send_due()
-    [item] = await store.list_outbox(None)
+    [item] = await store.outbox.list_outbox(None)
     assert item.state == "dead" and "not configured" in item.last_error
 
 
@@ -154,7 +157,7 @@ def test_backoff_grows_is_capped_and_respects_retry_after() -> None:
 
 
 async def test_a_reply_enqueued_while_the_worker_runs_is_sent_at_once_and_recovered_if_its_sender_dies(
-    store: Store, embedded: Any, db_name: str
+    store: Repositories, embedded: Any, db_name: str
 ) -> None:
     _, thread, _ = await record(store, inbound())
     channel = RecordingChannel()
@@ -167,8 +170,8 @@ async def test_a_reply_enqueued_while_the_worker_runs_is_sent_at_once_and_recove
         await wait_for(lambda: _count(store, state="sent", expected=1), timeout=5)  # no poll, no wake-up
         assert channel.sent == [sent.id]
         # a process that stored a reply leased to itself and died before sending it
-        dead = Store.connect(embedded.uri, db_name)
-        orphan, item = await dead.store_outbound(
+        dead = Repositories.connect(embedded.uri, db_name)
+        orphan, item = await dead.outbox.store_outbound(
             dedup_key="orphan", thread=thread, to=Identity("webchat", "alice"), text="lost?", sender={"kind": "bot"},
             now=utcnow(), leased_by=("worker-that-died", timedelta(seconds=1)))
         await dead.close()
@@ -183,7 +186,7 @@ async def test_a_reply_enqueued_while_the_worker_runs_is_sent_at_once_and_recove
     await asyncio.sleep(0.8)
     assert await rescuer.send_due() == 1
     assert channel.sent == [sent.id, orphan.id]
-    assert (await store.get_outbox(item.id)).attempts == 2  # type: ignore[union-attr]
+    assert (await store.outbox.get_outbox(item.id)).attempts == 2  # type: ignore[union-attr]
 
 
 class SteadyChannel(RecordingChannel):
@@ -199,7 +202,7 @@ class SteadyChannel(RecordingChannel):
 
 
 async def test_a_reply_that_waits_for_a_sending_slot_past_its_lease_is_still_sent_once(
-    store: Store, embedded: Any, db_name: str
+    store: Repositories, embedded: Any, db_name: str
 ) -> None:
     """Under load, replies this process stored leased to itself queue for its sending slots; once
     the wait outlasts their lease, another process's worker takes them over, and this process
@@ -208,7 +211,7 @@ async def test_a_reply_that_waits_for_a_sending_slot_past_its_lease_is_still_sen
     provider = SteadyChannel(0.25)  # one provider, two router processes sending to it
     busy = Outbox(store, {"webchat": provider}, Metrics(),
                   outbox_settings(poll_interval=60, lease_seconds=1, concurrency=1))
-    other_store = Store.connect(embedded.uri, db_name)
+    other_store = Repositories.connect(embedded.uri, db_name)
     other = Outbox(other_store, {"webchat": provider}, Metrics(), outbox_settings(poll_interval=0.05))
     workers = [asyncio.create_task(busy.run()), asyncio.create_task(other.run())]
     try:
@@ -232,7 +235,7 @@ async def test_a_reply_that_waits_for_a_sending_slot_past_its_lease_is_still_sen
     assert [k for k, v in counts.items() if v > 1] == []
 
 
-async def test_a_send_slower_than_the_lease_is_not_taken_over_and_sent_again(store: Store) -> None:
+async def test_a_send_slower_than_the_lease_is_not_taken_over_and_sent_again(store: Repositories) -> None:
     """A large upload can take longer than the lease; meanwhile the item is still this worker's,
     and no worker (this process's own included) may lease it and send it a second time."""
     _, ids = await make_items(store, 1)
@@ -247,11 +250,11 @@ async def test_a_send_slower_than_the_lease_is_not_taken_over_and_sent_again(sto
         worker.cancel()
         await asyncio.gather(worker, return_exceptions=True)
     assert provider.sent == ids
-    [item] = await store.list_outbox(None)
+    [item] = await store.outbox.list_outbox(None)
     assert item.state == "sent" and item.attempts == 1
 
 
-async def test_a_wake_up_during_an_empty_lease_query_is_not_lost(store: Store) -> None:
+async def test_a_wake_up_during_an_empty_lease_query_is_not_lost(store: Repositories) -> None:
     """An item stored while the worker's lease query is on its way back empty-handed (its wake-up
     arrives before the worker goes to sleep) is sent at once, not a poll interval later."""
     _, thread, _ = await record(store, inbound())
@@ -261,9 +264,9 @@ async def test_a_wake_up_during_an_empty_lease_query_is_not_lost(store: Store) -
     arrived: list[str] = []
 
     async def lease_while_a_reply_arrives() -> OutboxItem | None:
-        item = await store.lease_outbox(outbox.owner, utcnow(), lease)
+        item = await store.outbox.lease_outbox(outbox.owner, utcnow(), lease)
         if item is None and not arrived:  # another request stores a reply and wakes the worker
-            reply = await store.create_outbound(dedup_key="late", thread=thread, to=Identity("webchat", "alice"),
+            reply = await store.outbox.create_outbound(dedup_key="late", thread=thread, to=Identity("webchat", "alice"),
                                                 text="hello", sender={"kind": "bot"}, now=utcnow())
             arrived.append(reply.id)
             outbox.wake()
@@ -273,7 +276,7 @@ async def test_a_wake_up_during_an_empty_lease_query_is_not_lost(store: Store) -
     assert channel.sent == arrived
 
 
-async def work_until_one_is_sent(store: Store, outbox: Outbox, lease: Callable[[], Awaitable[OutboxItem | None]],
+async def work_until_one_is_sent(store: Repositories, outbox: Outbox, lease: Callable[[], Awaitable[OutboxItem | None]],
                                  poll_interval: float, timeout: float) -> None:
     """Run the outbox's worker loop on ``lease`` until one item is sent (or fail after ``timeout``)."""
     worker = asyncio.create_task(lease_and_work(
@@ -287,13 +290,13 @@ async def work_until_one_is_sent(store: Store, outbox: Outbox, lease: Callable[[
         await asyncio.gather(worker, return_exceptions=True)
 
 
-async def test_the_worker_outlives_an_unexpected_store_error(store: Store) -> None:
+async def test_the_worker_outlives_an_unexpected_store_error(store: Repositories) -> None:
     """A store answer other than an outage (here an OperationFailure on one lease) is logged and
     the worker goes on leasing; before, the exception ended the outbox worker for good."""
     _, thread, _ = await record(store, inbound())
     channel = RecordingChannel()
     outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(poll_interval=0.05))
-    reply = await store.create_outbound(dedup_key="after-error", thread=thread, to=Identity("webchat", "alice"),
+    reply = await store.outbox.create_outbound(dedup_key="after-error", thread=thread, to=Identity("webchat", "alice"),
                                         text="hello", sender={"kind": "bot"}, now=utcnow())
     failed: list[bool] = []
 
@@ -301,7 +304,7 @@ async def test_the_worker_outlives_an_unexpected_store_error(store: Store) -> No
         if not failed:
             failed.append(True)
             raise OperationFailure("an unexpected answer from the store")
-        return await store.lease_outbox(outbox.owner, utcnow(), timedelta(seconds=30))
+        return await store.outbox.lease_outbox(outbox.owner, utcnow(), timedelta(seconds=30))
 
     await work_until_one_is_sent(store, outbox, lease_failing_once, poll_interval=0.05, timeout=10)
     assert failed == [True] and channel.sent == [reply.id]
@@ -310,7 +313,7 @@ async def test_the_worker_outlives_an_unexpected_store_error(store: Store) -> No
 async def test_workers_end_when_their_store_is_closed(embedded: Any, db_name: str) -> None:
     """A worker that missed its cancellation at shutdown (the driver can swallow one) ends once the
     store is closed, instead of retrying a closed client for the rest of the process."""
-    own = Store.connect(embedded.uri, db_name)
+    own = Repositories.connect(embedded.uri, db_name)
     outbox = Outbox(own, {"webchat": RecordingChannel()}, Metrics(), outbox_settings(poll_interval=0.05))
     sweeper = DispatchSweeper(own, Dispatcher(own, Queue(own), outbox, Metrics(), "noted"), 0.05,
                               timedelta(seconds=30))

@@ -16,8 +16,9 @@ from bot.handlers.email import EmailAdapter
 from bot.keys import ADAPTERS, STORE
 from bot.logs import TextFormatter, without_contacts
 from bot.privacy import erase_contact, find_contact
-from conversations.models import OutboxState
-from conversations.store import Store
+from conversations.repositories import Repositories
+from conversations.thread_models import OutboxState
+from tests import factories
 from tests.fakes.twilio import FakeTwilio, fixture, post_webhook
 from tests.handlers.test_email import mail
 from tests.handlers.test_sms import OUR_NUMBER, sms_settings
@@ -44,13 +45,13 @@ async def shop(embedded: Any, db_name: str, start_client: Any) -> AsyncIterator[
         await twilio.stop()
 
 
-async def dead_letters(store: Store, count: int) -> list[dict[str, Any]]:
+async def dead_letters(store: Repositories, count: int) -> list[dict[str, Any]]:
     async def all_dead() -> bool:
-        return await store._db.outbox.count_documents({"state": str(OutboxState.DEAD)}) == count
+        return len(await factories.outbox(store, state=OutboxState.DEAD)) == count
 
     await wait_for(all_dead, timeout=15)
-    items: list[dict[str, Any]] = await store._db.outbox.find({"state": str(OutboxState.DEAD)}).sort("channel").to_list()
-    return items
+    items = sorted(await factories.outbox(store, state=OutboxState.DEAD), key=lambda item: item.channel)
+    return [item.to_doc() for item in items]
 
 
 def router_lines(records: list[logging.LogRecord]) -> str:
@@ -86,7 +87,7 @@ async def test_a_refused_recipient_is_in_last_error_and_in_no_log_line(
 
     for address in (f"sms:{PHONE}", f"email:{EMAIL}"):  # and erasing the contact takes the whole text away
         await erase_contact(store, await find_contact(store, "default", address), "cli")
-    assert await store._db.outbox.count_documents({}) == 0
+    assert await factories.outbox(store) == []
 
 
 def test_addresses_and_numbers_are_redacted_codes_are_not() -> None:

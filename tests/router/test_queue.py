@@ -15,20 +15,24 @@ from bot.keys import PIPELINE, QUEUE, SHIFTS, STORE
 from bot.router.hours import BusinessHours
 from bot.router.queue import Queue, QueueError
 from bot.settings import Settings
+from conversations.agent_models import Agent, Presence, Role
 from conversations.ids import new_id
-from conversations.models import Agent, DecisionAction, Identity, Inbound, Presence, Role, utcnow
-from conversations.store import Store
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import DecisionAction
+from conversations.traffic import Identity, Inbound
+from tests import factories
 from tests.conftest import make_settings
 from tests.router.test_inbound import wait_for
 
 
-async def make_agent(store: Store, login: str, *, teams: list[str] | None = None, capacity: int = 5,
+async def make_agent(store: Repositories, login: str, *, teams: list[str] | None = None, capacity: int = 5,
                      online: bool = True, role: Role = Role.AGENT) -> Agent:
     """An agent straight in the store (no password: these tests never log in)."""
     agent = Agent(id=new_id("agt"), account_id="default", login=login, name=login.title(), role=role,
                   created_at=utcnow(), teams=teams or [], capacity=capacity, free=capacity,
                   presence=Presence.ONLINE if online else Presence.OFFLINE)
-    assert await store.create_agent(agent)
+    assert await store.agents.create_agent(agent)
     return agent
 
 
@@ -56,12 +60,13 @@ async def test_fifty_claimers_on_each_of_two_instances_assign_every_thread_once(
 
     won = [thread.id for thread in claims if thread is not None]
     assert len(won) == 60 and set(won) == set(threads)  # every thread once, none twice
-    db = store._db
-    assignees = [doc["assignee"] async for doc in db.threads.find({"status": "assigned"})]
+    assigned = await factories.threads(store, status="assigned")
+    assignees = [thread.assignee for thread in assigned]
     assert len(assignees) == 60 and max(Counter(assignees).values()) == 1
-    assert await db.agents.count_documents({"load": {"$gt": 1}}) == 0
-    assert await db.agents.count_documents({"free": {"$lt": 0}}) == 0
-    assert await db.timeline.count_documents({"kind": "assigned"}) == 60
+    everyone = await store.agents.list_agents("default")
+    assert [a for a in everyone if a.load > 1] == [] and [a for a in everyone if a.free < 0] == []
+    kinds = [entry.kind for thread in assigned for entry in await store.queue.contact_timeline(thread.contact_id)]
+    assert kinds.count("assigned") == 60
 
 
 async def test_a_hundred_agents_racing_for_one_thread_leave_one_owner(settings: Settings, start_client: Any) -> None:
@@ -80,8 +85,9 @@ async def test_a_hundred_agents_racing_for_one_thread_leave_one_owner(settings: 
     results = Counter(await asyncio.gather(*(take(n, a) for n, a in enumerate(agents))))
     assert results["won"] == 1 and results["taken"] == 99
     # the losers' reserved slots were all given back
-    assert await first[STORE]._db.agents.count_documents({"load": 1}) == 1
-    assert await first[STORE]._db.agents.count_documents({"role": "agent", "load": 0, "free": 5}) == 99
+    everyone = await first[STORE].agents.list_agents("default")
+    assert len([a for a in everyone if a.load == 1]) == 1
+    assert len([a for a in everyone if (a.role, a.load, a.free) == ("agent", 0, 5)]) == 99
 
 
 async def test_capacity_holds_when_one_agent_claims_from_two_instances_at_once(
@@ -96,14 +102,14 @@ async def test_capacity_holds_when_one_agent_claims_from_two_instances_at_once(
                                   return_exceptions=True)
     assert sum(1 for c in claims if not isinstance(c, BaseException) and c is not None) == 2
     assert {c.code for c in claims if isinstance(c, QueueError)} == {"no_capacity"}
-    assert await first[STORE].count_assigned(agent.id) == 2
+    assert await first[STORE].queue.count_assigned(agent.id) == 2
 
 
 async def test_teams_decide_who_may_take_a_thread(client: TestClient) -> None:
     app = client.server.app
     store, queue = app[STORE], app[QUEUE]
     thread_id = await customer_writes(app, "billing-customer")
-    await store.set_thread_fields(thread_id, team="billing")
+    await store.threads.set_thread_fields(thread_id, team="billing")
     sales = await make_agent(store, "sam", teams=["sales"])
     billing = await make_agent(store, "bea", teams=["billing"])
     assert await queue.take_next(sales) is None
@@ -120,7 +126,7 @@ async def test_next_takes_the_most_urgent_then_the_longest_waiting(client: TestC
     oldest = await customer_writes(app, "old")
     newer = await customer_writes(app, "new")
     urgent = await customer_writes(app, "urgent")
-    await store.set_thread_fields(urgent, priority=2)
+    await store.threads.set_thread_fields(urgent, priority=2)
     agent = await make_agent(store, "nina")
     order = [(await queue.take_next(agent)).id for _ in range(3)]  # type: ignore[union-attr]
     assert order == [urgent, oldest, newer]
@@ -138,16 +144,16 @@ async def test_auto_assigns_least_loaded_online_agent_round_robin(embedded: Any,
     assigned = []
     for n in range(5):
         thread_id = await customer_writes(app, f"auto{n}")
-        assigned.append((await store.get_thread(thread_id)).assignee)  # type: ignore[union-attr]
+        assigned.append((await store.threads.get_thread(thread_id)).assignee)  # type: ignore[union-attr]
     # least loaded first, alternating between equals, never the offline agent, never over capacity
     assert sorted(assigned[:4]) == sorted([ann.id, ben.id, ann.id, ben.id])
     assert assigned[0] != assigned[1] and assigned[2] != assigned[3]
     assert assigned[4] is None  # both are full: the fifth waits in the queue
-    assert (await store.get_thread(thread_id)).status == "queued"  # type: ignore[union-attr]
+    assert (await store.threads.get_thread(thread_id)).status == "queued"  # type: ignore[union-attr]
     # a freed slot is used at once
-    first = await store.get_thread((await store.assigned_threads(ann.id))[0].id)
+    first = await store.threads.get_thread((await store.queue.assigned_threads(ann.id))[0].id)
     await app[QUEUE].resolve(first.id, ann)  # type: ignore[union-attr]
-    assert (await store.get_thread(thread_id)).assignee == ann.id  # type: ignore[union-attr]
+    assert (await store.threads.get_thread(thread_id)).assignee == ann.id  # type: ignore[union-attr]
 
 
 async def test_transfer_to_an_agent_a_team_and_an_offline_agent(client: TestClient) -> None:
@@ -161,19 +167,19 @@ async def test_transfer_to_an_agent_a_team_and_an_offline_agent(client: TestClie
 
     moved = await queue.transfer(thread_id, ada, to_agent=bob.id, note="billing question")
     assert moved.assignee == bob.id
-    assert (await store.get_agent(ada.id)).load == 0 and (await store.get_agent(bob.id)).load == 1  # type: ignore[union-attr]
+    assert (await store.agents.get_agent(ada.id)).load == 0 and (await store.agents.get_agent(bob.id)).load == 1  # type: ignore[union-attr]
     with pytest.raises(QueueError):  # no longer ada's
         await queue.transfer(thread_id, ada, to_team="support")
 
     requeued = await queue.transfer(thread_id, bob, to_agent=gone.id, note="for the VIP desk")
     assert requeued.status == "queued" and requeued.team == "vip" and requeued.assignee is None
-    assert (await store.get_agent(bob.id)).load == 0  # type: ignore[union-attr]
+    assert (await store.agents.get_agent(bob.id)).load == 0  # type: ignore[union-attr]
 
     await queue.take(await make_agent(store, "vic", teams=["vip"]), thread_id)
-    vic = await store.agent_by_login("default", "vic")
+    vic = await store.agents.agent_by_login("default", "vic")
     to_team = await queue.transfer(thread_id, vic, to_team="billing")  # type: ignore[arg-type]
     assert to_team.status == "queued" and to_team.team == "billing"
-    notes = [e.text for e in await store.contact_timeline(to_team.contact_id) if e.kind == "transferred"]
+    notes = [e.text for e in await store.queue.contact_timeline(to_team.contact_id) if e.kind == "transferred"]
     assert notes[0] == "billing question" and notes[1].startswith("for the VIP desk (Gone cannot take it now)")
 
 
@@ -196,9 +202,9 @@ async def test_an_offline_agent_takes_nothing_and_a_shift_end_hands_work_back(cl
 
     shift = await shifts.stop(agent)
     assert shift is not None and shift.duration_s is not None and shift.ended_at is not None
-    thread = await store.get_thread(first)
+    thread = await store.threads.get_thread(first)
     assert thread.status == "queued" and thread.assignee is None and thread.last_assignee == agent.id  # type: ignore[union-attr]
-    assert (await store.get_agent(agent.id)).presence == "offline"  # type: ignore[union-attr]
+    assert (await store.agents.get_agent(agent.id)).presence == "offline"  # type: ignore[union-attr]
 
 
 async def test_reopen_goes_to_the_same_agent_when_online_else_to_the_queue(client: TestClient) -> None:
@@ -208,19 +214,19 @@ async def test_reopen_goes_to_the_same_agent_when_online_else_to_the_queue(clien
     thread_id = await customer_writes(app, "again")
     await queue.take(agent, thread_id)
     await queue.resolve(thread_id, agent)
-    assert (await store.get_agent(agent.id)).load == 0  # type: ignore[union-attr]
+    assert (await store.agents.get_agent(agent.id)).load == 0  # type: ignore[union-attr]
 
     assert await customer_writes(app, "again", "one more thing", 1) == thread_id  # same thread
-    reopened = await store.get_thread(thread_id)
+    reopened = await store.threads.get_thread(thread_id)
     assert reopened.status == "assigned" and reopened.assignee == agent.id  # type: ignore[union-attr]
-    assert (await store.get_agent(agent.id)).load == 1  # type: ignore[union-attr]
+    assert (await store.agents.get_agent(agent.id)).load == 1  # type: ignore[union-attr]
 
     await queue.resolve(thread_id, agent)
     await shifts.stop(agent)
     assert await customer_writes(app, "again", "still there?", 2) == thread_id
-    reopened = await store.get_thread(thread_id)
+    reopened = await store.threads.get_thread(thread_id)
     assert reopened.status == "queued" and reopened.assignee is None  # type: ignore[union-attr]
-    kinds = [e.kind for e in await store.contact_timeline(reopened.contact_id)]  # type: ignore[union-attr]
+    kinds = [e.kind for e in await store.queue.contact_timeline(reopened.contact_id)]  # type: ignore[union-attr]
     assert kinds.count("reopened") == 2
 
 
@@ -240,7 +246,7 @@ async def test_out_of_hours_the_customer_is_told_when_we_open(embedded: Any, db_
                                                            "out_of_hours_reply": "Closed: back at 9."})
     app = (await start_client(settings)).server.app
     await customer_writes(app, "night")
-    texts = [doc["text"] async for doc in app[STORE]._db.messages.find({"direction": "out"})]
+    texts = [message.text for message in await factories.messages(app[STORE], direction="out")]
     assert sorted(texts) == sorted(["Closed: back at 9.", settings.dispatch.queued_notice])
 
 
@@ -262,16 +268,16 @@ async def test_sla_clocks_run_until_an_agent_answers(client: TestClient) -> None
     store, queue = app[STORE], app[QUEUE]
     agent = await make_agent(store, "sla")
     thread_id = await customer_writes(app, "sla-customer")
-    thread = await store.get_thread(thread_id)
+    thread = await store.threads.get_thread(thread_id)
     kind, due = queue.sla.due(thread)  # type: ignore[arg-type,misc]
     assert kind == "first_response" and due == thread.queued_at + timedelta(minutes=15)  # type: ignore[union-attr,operator]
     await queue.take(agent, thread_id)
     await queue.answer(thread_id, agent, "Hello, I am here", "nonce-0001")
-    answered = await store.get_thread(thread_id)
+    answered = await store.threads.get_thread(thread_id)
     assert answered.first_response_at is not None and queue.sla.due(answered) is None  # type: ignore[union-attr,arg-type]
     decision = await _dispatched(app, "sla-customer", "thanks, and another question")
     assert decision == DecisionAction.TO_AGENT
-    waiting = await store.get_thread(thread_id)
+    waiting = await store.threads.get_thread(thread_id)
     assert queue.sla.due(waiting)[0] == "next_response"  # type: ignore[arg-type,index]
     await wait_for(lambda: _agent_reply_sent(store))
 
@@ -282,8 +288,9 @@ async def _dispatched(app: Any, visitor: str, text: str) -> DecisionAction:
     return (await task).action  # type: ignore[no-any-return]
 
 
-async def _agent_reply_sent(store: Store) -> bool:
-    return await store._db.messages.count_documents({"sender.kind": "agent", "delivery_status": "sent"}) == 1
+async def _agent_reply_sent(store: Repositories) -> bool:
+    sent = await factories.messages(store, direction="out", delivery_status="sent")
+    return len([message for message in sent if message.sender.get("kind") == "agent"]) == 1
 
 
 def test_the_queue_reads_its_team_and_direct_channel_settings() -> None:
@@ -294,7 +301,7 @@ def test_the_queue_reads_its_team_and_direct_channel_settings() -> None:
 
 
 async def test_auto_assignment_reaches_past_a_page_of_threads_no_agent_can_take(
-    embedded: Any, db_name: str, start_client: Any
+    embedded: Any, db_name: str, start_client: Any, raw_database: Any
 ) -> None:
     """More than a page of threads waiting for a team with no free agent at the head of the queue
     must not hide a later thread another team's free agent can take (nor make the loop retry the
@@ -303,16 +310,16 @@ async def test_auto_assignment_reaches_past_a_page_of_threads_no_agent_can_take(
     app = (await start_client(settings)).server.app
     store, queue = app[STORE], app[QUEUE]
     for n in range(101):
-        await store.set_thread_fields(await customer_writes(app, f"billing{n}"), team="billing")
+        await store.threads.set_thread_fields(await customer_writes(app, f"billing{n}"), team="billing")
     late = await customer_writes(app, "sales-customer")
-    await store.set_thread_fields(late, team="sales")
+    await store.threads.set_thread_fields(late, team="sales")
     anyone = await customer_writes(app, "no-team-customer")  # stored without a team at all
-    assert "team" not in await store._db.threads.find_one({"_id": anyone})
+    assert "team" not in await raw_database.threads.find_one({"_id": anyone})  # as stored
     sam = await make_agent(store, "sam", teams=["sales"])
     await queue.set_routing("default", strategy="auto")
 
     assert await queue.auto_assign("default") == 2
     for thread_id in (late, anyone):
-        thread = await store.get_thread(thread_id)
+        thread = await store.threads.get_thread(thread_id)
         assert thread is not None and thread.status == "assigned" and thread.assignee == sam.id
-    assert await store.queue_depth("default") == 101  # billing's threads still wait for billing
+    assert await store.queue.queue_depth("default") == 101  # billing's threads still wait for billing

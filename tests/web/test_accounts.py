@@ -13,8 +13,9 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import FIRST_ADMIN, QUEUE, STORE
 from bot.web.auth import add_agent
-from conversations.models import Role
-from tests.conftest import make_settings
+from conversations.agent_models import Role
+from tests import factories
+from tests.conftest import make_settings, raw_database_of
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import fixture, post_telegram
 from tests.router.test_inbound import wait_for
@@ -68,7 +69,7 @@ async def test_the_superadmin_creates_an_account_whose_admin_runs_only_that_acco
     root = await superadmin(client)
     admin = Browser(client)
     try:
-        agents = await client.server.app[STORE].list_agents("default")
+        agents = await client.server.app[STORE].agents.list_agents("default")
         assert [a.role for a in agents] == [Role.SUPERADMIN]  # the first-run admin
         password = await new_account(root, "shop2")
         status, page = await root.get("/admin/accounts")
@@ -96,7 +97,9 @@ async def test_the_403_page_names_the_role_the_page_needs_in_the_agent_s_languag
         assert (await admin.log_in("default", "boss", "boss-password-1")).status == 303
         status, page = await admin.get("/admin/accounts")
         assert status == 403 and "Only the install&#39;s superadmin may open this page." in page
-        await store._db.agents.update_one({"login": "boss"}, {"$set": {"lang": "lv"}})
+        boss = await store.agents.agent_by_login("default", "boss")
+        assert boss is not None
+        await store.agents.update_agent(boss.id, lang="lv")
         status, page = await admin.get("/admin/accounts")
         assert status == 403 and "Šo lapu var atvērt tikai instalācijas superadministrators." in page
         assert (await agent.log_in("default", "ann", "ann-password-1")).status == 303
@@ -145,9 +148,9 @@ async def test_api_tokens_are_shown_once_and_revoked_from_the_account_page(clien
         assert status == 200 and token.startswith("omr_")
         status, page = await root.get("/admin/account")
         assert token not in page and token[:8] in page  # listed by its first characters only
-        raw = await client.server.app[STORE]._db.api_tokens.find_one({})
-        assert token not in str(raw) and raw["scopes"] == ["read"]
-        assert (await root.post(f"/admin/account/tokens/{raw['_id']}/revoke", {}, "/admin/account"))[0] == 303
+        [stored] = await client.server.app[STORE].accounts.list_api_tokens("default")
+        assert token not in str(stored.to_doc()) and stored.scopes == ["read"]  # the record holds its hash
+        assert (await root.post(f"/admin/account/tokens/{stored.id}/revoke", {}, "/admin/account"))[0] == 303
         assert (await client.get("/api/threads", headers={"Authorization": f"Bearer {token}"})).status == 401
         assert (await root.post("/admin/account/tokens", {"name": "", "scope_read": "on"}, "/admin/account"))[0] == 400
     finally:
@@ -163,8 +166,8 @@ async def test_the_reopen_window_is_the_account_s_own(client: TestClient) -> Non
         assert 'value="0.5"' in (await root.get("/admin/account"))[1]
         assert (await root.post("/admin/account/conversations", {"reopen_days": "-1"}, "/admin/account"))[0] == 400
         assert (await root.post("/admin/account/conversations", {"reopen_days": "soon"}, "/admin/account"))[0] == 400
-        entries = await client.server.app[STORE]._db.audit.find({"action": "settings.reopen"}).to_list()
-        assert [e["details"]["days"] for e in entries] == [0.5]
+        entries = await factories.audit(client.server.app[STORE], action="settings.reopen")
+        assert [e.details["days"] for e in entries] == [0.5]
     finally:
         await root.close()
 
@@ -175,9 +178,9 @@ async def test_only_a_superadmin_changes_a_superadmin(client: TestClient) -> Non
     deputy = Browser(client)
     try:
         assert (await deputy.log_in("default", "deputy", password)).status == 303
-        top = next(a for a in await store.list_agents("default") if a.role == Role.SUPERADMIN)
+        top = next(a for a in await store.agents.list_agents("default") if a.role == Role.SUPERADMIN)
         status, _ = await deputy.post(f"/admin/agents/{top.id}", {"role": "agent", "capacity": "5", "teams": ""})
-        assert status == 403 and (await store.get_agent(top.id)).role == Role.SUPERADMIN  # type: ignore[union-attr]
+        assert status == 403 and (await store.agents.get_agent(top.id)).role == Role.SUPERADMIN  # type: ignore[union-attr]
         assert (await deputy.post("/admin/agents", {"login": "sneak", "role": "superadmin", "capacity": "5"}))[0] == 400
     finally:
         await deputy.close()
@@ -203,14 +206,14 @@ async def test_channel_secrets_saved_in_the_console_are_sealed_never_shown_and_u
         assert (await admin.post("/admin/account/channels/telegram", form, "/admin/account"))[0] == 303
         status, page = await admin.get("/admin/account")
         assert bot_api.token not in page and "shop4-hook-secret" not in page and "✓ set" in page
-        raw = await client.server.app[STORE]._db.accounts.find_one({"_id": "shop4"})
+        raw = await raw_database_of(client.server.app[STORE]).accounts.find_one({"_id": "shop4"})  # at rest
         assert bot_api.token not in str(raw) and "shop4-hook-secret" not in str(raw)
 
         # an empty secret field keeps what is stored; a bad one is refused; required ones stay required
         status, _ = await admin.post("/admin/account/channels/telegram", {"token": "", "webhook_secret": "",
                                                                           "api_base": bot_api.url}, "/admin/account")
         assert status == 303
-        account = await client.server.app[STORE].get_account("shop4")
+        account = await client.server.app[STORE].accounts.get_account("shop4")
         assert account is not None and account.channels["telegram"]["token"] == bot_api.token
         assert (await admin.post("/admin/account/channels/telegram", {"webhook_secret": "no spaces allowed"},
                                  "/admin/account"))[0] == 400

@@ -10,9 +10,11 @@ import re
 
 from aiohttp.test_utils import TestClient
 
-from bot.keys import FIRST_ADMIN, QUEUE, STORE
+from bot.keys import FIRST_ADMIN, PIPELINE, QUEUE, STORE
 from bot.web.auth import add_agent
-from conversations.models import Role
+from conversations.agent_models import Role
+from conversations.traffic import Identity, Inbound
+from tests import factories
 from tests.report_data import seed
 from tests.router.test_queue import customer_writes
 from tests.web.test_console import console_csrf, log_in
@@ -47,8 +49,8 @@ async def test_the_report_downloads_as_csv(client: TestClient) -> None:
     assert response.headers["Content-Disposition"] == 'attachment; filename="report-2025-03-01-2025-03-07.csv"'
     rows = {(r["section"], r["item"], r["measure"]): r["value"] for r in csv.DictReader(io.StringIO(await response.text()))}
     assert rows[("timing", "resolution", "p90_s")] == "4320" and rows[("agents", "ann", "conversations")] == "5"
-    entries = await client.server.app[STORE]._db.audit.find({"action": "report.export"}).to_list()
-    assert len(entries) == 1 and entries[0]["details"] == {"since": "2025-03-01", "until": "2025-03-07"}
+    entries = await factories.audit(client.server.app[STORE], action="report.export")
+    assert len(entries) == 1 and entries[0].details == {"since": "2025-03-01", "until": "2025-03-07"}
 
 
 async def test_report_periods_are_checked_and_agents_refused(client: TestClient) -> None:
@@ -68,7 +70,7 @@ async def test_console_actions_are_audited_without_personal_data(client: TestCli
     app = client.server.app
     store, queue = app[STORE], app[QUEUE]
     token = await admin_client(client)
-    admin = await store.agent_by_login("default", "admin")
+    admin = await store.agents.agent_by_login("default", "admin")
     assert admin is not None
     await client.post("/console/shift", data={"action": "start", "csrf_token": token})
     thread_id = await customer_writes(app, "visitor-a", "My card number is 4111 1111 1111 1111")
@@ -82,7 +84,7 @@ async def test_console_actions_are_audited_without_personal_data(client: TestCli
     await client.post("/admin/canned", data={"csrf_token": token, "shortcut": "hi", "text": "Hello!"})
     client.session.cookie_jar.clear()
     assert (await log_in(client, "admin", "wrong password")).status == 401
-    entries = await store._db.audit.find({}).sort([("at", 1), ("_id", 1)]).to_list()
+    entries = [e.to_doc() for e in await factories.audit(store)]
     actions = [e["action"] for e in entries]
     assert actions == ["login", "shift.start", "thread.take", "thread.reply", "thread.note", "thread.transfer",
                        "agent.create", "settings.routing", "settings.canned", "login.failed"]
@@ -102,7 +104,7 @@ async def test_api_actions_are_audited_without_secrets(client: TestClient) -> No
     assert reply.status == 202
     stored = await client.put("/api/accounts/default/channels/telegram", json={"token": "123:very-secret", "webhook_secret": "s3"})
     assert stored.status == 200
-    entries = await store._db.audit.find({"actor": "api"}).sort([("at", 1), ("_id", 1)]).to_list()
+    entries = [e.to_doc() for e in await factories.audit(store, actor="api")]
     assert [(e["action"], e["target"]) for e in entries] == [("thread.reply", thread_id), ("settings.channel", "default")]
     assert entries[0]["details"]["agent"] == "crm" and entries[1]["details"] == {"channel": "telegram", "keys": "token,webhook_secret"}
     assert "very-secret" not in json.dumps(entries, default=str) and "From the CRM" not in json.dumps(entries, default=str)
@@ -131,7 +133,7 @@ async def test_the_audit_log_filters_pages_and_exports(client: TestClient) -> No
     assert exported.status == 200 and exported.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(await exported.text())))
     assert len(rows) == 60 and {r["action"] for r in rows} == {"settings.canned"} and rows[0]["actor_login"] == "admin"
-    assert await store._db.audit.count_documents({"action": "audit.export"}) == 1
+    assert len(await factories.audit(store, action="audit.export")) == 1
 
 
 async def test_retention_is_set_per_account_on_the_settings_page(client: TestClient) -> None:
@@ -141,13 +143,13 @@ async def test_retention_is_set_per_account_on_the_settings_page(client: TestCli
     assert 'id="retention"' in page and "Messages are kept with no time limit." in page
     assert (await client.post("/admin/retention", data={"csrf_token": token, "days": "-3"})).status == 400
     assert (await client.post("/admin/retention", data={"csrf_token": token, "days": "90"}, allow_redirects=False)).status == 303
-    account = await store.get_account("default")
+    account = await store.accounts.get_account("default")
     assert account is not None and account.retention_days == 90
     assert "Messages older than 90 days are deleted." in await (await client.get("/admin")).text()
     await client.post("/admin/retention", data={"csrf_token": token, "days": ""})
-    account = await store.get_account("default")
+    account = await store.accounts.get_account("default")
     assert account is not None and account.retention_days is None
-    details = [e["details"] async for e in store._db.audit.find({"action": "settings.retention"}).sort("at", 1)]
+    details = [e.details for e in await factories.audit(store, action="settings.retention")]
     assert details == [{"days": 90}, {"days": "default"}]
 
 
@@ -156,7 +158,7 @@ async def test_an_admin_exports_and_erases_a_contact(client: TestClient) -> None
     store = app[STORE]
     token = await admin_client(client)
     thread_id = await customer_writes(app, "visitor-erase", "please forget me")
-    thread = await store.get_thread(thread_id)
+    thread = await store.threads.get_thread(thread_id)
     assert thread is not None
     found = await (await client.get("/admin/contacts?q=webchat:visitor-erase")).text()
     assert f'id="contact-id">{thread.contact_id}<' in found
@@ -166,16 +168,16 @@ async def test_an_admin_exports_and_erases_a_contact(client: TestClient) -> None
     assert document["contact_id"] == thread.contact_id
     assert [m["text"] for m in document["data"]["messages"] if m["direction"] == "in"] == ["please forget me"]
     refused = await client.post(f"/admin/contacts/{thread.contact_id}/erase", data={"csrf_token": token, "confirm": "yes"})
-    assert refused.status == 400 and await store.get_contact(thread.contact_id) is not None
+    assert refused.status == 400 and await store.contacts.get_contact(thread.contact_id) is not None
     done = await client.post(f"/admin/contacts/{thread.contact_id}/erase",
                              data={"csrf_token": token, "confirm": thread.contact_id}, allow_redirects=False)
     assert done.status == 303 and "Receipt" in done.headers["Location"]
-    assert await store.get_contact(thread.contact_id) is None
-    assert await store._db.messages.count_documents({}) == 0
+    assert await store.contacts.get_contact(thread.contact_id) is None
+    assert await factories.messages(store) == []
     missing = await client.get(f"/admin/contacts/{thread.contact_id}/export.json")
     assert missing.status == 404
     assert "No contact found." in await (await client.get("/admin/contacts?q=visitor-erase")).text()
-    actions = [e["action"] async for e in store._db.audit.find({"action": {"$in": ["contact.export", "contact.erase"]}})]
+    actions = [e.action for e in await factories.audit(store, action="contact.")]
     assert sorted(actions) == ["contact.erase", "contact.export"]
 
 
@@ -183,10 +185,12 @@ async def test_contacts_are_found_by_name_address_or_id(client: TestClient) -> N
     app = client.server.app
     store = app[STORE]
     await admin_client(client)
-    thread_id = await customer_writes(app, "v-zed", "hi")
-    thread = await store.get_thread(thread_id)
-    assert thread is not None
-    await store._db.contacts.update_one({"_id": thread.contact_id}, {"$set": {"name": "Zelda Ozola"}})
+    recorded, task = await app[PIPELINE].receive(Inbound(
+        account_id="default", channel="webchat", external_id="zed-1", sender=Identity("webchat", "v-zed"), text="hi",
+        sender_name="Zelda Ozola"))
+    if task is not None:
+        await task
+    thread = recorded.thread
     by_name = await (await client.get("/admin/contacts?q=ozol")).text()
     assert f"/admin/contacts?q={thread.contact_id}" in by_name and "Zelda Ozola" in by_name
     by_address = await (await client.get("/admin/contacts?q=v-zed")).text()

@@ -14,8 +14,10 @@ from openapi_spec_validator import validate
 
 from bot.keys import STORE
 from bot.web.apikit import issue_token
-from conversations.models import Contact, Role, Thread, ThreadStatus, utcnow
-from tests.conftest import anonymous, make_settings
+from conversations.agent_models import Role
+from conversations.models import utcnow
+from conversations.thread_models import Contact, Thread, ThreadStatus
+from tests.conftest import anonymous, make_settings, raw_database_of
 from tests.router.test_queue import customer_writes, make_agent
 
 INSTALL_TOKEN = "install-wide-token"
@@ -52,8 +54,8 @@ async def test_account_tokens_are_stored_hashed_and_see_only_their_account(
     app, store = client.server.app, client.server.app[STORE]
     token = await issue_token(store, "default", "crm", ["read", "write"], "test")
     other = await issue_token(store, "shop2", "rival", ["read", "write"], "test")
-    raw = await store._db.api_tokens.find_one({"account_id": "default"})
-    assert raw["token_hash"] == hashlib.sha256(token.encode()).hexdigest() and token not in str(raw)
+    [stored] = await store.accounts.list_api_tokens("default")
+    assert stored.token_hash == hashlib.sha256(token.encode()).hexdigest() and token not in str(stored.to_doc())
 
     thread_id = await customer_writes(app, "alice", "where is my order?")
     mine = await client.get(f"/api/threads/{thread_id}", headers=bearer(token))
@@ -69,7 +71,7 @@ async def test_account_tokens_are_stored_hashed_and_see_only_their_account(
     async with anonymous(client) as nobody:
         assert (await nobody.get("/api/threads")).status == 401  # no token, no pass
 
-    await store.revoke_api_token("default", raw["_id"])
+    await store.accounts.revoke_api_token("default", stored.id)
     assert (await client.get("/api/threads", headers=bearer(token))).status == 401
 
 
@@ -193,11 +195,11 @@ async def test_channel_settings_through_the_api_are_sealed_and_never_returned(
     ok = await client.put("/api/accounts/shop2/channels/telegram", headers=token,
                           json={"token": "123:very-secret-bot-token", "webhook_secret": "hook_secret-1"})
     assert ok.status == 200 and (await ok.json())["keys"] == ["token", "webhook_secret"]
-    raw = await client.server.app[STORE]._db.accounts.find_one({"_id": "shop2"})
+    raw = await raw_database_of(client.server.app[STORE]).accounts.find_one({"_id": "shop2"})  # at rest
     assert "very-secret-bot-token" not in str(raw) and raw["channels"]["telegram"]["token"].startswith("sealed:v2:")
     shown = await (await client.get("/api/accounts/shop2", headers=token)).json()
     assert shown["channels"]["telegram"] == {"settings": {}, "secrets": {"token": True, "webhook_secret": True}}
-    account = await client.server.app[STORE].get_account("shop2")
+    account = await client.server.app[STORE].accounts.get_account("shop2")
     assert account is not None and account.channels["telegram"]["token"] == "123:very-secret-bot-token"
 
 
@@ -221,12 +223,11 @@ async def test_paging_neither_skips_nor_repeats_records_of_the_same_time(client:
     store = client.server.app[STORE]
     at = utcnow()
     times = [at] * 5 + [at - timedelta(seconds=1), at - timedelta(seconds=2)]
-    await store._db.threads.insert_many([
+    await store.threads.import_threads([
         Thread(id=f"thr_page_{n}", account_id="default", contact_id=f"con_page_{n}", channel="webchat",
-               status=ThreadStatus.BOT, opened_at=t, last_message_at=t).to_doc() for n, t in enumerate(times)])
-    await store._db.contacts.insert_many([
-        Contact(id=f"con_page_{n}", account_id="default", created_at=t, updated_at=t).to_doc()
-        for n, t in enumerate(times)])
+               status=ThreadStatus.BOT, opened_at=t, last_message_at=t) for n, t in enumerate(times)])
+    await store.contacts.import_contacts([
+        Contact(id=f"con_page_{n}", account_id="default", created_at=t, updated_at=t) for n, t in enumerate(times)])
 
     threads = await _every_page(client, "/api/threads", "last_message_at")
     contacts = await _every_page(client, "/api/contacts", "updated_at")

@@ -42,8 +42,8 @@ async def test_a_cross_site_text_plain_post_is_refused_and_changes_nothing(
             response = await browser_like.post(path, data=body, headers=cross_site)
             assert response.status == 401 and (await response.json())["error"] == "unauthorized"
     store = client.server.app[STORE]
-    assert (await store.get_thread(thread_id)).status == "queued"  # type: ignore[union-attr]
-    assert await store.get_account("evil") is None
+    assert (await store.threads.get_thread(thread_id)).status == "queued"  # type: ignore[union-attr]
+    assert await store.accounts.get_account("evil") is None
 
 
 PAGE = """<!doctype html><title>loading</title><script>
@@ -78,5 +78,5 @@ async def test_a_page_of_another_origin_on_this_machine_changes_nothing_through_
         assert await page.title() == "fulfilled,fulfilled,fulfilled"  # each reached the router and was answered
         await context.close()
     store = client.server.app[STORE]
-    assert (await store.get_thread(thread_id)).status == "queued"  # type: ignore[union-attr]
-    assert await store.get_account("evil") is None
+    assert (await store.threads.get_thread(thread_id)).status == "queued"  # type: ignore[union-attr]
+    assert await store.accounts.get_account("evil") is None

@@ -28,10 +28,11 @@ from bot.web.access import Access, access_of
 from bot.web.apikit import issue_token
 from bot.web.auth import add_agent
 from bot.webhooks.subscriptions import subscribe
-from conversations.models import Attachment, Identity, Inbound, Role
+from conversations.agent_models import Role
 from conversations.tenant_models import EVENT_TYPES
-from conversations.training_store import example_id
-from tests.conftest import make_settings
+from conversations.traffic import Attachment, Identity, Inbound
+from conversations.training import example_id
+from tests.conftest import make_settings, raw_database_of
 
 INSTALL = "install-wide-token"
 PASSWORD = "correct horse battery"
@@ -110,7 +111,7 @@ class World:
 
     async def snapshot(self) -> dict[str, list[Any]]:
         """Every record of acme, collection by collection."""
-        db = self.client.server.app[STORE]._db
+        db = raw_database_of(self.client.server.app[STORE])  # every collection, whoever owns it
         found = {}
         for name in await db.list_collection_names():
             docs = await db[name].find({"$or": [{"account_id": "acme"}, {"_id": "acme"}]}).sort("_id").to_list()
@@ -144,13 +145,13 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
         "other_admin": await issue_token(store, "rival", "rival-crm", ["read", "write"], "test"),
         "superadmin": INSTALL,
     }
-    spare_id = (await store._db.api_tokens.find_one({"prefix": spare[:8]}))["_id"]
+    spare_id = next(t.id for t in await store.accounts.list_api_tokens("acme") if t.prefix == spare[:8])
     samples = {
         "thread_id": recorded.thread.id, "message_id": recorded.message.id, "index": "0",
-        "item_id": (await store.list_outbox(None, "acme"))[0].id, "agent_id": agent.id, "account_id": "acme",
+        "item_id": (await store.outbox.list_outbox(None, "acme"))[0].id, "agent_id": agent.id, "account_id": "acme",
         "channel": "telegram", "action": "note", "contact_id": recorded.message.contact_id, "token_id": spare_id,
         "subscription_id": subscription.id,
-        "delivery_id": (await store.list_deliveries(subscription.id))[0].id,
+        "delivery_id": (await store.webhooks.list_deliveries(subscription.id))[0].id,
         **await _nlu_samples(app), "intent": "greet", "example": example_id("acme", "hello"),
     }
     logins = {"agent": ("acme", "acme-agent"), "admin": ("acme", "acme-admin"),
@@ -167,9 +168,9 @@ async def _nlu_samples(app: web.Application) -> dict[str, str]:
     """A finished training job of acme's and the model version it made (not activated)."""
     job = await app[NLU].start_job(app[NLU].train_request("acme", activate=False, by="test"))
     async with asyncio.timeout(60):
-        while (await app[STORE].get_nlu_job(job) or {}).get("state", "running") == "running":
+        while (await app[STORE].nlu.get_nlu_job(job) or {}).get("state", "running") == "running":
             await asyncio.sleep(0.05)
-    done = await app[STORE].get_nlu_job(job)
+    done = await app[STORE].nlu.get_nlu_job(job)
     assert done is not None and done["state"] == "done", done
     return {"job": job, "version": str(done["version"])}
 

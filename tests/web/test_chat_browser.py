@@ -10,6 +10,7 @@ from bot.app import create_app
 from bot.keys import STORE
 from bot.settings import Settings
 from conversations.embedded import free_port
+from tests import factories
 
 pytestmark = pytest.mark.browser  # the `browser` fixture is in tests/web/conftest.py
 
@@ -38,10 +39,10 @@ async def test_a_customer_chats_and_finds_the_conversation_after_a_reload(client
     await expect(page.locator(".msg--in .msg__meta")).to_have_count(0)  # both acknowledged
     await context.close()
 
-    db = client.server.app[STORE]._db
-    assert await db.threads.count_documents({}) == 1
-    assert await db.messages.count_documents({"direction": "in"}) == 2
-    assert await db.outbox.count_documents({}) == 1
+    store = client.server.app[STORE]
+    assert len(await factories.threads(store)) == 1
+    assert len(await factories.messages(store, direction="in")) == 2
+    assert len(await factories.outbox(store)) == 1
 
 
 async def test_messages_typed_while_the_router_restarts_are_sent_once_it_is_back(
@@ -67,8 +68,8 @@ async def test_messages_typed_while_the_router_restarts_are_sent_once_it_is_back
         await expect(page.locator(".msg--in .msg__meta")).to_have_count(0, timeout=20_000)
         await expect(page.locator(".msg--system")).to_have_count(1)
         await expect(page.locator(".msg--in")).to_have_count(1)
-        db = second.app[STORE]._db
-        assert await db.messages.count_documents({"direction": "in", "text": "typed while you were away"}) == 1
+        inbound = await factories.messages(second.app[STORE], direction="in")
+        assert [m.text for m in inbound].count("typed while you were away") == 1
     finally:
         await context.close()
         await second.close()

@@ -3,6 +3,7 @@ cross router instances (polling and change-stream feeds)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -13,7 +14,8 @@ from aiohttp.test_utils import TestClient
 from bot.keys import FIRST_ADMIN, STORE
 from bot.web.auth import add_agent
 from bot.web.i18n import TEXT
-from conversations.models import Role
+from conversations.agent_models import Role
+from conversations.repositories import Repositories
 from tests.conftest import make_settings
 from tests.router.test_queue import customer_writes
 
@@ -44,7 +46,7 @@ async def test_login_issues_a_fresh_hardened_session(client: TestClient) -> None
     csp = page.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
     # the store never holds the cookie's token itself
-    assert await client.server.app[STORE]._db.sessions.count_documents({"_id": cookie.value}) == 0
+    assert await client.server.app[STORE].sign_in.get_session(cookie.value) is None
 
 
 async def test_posts_without_the_csrf_token_are_refused(client: TestClient) -> None:
@@ -66,7 +68,7 @@ async def test_agents_are_refused_on_admin_pages(client: TestClient) -> None:
     assert (await client.get("/admin")).status == 403
     token = await console_csrf(client)
     refused = await client.post("/admin/agents", data={"login": "sneaky", "role": "admin", "csrf_token": token})
-    assert refused.status == 403 and await store.agent_by_login("default", "sneaky") is None
+    assert refused.status == 403 and await store.agents.agent_by_login("default", "sneaky") is None
     assert (await client.get("/admin/timesheet.csv")).status == 403
 
 
@@ -86,15 +88,27 @@ async def test_failed_logins_are_rate_limited(embedded: Any, db_name: str, start
     assert blocked.status == 429 and int(blocked.headers["Retry-After"]) > 0
 
 
+async def age_sessions(store: Repositories, agent_id: str, *, idle_ms: int = 0, age_ms: int = 0) -> None:
+    """Make the agent's sessions look ``idle_ms`` idle and ``age_ms`` old (as time passing would)."""
+    for session in await store.sign_in.agent_sessions(agent_id):
+        if age_ms:
+            await store.sign_in.delete_session(session.id)
+            await store.sign_in.create_session(dataclasses.replace(session, created_ms=session.created_ms - age_ms))
+        if idle_ms:
+            await store.sign_in.touch_session(session.id, session.seen_ms - idle_ms)
+
+
 async def test_idle_and_absolute_timeouts_end_sessions(client: TestClient) -> None:
     login, password = client.server.app[FIRST_ADMIN]  # type: ignore[misc]
-    db = client.server.app[STORE]._db
+    store = client.server.app[STORE]
+    admin = await store.agents.agent_by_login("default", login)
+    assert admin is not None
     await log_in(client, login, password)
-    await db.sessions.update_many({}, {"$inc": {"seen_ms": -31 * 60_000}})  # 31 idle minutes
+    await age_sessions(store, admin.id, idle_ms=31 * 60_000)  # 31 idle minutes
     assert (await client.get("/console", allow_redirects=False)).status == 303
-    assert await db.sessions.count_documents({}) == 0
+    assert await store.sign_in.agent_sessions(admin.id) == []
     await log_in(client, login, password)
-    await db.sessions.update_many({}, {"$inc": {"created_ms": -13 * 3_600_000}})  # active, but 13 h old
+    await age_sessions(store, admin.id, age_ms=13 * 3_600_000)  # active, but 13 h old
     assert (await client.get("/console", allow_redirects=False)).status == 303
 
 

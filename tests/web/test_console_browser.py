@@ -9,7 +9,7 @@ from playwright.async_api import Browser, Page, expect
 
 from bot.keys import QUEUE, STORE
 from bot.web.auth import add_agent
-from conversations.models import Role
+from conversations.agent_models import Role
 
 pytestmark = pytest.mark.browser
 

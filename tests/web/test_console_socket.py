@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.keys import FIRST_ADMIN, STORE
 from bot.web.auth import add_agent
 from bot.web.live import ConsoleHub, ConsoleSocket
-from conversations.models import Agent, Role
+from conversations.agent_models import Agent, Role
 from tests.conftest import make_settings
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -111,7 +111,8 @@ async def test_an_idle_session_expiring_closes_the_socket(
     agent = await new_agent(first, "ava")
     socket = await open_socket(await logged_in(browsers, first, "ava", PASSWORD), first)
     idle_since = int(time.time() * 1000) - 31 * 60_000  # the default idle limit is 30 minutes
-    await first.server.app[STORE]._db.sessions.update_many({"agent_id": agent.id}, {"$set": {"seen_ms": idle_since}})
+    for session in await first.server.app[STORE].sign_in.agent_sessions(agent.id):
+        await first.server.app[STORE].sign_in.touch_session(session.id, idle_since)
     code, _ = await closed_within(socket, SOON)
     assert code == 4401
 

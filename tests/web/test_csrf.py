@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 
 from bot.keys import FIRST_ADMIN, STORE
-from conversations.models import Role
+from conversations.agent_models import Role
+from tests.conftest import raw_database_of
 from tests.web.test_authorisation import CONSOLE_FORMS, CSRF, QUERIES, World, _fill, build_world, guarded_routes
 from tests.web.test_console import log_in
 
@@ -21,7 +22,7 @@ UNCHANGING = ("sessions", "login_failures")  # a refused request may still refre
 
 
 async def snapshot(world: World) -> dict[str, list[Any]]:
-    db = world.client.server.app[STORE]._db
+    db = raw_database_of(world.client.server.app[STORE])  # every collection: a forged request changes none
     return {name: await db[name].find({}).sort("_id").to_list()
             for name in sorted(await db.list_collection_names()) if name not in UNCHANGING}
 
@@ -45,7 +46,7 @@ async def post(world: World, who: str, method: str, template: str, token: str | 
 async def background_work_done(world: World) -> None:
     """Wait for what a request that went through started in the background (a training job
     writes its progress, then the model and an audit entry), so the next snapshots hold still."""
-    jobs = world.client.server.app[STORE]._db.nlu_jobs
+    jobs = raw_database_of(world.client.server.app[STORE]).nlu_jobs  # whatever account the job is of
     async with asyncio.timeout(120):
         while await jobs.count_documents({"state": "running"}):
             await asyncio.sleep(0.1)

@@ -22,9 +22,11 @@ from bot.privacy import erase_contact, find_contact
 from bot.tenants import create_account
 from bot.web.apikit import issue_token
 from bot.web.auth import add_agent
-from conversations.models import Role, epoch_ms, utcnow
+from conversations.agent_models import Role
+from conversations.models import epoch_ms, utcnow
 from conversations.nlu_retirement import RETRAIN_ATTEMPTS
-from conversations.store import Store
+from conversations.repositories import Repositories
+from tests.conftest import raw_database_of
 from tests.router.test_inbound import wait_for
 from tests.web.test_console import console_csrf, log_in
 from tests.web.test_intents import PASSWORD, customer_says
@@ -55,7 +57,8 @@ async def test_an_account_cannot_file_examples_under_another_accounts_message(tr
     refused = await client.post("/api/nlu/examples", json=sneaky, headers=rival)
     body = await refused.json()
     assert refused.status == 400 and "is not a customer message of this account" in body["detail"], body
-    assert await store._db.nlu_examples.count_documents({"message_id": theirs}) == 0
+    for account in ("default", "rival"):
+        assert [e for e in await store.training.nlu_examples_of(account) if e.get("message_id") == theirs] == []
     assert (await client.post(f"/api/nlu/review/{theirs}", json={"intent": "greet"}, headers=rival)).status == 404
 
     own = await client.post("/api/nlu/examples", json=sneaky, headers=await _token(client))
@@ -85,12 +88,12 @@ async def test_erasing_a_learned_customer_retires_the_active_model_and_the_bot_r
     assert "the bot hands conversations to people until a new one is trained" in page
 
     async def retrained() -> bool:
-        return (await store.active_nlu_version("default")) not in (None, version)
+        return (await store.nlu.active_nlu_version("default")) not in (None, version)
 
     await wait_for(retrained, timeout=60)
-    retired = await store.get_nlu_model(version)
+    retired = await store.nlu.get_nlu_model(version)
     assert retired is not None and retired["retired_by"].startswith("era_") and retired["was_active"]
-    jobs = await store._db.nlu_jobs.find({"by": retired["retired_by"]}).to_list()
+    jobs = [job for job in await store.nlu.recent_nlu_jobs("default") if job.get("by") == retired["retired_by"]]
     assert [job["state"] for job in jobs] in (["running"], ["done"])
 
     again = await client.post(f"/api/nlu/models/{version}/activate", headers=headers)
@@ -105,14 +108,14 @@ async def test_erasing_a_learned_customer_retires_the_active_model_and_the_bot_r
 async def test_a_version_whose_messages_were_erased_while_it_trained_is_retired(training_client: TestClient) -> None:
     store = training_client.server.app[STORE]
     message_id = await customer_says(training_client, "parcel for Zvejniekciems never came")
-    await store.save_nlu_model("default", "v-racing", b"blob", {"learned_from": [message_id]}, utcnow())
+    await store.nlu.save_nlu_model("default", "v-racing", b"blob", {"learned_from": [message_id]}, utcnow())
     await erase_contact(store, await find_contact(store, "default", "webchat:visitor-1"), "cli")
-    await store.save_nlu_model("default", "v-late", b"blob", {"learned_from": [message_id]}, utcnow())
+    await store.nlu.save_nlu_model("default", "v-late", b"blob", {"learned_from": [message_id]}, utcnow())
     with pytest.raises(TrainingError, match="erased while it trained"):
         await _retire_if_erased(store, "default", "v-late", [message_id])
     for version in ("v-racing", "v-late"):
-        assert (await store.get_nlu_model(version) or {}).get("retired_at")
-    assert not await store.activate_nlu_model("default", "v-late", "test", utcnow())
+        assert (await store.nlu.get_nlu_model(version) or {}).get("retired_at")
+    assert not await store.nlu.activate_nlu_model("default", "v-late", "test", utcnow())
 
 
 async def test_versions_of_earlier_releases_are_retired_too(training_client: TestClient) -> None:
@@ -120,17 +123,18 @@ async def test_versions_of_earlier_releases_are_retired_too(training_client: Tes
     older than the version counts."""
     store = training_client.server.app[STORE]
     message_id = await customer_says(training_client, "parcel for Zvejniekciems never came")
-    await store.insert_nlu_examples("default", [{"text": "parcel for Zvejniekciems never came", "intent": "delivery",
+    await store.training.insert_nlu_examples("default", [{"text": "parcel for Zvejniekciems never came", "intent": "delivery",
                                                  "source": "learned", "message_id": message_id}], utcnow())
-    await store._db.nlu_models.insert_one({"_id": "v-old", "account_id": "default",
-                                           "created_at": (await store._db.nlu_examples.find_one({}) or {})["created_at"] + 1,
-                                           "chunks": 0, "size": 0})
-    await store.activate_nlu_model("default", "v-old", "test", utcnow())
+    raw = raw_database_of(store)  # a version as an earlier release stored it: no learned_from
+    [example] = await store.training.nlu_examples_of("default")
+    await raw.nlu_models.insert_one({"_id": "v-old", "account_id": "default", "created_at": example["created_at"] + 1,
+                                     "chunks": 0, "size": 0})
+    await store.nlu.activate_nlu_model("default", "v-old", "test", utcnow())
     await store.ensure_indexes()  # what every start-up does
-    assert (await store._db.nlu_models.find_one({"_id": "v-old"}) or {})["learned_from"] == [message_id]
+    assert (await raw.nlu_models.find_one({"_id": "v-old"}) or {})["learned_from"] == [message_id]
     result = await erase_contact(store, await find_contact(store, "default", "webchat:visitor-1"), "cli")
     assert result.models.retired == ("v-old",) and result.models.replaced == "v-old" and result.models.active is None
-    assert await store.active_nlu_version("default") is None
+    assert await store.nlu.active_nlu_version("default") is None
 
 
 async def test_a_training_whose_examples_messages_are_gone_once_it_is_stored_retires_its_version(
@@ -143,15 +147,15 @@ async def test_a_training_whose_examples_messages_are_gone_once_it_is_stored_ret
     headers = await _token(client)
     message_id = await customer_says(client, "parcel for Zvejniekciems never came")
     assert (await client.post(f"/api/nlu/review/{message_id}", json={"intent": "delivery"}, headers=headers)).status == 200
-    await store._db.messages.delete_one({"_id": message_id})
+    await raw_database_of(store).messages.delete_one({"_id": message_id})  # an erasure half done
     started = await client.post("/api/nlu/train", json={"activate": True}, headers=headers)
     url = (await started.json())["url"]
     async with asyncio.timeout(60):
         while (job := await (await client.get(url, headers=headers)).json())["state"] == "running":
             await asyncio.sleep(0.05)
     assert job["state"] == "failed" and "customer messages it learned from were erased" in job["error"], job
-    [version] = [m for m in await store.nlu_models("default") if m.get("learned_examples")]
-    assert version.get("retired_at") and await store.active_nlu_version("default") != version["_id"]
+    [version] = [m for m in await store.nlu.nlu_models("default") if m.get("learned_examples")]
+    assert version.get("retired_at") and await store.nlu.active_nlu_version("default") != version["_id"]
 
 
 async def test_a_version_retired_while_it_is_activated_does_not_stay_active(training_client: TestClient) -> None:
@@ -160,13 +164,13 @@ async def test_a_version_retired_while_it_is_activated_does_not_stay_active(trai
     active with its model deleted."""
     store = training_client.server.app[STORE]
     message_id = await customer_says(training_client, "parcel for Zvejniekciems never came")
-    await store.save_nlu_model("default", "v-clean", b"clean", {"learned_from": []}, utcnow())
-    await store.save_nlu_model("default", "v-taught", b"taught", {"learned_from": [message_id]}, utcnow())
+    await store.nlu.save_nlu_model("default", "v-clean", b"clean", {"learned_from": []}, utcnow())
+    await store.nlu.save_nlu_model("default", "v-taught", b"taught", {"learned_from": [message_id]}, utcnow())
     scope = await find_contact(store, "default", "webchat:visitor-1")
 
     def erase_now() -> None:  # on a thread of its own, with its own client: the activation waits meanwhile
         async def erase() -> None:
-            own = Store.connect(store.uri or "", store.database_name)
+            own = Repositories.connect(store.client.uri or "", store.client.database_name)
             try:
                 await erase_contact(own, scope, "cli")
             finally:
@@ -186,13 +190,13 @@ async def test_a_version_retired_while_it_is_activated_does_not_stay_active(trai
                 worker.start()
                 worker.join()
 
-    racing = Store.connect(store.uri or "", store.database_name, listeners=[EraseAfterTheCheck()])
+    racing = Repositories.connect(store.client.uri or "", store.client.database_name, listeners=[EraseAfterTheCheck()])
     try:
-        activated = await racing.activate_nlu_model("default", "v-taught", "admin", utcnow())
+        activated = await racing.nlu.activate_nlu_model("default", "v-taught", "admin", utcnow())
     finally:
         await racing.close()
-    assert (await store.get_nlu_model("v-taught") or {}).get("retired_at")
-    assert not activated and await store.active_nlu_version("default") == "v-clean"
+    assert (await store.nlu.get_nlu_model("v-taught") or {}).get("retired_at")
+    assert not activated and await store.nlu.active_nlu_version("default") == "v-clean"
 
 
 async def test_a_retraining_left_running_by_a_process_that_died_is_taken_again(training_client: TestClient) -> None:
@@ -203,29 +207,29 @@ async def test_a_retraining_left_running_by_a_process_that_died_is_taken_again(t
     await create_account(store, "rival", "Rival", "rival-admin", password=PASSWORD)
     now = epoch_ms(utcnow())
     for job_id, account in (("job-crashed", "default"), ("job-other-account", "rival")):
-        await store._db.nlu_jobs.insert_one({
+        await raw_database_of(store).nlu_jobs.insert_one({  # as a router that died left it
             "_id": job_id, "account_id": account, "kind": "retrain", "state": "running", "stage": "training",
             "done": 3, "total": 9, "by": "era_test", "attempts": 1, "owner": "nlu-dead", "lease_until": now - 1,
             "started_at": now - 120_000, "updated_at": now - 60_000})
 
     async def retrained() -> bool:
-        jobs = await store._db.nlu_jobs.find({"_id": {"$in": ["job-crashed", "job-other-account"]}}).to_list()
-        return [job["state"] for job in jobs] == ["done", "done"]
+        jobs = [await store.nlu.get_nlu_job(job_id) for job_id in ("job-crashed", "job-other-account")]
+        return [(job or {}).get("state") for job in jobs] == ["done", "done"]
 
     await wait_for(retrained, timeout=60)
     for job_id, account in (("job-crashed", "default"), ("job-other-account", "rival")):
-        job = await store.get_nlu_job(job_id)
+        job = await store.nlu.get_nlu_job(job_id)
         assert job is not None and job["attempts"] == 2 and job["owner"] != "nlu-dead"
-        assert await store.active_nlu_version(account) == job["version"]
+        assert await store.nlu.active_nlu_version(account) == job["version"]
 
 
-async def test_a_retraining_that_kept_killing_its_process_is_given_up(store: Store) -> None:
+async def test_a_retraining_that_kept_killing_its_process_is_given_up(store: Repositories) -> None:
     now = utcnow()
-    await store.queue_nlu_retrain("default", "job-poison", "era_test", now)
+    await store.nlu.queue_nlu_retrain("default", "job-poison", "era_test", now)
     for attempt in range(RETRAIN_ATTEMPTS):
-        job = await store.claim_nlu_retrain(f"nlu-{attempt}", now + timedelta(minutes=2 * attempt))
+        job = await store.nlu.claim_nlu_retrain(f"nlu-{attempt}", now + timedelta(minutes=2 * attempt))
         assert job is not None and job["_id"] == "job-poison" and job["attempts"] == attempt + 1
-        assert await store.claim_nlu_retrain("nlu-other", now + timedelta(minutes=2 * attempt)) is None  # leased
-    assert await store.claim_nlu_retrain("nlu-last", now + timedelta(minutes=2 * RETRAIN_ATTEMPTS)) is None
-    job = await store.get_nlu_job("job-poison")
+        assert await store.nlu.claim_nlu_retrain("nlu-other", now + timedelta(minutes=2 * attempt)) is None  # leased
+    assert await store.nlu.claim_nlu_retrain("nlu-last", now + timedelta(minutes=2 * RETRAIN_ATTEMPTS)) is None
+    job = await store.nlu.get_nlu_job("job-poison")
     assert job is not None and job["state"] == "failed" and "given up" in job["error"]

@@ -72,7 +72,7 @@ async def test_a_rebinding_page_cannot_pass_the_console_s_origin_check_or_reach_
     headers = {"Host": rebound, "Origin": f"http://{rebound}", "Sec-Fetch-Site": "same-origin"}
     for path in ("/login", "/console/next", f"/api/threads/{thread_id}/resolve"):
         assert (await client.post(path, headers=headers, data="x")).status == 421
-    assert (await app[STORE].get_thread(thread_id)).status != "resolved"  # type: ignore[union-attr]
+    assert (await app[STORE].threads.get_thread(thread_id)).status != "resolved"  # type: ignore[union-attr]
 
 
 async def test_webhooks_signed_for_the_public_url_still_arrive(

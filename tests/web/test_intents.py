@@ -17,8 +17,9 @@ from bot.privacy import erase_contact, export_contact, find_contact
 from bot.tenants import create_account
 from bot.web.apikit import issue_token
 from bot.web.auth import add_agent
-from conversations.models import Identity, Inbound, Role
-from conversations.training_store import example_id
+from conversations.agent_models import Role
+from conversations.traffic import Identity, Inbound
+from conversations.training import example_id
 from tests.nlu.test_versions import train_via_api
 from tests.web.test_console import console_csrf, log_in
 
@@ -30,14 +31,14 @@ async def test_the_first_edit_copies_the_files_into_the_store(training_client: T
     intents = {i["name"]: i for i in (await (await client.get("/api/intents")).json())["intents"]}
     assert intents["greet"]["examples"] == 4 and intents["delivery"]["examples"] == 4
     assert "goodbye" in intents and intents["goodbye"]["examples"] == 0  # answered in responses.yml, no examples yet
-    assert await store.nlu_data("default") is None  # still the files
+    assert await store.training.nlu_data("default") is None  # still the files
 
     added = await client.post("/api/intents/greet/examples", json={"text": "good evening", "language": "en"})
     assert added.status == 201, await added.text()
     example = await added.json()
     assert example["id"] == example_id("default", "Good  Evening") and example["source"] == "api"
-    assert (await store.nlu_data("default") or {}).get("seeded_at")
-    assert len(await store.nlu_examples_of("default")) == 13  # the 12 of the file, copied, and the new one
+    assert (await store.training.nlu_data("default") or {}).get("seeded_at")
+    assert len(await store.training.nlu_examples_of("default")) == 13  # the 12 of the file, copied, and the new one
     greet = await (await client.get("/api/intents/greet")).json()
     assert {e["text"] for e in greet["examples"]} == {"hello", "hi there", "good morning", "hey", "good evening"}
     assert greet["responses"]["en"] and greet["titles"]["en"] == "Hello"
@@ -49,7 +50,7 @@ async def test_the_first_edit_copies_the_files_into_the_store(training_client: T
     edited = await client.patch(f"/api/intents/delivery/examples/{example['id']}", json={"text": "do you ship [Riga](city)"})
     body = await edited.json()
     assert edited.status == 200 and body["text"] == "do you ship [Riga](city)" and body["id"] != example["id"]
-    stored = await store.nlu_example("default", body["id"])
+    stored = await store.training.nlu_example("default", body["id"])
     assert stored is not None and stored["text"] == "do you ship Riga" and stored["entities"][0]["entity"] == "city"
     gone = await client.delete(f"/api/intents/delivery/examples/{body['id']}")
     assert gone.status == 200
@@ -64,7 +65,7 @@ async def test_the_first_edit_copies_the_files_into_the_store(training_client: T
 
     job = await train_via_api(client, activate=False)  # trains on the store's copy now
     assert job["state"] == "done"
-    model = await store.get_nlu_model(job["version"])
+    model = await store.nlu.get_nlu_model(job["version"])
     assert model is not None and model["examples"] == 12
     metrics = model["metrics"]
     assert metrics["method"].startswith("stratified 5-fold") and metrics["examples"] == 12
@@ -88,7 +89,7 @@ async def test_rasa_yaml_round_trip_and_bad_files(training_client: TestClient) -
     assert broken.status == 400 and (await broken.json())["detail"].startswith("upload.yml:")
     bad_name = await client.post("/api/nlu/import", json={"name": "n.yml", "yaml": "nlu:\n- intent: two words\n  examples: |\n    - hi\n"})
     assert bad_name.status == 400 and "n.yml:4: intent name" in (await bad_name.json())["detail"]
-    assert await client.server.app[STORE].nlu_data("default") is None  # nothing imported, nothing copied
+    assert await client.server.app[STORE].training.nlu_data("default") is None  # nothing imported, nothing copied
 
     replaced = await client.post("/api/nlu/import", json={"replace": True, "yaml": text.replace("greet", "hello_intent")})
     assert replaced.status == 200 and (await replaced.json()) == {"added": 12, "intents": 3}
@@ -136,7 +137,7 @@ async def test_another_accounts_training_data_is_out_of_reach(training_client: T
     rival_names = [i["name"] for i in (await (await client.get("/api/intents", headers=rival)).json())["intents"]]
     assert "acme_secret" not in rival_names
     assert "the acme words" not in await (await client.get("/api/nlu/export", headers=rival)).text()
-    assert await store.nlu_example("acme", example) is not None  # untouched
+    assert await store.training.nlu_example("acme", example) is not None  # untouched
 
 
 async def customer_says(client: TestClient, text: str, visitor: str = "visitor-1", account: str = "default") -> str:
@@ -168,9 +169,10 @@ async def test_a_learned_example_goes_with_the_customers_data(training_client: T
     assert [e["text"] for e in examples] == ["my parcel never arrived at Ligatnes street 4"]
     assert any(e["action"] == "nlu.learn" for e in exported["data"]["audit"])
     await erase_contact(store, scope, "cli")
-    left = await store._db.nlu_examples.find({"$or": [{"message_id": message_id}, {"text": {"$regex": "Ligatnes"}}]}).to_list()
+    left = [e for e in await store.training.nlu_examples_of("default")
+            if e.get("message_id") == message_id or "Ligatnes" in str(e.get("text"))]
     assert left == []
-    assert len(await store.nlu_examples_of("default", "delivery")) == 4  # the rest of the data stays
+    assert len(await store.training.nlu_examples_of("default", "delivery")) == 4  # the rest of the data stays
 
 
 async def test_console_pages_refuse_agents_and_explain_bad_input(training_client: TestClient) -> None:
@@ -216,13 +218,13 @@ async def test_console_versions_and_jobs_of_another_account_are_404(training_cli
     await create_account(store, "rival", "Rival", "rival-admin", password=PASSWORD)
     job = await nlu.start_job(nlu.train_request("rival", activate=False, by="test"))
     async with asyncio.timeout(60):
-        while (await store.get_nlu_job(job) or {}).get("state", "running") == "running":
+        while (await store.nlu.get_nlu_job(job) or {}).get("state", "running") == "running":
             await asyncio.sleep(0.05)
-    version = str((await store.get_nlu_job(job) or {})["version"])
+    version = str((await store.nlu.get_nlu_job(job) or {})["version"])
     await add_agent(store, "default", "ada", name="Ada", role=Role.ADMIN, password=PASSWORD)
     await log_in(client, "ada", PASSWORD)
     csrf = await console_csrf(client, "/admin/intents/train")
     assert (await client.get(f"/admin/intents/jobs/{job}")).status == 404
     activated = await client.post(f"/admin/intents/models/{version}/activate", data={"csrf_token": csrf})
-    assert activated.status == 404 and await store.active_nlu_version("rival") is None
+    assert activated.status == 404 and await store.nlu.active_nlu_version("rival") is None
     assert re.search(version, await (await client.get("/admin/intents/train")).text()) is None

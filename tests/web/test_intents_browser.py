@@ -12,7 +12,7 @@ from playwright.async_api import Browser, expect
 
 from bot.keys import STORE
 from bot.web.auth import add_agent
-from conversations.models import Role
+from conversations.agent_models import Role
 from tests.web.test_console_browser import agent_page, csp_violations
 from tests.web.test_intents import customer_says
 
@@ -46,8 +46,8 @@ async def test_an_admin_adds_an_example_trains_activates_and_tries_it(
     await row.locator("select[name=choice]").select_option("delivery")
     await row.locator("button.assign").click()
     await expect(page.locator(f"#learn-{learned}")).to_have_text("Learned as delivery: it counts from the next training.")
-    example = await store._db.nlu_examples.find_one({"message_id": learned})
-    assert example is not None and example["intent"] == "delivery" and example["source"] == "learned"
+    [example] = [e for e in await store.training.nlu_examples_of("default") if e.get("message_id") == learned]
+    assert example["intent"] == "delivery" and example["source"] == "learned"
 
     await page.click(".sub-nav a[href='/admin/intents/train']")
     await expect(page.locator("#no-models")).to_be_visible()
@@ -59,7 +59,7 @@ async def test_an_admin_adds_an_example_trains_activates_and_tries_it(
     await expect(metrics.locator(".accuracy")).to_have_text(PERCENT)
     await expect(metrics.locator("table.per-intent tbody tr")).to_have_count(3)
     await expect(page.locator("#job-result")).to_contain_text("No model is active yet")
-    version = (await store.nlu_models("default"))[0]["_id"]
+    version = (await store.nlu.nlu_models("default"))[0]["_id"]
     await page.click("#activate-new")
     await expect(page.locator("#admin-message")).to_contain_text(f"Version {version} is active")
     await expect(page.locator(f"#version-{version} .badge")).to_have_text("active")

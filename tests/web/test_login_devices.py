@@ -18,8 +18,8 @@ from yarl import URL
 from bot.keys import FIRST_ADMIN, STORE
 from bot.web.auth import add_agent
 from bot.web.login_throttle import DEVICE_COOKIE, DEVICE_DAYS
-from conversations.models import Role
-from tests.conftest import make_settings
+from conversations.agent_models import Role
+from tests.conftest import make_settings, raw_database_of
 from tests.web.test_login_throttle import attempt
 from tests.web.test_login_hardening import login_form
 from tests.web.test_two_factor import CSRF, PASSWORD, Browser
@@ -100,7 +100,8 @@ async def test_the_device_cookie_is_hardened_long_lived_and_signed_with_a_sealed
     cookie = device[0]
     assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["secure"] and cookie["path"] == "/"
     assert int(cookie["max-age"]) == DEVICE_DAYS * 86400
-    assert await store._db.secrets.count_documents({"_id": "login-device-cookies", "value": {"$regex": "^sealed:"}}) == 1
+    raw = raw_database_of(store)  # at rest: sealed
+    assert await raw.secrets.count_documents({"_id": "login-device-cookies", "value": {"$regex": "^sealed:"}}) == 1
 
 
 async def test_a_device_cookie_counts_only_for_its_own_login_and_only_as_signed(
@@ -143,7 +144,8 @@ async def test_a_device_cookie_that_keeps_failing_is_revoked(embedded: Any, db_n
         # the cookie's own free failures (2 here), then it is revoked and its browser waits like any other
         assert [(await ava.password("ava", f"typo-{n}"))[0] for n in range(2)] == [401, 401]
         assert (await ava.password("ava"))[0] == 429
-        assert await store._db.login_failures.count_documents({"_id": {"$regex": "^device:"}, "revoked": True}) == 1
+        revoked = {"_id": {"$regex": "^device:"}, "revoked": True}  # at rest: the cookie's count, revoked
+        assert await raw_database_of(store).login_failures.count_documents(revoked) == 1
         assert (await ava.password("ava"))[0] == 429  # and stays revoked
     finally:
         await ava.close()

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import FIRST_ADMIN, STORE
 from bot.web.auth import SESSION_COOKIE, add_agent
-from conversations.models import Role
+from conversations.agent_models import Role
 from tests.conftest import make_settings
 from tests.web.test_console import CSRF, console_csrf, log_in
 
@@ -54,7 +54,9 @@ async def test_logout_ends_the_session_on_the_server(client: TestClient) -> None
     csrf = await console_csrf(client)
     response = await client.post("/logout", data={"csrf_token": csrf}, allow_redirects=False)
     assert response.status == 303 and response.headers["Location"] == "/login"
-    assert await client.server.app[STORE]._db.sessions.count_documents({}) == 0
+    store = client.server.app[STORE]
+    admin = await store.agents.agent_by_login("default", login)
+    assert admin is not None and await store.sign_in.agent_sessions(admin.id) == []
     # a copy of the old cookie (stolen, or kept by the browser) is worth nothing now
     assert await with_cookie(client, token) == 303
     assert await with_cookie(client, token, "POST", "/console/shift", data={"action": "start", "csrf_token": csrf}) == 401
@@ -75,7 +77,7 @@ async def test_a_disabled_agents_sessions_end(client: TestClient) -> None:
             "csrf_token": await console_csrf(client, "/admin"), "teams": "", "capacity": "5", "role": "agent"})
         assert disabled.status == 303
         assert (await leaver.get(base(client) + "/console", allow_redirects=False)).status == 303
-        assert await store._db.sessions.count_documents({"agent_id": agent.id}) == 0
+        assert await store.sign_in.agent_sessions(agent.id) == []
         # and the socket of the live feed is refused too
         async with leaver.get(base(client) + "/console/ws", allow_redirects=False) as socket:
             assert socket.status == 303

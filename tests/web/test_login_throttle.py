@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, make_mocked_request
 from bot.keys import FIRST_ADMIN, SETTINGS
 from bot.web.login_throttle import LoginLimiter
 from bot.web.proxies import client_address
-from conversations.store import Store
+from conversations.repositories import Repositories
 from tests.conftest import make_settings
 from tests.web.test_login_hardening import login_form
 
@@ -46,20 +46,20 @@ async def test_the_owner_logs_in_once_the_short_delay_has_passed(embedded: Any, 
     assert (await attempt(client, token, login, password))[0] == 303
 
 
-async def test_the_wait_doubles_up_to_its_cap_and_refusals_change_nothing(store: Store) -> None:
+async def test_the_wait_doubles_up_to_its_cap_and_refusals_change_nothing(store: Repositories) -> None:
     limiter = LoginLimiter(store, attempts=2, delay_seconds=1, max_delay_seconds=4, forget_seconds=60)
     assert [limiter.wait_after(n, 2) for n in range(7)] == [0, 0, 1000, 2000, 4000, 4000, 4000]
     assert await limiter.admit("default", "ann", "192.0.2.1") == 0
     before_ms = time.time() * 1000
     assert await limiter.admit("default", "ann", "192.0.2.1") == 0
     after_ms = time.time() * 1000
-    counted = await store.login_throttle("login:default:ann")
+    counted = await store.sign_in.login_throttle("login:default:ann")
     assert counted is not None and counted["failures"] == 2
     assert before_ms + 1000 - 1 <= counted["wait_until_ms"] <= after_ms + 1000  # a second from the attempt
     assert await limiter.admit("default", "ann", "192.0.2.1") == 1  # refused: wait a second
-    assert await store.login_throttle("login:default:ann") == counted  # and nothing changed
+    assert await store.sign_in.login_throttle("login:default:ann") == counted  # and nothing changed
     await limiter.succeeded("default", "ann", "192.0.2.1")
-    assert await store.login_throttle("login:default:ann") is None
+    assert await store.sign_in.login_throttle("login:default:ann") is None
 
 
 async def test_clients_behind_a_trusted_proxy_are_throttled_apart(embedded: Any, db_name: str, start_client: Any) -> None:
@@ -124,7 +124,7 @@ def test_only_the_header_the_trusted_proxy_sets_is_read() -> None:
     assert client_address(request_from("127.0.0.1", "127.0.0.1", "forwarded", **client_written)) == "127.0.0.1"
 
 
-async def test_an_ipv6_client_counts_by_its_64(store: Store) -> None:
+async def test_an_ipv6_client_counts_by_its_64(store: Repositories) -> None:
     """Whoever holds a /64 holds 2^64 addresses: the address throttle counts the block."""
     limiter = LoginLimiter(store, attempts=1, delay_seconds=60, max_delay_seconds=60, forget_seconds=60)
     assert [await limiter.admit("default", f"user{n}", f"2001:db8::{n + 1}") for n in range(4)] == [0] * 4

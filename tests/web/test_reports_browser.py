@@ -12,7 +12,7 @@ from playwright.async_api import Browser, expect
 
 from bot.keys import STORE
 from bot.web.auth import add_agent
-from conversations.models import Role
+from conversations.agent_models import Role
 from tests.report_data import seed
 from tests.web.test_console_browser import agent_page, csp_violations
 

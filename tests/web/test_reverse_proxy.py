@@ -82,7 +82,7 @@ async def test_a_proxy_on_this_host_that_adds_no_forwarded_for_does_not_open_the
         refused = await session.post(f"{proxy}/api/threads/{thread_id}/resolve")
         assert refused.status == 401 and (await refused.json())["error"] == "unauthorized"
         assert (await session.get(f"{proxy}/api/outbox", headers={"Authorization": f"Bearer {token}"})).status == 200
-    assert (await client.server.app[STORE].get_thread(thread_id)).status == "queued"  # type: ignore[union-attr]
+    assert (await client.server.app[STORE].threads.get_thread(thread_id)).status == "queued"  # type: ignore[union-attr]
 
 
 def readme_nginx_example(router_port: int) -> str:

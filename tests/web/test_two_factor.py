@@ -21,11 +21,12 @@ from bot.web.auth import SESSION_COOKIE, add_agent, token_digest
 from bot.web.i18n import translate
 from bot.web.totp import spaced as totp_spaced
 from bot.web.two_factor import CHALLENGE_COOKIE
-from conversations.models import Role
-from conversations.second_factor_store import SecondFactorStore
-from conversations.store import Store
-from conversations.tenant_store import TenantStore
-from tests.conftest import make_settings
+from conversations.agent_models import Role
+from conversations.repositories import Repositories
+from conversations.sign_in import SignInRepository
+from conversations.client import StoreClient
+from tests import factories
+from tests.conftest import make_settings, raw_database_of
 from tests.cli.test_contacts import run as run_cli
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -84,7 +85,9 @@ async def enable(browser: Browser) -> tuple[str, list[str]]:
     return secret, codes
 
 
-async def test_the_second_step_grants_nothing_until_a_right_code_and_each_code_counts_once(client: TestClient) -> None:
+async def test_the_second_step_grants_nothing_until_a_right_code_and_each_code_counts_once(
+    client: TestClient, raw_database: Any
+) -> None:
     store = client.server.app[STORE]
     agent, _ = await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
     assert agent is not None
@@ -92,7 +95,7 @@ async def test_the_second_step_grants_nothing_until_a_right_code_and_each_code_c
     try:
         assert (await ava.password("ava"))[0] == 303
         secret, codes = await enable(ava)
-        stored = await store._db.second_factors.find_one({"_id": agent.id})
+        stored = await raw_database.second_factors.find_one({"_id": agent.id})
         assert stored["secret"].startswith("sealed:") and secret not in str(stored)  # sealed at rest
         assert not any(code.replace("-", "") in str(stored) for code in codes)  # hashes only
         assert (await ava.post("/logout", {}, csrf_from="/console"))[0] == 303
@@ -120,7 +123,8 @@ async def test_the_second_step_grants_nothing_until_a_right_code_and_each_code_c
         assert (await ava.password("ava"))[0] == 303
         assert (await ava.code(codes[0]))[0] == 401  # once only
         assert (await ava.code(codes[1]))[0] == 303
-        assert await store._db.audit.count_documents({"action": "login", "details.second_factor": "recovery"}) == 2
+        logins = await factories.audit(store, action="login")
+        assert [e.details.get("second_factor") for e in logins].count("recovery") == 2
     finally:
         await ava.close()
 
@@ -167,7 +171,7 @@ async def test_an_account_that_requires_it_sends_agents_to_set_it_up_first(clien
         assert (await ava.get("/console"))[0] == 200
         # she cannot turn it off while the account requires it
         await ava.post("/console/security/disable", {"proof": PASSWORD}, csrf_from="/console/security")
-        assert await store.second_factor((await store.agent_by_login("default", "ava")).id) is not None  # type: ignore[union-attr]
+        assert await store.sign_in.second_factor((await store.agents.agent_by_login("default", "ava")).id) is not None  # type: ignore[union-attr]
     finally:
         await admin.close()
         await ava.close()
@@ -186,14 +190,15 @@ async def test_an_admin_resets_an_agents_second_factor_and_the_agent_turns_it_of
         await enable(ava)
         assert (await ava.post("/console/security/disable", {"proof": "wrong"}, csrf_from="/console/security"))[0] == 401
         assert (await ava.post("/console/security/disable", {"proof": PASSWORD}, csrf_from="/console/security"))[0] == 303
-        assert await store.second_factor(agent.id) is None
+        assert await store.sign_in.second_factor(agent.id) is None
         await enable(ava)
         await admin.password(login, password)
         assert "reset-two-factor-ava" in (await admin.get("/admin"))[1]
         status, _, _ = await admin.post(f"/admin/agents/{agent.id}/two-factor/reset", {}, csrf_from="/admin")
         assert status == 303
-        assert await store.second_factor(agent.id) is None and (await ava.get("/console"))[2] == "/login"
-        assert await store._db.audit.count_documents({"action": "agent.second_factor_reset", "target": agent.id}) == 1
+        assert await store.sign_in.second_factor(agent.id) is None and (await ava.get("/console"))[2] == "/login"
+        resets = await factories.audit(store, action="agent.second_factor_reset")
+        assert [e.target for e in resets].count(agent.id) == 1
         assert (await ava.password("ava"))[2] == "/console"  # the password alone again
     finally:
         await admin.close()
@@ -210,8 +215,8 @@ async def test_the_operator_resets_an_agents_second_factor_from_the_cli(client: 
         await enable(ava)
         code, out, err = await run_cli(settings, "agent", "reset-2fa", "ava")
         assert code == 0 and "two-factor sign-in of 'ava' in account 'default' reset" in out, err
-        assert await store.second_factor(agent.id) is None and (await ava.get("/console"))[2] == "/login"
-        assert await store._db.audit.count_documents({"action": "agent.second_factor_reset", "actor": "cli"}) == 1
+        assert await store.sign_in.second_factor(agent.id) is None and (await ava.get("/console"))[2] == "/login"
+        assert len(await factories.audit(store, action="agent.second_factor_reset", actor="cli")) == 1
         code, out, _ = await run_cli(settings, "agent", "reset-2fa", "ava")
         assert code == 0 and "nothing to reset" in out
         code, _, err = await run_cli(settings, "agent", "reset-2fa", "nobody", "--account", "default")
@@ -226,7 +231,7 @@ async def test_a_secret_being_set_up_is_shown_only_to_the_login_that_asked_for_i
     opens nothing — not at the login, not once ava has turned hers on."""
     store = client.server.app[STORE]
     await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
-    await store.update_account("default", require_two_factor=True)
+    await store.accounts.update_account("default", require_two_factor=True)
     intruder, ava = Browser(client), Browser(client)
     try:
         assert (await intruder.password("ava"))[2] == "/login/2fa/setup"
@@ -267,7 +272,7 @@ async def test_the_security_page_never_shows_another_sessions_pending_secret(cli
         assert (await second.get("/console/security/qr.svg"))[0] == 409
         status, _, _ = await second.post("/console/security/confirm", {"code": code_at(shown.replace(" ", ""))},
                                          csrf_from="/console/security")
-        assert status == 409 and (await store.second_factor((await store.agent_by_login("default", "ava")).id)).state == "pending"  # type: ignore[union-attr]
+        assert status == 409 and (await store.sign_in.second_factor((await store.agents.agent_by_login("default", "ava")).id)).state == "pending"  # type: ignore[union-attr]
     finally:
         await first.close()
         await second.close()
@@ -289,7 +294,7 @@ async def test_a_password_only_session_ends_once_the_account_requires_a_second_f
         assert (await bob.password("bob"))[2] == "/console"
         async with bob.http.ws_connect(bob.base + "/console/ws") as socket:
             assert (await asyncio.wait_for(socket.receive(), 10)).type == aiohttp.WSMsgType.TEXT
-            await store.update_account("default", require_two_factor=True)  # no session swept
+            await store.accounts.update_account("default", require_two_factor=True)  # no session swept
             async with asyncio.timeout(6):
                 while (await socket.receive()).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
                                                             aiohttp.WSMsgType.CLOSING):
@@ -313,9 +318,10 @@ async def test_a_second_factor_that_does_not_open_gets_a_clear_answer_not_a_500(
         await enable(ava)
         await bob.password("bob")
         await enable(bob)
-        bobs = await store._db.second_factors.find_one({"_id": bob_agent.id})
+        raw = raw_database_of(store)  # what someone who can write to the store plants
+        bobs = await raw.second_factors.find_one({"_id": bob_agent.id})
         # bob's sealed secret copied onto ava's record: sealed for another field, it does not open there
-        await store._db.second_factors.update_one({"_id": ava_agent.id}, {"$set": {"secret": bobs["secret"]}})
+        await raw.second_factors.update_one({"_id": ava_agent.id}, {"$set": {"secret": bobs["secret"]}})
         status, page, _ = await ava.get("/console/security")
         assert status == 200 and 'id="two-factor-unreadable"' in page and "ask an admin to reset it" in page
         await ava.post("/logout", {}, csrf_from="/console")
@@ -340,7 +346,7 @@ async def test_the_sign_in_pages_refuse_in_the_visitors_language(client: TestCli
     store = client.server.app[STORE]
     agent, _ = await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
     assert agent is not None
-    await store._db.agents.update_one({"_id": agent.id}, {"$set": {"lang": "lv"}})
+    await store.agents.update_agent(agent.id, lang="lv")
     ava = Browser(client)
     try:
         async with ava.http.post(ava.base + "/login?lang=lv", data={"login": "ava", "password": PASSWORD},
@@ -365,18 +371,18 @@ async def test_the_store_keeps_one_kind_of_digest_for_every_cookie_token(client:
     try:
         await ava.password("ava")
         session = ava.cookie(SESSION_COOKIE)
-        assert session is not None and await store.get_session(token_digest(session)) is not None
+        assert session is not None and await store.sign_in.get_session(token_digest(session)) is not None
         await enable(ava)
         await ava.post("/logout", {}, csrf_from="/console")
         await ava.password("ava")
         challenge = ava.cookie(CHALLENGE_COOKIE)
-        assert challenge is not None and await store.login_challenge(token_digest(challenge), 0) is not None
+        assert challenge is not None and await store.sign_in.login_challenge(token_digest(challenge), 0) is not None
     finally:
         await ava.close()
 
 
-def test_the_second_factor_store_declares_the_sealing_it_borrows_without_stubs() -> None:
-    """A stub on a mixin listed before ``TenantStore`` would shadow the real method (and raise at
-    every read); declared as typed attributes, the mixin adds nothing the store could resolve to."""
-    assert "seal_value" not in vars(SecondFactorStore) and "open_value" not in vars(SecondFactorStore)
-    assert Store.seal_value is TenantStore.seal_value and Store.open_value is TenantStore.open_value
+def test_the_second_factors_are_sealed_with_the_one_key_of_the_client() -> None:
+    """No repository has a sealing of its own that could stand in for the real one (and raise at
+    every read): second factors, like channel and webhook secrets, go through the client's."""
+    assert "seal_value" not in vars(SignInRepository) and "open_value" not in vars(SignInRepository)
+    assert callable(StoreClient.seal_value) and callable(StoreClient.open_value)

@@ -15,7 +15,7 @@ from playwright.async_api import Browser, Page, expect
 
 from bot.keys import STORE
 from bot.web.auth import add_agent
-from conversations.models import Role
+from conversations.agent_models import Role
 from tests.web.test_console_browser import agent_page, csp_violations
 
 pytestmark = pytest.mark.browser
@@ -97,7 +97,7 @@ async def test_an_account_that_requires_two_factor_sends_the_agent_to_set_it_up(
     base = f"http://127.0.0.1:{client.server.port}"
     store = client.server.app[STORE]
     _, password = await add_agent(store, "default", "bob", name="Bob", role=Role.AGENT)
-    await store.update_account("default", require_two_factor=True)
+    await store.accounts.update_account("default", require_two_factor=True)
     page = await (await browser.new_context()).new_page()
     violations = csp_violations(page)
 

@@ -13,8 +13,9 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import DISPATCHER, QUEUE, STORE
 from bot.webhooks.signing import sign, verify
-from conversations.models import Role
-from conversations.tenant_models import EVENT_TYPES
+from conversations.agent_models import Role
+from conversations.repositories import Repositories
+from conversations.tenant_models import EVENT_TYPES, DeliveryState, WebhookDelivery
 from tests.conftest import TEST_API_TOKEN, make_settings
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.router.test_inbound import wait_for
@@ -39,6 +40,14 @@ async def subscribe(client: TestClient, receiver: WebhookReceiver, account: str 
     created: dict[str, Any] = await response.json()
     receiver.secret = created["secret"]
     return created
+
+
+async def deliveries(store: Repositories, state: DeliveryState | None = None) -> list[WebhookDelivery]:
+    """The deliveries to the default account's subscriptions (in one state)."""
+    found: list[WebhookDelivery] = []
+    for subscription in await store.webhooks.list_webhooks("default"):
+        found += await store.webhooks.list_deliveries(subscription.id, state, limit=1000)
+    return found
 
 
 async def webhook_client(embedded: Any, db_name: str, start_client: Any, **webhooks: Any) -> TestClient:
@@ -149,13 +158,13 @@ async def test_a_replayed_dispatch_publishes_nothing_twice(
     await subscribe(client, receiver)
     thread_id = await customer_writes(app, "replayed", "once only")
     store = app[STORE]
-    message = (await store.thread_messages(thread_id))[0]
-    before = await store._db.webhook_deliveries.count_documents({})
+    message = (await store.messages.thread_messages(thread_id))[0]
+    before = len(await deliveries(store))
     await app[DISPATCHER].dispatch(message)  # what the sweeper does after a crash mid-dispatch
-    assert await store._db.webhook_deliveries.count_documents({}) == before
+    assert len(await deliveries(store)) == before
 
     async def delivered() -> bool:
-        return await store._db.webhook_deliveries.count_documents({"state": "sent"}) == before
+        return len(await deliveries(store, DeliveryState.SENT)) == before
 
     await wait_for(delivered, timeout=10)
     ids = [e["id"] for e in receiver.events()]
@@ -233,7 +242,7 @@ async def test_the_router_s_own_address_and_metadata_are_refused_even_with_priva
             response = await client.post("/api/webhooks", json={"url": url}, headers={"Authorization": f"Bearer {TEST_API_TOKEN}"})
             assert response.status == 400, (url, await response.text())
             assert "not a public address" in (await response.json())["detail"]
-        assert await client.server.app[STORE]._db.webhook_subscriptions.count_documents({}) == 0
+        assert await client.server.app[STORE].webhooks.list_webhooks("default") == []
 
 
 async def test_an_account_s_events_go_only_to_its_own_subscriptions(
@@ -261,12 +270,12 @@ async def test_an_account_s_events_go_only_to_its_own_subscriptions(
 
 
 async def test_webhook_secrets_are_sealed_at_rest_and_can_be_replaced(
-    embedded: Any, db_name: str, start_client: Any, receiver: WebhookReceiver
+    embedded: Any, db_name: str, start_client: Any, receiver: WebhookReceiver, raw_database: Any
 ) -> None:
     client = await webhook_client(embedded, db_name, start_client)
     created = await subscribe(client, receiver, events=["thread.created"])
     sub_id, first = created["subscription"]["id"], created["secret"]
-    raw = await client.server.app[STORE]._db.webhook_subscriptions.find_one({"_id": sub_id})
+    raw = await raw_database.webhook_subscriptions.find_one({"_id": sub_id})  # at rest
     assert raw["secret"].startswith("sealed:v2:") and first not in str(raw)
     assert "secret" not in await (await client.get(f"/api/webhooks/{sub_id}")).json()
     rotated = await (await client.post(f"/api/webhooks/{sub_id}/secret")).json()
@@ -290,11 +299,11 @@ async def test_deliveries_are_exported_and_erased_with_the_contact(
     store = client.server.app[STORE]
     await subscribe(client, receiver)
     thread_id = await customer_writes(client.server.app, "erasable", "my address is Elm Street 5")
-    thread = await store.get_thread(thread_id)
+    thread = await store.threads.get_thread(thread_id)
     assert thread is not None
-    assert await store._db.webhook_deliveries.count_documents({"thread_id": thread_id}) == 4
+    assert [d.thread_id for d in await deliveries(store)] == [thread_id] * 4
     scope = await find_contact(store, "default", thread.contact_id)
     exported = await export_contact(store, scope, "test")
     assert len(exported["data"]["webhook_deliveries"]) == 4
     await erase_contact(store, scope, "test")
-    assert await store._db.webhook_deliveries.count_documents({}) == 0  # every one was about this contact
+    assert await deliveries(store) == []  # every one was about this contact

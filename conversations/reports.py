@@ -1,4 +1,4 @@
-"""Store reads for the admin reports: aggregation pipelines over one account's threads and shifts.
+"""The admin reports' reads: aggregation pipelines over one account's threads and shifts.
 
 The cohort of a report is the threads *opened* in the period (``opened_at`` in ``[start, end)``),
 matched on the ``(account_id, opened_at)`` index; shifts are those *started* in the period. Only
@@ -34,11 +34,10 @@ from fractions import Fraction
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
-from pymongo.asynchronous.database import AsyncDatabase
 
-from conversations.errors import translating_outages
+from conversations.client import IndexPlan, Repository
 
-REPORT_INDEXES: dict[str, list[IndexModel]] = {
+INDEXES: IndexPlan = {
     "threads": [IndexModel([("account_id", ASCENDING), ("opened_at", ASCENDING)])],
 }
 
@@ -98,10 +97,8 @@ def _computed(value: dict[str, Any] | str, where: dict[str, Any]) -> list[dict[s
     return [{"$project": {"d": value}}, {"$match": {"d": where}}]
 
 
-class ReportStore:
+class ReportsRepository(Repository):
     """Aggregations behind ``bot/reports.py``."""
-
-    _db: AsyncDatabase[dict[str, Any]]
 
     async def _total(
         self, match: dict[str, Any], value: dict[str, Any] | str | None = None, where: dict[str, Any] | None = None,
@@ -116,7 +113,6 @@ class ReportStore:
         found = await (await self._db.threads.aggregate(pipeline)).to_list()
         return (int(found[0]["n"]), int(found[0]["s"] or 0)) if found else (0, 0)
 
-    @translating_outages
     async def report_summary(
         self, account_id: str, start_ms: int, end_ms: int, now_ms: int, sla_ms: int
     ) -> dict[str, int]:
@@ -143,7 +139,6 @@ class ReportStore:
         summary["sla_breached"] = summary.pop("sla_late") + summary["sla_unanswered"]
         return summary
 
-    @translating_outages
     async def report_quantiles(
         self, account_id: str, start_ms: int, end_ms: int, counts: dict[str, int]
     ) -> dict[str, dict[float, float | None]]:
@@ -165,7 +160,6 @@ class ReportStore:
             result[name][q] = value
         return result
 
-    @translating_outages
     async def report_counts_by(
         self, account_id: str, start_ms: int, end_ms: int, key: dict[str, Any] | str,
         only: dict[str, Any] | None = None,
@@ -176,7 +170,6 @@ class ReportStore:
         found = await (await self._db.threads.aggregate(pipeline)).to_list()
         return {_key(doc["_id"]): int(doc["n"]) for doc in found}
 
-    @translating_outages
     async def report_agents(self, account_id: str, start_ms: int, end_ms: int) -> dict[str, dict[str, int]]:
         """Per agent (who holds, or last held, the thread): conversations, resolved, and handling
         time (from their assignment to resolution) summed over the resolved ones, in ms."""
@@ -195,7 +188,6 @@ class ReportStore:
             row.update(resolved=int(doc["n"]), handling_ms=int(doc["ms"] or 0))
         return rows
 
-    @translating_outages
     async def report_shifts(
         self, account_id: str, start_ms: int, end_ms: int, now_ms: int
     ) -> dict[str, dict[str, int]]:

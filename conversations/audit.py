@@ -1,7 +1,5 @@
-"""Store operations of the audit log: who did what to which record, and when — written by
-``bot/audit.py``, browsed and exported on the admin pages.
-
-A mixin of ``Store``; the indexes it reads by are in ``privacy_store.PRIVACY_INDEXES``.
+"""The audit log: who did what to which record, and when — written by ``bot/audit.py``, browsed
+and exported on the admin pages.
 """
 
 from __future__ import annotations
@@ -10,11 +8,22 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from pymongo import DESCENDING
-from pymongo.asynchronous.database import AsyncDatabase
+from datetime import datetime
 
-from conversations.errors import translating_outages
-from conversations.models import AuditEntry
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from conversations.client import IndexPlan, Repository
+from conversations.ids import new_id
+from conversations.tenant_models import AuditEntry
+
+INDEXES: IndexPlan = {
+    "audit": [
+        IndexModel([("account_id", ASCENDING), ("at", DESCENDING)]),
+        IndexModel([("account_id", ASCENDING), ("actor", ASCENDING), ("at", ASCENDING)]),
+        IndexModel([("account_id", ASCENDING), ("action", ASCENDING), ("at", ASCENDING)]),
+        IndexModel([("target", ASCENDING)]),
+    ],
+}
 
 
 @dataclass(frozen=True)
@@ -45,14 +54,26 @@ class AuditQuery:
         return found
 
 
-class AuditStore:
-    _db: AsyncDatabase[dict[str, Any]]
+class AuditRepository(Repository):
+    """Writing and reading the audit log."""
 
-    @translating_outages
+    async def record_audit(
+        self, account_id: str, actor: str, action: str, target: str, now: datetime, **details: Any
+    ) -> None:
+        entry = AuditEntry(
+            id=new_id("aud"),
+            account_id=account_id,
+            actor=actor,
+            action=action,
+            target=target,
+            at=now,
+            details=details,
+        )
+        await self._db.audit.insert_one(entry.to_doc())
+
     async def add_audit(self, entry: AuditEntry) -> None:
         await self._db.audit.insert_one(entry.to_doc())
 
-    @translating_outages
     async def audit_page(self, query: AuditQuery, page: int, size: int) -> tuple[list[AuditEntry], bool]:
         """One page (from 1) of matching entries, newest first, and whether more follow."""
         docs = await self._db.audit.find(query.to_filter()).sort([("at", DESCENDING), ("_id", DESCENDING)]) \
@@ -65,7 +86,6 @@ class AuditStore:
         async for doc in cursor:
             yield AuditEntry.from_doc(doc)
 
-    @translating_outages
     async def audit_actions(self, account_id: str) -> list[str]:
         """The actions recorded in the account so far (for the filter's choices)."""
         return sorted(str(a) for a in await self._db.audit.distinct("action", {"account_id": account_id}))

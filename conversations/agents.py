@@ -1,7 +1,6 @@
-"""Store operations for people: agents, login sessions, login throttling, shifts, canned responses.
-
-A mixin of ``Store`` (``conversations/store.py``): the same database handle, the same rules —
-single-document atomic operations, unique indexes for "at most one", no indexes on array fields.
+"""Agents: the people who answer customers, their capacity and presence, shifts (the timesheet)
+and canned responses. Signing in (sessions, throttling, second factors) is ``sign_in.py``; an
+agent's slots in the queue are reserved and released by ``queue.py``.
 """
 
 from __future__ import annotations
@@ -10,15 +9,14 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from conversations.console_models import CannedResponse, Session, Shift
-from conversations.models import Agent, Presence, load_time, stored
+from conversations.agent_models import Agent, CannedResponse, Presence, Shift
+from conversations.client import IndexPlan, Repository
+from conversations.models import load_time, stored
 
-AGENT_INDEXES: dict[str, list[IndexModel]] = {
-    "sessions": [IndexModel([("agent_id", ASCENDING)])],
-    "login_failures": [IndexModel([("expires_ms", ASCENDING)])],
+INDEXES: IndexPlan = {
+    "agents": [IndexModel([("account_id", ASCENDING), ("login", ASCENDING)], unique=True)],
     "shifts": [
         IndexModel([("account_id", ASCENDING), ("started_at", DESCENDING)]),
         IndexModel([("open_key", ASCENDING)], unique=True, partialFilterExpression={"open_key": {"$exists": True}}),
@@ -27,10 +25,8 @@ AGENT_INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-class AgentStore:
-    """Agents and their sessions, shifts and canned responses."""
-
-    _db: AsyncDatabase[dict[str, Any]]
+class AgentsRepository(Repository):
+    """Agents, their shifts and canned responses."""
 
     # --- agents --------------------------------------------------------------------------
 
@@ -95,67 +91,9 @@ class AgentStore:
         result = await self._db.agents.update_one(query, {"$set": {"presence": str(presence)}})
         return result.matched_count == 1
 
-    # --- sessions ------------------------------------------------------------------------
-
-    async def create_session(self, session: Session) -> None:
-        await self._db.sessions.insert_one(session.to_doc())
-
-    async def get_session(self, session_id: str) -> Session | None:
-        doc = await self._db.sessions.find_one({"_id": session_id})
-        return Session.from_doc(doc) if doc else None
-
-    async def sessions_by_ids(self, session_ids: list[str]) -> list[Session]:
-        docs = await self._db.sessions.find({"_id": {"$in": session_ids}}).to_list()
-        return [Session.from_doc(doc) for doc in docs]
-
     async def agents_by_ids(self, agent_ids: list[str]) -> list[Agent]:
         docs = await self._db.agents.find({"_id": {"$in": agent_ids}}).to_list()
         return [Agent.from_doc(doc) for doc in docs]
-
-    async def touch_session(self, session_id: str, seen_ms: int) -> None:
-        await self._db.sessions.update_one({"_id": session_id}, {"$set": {"seen_ms": seen_ms}})
-
-    async def delete_session(self, session_id: str) -> None:
-        await self._db.sessions.delete_one({"_id": session_id})
-
-    async def delete_agent_sessions(self, agent_id: str) -> None:
-        await self._db.sessions.delete_many({"agent_id": agent_id})
-
-    # --- login throttling ----------------------------------------------------------------
-
-    async def login_throttle(self, key: str) -> dict[str, Any] | None:
-        """The failed-login count of ``key`` (``failures``, ``wait_until_ms``, ``expires_ms``, ``rev``)."""
-        return await self._db.login_failures.find_one({"_id": key})
-
-    async def claim_login_attempt(self, key: str, rev: int | None, failures: int, wait_until_ms: int,
-                                  expires_ms: int) -> bool:
-        """Count an attempt, if ``key`` is still at revision ``rev`` (``None``: not stored yet);
-        ``False`` when another attempt changed it first (read it again and decide anew)."""
-        values = {"failures": failures, "wait_until_ms": wait_until_ms, "expires_ms": expires_ms}
-        if rev is None:
-            try:
-                await self._db.login_failures.insert_one({"_id": key, "rev": 1, **values})
-                return True
-            except DuplicateKeyError:
-                return False
-        result = await self._db.login_failures.update_one({"_id": key, "rev": rev}, {"$set": {**values, "rev": rev + 1}})
-        return result.modified_count == 1
-
-    async def take_back_login_attempt(self, key: str) -> None:
-        await self._db.login_failures.update_one({"_id": key, "failures": {"$gt": 0}},
-                                                 {"$inc": {"failures": -1, "rev": 1}})
-
-    async def forget_login_failures(self, key: str, now_ms: int) -> None:
-        """Clear ``key``'s count (a login that succeeded) unless it is a revoked device cookie's,
-        and the counts that expired. (``$exists``, not ``$ne: true``: the embedded store's deletes
-        skip documents without the field for ``$ne``.)"""
-        await self._db.login_failures.delete_one({"_id": key, "revoked": {"$exists": False}})
-        await self._db.login_failures.delete_many({"expires_ms": {"$lt": now_ms}})
-
-    async def revoke_login_device(self, key: str, until_ms: int) -> None:
-        """Mark a device cookie's count revoked, kept until the cookie expires."""
-        await self._db.login_failures.update_one(
-            {"_id": key}, {"$set": {"revoked": True, "expires_ms": until_ms}, "$inc": {"rev": 1}}, upsert=True)
 
     # --- shifts (the timesheet) ----------------------------------------------------------
 
@@ -210,7 +148,3 @@ class AgentStore:
 
     async def delete_canned(self, account_id: str, shortcut: str) -> None:
         await self._db.canned.delete_one({"_id": f"{account_id}|{shortcut}"})
-
-    async def set_account_fields(self, account_id: str, **values: Any) -> None:
-        """Per-account console settings (strategy, business hours, location recording)."""
-        await self._db.accounts.update_one({"_id": account_id}, {"$set": values})

@@ -1,24 +1,68 @@
-"""Stored records of the agent console: shifts (the timesheet), the thread timeline (private
-notes and what happened to a thread), canned responses and login sessions."""
+"""Stored records of the people who answer customers: agents (roles, capacity, presence), their
+shifts (the timesheet), canned responses, login sessions, second factors and half-done logins."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
-from conversations.models import Document
+from conversations.models import Document, load_enum
 
 
-class TimelineKind(StrEnum):
-    NOTE = "note"  # a private note: agents see it, the customer never does
-    QUEUED = "queued"
-    ASSIGNED = "assigned"
-    TRANSFERRED = "transferred"
-    RESOLVED = "resolved"
-    REOPENED = "reopened"
-    LABELS = "labels"
+class Role(StrEnum):
+    AGENT = "agent"
+    ADMIN = "admin"  # runs one account: agents, routing, channels, API tokens, webhooks
+    SUPERADMIN = "superadmin"  # an admin who also manages the accounts of the install
+
+    @property
+    def rank(self) -> int:
+        """Each role may do what the roles below it may."""
+        return _ROLE_RANK[self]
+
+
+_ROLE_RANK = {Role.AGENT: 0, Role.ADMIN: 1, Role.SUPERADMIN: 2}
+
+
+class Presence(StrEnum):
+    ONLINE = "online"
+    AWAY = "away"
+    OFFLINE = "offline"
+
+
+@dataclass(slots=True)
+class Agent(Document):
+    """A human who answers customers in the console."""
+
+    LOADERS: ClassVar[dict[str, Callable[[Any], Any]]] = {
+        "role": load_enum(Role),
+        "presence": load_enum(Presence),
+    }
+
+    id: str
+    account_id: str
+    login: str
+    name: str
+    role: Role
+    created_at: datetime
+    password_hash: str | None = None
+    teams: list[str] = field(default_factory=list)
+    capacity: int = 5
+    presence: Presence = Presence.OFFLINE
+    # open conversations held, and free slots (capacity - load): reserved atomically before an
+    # assignment, so no agent is ever given more than their capacity
+    load: int = 0
+    free: int = 5
+    last_assigned_ms: int = 0  # round robin among equally loaded agents
+    lang: str = "en"
+    active: bool = True
+
+    @property
+    def is_admin(self) -> bool:
+        """Admins and superadmins run the account (admin pages, any conversation)."""
+        return Role(self.role).rank >= Role.ADMIN.rank
 
 
 @dataclass(slots=True)
@@ -39,22 +83,6 @@ class Shift(Document):
     start_location: dict[str, float] | None = None
     end_location: dict[str, float] | None = None
     open_key: str | None = None  # "<agent id>" while the shift runs: one open shift per agent
-
-
-@dataclass(slots=True)
-class TimelineEntry(Document):
-    """Something that happened to a thread besides messages: notes, assignments, transfers."""
-
-    id: str
-    account_id: str
-    thread_id: str
-    contact_id: str
-    kind: str
-    at: datetime
-    actor: str = ""  # agent id, or "system"
-    actor_name: str = ""
-    text: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -1,4 +1,4 @@
-"""An account's editable training data, mixed into ``Store``: its examples (``nlu_examples``),
+"""An account's editable training data: its examples (``nlu_examples``),
 its intents and entity resources (``nlu_data``, one document per account), and the customer
 messages admins review to learn from ("learn from conversations").
 
@@ -13,15 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from conversations.errors import translating_outages
+from conversations.client import IndexPlan, Repository
 from conversations.ids import derived_id
 from conversations.models import epoch_ms
 from conversations.personal_data import declare_not_personal
 
-TRAINING_INDEXES: dict[str, list[IndexModel]] = {
+INDEXES: IndexPlan = {
     "nlu_examples": [IndexModel([("account_id", ASCENDING), ("intent", ASCENDING)])],
     "messages": [IndexModel([("account_id", ASCENDING), ("direction", ASCENDING), ("created_at", DESCENDING)])],
 }
@@ -39,23 +38,20 @@ def example_id(account_id: str, text: str) -> str:
     return derived_id("exm", f"{account_id}|{' '.join(text.casefold().split())}")
 
 
-class TrainingStore:
-    _db: AsyncDatabase[dict[str, Any]]
+class TrainingRepository(Repository):
+    """Examples, intents and entity resources, and the messages admins review to learn from."""
 
     # --- the account's data document ------------------------------------------------------
 
-    @translating_outages
     async def nlu_data(self, account_id: str) -> dict[str, Any] | None:
         """The account's intents and entity resources; ``None`` while it trains from the files."""
         return await self._db.nlu_data.find_one({"_id": account_id})
 
-    @translating_outages
     async def save_nlu_data(self, account_id: str, now: datetime, **fields: Any) -> None:
         await self._db.nlu_data.update_one(
             {"_id": account_id}, {"$set": {**fields, "updated_at": epoch_ms(now)}}, upsert=True
         )
 
-    @translating_outages
     async def set_nlu_intents(self, account_id: str, intents: Sequence[str], now: datetime) -> None:
         """The account's declared intents (a whole list: the embedded server mangles ``$push``)."""
         await self._db.nlu_data.update_one(
@@ -64,7 +60,6 @@ class TrainingStore:
 
     # --- examples ---------------------------------------------------------------------------
 
-    @translating_outages
     async def insert_nlu_examples(self, account_id: str, examples: Iterable[Mapping[str, Any]],
                                   now: datetime) -> list[str]:
         """Store examples that are not there yet (by text); the ids of those inserted, in order.
@@ -101,25 +96,21 @@ class TrainingStore:
         if missing:
             raise ForeignMessage(f"message_id {missing[0][:80]!r} is not a customer message of this account")
 
-    @translating_outages
     async def nlu_example(self, account_id: str, example: str) -> dict[str, Any] | None:
         return await self._db.nlu_examples.find_one({"_id": example, "account_id": account_id})
 
-    @translating_outages
     async def nlu_examples_of(self, account_id: str, intent: str | None = None) -> list[dict[str, Any]]:
         query: dict[str, Any] = {"account_id": account_id}
         if intent is not None:
             query["intent"] = intent
         return await self._db.nlu_examples.find(query).sort("created_at", ASCENDING).to_list()
 
-    @translating_outages
     async def nlu_intent_counts(self, account_id: str) -> dict[str, int]:
         rows = await (await self._db.nlu_examples.aggregate([
             {"$match": {"account_id": account_id}}, {"$group": {"_id": "$intent", "n": {"$sum": 1}}},
         ])).to_list()
         return {str(row["_id"]): int(row["n"]) for row in rows}
 
-    @translating_outages
     async def update_nlu_example(self, account_id: str, example: str, now: datetime,
                                  **fields: Any) -> dict[str, Any] | None:
         return await self._db.nlu_examples.find_one_and_update(
@@ -127,19 +118,16 @@ class TrainingStore:
             {"$set": {**fields, "updated_at": epoch_ms(now)}}, return_document=ReturnDocument.AFTER,
         )
 
-    @translating_outages
     async def delete_nlu_example(self, account_id: str, example: str) -> bool:
         result = await self._db.nlu_examples.delete_one({"_id": example, "account_id": account_id})
         return result.deleted_count == 1
 
-    @translating_outages
     async def delete_nlu_intent_examples(self, account_id: str, intent: str) -> int:
         result = await self._db.nlu_examples.delete_many({"account_id": account_id, "intent": intent})
         return int(result.deleted_count)
 
     # --- learning from conversations -------------------------------------------------------
 
-    @translating_outages
     async def messages_to_review(self, account_id: str, limit: int = 50, scan: int = 2000) -> list[dict[str, Any]]:
         """The newest customer messages the bot did not understand, or that humans handled, and
         that nobody has reviewed yet."""
@@ -152,13 +140,11 @@ class TrainingStore:
         cursor = self._db.messages.find(query, {"text": 1, "nlu": 1, "decision": 1, "created_at": 1, "channel": 1})
         return await cursor.sort("created_at", DESCENDING).limit(min(limit, scan)).to_list()
 
-    @translating_outages
     async def customer_message(self, account_id: str, message_id: str) -> dict[str, Any] | None:
         return await self._db.messages.find_one(
             {"_id": message_id, "account_id": account_id, "direction": "in"}, {"text": 1, "nlu": 1, "nlu_review": 1, "thread_id": 1}
         )
 
-    @translating_outages
     async def mark_reviewed(self, message_id: str, outcome: str, by: str, now: datetime) -> None:
         await self._db.messages.update_one(
             {"_id": message_id}, {"$set": {"nlu_review": {"outcome": outcome, "by": by, "at": epoch_ms(now)}}}

@@ -1,29 +1,24 @@
-"""Store operations for personal data: finding everything of one contact, exporting it, erasing
-it through the registered holders (``personal_data.py``), and the retention job's batches.
-
-A mixin of ``Store``; it uses the store's database handle.
+"""Personal data: finding everything of one contact, exporting it, erasing it through the
+registered holders (``personal_data.py``), the web chat visitors of erased contacts, and the
+retention job's batches (and the lease that runs it once across router processes).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from conversations import personal_holders as _core_holders  # noqa: F401  (registers the core holders)
-from conversations.errors import translating_outages
-from conversations.models import Account, Contact
-from conversations.batching import Batcher
+from conversations.client import IndexPlan, Repository, StoreClient
 from conversations.personal_data import ContactScope, Erasure, declare_not_personal, holders
 
 # what erasure and retention find documents by (no array fields: the embedded server stops
 # matching array elements once one is indexed)
-PRIVACY_INDEXES: dict[str, list[IndexModel]] = {
+INDEXES: IndexPlan = {
     "messages": [IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)])],
     "contacts": [IndexModel([("merged_into", ASCENDING)], partialFilterExpression={"merged_into": {"$exists": True}})],
     "identities": [IndexModel([("account_id", ASCENDING), ("address", ASCENDING)])],
@@ -31,43 +26,18 @@ PRIVACY_INDEXES: dict[str, list[IndexModel]] = {
     "email_keys": [IndexModel([("contact_id", ASCENDING)]), IndexModel([("thread_id", ASCENDING)])],
     "sms_parts": [IndexModel([("message_id", ASCENDING)])],
     "consent": [IndexModel([("account_id", ASCENDING), ("address", ASCENDING)])],
-    "audit": [
-        IndexModel([("account_id", ASCENDING), ("actor", ASCENDING), ("at", ASCENDING)]),
-        IndexModel([("account_id", ASCENDING), ("action", ASCENDING), ("at", ASCENDING)]),
-        IndexModel([("target", ASCENDING)]),
-    ],
 }
 
 _MERGE_DEPTH = 20  # merge chains are short; this only stops a corrupt loop
 
 
-class PrivacyStore:
-    _db: AsyncDatabase[dict[str, Any]]
-    _revocation_reads: Batcher[str, bool]
+class PrivacyRepository(Repository):
+    """A contact's scope, export and erasure; revoked web chat visitors; retention's batches."""
 
-    @translating_outages
-    async def contact_by_identity(self, account_id: str, channel: str, address: str) -> str | None:
-        """The contact who writes from ``channel:address``, if any."""
-        link = await self._db.identities.find_one({"_id": f"{account_id}|{channel}:{address}"}, {"contact_id": 1})
-        return str(link["contact_id"]) if link else None
+    def __init__(self, client: StoreClient) -> None:
+        super().__init__(client)
+        self._revocation_reads = client.batcher("webchat_tokens.revoked", self._find_revocations)
 
-    @translating_outages
-    async def contact_by_address(self, account_id: str, address: str) -> str | None:
-        """The contact who writes from ``address`` on any channel, if exactly one does."""
-        links = await self._db.identities.find({"account_id": account_id, "address": address}, {"contact_id": 1}).to_list()
-        found = {str(link["contact_id"]) for link in links}
-        return found.pop() if len(found) == 1 else None
-
-    @translating_outages
-    async def contacts_named(self, account_id: str, text: str, limit: int = 20) -> list[Contact]:
-        """Contacts whose name contains ``text`` (any case), most recently active first."""
-        docs = await self._db.contacts.find(
-            {"account_id": account_id, "name": {"$regex": re.escape(text), "$options": "i"},
-             "merged_into": {"$exists": False}}
-        ).sort("updated_at", DESCENDING).limit(limit).to_list()
-        return [Contact.from_doc(doc) for doc in docs]
-
-    @translating_outages
     async def contact_scope(self, account_id: str, contact_id: str) -> ContactScope | None:
         """Everything that belongs to the contact (following merges both ways), in the account
         only; ``None`` if the account has no such contact."""
@@ -105,7 +75,6 @@ class PrivacyStore:
 
     # --- web chat visitors of erased contacts ---------------------------------------------
 
-    @translating_outages
     async def revoke_visitors(self, account_id: str, visitors: Sequence[str], now_ms: int) -> None:
         """Refuse web chat tokens naming these visitors from now on (their contact was erased):
         a browser still holding one becomes a new visitor. Kept as hashes of the visitor ids."""
@@ -114,7 +83,6 @@ class PrivacyStore:
                 {"_id": _visitor_key(account_id, visitor)},
                 {"$setOnInsert": {"account_id": account_id, "at_ms": now_ms}}, upsert=True)
 
-    @translating_outages
     async def visitor_revoked(self, account_id: str, visitor: str) -> bool:
         return await self._revocation_reads.submit(_visitor_key(account_id, visitor))  # batched
 
@@ -123,7 +91,6 @@ class PrivacyStore:
         revoked = {str(doc["_id"]) for doc in docs}
         return [key in revoked for key in keys]
 
-    @translating_outages
     async def legacy_tokens_until(self, until_ms: int) -> int:
         """Until when web chat tokens of the previous format (no issue time) are honoured: set
         once, by the first router of this release to meet one, to ``until_ms``."""
@@ -132,19 +99,16 @@ class PrivacyStore:
         doc = await self._db.webchat_tokens.find_one({"_id": "legacy-tokens"})
         return int(doc["until_ms"]) if doc else until_ms
 
-    @translating_outages
     async def export_personal_data(self, scope: ContactScope) -> dict[str, list[dict[str, Any]]]:
         """Every holder's documents for the scope, by holder name (raw stored documents)."""
         return {holder.name: await holder.export(self._db, scope) for holder in holders()}
 
-    @translating_outages
     async def erase_personal_data(self, scope: ContactScope, erasure: Erasure) -> dict[str, int]:
         """Run every holder's erasure; returns how many documents each removed or anonymised."""
         return {holder.name: await holder.erase(self._db, scope, erasure) for holder in holders()}
 
     # --- retention ----------------------------------------------------------------------
 
-    @translating_outages
     async def old_messages(self, account_id: str, before_ms: int, limit: int = 500) -> ContactScope | None:
         """A batch of the account's messages created before ``before_ms``, as a scope for the
         holders (messages and what hangs off them); ``None`` when none is left."""
@@ -155,11 +119,6 @@ class PrivacyStore:
             return None
         return ContactScope(account_id=account_id, message_ids=tuple(str(d["_id"]) for d in docs), texts=_texts(docs))
 
-    @translating_outages
-    async def list_accounts(self) -> list[Account]:
-        return [Account.from_doc(doc) async for doc in self._db.accounts.find({}).sort("_id", ASCENDING)]
-
-    @translating_outages
     async def claim_job(self, name: str, now_ms: int, every_ms: int) -> bool:
         """Whether this process runs job ``name`` now: at most once per ``every_ms`` across all
         router processes sharing the store."""

@@ -1,27 +1,25 @@
-"""Store operations for the human queue: agent slots, claims, transfers, resolution, reopening,
-the thread timeline, and the event log that drives the live console.
+"""The human queue: threads handed over by the bot, agent slots, claims, transfers, resolution,
+reopening, and the thread timeline (notes and what happened to a thread).
 
-A mixin of ``Store``. Every transition is one ``find_one_and_update`` guarded by the state it
-leaves, so two agents or two router processes never both win: an agent's slot is *reserved*
+Every transition is one ``find_one_and_update`` guarded by the state it leaves, so two agents or two router processes never both win: an agent's slot is *reserved*
 (``free`` decremented where ``free > 0``) before a thread is claimed, and released if the claim
 loses, so no agent ends up over capacity.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from conversations.batching import BulkWrites
-from conversations.console_models import TimelineEntry
+from conversations.agent_models import Agent, Presence
+from conversations.client import IndexPlan, Repository
 from conversations.filters import exactly
-from conversations.models import Agent, Contact, Message, Presence, Thread, ThreadStatus, epoch_ms, stored
+from conversations.models import epoch_ms, stored
+from conversations.thread_models import Thread, ThreadStatus, TimelineEntry
 
 # The queue's order: most urgent first (highest ``priority``), then longest waiting. Sorted as
 # ``neg_priority`` (= -priority, written with every thread) ascending, then ``queued_at``
@@ -30,18 +28,14 @@ from conversations.models import Agent, Contact, Message, Presence, Thread, Thre
 # directions, so "priority descending, queued_at ascending" sorted every queued thread per claim.
 QUEUE_ORDER = [("neg_priority", ASCENDING), ("queued_at", ASCENDING)]
 
-QUEUE_INDEXES: dict[str, list[IndexModel]] = {
+INDEXES: IndexPlan = {
     "threads": [IndexModel([("account_id", ASCENDING), ("status", ASCENDING), *QUEUE_ORDER])],
     "timeline": [IndexModel([("contact_id", ASCENDING), ("at", ASCENDING)])],
-    "events": [IndexModel([("at_ms", ASCENDING)])],
 }
 
 
-class QueueStore:
+class QueueRepository(Repository):
     """The queue's atomic transitions and the console's reads."""
-
-    _db: AsyncDatabase[dict[str, Any]]
-    _writes: dict[str, BulkWrites]
 
     async def backfill_queue_order(self) -> None:
         """Give threads stored before ``neg_priority`` existed their place in the queue's order
@@ -51,6 +45,32 @@ class QueueStore:
             await self._db.threads.update_many(
                 {**missing, "priority": priority}, {"$set": {"neg_priority": -int(priority)}}
             )
+
+    async def queue_thread(
+        self, thread_id: str, reason: str, by_message: str, now: datetime
+    ) -> Thread | None:
+        """Move a bot thread to the human queue; ``None`` if it was not in the bot's hands."""
+        doc = await self._db.threads.find_one_and_update(
+            {"_id": thread_id, "status": str(ThreadStatus.BOT)},
+            {
+                "$set": {
+                    "status": str(ThreadStatus.QUEUED),
+                    "queued_at": epoch_ms(now),
+                    "queued_by": by_message,
+                    "escalation_reason": reason,
+                    "handoff_reason": reason,  # kept when later transfers change escalation_reason
+                },
+                "$min": {"first_queued_at": epoch_ms(now)},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        return Thread.from_doc(doc) if doc else None
+
+    async def queue_depth(self, account_id: str | None = None) -> int:
+        query: dict[str, Any] = {"status": str(ThreadStatus.QUEUED)}
+        if account_id is not None:
+            query["account_id"] = account_id
+        return await self._db.threads.count_documents(query)
 
     # --- agent slots ---------------------------------------------------------------------
 
@@ -62,7 +82,7 @@ class QueueStore:
              "free": {"$gt": 0}, **match},
             {"$inc": {"free": -1, "load": 1}, "$set": {"last_assigned_ms": now_ms}},
             sort=[("load", ASCENDING), ("last_assigned_ms", ASCENDING)],
-            return_document=ReturnDocument.BEFORE,  # see claim_queued
+            return_document=ReturnDocument.BEFORE,  # see claim_next_queued
         )
         if doc is None:
             return None
@@ -80,7 +100,7 @@ class QueueStore:
 
     # --- claims and transitions ----------------------------------------------------------
 
-    async def claim_queued(
+    async def claim_next_queued(
         self, account_id: str, agent_id: str, now: datetime, **match: Any
     ) -> Thread | None:
         """Assign the most urgent queued thread matching ``match`` to ``agent_id``.
@@ -178,33 +198,6 @@ class QueueStore:
             return None
         return Thread.from_doc(doc) if doc else None
 
-    async def set_thread_fields(self, thread_id: str, **values: Any) -> Thread | None:
-        if "priority" in values:
-            values["neg_priority"] = -int(values["priority"])
-        doc = await self._db.threads.find_one_and_update(
-            {"_id": thread_id}, {"$set": stored(values)}, return_document=ReturnDocument.AFTER
-        )
-        return Thread.from_doc(doc) if doc else None
-
-    # --- response times ------------------------------------------------------------------
-
-    async def mark_customer_waiting(self, thread_id: str, since: datetime) -> None:
-        """The customer wrote: the next-response clock starts, unless it already runs."""
-        await self._db.threads.update_one(
-            {"_id": thread_id, "awaiting_since": {"$exists": False}}, {"$set": {"awaiting_since": stored(since)}}
-        )
-
-    async def mark_agent_replied(self, thread_id: str, now: datetime, next_late: bool = False) -> None:
-        """An agent answered: the first response is noted once, the customer's wait ends, and a
-        late next response (``next_late``) is counted for the reports."""
-        await self._db.threads.update_one(
-            {"_id": thread_id, "first_response_at": {"$exists": False}}, {"$set": {"first_response_at": stored(now)}}
-        )
-        update: dict[str, Any] = {"$unset": {"awaiting_since": ""}}
-        if next_late:
-            update["$inc"] = {"next_response_breaches": 1}
-        await self._db.threads.update_one({"_id": thread_id}, update)
-
     # --- console reads -------------------------------------------------------------------
 
     async def queued_threads(self, account_id: str, limit: int = 200, skip_teams: Sequence[str] = ()) -> list[Thread]:
@@ -221,26 +214,6 @@ class QueueStore:
         ).sort("last_message_at", DESCENDING).limit(200).to_list()
         return [Thread.from_doc(doc) for doc in docs]
 
-    async def get_contact(self, contact_id: str) -> Contact | None:
-        doc = await self._db.contacts.find_one({"_id": contact_id})
-        return Contact.from_doc(doc) if doc else None
-
-    async def contacts_by_id(self, contact_ids: list[str]) -> dict[str, Contact]:
-        docs = await self._db.contacts.find({"_id": {"$in": contact_ids}}).to_list()
-        return {str(doc["_id"]): Contact.from_doc(doc) for doc in docs}
-
-    async def contact_threads(self, account_id: str, contact_id: str) -> list[Thread]:
-        """The contact's threads, oldest first."""
-        docs = await self._db.threads.find(exactly(account_id=account_id, contact_id=contact_id)).sort(
-            "opened_at", ASCENDING).to_list()
-        return [Thread.from_doc(doc) for doc in docs]
-
-    async def contact_messages(self, contact_id: str, limit: int = 300) -> list[Message]:
-        """The contact's newest ``limit`` messages on every channel, oldest first."""
-        docs = await self._db.messages.find(exactly(contact_id=contact_id)).sort(
-            "created_at", DESCENDING).limit(limit).to_list()
-        return [Message.from_doc(doc) for doc in reversed(docs)]
-
     # --- the timeline --------------------------------------------------------------------
 
     async def add_timeline(self, entry: TimelineEntry) -> None:
@@ -250,24 +223,3 @@ class QueueStore:
         docs = await self._db.timeline.find(exactly(contact_id=contact_id)).sort(
             "at", DESCENDING).limit(limit).to_list()
         return [TimelineEntry.from_doc(doc) for doc in reversed(docs)]
-
-    # --- the event log (live console fan-out across processes) ---------------------------
-
-    async def emit_event(self, account_id: str, kind: str, now: datetime, **fields: Any) -> None:
-        event = {"_id": f"evt_{ObjectId()}", "account_id": account_id, "kind": kind, "at_ms": epoch_ms(now), **fields}
-        await self._writes["events"].submit(InsertOne(event))  # batched with concurrent events
-
-    async def events_since(self, at_ms: int, limit: int = 500) -> list[dict[str, Any]]:
-        return await self._db.events.find({"at_ms": {"$gte": at_ms}}).sort("at_ms", ASCENDING).limit(limit).to_list()
-
-    async def prune_events(self, before_ms: int) -> None:
-        await self._db.events.delete_many({"at_ms": {"$lt": before_ms}})
-
-    async def watch_events(self) -> AsyncIterator[dict[str, Any]]:
-        """New events as the store's change stream reports them (inserts only, so the embedded
-        server's missing ``updateDescription`` does not matter)."""
-        async with await self._db.events.watch([{"$match": {"operationType": "insert"}}]) as stream:
-            async for change in stream:
-                doc = change.get("fullDocument")
-                if doc:
-                    yield doc

@@ -1,5 +1,5 @@
-"""The NLU layer's persistence, mixed into ``Store``: trained model versions, the active version
-of each account, cached embeddings, training jobs (examples: ``training_store.py``).
+"""The NLU layer's persistence: trained model versions, the active version of each account, cached
+embeddings, training jobs and the training lease (examples and intents: ``training.py``).
 
 Times are stored as epoch milliseconds, like everywhere in the store. A model blob is written
 as chunks first and its version document last, so no reader ever sees a
@@ -15,13 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from bson import Binary
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
-from pymongo.asynchronous.database import AsyncDatabase
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from conversations import nlu_retirement
-from conversations.batching import Batcher, BulkWrites
-from conversations.errors import translating_outages
+from conversations.client import IndexPlan, Repository
 from conversations.models import epoch_ms
 from conversations.personal_data import declare_not_personal, keyed_holder, register_holder
 
@@ -33,7 +31,8 @@ def embedding_key(embedder_name: str, text: str) -> str:
     """The cache key of one text's vector: a hash, so the cache never stores the text itself."""
     return hashlib.sha256(f"{embedder_name}\x00{text}".encode()).hexdigest()[:32]
 
-NLU_INDEXES: dict[str, list[IndexModel]] = {
+
+INDEXES: IndexPlan = {
     "nlu_models": [IndexModel([("account_id", ASCENDING), ("created_at", DESCENDING)])],
     "nlu_model_chunks": [IndexModel([("version", ASCENDING), ("n", ASCENDING)])],
     "nlu_examples": [IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)])],
@@ -42,14 +41,11 @@ NLU_INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-class NluStoreMixin:
-    _db: AsyncDatabase[dict[str, Any]]
-    _writes: dict[str, BulkWrites]
-    _thread_reads: Batcher[str, dict[str, Any] | None]
+class NluRepository(Repository):
+    """Model versions, the active version, training jobs and leases, the embedding cache."""
 
     # --- model versions ------------------------------------------------------------------
 
-    @translating_outages
     async def save_nlu_model(
         self, account_id: str, version: str, blob: bytes, info: Mapping[str, Any], now: datetime
     ) -> None:
@@ -71,7 +67,6 @@ class NluStoreMixin:
             }
         )
 
-    @translating_outages
     async def nlu_model_blob(self, version: str) -> bytes | None:
         doc = await self._db.nlu_models.find_one({"_id": version}, {"chunks": 1})
         if doc is None:
@@ -81,73 +76,51 @@ class NluStoreMixin:
             return None
         return b"".join(bytes(part["data"]) for part in parts)
 
-    @translating_outages
     async def nlu_models(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The account's versions, newest first (retired ones too, with ``retired_at``)."""
         cursor = self._db.nlu_models.find({"account_id": account_id}, {"learned_from": 0}).sort("created_at", DESCENDING)
         return await cursor.limit(limit).to_list()
 
-    @translating_outages
     async def get_nlu_model(self, version: str) -> dict[str, Any] | None:
         return await self._db.nlu_models.find_one({"_id": version}, {"learned_from": 0})
 
-    @translating_outages
     async def activate_nlu_model(self, account_id: str, version: str, by: str, now: datetime) -> bool:
         """Make ``version`` the account's model; ``False`` if it is not one of the account's, or
         was retired (an erasure took its training data), even while this ran."""
         return await nlu_retirement.activate_version(self._db, account_id, version, by, now)
 
-    @translating_outages
     async def active_nlu_version(self, account_id: str) -> str | None:
         doc = await self._db.nlu_active.find_one({"_id": account_id}) or {}
         return str(doc["version"]) if doc.get("version") else None
 
-    @translating_outages
     async def nlu_active_state(self, account_id: str) -> tuple[str | None, str | None]:
         """The account's active version and its retraining that is queued or running, if any."""
         return await self.active_nlu_version(account_id), await nlu_retirement.pending_retrain(self._db, account_id)
 
     # --- retiring versions trained on erased messages (``nlu_retirement.py``) ---------------
 
-    @translating_outages
     async def retire_nlu_models(self, account_id: str, message_ids: Sequence[str], by: str,
                                 at: datetime) -> list[str]:
         return await nlu_retirement.retire_versions(self._db, account_id, message_ids, by, at)
 
-    @translating_outages
     async def nlu_retirement(self, account_id: str, by: str, at: datetime) -> dict[str, Any]:
         return await nlu_retirement.retirement(self._db, account_id, by, at)
 
-    @translating_outages
     async def queue_nlu_retrain(self, account_id: str, job_id: str, by: str, now: datetime) -> None:
         await nlu_retirement.queue_retrain(self._db, account_id, job_id, by, now)
 
-    @translating_outages
     async def claim_nlu_retrain(self, owner: str, now: datetime) -> dict[str, Any] | None:
         return await nlu_retirement.claim_retrain(self._db, owner, now)
 
-    @translating_outages
     async def renew_nlu_retrain(self, job_id: str, owner: str, now: datetime) -> None:
         await nlu_retirement.renew_retrain(self._db, job_id, owner, now)
 
-    @translating_outages
     async def backfill_nlu_sources(self) -> None:
         """Record what versions stored by earlier releases may have learned from (at start-up)."""
         await nlu_retirement.backfill_learned_from(self._db)
 
-    @translating_outages
-    async def existing_messages(self, account_id: str, message_ids: Sequence[str]) -> set[str]:
-        """Those of ``message_ids`` that are the account's messages (still there)."""
-        found: set[str] = set()
-        for start in range(0, len(message_ids), 1000):
-            cursor = self._db.messages.find(
-                {"_id": {"$in": list(message_ids[start : start + 1000])}, "account_id": account_id}, {"_id": 1})
-            found.update([str(doc["_id"]) async for doc in cursor])
-        return found
-
     # --- embedding cache -----------------------------------------------------------------
 
-    @translating_outages
     async def nlu_embeddings(self, keys: Sequence[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
         for start in range(0, len(keys), 1000):
@@ -156,7 +129,6 @@ class NluStoreMixin:
                 found[str(doc["_id"])] = bytes(doc["v"])
         return found
 
-    @translating_outages
     async def save_nlu_embeddings(self, vectors: Mapping[str, bytes]) -> None:
         docs = [{"_id": key, "v": Binary(value)} for key, value in vectors.items()]
         for start in range(0, len(docs), 1000):
@@ -168,33 +140,23 @@ class NluStoreMixin:
 
     # --- training jobs -------------------------------------------------------------------
 
-    @translating_outages
     async def start_nlu_job(self, job_id: str, account_id: str, now: datetime) -> None:
         await self._db.nlu_jobs.insert_one(
             {"_id": job_id, "account_id": account_id, "state": "running", "stage": "loading",
              "done": 0, "total": 0, "started_at": epoch_ms(now), "updated_at": epoch_ms(now)}
         )
 
-    @translating_outages
+    async def recent_nlu_jobs(self, account_id: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The account's training jobs, newest first (queued, running, done or failed)."""
+        cursor = self._db.nlu_jobs.find({"account_id": account_id}).sort("started_at", DESCENDING)
+        return await cursor.limit(limit).to_list()
+
     async def update_nlu_job(self, job_id: str, now: datetime, **fields: Any) -> None:
         await self._db.nlu_jobs.update_one({"_id": job_id}, {"$set": {**fields, "updated_at": epoch_ms(now)}})
 
-    @translating_outages
     async def get_nlu_job(self, job_id: str) -> dict[str, Any] | None:
         return await self._db.nlu_jobs.find_one({"_id": job_id})
 
-    # --- per-thread dialogue state -------------------------------------------------------
-
-    @translating_outages
-    async def set_thread_nlu_state(self, thread_id: str, state: Mapping[str, Any]) -> None:
-        await self._writes["threads"].submit(UpdateOne({"_id": thread_id}, {"$set": {"nlu_state": dict(state)}}))
-
-    @translating_outages
-    async def thread_nlu_state(self, thread_id: str) -> dict[str, Any]:
-        doc = await self._thread_reads.submit(thread_id)  # batched with concurrent thread reads
-        return dict(doc.get("nlu_state") or {}) if doc else {}
-
-    @translating_outages
     async def claim_nlu_training(self, account_id: str, owner: str, now_ms: int, lease_ms: int) -> bool:
         """Take the account's training lease (one automatic training across processes)."""
         doc = await self._db.nlu_training_leases.find_one_and_update(

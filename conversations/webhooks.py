@@ -1,6 +1,8 @@
-"""Store operations for outbound webhook deliveries: the outbox's pattern for HTTP callbacks.
+"""Webhooks: where an account's thread events are POSTed (subscriptions, their secrets sealed at rest
+like channel secrets) and the deliveries on their way there, the outbox's pattern for HTTP
+callbacks.
 
-A mixin of ``Store``. One document per (subscription, event), its ``_id`` derived from both, so
+One delivery document per (subscription, event), its ``_id`` derived from both, so
 publishing the same event twice (a replayed dispatch, two router processes) stores it once. A
 worker leases a due delivery with an atomic ``find_one_and_update`` that pushes ``due_ms`` to the
 lease's end; a worker that dies leaves the delivery to the next one once the lease runs out.
@@ -8,20 +10,22 @@ lease's end; a worker that dies leaves the delivery to the next one once the lea
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from conversations.client import IndexPlan, Repository
 from conversations.ids import derived_id
 from conversations.models import epoch_ms
-from conversations.personal_data import ContactScope, query_holder, register_holder
+from conversations.personal_data import ContactScope, declare_not_personal, query_holder, register_holder
+from conversations.sealing import SealingError
 from conversations.tenant_models import DeliveryState, WebhookDelivery, WebhookSubscription
 
-WEBHOOK_INDEXES: dict[str, list[IndexModel]] = {
+INDEXES: IndexPlan = {
+    "webhook_subscriptions": [IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)])],
     "webhook_deliveries": [
         IndexModel([("state", ASCENDING), ("due_ms", ASCENDING)]),
         IndexModel([("subscription_id", ASCENDING), ("created_at", DESCENDING)]),
@@ -31,10 +35,53 @@ WEBHOOK_INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-class WebhookStore:
-    """Durable, leased webhook deliveries."""
+class WebhooksRepository(Repository):
+    """Webhook subscriptions and their durable, leased deliveries."""
 
-    _db: AsyncDatabase[dict[str, Any]]
+    # --- webhook subscriptions -----------------------------------------------------------
+
+    async def create_webhook(self, subscription: WebhookSubscription) -> None:
+        doc = subscription.to_doc()
+        doc["secret"] = self._client.seal_value(subscription.account_id, webhook_secret_field(subscription.id), subscription.secret)
+        await self._db.webhook_subscriptions.insert_one(doc)
+
+    def _subscription(self, doc: Mapping[str, Any]) -> WebhookSubscription:
+        """The subscription with its secret opened; one that does not open is left empty and
+        said why (``secret_problem``): nothing is signed with it."""
+        opened = dict(doc)
+        try:
+            opened["secret"] = self._client.open_value(str(doc.get("account_id")), webhook_secret_field(doc["_id"]), doc.get("secret"))
+        except SealingError as exc:
+            opened["secret"], opened["secret_problem"] = "", str(exc)
+        return WebhookSubscription.from_doc(opened)
+
+    async def get_webhook(self, subscription_id: str) -> WebhookSubscription | None:
+        doc = await self._db.webhook_subscriptions.find_one({"_id": subscription_id})
+        return self._subscription(doc) if doc else None
+
+    async def list_webhooks(self, account_id: str, active_only: bool = False) -> list[WebhookSubscription]:
+        query: dict[str, Any] = {"account_id": account_id}
+        if active_only:
+            query["active"] = True
+        docs = await self._db.webhook_subscriptions.find(query).sort("created_at", ASCENDING).to_list()
+        return [self._subscription(doc) for doc in docs]
+
+    async def update_webhook(self, account_id: str, subscription_id: str, **values: Any) -> WebhookSubscription | None:
+        """Change a subscription (url, events, description, active, secret — sealed here)."""
+        if "secret" in values:
+            values["secret"] = self._client.seal_value(account_id, webhook_secret_field(subscription_id), values["secret"])
+        doc = await self._db.webhook_subscriptions.find_one_and_update(
+            {"_id": subscription_id, "account_id": account_id}, {"$set": values}, return_document=ReturnDocument.AFTER
+        )
+        return self._subscription(doc) if doc else None
+
+    async def delete_webhook(self, account_id: str, subscription_id: str) -> bool:
+        result = await self._db.webhook_subscriptions.delete_one({"_id": subscription_id, "account_id": account_id})
+        if result.deleted_count:
+            await self._db.webhook_deliveries.delete_many({"subscription_id": subscription_id, "state": "pending"})
+        return result.deleted_count == 1
+
+    # --- deliveries ----------------------------------------------------------------------
 
     async def enqueue_deliveries(
         self, subscriptions: Sequence[WebhookSubscription], event_id: str, event_type: str, body: str, now: datetime,
@@ -119,6 +166,11 @@ class WebhookStore:
         return WebhookDelivery.from_doc(doc) if doc else None
 
 
+def webhook_secret_field(subscription_id: Any) -> str:
+    """The field path a subscription's secret is sealed for."""
+    return f"webhook_subscriptions.{subscription_id}.secret"
+
+
 def _deliveries_about(scope: ContactScope) -> dict[str, Any] | None:
     """A contact's deliveries (their threads' events), or old messages' (retention)."""
     parts = [{name: {"$in": sorted(set(values))}} for name, values in
@@ -128,3 +180,4 @@ def _deliveries_about(scope: ContactScope) -> dict[str, Any] | None:
 
 # the bodies carry the thread and message as they were sent: found, exported and erased with them
 register_holder(query_holder("webhook_deliveries", "webhook_deliveries", _deliveries_about))
+declare_not_personal("webhook_subscriptions", "the businesses' webhook endpoints")

@@ -1,0 +1,195 @@
+"""Contacts: one person with every address they have written from, found or created on first
+sight and merged across channels when a phone number joins them.
+
+An identity link (``identities``, ``_id`` = ``<account>|<channel>:<address>``) points at the
+contact behind each address. Find-or-create steps use deterministic ids (``derived_id``), so a
+replay after a crash or a race between router processes lands on the same ``_id`` and the unique
+index turns it into a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import DuplicateKeyError
+
+from conversations.client import IndexPlan, Repository, StoreClient
+from conversations.filters import exactly, newest_page
+from conversations.ids import derived_id
+from conversations.models import epoch_ms
+from conversations.thread_models import Contact
+from conversations.traffic import Identity
+
+INDEXES: IndexPlan = {
+    "contacts": [IndexModel([("account_id", ASCENDING), ("updated_at", DESCENDING)])],
+    "identities": [IndexModel([("contact_id", ASCENDING)])],
+}
+
+
+async def _nothing() -> None:
+    return None
+
+
+class ContactsRepository(Repository):
+    """Finding, creating, merging and listing contacts."""
+
+    def __init__(self, client: StoreClient) -> None:
+        super().__init__(client)
+        self._links = client.batcher("identities.contact", self._find_links)  # the hot path's read
+
+    async def find_or_create_contact(
+        self,
+        account_id: str,
+        identity: Identity,
+        name: str | None,
+        now: datetime,
+        phone: str | None = None,
+    ) -> str:
+        """The id of the contact behind ``identity``, creating contact and links on first sight.
+
+        Merge rule: a phone number the channel vouches for (WhatsApp, SMS, a shared Telegram
+        contact) is itself an identity, ``phone:<E.164>``; whoever writes from any channel with
+        that number is the same contact. A new contact's id derives from its phone number when
+        there is one, so first messages racing in on two channels still make one contact. A number
+        vouched for later (a Telegram user sharing their own contact) joins the known contact, or
+        merges it into the contact that had the number first (``join_phone``).
+        """
+        link_id = f"{account_id}|{identity.key}"
+        phone_id = f"{account_id}|phone:{phone}" if phone else None
+        # both links in one (batched) read: a returning customer costs no more than this
+        linked, by_phone = await asyncio.gather(
+            self._links.submit(link_id), self._links.submit(phone_id) if phone_id else _nothing()
+        )
+        if linked is not None:
+            if phone and by_phone != linked:  # a number new to this contact: join or merge
+                return await self.join_phone(account_id, linked, phone, now)
+            return linked
+        contact_id = by_phone or derived_id("con", phone_id or link_id)
+        contact = {
+            "_id": contact_id,
+            "account_id": account_id,
+            "identities": [identity.to_doc()],
+            "created_at": epoch_ms(now),
+            "updated_at": epoch_ms(now),
+        }
+        if name:
+            contact["name"] = name
+        if not await self._insert_once("contacts", contact):
+            await self._db.contacts.update_one(
+                {"_id": contact_id},
+                {"$addToSet": {"identities": identity.to_doc()}, "$set": {"updated_at": epoch_ms(now)}},
+            )
+        links = [(link_id, identity)]
+        if phone_id is not None and phone is not None:
+            links.append((phone_id, Identity("phone", phone)))
+        for key, address in links:
+            await self._insert_once(
+                "identities",
+                {"_id": key, "account_id": account_id, "contact_id": contact_id, **address.to_doc()},
+            )
+        link = await self._db.identities.find_one({"_id": link_id}, {"contact_id": 1})
+        assert link is not None
+        return str(link["contact_id"])
+
+    async def join_phone(self, account_id: str, contact_id: str, phone: str, now: datetime) -> str:
+        """Attach a vouched phone number to a known contact; returns the contact to use.
+
+        If the number already belongs to another contact, that contact (the first to claim the
+        number) absorbs this one: identities, threads and messages move over, and this contact is
+        marked ``merged_into``. Every step is idempotent, so a crash mid-merge is finished by the
+        next message.
+        """
+        phone_id = f"{account_id}|phone:{phone}"
+        link = await self._db.identities.find_one({"_id": phone_id}, {"contact_id": 1})
+        if link is None:
+            try:
+                await self._db.identities.insert_one(
+                    {"_id": phone_id, "account_id": account_id, "contact_id": contact_id,
+                     "channel": "phone", "address": phone}
+                )
+            except DuplicateKeyError:
+                return await self.join_phone(account_id, contact_id, phone, now)
+            return contact_id
+        owner = str(link["contact_id"])
+        if owner != contact_id:
+            await self.merge_contacts(owner, contact_id, now)
+        return owner
+
+    async def merge_contacts(self, target: str, source: str, now: datetime) -> None:
+        """Fold contact ``source`` into ``target`` (see :meth:`join_phone`)."""
+        await self._db.identities.update_many({"contact_id": source}, {"$set": {"contact_id": target}})
+        source_doc = await self._db.contacts.find_one_and_update(
+            {"_id": source}, {"$set": {"merged_into": target, "updated_at": epoch_ms(now)}}
+        )
+        if source_doc is not None and source_doc.get("identities"):
+            await self._db.contacts.update_one(
+                {"_id": target},
+                {"$addToSet": {"identities": {"$each": source_doc["identities"]}}, "$set": {"updated_at": epoch_ms(now)}},
+            )
+        async for thread in self._db.threads.find({"contact_id": source}):
+            update: dict[str, Any] = {"contact_id": target}
+            if "open_key" in thread:
+                update["open_key"] = f"{target}:{thread['channel']}"
+            try:
+                await self._db.threads.update_one({"_id": thread["_id"]}, {"$set": update})
+            except DuplicateKeyError:  # the target has its own open thread there: keep both apart
+                await self._db.threads.update_one({"_id": thread["_id"]}, {"$set": {"contact_id": target}, "$unset": {"open_key": ""}})
+        await self._db.messages.update_many({"contact_id": source}, {"$set": {"contact_id": target}})
+
+    # --- reading ----------------------------------------------------------------------------
+
+    async def get_contact(self, contact_id: str) -> Contact | None:
+        doc = await self._db.contacts.find_one({"_id": contact_id})
+        return Contact.from_doc(doc) if doc else None
+
+    async def contacts_by_id(self, contact_ids: list[str]) -> dict[str, Contact]:
+        docs = await self._db.contacts.find({"_id": {"$in": contact_ids}}).to_list()
+        return {str(doc["_id"]): Contact.from_doc(doc) for doc in docs}
+
+    async def list_contacts(self, account_id: str, *, limit: int, before: datetime | None = None,
+                            before_id: str | None = None) -> list[Contact]:
+        """The account's contacts by last activity, newest first (merged ones left out)."""
+        query = {**exactly(account_id=account_id), "merged_into": {"$exists": False}}
+        docs = await newest_page(self._db.contacts, query, "updated_at", limit, before, before_id)
+        return [Contact.from_doc(doc) for doc in docs]
+
+    async def import_contacts(self, contacts: Sequence[Contact]) -> None:
+        """Store whole contacts as they are, in one command (seeded data; an import). Their
+        identity links are not made: ``find_or_create_contact`` does not find them by address."""
+        if contacts:
+            await self._db.contacts.insert_many([contact.to_doc() for contact in contacts], ordered=False)
+
+    async def contact_by_identity(self, account_id: str, channel: str, address: str) -> str | None:
+        """The contact who writes from ``channel:address``, if any."""
+        link = await self._db.identities.find_one({"_id": f"{account_id}|{channel}:{address}"}, {"contact_id": 1})
+        return str(link["contact_id"]) if link else None
+
+    async def identities_of(self, account_id: str, contact_id: str) -> list[Identity]:
+        """The addresses that lead to the contact (its identity links, a vouched phone number
+        among them)."""
+        links = await self._db.identities.find({"contact_id": contact_id, "account_id": account_id}).to_list()
+        return [Identity.from_doc(link) for link in links]
+
+    async def contact_by_address(self, account_id: str, address: str) -> str | None:
+        """The contact who writes from ``address`` on any channel, if exactly one does."""
+        links = await self._db.identities.find({"account_id": account_id, "address": address}, {"contact_id": 1}).to_list()
+        found = {str(link["contact_id"]) for link in links}
+        return found.pop() if len(found) == 1 else None
+
+    async def contacts_named(self, account_id: str, text: str, limit: int = 20) -> list[Contact]:
+        """Contacts whose name contains ``text`` (any case), most recently active first."""
+        docs = await self._db.contacts.find(
+            {"account_id": account_id, "name": {"$regex": re.escape(text), "$options": "i"},
+             "merged_into": {"$exists": False}}
+        ).sort("updated_at", DESCENDING).limit(limit).to_list()
+        return [Contact.from_doc(doc) for doc in docs]
+
+    async def _find_links(self, keys: Sequence[str]) -> list[str | None]:
+        docs = await self._db.identities.find({"_id": {"$in": list(set(keys))}}, {"contact_id": 1}).to_list()
+        owners = {doc["_id"]: str(doc["contact_id"]) for doc in docs}
+        return [owners.get(key) for key in keys]

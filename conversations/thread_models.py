@@ -1,0 +1,237 @@
+"""Stored records of conversations: contacts, threads with their timelines, messages, the
+dispatcher's decisions and the outbox of outbound sends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from conversations.models import Document, from_epoch_ms, load_enum, load_tuple
+from conversations.traffic import Attachment, DeliveryStatus, Direction, Identity, Outbound
+
+
+class ThreadStatus(StrEnum):
+    BOT = "bot"
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+    RESOLVED = "resolved"
+
+
+class DispatchState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+
+
+class OutboxState(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+class SenderKind(StrEnum):
+    CUSTOMER = "customer"
+    BOT = "bot"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+class DecisionAction(StrEnum):
+    ANSWERED = "answered"  # the bot replied
+    QUEUED = "queued"  # the thread now waits for a human
+    WAITING = "waiting"  # the thread was already waiting; the message joins it
+    TO_AGENT = "to_agent"  # the thread is assigned; its agent gets the message
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What the dispatcher did with one inbound message."""
+
+    action: DecisionAction
+    reason: str
+    thread_id: str
+    replies: tuple[str, ...] = ()  # ids of outbound messages created for it
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "action": str(self.action),
+            "reason": self.reason,
+            "thread_id": self.thread_id,
+            "replies": list(self.replies),
+        }
+
+
+def _load_identities(value: Any) -> list[Identity]:
+    return [Identity.from_doc(item) for item in value or []]
+
+
+def _load_identity(value: Any) -> Identity:
+    return Identity.from_doc(value)
+
+
+def _load_attachments(value: Any) -> tuple[Attachment, ...]:
+    return tuple(Attachment.from_doc(item) for item in value or [])
+
+
+@dataclass(slots=True)
+class Contact(Document):
+    """One person, with every address they have written from."""
+
+    LOADERS: ClassVar[dict[str, Callable[[Any], Any]]] = {"identities": _load_identities}
+
+    id: str
+    account_id: str
+    created_at: datetime
+    updated_at: datetime
+    name: str | None = None
+    identities: list[Identity] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Thread(Document):
+    """One conversation with a contact on a channel, from opening to resolution."""
+
+    LOADERS: ClassVar[dict[str, Callable[[Any], Any]]] = {"status": load_enum(ThreadStatus)}
+
+    id: str
+    account_id: str
+    contact_id: str
+    channel: str
+    status: ThreadStatus
+    opened_at: datetime
+    last_message_at: datetime
+    address: str | None = None  # the customer's address on this channel: where replies go
+    # present only while the thread is open: "<contact>:<channel>", unique, so a contact has at
+    # most one open thread per channel however many processes race to open one
+    open_key: str | None = None
+    assignee: str | None = None
+    team: str | None = None
+    priority: int = 0
+    queued_at: datetime | None = None
+    queued_by: str | None = None  # the inbound message whose dispatch queued the thread
+    escalation_reason: str | None = None
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    email_keys: list[str] = field(default_factory=list)
+    wa_window_ends_ms: int | None = None  # epoch ms when WhatsApp's customer-service window closes
+    labels: list[str] = field(default_factory=list)
+    awaiting_since: datetime | None = None  # oldest customer message no agent has answered yet
+    last_assignee: str | None = None  # who had it before it was resolved or requeued
+    reopened_at: datetime | None = None
+    # for the reports: kept when requeues and reopenings change the fields above
+    assigned_at: datetime | None = None  # the current (or last) assignment
+    first_queued_at: datetime | None = None
+    first_assigned_at: datetime | None = None
+    handoff_reason: str | None = None  # why the bot handed the conversation to humans
+    next_response_breaches: int = 0  # agent answers that came later than the next-response SLA
+
+    @property
+    def wa_window_ends_at(self) -> datetime | None:
+        return None if self.wa_window_ends_ms is None else from_epoch_ms(self.wa_window_ends_ms)
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = Document.to_doc(self)
+        doc["neg_priority"] = -self.priority  # the queue's order, see queue.QUEUE_ORDER
+        return doc
+
+
+@dataclass(slots=True)
+class Message(Document):
+    """One message of a thread, in either direction."""
+
+    LOADERS: ClassVar[dict[str, Callable[[Any], Any]]] = {
+        "direction": load_enum(Direction),
+        "delivery_status": load_enum(DeliveryStatus),
+        "dispatch_state": load_enum(DispatchState),
+        "attachments": _load_attachments,
+    }
+
+    id: str
+    account_id: str
+    thread_id: str
+    contact_id: str
+    direction: Direction
+    channel: str
+    text: str
+    created_at: datetime
+    sender: dict[str, Any] = field(default_factory=dict)  # {"kind": SenderKind, "id"?, "name"?}
+    external_id: str | None = None  # provider id; unique with account and channel when present
+    attachments: tuple[Attachment, ...] = ()
+    nlu: dict[str, Any] | None = None
+    delivery_status: DeliveryStatus | None = None  # outbound only
+    delivery_rank: int | None = None  # DeliveryStatus.rank, so updates can be "forward only"
+    delivery_updated_at: datetime | None = None
+    dispatch_state: DispatchState | None = None  # inbound only
+    dispatch_due_ms: int | None = None  # when a sweeper may take over an unfinished dispatch
+    decision: dict[str, Any] | None = None
+    in_reply_to: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class OutboxItem(Document):
+    """One pending outbound send: leased by one worker at a time, retried, or dead-lettered."""
+
+    LOADERS: ClassVar[dict[str, Callable[[Any], Any]]] = {
+        "state": load_enum(OutboxState),
+        "to": _load_identity,
+        "options": load_tuple,
+    }
+
+    id: str
+    account_id: str
+    channel: str
+    thread_id: str
+    message_id: str
+    to: Identity
+    text: str
+    state: OutboxState
+    due_ms: int  # epoch ms; pending: next attempt time, leased: lease expiry
+    created_at: datetime
+    options: tuple[str, ...] = ()
+    attempts: int = 0
+    lease_owner: str | None = None
+    last_error: str | None = None
+    sent_at: datetime | None = None
+    provider_message_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_outbound(self) -> Outbound:
+        return Outbound(
+            account_id=self.account_id,
+            channel=self.channel,
+            thread_id=self.thread_id,
+            message_id=self.message_id,
+            to=self.to,
+            text=self.text,
+            options=self.options,
+            meta=dict(self.meta),
+        )
+
+
+class TimelineKind(StrEnum):
+    NOTE = "note"  # a private note: agents see it, the customer never does
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+    TRANSFERRED = "transferred"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    LABELS = "labels"
+
+
+@dataclass(slots=True)
+class TimelineEntry(Document):
+    """Something that happened to a thread besides messages: notes, assignments, transfers."""
+
+    id: str
+    account_id: str
+    thread_id: str
+    contact_id: str
+    kind: str
+    at: datetime
+    actor: str = ""  # agent id, or "system"
+    actor_name: str = ""
+    text: str = ""
+    details: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,214 @@
+"""Threads: one conversation with a contact on a channel, from opening to resolution.
+
+"At most one open thread per contact and channel" holds across router processes through the
+partial unique index on ``open_key`` (present only while the thread is open): the loser of a race
+to open one takes the winner's thread. E-mail threads open under a key of their own
+(``open_keyed_thread``) and are found by their mail keys (``mail.py``). The queue's transitions of
+a thread (queued, assigned, resolved) are ``queue.py``'s; the dialogue state of the bot lives on
+the thread (``nlu_state``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo.errors import DuplicateKeyError
+
+from conversations.client import IndexPlan, Repository, StoreClient
+from conversations.errors import StoreError
+from conversations.filters import exactly, newest_page
+from conversations.ids import new_id
+from conversations.models import epoch_ms, stored
+from conversations.thread_models import Thread, ThreadStatus
+from conversations.traffic import Identity
+
+INDEXES: IndexPlan = {
+    "threads": [
+        IndexModel(
+            [("open_key", ASCENDING)],
+            unique=True,
+            partialFilterExpression={"open_key": {"$exists": True}},
+        ),
+        IndexModel([("account_id", ASCENDING), ("contact_id", ASCENDING), ("opened_at", DESCENDING)]),
+        # an agent's conversations, most recent first
+        IndexModel([("assignee", ASCENDING), ("status", ASCENDING), ("last_message_at", DESCENDING)]),
+        IndexModel([("account_id", ASCENDING), ("last_message_at", DESCENDING)]),  # GET /api/threads
+        IndexModel([("account_id", ASCENDING), ("status", ASCENDING), ("last_message_at", DESCENDING)]),  # ?status=
+    ],
+}
+
+
+class ThreadsRepository(Repository):
+    """Opening, finding and touching threads; their fields, lists and the bot's dialogue state."""
+
+    def __init__(self, client: StoreClient) -> None:
+        super().__init__(client)
+        # the hot path's reads, grouped across concurrent messages (group commit)
+        self._open_threads = client.batcher("threads.open", self._find_open_threads)
+        self._thread_reads = client.batcher("threads.by_id", self._find_threads)
+
+    # --- the hot path ----------------------------------------------------------------------
+
+    async def find_open_thread(self, contact_id: str, channel: str) -> Thread | None:
+        """The contact's open thread on ``channel``, if any (a batched read)."""
+        doc = await self._open_threads.submit(f"{contact_id}:{channel}")
+        return Thread.from_doc(doc) if doc else None
+
+    async def get_thread(self, thread_id: str) -> Thread | None:
+        """One thread (a batched read)."""
+        doc = await self._thread_reads.submit(thread_id)
+        return Thread.from_doc(doc) if doc else None
+
+    async def touch_thread(self, thread_id: str, now: datetime, window_ends_at: datetime | None = None) -> None:
+        """Move a thread's last activity forward to ``now``, and its WhatsApp service window's
+        end to ``window_ends_at`` if later (a batched write; both only ever move forward).
+
+        Kept as epoch milliseconds with ``$max``: the embedded server compares dates at one-second
+        precision, stores a date written by ``$set`` as a string, and under load sometimes fails
+        to match an ``$or`` / ``$exists`` guard on a just-inserted document."""
+        fields = {"last_message_at": epoch_ms(now)}
+        if window_ends_at is not None:
+            fields["wa_window_ends_ms"] = epoch_ms(window_ends_at)
+        await self._client.write("threads", UpdateOne({"_id": thread_id}, {"$max": fields}))
+
+    async def touch_open_thread(self, contact_id: str, channel: str, now: datetime) -> Thread | None:
+        """The contact's open thread on ``channel`` (its last activity set to ``now``), if any."""
+        doc = await self._db.threads.find_one_and_update(
+            {"open_key": f"{contact_id}:{channel}"},
+            {"$set": {"last_message_at": epoch_ms(now)}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return Thread.from_doc(doc) if doc else None
+
+    async def open_thread(self, account_id: str, contact_id: str, identity: Identity, now: datetime) -> Thread:
+        """Open a thread for the contact on the identity's channel, or return the one open there
+        (see the module's docstring)."""
+        open_key = f"{contact_id}:{identity.channel}"
+        thread = self._new(account_id, contact_id, identity, open_key, now)
+        for _ in range(5):
+            try:
+                await self._db.threads.insert_one(thread.to_doc())
+                return thread
+            except DuplicateKeyError:
+                existing = await self.touch_open_thread(contact_id, identity.channel, now)
+                if existing is not None:
+                    return existing
+        raise StoreError(f"could not open a thread for {open_key}")
+
+    async def open_keyed_thread(
+        self, account_id: str, contact_id: str, identity: Identity, open_key: str, now: datetime
+    ) -> Thread:
+        """Open a thread under ``open_key`` (one per key however many processes race), or return
+        the one already open under it, its last activity set to ``now``."""
+        thread = self._new(account_id, contact_id, identity, open_key, now)
+        for _ in range(5):
+            try:
+                await self._db.threads.insert_one(thread.to_doc())
+                return thread
+            except DuplicateKeyError:
+                doc = await self._db.threads.find_one_and_update(
+                    {"open_key": open_key}, {"$set": {"last_message_at": epoch_ms(now)}},
+                    return_document=ReturnDocument.AFTER,
+                )
+                if doc is not None:
+                    return Thread.from_doc(doc)
+        raise StoreError(f"could not open a thread for {open_key}")
+
+    async def touch_thread_if_open(self, thread_id: str, now: datetime) -> Thread | None:
+        """The thread with its last activity set to ``now``, unless it is resolved."""
+        doc = await self._db.threads.find_one_and_update(
+            {"_id": thread_id, "open_key": {"$exists": True}},
+            {"$set": {"last_message_at": epoch_ms(now)}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return Thread.from_doc(doc) if doc else None
+
+    async def open_thread_of(self, account_id: str, identity: Identity) -> Thread | None:
+        """The open thread of whoever writes from ``identity`` on its channel, if any."""
+        link = await self._db.identities.find_one({"_id": f"{account_id}|{identity.key}"})
+        if link is None:
+            return None
+        doc = await self._db.threads.find_one({"open_key": f"{link['contact_id']}:{identity.channel}"})
+        return Thread.from_doc(doc) if doc else None
+
+    # --- fields ----------------------------------------------------------------------------
+
+    async def set_thread_fields(self, thread_id: str, **values: Any) -> Thread | None:
+        if "priority" in values:
+            values["neg_priority"] = -int(values["priority"])  # the queue's order: see queue.QUEUE_ORDER
+        doc = await self._db.threads.find_one_and_update(
+            {"_id": thread_id}, {"$set": stored(values)}, return_document=ReturnDocument.AFTER
+        )
+        return Thread.from_doc(doc) if doc else None
+
+    async def mark_customer_waiting(self, thread_id: str, since: datetime) -> None:
+        """The customer wrote: the next-response clock starts, unless it already runs."""
+        await self._db.threads.update_one(
+            {"_id": thread_id, "awaiting_since": {"$exists": False}}, {"$set": {"awaiting_since": stored(since)}}
+        )
+
+    async def mark_agent_replied(self, thread_id: str, now: datetime, next_late: bool = False) -> None:
+        """An agent answered: the first response is noted once, the customer's wait ends, and a
+        late next response (``next_late``) is counted for the reports."""
+        await self._db.threads.update_one(
+            {"_id": thread_id, "first_response_at": {"$exists": False}}, {"$set": {"first_response_at": stored(now)}}
+        )
+        update: dict[str, Any] = {"$unset": {"awaiting_since": ""}}
+        if next_late:
+            update["$inc"] = {"next_response_breaches": 1}
+        await self._db.threads.update_one({"_id": thread_id}, update)
+
+    async def set_thread_nlu_state(self, thread_id: str, state: Mapping[str, Any]) -> None:
+        """The bot's dialogue state of the thread (language, active form, slots): a batched write."""
+        await self._client.write("threads", UpdateOne({"_id": thread_id}, {"$set": {"nlu_state": dict(state)}}))
+
+    async def thread_nlu_state(self, thread_id: str) -> dict[str, Any]:
+        doc = await self._thread_reads.submit(thread_id)  # batched with concurrent thread reads
+        return dict(doc.get("nlu_state") or {}) if doc else {}
+
+    # --- lists -----------------------------------------------------------------------------
+
+    async def list_threads(
+        self, account_id: str, *, limit: int, before: datetime | None = None, before_id: str | None = None,
+        **match: str,
+    ) -> list[Thread]:
+        """The account's threads by last activity, newest first (a page after ``before`` /
+        ``before_id``); ``match`` filters on status, channel, assignee or contact_id."""
+        query = exactly(account_id=account_id, **match)
+        docs = await newest_page(self._db.threads, query, "last_message_at", limit, before, before_id)
+        return [Thread.from_doc(doc) for doc in docs]
+
+    async def contact_threads(self, account_id: str, contact_id: str) -> list[Thread]:
+        """The contact's threads, oldest first."""
+        docs = await self._db.threads.find(exactly(account_id=account_id, contact_id=contact_id)).sort(
+            "opened_at", ASCENDING).to_list()
+        return [Thread.from_doc(doc) for doc in docs]
+
+    async def import_threads(self, threads: Sequence[Thread]) -> None:
+        """Store whole threads as they are, in one command (seeded data; an import of another
+        system's conversations): ids and times are the records' own."""
+        if threads:
+            await self._db.threads.insert_many([thread.to_doc() for thread in threads], ordered=False)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _new(account_id: str, contact_id: str, identity: Identity, open_key: str, now: datetime) -> Thread:
+        return Thread(
+            id=new_id("thr"), account_id=account_id, contact_id=contact_id, channel=identity.channel,
+            address=identity.address, status=ThreadStatus.BOT, opened_at=now, last_message_at=now,
+            open_key=open_key,
+        )
+
+    async def _find_open_threads(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
+        docs = await self._db.threads.find({"open_key": {"$in": list(set(keys))}}).to_list()
+        by_key = {doc["open_key"]: doc for doc in docs}
+        return [by_key.get(key) for key in keys]
+
+    async def _find_threads(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        docs = await self._db.threads.find({"_id": {"$in": list(set(ids))}}).to_list()
+        by_id = {doc["_id"]: doc for doc in docs}
+        return [by_id.get(thread_id) for thread_id in ids]

@@ -1,0 +1,22 @@
+"""Tenant store operations on the embedded store: which accounts auto-assign (a nested field and a
+boolean written by ``$set``, both of which the embedded server must match like MongoDB)."""
+
+from __future__ import annotations
+
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.tenant_models import Account
+
+
+async def test_the_accounts_that_assign_automatically(store: Repositories) -> None:
+    for account_id, routing in [("a", {"strategy": "auto"}), ("b", {"strategy": "manual"}), ("c", None),
+                                ("d", {"strategy": "auto"})]:
+        assert await store.accounts.create_account(Account(id=account_id, name=account_id, created_at=utcnow(), routing=routing))
+    await store.accounts.update_account("d", disabled=True)
+    assert sorted(await store.accounts.auto_assigning_accounts(by_default=False)) == ["a"]
+    assert sorted(await store.accounts.auto_assigning_accounts(by_default=True)) == ["a", "c"]
+    await store.accounts.update_account("d", disabled=False)
+    assert sorted(await store.accounts.auto_assigning_accounts(by_default=False)) == ["a", "d"]
+    account = await store.accounts.get_account("d")
+    assert account is not None and account.disabled is False
+    assert not await store.accounts.create_account(Account(id="a", name="again", created_at=utcnow()))
