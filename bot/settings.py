@@ -122,9 +122,13 @@ class ServerSettings:
         "x-forwarded-for", check=_one_of("x-forwarded-for", "forwarded"),
         doc="the one header the trusted proxies set: x-forwarded-for, or forwarded (RFC 7239); the other is ignored",
     )
-    log_format: str = _setting("text", check=_one_of("text", "json"), alias="LOG_FORMAT")
+    log_format: str = _setting(
+        "text", check=_one_of("text", "json"), alias="LOG_FORMAT",
+        doc="log lines as `text` or `json` (one object per line)",
+    )
     log_level: str = _setting(
-        "info", check=_one_of("debug", "info", "warning", "error"), alias="LOG_LEVEL"
+        "info", check=_one_of("debug", "info", "warning", "error"), alias="LOG_LEVEL",
+        doc="least severe log lines written: `debug`, `info`, `warning` or `error`",
     )
 
     @property
@@ -161,7 +165,9 @@ class DispatchSettings:
     lease_seconds: float = _setting(
         30.0, check=_between(1, 3600), doc="after this, a sweeper re-dispatches an unfinished message"
     )
-    sweep_interval: float = _setting(5.0, check=_between(0.05, 3600))
+    sweep_interval: float = _setting(
+        5.0, check=_between(0.05, 3600), doc="how often the sweeper looks for unfinished dispatches, seconds"
+    )
     queued_notice: str = _setting(
         "Thanks for your message! A member of our team will reply here as soon as possible.",
         doc="what the customer is told when their conversation is queued for a human",
@@ -180,13 +186,15 @@ class OutboxSettings:
     base_delay: float = _setting(1.0, check=_between(0.001, 3600), doc="first retry delay, seconds")
     max_delay: float = _setting(300.0, check=_between(0.001, 86400), doc="longest retry delay, seconds")
     lease_seconds: float = _setting(30.0, check=_between(1, 3600), doc="how long a worker holds an item")
-    poll_interval: float = _setting(0.5, check=_between(0.01, 60))
+    poll_interval: float = _setting(
+        0.5, check=_between(0.01, 60), doc="how often an idle worker looks for due items, seconds"
+    )
     concurrency: int = _setting(16, check=_between(1, 1000), doc="sends in flight per process")
 
 
 @dataclass(frozen=True)
 class WebchatSettings:
-    max_text_length: int = _setting(4096, check=_between(1, 100_000))
+    max_text_length: int = _setting(4096, check=_between(1, 100_000), doc="longest web chat message, characters")
     secret: str = _setting(
         "", doc="key that signs visitor tokens; empty: one generated and kept sealed in the store"
     )
@@ -669,7 +677,8 @@ def _parse_text(text: str, kind: str) -> Any:
 
 
 def describe() -> list[tuple[str, str, Any, str]]:
-    """(key, environment variable, default, doc) for every setting: the README's reference."""
+    """(key, environment variable, default, doc) for every setting: the configuration reference
+    (``docs/configuration.md``, written by ``python -m bot.settings_reference``)."""
     rows = []
     for section, kind in _SECTION_TYPES.items():
         for f in dataclasses.fields(kind):
