@@ -1,4 +1,4 @@
-# The two commands of the README: `make run` and `make test`. Everything else supports them.
+# The two commands of the README and the docs: `make run` and `make test`. Everything else supports them.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -28,7 +28,7 @@ system-deps:
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
-# 100,000 hostile cases per channel parser (see Reliability in the README)
+# 100,000 hostile cases per channel parser (see docs/reliability.md)
 fuzz: $(STAMP)
 	PYTHONPATH=. $(BIN)/python bench/fuzz.py
 
