@@ -32,9 +32,14 @@ bench: $(STAMP)
 fuzz: $(STAMP)
 	PYTHONPATH=. $(BIN)/python bench/fuzz.py
 
+# ruff (the rules of pyproject's [tool.ruff]), the formatting, mypy --strict; all three run, any failing fails
 lint: $(STAMP)
-	$(BIN)/pip install --quiet 'mypy>=1.10' types-PyYAML
-	$(BIN)/mypy
+	$(BIN)/pip install --quiet 'mypy>=1.10' types-PyYAML 'ruff>=0.9,<1'
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) var .pytest_cache build *.egg-info

@@ -29,7 +29,7 @@ def _default(value: Any) -> str:
         return "none"
     text = json.dumps(value, ensure_ascii=False)
     if isinstance(value, str) and len(value) > _LONGEST_DEFAULT:
-        return json.dumps(value[:_LONGEST_DEFAULT - 2], ensure_ascii=False)[:-1] + '…"'
+        return json.dumps(value[: _LONGEST_DEFAULT - 2], ensure_ascii=False)[:-1] + '…"'
     return f"`{text}`"
 
 

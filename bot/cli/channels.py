@@ -24,7 +24,6 @@ import aiohttp
 from bot.cli.common import CliError
 from bot.settings import Settings
 
-
 # --- say --channel ----------------------------------------------------------------------------
 
 
@@ -162,7 +161,7 @@ def webhook_info(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _telegram(token: str, settings: Settings, action: str, url: str = "", secret: str = "", drop: bool = False) -> str:
-    from bot.handlers.telegram import make_bot  # first: it imports aiogram lazily
+    from bot.handlers.telegram import make_bot  # first: it imports aiogram lazily  # noqa: I001 (the order matters)
     from bot.handlers.egress_guards import EgressGuards
 
     from aiogram.exceptions import TelegramAPIError

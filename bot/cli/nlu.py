@@ -31,6 +31,7 @@ from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 
+
 def add_nlu_commands(sub: Any) -> None:
     """Register ``nlu`` and its subcommands on the main parser's subparsers."""
     nlu = sub.add_parser("nlu", help="train, try and evaluate the bot's language understanding")
@@ -171,7 +172,6 @@ async def _train_remotely(args: argparse.Namespace, settings: Settings, account:
 
 async def _parse(args: argparse.Namespace, settings: Settings) -> int:
     from bot.nlu.service import NluService
-    from bot.nlu.training_set import TrainingSet
 
     account = args.account or settings.account.id
     async with _store(settings) as store:

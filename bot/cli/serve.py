@@ -59,8 +59,7 @@ async def _run_server(settings: Settings) -> None:
         await runner.cleanup()
         if exc.errno == errno.EADDRINUSE:
             raise CliError(
-                f"port {port} on {host} is in use (another omnirouter?); "
-                "choose another with --port or OMNIROUTER_PORT"
+                f"port {port} on {host} is in use (another omnirouter?); choose another with --port or OMNIROUTER_PORT"
             ) from None
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     _print_banner(settings, runner.app[FIRST_ADMIN])
@@ -88,7 +87,7 @@ def _print_banner(settings: Settings, first_admin: tuple[str, str] | None) -> No
         f"omnirouter is running on {base} (store: {store})\n"
         f"  web chat:  {base}/chat\n"
         f"  health:    {base}/healthz    metrics: {base}/metrics\n"
-        f"  try it:    .venv/bin/omnirouter say \"where is my order?\"{say}\n"
+        f'  try it:    .venv/bin/omnirouter say "where is my order?"{say}\n'
         f"  console:   {base}/console\n"
         f"  API:       {base}/api    install token (superadmin): {token_at}",
         flush=True,
@@ -102,16 +101,25 @@ def _show_first_admin(settings: Settings, login: str, password: str) -> None:
     """The first admin's password on the terminal; when the output is not one (a service's log, a
     pipe), in a file only its owner can read, and the output says where."""
     if sys.stdout.isatty():
-        print(f"  first run: log in as {login!r} with password {password!r} — shown only this once;\n"
-              "             add agents under Admin or with `omnirouter agent add NAME`", flush=True)
+        print(
+            f"  first run: log in as {login!r} with password {password!r} — shown only this once;\n"
+            "             add agents under Admin or with `omnirouter agent add NAME`",
+            flush=True,
+        )
         return
     path = Path(settings.console.first_admin_file)
     try:
         write_private(path, f"login: {login}\npassword: {password}\n")
     except OSError as exc:
-        print(f"  first run: could not write the admin's password to {path} ({exc.strerror}); "
-              "add a superadmin with `omnirouter agent add NAME --role superadmin`", flush=True)
+        print(
+            f"  first run: could not write the admin's password to {path} ({exc.strerror}); "
+            "add a superadmin with `omnirouter agent add NAME --role superadmin`",
+            flush=True,
+        )
         return
-    print(f"  first run: log in as {login!r} with the password in {path} (readable by this user only;\n"
-          "             delete it once you have logged in); add agents under Admin or with "
-          "`omnirouter agent add NAME`", flush=True)
+    print(
+        f"  first run: log in as {login!r} with the password in {path} (readable by this user only;\n"
+        "             delete it once you have logged in); add agents under Admin or with "
+        "`omnirouter agent add NAME`",
+        flush=True,
+    )
