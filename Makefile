@@ -42,4 +42,4 @@ lint: $(STAMP)
 	exit $$status
 
 clean:
-	rm -rf $(VENV) var .pytest_cache build *.egg-info
+	rm -rf $(VENV) var .pytest_cache build site *.egg-info
