@@ -103,7 +103,8 @@ class ServerSettings:
     host: str = _setting("127.0.0.1", alias="HOST", doc="address to listen on")
     port: int = _setting(8080, check=_between(1, 65535), alias="PORT", doc="port to listen on")
     public_url: str = _setting(
-        "", check=_url, alias="PUBLIC_URL", doc="URL the router is reached at from outside"
+        "", check=_url, alias="PUBLIC_URL",
+        doc="URL the router is reached at from outside (webhook signatures, links); its host is answered",
     )
     allowed_hosts: str = _setting(
         "", check=_host_names, alias="ALLOWED_HOSTS",
@@ -183,9 +184,13 @@ class DispatchSettings:
 @dataclass(frozen=True)
 class OutboxSettings:
     max_attempts: int = _setting(8, check=_between(1, 100), doc="attempts before an item is dead-lettered")
-    base_delay: float = _setting(1.0, check=_between(0.001, 3600), doc="first retry delay, seconds")
+    base_delay: float = _setting(
+        1.0, check=_between(0.001, 3600), doc="first retry delay, seconds (doubles each attempt, jittered)"
+    )
     max_delay: float = _setting(300.0, check=_between(0.001, 86400), doc="longest retry delay, seconds")
-    lease_seconds: float = _setting(30.0, check=_between(1, 3600), doc="how long a worker holds an item")
+    lease_seconds: float = _setting(
+        30.0, check=_between(1, 3600), doc="how long a worker holds an item before another may take it"
+    )
     poll_interval: float = _setting(
         0.5, check=_between(0.01, 60), doc="how often an idle worker looks for due items, seconds"
     )
@@ -211,7 +216,9 @@ class ApiSettings:
         doc="install-wide (superadmin) bearer token for /api; empty: one generated on first start and kept sealed in the store",
     )
     token_file: str = _setting(
-        "var/api.token", doc="where a generated install token is written (mode 0600) for the CLI; rewritten if deleted"
+        "var/api.token",
+        doc="where a generated install token is written (mode 0600) for the CLI; written again when deleted, "
+            "replaced only by `api-token --rotate`",
     )
 
 
@@ -243,7 +250,9 @@ class WebhookSettings:
     base_delay: float = _setting(5.0, check=_between(0.001, 3600), doc="first retry delay, seconds (doubles, jittered)")
     max_delay: float = _setting(3600.0, check=_between(0.001, 86400), doc="longest retry delay, seconds")
     timeout: float = _setting(10.0, check=_between(0.1, 120), doc="seconds a receiver has to answer")
-    lease_seconds: float = _setting(60.0, check=_between(1, 3600), doc="how long a worker holds a delivery")
+    lease_seconds: float = _setting(
+        60.0, check=_between(1, 3600), doc="how long a worker holds a delivery before another may take it"
+    )
     poll_interval: float = _setting(1.0, check=_between(0.01, 60), doc="how often an idle worker looks for due deliveries")
     concurrency: int = _setting(8, check=_between(0, 1000), doc="deliveries in flight per process; 0: this process delivers none")
     allow_private_networks: bool = _setting(
