@@ -31,7 +31,7 @@ import aiosmtplib
 from twilio.request_validator import RequestValidator
 
 from bot.cli.channels import BUILDERS, say_webhook
-from bot.cli.common import CliError, install_token, unreachable
+from bot.cli.common import CliError, install_token, router_url, unreachable
 from bot.settings import Settings
 from conversations.messages import inbound_id
 from conversations.traffic import Identity, Inbound
@@ -56,7 +56,7 @@ def add_say_command(sub: Any) -> None:
 
 
 def _say(args: argparse.Namespace, settings: Settings) -> int:
-    server = (args.server or settings.server.local_url).rstrip("/")
+    server = router_url(args, settings)
     if not server.startswith(("http://", "https://")):
         raise CliError(f"--server must be an http:// or https:// URL, got {server!r}", code=2)
     if not args.text.strip():
