@@ -1,4 +1,4 @@
-"""Screenshots of the agent console, the reports and the account page for the README: docs/console-*.png,
+"""Screenshots of the agent console, the reports and the account page for the docs: docs/console-*.png,
 docs/reports.png, docs/account-settings.png.
 
 Run with ``.venv/bin/python scripts/screenshots.py``; it starts a router on a throwaway embedded

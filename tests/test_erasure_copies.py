@@ -37,7 +37,7 @@ from tests.handlers.test_sms import sms_settings
 from tests.mailservers import SmtpSink
 from tests.nlu.test_versions import DATA
 from tests.router.test_inbound import wait_for
-from tests.test_contacts_cli import run
+from tests.cli.test_contacts import run
 
 PHONE, EMAIL, PLACE = "+37120000417", "anna.kalnina@pasts.example", "Zvejniekciems"
 NEEDLES = [PHONE, PHONE[1:], EMAIL, "kalnina", PLACE]

@@ -27,7 +27,7 @@ from conversations.sign_in import SignInRepository
 from conversations.client import StoreClient
 from tests import factories
 from tests.conftest import make_settings, raw_database_of
-from tests.test_contacts_cli import run as run_cli
+from tests.cli.test_contacts import run as run_cli
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 KEY = re.compile(r'<code id="setup-key">([^<]+)</code>')
