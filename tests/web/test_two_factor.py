@@ -32,6 +32,7 @@ from tests.test_contacts_cli import run as run_cli
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 KEY = re.compile(r'<code id="setup-key">([^<]+)</code>')
 PASSWORD = "correct horse battery"
+ON_ALREADY = "Two-factor sign-in is on already: turn it off first."
 
 
 def code_at(secret: str, steps_ahead: int = 0) -> str:
@@ -351,14 +352,14 @@ async def test_the_sign_in_pages_refuse_in_the_visitors_language(client: TestCli
     try:
         async with ava.http.post(ava.base + "/login?lang=lv", data={"login": "ava", "password": PASSWORD},
                                  headers={"Sec-Fetch-Site": "cross-site"}) as response:
-            assert response.status == 403 and await response.text() == translate("lv", "cross_site_login")
+            assert response.status == 403 and await response.text() == translate("lv", "Logins from another site's page are refused.")
         async with ava.http.post(ava.base + "/login?lang=lv", data={"login": "ava", "password": PASSWORD}) as response:
-            assert response.status == 403 and await response.text() == translate("lv", "login_form_expired")
+            assert response.status == 403 and await response.text() == translate("lv", "The login form expired: reload the page.")
         await ava.password("ava")
-        assert (await ava.get("/console/security/qr.svg"))[1] == translate("lv", "no_setup_pending")
+        assert (await ava.get("/console/security/qr.svg"))[1] == translate("lv", "No authenticator is being set up here: start setting up two-factor sign-in first.")
         await enable(ava)
         status, text, _ = await ava.post("/console/security/setup", {}, csrf_from="/console/security")
-        assert status == 409 and text == translate("lv", "two_factor_on_already") != translate("en", "two_factor_on_already")
+        assert status == 409 and text == translate("lv", ON_ALREADY) != ON_ALREADY
     finally:
         await ava.close()
 
