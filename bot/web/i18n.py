@@ -23,6 +23,8 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 
 LANGUAGES = ("en", "lv", "ru")
+# each language by its own name, for the pickers
+LANGUAGE_NAMES = {"en": "English", "lv": "Latviešu", "ru": "Русский"}
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 DOMAIN = "messages"
 

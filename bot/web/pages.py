@@ -20,7 +20,7 @@ from aiohttp import web
 from bot.keys import SETTINGS
 from bot.web import auth
 from bot.web.access import Access, mark
-from bot.web.i18n import pick_language, template_words
+from bot.web.i18n import LANGUAGE_NAMES, pick_language, template_words
 from conversations.agent_models import Agent, Role, Session
 from conversations.models import from_epoch_ms
 
@@ -50,6 +50,7 @@ def setup_templates(app: web.Application) -> None:
         app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"],
     )
+    env.globals["console_languages"] = LANGUAGE_NAMES
     env.filters["hm"] = lambda moment: moment.strftime("%H:%M") if moment else ""
     env.filters["stamp"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
     env.filters["ms_stamp"] = lambda ms: from_epoch_ms(ms).strftime("%Y-%m-%d %H:%M UTC") if ms else "—"
