@@ -76,7 +76,8 @@ async def save_channel(request: web.Request) -> web.Response:
     for field in CHANNEL_FIELDS[channel]:
         raw = str(form.get(field.name, "")).strip()
         if raw and not re.fullmatch(field.pattern, raw):
-            return await _show(request, 400, error=translate(admin.lang, "{field} has a wrong format.", field=field.name))
+            return await _show(request, 400, error=translate(
+                admin.lang, "{field} has a wrong format.", field=field.name))
         if raw:
             values[field.name] = raw
         elif not field.secret and field.name in stored:
@@ -84,8 +85,9 @@ async def save_channel(request: web.Request) -> web.Response:
     merged = {**{k: v for k, v in stored.items() if k not in remove}, **values}
     guard = request.app[EGRESS].channel(channel)
     if refused := refused_api_base(guard, values):
-        return await _show(request, 400, error=translate(admin.lang, "api_base: {host} is not a server this install allows. Leave it empty, use {provider}, or ask the install's operator to allow the host.", host=refused,
-                                                         provider=guard.provider_url))
+        return await _show(request, 400, error=translate(
+            admin.lang, "api_base: {host} is not a server this install allows. Leave it empty, use {provider}, or ask "
+                        "the install's operator to allow the host.", host=refused, provider=guard.provider_url))
     missing = [f.name for f in CHANNEL_FIELDS[channel] if f.required and not merged.get(f.name)]
     if missing:
         return await _show(request, 400, error=translate(admin.lang, "Fill in: {fields}.", fields=", ".join(missing)))
@@ -128,7 +130,8 @@ async def save_two_factor(request: web.Request) -> web.Response:
     admin, store = current_agent(request), request.app[STORE]
     required = (await request.post()).get("require") == "on"
     if required and admin.id not in await store.sign_in.agents_with_second_factor(admin.account_id):
-        return await _show(request, 409, error=translate(admin.lang, "Turn on two-factor sign-in for yourself first (Sign-in security)."))
+        return await _show(request, 409, error=translate(
+            admin.lang, "Turn on two-factor sign-in for yourself first (Sign-in security)."))
     await store.accounts.update_account(admin.account_id, require_two_factor=required)
     if required:
         await store.sign_in.end_sessions_without_second_factor(admin.account_id)
@@ -142,7 +145,8 @@ async def create_token(request: web.Request) -> web.Response:
     name = str(form.get("name", "")).strip()
     scopes = [s for s in SCOPES if form.get(f"scope_{s}") == "on"]
     if not _TOKEN_NAME.match(name) or not scopes:
-        return await _show(request, 400, error=translate(admin.lang, "A token needs a name (letters, digits, space . : @ -) and a scope."))
+        return await _show(request, 400, error=translate(
+            admin.lang, "A token needs a name (letters, digits, space . : @ -) and a scope."))
     token = await issue_token(request.app[STORE], admin.account_id, name, scopes, admin)
     return await _show(request, revealed={"what": "token", "name": name, "value": token})
 

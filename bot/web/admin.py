@@ -159,7 +159,8 @@ async def reset_two_factor(request: web.Request) -> web.Response:
     if await store.sign_in.remove_second_factor(target.id):
         await store.sign_in.delete_agent_sessions(target.id)
         await audit.record(store, admin.account_id, admin, "agent.second_factor_reset", target.id, login=target.login)
-    return _back(translate(admin.lang, "Two-factor sign-in of {login} was reset; they are logged out.", login=target.login))
+    return _back(translate(
+        admin.lang, "Two-factor sign-in of {login} was reset; they are logged out.", login=target.login))
 
 
 @signed_in(Role.ADMIN)

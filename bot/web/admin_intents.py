@@ -64,7 +64,9 @@ async def add_intent(request: web.Request) -> web.Response:
         name = await data_of(request).add_intent(name)
     except TrainingSetError as exc:
         return plain(exc.status, str(exc))
-    return back(INTENTS, translate(current_agent(request).lang, "Intent {intent} added: now add a few examples of what customers write.", intent=name), intent=name)
+    return back(INTENTS, translate(
+        current_agent(request).lang, "Intent {intent} added: now add a few examples of what customers write.",
+        intent=name), intent=name)
 
 
 @signed_in(Role.ADMIN)
@@ -101,7 +103,8 @@ async def change_example(request: web.Request) -> web.Response:
             return back(INTENTS, translate(lang, "Example deleted."), intent=current.intent)
         if action == "move":
             moved = await data.edit_example(example, intent=str(form.get("intent", "")))
-            return back(INTENTS, translate(lang, "Example moved to {intent}.", intent=moved.intent), intent=current.intent)
+            return back(INTENTS, translate(
+                lang, "Example moved to {intent}.", intent=moved.intent), intent=current.intent)
         if action == "save":
             await data.edit_example(example, text=str(form.get("text", "")),
                                     language=str(form.get("language", "")))

@@ -82,8 +82,11 @@ async def contact_erase(request: web.Request) -> web.Response:
                                            "{n} NLU model versions trained on their messages retired.",
                                            len(result.models.retired))
     if result.models.replaced:
-        message += " " + (translate(agent.lang, "The active model was one of them: version {version} answers now, and a new one is being trained.", version=result.models.active) if result.models.active
-                          else translate(agent.lang, "The active model was one of them: the bot hands conversations to people until a new one is trained."))
+        message += " " + (
+            translate(agent.lang, "The active model was one of them: version {version} answers now, and a new one "
+                                  "is being trained.", version=result.models.active) if result.models.active
+            else translate(agent.lang, "The active model was one of them: the bot hands conversations to people "
+                                       "until a new one is trained."))
     return _back("/admin/contacts", message)
 
 
