@@ -16,7 +16,6 @@ import functools
 import io
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -74,7 +73,7 @@ def template_words(lang: str) -> dict[str, Callable[..., str]]:
     }
 
 
-def words_of(lang: str, messages: tuple[str, ...]) -> dict[str, Any]:
+def words_of(lang: str, messages: tuple[str, ...]) -> dict[str, str]:
     """``messages`` translated into ``lang``, as a JSON object for a page's script."""
     return {message: translate(lang, message) for message in messages}
 
