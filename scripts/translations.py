@@ -39,6 +39,7 @@ def extract(output: Path = TEMPLATE) -> None:
     os.chdir(ROOT)  # locations relative to the tree's root
     pybabel("extract", f"--mapping-file={ROOT / 'babel.cfg'}", "--no-default-keywords", *keywords,
             "--sort-output", "--add-location=file", "--project=omnirouter", "--width=100",
+            "--copyright-holder=the omnirouter authors",
             f"--output-file={output}", ".")
 
 
