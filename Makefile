@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test system-deps bench fuzz lint clean
+.PHONY: run test system-deps bench fuzz lint clean translations translations-compile
 
 run: $(STAMP)
 	$(BIN)/omnirouter serve
@@ -41,5 +41,15 @@ lint: $(STAMP)
 	$(BIN)/mypy || status=1; \
 	exit $$status
 
+# the console's and web chat's words (docs/translations.md): extract the strings of the code and
+# templates into messages.pot and merge it into every language's messages.po; then translate
+translations: $(STAMP)
+	$(BIN)/python scripts/translations.py extract
+	$(BIN)/python scripts/translations.py update
+
+# a check only: the app compiles the .po files in memory at start-up (no .mo is needed)
+translations-compile: $(STAMP)
+	$(BIN)/python scripts/translations.py compile
+
 clean:
-	rm -rf $(VENV) var .pytest_cache build site *.egg-info
+	rm -rf $(VENV) var .pytest_cache build site *.egg-info bot/web/translations/*/LC_MESSAGES/*.mo

@@ -465,7 +465,7 @@ class ConsoleSettings:
         doc="where the first admin's password is written (mode 0600) when `serve`'s output is not a terminal",
     )
     record_location: bool = _setting(False, doc="store the browser's location at shift start and stop")
-    language: str = _setting("en", check=_one_of("en", "lv"), doc="default console language")
+    language: str = _setting("en", check=_one_of("en", "lv", "ru"), doc="default console language")
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from bot.tasks import stop_tasks
 from bot.keys import API_OPERATIONS, CONSOLE_HUB, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
 from bot.web import (
     account_page, accounts_page, admin, admin_intents, admin_privacy, admin_reports, admin_training, api, api_accounts,
-    api_directory, api_threads, api_webhooks, console, intents_api, login, login_second_step, nlu_api, openapi, ops,
-    replies, security_page,
+    api_directory, api_threads, api_webhooks, chat_words, console, intents_api, login, login_second_step, nlu_api,
+    openapi, ops, replies, security_page,
 )
 from bot.web.apikit import ApiRoutes
 from bot.web.auth import add_agent, ended_sessions
@@ -51,6 +51,7 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(admin_intents.routes() + admin_training.routes())
     app.add_routes(account_page.routes())
     app.add_routes(accounts_page.routes())
+    app.add_routes(chat_words.routes())
     app.add_routes([web.get("/", _index)])
     app.router.add_static("/static", STATIC, append_version=True)
     setup_templates(app)

@@ -102,6 +102,9 @@ async def test_the_403_page_names_the_role_the_page_needs_in_the_agent_s_languag
         await store.agents.update_agent(boss.id, lang="lv")
         status, page = await admin.get("/admin/accounts")
         assert status == 403 and "Šo lapu var atvērt tikai instalācijas superadministrators." in page
+        await store.agents.update_agent(boss.id, lang="ru")
+        status, page = await admin.get("/admin/accounts")
+        assert status == 403 and "Эту страницу может открывать только суперадминистратор установки." in page
         assert (await agent.log_in("default", "ann", "ann-password-1")).status == 303
         status, page = await agent.get("/admin")
         assert status == 403 and "Only admins may open this page." in page

@@ -84,7 +84,7 @@ async def test_erasing_a_learned_customer_retires_the_active_model_and_the_bot_r
     erased = await client.post(f"/admin/contacts/{scope.contact_id}/erase",
                                data={"csrf_token": csrf, "confirm": scope.contact_id})
     page = await erased.text()
-    assert "1 NLU model version(s) trained on their messages retired" in page
+    assert "1 NLU model version trained on their messages retired" in page
     assert "the bot hands conversations to people until a new one is trained" in page
 
     async def retrained() -> bool:

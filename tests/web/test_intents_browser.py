@@ -80,3 +80,8 @@ async def test_an_admin_adds_an_example_trains_activates_and_tries_it(
     await page.goto(f"{base}/admin/intents/train")
     await expect(page.locator("#train h2")).to_have_text("Apmācība")
     await expect(page.locator(".sub-nav a.current")).to_have_text("Apmācīt un izmēģināt")
+
+    await page.click("button[name=lang][value=ru]")
+    await page.goto(f"{base}/admin/intents/train")
+    await expect(page.locator("#train h2")).to_have_text("Обучение")
+    await expect(page.locator(".sub-nav a.current")).to_have_text("Обучение и проверка")
