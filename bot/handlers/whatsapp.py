@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from aiohttp import web
+from httpx_aiohttp import AiohttpTransport
 from pywa.types.callback import Button, Section, SectionList, SectionRow
 from pywa_async.client import WhatsApp
 from pywa_async.errors import WhatsAppError
@@ -42,7 +43,6 @@ from bot.handlers.base import (
     VerificationError,
 )
 from bot.handlers.egress import Egress, refusal, url_rule
-from bot.handlers.httpx_aiohttp import AiohttpTransport
 from bot.handlers.media import AttachmentUnavailable, read_capped
 from bot.handlers.payload import Payload
 from bot.handlers.signatures import same_secret
@@ -78,10 +78,19 @@ class WhatsappNumber:
     refused: str = ""  # why nothing may be sent with this number (an api_base the operator does not allow)
 
 
+def graph_session(egress: Egress, timeout: float = 30.0) -> httpx.AsyncClient:
+    """The httpx client pywa sends with. The ``httpx-aiohttp`` transport carries its requests over an
+    aiohttp session (httpcore's pool cost CPU on every request: a WhatsApp send cost three times a
+    Telegram one), and that session is the egress guard's, opened on the first request: every
+    connection is checked, and a refusal is an httpx error whose cause :func:`refusal` finds."""
+    transport = AiohttpTransport(client=lambda: egress.session(limit=100))
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport)
+
+
 def make_client(config: Mapping[str, Any], api_base: str, api_version: str,
                 egress: Egress) -> tuple[WhatsApp, httpx.AsyncClient]:
     """A pywa async client whose Graph API calls go to ``api_base`` (Meta's, or a fake)."""
-    session = httpx.AsyncClient(timeout=httpx.Timeout(30.0), transport=AiohttpTransport(egress))
+    session = graph_session(egress)
     client = WhatsApp(phone_id=str(config["phone_number_id"]), token=str(config["access_token"]),
                       session=session, api_version=api_version)
     session.base_url = f"{api_base.rstrip('/')}/v{float(api_version)}"  # pywa set Meta's; ours wins
