@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -198,8 +199,8 @@ class TelegramAdapter(BaseAdapter):
             path = file.opt_string("file_path")
             if not path:
                 raise AttachmentUnavailable("Telegram gave no path for this file")
-            chunks = bot.bot.download(path, timeout=60)
-            return await read_capped(chunks, self.settings.max_download_bytes, file.opt_integer("file_size"))
+            async with aclosing(bot.bot.download(path, timeout=60)) as chunks:  # a refused file is let go at once
+                return await read_capped(chunks, self.settings.max_download_bytes, file.opt_integer("file_size"))
         except BotAPIError as exc:
             raise AttachmentUnavailable(f"telegram {exc.code}: {exc.description}") from None
         except BotAPIUnreachable as exc:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
@@ -79,8 +79,8 @@ class BotAPI:
             raise BotAPIUnreachable(f"{method}: {str(exc)[:200] or type(exc).__name__}") from exc
         return _result(method, status, body)
 
-    async def download(self, file_path: str, timeout: float = 60.0) -> AsyncIterator[bytes]:
-        """The bytes of a file ``getFile`` named, as they arrive (stop reading to give up on it).
+    async def download(self, file_path: str, timeout: float = 60.0) -> AsyncGenerator[bytes, None]:
+        """The bytes of a file ``getFile`` named, as they arrive (close the generator to let it go early).
         Network failures are aiohttp's errors or ``TimeoutError``."""
         url = f"{self._base}/file/bot{self.token}/{file_path}"
         async with self._http().get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
