@@ -161,10 +161,10 @@ def webhook_info(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _telegram(token: str, settings: Settings, action: str, url: str = "", secret: str = "", drop: bool = False) -> str:
-    from bot.handlers.telegram import make_bot  # first: it imports aiogram lazily  # noqa: I001 (the order matters)
+    from bot.handlers.base import MalformedPayload
     from bot.handlers.egress_guards import EgressGuards
-
-    from aiogram.exceptions import TelegramAPIError
+    from bot.handlers.telegram import make_bot
+    from bot.handlers.telegram_botapi import BotAPIError, BotAPIUnreachable
     from bot.handlers.telegram_updates import ALLOWED_UPDATES
 
     bot = make_bot(token, settings.telegram.api_base, EgressGuards.from_settings(settings).telegram, timeout=20)
@@ -172,11 +172,15 @@ async def _telegram(token: str, settings: Settings, action: str, url: str = "", 
         if action == "set":
             await bot.set_webhook(url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=drop)
         info = await bot.get_webhook_info()
-    except TelegramAPIError as exc:
-        raise CliError(f"Telegram refused: {exc.message}") from None
+        pending = info.opt_integer("pending_update_count") or 0
+        hooked, last_error = info.opt_string("url"), info.opt_string("last_error_message")
+    except BotAPIError as exc:
+        raise CliError(f"Telegram refused: {exc.description}") from None
+    except (BotAPIUnreachable, MalformedPayload) as exc:
+        raise CliError(f"Telegram did not answer: {exc}") from None
     finally:
-        await bot.session.close()
+        await bot.close()
     if action == "set":
-        return str(info.pending_update_count)
-    error = f", last error: {info.last_error_message}" if info.last_error_message else ""
-    return f"url: {info.url or '(none: the bot polls or is not set up)'}, pending updates: {info.pending_update_count}{error}"
+        return str(pending)
+    error = f", last error: {last_error}" if last_error else ""
+    return f"url: {hooked or '(none: the bot polls or is not set up)'}, pending updates: {pending}{error}"

@@ -70,7 +70,7 @@ class EgressRefused(OSError):
 
 
 def refusal(exc: BaseException | None) -> EgressRefused | None:
-    """The guard's refusal behind ``exc`` (as aiohttp, httpx or aiogram wrapped it), if it is one."""
+    """The guard's refusal behind ``exc`` (as aiohttp or httpx wrapped it), if it is one."""
     seen = 0
     while exc is not None and seen < 8:
         if isinstance(exc, EgressRefused):

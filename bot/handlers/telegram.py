@@ -1,5 +1,5 @@
-"""The Telegram channel, through aiogram 3's ``Bot`` (the Bot API client) with a configurable API
-server, so tests point it at a local fake.
+"""The Telegram channel, through our small Bot API client (``telegram_botapi``; why not aiogram: see
+there) with a configurable API server, so tests point it at a local fake.
 
 Inbound by webhook (``POST /webhooks/telegram``, the ``X-Telegram-Bot-Api-Secret-Token`` header
 compared in constant time) or by long polling (``getUpdates``, see ``telegram_polling``).
@@ -7,7 +7,7 @@ Several accounts: ``/webhooks/telegram`` serves the account of ``account.id`` wi
 ``[telegram]`` settings; ``/webhooks/telegram/{account_id}`` serves any account whose document in
 the store has ``channels.telegram`` (``token``, ``webhook_secret``, optionally ``api_base``: one of
 the hosts the operator allows, or nothing is sent — see ``egress_guards``). Every bot's requests go
-through the Telegram channel's egress guard (aiogram's ``create_session`` gives it its session).
+through the Telegram channel's egress guard (the client's aiohttp session is the guard's).
 
 Outbound: text (with a reply keyboard for options, or inline buttons when the reply asks for
 them), documents by URL or file id; 429 ``retry_after`` goes back to the outbox; sends to one chat
@@ -19,32 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.handlers.aiogram_lazy import import_aiogram_lazily
-
-import_aiogram_lazily()  # before aiogram's first import: its models are built on first use
-
-from aiogram import Bot  # noqa: E402
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import (
-    ClientDecodeError,
-    TelegramAPIError,
-    TelegramNetworkError,
-    TelegramRetryAfter,
-    TelegramServerError,
-)
-from aiogram.methods import Response
-from aiogram.types import (
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    KeyboardButton,
-    Message,
-    ReplyKeyboardMarkup,
-)
-from aiohttp import ClientError, ClientSession, web
+from aiohttp import ClientError, web
 
 from bot.handlers.accounts import PerAccount
 from bot.handlers.egress import Egress, refusal
@@ -52,6 +31,7 @@ from bot.handlers.base import (
     BaseAdapter,
     Capabilities,
     ChannelContext,
+    MalformedPayload,
     PermanentSendError,
     RetryableSendError,
     VerificationError,
@@ -60,6 +40,7 @@ from bot.handlers.media import AttachmentUnavailable, read_capped
 from bot.handlers.pacing import ChatPacer
 from bot.handlers.payload import Payload
 from bot.handlers.signatures import same_secret
+from bot.handlers.telegram_botapi import BotAPI, BotAPIError, BotAPIUnreachable
 from bot.handlers.telegram_updates import parse_update
 from bot.handlers.webhook import receive_webhook
 from bot.logs import log_event
@@ -77,49 +58,17 @@ CAPTION_LIMIT = 1024
 
 @dataclass
 class TelegramBot:
-    """One account's bot: the aiogram client and the secret its webhook calls carry."""
+    """One account's bot: its Bot API client and the secret its webhook calls carry."""
 
     account_id: str
-    bot: Bot
+    bot: BotAPI
     webhook_secret: str
     refused: str = ""  # why nothing may be sent with this bot (an api_base the operator does not allow)
 
 
-# pydantic caches ``Response[Message]`` and its kin weakly; with aiogram's models built on first use
-# nothing else holds them, so each answer built its response model anew (~3 ms). Held here.
-_RESPONSE_MODELS: dict[Any, Any] = {}
-
-
-class _Session(AiohttpSession):
-    """aiogram's aiohttp session with the egress guard's HTTP session (aiogram asks ``create_session``
-    for the one it uses), keeping the response model of every method it called."""
-
-    def __init__(self, egress: Egress, limit: int = 100, **options: Any) -> None:
-        super().__init__(limit=limit, **options)
-        self._egress = egress
-        self._guarded_limit = limit
-        self._guarded: ClientSession | None = None
-
-    async def create_session(self) -> ClientSession:
-        if self._guarded is None or self._guarded.closed:
-            self._guarded = self._egress.session(limit=self._guarded_limit)
-        return self._guarded
-
-    async def close(self) -> None:
-        if self._guarded is not None and not self._guarded.closed:
-            await self._guarded.close()
-
-    def check_response(self, bot: Bot, method: Any, status_code: int, content: str) -> Any:
-        returning = method.__returning__
-        if returning not in _RESPONSE_MODELS:
-            _RESPONSE_MODELS[returning] = Response[returning]  # type: ignore[valid-type]
-        return super().check_response(bot, method, status_code, content)
-
-
-def make_bot(token: str, api_base: str, egress: Egress, timeout: float = 60.0) -> Bot:
-    """An aiogram ``Bot`` talking to ``api_base`` (Telegram's, a local Bot API server, a fake)."""
-    session = _Session(egress, api=TelegramAPIServer.from_base(api_base.rstrip("/")), timeout=timeout)
-    return Bot(token=token, session=session)
+def make_bot(token: str, api_base: str, egress: Egress, timeout: float = 60.0) -> BotAPI:
+    """A Bot API client talking to ``api_base`` (Telegram's, a local Bot API server, a fake)."""
+    return BotAPI(token, api_base, egress, timeout=timeout)
 
 
 class TelegramAdapter(BaseAdapter):
@@ -168,7 +117,7 @@ class TelegramAdapter(BaseAdapter):
     async def close(self) -> None:
         for task in list(self._answers):
             task.cancel()
-        await self.bots.close_all(lambda tb: tb.bot.session.close())
+        await self.bots.close_all(lambda tb: tb.bot.close())
 
     # --- inbound -------------------------------------------------------------------------
 
@@ -197,7 +146,7 @@ class TelegramAdapter(BaseAdapter):
             return
         try:
             await bot.bot.answer_callback_query(query_id)
-        except TelegramAPIError as exc:  # cosmetic: the press is recorded either way
+        except (BotAPIError, BotAPIUnreachable) as exc:  # cosmetic: the press is recorded either way
             log_event(log, "telegram.answer_failed", logging.WARNING, error=type(exc).__name__)
 
     # --- outbound ------------------------------------------------------------------------
@@ -213,17 +162,18 @@ class TelegramAdapter(BaseAdapter):
         await self._pacer.slot((outbound.account_id, chat_id))
         try:
             sent = await self._deliver(bot.bot, chat_id, outbound)
-        except TelegramRetryAfter as exc:
-            raise RetryableSendError(f"telegram 429: {exc.message}", retry_after=float(exc.retry_after)) from None
-        except (TelegramServerError, TelegramNetworkError, ClientDecodeError) as exc:
+        except BotAPIError as exc:
+            if exc.transient:  # flood control (with retry_after) or Telegram's own trouble
+                raise RetryableSendError(f"telegram {exc.code}: {exc.description}", retry_after=exc.retry_after) from None
+            # bad request, blocked by the user, chat gone, bad token
+            raise PermanentSendError(f"telegram {exc.code}: {exc.description}") from None
+        except BotAPIUnreachable as exc:
             if refused := refusal(exc):
                 raise PermanentSendError(f"telegram: {refused}; nothing sent") from None
-            raise RetryableSendError(f"telegram {type(exc).__name__}: {_describe(exc)}") from None
-        except TelegramAPIError as exc:  # bad request, blocked by the user, chat gone, bad token
-            raise PermanentSendError(f"telegram {type(exc).__name__}: {exc.message}") from None
-        return f"{chat_id}:{sent.message_id}"
+            raise RetryableSendError(f"telegram: {exc}") from None
+        return f"{chat_id}:{sent.integer('message_id')}"
 
-    async def _deliver(self, bot: Bot, chat_id: int, outbound: Outbound) -> Message:
+    async def _deliver(self, bot: BotAPI, chat_id: int, outbound: Outbound) -> Payload:
         text = self.render_text(outbound)
         markup = _markup(outbound)
         document = outbound.meta.get("document")
@@ -232,7 +182,7 @@ class TelegramAdapter(BaseAdapter):
             if not isinstance(source, str) or not source:
                 raise PermanentSendError("a document needs a url or a file_id")
             caption = text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
-            return await bot.send_document(chat_id, document=source, caption=caption or None, reply_markup=markup)
+            return await bot.send_document(chat_id, source, caption=caption or None, reply_markup=markup)
         return await bot.send_message(chat_id, text, reply_markup=markup)
 
     # --- attachments ---------------------------------------------------------------------
@@ -246,14 +196,18 @@ class TelegramAdapter(BaseAdapter):
             raise AttachmentUnavailable(bot.refused)
         try:
             file = await bot.bot.get_file(ref)
-            if not file.file_path:
+            path = file.opt_string("file_path")
+            if not path:
                 raise AttachmentUnavailable("Telegram gave no path for this file")
-            url = bot.bot.session.api.file_url(bot.bot.token, file.file_path)
-            chunks = bot.bot.session.stream_content(url, timeout=60)
-            return await read_capped(chunks, self.settings.max_download_bytes, file.file_size)
-        except TelegramAPIError as exc:
-            raise AttachmentUnavailable(f"telegram {type(exc).__name__}: {exc.message}") from None
-        except (ClientError, TimeoutError) as exc:  # the download itself (aiogram wraps only API calls)
+            async with aclosing(bot.bot.download(path, timeout=60)) as chunks:  # a refused file is let go at once
+                return await read_capped(chunks, self.settings.max_download_bytes, file.opt_integer("file_size"))
+        except BotAPIError as exc:
+            raise AttachmentUnavailable(f"telegram {exc.code}: {exc.description}") from None
+        except BotAPIUnreachable as exc:
+            raise AttachmentUnavailable(f"telegram: {refusal(exc) or exc}") from None
+        except MalformedPayload as exc:
+            raise AttachmentUnavailable(f"telegram getFile: {exc}") from None
+        except (ClientError, TimeoutError) as exc:  # the download itself
             raise AttachmentUnavailable(f"telegram download: {refusal(exc) or type(exc).__name__}") from None
 
 
@@ -275,26 +229,15 @@ class _AccountHook:
         return self.items
 
 
-def _markup(outbound: Outbound) -> ReplyKeyboardMarkup | InlineKeyboardMarkup | None:
+def _markup(outbound: Outbound) -> dict[str, Any] | None:
     """Options as a one-time reply keyboard (a tap sends the option as a message), or as inline
     buttons (a tap is a callback query) when the reply's meta says ``"buttons": "inline"``."""
     if not outbound.options:
         return None
     if outbound.meta.get("buttons") == "inline":
-        return InlineKeyboardMarkup(inline_keyboard=[
-            [InlineKeyboardButton(text=option, callback_data=_fit_bytes(option, 64))] for option in outbound.options
-        ])
-    return ReplyKeyboardMarkup(
-        keyboard=[[KeyboardButton(text=option)] for option in outbound.options],
-        resize_keyboard=True,
-        one_time_keyboard=True,
-    )
+        return {"inline_keyboard": [[{"text": option, "callback_data": _fit_bytes(option, 64)}] for option in outbound.options]}
+    return {"keyboard": [[{"text": option}] for option in outbound.options], "resize_keyboard": True, "one_time_keyboard": True}
 
 
 def _fit_bytes(text: str, limit: int) -> str:
     return text.encode()[:limit].decode(errors="ignore")
-
-
-def _describe(exc: Exception) -> str:
-    return exc.message if isinstance(exc, TelegramAPIError) else str(exc)[:200]
-

@@ -10,21 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
-
-from bot.handlers.aiogram_lazy import import_aiogram_lazily
-
-import_aiogram_lazily()  # before aiogram's first import: its models are built on first use
-
-from aiogram.exceptions import (  # noqa: E402
-    ClientDecodeError,
-    TelegramAPIError,
-    TelegramConflictError,
-    TelegramRetryAfter,
-)
+from typing import TYPE_CHECKING
 
 from bot.handlers.base import MalformedPayload, UnsupportedEvent
 from bot.handlers.payload import Payload
+from bot.handlers.telegram_botapi import BotAPIError, BotAPIUnreachable
 from bot.handlers.telegram_updates import ALLOWED_UPDATES, parse_update
 from bot.handlers.webhook import record_events
 from bot.logs import log_event
@@ -35,9 +25,10 @@ if TYPE_CHECKING:
     from bot.router.inbound import InboundPipeline
 
 log = logging.getLogger("omnirouter.handlers.telegram")
-# what a call can fail with and be tried again: Telegram's errors, and an answer that is not its
-# JSON (a proxy's 502 page), which aiogram reports apart from them
-_API_TROUBLE = (TelegramAPIError, ClientDecodeError)
+# what a call can fail with and be tried again: Telegram's errors, and no answer from it (the
+# network, or a proxy's 502 page instead of its JSON)
+_API_TROUBLE = (BotAPIError, BotAPIUnreachable)
+_CONFLICT = 409  # another getUpdates, or a webhook is set
 
 
 class Poller:
@@ -71,37 +62,38 @@ class Poller:
         """One ``getUpdates`` round; returns how many updates were taken care of."""
         timeout = self._adapter.settings.poll_timeout
         try:
-            updates = await bot.bot.get_updates(
-                offset=self.offset, timeout=timeout, allowed_updates=list(ALLOWED_UPDATES), request_timeout=timeout + 10
-            )
-        except TelegramRetryAfter as exc:
-            await asyncio.sleep(exc.retry_after)
+            updates = await bot.bot.get_updates(self.offset, timeout, list(ALLOWED_UPDATES))
+        except BotAPIError as exc:
+            if exc.retry_after is not None:
+                await asyncio.sleep(exc.retry_after)
+            elif exc.code == _CONFLICT:
+                log_event(log, "telegram.polling_conflict", logging.ERROR,
+                          hint="another process polls this bot, or a webhook is set")
+                await asyncio.sleep(self._pause * 5)
+            else:
+                log_event(log, "telegram.polling_failed", logging.WARNING, error=f"{exc.code}")
+                await asyncio.sleep(self._pause)
             return 0
-        except TelegramConflictError:
-            log_event(log, "telegram.polling_conflict", logging.ERROR,
-                      hint="another process polls this bot, or a webhook is set")
-            await asyncio.sleep(self._pause * 5)
-            return 0
-        except _API_TROUBLE as exc:
+        except BotAPIUnreachable as exc:
             log_event(log, "telegram.polling_failed", logging.WARNING, error=type(exc).__name__)
             await asyncio.sleep(self._pause)
             return 0
         done = 0
         for update in updates:
-            raw = update.model_dump(mode="json", by_alias=True, exclude_none=True)
+            update_id = update.integer("update_id")  # checked by get_updates
             try:
-                await self.record(bot, raw)
+                await self.record(bot, update)
             except StoreUnavailable:
-                log_event(log, "telegram.polling_store_unavailable", logging.WARNING, update=update.update_id)
+                log_event(log, "telegram.polling_store_unavailable", logging.WARNING, update=update_id)
                 await asyncio.sleep(self._pause)
                 return done  # the offset stays: Telegram delivers this update again
-            self.offset = update.update_id + 1
+            self.offset = update_id + 1
             done += 1
         return done
 
-    async def record(self, bot: TelegramBot, raw: dict[str, Any]) -> None:
+    async def record(self, bot: TelegramBot, update: Payload) -> None:
         try:
-            items = parse_update(Payload(raw), bot.account_id)
+            items = parse_update(update, bot.account_id)
         except (UnsupportedEvent, MalformedPayload) as exc:
             log_event(log, "telegram.update_ignored", reason=str(exc)[:200])
             return

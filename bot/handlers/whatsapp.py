@@ -20,12 +20,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from aiohttp import web
+from httpx_aiohttp import AiohttpTransport
 from pywa.types.callback import Button, Section, SectionList, SectionRow
 from pywa_async.client import WhatsApp
 from pywa_async.errors import WhatsAppError
@@ -42,7 +44,6 @@ from bot.handlers.base import (
     VerificationError,
 )
 from bot.handlers.egress import Egress, refusal, url_rule
-from bot.handlers.httpx_aiohttp import AiohttpTransport
 from bot.handlers.media import AttachmentUnavailable, read_capped
 from bot.handlers.payload import Payload
 from bot.handlers.signatures import same_secret
@@ -62,6 +63,10 @@ _RATE_LIMITED = {4, 80007, 130429, 131048, 131056}  # app, account, throughput, 
 _TRANSIENT = {1, 2, 131000, 131016}
 _OUTSIDE_WINDOW = 131047
 _REQUIRED = ("phone_number_id", "access_token", "app_secret", "verify_token")
+# httpx-aiohttp builds a TLS context when constructed even when given a session, whose own it never
+# uses: loading the CA bundle cost ~0.3 s of CPU per number. This one has no CAs: unused, and were it
+# ever used it would fail closed (the guard's session verifies with aiohttp's default context).
+_UNUSED_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 @dataclass
@@ -78,10 +83,19 @@ class WhatsappNumber:
     refused: str = ""  # why nothing may be sent with this number (an api_base the operator does not allow)
 
 
+def graph_session(egress: Egress, timeout: float = 30.0) -> httpx.AsyncClient:
+    """The httpx client pywa sends with. The ``httpx-aiohttp`` transport carries its requests over an
+    aiohttp session (httpcore's pool cost CPU on every request: a WhatsApp send cost three times a
+    Telegram one), and that session is the egress guard's, opened on the first request: every
+    connection is checked, and a refusal is an httpx error whose cause :func:`refusal` finds."""
+    transport = AiohttpTransport(client=lambda: egress.session(limit=100), verify=_UNUSED_TLS)
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport)
+
+
 def make_client(config: Mapping[str, Any], api_base: str, api_version: str,
                 egress: Egress) -> tuple[WhatsApp, httpx.AsyncClient]:
     """A pywa async client whose Graph API calls go to ``api_base`` (Meta's, or a fake)."""
-    session = httpx.AsyncClient(timeout=httpx.Timeout(30.0), transport=AiohttpTransport(egress))
+    session = graph_session(egress)
     client = WhatsApp(phone_id=str(config["phone_number_id"]), token=str(config["access_token"]),
                       session=session, api_version=api_version)
     session.base_url = f"{api_base.rstrip('/')}/v{float(api_version)}"  # pywa set Meta's; ours wins

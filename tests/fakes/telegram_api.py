@@ -1,4 +1,4 @@
-"""A local Telegram Bot API server: enough of the real one for aiogram's ``Bot`` pointed at it.
+"""A local Telegram Bot API server: enough of the real one for the channel's Bot API client pointed at it.
 
 It records every call (method and parameters as sent), answers like Telegram does (``{"ok":
 true, "result": ...}``), serves files by path, holds updates for ``getUpdates`` long polls, and can

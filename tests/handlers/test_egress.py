@@ -280,24 +280,18 @@ async def test_a_url_an_account_gives_is_checked_when_saved_without_a_lookup() -
             await egress.check_url(url)
 
 
-async def test_the_telegram_client_goes_through_the_guard_whatever_aiogram_keeps_inside(listener: Listener) -> None:
-    """aiogram builds its HTTP session in ``create_session`` (the seam it documents for this); its
-    private connector settings, which its own proxy setter rewrites, no longer decide where a bot's
-    requests go."""
-    from aiogram.exceptions import TelegramNetworkError
-
+async def test_the_telegram_client_goes_through_the_guard_also_after_it_was_closed(listener: Listener) -> None:
+    """The Bot API client's session is the guard's, and so is the one it opens after being closed."""
     from bot.handlers.telegram import make_bot
+    from bot.handlers.telegram_botapi import BotAPIUnreachable
 
     bot = make_bot("1:x", listener.url, Egress(), timeout=5)
-    session: object = bot.session
-    setattr(session, "_connector_type", aiohttp.TCPConnector)  # what aiogram's proxy setter does to them
-    setattr(session, "_should_reset_connector", True)
     try:
         for _ in range(2):  # and again after the session was closed
-            with pytest.raises(TelegramNetworkError) as caught:
-                await bot.get_me()
-            assert "not a public address (loopback)" in str(caught.value)
-            await bot.session.close()
+            with pytest.raises(BotAPIUnreachable) as caught:
+                await bot.get_webhook_info()
+            assert "not a public address (loopback)" in str(refusal(caught.value))
+            await bot.close()
     finally:
-        await bot.session.close()
+        await bot.close()
     assert listener.hits == []

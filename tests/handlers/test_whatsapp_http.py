@@ -1,5 +1,5 @@
-"""The httpx transport on aiohttp that carries pywa's Graph API calls: requests go out as httpx built
-them, responses come back as httpx would give them (streamed, decoded once, redirects not followed),
+"""The httpx client pywa sends with (``httpx-aiohttp``'s transport over the egress guard's aiohttp
+session): requests go out as httpx built them, responses come back as httpx would give them (streamed, decoded once, redirects not followed),
 and failures raise httpx's errors, which the WhatsApp adapter turns into retries."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.handlers.egress import Egress, HostRule
-from bot.handlers.httpx_aiohttp import AiohttpTransport
+from bot.handlers.egress import Egress, HostRule, refusal
+from bot.handlers.whatsapp import graph_session
 from conversations.embedded import free_port
 
 BIG = 8 * 1024 * 1024
@@ -67,8 +67,8 @@ async def server() -> AsyncIterator[TestServer]:
 
 @pytest.fixture
 async def client(server: TestServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=str(server.make_url("")), transport=AiohttpTransport(Egress([HostRule("127.0.0.1", server.port)])),
-                                 timeout=httpx.Timeout(5.0)) as http:
+    async with graph_session(Egress([HostRule("127.0.0.1", server.port)]), timeout=5.0) as http:
+        http.base_url = str(server.make_url(""))
         yield http
 
 
@@ -104,6 +104,14 @@ async def test_a_body_streams_and_an_abandoned_one_is_released(client: httpx.Asy
 async def test_failures_raise_httpx_errors(client: httpx.AsyncClient) -> None:
     with pytest.raises(httpx.TimeoutException):
         await client.get("/slow", timeout=httpx.Timeout(0.3))
-    with pytest.raises(httpx.ConnectError):
-        await client.get(f"http://127.0.0.1:{free_port()}/nothing")
+    # httpx-aiohttp 0.2 reports every aiohttp connection error as httpx.ConnectTimeout (its exception
+    # map); the adapter treats every httpx.TransportError alike: a retry, unless the guard refused
+    with pytest.raises(httpx.TransportError) as refused:
+        await client.get(f"http://127.0.0.1:{free_port()}/nothing")  # a port the guard does not allow
+    assert "loopback" in str(refusal(refused.value))
+    closed = free_port()
+    async with graph_session(Egress([HostRule("127.0.0.1", closed)]), timeout=5.0) as allowed:
+        with pytest.raises(httpx.TransportError) as failed:
+            await allowed.get(f"http://127.0.0.1:{closed}/nothing")  # allowed, but nothing listens
+    assert refusal(failed.value) is None
     assert (await client.get("/echo")).status_code == 200
