@@ -110,7 +110,7 @@ async def test_files_download_as_they_arrive(api: BotAPI, bot_api: FakeBotAPI) -
 def test_the_telegram_channel_imports_no_bot_api_model_library() -> None:
     """aiogram's pydantic models of the Bot API cost ~100 MB resident when imported (see
     docs/channels/telegram.md): the channel must not bring them back."""
-    probe = ("import sys, bot.handlers.telegram, bot.handlers.telegram_polling, bot.cli_channels; "
+    probe = ("import sys, bot.handlers.telegram, bot.handlers.telegram_polling, bot.cli.channels; "
              "print(sorted(m for m in ('aiogram', 'pydantic') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]"
