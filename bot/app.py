@@ -39,8 +39,8 @@ from bot.settings import Settings
 from bot.web import setup_web
 from bot.web.errors import error_middleware
 from bot.web.hosts import host_check
-from bot.webhooks.events import ThreadEvents
-from bot.webhooks.sender import WebhookSender
+from bot.router.webhooks.events import ThreadEvents
+from bot.router.webhooks.sender import WebhookSender
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories

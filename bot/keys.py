@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from bot.web.apikit import Operation
     from bot.web.live import ConsoleHub
     from bot.web.login_throttle import LoginLimiter
-    from bot.webhooks.events import ThreadEvents
-    from bot.webhooks.sender import WebhookSender
+    from bot.router.webhooks.events import ThreadEvents
+    from bot.router.webhooks.sender import WebhookSender
     from bot.settings import Settings
     from conversations.embedded import EmbeddedMongo
     from conversations.repositories import Repositories

@@ -24,7 +24,7 @@ from bot.install_token import SECRET_NAME, InstallTokenError, rotate
 from bot.keys import ADAPTERS, STORE
 from bot.secret_key import open_sealer
 from bot.settings import SecuritySettings, WebhookSettings
-from bot.webhooks.sender import WebhookSender
+from bot.router.webhooks.sender import WebhookSender
 from bot.web.apikit import issue_token
 from conversations.models import utcnow
 from conversations.repositories import Repositories

@@ -50,7 +50,7 @@ from conversations.thread_models import Decision, DecisionAction, Message, Sende
 from conversations.traffic import Identity
 
 if TYPE_CHECKING:
-    from bot.webhooks.events import ThreadEvents
+    from bot.router.webhooks.events import ThreadEvents
 
 log = logging.getLogger("omnirouter.router.dispatch")
 

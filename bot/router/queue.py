@@ -27,7 +27,7 @@ from bot import audit
 from bot.logs import log_event
 from bot.router.hours import BusinessHours, Sla
 from bot.settings import QueueSettings
-from bot.webhooks.events import who
+from bot.router.webhooks.events import who
 from conversations.agent_models import Agent
 from conversations.errors import StoreUnavailable
 from conversations.filters import one_of
@@ -41,7 +41,7 @@ from conversations.traffic import Identity
 
 if TYPE_CHECKING:
     from bot.router.outbox import Outbox
-    from bot.webhooks.events import ThreadEvents
+    from bot.router.webhooks.events import ThreadEvents
 
 log = logging.getLogger("omnirouter.router.queue")
 

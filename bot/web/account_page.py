@@ -16,7 +16,7 @@ from bot.tenants import CHANNEL_FIELDS, channel_summary, refused_api_base, webho
 from bot.web.apikit import issue_token
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
-from bot.webhooks.subscriptions import BadSubscription, new_secret, subscribe
+from bot.router.webhooks.subscriptions import BadSubscription, new_secret, subscribe
 from conversations.agent_models import Agent, Role
 from conversations.tenant_models import EVENT_TYPES, SCOPES, DeliveryState
 

@@ -14,7 +14,7 @@ from bot.keys import OUTBOX, STORE
 from bot.web.access import Access, mark
 from bot.web.apikit import LIMIT, ApiRoutes, Call, Param, api_error, authenticate, reply, visible
 from bot.web.openapi import list_of, ref
-from bot.webhooks.events import public_thread
+from bot.router.webhooks.events import public_thread
 from conversations.models import from_epoch_ms, utcnow
 from conversations.thread_models import Message, OutboxItem, OutboxState, Thread
 

@@ -13,7 +13,7 @@ from bot.web.admin import LOGIN_PATTERN, TEAM_PATTERN
 from bot.web.apikit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, api_error, reply, visible
 from bot.web.auth import add_agent
 from bot.web.openapi import list_of, ref
-from bot.webhooks.events import public_thread
+from bot.router.webhooks.events import public_thread
 from conversations.agent_models import Agent, Role
 
 API = ApiRoutes()

@@ -12,7 +12,7 @@ from bot.keys import QUEUE, STORE
 from bot.router.queue import QueueError
 from bot.web.apikit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, Param, api_error, reply, visible
 from bot.web.openapi import list_of, ref
-from bot.webhooks.events import public_thread
+from bot.router.webhooks.events import public_thread
 from conversations.thread_models import Thread, ThreadStatus
 
 API = ApiRoutes()

@@ -27,7 +27,7 @@ from bot.tenants import create_account
 from bot.web.access import Access, access_of
 from bot.web.apikit import issue_token
 from bot.web.auth import add_agent
-from bot.webhooks.subscriptions import subscribe
+from bot.router.webhooks.subscriptions import subscribe
 from conversations.agent_models import Role
 from conversations.tenant_models import EVENT_TYPES
 from conversations.traffic import Attachment, Identity, Inbound

@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import DISPATCHER, QUEUE, STORE
-from bot.webhooks.signing import sign, verify
+from bot.router.webhooks.signing import sign, verify
 from conversations.agent_models import Role
 from conversations.repositories import Repositories
 from conversations.tenant_models import EVENT_TYPES, DeliveryState, WebhookDelivery

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from bot.handlers.egress import Egress, EgressRefused
-from bot.webhooks.events import ThreadEvents
+from bot.router.webhooks.events import ThreadEvents
 from conversations.ids import new_id
 from conversations.models import utcnow
 from conversations.repositories import Repositories

@@ -30,7 +30,7 @@ from bot.logs import log_event
 from bot.router.leasing import lease_and_work
 from bot.router.outbox import backoff_delay
 from bot.settings import WebhookSettings
-from bot.webhooks.signing import (
+from bot.router.webhooks.signing import (
     DELIVERY_HEADER,
     EVENT_HEADER,
     EVENT_ID_HEADER,
