@@ -34,7 +34,7 @@ from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from bot.router.shifts import Shifts
 from bot.secret_key import open_sealer
-from bot.retention import RetentionJob
+from bot.services.retention import RetentionJob
 from bot.settings import Settings
 from bot.web import setup_web
 from bot.web.errors import error_middleware

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.app import create_app  # noqa: E402
 from bot.keys import EVENTS, PIPELINE, QUEUE, SHIFTS, STORE  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.tenants import create_account  # noqa: E402
+from bot.services.accounts import create_account  # noqa: E402
 from bot.router.webhooks.subscriptions import subscribe  # noqa: E402
 from bot.web.auth import add_agent  # noqa: E402
 from conversations.agent_models import Role, Shift  # noqa: E402

@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 from bot.handlers.email import EmailAdapter
 from bot.keys import ADAPTERS, PIPELINE, SETTINGS, STORE
 from bot.nlu.model import NluModel
-from bot.privacy import erase_contact, find_contact
+from bot.services.contacts import erase_contact, find_contact
 from bot.web.apikit import issue_token
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow

@@ -18,7 +18,8 @@ from bot.web import (
     replies, security_page,
 )
 from bot.web.apikit import ApiRoutes
-from bot.web.auth import add_agent, ended_sessions
+from bot.web.auth import ended_sessions
+from bot.services.agents import add_agent
 from bot.web.live import ConsoleHub, LiveFeed
 from bot.web.login_throttle import LoginLimiter
 from bot.web.pages import setup_templates

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import ADAPTERS, EGRESS, EVENTS, QUEUE, SETTINGS, STORE
-from bot.tenants import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
+from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
 from bot.web.apikit import issue_token
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import SETTINGS, STORE
-from bot.tenants import ACCOUNT_ID_PATTERN, create_account, set_disabled, webhook_urls
+from bot.services.accounts import ACCOUNT_ID_PATTERN, create_account, set_disabled, webhook_urls
 from bot.web.admin import LOGIN_PATTERN
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in

@@ -12,11 +12,11 @@ from datetime import date, datetime, time, timedelta, timezone
 from aiohttp import web
 
 from bot import audit
-from bot.csvcells import inert_cell
+from bot.services.csvcells import inert_cell
 from bot.keys import QUEUE, STORE
 from bot.router.hours import BusinessHours
 from bot.web.admin_privacy import retention_context
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import Agent, Role, Shift

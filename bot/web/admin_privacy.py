@@ -11,8 +11,8 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import NLU, SETTINGS, STORE
-from bot.privacy import ContactNotFound, erase_contact, export_contact, find_contact
-from bot.retention import retention_days
+from bot.services.contacts import ContactNotFound, erase_contact, export_contact, find_contact
+from bot.services.retention import retention_days
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import Role

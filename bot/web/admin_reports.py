@@ -11,9 +11,9 @@ from datetime import date, datetime, timedelta, timezone
 from aiohttp import web
 
 from bot import audit
-from bot.csvcells import inert_cell
+from bot.services.csvcells import inert_cell
 from bot.keys import SETTINGS, STORE
-from bot.reports import Report, build_report, period_bounds, report_csv
+from bot.services.reports import Report, build_report, period_bounds, report_csv
 from bot.web import charts
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, signed_in

@@ -11,7 +11,7 @@ from aiohttp import web
 from bot import audit
 from bot.keys import EGRESS, QUEUE, SETTINGS, STORE
 from bot.router.hours import BusinessHours
-from bot.tenants import (ACCOUNT_ID_PATTERN, CHANNEL_FIELDS, account_json, channel_schema, create_account,
+from bot.services.accounts import (ACCOUNT_ID_PATTERN, CHANNEL_FIELDS, account_json, channel_schema, create_account,
                          refused_api_base, set_disabled)
 from bot.web.admin import LOGIN_PATTERN
 from bot.web.apikit import ApiRoutes, Call, api_error, reply

@@ -11,7 +11,7 @@ from bot import audit
 from bot.keys import STORE
 from bot.web.admin import LOGIN_PATTERN, TEAM_PATTERN
 from bot.web.apikit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, api_error, reply, visible
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from bot.web.openapi import list_of, ref
 from bot.router.webhooks.events import public_thread
 from conversations.agent_models import Agent, Role

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import secrets
@@ -26,54 +25,18 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from bot.keys import SETTINGS, STORE
 from bot.settings import ConsoleSettings
-from conversations.agent_models import Agent, Role, Session
-from conversations.ids import new_id
-from conversations.models import utcnow
+from conversations.agent_models import Agent, Session
 
 if TYPE_CHECKING:
     from conversations.repositories import Repositories
 
 SESSION_COOKIE = "omnirouter_session"
 LOGIN_COOKIE = "omnirouter_login"
-_HASHER = PasswordHasher()  # argon2id with the library's recommended cost
-_DUMMY_HASH = _HASHER.hash("omnirouter-timing-equaliser")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-async def hash_password(password: str) -> str:
-    return await asyncio.get_running_loop().run_in_executor(None, _HASHER.hash, password)
-
-
-async def verify_password(password_hash: str | None, password: str) -> bool:
-    """Constant work whether or not the agent exists (no login enumeration by timing)."""
-    def check() -> bool:
-        try:
-            return _HASHER.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return False
-
-    return await asyncio.get_running_loop().run_in_executor(None, check)
-
-
-async def add_agent(
-    store: Repositories, account_id: str, login: str, *, name: str | None = None, role: Role = Role.AGENT,
-    teams: list[str] | None = None, capacity: int = 5, password: str | None = None,
-) -> tuple[Agent | None, str]:
-    """Create an agent; returns ``(agent or None if the login is taken, password)``. Without a
-    password one is generated (and returned, to be shown once)."""
-    password = password or secrets.token_urlsafe(12)
-    agent = Agent(
-        id=new_id("agt"), account_id=account_id, login=login, name=name or login, role=role,
-        created_at=utcnow(), password_hash=await hash_password(password), teams=list(teams or []),
-        capacity=capacity, free=capacity,
-    )
-    return (agent if await store.agents.create_agent(agent) else None), password
 
 
 def token_digest(token: str) -> str:

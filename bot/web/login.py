@@ -11,6 +11,7 @@ from bot import audit
 from bot.keys import SETTINGS, STORE
 from bot.logs import log_event
 from bot.web import auth, login_throttle, two_factor
+from bot.services.agents import verify_password
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, language, page, plain, redirect, signed_in
 from bot.web.proxies import client_address
@@ -53,7 +54,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         response.headers["Retry-After"] = str(wait)
         return response
     agent = await store.agents.agent_by_login(account_id, login_name) if login_name else None
-    if not await auth.verify_password(agent.password_hash if agent else None, password) or agent is None or not agent.active:
+    if not await verify_password(agent.password_hash if agent else None, password) or agent is None or not agent.active:
         log_event(log, "login.failed", logging.WARNING, login=login_name, address=address)
         await audit.record(store, account_id, "unknown", "login.failed", login_name, address=address)
         return _login_page(request, 401, translate(lang, "bad_login"), login_name, account_id)

@@ -13,6 +13,7 @@ from aiohttp import web
 from bot import audit
 from bot.keys import STORE
 from bot.web import auth, two_factor
+from bot.services.agents import verify_password
 from bot.web.i18n import translate
 from bot.web.pages import SESSION, current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import SecondFactor
@@ -101,7 +102,7 @@ async def disable(request: web.Request) -> web.Response:
     wait = await two_factor.throttled(request, agent)
     if wait:
         return await _show(request, 429, error=translate(agent.lang, "too_many", s=wait))
-    proven = await auth.verify_password(agent.password_hash, proof) or (
+    proven = await verify_password(agent.password_hash, proof) or (
         factor.on and await two_factor.check_code(request, factor, proof) is not None)
     if not proven:
         return await _show(request, 401, error=translate(agent.lang, "wrong_password_or_code"))

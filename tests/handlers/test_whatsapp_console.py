@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from tests import factories
 from tests.handlers.channels import fixture, post_whatsapp

@@ -20,7 +20,7 @@ from bot.handlers.egress import Egress
 from bot.keys import ADAPTERS, STORE
 from bot.nlu.remote import NluUnavailable, RasaClient
 from bot.web.apikit import issue_token
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow

@@ -9,7 +9,7 @@ from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
 
 from bot.keys import STORE
-from bot.tenants import create_account
+from bot.services.accounts import create_account
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from bot.keys import FIRST_ADMIN, QUEUE, STORE
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from tests import factories
 from tests.conftest import make_settings, raw_database_of

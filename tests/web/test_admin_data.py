@@ -11,7 +11,7 @@ import re
 from aiohttp.test_utils import TestClient
 
 from bot.keys import FIRST_ADMIN, PIPELINE, QUEUE, STORE
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from conversations.traffic import Identity, Inbound
 from tests import factories

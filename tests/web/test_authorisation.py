@@ -23,10 +23,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from bot.keys import API_OPERATIONS, EGRESS, EVENTS, FIRST_ADMIN, NLU, PIPELINE, STORE
-from bot.tenants import create_account
+from bot.services.accounts import create_account
 from bot.web.access import Access, access_of
 from bot.web.apikit import issue_token
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from bot.router.webhooks.subscriptions import subscribe
 from conversations.agent_models import Role
 from conversations.tenant_models import EVENT_TYPES

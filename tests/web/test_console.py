@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import FIRST_ADMIN, STORE
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from bot.web.i18n import TEXT
 from conversations.agent_models import Role
 from conversations.repositories import Repositories

@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Page, expect
 
 from bot.keys import QUEUE, STORE
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from conversations.agent_models import Role
 
 pytestmark = pytest.mark.browser

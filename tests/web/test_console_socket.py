@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.keys import FIRST_ADMIN, STORE
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from bot.web.live import ConsoleHub, ConsoleSocket
 from conversations.agent_models import Agent, Role
 from tests.conftest import make_settings

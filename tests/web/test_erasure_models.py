@@ -18,10 +18,10 @@ from pymongo import monitoring
 from bot.keys import STORE
 from bot.nlu.trainer import _retire_if_erased
 from bot.nlu.training import TrainingError
-from bot.privacy import erase_contact, find_contact
-from bot.tenants import create_account
+from bot.services.contacts import erase_contact, find_contact
+from bot.services.accounts import create_account
 from bot.web.apikit import issue_token
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from conversations.models import epoch_ms, utcnow
 from conversations.nlu_retirement import RETRAIN_ATTEMPTS

@@ -13,10 +13,10 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from bot.keys import NLU, PIPELINE, STORE
-from bot.privacy import erase_contact, export_contact, find_contact
-from bot.tenants import create_account
+from bot.services.contacts import erase_contact, export_contact, find_contact
+from bot.services.accounts import create_account
 from bot.web.apikit import issue_token
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from conversations.traffic import Identity, Inbound
 from conversations.training import example_id

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from bot.keys import FIRST_ADMIN, STORE
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from bot.web.login_throttle import DEVICE_COOKIE, DEVICE_DAYS
 from conversations.agent_models import Role
 from tests.conftest import make_settings, raw_database_of

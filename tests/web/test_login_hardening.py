@@ -12,7 +12,8 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from bot.keys import FIRST_ADMIN, STORE
-from bot.web.auth import SESSION_COOKIE, add_agent
+from bot.web.auth import SESSION_COOKIE
+from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from tests.conftest import make_settings
 from tests.web.test_console import CSRF, console_csrf, log_in

@@ -17,7 +17,8 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import FIRST_ADMIN, STORE
 from bot.settings import Settings
-from bot.web.auth import SESSION_COOKIE, add_agent, token_digest
+from bot.web.auth import SESSION_COOKIE, token_digest
+from bot.services.agents import add_agent
 from bot.web.i18n import translate
 from bot.web.totp import spaced as totp_spaced
 from bot.web.two_factor import CHALLENGE_COOKIE

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, Page, expect
 
 from bot.keys import STORE
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from tests.web.test_console_browser import agent_page, csp_violations
 

@@ -293,7 +293,7 @@ async def test_webhook_secrets_are_sealed_at_rest_and_can_be_replaced(
 async def test_deliveries_are_exported_and_erased_with_the_contact(
     embedded: Any, db_name: str, start_client: Any, receiver: WebhookReceiver
 ) -> None:
-    from bot.privacy import erase_contact, export_contact, find_contact
+    from bot.services.contacts import erase_contact, export_contact, find_contact
 
     client = await webhook_client(embedded, db_name, start_client, concurrency=0)  # keep them stored
     store = client.server.app[STORE]

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.keys import STORE
-from bot.retention import RetentionJob, retention_days
+from bot.services.retention import RetentionJob, retention_days
 from bot.settings import RetentionSettings
 from conversations.embedded import EmbeddedMongo
 from conversations.models import epoch_ms, utcnow

@@ -10,7 +10,7 @@ from typing import Any
 
 from bot.handlers.egress_guards import ChannelEgress
 from bot.settings import Settings
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from conversations.agent_models import Agent, Role
 from conversations.models import utcnow
 from conversations.repositories import Repositories

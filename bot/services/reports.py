@@ -22,7 +22,7 @@ import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
-from bot.csvcells import inert_cell
+from bot.services.csvcells import inert_cell
 from conversations.agent_models import Agent
 from conversations.models import epoch_ms, from_epoch_ms
 from conversations.reports import DURATIONS, QUANTILES, day_bucket

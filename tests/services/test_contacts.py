@@ -17,9 +17,9 @@ from aiohttp.test_utils import TestClient
 
 from bot.handlers.email import EmailAdapter
 from bot.keys import ADAPTERS, PIPELINE, QUEUE, SHIFTS, STORE
-from bot.privacy import erase_contact, export_contact, find_contact
-from bot.reports import build_report
-from bot.web.auth import add_agent
+from bot.services.contacts import erase_contact, export_contact, find_contact
+from bot.services.reports import build_report
+from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from bot import audit
 from bot.logs import log_event
-from bot.privacy import after_retirement
+from bot.services.contacts import after_retirement
 from bot.settings import RetentionSettings
 from conversations.errors import StoreUnavailable
 from conversations.models import epoch_ms, utcnow
