@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bot import audit
 from bot.settings import Settings
-from bot.web.admin import teams_of
+from bot.web.admin.agents import teams_of
 from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo, EmbeddedStoreError, running_embedded_uri

@@ -18,9 +18,9 @@ if TYPE_CHECKING:
     from bot.router.outbox import Outbox
     from bot.router.queue import Queue
     from bot.router.shifts import Shifts
-    from bot.web.apikit import Operation
-    from bot.web.live import ConsoleHub
-    from bot.web.login_throttle import LoginLimiter
+    from bot.web.api.kit import Operation
+    from bot.web.console.live import ConsoleHub
+    from bot.web.console.login_throttle import LoginLimiter
     from bot.router.webhooks.events import ThreadEvents
     from bot.router.webhooks.sender import WebhookSender
     from bot.settings import Settings

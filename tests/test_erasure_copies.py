@@ -24,7 +24,7 @@ from bot.handlers.email import EmailAdapter
 from bot.keys import ADAPTERS, PIPELINE, SETTINGS, STORE
 from bot.nlu.model import NluModel
 from bot.services.contacts import erase_contact, find_contact
-from bot.web.apikit import issue_token
+from bot.web.api.kit import issue_token
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories

@@ -25,7 +25,7 @@ from bot.keys import ADAPTERS, STORE
 from bot.secret_key import open_sealer
 from bot.settings import SecuritySettings, WebhookSettings
 from bot.router.webhooks.sender import WebhookSender
-from bot.web.apikit import issue_token
+from bot.web.api.kit import issue_token
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.sealing import INSTALL, Sealer, SealingError, parse_key

@@ -18,7 +18,7 @@ import jinja2
 from aiohttp import web
 
 from bot.keys import SETTINGS
-from bot.web import auth
+from bot.web.console import auth
 from bot.web.access import Access, mark
 from bot.web.i18n import pick_language, translate
 from conversations.agent_models import Agent, Role, Session

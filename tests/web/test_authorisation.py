@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestClient
 from bot.keys import API_OPERATIONS, EGRESS, EVENTS, FIRST_ADMIN, NLU, PIPELINE, STORE
 from bot.services.accounts import create_account
 from bot.web.access import Access, access_of
-from bot.web.apikit import issue_token
+from bot.web.api.kit import issue_token
 from bot.services.agents import add_agent
 from bot.router.webhooks.subscriptions import subscribe
 from conversations.agent_models import Role
