@@ -23,7 +23,7 @@ from bot.agents_cli import agent_reset_two_factor as _agent_reset_two_factor
 from bot.api_token_cli import add_api_token_command
 from bot.contacts_cli import add_contact_commands
 from bot.install_token import InstallTokenError
-from bot.keys import FIRST_ADMIN
+from bot.web.keys import FIRST_ADMIN
 from bot.logs import configure_logging
 from bot.secret_key import SecretKeyError
 from bot.nlu.cli import add_commands as add_nlu_commands

@@ -11,7 +11,8 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.tasks import stop_tasks
-from bot.keys import API_OPERATIONS, CONSOLE_HUB, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
+from bot.keys import SETTINGS, STORE
+from bot.web.keys import API_OPERATIONS, CONSOLE_HUB, FIRST_ADMIN
 from bot.web import ops
 from bot.web.admin import account as admin_account
 from bot.web.admin import accounts as admin_accounts
@@ -26,7 +27,7 @@ from bot.web.api.kit import ApiRoutes
 from bot.web.console.auth import ended_sessions
 from bot.services.agents import add_agent
 from bot.web.console.live import ConsoleHub, LiveFeed
-from bot.web.console.login_throttle import LoginLimiter
+from bot.web.console.login_throttle import LOGIN_LIMITER, LoginLimiter
 from bot.web.pages import setup_templates
 from bot.web.console.wa_templates import TEMPLATES, ChannelTemplates
 from conversations.agent_models import Role

@@ -32,7 +32,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, BrowserContext, Dialog, Page, expect
 
-from bot.keys import ADAPTERS, FIRST_ADMIN, STORE
+from bot.keys import ADAPTERS, STORE
+from bot.web.keys import FIRST_ADMIN
 from bot.web.api.kit import issue_token
 from conversations.embedded import free_port
 from tests import traffic

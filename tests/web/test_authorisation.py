@@ -22,7 +22,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.keys import API_OPERATIONS, EGRESS, EVENTS, FIRST_ADMIN, NLU, PIPELINE, STORE
+from bot.keys import EGRESS, EVENTS, NLU, PIPELINE, STORE
+from bot.web.keys import API_OPERATIONS, FIRST_ADMIN
 from bot.services.accounts import create_account
 from bot.web.access import Access, access_of
 from bot.web.api.kit import issue_token

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.keys import API_OPERATIONS
+from bot.web.keys import API_OPERATIONS
 from bot.web.api.kit import Operation
 from conversations.agent_models import Agent
 from conversations.tenant_models import EVENT_TYPES, SCOPES, Account, ApiToken, WebhookDelivery, WebhookSubscription

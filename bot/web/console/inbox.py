@@ -15,7 +15,8 @@ from typing import Any
 from aiohttp import web
 
 from bot import audit
-from bot.keys import CONSOLE_HUB, QUEUE, SHIFTS, STORE
+from bot.keys import QUEUE, SHIFTS, STORE
+from bot.web.keys import CONSOLE_HUB
 from bot.router.queue import QueueError
 from bot.router.shifts import read_location
 from bot.web.console import auth

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from bot.handlers.signatures import same_secret
-from bot.keys import LOGIN_LIMITER
 from bot.web.console import auth
 from bot.web.proxies import address_block, client_address
 
@@ -183,6 +182,9 @@ class LoginLimiter:
         (address_key, _), (login_key, _) = self._keys(account_id, login, address)
         await self._store.sign_in.forget_login_failures(login_key, now_ms)
         await self._store.sign_in.take_back_login_attempt(address_key)
+
+
+LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")  # built by setup_web
 
 
 async def admit(request: web.Request, account_id: str, login: str) -> int:

@@ -11,7 +11,8 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from bot.keys import FIRST_ADMIN, QUEUE, STORE
+from bot.keys import QUEUE, STORE
+from bot.web.keys import FIRST_ADMIN
 from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from tests import factories

@@ -10,7 +10,8 @@ import re
 
 from aiohttp.test_utils import TestClient
 
-from bot.keys import FIRST_ADMIN, PIPELINE, QUEUE, STORE
+from bot.keys import PIPELINE, QUEUE, STORE
+from bot.web.keys import FIRST_ADMIN
 from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from conversations.traffic import Identity, Inbound

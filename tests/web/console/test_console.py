@@ -11,7 +11,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.keys import FIRST_ADMIN, STORE
+from bot.keys import STORE
+from bot.web.keys import FIRST_ADMIN
 from bot.services.agents import add_agent
 from bot.web.i18n import TEXT
 from conversations.agent_models import Role

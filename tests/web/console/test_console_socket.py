@@ -17,7 +17,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.keys import FIRST_ADMIN, STORE
+from bot.keys import STORE
+from bot.web.keys import FIRST_ADMIN
 from bot.services.agents import add_agent
 from bot.web.console.live import ConsoleHub, ConsoleSocket
 from conversations.agent_models import Agent, Role

@@ -15,7 +15,8 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from bot.keys import FIRST_ADMIN, STORE
+from bot.keys import STORE
+from bot.web.keys import FIRST_ADMIN
 from bot.services.agents import add_agent
 from bot.web.console.login_throttle import DEVICE_COOKIE, DEVICE_DAYS
 from conversations.agent_models import Role

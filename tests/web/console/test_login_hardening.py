@@ -11,7 +11,8 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from bot.keys import FIRST_ADMIN, STORE
+from bot.keys import STORE
+from bot.web.keys import FIRST_ADMIN
 from bot.web.console.auth import SESSION_COOKIE
 from bot.services.agents import add_agent
 from conversations.agent_models import Role

@@ -8,7 +8,7 @@ from html import unescape
 
 from aiohttp.test_utils import TestClient
 
-from bot.keys import FIRST_ADMIN
+from bot.web.keys import FIRST_ADMIN
 from tests.web.console.test_console import console_csrf, log_in
 
 REVEALED = re.compile(r'id="revealed-value" value="([^"]+)"')

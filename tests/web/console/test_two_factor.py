@@ -15,7 +15,8 @@ import aiohttp
 import pyotp
 from aiohttp.test_utils import TestClient
 
-from bot.keys import FIRST_ADMIN, STORE
+from bot.keys import STORE
+from bot.web.keys import FIRST_ADMIN
 from bot.settings import Settings
 from bot.web.console.auth import SESSION_COOKIE, token_digest
 from bot.services.agents import add_agent

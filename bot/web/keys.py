@@ -1,0 +1,17 @@
+"""The web layer's shared state, as typed ``web.AppKey`` entries: what ``setup_web`` builds (the
+console hub, the first-run admin, the API's operations) beside the application's
+own keys in ``bot/keys.py``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from bot.web.api.kit import Operation
+    from bot.web.console.live import ConsoleHub
+
+CONSOLE_HUB: web.AppKey[ConsoleHub] = web.AppKey("console_hub")
+FIRST_ADMIN: web.AppKey[tuple[str, str] | None] = web.AppKey("first_admin")  # (login, password) once
+API_OPERATIONS: web.AppKey[list[Operation]] = web.AppKey("api_operations")  # what /api/openapi.json describes
