@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot import audit
 from bot.logs import log_event
-from bot.router.hours import BusinessHours, Sla
+from bot.business_hours import BusinessHours
+from bot.router.hours import Sla
 from bot.settings import QueueSettings
 from bot.router.webhooks.events import who
 from conversations.agent_models import Agent

@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import PIPELINE, QUEUE, SHIFTS, STORE
-from bot.router.hours import BusinessHours
+from bot.business_hours import BusinessHours
 from bot.router.queue import Queue, QueueError
 from bot.settings import Settings
 from conversations.agent_models import Agent, Presence, Role

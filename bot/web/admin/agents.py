@@ -14,7 +14,7 @@ from aiohttp import web
 from bot import audit
 from bot.services.csvcells import inert_cell
 from bot.keys import QUEUE, STORE
-from bot.router.hours import BusinessHours
+from bot.business_hours import BusinessHours
 from bot.web.admin.privacy import retention_context
 from bot.services.agents import add_agent
 from bot.web.i18n import translate
