@@ -33,11 +33,16 @@ from bot.router.inbound import InboundPipeline, InboundRecorder, InboundSource, 
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from bot.router.shifts import Shifts
+from bot.router.thread_log import ThreadLog
 from bot.secret_key import open_sealer
+from bot.services import Services
+from bot.services.replies import Replies
 from bot.services.retention import RetentionJob
+from bot.services.threads import ThreadActions
 from bot.settings import Settings
 from bot.web import setup_web
 from bot.web.errors import error_middleware
+from bot.web.keys import SERVICES
 from bot.web.hosts import host_check
 from bot.router.webhooks.events import ThreadEvents
 from bot.router.webhooks.sender import WebhookSender
@@ -140,6 +145,9 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SHIFTS] = Shifts(store, queue, settings.queue.requeue_on_shift_end)
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
     app[EVENTS], app[WEBHOOKS] = events, sender
+    app[SERVICES] = Services(
+        replies=Replies(store, outbox, adapters, queue, ThreadLog(store, events)), threads=ThreadActions(queue),
+    )
     for adapter in adapters.values():
         if isinstance(adapter, InboundSource):
             await adapter.start_receiving(pipeline)

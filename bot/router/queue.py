@@ -22,7 +22,6 @@ import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot import audit
 from bot.logs import log_event
 from bot.router.hours import Sla
 from bot.router.routing import AccountRouting, Routing
@@ -136,7 +135,7 @@ class Queue:
 
     async def take(self, agent: Agent, thread_id: str) -> Thread:
         """The agent takes one queued thread (the ``manual`` strategy's action)."""
-        thread = await self._open_thread(agent, thread_id)
+        thread = await self.open_thread(agent, thread_id)
         if thread.status != ThreadStatus.QUEUED:
             raise QueueError("taken", "someone else already took this conversation")
         if not agent.is_admin and thread.team and thread.team not in agent.teams:
@@ -234,7 +233,7 @@ class Queue:
         note: str = "",
     ) -> Thread:
         """Hand a thread to an agent (who must be able to take it) or to a team's queue."""
-        thread = await self._open_thread(by, thread_id, own=True)
+        thread = await self.open_thread(by, thread_id, own=True)
         now = utcnow()
         target = await self._store.agents.get_agent(to_agent) if to_agent else None
         if to_agent and (target is None or target.account_id != by.account_id):
@@ -276,7 +275,7 @@ class Queue:
         return moved
 
     async def resolve(self, thread_id: str, by: Agent) -> Thread:
-        thread = await self._open_thread(by, thread_id, own=True)
+        thread = await self.open_thread(by, thread_id, own=True)
         before = await self._store.queue.resolve(thread.id, utcnow(), thread.assignee)
         if before is None:
             raise QueueError("changed", "the conversation changed meanwhile; reload")
@@ -332,23 +331,10 @@ class Queue:
 
     # --- working a thread ----------------------------------------------------------------
 
-    async def answer(self, thread_id: str, agent: Agent, text: str, nonce: str) -> Message:
-        """Send the agent's reply through the outbox on the thread's channel."""
-        thread = await self._open_thread(agent, thread_id, own=True)
-        if thread.channel == "whatsapp" and (thread.wa_window_ends_at is None or thread.wa_window_ends_at <= utcnow()):
-            raise QueueError("window_closed", "the 24-hour window is closed: send a template")
-        assert self._outbox is not None, "the queue answers through the outbox"
-        message = await self._outbox.enqueue_reply(
-            dedup_key=f"agent:{agent.id}:{nonce}", thread=thread, to=Identity(thread.channel, thread.address or ""),
-            text=text, sender={"kind": str(SenderKind.AGENT), "id": agent.id, "name": agent.name},
-        )
-        now = utcnow()
-        late = thread.first_response_at is not None and thread.awaiting_since is not None \
+    def late(self, thread: Thread, now: datetime) -> bool:
+        """Whether an agent's reply now misses the next-response target (counted for the reports)."""
+        return thread.first_response_at is not None and thread.awaiting_since is not None \
             and bool(self.sla.next_response) and now - thread.awaiting_since > self.sla.next_response
-        await self._store.threads.mark_agent_replied(thread.id, now, next_late=late)
-        await audit.record(self._store, thread.account_id, agent, "thread.reply", thread.id, message=message.id)
-        await self._log.live(thread, "message")
-        return message
 
     async def note(self, thread_id: str, agent: Agent, text: str) -> None:
         thread = await self._visible_thread(agent, thread_id)
@@ -368,7 +354,7 @@ class Queue:
             raise QueueError("not_found", "no such conversation", 404)
         return thread
 
-    async def _open_thread(self, agent: Agent, thread_id: str, own: bool = False) -> Thread:
+    async def open_thread(self, agent: Agent, thread_id: str, own: bool = False) -> Thread:
         """The thread, checked: open, and (``own``) the agent's — admins may act on any."""
         thread = await self._visible_thread(agent, thread_id)
         if thread.status not in (ThreadStatus.QUEUED, ThreadStatus.ASSIGNED):

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.handlers.email import EmailAdapter
 from bot.keys import ADAPTERS, PIPELINE, QUEUE, SHIFTS, STORE
+from bot.web.keys import SERVICES
 from bot.services.contacts import erase_contact, export_contact, find_contact
 from bot.services.reports import build_report
 from bot.services.agents import add_agent
@@ -91,7 +92,7 @@ async def _populate(client: TestClient, raw: Any, twilio: FakeTwilio, sink: Smtp
     for key, reply in ((world.anna + "sms", LONG_REPLY), (world.bob + "email", "Dear Bob, the invoice is fine"),
                        (world.carl + "sms", "Hello Carl")):
         await queue.take(admin, threads[key])
-        await queue.answer(threads[key], admin, reply, f"nonce-{key[-12:]}")
+        await app[SERVICES].replies.answer(threads[key], admin, reply, f"nonce-{key[-12:]}")
     anna_thread = threads[world.anna + "sms"]
     await queue.note(anna_thread, admin, "Anna Bērziņa called twice about parcel 58211")
     await queue.set_labels(anna_thread, admin, ["vip"])

@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import QUEUE, STORE
+from bot.web.keys import SERVICES
 from bot.services.reports import Report, build_report, report_csv
 from conversations.models import from_epoch_ms
 from conversations.reports import Quantile
@@ -112,7 +113,7 @@ async def test_queue_actions_leave_what_the_reports_read(client: TestClient) -> 
     assert taken is not None and taken.first_assigned_at is not None
     await queue.transfer(thread_id, ann, to_team="billing")  # back to the queue, reason "transfer"
     await queue.take(ben, thread_id)
-    await queue.answer(thread_id, ben, "Hello!", "nonce-0001")
+    await app[SERVICES].replies.answer(thread_id, ben, "Hello!", "nonce-0001")
     await queue.resolve(thread_id, ben)
     done = await store.threads.get_thread(thread_id)
     assert done is not None and done.escalation_reason == "transfer" and done.handoff_reason == "no_nlu"
@@ -131,12 +132,12 @@ async def test_a_late_next_response_is_counted(client: TestClient) -> None:
     agent = await make_agent(store, "cat")
     thread_id = await customer_writes(app, "visitor-2", "hello?")
     await queue.take(agent, thread_id)
-    await queue.answer(thread_id, agent, "Hi, one moment", "nonce-0002")
+    await app[SERVICES].replies.answer(thread_id, agent, "Hi, one moment", "nonce-0002")
     await customer_writes(app, "visitor-2", "still there?", n=1)
     long_ago = NOW.replace(year=2020)
     await store.threads.set_thread_fields(thread_id, awaiting_since=long_ago)  # the customer waited for ages
-    await queue.answer(thread_id, agent, "Sorry!", "nonce-0003")
+    await app[SERVICES].replies.answer(thread_id, agent, "Sorry!", "nonce-0003")
     await customer_writes(app, "visitor-2", "thanks", n=2)
-    await queue.answer(thread_id, agent, "You're welcome", "nonce-0004")  # on time
+    await app[SERVICES].replies.answer(thread_id, agent, "You're welcome", "nonce-0004")  # on time
     thread = await store.threads.get_thread(thread_id)
     assert thread is not None and thread.next_response_breaches == 1

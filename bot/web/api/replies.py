@@ -1,5 +1,5 @@
-"""The REST API for conversations on the messenger channels: agent replies (with WhatsApp's
-service window and templates enforced) and downloading a customer's attachment by its provider
+"""The REST API for conversations on the messenger channels: agent replies (through the one reply
+path, ``bot/services/replies.py``: WhatsApp's service window and templates enforced) and downloading a customer's attachment by its provider
 file id. Same authentication and account scoping as the rest of ``/api``."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot import audit
 from bot.handlers.media import AttachmentError, AttachmentTooLarge
-from bot.keys import ADAPTERS, OUTBOX, STORE
-from bot.router.replies import Reply, ReplyRefused, send_reply
+from bot.keys import ADAPTERS, STORE
+from bot.router.replies import Reply, ReplyRefused
 from bot.web.api.messages import small_int
 from bot.web.api.kit import ApiRoutes, Call, api_error, reply, visible
 from bot.web.errors import json_error
+from bot.web.keys import SERVICES
 from bot.web.api.openapi import ref
 
 API = ApiRoutes()
@@ -64,16 +64,12 @@ def reply_from(body: dict[str, Any]) -> Reply:
 async def post_reply(request: web.Request, call: Call) -> web.Response:
     thread_id = request.match_info["thread_id"]
     thread = visible(call.principal, await request.app[STORE].threads.get_thread(thread_id), "thread", thread_id)
-    adapter = request.app[ADAPTERS].get(thread.channel)
-    if adapter is None:
-        return json_error(409, "channel_not_configured", f"the {thread.channel} channel is not configured here")
     reply_to_send = reply_from(call.body)
     try:
-        message = await send_reply(request.app[OUTBOX], adapter, thread, reply_to_send)
+        message = await request.app[SERVICES].replies.send(thread, reply_to_send, call.principal.audit_actor,
+                                                           agent=reply_to_send.agent)
     except ReplyRefused as exc:
         return json_error(409 if exc.code != "reply_refused" else 400, exc.code, str(exc))
-    await audit.record(request.app[STORE], thread.account_id, call.principal.audit_actor, "thread.reply", thread.id,
-                       message=message.id, agent=reply_to_send.agent)
     return reply(message.to_json(), status=202)
 
 

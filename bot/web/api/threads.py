@@ -8,10 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.keys import QUEUE, STORE
+from bot.keys import STORE
 from bot.router.queue import QueueError
 from bot.web.api.kit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, Param, api_error, reply, visible
 from bot.web.api.openapi import list_of, ref
+from bot.web.keys import SERVICES
 from bot.router.webhooks.events import public_thread
 from conversations.thread_models import Thread, ThreadStatus
 
@@ -65,7 +66,7 @@ async def thread_timeline(request: web.Request, call: Call) -> web.Response:
 async def add_note(request: web.Request, call: Call) -> web.Response:
     thread = await _thread(request, call)
     try:
-        await request.app[QUEUE].note(thread.id, call.principal.actor(thread.account_id), call.body["text"].strip())
+        await request.app[SERVICES].threads.note(thread.id, call.principal.actor(thread.account_id), call.body["text"].strip())
     except QueueError as exc:
         raise _refused(exc) from None
     return await _after(request, thread)
@@ -79,7 +80,7 @@ async def add_note(request: web.Request, call: Call) -> web.Response:
 async def set_labels(request: web.Request, call: Call) -> web.Response:
     thread = await _thread(request, call)
     try:
-        await request.app[QUEUE].set_labels(thread.id, call.principal.actor(thread.account_id), call.body["labels"])
+        await request.app[SERVICES].threads.set_labels(thread.id, call.principal.actor(thread.account_id), call.body["labels"])
     except QueueError as exc:
         raise _refused(exc) from None
     return await _after(request, thread)
@@ -100,7 +101,7 @@ ASSIGN_BODY: dict[str, Any] = {
 async def assign(request: web.Request, call: Call) -> web.Response:
     thread, body = await _thread(request, call), call.body
     try:
-        moved = await request.app[QUEUE].transfer(
+        moved = await request.app[SERVICES].threads.transfer(
             thread.id, call.principal.actor(thread.account_id), to_agent=body.get("agent"), to_team=body.get("team"),
             note=body.get("note", ""))
     except QueueError as exc:
@@ -113,7 +114,7 @@ async def assign(request: web.Request, call: Call) -> web.Response:
 async def resolve(request: web.Request, call: Call) -> web.Response:
     thread = await _thread(request, call)
     try:
-        await request.app[QUEUE].resolve(thread.id, call.principal.actor(thread.account_id))
+        await request.app[SERVICES].threads.resolve(thread.id, call.principal.actor(thread.account_id))
     except QueueError as exc:
         raise _refused(exc) from None
     return await _after(request, thread)

@@ -16,8 +16,9 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import QUEUE, SHIFTS, STORE
-from bot.web.keys import CONSOLE_HUB
+from bot.web.keys import CONSOLE_HUB, SERVICES
 from bot.router.queue import QueueError
+from bot.router.replies import ReplyRefused
 from bot.router.shifts import read_location
 from bot.web.console import auth
 from bot.web.i18n import LANGUAGES
@@ -26,7 +27,6 @@ from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, 
 from bot.web.console.views import my_rows, queue_rows, thread_view
 from bot.web.console.wa_templates import TEMPLATES
 from conversations.agent_models import Agent
-from conversations.models import utcnow
 from conversations.thread_models import Thread
 
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -124,6 +124,12 @@ def _back(request: web.Request, thread_id: str | None = None, error: str = "") -
     return redirect("/console" + ("?" + "&".join(query) if query else ""))
 
 
+def _refused(request: web.Request, exc: ReplyRefused, thread_id: str) -> web.Response:
+    if request.headers.get("HX-Request"):
+        return plain(409, str(exc))
+    return _back(request, thread_id, str(exc))
+
+
 def _failed(request: web.Request, exc: QueueError, thread_id: str | None) -> web.Response:
     if request.headers.get("HX-Request"):
         return plain(exc.status, str(exc))
@@ -151,7 +157,7 @@ async def shift(request: web.Request) -> web.Response:
 async def take_next(request: web.Request) -> web.Response:
     agent = current_agent(request)
     try:
-        thread = await request.app[QUEUE].take_next(agent)
+        thread = await request.app[SERVICES].threads.take_next(agent)
     except QueueError as exc:
         return _failed(request, exc, None)
     return _back(request, thread.id if thread else None, "" if thread else "nobody is waiting")
@@ -160,33 +166,33 @@ async def take_next(request: web.Request) -> web.Response:
 @signed_in()
 async def act(request: web.Request) -> web.Response:
     """``POST /console/threads/{id}/{action}``: one action on one thread."""
-    agent, queue = current_agent(request), request.app[QUEUE]
+    agent, threads = current_agent(request), request.app[SERVICES].threads
     thread_id, action = request.match_info["thread_id"], request.match_info["action"]
     form = await request.post()
     try:
         if action == "take":
-            await queue.take(agent, thread_id)
+            await threads.take(agent, thread_id)
         elif action == "reply":
             return await _reply(request, agent, thread_id, form)
         elif action == "note":
             text = str(form.get("text", "")).strip()[:MAX_TEXT]
             if not text:
                 return plain(400, "the note is empty")
-            await queue.note(thread_id, agent, text)
+            await threads.note(thread_id, agent, text)
             if request.headers.get("HX-Request"):
                 return await _fragment(request, agent, thread_id, "_note_form.html")
         elif action == "labels":
             labels = [part.strip() for part in str(form.get("labels", "")).split(",") if part.strip()]
             if len(labels) > 10 or not all(_LABEL.match(label) for label in labels):
                 return plain(400, "up to 10 labels of letters, digits, spaces, . : - (32 characters each)")
-            await queue.set_labels(thread_id, agent, labels)
+            await threads.set_labels(thread_id, agent, labels)
         elif action == "transfer":
-            await queue.transfer(thread_id, agent, to_agent=str(form.get("agent", "")) or None,
-                                 to_team=str(form.get("team", "")).strip() or None,
-                                 note=str(form.get("note", "")).strip()[:1000])
+            await threads.transfer(thread_id, agent, to_agent=str(form.get("agent", "")) or None,
+                                   to_team=str(form.get("team", "")).strip() or None,
+                                   note=str(form.get("note", "")).strip()[:1000])
             return _back(request)
         elif action == "resolve":
-            await queue.resolve(thread_id, agent)
+            await threads.resolve(thread_id, agent)
             return _back(request)
         elif action == "template":
             return await _template(request, agent, thread_id, form)
@@ -206,7 +212,10 @@ async def _reply(request: web.Request, agent: Agent, thread_id: str, form: Any) 
         text = canned[text[1:]]
     if not text or len(text) > MAX_TEXT:
         return plain(400, f"the reply must be 1 to {MAX_TEXT} characters")
-    await request.app[QUEUE].answer(thread_id, agent, text, nonce)
+    try:
+        await request.app[SERVICES].replies.answer(thread_id, agent, text, nonce)
+    except ReplyRefused as exc:
+        return _refused(request, exc, thread_id)
     if request.headers.get("HX-Request"):
         return await _fragment(request, agent, thread_id, "_composer.html")
     return _back(request, thread_id)
@@ -234,12 +243,9 @@ async def _template(request: web.Request, agent: Agent, thread_id: str, form: An
     raw = str(form.get("parameters", "")).strip()
     parameters = [value.strip() for value in raw.split(",")] if raw else []
     try:
-        await request.app[TEMPLATES].send(thread, agent, str(form.get("template", "")), parameters, nonce)
-    except LookupError as exc:
+        await request.app[SERVICES].replies.template(thread, agent, str(form.get("template", "")), parameters, nonce)
+    except ReplyRefused as exc:
         return _back(request, thread_id, str(exc))
-    await request.app[STORE].threads.mark_agent_replied(thread.id, utcnow())
-    await audit.record(request.app[STORE], agent.account_id, agent, "thread.template", thread.id,
-                       template=str(form.get("template", ""))[:100])
     return _back(request, thread_id)
 
 

@@ -12,7 +12,6 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import STORE
-from bot.web.console import auth
 from bot.web.console import two_factor
 from bot.services.agents import verify_password
 from bot.web.i18n import translate

@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import DISPATCHER, QUEUE, STORE
+from bot.web.keys import SERVICES
 from bot.router.webhooks.signing import sign, verify
 from conversations.agent_models import Role
 from conversations.repositories import Repositories
@@ -66,7 +67,7 @@ async def test_a_conversation_s_life_arrives_signed_in_order_of_its_events(
     thread_id = await customer_writes(app, "crm-visitor", "my parcel is lost")
     agent = await make_agent(app[STORE], "ava", role=Role.AGENT)
     await app[QUEUE].take(agent, thread_id)
-    await app[QUEUE].answer(thread_id, agent, "Let me check that for you.", "nonce-1")
+    await app[SERVICES].replies.answer(thread_id, agent, "Let me check that for you.", "nonce-1")
     await app[QUEUE].resolve(thread_id, agent)
 
     async def all_arrived() -> bool:
