@@ -1,15 +1,18 @@
-"""Agents as people who sign in: creating one (with a generated password, shown once) and the
-argon2id hashes their passwords are kept as. The console, the admin pages, the REST API, the CLI
-and account creation all add agents here."""
+"""Agents as people who sign in: creating one (with a generated password, shown once), changing
+one (role, teams, capacity, whether they may log in: a deactivated agent's sessions end at once),
+and the argon2id hashes their passwords are kept as. The admin pages, the REST API, the CLI and
+account creation all add and change agents here."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from bot import audit
 from conversations.agent_models import Agent, Role
 from conversations.ids import new_id
 from conversations.models import utcnow
@@ -47,3 +50,19 @@ async def add_agent(
         capacity=capacity, free=capacity,
     )
     return (agent if await store.agents.create_agent(agent) else None), password
+
+
+async def change_agent(store: Repositories, agent: Agent, actor: Agent | str, changes: dict[str, Any],
+                       **audit_details: Any) -> Agent:
+    """Apply ``changes`` (``name``, ``role``, ``teams``, ``capacity``, ``active``) to ``agent`` for
+    ``actor``, recorded as ``agent.update`` with ``audit_details``; the agent as it is now."""
+    fields = dict(changes)
+    capacity = fields.pop("capacity", None)
+    if fields:
+        await store.agents.update_agent(agent.id, **fields)
+    if capacity is not None:
+        await store.agents.set_capacity(agent.id, capacity)
+    if fields.get("active") is False:
+        await store.sign_in.delete_agent_sessions(agent.id)
+    await audit.record(store, agent.account_id, actor, "agent.update", agent.id, **audit_details)
+    return await store.agents.get_agent(agent.id) or agent

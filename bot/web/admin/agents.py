@@ -16,7 +16,7 @@ from bot.services.csvcells import inert_cell
 from bot.keys import QUEUE, STORE
 from bot.business_hours import BusinessHours
 from bot.web.admin.privacy import retention_context
-from bot.services.agents import add_agent
+from bot.services.agents import add_agent, change_agent
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import Agent, Role, Shift
@@ -137,12 +137,8 @@ async def update_agent(request: web.Request) -> web.Response:
     if teams is None or not capacity.isdigit() or not 1 <= int(capacity) <= 100 or role not in _roles(admin):
         return plain(400, "teams: comma-separated words; capacity 1-100; role agent|admin")
     active = form.get("active") == "on" or target.id == admin.id  # an admin cannot lock themselves out
-    await store.agents.update_agent(target.id, teams=teams, role=role, active=active)
-    await store.agents.set_capacity(target.id, int(capacity))
-    if not active:
-        await store.sign_in.delete_agent_sessions(target.id)
-    await audit.record(store, admin.account_id, admin, "agent.update", target.id, login=target.login, role=role,
-                       teams=",".join(teams), capacity=int(capacity), active=active)
+    await change_agent(store, target, admin, {"teams": teams, "role": role, "active": active, "capacity": int(capacity)},
+                       login=target.login, role=role, teams=",".join(teams), capacity=int(capacity), active=active)
     return _back(translate(admin.lang, "saved"))
 
 

@@ -11,7 +11,7 @@ from bot import audit
 from bot.keys import STORE
 from bot.web.admin.agents import LOGIN_PATTERN, TEAM_PATTERN
 from bot.web.api.kit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, api_error, reply, visible
-from bot.services.agents import add_agent
+from bot.services.agents import add_agent, change_agent
 from bot.web.api.openapi import list_of, ref
 from bot.router.webhooks.events import public_thread
 from conversations.agent_models import Agent, Role
@@ -106,17 +106,9 @@ async def update_agent(request: web.Request, call: Call) -> web.Response:
     store, agent = request.app[STORE], await _agent(request, call)
     if agent.role == Role.SUPERADMIN and not call.principal.superadmin:
         raise api_error(403, "forbidden", "a superadmin is changed by the install-wide token or in the console")
-    body = dict(call.body)
-    capacity = body.pop("capacity", None)
-    if body:
-        await store.agents.update_agent(agent.id, **body)
-    if capacity is not None:
-        await store.agents.set_capacity(agent.id, capacity)
-    if body.get("active") is False:
-        await store.sign_in.delete_agent_sessions(agent.id)
-    await audit.record(store, agent.account_id, call.principal.audit_actor, "agent.update", agent.id,
-                       fields=",".join(sorted(call.body)))
-    return reply(agent_json(await store.agents.get_agent(agent.id) or agent))
+    changed = await change_agent(store, agent, call.principal.audit_actor, dict(call.body),
+                                 fields=",".join(sorted(call.body)))
+    return reply(agent_json(changed))
 
 
 def routes() -> list[web.RouteDef]:
