@@ -25,7 +25,7 @@ from bot.web.keys import SERVICES  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.services.accounts import create_account  # noqa: E402
 from bot.router.webhooks.subscriptions import subscribe  # noqa: E402
-from bot.web.console.auth import add_agent  # noqa: E402
+from bot.services.agents import add_agent  # noqa: E402
 from conversations.agent_models import Role, Shift  # noqa: E402
 from conversations.embedded import EmbeddedMongo  # noqa: E402
 from conversations.thread_models import Thread, ThreadStatus  # noqa: E402
