@@ -1,10 +1,10 @@
-# The two commands of the README: `make run` and `make test`. Everything else supports them.
+# The two commands of the README and the docs: `make run` and `make test`. Everything else supports them.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test system-deps bench fuzz lint clean
+.PHONY: run test system-deps bench fuzz lint clean translations translations-compile
 
 run: $(STAMP)
 	$(BIN)/omnirouter serve
@@ -28,13 +28,28 @@ system-deps:
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py
 
-# 100,000 hostile cases per channel parser (see Reliability in the README)
+# 100,000 hostile cases per channel parser (see docs/reliability.md)
 fuzz: $(STAMP)
 	PYTHONPATH=. $(BIN)/python bench/fuzz.py
 
+# ruff (the rules of pyproject's [tool.ruff]), the formatting, mypy --strict; all three run, any failing fails
 lint: $(STAMP)
-	$(BIN)/pip install --quiet 'mypy>=1.10' types-PyYAML
-	$(BIN)/mypy
+	$(BIN)/pip install --quiet 'mypy>=1.10' types-PyYAML 'ruff>=0.9,<1'
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
+
+# the console's and web chat's words (docs/translations.md): extract the strings of the code and
+# templates into messages.pot and merge it into every language's messages.po; then translate
+translations: $(STAMP)
+	$(BIN)/python scripts/translations.py extract
+	$(BIN)/python scripts/translations.py update
+
+# a check only: the app compiles the .po files in memory at start-up (no .mo is needed)
+translations-compile: $(STAMP)
+	$(BIN)/python scripts/translations.py compile
 
 clean:
-	rm -rf $(VENV) var .pytest_cache build *.egg-info
+	rm -rf $(VENV) var .pytest_cache build site *.egg-info bot/web/translations/*/LC_MESSAGES/*.mo

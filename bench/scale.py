@@ -49,7 +49,13 @@ from conversations.agent_models import Agent, Role  # noqa: E402
 from conversations.embedded import EmbeddedMongo  # noqa: E402
 from conversations.repositories import Repositories  # noqa: E402
 from conversations.thread_models import (  # noqa: E402
-    Contact, Message, SenderKind, Thread, ThreadStatus, TimelineEntry, TimelineKind,
+    Contact,
+    Message,
+    SenderKind,
+    Thread,
+    ThreadStatus,
+    TimelineEntry,
+    TimelineKind,
 )
 from conversations.traffic import Direction, Identity  # noqa: E402
 from tests.query_plans import index_backed, labelled, server_explain, sqlite_plans  # noqa: E402

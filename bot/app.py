@@ -18,13 +18,26 @@ from aiohttp import web
 
 from bot.handlers.base import ChannelContext, build_adapter, enabled_channels
 from bot.handlers.egress_guards import EgressGuards
-from bot.keys import (
-    ADAPTERS, DISPATCHER, EGRESS, EMBEDDED, EVENTS, INSTALL_TOKEN, METRICS, NLU, OUTBOX, PIPELINE, QUEUE, RESPONSES,
-    SETTINGS, SHIFTS, STORE, WEBHOOKS,
-)
 from bot.install_token import open_install_token
+from bot.keys import (
+    ADAPTERS,
+    DISPATCHER,
+    EGRESS,
+    EMBEDDED,
+    EVENTS,
+    INSTALL_TOKEN,
+    METRICS,
+    NLU,
+    OUTBOX,
+    PIPELINE,
+    QUEUE,
+    RESPONSES,
+    SETTINGS,
+    SHIFTS,
+    STORE,
+    WEBHOOKS,
+)
 from bot.logs import log_event
-from bot.tasks import stop_tasks
 from bot.metrics import Metrics
 from bot.nlu.responses import load_responses
 from bot.nlu.service import NluService
@@ -34,18 +47,19 @@ from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from bot.router.shifts import Shifts
 from bot.router.thread_log import ThreadLog
+from bot.router.webhooks.events import ThreadEvents
+from bot.router.webhooks.sender import WebhookSender
 from bot.secret_key import open_sealer
 from bot.services import Services
 from bot.services.replies import Replies
 from bot.services.retention import RetentionJob
 from bot.services.threads import ThreadActions
 from bot.settings import Settings
+from bot.tasks import stop_tasks
 from bot.web import setup_web
 from bot.web.errors import error_middleware
-from bot.web.keys import SERVICES
 from bot.web.hosts import host_check
-from bot.router.webhooks.events import ThreadEvents
-from bot.router.webhooks.sender import WebhookSender
+from bot.web.keys import SERVICES
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories

@@ -105,7 +105,8 @@ class ServerSettings:
     host: str = _setting("127.0.0.1", alias="HOST", doc="address to listen on")
     port: int = _setting(8080, check=_between(1, 65535), alias="PORT", doc="port to listen on")
     public_url: str = _setting(
-        "", check=_url, alias="PUBLIC_URL", doc="URL the router is reached at from outside"
+        "", check=_url, alias="PUBLIC_URL",
+        doc="URL the router is reached at from outside (webhook signatures, links); its host is answered",
     )
     allowed_hosts: str = _setting(
         "", check=_host_names, alias="ALLOWED_HOSTS",
@@ -124,9 +125,13 @@ class ServerSettings:
         "x-forwarded-for", check=_one_of("x-forwarded-for", "forwarded"),
         doc="the one header the trusted proxies set: x-forwarded-for, or forwarded (RFC 7239); the other is ignored",
     )
-    log_format: str = _setting("text", check=_one_of("text", "json"), alias="LOG_FORMAT")
+    log_format: str = _setting(
+        "text", check=_one_of("text", "json"), alias="LOG_FORMAT",
+        doc="log lines as `text` or `json` (one object per line)",
+    )
     log_level: str = _setting(
-        "info", check=_one_of("debug", "info", "warning", "error"), alias="LOG_LEVEL"
+        "info", check=_one_of("debug", "info", "warning", "error"), alias="LOG_LEVEL",
+        doc="least severe log lines written: `debug`, `info`, `warning` or `error`",
     )
 
     @property
@@ -163,7 +168,9 @@ class DispatchSettings:
     lease_seconds: float = _setting(
         30.0, check=_between(1, 3600), doc="after this, a sweeper re-dispatches an unfinished message"
     )
-    sweep_interval: float = _setting(5.0, check=_between(0.05, 3600))
+    sweep_interval: float = _setting(
+        5.0, check=_between(0.05, 3600), doc="how often the sweeper looks for unfinished dispatches, seconds"
+    )
     queued_notice: str = _setting(
         "Thanks for your message! A member of our team will reply here as soon as possible.",
         doc="what the customer is told when their conversation is queued for a human",
@@ -179,16 +186,22 @@ class DispatchSettings:
 @dataclass(frozen=True)
 class OutboxSettings:
     max_attempts: int = _setting(8, check=_between(1, 100), doc="attempts before an item is dead-lettered")
-    base_delay: float = _setting(1.0, check=_between(0.001, 3600), doc="first retry delay, seconds")
+    base_delay: float = _setting(
+        1.0, check=_between(0.001, 3600), doc="first retry delay, seconds (doubles each attempt, jittered)"
+    )
     max_delay: float = _setting(300.0, check=_between(0.001, 86400), doc="longest retry delay, seconds")
-    lease_seconds: float = _setting(30.0, check=_between(1, 3600), doc="how long a worker holds an item")
-    poll_interval: float = _setting(0.5, check=_between(0.01, 60))
+    lease_seconds: float = _setting(
+        30.0, check=_between(1, 3600), doc="how long a worker holds an item before another may take it"
+    )
+    poll_interval: float = _setting(
+        0.5, check=_between(0.01, 60), doc="how often an idle worker looks for due items, seconds"
+    )
     concurrency: int = _setting(16, check=_between(1, 1000), doc="sends in flight per process")
 
 
 @dataclass(frozen=True)
 class WebchatSettings:
-    max_text_length: int = _setting(4096, check=_between(1, 100_000))
+    max_text_length: int = _setting(4096, check=_between(1, 100_000), doc="longest web chat message, characters")
     secret: str = _setting(
         "", doc="key that signs visitor tokens; empty: one generated and kept sealed in the store"
     )
@@ -205,7 +218,9 @@ class ApiSettings:
         doc="install-wide (superadmin) bearer token for /api; empty: one generated on first start and kept sealed in the store",
     )
     token_file: str = _setting(
-        "var/api.token", doc="where a generated install token is written (mode 0600) for the CLI; rewritten if deleted"
+        "var/api.token",
+        doc="where a generated install token is written (mode 0600) for the CLI; written again when deleted, "
+            "replaced only by `api-token --rotate`",
     )
 
 
@@ -237,7 +252,9 @@ class WebhookSettings:
     base_delay: float = _setting(5.0, check=_between(0.001, 3600), doc="first retry delay, seconds (doubles, jittered)")
     max_delay: float = _setting(3600.0, check=_between(0.001, 86400), doc="longest retry delay, seconds")
     timeout: float = _setting(10.0, check=_between(0.1, 120), doc="seconds a receiver has to answer")
-    lease_seconds: float = _setting(60.0, check=_between(1, 3600), doc="how long a worker holds a delivery")
+    lease_seconds: float = _setting(
+        60.0, check=_between(1, 3600), doc="how long a worker holds a delivery before another may take it"
+    )
     poll_interval: float = _setting(1.0, check=_between(0.01, 60), doc="how often an idle worker looks for due deliveries")
     concurrency: int = _setting(8, check=_between(0, 1000), doc="deliveries in flight per process; 0: this process delivers none")
     allow_private_networks: bool = _setting(
@@ -448,7 +465,7 @@ class ConsoleSettings:
         doc="where the first admin's password is written (mode 0600) when `serve`'s output is not a terminal",
     )
     record_location: bool = _setting(False, doc="store the browser's location at shift start and stop")
-    language: str = _setting("en", check=_one_of("en", "lv"), doc="default console language")
+    language: str = _setting("en", check=_one_of("en", "lv", "ru"), doc="default console language")
 
 
 @dataclass(frozen=True)
@@ -669,7 +686,8 @@ def _parse_text(text: str, kind: str) -> Any:
 
 
 def describe() -> list[tuple[str, str, Any, str]]:
-    """(key, environment variable, default, doc) for every setting: the README's reference."""
+    """(key, environment variable, default, doc) for every setting: the configuration reference
+    (``docs/configuration.md``, written by ``python -m bot.settings_reference``)."""
     rows = []
     for section, kind in _SECTION_TYPES.items():
         for f in dataclasses.fields(kind):

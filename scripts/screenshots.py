@@ -1,4 +1,4 @@
-"""Screenshots of the agent console, the reports and the account page for the README: docs/console-*.png,
+"""Screenshots of the agent console, the reports and the account page for the docs: docs/console-*.png,
 docs/reports.png, docs/account-settings.png.
 
 Run with ``.venv/bin/python scripts/screenshots.py``; it starts a router on a throwaway embedded
@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.app import create_app  # noqa: E402
 from bot.keys import EVENTS, PIPELINE, QUEUE, SHIFTS, STORE  # noqa: E402
-from bot.web.keys import SERVICES  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from bot.services.accounts import create_account  # noqa: E402
 from bot.router.webhooks.subscriptions import subscribe  # noqa: E402
+from bot.services.accounts import create_account  # noqa: E402
 from bot.services.agents import add_agent  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from bot.web.keys import SERVICES  # noqa: E402
 from conversations.agent_models import Role, Shift  # noqa: E402
 from conversations.embedded import EmbeddedMongo  # noqa: E402
 from conversations.thread_models import Thread, ThreadStatus  # noqa: E402

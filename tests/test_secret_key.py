@@ -18,7 +18,7 @@ from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.sealing import Sealer, SealingError, generate_key, parse_key
 from tests.conftest import raw_database_of
-from tests.test_cli import run, serve_and_stop
+from tests.cli.test_serve import run, serve_and_stop
 
 
 async def test_a_fresh_install_makes_a_key_file_and_uses_it_from_then_on(store: Repositories, tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def test_every_setting_has_an_environment_name() -> None:
         assert env in names and ".".join(names[env]) == key
 
 
-def test_the_readme_documents_every_setting() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+def test_the_configuration_reference_documents_every_setting() -> None:
+    reference = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
     for key, env, _, _ in describe():
-        assert f"| `{key}` | `{env}` |" in readme, f"README lacks {key}"
+        assert f"| `{key}` | `{env}` |" in reference, f"docs/configuration.md lacks {key}"

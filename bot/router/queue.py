@@ -26,15 +26,21 @@ from bot.logs import log_event
 from bot.router.hours import Sla
 from bot.router.routing import AccountRouting, Routing
 from bot.router.thread_log import SYSTEM, ThreadLog
-from bot.settings import QueueSettings
 from bot.router.webhooks.events import who
+from bot.settings import QueueSettings
 from conversations.agent_models import Agent
 from conversations.errors import StoreUnavailable
 from conversations.filters import one_of
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import (
-    Decision, DecisionAction, Message, SenderKind, Thread, ThreadStatus, TimelineKind,
+    Decision,
+    DecisionAction,
+    Message,
+    SenderKind,
+    Thread,
+    ThreadStatus,
+    TimelineKind,
 )
 from conversations.traffic import Identity
 

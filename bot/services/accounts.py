@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.handlers.egress_guards import ChannelEgress
-from bot.settings import Settings
 from bot.services.agents import add_agent
+from bot.settings import Settings
 from conversations.agent_models import Agent, Role
 from conversations.models import utcnow
 from conversations.repositories import Repositories

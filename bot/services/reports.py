@@ -1,7 +1,7 @@
 """The admin reports: what happened to one account's conversations in a period, and as CSV.
 
 A report covers the conversations *opened* in the period (UTC days ``since`` to ``until``,
-inclusive) and the shifts started in it. Definitions (the README's Reports section repeats them):
+inclusive) and the shifts started in it. Definitions (docs/console.md, "Reports", repeats them):
 
 * contained: never reached the human queue (so never assigned) — the bot's share;
 * escalation reason: why the bot handed the conversation to humans (``handoff_reason``);

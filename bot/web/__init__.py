@@ -10,9 +10,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.tasks import stop_tasks
 from bot.keys import SETTINGS, STORE
-from bot.web.keys import API_OPERATIONS, CONSOLE_HUB, FIRST_ADMIN
+from bot.services.agents import add_agent
+from bot.tasks import stop_tasks
 from bot.web import ops
 from bot.web.admin import account as admin_account
 from bot.web.admin import accounts as admin_accounts
@@ -22,14 +22,15 @@ from bot.web.admin import privacy as admin_privacy
 from bot.web.admin import reports as admin_reports
 from bot.web.admin import training as admin_training
 from bot.web.api import accounts, directory, intents, messages, nlu, openapi, replies, threads, webhooks
-from bot.web.console import inbox, login, login_code, security
 from bot.web.api.kit import ApiRoutes
+from bot.web.chat import words as chat_words
+from bot.web.console import inbox, login, login_code, security
 from bot.web.console.auth import ended_sessions
-from bot.services.agents import add_agent
 from bot.web.console.live import ConsoleHub, LiveFeed
 from bot.web.console.login_throttle import LOGIN_LIMITER, LoginLimiter
-from bot.web.pages import setup_templates
 from bot.web.console.wa_templates import TEMPLATES, ChannelTemplates
+from bot.web.keys import API_OPERATIONS, CONSOLE_HUB, FIRST_ADMIN
+from bot.web.pages import setup_templates
 from conversations.agent_models import Role
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -58,6 +59,7 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(admin_intents.routes() + admin_training.routes())
     app.add_routes(admin_account.routes())
     app.add_routes(admin_accounts.routes())
+    app.add_routes(chat_words.routes())
     app.add_routes([web.get("/", _index)])
     app.router.add_static("/static", STATIC, append_version=True)
     setup_templates(app)

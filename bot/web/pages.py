@@ -18,9 +18,9 @@ import jinja2
 from aiohttp import web
 
 from bot.keys import SETTINGS
-from bot.web.console import auth
 from bot.web.access import Access, mark
-from bot.web.i18n import pick_language, translate
+from bot.web.console import auth
+from bot.web.i18n import LANGUAGE_NAMES, pick_language, template_words
 from conversations.agent_models import Agent, Role, Session
 from conversations.models import from_epoch_ms
 
@@ -48,8 +48,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def setup_templates(app: web.Application) -> None:
     env = aiohttp_jinja2.setup(
         app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"],
     )
+    env.globals["console_languages"] = LANGUAGE_NAMES
     env.filters["hm"] = lambda moment: moment.strftime("%H:%M") if moment else ""
     env.filters["stamp"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
     env.filters["ms_stamp"] = lambda ms: from_epoch_ms(ms).strftime("%Y-%m-%d %H:%M UTC") if ms else "—"
@@ -75,7 +76,7 @@ def language(request: web.Request, agent: Agent | None = None) -> str:
 def render(app: web.Application, name: str, lang: str, **context: Any) -> str:
     env = aiohttp_jinja2.get_env(app)
     context.setdefault("oob", False)
-    return env.get_template(name).render(_=functools.partial(translate, lang), lang=lang, **context)
+    return env.get_template(name).render(**template_words(lang), lang=lang, **context)
 
 
 def page(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:

@@ -33,8 +33,8 @@ from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, BrowserContext, Dialog, Page, expect
 
 from bot.keys import ADAPTERS, STORE
-from bot.web.keys import FIRST_ADMIN
 from bot.web.api.kit import issue_token
+from bot.web.keys import FIRST_ADMIN
 from conversations.embedded import free_port
 from tests import traffic
 from tests.conftest import raw_database_of

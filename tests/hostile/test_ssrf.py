@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient
 from bot.handlers.egress import Egress
 from bot.keys import ADAPTERS, STORE
 from bot.nlu.remote import NluUnavailable, RasaClient
-from bot.web.api.kit import issue_token
 from bot.services.agents import add_agent
+from bot.web.api.kit import issue_token
 from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow

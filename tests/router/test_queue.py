@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.keys import PIPELINE, QUEUE, SHIFTS, STORE
-from bot.web.keys import SERVICES
 from bot.business_hours import BusinessHours
+from bot.keys import PIPELINE, QUEUE, SHIFTS, STORE
 from bot.router.queue import Queue, QueueError
 from bot.settings import Settings
+from bot.web.keys import SERVICES
 from conversations.agent_models import Agent, Presence, Role
 from conversations.ids import new_id
 from conversations.models import utcnow

@@ -17,10 +17,10 @@ from aiohttp.test_utils import TestClient
 
 from bot.handlers.email import EmailAdapter
 from bot.keys import ADAPTERS, PIPELINE, QUEUE, SHIFTS, STORE
-from bot.web.keys import SERVICES
+from bot.services.agents import add_agent
 from bot.services.contacts import erase_contact, export_contact, find_contact
 from bot.services.reports import build_report
-from bot.services.agents import add_agent
+from bot.web.keys import SERVICES
 from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow

@@ -13,8 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import QUEUE, STORE
-from bot.web.keys import SERVICES
 from bot.services.reports import Report, build_report, report_csv
+from bot.web.keys import SERVICES
 from conversations.models import from_epoch_ms
 from conversations.reports import Quantile
 from conversations.repositories import Repositories

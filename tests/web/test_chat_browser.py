@@ -73,3 +73,24 @@ async def test_messages_typed_while_the_router_restarts_are_sent_once_it_is_back
     finally:
         await context.close()
         await second.close()
+
+
+@pytest.mark.parametrize(("locale", "query", "lang", "ask", "online", "placeholder"), [
+    ("ru-RU", "", "ru", "Спросите нас о чём угодно.", "В сети", "Напишите сообщение…"),
+    ("en-US", "?lang=lv", "lv", "Jautājiet mums jebko.", "Tiešsaistē", "Rakstiet ziņu…"),
+])
+async def test_the_chat_page_speaks_the_visitors_language(
+    client: TestClient, browser: Browser, locale: str, query: str, lang: str, ask: str, online: str, placeholder: str,
+) -> None:
+    """The browser's language (Accept-Language), or the page's ?lang=, picks the page's words."""
+    context = await browser.new_context(locale=locale)
+    page = await context.new_page()
+    await page.goto(f"http://127.0.0.1:{client.server.port}/chat{query}")
+    await expect(page.locator("#empty strong")).to_have_text(ask)
+    await expect(page.locator("#status")).to_have_text(online)
+    await expect(page.locator("#text")).to_have_attribute("placeholder", placeholder)
+    await expect(page.locator("html")).to_have_attribute("lang", lang)
+    await page.fill("#text", "hello")
+    await page.keyboard.press("Enter")
+    await expect(page.locator(".msg--in .msg__meta")).to_have_count(0)  # sent and acknowledged as before
+    await context.close()

@@ -1,7 +1,7 @@
 """The router behind a real reverse proxy on the same host: Debian's nginx, started by the test with
 a throwaway configuration. A proxy that adds no ``X-Forwarded-For`` must not open the API (its
-requests come from 127.0.0.1, which once counted as the superadmin without a token); the README's
-nginx example passes the public host, the sockets and nothing else."""
+requests come from 127.0.0.1, which once counted as the superadmin without a token); the nginx example
+of docs/security.md passes the public host, the sockets and nothing else."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from conversations.embedded import free_port
 from tests.conftest import make_settings
 from tests.router.test_queue import customer_writes
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+SECURITY = Path(__file__).resolve().parents[2] / "docs" / "security.md"
 StartNginx = Callable[[str], Awaitable[str]]
 
 
@@ -86,9 +86,9 @@ async def test_a_proxy_on_this_host_that_adds_no_forwarded_for_does_not_open_the
 
 
 def readme_nginx_example(router_port: int) -> str:
-    """The README's nginx example, listening on ``LISTEN`` without TLS, proxying to ``router_port``."""
-    example = re.search(r"```nginx\n(.*?)```", README.read_text(), re.S)
-    assert example is not None, "the README has no nginx example"
+    """The nginx example of docs/security.md, listening on ``LISTEN`` without TLS, proxying to ``router_port``."""
+    example = re.search(r"```nginx\n(.*?)```", SECURITY.read_text(), re.S)
+    assert example is not None, "docs/security.md has no nginx example"
     lines = [line for line in example.group(1).splitlines() if "ssl_certificate" not in line]
     text = "\n".join(lines).replace("listen 443 ssl;", "listen LISTEN;")
     assert "proxy_pass http://127.0.0.1:8080;" in text

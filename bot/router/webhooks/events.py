@@ -91,7 +91,7 @@ class ThreadEvents:
 
     async def quietly(self, event_type: str, thread: Thread, **data: Any) -> None:
         """Publish after an agent's action, which has happened already: a failure is logged, not
-        raised (the action stands; the event is lost — see the README)."""
+        raised (the action stands; the event is lost — see docs/api.md, "Webhooks")."""
         try:
             await self.publish(event_type, thread, None, **data)
         except Exception as exc:

@@ -29,7 +29,6 @@ from bot.handlers.egress import Egress, refusal
 from bot.logs import log_event
 from bot.router.leasing import lease_and_work
 from bot.router.outbox import backoff_delay
-from bot.settings import WebhookSettings
 from bot.router.webhooks.signing import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -38,6 +37,7 @@ from bot.router.webhooks.signing import (
     TIMESTAMP_HEADER,
     sign,
 )
+from bot.settings import WebhookSettings
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.tenant_models import DeliveryState, WebhookDelivery

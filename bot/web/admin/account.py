@@ -12,15 +12,17 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import ADAPTERS, EGRESS, EVENTS, QUEUE, SETTINGS, STORE
+from bot.router.webhooks.subscriptions import BadSubscription, new_secret, subscribe
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
 from bot.web.api.kit import issue_token
-from bot.web.i18n import translate
+from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
-from bot.router.webhooks.subscriptions import BadSubscription, new_secret, subscribe
 from conversations.agent_models import Agent, Role
 from conversations.tenant_models import EVENT_TYPES, SCOPES, DeliveryState
 
 _TOKEN_NAME = re.compile(r"^[\w .:@-]{1,60}$")
+# what ``?saved=`` may report after a change
+_DONE = {"saved": N_("Saved."), "removed": N_("Removed."), "revoked": N_("Revoked.")}
 
 
 async def _context(request: web.Request, agent: Agent) -> dict[str, Any]:
@@ -57,7 +59,7 @@ def _back(message_key: str) -> web.Response:
 async def account_page(request: web.Request) -> web.Response:
     saved = request.query.get("saved", "")
     agent = current_agent(request)
-    return await _show(request, message=translate(agent.lang, saved) if saved in ("saved", "removed", "revoked") else "")
+    return await _show(request, message=translate(agent.lang, _DONE[saved]) if saved in _DONE else "")
 
 
 @signed_in(Role.ADMIN)
@@ -74,7 +76,8 @@ async def save_channel(request: web.Request) -> web.Response:
     for field in CHANNEL_FIELDS[channel]:
         raw = str(form.get(field.name, "")).strip()
         if raw and not re.fullmatch(field.pattern, raw):
-            return await _show(request, 400, error=translate(admin.lang, "bad_field", field=field.name))
+            return await _show(request, 400, error=translate(
+                admin.lang, "{field} has a wrong format.", field=field.name))
         if raw:
             values[field.name] = raw
         elif not field.secret and field.name in stored:
@@ -82,11 +85,12 @@ async def save_channel(request: web.Request) -> web.Response:
     merged = {**{k: v for k, v in stored.items() if k not in remove}, **values}
     guard = request.app[EGRESS].channel(channel)
     if refused := refused_api_base(guard, values):
-        return await _show(request, 400, error=translate(admin.lang, "api_base_not_allowed", host=refused,
-                                                         provider=guard.provider_url))
+        return await _show(request, 400, error=translate(
+            admin.lang, "api_base: {host} is not a server this install allows. Leave it empty, use {provider}, or ask "
+                        "the install's operator to allow the host.", host=refused, provider=guard.provider_url))
     missing = [f.name for f in CHANNEL_FIELDS[channel] if f.required and not merged.get(f.name)]
     if missing:
-        return await _show(request, 400, error=translate(admin.lang, "missing_fields", fields=", ".join(missing)))
+        return await _show(request, 400, error=translate(admin.lang, "Fill in: {fields}.", fields=", ".join(missing)))
     await store.accounts.merge_account_channel(admin.account_id, channel, values, tuple(remove))
     await audit.record(store, admin.account_id, admin, "settings.channel", admin.account_id, channel=channel,
                        keys=",".join(sorted(values)), removed=",".join(remove) or None)  # names only: values are secrets
@@ -112,7 +116,7 @@ async def save_conversations(request: web.Request) -> web.Response:
     except ValueError:
         reopen_days = -1.0
     if not 0 <= reopen_days <= 365:
-        return await _show(request, 400, error=translate(admin.lang, "bad_numbers"))
+        return await _show(request, 400, error=translate(admin.lang, "Reopen window: 0–365 days."))
     await request.app[QUEUE].set_routing(admin.account_id, reopen_days=reopen_days)
     await audit.record(request.app[STORE], admin.account_id, admin, "settings.reopen", admin.account_id, days=reopen_days)
     return _back("saved")
@@ -126,7 +130,8 @@ async def save_two_factor(request: web.Request) -> web.Response:
     admin, store = current_agent(request), request.app[STORE]
     required = (await request.post()).get("require") == "on"
     if required and admin.id not in await store.sign_in.agents_with_second_factor(admin.account_id):
-        return await _show(request, 409, error=translate(admin.lang, "require_two_factor_self"))
+        return await _show(request, 409, error=translate(
+            admin.lang, "Turn on two-factor sign-in for yourself first (Sign-in security)."))
     await store.accounts.update_account(admin.account_id, require_two_factor=required)
     if required:
         await store.sign_in.end_sessions_without_second_factor(admin.account_id)
@@ -140,7 +145,8 @@ async def create_token(request: web.Request) -> web.Response:
     name = str(form.get("name", "")).strip()
     scopes = [s for s in SCOPES if form.get(f"scope_{s}") == "on"]
     if not _TOKEN_NAME.match(name) or not scopes:
-        return await _show(request, 400, error=translate(admin.lang, "bad_token"))
+        return await _show(request, 400, error=translate(
+            admin.lang, "A token needs a name (letters, digits, space . : @ -) and a scope."))
     token = await issue_token(request.app[STORE], admin.account_id, name, scopes, admin)
     return await _show(request, revealed={"what": "token", "name": name, "value": token})
 

@@ -35,7 +35,7 @@ async def _show(request: web.Request, status: int = 200, **extra: Any) -> web.Re
 @signed_in(Role.SUPERADMIN)
 async def accounts_page(request: web.Request) -> web.Response:
     done = request.query.get("done", "")
-    return await _show(request, message=translate(current_agent(request).lang, done) if done == "saved" else "")
+    return await _show(request, message=translate(current_agent(request).lang, "Saved.") if done == "saved" else "")
 
 
 @signed_in(Role.SUPERADMIN)
@@ -44,10 +44,11 @@ async def create(request: web.Request) -> web.Response:
     account_id = str(form.get("id", "")).strip().lower()
     name, login = str(form.get("name", "")).strip()[:80], str(form.get("admin", "")).strip().lower()
     if not _ACCOUNT_ID.match(account_id) or not name or not _LOGIN.match(login):
-        return await _show(request, 400, error=translate(me.lang, "bad_account"))
+        return await _show(request, 400, error=translate(
+            me.lang, "ID: 2–32 of a-z 0-9 _ -; a name; the first admin's login: 2–32 of a-z 0-9 _ . -"))
     account, admin, password = await create_account(request.app[STORE], account_id, name, login)
     if account is None:
-        return await _show(request, 409, error=translate(me.lang, "account_taken", id=account_id))
+        return await _show(request, 409, error=translate(me.lang, "An account {id} exists already.", id=account_id))
     await audit.record(request.app[STORE], account_id, me, "account.create", account_id, admin=login)
     base = f"{request.scheme}://{request.host}"
     return await _show(request, created={"account": account, "login": login, "password": password,

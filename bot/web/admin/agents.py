@@ -12,11 +12,11 @@ from datetime import date, datetime, time, timedelta, timezone
 from aiohttp import web
 
 from bot import audit
-from bot.services.csvcells import inert_cell
-from bot.keys import QUEUE, STORE
 from bot.business_hours import BusinessHours
-from bot.web.admin.privacy import retention_context
+from bot.keys import QUEUE, STORE
 from bot.services.agents import add_agent, change_agent
+from bot.services.csvcells import inert_cell
+from bot.web.admin.privacy import retention_context
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import Agent, Role, Shift
@@ -117,7 +117,7 @@ async def create_agent(request: web.Request) -> web.Response:
         role=Role(role), teams=teams, capacity=int(capacity),
     )
     if agent is None:
-        return _back(translate(admin.lang, "login_taken"))
+        return _back(translate(admin.lang, "That login is taken."))
     await audit.record(request.app[STORE], admin.account_id, admin, "agent.create", agent.id, login=login, role=role)
     # the password in this page's body, never in a URL (browser history, proxy logs)
     return await _show(request, "", created={"login": login, "password": password})
@@ -139,7 +139,7 @@ async def update_agent(request: web.Request) -> web.Response:
     active = form.get("active") == "on" or target.id == admin.id  # an admin cannot lock themselves out
     await change_agent(store, target, admin, {"teams": teams, "role": role, "active": active, "capacity": int(capacity)},
                        login=target.login, role=role, teams=",".join(teams), capacity=int(capacity), active=active)
-    return _back(translate(admin.lang, "saved"))
+    return _back(translate(admin.lang, "Saved."))
 
 
 @signed_in(Role.ADMIN)
@@ -155,7 +155,8 @@ async def reset_two_factor(request: web.Request) -> web.Response:
     if await store.sign_in.remove_second_factor(target.id):
         await store.sign_in.delete_agent_sessions(target.id)
         await audit.record(store, admin.account_id, admin, "agent.second_factor_reset", target.id, login=target.login)
-    return _back(translate(admin.lang, "two_factor_reset_done", login=target.login))
+    return _back(translate(
+        admin.lang, "Two-factor sign-in of {login} was reset; they are logged out.", login=target.login))
 
 
 @signed_in(Role.ADMIN)
@@ -177,7 +178,7 @@ async def update_routing(request: web.Request) -> web.Response:
     await request.app[QUEUE].auto_assign(admin.account_id)
     await audit.record(request.app[STORE], admin.account_id, admin, "settings.routing", admin.account_id,
                        strategy=strategy, business_hours=hours, timezone=zone)
-    return _back(translate(admin.lang, "saved"))
+    return _back(translate(admin.lang, "Saved."))
 
 
 @signed_in(Role.ADMIN)
@@ -195,7 +196,7 @@ async def update_canned(request: web.Request) -> web.Response:
         await store.agents.put_canned(admin.account_id, shortcut, text)
     await audit.record(store, admin.account_id, admin, "settings.canned", shortcut,
                        deleted=True if form.get("delete") else None)
-    return _back(translate(admin.lang, "saved"))
+    return _back(translate(admin.lang, "Saved."))
 
 
 def routes() -> list[web.RouteDef]:

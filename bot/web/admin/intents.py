@@ -14,8 +14,8 @@ from bot.keys import NLU
 from bot.nlu.data import OUT_OF_SCOPE
 from bot.nlu.formats import NluFormatError
 from bot.nlu.training_set import TrainingSet, TrainingSetError
-from bot.web.i18n import translate
 from bot.web.api.intents import MAX_YAML, training_set
+from bot.web.i18n import translate, translate_plural
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import Role
 
@@ -64,7 +64,9 @@ async def add_intent(request: web.Request) -> web.Response:
         name = await data_of(request).add_intent(name)
     except TrainingSetError as exc:
         return plain(exc.status, str(exc))
-    return back(INTENTS, translate(current_agent(request).lang, "intent_added", intent=name), intent=name)
+    return back(INTENTS, translate(
+        current_agent(request).lang, "Intent {intent} added: now add a few examples of what customers write.",
+        intent=name), intent=name)
 
 
 @signed_in(Role.ADMIN)
@@ -74,7 +76,8 @@ async def remove_intent(request: web.Request) -> web.Response:
         removed = await data_of(request).delete_intent(intent)
     except TrainingSetError as exc:
         return plain(exc.status, str(exc))
-    return back(INTENTS, translate(current_agent(request).lang, "intent_deleted", intent=intent, n=removed))
+    return back(INTENTS, translate_plural(current_agent(request).lang, "Intent {intent} deleted with {n} example.",
+                                              "Intent {intent} deleted with {n} examples.", removed, intent=intent))
 
 
 @signed_in(Role.ADMIN)
@@ -84,7 +87,7 @@ async def add_example(request: web.Request) -> web.Response:
         await data_of(request).add_example(intent, str(form.get("text", "")), str(form.get("language", "")) or None)
     except TrainingSetError as exc:
         return plain(exc.status, str(exc))
-    return back(INTENTS, translate(current_agent(request).lang, "example_added"), intent=intent)
+    return back(INTENTS, translate(current_agent(request).lang, "Example added."), intent=intent)
 
 
 @signed_in(Role.ADMIN)
@@ -97,14 +100,15 @@ async def change_example(request: web.Request) -> web.Response:
         current = await data.example(example)
         if action == "delete":
             await data.delete_example(example)
-            return back(INTENTS, translate(lang, "example_deleted"), intent=current.intent)
+            return back(INTENTS, translate(lang, "Example deleted."), intent=current.intent)
         if action == "move":
             moved = await data.edit_example(example, intent=str(form.get("intent", "")))
-            return back(INTENTS, translate(lang, "example_moved", intent=moved.intent), intent=current.intent)
+            return back(INTENTS, translate(
+                lang, "Example moved to {intent}.", intent=moved.intent), intent=current.intent)
         if action == "save":
             await data.edit_example(example, text=str(form.get("text", "")),
                                     language=str(form.get("language", "")))
-            return back(INTENTS, translate(lang, "saved"), intent=current.intent)
+            return back(INTENTS, translate(lang, "Saved."), intent=current.intent)
     except TrainingSetError as exc:
         return plain(exc.status, str(exc))
     return plain(400, "action must be save, move or delete")
@@ -132,7 +136,9 @@ async def import_file(request: web.Request) -> web.Response:
         context = await intents_context(request, data, request.query.get("intent", ""))
         return page(request, "intents.html", status=400, message="", error=str(exc), **context)
     lang = current_agent(request).lang
-    return back(INTENTS, translate(lang, "imported", file=name, n=added, intents=intents))
+    return back(INTENTS, translate_plural(lang, "{file}: {n} example added ({intents} intents in the file).",
+                                              "{file}: {n} examples added ({intents} intents in the file).",
+                                              added, file=name, intents=intents))
 
 
 @signed_in(Role.ADMIN)

@@ -13,7 +13,7 @@ from bot import audit
 from bot.keys import NLU, SETTINGS, STORE
 from bot.services.contacts import ContactNotFound, erase_contact, export_contact, find_contact
 from bot.services.retention import retention_days
-from bot.web.i18n import translate
+from bot.web.i18n import translate, translate_plural
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import Role
 
@@ -75,12 +75,18 @@ async def contact_erase(request: web.Request) -> web.Response:
     except ContactNotFound as exc:
         return plain(404, str(exc))
     result = await erase_contact(store, scope, agent, retrain=request.app[NLU].settings.engine == "embedded")
-    message = translate(agent.lang, "erased", receipt=result.receipt, n=result.total)
+    message = translate_plural(agent.lang, "Contact erased ({n} record). Receipt: {receipt}",
+                               "Contact erased ({n} records). Receipt: {receipt}", result.total, receipt=result.receipt)
     if result.models.retired:
-        message += ". " + translate(agent.lang, "erased_models", n=len(result.models.retired))
+        message += ". " + translate_plural(agent.lang, "{n} NLU model version trained on their messages retired.",
+                                           "{n} NLU model versions trained on their messages retired.",
+                                           len(result.models.retired))
     if result.models.replaced:
-        message += " " + (translate(agent.lang, "erased_active", version=result.models.active) if result.models.active
-                          else translate(agent.lang, "erased_active_none"))
+        message += " " + (
+            translate(agent.lang, "The active model was one of them: version {version} answers now, and a new one "
+                                  "is being trained.", version=result.models.active) if result.models.active
+            else translate(agent.lang, "The active model was one of them: the bot hands conversations to people "
+                                       "until a new one is trained."))
     return _back("/admin/contacts", message)
 
 
@@ -94,7 +100,7 @@ async def set_retention(request: web.Request) -> web.Response:
     await store.accounts.set_account_fields(agent.account_id, retention_days=days)
     await audit.record(store, agent.account_id, agent, "settings.retention", agent.account_id,
                        days=days if days is not None else "default")
-    return _back("/admin", translate(agent.lang, "saved"))
+    return _back("/admin", translate(agent.lang, "Saved."))
 
 
 def routes() -> list[web.RouteDef]:

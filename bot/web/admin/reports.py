@@ -11,11 +11,11 @@ from datetime import date, datetime, timedelta, timezone
 from aiohttp import web
 
 from bot import audit
-from bot.services.csvcells import inert_cell
 from bot.keys import SETTINGS, STORE
+from bot.services.csvcells import inert_cell
 from bot.services.reports import Report, build_report, period_bounds, report_csv
 from bot.web.admin import charts
-from bot.web.i18n import translate
+from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, signed_in
 from conversations.agent_models import Role
 from conversations.audit import AuditQuery
@@ -52,22 +52,25 @@ async def _report(request: web.Request) -> Report:
     )
 
 
+# the report's timings by name, marked for extraction and translated where they are drawn
+TIMINGS = {"queue_wait": N_("Queue wait"), "first_response": N_("First response"), "resolution": N_("Resolution")}
+
 def report_charts(report: Report, lang: str) -> dict[str, object]:
     """The report's charts as inline SVG markup."""
-    def _(key: str) -> str:
-        return translate(lang, key)
+    def _(message: str) -> str:
+        return translate(lang, message)
 
-    timing = [(_("timing_" + t.name), t.median, t.p90) for t in report.timings]
+    timing = [(_(TIMINGS.get(t.name, t.name)), t.median, t.p90) for t in report.timings]
     return {
-        "channels": charts.bar_chart(_("by_channel"), report.by_channel),
-        "days": charts.column_chart(_("by_day"), [(d.strftime("%m-%d"), n) for d, n in report.by_day]),
-        "containment": charts.share_bar(_("containment"), [(_("contained"), report.contained),
-                                                          (_("escalated"), report.escalated)]),
-        "reasons": charts.bar_chart(_("escalation_reasons"), report.reasons),
-        "timings": charts.paired_bars(_("timings"), timing, (_("median"), "p90")),
-        "agents": charts.bar_chart(_("agent_volume"), [(a.login, a.conversations) for a in report.agents],
+        "channels": charts.bar_chart(_("Conversations by channel"), report.by_channel),
+        "days": charts.column_chart(_("Conversations per day"), [(d.strftime("%m-%d"), n) for d, n in report.by_day]),
+        "containment": charts.share_bar(_("Bot containment"), [(_("bot only"), report.contained),
+                                                          (_("handed to humans"), report.escalated)]),
+        "reasons": charts.bar_chart(_("Escalation reasons"), report.reasons),
+        "timings": charts.paired_bars(_("Response times"), timing, (_("median"), "p90")),
+        "agents": charts.bar_chart(_("Conversations per agent"), [(a.login, a.conversations) for a in report.agents],
                                    tone=0, width=440, label_width=110),
-        "shifts": charts.bar_chart(_("shift_hours"), [(a.login, round(a.shift_s / 3600, 1)) for a in report.agents],
+        "shifts": charts.bar_chart(_("Shift hours"), [(a.login, round(a.shift_s / 3600, 1)) for a in report.agents],
                                    fmt=lambda h: f"{h:g} h", tone=2, width=440, label_width=110),
     }
 

@@ -13,8 +13,8 @@ from bot.nlu.data import OUT_OF_SCOPE
 from bot.nlu.remote import NluUnavailable
 from bot.nlu.training_set import TrainingSetError
 from bot.web.admin.intents import INTENTS, back, data_of
-from bot.web.i18n import translate
 from bot.web.api.intents import learn, review_item, try_text
+from bot.web.i18n import translate
 from bot.web.pages import SESSION, current_agent, page, plain, render, signed_in
 from conversations.agent_models import Role
 
@@ -58,7 +58,8 @@ async def learn_message(request: web.Request) -> web.Response:
         return plain(400, "choose an intent, out of scope, or dismiss")
     try:
         await learn(request.app, agent.account_id, message_id, intent, agent)
-        outcome = translate(agent.lang, "learned_as", intent=intent) if intent else translate(agent.lang, "dismissed")
+        outcome = (translate(agent.lang, "Learned as {intent}: it counts from the next training.", intent=intent)
+                   if intent else translate(agent.lang, "Dismissed."))
         status = 200
     except TrainingSetError as exc:
         if exc.status == 404 or not _htmx(request):
@@ -122,9 +123,13 @@ async def activate_version(request: web.Request) -> web.Response:
     if not await request.app[NLU].activate(agent.account_id, version, by=agent.login):
         model = await request.app[STORE].nlu.get_nlu_model(version)
         if model is not None and model.get("account_id") == agent.account_id and model.get("retired_at"):
-            return plain(409, translate(agent.lang, "version_retired", version=version, receipt=model.get("retired_by")))
+            return plain(409, translate(
+                agent.lang, "Version {version} was retired by erasure {receipt}: it was trained on erased data. Train "
+                            "a new version.", version=version, receipt=model.get("retired_by")))
         return plain(404, f"no model version {version}")
-    return back(TRAIN, translate(agent.lang, "activated", version=version))
+    return back(TRAIN, translate(
+        agent.lang, "Version {version} is active: every router process answers with it within seconds.",
+        version=version))
 
 
 # --- try it ------------------------------------------------------------------------------------
@@ -135,13 +140,15 @@ async def try_it(request: web.Request) -> web.Response:
     agent = current_agent(request)
     text = str((await request.post()).get("text", "")).strip()
     if not text or len(text) > MAX_TRY:
-        return fragment(request, "_try_result.html", result=None, error=translate(agent.lang, "try_empty"))
+        return fragment(request, "_try_result.html", result=None, error=translate(
+            agent.lang, "Type a sentence (up to 1000 characters)."))
     try:
         found = await try_text(request.app, agent.account_id, text)
     except NluUnavailable as exc:
         return fragment(request, "_try_result.html", result=None, error=str(exc))
     if found is None:
-        return fragment(request, "_try_result.html", result=None, error=translate(agent.lang, "no_model"))
+        return fragment(request, "_try_result.html", result=None, error=translate(
+            agent.lang, "No model is active: train a version and activate it first."))
     parse, answer = found
     return fragment(request, "_try_result.html", result=parse, reply=answer, error="")
 

@@ -9,10 +9,17 @@ from typing import Any
 from aiohttp import web
 
 from bot import audit
-from bot.keys import EGRESS, QUEUE, SETTINGS, STORE
 from bot.business_hours import BusinessHours
-from bot.services.accounts import (ACCOUNT_ID_PATTERN, CHANNEL_FIELDS, account_json, channel_schema, create_account,
-                         refused_api_base, set_disabled)
+from bot.keys import EGRESS, QUEUE, SETTINGS, STORE
+from bot.services.accounts import (
+    ACCOUNT_ID_PATTERN,
+    CHANNEL_FIELDS,
+    account_json,
+    channel_schema,
+    create_account,
+    refused_api_base,
+    set_disabled,
+)
 from bot.web.admin.agents import LOGIN_PATTERN
 from bot.web.api.kit import ApiRoutes, Call, api_error, reply
 from bot.web.api.openapi import list_of, ref

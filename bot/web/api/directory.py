@@ -9,11 +9,11 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import STORE
+from bot.router.webhooks.events import public_thread
+from bot.services.agents import add_agent, change_agent
 from bot.web.admin.agents import LOGIN_PATTERN, TEAM_PATTERN
 from bot.web.api.kit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, api_error, reply, visible
-from bot.services.agents import add_agent, change_agent
 from bot.web.api.openapi import list_of, ref
-from bot.router.webhooks.events import public_thread
 from conversations.agent_models import Agent, Role
 
 API = ApiRoutes()

@@ -11,10 +11,10 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import OUTBOX, STORE
+from bot.router.webhooks.events import public_thread
 from bot.web.access import Access, mark
 from bot.web.api.kit import LIMIT, ApiRoutes, Call, Param, api_error, authenticate, reply, visible
 from bot.web.api.openapi import list_of, ref
-from bot.router.webhooks.events import public_thread
 from conversations.models import from_epoch_ms, utcnow
 from conversations.thread_models import Message, OutboxItem, OutboxState, Thread
 

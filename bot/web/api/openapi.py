@@ -18,8 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.web.keys import API_OPERATIONS
 from bot.web.api.kit import Operation
+from bot.web.keys import API_OPERATIONS
 from conversations.agent_models import Agent
 from conversations.tenant_models import EVENT_TYPES, SCOPES, Account, ApiToken, WebhookDelivery, WebhookSubscription
 from conversations.thread_models import Contact, Message, OutboxItem, Thread, TimelineEntry

@@ -13,11 +13,11 @@ from aiohttp import web
 from bot.handlers.media import AttachmentError, AttachmentTooLarge
 from bot.keys import ADAPTERS, STORE
 from bot.router.replies import Reply, ReplyRefused
-from bot.web.api.messages import small_int
 from bot.web.api.kit import ApiRoutes, Call, api_error, reply, visible
+from bot.web.api.messages import small_int
+from bot.web.api.openapi import ref
 from bot.web.errors import json_error
 from bot.web.keys import SERVICES
-from bot.web.api.openapi import ref
 
 API = ApiRoutes()
 _MIME = re.compile(r"^[A-Za-z0-9][\w.+-]{0,63}/[A-Za-z0-9][\w.+-]{0,127}$", re.ASCII)

@@ -10,10 +10,10 @@ from aiohttp import web
 
 from bot.keys import STORE
 from bot.router.queue import QueueError
+from bot.router.webhooks.events import public_thread
 from bot.web.api.kit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, Param, api_error, reply, visible
 from bot.web.api.openapi import list_of, ref
 from bot.web.keys import SERVICES
-from bot.router.webhooks.events import public_thread
 from conversations.thread_models import Thread, ThreadStatus
 
 API = ApiRoutes()

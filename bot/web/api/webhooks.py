@@ -7,9 +7,9 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import EGRESS, EVENTS, STORE, WEBHOOKS
+from bot.router.webhooks.subscriptions import BadSubscription, check_events, check_url, new_secret, subscribe
 from bot.web.api.kit import ACCOUNT, ApiRoutes, Call, Param, api_error, reply, visible
 from bot.web.api.openapi import list_of, ref
-from bot.router.webhooks.subscriptions import BadSubscription, check_events, check_url, new_secret, subscribe
 from conversations.models import utcnow
 from conversations.tenant_models import EVENT_TYPES, DeliveryState, WebhookSubscription
 

@@ -16,16 +16,16 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import QUEUE, SHIFTS, STORE
-from bot.web.keys import CONSOLE_HUB, SERVICES
 from bot.router.queue import QueueError
 from bot.router.replies import ReplyRefused
 from bot.router.shifts import read_location
 from bot.web.console import auth
-from bot.web.i18n import LANGUAGES
 from bot.web.console.live import ConsoleSocket
-from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
 from bot.web.console.views import my_rows, queue_rows, thread_view
 from bot.web.console.wa_templates import TEMPLATES
+from bot.web.i18n import LANGUAGES
+from bot.web.keys import CONSOLE_HUB, SERVICES
+from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
 from conversations.agent_models import Agent
 from conversations.thread_models import Thread
 

@@ -10,10 +10,8 @@ from aiohttp import web
 from bot import audit
 from bot.keys import SETTINGS, STORE
 from bot.logs import log_event
-from bot.web.console import auth
-from bot.web.console import login_throttle
-from bot.web.console import two_factor
 from bot.services.agents import verify_password
+from bot.web.console import auth, login_throttle, two_factor
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, language, page, plain, redirect, signed_in
 from bot.web.proxies import client_address
@@ -33,7 +31,8 @@ def _login_page(request: web.Request, status: int = 200, error: str = "", login:
 async def login_form(request: web.Request) -> web.Response:
     if await auth.current(request) is not None:
         raise web.HTTPSeeOther("/console")
-    expired = translate(language(request), "login_expired") if request.query.get("expired") else ""
+    expired = translate(
+        language(request), "The sign-in took too long. Log in again.") if request.query.get("expired") else ""
     return _login_page(request, error=expired)
 
 
@@ -44,30 +43,33 @@ async def login(request: web.Request) -> web.StreamResponse:
     expected = request.cookies.get(auth.LOGIN_COOKIE, "")
     lang = language(request)
     if auth.cross_site(request):
-        return plain(403, translate(lang, "cross_site_login"))
+        return plain(403, translate(lang, "Logins from another site's page are refused."))
     if not expected or not await auth.csrf_ok(request, expected):
-        return plain(403, translate(lang, "login_form_expired"))
+        return plain(403, translate(lang, "The login form expired: reload the page."))
     account_id = str(form.get("account", "")).strip().lower()[:32] or request.app[SETTINGS].account.id
     address, store = client_address(request), request.app[STORE]
     wait = await login_throttle.admit(request, account_id, login_name)
     if wait:
         log_event(log, "login.rate_limited", logging.WARNING, login=login_name, address=address)
-        response = _login_page(request, 429, translate(lang, "too_many", s=wait), login_name, account_id)
+        response = _login_page(request, 429, translate(
+            lang, "Too many attempts. Try again in {s} s.", s=wait), login_name, account_id)
         response.headers["Retry-After"] = str(wait)
         return response
     agent = await store.agents.agent_by_login(account_id, login_name) if login_name else None
     if not await verify_password(agent.password_hash if agent else None, password) or agent is None or not agent.active:
         log_event(log, "login.failed", logging.WARNING, login=login_name, address=address)
         await audit.record(store, account_id, "unknown", "login.failed", login_name, address=address)
-        return _login_page(request, 401, translate(lang, "bad_login"), login_name, account_id)
+        return _login_page(request, 401, translate(lang, "Wrong login or password."), login_name, account_id)
     account = await store.accounts.get_account(account_id)
     if account is None or account.disabled:
         log_event(log, "login.account_disabled", logging.WARNING, login=login_name, account=account_id)
-        return _login_page(request, 403, translate(lang, "account_disabled"), login_name, account_id)
+        return _login_page(request, 403, translate(lang, "This account is disabled."), login_name, account_id)
     factor = await store.sign_in.second_factor(agent.id)
     if factor is not None and factor.on and factor.problem:  # no code could be checked: say so, not 500
         log_event(log, "login.second_factor_unreadable", logging.ERROR, agent=agent.id, problem=factor.problem)
-        return _login_page(request, 409, translate(lang, "two_factor_unreadable"), login_name, account_id)
+        return _login_page(request, 409, translate(
+            lang, "Your two-factor sign-in cannot be read on this server (its key was changed or its record altered): "
+                  "ask an admin to reset it."), login_name, account_id)
     second_step = await two_factor.begin_challenge(request, agent, account, factor)
     if second_step is not None:  # no session yet: the password alone opens nothing
         log_event(log, "login.second_step", agent=agent.id)

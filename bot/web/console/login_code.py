@@ -14,8 +14,7 @@ from aiohttp import web
 from bot import audit
 from bot.keys import STORE
 from bot.logs import log_event
-from bot.web.console import auth
-from bot.web.console import two_factor
+from bot.web.console import auth, two_factor
 from bot.web.i18n import translate
 from bot.web.pages import language, page, plain, redirect, render
 from bot.web.proxies import client_address
@@ -32,14 +31,14 @@ def _again(request: web.Request) -> web.Response:
 async def _posted(request: web.Request, purpose: str) -> tuple[LoginChallenge, Agent, str] | web.Response:
     """The challenge, agent and code of a second-step post, or the answer refusing it."""
     if auth.cross_site(request):
-        return plain(403, translate(language(request), "cross_site_login"))
+        return plain(403, translate(language(request), "Logins from another site's page are refused."))
     found = await two_factor.pending(request, purpose)
     if found is None:
         return _again(request)
     challenge, agent = found
     form = await request.post()
     if not hmac.compare_digest(str(form.get("csrf_token", "")).encode(), challenge.csrf.encode()):
-        return plain(403, translate(language(request), "form_expired"))
+        return plain(403, translate(language(request), "The form expired: reload the page."))
     return challenge, agent, str(form.get("code", ""))[:64]
 
 
@@ -62,7 +61,8 @@ async def check_code(request: web.Request) -> web.StreamResponse:
     lang, store = language(request), request.app[STORE]
     wait = await two_factor.throttled(request, agent)
     if wait:
-        response = _code_page(request, challenge, agent, 429, translate(lang, "too_many", s=wait))
+        response = _code_page(request, challenge, agent, 429, translate(
+            lang, "Too many attempts. Try again in {s} s.", s=wait))
         response.headers["Retry-After"] = str(wait)
         return response
     factor = await store.sign_in.second_factor(agent.id)
@@ -71,7 +71,8 @@ async def check_code(request: web.Request) -> web.StreamResponse:
         log_event(log, "login.code_failed", logging.WARNING, agent=agent.id)
         await audit.record(store, agent.account_id, "unknown", "login.failed", agent.login,
                            address=client_address(request), second_factor="wrong code")
-        return _code_page(request, challenge, agent, 401, translate(lang, "bad_code"))
+        return _code_page(request, challenge, agent, 401, translate(
+            lang, "That code is not right, or was already used."))
     response = redirect("/console")
     await two_factor.finish_login(request, response, agent, challenge, second_factor=used)
     log_event(log, "login.ok", agent=agent.id, second_factor=used)
@@ -97,7 +98,8 @@ async def setup_qr(request: web.Request) -> web.Response:
     factor = await request.app[STORE].sign_in.second_factor(found[1].id) if found else None
     mine = two_factor.pending_for(factor, two_factor.challenge_owner(found[0])) if found else None
     if found is None or mine is None:
-        return plain(404, translate(language(request), "no_setup_pending"))
+        return plain(404, translate(
+            language(request), "No authenticator is being set up here: start setting up two-factor sign-in first."))
     return two_factor.qr_response(found[1], mine)
 
 
@@ -109,11 +111,13 @@ async def confirm_setup(request: web.Request) -> web.StreamResponse:
     lang, store = language(request), request.app[STORE]
     wait = await two_factor.throttled(request, agent)
     if wait:
-        return await _setup_page(request, challenge, agent, 429, translate(lang, "too_many", s=wait))
+        return await _setup_page(request, challenge, agent, 429, translate(
+            lang, "Too many attempts. Try again in {s} s.", s=wait))
     mine = two_factor.pending_for(await store.sign_in.second_factor(agent.id), two_factor.challenge_owner(challenge))
     codes = await two_factor.confirm_setup(request, mine, code) if mine is not None else None
     if codes is None:
-        return await _setup_page(request, challenge, agent, 401, translate(lang, "bad_code"))
+        return await _setup_page(request, challenge, agent, 401, translate(
+            lang, "That code is not right, or was already used."))
     await audit.record(store, agent.account_id, agent, "agent.second_factor_on", agent.id)
     html = render(request.app, "recovery_codes.html", agent.lang, agent=None, csrf="", codes=codes,
                   next_url="/console")

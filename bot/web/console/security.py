@@ -12,13 +12,16 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import STORE
-from bot.web.console import two_factor
 from bot.services.agents import verify_password
-from bot.web.i18n import translate
+from bot.web.console import two_factor
+from bot.web.i18n import N_, translate
 from bot.web.pages import SESSION, current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import SecondFactor
 
-_DONE = ("two_factor_disabled", "two_factor_kept")
+_DONE = {
+    "two_factor_disabled": N_("Two-factor sign-in is off now."),
+    "two_factor_kept": N_("Your account requires two-factor sign-in, so it stays on."),
+}
 
 
 def _mine(request: web.Request, factor: SecondFactor | None) -> SecondFactor | None:
@@ -37,7 +40,9 @@ async def _show(request: web.Request, status: int = 200, **extra: Any) -> web.Re
         "factor": factor, "required": bool(account and account.require_two_factor), "message": "", "error": "",
         "setting_up": setting_up is not None, "form_csrf": request[SESSION].csrf,
         "action": "/console/security/confirm",
-        "unreadable": translate(agent.lang, "two_factor_unreadable") if factor is not None and factor.problem else "",
+        "unreadable": translate(
+            agent.lang, "Your two-factor sign-in cannot be read on this server (its key was changed or its record "
+                        "altered): ask an admin to reset it.") if factor is not None and factor.problem else "",
     }
     if setting_up is not None:
         context.update(two_factor.setup_context(setting_up, "/console/security/qr.svg"))
@@ -48,14 +53,14 @@ async def _show(request: web.Request, status: int = 200, **extra: Any) -> web.Re
 @signed_in()
 async def security_page(request: web.Request) -> web.Response:
     done = request.query.get("done", "")
-    return await _show(request, message=translate(current_agent(request).lang, done) if done in _DONE else "")
+    return await _show(request, message=translate(current_agent(request).lang, _DONE[done]) if done in _DONE else "")
 
 
 @signed_in()
 async def start_setup(request: web.Request) -> web.Response:
     agent = current_agent(request)
     if await two_factor.setup_secret(request, agent, two_factor.session_owner(request[SESSION]), fresh=True) is None:
-        return plain(409, translate(agent.lang, "two_factor_on_already"))
+        return plain(409, translate(agent.lang, "Two-factor sign-in is on already: turn it off first."))
     return redirect("/console/security")
 
 
@@ -64,7 +69,8 @@ async def setup_qr(request: web.Request) -> web.Response:
     agent = current_agent(request)
     factor = _mine(request, await request.app[STORE].sign_in.second_factor(agent.id))
     if factor is None:
-        return plain(409, translate(agent.lang, "no_setup_pending"))
+        return plain(409, translate(
+            agent.lang, "No authenticator is being set up here: start setting up two-factor sign-in first."))
     return two_factor.qr_response(agent, factor)
 
 
@@ -74,13 +80,14 @@ async def confirm(request: web.Request) -> web.Response:
     code = str((await request.post()).get("code", ""))[:64]
     factor = _mine(request, await store.sign_in.second_factor(agent.id))
     if factor is None:
-        return plain(409, translate(agent.lang, "no_setup_pending"))
+        return plain(409, translate(
+            agent.lang, "No authenticator is being set up here: start setting up two-factor sign-in first."))
     wait = await two_factor.throttled(request, agent)
     if wait:
-        return await _show(request, 429, error=translate(agent.lang, "too_many", s=wait))
+        return await _show(request, 429, error=translate(agent.lang, "Too many attempts. Try again in {s} s.", s=wait))
     codes = await two_factor.confirm_setup(request, factor, code)
     if codes is None:
-        return await _show(request, 400, error=translate(agent.lang, "bad_code"))
+        return await _show(request, 400, error=translate(agent.lang, "That code is not right, or was already used."))
     await two_factor.throttle_cleared(request, agent)
     await store.sign_in.passed_second_factor(request[SESSION].id)
     await audit.record(store, agent.account_id, agent, "agent.second_factor_on", agent.id)
@@ -98,14 +105,14 @@ async def disable(request: web.Request) -> web.Response:
     if account is not None and account.require_two_factor and factor.on:
         return redirect("/console/security?done=two_factor_kept")
     if not proof:
-        return await _show(request, 400, error=translate(agent.lang, "wrong_password_or_code"))
+        return await _show(request, 400, error=translate(agent.lang, "Wrong password or code."))
     wait = await two_factor.throttled(request, agent)
     if wait:
-        return await _show(request, 429, error=translate(agent.lang, "too_many", s=wait))
+        return await _show(request, 429, error=translate(agent.lang, "Too many attempts. Try again in {s} s.", s=wait))
     proven = await verify_password(agent.password_hash, proof) or (
         factor.on and await two_factor.check_code(request, factor, proof) is not None)
     if not proven:
-        return await _show(request, 401, error=translate(agent.lang, "wrong_password_or_code"))
+        return await _show(request, 401, error=translate(agent.lang, "Wrong password or code."))
     await two_factor.throttle_cleared(request, agent)
     await store.sign_in.remove_second_factor(agent.id)
     await audit.record(store, agent.account_id, agent, "agent.second_factor_off", agent.id)

@@ -21,9 +21,7 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import STORE
-from bot.web.console import auth
-from bot.web.console import login_throttle
-from bot.web.console import totp
+from bot.web.console import auth, login_throttle, totp
 from bot.web.pages import redirect
 from bot.web.proxies import client_address
 from conversations.agent_models import Agent, LoginChallenge, SecondFactor, Session

@@ -1,5 +1,6 @@
 // The web chat page: one WebSocket to the router, messages kept until acknowledged.
 // Every text is inserted with textContent: nothing a customer or agent writes is parsed as HTML.
+// The page's own words come from /chat/words in the visitor's language (English until they do).
 (() => {
   "use strict";
   const params = new URLSearchParams(location.search);
@@ -16,6 +17,30 @@
   let pending = JSON.parse(sessionStorage.getItem(pendingKey) || "[]"); // [{id, text}]
   let socket = null;
   let retryDelay = 500;
+  let words = {}; // English -> the visitor's language
+
+  function t(english) { return words[english] || english; }
+
+  function translatePage() {
+    for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.textContent.trim());
+    for (const el of document.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.placeholder);
+    for (const el of document.querySelectorAll("[data-i18n-aria-label]")) el.setAttribute("aria-label", t(el.getAttribute("aria-label")));
+  }
+
+  async function loadWords() {
+    const url = new URL("/chat/words", location.href);
+    if (params.get("lang")) url.searchParams.set("lang", params.get("lang"));
+    try {
+      const response = await fetch(url, { credentials: "omit" });
+      if (!response.ok) return;
+      const found = await response.json();
+      words = found.words || {};
+      document.documentElement.lang = found.lang || "en";
+      translatePage();
+    } catch (error) {
+      // the page stays in English
+    }
+  }
 
   function savePending() { sessionStorage.setItem(pendingKey, JSON.stringify(pending)); }
 
@@ -81,12 +106,12 @@
     const item = { id: crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random(), text };
     pending.push(item);
     savePending();
-    render({ key: item.id, direction: "in", text, meta: "sending…" });
+    render({ key: item.id, direction: "in", text, meta: t("sending…") });
     transmit(item);
   }
 
   function connect() {
-    setStatus("connecting", "Connecting…");
+    setStatus("connecting", t("Connecting…"));
     const url = new URL("/webchat/ws", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     if (account) url.searchParams.set("account", account);
@@ -94,7 +119,7 @@
     socket = new WebSocket(url);
     socket.addEventListener("message", (event) => onFrame(JSON.parse(event.data)));
     socket.addEventListener("close", () => {
-      setStatus("offline", "Offline — reconnecting");
+      setStatus("offline", t("Offline — reconnecting"));
       setTimeout(connect, retryDelay);
       retryDelay = Math.min(retryDelay * 2, 15000);
     });
@@ -105,8 +130,8 @@
       case "welcome":
         retryDelay = 500;
         localStorage.setItem(tokenKey, frame.visitor_token);
-        setStatus("online", "Online");
-        showNotice(frame.history_unavailable ? "Earlier messages cannot be loaded right now." : "");
+        setStatus("online", t("Online"));
+        showNotice(frame.history_unavailable ? t("Earlier messages cannot be loaded right now.") : "");
         for (const m of frame.history || []) renderFrame(m);
         for (const item of pending) transmit(item); // resend whatever was never acknowledged
         break;
@@ -120,7 +145,7 @@
         break;
       case "error":
         if (frame.retry) {
-          showNotice("We could not save your message yet — retrying…");
+          showNotice(t("We could not save your message yet — retrying…"));
           setTimeout(() => pending.forEach(transmit), 2000);
         } else {
           if (frame.id) {
@@ -129,7 +154,7 @@
             const li = shown.get(frame.id);
             if (li) { li.remove(); shown.delete(frame.id); }
           }
-          showNotice(frame.detail || "That message could not be sent.");
+          showNotice(frame.detail || t("That message could not be sent."));
         }
         break;
       case "decision":
@@ -150,6 +175,8 @@
       form.requestSubmit();
     }
   });
-  for (const item of pending) render({ key: item.id, direction: "in", text: item.text, meta: "sending…" });
-  connect();
+  loadWords().finally(() => {
+    for (const item of pending) render({ key: item.id, direction: "in", text: item.text, meta: t("sending…") });
+    connect();
+  });
 })();

@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import DISPATCHER, QUEUE, STORE
-from bot.web.keys import SERVICES
 from bot.router.webhooks.signing import sign, verify
+from bot.web.keys import SERVICES
 from conversations.agent_models import Role
 from conversations.repositories import Repositories
 from conversations.tenant_models import EVENT_TYPES, DeliveryState, WebhookDelivery

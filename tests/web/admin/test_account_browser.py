@@ -59,3 +59,8 @@ async def test_a_saved_secret_is_never_shown_again(client: TestClient, browser: 
     await page.goto(f"{base}/admin/account")
     await expect(page.locator("#channel-telegram .secret-state[data-field=token]")).to_have_text("✓ iestatīts")
     await expect(page.locator("#tokens h2")).to_have_text("API žetoni")
+
+    await page.click("button[name=lang][value=ru]")
+    await page.goto(f"{base}/admin/account")
+    await expect(page.locator("#channel-telegram .secret-state[data-field=token]")).to_have_text("✓ задан")
+    await expect(page.locator("#tokens h2")).to_have_text("API-токены")

@@ -12,8 +12,8 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from bot.keys import QUEUE, STORE
-from bot.web.keys import FIRST_ADMIN
 from bot.services.agents import add_agent
+from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Role
 from tests import factories
 from tests.conftest import make_settings, raw_database_of
@@ -103,6 +103,9 @@ async def test_the_403_page_names_the_role_the_page_needs_in_the_agent_s_languag
         await store.agents.update_agent(boss.id, lang="lv")
         status, page = await admin.get("/admin/accounts")
         assert status == 403 and "Šo lapu var atvērt tikai instalācijas superadministrators." in page
+        await store.agents.update_agent(boss.id, lang="ru")
+        status, page = await admin.get("/admin/accounts")
+        assert status == 403 and "Эту страницу может открывать только суперадминистратор установки." in page
         assert (await agent.log_in("default", "ann", "ann-password-1")).status == 303
         status, page = await agent.get("/admin")
         assert status == 403 and "Only admins may open this page." in page

@@ -11,8 +11,8 @@ import re
 from aiohttp.test_utils import TestClient
 
 from bot.keys import PIPELINE, QUEUE, STORE
-from bot.web.keys import FIRST_ADMIN
 from bot.services.agents import add_agent
+from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Role
 from conversations.traffic import Identity, Inbound
 from tests import factories

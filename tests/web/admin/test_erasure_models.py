@@ -18,18 +18,18 @@ from pymongo import monitoring
 from bot.keys import STORE
 from bot.nlu.trainer import _retire_if_erased
 from bot.nlu.training import TrainingError
-from bot.services.contacts import erase_contact, find_contact
 from bot.services.accounts import create_account
-from bot.web.api.kit import issue_token
 from bot.services.agents import add_agent
+from bot.services.contacts import erase_contact, find_contact
+from bot.web.api.kit import issue_token
 from conversations.agent_models import Role
 from conversations.models import epoch_ms, utcnow
 from conversations.nlu_retirement import RETRAIN_ATTEMPTS
 from conversations.repositories import Repositories
 from tests.conftest import raw_database_of
 from tests.router.test_inbound import wait_for
-from tests.web.console.test_console import console_csrf, log_in
 from tests.web.admin.test_intents import PASSWORD, customer_says
+from tests.web.console.test_console import console_csrf, log_in
 
 
 async def _token(client: TestClient, account: str = "default") -> dict[str, str]:
@@ -84,7 +84,7 @@ async def test_erasing_a_learned_customer_retires_the_active_model_and_the_bot_r
     erased = await client.post(f"/admin/contacts/{scope.contact_id}/erase",
                                data={"csrf_token": csrf, "confirm": scope.contact_id})
     page = await erased.text()
-    assert "1 NLU model version(s) trained on their messages retired" in page
+    assert "1 NLU model version trained on their messages retired" in page
     assert "the bot hands conversations to people until a new one is trained" in page
 
     async def retrained() -> bool:

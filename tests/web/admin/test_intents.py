@@ -13,10 +13,10 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from bot.keys import NLU, PIPELINE, STORE
-from bot.services.contacts import erase_contact, export_contact, find_contact
 from bot.services.accounts import create_account
-from bot.web.api.kit import issue_token
 from bot.services.agents import add_agent
+from bot.services.contacts import erase_contact, export_contact, find_contact
+from bot.web.api.kit import issue_token
 from conversations.agent_models import Role
 from conversations.traffic import Identity, Inbound
 from conversations.training import example_id

@@ -13,8 +13,8 @@ from playwright.async_api import Browser, expect
 from bot.keys import STORE
 from bot.services.agents import add_agent
 from conversations.agent_models import Role
-from tests.web.console.test_console_browser import agent_page, csp_violations
 from tests.web.admin.test_intents import customer_says
+from tests.web.console.test_console_browser import agent_page, csp_violations
 
 pytestmark = pytest.mark.browser
 PERCENT = re.compile(r"^\d{1,3}(\.\d)? %$")
@@ -80,3 +80,8 @@ async def test_an_admin_adds_an_example_trains_activates_and_tries_it(
     await page.goto(f"{base}/admin/intents/train")
     await expect(page.locator("#train h2")).to_have_text("Apmācība")
     await expect(page.locator(".sub-nav a.current")).to_have_text("Apmācīt un izmēģināt")
+
+    await page.click("button[name=lang][value=ru]")
+    await page.goto(f"{base}/admin/intents/train")
+    await expect(page.locator("#train h2")).to_have_text("Обучение")
+    await expect(page.locator(".sub-nav a.current")).to_have_text("Обучение и проверка")

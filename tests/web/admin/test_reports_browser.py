@@ -57,3 +57,9 @@ async def test_an_admin_reads_the_charts_and_downloads_the_csv(client: TestClien
     await page.goto(f"{base}/admin/reports?from=2025-03-01&until=2025-03-07")
     await expect(page.locator("#period h2")).to_have_text("Pārskati")
     await expect(page.locator("#by-channel h2")).to_have_text("Sarunas pa kanāliem")
+
+    await page.click("button[name=lang][value=ru]")
+    await page.goto(f"{base}/admin/reports?from=2025-03-01&until=2025-03-07")
+    await expect(page.locator("#period h2")).to_have_text("Отчёты")
+    await expect(page.locator("#by-channel h2")).to_have_text("Диалоги по каналам")
+    await expect(page.locator("body")).to_contain_text("4 диалога не дошли до очереди операторов")  # the few form

@@ -12,9 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
-from bot.web.keys import FIRST_ADMIN
 from bot.services.agents import add_agent
-from bot.web.i18n import TEXT
+from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Role
 from conversations.repositories import Repositories
 from tests.conftest import make_settings
@@ -165,7 +164,4 @@ async def test_console_sockets_refuse_other_origins(client: TestClient) -> None:
         await client.ws_connect("/console/ws", headers={"Origin": "https://evil.example"})
     assert refused.value.status == 403
 
-
-def test_every_console_text_has_latvian() -> None:
-    assert all(en and lv for en, lv in TEXT.values())
 

@@ -102,7 +102,7 @@ async def test_a_new_assignment_rings_and_marks_the_title(client: TestClient, br
     await expect(agent).to_have_title("(1) New conversation — Console — omnirouter")
 
 
-async def test_the_console_speaks_latvian(client: TestClient, browser: Browser) -> None:
+async def test_the_console_speaks_latvian_and_russian(client: TestClient, browser: Browser) -> None:
     base = f"http://127.0.0.1:{client.server.port}"
     _, password = await add_agent(client.server.app[STORE], "default", "liga", role=Role.ADMIN)
     page = await agent_page(browser, base, "liga", password)
@@ -110,3 +110,8 @@ async def test_the_console_speaks_latvian(client: TestClient, browser: Browser) 
     await expect(page.locator("#shift-start")).to_have_text("Sākt maiņu")
     await page.goto(f"{base}/admin")
     await expect(page.locator("#agents h2")).to_have_text("Aģenti")
+    await page.click("button[name=lang][value=ru]")
+    await page.goto(f"{base}/console")
+    await expect(page.locator("#shift-start")).to_have_text("Начать смену")
+    await page.goto(f"{base}/admin")
+    await expect(page.locator("#agents h2")).to_have_text("Агенты")

@@ -18,9 +18,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.keys import STORE
-from bot.web.keys import FIRST_ADMIN
 from bot.services.agents import add_agent
 from bot.web.console.live import ConsoleHub, ConsoleSocket
+from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Agent, Role
 from tests.conftest import make_settings
 

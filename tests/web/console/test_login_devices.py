@@ -16,13 +16,13 @@ from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from bot.keys import STORE
-from bot.web.keys import FIRST_ADMIN
 from bot.services.agents import add_agent
 from bot.web.console.login_throttle import DEVICE_COOKIE, DEVICE_DAYS
+from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Role
 from tests.conftest import make_settings, raw_database_of
-from tests.web.console.test_login_throttle import attempt
 from tests.web.console.test_login_hardening import login_form
+from tests.web.console.test_login_throttle import attempt
 from tests.web.console.test_two_factor import CSRF, PASSWORD, Browser
 
 LIMITS = {"login_attempts": 2, "login_delay_seconds": 1, "login_max_delay_seconds": 4}

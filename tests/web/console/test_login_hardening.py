@@ -12,9 +12,9 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
-from bot.web.keys import FIRST_ADMIN
-from bot.web.console.auth import SESSION_COOKIE
 from bot.services.agents import add_agent
+from bot.web.console.auth import SESSION_COOKIE
+from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Role
 from tests.conftest import make_settings
 from tests.web.console.test_console import CSRF, console_csrf, log_in

@@ -12,8 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 
 from bot.keys import SETTINGS
-from bot.web.keys import FIRST_ADMIN
 from bot.web.console.login_throttle import LoginLimiter
+from bot.web.keys import FIRST_ADMIN
 from bot.web.proxies import client_address
 from conversations.repositories import Repositories
 from tests.conftest import make_settings

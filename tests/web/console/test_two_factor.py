@@ -13,27 +13,29 @@ from typing import Any
 
 import aiohttp
 import pyotp
+import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
-from bot.web.keys import FIRST_ADMIN
+from bot.services.agents import add_agent
 from bot.settings import Settings
 from bot.web.console.auth import SESSION_COOKIE, token_digest
-from bot.services.agents import add_agent
-from bot.web.i18n import translate
 from bot.web.console.totp import spaced as totp_spaced
 from bot.web.console.two_factor import CHALLENGE_COOKIE
+from bot.web.i18n import translate
+from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Role
+from conversations.client import StoreClient
 from conversations.repositories import Repositories
 from conversations.sign_in import SignInRepository
-from conversations.client import StoreClient
 from tests import factories
+from tests.cli.test_contacts import run as run_cli
 from tests.conftest import make_settings, raw_database_of
-from tests.test_contacts_cli import run as run_cli
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 KEY = re.compile(r'<code id="setup-key">([^<]+)</code>')
 PASSWORD = "correct horse battery"
+ON_ALREADY = "Two-factor sign-in is on already: turn it off first."
 
 
 def code_at(secret: str, steps_ahead: int = 0) -> str:
@@ -342,25 +344,26 @@ async def test_a_second_factor_that_does_not_open_gets_a_clear_answer_not_a_500(
         await bob.close()
 
 
-async def test_the_sign_in_pages_refuse_in_the_visitors_language(client: TestClient) -> None:
+@pytest.mark.parametrize("lang", ["lv", "ru"])
+async def test_the_sign_in_pages_refuse_in_the_visitors_language(client: TestClient, lang: str) -> None:
     """What the login, its second step and the security page answer when they refuse is catalogue
-    text, in Latvian for a Latvian visitor or agent."""
+    text, in Latvian for a Latvian visitor or agent, in Russian for a Russian one."""
     store = client.server.app[STORE]
     agent, _ = await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
     assert agent is not None
-    await store.agents.update_agent(agent.id, lang="lv")
+    await store.agents.update_agent(agent.id, lang=lang)
     ava = Browser(client)
     try:
-        async with ava.http.post(ava.base + "/login?lang=lv", data={"login": "ava", "password": PASSWORD},
+        async with ava.http.post(ava.base + f"/login?lang={lang}", data={"login": "ava", "password": PASSWORD},
                                  headers={"Sec-Fetch-Site": "cross-site"}) as response:
-            assert response.status == 403 and await response.text() == translate("lv", "cross_site_login")
-        async with ava.http.post(ava.base + "/login?lang=lv", data={"login": "ava", "password": PASSWORD}) as response:
-            assert response.status == 403 and await response.text() == translate("lv", "login_form_expired")
+            assert response.status == 403 and await response.text() == translate(lang, "Logins from another site's page are refused.")
+        async with ava.http.post(ava.base + f"/login?lang={lang}", data={"login": "ava", "password": PASSWORD}) as response:
+            assert response.status == 403 and await response.text() == translate(lang, "The login form expired: reload the page.")
         await ava.password("ava")
-        assert (await ava.get("/console/security/qr.svg"))[1] == translate("lv", "no_setup_pending")
+        assert (await ava.get("/console/security/qr.svg"))[1] == translate(lang, "No authenticator is being set up here: start setting up two-factor sign-in first.")
         await enable(ava)
         status, text, _ = await ava.post("/console/security/setup", {}, csrf_from="/console/security")
-        assert status == 409 and text == translate("lv", "two_factor_on_already") != translate("en", "two_factor_on_already")
+        assert status == 409 and text == translate(lang, ON_ALREADY) != ON_ALREADY
     finally:
         await ava.close()
 

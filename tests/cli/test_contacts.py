@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient
 from bot.keys import STORE
 from bot.settings import Settings
 from tests import factories
+from tests.cli.test_serve import OMNIROUTER
 from tests.router.test_queue import customer_writes
-from tests.test_cli import OMNIROUTER
 
 
 def _env(settings: Settings) -> dict[str, str]:

@@ -11,17 +11,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bot.install_token import InstallTokenError, token_for_cli
+from bot.cli.common import CliError, bearer, held_by_router, router_url
 from bot.nlu.data import OUT_OF_SCOPE
 from bot.nlu.formats import NluFormatError, load_paths
 from bot.nlu.remote import SessionFactory
@@ -32,10 +31,8 @@ from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 
-CliFailure = Callable[[str, int], Exception]
 
-
-def add_commands(sub: Any, fail: CliFailure) -> None:
+def add_nlu_commands(sub: Any) -> None:
     """Register ``nlu`` and its subcommands on the main parser's subparsers."""
     nlu = sub.add_parser("nlu", help="train, try and evaluate the bot's language understanding")
     commands = nlu.add_subparsers(dest="nlu_command", metavar="COMMAND", required=True)
@@ -45,13 +42,13 @@ def add_commands(sub: Any, fail: CliFailure) -> None:
     train.add_argument("--account", help="account id (default: the configured one)")
     train.add_argument("--no-activate", action="store_true", help="store the new version without activating it")
     train.add_argument("--server", help="router URL, when a running router holds the store")
-    train.set_defaults(run=lambda args, settings: _run(_train(args, settings), fail))
+    train.set_defaults(run=lambda args, settings: _run(_train(args, settings)))
 
     parse = commands.add_parser("parse", help="show what the active model makes of a text")
     parse.add_argument("text")
     parse.add_argument("--account", help="account id (default: the configured one)")
     parse.add_argument("--server", help="router URL, when a running router holds the store")
-    parse.set_defaults(run=lambda args, settings: _run(_parse(args, settings), fail))
+    parse.set_defaults(run=lambda args, settings: _run(_parse(args, settings)))
 
     evaluate = commands.add_parser("eval", help="train on one file, evaluate on another")
     evaluate.add_argument("--train", required=True, type=Path, help="training data (JSONL or Rasa YAML)")
@@ -60,19 +57,19 @@ def add_commands(sub: Any, fail: CliFailure) -> None:
     evaluate.add_argument("--oos-label", default=OUT_OF_SCOPE, help="the intent name of out-of-scope examples")
     evaluate.add_argument("--no-semantic", action="store_true", help="the lexical tier alone")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
-    evaluate.set_defaults(run=lambda args, settings: _eval(args, settings, fail))
+    evaluate.set_defaults(run=_eval)
 
 
-def _run(work: Any, fail: CliFailure) -> int:
+def _run(work: Any) -> int:
     try:
         result: int = asyncio.run(work)
         return result
-    except (NluFormatError, TrainingError, InstallTokenError) as exc:
-        raise fail(str(exc), 2) from None
+    except (NluFormatError, TrainingError) as exc:
+        raise CliError(str(exc), 2) from None
     except StoreUnavailable as exc:
-        raise fail(f"cannot reach the store: {exc}", 1) from None
+        raise CliError(f"cannot reach the store: {exc}", 1) from None
     except aiohttp.ClientError as exc:
-        raise fail(f"cannot reach the router: {type(exc).__name__}; is `omnirouter serve` running?", 1) from None
+        raise CliError(f"cannot reach the router: {type(exc).__name__}; is `omnirouter serve` running?", 1) from None
 
 
 _STAGE: list[str] = [""]
@@ -91,22 +88,13 @@ def _progress(stage: str, done: int, total: int) -> None:
         _STAGE[0] = ""
 
 
-def _server(args: argparse.Namespace, settings: Settings) -> str:
-    return (args.server or settings.server.local_url).rstrip("/")
-
-
-def _bearer(settings: Settings) -> dict[str, str]:
-    """The install token for a running router's API (``InstallTokenError``: there is none)."""
-    return {"Authorization": f"Bearer {token_for_cli(settings.api)}"}
-
-
 @contextlib.asynccontextmanager
 async def _store(settings: Settings) -> AsyncIterator[Repositories | None]:
     """The store, or ``None`` when a running router holds the embedded one (use its API)."""
     embedded = None
     uri = settings.store.mongodb_uri
     if not uri:
-        if _held_by_router(Path(settings.store.embedded_dir)):
+        if held_by_router(Path(settings.store.embedded_dir)):
             yield None
             return
         embedded = EmbeddedMongo(Path(settings.store.embedded_dir), mode=settings.store.embedded_mode)  # type: ignore[arg-type]
@@ -120,19 +108,6 @@ async def _store(settings: Settings) -> AsyncIterator[Repositories | None]:
         await store.close()
         if embedded is not None:
             await embedded.stop()
-
-
-def _held_by_router(data_dir: Path) -> bool:
-    lock = data_dir / ".omnirouter.lock"
-    if not lock.exists():
-        return False
-    with open(lock, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-    return False
 
 
 def _egress_session(settings: Settings) -> SessionFactory:
@@ -172,8 +147,8 @@ async def _train(args: argparse.Namespace, settings: Settings) -> int:
 async def _train_remotely(args: argparse.Namespace, settings: Settings, account: str) -> int:
     if args.data:
         print("omnirouter: a running router trains from its own nlu.data; --data is ignored", file=sys.stderr)
-    base = _server(args, settings)
-    async with aiohttp.ClientSession(headers=_bearer(settings)) as session:
+    base = router_url(args, settings)
+    async with aiohttp.ClientSession(headers=bearer(settings)) as session:
         async with session.post(f"{base}/api/nlu/train", params={"account": account},
                                 json={"activate": not args.no_activate}) as response:
             body = await response.json(content_type=None)
@@ -197,13 +172,12 @@ async def _train_remotely(args: argparse.Namespace, settings: Settings, account:
 
 async def _parse(args: argparse.Namespace, settings: Settings) -> int:
     from bot.nlu.service import NluService
-    from bot.nlu.training_set import TrainingSet
 
     account = args.account or settings.account.id
     async with _store(settings) as store:
         if store is None:
-            base = _server(args, settings)
-            async with aiohttp.ClientSession(headers=_bearer(settings)) as session:
+            base = router_url(args, settings)
+            async with aiohttp.ClientSession(headers=bearer(settings)) as session:
                 async with session.post(f"{base}/api/nlu/parse", params={"account": account},
                                         json={"text": args.text}) as response:
                     body = await response.json(content_type=None)
@@ -224,7 +198,7 @@ async def _parse(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _eval(args: argparse.Namespace, settings: Settings, fail: CliFailure) -> int:
+def _eval(args: argparse.Namespace, settings: Settings) -> int:
     from bot.nlu.embedder import EmbeddingCache, default_embedder
     from bot.nlu.evaluate import evaluate
     from bot.nlu.training import train
@@ -234,9 +208,9 @@ def _eval(args: argparse.Namespace, settings: Settings, fail: CliFailure) -> int
         test = load_paths([args.test]).examples
         validation = load_paths([args.val]).examples if args.val else None
     except NluFormatError as exc:
-        raise fail(str(exc), 2) from None
+        raise CliError(str(exc), 2) from None
     if not test:
-        raise fail(f"{args.test}: no examples", 2)
+        raise CliError(f"{args.test}: no examples", 2)
     semantic = settings.nlu.semantic and not args.no_semantic
     embedder = default_embedder() if semantic else None
     options = TrainOptions(semantic=semantic, oos_label=args.oos_label, ambiguity_margin=settings.nlu.ambiguity_margin)
@@ -245,7 +219,7 @@ def _eval(args: argparse.Namespace, settings: Settings, fail: CliFailure) -> int
     try:
         model = train(training, embedder, cache, validation, options, None if args.json else _progress)
     except TrainingError as exc:
-        raise fail(str(exc), 2) from None
+        raise CliError(str(exc), 2) from None
     seconds = time.perf_counter() - started
     report = evaluate(model, test, embedder, oos_label=args.oos_label, train_seconds=seconds, cache=cache)
     result = report.as_dict()

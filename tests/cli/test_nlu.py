@@ -10,9 +10,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from conversations.embedded import EmbeddedMongo
+from tests.cli.test_serve import run
 from tests.conftest import TEST_API_TOKEN, make_settings
 from tests.nlu.test_versions import DATA
-from tests.test_cli import run
 
 TRAIN = [
     ("when are you open", "hours"), ("what are your opening hours", "hours"), ("are you open on sunday", "hours"),

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bot.agents_cli import run_with_store
+from bot.cli.common import CliError, run_with_store
 from bot.install_token import REFRESH_SECONDS, InstallTokenError, rotate
 from bot.secret_key import SecretKeyError, open_sealer
 from bot.settings import Settings
@@ -26,8 +26,6 @@ def add_api_token_command(sub: Any) -> None:
 
 
 def api_token(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli import CliError
-
     if settings.api.token:
         if args.rotate:
             raise CliError("api.token is set in the settings: change it there (and in every router process)", code=2)
@@ -46,8 +44,6 @@ def api_token(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _rotate(settings: Settings, store: Repositories) -> int:
-    from bot.cli import CliError
-
     try:
         await open_sealer(settings.security, store)
         path = await rotate(settings.api, store)

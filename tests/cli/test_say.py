@@ -6,16 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from conversations.embedded import EmbeddedMongo, free_port
+from tests.cli.test_serve import run
 from tests.conftest import TEST_API_TOKEN, make_settings
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, FakeTwilio
 from tests.handlers.conftest import OUR_ADDRESS
 from tests.handlers.test_sms import OUR_NUMBER, twilio  # noqa: F401  (a fixture)
 from tests.mailservers import SmtpSink
-from tests.test_cli import run
 
 
 async def test_say_over_sms_and_email(
-    embedded: EmbeddedMongo, db_name: str, twilio: FakeTwilio, smtp_sink: SmtpSink,  # noqa: F811
+    embedded: EmbeddedMongo, db_name: str, twilio: FakeTwilio, smtp_sink: SmtpSink,
     start_client: Any, tmp_path: Path,
 ) -> None:
     listen = free_port()

@@ -8,28 +8,42 @@ starts the store itself, or, when a running router holds it, talks to that route
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import sys
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+from typing import Any
 
 from bot import audit
+from bot.cli.common import CliError, run_with_store
+from bot.services.agents import add_agent
 from bot.settings import Settings
 from bot.web.admin.agents import teams_of
-from bot.services.agents import add_agent
 from conversations.agent_models import Role
-from conversations.embedded import EmbeddedMongo, EmbeddedStoreError, running_embedded_uri
-from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 
 _LOGIN = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
 
 
-def agent_add(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli import CliError
+def add_agent_commands(sub: Any) -> None:
+    agent = sub.add_parser("agent", help="manage console agents")
+    agent_sub = agent.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
+    add = agent_sub.add_parser("add", help="add an agent (prints the password once)")
+    add.add_argument("login", metavar="NAME", help="login name: 2-32 of a-z 0-9 _ . -")
+    add.add_argument("--role", choices=["agent", "admin", "superadmin"], default="agent",
+                     help="superadmin: an admin who also manages the install's accounts")
+    add.add_argument("--team", action="append", default=[], help="a team (skill); repeat for more")
+    add.add_argument("--capacity", type=int, default=5, help="most conversations at once (default 5)")
+    add.add_argument("--name", dest="display_name", help="name shown to colleagues (default: NAME)")
+    add.add_argument("--account", help="account id (default: the configured one)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(run=agent_add)
+    reset = agent_sub.add_parser("reset-2fa", help="take an agent's authenticator away (a lost phone)")
+    reset.add_argument("login", metavar="LOGIN", help="the agent's login name")
+    reset.add_argument("--account", help="account id (default: the configured one)")
+    reset.set_defaults(run=agent_reset_two_factor)
 
+
+def agent_add(args: argparse.Namespace, settings: Settings) -> int:
     login = args.login.strip().lower()
     if not _LOGIN.match(login):
         raise CliError(f"bad agent name {args.login!r}: use 2-32 of a-z 0-9 _ . -", code=2)
@@ -72,8 +86,6 @@ def agent_add(args: argparse.Namespace, settings: Settings) -> int:
 def agent_reset_two_factor(args: argparse.Namespace, settings: Settings) -> int:
     """Remove an agent's second factor and end their sessions (the store is all it needs: the
     sealed secret is deleted, never opened)."""
-    from bot.cli import CliError
-
     login, account = args.login.strip().lower(), args.account or settings.account.id
 
     async def work(store: Repositories) -> int:
@@ -90,40 +102,3 @@ def agent_reset_two_factor(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return run_with_store(settings, work)
-
-
-def run_with_store(settings: Settings, work: Callable[[Repositories], Awaitable[int]]) -> int:
-    """``with_store`` for a CLI command: store trouble becomes a one-line ``CliError``."""
-    from bot.cli import CliError
-
-    try:
-        return asyncio.run(with_store(settings, work))
-    except StoreUnavailable:
-        raise CliError("cannot reach the store; is MongoDB running?") from None
-    except EmbeddedStoreError as exc:
-        raise CliError(str(exc)) from None
-
-
-async def with_store(settings: Settings, work: Callable[[Repositories], Awaitable[int]]) -> int:
-    """Run ``work`` against the configured store, starting the embedded one if nobody runs it."""
-    uri, embedded = settings.store.mongodb_uri, None
-    if not uri:
-        data_dir = Path(settings.store.embedded_dir)
-        candidate = EmbeddedMongo(data_dir, mode="thread")
-        try:
-            await candidate.start()
-            embedded, uri = candidate, candidate.uri
-        except EmbeddedStoreError:
-            uri = running_embedded_uri(data_dir) or ""
-            if not uri:
-                raise
-    store = Repositories.connect(uri, settings.store.database, timeout_ms=settings.store.timeout_ms)
-    try:
-        await store.ensure_indexes()
-        await store.accounts.ensure_account(settings.account.id, settings.account.name, utcnow())
-        return await work(store)
-    finally:
-        await store.close()
-        if embedded is not None:
-            await embedded.stop()
-

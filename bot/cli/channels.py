@@ -21,16 +21,8 @@ from typing import Any
 
 import aiohttp
 
+from bot.cli.common import CliError
 from bot.settings import Settings
-
-
-class ChannelCliError(Exception):
-    """A problem to report in one line; ``code`` is the exit status (see ``bot.cli``)."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
-
 
 # --- say --channel ----------------------------------------------------------------------------
 
@@ -43,7 +35,7 @@ def telegram_webhook(settings: Settings, args: argparse.Namespace) -> tuple[dict
     """A private-chat text ``Update`` from the customer ``--as`` (user id from ``--from``)."""
     secret = settings.telegram.webhook_secret
     if not secret:
-        raise ChannelCliError("set telegram.webhook_secret (the same as the router's) to sign the update", code=2)
+        raise CliError("set telegram.webhook_secret (the same as the router's) to sign the update", code=2)
     user_id = int(args.sender) if args.sender else 5_000_000_000 + _user_number(args.name)
     user = {"id": user_id, "is_bot": False, "first_name": args.name}
     now = int(time.time())
@@ -59,7 +51,7 @@ def whatsapp_webhook(settings: Settings, args: argparse.Namespace) -> tuple[dict
     """A Cloud API ``messages`` webhook with one text message, signed with the app secret."""
     wa = settings.whatsapp
     if not wa.app_secret:
-        raise ChannelCliError("set whatsapp.app_secret (the same as the router's) to sign the webhook", code=2)
+        raise CliError("set whatsapp.app_secret (the same as the router's) to sign the webhook", code=2)
     number = "".join(c for c in (args.sender or "") if c.isdigit()) or f"1555{_user_number(args.name) % 10**7:07d}"
     value = {
         "messaging_product": "whatsapp",
@@ -107,15 +99,15 @@ async def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) 
                 except (json.JSONDecodeError, aiohttp.ContentTypeError):
                     answer = {"detail": (await response.text())[:200]}
     except (aiohttp.ClientConnectionError, OSError) as exc:
-        raise ChannelCliError(f"cannot reach the router at {url} ({exc.__class__.__name__}); is `omnirouter serve` running?") from None
+        raise CliError(f"cannot reach the router at {url} ({exc.__class__.__name__}); is `omnirouter serve` running?") from None
     except TimeoutError:
-        raise ChannelCliError(f"the router at {url} did not answer within {timeout:g} s") from None
+        raise CliError(f"the router at {url} did not answer within {timeout:g} s") from None
     if response.status in (401, 403):
-        raise ChannelCliError(f"the router refused the signature ({answer.get('detail')}): use the router's settings file", code=2)
+        raise CliError(f"the router refused the signature ({answer.get('detail')}): use the router's settings file", code=2)
     if response.status == 404:
-        raise ChannelCliError(f"the router has no such webhook: {answer.get('detail')} (is the channel configured?)", code=2)
+        raise CliError(f"the router has no such webhook: {answer.get('detail')} (is the channel configured?)", code=2)
     if response.status != 200:
-        raise ChannelCliError(f"the router answered {response.status}: {answer.get('detail')}")
+        raise CliError(f"the router answered {response.status}: {answer.get('detail')}")
     return dict(answer)
 
 
@@ -140,19 +132,19 @@ def add_telegram_commands(sub: Any) -> None:
 def _token(settings: Settings, args: argparse.Namespace) -> str:
     token = args.token or settings.telegram.token
     if not token:
-        raise ChannelCliError("no bot token: set telegram.token (OMNIROUTER_TELEGRAM_TOKEN) or pass --token", code=2)
+        raise CliError("no bot token: set telegram.token (OMNIROUTER_TELEGRAM_TOKEN) or pass --token", code=2)
     return str(token)
 
 
 def set_webhook(args: argparse.Namespace, settings: Settings) -> int:
     token, secret = _token(settings, args), args.secret or settings.telegram.webhook_secret
     if not secret:
-        raise ChannelCliError("no webhook secret: set telegram.webhook_secret or pass --secret", code=2)
+        raise CliError("no webhook secret: set telegram.webhook_secret or pass --secret", code=2)
     account = args.account or settings.account.id
     url = args.url
     if not url:
         if not settings.server.public_url:
-            raise ChannelCliError("set server.public_url (the https:// address Telegram reaches) or pass --url", code=2)
+            raise CliError("set server.public_url (the https:// address Telegram reaches) or pass --url", code=2)
         url = settings.server.public_url.rstrip("/") + "/webhooks/telegram"
         url += "" if account == settings.account.id else f"/{account}"
     if not url.startswith("https://"):
@@ -169,7 +161,7 @@ def webhook_info(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _telegram(token: str, settings: Settings, action: str, url: str = "", secret: str = "", drop: bool = False) -> str:
-    from bot.handlers.telegram import make_bot  # first: it imports aiogram lazily
+    from bot.handlers.telegram import make_bot  # first: it imports aiogram lazily  # noqa: I001 (the order matters)
     from bot.handlers.egress_guards import EgressGuards
 
     from aiogram.exceptions import TelegramAPIError
@@ -181,7 +173,7 @@ async def _telegram(token: str, settings: Settings, action: str, url: str = "", 
             await bot.set_webhook(url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=drop)
         info = await bot.get_webhook_info()
     except TelegramAPIError as exc:
-        raise ChannelCliError(f"Telegram refused: {exc.message}") from None
+        raise CliError(f"Telegram refused: {exc.message}") from None
     finally:
         await bot.session.close()
     if action == "set":

@@ -1,7 +1,7 @@
 """``omnirouter contact export|erase ID``: a contact's personal data from the command line.
 
 ID is a contact id (``con_…``), an identity (``sms:+37120000000``, ``email:ann@example.com``) or a
-bare address. Works with the router running or not (see ``agents_cli.with_store``).
+bare address. Works with the router running or not (see ``bot.cli.common.with_store``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import audit
-from bot.agents_cli import run_with_store
+from bot.cli.common import CliError, run_with_store
 from bot.services.contacts import ContactNotFound, erase_contact, export_contact, find_contact
 from bot.settings import Settings
 from conversations.personal_data import ContactScope
@@ -38,8 +38,6 @@ def add_contact_commands(sub: Any) -> None:
 
 
 def contact_export(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli import CliError
-
     if args.out is not None and args.out.is_dir():
         raise CliError(f"--out {args.out} is a directory; name a file", code=2)
 
@@ -62,8 +60,6 @@ def contact_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def contact_erase(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.cli import CliError
-
     if not args.yes and not sys.stdin.isatty():
         raise CliError("refusing to erase without --yes when standard input is not a terminal", code=2)
 
@@ -90,8 +86,6 @@ def contact_erase(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _scope(store: Repositories, args: argparse.Namespace, settings: Settings) -> ContactScope:
-    from bot.cli import CliError
-
     account = args.account or settings.account.id
     if await store.accounts.get_account(account) is None:
         raise CliError(f"no account {account!r}", code=2)

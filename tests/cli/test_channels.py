@@ -8,11 +8,11 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from tests import factories
-from tests.fakes.graph_api import FakeGraphAPI, PHONE_NUMBER_ID
+from tests.cli.test_serve import run
+from tests.fakes.graph_api import PHONE_NUMBER_ID, FakeGraphAPI
 from tests.fakes.telegram_api import TOKEN, FakeBotAPI
 from tests.handlers.channels import TG_SECRET, WA_SECRET
 from tests.router.test_inbound import wait_for
-from tests.test_cli import run
 
 
 async def test_say_on_telegram_posts_a_signed_update(router: TestClient, bot_api: FakeBotAPI, tmp_path: Path) -> None:

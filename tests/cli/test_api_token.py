@@ -14,8 +14,8 @@ from pathlib import Path
 import aiohttp
 
 from conversations.embedded import free_port
+from tests.cli.test_serve import run, serve_until_ready
 from tests.nlu.test_versions import DATA
-from tests.test_cli import run, serve_until_ready
 
 
 async def _status(url: str, token: str) -> int:
