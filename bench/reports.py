@@ -22,7 +22,7 @@ from pymongo import monitoring
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.reports import build_report  # noqa: E402
+from bot.services.reports import build_report  # noqa: E402
 from conversations.embedded import EmbeddedMongo  # noqa: E402
 from conversations.repositories import Repositories  # noqa: E402
 from conversations.thread_models import Thread, ThreadStatus  # noqa: E402

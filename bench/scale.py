@@ -13,9 +13,9 @@ so a slower answer at a larger size can only come from reading more of the store
 Measured ``--runs`` times, the sizes taking turns (a busy moment of this shared machine falls on
 both), each through the function the console or the API handler calls:
 
-* console inbox: the queue view and "my conversations" (``bot.web.views.queue_rows`` / ``my_rows``:
+* console inbox: the queue view and "my conversations" (``bot.web.console.views.queue_rows`` / ``my_rows``:
   the threads, then their contacts);
-* console history: ``bot.web.views.history`` (the contact's messages on every channel and the
+* console history: ``bot.web.console.views.history`` (the contact's messages on every channel and the
   threads' timeline);
 * API inbox: ``GET /api/threads`` (``Store.list_threads``): first page, second page (``before``),
   ``?status=queued``; ``GET /api/contacts`` (``Store.list_contacts``);
@@ -44,12 +44,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.plans import CommandLog, Latencies, print_plans  # noqa: E402
 from bench.progress import Progress  # noqa: E402
 from bot.router.queue import Queue  # noqa: E402
-from bot.web import views  # noqa: E402
+from bot.web.console import views  # noqa: E402
 from conversations.agent_models import Agent, Role  # noqa: E402
 from conversations.embedded import EmbeddedMongo  # noqa: E402
 from conversations.repositories import Repositories  # noqa: E402
 from conversations.thread_models import (  # noqa: E402
-    Contact, Message, SenderKind, Thread, ThreadStatus, TimelineEntry, TimelineKind,
+    Contact,
+    Message,
+    SenderKind,
+    Thread,
+    ThreadStatus,
+    TimelineEntry,
+    TimelineKind,
 )
 from conversations.traffic import Direction, Identity  # noqa: E402
 from tests.query_plans import index_backed, labelled, server_explain, sqlite_plans  # noqa: E402

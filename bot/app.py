@@ -18,13 +18,26 @@ from aiohttp import web
 
 from bot.handlers.base import ChannelContext, build_adapter, enabled_channels
 from bot.handlers.egress_guards import EgressGuards
-from bot.keys import (
-    ADAPTERS, DISPATCHER, EGRESS, EMBEDDED, EVENTS, INSTALL_TOKEN, METRICS, NLU, OUTBOX, PIPELINE, QUEUE, RESPONSES,
-    SETTINGS, SHIFTS, STORE, WEBHOOKS,
-)
 from bot.install_token import open_install_token
+from bot.keys import (
+    ADAPTERS,
+    DISPATCHER,
+    EGRESS,
+    EMBEDDED,
+    EVENTS,
+    INSTALL_TOKEN,
+    METRICS,
+    NLU,
+    OUTBOX,
+    PIPELINE,
+    QUEUE,
+    RESPONSES,
+    SETTINGS,
+    SHIFTS,
+    STORE,
+    WEBHOOKS,
+)
 from bot.logs import log_event
-from bot.tasks import stop_tasks
 from bot.metrics import Metrics
 from bot.nlu.responses import load_responses
 from bot.nlu.service import NluService
@@ -33,14 +46,20 @@ from bot.router.inbound import InboundPipeline, InboundRecorder, InboundSource, 
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from bot.router.shifts import Shifts
+from bot.router.thread_log import ThreadLog
+from bot.router.webhooks.events import ThreadEvents
+from bot.router.webhooks.sender import WebhookSender
 from bot.secret_key import open_sealer
-from bot.retention import RetentionJob
+from bot.services import Services
+from bot.services.replies import Replies
+from bot.services.retention import RetentionJob
+from bot.services.threads import ThreadActions
 from bot.settings import Settings
+from bot.tasks import stop_tasks
 from bot.web import setup_web
 from bot.web.errors import error_middleware
 from bot.web.hosts import host_check
-from bot.webhooks.events import ThreadEvents
-from bot.webhooks.sender import WebhookSender
+from bot.web.keys import SERVICES
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -140,6 +159,9 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SHIFTS] = Shifts(store, queue, settings.queue.requeue_on_shift_end)
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
     app[EVENTS], app[WEBHOOKS] = events, sender
+    app[SERVICES] = Services(
+        replies=Replies(store, outbox, adapters, queue, ThreadLog(store, events)), threads=ThreadActions(queue),
+    )
     for adapter in adapters.values():
         if isinstance(adapter, InboundSource):
             await adapter.start_receiving(pipeline)

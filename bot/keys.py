@@ -1,4 +1,7 @@
-"""The application's shared state, as typed ``web.AppKey`` entries (no module globals)."""
+"""The application's shared state, as typed ``web.AppKey`` entries (no module globals): what the
+application factory wires (settings, repositories, channels, pipeline, NLU, webhooks). The web
+layer's own entries (the console hub, the login limiter, the API's operations, the services) are in
+``bot/web/keys.py``. This module imports nothing above the router, so anything may import it."""
 
 from __future__ import annotations
 
@@ -18,11 +21,8 @@ if TYPE_CHECKING:
     from bot.router.outbox import Outbox
     from bot.router.queue import Queue
     from bot.router.shifts import Shifts
-    from bot.web.apikit import Operation
-    from bot.web.live import ConsoleHub
-    from bot.web.login_throttle import LoginLimiter
-    from bot.webhooks.events import ThreadEvents
-    from bot.webhooks.sender import WebhookSender
+    from bot.router.webhooks.events import ThreadEvents
+    from bot.router.webhooks.sender import WebhookSender
     from bot.settings import Settings
     from conversations.embedded import EmbeddedMongo
     from conversations.repositories import Repositories
@@ -39,11 +39,7 @@ QUEUE: web.AppKey[Queue] = web.AppKey("queue")
 NLU: web.AppKey[NluService] = web.AppKey("nlu")
 RESPONSES: web.AppKey[Responses] = web.AppKey("responses")
 SHIFTS: web.AppKey[Shifts] = web.AppKey("shifts")
-CONSOLE_HUB: web.AppKey[ConsoleHub] = web.AppKey("console_hub")
-LOGIN_LIMITER: web.AppKey[LoginLimiter] = web.AppKey("login_limiter")
-FIRST_ADMIN: web.AppKey[tuple[str, str] | None] = web.AppKey("first_admin")  # (login, password) once
 EVENTS: web.AppKey[ThreadEvents] = web.AppKey("events")  # thread events for webhook subscriptions
 WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
 INSTALL_TOKEN: web.AppKey[InstallToken] = web.AppKey("install_token")  # the superadmin's bearer token
-API_OPERATIONS: web.AppKey[list[Operation]] = web.AppKey("api_operations")  # what /api/openapi.json describes
 EGRESS: web.AppKey[EgressGuards] = web.AppKey("egress")  # one egress guard per purpose, built once

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.business_hours import BusinessHours
+
 DEFAULT_CONFIG = Path("config/omnirouter.toml")
 ENV_PREFIX = "OMNIROUTER_"
 
@@ -312,8 +314,6 @@ def _templates(value: dict[str, Any]) -> str | None:
 
 
 def _hours_spec(value: str) -> str | None:
-    from bot.router.hours import BusinessHours  # the parser lives with the queue
-
     try:
         BusinessHours.parse(value, "UTC")
     except ValueError as exc:

@@ -98,7 +98,7 @@ def _computed(value: dict[str, Any] | str, where: dict[str, Any]) -> list[dict[s
 
 
 class ReportsRepository(Repository):
-    """Aggregations behind ``bot/reports.py``."""
+    """Aggregations behind ``bot/services/reports.py``."""
 
     async def _total(
         self, match: dict[str, Any], value: dict[str, Any] | str | None = None, where: dict[str, Any] | None = None,

@@ -21,10 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.app import create_app  # noqa: E402
 from bot.keys import EVENTS, PIPELINE, QUEUE, SHIFTS, STORE  # noqa: E402
+from bot.router.webhooks.subscriptions import subscribe  # noqa: E402
+from bot.services.accounts import create_account  # noqa: E402
+from bot.services.agents import add_agent  # noqa: E402
 from bot.settings import Settings  # noqa: E402
-from bot.tenants import create_account  # noqa: E402
-from bot.webhooks.subscriptions import subscribe  # noqa: E402
-from bot.web.auth import add_agent  # noqa: E402
+from bot.web.keys import SERVICES  # noqa: E402
 from conversations.agent_models import Role, Shift  # noqa: E402
 from conversations.embedded import EmbeddedMongo  # noqa: E402
 from conversations.thread_models import Thread, ThreadStatus  # noqa: E402
@@ -54,7 +55,8 @@ async def populate(app: object) -> None:
     anna = (await store.queue.queued_threads("default"))[0]
     await store.threads.set_thread_fields((await store.queue.queued_threads("default"))[2].id, priority=2)
     await queue.take(agent, anna.id)
-    await queue.answer(anna.id, agent, "Hello Anna, I am sorry to hear that. Let me check with the courier.", "demo-0001")
+    await app[SERVICES].replies.answer(anna.id, agent, "Hello Anna, I am sorry to hear that. Let me check with the courier.",  # type: ignore[index]
+                                       "demo-0001")
     await queue.note(anna.id, agent, "Courier says: left at the reception desk. Ask her to check there.")
     await queue.set_labels(anna.id, agent, ["delivery", "vip"])
     return anna.id  # type: ignore[return-value]

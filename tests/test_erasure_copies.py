@@ -23,13 +23,14 @@ from aiohttp.test_utils import TestClient
 from bot.handlers.email import EmailAdapter
 from bot.keys import ADAPTERS, PIPELINE, SETTINGS, STORE
 from bot.nlu.model import NluModel
-from bot.privacy import erase_contact, find_contact
-from bot.web.apikit import issue_token
+from bot.services.contacts import erase_contact, find_contact
+from bot.web.api.kit import issue_token
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.traffic import Identity, Inbound
 from tests import factories
+from tests.cli.test_contacts import run
 from tests.conftest import raw_database_of
 from tests.fakes.twilio import FakeTwilio, fixture, post_webhook
 from tests.handlers.test_email import mail
@@ -37,7 +38,6 @@ from tests.handlers.test_sms import sms_settings
 from tests.mailservers import SmtpSink
 from tests.nlu.test_versions import DATA
 from tests.router.test_inbound import wait_for
-from tests.cli.test_contacts import run
 
 PHONE, EMAIL, PLACE = "+37120000417", "anna.kalnina@pasts.example", "Zvejniekciems"
 NEEDLES = [PHONE, PHONE[1:], EMAIL, "kalnina", PLACE]

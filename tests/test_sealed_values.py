@@ -22,10 +22,10 @@ from bot.handlers.egress_guards import EgressGuards
 from bot.handlers.webchat import VisitorTokens
 from bot.install_token import SECRET_NAME, InstallTokenError, rotate
 from bot.keys import ADAPTERS, STORE
+from bot.router.webhooks.sender import WebhookSender
 from bot.secret_key import open_sealer
 from bot.settings import SecuritySettings, WebhookSettings
-from bot.webhooks.sender import WebhookSender
-from bot.web.apikit import issue_token
+from bot.web.api.kit import issue_token
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.sealing import INSTALL, Sealer, SealingError, parse_key

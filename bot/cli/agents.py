@@ -14,9 +14,9 @@ from typing import Any
 
 from bot import audit
 from bot.cli.common import CliError, run_with_store
+from bot.services.agents import add_agent
 from bot.settings import Settings
-from bot.web.admin import teams_of
-from bot.web.auth import add_agent
+from bot.web.admin.agents import teams_of
 from conversations.agent_models import Role
 from conversations.models import utcnow
 from conversations.repositories import Repositories

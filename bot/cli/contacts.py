@@ -15,7 +15,7 @@ from typing import Any
 
 from bot import audit
 from bot.cli.common import CliError, run_with_store
-from bot.privacy import ContactNotFound, erase_contact, export_contact, find_contact
+from bot.services.contacts import ContactNotFound, erase_contact, export_contact, find_contact
 from bot.settings import Settings
 from conversations.personal_data import ContactScope
 from conversations.private_files import write_private

@@ -15,11 +15,11 @@ from aiohttp import web
 
 from bot.cli.common import CliError, redact
 from bot.install_token import InstallTokenError
-from bot.keys import FIRST_ADMIN
 from bot.logs import configure_logging
 from bot.nlu.responses import ResponsesError
 from bot.secret_key import SecretKeyError
 from bot.settings import Settings
+from bot.web.keys import FIRST_ADMIN
 from conversations.embedded import EmbeddedStoreError
 from conversations.errors import StoreUnavailable
 from conversations.private_files import write_private

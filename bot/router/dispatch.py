@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from dataclasses import dataclass
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,7 @@ from conversations.thread_models import Decision, DecisionAction, Message, Sende
 from conversations.traffic import Identity
 
 if TYPE_CHECKING:
-    from bot.webhooks.events import ThreadEvents
+    from bot.router.webhooks.events import ThreadEvents
 
 log = logging.getLogger("omnirouter.router.dispatch")
 

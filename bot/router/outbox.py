@@ -38,7 +38,7 @@ from conversations.thread_models import Message, OutboxItem, Thread
 from conversations.traffic import Identity
 
 if TYPE_CHECKING:
-    from bot.webhooks.events import ThreadEvents
+    from bot.router.webhooks.events import ThreadEvents
 
 log = logging.getLogger("omnirouter.router.outbox")
 

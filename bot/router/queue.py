@@ -19,41 +19,39 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot import audit
 from bot.logs import log_event
-from bot.router.hours import BusinessHours, Sla
+from bot.router.hours import Sla
+from bot.router.routing import AccountRouting, Routing
+from bot.router.thread_log import SYSTEM, ThreadLog
+from bot.router.webhooks.events import who
 from bot.settings import QueueSettings
-from bot.webhooks.events import who
 from conversations.agent_models import Agent
 from conversations.errors import StoreUnavailable
 from conversations.filters import one_of
-from conversations.ids import new_id
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import (
-    Decision, DecisionAction, Message, SenderKind, Thread, ThreadStatus, TimelineEntry, TimelineKind,
+    Decision,
+    DecisionAction,
+    Message,
+    SenderKind,
+    Thread,
+    ThreadStatus,
+    TimelineKind,
 )
 from conversations.traffic import Identity
 
 if TYPE_CHECKING:
     from bot.router.outbox import Outbox
-    from bot.webhooks.events import ThreadEvents
+    from bot.router.webhooks.events import ThreadEvents
 
 log = logging.getLogger("omnirouter.router.queue")
 
-SYSTEM = "system"
 _ACCOUNTS_SECONDS = 30.0  # how long the sweep trusts its list of auto-assigning accounts
 _ASSIGN_PAGE = 100  # queued threads auto-assignment reads at a time
-# the audit log's name for an agent's action, by the timeline entry it makes
-_AUDITED = {
-    TimelineKind.ASSIGNED: "thread.take", TimelineKind.TRANSFERRED: "thread.transfer",
-    TimelineKind.RESOLVED: "thread.resolve", TimelineKind.NOTE: "thread.note", TimelineKind.LABELS: "thread.labels",
-    TimelineKind.QUEUED: "thread.requeue", TimelineKind.REOPENED: "thread.reopen",
-}
 
 
 class QueueError(Exception):
@@ -65,28 +63,16 @@ class QueueError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
-class Routing:
-    """How one account's queue works right now (settings, overridden by the account's admin)."""
-
-    strategy: str
-    hours: BusinessHours
-    out_of_hours_reply: str
-    record_location: bool
-    reopen_days: float = 7.0  # a customer writing again this soon reopens the resolved thread
-
-
 class Queue:
     def __init__(
         self, store: Repositories, settings: QueueSettings | None = None, outbox: Outbox | None = None,
         record_location: bool = False, events: ThreadEvents | None = None,
     ) -> None:
         self._store = store
-        self._events = events
+        self._log = ThreadLog(store, events)
         self._settings = settings or QueueSettings()
         self._outbox = outbox
-        self._record_location = record_location
-        self._routing: dict[str, tuple[float, Routing]] = {}
+        self._routing = AccountRouting(store, self._settings, record_location)
         self._auto_accounts_until = 0.0  # when keep_assigning reads its list of accounts again
         s = self._settings
         self.sla = Sla(timedelta(minutes=s.first_response_minutes), timedelta(minutes=s.next_response_minutes))
@@ -127,7 +113,7 @@ class Queue:
         if human:
             await self._store.threads.mark_customer_waiting(thread.id, message.created_at)
         if decision.action == DecisionAction.QUEUED:
-            await self._timeline(thread, TimelineKind.QUEUED, None, decision.reason)
+            await self._log.timeline(thread, TimelineKind.QUEUED, None, decision.reason)
             routing = await self.routing(thread.account_id)
             if not routing.hours.is_open(now) and self._outbox is not None:
                 await self._outbox.enqueue_reply(
@@ -138,45 +124,24 @@ class Queue:
                 )
         # a thread the bot answered stays the bot's: only a human decision can have queued it
         current = (await self._store.threads.get_thread(thread.id) or thread) if human else thread
-        await self._event(current, "message")
+        await self._log.live(current, "message")
         if current.status == ThreadStatus.QUEUED:
             await self.auto_assign(thread.account_id)
 
     # --- routing of an account -----------------------------------------------------------
 
     async def routing(self, account_id: str) -> Routing:
-        cached = self._routing.get(account_id)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        account = await self._store.accounts.get_account(account_id)
-        own: dict[str, Any] = (account.routing or {}) if account else {}
-        s = self._settings
-        try:
-            hours = BusinessHours.parse(own.get("business_hours", s.business_hours), own.get("timezone", s.timezone))
-        except (ValueError, KeyError):
-            hours = BusinessHours.parse(s.business_hours, s.timezone)
-        routing = Routing(
-            strategy=own.get("strategy", s.strategy),
-            hours=hours,
-            out_of_hours_reply=own.get("out_of_hours_reply", s.out_of_hours_reply),
-            record_location=bool(own.get("record_location", self._record_location)),
-            reopen_days=float(own.get("reopen_days", s.reopen_days)),
-        )
-        self._routing[account_id] = (time.monotonic() + 3.0, routing)
-        return routing
+        return await self._routing.get(account_id)
 
     async def set_routing(self, account_id: str, **values: Any) -> None:
-        account = await self._store.accounts.get_account(account_id)
-        merged = {**((account.routing or {}) if account else {}), **values}
-        await self._store.accounts.set_account_fields(account_id, routing=merged)
-        self._routing.pop(account_id, None)
+        await self._routing.set(account_id, **values)
         self._auto_accounts_until = 0.0
 
     # --- agents taking work --------------------------------------------------------------
 
     async def take(self, agent: Agent, thread_id: str) -> Thread:
         """The agent takes one queued thread (the ``manual`` strategy's action)."""
-        thread = await self._open_thread(agent, thread_id)
+        thread = await self.open_thread(agent, thread_id)
         if thread.status != ThreadStatus.QUEUED:
             raise QueueError("taken", "someone else already took this conversation")
         if not agent.is_admin and thread.team and thread.team not in agent.teams:
@@ -262,9 +227,9 @@ class Queue:
             await asyncio.sleep(interval)
 
     async def _assigned(self, thread: Thread, agent: Agent, actor: Agent | None) -> None:
-        await self._timeline(thread, TimelineKind.ASSIGNED, actor, agent.name, to=agent.id)
-        await self._event(thread, "assigned", agent_id=agent.id)
-        await self._publish("thread.assigned", thread, agent=who(agent), by=who(actor))
+        await self._log.timeline(thread, TimelineKind.ASSIGNED, actor, agent.name, to=agent.id)
+        await self._log.live(thread, "assigned", agent_id=agent.id)
+        await self._log.publish("thread.assigned", thread, agent=who(agent), by=who(actor))
         log_event(log, "queue.assigned", thread=thread.id, agent=agent.id, by=actor.id if actor else SYSTEM)
 
     # --- moving work on ------------------------------------------------------------------
@@ -274,7 +239,7 @@ class Queue:
         note: str = "",
     ) -> Thread:
         """Hand a thread to an agent (who must be able to take it) or to a team's queue."""
-        thread = await self._open_thread(by, thread_id, own=True)
+        thread = await self.open_thread(by, thread_id, own=True)
         now = utcnow()
         target = await self._store.agents.get_agent(to_agent) if to_agent else None
         if to_agent and (target is None or target.account_id != by.account_id):
@@ -282,9 +247,9 @@ class Queue:
         if target is not None:
             moved = await self._move_to(thread, target, now)
             if moved is not None:
-                await self._timeline(moved, TimelineKind.TRANSFERRED, by, note, to=target.id, to_name=target.name)
-                await self._event(moved, "assigned", agent_id=target.id)
-                await self._publish("thread.assigned", moved, agent=who(target), by=who(by))
+                await self._log.timeline(moved, TimelineKind.TRANSFERRED, by, note, to=target.id, to_name=target.name)
+                await self._log.live(moved, "assigned", agent_id=target.id)
+                await self._log.publish("thread.assigned", moved, agent=who(target), by=who(by))
                 return moved
             to_team = to_team or (target.teams[0] if target.teams else thread.team or "")
             note = f"{note} ({target.name} cannot take it now)".strip()
@@ -293,9 +258,9 @@ class Queue:
             raise QueueError("changed", "the conversation changed meanwhile; reload")
         if thread.assignee:
             await self._store.queue.release_agent(thread.assignee)
-        await self._timeline(requeued, TimelineKind.TRANSFERRED, by, note, team=requeued.team or "")
-        await self._event(requeued, "queue")
-        await self._publish("thread.queued", requeued, reason="transfer", by=who(by))
+        await self._log.timeline(requeued, TimelineKind.TRANSFERRED, by, note, team=requeued.team or "")
+        await self._log.live(requeued, "queue")
+        await self._log.publish("thread.queued", requeued, reason="transfer", by=who(by))
         await self.auto_assign(by.account_id)
         return requeued
 
@@ -316,15 +281,15 @@ class Queue:
         return moved
 
     async def resolve(self, thread_id: str, by: Agent) -> Thread:
-        thread = await self._open_thread(by, thread_id, own=True)
+        thread = await self.open_thread(by, thread_id, own=True)
         before = await self._store.queue.resolve(thread.id, utcnow(), thread.assignee)
         if before is None:
             raise QueueError("changed", "the conversation changed meanwhile; reload")
         if before.assignee:
             await self._store.queue.release_agent(before.assignee)
-        await self._timeline(before, TimelineKind.RESOLVED, by, "")
-        await self._event(before, "queue")
-        await self._publish("thread.resolved", before, by=who(by))
+        await self._log.timeline(before, TimelineKind.RESOLVED, by, "")
+        await self._log.live(before, "queue")
+        await self._log.publish("thread.resolved", before, by=who(by))
         await self.auto_assign(by.account_id)
         return before
 
@@ -335,9 +300,9 @@ class Queue:
             requeued = await self._store.queue.requeue(thread.id, agent.id, thread.team or "", reason, utcnow())
             if requeued is not None:
                 await self._store.queue.release_agent(agent.id)
-                await self._timeline(requeued, TimelineKind.QUEUED, agent, reason)
-                await self._event(requeued, "queue")
-                await self._publish("thread.queued", requeued, reason=reason, by=who(agent))
+                await self._log.timeline(requeued, TimelineKind.QUEUED, agent, reason)
+                await self._log.live(requeued, "queue")
+                await self._log.publish("thread.queued", requeued, reason=reason, by=who(agent))
                 count += 1
         if count:
             await self.auto_assign(agent.account_id)
@@ -362,44 +327,31 @@ class Queue:
             if agent is not None:
                 await self._store.queue.release_agent(agent.id)
             return None
-        await self._timeline(thread, TimelineKind.REOPENED, None, agent.name if agent else "")
-        await self._event(thread, "assigned" if agent else "queue", agent_id=agent.id if agent else None)
+        await self._log.timeline(thread, TimelineKind.REOPENED, None, agent.name if agent else "")
+        await self._log.live(thread, "assigned" if agent else "queue", agent_id=agent.id if agent else None)
         if agent is not None:
-            await self._publish("thread.assigned", thread, agent=who(agent), reopened=True)
+            await self._log.publish("thread.assigned", thread, agent=who(agent), reopened=True)
         else:
-            await self._publish("thread.queued", thread, reason="reopened")
+            await self._log.publish("thread.queued", thread, reason="reopened")
         return thread
 
     # --- working a thread ----------------------------------------------------------------
 
-    async def answer(self, thread_id: str, agent: Agent, text: str, nonce: str) -> Message:
-        """Send the agent's reply through the outbox on the thread's channel."""
-        thread = await self._open_thread(agent, thread_id, own=True)
-        if thread.channel == "whatsapp" and (thread.wa_window_ends_at is None or thread.wa_window_ends_at <= utcnow()):
-            raise QueueError("window_closed", "the 24-hour window is closed: send a template")
-        assert self._outbox is not None, "the queue answers through the outbox"
-        message = await self._outbox.enqueue_reply(
-            dedup_key=f"agent:{agent.id}:{nonce}", thread=thread, to=Identity(thread.channel, thread.address or ""),
-            text=text, sender={"kind": str(SenderKind.AGENT), "id": agent.id, "name": agent.name},
-        )
-        now = utcnow()
-        late = thread.first_response_at is not None and thread.awaiting_since is not None \
+    def late(self, thread: Thread, now: datetime) -> bool:
+        """Whether an agent's reply now misses the next-response target (counted for the reports)."""
+        return thread.first_response_at is not None and thread.awaiting_since is not None \
             and bool(self.sla.next_response) and now - thread.awaiting_since > self.sla.next_response
-        await self._store.threads.mark_agent_replied(thread.id, now, next_late=late)
-        await audit.record(self._store, thread.account_id, agent, "thread.reply", thread.id, message=message.id)
-        await self._event(thread, "message")
-        return message
 
     async def note(self, thread_id: str, agent: Agent, text: str) -> None:
         thread = await self._visible_thread(agent, thread_id)
-        await self._timeline(thread, TimelineKind.NOTE, agent, text)
-        await self._event(thread, "thread")
+        await self._log.timeline(thread, TimelineKind.NOTE, agent, text)
+        await self._log.live(thread, "thread")
 
     async def set_labels(self, thread_id: str, agent: Agent, labels: list[str]) -> Thread:
         thread = await self._visible_thread(agent, thread_id)
         updated = await self._store.threads.set_thread_fields(thread.id, labels=labels) or thread
-        await self._timeline(thread, TimelineKind.LABELS, agent, ", ".join(labels))
-        await self._event(thread, "thread")
+        await self._log.timeline(thread, TimelineKind.LABELS, agent, ", ".join(labels))
+        await self._log.live(thread, "thread")
         return updated
 
     async def _visible_thread(self, agent: Agent, thread_id: str) -> Thread:
@@ -408,7 +360,7 @@ class Queue:
             raise QueueError("not_found", "no such conversation", 404)
         return thread
 
-    async def _open_thread(self, agent: Agent, thread_id: str, own: bool = False) -> Thread:
+    async def open_thread(self, agent: Agent, thread_id: str, own: bool = False) -> Thread:
         """The thread, checked: open, and (``own``) the agent's — admins may act on any."""
         thread = await self._visible_thread(agent, thread_id)
         if thread.status not in (ThreadStatus.QUEUED, ThreadStatus.ASSIGNED):
@@ -416,23 +368,3 @@ class Queue:
         if own and not agent.is_admin and thread.assignee != agent.id:
             raise QueueError("not_yours", "take the conversation first", 403)
         return thread
-
-    async def _timeline(self, thread: Thread, kind: TimelineKind, actor: Agent | None, text: str, **details: Any) -> None:
-        await self._store.queue.add_timeline(TimelineEntry(
-            id=new_id("tl"), account_id=thread.account_id, thread_id=thread.id, contact_id=thread.contact_id,
-            kind=str(kind), at=utcnow(), actor=actor.id if actor else SYSTEM,
-            actor_name=actor.name if actor else "", text=text, details=details,
-        ))
-        if actor is not None:  # an agent's action (the text may be a note: never audited)
-            await audit.record(self._store, thread.account_id, actor, _AUDITED[kind], thread.id,
-                               to=details.get("to"), team=details.get("team"))
-
-    async def _publish(self, event_type: str, thread: Thread, **data: Any) -> None:
-        if self._events is not None:
-            await self._events.quietly(event_type, thread, **data)
-
-    async def _event(self, thread: Thread, kind: str, agent_id: str | None = None) -> None:
-        fields: dict[str, Any] = {"thread_id": thread.id}
-        if agent_id:
-            fields["agent_id"] = agent_id
-        await self._store.events.emit_event(thread.account_id, kind, utcnow(), **fields)

@@ -44,6 +44,7 @@ class Reply:
     template: str | None = None
     parameters: Sequence[str] | Mapping[str, str] = ()
     agent: str | None = None
+    agent_name: str | None = None  # shown in the thread's history beside the reply
 
 
 def window_closed_message(closed_at: str | None, templates: Mapping[str, Any]) -> str:
@@ -102,7 +103,8 @@ async def send_reply(outbox: Outbox, adapter: ChannelAdapter, thread: Thread, re
                 raise ServiceWindowClosed(window_closed_message(ends.isoformat() if ends else None, templates))
         if reply.document is not None:
             meta["document"] = dict(reply.document)
-    sender = {"kind": str(SenderKind.AGENT), **({"id": reply.agent} if reply.agent else {})}
+    sender = {"kind": str(SenderKind.AGENT), **({"id": reply.agent} if reply.agent else {}),
+              **({"name": reply.agent_name} if reply.agent_name else {})}
     return await outbox.enqueue_reply(
         dedup_key=f"reply:{thread.id}:{reply.key}",
         thread=thread,

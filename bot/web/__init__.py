@@ -10,27 +10,35 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.keys import SETTINGS, STORE
+from bot.services.agents import add_agent
 from bot.tasks import stop_tasks
-from bot.keys import API_OPERATIONS, CONSOLE_HUB, FIRST_ADMIN, LOGIN_LIMITER, SETTINGS, STORE
-from bot.web import (
-    account_page, accounts_page, admin, admin_intents, admin_privacy, admin_reports, admin_training, api, api_accounts,
-    api_directory, api_threads, api_webhooks, chat_words, console, intents_api, login, login_second_step, nlu_api,
-    openapi, ops, replies, security_page,
-)
-from bot.web.apikit import ApiRoutes
-from bot.web.auth import add_agent, ended_sessions
-from bot.web.live import ConsoleHub, LiveFeed
-from bot.web.login_throttle import LoginLimiter
+from bot.web import ops
+from bot.web.admin import account as admin_account
+from bot.web.admin import accounts as admin_accounts
+from bot.web.admin import agents as admin_agents
+from bot.web.admin import intents as admin_intents
+from bot.web.admin import privacy as admin_privacy
+from bot.web.admin import reports as admin_reports
+from bot.web.admin import training as admin_training
+from bot.web.api import accounts, directory, intents, messages, nlu, openapi, replies, threads, webhooks
+from bot.web.api.kit import ApiRoutes
+from bot.web.chat import words as chat_words
+from bot.web.console import inbox, login, login_code, security
+from bot.web.console.auth import ended_sessions
+from bot.web.console.live import ConsoleHub, LiveFeed
+from bot.web.console.login_throttle import LOGIN_LIMITER, LoginLimiter
+from bot.web.console.wa_templates import TEMPLATES, ChannelTemplates
+from bot.web.keys import API_OPERATIONS, CONSOLE_HUB, FIRST_ADMIN
 from bot.web.pages import setup_templates
-from bot.web.wa_templates import TEMPLATES, ChannelTemplates
 from conversations.agent_models import Role
 
 STATIC = Path(__file__).resolve().parent / "static"
 SOCKET_CHECK_SECONDS = 2.0  # how soon a console socket closes after its session ends elsewhere
 # the REST API, table by table: each one's routes are served, checked and documented in
 # /api/openapi.json
-API_TABLES: list[ApiRoutes] = [api.API, replies.API, api_threads.API, api_directory.API, api_accounts.API,
-                               api_webhooks.API, nlu_api.API, intents_api.API]
+API_TABLES: list[ApiRoutes] = [messages.API, replies.API, threads.API, directory.API, accounts.API, webhooks.API,
+                               nlu.API, intents.API]
 
 
 async def _index(request: web.Request) -> web.StreamResponse:
@@ -43,14 +51,14 @@ def setup_web(app: web.Application) -> None:
         app.add_routes(table.routes())
     app[API_OPERATIONS] = [op for table in API_TABLES for op in table.operations]
     app.add_routes(openapi.routes())
-    app.add_routes(login.routes() + login_second_step.routes())
-    app.add_routes(security_page.routes())
-    app.add_routes(console.routes())
-    app.add_routes(admin.routes())
+    app.add_routes(login.routes() + login_code.routes())
+    app.add_routes(security.routes())
+    app.add_routes(inbox.routes())
+    app.add_routes(admin_agents.routes())
     app.add_routes(admin_reports.routes() + admin_privacy.routes())
     app.add_routes(admin_intents.routes() + admin_training.routes())
-    app.add_routes(account_page.routes())
-    app.add_routes(accounts_page.routes())
+    app.add_routes(admin_account.routes())
+    app.add_routes(admin_accounts.routes())
     app.add_routes(chat_words.routes())
     app.add_routes([web.get("/", _index)])
     app.router.add_static("/static", STATIC, append_version=True)
@@ -68,7 +76,7 @@ async def _console_ctx(app: web.Application) -> AsyncIterator[None]:
     app[LOGIN_LIMITER] = LoginLimiter(store, console_settings.login_attempts, console_settings.login_delay_seconds,
                                       console_settings.login_max_delay_seconds, console_settings.login_window_seconds)
     app[FIRST_ADMIN] = await _first_admin(app)
-    hub = ConsoleHub(functools.partial(console.render_live, app))
+    hub = ConsoleHub(functools.partial(inbox.render_live, app))
     app[CONSOLE_HUB] = hub
     mode = settings.console.live_feed
     if mode == "auto":

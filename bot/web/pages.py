@@ -18,8 +18,8 @@ import jinja2
 from aiohttp import web
 
 from bot.keys import SETTINGS
-from bot.web import auth
 from bot.web.access import Access, mark
+from bot.web.console import auth
 from bot.web.i18n import LANGUAGE_NAMES, pick_language, template_words
 from conversations.agent_models import Agent, Role, Session
 from conversations.models import from_epoch_ms

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.router.queue import Queue
-from bot.web import views
+from bot.web.console import views
 from conversations.agent_models import Agent, Presence, Role
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.handlers.webchat import VisitorTokens, WebchatAdapter
 from bot.keys import ADAPTERS, STORE
-from bot.privacy import erase_contact, find_contact
+from bot.services.contacts import erase_contact, find_contact
 from bot.settings import Settings
 from tests.handlers.test_webchat import frames_until
 

@@ -9,12 +9,12 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from tests import factories
 from tests.handlers.channels import fixture, post_whatsapp
 from tests.router.test_inbound import wait_for
-from tests.web.test_console import CSRF, log_in
+from tests.web.console.test_console import CSRF, log_in
 
 
 async def test_outside_whatsapps_window_the_console_sends_a_configured_template(

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.keys import PIPELINE, STORE
-from bot.tenants import create_account
+from bot.services.accounts import create_account
 from conversations.thread_models import ThreadStatus
 from conversations.traffic import Identity, Inbound
 from tests.conftest import make_settings, raw_database_of

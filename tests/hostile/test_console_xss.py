@@ -32,16 +32,17 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, BrowserContext, Dialog, Page, expect
 
-from bot.keys import ADAPTERS, FIRST_ADMIN, STORE
-from bot.web.apikit import issue_token
+from bot.keys import ADAPTERS, STORE
+from bot.web.api.kit import issue_token
+from bot.web.keys import FIRST_ADMIN
 from conversations.embedded import free_port
 from tests import traffic
 from tests.conftest import raw_database_of
 from tests.handlers.channels import fixture
 from tests.hostile.conftest import OUR_ADDRESS, every_channel, post, settled
 from tests.web.conftest import browser  # noqa: F401  (the fixture)
-from tests.web.test_console import console_csrf, log_in
-from tests.web.test_console_browser import log_in_page
+from tests.web.console.test_console import console_csrf, log_in
+from tests.web.console.test_console_browser import log_in_page
 
 pytestmark = pytest.mark.browser
 

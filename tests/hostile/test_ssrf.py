@@ -19,8 +19,8 @@ from aiohttp.test_utils import TestClient
 from bot.handlers.egress import Egress
 from bot.keys import ADAPTERS, STORE
 from bot.nlu.remote import NluUnavailable, RasaClient
-from bot.web.apikit import issue_token
-from bot.web.auth import add_agent
+from bot.services.agents import add_agent
+from bot.web.api.kit import issue_token
 from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
@@ -156,7 +156,7 @@ async def test_an_account_cannot_set_its_api_base_to_the_router_or_an_internal_a
 async def test_the_account_page_refuses_such_an_api_base_in_english_and_latvian(
     embedded: EmbeddedMongo, db_name: str, start_client: Any, canary: Canary
 ) -> None:
-    from tests.web.test_accounts import Browser
+    from tests.web.admin.test_accounts import Browser
 
     client: TestClient = await start_client(make_settings(embedded.uri, db_name, telegram={"for_accounts": True}))
     store: Repositories = client.server.app[STORE]

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from bot.handlers.email import EmailAdapter
 from bot.keys import ADAPTERS, STORE
 from bot.logs import TextFormatter, without_contacts
-from bot.privacy import erase_contact, find_contact
+from bot.services.contacts import erase_contact, find_contact
 from conversations.repositories import Repositories
 from conversations.thread_models import OutboxState
 from tests import factories

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.business_hours import BusinessHours
 from bot.keys import PIPELINE, QUEUE, SHIFTS, STORE
-from bot.router.hours import BusinessHours
 from bot.router.queue import Queue, QueueError
 from bot.settings import Settings
+from bot.web.keys import SERVICES
 from conversations.agent_models import Agent, Presence, Role
 from conversations.ids import new_id
 from conversations.models import utcnow
@@ -272,7 +273,7 @@ async def test_sla_clocks_run_until_an_agent_answers(client: TestClient) -> None
     kind, due = queue.sla.due(thread)  # type: ignore[arg-type,misc]
     assert kind == "first_response" and due == thread.queued_at + timedelta(minutes=15)  # type: ignore[union-attr,operator]
     await queue.take(agent, thread_id)
-    await queue.answer(thread_id, agent, "Hello, I am here", "nonce-0001")
+    await app[SERVICES].replies.answer(thread_id, agent, "Hello, I am here", "nonce-0001")
     answered = await store.threads.get_thread(thread_id)
     assert answered.first_response_at is not None and queue.sla.due(answered) is None  # type: ignore[union-attr,arg-type]
     decision = await _dispatched(app, "sla-customer", "thanks, and another question")

@@ -22,12 +22,13 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.keys import API_OPERATIONS, EGRESS, EVENTS, FIRST_ADMIN, NLU, PIPELINE, STORE
-from bot.tenants import create_account
+from bot.keys import EGRESS, EVENTS, NLU, PIPELINE, STORE
+from bot.router.webhooks.subscriptions import subscribe
+from bot.services.accounts import create_account
+from bot.services.agents import add_agent
 from bot.web.access import Access, access_of
-from bot.web.apikit import issue_token
-from bot.web.auth import add_agent
-from bot.webhooks.subscriptions import subscribe
+from bot.web.api.kit import issue_token
+from bot.web.keys import API_OPERATIONS, FIRST_ADMIN
 from conversations.agent_models import Role
 from conversations.tenant_models import EVENT_TYPES
 from conversations.traffic import Attachment, Identity, Inbound

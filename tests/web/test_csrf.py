@@ -11,11 +11,12 @@ from typing import Any
 
 import aiohttp
 
-from bot.keys import FIRST_ADMIN, STORE
+from bot.keys import STORE
+from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Role
 from tests.conftest import raw_database_of
+from tests.web.console.test_console import log_in
 from tests.web.test_authorisation import CONSOLE_FORMS, CSRF, QUERIES, World, _fill, build_world, guarded_routes
-from tests.web.test_console import log_in
 
 EVIL = "http://evil.example"
 UNCHANGING = ("sessions", "login_failures")  # a refused request may still refresh its session's last-seen time

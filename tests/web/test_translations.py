@@ -15,7 +15,7 @@ from babel.messages.catalog import Catalog, Message
 from babel.messages.pofile import read_po
 
 from bot.web import i18n
-from bot.web.chat_words import CHAT_WORDS, browser_language
+from bot.web.chat.words import CHAT_WORDS, browser_language
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "bot" / "web" / "static"

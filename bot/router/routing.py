@@ -1,0 +1,62 @@
+"""How each account's queue works right now: the settings' strategy, business hours, out-of-hours
+reply, location recording and reopen window, overridden by what the account's admin saved. Read
+often (every queued message), so each account's is kept for a few seconds."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bot.business_hours import BusinessHours
+from bot.settings import QueueSettings
+from conversations.repositories import Repositories
+
+_CACHE_SECONDS = 3.0
+
+
+@dataclass(frozen=True)
+class Routing:
+    """How one account's queue works right now (settings, overridden by the account's admin)."""
+
+    strategy: str
+    hours: BusinessHours
+    out_of_hours_reply: str
+    record_location: bool
+    reopen_days: float = 7.0  # a customer writing again this soon reopens the resolved thread
+
+
+class AccountRouting:
+    def __init__(self, store: Repositories, settings: QueueSettings, record_location: bool = False) -> None:
+        self._store = store
+        self._settings = settings
+        self._record_location = record_location
+        self._cached: dict[str, tuple[float, Routing]] = {}
+
+    async def get(self, account_id: str) -> Routing:
+        cached = self._cached.get(account_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        account = await self._store.accounts.get_account(account_id)
+        own: dict[str, Any] = (account.routing or {}) if account else {}
+        s = self._settings
+        try:
+            hours = BusinessHours.parse(own.get("business_hours", s.business_hours), own.get("timezone", s.timezone))
+        except (ValueError, KeyError):
+            hours = BusinessHours.parse(s.business_hours, s.timezone)
+        routing = Routing(
+            strategy=own.get("strategy", s.strategy),
+            hours=hours,
+            out_of_hours_reply=own.get("out_of_hours_reply", s.out_of_hours_reply),
+            record_location=bool(own.get("record_location", self._record_location)),
+            reopen_days=float(own.get("reopen_days", s.reopen_days)),
+        )
+        self._cached[account_id] = (time.monotonic() + _CACHE_SECONDS, routing)
+        return routing
+
+    async def set(self, account_id: str, **values: Any) -> None:
+        """Save the admin's ``values`` over the account's routing; read again on the next ``get``."""
+        account = await self._store.accounts.get_account(account_id)
+        merged = {**((account.routing or {}) if account else {}), **values}
+        await self._store.accounts.set_account_fields(account_id, routing=merged)
+        self._cached.pop(account_id, None)

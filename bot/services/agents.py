@@ -1,0 +1,68 @@
+"""Agents as people who sign in: creating one (with a generated password, shown once), changing
+one (role, teams, capacity, whether they may log in: a deactivated agent's sessions end at once),
+and the argon2id hashes their passwords are kept as. The admin pages, the REST API, the CLI and
+account creation all add and change agents here."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from bot import audit
+from conversations.agent_models import Agent, Role
+from conversations.ids import new_id
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+
+_HASHER = PasswordHasher()  # argon2id with the library's recommended cost
+_DUMMY_HASH = _HASHER.hash("omnirouter-timing-equaliser")
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.get_running_loop().run_in_executor(None, _HASHER.hash, password)
+
+
+async def verify_password(password_hash: str | None, password: str) -> bool:
+    """Constant work whether or not the agent exists (no login enumeration by timing)."""
+    def check() -> bool:
+        try:
+            return _HASHER.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    return await asyncio.get_running_loop().run_in_executor(None, check)
+
+
+async def add_agent(
+    store: Repositories, account_id: str, login: str, *, name: str | None = None, role: Role = Role.AGENT,
+    teams: list[str] | None = None, capacity: int = 5, password: str | None = None,
+) -> tuple[Agent | None, str]:
+    """Create an agent; returns ``(agent or None if the login is taken, password)``. Without a
+    password one is generated (and returned, to be shown once)."""
+    password = password or secrets.token_urlsafe(12)
+    agent = Agent(
+        id=new_id("agt"), account_id=account_id, login=login, name=name or login, role=role,
+        created_at=utcnow(), password_hash=await hash_password(password), teams=list(teams or []),
+        capacity=capacity, free=capacity,
+    )
+    return (agent if await store.agents.create_agent(agent) else None), password
+
+
+async def change_agent(store: Repositories, agent: Agent, actor: Agent | str, changes: dict[str, Any],
+                       **audit_details: Any) -> Agent:
+    """Apply ``changes`` (``name``, ``role``, ``teams``, ``capacity``, ``active``) to ``agent`` for
+    ``actor``, recorded as ``agent.update`` with ``audit_details``; the agent as it is now."""
+    fields = dict(changes)
+    capacity = fields.pop("capacity", None)
+    if fields:
+        await store.agents.update_agent(agent.id, **fields)
+    if capacity is not None:
+        await store.agents.set_capacity(agent.id, capacity)
+    if fields.get("active") is False:
+        await store.sign_in.delete_agent_sessions(agent.id)
+    await audit.record(store, agent.account_id, actor, "agent.update", agent.id, **audit_details)
+    return await store.agents.get_agent(agent.id) or agent

@@ -1,0 +1,65 @@
+"""One reply path: every agent's reply — typed in the console, a WhatsApp template picked there,
+or posted to the REST API — goes out here, and so is checked, sent and recorded the same way:
+
+* the channel's rules (``bot/router/replies.py``: WhatsApp's 24-hour window, templates),
+* queued once per idempotency key through the outbox,
+* the thread's response clock (first response, a late next response for the reports),
+* the live consoles refreshed, and the audit log's ``thread.reply`` (or ``thread.template``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot import audit
+from bot.handlers.base import ChannelAdapter
+from bot.router.outbox import Outbox
+from bot.router.queue import Queue
+from bot.router.replies import Reply, ReplyRefused, send_reply
+from bot.router.thread_log import ThreadLog
+from conversations.agent_models import Agent
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import Message, Thread
+
+
+class ChannelNotConfigured(ReplyRefused):
+    code = "channel_not_configured"
+
+
+class Replies:
+    def __init__(self, store: Repositories, outbox: Outbox, adapters: Mapping[str, ChannelAdapter], queue: Queue,
+                 log: ThreadLog) -> None:
+        self._store = store
+        self._outbox = outbox
+        self._adapters = adapters
+        self._queue = queue
+        self._log = log
+
+    async def send(self, thread: Thread, reply: Reply, actor: Agent | str, *, action: str = "thread.reply",
+                   **details: Any) -> Message:
+        """Queue ``reply`` on ``thread`` for ``actor`` (an agent, or the API caller); raise
+        :class:`ReplyRefused` (with a ``code``) when it cannot go out as asked."""
+        adapter = self._adapters.get(thread.channel)
+        if adapter is None:
+            raise ChannelNotConfigured(f"the {thread.channel} channel is not configured here")
+        message = await send_reply(self._outbox, adapter, thread, reply)
+        now = utcnow()
+        await self._store.threads.mark_agent_replied(thread.id, now, next_late=self._queue.late(thread, now))
+        await audit.record(self._store, thread.account_id, actor, action, thread.id, message=message.id, **details)
+        await self._log.live(thread, "message")
+        return message
+
+    async def answer(self, thread_id: str, agent: Agent, text: str, nonce: str) -> Message:
+        """The console's reply: free text on a thread the agent holds (admins: any open thread),
+        sent once per form (``nonce``)."""
+        thread = await self._queue.open_thread(agent, thread_id, own=True)
+        reply = Reply(key=f"agent:{agent.id}:{nonce}", text=text, agent=agent.id, agent_name=agent.name)
+        return await self.send(thread, reply, agent)
+
+    async def template(self, thread: Thread, agent: Agent, name: str, parameters: list[str], nonce: str) -> Message:
+        """A template the agent picked in the console (outside WhatsApp's window), once per form."""
+        reply = Reply(key=f"template:{nonce}", template=name, parameters=tuple(parameters), agent=agent.id,
+                      agent_name=agent.name)
+        return await self.send(thread, reply, agent, action="thread.template", template=name[:100])

@@ -1,0 +1,34 @@
+"""What an agent (in the console) or an API caller does to a thread: take it, take the next one,
+transfer it (to an agent, or a team's queue), resolve it, add a note, set its labels. One path for
+each, over the queue, which checks the thread may be acted on and records the action (timeline,
+audit log, live consoles, webhook events)."""
+
+from __future__ import annotations
+
+from bot.router.queue import Queue
+from conversations.agent_models import Agent
+from conversations.thread_models import Thread
+
+
+class ThreadActions:
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+
+    async def take(self, agent: Agent, thread_id: str) -> Thread:
+        return await self._queue.take(agent, thread_id)
+
+    async def take_next(self, agent: Agent) -> Thread | None:
+        return await self._queue.take_next(agent)
+
+    async def transfer(self, thread_id: str, by: Agent, *, to_agent: str | None = None, to_team: str | None = None,
+                       note: str = "") -> Thread:
+        return await self._queue.transfer(thread_id, by, to_agent=to_agent, to_team=to_team, note=note)
+
+    async def resolve(self, thread_id: str, by: Agent) -> Thread:
+        return await self._queue.resolve(thread_id, by)
+
+    async def note(self, thread_id: str, agent: Agent, text: str) -> None:
+        await self._queue.note(thread_id, agent, text)
+
+    async def set_labels(self, thread_id: str, agent: Agent, labels: list[str]) -> Thread:
+        return await self._queue.set_labels(thread_id, agent, labels)

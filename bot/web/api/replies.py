@@ -1,0 +1,108 @@
+"""The REST API for conversations on the messenger channels: agent replies (through the one reply
+path, ``bot/services/replies.py``: WhatsApp's service window and templates enforced) and downloading a customer's attachment by its provider
+file id. Same authentication and account scoping as the rest of ``/api``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from bot.handlers.media import AttachmentError, AttachmentTooLarge
+from bot.keys import ADAPTERS, STORE
+from bot.router.replies import Reply, ReplyRefused
+from bot.web.api.kit import ApiRoutes, Call, api_error, reply, visible
+from bot.web.api.messages import small_int
+from bot.web.api.openapi import ref
+from bot.web.errors import json_error
+from bot.web.keys import SERVICES
+
+API = ApiRoutes()
+_MIME = re.compile(r"^[A-Za-z0-9][\w.+-]{0,63}/[A-Za-z0-9][\w.+-]{0,127}$", re.ASCII)
+_DOCUMENT_KEYS = ("url", "file_id", "media_id", "name")
+
+REPLY_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["id"],
+    "properties": {
+        "id": {"type": "string", "minLength": 1, "maxLength": 100, "description": "your idempotency key"},
+        "text": {"type": "string", "maxLength": 4096},
+        "options": {"type": "array", "items": {"type": "string", "maxLength": 256}, "maxItems": 100},
+        "document": {
+            "type": "object", "anyOf": [{"required": ["url"]}, {"required": ["file_id"]}, {"required": ["media_id"]}],
+            "description": "other keys are ignored",
+            "properties": {"url": {"type": "string", "maxLength": 2000}, "file_id": {"type": "string", "maxLength": 500},
+                           "media_id": {"type": "string", "maxLength": 500}, "name": {"type": "string", "maxLength": 255}},
+        },
+        "template": {"type": "string", "maxLength": 512},
+        "parameters": {"anyOf": [
+            {"type": "array", "items": {"type": "string"}},
+            {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
+        ]},
+        "agent": {"type": "string", "maxLength": 100},
+    },
+}
+
+
+def reply_from(body: dict[str, Any]) -> Reply:
+    parameters = body.get("parameters", [])
+    parameters = {str(k): str(v) for k, v in parameters.items()} if isinstance(parameters, dict) else tuple(parameters)
+    document = body.get("document")
+    if document is not None:  # only what a channel sends: other keys could not even be stored
+        document = {k: v for k, v in document.items() if k in _DOCUMENT_KEYS and isinstance(v, str)}
+    return Reply(key=body["id"], text=body.get("text", ""), options=tuple(body.get("options", [])),
+                 document=document, template=body.get("template"), parameters=parameters,
+                 agent=body.get("agent"))
+
+
+@API("POST", "/api/threads/{thread_id}/replies", "Queue an agent's reply through the outbox", tag="threads",
+     response=ref("Message"), status=202, body=REPLY_BODY, errors=(409,),
+     description="Free text (with options or a document) or a WhatsApp template; 409 `service_window_closed` "
+                 "or `unknown_template` says why it cannot go out. The same `id` never sends twice.")
+async def post_reply(request: web.Request, call: Call) -> web.Response:
+    thread_id = request.match_info["thread_id"]
+    thread = visible(call.principal, await request.app[STORE].threads.get_thread(thread_id), "thread", thread_id)
+    reply_to_send = reply_from(call.body)
+    try:
+        message = await request.app[SERVICES].replies.send(thread, reply_to_send, call.principal.audit_actor,
+                                                           agent=reply_to_send.agent)
+    except ReplyRefused as exc:
+        return json_error(409 if exc.code != "reply_refused" else 400, exc.code, str(exc))
+    return reply(message.to_json(), status=202)
+
+
+@API("GET", "/api/messages/{message_id}/attachments/{index}",
+     "The n-th attachment of a message, fetched from the channel's provider by its file id", tag="messages",
+     response=None, errors=(409, 413, 502))
+async def get_attachment(request: web.Request, call: Call) -> web.StreamResponse:
+    message_id, index = request.match_info["message_id"], small_int(request.match_info["index"])
+    message = visible(call.principal, await request.app[STORE].messages.get_message(message_id), "message", message_id)
+    if index is None or index >= len(message.attachments):
+        raise api_error(404, "not_found", f"message {message_id} has no such attachment")
+    attachment = message.attachments[index]
+    fetch = getattr(request.app[ADAPTERS].get(message.channel), "fetch_attachment", None)
+    if fetch is None or not attachment.provider_ref:
+        return json_error(409, "not_downloadable", "this attachment has no file to fetch")
+    try:
+        data: bytes = await fetch(message.account_id, attachment.provider_ref)
+    except AttachmentTooLarge as exc:
+        return json_error(413, "too_large", str(exc))
+    except AttachmentError as exc:
+        return json_error(502, "provider_error", str(exc))
+    headers = {"Content-Disposition": _disposition(attachment.name or "file"), "X-Content-Type-Options": "nosniff"}
+    mime = attachment.mime_type or ""
+    return web.Response(body=data, content_type=mime if _MIME.match(mime) else "application/octet-stream",
+                        headers=headers)
+
+
+def _disposition(name: str) -> str:
+    """A download header for a customer's file name, whatever it contains (quotes, line breaks,
+    non-ASCII): an ASCII fallback plus the exact name percent-encoded (RFC 6266)."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)[:100]
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name[:200], safe='')}"
+
+
+def routes() -> list[web.RouteDef]:
+    return API.routes()

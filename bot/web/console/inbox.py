@@ -1,0 +1,270 @@
+"""The agent console: the queue, the agent's conversations, a thread with the contact's whole
+history, and the actions on it (take, reply, note, labels, transfer, resolve), plus the shift
+button and the live socket.
+
+Forms work as plain HTML posts (303 back to the page); with htmx loaded, reply and note post in
+place and the page stays put. Every post carries the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from bot import audit
+from bot.keys import QUEUE, SHIFTS, STORE
+from bot.router.queue import QueueError
+from bot.router.replies import ReplyRefused
+from bot.router.shifts import read_location
+from bot.web.console import auth
+from bot.web.console.live import ConsoleSocket
+from bot.web.console.views import my_rows, queue_rows, thread_view
+from bot.web.console.wa_templates import TEMPLATES
+from bot.web.i18n import LANGUAGES
+from bot.web.keys import CONSOLE_HUB, SERVICES
+from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
+from conversations.agent_models import Agent
+from conversations.thread_models import Thread
+
+_NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_LABEL = re.compile(r"^[\w][\w .:-]{0,31}$")
+MAX_TEXT = 4096
+
+
+async def _thread_context(request: web.Request, agent: Agent, thread: Thread | None) -> dict[str, Any]:
+    app = request.app
+    if thread is None:
+        return {"view": None, "templates": []}
+    view = await thread_view(app[STORE], app[QUEUE], agent, thread)
+    templates = await app[TEMPLATES].templates(thread) if view.wa_window_open is False else []
+    return {"view": view, "templates": templates, "nonce": secrets.token_urlsafe(12)}
+
+
+async def _lists(request: web.Request, agent: Agent) -> dict[str, Any]:
+    app = request.app
+    routing = await app[QUEUE].routing(agent.account_id)
+    return {
+        "queue": await queue_rows(app[STORE], app[QUEUE], agent.account_id),
+        "mine": await my_rows(app[STORE], app[QUEUE], agent),
+        "strategy": routing.strategy,
+        "record_location": routing.record_location,
+    }
+
+
+async def _visible(request: web.Request, agent: Agent, thread_id: str | None) -> Thread | None:
+    if not thread_id:
+        return None
+    thread = await request.app[STORE].threads.get_thread(thread_id)
+    return thread if thread is not None and thread.account_id == agent.account_id else None
+
+
+@signed_in()
+async def console(request: web.Request) -> web.Response:
+    agent = current_agent(request)
+    thread = await _visible(request, agent, request.query.get("thread"))
+    context = {**await _lists(request, agent), **await _thread_context(request, agent, thread)}
+    return page(request, "console.html", error=request.query.get("error", "")[:200], **context)
+
+
+async def render_live(app: web.Application, sock: ConsoleSocket, parts: set[str], notify: list[str]) -> str:
+    """The fragments a console needs after an event, marked for htmx's out-of-band swap."""
+    store = app[STORE]
+    agent = await store.agents.get_agent(sock.agent_id)
+    if agent is None or not agent.active or (sock.role and agent.role != sock.role):
+        return ""  # nothing under a grant that no longer holds: the socket is being closed
+    lang, html = agent.lang, []
+    request_like = _Detached(app, agent)
+    if parts & {"queue", "mine", "header"}:
+        lists = await _lists(request_like, agent)  # type: ignore[arg-type]
+        for part in sorted(parts & {"queue", "mine", "header"}):
+            html.append(render(app, f"_{part}.html", lang, agent=agent, csrf=sock.csrf, oob=True, **lists))
+    thread = await store.threads.get_thread(sock.thread_id) if sock.thread_id and "thread" in parts else None
+    if thread is not None and thread.account_id == agent.account_id:
+        context = await _thread_context(request_like, agent, thread)  # type: ignore[arg-type]
+        for part in ("_history.html", "_thread_head.html"):
+            html.append(render(app, part, lang, agent=agent, csrf=sock.csrf, oob=True, **context))
+    if notify:
+        html.append(render(app, "_notify.html", lang, threads=notify, oob=True))
+    return "".join(html)
+
+
+class _Detached:
+    """Just enough of a request for rendering a live update outside any request."""
+
+    def __init__(self, app: web.Application, agent: Agent) -> None:
+        self.app = app
+        self._items = {AGENT: agent}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._items.get(key, default)
+
+
+@signed_in()
+async def socket(request: web.Request) -> web.StreamResponse:
+    if auth.cross_site(request):
+        return plain(403, "cross-origin console sockets are refused")
+    agent = current_agent(request)
+    thread = await _visible(request, agent, request.query.get("thread"))
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
+    await ws.prepare(request)
+    sock = ConsoleSocket(ws, agent.account_id, agent.id, thread.id if thread else None, agent.lang,
+                         request[SESSION].csrf, session_id=request[SESSION].id, role=str(agent.role))
+    return await request.app[CONSOLE_HUB].serve(request, sock)
+
+
+def _back(request: web.Request, thread_id: str | None = None, error: str = "") -> web.Response:
+    query = []
+    if thread_id:
+        query.append(f"thread={thread_id}")
+    if error:
+        query.append("error=" + re.sub(r"[^\w .,:;'()-]", "", error)[:200].replace(" ", "+"))
+    return redirect("/console" + ("?" + "&".join(query) if query else ""))
+
+
+def _refused(request: web.Request, exc: ReplyRefused, thread_id: str) -> web.Response:
+    if request.headers.get("HX-Request"):
+        return plain(409, str(exc))
+    return _back(request, thread_id, str(exc))
+
+
+def _failed(request: web.Request, exc: QueueError, thread_id: str | None) -> web.Response:
+    if request.headers.get("HX-Request"):
+        return plain(exc.status, str(exc))
+    return _back(request, thread_id, str(exc))
+
+
+@signed_in()
+async def shift(request: web.Request) -> web.Response:
+    form, agent, shifts = await request.post(), current_agent(request), request.app[SHIFTS]
+    location = read_location(form.get("lat"), form.get("lon"), form.get("accuracy"))
+    action = form.get("action")
+    if action == "start":
+        await shifts.start(agent, location)
+    elif action == "stop":
+        await shifts.stop(agent, location)
+    elif action in ("away", "back"):
+        await shifts.set_away(agent, action == "away")
+    else:
+        return plain(400, "action must be start, stop, away or back")
+    await audit.record(request.app[STORE], agent.account_id, agent, f"shift.{action}", agent.id)
+    return _back(request)
+
+
+@signed_in()
+async def take_next(request: web.Request) -> web.Response:
+    agent = current_agent(request)
+    try:
+        thread = await request.app[SERVICES].threads.take_next(agent)
+    except QueueError as exc:
+        return _failed(request, exc, None)
+    return _back(request, thread.id if thread else None, "" if thread else "nobody is waiting")
+
+
+@signed_in()
+async def act(request: web.Request) -> web.Response:
+    """``POST /console/threads/{id}/{action}``: one action on one thread."""
+    agent, threads = current_agent(request), request.app[SERVICES].threads
+    thread_id, action = request.match_info["thread_id"], request.match_info["action"]
+    form = await request.post()
+    try:
+        if action == "take":
+            await threads.take(agent, thread_id)
+        elif action == "reply":
+            return await _reply(request, agent, thread_id, form)
+        elif action == "note":
+            text = str(form.get("text", "")).strip()[:MAX_TEXT]
+            if not text:
+                return plain(400, "the note is empty")
+            await threads.note(thread_id, agent, text)
+            if request.headers.get("HX-Request"):
+                return await _fragment(request, agent, thread_id, "_note_form.html")
+        elif action == "labels":
+            labels = [part.strip() for part in str(form.get("labels", "")).split(",") if part.strip()]
+            if len(labels) > 10 or not all(_LABEL.match(label) for label in labels):
+                return plain(400, "up to 10 labels of letters, digits, spaces, . : - (32 characters each)")
+            await threads.set_labels(thread_id, agent, labels)
+        elif action == "transfer":
+            await threads.transfer(thread_id, agent, to_agent=str(form.get("agent", "")) or None,
+                                   to_team=str(form.get("team", "")).strip() or None,
+                                   note=str(form.get("note", "")).strip()[:1000])
+            return _back(request)
+        elif action == "resolve":
+            await threads.resolve(thread_id, agent)
+            return _back(request)
+        elif action == "template":
+            return await _template(request, agent, thread_id, form)
+        else:
+            return plain(404, f"no action {action}")
+    except QueueError as exc:
+        return _failed(request, exc, thread_id)
+    return _back(request, thread_id)
+
+
+async def _reply(request: web.Request, agent: Agent, thread_id: str, form: Any) -> web.Response:
+    text, nonce = str(form.get("text", "")).strip(), str(form.get("nonce", ""))
+    if not _NONCE.match(nonce):
+        return plain(400, "reload the page: the form is missing its nonce")
+    canned = {c.shortcut: c.text for c in await request.app[STORE].agents.list_canned(agent.account_id)}
+    if text.startswith("/") and text[1:] in canned:
+        text = canned[text[1:]]
+    if not text or len(text) > MAX_TEXT:
+        return plain(400, f"the reply must be 1 to {MAX_TEXT} characters")
+    try:
+        await request.app[SERVICES].replies.answer(thread_id, agent, text, nonce)
+    except ReplyRefused as exc:
+        return _refused(request, exc, thread_id)
+    if request.headers.get("HX-Request"):
+        return await _fragment(request, agent, thread_id, "_composer.html")
+    return _back(request, thread_id)
+
+
+async def _fragment(request: web.Request, agent: Agent, thread_id: str, form_template: str) -> web.Response:
+    """A fresh form plus the updated history, for htmx to swap in place."""
+    thread = await _visible(request, agent, thread_id)
+    context = await _thread_context(request, agent, thread)
+    csrf = request[SESSION].csrf
+    html = render(request.app, form_template, agent.lang, agent=agent, csrf=csrf, **context)
+    html += render(request.app, "_history.html", agent.lang, agent=agent, csrf=csrf, oob=True, **context)
+    return web.Response(text=html, content_type="text/html")
+
+
+async def _template(request: web.Request, agent: Agent, thread_id: str, form: Any) -> web.Response:
+    thread = await _visible(request, agent, thread_id)
+    if thread is None:
+        return plain(404, "no such conversation")
+    if not agent.is_admin and thread.assignee != agent.id:
+        return plain(403, "take the conversation first")
+    nonce = str(form.get("nonce", ""))
+    if not _NONCE.match(nonce):
+        return plain(400, "reload the page: the form is missing its nonce")
+    raw = str(form.get("parameters", "")).strip()
+    parameters = [value.strip() for value in raw.split(",")] if raw else []
+    try:
+        await request.app[SERVICES].replies.template(thread, agent, str(form.get("template", "")), parameters, nonce)
+    except ReplyRefused as exc:
+        return _back(request, thread_id, str(exc))
+    return _back(request, thread_id)
+
+
+@signed_in()
+async def set_language(request: web.Request) -> web.Response:
+    lang = str((await request.post()).get("lang", ""))
+    if lang not in LANGUAGES:
+        return plain(400, f"lang must be one of {', '.join(LANGUAGES)}")
+    await request.app[STORE].agents.update_agent(current_agent(request).id, lang=lang)
+    return redirect("/console")
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/console", console),
+        web.get("/console/ws", socket),
+        web.post("/console/shift", shift),
+        web.post("/console/next", take_next),
+        web.post("/console/lang", set_language),
+        web.post("/console/threads/{thread_id}/{action}", act),
+    ]
+
