@@ -359,7 +359,7 @@ class TwilioSettings:
 
 @dataclass(frozen=True)
 class SmsSettings:
-    gateway: str = _setting("twilio", check=_one_of("twilio"), doc="SMS provider module (see bot/handlers/sms.py)")
+    gateway: str = _setting("twilio", check=_one_of("twilio"), doc="SMS provider module (see bot/handlers/sms/adapter.py)")
     from_number: str = _setting("", doc="our number in E.164 (+15551234567); enables SMS with twilio.account_sid")
     messaging_service_sid: str = _setting("", doc="Twilio Messaging Service (MG...) to send from instead of from_number")
     max_segments: int = _setting(10, check=_between(1, 10), doc="most SMS segments one sent text may use; longer replies are split")

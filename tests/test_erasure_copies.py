@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.email import EmailAdapter
+from bot.handlers.email.adapter import EmailAdapter
 from bot.keys import ADAPTERS, PIPELINE, SETTINGS, STORE
 from bot.nlu.model import NluModel
 from bot.privacy import erase_contact, find_contact

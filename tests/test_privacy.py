@@ -15,7 +15,7 @@ import bson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.email import EmailAdapter
+from bot.handlers.email.adapter import EmailAdapter
 from bot.keys import ADAPTERS, PIPELINE, QUEUE, SHIFTS, STORE
 from bot.privacy import erase_contact, export_contact, find_contact
 from bot.reports import build_report

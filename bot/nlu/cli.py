@@ -136,7 +136,7 @@ def _held_by_router(data_dir: Path) -> bool:
 
 
 def _egress_session(settings: Settings) -> SessionFactory:
-    from bot.handlers.egress_guards import EgressGuards  # the CLI sits above the channels; the NLU layer does not
+    from bot.handlers.kit.egress_guards import EgressGuards  # the CLI sits above the channels; the NLU layer does not
 
     return EgressGuards.from_settings(settings).rasa.session
 

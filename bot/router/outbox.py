@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.handlers.base import ChannelAdapter, PermanentSendError, RetryableSendError
+from bot.handlers.kit.protocol import ChannelAdapter, PermanentSendError, RetryableSendError
 from bot.logs import error_fields, log_event, without_contacts
 from bot.metrics import Metrics
 from bot.router.leasing import lease_and_work

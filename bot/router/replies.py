@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.handlers.base import ChannelAdapter
+from bot.handlers.kit.protocol import ChannelAdapter
 from bot.router.outbox import Outbox
 from conversations.models import utcnow
 from conversations.thread_models import Message, SenderKind, Thread

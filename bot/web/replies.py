@@ -11,7 +11,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from bot import audit
-from bot.handlers.media import AttachmentError, AttachmentTooLarge
+from bot.handlers.kit.media import AttachmentError, AttachmentTooLarge
 from bot.keys import ADAPTERS, OUTBOX, STORE
 from bot.router.replies import Reply, ReplyRefused, send_reply
 from bot.web.api import small_int

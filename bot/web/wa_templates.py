@@ -14,7 +14,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from bot.handlers.base import ChannelAdapter
+from bot.handlers.kit.protocol import ChannelAdapter
 from bot.keys import ADAPTERS, OUTBOX
 from bot.router.replies import Reply, ReplyRefused, send_reply
 from conversations.agent_models import Agent

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROBE = """
 import json, sys
 if sys.argv[1] == "lazy":
-    from bot.handlers.aiogram_lazy import import_aiogram_lazily
+    from bot.handlers.telegram.aiogram_lazy import import_aiogram_lazily
     import_aiogram_lazily()
 import aiogram.types as types
 from aiogram.methods import SendMessage

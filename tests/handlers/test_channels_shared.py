@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.handlers.base import enabled_channels
+from bot.handlers.kit.protocol import enabled_channels
 from bot.keys import ADAPTERS, STORE
 from bot.settings import Settings, SettingsError, load_settings
 from conversations.embedded import EmbeddedMongo

@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bot.handlers.egress import Egress, EgressRefused, GuardedResolver, HostRule, address_problem, parse_host_rules, refusal
-from bot.handlers.egress_guards import EgressGuards
+from bot.handlers.kit.egress import Egress, EgressRefused, GuardedResolver, HostRule, address_problem, parse_host_rules, refusal
+from bot.handlers.kit.egress_guards import EgressGuards
 from bot.settings import Settings, SettingsError, load_settings
 from tests.fakes.listener import Listener
 
@@ -286,7 +286,7 @@ async def test_the_telegram_client_goes_through_the_guard_whatever_aiogram_keeps
     requests go."""
     from aiogram.exceptions import TelegramNetworkError
 
-    from bot.handlers.telegram import make_bot
+    from bot.handlers.telegram.adapter import make_bot
 
     bot = make_bot("1:x", listener.url, Egress(), timeout=5)
     session: object = bot.session

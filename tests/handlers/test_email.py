@@ -13,8 +13,8 @@ import aiosmtplib
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.base import PermanentSendError, RetryableSendError
-from bot.handlers.email import EmailAdapter
+from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
+from bot.handlers.email.adapter import EmailAdapter
 from bot.keys import ADAPTERS, STORE
 from conversations.embedded import EmbeddedMongo, free_port
 from conversations.traffic import Identity, Outbound

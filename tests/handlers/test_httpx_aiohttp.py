@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.handlers.egress import Egress, HostRule
-from bot.handlers.httpx_aiohttp import AiohttpTransport
+from bot.handlers.kit.egress import Egress, HostRule
+from bot.handlers.kit.httpx_aiohttp import AiohttpTransport
 from conversations.embedded import free_port
 
 BIG = 8 * 1024 * 1024

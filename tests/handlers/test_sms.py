@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.base import PermanentSendError, RetryableSendError
+from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
 from bot.keys import ADAPTERS, OUTBOX, STORE
 from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.handlers.sms_segments import shape, split_for_sms
+from bot.handlers.sms.segments import shape, split_for_sms
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.base import ChannelContext, PermanentSendError, RetryableSendError
-from bot.handlers.egress_guards import EgressGuards
-from bot.handlers.media import AttachmentTooLarge
-from bot.handlers.telegram import TelegramAdapter
-from bot.handlers.telegram_polling import Poller
+from bot.handlers.kit.protocol import ChannelContext, PermanentSendError, RetryableSendError
+from bot.handlers.kit.egress_guards import EgressGuards
+from bot.handlers.kit.media import AttachmentTooLarge
+from bot.handlers.telegram.adapter import TelegramAdapter
+from bot.handlers.telegram.polling import Poller
 from bot.keys import OUTBOX, PIPELINE, STORE
 from bot.tasks import stop_tasks
 from conversations.embedded import EmbeddedMongo

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.webchat import VisitorTokens, WebchatAdapter
+from bot.handlers.webchat.adapter import VisitorTokens, WebchatAdapter
 from bot.keys import ADAPTERS, STORE
 from bot.privacy import erase_contact, find_contact
 from bot.settings import Settings

@@ -12,8 +12,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
-from bot.handlers.base import BaseAdapter, MalformedPayload, UnsupportedEvent, VerificationError
-from bot.handlers.webhook import receive_webhook
+from bot.handlers.kit.protocol import BaseAdapter, MalformedPayload, UnsupportedEvent, VerificationError
+from bot.handlers.kit.webhook import receive_webhook
 from bot.keys import STORE
 from bot.settings import Settings
 from conversations.models import utcnow

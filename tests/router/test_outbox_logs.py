@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.email import EmailAdapter
+from bot.handlers.email.adapter import EmailAdapter
 from bot.keys import ADAPTERS, STORE
 from bot.logs import TextFormatter, without_contacts
 from bot.privacy import erase_contact, find_contact

@@ -22,7 +22,7 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.handlers.aiogram_lazy import import_aiogram_lazily
+from bot.handlers.telegram.aiogram_lazy import import_aiogram_lazily
 
 import_aiogram_lazily()  # before aiogram's first import: its models are built on first use
 
@@ -46,9 +46,9 @@ from aiogram.types import (
 )
 from aiohttp import ClientError, ClientSession, web
 
-from bot.handlers.accounts import PerAccount
-from bot.handlers.egress import Egress, refusal
-from bot.handlers.base import (
+from bot.handlers.kit.accounts import PerAccount
+from bot.handlers.kit.egress import Egress, refusal
+from bot.handlers.kit.protocol import (
     BaseAdapter,
     Capabilities,
     ChannelContext,
@@ -56,12 +56,12 @@ from bot.handlers.base import (
     RetryableSendError,
     VerificationError,
 )
-from bot.handlers.media import AttachmentUnavailable, read_capped
-from bot.handlers.pacing import ChatPacer
-from bot.handlers.payload import Payload
-from bot.handlers.signatures import same_secret
-from bot.handlers.telegram_updates import parse_update
-from bot.handlers.webhook import receive_webhook
+from bot.handlers.kit.media import AttachmentUnavailable, read_capped
+from bot.handlers.kit.pacing import ChatPacer
+from bot.handlers.kit.payload import Payload
+from bot.handlers.kit.signatures import same_secret
+from bot.handlers.telegram.updates import parse_update
+from bot.handlers.kit.webhook import receive_webhook
 from bot.logs import log_event
 from bot.settings import SettingsError
 from conversations.traffic import Inbound, Outbound, ProviderEvent
@@ -161,7 +161,7 @@ class TelegramAdapter(BaseAdapter):
     def background(self, pipeline: InboundPipeline) -> list[Coroutine[Any, Any, None]]:
         if self.settings.mode != "polling" or not self.settings.token:
             return []
-        from bot.handlers.telegram_polling import Poller
+        from bot.handlers.telegram.polling import Poller
 
         return [Poller(self, pipeline).run()]
 

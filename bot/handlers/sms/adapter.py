@@ -5,7 +5,7 @@ nothing from us until it says START again), splitting long replies into parts of
 ``sms.max_segments`` segments, the webhook route. What a provider does differently is behind
 :class:`SmsGateway` — verify a webhook, parse it, send one text — chosen by ``sms.gateway`` from
 ``SMS_GATEWAYS``. Another SMS provider is one more module with a class like
-``bot.handlers.twilio_gateway.TwilioGateway`` and one line in that table.
+``bot.handlers.kit.twilio.TwilioGateway`` and one line in that table.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from bot.handlers.base import BaseAdapter, Capabilities, ChannelContext, PermanentSendError
-from bot.handlers.sms_segments import shape, split_for_sms
-from bot.handlers.webhook import receive_webhook
+from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, PermanentSendError
+from bot.handlers.sms.segments import shape, split_for_sms
+from bot.handlers.kit.webhook import receive_webhook
 from bot.logs import log_event
 from conversations.repositories import Repositories
 from conversations.traffic import Inbound, Outbound, ProviderEvent, StatusUpdate
@@ -55,7 +55,7 @@ class SmsGateway(Protocol):
 
 # sms.gateway -> "module:Class"; imported only when chosen.
 SMS_GATEWAYS: dict[str, str] = {
-    "twilio": "bot.handlers.twilio_gateway:TwilioGateway",
+    "twilio": "bot.handlers.kit.twilio:TwilioGateway",
 }
 
 

@@ -3,7 +3,7 @@
 A host the operator typed for one purpose is reachable for that purpose only: were there one
 allow-list for every request, an account's admin could subscribe a webhook to the Rasa server's API
 or aim its Telegram client at the install's WhatsApp server. So each purpose has its own guard
-(:class:`bot.handlers.egress.Egress`), allowing by name:
+(:class:`bot.handlers.kit.egress.Egress`), allowing by name:
 
 - ``webhooks`` (an account's webhook deliveries, and its URLs when saved): the hosts the operator
   names in ``egress.allowed_destinations`` (``webhooks.allow_private_networks`` widens it);
@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.handlers.egress import Egress, HostRule, parse_host_rules, url_rule
+from bot.handlers.kit.egress import Egress, HostRule, parse_host_rules, url_rule
 from bot.settings import EgressSettings, Settings
 
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.handlers.base import BaseAdapter, Capabilities, ChannelContext
-from bot.handlers.email_compose import (
+from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext
+from bot.handlers.email.compose import (
     compose_reply,
     our_message_id,
     plus_address,
@@ -26,9 +26,9 @@ from bot.handlers.email_compose import (
     thread_token,
     tokens_in,
 )
-from bot.handlers.email_imap import MailboxReader
-from bot.handlers.email_parse import ParsedMail, parse_mail, to_inbound
-from bot.handlers.email_smtp import SmtpListener, send_mail
+from bot.handlers.email.imap import MailboxReader
+from bot.handlers.email.parse import ParsedMail, parse_mail, to_inbound
+from bot.handlers.email.smtp import SmtpListener, send_mail
 from bot.logs import log_event
 from bot.tasks import stop_tasks
 from bot.router.inbound import InboundPipeline

@@ -33,7 +33,7 @@ from twilio.request_validator import (
 )
 from twilio.rest import Client
 
-from bot.handlers.base import (
+from bot.handlers.kit.protocol import (
     ChannelContext,
     MalformedPayload,
     PermanentSendError,
@@ -41,7 +41,7 @@ from bot.handlers.base import (
     UnsupportedEvent,
     VerificationError,
 )
-from bot.handlers.signatures import same_secret
+from bot.handlers.kit.signatures import same_secret
 from bot.logs import log_event
 from conversations.models import utcnow
 from conversations.traffic import Attachment, CallEvent, DeliveryStatus, Direction, Identity, Inbound, StatusUpdate

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aioimaplib import IMAP4, IMAP4_SSL, STOP_WAIT_SERVER_PUSH, Response
 
-from bot.handlers.base import MalformedPayload
+from bot.handlers.kit.protocol import MalformedPayload
 from bot.logs import log_event
 from bot.settings import EmailSettings
 from conversations.errors import StoreUnavailable

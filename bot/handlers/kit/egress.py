@@ -18,7 +18,7 @@ a session of :meth:`Egress.session` (or a connector of :meth:`Egress.connector`)
 - allowed by name: the hosts a guard is given (:class:`HostRule`: a name, or a name and port; a rule
   without a port stands for the scheme's default ports, 80 and 443) may be at any address but a
   metadata address or the router's own. Which hosts each guard allows — one guard per purpose — is
-  the install's policy, in :mod:`bot.handlers.egress_guards`.
+  the install's policy, in :mod:`bot.handlers.kit.egress_guards`.
 
 aiohttp pools connections per host, port and TLS settings, so a pooled connection is reused only for
 the name it was checked for; names are resolved (and checked) once per new connection, not per

@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections.abc import Callable, Hashable
 
-from bot.handlers.base import RetryableSendError
+from bot.handlers.kit.protocol import RetryableSendError
 
 
 class ChatPacer:

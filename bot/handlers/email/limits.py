@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from bot.handlers.base import MalformedPayload
+from bot.handlers.kit.protocol import MalformedPayload
 
 MAX_HEADER_BYTES = 32 * 1024  # one header, folded lines included
 MAX_HEADERS = 500

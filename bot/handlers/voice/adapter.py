@@ -15,14 +15,14 @@ from typing import Protocol
 
 from aiohttp import web
 
-from bot.handlers.base import (
+from bot.handlers.kit.protocol import (
     BaseAdapter,
     ChannelContext,
     PermanentSendError,
     UnsupportedEvent,
     enabled_channels,
 )
-from bot.handlers.sms import EMPTY_TWIML, load_gateway
+from bot.handlers.sms.adapter import EMPTY_TWIML, load_gateway
 from bot.logs import log_event
 from bot.router.calls import CallRecorder
 from conversations.repositories import Repositories
@@ -43,7 +43,7 @@ class CallGateway(Protocol):
 
 
 CALL_GATEWAYS: dict[str, str] = {
-    "twilio": "bot.handlers.twilio_gateway:TwilioGateway",
+    "twilio": "bot.handlers.kit.twilio:TwilioGateway",
 }
 
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from bot.handlers.aiogram_lazy import import_aiogram_lazily
+from bot.handlers.telegram.aiogram_lazy import import_aiogram_lazily
 
 import_aiogram_lazily()  # before aiogram's first import: its models are built on first use
 
@@ -23,15 +23,15 @@ from aiogram.exceptions import (  # noqa: E402
     TelegramRetryAfter,
 )
 
-from bot.handlers.base import MalformedPayload, UnsupportedEvent
-from bot.handlers.payload import Payload
-from bot.handlers.telegram_updates import ALLOWED_UPDATES, parse_update
-from bot.handlers.webhook import record_events
+from bot.handlers.kit.protocol import MalformedPayload, UnsupportedEvent
+from bot.handlers.kit.payload import Payload
+from bot.handlers.telegram.updates import ALLOWED_UPDATES, parse_update
+from bot.handlers.kit.webhook import record_events
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
 
 if TYPE_CHECKING:
-    from bot.handlers.telegram import TelegramAdapter, TelegramBot
+    from bot.handlers.telegram.adapter import TelegramAdapter, TelegramBot
     from bot.router.inbound import InboundPipeline
 
 log = logging.getLogger("omnirouter.handlers.telegram")

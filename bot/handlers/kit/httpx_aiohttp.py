@@ -8,7 +8,7 @@ headers, bodies, timeouts, error types); only the socket work moves to aiohttp, 
 and Twilio clients already use. Responses stream, so a capped download never holds more than it
 read; redirects are not followed here (httpx decides, as with its own transport); content
 encodings are left to httpx to decode. Every connection goes through the egress guard
-(``bot.handlers.egress``): a refusal is an ``httpx.ConnectError`` caused by the guard's
+(``bot.handlers.kit.egress``): a refusal is an ``httpx.ConnectError`` caused by the guard's
 ``EgressRefused``.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import httpx
 
-from bot.handlers.egress import Egress
+from bot.handlers.kit.egress import Egress
 
 # set by aiohttp itself from the body and the URL
 _HOP_BY_HOP = frozenset({"host", "content-length", "transfer-encoding", "connection"})

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
-from bot.handlers.base import UnsupportedEvent
+from bot.handlers.kit.protocol import UnsupportedEvent
 from bot.keys import PIPELINE
 from bot.logs import log_event
 from bot.router.sanitize import checked_event

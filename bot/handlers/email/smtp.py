@@ -17,7 +17,7 @@ from typing import Any
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from bot.handlers.base import MalformedPayload, PermanentSendError, RetryableSendError
+from bot.handlers.kit.protocol import MalformedPayload, PermanentSendError, RetryableSendError
 from bot.logs import log_event
 from bot.settings import EmailSettings
 from conversations.errors import StoreUnavailable

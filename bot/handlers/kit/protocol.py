@@ -18,7 +18,7 @@ from aiohttp import web
 from conversations.traffic import Outbound, ProviderEvent
 
 if TYPE_CHECKING:
-    from bot.handlers.egress_guards import EgressGuards
+    from bot.handlers.kit.egress_guards import EgressGuards
     from bot.router.inbound import InboundPipeline
     from bot.settings import Settings
     from conversations.repositories import Repositories
@@ -156,12 +156,12 @@ class ChannelContext:
 # name -> "module:Class". Modules are imported only for the channels an install uses, so a
 # channel's client library is needed only where that channel is configured.
 CHANNELS: dict[str, str] = {
-    "webchat": "bot.handlers.webchat:WebchatAdapter",
-    "sms": "bot.handlers.sms:SmsAdapter",
-    "voice": "bot.handlers.voice:VoiceAdapter",
-    "email": "bot.handlers.email:EmailAdapter",
-    "telegram": "bot.handlers.telegram:TelegramAdapter",
-    "whatsapp": "bot.handlers.whatsapp:WhatsappAdapter",
+    "webchat": "bot.handlers.webchat.adapter:WebchatAdapter",
+    "sms": "bot.handlers.sms.adapter:SmsAdapter",
+    "voice": "bot.handlers.voice.adapter:VoiceAdapter",
+    "email": "bot.handlers.email.adapter:EmailAdapter",
+    "telegram": "bot.handlers.telegram.adapter:TelegramAdapter",
+    "whatsapp": "bot.handlers.whatsapp.adapter:WhatsappAdapter",
 }
 
 

@@ -34,9 +34,9 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bot.handlers.base import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
-from bot.handlers.payload import load_json
-from bot.handlers.signatures import as_bytes, same_secret
+from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
+from bot.handlers.kit.payload import load_json
+from bot.handlers.kit.signatures import as_bytes, same_secret
 from bot.keys import METRICS, PIPELINE
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
@@ -46,7 +46,7 @@ from conversations.traffic import Identity, Inbound, Outbound
 
 log = logging.getLogger("omnirouter.handlers.webchat")
 
-STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _STAMP = re.compile(r"^[0-9a-f]{1,12}$")
 _REVOKED = 4001  # close code: the visitor's contact was erased; the browser reconnects as someone new

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from aiohttp import web
 
-from bot.handlers.base import PermanentSendError
+from bot.handlers.kit.protocol import PermanentSendError
 from bot.logs import log_event
 from bot.settings import SettingsError
 

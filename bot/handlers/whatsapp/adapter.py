@@ -31,8 +31,8 @@ from pywa_async.client import WhatsApp
 from pywa_async.errors import WhatsAppError
 from pywa_async.types.templates import BodyText, TemplateLanguage
 
-from bot.handlers.accounts import PerAccount
-from bot.handlers.base import (
+from bot.handlers.kit.accounts import PerAccount
+from bot.handlers.kit.protocol import (
     BaseAdapter,
     Capabilities,
     ChannelContext,
@@ -41,13 +41,13 @@ from bot.handlers.base import (
     SendError,
     VerificationError,
 )
-from bot.handlers.egress import Egress, refusal, url_rule
-from bot.handlers.httpx_aiohttp import AiohttpTransport
-from bot.handlers.media import AttachmentUnavailable, read_capped
-from bot.handlers.payload import Payload
-from bot.handlers.signatures import same_secret
-from bot.handlers.webhook import receive_webhook
-from bot.handlers.whatsapp_payload import parse_payload
+from bot.handlers.kit.egress import Egress, refusal, url_rule
+from bot.handlers.kit.httpx_aiohttp import AiohttpTransport
+from bot.handlers.kit.media import AttachmentUnavailable, read_capped
+from bot.handlers.kit.payload import Payload
+from bot.handlers.kit.signatures import same_secret
+from bot.handlers.kit.webhook import receive_webhook
+from bot.handlers.whatsapp.payload import parse_payload
 from bot.router.replies import window_closed_message
 from bot.settings import SettingsError
 from conversations.models import utcnow

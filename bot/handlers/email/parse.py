@@ -27,8 +27,8 @@ from email.utils import getaddresses, parsedate_to_datetime
 from inscriptis import get_text
 from mailparser_reply import EmailReplyParser
 
-from bot.handlers.base import MalformedPayload
-from bot.handlers.email_limits import REPLY_SCAN_CHARS, bounded_mail
+from bot.handlers.kit.protocol import MalformedPayload
+from bot.handlers.email.limits import REPLY_SCAN_CHARS, bounded_mail
 from conversations.traffic import Attachment, Identity, Inbound
 
 REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv", "da", "cs"]

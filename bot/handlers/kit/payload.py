@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from bot.handlers.base import MalformedPayload
+from bot.handlers.kit.protocol import MalformedPayload
 
 _MISSING = object()
 INT64 = (-(2**63), 2**63 - 1)  # what a stored integer can hold (BSON int64)

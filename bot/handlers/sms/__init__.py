@@ -1,0 +1,1 @@
+"""SMS over a gateway (Twilio): signed webhooks, segment-aware splitting."""

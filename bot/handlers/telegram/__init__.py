@@ -1,0 +1,1 @@
+"""Telegram (Bot API through aiogram): webhook or long polling, per-account bots."""

@@ -1,0 +1,1 @@
+"""Voice calls over Twilio: status callbacks recorded as call events."""
