@@ -29,7 +29,8 @@ from bot.metrics import Metrics
 from bot.nlu.responses import load_responses
 from bot.nlu.service import NluService
 from bot.router.dispatch import Dispatcher, DispatchSweeper, ReplyLimit
-from bot.router.inbound import InboundPipeline, InboundRecorder, InboundSource, ThreadLocator
+from bot.handlers.kit.sink import InboundSource, ThreadLocator
+from bot.router.inbound import InboundPipeline, InboundRecorder
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from bot.router.shifts import Shifts
@@ -55,7 +56,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[EGRESS] = EgressGuards.from_settings(settings)
-    context = ChannelContext(settings=settings, account_id=settings.account.id, egress=app[EGRESS])
+    context = ChannelContext(settings=settings, account_id=settings.account.id, egress=app[EGRESS], metrics=app[METRICS])
     adapters = {name: build_adapter(name, context) for name in enabled_channels(settings)}
     app[ADAPTERS] = adapters
     app[RESPONSES] = load_responses(Path(settings.nlu.responses))  # ResponsesError: a bad file stops start-up
@@ -141,8 +142,9 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
     app[EVENTS], app[WEBHOOKS] = events, sender
     for adapter in adapters.values():
+        adapter.bind(pipeline)
         if isinstance(adapter, InboundSource):
-            await adapter.start_receiving(pipeline)
+            await adapter.start_receiving()
     workers = [
         asyncio.create_task(outbox.run(), name="outbox"),
         asyncio.create_task(sweeper.run(), name="dispatch-sweeper"),
@@ -153,7 +155,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(RetentionJob(store, settings.retention, retrain=settings.nlu.engine == "embedded").run(), name="retention"),
     ]
     for name, adapter in adapters.items():
-        workers += [asyncio.create_task(job, name=f"{name}-background") for job in adapter.background(pipeline)]
+        workers += [asyncio.create_task(job, name=f"{name}-background") for job in adapter.background()]
     try:
         yield
     finally:

@@ -372,12 +372,17 @@ class Queue:
 
     # --- working a thread ----------------------------------------------------------------
 
+    def window_open(self, thread: Thread, now: datetime) -> bool | None:
+        """Whether a free-form reply may go out on ``thread`` now (its channel's reply window);
+        ``None`` on a channel without one."""
+        return self._outbox.capabilities(thread.channel).window_open(thread, now) if self._outbox else None
+
     async def answer(self, thread_id: str, agent: Agent, text: str, nonce: str) -> Message:
         """Send the agent's reply through the outbox on the thread's channel."""
         thread = await self._open_thread(agent, thread_id, own=True)
-        if thread.channel == "whatsapp" and (thread.wa_window_ends_at is None or thread.wa_window_ends_at <= utcnow()):
-            raise QueueError("window_closed", "the 24-hour window is closed: send a template")
         assert self._outbox is not None, "the queue answers through the outbox"
+        if self.window_open(thread, utcnow()) is False:
+            raise QueueError("window_closed", "the 24-hour window is closed: send a template")
         message = await self._outbox.enqueue_reply(
             dedup_key=f"agent:{agent.id}:{nonce}", thread=thread, to=Identity(thread.channel, thread.address or ""),
             text=text, sender={"kind": str(SenderKind.AGENT), "id": agent.id, "name": agent.name},

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import create_app
 from bot.handlers.kit.protocol import BaseAdapter, MalformedPayload, UnsupportedEvent, VerificationError
 from bot.handlers.kit.webhook import receive_webhook
-from bot.keys import STORE
+from bot.keys import PIPELINE, STORE
 from bot.settings import Settings
 from conversations.models import utcnow
 from conversations.traffic import DeliveryStatus, Identity, Inbound, StatusUpdate
@@ -57,7 +57,7 @@ async def hook(settings: Settings) -> AsyncIterator[TestClient]:
     adapter = SignedChannel()
 
     async def handle(request: web.Request) -> web.Response:
-        return await receive_webhook(request, adapter)
+        return await receive_webhook(request, adapter, request.app[PIPELINE])
 
     app.router.add_post("/webhooks/signed", handle)
     async with TestClient(TestServer(app)) as client:

@@ -31,7 +31,6 @@ from bot.handlers.email.parse import ParsedMail, parse_mail, to_inbound
 from bot.handlers.email.smtp import SmtpListener, send_mail
 from bot.logs import log_event
 from bot.tasks import stop_tasks
-from bot.router.inbound import InboundPipeline
 from conversations.ids import derived_id
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -52,7 +51,6 @@ class EmailAdapter(BaseAdapter):
         self._from_name = self.settings.display_name or context.settings.account.name
         self.capabilities = Capabilities(media=False)
         self._store: Repositories | None = None
-        self._pipeline: InboundPipeline | None = None
         self.reader = MailboxReader(self.settings, self.ingest) if self.settings.imap_host else None
         self.listener = SmtpListener(self.settings, self.ingest) if self.settings.listen_port else None
         self._reading: asyncio.Task[None] | None = None
@@ -68,9 +66,8 @@ class EmailAdapter(BaseAdapter):
             log_event(log, "email.send_only", logging.WARNING, address=self.settings.address,
                       hint="set email.imap_host or email.listen_port to receive mail")
 
-    async def start_receiving(self, pipeline: InboundPipeline) -> None:
+    async def start_receiving(self) -> None:
         """Start reading the mailbox and listening for SMTP, now that mail can be recorded."""
-        self._pipeline = pipeline
         if self.reader is not None:
             self._reading = asyncio.create_task(self.reader.run(), name="email-imap")
         if self.listener is not None:
@@ -94,10 +91,9 @@ class EmailAdapter(BaseAdapter):
     async def ingest(self, raw: bytes, envelope_recipients: Sequence[str] = ()) -> str:
         """Parse and record one mail and keep its original; returns the stored message id.
         ``MalformedPayload`` for a mail without a sender, ``StoreUnavailable`` on an outage."""
-        assert self._pipeline is not None, "start_receiving() first"
         loop = asyncio.get_running_loop()
         mail = await loop.run_in_executor(None, parse_mail, raw, tuple(envelope_recipients))
-        recorded, _ = await self._pipeline.receive(self.inbound(mail))
+        recorded, _ = await self.sink.receive(self.inbound(mail))
         await self.store.mail.keep_email_source(self._account_id, recorded.message.id, raw)
         log_event(log, "email.received", message=recorded.message.id, thread=recorded.thread.id,
                   duplicate=recorded.duplicate, attachments=len(mail.attachments), size=len(raw))

@@ -11,15 +11,18 @@ from __future__ import annotations
 import importlib
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
+from conversations.thread_models import Thread
 from conversations.traffic import Outbound, ProviderEvent
 
 if TYPE_CHECKING:
     from bot.handlers.kit.egress_guards import EgressGuards
-    from bot.router.inbound import InboundPipeline
+    from bot.handlers.kit.sink import InboundSink
+    from bot.metrics import Metrics
     from bot.settings import Settings
     from conversations.repositories import Repositories
 
@@ -77,6 +80,28 @@ class Capabilities:
     service_window_hours: int | None = None  # WhatsApp's 24-hour customer service window
     max_text_length: int | None = None
 
+    @property
+    def reply_window(self) -> bool:
+        """Whether free-form replies may go out only while the customer's last message is recent."""
+        return self.service_window_hours is not None
+
+    def window_open(self, thread: Thread, now: datetime) -> bool | None:
+        """Whether a free-form reply may go out on ``thread`` at ``now``; ``None`` on a channel
+        without a reply window. Every customer message moves the window's end (``wa_window_ends_at``)
+        forward; the queue, replies, the console and the adapter all ask this one rule."""
+        if not self.reply_window:
+            return None
+        ends = thread.wa_window_ends_at
+        return ends is not None and ends > now
+
+
+def window_closed_message(closed_at: str | None, templates: Mapping[str, Any]) -> str:
+    """What the agent is told when a free-form WhatsApp message is refused."""
+    when = f"closed at {closed_at}" if closed_at else "is not open (the customer has not written yet)"
+    names = ", ".join(sorted(templates)) or "none configured (see whatsapp.templates)"
+    return (f"WhatsApp's 24-hour customer service window for this conversation {when}; "
+            f"free-form messages are refused until the customer writes again. Send a template instead: {names}")
+
 
 @runtime_checkable
 class ChannelAdapter(Protocol):
@@ -100,11 +125,15 @@ class ChannelAdapter(Protocol):
     async def start(self, store: Repositories) -> None:
         """Start-up work that needs I/O (secrets from the store, provider sessions)."""
 
+    def bind(self, sink: InboundSink) -> None:
+        """Where everything received goes; called once, before routes are served or background work
+        or receiving starts."""
+
     async def shutdown(self) -> None:
         """The router is stopping: end long-lived connections so requests in flight can drain."""
 
-    def background(self, pipeline: InboundPipeline) -> list[Coroutine[Any, Any, None]]:
-        """Long-running work the channel needs once the pipeline runs (Telegram polling)."""
+    def background(self) -> list[Coroutine[Any, Any, None]]:
+        """Long-running work the channel needs once bound to the sink (Telegram polling)."""
 
     async def close(self) -> None:
         """Release connections and sessions."""
@@ -115,6 +144,17 @@ class BaseAdapter:
 
     name = "base"
     capabilities = Capabilities()
+    _sink: InboundSink | None = None
+
+    @property
+    def sink(self) -> InboundSink:
+        """The sink this adapter hands what it receives to (``bind`` first)."""
+        if self._sink is None:
+            raise RuntimeError(f"the {self.name} channel is not bound to a sink: bind() first")
+        return self._sink
+
+    def bind(self, sink: InboundSink) -> None:
+        self._sink = sink
 
     def render_text(self, outbound: Outbound) -> str:
         """The message as plain text: options become a numbered list when there are no buttons."""
@@ -137,7 +177,7 @@ class BaseAdapter:
     async def shutdown(self) -> None:
         return None
 
-    def background(self, pipeline: InboundPipeline) -> list[Coroutine[Any, Any, None]]:
+    def background(self) -> list[Coroutine[Any, Any, None]]:
         return []
 
     async def close(self) -> None:
@@ -151,6 +191,7 @@ class ChannelContext:
     settings: Settings
     account_id: str
     egress: EgressGuards  # the install's egress guards: a channel's clients go through its own
+    metrics: Metrics | None = None  # the install's metrics (the web chat counts its sockets)
 
 
 # name -> "module:Class". Modules are imported only for the channels an install uses, so a

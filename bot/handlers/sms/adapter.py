@@ -103,7 +103,7 @@ class SmsAdapter(BaseAdapter):
     async def webhook(self, request: web.Request) -> web.Response:
         """The shared webhook flow; Twilio then gets the empty TwiML it expects (no reply now:
         replies go out through the outbox)."""
-        await receive_webhook(request, self)
+        await receive_webhook(request, self, self.sink)
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     async def verify(self, request: web.Request, body: bytes) -> None:

@@ -67,7 +67,6 @@ from bot.settings import SettingsError
 from conversations.traffic import Inbound, Outbound, ProviderEvent
 
 if TYPE_CHECKING:
-    from bot.router.inbound import InboundPipeline
     from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.handlers.telegram")
@@ -158,12 +157,12 @@ class TelegramAdapter(BaseAdapter):
             web.post("/webhooks/telegram/{account_id}", self.webhook),
         ]
 
-    def background(self, pipeline: InboundPipeline) -> list[Coroutine[Any, Any, None]]:
+    def background(self) -> list[Coroutine[Any, Any, None]]:
         if self.settings.mode != "polling" or not self.settings.token:
             return []
         from bot.handlers.telegram.polling import Poller
 
-        return [Poller(self, pipeline).run()]
+        return [Poller(self, self.sink).run()]
 
     async def close(self) -> None:
         for task in list(self._answers):
@@ -175,7 +174,7 @@ class TelegramAdapter(BaseAdapter):
     async def webhook(self, request: web.Request) -> web.Response:
         bot = await self.bots.for_webhook(request.match_info.get("account_id", self.account_id))
         hook = _AccountHook(self, bot)
-        response = await receive_webhook(request, hook)
+        response = await receive_webhook(request, hook, self.sink)
         self.answer_button_presses(bot, hook.items)
         return response
 

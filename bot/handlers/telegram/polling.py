@@ -26,13 +26,12 @@ from aiogram.exceptions import (  # noqa: E402
 from bot.handlers.kit.protocol import MalformedPayload, UnsupportedEvent
 from bot.handlers.kit.payload import Payload
 from bot.handlers.telegram.updates import ALLOWED_UPDATES, parse_update
-from bot.handlers.kit.webhook import record_events
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.handlers.telegram.adapter import TelegramAdapter, TelegramBot
-    from bot.router.inbound import InboundPipeline
+    from bot.handlers.kit.sink import InboundSink
 
 log = logging.getLogger("omnirouter.handlers.telegram")
 # what a call can fail with and be tried again: Telegram's errors, and an answer that is not its
@@ -43,9 +42,9 @@ _API_TROUBLE = (TelegramAPIError, ClientDecodeError)
 class Poller:
     """Fetches and records the default account's updates until cancelled."""
 
-    def __init__(self, adapter: TelegramAdapter, pipeline: InboundPipeline, pause: float = 1.0) -> None:
+    def __init__(self, adapter: TelegramAdapter, sink: InboundSink, pause: float = 1.0) -> None:
         self._adapter = adapter
-        self._pipeline = pipeline
+        self._sink = sink
         self._pause = pause
         self.offset: int | None = None
 
@@ -105,5 +104,5 @@ class Poller:
         except (UnsupportedEvent, MalformedPayload) as exc:
             log_event(log, "telegram.update_ignored", reason=str(exc)[:200])
             return
-        await record_events(self._pipeline, items)
+        await self._sink.record(items)
         self._adapter.answer_button_presses(bot, items)

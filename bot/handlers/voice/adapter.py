@@ -24,8 +24,6 @@ from bot.handlers.kit.protocol import (
 )
 from bot.handlers.sms.adapter import EMPTY_TWIML, load_gateway
 from bot.logs import log_event
-from bot.router.calls import CallRecorder
-from conversations.repositories import Repositories
 from conversations.traffic import CallEvent, Inbound, Outbound, ProviderEvent, StatusUpdate
 
 log = logging.getLogger("omnirouter.handlers.voice")
@@ -54,17 +52,12 @@ class VoiceAdapter(BaseAdapter):
         self.gateway: CallGateway = load_gateway(CALL_GATEWAYS["twilio"], context)
         channels = enabled_channels(context.settings)
         self.thread_channel = "sms" if "sms" in channels else self.name
-        self._calls: CallRecorder | None = None
-
-    async def start(self, store: Repositories) -> None:
-        self._calls = CallRecorder(store, self.thread_channel)
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/webhooks/voice", self.webhook)]
 
     async def webhook(self, request: web.Request) -> web.Response:
         """verify (403) -> parse (400) -> record the ended call -> 200 with empty TwiML."""
-        assert self._calls is not None, "start() first"
         body = await request.read()
         await self.gateway.verify(request, body)
         try:
@@ -72,7 +65,7 @@ class VoiceAdapter(BaseAdapter):
         except UnsupportedEvent as exc:
             log_event(log, "webhook.unsupported", channel=self.name, reason=str(exc)[:200])
         else:
-            await self._calls.record(event)
+            await self.sink.call_event(event, self.thread_channel)
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:

@@ -37,7 +37,6 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
 from bot.handlers.kit.payload import load_json
 from bot.handlers.kit.signatures import as_bytes, same_secret
-from bot.keys import METRICS, PIPELINE
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
 from conversations.repositories import Repositories
@@ -260,7 +259,7 @@ class WebchatAdapter(BaseAdapter):
         except MalformedPayload as exc:
             raise web.HTTPBadRequest(text=json.dumps({"error": "bad_message", "detail": str(exc)}),
                                      content_type="application/json") from None
-        recorded, _ = await request.app[PIPELINE].receive(inbound)
+        recorded, _ = await self.sink.receive(inbound)
         return web.json_response(
             {
                 "message_id": recorded.message.id,
@@ -283,8 +282,9 @@ class WebchatAdapter(BaseAdapter):
         sock = _VisitorSocket(ws)
         key = (account_id, visitor)
         self._sockets.setdefault(key, set()).add(sock)
-        metrics = request.app[METRICS]
-        metrics.webchat_sockets.inc()
+        sockets = self._context.metrics.webchat_sockets if self._context.metrics else None
+        if sockets is not None:
+            sockets.inc()
         try:
             await sock.send({"type": "welcome", "visitor_token": token, **await self._history(account_id, visitor)})
             async for frame in ws:
@@ -293,7 +293,8 @@ class WebchatAdapter(BaseAdapter):
                 elif frame.type in (WSMsgType.BINARY,):
                     await sock.send({"type": "error", "code": "bad_frame", "detail": "send JSON text frames"})
         finally:
-            metrics.webchat_sockets.dec()
+            if sockets is not None:
+                sockets.dec()
             self._sockets[key].discard(sock)
             if not self._sockets[key]:
                 del self._sockets[key]
@@ -325,7 +326,7 @@ class WebchatAdapter(BaseAdapter):
             if await self.store.privacy.visitor_revoked(account_id, visitor):  # erased while connected
                 await sock.ws.close(code=_REVOKED, message=b"visitor revoked: reconnect as a new visitor")
                 return
-            recorded, dispatching = await app[PIPELINE].receive(inbound)
+            recorded, dispatching = await self.sink.receive(inbound)
         except StoreUnavailable:
             await sock.send({"type": "error", "code": "store_unavailable", "id": client_id, "retry": True,
                              "detail": "the router cannot store messages right now; resending"})

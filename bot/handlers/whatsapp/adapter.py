@@ -40,6 +40,7 @@ from bot.handlers.kit.protocol import (
     RetryableSendError,
     SendError,
     VerificationError,
+    window_closed_message,
 )
 from bot.handlers.kit.egress import Egress, refusal, url_rule
 from bot.handlers.kit.httpx_aiohttp import AiohttpTransport
@@ -48,7 +49,6 @@ from bot.handlers.kit.payload import Payload
 from bot.handlers.kit.signatures import same_secret
 from bot.handlers.kit.webhook import receive_webhook
 from bot.handlers.whatsapp.payload import parse_payload
-from bot.router.replies import window_closed_message
 from bot.settings import SettingsError
 from conversations.models import utcnow
 from conversations.traffic import Outbound, ProviderEvent
@@ -147,7 +147,7 @@ class WhatsappAdapter(BaseAdapter):
         return web.Response(text=request.query.get("hub.challenge", ""), content_type="text/plain")
 
     async def webhook(self, request: web.Request) -> web.Response:
-        return await receive_webhook(request, _NumberHook(await self._number(request)))
+        return await receive_webhook(request, _NumberHook(await self._number(request)), self.sink)
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
         return parse_payload(Payload.parse(body), self.account_id, self.settings.phone_number_id or None)
@@ -178,8 +178,8 @@ class WhatsappAdapter(BaseAdapter):
     async def _check_window(self, outbound: Outbound, number: WhatsappNumber) -> None:
         assert self._store is not None, "start() first"
         thread = await self._store.threads.get_thread(outbound.thread_id)
-        ends = thread.wa_window_ends_at if thread else None
-        if ends is None or ends <= utcnow():
+        if thread is None or not self.capabilities.window_open(thread, utcnow()):
+            ends = thread.wa_window_ends_at if thread else None
             raise PermanentSendError(window_closed_message(ends.isoformat() if ends else None, number.templates))
 
     async def _send_free_form(self, client: WhatsApp, outbound: Outbound) -> str:
