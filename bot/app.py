@@ -16,7 +16,8 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.handlers.kit.protocol import ChannelContext, build_adapter, enabled_channels
+from bot.handlers.channels import build_adapter, enabled_channels
+from bot.handlers.kit.protocol import ChannelContext
 from bot.handlers.kit.egress_guards import EgressGuards
 from bot.keys import (
     ADAPTERS, DISPATCHER, EGRESS, EMBEDDED, EVENTS, INSTALL_TOKEN, METRICS, NLU, OUTBOX, PIPELINE, QUEUE, RESPONSES,

@@ -28,7 +28,8 @@ from bot.logs import configure_logging
 from bot.secret_key import SecretKeyError
 from bot.nlu.cli import add_commands as add_nlu_commands
 from bot.nlu.responses import ResponsesError
-from bot.settings import Settings, SettingsError, load_settings
+from bot.setting_fields import SettingsError
+from bot.settings import Settings, load_settings
 from conversations.embedded import EmbeddedStoreError
 from conversations.errors import StoreUnavailable
 from conversations.private_files import write_private

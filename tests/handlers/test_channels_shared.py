@@ -11,9 +11,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.handlers.kit.protocol import enabled_channels
+from bot.handlers.channels import enabled_channels
 from bot.keys import ADAPTERS, STORE
-from bot.settings import Settings, SettingsError, load_settings
+from bot.setting_fields import SettingsError
+from bot.settings import Settings, load_settings
 from conversations.embedded import EmbeddedMongo
 from tests import factories
 from tests.conftest import make_settings

@@ -18,7 +18,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from bot.handlers.kit.egress import Egress, EgressRefused, GuardedResolver, HostRule, address_problem, parse_host_rules, refusal
 from bot.handlers.kit.egress_guards import EgressGuards
-from bot.settings import Settings, SettingsError, load_settings
+from bot.setting_fields import SettingsError
+from bot.settings import Settings, load_settings
 from tests.fakes.listener import Listener
 
 

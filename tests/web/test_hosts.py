@@ -12,7 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
-from bot.settings import ServerSettings, SettingsError, load_settings
+from bot.setting_fields import SettingsError
+from bot.settings import ServerSettings, load_settings
 from bot.web.hosts import answered_hosts, host_check, host_name
 from tests.conftest import make_settings
 from tests.fakes.telegram_api import FakeBotAPI

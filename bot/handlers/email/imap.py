@@ -19,7 +19,7 @@ from aioimaplib import IMAP4, IMAP4_SSL, STOP_WAIT_SERVER_PUSH, Response
 
 from bot.handlers.kit.protocol import MalformedPayload
 from bot.logs import log_event
-from bot.settings import EmailSettings
+from bot.handlers.email.settings import EmailSettings
 from conversations.errors import StoreUnavailable
 
 log = logging.getLogger("omnirouter.handlers.email.imap")

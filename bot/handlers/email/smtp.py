@@ -19,7 +19,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bot.handlers.kit.protocol import MalformedPayload, PermanentSendError, RetryableSendError
 from bot.logs import log_event
-from bot.settings import EmailSettings
+from bot.handlers.email.settings import EmailSettings
 from conversations.errors import StoreUnavailable
 
 log = logging.getLogger("omnirouter.handlers.email.smtp")

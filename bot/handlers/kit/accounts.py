@@ -20,7 +20,7 @@ from aiohttp import web
 
 from bot.handlers.kit.protocol import PermanentSendError
 from bot.logs import log_event
-from bot.settings import SettingsError
+from bot.setting_fields import SettingsError
 
 if TYPE_CHECKING:
     from conversations.repositories import Repositories

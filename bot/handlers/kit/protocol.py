@@ -8,7 +8,6 @@ Adapters normalise provider traffic into ``Inbound`` / ``StatusUpdate`` at the e
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -192,40 +191,3 @@ class ChannelContext:
     account_id: str
     egress: EgressGuards  # the install's egress guards: a channel's clients go through its own
     metrics: Metrics | None = None  # the install's metrics (the web chat counts its sockets)
-
-
-# name -> "module:Class". Modules are imported only for the channels an install uses, so a
-# channel's client library is needed only where that channel is configured.
-CHANNELS: dict[str, str] = {
-    "webchat": "bot.handlers.webchat.adapter:WebchatAdapter",
-    "sms": "bot.handlers.sms.adapter:SmsAdapter",
-    "voice": "bot.handlers.voice.adapter:VoiceAdapter",
-    "email": "bot.handlers.email.adapter:EmailAdapter",
-    "telegram": "bot.handlers.telegram.adapter:TelegramAdapter",
-    "whatsapp": "bot.handlers.whatsapp.adapter:WhatsappAdapter",
-}
-
-
-def build_adapter(name: str, context: ChannelContext) -> ChannelAdapter:
-    """Import and construct the adapter registered under ``name``."""
-    module_name, _, class_name = CHANNELS[name].partition(":")
-    kind = getattr(importlib.import_module(module_name), class_name)
-    adapter: ChannelAdapter = kind(context)
-    return adapter
-
-
-def enabled_channels(settings: Settings) -> list[str]:
-    """The channels this install serves: the web chat always, others once configured."""
-    channels = ["webchat"]
-    twilio = settings.twilio
-    if twilio.account_sid and twilio.auth_token and (settings.sms.from_number or settings.sms.messaging_service_sid):
-        channels.append("sms")
-    if twilio.auth_token and settings.voice.enabled:
-        channels.append("voice")
-    if settings.email.address:
-        channels.append("email")
-    if settings.telegram.token or settings.telegram.for_accounts:
-        channels.append("telegram")
-    if settings.whatsapp.phone_number_id or settings.whatsapp.for_accounts:
-        channels.append("whatsapp")
-    return channels

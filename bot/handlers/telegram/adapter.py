@@ -63,7 +63,7 @@ from bot.handlers.kit.signatures import same_secret
 from bot.handlers.telegram.updates import parse_update
 from bot.handlers.kit.webhook import receive_webhook
 from bot.logs import log_event
-from bot.settings import SettingsError
+from bot.setting_fields import SettingsError
 from conversations.traffic import Inbound, Outbound, ProviderEvent
 
 if TYPE_CHECKING:

@@ -20,8 +20,8 @@ from bot.handlers.kit.protocol import (
     ChannelContext,
     PermanentSendError,
     UnsupportedEvent,
-    enabled_channels,
 )
+from bot.handlers.sms import settings as sms
 from bot.handlers.sms.adapter import EMPTY_TWIML, load_gateway
 from bot.logs import log_event
 from conversations.traffic import CallEvent, Inbound, Outbound, ProviderEvent, StatusUpdate
@@ -50,8 +50,7 @@ class VoiceAdapter(BaseAdapter):
 
     def __init__(self, context: ChannelContext) -> None:
         self.gateway: CallGateway = load_gateway(CALL_GATEWAYS["twilio"], context)
-        channels = enabled_channels(context.settings)
-        self.thread_channel = "sms" if "sms" in channels else self.name
+        self.thread_channel = "sms" if sms.enabled(context.settings) else self.name  # calls join SMS threads
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/webhooks/voice", self.webhook)]

@@ -49,7 +49,7 @@ from bot.handlers.kit.payload import Payload
 from bot.handlers.kit.signatures import same_secret
 from bot.handlers.kit.webhook import receive_webhook
 from bot.handlers.whatsapp.payload import parse_payload
-from bot.settings import SettingsError
+from bot.setting_fields import SettingsError
 from conversations.models import utcnow
 from conversations.traffic import Outbound, ProviderEvent
 
