@@ -195,9 +195,9 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
     per_customer = -(-args.messages // (len(args.channels) * args.customers)) + 1
     if per_customer >= 20:
         settings["OMNIROUTER_DISPATCH_MAX_BOT_REPLIES"] = str(2 * per_customer)
-    routers = [Router(store.client.uri, DATABASE, providers, tmp / f"router{i}", **settings) for i in range(args.processes)]
+    routers = [Router(store.uri, DATABASE, providers, tmp / f"router{i}", **settings) for i in range(args.processes)]
     try:
-        await install(store.client.uri, blob, "bench-both" if semantic else "bench-lexical")
+        await install(store.uri, blob, "bench-both" if semantic else "bench-lexical")
         for router in routers:
             await router.start()
         targets = [r.url for r in routers]
@@ -223,7 +223,7 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
         commands["aggregate"] = commands.get("aggregate", 0) - 2 * (meters.scrapes - scrapes_before)
         decisions = {re.sub(r'.*action="(\w+)".*', r"\1", k): v - before.get(k, 0) for k, v in after.items()
                      if k.startswith("omnirouter_dispatch_decisions_total")}
-        sample = await install_sample(store.client.uri)
+        sample = await install_sample(store.uri)
         result = {
             "tier": "both" if semantic else "lexical", "messages": args.messages, "processes": args.processes,
             "ack_rate": args.messages / driven.seconds, "end_to_end_rate": end_to_end,
@@ -237,7 +237,7 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
             "router_peak_rss_mb": max(peak_rss_mb(r.pid) for r in routers),
             "store_peak_rss_mb": peak_rss_mb(store_process),
         }
-        result["floor"] = await measure_floor(args, semantic, blob, store.client.uri, providers, sample, requests)
+        result["floor"] = await measure_floor(args, semantic, blob, store.uri, providers, sample, requests)
         return result
     except BaseException:
         for router in routers:

@@ -32,8 +32,8 @@ from conversations.traffic import Identity, Inbound
 from tests import factories
 from tests.conftest import raw_database_of
 from tests.fakes.twilio import FakeTwilio, fixture, post_webhook
-from tests.handlers.test_email import mail
-from tests.handlers.test_sms import sms_settings
+from tests.handlers.email.test_email import mail
+from tests.handlers.sms.test_sms import sms_settings
 from tests.mailservers import SmtpSink
 from tests.nlu.test_versions import DATA
 from tests.router.test_inbound import wait_for

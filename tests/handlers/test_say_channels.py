@@ -9,7 +9,7 @@ from conversations.embedded import EmbeddedMongo, free_port
 from tests.conftest import TEST_API_TOKEN, make_settings
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, FakeTwilio
 from tests.handlers.conftest import OUR_ADDRESS
-from tests.handlers.test_sms import OUR_NUMBER, twilio  # noqa: F401  (a fixture)
+from tests.handlers.sms.test_sms import OUR_NUMBER, twilio  # noqa: F401  (a fixture)
 from tests.mailservers import SmtpSink
 from tests.test_cli import run
 

@@ -9,19 +9,19 @@ Adapters normalise provider traffic into ``Inbound`` / ``StatusUpdate`` at the e
 from __future__ import annotations
 
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
+from bot.metrics import Metrics
 from conversations.thread_models import Thread
 from conversations.traffic import Outbound, ProviderEvent
 
 if TYPE_CHECKING:
     from bot.handlers.kit.egress_guards import EgressGuards
     from bot.handlers.kit.sink import InboundSink
-    from bot.metrics import Metrics
     from bot.settings import Settings
     from conversations.repositories import Repositories
 
@@ -190,4 +190,4 @@ class ChannelContext:
     settings: Settings
     account_id: str
     egress: EgressGuards  # the install's egress guards: a channel's clients go through its own
-    metrics: Metrics | None = None  # the install's metrics (the web chat counts its sockets)
+    metrics: Metrics = field(default_factory=Metrics)  # the install's (the web chat counts its sockets)

@@ -282,9 +282,8 @@ class WebchatAdapter(BaseAdapter):
         sock = _VisitorSocket(ws)
         key = (account_id, visitor)
         self._sockets.setdefault(key, set()).add(sock)
-        sockets = self._context.metrics.webchat_sockets if self._context.metrics else None
-        if sockets is not None:
-            sockets.inc()
+        sockets = self._context.metrics.webchat_sockets
+        sockets.inc()
         try:
             await sock.send({"type": "welcome", "visitor_token": token, **await self._history(account_id, visitor)})
             async for frame in ws:
@@ -293,8 +292,7 @@ class WebchatAdapter(BaseAdapter):
                 elif frame.type in (WSMsgType.BINARY,):
                     await sock.send({"type": "error", "code": "bad_frame", "detail": "send JSON text frames"})
         finally:
-            if sockets is not None:
-                sockets.dec()
+            sockets.dec()
             self._sockets[key].discard(sock)
             if not self._sockets[key]:
                 del self._sockets[key]

@@ -10,7 +10,7 @@ from bot.handlers.kit.protocol import MalformedPayload
 from bot.handlers.email.compose import reply_subject, text_to_html, tokens_in
 from bot.handlers.email.parse import parse_mail, to_inbound
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "email"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def parsed(name: str, recipients: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]

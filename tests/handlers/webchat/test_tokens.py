@@ -17,7 +17,7 @@ from bot.handlers.webchat.adapter import VisitorTokens, WebchatAdapter
 from bot.keys import ADAPTERS, STORE
 from bot.privacy import erase_contact, find_contact
 from bot.settings import Settings
-from tests.handlers.test_webchat import frames_until
+from tests.handlers.webchat.test_webchat import frames_until
 
 DAY = 86400.0
 TOKENS = VisitorTokens("test-secret")  # the tests' webchat.secret

@@ -12,7 +12,7 @@ from conversations.embedded import EmbeddedMongo
 from tests import factories
 from tests.conftest import make_settings
 from tests.fakes.twilio import AUTH_TOKEN, PUBLIC_URL, fixture, post_webhook
-from tests.handlers.test_sms import CUSTOMER, messages, sms_settings
+from tests.handlers.sms.test_sms import CUSTOMER, messages, sms_settings
 from tests.router.test_inbound import wait_for
 
 

@@ -19,11 +19,11 @@ from bot.keys import ADAPTERS, STORE
 from conversations.embedded import EmbeddedMongo, free_port
 from conversations.traffic import Identity, Outbound
 from tests.handlers.conftest import OUR_ADDRESS, Mailbox, email_settings
-from tests.handlers.test_sms import messages
+from tests.handlers.sms.test_sms import messages
 from tests.mailservers import Dovecot, SmtpSink
 from tests.router.test_inbound import wait_for
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "email"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def mail(sender: str, subject: str, body: str, *, message_id: str | None = None, in_reply_to: str | None = None,

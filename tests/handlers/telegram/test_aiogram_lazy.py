@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 PROBE = """
 import json, sys
@@ -31,7 +31,7 @@ print(json.dumps({"built_at_import": built_at_import, "models": len(models), "ou
 
 
 def probe(mode: str) -> dict[str, object]:
-    fixtures = sorted(str(p) for p in (ROOT / "tests" / "fixtures" / "telegram").glob("*.json"))
+    fixtures = sorted(str(p) for p in (Path(__file__).resolve().parent / "fixtures").glob("*.json"))
     done = subprocess.run([sys.executable, "-c", PROBE, mode, *fixtures], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, check=True)
     result: dict[str, object] = json.loads(done.stdout)
