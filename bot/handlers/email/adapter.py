@@ -1,6 +1,6 @@
 """The e-mail channel: a mailbox read over IMAP and/or an SMTP listener in, SMTP out.
 
-Inbound mail is parsed (``email_parse``), recorded through the same pipeline as every channel,
+Inbound mail is parsed (``parse``), handed to the same sink as every channel,
 and its original kept. Threads are found by the mail's headers (``locate_thread``): its own
 Message-ID (a redelivery), then ``References`` (newest first), then ``In-Reply-To``, then a token
 of ours in a plus-address or the subject (from the same contact only, since tokens are visible);

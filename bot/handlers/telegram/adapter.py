@@ -2,7 +2,7 @@
 server, so tests point it at a local fake.
 
 Inbound by webhook (``POST /webhooks/telegram``, the ``X-Telegram-Bot-Api-Secret-Token`` header
-compared in constant time) or by long polling (``getUpdates``, see ``telegram_polling``).
+compared in constant time) or by long polling (``getUpdates``, see ``polling``).
 Several accounts: ``/webhooks/telegram`` serves the account of ``account.id`` with the
 ``[telegram]`` settings; ``/webhooks/telegram/{account_id}`` serves any account whose document in
 the store has ``channels.telegram`` (``token``, ``webhook_secret``, optionally ``api_base``: one of

@@ -4,7 +4,7 @@ Graph API base configurable, so tests point it at a local fake.
 Webhook: ``GET /webhooks/whatsapp`` answers Meta's verification challenge (``hub.verify_token``,
 constant-time); ``POST /webhooks/whatsapp`` checks ``X-Hub-Signature-256`` — HMAC-SHA256 of the
 raw body with the app secret, constant-time (missing: 401, wrong: 403, nothing stored) — then
-reads every entry of the payload (``whatsapp_payload``). ``/webhooks/whatsapp/{account_id}``
+reads every entry of the payload (``payload``). ``/webhooks/whatsapp/{account_id}``
 serves an account whose store document has ``channels.whatsapp`` (its ``api_base``, if any, one of
 the hosts the operator allows, or nothing is sent). Every Graph API call and media download goes
 through the WhatsApp channel's egress guard; a media URL the Graph API names is fetched over HTTPS
