@@ -22,7 +22,7 @@ from bot.metrics import Metrics
 from bot.router.calls import CallRecorder
 from bot.router.dispatch import Dispatcher
 from bot.router.sanitize import checked_event, storable
-from conversations.models import utcnow
+from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Decision, Message, Thread
 from conversations.traffic import CallEvent, Identity, Inbound, MessageEdit, ProviderEvent, StatusUpdate
@@ -78,6 +78,8 @@ class InboundRecorder:
             store.threads.touch_thread(thread.id, now, window_ends_at=inbound.window_ends_at),
         )
         thread.last_message_at = max(thread.last_message_at, now)
+        if inbound.window_ends_at is not None:  # as stored: the reply to this message sees its window
+            thread.wa_window_ends_ms = max(thread.wa_window_ends_ms or 0, epoch_ms(inbound.window_ends_at))
         return Recorded(message, thread, duplicate)
 
 

@@ -375,7 +375,7 @@ class Queue:
     def window_open(self, thread: Thread, now: datetime) -> bool | None:
         """Whether a free-form reply may go out on ``thread`` now (its channel's reply window);
         ``None`` on a channel without one."""
-        return self._outbox.capabilities(thread.channel).window_open(thread, now) if self._outbox else None
+        return self._outbox.capabilities(thread.channel).window_open(thread.wa_window_ends_at, now) if self._outbox else None
 
     async def answer(self, thread_id: str, agent: Agent, text: str, nonce: str) -> Message:
         """Send the agent's reply through the outbox on the thread's channel."""

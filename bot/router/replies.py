@@ -87,7 +87,7 @@ async def send_reply(outbox: Outbox, adapter: ChannelAdapter, thread: Thread, re
     else:
         if not text.strip() and reply.document is None:
             raise ReplyRefused("a reply needs text, a document or a template")
-        if adapter.capabilities.window_open(thread, utcnow()) is False:
+        if adapter.capabilities.window_open(thread.wa_window_ends_at, utcnow()) is False:
             ends = thread.wa_window_ends_at
             templates = await _templates(adapter, thread.account_id)
             raise ServiceWindowClosed(window_closed_message(ends.isoformat() if ends else None, templates))

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from aiohttp import web
 
 from bot.metrics import Metrics
-from conversations.thread_models import Thread
 from conversations.traffic import Outbound, ProviderEvent
 
 if TYPE_CHECKING:
@@ -84,14 +83,14 @@ class Capabilities:
         """Whether free-form replies may go out only while the customer's last message is recent."""
         return self.service_window_hours is not None
 
-    def window_open(self, thread: Thread, now: datetime) -> bool | None:
-        """Whether a free-form reply may go out on ``thread`` at ``now``; ``None`` on a channel
-        without a reply window. Every customer message moves the window's end (``wa_window_ends_at``)
-        forward; the queue, replies, the console and the adapter all ask this one rule."""
+    def window_open(self, ends_at: datetime | None, now: datetime) -> bool | None:
+        """Whether a free-form reply may go out at ``now`` on a thread whose window ends at
+        ``ends_at`` (``Thread.wa_window_ends_at``, or ``Outbound.window_ends_at`` as queued);
+        ``None`` on a channel without a reply window. Every customer message moves the end forward;
+        the queue, replies, the console and the adapter all ask this one rule."""
         if not self.reply_window:
             return None
-        ends = thread.wa_window_ends_at
-        return ends is not None and ends > now
+        return ends_at is not None and ends_at > now
 
 
 def window_closed_message(closed_at: str | None, templates: Mapping[str, Any]) -> str:

@@ -101,7 +101,6 @@ class WhatsappAdapter(BaseAdapter):
         default = {"phone_number_id": s.phone_number_id, "access_token": s.access_token, "app_secret": s.app_secret,
                    "verify_token": s.verify_token, "templates": s.templates or {}} if s.phone_number_id else None
         self.numbers: PerAccount[WhatsappNumber] = PerAccount(self.name, context.account_id, default, self._build)
-        self._store: Repositories | None = None
 
     def _build(self, account_id: str, config: Mapping[str, Any]) -> WhatsappNumber:
         missing = [key for key in _REQUIRED if not config.get(key)]
@@ -114,7 +113,6 @@ class WhatsappAdapter(BaseAdapter):
                               str(config["verify_token"]), client, session, dict(config.get("templates") or {}), why)
 
     async def start(self, store: Repositories) -> None:
-        self._store = store
         self.numbers.attach(store)
 
     async def close(self) -> None:
@@ -166,7 +164,7 @@ class WhatsappAdapter(BaseAdapter):
                     params=[BodyText.params(*template["parameters"])] if template.get("parameters") else None,
                 )
                 return str(sent.id)
-            await self._check_window(outbound, number)
+            self._check_window(outbound, number)
             return await self._send_free_form(number.client, outbound)
         except WhatsAppError as exc:
             raise _send_error(exc) from None
@@ -175,11 +173,11 @@ class WhatsappAdapter(BaseAdapter):
                 raise PermanentSendError(f"whatsapp: {refused}; nothing sent") from None
             raise RetryableSendError(f"whatsapp {type(exc).__name__}: {exc}"[:300]) from None
 
-    async def _check_window(self, outbound: Outbound, number: WhatsappNumber) -> None:
-        assert self._store is not None, "start() first"
-        thread = await self._store.threads.get_thread(outbound.thread_id)
-        if thread is None or not self.capabilities.window_open(thread, utcnow()):
-            ends = thread.wa_window_ends_at if thread else None
+    def _check_window(self, outbound: Outbound, number: WhatsappNumber) -> None:
+        """The window as it was when the reply was queued (no store read at send): a reply queued
+        while it was open is sent; one queued after it closed, or retried past its end, is not."""
+        ends = outbound.window_ends_at
+        if not self.capabilities.window_open(ends, utcnow()):
             raise PermanentSendError(window_closed_message(ends.isoformat() if ends else None, number.templates))
 
     async def _send_free_form(self, client: WhatsApp, outbound: Outbound) -> str:

@@ -150,7 +150,8 @@ async def test_errors_map_to_retry_or_dead_letter(router: TestClient, graph_api:
     thread = await thread_of(router)
     adapter = router.server.app[OUTBOX]._adapters["whatsapp"]
     outbound = Outbound(account_id="default", channel="whatsapp", thread_id=thread.id, message_id="m",
-                        to=Identity("whatsapp", "16505551234"), text="hi")
+                        to=Identity("whatsapp", "16505551234"), text="hi",
+                        window_ends_at=thread.wa_window_ends_at)  # as the outbox queues it
     graph_api.fail_next(500)
     with pytest.raises(RetryableSendError):
         await adapter.send(outbound)
