@@ -42,3 +42,17 @@ def test_the_settings_sections_come_from_the_registry_once_each() -> None:
     assert names["OMNIROUTER_TELEGRAM_TOKEN"] == ("telegram", "token")
     assert names["OMNIROUTER_TWILIO_AUTH_TOKEN"] == ("twilio", "auth_token")
     assert names["OMNIROUTER_VOICE_ENABLED"] == ("voice", "enabled")
+
+
+def test_no_channel_module_imports_the_pipeline_web_app_cli_or_keys() -> None:
+    """Channels reach the core through the sink only; lazy and TYPE_CHECKING imports count too."""
+    import ast
+
+    forbidden = ("bot.router", "bot.web", "bot.app", "bot.cli", "bot.keys")
+    found = []
+    for path in (ROOT / "bot" / "handlers").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            found += [f"{path.relative_to(ROOT)}: {n}" for n in names if n == "bot" or n.startswith(forbidden)]
+    assert found == []
