@@ -38,7 +38,7 @@ import aiohttp
 
 from bench import floor
 from bench.meters import Meters, cpu_seconds, metric, pct, peak_rss_mb, store_pid
-from bot.handlers.webchat import VisitorTokens
+from bot.handlers.webchat.adapter import VisitorTokens
 from bot.nlu.embedder import default_embedder
 from bot.nlu.formats import load_paths
 from bot.nlu.training import train

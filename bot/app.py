@@ -16,8 +16,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.handlers.base import ChannelContext, build_adapter, enabled_channels
-from bot.handlers.egress_guards import EgressGuards
+from bot.handlers.channels import build_adapter, enabled_channels
+from bot.handlers.kit.protocol import ChannelContext
+from bot.handlers.kit.egress_guards import EgressGuards
 from bot.install_token import open_install_token
 from bot.keys import (
     ADAPTERS,
@@ -42,7 +43,8 @@ from bot.metrics import Metrics
 from bot.nlu.responses import load_responses
 from bot.nlu.service import NluService
 from bot.router.dispatch import Dispatcher, DispatchSweeper, ReplyLimit
-from bot.router.inbound import InboundPipeline, InboundRecorder, InboundSource, ThreadLocator
+from bot.handlers.kit.sink import InboundSource, ThreadLocator
+from bot.router.inbound import InboundPipeline, InboundRecorder
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from bot.router.shifts import Shifts
@@ -74,7 +76,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[EGRESS] = EgressGuards.from_settings(settings)
-    context = ChannelContext(settings=settings, account_id=settings.account.id, egress=app[EGRESS])
+    context = ChannelContext(settings=settings, account_id=settings.account.id, egress=app[EGRESS], metrics=app[METRICS])
     adapters = {name: build_adapter(name, context) for name in enabled_channels(settings)}
     app[ADAPTERS] = adapters
     app[RESPONSES] = load_responses(Path(settings.nlu.responses))  # ResponsesError: a bad file stops start-up
@@ -163,8 +165,9 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         replies=Replies(store, outbox, adapters, queue, ThreadLog(store, events)), threads=ThreadActions(queue),
     )
     for adapter in adapters.values():
+        adapter.bind(pipeline)
         if isinstance(adapter, InboundSource):
-            await adapter.start_receiving(pipeline)
+            await adapter.start_receiving()
     workers = [
         asyncio.create_task(outbox.run(), name="outbox"),
         asyncio.create_task(sweeper.run(), name="dispatch-sweeper"),
@@ -175,7 +178,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(RetentionJob(store, settings.retention, retrain=settings.nlu.engine == "embedded").run(), name="retention"),
     ]
     for name, adapter in adapters.items():
-        workers += [asyncio.create_task(job, name=f"{name}-background") for job in adapter.background(pipeline)]
+        workers += [asyncio.create_task(job, name=f"{name}-background") for job in adapter.background()]
     try:
         yield
     finally:

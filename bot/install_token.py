@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bot.handlers.signatures import same_secret
+from bot.handlers.kit.signatures import same_secret
 from bot.logs import log_event
 from bot.settings import ApiSettings
 from conversations.errors import StoreUnavailable

@@ -15,46 +15,34 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from bot.business_hours import BusinessHours
+from bot.handlers import registry
+from bot.handlers.email.settings import EmailSettings
+from bot.handlers.kit.twilio_settings import TwilioSettings
+from bot.handlers.sms.settings import SmsSettings
+from bot.handlers.telegram.settings import TelegramSettings
+from bot.handlers.voice.settings import VoiceSettings
+from bot.handlers.webchat.settings import WebchatSettings
+from bot.handlers.whatsapp.settings import WhatsappSettings
+from bot.setting_fields import Check, SettingsError
+from bot.setting_fields import between as _between
+from bot.setting_fields import one_of as _one_of
+from bot.setting_fields import setting as _setting
+from bot.setting_fields import url as _url
 
 DEFAULT_CONFIG = Path("config/omnirouter.toml")
 ENV_PREFIX = "OMNIROUTER_"
 
 
-class SettingsError(Exception):
-    """A setting is missing, unknown or has a bad value; the message is one line for the user."""
-
-
-Check = Callable[[Any], str | None]  # returns what is wrong, or None
-
-
-def _setting(default: Any, *, check: Check | None = None, alias: str | None = None, doc: str = "") -> Any:
-    return field(default=default, metadata={"check": check, "alias": alias, "doc": doc})
-
-
-def _between(low: float, high: float) -> Check:
-    return lambda v: None if low <= v <= high else f"must be from {low:g} to {high:g}"
-
-
-def _one_of(*choices: str) -> Check:
-    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
-
-
 def _mongodb_uri(value: str) -> str | None:
     if value and not value.startswith(("mongodb://", "mongodb+srv://")):
         return "must start with mongodb:// or mongodb+srv:// (or be empty for the embedded store)"
-    return None
-
-
-def _url(value: str) -> str | None:
-    if value and not value.startswith(("http://", "https://")):
-        return "must be an http:// or https:// URL"
     return None
 
 
@@ -200,18 +188,6 @@ class OutboxSettings:
 
 
 @dataclass(frozen=True)
-class WebchatSettings:
-    max_text_length: int = _setting(4096, check=_between(1, 100_000), doc="longest web chat message, characters")
-    secret: str = _setting(
-        "", doc="key that signs visitor tokens; empty: one generated and kept sealed in the store"
-    )
-    visitor_token_days: float = _setting(
-        90.0, check=_between(1, 3650),
-        doc="a visitor token unused this long expires (the browser starts as a new visitor); renewed on use",
-    )
-
-
-@dataclass(frozen=True)
 class ApiSettings:
     token: str = _setting(
         "", alias="API_TOKEN",
@@ -297,22 +273,6 @@ class EgressSettings:
     )
 
 
-def _secret_token(value: str) -> str | None:
-    if value and not all(c.isalnum() or c in "_-" for c in value) or len(value) > 256:
-        return "must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
-    return None
-
-
-def _templates(value: dict[str, Any]) -> str | None:
-    for name, spec in value.items():
-        if not isinstance(spec, dict) or not isinstance(spec.get("language"), str):
-            return f"template {name!r} needs a language, e.g. language = \"en_US\""
-        params = spec.get("parameters", [])
-        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
-            return f"template {name!r}: parameters must be a list of names"
-    return None
-
-
 def _hours_spec(value: str) -> str | None:
     try:
         BusinessHours.parse(value, "UTC")
@@ -329,91 +289,6 @@ def _timezone(value: str) -> str | None:
     except (ValueError, KeyError, OSError):
         return "must be an IANA time zone such as Europe/Riga"
     return None
-
-
-@dataclass(frozen=True)
-class TelegramSettings:
-    token: str = _setting("", doc="bot token from @BotFather; empty: Telegram is off")
-    webhook_secret: str = _setting(
-        "", check=_secret_token, doc="secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (webhook mode)"
-    )
-    mode: str = _setting("webhook", check=_one_of("webhook", "polling"), doc="receive updates by `webhook` or `polling` (getUpdates)")
-    api_base: str = _setting("https://api.telegram.org", check=_url, doc="Bot API server (a local fake in tests)")
-    poll_timeout: int = _setting(25, check=_between(0, 50), doc="long-poll wait of getUpdates, seconds")
-    pacing: float = _setting(1.0, check=_between(0, 60), doc="least time between two messages to one chat, seconds")
-    max_download_bytes: int = _setting(
-        20_971_520, check=_between(1, 2_000_000_000), doc="largest attachment downloaded by file id"
-    )
-    for_accounts: bool = _setting(False, doc="serve Telegram for accounts with their own bot even when token is empty")
-
-
-@dataclass(frozen=True)
-class WhatsappSettings:
-    phone_number_id: str = _setting("", doc="Cloud API phone number id; empty: WhatsApp is off")
-    access_token: str = _setting("", doc="system-user access token for the Graph API")
-    app_secret: str = _setting("", doc="app secret: checks X-Hub-Signature-256")
-    verify_token: str = _setting("", doc="token Meta echoes when verifying the webhook URL")
-    api_base: str = _setting("https://graph.facebook.com", check=_url, doc="Graph API server (a local fake in tests)")
-    api_version: str = _setting("23.0", doc="Graph API version")
-    max_download_bytes: int = _setting(
-        16_777_216, check=_between(1, 2_000_000_000), doc="largest attachment downloaded by media id"
-    )
-    templates: dict[str, Any] | None = _setting(
-        None, check=_templates, doc="message templates for use outside the 24-hour window (see WhatsApp)"
-    )
-    for_accounts: bool = _setting(
-        False, doc="serve WhatsApp for accounts with their own number even when phone_number_id is empty"
-    )
-
-
-@dataclass(frozen=True)
-class TwilioSettings:
-    account_sid: str = _setting("", doc="Twilio Account SID (AC...): SMS and calls need it")
-    auth_token: str = _setting("", doc="Twilio Auth Token: signs webhooks, authenticates sends")
-    api_base: str = _setting("", check=_url, doc="Twilio REST API base URL; empty: Twilio's own (tests point it at a fake)")
-    timeout: float = _setting(15.0, check=_between(1, 120), doc="seconds one Twilio API call may take")
-
-
-@dataclass(frozen=True)
-class SmsSettings:
-    gateway: str = _setting("twilio", check=_one_of("twilio"), doc="SMS provider module (see bot/handlers/sms.py)")
-    from_number: str = _setting("", doc="our number in E.164 (+15551234567); enables SMS with twilio.account_sid")
-    messaging_service_sid: str = _setting("", doc="Twilio Messaging Service (MG...) to send from instead of from_number")
-    max_segments: int = _setting(10, check=_between(1, 10), doc="most SMS segments one sent text may use; longer replies are split")
-    help_reply: str = _setting("", doc="our answer to HELP; empty: leave it to the provider's keyword handling")
-    start_reply: str = _setting("", doc="our answer to START; empty: leave it to the provider")
-
-
-@dataclass(frozen=True)
-class VoiceSettings:
-    enabled: bool = _setting(False, doc="accept Twilio Voice status callbacks at /webhooks/voice (needs [twilio])")
-
-
-@dataclass(frozen=True)
-class EmailSettings:
-    address: str = _setting("", doc="our mailbox address (support@example.com); enables e-mail")
-    display_name: str = _setting("", doc="name shown in From: of our replies; empty: account.name")
-    plus_addressing: bool = _setting(True, doc="reply from address+<thread token>@domain so replies find their thread")
-    imap_host: str = _setting("", doc="IMAP server to poll; empty: no IMAP")
-    imap_port: int = _setting(993, check=_between(1, 65535), doc="IMAP port (993: IMAPS)")
-    imap_security: str = _setting("tls", check=_one_of("tls", "none"), doc="tls (IMAPS) or none (plain, for local servers)")
-    imap_user: str = _setting("", doc="IMAP login; empty: the address")
-    imap_password: str = _setting("", doc="IMAP password (an app password for Gmail or Microsoft 365)")
-    imap_mailbox: str = _setting("INBOX", doc="folder to read")
-    imap_idle: bool = _setting(True, doc="wait for new mail with IMAP IDLE between polls")
-    poll_interval: float = _setting(60.0, check=_between(0.05, 3600), doc="seconds between mailbox polls (and longest IDLE)")
-    smtp_host: str = _setting("", doc="SMTP server for our replies")
-    smtp_port: int = _setting(587, check=_between(1, 65535), doc="SMTP port (587: submission)")
-    smtp_security: str = _setting(
-        "starttls", check=_one_of("starttls", "tls", "none"), doc="starttls, tls (port 465) or none (local servers)"
-    )
-    smtp_user: str = _setting("", doc="SMTP login; empty: no authentication")
-    smtp_password: str = _setting("", doc="SMTP password")
-    listen_host: str = _setting("127.0.0.1", doc="address of the optional SMTP listener for inbound mail")
-    listen_port: int = _setting(0, check=_between(0, 65535), doc="port of the SMTP listener; 0: off")
-    max_message_bytes: int = _setting(
-        10 * 1_048_576, check=_between(1024, 100 * 1_048_576), doc="larger inbound mails are refused (SMTP) or skipped (IMAP)"
-    )
 
 
 @dataclass(frozen=True)
@@ -534,14 +409,8 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "account": AccountSettings,
     "dispatch": DispatchSettings,
     "outbox": OutboxSettings,
-    "webchat": WebchatSettings,
+    **registry.sections(),  # each channel's sections, from its package
     "api": ApiSettings,
-    "twilio": TwilioSettings,
-    "sms": SmsSettings,
-    "voice": VoiceSettings,
-    "email": EmailSettings,
-    "telegram": TelegramSettings,
-    "whatsapp": WhatsappSettings,
     "queue": QueueSettings,
     "console": ConsoleSettings,
     "retention": RetentionSettings,

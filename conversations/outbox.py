@@ -89,6 +89,7 @@ class OutboxRepository(Repository):
             due_ms=epoch_ms(now),
             created_at=now,
             meta={"sender_kind": sender.get("kind", "bot"), **(meta or {})},
+            window_ends_ms=thread.wa_window_ends_ms,
         )
         if leased_by is not None:
             owner, lease = leased_by

@@ -197,6 +197,7 @@ class OutboxItem(Document):
     sent_at: datetime | None = None
     provider_message_id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    window_ends_ms: int | None = None  # the thread's WhatsApp window when queued: checked at send, no read
 
     def to_outbound(self) -> Outbound:
         return Outbound(
@@ -208,6 +209,7 @@ class OutboxItem(Document):
             text=self.text,
             options=self.options,
             meta=dict(self.meta),
+            window_ends_at=None if self.window_ends_ms is None else from_epoch_ms(self.window_ends_ms),
         )
 
 

@@ -136,6 +136,7 @@ class Outbound:
     text: str
     options: tuple[str, ...] = ()  # quick replies; adapters without buttons append them as text
     meta: Mapping[str, Any] = field(default_factory=dict)
+    window_ends_at: datetime | None = None  # the thread's reply window (WhatsApp's) when queued
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.email import EmailAdapter
+from bot.handlers.email.adapter import EmailAdapter
 from bot.keys import ADAPTERS, PIPELINE, SETTINGS, STORE
 from bot.nlu.model import NluModel
 from bot.services.contacts import erase_contact, find_contact
@@ -33,8 +33,8 @@ from tests import factories
 from tests.cli.test_contacts import run
 from tests.conftest import raw_database_of
 from tests.fakes.twilio import FakeTwilio, fixture, post_webhook
-from tests.handlers.test_email import mail
-from tests.handlers.test_sms import sms_settings
+from tests.handlers.email.test_email import mail
+from tests.handlers.sms.test_sms import sms_settings
 from tests.mailservers import SmtpSink
 from tests.nlu.test_versions import DATA
 from tests.router.test_inbound import wait_for

@@ -17,9 +17,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bot.handlers.base import PermanentSendError
-from bot.handlers.egress_guards import EgressGuards
-from bot.handlers.webchat import VisitorTokens
+from bot.handlers.kit.protocol import PermanentSendError
+from bot.handlers.kit.egress_guards import EgressGuards
+from bot.handlers.webchat.adapter import VisitorTokens
 from bot.install_token import SECRET_NAME, InstallTokenError, rotate
 from bot.keys import ADAPTERS, STORE
 from bot.router.webhooks.sender import WebhookSender

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.settings import Settings, SettingsError, describe, env_names, load_settings
+from bot.setting_fields import SettingsError
+from bot.settings import Settings, describe, env_names, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -21,7 +21,7 @@ from bot.cli.contacts import add_contact_commands
 from bot.cli.nlu import add_nlu_commands
 from bot.cli.say import add_say_command
 from bot.cli.serve import add_serve_command
-from bot.settings import SettingsError
+from bot.setting_fields import SettingsError
 
 
 def main(argv: list[str] | None = None) -> int:

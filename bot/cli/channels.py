@@ -161,11 +161,11 @@ def webhook_info(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _telegram(token: str, settings: Settings, action: str, url: str = "", secret: str = "", drop: bool = False) -> str:
-    from bot.handlers.base import MalformedPayload
-    from bot.handlers.egress_guards import EgressGuards
-    from bot.handlers.telegram import make_bot
-    from bot.handlers.telegram_botapi import BotAPIError, BotAPIUnreachable
-    from bot.handlers.telegram_updates import ALLOWED_UPDATES
+    from bot.handlers.kit.protocol import MalformedPayload
+    from bot.handlers.kit.egress_guards import EgressGuards
+    from bot.handlers.telegram.adapter import make_bot
+    from bot.handlers.telegram.botapi import BotAPIError, BotAPIUnreachable
+    from bot.handlers.telegram.updates import ALLOWED_UPDATES
 
     bot = make_bot(token, settings.telegram.api_base, EgressGuards.from_settings(settings).telegram, timeout=20)
     try:

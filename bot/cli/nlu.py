@@ -111,7 +111,7 @@ async def _store(settings: Settings) -> AsyncIterator[Repositories | None]:
 
 
 def _egress_session(settings: Settings) -> SessionFactory:
-    from bot.handlers.egress_guards import EgressGuards  # the CLI sits above the channels; the NLU layer does not
+    from bot.handlers.kit.egress_guards import EgressGuards  # the CLI sits above the channels; the NLU layer does not
 
     return EgressGuards.from_settings(settings).rasa.session
 

@@ -4,7 +4,7 @@ Selected with ``nlu.engine = "rasa"``. A slow, failing or nonsensical server rai
 :class:`NluUnavailable` within ``nlu.rasa_timeout`` seconds, and the dispatcher hands the
 conversation to a human rather than leaving the customer waiting.
 
-Requests go through the session the router gives (the egress guard's, ``bot.handlers.egress``):
+Requests go through the session the router gives (the egress guard's, ``bot.handlers.kit.egress``):
 ``nlu.rasa_url``'s host is allowed there because the operator named it, but a redirect from it to
 any other host is checked like every other destination.
 """

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 
 from bot.logs import log_event
-from bot.router.sanitize import checked_event
 from conversations.ids import derived_id
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -45,14 +44,14 @@ def _duration(seconds: int) -> str:
 class CallRecorder:
     """Records call events; the voice channel's counterpart of the inbound recorder."""
 
-    def __init__(self, store: Repositories, thread_channel: str) -> None:
+    def __init__(self, store: Repositories) -> None:
         self._store = store
-        self._thread_channel = thread_channel
 
-    async def record(self, event: CallEvent) -> tuple[Message, bool]:
-        """Store ``event`` once; returns ``(message, duplicate)``. ``StoreUnavailable`` when the
-        store is down (the provider retries the callback)."""
-        store, now, event = self._store, utcnow(), checked_event(event)
+    async def record(self, event: CallEvent, thread_channel: str) -> tuple[Message, bool]:
+        """Store ``event`` (made storable by the sink) once, in the caller's thread on
+        ``thread_channel``; returns ``(message, duplicate)``. ``StoreUnavailable`` when the store is
+        down (the provider retries the callback)."""
+        store, now = self._store, utcnow()
         message_id = derived_id("msg", f"call|{event.account_id}|{event.channel}|{event.external_id}")
         earlier = await store.messages.get_message(message_id)
         if earlier is not None:
@@ -60,10 +59,10 @@ class CallRecorder:
         contact_id = await store.contacts.find_or_create_contact(
             event.account_id, Identity(event.channel, event.customer), None, now, phone=event.phone
         )
-        thread = await store.threads.touch_open_thread(contact_id, self._thread_channel, now)
+        thread = await store.threads.touch_open_thread(contact_id, thread_channel, now)
         if thread is None:
             thread = await store.threads.open_thread(
-                event.account_id, contact_id, Identity(self._thread_channel, event.customer), now
+                event.account_id, contact_id, Identity(thread_channel, event.customer), now
             )
         decision = await self._call_back(event, thread, message_id) if event.missed else None
         message = Message(

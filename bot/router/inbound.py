@@ -1,6 +1,7 @@
 """Recording inbound messages: durably, idempotently, before anyone is told "received".
 
-``InboundPipeline.receive`` is what every channel calls: it finds or creates the contact, finds or
+``InboundPipeline`` is the channels' ``InboundSink`` (``bot/handlers/kit/sink.py``), the one way
+what a customer did reaches the core; each event is made storable here, once. ``receive``: it finds or creates the contact, finds or
 opens the thread, stores the message once (unique account + channel + external id), and only then
 returns, so the channel can acknowledge. Dispatch follows in a tracked background task; a message
 recorded but not dispatched when the process dies is picked up by the sweeper in ``dispatch``.
@@ -11,48 +12,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
 
+from bot.handlers.kit.sink import Recorded, ThreadLocator
 from bot.logs import log_event
 from bot.metrics import Metrics
+from bot.router.calls import CallRecorder
 from bot.router.dispatch import Dispatcher
 from bot.router.sanitize import checked_event, storable
-from conversations.models import utcnow
+from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Decision, Message, Thread
-from conversations.traffic import Identity, Inbound, MessageEdit, StatusUpdate
+from conversations.traffic import CallEvent, Identity, Inbound, MessageEdit, ProviderEvent, StatusUpdate
 
 log = logging.getLogger("omnirouter.router.inbound")
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """An inbound message as stored, with its thread; ``duplicate`` if stored before."""
-
-    message: Message
-    thread: Thread
-    duplicate: bool
-
-
-@runtime_checkable
-class ThreadLocator(Protocol):
-    """A channel whose messages do not simply join the contact's one open thread there: e-mail
-    threads by its headers, so one sender can have several conversations open at once."""
-
-    async def locate_thread(self, inbound: Inbound, contact_id: str, now: datetime) -> Thread:
-        """The thread ``inbound`` belongs to, opened if needed, its last activity set to ``now``."""
-
-
-@runtime_checkable
-class InboundSource(Protocol):
-    """A channel that fetches its messages itself (IMAP) or listens on a socket of its own (SMTP)
-    instead of being called by a webhook: started once the pipeline exists, stopped by the
-    adapter's ``shutdown``."""
-
-    async def start_receiving(self, pipeline: InboundPipeline) -> None: ...
 
 
 # (account, contact, identity, now) -> a resolved thread reopened for this message, or None
@@ -103,19 +78,22 @@ class InboundRecorder:
             store.threads.touch_thread(thread.id, now, window_ends_at=inbound.window_ends_at),
         )
         thread.last_message_at = max(thread.last_message_at, now)
+        if inbound.window_ends_at is not None:  # as stored: the reply to this message sees its window
+            thread.wa_window_ends_ms = max(thread.wa_window_ends_ms or 0, epoch_ms(inbound.window_ends_at))
         return Recorded(message, thread, duplicate)
 
 
 class InboundPipeline:
-    """Record, then dispatch in the background; what channel handlers call."""
+    """Record, then dispatch in the background; the ``InboundSink`` every channel is bound to."""
 
     def __init__(
-        self, store: Repositories, recorder: InboundRecorder, dispatcher: Dispatcher, metrics: Metrics
+        self, store: Repositories, recorder: InboundRecorder, dispatcher: Dispatcher, metrics: Metrics,
     ) -> None:
         self._store = store
         self._recorder = recorder
         self._dispatcher = dispatcher
         self._metrics = metrics
+        self._calls = CallRecorder(store)
         self._tasks: set[asyncio.Task[Decision | None]] = set()
 
     async def receive(self, inbound: Inbound) -> tuple[Recorded, asyncio.Task[Decision | None] | None]:
@@ -124,8 +102,37 @@ class InboundPipeline:
         Raises ``StoreUnavailable`` when the store cannot be reached: nothing was acknowledged,
         so the sender must retry (HTTP channels answer 503).
         """
+        return await self._receive(checked_event(inbound))
+
+    async def record(self, events: Sequence[ProviderEvent]) -> dict[str, int]:
+        """Record messages, apply edits and status reports, in order; the counts of each outcome.
+
+        Every entry is checked before any is stored, so a bad entry refuses the whole payload.
+        Raises ``StoreUnavailable`` on an outage: whatever was recorded before it is deduplicated
+        when the provider delivers the payload again.
+        """
+        checked = [checked_event(event) for event in events]
+        counts = Counter(recorded=0, duplicates=0, statuses=0)
+        for item in checked:
+            if isinstance(item, StatusUpdate):
+                await self._apply_status(item)
+                counts["statuses"] += 1
+            elif isinstance(item, MessageEdit):
+                counts["edits"] += 1
+                if await self._apply_edit(item) is not None:
+                    counts["recorded"] += 1
+            else:
+                result, _ = await self._receive(item)
+                counts["duplicates" if result.duplicate else "recorded"] += 1
+        return dict(counts)
+
+    async def call_event(self, event: CallEvent, thread_channel: str) -> tuple[Message, bool]:
+        """Record an ended call (the voice channel) in the caller's thread on ``thread_channel``;
+        ``(message, duplicate)``."""
+        return await self._calls.record(checked_event(event), thread_channel)
+
+    async def _receive(self, inbound: Inbound) -> tuple[Recorded, asyncio.Task[Decision | None] | None]:
         started = time.perf_counter()
-        inbound = checked_event(inbound)
         try:
             recorded = await self._recorder.record(inbound)
         except Exception:
@@ -165,19 +172,23 @@ class InboundPipeline:
     async def apply_edit(self, edit: MessageEdit) -> Recorded | None:
         """Apply a customer's edit to the message they sent; an edit of a message never recorded
         is recorded as that message. Returns the new record then, ``None`` for a plain edit."""
-        edit = storable(edit)
+        return await self._apply_edit(storable(edit))
+
+    async def _apply_edit(self, edit: MessageEdit) -> Recorded | None:
         edited = await self._store.messages.apply_edit(edit.message, edit.edited_at)
         log_event(log, "inbound.edited", channel=edit.message.channel, account=edit.message.account_id,
                   message=edited.id if edited else None, original_known=edited is not None)
         if edited is not None:
             return None
-        recorded, _ = await self.receive(edit.message)
+        recorded, _ = await self._receive(edit.message)
         return recorded
 
     async def apply_status(self, update: StatusUpdate) -> bool:
         """Record a provider's delivery report; ``False`` when it changed nothing (stale or
         unknown message), which is still a success for the provider."""
-        update = storable(update)
+        return await self._apply_status(storable(update))
+
+    async def _apply_status(self, update: StatusUpdate) -> bool:
         changed = await self._store.messages.apply_status_update(update)
         if changed:  # the consoles showing this message refresh its delivery status
             await self._store.events.emit_event(update.account_id, "delivery", utcnow(), external_id=update.external_id)

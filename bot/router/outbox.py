@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.handlers.base import ChannelAdapter, PermanentSendError, RetryableSendError
+from bot.handlers.kit.protocol import Capabilities, ChannelAdapter, PermanentSendError, RetryableSendError
 from bot.logs import error_fields, log_event, without_contacts
 from bot.metrics import Metrics
 from bot.router.leasing import lease_and_work
@@ -116,6 +116,12 @@ class Outbox:
         if self._events is not None:
             await self._events.message(thread, message)
         return message
+
+    def capabilities(self, channel: str) -> Capabilities:
+        """What ``channel`` can carry (and whether it has a reply window); nothing for a channel
+        that is not configured."""
+        adapter = self._adapters.get(channel)
+        return adapter.capabilities if adapter is not None else Capabilities()
 
     def wake(self) -> None:
         """Look for due items now rather than at the next poll."""

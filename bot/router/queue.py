@@ -337,6 +337,11 @@ class Queue:
 
     # --- working a thread ----------------------------------------------------------------
 
+    def window_open(self, thread: Thread, now: datetime) -> bool | None:
+        """Whether a free-form reply may go out on ``thread`` now (its channel's reply window);
+        ``None`` on a channel without one."""
+        return self._outbox.capabilities(thread.channel).window_open(thread.wa_window_ends_at, now) if self._outbox else None
+
     def late(self, thread: Thread, now: datetime) -> bool:
         """Whether an agent's reply now misses the next-response target (counted for the reports)."""
         return thread.first_response_at is not None and thread.awaiting_since is not None \

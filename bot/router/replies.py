@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot.handlers.base import ChannelAdapter
+from bot.handlers.kit.protocol import ChannelAdapter, window_closed_message
 from bot.router.outbox import Outbox
 from conversations.models import utcnow
 from conversations.thread_models import Message, SenderKind, Thread
@@ -45,14 +45,6 @@ class Reply:
     parameters: Sequence[str] | Mapping[str, str] = ()
     agent: str | None = None
     agent_name: str | None = None  # shown in the thread's history beside the reply
-
-
-def window_closed_message(closed_at: str | None, templates: Mapping[str, Any]) -> str:
-    """What the agent is told when a free-form WhatsApp message is refused."""
-    when = f"closed at {closed_at}" if closed_at else "is not open (the customer has not written yet)"
-    names = ", ".join(sorted(templates)) or "none configured (see whatsapp.templates)"
-    return (f"WhatsApp's 24-hour customer service window for this conversation {when}; "
-            f"free-form messages are refused until the customer writes again. Send a template instead: {names}")
 
 
 async def _templates(adapter: ChannelAdapter, account_id: str) -> Mapping[str, Any]:
@@ -96,11 +88,10 @@ async def send_reply(outbox: Outbox, adapter: ChannelAdapter, thread: Thread, re
     else:
         if not text.strip() and reply.document is None:
             raise ReplyRefused("a reply needs text, a document or a template")
-        if adapter.capabilities.service_window_hours is not None:
+        if adapter.capabilities.window_open(thread.wa_window_ends_at, utcnow()) is False:
             ends = thread.wa_window_ends_at
-            if ends is None or ends <= utcnow():
-                templates = await _templates(adapter, thread.account_id)
-                raise ServiceWindowClosed(window_closed_message(ends.isoformat() if ends else None, templates))
+            templates = await _templates(adapter, thread.account_id)
+            raise ServiceWindowClosed(window_closed_message(ends.isoformat() if ends else None, templates))
         if reply.document is not None:
             meta["document"] = dict(reply.document)
     sender = {"kind": str(SenderKind.AGENT), **({"id": reply.agent} if reply.agent else {}),

@@ -64,7 +64,7 @@ def _clean(value: Any) -> Any:
 def checked_event(event: T) -> T:
     """``event`` made storable, refused (``MalformedPayload``) when what identifies it is empty
     once cleaned — an id of NUL characters would make every such message one dedup key."""
-    from bot.handlers.base import MalformedPayload
+    from bot.handlers.kit.protocol import MalformedPayload
     from conversations.traffic import CallEvent, Inbound, MessageEdit, StatusUpdate
 
     event = storable(event)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.handlers.egress_guards import ChannelEgress
+from bot.handlers.kit.egress_guards import ChannelEgress
 from bot.services.agents import add_agent
 from bot.settings import Settings
 from conversations.agent_models import Agent, Role
@@ -33,7 +33,7 @@ class ChannelField:
         return is_secret_field(self.name)
 
 
-# the messenger channels an account can have its own settings for (bot/handlers/accounts.py)
+# the messenger channels an account can have its own settings for (bot/handlers/kit/accounts.py)
 CHANNEL_FIELDS: dict[str, tuple[ChannelField, ...]] = {
     "telegram": (
         ChannelField("token", True, _NO_SPACE),

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot import audit
-from bot.handlers.base import ChannelAdapter
+from bot.handlers.kit.protocol import ChannelAdapter
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from bot.router.replies import Reply, ReplyRefused, send_reply

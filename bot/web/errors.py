@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from bot.handlers.base import MalformedPayload, VerificationError
+from bot.handlers.kit.protocol import MalformedPayload, VerificationError
 from bot.keys import SETTINGS
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable

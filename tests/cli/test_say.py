@@ -10,7 +10,7 @@ from tests.cli.test_serve import run
 from tests.conftest import TEST_API_TOKEN, make_settings
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, FakeTwilio
 from tests.handlers.conftest import OUR_ADDRESS
-from tests.handlers.test_sms import OUR_NUMBER, twilio  # noqa: F401  (a fixture)
+from tests.handlers.sms.test_sms import OUR_NUMBER, twilio  # noqa: F401  (a fixture)
 from tests.mailservers import SmtpSink
 
 

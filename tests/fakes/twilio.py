@@ -17,7 +17,7 @@ from twilio.request_validator import RequestValidator
 
 from conversations.models import utcnow
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+HANDLERS = Path(__file__).resolve().parent.parent / "handlers"  # each channel's fixtures/
 ACCOUNT_SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "f0e1d2c3b4a5968778695a4b3c2d1e0f"
 PUBLIC_URL = "https://router.example.com"  # the router behind a proxy, as Twilio sees it
@@ -25,7 +25,7 @@ PUBLIC_URL = "https://router.example.com"  # the router behind a proxy, as Twili
 
 def fixture(kind: str, name: str, **changes: str) -> dict[str, str]:
     """A recorded webhook's form fields, with some changed."""
-    params: dict[str, str] = json.loads((FIXTURES / kind / f"{name}.json").read_text())
+    params: dict[str, str] = json.loads((HANDLERS / kind / "fixtures" / f"{name}.json").read_text())
     params.update(changes)
     return params
 

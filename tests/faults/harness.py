@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 from pymongo import AsyncMongoClient
 
-from bot.handlers.webchat import VisitorTokens
+from bot.handlers.webchat.adapter import VisitorTokens
 from conversations.embedded import EmbeddedMongo, free_port
 from tests import traffic
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID, FakeGraphAPI

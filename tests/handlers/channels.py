@@ -18,14 +18,14 @@ from tests.conftest import make_settings
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID
 from tests.fakes.telegram_api import TOKEN
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+HANDLERS = Path(__file__).resolve().parent  # each channel's tests, with its fixtures/
 TG_SECRET = "tg-webhook-secret_1"
 WA_SECRET = "wa-app-secret"
 WA_VERIFY = "wa-verify-token"
 
 
 def fixture(channel: str, name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((FIXTURES / channel / f"{name}.json").read_text())
+    data: dict[str, Any] = json.loads((HANDLERS / channel / "fixtures" / f"{name}.json").read_text())
     return data
 
 

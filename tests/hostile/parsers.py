@@ -14,13 +14,14 @@ from urllib.parse import urlencode
 
 import bson
 
-from bot.handlers.base import ChannelContext, MalformedPayload, UnsupportedEvent, build_adapter
-from bot.handlers.egress_guards import EgressGuards
-from bot.handlers.email import EmailAdapter
-from bot.handlers.email_parse import parse_mail
-from bot.handlers.sms import SmsAdapter
-from bot.handlers.voice import VoiceAdapter
-from bot.handlers.webchat import WebchatAdapter
+from bot.handlers.channels import build_adapter
+from bot.handlers.kit.protocol import ChannelContext, MalformedPayload, UnsupportedEvent
+from bot.handlers.kit.egress_guards import EgressGuards
+from bot.handlers.email.adapter import EmailAdapter
+from bot.handlers.email.parse import parse_mail
+from bot.handlers.sms.adapter import SmsAdapter
+from bot.handlers.voice.adapter import VoiceAdapter
+from bot.handlers.webchat.adapter import WebchatAdapter
 from bot.router.sanitize import checked_event, storable
 from bot.settings import Settings
 from conversations.models import _dump

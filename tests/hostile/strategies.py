@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 
 from conversations.models import utcnow
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+HANDLERS = Path(__file__).resolve().parent.parent / "handlers"  # each channel's fixtures/
 
 
 def _fixtures(channel: str, suffix: str = ".json") -> list[Any]:
-    files = sorted((FIXTURES / channel).glob(f"*{suffix}"))
+    files = sorted((HANDLERS / channel / "fixtures").glob(f"*{suffix}"))
     return [json.loads(f.read_text()) if suffix == ".json" else f.read_bytes() for f in files]
 
 

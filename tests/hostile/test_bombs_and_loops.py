@@ -11,10 +11,10 @@ import aiosmtplib
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.email_compose import compose_reply
-from bot.handlers.email_limits import MAX_PARTS
-from bot.handlers.email_parse import FULL_TEXT_KEPT, MAX_ATTACHMENTS, parse_mail
-from bot.handlers.base import MalformedPayload
+from bot.handlers.email.compose import compose_reply
+from bot.handlers.email.limits import MAX_PARTS
+from bot.handlers.email.parse import FULL_TEXT_KEPT, MAX_ATTACHMENTS, parse_mail
+from bot.handlers.kit.protocol import MalformedPayload
 from bot.keys import ADAPTERS, STORE
 from conversations.embedded import free_port
 from tests import traffic

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.handlers.base import MalformedPayload
+from bot.handlers.kit.protocol import MalformedPayload
 from bot.keys import ADAPTERS, STORE
 from conversations.thread_models import Contact, Message, OutboxItem, Thread
 from tests import traffic

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.handlers import signatures
+from bot.handlers.kit import signatures
 from bot.keys import STORE
 from tests import traffic
 from tests.conftest import raw_database_of

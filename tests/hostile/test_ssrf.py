@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.egress import Egress
+from bot.handlers.kit.egress import Egress
 from bot.keys import ADAPTERS, STORE
 from bot.nlu.remote import NluUnavailable, RasaClient
 from bot.services.agents import add_agent

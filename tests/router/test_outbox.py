@@ -12,7 +12,7 @@ from typing import Any
 
 from pymongo.errors import OperationFailure
 
-from bot.handlers.base import BaseAdapter, PermanentSendError, RetryableSendError
+from bot.handlers.kit.protocol import BaseAdapter, PermanentSendError, RetryableSendError
 from bot.metrics import Metrics
 from bot.router.dispatch import Dispatcher, DispatchSweeper
 from bot.router.leasing import lease_and_work

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.email import EmailAdapter
+from bot.handlers.email.adapter import EmailAdapter
 from bot.keys import ADAPTERS, STORE
 from bot.logs import TextFormatter, without_contacts
 from bot.services.contacts import erase_contact, find_contact
@@ -20,8 +20,8 @@ from conversations.repositories import Repositories
 from conversations.thread_models import OutboxState
 from tests import factories
 from tests.fakes.twilio import FakeTwilio, fixture, post_webhook
-from tests.handlers.test_email import mail
-from tests.handlers.test_sms import OUR_NUMBER, sms_settings
+from tests.handlers.email.test_email import mail
+from tests.handlers.sms.test_sms import OUR_NUMBER, sms_settings
 from tests.mailservers import SmtpSink
 from tests.router.test_inbound import wait_for
 

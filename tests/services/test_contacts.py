@@ -15,7 +15,7 @@ import bson
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.email import EmailAdapter
+from bot.handlers.email.adapter import EmailAdapter
 from bot.keys import ADAPTERS, PIPELINE, QUEUE, SHIFTS, STORE
 from bot.services.agents import add_agent
 from bot.services.contacts import erase_contact, export_contact, find_contact
@@ -29,8 +29,8 @@ from conversations.repositories import Repositories
 from conversations.traffic import Identity, Inbound
 from tests import factories
 from tests.fakes.twilio import FakeTwilio, fixture, post_webhook
-from tests.handlers.test_email import mail
-from tests.handlers.test_sms import sms_settings
+from tests.handlers.email.test_email import mail
+from tests.handlers.sms.test_sms import sms_settings
 from tests.mailservers import SmtpSink
 from tests.router.test_inbound import wait_for
 

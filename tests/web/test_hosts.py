@@ -12,7 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
-from bot.settings import ServerSettings, SettingsError, load_settings
+from bot.setting_fields import SettingsError
+from bot.settings import ServerSettings, load_settings
 from bot.web.hosts import answered_hosts, host_check, host_name
 from tests.conftest import make_settings
 from tests.fakes.telegram_api import FakeBotAPI
@@ -96,7 +97,7 @@ def test_host_names_are_compared_without_port_case_or_final_dot() -> None:
 
 async def test_an_address_is_compared_in_its_short_form_as_the_egress_guard_compares_it(client: TestClient) -> None:
     """One normaliser of hosts for the Host check and the egress guard, with one bracket rule."""
-    from bot.handlers.egress import HostRule, parse_host_rules
+    from bot.handlers.kit.egress import HostRule, parse_host_rules
 
     assert host_name("[0:0:0:0:0:0:0:1]:8080") == "[::1]" and host_name("0:0::1") == "[::1]"
     assert host_name("[FD00:0::5]") == host_name("fd00::5") == "[fd00::5]" and host_name("127.0.0.1.") == "127.0.0.1"

@@ -7,7 +7,7 @@ connection) is retried with exponential backoff and jitter, never sooner than a 
 and given up after ``webhooks.max_attempts`` (the delivery stays listed as dead and can be sent
 again). Redirects are not followed: a 3xx answer is retried like any other status, its
 ``Location`` never called (a receiver that moved gets its subscription's URL changed). Every
-delivery goes through the webhooks' egress guard (``bot.handlers.egress_guards``): a URL that is or
+delivery goes through the webhooks' egress guard (``bot.handlers.kit.egress_guards``): a URL that is or
 resolves to a loopback, private, link-local or metadata address, or the router's own, is refused
 (and the delivery given up at once), so an account's admin cannot make the router call into the
 network it runs in — unless the operator allows the host by name (``egress.allowed_destinations``;
@@ -25,7 +25,7 @@ from datetime import timedelta
 
 import aiohttp
 
-from bot.handlers.egress import Egress, refusal
+from bot.handlers.kit.egress import Egress, refusal
 from bot.logs import log_event
 from bot.router.leasing import lease_and_work
 from bot.router.outbox import backoff_delay

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
-from bot.handlers.egress import Egress, EgressRefused
+from bot.handlers.kit.egress import Egress, EgressRefused
 from bot.router.webhooks.events import ThreadEvents
 from conversations.ids import new_id
 from conversations.models import utcnow

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from bot.handlers.media import AttachmentError, AttachmentTooLarge
+from bot.handlers.kit.media import AttachmentError, AttachmentTooLarge
 from bot.keys import ADAPTERS, STORE
 from bot.router.replies import Reply, ReplyRefused
 from bot.web.api.kit import ApiRoutes, Call, api_error, reply, visible

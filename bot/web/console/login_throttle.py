@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from bot.handlers.signatures import same_secret
+from bot.handlers.kit.signatures import same_secret
 from bot.web.console import auth
 from bot.web.proxies import address_block, client_address
 

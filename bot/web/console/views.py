@@ -143,9 +143,7 @@ async def thread_view(store: Repositories, queue: Queue, agent: Agent, thread: T
     agents = [a for a in await store.agents.list_agents(thread.account_id) if a.active]
     teams = sorted({team for a in agents for team in a.teams} | ({thread.team} if thread.team else set()))
     now = utcnow()
-    window = None
-    if thread.channel == "whatsapp":
-        window = thread.wa_window_ends_at is not None and thread.wa_window_ends_at > now
+    window = queue.window_open(thread, now)
     return ThreadView(
         thread=thread,
         contact=contact_label(contact, thread),

@@ -14,7 +14,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from bot.handlers.base import ChannelAdapter
+from bot.handlers.kit.protocol import ChannelAdapter
 from bot.keys import ADAPTERS
 from conversations.thread_models import Thread
 

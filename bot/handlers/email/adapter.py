@@ -1,0 +1,171 @@
+"""The e-mail channel: a mailbox read over IMAP and/or an SMTP listener in, SMTP out.
+
+Inbound mail is parsed (``parse``), handed to the same sink as every channel,
+and its original kept. Threads are found by the mail's headers (``locate_thread``): its own
+Message-ID (a redelivery), then ``References`` (newest first), then ``In-Reply-To``, then a token
+of ours in a plus-address or the subject (from the same contact only, since tokens are visible);
+otherwise the mail opens a new thread, so a new subject from the same sender is a new
+conversation. Our replies' Message-IDs are linked to their thread before they are sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext
+from bot.handlers.email.compose import (
+    compose_reply,
+    our_message_id,
+    plus_address,
+    reply_subject,
+    thread_token,
+    tokens_in,
+)
+from bot.handlers.email.imap import MailboxReader
+from bot.handlers.email.parse import ParsedMail, parse_mail, to_inbound
+from bot.handlers.email.smtp import SmtpListener, send_mail
+from bot.logs import log_event
+from bot.tasks import stop_tasks
+from conversations.ids import derived_id
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import SenderKind, Thread
+from conversations.traffic import Inbound, Outbound
+
+log = logging.getLogger("omnirouter.handlers.email")
+
+AUTOMATIC_SENDERS = frozenset({str(SenderKind.BOT), str(SenderKind.SYSTEM)})
+
+
+class EmailAdapter(BaseAdapter):
+    name = "email"
+
+    def __init__(self, context: ChannelContext) -> None:
+        self.settings = context.settings.email
+        self._account_id = context.account_id
+        self._from_name = self.settings.display_name or context.settings.account.name
+        self.capabilities = Capabilities(media=False)
+        self._store: Repositories | None = None
+        self.reader = MailboxReader(self.settings, self.ingest) if self.settings.imap_host else None
+        self.listener = SmtpListener(self.settings, self.ingest) if self.settings.listen_port else None
+        self._reading: asyncio.Task[None] | None = None
+
+    @property
+    def store(self) -> Repositories:
+        assert self._store is not None, "start() first"
+        return self._store
+
+    async def start(self, store: Repositories) -> None:
+        self._store = store
+        if self.reader is None and self.listener is None:
+            log_event(log, "email.send_only", logging.WARNING, address=self.settings.address,
+                      hint="set email.imap_host or email.listen_port to receive mail")
+
+    async def start_receiving(self) -> None:
+        """Start reading the mailbox and listening for SMTP, now that mail can be recorded."""
+        if self.reader is not None:
+            self._reading = asyncio.create_task(self.reader.run(), name="email-imap")
+        if self.listener is not None:
+            await self.listener.start()
+
+    async def shutdown(self) -> None:
+        if self._reading is not None:
+            await stop_tasks([self._reading])
+            self._reading = None
+        if self.listener is not None:
+            try:
+                await asyncio.wait_for(self.listener.stop(), 10)
+            except TimeoutError:
+                log_event(log, "smtp.stop_timeout", logging.WARNING)
+
+    async def close(self) -> None:
+        await self.shutdown()
+
+    # --- inbound --------------------------------------------------------------------------
+
+    async def ingest(self, raw: bytes, envelope_recipients: Sequence[str] = ()) -> str:
+        """Parse and record one mail and keep its original; returns the stored message id.
+        ``MalformedPayload`` for a mail without a sender, ``StoreUnavailable`` on an outage."""
+        loop = asyncio.get_running_loop()
+        mail = await loop.run_in_executor(None, parse_mail, raw, tuple(envelope_recipients))
+        recorded, _ = await self.sink.receive(self.inbound(mail))
+        await self.store.mail.keep_email_source(self._account_id, recorded.message.id, raw)
+        log_event(log, "email.received", message=recorded.message.id, thread=recorded.thread.id,
+                  duplicate=recorded.duplicate, attachments=len(mail.attachments), size=len(raw))
+        return recorded.message.id
+
+    def inbound(self, mail: ParsedMail) -> Inbound:
+        inbound = to_inbound(mail, self._account_id)
+        if _same_mailbox(mail.sender, self.settings.address):  # our own mail coming back: a loop
+            inbound = dataclasses.replace(inbound, meta={**inbound.meta, "no_auto_reply": "own_address"})
+        return inbound
+
+    async def locate_thread(self, inbound: Inbound, contact_id: str, now: datetime) -> Thread:
+        """The thread this mail continues (see the module doc), or a new one."""
+        store, mail = self.store, _mail_meta(inbound)
+        own = f"mid:{mail['message_id']}"
+        keys = [own, *(f"mid:{ref}" for ref in reversed(mail.get("references") or []))]
+        if mail.get("in_reply_to"):
+            keys.append(f"mid:{mail['in_reply_to']}")
+        keys += [f"token:{t}" for t in tokens_in(mail.get("subject", ""), mail.get("recipients") or [],
+                                                  self.settings.address)]
+        found = await store.mail.threads_by_email_keys(inbound.account_id, keys)
+        thread = None
+        for key in dict.fromkeys(keys):
+            if key not in found or (key.startswith("token:") and found[key][1] != contact_id):
+                continue
+            thread = await store.threads.touch_thread_if_open(found[key][0], now)
+            if thread is not None:
+                break
+        if thread is None:
+            open_key = f"{contact_id}:email:{derived_id('thr', own)}"
+            thread = await store.threads.open_keyed_thread(inbound.account_id, contact_id, inbound.sender, open_key, now)
+        token = thread_token(thread.id)
+        await store.mail.link_email_keys(inbound.account_id, thread.id, contact_id, [own, f"token:{token}"], now)
+        await store.mail.note_email_message(inbound.account_id, thread.id, mail.get("subject", ""), token,
+                                       mail["message_id"])
+        return thread
+
+    # --- outbound -------------------------------------------------------------------------
+
+    async def send(self, outbound: Outbound) -> str:
+        """Send one reply in its thread; returns its Message-ID (linked to the thread first)."""
+        store, address = self.store, self.settings.address
+        info = await store.mail.email_thread_info(outbound.thread_id)
+        token = info.token if info and info.token else thread_token(outbound.thread_id)
+        message_id = our_message_id(outbound.message_id, address)
+        thread = await store.threads.get_thread(outbound.thread_id)
+        contact_id = thread.contact_id if thread else ""
+        await store.mail.link_email_keys(outbound.account_id, outbound.thread_id, contact_id,
+                                    [f"mid:{message_id}", f"token:{token}"], utcnow())
+        references = list(info.references) if info else []
+        mail = compose_reply(
+            text=self.render_text(outbound), to=outbound.to.address, from_address=address,
+            from_name=self._from_name, subject=reply_subject(info.subject if info else "", token),
+            message_id=message_id, in_reply_to=references[-1] if references else None,
+            references=references, reply_to=plus_address(address, token) if self.settings.plus_addressing else None,
+            automatic=str(outbound.meta.get("sender_kind", "bot")) in AUTOMATIC_SENDERS,
+        )
+        await send_mail(self.settings, mail)
+        await store.mail.note_email_message(outbound.account_id, outbound.thread_id, info.subject if info else "",
+                                       token, message_id)
+        log_event(log, "email.sent", message=outbound.message_id, thread=outbound.thread_id)
+        return message_id
+
+
+def _mail_meta(inbound: Inbound) -> dict[str, Any]:
+    mail = inbound.meta.get("email")
+    if not isinstance(mail, dict) or not mail.get("message_id"):
+        raise ValueError("an e-mail Inbound carries meta['email'] with its message_id")
+    return mail
+
+
+def _same_mailbox(sender: str, ours: str) -> bool:
+    local, _, domain = sender.lower().partition("@")
+    our_local, _, our_domain = ours.lower().partition("@")
+    return domain == our_domain and local.partition("+")[0] == our_local

@@ -1,0 +1,173 @@
+"""Reading a mailbox over IMAP (``aioimaplib``): poll for unseen mail, wait with IDLE between.
+
+A mail is fetched with ``BODY.PEEK[]`` (which leaves it unseen), handed to the router, and marked
+``\\Seen`` only once the router has recorded it. If the store is down, the mail stays unseen and
+the next poll takes it again; recording is idempotent (the Message-ID is the dedup key), so two
+router processes reading one mailbox record each mail once. A mail too large, or one without a
+sender, is skipped (logged once per process) and left unseen for a human to look at.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+
+from aioimaplib import IMAP4, IMAP4_SSL, STOP_WAIT_SERVER_PUSH, Response
+
+from bot.handlers.kit.protocol import MalformedPayload
+from bot.logs import log_event
+from bot.handlers.email.settings import EmailSettings
+from conversations.errors import StoreUnavailable
+
+log = logging.getLogger("omnirouter.handlers.email.imap")
+
+Ingest = Callable[[bytes, Sequence[str]], Awaitable[object]]
+# unseen mails asked about in one command: the answer to ~1,000 at once overflows aioimaplib's
+# (recursive) parser, and ~11,000 UIDs overflow Dovecot's 64 KiB command line
+_BATCH = 200
+_SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
+
+
+class ImapError(Exception):
+    """The IMAP server refused something (login, folder, command)."""
+
+
+def _ok(response: Response, what: str) -> Response:
+    if response.result != "OK":
+        detail = b" ".join(line for line in response.lines if isinstance(line, bytes))[:200]
+        raise ImapError(f"{what} failed: {detail.decode('utf-8', 'replace')}")
+    return response
+
+
+class MailboxReader:
+    """One mailbox folder, read until stopped; reconnects with backoff when the link drops."""
+
+    def __init__(self, settings: EmailSettings, ingest: Ingest) -> None:
+        self._settings = settings
+        self._ingest = ingest
+        self._skipped: set[int] = set()
+        self.polls = 0  # completed polls, for tests and logs
+        self._wake = asyncio.Event()
+
+    async def run(self) -> None:
+        delay = 1.0
+        while True:
+            started_polls = self.polls
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # network trouble, a refusal, or aioimaplib's own protocol errors
+                if self.polls > started_polls:
+                    delay = 1.0  # the link worked for a while: start backing off afresh
+                log_event(log, "imap.disconnected", logging.WARNING, error=f"{type(exc).__name__}: {exc}"[:200],
+                          retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max(self._settings.poll_interval, 1.0), 60.0)
+
+    def poke(self) -> None:
+        """Poll now rather than at the next interval (tests, ``say --channel email``)."""
+        self._wake.set()
+
+    async def _connect(self) -> IMAP4:
+        s = self._settings
+        client: IMAP4
+        if s.imap_security == "tls":
+            client = IMAP4_SSL(s.imap_host, s.imap_port, timeout=30, ssl_context=ssl.create_default_context())
+        else:
+            client = IMAP4(s.imap_host, s.imap_port, timeout=30)
+        await client.wait_hello_from_server()
+        _ok(await client.login(s.imap_user or s.address, s.imap_password), "IMAP login")
+        _ok(await client.select(s.imap_mailbox), f"selecting {s.imap_mailbox}")
+        return client
+
+    async def _session(self) -> None:
+        client = await self._connect()
+        log_event(log, "imap.connected", host=self._settings.imap_host, mailbox=self._settings.imap_mailbox)
+        try:
+            idle = self._settings.imap_idle and client.has_capability("IDLE")
+            while True:
+                await self.poll(client)
+                if idle:
+                    await self._idle(client)
+                else:
+                    self._wake.clear()
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
+                    except TimeoutError:
+                        pass
+        finally:
+            try:
+                await asyncio.wait_for(client.logout(), 5)
+            except Exception:  # the connection may be gone already
+                pass
+
+    async def _idle(self, client: IMAP4) -> None:
+        """Wait until the server reports a change, ``poke`` is called, or the poll interval ends."""
+        self._wake.clear()
+        idle = await client.idle_start(timeout=self._settings.poll_interval)
+        push = asyncio.ensure_future(client.wait_server_push(timeout=self._settings.poll_interval + 5))
+        woken = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({push, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+            if not push.done():
+                await client.stop_wait_server_push()
+            try:
+                result = await push
+            except TimeoutError:
+                result = STOP_WAIT_SERVER_PUSH
+            client.idle_done()
+            await asyncio.wait_for(idle, 10)
+        log.debug("imap.idle_ended", extra={"omnirouter_fields": {"pushed": result != STOP_WAIT_SERVER_PUSH}})
+
+    async def poll(self, client: IMAP4) -> int:
+        """Record every unseen mail; returns how many were recorded now."""
+        found = _ok(await client.uid_search("UNSEEN"), "searching unseen mail")
+        uids = [int(n) for line in found.lines[:1] if isinstance(line, bytes) for n in line.split() if n.isdigit()]
+        uids = [uid for uid in uids if uid not in self._skipped]
+        done = 0
+        for start in range(0, len(uids), _BATCH):  # a backlog a few hundred at a time
+            batch = uids[start:start + _BATCH]
+            sizes = await self._sizes(client, batch)
+            for uid in batch:
+                if await self._take(client, uid, sizes.get(uid, 0)):
+                    done += 1
+        self.polls += 1
+        return done
+
+    async def _sizes(self, client: IMAP4, uids: list[int]) -> dict[int, int]:
+        response = _ok(await client.uid("fetch", ",".join(map(str, uids)), "(RFC822.SIZE)"), "fetching sizes")
+        sizes = {}
+        for line in response.lines:
+            if isinstance(line, (bytes, bytearray)) and (match := _SIZE.search(bytes(line))):
+                uid, size = (match.group(1), match.group(2)) if match.group(1) else (match.group(4), match.group(3))
+                sizes[int(uid)] = int(size)
+        return sizes
+
+    async def _take(self, client: IMAP4, uid: int, size: int) -> bool:
+        if size > self._settings.max_message_bytes:
+            self._skip(uid, f"larger than {self._settings.max_message_bytes} bytes")
+            return False
+        response = _ok(await client.uid("fetch", str(uid), "(BODY.PEEK[])"), f"fetching mail {uid}")
+        raw = next((bytes(line) for line in response.lines if isinstance(line, bytearray)), None)
+        if raw is None:
+            return False  # expunged meanwhile
+        try:
+            await self._ingest(raw, ())
+        except MalformedPayload as exc:
+            self._skip(uid, str(exc))
+            return False
+        except StoreUnavailable:
+            log_event(log, "imap.store_unavailable", logging.WARNING, uid=uid)
+            raise ImapError("the store is unavailable; the mail stays unseen") from None
+        _ok(await client.uid("store", str(uid), "+FLAGS.SILENT", r"(\Seen)"), f"marking mail {uid} seen")
+        return True
+
+    def _skip(self, uid: int, reason: str) -> None:
+        self._skipped.add(uid)
+        log_event(log, "imap.mail_skipped", logging.WARNING, uid=uid, reason=reason[:200])

@@ -1,0 +1,263 @@
+"""Reading a customer's mail with the standard library's ``email`` package.
+
+What the thread shows is what the customer wrote: the plain-text body (or the HTML body turned
+into text by ``inscriptis``; customer HTML is never kept or shown as HTML), with the quoted
+earlier mails and the signature block below the reply stripped by ``mail-parser-reply``. The full
+body is kept beside it, and the raw original is kept by the adapter.
+
+Loop safety (RFC 3834): mail that must never get an automatic answer is marked with the reason —
+``Auto-Submitted`` other than ``no``, bounces and delivery reports, mailing-list traffic
+(``List-Id``), ``Precedence: bulk|list|junk``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage, Message, MIMEPart
+from email.parser import BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+
+from inscriptis import get_text
+from mailparser_reply import EmailReplyParser
+
+from bot.handlers.kit.protocol import MalformedPayload
+from bot.handlers.email.limits import REPLY_SCAN_CHARS, bounded_mail
+from conversations.traffic import Attachment, Identity, Inbound
+
+REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv", "da", "cs"]
+REFERENCES_KEPT = 20
+FULL_TEXT_KEPT = 100_000  # characters of the full body kept on the message
+MAX_ATTACHMENTS = 100  # attachments listed on the message; the original mail keeps them all
+_MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
+_BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+_INVISIBLE = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BOUNCE_SENDERS = ("mailer-daemon@", "postmaster@")
+_parser = EmailReplyParser(languages=REPLY_LANGUAGES)
+
+
+@dataclass(frozen=True)
+class ParsedMail:
+    """One inbound mail as the router needs it."""
+
+    message_id: str
+    sender: str
+    sender_name: str | None
+    subject: str
+    text: str  # what the customer wrote in this mail
+    full_text: str  # the whole body, quotes and signature included
+    recipients: tuple[str, ...] = ()
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
+    sent_at: datetime | None = None
+    no_auto_reply: str | None = None  # why this mail must not be answered automatically
+    was_html: bool = False
+    attachments_dropped: bool = False  # more than MAX_ATTACHMENTS: only the first are listed
+    defects: tuple[str, ...] = field(default=())
+
+
+def parse_mail(raw: bytes, envelope_recipients: Sequence[str] = ()) -> ParsedMail:
+    """Parse one RFC 5322 message; ``MalformedPayload`` when it has no usable sender."""
+    try:
+        msg = BytesParser(policy=policy.default).parsebytes(bounded_mail(raw))
+        assert isinstance(msg, EmailMessage)
+        sender_name, sender = _sender(msg)
+        body_part = msg.get_body(preferencelist=("plain", "html"))
+        full_text, was_html = _body_text(body_part) if body_part is not None else ("", False)
+        subject = _clean(_header(msg, "Subject"), keep_newlines=False).strip()
+        headers_ok = _addresses(msg, ("To", "Cc", "Delivered-To", "X-Original-To"))
+        attachments = list(itertools.islice(_attachments(msg, body_part), MAX_ATTACHMENTS + 1))
+        no_auto_reply = loop_reason(msg, sender)
+    except MalformedPayload:
+        raise
+    except Exception as exc:  # the email package raises many kinds on hostile input, and
+        # RecursionError on parts nested thousands deep
+        raise MalformedPayload(f"the mail cannot be parsed: {type(exc).__name__}") from None
+    scanned = full_text[:REPLY_SCAN_CHARS]
+    reply = (_parser.parse_reply(scanned) or "").strip() if full_text else ""
+    if len(full_text) > len(scanned) and reply == scanned.strip():
+        reply = ""  # nothing quoted was found at the start: the whole body is the reply
+    return ParsedMail(
+        message_id=_message_id(msg, raw),
+        sender=sender,
+        sender_name=sender_name,
+        subject=subject,
+        text=(reply or full_text.strip())[:FULL_TEXT_KEPT],
+        full_text=full_text[:FULL_TEXT_KEPT],
+        recipients=tuple(dict.fromkeys([*(a.lower() for a in envelope_recipients), *headers_ok])),
+        in_reply_to=next(iter(_ids(_header(msg, "In-Reply-To"))), None),
+        references=tuple(_ids(_header(msg, "References")))[-REFERENCES_KEPT:],
+        attachments=tuple(attachments[:MAX_ATTACHMENTS]),
+        attachments_dropped=len(attachments) > MAX_ATTACHMENTS,
+        sent_at=_date(_header(msg, "Date")),
+        no_auto_reply=no_auto_reply,
+        was_html=was_html,
+        defects=tuple(type(d).__name__ for d in msg.defects),
+    )
+
+
+def to_inbound(mail: ParsedMail, account_id: str) -> Inbound:
+    meta: dict[str, object] = {
+        "email": {
+            "message_id": mail.message_id, "subject": mail.subject, "in_reply_to": mail.in_reply_to,
+            "references": list(mail.references), "recipients": list(mail.recipients),
+            "full_text": mail.full_text, "html": mail.was_html,
+            **({"attachments_dropped": True} if mail.attachments_dropped else {}),
+        }
+    }
+    if mail.no_auto_reply:
+        meta["no_auto_reply"] = mail.no_auto_reply
+    return Inbound(
+        account_id=account_id, channel="email", external_id=mail.message_id,
+        sender=Identity("email", mail.sender), sender_name=mail.sender_name, text=mail.text,
+        attachments=mail.attachments, sent_at=mail.sent_at, meta=meta,
+    )
+
+
+def loop_reason(msg: Message, sender: str) -> str | None:
+    """Why ``msg`` must never be answered automatically (RFC 3834 and common practice)."""
+    report = msg.get_content_type() == "multipart/report" or any(
+        part.get_content_type() in ("message/delivery-status", "message/disposition-notification")
+        for part in msg.walk()
+    )
+    if report or sender.startswith(_BOUNCE_SENDERS) or _header(msg, "Return-Path").strip() == "<>":
+        return "bounce"
+    auto = _header(msg, "Auto-Submitted").strip().lower()
+    if auto and not auto.startswith("no"):
+        return "auto_submitted"
+    if _header(msg, "X-Autoreply") or _header(msg, "X-Autorespond"):
+        return "auto_submitted"
+    if _header(msg, "List-Id"):
+        return "mailing_list"
+    if _header(msg, "Precedence").strip().lower() in ("bulk", "list", "junk"):
+        return "bulk"
+    return None
+
+
+def html_to_text(html: str) -> str:
+    """Readable text of an HTML body: layout kept as line breaks, no markup, no scripts."""
+    return _clean(get_text(html))
+
+
+def _sender(msg: EmailMessage) -> tuple[str | None, str]:
+    header = msg.get("Reply-To") if _is_list_rewrite(msg) else None
+    header = header or msg.get("From") or msg.get("Sender")
+    addresses: Iterable[Address] = getattr(header, "addresses", ()) if header is not None else ()
+    for address in addresses:
+        if address.addr_spec and "@" in address.addr_spec:
+            return (address.display_name or None), address.addr_spec.lower()
+    raise MalformedPayload("the mail has no From address")
+
+
+def _is_list_rewrite(msg: EmailMessage) -> bool:
+    """DMARC-rewriting lists put the list in From and the author in Reply-To."""
+    return bool(_header(msg, "List-Id")) and " via " in _header(msg, "From")
+
+
+def _addresses(msg: EmailMessage, names: Sequence[str]) -> list[str]:
+    values = [str(value) for name in names for value in msg.get_all(name, [])]
+    return [addr.lower() for _, addr in getaddresses(values) if "@" in addr]
+
+
+def _body_text(part: MIMEPart) -> tuple[str, bool]:
+    text = _decoded(part)
+    if part.get_content_type() == "text/html":
+        return html_to_text(text), True
+    return _clean(text), False
+
+
+def _decoded(part: Message) -> str:
+    """A text part's content in its declared charset, or a best guess when that is unknown."""
+    payload = part.get_payload(decode=True)
+    data = payload if isinstance(payload, bytes) else b""
+    charset = part.get_content_charset() or "utf-8"
+    for candidate in (charset, "utf-8"):
+        try:
+            return data.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return data.decode("latin-1")  # every byte is a character: nothing is lost, some is odd
+
+
+def _clean(text: str, keep_newlines: bool = True) -> str:
+    text = _INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _CONTROL.sub("", text)
+    if not keep_newlines:
+        return " ".join(text.split())
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return _BLANK_RUNS.sub("\n\n", text).strip()
+
+
+def _header(msg: Message, name: str) -> str:
+    """A header as text (empty when absent); its raw text when the structured parser fails on a
+    hostile value (``Message-ID: <`` raised ``IndexError`` deep in the ``email`` package)."""
+    try:
+        value = msg.get(name)
+    except Exception:
+        value = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), None)
+    return "" if value is None else str(value)
+
+
+def _ids(header: str) -> list[str]:
+    return _MESSAGE_ID.findall(header)
+
+
+def _message_id(msg: EmailMessage, raw: bytes) -> str:
+    found = _ids(_header(msg, "Message-ID"))
+    if found:
+        return found[0]
+    # no Message-ID: one derived from the content, the same for every delivery of this mail
+    return f"{hashlib.sha256(raw).hexdigest()[:32]}@no-message-id.invalid"
+
+
+def _date(header: str) -> datetime | None:
+    try:
+        moment = parsedate_to_datetime(header) if header else None
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment is None:
+        return None
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _leaves(part: MIMEPart) -> Iterable[MIMEPart]:
+    """The leaf parts, a forwarded mail (``message/rfc822``) counting as one leaf."""
+    if part.get_content_type() == "message/rfc822" or not part.is_multipart():
+        yield part
+        return
+    for sub in part.iter_parts():
+        yield from _leaves(sub)
+
+
+def _attachments(msg: MIMEPart, body: MIMEPart | None) -> Iterable[Attachment]:
+    for part in _leaves(msg):
+        if part is body:
+            continue
+        mime = part.get_content_type()
+        name = part.get_filename()
+        disposition = part.get_content_disposition()
+        if disposition != "attachment" and not name and part.get_content_maintype() in ("text", "multipart"):
+            continue  # the other alternative of the body, or an inline text part
+        if mime == "message/rfc822":
+            name = name or "forwarded.eml"
+        payload = part.get_payload(decode=True)
+        yield Attachment(
+            kind=_kind(mime), name=_clean(name, keep_newlines=False) if name else None, mime_type=mime,
+            size=len(payload) if isinstance(payload, bytes) else None,
+            provider_ref=_header(part, "Content-ID").strip("<> ") or None,
+        )
+
+
+def _kind(mime: str) -> str:
+    main = mime.partition("/")[0]
+    if main in ("image", "audio", "video"):
+        return main
+    return "contact" if mime in ("text/vcard", "text/x-vcard") else "document"

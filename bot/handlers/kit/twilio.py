@@ -1,0 +1,267 @@
+"""Twilio as SMS gateway and call-event source: webhook signatures, form payloads, the REST API.
+
+Webhooks are form-encoded and signed with ``X-Twilio-Signature`` over the URL Twilio called plus
+the sorted form fields; the router may sit behind a proxy, so the URL is rebuilt from
+``server.public_url`` (checked by ``twilio.request_validator``). Sends go through the ``twilio``
+client on its aiohttp-based ``AsyncTwilioHttpClient``; ``twilio.api_base`` points it elsewhere
+(tests run a fake Twilio on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from urllib.parse import parse_qs, parse_qsl, urlparse
+
+import aiohttp
+from aiohttp import web
+from multidict import MultiDict
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import (
+    HMAC_SHA1,
+    HMAC_SHA256,
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    add_port,
+    get_signature_algorithm,
+    remove_port,
+)
+from twilio.rest import Client
+
+from bot.handlers.kit.protocol import (
+    ChannelContext,
+    MalformedPayload,
+    PermanentSendError,
+    RetryableSendError,
+    UnsupportedEvent,
+    VerificationError,
+)
+from bot.handlers.kit.signatures import same_secret
+from bot.logs import log_event
+from conversations.models import utcnow
+from conversations.traffic import Attachment, CallEvent, DeliveryStatus, Direction, Identity, Inbound, StatusUpdate
+
+log = logging.getLogger("omnirouter.handlers.twilio")
+
+_ALGORITHMS = (HMAC_SHA1, HMAC_SHA256)  # what Twilio signs with; anything else is refused
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+# Twilio message statuses -> ours. Statuses of *inbound* messages are not delivery reports.
+MESSAGE_STATUSES = {
+    "accepted": DeliveryStatus.QUEUED,
+    "scheduled": DeliveryStatus.QUEUED,
+    "queued": DeliveryStatus.QUEUED,
+    "sending": DeliveryStatus.SENT,
+    "sent": DeliveryStatus.SENT,
+    "delivered": DeliveryStatus.DELIVERED,
+    "read": DeliveryStatus.READ,
+    "undelivered": DeliveryStatus.FAILED,
+    "failed": DeliveryStatus.FAILED,
+    "canceled": DeliveryStatus.FAILED,
+}
+INBOUND_STATUSES = frozenset({"received", "receiving"})
+FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+# error codes after which a send can never succeed as it is
+PERMANENT_CODES = {21610: "recipient replied STOP (opted out at the carrier)", 21211: "invalid 'To' number",
+                   21614: "'To' number cannot receive SMS", 21408: "region not enabled for this account"}
+
+
+def read_form(body: bytes) -> MultiDict[str]:
+    """A form-encoded body as a multi-dict; ``MalformedPayload`` if it is not one."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedPayload("body is not UTF-8 form data") from None
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
+    except ValueError:
+        raise MalformedPayload("body is not application/x-www-form-urlencoded") from None
+    return MultiDict(pairs)
+
+
+def _required(form: Mapping[str, str], *names: str) -> str:
+    for name in names:
+        value = form.get(name, "").strip()
+        if value:
+            return value
+    raise MalformedPayload(f"missing {names[0]}")
+
+
+def _phone(address: str) -> str | None:
+    """The number when it is E.164 (short codes and sender names are not phone numbers)."""
+    return address if E164.match(address) else None
+
+
+class TwilioGateway:
+    """Twilio Programmable Messaging and Voice status callbacks for one account."""
+
+    name = "twilio"
+
+    def __init__(self, context: ChannelContext) -> None:
+        settings = context.settings
+        self._account_id = context.account_id
+        self._twilio = settings.twilio
+        self._sms = settings.sms
+        self._public_url = settings.server.public_url.rstrip("/")
+        self._validator = RequestValidator(settings.twilio.auth_token)
+        self._client: Client | None = None
+        self._http: AsyncTwilioHttpClient | None = None
+
+    # --- webhooks -----------------------------------------------------------------------------
+
+    async def verify(self, request: web.Request, body: bytes) -> None:
+        """403 unless ``X-Twilio-Signature`` signs the public URL and the form fields."""
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        if not signature:
+            raise _forbidden("missing X-Twilio-Signature")
+        url = f"{self._public_url}{request.path_qs}" if self._public_url else str(request.url)
+        try:  # JSON bodies are signed through a bodySHA256 query parameter, forms field by field
+            form: MultiDict[str] | str = body.decode("utf-8") if "bodySHA256" in request.query else read_form(body)
+        except (UnicodeDecodeError, MalformedPayload):
+            raise _forbidden("the body is not what Twilio signs") from None
+        algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER, ""))
+        if not self._signed(url, form, signature, algorithm):
+            log_event(log, "twilio.bad_signature", logging.WARNING, path=request.path)
+            raise _forbidden("X-Twilio-Signature does not match")
+
+    def _signed(self, url: str, form: MultiDict[str] | str, signature: str, algorithm: str) -> bool:
+        """Twilio's own check (``RequestValidator.validate``: the URL with and without its port,
+        a JSON body through its ``bodySHA256``), compared with ``hmac.compare_digest`` rather than
+        the library's Python loop."""
+        if algorithm.upper() not in _ALGORITHMS:
+            return False
+        params: MultiDict[str] | dict[str, str] = {} if isinstance(form, str) else form
+        if isinstance(form, str):
+            given_hash = parse_qs(urlparse(url).query).get("bodySHA256", [""])[0]
+            if not same_secret(self._validator.compute_hash(form), given_hash):
+                return False
+        parsed = urlparse(url)
+        return any(same_secret(self._validator.compute_signature(candidate, params, algorithm), signature)
+                   for candidate in dict.fromkeys((url, remove_port(parsed), add_port(parsed))))
+
+    def parse_sms(self, body: bytes) -> Inbound | StatusUpdate:
+        form = read_form(body)
+        sid = _required(form, "MessageSid", "SmsSid")
+        status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
+        if status in INBOUND_STATUSES or (not status and "Body" in form):
+            return self._inbound_sms(form, sid)
+        if status not in MESSAGE_STATUSES:
+            raise UnsupportedEvent(f"message status {status or '(none)'!r} is not handled")
+        error = form.get("ErrorCode") or None
+        return StatusUpdate(
+            account_id=self._account_id, channel="sms", external_id=sid,
+            status=MESSAGE_STATUSES[status], at=utcnow(),
+            error=f"{status} ({error})" if error else (status if status in ("undelivered", "canceled") else None),
+        )
+
+    def _inbound_sms(self, form: MultiDict[str], sid: str) -> Inbound:
+        sender = _required(form, "From")
+        media = []
+        try:
+            count = int(form.get("NumMedia", "0") or 0)
+        except ValueError:
+            raise MalformedPayload("NumMedia is not a number") from None
+        for n in range(min(count, 10)):
+            url = form.get(f"MediaUrl{n}")
+            if not url:
+                raise MalformedPayload(f"NumMedia is {count} but MediaUrl{n} is missing")
+            mime = form.get(f"MediaContentType{n}") or None
+            media.append(Attachment(kind=_media_kind(mime), mime_type=mime, url=url,
+                                    provider_ref=url.rstrip("/").rsplit("/", 1)[-1]))
+        return Inbound(
+            account_id=self._account_id, channel="sms", external_id=sid,
+            sender=Identity("sms", sender), text=form.get("Body", "").strip(),
+            attachments=tuple(media), phone=_phone(sender),
+            meta={"to": form.get("To", ""), "segments": form.get("NumSegments", "1"),
+                  **({"opt_out_type": form["OptOutType"]} if form.get("OptOutType") else {})},
+        )
+
+    def parse_call(self, body: bytes) -> CallEvent:
+        """One call status callback (or ``<Dial action>`` callback) -> a call event when the call
+        is over; ``UnsupportedEvent`` for the progress events before that."""
+        form = read_form(body)
+        sid = _required(form, "CallSid")
+        dial_status = form.get("DialCallStatus", "").strip().lower()
+        status = dial_status or _required(form, "CallStatus").lower()
+        if status not in FINAL_CALL_STATUSES and status != "answered":
+            raise UnsupportedEvent(f"call status {status!r} is progress, not an ended call")
+        direction = Direction.IN if form.get("Direction", "inbound") == "inbound" else Direction.OUT
+        customer = _required(form, "From" if direction == Direction.IN else "To")
+        duration = _seconds(form.get("DialCallDuration") if dial_status else form.get("CallDuration"))
+        answered = status == "answered" or (status == "completed" and (duration > 0 or bool(dial_status)))
+        return CallEvent(
+            account_id=self._account_id, channel="voice", external_id=sid, customer=customer,
+            direction=direction, status=status, answered=answered, duration=duration,
+            at=_timestamp(form.get("Timestamp")), phone=_phone(customer),
+        )
+
+    # --- sending ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._http = AsyncTwilioHttpClient(timeout=self._twilio.timeout)
+        self._client = Client(self._twilio.account_sid, self._twilio.auth_token, http_client=self._http)
+        if self._twilio.api_base:
+            self._client.api.base_url = self._twilio.api_base.rstrip("/")
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    async def send_text(self, to: str, text: str) -> str:
+        """Send one SMS part; returns its MessageSid."""
+        if self._client is None:
+            raise RetryableSendError("the Twilio client is not started yet")
+        sender = (
+            {"messaging_service_sid": self._sms.messaging_service_sid}
+            if self._sms.messaging_service_sid else {"from_": self._sms.from_number}
+        )
+        callback = {"status_callback": f"{self._public_url}/webhooks/sms"} if self._public_url else {}
+        try:
+            message = await self._client.messages.create_async(to=to, body=text, **sender, **callback)
+        except TwilioRestException as exc:
+            raise _send_error(exc) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RetryableSendError(f"Twilio unreachable: {type(exc).__name__}") from None
+        return str(message.sid)
+
+
+def _forbidden(reason: str) -> VerificationError:
+    error = VerificationError(reason)
+    error.status = 403
+    return error
+
+
+def _send_error(exc: TwilioRestException) -> RetryableSendError | PermanentSendError:
+    code = f" (code {exc.code})" if exc.code else ""
+    if exc.status == 429 or exc.status >= 500:
+        return RetryableSendError(f"Twilio answered {exc.status}{code}: {exc.msg}")
+    reason = PERMANENT_CODES.get(exc.code or 0, exc.msg)
+    return PermanentSendError(f"Twilio refused the message{code}: {reason}")
+
+
+def _media_kind(mime: str | None) -> str:
+    main = (mime or "").partition("/")[0]
+    return {"image": "image", "audio": "audio", "video": "video"}.get(
+        main, "contact" if mime == "text/vcard" else "document" if mime else "other"
+    )
+
+
+def _seconds(value: str | None) -> int:
+    try:
+        return max(int(value or 0), 0)
+    except ValueError:
+        raise MalformedPayload(f"call duration {value!r} is not a number of seconds") from None
+
+
+def _timestamp(value: str | None) -> datetime:
+    if value:
+        try:
+            return parsedate_to_datetime(value).astimezone(timezone.utc)
+        except (TypeError, ValueError):
+            pass
+    return utcnow()

@@ -1,0 +1,147 @@
+"""The SMS channel: inbound texts and MMS, delivery reports, opt-out keywords, long replies.
+
+What is SMS rather than provider lives here: the STOP/START/HELP keywords (a stopped number gets
+nothing from us until it says START again), splitting long replies into parts of at most
+``sms.max_segments`` segments, the webhook route. What a provider does differently is behind
+:class:`SmsGateway` — verify a webhook, parse it, send one text — chosen by ``sms.gateway`` from
+``SMS_GATEWAYS``. Another SMS provider is one more module with a class like
+``bot.handlers.kit.twilio.TwilioGateway`` and one line in that table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, PermanentSendError
+from bot.handlers.sms.segments import shape, split_for_sms
+from bot.handlers.kit.webhook import receive_webhook
+from bot.logs import log_event
+from conversations.repositories import Repositories
+from conversations.traffic import Inbound, Outbound, ProviderEvent, StatusUpdate
+
+log = logging.getLogger("omnirouter.handlers.sms")
+
+# The carrier keywords (matched on the whole message, any case, as carriers and Twilio do).
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"})
+START_WORDS = frozenset({"START", "UNSTOP", "YES"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+class SmsGateway(Protocol):
+    """One SMS provider: what :class:`SmsAdapter` needs from it."""
+
+    name: str
+
+    async def verify(self, request: web.Request, body: bytes) -> None:
+        """Raise ``VerificationError`` unless the provider signed this webhook."""
+
+    def parse_sms(self, body: bytes) -> Inbound | StatusUpdate:
+        """One webhook -> one inbound text (channel ``sms``) or delivery report."""
+
+    async def send_text(self, to: str, text: str) -> str:
+        """Send one text of at most ``sms.max_segments`` segments; returns the provider's id."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+# sms.gateway -> "module:Class"; imported only when chosen.
+SMS_GATEWAYS: dict[str, str] = {
+    "twilio": "bot.handlers.kit.twilio:TwilioGateway",
+}
+
+
+def load_gateway(spec: str, context: ChannelContext) -> Any:
+    """Construct the provider class named ``"module:Class"`` (imported only now)."""
+    module_name, _, class_name = spec.partition(":")
+    return getattr(importlib.import_module(module_name), class_name)(context)
+
+
+def keyword_of(inbound: Inbound) -> str | None:
+    """``stop``, ``start`` or ``help`` when the text is a carrier keyword (or the provider says
+    it handled one), else ``None``."""
+    reported = str(inbound.meta.get("opt_out_type", "")).upper()
+    word = reported or inbound.text.strip().upper()
+    if word in STOP_WORDS:
+        return "stop"
+    if word in START_WORDS:
+        return "start"
+    if word in HELP_WORDS:
+        return "help"
+    return None
+
+
+class SmsAdapter(BaseAdapter):
+    name = "sms"
+
+    def __init__(self, context: ChannelContext) -> None:
+        self._context = context
+        self._settings = context.settings.sms
+        self.gateway: SmsGateway = load_gateway(SMS_GATEWAYS[self._settings.gateway], context)
+        self.capabilities = Capabilities(media=False)
+        self._store: Repositories | None = None
+        self._replies = {"help": self._settings.help_reply, "start": self._settings.start_reply}
+
+    async def start(self, store: Repositories) -> None:
+        self._store = store
+        await self.gateway.start()
+
+    async def close(self) -> None:
+        await self.gateway.close()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/webhooks/sms", self.webhook)]
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        """The shared webhook flow; Twilio then gets the empty TwiML it expects (no reply now:
+        replies go out through the outbox)."""
+        await receive_webhook(request, self, self.sink)
+        return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+
+    async def verify(self, request: web.Request, body: bytes) -> None:
+        await self.gateway.verify(request, body)
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
+        item = self.gateway.parse_sms(body)
+        if isinstance(item, Inbound) and (keyword := keyword_of(item)):
+            marked = {"kind": keyword, "reply": self._replies.get(keyword, "")}
+            item = dataclasses.replace(item, meta={**item.meta, "keyword": marked})
+        return [item]
+
+    async def send(self, outbound: Outbound) -> str:
+        """Send the reply in as many parts as its length needs; returns the first part's id
+        (delivery reports of that part move the message's status)."""
+        assert self._store is not None, "start() first"
+        if await self._store.phone.opted_out(outbound.account_id, self.name, outbound.to.address):
+            raise PermanentSendError("recipient opted out (STOP); they must send START first")
+        parts = split_for_sms(self.render_text(outbound), self._settings.max_segments)
+        if not parts:
+            raise PermanentSendError("nothing to send: the text is empty")
+        ids = await self._send_parts(outbound, parts)
+        log_event(
+            log, "sms.sent", message=outbound.message_id, parts=len(parts),
+            segments=sum(shape(part).segments for part in parts), encoding=shape(parts[0]).encoding,
+        )
+        return ids[0]
+
+    async def _send_parts(self, outbound: Outbound, parts: list[str]) -> list[str]:
+        """Send each part once: a retry after part 2 of 3 failed resends only parts 2 and 3."""
+        assert self._store is not None
+        if len(parts) == 1:
+            return [await self.gateway.send_text(outbound.to.address, parts[0])]
+        sent = await self._store.phone.sent_sms_parts(outbound.message_id, len(parts))
+        ids = []
+        for index, part in enumerate(parts):
+            if index not in sent:
+                sent[index] = await self.gateway.send_text(outbound.to.address, part)
+                await self._store.phone.note_sms_part(outbound.message_id, index, sent[index])
+            ids.append(sent[index])
+        return ids

@@ -1,0 +1,242 @@
+"""The Telegram channel, through our small Bot API client (``telegram_botapi``; why not aiogram: see
+there) with a configurable API server, so tests point it at a local fake.
+
+Inbound by webhook (``POST /webhooks/telegram``, the ``X-Telegram-Bot-Api-Secret-Token`` header
+compared in constant time) or by long polling (``getUpdates``, see ``polling``).
+Several accounts: ``/webhooks/telegram`` serves the account of ``account.id`` with the
+``[telegram]`` settings; ``/webhooks/telegram/{account_id}`` serves any account whose document in
+the store has ``channels.telegram`` (``token``, ``webhook_secret``, optionally ``api_base``: one of
+the hosts the operator allows, or nothing is sent — see ``egress_guards``). Every bot's requests go
+through the Telegram channel's egress guard (the client's aiohttp session is the guard's).
+
+Outbound: text (with a reply keyboard for options, or inline buttons when the reply asks for
+them), documents by URL or file id; 429 ``retry_after`` goes back to the outbox; sends to one chat
+are paced about a second apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import ClientError, web
+
+from bot.handlers.kit.accounts import PerAccount
+from bot.handlers.kit.egress import Egress, refusal
+from bot.handlers.kit.protocol import (
+    BaseAdapter,
+    Capabilities,
+    ChannelContext,
+    MalformedPayload,
+    PermanentSendError,
+    RetryableSendError,
+    VerificationError,
+)
+from bot.handlers.kit.media import AttachmentUnavailable, read_capped
+from bot.handlers.kit.pacing import ChatPacer
+from bot.handlers.kit.payload import Payload
+from bot.handlers.kit.signatures import same_secret
+from bot.handlers.telegram.botapi import BotAPI, BotAPIError, BotAPIUnreachable
+from bot.handlers.telegram.updates import parse_update
+from bot.handlers.kit.webhook import receive_webhook
+from bot.logs import log_event
+from bot.setting_fields import SettingsError
+from conversations.traffic import Inbound, Outbound, ProviderEvent
+
+if TYPE_CHECKING:
+    from conversations.repositories import Repositories
+
+log = logging.getLogger("omnirouter.handlers.telegram")
+
+CAPTION_LIMIT = 1024
+
+
+@dataclass
+class TelegramBot:
+    """One account's bot: its Bot API client and the secret its webhook calls carry."""
+
+    account_id: str
+    bot: BotAPI
+    webhook_secret: str
+    refused: str = ""  # why nothing may be sent with this bot (an api_base the operator does not allow)
+
+
+def make_bot(token: str, api_base: str, egress: Egress, timeout: float = 60.0) -> BotAPI:
+    """A Bot API client talking to ``api_base`` (Telegram's, a local Bot API server, a fake)."""
+    return BotAPI(token, api_base, egress, timeout=timeout)
+
+
+class TelegramAdapter(BaseAdapter):
+    name = "telegram"
+    capabilities = Capabilities(buttons=True, media=True, max_text_length=4096)
+
+    def __init__(self, context: ChannelContext) -> None:
+        self.settings = context.settings.telegram
+        self.account_id = context.account_id
+        self._egress = context.egress.telegram
+        if self.settings.token and self.settings.mode == "webhook" and not self.settings.webhook_secret:
+            raise SettingsError(
+                "telegram.webhook_secret must be set in webhook mode (any 1-256 of A-Z a-z 0-9 _ -); "
+                "or set telegram.mode = \"polling\""
+            )
+        # no token: only other accounts' bots (telegram.for_accounts)
+        default = {"token": self.settings.token, "webhook_secret": self.settings.webhook_secret} if self.settings.token else None
+        self.bots: PerAccount[TelegramBot] = PerAccount(self.name, context.account_id, default, self._build)
+        self._pacer = ChatPacer(self.settings.pacing)
+        self._answers: set[asyncio.Task[Any]] = set()
+
+    def _build(self, account_id: str, config: Mapping[str, Any]) -> TelegramBot:
+        token, secret = config.get("token"), config.get("webhook_secret") or ""
+        polling = self.settings.mode == "polling" and account_id == self.account_id
+        if not isinstance(token, str) or not token or not isinstance(secret, str) or not (secret or polling):
+            raise SettingsError(f"account {account_id}: channels.telegram needs a token and a webhook_secret")
+        api_base, why = self._egress.account_api_base(account_id, config)
+        return TelegramBot(account_id, make_bot(token, api_base, self._egress), secret, why)
+
+    async def start(self, store: Repositories) -> None:
+        self.bots.attach(store)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/webhooks/telegram", self.webhook),
+            web.post("/webhooks/telegram/{account_id}", self.webhook),
+        ]
+
+    def background(self) -> list[Coroutine[Any, Any, None]]:
+        if self.settings.mode != "polling" or not self.settings.token:
+            return []
+        from bot.handlers.telegram.polling import Poller
+
+        return [Poller(self, self.sink).run()]
+
+    async def close(self) -> None:
+        for task in list(self._answers):
+            task.cancel()
+        await self.bots.close_all(lambda tb: tb.bot.close())
+
+    # --- inbound -------------------------------------------------------------------------
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        bot = await self.bots.for_webhook(request.match_info.get("account_id", self.account_id))
+        hook = _AccountHook(self, bot)
+        response = await receive_webhook(request, hook, self.sink)
+        self.answer_button_presses(bot, hook.items)
+        return response
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
+        """One update of the configured account (webhook bodies carry exactly one)."""
+        return parse_update(Payload.parse(body), self.account_id)
+
+    def answer_button_presses(self, bot: TelegramBot, items: list[ProviderEvent]) -> None:
+        """Stop the spinner on pressed inline buttons (after the press is recorded)."""
+        for item in items:
+            query_id = item.meta.get("callback_query_id") if isinstance(item, Inbound) else None
+            if query_id:
+                task = asyncio.create_task(self._answer(bot, str(query_id)))
+                self._answers.add(task)
+                task.add_done_callback(self._answers.discard)
+
+    async def _answer(self, bot: TelegramBot, query_id: str) -> None:
+        if bot.refused:
+            return
+        try:
+            await bot.bot.answer_callback_query(query_id)
+        except (BotAPIError, BotAPIUnreachable) as exc:  # cosmetic: the press is recorded either way
+            log_event(log, "telegram.answer_failed", logging.WARNING, error=type(exc).__name__)
+
+    # --- outbound ------------------------------------------------------------------------
+
+    async def send(self, outbound: Outbound) -> str:
+        bot = await self.bots.for_send(outbound.account_id)
+        if bot.refused:
+            raise PermanentSendError(bot.refused)
+        try:
+            chat_id = int(outbound.to.address)
+        except ValueError:
+            raise PermanentSendError(f"{outbound.to.address!r} is not a Telegram chat id") from None
+        await self._pacer.slot((outbound.account_id, chat_id))
+        try:
+            sent = await self._deliver(bot.bot, chat_id, outbound)
+        except BotAPIError as exc:
+            if exc.transient:  # flood control (with retry_after) or Telegram's own trouble
+                raise RetryableSendError(f"telegram {exc.code}: {exc.description}", retry_after=exc.retry_after) from None
+            # bad request, blocked by the user, chat gone, bad token
+            raise PermanentSendError(f"telegram {exc.code}: {exc.description}") from None
+        except BotAPIUnreachable as exc:
+            if refused := refusal(exc):
+                raise PermanentSendError(f"telegram: {refused}; nothing sent") from None
+            raise RetryableSendError(f"telegram: {exc}") from None
+        return f"{chat_id}:{sent.integer('message_id')}"
+
+    async def _deliver(self, bot: BotAPI, chat_id: int, outbound: Outbound) -> Payload:
+        text = self.render_text(outbound)
+        markup = _markup(outbound)
+        document = outbound.meta.get("document")
+        if isinstance(document, Mapping):
+            source = document.get("file_id") or document.get("url")
+            if not isinstance(source, str) or not source:
+                raise PermanentSendError("a document needs a url or a file_id")
+            caption = text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
+            return await bot.send_document(chat_id, source, caption=caption or None, reply_markup=markup)
+        return await bot.send_message(chat_id, text, reply_markup=markup)
+
+    # --- attachments ---------------------------------------------------------------------
+
+    async def fetch_attachment(self, account_id: str, ref: str) -> bytes:
+        """The bytes of a file the customer sent, by its file id, at most ``max_download_bytes``."""
+        bot = await self.bots.quietly(account_id)
+        if bot is None:
+            raise AttachmentUnavailable(f"no Telegram bot is configured for account {account_id}")
+        if bot.refused:
+            raise AttachmentUnavailable(bot.refused)
+        try:
+            file = await bot.bot.get_file(ref)
+            path = file.opt_string("file_path")
+            if not path:
+                raise AttachmentUnavailable("Telegram gave no path for this file")
+            async with aclosing(bot.bot.download(path, timeout=60)) as chunks:  # a refused file is let go at once
+                return await read_capped(chunks, self.settings.max_download_bytes, file.opt_integer("file_size"))
+        except BotAPIError as exc:
+            raise AttachmentUnavailable(f"telegram {exc.code}: {exc.description}") from None
+        except BotAPIUnreachable as exc:
+            raise AttachmentUnavailable(f"telegram: {refusal(exc) or exc}") from None
+        except MalformedPayload as exc:
+            raise AttachmentUnavailable(f"telegram getFile: {exc}") from None
+        except (ClientError, TimeoutError) as exc:  # the download itself
+            raise AttachmentUnavailable(f"telegram download: {refusal(exc) or type(exc).__name__}") from None
+
+
+class _AccountHook:
+    """The webhook view of one account's bot: its secret, its account id."""
+
+    def __init__(self, adapter: TelegramAdapter, bot: TelegramBot) -> None:
+        self.name = adapter.name
+        self._bot = bot
+        self.items: list[ProviderEvent] = []
+
+    async def verify(self, request: web.Request, body: bytes) -> None:
+        given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
+        if not given or not same_secret(given, self._bot.webhook_secret):
+            raise VerificationError("missing or wrong X-Telegram-Bot-Api-Secret-Token")
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
+        self.items = parse_update(Payload.parse(body), self._bot.account_id)
+        return self.items
+
+
+def _markup(outbound: Outbound) -> dict[str, Any] | None:
+    """Options as a one-time reply keyboard (a tap sends the option as a message), or as inline
+    buttons (a tap is a callback query) when the reply's meta says ``"buttons": "inline"``."""
+    if not outbound.options:
+        return None
+    if outbound.meta.get("buttons") == "inline":
+        return {"inline_keyboard": [[{"text": option, "callback_data": _fit_bytes(option, 64)}] for option in outbound.options]}
+    return {"keyboard": [[{"text": option}] for option in outbound.options], "resize_keyboard": True, "one_time_keyboard": True}
+
+
+def _fit_bytes(text: str, limit: int) -> str:
+    return text.encode()[:limit].decode(errors="ignore")

@@ -1,0 +1,399 @@
+"""The web chat channel: a page at ``/chat`` talking to the router over a WebSocket.
+
+Visitors are identified by a signed token the router issues on first contact and the browser
+keeps (``<visitor id>.<issued>.<HMAC>``), so nobody can read another visitor's conversation by
+guessing an id. A token unused for ``webchat.visitor_token_days`` expires (the welcome hands out a
+renewed one once half of that has passed), and the tokens of a visitor whose contact was erased
+are refused: either way the browser becomes a new visitor, never the erased one again. Tokens of
+the previous format (``<visitor id>.<HMAC>``, no issue time) are honoured for
+``visitor_token_days`` after the first router of this release met one, and renewed on use. Each browser message carries a client-chosen id; the browser resends unacknowledged messages
+with the same id after a reconnect, and the inbound dedup key (visitor + id) stores them once.
+
+Frames, browser -> router: ``{"type": "message", "id": "...", "text": "..."}``, ``{"type": "ping"}``.
+Router -> browser: ``welcome`` (token, history), ``ack`` (recorded), ``decision`` (what the router
+did), ``message`` (a reply), ``error`` (with a ``code``; ``retry: true`` when resending may work).
+
+``POST /webchat/messages`` takes the same message as JSON for server-side integrations and load
+tests: 202 once recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
+from bot.handlers.kit.payload import load_json
+from bot.handlers.kit.signatures import as_bytes, same_secret
+from bot.logs import log_event
+from conversations.errors import StoreUnavailable
+from conversations.repositories import Repositories
+from conversations.thread_models import Message
+from conversations.traffic import Identity, Inbound, Outbound
+
+log = logging.getLogger("omnirouter.handlers.webchat")
+
+STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_STAMP = re.compile(r"^[0-9a-f]{1,12}$")
+_REVOKED = 4001  # close code: the visitor's contact was erased; the browser reconnects as someone new
+_HISTORY = 50
+
+
+@dataclass(frozen=True)
+class VisitorToken:
+    visitor: str
+    issued: int | None  # Unix seconds; None: a token of the previous format, which has no issue time
+
+
+class VisitorTokens:
+    """Issues and checks visitor tokens: ``<visitor id>.<issued>.<HMAC-SHA256 of account, id and
+    issue time>`` (issued: Unix seconds in hexadecimal). Still reads the previous format,
+    ``<visitor id>.<HMAC of account and id>``; how long a token is honoured is the adapter's call."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = secret.encode()
+
+    def issue(self, account_id: str) -> tuple[str, str]:
+        visitor = "v" + secrets.token_hex(12)
+        return visitor, self.token_for(account_id, visitor)
+
+    def token_for(self, account_id: str, visitor: str, now: float | None = None) -> str:
+        stamp = format(int(time.time() if now is None else now), "x")
+        return f"{visitor}.{stamp}.{self._sign(f'{account_id}:{visitor}:{stamp}')}"
+
+    def read(self, account_id: str, token: str) -> VisitorToken | None:
+        """The visitor and issue time of a token signed for ``account_id``; ``None`` if it is not."""
+        parts = token.split(".")
+        if len(parts) == 3 and _STAMP.match(parts[1]):
+            visitor, stamp, signature = parts
+            signed, issued = f"{account_id}:{visitor}:{stamp}", int(stamp, 16)
+        elif len(parts) == 2:
+            (visitor, signature), signed, issued = parts, f"{account_id}:{parts[0]}", None
+        else:
+            return None
+        if not visitor or not signature or not same_secret(signature, self._sign(signed)):
+            return None
+        return VisitorToken(visitor, issued)
+
+    def _sign(self, text: str) -> str:
+        return hmac.new(self._key, as_bytes(text), hashlib.sha256).hexdigest()[:32]
+
+
+class _VisitorSocket:
+    """One browser connection; sends are serialised (replies and acks come from several tasks)."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self._lock = asyncio.Lock()
+
+    async def send(self, frame: Mapping[str, Any]) -> bool:
+        async with self._lock:
+            if self.ws.closed:
+                return False
+            try:
+                await self.ws.send_str(json.dumps(frame, default=str))
+                return True
+            except (ConnectionError, RuntimeError):
+                return False
+
+
+class WebchatAdapter(BaseAdapter):
+    name = "webchat"
+
+    def __init__(self, context: ChannelContext) -> None:
+        self._context = context
+        self._tokens = VisitorTokens(context.settings.webchat.secret) if context.settings.webchat.secret else None
+        self._store: Repositories | None = None
+        self._max_text = context.settings.webchat.max_text_length
+        self.capabilities = Capabilities(buttons=True, max_text_length=self._max_text)
+        self._sockets: dict[tuple[str, str], set[_VisitorSocket]] = {}
+        self._accounts: dict[str, float] = {context.account_id: float("inf")}  # account -> known until
+        self._token_seconds = context.settings.webchat.visitor_token_days * 86400
+        self._legacy_until: float | None = None  # tokens of the previous format: honoured until then
+
+    async def start(self, store: Repositories) -> None:
+        self._store = store
+        if self._tokens is None:  # every router process on this store shares one generated key
+            secret, _ = await store.secrets.sealed_secret("webchat-visitor-tokens", lambda: secrets.token_urlsafe(32))
+            self._tokens = VisitorTokens(secret)
+
+    @property
+    def store(self) -> Repositories:
+        assert self._store is not None, "start() first"
+        return self._store
+
+    @property
+    def tokens(self) -> VisitorTokens:
+        assert self._tokens is not None, "start() first"
+        return self._tokens
+
+    # --- the adapter protocol -------------------------------------------------------------
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[Inbound]:
+        """One JSON message, ``{"id", "text", "name"?}``, for the account in the
+        ``X-Omnirouter-Account`` header and the visitor in ``X-Omnirouter-Visitor``, both set by the
+        route (the visitor by ``visitor_of``, the one rule for what a ``visitor_token`` names: it
+        needs the store, so the parser reads no token itself); without a visitor, a new one."""
+        payload = _json_object(body)
+        account_id = headers.get("X-Omnirouter-Account", self._context.account_id)
+        visitor = headers.get("X-Omnirouter-Visitor") or self.tokens.issue(account_id)[0]
+        return [self.inbound(account_id, visitor, payload)]
+
+    # --- visitor tokens -------------------------------------------------------------------
+
+    async def visitor_of(self, account_id: str, token: object) -> tuple[str, str]:
+        """What a visitor token names, on every path (the socket, ``POST /webchat/messages``): its
+        visitor and the token to keep when it is signed for this account, not expired and not
+        revoked (the visitor's contact was erased); else a new visitor and their token.
+        ``MalformedPayload`` when it is not ours. With the store out, a token that is ours and not
+        expired is taken: its messages cannot be stored until the store is back, and each is
+        checked then."""
+        read = self._signed(account_id, token)
+        try:
+            honoured = await self._honoured(account_id, read)
+        except StoreUnavailable:
+            honoured = read is not None and not self._expired(read, time.time())
+        if read is None or not honoured:
+            return self.tokens.issue(account_id)
+        return read.visitor, self._renewed(account_id, read, str(token))
+
+    def _signed(self, account_id: str, token: object) -> VisitorToken | None:
+        """The token read (``None``: no token); ``MalformedPayload`` if it is not ours."""
+        if token is None:
+            return None
+        read = self.tokens.read(account_id, token) if isinstance(token, str) else None
+        if read is None:
+            raise MalformedPayload("visitor_token is not valid for this account")
+        return read
+
+    def _expired(self, read: VisitorToken, now: float) -> bool:
+        if read.issued is None:
+            return self._legacy_until is not None and now > self._legacy_until
+        return now - read.issued > self._token_seconds
+
+    async def _honoured(self, account_id: str, read: VisitorToken | None) -> bool:
+        """Whether a validly signed token still names its visitor: not expired, and the visitor's
+        contact was not erased (its tokens are revoked then)."""
+        if read is None:
+            return False
+        now = time.time()
+        if read.issued is None and self._legacy_until is None:
+            until_ms = await self.store.privacy.legacy_tokens_until(int((now + self._token_seconds) * 1000))
+            self._legacy_until = until_ms / 1000
+        return not self._expired(read, now) and not await self.store.privacy.visitor_revoked(account_id, read.visitor)
+
+    def _renewed(self, account_id: str, read: VisitorToken, token: str) -> str:
+        """The token to hand back: a fresh one once half its life has passed (or it is of the
+        previous format), so a visitor who keeps coming back keeps their conversation."""
+        now = time.time()
+        if read.issued is None or now - read.issued > self._token_seconds / 2:
+            return self.tokens.token_for(account_id, read.visitor, now)
+        return token
+
+    def inbound(self, account_id: str, visitor: str, payload: Mapping[str, Any]) -> Inbound:
+        client_id, text, name = payload.get("id"), payload.get("text"), payload.get("name")
+        if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
+            raise MalformedPayload("id must be 1-64 characters of letters, digits, _ . : -")
+        if not isinstance(text, str) or not text.strip():
+            raise MalformedPayload("text must be a non-empty string")
+        if len(text) > self._max_text:
+            raise MalformedPayload(f"text is longer than {self._max_text} characters")
+        if name is not None and (not isinstance(name, str) or len(name) > 80):
+            raise MalformedPayload("name must be a string of at most 80 characters")
+        return Inbound(
+            account_id=account_id,
+            channel=self.name,
+            external_id=f"{visitor}:{client_id}",
+            sender=Identity(self.name, visitor),
+            sender_name=(name or "").strip() or None,
+            text=text.strip(),
+        )
+
+    async def send(self, outbound: Outbound) -> str:
+        """Push the reply to the visitor's open sockets; it is stored either way, and a browser
+        that was offline gets it in the history of its next ``welcome``."""
+        frame = _message_frame_from_outbound(outbound, self.render_text(outbound))
+        sockets = list(self._sockets.get((outbound.account_id, outbound.to.address), ()))
+        await asyncio.gather(*(sock.send(frame) for sock in sockets))
+        return outbound.message_id
+
+    async def shutdown(self) -> None:
+        """Close every socket with "going away": browsers reconnect to the next router."""
+        sockets = [sock for group in self._sockets.values() for sock in group]
+        await asyncio.gather(*(sock.ws.close(code=WSCloseCode.GOING_AWAY, message=b"restarting") for sock in sockets))
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/chat", self.page),
+            web.get("/webchat/ws", self.socket),
+            web.post("/webchat/messages", self.post_message),
+        ]
+
+    # --- routes ---------------------------------------------------------------------------
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(STATIC / "chat.html", headers={"Cache-Control": "no-cache"})
+
+    async def post_message(self, request: web.Request) -> web.Response:
+        """A message as JSON; an expired or revoked ``visitor_token`` starts a new visitor (the
+        answer carries their token), a forged one is refused."""
+        account_id = await self._account(request)
+        body = await request.read()
+        try:
+            payload = _json_object(body)
+            visitor, token = await self.visitor_of(account_id, payload.get("visitor_token"))
+            inbound = self.inbound(account_id, visitor, payload)
+        except MalformedPayload as exc:
+            raise web.HTTPBadRequest(text=json.dumps({"error": "bad_message", "detail": str(exc)}),
+                                     content_type="application/json") from None
+        recorded, _ = await self.sink.receive(inbound)
+        return web.json_response(
+            {
+                "message_id": recorded.message.id,
+                "thread_id": recorded.thread.id,
+                "duplicate": recorded.duplicate,
+                "visitor_token": token,
+            },
+            status=202,
+        )
+
+    async def socket(self, request: web.Request) -> web.WebSocketResponse:
+        account_id = await self._account(request)
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._max_text * 4 + 4096)
+        await ws.prepare(request)
+        try:
+            visitor, token = await self.visitor_of(account_id, request.query.get("token") or None)
+        except MalformedPayload:  # not ours: the browser starts as a new visitor
+            visitor, token = self.tokens.issue(account_id)
+        name = request.query.get("name", "")[:80] or None
+        sock = _VisitorSocket(ws)
+        key = (account_id, visitor)
+        self._sockets.setdefault(key, set()).add(sock)
+        sockets = self._context.metrics.webchat_sockets
+        sockets.inc()
+        try:
+            await sock.send({"type": "welcome", "visitor_token": token, **await self._history(account_id, visitor)})
+            async for frame in ws:
+                if frame.type == WSMsgType.TEXT:
+                    await self._on_frame(request.app, sock, account_id, visitor, name, frame.data)
+                elif frame.type in (WSMsgType.BINARY,):
+                    await sock.send({"type": "error", "code": "bad_frame", "detail": "send JSON text frames"})
+        finally:
+            sockets.dec()
+            self._sockets[key].discard(sock)
+            if not self._sockets[key]:
+                del self._sockets[key]
+        return ws
+
+    async def _on_frame(
+        self, app: web.Application, sock: _VisitorSocket, account_id: str, visitor: str,
+        name: str | None, data: str,
+    ) -> None:
+        try:
+            payload = load_json(data)
+        except MalformedPayload:
+            await sock.send({"type": "error", "code": "bad_json", "detail": "frame is not valid JSON"})
+            return
+        kind = payload.get("type") if isinstance(payload, dict) else None
+        if kind == "ping":
+            await sock.send({"type": "pong"})
+            return
+        if kind != "message":
+            await sock.send({"type": "error", "code": "bad_frame", "detail": "type must be message or ping"})
+            return
+        client_id = payload.get("id")
+        try:
+            inbound = self.inbound(account_id, visitor, {"name": name, **payload})
+        except MalformedPayload as exc:
+            await sock.send({"type": "error", "code": "bad_message", "id": client_id, "detail": str(exc)})
+            return
+        try:
+            if await self.store.privacy.visitor_revoked(account_id, visitor):  # erased while connected
+                await sock.ws.close(code=_REVOKED, message=b"visitor revoked: reconnect as a new visitor")
+                return
+            recorded, dispatching = await self.sink.receive(inbound)
+        except StoreUnavailable:
+            await sock.send({"type": "error", "code": "store_unavailable", "id": client_id, "retry": True,
+                             "detail": "the router cannot store messages right now; resending"})
+            return
+        message = recorded.message
+        await sock.send({"type": "ack", "id": client_id, "message_id": message.id,
+                         "thread_id": message.thread_id, "duplicate": recorded.duplicate})
+        if dispatching is not None:
+            result = await dispatching
+            decision = result.to_doc() if result is not None else None
+        else:
+            decision = message.decision
+        if decision:
+            await sock.send({"type": "decision", "id": client_id, "message_id": message.id, **decision})
+
+    async def _history(self, account_id: str, visitor: str) -> dict[str, Any]:
+        try:
+            thread = await self.store.threads.open_thread_of(account_id, Identity(self.name, visitor))
+            messages = await self.store.messages.thread_messages(thread.id, _HISTORY) if thread else []
+        except StoreUnavailable:
+            log_event(log, "webchat.history_unavailable", logging.WARNING)
+            return {"history": [], "history_unavailable": True}
+        return {
+            "thread_id": thread.id if thread else None,
+            "status": str(thread.status) if thread else None,
+            "history": [_message_frame(m) for m in messages],
+        }
+
+    async def _account(self, request: web.Request) -> str:
+        account_id = request.query.get("account", self._context.account_id)
+        if self._accounts.get(account_id, 0.0) < time.monotonic():
+            account = await self.store.accounts.get_account(account_id)
+            if account is None or account.disabled:
+                raise web.HTTPNotFound(
+                    text=json.dumps({"error": "unknown_account", "detail": f"no account {account_id!r}"}),
+                    content_type="application/json",
+                )
+            self._accounts[account_id] = time.monotonic() + 10.0  # a disabled account is refused within 10 s
+        return account_id
+
+
+def _json_object(body: bytes | str) -> dict[str, Any]:
+    payload = load_json(body)
+    if not isinstance(payload, dict):
+        raise MalformedPayload("body must be a JSON object")
+    return payload
+
+
+def _message_frame(message: Message) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "message_id": message.id,
+        "thread_id": message.thread_id,
+        "direction": str(message.direction),
+        "sender": message.sender.get("kind", "customer"),
+        "text": message.text,
+        "options": message.meta.get("options", []),
+        "created_at": message.created_at.isoformat(),
+        "client_id": (message.external_id or "").partition(":")[2] or None,
+    }
+
+
+def _message_frame_from_outbound(outbound: Outbound, text: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "message_id": outbound.message_id,
+        "thread_id": outbound.thread_id,
+        "direction": "out",
+        "sender": outbound.meta.get("sender_kind", "bot"),
+        "text": text,
+        "options": list(outbound.options),
+    }

@@ -1,0 +1,286 @@
+"""The WhatsApp Cloud API channel, sending through pywa's async client (``pywa_async``) with the
+Graph API base configurable, so tests point it at a local fake.
+
+Webhook: ``GET /webhooks/whatsapp`` answers Meta's verification challenge (``hub.verify_token``,
+constant-time); ``POST /webhooks/whatsapp`` checks ``X-Hub-Signature-256`` — HMAC-SHA256 of the
+raw body with the app secret, constant-time (missing: 401, wrong: 403, nothing stored) — then
+reads every entry of the payload (``payload``). ``/webhooks/whatsapp/{account_id}``
+serves an account whose store document has ``channels.whatsapp`` (its ``api_base``, if any, one of
+the hosts the operator allows, or nothing is sent). Every Graph API call and media download goes
+through the WhatsApp channel's egress guard; a media URL the Graph API names is fetched over HTTPS
+only (with the access token), unless that guard allows its host by name.
+
+The 24-hour customer-service window: every customer message extends it on the thread
+(``wa_window_ends_at``). Free-form messages outside it are refused before they reach Meta, with
+an error that names the configured templates; a template message may always be sent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from aiohttp import web
+from httpx_aiohttp import AiohttpTransport
+from pywa.types.callback import Button, Section, SectionList, SectionRow
+from pywa_async.client import WhatsApp
+from pywa_async.errors import WhatsAppError
+from pywa_async.types.templates import BodyText, TemplateLanguage
+
+from bot.handlers.kit.accounts import PerAccount
+from bot.handlers.kit.protocol import (
+    BaseAdapter,
+    Capabilities,
+    ChannelContext,
+    PermanentSendError,
+    RetryableSendError,
+    SendError,
+    VerificationError,
+    window_closed_message,
+)
+from bot.handlers.kit.egress import Egress, refusal, url_rule
+from bot.handlers.kit.media import AttachmentUnavailable, read_capped
+from bot.handlers.kit.payload import Payload
+from bot.handlers.kit.signatures import same_secret
+from bot.handlers.kit.webhook import receive_webhook
+from bot.handlers.whatsapp.payload import parse_payload
+from bot.handlers.kit.protocol import window_closed_message
+from bot.setting_fields import SettingsError
+from conversations.models import utcnow
+from conversations.traffic import Outbound, ProviderEvent
+
+if TYPE_CHECKING:
+    from conversations.repositories import Repositories
+
+log = logging.getLogger("omnirouter.handlers.whatsapp")
+
+_RATE_LIMITED = {4, 80007, 130429, 131048, 131056}  # app, account, throughput, spam, pair limits
+_TRANSIENT = {1, 2, 131000, 131016}
+_OUTSIDE_WINDOW = 131047
+_REQUIRED = ("phone_number_id", "access_token", "app_secret", "verify_token")
+# httpx-aiohttp builds a TLS context when constructed even when given a session, whose own it never
+# uses: loading the CA bundle cost ~0.3 s of CPU per number. This one has no CAs: unused, and were it
+# ever used it would fail closed (the guard's session verifies with aiohttp's default context).
+_UNUSED_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+@dataclass
+class WhatsappNumber:
+    """One account's WhatsApp number: the pywa client and what checks its webhooks."""
+
+    account_id: str
+    phone_number_id: str
+    app_secret: str
+    verify_token: str
+    client: WhatsApp
+    session: httpx.AsyncClient
+    templates: Mapping[str, Any] = field(default_factory=dict)
+    refused: str = ""  # why nothing may be sent with this number (an api_base the operator does not allow)
+
+
+def graph_session(egress: Egress, timeout: float = 30.0) -> httpx.AsyncClient:
+    """The httpx client pywa sends with. The ``httpx-aiohttp`` transport carries its requests over an
+    aiohttp session (httpcore's pool cost CPU on every request: a WhatsApp send cost three times a
+    Telegram one), and that session is the egress guard's, opened on the first request: every
+    connection is checked, and a refusal is an httpx error whose cause :func:`refusal` finds."""
+    transport = AiohttpTransport(client=lambda: egress.session(limit=100), verify=_UNUSED_TLS)
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport)
+
+
+def make_client(config: Mapping[str, Any], api_base: str, api_version: str,
+                egress: Egress) -> tuple[WhatsApp, httpx.AsyncClient]:
+    """A pywa async client whose Graph API calls go to ``api_base`` (Meta's, or a fake)."""
+    session = graph_session(egress)
+    client = WhatsApp(phone_id=str(config["phone_number_id"]), token=str(config["access_token"]),
+                      session=session, api_version=api_version)
+    session.base_url = f"{api_base.rstrip('/')}/v{float(api_version)}"  # pywa set Meta's; ours wins
+    return client, session
+
+
+class WhatsappAdapter(BaseAdapter):
+    name = "whatsapp"
+    capabilities = Capabilities(buttons=True, media=True, templates=True, service_window_hours=24,
+                                max_text_length=4096)
+
+    def __init__(self, context: ChannelContext) -> None:
+        self.settings = context.settings.whatsapp
+        self.account_id = context.account_id
+        self._egress = context.egress.whatsapp
+        s = self.settings
+        default = {"phone_number_id": s.phone_number_id, "access_token": s.access_token, "app_secret": s.app_secret,
+                   "verify_token": s.verify_token, "templates": s.templates or {}} if s.phone_number_id else None
+        self.numbers: PerAccount[WhatsappNumber] = PerAccount(self.name, context.account_id, default, self._build)
+
+    def _build(self, account_id: str, config: Mapping[str, Any]) -> WhatsappNumber:
+        missing = [key for key in _REQUIRED if not config.get(key)]
+        if missing:
+            where = "whatsapp." if account_id == self.account_id else f"account {account_id}: channels.whatsapp."
+            raise SettingsError(f"{where}{', '.join(missing)} must be set to use WhatsApp")
+        api_base, why = self._egress.account_api_base(account_id, config)
+        client, session = make_client(config, api_base, self.settings.api_version, self._egress)
+        return WhatsappNumber(account_id, str(config["phone_number_id"]), str(config["app_secret"]),
+                              str(config["verify_token"]), client, session, dict(config.get("templates") or {}), why)
+
+    async def start(self, store: Repositories) -> None:
+        self.numbers.attach(store)
+
+    async def close(self) -> None:
+        await self.numbers.close_all(lambda number: number.session.aclose())
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/webhooks/whatsapp", self.challenge),
+            web.post("/webhooks/whatsapp", self.webhook),
+            web.get("/webhooks/whatsapp/{account_id}", self.challenge),
+            web.post("/webhooks/whatsapp/{account_id}", self.webhook),
+        ]
+
+    async def templates(self, account_id: str) -> Mapping[str, Any]:
+        """The message templates configured for the account (name -> language, parameters)."""
+        number = await self.numbers.quietly(account_id)
+        return number.templates if number else {}
+
+    # --- inbound -------------------------------------------------------------------------
+
+    async def _number(self, request: web.Request) -> WhatsappNumber:
+        return await self.numbers.for_webhook(request.match_info.get("account_id", self.account_id))
+
+    async def challenge(self, request: web.Request) -> web.Response:
+        """Meta's subscription check: echo ``hub.challenge`` when ``hub.verify_token`` matches."""
+        number = await self._number(request)
+        token = request.query.get("hub.verify_token", "")
+        if request.query.get("hub.mode") != "subscribe" or not token or not same_secret(token, number.verify_token):
+            raise VerificationError.forbidden("hub.mode must be subscribe and hub.verify_token must match")
+        return web.Response(text=request.query.get("hub.challenge", ""), content_type="text/plain")
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        return await receive_webhook(request, _NumberHook(await self._number(request)), self.sink)
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
+        return parse_payload(Payload.parse(body), self.account_id, self.settings.phone_number_id or None)
+
+    # --- outbound ------------------------------------------------------------------------
+
+    async def send(self, outbound: Outbound) -> str:
+        number = await self.numbers.for_send(outbound.account_id)
+        if number.refused:
+            raise PermanentSendError(number.refused)
+        template = outbound.meta.get("template")
+        try:
+            if isinstance(template, Mapping):
+                sent = await number.client.send_template(
+                    outbound.to.address, name=str(template["name"]), language=TemplateLanguage(template["language"]),
+                    params=[BodyText.params(*template["parameters"])] if template.get("parameters") else None,
+                )
+                return str(sent.id)
+            self._check_window(outbound, number)
+            return await self._send_free_form(number.client, outbound)
+        except WhatsAppError as exc:
+            raise _send_error(exc) from None
+        except httpx.HTTPError as exc:
+            if refused := refusal(exc):
+                raise PermanentSendError(f"whatsapp: {refused}; nothing sent") from None
+            raise RetryableSendError(f"whatsapp {type(exc).__name__}: {exc}"[:300]) from None
+
+    def _check_window(self, outbound: Outbound, number: WhatsappNumber) -> None:
+        """The window as it was when the reply was queued (no store read at send): a reply queued
+        while it was open is sent; one queued after it closed, or retried past its end, is not."""
+        ends = outbound.window_ends_at
+        if not self.capabilities.window_open(ends, utcnow()):
+            raise PermanentSendError(window_closed_message(ends.isoformat() if ends else None, number.templates))
+
+    async def _send_free_form(self, client: WhatsApp, outbound: Outbound) -> str:
+        to, text, options = outbound.to.address, outbound.text, outbound.options
+        document = outbound.meta.get("document")
+        if isinstance(document, Mapping):
+            source = document.get("media_id") or document.get("url")
+            if not isinstance(source, str) or not source:
+                raise PermanentSendError("a document needs a url or a media_id")
+            return str((await client.send_document(to, document=source, filename=document.get("name"),
+                                                   caption=text or None)).id)
+        if options and len(text) <= 1024 and len(options) <= 3 and all(len(o) <= 20 for o in options):
+            buttons = [Button(title=o, callback_data=o[:256]) for o in options]
+            return str((await client.send_message(to, text, buttons=buttons)).id)
+        if options and len(text) <= 1024 and len(options) <= 10 and all(len(o) <= 24 for o in options):
+            rows = [SectionRow(title=o, callback_data=o[:200]) for o in options]
+            listed = SectionList(button_title="Choose", sections=[Section(title="Options", rows=rows)])
+            return str((await client.send_message(to, text, buttons=listed)).id)
+        # options that do not fit WhatsApp's buttons become a numbered list
+        lines = [f"{n}. {o}" for n, o in enumerate(options, start=1)]
+        body = "\n".join([text, "", *lines]) if lines else text
+        return str((await client.send_message(to, body[:4096])).id)
+
+    # --- attachments ---------------------------------------------------------------------
+
+    async def fetch_attachment(self, account_id: str, ref: str) -> bytes:
+        """The bytes of a media file the customer sent, by media id, at most ``max_download_bytes``."""
+        number = await self.numbers.quietly(account_id)
+        if number is None:
+            raise AttachmentUnavailable(f"no WhatsApp number is configured for account {account_id}")
+        if number.refused:
+            raise AttachmentUnavailable(number.refused)
+        try:
+            media = await number.client.get_media_url(ref)
+            self._check_media_url(media.url)
+            async with number.session.stream("GET", media.url) as response:
+                if response.status_code != 200:
+                    raise AttachmentUnavailable(f"WhatsApp answered {response.status_code} for the media file")
+                return await read_capped(response.aiter_bytes(), self.settings.max_download_bytes, media.file_size)
+        except WhatsAppError as exc:
+            raise AttachmentUnavailable(f"whatsapp {exc.code}: {exc.message}") from None
+        except httpx.HTTPError as exc:
+            raise AttachmentUnavailable(f"whatsapp media: {refusal(exc) or type(exc).__name__}") from None
+
+    def _check_media_url(self, url: str) -> None:
+        """HTTPS (the access token goes with the request), or a host the operator allows; where the
+        host leads is checked when the download connects."""
+        rule = url_rule(url)
+        if rule is None:
+            raise AttachmentUnavailable("the provider named a media URL that is not an http(s) URL with a host")
+        if not url.lower().startswith("https://") and not self._egress.allows_name(rule.host, rule.port):
+            raise AttachmentUnavailable(f"the provider named a media URL that is not HTTPS ({rule}); not fetched")
+
+
+class _NumberHook:
+    """The webhook view of one account's number: its app secret and phone number id."""
+
+    name = "whatsapp"
+
+    def __init__(self, number: WhatsappNumber) -> None:
+        self._number = number
+
+    async def verify(self, request: web.Request, body: bytes) -> None:
+        given = request.headers.get("X-Hub-Signature-256", "")
+        if not given:
+            raise VerificationError("missing X-Hub-Signature-256")
+        expected = "sha256=" + hmac.new(self._number.app_secret.encode(), body, hashlib.sha256).hexdigest()
+        if not same_secret(given, expected):
+            raise VerificationError.forbidden("X-Hub-Signature-256 does not match the body")
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
+        return parse_payload(Payload.parse(body), self._number.account_id, self._number.phone_number_id)
+
+
+def _send_error(exc: WhatsAppError) -> SendError:
+    detail = f"whatsapp {exc.code}: {exc.message}"[:300]
+    if exc.code in _RATE_LIMITED or exc.status_code == 429:
+        header = exc.raw_response.headers.get("Retry-After") if exc.raw_response is not None else None
+        return RetryableSendError(detail, retry_after=_seconds(header))
+    if exc.code in _TRANSIENT or exc.is_transient or (exc.status_code or 0) >= 500:
+        return RetryableSendError(detail)
+    if exc.code == _OUTSIDE_WINDOW:
+        return PermanentSendError(f"{detail} (outside the 24-hour window: send a template)")
+    return PermanentSendError(detail)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

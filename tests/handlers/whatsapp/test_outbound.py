@@ -1,0 +1,201 @@
+"""WhatsApp replies through pywa's async client against the local fake Graph API: end to end with
+status reports, the 24-hour window and templates, buttons and lists, retries, media downloads."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
+from bot.handlers.kit.media import AttachmentTooLarge
+from bot.keys import OUTBOX, STORE
+from conversations.repositories import Repositories
+from conversations.thread_models import OutboxState
+from conversations.traffic import Identity, Outbound
+from tests import factories
+from tests.fakes.graph_api import FakeGraphAPI
+from tests.handlers.channels import fixture, post_whatsapp
+from tests.router.test_inbound import wait_for
+
+NOTICE = "Thanks for your message! A member of our team will reply here as soon as possible."
+
+
+def fresh(name: str, **changes: Any) -> dict[str, Any]:
+    """A recorded payload whose messages were sent just now (inside the service window)."""
+    payload = copy.deepcopy(fixture("whatsapp", name))
+    for entry in payload["entry"]:
+        for change in entry["changes"]:
+            for message in change["value"].get("messages", []):
+                message["timestamp"] = str(int(time.time()))
+                message.update(changes)
+    return payload
+
+
+async def sent(graph: FakeGraphAPI, expected: int) -> bool:
+    return len(graph.sent()) >= expected
+
+
+async def thread_of(client: TestClient) -> Any:
+    store = client.server.app[STORE]
+    message = (await factories.messages(store, direction="in"))[0]
+    return await store.threads.get_thread(message.thread_id)
+
+
+def status(wamid: str, state: str) -> dict[str, Any]:
+    payload = copy.deepcopy(fixture("whatsapp", f"status_{state}"))
+    payload["entry"][0]["changes"][0]["value"]["statuses"][0].update(id=wamid, timestamp=str(int(time.time())))
+    return payload
+
+
+async def test_webhook_in_thread_reply_out_exactly_once_then_delivered(router: TestClient, graph_api: FakeGraphAPI) -> None:
+    payload = fresh("text")
+    assert (await post_whatsapp(router, payload)).status == 200
+    await wait_for(lambda: sent(graph_api, 1))
+    assert (await post_whatsapp(router, payload)).status == 200  # redelivery
+    await asyncio.sleep(0.3)
+    assert graph_api.sent() == [{"messaging_product": "whatsapp", "recipient_type": "individual", "to": "16505551234",
+                                 "type": "text", "text": {"body": NOTICE, "preview_url": False}}]
+    assert graph_api.requests[0].path == "/v23.0/106540352242922/messages"
+    store = router.server.app[STORE]
+    [out] = await factories.messages(store, direction="out")
+    assert out.external_id == "wamid.FAKE000001" and out.delivery_status == "sent"
+    await post_whatsapp(router, status("wamid.FAKE000001", "delivered"))
+    delivered = await store.messages.get_message(out.id)
+    assert delivered is not None and delivered.delivery_status == "delivered"
+
+
+async def test_outside_the_window_free_form_is_refused_and_a_template_goes_out(router: TestClient, graph_api: FakeGraphAPI) -> None:
+    await post_whatsapp(router, fixture("whatsapp", "text"))  # written a year ago: the window is closed
+    thread = await thread_of(router)
+    refused = await router.post(f"/api/threads/{thread.id}/replies", json={"id": "r1", "text": "Still there?"})
+    assert refused.status == 409
+    error = await refused.json()
+    assert error["error"] == "service_window_closed"
+    assert "24-hour customer service window" in error["detail"] and "order_update" in error["detail"]
+
+    wrong = await router.post(f"/api/threads/{thread.id}/replies", json={"id": "r2", "template": "nope"})
+    assert wrong.status == 409 and (await wrong.json())["error"] == "unknown_template"
+    short = await router.post(f"/api/threads/{thread.id}/replies", json={"id": "r3", "template": "order_update", "parameters": ["Sheena"]})
+    assert short.status == 400 and "takes 2 parameters" in (await short.json())["detail"]
+
+    ok = await router.post(f"/api/threads/{thread.id}/replies",
+                           json={"id": "r4", "template": "order_update", "parameters": {"order": "4471", "name": "Sheena"}})
+    assert ok.status == 202 and (await ok.json())["text"] == "[template order_update] Sheena, 4471"
+    await wait_for(lambda: sent(graph_api, 1))
+    [body] = graph_api.sent()
+    assert body["type"] == "template" and body["template"]["name"] == "order_update"
+    assert body["template"]["language"] == {"code": "en_US"}
+    [component] = body["template"]["components"]
+    assert component["type"].lower() == "body"
+    assert component["parameters"] == [{"type": "text", "text": "Sheena"}, {"type": "text", "text": "4471"}]
+    # the automatic notice could not go out either: dead-lettered with the reason, not sent
+    [notice] = [item for item in await factories.outbox(router.server.app[STORE]) if item.text == NOTICE]
+    assert notice.state == "dead" and "24-hour customer service window" in (notice.last_error or "")
+
+
+async def test_options_become_buttons_a_list_or_a_numbered_text(router: TestClient, graph_api: FakeGraphAPI) -> None:
+    await post_whatsapp(router, fresh("text"))
+    thread = await thread_of(router)
+    many = [f"Option {n}" for n in range(1, 13)]
+    for key, options in (("b", ["Yes", "No"]), ("l", many[:5]), ("t", many)):
+        response = await router.post(f"/api/threads/{thread.id}/replies", json={"id": key, "text": f"pick {key}", "options": options})
+        assert response.status == 202
+    await wait_for(lambda: sent(graph_api, 4))
+    bodies = {b.get("interactive", {}).get("body", {}).get("text") or b.get("text", {}).get("body", ""): b for b in graph_api.sent()}
+    buttons = bodies["pick b"]["interactive"]
+    assert buttons["type"] == "button"
+    assert [b["reply"]["title"] for b in buttons["action"]["buttons"]] == ["Yes", "No"]
+    listed = bodies["pick l"]["interactive"]
+    assert listed["type"] == "list" and [r["title"] for r in listed["action"]["sections"][0]["rows"]] == many[:5]
+    numbered = next(text for text in bodies if text.startswith("pick t"))
+    assert numbered.endswith("11. Option 11\n12. Option 12")
+
+
+async def test_a_document_reply(router: TestClient, graph_api: FakeGraphAPI) -> None:
+    await post_whatsapp(router, fresh("text"))
+    thread = await thread_of(router)
+    response = await router.post(f"/api/threads/{thread.id}/replies",
+                                 json={"id": "d", "text": "Your invoice", "document": {"url": "https://shop.example/inv.pdf", "name": "inv.pdf"}})
+    assert response.status == 202
+    await wait_for(lambda: sent(graph_api, 2))
+    document = next(b for b in graph_api.sent() if b["type"] == "document")["document"]
+    assert document == {"link": "https://shop.example/inv.pdf", "caption": "Your invoice", "filename": "inv.pdf"}
+
+
+async def test_429_with_retry_after_is_honoured_through_the_outbox(router: TestClient, graph_api: FakeGraphAPI) -> None:
+    graph_api.fail_next(429, retry_after=1)
+    await post_whatsapp(router, fresh("text"))
+    await wait_for(lambda: sent(graph_api, 2), timeout=10)
+    store = router.server.app[STORE]
+    [item] = await factories.outbox(store)
+    assert (item.last_error or "").startswith("whatsapp 130429")
+    first, second = (r.at for r in graph_api.requests if r.path.endswith("/messages"))
+    assert second - first >= 1.0  # no sooner than Retry-After
+    await wait_for(lambda: _sent_state(router))
+    assert [item.attempts for item in await factories.outbox(store)] == [2]
+
+
+async def _sent_state(client: TestClient) -> bool:
+    return len(await factories.outbox(client.server.app[STORE], state=OutboxState.SENT)) == 1
+
+
+async def test_errors_map_to_retry_or_dead_letter(router: TestClient, graph_api: FakeGraphAPI) -> None:
+    await post_whatsapp(router, fresh("text"))
+    await wait_for(lambda: sent(graph_api, 1))
+    thread = await thread_of(router)
+    adapter = router.server.app[OUTBOX]._adapters["whatsapp"]
+    outbound = Outbound(account_id="default", channel="whatsapp", thread_id=thread.id, message_id="m",
+                        to=Identity("whatsapp", "16505551234"), text="hi",
+                        window_ends_at=thread.wa_window_ends_at)  # as the outbox queues it
+    graph_api.fail_next(500)
+    with pytest.raises(RetryableSendError):
+        await adapter.send(outbound)
+    graph_api.fail_next(400, code=131047, message="Re-engagement message")
+    with pytest.raises(PermanentSendError, match="outside the 24-hour window"):
+        await adapter.send(outbound)
+    graph_api.fail_next(400, code=131026, message="Message undeliverable")
+    with pytest.raises(PermanentSendError, match="131026"):
+        await adapter.send(outbound)
+    assert (await adapter.send(outbound)).startswith("wamid.FAKE")
+
+
+async def test_media_downloads_by_id_within_the_cap(router: TestClient, graph_api: FakeGraphAPI) -> None:
+    graph_api.media["1003383421387257"] = (b"%PDF receipt", "application/pdf")
+    await post_whatsapp(router, fixture("whatsapp", "document"))
+    [message] = await factories.messages(router.server.app[STORE], direction="in")
+    response = await router.get(f"/api/messages/{message.id}/attachments/0")
+    assert response.status == 200 and await response.read() == b"%PDF receipt"
+    missing = await router.get(f"/api/messages/{message.id}/attachments/1")
+    assert missing.status == 404
+
+    adapter = router.server.app[OUTBOX]._adapters["whatsapp"]
+    graph_api.media["big"] = (b"x" * 4096, "image/jpeg")
+    adapter.settings = adapter.settings.__class__(**{**adapter.settings.__dict__, "max_download_bytes": 1000})
+    with pytest.raises(AttachmentTooLarge):
+        await adapter.fetch_attachment("default", "big")
+    graph_api.media["1003383421387257"] = (b"y" * 2000, "application/pdf")
+    refused = await router.get(f"/api/messages/{message.id}/attachments/0")
+    assert refused.status == 413 and (await refused.json())["error"] == "too_large"
+
+
+async def test_every_new_conversation_has_its_window_before_its_first_reply(router: TestClient, graph_api: FakeGraphAPI) -> None:
+    """Under a burst of webhooks the window is on the thread before the notice is sent (see
+    bench/webhooks.py for a bigger burst)."""
+    for n in range(40):
+        payload = fresh("text", id=f"wamid.BURST{n}")
+        payload["entry"][0]["changes"][0]["value"]["messages"][0]["from"] = str(16505550000 + n % 20)
+        assert (await post_whatsapp(router, payload)).status == 200
+    await wait_for(lambda: sent(graph_api, 20), timeout=15)
+    store = router.server.app[STORE]
+    await wait_for(lambda: _no_pending(store))
+    assert await factories.outbox(store, state=OutboxState.DEAD) == []
+    assert len([t for t in await factories.threads(store) if (t.wa_window_ends_ms or 0) > 0]) == 20
+
+
+async def _no_pending(store: Repositories) -> bool:
+    return await factories.outbox(store, state=OutboxState.PENDING) == []
