@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from bot.handlers.kit.signatures import same_secret
 from bot.logs import log_event
-from bot.settings import ApiSettings
+from bot.network_settings import ApiSettings
 from conversations.errors import StoreUnavailable
 from conversations.private_files import PRIVATE_FILE, write_private
 from conversations.repositories import Repositories

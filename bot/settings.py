@@ -30,7 +30,8 @@ from bot.handlers.telegram.settings import TelegramSettings
 from bot.handlers.voice.settings import VoiceSettings
 from bot.handlers.webchat.settings import WebchatSettings
 from bot.handlers.whatsapp.settings import WhatsappSettings
-from bot.setting_fields import Check, SettingsError
+from bot.network_settings import ApiSettings, EgressSettings, ServerSettings, WebhookSettings
+from bot.setting_fields import EnvValue, SettingsError, convert, read_toml
 from bot.setting_fields import between as _between
 from bot.setting_fields import one_of as _one_of
 from bot.setting_fields import setting as _setting
@@ -44,90 +45,6 @@ def _mongodb_uri(value: str) -> str | None:
     if value and not value.startswith(("mongodb://", "mongodb+srv://")):
         return "must start with mongodb:// or mongodb+srv:// (or be empty for the embedded store)"
     return None
-
-
-def _networks(value: str) -> str | None:
-    """Comma-separated IP addresses or CIDR networks (``10.0.0.0/8, ::1``), or empty."""
-    for part in (p.strip() for p in value.split(",")):
-        if not part:
-            continue
-        try:
-            ipaddress.ip_network(part, strict=False)
-        except ValueError:
-            return f"{part!r} is not an IP address or network (write e.g. 127.0.0.1, 10.0.0.0/8, ::1)"
-    return None
-
-
-def _host_names(value: str) -> str | None:
-    for name in (n.strip() for n in value.split(",")):
-        if name and not re.fullmatch(r"[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\]", name):
-            return f"{name!r} is not a host name (no scheme, port or path: chat.example.com)"
-    return None
-
-
-EVERY_ADDRESS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})  # server.host values that name no one address
-
-
-def host_name(value: str) -> str:
-    """A host as the router compares hosts (the Host check, the egress guard's rules): lower case,
-    no port, no final dot, an address in its short form and an IPv6 address in brackets."""
-    value = value.strip().lower()
-    if value.startswith("["):
-        host, closed, _ = value[1:].partition("]")
-        if not closed:
-            return value  # "[::1" names no host: kept, so that it matches none
-    elif value.count(":") > 1:  # a bare IPv6 address (a setting; a Host header has brackets)
-        host = value
-    else:
-        host = value.partition(":")[0]
-    host = host.rstrip(".")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    return f"[{address}]" if address.version == 6 else str(address)
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    host: str = _setting("127.0.0.1", alias="HOST", doc="address to listen on")
-    port: int = _setting(8080, check=_between(1, 65535), alias="PORT", doc="port to listen on")
-    public_url: str = _setting(
-        "", check=_url, alias="PUBLIC_URL",
-        doc="URL the router is reached at from outside (webhook signatures, links); its host is answered",
-    )
-    allowed_hosts: str = _setting(
-        "", check=_host_names, alias="ALLOWED_HOSTS",
-        doc="inbound: more host names requests may name in Host (comma-separated), besides public_url's and "
-            "localhost; others get 421 (the hosts the router may call are egress.allowed_destinations)",
-    )
-    client_max_size: int = _setting(
-        1_048_576, check=_between(1024, 64 * 1_048_576), doc="largest request body, in bytes"
-    )
-    trusted_proxies: str = _setting(
-        "", check=_networks,
-        doc="reverse proxies (addresses or CIDRs, comma-separated) whose proxy_header names the client; "
-            "empty: forwarding headers are ignored",
-    )
-    proxy_header: str = _setting(
-        "x-forwarded-for", check=_one_of("x-forwarded-for", "forwarded"),
-        doc="the one header the trusted proxies set: x-forwarded-for, or forwarded (RFC 7239); the other is ignored",
-    )
-    log_format: str = _setting(
-        "text", check=_one_of("text", "json"), alias="LOG_FORMAT",
-        doc="log lines as `text` or `json` (one object per line)",
-    )
-    log_level: str = _setting(
-        "info", check=_one_of("debug", "info", "warning", "error"), alias="LOG_LEVEL",
-        doc="least severe log lines written: `debug`, `info`, `warning` or `error`",
-    )
-
-    @property
-    def local_url(self) -> str:
-        """Where a command on this machine reaches the router: a wildcard address (``0.0.0.0``)
-        is reached, and named, as 127.0.0.1 (it is no host name the router answers)."""
-        host = "127.0.0.1" if self.host.strip() in EVERY_ADDRESS else self.host.strip()
-        return f"http://{f'[{host}]' if ':' in host and not host.startswith('[') else host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -187,19 +104,6 @@ class OutboxSettings:
     concurrency: int = _setting(16, check=_between(1, 1000), doc="sends in flight per process")
 
 
-@dataclass(frozen=True)
-class ApiSettings:
-    token: str = _setting(
-        "", alias="API_TOKEN",
-        doc="install-wide (superadmin) bearer token for /api; empty: one generated on first start and kept sealed in the store",
-    )
-    token_file: str = _setting(
-        "var/api.token",
-        doc="where a generated install token is written (mode 0600) for the CLI; written again when deleted, "
-            "replaced only by `api-token --rotate`",
-    )
-
-
 def _secret_key(value: str) -> str | None:
     from conversations.sealing import SealingError, parse_key
 
@@ -219,57 +123,6 @@ class SecuritySettings:
     )
     secret_key_file: str = _setting(
         "var/secret.key", doc="where the key is kept when secret_key is empty; created on a fresh install"
-    )
-
-
-@dataclass(frozen=True)
-class WebhookSettings:
-    max_attempts: int = _setting(15, check=_between(1, 100), doc="attempts before a webhook delivery is given up")
-    base_delay: float = _setting(5.0, check=_between(0.001, 3600), doc="first retry delay, seconds (doubles, jittered)")
-    max_delay: float = _setting(3600.0, check=_between(0.001, 86400), doc="longest retry delay, seconds")
-    timeout: float = _setting(10.0, check=_between(0.1, 120), doc="seconds a receiver has to answer")
-    lease_seconds: float = _setting(
-        60.0, check=_between(1, 3600), doc="how long a worker holds a delivery before another may take it"
-    )
-    poll_interval: float = _setting(1.0, check=_between(0.01, 60), doc="how often an idle worker looks for due deliveries")
-    concurrency: int = _setting(8, check=_between(0, 1000), doc="deliveries in flight per process; 0: this process delivers none")
-    allow_private_networks: bool = _setting(
-        False, doc="deprecated (name the receivers in egress.allowed_destinations instead): deliver to loopback and "
-                   "private addresses too, but never to metadata addresses or the router's own"
-    )
-
-
-def host_entries(text: str) -> list[tuple[str, int | None]]:
-    """``"a.lan, b.lan:5005, [fd00::5]:81"`` as (host, port or None) pairs; ``ValueError`` names a bad entry."""
-    entries = []
-    for entry in (e.strip() for e in text.split(",")):
-        if not entry:
-            continue
-        try:
-            parts = urlsplit(f"//{entry}")
-            host, port = parts.hostname, parts.port
-        except ValueError:
-            host, port = None, None
-        if not host or parts.path or parts.query or parts.fragment or parts.username or any(c.isspace() for c in entry):
-            raise ValueError(f"{entry!r} is not a host name or host:port")
-        entries.append((host, port))
-    return entries
-
-
-def _host_list(value: str) -> str | None:
-    try:
-        host_entries(value)
-    except ValueError as exc:
-        return f"{exc} (a comma-separated list of host names, each with an optional :port)"
-    return None
-
-
-@dataclass(frozen=True)
-class EgressSettings:
-    allowed_destinations: str = _setting(
-        "", check=_host_list,
-        doc="outbound: hosts (name or name:port, comma-separated; no port: 80 and 443) the router may call even "
-            "at loopback or private addresses, and accounts may use as api_base",
     )
 
 
@@ -441,20 +294,8 @@ def load_settings(
     if path is None and DEFAULT_CONFIG.exists():
         path = DEFAULT_CONFIG
     if path is not None:
-        settings = _apply(settings, _read_toml(path), source=str(path))
+        settings = _apply(settings, read_toml(path), source=str(path))
     return _apply(settings, _env_overrides(env), source="environment")
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise SettingsError(f"config file {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"config file {path} is not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise SettingsError(f"config file {path} cannot be read: {exc.strerror}") from None
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -468,16 +309,8 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
             suffix = f" (did you mean {hint[0]}?)" if hint else ""
             raise SettingsError(f"unknown environment variable {name}{suffix}")
         section, key = known[name]
-        raw.setdefault(section, {})[key] = _EnvValue(name, value)
+        raw.setdefault(section, {})[key] = EnvValue(name, value)
     return raw
-
-
-@dataclass(frozen=True)
-class _EnvValue:
-    """A string from the environment, converted to the key's type when applied."""
-
-    name: str
-    text: str
 
 
 def _apply(settings: Settings, raw: Mapping[str, Any], source: str) -> Settings:
@@ -498,60 +331,10 @@ def _apply(settings: Settings, raw: Mapping[str, Any], source: str) -> Settings:
                 hint = difflib.get_close_matches(key, fields, n=1)
                 suffix = f" (did you mean {hint[0]}?)" if hint else ""
                 raise SettingsError(f"unknown setting {section}.{key} in {source}{suffix}")
-            where = f"{section}.{key} (from {value.name})" if isinstance(value, _EnvValue) else f"{section}.{key} (in {source})"
-            updates[key] = _convert(value, f, where)
+            where = f"{section}.{key} (from {value.name})" if isinstance(value, EnvValue) else f"{section}.{key} (in {source})"
+            updates[key] = convert(value, f, where)
         changed[section] = dataclasses.replace(getattr(settings, section), **updates)
     return dataclasses.replace(settings, **changed)
-
-
-_TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-               "dict[str, Any] | None": "a table (JSON in the environment)"}
-
-
-def _convert(value: Any, f: dataclasses.Field[Any], where: str) -> Any:
-    kind = f.type if isinstance(f.type, str) else f.type.__name__
-    if isinstance(value, _EnvValue):
-        value = _parse_text(value.text, kind)
-    ok = (
-        (kind == "int" and isinstance(value, int) and not isinstance(value, bool))
-        or (kind == "float" and isinstance(value, (int, float)) and not isinstance(value, bool))
-        or (kind == "str" and isinstance(value, str))
-        or (kind == "bool" and isinstance(value, bool))
-        or (kind.startswith("dict") and isinstance(value, dict))
-    )
-    if not ok:
-        raise SettingsError(f"bad setting {where}: expected {_TYPE_NAMES[kind]}, got {value!r}")
-    if kind == "float":
-        value = float(value)
-    check: Check | None = f.metadata.get("check")
-    problem = check(value) if check else None
-    if problem:
-        raise SettingsError(f"bad setting {where}: {problem}, got {value!r}")
-    return value
-
-
-def _parse_text(text: str, kind: str) -> Any:
-    """Environment values are strings: read them as the key's type, or leave them to fail."""
-    stripped = text.strip()
-    if kind.startswith("dict"):
-        try:
-            return json.loads(stripped)
-        except json.JSONDecodeError:
-            return text
-    try:
-        if kind == "int":
-            return int(stripped)
-        if kind == "float":
-            return float(stripped)
-    except ValueError:
-        return text
-    if kind == "bool":
-        lowered = stripped.lower()
-        if lowered in {"1", "true", "yes", "on"}:
-            return True
-        if lowered in {"0", "false", "no", "off"}:
-            return False
-    return text
 
 
 def describe() -> list[tuple[str, str, Any, str]]:

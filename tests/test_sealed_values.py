@@ -24,7 +24,8 @@ from bot.install_token import SECRET_NAME, InstallTokenError, rotate
 from bot.keys import ADAPTERS, STORE
 from bot.router.webhooks.sender import WebhookSender
 from bot.secret_key import open_sealer
-from bot.settings import SecuritySettings, WebhookSettings
+from bot.settings import SecuritySettings
+from bot.network_settings import WebhookSettings
 from bot.web.api.kit import issue_token
 from conversations.models import utcnow
 from conversations.repositories import Repositories

@@ -9,7 +9,7 @@ unless ``Host`` names ``server.public_url``'s host, one of ``server.allowed_host
 browser and is answered.
 
 The check is one header read and a set look-up, first of every middleware. Hosts are compared as
-``bot.settings.host_name`` writes them, the one rule the egress guard's host names follow too.
+``bot.network_settings.host_name`` writes them, the one rule the egress guard's host names follow too.
 (``server.allowed_hosts`` is about requests coming in; the hosts the router may call are
 ``egress.allowed_destinations``.)
 """
@@ -25,7 +25,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 
 from bot.logs import log_event
-from bot.settings import EVERY_ADDRESS, ServerSettings, host_name
+from bot.network_settings import EVERY_ADDRESS, ServerSettings, host_name
 
 log = logging.getLogger("omnirouter.web")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})

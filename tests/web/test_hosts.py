@@ -13,7 +13,8 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from bot.setting_fields import SettingsError
-from bot.settings import ServerSettings, load_settings
+from bot.settings import load_settings
+from bot.network_settings import ServerSettings
 from bot.web.hosts import answered_hosts, host_check, host_name
 from tests.conftest import make_settings
 from tests.fakes.telegram_api import FakeBotAPI

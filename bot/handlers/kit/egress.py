@@ -25,7 +25,7 @@ the name it was checked for; names are resolved (and checked) once per new conne
 request. Entry points (the coming action endpoints use them too): :meth:`Egress.session` for the
 calls, :meth:`Egress.check_url` when an account saves a URL, :func:`refusal` to tell a refusal
 (permanent) from a network failure (worth a retry). Hosts are compared as
-:func:`bot.settings.host_name` writes them (IPv6 addresses in brackets), as the Host check does.
+:func:`bot.network_settings.host_name` writes them (IPv6 addresses in brackets), as the Host check does.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_reqrep import ClientRequest
 from aiohttp.resolver import DefaultResolver
 
-from bot.settings import EVERY_ADDRESS, host_entries, host_name
+from bot.network_settings import EVERY_ADDRESS, host_entries, host_name
 
 if TYPE_CHECKING:
     from aiohttp.client import ClientTimeout

@@ -40,7 +40,7 @@ from bot.handlers.kit.media import AttachmentUnavailable, read_capped
 from bot.handlers.kit.pacing import ChatPacer
 from bot.handlers.kit.payload import Payload
 from bot.handlers.kit.signatures import same_secret
-from bot.handlers.telegram.botapi import BotAPI, BotAPIError, BotAPIUnreachable
+from bot.handlers.telegram.botapi import BotAPI, BotAPIError, BotAPIUnreachable, TelegramBot
 from bot.handlers.telegram.updates import parse_update
 from bot.handlers.kit.webhook import receive_webhook
 from bot.logs import log_event
@@ -53,16 +53,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("omnirouter.handlers.telegram")
 
 CAPTION_LIMIT = 1024
-
-
-@dataclass
-class TelegramBot:
-    """One account's bot: its Bot API client and the secret its webhook calls carry."""
-
-    account_id: str
-    bot: BotAPI
-    webhook_secret: str
-    refused: str = ""  # why nothing may be sent with this bot (an api_base the operator does not allow)
 
 
 def make_bot(token: str, api_base: str, egress: Egress, timeout: float = 60.0) -> BotAPI:

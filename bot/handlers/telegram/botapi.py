@@ -15,6 +15,8 @@ it — or something else answered, such as a proxy's 502 page).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import asyncio
 import json
 from collections.abc import AsyncGenerator, Mapping
@@ -159,3 +161,13 @@ def _message(result: Any) -> Payload:
     if not isinstance(message.raw.get("message_id"), int):  # what the channel keeps of a sent message
         raise BotAPIUnreachable("send: the answer names no message_id")
     return message
+
+
+@dataclass
+class TelegramBot:
+    """One account's bot: its Bot API client and the secret its webhook calls carry."""
+
+    account_id: str
+    bot: BotAPI
+    webhook_secret: str
+    refused: str = ""  # why nothing may be sent with this bot (an api_base the operator does not allow)

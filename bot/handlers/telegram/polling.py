@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from bot.handlers.kit.protocol import MalformedPayload, UnsupportedEvent
 from bot.handlers.kit.payload import Payload
-from bot.handlers.telegram.botapi import BotAPIError, BotAPIUnreachable
+from bot.handlers.telegram.botapi import BotAPIError, BotAPIUnreachable, TelegramBot
 from bot.handlers.telegram.updates import ALLOWED_UPDATES, parse_update
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
 
 if TYPE_CHECKING:
-    from bot.handlers.telegram.adapter import TelegramAdapter, TelegramBot
+    from bot.handlers.kit.accounts import PerAccount
     from bot.handlers.kit.sink import InboundSink
+    from bot.handlers.telegram.settings import TelegramSettings
+    from conversations.traffic import ProviderEvent
 
 log = logging.getLogger("omnirouter.handlers.telegram")
 # what a call can fail with and be tried again: Telegram's errors, and no answer from it (the
@@ -30,10 +32,20 @@ _API_TROUBLE = (BotAPIError, BotAPIUnreachable)
 _CONFLICT = 409  # another getUpdates, or a webhook is set
 
 
+class PolledAdapter(Protocol):
+    """What the poller needs of the Telegram adapter (which starts it)."""
+
+    account_id: str
+    settings: TelegramSettings
+    bots: PerAccount[TelegramBot]
+
+    def answer_button_presses(self, bot: TelegramBot, items: list[ProviderEvent]) -> None: ...
+
+
 class Poller:
     """Fetches and records the default account's updates until cancelled."""
 
-    def __init__(self, adapter: TelegramAdapter, sink: InboundSink, pause: float = 1.0) -> None:
+    def __init__(self, adapter: PolledAdapter, sink: InboundSink, pause: float = 1.0) -> None:
         self._adapter = adapter
         self._sink = sink
         self._pause = pause

@@ -37,7 +37,7 @@ from bot.router.webhooks.signing import (
     TIMESTAMP_HEADER,
     sign,
 )
-from bot.settings import WebhookSettings
+from bot.network_settings import WebhookSettings
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.tenant_models import DeliveryState, WebhookDelivery
