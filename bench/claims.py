@@ -34,14 +34,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.plans import HEADER, CommandLog, Latencies, print_plans, timed_commands  # noqa: E402
-from bot.router.queue import Queue  # noqa: E402
-from conversations.agent_models import Agent, Presence, Role  # noqa: E402
-from conversations.embedded import EmbeddedMongo  # noqa: E402
-from conversations.models import utcnow  # noqa: E402
-from conversations.repositories import Repositories  # noqa: E402
-from conversations.thread_models import Thread, ThreadStatus  # noqa: E402
-from tests.query_plans import labelled, server_explain, sqlite_plans  # noqa: E402
+from bench.plans import HEADER, CommandLog, Latencies, print_plans, timed_commands
+from bot.router.queue import Queue
+from conversations.agent_models import Agent, Presence, Role
+from conversations.embedded import EmbeddedMongo
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import Thread, ThreadStatus
+from tests.query_plans import labelled, server_explain, sqlite_plans
 
 ACCOUNT = "default"
 

@@ -22,10 +22,10 @@ from pymongo import AsyncMongoClient
 
 from bot.nlu.embedder import QueryEmbeddings, default_embedder
 from bot.nlu.model import NluModel
-from tests.faults.harness import Providers
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID
 from tests.fakes.telegram_api import TOKEN
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
+from tests.faults.harness import Providers
 
 BARE_SERVER = textwrap.dedent(
     """

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.nlu.data import Example, TrainingData  # noqa: E402
-from bot.nlu.embedder import EmbeddingCache, default_embedder  # noqa: E402
-from bot.nlu.evaluate import evaluate  # noqa: E402
-from bot.nlu.training import TrainOptions, train  # noqa: E402
+from bot.nlu.data import Example, TrainingData
+from bot.nlu.embedder import EmbeddingCache, default_embedder
+from bot.nlu.evaluate import evaluate
+from bot.nlu.training import TrainOptions, train
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "clinc150" / "data_full.json"
 OOS = "oos"

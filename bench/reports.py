@@ -15,17 +15,17 @@ import random
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pymongo import monitoring
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.services.reports import build_report  # noqa: E402
-from conversations.embedded import EmbeddedMongo  # noqa: E402
-from conversations.repositories import Repositories  # noqa: E402
-from conversations.thread_models import Thread, ThreadStatus  # noqa: E402
+from bot.services.reports import build_report
+from conversations.embedded import EmbeddedMongo
+from conversations.repositories import Repositories
+from conversations.thread_models import Thread, ThreadStatus
 
 
 class Counter(monitoring.CommandListener):
@@ -52,9 +52,9 @@ def threads(n: int, days: int, end: datetime) -> list[Thread]:
             queued = opened + timedelta(seconds=rng.randint(20, 300))
             assigned = queued + timedelta(seconds=rng.randint(5, 1800))
             first = assigned + timedelta(seconds=rng.randint(5, 900))
-            fields = dict(queued_at=queued, first_queued_at=queued, assigned_at=assigned, first_assigned_at=assigned,
-                          first_response_at=first, handoff_reason=rng.choice(["no_nlu", "low_confidence"]),
-                          last_assignee=rng.choice(["agt_a", "agt_b"]), resolved_at=first + timedelta(minutes=rng.randint(1, 300)))
+            fields = {"queued_at": queued, "first_queued_at": queued, "assigned_at": assigned, "first_assigned_at": assigned,
+                          "first_response_at": first, "handoff_reason": rng.choice(["no_nlu", "low_confidence"]),
+                          "last_assignee": rng.choice(["agt_a", "agt_b"]), "resolved_at": first + timedelta(minutes=rng.randint(1, 300))}
         docs.append(Thread(id=f"thr_b{i}", account_id="default", contact_id=f"con_b{i}",
                            channel=rng.choice(["whatsapp", "webchat", "sms", "email", "telegram"]),
                            status=ThreadStatus.RESOLVED, opened_at=opened, last_message_at=opened,
@@ -68,7 +68,7 @@ async def main() -> None:
     parser.add_argument("--days", type=int, default=30, help="length of the period")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    end = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     with tempfile.TemporaryDirectory() as tmp:
         embedded = EmbeddedMongo(Path(tmp))
         await embedded.start()

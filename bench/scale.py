@@ -35,20 +35,20 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.plans import CommandLog, Latencies, print_plans  # noqa: E402
-from bench.progress import Progress  # noqa: E402
-from bot.router.queue import Queue  # noqa: E402
-from bot.web.console import views  # noqa: E402
-from conversations.agent_models import Agent, Role  # noqa: E402
-from conversations.embedded import EmbeddedMongo  # noqa: E402
-from conversations.repositories import Repositories  # noqa: E402
-from conversations.thread_models import (  # noqa: E402
+from bench.plans import CommandLog, Latencies, print_plans
+from bench.progress import Progress
+from bot.router.queue import Queue
+from bot.web.console import views
+from conversations.agent_models import Agent, Role
+from conversations.embedded import EmbeddedMongo
+from conversations.repositories import Repositories
+from conversations.thread_models import (
     Contact,
     Message,
     SenderKind,
@@ -57,13 +57,13 @@ from conversations.thread_models import (  # noqa: E402
     TimelineEntry,
     TimelineKind,
 )
-from conversations.traffic import Direction, Identity  # noqa: E402
-from tests.query_plans import index_backed, labelled, server_explain, sqlite_plans  # noqa: E402
+from conversations.traffic import Direction, Identity
+from tests.query_plans import index_backed, labelled, server_explain, sqlite_plans
 
 ACCOUNT = "default"
 HISTORY_CONTACT = "con_history"
 CHANNELS = ["whatsapp", "webchat", "sms", "email", "telegram"]
-END = datetime(2026, 11, 1, tzinfo=timezone.utc)
+END = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 class Shape:

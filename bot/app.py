@@ -17,8 +17,9 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.handlers.channels import build_adapter, enabled_channels
-from bot.handlers.kit.protocol import ChannelContext
 from bot.handlers.kit.egress_guards import EgressGuards
+from bot.handlers.kit.protocol import ChannelContext
+from bot.handlers.kit.sink import InboundSource, ThreadLocator
 from bot.install_token import open_install_token
 from bot.keys import (
     ADAPTERS,
@@ -43,7 +44,6 @@ from bot.metrics import Metrics
 from bot.nlu.responses import load_responses
 from bot.nlu.service import NluService
 from bot.router.dispatch import Dispatcher, DispatchSweeper, ReplyLimit
-from bot.handlers.kit.sink import InboundSource, ThreadLocator
 from bot.router.inbound import InboundPipeline, InboundRecorder
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue

@@ -25,7 +25,7 @@ def _days(text: str) -> list[int]:
     if first not in _DAYS or (last and last not in _DAYS):
         raise ValueError(f"{text!r} is not a day or day range like mon-fri")
     start, end = _DAYS.index(first), _DAYS.index(last or first)
-    return list(range(start, end + 1)) if start <= end else [*range(start, 7), *range(0, end + 1)]
+    return list(range(start, end + 1)) if start <= end else [*range(start, 7), *range(end + 1)]
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from bot.handlers.kit.protocol import ChannelAdapter
     from bot.handlers.kit.egress_guards import EgressGuards
+    from bot.handlers.kit.protocol import ChannelAdapter
     from bot.install_token import InstallToken
     from bot.metrics import Metrics
     from bot.nlu.responses import Responses

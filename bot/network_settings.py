@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from urllib.parse import urlsplit
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from bot.setting_fields import between as _between
 from bot.setting_fields import one_of as _one_of

@@ -10,16 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import ipaddress
-import json
 import os
-import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from bot.business_hours import BusinessHours
 from bot.handlers import registry

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Self
 
@@ -20,7 +20,7 @@ from conversations.traffic import Attachment, Identity
 
 def utcnow() -> datetime:
     """Now, timezone-aware and truncated to milliseconds (what BSON dates can hold)."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
@@ -34,7 +34,7 @@ def epoch_ms(moment: datetime) -> int:
 
 
 def from_epoch_ms(value: int) -> datetime:
-    return datetime.fromtimestamp(value / 1000, timezone.utc)
+    return datetime.fromtimestamp(value / 1000, UTC)
 
 
 def load_enum(kind: type[StrEnum]) -> Callable[[Any], Any]:
@@ -56,7 +56,7 @@ def load_time(value: Any) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     raise TypeError(f"not a stored time: {value!r}")
 
 

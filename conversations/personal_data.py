@@ -120,7 +120,7 @@ def covered_collections() -> dict[str, str]:
     """Collection -> the holder covering it, or ``"not personal: <why>"``."""
     covered = {name: f"not personal: {why}" for name, why in _REGISTRY.not_personal.items()}
     for holder in holders():
-        covered.update({collection: holder.name for collection in holder.collections})
+        covered.update(dict.fromkeys(holder.collections, holder.name))
     return covered
 
 

@@ -6,7 +6,6 @@ messages (``messages.insert_message_once``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 

@@ -155,7 +155,7 @@ class ReportsRepository(Repository):
 
         wanted = [(name, q) for name in DURATIONS for q in QUANTILES if counts.get(name)]
         values = await asyncio.gather(*(one(name, Quantile.plan(counts[name], q)) for name, q in wanted))
-        result: dict[str, dict[float, float | None]] = {name: {q: None for q in QUANTILES} for name in DURATIONS}
+        result: dict[str, dict[float, float | None]] = {name: dict.fromkeys(QUANTILES) for name in DURATIONS}
         for (name, q), value in zip(wanted, values):
             result[name][q] = value
         return result

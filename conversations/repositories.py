@@ -14,8 +14,23 @@ from dataclasses import dataclass
 
 from pymongo import monitoring
 
-from conversations import accounts, agents, audit, contacts, events, messages, nlu, outbox, privacy, queue
-from conversations import reports, sign_in, threads, training, webhooks
+from conversations import (
+    accounts,
+    agents,
+    audit,
+    contacts,
+    events,
+    messages,
+    nlu,
+    outbox,
+    privacy,
+    queue,
+    reports,
+    sign_in,
+    threads,
+    training,
+    webhooks,
+)
 from conversations.accounts import AccountsRepository
 from conversations.agents import AgentsRepository
 from conversations.audit import AuditRepository

@@ -109,7 +109,7 @@ class Sealer:
                 raise SealingError(f"{where} is in the first sealed format, which this store no longer "
                                    "takes: refused (enter it again)")
             raise SealingError(f"{where} is stored in clear where a sealed value belongs: refused (enter it again)")
-        key_id, body = self._split(value[len(PREFIX):])
+        _key_id, body = self._split(value[len(PREFIX):])
         try:
             raw = base64.b64decode(body)
             return self._aead.decrypt(raw[:12], raw[12:], self._associated(account, field)).decode()

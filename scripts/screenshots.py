@@ -11,7 +11,7 @@ import asyncio
 import random
 import sys
 import tempfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiohttp.test_utils import TestServer
@@ -19,17 +19,17 @@ from playwright.async_api import async_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.app import create_app  # noqa: E402
-from bot.keys import EVENTS, PIPELINE, QUEUE, SHIFTS, STORE  # noqa: E402
-from bot.router.webhooks.subscriptions import subscribe  # noqa: E402
-from bot.services.accounts import create_account  # noqa: E402
-from bot.services.agents import add_agent  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from bot.web.keys import SERVICES  # noqa: E402
-from conversations.agent_models import Role, Shift  # noqa: E402
-from conversations.embedded import EmbeddedMongo  # noqa: E402
-from conversations.thread_models import Thread, ThreadStatus  # noqa: E402
-from conversations.traffic import Identity, Inbound  # noqa: E402
+from bot.app import create_app
+from bot.keys import EVENTS, PIPELINE, QUEUE, SHIFTS, STORE
+from bot.router.webhooks.subscriptions import subscribe
+from bot.services.accounts import create_account
+from bot.services.agents import add_agent
+from bot.settings import Settings
+from bot.web.keys import SERVICES
+from conversations.agent_models import Role, Shift
+from conversations.embedded import EmbeddedMongo
+from conversations.thread_models import Thread, ThreadStatus
+from conversations.traffic import Identity, Inbound
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CUSTOMERS = [
@@ -88,7 +88,7 @@ async def populate_history(app: object) -> None:
     store = app[STORE]  # type: ignore[index]
     agents = [a for a in await store.agents.list_agents("default") if a.role == Role.AGENT]
     rng = random.Random(2)
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     channels = ["whatsapp"] * 5 + ["webchat"] * 4 + ["telegram"] * 2 + ["email"] * 2 + ["sms"]
     reasons = ["no_nlu"] * 4 + ["low_confidence"] * 3 + ["handoff_intent"] * 2 + ["missed_call", "direct_channel"]
     threads = []

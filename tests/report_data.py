@@ -7,7 +7,7 @@ against answers, not against a second implementation.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from conversations.agent_models import Agent, Role, Shift
@@ -16,12 +16,12 @@ from conversations.repositories import Repositories
 from conversations.thread_models import Thread, ThreadStatus
 
 SINCE, UNTIL = date(2025, 3, 1), date(2025, 3, 7)
-NOW = datetime(2025, 3, 8, 2, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 3, 8, 2, 0, tzinfo=UTC)
 SLA_MINUTES = 15.0
 
 
 def at(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2025, 3, day, hour, minute, tzinfo=timezone.utc)
+    return datetime(2025, 3, day, hour, minute, tzinfo=UTC)
 
 
 S = timedelta(seconds=1)
@@ -67,12 +67,12 @@ def threads(agents: dict[str, str]) -> list[Thread]:
         opened = at(3 if i < 6 else 5 if i < 9 else 7, 8 + i)
         queued, agent = opened + 10 * S, agents["ann" if i % 2 == 0 else "ben"]
         assigned = queued + WAITS[i] * S
-        fields: dict[str, Any] = dict(
-            queued_at=queued, first_queued_at=queued, assigned_at=assigned, first_assigned_at=assigned,
-            first_response_at=queued + FIRST[i] * S, handoff_reason=REASONS[i],
-            escalation_reason="transfer" if i == 9 else REASONS[i],
-            next_response_breaches={2: 2, 3: 1}.get(i, 0),
-        )
+        fields: dict[str, Any] = {
+            "queued_at": queued, "first_queued_at": queued, "assigned_at": assigned, "first_assigned_at": assigned,
+            "first_response_at": queued + FIRST[i] * S, "handoff_reason": REASONS[i],
+            "escalation_reason": "transfer" if i == 9 else REASONS[i],
+            "next_response_breaches": {2: 2, 3: 1}.get(i, 0),
+        }
         if i < len(RESOLVED):
             fields.update(resolved_at=opened + RESOLVED[i] * S, last_assignee=agent)
             seeded.append(_thread(str(i), channel, opened, ThreadStatus.RESOLVED, **fields))
@@ -82,10 +82,10 @@ def threads(agents: dict[str, str]) -> list[Thread]:
                           first_queued_at=at(7, 12, 1), handoff_reason="direct_channel",
                           escalation_reason="direct_channel"))
     # outside the period or the account: must count nowhere
-    late = dict(queued_at=at(1, 0), first_queued_at=at(1, 0), first_response_at=at(1, 0) + 99_999 * S)
+    late = {"queued_at": at(1, 0), "first_queued_at": at(1, 0), "first_response_at": at(1, 0) + 99_999 * S}
     seeded += [
         _thread("x1", "sms", at(1, 0) - timedelta(milliseconds=1), ThreadStatus.QUEUED, **late),
-        _thread("x2", "sms", datetime(2025, 3, 8, tzinfo=timezone.utc), ThreadStatus.QUEUED, **late),
+        _thread("x2", "sms", datetime(2025, 3, 8, tzinfo=UTC), ThreadStatus.QUEUED, **late),
         _thread("x3", "webchat", at(4, 12), ThreadStatus.QUEUED, account="other", **late),
     ]
     return seeded

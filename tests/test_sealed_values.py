@@ -17,15 +17,15 @@ import pytest
 from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from bot.handlers.kit.protocol import PermanentSendError
 from bot.handlers.kit.egress_guards import EgressGuards
+from bot.handlers.kit.protocol import PermanentSendError
 from bot.handlers.webchat.adapter import VisitorTokens
 from bot.install_token import SECRET_NAME, InstallTokenError, rotate
 from bot.keys import ADAPTERS, STORE
+from bot.network_settings import WebhookSettings
 from bot.router.webhooks.sender import WebhookSender
 from bot.secret_key import open_sealer
 from bot.settings import SecuritySettings
-from bot.network_settings import WebhookSettings
 from bot.web.api.kit import issue_token
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -51,7 +51,7 @@ def test_a_sealed_value_opens_only_for_the_account_and_field_it_was_sealed_for()
     sealer = Sealer(KEY)
     sealed = sealer.seal("123:token", "shopa", TOKEN_FIELD)
     assert sealer.unseal(sealed, "shopa", TOKEN_FIELD) == "123:token"
-    with pytest.raises(SealingError, match="of account shopb does not open: .* sealed for another account or field"):
+    with pytest.raises(SealingError, match=r"of account shopb does not open: .* sealed for another account or field"):
         sealer.unseal(sealed, "shopb", TOKEN_FIELD)
     with pytest.raises(SealingError, match="does not open"):
         sealer.unseal(sealed, "shopa", "channels.telegram.webhook_secret")

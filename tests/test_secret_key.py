@@ -17,8 +17,8 @@ from conversations.embedded import free_port
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.sealing import Sealer, SealingError, generate_key, parse_key
-from tests.conftest import raw_database_of
 from tests.cli.test_serve import run, serve_and_stop
+from tests.conftest import raw_database_of
 
 
 async def test_a_fresh_install_makes_a_key_file_and_uses_it_from_then_on(store: Repositories, tmp_path: Path) -> None:

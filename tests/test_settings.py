@@ -83,7 +83,7 @@ def test_every_mistake_is_one_clear_line(tmp_path: Path, text: str, env: dict[st
 
 
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match="config file .*nope.toml not found"):
+    with pytest.raises(SettingsError, match=r"config file .*nope.toml not found"):
         load_settings(tmp_path / "nope.toml", env={})
 
 

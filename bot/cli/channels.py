@@ -161,8 +161,8 @@ def webhook_info(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _telegram(token: str, settings: Settings, action: str, url: str = "", secret: str = "", drop: bool = False) -> str:
-    from bot.handlers.kit.protocol import MalformedPayload
     from bot.handlers.kit.egress_guards import EgressGuards
+    from bot.handlers.kit.protocol import MalformedPayload
     from bot.handlers.telegram.adapter import make_bot
     from bot.handlers.telegram.botapi import BotAPIError, BotAPIUnreachable
     from bot.handlers.telegram.updates import ALLOWED_UPDATES

@@ -8,6 +8,7 @@ slope is chosen on calibration data together with the fusion of the tiers.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +49,7 @@ class KernelSvm:
         if self._block_cache is None:
             bounds = np.concatenate([[0], np.cumsum(self.counts)])
             self._block_cache = [
-                np.ascontiguousarray(self.coef[:, a:b].T) for a, b in zip(bounds[:-1], bounds[1:])
+                np.ascontiguousarray(self.coef[:, a:b].T) for a, b in itertools.pairwise(bounds)
             ]
         return self._block_cache
 

@@ -7,6 +7,7 @@ process that only parses never imports scikit-learn.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -26,7 +27,7 @@ _SPACES = re.compile(r"\s\s+")
 def word_ngrams(text: str) -> list[str]:
     """Lower-cased words and word pairs (single-letter words count: "a", "į", "я")."""
     words = _WORD.findall(text.lower())
-    return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+    return words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
 
 
 def char_ngrams(text: str, low: int = 2, high: int = 5) -> list[str]:

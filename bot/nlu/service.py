@@ -36,8 +36,8 @@ from bot.nlu.train_worker import train_in_child
 from bot.nlu.trainer import TrainRequest, train_version
 from bot.nlu.training import TrainingError, TrainOptions
 from bot.settings import NluSettings
-from conversations.batching import Batcher
 from bot.tasks import stop_tasks
+from conversations.batching import Batcher
 from conversations.errors import StoreUnavailable
 from conversations.models import epoch_ms, utcnow
 from conversations.nlu_retirement import RETRAIN_LEASE_MS

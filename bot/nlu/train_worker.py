@@ -75,7 +75,7 @@ async def follow(child: asyncio.subprocess.Process, progress: Progress | None,
             break
     try:
         code = await asyncio.wait_for(child.wait(), grace)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         log_event(log, "nlu.training_child_hung", logging.WARNING, pid=child.pid, outcome=outcome.get("outcome"))
         await _kill(child)
         code = child.returncode if child.returncode is not None else -9

@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from bot.logs import log_event
+from bot.nlu.crossval import cross_validate
 from bot.nlu.data import Example, TrainingData
 from bot.nlu.embedder import Embedder, EmbeddingCache, Progress, text_key
 from bot.nlu.model import NluModel
-from bot.nlu.crossval import cross_validate
 from bot.nlu.training import TrainingError, TrainOptions, train
 from bot.nlu.training_set import TrainingSet
 from conversations.models import utcnow

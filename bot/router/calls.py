@@ -16,7 +16,13 @@ from conversations.ids import derived_id
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import (
-    Decision, DecisionAction, DispatchState, Message, SenderKind, Thread, ThreadStatus,
+    Decision,
+    DecisionAction,
+    DispatchState,
+    Message,
+    SenderKind,
+    Thread,
+    ThreadStatus,
 )
 from conversations.traffic import CallEvent, Direction, Identity
 

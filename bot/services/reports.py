@@ -20,7 +20,7 @@ import asyncio
 import csv
 import io
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from bot.services.csvcells import inert_cell
 from conversations.agent_models import Agent
@@ -89,8 +89,8 @@ class Report:
 
 def period_bounds(since: date, until: date) -> tuple[datetime, datetime]:
     """The period as ``[start, end)`` in UTC: from the start of ``since`` to the end of ``until``."""
-    start = datetime.combine(since, time.min, timezone.utc)
-    return start, datetime.combine(until + timedelta(days=1), time.min, timezone.utc)
+    start = datetime.combine(since, time.min, UTC)
+    return start, datetime.combine(until + timedelta(days=1), time.min, UTC)
 
 
 async def build_report(

@@ -3,7 +3,6 @@ idempotency, the dispatch lease, delivery status."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from conversations.models import utcnow

@@ -14,8 +14,8 @@ from tests.factories import LEASE, inbound, record
 
 async def test_outbound_is_created_once_per_dedup_key(store: Repositories) -> None:
     _, thread, _ = await record(store, inbound())
-    kwargs = dict(dedup_key="k1", thread=thread, to=Identity("webchat", "alice"), text="hello",
-                  sender={"kind": "bot"}, now=utcnow())
+    kwargs = {"dedup_key": "k1", "thread": thread, "to": Identity("webchat", "alice"), "text": "hello",
+                  "sender": {"kind": "bot"}, "now": utcnow()}
     first = await store.outbox.create_outbound(**kwargs)
     second = await store.outbox.create_outbound(**kwargs)
     assert first.id == second.id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import Counter, defaultdict
 from typing import Any
@@ -60,7 +61,7 @@ def retry_gaps(providers: Providers) -> list[float]:
     for call in providers.telegram.calls:
         if call.method == "sendMessage":
             calls[call.params["chat_id"]].append(call)
-    return [later.at - call.at for chat in calls.values() for call, later in zip(chat, chat[1:]) if call.status == 429]
+    return [later.at - call.at for chat in calls.values() for call, later in itertools.pairwise(chat) if call.status == 429]
 
 
 @pytest.mark.slow

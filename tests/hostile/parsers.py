@@ -15,10 +15,10 @@ from urllib.parse import urlencode
 import bson
 
 from bot.handlers.channels import build_adapter
-from bot.handlers.kit.protocol import ChannelContext, MalformedPayload, UnsupportedEvent
-from bot.handlers.kit.egress_guards import EgressGuards
 from bot.handlers.email.adapter import EmailAdapter
 from bot.handlers.email.parse import parse_mail
+from bot.handlers.kit.egress_guards import EgressGuards
+from bot.handlers.kit.protocol import ChannelContext, MalformedPayload, UnsupportedEvent
 from bot.handlers.sms.adapter import SmsAdapter
 from bot.handlers.voice.adapter import VoiceAdapter
 from bot.handlers.webchat.adapter import WebchatAdapter

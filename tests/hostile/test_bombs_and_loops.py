@@ -3,7 +3,6 @@ work and store nothing unusable; reply loops between our router and another bot 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -17,7 +16,6 @@ from bot.handlers.email.parse import FULL_TEXT_KEPT, MAX_ATTACHMENTS, parse_mail
 from bot.handlers.kit.protocol import MalformedPayload
 from bot.keys import ADAPTERS, STORE
 from conversations.embedded import free_port
-from tests import traffic
 from tests.conftest import raw_database_of
 from tests.faults.harness import message
 from tests.hostile.conftest import every_channel, post, settled, stored

@@ -6,7 +6,6 @@ against the real provider fakes and a canary on 127.0.0.1 that must receive noth
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -19,8 +18,7 @@ from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
 from conversations.thread_models import OutboxState
 from conversations.traffic import Identity, Inbound
-from tests import traffic
-from tests import factories
+from tests import factories, traffic
 from tests.fakes.listener import Listener
 from tests.fakes.rasa import FakeRasa
 from tests.hostile.conftest import every_channel, post
@@ -38,7 +36,7 @@ async def rasa() -> AsyncIterator[FakeRasa]:
 
 async def shop2_customer_writes(client: TestClient, text: str) -> None:
     """A customer of account shop2 writes (a new thread: a ``thread.created`` event for its webhooks)."""
-    recorded, task = await client.server.app[PIPELINE].receive(Inbound(
+    _recorded, task = await client.server.app[PIPELINE].receive(Inbound(
         account_id="shop2", channel="webchat", external_id=f"shop2:{text}", sender=Identity("webchat", "v-shop2"),
         text=text))
     if task is not None:

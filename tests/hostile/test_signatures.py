@@ -19,7 +19,9 @@ from bot.handlers.kit import signatures
 from bot.keys import STORE
 from tests import traffic
 from tests.conftest import raw_database_of
-from tests.fakes.twilio import AUTH_TOKEN, PUBLIC_URL, fixture as twilio_fixture, signature as twilio_signature
+from tests.fakes.twilio import AUTH_TOKEN, PUBLIC_URL
+from tests.fakes.twilio import fixture as twilio_fixture
+from tests.fakes.twilio import signature as twilio_signature
 from tests.handlers.channels import WA_SECRET, WA_VERIFY, fixture
 from tests.hostile.conftest import assert_clean_refusal, post, settled, stored
 
@@ -131,7 +133,7 @@ async def raw_request(client: TestClient, head: bytes, body: bytes = b"") -> int
     return status
 
 
-@pytest.mark.parametrize("channel", CHANNELS + ["api", "webchat-token"])
+@pytest.mark.parametrize("channel", [*CHANNELS, "api", "webchat-token"])
 async def test_undecodable_signature_bytes_are_refused_not_a_500(everything: TestClient, channel: str) -> None:
     if channel == "api":
         status = await raw_request(everything, b"GET /api/outbox HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe\r\n")
@@ -163,7 +165,7 @@ async def test_whatsapp_subscription_check_wants_the_verify_token(everything: Te
         assert (await everything.get(base + token)).status == 403
 
 
-@pytest.mark.parametrize("channel", CHANNELS + ["webchat"])
+@pytest.mark.parametrize("channel", [*CHANNELS, "webchat"])
 async def test_every_check_is_constant_time(everything: TestClient, channel: str, monkeypatch: pytest.MonkeyPatch) -> None:
     compared: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest

@@ -94,7 +94,7 @@ async def test_the_bot_hands_a_conversation_to_a_human_after_its_reply_limit(
     settings = make_settings(embedded.uri, db_name, dispatch={"sweep_interval": 0.1, "max_bot_replies": 3})
     client = await start_client(settings)
     token = None
-    for n in range(6):  # an auto-responder asking the same thing after every answer
+    for _n in range(6):  # an auto-responder asking the same thing after every answer
         token = await post(client, 0, "what are your opening hours?", token)
         await settled(store, 0)
     inbound = [m.to_doc() for m in await factories.messages(store, direction="in")]

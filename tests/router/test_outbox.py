@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from datetime import timedelta
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 from pymongo.errors import OperationFailure
@@ -23,8 +23,8 @@ from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import OutboxItem, OutboxState, Thread
 from conversations.traffic import DeliveryStatus, Identity, Outbound
-from tests.conftest import make_settings
 from tests import factories
+from tests.conftest import make_settings
 from tests.factories import inbound, record
 from tests.router.test_inbound import wait_for
 
@@ -51,7 +51,7 @@ class RecordingChannel(BaseAdapter):
 
 
 def outbox_settings(**values: Any) -> OutboxSettings:
-    base = dict(poll_interval=0.02, base_delay=0.01, max_delay=0.02, lease_seconds=30, max_attempts=8)
+    base = {"poll_interval": 0.02, "base_delay": 0.01, "max_delay": 0.02, "lease_seconds": 30, "max_attempts": 8}
     base.update(values)
     return OutboxSettings(**base)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -241,7 +241,7 @@ async def test_outside_the_reopen_window_a_new_thread_opens(embedded: Any, db_na
 
 
 async def test_out_of_hours_the_customer_is_told_when_we_open(embedded: Any, db_name: str, start_client: Any) -> None:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     closed_today = f"{['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'][(now.weekday() + 1) % 7]} 09:00-17:00"
     settings = make_settings(embedded.uri, db_name, queue={"business_hours": closed_today,
                                                            "out_of_hours_reply": "Closed: back at 9."})
@@ -258,7 +258,7 @@ def test_business_hours_are_read_as_people_write_them() -> None:
     assert not hours.is_open(datetime(2026, 11, 25, 17, 0, tzinfo=riga))
     assert hours.is_open(datetime(2026, 11, 28, 13, 59, tzinfo=riga))  # Saturday
     assert not hours.is_open(datetime(2026, 11, 29, 12, 0, tzinfo=riga))  # Sunday
-    assert BusinessHours.parse("", "UTC").is_open(datetime(2026, 11, 29, 3, 0, tzinfo=timezone.utc))
+    assert BusinessHours.parse("", "UTC").is_open(datetime(2026, 11, 29, 3, 0, tzinfo=UTC))
     for bad in ("mon-fri", "mon-fri 17:00-09:00", "someday 09:00-10:00", "mon 9-17"):
         with pytest.raises(ValueError):
             BusinessHours.parse(bad, "UTC")

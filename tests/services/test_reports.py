@@ -7,7 +7,7 @@ import csv
 import io
 import random
 import statistics
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -119,7 +119,7 @@ async def test_queue_actions_leave_what_the_reports_read(client: TestClient) -> 
     assert done is not None and done.escalation_reason == "transfer" and done.handoff_reason == "no_nlu"
     assert done.first_queued_at == first.first_queued_at and done.first_assigned_at == taken.first_assigned_at
     assert done.queued_at is not None and done.queued_at >= done.first_queued_at
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     report = await build_report(store, "default", today, today, first_response_minutes=15, now=done.resolved_at)
     assert report.total == 1 and report.escalated == 1 and report.reasons == [("no_nlu", 1)]
     assert report.timing["first_response"].count == 1 and report.timing["resolution"].count == 1

@@ -90,10 +90,7 @@ CONSOLE_FORMS: dict[tuple[str, str], dict[str, str]] = {
 }
 QUERIES = {("GET", "/console"): "?thread={thread_id}",
            # account-wide operations on acme's records: the install-wide token names the account
-           **{(method, path): "?account={account_id}" for method, path in [
-               ("GET", "/api/intents/{intent}"), ("PUT", "/api/intents/{intent}"), ("DELETE", "/api/intents/{intent}"),
-               ("POST", "/api/intents/{intent}/examples"), ("PATCH", "/api/intents/{intent}/examples/{example}"),
-               ("DELETE", "/api/intents/{intent}/examples/{example}"), ("POST", "/api/nlu/review/{message_id}")]}}
+           **dict.fromkeys([("GET", "/api/intents/{intent}"), ("PUT", "/api/intents/{intent}"), ("DELETE", "/api/intents/{intent}"), ("POST", "/api/intents/{intent}/examples"), ("PATCH", "/api/intents/{intent}/examples/{example}"), ("DELETE", "/api/intents/{intent}/examples/{example}"), ("POST", "/api/nlu/review/{message_id}")], "?account={account_id}")}
 
 
 @dataclass

@@ -12,9 +12,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
+from bot.network_settings import ServerSettings
 from bot.setting_fields import SettingsError
 from bot.settings import load_settings
-from bot.network_settings import ServerSettings
 from bot.web.hosts import answered_hosts, host_check, host_name
 from tests.conftest import make_settings
 from tests.fakes.telegram_api import FakeBotAPI
@@ -78,7 +78,7 @@ async def test_a_rebinding_page_cannot_pass_the_console_s_origin_check_or_reach_
 
 
 async def test_webhooks_signed_for_the_public_url_still_arrive(
-    embedded: Any, db_name: str, start_client: Any, bot_api: FakeBotAPI  # noqa: F811
+    embedded: Any, db_name: str, start_client: Any, bot_api: FakeBotAPI
 ) -> None:
     settings = make_settings(embedded.uri, db_name, server={"public_url": "https://chat.example.com"},
                              telegram={"token": "1:x", "webhook_secret": TG_SECRET, "api_base": bot_api.url})
@@ -116,7 +116,7 @@ def test_commands_on_this_machine_reach_a_router_on_every_address_by_a_name_it_a
 
 def test_allowed_hosts_must_be_host_names() -> None:
     for bad in ("https://chat.example.com", "chat.example.com:443", "chat.example.com/path", "a b"):
-        with pytest.raises(SettingsError, match="server.allowed_hosts .* is not a host name"):
+        with pytest.raises(SettingsError, match=r"server.allowed_hosts .* is not a host name"):
             load_settings(env={"OMNIROUTER_ALLOWED_HOSTS": bad})
     assert load_settings(env={"OMNIROUTER_ALLOWED_HOSTS": "a.example, [2001:db8::1]"}).server.allowed_hosts
 

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext
 from bot.handlers.email.compose import (
     compose_reply,
     our_message_id,
@@ -29,6 +28,7 @@ from bot.handlers.email.compose import (
 from bot.handlers.email.imap import MailboxReader
 from bot.handlers.email.parse import ParsedMail, parse_mail, to_inbound
 from bot.handlers.email.smtp import SmtpListener, send_mail
+from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext
 from bot.logs import log_event
 from bot.tasks import stop_tasks
 from conversations.ids import derived_id

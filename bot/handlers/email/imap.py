@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aioimaplib import IMAP4, IMAP4_SSL, STOP_WAIT_SERVER_PUSH, Response
 
+from bot.handlers.email.settings import EmailSettings
 from bot.handlers.kit.protocol import MalformedPayload
 from bot.logs import log_event
-from bot.handlers.email.settings import EmailSettings
 from conversations.errors import StoreUnavailable
 
 log = logging.getLogger("omnirouter.handlers.email.imap")

@@ -17,7 +17,7 @@ import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage, Message, MIMEPart
@@ -27,8 +27,8 @@ from email.utils import getaddresses, parsedate_to_datetime
 from inscriptis import get_text
 from mailparser_reply import EmailReplyParser
 
-from bot.handlers.kit.protocol import MalformedPayload
 from bot.handlers.email.limits import REPLY_SCAN_CHARS, bounded_mail
+from bot.handlers.kit.protocol import MalformedPayload
 from conversations.traffic import Attachment, Identity, Inbound
 
 REPLY_LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pl", "sv", "da", "cs"]
@@ -225,7 +225,7 @@ def _date(header: str) -> datetime | None:
         return None
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _leaves(part: MIMEPart) -> Iterable[MIMEPart]:

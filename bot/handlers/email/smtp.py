@@ -17,9 +17,9 @@ from typing import Any
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from bot.handlers.email.settings import EmailSettings
 from bot.handlers.kit.protocol import MalformedPayload, PermanentSendError, RetryableSendError
 from bot.logs import log_event
-from bot.handlers.email.settings import EmailSettings
 from conversations.errors import StoreUnavailable
 
 log = logging.getLogger("omnirouter.handlers.email.smtp")

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.handlers.kit.egress import Egress, HostRule, parse_host_rules, url_rule
-from bot.settings import Settings
 from bot.network_settings import EgressSettings
-
+from bot.settings import Settings
 
 # the providers' own API hosts: an account may always point its api_base there (they are public:
 # their addresses are checked like any other)

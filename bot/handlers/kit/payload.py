@@ -8,7 +8,7 @@ an object``), never a ``KeyError`` deep in a handler and never a 500.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bot.handlers.kit.protocol import MalformedPayload
@@ -34,7 +34,7 @@ def load_json(body: bytes | str) -> Any:
 class Payload:
     """A JSON object at ``path`` inside a provider payload."""
 
-    __slots__ = ("raw", "path")
+    __slots__ = ("path", "raw")
 
     def __init__(self, raw: dict[str, Any], path: str = "$") -> None:
         self.raw = raw
@@ -113,7 +113,7 @@ def unix_time(value: int | str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.fromtimestamp(int(value), timezone.utc)
+        return datetime.fromtimestamp(int(value), UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         raise MalformedPayload(f"timestamp {value!r} is not a Unix time") from None
 

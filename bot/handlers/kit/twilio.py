@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs, parse_qsl, urlparse
 
@@ -261,7 +261,7 @@ def _seconds(value: str | None) -> int:
 def _timestamp(value: str | None) -> datetime:
     if value:
         try:
-            return parsedate_to_datetime(value).astimezone(timezone.utc)
+            return parsedate_to_datetime(value).astimezone(UTC)
         except (TypeError, ValueError):
             pass
     return utcnow()

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, PermanentSendError
-from bot.handlers.sms.segments import shape, split_for_sms
 from bot.handlers.kit.webhook import receive_webhook
+from bot.handlers.sms.segments import shape, split_for_sms
 from bot.logs import log_event
 from conversations.repositories import Repositories
 from conversations.traffic import Inbound, Outbound, ProviderEvent, StatusUpdate

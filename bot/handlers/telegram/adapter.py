@@ -20,13 +20,15 @@ import asyncio
 import logging
 from collections.abc import Coroutine, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import ClientError, web
 
 from bot.handlers.kit.accounts import PerAccount
 from bot.handlers.kit.egress import Egress, refusal
+from bot.handlers.kit.media import AttachmentUnavailable, read_capped
+from bot.handlers.kit.pacing import ChatPacer
+from bot.handlers.kit.payload import Payload
 from bot.handlers.kit.protocol import (
     BaseAdapter,
     Capabilities,
@@ -36,13 +38,10 @@ from bot.handlers.kit.protocol import (
     RetryableSendError,
     VerificationError,
 )
-from bot.handlers.kit.media import AttachmentUnavailable, read_capped
-from bot.handlers.kit.pacing import ChatPacer
-from bot.handlers.kit.payload import Payload
 from bot.handlers.kit.signatures import same_secret
+from bot.handlers.kit.webhook import receive_webhook
 from bot.handlers.telegram.botapi import BotAPI, BotAPIError, BotAPIUnreachable, TelegramBot
 from bot.handlers.telegram.updates import parse_update
-from bot.handlers.kit.webhook import receive_webhook
 from bot.logs import log_event
 from bot.setting_fields import SettingsError
 from conversations.traffic import Inbound, Outbound, ProviderEvent

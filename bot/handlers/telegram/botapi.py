@@ -15,18 +15,16 @@ it — or something else answered, such as a proxy's 502 page).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import asyncio
 import json
 from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from bot.handlers.kit.protocol import MalformedPayload
 from bot.handlers.kit.egress import Egress
 from bot.handlers.kit.payload import Payload, load_json
+from bot.handlers.kit.protocol import MalformedPayload
 
 
 class BotAPIError(Exception):
@@ -77,7 +75,7 @@ class BotAPI:
             async with self._http().post(url, data=form, timeout=aiohttp.ClientTimeout(total=timeout or self._timeout)) as response:
                 body = await response.read()
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise BotAPIUnreachable(f"{method}: {str(exc)[:200] or type(exc).__name__}") from exc
         return _result(method, status, body)
 

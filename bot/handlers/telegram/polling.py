@@ -12,8 +12,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Protocol
 
-from bot.handlers.kit.protocol import MalformedPayload, UnsupportedEvent
 from bot.handlers.kit.payload import Payload
+from bot.handlers.kit.protocol import MalformedPayload, UnsupportedEvent
 from bot.handlers.telegram.botapi import BotAPIError, BotAPIUnreachable, TelegramBot
 from bot.handlers.telegram.updates import ALLOWED_UPDATES, parse_update
 from bot.logs import log_event
@@ -54,7 +54,7 @@ class Poller:
     async def run(self) -> None:
         bot = await self._adapter.bots.get(self._adapter.account_id)
         assert bot is not None, "the default account's bot is built from the settings"
-        while not await self._drop_webhook(bot):
+        while not await self._drop_webhook(bot):  # noqa: ASYNC110 (a retry with a pause, no event to wait for)
             await asyncio.sleep(self._pause * 5)
         log_event(log, "telegram.polling", account=bot.account_id)
         while True:

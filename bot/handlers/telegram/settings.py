@@ -9,7 +9,7 @@ from bot.setting_fields import between, one_of, setting, url
 
 
 def _secret_token(value: str) -> str | None:
-    if value and not all(c.isalnum() or c in "_-" for c in value) or len(value) > 256:
+    if (value and not all(c.isalnum() or c in "_-" for c in value)) or len(value) > 256:
         return "must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
     return None
 

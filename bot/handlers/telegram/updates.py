@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.handlers.kit.protocol import UnsupportedEvent
 from bot.handlers.kit.payload import Payload, e164, unix_time
+from bot.handlers.kit.protocol import UnsupportedEvent
 from conversations.traffic import Attachment, Identity, Inbound, MessageEdit, ProviderEvent
 
 CHANNEL = "telegram"

@@ -24,7 +24,7 @@ from bot.handlers.kit.protocol import (
 from bot.handlers.sms import settings as sms
 from bot.handlers.sms.adapter import EMPTY_TWIML, load_gateway
 from bot.logs import log_event
-from conversations.traffic import CallEvent, Inbound, Outbound, ProviderEvent, StatusUpdate
+from conversations.traffic import CallEvent, Outbound, ProviderEvent
 
 log = logging.getLogger("omnirouter.handlers.voice")
 

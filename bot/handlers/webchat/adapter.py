@@ -34,8 +34,8 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
 from bot.handlers.kit.payload import load_json
+from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
 from bot.handlers.kit.signatures import as_bytes, same_secret
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable

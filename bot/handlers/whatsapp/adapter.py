@@ -34,6 +34,9 @@ from pywa_async.errors import WhatsAppError
 from pywa_async.types.templates import BodyText, TemplateLanguage
 
 from bot.handlers.kit.accounts import PerAccount
+from bot.handlers.kit.egress import Egress, refusal, url_rule
+from bot.handlers.kit.media import AttachmentUnavailable, read_capped
+from bot.handlers.kit.payload import Payload
 from bot.handlers.kit.protocol import (
     BaseAdapter,
     Capabilities,
@@ -44,13 +47,9 @@ from bot.handlers.kit.protocol import (
     VerificationError,
     window_closed_message,
 )
-from bot.handlers.kit.egress import Egress, refusal, url_rule
-from bot.handlers.kit.media import AttachmentUnavailable, read_capped
-from bot.handlers.kit.payload import Payload
 from bot.handlers.kit.signatures import same_secret
 from bot.handlers.kit.webhook import receive_webhook
 from bot.handlers.whatsapp.payload import parse_payload
-from bot.handlers.kit.protocol import window_closed_message
 from bot.setting_fields import SettingsError
 from conversations.models import utcnow
 from conversations.traffic import Outbound, ProviderEvent

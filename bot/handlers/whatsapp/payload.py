@@ -14,8 +14,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from bot.handlers.kit.protocol import UnsupportedEvent
 from bot.handlers.kit.payload import Payload, e164, unix_time
+from bot.handlers.kit.protocol import UnsupportedEvent
 from bot.logs import log_event
 from conversations.traffic import Attachment, DeliveryStatus, Identity, Inbound, ProviderEvent, StatusUpdate
 

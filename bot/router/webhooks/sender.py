@@ -27,6 +27,7 @@ import aiohttp
 
 from bot.handlers.kit.egress import Egress, refusal
 from bot.logs import log_event
+from bot.network_settings import WebhookSettings
 from bot.router.leasing import lease_and_work
 from bot.router.outbox import backoff_delay
 from bot.router.webhooks.signing import (
@@ -37,7 +38,6 @@ from bot.router.webhooks.signing import (
     TIMESTAMP_HEADER,
     sign,
 )
-from bot.network_settings import WebhookSettings
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.tenant_models import DeliveryState, WebhookDelivery

@@ -46,7 +46,7 @@ async def create(request: web.Request) -> web.Response:
     if not _ACCOUNT_ID.match(account_id) or not name or not _LOGIN.match(login):
         return await _show(request, 400, error=translate(
             me.lang, "ID: 2–32 of a-z 0-9 _ -; a name; the first admin's login: 2–32 of a-z 0-9 _ . -"))
-    account, admin, password = await create_account(request.app[STORE], account_id, name, login)
+    account, _admin, password = await create_account(request.app[STORE], account_id, name, login)
     if account is None:
         return await _show(request, 409, error=translate(me.lang, "An account {id} exists already.", id=account_id))
     await audit.record(request.app[STORE], account_id, me, "account.create", account_id, admin=login)

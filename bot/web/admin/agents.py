@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from aiohttp import web
 
@@ -41,11 +41,11 @@ def _day(text: str | None, default: date) -> date:
 
 
 async def _period(request: web.Request) -> tuple[date, date, list[Shift]]:
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     since = _day(request.query.get("from"), today - timedelta(days=30))
     until = _day(request.query.get("until"), today)
-    start = datetime.combine(since, time.min, timezone.utc)
-    end = datetime.combine(until + timedelta(days=1), time.min, timezone.utc)
+    start = datetime.combine(since, time.min, UTC)
+    end = datetime.combine(until + timedelta(days=1), time.min, UTC)
     shifts = await request.app[STORE].agents.list_shifts(current_agent(request).account_id, start, end,
                                                   request.query.get("agent") or None)
     return since, until, shifts

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from aiohttp import web
 
@@ -30,7 +30,7 @@ _ACTOR = re.compile(r"^[\w.-]{0,64}$")
 
 def read_period(request: web.Request, default_days: int = 30) -> tuple[date, date]:
     """``from`` / ``until`` (YYYY-MM-DD, inclusive) from the query, checked; 400 when wrong."""
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     try:
         since = date.fromisoformat(request.query.get("from") or (today - timedelta(days=default_days - 1)).isoformat())
         until = date.fromisoformat(request.query.get("until") or today.isoformat())

@@ -31,8 +31,8 @@ from aiohttp import web
 from jsonschema import Draft202012Validator
 
 from bot import audit
-from bot.handlers.kit.protocol import MalformedPayload
 from bot.handlers.kit.payload import load_json
+from bot.handlers.kit.protocol import MalformedPayload
 from bot.keys import INSTALL_TOKEN, SETTINGS, STORE
 from bot.router.sanitize import storable
 from bot.web.access import Access, mark

@@ -13,8 +13,8 @@ import aiosmtplib
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
 from bot.handlers.email.adapter import EmailAdapter
+from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
 from bot.keys import ADAPTERS, STORE
 from conversations.embedded import EmbeddedMongo, free_port
 from conversations.traffic import Identity, Outbound
@@ -188,7 +188,7 @@ async def test_mail_that_must_not_be_auto_answered_is_queued_silently(
     for name, reason in expected.items():
         message = await store.messages.get_message(await adapter.ingest((FIXTURES / f"{name}.eml").read_bytes()))
         assert message is not None
-        await wait_for(lambda: _dispatched(store, message.id))
+        await wait_for(lambda message_id=message.id: _dispatched(store, message_id))
         thread = await store.threads.get_thread(message.thread_id)
         assert thread is not None and thread.status == "queued" and thread.escalation_reason == reason, name
     # our own address writing to us would be a loop too

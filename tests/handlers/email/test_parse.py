@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.handlers.kit.protocol import MalformedPayload
 from bot.handlers.email.compose import reply_subject, text_to_html, tokens_in
 from bot.handlers.email.parse import parse_mail, to_inbound
+from bot.handlers.kit.protocol import MalformedPayload
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

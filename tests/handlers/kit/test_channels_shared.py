@@ -122,7 +122,7 @@ def test_polling_mode_needs_no_secret(embedded: EmbeddedMongo) -> None:
 def test_a_bad_webhook_secret_is_named(tmp_path: Path) -> None:
     path = tmp_path / "o.toml"
     path.write_text('[telegram]\nwebhook_secret = "has spaces"\n')
-    with pytest.raises(SettingsError, match="telegram.webhook_secret .* must be 1-256 characters"):
+    with pytest.raises(SettingsError, match=r"telegram.webhook_secret .* must be 1-256 characters"):
         load_settings(path, env={})
 
 

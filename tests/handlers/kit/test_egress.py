@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import fcntl
 import ipaddress
-import logging
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -16,7 +15,15 @@ import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bot.handlers.kit.egress import Egress, EgressRefused, GuardedResolver, HostRule, address_problem, parse_host_rules, refusal
+from bot.handlers.kit.egress import (
+    Egress,
+    EgressRefused,
+    GuardedResolver,
+    HostRule,
+    address_problem,
+    parse_host_rules,
+    refusal,
+)
 from bot.handlers.kit.egress_guards import EgressGuards
 from bot.setting_fields import SettingsError
 from bot.settings import Settings, load_settings
@@ -224,7 +231,7 @@ async def test_each_answer_of_the_name_server_is_checked_before_it_is_used() -> 
     names = ScriptedNames("93.184.215.14", "127.0.0.1")  # public when checked, loopback the next time
     resolver = GuardedResolver(Egress(), names)
     assert [r["host"] for r in await resolver.resolve("rebind.example", 443)] == ["93.184.215.14"]
-    with pytest.raises(EgressRefused, match="rebind.example resolves to 127.0.0.1, which is not a public address"):
+    with pytest.raises(EgressRefused, match=r"rebind.example resolves to 127.0.0.1, which is not a public address"):
         await resolver.resolve("rebind.example", 443)
 
 

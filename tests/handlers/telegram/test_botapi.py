@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from bot.handlers.kit.protocol import MalformedPayload, UnsupportedEvent
 from bot.handlers.kit.egress import Egress, HostRule
 from bot.handlers.kit.payload import Payload
+from bot.handlers.kit.protocol import MalformedPayload, UnsupportedEvent
 from bot.handlers.telegram.botapi import BotAPI, BotAPIError, BotAPIUnreachable
 from bot.handlers.telegram.updates import ALLOWED_UPDATES, parse_update
 from tests.fakes.telegram_api import FakeBotAPI

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.kit.protocol import ChannelContext, PermanentSendError, RetryableSendError
 from bot.handlers.kit.egress_guards import EgressGuards
 from bot.handlers.kit.media import AttachmentTooLarge
+from bot.handlers.kit.protocol import ChannelContext, PermanentSendError, RetryableSendError
 from bot.handlers.telegram.adapter import TelegramAdapter
 from bot.handlers.telegram.polling import Poller
 from bot.keys import OUTBOX, PIPELINE, STORE
@@ -236,5 +236,5 @@ async def test_polling_mode_runs_by_itself_from_start_to_reply(
     bot_api.push_update(fixture("telegram", "text"))
     await wait_for(lambda: sent_count(bot_api, 1), timeout=10)
     assert bot_api.sent() == [{"chat_id": "5512345678", "text": NOTICE}]
-    assert [c.method for c in bot_api.calls][0] == "deleteWebhook"
+    assert next(c.method for c in bot_api.calls) == "deleteWebhook"
     assert len(await factories.messages(client.server.app[STORE], direction="in")) == 1

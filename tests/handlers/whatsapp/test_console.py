@@ -23,7 +23,7 @@ async def test_outside_whatsapps_window_the_console_sends_a_configured_template(
     await post_whatsapp(router, fixture("whatsapp", "text"))  # written long ago: the window is closed
     store = router.server.app[STORE]
     thread = (await factories.threads(store, channel="whatsapp"))[0].id
-    agent, password = await add_agent(store, "default", "wa-agent", role=Role.ADMIN)
+    _agent, password = await add_agent(store, "default", "wa-agent", role=Role.ADMIN)
     await log_in(router, "wa-agent", password)
     page = await (await router.get("/console", params={"thread": thread})).text()
     assert 'value="order_update"' in page and "name, order" in page  # the picker, with its parameters

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
 from bot.handlers.kit.media import AttachmentTooLarge
+from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
 from bot.keys import OUTBOX, STORE
 from conversations.repositories import Repositories
 from conversations.thread_models import OutboxState

@@ -120,7 +120,7 @@ async def test_a_disabled_account_is_shut_out_at_once_and_let_back_in(client: Te
     try:
         password = await new_account(root, "shop3")
         assert (await admin.log_in("shop3", "boss", password)).status == 303
-        status, page = await admin.post("/admin/account/tokens", {"name": "crm", "scope_read": "on"}, "/admin/account")
+        _status, page = await admin.post("/admin/account/tokens", {"name": "crm", "scope_read": "on"}, "/admin/account")
         token = REVEALED.search(page).group(1)  # type: ignore[union-attr]
         headers = {"Authorization": f"Bearer {token}"}
         assert (await client.get("/api/threads", headers=headers)).status == 200

@@ -10,7 +10,7 @@ import re
 
 from aiohttp.test_utils import TestClient
 
-from bot.keys import PIPELINE, QUEUE, STORE
+from bot.keys import PIPELINE, STORE
 from bot.services.agents import add_agent
 from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Role
@@ -69,7 +69,7 @@ async def test_report_periods_are_checked_and_agents_refused(client: TestClient)
 
 async def test_console_actions_are_audited_without_personal_data(client: TestClient) -> None:
     app = client.server.app
-    store, queue = app[STORE], app[QUEUE]
+    store = app[STORE]
     token = await admin_client(client)
     admin = await store.agents.agent_by_login("default", "admin")
     assert admin is not None
@@ -184,7 +184,6 @@ async def test_an_admin_exports_and_erases_a_contact(client: TestClient) -> None
 
 async def test_contacts_are_found_by_name_address_or_id(client: TestClient) -> None:
     app = client.server.app
-    store = app[STORE]
     await admin_client(client)
     recorded, task = await app[PIPELINE].receive(Inbound(
         account_id="default", channel="webchat", external_id="zed-1", sender=Identity("webchat", "v-zed"), text="hi",

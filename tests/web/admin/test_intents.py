@@ -177,7 +177,7 @@ async def test_a_learned_example_goes_with_the_customers_data(training_client: T
 
 async def test_console_pages_refuse_agents_and_explain_bad_input(training_client: TestClient) -> None:
     client, store = training_client, training_client.server.app[STORE]
-    _, password = await add_agent(store, "default", "olga", name="Olga", password=PASSWORD)
+    _, _password = await add_agent(store, "default", "olga", name="Olga", password=PASSWORD)
     await log_in(client, "olga", PASSWORD)
     for path in ("/admin/intents", "/admin/intents/learn", "/admin/intents/train"):
         refused = await client.get(path)

@@ -63,7 +63,7 @@ async def test_posts_without_the_csrf_token_are_refused(client: TestClient) -> N
 
 async def test_agents_are_refused_on_admin_pages(client: TestClient) -> None:
     store = client.server.app[STORE]
-    agent, password = await add_agent(store, "default", "plain", role=Role.AGENT)
+    _agent, password = await add_agent(store, "default", "plain", role=Role.AGENT)
     await log_in(client, "plain", password)
     assert (await client.get("/admin")).status == 403
     token = await console_csrf(client)

@@ -26,7 +26,6 @@ from bot.web.i18n import translate
 from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Role
 from conversations.client import StoreClient
-from conversations.repositories import Repositories
 from conversations.sign_in import SignInRepository
 from tests import factories
 from tests.cli.test_contacts import run as run_cli
