@@ -54,27 +54,48 @@ def seed_threads(queued: int, resolved: int) -> list[dict[str, object]]:
         opened = now - timedelta(seconds=rng.randint(60, 8 * 3600))
         is_queued = i < queued
         roll = rng.random()
-        docs.append(Thread(
-            id=f"thr_q{i:07d}", account_id=ACCOUNT, contact_id=f"con_q{i:07d}",
-            channel=rng.choice(["whatsapp", "webchat", "sms", "email", "telegram"]),
-            status=ThreadStatus.QUEUED if is_queued else ThreadStatus.RESOLVED,
-            opened_at=opened, last_message_at=opened, priority=2 if roll < 0.02 else 1 if roll < 0.1 else 0,
-            queued_at=opened + timedelta(seconds=30), resolved_at=None if is_queued else opened + timedelta(minutes=9),
-        ).to_doc())
+        docs.append(
+            Thread(
+                id=f"thr_q{i:07d}",
+                account_id=ACCOUNT,
+                contact_id=f"con_q{i:07d}",
+                channel=rng.choice(["whatsapp", "webchat", "sms", "email", "telegram"]),
+                status=ThreadStatus.QUEUED if is_queued else ThreadStatus.RESOLVED,
+                opened_at=opened,
+                last_message_at=opened,
+                priority=2 if roll < 0.02 else 1 if roll < 0.1 else 0,
+                queued_at=opened + timedelta(seconds=30),
+                resolved_at=None if is_queued else opened + timedelta(minutes=9),
+            ).to_doc()
+        )
     rng.shuffle(docs)
     return docs
 
 
-async def insert_batched(store: Repositories, collection: str, docs: list[dict[str, object]], batch: int = 1000) -> None:
+async def insert_batched(
+    store: Repositories, collection: str, docs: list[dict[str, object]], batch: int = 1000
+) -> None:
     for start in range(0, len(docs), batch):
         # seeded straight into the database, at scale: a tool's own shortcut past the repositories
-        await store.client.database[collection].insert_many(docs[start:start + batch], ordered=False)
+        await store.client.database[collection].insert_many(docs[start : start + batch], ordered=False)
 
 
 def agents(n: int, capacity: int) -> list[Agent]:
     now = utcnow()
-    return [Agent(id=f"agt_{i:03d}", account_id=ACCOUNT, login=f"agent{i}", name=f"Agent {i}", role=Role.AGENT,
-                  created_at=now, capacity=capacity, free=capacity, presence=Presence.ONLINE) for i in range(n)]
+    return [
+        Agent(
+            id=f"agt_{i:03d}",
+            account_id=ACCOUNT,
+            login=f"agent{i}",
+            name=f"Agent {i}",
+            role=Role.AGENT,
+            created_at=now,
+            capacity=capacity,
+            free=capacity,
+            presence=Presence.ONLINE,
+        )
+        for i in range(n)
+    ]
 
 
 class TakeFigures:
@@ -119,8 +140,10 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
         await insert_batched(store, "threads", docs)
         await store.ensure_indexes()  # after the load: one build per index instead of an update per insert
         seconds = time.perf_counter() - started
-        print(f"seeded {len(docs):,} threads ({args.queued:,} queued) and their indexes in {seconds:.1f} s "
-              f"({len(docs) / seconds:,.0f} docs/s); {args.agents} agents online")
+        print(
+            f"seeded {len(docs):,} threads ({args.queued:,} queued) and their indexes in {seconds:.1f} s "
+            f"({len(docs) / seconds:,.0f} docs/s); {args.agents} agents online"
+        )
         team = agents(args.agents, args.claims + args.alone)
         for agent in team:
             await store.agents.create_agent(agent)
@@ -163,12 +186,25 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
             await store.queue.queued_threads(ACCOUNT)
         await check(store, docs, claimed)
         trips = log.round_trips
-        print(f"\n{len(claimed) - args.alone:,} claims by {args.agents} agents in {elapsed:.2f} s "
-              f"({(len(claimed) - args.alone) / elapsed:,.0f} claims/s); {trips:,} round trips in all")
-        print("\n".join([HEADER, read_alone.row(read_alone), *alone.rows(read_alone),
-                         read_load.row(read_load), *loaded.rows(read_load)]))
+        print(
+            f"\n{len(claimed) - args.alone:,} claims by {args.agents} agents in {elapsed:.2f} s "
+            f"({(len(claimed) - args.alone) / elapsed:,.0f} claims/s); {trips:,} round trips in all"
+        )
+        print(
+            "\n".join(
+                [
+                    HEADER,
+                    read_alone.row(read_alone),
+                    *alone.rows(read_alone),
+                    read_load.row(read_load),
+                    *loaded.rows(read_load),
+                ]
+            )
+        )
         verdict(read_alone, alone, read_load, loaded)
-        server = {label: await server_explain(store.client.database, command) for label, command in log.captured.items()}
+        server = {
+            label: await server_explain(store.client.database, command) for label, command in log.captured.items()
+        }
     finally:
         await store.close()
         await embedded.stop()
@@ -178,11 +214,15 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
 def verdict(read_alone: Latencies, alone: TakeFigures, read_load: Latencies, loaded: TakeFigures) -> None:
     """The target (the claim no worse than 2x an indexed read at p50), alone and under load, for
     the claim and for the reservation + claim."""
-    for name, one, many in (("claim", alone.claim, loaded.claim),
-                            ("reservation + claim", alone.reserve_and_claim, loaded.reserve_and_claim)):
+    for name, one, many in (
+        ("claim", alone.claim, loaded.claim),
+        ("reservation + claim", alone.reserve_and_claim, loaded.reserve_and_claim),
+    ):
         ratios = one.p50 / read_alone.p50, many.p50 / read_load.p50
-        print(f"{name} / indexed read at p50: {ratios[0]:.2f}x alone, {ratios[1]:.2f}x under load "
-              f"(target <= 2x: {'met' if max(ratios) <= 2.0 else 'MISSED'})")
+        print(
+            f"{name} / indexed read at p50: {ratios[0]:.2f}x alone, {ratios[1]:.2f}x under load "
+            f"(target <= 2x: {'met' if max(ratios) <= 2.0 else 'MISSED'})"
+        )
 
 
 async def check(store: Repositories, docs: list[dict[str, object]], claimed: list[str | None]) -> None:
@@ -190,10 +230,14 @@ async def check(store: Repositories, docs: list[dict[str, object]], claimed: lis
     won = [c for c in claimed if c is not None]
     assert len(won) == len(claimed), "the queue ran dry"
     assert len(set(won)) == len(won), "a thread was claimed twice"
-    owners = Counter([t.assignee for t in await store.threads.list_threads(ACCOUNT, limit=len(docs), status="assigned")])
+    owners = Counter(
+        [t.assignee for t in await store.threads.list_threads(ACCOUNT, limit=len(docs), status="assigned")]
+    )
     assert sum(owners.values()) == len(won)
-    queued = sorted((d for d in docs if d["status"] == "queued"), key=lambda d: (-int(d["priority"]), int(d["queued_at"])))
-    assert set(won) == {str(d["_id"]) for d in queued[:len(won)]}, "claims did not follow the queue's order"
+    queued = sorted(
+        (d for d in docs if d["status"] == "queued"), key=lambda d: (-int(d["priority"]), int(d["queued_at"]))
+    )
+    assert set(won) == {str(d["_id"]) for d in queued[: len(won)]}, "claims did not follow the queue's order"
     assert [a for a in await store.agents.list_agents(ACCOUNT) if a.free < 0] == []
 
 

@@ -68,8 +68,9 @@ def nlu_seconds(blob: bytes, texts: Sequence[str], semantic: bool, passes: int =
     return best
 
 
-async def store_write_seconds(uri: str, database: str, sample: dict[str, Any], count: int = 5000,
-                              batch: int = 100) -> float:
+async def store_write_seconds(
+    uri: str, database: str, sample: dict[str, Any], count: int = 5000, batch: int = 100
+) -> float:
     """Seconds per message document inserted in batches of ``batch`` (a group commit's cost)."""
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     collection = client[database]["floor_messages"]
@@ -88,14 +89,29 @@ async def store_write_seconds(uri: str, database: str, sample: dict[str, Any], c
 def _sends(providers: Providers, channels: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
     """One outbound request per channel, as the adapters make it (web chat sends no HTTP)."""
     known = {
-        "telegram": (f"{providers.telegram.url}/bot{TOKEN}/sendMessage", {"data": {"chat_id": "7", "text": "We are open"}}),
-        "whatsapp": (f"{providers.whatsapp.url}/v21.0/{PHONE_NUMBER_ID}/messages",
-                     {"json": {"messaging_product": "whatsapp", "to": "16505550000", "type": "text",
-                               "text": {"body": "We are open"}},
-                      "headers": {"Authorization": f"Bearer {ACCESS_TOKEN}"}}),
-        "sms": (f"{providers.twilio.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
-                {"data": {"To": "+14155559999", "From": "+14155550100", "Body": "We are open"},
-                 "auth": aiohttp.BasicAuth(ACCOUNT_SID, AUTH_TOKEN)}),
+        "telegram": (
+            f"{providers.telegram.url}/bot{TOKEN}/sendMessage",
+            {"data": {"chat_id": "7", "text": "We are open"}},
+        ),
+        "whatsapp": (
+            f"{providers.whatsapp.url}/v21.0/{PHONE_NUMBER_ID}/messages",
+            {
+                "json": {
+                    "messaging_product": "whatsapp",
+                    "to": "16505550000",
+                    "type": "text",
+                    "text": {"body": "We are open"},
+                },
+                "headers": {"Authorization": f"Bearer {ACCESS_TOKEN}"},
+            },
+        ),
+        "sms": (
+            f"{providers.twilio.url}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+            {
+                "data": {"To": "+14155559999", "From": "+14155550100", "Body": "We are open"},
+                "auth": aiohttp.BasicAuth(ACCOUNT_SID, AUTH_TOKEN),
+            },
+        ),
     }
     return [known[c] for c in channels if c in known]
 

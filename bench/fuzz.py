@@ -30,17 +30,25 @@ def fuzz(parsers: Parsers, channel: str, cases: int, batch: int = 5_000) -> tupl
     """Run ``cases`` cases against one parser, in runs of ``batch`` (Hypothesis keeps every case
     of a run in memory and slows down as a run grows); (outcomes, seconds, first failure or None)."""
     outcomes: Counter[str] = Counter()
-    source = (strategies.webchat_bodies(parsers.visitor_token) if channel == "webchat"
-              else strategies.CHANNEL_BODIES[channel]())
+    source = (
+        strategies.webchat_bodies(parsers.visitor_token)
+        if channel == "webchat"
+        else strategies.CHANNEL_BODIES[channel]()
+    )
 
     def check(case: Any) -> None:
         outcomes[parsers.check(channel, case)] += 1
 
     started = time.perf_counter()
     while sum(outcomes.values()) < cases:
-        run = settings(max_examples=min(batch, cases - sum(outcomes.values())), deadline=None, database=None,
-                       phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck),
-                       report_multiple_bugs=False)(given(case=source)(check))
+        run = settings(
+            max_examples=min(batch, cases - sum(outcomes.values())),
+            deadline=None,
+            database=None,
+            phases=[Phase.generate, Phase.shrink],
+            suppress_health_check=list(HealthCheck),
+            report_multiple_bugs=False,
+        )(given(case=source)(check))
         try:
             run()
         except Exception:  # a parser bug, shrunk to its smallest case by Hypothesis

@@ -106,8 +106,7 @@ async def drive(base: str, total: int, concurrency: int, label: str) -> Run:
             nonlocal errors
             for n in counter:
                 visitor = visitors[(worker_id + n * concurrency) % len(visitors)]
-                body = {"id": uuid.uuid4().hex, "text": f"message {n}: where is my order?",
-                        "name": visitor["name"]}
+                body = {"id": uuid.uuid4().hex, "text": f"message {n}: where is my order?", "name": visitor["name"]}
                 if visitor["token"]:
                     body["visitor_token"] = visitor["token"]
                 started = time.perf_counter()
@@ -160,7 +159,9 @@ async def settle(base: str, expected: int, before: dict[str, float]) -> tuple[di
         for _ in range(1200):
             values = await scrape(session, base)
             scrapes += 1
-            decided = total(values, "omnirouter_dispatch_decisions_total") - total(before, "omnirouter_dispatch_decisions_total")
+            decided = total(values, "omnirouter_dispatch_decisions_total") - total(
+                before, "omnirouter_dispatch_decisions_total"
+            )
             settled = settled + 1 if decided >= expected and values.get("omnirouter_outbox_pending", 1) == 0 else 0
             if settled == 2:
                 return values, scrapes
@@ -195,8 +196,14 @@ async def start_router(mode: str, workdir: Path) -> tuple[asyncio.subprocess.Pro
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")}
     env.update({"OMNIROUTER_STORE_EMBEDDED_MODE": mode, "OMNIROUTER_LOG_LEVEL": "warning"})
     process = await asyncio.create_subprocess_exec(
-        OMNIROUTER, "serve", "--port", str(port), cwd=workdir, env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        OMNIROUTER,
+        "serve",
+        "--port",
+        str(port),
+        cwd=workdir,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     await wait_healthy(base)
@@ -253,8 +260,10 @@ async def main() -> None:
     print(f"{args.messages} messages, {args.concurrency} in flight, {os.cpu_count()} CPUs\n")
     print(f"{'':40} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'x bare':>7}")
     for run in [baseline] + [r for r, _, _ in results]:
-        print(f"{run.label:40} {run.rate:8.0f} {run.pct(0.5):8.1f} {run.pct(0.99):8.1f} {run.errors:7d} "
-              f"{run.rate / baseline.rate:7.2f}")
+        print(
+            f"{run.label:40} {run.rate:8.0f} {run.pct(0.5):8.1f} {run.pct(0.99):8.1f} {run.errors:7d} "
+            f"{run.rate / baseline.rate:7.2f}"
+        )
     for run, trips, memory in results:
         breakdown = ", ".join(f"{k} {v:.2f}" for k, v in sorted(trips.items(), key=lambda kv: -kv[1]))
         print(f"\n{run.label}: {sum(trips.values()):.2f} store round trips per message ({breakdown})")

@@ -54,9 +54,12 @@ DATABASE = "bench"
 REPEATED = ("hi", "thanks", "what are your opening hours?", "hello", "thank you")
 UNIQUE = ("where is my order A-{n}?", "has order {n} shipped yet?")
 SETTINGS = {  # production timers (the harness's fast ones are for fault tests)
-    "OMNIROUTER_DISPATCH_LEASE_SECONDS": "30", "OMNIROUTER_DISPATCH_SWEEP_INTERVAL": "5",
-    "OMNIROUTER_OUTBOX_LEASE_SECONDS": "30", "OMNIROUTER_OUTBOX_POLL_INTERVAL": "0.5",
-    "OMNIROUTER_STORE_TIMEOUT_MS": "3000", "OMNIROUTER_NLU_AUTO_TRAIN": "false",
+    "OMNIROUTER_DISPATCH_LEASE_SECONDS": "30",
+    "OMNIROUTER_DISPATCH_SWEEP_INTERVAL": "5",
+    "OMNIROUTER_OUTBOX_LEASE_SECONDS": "30",
+    "OMNIROUTER_OUTBOX_POLL_INTERVAL": "0.5",
+    "OMNIROUTER_STORE_TIMEOUT_MS": "3000",
+    "OMNIROUTER_NLU_AUTO_TRAIN": "false",
     "OMNIROUTER_NLU_RESPONSES": str(ROOT / "config" / "responses.yml"),
     "OMNIROUTER_NLU_DATA": str(ROOT / "config" / "nlu"),
 }
@@ -91,7 +94,9 @@ def workload(channels: list[str], count: int, customers: int, first: int) -> lis
 
 def first_contacts(channels: list[str], customers: int) -> list[tuple[traffic.SignedRequest, str]]:
     """One message from every customer (the warm-up): the measured run is returning customers."""
-    return [build(channel, who * len(channels) + c, who) for who in range(customers) for c, channel in enumerate(channels)]
+    return [
+        build(channel, who * len(channels) + c, who) for who in range(customers) for c, channel in enumerate(channels)
+    ]
 
 
 @dataclass
@@ -102,8 +107,9 @@ class Driven:
     errors: int = 0
 
 
-async def drive(targets: list[str], requests: list[tuple[traffic.SignedRequest, str]], concurrency: int,
-                rate: float | None) -> Driven:
+async def drive(
+    targets: list[str], requests: list[tuple[traffic.SignedRequest, str]], concurrency: int, rate: float | None
+) -> Driven:
     """Post every request (retrying non-2xx as providers do), ``concurrency`` in flight or at ``rate``/s."""
     result = Driven(0.0, [])
     slots = asyncio.Semaphore(concurrency if not rate else 10_000)
@@ -118,8 +124,9 @@ async def drive(targets: list[str], requests: list[tuple[traffic.SignedRequest, 
                 sent = time.monotonic()
                 result.sent_at[address].append(sent)
                 for _ in range(50):
-                    async with session.post(targets[n % len(targets)] + request.path, data=request.body,
-                                            headers=dict(request.headers)) as response:
+                    async with session.post(
+                        targets[n % len(targets)] + request.path, data=request.body, headers=dict(request.headers)
+                    ) as response:
                         await response.read()
                     if response.status < 300:
                         result.acks.append(time.monotonic() - sent)
@@ -169,7 +176,9 @@ def delta(after: dict[str, float], before: dict[str, float], prefix: str) -> flo
     return metric(after, prefix) - metric(before, prefix)
 
 
-async def settle(meters: Meters, before: dict[str, float], providers: Providers, expected: int) -> tuple[dict[str, float], float]:
+async def settle(
+    meters: Meters, before: dict[str, float], providers: Providers, expected: int
+) -> tuple[dict[str, float], float]:
     """Wait until ``expected`` messages are dispatched and every reply they made is sent (per the
     routers' counters); the metrics, and when the last reply arrived."""
     for _ in range(6000):
@@ -218,22 +227,35 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
         load = os.getloadavg()[0]
         end_to_end = args.messages / (finished - started)
         delays = reply_latencies(driven, replies(providers), replied_before)
-        commands = {m.group(1): v - before.get(k, 0) for k, v in after.items()
-                    if (m := re.match(r'omnirouter_store_commands_total\{command="(\w+)"\}', k))}
+        commands = {
+            m.group(1): v - before.get(k, 0)
+            for k, v in after.items()
+            if (m := re.match(r'omnirouter_store_commands_total\{command="(\w+)"\}', k))
+        }
         commands["aggregate"] = commands.get("aggregate", 0) - 2 * (meters.scrapes - scrapes_before)
-        decisions = {re.sub(r'.*action="(\w+)".*', r"\1", k): v - before.get(k, 0) for k, v in after.items()
-                     if k.startswith("omnirouter_dispatch_decisions_total")}
+        decisions = {
+            re.sub(r'.*action="(\w+)".*', r"\1", k): v - before.get(k, 0)
+            for k, v in after.items()
+            if k.startswith("omnirouter_dispatch_decisions_total")
+        }
         sample = await install_sample(store.uri)
         result = {
-            "tier": "both" if semantic else "lexical", "messages": args.messages, "processes": args.processes,
-            "ack_rate": args.messages / driven.seconds, "end_to_end_rate": end_to_end,
-            "ack_p50_ms": pct(driven.acks, 0.5), "ack_p99_ms": pct(driven.acks, 0.99),
-            "reply_p50_ms": pct(delays, 0.5), "reply_p99_ms": pct(delays, 0.99), "retried_posts": driven.errors,
+            "tier": "both" if semantic else "lexical",
+            "messages": args.messages,
+            "processes": args.processes,
+            "ack_rate": args.messages / driven.seconds,
+            "end_to_end_rate": end_to_end,
+            "ack_p50_ms": pct(driven.acks, 0.5),
+            "ack_p99_ms": pct(driven.acks, 0.99),
+            "reply_p50_ms": pct(delays, 0.5),
+            "reply_p99_ms": pct(delays, 0.99),
+            "retried_posts": driven.errors,
             "store_round_trips_per_message": sum(v for v in commands.values() if v > 0) / args.messages,
             "round_trips_by_command": {k: round(v / args.messages, 3) for k, v in commands.items() if v > 0},
             "decisions": decisions,
             "router_cpu_s_per_1000": cpu / args.messages * 1000,
-            "store_cpu_s_per_1000": store_cpu / args.messages * 1000, "load_average": load,
+            "store_cpu_s_per_1000": store_cpu / args.messages * 1000,
+            "load_average": load,
             "router_peak_rss_mb": max(peak_rss_mb(r.pid) for r in routers),
             "store_peak_rss_mb": peak_rss_mb(store_process),
         }
@@ -241,8 +263,11 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
         return result
     except BaseException:
         for router in routers:
-            print(f"bench: router on {router.url} (exit {router.process and router.process.returncode}):\n"
-                  f"{router.log()[-3000:]}", file=sys.stderr)
+            print(
+                f"bench: router on {router.url} (exit {router.process and router.process.returncode}):\n"
+                f"{router.log()[-3000:]}",
+                file=sys.stderr,
+            )
         raise
     finally:
         for router in routers:
@@ -255,7 +280,7 @@ def reply_latencies(driven: Driven, got: dict[str, list[float]], earlier: dict[s
     """Inbound sent -> its reply received, pairing each customer's messages and replies in order."""
     delays = []
     for address, sent in driven.sent_at.items():
-        arrived = got.get(address, [])[len(earlier.get(address, [])):]
+        arrived = got.get(address, [])[len(earlier.get(address, [])) :]
         delays += [reply - posted for posted, reply in zip(sent, arrived)]
     return delays
 
@@ -273,8 +298,15 @@ async def install_sample(uri: str) -> dict[str, Any]:
         await store.close()
 
 
-async def measure_floor(args: argparse.Namespace, semantic: bool, blob: bytes, uri: str, providers: Providers,
-                        sample: dict[str, Any], requests: list[tuple[traffic.SignedRequest, str]]) -> dict[str, float]:
+async def measure_floor(
+    args: argparse.Namespace,
+    semantic: bool,
+    blob: bytes,
+    uri: str,
+    providers: Providers,
+    sample: dict[str, Any],
+    requests: list[tuple[traffic.SignedRequest, str]],
+) -> dict[str, float]:
     port = free_port()
     bare = await floor.start_bare(port)
     try:
@@ -304,24 +336,34 @@ async def measure_floor(args: argparse.Namespace, semantic: bool, blob: bytes, u
 
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    print(f"{args.messages} messages over {','.join(args.channels)}, "
-          f"{f'{args.rate:.0f}/s' if args.rate else f'{args.concurrency} in flight'}, {args.customers} customers "
-          f"per channel, {args.processes} router process(es), {os.cpu_count()} CPUs\n")
+    print(
+        f"{args.messages} messages over {','.join(args.channels)}, "
+        f"{f'{args.rate:.0f}/s' if args.rate else f'{args.concurrency} in flight'}, {args.customers} customers "
+        f"per channel, {args.processes} router process(es), {os.cpu_count()} CPUs\n"
+    )
     for r in results:
         f = r["floor"]
         efficiency = r["end_to_end_rate"] * f["sum_s"]
-        print(f"[{r['tier']} NLU] sustained {r['end_to_end_rate']:.0f} msg/s end to end (acknowledged at "
-              f"{r['ack_rate']:.0f}/s; bare aiohttp 200: {f['bare_rate']:.0f}/s, ratio {r['ack_rate'] / f['bare_rate']:.3f})")
-        print(f"  ack p50 {r['ack_p50_ms']:.1f} ms, p99 {r['ack_p99_ms']:.1f} ms; reply p50 {r['reply_p50_ms']:.1f} ms, "
-              f"p99 {r['reply_p99_ms']:.1f} ms; retried posts {r['retried_posts']}; decisions {r['decisions']}")
+        print(
+            f"[{r['tier']} NLU] sustained {r['end_to_end_rate']:.0f} msg/s end to end (acknowledged at "
+            f"{r['ack_rate']:.0f}/s; bare aiohttp 200: {f['bare_rate']:.0f}/s, ratio {r['ack_rate'] / f['bare_rate']:.3f})"
+        )
+        print(
+            f"  ack p50 {r['ack_p50_ms']:.1f} ms, p99 {r['ack_p99_ms']:.1f} ms; reply p50 {r['reply_p50_ms']:.1f} ms, "
+            f"p99 {r['reply_p99_ms']:.1f} ms; retried posts {r['retried_posts']}; decisions {r['decisions']}"
+        )
         trips = ", ".join(f"{k} {v}" for k, v in sorted(r["round_trips_by_command"].items(), key=lambda kv: -kv[1]))
         print(f"  store round trips per message {r['store_round_trips_per_message']:.2f} ({trips})")
-        print(f"  CPU per 1,000 messages: router {r['router_cpu_s_per_1000']:.2f} s, store process "
-              f"{r['store_cpu_s_per_1000']:.2f} s (machine load average {r['load_average']:.1f}); peak RSS router "
-              f"{r['router_peak_rss_mb']:.0f} MB, store process {r['store_peak_rss_mb']:.0f} MB")
-        print(f"  floor per message: inbound HTTP {f['inbound_http_s'] * 1e3:.3f} ms + NLU {f['nlu_s'] * 1e3:.3f} ms + "
-              f"batched store write {f['store_write_s'] * 1e3:.3f} ms + outbound HTTP {f['outbound_http_s'] * 1e3:.3f} ms"
-              f" = {f['sum_s'] * 1e3:.3f} ms -> {1 / f['sum_s']:.0f} msg/s; efficiency {efficiency:.2f}\n")
+        print(
+            f"  CPU per 1,000 messages: router {r['router_cpu_s_per_1000']:.2f} s, store process "
+            f"{r['store_cpu_s_per_1000']:.2f} s (machine load average {r['load_average']:.1f}); peak RSS router "
+            f"{r['router_peak_rss_mb']:.0f} MB, store process {r['store_peak_rss_mb']:.0f} MB"
+        )
+        print(
+            f"  floor per message: inbound HTTP {f['inbound_http_s'] * 1e3:.3f} ms + NLU {f['nlu_s'] * 1e3:.3f} ms + "
+            f"batched store write {f['store_write_s'] * 1e3:.3f} ms + outbound HTTP {f['outbound_http_s'] * 1e3:.3f} ms"
+            f" = {f['sum_s'] * 1e3:.3f} ms -> {1 / f['sum_s']:.0f} msg/s; efficiency {efficiency:.2f}\n"
+        )
 
 
 async def main() -> None:

@@ -61,7 +61,9 @@ def main() -> int:
     train(TrainingData(splits["train"] + added), embedder, cache, validation, options)
     warm = time.perf_counter() - started
 
-    report = evaluate(model, splits["test"] + splits["oos_test"], embedder, oos_label=OOS, train_seconds=cold, cache=cache)
+    report = evaluate(
+        model, splits["test"] + splits["oos_test"], embedder, oos_label=OOS, train_seconds=cold, cache=cache
+    )
     result = {
         **report.as_dict(),
         "retrain_seconds_after_10_examples": round(warm, 1),

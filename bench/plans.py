@@ -73,8 +73,10 @@ class Latencies:
 
     def row(self, base: Latencies | None = None) -> str:
         ratio = f"{self.p50 / base.p50:7.2f}" if base is not None else "      —"
-        return (f"  {self.name:<58} {len(self.seconds):>6} {self.p50 * 1e3:8.2f} {self.pct(90) * 1e3:8.2f} "
-                f"{self.pct(99) * 1e3:8.2f} {ratio}")
+        return (
+            f"  {self.name:<58} {len(self.seconds):>6} {self.p50 * 1e3:8.2f} {self.pct(90) * 1e3:8.2f} "
+            f"{self.pct(99) * 1e3:8.2f} {ratio}"
+        )
 
 
 HEADER = f"  {'':<58} {'calls':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'× read':>7}"

@@ -39,7 +39,9 @@ class Progress:
         rate = self.done / elapsed
         filled = min(self.width, self.width * self.done // self.total)
         eta = (self.total - self.done) / rate if rate and self.done < self.total else 0.0
-        line = (f"{self.label} [{'#' * filled}{'-' * (self.width - filled)}] {100 * self.done // self.total:3d}%  "
-                f"{self.done:,}/{self.total:,}  {rate:,.0f}/s  ETA {eta:,.0f} s")
+        line = (
+            f"{self.label} [{'#' * filled}{'-' * (self.width - filled)}] {100 * self.done // self.total:3d}%  "
+            f"{self.done:,}/{self.total:,}  {rate:,.0f}/s  ETA {eta:,.0f} s"
+        )
         sys.stderr.write(("\r" + line) if self._tty else line + "\n")
         sys.stderr.flush()

@@ -52,13 +52,28 @@ def threads(n: int, days: int, end: datetime) -> list[Thread]:
             queued = opened + timedelta(seconds=rng.randint(20, 300))
             assigned = queued + timedelta(seconds=rng.randint(5, 1800))
             first = assigned + timedelta(seconds=rng.randint(5, 900))
-            fields = {"queued_at": queued, "first_queued_at": queued, "assigned_at": assigned, "first_assigned_at": assigned,
-                          "first_response_at": first, "handoff_reason": rng.choice(["no_nlu", "low_confidence"]),
-                          "last_assignee": rng.choice(["agt_a", "agt_b"]), "resolved_at": first + timedelta(minutes=rng.randint(1, 300))}
-        docs.append(Thread(id=f"thr_b{i}", account_id="default", contact_id=f"con_b{i}",
-                           channel=rng.choice(["whatsapp", "webchat", "sms", "email", "telegram"]),
-                           status=ThreadStatus.RESOLVED, opened_at=opened, last_message_at=opened,
-                           **fields))  # type: ignore[arg-type]
+            fields = {
+                "queued_at": queued,
+                "first_queued_at": queued,
+                "assigned_at": assigned,
+                "first_assigned_at": assigned,
+                "first_response_at": first,
+                "handoff_reason": rng.choice(["no_nlu", "low_confidence"]),
+                "last_assignee": rng.choice(["agt_a", "agt_b"]),
+                "resolved_at": first + timedelta(minutes=rng.randint(1, 300)),
+            }
+        docs.append(
+            Thread(
+                id=f"thr_b{i}",
+                account_id="default",
+                contact_id=f"con_b{i}",
+                channel=rng.choice(["whatsapp", "webchat", "sms", "email", "telegram"]),
+                status=ThreadStatus.RESOLVED,
+                opened_at=opened,
+                last_message_at=opened,
+                **fields,
+            )
+        )  # type: ignore[arg-type]
     return docs
 
 
@@ -78,15 +93,17 @@ async def main() -> None:
             await store.ensure_indexes()
             docs = threads(args.n, args.days, end)
             for start in range(0, len(docs), 1000):
-                await store.threads.import_threads(docs[start:start + 1000])
+                await store.threads.import_threads(docs[start : start + 1000])
             since, until = (end - timedelta(days=args.days)).date(), (end - timedelta(days=1)).date()
             for run in range(args.runs):
                 counter.commands = 0
                 started = time.perf_counter()
                 report = await build_report(store, "default", since, until, first_response_minutes=15, now=end)
                 took = time.perf_counter() - started
-                print(f"run {run + 1}: {took * 1000:.0f} ms over {report.total} conversations, "
-                      f"{counter.commands} store round trips")
+                print(
+                    f"run {run + 1}: {took * 1000:.0f} ms over {report.total} conversations, "
+                    f"{counter.commands} store round trips"
+                )
             medians = ", ".join(f"{t.name} {t.median:.0f} s" for t in report.timings if t.median is not None)
             print(f"medians: {medians}; containment {report.containment:.1%}")
         finally:

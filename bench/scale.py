@@ -48,15 +48,7 @@ from bot.web.console import views
 from conversations.agent_models import Agent, Role
 from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
-from conversations.thread_models import (
-    Contact,
-    Message,
-    SenderKind,
-    Thread,
-    ThreadStatus,
-    TimelineEntry,
-    TimelineKind,
-)
+from conversations.thread_models import Contact, Message, SenderKind, Thread, ThreadStatus, TimelineEntry, TimelineKind
 from conversations.traffic import Direction, Identity
 from tests.query_plans import index_backed, labelled, server_explain, sqlite_plans
 
@@ -85,9 +77,16 @@ class Shape:
             status, assignee = ThreadStatus.ASSIGNED, f"agt_{(i - self.queued) % self.agents:02d}"
         channel = CHANNELS[i % len(CHANNELS)]
         return Thread(
-            id=f"thr_s{i:08d}", account_id=ACCOUNT, contact_id=f"con_s{i // 2:08d}", channel=channel,
-            status=status, assignee=assignee, opened_at=opened, last_message_at=opened + timedelta(minutes=30),
-            address=f"+3712{i:07d}", priority=1 if rng.random() < 0.05 else 0,
+            id=f"thr_s{i:08d}",
+            account_id=ACCOUNT,
+            contact_id=f"con_s{i // 2:08d}",
+            channel=channel,
+            status=status,
+            assignee=assignee,
+            opened_at=opened,
+            last_message_at=opened + timedelta(minutes=30),
+            address=f"+3712{i:07d}",
+            priority=1 if rng.random() < 0.05 else 0,
             queued_at=opened + timedelta(seconds=40) if status != ThreadStatus.RESOLVED or rng.random() < 0.6 else None,
             resolved_at=opened + timedelta(hours=2) if status == ThreadStatus.RESOLVED else None,
         )
@@ -96,9 +95,15 @@ class Shape:
 def message(thread: Thread, n: int, at: datetime) -> dict[str, Any]:
     inbound = n % 2 == 0
     return Message(
-        id=f"msg_{thread.id[4:]}_{n:04d}", account_id=ACCOUNT, thread_id=thread.id, contact_id=thread.contact_id,
-        direction=Direction.IN if inbound else Direction.OUT, channel=thread.channel, created_at=at,
-        text=("Hello, I have a question about my order number " if inbound else "Thanks! Let me check that for you. ") + str(n),
+        id=f"msg_{thread.id[4:]}_{n:04d}",
+        account_id=ACCOUNT,
+        thread_id=thread.id,
+        contact_id=thread.contact_id,
+        direction=Direction.IN if inbound else Direction.OUT,
+        channel=thread.channel,
+        created_at=at,
+        text=("Hello, I have a question about my order number " if inbound else "Thanks! Let me check that for you. ")
+        + str(n),
         sender={"kind": str(SenderKind.CUSTOMER if inbound else SenderKind.BOT), "address": thread.address or ""},
         external_id=f"ext_{thread.id}_{n}" if inbound else None,
     ).to_doc()
@@ -108,9 +113,18 @@ def timeline(thread: Thread) -> Iterator[tuple[str, dict[str, Any]]]:
     """The thread's queueing and resolution, as the queue writes them."""
     for kind, at in ((TimelineKind.QUEUED, thread.queued_at), (TimelineKind.RESOLVED, thread.resolved_at)):
         if at is not None:
-            yield "timeline", TimelineEntry(id=f"tl_{thread.id[4:]}_{kind}", account_id=ACCOUNT, thread_id=thread.id,
-                                            contact_id=thread.contact_id, kind=str(kind), at=at,
-                                            actor="system").to_doc()
+            yield (
+                "timeline",
+                TimelineEntry(
+                    id=f"tl_{thread.id[4:]}_{kind}",
+                    account_id=ACCOUNT,
+                    thread_id=thread.id,
+                    contact_id=thread.contact_id,
+                    kind=str(kind),
+                    at=at,
+                    actor="system",
+                ).to_doc(),
+            )
 
 
 def documents(shape: Shape) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -121,22 +135,41 @@ def documents(shape: Shape) -> Iterator[tuple[str, dict[str, Any]]]:
         thread = shape.thread(i, rng)
         yield "threads", thread.to_doc()
         if i % 2 == 0:
-            yield "contacts", Contact(id=thread.contact_id, account_id=ACCOUNT, created_at=thread.opened_at,
-                                      updated_at=thread.opened_at, name=f"Customer {i // 2}",
-                                      identities=[Identity(thread.channel, thread.address or "")]).to_doc()
+            yield (
+                "contacts",
+                Contact(
+                    id=thread.contact_id,
+                    account_id=ACCOUNT,
+                    created_at=thread.opened_at,
+                    updated_at=thread.opened_at,
+                    name=f"Customer {i // 2}",
+                    identities=[Identity(thread.channel, thread.address or "")],
+                ).to_doc(),
+            )
         yield from timeline(thread)
         count = left // (shape.threads - i)
         left -= count
         for n in range(count):
             yield "messages", message(thread, n, thread.opened_at + timedelta(seconds=20 * n))
     # the contact whose history is read: four threads, on two channels
-    yield "contacts", Contact(id=HISTORY_CONTACT, account_id=ACCOUNT, created_at=END, updated_at=END,
-                              name="History").to_doc()
+    yield (
+        "contacts",
+        Contact(id=HISTORY_CONTACT, account_id=ACCOUNT, created_at=END, updated_at=END, name="History").to_doc(),
+    )
     for t in range(4):
         opened = END - timedelta(days=40 - 10 * t)
-        thread = Thread(id=f"thr_history{t}", account_id=ACCOUNT, contact_id=HISTORY_CONTACT, channel=CHANNELS[t % 2],
-                        status=ThreadStatus.RESOLVED, opened_at=opened, last_message_at=opened, address="+37120000000",
-                        queued_at=opened, resolved_at=opened + timedelta(days=1))
+        thread = Thread(
+            id=f"thr_history{t}",
+            account_id=ACCOUNT,
+            contact_id=HISTORY_CONTACT,
+            channel=CHANNELS[t % 2],
+            status=ThreadStatus.RESOLVED,
+            opened_at=opened,
+            last_message_at=opened,
+            address="+37120000000",
+            queued_at=opened,
+            resolved_at=opened + timedelta(days=1),
+        )
         yield "threads", thread.to_doc()
         yield from timeline(thread)
         for n in range(shape.history // 4):
@@ -188,8 +221,7 @@ Query = Callable[[], Awaitable[Any]]
 async def queries(store: Repositories, args: argparse.Namespace) -> dict[str, tuple[Query, int]]:
     """Each measured query, with the size of its answer (the same at every size)."""
     queue = Queue(store)
-    agent = Agent(id="agt_07", account_id=ACCOUNT, login="agent7", name="Agent 7", role=Role.AGENT,
-                  created_at=END)
+    agent = Agent(id="agt_07", account_id=ACCOUNT, login="agent7", name="Agent 7", role=Role.AGENT, created_at=END)
     first = await store.threads.list_threads(ACCOUNT, limit=100)
     before = first[-1].last_message_at
     return {
@@ -197,13 +229,23 @@ async def queries(store: Repositories, args: argparse.Namespace) -> dict[str, tu
         "console: my conversations (my_rows)": (lambda: views.my_rows(store, queue, agent), args.mine),
         "console: contact history (history)": (lambda: views.history(store, HISTORY_CONTACT), 300 + 8),
         "API: GET /api/threads": (lambda: store.threads.list_threads(ACCOUNT, limit=100), 100),
-        "API: GET /api/threads, 2nd page (before)": (lambda: store.threads.list_threads(ACCOUNT, limit=100, before=before), 100),
-        "API: GET /api/threads?status=queued": (lambda: store.threads.list_threads(ACCOUNT, limit=100, status="queued"),
-                                                min(args.queued, 100)),
+        "API: GET /api/threads, 2nd page (before)": (
+            lambda: store.threads.list_threads(ACCOUNT, limit=100, before=before),
+            100,
+        ),
+        "API: GET /api/threads?status=queued": (
+            lambda: store.threads.list_threads(ACCOUNT, limit=100, status="queued"),
+            min(args.queued, 100),
+        ),
         "API: GET /api/contacts": (lambda: store.contacts.list_contacts(ACCOUNT, limit=100), 100),
-        "API: GET /api/threads/{id} (thread_messages)": (lambda: store.messages.thread_messages("thr_history3", 200),
-                                                         min(args.history // 4, 200)),
-        "API: GET /api/contacts/{id} (contact_threads)": (lambda: store.threads.contact_threads(ACCOUNT, HISTORY_CONTACT), 4),
+        "API: GET /api/threads/{id} (thread_messages)": (
+            lambda: store.messages.thread_messages("thr_history3", 200),
+            min(args.history // 4, 200),
+        ),
+        "API: GET /api/contacts/{id} (contact_threads)": (
+            lambda: store.threads.contact_threads(ACCOUNT, HISTORY_CONTACT),
+            4,
+        ),
     }
 
 
@@ -234,8 +276,10 @@ async def load(embedded: EmbeddedMongo, log: CommandLog, size: int, args: argpar
     started = time.perf_counter()
     await store.ensure_indexes()
     indexing = time.perf_counter() - started
-    print(f"{size:,} messages: {documents_in:,} documents ({shape.threads + 4:,} threads) loaded in {seconds:.1f} s "
-          f"({documents_in / seconds:,.0f} documents/s), indexes built in {indexing:.1f} s")
+    print(
+        f"{size:,} messages: {documents_in:,} documents ({shape.threads + 4:,} threads) loaded in {seconds:.1f} s "
+        f"({documents_in / seconds:,.0f} documents/s), indexes built in {indexing:.1f} s"
+    )
     return store
 
 
@@ -248,8 +292,10 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
         for size in args.sizes:
             stores[size] = await load(embedded, log, size, args)
         results = await measure(stores, args)
-        server = {label: await server_explain(stores[args.sizes[0]].client.database, command)
-                  for label, command in log.captured.items()}
+        server = {
+            label: await server_explain(stores[args.sizes[0]].client.database, command)
+            for label, command in log.captured.items()
+        }
     finally:
         for store in stores.values():
             await store.close()
@@ -263,16 +309,21 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
 
 def report(results: dict[int, dict[str, Latencies]]) -> None:
     small, large = min(results), max(results)
-    print(f"\n  {'query':<48} " + " ".join(f"{f'p50 @ {s:,}':>16}" for s in sorted(results))
-          + f" {'p90 @ ' + format(large, ','):>16} {'ratio':>6}")
+    print(
+        f"\n  {'query':<48} "
+        + " ".join(f"{f'p50 @ {s:,}':>16}" for s in sorted(results))
+        + f" {'p90 @ ' + format(large, ','):>16} {'ratio':>6}"
+    )
     worst = 0.0
     for name in results[small]:
         ratio = results[large][name].p50 / results[small][name].p50
         worst = max(worst, ratio)
         cells = " ".join(f"{results[s][name].p50 * 1e3:13.2f} ms" for s in sorted(results))
         print(f"  {name:<48} {cells} {results[large][name].pct(90) * 1e3:13.2f} ms {ratio:6.2f}")
-    print(f"\nslowest ratio {worst:.2f} at {large:,} vs {small:,} messages "
-          f"(target <= 1.5: {'met' if worst <= 1.5 else 'MISSED'})")
+    print(
+        f"\nslowest ratio {worst:.2f} at {large:,} vs {small:,} messages "
+        f"(target <= 1.5: {'met' if worst <= 1.5 else 'MISSED'})"
+    )
 
 
 def main() -> None:

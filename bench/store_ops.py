@@ -27,13 +27,23 @@ from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
 
 SAMPLE: dict[str, Any] = {
-    "account_id": "default", "thread_id": "thr_1", "contact_id": "con_1", "direction": "in",
-    "channel": "telegram", "text": "where is my order A-10423?", "created_at": 1795640928544,
-    "sender": {"kind": "customer", "name": "Ann"}, "attachments": [], "dispatch_state": "pending",
-    "dispatch_due_ms": 1795640958544, "meta": {},
+    "account_id": "default",
+    "thread_id": "thr_1",
+    "contact_id": "con_1",
+    "direction": "in",
+    "channel": "telegram",
+    "text": "where is my order A-10423?",
+    "created_at": 1795640928544,
+    "sender": {"kind": "customer", "name": "Ann"},
+    "attachments": [],
+    "dispatch_state": "pending",
+    "dispatch_due_ms": 1795640958544,
+    "meta": {},
 }
-DECISION = {"$set": {"dispatch_state": "done", "decision": {"action": "answered", "reason": "greet"}},
-            "$unset": {"dispatch_due_ms": ""}}
+DECISION = {
+    "$set": {"dispatch_state": "done", "decision": {"action": "answered", "reason": "greet"}},
+    "$unset": {"dispatch_due_ms": ""},
+}
 
 
 async def main() -> None:
@@ -54,25 +64,37 @@ async def main() -> None:
             client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(server.uri)
             db = client["ops"]
             ids = [f"msg_{uuid.uuid4().hex}" for _ in range(args.documents)]
-            batches = [ids[i:i + args.batch] for i in range(0, len(ids), args.batch)]
+            batches = [ids[i : i + args.batch] for i in range(0, len(ids), args.batch)]
 
             async def measure(name: str, run: Callable[[list[str]], Awaitable[Any]]) -> None:
                 cpu, started = cpu_seconds(pid), time.perf_counter()
                 for batch in batches:
                     await run(batch)
                 wall, used = time.perf_counter() - started, cpu_seconds(pid) - cpu
-                print(f"{name:<44} {wall / len(ids) * 1e3:6.3f} ms wall, {used / len(ids) * 1e3:6.3f} ms store CPU per document")
+                print(
+                    f"{name:<44} {wall / len(ids) * 1e3:6.3f} ms wall, {used / len(ids) * 1e3:6.3f} ms store CPU per document"
+                )
 
             print(f"{len(ids)} documents in batches of {args.batch}")
-            await measure("insert a message (messages, with indexes)", lambda batch: db.messages.insert_many(
-                [{**SAMPLE, "_id": i, "external_id": i} for i in batch], ordered=False))
-            await measure("update it with a decision", lambda batch: db.messages.bulk_write(
-                [UpdateOne({"_id": i}, DECISION) for i in batch], ordered=False))
+            await measure(
+                "insert a message (messages, with indexes)",
+                lambda batch: db.messages.insert_many(
+                    [{**SAMPLE, "_id": i, "external_id": i} for i in batch], ordered=False
+                ),
+            )
+            await measure(
+                "update it with a decision",
+                lambda batch: db.messages.bulk_write([UpdateOne({"_id": i}, DECISION) for i in batch], ordered=False),
+            )
             await measure("read it by _id ($in)", lambda batch: db.messages.find({"_id": {"$in": batch}}).to_list())
-            await measure("insert (a collection without indexes)", lambda batch: db.plain.insert_many(
-                [{**SAMPLE, "_id": i} for i in batch], ordered=False))
-            await measure("update it (without indexes)", lambda batch: db.plain.bulk_write(
-                [UpdateOne({"_id": i}, DECISION) for i in batch], ordered=False))
+            await measure(
+                "insert (a collection without indexes)",
+                lambda batch: db.plain.insert_many([{**SAMPLE, "_id": i} for i in batch], ordered=False),
+            )
+            await measure(
+                "update it (without indexes)",
+                lambda batch: db.plain.bulk_write([UpdateOne({"_id": i}, DECISION) for i in batch], ordered=False),
+            )
             await client.close()
         finally:
             await server.stop()

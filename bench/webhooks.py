@@ -50,7 +50,10 @@ async def main(count: int, customers: int) -> None:
     settings = channel_settings(store.client.uri, "bench", telegram_api=telegram.url, graph_api=graph.url)
     try:
         async with TestClient(TestServer(create_app(settings))) as client:
-            for name, post, build in (("telegram", post_telegram, telegram_update), ("whatsapp", post_whatsapp, whatsapp_payload)):
+            for name, post, build in (
+                ("telegram", post_telegram, telegram_update),
+                ("whatsapp", post_whatsapp, whatsapp_payload),
+            ):
                 latencies = []
                 started = time.perf_counter()
                 for n in range(count):
@@ -60,8 +63,10 @@ async def main(count: int, customers: int) -> None:
                     assert response.status == 200, await response.text()
                 total = time.perf_counter() - started
                 latencies.sort()
-                print(f"{name}: {count} webhooks from {customers} customers in {total:.2f} s = {count / total:.0f}/s; "
-                      f"ack p50 {latencies[count // 2] * 1000:.1f} ms, p95 {latencies[count * 95 // 100] * 1000:.1f} ms")
+                print(
+                    f"{name}: {count} webhooks from {customers} customers in {total:.2f} s = {count / total:.0f}/s; "
+                    f"ack p50 {latencies[count // 2] * 1000:.1f} ms, p95 {latencies[count * 95 // 100] * 1000:.1f} ms"
+                )
             await asyncio.sleep(1)
             dead = len(await client.server.app[STORE].outbox.list_outbox(OutboxState.DEAD, limit=100_000))
             print(f"notices sent: telegram {len(telegram.sent())}, whatsapp {len(graph.sent())}; dead letters: {dead}")

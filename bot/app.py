@@ -76,7 +76,9 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[EGRESS] = EgressGuards.from_settings(settings)
-    context = ChannelContext(settings=settings, account_id=settings.account.id, egress=app[EGRESS], metrics=app[METRICS])
+    context = ChannelContext(
+        settings=settings, account_id=settings.account.id, egress=app[EGRESS], metrics=app[METRICS]
+    )
     adapters = {name: build_adapter(name, context) for name in enabled_channels(settings)}
     app[ADAPTERS] = adapters
     app[RESPONSES] = load_responses(Path(settings.nlu.responses))  # ResponsesError: a bad file stops start-up
@@ -103,13 +105,15 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         embedded = EmbeddedMongo(Path(settings.store.embedded_dir), mode=settings.store.embedded_mode)  # type: ignore[arg-type]
         await embedded.start()
         uri = embedded.uri
-        log_event(log, "store.embedded_started", dir=settings.store.embedded_dir, socket=str(embedded.socket_path),
-                  mode=settings.store.embedded_mode)
+        log_event(
+            log,
+            "store.embedded_started",
+            dir=settings.store.embedded_dir,
+            socket=str(embedded.socket_path),
+            mode=settings.store.embedded_mode,
+        )
     store = Repositories.connect(
-        uri,
-        settings.store.database,
-        timeout_ms=settings.store.timeout_ms,
-        on_command=app[METRICS].count_store_command,
+        uri, settings.store.database, timeout_ms=settings.store.timeout_ms, on_command=app[METRICS].count_store_command
     )
     app[EMBEDDED] = embedded
     app[STORE] = store
@@ -149,7 +153,14 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     outbox = Outbox(store, adapters, metrics, settings.outbox, events=events)
     queue = Queue(store, settings.queue, outbox, settings.console.record_location, events=events)
     dispatcher = Dispatcher(
-        store, queue, outbox, metrics, settings.dispatch.queued_notice, app[NLU], app[RESPONSES], events=events,
+        store,
+        queue,
+        outbox,
+        metrics,
+        settings.dispatch.queued_notice,
+        app[NLU],
+        app[RESPONSES],
+        events=events,
         reply_limit=ReplyLimit(settings.dispatch.max_bot_replies, settings.dispatch.bot_reply_window),
     )
     lease = timedelta(seconds=settings.dispatch.lease_seconds)
@@ -162,7 +173,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
     app[EVENTS], app[WEBHOOKS] = events, sender
     app[SERVICES] = Services(
-        replies=Replies(store, outbox, adapters, queue, ThreadLog(store, events)), threads=ThreadActions(queue),
+        replies=Replies(store, outbox, adapters, queue, ThreadLog(store, events)), threads=ThreadActions(queue)
     )
     for adapter in adapters.values():
         adapter.bind(pipeline)
@@ -172,10 +183,10 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         asyncio.create_task(outbox.run(), name="outbox"),
         asyncio.create_task(sweeper.run(), name="dispatch-sweeper"),
         asyncio.create_task(sender.run(), name="webhooks"),
+        asyncio.create_task(queue.keep_assigning(settings.queue.assign_interval), name="auto-assign"),
         asyncio.create_task(
-            queue.keep_assigning(settings.queue.assign_interval), name="auto-assign"
+            RetentionJob(store, settings.retention, retrain=settings.nlu.engine == "embedded").run(), name="retention"
         ),
-        asyncio.create_task(RetentionJob(store, settings.retention, retrain=settings.nlu.engine == "embedded").run(), name="retention"),
     ]
     for name, adapter in adapters.items():
         workers += [asyncio.create_task(job, name=f"{name}-background") for job in adapter.background()]

@@ -38,8 +38,14 @@ async def record(
     """Append one entry; ``actor`` is the agent, or ``"cli"`` / ``"system"`` / ``"api"``."""
     actor_id, actor_name = (actor.id, actor.login) if isinstance(actor, Agent) else (actor, actor)
     entry = AuditEntry(
-        id=new_id("aud"), account_id=account_id, actor=actor_id, actor_name=actor_name, action=action,
-        target=target, at=utcnow(), details={k: v for k, v in details.items() if v is not None},
+        id=new_id("aud"),
+        account_id=account_id,
+        actor=actor_id,
+        actor_name=actor_name,
+        action=action,
+        target=target,
+        at=utcnow(),
+        details={k: v for k, v in details.items() if v is not None},
     )
     await store.audit.add_audit(entry)
     log_event(log, "audit.recorded", action=action, actor=actor_id, target=target)

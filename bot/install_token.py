@@ -109,15 +109,20 @@ _FILE_EVENTS: dict[str, tuple[int, str | None]] = {
     "rotated": (logging.INFO, None),
     "written_again": (logging.WARNING, None),
     "exposed": (logging.WARNING, f"the token was readable by other users of this machine (now 0600): {_ROTATE}"),
-    "differs": (logging.WARNING, "it holds another token than the store's (rotated on another host?), so the CLI's "
-                                 f"calls are refused: copy the file from there, or {_ROTATE}"),
+    "differs": (
+        logging.WARNING,
+        "it holds another token than the store's (rotated on another host?), so the CLI's "
+        f"calls are refused: copy the file from there, or {_ROTATE}",
+    ),
 }
 
 
 def _log_file(what: str, path: Path) -> None:
     """The event ``api.token_file_<what>``: where, and what to do about it; never the token."""
     level, advice = _FILE_EVENTS[what]
-    log_event(log, f"api.token_file_{what}", level, path=str(path), mode="0600", **({"advice": advice} if advice else {}))
+    log_event(
+        log, f"api.token_file_{what}", level, path=str(path), mode="0600", **({"advice": advice} if advice else {})
+    )
 
 
 async def _file_io(work: Callable[..., T], *args: Any) -> T:
@@ -163,8 +168,9 @@ def token_for_cli(settings: ApiSettings) -> str:
             "where `omnirouter serve` runs (same directory and settings), or set api.token (OMNIROUTER_API_TOKEN)"
         ) from None
     except OSError as exc:
-        raise InstallTokenError(f"cannot read the install token file {path}: {exc.strerror} "
-                                "(it is readable by the router's user only)") from None
+        raise InstallTokenError(
+            f"cannot read the install token file {path}: {exc.strerror} (it is readable by the router's user only)"
+        ) from None
     if not value:
         raise InstallTokenError(f"the install token file {path} is empty: delete it and restart the router")
     return value

@@ -32,8 +32,11 @@ def error_fields(exc: BaseException, limit: int = 200) -> dict[str, str]:
     """An exception as log fields that name no person: its class, its text through
     ``without_contacts``, and where it was raised (the last frames, file and line: no values)."""
     frames = traceback.extract_tb(exc.__traceback__)[-3:]
-    return {"error_class": type(exc).__name__, "error": without_contacts(str(exc))[:limit],
-            "where": " < ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(frames))}
+    return {
+        "error_class": type(exc).__name__,
+        "error": without_contacts(str(exc))[:limit],
+        "where": " < ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(frames)),
+    }
 
 
 def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:

@@ -42,23 +42,26 @@ class Metrics:
             "omnirouter_outbox_pending", "Outbox items not yet sent (read at scrape time)", registry=r
         )
         self.ack_latency = Histogram(
-            "omnirouter_inbound_ack_seconds", "Receipt to acknowledgement of an inbound message",
-            ["channel"], buckets=_LATENCY_BUCKETS, registry=r,
+            "omnirouter_inbound_ack_seconds",
+            "Receipt to acknowledgement of an inbound message",
+            ["channel"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.dispatch_latency = Histogram(
-            "omnirouter_dispatch_seconds", "Time to decide on one inbound message",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "omnirouter_dispatch_seconds", "Time to decide on one inbound message", buckets=_LATENCY_BUCKETS, registry=r
         )
         self.send_latency = Histogram(
-            "omnirouter_outbox_send_seconds", "Time of one provider send", ["channel"],
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "omnirouter_outbox_send_seconds",
+            "Time of one provider send",
+            ["channel"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.store_commands = Counter(
             "omnirouter_store_commands", "Store round trips by command", ["command"], registry=r
         )
-        self.webchat_sockets = Gauge(
-            "omnirouter_webchat_sockets", "Open web chat WebSockets", registry=r
-        )
+        self.webchat_sockets = Gauge("omnirouter_webchat_sockets", "Open web chat WebSockets", registry=r)
 
     def count_store_command(self, command: str) -> None:
         """One store round trip (a command the store's client sent)."""

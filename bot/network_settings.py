@@ -63,32 +63,42 @@ class ServerSettings:
     host: str = _setting("127.0.0.1", alias="HOST", doc="address to listen on")
     port: int = _setting(8080, check=_between(1, 65535), alias="PORT", doc="port to listen on")
     public_url: str = _setting(
-        "", check=_url, alias="PUBLIC_URL",
+        "",
+        check=_url,
+        alias="PUBLIC_URL",
         doc="URL the router is reached at from outside (webhook signatures, links); its host is answered",
     )
     allowed_hosts: str = _setting(
-        "", check=_host_names, alias="ALLOWED_HOSTS",
+        "",
+        check=_host_names,
+        alias="ALLOWED_HOSTS",
         doc="inbound: more host names requests may name in Host (comma-separated), besides public_url's and "
-            "localhost; others get 421 (the hosts the router may call are egress.allowed_destinations)",
+        "localhost; others get 421 (the hosts the router may call are egress.allowed_destinations)",
     )
     client_max_size: int = _setting(
         1_048_576, check=_between(1024, 64 * 1_048_576), doc="largest request body, in bytes"
     )
     trusted_proxies: str = _setting(
-        "", check=_networks,
+        "",
+        check=_networks,
         doc="reverse proxies (addresses or CIDRs, comma-separated) whose proxy_header names the client; "
-            "empty: forwarding headers are ignored",
+        "empty: forwarding headers are ignored",
     )
     proxy_header: str = _setting(
-        "x-forwarded-for", check=_one_of("x-forwarded-for", "forwarded"),
+        "x-forwarded-for",
+        check=_one_of("x-forwarded-for", "forwarded"),
         doc="the one header the trusted proxies set: x-forwarded-for, or forwarded (RFC 7239); the other is ignored",
     )
     log_format: str = _setting(
-        "text", check=_one_of("text", "json"), alias="LOG_FORMAT",
+        "text",
+        check=_one_of("text", "json"),
+        alias="LOG_FORMAT",
         doc="log lines as `text` or `json` (one object per line)",
     )
     log_level: str = _setting(
-        "info", check=_one_of("debug", "info", "warning", "error"), alias="LOG_LEVEL",
+        "info",
+        check=_one_of("debug", "info", "warning", "error"),
+        alias="LOG_LEVEL",
         doc="least severe log lines written: `debug`, `info`, `warning` or `error`",
     )
 
@@ -103,13 +113,14 @@ class ServerSettings:
 @dataclass(frozen=True)
 class ApiSettings:
     token: str = _setting(
-        "", alias="API_TOKEN",
+        "",
+        alias="API_TOKEN",
         doc="install-wide (superadmin) bearer token for /api; empty: one generated on first start and kept sealed in the store",
     )
     token_file: str = _setting(
         "var/api.token",
         doc="where a generated install token is written (mode 0600) for the CLI; written again when deleted, "
-            "replaced only by `api-token --rotate`",
+        "replaced only by `api-token --rotate`",
     )
 
 
@@ -122,11 +133,16 @@ class WebhookSettings:
     lease_seconds: float = _setting(
         60.0, check=_between(1, 3600), doc="how long a worker holds a delivery before another may take it"
     )
-    poll_interval: float = _setting(1.0, check=_between(0.01, 60), doc="how often an idle worker looks for due deliveries")
-    concurrency: int = _setting(8, check=_between(0, 1000), doc="deliveries in flight per process; 0: this process delivers none")
+    poll_interval: float = _setting(
+        1.0, check=_between(0.01, 60), doc="how often an idle worker looks for due deliveries"
+    )
+    concurrency: int = _setting(
+        8, check=_between(0, 1000), doc="deliveries in flight per process; 0: this process delivers none"
+    )
     allow_private_networks: bool = _setting(
-        False, doc="deprecated (name the receivers in egress.allowed_destinations instead): deliver to loopback and "
-                   "private addresses too, but never to metadata addresses or the router's own"
+        False,
+        doc="deprecated (name the receivers in egress.allowed_destinations instead): deliver to loopback and "
+        "private addresses too, but never to metadata addresses or the router's own",
     )
 
 
@@ -158,7 +174,8 @@ def _host_list(value: str) -> str | None:
 @dataclass(frozen=True)
 class EgressSettings:
     allowed_destinations: str = _setting(
-        "", check=_host_list,
+        "",
+        check=_host_list,
         doc="outbound: hosts (name or name:port, comma-separated; no port: 80 and 443) the router may call even "
-            "at loopback or private addresses, and accounts may use as api_base",
+        "at loopback or private addresses, and accounts may use as api_base",
     )

@@ -64,8 +64,13 @@ class EnvValue:
     text: str
 
 
-_TYPE_NAMES = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false",
-               "dict[str, Any] | None": "a table (JSON in the environment)"}
+_TYPE_NAMES = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "dict[str, Any] | None": "a table (JSON in the environment)",
+}
 
 
 def convert(value: Any, f: dataclasses.Field[Any], where: str) -> Any:

@@ -76,11 +76,14 @@ class DispatchSettings:
         doc="what the customer is told when their conversation is queued for a human",
     )
     max_bot_replies: int = _setting(
-        20, check=_between(1, 100000),
+        20,
+        check=_between(1, 100000),
         doc="automatic replies the bot sends in one conversation within `bot_reply_window` before it hands "
-            "the conversation to a human (reason `bot_reply_limit`): stops loops with a customer that is itself a bot",
+        "the conversation to a human (reason `bot_reply_limit`): stops loops with a customer that is itself a bot",
     )
-    bot_reply_window: float = _setting(600.0, check=_between(1, 86400 * 7), doc="the window of `max_bot_replies`, seconds")
+    bot_reply_window: float = _setting(
+        600.0, check=_between(1, 86400 * 7), doc="the window of `max_bot_replies`, seconds"
+    )
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,9 @@ def _secret_key(value: str) -> str | None:
 @dataclass(frozen=True)
 class SecuritySettings:
     secret_key: str = _setting(
-        "", check=_secret_key, alias="SECRET_KEY",
+        "",
+        check=_secret_key,
+        alias="SECRET_KEY",
         doc="key that seals channel tokens and webhook secrets in the store (64 hex characters); empty: the key file",
     )
     secret_key_file: str = _setting(
@@ -142,7 +147,8 @@ def _timezone(value: str) -> str | None:
 @dataclass(frozen=True)
 class QueueSettings:
     strategy: str = _setting(
-        "manual", check=_one_of("manual", "next", "auto"),
+        "manual",
+        check=_one_of("manual", "next", "auto"),
         doc="how queued conversations reach agents (an admin can change it per account)",
     )
     reopen_days: float = _setting(
@@ -169,16 +175,24 @@ class ConsoleSettings:
     session_idle_minutes: float = _setting(30.0, check=_between(1, 10_000), doc="idle time that ends a login")
     session_max_hours: float = _setting(12.0, check=_between(0.1, 1000), doc="longest login, however active")
     login_attempts: int = _setting(
-        5, check=_between(1, 1000), doc="failed logins per name (x4 per address) before each further attempt waits")
+        5, check=_between(1, 1000), doc="failed logins per name (x4 per address) before each further attempt waits"
+    )
     login_delay_seconds: float = _setting(
-        2.0, check=_between(0.1, 3600), doc="the first wait once the failed logins are used up; doubles with each failure")
+        2.0,
+        check=_between(0.1, 3600),
+        doc="the first wait once the failed logins are used up; doubles with each failure",
+    )
     login_max_delay_seconds: float = _setting(
-        300.0, check=_between(1, 86400), doc="the longest wait between throttled login attempts")
+        300.0, check=_between(1, 86400), doc="the longest wait between throttled login attempts"
+    )
     login_window_seconds: int = _setting(
-        3600, check=_between(1, 7 * 86400),
-        doc="failed logins are forgotten this long after the last (and never before twice the longest wait)")
+        3600,
+        check=_between(1, 7 * 86400),
+        doc="failed logins are forgotten this long after the last (and never before twice the longest wait)",
+    )
     live_feed: str = _setting(
-        "auto", check=_one_of("auto", "change_stream", "poll"),
+        "auto",
+        check=_one_of("auto", "change_stream", "poll"),
         doc="how consoles learn of changes: auto = change streams on MongoDB, polling on the embedded store",
     )
     poll_interval: float = _setting(0.5, check=_between(0.05, 60), doc="polling period of the live feed, seconds")
@@ -194,7 +208,8 @@ class ConsoleSettings:
 @dataclass(frozen=True)
 class RetentionSettings:
     days: int = _setting(
-        0, check=_between(0, 36_500),
+        0,
+        check=_between(0, 36_500),
         doc="delete messages older than this many days; 0: keep them (an admin can set it per account)",
     )
     interval_minutes: float = _setting(60.0, check=_between(0.01, 10_080), doc="how often the retention job runs")
@@ -203,20 +218,23 @@ class RetentionSettings:
 @dataclass(frozen=True)
 class NluSettings:
     engine: str = _setting(
-        "embedded", check=_one_of("embedded", "rasa", "off"),
+        "embedded",
+        check=_one_of("embedded", "rasa", "off"),
         doc="`embedded` (built in), `rasa` (a remote Rasa server) or `off` (every conversation goes to a human)",
     )
     data: str = _setting("config/nlu", doc="training data: files or directories, comma-separated (Rasa YAML or JSONL)")
     responses: str = _setting("config/responses.yml", doc="what the bot answers, per intent and language")
     semantic: bool = _setting(True, doc="use the semantic tier (sentence embeddings); off: the lexical tier alone")
-    auto_train: bool = _setting(True, doc="train and activate a model from `nlu.data` at start-up when the account has none")
+    auto_train: bool = _setting(
+        True, doc="train and activate a model from `nlu.data` at start-up when the account has none"
+    )
     reload_interval: float = _setting(
         5.0, check=_between(0.05, 3600), doc="how often a router process looks for a newly activated model, seconds"
     )
     ambiguity_margin: float = _setting(
         0.1, check=_between(0, 1), doc="top two intents closer than this (in probability) get a clarifying question"
     )
-    rasa_url: str = _setting("", check=_url, doc="the Rasa server for `engine = \"rasa\"`, e.g. http://rasa:5005")
+    rasa_url: str = _setting("", check=_url, doc='the Rasa server for `engine = "rasa"`, e.g. http://rasa:5005')
     rasa_token: str = _setting("", doc="the Rasa server's auth token, if it has one")
     rasa_timeout: float = _setting(3.0, check=_between(0.05, 60), doc="seconds to wait for Rasa before escalating")
     rasa_threshold: float = _setting(0.5, check=_between(0, 1), doc="Rasa confidence under this counts as out of scope")
@@ -280,9 +298,7 @@ def env_names() -> dict[str, tuple[str, str]]:
     return names
 
 
-def load_settings(
-    path: Path | None = None, env: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Defaults, then the TOML file, then the environment. Raises ``SettingsError``."""
     env = os.environ if env is None else env
     settings = Settings()
@@ -326,7 +342,11 @@ def _apply(settings: Settings, raw: Mapping[str, Any], source: str) -> Settings:
                 hint = difflib.get_close_matches(key, fields, n=1)
                 suffix = f" (did you mean {hint[0]}?)" if hint else ""
                 raise SettingsError(f"unknown setting {section}.{key} in {source}{suffix}")
-            where = f"{section}.{key} (from {value.name})" if isinstance(value, EnvValue) else f"{section}.{key} (in {source})"
+            where = (
+                f"{section}.{key} (from {value.name})"
+                if isinstance(value, EnvValue)
+                else f"{section}.{key} (in {source})"
+            )
             updates[key] = convert(value, f, where)
         changed[section] = dataclasses.replace(getattr(settings, section), **updates)
     return dataclasses.replace(settings, **changed)

@@ -40,8 +40,9 @@ def build_handler(data_dir: str) -> NeoSQLiteHandler:
     return NeoSQLiteHandler(data_dir, data_dir=data_dir)
 
 
-async def serve(handler: NeoSQLiteHandler, socket_path: str,
-                listening: Callable[[asyncio.Server], None] = lambda server: None) -> None:
+async def serve(
+    handler: NeoSQLiteHandler, socket_path: str, listening: Callable[[asyncio.Server], None] = lambda server: None
+) -> None:
     """Serve ``handler`` on a Unix socket at ``socket_path`` (0600) until the server is closed;
     the socket file goes with it. The caller holds the data directory's lock, so a socket file
     already there was left by a server that died."""

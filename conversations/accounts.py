@@ -27,7 +27,7 @@ INDEXES: IndexPlan = {
     "api_tokens": [
         IndexModel([("token_hash", ASCENDING)], unique=True),
         IndexModel([("account_id", ASCENDING), ("created_at", DESCENDING)]),
-    ],
+    ]
 }
 
 
@@ -77,7 +77,9 @@ class AccountsRepository(Repository):
         """The enabled accounts whose queue strategy is ``auto`` (``by_default``: also those that
         never chose one, as ``queue.strategy`` is ``auto``)."""
         chose_auto: dict[str, Any] = {"routing.strategy": "auto"}
-        query: dict[str, Any] = {"$or": [chose_auto, {"routing.strategy": {"$exists": False}}]} if by_default else chose_auto
+        query: dict[str, Any] = (
+            {"$or": [chose_auto, {"routing.strategy": {"$exists": False}}]} if by_default else chose_auto
+        )
         docs = await self._db.accounts.find({**query, "disabled": {"$ne": True}}, {"_id": 1}).to_list()
         return [str(doc["_id"]) for doc in docs]
 
@@ -97,8 +99,9 @@ class AccountsRepository(Repository):
         )
         return result.matched_count == 1
 
-    async def merge_account_channel(self, account_id: str, channel: str, values: Mapping[str, Any],
-                                    remove: tuple[str, ...] = ()) -> bool:
+    async def merge_account_channel(
+        self, account_id: str, channel: str, values: Mapping[str, Any], remove: tuple[str, ...] = ()
+    ) -> bool:
         """Change some fields of one channel's settings (secrets sealed), leaving the others."""
         sealed = self._client.require_sealer().seal_fields(values, account_id, channel)
         update: dict[str, Any] = {}

@@ -36,10 +36,7 @@ class Presence(StrEnum):
 class Agent(Document):
     """A human who answers customers in the console."""
 
-    LOADERS: ClassVar[dict[str, Callable[[Any], Any]]] = {
-        "role": load_enum(Role),
-        "presence": load_enum(Presence),
-    }
+    LOADERS: ClassVar[dict[str, Callable[[Any], Any]]] = {"role": load_enum(Role), "presence": load_enum(Presence)}
 
     id: str
     account_id: str

@@ -106,9 +106,7 @@ class AgentsRepository(Repository):
             doc = await self._db.shifts.find_one({"open_key": shift.open_key})
             return Shift.from_doc(doc) if doc else shift
 
-    async def close_shift(
-        self, agent_id: str, now: datetime, location: dict[str, float] | None
-    ) -> Shift | None:
+    async def close_shift(self, agent_id: str, now: datetime, location: dict[str, float] | None) -> Shift | None:
         doc = await self._db.shifts.find_one({"open_key": agent_id})
         if doc is None:
             return None

@@ -21,7 +21,7 @@ INDEXES: IndexPlan = {
         IndexModel([("account_id", ASCENDING), ("actor", ASCENDING), ("at", ASCENDING)]),
         IndexModel([("account_id", ASCENDING), ("action", ASCENDING), ("at", ASCENDING)]),
         IndexModel([("target", ASCENDING)]),
-    ],
+    ]
 }
 
 
@@ -60,13 +60,7 @@ class AuditRepository(Repository):
         self, account_id: str, actor: str, action: str, target: str, now: datetime, **details: Any
     ) -> None:
         entry = AuditEntry(
-            id=new_id("aud"),
-            account_id=account_id,
-            actor=actor,
-            action=action,
-            target=target,
-            at=now,
-            details=details,
+            id=new_id("aud"), account_id=account_id, actor=actor, action=action, target=target, at=now, details=details
         )
         await self._db.audit.insert_one(entry.to_doc())
 
@@ -75,8 +69,13 @@ class AuditRepository(Repository):
 
     async def audit_page(self, query: AuditQuery, page: int, size: int) -> tuple[list[AuditEntry], bool]:
         """One page (from 1) of matching entries, newest first, and whether more follow."""
-        docs = await self._db.audit.find(query.to_filter()).sort([("at", DESCENDING), ("_id", DESCENDING)]) \
-            .skip((page - 1) * size).limit(size + 1).to_list()
+        docs = (
+            await self._db.audit.find(query.to_filter())
+            .sort([("at", DESCENDING), ("_id", DESCENDING)])
+            .skip((page - 1) * size)
+            .limit(size + 1)
+            .to_list()
+        )
         return [AuditEntry.from_doc(doc) for doc in docs[:size]], len(docs) > size
 
     async def audit_entries(self, query: AuditQuery, limit: int) -> AsyncIterator[AuditEntry]:

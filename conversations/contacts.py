@@ -43,12 +43,7 @@ class ContactsRepository(Repository):
         self._links = client.batcher("identities.contact", self._find_links)  # the hot path's read
 
     async def find_or_create_contact(
-        self,
-        account_id: str,
-        identity: Identity,
-        name: str | None,
-        now: datetime,
-        phone: str | None = None,
+        self, account_id: str, identity: Identity, name: str | None, now: datetime, phone: str | None = None
     ) -> str:
         """The id of the contact behind ``identity``, creating contact and links on first sight.
 
@@ -89,8 +84,7 @@ class ContactsRepository(Repository):
             links.append((phone_id, Identity("phone", phone)))
         for key, address in links:
             await self._insert_once(
-                "identities",
-                {"_id": key, "account_id": account_id, "contact_id": contact_id, **address.to_doc()},
+                "identities", {"_id": key, "account_id": account_id, "contact_id": contact_id, **address.to_doc()}
             )
         link = await self._db.identities.find_one({"_id": link_id}, {"contact_id": 1})
         assert link is not None
@@ -109,8 +103,13 @@ class ContactsRepository(Repository):
         if link is None:
             try:
                 await self._db.identities.insert_one(
-                    {"_id": phone_id, "account_id": account_id, "contact_id": contact_id,
-                     "channel": "phone", "address": phone}
+                    {
+                        "_id": phone_id,
+                        "account_id": account_id,
+                        "contact_id": contact_id,
+                        "channel": "phone",
+                        "address": phone,
+                    }
                 )
             except DuplicateKeyError:
                 return await self.join_phone(account_id, contact_id, phone, now)
@@ -129,7 +128,10 @@ class ContactsRepository(Repository):
         if source_doc is not None and source_doc.get("identities"):
             await self._db.contacts.update_one(
                 {"_id": target},
-                {"$addToSet": {"identities": {"$each": source_doc["identities"]}}, "$set": {"updated_at": epoch_ms(now)}},
+                {
+                    "$addToSet": {"identities": {"$each": source_doc["identities"]}},
+                    "$set": {"updated_at": epoch_ms(now)},
+                },
             )
         async for thread in self._db.threads.find({"contact_id": source}):
             update: dict[str, Any] = {"contact_id": target}
@@ -138,7 +140,9 @@ class ContactsRepository(Repository):
             try:
                 await self._db.threads.update_one({"_id": thread["_id"]}, {"$set": update})
             except DuplicateKeyError:  # the target has its own open thread there: keep both apart
-                await self._db.threads.update_one({"_id": thread["_id"]}, {"$set": {"contact_id": target}, "$unset": {"open_key": ""}})
+                await self._db.threads.update_one(
+                    {"_id": thread["_id"]}, {"$set": {"contact_id": target}, "$unset": {"open_key": ""}}
+                )
         await self._db.messages.update_many({"contact_id": source}, {"$set": {"contact_id": target}})
 
     # --- reading ----------------------------------------------------------------------------
@@ -151,8 +155,9 @@ class ContactsRepository(Repository):
         docs = await self._db.contacts.find({"_id": {"$in": contact_ids}}).to_list()
         return {str(doc["_id"]): Contact.from_doc(doc) for doc in docs}
 
-    async def list_contacts(self, account_id: str, *, limit: int, before: datetime | None = None,
-                            before_id: str | None = None) -> list[Contact]:
+    async def list_contacts(
+        self, account_id: str, *, limit: int, before: datetime | None = None, before_id: str | None = None
+    ) -> list[Contact]:
         """The account's contacts by last activity, newest first (merged ones left out)."""
         query = {**exactly(account_id=account_id), "merged_into": {"$exists": False}}
         docs = await newest_page(self._db.contacts, query, "updated_at", limit, before, before_id)
@@ -177,16 +182,26 @@ class ContactsRepository(Repository):
 
     async def contact_by_address(self, account_id: str, address: str) -> str | None:
         """The contact who writes from ``address`` on any channel, if exactly one does."""
-        links = await self._db.identities.find({"account_id": account_id, "address": address}, {"contact_id": 1}).to_list()
+        links = await self._db.identities.find(
+            {"account_id": account_id, "address": address}, {"contact_id": 1}
+        ).to_list()
         found = {str(link["contact_id"]) for link in links}
         return found.pop() if len(found) == 1 else None
 
     async def contacts_named(self, account_id: str, text: str, limit: int = 20) -> list[Contact]:
         """Contacts whose name contains ``text`` (any case), most recently active first."""
-        docs = await self._db.contacts.find(
-            {"account_id": account_id, "name": {"$regex": re.escape(text), "$options": "i"},
-             "merged_into": {"$exists": False}}
-        ).sort("updated_at", DESCENDING).limit(limit).to_list()
+        docs = (
+            await self._db.contacts.find(
+                {
+                    "account_id": account_id,
+                    "name": {"$regex": re.escape(text), "$options": "i"},
+                    "merged_into": {"$exists": False},
+                }
+            )
+            .sort("updated_at", DESCENDING)
+            .limit(limit)
+            .to_list()
+        )
         return [Contact.from_doc(doc) for doc in docs]
 
     async def _find_links(self, keys: Sequence[str]) -> list[str | None]:

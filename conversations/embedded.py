@@ -209,9 +209,7 @@ class EmbeddedMongo:
                     await writer.wait_closed()
                 return
             await asyncio.sleep(0.05)
-        raise EmbeddedStoreError(
-            f"the embedded store did not listen on {self.socket_path} within {timeout:.0f} s"
-        )
+        raise EmbeddedStoreError(f"the embedded store did not listen on {self.socket_path} within {timeout:.0f} s")
 
 
 def make_private(data_dir: Path) -> None:

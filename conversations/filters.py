@@ -38,8 +38,14 @@ def one_of(field: str, values: Iterable[Any]) -> dict[str, Any]:
     return {"$and": [{"$or": [{field: {"$eq": stored(value)}} for value in values]}]}
 
 
-async def newest_page(collection: AsyncCollection[dict[str, Any]], query: dict[str, Any], field: str, limit: int,
-                before: datetime | None, before_id: str | None) -> list[dict[str, Any]]:
+async def newest_page(
+    collection: AsyncCollection[dict[str, Any]],
+    query: dict[str, Any],
+    field: str,
+    limit: int,
+    before: datetime | None,
+    before_id: str | None,
+) -> list[dict[str, Any]]:
     """A page of ``query``'s records, newest ``field`` first and by id among records of the same
     time, after the previous page's last one: older than ``before``, or as old with a lower id than
     ``before_id`` (the time alone skips the rest of a millisecond's records — busy traffic writes
@@ -52,8 +58,9 @@ async def newest_page(collection: AsyncCollection[dict[str, Any]], query: dict[s
     docs: list[dict[str, Any]] = []
     if before_id is not None:  # the embedded server reads every document for a range on _id: filtered here
         same_time = await collection.find({**query, field: {"$eq": at}}).to_list()
-        docs = sorted((d for d in same_time if str(d["_id"]) < before_id), key=lambda d: str(d["_id"]),
-                      reverse=True)[:limit]
+        docs = sorted((d for d in same_time if str(d["_id"]) < before_id), key=lambda d: str(d["_id"]), reverse=True)[
+            :limit
+        ]
     if len(docs) < limit:
         docs += await collection.find({**query, field: {"$lt": at}}).sort(order).limit(limit - len(docs)).to_list()
     return docs

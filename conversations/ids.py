@@ -6,7 +6,9 @@ import hashlib
 
 from bson import ObjectId
 
-PREFIXES = frozenset({"acc", "con", "thr", "msg", "obx", "agt", "aud", "shf", "evt", "tl", "tok", "whs", "whd", "exm", "era"})
+PREFIXES = frozenset(
+    {"acc", "con", "thr", "msg", "obx", "agt", "aud", "shf", "evt", "tl", "tok", "whs", "whd", "exm", "era"}
+)
 
 
 def new_id(prefix: str) -> str:

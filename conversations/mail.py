@@ -38,9 +38,7 @@ class EmailThreadInfo:
 class MailRepository(Repository):
     """E-mail thread keys, mail headers per thread and inbound mails' sources."""
 
-    async def threads_by_email_keys(
-        self, account_id: str, keys: Sequence[str]
-    ) -> dict[str, tuple[str, str]]:
+    async def threads_by_email_keys(self, account_id: str, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
         """``key -> (thread id, contact id)`` for those of ``keys`` that name a thread."""
         if not keys:
             return {}

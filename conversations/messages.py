@@ -34,7 +34,7 @@ INDEXES: IndexPlan = {
         IndexModel([("thread_id", ASCENDING), ("created_at", ASCENDING)]),
         IndexModel([("contact_id", ASCENDING), ("created_at", DESCENDING)]),  # history across channels
         IndexModel([("dispatch_state", ASCENDING), ("dispatch_due_ms", ASCENDING)]),
-    ],
+    ]
 }
 
 
@@ -188,7 +188,8 @@ class MessagesRepository(Repository):
         if nlu is not None:
             done["nlu"] = nlu
         await self._client.write(
-            "messages", UpdateOne({"_id": message_id}, {"$set": done, "$unset": {"dispatch_due_ms": ""}}))
+            "messages", UpdateOne({"_id": message_id}, {"$set": done, "$unset": {"dispatch_due_ms": ""}})
+        )
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -204,15 +205,23 @@ class MessagesRepository(Repository):
 
     async def contact_messages(self, contact_id: str, limit: int = 300) -> list[Message]:
         """The contact's newest ``limit`` messages on every channel, oldest first."""
-        docs = await self._db.messages.find(exactly(contact_id=contact_id)).sort(
-            "created_at", DESCENDING).limit(limit).to_list()
+        docs = (
+            await self._db.messages.find(exactly(contact_id=contact_id))
+            .sort("created_at", DESCENDING)
+            .limit(limit)
+            .to_list()
+        )
         return [Message.from_doc(doc) for doc in reversed(docs)]
 
     async def list_messages(self, account_id: str, *, limit: int = 200, **match: str) -> list[Message]:
         """The account's newest ``limit`` messages, newest first; ``match`` filters on scalar
         fields (direction, channel, thread_id, external_id, delivery_status, dispatch_state)."""
-        docs = await self._db.messages.find(exactly(account_id=account_id, **match)).sort(
-            "created_at", DESCENDING).limit(limit).to_list()
+        docs = (
+            await self._db.messages.find(exactly(account_id=account_id, **match))
+            .sort("created_at", DESCENDING)
+            .limit(limit)
+            .to_list()
+        )
         return [Message.from_doc(doc) for doc in docs]
 
     async def existing_messages(self, account_id: str, message_ids: Sequence[str]) -> set[str]:
@@ -220,7 +229,8 @@ class MessagesRepository(Repository):
         found: set[str] = set()
         for start in range(0, len(message_ids), 1000):
             cursor = self._db.messages.find(
-                {"_id": {"$in": list(message_ids[start : start + 1000])}, "account_id": account_id}, {"_id": 1})
+                {"_id": {"$in": list(message_ids[start : start + 1000])}, "account_id": account_id}, {"_id": 1}
+            )
             found.update([str(doc["_id"]) async for doc in cursor])
         return found
 

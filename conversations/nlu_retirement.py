@@ -43,8 +43,9 @@ RETRAIN_ATTEMPTS = 3  # a retraining whose process died this often is given up (
 _PENDING_RETRAIN: dict[str, Any] = {"kind": "retrain", "state": {"$in": ["queued", "running"]}}
 
 
-async def retire_versions(db: Database, account_id: str, message_ids: Sequence[str], by: str,
-                          at: datetime) -> list[str]:
+async def retire_versions(
+    db: Database, account_id: str, message_ids: Sequence[str], by: str, at: datetime
+) -> list[str]:
     """Retire the account's versions trained on any of ``message_ids``; returns them. An active
     one is replaced by the newest version left (or none): see the module's docstring."""
     if not message_ids:
@@ -77,7 +78,8 @@ async def activate_version(db: Database, account_id: str, version: str, by: str,
         return False
     at_ms = epoch_ms(at)
     await db.nlu_active.update_one(
-        {"_id": account_id}, {"$set": {"version": version, "activated_at": at_ms, "activated_by": by}}, upsert=True)
+        {"_id": account_id}, {"$set": {"version": version, "activated_at": at_ms, "activated_by": by}}, upsert=True
+    )
     if await db.nlu_models.count_documents(mine) == 1:
         return True
     await _fall_back(db, account_id, version, by, at_ms)
@@ -88,29 +90,57 @@ async def _fall_back(db: Database, account_id: str, replaced: str, by: str, at_m
     """The retired ``replaced`` gives way to the newest version that is not retired (or none),
     unless another version was activated meanwhile."""
     await db.nlu_models.update_one({"_id": replaced}, {"$set": {"was_active": True}})
-    fallback = await db.nlu_models.find_one({"account_id": account_id, **NOT_RETIRED},
-                                            sort=[("created_at", -1)], projection={"_id": 1})
-    await db.nlu_active.update_one({"_id": account_id, "version": replaced}, {"$set": {
-        "version": str(fallback["_id"]) if fallback else None, "activated_at": at_ms, "activated_by": by,
-        "replaced": replaced}})
+    fallback = await db.nlu_models.find_one(
+        {"account_id": account_id, **NOT_RETIRED}, sort=[("created_at", -1)], projection={"_id": 1}
+    )
+    await db.nlu_active.update_one(
+        {"_id": account_id, "version": replaced},
+        {
+            "$set": {
+                "version": str(fallback["_id"]) if fallback else None,
+                "activated_at": at_ms,
+                "activated_by": by,
+                "replaced": replaced,
+            }
+        },
+    )
 
 
 async def retirement(db: Database, account_id: str, by: str, at: datetime) -> dict[str, Any]:
     """What :func:`retire_versions` did for ``by`` at ``at``: ``retired`` (versions),
     ``replaced`` (the active one among them, or ``None``) and ``active`` (the version now active)."""
-    docs = await db.nlu_models.find({"account_id": account_id, "retired_by": by, "retired_at": epoch_ms(at)},
-                                    {"_id": 1, "was_active": 1}).sort("created_at", 1).to_list()
+    docs = (
+        await db.nlu_models.find(
+            {"account_id": account_id, "retired_by": by, "retired_at": epoch_ms(at)}, {"_id": 1, "was_active": 1}
+        )
+        .sort("created_at", 1)
+        .to_list()
+    )
     active = await db.nlu_active.find_one({"_id": account_id})
-    return {"retired": [str(d["_id"]) for d in docs],
-            "replaced": next((str(d["_id"]) for d in docs if d.get("was_active")), None),
-            "active": str(active["version"]) if active and active.get("version") else None}
+    return {
+        "retired": [str(d["_id"]) for d in docs],
+        "replaced": next((str(d["_id"]) for d in docs if d.get("was_active")), None),
+        "active": str(active["version"]) if active and active.get("version") else None,
+    }
 
 
 async def queue_retrain(db: Database, account_id: str, job_id: str, by: str, now: datetime) -> None:
     """A training job of the account's data, waiting for a router process (``claim_retrain``)."""
-    await db.nlu_jobs.insert_one({"_id": job_id, "account_id": account_id, "kind": "retrain", "state": "queued",
-                                  "stage": "queued", "done": 0, "total": 0, "by": by, "attempts": 0,
-                                  "started_at": epoch_ms(now), "updated_at": epoch_ms(now)})
+    await db.nlu_jobs.insert_one(
+        {
+            "_id": job_id,
+            "account_id": account_id,
+            "kind": "retrain",
+            "state": "queued",
+            "stage": "queued",
+            "done": 0,
+            "total": 0,
+            "by": by,
+            "attempts": 0,
+            "started_at": epoch_ms(now),
+            "updated_at": epoch_ms(now),
+        }
+    )
 
 
 async def pending_retrain(db: Database, account_id: str) -> str | None:
@@ -126,30 +156,54 @@ async def claim_retrain(db: Database, owner: str, now: datetime) -> dict[str, An
     now_ms = epoch_ms(now)
     job = await db.nlu_jobs.find_one_and_update(
         {"$or": [{"state": "queued"}, {"kind": "retrain", "state": "running", "lease_until": {"$lt": now_ms}}]},
-        {"$set": {"state": "running", "stage": "loading", "owner": owner, "lease_until": now_ms + RETRAIN_LEASE_MS,
-                  "updated_at": now_ms}, "$inc": {"attempts": 1}},
-        sort=[("started_at", 1)], return_document=ReturnDocument.AFTER)
+        {
+            "$set": {
+                "state": "running",
+                "stage": "loading",
+                "owner": owner,
+                "lease_until": now_ms + RETRAIN_LEASE_MS,
+                "updated_at": now_ms,
+            },
+            "$inc": {"attempts": 1},
+        },
+        sort=[("started_at", 1)],
+        return_document=ReturnDocument.AFTER,
+    )
     if job is None or int(job.get("attempts") or 0) <= RETRAIN_ATTEMPTS:
         return job
-    await db.nlu_jobs.update_one({"_id": job["_id"], "owner": owner}, {"$set": {
-        "state": "failed", "error": f"given up: {RETRAIN_ATTEMPTS} attempts ended with their router process"}})
+    await db.nlu_jobs.update_one(
+        {"_id": job["_id"], "owner": owner},
+        {
+            "$set": {
+                "state": "failed",
+                "error": f"given up: {RETRAIN_ATTEMPTS} attempts ended with their router process",
+            }
+        },
+    )
     return None
 
 
 async def renew_retrain(db: Database, job_id: str, owner: str, now: datetime) -> None:
     """Keep the lease of a retraining this process runs."""
-    await db.nlu_jobs.update_one({"_id": job_id, "owner": owner, "state": "running"},
-                                 {"$set": {"lease_until": epoch_ms(now) + RETRAIN_LEASE_MS}})
+    await db.nlu_jobs.update_one(
+        {"_id": job_id, "owner": owner, "state": "running"}, {"$set": {"lease_until": epoch_ms(now) + RETRAIN_LEASE_MS}}
+    )
 
 
 async def backfill_learned_from(db: Database) -> int:
     """Give versions stored before ``learned_from`` existed a conservative one; returns how many."""
     count = 0
-    async for doc in db.nlu_models.find({"learned_from": {"$exists": False}, **NOT_RETIRED},
-                                        {"account_id": 1, "created_at": 1}):
+    async for doc in db.nlu_models.find(
+        {"learned_from": {"$exists": False}, **NOT_RETIRED}, {"account_id": 1, "created_at": 1}
+    ):
         examples = await db.nlu_examples.find(
-            {"account_id": doc["account_id"], "created_at": {"$lte": doc["created_at"]},
-             "message_id": {"$exists": True}}, {"message_id": 1}).to_list()
+            {
+                "account_id": doc["account_id"],
+                "created_at": {"$lte": doc["created_at"]},
+                "message_id": {"$exists": True},
+            },
+            {"message_id": 1},
+        ).to_list()
         learned = sorted({str(e["message_id"]) for e in examples})
         await db.nlu_models.update_one({"_id": doc["_id"]}, {"$set": {"learned_from": learned}})
         count += 1
@@ -160,9 +214,14 @@ async def _export(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
     """The versions trained on the contact's messages (without the other customers' ids)."""
     if not scope.message_ids:
         return []
-    return await db.nlu_models.find(
-        {"account_id": scope.account_id, "learned_from": {"$in": sorted(set(scope.message_ids))}},
-        {"learned_from": 0}).sort("created_at", 1).to_list()
+    return (
+        await db.nlu_models.find(
+            {"account_id": scope.account_id, "learned_from": {"$in": sorted(set(scope.message_ids))}},
+            {"learned_from": 0},
+        )
+        .sort("created_at", 1)
+        .to_list()
+    )
 
 
 async def _retire(db: Database, scope: ContactScope, erasure: Erasure) -> int:

@@ -26,7 +26,7 @@ INDEXES: IndexPlan = {
     "outbox": [
         IndexModel([("state", ASCENDING), ("due_ms", ASCENDING)]),
         IndexModel([("account_id", ASCENDING), ("state", ASCENDING), ("created_at", DESCENDING)]),
-    ],
+    ]
 }
 
 
@@ -121,37 +121,40 @@ class OutboxRepository(Repository):
         )
         return OutboxItem.from_doc(doc) if doc else None
 
-    async def complete_outbox(
-        self, item: OutboxItem, owner: str, provider_message_id: str, now: datetime
-    ) -> bool:
+    async def complete_outbox(self, item: OutboxItem, owner: str, provider_message_id: str, now: datetime) -> bool:
         """Record a successful send; ``False`` if the lease had passed to another worker.
         Both writes are batched with concurrent ones."""
         sent = {"state": str(OutboxState.SENT), "sent_at": epoch_ms(now), "provider_message_id": provider_message_id}
-        completion = UpdateOne({"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},
-                               {"$set": sent, "$unset": {"lease_owner": ""}})
+        completion = UpdateOne(
+            {"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},
+            {"$set": sent, "$unset": {"lease_owner": ""}},
+        )
         delivery = UpdateOne(
             {"_id": item.message_id, "delivery_status": str(DeliveryStatus.QUEUED)},
-            {"$set": {"external_id": provider_message_id, "delivery_status": str(DeliveryStatus.SENT),
-                      "delivery_rank": DeliveryStatus.SENT.rank, "delivery_updated_at": epoch_ms(now)}},
+            {
+                "$set": {
+                    "external_id": provider_message_id,
+                    "delivery_status": str(DeliveryStatus.SENT),
+                    "delivery_rank": DeliveryStatus.SENT.rank,
+                    "delivery_updated_at": epoch_ms(now),
+                }
+            },
         )
-        matched, _ = await asyncio.gather(self._client.write("outbox", completion),
-                                          self._client.write("messages", delivery))
+        matched, _ = await asyncio.gather(
+            self._client.write("outbox", completion), self._client.write("messages", delivery)
+        )
         if matched:
             return True
         # some update of the batch matched nothing: was it this one?
         return await self._db.outbox.count_documents({"_id": item.id, **sent}) == 1
 
-    async def retry_outbox(
-        self, item: OutboxItem, owner: str, error: str, due_at: datetime
-    ) -> None:
+    async def retry_outbox(self, item: OutboxItem, owner: str, error: str, due_at: datetime) -> None:
         await self._db.outbox.update_one(
             {"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},
             {"$set": {"due_ms": epoch_ms(due_at), "last_error": error}, "$unset": {"lease_owner": ""}},
         )
 
-    async def dead_letter_outbox(
-        self, item: OutboxItem, owner: str, error: str, now: datetime
-    ) -> None:
+    async def dead_letter_outbox(self, item: OutboxItem, owner: str, error: str, now: datetime) -> None:
         """Give up on an item: it stays visible (``state: dead``) until someone retries it."""
         await self._db.outbox.update_one(
             {"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},

@@ -125,7 +125,11 @@ def covered_collections() -> dict[str, str]:
 
 
 def query_holder(
-    name: str, collection: str, pick: Callable[[ContactScope], dict[str, Any] | None], *, order: int = 10,
+    name: str,
+    collection: str,
+    pick: Callable[[ContactScope], dict[str, Any] | None],
+    *,
+    order: int = 10,
     account_field: str | None = "account_id",
 ) -> PersonalDataHolder:
     """A holder for the documents of ``collection`` matching ``pick(scope)`` (``None``: nothing
@@ -152,8 +156,13 @@ def query_holder(
 
 
 def keyed_holder(
-    name: str, collection: str, key: str, values: Callable[[ContactScope], Iterable[str]],
-    *, order: int = 10, account_field: str | None = "account_id",
+    name: str,
+    collection: str,
+    key: str,
+    values: Callable[[ContactScope], Iterable[str]],
+    *,
+    order: int = 10,
+    account_field: str | None = "account_id",
 ) -> PersonalDataHolder:
     """A ``query_holder`` for documents found by one field (``key``) taking ``values(scope)``,
     of the scope's account (``account_field``, as in :func:`query_holder`)."""

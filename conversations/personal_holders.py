@@ -65,11 +65,21 @@ async def _anonymise_threads(db: Database, scope: ContactScope, erasure: Erasure
     await db.threads.update_many(  # still open: closed now (the caller frees any agent first)
         {**mine, "status": {"$in": _OPEN}}, {"$set": {"status": "resolved", "resolved_at": at}}
     )
-    result = await db.threads.update_many(mine, {
-        "$set": {"contact_id": erasure.id, "erased_at": at},
-        "$unset": {"address": "", "open_key": "", "queued_by": "", "labels": "", "email_keys": "",
-                   "awaiting_since": "", "assignee": ""},
-    })
+    result = await db.threads.update_many(
+        mine,
+        {
+            "$set": {"contact_id": erasure.id, "erased_at": at},
+            "$unset": {
+                "address": "",
+                "open_key": "",
+                "queued_by": "",
+                "labels": "",
+                "email_keys": "",
+                "awaiting_since": "",
+                "assignee": "",
+            },
+        },
+    )
     return result.modified_count
 
 

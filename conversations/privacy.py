@@ -50,7 +50,9 @@ class PrivacyRepository(Repository):
             return None
         ids, frontier, docs = [str(doc["_id"])], [str(doc["_id"])], [doc]
         for _ in range(_MERGE_DEPTH):
-            merged = await self._db.contacts.find({"merged_into": {"$in": frontier}, "account_id": account_id}).to_list()
+            merged = await self._db.contacts.find(
+                {"merged_into": {"$in": frontier}, "account_id": account_id}
+            ).to_list()
             frontier = [str(d["_id"]) for d in merged if str(d["_id"]) not in ids]
             if not frontier:
                 break
@@ -62,15 +64,22 @@ class PrivacyRepository(Repository):
         async for link in self._db.identities.find({"contact_id": {"$in": ids}, "account_id": account_id}):
             keys[f"{link['channel']}:{link['address']}"] = None
         addresses = {key.split(":", 1)[1]: None for key in keys}
-        threads = await self._db.threads.find({"contact_id": {"$in": ids}, "account_id": account_id}, {"address": 1}).to_list()
+        threads = await self._db.threads.find(
+            {"contact_id": {"$in": ids}, "account_id": account_id}, {"address": 1}
+        ).to_list()
         addresses.update({str(t["address"]): None for t in threads if t.get("address")})
         messages = await self._db.messages.find(
             {"contact_id": {"$in": ids}, "account_id": account_id}, {"text": 1, "edits": 1, "sender": 1}
         ).to_list()
         return ContactScope(
-            account_id=account_id, contact_id=ids[0], contact_ids=tuple(ids), addresses=tuple(addresses),
-            identity_keys=tuple(keys), thread_ids=tuple(str(t["_id"]) for t in threads),
-            message_ids=tuple(str(m["_id"]) for m in messages), texts=_texts(messages),
+            account_id=account_id,
+            contact_id=ids[0],
+            contact_ids=tuple(ids),
+            addresses=tuple(addresses),
+            identity_keys=tuple(keys),
+            thread_ids=tuple(str(t["_id"]) for t in threads),
+            message_ids=tuple(str(m["_id"]) for m in messages),
+            texts=_texts(messages),
         )
 
     # --- web chat visitors of erased contacts ---------------------------------------------
@@ -81,7 +90,9 @@ class PrivacyRepository(Repository):
         for visitor in visitors:
             await self._db.webchat_tokens.update_one(
                 {"_id": _visitor_key(account_id, visitor)},
-                {"$setOnInsert": {"account_id": account_id, "at_ms": now_ms}}, upsert=True)
+                {"$setOnInsert": {"account_id": account_id, "at_ms": now_ms}},
+                upsert=True,
+            )
 
     async def visitor_revoked(self, account_id: str, visitor: str) -> bool:
         return await self._revocation_reads.submit(_visitor_key(account_id, visitor))  # batched
@@ -95,7 +106,8 @@ class PrivacyRepository(Repository):
         """Until when web chat tokens of the previous format (no issue time) are honoured: set
         once, by the first router of this release to meet one, to ``until_ms``."""
         await self._db.webchat_tokens.update_one(
-            {"_id": "legacy-tokens"}, {"$setOnInsert": {"until_ms": until_ms}}, upsert=True)
+            {"_id": "legacy-tokens"}, {"$setOnInsert": {"until_ms": until_ms}}, upsert=True
+        )
         doc = await self._db.webchat_tokens.find_one({"_id": "legacy-tokens"})
         return int(doc["until_ms"]) if doc else until_ms
 
@@ -112,9 +124,14 @@ class PrivacyRepository(Repository):
     async def old_messages(self, account_id: str, before_ms: int, limit: int = 500) -> ContactScope | None:
         """A batch of the account's messages created before ``before_ms``, as a scope for the
         holders (messages and what hangs off them); ``None`` when none is left."""
-        docs = await self._db.messages.find(
-            {"account_id": account_id, "created_at": {"$lt": before_ms}}, {"text": 1, "edits": 1}
-        ).sort("created_at", ASCENDING).limit(limit).to_list()
+        docs = (
+            await self._db.messages.find(
+                {"account_id": account_id, "created_at": {"$lt": before_ms}}, {"text": 1, "edits": 1}
+            )
+            .sort("created_at", ASCENDING)
+            .limit(limit)
+            .to_list()
+        )
         if not docs:
             return None
         return ContactScope(account_id=account_id, message_ids=tuple(str(d["_id"]) for d in docs), texts=_texts(docs))
@@ -124,8 +141,10 @@ class PrivacyRepository(Repository):
         router processes sharing the store."""
         try:
             doc = await self._db.jobs.find_one_and_update(
-                {"_id": name, "due_ms": {"$lte": now_ms}}, {"$set": {"due_ms": now_ms + every_ms}},
-                upsert=True, return_document=ReturnDocument.AFTER,
+                {"_id": name, "due_ms": {"$lte": now_ms}},
+                {"$set": {"due_ms": now_ms + every_ms}},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:  # not due: the upsert collided with the existing lease
             return False
@@ -147,5 +166,8 @@ def _texts(messages: list[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(texts)
 
 
-declare_not_personal("webchat_tokens", "hashes of erased contacts' web chat visitor ids (their old tokens get a "
-                     "new visitor), and until when tokens of the previous format are honoured")
+declare_not_personal(
+    "webchat_tokens",
+    "hashes of erased contacts' web chat visitor ids (their old tokens get a "
+    "new visitor), and until when tokens of the previous format are honoured",
+)

@@ -46,9 +46,7 @@ class QueueRepository(Repository):
                 {**missing, "priority": priority}, {"$set": {"neg_priority": -int(priority)}}
             )
 
-    async def queue_thread(
-        self, thread_id: str, reason: str, by_message: str, now: datetime
-    ) -> Thread | None:
+    async def queue_thread(self, thread_id: str, reason: str, by_message: str, now: datetime) -> Thread | None:
         """Move a bot thread to the human queue; ``None`` if it was not in the bot's hands."""
         doc = await self._db.threads.find_one_and_update(
             {"_id": thread_id, "status": str(ThreadStatus.BOT)},
@@ -78,31 +76,27 @@ class QueueRepository(Repository):
         """Take one free slot of the least-loaded online agent matching ``match`` (round robin
         among equals: the one assigned longest ago); ``None`` if nobody has room."""
         doc = await self._db.agents.find_one_and_update(
-            {"account_id": account_id, "presence": str(Presence.ONLINE), "active": True,
-             "free": {"$gt": 0}, **match},
+            {"account_id": account_id, "presence": str(Presence.ONLINE), "active": True, "free": {"$gt": 0}, **match},
             {"$inc": {"free": -1, "load": 1}, "$set": {"last_assigned_ms": now_ms}},
             sort=[("load", ASCENDING), ("last_assigned_ms", ASCENDING)],
             return_document=ReturnDocument.BEFORE,  # see claim_next_queued
         )
         if doc is None:
             return None
-        return Agent.from_doc({**doc, "free": doc["free"] - 1, "load": doc.get("load", 0) + 1,
-                               "last_assigned_ms": now_ms})
+        return Agent.from_doc(
+            {**doc, "free": doc["free"] - 1, "load": doc.get("load", 0) + 1, "last_assigned_ms": now_ms}
+        )
 
     async def release_agent(self, agent_id: str) -> None:
         """Give back a slot (a claim lost, a conversation resolved or moved on)."""
-        await self._db.agents.update_one(
-            {"_id": agent_id, "load": {"$gt": 0}}, {"$inc": {"free": 1, "load": -1}}
-        )
+        await self._db.agents.update_one({"_id": agent_id, "load": {"$gt": 0}}, {"$inc": {"free": 1, "load": -1}})
 
     async def count_assigned(self, agent_id: str) -> int:
         return await self._db.threads.count_documents(exactly(assignee=agent_id, status=ThreadStatus.ASSIGNED))
 
     # --- claims and transitions ----------------------------------------------------------
 
-    async def claim_next_queued(
-        self, account_id: str, agent_id: str, now: datetime, **match: Any
-    ) -> Thread | None:
+    async def claim_next_queued(self, account_id: str, agent_id: str, now: datetime, **match: Any) -> Thread | None:
         """Assign the most urgent queued thread matching ``match`` to ``agent_id``.
 
         The document comes back as it was *before* and the known change is applied here: asking
@@ -120,9 +114,7 @@ class QueueRepository(Repository):
         first = doc.get("first_assigned_at")
         return Thread.from_doc({**doc, **assigned, "first_assigned_at": at if first is None else min(first, at)})
 
-    async def move_assignment(
-        self, thread_id: str, from_agent: str, to_agent: str, now: datetime
-    ) -> Thread | None:
+    async def move_assignment(self, thread_id: str, from_agent: str, to_agent: str, now: datetime) -> Thread | None:
         doc = await self._db.threads.find_one_and_update(
             {"_id": thread_id, "status": str(ThreadStatus.ASSIGNED), "assignee": from_agent},
             {"$set": {"assignee": to_agent, "assigned_at": stored(now), "last_assignee": from_agent}},
@@ -136,7 +128,10 @@ class QueueRepository(Repository):
         """Put a thread back in the queue (from ``from_agent``, or re-route a queued one)."""
         query: dict[str, Any] = {"_id": thread_id}
         fields: dict[str, Any] = {
-            "status": str(ThreadStatus.QUEUED), "team": team, "queued_at": now, "escalation_reason": reason,
+            "status": str(ThreadStatus.QUEUED),
+            "team": team,
+            "queued_at": now,
+            "escalation_reason": reason,
         }
         if from_agent is None:
             query["status"] = str(ThreadStatus.QUEUED)
@@ -150,13 +145,18 @@ class QueueRepository(Repository):
 
     async def resolve(self, thread_id: str, now: datetime, assignee: str | None) -> Thread | None:
         """Close an open thread; returns it as it was *before*, so the caller can free its agent."""
-        query: dict[str, Any] = {"_id": thread_id, "status": {"$in": [str(ThreadStatus.QUEUED), str(ThreadStatus.ASSIGNED), str(ThreadStatus.BOT)]}}
+        query: dict[str, Any] = {
+            "_id": thread_id,
+            "status": {"$in": [str(ThreadStatus.QUEUED), str(ThreadStatus.ASSIGNED), str(ThreadStatus.BOT)]},
+        }
         if assignee is not None:
             query["assignee"] = assignee
         doc = await self._db.threads.find_one_and_update(
             query,
-            {"$set": {"status": str(ThreadStatus.RESOLVED), "resolved_at": stored(now)},
-             "$unset": {"open_key": "", "awaiting_since": ""}},
+            {
+                "$set": {"status": str(ThreadStatus.RESOLVED), "resolved_at": stored(now)},
+                "$unset": {"open_key": "", "awaiting_since": ""},
+            },
             return_document=ReturnDocument.BEFORE,
         )
         if doc is None:
@@ -168,9 +168,14 @@ class QueueRepository(Repository):
         return Thread.from_doc(doc)
 
     async def last_resolved(self, account_id: str, contact_id: str, channel: str, since: datetime) -> Thread | None:
-        docs = await self._db.threads.find(  # among the contact's threads (an index), not all of them
-            exactly(account_id=account_id, contact_id=contact_id, channel=channel, status=ThreadStatus.RESOLVED)
-        ).sort("resolved_at", DESCENDING).limit(1).to_list()
+        docs = (
+            await self._db.threads.find(  # among the contact's threads (an index), not all of them
+                exactly(account_id=account_id, contact_id=contact_id, channel=channel, status=ThreadStatus.RESOLVED)
+            )
+            .sort("resolved_at", DESCENDING)
+            .limit(1)
+            .to_list()
+        )
         thread = Thread.from_doc(docs[0]) if docs else None
         if thread is None or thread.resolved_at is None or thread.resolved_at < since:
             return None
@@ -180,8 +185,11 @@ class QueueRepository(Repository):
         """Reopen a resolved thread to ``assignee`` (or to the queue); ``None`` if it changed
         meanwhile or another thread is already open for the contact on that channel."""
         fields: dict[str, Any] = {
-            "open_key": f"{thread.contact_id}:{thread.channel}", "reopened_at": now, "last_message_at": now,
-            "queued_at": now, "escalation_reason": "reopened",
+            "open_key": f"{thread.contact_id}:{thread.channel}",
+            "reopened_at": now,
+            "last_message_at": now,
+            "queued_at": now,
+            "escalation_reason": "reopened",
         }
         if assignee:
             fields.update(status=str(ThreadStatus.ASSIGNED), assignee=assignee, assigned_at=now)
@@ -190,8 +198,11 @@ class QueueRepository(Repository):
         try:
             doc = await self._db.threads.find_one_and_update(
                 {"_id": thread.id, "status": str(ThreadStatus.RESOLVED)},
-                {"$set": stored(fields), "$unset": {"resolved_at": ""},
-                 "$min": stored({"first_queued_at": now, **({"first_assigned_at": now} if assignee else {})})},
+                {
+                    "$set": stored(fields),
+                    "$unset": {"resolved_at": ""},
+                    "$min": stored({"first_queued_at": now, **({"first_assigned_at": now} if assignee else {})}),
+                },
                 return_document=ReturnDocument.AFTER,
             )
         except DuplicateKeyError:
@@ -209,9 +220,12 @@ class QueueRepository(Repository):
         return [Thread.from_doc(doc) for doc in docs]
 
     async def assigned_threads(self, agent_id: str) -> list[Thread]:
-        docs = await self._db.threads.find(
-            exactly(assignee=agent_id, status=ThreadStatus.ASSIGNED)
-        ).sort("last_message_at", DESCENDING).limit(200).to_list()
+        docs = (
+            await self._db.threads.find(exactly(assignee=agent_id, status=ThreadStatus.ASSIGNED))
+            .sort("last_message_at", DESCENDING)
+            .limit(200)
+            .to_list()
+        )
         return [Thread.from_doc(doc) for doc in docs]
 
     # --- the timeline --------------------------------------------------------------------
@@ -220,6 +234,7 @@ class QueueRepository(Repository):
         await self._db.timeline.insert_one(entry.to_doc())
 
     async def contact_timeline(self, contact_id: str, limit: int = 300) -> list[TimelineEntry]:
-        docs = await self._db.timeline.find(exactly(contact_id=contact_id)).sort(
-            "at", DESCENDING).limit(limit).to_list()
+        docs = (
+            await self._db.timeline.find(exactly(contact_id=contact_id)).sort("at", DESCENDING).limit(limit).to_list()
+        )
         return [TimelineEntry.from_doc(doc) for doc in reversed(docs)]

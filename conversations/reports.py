@@ -37,9 +37,7 @@ from pymongo import ASCENDING, IndexModel
 
 from conversations.client import IndexPlan, Repository
 
-INDEXES: IndexPlan = {
-    "threads": [IndexModel([("account_id", ASCENDING), ("opened_at", ASCENDING)])],
-}
+INDEXES: IndexPlan = {"threads": [IndexModel([("account_id", ASCENDING), ("opened_at", ASCENDING)])]}
 
 DAY_MS = 86_400_000
 QUANTILES = (0.5, 0.9)
@@ -101,7 +99,7 @@ class ReportsRepository(Repository):
     """Aggregations behind ``bot/services/reports.py``."""
 
     async def _total(
-        self, match: dict[str, Any], value: dict[str, Any] | str | None = None, where: dict[str, Any] | None = None,
+        self, match: dict[str, Any], value: dict[str, Any] | str | None = None, where: dict[str, Any] | None = None
     ) -> tuple[int, int]:
         """``(how many threads match, the sum of value over them)``; with ``where``, only the
         threads whose value matches it. (A ``$group`` rather than ``$count``: the embedded
@@ -123,16 +121,20 @@ class ReportsRepository(Repository):
             "resolved": self._total({**c, "status": "resolved"}),
             "escalated": self._total({**c, **_WAS_QUEUED}),
             "contained_resolved": self._total({**c, "status": "resolved", "queued_at": {"$exists": False}}),
-            "sla_late": self._total({**c, "first_response_at": {"$gt": 0}}, DURATIONS["first_response"][1],
-                                    {"$gt": sla_ms}),
-            "sla_unanswered": self._total({**c, **_WAS_QUEUED, "first_response_at": {"$exists": False}}, _WAIT_START,
-                                          {"$lt": now_ms - sla_ms}),
+            "sla_late": self._total(
+                {**c, "first_response_at": {"$gt": 0}}, DURATIONS["first_response"][1], {"$gt": sla_ms}
+            ),
+            "sla_unanswered": self._total(
+                {**c, **_WAS_QUEUED, "first_response_at": {"$exists": False}}, _WAIT_START, {"$lt": now_ms - sla_ms}
+            ),
             "next_breaches": self._total({**c, "next_response_breaches": {"$gt": 0}}, "$next_response_breaches"),
             **{name: self._total({**c, **only}, value, {"$gte": 0}) for name, (only, value) in DURATIONS.items()},
         }
         found = dict(zip(jobs, await asyncio.gather(*jobs.values())))
-        summary = {name: found[name][0] for name in ("total", "resolved", "escalated", "contained_resolved",
-                                                      "sla_late", "sla_unanswered")}
+        summary = {
+            name: found[name][0]
+            for name in ("total", "resolved", "escalated", "contained_resolved", "sla_late", "sla_unanswered")
+        }
         summary["next_breaches"] = found["next_breaches"][1]
         for name in DURATIONS:
             summary[f"{name}_n"], summary[f"{name}_sum"] = found[name]
@@ -147,8 +149,11 @@ class ReportsRepository(Repository):
         async def one(name: str, plan: Quantile) -> float | None:
             only, value = DURATIONS[name]
             pipeline = [
-                {"$match": {**cohort(account_id, start_ms, end_ms), **only}}, *_computed(value, {"$gte": 0}),
-                {"$sort": {"d": 1 if plan.ascending else -1}}, {"$skip": plan.skip}, {"$limit": plan.take},
+                {"$match": {**cohort(account_id, start_ms, end_ms), **only}},
+                *_computed(value, {"$gte": 0}),
+                {"$sort": {"d": 1 if plan.ascending else -1}},
+                {"$skip": plan.skip},
+                {"$limit": plan.take},
             ]
             found = await (await self._db.threads.aggregate(pipeline, allowDiskUse=True)).to_list()
             return plan.value([doc["d"] for doc in found])
@@ -161,8 +166,7 @@ class ReportsRepository(Repository):
         return result
 
     async def report_counts_by(
-        self, account_id: str, start_ms: int, end_ms: int, key: dict[str, Any] | str,
-        only: dict[str, Any] | None = None,
+        self, account_id: str, start_ms: int, end_ms: int, key: dict[str, Any] | str, only: dict[str, Any] | None = None
     ) -> dict[str, int]:
         """How many cohort threads per value of ``key`` (a field path or an expression)."""
         pipeline: list[dict[str, Any]] = [{"$match": {**cohort(account_id, start_ms, end_ms), **(only or {})}}]
@@ -175,11 +179,18 @@ class ReportsRepository(Repository):
         time (from their assignment to resolution) summed over the resolved ones, in ms."""
         c, holder = cohort(account_id, start_ms, end_ms), {"$ifNull": ["$assignee", "$last_assignee"]}
         handled = {"$subtract": ["$resolved_at", {"$ifNull": ["$assigned_at", "$resolved_at"]}]}
-        held = [{"$match": c}, {"$project": {"agent": holder}}, {"$match": {"agent": {"$gt": ""}}},
-                {"$group": {"_id": "$agent", "n": {"$sum": 1}}}]
-        done = [{"$match": {**c, "status": "resolved"}}, {"$project": {"agent": holder, "handled": handled}},
-                {"$match": {"agent": {"$gt": ""}, "handled": {"$gte": 0}}},
-                {"$group": {"_id": "$agent", "n": {"$sum": 1}, "ms": {"$sum": "$handled"}}}]
+        held = [
+            {"$match": c},
+            {"$project": {"agent": holder}},
+            {"$match": {"agent": {"$gt": ""}}},
+            {"$group": {"_id": "$agent", "n": {"$sum": 1}}},
+        ]
+        done = [
+            {"$match": {**c, "status": "resolved"}},
+            {"$project": {"agent": holder, "handled": handled}},
+            {"$match": {"agent": {"$gt": ""}, "handled": {"$gte": 0}}},
+            {"$group": {"_id": "$agent", "n": {"$sum": 1}, "ms": {"$sum": "$handled"}}},
+        ]
         rows: dict[str, dict[str, int]] = {}
         for doc in await (await self._db.threads.aggregate(held)).to_list():
             rows[str(doc["_id"])] = {"conversations": int(doc["n"]), "resolved": 0, "handling_ms": 0}

@@ -53,9 +53,21 @@ from conversations.webhooks import WebhooksRepository
 
 # every repository's indexes, created at start-up (a collection may be read by several)
 INDEXES: tuple[IndexPlan, ...] = (
-    contacts.INDEXES, threads.INDEXES, messages.INDEXES, outbox.INDEXES, queue.INDEXES, events.INDEXES,
-    agents.INDEXES, sign_in.INDEXES, accounts.INDEXES, webhooks.INDEXES, nlu.INDEXES, training.INDEXES,
-    privacy.INDEXES, audit.INDEXES, reports.INDEXES,
+    contacts.INDEXES,
+    threads.INDEXES,
+    messages.INDEXES,
+    outbox.INDEXES,
+    queue.INDEXES,
+    events.INDEXES,
+    agents.INDEXES,
+    sign_in.INDEXES,
+    accounts.INDEXES,
+    webhooks.INDEXES,
+    nlu.INDEXES,
+    training.INDEXES,
+    privacy.INDEXES,
+    audit.INDEXES,
+    reports.INDEXES,
 )
 
 
@@ -103,20 +115,33 @@ class Repositories:
     def over(cls, client: StoreClient) -> Repositories:
         """Every repository over ``client``."""
         return cls(
-            client=client, contacts=ContactsRepository(client), threads=ThreadsRepository(client),
-            messages=MessagesRepository(client), outbox=OutboxRepository(client), queue=QueueRepository(client),
-            events=EventsRepository(client), agents=AgentsRepository(client), sign_in=SignInRepository(client),
-            accounts=AccountsRepository(client), secrets=SealedSecretsRepository(client),
-            webhooks=WebhooksRepository(client), nlu=NluRepository(client), training=TrainingRepository(client),
-            privacy=PrivacyRepository(client), audit=AuditRepository(client), reports=ReportsRepository(client),
-            mail=MailRepository(client), phone=PhoneRepository(client),
+            client=client,
+            contacts=ContactsRepository(client),
+            threads=ThreadsRepository(client),
+            messages=MessagesRepository(client),
+            outbox=OutboxRepository(client),
+            queue=QueueRepository(client),
+            events=EventsRepository(client),
+            agents=AgentsRepository(client),
+            sign_in=SignInRepository(client),
+            accounts=AccountsRepository(client),
+            secrets=SealedSecretsRepository(client),
+            webhooks=WebhooksRepository(client),
+            nlu=NluRepository(client),
+            training=TrainingRepository(client),
+            privacy=PrivacyRepository(client),
+            audit=AuditRepository(client),
+            reports=ReportsRepository(client),
+            mail=MailRepository(client),
+            phone=PhoneRepository(client),
         )
 
     async def ensure_indexes(self) -> None:
         """Create every index the repositories rely on and bring records of earlier releases up to
         date; safe to run at every start-up (see ``StoreClient.ensure_indexes``)."""
-        await self.client.ensure_indexes(INDEXES, upgrades=(self.queue.backfill_queue_order,
-                                                            self.nlu.backfill_nlu_sources))
+        await self.client.ensure_indexes(
+            INDEXES, upgrades=(self.queue.backfill_queue_order, self.nlu.backfill_nlu_sources)
+        )
 
     async def close(self) -> None:
         await self.client.close()

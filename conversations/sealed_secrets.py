@@ -48,7 +48,8 @@ class SealedSecretsRepository(Repository):
         created = True
         try:
             await self._db.secrets.insert_one(
-                {"_id": name, "value": self._client.seal_value(INSTALL, shared_secret_field(name), make())})
+                {"_id": name, "value": self._client.seal_value(INSTALL, shared_secret_field(name), make())}
+            )
         except DuplicateKeyError:
             created = False
         value = await self.read_sealed_secret(name)
@@ -81,8 +82,10 @@ class SealedSecretsRepository(Repository):
         async for doc in self._db.accounts.find({}, {"channels": 1}):
             updates = {
                 f"channels.{name}.{key}": sealed
-                for name, config in (doc.get("channels") or {}).items() if isinstance(config, dict)
-                for key, value in config.items() if is_secret_field(key)
+                for name, config in (doc.get("channels") or {}).items()
+                if isinstance(config, dict)
+                for key, value in config.items()
+                if is_secret_field(key)
                 if (sealed := upgrade(value, str(doc["_id"]), channel_field(name, key)))
             }
             changed += await self._upgrade(self._db.accounts, doc, updates)
@@ -129,4 +132,3 @@ def _at(doc: Mapping[str, Any], path: str) -> Any:
     for part in path.split("."):
         doc = doc.get(part) if isinstance(doc, Mapping) else None  # type: ignore[assignment]
     return doc
-

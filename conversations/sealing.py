@@ -73,8 +73,10 @@ def parse_key(text: str) -> bytes:
     except (binascii.Error, ValueError):
         raw = b""
     if len(raw) != KEY_BYTES:
-        raise SealingError("a secret key is 32 bytes written as 64 hex characters or base64 "
-                           "(make one with: python3 -c 'import secrets; print(secrets.token_hex(32))')")
+        raise SealingError(
+            "a secret key is 32 bytes written as 64 hex characters or base64 "
+            "(make one with: python3 -c 'import secrets; print(secrets.token_hex(32))')"
+        )
     return raw
 
 
@@ -106,16 +108,18 @@ class Sealer:
         where = _where(account, field)
         if not isinstance(value, str) or not value.startswith(PREFIX):
             if is_sealed(value):
-                raise SealingError(f"{where} is in the first sealed format, which this store no longer "
-                                   "takes: refused (enter it again)")
+                raise SealingError(
+                    f"{where} is in the first sealed format, which this store no longer takes: refused (enter it again)"
+                )
             raise SealingError(f"{where} is stored in clear where a sealed value belongs: refused (enter it again)")
-        _key_id, body = self._split(value[len(PREFIX):])
+        _key_id, body = self._split(value[len(PREFIX) :])
         try:
             raw = base64.b64decode(body)
             return self._aead.decrypt(raw[:12], raw[12:], self._associated(account, field)).decode()
         except (InvalidTag, binascii.Error, ValueError):
-            raise SealingError(f"{where} does not open: it was altered, or sealed for another account or field "
-                               "(enter it again)") from None
+            raise SealingError(
+                f"{where} does not open: it was altered, or sealed for another account or field (enter it again)"
+            ) from None
 
     def upgrade(self, value: Any, account: str, field: str) -> str | None:
         """What a stored value becomes in the once-per-store upgrade: a plain or v1 value sealed
@@ -124,25 +128,32 @@ class Sealer:
             return None
         if not value.startswith(V1_PREFIX):
             return self.seal(value, account, field)
-        key_id, body = self._split(value[len(V1_PREFIX):])
+        key_id, body = self._split(value[len(V1_PREFIX) :])
         try:
             raw = base64.b64decode(body)
             plain = self._aead.decrypt(raw[:12], raw[12:], key_id.encode()).decode()
         except (InvalidTag, binascii.Error, ValueError):
-            raise SealingError(f"{_where(account, field)}, sealed with key {key_id}, does not open: "
-                               "it was altered") from None
+            raise SealingError(
+                f"{_where(account, field)}, sealed with key {key_id}, does not open: it was altered"
+            ) from None
         return self.seal(plain, account, field)
 
     def _split(self, rest: str) -> tuple[str, str]:
         key_id, _, body = rest.partition(":")
         if key_id != self.key_id:
-            raise SealingError(f"a secret in the store was sealed with key {key_id}, not with the configured key {self.key_id}")
+            raise SealingError(
+                f"a secret in the store was sealed with key {key_id}, not with the configured key {self.key_id}"
+            )
         return key_id, body
 
     def seal_fields(self, config: Mapping[str, Any], account: str, channel: str) -> dict[str, Any]:
         """A channel's settings with every secret field's string sealed for ``account``."""
-        return {k: self.seal(v, account, channel_field(channel, k)) if is_secret_field(k) and isinstance(v, str) and v
-                else v for k, v in config.items()}
+        return {
+            k: self.seal(v, account, channel_field(channel, k))
+            if is_secret_field(k) and isinstance(v, str) and v
+            else v
+            for k, v in config.items()
+        }
 
     def unseal_fields(
         self, config: Mapping[str, Any], account: str, channel: str

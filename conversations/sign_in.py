@@ -74,8 +74,9 @@ class SignInRepository(Repository):
         """The failed-login count of ``key`` (``failures``, ``wait_until_ms``, ``expires_ms``, ``rev``)."""
         return await self._db.login_failures.find_one({"_id": key})
 
-    async def claim_login_attempt(self, key: str, rev: int | None, failures: int, wait_until_ms: int,
-                                  expires_ms: int) -> bool:
+    async def claim_login_attempt(
+        self, key: str, rev: int | None, failures: int, wait_until_ms: int, expires_ms: int
+    ) -> bool:
         """Count an attempt, if ``key`` is still at revision ``rev`` (``None``: not stored yet);
         ``False`` when another attempt changed it first (read it again and decide anew)."""
         values = {"failures": failures, "wait_until_ms": wait_until_ms, "expires_ms": expires_ms}
@@ -85,12 +86,15 @@ class SignInRepository(Repository):
                 return True
             except DuplicateKeyError:
                 return False
-        result = await self._db.login_failures.update_one({"_id": key, "rev": rev}, {"$set": {**values, "rev": rev + 1}})
+        result = await self._db.login_failures.update_one(
+            {"_id": key, "rev": rev}, {"$set": {**values, "rev": rev + 1}}
+        )
         return result.modified_count == 1
 
     async def take_back_login_attempt(self, key: str) -> None:
-        await self._db.login_failures.update_one({"_id": key, "failures": {"$gt": 0}},
-                                                 {"$inc": {"failures": -1, "rev": 1}})
+        await self._db.login_failures.update_one(
+            {"_id": key, "failures": {"$gt": 0}}, {"$inc": {"failures": -1, "rev": 1}}
+        )
 
     async def forget_login_failures(self, key: str, now_ms: int) -> None:
         """Clear ``key``'s count (a login that succeeded) unless it is a revoked device cookie's,
@@ -102,7 +106,8 @@ class SignInRepository(Repository):
     async def revoke_login_device(self, key: str, until_ms: int) -> None:
         """Mark a device cookie's count revoked, kept until the cookie expires."""
         await self._db.login_failures.update_one(
-            {"_id": key}, {"$set": {"revoked": True, "expires_ms": until_ms}, "$inc": {"rev": 1}}, upsert=True)
+            {"_id": key}, {"$set": {"revoked": True, "expires_ms": until_ms}, "$inc": {"rev": 1}}, upsert=True
+        )
 
     # --- second factors ----------------------------------------------------------------
 
@@ -114,7 +119,10 @@ class SignInRepository(Repository):
         if doc is None:
             return None
         try:
-            opened = {**doc, "secret": self._client.open_value(str(doc["account_id"]), _secret_field(agent_id), doc.get("secret"))}
+            opened = {
+                **doc,
+                "secret": self._client.open_value(str(doc["account_id"]), _secret_field(agent_id), doc.get("secret")),
+            }
         except SealingError as exc:
             opened = {**doc, "secret": "", "problem": str(exc)}
         return SecondFactor.from_doc(opened)
@@ -139,19 +147,22 @@ class SignInRepository(Repository):
         time step; ``False`` if it is on already or was replaced meanwhile."""
         result = await self._db.second_factors.update_one(
             {"_id": agent_id, "state": "pending", "owner": owner},
-            {"$set": {"state": "on", "last_step": step, "recovery": recovery_hashes}, "$unset": {"owner": ""}})
+            {"$set": {"state": "on", "last_step": step, "recovery": recovery_hashes}, "$unset": {"owner": ""}},
+        )
         return result.modified_count == 1
 
     async def accept_totp_step(self, agent_id: str, step: int) -> bool:
         """Record a code of time step ``step`` as used; ``False`` if it (or a later one) was used."""
         result = await self._db.second_factors.update_one(
-            {"_id": agent_id, "state": "on", "last_step": {"$lt": step}}, {"$set": {"last_step": step}})
+            {"_id": agent_id, "state": "on", "last_step": {"$lt": step}}, {"$set": {"last_step": step}}
+        )
         return result.modified_count == 1
 
     async def spend_recovery_code(self, agent_id: str, code_hash: str) -> bool:
         """Use one recovery code up; ``False`` if it is not (or no longer) one of the agent's."""
         result = await self._db.second_factors.update_one(
-            {"_id": agent_id, "state": "on", "recovery": code_hash}, {"$pull": {"recovery": code_hash}})
+            {"_id": agent_id, "state": "on", "recovery": code_hash}, {"$pull": {"recovery": code_hash}}
+        )
         return result.modified_count == 1
 
     async def remove_second_factor(self, agent_id: str) -> bool:
@@ -169,7 +180,9 @@ class SignInRepository(Repository):
 
     async def accounts_requiring_second_factor(self, account_ids: list[str]) -> set[str]:
         """Which of ``account_ids`` require two-factor sign-in."""
-        docs = await self._db.accounts.find({"_id": {"$in": account_ids}, "require_two_factor": True}, {"_id": 1}).to_list()
+        docs = await self._db.accounts.find(
+            {"_id": {"$in": account_ids}, "require_two_factor": True}, {"_id": 1}
+        ).to_list()
         return {str(doc["_id"]) for doc in docs}
 
     # --- logins waiting for their second step ------------------------------------------

@@ -27,17 +27,13 @@ from conversations.traffic import Identity
 
 INDEXES: IndexPlan = {
     "threads": [
-        IndexModel(
-            [("open_key", ASCENDING)],
-            unique=True,
-            partialFilterExpression={"open_key": {"$exists": True}},
-        ),
+        IndexModel([("open_key", ASCENDING)], unique=True, partialFilterExpression={"open_key": {"$exists": True}}),
         IndexModel([("account_id", ASCENDING), ("contact_id", ASCENDING), ("opened_at", DESCENDING)]),
         # an agent's conversations, most recent first
         IndexModel([("assignee", ASCENDING), ("status", ASCENDING), ("last_message_at", DESCENDING)]),
         IndexModel([("account_id", ASCENDING), ("last_message_at", DESCENDING)]),  # GET /api/threads
         IndexModel([("account_id", ASCENDING), ("status", ASCENDING), ("last_message_at", DESCENDING)]),  # ?status=
-    ],
+    ]
 }
 
 
@@ -110,7 +106,8 @@ class ThreadsRepository(Repository):
                 return thread
             except DuplicateKeyError:
                 doc = await self._db.threads.find_one_and_update(
-                    {"open_key": open_key}, {"$set": {"last_message_at": epoch_ms(now)}},
+                    {"open_key": open_key},
+                    {"$set": {"last_message_at": epoch_ms(now)}},
                     return_document=ReturnDocument.AFTER,
                 )
                 if doc is not None:
@@ -172,8 +169,7 @@ class ThreadsRepository(Repository):
     # --- lists -----------------------------------------------------------------------------
 
     async def list_threads(
-        self, account_id: str, *, limit: int, before: datetime | None = None, before_id: str | None = None,
-        **match: str,
+        self, account_id: str, *, limit: int, before: datetime | None = None, before_id: str | None = None, **match: str
     ) -> list[Thread]:
         """The account's threads by last activity, newest first (a page after ``before`` /
         ``before_id``); ``match`` filters on status, channel, assignee or contact_id."""
@@ -183,8 +179,11 @@ class ThreadsRepository(Repository):
 
     async def contact_threads(self, account_id: str, contact_id: str) -> list[Thread]:
         """The contact's threads, oldest first."""
-        docs = await self._db.threads.find(exactly(account_id=account_id, contact_id=contact_id)).sort(
-            "opened_at", ASCENDING).to_list()
+        docs = (
+            await self._db.threads.find(exactly(account_id=account_id, contact_id=contact_id))
+            .sort("opened_at", ASCENDING)
+            .to_list()
+        )
         return [Thread.from_doc(doc) for doc in docs]
 
     async def import_threads(self, threads: Sequence[Thread]) -> None:
@@ -198,8 +197,14 @@ class ThreadsRepository(Repository):
     @staticmethod
     def _new(account_id: str, contact_id: str, identity: Identity, open_key: str, now: datetime) -> Thread:
         return Thread(
-            id=new_id("thr"), account_id=account_id, contact_id=contact_id, channel=identity.channel,
-            address=identity.address, status=ThreadStatus.BOT, opened_at=now, last_message_at=now,
+            id=new_id("thr"),
+            account_id=account_id,
+            contact_id=contact_id,
+            channel=identity.channel,
+            address=identity.address,
+            status=ThreadStatus.BOT,
+            opened_at=now,
+            last_message_at=now,
             open_key=open_key,
         )
 

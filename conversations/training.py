@@ -60,8 +60,9 @@ class TrainingRepository(Repository):
 
     # --- examples ---------------------------------------------------------------------------
 
-    async def insert_nlu_examples(self, account_id: str, examples: Iterable[Mapping[str, Any]],
-                                  now: datetime) -> list[str]:
+    async def insert_nlu_examples(
+        self, account_id: str, examples: Iterable[Mapping[str, Any]], now: datetime
+    ) -> list[str]:
         """Store examples that are not there yet (by text); the ids of those inserted, in order.
         Raises ``ForeignMessage`` (storing nothing) when one names a ``message_id`` that is not a
         customer message of the account: an example is personal data of the customer it came
@@ -91,7 +92,8 @@ class TrainingRepository(Repository):
         if not wanted:
             return
         found = await self._db.messages.find(
-            {"_id": {"$in": wanted}, "account_id": account_id, "direction": "in"}, {"_id": 1}).to_list()
+            {"_id": {"$in": wanted}, "account_id": account_id, "direction": "in"}, {"_id": 1}
+        ).to_list()
         missing = sorted(set(wanted) - {str(doc["_id"]) for doc in found})
         if missing:
             raise ForeignMessage(f"message_id {missing[0][:80]!r} is not a customer message of this account")
@@ -106,16 +108,20 @@ class TrainingRepository(Repository):
         return await self._db.nlu_examples.find(query).sort("created_at", ASCENDING).to_list()
 
     async def nlu_intent_counts(self, account_id: str) -> dict[str, int]:
-        rows = await (await self._db.nlu_examples.aggregate([
-            {"$match": {"account_id": account_id}}, {"$group": {"_id": "$intent", "n": {"$sum": 1}}},
-        ])).to_list()
+        rows = await (
+            await self._db.nlu_examples.aggregate(
+                [{"$match": {"account_id": account_id}}, {"$group": {"_id": "$intent", "n": {"$sum": 1}}}]
+            )
+        ).to_list()
         return {str(row["_id"]): int(row["n"]) for row in rows}
 
-    async def update_nlu_example(self, account_id: str, example: str, now: datetime,
-                                 **fields: Any) -> dict[str, Any] | None:
+    async def update_nlu_example(
+        self, account_id: str, example: str, now: datetime, **fields: Any
+    ) -> dict[str, Any] | None:
         return await self._db.nlu_examples.find_one_and_update(
             {"_id": example, "account_id": account_id},
-            {"$set": {**fields, "updated_at": epoch_ms(now)}}, return_document=ReturnDocument.AFTER,
+            {"$set": {**fields, "updated_at": epoch_ms(now)}},
+            return_document=ReturnDocument.AFTER,
         )
 
     async def delete_nlu_example(self, account_id: str, example: str) -> bool:
@@ -132,17 +138,23 @@ class TrainingRepository(Repository):
         """The newest customer messages the bot did not understand, or that humans handled, and
         that nobody has reviewed yet."""
         query = {
-            "account_id": account_id, "direction": "in", "nlu_review": {"$exists": False}, "text": {"$gt": ""},
-            "$or": [{"decision.reason": {"$in": list(UNSURE_REASONS)}},
-                    {"decision.action": {"$in": list(HUMAN_ACTIONS)}},
-                    {"nlu.intent": "out_of_scope"}],
+            "account_id": account_id,
+            "direction": "in",
+            "nlu_review": {"$exists": False},
+            "text": {"$gt": ""},
+            "$or": [
+                {"decision.reason": {"$in": list(UNSURE_REASONS)}},
+                {"decision.action": {"$in": list(HUMAN_ACTIONS)}},
+                {"nlu.intent": "out_of_scope"},
+            ],
         }
         cursor = self._db.messages.find(query, {"text": 1, "nlu": 1, "decision": 1, "created_at": 1, "channel": 1})
         return await cursor.sort("created_at", DESCENDING).limit(min(limit, scan)).to_list()
 
     async def customer_message(self, account_id: str, message_id: str) -> dict[str, Any] | None:
         return await self._db.messages.find_one(
-            {"_id": message_id, "account_id": account_id, "direction": "in"}, {"text": 1, "nlu": 1, "nlu_review": 1, "thread_id": 1}
+            {"_id": message_id, "account_id": account_id, "direction": "in"},
+            {"text": 1, "nlu": 1, "nlu_review": 1, "thread_id": 1},
         )
 
     async def mark_reviewed(self, message_id: str, outcome: str, by: str, now: datetime) -> None:

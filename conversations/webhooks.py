@@ -42,7 +42,9 @@ class WebhooksRepository(Repository):
 
     async def create_webhook(self, subscription: WebhookSubscription) -> None:
         doc = subscription.to_doc()
-        doc["secret"] = self._client.seal_value(subscription.account_id, webhook_secret_field(subscription.id), subscription.secret)
+        doc["secret"] = self._client.seal_value(
+            subscription.account_id, webhook_secret_field(subscription.id), subscription.secret
+        )
         await self._db.webhook_subscriptions.insert_one(doc)
 
     def _subscription(self, doc: Mapping[str, Any]) -> WebhookSubscription:
@@ -50,7 +52,9 @@ class WebhooksRepository(Repository):
         said why (``secret_problem``): nothing is signed with it."""
         opened = dict(doc)
         try:
-            opened["secret"] = self._client.open_value(str(doc.get("account_id")), webhook_secret_field(doc["_id"]), doc.get("secret"))
+            opened["secret"] = self._client.open_value(
+                str(doc.get("account_id")), webhook_secret_field(doc["_id"]), doc.get("secret")
+            )
         except SealingError as exc:
             opened["secret"], opened["secret_problem"] = "", str(exc)
         return WebhookSubscription.from_doc(opened)
@@ -69,7 +73,9 @@ class WebhooksRepository(Repository):
     async def update_webhook(self, account_id: str, subscription_id: str, **values: Any) -> WebhookSubscription | None:
         """Change a subscription (url, events, description, active, secret — sealed here)."""
         if "secret" in values:
-            values["secret"] = self._client.seal_value(account_id, webhook_secret_field(subscription_id), values["secret"])
+            values["secret"] = self._client.seal_value(
+                account_id, webhook_secret_field(subscription_id), values["secret"]
+            )
         doc = await self._db.webhook_subscriptions.find_one_and_update(
             {"_id": subscription_id, "account_id": account_id}, {"$set": values}, return_document=ReturnDocument.AFTER
         )
@@ -84,15 +90,29 @@ class WebhooksRepository(Repository):
     # --- deliveries ----------------------------------------------------------------------
 
     async def enqueue_deliveries(
-        self, subscriptions: Sequence[WebhookSubscription], event_id: str, event_type: str, body: str, now: datetime,
-        thread_id: str, message_id: str | None = None,
+        self,
+        subscriptions: Sequence[WebhookSubscription],
+        event_id: str,
+        event_type: str,
+        body: str,
+        now: datetime,
+        thread_id: str,
+        message_id: str | None = None,
     ) -> int:
         """One pending delivery of the event per subscription; returns how many were new."""
         docs = [
             WebhookDelivery(
-                id=derived_id("whd", f"{s.id}|{event_id}"), account_id=s.account_id, subscription_id=s.id,
-                event_id=event_id, event_type=event_type, body=body, state=DeliveryState.PENDING,
-                due_ms=epoch_ms(now), created_at=now, thread_id=thread_id, message_id=message_id,
+                id=derived_id("whd", f"{s.id}|{event_id}"),
+                account_id=s.account_id,
+                subscription_id=s.id,
+                event_id=event_id,
+                event_type=event_type,
+                body=body,
+                state=DeliveryState.PENDING,
+                due_ms=epoch_ms(now),
+                created_at=now,
+                thread_id=thread_id,
+                message_id=message_id,
             ).to_doc()
             for s in subscriptions
         ]
@@ -114,8 +134,15 @@ class WebhooksRepository(Repository):
         return WebhookDelivery.from_doc(doc) if doc else None
 
     async def finish_delivery(
-        self, delivery: WebhookDelivery, owner: str, state: DeliveryState, now: datetime, *,
-        status: int | None = None, error: str | None = None, due: datetime | None = None,
+        self,
+        delivery: WebhookDelivery,
+        owner: str,
+        state: DeliveryState,
+        now: datetime,
+        *,
+        status: int | None = None,
+        error: str | None = None,
+        due: datetime | None = None,
     ) -> bool:
         """Record an attempt: ``SENT``, ``DEAD``, or ``PENDING`` again at ``due`` (a retry).
         ``False`` if the lease had passed to another worker."""
@@ -141,8 +168,9 @@ class WebhooksRepository(Repository):
             {"$set": {"due_ms": epoch_ms(due)}, "$inc": {"attempts": -1}, "$unset": {"lease_owner": ""}},
         )
 
-    async def list_deliveries(self, subscription_id: str, state: DeliveryState | None = None,
-                              limit: int = 50) -> list[WebhookDelivery]:
+    async def list_deliveries(
+        self, subscription_id: str, state: DeliveryState | None = None, limit: int = 50
+    ) -> list[WebhookDelivery]:
         query: dict[str, Any] = {"subscription_id": subscription_id}
         if state is not None:
             query["state"] = str(state)
@@ -150,7 +178,9 @@ class WebhooksRepository(Repository):
         return [WebhookDelivery.from_doc(doc) for doc in docs]
 
     async def count_deliveries(self, subscription_id: str, state: DeliveryState) -> int:
-        return await self._db.webhook_deliveries.count_documents({"subscription_id": subscription_id, "state": str(state)})
+        return await self._db.webhook_deliveries.count_documents(
+            {"subscription_id": subscription_id, "state": str(state)}
+        )
 
     async def get_delivery(self, delivery_id: str) -> WebhookDelivery | None:
         doc = await self._db.webhook_deliveries.find_one({"_id": delivery_id})
@@ -173,8 +203,11 @@ def webhook_secret_field(subscription_id: Any) -> str:
 
 def _deliveries_about(scope: ContactScope) -> dict[str, Any] | None:
     """A contact's deliveries (their threads' events), or old messages' (retention)."""
-    parts = [{name: {"$in": sorted(set(values))}} for name, values in
-             (("thread_id", scope.thread_ids), ("message_id", scope.message_ids)) if values]
+    parts = [
+        {name: {"$in": sorted(set(values))}}
+        for name, values in (("thread_id", scope.thread_ids), ("message_id", scope.message_ids))
+        if values
+    ]
     return (parts[0] if len(parts) == 1 else {"$or": parts}) if parts else None
 
 

@@ -33,7 +33,11 @@ from conversations.traffic import Identity, Inbound
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 CUSTOMERS = [
-    ("v-anna", "Anna Bērziņa", ["Hi! My parcel 58211 says delivered but it is not here.", "It was supposed to come yesterday."]),
+    (
+        "v-anna",
+        "Anna Bērziņa",
+        ["Hi! My parcel 58211 says delivered but it is not here.", "It was supposed to come yesterday."],
+    ),
     ("v-mark", "Mark Taylor", ["Can I change the delivery address of order 7741?"]),
     ("v-ilze", "Ilze", ["<b>Urgent</b>: card charged twice <img src=x onerror=alert(1)>"]),
     ("v-john", "John", ["Do you ship to Lithuania?"]),
@@ -44,19 +48,26 @@ async def populate(app: object) -> None:
     store, queue, pipeline = app[STORE], app[QUEUE], app[PIPELINE]  # type: ignore[index]
     await store.agents.put_canned("default", "thanks", "Thank you for your patience! Anything else I can help with?")
     await store.agents.put_canned("default", "track", "You can track your parcel at any time on our website.")
-    agent, _ = await add_agent(store, "default", "laura", name="Laura", role=Role.AGENT, teams=["support"], password="laura-demo-pass")
+    agent, _ = await add_agent(
+        store, "default", "laura", name="Laura", role=Role.AGENT, teams=["support"], password="laura-demo-pass"
+    )
     await add_agent(store, "default", "peteris", name="Pēteris", role=Role.AGENT, teams=["billing"], password="x" * 12)
     for visitor, name, texts in CUSTOMERS:
         for n, text in enumerate(texts):
-            _, task = await pipeline.receive(Inbound("default", "webchat", f"{visitor}:{n}", Identity("webchat", visitor),
-                                                     text, sender_name=name))
+            _, task = await pipeline.receive(
+                Inbound("default", "webchat", f"{visitor}:{n}", Identity("webchat", visitor), text, sender_name=name)
+            )
             await task
     await app[SHIFTS].start(agent)  # type: ignore[index]
     anna = (await store.queue.queued_threads("default"))[0]
     await store.threads.set_thread_fields((await store.queue.queued_threads("default"))[2].id, priority=2)
     await queue.take(agent, anna.id)
-    await app[SERVICES].replies.answer(anna.id, agent, "Hello Anna, I am sorry to hear that. Let me check with the courier.",  # type: ignore[index]
-                                       "demo-0001")
+    await app[SERVICES].replies.answer(
+        anna.id,
+        agent,
+        "Hello Anna, I am sorry to hear that. Let me check with the courier.",  # type: ignore[index]
+        "demo-0001",
+    )
     await queue.note(anna.id, agent, "Courier says: left at the reception desk. Ask her to check there.")
     await queue.set_labels(anna.id, agent, ["delivery", "vip"])
     return anna.id  # type: ignore[return-value]
@@ -66,9 +77,18 @@ async def populate_account(app: object) -> None:
     """A second business with its own Telegram bot and a CRM webhook, run by its admin."""
     store = app[STORE]  # type: ignore[index]
     await create_account(store, "corner-shop", "Corner Shop", "owner", password="owner-demo-pass")
-    await store.accounts.set_account_channel("corner-shop", "telegram", {"token": "7364001122:AAH-demo", "webhook_secret": "demo"})
-    await subscribe(store, app[EVENTS], "corner-shop", "https://crm.example.com/omnirouter",  # type: ignore[index]
-                    ["thread.created", "thread.assigned", "thread.resolved"], "CRM", True)
+    await store.accounts.set_account_channel(
+        "corner-shop", "telegram", {"token": "7364001122:AAH-demo", "webhook_secret": "demo"}
+    )
+    await subscribe(
+        store,
+        app[EVENTS],
+        "corner-shop",
+        "https://crm.example.com/omnirouter",  # type: ignore[index]
+        ["thread.created", "thread.assigned", "thread.resolved"],
+        "CRM",
+        True,
+    )
 
 
 async def account_page(browser: object, base: str) -> None:
@@ -103,22 +123,45 @@ async def populate_history(app: object) -> None:
             agent = rng.choice(agents)
             assigned = queued + timedelta(seconds=int(rng.lognormvariate(4.5, 0.9)))
             first = assigned + timedelta(seconds=int(rng.lognormvariate(4.2, 0.8)))
-            fields.update(queued_at=queued, first_queued_at=queued, assigned_at=assigned, first_assigned_at=assigned,
-                          first_response_at=first, handoff_reason=rng.choice(reasons), last_assignee=agent.id,
-                          resolved_at=first + timedelta(seconds=int(rng.lognormvariate(7, 0.7))),
-                          next_response_breaches=int(rng.random() < 0.1))
-        threads.append(Thread(id=f"thr_hist{n}", account_id="default", contact_id=f"con_hist{n}",
-                              channel=rng.choice(channels), status=status, opened_at=opened, last_message_at=opened,
-                              **fields))  # type: ignore[arg-type]
+            fields.update(
+                queued_at=queued,
+                first_queued_at=queued,
+                assigned_at=assigned,
+                first_assigned_at=assigned,
+                first_response_at=first,
+                handoff_reason=rng.choice(reasons),
+                last_assignee=agent.id,
+                resolved_at=first + timedelta(seconds=int(rng.lognormvariate(7, 0.7))),
+                next_response_breaches=int(rng.random() < 0.1),
+            )
+        threads.append(
+            Thread(
+                id=f"thr_hist{n}",
+                account_id="default",
+                contact_id=f"con_hist{n}",
+                channel=rng.choice(channels),
+                status=status,
+                opened_at=opened,
+                last_message_at=opened,
+                **fields,
+            )
+        )  # type: ignore[arg-type]
     await store.threads.import_threads(threads)
     for agent in agents:
         for day in range(1, 28):
             if (today - timedelta(days=day)).weekday() < 5:
                 start = today - timedelta(days=day) + timedelta(hours=8, minutes=rng.randint(0, 30))
                 end = start + timedelta(hours=rng.choice([6, 7.5, 8, 8]))
-                await store.agents.open_shift(Shift(
-                    id=f"shf_{agent.login}{day}", account_id="default", agent_id=agent.id, agent_login=agent.login,
-                    started_at=start, open_key=agent.id))
+                await store.agents.open_shift(
+                    Shift(
+                        id=f"shf_{agent.login}{day}",
+                        account_id="default",
+                        agent_id=agent.id,
+                        agent_login=agent.login,
+                        started_at=start,
+                        open_key=agent.id,
+                    )
+                )
                 await store.agents.close_shift(agent.id, end, None)
 
 
@@ -127,8 +170,12 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         embedded = EmbeddedMongo(Path(tmp))
         await embedded.start()
-        settings = Settings().replace("store", mongodb_uri=embedded.uri, database="shots").replace(
-            "server", public_url="https://chat.example.com").replace("security", secret_key="00" * 32)
+        settings = (
+            Settings()
+            .replace("store", mongodb_uri=embedded.uri, database="shots")
+            .replace("server", public_url="https://chat.example.com")
+            .replace("security", secret_key="00" * 32)
+        )
         server = TestServer(create_app(settings))
         await server.start_server()
         try:
@@ -136,7 +183,9 @@ async def main() -> None:
             await populate_account(server.app)
             base = f"http://127.0.0.1:{server.port}"
             async with async_playwright() as pw:
-                browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+                browser = await pw.chromium.launch(
+                    executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+                )
                 page = await (await browser.new_context(viewport={"width": 1360, "height": 820})).new_page()
                 await page.goto(f"{base}/login")
                 await page.screenshot(path=str(DOCS / "console-login.png"))

@@ -23,8 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 CATALOGS = ROOT / "bot" / "web" / "translations"
 TEMPLATE = CATALOGS / "messages.pot"
 KEYWORDS = (
-    "_", "gettext", "ngettext:1,2", "pgettext:1c,2", "N_",  # templates (and N_ marks in Python)
-    "translate:2", "translate_plural:2,3", "translate_in:2c,3",  # Python: the language comes first
+    "_",
+    "gettext",
+    "ngettext:1,2",
+    "pgettext:1c,2",
+    "N_",  # templates (and N_ marks in Python)
+    "translate:2",
+    "translate_plural:2,3",
+    "translate_in:2c,3",  # Python: the language comes first
 )
 
 
@@ -37,15 +43,30 @@ def pybabel(*args: str) -> None:
 def extract(output: Path = TEMPLATE) -> None:
     keywords = [f"--keyword={keyword}" for keyword in KEYWORDS]
     os.chdir(ROOT)  # locations relative to the tree's root
-    pybabel("extract", f"--mapping-file={ROOT / 'babel.cfg'}", "--no-default-keywords", *keywords,
-            "--sort-output", "--add-location=file", "--project=omnirouter", "--width=100",
-            "--copyright-holder=the omnirouter authors",
-            f"--output-file={output}", ".")
+    pybabel(
+        "extract",
+        f"--mapping-file={ROOT / 'babel.cfg'}",
+        "--no-default-keywords",
+        *keywords,
+        "--sort-output",
+        "--add-location=file",
+        "--project=omnirouter",
+        "--width=100",
+        "--copyright-holder=the omnirouter authors",
+        f"--output-file={output}",
+        ".",
+    )
 
 
 def update() -> None:
-    pybabel("update", f"--input-file={TEMPLATE}", f"--output-dir={CATALOGS}", "--width=100",
-            "--no-fuzzy-matching", "--ignore-obsolete")
+    pybabel(
+        "update",
+        f"--input-file={TEMPLATE}",
+        f"--output-dir={CATALOGS}",
+        "--width=100",
+        "--no-fuzzy-matching",
+        "--ignore-obsolete",
+    )
 
 
 def compile_all() -> None:

@@ -25,11 +25,24 @@ ACCOUNT = "default"  # the router's own account in the tests' settings
 LEASE = timedelta(seconds=30)
 
 
-def inbound(external_id: str = "m1", address: str = "alice", text: str = "hi", *, account: str = "acme",
-            channel: str = "webchat", name: str | None = "Alice") -> Inbound:
+def inbound(
+    external_id: str = "m1",
+    address: str = "alice",
+    text: str = "hi",
+    *,
+    account: str = "acme",
+    channel: str = "webchat",
+    name: str | None = "Alice",
+) -> Inbound:
     """A customer message as a channel hands it over."""
-    return Inbound(account_id=account, channel=channel, external_id=external_id, sender=Identity(channel, address),
-                   text=text, sender_name=name)
+    return Inbound(
+        account_id=account,
+        channel=channel,
+        external_id=external_id,
+        sender=Identity(channel, address),
+        text=text,
+        sender_name=name,
+    )
 
 
 async def record(store: Repositories, item: Inbound, now: datetime | None = None) -> tuple[Message, Thread, bool]:
@@ -44,19 +57,45 @@ async def record(store: Repositories, item: Inbound, now: datetime | None = None
     return message, thread, duplicate
 
 
-async def reply(store: Repositories, thread: Thread, text: str = "hello", *, dedup_key: str | None = None,
-                sender: dict[str, Any] | None = None) -> Message:
+async def reply(
+    store: Repositories,
+    thread: Thread,
+    text: str = "hello",
+    *,
+    dedup_key: str | None = None,
+    sender: dict[str, Any] | None = None,
+) -> Message:
     """An outbound message of ``thread`` with its outbox item, as the bot's replies are stored."""
     return await store.outbox.create_outbound(
-        dedup_key=dedup_key or new_id("msg"), thread=thread, to=Identity(thread.channel, thread.address or ""),
-        text=text, sender=sender or {"kind": "bot"}, now=utcnow())
+        dedup_key=dedup_key or new_id("msg"),
+        thread=thread,
+        to=Identity(thread.channel, thread.address or ""),
+        text=text,
+        sender=sender or {"kind": "bot"},
+        now=utcnow(),
+    )
 
 
-async def agent(store: Repositories, login: str, *, account: str = ACCOUNT, role: Role = Role.AGENT,
-                online: bool = False, **fields: Any) -> Agent:
+async def agent(
+    store: Repositories,
+    login: str,
+    *,
+    account: str = ACCOUNT,
+    role: Role = Role.AGENT,
+    online: bool = False,
+    **fields: Any,
+) -> Agent:
     """An agent straight in the store (no password unless ``password_hash`` is given)."""
-    made = Agent(id=new_id("agt"), account_id=account, login=login, name=login.title(), role=role,
-                 created_at=utcnow(), presence=Presence.ONLINE if online else Presence.OFFLINE, **fields)
+    made = Agent(
+        id=new_id("agt"),
+        account_id=account,
+        login=login,
+        name=login.title(),
+        role=role,
+        created_at=utcnow(),
+        presence=Presence.ONLINE if online else Presence.OFFLINE,
+        **fields,
+    )
     assert await store.agents.create_agent(made)
     return made
 

@@ -86,10 +86,13 @@ class Dovecot:
         else:  # everything as the current user
             me = pwd.getpwuid(os.geteuid())
             uid, gid = me.pw_uid, me.pw_gid
-            users = (f"default_login_user = {me.pw_name}\ndefault_internal_user = {me.pw_name}\n"
-                     f"default_internal_group = {me.pw_name}\n")
-        return _CONFIG.format(root=self.root, mail=self.mail, port=self.port, password=IMAP_PASSWORD, uid=uid, gid=gid,
-                              users=users)
+            users = (
+                f"default_login_user = {me.pw_name}\ndefault_internal_user = {me.pw_name}\n"
+                f"default_internal_group = {me.pw_name}\n"
+            )
+        return _CONFIG.format(
+            root=self.root, mail=self.mail, port=self.port, password=IMAP_PASSWORD, uid=uid, gid=gid, users=users
+        )
 
     async def start(self) -> None:
         for sub in ("run", "state"):
@@ -99,8 +102,7 @@ class Dovecot:
         config = self.root / "dovecot.conf"
         config.write_text(self._config())
         self._process = await asyncio.create_subprocess_exec(
-            DOVECOT, "-F", "-c", str(config),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+            DOVECOT, "-F", "-c", str(config), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
         )
         for _ in range(200):
             if self._process.returncode is not None:

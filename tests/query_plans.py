@@ -86,8 +86,14 @@ def sqlite_plans(data_dir: Path, commands: Mapping[str, Mapping[str, Any]]) -> d
                 _replay(conn, command)
             finally:
                 conn.db.set_trace_callback(None)
-            main = next((s for s in statements if s.lstrip().upper().startswith("SELECT")
-                         and "pragma_" not in s and "sqlite_master" not in s), "")
+            main = next(
+                (
+                    s
+                    for s in statements
+                    if s.lstrip().upper().startswith("SELECT") and "pragma_" not in s and "sqlite_master" not in s
+                ),
+                "",
+            )
             rows = conn.db.execute("EXPLAIN QUERY PLAN " + main).fetchall() if main else []
             plans[label] = (main, [str(row[3]) for row in rows])
     finally:
@@ -109,7 +115,9 @@ def _replay(conn: Any, command: Mapping[str, Any]) -> None:
     elif "findAndModify" in command:
         sort = command.get("sort")
         conn[command["findAndModify"]].find_one_and_update(
-            command.get("query", {}), command["update"], sort=list(sort.items()) if sort else None,
+            command.get("query", {}),
+            command["update"],
+            sort=list(sort.items()) if sort else None,
             return_document=bool(command.get("new")),
         )
     else:

@@ -33,7 +33,10 @@ REASONS = ["no_nlu"] * 6 + ["missed_call"] * 3 + ["direct_channel"]
 
 EXPECTED: dict[str, Any] = {
     "total": 15,  # 4 contained + 10 escalated + 1 still unanswered
-    "contained": 4, "contained_resolved": 2, "escalated": 11, "resolved": 9,
+    "contained": 4,
+    "contained_resolved": 2,
+    "escalated": 11,
+    "resolved": 9,
     "by_channel": [("whatsapp", 6), ("sms", 3), ("email", 2), ("telegram", 2), ("webchat", 2)],
     "by_day": [4, 0, 6, 0, 3, 0, 2],
     "reasons": [("no_nlu", 6), ("missed_call", 3), ("direct_channel", 2)],
@@ -51,9 +54,19 @@ EXPECTED: dict[str, Any] = {
 }
 
 
-def _thread(n: str, channel: str, opened: datetime, status: ThreadStatus, account: str = "default", **fields: Any) -> Thread:
-    return Thread(id=f"thr_seed{n}", account_id=account, contact_id=f"con_seed{n}", channel=channel, status=status,
-                  opened_at=opened, last_message_at=opened, **fields)
+def _thread(
+    n: str, channel: str, opened: datetime, status: ThreadStatus, account: str = "default", **fields: Any
+) -> Thread:
+    return Thread(
+        id=f"thr_seed{n}",
+        account_id=account,
+        contact_id=f"con_seed{n}",
+        channel=channel,
+        status=status,
+        opened_at=opened,
+        last_message_at=opened,
+        **fields,
+    )
 
 
 def threads(agents: dict[str, str]) -> list[Thread]:
@@ -68,8 +81,12 @@ def threads(agents: dict[str, str]) -> list[Thread]:
         queued, agent = opened + 10 * S, agents["ann" if i % 2 == 0 else "ben"]
         assigned = queued + WAITS[i] * S
         fields: dict[str, Any] = {
-            "queued_at": queued, "first_queued_at": queued, "assigned_at": assigned, "first_assigned_at": assigned,
-            "first_response_at": queued + FIRST[i] * S, "handoff_reason": REASONS[i],
+            "queued_at": queued,
+            "first_queued_at": queued,
+            "assigned_at": assigned,
+            "first_assigned_at": assigned,
+            "first_response_at": queued + FIRST[i] * S,
+            "handoff_reason": REASONS[i],
             "escalation_reason": "transfer" if i == 9 else REASONS[i],
             "next_response_breaches": {2: 2, 3: 1}.get(i, 0),
         }
@@ -78,9 +95,18 @@ def threads(agents: dict[str, str]) -> list[Thread]:
             seeded.append(_thread(str(i), channel, opened, ThreadStatus.RESOLVED, **fields))
         else:
             seeded.append(_thread(str(i), channel, opened, ThreadStatus.ASSIGNED, assignee=agent, **fields))
-    seeded.append(_thread("u", "email", at(7, 12), ThreadStatus.QUEUED, queued_at=at(7, 12, 1),
-                          first_queued_at=at(7, 12, 1), handoff_reason="direct_channel",
-                          escalation_reason="direct_channel"))
+    seeded.append(
+        _thread(
+            "u",
+            "email",
+            at(7, 12),
+            ThreadStatus.QUEUED,
+            queued_at=at(7, 12, 1),
+            first_queued_at=at(7, 12, 1),
+            handoff_reason="direct_channel",
+            escalation_reason="direct_channel",
+        )
+    )
     # outside the period or the account: must count nowhere
     late = {"queued_at": at(1, 0), "first_queued_at": at(1, 0), "first_response_at": at(1, 0) + 99_999 * S}
     seeded += [
@@ -95,19 +121,34 @@ async def seed(store: Repositories) -> dict[str, str]:
     """Seed the week; returns the agents' ids by login."""
     agents: dict[str, str] = {}
     for login in ("ann", "ben"):
-        agent = Agent(id=f"agt_{login}", account_id="default", login=login, name=login.title(), role=Role.AGENT,
-                      created_at=utcnow())
+        agent = Agent(
+            id=f"agt_{login}",
+            account_id="default",
+            login=login,
+            name=login.title(),
+            role=Role.AGENT,
+            created_at=utcnow(),
+        )
         await store.agents.create_agent(agent)
         agents[login] = agent.id
     await store.threads.import_threads(threads(agents))
     shifts = [  # one agent's shifts in the order they were worked
-        ("ann", at(2, 8), at(2, 16)), ("ann", at(4, 9), at(4, 13, 30)),
+        ("ann", at(2, 8), at(2, 16)),
+        ("ann", at(4, 9), at(4, 13, 30)),
         ("ben", at(1, 0) - timedelta(hours=2), at(1, 6)),  # started before the period
         ("ben", at(7, 20), None),  # still on shift "now": 6 h so far
     ]
     for n, (login, started, ended) in enumerate(shifts):
-        await store.agents.open_shift(Shift(id=f"shf_seed{n}", account_id="default", agent_id=agents[login],
-                                            agent_login=login, started_at=started, open_key=agents[login]))
+        await store.agents.open_shift(
+            Shift(
+                id=f"shf_seed{n}",
+                account_id="default",
+                agent_id=agents[login],
+                agent_login=login,
+                started_at=started,
+                open_key=agents[login],
+            )
+        )
         if ended is not None:
             assert await store.agents.close_shift(agents[login], ended, None) is not None
     return agents

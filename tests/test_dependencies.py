@@ -41,7 +41,9 @@ def normalised(name: str) -> str:
 
 def declared() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return {normalised(re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0]) for requirement in project["dependencies"]}
+    return {
+        normalised(re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0]) for requirement in project["dependencies"]
+    }
 
 
 def test_every_imported_package_is_declared() -> None:
@@ -49,6 +51,9 @@ def test_every_imported_package_is_declared() -> None:
     wanted = declared()
     imported = imported_modules()
     assert {"aiohttp", "pymongo", "httpx_aiohttp"} <= set(imported)  # the scan sees what we know we import
-    undeclared = {module: sorted(files)[:3] for module, files in imported.items()
-                  if not {normalised(d) for d in providers.get(module, [])} & wanted}
+    undeclared = {
+        module: sorted(files)[:3]
+        for module, files in imported.items()
+        if not {normalised(d) for d in providers.get(module, [])} & wanted
+    }
     assert undeclared == {}, "declare these in pyproject.toml [project] dependencies"

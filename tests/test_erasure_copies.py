@@ -62,9 +62,18 @@ async def shop(own_store: EmbeddedMongo, start_client: Any, tmp_path: Path) -> A
     twilio, sink = FakeTwilio(), SmtpSink()
     await twilio.start()
     await sink.start()
-    settings = sms_settings(own_store.uri, "omnirouter", twilio.url, nlu={"semantic": False, "data": str(tmp_path / "nlu")},
-                            email={"address": "support@shop.example", "smtp_host": "127.0.0.1",
-                                   "smtp_port": sink.port, "smtp_security": "none"})
+    settings = sms_settings(
+        own_store.uri,
+        "omnirouter",
+        twilio.url,
+        nlu={"semantic": False, "data": str(tmp_path / "nlu")},
+        email={
+            "address": "support@shop.example",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": sink.port,
+            "smtp_security": "none",
+        },
+    )
     client = await start_client(settings)
     store = client.server.app[STORE]
     token = await issue_token(store, "default", "tests", ["read", "write"], "test")
@@ -92,9 +101,17 @@ async def _customer_writes_everywhere(shop: Shop) -> list[str]:
     app = shop.client.server.app
     params = fixture("sms", "inbound_text", From=PHONE, Body=SMS_TEXT, MessageSid="SM" + "7" * 32)
     assert (await post_webhook(shop.client, "/webhooks/sms", params)).status == 200
-    recorded, task = await app[PIPELINE].receive(Inbound(
-        account_id="default", channel="telegram", external_id="990417:1", sender=Identity("telegram", "990417"),
-        text=TELEGRAM_TEXT, sender_name="Anna Kalnina", phone=PHONE))
+    recorded, task = await app[PIPELINE].receive(
+        Inbound(
+            account_id="default",
+            channel="telegram",
+            external_id="990417:1",
+            sender=Identity("telegram", "990417"),
+            text=TELEGRAM_TEXT,
+            sender_name="Anna Kalnina",
+            phone=PHONE,
+        )
+    )
     if task is not None:
         await task
     adapter = app[ADAPTERS]["email"]
@@ -144,18 +161,25 @@ def files_holding(data_dir: Path, needles: list[str]) -> dict[str, list[str]]:
 def _logged(records: list[logging.LogRecord]) -> list[str]:
     """The router's log lines at INFO or above that mention a needle (with their structured
     fields); the tests' own mail server logs what it receives, as mail servers do."""
-    lines = [f"{r.name}: {r.getMessage()} {getattr(r, 'omnirouter_fields', '')}" for r in records
-             if r.levelno >= logging.INFO and r.name.startswith(("omnirouter", "aiohttp", "aiogram", "pywa", "twilio"))]
+    lines = [
+        f"{r.name}: {r.getMessage()} {getattr(r, 'omnirouter_fields', '')}"
+        for r in records
+        if r.levelno >= logging.INFO and r.name.startswith(("omnirouter", "aiohttp", "aiogram", "pywa", "twilio"))
+    ]
     return [line for line in lines if any(n.lower() in line.lower() for n in NEEDLES)]
 
 
-async def test_erasure_leaves_no_copy_in_models_store_files_or_logs(shop: Shop, caplog: pytest.LogCaptureFixture) -> None:
+async def test_erasure_leaves_no_copy_in_models_store_files_or_logs(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     store = shop.store
     starter = await _train(shop)  # the starter files alone
     learned = await _customer_writes_everywhere(shop)
     for message_id in learned:
-        taught = await shop.client.post(f"/api/nlu/review/{message_id}", json={"intent": "delivery"}, headers=shop.headers)
+        taught = await shop.client.post(
+            f"/api/nlu/review/{message_id}", json={"intent": "delivery"}, headers=shop.headers
+        )
         assert taught.status == 200, await taught.text()
     trained = await _train(shop)
     spare = await _train(shop, activate=False)

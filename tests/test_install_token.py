@@ -142,8 +142,9 @@ async def test_api_token_in_the_settings_wins_and_no_file_is_written(
     await start_client(tokenless(embedded, db_name, generated))
     stored = generated.read_text().strip()
     unused = tmp_path / "unused.token"
-    client = await start_client(make_settings(embedded.uri, db_name, api={"token": "set-by-operator",
-                                                                          "token_file": str(unused)}))
+    client = await start_client(
+        make_settings(embedded.uri, db_name, api={"token": "set-by-operator", "token_file": str(unused)})
+    )
     async with anonymous(client) as session:
         assert await status(session, "/api/outbox", "set-by-operator") == 200
         assert await status(session, "/api/outbox", stored) == 401

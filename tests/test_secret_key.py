@@ -54,9 +54,21 @@ async def test_a_missing_or_wrong_key_stops_start_up_with_one_line(store: Reposi
 
 async def test_secrets_stored_in_clear_before_are_sealed_at_start_up(store: Repositories, tmp_path: Path) -> None:
     raw = raw_database_of(store)  # an account as an earlier release stored it: secrets in clear
-    await raw.accounts.insert_one({"_id": "old", "name": "Old", "created_at": 0, "channels": {
-        "whatsapp": {"phone_number_id": "1065", "access_token": "EAAG-plain", "app_secret": "plain-app-secret",
-                     "verify_token": "v"}}})
+    await raw.accounts.insert_one(
+        {
+            "_id": "old",
+            "name": "Old",
+            "created_at": 0,
+            "channels": {
+                "whatsapp": {
+                    "phone_number_id": "1065",
+                    "access_token": "EAAG-plain",
+                    "app_secret": "plain-app-secret",
+                    "verify_token": "v",
+                }
+            },
+        }
+    )
     await open_sealer(SecuritySettings(secret_key=generate_key()), store)
     stored = await raw.accounts.find_one({"_id": "old"})
     assert "EAAG-plain" not in str(stored) and stored["channels"]["whatsapp"]["phone_number_id"] == "1065"

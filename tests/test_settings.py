@@ -34,8 +34,15 @@ def test_the_default_file_is_read_when_present(tmp_path: Path, monkeypatch: pyte
 
 def test_file_then_environment(tmp_path: Path) -> None:
     path = write(tmp_path, '[server]\nport = 9000\nlog_format = "json"\n[outbox]\nbase_delay = 2\n')
-    settings = load_settings(path, env={"OMNIROUTER_PORT": "9100", "OMNIROUTER_OUTBOX_MAX_ATTEMPTS": "3",
-                                        "OMNIROUTER_MONGODB_URI": "mongodb://db:27017", "HOME": "/x"})
+    settings = load_settings(
+        path,
+        env={
+            "OMNIROUTER_PORT": "9100",
+            "OMNIROUTER_OUTBOX_MAX_ATTEMPTS": "3",
+            "OMNIROUTER_MONGODB_URI": "mongodb://db:27017",
+            "HOME": "/x",
+        },
+    )
     assert settings.server.port == 9100 and settings.server.log_format == "json"
     assert settings.outbox.base_delay == 2.0 and settings.outbox.max_attempts == 3
     assert settings.store.mongodb_uri == "mongodb://db:27017"
@@ -52,9 +59,12 @@ def test_the_example_config_names_every_setting() -> None:
     text = (Path(__file__).resolve().parent.parent / "config" / "omnirouter.example.toml").read_text()
     example = tomllib.loads(text)
     defaults = Settings()
-    missing = [f"{section.name}.{setting.name}" for section in dataclasses.fields(defaults)
-               for setting in dataclasses.fields(getattr(defaults, section.name))
-               if setting.name not in example.get(section.name, {})]
+    missing = [
+        f"{section.name}.{setting.name}"
+        for section in dataclasses.fields(defaults)
+        for setting in dataclasses.fields(getattr(defaults, section.name))
+        if setting.name not in example.get(section.name, {})
+    ]
     assert missing == ["whatsapp.templates"] and "# [whatsapp.templates." in text
 
 
@@ -63,13 +73,25 @@ def test_the_example_config_names_every_setting() -> None:
     [
         ("[server]\nport = 70000\n", {}, "bad setting server.port (in {path}): must be from 1 to 65535, got 70000"),
         ('[server]\nport = "80"\n', {}, "bad setting server.port (in {path}): expected an integer, got '80'"),
-        ("", {"OMNIROUTER_PORT": "abc"}, "bad setting server.port (from OMNIROUTER_PORT): expected an integer, got 'abc'"),
+        (
+            "",
+            {"OMNIROUTER_PORT": "abc"},
+            "bad setting server.port (from OMNIROUTER_PORT): expected an integer, got 'abc'",
+        ),
         ("[server]\nprot = 1\n", {}, "unknown setting server.prot in {path} (did you mean port?)"),
         ("[serve]\nport = 1\n", {}, "unknown settings section [serve] in {path}"),
         ("port = 1\n", {}, "setting port in {path} is outside any [section]; put it under [server]"),
         ("", {"OMNIROUTER_PROT": "1"}, "unknown environment variable OMNIROUTER_PROT (did you mean OMNIROUTER_PORT?)"),
-        ("", {"OMNIROUTER_MONGODB_URI": "localhost"}, "bad setting store.mongodb_uri (from OMNIROUTER_MONGODB_URI): must start with mongodb://"),
-        ('[server]\nlog_format = "xml"\n', {}, "bad setting server.log_format (in {path}): must be one of text, json, got 'xml'"),
+        (
+            "",
+            {"OMNIROUTER_MONGODB_URI": "localhost"},
+            "bad setting store.mongodb_uri (from OMNIROUTER_MONGODB_URI): must start with mongodb://",
+        ),
+        (
+            '[server]\nlog_format = "xml"\n',
+            {},
+            "bad setting server.log_format (in {path}): must be one of text, json, got 'xml'",
+        ),
         ("[outbox]\nbase_delay = true\n", {}, "bad setting outbox.base_delay (in {path}): expected a number, got True"),
         ("[server\n", {}, "config file {path} is not valid TOML"),
     ],

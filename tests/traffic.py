@@ -46,16 +46,19 @@ def telegram(update: Mapping[str, Any] | bytes, secret: str | None = TG_SECRET, 
 def whatsapp(payload: Mapping[str, Any] | bytes, secret: str = WA_SECRET, key: str = "") -> SignedRequest:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return SignedRequest("/webhooks/whatsapp", body, {"Content-Type": "application/json", "X-Hub-Signature-256": sig},
-                         key, "whatsapp")
+    return SignedRequest(
+        "/webhooks/whatsapp", body, {"Content-Type": "application/json", "X-Hub-Signature-256": sig}, key, "whatsapp"
+    )
 
 
 def twilio(path: str, params: Mapping[str, str], key: str = "") -> SignedRequest:
     """A Twilio form webhook (``/webhooks/sms`` or ``/webhooks/voice``) signed over the public URL."""
     body = urlencode(params, encoding="utf-8", errors="surrogatepass")  # hostile text as the bytes it came from
     seen = MultiDict(parse_qsl(body, keep_blank_values=True))  # what the router reads: U+FFFD for bad bytes
-    headers = {"Content-Type": "application/x-www-form-urlencoded",
-               "X-Twilio-Signature": signature(PUBLIC_URL + path, seen)}
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Twilio-Signature": signature(PUBLIC_URL + path, seen),
+    }
     return SignedRequest(path, body.encode(), headers, key, path.rsplit("/", 1)[-1])
 
 
@@ -70,8 +73,9 @@ def webchat(payload: Mapping[str, Any] | bytes, key: str = "") -> SignedRequest:
 def telegram_text(n: int, chat: int, text: str = "where is my order?") -> SignedRequest:
     update = copy.deepcopy(fixture("telegram", "text"))
     update["update_id"] = 10_000_000 + n
-    update["message"].update(message_id=n, text=text, date=int(time.time()),
-                             chat={"id": chat, "type": "private", "first_name": "Load"})
+    update["message"].update(
+        message_id=n, text=text, date=int(time.time()), chat={"id": chat, "type": "private", "first_name": "Load"}
+    )
     update["message"]["from"]["id"] = chat
     return telegram(update, key=f"telegram:{chat}:{n}")
 
@@ -86,9 +90,18 @@ def whatsapp_text(n: int, number: str, text: str = "where is my order?") -> Sign
 
 
 def sms_text(n: int, number: str, text: str = "where is my order?") -> SignedRequest:
-    params = {"MessageSid": f"SM{n:032d}", "SmsSid": f"SM{n:032d}", "AccountSid": "AC0123456789abcdef0123456789abcdef",
-              "From": number, "To": "+14155550100", "Body": text, "NumMedia": "0", "NumSegments": "1",
-              "SmsStatus": "received", "ApiVersion": "2010-04-01"}
+    params = {
+        "MessageSid": f"SM{n:032d}",
+        "SmsSid": f"SM{n:032d}",
+        "AccountSid": "AC0123456789abcdef0123456789abcdef",
+        "From": number,
+        "To": "+14155550100",
+        "Body": text,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsStatus": "received",
+        "ApiVersion": "2010-04-01",
+    }
     return twilio("/webhooks/sms", params, key=f"sms:SM{n:032d}")
 
 

@@ -29,8 +29,12 @@ def add_agent_commands(sub: Any) -> None:
     agent_sub = agent.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
     add = agent_sub.add_parser("add", help="add an agent (prints the password once)")
     add.add_argument("login", metavar="NAME", help="login name: 2-32 of a-z 0-9 _ . -")
-    add.add_argument("--role", choices=["agent", "admin", "superadmin"], default="agent",
-                     help="superadmin: an admin who also manages the install's accounts")
+    add.add_argument(
+        "--role",
+        choices=["agent", "admin", "superadmin"],
+        default="agent",
+        help="superadmin: an admin who also manages the install's accounts",
+    )
     add.add_argument("--team", action="append", default=[], help="a team (skill); repeat for more")
     add.add_argument("--capacity", type=int, default=5, help="most conversations at once (default 5)")
     add.add_argument("--name", dest="display_name", help="name shown to colleagues (default: NAME)")
@@ -68,8 +72,14 @@ def agent_add(args: argparse.Namespace, settings: Settings) -> int:
         elif await store.accounts.get_account(account) is None:
             raise CliError(f"no account {account!r}", code=2)
         agent, secret = await add_agent(
-            store, account, login, name=args.display_name, role=Role(args.role), teams=teams,
-            capacity=args.capacity, password=password,
+            store,
+            account,
+            login,
+            name=args.display_name,
+            role=Role(args.role),
+            teams=teams,
+            capacity=args.capacity,
+            password=password,
         )
         if agent is None:
             raise CliError(f"an agent {login!r} already exists in account {account!r}", code=2)
@@ -97,8 +107,10 @@ def agent_reset_two_factor(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         await store.sign_in.delete_agent_sessions(agent.id)
         await audit.record(store, account, audit.CLI, "agent.second_factor_reset", agent.id, login=login)
-        print(f"two-factor sign-in of {login!r} in account {account!r} reset; they are logged out and log in "
-              "with their password (and set it up again where the account requires it)")
+        print(
+            f"two-factor sign-in of {login!r} in account {account!r} reset; they are logged out and log in "
+            "with their password (and set it up again where the account requires it)"
+        )
         return 0
 
     return run_with_store(settings, work)

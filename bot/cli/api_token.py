@@ -20,7 +20,9 @@ from conversations.repositories import Repositories
 
 
 def add_api_token_command(sub: Any) -> None:
-    command = sub.add_parser("api-token", help="show where the install token (the API's superadmin token) is, or replace it")
+    command = sub.add_parser(
+        "api-token", help="show where the install token (the API's superadmin token) is, or replace it"
+    )
     command.add_argument("--rotate", action="store_true", help="make a new token; the old one stops working")
     command.set_defaults(run=api_token)
 
@@ -29,17 +31,24 @@ def api_token(args: argparse.Namespace, settings: Settings) -> int:
     if settings.api.token:
         if args.rotate:
             raise CliError("api.token is set in the settings: change it there (and in every router process)", code=2)
-        print("the install token is api.token from the settings (or OMNIROUTER_API_TOKEN); "
-              "send it as: Authorization: Bearer <token>")
+        print(
+            "the install token is api.token from the settings (or OMNIROUTER_API_TOKEN); "
+            "send it as: Authorization: Bearer <token>"
+        )
         return 0
     if args.rotate:
         return run_with_store(settings, lambda store: _rotate(settings, store))
     path = Path(settings.api.token_file)
     if not path.is_file():
-        raise CliError(f"no install token file at {path}: the router writes it on its first start "
-                       "(or make one with `omnirouter api-token --rotate`)", code=2)
-    print(f"the install token is in {path} (mode {path.stat().st_mode & 0o777:04o}); "
-          f"send it as: Authorization: Bearer $(cat {path})")
+        raise CliError(
+            f"no install token file at {path}: the router writes it on its first start "
+            "(or make one with `omnirouter api-token --rotate`)",
+            code=2,
+        )
+    print(
+        f"the install token is in {path} (mode {path.stat().st_mode & 0o777:04o}); "
+        f"send it as: Authorization: Bearer $(cat {path})"
+    )
     return 0
 
 
@@ -49,6 +58,8 @@ async def _rotate(settings: Settings, store: Repositories) -> int:
         path = await rotate(settings.api, store)
     except (SecretKeyError, InstallTokenError) as exc:
         raise CliError(str(exc), code=2) from None
-    print(f"a new install token is in {path} (mode 0600); running routers refuse the old one "
-          f"within {REFRESH_SECONDS:g} seconds")
+    print(
+        f"a new install token is in {path} (mode 0600); running routers refuse the old one "
+        f"within {REFRESH_SECONDS:g} seconds"
+    )
     return 0

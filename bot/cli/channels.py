@@ -41,8 +41,13 @@ def telegram_webhook(settings: Settings, args: argparse.Namespace) -> tuple[dict
     now = int(time.time())
     update = {
         "update_id": now * 1000 + random.randrange(1000),
-        "message": {"message_id": random.randrange(1, 2**31), "from": user,
-                    "chat": {"id": user_id, "first_name": args.name, "type": "private"}, "date": now, "text": args.text},
+        "message": {
+            "message_id": random.randrange(1, 2**31),
+            "from": user,
+            "chat": {"id": user_id, "first_name": args.name, "type": "private"},
+            "date": now,
+            "text": args.text,
+        },
     }
     return update, {"X-Telegram-Bot-Api-Secret-Token": secret}
 
@@ -57,11 +62,20 @@ def whatsapp_webhook(settings: Settings, args: argparse.Namespace) -> tuple[dict
         "messaging_product": "whatsapp",
         "metadata": {"display_phone_number": "15550000000", "phone_number_id": wa.phone_number_id or "0"},
         "contacts": [{"profile": {"name": args.name}, "wa_id": number}],
-        "messages": [{"from": number, "id": f"wamid.SAY{random.getrandbits(64):016X}", "timestamp": str(int(time.time())),
-                      "type": "text", "text": {"body": args.text}}],
+        "messages": [
+            {
+                "from": number,
+                "id": f"wamid.SAY{random.getrandbits(64):016X}",
+                "timestamp": str(int(time.time())),
+                "type": "text",
+                "text": {"body": args.text},
+            }
+        ],
     }
-    payload = {"object": "whatsapp_business_account",
-               "entry": [{"id": "0", "changes": [{"value": value, "field": "messages"}]}]}
+    payload = {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "0", "changes": [{"value": value, "field": "messages"}]}],
+    }
     return payload, {}
 
 
@@ -76,7 +90,9 @@ def say_webhook(server: str, account: str, settings: Settings, args: argparse.Na
     payload, headers = BUILDERS[args.channel](settings, args)
     body = json.dumps(payload).encode()
     if args.channel == "whatsapp":
-        headers["X-Hub-Signature-256"] = "sha256=" + hmac.new(settings.whatsapp.app_secret.encode(), body, hashlib.sha256).hexdigest()
+        headers["X-Hub-Signature-256"] = (
+            "sha256=" + hmac.new(settings.whatsapp.app_secret.encode(), body, hashlib.sha256).hexdigest()
+        )
     path = f"/webhooks/{args.channel}" + ("" if account == settings.account.id else f"/{account}")
     answer = asyncio.run(_post(server + path, body, headers, args.timeout))
     if args.json:
@@ -93,17 +109,23 @@ def say_webhook(server: str, account: str, settings: Settings, args: argparse.Na
 async def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> dict[str, Any]:
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
-            async with session.post(url, data=body, headers={"Content-Type": "application/json", **headers}) as response:
+            async with session.post(
+                url, data=body, headers={"Content-Type": "application/json", **headers}
+            ) as response:
                 try:
                     answer = await response.json(content_type=None)
                 except (json.JSONDecodeError, aiohttp.ContentTypeError):
                     answer = {"detail": (await response.text())[:200]}
     except (aiohttp.ClientConnectionError, OSError) as exc:
-        raise CliError(f"cannot reach the router at {url} ({exc.__class__.__name__}); is `omnirouter serve` running?") from None
+        raise CliError(
+            f"cannot reach the router at {url} ({exc.__class__.__name__}); is `omnirouter serve` running?"
+        ) from None
     except TimeoutError:
         raise CliError(f"the router at {url} did not answer within {timeout:g} s") from None
     if response.status in (401, 403):
-        raise CliError(f"the router refused the signature ({answer.get('detail')}): use the router's settings file", code=2)
+        raise CliError(
+            f"the router refused the signature ({answer.get('detail')}): use the router's settings file", code=2
+        )
     if response.status == 404:
         raise CliError(f"the router has no such webhook: {answer.get('detail')} (is the channel configured?)", code=2)
     if response.status != 200:
@@ -160,7 +182,9 @@ def webhook_info(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _telegram(token: str, settings: Settings, action: str, url: str = "", secret: str = "", drop: bool = False) -> str:
+async def _telegram(
+    token: str, settings: Settings, action: str, url: str = "", secret: str = "", drop: bool = False
+) -> str:
     from bot.handlers.kit.egress_guards import EgressGuards
     from bot.handlers.kit.protocol import MalformedPayload
     from bot.handlers.telegram.adapter import make_bot
@@ -170,7 +194,9 @@ async def _telegram(token: str, settings: Settings, action: str, url: str = "", 
     bot = make_bot(token, settings.telegram.api_base, EgressGuards.from_settings(settings).telegram, timeout=20)
     try:
         if action == "set":
-            await bot.set_webhook(url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=drop)
+            await bot.set_webhook(
+                url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES), drop_pending_updates=drop
+            )
         info = await bot.get_webhook_info()
         pending = info.opt_integer("pending_update_count") or 0
         hooked, last_error = info.opt_string("url"), info.opt_string("last_error_message")

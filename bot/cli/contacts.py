@@ -66,8 +66,10 @@ def contact_erase(args: argparse.Namespace, settings: Settings) -> int:
     async def work(store: Repositories) -> int:
         scope = await _scope(store, args, settings)
         if not args.yes:
-            print(f"contact {scope.contact_id}: {', '.join(scope.identity_keys) or 'no identities'}; "
-                  f"{len(scope.thread_ids)} conversations, {len(scope.message_ids)} messages")
+            print(
+                f"contact {scope.contact_id}: {', '.join(scope.identity_keys) or 'no identities'}; "
+                f"{len(scope.thread_ids)} conversations, {len(scope.message_ids)} messages"
+            )
             prompt = f"This erases the contact everywhere and cannot be undone. Type {scope.contact_id} to confirm: "
             try:
                 typed = await asyncio.to_thread(input, prompt)
@@ -76,8 +78,10 @@ def contact_erase(args: argparse.Namespace, settings: Settings) -> int:
             if typed.strip() != scope.contact_id:
                 raise CliError("not confirmed: nothing was erased", code=1)
         result = await erase_contact(store, scope, audit.CLI, retrain=settings.nlu.engine == "embedded")
-        print(f"erased contact {scope.contact_id}: {result.total} records removed or anonymised; "
-              f"receipt {result.receipt} (in the audit log)")
+        print(
+            f"erased contact {scope.contact_id}: {result.total} records removed or anonymised; "
+            f"receipt {result.receipt} (in the audit log)"
+        )
         for line in result.lines()[1:]:
             print(line)
         return 0

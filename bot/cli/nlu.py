@@ -38,7 +38,9 @@ def add_nlu_commands(sub: Any) -> None:
     commands = nlu.add_subparsers(dest="nlu_command", metavar="COMMAND", required=True)
 
     train = commands.add_parser("train", help="train a model from the training data and activate it")
-    train.add_argument("--data", action="append", metavar="PATH", help="file or directory (repeatable; default: nlu.data)")
+    train.add_argument(
+        "--data", action="append", metavar="PATH", help="file or directory (repeatable; default: nlu.data)"
+    )
     train.add_argument("--account", help="account id (default: the configured one)")
     train.add_argument("--no-activate", action="store_true", help="store the new version without activating it")
     train.add_argument("--server", help="router URL, when a running router holds the store")
@@ -128,16 +130,21 @@ async def _train(args: argparse.Namespace, settings: Settings) -> int:
         request = service.train_request(account, args.data, activate=not args.no_activate, by="cli")
         await store.accounts.ensure_account(account, settings.account.name, utcnow())
         if args.data and await TrainingSet(store, account, []).in_store():
-            print(f"omnirouter: account {account}'s training data is edited in the console (it lives in the "
-                  "store now): --data is ignored; import files with POST /api/nlu/import", file=sys.stderr)
+            print(
+                f"omnirouter: account {account}'s training data is edited in the console (it lives in the "
+                "store now): --data is ignored; import files with POST /api/nlu/import",
+                file=sys.stderr,
+            )
         try:
             version = await service.train(request, _progress)
         finally:
             await service.close()
         model = await store.nlu.get_nlu_model(version) or {}
     state = "active" if not args.no_activate else "stored, not active"
-    print(f"model {version} ({state}): {model.get('intents')} intents, {model.get('examples')} examples, "
-          f"languages {', '.join(model.get('languages') or []) or '-'}, {model.get('train_seconds')} s")
+    print(
+        f"model {version} ({state}): {model.get('intents')} intents, {model.get('examples')} examples, "
+        f"languages {', '.join(model.get('languages') or []) or '-'}, {model.get('train_seconds')} s"
+    )
     metrics = model.get("metrics") or {}
     if metrics:
         print(f"{metrics['method']}: accuracy {metrics['accuracy']} %, macro F1 {metrics['macro_f1']} %")
@@ -149,8 +156,9 @@ async def _train_remotely(args: argparse.Namespace, settings: Settings, account:
         print("omnirouter: a running router trains from its own nlu.data; --data is ignored", file=sys.stderr)
     base = router_url(args, settings)
     async with aiohttp.ClientSession(headers=bearer(settings)) as session:
-        async with session.post(f"{base}/api/nlu/train", params={"account": account},
-                                json={"activate": not args.no_activate}) as response:
+        async with session.post(
+            f"{base}/api/nlu/train", params={"account": account}, json={"activate": not args.no_activate}
+        ) as response:
             body = await response.json(content_type=None)
             if response.status != 202:
                 print(f"omnirouter: the router refused: {body.get('detail')}", file=sys.stderr)
@@ -178,8 +186,9 @@ async def _parse(args: argparse.Namespace, settings: Settings) -> int:
         if store is None:
             base = router_url(args, settings)
             async with aiohttp.ClientSession(headers=bearer(settings)) as session:
-                async with session.post(f"{base}/api/nlu/parse", params={"account": account},
-                                        json={"text": args.text}) as response:
+                async with session.post(
+                    f"{base}/api/nlu/parse", params={"account": account}, json={"text": args.text}
+                ) as response:
                     body = await response.json(content_type=None)
             if response.status != 200:
                 print(f"omnirouter: {body.get('detail')}", file=sys.stderr)
@@ -224,8 +233,22 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     report = evaluate(model, test, embedder, oos_label=args.oos_label, train_seconds=seconds, cache=cache)
     result = report.as_dict()
     if args.json:
-        print(json.dumps({k: result[k] for k in ("accuracy", "in_scope_accuracy", "oos_recall", "macro_f1",
-                                                 "train_seconds", "predict_ms_p50", "predict_ms_p99")}))
+        print(
+            json.dumps(
+                {
+                    k: result[k]
+                    for k in (
+                        "accuracy",
+                        "in_scope_accuracy",
+                        "oos_recall",
+                        "macro_f1",
+                        "train_seconds",
+                        "predict_ms_p50",
+                        "predict_ms_p99",
+                    )
+                }
+            )
+        )
     else:
         for key, value in result.items():
             print(f"{key:20s} {'-' if value is None else value}")

@@ -42,10 +42,18 @@ E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 def add_say_command(sub: Any) -> None:
     say = sub.add_parser("say", help="send a message to a running router as a customer would")
     say.add_argument("text", help="what the customer writes")
-    say.add_argument("--as", dest="name", default="cli",
-                     help="who is writing: a name (web chat), a phone number (sms), an address (email)")
-    say.add_argument("--channel", choices=["webchat", "sms", "email", *BUILDERS], default="webchat",
-                     help="the channel to write on (default: webchat; a signed webhook for the messengers)")
+    say.add_argument(
+        "--as",
+        dest="name",
+        default="cli",
+        help="who is writing: a name (web chat), a phone number (sms), an address (email)",
+    )
+    say.add_argument(
+        "--channel",
+        choices=["webchat", "sms", "email", *BUILDERS],
+        default="webchat",
+        help="the channel to write on (default: webchat; a signed webhook for the messengers)",
+    )
     say.add_argument("--subject", help="subject of the mail (--channel email)")
     say.add_argument("--server", help="router URL (default: from settings, http://127.0.0.1:8080)")
     say.add_argument("--account", help="account id (default: the configured one)")
@@ -71,8 +79,9 @@ def _say(args: argparse.Namespace, settings: Settings) -> int:
 
 def _say_over_channel(server: str, account: str, args: argparse.Namespace, settings: Settings) -> int:
     try:
-        lines = asyncio.run(say_over_channel(args.channel, args.text, args.name, server, account, settings,
-                                             args.timeout, args.subject))
+        lines = asyncio.run(
+            say_over_channel(args.channel, args.text, args.name, server, account, settings, args.timeout, args.subject)
+        )
     except (aiohttp.ClientConnectionError, OSError) as exc:
         raise unreachable(server, exc) from None
     print("\n".join(lines))
@@ -183,8 +192,14 @@ def _describe(decision: dict[str, Any]) -> str:
 
 
 async def say_over_channel(
-    channel: str, text: str, sender: str, server: str, account: str, settings: Settings,
-    timeout: float, subject: str | None = None,
+    channel: str,
+    text: str,
+    sender: str,
+    server: str,
+    account: str,
+    settings: Settings,
+    timeout: float,
+    subject: str | None = None,
 ) -> list[str]:
     """Send ``text`` as ``sender`` on ``channel``; returns the lines to print."""
     _check(channel, sender, settings)
@@ -193,8 +208,11 @@ async def say_over_channel(
         external_id = await _post_sms(text, sender, server, account, settings, timeout)
     else:
         external_id = await _deliver_mail(text, sender, settings, subject, timeout)
-    message_id = inbound_id(Inbound(account_id=account, channel=channel, external_id=external_id,
-                                    sender=Identity(channel, sender), text=text))
+    message_id = inbound_id(
+        Inbound(
+            account_id=account, channel=channel, external_id=external_id, sender=Identity(channel, sender), text=text
+        )
+    )
     return await _follow(server, token, message_id, timeout)
 
 
@@ -216,14 +234,24 @@ def _check(channel: str, sender: str, settings: Settings) -> None:
 
 async def _post_sms(text: str, sender: str, server: str, account: str, settings: Settings, timeout: float) -> str:
     sid = "SM" + uuid.uuid4().hex
-    form = {"MessageSid": sid, "SmsSid": sid, "SmsStatus": "received", "AccountSid": settings.twilio.account_sid,
-            "From": sender, "To": settings.sms.from_number, "Body": text, "NumMedia": "0", "NumSegments": "1",
-            "ApiVersion": "2010-04-01"}
+    form = {
+        "MessageSid": sid,
+        "SmsSid": sid,
+        "SmsStatus": "received",
+        "AccountSid": settings.twilio.account_sid,
+        "From": sender,
+        "To": settings.sms.from_number,
+        "Body": text,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "ApiVersion": "2010-04-01",
+    }
     public = (settings.server.public_url or server).rstrip("/")
     signature = RequestValidator(settings.twilio.auth_token).compute_signature(f"{public}/webhooks/sms", form)
     async with _session(timeout) as session:
-        async with session.post(f"{server}/webhooks/sms", data=form,
-                                headers={"X-Twilio-Signature": signature}) as response:
+        async with session.post(
+            f"{server}/webhooks/sms", data=form, headers={"X-Twilio-Signature": signature}
+        ) as response:
             if response.status == 404:
                 raise CliError(f"the router at {server} has no SMS channel (is it configured there?)", code=2)
             if response.status != 200:
@@ -241,8 +269,9 @@ async def _deliver_mail(text: str, sender: str, settings: Settings, subject: str
     msg.set_content(text)
     try:
         if mail_settings.listen_port:
-            await aiosmtplib.send(msg, hostname=mail_settings.listen_host, port=mail_settings.listen_port,
-                                  timeout=timeout)
+            await aiosmtplib.send(
+                msg, hostname=mail_settings.listen_host, port=mail_settings.listen_port, timeout=timeout
+            )
         else:
             await _append(settings, bytes(msg), timeout)
     except aiosmtplib.SMTPResponseException as exc:
@@ -272,27 +301,36 @@ async def _follow(server: str, token: str, message_id: str, timeout: float) -> l
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     async with _session(timeout, token) as session:
-        message = await _poll(session, f"{server}/api/messages/{message_id}", deadline,
-                              lambda m: bool(m.get("decision")))
-        lines = [f"recorded as {message['id']} in thread {message['thread_id']}",
-                 _describe(message["decision"])]
+        message = await _poll(
+            session, f"{server}/api/messages/{message_id}", deadline, lambda m: bool(m.get("decision"))
+        )
+        lines = [f"recorded as {message['id']} in thread {message['thread_id']}", _describe(message["decision"])]
         for reply_id in message["decision"].get("replies", []):
-            reply = await _poll(session, f"{server}/api/messages/{reply_id}", deadline,
-                                lambda m: m.get("delivery_status") != "queued", accept_timeout=True)
+            reply = await _poll(
+                session,
+                f"{server}/api/messages/{reply_id}",
+                deadline,
+                lambda m: m.get("delivery_status") != "queued",
+                accept_timeout=True,
+            )
             sender = reply.get("sender", {}).get("kind", "bot")
             lines.append(f"{sender}: {reply['text']} ({reply.get('delivery_status')})")
     return lines
 
 
-async def _poll(session: aiohttp.ClientSession, url: str, deadline: float, done: Any,
-                accept_timeout: bool = False) -> dict[str, Any]:
+async def _poll(
+    session: aiohttp.ClientSession, url: str, deadline: float, done: Any, accept_timeout: bool = False
+) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     last: dict[str, Any] | None = None
     while True:
         async with session.get(url) as response:
             if response.status in (401, 403):
-                raise CliError(f"the router's API refused the install token ({response.status}): is the token "
-                               "file (api.token_file) or api.token this router's?", 1)
+                raise CliError(
+                    f"the router's API refused the install token ({response.status}): is the token "
+                    "file (api.token_file) or api.token this router's?",
+                    1,
+                )
             if response.status == 200:
                 last = await response.json()
                 if done(last):

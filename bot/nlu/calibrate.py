@@ -91,13 +91,16 @@ def choose(
             rank = (right / len(labels), true_ll)
             if best is None or rank > best[0]:
                 kept = score >= threshold
-                best = (rank, Calibration(
-                    knobs=Knobs(knobs.lex_weight, knobs.temperature, knobs.slope, weight),
-                    threshold=threshold,
-                    accuracy=right / len(labels),
-                    in_scope_accuracy=float((correct & kept).sum() / max((~is_oos).sum(), 1)),
-                    oos_recall=float((~kept & is_oos).sum() / is_oos.sum()) if is_oos.any() else None,
-                ))
+                best = (
+                    rank,
+                    Calibration(
+                        knobs=Knobs(knobs.lex_weight, knobs.temperature, knobs.slope, weight),
+                        threshold=threshold,
+                        accuracy=right / len(labels),
+                        in_scope_accuracy=float((correct & kept).sum() / max((~is_oos).sum(), 1)),
+                        oos_recall=float((~kept & is_oos).sum() / is_oos.sum()) if is_oos.any() else None,
+                    ),
+                )
     assert best is not None, "no candidates"
     return best[1]
 

@@ -39,8 +39,9 @@ def folds(examples: list[Example], k: int, seed: int = 0) -> list[list[Example]]
     return dealt
 
 
-def cross_validate(data: TrainingData, options: TrainOptions, progress: Progress | None = None,
-                   k: int = FOLDS) -> dict[str, object]:
+def cross_validate(
+    data: TrainingData, options: TrainOptions, progress: Progress | None = None, k: int = FOLDS
+) -> dict[str, object]:
     """The pooled figures (percentages rounded to 0.1); raises ``TrainingError`` when the data
     cannot make a model at all."""
     report = progress or (lambda stage, done, total: None)
@@ -76,8 +77,15 @@ def figures(truth: list[str], guess: list[str]) -> dict[str, object]:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         if support:
             scores.append(f1)
-            per_intent.append({"intent": label, "precision": _pct(precision), "recall": _pct(recall),
-                               "f1": _pct(f1), "support": support})
+            per_intent.append(
+                {
+                    "intent": label,
+                    "precision": _pct(precision),
+                    "recall": _pct(recall),
+                    "f1": _pct(f1),
+                    "support": support,
+                }
+            )
     confused = Counter((t, g) for t, g in zip(truth, guess) if t != g)
     right = sum(1 for t, g in zip(truth, guess) if t == g)
     return {
@@ -86,8 +94,10 @@ def figures(truth: list[str], guess: list[str]) -> dict[str, object]:
         "accuracy": _pct(right / len(truth)),
         "macro_f1": _pct(sum(scores) / len(scores)),
         "per_intent": per_intent,
-        "confused": [{"truth": t, "predicted": g, "count": n}
-                     for (t, g), n in sorted(confused.items(), key=lambda item: (-item[1], item[0]))[:CONFUSED_PAIRS]],
+        "confused": [
+            {"truth": t, "predicted": g, "count": n}
+            for (t, g), n in sorted(confused.items(), key=lambda item: (-item[1], item[0]))[:CONFUSED_PAIRS]
+        ],
     }
 
 

@@ -82,11 +82,7 @@ class TrainingData:
 
     def synonym_map(self) -> dict[str, str]:
         """Lower-cased variant -> canonical value (annotated values count as variants too)."""
-        mapping = {
-            variant.lower(): canonical
-            for canonical, variants in self.synonyms.items()
-            for variant in variants
-        }
+        mapping = {variant.lower(): canonical for canonical, variants in self.synonyms.items() for variant in variants}
         for example in self.examples:
             for ent in example.entities:
                 surface = example.text[ent.start : ent.end]
@@ -163,4 +159,3 @@ def _entity(doc: Mapping[str, Any]) -> Entity:
         role=doc.get("role"),
         group=doc.get("group"),
     )
-

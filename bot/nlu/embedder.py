@@ -183,11 +183,7 @@ class QueryEmbeddings:
 
 
 def embed_cached(
-    embedder: Embedder,
-    cache: EmbeddingCache,
-    texts: Sequence[str],
-    progress: Progress | None = None,
-    chunk: int = 512,
+    embedder: Embedder, cache: EmbeddingCache, texts: Sequence[str], progress: Progress | None = None, chunk: int = 512
 ) -> np.ndarray:
     """Embeddings of ``texts``, computing only those the cache lacks (reporting progress)."""
     keys = [text_key(embedder.name, text) for text in texts]

@@ -73,12 +73,7 @@ class EntityExtractor:
         )
 
     def to_doc(self) -> dict[str, Any]:
-        return {
-            "regexes": self.regexes,
-            "lookups": self.lookups,
-            "synonyms": self.synonyms,
-            "builtins": self.builtins,
-        }
+        return {"regexes": self.regexes, "lookups": self.lookups, "synonyms": self.synonyms, "builtins": self.builtins}
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> EntityExtractor:
@@ -96,8 +91,7 @@ class EntityExtractor:
             if all(cand.end <= c.start or cand.start >= c.end for c in chosen):
                 chosen.append(cand)
         return tuple(
-            Entity(c.entity, self._value(c), c.start, c.end, c.extractor)
-            for c in sorted(chosen, key=lambda c: c.start)
+            Entity(c.entity, self._value(c), c.start, c.end, c.extractor) for c in sorted(chosen, key=lambda c: c.start)
         )
 
     def _value(self, cand: _Candidate) -> str:

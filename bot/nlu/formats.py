@@ -130,8 +130,7 @@ def write_jsonl(data: TrainingData) -> str:
         item: dict[str, Any] = {"text": example.text, "intent": example.intent}
         if example.entities:
             item["entities"] = [
-                {"entity": e.entity, "value": e.value, "start": e.start, "end": e.end}
-                for e in example.entities
+                {"entity": e.entity, "value": e.value, "start": e.start, "end": e.end} for e in example.entities
             ]
         if example.language:
             item["language"] = example.language
@@ -174,9 +173,7 @@ def _read_item(item: Node, name: str, language: str | None, data: TrainingData) 
     fields = {_scalar(k): (k, v) for k, v in item.value}
     kinds = [kind for kind in _ITEM_KINDS if kind in fields]
     if len(kinds) != 1:
-        raise NluFormatError(
-            name, _line(item), "each item needs exactly one of intent, synonym, regex, lookup"
-        )
+        raise NluFormatError(name, _line(item), "each item needs exactly one of intent, synonym, regex, lookup")
     unknown = set(fields) - {*_ITEM_KINDS, "examples", "metadata"}
     if unknown:
         key = sorted(unknown)[0]

@@ -48,9 +48,7 @@ class KernelSvm:
         """Per class, its support vectors' coefficients as a contiguous (n_c, k-1) array."""
         if self._block_cache is None:
             bounds = np.concatenate([[0], np.cumsum(self.counts)])
-            self._block_cache = [
-                np.ascontiguousarray(self.coef[:, a:b].T) for a, b in itertools.pairwise(bounds)
-            ]
+            self._block_cache = [np.ascontiguousarray(self.coef[:, a:b].T) for a, b in itertools.pairwise(bounds)]
         return self._block_cache
 
     def _norms(self) -> np.ndarray:

@@ -110,14 +110,22 @@ class LexicalFeatures:
             values.append(value)
             indptr.append(indptr[-1] + len(index))
         return csr_matrix(
-            (np.concatenate(values) if values else np.zeros(0), np.concatenate(indices) if indices else np.zeros(0, np.int64), indptr),
+            (
+                np.concatenate(values) if values else np.zeros(0),
+                np.concatenate(indices) if indices else np.zeros(0, np.int64),
+                indptr,
+            ),
             shape=(len(texts), self.size),
         )
 
     def to_doc(self) -> dict[str, Any]:
         return {
             "spaces": [
-                {"analyzer": s.analyzer, "offset": s.offset, "grams": sorted(s.vocabulary, key=s.vocabulary.__getitem__)}
+                {
+                    "analyzer": s.analyzer,
+                    "offset": s.offset,
+                    "grams": sorted(s.vocabulary, key=s.vocabulary.__getitem__),
+                }
                 for s in self.spaces
             ]
         }

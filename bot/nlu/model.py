@@ -86,9 +86,7 @@ class NluModel:
         if self.kernel is None or vectors is None:
             return Components(lexical, None, np.zeros(len(texts)))
         chunks = [self.kernel.decisions(vectors[i : i + 128]) for i in range(0, len(vectors), 128)]
-        return Components(
-            lexical, np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
-        )
+        return Components(lexical, np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks]))
 
     def predict(self, texts: list[str], vectors: np.ndarray | None) -> tuple[list[str], np.ndarray]:
         """Intents (``out_of_scope`` where rejected) and top probabilities of a batch."""

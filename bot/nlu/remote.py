@@ -31,8 +31,15 @@ class NluUnavailable(Exception):
 
 
 class RasaClient:
-    def __init__(self, url: str, timeout: float, open_session: SessionFactory, token: str = "",
-                 threshold: float = 0.5, ambiguity_margin: float = 0.1) -> None:
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        open_session: SessionFactory,
+        token: str = "",
+        threshold: float = 0.5,
+        ambiguity_margin: float = 0.1,
+    ) -> None:
         self._open_session = open_session
         self._url = url.rstrip("/") + "/model/parse"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -56,7 +63,9 @@ class RasaClient:
                 body = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             refused = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else None
-            log_event(log, "nlu.remote_failed", logging.WARNING, error=type(exc).__name__, detail=str(refused or "")[:200])
+            log_event(
+                log, "nlu.remote_failed", logging.WARNING, error=type(exc).__name__, detail=str(refused or "")[:200]
+            )
             raise NluUnavailable(f"Rasa server unreachable: {refused or type(exc).__name__}") from None
         return self._read(text, body)
 
@@ -64,12 +73,19 @@ class RasaClient:
         try:
             intent = body["intent"] or {}
             name, confidence = str(intent.get("name") or OUT_OF_SCOPE), float(intent.get("confidence") or 0.0)
-            ranking = tuple(
-                (str(r["name"]), float(r["confidence"])) for r in body.get("intent_ranking") or []
-            ) or ((name, confidence),)
+            ranking = tuple((str(r["name"]), float(r["confidence"])) for r in body.get("intent_ranking") or []) or (
+                (name, confidence),
+            )
             entities = tuple(
-                Entity(str(e["entity"]), str(e.get("value", "")), int(e["start"]), int(e["end"]),
-                       str(e.get("extractor") or "rasa"), e.get("role"), e.get("group"))
+                Entity(
+                    str(e["entity"]),
+                    str(e.get("value", "")),
+                    int(e["start"]),
+                    int(e["end"]),
+                    str(e.get("extractor") or "rasa"),
+                    e.get("role"),
+                    e.get("group"),
+                )
                 for e in body.get("entities") or []
             )
         except (KeyError, TypeError, ValueError, AttributeError):

@@ -55,8 +55,13 @@ class _Loaded:
 
 
 class NluService:
-    def __init__(self, store: Repositories, settings: NluSettings, embedder: Embedder | None = None,
-                 http: SessionFactory | None = None) -> None:
+    def __init__(
+        self,
+        store: Repositories,
+        settings: NluSettings,
+        embedder: Embedder | None = None,
+        http: SessionFactory | None = None,
+    ) -> None:
         """``http`` opens the sessions remote calls go through: the egress guard's (a remote engine needs it)."""
         if settings.engine == "rasa" and http is None:
             raise ValueError("the remote Rasa engine needs the egress guard's sessions (http=Egress.session)")
@@ -71,9 +76,16 @@ class NluService:
         self._trainer = ThreadPoolExecutor(1, thread_name_prefix="nlu-train")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._remote = (
-            RasaClient(settings.rasa_url, settings.rasa_timeout, http, settings.rasa_token,
-                       settings.rasa_threshold, settings.ambiguity_margin)
-            if settings.engine == "rasa" and http is not None else None
+            RasaClient(
+                settings.rasa_url,
+                settings.rasa_timeout,
+                http,
+                settings.rasa_token,
+                settings.rasa_threshold,
+                settings.ambiguity_margin,
+            )
+            if settings.engine == "rasa" and http is not None
+            else None
         )
         self.owner = f"nlu-{uuid.uuid4().hex[:12]}"
         self._closing = False
@@ -175,8 +187,13 @@ class NluService:
                     return False
                 model = await asyncio.get_running_loop().run_in_executor(self._trainer, NluModel.from_bytes, blob)
             self._loaded[account_id] = _Loaded(active, model)
-            log_event(log, "nlu.model_loaded", account=account_id, version=active,
-                      previous=current.version if current else None)
+            log_event(
+                log,
+                "nlu.model_loaded",
+                account=account_id,
+                version=active,
+                previous=current.version if current else None,
+            )
             return True
 
     async def _watch(self) -> None:
@@ -213,8 +230,9 @@ class NluService:
         """The starter training files (``nlu.data``): an account trains on them until its data is edited."""
         return [p.strip() for p in self.settings.data.split(",") if p.strip()]
 
-    def train_request(self, account_id: str, paths: Sequence[str] | None = None, *,
-                      activate: bool = True, by: str = "system") -> TrainRequest:
+    def train_request(
+        self, account_id: str, paths: Sequence[str] | None = None, *, activate: bool = True, by: str = "system"
+    ) -> TrainRequest:
         chosen = list(paths) if paths is not None else self.data_paths()
         options = TrainOptions(semantic=self.settings.semantic, ambiguity_margin=self.settings.ambiguity_margin)
         return TrainRequest(account_id, chosen, options, activate, by)

@@ -34,15 +34,19 @@ log = logging.getLogger("omnirouter.nlu.train_worker")
 EXIT_GRACE_SECONDS = 10.0
 
 
-async def train_in_child(uri: str, database: str, request: TrainRequest,
-                         progress: Progress | None = None) -> str:
+async def train_in_child(uri: str, database: str, request: TrainRequest, progress: Progress | None = None) -> str:
     """Train and store a version in a child process; returns the version. Raises
     ``NluFormatError``/``TrainingError`` with the child's message when it fails; cancelling
     kills the child."""
     payload = {"uri": uri, "database": database, "request": {**asdict(request), "paths": list(request.paths)}}
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.nlu.train_worker", "--parent", str(os.getpid()),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "bot.nlu.train_worker",
+        "--parent",
+        str(os.getpid()),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     log_event(log, "nlu.training_child_started", pid=child.pid, account=request.account_id)
@@ -58,8 +62,9 @@ async def train_in_child(uri: str, database: str, request: TrainRequest,
     return _result(outcome, code)
 
 
-async def follow(child: asyncio.subprocess.Process, progress: Progress | None,
-                 grace: float = EXIT_GRACE_SECONDS) -> tuple[dict[str, Any], int]:
+async def follow(
+    child: asyncio.subprocess.Process, progress: Progress | None, grace: float = EXIT_GRACE_SECONDS
+) -> tuple[dict[str, Any], int]:
     """Relay the child's progress until it reports its outcome; then give it ``grace`` seconds to
     exit before killing it: the version is stored by then, and a child whose shutdown hangs (a
     driver task that ignores cancellation keeps ``asyncio.run`` from returning) must not keep the

@@ -82,18 +82,34 @@ async def train_version(
     await store.nlu.save_nlu_model(request.account_id, version, blob, _info(model, request, metrics, sources), utcnow())
     await _retire_if_erased(store, request.account_id, version, sources)
     if request.activate and not await store.nlu.activate_nlu_model(request.account_id, version, request.by, utcnow()):
-        raise TrainingError(f"version {version} was retired as it was stored: an erasure took some of its "
-                            "training data; train again")
-    await store.audit.record_audit(request.account_id, request.by, "nlu.train", version, utcnow(),
-                             activated=request.activate, intents=len(model.classes))
-    log_event(log, "nlu.trained", account=request.account_id, version=version, intents=len(model.classes),
-              examples=model.meta.get("examples"), seconds=model.meta.get("train_seconds"),
-              activated=request.activate)
+        raise TrainingError(
+            f"version {version} was retired as it was stored: an erasure took some of its training data; train again"
+        )
+    await store.audit.record_audit(
+        request.account_id,
+        request.by,
+        "nlu.train",
+        version,
+        utcnow(),
+        activated=request.activate,
+        intents=len(model.classes),
+    )
+    log_event(
+        log,
+        "nlu.trained",
+        account=request.account_id,
+        version=version,
+        intents=len(model.classes),
+        examples=model.meta.get("examples"),
+        seconds=model.meta.get("train_seconds"),
+        activated=request.activate,
+    )
     return version, model
 
 
-def _info(model: NluModel, request: TrainRequest, metrics: dict[str, object] | None,
-          sources: Sequence[str]) -> dict[str, Any]:
+def _info(
+    model: NluModel, request: TrainRequest, metrics: dict[str, object] | None, sources: Sequence[str]
+) -> dict[str, Any]:
     """What the version document says besides the blob."""
     return {
         "created_by": request.by,
@@ -114,8 +130,10 @@ async def _retire_if_erased(store: Repositories, account_id: str, version: str, 
     gone = set(sources) - await store.messages.existing_messages(account_id, list(sources))
     if gone:
         await store.nlu.retire_nlu_models(account_id, sorted(gone), f"training:{version}", utcnow())
-        raise TrainingError(f"version {version} was retired: customer messages it learned from were erased "
-                            "while it trained; train again")
+        raise TrainingError(
+            f"version {version} was retired: customer messages it learned from were erased "
+            "while it trained; train again"
+        )
 
 
 def _metrics(data: TrainingData, options: TrainOptions, progress: Progress | None) -> dict[str, object] | None:
@@ -125,7 +143,9 @@ def _metrics(data: TrainingData, options: TrainOptions, progress: Progress | Non
         return None
 
 
-async def _warm_cache(store: Repositories, cache: EmbeddingCache, embedder: Embedder, examples: Sequence[Example]) -> None:
+async def _warm_cache(
+    store: Repositories, cache: EmbeddingCache, embedder: Embedder, examples: Sequence[Example]
+) -> None:
     keys = list(dict.fromkeys(text_key(embedder.name, e.text) for e in examples))
     stored = await store.nlu.nlu_embeddings(keys)
     cache.put_many({k: np.frombuffer(v, dtype=np.float32) for k, v in stored.items()}, new=False)

@@ -79,9 +79,7 @@ def train(
     parts = model.components([e.text for e in cal_set], cal_vectors)
     decisions = parts.decisions
     semantic = None if decisions is None else (lambda slope: pairwise_log_proba(decisions, slope))
-    chosen = calibrate.choose(
-        calibrate.grid(parts.lexical, semantic), labels, parts.similarity, SIMILARITY_WEIGHTS
-    )
+    chosen = calibrate.choose(calibrate.grid(parts.lexical, semantic), labels, parts.similarity, SIMILARITY_WEIGHTS)
     report("calibrating", len(cal_set), len(cal_set))
     if calibration is None and len(fit_set) < len(in_scope):
         report("refitting", 0, 1)
@@ -146,7 +144,9 @@ def _fit(
         language_head = None
         if len(languages) > 1:
             tagged = [i for i, e in enumerate(examples) if e.language]
-            lang_svc = LinearSVC(C=LEXICAL_C, random_state=0).fit(matrix[tagged], [examples[i].language for i in tagged])
+            lang_svc = LinearSVC(C=LEXICAL_C, random_state=0).fit(
+                matrix[tagged], [examples[i].language for i in tagged]
+            )
             language_head = _head(lang_svc.coef_, lang_svc.intercept_)
         if embedder is not None:
             kernel = kernel_fit.result()

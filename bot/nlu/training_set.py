@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import audit
-from bot.nlu.data import OUT_OF_SCOPE, Entity, Example, TrainingData
+from bot.nlu.data import OUT_OF_SCOPE, Example, TrainingData
 from bot.nlu.formats import NluFormatError, annotate, load_paths, parse_annotations, read_rasa_yaml, write_rasa_yaml
 from bot.nlu.responses import Responses
+from bot.nlu.stored_form import entity_docs, example_doc, example_of, resource_table, resources_doc
 from conversations.agent_models import Agent
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
@@ -49,8 +50,14 @@ class ExampleView:
     message_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "intent": self.intent, "text": self.text, "language": self.language,
-                "source": self.source, "message_id": self.message_id}
+        return {
+            "id": self.id,
+            "intent": self.intent,
+            "text": self.text,
+            "language": self.language,
+            "source": self.source,
+            "message_id": self.message_id,
+        }
 
 
 @dataclass(frozen=True)
@@ -68,29 +75,16 @@ def check_intent(name: str) -> str:
     return name
 
 
-def _entity_docs(entities: Sequence[Entity]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in e.to_doc().items() if k != "extractor"} for e in entities]
-
-
-def example_doc(example: Example, source: str, message_id: str | None = None) -> dict[str, Any]:
-    """The stored form of an example (``source``: file, console, api, import, learned)."""
-    doc: dict[str, Any] = {"text": example.text, "intent": example.intent, "language": example.language,
-                           "entities": _entity_docs(example.entities), "source": source}
-    if message_id:
-        doc["message_id"] = message_id
-    return doc
-
-
-def example_of(doc: Mapping[str, Any]) -> Example:
-    entities = tuple(Entity(str(e["entity"]), str(e["value"]), int(e["start"]), int(e["end"]),
-                            role=e.get("role"), group=e.get("group")) for e in doc.get("entities") or [])
-    return Example(str(doc["text"]), str(doc["intent"]), entities, doc.get("language"), "store")
-
-
 def _view(account_id: str, doc: Mapping[str, Any]) -> ExampleView:
     example = example_of(doc)
-    return ExampleView(str(doc.get("_id") or example_id(account_id, example.text)), example.intent,
-                       annotate(example), example.language, str(doc.get("source") or "api"), doc.get("message_id"))
+    return ExampleView(
+        str(doc.get("_id") or example_id(account_id, example.text)),
+        example.intent,
+        annotate(example),
+        example.language,
+        str(doc.get("source") or "api"),
+        doc.get("message_id"),
+    )
 
 
 def parse_text(text: str) -> Example:
@@ -107,21 +101,17 @@ def parse_text(text: str) -> Example:
     return Example(plain, "", entities)
 
 
-def _resources(data: TrainingData) -> dict[str, Any]:
-    """Synonyms, regexes and lookups as lists of {name, values} (their names may hold dots)."""
-    return {kind: [{"name": name, "values": values} for name, values in table.items()]
-            for kind, table in (("synonyms", data.synonyms), ("regexes", data.regexes), ("lookups", data.lookups))}
-
-
-def _tables(doc: Mapping[str, Any], kind: str) -> dict[str, list[str]]:
-    return {str(item["name"]): [str(v) for v in item["values"]] for item in doc.get(kind) or []}
-
-
 class TrainingSet:
     """One account's training data: read it, edit it, import and export it as Rasa YAML."""
 
-    def __init__(self, store: Repositories, account_id: str, paths: Sequence[str], responses: Responses | None = None,
-                 actor: Agent | str = audit.SYSTEM) -> None:
+    def __init__(
+        self,
+        store: Repositories,
+        account_id: str,
+        paths: Sequence[str],
+        responses: Responses | None = None,
+        actor: Agent | str = audit.SYSTEM,
+    ) -> None:
         self._store = store
         self.account_id = account_id
         self._paths = list(paths)
@@ -148,11 +138,14 @@ class TrainingSet:
             return
         files = await self._files()
         now = utcnow()
-        await self._store.training.insert_nlu_examples(self.account_id, [example_doc(e, "file") for e in files.examples], now)
+        await self._store.training.insert_nlu_examples(
+            self.account_id, [example_doc(e, "file") for e in files.examples], now
+        )
         counts = await self._store.training.nlu_intent_counts(self.account_id)
         intents = {*files.intents, *counts, *self.responses.texts}
-        await self._store.training.save_nlu_data(self.account_id, now, seeded_at=epoch_ms(now), intents=sorted(intents),
-                                        **_resources(files))
+        await self._store.training.save_nlu_data(
+            self.account_id, now, seeded_at=epoch_ms(now), intents=sorted(intents), **resources_doc(files)
+        )
 
     async def data(self) -> TrainingData:
         """What the account trains on."""
@@ -167,16 +160,24 @@ class TrainingSet:
         stored = TrainingData(examples=[example_of(d) for d in docs])
         if doc is None or "seeded_at" not in doc:
             return (await self._files()).merge(stored), sources
-        return stored.merge(TrainingData(synonyms=_tables(doc, "synonyms"), regexes=_tables(doc, "regexes"),
-                                         lookups=_tables(doc, "lookups"))), sources
+        return stored.merge(
+            TrainingData(
+                synonyms=resource_table(doc, "synonyms"),
+                regexes=resource_table(doc, "regexes"),
+                lookups=resource_table(doc, "lookups"),
+            )
+        ), sources
 
     async def examples(self, intent: str | None = None) -> list[ExampleView]:
         if await self.in_store():
-            return [_view(self.account_id, d) for d in await self._store.training.nlu_examples_of(self.account_id, intent)]
+            return [
+                _view(self.account_id, d) for d in await self._store.training.nlu_examples_of(self.account_id, intent)
+            ]
         views: dict[str, ExampleView] = {}
         for example in (await self._files()).examples:
-            views.setdefault(example_id(self.account_id, example.text),
-                             _view(self.account_id, example_doc(example, "file")))
+            views.setdefault(
+                example_id(self.account_id, example.text), _view(self.account_id, example_doc(example, "file"))
+            )
         for doc in await self._store.training.nlu_examples_of(self.account_id):
             views[str(doc["_id"])] = _view(self.account_id, doc)
         return [v for v in views.values() if intent is None or v.intent == intent]
@@ -193,9 +194,15 @@ class TrainingSet:
         counts: dict[str, int] = {}
         for view in await self.examples():
             counts[view.intent] = counts.get(view.intent, 0) + 1
-        return [IntentSummary(name, counts.get(name, 0), tuple(sorted(self.responses.texts.get(name, {}))),
-                              name in self.responses.escalate)
-                for name in await self.intent_names()]
+        return [
+            IntentSummary(
+                name,
+                counts.get(name, 0),
+                tuple(sorted(self.responses.texts.get(name, {}))),
+                name in self.responses.escalate,
+            )
+            for name in await self.intent_names()
+        ]
 
     async def require_intent(self, name: str) -> str:
         if name not in await self.intent_names():
@@ -218,13 +225,21 @@ class TrainingSet:
         await self.require_intent(name)
         await self.ensure_in_store()
         removed = await self._store.training.delete_nlu_intent_examples(self.account_id, name)
-        await self._store.training.set_nlu_intents(self.account_id, [n for n in await self.intent_names() if n != name],
-                                          utcnow())
+        await self._store.training.set_nlu_intents(
+            self.account_id, [n for n in await self.intent_names() if n != name], utcnow()
+        )
         await self._audit("nlu.intent.delete", name, examples=removed)
         return removed
 
-    async def add_example(self, intent: str, text: str, language: str | None = None, *,
-                          message_id: str | None = None, source: str = "console") -> ExampleView:
+    async def add_example(
+        self,
+        intent: str,
+        text: str,
+        language: str | None = None,
+        *,
+        message_id: str | None = None,
+        source: str = "console",
+    ) -> ExampleView:
         """Add one example; 409 when the text is an example already (of any intent)."""
         parsed = parse_text(text)
         if intent != OUT_OF_SCOPE:
@@ -250,8 +265,15 @@ class TrainingSet:
             raise TrainingSetError(f"no example {example[:80]!r}" + (f" of intent {intent!r}" if intent else ""), 404)
         return found
 
-    async def edit_example(self, example: str, *, text: str | None = None, intent: str | None = None,
-                           language: str | None = None, of_intent: str | None = None) -> ExampleView:
+    async def edit_example(
+        self,
+        example: str,
+        *,
+        text: str | None = None,
+        intent: str | None = None,
+        language: str | None = None,
+        of_intent: str | None = None,
+    ) -> ExampleView:
         """Change an example's text or language, or move it to another intent."""
         current = await self.example(example, of_intent)
         if intent is not None and intent != current.intent and intent != OUT_OF_SCOPE:
@@ -262,12 +284,22 @@ class TrainingSet:
         parsed = parse_text(text if text is not None else current.text)
         if example_id(self.account_id, parsed.text) == example or text is None:
             updated = await self._store.training.update_nlu_example(
-                self.account_id, example, utcnow(), text=parsed.text, intent=target, language=lang,
-                entities=_entity_docs(parsed.entities))
+                self.account_id,
+                example,
+                utcnow(),
+                text=parsed.text,
+                intent=target,
+                language=lang,
+                entities=entity_docs(parsed.entities),
+            )
             if updated is None:
                 raise TrainingSetError(f"no example {example[:80]!r}", 404)
-            await self._audit("nlu.example.edit", example, intent=target, moved_from=current.intent
-                              if target != current.intent else None)
+            await self._audit(
+                "nlu.example.edit",
+                example,
+                intent=target,
+                moved_from=current.intent if target != current.intent else None,
+            )
             return _view(self.account_id, updated)
         added = await self.add_example(target, text or "", lang, message_id=current.message_id, source=current.source)
         await self._store.training.delete_nlu_example(self.account_id, example)
@@ -313,16 +345,21 @@ class TrainingSet:
         if replace:
             for intent in await self.intent_names():
                 await self._store.training.delete_nlu_intent_examples(self.account_id, intent)
-            await self._store.training.save_nlu_data(self.account_id, now, seeded_at=epoch_ms(now), intents=data.intents,
-                                            **_resources(data))
+            await self._store.training.save_nlu_data(
+                self.account_id, now, seeded_at=epoch_ms(now), intents=data.intents, **resources_doc(data)
+            )
         else:
             await self.ensure_in_store()
-            merged = (await self.data()).merge(TrainingData(synonyms=data.synonyms, regexes=data.regexes,
-                                                            lookups=data.lookups))
-            await self._store.training.save_nlu_data(self.account_id, now, **_resources(merged))
-            await self._store.training.set_nlu_intents(self.account_id, [*await self.intent_names(), *data.intents], now)
+            merged = (await self.data()).merge(
+                TrainingData(synonyms=data.synonyms, regexes=data.regexes, lookups=data.lookups)
+            )
+            await self._store.training.save_nlu_data(self.account_id, now, **resources_doc(merged))
+            await self._store.training.set_nlu_intents(
+                self.account_id, [*await self.intent_names(), *data.intents], now
+            )
         added = await self._store.training.insert_nlu_examples(
-            self.account_id, [example_doc(e, "import") for e in data.examples], now)
+            self.account_id, [example_doc(e, "import") for e in data.examples], now
+        )
         await self._audit("nlu.import", self.account_id, file=name[:200], added=len(added), replace=replace)
         return len(added), len(data.intents)
 

@@ -72,18 +72,34 @@ class CallRecorder:
             )
         decision = await self._call_back(event, thread, message_id) if event.missed else None
         message = Message(
-            id=message_id, account_id=event.account_id, thread_id=thread.id, contact_id=contact_id,
-            direction=event.direction, channel=event.channel, text=describe_call(event), created_at=now,
-            sender={"kind": str(SenderKind.CUSTOMER if event.direction == Direction.IN else SenderKind.SYSTEM),
-                    "address": event.customer},
-            external_id=event.external_id, dispatch_state=DispatchState.DONE,
+            id=message_id,
+            account_id=event.account_id,
+            thread_id=thread.id,
+            contact_id=contact_id,
+            direction=event.direction,
+            channel=event.channel,
+            text=describe_call(event),
+            created_at=now,
+            sender={
+                "kind": str(SenderKind.CUSTOMER if event.direction == Direction.IN else SenderKind.SYSTEM),
+                "address": event.customer,
+            },
+            external_id=event.external_id,
+            dispatch_state=DispatchState.DONE,
             decision=decision.to_doc() if decision else None,
-            meta={"call": {"status": event.status, "answered": event.answered, "duration": event.duration,
-                           "missed": event.missed, "at": event.at}, "call_back": event.missed},
+            meta={
+                "call": {
+                    "status": event.status,
+                    "answered": event.answered,
+                    "duration": event.duration,
+                    "missed": event.missed,
+                    "at": event.at,
+                },
+                "call_back": event.missed,
+            },
         )
         stored, duplicate = await store.messages.insert_message_once(message)
-        log_event(log, "call.recorded", thread=thread.id, message=stored.id, missed=event.missed,
-                  duplicate=duplicate)
+        log_event(log, "call.recorded", thread=thread.id, message=stored.id, missed=event.missed, duplicate=duplicate)
         return stored, duplicate
 
     async def _call_back(self, event: CallEvent, thread: Thread, message_id: str) -> Decision:

@@ -108,8 +108,12 @@ class Dispatcher:
             decision = Decision(DecisionAction.TO_AGENT, "assigned", thread.id)
         elif keyword:
             decision = await self._answer_keyword(message, thread, keyword)
-        elif thread.status == ThreadStatus.BOT and self._nlu is not None and not direct \
-                and not message.meta.get("no_auto_reply"):
+        elif (
+            thread.status == ThreadStatus.BOT
+            and self._nlu is not None
+            and not direct
+            and not message.meta.get("no_auto_reply")
+        ):
             decision, parse = await self._bot(message, thread)
         else:
             decision = await self._to_queue(message, thread, DIRECT if direct else NO_NLU)
@@ -164,10 +168,17 @@ class Dispatcher:
         if decision.action == DecisionAction.ANSWERED:
             replies.append(at_ms)
         unsure = decision.reason in (FALLBACK, CLARIFY, LOW_CONFIDENCE)
-        await self._store.threads.set_thread_nlu_state(thread.id, {
-            "by": message.id, "language": language, "low_streak": streak if unsure else 0,
-            "options": options, "replies_ms": replies, "before": {k: v for k, v in before.items() if k != "before"},
-        })
+        await self._store.threads.set_thread_nlu_state(
+            thread.id,
+            {
+                "by": message.id,
+                "language": language,
+                "low_streak": streak if unsure else 0,
+                "options": options,
+                "replies_ms": replies,
+                "before": {k: v for k, v in before.items() if k != "before"},
+            },
+        )
         return decision, parse
 
     async def _act(
@@ -188,8 +199,7 @@ class Dispatcher:
         return Decision(DecisionAction.ANSWERED, reason, thread.id, replies=(reply.id,))
 
     async def _to_queue(
-        self, message: Message, thread: Thread, reason: str, language: str | None = None,
-        notice: str | None = None,
+        self, message: Message, thread: Thread, reason: str, language: str | None = None, notice: str | None = None
     ) -> Decision:
         reason = str(message.meta.get("no_auto_reply") or reason)
         queued_now = thread.status == ThreadStatus.BOT and await self._queue.escalate(
@@ -210,8 +220,7 @@ class Dispatcher:
         return Decision(DecisionAction.QUEUED, reason, thread.id, replies=(sent.id,))
 
     async def _send(
-        self, message: Message, thread: Thread, kind: str, text: str, sender: SenderKind,
-        options: tuple[str, ...] = (),
+        self, message: Message, thread: Thread, kind: str, text: str, sender: SenderKind, options: tuple[str, ...] = ()
     ) -> Message:
         """Enqueue one reply to ``message``, at most once however often dispatch runs."""
         return await self._outbox.enqueue_reply(
@@ -229,8 +238,12 @@ class Dispatcher:
         the thread; the newest keyword wins however dispatches interleave."""
         if keyword.get("kind") in ("stop", "start"):
             await self._store.phone.set_consent(
-                message.account_id, message.channel, str(message.sender.get("address", "")),
-                str(keyword["kind"]), epoch_ms(message.created_at), message.id,
+                message.account_id,
+                message.channel,
+                str(message.sender.get("address", "")),
+                str(keyword["kind"]),
+                epoch_ms(message.created_at),
+                message.id,
             )
 
     async def _answer_keyword(self, message: Message, thread: Thread, keyword: Mapping[str, Any]) -> Decision:

@@ -87,7 +87,7 @@ class InboundPipeline:
     """Record, then dispatch in the background; the ``InboundSink`` every channel is bound to."""
 
     def __init__(
-        self, store: Repositories, recorder: InboundRecorder, dispatcher: Dispatcher, metrics: Metrics,
+        self, store: Repositories, recorder: InboundRecorder, dispatcher: Dispatcher, metrics: Metrics
     ) -> None:
         self._store = store
         self._recorder = recorder
@@ -160,13 +160,7 @@ class InboundPipeline:
         try:
             return await self._dispatcher.dispatch(recorded.message, recorded.thread)
         except Exception as exc:  # the sweeper retries when the message's dispatch lease ends
-            log_event(
-                log,
-                "dispatch.failed",
-                logging.WARNING,
-                message=recorded.message.id,
-                error=type(exc).__name__,
-            )
+            log_event(log, "dispatch.failed", logging.WARNING, message=recorded.message.id, error=type(exc).__name__)
             return None
 
     async def apply_edit(self, edit: MessageEdit) -> Recorded | None:
@@ -176,8 +170,14 @@ class InboundPipeline:
 
     async def _apply_edit(self, edit: MessageEdit) -> Recorded | None:
         edited = await self._store.messages.apply_edit(edit.message, edit.edited_at)
-        log_event(log, "inbound.edited", channel=edit.message.channel, account=edit.message.account_id,
-                  message=edited.id if edited else None, original_known=edited is not None)
+        log_event(
+            log,
+            "inbound.edited",
+            channel=edit.message.channel,
+            account=edit.message.account_id,
+            message=edited.id if edited else None,
+            original_known=edited is not None,
+        )
         if edited is not None:
             return None
         recorded, _ = await self._receive(edit.message)

@@ -44,11 +44,7 @@ log = logging.getLogger("omnirouter.router.outbox")
 
 
 def backoff_delay(
-    attempts: int,
-    base: float,
-    cap: float,
-    retry_after: float | None = None,
-    rng: random.Random | None = None,
+    attempts: int, base: float, cap: float, retry_after: float | None = None, rng: random.Random | None = None
 ) -> float:
     """Seconds to wait after the ``attempts``-th failure, never less than ``retry_after``.
 
@@ -132,8 +128,11 @@ class Outbox:
         self._direct = True
         try:
             await lease_and_work(
-                lambda: self._store.outbox.lease_outbox(self.owner, utcnow(), self._lease), self._send_and_release,
-                slots=self._slots, wake=self._wake, poll_interval=self._settings.poll_interval,
+                lambda: self._store.outbox.lease_outbox(self.owner, utcnow(), self._lease),
+                self._send_and_release,
+                slots=self._slots,
+                wake=self._wake,
+                poll_interval=self._settings.poll_interval,
                 in_flight=self._sending,
                 on_outage=lambda: log_event(log, "outbox.store_unavailable", logging.WARNING),
             )
@@ -156,7 +155,9 @@ class Outbox:
             try:  # less than half the lease is left for the send: renew it first
                 kept = await self._renewed(item)
             except Exception:  # the store failed: the lease runs out and a worker sends the item
-                log.warning("outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}})
+                log.warning(
+                    "outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}}
+                )
                 kept = None
         if kept is None:
             self._slots.release()
@@ -256,7 +257,9 @@ class Outbox:
                 if await self._renewed(item) is None:
                     return
             except Exception:  # the store failed: try again at the next renewal
-                log.warning("outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}})
+                log.warning(
+                    "outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}}
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished.wait(), self._lease.total_seconds() / 3)
 
@@ -264,9 +267,7 @@ class Outbox:
         if item.attempts >= self._settings.max_attempts:
             await self._dead(item, error)
             return
-        delay = backoff_delay(
-            item.attempts, self._settings.base_delay, self._settings.max_delay, retry_after
-        )
+        delay = backoff_delay(item.attempts, self._settings.base_delay, self._settings.max_delay, retry_after)
         await self._store.outbox.retry_outbox(item, self.owner, error, utcnow() + timedelta(seconds=delay))
         self._metrics.outbox_retries.labels(item.channel).inc()
         log_event(
@@ -286,6 +287,11 @@ class Outbox:
         self._metrics.outbound.labels(item.channel, "dead").inc()
         self._metrics.outbox_dead.labels(item.channel).inc()
         log_event(
-            log, "outbox.dead_letter", logging.ERROR, item=item.id, channel=item.channel,
-            attempts=item.attempts, error=without_contacts(error)[:200],
+            log,
+            "outbox.dead_letter",
+            logging.ERROR,
+            item=item.id,
+            channel=item.channel,
+            attempts=item.attempts,
+            error=without_contacts(error)[:200],
         )

@@ -36,8 +36,11 @@ def plan(parse: Parse, responses: Responses, language: str, streak: int, seed: s
     if parse.out_of_scope:
         return Plan(False, FALLBACK, responses.line("fallback", language, FALLBACK_TEXT))
     if parse.ambiguous:
-        options = {responses.title(name, language): name for name, _ in parse.ranking[:3]
-                   if name in responses.texts or name in responses.escalate}
+        options = {
+            responses.title(name, language): name
+            for name, _ in parse.ranking[:3]
+            if name in responses.texts or name in responses.escalate
+        }
         if len(options) >= 2:
             return Plan(False, CLARIFY, responses.line("clarify", language, CLARIFY_TEXT), options)
     answer = responses.answer(parse.intent, language, parse.entities, seed)

@@ -65,8 +65,12 @@ class QueueError(Exception):
 
 class Queue:
     def __init__(
-        self, store: Repositories, settings: QueueSettings | None = None, outbox: Outbox | None = None,
-        record_location: bool = False, events: ThreadEvents | None = None,
+        self,
+        store: Repositories,
+        settings: QueueSettings | None = None,
+        outbox: Outbox | None = None,
+        record_location: bool = False,
+        events: ThreadEvents | None = None,
     ) -> None:
         self._store = store
         self._log = ThreadLog(store, events)
@@ -77,9 +81,7 @@ class Queue:
         s = self._settings
         self.sla = Sla(timedelta(minutes=s.first_response_minutes), timedelta(minutes=s.next_response_minutes))
         self._direct = {c.strip() for c in s.direct_channels.split(",") if c.strip()}
-        self._teams = dict(
-            pair.strip().split("=", 1) for pair in s.channel_teams.split(",") if "=" in pair
-        )
+        self._teams = dict(pair.strip().split("=", 1) for pair in s.channel_teams.split(",") if "=" in pair)
 
     # --- from the dispatcher -------------------------------------------------------------
 
@@ -104,8 +106,9 @@ class Queue:
         try:
             await self._after_dispatch(message, thread, decision)
         except Exception:
-            log.warning("queue.after_dispatch_failed", exc_info=True,
-                        extra={"omnirouter_fields": {"message": message.id}})
+            log.warning(
+                "queue.after_dispatch_failed", exc_info=True, extra={"omnirouter_fields": {"message": message.id}}
+            )
 
     async def _after_dispatch(self, message: Message, thread: Thread, decision: Decision) -> None:
         now = utcnow()
@@ -117,9 +120,11 @@ class Queue:
             routing = await self.routing(thread.account_id)
             if not routing.hours.is_open(now) and self._outbox is not None:
                 await self._outbox.enqueue_reply(
-                    dedup_key=f"{message.id}:out-of-hours", thread=thread,
+                    dedup_key=f"{message.id}:out-of-hours",
+                    thread=thread,
                     to=Identity(thread.channel, thread.address or str(message.sender.get("address", ""))),
-                    text=routing.out_of_hours_reply, sender={"kind": str(SenderKind.SYSTEM)},
+                    text=routing.out_of_hours_reply,
+                    sender={"kind": str(SenderKind.SYSTEM)},
                     in_reply_to=message.id,
                 )
         # a thread the bot answered stays the bot's: only a human decision can have queued it
@@ -194,8 +199,9 @@ class Queue:
             for thread in page:
                 if thread.team in full:
                     continue
-                agent = await self._store.queue.reserve_agent(account_id, epoch_ms(utcnow()),
-                                                        **({"teams": thread.team} if thread.team else {}))
+                agent = await self._store.queue.reserve_agent(
+                    account_id, epoch_ms(utcnow()), **({"teams": thread.team} if thread.team else {})
+                )
                 if agent is None:
                     if not thread.team:
                         return assigned
@@ -235,8 +241,7 @@ class Queue:
     # --- moving work on ------------------------------------------------------------------
 
     async def transfer(
-        self, thread_id: str, by: Agent, *, to_agent: str | None = None, to_team: str | None = None,
-        note: str = "",
+        self, thread_id: str, by: Agent, *, to_agent: str | None = None, to_team: str | None = None, note: str = ""
     ) -> Thread:
         """Hand a thread to an agent (who must be able to take it) or to a team's queue."""
         thread = await self.open_thread(by, thread_id, own=True)
@@ -253,7 +258,9 @@ class Queue:
                 return moved
             to_team = to_team or (target.teams[0] if target.teams else thread.team or "")
             note = f"{note} ({target.name} cannot take it now)".strip()
-        requeued = await self._store.queue.requeue(thread.id, thread.assignee, to_team or thread.team or "", "transfer", now)
+        requeued = await self._store.queue.requeue(
+            thread.id, thread.assignee, to_team or thread.team or "", "transfer", now
+        )
         if requeued is None:
             raise QueueError("changed", "the conversation changed meanwhile; reload")
         if thread.assignee:
@@ -340,12 +347,20 @@ class Queue:
     def window_open(self, thread: Thread, now: datetime) -> bool | None:
         """Whether a free-form reply may go out on ``thread`` now (its channel's reply window);
         ``None`` on a channel without one."""
-        return self._outbox.capabilities(thread.channel).window_open(thread.wa_window_ends_at, now) if self._outbox else None
+        return (
+            self._outbox.capabilities(thread.channel).window_open(thread.wa_window_ends_at, now)
+            if self._outbox
+            else None
+        )
 
     def late(self, thread: Thread, now: datetime) -> bool:
         """Whether an agent's reply now misses the next-response target (counted for the reports)."""
-        return thread.first_response_at is not None and thread.awaiting_since is not None \
-            and bool(self.sla.next_response) and now - thread.awaiting_since > self.sla.next_response
+        return (
+            thread.first_response_at is not None
+            and thread.awaiting_since is not None
+            and bool(self.sla.next_response)
+            and now - thread.awaiting_since > self.sla.next_response
+        )
 
     async def note(self, thread_id: str, agent: Agent, text: str) -> None:
         thread = await self._visible_thread(agent, thread_id)

@@ -94,8 +94,11 @@ async def send_reply(outbox: Outbox, adapter: ChannelAdapter, thread: Thread, re
             raise ServiceWindowClosed(window_closed_message(ends.isoformat() if ends else None, templates))
         if reply.document is not None:
             meta["document"] = dict(reply.document)
-    sender = {"kind": str(SenderKind.AGENT), **({"id": reply.agent} if reply.agent else {}),
-              **({"name": reply.agent_name} if reply.agent_name else {})}
+    sender = {
+        "kind": str(SenderKind.AGENT),
+        **({"id": reply.agent} if reply.agent else {}),
+        **({"name": reply.agent_name} if reply.agent_name else {}),
+    }
     return await outbox.enqueue_reply(
         dedup_key=f"reply:{thread.id}:{reply.key}",
         thread=thread,

@@ -48,11 +48,17 @@ class Shifts:
         load = await self._store.queue.count_assigned(agent.id)
         await self._store.agents.go_online(agent.id, load, Presence.ONLINE)
         routing = await self._queue.routing(agent.account_id)
-        shift = await self._store.agents.open_shift(Shift(
-            id=new_id("shf"), account_id=agent.account_id, agent_id=agent.id, agent_login=agent.login,
-            started_at=utcnow(), open_key=agent.id,
-            start_location=location if routing.record_location else None,
-        ))
+        shift = await self._store.agents.open_shift(
+            Shift(
+                id=new_id("shf"),
+                account_id=agent.account_id,
+                agent_id=agent.id,
+                agent_login=agent.login,
+                started_at=utcnow(),
+                open_key=agent.id,
+                start_location=location if routing.record_location else None,
+            )
+        )
         await self._store.events.emit_event(agent.account_id, "presence", utcnow(), agent_id=agent.id)
         log_event(log, "shift.started", agent=agent.id, shift=shift.id)
         await self._queue.auto_assign(agent.account_id)

@@ -20,9 +20,13 @@ if TYPE_CHECKING:
 SYSTEM = "system"
 # the audit log's name for an agent's action, by the timeline entry it makes
 AUDITED = {
-    TimelineKind.ASSIGNED: "thread.take", TimelineKind.TRANSFERRED: "thread.transfer",
-    TimelineKind.RESOLVED: "thread.resolve", TimelineKind.NOTE: "thread.note", TimelineKind.LABELS: "thread.labels",
-    TimelineKind.QUEUED: "thread.requeue", TimelineKind.REOPENED: "thread.reopen",
+    TimelineKind.ASSIGNED: "thread.take",
+    TimelineKind.TRANSFERRED: "thread.transfer",
+    TimelineKind.RESOLVED: "thread.resolve",
+    TimelineKind.NOTE: "thread.note",
+    TimelineKind.LABELS: "thread.labels",
+    TimelineKind.QUEUED: "thread.requeue",
+    TimelineKind.REOPENED: "thread.reopen",
 }
 
 
@@ -31,15 +35,33 @@ class ThreadLog:
         self._store = store
         self._events = events
 
-    async def timeline(self, thread: Thread, kind: TimelineKind, actor: Agent | None, text: str, **details: Any) -> None:
-        await self._store.queue.add_timeline(TimelineEntry(
-            id=new_id("tl"), account_id=thread.account_id, thread_id=thread.id, contact_id=thread.contact_id,
-            kind=str(kind), at=utcnow(), actor=actor.id if actor else SYSTEM,
-            actor_name=actor.name if actor else "", text=text, details=details,
-        ))
+    async def timeline(
+        self, thread: Thread, kind: TimelineKind, actor: Agent | None, text: str, **details: Any
+    ) -> None:
+        await self._store.queue.add_timeline(
+            TimelineEntry(
+                id=new_id("tl"),
+                account_id=thread.account_id,
+                thread_id=thread.id,
+                contact_id=thread.contact_id,
+                kind=str(kind),
+                at=utcnow(),
+                actor=actor.id if actor else SYSTEM,
+                actor_name=actor.name if actor else "",
+                text=text,
+                details=details,
+            )
+        )
         if actor is not None:  # an agent's action (the text may be a note: never audited)
-            await audit.record(self._store, thread.account_id, actor, AUDITED[kind], thread.id,
-                               to=details.get("to"), team=details.get("team"))
+            await audit.record(
+                self._store,
+                thread.account_id,
+                actor,
+                AUDITED[kind],
+                thread.id,
+                to=details.get("to"),
+                team=details.get("team"),
+            )
 
     async def publish(self, event_type: str, thread: Thread, **data: Any) -> None:
         if self._events is not None:

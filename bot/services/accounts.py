@@ -55,12 +55,26 @@ def channel_schema(channel: str) -> dict[str, Any]:
     fields = CHANNEL_FIELDS[channel]
     properties: dict[str, Any] = {f.name: {"type": "string", "pattern": f.pattern} for f in fields}
     if channel == "whatsapp":
-        properties["templates"] = {"type": "object", "propertyNames": {"pattern": r"^[a-z0-9_]{1,512}$"}, "additionalProperties": {
-            "type": "object", "required": ["language"], "additionalProperties": False, "properties": {
-                "language": {"type": "string"}, "parameters": {"type": "array", "items": {"type": "string"}},
-                "text": {"type": "string"}}}}
-    return {"type": "object", "additionalProperties": False, "properties": properties,
-            "required": [f.name for f in fields if f.required]}
+        properties["templates"] = {
+            "type": "object",
+            "propertyNames": {"pattern": r"^[a-z0-9_]{1,512}$"},
+            "additionalProperties": {
+                "type": "object",
+                "required": ["language"],
+                "additionalProperties": False,
+                "properties": {
+                    "language": {"type": "string"},
+                    "parameters": {"type": "array", "items": {"type": "string"}},
+                    "text": {"type": "string"},
+                },
+            },
+        }
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+        "required": [f.name for f in fields if f.required],
+    }
 
 
 def refused_api_base(guard: ChannelEgress, values: Mapping[str, Any]) -> str | None:
@@ -112,7 +126,11 @@ def account_json(account: Account) -> dict[str, Any]:
 
 
 async def create_account(
-    store: Repositories, account_id: str, name: str, admin_login: str | None, admin_name: str | None = None,
+    store: Repositories,
+    account_id: str,
+    name: str,
+    admin_login: str | None,
+    admin_name: str | None = None,
     password: str | None = None,
 ) -> tuple[Account | None, Agent | None, str]:
     """A new account and (optionally) its first admin; ``(None, None, "")`` if the id is taken.
@@ -122,8 +140,9 @@ async def create_account(
         return None, None, ""
     if not admin_login:
         return account, None, ""
-    agent, secret = await add_agent(store, account_id, admin_login, name=admin_name or admin_login,
-                                    role=Role.ADMIN, password=password)
+    agent, secret = await add_agent(
+        store, account_id, admin_login, name=admin_name or admin_login, role=Role.ADMIN, password=password
+    )
     return account, agent, secret
 
 

@@ -28,6 +28,7 @@ async def hash_password(password: str) -> str:
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
     """Constant work whether or not the agent exists (no login enumeration by timing)."""
+
     def check() -> bool:
         try:
             return _HASHER.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
@@ -38,22 +39,37 @@ async def verify_password(password_hash: str | None, password: str) -> bool:
 
 
 async def add_agent(
-    store: Repositories, account_id: str, login: str, *, name: str | None = None, role: Role = Role.AGENT,
-    teams: list[str] | None = None, capacity: int = 5, password: str | None = None,
+    store: Repositories,
+    account_id: str,
+    login: str,
+    *,
+    name: str | None = None,
+    role: Role = Role.AGENT,
+    teams: list[str] | None = None,
+    capacity: int = 5,
+    password: str | None = None,
 ) -> tuple[Agent | None, str]:
     """Create an agent; returns ``(agent or None if the login is taken, password)``. Without a
     password one is generated (and returned, to be shown once)."""
     password = password or secrets.token_urlsafe(12)
     agent = Agent(
-        id=new_id("agt"), account_id=account_id, login=login, name=name or login, role=role,
-        created_at=utcnow(), password_hash=await hash_password(password), teams=list(teams or []),
-        capacity=capacity, free=capacity,
+        id=new_id("agt"),
+        account_id=account_id,
+        login=login,
+        name=name or login,
+        role=role,
+        created_at=utcnow(),
+        password_hash=await hash_password(password),
+        teams=list(teams or []),
+        capacity=capacity,
+        free=capacity,
     )
     return (agent if await store.agents.create_agent(agent) else None), password
 
 
-async def change_agent(store: Repositories, agent: Agent, actor: Agent | str, changes: dict[str, Any],
-                       **audit_details: Any) -> Agent:
+async def change_agent(
+    store: Repositories, agent: Agent, actor: Agent | str, changes: dict[str, Any], **audit_details: Any
+) -> Agent:
     """Apply ``changes`` (``name``, ``role``, ``teams``, ``capacity``, ``active``) to ``agent`` for
     ``actor``, recorded as ``agent.update`` with ``audit_details``; the agent as it is now."""
     fields = dict(changes)

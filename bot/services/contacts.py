@@ -51,8 +51,12 @@ class ModelRetirement:
     retrain_job: str | None = None  # the training queued on the data that is left
 
     def audit_details(self) -> dict[str, Any]:
-        return {"retired_models": len(self.retired) or None, "replaced_model": self.replaced,
-                "active_model": self.active if self.replaced else None, "retrain_job": self.retrain_job}
+        return {
+            "retired_models": len(self.retired) or None,
+            "replaced_model": self.replaced,
+            "active_model": self.active if self.replaced else None,
+            "retrain_job": self.retrain_job,
+        }
 
 
 @dataclass(frozen=True)
@@ -71,13 +75,21 @@ class ErasureResult:
         """The receipt in words, for the command line."""
         lines = [f"receipt {self.receipt} (in the audit log): {self.total} records removed or anonymised"]
         if self.models.retired:
-            lines.append(f"NLU: {len(self.models.retired)} model version(s) trained on their messages retired "
-                         f"(blobs deleted): {', '.join(self.models.retired)}")
+            lines.append(
+                f"NLU: {len(self.models.retired)} model version(s) trained on their messages retired "
+                f"(blobs deleted): {', '.join(self.models.retired)}"
+            )
         if self.models.replaced:
-            now = f"version {self.models.active} answers now" if self.models.active else \
-                "no model answers now (conversations go to people)"
-            queued = f"; retraining {self.models.retrain_job} is queued for the router" if self.models.retrain_job else \
-                "; train a new version (omnirouter nlu train)"
+            now = (
+                f"version {self.models.active} answers now"
+                if self.models.active
+                else "no model answers now (conversations go to people)"
+            )
+            queued = (
+                f"; retraining {self.models.retrain_job} is queued for the router"
+                if self.models.retrain_job
+                else "; train a new version (omnirouter nlu train)"
+            )
             lines.append(f"NLU: {self.models.replaced} was the active version: {now}{queued}")
         if self.store_checkpointed:
             lines.append("store: the embedded store's write-ahead log was checkpointed and truncated")
@@ -102,7 +114,10 @@ async def find_contact(store: Repositories, account_id: str, ref: str) -> Contac
 
 async def export_contact(store: Repositories, scope: ContactScope, actor: Agent | str) -> dict[str, Any]:
     """Everything held about the contact, as one JSON-ready document."""
-    sections = {name: [jsonable(doc) for doc in docs] for name, docs in (await store.privacy.export_personal_data(scope)).items()}
+    sections = {
+        name: [jsonable(doc) for doc in docs]
+        for name, docs in (await store.privacy.export_personal_data(scope)).items()
+    }
     contacts = {doc["id"]: doc for doc in sections.get("contacts", [])}
     messages = sections.get("messages", [])
     document = {
@@ -116,14 +131,21 @@ async def export_contact(store: Repositories, scope: ContactScope, actor: Agent 
         "attachments": [{"message_id": m["id"], **a} for m in messages for a in m.get("attachments") or []],
         "data": sections,
     }
-    await audit.record(store, scope.account_id, actor, "contact.export", scope.contact_id,
-                       documents=sum(len(docs) for docs in sections.values()))
+    await audit.record(
+        store,
+        scope.account_id,
+        actor,
+        "contact.export",
+        scope.contact_id,
+        documents=sum(len(docs) for docs in sections.values()),
+    )
     log_event(log, "privacy.exported", account=scope.account_id, contact=scope.contact_id)
     return document
 
 
-async def erase_contact(store: Repositories, scope: ContactScope, actor: Agent | str, *,
-                        retrain: bool = False) -> ErasureResult:
+async def erase_contact(
+    store: Repositories, scope: ContactScope, actor: Agent | str, *, retrain: bool = False
+) -> ErasureResult:
     """Remove or irreversibly anonymise everything held about the contact. Agents holding one
     of their open conversations get their slot back; consoles refresh. With ``retrain`` (the
     embedded NLU engine is in use), a retired active model gets a retraining queued."""
@@ -135,16 +157,32 @@ async def erase_contact(store: Repositories, scope: ContactScope, actor: Agent |
             if before is not None and before.assignee:
                 await store.queue.release_agent(before.assignee)
     visitors = [key.split(":", 1)[1] for key in scope.identity_keys if key.startswith("webchat:")]
-    await store.privacy.revoke_visitors(scope.account_id, visitors, epoch_ms(erasure.at))  # their tokens name nobody now
+    await store.privacy.revoke_visitors(
+        scope.account_id, visitors, epoch_ms(erasure.at)
+    )  # their tokens name nobody now
     counts = await store.privacy.erase_personal_data(scope, erasure)
     models = await after_retirement(store, scope.account_id, erasure, retrain)
     await store.events.emit_event(scope.account_id, "queue", erasure.at)  # no thread: every console refreshes
     checkpointed = await store.client.checkpoint_embedded()  # last of the erasure's writes
-    await audit.record(store, scope.account_id, actor, "contact.erase", erasure.id,
-                       **{f"erased_{name}": n for name, n in counts.items() if n}, **models.audit_details(),
-                       store_checkpointed=checkpointed or None)
-    log_event(log, "privacy.erased", account=scope.account_id, receipt=erasure.id, documents=sum(counts.values()),
-              retired_models=len(models.retired), store_checkpointed=checkpointed)
+    await audit.record(
+        store,
+        scope.account_id,
+        actor,
+        "contact.erase",
+        erasure.id,
+        **{f"erased_{name}": n for name, n in counts.items() if n},
+        **models.audit_details(),
+        store_checkpointed=checkpointed or None,
+    )
+    log_event(
+        log,
+        "privacy.erased",
+        account=scope.account_id,
+        receipt=erasure.id,
+        documents=sum(counts.values()),
+        retired_models=len(models.retired),
+        store_checkpointed=checkpointed,
+    )
     return ErasureResult(erasure.id, erasure.at, counts, models, checkpointed)
 
 
@@ -157,6 +195,14 @@ async def after_retirement(store: Repositories, account_id: str, erasure: Erasur
         job = f"job-{uuid.uuid4().hex[:16]}"
         await store.nlu.queue_nlu_retrain(account_id, job, erasure.id, utcnow())
     if found["retired"]:
-        log_event(log, "privacy.models_retired", account=account_id, receipt=erasure.id,
-                  versions=len(found["retired"]), replaced=found["replaced"], active=found["active"], job=job)
+        log_event(
+            log,
+            "privacy.models_retired",
+            account=account_id,
+            receipt=erasure.id,
+            versions=len(found["retired"]),
+            replaced=found["replaced"],
+            active=found["active"],
+            job=job,
+        )
     return ModelRetirement(tuple(found["retired"]), found["replaced"], found["active"], job)

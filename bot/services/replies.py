@@ -29,16 +29,18 @@ class ChannelNotConfigured(ReplyRefused):
 
 
 class Replies:
-    def __init__(self, store: Repositories, outbox: Outbox, adapters: Mapping[str, ChannelAdapter], queue: Queue,
-                 log: ThreadLog) -> None:
+    def __init__(
+        self, store: Repositories, outbox: Outbox, adapters: Mapping[str, ChannelAdapter], queue: Queue, log: ThreadLog
+    ) -> None:
         self._store = store
         self._outbox = outbox
         self._adapters = adapters
         self._queue = queue
         self._log = log
 
-    async def send(self, thread: Thread, reply: Reply, actor: Agent | str, *, action: str = "thread.reply",
-                   **details: Any) -> Message:
+    async def send(
+        self, thread: Thread, reply: Reply, actor: Agent | str, *, action: str = "thread.reply", **details: Any
+    ) -> Message:
         """Queue ``reply`` on ``thread`` for ``actor`` (an agent, or the API caller); raise
         :class:`ReplyRefused` (with a ``code``) when it cannot go out as asked."""
         adapter = self._adapters.get(thread.channel)
@@ -60,6 +62,7 @@ class Replies:
 
     async def template(self, thread: Thread, agent: Agent, name: str, parameters: list[str], nonce: str) -> Message:
         """A template the agent picked in the console (outside WhatsApp's window), once per form."""
-        reply = Reply(key=f"template:{nonce}", template=name, parameters=tuple(parameters), agent=agent.id,
-                      agent_name=agent.name)
+        reply = Reply(
+            key=f"template:{nonce}", template=name, parameters=tuple(parameters), agent=agent.id, agent_name=agent.name
+        )
         return await self.send(thread, reply, agent, action="thread.template", template=name[:100])

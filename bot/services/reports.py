@@ -94,8 +94,7 @@ def period_bounds(since: date, until: date) -> tuple[datetime, datetime]:
 
 
 async def build_report(
-    store: Repositories, account_id: str, since: date, until: date, *, first_response_minutes: float,
-    now: datetime,
+    store: Repositories, account_id: str, since: date, until: date, *, first_response_minutes: float, now: datetime
 ) -> Report:
     start, end = period_bounds(since, until)
     s, e, now_ms = epoch_ms(start), epoch_ms(end), epoch_ms(now)
@@ -105,27 +104,45 @@ async def build_report(
     quantiles, days, reasons, channels, agents = await asyncio.gather(
         store.reports.report_quantiles(account_id, s, e, counts),
         store.reports.report_counts_by(account_id, s, e, day_bucket()),
-        store.reports.report_counts_by(account_id, s, e, {"$ifNull": ["$handoff_reason", {"$ifNull": ["$escalation_reason", "unknown"]}]},
-                               only={"queued_at": {"$gt": 0}}),
+        store.reports.report_counts_by(
+            account_id,
+            s,
+            e,
+            {"$ifNull": ["$handoff_reason", {"$ifNull": ["$escalation_reason", "unknown"]}]},
+            only={"queued_at": {"$gt": 0}},
+        ),
         store.reports.report_counts_by(account_id, s, e, "$channel"),
         _agent_rows(store, account_id, s, e, now_ms),
     )
     timings = [
-        Timing(name, counts[name], summary[f"{name}_sum"] / counts[name] / 1000 if counts[name] else None,
-               *(_seconds(quantiles[name][q]) for q in QUANTILES))
+        Timing(
+            name,
+            counts[name],
+            summary[f"{name}_sum"] / counts[name] / 1000 if counts[name] else None,
+            *(_seconds(quantiles[name][q]) for q in QUANTILES),
+        )
         for name in DURATIONS
     ]
     total, escalated = summary.get("total", 0), summary.get("escalated", 0)
     return Report(
-        account_id=account_id, since=since, until=until, generated_at=now, total=total,
-        resolved=summary.get("resolved", 0), contained=total - escalated,
-        contained_resolved=summary.get("contained_resolved", 0), escalated=escalated,
+        account_id=account_id,
+        since=since,
+        until=until,
+        generated_at=now,
+        total=total,
+        resolved=summary.get("resolved", 0),
+        contained=total - escalated,
+        contained_resolved=summary.get("contained_resolved", 0),
+        escalated=escalated,
         by_channel=_ranked(channels),
         by_day=_every_day(since, until, {from_epoch_ms(int(k)).date(): n for k, n in days.items()}),
-        reasons=_ranked(reasons), timings=timings, sla_minutes=first_response_minutes,
+        reasons=_ranked(reasons),
+        timings=timings,
+        sla_minutes=first_response_minutes,
         sla_breached=summary.get("sla_breached", 0) if sla_ms else 0,
         sla_unanswered=summary.get("sla_unanswered", 0) if sla_ms else 0,
-        next_breaches=summary.get("next_breaches", 0), agents=agents,
+        next_breaches=summary.get("next_breaches", 0),
+        agents=agents,
     )
 
 
@@ -150,12 +167,18 @@ async def _agent_rows(store: Repositories, account_id: str, s: int, e: int, now_
     for agent_id in sorted(work.keys() | shifts.keys()):
         agent = agents.get(agent_id)
         done, shift = work.get(agent_id, {}), shifts.get(agent_id, {})
-        rows.append(AgentRow(
-            agent_id=agent_id, login=agent.login if agent else agent_id, name=agent.name if agent else agent_id,
-            conversations=done.get("conversations", 0), resolved=done.get("resolved", 0),
-            handling_s=done.get("handling_ms", 0) / 1000, shifts=shift.get("shifts", 0),
-            shift_s=shift.get("ms", 0) / 1000,
-        ))
+        rows.append(
+            AgentRow(
+                agent_id=agent_id,
+                login=agent.login if agent else agent_id,
+                name=agent.name if agent else agent_id,
+                conversations=done.get("conversations", 0),
+                resolved=done.get("resolved", 0),
+                handling_s=done.get("handling_ms", 0) / 1000,
+                shifts=shift.get("shifts", 0),
+                shift_s=shift.get("ms", 0) / 1000,
+            )
+        )
     return sorted(rows, key=lambda row: (-row.conversations, row.login))
 
 
@@ -165,9 +188,11 @@ def report_csv(report: Report) -> str:
     writer = csv.writer(out)
     writer.writerow(["section", "item", "measure", "value"])
     rows: list[tuple[str, str, str, object]] = [
-        ("period", "", "from", report.since.isoformat()), ("period", "", "until", report.until.isoformat()),
+        ("period", "", "from", report.since.isoformat()),
+        ("period", "", "until", report.until.isoformat()),
         ("period", "", "account", report.account_id),
-        ("conversations", "", "total", report.total), ("conversations", "", "resolved", report.resolved),
+        ("conversations", "", "total", report.total),
+        ("conversations", "", "resolved", report.resolved),
         ("containment", "", "contained", report.contained),
         ("containment", "", "contained_resolved", report.contained_resolved),
         ("containment", "", "escalated", report.escalated),
@@ -181,13 +206,21 @@ def report_csv(report: Report) -> str:
     rows += [("conversations_by_day", day.isoformat(), "count", n) for day, n in report.by_day]
     rows += [("escalation_reasons", reason, "count", n) for reason, n in report.reasons]
     for t in report.timings:
-        rows += [("timing", t.name, "count", t.count), ("timing", t.name, "mean_s", _number(t.mean)),
-                 ("timing", t.name, "median_s", _number(t.median)), ("timing", t.name, "p90_s", _number(t.p90))]
+        rows += [
+            ("timing", t.name, "count", t.count),
+            ("timing", t.name, "mean_s", _number(t.mean)),
+            ("timing", t.name, "median_s", _number(t.median)),
+            ("timing", t.name, "p90_s", _number(t.p90)),
+        ]
     for a in report.agents:
-        rows += [("agents", a.login, "conversations", a.conversations), ("agents", a.login, "resolved", a.resolved),
-                 ("agents", a.login, "handling_s", _number(a.handling_s)),
-                 ("agents", a.login, "handling_mean_s", _number(a.handling_mean_s)),
-                 ("agents", a.login, "shifts", a.shifts), ("agents", a.login, "shift_hours", _number(a.shift_s / 3600))]
+        rows += [
+            ("agents", a.login, "conversations", a.conversations),
+            ("agents", a.login, "resolved", a.resolved),
+            ("agents", a.login, "handling_s", _number(a.handling_s)),
+            ("agents", a.login, "handling_mean_s", _number(a.handling_mean_s)),
+            ("agents", a.login, "shifts", a.shifts),
+            ("agents", a.login, "shift_hours", _number(a.shift_s / 3600)),
+        ]
     writer.writerows([inert_cell(value) for value in row] for row in rows)
     return out.getvalue()
 

@@ -38,7 +38,9 @@ def retention_days(account: Account | None, settings: RetentionSettings) -> int:
 
 
 class RetentionJob:
-    def __init__(self, store: Repositories, settings: RetentionSettings, batch: int = 500, *, retrain: bool = False) -> None:
+    def __init__(
+        self, store: Repositories, settings: RetentionSettings, batch: int = 500, *, retrain: bool = False
+    ) -> None:
         self._store = store
         self._settings = settings
         self._batch = batch
@@ -59,8 +61,16 @@ class RetentionJob:
                 break  # nothing could be deleted: do not spin
         if deleted:
             models = await after_retirement(self._store, account.id, erasure, self._retrain)
-            await audit.record(self._store, account.id, audit.SYSTEM, "retention.purge", account.id,
-                               messages=deleted, days=days, **models.audit_details())
+            await audit.record(
+                self._store,
+                account.id,
+                audit.SYSTEM,
+                "retention.purge",
+                account.id,
+                messages=deleted,
+                days=days,
+                **models.audit_details(),
+            )
             log_event(log, "retention.purged", account=account.id, messages=deleted, days=days)
         return deleted
 

@@ -20,8 +20,9 @@ class ThreadActions:
     async def take_next(self, agent: Agent) -> Thread | None:
         return await self._queue.take_next(agent)
 
-    async def transfer(self, thread_id: str, by: Agent, *, to_agent: str | None = None, to_team: str | None = None,
-                       note: str = "") -> Thread:
+    async def transfer(
+        self, thread_id: str, by: Agent, *, to_agent: str | None = None, to_team: str | None = None, note: str = ""
+    ) -> Thread:
         return await self._queue.transfer(thread_id, by, to_agent=to_agent, to_team=to_team, note=note)
 
     async def resolve(self, thread_id: str, by: Agent) -> Thread:

@@ -21,7 +21,7 @@ from bot.web.admin import intents as admin_intents
 from bot.web.admin import privacy as admin_privacy
 from bot.web.admin import reports as admin_reports
 from bot.web.admin import training as admin_training
-from bot.web.api import accounts, directory, intents, messages, nlu, openapi, replies, threads, webhooks
+from bot.web.api import accounts, directory, intents, learning, messages, nlu, openapi, replies, threads, webhooks
 from bot.web.api.kit import ApiRoutes
 from bot.web.chat import words as chat_words
 from bot.web.console import inbox, login, login_code, security
@@ -37,8 +37,17 @@ STATIC = Path(__file__).resolve().parent / "static"
 SOCKET_CHECK_SECONDS = 2.0  # how soon a console socket closes after its session ends elsewhere
 # the REST API, table by table: each one's routes are served, checked and documented in
 # /api/openapi.json
-API_TABLES: list[ApiRoutes] = [messages.API, replies.API, threads.API, directory.API, accounts.API, webhooks.API,
-                               nlu.API, intents.API]
+API_TABLES: list[ApiRoutes] = [
+    messages.API,
+    replies.API,
+    threads.API,
+    directory.API,
+    accounts.API,
+    webhooks.API,
+    nlu.API,
+    intents.API,
+    learning.API,
+]
 
 
 async def _index(request: web.Request) -> web.StreamResponse:
@@ -73,16 +82,23 @@ async def _console_ctx(app: web.Application) -> AsyncIterator[None]:
     """Login limits, the first-run admin, and the live feed that refreshes consoles."""
     settings, store = app[SETTINGS], app[STORE]
     console_settings = settings.console
-    app[LOGIN_LIMITER] = LoginLimiter(store, console_settings.login_attempts, console_settings.login_delay_seconds,
-                                      console_settings.login_max_delay_seconds, console_settings.login_window_seconds)
+    app[LOGIN_LIMITER] = LoginLimiter(
+        store,
+        console_settings.login_attempts,
+        console_settings.login_delay_seconds,
+        console_settings.login_max_delay_seconds,
+        console_settings.login_window_seconds,
+    )
     app[FIRST_ADMIN] = await _first_admin(app)
     hub = ConsoleHub(functools.partial(inbox.render_live, app))
     app[CONSOLE_HUB] = hub
     mode = settings.console.live_feed
     if mode == "auto":
         mode = "poll" if await store.client.is_embedded_server() else "change_stream"
-    feed = asyncio.create_task(LiveFeed(store, mode, settings.console.poll_interval).run(hub.deliver, lambda: bool(hub.sockets)),
-                               name="live-feed")
+    feed = asyncio.create_task(
+        LiveFeed(store, mode, settings.console.poll_interval).run(hub.deliver, lambda: bool(hub.sockets)),
+        name="live-feed",
+    )
     ended = functools.partial(ended_sessions, store, settings.console)
     watch = asyncio.create_task(hub.watch(ended, SOCKET_CHECK_SECONDS), name="console-sockets")
     try:

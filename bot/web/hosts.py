@@ -49,8 +49,13 @@ def host_check(settings: ServerSettings) -> Middleware:
     hosts = answered_hosts(settings)
     log_event(log, "web.hosts", hosts=",".join(sorted(hosts)))
     if settings.host.strip() in EVERY_ADDRESS and hosts == LOOPBACK_NAMES:
-        log_event(log, "web.hosts_loopback_only", logging.WARNING, listen=settings.host or "*",
-                  hint="requests naming other hosts get 421: set server.public_url or server.allowed_hosts")
+        log_event(
+            log,
+            "web.hosts_loopback_only",
+            logging.WARNING,
+            listen=settings.host or "*",
+            hint="requests naming other hosts get 421: set server.public_url or server.allowed_hosts",
+        )
 
     @web.middleware
     async def check_host(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -64,8 +69,9 @@ def host_check(settings: ServerSettings) -> Middleware:
 
 def misdirected(request: web.Request, given: str) -> web.Response:
     """421 with one line: JSON for the API, text elsewhere."""
-    detail = (f"this router does not answer for host {given[:100]!r}; its operator can add the name to "
-              "server.allowed_hosts")
+    detail = (
+        f"this router does not answer for host {given[:100]!r}; its operator can add the name to server.allowed_hosts"
+    )
     if request.path.startswith("/api/"):
         body = json.dumps({"error": "misdirected_request", "detail": detail})
         return web.Response(status=421, text=body, content_type="application/json")

@@ -47,8 +47,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def setup_templates(app: web.Application) -> None:
     env = aiohttp_jinja2.setup(
-        app, loader=jinja2.FileSystemLoader(str(TEMPLATES)), autoescape=True,
-        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"],
+        app,
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
     env.globals["console_languages"] = LANGUAGE_NAMES
     env.filters["hm"] = lambda moment: moment.strftime("%H:%M") if moment else ""

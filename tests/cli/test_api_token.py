@@ -31,9 +31,12 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 async def test_the_cli_uses_the_token_the_router_wrote_and_rotates_it(tmp_path: Path) -> None:
     (tmp_path / "en.yml").write_text(DATA)
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")},
-           "OMNIROUTER_NLU_DATA": str(tmp_path / "en.yml"), "OMNIROUTER_NLU_SEMANTIC": "false",
-           "OMNIROUTER_NLU_AUTO_TRAIN": "false"}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")},
+        "OMNIROUTER_NLU_DATA": str(tmp_path / "en.yml"),
+        "OMNIROUTER_NLU_SEMANTIC": "false",
+        "OMNIROUTER_NLU_AUTO_TRAIN": "false",
+    }
     path, port = tmp_path / "var" / "api.token", free_port()
     server = f"http://127.0.0.1:{port}"
     process, banner = await serve_until_ready(port, tmp_path, env)

@@ -19,19 +19,28 @@ from tests.router.test_queue import customer_writes
 
 def _env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")}
-    return {**env, "OMNIROUTER_MONGODB_URI": settings.store.mongodb_uri,
-            "OMNIROUTER_STORE_DATABASE": settings.store.database}
+    return {
+        **env,
+        "OMNIROUTER_MONGODB_URI": settings.store.mongodb_uri,
+        "OMNIROUTER_STORE_DATABASE": settings.store.database,
+    }
 
 
-async def run(settings: Settings, *args: str, stdin: int | None = asyncio.subprocess.DEVNULL,
-              typed: str | None = None) -> tuple[int, str, str]:
+async def run(
+    settings: Settings, *args: str, stdin: int | None = asyncio.subprocess.DEVNULL, typed: str | None = None
+) -> tuple[int, str, str]:
     """Run the command; with ``typed``, standard input is a terminal the text is typed into."""
     master = None
     if typed is not None:
         master, stdin = os.openpty()
     process = await asyncio.create_subprocess_exec(
-        OMNIROUTER, *args, stdin=stdin, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env=_env(settings))
+        OMNIROUTER,
+        *args,
+        stdin=stdin,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_env(settings),
+    )
     if master is not None:
         assert stdin is not None
         os.close(stdin)

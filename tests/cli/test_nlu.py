@@ -15,15 +15,33 @@ from tests.conftest import TEST_API_TOKEN, make_settings
 from tests.nlu.test_versions import DATA
 
 TRAIN = [
-    ("when are you open", "hours"), ("what are your opening hours", "hours"), ("are you open on sunday", "hours"),
-    ("what time do you close", "hours"), ("opening times please", "hours"), ("are you open today", "hours"),
-    ("do you deliver", "delivery"), ("how long does shipping take", "delivery"), ("do you ship abroad", "delivery"),
-    ("is delivery free", "delivery"), ("which courier do you use", "delivery"), ("can you send it to riga", "delivery"),
-    ("hello", "greet"), ("hi there", "greet"), ("good morning", "greet"), ("hey", "greet"), ("hiya", "greet"),
-    ("tell me a joke", "oos"), ("what is the weather", "oos"), ("play music", "oos"),
+    ("when are you open", "hours"),
+    ("what are your opening hours", "hours"),
+    ("are you open on sunday", "hours"),
+    ("what time do you close", "hours"),
+    ("opening times please", "hours"),
+    ("are you open today", "hours"),
+    ("do you deliver", "delivery"),
+    ("how long does shipping take", "delivery"),
+    ("do you ship abroad", "delivery"),
+    ("is delivery free", "delivery"),
+    ("which courier do you use", "delivery"),
+    ("can you send it to riga", "delivery"),
+    ("hello", "greet"),
+    ("hi there", "greet"),
+    ("good morning", "greet"),
+    ("hey", "greet"),
+    ("hiya", "greet"),
+    ("tell me a joke", "oos"),
+    ("what is the weather", "oos"),
+    ("play music", "oos"),
 ]
-TEST = [("are you open on saturday", "hours"), ("does shipping cost extra", "delivery"),
-        ("good evening", "greet"), ("who won the match", "oos")]
+TEST = [
+    ("are you open on saturday", "hours"),
+    ("does shipping cost extra", "delivery"),
+    ("good evening", "greet"),
+    ("who won the match", "oos"),
+]
 
 
 def jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
@@ -33,16 +51,36 @@ def jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
 
 async def test_eval_prints_one_json_object(tmp_path: Path) -> None:
     train, test = jsonl(tmp_path / "train.jsonl", TRAIN), jsonl(tmp_path / "test.jsonl", TEST)
-    code, out, err = await run("nlu", "eval", "--train", str(train), "--test", str(test), "--oos-label", "oos", "--json",
-                               cwd=tmp_path)
+    code, out, err = await run(
+        "nlu", "eval", "--train", str(train), "--test", str(test), "--oos-label", "oos", "--json", cwd=tmp_path
+    )
     assert code == 0, err
     result = json.loads(out)
-    assert set(result) == {"accuracy", "in_scope_accuracy", "oos_recall", "macro_f1", "train_seconds",
-                           "predict_ms_p50", "predict_ms_p99"}
+    assert set(result) == {
+        "accuracy",
+        "in_scope_accuracy",
+        "oos_recall",
+        "macro_f1",
+        "train_seconds",
+        "predict_ms_p50",
+        "predict_ms_p99",
+    }
     assert result["in_scope_accuracy"] >= 66 and 0 < result["predict_ms_p50"] <= result["predict_ms_p99"]
 
-    code, out, _ = await run("nlu", "eval", "--train", str(train), "--test", str(test), "--val", str(test),
-                             "--oos-label", "oos", "--no-semantic", cwd=tmp_path)
+    code, out, _ = await run(
+        "nlu",
+        "eval",
+        "--train",
+        str(train),
+        "--test",
+        str(test),
+        "--val",
+        str(test),
+        "--oos-label",
+        "oos",
+        "--no-semantic",
+        cwd=tmp_path,
+    )
     assert code == 0 and "in_scope_accuracy" in out and "{" not in out
 
 

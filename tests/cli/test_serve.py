@@ -20,8 +20,12 @@ OMNIROUTER = str(Path(sys.executable).parent / "omnirouter")
 
 async def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        OMNIROUTER, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})}, cwd=cwd,
+        OMNIROUTER,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode is not None
@@ -32,8 +36,8 @@ async def serve_until_ready(port: int, cwd: Path, env: dict[str, str]) -> tuple[
     """Start `omnirouter serve` and read its banner; a router that exits first fails with its stderr."""
     errors = open(cwd / f"serve-{port}.stderr", "w+b")
     process = await asyncio.create_subprocess_exec(
-        OMNIROUTER, "serve", "--port", str(port), cwd=cwd, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=errors)
+        OMNIROUTER, "serve", "--port", str(port), cwd=cwd, env=env, stdout=asyncio.subprocess.PIPE, stderr=errors
+    )
     assert process.stdout is not None
     banner = ""
     with errors:
@@ -42,8 +46,10 @@ async def serve_until_ready(port: int, cwd: Path, env: dict[str, str]) -> tuple[
             if not line:  # end of output: the router stopped before it was ready
                 await asyncio.wait_for(process.wait(), 30)
                 errors.seek(0)
-                raise AssertionError(f"serve exited with {process.returncode} before it was ready:\n"
-                                     f"{banner}{errors.read().decode(errors='replace')}")
+                raise AssertionError(
+                    f"serve exited with {process.returncode} before it was ready:\n"
+                    f"{banner}{errors.read().decode(errors='replace')}"
+                )
             banner += line
     return process, banner
 
@@ -95,8 +101,13 @@ async def test_bad_settings_stop_serve_with_one_line(tmp_path: Path) -> None:
 async def test_serve_runs_on_the_embedded_store_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        OMNIROUTER, "serve", "--port", str(port), cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        OMNIROUTER,
+        "serve",
+        "--port",
+        str(port),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
         env={k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")},
     )
     try:
@@ -111,8 +122,10 @@ async def test_serve_runs_on_the_embedded_store_and_stops_cleanly(tmp_path: Path
             (tmp_path / "other").mkdir()
             code, _, err = await run("serve", "--port", str(port), cwd=tmp_path / "other")
             assert code == 1 and "Traceback" not in err
-            assert err.endswith(f"port {port} on 127.0.0.1 is in use (another omnirouter?); "
-                                "choose another with --port or OMNIROUTER_PORT\n")
+            assert err.endswith(
+                f"port {port} on 127.0.0.1 is in use (another omnirouter?); "
+                "choose another with --port or OMNIROUTER_PORT\n"
+            )
             # and a second router on the same data directory, too
             code, _, err = await run("serve", "--port", str(free_port()), cwd=tmp_path)
             assert code == 1 and "Traceback" not in err
@@ -149,8 +162,11 @@ async def test_agents_added_from_the_terminal_can_log_in_and_the_first_admin_is_
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
                 login_page = await (await session.get(f"http://127.0.0.1:{port}/login")).text()
                 token = login_page.split('name="csrf_token" value="')[1].split('"')[0]
-                response = await session.post(f"http://127.0.0.1:{port}/login", allow_redirects=False,
-                                              data={"login": "laura", "password": password, "csrf_token": token})
+                response = await session.post(
+                    f"http://127.0.0.1:{port}/login",
+                    allow_redirects=False,
+                    data={"login": "laura", "password": password, "csrf_token": token},
+                )
                 status = response.status
         finally:
             process.send_signal(signal.SIGTERM)
@@ -187,8 +203,16 @@ async def test_serve_shows_the_first_admins_password_on_a_terminal(tmp_path: Pat
     controller, terminal = pty.openpty()
     errors = open(tmp_path / "serve.stderr", "wb")
     process = await asyncio.create_subprocess_exec(
-        OMNIROUTER, "serve", "--port", str(free_port()), cwd=tmp_path, env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=terminal, stderr=errors)
+        OMNIROUTER,
+        "serve",
+        "--port",
+        str(free_port()),
+        cwd=tmp_path,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=errors,
+    )
     os.close(terminal)
     os.set_blocking(controller, False)
     screen = b""

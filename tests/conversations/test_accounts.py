@@ -9,9 +9,15 @@ from conversations.tenant_models import Account
 
 
 async def test_the_accounts_that_assign_automatically(store: Repositories) -> None:
-    for account_id, routing in [("a", {"strategy": "auto"}), ("b", {"strategy": "manual"}), ("c", None),
-                                ("d", {"strategy": "auto"})]:
-        assert await store.accounts.create_account(Account(id=account_id, name=account_id, created_at=utcnow(), routing=routing))
+    for account_id, routing in [
+        ("a", {"strategy": "auto"}),
+        ("b", {"strategy": "manual"}),
+        ("c", None),
+        ("d", {"strategy": "auto"}),
+    ]:
+        assert await store.accounts.create_account(
+            Account(id=account_id, name=account_id, created_at=utcnow(), routing=routing)
+        )
     await store.accounts.update_account("d", disabled=True)
     assert sorted(await store.accounts.auto_assigning_accounts(by_default=False)) == ["a"]
     assert sorted(await store.accounts.auto_assigning_accounts(by_default=True)) == ["a", "c"]

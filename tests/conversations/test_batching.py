@@ -52,7 +52,16 @@ async def test_batches_are_capped_and_errors_reach_only_their_request() -> None:
     batcher: Batcher[int, int] = Batcher(run, max_size=4)
     outcomes = await asyncio.gather(*(batcher.submit(n) for n in range(1, 10)), return_exceptions=True)
     assert [str(o) if isinstance(o, Exception) else o for o in outcomes] == [
-        1, 2, "bad 3", 4, 5, "bad 6", 7, 8, "bad 9"]
+        1,
+        2,
+        "bad 3",
+        4,
+        5,
+        "bad 6",
+        7,
+        8,
+        "bad 9",
+    ]
     assert batcher.batches == 3 and batcher.requests == 9
 
 
@@ -83,7 +92,9 @@ async def test_concurrent_consent_checks_share_one_read(counted: tuple[Repositor
     store, commands = counted
     numbers = [f"+1415555{n:04d}" for n in range(30)]
     for n, number in enumerate(numbers[:10]):
-        assert await store.phone.set_consent("default", "sms", number, "stop" if n % 2 == 0 else "start", 1_000 + n, f"m{n}")
+        assert await store.phone.set_consent(
+            "default", "sms", number, "stop" if n % 2 == 0 else "start", 1_000 + n, f"m{n}"
+        )
     commands.clear()
     answers = await asyncio.gather(*(store.phone.opted_out("default", "sms", number) for number in numbers))
     assert answers == [n < 10 and n % 2 == 0 for n in range(30)]

@@ -22,21 +22,34 @@ async def test_concurrent_first_contact_makes_one_contact_and_one_thread(store: 
 
 async def test_one_phone_number_on_two_channels_is_one_contact(store: Repositories) -> None:
     now = utcnow()
-    wa = await store.contacts.find_or_create_contact("acme", Identity("whatsapp", "37120000000"), "Anna", now, phone="+37120000000")
-    sms = await store.contacts.find_or_create_contact("acme", Identity("sms", "+37120000000"), None, now, phone="+37120000000")
+    wa = await store.contacts.find_or_create_contact(
+        "acme", Identity("whatsapp", "37120000000"), "Anna", now, phone="+37120000000"
+    )
+    sms = await store.contacts.find_or_create_contact(
+        "acme", Identity("sms", "+37120000000"), None, now, phone="+37120000000"
+    )
     web = await store.contacts.find_or_create_contact("acme", Identity("webchat", "v1"), None, now)
     assert wa == sms != web
     contact = await store.contacts.get_contact(wa)
-    assert contact is not None and set(contact.identities) == {Identity("whatsapp", "37120000000"), Identity("sms", "+37120000000")}
-    other_account = await store.contacts.find_or_create_contact("other", Identity("sms", "+37120000000"), None, now, phone="+37120000000")
+    assert contact is not None and set(contact.identities) == {
+        Identity("whatsapp", "37120000000"),
+        Identity("sms", "+37120000000"),
+    }
+    other_account = await store.contacts.find_or_create_contact(
+        "other", Identity("sms", "+37120000000"), None, now, phone="+37120000000"
+    )
     assert other_account != wa  # accounts never share contacts
 
 
 async def test_first_messages_racing_in_on_two_channels_make_one_contact(store: Repositories) -> None:
     now = utcnow()
-    ids = await asyncio.gather(*(
-        store.contacts.find_or_create_contact("acme", Identity(channel, f"{channel}-addr"), None, now, phone="+15550001")
-        for channel in ("whatsapp", "sms", "telegram") * 3
-    ))
+    ids = await asyncio.gather(
+        *(
+            store.contacts.find_or_create_contact(
+                "acme", Identity(channel, f"{channel}-addr"), None, now, phone="+15550001"
+            )
+            for channel in ("whatsapp", "sms", "telegram") * 3
+        )
+    )
     assert len(set(ids)) == 1
     assert await factories.contact_count(store, "acme") == 1

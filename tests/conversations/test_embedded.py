@@ -162,7 +162,7 @@ def _socket_inodes(pid: int) -> set[str]:
         with contextlib.suppress(OSError):
             target = os.readlink(fd)
             if target.startswith("socket:["):
-                inodes.add(target[len("socket:["):-1])
+                inodes.add(target[len("socket:[") : -1])
     return inodes
 
 
@@ -215,7 +215,8 @@ async def test_another_local_user_cannot_connect_nor_read_the_files(tmp_path: Pa
         db_file = parent / "store" / "private.db"
         if os.geteuid() == 0:
             nobody = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", _AS_NOBODY, server.uri, str(db_file), stdout=asyncio.subprocess.PIPE)
+                sys.executable, "-c", _AS_NOBODY, server.uri, str(db_file), stdout=asyncio.subprocess.PIPE
+            )
             out = (await nobody.communicate())[0].decode()
             assert "refused:" in out and "Permission denied" in out, out
             assert "file refused: Permission denied" in out, out

@@ -53,8 +53,9 @@ async def test_claim_undispatched_takes_only_expired_leases(store: Repositories)
 async def test_delivery_status_only_moves_forward(store: Repositories) -> None:
     _, thread, _ = await record(store, inbound())
     now = utcnow()
-    message = await store.outbox.create_outbound(dedup_key="d", thread=thread, to=Identity("webchat", "alice"),
-                                          text="x", sender={"kind": "bot"}, now=now)
+    message = await store.outbox.create_outbound(
+        dedup_key="d", thread=thread, to=Identity("webchat", "alice"), text="x", sender={"kind": "bot"}, now=now
+    )
     item = await store.outbox.lease_outbox("w", now, LEASE)
     await store.outbox.complete_outbox(item, "w", "prov-1", now)
 

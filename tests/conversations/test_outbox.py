@@ -14,8 +14,14 @@ from tests.factories import LEASE, inbound, record
 
 async def test_outbound_is_created_once_per_dedup_key(store: Repositories) -> None:
     _, thread, _ = await record(store, inbound())
-    kwargs = {"dedup_key": "k1", "thread": thread, "to": Identity("webchat", "alice"), "text": "hello",
-                  "sender": {"kind": "bot"}, "now": utcnow()}
+    kwargs = {
+        "dedup_key": "k1",
+        "thread": thread,
+        "to": Identity("webchat", "alice"),
+        "text": "hello",
+        "sender": {"kind": "bot"},
+        "now": utcnow(),
+    }
     first = await store.outbox.create_outbound(**kwargs)
     second = await store.outbox.create_outbound(**kwargs)
     assert first.id == second.id
@@ -27,8 +33,9 @@ async def test_outbound_is_created_once_per_dedup_key(store: Repositories) -> No
 async def test_lease_complete_retry_and_dead_letter(store: Repositories) -> None:
     _, thread, _ = await record(store, inbound())
     now = utcnow()
-    message = await store.outbox.create_outbound(dedup_key="k", thread=thread, to=Identity("webchat", "alice"),
-                                          text="x", sender={"kind": "bot"}, now=now)
+    message = await store.outbox.create_outbound(
+        dedup_key="k", thread=thread, to=Identity("webchat", "alice"), text="x", sender={"kind": "bot"}, now=now
+    )
     item = await store.outbox.lease_outbox("w1", now, LEASE)
     assert item is not None and item.attempts == 1 and item.lease_owner == "w1"
     assert await store.outbox.lease_outbox("w2", now, LEASE) is None  # leased: invisible to others

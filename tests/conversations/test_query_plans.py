@@ -22,9 +22,18 @@ from tests.router.test_queue import make_agent
 
 def queued(n: int, account: str = "default", team: str | None = None, priority: int = 0) -> Thread:
     now = utcnow()
-    return Thread(id=f"thr_{account}_{n}", account_id=account, contact_id=f"con_{n}", channel="webchat",
-                  status=ThreadStatus.QUEUED, opened_at=now, last_message_at=now, queued_at=now,
-                  team=team, priority=priority)
+    return Thread(
+        id=f"thr_{account}_{n}",
+        account_id=account,
+        contact_id=f"con_{n}",
+        channel="webchat",
+        status=ThreadStatus.QUEUED,
+        opened_at=now,
+        last_message_at=now,
+        queued_at=now,
+        team=team,
+        priority=priority,
+    )
 
 
 async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path) -> None:
@@ -38,13 +47,31 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         await store.ensure_indexes()
         await store.threads.import_threads([queued(n) for n in range(5)])
         now = utcnow()
-        await store.contacts.import_contacts([Contact(id="con_1", account_id="default", created_at=now,
-                                                      updated_at=now, name="One")])
-        await store.messages.insert_message_once(Message(
-            id="m", account_id="default", thread_id="thr_default_1", contact_id="con_1", direction=Direction.IN,
-            channel="webchat", text="hi", created_at=utcnow()))
-        agent = Agent(id="agt_p", account_id="default", login="p", name="P", role=Role.AGENT,
-                      created_at=utcnow(), presence=Presence.ONLINE, teams=["sales"])
+        await store.contacts.import_contacts(
+            [Contact(id="con_1", account_id="default", created_at=now, updated_at=now, name="One")]
+        )
+        await store.messages.insert_message_once(
+            Message(
+                id="m",
+                account_id="default",
+                thread_id="thr_default_1",
+                contact_id="con_1",
+                direction=Direction.IN,
+                channel="webchat",
+                text="hi",
+                created_at=utcnow(),
+            )
+        )
+        agent = Agent(
+            id="agt_p",
+            account_id="default",
+            login="p",
+            name="P",
+            role=Role.AGENT,
+            created_at=utcnow(),
+            presence=Presence.ONLINE,
+            teams=["sales"],
+        )
         await store.agents.create_agent(agent)
         queue = Queue(store)
         calls: dict[str, Callable[[], Awaitable[object]]] = {
@@ -52,9 +79,12 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
             "queue view": lambda: views.queue_rows(store, queue, "default"),
             "my conversations": lambda: views.my_rows(store, queue, agent),
             "history": lambda: views.history(store, "con_1"),
-            "GET /api/threads": lambda: store.threads.list_threads("default", limit=100, before=utcnow() + timedelta(seconds=1)),
+            "GET /api/threads": lambda: store.threads.list_threads(
+                "default", limit=100, before=utcnow() + timedelta(seconds=1)
+            ),
             "GET /api/threads?before_id": lambda: store.threads.list_threads(  # its read of one millisecond's threads
-                "default", limit=100, before=utcnow() + timedelta(seconds=1), before_id="thr_default_9"),
+                "default", limit=100, before=utcnow() + timedelta(seconds=1), before_id="thr_default_9"
+            ),
             "GET /api/threads?status": lambda: store.threads.list_threads("default", limit=100, status="queued"),
             "GET /api/threads/{id}": lambda: store.messages.thread_messages("thr_default_1", 200),
             "GET /api/contacts": lambda: store.contacts.list_contacts("default", limit=100),
@@ -68,13 +98,20 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         await server.stop()
     plans = sqlite_plans(tmp_path, capture.captured)
     assert set(plans) == {
-        "take_next: findAndModify agents", "take_next: findAndModify threads",
-        "queue view: find threads", "queue view: find contacts",
-        "my conversations: find threads", "my conversations: find contacts",
-        "history: find messages", "history: find timeline",
-        "GET /api/threads: find threads", "GET /api/threads?before_id: find threads",
+        "take_next: findAndModify agents",
+        "take_next: findAndModify threads",
+        "queue view: find threads",
+        "queue view: find contacts",
+        "my conversations: find threads",
+        "my conversations: find contacts",
+        "history: find messages",
+        "history: find timeline",
+        "GET /api/threads: find threads",
+        "GET /api/threads?before_id: find threads",
         "GET /api/threads?status: find threads",
-        "GET /api/threads/{id}: find messages", "GET /api/contacts: find contacts", "GET /api/contacts/{id}: find threads",
+        "GET /api/threads/{id}: find messages",
+        "GET /api/contacts: find contacts",
+        "GET /api/contacts/{id}: find threads",
     }
     # the API's listings sort by time, then by id among records of the same millisecond: SQLite reads
     # them in time order through the index and sorts only each run of equal times (paging needs the
@@ -94,7 +131,11 @@ async def test_priority_set_later_and_threads_stored_before_neg_priority_keep_th
     await raw_database.threads.insert_one(old)
     await store.threads.set_thread_fields("thr_default_2", priority=3)
     await store.ensure_indexes()  # start-up fills in what older versions did not store
-    assert [t.id for t in await store.queue.queued_threads("default")] == ["thr_default_2", "thr_default_1", "thr_default_0"]
+    assert [t.id for t in await store.queue.queued_threads("default")] == [
+        "thr_default_2",
+        "thr_default_1",
+        "thr_default_0",
+    ]
 
 
 async def test_a_claim_with_teams_never_takes_another_accounts_thread(store: Repositories) -> None:

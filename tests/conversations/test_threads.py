@@ -42,4 +42,3 @@ async def test_times_written_by_updates_come_back_as_exact_datetimes(store: Repo
     assert Thread.from_doc(raw).opened_at == thread.opened_at
     api = queued.to_json()
     assert api["queued_at"] == now.isoformat() and api["id"] == thread.id
-

@@ -45,11 +45,18 @@ class FakeGraphAPI(LocalServer):
         app.router.add_get("/{version}/{media_id}", self._media_info)
         app.router.add_get("/media-files/{media_id}", self._media_file)
 
-    def fail_next(self, status: int, code: int | None = None, times: int = 1, retry_after: int | None = None,
-                  message: str = "") -> None:
+    def fail_next(
+        self, status: int, code: int | None = None, times: int = 1, retry_after: int | None = None, message: str = ""
+    ) -> None:
         code = code if code is not None else {429: 130429, 500: 131000}.get(status, 100)
-        body = {"error": {"message": message or f"(#{code}) fake failure", "type": "OAuthException", "code": code,
-                          "fbtrace_id": "AbCdEf"}}
+        body = {
+            "error": {
+                "message": message or f"(#{code}) fake failure",
+                "type": "OAuthException",
+                "code": code,
+                "fbtrace_id": "AbCdEf",
+            }
+        }
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         self._failures += [(status, body, headers)] * times
 
@@ -65,31 +72,51 @@ class FakeGraphAPI(LocalServer):
 
     async def _messages(self, request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else {}
-        self.requests.append(Request("POST", request.path, body, request.headers.get("Authorization", ""), time.monotonic()))
+        self.requests.append(
+            Request("POST", request.path, body, request.headers.get("Authorization", ""), time.monotonic())
+        )
         if not self._authorised(request):
-            return web.json_response({"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}, status=401)
+            return web.json_response(
+                {"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}, status=401
+            )
         if self._failures:
             status, error, headers = self._failures.pop(0)
             self.requests[-1].status = status
             return web.json_response(error, status=status, headers=headers)
         wamid = f"wamid.FAKE{next(self._ids):06d}"
-        return web.json_response({"messaging_product": "whatsapp",
-                                  "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
-                                  "messages": [{"id": wamid}]})
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
+                "messages": [{"id": wamid}],
+            }
+        )
 
     async def _media_info(self, request: web.Request) -> web.Response:
         media_id = request.match_info["media_id"]
-        self.requests.append(Request("GET", request.path, {}, request.headers.get("Authorization", ""), time.monotonic()))
+        self.requests.append(
+            Request("GET", request.path, {}, request.headers.get("Authorization", ""), time.monotonic())
+        )
         if media_id not in self.media or not self._authorised(request):
-            return web.json_response({"error": {"message": "Unsupported get request.", "type": "GraphMethodException", "code": 100}}, status=400)
+            return web.json_response(
+                {"error": {"message": "Unsupported get request.", "type": "GraphMethodException", "code": 100}},
+                status=400,
+            )
         data, mime = self.media[media_id]
         url = self.media_urls.get(media_id, f"{self.url}/media-files/{media_id}")
-        return web.json_response({"messaging_product": "whatsapp", "url": url,
-                                  "mime_type": mime, "sha256": "0" * 64, "file_size": len(data), "id": media_id})
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "url": url,
+                "mime_type": mime,
+                "sha256": "0" * 64,
+                "file_size": len(data),
+                "id": media_id,
+            }
+        )
 
     async def _media_file(self, request: web.Request) -> web.Response:
         if not self._authorised(request):
             raise web.HTTPUnauthorized()
         data, mime = self.media[request.match_info["media_id"]]
         return web.Response(body=data, content_type=mime)
-

@@ -34,10 +34,14 @@ class FakeRasa:
         if self.status != 200:
             return web.json_response({"error": "boom"}, status=self.status)
         name, confidence = self.intents.get(body["text"], ("nlu_fallback", 0.3))
-        return web.json_response({
-            "text": body["text"],
-            "intent": {"name": name, "confidence": confidence},
-            "entities": [],
-            "intent_ranking": [{"name": name, "confidence": confidence},
-                               {"name": "goodbye", "confidence": round(1 - confidence, 3)}],
-        })
+        return web.json_response(
+            {
+                "text": body["text"],
+                "intent": {"name": name, "confidence": confidence},
+                "entities": [],
+                "intent_ranking": [
+                    {"name": name, "confidence": confidence},
+                    {"name": "goodbye", "confidence": round(1 - confidence, 3)},
+                ],
+            }
+        )

@@ -49,9 +49,15 @@ class FakeBotAPI(LocalServer):
     # --- scripting -----------------------------------------------------------------------
 
     def fail_next(self, status: int, times: int = 1, retry_after: int | None = None, description: str = "") -> None:
-        body: dict[str, Any] = {"ok": False, "error_code": status,
-                                "description": description or {429: f"Too Many Requests: retry after {retry_after}",
-                                                               403: "Forbidden: bot was blocked by the user"}.get(status, "Internal Server Error")}
+        body: dict[str, Any] = {
+            "ok": False,
+            "error_code": status,
+            "description": description
+            or {
+                429: f"Too Many Requests: retry after {retry_after}",
+                403: "Forbidden: bot was blocked by the user",
+            }.get(status, "Internal Server Error"),
+        }
         if retry_after is not None:
             body["parameters"] = {"retry_after": retry_after}
         self._failures += [(status, body)] * times
@@ -80,15 +86,20 @@ class FakeBotAPI(LocalServer):
         if self._gateway_errors:
             self._gateway_errors -= 1
             self.calls[-1].status = 502
-            return web.Response(status=502, content_type="text/html",
-                                text="<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>")
+            return web.Response(
+                status=502,
+                content_type="text/html",
+                text="<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+            )
         if method != "getUpdates" and self._failures:
             status, body = self._failures.pop(0)
             self.calls[-1].status = status
             return web.json_response(body, status=status)
         handler = getattr(self, f"_{method}", None)
         if handler is None:
-            return web.json_response({"ok": False, "error_code": 404, "description": "Not Found: method not found"}, status=404)
+            return web.json_response(
+                {"ok": False, "error_code": 404, "description": "Not Found: method not found"}, status=404
+            )
         result = await handler(params)
         return web.json_response({"ok": True, "result": result})
 
@@ -99,15 +110,21 @@ class FakeBotAPI(LocalServer):
         return web.Response(body=data, content_type="application/octet-stream")
 
     def _message(self, chat_id: Any, **content: Any) -> dict[str, Any]:
-        return {"message_id": next(self._ids), "date": int(time.time()),
-                "chat": {"id": int(chat_id), "type": "private", "first_name": "Customer"}, **content}
+        return {
+            "message_id": next(self._ids),
+            "date": int(time.time()),
+            "chat": {"id": int(chat_id), "type": "private", "first_name": "Customer"},
+            **content,
+        }
 
     async def _sendMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         return self._message(params["chat_id"], text=params["text"])
 
     async def _sendDocument(self, params: dict[str, Any]) -> dict[str, Any]:
         document = {"file_id": "BQACAgIAAxkDAAI", "file_unique_id": "AgAD", "file_name": "file"}
-        return self._message(params["chat_id"], document=document, **({"caption": params["caption"]} if "caption" in params else {}))
+        return self._message(
+            params["chat_id"], document=document, **({"caption": params["caption"]} if "caption" in params else {})
+        )
 
     async def _getFile(self, params: dict[str, Any]) -> dict[str, Any]:
         file_id = params["file_id"]

@@ -35,8 +35,13 @@ def signature(url: str, params: Mapping[str, str], token: str = AUTH_TOKEN) -> s
 
 
 async def post_webhook(
-    client: TestClient, path: str, params: Mapping[str, str], *, sign_url: str | None = None,
-    token: str = AUTH_TOKEN, headers: Mapping[str, str] | None = None,
+    client: TestClient,
+    path: str,
+    params: Mapping[str, str],
+    *,
+    sign_url: str | None = None,
+    token: str = AUTH_TOKEN,
+    headers: Mapping[str, str] | None = None,
 ) -> Any:
     """POST a form to the router as Twilio does, signed over the public URL."""
     url = sign_url if sign_url is not None else PUBLIC_URL + path
@@ -90,11 +95,26 @@ class FakeTwilio:
         self.sent.append(record)
         self.sent_at.append(time.monotonic())
         now = format_datetime(utcnow())
-        return web.json_response({
-            "sid": sid, "account_sid": ACCOUNT_SID, "to": record.get("To"), "from": record.get("From"),
-            "messaging_service_sid": record.get("MessagingServiceSid"), "body": record.get("Body"),
-            "status": "queued", "num_segments": "1", "num_media": "0", "direction": "outbound-api",
-            "api_version": "2010-04-01", "date_created": now, "date_updated": now, "date_sent": None,
-            "price": None, "error_code": None, "error_message": None,
-            "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json",
-        }, status=201)
+        return web.json_response(
+            {
+                "sid": sid,
+                "account_sid": ACCOUNT_SID,
+                "to": record.get("To"),
+                "from": record.get("From"),
+                "messaging_service_sid": record.get("MessagingServiceSid"),
+                "body": record.get("Body"),
+                "status": "queued",
+                "num_segments": "1",
+                "num_media": "0",
+                "direction": "outbound-api",
+                "api_version": "2010-04-01",
+                "date_created": now,
+                "date_updated": now,
+                "date_sent": None,
+                "price": None,
+                "error_code": None,
+                "error_message": None,
+                "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json",
+            },
+            status=201,
+        )

@@ -33,8 +33,9 @@ def database() -> str:
 
 
 @pytest.fixture
-async def routers(shared_store: SharedStore, providers: Providers, database: str,
-                  tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Router]]]:
+async def routers(
+    shared_store: SharedStore, providers: Providers, database: str, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[Router]]]:
     """Start `omnirouter serve` processes on the test's store; all are stopped at teardown."""
     started: list[Router] = []
 

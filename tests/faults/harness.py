@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 from pymongo import AsyncMongoClient
 
-from bot.handlers.webchat.adapter import VisitorTokens
+from bot.handlers.webchat.tokens import VisitorTokens
 from conversations.embedded import EmbeddedMongo, free_port
 from tests import traffic
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID, FakeGraphAPI
@@ -85,20 +85,29 @@ class Providers:
         return {
             "OMNIROUTER_SERVER_PUBLIC_URL": PUBLIC_URL,
             "OMNIROUTER_WEBCHAT_SECRET": WEBCHAT_SECRET,
-            "OMNIROUTER_TELEGRAM_TOKEN": TOKEN, "OMNIROUTER_TELEGRAM_WEBHOOK_SECRET": TG_SECRET,
-            "OMNIROUTER_TELEGRAM_API_BASE": self.telegram.url, "OMNIROUTER_TELEGRAM_PACING": "0",
-            "OMNIROUTER_WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID, "OMNIROUTER_WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
-            "OMNIROUTER_WHATSAPP_APP_SECRET": WA_SECRET, "OMNIROUTER_WHATSAPP_VERIFY_TOKEN": WA_VERIFY,
+            "OMNIROUTER_TELEGRAM_TOKEN": TOKEN,
+            "OMNIROUTER_TELEGRAM_WEBHOOK_SECRET": TG_SECRET,
+            "OMNIROUTER_TELEGRAM_API_BASE": self.telegram.url,
+            "OMNIROUTER_TELEGRAM_PACING": "0",
+            "OMNIROUTER_WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
+            "OMNIROUTER_WHATSAPP_ACCESS_TOKEN": ACCESS_TOKEN,
+            "OMNIROUTER_WHATSAPP_APP_SECRET": WA_SECRET,
+            "OMNIROUTER_WHATSAPP_VERIFY_TOKEN": WA_VERIFY,
             "OMNIROUTER_WHATSAPP_API_BASE": self.whatsapp.url,
-            "OMNIROUTER_TWILIO_ACCOUNT_SID": ACCOUNT_SID, "OMNIROUTER_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-            "OMNIROUTER_TWILIO_API_BASE": self.twilio.url, "OMNIROUTER_SMS_FROM_NUMBER": OUR_NUMBER,
+            "OMNIROUTER_TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+            "OMNIROUTER_TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+            "OMNIROUTER_TWILIO_API_BASE": self.twilio.url,
+            "OMNIROUTER_SMS_FROM_NUMBER": OUR_NUMBER,
         }
 
     def deliveries(self) -> Counter[str]:
         """Replies each customer received, by channel address (``telegram:<chat>``, ...)."""
         got: Counter[str] = Counter()
-        got.update(f"telegram:{c.params['chat_id']}" for c in self.telegram.calls
-                   if c.method == "sendMessage" and c.status == 200)
+        got.update(
+            f"telegram:{c.params['chat_id']}"
+            for c in self.telegram.calls
+            if c.method == "sendMessage" and c.status == 200
+        )
         got.update(f"whatsapp:{body['to']}" for body in self.whatsapp.sent_ok())
         got.update(f"sms:{m['To']}" for m in self.twilio.sent)
         return got
@@ -106,9 +115,12 @@ class Providers:
 
 FAST = {  # timers short enough for a test: a dead process's work is taken over within seconds
     "OMNIROUTER_STORE_TIMEOUT_MS": "1000",
-    "OMNIROUTER_DISPATCH_LEASE_SECONDS": "2", "OMNIROUTER_DISPATCH_SWEEP_INTERVAL": "0.5",
-    "OMNIROUTER_OUTBOX_LEASE_SECONDS": "3", "OMNIROUTER_OUTBOX_POLL_INTERVAL": "0.1",
-    "OMNIROUTER_OUTBOX_BASE_DELAY": "0.2", "OMNIROUTER_OUTBOX_MAX_DELAY": "1",
+    "OMNIROUTER_DISPATCH_LEASE_SECONDS": "2",
+    "OMNIROUTER_DISPATCH_SWEEP_INTERVAL": "0.5",
+    "OMNIROUTER_OUTBOX_LEASE_SECONDS": "3",
+    "OMNIROUTER_OUTBOX_POLL_INTERVAL": "0.1",
+    "OMNIROUTER_OUTBOX_BASE_DELAY": "0.2",
+    "OMNIROUTER_OUTBOX_MAX_DELAY": "1",
     "OMNIROUTER_LOG_LEVEL": "warning",
 }
 
@@ -122,10 +134,17 @@ class Router:
         self.workdir = workdir
         self.process: asyncio.subprocess.Process | None = None
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")}
-        self._env = {**inherited, **providers.settings_env(), **FAST, **settings,
-                     "OMNIROUTER_SECRET_KEY": INSTALL_KEY,  # one install: every process opens its sealed secrets
-                     "OMNIROUTER_MONGODB_URI": store_uri, "OMNIROUTER_STORE_DATABASE": database,
-                     "OMNIROUTER_SERVER_HOST": "127.0.0.1", "OMNIROUTER_SERVER_PORT": str(self.port)}
+        self._env = {
+            **inherited,
+            **providers.settings_env(),
+            **FAST,
+            **settings,
+            "OMNIROUTER_SECRET_KEY": INSTALL_KEY,  # one install: every process opens its sealed secrets
+            "OMNIROUTER_MONGODB_URI": store_uri,
+            "OMNIROUTER_STORE_DATABASE": database,
+            "OMNIROUTER_SERVER_HOST": "127.0.0.1",
+            "OMNIROUTER_SERVER_PORT": str(self.port),
+        }
 
     @property
     def pid(self) -> int | None:
@@ -135,8 +154,14 @@ class Router:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.workdir / "router.log", "ab") as log:
             self.process = await asyncio.create_subprocess_exec(
-                OMNIROUTER, "serve", cwd=self.workdir, env=self._env,
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+                OMNIROUTER,
+                "serve",
+                cwd=self.workdir,
+                env=self._env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
         deadline = time.monotonic() + timeout
         async with aiohttp.ClientSession() as session:
             while time.monotonic() < deadline:
@@ -193,7 +218,9 @@ def message(channel: str, n: int, who: int) -> traffic.SignedRequest:
 def mixed_traffic(count: int, customers: int, first: int = 0) -> list[traffic.SignedRequest]:
     """``count`` messages round-robin over the channels, from ``customers`` customers per channel;
     numbered from ``first`` (runs on one store keep their provider ids apart)."""
-    return [message(CHANNELS[n % len(CHANNELS)], n, (n // len(CHANNELS)) % customers) for n in range(first, first + count)]
+    return [
+        message(CHANNELS[n % len(CHANNELS)], n, (n // len(CHANNELS)) % customers) for n in range(first, first + count)
+    ]
 
 
 @dataclass
@@ -223,7 +250,9 @@ class Load:
     def statuses(self) -> Counter[int | str]:
         return Counter(s for d in self.deliveries.values() for s in d.statuses)
 
-    async def run(self, requests: Iterable[traffic.SignedRequest], concurrency: int = 16, rate: float | None = None) -> None:
+    async def run(
+        self, requests: Iterable[traffic.SignedRequest], concurrency: int = 16, rate: float | None = None
+    ) -> None:
         """Deliver every request; ``rate`` spaces their first attempts (messages per second)."""
         slots = asyncio.Semaphore(concurrency)
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
@@ -249,11 +278,14 @@ class Load:
             await asyncio.sleep(self.retry_pause)
         raise AssertionError(f"{request.key} was never acknowledged: {record.statuses}")
 
-    async def _post(self, session: aiohttp.ClientSession, target: str, request: traffic.SignedRequest,
-                    record: Delivery) -> int | str:
+    async def _post(
+        self, session: aiohttp.ClientSession, target: str, request: traffic.SignedRequest, record: Delivery
+    ) -> int | str:
         sent = time.monotonic()
         try:
-            async with session.post(target + request.path, data=request.body, headers=dict(request.headers)) as response:
+            async with session.post(
+                target + request.path, data=request.body, headers=dict(request.headers)
+            ) as response:
                 await response.read()
                 answer: int | str = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -273,8 +305,9 @@ async def settle(store_uri: str, database: str, timeout: float = 60.0) -> dict[s
     try:
         deadline = time.monotonic() + timeout
         while True:
-            pending = (await db.messages.count_documents({"direction": "in", "dispatch_state": "pending"})
-                       + await db.outbox.count_documents({"state": "pending"}))
+            pending = await db.messages.count_documents(
+                {"direction": "in", "dispatch_state": "pending"}
+            ) + await db.outbox.count_documents({"state": "pending"})
             if not pending:
                 break
             if time.monotonic() > deadline:
@@ -286,8 +319,9 @@ async def settle(store_uri: str, database: str, timeout: float = 60.0) -> dict[s
 
 
 async def snapshot(db: Any) -> dict[str, Any]:
-    inbound = await db.messages.find({"direction": "in"}, {"external_id": 1, "thread_id": 1, "channel": 1,
-                                                            "decision": 1}).to_list()
+    inbound = await db.messages.find(
+        {"direction": "in"}, {"external_id": 1, "thread_id": 1, "channel": 1, "decision": 1}
+    ).to_list()
     threads = await db.threads.find({}, {"status": 1, "queued_by": 1, "channel": 1, "address": 1}).to_list()
     outbox = await db.outbox.find({}, {"state": 1, "attempts": 1, "to": 1, "thread_id": 1}).to_list()
     thread_ids = {t["_id"] for t in threads}

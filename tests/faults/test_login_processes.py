@@ -12,9 +12,12 @@ import aiohttp
 from tests.faults.harness import Router
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-LIMITS = {"OMNIROUTER_CONSOLE_LOGIN_ATTEMPTS": "3", "OMNIROUTER_CONSOLE_LOGIN_DELAY_SECONDS": "60",
-          "OMNIROUTER_CONSOLE_LOGIN_MAX_DELAY_SECONDS": "600",
-          "OMNIROUTER_SERVER_PUBLIC_URL": ""}  # plain HTTP, so this client may send the (not Secure) cookies back
+LIMITS = {
+    "OMNIROUTER_CONSOLE_LOGIN_ATTEMPTS": "3",
+    "OMNIROUTER_CONSOLE_LOGIN_DELAY_SECONDS": "60",
+    "OMNIROUTER_CONSOLE_LOGIN_MAX_DELAY_SECONDS": "600",
+    "OMNIROUTER_SERVER_PUBLIC_URL": "",
+}  # plain HTTP, so this client may send the (not Secure) cookies back
 
 
 async def first_admin_password(router: Router) -> str:
@@ -32,8 +35,11 @@ async def attempt(router: Router, password: str) -> tuple[int, int]:
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
         page = await (await browser.get(f"{router.url}/login")).text()
         token = CSRF.search(page).group(1)  # type: ignore[union-attr]
-        async with browser.post(f"{router.url}/login", allow_redirects=False,
-                                data={"login": "admin", "password": password, "csrf_token": token}) as response:
+        async with browser.post(
+            f"{router.url}/login",
+            allow_redirects=False,
+            data={"login": "admin", "password": password, "csrf_token": token},
+        ) as response:
             return response.status, int(response.headers.get("Retry-After", "0"))
 
 

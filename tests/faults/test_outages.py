@@ -51,8 +51,10 @@ async def test_a_10_s_store_outage_answers_503_and_heals_without_a_restart(
     state = await settle(shared_store.uri, database)
     check_once(state, len(requests), 4 * 12)  # nothing half-written, nothing twice
     assert await status_of(f"{router.url}/healthz") == 200
-    print(f"\nstore outage: answers {dict(statuses)}; slowest answer "
-          f"{max(d.slowest for d in load.deliveries.values()):.2f} s")
+    print(
+        f"\nstore outage: answers {dict(statuses)}; slowest answer "
+        f"{max(d.slowest for d in load.deliveries.values()):.2f} s"
+    )
 
 
 def retry_gaps(providers: Providers) -> list[float]:
@@ -61,7 +63,9 @@ def retry_gaps(providers: Providers) -> list[float]:
     for call in providers.telegram.calls:
         if call.method == "sendMessage":
             calls[call.params["chat_id"]].append(call)
-    return [later.at - call.at for chat in calls.values() for call, later in itertools.pairwise(chat) if call.status == 429]
+    return [
+        later.at - call.at for chat in calls.values() for call, later in itertools.pairwise(chat) if call.status == 429
+    ]
 
 
 @pytest.mark.slow

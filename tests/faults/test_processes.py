@@ -65,9 +65,11 @@ async def test_kill_9_mid_load_loses_nothing_and_answers_once(
     # took it and before the outbox recorded it; then its item was leased a second time
     assert all(attempts[address] >= 2 for address in duplicates), (duplicates, attempts)
     failed = Counter(s for s in load.statuses().elements() if s not in (200, 202))
-    print(f"\nkill -9: {len(acked_before)} of {len(requests)} acknowledged before the kill; answers while "
-          f"down {dict(failed)}; retried items {sum(a > 1 for a in attempts.values())}; "
-          f"duplicate deliveries {sum(duplicates.values())}")
+    print(
+        f"\nkill -9: {len(acked_before)} of {len(requests)} acknowledged before the kill; answers while "
+        f"down {dict(failed)}; retried items {sum(a > 1 for a in attempts.values())}; "
+        f"duplicate deliveries {sum(duplicates.values())}"
+    )
 
 
 @pytest.mark.slow

@@ -29,21 +29,29 @@ def fixture(channel: str, name: str) -> dict[str, Any]:
     return data
 
 
-def channel_settings(uri: str, db: str, telegram_api: str = "", graph_api: str = "", **extra: dict[str, Any]) -> Settings:
+def channel_settings(
+    uri: str, db: str, telegram_api: str = "", graph_api: str = "", **extra: dict[str, Any]
+) -> Settings:
     sections: dict[str, dict[str, Any]] = {}
     if telegram_api:
         sections["telegram"] = {"token": TOKEN, "webhook_secret": TG_SECRET, "api_base": telegram_api, "pacing": 0.0}
     if graph_api:
-        sections["whatsapp"] = {"phone_number_id": PHONE_NUMBER_ID, "access_token": ACCESS_TOKEN, "app_secret": WA_SECRET,
-                                "verify_token": WA_VERIFY, "api_base": graph_api,
-                                "templates": {"order_update": {"language": "en_US", "parameters": ["name", "order"]}}}
+        sections["whatsapp"] = {
+            "phone_number_id": PHONE_NUMBER_ID,
+            "access_token": ACCESS_TOKEN,
+            "app_secret": WA_SECRET,
+            "verify_token": WA_VERIFY,
+            "api_base": graph_api,
+            "templates": {"order_update": {"language": "en_US", "parameters": ["name", "order"]}},
+        }
     for section, values in extra.items():
         sections.setdefault(section, {}).update(values)
     return make_settings(uri, db, **sections)
 
 
-async def post_telegram(client: TestClient, update: dict[str, Any] | bytes, secret: str | None = TG_SECRET,
-                        path: str = "/webhooks/telegram") -> ClientResponse:
+async def post_telegram(
+    client: TestClient, update: dict[str, Any] | bytes, secret: str | None = TG_SECRET, path: str = "/webhooks/telegram"
+) -> ClientResponse:
     body = update if isinstance(update, bytes) else json.dumps(update).encode()
     headers = {"Content-Type": "application/json"}
     if secret is not None:
@@ -55,8 +63,9 @@ def sign(body: bytes, secret: str = WA_SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-async def post_whatsapp(client: TestClient, payload: dict[str, Any] | bytes, signature: str | None = "",
-                        path: str = "/webhooks/whatsapp") -> ClientResponse:
+async def post_whatsapp(
+    client: TestClient, payload: dict[str, Any] | bytes, signature: str | None = "", path: str = "/webhooks/whatsapp"
+) -> ClientResponse:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
     if signature is not None:

@@ -45,16 +45,23 @@ def mailbox_user() -> str:
     return f"support-{uuid.uuid4().hex[:10]}"
 
 
-def email_settings(uri: str, db: str, *, dovecot: Dovecot | None, user: str, sink: SmtpSink,
-                   **email: Any) -> Settings:
+def email_settings(uri: str, db: str, *, dovecot: Dovecot | None, user: str, sink: SmtpSink, **email: Any) -> Settings:
     values: dict[str, Any] = {
-        "address": OUR_ADDRESS, "display_name": "Shop Support",
-        "smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_security": "none",
+        "address": OUR_ADDRESS,
+        "display_name": "Shop Support",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": sink.port,
+        "smtp_security": "none",
         "poll_interval": 0.2,
     }
     if dovecot is not None:
-        values.update(imap_host="127.0.0.1", imap_port=dovecot.port, imap_security="none",
-                      imap_user=user, imap_password=IMAP_PASSWORD)
+        values.update(
+            imap_host="127.0.0.1",
+            imap_port=dovecot.port,
+            imap_security="none",
+            imap_user=user,
+            imap_password=IMAP_PASSWORD,
+        )
     values.update(email)
     return make_settings(uri, db, email=values)
 
@@ -120,7 +127,9 @@ async def graph_api() -> AsyncIterator[FakeGraphAPI]:
 
 
 @pytest.fixture
-async def router(embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI, graph_api: FakeGraphAPI) -> AsyncIterator[TestClient]:
+async def router(
+    embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI, graph_api: FakeGraphAPI
+) -> AsyncIterator[TestClient]:
     """The router with Telegram and WhatsApp configured against the fakes."""
     settings = channel_settings(embedded.uri, db_name, telegram_api=bot_api.url, graph_api=graph_api.url)
     async with operator_client(settings) as client:

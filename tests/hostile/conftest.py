@@ -24,7 +24,9 @@ from tests.traffic import ROUTER_COLLECTIONS, SignedRequest
 OUR_ADDRESS = "support@shop.example"
 
 
-def every_channel(uri: str, db: str, telegram_api: str, graph_api: str, twilio_api: str, **extra: dict[str, Any]) -> Settings:
+def every_channel(
+    uri: str, db: str, telegram_api: str, graph_api: str, twilio_api: str, **extra: dict[str, Any]
+) -> Settings:
     sections: dict[str, dict[str, Any]] = {
         "server": {"public_url": PUBLIC_URL},
         "twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "api_base": twilio_api},
@@ -51,7 +53,9 @@ async def providers() -> AsyncIterator[tuple[FakeBotAPI, FakeGraphAPI, FakeTwili
 async def everything(embedded: EmbeddedMongo, db_name: str, providers: Any, start_client: Any) -> TestClient:
     """The router with web chat, Telegram, WhatsApp, SMS, calls and e-mail."""
     bot_api, graph_api, twilio = providers
-    client: TestClient = await start_client(every_channel(embedded.uri, db_name, bot_api.url, graph_api.url, twilio.url))
+    client: TestClient = await start_client(
+        every_channel(embedded.uri, db_name, bot_api.url, graph_api.url, twilio.url)
+    )
     return client
 
 
@@ -82,7 +86,9 @@ async def settled(client: TestClient, quiet: float = 0.3, timeout: float = 10.0)
         await asyncio.sleep(quiet)
         now = await stored(client)
         db = raw_database_of(client.server.app[STORE])
-        busy = await db.messages.count_documents({"dispatch_state": "pending"}) + await db.outbox.count_documents({"state": "pending"})
+        busy = await db.messages.count_documents({"dispatch_state": "pending"}) + await db.outbox.count_documents(
+            {"state": "pending"}
+        )
         if now == counts and not busy:
             return now
         counts = now

@@ -40,8 +40,12 @@ def parser_settings() -> Settings:
         "server": {"public_url": PUBLIC_URL},
         "webchat": {"secret": "fuzz-secret"},
         "telegram": {"token": TOKEN, "webhook_secret": TG_SECRET},
-        "whatsapp": {"phone_number_id": PHONE_NUMBER_ID, "access_token": ACCESS_TOKEN, "app_secret": WA_SECRET,
-                     "verify_token": WA_VERIFY},
+        "whatsapp": {
+            "phone_number_id": PHONE_NUMBER_ID,
+            "access_token": ACCESS_TOKEN,
+            "app_secret": WA_SECRET,
+            "verify_token": WA_VERIFY,
+        },
         "twilio": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN},
         "sms": {"from_number": "+14155550100"},
         "voice": {"enabled": True},
@@ -57,8 +61,9 @@ class Parsers:
     def __init__(self) -> None:
         settings = parser_settings()
         context = ChannelContext(settings, "default", EgressGuards.from_settings(settings))
-        self.adapters = {name: build_adapter(name, context) for name in
-                         ("webchat", "telegram", "whatsapp", "sms", "voice", "email")}
+        self.adapters = {
+            name: build_adapter(name, context) for name in ("webchat", "telegram", "whatsapp", "sms", "voice", "email")
+        }
         webchat = self.adapters["webchat"]
         assert isinstance(webchat, WebchatAdapter)
         self.visitor_token = webchat.tokens.token_for("default", "vfuzz")

@@ -34,8 +34,27 @@ def _fixtures(channel: str, suffix: str = ".json") -> list[Any]:
 
 # any Unicode code point, unpaired surrogates and NUL included
 texts = st.text(st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF), max_size=40)
-short_texts = st.one_of(st.sampled_from(["", " ", "0", "-1", "1e400", "null", "STOP", "text", "private",
-                                         "whatsapp_business_account", "messages", "image", "sent", "received"]), texts)
+short_texts = st.one_of(
+    st.sampled_from(
+        [
+            "",
+            " ",
+            "0",
+            "-1",
+            "1e400",
+            "null",
+            "STOP",
+            "text",
+            "private",
+            "whatsapp_business_account",
+            "messages",
+            "image",
+            "sent",
+            "received",
+        ]
+    ),
+    texts,
+)
 integers = st.one_of(st.integers(-(2**31), 2**31), st.sampled_from([0, -1, 2**53, 2**63, -(2**63) - 1, 2**70, 10**30]))
 scalars = st.one_of(st.none(), st.booleans(), integers, st.floats(allow_nan=True, allow_infinity=True), short_texts)
 json_values = st.recursive(
@@ -104,8 +123,11 @@ def whatsapp_bodies() -> st.SearchStrategy[bytes]:
 
 
 def webchat_bodies(visitor_token: str) -> st.SearchStrategy[bytes]:
-    originals = [{"id": "m-1", "text": "where is my order?"}, {"id": "m.2:x", "text": "hi", "name": "Ann"},
-                 {"id": "m3", "text": "again", "visitor_token": visitor_token}]
+    originals = [
+        {"id": "m-1", "text": "where is my order?"},
+        {"id": "m.2:x", "text": "hi", "name": "Ann"},
+        {"id": "m3", "text": "again", "visitor_token": visitor_token},
+    ]
     return json_bodies(originals)
 
 
@@ -113,9 +135,25 @@ def webchat_bodies(visitor_token: str) -> st.SearchStrategy[bytes]:
 def twilio_forms(draw: st.DrawFn, originals: list[dict[str, str]]) -> dict[str, str]:
     """Form fields of a recorded Twilio webhook with some changed, removed or added."""
     form = dict(draw(st.sampled_from(originals)))
-    names = st.one_of(st.sampled_from(sorted({k for o in originals for k in o} | {
-        "NumMedia", "MediaUrl0", "MediaContentType0", "MediaUrl1", "OptOutType", "DialCallStatus",
-        "DialCallDuration", "MessageStatus", "ErrorCode"})), texts)
+    names = st.one_of(
+        st.sampled_from(
+            sorted(
+                {k for o in originals for k in o}
+                | {
+                    "NumMedia",
+                    "MediaUrl0",
+                    "MediaContentType0",
+                    "MediaUrl1",
+                    "OptOutType",
+                    "DialCallStatus",
+                    "DialCallDuration",
+                    "MessageStatus",
+                    "ErrorCode",
+                }
+            )
+        ),
+        texts,
+    )
     for _ in range(draw(st.integers(0, 4))):
         name = draw(names)
         if draw(st.booleans()) and name in form:
@@ -133,14 +171,40 @@ def voice_forms() -> st.SearchStrategy[dict[str, str]]:
     return twilio_forms(_fixtures("voice"))
 
 
-_HEADER_VALUES = st.one_of(texts, st.sampled_from([
-    "=?utf-8?b?w7zDpMO2?=", "=?bogus?q?x?=", "<a@b>", "<>", "auto-replied", "bulk", "\u00e9\u00e8 <x@y.z>",
-    "undisclosed-recipients:;", '"a@b" <c@d>', "a" * 300, "<" * 50, "@", "Mon, 99 Foo 2024 99:99:99 +9999",
-]))
+_HEADER_VALUES = st.one_of(
+    texts,
+    st.sampled_from(
+        [
+            "=?utf-8?b?w7zDpMO2?=",
+            "=?bogus?q?x?=",
+            "<a@b>",
+            "<>",
+            "auto-replied",
+            "bulk",
+            "\u00e9\u00e8 <x@y.z>",
+            "undisclosed-recipients:;",
+            '"a@b" <c@d>',
+            "a" * 300,
+            "<" * 50,
+            "@",
+            "Mon, 99 Foo 2024 99:99:99 +9999",
+        ]
+    ),
+)
 
 
-_KINDS = st.sampled_from(["text/plain", "text/html", "application/pdf", "message/rfc822", "image/png",
-                          "text/plain; charset=x-unknown", "multipart/alternative", "text/html; charset=utf-16"])
+_KINDS = st.sampled_from(
+    [
+        "text/plain",
+        "text/html",
+        "application/pdf",
+        "message/rfc822",
+        "image/png",
+        "text/plain; charset=x-unknown",
+        "multipart/alternative",
+        "text/html; charset=utf-16",
+    ]
+)
 
 
 @st.composite
@@ -148,22 +212,41 @@ def mails(draw: st.DrawFn) -> bytes:
     """A raw mail: a recorded one with headers replaced, or one built from hostile parts."""
     if draw(st.integers(0, 3)) == 0:
         return draw(st.sampled_from(_fixtures("email", ".eml")))
-    headers = {"From": draw(st.one_of(st.just("Ann <ann@example.net>"), _HEADER_VALUES)),
-               "To": "support@shop.example", "Subject": draw(_HEADER_VALUES),
-               "Message-ID": draw(st.one_of(st.just(f"<{draw(st.uuids())}@example.net>"), _HEADER_VALUES)),
-               "Date": format_datetime(utcnow())}
-    for name in draw(st.lists(st.sampled_from(["In-Reply-To", "References", "Auto-Submitted", "List-Id",
-                                                "Precedence", "Reply-To", "Content-Transfer-Encoding", "Cc"]),
-                              max_size=4)):
+    headers = {
+        "From": draw(st.one_of(st.just("Ann <ann@example.net>"), _HEADER_VALUES)),
+        "To": "support@shop.example",
+        "Subject": draw(_HEADER_VALUES),
+        "Message-ID": draw(st.one_of(st.just(f"<{draw(st.uuids())}@example.net>"), _HEADER_VALUES)),
+        "Date": format_datetime(utcnow()),
+    }
+    for name in draw(
+        st.lists(
+            st.sampled_from(
+                [
+                    "In-Reply-To",
+                    "References",
+                    "Auto-Submitted",
+                    "List-Id",
+                    "Precedence",
+                    "Reply-To",
+                    "Content-Transfer-Encoding",
+                    "Cc",
+                ]
+            ),
+            max_size=4,
+        )
+    ):
         headers[name] = draw(_HEADER_VALUES)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("utf-8", "surrogatepass")
     body = draw(st.one_of(st.binary(max_size=300), texts.map(lambda t: t.encode("utf-8", "surrogatepass"))))
     part = b"Content-Type: %s\r\n\r\n%s" % (draw(_KINDS).encode(), body)
     for level in range(draw(st.integers(0, 3))):  # nested multiparts, each with a hostile attachment
         name = draw(texts).encode("utf-8", "surrogatepass")
-        part = (b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n%s\r\n--b%d\r\n"
-                b"Content-Type: %s\r\nContent-Disposition: attachment; filename=\"%s\"\r\n\r\n%s\r\n--b%d--\r\n"
-                % (level, level, part, level, draw(_KINDS).encode(), name, draw(st.binary(max_size=40)), level))
+        part = (
+            b"Content-Type: multipart/mixed; boundary=b%d\r\n\r\n--b%d\r\n%s\r\n--b%d\r\n"
+            b'Content-Type: %s\r\nContent-Disposition: attachment; filename="%s"\r\n\r\n%s\r\n--b%d--\r\n'
+            % (level, level, part, level, draw(_KINDS).encode(), name, draw(st.binary(max_size=40)), level)
+        )
     return head + b"MIME-Version: 1.0\r\n" + part
 
 

@@ -20,14 +20,12 @@ from tests.hostile.conftest import assert_clean_refusal, post, stored
 
 DEEP = b"[" * 100_000 + b"]" * 100_000
 LONG_INT = b'{"update_id": ' + b"7" * 5000 + b"}"
-JSON_ROUTES = {
-    "telegram": traffic.telegram,
-    "whatsapp": traffic.whatsapp,
-    "webchat": traffic.webchat,
-}
+JSON_ROUTES = {"telegram": traffic.telegram, "whatsapp": traffic.whatsapp, "webchat": traffic.webchat}
 
 
-@pytest.mark.parametrize("body", [DEEP, LONG_INT, b"\xff\xfe{}", b'{"a": 1'], ids=["deep", "long-int", "bad-utf8", "cut"])
+@pytest.mark.parametrize(
+    "body", [DEEP, LONG_INT, b"\xff\xfe{}", b'{"a": 1'], ids=["deep", "long-int", "bad-utf8", "cut"]
+)
 @pytest.mark.parametrize("channel", sorted(JSON_ROUTES))
 async def test_json_the_decoder_refuses_is_a_400(everything: TestClient, channel: str, body: bytes) -> None:
     before = await stored(everything)
@@ -37,7 +35,9 @@ async def test_json_the_decoder_refuses_is_a_400(everything: TestClient, channel
 @pytest.mark.parametrize("body", [DEEP, LONG_INT, b"\xff"], ids=["deep", "long-int", "bad-utf8"])
 async def test_the_api_refuses_json_it_cannot_read(everything: TestClient, body: bytes) -> None:
     before = await stored(everything)
-    await assert_clean_refusal(everything, await everything.put("/api/accounts/default/channels/telegram", data=body), before)
+    await assert_clean_refusal(
+        everything, await everything.put("/api/accounts/default/channels/telegram", data=body), before
+    )
     await assert_clean_refusal(everything, await everything.post("/api/threads/thr_x/replies", data=body), before)
 
 
@@ -57,11 +57,15 @@ def _telegram(**message: Any) -> dict[str, Any]:
     return update
 
 
-@pytest.mark.parametrize("update", [
-    {**_telegram(), "update_id": 2**70},
-    _telegram(message_id=-(2**64)),
-    _telegram(document={"file_id": "f", "file_size": 2**64}),
-], ids=["update-id", "message-id", "file-size"])
+@pytest.mark.parametrize(
+    "update",
+    [
+        {**_telegram(), "update_id": 2**70},
+        _telegram(message_id=-(2**64)),
+        _telegram(document={"file_id": "f", "file_size": 2**64}),
+    ],
+    ids=["update-id", "message-id", "file-size"],
+)
 async def test_integers_a_store_cannot_hold_are_a_400(everything: TestClient, update: dict[str, Any]) -> None:
     before = await stored(everything)
     await assert_clean_refusal(everything, await post(everything, traffic.telegram(update)), before)
@@ -82,17 +86,22 @@ async def test_unpaired_surrogates_and_nul_are_stored_readably(everything: TestC
 async def test_an_agent_reply_with_a_surrogate_is_kept(everything: TestClient) -> None:
     await post(everything, traffic.webchat({"id": "r1", "text": "hello"}))
     thread = await raw_database_of(everything.server.app[STORE]).threads.find_one({})
-    response = await everything.post(f"/api/threads/{thread['_id']}/replies",
-                                     data=json.dumps({"id": "k1", "text": "ok \ud800", "document": {"url": "u", "$x": 1}}))
+    response = await everything.post(
+        f"/api/threads/{thread['_id']}/replies",
+        data=json.dumps({"id": "k1", "text": "ok \ud800", "document": {"url": "u", "$x": 1}}),
+    )
     assert response.status == 202, await response.text()
     assert (await response.json())["text"] == "ok \ufffd"
 
 
-@pytest.mark.parametrize("path", ["/webhooks/telegram", "/webhooks/whatsapp", "/webhooks/sms", "/webhooks/voice",
-                                  "/webchat/messages"])
+@pytest.mark.parametrize(
+    "path", ["/webhooks/telegram", "/webhooks/whatsapp", "/webhooks/sms", "/webhooks/voice", "/webchat/messages"]
+)
 async def test_bodies_over_the_limit_are_a_413(everything: TestClient, path: str) -> None:
     before = await stored(everything)
-    response = await everything.post(path, data=b"{" + b" " * 1_100_000 + b"}", headers={"Content-Type": "application/json"})
+    response = await everything.post(
+        path, data=b"{" + b" " * 1_100_000 + b"}", headers={"Content-Type": "application/json"}
+    )
     assert response.status == 413
     await assert_clean_refusal(everything, response, before)
 
@@ -114,8 +123,9 @@ async def test_a_hostile_file_name_and_type_cannot_shape_the_download(everything
     bot_api: FakeBotAPI = providers[0]
     bot_api.files["evil"] = b"<script>alert(1)</script>"
     update = fixture("telegram", "document")
-    update["message"]["document"].update(file_id="evil", file_name='x"\r\nSet-Cookie: a=b\r\n.html',
-                                         mime_type="text/html\r\nX-Evil: 1")
+    update["message"]["document"].update(
+        file_id="evil", file_name='x"\r\nSet-Cookie: a=b\r\n.html', mime_type="text/html\r\nX-Evil: 1"
+    )
     assert (await post(everything, traffic.telegram(update))).status == 200
     message = await raw_database_of(everything.server.app[STORE]).messages.find_one({"direction": "in"})
     response = await everything.get(f"/api/messages/{message['_id']}/attachments/0")
@@ -125,15 +135,19 @@ async def test_a_hostile_file_name_and_type_cannot_shape_the_download(everything
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
-@pytest.mark.parametrize("channel, config, status", [
-    ("telegram", {"$set": {"token": "x"}}, 400),
-    ("telegram", {"token": {"a.b": "x"}}, 400),
-    ("telegram", {"tok\u0000en": "x"}, 400),
-    ("telegram", {"token": "x\ud800"}, 400),
-    ("telegram", {"n": 2**70}, 400),
-    ("whatsapp.x", {"token": "x"}, 404),
-    ("$where", {"token": "x"}, 404),
-], ids=["operator-key", "dotted-key", "nul-key", "surrogate", "huge-int", "dotted-channel", "operator-channel"])
+@pytest.mark.parametrize(
+    "channel, config, status",
+    [
+        ("telegram", {"$set": {"token": "x"}}, 400),
+        ("telegram", {"token": {"a.b": "x"}}, 400),
+        ("telegram", {"tok\u0000en": "x"}, 400),
+        ("telegram", {"token": "x\ud800"}, 400),
+        ("telegram", {"n": 2**70}, 400),
+        ("whatsapp.x", {"token": "x"}, 404),
+        ("$where", {"token": "x"}, 404),
+    ],
+    ids=["operator-key", "dotted-key", "nul-key", "surrogate", "huge-int", "dotted-channel", "operator-channel"],
+)
 async def test_account_channel_settings_that_cannot_be_stored_are_refused(
     everything: TestClient, channel: str, config: dict[str, Any], status: int
 ) -> None:

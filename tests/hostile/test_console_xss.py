@@ -48,22 +48,22 @@ pytestmark = pytest.mark.browser
 
 PAYLOADS = [
     '<script>alert("xss-script")</script>',
-    '<img src=x id=xss1 onerror=alert(1)>',
+    "<img src=x id=xss1 onerror=alert(1)>",
     '"><svg id=xss2 onload=alert(2)>',
     "'><iframe id=xss3 src=javascript:alert(3)></iframe>",
     '<a id=xss4 href="javascript:alert(4)">click me</a>',
-    '<math><mtext><table><mglyph><style><img id=xss5 src=x onerror=alert(5)>',
-    '{{7*7}} ${7*7} <%= 7*7 %> #{7*7} {% raw %}',
+    "<math><mtext><table><mglyph><style><img id=xss5 src=x onerror=alert(5)>",
+    "{{7*7}} ${7*7} <%= 7*7 %> #{7*7} {% raw %}",
     '<div id=xss6 style="background:url(javascript:alert(6))">styled</div>',
-    '<style>body{display:none}</style><b id=xss7>bold</b>',
-    '\u202etxt.exe\u202c <details id=xss8 open ontoggle=alert(8)>',
+    "<style>body{display:none}</style><b id=xss7>bold</b>",
+    "\u202etxt.exe\u202c <details id=xss8 open ontoggle=alert(8)>",
     '<button id=xss9 hx-post="/logout" hx-trigger="load">',
     '<div id=xss10 hx-on:htmx:load="alert(10)">x</div>',
-    '</textarea></script></title><img id=xss11 src=x onerror=alert(11)>',
+    "</textarea></script></title><img id=xss11 src=x onerror=alert(11)>",
     '<!--<img src="--><img id=xss12 src=x onerror=alert(12)>',
     '" autofocus onfocus="alert(13)" x="',
     '=HYPERLINK("http://evil.example","xss14")',
-    'x' * 3000 + '<img id=xss15 src=x onerror=alert(15)>',
+    "x" * 3000 + "<img id=xss15 src=x onerror=alert(15)>",
 ]
 CSV_PAYLOADS = ['=HYPERLINK("http://evil.example","csv")', "+1+1", "-2+3", "@SUM(1+1)", "\uff1d1+1"]
 FORMULA = re.compile(r"^[=+\-@\t\r\uff1d\uff0b\uff0d\uff20]")
@@ -146,7 +146,9 @@ def copy_update(kind: str, n: int, chat: int, name: str) -> dict[str, Any]:
     update = copy.deepcopy(fixture("telegram", kind))
     update["update_id"] = 90_000_000 + n
     person = {"id": chat, "is_bot": False, "first_name": name[:200], "last_name": "x"}
-    update["message"].update(message_id=500_000 + n, date=int(time.time()), chat={"id": chat, "type": "private", "first_name": name[:200]})
+    update["message"].update(
+        message_id=500_000 + n, date=int(time.time()), chat={"id": chat, "type": "private", "first_name": name[:200]}
+    )
     update["message"]["from"] = person
     return update
 
@@ -179,7 +181,11 @@ async def console_forms(client: TestClient, thread_id: str) -> None:
     ):
         response = await client.post(path, data={**form, "csrf_token": token}, allow_redirects=False)
         assert response.status in (200, 303) and "error=" not in response.headers.get("Location", ""), (
-            path, response.status, response.headers.get("Location"), await response.text())
+            path,
+            response.status,
+            response.headers.get("Location"),
+            await response.text(),
+        )
 
 
 async def hostile_logins(client: TestClient) -> None:
@@ -196,10 +202,17 @@ async def hostile_logins(client: TestClient) -> None:
 @pytest.fixture
 async def hostile_router(embedded: Any, db_name: str, providers: Any, start_client: Any) -> TestClient:
     bot_api, graph_api, twilio = providers
-    settings = every_channel(embedded.uri, db_name, bot_api.url, graph_api.url, twilio.url,
-                             email={"listen_port": free_port()}, console={"login_attempts": 50},
-                             server={"public_url": ""},  # plain HTTP here: the session cookie must not be Secure
-                             nlu={"semantic": False})
+    settings = every_channel(
+        embedded.uri,
+        db_name,
+        bot_api.url,
+        graph_api.url,
+        twilio.url,
+        email={"listen_port": free_port()},
+        console={"login_attempts": 50},
+        server={"public_url": ""},  # plain HTTP here: the session cookie must not be Secure
+        nlu={"semantic": False},
+    )
     client: TestClient = await start_client(settings)
     return client
 
@@ -265,9 +278,18 @@ async def test_the_xss_corpus_is_inert_everywhere_it_is_shown(hostile_router: Te
 
     # admin pages, and pages that echo the query string
     echo = quote(PAYLOADS[1])
-    for path in ("/admin", "/admin/reports", "/admin/audit", "/admin/accounts", "/admin/account",
-                 f"/admin/contacts?q={quote(PAYLOADS[1][:100])}", f"/console?error={echo}", f"/admin?message={echo}",
-                 f"/admin/audit?actor={echo}&action={echo}", f"/admin/reports?since={echo}"):
+    for path in (
+        "/admin",
+        "/admin/reports",
+        "/admin/audit",
+        "/admin/accounts",
+        "/admin/account",
+        f"/admin/contacts?q={quote(PAYLOADS[1][:100])}",
+        f"/console?error={echo}",
+        f"/admin?message={echo}",
+        f"/admin/audit?actor={echo}&action={echo}",
+        f"/admin/reports?since={echo}",
+    ):
         await page.goto(base + path)
         await inspector.inert(page, path)
     await page.goto(f"{base}/admin")
@@ -318,7 +340,9 @@ async def csv_downloads_hold_no_formulas(client: TestClient) -> None:
             for cell in row:
                 cells += 1
                 assert not FORMULA.match(cell) or NUMBER.match(cell), f"{path}: a formula cell {cell!r}"
-    audit = {cell for row in csv.reader(io.StringIO(await (await client.get("/admin/audit.csv")).text())) for cell in row}
+    audit = {
+        cell for row in csv.reader(io.StringIO(await (await client.get("/admin/audit.csv")).text())) for cell in row
+    }
     for payload in CSV_PAYLOADS:  # the failed logins' names are there, as text
         assert f"'{payload}" in audit, payload
     assert cells > 50

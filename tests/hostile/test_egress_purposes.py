@@ -36,9 +36,15 @@ async def rasa() -> AsyncIterator[FakeRasa]:
 
 async def shop2_customer_writes(client: TestClient, text: str) -> None:
     """A customer of account shop2 writes (a new thread: a ``thread.created`` event for its webhooks)."""
-    _recorded, task = await client.server.app[PIPELINE].receive(Inbound(
-        account_id="shop2", channel="webchat", external_id=f"shop2:{text}", sender=Identity("webchat", "v-shop2"),
-        text=text))
+    _recorded, task = await client.server.app[PIPELINE].receive(
+        Inbound(
+            account_id="shop2",
+            channel="webchat",
+            external_id=f"shop2:{text}",
+            sender=Identity("webchat", "v-shop2"),
+            text=text,
+        )
+    )
     if task is not None:
         await task
 
@@ -47,18 +53,33 @@ async def test_a_webhook_cannot_reach_the_install_s_rasa_or_provider_api_servers
     embedded: EmbeddedMongo, db_name: str, providers: Any, start_client: Any, rasa: FakeRasa
 ) -> None:
     bot_api, graph_api, twilio = providers
-    client: TestClient = await start_client(every_channel(
-        embedded.uri, db_name, bot_api.url, graph_api.url, twilio.url, nlu={"engine": "rasa", "rasa_url": rasa.url},
-        webhooks={"poll_interval": 0.05}))
+    client: TestClient = await start_client(
+        every_channel(
+            embedded.uri,
+            db_name,
+            bot_api.url,
+            graph_api.url,
+            twilio.url,
+            nlu={"engine": "rasa", "rasa_url": rasa.url},
+            webhooks={"poll_interval": 0.05},
+        )
+    )
     headers = await shop2_admin_token(client)
-    for url in (f"{rasa.url}/model/train", f"{bot_api.url}/bot1:x/sendMessage", f"{graph_api.url}/v23.0/x/messages",
-                f"{twilio.url}/2010-04-01/Accounts"):
+    for url in (
+        f"{rasa.url}/model/train",
+        f"{bot_api.url}/bot1:x/sendMessage",
+        f"{graph_api.url}/v23.0/x/messages",
+        f"{twilio.url}/2010-04-01/Accounts",
+    ):
         response = await client.post("/api/webhooks", headers=headers, json={"url": url})
         assert response.status == 400, (url, await response.text())
         assert "is not a public address (loopback)" in (await response.json())["detail"]
     rasa_port = rasa.url.rsplit(":", 1)[1]
-    named = await client.post("/api/webhooks", headers=headers, json={
-        "url": f"http://localhost:{rasa_port}/model/parse", "events": ["thread.created"]})
+    named = await client.post(
+        "/api/webhooks",
+        headers=headers,
+        json={"url": f"http://localhost:{rasa_port}/model/parse", "events": ["thread.created"]},
+    )
     assert named.status == 201  # a name is checked when it is resolved, at delivery
     sub_id = (await named.json())["subscription"]["id"]
     await shop2_customer_writes(client, "hello")
@@ -83,20 +104,40 @@ async def test_an_account_s_bot_cannot_be_sent_on_to_the_install_s_whatsapp_serv
     await redirector.start()
     try:
         bot_api, _, twilio = providers
-        client: TestClient = await start_client(every_channel(
-            embedded.uri, db_name, bot_api.url, canary.url, twilio.url,
-            egress={"allowed_destinations": f"localhost:{redirector.port}"}))
+        client: TestClient = await start_client(
+            every_channel(
+                embedded.uri,
+                db_name,
+                bot_api.url,
+                canary.url,
+                twilio.url,
+                egress={"allowed_destinations": f"localhost:{redirector.port}"},
+            )
+        )
         headers = await shop2_admin_token(client)
-        response = await client.put("/api/accounts/shop2/channels/telegram", headers=headers,
-                                    json={**TG_SHOP2, "api_base": canary.url})
-        assert response.status == 400 and f"{canary.url.removeprefix('http://')} is not a host this install allows" in (
-            await response.json())["detail"]
-        response = await client.put("/api/accounts/shop2/channels/telegram", headers=headers,
-                                    json={**TG_SHOP2, "api_base": f"http://localhost:{redirector.port}"})
+        response = await client.put(
+            "/api/accounts/shop2/channels/telegram", headers=headers, json={**TG_SHOP2, "api_base": canary.url}
+        )
+        assert (
+            response.status == 400
+            and f"{canary.url.removeprefix('http://')} is not a host this install allows"
+            in (await response.json())["detail"]
+        )
+        response = await client.put(
+            "/api/accounts/shop2/channels/telegram",
+            headers=headers,
+            json={**TG_SHOP2, "api_base": f"http://localhost:{redirector.port}"},
+        )
         assert response.status == 200, await response.text()
         tg = traffic.telegram_text(1, 7171)
-        await post(client, replace(tg, path="/webhooks/telegram/shop2",
-                                   headers={**tg.headers, "X-Telegram-Bot-Api-Secret-Token": "shop2-secret"}))
+        await post(
+            client,
+            replace(
+                tg,
+                path="/webhooks/telegram/shop2",
+                headers={**tg.headers, "X-Telegram-Bot-Api-Secret-Token": "shop2-secret"},
+            ),
+        )
         store: Repositories = client.server.app[STORE]
 
         async def failed() -> bool:
@@ -114,19 +155,34 @@ async def test_a_host_allowed_without_a_port_is_allowed_on_80_and_443_only(
     embedded: EmbeddedMongo, db_name: str, providers: Any, start_client: Any, canary: Canary
 ) -> None:
     bot_api, graph_api, twilio = providers
-    client: TestClient = await start_client(every_channel(
-        embedded.uri, db_name, bot_api.url, graph_api.url, twilio.url, egress={"allowed_destinations": "localhost"}))
+    client: TestClient = await start_client(
+        every_channel(
+            embedded.uri, db_name, bot_api.url, graph_api.url, twilio.url, egress={"allowed_destinations": "localhost"}
+        )
+    )
     headers = await shop2_admin_token(client)
     port = canary.url.rsplit(":", 1)[1]
-    for url, status in ((f"http://localhost:{port}", 400), ("http://localhost:27017", 400), ("https://localhost:8443", 400),
-                        ("https://localhost", 200), ("http://localhost/", 200), ("https://localhost:443/bot", 200)):
-        response = await client.put("/api/accounts/shop2/channels/telegram", headers=headers,
-                                    json={**TG_SHOP2, "api_base": url})
+    for url, status in (
+        (f"http://localhost:{port}", 400),
+        ("http://localhost:27017", 400),
+        ("https://localhost:8443", 400),
+        ("https://localhost", 200),
+        ("http://localhost/", 200),
+        ("https://localhost:443/bot", 200),
+    ):
+        response = await client.put(
+            "/api/accounts/shop2/channels/telegram", headers=headers, json={**TG_SHOP2, "api_base": url}
+        )
         assert response.status == status, (url, await response.text())
-    response = await client.put("/api/accounts/shop2/channels/telegram", headers=headers,
-                                json={**TG_SHOP2, "api_base": "http://[FD00:0::5]:8081"})
+    response = await client.put(
+        "/api/accounts/shop2/channels/telegram",
+        headers=headers,
+        json={**TG_SHOP2, "api_base": "http://[FD00:0::5]:8081"},
+    )
     detail = (await response.json())["detail"]  # an IPv6 host and its port, written so that one can tell them apart
-    assert response.status == 400 and detail.startswith("channels.telegram.api_base: [fd00::5]:8081 is not a host"), detail
+    assert response.status == 400 and detail.startswith("channels.telegram.api_base: [fd00::5]:8081 is not a host"), (
+        detail
+    )
     assert canary.hits == []
 
 
@@ -135,13 +191,17 @@ async def test_the_guards_are_built_once_when_the_router_starts(
 ) -> None:
     """Checking a URL uses the guards the router built at start, not new ones per request."""
     bot_api, graph_api, twilio = providers
-    client: TestClient = await start_client(every_channel(
-        embedded.uri, db_name, bot_api.url, graph_api.url, twilio.url, egress={"allowed_destinations": "crm.lan"}))
+    client: TestClient = await start_client(
+        every_channel(
+            embedded.uri, db_name, bot_api.url, graph_api.url, twilio.url, egress={"allowed_destinations": "crm.lan"}
+        )
+    )
     guards = client.server.app[EGRESS]
     headers = await shop2_admin_token(client)
     for _ in range(3):
-        response = await client.put("/api/accounts/shop2/channels/telegram", headers=headers,
-                                    json={**TG_SHOP2, "api_base": "https://crm.lan"})
+        response = await client.put(
+            "/api/accounts/shop2/channels/telegram", headers=headers, json={**TG_SHOP2, "api_base": "https://crm.lan"}
+        )
         assert response.status == 200, await response.text()
         response = await client.post("/api/webhooks", headers=headers, json={"url": "https://crm.lan/hook"})
         assert response.status == 201, await response.text()

@@ -14,8 +14,7 @@ from tests.hostile import strategies
 from tests.hostile.parsers import ACCEPTED, MALFORMED, UNSUPPORTED, Parsers
 
 PARSERS = Parsers()
-EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-                    database=None)
+EXAMPLES = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 
 
 @pytest.mark.parametrize("channel", sorted(strategies.CHANNEL_BODIES))

@@ -23,8 +23,12 @@ from tests.hostile import strategies
 from tests.hostile.conftest import post, stored
 from tests.hostile.parsers import Parsers
 
-ROUTE_EXAMPLES = settings(max_examples=40, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+ROUTE_EXAMPLES = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 SIGNED: dict[str, Any] = {
     "telegram": (strategies.telegram_bodies(), traffic.telegram),
     "whatsapp": (strategies.whatsapp_bodies(), traffic.whatsapp),
@@ -37,7 +41,12 @@ SIGNED: dict[str, Any] = {
 async def assert_store_readable(client: TestClient) -> None:
     """Every document the pipeline wrote loads through its model."""
     db = raw_database_of(client.server.app[STORE])
-    for collection, model in (("messages", Message), ("threads", Thread), ("contacts", Contact), ("outbox", OutboxItem)):
+    for collection, model in (
+        ("messages", Message),
+        ("threads", Thread),
+        ("contacts", Contact),
+        ("outbox", OutboxItem),
+    ):
         for doc in await db[collection].find({}).to_list():
             model.from_doc(doc)
     for message in await db.messages.find({"direction": "in"}).to_list():
@@ -80,16 +89,34 @@ async def test_hostile_mail_is_recorded_readably_or_refused_without_a_trace(ever
 
 
 segments = strategies.texts.map(lambda t: quote(t.encode("utf-8", "surrogatepass"), safe=""))
-GET_ROUTES = ["/api/outbox/{}", "/api/threads/{}", "/api/messages/{}", "/api/messages/{}/attachments/{}",
-              "/webhooks/whatsapp/{}", "/webhooks/whatsapp", "/api/outbox", "/chat", "/healthz", "/static/{}"]
+GET_ROUTES = [
+    "/api/outbox/{}",
+    "/api/threads/{}",
+    "/api/messages/{}",
+    "/api/messages/{}/attachments/{}",
+    "/webhooks/whatsapp/{}",
+    "/webhooks/whatsapp",
+    "/api/outbox",
+    "/chat",
+    "/healthz",
+    "/static/{}",
+]
 
 
 @pytest.mark.slow
 @ROUTE_EXAMPLES
-@given(route=st.sampled_from(GET_ROUTES), parts=st.lists(segments, min_size=2, max_size=2),
-       query=st.dictionaries(st.sampled_from(["limit", "state", "account", "hub.mode", "hub.verify_token",
-                                              "hub.challenge", "token"]), segments, max_size=3))
-async def test_hostile_paths_and_queries(everything: TestClient, route: str, parts: list[str], query: dict[str, str]) -> None:
+@given(
+    route=st.sampled_from(GET_ROUTES),
+    parts=st.lists(segments, min_size=2, max_size=2),
+    query=st.dictionaries(
+        st.sampled_from(["limit", "state", "account", "hub.mode", "hub.verify_token", "hub.challenge", "token"]),
+        segments,
+        max_size=3,
+    ),
+)
+async def test_hostile_paths_and_queries(
+    everything: TestClient, route: str, parts: list[str], query: dict[str, str]
+) -> None:
     path = route.format(*[p or "x" for p in parts]) + "?" + "&".join(f"{k}={v}" for k, v in query.items())
     before = await stored(everything)
     response = await everything.get(path)
@@ -99,8 +126,11 @@ async def test_hostile_paths_and_queries(everything: TestClient, route: str, par
 
 @pytest.mark.slow
 @ROUTE_EXAMPLES
-@given(body=strategies.json_values, channel=st.sampled_from(["telegram", "whatsapp", "email"]),
-       account=st.sampled_from(["default", "nobody"]))
+@given(
+    body=strategies.json_values,
+    channel=st.sampled_from(["telegram", "whatsapp", "email"]),
+    account=st.sampled_from(["default", "nobody"]),
+)
 async def test_hostile_api_bodies(everything: TestClient, body: Any, channel: str, account: str) -> None:
     text = json.dumps(body)
     await post(everything, traffic.webchat({"id": "seed", "text": "hello"}))
@@ -122,9 +152,14 @@ def _utf8(frame: str) -> bool:
     return True
 
 
-FRAMES = st.one_of(strategies.json_values.map(json.dumps), strategies.texts.filter(_utf8), st.just('{"type": "ping"}'),
-                   st.fixed_dictionaries({"type": st.just("message"), "id": strategies.short_texts,
-                                          "text": strategies.texts}).map(json.dumps))
+FRAMES = st.one_of(
+    strategies.json_values.map(json.dumps),
+    strategies.texts.filter(_utf8),
+    st.just('{"type": "ping"}'),
+    st.fixed_dictionaries({"type": st.just("message"), "id": strategies.short_texts, "text": strategies.texts}).map(
+        json.dumps
+    ),
+)
 
 
 @pytest.mark.slow

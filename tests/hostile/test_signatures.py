@@ -32,11 +32,17 @@ def valid(channel: str) -> traffic.SignedRequest:
     if channel == "whatsapp":
         return traffic.whatsapp(fixture("whatsapp", "text"))
     kind = "sms" if channel == "sms" else "voice"
-    return traffic.twilio(f"/webhooks/{kind}", twilio_fixture(kind, "inbound_text" if kind == "sms" else "status_no_answer_inbound"))
+    return traffic.twilio(
+        f"/webhooks/{kind}", twilio_fixture(kind, "inbound_text" if kind == "sms" else "status_no_answer_inbound")
+    )
 
 
-SIGNATURE_HEADER = {"telegram": "X-Telegram-Bot-Api-Secret-Token", "whatsapp": "X-Hub-Signature-256",
-                    "sms": "X-Twilio-Signature", "voice": "X-Twilio-Signature"}
+SIGNATURE_HEADER = {
+    "telegram": "X-Telegram-Bot-Api-Secret-Token",
+    "whatsapp": "X-Hub-Signature-256",
+    "sms": "X-Twilio-Signature",
+    "voice": "X-Twilio-Signature",
+}
 CHANNELS = sorted(SIGNATURE_HEADER)
 
 
@@ -67,14 +73,20 @@ def wrong_algorithm(channel: str, request: traffic.SignedRequest) -> list[traffi
         sha1 = hmac.new(WA_SECRET.encode(), request.body, hashlib.sha1).hexdigest()
         sha512 = hmac.new(WA_SECRET.encode(), request.body, hashlib.sha512).hexdigest()
         plain = hashlib.sha256(request.body).hexdigest()
-        return [with_header(request, name, v) for v in (f"sha1={sha1}", f"sha256={sha512}", f"sha256={plain}",
-                                                        request.headers[name].upper())]
+        return [
+            with_header(request, name, v)
+            for v in (f"sha1={sha1}", f"sha256={sha512}", f"sha256={plain}", request.headers[name].upper())
+        ]
     url = PUBLIC_URL + request.path
     params = dict(pair.split("=", 1) for pair in request.body.decode().split("&"))
     from urllib.parse import unquote_plus
+
     params = {k: unquote_plus(v) for k, v in params.items()}
-    sha256 = base64.b64encode(hmac.new(AUTH_TOKEN.encode(), (url + "".join(k + params[k] for k in sorted(params))).encode(),
-                                       hashlib.sha256).digest()).decode()
+    sha256 = base64.b64encode(
+        hmac.new(
+            AUTH_TOKEN.encode(), (url + "".join(k + params[k] for k in sorted(params))).encode(), hashlib.sha256
+        ).digest()
+    ).decode()
     settings = "X-Twilio-Webhooks-Signature-Settings"
     return [
         with_header(request, name, sha256),  # SHA-256 signature, legacy SHA-1 claimed
@@ -89,8 +101,12 @@ async def test_missing_wrong_modified_and_wrong_algorithm_are_refused(everything
     request = valid(channel)
     assert (await post(everything, request)).status == 200
     name = SIGNATURE_HEADER[channel]
-    refused = [with_header(request, name, None), with_header(request, name, ""),
-               with_header(request, name, "x" * len(request.headers[name])), *wrong_algorithm(channel, request)]
+    refused = [
+        with_header(request, name, None),
+        with_header(request, name, ""),
+        with_header(request, name, "x" * len(request.headers[name])),
+        *wrong_algorithm(channel, request),
+    ]
     if channel != "telegram":
         refused.append(modified(channel, request))
     before = await settled(everything)
@@ -136,7 +152,9 @@ async def raw_request(client: TestClient, head: bytes, body: bytes = b"") -> int
 @pytest.mark.parametrize("channel", [*CHANNELS, "api", "webchat-token"])
 async def test_undecodable_signature_bytes_are_refused_not_a_500(everything: TestClient, channel: str) -> None:
     if channel == "api":
-        status = await raw_request(everything, b"GET /api/outbox HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe\r\n")
+        status = await raw_request(
+            everything, b"GET /api/outbox HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe\r\n"
+        )
         assert status == 401  # a bearer header is a credential even on loopback, and this one is garbled
         return
     if channel == "webchat-token":
@@ -146,15 +164,21 @@ async def test_undecodable_signature_bytes_are_refused_not_a_500(everything: Tes
         return
     request = valid(channel)
     head = b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: %s\r\n%s: \xff\xfe\xfd\r\n" % (
-        request.path.encode(), request.headers["Content-Type"].encode(), SIGNATURE_HEADER[channel].encode())
+        request.path.encode(),
+        request.headers["Content-Type"].encode(),
+        SIGNATURE_HEADER[channel].encode(),
+    )
     assert await raw_request(everything, head, request.body) in (401, 403)
     assert (await stored(everything))["messages"] == 0
 
 
 async def test_a_garbled_api_token_is_a_401(embedded: Any, db_name: str, start_client: Any) -> None:
     from tests.conftest import make_settings
+
     client = await start_client(make_settings(embedded.uri, db_name, api={"token": "s3cret"}))
-    status = await raw_request(client, b"GET /api/outbox HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cr\xe9t\r\n")
+    status = await raw_request(
+        client, b"GET /api/outbox HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer s3cr\xe9t\r\n"
+    )
     assert status == 401
 
 
@@ -166,7 +190,9 @@ async def test_whatsapp_subscription_check_wants_the_verify_token(everything: Te
 
 
 @pytest.mark.parametrize("channel", [*CHANNELS, "webchat"])
-async def test_every_check_is_constant_time(everything: TestClient, channel: str, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_every_check_is_constant_time(
+    everything: TestClient, channel: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     compared: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
 

@@ -62,13 +62,23 @@ async def canary() -> AsyncIterator[Canary]:
 
 def private_urls(canary: Canary) -> list[str]:
     port = canary.url.rsplit(":", 1)[1]
-    return [f"{canary.url}/steal", f"https://127.0.0.1:{port}/steal", f"https://localhost:{port}/steal",
-            "https://169.254.169.254/latest/meta-data/", "https://10.0.0.1/x", "https://[::1]:9/x",
-            "https://0.0.0.0/x", "file:///etc/passwd", "gopher://127.0.0.1:25/x", "https://127.0.0.1:notaport/x"]
+    return [
+        f"{canary.url}/steal",
+        f"https://127.0.0.1:{port}/steal",
+        f"https://localhost:{port}/steal",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.1/x",
+        "https://[::1]:9/x",
+        "https://0.0.0.0/x",
+        "file:///etc/passwd",
+        "gopher://127.0.0.1:25/x",
+        "https://127.0.0.1:notaport/x",
+    ]
 
 
-async def test_whatsapp_media_urls_on_private_addresses_are_not_fetched(everything: TestClient, providers: Any,
-                                                                         canary: Canary) -> None:
+async def test_whatsapp_media_urls_on_private_addresses_are_not_fetched(
+    everything: TestClient, providers: Any, canary: Canary
+) -> None:
     graph_api = providers[1]
     for n, url in enumerate(private_urls(canary)):
         media_id = f"media-{n}"
@@ -78,7 +88,9 @@ async def test_whatsapp_media_urls_on_private_addresses_are_not_fetched(everythi
         msg = payload["entry"][0]["changes"][0]["value"]["messages"][0]
         msg.update(id=f"wamid.SSRF{n}", image={**msg["image"], "id": media_id})
         assert (await post(everything, traffic.whatsapp(payload))).status == 200
-        stored = await raw_database_of(everything.server.app[STORE]).messages.find_one({"external_id": f"wamid.SSRF{n}"})
+        stored = await raw_database_of(everything.server.app[STORE]).messages.find_one(
+            {"external_id": f"wamid.SSRF{n}"}
+        )
         response = await everything.get(f"/api/messages/{stored['_id']}/attachments/0")
         assert response.status == 502, (url, response.status)
         assert (await response.json())["error"] == "provider_error"
@@ -102,9 +114,11 @@ async def test_mms_media_urls_are_kept_not_fetched(everything: TestClient, canar
 
 
 async def test_images_in_html_mail_are_not_fetched(everything: TestClient, canary: Canary) -> None:
-    raw = (b"From: Ann <ann@example.net>\r\nTo: support@shop.example\r\nSubject: look\r\nMessage-ID: <h@x>\r\n"
-           b"Content-Type: text/html\r\n\r\n<p>see</p><img src=\"%s/img\"><link rel=stylesheet href=\"%s/css\">"
-           b"<iframe src=\"%s/frame\"></iframe><script src=\"%s/js\"></script>" % ((canary.url.encode(),) * 4))
+    raw = (
+        b"From: Ann <ann@example.net>\r\nTo: support@shop.example\r\nSubject: look\r\nMessage-ID: <h@x>\r\n"
+        b'Content-Type: text/html\r\n\r\n<p>see</p><img src="%s/img"><link rel=stylesheet href="%s/css">'
+        b'<iframe src="%s/frame"></iframe><script src="%s/js"></script>' % ((canary.url.encode(),) * 4)
+    )
     await everything.server.app[ADAPTERS]["email"].ingest(raw)  # type: ignore[attr-defined]
     stored = await raw_database_of(everything.server.app[STORE]).messages.find_one({"direction": "in"})
     assert stored["text"] == "see" and canary.hits == []
@@ -113,8 +127,12 @@ async def test_images_in_html_mail_are_not_fetched(everything: TestClient, canar
 # --- an account's own API server (the egress guard) --------------------------------------------
 
 TG_SHOP2 = {"token": TOKEN, "webhook_secret": "shop2-secret"}
-WA_SHOP2 = {"phone_number_id": PHONE_NUMBER_ID, "access_token": ACCESS_TOKEN, "app_secret": WA_SECRET,
-            "verify_token": "shop2-verify"}
+WA_SHOP2 = {
+    "phone_number_id": PHONE_NUMBER_ID,
+    "access_token": ACCESS_TOKEN,
+    "app_secret": WA_SECRET,
+    "verify_token": "shop2-verify",
+}
 
 
 async def shop2_admin_token(client: TestClient) -> dict[str, str]:
@@ -126,9 +144,15 @@ async def shop2_admin_token(client: TestClient) -> dict[str, str]:
 
 def hostile_api_bases(client: TestClient, canary: Canary) -> list[str]:
     port = canary.url.rsplit(":", 1)[1]
-    return [f"http://127.0.0.1:{client.server.port}/api/threads/thr_x/resolve?", canary.url,
-            f"http://localhost:{port}", f"http://[::ffff:127.0.0.1]:{port}", "http://169.254.169.254/latest",
-            "https://10.0.0.1", "https://api.telegram.org.evil.example"]
+    return [
+        f"http://127.0.0.1:{client.server.port}/api/threads/thr_x/resolve?",
+        canary.url,
+        f"http://localhost:{port}",
+        f"http://[::ffff:127.0.0.1]:{port}",
+        "http://169.254.169.254/latest",
+        "https://10.0.0.1",
+        "https://api.telegram.org.evil.example",
+    ]
 
 
 async def test_an_account_cannot_set_its_api_base_to_the_router_or_an_internal_address(
@@ -137,18 +161,22 @@ async def test_an_account_cannot_set_its_api_base_to_the_router_or_an_internal_a
     headers = await shop2_admin_token(everything)
     for channel, config in (("telegram", TG_SHOP2), ("whatsapp", WA_SHOP2)):
         for url in hostile_api_bases(everything, canary):
-            response = await everything.put(f"/api/accounts/shop2/channels/{channel}", headers=headers,
-                                            json={**config, "api_base": url})
+            response = await everything.put(
+                f"/api/accounts/shop2/channels/{channel}", headers=headers, json={**config, "api_base": url}
+            )
             assert response.status == 400, (channel, url, response.status)
             body = await response.json()
             assert body["error"] == "api_base_not_allowed" and "is not a host this install allows" in body["detail"]
         assert (await everything.server.app[STORE].accounts.get_account("shop2")).channels == {}  # type: ignore[union-attr]
-    allowed = {"telegram": ["https://api.telegram.org", providers[0].url],  # the provider's, the install's own
-               "whatsapp": ["https://graph.facebook.com/", providers[1].url]}
+    allowed = {
+        "telegram": ["https://api.telegram.org", providers[0].url],  # the provider's, the install's own
+        "whatsapp": ["https://graph.facebook.com/", providers[1].url],
+    }
     for channel, config in (("telegram", TG_SHOP2), ("whatsapp", WA_SHOP2)):
         for url in allowed[channel]:
-            response = await everything.put(f"/api/accounts/shop2/channels/{channel}", headers=headers,
-                                            json={**config, "api_base": url})
+            response = await everything.put(
+                f"/api/accounts/shop2/channels/{channel}", headers=headers, json={**config, "api_base": url}
+            )
             assert response.status == 200, (url, await response.text())
     assert canary.hits == []
 
@@ -190,8 +218,16 @@ async def test_a_stored_api_base_an_older_release_accepted_sends_nothing(
     await store.accounts.set_account_channel("shop2", "whatsapp", {**WA_SHOP2, "api_base": canary.url})
 
     tg = traffic.telegram_text(2, 5151)
-    assert (await post(everything, replace(tg, path="/webhooks/telegram/shop2",
-                                           headers={**tg.headers, "X-Telegram-Bot-Api-Secret-Token": "shop2-secret"}))).status == 200
+    assert (
+        await post(
+            everything,
+            replace(
+                tg,
+                path="/webhooks/telegram/shop2",
+                headers={**tg.headers, "X-Telegram-Bot-Api-Secret-Token": "shop2-secret"},
+            ),
+        )
+    ).status == 200
     wa = traffic.whatsapp_text(3, "37120000003")
     assert (await post(everything, replace(wa, path="/webhooks/whatsapp/shop2"))).status == 200
 
@@ -213,16 +249,32 @@ async def test_a_redirect_from_an_allowed_host_to_one_that_is_not_sends_nothing(
     await redirector.start()
     try:
         bot_api, graph_api, twilio = providers
-        client: TestClient = await start_client(every_channel(
-            embedded.uri, db_name, bot_api.url, graph_api.url, twilio.url,
-            egress={"allowed_destinations": f"localhost:{redirector.port}"}))
+        client: TestClient = await start_client(
+            every_channel(
+                embedded.uri,
+                db_name,
+                bot_api.url,
+                graph_api.url,
+                twilio.url,
+                egress={"allowed_destinations": f"localhost:{redirector.port}"},
+            )
+        )
         headers = await shop2_admin_token(client)
-        response = await client.put("/api/accounts/shop2/channels/telegram", headers=headers,
-                                    json={**TG_SHOP2, "api_base": f"http://localhost:{redirector.port}"})
+        response = await client.put(
+            "/api/accounts/shop2/channels/telegram",
+            headers=headers,
+            json={**TG_SHOP2, "api_base": f"http://localhost:{redirector.port}"},
+        )
         assert response.status == 200, await response.text()
         tg = traffic.telegram_text(1, 6161)
-        await post(client, replace(tg, path="/webhooks/telegram/shop2",
-                                   headers={**tg.headers, "X-Telegram-Bot-Api-Secret-Token": "shop2-secret"}))
+        await post(
+            client,
+            replace(
+                tg,
+                path="/webhooks/telegram/shop2",
+                headers={**tg.headers, "X-Telegram-Bot-Api-Secret-Token": "shop2-secret"},
+            ),
+        )
         store: Repositories = client.server.app[STORE]
 
         async def failed() -> bool:
@@ -238,6 +290,7 @@ async def test_a_redirect_from_an_allowed_host_to_one_that_is_not_sends_nothing(
 
 # --- the remote Rasa server -------------------------------------------------------------------
 
+
 async def test_rasa_is_reached_at_the_host_the_operator_named_and_not_past_its_redirects(
     embedded: EmbeddedMongo, db_name: str, start_client: Any, canary: Canary
 ) -> None:
@@ -250,14 +303,18 @@ async def test_rasa_is_reached_at_the_host_the_operator_named_and_not_past_its_r
     await redirector.start()
     try:
         rasa.intents["hello"] = ("greet", 0.97)
-        named = make_settings(embedded.uri, db_name, nlu={"engine": "rasa", "rasa_url": f"http://localhost:{rasa.server.port}"})
+        named = make_settings(
+            embedded.uri, db_name, nlu={"engine": "rasa", "rasa_url": f"http://localhost:{rasa.server.port}"}
+        )
         client = await start_client(named)
         async with client.ws_connect("/webchat/ws") as ws:
             await ws.receive_json()
             decision, _ = await say(ws, "r1", "hello")
         assert (decision["action"], decision["reason"]) == ("answered", "greet") and len(rasa.requests) == 1
 
-        moved = make_settings(embedded.uri, db_name, nlu={"engine": "rasa", "rasa_url": f"http://localhost:{redirector.port}"})
+        moved = make_settings(
+            embedded.uri, db_name, nlu={"engine": "rasa", "rasa_url": f"http://localhost:{redirector.port}"}
+        )
         client = await start_client(moved)
         async with client.ws_connect("/webchat/ws") as ws:
             await ws.receive_json()

@@ -16,12 +16,30 @@ from bot.nlu.model import NluModel
 from bot.nlu.training import TrainingError, TrainOptions, train
 
 SMALL = {
-    "opening_hours": ["when are you open", "what are your opening hours", "are you open on sunday",
-                      "what time do you close", "opening times please", "are you open today"],
-    "delivery": ["do you deliver to my city", "how long does shipping take", "do you ship abroad",
-                 "is delivery free", "which courier do you use", "can you send it to Riga"],
-    "refund": ["I want my money back", "how do I get a refund", "refund my order please",
-               "can I return this for a refund", "I need a refund", "give me a refund"],
+    "opening_hours": [
+        "when are you open",
+        "what are your opening hours",
+        "are you open on sunday",
+        "what time do you close",
+        "opening times please",
+        "are you open today",
+    ],
+    "delivery": [
+        "do you deliver to my city",
+        "how long does shipping take",
+        "do you ship abroad",
+        "is delivery free",
+        "which courier do you use",
+        "can you send it to Riga",
+    ],
+    "refund": [
+        "I want my money back",
+        "how do I get a refund",
+        "refund my order please",
+        "can I return this for a refund",
+        "I need a refund",
+        "give me a refund",
+    ],
     "greet": ["hello", "hi there", "good morning", "hey", "good evening", "hi"],
 }
 OOS = ["what is the weather like", "tell me a joke", "who won the football match", "play some music"]
@@ -117,8 +135,11 @@ def test_progress_is_reported() -> None:
 
 def test_one_intent_is_not_enough() -> None:
     with pytest.raises(TrainingError, match="at least two intents"):
-        train(TrainingData([Example("hi", "greet"), Example("hello", "greet")]), None,
-              options=TrainOptions(semantic=False))
+        train(
+            TrainingData([Example("hi", "greet"), Example("hello", "greet")]),
+            None,
+            options=TrainOptions(semantic=False),
+        )
 
 
 def test_lexical_vectors_match_scikit_learn() -> None:
@@ -151,9 +172,7 @@ def test_kernel_decisions_match_libsvm() -> None:
 
 def test_entities_with_lookups_synonyms_regexes_and_builtins() -> None:
     extractor = EntityExtractor(
-        regexes={"zip": [r"LV-\d{4}"]},
-        lookups={"city": ["Riga", "New York"]},
-        synonyms={"rīga": "Riga"},
+        regexes={"zip": [r"LV-\d{4}"]}, lookups={"city": ["Riga", "New York"]}, synonyms={"rīga": "Riga"}
     )
     found = extractor.extract("Ship order #A-12345 to Rīga LV-1050 or new york; call +371 2000 0000, bob@example.com")
     assert [(e.entity, e.value, e.extractor) for e in found] == [

@@ -49,8 +49,9 @@ nlu:
 def test_rasa_yaml_is_read_with_entities_resources_and_languages() -> None:
     data = read_rasa_yaml(RASA, "shop.en.yml", language="en")
     first, second, third, greet = data.examples[:4]
-    assert first == Example("where is order A-12345?", "order_status",
-                            (Entity("order_number", "A-12345", 15, 22),), "en", "shop.en.yml:5")
+    assert first == Example(
+        "where is order A-12345?", "order_status", (Entity("order_number", "A-12345", 15, 22),), "en", "shop.en.yml:5"
+    )
     assert second.text == "is my parcel from Rīga on its way"
     assert second.entities == (Entity("city", "Riga", 18, 22),)
     assert third.source == "shop.en.yml:7" and third.entities == ()
@@ -71,10 +72,12 @@ def test_rasa_yaml_round_trips() -> None:
 
 
 def test_jsonl_round_trips() -> None:
-    data = TrainingData(examples=[
-        Example("ship to Riga", "delivery", (Entity("city", "Riga", 8, 12),), "en"),
-        Example("привет", "greet", language="ru"),
-    ])
+    data = TrainingData(
+        examples=[
+            Example("ship to Riga", "delivery", (Entity("city", "Riga", 8, 12),), "en"),
+            Example("привет", "greet", language="ru"),
+        ]
+    )
     again = read_jsonl(write_jsonl(data), "x.jsonl")
     assert [(e.text, e.intent, e.entities, e.language) for e in again.examples] == [
         (e.text, e.intent, e.entities, e.language) for e in data.examples
@@ -125,7 +128,11 @@ def test_bad_yaml_names_file_line_and_problem(text: str, line: int, problem: str
         ('\n\n{"text": "hi"}\n', 3, '"intent" must be'),
         ('["hi", "greet"]\n', 1, "JSON object"),
         ('{"text": " ", "intent": "greet"}\n', 1, '"text" must be'),
-        ('{"text": "hi", "intent": "greet", "entities": [{"entity": "x", "start": 0, "end": 9}]}\n', 1, "outside the text"),
+        (
+            '{"text": "hi", "intent": "greet", "entities": [{"entity": "x", "start": 0, "end": 9}]}\n',
+            1,
+            "outside the text",
+        ),
     ],
 )
 def test_bad_jsonl_names_file_line_and_problem(text: str, line: int, problem: str) -> None:
@@ -150,4 +157,4 @@ def test_annotations() -> None:
         (Entity("city", "Rīga", 5, 9), Entity("city", "Tallinn", 13, 20)),
     )
     text, entities = parse_annotations('[two](n){"x": 1}')
-    assert text == "two{\"x\": 1}" and entities[0] == Entity("n", "two", 0, 3)
+    assert text == 'two{"x": 1}' and entities[0] == Entity("n", "two", 0, 3)

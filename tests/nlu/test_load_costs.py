@@ -23,8 +23,9 @@ CUSTOMERS = 40
 
 def store_commands(client: TestClient) -> float:
     metric = client.server.app[METRICS].store_commands
-    return sum(sample.value for family in metric.collect() for sample in family.samples
-               if sample.name.endswith("_total"))
+    return sum(
+        sample.value for family in metric.collect() for sample in family.samples if sample.name.endswith("_total")
+    )
 
 
 async def post(client: TestClient, n: int, text: str, token: str | None) -> str:

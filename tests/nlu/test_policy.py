@@ -23,8 +23,9 @@ Start = Callable[..., Awaitable[TestClient]]
 
 
 @pytest.fixture
-async def chat(embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes,
-               start_client: Any) -> Start:
+async def chat(
+    embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes, start_client: Any
+) -> Start:
     """Start the router with the starter model active; keyword arguments override [nlu]."""
 
     async def start(**nlu: Any) -> TestClient:
@@ -42,7 +43,9 @@ async def rasa() -> AsyncIterator[FakeRasa]:
     await fake.server.close()
 
 
-async def say(ws: aiohttp.ClientWebSocketResponse, client_id: str, text: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+async def say(
+    ws: aiohttp.ClientWebSocketResponse, client_id: str, text: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Send one message; the decision and the replies it names, as the browser gets them."""
     await ws.send_json({"type": "message", "id": client_id, "text": text})
     decision: dict[str, Any] | None = None
@@ -147,8 +150,9 @@ async def test_a_remote_rasa_server_answers_or_the_customer_gets_a_human(
     embedded: EmbeddedMongo, db_name: str, start_client: Any, rasa: FakeRasa
 ) -> None:
     rasa.intents["hello"] = ("greet", 0.97)
-    settings = make_settings(embedded.uri, db_name, nlu={
-        "engine": "rasa", "rasa_url": rasa.url, "rasa_timeout": 0.3, "rasa_token": "s3cret"})
+    settings = make_settings(
+        embedded.uri, db_name, nlu={"engine": "rasa", "rasa_url": rasa.url, "rasa_timeout": 0.3, "rasa_token": "s3cret"}
+    )
     client = await start_client(settings)
     async with client.ws_connect("/webchat/ws") as ws:
         await ws.receive_json()

@@ -125,8 +125,14 @@ asyncio.run(main())
 
 async def test_a_killed_router_leaves_no_trainer_behind(embedded: EmbeddedMongo, db_name: str) -> None:
     router = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", ROUTER, embedded.uri, db_name, str(ROOT / "config" / "nlu"),
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-c",
+        ROUTER,
+        embedded.uri,
+        db_name,
+        str(ROOT / "config" / "nlu"),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
     )
     assert router.stdout is not None
     async with asyncio.timeout(60):
@@ -173,8 +179,14 @@ async def test_a_router_that_trains_and_parses_never_imports_sklearn_or_scipy(
 ) -> None:
     (tmp_path / "en.yml").write_text(DATA)
     router = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", textwrap.dedent(SERVE), embedded.uri, db_name, str(tmp_path),
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-c",
+        textwrap.dedent(SERVE),
+        embedded.uri,
+        db_name,
+        str(tmp_path),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
     )
     async with asyncio.timeout(120):
         out, _ = await router.communicate()

@@ -37,8 +37,13 @@ nlu:
     - do you ship abroad
     - is delivery free
 """
-PRICES = ["how much does it cost", "what are your prices", "price list please", "is it expensive",
-          "how much do you charge"]
+PRICES = [
+    "how much does it cost",
+    "what are your prices",
+    "price list please",
+    "is it expensive",
+    "how much do you charge",
+]
 
 
 async def train_via_api(client: TestClient, **body: Any) -> dict[str, Any]:

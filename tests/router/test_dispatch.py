@@ -22,8 +22,13 @@ SHORT = timedelta(milliseconds=200)
 
 
 def inbound(external_id: str, address: str = "v-bob") -> Inbound:
-    return Inbound(account_id="default", channel="webchat", external_id=external_id,
-                   sender=Identity("webchat", address), text="I need help")
+    return Inbound(
+        account_id="default",
+        channel="webchat",
+        external_id=external_id,
+        sender=Identity("webchat", address),
+        text="I need help",
+    )
 
 
 async def test_a_message_recorded_before_a_crash_is_dispatched_at_the_next_start(

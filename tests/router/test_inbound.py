@@ -16,8 +16,13 @@ from tests import factories
 
 
 def webchat_inbound(external_id: str, text: str = "where is my order?") -> Inbound:
-    return Inbound(account_id="default", channel="webchat", external_id=external_id,
-                   sender=Identity("webchat", "v-alice"), text=text)
+    return Inbound(
+        account_id="default",
+        channel="webchat",
+        external_id=external_id,
+        sender=Identity("webchat", "v-alice"),
+        text=text,
+    )
 
 
 async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
@@ -39,17 +44,13 @@ async def test_concurrent_deliveries_are_stored_and_dispatched_once(client: Test
     assert len(await factories.outbox(app[STORE])) == 1  # one queued notice, not eight
 
 
-async def test_two_app_instances_on_one_store_store_and_answer_once(
-    settings: Settings, start_client: Any
-) -> None:
+async def test_two_app_instances_on_one_store_store_and_answer_once(settings: Settings, start_client: Any) -> None:
     first, second = await start_client(settings), await start_client(settings)
     body = {"id": "same-id", "text": "hello", "visitor_token": None}
     # both instances share the visitor-token key through the store, so a token from one works on the other
     issued = await (await first.post("/webchat/messages", json={"id": "warmup", "text": "hi"})).json()
     body["visitor_token"] = issued["visitor_token"]
-    responses = await asyncio.gather(
-        *(c.post("/webchat/messages", json=body) for c in (first, second, first, second))
-    )
+    responses = await asyncio.gather(*(c.post("/webchat/messages", json=body) for c in (first, second, first, second)))
     payloads = [await r.json() for r in responses]
     assert {r.status for r in responses} == {202}
     assert len({p["message_id"] for p in payloads}) == 1

@@ -60,8 +60,14 @@ async def make_items(store: Repositories, count: int) -> tuple[Thread, list[str]
     _, thread, _ = await record(store, inbound())
     ids = []
     for n in range(count):
-        message = await store.outbox.create_outbound(dedup_key=f"item-{n}", thread=thread, to=Identity("webchat", "alice"),
-                                              text=f"reply {n}", sender={"kind": "bot"}, now=utcnow())
+        message = await store.outbox.create_outbound(
+            dedup_key=f"item-{n}",
+            thread=thread,
+            to=Identity("webchat", "alice"),
+            text=f"reply {n}",
+            sender={"kind": "bot"},
+            now=utcnow(),
+        )
         ids.append(message.id)
     return thread, ids
 
@@ -165,15 +171,22 @@ async def test_a_reply_enqueued_while_the_worker_runs_is_sent_at_once_and_recove
     worker = asyncio.create_task(outbox.run())
     try:
         await asyncio.sleep(0.05)  # the worker found nothing and sleeps until the next poll
-        sent = await outbox.enqueue_reply(dedup_key="now", thread=thread, to=Identity("webchat", "alice"),
-                                          text="at once", sender={"kind": "bot"})
+        sent = await outbox.enqueue_reply(
+            dedup_key="now", thread=thread, to=Identity("webchat", "alice"), text="at once", sender={"kind": "bot"}
+        )
         await wait_for(lambda: _count(store, state="sent", expected=1), timeout=5)  # no poll, no wake-up
         assert channel.sent == [sent.id]
         # a process that stored a reply leased to itself and died before sending it
         dead = Repositories.connect(embedded.uri, db_name)
         orphan, item = await dead.outbox.store_outbound(
-            dedup_key="orphan", thread=thread, to=Identity("webchat", "alice"), text="lost?", sender={"kind": "bot"},
-            now=utcnow(), leased_by=("worker-that-died", timedelta(seconds=1)))
+            dedup_key="orphan",
+            thread=thread,
+            to=Identity("webchat", "alice"),
+            text="lost?",
+            sender={"kind": "bot"},
+            now=utcnow(),
+            leased_by=("worker-that-died", timedelta(seconds=1)),
+        )
         await dead.close()
         assert item is not None and item.lease_owner == "worker-that-died" and item.attempts == 1
         outbox.wake()
@@ -209,19 +222,27 @@ async def test_a_reply_that_waits_for_a_sending_slot_past_its_lease_is_still_sen
     must not send them as well when their turn for a slot comes."""
     _, thread, _ = await record(store, inbound())
     provider = SteadyChannel(0.25)  # one provider, two router processes sending to it
-    busy = Outbox(store, {"webchat": provider}, Metrics(),
-                  outbox_settings(poll_interval=60, lease_seconds=1, concurrency=1))
+    busy = Outbox(
+        store, {"webchat": provider}, Metrics(), outbox_settings(poll_interval=60, lease_seconds=1, concurrency=1)
+    )
     other_store = Repositories.connect(embedded.uri, db_name)
     other = Outbox(other_store, {"webchat": provider}, Metrics(), outbox_settings(poll_interval=0.05))
     workers = [asyncio.create_task(busy.run()), asyncio.create_task(other.run())]
     try:
         await asyncio.sleep(0.05)
         # eight replies at once; one slot at 0.25 s a send: the last ones wait 1 s and more
-        replies = await asyncio.gather(*(
-            busy.enqueue_reply(dedup_key=f"burst-{n}", thread=thread, to=Identity("webchat", "alice"),
-                               text=f"reply {n}", sender={"kind": "bot"})
-            for n in range(8)
-        ))
+        replies = await asyncio.gather(
+            *(
+                busy.enqueue_reply(
+                    dedup_key=f"burst-{n}",
+                    thread=thread,
+                    to=Identity("webchat", "alice"),
+                    text=f"reply {n}",
+                    sender={"kind": "bot"},
+                )
+                for n in range(8)
+            )
+        )
         await wait_for(lambda: _count(store, state="sent", expected=8), timeout=10)
         await busy.drain()
         await asyncio.sleep(0.3)  # a duplicate send still in flight would land now
@@ -266,8 +287,14 @@ async def test_a_wake_up_during_an_empty_lease_query_is_not_lost(store: Reposito
     async def lease_while_a_reply_arrives() -> OutboxItem | None:
         item = await store.outbox.lease_outbox(outbox.owner, utcnow(), lease)
         if item is None and not arrived:  # another request stores a reply and wakes the worker
-            reply = await store.outbox.create_outbound(dedup_key="late", thread=thread, to=Identity("webchat", "alice"),
-                                                text="hello", sender={"kind": "bot"}, now=utcnow())
+            reply = await store.outbox.create_outbound(
+                dedup_key="late",
+                thread=thread,
+                to=Identity("webchat", "alice"),
+                text="hello",
+                sender={"kind": "bot"},
+                now=utcnow(),
+            )
             arrived.append(reply.id)
             outbox.wake()
         return item
@@ -276,13 +303,25 @@ async def test_a_wake_up_during_an_empty_lease_query_is_not_lost(store: Reposito
     assert channel.sent == arrived
 
 
-async def work_until_one_is_sent(store: Repositories, outbox: Outbox, lease: Callable[[], Awaitable[OutboxItem | None]],
-                                 poll_interval: float, timeout: float) -> None:
+async def work_until_one_is_sent(
+    store: Repositories,
+    outbox: Outbox,
+    lease: Callable[[], Awaitable[OutboxItem | None]],
+    poll_interval: float,
+    timeout: float,
+) -> None:
     """Run the outbox's worker loop on ``lease`` until one item is sent (or fail after ``timeout``)."""
-    worker = asyncio.create_task(lease_and_work(
-        lease, outbox._send_and_release, slots=outbox._slots, wake=outbox._wake,
-        poll_interval=poll_interval, in_flight=set(), on_outage=lambda: None,
-    ))
+    worker = asyncio.create_task(
+        lease_and_work(
+            lease,
+            outbox._send_and_release,
+            slots=outbox._slots,
+            wake=outbox._wake,
+            poll_interval=poll_interval,
+            in_flight=set(),
+            on_outage=lambda: None,
+        )
+    )
     try:
         await wait_for(lambda: _count(store, state="sent", expected=1), timeout=timeout)
     finally:
@@ -296,8 +335,14 @@ async def test_the_worker_outlives_an_unexpected_store_error(store: Repositories
     _, thread, _ = await record(store, inbound())
     channel = RecordingChannel()
     outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(poll_interval=0.05))
-    reply = await store.outbox.create_outbound(dedup_key="after-error", thread=thread, to=Identity("webchat", "alice"),
-                                        text="hello", sender={"kind": "bot"}, now=utcnow())
+    reply = await store.outbox.create_outbound(
+        dedup_key="after-error",
+        thread=thread,
+        to=Identity("webchat", "alice"),
+        text="hello",
+        sender={"kind": "bot"},
+        now=utcnow(),
+    )
     failed: list[bool] = []
 
     async def lease_failing_once() -> OutboxItem | None:
@@ -315,8 +360,7 @@ async def test_workers_end_when_their_store_is_closed(embedded: Any, db_name: st
     store is closed, instead of retrying a closed client for the rest of the process."""
     own = Repositories.connect(embedded.uri, db_name)
     outbox = Outbox(own, {"webchat": RecordingChannel()}, Metrics(), outbox_settings(poll_interval=0.05))
-    sweeper = DispatchSweeper(own, Dispatcher(own, Queue(own), outbox, Metrics(), "noted"), 0.05,
-                              timedelta(seconds=30))
+    sweeper = DispatchSweeper(own, Dispatcher(own, Queue(own), outbox, Metrics(), "noted"), 0.05, timedelta(seconds=30))
     workers = [asyncio.create_task(outbox.run()), asyncio.create_task(sweeper.run())]
     await asyncio.sleep(0.2)
     await own.close()

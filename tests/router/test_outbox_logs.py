@@ -28,16 +28,31 @@ from tests.router.test_inbound import wait_for
 PHONE, EMAIL = "+37120000417", "jane.kalnina@pasts.example"
 SMTP_REFUSAL = f"550 5.1.1 <{EMAIL}>: Recipient address rejected: User unknown"
 TWILIO_BUSY = f"The 'To' phone number {PHONE} cannot be reached right now"
-TWILIO_REFUSAL = f"The 'To' phone number: {PHONE}, is not currently reachable using the 'From' phone number: {OUR_NUMBER}"
+TWILIO_REFUSAL = (
+    f"The 'To' phone number: {PHONE}, is not currently reachable using the 'From' phone number: {OUR_NUMBER}"
+)
 
 
 @pytest.fixture
-async def shop(embedded: Any, db_name: str, start_client: Any) -> AsyncIterator[tuple[TestClient, FakeTwilio, SmtpSink]]:
+async def shop(
+    embedded: Any, db_name: str, start_client: Any
+) -> AsyncIterator[tuple[TestClient, FakeTwilio, SmtpSink]]:
     twilio, sink = FakeTwilio(), SmtpSink()
     await twilio.start()
     await sink.start()
-    client = await start_client(sms_settings(embedded.uri, db_name, twilio.url, email={
-        "address": "support@shop.example", "smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_security": "none"}))
+    client = await start_client(
+        sms_settings(
+            embedded.uri,
+            db_name,
+            twilio.url,
+            email={
+                "address": "support@shop.example",
+                "smtp_host": "127.0.0.1",
+                "smtp_port": sink.port,
+                "smtp_security": "none",
+            },
+        )
+    )
     try:
         yield client, twilio, sink
     finally:
@@ -58,8 +73,9 @@ def router_lines(records: list[logging.LogRecord]) -> str:
     """What the router's logs hold: its own loggers at every level, libraries at WARNING and above
     (``configure_logging``), each line as the text formatter writes it, traceback included."""
     formatter = TextFormatter()
-    return "\n".join(formatter.format(r) for r in records
-                     if r.name.startswith("omnirouter") or r.levelno >= logging.WARNING)
+    return "\n".join(
+        formatter.format(r) for r in records if r.name.startswith("omnirouter") or r.levelno >= logging.WARNING
+    )
 
 
 async def test_a_refused_recipient_is_in_last_error_and_in_no_log_line(
@@ -68,7 +84,10 @@ async def test_a_refused_recipient_is_in_last_error_and_in_no_log_line(
     client, twilio, sink = shop
     store = client.server.app[STORE]
     caplog.set_level(logging.DEBUG)
-    twilio.failures = [(503, {"code": 20503, "message": TWILIO_BUSY}), (400, {"code": 21612, "message": TWILIO_REFUSAL})]
+    twilio.failures = [
+        (503, {"code": 20503, "message": TWILIO_BUSY}),
+        (400, {"code": 21612, "message": TWILIO_REFUSAL}),
+    ]
     sink.refuse[EMAIL] = SMTP_REFUSAL
     params = fixture("sms", "inbound_text", From=PHONE, Body="where is my parcel?", MessageSid="SM" + "5" * 32)
     assert (await post_webhook(client, "/webhooks/sms", params)).status == 200
@@ -91,9 +110,15 @@ async def test_a_refused_recipient_is_in_last_error_and_in_no_log_line(
 
 
 def test_addresses_and_numbers_are_redacted_codes_are_not() -> None:
-    assert without_contacts(f"recipient refused: {SMTP_REFUSAL}") == \
-        "recipient refused: 550 5.1.1 <[address]>: Recipient address rejected: User unknown"
-    assert without_contacts("Twilio answered 503 (code 20503): call +371 2000 0417 or (415) 555-0123") == \
-        "Twilio answered 503 (code 20503): call [number] or [number]"
-    assert without_contacts("SMTP server answered 451 4.7.1 greylisted, try later") == \
-        "SMTP server answered 451 4.7.1 greylisted, try later"
+    assert (
+        without_contacts(f"recipient refused: {SMTP_REFUSAL}")
+        == "recipient refused: 550 5.1.1 <[address]>: Recipient address rejected: User unknown"
+    )
+    assert (
+        without_contacts("Twilio answered 503 (code 20503): call +371 2000 0417 or (415) 555-0123")
+        == "Twilio answered 503 (code 20503): call [number] or [number]"
+    )
+    assert (
+        without_contacts("SMTP server answered 451 4.7.1 greylisted, try later")
+        == "SMTP server answered 451 4.7.1 greylisted, try later"
+    )

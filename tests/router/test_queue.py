@@ -27,21 +27,43 @@ from tests.conftest import make_settings
 from tests.router.test_inbound import wait_for
 
 
-async def make_agent(store: Repositories, login: str, *, teams: list[str] | None = None, capacity: int = 5,
-                     online: bool = True, role: Role = Role.AGENT) -> Agent:
+async def make_agent(
+    store: Repositories,
+    login: str,
+    *,
+    teams: list[str] | None = None,
+    capacity: int = 5,
+    online: bool = True,
+    role: Role = Role.AGENT,
+) -> Agent:
     """An agent straight in the store (no password: these tests never log in)."""
-    agent = Agent(id=new_id("agt"), account_id="default", login=login, name=login.title(), role=role,
-                  created_at=utcnow(), teams=teams or [], capacity=capacity, free=capacity,
-                  presence=Presence.ONLINE if online else Presence.OFFLINE)
+    agent = Agent(
+        id=new_id("agt"),
+        account_id="default",
+        login=login,
+        name=login.title(),
+        role=role,
+        created_at=utcnow(),
+        teams=teams or [],
+        capacity=capacity,
+        free=capacity,
+        presence=Presence.ONLINE if online else Presence.OFFLINE,
+    )
     assert await store.agents.create_agent(agent)
     return agent
 
 
 async def customer_writes(app: Any, visitor: str, text: str = "I need a human", n: int = 0) -> str:
     """A customer message through the real pipeline; returns its thread id once dispatched."""
-    recorded, task = await app[PIPELINE].receive(Inbound(
-        account_id="default", channel="webchat", external_id=f"{visitor}:{n}:{text}",
-        sender=Identity("webchat", visitor), text=text))
+    recorded, task = await app[PIPELINE].receive(
+        Inbound(
+            account_id="default",
+            channel="webchat",
+            external_id=f"{visitor}:{n}:{text}",
+            sender=Identity("webchat", visitor),
+            text=text,
+        )
+    )
     if task is not None:
         await task
     return str(recorded.thread.id)
@@ -99,8 +121,9 @@ async def test_capacity_holds_when_one_agent_claims_from_two_instances_at_once(
     for n in range(10):
         await customer_writes(first, f"c{n}")
     agent = await make_agent(first[STORE], "busy", capacity=2)
-    claims = await asyncio.gather(*((first, second)[n % 2][QUEUE].take_next(agent) for n in range(20)),
-                                  return_exceptions=True)
+    claims = await asyncio.gather(
+        *((first, second)[n % 2][QUEUE].take_next(agent) for n in range(20)), return_exceptions=True
+    )
     assert sum(1 for c in claims if not isinstance(c, BaseException) and c is not None) == 2
     assert {c.code for c in claims if isinstance(c, QueueError)} == {"no_capacity"}
     assert await first[STORE].queue.count_assigned(agent.id) == 2
@@ -133,9 +156,12 @@ async def test_next_takes_the_most_urgent_then_the_longest_waiting(client: TestC
     assert order == [urgent, oldest, newer]
 
 
-async def test_auto_assigns_least_loaded_online_agent_round_robin(embedded: Any, db_name: str, start_client: Any) -> None:
-    settings = make_settings(embedded.uri, db_name, queue={"strategy": "auto", "assign_interval": 3600,
-                                                           "channel_teams": "webchat=support"})
+async def test_auto_assigns_least_loaded_online_agent_round_robin(
+    embedded: Any, db_name: str, start_client: Any
+) -> None:
+    settings = make_settings(
+        embedded.uri, db_name, queue={"strategy": "auto", "assign_interval": 3600, "channel_teams": "webchat=support"}
+    )
     app = (await start_client(settings)).server.app
     store = app[STORE]
     ann = await make_agent(store, "ann", teams=["support"], capacity=2)
@@ -243,8 +269,9 @@ async def test_outside_the_reopen_window_a_new_thread_opens(embedded: Any, db_na
 async def test_out_of_hours_the_customer_is_told_when_we_open(embedded: Any, db_name: str, start_client: Any) -> None:
     now = datetime.now(UTC)
     closed_today = f"{['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'][(now.weekday() + 1) % 7]} 09:00-17:00"
-    settings = make_settings(embedded.uri, db_name, queue={"business_hours": closed_today,
-                                                           "out_of_hours_reply": "Closed: back at 9."})
+    settings = make_settings(
+        embedded.uri, db_name, queue={"business_hours": closed_today, "out_of_hours_reply": "Closed: back at 9."}
+    )
     app = (await start_client(settings)).server.app
     await customer_writes(app, "night")
     texts = [message.text for message in await factories.messages(app[STORE], direction="out")]
@@ -284,8 +311,9 @@ async def test_sla_clocks_run_until_an_agent_answers(client: TestClient) -> None
 
 
 async def _dispatched(app: Any, visitor: str, text: str) -> DecisionAction:
-    _, task = await app[PIPELINE].receive(Inbound("default", "webchat", f"{visitor}:{text}",
-                                                  Identity("webchat", visitor), text))
+    _, task = await app[PIPELINE].receive(
+        Inbound("default", "webchat", f"{visitor}:{text}", Identity("webchat", visitor), text)
+    )
     return (await task).action  # type: ignore[no-any-return]
 
 

@@ -57,9 +57,17 @@ async def _sms(client: TestClient, sid: str, sender: str, body: str, kind: str =
 
 
 async def _telegram(client: TestClient, n: int, text: str, phone: str | None = None) -> None:
-    _, task = await client.server.app[PIPELINE].receive(Inbound(
-        account_id="default", channel="telegram", external_id=f"777001:{n}", sender=Identity("telegram", "777001"),
-        text=text, sender_name="Anna Bērziņa", phone=phone))
+    _, task = await client.server.app[PIPELINE].receive(
+        Inbound(
+            account_id="default",
+            channel="telegram",
+            external_id=f"777001:{n}",
+            sender=Identity("telegram", "777001"),
+            text=text,
+            sender_name="Anna Bērziņa",
+            phone=phone,
+        )
+    )
     if task is not None:
         await task
 
@@ -69,15 +77,18 @@ async def _populate(client: TestClient, raw: Any, twilio: FakeTwilio, sink: Smtp
     store, queue = app[STORE], app[QUEUE]
     world = World(client, store, raw)
     await _telegram(client, 1, "Telegram hello from Anna")  # a contact of her own, for now
-    await store.messages.apply_edit(Inbound("default", "telegram", "777001:1", Identity("telegram", "777001"),
-                                   "Telegram hello, edited by Anna"), utcnow())
+    await store.messages.apply_edit(
+        Inbound("default", "telegram", "777001:1", Identity("telegram", "777001"), "Telegram hello, edited by Anna"),
+        utcnow(),
+    )
     await _sms(client, "SManna0000000000000000000000000001", ANNA, "Hi, Anna Bērziņa here: parcel 58211 is missing")
     await _sms(client, "MManna0000000000000000000000000002", ANNA, "Photos of the damaged box", "inbound_mms")
     assert (await post_webhook(client, "/webhooks/voice", fixture("voice", "status_no_answer_inbound"))).status == 200
     await _telegram(client, 2, "My number is in my Telegram contact", phone=ANNA)  # merges the two contacts
     await _sms(client, "SMcarl0000000000000000000000000003", CARL, "Carl asks about invoice 9931")
-    raw, bob_message_id = mail("Bob Builder <bob@client.example>", "Invoice question from Bob Builder",
-                               "Bob's secret body text")
+    raw, bob_message_id = mail(
+        "Bob Builder <bob@client.example>", "Invoice question from Bob Builder", "Bob's secret body text"
+    )
     adapter = app[ADAPTERS]["email"]
     assert isinstance(adapter, EmailAdapter)
     await adapter.ingest(raw)
@@ -89,8 +100,11 @@ async def _populate(client: TestClient, raw: Any, twilio: FakeTwilio, sink: Smtp
     world.bob = (await find_contact(store, "default", "bob@client.example")).contact_id
     world.carl = (await find_contact(store, "default", CARL)).contact_id
     threads = {t.contact_id + t.channel: t.id for t in await store.queue.queued_threads("default")}
-    for key, reply in ((world.anna + "sms", LONG_REPLY), (world.bob + "email", "Dear Bob, the invoice is fine"),
-                       (world.carl + "sms", "Hello Carl")):
+    for key, reply in (
+        (world.anna + "sms", LONG_REPLY),
+        (world.bob + "email", "Dear Bob, the invoice is fine"),
+        (world.carl + "sms", "Hello Carl"),
+    ):
         await queue.take(admin, threads[key])
         await app[SERVICES].replies.answer(threads[key], admin, reply, f"nonce-{key[-12:]}")
     anna_thread = threads[world.anna + "sms"]
@@ -101,8 +115,21 @@ async def _populate(client: TestClient, raw: Any, twilio: FakeTwilio, sink: Smtp
     await _sms(client, "SManna0000000000000000000000000004", ANNA, "STOP")
     scope = await find_contact(store, "default", world.anna)
     world.needles = {
-        "anna": [ANNA, ANNA[2:], "777001", "Bērziņa", "58211", "Telegram hello", "Photos of the damaged box",
-                 MEDIA_ID, CALL_SID, "Dear Anna", "SManna", "MManna", *scope.contact_ids],
+        "anna": [
+            ANNA,
+            ANNA[2:],
+            "777001",
+            "Bērziņa",
+            "58211",
+            "Telegram hello",
+            "Photos of the damaged box",
+            MEDIA_ID,
+            CALL_SID,
+            "Dear Anna",
+            "SManna",
+            "MManna",
+            *scope.contact_ids,
+        ],
         "bob": ["bob@client.example", "Bob Builder", "Bob's secret", bob_message_id, "Dear Bob", world.bob],
         "carl": [CARL, "invoice 9931", "Hello Carl", "Carl is fine", world.carl],
     }
@@ -119,9 +146,19 @@ async def world(embedded: EmbeddedMongo, db_name: str, start_client: Any, raw_da
     twilio, sink = FakeTwilio(), SmtpSink()
     await twilio.start()
     await sink.start()
-    settings = sms_settings(embedded.uri, db_name, twilio.url, voice={"enabled": True}, sms={"max_segments": 1}, email={
-        "address": "support@shop.example", "smtp_host": "127.0.0.1", "smtp_port": sink.port,
-        "smtp_security": "none"})
+    settings = sms_settings(
+        embedded.uri,
+        db_name,
+        twilio.url,
+        voice={"enabled": True},
+        sms={"max_segments": 1},
+        email={
+            "address": "support@shop.example",
+            "smtp_host": "127.0.0.1",
+            "smtp_port": sink.port,
+            "smtp_security": "none",
+        },
+    )
     try:
         yield await _populate(await start_client(settings), raw_database, twilio, sink)
     finally:
@@ -165,7 +202,14 @@ async def test_the_export_holds_every_document_that_mentions_the_contact(world: 
         document = await export_contact(world.store, await find_contact(world.store, "default", contact_id), "cli")
         text = json.dumps(document, ensure_ascii=False)
         mentioning = holding(before, world.needles[who])
-        assert {name for name, _ in mentioning} >= {"contacts", "identities", "threads", "messages", "outbox", "timeline"}
+        assert {name for name, _ in mentioning} >= {
+            "contacts",
+            "identities",
+            "threads",
+            "messages",
+            "outbox",
+            "timeline",
+        }
         missing = [key for key in mentioning if f'"id": "{key[1]}"' not in text]
         assert missing == [], f"{who}'s export lacks {missing}"
         assert world.needles["carl"][1] not in text  # nobody else's data
@@ -238,10 +282,17 @@ async def test_a_holder_registered_later_is_exported_and_erased(world: World) ->
     """How the NLU layer plugs in: training examples taken from a contact's messages."""
     store = world.store
     scope = await find_contact(store, "default", world.anna)
-    await world.raw.plugin_examples.insert_many([  # a plugin's own collection
-        {"_id": f"ex{n}", "account_id": "default", "message_id": message_id,
-         "text": "Telegram hello, from a training example"}
-        for n, message_id in enumerate(scope.message_ids[:2])])
+    await world.raw.plugin_examples.insert_many(
+        [  # a plugin's own collection
+            {
+                "_id": f"ex{n}",
+                "account_id": "default",
+                "message_id": message_id,
+                "text": "Telegram hello, from a training example",
+            }
+            for n, message_id in enumerate(scope.message_ids[:2])
+        ]
+    )
     assert "plugin_examples" not in covered_collections()
     register_holder(keyed_holder("plugin_examples", "plugin_examples", "message_id", lambda s: s.message_ids))
     try:
@@ -287,13 +338,32 @@ async def test_another_accounts_records_that_name_the_contact_stay_out_of_it(wor
         if name != "email_keys":  # e-mail thread keys carry their account in their id
             doc["account_id"] = "other"
         copies[(name, doc["_id"])] = doc
-    copies[("nlu_examples", "copy-example")] = {"_id": "copy-example", "account_id": "other", "intent": "greet",
-                                                "text": "filed under her message", "message_id": scope.message_ids[0]}
-    copies[("audit", "copy-audit")] = {"_id": "copy-audit", "account_id": "other", "action": "contact.export",
-                                       "target": scope.contact_id, "actor": "cli", "at": 0}
+    copies[("nlu_examples", "copy-example")] = {
+        "_id": "copy-example",
+        "account_id": "other",
+        "intent": "greet",
+        "text": "filed under her message",
+        "message_id": scope.message_ids[0],
+    }
+    copies[("audit", "copy-audit")] = {
+        "_id": "copy-audit",
+        "account_id": "other",
+        "action": "contact.export",
+        "target": scope.contact_id,
+        "actor": "cli",
+        "at": 0,
+    }
     for (name, _), doc in copies.items():
         await world.raw[name].insert_one(doc)
-    assert {name for name, _ in copies} >= {"contacts", "identities", "threads", "messages", "outbox", "timeline", "audit"}
+    assert {name for name, _ in copies} >= {
+        "contacts",
+        "identities",
+        "threads",
+        "messages",
+        "outbox",
+        "timeline",
+        "audit",
+    }
 
     document = json.dumps(await export_contact(store, scope, "cli"), ensure_ascii=False)
     assert "copy-" not in document

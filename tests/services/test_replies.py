@@ -31,8 +31,11 @@ async def test_console_and_api_replies_leave_the_same_trail(client: TestClient) 
     for thread_id, message in ((by_agent, console), (by_api, api)):
         answered = await store.threads.get_thread(thread_id)
         assert answered is not None and answered.first_response_at is not None
-        entries = [e async for e in store.audit.audit_entries(AuditQuery("default", action="thread.reply"), 10)
-                   if e.target == thread_id]
+        entries = [
+            e
+            async for e in store.audit.audit_entries(AuditQuery("default", action="thread.reply"), 10)
+            if e.target == thread_id
+        ]
         assert entries and {e.details["message"] for e in entries} == {message.id}
 
 

@@ -30,15 +30,27 @@ async def seeded_report(store: Repositories) -> Report:
 
 async def test_the_seeded_week_gives_the_worked_out_figures(store: Repositories) -> None:
     report = await seeded_report(store)
-    for key in ("total", "contained", "contained_resolved", "escalated", "resolved", "by_channel", "reasons",
-                "sla_breached", "sla_unanswered", "next_breaches"):
+    for key in (
+        "total",
+        "contained",
+        "contained_resolved",
+        "escalated",
+        "resolved",
+        "by_channel",
+        "reasons",
+        "sla_breached",
+        "sla_unanswered",
+        "next_breaches",
+    ):
         assert getattr(report, key) == EXPECTED[key], key
     assert [n for _, n in report.by_day] == EXPECTED["by_day"]
     assert [d.isoformat() for d, _ in report.by_day][::6] == ["2025-03-01", "2025-03-07"]
     assert report.containment == pytest.approx(4 / 15)
     for name in ("queue_wait", "first_response", "resolution"):
         timing, expected = report.timing[name], EXPECTED[name]
-        assert (timing.count, timing.median, timing.p90) == (expected["count"], expected["median"], expected["p90"]), name
+        assert (timing.count, timing.median, timing.p90) == (expected["count"], expected["median"], expected["p90"]), (
+            name
+        )
         assert timing.mean == pytest.approx(expected["mean"]), name
     rows = {a.login: (a.conversations, a.resolved, a.handling_s, a.shifts, a.shift_s) for a in report.agents}
     assert rows == EXPECTED["agents"]
@@ -58,9 +70,12 @@ def test_count_then_skip_matches_the_inclusive_quantiles(n: int) -> None:
     for q in (0.5, 0.9):
         plan = Quantile.plan(n, q)
         ordered = values if plan.ascending else values[::-1]
-        found = ordered[plan.skip:plan.skip + plan.take]
-        expected = statistics.median(values) if q == 0.5 else (
-            values[0] if n == 1 else statistics.quantiles(values, n=10, method="inclusive")[8])
+        found = ordered[plan.skip : plan.skip + plan.take]
+        expected = (
+            statistics.median(values)
+            if q == 0.5
+            else (values[0] if n == 1 else statistics.quantiles(values, n=10, method="inclusive")[8])
+        )
         assert plan.value(found) == pytest.approx(expected), (n, q)
         assert plan.take <= 2 and (plan.ascending or plan.skip + plan.take <= n // 2 + 2)
 
@@ -69,14 +84,29 @@ async def test_percentiles_on_the_store_match_python_on_random_durations(store: 
     rng = random.Random(7)
     waits = [rng.randint(1, 5000) for _ in range(101)]
     start = 1_740_000_000_000
-    threads = [Thread(id=f"thr_r{i}", account_id="default", contact_id="con_r", channel="sms",
-                      status=ThreadStatus.ASSIGNED, opened_at=from_epoch_ms(start + i),
-                      last_message_at=from_epoch_ms(start), queued_at=from_epoch_ms(start + i),
-                      assigned_at=from_epoch_ms(start + i + w * 1000))
-               for i, w in enumerate(waits)]
+    threads = [
+        Thread(
+            id=f"thr_r{i}",
+            account_id="default",
+            contact_id="con_r",
+            channel="sms",
+            status=ThreadStatus.ASSIGNED,
+            opened_at=from_epoch_ms(start + i),
+            last_message_at=from_epoch_ms(start),
+            queued_at=from_epoch_ms(start + i),
+            assigned_at=from_epoch_ms(start + i + w * 1000),
+        )
+        for i, w in enumerate(waits)
+    ]
     await store.threads.import_threads(threads)
-    report = await build_report(store, "default", SINCE.replace(month=2, day=1), UNTIL.replace(month=2, day=28),
-                                first_response_minutes=15, now=NOW)
+    report = await build_report(
+        store,
+        "default",
+        SINCE.replace(month=2, day=1),
+        UNTIL.replace(month=2, day=28),
+        first_response_minutes=15,
+        now=NOW,
+    )
     wait = report.timing["queue_wait"]
     assert wait.count == 101 and wait.median == statistics.median(waits)
     assert wait.p90 == pytest.approx(statistics.quantiles(waits, n=10, method="inclusive")[8])

@@ -26,10 +26,24 @@ async def _message(store: Repositories, account: str, n: int, age_days: float) -
     """A reply sent ``age_days`` ago, with what hangs off it: its outbox item, a kept mail source
     and a sent SMS part."""
     when = NOW - timedelta(days=age_days)
-    thread = Thread(id=f"thr_{account}", account_id=account, contact_id="con_x", channel="sms",
-                    status=ThreadStatus.BOT, opened_at=when, last_message_at=when, address="+15550000")
-    message, _ = await store.outbox.store_outbound(dedup_key=f"{account}|{n}", thread=thread, to=Identity("sms", "+15550000"),
-                                                   text=f"text {n}", sender={"kind": "bot"}, now=when)
+    thread = Thread(
+        id=f"thr_{account}",
+        account_id=account,
+        contact_id="con_x",
+        channel="sms",
+        status=ThreadStatus.BOT,
+        opened_at=when,
+        last_message_at=when,
+        address="+15550000",
+    )
+    message, _ = await store.outbox.store_outbound(
+        dedup_key=f"{account}|{n}",
+        thread=thread,
+        to=Identity("sms", "+15550000"),
+        text=f"text {n}",
+        sender={"kind": "bot"},
+        now=when,
+    )
     await store.mail.keep_email_source(account, message.id, b"mail")
     await store.phone.note_sms_part(message.id, 0, f"SM{account}{n}")
     return message.id
@@ -54,18 +68,34 @@ async def test_old_messages_and_what_hangs_off_them_are_deleted(store: Repositor
         await store.accounts.ensure_account(account, account, NOW)
         if days is not None:
             await store.accounts.set_account_fields(account, retention_days=days)
-    made = {(account, n): await _message(store, account, n, age)
-            for account in ("shop", "keeper", "defaulted") for n, age in enumerate((400, 31, 29.9, 1))}
+    made = {
+        (account, n): await _message(store, account, n, age)
+        for account in ("shop", "keeper", "defaulted")
+        for n, age in enumerate((400, 31, 29.9, 1))
+    }
     job = RetentionJob(store, RetentionSettings(days=100), batch=1)  # batches of one: the loop is exercised
     assert await job.run_once(NOW) == {"shop": 2, "keeper": 0, "defaulted": 1}
-    assert await _left(store, list(made.values()), ("shop", "keeper", "defaulted")) == sorted(made[key] for key in (
-        ("defaulted", 1), ("defaulted", 2), ("defaulted", 3), ("keeper", 0), ("keeper", 1), ("keeper", 2),
-        ("keeper", 3), ("shop", 2), ("shop", 3)))
+    assert await _left(store, list(made.values()), ("shop", "keeper", "defaulted")) == sorted(
+        made[key]
+        for key in (
+            ("defaulted", 1),
+            ("defaulted", 2),
+            ("defaulted", 3),
+            ("keeper", 0),
+            ("keeper", 1),
+            ("keeper", 2),
+            ("keeper", 3),
+            ("shop", 2),
+            ("shop", 3),
+        )
+    )
     purges = []
     for account in ("defaulted", "keeper", "shop"):
         purges += await factories.audit(store, account, action="retention.purge")
     assert [(p.account_id, p.details) for p in purges] == [
-        ("defaulted", {"messages": 1, "days": 100}), ("shop", {"messages": 2, "days": 30})]
+        ("defaulted", {"messages": 1, "days": 100}),
+        ("shop", {"messages": 2, "days": 30}),
+    ]
     assert await job.run_once(NOW) == {"shop": 0, "keeper": 0, "defaulted": 0}
 
 
@@ -82,7 +112,9 @@ async def test_model_versions_trained_on_expired_messages_are_retired(store: Rep
     assert (await store.nlu.get_nlu_model("v-taught") or {}).get("retired_by") == "retention"
     assert await store.nlu.nlu_model_blob("v-taught") is None and await store.nlu.nlu_model_blob("v-clean") == b"c"
     active, queued = await store.nlu.nlu_active_state("shop")
-    assert active == "v-clean" and queued is not None and (await store.nlu.get_nlu_job(queued) or {})["state"] == "queued"
+    assert (
+        active == "v-clean" and queued is not None and (await store.nlu.get_nlu_job(queued) or {})["state"] == "queued"
+    )
     [purge] = await factories.audit(store, "shop", action="retention.purge")
     assert purge.details["retired_models"] == 1 and purge.details["retrain_job"] == queued
 

@@ -53,7 +53,11 @@ API_BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/accounts/{account_id}"): {"retention_days": 10},
     ("PUT", "/api/accounts/{account_id}/channels/telegram"): {"token": "1:x", "webhook_secret": "s"},
     ("PUT", "/api/accounts/{account_id}/channels/whatsapp"): {
-        "phone_number_id": "1", "access_token": "a", "app_secret": "b", "verify_token": "c"},
+        "phone_number_id": "1",
+        "access_token": "a",
+        "app_secret": "b",
+        "verify_token": "c",
+    },
     ("POST", "/api/webhooks"): {"url": "http://127.0.0.1:9/new-hook"},
     ("PATCH", "/api/webhooks/{subscription_id}"): {"description": "changed"},
     ("POST", "/api/nlu/parse"): {"text": "hello"},
@@ -88,9 +92,22 @@ CONSOLE_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/admin/intents/learn/{message_id}"): {"intent": "greet"},
     ("POST", "/admin/intents/try"): {"text": "hello"},
 }
-QUERIES = {("GET", "/console"): "?thread={thread_id}",
-           # account-wide operations on acme's records: the install-wide token names the account
-           **dict.fromkeys([("GET", "/api/intents/{intent}"), ("PUT", "/api/intents/{intent}"), ("DELETE", "/api/intents/{intent}"), ("POST", "/api/intents/{intent}/examples"), ("PATCH", "/api/intents/{intent}/examples/{example}"), ("DELETE", "/api/intents/{intent}/examples/{example}"), ("POST", "/api/nlu/review/{message_id}")], "?account={account_id}")}
+QUERIES = {
+    ("GET", "/console"): "?thread={thread_id}",
+    # account-wide operations on acme's records: the install-wide token names the account
+    **dict.fromkeys(
+        [
+            ("GET", "/api/intents/{intent}"),
+            ("PUT", "/api/intents/{intent}"),
+            ("DELETE", "/api/intents/{intent}"),
+            ("POST", "/api/intents/{intent}/examples"),
+            ("PATCH", "/api/intents/{intent}/examples/{example}"),
+            ("DELETE", "/api/intents/{intent}/examples/{example}"),
+            ("POST", "/api/nlu/review/{message_id}"),
+        ],
+        "?account={account_id}",
+    ),
+}
 
 
 @dataclass
@@ -118,9 +135,13 @@ class World:
 
 
 async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
-    settings = make_settings(embedded.uri, db_name, api={"token": INSTALL},
-                             webhooks={"allow_private_networks": True, "concurrency": 0},
-                             nlu={"semantic": False})  # a training job started by the probe stays quick
+    settings = make_settings(
+        embedded.uri,
+        db_name,
+        api={"token": INSTALL},
+        webhooks={"allow_private_networks": True, "concurrency": 0},
+        nlu={"semantic": False},
+    )  # a training job started by the probe stays quick
     client: TestClient = await start_client(settings)
     app = client.server.app
     store = app[STORE]
@@ -129,12 +150,26 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
     await create_account(store, "rival", "Rival", "rival-admin", password=PASSWORD)
     agent, _ = await add_agent(store, "acme", "acme-agent", name="Acme Agent Zed", password=PASSWORD)
     assert agent is not None
-    subscription, _ = await subscribe(store, app[EVENTS], "acme", "http://127.0.0.1:9/acme-hook-path",
-                                      EVENT_TYPES, "acme-hook-path", app[EGRESS].webhooks)
-    recorded, task = await app[PIPELINE].receive(Inbound(
-        account_id="acme", channel="webchat", external_id="acme-1", sender=Identity("webchat", "acme-visitor"),
-        text="ACME-PRIVATE-7731", sender_name="ACME-PRIVATE-7731",
-        attachments=(Attachment(kind="image", provider_ref="file-1"),)))
+    subscription, _ = await subscribe(
+        store,
+        app[EVENTS],
+        "acme",
+        "http://127.0.0.1:9/acme-hook-path",
+        EVENT_TYPES,
+        "acme-hook-path",
+        app[EGRESS].webhooks,
+    )
+    recorded, task = await app[PIPELINE].receive(
+        Inbound(
+            account_id="acme",
+            channel="webchat",
+            external_id="acme-1",
+            sender=Identity("webchat", "acme-visitor"),
+            text="ACME-PRIVATE-7731",
+            sender_name="ACME-PRIVATE-7731",
+            attachments=(Attachment(kind="image", provider_ref="file-1"),),
+        )
+    )
     assert task is not None
     await task
     spare = await issue_token(store, "acme", "acme-crm-token spare", ["read"], "test")
@@ -145,15 +180,28 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
     }
     spare_id = next(t.id for t in await store.accounts.list_api_tokens("acme") if t.prefix == spare[:8])
     samples = {
-        "thread_id": recorded.thread.id, "message_id": recorded.message.id, "index": "0",
-        "item_id": (await store.outbox.list_outbox(None, "acme"))[0].id, "agent_id": agent.id, "account_id": "acme",
-        "channel": "telegram", "action": "note", "contact_id": recorded.message.contact_id, "token_id": spare_id,
+        "thread_id": recorded.thread.id,
+        "message_id": recorded.message.id,
+        "index": "0",
+        "item_id": (await store.outbox.list_outbox(None, "acme"))[0].id,
+        "agent_id": agent.id,
+        "account_id": "acme",
+        "channel": "telegram",
+        "action": "note",
+        "contact_id": recorded.message.contact_id,
+        "token_id": spare_id,
         "subscription_id": subscription.id,
         "delivery_id": (await store.webhooks.list_deliveries(subscription.id))[0].id,
-        **await _nlu_samples(app), "intent": "greet", "example": example_id("acme", "hello"),
+        **await _nlu_samples(app),
+        "intent": "greet",
+        "example": example_id("acme", "hello"),
     }
-    logins = {"agent": ("acme", "acme-agent"), "admin": ("acme", "acme-admin"),
-              "other_admin": ("rival", "rival-admin"), "superadmin": ("default", superadmin)}
+    logins = {
+        "agent": ("acme", "acme-agent"),
+        "admin": ("acme", "acme-admin"),
+        "other_admin": ("rival", "rival-admin"),
+        "superadmin": ("default", superadmin),
+    }
     password = app[FIRST_ADMIN][1]
     world = World(client, samples, tokens, logins)
     for who, (account, login) in logins.items():
@@ -177,8 +225,11 @@ async def _session(world: World, account: str, login: str, password: str) -> aio
     session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     page = await (await session.get(f"{world.base}/login")).text()
     token = CSRF.search(page).group(1)  # type: ignore[union-attr]
-    response = await session.post(f"{world.base}/login", allow_redirects=False,
-                                  data={"account": account, "login": login, "password": password, "csrf_token": token})
+    response = await session.post(
+        f"{world.base}/login",
+        allow_redirects=False,
+        data={"account": account, "login": login, "password": password, "csrf_token": token},
+    )
     assert response.status == 303, f"{login} could not log in"
     return session
 
@@ -198,8 +249,9 @@ def guarded_routes(app: web.Application) -> Iterator[tuple[str, str, Access]]:
         found.append((route.method, path, access))
     order = {"GET": 0, "POST": 1, "PUT": 1, "PATCH": 1, "DELETE": 2}
     # deletions of sub-records (an intent's example) before deletions of their parents (the intent)
-    yield from sorted(found, key=lambda r: (r[1] == "/logout", order.get(r[0], 1),
-                                            -r[1].count("/") if r[0] == "DELETE" else 0, r[1]))
+    yield from sorted(
+        found, key=lambda r: (r[1] == "/logout", order.get(r[0], 1), -r[1].count("/") if r[0] == "DELETE" else 0, r[1])
+    )
 
 
 def _fill(template: str, samples: dict[str, str]) -> str:
@@ -272,14 +324,20 @@ def check(who: str, method: str, template: str, outcome: str, status: int, body:
         if not refused:
             problems.append(f"{route}: not refused")
     if outcome != "allowed":  # acme's own agent may see their own name in the top bar
-        problems += [f"{route}: shows {marker!r}" for marker in MARKERS
-                     if marker in body and not (who == "agent" and marker == "Acme Agent Zed")]
+        problems += [
+            f"{route}: shows {marker!r}"
+            for marker in MARKERS
+            if marker in body and not (who == "agent" and marker == "Acme Agent Zed")
+        ]
     return problems
 
 
 async def test_every_api_operation_with_a_body_has_a_sample_here(client: TestClient) -> None:
-    missing = [(op.method, op.path) for op in client.server.app[API_OPERATIONS]
-               if op.body is not None and (op.method, op.path) not in API_BODIES]
+    missing = [
+        (op.method, op.path)
+        for op in client.server.app[API_OPERATIONS]
+        if op.body is not None and (op.method, op.path) not in API_BODIES
+    ]
     assert not missing, f"add a valid body to API_BODIES for {missing}"
 
 

@@ -75,12 +75,15 @@ async def test_messages_typed_while_the_router_restarts_are_sent_once_it_is_back
         await second.close()
 
 
-@pytest.mark.parametrize(("locale", "query", "lang", "ask", "online", "placeholder"), [
-    ("ru-RU", "", "ru", "Спросите нас о чём угодно.", "В сети", "Напишите сообщение…"),
-    ("en-US", "?lang=lv", "lv", "Jautājiet mums jebko.", "Tiešsaistē", "Rakstiet ziņu…"),
-])
+@pytest.mark.parametrize(
+    ("locale", "query", "lang", "ask", "online", "placeholder"),
+    [
+        ("ru-RU", "", "ru", "Спросите нас о чём угодно.", "В сети", "Напишите сообщение…"),
+        ("en-US", "?lang=lv", "lv", "Jautājiet mums jebko.", "Tiešsaistē", "Rakstiet ziņu…"),
+    ],
+)
 async def test_the_chat_page_speaks_the_visitors_language(
-    client: TestClient, browser: Browser, locale: str, query: str, lang: str, ask: str, online: str, placeholder: str,
+    client: TestClient, browser: Browser, locale: str, query: str, lang: str, ask: str, online: str, placeholder: str
 ) -> None:
     """The browser's language (Accept-Language), or the page's ?lang=, picks the page's words."""
     context = await browser.new_context(locale=locale)

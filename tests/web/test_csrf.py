@@ -24,8 +24,11 @@ UNCHANGING = ("sessions", "login_failures")  # a refused request may still refre
 
 async def snapshot(world: World) -> dict[str, list[Any]]:
     db = raw_database_of(world.client.server.app[STORE])  # every collection: a forged request changes none
-    return {name: await db[name].find({}).sort("_id").to_list()
-            for name in sorted(await db.list_collection_names()) if name not in UNCHANGING}
+    return {
+        name: await db[name].find({}).sort("_id").to_list()
+        for name in sorted(await db.list_collection_names())
+        if name not in UNCHANGING
+    }
 
 
 async def csrf_of(world: World, who: str) -> str:
@@ -33,14 +36,16 @@ async def csrf_of(world: World, who: str) -> str:
     return CSRF.search(page).group(1)  # type: ignore[union-attr]
 
 
-async def post(world: World, who: str, method: str, template: str, token: str | None,
-               headers: dict[str, str] | None = None) -> tuple[int, str]:
+async def post(
+    world: World, who: str, method: str, template: str, token: str | None, headers: dict[str, str] | None = None
+) -> tuple[int, str]:
     form = dict(CONSOLE_FORMS.get((method, template), {}))
     if token is not None:
         form["csrf_token"] = token
     url = world.base + _fill(template, world.samples) + _fill(QUERIES.get((method, template), ""), world.samples)
-    async with world.sessions[who].request(method, url, data=form, headers=headers or {},
-                                           allow_redirects=False) as response:
+    async with world.sessions[who].request(
+        method, url, data=form, headers=headers or {}, allow_redirects=False
+    ) as response:
         return response.status, await response.text()
 
 
@@ -58,8 +63,11 @@ async def test_every_state_changing_console_route_refuses_forged_requests(
 ) -> None:
     world = await build_world(embedded, db_name, start_client)
     try:
-        routes = [(m, t, a) for m, t, a in guarded_routes(world.client.server.app)
-                  if a.kind == "session" and m not in ("GET", "HEAD")]
+        routes = [
+            (m, t, a)
+            for m, t, a in guarded_routes(world.client.server.app)
+            if a.kind == "session" and m not in ("GET", "HEAD")
+        ]
         assert len(routes) >= 20, routes  # the console has this many forms; fewer means routes went missing
         own = {who: await csrf_of(world, who) for who in ("admin", "agent", "superadmin")}
         problems: list[str] = []
@@ -83,8 +91,9 @@ async def test_every_state_changing_console_route_refuses_forged_requests(
             if await snapshot(world) != before:
                 problems.append(f"{method} {template}: a forged request changed the store")
             # the page itself (same origin, its own token) gets through the guard
-            status, body = await post(world, who, method, template, own[who],
-                                      {"Sec-Fetch-Site": "same-origin", "Origin": world.base})
+            status, body = await post(
+                world, who, method, template, own[who], {"Sec-Fetch-Site": "same-origin", "Origin": world.base}
+            )
             if status in (401, 403) or status >= 500:
                 problems.append(f"{method} {template} from the page itself: {status} {body[:100]}")
             await background_work_done(world)

@@ -23,16 +23,28 @@ from tests.handlers.conftest import bot_api  # noqa: F401  (a fixture)
 from tests.router.test_queue import customer_writes
 
 ROUTES = [  # one of each kind: health, metrics, web chat page, console, login, API, webhook, static
-    ("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/chat"), ("GET", "/console"), ("POST", "/login"),
-    ("GET", "/api/outbox"), ("POST", "/api/threads/thr_x/resolve"), ("POST", "/webhooks/telegram"),
-    ("GET", "/static/console.css"), ("GET", "/no/such/page"),
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/chat"),
+    ("GET", "/console"),
+    ("POST", "/login"),
+    ("GET", "/api/outbox"),
+    ("POST", "/api/threads/thr_x/resolve"),
+    ("POST", "/webhooks/telegram"),
+    ("GET", "/static/console.css"),
+    ("GET", "/no/such/page"),
 ]
 
 
 async def test_every_kind_of_route_refuses_a_host_that_is_not_ours(client: TestClient) -> None:
     for method, path in ROUTES:
-        for host in ("attacker.example", f"attacker.example:{client.server.port}", "127.0.0.1.attacker.example",
-                     "localhost.attacker.example:80", ""):
+        for host in (
+            "attacker.example",
+            f"attacker.example:{client.server.port}",
+            "127.0.0.1.attacker.example",
+            "localhost.attacker.example:80",
+            "",
+        ):
             response = await client.request(method, path, headers={"Host": host})
             text = await response.text()
             assert response.status == 421, (method, path, host, response.status)
@@ -54,12 +66,23 @@ async def test_loopback_names_on_any_port_are_answered(client: TestClient) -> No
 async def test_public_url_allowed_hosts_and_the_listening_address_are_answered(
     embedded: Any, db_name: str, start_client: Any
 ) -> None:
-    settings = make_settings(embedded.uri, db_name, server={
-        "public_url": "https://chat.example.com/", "allowed_hosts": "support.example.org, Other.Example.NET",
-        "host": "192.0.2.10"})
+    settings = make_settings(
+        embedded.uri,
+        db_name,
+        server={
+            "public_url": "https://chat.example.com/",
+            "allowed_hosts": "support.example.org, Other.Example.NET",
+            "host": "192.0.2.10",
+        },
+    )
     client = await start_client(settings)
-    for host in ("chat.example.com", "chat.example.com:443", "Support.Example.Org", "other.example.net.:8443",
-                 "192.0.2.10:8080"):
+    for host in (
+        "chat.example.com",
+        "chat.example.com:443",
+        "Support.Example.Org",
+        "other.example.net.:8443",
+        "192.0.2.10:8080",
+    ):
         assert (await client.get("/healthz", headers={"Host": host})).status == 200, host
     for host in ("example.com", "www.chat.example.com", "192.0.2.11", "chat.example.com.attacker.example"):
         assert (await client.get("/healthz", headers={"Host": host})).status == 421, host
@@ -80,11 +103,18 @@ async def test_a_rebinding_page_cannot_pass_the_console_s_origin_check_or_reach_
 async def test_webhooks_signed_for_the_public_url_still_arrive(
     embedded: Any, db_name: str, start_client: Any, bot_api: FakeBotAPI
 ) -> None:
-    settings = make_settings(embedded.uri, db_name, server={"public_url": "https://chat.example.com"},
-                             telegram={"token": "1:x", "webhook_secret": TG_SECRET, "api_base": bot_api.url})
+    settings = make_settings(
+        embedded.uri,
+        db_name,
+        server={"public_url": "https://chat.example.com"},
+        telegram={"token": "1:x", "webhook_secret": TG_SECRET, "api_base": bot_api.url},
+    )
     client = await start_client(settings)
-    response = await client.post("/webhooks/telegram", json=fixture("telegram", "text"),
-                                 headers={"Host": "chat.example.com", "X-Telegram-Bot-Api-Secret-Token": TG_SECRET})
+    response = await client.post(
+        "/webhooks/telegram",
+        json=fixture("telegram", "text"),
+        headers={"Host": "chat.example.com", "X-Telegram-Bot-Api-Secret-Token": TG_SECRET},
+    )
     assert response.status == 200 and (await response.json())["recorded"] == 1
 
 
@@ -93,7 +123,12 @@ def test_host_names_are_compared_without_port_case_or_final_dot() -> None:
     assert host_name("[::1]:8080") == "[::1]" and host_name("::1") == "[::1]" and host_name("[::1") == "[::1"
     assert answered_hosts(ServerSettings()) == {"localhost", "127.0.0.1", "[::1]"}
     assert answered_hosts(ServerSettings(host="::", allowed_hosts="a.example,,b.example ")) == {
-        "localhost", "127.0.0.1", "[::1]", "a.example", "b.example"}
+        "localhost",
+        "127.0.0.1",
+        "[::1]",
+        "a.example",
+        "b.example",
+    }
 
 
 async def test_an_address_is_compared_in_its_short_form_as_the_egress_guard_compares_it(client: TestClient) -> None:
@@ -108,8 +143,12 @@ async def test_an_address_is_compared_in_its_short_form_as_the_egress_guard_comp
 
 
 def test_commands_on_this_machine_reach_a_router_on_every_address_by_a_name_it_answers() -> None:
-    for host, url in (("0.0.0.0", "http://127.0.0.1:8081"), ("::", "http://127.0.0.1:8081"),
-                      ("::1", "http://[::1]:8081"), ("192.0.2.10", "http://192.0.2.10:8081")):
+    for host, url in (
+        ("0.0.0.0", "http://127.0.0.1:8081"),
+        ("::", "http://127.0.0.1:8081"),
+        ("::1", "http://[::1]:8081"),
+        ("192.0.2.10", "http://192.0.2.10:8081"),
+    ):
         server = ServerSettings(host=host, port=8081)
         assert server.local_url == url and host_name(url.split("//")[1]) in answered_hosts(server)
 

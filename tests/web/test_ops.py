@@ -49,7 +49,9 @@ async def test_unknown_routes_and_methods_answer_json(client: TestClient) -> Non
     assert (await client.get("/api/threads/thr_missing")).status == 404
 
 
-async def test_the_api_wants_the_token_when_one_is_set(embedded: EmbeddedMongo, db_name: str, start_client: Any) -> None:
+async def test_the_api_wants_the_token_when_one_is_set(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any
+) -> None:
     guarded = await start_client(make_settings(embedded.uri, db_name, api={"token": "s3cret"}))
     async with anonymous(guarded) as nobody:
         assert (await nobody.get("/api/outbox")).status == 401
@@ -122,7 +124,9 @@ async def test_a_hung_store_answers_503_and_a_late_write_is_deduplicated(tmp_pat
         os.kill(pid, signal.SIGSTOP)
         try:
             started = asyncio.get_running_loop().time()
-            during = await client.post("/webchat/messages", json={"id": "during", "text": "two", "visitor_token": token})
+            during = await client.post(
+                "/webchat/messages", json={"id": "during", "text": "two", "visitor_token": token}
+            )
             assert during.status == 503
             assert asyncio.get_running_loop().time() - started < 10
         finally:

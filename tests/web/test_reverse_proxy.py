@@ -28,10 +28,14 @@ StartNginx = Callable[[str], Awaitable[str]]
 
 
 def _configuration(prefix: Path, http_block: str) -> str:
-    temp = "\n".join(f"    {kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temp = "\n".join(
+        f"    {kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers that may enter the test's private temporary directory
-    return (f"{user}daemon off;\nworker_processes 1;\npid {prefix / 'nginx.pid'};\nerror_log {prefix / 'error.log'} warn;\n"
-            f"events {{ worker_connections 64; }}\nhttp {{\n    access_log off;\n{temp}\n{http_block}\n}}\n")
+    return (
+        f"{user}daemon off;\nworker_processes 1;\npid {prefix / 'nginx.pid'};\nerror_log {prefix / 'error.log'} warn;\n"
+        f"events {{ worker_connections 64; }}\nhttp {{\n    access_log off;\n{temp}\n{http_block}\n}}\n"
+    )
 
 
 @pytest.fixture
@@ -47,8 +51,16 @@ async def nginx(tmp_path: Path) -> AsyncIterator[StartNginx]:
         prefix.mkdir()
         (prefix / "nginx.conf").write_text(_configuration(prefix, http_block.replace("LISTEN", f"127.0.0.1:{port}")))
         process = await asyncio.create_subprocess_exec(
-            binary, "-e", str(prefix / "error.log"), "-p", str(prefix), "-c", str(prefix / "nginx.conf"),
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+            binary,
+            "-e",
+            str(prefix / "error.log"),
+            "-p",
+            str(prefix),
+            "-c",
+            str(prefix / "nginx.conf"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
         processes.append(process)
         async with asyncio.timeout(15):
             while True:
@@ -74,7 +86,9 @@ async def test_a_proxy_on_this_host_that_adds_no_forwarded_for_does_not_open_the
     settings = make_settings(embedded.uri, db_name, api={"token": "", "token_file": str(tmp_path / "api.token")})
     client: TestClient = await start_client(settings)
     thread_id = await customer_writes(client.server.app, "petra")
-    proxy = await nginx(f"server {{\n    listen LISTEN;\n    location / {{ proxy_pass http://127.0.0.1:{client.server.port}; }}\n}}")
+    proxy = await nginx(
+        f"server {{\n    listen LISTEN;\n    location / {{ proxy_pass http://127.0.0.1:{client.server.port}; }}\n}}"
+    )
     token = (tmp_path / "api.token").read_text().strip()
     async with aiohttp.ClientSession() as session:
         assert (await session.get(f"{proxy}/healthz")).status == 200  # the proxy works

@@ -74,26 +74,52 @@ def test_every_language_has_every_string(lang: str) -> None:
         expected = _placeholders(ids[-1]) | _placeholders(ids[0])
         for text in strings:
             found = _placeholders(text)
-            assert found <= expected and (found == expected or len(ids) > 1), \
+            assert found <= expected and (found == expected or len(ids) > 1), (
                 f"{lang}: {text!r} has placeholders {found}, its msgid {expected}"
+            )
 
 
 def test_plural_forms_are_the_languages_own() -> None:
     assert i18n.catalog("lv").ngettext("{n} failed for good", "{n} failed for good", 3)
-    assert i18n.translate_plural("ru", "Intent {intent} deleted with {n} example.",
-                                 "Intent {intent} deleted with {n} examples.", 1, intent="x") == \
-        "Интент x удалён вместе с 1 примером."
-    examples = [i18n.translate_plural("ru", "Contact erased ({n} record). Receipt: {receipt}",
-                                      "Contact erased ({n} records). Receipt: {receipt}", n, receipt="r")
-                for n in (1, 3, 5, 21, 11)]
-    assert [re.search(r"\d+ (\w+)", text).group(1) for text in examples] == \
-        ["запись", "записи", "записей", "запись", "записей"]  # type: ignore[union-attr]
-    assert i18n.translate_plural("lv", "Messages older than {n} day are deleted.",
-                                 "Messages older than {n} days are deleted.", 1) == \
-        "Ziņas, kas vecākas par 1 dienu, tiek dzēstas."
-    assert i18n.translate_plural("en", "Messages older than {n} day are deleted.",
-                                 "Messages older than {n} days are deleted.", 90) == \
-        "Messages older than 90 days are deleted."
+    assert (
+        i18n.translate_plural(
+            "ru",
+            "Intent {intent} deleted with {n} example.",
+            "Intent {intent} deleted with {n} examples.",
+            1,
+            intent="x",
+        )
+        == "Интент x удалён вместе с 1 примером."
+    )
+    examples = [
+        i18n.translate_plural(
+            "ru",
+            "Contact erased ({n} record). Receipt: {receipt}",
+            "Contact erased ({n} records). Receipt: {receipt}",
+            n,
+            receipt="r",
+        )
+        for n in (1, 3, 5, 21, 11)
+    ]
+    assert [re.search(r"\d+ (\w+)", text).group(1) for text in examples] == [
+        "запись",
+        "записи",
+        "записей",
+        "запись",
+        "записей",
+    ]  # type: ignore[union-attr]
+    assert (
+        i18n.translate_plural(
+            "lv", "Messages older than {n} day are deleted.", "Messages older than {n} days are deleted.", 1
+        )
+        == "Ziņas, kas vecākas par 1 dienu, tiek dzēstas."
+    )
+    assert (
+        i18n.translate_plural(
+            "en", "Messages older than {n} day are deleted.", "Messages older than {n} days are deleted.", 90
+        )
+        == "Messages older than 90 days are deleted."
+    )
 
 
 def test_the_catalogs_compile(tmp_path: Path) -> None:

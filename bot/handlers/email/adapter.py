@@ -63,8 +63,13 @@ class EmailAdapter(BaseAdapter):
     async def start(self, store: Repositories) -> None:
         self._store = store
         if self.reader is None and self.listener is None:
-            log_event(log, "email.send_only", logging.WARNING, address=self.settings.address,
-                      hint="set email.imap_host or email.listen_port to receive mail")
+            log_event(
+                log,
+                "email.send_only",
+                logging.WARNING,
+                address=self.settings.address,
+                hint="set email.imap_host or email.listen_port to receive mail",
+            )
 
     async def start_receiving(self) -> None:
         """Start reading the mailbox and listening for SMTP, now that mail can be recorded."""
@@ -95,8 +100,15 @@ class EmailAdapter(BaseAdapter):
         mail = await loop.run_in_executor(None, parse_mail, raw, tuple(envelope_recipients))
         recorded, _ = await self.sink.receive(self.inbound(mail))
         await self.store.mail.keep_email_source(self._account_id, recorded.message.id, raw)
-        log_event(log, "email.received", message=recorded.message.id, thread=recorded.thread.id,
-                  duplicate=recorded.duplicate, attachments=len(mail.attachments), size=len(raw))
+        log_event(
+            log,
+            "email.received",
+            message=recorded.message.id,
+            thread=recorded.thread.id,
+            duplicate=recorded.duplicate,
+            attachments=len(mail.attachments),
+            size=len(raw),
+        )
         return recorded.message.id
 
     def inbound(self, mail: ParsedMail) -> Inbound:
@@ -112,8 +124,10 @@ class EmailAdapter(BaseAdapter):
         keys = [own, *(f"mid:{ref}" for ref in reversed(mail.get("references") or []))]
         if mail.get("in_reply_to"):
             keys.append(f"mid:{mail['in_reply_to']}")
-        keys += [f"token:{t}" for t in tokens_in(mail.get("subject", ""), mail.get("recipients") or [],
-                                                  self.settings.address)]
+        keys += [
+            f"token:{t}"
+            for t in tokens_in(mail.get("subject", ""), mail.get("recipients") or [], self.settings.address)
+        ]
         found = await store.mail.threads_by_email_keys(inbound.account_id, keys)
         thread = None
         for key in dict.fromkeys(keys):
@@ -124,11 +138,14 @@ class EmailAdapter(BaseAdapter):
                 break
         if thread is None:
             open_key = f"{contact_id}:email:{derived_id('thr', own)}"
-            thread = await store.threads.open_keyed_thread(inbound.account_id, contact_id, inbound.sender, open_key, now)
+            thread = await store.threads.open_keyed_thread(
+                inbound.account_id, contact_id, inbound.sender, open_key, now
+            )
         token = thread_token(thread.id)
         await store.mail.link_email_keys(inbound.account_id, thread.id, contact_id, [own, f"token:{token}"], now)
-        await store.mail.note_email_message(inbound.account_id, thread.id, mail.get("subject", ""), token,
-                                       mail["message_id"])
+        await store.mail.note_email_message(
+            inbound.account_id, thread.id, mail.get("subject", ""), token, mail["message_id"]
+        )
         return thread
 
     # --- outbound -------------------------------------------------------------------------
@@ -141,19 +158,26 @@ class EmailAdapter(BaseAdapter):
         message_id = our_message_id(outbound.message_id, address)
         thread = await store.threads.get_thread(outbound.thread_id)
         contact_id = thread.contact_id if thread else ""
-        await store.mail.link_email_keys(outbound.account_id, outbound.thread_id, contact_id,
-                                    [f"mid:{message_id}", f"token:{token}"], utcnow())
+        await store.mail.link_email_keys(
+            outbound.account_id, outbound.thread_id, contact_id, [f"mid:{message_id}", f"token:{token}"], utcnow()
+        )
         references = list(info.references) if info else []
         mail = compose_reply(
-            text=self.render_text(outbound), to=outbound.to.address, from_address=address,
-            from_name=self._from_name, subject=reply_subject(info.subject if info else "", token),
-            message_id=message_id, in_reply_to=references[-1] if references else None,
-            references=references, reply_to=plus_address(address, token) if self.settings.plus_addressing else None,
+            text=self.render_text(outbound),
+            to=outbound.to.address,
+            from_address=address,
+            from_name=self._from_name,
+            subject=reply_subject(info.subject if info else "", token),
+            message_id=message_id,
+            in_reply_to=references[-1] if references else None,
+            references=references,
+            reply_to=plus_address(address, token) if self.settings.plus_addressing else None,
             automatic=str(outbound.meta.get("sender_kind", "bot")) in AUTOMATIC_SENDERS,
         )
         await send_mail(self.settings, mail)
-        await store.mail.note_email_message(outbound.account_id, outbound.thread_id, info.subject if info else "",
-                                       token, message_id)
+        await store.mail.note_email_message(
+            outbound.account_id, outbound.thread_id, info.subject if info else "", token, message_id
+        )
         log_event(log, "email.sent", message=outbound.message_id, thread=outbound.thread_id)
         return message_id
 

@@ -63,8 +63,13 @@ class MailboxReader:
             except Exception as exc:  # network trouble, a refusal, or aioimaplib's own protocol errors
                 if self.polls > started_polls:
                     delay = 1.0  # the link worked for a while: start backing off afresh
-                log_event(log, "imap.disconnected", logging.WARNING, error=f"{type(exc).__name__}: {exc}"[:200],
-                          retry_in=delay)
+                log_event(
+                    log,
+                    "imap.disconnected",
+                    logging.WARNING,
+                    error=f"{type(exc).__name__}: {exc}"[:200],
+                    retry_in=delay,
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 2, max(self._settings.poll_interval, 1.0), 60.0)
 
@@ -132,7 +137,7 @@ class MailboxReader:
         uids = [uid for uid in uids if uid not in self._skipped]
         done = 0
         for start in range(0, len(uids), _BATCH):  # a backlog a few hundred at a time
-            batch = uids[start:start + _BATCH]
+            batch = uids[start : start + _BATCH]
             sizes = await self._sizes(client, batch)
             for uid in batch:
                 if await self._take(client, uid, sizes.get(uid, 0)):

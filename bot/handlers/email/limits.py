@@ -30,7 +30,7 @@ def bounded_mail(raw: bytes) -> bytes:
     if len(list(itertools.islice(_PART_HEADER.finditer(raw), MAX_PARTS + 2))) > MAX_PARTS + 1:
         raise MalformedPayload(f"the mail has more than {MAX_PARTS} MIME parts")
     end = _HEADER_END.search(raw)
-    head, rest = (raw[: end.start()], raw[end.start():]) if end else (raw, b"")
+    head, rest = (raw[: end.start()], raw[end.start() :]) if end else (raw, b"")
     if len(head) <= MAX_HEADER_BYTES:
         return raw
     return _bounded_head(head) + rest

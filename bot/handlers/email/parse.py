@@ -107,18 +107,28 @@ def parse_mail(raw: bytes, envelope_recipients: Sequence[str] = ()) -> ParsedMai
 def to_inbound(mail: ParsedMail, account_id: str) -> Inbound:
     meta: dict[str, object] = {
         "email": {
-            "message_id": mail.message_id, "subject": mail.subject, "in_reply_to": mail.in_reply_to,
-            "references": list(mail.references), "recipients": list(mail.recipients),
-            "full_text": mail.full_text, "html": mail.was_html,
+            "message_id": mail.message_id,
+            "subject": mail.subject,
+            "in_reply_to": mail.in_reply_to,
+            "references": list(mail.references),
+            "recipients": list(mail.recipients),
+            "full_text": mail.full_text,
+            "html": mail.was_html,
             **({"attachments_dropped": True} if mail.attachments_dropped else {}),
         }
     }
     if mail.no_auto_reply:
         meta["no_auto_reply"] = mail.no_auto_reply
     return Inbound(
-        account_id=account_id, channel="email", external_id=mail.message_id,
-        sender=Identity("email", mail.sender), sender_name=mail.sender_name, text=mail.text,
-        attachments=mail.attachments, sent_at=mail.sent_at, meta=meta,
+        account_id=account_id,
+        channel="email",
+        external_id=mail.message_id,
+        sender=Identity("email", mail.sender),
+        sender_name=mail.sender_name,
+        text=mail.text,
+        attachments=mail.attachments,
+        sent_at=mail.sent_at,
+        meta=meta,
     )
 
 
@@ -250,7 +260,9 @@ def _attachments(msg: MIMEPart, body: MIMEPart | None) -> Iterable[Attachment]:
             name = name or "forwarded.eml"
         payload = part.get_payload(decode=True)
         yield Attachment(
-            kind=_kind(mime), name=_clean(name, keep_newlines=False) if name else None, mime_type=mime,
+            kind=_kind(mime),
+            name=_clean(name, keep_newlines=False) if name else None,
+            mime_type=mime,
             size=len(payload) if isinstance(payload, bytes) else None,
             provider_ref=_header(part, "Content-ID").strip("<> ") or None,
         )

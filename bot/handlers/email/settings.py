@@ -15,12 +15,16 @@ class EmailSettings:
     plus_addressing: bool = setting(True, doc="reply from address+<thread token>@domain so replies find their thread")
     imap_host: str = setting("", doc="IMAP server to poll; empty: no IMAP")
     imap_port: int = setting(993, check=between(1, 65535), doc="IMAP port (993: IMAPS)")
-    imap_security: str = setting("tls", check=one_of("tls", "none"), doc="tls (IMAPS) or none (plain, for local servers)")
+    imap_security: str = setting(
+        "tls", check=one_of("tls", "none"), doc="tls (IMAPS) or none (plain, for local servers)"
+    )
     imap_user: str = setting("", doc="IMAP login; empty: the address")
     imap_password: str = setting("", doc="IMAP password (an app password for Gmail or Microsoft 365)")
     imap_mailbox: str = setting("INBOX", doc="folder to read")
     imap_idle: bool = setting(True, doc="wait for new mail with IMAP IDLE between polls")
-    poll_interval: float = setting(60.0, check=between(0.05, 3600), doc="seconds between mailbox polls (and longest IDLE)")
+    poll_interval: float = setting(
+        60.0, check=between(0.05, 3600), doc="seconds between mailbox polls (and longest IDLE)"
+    )
     smtp_host: str = setting("", doc="SMTP server for our replies")
     smtp_port: int = setting(587, check=between(1, 65535), doc="SMTP port (587: submission)")
     smtp_security: str = setting(
@@ -31,7 +35,9 @@ class EmailSettings:
     listen_host: str = setting("127.0.0.1", doc="address of the optional SMTP listener for inbound mail")
     listen_port: int = setting(0, check=between(0, 65535), doc="port of the SMTP listener; 0: off")
     max_message_bytes: int = setting(
-        10 * 1_048_576, check=between(1024, 100 * 1_048_576), doc="larger inbound mails are refused (SMTP) or skipped (IMAP)"
+        10 * 1_048_576,
+        check=between(1024, 100 * 1_048_576),
+        doc="larger inbound mails are refused (SMTP) or skipped (IMAP)",
     )
 
 

@@ -72,9 +72,16 @@ class SmtpListener:
         s = self._settings
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SMTP(self._handler, data_size_limit=s.max_message_bytes, enable_SMTPUTF8=True,
-                         decode_data=False, hostname=s.address.rpartition("@")[2] or None, loop=loop),
-            host=s.listen_host, port=s.listen_port,
+            lambda: SMTP(
+                self._handler,
+                data_size_limit=s.max_message_bytes,
+                enable_SMTPUTF8=True,
+                decode_data=False,
+                hostname=s.address.rpartition("@")[2] or None,
+                loop=loop,
+            ),
+            host=s.listen_host,
+            port=s.listen_port,
         )
         log_event(log, "smtp.listening", host=s.listen_host, port=self.port)
 

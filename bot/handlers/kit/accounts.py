@@ -98,13 +98,20 @@ class PerAccount(Generic[C]):
         try:
             client = await self.get(account_id)
         except SettingsError as exc:
-            log_event(log, "channel.account_misconfigured", logging.ERROR, channel=self._channel,
-                      account=account_id, error=str(exc))
+            log_event(
+                log,
+                "channel.account_misconfigured",
+                logging.ERROR,
+                channel=self._channel,
+                account=account_id,
+                error=str(exc),
+            )
             client = None
         if client is None:
             detail = f"no {self._channel} set-up for account {account_id!r}"
-            raise web.HTTPNotFound(text=json.dumps({"error": "unknown_account", "detail": detail}),
-                                   content_type="application/json")
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": "unknown_account", "detail": detail}), content_type="application/json"
+            )
         return client
 
     async def for_send(self, account_id: str) -> C:
@@ -123,8 +130,14 @@ class PerAccount(Generic[C]):
         try:
             return await self.get(account_id)
         except SettingsError as exc:
-            log_event(log, "channel.account_misconfigured", logging.ERROR, channel=self._channel,
-                      account=account_id, error=str(exc))
+            log_event(
+                log,
+                "channel.account_misconfigured",
+                logging.ERROR,
+                channel=self._channel,
+                account=account_id,
+                error=str(exc),
+            )
             return None
 
     async def close_all(self, close: Callable[[C], Awaitable[None]]) -> None:

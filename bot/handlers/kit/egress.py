@@ -90,10 +90,16 @@ def address_problem(address: IPAddress) -> str | None:
             return f"{inner}, as {embedded}" if inner else None
     if address in METADATA_ADDRESSES:
         return "a cloud metadata address"
-    for test, name in ((address.is_loopback, "loopback"), (address.is_unspecified, "unspecified"),
-                       (address.is_link_local, "link-local"), (address.is_multicast, "multicast"),
-                       (address in _SHARED, "shared, carrier-grade NAT"), (address.is_reserved, "reserved"),
-                       (address.is_private, "private"), (not address.is_global, "not globally routable")):
+    for test, name in (
+        (address.is_loopback, "loopback"),
+        (address.is_unspecified, "unspecified"),
+        (address.is_link_local, "link-local"),
+        (address.is_multicast, "multicast"),
+        (address in _SHARED, "shared, carrier-grade NAT"),
+        (address.is_reserved, "reserved"),
+        (address.is_private, "private"),
+        (not address.is_global, "not globally routable"),
+    ):
         if test:
             return name
     return None
@@ -157,8 +163,9 @@ class Egress:
     """One egress guard: the hosts it allows by name and the address the router listens on (``listen``:
     ``server.host`` and ``server.port``; a wildcard host stands for every address of the machine)."""
 
-    def __init__(self, allowed: Iterable[HostRule] = (), listen: tuple[str, int] | None = None,
-                 private_ok: bool = False) -> None:
+    def __init__(
+        self, allowed: Iterable[HostRule] = (), listen: tuple[str, int] | None = None, private_ok: bool = False
+    ) -> None:
         self.allowed = tuple(allowed)
         self._listen = (listen[0].strip(), listen[1]) if listen else None
         self._private_ok = private_ok  # webhooks.allow_private_networks: every address but metadata and ours
@@ -191,8 +198,10 @@ class Egress:
             return
         problem = address_problem(ip)
         if problem:
-            raise EgressRefused(f"{where} is not a public address ({problem}); "
-                                "the operator can allow the host by name in egress.allowed_destinations")
+            raise EgressRefused(
+                f"{where} is not a public address ({problem}); "
+                "the operator can allow the host by name in egress.allowed_destinations"
+            )
 
     async def _is_own(self, ip: IPAddress, port: int) -> bool:
         if self._listen is None or port != self._listen[1]:
@@ -243,7 +252,9 @@ class GuardedResolver(AbstractResolver):
         self._egress = egress
         self._names = names or DefaultResolver()
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         found = await self._names.resolve(host, port, family)
         for entry in found:
             await self._egress.check_address(host, port, str(entry["host"]))

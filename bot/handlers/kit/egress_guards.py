@@ -35,8 +35,9 @@ PROVIDER_HOSTS: Mapping[str, str] = {"telegram": "api.telegram.org", "whatsapp":
 class ChannelEgress(Egress):
     """A channel's guard, which also says which API servers the channel's accounts may use."""
 
-    def __init__(self, channel: str, install_api_base: str, operator: Iterable[HostRule],
-                 listen: tuple[str, int] | None = None) -> None:
+    def __init__(
+        self, channel: str, install_api_base: str, operator: Iterable[HostRule], listen: tuple[str, int] | None = None
+    ) -> None:
         operator, install = tuple(operator), url_rule(install_api_base)
         provider = HostRule(PROVIDER_HOSTS[channel])
         # the provider's public host is checked like any other; a host of the operator's is allowed by name
@@ -58,8 +59,10 @@ class ChannelEgress(Egress):
 
     def api_base_refusal(self, host: str) -> str:
         """Why an account may not use ``host`` as its API server, in one line."""
-        return (f"channels.{self.channel}.api_base: {host} is not a host this install allows (use "
-                f"{self.provider_url}, or ask the install's operator to allow it in egress.allowed_destinations)")
+        return (
+            f"channels.{self.channel}.api_base: {host} is not a host this install allows (use "
+            f"{self.provider_url}, or ask the install's operator to allow it in egress.allowed_destinations)"
+        )
 
     def account_api_base(self, account_id: str, config: Mapping[str, Any]) -> tuple[str, str]:
         """The API server an account's client talks to (its own ``api_base``, else the install's) and,

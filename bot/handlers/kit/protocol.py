@@ -97,8 +97,10 @@ def window_closed_message(closed_at: str | None, templates: Mapping[str, Any]) -
     """What the agent is told when a free-form WhatsApp message is refused."""
     when = f"closed at {closed_at}" if closed_at else "is not open (the customer has not written yet)"
     names = ", ".join(sorted(templates)) or "none configured (see whatsapp.templates)"
-    return (f"WhatsApp's 24-hour customer service window for this conversation {when}; "
-            f"free-form messages are refused until the customer writes again. Send a template instead: {names}")
+    return (
+        f"WhatsApp's 24-hour customer service window for this conversation {when}; "
+        f"free-form messages are refused until the customer writes again. Send a template instead: {names}"
+    )
 
 
 @runtime_checkable

@@ -67,8 +67,12 @@ MESSAGE_STATUSES = {
 INBOUND_STATUSES = frozenset({"received", "receiving"})
 FINAL_CALL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 # error codes after which a send can never succeed as it is
-PERMANENT_CODES = {21610: "recipient replied STOP (opted out at the carrier)", 21211: "invalid 'To' number",
-                   21614: "'To' number cannot receive SMS", 21408: "region not enabled for this account"}
+PERMANENT_CODES = {
+    21610: "recipient replied STOP (opted out at the carrier)",
+    21211: "invalid 'To' number",
+    21614: "'To' number cannot receive SMS",
+    21408: "region not enabled for this account",
+}
 
 
 def read_form(body: bytes) -> MultiDict[str]:
@@ -141,8 +145,10 @@ class TwilioGateway:
             if not same_secret(self._validator.compute_hash(form), given_hash):
                 return False
         parsed = urlparse(url)
-        return any(same_secret(self._validator.compute_signature(candidate, params, algorithm), signature)
-                   for candidate in dict.fromkeys((url, remove_port(parsed), add_port(parsed))))
+        return any(
+            same_secret(self._validator.compute_signature(candidate, params, algorithm), signature)
+            for candidate in dict.fromkeys((url, remove_port(parsed), add_port(parsed)))
+        )
 
     def parse_sms(self, body: bytes) -> Inbound | StatusUpdate:
         form = read_form(body)
@@ -154,8 +160,11 @@ class TwilioGateway:
             raise UnsupportedEvent(f"message status {status or '(none)'!r} is not handled")
         error = form.get("ErrorCode") or None
         return StatusUpdate(
-            account_id=self._account_id, channel="sms", external_id=sid,
-            status=MESSAGE_STATUSES[status], at=utcnow(),
+            account_id=self._account_id,
+            channel="sms",
+            external_id=sid,
+            status=MESSAGE_STATUSES[status],
+            at=utcnow(),
             error=f"{status} ({error})" if error else (status if status in ("undelivered", "canceled") else None),
         )
 
@@ -171,14 +180,24 @@ class TwilioGateway:
             if not url:
                 raise MalformedPayload(f"NumMedia is {count} but MediaUrl{n} is missing")
             mime = form.get(f"MediaContentType{n}") or None
-            media.append(Attachment(kind=_media_kind(mime), mime_type=mime, url=url,
-                                    provider_ref=url.rstrip("/").rsplit("/", 1)[-1]))
+            media.append(
+                Attachment(
+                    kind=_media_kind(mime), mime_type=mime, url=url, provider_ref=url.rstrip("/").rsplit("/", 1)[-1]
+                )
+            )
         return Inbound(
-            account_id=self._account_id, channel="sms", external_id=sid,
-            sender=Identity("sms", sender), text=form.get("Body", "").strip(),
-            attachments=tuple(media), phone=_phone(sender),
-            meta={"to": form.get("To", ""), "segments": form.get("NumSegments", "1"),
-                  **({"opt_out_type": form["OptOutType"]} if form.get("OptOutType") else {})},
+            account_id=self._account_id,
+            channel="sms",
+            external_id=sid,
+            sender=Identity("sms", sender),
+            text=form.get("Body", "").strip(),
+            attachments=tuple(media),
+            phone=_phone(sender),
+            meta={
+                "to": form.get("To", ""),
+                "segments": form.get("NumSegments", "1"),
+                **({"opt_out_type": form["OptOutType"]} if form.get("OptOutType") else {}),
+            },
         )
 
     def parse_call(self, body: bytes) -> CallEvent:
@@ -195,9 +214,16 @@ class TwilioGateway:
         duration = _seconds(form.get("DialCallDuration") if dial_status else form.get("CallDuration"))
         answered = status == "answered" or (status == "completed" and (duration > 0 or bool(dial_status)))
         return CallEvent(
-            account_id=self._account_id, channel="voice", external_id=sid, customer=customer,
-            direction=direction, status=status, answered=answered, duration=duration,
-            at=_timestamp(form.get("Timestamp")), phone=_phone(customer),
+            account_id=self._account_id,
+            channel="voice",
+            external_id=sid,
+            customer=customer,
+            direction=direction,
+            status=status,
+            answered=answered,
+            duration=duration,
+            at=_timestamp(form.get("Timestamp")),
+            phone=_phone(customer),
         )
 
     # --- sending ------------------------------------------------------------------------------
@@ -218,7 +244,8 @@ class TwilioGateway:
             raise RetryableSendError("the Twilio client is not started yet")
         sender = (
             {"messaging_service_sid": self._sms.messaging_service_sid}
-            if self._sms.messaging_service_sid else {"from_": self._sms.from_number}
+            if self._sms.messaging_service_sid
+            else {"from_": self._sms.from_number}
         )
         callback = {"status_callback": f"{self._public_url}/webhooks/sms"} if self._public_url else {}
         try:

@@ -54,9 +54,7 @@ class SmsGateway(Protocol):
 
 
 # sms.gateway -> "module:Class"; imported only when chosen.
-SMS_GATEWAYS: dict[str, str] = {
-    "twilio": "bot.handlers.kit.twilio:TwilioGateway",
-}
+SMS_GATEWAYS: dict[str, str] = {"twilio": "bot.handlers.kit.twilio:TwilioGateway"}
 
 
 def load_gateway(spec: str, context: ChannelContext) -> Any:
@@ -127,8 +125,12 @@ class SmsAdapter(BaseAdapter):
             raise PermanentSendError("nothing to send: the text is empty")
         ids = await self._send_parts(outbound, parts)
         log_event(
-            log, "sms.sent", message=outbound.message_id, parts=len(parts),
-            segments=sum(shape(part).segments for part in parts), encoding=shape(parts[0]).encoding,
+            log,
+            "sms.sent",
+            message=outbound.message_id,
+            parts=len(parts),
+            segments=sum(shape(part).segments for part in parts),
+            encoding=shape(parts[0]).encoding,
         )
         return ids[0]
 

@@ -11,10 +11,14 @@ from bot.setting_fields import between, one_of, setting
 
 @dataclass(frozen=True)
 class SmsSettings:
-    gateway: str = setting("twilio", check=one_of("twilio"), doc="SMS provider module (see bot/handlers/sms/adapter.py)")
+    gateway: str = setting(
+        "twilio", check=one_of("twilio"), doc="SMS provider module (see bot/handlers/sms/adapter.py)"
+    )
     from_number: str = setting("", doc="our number in E.164 (+15551234567); enables SMS with twilio.account_sid")
     messaging_service_sid: str = setting("", doc="Twilio Messaging Service (MG...) to send from instead of from_number")
-    max_segments: int = setting(10, check=between(1, 10), doc="most SMS segments one sent text may use; longer replies are split")
+    max_segments: int = setting(
+        10, check=between(1, 10), doc="most SMS segments one sent text may use; longer replies are split"
+    )
     help_reply: str = setting("", doc="our answer to HELP; empty: leave it to the provider's keyword handling")
     start_reply: str = setting("", doc="our answer to START; empty: leave it to the provider")
 
@@ -32,5 +36,6 @@ class Sections(Protocol):
 def enabled(settings: Sections) -> bool:
     """Whether this install serves SMS: a Twilio account and a number (or messaging service) to send from."""
     twilio = settings.twilio
-    return bool(twilio.account_sid and twilio.auth_token
-                and (settings.sms.from_number or settings.sms.messaging_service_sid))
+    return bool(
+        twilio.account_sid and twilio.auth_token and (settings.sms.from_number or settings.sms.messaging_service_sid)
+    )

@@ -70,10 +70,14 @@ class TelegramAdapter(BaseAdapter):
         if self.settings.token and self.settings.mode == "webhook" and not self.settings.webhook_secret:
             raise SettingsError(
                 "telegram.webhook_secret must be set in webhook mode (any 1-256 of A-Z a-z 0-9 _ -); "
-                "or set telegram.mode = \"polling\""
+                'or set telegram.mode = "polling"'
             )
         # no token: only other accounts' bots (telegram.for_accounts)
-        default = {"token": self.settings.token, "webhook_secret": self.settings.webhook_secret} if self.settings.token else None
+        default = (
+            {"token": self.settings.token, "webhook_secret": self.settings.webhook_secret}
+            if self.settings.token
+            else None
+        )
         self.bots: PerAccount[TelegramBot] = PerAccount(self.name, context.account_id, default, self._build)
         self._pacer = ChatPacer(self.settings.pacing)
         self._answers: set[asyncio.Task[Any]] = set()
@@ -90,10 +94,7 @@ class TelegramAdapter(BaseAdapter):
         self.bots.attach(store)
 
     def routes(self) -> list[web.RouteDef]:
-        return [
-            web.post("/webhooks/telegram", self.webhook),
-            web.post("/webhooks/telegram/{account_id}", self.webhook),
-        ]
+        return [web.post("/webhooks/telegram", self.webhook), web.post("/webhooks/telegram/{account_id}", self.webhook)]
 
     def background(self) -> list[Coroutine[Any, Any, None]]:
         if self.settings.mode != "polling" or not self.settings.token:
@@ -152,7 +153,9 @@ class TelegramAdapter(BaseAdapter):
             sent = await self._deliver(bot.bot, chat_id, outbound)
         except BotAPIError as exc:
             if exc.transient:  # flood control (with retry_after) or Telegram's own trouble
-                raise RetryableSendError(f"telegram {exc.code}: {exc.description}", retry_after=exc.retry_after) from None
+                raise RetryableSendError(
+                    f"telegram {exc.code}: {exc.description}", retry_after=exc.retry_after
+                ) from None
             # bad request, blocked by the user, chat gone, bad token
             raise PermanentSendError(f"telegram {exc.code}: {exc.description}") from None
         except BotAPIUnreachable as exc:
@@ -223,8 +226,16 @@ def _markup(outbound: Outbound) -> dict[str, Any] | None:
     if not outbound.options:
         return None
     if outbound.meta.get("buttons") == "inline":
-        return {"inline_keyboard": [[{"text": option, "callback_data": _fit_bytes(option, 64)}] for option in outbound.options]}
-    return {"keyboard": [[{"text": option}] for option in outbound.options], "resize_keyboard": True, "one_time_keyboard": True}
+        return {
+            "inline_keyboard": [
+                [{"text": option, "callback_data": _fit_bytes(option, 64)}] for option in outbound.options
+            ]
+        }
+    return {
+        "keyboard": [[{"text": option}] for option in outbound.options],
+        "resize_keyboard": True,
+        "one_time_keyboard": True,
+    }
 
 
 def _fit_bytes(text: str, limit: int) -> str:

@@ -72,7 +72,9 @@ class BotAPI:
         form = {key: _form_value(value) for key, value in params.items() if value is not None}
         url = f"{self._base}/bot{self.token}/{method}"
         try:
-            async with self._http().post(url, data=form, timeout=aiohttp.ClientTimeout(total=timeout or self._timeout)) as response:
+            async with self._http().post(
+                url, data=form, timeout=aiohttp.ClientTimeout(total=timeout or self._timeout)
+            ) as response:
                 body = await response.read()
                 status = response.status
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -92,13 +94,20 @@ class BotAPI:
     # --- the methods the channel uses ------------------------------------------------------
 
     async def send_message(self, chat_id: int, text: str, reply_markup: Mapping[str, Any] | None = None) -> Payload:
-        return _message(await self.call("sendMessage", {"chat_id": chat_id, "text": text, "reply_markup": reply_markup}))
+        return _message(
+            await self.call("sendMessage", {"chat_id": chat_id, "text": text, "reply_markup": reply_markup})
+        )
 
-    async def send_document(self, chat_id: int, document: str, caption: str | None = None,
-                            reply_markup: Mapping[str, Any] | None = None) -> Payload:
+    async def send_document(
+        self, chat_id: int, document: str, caption: str | None = None, reply_markup: Mapping[str, Any] | None = None
+    ) -> Payload:
         """A document by URL or file id (uploads are not needed: replies link or forward files)."""
-        return _message(await self.call("sendDocument", {"chat_id": chat_id, "document": document, "caption": caption,
-                                                         "reply_markup": reply_markup}))
+        return _message(
+            await self.call(
+                "sendDocument",
+                {"chat_id": chat_id, "document": document, "caption": caption, "reply_markup": reply_markup},
+            )
+        )
 
     async def answer_callback_query(self, callback_query_id: str) -> None:
         await self.call("answerCallbackQuery", {"callback_query_id": callback_query_id})
@@ -109,16 +118,29 @@ class BotAPI:
 
     async def get_updates(self, offset: int | None, timeout: int, allowed_updates: list[str]) -> list[Payload]:
         """Updates after ``offset`` (which confirms those before it), waiting up to ``timeout`` s for one."""
-        result = await self.call("getUpdates", {"offset": offset, "timeout": timeout, "allowed_updates": allowed_updates},
-                                 timeout=timeout + 10)
-        if not isinstance(result, list) or not all(isinstance(update, dict) and type(update.get("update_id")) is int
-                                                   for update in result):
+        result = await self.call(
+            "getUpdates",
+            {"offset": offset, "timeout": timeout, "allowed_updates": allowed_updates},
+            timeout=timeout + 10,
+        )
+        if not isinstance(result, list) or not all(
+            isinstance(update, dict) and type(update.get("update_id")) is int for update in result
+        ):
             raise BotAPIUnreachable("getUpdates: the answer is not a list of updates with their update_id")
         return [Payload(update, f"$.result[{n}]") for n, update in enumerate(result)]
 
-    async def set_webhook(self, url: str, secret_token: str, allowed_updates: list[str], drop_pending_updates: bool) -> None:
-        await self.call("setWebhook", {"url": url, "secret_token": secret_token, "allowed_updates": allowed_updates,
-                                       "drop_pending_updates": drop_pending_updates})
+    async def set_webhook(
+        self, url: str, secret_token: str, allowed_updates: list[str], drop_pending_updates: bool
+    ) -> None:
+        await self.call(
+            "setWebhook",
+            {
+                "url": url,
+                "secret_token": secret_token,
+                "allowed_updates": allowed_updates,
+                "drop_pending_updates": drop_pending_updates,
+            },
+        )
 
     async def delete_webhook(self, drop_pending_updates: bool = False) -> None:
         await self.call("deleteWebhook", {"drop_pending_updates": drop_pending_updates})
@@ -144,8 +166,12 @@ def _result(method: str, status: int, body: bytes) -> Any:
     code = answer.get("error_code")
     parameters = answer.get("parameters")
     retry_after = parameters.get("retry_after") if isinstance(parameters, dict) else None
-    raise BotAPIError(method, code if isinstance(code, int) else status, str(answer.get("description") or "")[:300],
-                      float(retry_after) if isinstance(retry_after, int | float) else None)
+    raise BotAPIError(
+        method,
+        code if isinstance(code, int) else status,
+        str(answer.get("description") or "")[:300],
+        float(retry_after) if isinstance(retry_after, int | float) else None,
+    )
 
 
 def _object(method: str, result: Any) -> Payload:

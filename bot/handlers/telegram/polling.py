@@ -78,8 +78,12 @@ class Poller:
             if exc.retry_after is not None:
                 await asyncio.sleep(exc.retry_after)
             elif exc.code == _CONFLICT:
-                log_event(log, "telegram.polling_conflict", logging.ERROR,
-                          hint="another process polls this bot, or a webhook is set")
+                log_event(
+                    log,
+                    "telegram.polling_conflict",
+                    logging.ERROR,
+                    hint="another process polls this bot, or a webhook is set",
+                )
                 await asyncio.sleep(self._pause * 5)
             else:
                 log_event(log, "telegram.polling_failed", logging.WARNING, error=f"{exc.code}")

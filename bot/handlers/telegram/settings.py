@@ -13,13 +13,16 @@ def _secret_token(value: str) -> str | None:
         return "must be 1-256 characters of A-Z, a-z, 0-9, _ and - (Telegram's rule)"
     return None
 
+
 @dataclass(frozen=True)
 class TelegramSettings:
     token: str = setting("", doc="bot token from @BotFather; empty: Telegram is off")
     webhook_secret: str = setting(
         "", check=_secret_token, doc="secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (webhook mode)"
     )
-    mode: str = setting("webhook", check=one_of("webhook", "polling"), doc="receive updates by `webhook` or `polling` (getUpdates)")
+    mode: str = setting(
+        "webhook", check=one_of("webhook", "polling"), doc="receive updates by `webhook` or `polling` (getUpdates)"
+    )
     api_base: str = setting("https://api.telegram.org", check=url, doc="Bot API server (a local fake in tests)")
     poll_timeout: int = setting(25, check=between(0, 50), doc="long-poll wait of getUpdates, seconds")
     pacing: float = setting(1.0, check=between(0, 60), doc="least time between two messages to one chat, seconds")

@@ -56,8 +56,11 @@ def _sender(message: Payload) -> tuple[Identity, str | None, dict[str, Any], Pay
         raise UnsupportedEvent(f"telegram {chat.string('type')} chats are not handled, only private chats")
     user = message.opt_obj("from") or chat
     name = _full_name(user)
-    meta = {k: v for k, v in (("username", user.opt_string("username")),
-                              ("language", user.opt_string("language_code"))) if v}
+    meta = {
+        k: v
+        for k, v in (("username", user.opt_string("username")), ("language", user.opt_string("language_code")))
+        if v
+    }
     return Identity(CHANNEL, str(chat.integer("id"))), name, meta, user
 
 
@@ -96,8 +99,11 @@ def _button_press(query: Payload, account_id: str, update_id: int) -> Inbound:
     if data is None:
         raise UnsupportedEvent("telegram callback query without data (a game) is not handled")
     name = _full_name(query.obj("from")) or name
-    meta.update(update_id=update_id, callback_query_id=query.identifier("id"),
-                pressed_on=f"{sender.address}:{message.integer('message_id')}")
+    meta.update(
+        update_id=update_id,
+        callback_query_id=query.identifier("id"),
+        pressed_on=f"{sender.address}:{message.integer('message_id')}",
+    )
     return Inbound(
         account_id=account_id,
         channel=CHANNEL,
@@ -118,15 +124,29 @@ def _attachments(message: Payload) -> tuple[Attachment, ...]:
     photos = message.objects("photo")
     if photos:  # sizes of one picture, smallest first: keep the largest
         best = photos[-1]
-        found.append(Attachment(kind="image", mime_type="image/jpeg", size=best.opt_integer("file_size"),
-                                provider_ref=best.identifier("file_id")))
+        found.append(
+            Attachment(
+                kind="image",
+                mime_type="image/jpeg",
+                size=best.opt_integer("file_size"),
+                provider_ref=best.identifier("file_id"),
+            )
+        )
     for field, (kind, default_mime) in _FILES.items():
         if (media := message.opt_obj(field)) is not None:
-            found.append(Attachment(kind=kind, name=media.opt_string("file_name"),
-                                    mime_type=media.opt_string("mime_type") or default_mime,
-                                    size=media.opt_integer("file_size"), provider_ref=media.identifier("file_id")))
+            found.append(
+                Attachment(
+                    kind=kind,
+                    name=media.opt_string("file_name"),
+                    mime_type=media.opt_string("mime_type") or default_mime,
+                    size=media.opt_integer("file_size"),
+                    provider_ref=media.identifier("file_id"),
+                )
+            )
     if (place := message.opt_obj("location")) is not None:
-        found.append(Attachment(kind="location", url=f"geo:{place.opt_number('latitude')},{place.opt_number('longitude')}"))
+        found.append(
+            Attachment(kind="location", url=f"geo:{place.opt_number('latitude')},{place.opt_number('longitude')}")
+        )
     if (contact := message.opt_obj("contact")) is not None:
         found.append(Attachment(kind="contact", name=_full_name(contact), provider_ref=contact.string("phone_number")))
     return tuple(found)

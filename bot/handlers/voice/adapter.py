@@ -15,12 +15,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from bot.handlers.kit.protocol import (
-    BaseAdapter,
-    ChannelContext,
-    PermanentSendError,
-    UnsupportedEvent,
-)
+from bot.handlers.kit.protocol import BaseAdapter, ChannelContext, PermanentSendError, UnsupportedEvent
 from bot.handlers.sms import settings as sms
 from bot.handlers.sms.adapter import EMPTY_TWIML, load_gateway
 from bot.logs import log_event
@@ -40,9 +35,7 @@ class CallGateway(Protocol):
         """One callback -> the ended call; ``UnsupportedEvent`` for progress (ringing, ...)."""
 
 
-CALL_GATEWAYS: dict[str, str] = {
-    "twilio": "bot.handlers.kit.twilio:TwilioGateway",
-}
+CALL_GATEWAYS: dict[str, str] = {"twilio": "bot.handlers.kit.twilio:TwilioGateway"}
 
 
 class VoiceAdapter(BaseAdapter):

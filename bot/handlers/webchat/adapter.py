@@ -20,15 +20,12 @@ tests: 202 once recorded.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import re
 import secrets
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +33,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.handlers.kit.payload import load_json
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
-from bot.handlers.kit.signatures import as_bytes, same_secret
+from bot.handlers.webchat.tokens import VisitorToken, VisitorTokens
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
 from conversations.repositories import Repositories
@@ -47,49 +44,8 @@ log = logging.getLogger("omnirouter.handlers.webchat")
 
 STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_STAMP = re.compile(r"^[0-9a-f]{1,12}$")
 _REVOKED = 4001  # close code: the visitor's contact was erased; the browser reconnects as someone new
 _HISTORY = 50
-
-
-@dataclass(frozen=True)
-class VisitorToken:
-    visitor: str
-    issued: int | None  # Unix seconds; None: a token of the previous format, which has no issue time
-
-
-class VisitorTokens:
-    """Issues and checks visitor tokens: ``<visitor id>.<issued>.<HMAC-SHA256 of account, id and
-    issue time>`` (issued: Unix seconds in hexadecimal). Still reads the previous format,
-    ``<visitor id>.<HMAC of account and id>``; how long a token is honoured is the adapter's call."""
-
-    def __init__(self, secret: str) -> None:
-        self._key = secret.encode()
-
-    def issue(self, account_id: str) -> tuple[str, str]:
-        visitor = "v" + secrets.token_hex(12)
-        return visitor, self.token_for(account_id, visitor)
-
-    def token_for(self, account_id: str, visitor: str, now: float | None = None) -> str:
-        stamp = format(int(time.time() if now is None else now), "x")
-        return f"{visitor}.{stamp}.{self._sign(f'{account_id}:{visitor}:{stamp}')}"
-
-    def read(self, account_id: str, token: str) -> VisitorToken | None:
-        """The visitor and issue time of a token signed for ``account_id``; ``None`` if it is not."""
-        parts = token.split(".")
-        if len(parts) == 3 and _STAMP.match(parts[1]):
-            visitor, stamp, signature = parts
-            signed, issued = f"{account_id}:{visitor}:{stamp}", int(stamp, 16)
-        elif len(parts) == 2:
-            (visitor, signature), signed, issued = parts, f"{account_id}:{parts[0]}", None
-        else:
-            return None
-        if not visitor or not signature or not same_secret(signature, self._sign(signed)):
-            return None
-        return VisitorToken(visitor, issued)
-
-    def _sign(self, text: str) -> str:
-        return hmac.new(self._key, as_bytes(text), hashlib.sha256).hexdigest()[:32]
 
 
 class _VisitorSocket:
@@ -257,8 +213,9 @@ class WebchatAdapter(BaseAdapter):
             visitor, token = await self.visitor_of(account_id, payload.get("visitor_token"))
             inbound = self.inbound(account_id, visitor, payload)
         except MalformedPayload as exc:
-            raise web.HTTPBadRequest(text=json.dumps({"error": "bad_message", "detail": str(exc)}),
-                                     content_type="application/json") from None
+            raise web.HTTPBadRequest(
+                text=json.dumps({"error": "bad_message", "detail": str(exc)}), content_type="application/json"
+            ) from None
         recorded, _ = await self.sink.receive(inbound)
         return web.json_response(
             {
@@ -299,8 +256,7 @@ class WebchatAdapter(BaseAdapter):
         return ws
 
     async def _on_frame(
-        self, app: web.Application, sock: _VisitorSocket, account_id: str, visitor: str,
-        name: str | None, data: str,
+        self, app: web.Application, sock: _VisitorSocket, account_id: str, visitor: str, name: str | None, data: str
     ) -> None:
         try:
             payload = load_json(data)
@@ -326,12 +282,26 @@ class WebchatAdapter(BaseAdapter):
                 return
             recorded, dispatching = await self.sink.receive(inbound)
         except StoreUnavailable:
-            await sock.send({"type": "error", "code": "store_unavailable", "id": client_id, "retry": True,
-                             "detail": "the router cannot store messages right now; resending"})
+            await sock.send(
+                {
+                    "type": "error",
+                    "code": "store_unavailable",
+                    "id": client_id,
+                    "retry": True,
+                    "detail": "the router cannot store messages right now; resending",
+                }
+            )
             return
         message = recorded.message
-        await sock.send({"type": "ack", "id": client_id, "message_id": message.id,
-                         "thread_id": message.thread_id, "duplicate": recorded.duplicate})
+        await sock.send(
+            {
+                "type": "ack",
+                "id": client_id,
+                "message_id": message.id,
+                "thread_id": message.thread_id,
+                "duplicate": recorded.duplicate,
+            }
+        )
         if dispatching is not None:
             result = await dispatching
             decision = result.to_doc() if result is not None else None

@@ -11,11 +11,10 @@ from bot.setting_fields import between, setting
 @dataclass(frozen=True)
 class WebchatSettings:
     max_text_length: int = setting(4096, check=between(1, 100_000), doc="longest web chat message, characters")
-    secret: str = setting(
-        "", doc="key that signs visitor tokens; empty: one generated and kept sealed in the store"
-    )
+    secret: str = setting("", doc="key that signs visitor tokens; empty: one generated and kept sealed in the store")
     visitor_token_days: float = setting(
-        90.0, check=between(1, 3650),
+        90.0,
+        check=between(1, 3650),
         doc="a visitor token unused this long expires (the browser starts as a new visitor); renewed on use",
     )
 

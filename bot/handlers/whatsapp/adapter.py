@@ -92,28 +92,41 @@ def graph_session(egress: Egress, timeout: float = 30.0) -> httpx.AsyncClient:
     return httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport)
 
 
-def make_client(config: Mapping[str, Any], api_base: str, api_version: str,
-                egress: Egress) -> tuple[WhatsApp, httpx.AsyncClient]:
+def make_client(
+    config: Mapping[str, Any], api_base: str, api_version: str, egress: Egress
+) -> tuple[WhatsApp, httpx.AsyncClient]:
     """A pywa async client whose Graph API calls go to ``api_base`` (Meta's, or a fake)."""
     session = graph_session(egress)
-    client = WhatsApp(phone_id=str(config["phone_number_id"]), token=str(config["access_token"]),
-                      session=session, api_version=api_version)
+    client = WhatsApp(
+        phone_id=str(config["phone_number_id"]),
+        token=str(config["access_token"]),
+        session=session,
+        api_version=api_version,
+    )
     session.base_url = f"{api_base.rstrip('/')}/v{float(api_version)}"  # pywa set Meta's; ours wins
     return client, session
 
 
 class WhatsappAdapter(BaseAdapter):
     name = "whatsapp"
-    capabilities = Capabilities(buttons=True, media=True, templates=True, service_window_hours=24,
-                                max_text_length=4096)
+    capabilities = Capabilities(buttons=True, media=True, templates=True, service_window_hours=24, max_text_length=4096)
 
     def __init__(self, context: ChannelContext) -> None:
         self.settings = context.settings.whatsapp
         self.account_id = context.account_id
         self._egress = context.egress.whatsapp
         s = self.settings
-        default = {"phone_number_id": s.phone_number_id, "access_token": s.access_token, "app_secret": s.app_secret,
-                   "verify_token": s.verify_token, "templates": s.templates or {}} if s.phone_number_id else None
+        default = (
+            {
+                "phone_number_id": s.phone_number_id,
+                "access_token": s.access_token,
+                "app_secret": s.app_secret,
+                "verify_token": s.verify_token,
+                "templates": s.templates or {},
+            }
+            if s.phone_number_id
+            else None
+        )
         self.numbers: PerAccount[WhatsappNumber] = PerAccount(self.name, context.account_id, default, self._build)
 
     def _build(self, account_id: str, config: Mapping[str, Any]) -> WhatsappNumber:
@@ -123,8 +136,16 @@ class WhatsappAdapter(BaseAdapter):
             raise SettingsError(f"{where}{', '.join(missing)} must be set to use WhatsApp")
         api_base, why = self._egress.account_api_base(account_id, config)
         client, session = make_client(config, api_base, self.settings.api_version, self._egress)
-        return WhatsappNumber(account_id, str(config["phone_number_id"]), str(config["app_secret"]),
-                              str(config["verify_token"]), client, session, dict(config.get("templates") or {}), why)
+        return WhatsappNumber(
+            account_id,
+            str(config["phone_number_id"]),
+            str(config["app_secret"]),
+            str(config["verify_token"]),
+            client,
+            session,
+            dict(config.get("templates") or {}),
+            why,
+        )
 
     async def start(self, store: Repositories) -> None:
         self.numbers.attach(store)
@@ -174,7 +195,9 @@ class WhatsappAdapter(BaseAdapter):
         try:
             if isinstance(template, Mapping):
                 sent = await number.client.send_template(
-                    outbound.to.address, name=str(template["name"]), language=TemplateLanguage(template["language"]),
+                    outbound.to.address,
+                    name=str(template["name"]),
+                    language=TemplateLanguage(template["language"]),
                     params=[BodyText.params(*template["parameters"])] if template.get("parameters") else None,
                 )
                 return str(sent.id)
@@ -201,8 +224,11 @@ class WhatsappAdapter(BaseAdapter):
             source = document.get("media_id") or document.get("url")
             if not isinstance(source, str) or not source:
                 raise PermanentSendError("a document needs a url or a media_id")
-            return str((await client.send_document(to, document=source, filename=document.get("name"),
-                                                   caption=text or None)).id)
+            return str(
+                (
+                    await client.send_document(to, document=source, filename=document.get("name"), caption=text or None)
+                ).id
+            )
         if options and len(text) <= 1024 and len(options) <= 3 and all(len(o) <= 20 for o in options):
             buttons = [Button(title=o, callback_data=o[:256]) for o in options]
             return str((await client.send_message(to, text, buttons=buttons)).id)

@@ -24,7 +24,9 @@ log = logging.getLogger("omnirouter.handlers.whatsapp")
 CHANNEL = "whatsapp"
 SERVICE_WINDOW = timedelta(hours=24)
 _MEDIA = {"image": "image", "video": "video", "audio": "audio", "document": "document", "sticker": "image"}
-_STATUSES = {s.value: s for s in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStatus.FAILED)}
+_STATUSES = {
+    s.value: s for s in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStatus.FAILED)
+}
 
 
 def parse_payload(body: Payload, account_id: str, phone_number_id: str | None) -> list[ProviderEvent]:
@@ -117,8 +119,12 @@ def _content(message: Payload, kind: str) -> tuple[str, tuple[Attachment, ...], 
         return button.string("text"), (), {"reply_id": button.opt_string("payload")}
     if kind in _MEDIA:
         media = message.obj(kind)
-        attachment = Attachment(kind=_MEDIA[kind], name=media.opt_string("filename"),
-                                mime_type=media.opt_string("mime_type"), provider_ref=media.identifier("id"))
+        attachment = Attachment(
+            kind=_MEDIA[kind],
+            name=media.opt_string("filename"),
+            mime_type=media.opt_string("mime_type"),
+            provider_ref=media.identifier("id"),
+        )
         return media.opt_string("caption") or "", (attachment,), {}
     if kind == "location":
         place = message.obj("location")
@@ -130,8 +136,13 @@ def _content(message: Payload, kind: str) -> tuple[str, tuple[Attachment, ...], 
         for card in message.objects("contacts", required=True):
             name = card.opt_obj("name")
             phones = card.objects("phones")
-            cards.append(Attachment(kind="contact", name=name.opt_string("formatted_name") if name else None,
-                                    provider_ref=phones[0].opt_string("phone") if phones else None))
+            cards.append(
+                Attachment(
+                    kind="contact",
+                    name=name.opt_string("formatted_name") if name else None,
+                    provider_ref=phones[0].opt_string("phone") if phones else None,
+                )
+            )
         return "", tuple(cards), {}
     raise UnsupportedEvent(f"message of type {kind!r}")
 
@@ -147,5 +158,6 @@ def _status(status: Payload, account_id: str) -> StatusUpdate | None:
         error = f"{first.opt_integer('code')}: {first.opt_string('title') or first.opt_string('message')}"
     at = unix_time(status.string("timestamp"))
     assert at is not None
-    return StatusUpdate(account_id=account_id, channel=CHANNEL, external_id=status.identifier("id"),
-                        status=state, at=at, error=error)
+    return StatusUpdate(
+        account_id=account_id, channel=CHANNEL, external_id=status.identifier("id"), status=state, at=at, error=error
+    )

@@ -11,11 +11,12 @@ from bot.setting_fields import between, setting, url
 def _templates(value: dict[str, Any]) -> str | None:
     for name, spec in value.items():
         if not isinstance(spec, dict) or not isinstance(spec.get("language"), str):
-            return f"template {name!r} needs a language, e.g. language = \"en_US\""
+            return f'template {name!r} needs a language, e.g. language = "en_US"'
         params = spec.get("parameters", [])
         if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
             return f"template {name!r}: parameters must be a list of names"
     return None
+
 
 @dataclass(frozen=True)
 class WhatsappSettings:

@@ -60,7 +60,10 @@ class ThreadEvents:
     async def _wanting(self, account_id: str, event_type: str) -> list[WebhookSubscription]:
         cached = self._subscriptions.get(account_id)
         if cached is None or cached[0] < time.monotonic():
-            cached = (time.monotonic() + _CACHE_SECONDS, await self._store.webhooks.list_webhooks(account_id, active_only=True))
+            cached = (
+                time.monotonic() + _CACHE_SECONDS,
+                await self._store.webhooks.list_webhooks(account_id, active_only=True),
+            )
             self._subscriptions[account_id] = cached
         return [s for s in cached[1] if s.wants(event_type)]
 
@@ -73,16 +76,36 @@ class ThreadEvents:
         current = await self._store.threads.get_thread(thread.id) or thread
         event_id = derived_id("evt", f"{event_type}|{cause}") if cause else new_id("evt")
         now = utcnow()
-        body = json.dumps({
-            "id": event_id, "type": event_type, "account_id": thread.account_id, "created_at": now.isoformat(),
-            "data": {"thread": public_thread(current), **{k: v for k, v in data.items() if v is not None}},
-        }, ensure_ascii=False, default=str)
+        body = json.dumps(
+            {
+                "id": event_id,
+                "type": event_type,
+                "account_id": thread.account_id,
+                "created_at": now.isoformat(),
+                "data": {"thread": public_thread(current), **{k: v for k, v in data.items() if v is not None}},
+            },
+            ensure_ascii=False,
+            default=str,
+        )
         message = data.get("message")
-        added = await self._store.webhooks.enqueue_deliveries(subscriptions, event_id, event_type, body, now, thread.id,
-                                                     message.get("id") if isinstance(message, dict) else None)
+        added = await self._store.webhooks.enqueue_deliveries(
+            subscriptions,
+            event_id,
+            event_type,
+            body,
+            now,
+            thread.id,
+            message.get("id") if isinstance(message, dict) else None,
+        )
         if added:
-            log_event(log, "webhook.published", event_id=event_id, type=event_type, account=thread.account_id,
-                      deliveries=added)
+            log_event(
+                log,
+                "webhook.published",
+                event_id=event_id,
+                type=event_type,
+                account=thread.account_id,
+                deliveries=added,
+            )
             self.wake()
         return event_id
 
@@ -95,5 +118,11 @@ class ThreadEvents:
         try:
             await self.publish(event_type, thread, None, **data)
         except Exception as exc:
-            log_event(log, "webhook.publish_failed", logging.ERROR, type=event_type, thread=thread.id,
-                      error=type(exc).__name__)
+            log_event(
+                log,
+                "webhook.publish_failed",
+                logging.ERROR,
+                type=event_type,
+                thread=thread.id,
+                error=type(exc).__name__,
+            )

@@ -54,8 +54,12 @@ class WebhookSender:
         self._settings = settings
         self._egress = egress
         if settings.allow_private_networks:
-            log_event(log, "webhook.allow_private_networks_deprecated", logging.WARNING,
-                      hint="name the receivers' hosts in egress.allowed_destinations instead")
+            log_event(
+                log,
+                "webhook.allow_private_networks_deprecated",
+                logging.WARNING,
+                hint="name the receivers' hosts in egress.allowed_destinations instead",
+            )
         self.owner = f"webhooks-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(max(settings.concurrency, 1))
@@ -86,8 +90,12 @@ class WebhookSender:
             return
         lease = timedelta(seconds=self._settings.lease_seconds)
         await lease_and_work(
-            lambda: self._store.webhooks.lease_delivery(self.owner, utcnow(), lease), self._deliver_and_release,
-            slots=self._slots, wake=self._wake, poll_interval=self._settings.poll_interval, in_flight=self._sending,
+            lambda: self._store.webhooks.lease_delivery(self.owner, utcnow(), lease),
+            self._deliver_and_release,
+            slots=self._slots,
+            wake=self._wake,
+            poll_interval=self._settings.poll_interval,
+            in_flight=self._sending,
             on_outage=lambda: log_event(log, "webhook.store_unavailable", logging.WARNING),
         )
 
@@ -114,12 +122,17 @@ class WebhookSender:
             return
         timestamp, body = int(time.time()), delivery.body.encode()
         headers = {
-            "Content-Type": "application/json", SIGNATURE_HEADER: sign(subscription.secret, timestamp, body),
-            TIMESTAMP_HEADER: str(timestamp), EVENT_HEADER: delivery.event_type, EVENT_ID_HEADER: delivery.event_id,
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(subscription.secret, timestamp, body),
+            TIMESTAMP_HEADER: str(timestamp),
+            EVENT_HEADER: delivery.event_type,
+            EVENT_ID_HEADER: delivery.event_id,
             DELIVERY_HEADER: delivery.id,
         }
         try:
-            async with self._http().post(subscription.url, data=body, headers=headers, allow_redirects=False) as response:
+            async with self._http().post(
+                subscription.url, data=body, headers=headers, allow_redirects=False
+            ) as response:
                 status, retry_after = response.status, response.headers.get("Retry-After", "")
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             if refused := refusal(exc):  # the egress guard's: no retry will change it
@@ -128,7 +141,9 @@ class WebhookSender:
                 await self._retry(delivery, None, f"{type(exc).__name__}: {exc}", None)
             return
         if 200 <= status < 300:
-            await self._store.webhooks.finish_delivery(delivery, self.owner, DeliveryState.SENT, utcnow(), status=status)
+            await self._store.webhooks.finish_delivery(
+                delivery, self.owner, DeliveryState.SENT, utcnow(), status=status
+            )
             log_event(log, "webhook.delivered", delivery=delivery.id, status=status, attempts=delivery.attempts)
         elif status == 410:
             await self._store.webhooks.update_webhook(subscription.account_id, subscription.id, active=False)
@@ -137,17 +152,37 @@ class WebhookSender:
             wait = float(retry_after) if retry_after.isdigit() else None
             await self._retry(delivery, status, f"HTTP {status}", wait)
 
-    async def _retry(self, delivery: WebhookDelivery, status: int | None, error: str, retry_after: float | None) -> None:
+    async def _retry(
+        self, delivery: WebhookDelivery, status: int | None, error: str, retry_after: float | None
+    ) -> None:
         if delivery.attempts >= self._settings.max_attempts:
             await self._give_up(delivery, error, status)
             return
         s = self._settings
         delay = backoff_delay(delivery.attempts, s.base_delay, s.max_delay, min(retry_after or 0.0, s.max_delay))
-        await self._store.webhooks.finish_delivery(delivery, self.owner, DeliveryState.PENDING, utcnow(), status=status,
-                                          error=error, due=utcnow() + timedelta(seconds=delay))
-        log_event(log, "webhook.retry", logging.WARNING, delivery=delivery.id, attempts=delivery.attempts,
-                  delay=round(delay, 3), error=error[:200])
+        await self._store.webhooks.finish_delivery(
+            delivery,
+            self.owner,
+            DeliveryState.PENDING,
+            utcnow(),
+            status=status,
+            error=error,
+            due=utcnow() + timedelta(seconds=delay),
+        )
+        log_event(
+            log,
+            "webhook.retry",
+            logging.WARNING,
+            delivery=delivery.id,
+            attempts=delivery.attempts,
+            delay=round(delay, 3),
+            error=error[:200],
+        )
 
     async def _give_up(self, delivery: WebhookDelivery, error: str, status: int | None = None) -> None:
-        await self._store.webhooks.finish_delivery(delivery, self.owner, DeliveryState.DEAD, utcnow(), status=status, error=error)
-        log_event(log, "webhook.dead", logging.ERROR, delivery=delivery.id, attempts=delivery.attempts, error=error[:200])
+        await self._store.webhooks.finish_delivery(
+            delivery, self.owner, DeliveryState.DEAD, utcnow(), status=status, error=error
+        )
+        log_event(
+            log, "webhook.dead", logging.ERROR, delivery=delivery.id, attempts=delivery.attempts, error=error[:200]
+        )

@@ -27,8 +27,14 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return "sha256=" + mac.hexdigest()
 
 
-def verify(secret: str, timestamp_header: str, signature_header: str, body: bytes,
-           now: float | None = None, tolerance: int = TOLERANCE_SECONDS) -> bool:
+def verify(
+    secret: str,
+    timestamp_header: str,
+    signature_header: str,
+    body: bytes,
+    now: float | None = None,
+    tolerance: int = TOLERANCE_SECONDS,
+) -> bool:
     """What a receiver checks: a fresh timestamp and a matching signature (constant-time)."""
     if not timestamp_header.isdigit():
         return False

@@ -49,13 +49,25 @@ def check_events(events: Sequence[str]) -> list[str]:
     return [e for e in EVENT_TYPES if e in events]
 
 
-async def subscribe(store: Repositories, events: ThreadEvents, account_id: str, url: str, kinds: Sequence[str],
-                    description: str, egress: Egress) -> tuple[WebhookSubscription, str]:
+async def subscribe(
+    store: Repositories,
+    events: ThreadEvents,
+    account_id: str,
+    url: str,
+    kinds: Sequence[str],
+    description: str,
+    egress: Egress,
+) -> tuple[WebhookSubscription, str]:
     """A new subscription and its secret (to show once)."""
     secret = new_secret()
     subscription = WebhookSubscription(
-        id=new_id("whs"), account_id=account_id, url=await check_url(url, egress), events=check_events(kinds),
-        secret=secret, created_at=utcnow(), description=description.strip()[:200],
+        id=new_id("whs"),
+        account_id=account_id,
+        url=await check_url(url, egress),
+        events=check_events(kinds),
+        secret=secret,
+        created_at=utcnow(),
+        description=description.strip()[:200],
     )
     await store.webhooks.create_webhook(subscription)
     events.forget(account_id)

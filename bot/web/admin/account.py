@@ -36,12 +36,19 @@ async def _context(request: web.Request, agent: Agent) -> dict[str, Any]:
         dead = await store.webhooks.count_deliveries(subscription.id, DeliveryState.DEAD)
         webhooks.append({"s": subscription, "last": recent[0] if recent else None, "dead": dead})
     return {
-        "account": account, "own_channels": account.id != app[SETTINGS].account.id,
-        "channels": channel_summary(account.channels, account.sealing_problems), "fields": CHANNEL_FIELDS,
+        "account": account,
+        "own_channels": account.id != app[SETTINGS].account.id,
+        "channels": channel_summary(account.channels, account.sealing_problems),
+        "fields": CHANNEL_FIELDS,
         "served": set(app[ADAPTERS].keys()),
         "urls": webhook_urls(app[SETTINGS], f"{request.scheme}://{request.host}", account.id),
-        "reopen_days": f"{routing.reopen_days:g}", "tokens": await store.accounts.list_api_tokens(agent.account_id),
-        "scopes": SCOPES, "event_types": EVENT_TYPES, "webhooks": webhooks, "message": "", "revealed": None,
+        "reopen_days": f"{routing.reopen_days:g}",
+        "tokens": await store.accounts.list_api_tokens(agent.account_id),
+        "scopes": SCOPES,
+        "event_types": EVENT_TYPES,
+        "webhooks": webhooks,
+        "message": "",
+        "revealed": None,
     }
 
 
@@ -76,8 +83,9 @@ async def save_channel(request: web.Request) -> web.Response:
     for field in CHANNEL_FIELDS[channel]:
         raw = str(form.get(field.name, "")).strip()
         if raw and not re.fullmatch(field.pattern, raw):
-            return await _show(request, 400, error=translate(
-                admin.lang, "{field} has a wrong format.", field=field.name))
+            return await _show(
+                request, 400, error=translate(admin.lang, "{field} has a wrong format.", field=field.name)
+            )
         if raw:
             values[field.name] = raw
         elif not field.secret and field.name in stored:
@@ -85,15 +93,31 @@ async def save_channel(request: web.Request) -> web.Response:
     merged = {**{k: v for k, v in stored.items() if k not in remove}, **values}
     guard = request.app[EGRESS].channel(channel)
     if refused := refused_api_base(guard, values):
-        return await _show(request, 400, error=translate(
-            admin.lang, "api_base: {host} is not a server this install allows. Leave it empty, use {provider}, or ask "
-                        "the install's operator to allow the host.", host=refused, provider=guard.provider_url))
+        return await _show(
+            request,
+            400,
+            error=translate(
+                admin.lang,
+                "api_base: {host} is not a server this install allows. Leave it empty, use {provider}, or ask "
+                "the install's operator to allow the host.",
+                host=refused,
+                provider=guard.provider_url,
+            ),
+        )
     missing = [f.name for f in CHANNEL_FIELDS[channel] if f.required and not merged.get(f.name)]
     if missing:
         return await _show(request, 400, error=translate(admin.lang, "Fill in: {fields}.", fields=", ".join(missing)))
     await store.accounts.merge_account_channel(admin.account_id, channel, values, tuple(remove))
-    await audit.record(store, admin.account_id, admin, "settings.channel", admin.account_id, channel=channel,
-                       keys=",".join(sorted(values)), removed=",".join(remove) or None)  # names only: values are secrets
+    await audit.record(
+        store,
+        admin.account_id,
+        admin,
+        "settings.channel",
+        admin.account_id,
+        channel=channel,
+        keys=",".join(sorted(values)),
+        removed=",".join(remove) or None,
+    )  # names only: values are secrets
     return _back("saved")
 
 
@@ -103,8 +127,15 @@ async def remove_channel(request: web.Request) -> web.Response:
     if channel not in CHANNEL_FIELDS:
         return plain(404, "no such channel")
     await request.app[STORE].accounts.remove_account_channel(admin.account_id, channel)
-    await audit.record(request.app[STORE], admin.account_id, admin, "settings.channel", admin.account_id,
-                       channel=channel, removed="all")
+    await audit.record(
+        request.app[STORE],
+        admin.account_id,
+        admin,
+        "settings.channel",
+        admin.account_id,
+        channel=channel,
+        removed="all",
+    )
     return _back("removed")
 
 
@@ -118,7 +149,9 @@ async def save_conversations(request: web.Request) -> web.Response:
     if not 0 <= reopen_days <= 365:
         return await _show(request, 400, error=translate(admin.lang, "Reopen window: 0–365 days."))
     await request.app[QUEUE].set_routing(admin.account_id, reopen_days=reopen_days)
-    await audit.record(request.app[STORE], admin.account_id, admin, "settings.reopen", admin.account_id, days=reopen_days)
+    await audit.record(
+        request.app[STORE], admin.account_id, admin, "settings.reopen", admin.account_id, days=reopen_days
+    )
     return _back("saved")
 
 
@@ -130,8 +163,11 @@ async def save_two_factor(request: web.Request) -> web.Response:
     admin, store = current_agent(request), request.app[STORE]
     required = (await request.post()).get("require") == "on"
     if required and admin.id not in await store.sign_in.agents_with_second_factor(admin.account_id):
-        return await _show(request, 409, error=translate(
-            admin.lang, "Turn on two-factor sign-in for yourself first (Sign-in security)."))
+        return await _show(
+            request,
+            409,
+            error=translate(admin.lang, "Turn on two-factor sign-in for yourself first (Sign-in security)."),
+        )
     await store.accounts.update_account(admin.account_id, require_two_factor=required)
     if required:
         await store.sign_in.end_sessions_without_second_factor(admin.account_id)
@@ -145,8 +181,11 @@ async def create_token(request: web.Request) -> web.Response:
     name = str(form.get("name", "")).strip()
     scopes = [s for s in SCOPES if form.get(f"scope_{s}") == "on"]
     if not _TOKEN_NAME.match(name) or not scopes:
-        return await _show(request, 400, error=translate(
-            admin.lang, "A token needs a name (letters, digits, space . : @ -) and a scope."))
+        return await _show(
+            request,
+            400,
+            error=translate(admin.lang, "A token needs a name (letters, digits, space . : @ -) and a scope."),
+        )
     token = await issue_token(request.app[STORE], admin.account_id, name, scopes, admin)
     return await _show(request, revealed={"what": "token", "name": name, "value": token})
 
@@ -166,8 +205,14 @@ async def create_webhook(request: web.Request) -> web.Response:
     kinds = [e for e in EVENT_TYPES if form.get(f"event_{e}") == "on"]
     try:
         subscription, secret = await subscribe(
-            app[STORE], app[EVENTS], admin.account_id, str(form.get("url", "")), kinds,
-            str(form.get("description", "")), app[EGRESS].webhooks)
+            app[STORE],
+            app[EVENTS],
+            admin.account_id,
+            str(form.get("url", "")),
+            kinds,
+            str(form.get("description", "")),
+            app[EGRESS].webhooks,
+        )
     except BadSubscription as exc:
         return await _show(request, 400, error=str(exc))
     await audit.record(app[STORE], admin.account_id, admin, "webhook.create", subscription.id, url=subscription.url)

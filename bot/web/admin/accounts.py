@@ -26,8 +26,13 @@ async def _show(request: web.Request, status: int = 200, **extra: Any) -> web.Re
     store = request.app[STORE]
     accounts = await store.accounts.list_accounts()
     rows = [{"a": a, "agents": await store.agents.count_agents(a.id)} for a in accounts]
-    context = {"rows": rows, "default_account": request.app[SETTINGS].account.id, "created": None, "error": "",
-               "message": ""}
+    context = {
+        "rows": rows,
+        "default_account": request.app[SETTINGS].account.id,
+        "created": None,
+        "error": "",
+        "message": "",
+    }
     context.update(extra)
     return page(request, "accounts.html", status=status, **context)
 
@@ -44,15 +49,25 @@ async def create(request: web.Request) -> web.Response:
     account_id = str(form.get("id", "")).strip().lower()
     name, login = str(form.get("name", "")).strip()[:80], str(form.get("admin", "")).strip().lower()
     if not _ACCOUNT_ID.match(account_id) or not name or not _LOGIN.match(login):
-        return await _show(request, 400, error=translate(
-            me.lang, "ID: 2–32 of a-z 0-9 _ -; a name; the first admin's login: 2–32 of a-z 0-9 _ . -"))
+        return await _show(
+            request,
+            400,
+            error=translate(me.lang, "ID: 2–32 of a-z 0-9 _ -; a name; the first admin's login: 2–32 of a-z 0-9 _ . -"),
+        )
     account, _admin, password = await create_account(request.app[STORE], account_id, name, login)
     if account is None:
         return await _show(request, 409, error=translate(me.lang, "An account {id} exists already.", id=account_id))
     await audit.record(request.app[STORE], account_id, me, "account.create", account_id, admin=login)
     base = f"{request.scheme}://{request.host}"
-    return await _show(request, created={"account": account, "login": login, "password": password,
-                                         "url": webhook_urls(request.app[SETTINGS], base, account_id)["console"]})
+    return await _show(
+        request,
+        created={
+            "account": account,
+            "login": login,
+            "password": password,
+            "url": webhook_urls(request.app[SETTINGS], base, account_id)["console"],
+        },
+    )
 
 
 @signed_in(Role.SUPERADMIN)

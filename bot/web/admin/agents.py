@@ -46,8 +46,9 @@ async def _period(request: web.Request) -> tuple[date, date, list[Shift]]:
     until = _day(request.query.get("until"), today)
     start = datetime.combine(since, time.min, UTC)
     end = datetime.combine(until + timedelta(days=1), time.min, UTC)
-    shifts = await request.app[STORE].agents.list_shifts(current_agent(request).account_id, start, end,
-                                                  request.query.get("agent") or None)
+    shifts = await request.app[STORE].agents.list_shifts(
+        current_agent(request).account_id, start, end, request.query.get("agent") or None
+    )
     return since, until, shifts
 
 
@@ -63,9 +64,17 @@ async def _show(request: web.Request, message: str, created: dict[str, str] | No
     since, until, shifts = await _period(request)
     routing = await queue.routing(agent.account_id)
     return page(
-        request, "admin.html", agents=await store.agents.list_agents(agent.account_id), shifts=shifts, roles=_roles(agent),
-        since=since.isoformat(), until=until.isoformat(), routing=routing,
-        canned=await store.agents.list_canned(agent.account_id), message=message, created=created,
+        request,
+        "admin.html",
+        agents=await store.agents.list_agents(agent.account_id),
+        shifts=shifts,
+        roles=_roles(agent),
+        since=since.isoformat(),
+        until=until.isoformat(),
+        routing=routing,
+        canned=await store.agents.list_canned(agent.account_id),
+        message=message,
+        created=created,
         two_factor=await store.sign_in.agents_with_second_factor(agent.account_id),
         **await retention_context(request),
     )
@@ -76,21 +85,55 @@ async def timesheet_csv(request: web.Request) -> web.Response:
     since, until, shifts = await _period(request)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["agent", "shift", "started_at", "ended_at", "duration_s", "start_lat", "start_lon",
-                     "start_accuracy", "end_lat", "end_lon", "end_accuracy"])
+    writer.writerow(
+        [
+            "agent",
+            "shift",
+            "started_at",
+            "ended_at",
+            "duration_s",
+            "start_lat",
+            "start_lon",
+            "start_accuracy",
+            "end_lat",
+            "end_lon",
+            "end_accuracy",
+        ]
+    )
     for s in shifts:
         start, end = s.start_location or {}, s.end_location or {}
-        writer.writerow([inert_cell(v) for v in [
-            s.agent_login, s.id, s.started_at.isoformat(), s.ended_at.isoformat() if s.ended_at else "",
-            s.duration_s if s.duration_s is not None else "", start.get("lat"), start.get("lon"),
-            start.get("accuracy"), end.get("lat"), end.get("lon"), end.get("accuracy"),
-        ]])
+        writer.writerow(
+            [
+                inert_cell(v)
+                for v in [
+                    s.agent_login,
+                    s.id,
+                    s.started_at.isoformat(),
+                    s.ended_at.isoformat() if s.ended_at else "",
+                    s.duration_s if s.duration_s is not None else "",
+                    start.get("lat"),
+                    start.get("lon"),
+                    start.get("accuracy"),
+                    end.get("lat"),
+                    end.get("lon"),
+                    end.get("accuracy"),
+                ]
+            ]
+        )
     admin = current_agent(request)
-    await audit.record(request.app[STORE], admin.account_id, admin, "timesheet.export", admin.account_id,
-                       since=since.isoformat(), until=until.isoformat())
+    await audit.record(
+        request.app[STORE],
+        admin.account_id,
+        admin,
+        "timesheet.export",
+        admin.account_id,
+        since=since.isoformat(),
+        until=until.isoformat(),
+    )
     name = f"timesheet-{since.isoformat()}-{until.isoformat()}.csv"
-    return web.Response(text=out.getvalue(), content_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return web.Response(
+        text=out.getvalue(), content_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 def _roles(actor: Agent) -> list[str]:
@@ -109,12 +152,24 @@ async def create_agent(request: web.Request) -> web.Response:
     teams = teams_of(str(form.get("teams", "")))
     role = str(form.get("role", "agent"))
     capacity = str(form.get("capacity", "5"))
-    if not _LOGIN.match(login) or teams is None or role not in _roles(admin) or not capacity.isdigit() \
-            or not 1 <= int(capacity) <= 100:
-        return plain(400, "login: 2-32 of a-z 0-9 _ . -; teams: comma-separated words; role agent|admin; capacity 1-100")
+    if (
+        not _LOGIN.match(login)
+        or teams is None
+        or role not in _roles(admin)
+        or not capacity.isdigit()
+        or not 1 <= int(capacity) <= 100
+    ):
+        return plain(
+            400, "login: 2-32 of a-z 0-9 _ . -; teams: comma-separated words; role agent|admin; capacity 1-100"
+        )
     agent, password = await add_agent(
-        request.app[STORE], admin.account_id, login, name=str(form.get("name", "")).strip()[:80] or login,
-        role=Role(role), teams=teams, capacity=int(capacity),
+        request.app[STORE],
+        admin.account_id,
+        login,
+        name=str(form.get("name", "")).strip()[:80] or login,
+        role=Role(role),
+        teams=teams,
+        capacity=int(capacity),
     )
     if agent is None:
         return _back(translate(admin.lang, "That login is taken."))
@@ -137,8 +192,17 @@ async def update_agent(request: web.Request) -> web.Response:
     if teams is None or not capacity.isdigit() or not 1 <= int(capacity) <= 100 or role not in _roles(admin):
         return plain(400, "teams: comma-separated words; capacity 1-100; role agent|admin")
     active = form.get("active") == "on" or target.id == admin.id  # an admin cannot lock themselves out
-    await change_agent(store, target, admin, {"teams": teams, "role": role, "active": active, "capacity": int(capacity)},
-                       login=target.login, role=role, teams=",".join(teams), capacity=int(capacity), active=active)
+    await change_agent(
+        store,
+        target,
+        admin,
+        {"teams": teams, "role": role, "active": active, "capacity": int(capacity)},
+        login=target.login,
+        role=role,
+        teams=",".join(teams),
+        capacity=int(capacity),
+        active=active,
+    )
     return _back(translate(admin.lang, "Saved."))
 
 
@@ -155,8 +219,9 @@ async def reset_two_factor(request: web.Request) -> web.Response:
     if await store.sign_in.remove_second_factor(target.id):
         await store.sign_in.delete_agent_sessions(target.id)
         await audit.record(store, admin.account_id, admin, "agent.second_factor_reset", target.id, login=target.login)
-    return _back(translate(
-        admin.lang, "Two-factor sign-in of {login} was reset; they are logged out.", login=target.login))
+    return _back(
+        translate(admin.lang, "Two-factor sign-in of {login} was reset; they are logged out.", login=target.login)
+    )
 
 
 @signed_in(Role.ADMIN)
@@ -171,13 +236,24 @@ async def update_routing(request: web.Request) -> web.Response:
     except (ValueError, KeyError) as exc:
         return plain(400, f"business hours: {exc}")
     await request.app[QUEUE].set_routing(
-        admin.account_id, strategy=strategy, business_hours=hours, timezone=zone,
+        admin.account_id,
+        strategy=strategy,
+        business_hours=hours,
+        timezone=zone,
         out_of_hours_reply=str(form.get("out_of_hours_reply", "")).strip()[:1000],
         record_location=form.get("record_location") == "on",
     )
     await request.app[QUEUE].auto_assign(admin.account_id)
-    await audit.record(request.app[STORE], admin.account_id, admin, "settings.routing", admin.account_id,
-                       strategy=strategy, business_hours=hours, timezone=zone)
+    await audit.record(
+        request.app[STORE],
+        admin.account_id,
+        admin,
+        "settings.routing",
+        admin.account_id,
+        strategy=strategy,
+        business_hours=hours,
+        timezone=zone,
+    )
     return _back(translate(admin.lang, "Saved."))
 
 
@@ -194,8 +270,9 @@ async def update_canned(request: web.Request) -> web.Response:
         if not text or len(text) > 4096:
             return plain(400, "the text must be 1 to 4096 characters")
         await store.agents.put_canned(admin.account_id, shortcut, text)
-    await audit.record(store, admin.account_id, admin, "settings.canned", shortcut,
-                       deleted=True if form.get("delete") else None)
+    await audit.record(
+        store, admin.account_id, admin, "settings.canned", shortcut, deleted=True if form.get("delete") else None
+    )
     return _back(translate(admin.lang, "Saved."))
 
 

@@ -21,8 +21,13 @@ def duration(seconds: float) -> str:
     """``45 s``, ``12.5 min``, ``3.2 h``, ``2 d``: short enough for a bar label."""
     if seconds < 60:
         return f"{seconds:.0f} s"
-    value, unit = (seconds / 60, "min") if seconds < 3600 else (seconds / 3600, "h") if seconds < 86400 \
+    value, unit = (
+        (seconds / 60, "min")
+        if seconds < 3600
+        else (seconds / 3600, "h")
+        if seconds < 86400
         else (seconds / 86400, "d")
+    )
     return f"{value:.1f}".removesuffix(".0") + f" {unit}"
 
 
@@ -32,13 +37,20 @@ def _frame(title: str, desc: str, width: int, height: int, body: list[str], kind
         f'<svg class="chart chart--{kind}" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'role="img" aria-labelledby="{ident}-t {ident}-d" xmlns="http://www.w3.org/2000/svg">'
         f'<title id="{ident}-t">{escape(title)}</title><desc id="{ident}-d">{escape(desc)}</desc>'
-        + "".join(body) + "</svg>"
+        + "".join(body)
+        + "</svg>"
     )
 
 
 def bar_chart(
-    title: str, rows: Sequence[tuple[str, float]], *, fmt: Format = plain_number, width: int = 520,
-    label_width: int = 150, empty: str = "—", tone: int | None = None,
+    title: str,
+    rows: Sequence[tuple[str, float]],
+    *,
+    fmt: Format = plain_number,
+    width: int = 520,
+    label_width: int = 150,
+    empty: str = "—",
+    tone: int | None = None,
 ) -> Markup:
     """Horizontal bars, one per ``(label, value)``, longest = the largest value; each bar in its
     own colour, or all in colour ``tone``."""
@@ -64,8 +76,13 @@ def bar_chart(
 
 
 def column_chart(
-    title: str, columns: Sequence[tuple[str, float]], *, fmt: Format = plain_number, width: int = 520,
-    height: int = 180, tick_every: int = 7,
+    title: str,
+    columns: Sequence[tuple[str, float]],
+    *,
+    fmt: Format = plain_number,
+    width: int = 520,
+    height: int = 180,
+    tick_every: int = 7,
 ) -> Markup:
     """Vertical columns over time (one per day); every ``tick_every``-th column is labelled."""
     top, bottom, left = 16, 22, 30
@@ -91,8 +108,13 @@ def column_chart(
 
 
 def paired_bars(
-    title: str, rows: Sequence[tuple[str, float | None, float | None]], legend: tuple[str, str], *,
-    fmt: Format = duration, width: int = 520, label_width: int = 150,
+    title: str,
+    rows: Sequence[tuple[str, float | None, float | None]],
+    legend: tuple[str, str],
+    *,
+    fmt: Format = duration,
+    width: int = 520,
+    label_width: int = 150,
 ) -> Markup:
     """Two bars per row (median and p90 of a duration), on one scale; missing values are skipped."""
     bar_h, gap, top = 14, 12, 22
@@ -108,7 +130,9 @@ def paired_bars(
     lines = []
     for n, (label, *pair) in enumerate(rows):
         y = top + n * (2 * bar_h + gap)
-        body.append(f'<text class="chart__label" x="{label_width - 8}" y="{y + bar_h + 4}" text-anchor="end">{escape(label)}</text>')
+        body.append(
+            f'<text class="chart__label" x="{label_width - 8}" y="{y + bar_h + 4}" text-anchor="end">{escape(label)}</text>'
+        )
         for k, value in enumerate(pair):
             if value is None:
                 continue
@@ -116,7 +140,7 @@ def paired_bars(
             yy = y + k * bar_h
             body.append(
                 f'<rect class="bar bar--{k}" x="{label_width}" y="{yy}" width="{length:.1f}" height="{bar_h - 2}" rx="2">'
-                f'<title>{escape(label)} {escape(legend[k])}: {escape(fmt(value))}</title></rect>'
+                f"<title>{escape(label)} {escape(legend[k])}: {escape(fmt(value))}</title></rect>"
                 f'<text class="chart__value" x="{label_width + length + 6:.1f}" y="{yy + bar_h - 3}">{escape(fmt(value))}</text>'
             )
             lines.append(f"{label} {legend[k]}: {fmt(value)}")
@@ -130,10 +154,14 @@ def share_bar(title: str, parts: Sequence[tuple[str, float]], *, width: int = 52
     for n, (label, value) in enumerate(parts):
         w = value / total * width
         share = f"{value / total:.0%}" if sum(v for _, v in parts) else "—"
-        body.append(f'<rect class="bar bar--{n}" x="{x:.1f}" y="0" width="{w:.1f}" height="22">'
-                    f'<title>{escape(label)}: {plain_number(value)} ({share})</title></rect>')
-        body.append(f'<rect class="bar bar--{n}" x="{n * 170}" y="32" width="10" height="10"/>'
-                    f'<text class="chart__tick" x="{n * 170 + 14}" y="41">{escape(label)}: {plain_number(value)} ({share})</text>')
+        body.append(
+            f'<rect class="bar bar--{n}" x="{x:.1f}" y="0" width="{w:.1f}" height="22">'
+            f"<title>{escape(label)}: {plain_number(value)} ({share})</title></rect>"
+        )
+        body.append(
+            f'<rect class="bar bar--{n}" x="{n * 170}" y="32" width="10" height="10"/>'
+            f'<text class="chart__tick" x="{n * 170 + 14}" y="41">{escape(label)}: {plain_number(value)} ({share})</text>'
+        )
         x += w
     desc = "; ".join(f"{label}: {plain_number(value)}" for label, value in parts)
     return _frame(title, desc, width, 48, body, "share")

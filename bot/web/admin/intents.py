@@ -43,9 +43,14 @@ async def intents_context(request: web.Request, data: TrainingSet, chosen: str) 
         chosen = names[0] if names else ""
     languages = sorted({*data.responses.languages, *(await data.data()).languages})
     return {
-        "intents": intents, "chosen": chosen, "examples": await data.examples(chosen) if chosen else [],
-        "targets": sorted({*names, OUT_OF_SCOPE}), "languages": languages, "in_store": await data.in_store(),
-        "responses": data.responses.texts.get(chosen, {}), "escalates": chosen in data.responses.escalate,
+        "intents": intents,
+        "chosen": chosen,
+        "examples": await data.examples(chosen) if chosen else [],
+        "targets": sorted({*names, OUT_OF_SCOPE}),
+        "languages": languages,
+        "in_store": await data.in_store(),
+        "responses": data.responses.texts.get(chosen, {}),
+        "escalates": chosen in data.responses.escalate,
         "files": ", ".join(request.app[NLU].data_paths()) or "—",
     }
 
@@ -64,9 +69,15 @@ async def add_intent(request: web.Request) -> web.Response:
         name = await data_of(request).add_intent(name)
     except TrainingSetError as exc:
         return plain(exc.status, str(exc))
-    return back(INTENTS, translate(
-        current_agent(request).lang, "Intent {intent} added: now add a few examples of what customers write.",
-        intent=name), intent=name)
+    return back(
+        INTENTS,
+        translate(
+            current_agent(request).lang,
+            "Intent {intent} added: now add a few examples of what customers write.",
+            intent=name,
+        ),
+        intent=name,
+    )
 
 
 @signed_in(Role.ADMIN)
@@ -76,8 +87,16 @@ async def remove_intent(request: web.Request) -> web.Response:
         removed = await data_of(request).delete_intent(intent)
     except TrainingSetError as exc:
         return plain(exc.status, str(exc))
-    return back(INTENTS, translate_plural(current_agent(request).lang, "Intent {intent} deleted with {n} example.",
-                                              "Intent {intent} deleted with {n} examples.", removed, intent=intent))
+    return back(
+        INTENTS,
+        translate_plural(
+            current_agent(request).lang,
+            "Intent {intent} deleted with {n} example.",
+            "Intent {intent} deleted with {n} examples.",
+            removed,
+            intent=intent,
+        ),
+    )
 
 
 @signed_in(Role.ADMIN)
@@ -103,11 +122,11 @@ async def change_example(request: web.Request) -> web.Response:
             return back(INTENTS, translate(lang, "Example deleted."), intent=current.intent)
         if action == "move":
             moved = await data.edit_example(example, intent=str(form.get("intent", "")))
-            return back(INTENTS, translate(
-                lang, "Example moved to {intent}.", intent=moved.intent), intent=current.intent)
+            return back(
+                INTENTS, translate(lang, "Example moved to {intent}.", intent=moved.intent), intent=current.intent
+            )
         if action == "save":
-            await data.edit_example(example, text=str(form.get("text", "")),
-                                    language=str(form.get("language", "")))
+            await data.edit_example(example, text=str(form.get("text", "")), language=str(form.get("language", "")))
             return back(INTENTS, translate(lang, "Saved."), intent=current.intent)
     except TrainingSetError as exc:
         return plain(exc.status, str(exc))
@@ -136,17 +155,28 @@ async def import_file(request: web.Request) -> web.Response:
         context = await intents_context(request, data, request.query.get("intent", ""))
         return page(request, "intents.html", status=400, message="", error=str(exc), **context)
     lang = current_agent(request).lang
-    return back(INTENTS, translate_plural(lang, "{file}: {n} example added ({intents} intents in the file).",
-                                              "{file}: {n} examples added ({intents} intents in the file).",
-                                              added, file=name, intents=intents))
+    return back(
+        INTENTS,
+        translate_plural(
+            lang,
+            "{file}: {n} example added ({intents} intents in the file).",
+            "{file}: {n} examples added ({intents} intents in the file).",
+            added,
+            file=name,
+            intents=intents,
+        ),
+    )
 
 
 @signed_in(Role.ADMIN)
 async def export_file(request: web.Request) -> web.Response:
     agent = current_agent(request)
     text = await data_of(request).export_yaml()
-    return web.Response(text=text, content_type="application/x-yaml", headers={
-        "Content-Disposition": f'attachment; filename="nlu-{agent.account_id}.yml"'})
+    return web.Response(
+        text=text,
+        content_type="application/x-yaml",
+        headers={"Content-Disposition": f'attachment; filename="nlu-{agent.account_id}.yml"'},
+    )
 
 
 def routes() -> list[web.RouteDef]:

@@ -36,8 +36,15 @@ async def contacts_page(request: web.Request) -> web.Response:
         except ContactNotFound:
             named = await store.contacts.contacts_named(agent.account_id, q)
     contact = await store.contacts.get_contact(scope.contact_id) if scope else None
-    return page(request, "contacts.html", q=q, scope=scope, contact=contact, named=named,
-                message=request.query.get("message", "")[:300])
+    return page(
+        request,
+        "contacts.html",
+        q=q,
+        scope=scope,
+        contact=contact,
+        named=named,
+        message=request.query.get("message", "")[:300],
+    )
 
 
 async def retention_context(request: web.Request) -> dict[str, Any]:
@@ -45,8 +52,11 @@ async def retention_context(request: web.Request) -> dict[str, Any]:
     install's default), the default, and the limit in force."""
     account = await request.app[STORE].accounts.get_account(current_agent(request).account_id)
     settings = request.app[SETTINGS].retention
-    return {"retention_own": account.retention_days if account else None, "retention_default": settings.days,
-            "retention_days": retention_days(account, settings)}
+    return {
+        "retention_own": account.retention_days if account else None,
+        "retention_default": settings.days,
+        "retention_days": retention_days(account, settings),
+    }
 
 
 @signed_in(Role.ADMIN)
@@ -58,7 +68,8 @@ async def contact_export(request: web.Request) -> web.Response:
         return plain(404, str(exc))
     document = await export_contact(store, scope, agent)
     return web.Response(
-        text=json.dumps(document, ensure_ascii=False, indent=1), content_type="application/json",
+        text=json.dumps(document, ensure_ascii=False, indent=1),
+        content_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="contact-{scope.contact_id}.json"'},
     )
 
@@ -75,18 +86,33 @@ async def contact_erase(request: web.Request) -> web.Response:
     except ContactNotFound as exc:
         return plain(404, str(exc))
     result = await erase_contact(store, scope, agent, retrain=request.app[NLU].settings.engine == "embedded")
-    message = translate_plural(agent.lang, "Contact erased ({n} record). Receipt: {receipt}",
-                               "Contact erased ({n} records). Receipt: {receipt}", result.total, receipt=result.receipt)
+    message = translate_plural(
+        agent.lang,
+        "Contact erased ({n} record). Receipt: {receipt}",
+        "Contact erased ({n} records). Receipt: {receipt}",
+        result.total,
+        receipt=result.receipt,
+    )
     if result.models.retired:
-        message += ". " + translate_plural(agent.lang, "{n} NLU model version trained on their messages retired.",
-                                           "{n} NLU model versions trained on their messages retired.",
-                                           len(result.models.retired))
+        message += ". " + translate_plural(
+            agent.lang,
+            "{n} NLU model version trained on their messages retired.",
+            "{n} NLU model versions trained on their messages retired.",
+            len(result.models.retired),
+        )
     if result.models.replaced:
         message += " " + (
-            translate(agent.lang, "The active model was one of them: version {version} answers now, and a new one "
-                                  "is being trained.", version=result.models.active) if result.models.active
-            else translate(agent.lang, "The active model was one of them: the bot hands conversations to people "
-                                       "until a new one is trained."))
+            translate(
+                agent.lang,
+                "The active model was one of them: version {version} answers now, and a new one is being trained.",
+                version=result.models.active,
+            )
+            if result.models.active
+            else translate(
+                agent.lang,
+                "The active model was one of them: the bot hands conversations to people until a new one is trained.",
+            )
+        )
     return _back("/admin/contacts", message)
 
 
@@ -98,8 +124,14 @@ async def set_retention(request: web.Request) -> web.Response:
         return plain(400, f"days: empty (the install's default) or a whole number from 0 to {MAX_RETENTION_DAYS}")
     days = int(raw) if raw else None
     await store.accounts.set_account_fields(agent.account_id, retention_days=days)
-    await audit.record(store, agent.account_id, agent, "settings.retention", agent.account_id,
-                       days=days if days is not None else "default")
+    await audit.record(
+        store,
+        agent.account_id,
+        agent,
+        "settings.retention",
+        agent.account_id,
+        days=days if days is not None else "default",
+    )
     return _back("/admin", translate(agent.lang, "Saved."))
 
 

@@ -47,16 +47,22 @@ async def _report(request: web.Request) -> Report:
     since, until = read_period(request)
     settings = request.app[SETTINGS]
     return await build_report(
-        request.app[STORE], current_agent(request).account_id, since, until,
-        first_response_minutes=settings.queue.first_response_minutes, now=utcnow(),
+        request.app[STORE],
+        current_agent(request).account_id,
+        since,
+        until,
+        first_response_minutes=settings.queue.first_response_minutes,
+        now=utcnow(),
     )
 
 
 # the report's timings by name, marked for extraction and translated where they are drawn
 TIMINGS = {"queue_wait": N_("Queue wait"), "first_response": N_("First response"), "resolution": N_("Resolution")}
 
+
 def report_charts(report: Report, lang: str) -> dict[str, object]:
     """The report's charts as inline SVG markup."""
+
     def _(message: str) -> str:
         return translate(lang, message)
 
@@ -64,14 +70,26 @@ def report_charts(report: Report, lang: str) -> dict[str, object]:
     return {
         "channels": charts.bar_chart(_("Conversations by channel"), report.by_channel),
         "days": charts.column_chart(_("Conversations per day"), [(d.strftime("%m-%d"), n) for d, n in report.by_day]),
-        "containment": charts.share_bar(_("Bot containment"), [(_("bot only"), report.contained),
-                                                          (_("handed to humans"), report.escalated)]),
+        "containment": charts.share_bar(
+            _("Bot containment"), [(_("bot only"), report.contained), (_("handed to humans"), report.escalated)]
+        ),
         "reasons": charts.bar_chart(_("Escalation reasons"), report.reasons),
         "timings": charts.paired_bars(_("Response times"), timing, (_("median"), "p90")),
-        "agents": charts.bar_chart(_("Conversations per agent"), [(a.login, a.conversations) for a in report.agents],
-                                   tone=0, width=440, label_width=110),
-        "shifts": charts.bar_chart(_("Shift hours"), [(a.login, round(a.shift_s / 3600, 1)) for a in report.agents],
-                                   fmt=lambda h: f"{h:g} h", tone=2, width=440, label_width=110),
+        "agents": charts.bar_chart(
+            _("Conversations per agent"),
+            [(a.login, a.conversations) for a in report.agents],
+            tone=0,
+            width=440,
+            label_width=110,
+        ),
+        "shifts": charts.bar_chart(
+            _("Shift hours"),
+            [(a.login, round(a.shift_s / 3600, 1)) for a in report.agents],
+            fmt=lambda h: f"{h:g} h",
+            tone=2,
+            width=440,
+            label_width=110,
+        ),
     }
 
 
@@ -79,8 +97,15 @@ def report_charts(report: Report, lang: str) -> dict[str, object]:
 async def reports_page(request: web.Request) -> web.Response:
     agent = current_agent(request)
     report = await _report(request)
-    return page(request, "reports.html", report=report, charts=report_charts(report, agent.lang),
-                since=report.since.isoformat(), until=report.until.isoformat(), dur=_duration)
+    return page(
+        request,
+        "reports.html",
+        report=report,
+        charts=report_charts(report, agent.lang),
+        since=report.since.isoformat(),
+        until=report.until.isoformat(),
+        dur=_duration,
+    )
 
 
 def _duration(seconds: float | None) -> str:
@@ -91,11 +116,21 @@ def _duration(seconds: float | None) -> str:
 async def reports_csv(request: web.Request) -> web.Response:
     agent = current_agent(request)
     report = await _report(request)
-    await audit.record(request.app[STORE], agent.account_id, agent, "report.export", agent.account_id,
-                       since=report.since.isoformat(), until=report.until.isoformat())
+    await audit.record(
+        request.app[STORE],
+        agent.account_id,
+        agent,
+        "report.export",
+        agent.account_id,
+        since=report.since.isoformat(),
+        until=report.until.isoformat(),
+    )
     name = f"report-{report.since.isoformat()}-{report.until.isoformat()}.csv"
-    return web.Response(text=report_csv(report), content_type="text/csv",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return web.Response(
+        text=report_csv(report),
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def _audit_query(request: web.Request) -> tuple[AuditQuery, date, date]:
@@ -105,8 +140,9 @@ def _audit_query(request: web.Request) -> tuple[AuditQuery, date, date]:
         raise web.HTTPBadRequest(text="actor: an agent id or login; action: a name such as thread.resolve")
     since, until = read_period(request, default_days=7)
     start, end = period_bounds(since, until)
-    query = AuditQuery(current_agent(request).account_id, actor=actor, action=action,
-                       since_ms=epoch_ms(start), until_ms=epoch_ms(end))
+    query = AuditQuery(
+        current_agent(request).account_id, actor=actor, action=action, since_ms=epoch_ms(start), until_ms=epoch_ms(end)
+    )
     return query, since, until
 
 
@@ -118,9 +154,19 @@ async def audit_page(request: web.Request) -> web.Response:
     if not raw_page.isdigit() or not 1 <= int(raw_page) <= 10_000:
         raise web.HTTPBadRequest(text="page must be a number from 1")
     entries, more = await store.audit.audit_page(query, int(raw_page), AUDIT_PAGE)
-    return page(request, "audit.html", entries=entries, more=more, page_no=int(raw_page), query=query,
-                since=since.isoformat(), until=until.isoformat(), agents=await store.agents.list_agents(agent.account_id),
-                actions=await store.audit.audit_actions(agent.account_id), details=_details)
+    return page(
+        request,
+        "audit.html",
+        entries=entries,
+        more=more,
+        page_no=int(raw_page),
+        query=query,
+        since=since.isoformat(),
+        until=until.isoformat(),
+        agents=await store.agents.list_agents(agent.account_id),
+        actions=await store.audit.audit_actions(agent.account_id),
+        details=_details,
+    )
 
 
 def _details(details: dict[str, object]) -> str:
@@ -131,21 +177,41 @@ def _details(details: dict[str, object]) -> str:
 async def audit_csv(request: web.Request) -> web.StreamResponse:
     agent, store = current_agent(request), request.app[STORE]
     query, since, until = _audit_query(request)
-    await audit.record(store, agent.account_id, agent, "audit.export", agent.account_id,
-                       since=since.isoformat(), until=until.isoformat(), actor=query.actor or None,
-                       action=query.action or None)
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/csv; charset=utf-8",
-        "Content-Disposition": f'attachment; filename="audit-{since.isoformat()}-{until.isoformat()}.csv"',
-    })
+    await audit.record(
+        store,
+        agent.account_id,
+        agent,
+        "audit.export",
+        agent.account_id,
+        since=since.isoformat(),
+        until=until.isoformat(),
+        actor=query.actor or None,
+        action=query.action or None,
+    )
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="audit-{since.isoformat()}-{until.isoformat()}.csv"',
+        }
+    )
     await response.prepare(request)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["at", "actor", "actor_login", "action", "target", "details"])
     async for entry in store.audit.audit_entries(query, AUDIT_CSV_ROWS):
-        writer.writerow([inert_cell(value) for value in (
-            entry.at.isoformat(), entry.actor, entry.actor_name, entry.action, entry.target,
-            json.dumps(entry.details, ensure_ascii=False, sort_keys=True))])
+        writer.writerow(
+            [
+                inert_cell(value)
+                for value in (
+                    entry.at.isoformat(),
+                    entry.actor,
+                    entry.actor_name,
+                    entry.action,
+                    entry.target,
+                    json.dumps(entry.details, ensure_ascii=False, sort_keys=True),
+                )
+            ]
+        )
         if buffer.tell() > 64_000:
             await response.write(buffer.getvalue().encode())
             buffer.seek(0)

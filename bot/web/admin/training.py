@@ -13,7 +13,7 @@ from bot.nlu.data import OUT_OF_SCOPE
 from bot.nlu.remote import NluUnavailable
 from bot.nlu.training_set import TrainingSetError
 from bot.web.admin.intents import INTENTS, back, data_of
-from bot.web.api.intents import learn, review_item, try_text
+from bot.web.api.learning import learn, review_item, try_text
 from bot.web.i18n import translate
 from bot.web.pages import SESSION, current_agent, page, plain, render, signed_in
 from conversations.agent_models import Role
@@ -42,8 +42,9 @@ async def learn_page(request: web.Request) -> web.Response:
     agent, data = current_agent(request), data_of(request)
     items = [review_item(doc) for doc in await request.app[STORE].training.messages_to_review(agent.account_id)]
     targets = sorted(set(await data.intent_names()) - {OUT_OF_SCOPE})
-    return page(request, "intents_learn.html", items=items, targets=targets,
-                message=request.query.get("message", "")[:300])
+    return page(
+        request, "intents_learn.html", items=items, targets=targets, message=request.query.get("message", "")[:300]
+    )
 
 
 @signed_in(Role.ADMIN)
@@ -58,8 +59,11 @@ async def learn_message(request: web.Request) -> web.Response:
         return plain(400, "choose an intent, out of scope, or dismiss")
     try:
         await learn(request.app, agent.account_id, message_id, intent, agent)
-        outcome = (translate(agent.lang, "Learned as {intent}: it counts from the next training.", intent=intent)
-                   if intent else translate(agent.lang, "Dismissed."))
+        outcome = (
+            translate(agent.lang, "Learned as {intent}: it counts from the next training.", intent=intent)
+            if intent
+            else translate(agent.lang, "Dismissed.")
+        )
         status = 200
     except TrainingSetError as exc:
         if exc.status == 404 or not _htmx(request):
@@ -80,7 +84,9 @@ async def _job_context(request: web.Request, job_id: str) -> dict[str, Any] | No
         return None
     model = await store.nlu.get_nlu_model(str(job["version"])) if job.get("version") else None
     active = await store.nlu.active_nlu_version(agent.account_id)
-    active_model = await store.nlu.get_nlu_model(active) if active and (model is None or active != model["_id"]) else None
+    active_model = (
+        await store.nlu.get_nlu_model(active) if active and (model is None or active != model["_id"]) else None
+    )
     return {"job": job, "model": model, "active_model": active_model, "active": active}
 
 
@@ -90,9 +96,16 @@ async def train_page(request: web.Request) -> web.Response:
     active = await store.nlu.active_nlu_version(agent.account_id)
     models = await store.nlu.nlu_models(agent.account_id, limit=20)
     job = await _job_context(request, request.query.get("job", "")) if request.query.get("job") else None
-    return page(request, "intents_train.html", models=models, active=active, job=job,
-                active_model=next((m for m in models if m["_id"] == active), None),
-                can_train=nlu.settings.engine == "embedded", message=request.query.get("message", "")[:300])
+    return page(
+        request,
+        "intents_train.html",
+        models=models,
+        active=active,
+        job=job,
+        active_model=next((m for m in models if m["_id"] == active), None),
+        can_train=nlu.settings.engine == "embedded",
+        message=request.query.get("message", "")[:300],
+    )
 
 
 @signed_in(Role.ADMIN)
@@ -123,13 +136,25 @@ async def activate_version(request: web.Request) -> web.Response:
     if not await request.app[NLU].activate(agent.account_id, version, by=agent.login):
         model = await request.app[STORE].nlu.get_nlu_model(version)
         if model is not None and model.get("account_id") == agent.account_id and model.get("retired_at"):
-            return plain(409, translate(
-                agent.lang, "Version {version} was retired by erasure {receipt}: it was trained on erased data. Train "
-                            "a new version.", version=version, receipt=model.get("retired_by")))
+            return plain(
+                409,
+                translate(
+                    agent.lang,
+                    "Version {version} was retired by erasure {receipt}: it was trained on erased data. Train "
+                    "a new version.",
+                    version=version,
+                    receipt=model.get("retired_by"),
+                ),
+            )
         return plain(404, f"no model version {version}")
-    return back(TRAIN, translate(
-        agent.lang, "Version {version} is active: every router process answers with it within seconds.",
-        version=version))
+    return back(
+        TRAIN,
+        translate(
+            agent.lang,
+            "Version {version} is active: every router process answers with it within seconds.",
+            version=version,
+        ),
+    )
 
 
 # --- try it ------------------------------------------------------------------------------------
@@ -140,15 +165,23 @@ async def try_it(request: web.Request) -> web.Response:
     agent = current_agent(request)
     text = str((await request.post()).get("text", "")).strip()
     if not text or len(text) > MAX_TRY:
-        return fragment(request, "_try_result.html", result=None, error=translate(
-            agent.lang, "Type a sentence (up to 1000 characters)."))
+        return fragment(
+            request,
+            "_try_result.html",
+            result=None,
+            error=translate(agent.lang, "Type a sentence (up to 1000 characters)."),
+        )
     try:
         found = await try_text(request.app, agent.account_id, text)
     except NluUnavailable as exc:
         return fragment(request, "_try_result.html", result=None, error=str(exc))
     if found is None:
-        return fragment(request, "_try_result.html", result=None, error=translate(
-            agent.lang, "No model is active: train a version and activate it first."))
+        return fragment(
+            request,
+            "_try_result.html",
+            result=None,
+            error=translate(agent.lang, "No model is active: train a version and activate it first."),
+        )
     parse, answer = found
     return fragment(request, "_try_result.html", result=parse, reply=answer, error="")
 

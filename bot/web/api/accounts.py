@@ -36,8 +36,13 @@ async def _account(request: web.Request, call: Call) -> Account:
     return account
 
 
-@API("GET", "/api/accounts", "Accounts: every one for the install-wide token, the token's own otherwise",
-     tag="accounts", response=list_of("Account"))
+@API(
+    "GET",
+    "/api/accounts",
+    "Accounts: every one for the install-wide token, the token's own otherwise",
+    tag="accounts",
+    response=list_of("Account"),
+)
 async def list_accounts(request: web.Request, call: Call) -> web.Response:
     store = request.app[STORE]
     if call.principal.superadmin:
@@ -50,30 +55,61 @@ async def list_accounts(request: web.Request, call: Call) -> web.Response:
 
 
 NEW_ACCOUNT = {
-    "type": "object", "required": ["id", "name"], "additionalProperties": False,
+    "type": "object",
+    "required": ["id", "name"],
+    "additionalProperties": False,
     "properties": {
         "id": {"type": "string", "pattern": ACCOUNT_ID_PATTERN},
         "name": {"type": "string", "minLength": 1, "maxLength": 80, "pattern": r"\S"},
-        "admin": {"type": "object", "required": ["login"], "additionalProperties": False, "properties": {
-            "login": {"type": "string", "pattern": LOGIN_PATTERN},
-            "name": {"type": "string", "minLength": 1, "maxLength": 80},
-            "password": {"type": "string", "minLength": 8, "maxLength": 256}}},
+        "admin": {
+            "type": "object",
+            "required": ["login"],
+            "additionalProperties": False,
+            "properties": {
+                "login": {"type": "string", "pattern": LOGIN_PATTERN},
+                "name": {"type": "string", "minLength": 1, "maxLength": 80},
+                "password": {"type": "string", "minLength": 8, "maxLength": 256},
+            },
+        },
     },
 }
 
 
-@API("POST", "/api/accounts", "Create an account, optionally with its first admin (whose generated password is "
-     "returned once)", tag="accounts", superadmin=True, status=201, body=NEW_ACCOUNT, errors=(409,), response={
-         "type": "object", "required": ["account"], "properties": {
-             "account": ref("Account"), "admin": ref("Agent"), "password": {"type": "string"}}})
+@API(
+    "POST",
+    "/api/accounts",
+    "Create an account, optionally with its first admin (whose generated password is returned once)",
+    tag="accounts",
+    superadmin=True,
+    status=201,
+    body=NEW_ACCOUNT,
+    errors=(409,),
+    response={
+        "type": "object",
+        "required": ["account"],
+        "properties": {"account": ref("Account"), "admin": ref("Agent"), "password": {"type": "string"}},
+    },
+)
 async def post_account(request: web.Request, call: Call) -> web.Response:
     body, admin = call.body, call.body.get("admin") or {}
     account, agent, password = await create_account(
-        request.app[STORE], body["id"], body["name"].strip(), admin.get("login"), admin.get("name"), admin.get("password"))
+        request.app[STORE],
+        body["id"],
+        body["name"].strip(),
+        admin.get("login"),
+        admin.get("name"),
+        admin.get("password"),
+    )
     if account is None:
         raise api_error(409, "account_exists", f"an account {body['id']} exists already")
-    await audit.record(request.app[STORE], account.id, call.principal.audit_actor, "account.create", account.id,
-                       admin=admin.get("login"))
+    await audit.record(
+        request.app[STORE],
+        account.id,
+        call.principal.audit_actor,
+        "account.create",
+        account.id,
+        admin=admin.get("login"),
+    )
     result: dict[str, Any] = {"account": account_json(account)}
     if agent is not None:
         result["admin"] = {k: v for k, v in agent.to_json().items() if k != "password_hash"}
@@ -82,20 +118,34 @@ async def post_account(request: web.Request, call: Call) -> web.Response:
     return reply(result, status=201)
 
 
-@API("GET", "/api/accounts/{account_id}", "An account with its settings (secrets shown only as set or not)",
-     tag="accounts", response=ref("Account"))
+@API(
+    "GET",
+    "/api/accounts/{account_id}",
+    "An account with its settings (secrets shown only as set or not)",
+    tag="accounts",
+    response=ref("Account"),
+)
 async def get_account(request: web.Request, call: Call) -> web.Response:
     return reply(account_json(await _account(request, call)))
 
 
 ACCOUNT_CHANGES = {
-    "type": "object", "additionalProperties": False, "properties": {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": 80, "pattern": r"\S"},
-        "retention_days": {"type": ["integer", "null"], "minimum": 0, "maximum": 36500,
-                           "description": "messages older than this are deleted; 0: kept; null: the install's "
-                                          "retention.days"},
-        "reopen_days": {"type": "number", "minimum": 0, "maximum": 365,
-                        "description": "a customer writing again this soon reopens the resolved thread"},
+        "retention_days": {
+            "type": ["integer", "null"],
+            "minimum": 0,
+            "maximum": 36500,
+            "description": "messages older than this are deleted; 0: kept; null: the install's retention.days",
+        },
+        "reopen_days": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 365,
+            "description": "a customer writing again this soon reopens the resolved thread",
+        },
         "strategy": {"type": "string", "enum": ["manual", "next", "auto"]},
         "business_hours": {"type": "string", "maxLength": 500},
         "timezone": {"type": "string", "maxLength": 64},
@@ -106,9 +156,16 @@ ACCOUNT_CHANGES = {
 _ROUTING = ("reopen_days", "strategy", "business_hours", "timezone", "out_of_hours_reply")
 
 
-@API("PATCH", "/api/accounts/{account_id}", "Change an account's name, retention, reopen window, routing or "
-     "business hours (and, for the install-wide token, disable or enable it)", tag="accounts",
-     response=ref("Account"), body=ACCOUNT_CHANGES, errors=(409,))
+@API(
+    "PATCH",
+    "/api/accounts/{account_id}",
+    "Change an account's name, retention, reopen window, routing or "
+    "business hours (and, for the install-wide token, disable or enable it)",
+    tag="accounts",
+    response=ref("Account"),
+    body=ACCOUNT_CHANGES,
+    errors=(409,),
+)
 async def patch_account(request: web.Request, call: Call) -> web.Response:
     account, body, store = await _account(request, call), dict(call.body), request.app[STORE]
     if "disabled" in body:
@@ -118,22 +175,34 @@ async def patch_account(request: web.Request, call: Call) -> web.Response:
             raise api_error(409, "own_account", "the install's own account (account.id) cannot be disabled")
         disabled = body.pop("disabled")
         await set_disabled(store, account.id, disabled)
-        await audit.record(store, account.id, call.principal.audit_actor, "account.disable" if disabled else
-                           "account.enable", account.id)
+        await audit.record(
+            store,
+            account.id,
+            call.principal.audit_actor,
+            "account.disable" if disabled else "account.enable",
+            account.id,
+        )
     routing = {k: body.pop(k) for k in _ROUTING if k in body}
     if routing:
         current = await request.app[QUEUE].routing(account.id)
         try:
-            BusinessHours.parse(routing.get("business_hours", current.hours.spec),
-                                routing.get("timezone", current.hours.zone.key))
+            BusinessHours.parse(
+                routing.get("business_hours", current.hours.spec), routing.get("timezone", current.hours.zone.key)
+            )
         except (ValueError, KeyError) as exc:
             raise api_error(400, "bad_request", f"business hours: {exc}") from None
         await request.app[QUEUE].set_routing(account.id, **routing)
     if body:
         await store.accounts.update_account(account.id, **body)
     if routing or body:
-        await audit.record(store, account.id, call.principal.audit_actor, "settings.account", account.id,
-                           fields=",".join(sorted([*routing, *body])))
+        await audit.record(
+            store,
+            account.id,
+            call.principal.audit_actor,
+            "settings.account",
+            account.id,
+            fields=",".join(sorted([*routing, *body])),
+        )
     return reply(account_json(await store.accounts.get_account(account.id) or account))
 
 
@@ -144,17 +213,36 @@ def _channel_route(channel: str) -> None:
         if refused := refused_api_base(guard, call.body):
             raise api_error(400, "api_base_not_allowed", guard.api_base_refusal(refused))
         await request.app[STORE].accounts.set_account_channel(account.id, channel, call.body)
-        await audit.record(request.app[STORE], account.id, call.principal.audit_actor, "settings.channel", account.id,
-                           channel=channel, keys=",".join(sorted(call.body)))  # the names only: values are secrets
+        await audit.record(
+            request.app[STORE],
+            account.id,
+            call.principal.audit_actor,
+            "settings.channel",
+            account.id,
+            channel=channel,
+            keys=",".join(sorted(call.body)),
+        )  # the names only: values are secrets
         return reply({"account": account.id, "channel": channel, "keys": sorted(call.body)})
 
     put_channel.__name__ = f"put_{channel}_channel"
-    API("PUT", f"/api/accounts/{{account_id}}/channels/{channel}",
+    API(
+        "PUT",
+        f"/api/accounts/{{account_id}}/channels/{channel}",
         f"Store the account's own {channel} settings (secrets sealed at rest; a router process picks them up "
-        "within seconds)", tag="accounts", body=channel_schema(channel), sanitize=False, response={
-            "type": "object", "required": ["account", "channel", "keys"], "properties": {
-                "account": {"type": "string"}, "channel": {"type": "string"},
-                "keys": {"type": "array", "items": {"type": "string"}}}})(put_channel)
+        "within seconds)",
+        tag="accounts",
+        body=channel_schema(channel),
+        sanitize=False,
+        response={
+            "type": "object",
+            "required": ["account", "channel", "keys"],
+            "properties": {
+                "account": {"type": "string"},
+                "channel": {"type": "string"},
+                "keys": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    )(put_channel)
 
 
 for _channel in CHANNEL_FIELDS:

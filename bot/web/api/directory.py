@@ -25,19 +25,36 @@ def agent_json(agent: Agent) -> dict[str, Any]:
     return doc
 
 
-@API("GET", "/api/contacts", "The account's contacts, most recently active first", tag="contacts",
-     response=list_of("Contact"), query=(ACCOUNT, LIMIT, BEFORE, BEFORE_ID))
+@API(
+    "GET",
+    "/api/contacts",
+    "The account's contacts, most recently active first",
+    tag="contacts",
+    response=list_of("Contact"),
+    query=(ACCOUNT, LIMIT, BEFORE, BEFORE_ID),
+)
 async def list_contacts(request: web.Request, call: Call) -> web.Response:
     assert call.account_id is not None
-    contacts = await request.app[STORE].contacts.list_contacts(call.account_id, limit=call.query["limit"],
-                                                      before=call.query.get("before"),
-                                                      before_id=call.query.get("before_id"))
+    contacts = await request.app[STORE].contacts.list_contacts(
+        call.account_id,
+        limit=call.query["limit"],
+        before=call.query.get("before"),
+        before_id=call.query.get("before_id"),
+    )
     return reply({"items": [c.to_json() for c in contacts]})
 
 
-@API("GET", "/api/contacts/{contact_id}", "A contact with their identities and threads", tag="contacts",
-     response={"type": "object", "required": ["contact", "threads"], "properties": {
-         "contact": ref("Contact"), "threads": {"type": "array", "items": ref("Thread")}}})
+@API(
+    "GET",
+    "/api/contacts/{contact_id}",
+    "A contact with their identities and threads",
+    tag="contacts",
+    response={
+        "type": "object",
+        "required": ["contact", "threads"],
+        "properties": {"contact": ref("Contact"), "threads": {"type": "array", "items": ref("Thread")}},
+    },
+)
 async def get_contact(request: web.Request, call: Call) -> web.Response:
     store, contact_id = request.app[STORE], request.match_info["contact_id"]
     contact = visible(call.principal, await store.contacts.get_contact(contact_id), "contact", contact_id)
@@ -56,31 +73,58 @@ _TEAMS = {"type": "array", "maxItems": 20, "uniqueItems": True, "items": {"type"
 _CAPACITY = {"type": "integer", "minimum": 1, "maximum": 100}
 _NAME = {"type": "string", "minLength": 1, "maxLength": 80}
 NEW_AGENT = {
-    "type": "object", "required": ["login"], "additionalProperties": False,
+    "type": "object",
+    "required": ["login"],
+    "additionalProperties": False,
     "properties": {
-        "login": {"type": "string", "pattern": LOGIN_PATTERN}, "name": _NAME, "role": _ROLE, "teams": _TEAMS,
+        "login": {"type": "string", "pattern": LOGIN_PATTERN},
+        "name": _NAME,
+        "role": _ROLE,
+        "teams": _TEAMS,
         "capacity": _CAPACITY,
-        "password": {"type": "string", "minLength": 8, "maxLength": 256,
-                     "description": "omitted: one is generated and returned once"},
+        "password": {
+            "type": "string",
+            "minLength": 8,
+            "maxLength": 256,
+            "description": "omitted: one is generated and returned once",
+        },
     },
 }
 
 
-@API("POST", "/api/agents", "Add an agent (a generated password is returned once)", tag="agents", status=201,
-     query=(ACCOUNT,), body=NEW_AGENT, errors=(409,), response={
-         "type": "object", "required": ["agent"],
-         "properties": {"agent": ref("Agent"), "password": {"type": "string"}}})
+@API(
+    "POST",
+    "/api/agents",
+    "Add an agent (a generated password is returned once)",
+    tag="agents",
+    status=201,
+    query=(ACCOUNT,),
+    body=NEW_AGENT,
+    errors=(409,),
+    response={
+        "type": "object",
+        "required": ["agent"],
+        "properties": {"agent": ref("Agent"), "password": {"type": "string"}},
+    },
+)
 async def create_agent(request: web.Request, call: Call) -> web.Response:
     body = call.body
     assert call.account_id is not None
     agent, password = await add_agent(
-        request.app[STORE], call.account_id, body["login"], name=body.get("name"), role=Role(body.get("role", "agent")),
-        teams=body.get("teams", []), capacity=body.get("capacity", 5), password=body.get("password"),
+        request.app[STORE],
+        call.account_id,
+        body["login"],
+        name=body.get("name"),
+        role=Role(body.get("role", "agent")),
+        teams=body.get("teams", []),
+        capacity=body.get("capacity", 5),
+        password=body.get("password"),
     )
     if agent is None:
         raise api_error(409, "login_taken", f"an agent {body['login']!r} already exists in account {call.account_id}")
-    await audit.record(request.app[STORE], call.account_id, call.principal.audit_actor, "agent.create", agent.id,
-                       role=agent.role)
+    await audit.record(
+        request.app[STORE], call.account_id, call.principal.audit_actor, "agent.create", agent.id, role=agent.role
+    )
     result: dict[str, Any] = {"agent": agent_json(agent)}
     if "password" not in body:
         result["password"] = password
@@ -98,16 +142,31 @@ async def get_agent(request: web.Request, call: Call) -> web.Response:
     return reply(agent_json(await _agent(request, call)))
 
 
-@API("PATCH", "/api/agents/{agent_id}", "Change an agent's name, role, teams, capacity or whether they may log in",
-     tag="agents", response=ref("Agent"), body={
-         "type": "object", "additionalProperties": False, "properties": {
-             "name": _NAME, "role": _ROLE, "teams": _TEAMS, "capacity": _CAPACITY, "active": {"type": "boolean"}}})
+@API(
+    "PATCH",
+    "/api/agents/{agent_id}",
+    "Change an agent's name, role, teams, capacity or whether they may log in",
+    tag="agents",
+    response=ref("Agent"),
+    body={
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": _NAME,
+            "role": _ROLE,
+            "teams": _TEAMS,
+            "capacity": _CAPACITY,
+            "active": {"type": "boolean"},
+        },
+    },
+)
 async def update_agent(request: web.Request, call: Call) -> web.Response:
     store, agent = request.app[STORE], await _agent(request, call)
     if agent.role == Role.SUPERADMIN and not call.principal.superadmin:
         raise api_error(403, "forbidden", "a superadmin is changed by the install-wide token or in the console")
-    changed = await change_agent(store, agent, call.principal.audit_actor, dict(call.body),
-                                 fields=",".join(sorted(call.body)))
+    changed = await change_agent(
+        store, agent, call.principal.audit_actor, dict(call.body), fields=",".join(sorted(call.body))
+    )
     return reply(agent_json(changed))
 
 

@@ -1,55 +1,64 @@
 """The REST API of intent training, what the console's Intents pages do: browse intents with
 their examples and responses, add / edit / move / delete examples, add and delete intents,
-import and export Rasa YAML, learn from customer messages the bot did not understand, and try a
-text (intent, confidence, entities and the answer the bot would give). Training data lives as
+import and export Rasa YAML (learning from customer messages and trying a text: ``learning.py``).
+Training data lives as
 ``bot/nlu/training_set.py`` says; training and model versions are ``nlu_api.py``'s."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from bot import audit
-from bot.keys import NLU, RESPONSES, SETTINGS, STORE
-from bot.nlu.data import OUT_OF_SCOPE, Parse
+from bot.keys import NLU, RESPONSES, STORE
 from bot.nlu.formats import NluFormatError
-from bot.nlu.remote import NluUnavailable
 from bot.nlu.training_set import INTENT_PATTERN, TrainingSet, TrainingSetError
-from bot.router.policy import plan
 from bot.web.api.kit import ACCOUNT, ApiRoutes, Call, api_error, reply
 from conversations.agent_models import Agent
-from conversations.models import from_epoch_ms, utcnow
 
 API = ApiRoutes()
 MAX_YAML = 2_000_000
 _INTENT = {"type": "string", "pattern": INTENT_PATTERN}
-_TEXT = {"type": "string", "minLength": 1, "maxLength": 1000, "pattern": r"\S",
-         "description": "the example; Rasa entity annotations such as `[Riga](city)` allowed"}
+_TEXT = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 1000,
+    "pattern": r"\S",
+    "description": "the example; Rasa entity annotations such as `[Riga](city)` allowed",
+}
 _LANGUAGE = {"type": ["string", "null"], "pattern": "^[a-z]{2}$"}
-_EXAMPLE = {"type": "object", "required": ["id", "intent", "text"], "properties": {
-    "id": {"type": "string"}, "intent": {"type": "string"}, "text": {"type": "string"},
-    "language": {"type": ["string", "null"]}, "source": {"type": "string"},
-    "message_id": {"type": ["string", "null"]}}}
-_SUMMARY = {"type": "object", "required": ["name", "examples"], "properties": {
-    "name": {"type": "string"}, "examples": {"type": "integer"}, "escalates": {"type": "boolean"},
-    "response_languages": {"type": "array", "items": {"type": "string"}}}}
-_INTENT_DOC = {"type": "object", "required": ["name", "examples"], "properties": {
-    "name": {"type": "string"}, "examples": {"type": "array", "items": _EXAMPLE}, "escalates": {"type": "boolean"},
-    "responses": {"type": "object", "description": "language -> answer variants (config/responses.yml)"},
-    "titles": {"type": "object"}}}
-_REVIEW = {"type": "object", "required": ["id", "text"], "properties": {
-    "id": {"type": "string"}, "text": {"type": "string"}, "channel": {"type": "string"},
-    "created_at": {"type": ["string", "null"]}, "action": {"type": ["string", "null"]},
-    "reason": {"type": ["string", "null"]}, "guess": {"type": ["string", "null"]},
-    "confidence": {"type": ["number", "null"]}}}
-_TRY = {"type": "object", "required": ["text", "intent", "confidence", "reply"], "properties": {
-    "text": {"type": "string"}, "intent": {"type": "string"}, "confidence": {"type": "number"},
-    "entities": {"type": "array", "items": {"type": "object"}}, "language": {"type": ["string", "null"]},
-    "model_version": {"type": ["string", "null"]},
-    "reply": {"type": "object", "required": ["action", "reason", "text"], "properties": {
-        "action": {"enum": ["answered", "queued"]}, "reason": {"type": "string"}, "text": {"type": "string"},
-        "language": {"type": "string"}, "options": {"type": "array", "items": {"type": "string"}}}}}}
+_EXAMPLE = {
+    "type": "object",
+    "required": ["id", "intent", "text"],
+    "properties": {
+        "id": {"type": "string"},
+        "intent": {"type": "string"},
+        "text": {"type": "string"},
+        "language": {"type": ["string", "null"]},
+        "source": {"type": "string"},
+        "message_id": {"type": ["string", "null"]},
+    },
+}
+_SUMMARY = {
+    "type": "object",
+    "required": ["name", "examples"],
+    "properties": {
+        "name": {"type": "string"},
+        "examples": {"type": "integer"},
+        "escalates": {"type": "boolean"},
+        "response_languages": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_INTENT_DOC = {
+    "type": "object",
+    "required": ["name", "examples"],
+    "properties": {
+        "name": {"type": "string"},
+        "examples": {"type": "array", "items": _EXAMPLE},
+        "escalates": {"type": "boolean"},
+        "responses": {"type": "object", "description": "language -> answer variants (config/responses.yml)"},
+        "titles": {"type": "object"},
+    },
+}
 
 
 def training_set(app: web.Application, account_id: str, actor: Agent | str = audit.SYSTEM) -> TrainingSet:
@@ -57,87 +66,60 @@ def training_set(app: web.Application, account_id: str, actor: Agent | str = aud
 
 
 def _data(request: web.Request, call: Call) -> TrainingSet:
-    return training_set(request.app, _account(call), call.principal.audit_actor)
+    return training_set(request.app, account_of(call), call.principal.audit_actor)
 
 
 def failed(exc: TrainingSetError) -> web.HTTPException:
-    return api_error(exc.status, "not_found" if exc.status == 404 else "conflict" if exc.status == 409
-                     else "bad_request", str(exc))
+    return api_error(
+        exc.status, "not_found" if exc.status == 404 else "conflict" if exc.status == 409 else "bad_request", str(exc)
+    )
 
 
-def _account(call: Call) -> str:
+def account_of(call: Call) -> str:
     assert call.account_id is not None
     return call.account_id
 
 
-async def try_text(app: web.Application, account_id: str, text: str) -> tuple[Parse, dict[str, Any]] | None:
-    """What the bot makes of ``text`` and what it would answer (the dispatcher's policy, for a
-    first message of a conversation); ``None`` without an active model. Sends nothing."""
-    parse = await app[NLU].parse(account_id, text)
-    if parse is None:
-        return None
-    responses = app[RESPONSES]
-    language = responses.language(parse.language)
-    chosen = plan(parse, responses, language, 1, f"try:{text}")
-    answer = chosen.text
-    if answer is None:
-        answer = responses.line("handoff", language, app[SETTINGS].dispatch.queued_notice)
-    return parse, {"action": "queued" if chosen.queue else "answered", "reason": chosen.reason, "text": answer,
-                   "language": language, "options": list(chosen.options)}
-
-
-def review_item(doc: dict[str, Any]) -> dict[str, Any]:
-    """A message to learn from, with the bot's guess (its best intent, even when it was unsure)."""
-    nlu, decision = doc.get("nlu") or {}, doc.get("decision") or {}
-    guess, confidence = nlu.get("intent"), nlu.get("confidence")
-    if guess == OUT_OF_SCOPE and nlu.get("ranking"):
-        guess, confidence = nlu["ranking"][0]["intent"], nlu["ranking"][0]["confidence"]
-    created = doc.get("created_at")
-    return {"id": str(doc["_id"]), "text": str(doc.get("text", "")), "channel": str(doc.get("channel", "")),
-            "created_at": from_epoch_ms(created).isoformat() if isinstance(created, int) else None,
-            "action": decision.get("action"), "reason": decision.get("reason"), "guess": guess,
-            "confidence": confidence, "language": nlu.get("language")}
-
-
-async def learn(app: web.Application, account_id: str, message_id: str, intent: str | None,
-                by: Agent | str) -> dict[str, Any] | None:
-    """Make a customer message an example of ``intent`` (``out_of_scope`` allowed), or with
-    ``None`` dismiss it; the example keeps the message id (personal data). Returns the example."""
-    store = app[STORE]
-    message = await store.training.customer_message(account_id, message_id)
-    if message is None:
-        raise TrainingSetError(f"no customer message {message_id[:80]}", 404)
-    if message.get("nlu_review"):
-        raise TrainingSetError("this message was reviewed already", 409)
-    example, by_name = None, by.login if isinstance(by, Agent) else by
-    if intent is not None:
-        language = (message.get("nlu") or {}).get("language")
-        try:
-            example = (await training_set(app, account_id, by).add_example(
-                intent, str(message.get("text", "")), language, message_id=message_id, source="learned")).to_json()
-        except TrainingSetError as exc:
-            if exc.status == 409:  # its text is an example already: nothing left to learn from it
-                await store.training.mark_reviewed(message_id, "duplicate", by_name, utcnow())
-            raise
-    await store.training.mark_reviewed(message_id, intent or "dismissed", by_name, utcnow())
-    # filed under the thread, so the contact's export shows it and an erasure anonymises it
-    await audit.record(store, account_id, by, "nlu.learn", str(message.get("thread_id")), message=message_id,
-                       intent=intent or "dismissed")
-    return example
-
-
-@API("GET", "/api/intents", "The account's intents with their number of examples", tag="intents",
-     query=(ACCOUNT,), response={"type": "object", "required": ["intents"], "properties": {
-         "intents": {"type": "array", "items": _SUMMARY}}})
+@API(
+    "GET",
+    "/api/intents",
+    "The account's intents with their number of examples",
+    tag="intents",
+    query=(ACCOUNT,),
+    response={
+        "type": "object",
+        "required": ["intents"],
+        "properties": {"intents": {"type": "array", "items": _SUMMARY}},
+    },
+)
 async def list_intents(request: web.Request, call: Call) -> web.Response:
     found = await _data(request, call).intents()
-    return reply({"intents": [{"name": i.name, "examples": i.examples, "escalates": i.escalates,
-                               "response_languages": list(i.languages)} for i in found]})
+    return reply(
+        {
+            "intents": [
+                {
+                    "name": i.name,
+                    "examples": i.examples,
+                    "escalates": i.escalates,
+                    "response_languages": list(i.languages),
+                }
+                for i in found
+            ]
+        }
+    )
 
 
-@API("POST", "/api/intents", "Add an intent (then add its examples)", tag="intents", status=201, errors=(409,),
-     query=(ACCOUNT,), response={"type": "object", "properties": {"name": {"type": "string"}}},
-     body={"type": "object", "required": ["name"], "additionalProperties": False, "properties": {"name": _INTENT}})
+@API(
+    "POST",
+    "/api/intents",
+    "Add an intent (then add its examples)",
+    tag="intents",
+    status=201,
+    errors=(409,),
+    query=(ACCOUNT,),
+    response={"type": "object", "properties": {"name": {"type": "string"}}},
+    body={"type": "object", "required": ["name"], "additionalProperties": False, "properties": {"name": _INTENT}},
+)
 async def create_intent(request: web.Request, call: Call) -> web.Response:
     try:
         name = await _data(request, call).add_intent(call.body["name"])
@@ -146,8 +128,14 @@ async def create_intent(request: web.Request, call: Call) -> web.Response:
     return reply({"name": name}, status=201)
 
 
-@API("GET", "/api/intents/{intent}", "An intent's examples and its responses per language", tag="intents",
-     query=(ACCOUNT,), response=_INTENT_DOC)
+@API(
+    "GET",
+    "/api/intents/{intent}",
+    "An intent's examples and its responses per language",
+    tag="intents",
+    query=(ACCOUNT,),
+    response=_INTENT_DOC,
+)
 async def get_intent(request: web.Request, call: Call) -> web.Response:
     data, name = _data(request, call), request.match_info["intent"]
     try:
@@ -155,30 +143,62 @@ async def get_intent(request: web.Request, call: Call) -> web.Response:
     except TrainingSetError as exc:
         raise failed(exc) from None
     responses = data.responses
-    return reply({"name": name, "examples": [e.to_json() for e in await data.examples(name)],
-                  "escalates": name in responses.escalate, "responses": responses.texts.get(name, {}),
-                  "titles": responses.titles.get(name, {})})
+    return reply(
+        {
+            "name": name,
+            "examples": [e.to_json() for e in await data.examples(name)],
+            "escalates": name in responses.escalate,
+            "responses": responses.texts.get(name, {}),
+            "titles": responses.titles.get(name, {}),
+        }
+    )
 
 
-@API("PUT", "/api/intents/{intent}", "Set an intent's examples (the intent is created if new)", tag="intents",
-     query=(ACCOUNT,), errors=(409,), response={"type": "object", "properties": {
-         "name": {"type": "string"}, "examples": {"type": "integer"}}},
-     body={"type": "object", "required": ["examples"], "additionalProperties": False, "properties": {
-         "examples": {"type": "array", "maxItems": 1000, "items": {
-             "type": "object", "required": ["text"], "additionalProperties": False,
-             "properties": {"text": _TEXT, "language": _LANGUAGE}}}}})
+@API(
+    "PUT",
+    "/api/intents/{intent}",
+    "Set an intent's examples (the intent is created if new)",
+    tag="intents",
+    query=(ACCOUNT,),
+    errors=(409,),
+    response={"type": "object", "properties": {"name": {"type": "string"}, "examples": {"type": "integer"}}},
+    body={
+        "type": "object",
+        "required": ["examples"],
+        "additionalProperties": False,
+        "properties": {
+            "examples": {
+                "type": "array",
+                "maxItems": 1000,
+                "items": {
+                    "type": "object",
+                    "required": ["text"],
+                    "additionalProperties": False,
+                    "properties": {"text": _TEXT, "language": _LANGUAGE},
+                },
+            }
+        },
+    },
+)
 async def put_intent(request: web.Request, call: Call) -> web.Response:
     name = request.match_info["intent"]
     try:
         count = await _data(request, call).set_examples(
-            name, [(item["text"], item.get("language")) for item in call.body["examples"]])
+            name, [(item["text"], item.get("language")) for item in call.body["examples"]]
+        )
     except TrainingSetError as exc:
         raise failed(exc) from None
     return reply({"name": name, "examples": count})
 
 
-@API("DELETE", "/api/intents/{intent}", "Delete an intent and its examples", tag="intents", query=(ACCOUNT,),
-     response={"type": "object", "properties": {"deleted": {"type": "string"}, "examples": {"type": "integer"}}})
+@API(
+    "DELETE",
+    "/api/intents/{intent}",
+    "Delete an intent and its examples",
+    tag="intents",
+    query=(ACCOUNT,),
+    response={"type": "object", "properties": {"deleted": {"type": "string"}, "examples": {"type": "integer"}}},
+)
 async def delete_intent(request: web.Request, call: Call) -> web.Response:
     name = request.match_info["intent"]
     try:
@@ -188,37 +208,75 @@ async def delete_intent(request: web.Request, call: Call) -> web.Response:
     return reply({"deleted": name, "examples": removed})
 
 
-@API("POST", "/api/intents/{intent}/examples", "Add an example to an intent", tag="intents", status=201,
-     query=(ACCOUNT,), errors=(409,), response=_EXAMPLE,
-     body={"type": "object", "required": ["text"], "additionalProperties": False,
-           "properties": {"text": _TEXT, "language": _LANGUAGE}})
+@API(
+    "POST",
+    "/api/intents/{intent}/examples",
+    "Add an example to an intent",
+    tag="intents",
+    status=201,
+    query=(ACCOUNT,),
+    errors=(409,),
+    response=_EXAMPLE,
+    body={
+        "type": "object",
+        "required": ["text"],
+        "additionalProperties": False,
+        "properties": {"text": _TEXT, "language": _LANGUAGE},
+    },
+)
 async def add_intent_example(request: web.Request, call: Call) -> web.Response:
     data = _data(request, call)
     try:
-        added = await data.add_example(request.match_info["intent"], call.body["text"], call.body.get("language"),
-                                       source="api")
+        added = await data.add_example(
+            request.match_info["intent"], call.body["text"], call.body.get("language"), source="api"
+        )
     except TrainingSetError as exc:
         raise failed(exc) from None
     return reply(added.to_json(), status=201)
 
 
-@API("PATCH", "/api/intents/{intent}/examples/{example}", "Edit an example, or move it to another intent",
-     tag="intents", query=(ACCOUNT,), errors=(409,), response=_EXAMPLE,
-     body={"type": "object", "additionalProperties": False, "minProperties": 1, "properties": {
-         "text": _TEXT, "intent": {**_INTENT, "description": "move it to this intent"}, "language": _LANGUAGE}})
+@API(
+    "PATCH",
+    "/api/intents/{intent}/examples/{example}",
+    "Edit an example, or move it to another intent",
+    tag="intents",
+    query=(ACCOUNT,),
+    errors=(409,),
+    response=_EXAMPLE,
+    body={
+        "type": "object",
+        "additionalProperties": False,
+        "minProperties": 1,
+        "properties": {
+            "text": _TEXT,
+            "intent": {**_INTENT, "description": "move it to this intent"},
+            "language": _LANGUAGE,
+        },
+    },
+)
 async def edit_intent_example(request: web.Request, call: Call) -> web.Response:
     data, body = _data(request, call), call.body
     try:
-        edited = await data.edit_example(request.match_info["example"], text=body.get("text"),
-                                         intent=body.get("intent"), language=body.get("language"),
-                                         of_intent=request.match_info["intent"])
+        edited = await data.edit_example(
+            request.match_info["example"],
+            text=body.get("text"),
+            intent=body.get("intent"),
+            language=body.get("language"),
+            of_intent=request.match_info["intent"],
+        )
     except TrainingSetError as exc:
         raise failed(exc) from None
     return reply(edited.to_json())
 
 
-@API("DELETE", "/api/intents/{intent}/examples/{example}", "Delete an example", tag="intents", query=(ACCOUNT,),
-     response={"type": "object", "properties": {"deleted": {"type": "string"}}})
+@API(
+    "DELETE",
+    "/api/intents/{intent}/examples/{example}",
+    "Delete an example",
+    tag="intents",
+    query=(ACCOUNT,),
+    response={"type": "object", "properties": {"deleted": {"type": "string"}}},
+)
 async def delete_intent_example(request: web.Request, call: Call) -> web.Response:
     example = request.match_info["example"]
     try:
@@ -228,69 +286,53 @@ async def delete_intent_example(request: web.Request, call: Call) -> web.Respons
     return reply({"deleted": example})
 
 
-@API("GET", "/api/nlu/export", "The account's training data as a Rasa NLU YAML file (sent as text/plain)",
-     tag="intents", query=(ACCOUNT,),
-     response=None)
+@API(
+    "GET",
+    "/api/nlu/export",
+    "The account's training data as a Rasa NLU YAML file (sent as text/plain)",
+    tag="intents",
+    query=(ACCOUNT,),
+    response=None,
+)
 async def export_training_data(request: web.Request, call: Call) -> web.Response:
-    account = _account(call)
+    account = account_of(call)
     text = await training_set(request.app, account).export_yaml()
     # text/plain: the YAML is the file to save, not a document for clients to parse into a reply
-    return web.Response(text=text, content_type="text/plain", headers={
-        "Content-Disposition": f'attachment; filename="nlu-{account}.yml"'})
+    return web.Response(
+        text=text,
+        content_type="text/plain",
+        headers={"Content-Disposition": f'attachment; filename="nlu-{account}.yml"'},
+    )
 
 
-@API("POST", "/api/nlu/import", "Import Rasa NLU YAML: added to the account's data, or replacing it",
-     tag="intents", query=(ACCOUNT,), response={"type": "object", "properties": {
-         "added": {"type": "integer"}, "intents": {"type": "integer"}}},
-     body={"type": "object", "required": ["yaml"], "additionalProperties": False, "properties": {
-         "yaml": {"type": "string", "maxLength": MAX_YAML, "description": "the file's text"},
-         "name": {"type": "string", "maxLength": 200, "description": "the file's name, for error messages"},
-         "replace": {"type": "boolean", "default": False,
-                     "description": "replace every example of the account (default: add to them)"}}})
+@API(
+    "POST",
+    "/api/nlu/import",
+    "Import Rasa NLU YAML: added to the account's data, or replacing it",
+    tag="intents",
+    query=(ACCOUNT,),
+    response={"type": "object", "properties": {"added": {"type": "integer"}, "intents": {"type": "integer"}}},
+    body={
+        "type": "object",
+        "required": ["yaml"],
+        "additionalProperties": False,
+        "properties": {
+            "yaml": {"type": "string", "maxLength": MAX_YAML, "description": "the file's text"},
+            "name": {"type": "string", "maxLength": 200, "description": "the file's name, for error messages"},
+            "replace": {
+                "type": "boolean",
+                "default": False,
+                "description": "replace every example of the account (default: add to them)",
+            },
+        },
+    },
+)
 async def import_training_data(request: web.Request, call: Call) -> web.Response:
     body = call.body
     try:
         added, intents = await _data(request, call).import_yaml(
-            body["yaml"], body.get("name") or "upload.yml", bool(body.get("replace")))
+            body["yaml"], body.get("name") or "upload.yml", bool(body.get("replace"))
+        )
     except NluFormatError as exc:
         raise api_error(400, "bad_file", str(exc)) from None
     return reply({"added": added, "intents": intents})
-
-
-@API("GET", "/api/nlu/review", "Customer messages the bot did not understand or humans handled, "
-     "not yet reviewed, newest first, with the bot's guess", tag="intents", query=(ACCOUNT,),
-     response={"type": "object", "required": ["messages"], "properties": {
-         "messages": {"type": "array", "items": _REVIEW}}})
-async def review_messages(request: web.Request, call: Call) -> web.Response:
-    docs = await request.app[STORE].training.messages_to_review(_account(call))
-    return reply({"messages": [review_item(doc) for doc in docs]})
-
-
-@API("POST", "/api/nlu/review/{message_id}", "Learn from a customer message: make it an example of an "
-     "intent (or of out_of_scope), or dismiss it with intent null", tag="intents", query=(ACCOUNT,),
-     errors=(409,), response={"type": "object", "properties": {"example": {"type": ["object", "null"]}}},
-     body={"type": "object", "required": ["intent"], "additionalProperties": False, "properties": {
-         "intent": {"type": ["string", "null"], "pattern": INTENT_PATTERN}}})
-async def review_message(request: web.Request, call: Call) -> web.Response:
-    try:
-        example = await learn(request.app, _account(call), request.match_info["message_id"], call.body["intent"],
-                              call.principal.audit_actor)
-    except TrainingSetError as exc:
-        raise failed(exc) from None
-    return reply({"example": example})
-
-
-@API("POST", "/api/nlu/try", "What the bot would make of a text and answer (nothing is sent)", tag="intents",
-     scope="read", query=(ACCOUNT,), errors=(409,), response=_TRY,
-     body={"type": "object", "required": ["text"], "additionalProperties": False, "properties": {
-         "text": {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": r"\S"}}})
-async def try_it(request: web.Request, call: Call) -> web.Response:
-    text = call.body["text"]
-    try:
-        found = await try_text(request.app, _account(call), text)
-    except NluUnavailable as exc:
-        return reply({"error": "nlu_unavailable", "detail": str(exc)}, status=503)
-    if found is None:
-        raise api_error(409, "no_model", "no NLU model is active for this account; train and activate one first")
-    parse, answer = found
-    return reply({"text": text, **parse.to_doc(), "reply": answer})

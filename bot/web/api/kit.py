@@ -48,8 +48,13 @@ TOKEN_PREFIX = "omr_"
 def api_error(status: int, error: str, detail: str) -> web.HTTPException:
     """An HTTP error with the API's JSON body, to raise."""
     kinds: dict[int, type[web.HTTPException]] = {
-        400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
-        409: web.HTTPConflict, 413: web.HTTPRequestEntityTooLarge, 415: web.HTTPUnsupportedMediaType,
+        400: web.HTTPBadRequest,
+        401: web.HTTPUnauthorized,
+        403: web.HTTPForbidden,
+        404: web.HTTPNotFound,
+        409: web.HTTPConflict,
+        413: web.HTTPRequestEntityTooLarge,
+        415: web.HTTPUnsupportedMediaType,
     }
     kind = kinds.get(status, web.HTTPBadRequest)
     body = json.dumps({"error": error, "detail": detail})
@@ -95,21 +100,35 @@ class Principal:
     def actor(self, account_id: str) -> Agent:
         """Who the timeline names for a queue action taken through the API."""
         role = Role.SUPERADMIN if self.superadmin else Role.ADMIN
-        return Agent(id=f"api:{self.token_id}", account_id=account_id, login="api", name=f"API: {self.name}",
-                     role=role, created_at=utcnow(), active=True)
+        return Agent(
+            id=f"api:{self.token_id}",
+            account_id=account_id,
+            login="api",
+            name=f"API: {self.name}",
+            role=role,
+            created_at=utcnow(),
+            active=True,
+        )
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def issue_token(store: Repositories, account_id: str, name: str, scopes: list[str], created_by: Agent | str) -> str:
+async def issue_token(
+    store: Repositories, account_id: str, name: str, scopes: list[str], created_by: Agent | str
+) -> str:
     """A new API token of the account: stored as its SHA-256 only; the token is returned to be
     shown once."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken(
-        id=new_id("tok"), account_id=account_id, name=name, token_hash=hash_token(token), prefix=token[:8],
-        created_at=utcnow(), scopes=[s for s in SCOPES if s in scopes],
+        id=new_id("tok"),
+        account_id=account_id,
+        name=name,
+        token_hash=hash_token(token),
+        prefix=token[:8],
+        created_at=utcnow(),
+        scopes=[s for s in SCOPES if s in scopes],
         created_by=created_by.id if isinstance(created_by, Agent) else created_by,
     )
     await store.accounts.create_api_token(record)
@@ -121,7 +140,9 @@ async def authenticate(request: web.Request) -> Principal:
     """The request's principal; raises 401 (no or a wrong token) or 403 (a disabled account)."""
     header = request.headers.get("Authorization", "")
     if not header:
-        raise api_error(401, "unauthorized", "send Authorization: Bearer <token> (an account's API token or the install token)")
+        raise api_error(
+            401, "unauthorized", "send Authorization: Bearer <token> (an account's API token or the install token)"
+        )
     scheme, _, given = header.partition(" ")
     given = given.strip()
     if scheme.lower() != "bearer" or not given or not given.isascii():  # tokens are ASCII; bytes that are not
@@ -153,15 +174,23 @@ class Param:
     description: str
 
 
-ACCOUNT = Param("account", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{1,31}$"},
-                "the account to act on: install-wide tokens only (default: `account.id`); "
-                "an account's token may name only its own")
+ACCOUNT = Param(
+    "account",
+    {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{1,31}$"},
+    "the account to act on: install-wide tokens only (default: `account.id`); an account's token may name only its own",
+)
 LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "how many, at most")
-BEFORE = Param("before", {"type": "string", "format": "date-time"},
-               "only records older than this ISO 8601 time (the last one's time from the previous page)")
-BEFORE_ID = Param("before_id", {"type": "string", "minLength": 1, "maxLength": 64},
-                  "with `before`: the previous page's last id, so that records of that same time are neither "
-                  "skipped nor repeated (without it, those not on the previous page are left out)")
+BEFORE = Param(
+    "before",
+    {"type": "string", "format": "date-time"},
+    "only records older than this ISO 8601 time (the last one's time from the previous page)",
+)
+BEFORE_ID = Param(
+    "before_id",
+    {"type": "string", "minLength": 1, "maxLength": 64},
+    "with `before`: the previous page's last id, so that records of that same time are neither "
+    "skipped nor repeated (without it, those not on the previous page are left out)",
+)
 
 
 @dataclass(frozen=True)
@@ -208,8 +237,9 @@ class ApiRoutes:
 
     operations: list[Operation] = field(default_factory=list)
 
-    def __call__(self, method: str, path: str, summary: str, *, tag: str, response: dict[str, Any] | None,
-                 **options: Any) -> Callable[[ApiHandler], ApiHandler]:
+    def __call__(
+        self, method: str, path: str, summary: str, *, tag: str, response: dict[str, Any] | None, **options: Any
+    ) -> Callable[[ApiHandler], ApiHandler]:
         scope = options.pop("scope", "read" if method == "GET" else "write")
 
         def register(handler: ApiHandler) -> ApiHandler:
@@ -219,8 +249,10 @@ class ApiRoutes:
         return register
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.route(op.method, op.path, _endpoint(op), **({"allow_head": False} if op.method == "GET" else {}))
-                for op in self.operations]
+        return [
+            web.route(op.method, op.path, _endpoint(op), **({"allow_head": False} if op.method == "GET" else {}))
+            for op in self.operations
+        ]
 
 
 def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -272,8 +304,11 @@ async def _body(request: web.Request, check: Draft202012Validator, sanitize: boo
         raise api_error(400, "bad_request", str(exc)) from None
     body = storable(raw)  # lone surrogates become U+FFFD, NUL goes, integers past 64 bits become text
     if body is not raw and not sanitize:
-        raise api_error(400, "bad_request", "the body holds text or numbers that cannot be stored (NUL, lone "
-                                            "surrogates, integers past 64 bits)")
+        raise api_error(
+            400,
+            "bad_request",
+            "the body holds text or numbers that cannot be stored (NUL, lone surrogates, integers past 64 bits)",
+        )
     problem = next(iter(sorted(check.iter_errors(body), key=lambda e: list(e.path))), None)
     if problem is not None:
         where = ".".join(str(p) for p in problem.path) or "body"

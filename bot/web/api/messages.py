@@ -56,12 +56,21 @@ def thread_json(thread: Thread) -> dict[str, Any]:
 
 
 _STATE = Param("state", {"type": "string", "enum": [s.value for s in OutboxState]}, "only items in this state")
-_OUTBOX_ACCOUNT = Param("account", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{1,31}$"},
-                        "install-wide tokens: only this account's items (default: every account's)")
+_OUTBOX_ACCOUNT = Param(
+    "account",
+    {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{1,31}$"},
+    "install-wide tokens: only this account's items (default: every account's)",
+)
 
 
-@API("GET", "/api/outbox", "List outbound sends, newest first (state=dead: the dead letters)", tag="outbox",
-     response=list_of("OutboxItem"), query=(_STATE, _OUTBOX_ACCOUNT, LIMIT))
+@API(
+    "GET",
+    "/api/outbox",
+    "List outbound sends, newest first (state=dead: the dead letters)",
+    tag="outbox",
+    response=list_of("OutboxItem"),
+    query=(_STATE, _OUTBOX_ACCOUNT, LIMIT),
+)
 async def list_outbox(request: web.Request, call: Call) -> web.Response:
     principal, named = call.principal, call.query.get("account")
     if not principal.superadmin and named not in (None, principal.account_id):
@@ -80,8 +89,14 @@ async def get_outbox(request: web.Request, call: Call) -> web.Response:
     return reply(outbox_json(item))
 
 
-@API("POST", "/api/outbox/{item_id}/retry", "Send a dead-lettered item again (after fixing what made it fail)",
-     tag="outbox", response=ref("OutboxItem"), errors=(409,))
+@API(
+    "POST",
+    "/api/outbox/{item_id}/retry",
+    "Send a dead-lettered item again (after fixing what made it fail)",
+    tag="outbox",
+    response=ref("OutboxItem"),
+    errors=(409,),
+)
 async def retry_outbox(request: web.Request, call: Call) -> web.Response:
     item_id, store = request.match_info["item_id"], request.app[STORE]
     visible(call.principal, await store.outbox.get_outbox(item_id), "outbox item", item_id)
@@ -94,15 +109,23 @@ async def retry_outbox(request: web.Request, call: Call) -> web.Response:
 
 
 _THREAD_WITH_MESSAGES = {
-    "type": "object", "required": ["thread", "messages"],
+    "type": "object",
+    "required": ["thread", "messages"],
     "properties": {"thread": ref("Thread"), "messages": {"type": "array", "items": ref("Message")}},
 }
-_MESSAGES_LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 200},
-                        "how many of the newest messages")
+_MESSAGES_LIMIT = Param(
+    "limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 200}, "how many of the newest messages"
+)
 
 
-@API("GET", "/api/threads/{thread_id}", "A thread with its newest messages, oldest first", tag="threads",
-     response=_THREAD_WITH_MESSAGES, query=(_MESSAGES_LIMIT,))
+@API(
+    "GET",
+    "/api/threads/{thread_id}",
+    "A thread with its newest messages, oldest first",
+    tag="threads",
+    response=_THREAD_WITH_MESSAGES,
+    query=(_MESSAGES_LIMIT,),
+)
 async def get_thread(request: web.Request, call: Call) -> web.Response:
     store, thread_id = request.app[STORE], request.match_info["thread_id"]
     thread = visible(call.principal, await store.threads.get_thread(thread_id), "thread", thread_id)
@@ -110,8 +133,13 @@ async def get_thread(request: web.Request, call: Call) -> web.Response:
     return reply({"thread": thread_json(thread), "messages": [message_json(m) for m in messages]})
 
 
-@API("GET", "/api/messages/{message_id}", "One message with its dispatch decision and delivery status",
-     tag="messages", response=ref("Message"))
+@API(
+    "GET",
+    "/api/messages/{message_id}",
+    "One message with its dispatch decision and delivery status",
+    tag="messages",
+    response=ref("Message"),
+)
 async def get_message(request: web.Request, call: Call) -> web.Response:
     message_id = request.match_info["message_id"]
     message = visible(call.principal, await request.app[STORE].messages.get_message(message_id), "message", message_id)

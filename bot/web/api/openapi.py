@@ -84,8 +84,11 @@ def record_schema(cls: type[Any], drop: tuple[str, ...] = (), **extra: dict[str,
     return {"type": "object", "properties": properties, "required": required}
 
 
-ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
-         "required": ["error", "detail"]}
+ERROR = {
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+    "required": ["error", "detail"],
+}
 SCHEMAS: dict[str, Any] = {
     "Error": ERROR,
     "Thread": record_schema(Thread, drop=("open_key",)),
@@ -117,18 +120,25 @@ def _operation(op: Operation) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}} for name in op.path_params
     ]
-    parameters += [{"name": p.name, "in": "query", "required": False, "schema": p.schema, "description": p.description}
-                   for p in op.query]
+    parameters += [
+        {"name": p.name, "in": "query", "required": False, "schema": p.schema, "description": p.description}
+        for p in op.query
+    ]
     if op.response is None:
         content = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
     else:
         content = {"application/json": {"schema": op.response}}
     responses: dict[str, Any] = {str(op.status): {"description": op.summary, "content": content}}
     for status in sorted({400, 401, 403, 404, 503, *op.errors}):
-        responses[str(status)] = {"description": _ERRORS[status],
-                                  "content": {"application/json": {"schema": ref("Error")}}}
+        responses[str(status)] = {
+            "description": _ERRORS[status],
+            "content": {"application/json": {"schema": ref("Error")}},
+        }
     doc: dict[str, Any] = {
-        "operationId": op.handler.__name__, "summary": op.summary, "tags": [op.tag], "responses": responses,
+        "operationId": op.handler.__name__,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "responses": responses,
         "x-omnirouter-scope": "superadmin" if op.superadmin else op.scope,
     }
     if op.description:
@@ -141,20 +151,33 @@ def _operation(op: Operation) -> dict[str, Any]:
 
 
 def document(operations: list[Operation]) -> dict[str, Any]:
-    paths: dict[str, Any] = {OPENAPI_PATH: {"get": {
-        "operationId": "openapi", "summary": "this document", "tags": ["meta"], "security": [],
-        "responses": {"200": {"description": "the OpenAPI document", "content": {"application/json": {"schema": {"type": "object"}}}}},
-    }}}
+    paths: dict[str, Any] = {
+        OPENAPI_PATH: {
+            "get": {
+                "operationId": "openapi",
+                "summary": "this document",
+                "tags": ["meta"],
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "the OpenAPI document",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        }
+    }
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "omnirouter", "version": "1",
+            "title": "omnirouter",
+            "version": "1",
             "description": "The REST API of omnirouter: what the agent console does, for one account per token. "
-                           "Authenticate with `Authorization: Bearer <token>`: an account's API token (created by its "
-                           "admin under Account → API tokens) or the install-wide token (`api.token`, or the one the "
-                           "router made on its first start, in `var/api.token`). Nothing else authenticates.",
+            "Authenticate with `Authorization: Bearer <token>`: an account's API token (created by its "
+            "admin under Account → API tokens) or the install-wide token (`api.token`, or the one the "
+            "router made on its first start, in `var/api.token`). Nothing else authenticates.",
         },
         "tags": [*TAGS, {"name": "meta", "description": "about the API itself"}],
         "paths": paths,

@@ -31,16 +31,23 @@ REPLY_BODY: dict[str, Any] = {
         "text": {"type": "string", "maxLength": 4096},
         "options": {"type": "array", "items": {"type": "string", "maxLength": 256}, "maxItems": 100},
         "document": {
-            "type": "object", "anyOf": [{"required": ["url"]}, {"required": ["file_id"]}, {"required": ["media_id"]}],
+            "type": "object",
+            "anyOf": [{"required": ["url"]}, {"required": ["file_id"]}, {"required": ["media_id"]}],
             "description": "other keys are ignored",
-            "properties": {"url": {"type": "string", "maxLength": 2000}, "file_id": {"type": "string", "maxLength": 500},
-                           "media_id": {"type": "string", "maxLength": 500}, "name": {"type": "string", "maxLength": 255}},
+            "properties": {
+                "url": {"type": "string", "maxLength": 2000},
+                "file_id": {"type": "string", "maxLength": 500},
+                "media_id": {"type": "string", "maxLength": 500},
+                "name": {"type": "string", "maxLength": 255},
+            },
         },
         "template": {"type": "string", "maxLength": 512},
-        "parameters": {"anyOf": [
-            {"type": "array", "items": {"type": "string"}},
-            {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
-        ]},
+        "parameters": {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string"}},
+                {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
+            ]
+        },
         "agent": {"type": "string", "maxLength": 100},
     },
 }
@@ -52,30 +59,50 @@ def reply_from(body: dict[str, Any]) -> Reply:
     document = body.get("document")
     if document is not None:  # only what a channel sends: other keys could not even be stored
         document = {k: v for k, v in document.items() if k in _DOCUMENT_KEYS and isinstance(v, str)}
-    return Reply(key=body["id"], text=body.get("text", ""), options=tuple(body.get("options", [])),
-                 document=document, template=body.get("template"), parameters=parameters,
-                 agent=body.get("agent"))
+    return Reply(
+        key=body["id"],
+        text=body.get("text", ""),
+        options=tuple(body.get("options", [])),
+        document=document,
+        template=body.get("template"),
+        parameters=parameters,
+        agent=body.get("agent"),
+    )
 
 
-@API("POST", "/api/threads/{thread_id}/replies", "Queue an agent's reply through the outbox", tag="threads",
-     response=ref("Message"), status=202, body=REPLY_BODY, errors=(409,),
-     description="Free text (with options or a document) or a WhatsApp template; 409 `service_window_closed` "
-                 "or `unknown_template` says why it cannot go out. The same `id` never sends twice.")
+@API(
+    "POST",
+    "/api/threads/{thread_id}/replies",
+    "Queue an agent's reply through the outbox",
+    tag="threads",
+    response=ref("Message"),
+    status=202,
+    body=REPLY_BODY,
+    errors=(409,),
+    description="Free text (with options or a document) or a WhatsApp template; 409 `service_window_closed` "
+    "or `unknown_template` says why it cannot go out. The same `id` never sends twice.",
+)
 async def post_reply(request: web.Request, call: Call) -> web.Response:
     thread_id = request.match_info["thread_id"]
     thread = visible(call.principal, await request.app[STORE].threads.get_thread(thread_id), "thread", thread_id)
     reply_to_send = reply_from(call.body)
     try:
-        message = await request.app[SERVICES].replies.send(thread, reply_to_send, call.principal.audit_actor,
-                                                           agent=reply_to_send.agent)
+        message = await request.app[SERVICES].replies.send(
+            thread, reply_to_send, call.principal.audit_actor, agent=reply_to_send.agent
+        )
     except ReplyRefused as exc:
         return json_error(409 if exc.code != "reply_refused" else 400, exc.code, str(exc))
     return reply(message.to_json(), status=202)
 
 
-@API("GET", "/api/messages/{message_id}/attachments/{index}",
-     "The n-th attachment of a message, fetched from the channel's provider by its file id", tag="messages",
-     response=None, errors=(409, 413, 502))
+@API(
+    "GET",
+    "/api/messages/{message_id}/attachments/{index}",
+    "The n-th attachment of a message, fetched from the channel's provider by its file id",
+    tag="messages",
+    response=None,
+    errors=(409, 413, 502),
+)
 async def get_attachment(request: web.Request, call: Call) -> web.StreamResponse:
     message_id, index = request.match_info["message_id"], small_int(request.match_info["index"])
     message = visible(call.principal, await request.app[STORE].messages.get_message(message_id), "message", message_id)
@@ -93,8 +120,9 @@ async def get_attachment(request: web.Request, call: Call) -> web.StreamResponse
         return json_error(502, "provider_error", str(exc))
     headers = {"Content-Disposition": _disposition(attachment.name or "file"), "X-Content-Type-Options": "nosniff"}
     mime = attachment.mime_type or ""
-    return web.Response(body=data, content_type=mime if _MIME.match(mime) else "application/octet-stream",
-                        headers=headers)
+    return web.Response(
+        body=data, content_type=mime if _MIME.match(mime) else "application/octet-stream", headers=headers
+    )
 
 
 def _disposition(name: str) -> str:

@@ -54,8 +54,10 @@ async def chat_words(request: web.Request) -> web.Response:
     fallback = request.app[SETTINGS].console.language
     requested = request.query.get("lang") or browser_language(request.headers.get("Accept-Language", ""))
     lang = pick_language(requested, fallback)
-    return web.json_response({"lang": lang, "words": words_of(lang, CHAT_WORDS)},
-                             headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"})
+    return web.json_response(
+        {"lang": lang, "words": words_of(lang, CHAT_WORDS)},
+        headers={"Cache-Control": "no-cache", "Vary": "Accept-Language"},
+    )
 
 
 def routes() -> list[web.RouteDef]:

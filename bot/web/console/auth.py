@@ -48,13 +48,22 @@ def _secure(request: web.Request) -> bool:
     return request.secure or request.app[SETTINGS].server.public_url.startswith("https://")
 
 
-def set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int | None = None,
-               path: str = "/") -> None:
-    response.set_cookie(name, value, httponly=True, samesite="Strict", secure=_secure(request), path=path, max_age=max_age)
+def set_cookie(
+    response: web.StreamResponse,
+    request: web.Request,
+    name: str,
+    value: str,
+    max_age: int | None = None,
+    path: str = "/",
+) -> None:
+    response.set_cookie(
+        name, value, httponly=True, samesite="Strict", secure=_secure(request), path=path, max_age=max_age
+    )
 
 
-async def start_session(request: web.Request, response: web.StreamResponse, agent: Agent,
-                        second_factor: bool = False) -> Session:
+async def start_session(
+    request: web.Request, response: web.StreamResponse, agent: Agent, second_factor: bool = False
+) -> Session:
     """Log ``agent`` in (with a second factor or not): drop any session the browser had, issue a
     fresh id."""
     store = request.app[STORE]
@@ -63,8 +72,15 @@ async def start_session(request: web.Request, response: web.StreamResponse, agen
         await store.sign_in.delete_session(token_digest(old))
     token = secrets.token_urlsafe(32)
     now_ms = int(time.time() * 1000)
-    session = Session(id=token_digest(token), account_id=agent.account_id, agent_id=agent.id,
-                      csrf=secrets.token_urlsafe(32), created_ms=now_ms, seen_ms=now_ms, second_factor=second_factor)
+    session = Session(
+        id=token_digest(token),
+        account_id=agent.account_id,
+        agent_id=agent.id,
+        csrf=secrets.token_urlsafe(32),
+        created_ms=now_ms,
+        seen_ms=now_ms,
+        second_factor=second_factor,
+    )
     await store.sign_in.create_session(session)
     set_cookie(response, request, SESSION_COOKIE, token)
     response.del_cookie(LOGIN_COOKIE, path="/")
@@ -93,8 +109,11 @@ async def current(request: web.Request) -> tuple[Session, Agent] | None:
         await store.sign_in.delete_session(session.id)
         return None
     agent = await store.agents.get_agent(session.agent_id)
-    if agent is None or not agent.active or (
-            not session.second_factor and await store.sign_in.accounts_requiring_second_factor([session.account_id])):
+    if (
+        agent is None
+        or not agent.active
+        or (not session.second_factor and await store.sign_in.accounts_requiring_second_factor([session.account_id]))
+    ):
         await store.sign_in.delete_session(session.id)
         return None
     if now_ms - session.seen_ms > min(30_000, settings.session_idle_minutes * 60_000 / 4):
@@ -104,12 +123,15 @@ async def current(request: web.Request) -> tuple[Session, Agent] | None:
 
 def expired(session: Session, settings: ConsoleSettings, now_ms: int) -> bool:
     """Idle for ``session_idle_minutes``, or older than ``session_max_hours``."""
-    return (now_ms - session.seen_ms > settings.session_idle_minutes * 60_000
-            or now_ms - session.created_ms > settings.session_max_hours * 3_600_000)
+    return (
+        now_ms - session.seen_ms > settings.session_idle_minutes * 60_000
+        or now_ms - session.created_ms > settings.session_max_hours * 3_600_000
+    )
 
 
-async def ended_sessions(store: Repositories, settings: ConsoleSettings,
-                         holders: list[tuple[str, str, str]]) -> dict[str, str]:
+async def ended_sessions(
+    store: Repositories, settings: ConsoleSettings, holders: list[tuple[str, str, str]]
+) -> dict[str, str]:
     """Which of the ``(session id, agent id, role)`` that open console sockets were granted no longer
     hold, and why (``signed out`` — logged out, expired, agent disabled, no second factor where the
     account now requires one — or ``role changed``): the sockets' check, two reads however many
@@ -121,8 +143,13 @@ async def ended_sessions(store: Repositories, settings: ConsoleSettings,
     now_ms, ended = int(time.time() * 1000), {}
     for session_id, agent_id, role in holders:
         session, agent = sessions.get(session_id), agents.get(agent_id)
-        if (session is None or expired(session, settings, now_ms) or agent is None or not agent.active
-                or (not session.second_factor and session.account_id in requiring)):
+        if (
+            session is None
+            or expired(session, settings, now_ms)
+            or agent is None
+            or not agent.active
+            or (not session.second_factor and session.account_id in requiring)
+        ):
             ended[session_id] = "signed out"
         elif agent.role != role:
             ended[session_id] = "role changed"

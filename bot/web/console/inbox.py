@@ -110,8 +110,16 @@ async def socket(request: web.Request) -> web.StreamResponse:
     thread = await _visible(request, agent, request.query.get("thread"))
     ws = web.WebSocketResponse(heartbeat=30, max_msg_size=4096)
     await ws.prepare(request)
-    sock = ConsoleSocket(ws, agent.account_id, agent.id, thread.id if thread else None, agent.lang,
-                         request[SESSION].csrf, session_id=request[SESSION].id, role=str(agent.role))
+    sock = ConsoleSocket(
+        ws,
+        agent.account_id,
+        agent.id,
+        thread.id if thread else None,
+        agent.lang,
+        request[SESSION].csrf,
+        session_id=request[SESSION].id,
+        role=str(agent.role),
+    )
     return await request.app[CONSOLE_HUB].serve(request, sock)
 
 
@@ -187,9 +195,13 @@ async def act(request: web.Request) -> web.Response:
                 return plain(400, "up to 10 labels of letters, digits, spaces, . : - (32 characters each)")
             await threads.set_labels(thread_id, agent, labels)
         elif action == "transfer":
-            await threads.transfer(thread_id, agent, to_agent=str(form.get("agent", "")) or None,
-                                   to_team=str(form.get("team", "")).strip() or None,
-                                   note=str(form.get("note", "")).strip()[:1000])
+            await threads.transfer(
+                thread_id,
+                agent,
+                to_agent=str(form.get("agent", "")) or None,
+                to_team=str(form.get("team", "")).strip() or None,
+                note=str(form.get("note", "")).strip()[:1000],
+            )
             return _back(request)
         elif action == "resolve":
             await threads.resolve(thread_id, agent)
@@ -267,4 +279,3 @@ def routes() -> list[web.RouteDef]:
         web.post("/console/lang", set_language),
         web.post("/console/threads/{thread_id}/{action}", act),
     ]
-

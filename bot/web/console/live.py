@@ -41,8 +41,9 @@ class LiveFeed:
         self._prune_interval = prune_interval
         self._seen: dict[str, int] = {}
 
-    async def run(self, deliver: Callable[[Event], Awaitable[None]],
-                  listening: Callable[[], bool] = lambda: True) -> None:
+    async def run(
+        self, deliver: Callable[[Event], Awaitable[None]], listening: Callable[[], bool] = lambda: True
+    ) -> None:
         """Hand every event to ``deliver``; polling reads only while ``listening()`` (a console is
         connected to this process: one that connects later renders its whole page first). Events
         older than an hour are pruned meanwhile, whichever way the log is followed."""
@@ -114,7 +115,7 @@ class ConsoleSocket:
     lang: str
     csrf: str
     session_id: str = ""  # the session (and the role) the socket was opened under: it lives only as long
-    role: str = ""        # as both hold (``ConsoleHub.watch``)
+    role: str = ""  # as both hold (``ConsoleHub.watch``)
     parts: set[str] = field(default_factory=set)
     notify: list[str] = field(default_factory=list)
     flushing: asyncio.Task[None] | None = None
@@ -231,5 +232,6 @@ class ConsoleHub:
         closing.add_done_callback(self._closing.discard)
 
     async def close_all(self) -> None:
-        await asyncio.gather(*(s.ws.close(code=1001, message=b"restarting") for s in list(self.sockets)),
-                             return_exceptions=True)
+        await asyncio.gather(
+            *(s.ws.close(code=1001, message=b"restarting") for s in list(self.sockets)), return_exceptions=True
+        )

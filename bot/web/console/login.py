@@ -19,11 +19,14 @@ from bot.web.proxies import client_address
 log = logging.getLogger("omnirouter.web.login")
 
 
-def _login_page(request: web.Request, status: int = 200, error: str = "", login: str = "", account: str = "") -> web.Response:
+def _login_page(
+    request: web.Request, status: int = 200, error: str = "", login: str = "", account: str = ""
+) -> web.Response:
     token = auth.login_csrf(request)
     account = account or request.query.get("account", "")[:32] or request.app[SETTINGS].account.id
-    response = page(request, "login.html", status=status, error=error, login_name=login, login_csrf=token,
-                    account_id=account)
+    response = page(
+        request, "login.html", status=status, error=error, login_name=login, login_csrf=token, account_id=account
+    )
     auth.set_cookie(response, request, auth.LOGIN_COOKIE, token, max_age=3600)
     return response
 
@@ -31,8 +34,9 @@ def _login_page(request: web.Request, status: int = 200, error: str = "", login:
 async def login_form(request: web.Request) -> web.Response:
     if await auth.current(request) is not None:
         raise web.HTTPSeeOther("/console")
-    expired = translate(
-        language(request), "The sign-in took too long. Log in again.") if request.query.get("expired") else ""
+    expired = (
+        translate(language(request), "The sign-in took too long. Log in again.") if request.query.get("expired") else ""
+    )
     return _login_page(request, error=expired)
 
 
@@ -51,8 +55,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     wait = await login_throttle.admit(request, account_id, login_name)
     if wait:
         log_event(log, "login.rate_limited", logging.WARNING, login=login_name, address=address)
-        response = _login_page(request, 429, translate(
-            lang, "Too many attempts. Try again in {s} s.", s=wait), login_name, account_id)
+        response = _login_page(
+            request, 429, translate(lang, "Too many attempts. Try again in {s} s.", s=wait), login_name, account_id
+        )
         response.headers["Retry-After"] = str(wait)
         return response
     agent = await store.agents.agent_by_login(account_id, login_name) if login_name else None
@@ -67,9 +72,17 @@ async def login(request: web.Request) -> web.StreamResponse:
     factor = await store.sign_in.second_factor(agent.id)
     if factor is not None and factor.on and factor.problem:  # no code could be checked: say so, not 500
         log_event(log, "login.second_factor_unreadable", logging.ERROR, agent=agent.id, problem=factor.problem)
-        return _login_page(request, 409, translate(
-            lang, "Your two-factor sign-in cannot be read on this server (its key was changed or its record altered): "
-                  "ask an admin to reset it."), login_name, account_id)
+        return _login_page(
+            request,
+            409,
+            translate(
+                lang,
+                "Your two-factor sign-in cannot be read on this server (its key was changed or its record altered): "
+                "ask an admin to reset it.",
+            ),
+            login_name,
+            account_id,
+        )
     second_step = await two_factor.begin_challenge(request, agent, account, factor)
     if second_step is not None:  # no session yet: the password alone opens nothing
         log_event(log, "login.second_step", agent=agent.id)

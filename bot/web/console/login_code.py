@@ -42,10 +42,12 @@ async def _posted(request: web.Request, purpose: str) -> tuple[LoginChallenge, A
     return challenge, agent, str(form.get("code", ""))[:64]
 
 
-def _code_page(request: web.Request, challenge: LoginChallenge, agent: Agent, status: int = 200,
-               error: str = "") -> web.Response:
-    return page(request, "login_code.html", status=status, error=error, form_csrf=challenge.csrf,
-                login_name=agent.login)
+def _code_page(
+    request: web.Request, challenge: LoginChallenge, agent: Agent, status: int = 200, error: str = ""
+) -> web.Response:
+    return page(
+        request, "login_code.html", status=status, error=error, form_csrf=challenge.csrf, login_name=agent.login
+    )
 
 
 async def code_form(request: web.Request) -> web.Response:
@@ -61,31 +63,49 @@ async def check_code(request: web.Request) -> web.StreamResponse:
     lang, store = language(request), request.app[STORE]
     wait = await two_factor.throttled(request, agent)
     if wait:
-        response = _code_page(request, challenge, agent, 429, translate(
-            lang, "Too many attempts. Try again in {s} s.", s=wait))
+        response = _code_page(
+            request, challenge, agent, 429, translate(lang, "Too many attempts. Try again in {s} s.", s=wait)
+        )
         response.headers["Retry-After"] = str(wait)
         return response
     factor = await store.sign_in.second_factor(agent.id)
     used = await two_factor.check_code(request, factor, code) if factor is not None and factor.on else None
     if used is None:
         log_event(log, "login.code_failed", logging.WARNING, agent=agent.id)
-        await audit.record(store, agent.account_id, "unknown", "login.failed", agent.login,
-                           address=client_address(request), second_factor="wrong code")
-        return _code_page(request, challenge, agent, 401, translate(
-            lang, "That code is not right, or was already used."))
+        await audit.record(
+            store,
+            agent.account_id,
+            "unknown",
+            "login.failed",
+            agent.login,
+            address=client_address(request),
+            second_factor="wrong code",
+        )
+        return _code_page(
+            request, challenge, agent, 401, translate(lang, "That code is not right, or was already used.")
+        )
     response = redirect("/console")
     await two_factor.finish_login(request, response, agent, challenge, second_factor=used)
     log_event(log, "login.ok", agent=agent.id, second_factor=used)
     return response
 
 
-async def _setup_page(request: web.Request, challenge: LoginChallenge, agent: Agent, status: int = 200,
-                      error: str = "") -> web.Response:
+async def _setup_page(
+    request: web.Request, challenge: LoginChallenge, agent: Agent, status: int = 200, error: str = ""
+) -> web.Response:
     factor = await two_factor.setup_secret(request, agent, two_factor.challenge_owner(challenge))
     if factor is None:  # set up meanwhile (another tab): log in with a code instead
         return _again(request)
-    return page(request, "two_factor_setup.html", status=status, error=error, form_csrf=challenge.csrf,
-                action="/login/2fa/setup", required=True, **two_factor.setup_context(factor, "/login/2fa/qr.svg"))
+    return page(
+        request,
+        "two_factor_setup.html",
+        status=status,
+        error=error,
+        form_csrf=challenge.csrf,
+        action="/login/2fa/setup",
+        required=True,
+        **two_factor.setup_context(factor, "/login/2fa/qr.svg"),
+    )
 
 
 async def setup_form(request: web.Request) -> web.Response:
@@ -98,8 +118,12 @@ async def setup_qr(request: web.Request) -> web.Response:
     factor = await request.app[STORE].sign_in.second_factor(found[1].id) if found else None
     mine = two_factor.pending_for(factor, two_factor.challenge_owner(found[0])) if found else None
     if found is None or mine is None:
-        return plain(404, translate(
-            language(request), "No authenticator is being set up here: start setting up two-factor sign-in first."))
+        return plain(
+            404,
+            translate(
+                language(request), "No authenticator is being set up here: start setting up two-factor sign-in first."
+            ),
+        )
     return two_factor.qr_response(found[1], mine)
 
 
@@ -111,16 +135,17 @@ async def confirm_setup(request: web.Request) -> web.StreamResponse:
     lang, store = language(request), request.app[STORE]
     wait = await two_factor.throttled(request, agent)
     if wait:
-        return await _setup_page(request, challenge, agent, 429, translate(
-            lang, "Too many attempts. Try again in {s} s.", s=wait))
+        return await _setup_page(
+            request, challenge, agent, 429, translate(lang, "Too many attempts. Try again in {s} s.", s=wait)
+        )
     mine = two_factor.pending_for(await store.sign_in.second_factor(agent.id), two_factor.challenge_owner(challenge))
     codes = await two_factor.confirm_setup(request, mine, code) if mine is not None else None
     if codes is None:
-        return await _setup_page(request, challenge, agent, 401, translate(
-            lang, "That code is not right, or was already used."))
+        return await _setup_page(
+            request, challenge, agent, 401, translate(lang, "That code is not right, or was already used.")
+        )
     await audit.record(store, agent.account_id, agent, "agent.second_factor_on", agent.id)
-    html = render(request.app, "recovery_codes.html", agent.lang, agent=None, csrf="", codes=codes,
-                  next_url="/console")
+    html = render(request.app, "recovery_codes.html", agent.lang, agent=None, csrf="", codes=codes, next_url="/console")
     response = web.Response(text=html, content_type="text/html")
     await two_factor.finish_login(request, response, agent, challenge, second_factor="setup")
     log_event(log, "login.ok", agent=agent.id, second_factor="setup")
@@ -129,7 +154,9 @@ async def confirm_setup(request: web.Request) -> web.StreamResponse:
 
 def routes() -> list[web.RouteDef]:
     return [
-        web.get("/login/2fa", code_form), web.post("/login/2fa", check_code),
-        web.get("/login/2fa/setup", setup_form), web.post("/login/2fa/setup", confirm_setup),
+        web.get("/login/2fa", code_form),
+        web.post("/login/2fa", check_code),
+        web.get("/login/2fa/setup", setup_form),
+        web.post("/login/2fa/setup", confirm_setup),
         web.get("/login/2fa/qr.svg", setup_qr),
     ]

@@ -106,8 +106,9 @@ class LoginLimiter:
     is revoked. Counts are forgotten ``forget_seconds`` (at least twice the cap) after the last
     attempt; a revoked device cookie is remembered until it expires."""
 
-    def __init__(self, store: Repositories, attempts: int, delay_seconds: float, max_delay_seconds: float,
-                 forget_seconds: float) -> None:
+    def __init__(
+        self, store: Repositories, attempts: int, delay_seconds: float, max_delay_seconds: float, forget_seconds: float
+    ) -> None:
         self._store = store
         self._attempts = attempts
         self._delay_ms = int(delay_seconds * 1000)
@@ -116,8 +117,10 @@ class LoginLimiter:
         self.devices = DeviceCookies(store)
 
     def _keys(self, account_id: str, login: str, address: str) -> tuple[tuple[str, int], tuple[str, int]]:
-        return ((f"addr:{address_block(address)}", self._attempts * 4),
-                (f"login:{account_id}:{login.lower()}", self._attempts))
+        return (
+            (f"addr:{address_block(address)}", self._attempts * 4),
+            (f"login:{account_id}:{login.lower()}", self._attempts),
+        )
 
     def wait_after(self, failures: int, limit: int) -> int:
         """Milliseconds the next attempt waits after ``failures`` counted failures."""
@@ -147,8 +150,9 @@ class LoginLimiter:
                 return wait_until_ms - now_ms
             wait_ms = self.wait_after(failures + 1, limit)
             rev = None if doc is None else int(doc.get("rev", 0))
-            if await self._store.sign_in.claim_login_attempt(key, rev, failures + 1, now_ms + wait_ms if wait_ms else 0,
-                                                     now_ms + wait_ms + self._forget_ms):
+            if await self._store.sign_in.claim_login_attempt(
+                key, rev, failures + 1, now_ms + wait_ms if wait_ms else 0, now_ms + wait_ms + self._forget_ms
+            ):
                 return 0
         return 1000  # outrun by concurrent attempts every time: this one waits a second
 

@@ -37,12 +37,20 @@ async def _show(request: web.Request, status: int = 200, **extra: Any) -> web.Re
     if factor is not None and not factor.on and setting_up is None:
         factor = None  # another session's set-up (or one that does not open) is not shown here
     context: dict[str, Any] = {
-        "factor": factor, "required": bool(account and account.require_two_factor), "message": "", "error": "",
-        "setting_up": setting_up is not None, "form_csrf": request[SESSION].csrf,
+        "factor": factor,
+        "required": bool(account and account.require_two_factor),
+        "message": "",
+        "error": "",
+        "setting_up": setting_up is not None,
+        "form_csrf": request[SESSION].csrf,
         "action": "/console/security/confirm",
         "unreadable": translate(
-            agent.lang, "Your two-factor sign-in cannot be read on this server (its key was changed or its record "
-                        "altered): ask an admin to reset it.") if factor is not None and factor.problem else "",
+            agent.lang,
+            "Your two-factor sign-in cannot be read on this server (its key was changed or its record "
+            "altered): ask an admin to reset it.",
+        )
+        if factor is not None and factor.problem
+        else "",
     }
     if setting_up is not None:
         context.update(two_factor.setup_context(setting_up, "/console/security/qr.svg"))
@@ -69,8 +77,10 @@ async def setup_qr(request: web.Request) -> web.Response:
     agent = current_agent(request)
     factor = _mine(request, await request.app[STORE].sign_in.second_factor(agent.id))
     if factor is None:
-        return plain(409, translate(
-            agent.lang, "No authenticator is being set up here: start setting up two-factor sign-in first."))
+        return plain(
+            409,
+            translate(agent.lang, "No authenticator is being set up here: start setting up two-factor sign-in first."),
+        )
     return two_factor.qr_response(agent, factor)
 
 
@@ -80,8 +90,10 @@ async def confirm(request: web.Request) -> web.Response:
     code = str((await request.post()).get("code", ""))[:64]
     factor = _mine(request, await store.sign_in.second_factor(agent.id))
     if factor is None:
-        return plain(409, translate(
-            agent.lang, "No authenticator is being set up here: start setting up two-factor sign-in first."))
+        return plain(
+            409,
+            translate(agent.lang, "No authenticator is being set up here: start setting up two-factor sign-in first."),
+        )
     wait = await two_factor.throttled(request, agent)
     if wait:
         return await _show(request, 429, error=translate(agent.lang, "Too many attempts. Try again in {s} s.", s=wait))
@@ -110,7 +122,8 @@ async def disable(request: web.Request) -> web.Response:
     if wait:
         return await _show(request, 429, error=translate(agent.lang, "Too many attempts. Try again in {s} s.", s=wait))
     proven = await verify_password(agent.password_hash, proof) or (
-        factor.on and await two_factor.check_code(request, factor, proof) is not None)
+        factor.on and await two_factor.check_code(request, factor, proof) is not None
+    )
     if not proven:
         return await _show(request, 401, error=translate(agent.lang, "Wrong password or code."))
     await two_factor.throttle_cleared(request, agent)

@@ -44,7 +44,7 @@ def qr_svg(uri: str) -> bytes:
 
 def spaced(secret: str) -> str:
     """The secret in groups of four, for typing it in by hand."""
-    return " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
 
 
 def matching_step(secret: str, code: str, now: float | None = None) -> int | None:

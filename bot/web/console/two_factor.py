@@ -46,8 +46,9 @@ def session_owner(session: Session) -> str:
     return f"session:{session.id}"
 
 
-async def begin_challenge(request: web.Request, agent: Agent, account: Account,
-                          factor: SecondFactor | None) -> web.Response | None:
+async def begin_challenge(
+    request: web.Request, agent: Agent, account: Account, factor: SecondFactor | None
+) -> web.Response | None:
     """After a right password: the way to the second step (or to setting one up, where the account
     requires it), or ``None`` when the agent logs in with the password alone."""
     store = request.app[STORE]
@@ -58,9 +59,16 @@ async def begin_challenge(request: web.Request, agent: Agent, account: Account,
     else:
         return None
     token = secrets.token_urlsafe(32)
-    await store.sign_in.create_login_challenge(LoginChallenge(
-        id=auth.token_digest(token), account_id=agent.account_id, agent_id=agent.id, purpose=purpose,
-        csrf=secrets.token_urlsafe(24), expires_ms=_now_ms() + CHALLENGE_SECONDS * 1000))
+    await store.sign_in.create_login_challenge(
+        LoginChallenge(
+            id=auth.token_digest(token),
+            account_id=agent.account_id,
+            agent_id=agent.id,
+            purpose=purpose,
+            csrf=secrets.token_urlsafe(24),
+            expires_ms=_now_ms() + CHALLENGE_SECONDS * 1000,
+        )
+    )
     response = redirect(path)
     auth.set_cookie(response, request, CHALLENGE_COOKIE, token, max_age=CHALLENGE_SECONDS, path="/login")
     return response
@@ -79,8 +87,13 @@ async def pending(request: web.Request, purpose: str) -> tuple[LoginChallenge, A
     return (challenge, agent) if agent is not None and agent.active else None
 
 
-async def finish_login(request: web.Request, response: web.StreamResponse, agent: Agent,
-                       challenge: LoginChallenge | None = None, **details: str) -> None:
+async def finish_login(
+    request: web.Request,
+    response: web.StreamResponse,
+    agent: Agent,
+    challenge: LoginChallenge | None = None,
+    **details: str,
+) -> None:
     """The login is complete — with a second factor when it went through a challenge: its throttle
     count cleared, the challenge dropped, a session started, the browser's device cookie renewed."""
     store, address = request.app[STORE], client_address(request)
@@ -135,8 +148,9 @@ async def setup_secret(request: web.Request, agent: Agent, owner: str, fresh: bo
         return None
     mine = pending_for(factor, owner)
     if mine is None or fresh:
-        mine = SecondFactor(id=agent.id, account_id=agent.account_id, secret=totp.new_secret(), created_ms=_now_ms(),
-                            owner=owner)
+        mine = SecondFactor(
+            id=agent.id, account_id=agent.account_id, secret=totp.new_secret(), created_ms=_now_ms(), owner=owner
+        )
         if not await store.sign_in.begin_second_factor(mine):
             return None
     return mine
@@ -163,5 +177,8 @@ def setup_context(factor: SecondFactor, qr_url: str) -> dict[str, str]:
 def qr_response(agent: Agent, factor: SecondFactor) -> web.Response:
     """The QR code of ``factor``'s secret, for an ``<img>`` of the set-up page."""
     uri = totp.provisioning_uri(factor.secret, agent.login, f"{ISSUER} ({agent.account_id})")
-    return web.Response(body=totp.qr_svg(uri), content_type="image/svg+xml",
-                        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+    return web.Response(
+        body=totp.qr_svg(uri),
+        content_type="image/svg+xml",
+        headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"},
+    )

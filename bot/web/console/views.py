@@ -80,8 +80,12 @@ def sla_view(queue: Queue, thread: Thread, now: datetime) -> SlaView | None:
 async def rows(store: Repositories, queue: Queue, threads: list[Thread], now: datetime) -> list[Row]:
     contacts = await store.contacts.contacts_by_id(sorted({t.contact_id for t in threads}))
     return [
-        Row(t, contact_label(contacts.get(t.contact_id), t),
-            span(now - (t.awaiting_since or t.queued_at or t.opened_at)), sla_view(queue, t, now))
+        Row(
+            t,
+            contact_label(contacts.get(t.contact_id), t),
+            span(now - (t.awaiting_since or t.queued_at or t.opened_at)),
+            sla_view(queue, t, now),
+        )
         for t in threads
     ]
 
@@ -99,18 +103,34 @@ async def history(store: Repositories, contact_id: str) -> list[HistoryItem]:
     items = []
     for m in await store.messages.contact_messages(contact_id):
         sender = str(m.sender.get("kind", "customer"))
-        items.append(HistoryItem(
-            at=m.created_at, kind="message", channel=m.channel, direction=str(m.direction), sender=sender,
-            who=str(m.sender.get("name", "")), text=m.text,
-            delivery=str(m.delivery_status) if m.delivery_status else "",
-            intent=str((m.nlu or {}).get("intent", "")) if sender == "bot" or m.nlu else "",
-            thread_id=m.thread_id, subject=_subject(m), attachments=m.attachments,
-        ))
+        items.append(
+            HistoryItem(
+                at=m.created_at,
+                kind="message",
+                channel=m.channel,
+                direction=str(m.direction),
+                sender=sender,
+                who=str(m.sender.get("name", "")),
+                text=m.text,
+                delivery=str(m.delivery_status) if m.delivery_status else "",
+                intent=str((m.nlu or {}).get("intent", "")) if sender == "bot" or m.nlu else "",
+                thread_id=m.thread_id,
+                subject=_subject(m),
+                attachments=m.attachments,
+            )
+        )
     for entry in await store.queue.contact_timeline(contact_id):
-        items.append(HistoryItem(
-            at=entry.at, kind="event", sender=entry.kind, who=entry.actor_name, text=entry.text,
-            thread_id=entry.thread_id, details=entry.details,
-        ))
+        items.append(
+            HistoryItem(
+                at=entry.at,
+                kind="event",
+                sender=entry.kind,
+                who=entry.actor_name,
+                text=entry.text,
+                thread_id=entry.thread_id,
+                details=entry.details,
+            )
+        )
     return sorted(items, key=lambda item: item.at)
 
 

@@ -53,8 +53,12 @@ class ChannelTemplates:
         source = getattr(self._adapters.get(thread.channel), "templates", None)
         configured: Mapping[str, Mapping[str, object]] = await source(thread.account_id) if source else {}
         return [
-            TemplateChoice(name, str(spec.get("language", "")), str(spec.get("text", "")),
-                           tuple(str(p) for p in spec.get("parameters", []) or []))  # type: ignore[attr-defined]
+            TemplateChoice(
+                name,
+                str(spec.get("language", "")),
+                str(spec.get("text", "")),
+                tuple(str(p) for p in spec.get("parameters", []) or []),  # type: ignore[attr-defined]
+            )
             for name, spec in sorted(configured.items())
         ]
 

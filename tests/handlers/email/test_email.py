@@ -26,8 +26,17 @@ from tests.router.test_inbound import wait_for
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-def mail(sender: str, subject: str, body: str, *, message_id: str | None = None, in_reply_to: str | None = None,
-         references: Sequence[str] = (), to: str = OUR_ADDRESS, **headers: str) -> tuple[bytes, str]:
+def mail(
+    sender: str,
+    subject: str,
+    body: str,
+    *,
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    references: Sequence[str] = (),
+    to: str = OUR_ADDRESS,
+    **headers: str,
+) -> tuple[bytes, str]:
     """A customer's mail as bytes, and its Message-ID (without brackets)."""
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = sender, to, subject
@@ -62,11 +71,17 @@ async def sent_count(sink: SmtpSink, count: int) -> bool:
 
 
 async def test_imap_mail_is_recorded_marked_seen_and_answered_in_its_thread(
-    embedded: EmbeddedMongo, db_name: str, dovecot: Dovecot, mailbox_user: str, mailbox: Mailbox,
-    smtp_sink: SmtpSink, start_client: Any,
+    embedded: EmbeddedMongo,
+    db_name: str,
+    dovecot: Dovecot,
+    mailbox_user: str,
+    mailbox: Mailbox,
+    smtp_sink: SmtpSink,
+    start_client: Any,
 ) -> None:
-    client = await start_client(email_settings(embedded.uri, db_name, dovecot=dovecot, user=mailbox_user,
-                                               sink=smtp_sink))
+    client = await start_client(
+        email_settings(embedded.uri, db_name, dovecot=dovecot, user=mailbox_user, sink=smtp_sink)
+    )
     first = (FIXTURES / "multipart_attachments.eml").read_bytes()
     await mailbox.deliver(first)
     await wait_for(lambda: sent_count(smtp_sink, 1), timeout=15)
@@ -91,9 +106,13 @@ async def test_imap_mail_is_recorded_marked_seen_and_answered_in_its_thread(
     our_id = reply["Message-ID"][1:-1]
 
     # the customer answers our reply, quoting it: same thread, only the new text shown
-    answer, _ = mail("Иван Петров <ivan@mail.example>", f"Re: {reply['Subject']}",
-                     "Спасибо, жду ответа.\n\nOn Thu, Support wrote:\n> Thanks for your message!\n",
-                     in_reply_to=our_id, references=[original, our_id])
+    answer, _ = mail(
+        "Иван Петров <ivan@mail.example>",
+        f"Re: {reply['Subject']}",
+        "Спасибо, жду ответа.\n\nOn Thu, Support wrote:\n> Thanks for your message!\n",
+        in_reply_to=our_id,
+        references=[original, our_id],
+    )
     await mailbox.deliver(answer)
     await wait_for(lambda: _count(client, 2), timeout=15)
     inbound = await messages(client, direction="in")
@@ -109,11 +128,17 @@ async def _count(client: TestClient, n: int) -> bool:
 
 
 async def test_idle_picks_up_new_mail_without_waiting_for_the_next_poll(
-    embedded: EmbeddedMongo, db_name: str, dovecot: Dovecot, mailbox_user: str, mailbox: Mailbox,
-    smtp_sink: SmtpSink, start_client: Any,
+    embedded: EmbeddedMongo,
+    db_name: str,
+    dovecot: Dovecot,
+    mailbox_user: str,
+    mailbox: Mailbox,
+    smtp_sink: SmtpSink,
+    start_client: Any,
 ) -> None:
-    client = await start_client(email_settings(embedded.uri, db_name, dovecot=dovecot, user=mailbox_user,
-                                               sink=smtp_sink, poll_interval=60))
+    client = await start_client(
+        email_settings(embedded.uri, db_name, dovecot=dovecot, user=mailbox_user, sink=smtp_sink, poll_interval=60)
+    )
     reader = adapter_of(client).reader
     assert reader is not None
     await wait_for(lambda: _polled(reader), timeout=10)  # connected, first poll done, now idling
@@ -129,8 +154,13 @@ async def _polled(reader: Any) -> bool:
 
 
 async def test_a_backlog_of_thousands_of_unseen_mails_is_read(
-    embedded: EmbeddedMongo, db_name: str, dovecot: Dovecot, mailbox_user: str, mailbox: Mailbox,
-    smtp_sink: SmtpSink, start_client: Any,
+    embedded: EmbeddedMongo,
+    db_name: str,
+    dovecot: Dovecot,
+    mailbox_user: str,
+    mailbox: Mailbox,
+    smtp_sink: SmtpSink,
+    start_client: Any,
 ) -> None:
     """A mailbox connected with a backlog (an old support address, a long outage): asking the
     server about every unseen mail in one command overflowed the IMAP client's parser (past ~1,000
@@ -138,8 +168,9 @@ async def test_a_backlog_of_thousands_of_unseen_mails_is_read(
     await mailbox.deliver(mail("first@client.example", "Backlog 0", "mail 0")[0])
     await mailbox.drop([mail(f"c{n}@client.example", f"Backlog {n}", f"mail {n}")[0] for n in range(1, 1500)])
     assert await mailbox.unseen() == 1500
-    client = await start_client(email_settings(embedded.uri, db_name, dovecot=dovecot, user=mailbox_user,
-                                               sink=smtp_sink))
+    client = await start_client(
+        email_settings(embedded.uri, db_name, dovecot=dovecot, user=mailbox_user, sink=smtp_sink)
+    )
     await wait_for(lambda: _count(client, 20), timeout=30)
     assert [m["text"] for m in await messages(client, direction="in")][:2] == ["mail 0", "mail 1"]
 
@@ -183,8 +214,13 @@ async def test_mail_that_must_not_be_auto_answered_is_queued_silently(
     smtp_app: TestClient, smtp_sink: SmtpSink
 ) -> None:
     adapter, store = adapter_of(smtp_app), smtp_app.server.app[STORE]
-    expected = {"auto_reply": "auto_submitted", "bounce_dsn": "bounce", "bounce_no_auto_submitted": "bounce",
-                "mailing_list": "mailing_list", "precedence_bulk": "bulk"}
+    expected = {
+        "auto_reply": "auto_submitted",
+        "bounce_dsn": "bounce",
+        "bounce_no_auto_submitted": "bounce",
+        "mailing_list": "mailing_list",
+        "precedence_bulk": "bulk",
+    }
     for name, reason in expected.items():
         message = await store.messages.get_message(await adapter.ingest((FIXTURES / f"{name}.eml").read_bytes()))
         assert message is not None
@@ -212,20 +248,26 @@ async def test_the_smtp_listener_takes_our_domain_only_and_answers_after_recordi
     assert adapter_of(client).listener is not None
     port = adapter_of(client).listener.port
     raw, _ = mail("carol@client.example", "Via SMTP", "Hello over SMTP")
-    errors, response = await aiosmtplib.send(raw, sender="carol@client.example",
-                                             recipients=["support+abc@shop.example"], hostname="127.0.0.1",
-                                             port=port)
+    errors, response = await aiosmtplib.send(
+        raw, sender="carol@client.example", recipients=["support+abc@shop.example"], hostname="127.0.0.1", port=port
+    )
     assert errors == {} and response.startswith("2.0.0 recorded")
     [recorded] = await messages(client, direction="in")
     assert recorded["text"] == "Hello over SMTP"
     assert recorded["meta"]["email"]["recipients"][0] == "support+abc@shop.example"
     with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
-        await aiosmtplib.send(raw, sender="carol@client.example", recipients=["someone@elsewhere.example"],
-                              hostname="127.0.0.1", port=port)
+        await aiosmtplib.send(
+            raw,
+            sender="carol@client.example",
+            recipients=["someone@elsewhere.example"],
+            hostname="127.0.0.1",
+            port=port,
+        )
     nobody = (FIXTURES / "no_from.eml").read_bytes()
     with pytest.raises(aiosmtplib.SMTPDataError) as refused:
-        await aiosmtplib.send(nobody, sender="x@client.example", recipients=[OUR_ADDRESS], hostname="127.0.0.1",
-                              port=port)
+        await aiosmtplib.send(
+            nobody, sender="x@client.example", recipients=[OUR_ADDRESS], hostname="127.0.0.1", port=port
+        )
     assert refused.value.code == 554 and "no From address" in refused.value.message
 
 
@@ -236,22 +278,27 @@ async def test_outages_leave_mail_where_it_is(
     await server.start()
     try:
         port = free_port()
-        client = await start_client(email_settings(server.uri, "mail_outage", dovecot=dovecot, user=mailbox_user,
-                                                   sink=smtp_sink, listen_port=port))
+        client = await start_client(
+            email_settings(
+                server.uri, "mail_outage", dovecot=dovecot, user=mailbox_user, sink=smtp_sink, listen_port=port
+            )
+        )
         await server.stop()
         await mailbox.deliver(mail("dave@client.example", "During outage", "Is this stored?")[0])
         raw, _ = mail("erin@client.example", "SMTP during outage", "retry me")
         with pytest.raises(aiosmtplib.SMTPDataError) as later:
-            await aiosmtplib.send(raw, sender="erin@client.example", recipients=[OUR_ADDRESS],
-                                  hostname="127.0.0.1", port=port)
+            await aiosmtplib.send(
+                raw, sender="erin@client.example", recipients=[OUR_ADDRESS], hostname="127.0.0.1", port=port
+            )
         assert later.value.code == 451  # the sending server keeps it and tries again
         await asyncio.sleep(2)
         assert await mailbox.unseen() == 1  # not recorded, so not marked seen
         await server.start()
         await wait_for(lambda: _count(client, 1), timeout=30)
         await wait_for(lambda: _unseen_is(mailbox, 0), timeout=10)
-        await aiosmtplib.send(raw, sender="erin@client.example", recipients=[OUR_ADDRESS], hostname="127.0.0.1",
-                              port=port)
+        await aiosmtplib.send(
+            raw, sender="erin@client.example", recipients=[OUR_ADDRESS], hostname="127.0.0.1", port=port
+        )
         assert sorted(m["text"] for m in await messages(client, direction="in")) == ["Is this stored?", "retry me"]
     finally:
         await server.stop()
@@ -265,8 +312,15 @@ async def test_refused_recipients_and_smtp_trouble_become_dead_letters_or_retrie
     smtp_app: TestClient, smtp_sink: SmtpSink
 ) -> None:
     adapter = adapter_of(smtp_app)
-    outbound = Outbound(account_id="default", channel="email", thread_id="thr_none", message_id="msg_x",
-                        to=Identity("email", "gone@client.example"), text="hello", meta={"sender_kind": "agent"})
+    outbound = Outbound(
+        account_id="default",
+        channel="email",
+        thread_id="thr_none",
+        message_id="msg_x",
+        to=Identity("email", "gone@client.example"),
+        text="hello",
+        meta={"sender_kind": "agent"},
+    )
     smtp_sink.refuse["gone@client.example"] = "550 5.1.1 no such user"
     with pytest.raises(PermanentSendError, match="550"):
         await adapter.send(outbound)
@@ -280,4 +334,3 @@ async def test_refused_recipients_and_smtp_trouble_become_dead_letters_or_retrie
     await smtp_sink.stop()
     with pytest.raises(RetryableSendError, match="unreachable"):
         await adapter.send(outbound)
-

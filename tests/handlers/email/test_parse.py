@@ -94,8 +94,9 @@ def test_thread_tokens_in_plus_addresses_and_subjects() -> None:
     mail = parsed("plus_address_new_subject", ("support+abcd2345@shop.example",))
     assert tokens_in(mail.subject, mail.recipients, "support@shop.example") == ["abcd2345"]
     assert tokens_in("Re: Where is my order? [#abcd2345]", [], "support@shop.example") == ["abcd2345"]
-    assert tokens_in("x", ["sales+abcd2345@shop.example", "support+abcd2345@other.example"],
-                     "support@shop.example") == []
+    assert (
+        tokens_in("x", ["sales+abcd2345@shop.example", "support+abcd2345@other.example"], "support@shop.example") == []
+    )
     assert reply_subject("RE: AW: Order [#abcd2345]", "abcd2345") == "Re: Order [#abcd2345]"
     assert reply_subject("", "abcd2345") == "Re: Your message [#abcd2345]"
 

@@ -44,7 +44,9 @@ async def test_one_phone_number_is_one_contact_across_channels(router: TestClien
     assert owners == {contacts["whatsapp"]}, "the Telegram contact merged into the one who had the number"
     contact = await store.contacts.get_contact(contacts["whatsapp"])
     assert contact is not None and {(i.channel, i.address) for i in contact.identities} == {
-        ("whatsapp", "37120001234"), ("telegram", "5512345678")}
+        ("whatsapp", "37120001234"),
+        ("telegram", "5512345678"),
+    }
     links = await store.contacts.identities_of("default", contacts["whatsapp"])
     assert {i.key for i in links} == {"whatsapp:37120001234", "telegram:5512345678", "phone:+37120001234"}
     assert await store.contacts.identities_of("default", contacts["telegram"]) == []  # every link moved over
@@ -74,10 +76,14 @@ async def test_a_store_outage_is_a_503_and_the_redelivery_is_recorded_once(
     server = EmbeddedMongo(tmp_path / "store")
     await server.start()
     try:
-        client = await start_client(channel_settings(server.uri, "outage", telegram_api=bot_api.url, graph_api=graph_api.url))
+        client = await start_client(
+            channel_settings(server.uri, "outage", telegram_api=bot_api.url, graph_api=graph_api.url)
+        )
         await server.stop()
-        for response in (await post_telegram(client, fixture("telegram", "text")),
-                         await post_whatsapp(client, fixture("whatsapp", "batched"))):
+        for response in (
+            await post_telegram(client, fixture("telegram", "text")),
+            await post_whatsapp(client, fixture("whatsapp", "batched")),
+        ):
             assert response.status == 503 and response.headers["Retry-After"]
             assert (await response.json())["error"] == "store_unavailable"
         await server.start()
@@ -129,7 +135,9 @@ def test_a_bad_webhook_secret_is_named(tmp_path: Path) -> None:
 def test_templates_are_tables_in_the_file_and_json_in_the_environment(tmp_path: Path) -> None:
     path = tmp_path / "o.toml"
     path.write_text('[whatsapp.templates.order_update]\nlanguage = "en_US"\nparameters = ["name", "order"]\n')
-    assert load_settings(path, env={}).whatsapp.templates == {"order_update": {"language": "en_US", "parameters": ["name", "order"]}}
+    assert load_settings(path, env={}).whatsapp.templates == {
+        "order_update": {"language": "en_US", "parameters": ["name", "order"]}
+    }
     env = {"OMNIROUTER_WHATSAPP_TEMPLATES": '{"hello": {"language": "lv"}}'}
     assert load_settings(None, env=env).whatsapp.templates == {"hello": {"language": "lv"}}
     with pytest.raises(SettingsError, match="template 'x' needs a language"):

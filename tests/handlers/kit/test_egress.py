@@ -38,21 +38,40 @@ async def listener() -> AsyncIterator[Listener]:
     await server.stop()
 
 
-@pytest.mark.parametrize("address, problem", [
-    ("127.0.0.1", "loopback"), ("::1", "loopback"), ("10.1.2.3", "private"), ("172.16.0.1", "private"),
-    ("192.168.1.1", "private"), ("fd12::1", "private"), ("169.254.10.1", "link-local"), ("fe80::1", "link-local"),
-    ("169.254.169.254", "a cloud metadata address"), ("fd00:ec2::254", "a cloud metadata address"),
-    ("100.100.100.200", "a cloud metadata address"), ("100.64.0.1", "shared, carrier-grade NAT"),
-    ("224.0.0.1", "multicast"), ("ff02::1", "multicast"), ("0.0.0.0", "unspecified"), ("::", "unspecified"),
-    ("240.0.0.1", "reserved"), ("198.51.100.7", "private"),
-    ("::ffff:127.0.0.1", "loopback, as 127.0.0.1"), ("::ffff:10.0.0.1", "private, as 10.0.0.1"),
-    ("64:ff9b::7f00:1", "loopback, as 127.0.0.1"), ("2002:a9fe:a9fe::", "a cloud metadata address, as 169.254.169.254"),
-])
+@pytest.mark.parametrize(
+    "address, problem",
+    [
+        ("127.0.0.1", "loopback"),
+        ("::1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("172.16.0.1", "private"),
+        ("192.168.1.1", "private"),
+        ("fd12::1", "private"),
+        ("169.254.10.1", "link-local"),
+        ("fe80::1", "link-local"),
+        ("169.254.169.254", "a cloud metadata address"),
+        ("fd00:ec2::254", "a cloud metadata address"),
+        ("100.100.100.200", "a cloud metadata address"),
+        ("100.64.0.1", "shared, carrier-grade NAT"),
+        ("224.0.0.1", "multicast"),
+        ("ff02::1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("240.0.0.1", "reserved"),
+        ("198.51.100.7", "private"),
+        ("::ffff:127.0.0.1", "loopback, as 127.0.0.1"),
+        ("::ffff:10.0.0.1", "private, as 10.0.0.1"),
+        ("64:ff9b::7f00:1", "loopback, as 127.0.0.1"),
+        ("2002:a9fe:a9fe::", "a cloud metadata address, as 169.254.169.254"),
+    ],
+)
 def test_addresses_that_are_not_public_are_named(address: str, problem: str) -> None:
     assert address_problem(ipaddress.ip_address(address)) == problem
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "2606:4700:4700::1111", "::ffff:93.184.215.14", "2002:5db8:d70e::"])
+@pytest.mark.parametrize(
+    "address", ["93.184.215.14", "2606:4700:4700::1111", "::ffff:93.184.215.14", "2002:5db8:d70e::"]
+)
 def test_public_addresses_pass(address: str) -> None:
     assert address_problem(ipaddress.ip_address(address)) is None
 
@@ -83,15 +102,22 @@ def test_a_bad_allow_list_stops_start_up_with_one_line() -> None:
     assert good.egress.allowed_destinations == "bot-api.lan:8081"
 
 
-
 def test_each_purpose_has_a_guard_allowing_only_the_install_hosts_typed_for_it() -> None:
-    settings = Settings().replace("telegram", api_base="http://bot-api.lan:8081").replace(
-        "whatsapp", api_base="http://graph.lan:9000").replace("twilio", api_base="http://twilio.lan:7000").replace(
-        "nlu", rasa_url="http://rasa.lan:5005").replace("egress", allowed_destinations="crm.lan, hooks.lan:8443")
+    settings = (
+        Settings()
+        .replace("telegram", api_base="http://bot-api.lan:8081")
+        .replace("whatsapp", api_base="http://graph.lan:9000")
+        .replace("twilio", api_base="http://twilio.lan:7000")
+        .replace("nlu", rasa_url="http://rasa.lan:5005")
+        .replace("egress", allowed_destinations="crm.lan, hooks.lan:8443")
+    )
     guards = EgressGuards.from_settings(settings)
     every = (guards.webhooks, guards.rasa, guards.telegram, guards.whatsapp)
-    for (host, port), own in {("bot-api.lan", 8081): guards.telegram, ("graph.lan", 9000): guards.whatsapp,
-                              ("rasa.lan", 5005): guards.rasa}.items():
+    for (host, port), own in {
+        ("bot-api.lan", 8081): guards.telegram,
+        ("graph.lan", 9000): guards.whatsapp,
+        ("rasa.lan", 5005): guards.rasa,
+    }.items():
         assert [guard.allows_name(host, port) for guard in every] == [guard is own for guard in every], host
     for guard in every:  # the operator's hosts everywhere (no port: 80 and 443 only); Twilio's nowhere
         assert guard.allows_name("crm.lan", 443) and guard.allows_name("hooks.lan", 8443)
@@ -102,35 +128,50 @@ def test_each_purpose_has_a_guard_allowing_only_the_install_hosts_typed_for_it()
 
 
 def test_an_account_s_api_base_is_the_provider_s_the_install_s_for_that_channel_or_the_operator_s() -> None:
-    settings = Settings().replace("telegram", api_base="http://bot-api.lan:8081").replace(
-        "whatsapp", api_base="http://graph.lan:9000").replace("nlu", rasa_url="http://rasa.lan:5005").replace(
-        "egress", allowed_destinations="crm.lan")
+    settings = (
+        Settings()
+        .replace("telegram", api_base="http://bot-api.lan:8081")
+        .replace("whatsapp", api_base="http://graph.lan:9000")
+        .replace("nlu", rasa_url="http://rasa.lan:5005")
+        .replace("egress", allowed_destinations="crm.lan")
+    )
     guards = EgressGuards.from_settings(settings)
     telegram, whatsapp = guards.channel("telegram"), guards.whatsapp
     for url in ("https://api.telegram.org", "http://bot-api.lan:8081/", "https://crm.lan/x", "http://crm.lan/x"):
         assert telegram.refused_api_base(url) is None, url
-    for url, refused in (("http://bot-api.lan:8080", "bot-api.lan:8080"), ("http://crm.lan:8080/x", "crm.lan:8080"),
-                         ("http://graph.lan:9000", "graph.lan:9000"), ("http://rasa.lan:5005", "rasa.lan:5005"),
-                         ("http://127.0.0.1:8080/api/threads/t/resolve?", "127.0.0.1:8080"),
-                         ("https://graph.facebook.com", "graph.facebook.com:443"),
-                         ("http://[FD00:0::5]:8081/", "[fd00::5]:8081")):
+    for url, refused in (
+        ("http://bot-api.lan:8080", "bot-api.lan:8080"),
+        ("http://crm.lan:8080/x", "crm.lan:8080"),
+        ("http://graph.lan:9000", "graph.lan:9000"),
+        ("http://rasa.lan:5005", "rasa.lan:5005"),
+        ("http://127.0.0.1:8080/api/threads/t/resolve?", "127.0.0.1:8080"),
+        ("https://graph.facebook.com", "graph.facebook.com:443"),
+        ("http://[FD00:0::5]:8081/", "[fd00::5]:8081"),
+    ):
         assert telegram.refused_api_base(url) == refused, url
     assert whatsapp.refused_api_base("https://graph.facebook.com/") is None
     assert whatsapp.refused_api_base("http://graph.lan:9000") is None
     assert whatsapp.refused_api_base("http://bot-api.lan:8081") == "bot-api.lan:8081"
     assert telegram.api_base_refusal("[fd00::5]:8081") == (
         "channels.telegram.api_base: [fd00::5]:8081 is not a host this install allows (use https://api.telegram.org, "
-        "or ask the install's operator to allow it in egress.allowed_destinations)")
+        "or ask the install's operator to allow it in egress.allowed_destinations)"
+    )
     assert telegram.account_api_base("shop2", {}) == ("http://bot-api.lan:8081", "")
     assert telegram.account_api_base("shop2", {"api_base": "https://crm.lan"}) == ("https://crm.lan", "")
     url, why = whatsapp.account_api_base("shop2", {"api_base": "http://bot-api.lan:8081"})
-    assert url == "http://bot-api.lan:8081" and why.startswith("account shop2: channels.whatsapp.api_base: bot-api.lan:8081")
+    assert url == "http://bot-api.lan:8081" and why.startswith(
+        "account shop2: channels.whatsapp.api_base: bot-api.lan:8081"
+    )
 
 
 async def test_a_listener_on_loopback_receives_nothing_by_address_or_by_name(listener: Listener) -> None:
     async with Egress().session() as session:
-        for url in (listener.url, f"http://localhost:{listener.port}", f"http://[::ffff:127.0.0.1]:{listener.port}",
-                    f"http://[::1]:{listener.port}"):
+        for url in (
+            listener.url,
+            f"http://localhost:{listener.port}",
+            f"http://[::ffff:127.0.0.1]:{listener.port}",
+            f"http://[::1]:{listener.port}",
+        ):
             with pytest.raises(aiohttp.ClientError) as caught:
                 await session.get(url)
             assert refusal(caught.value) is not None, url
@@ -217,11 +258,21 @@ class ScriptedNames(AbstractResolver):
         self.answers = list(answers)
         self.lookups: list[str] = []
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         self.lookups.append(host)
         address = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        return [{"hostname": host, "host": address, "port": port, "family": socket.AF_INET, "proto": 0,
-                 "flags": socket.AI_NUMERICHOST}]
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+        ]
 
     async def close(self) -> None:
         pass
@@ -281,9 +332,13 @@ async def test_a_url_an_account_gives_is_checked_when_saved_without_a_lookup() -
     egress = Egress([HostRule("crm.lan")])
     assert await egress.check_url("https://actions.example.com/run") == HostRule("actions.example.com", 443)
     assert await egress.check_url("http://crm.lan:8080/hook") == HostRule("crm.lan", 8080)
-    for url, reason in (("ftp://files.example.com/", "http:// or https://"), ("https:///nohost", "http:// or https://"),
-                        ("http://127.0.0.1:9/x", "loopback"), ("http://[fd00:ec2::254]/", "metadata"),
-                        ("http://[::ffff:10.0.0.1]/", "private")):
+    for url, reason in (
+        ("ftp://files.example.com/", "http:// or https://"),
+        ("https:///nohost", "http:// or https://"),
+        ("http://127.0.0.1:9/x", "loopback"),
+        ("http://[fd00:ec2::254]/", "metadata"),
+        ("http://[::ffff:10.0.0.1]/", "private"),
+    ):
         with pytest.raises(EgressRefused, match=reason):
             await egress.check_url(url)
 

@@ -52,7 +52,12 @@ def test_no_channel_module_imports_the_pipeline_web_app_cli_or_keys() -> None:
     found = []
     for path in (ROOT / "bot" / "handlers").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             found += [f"{path.relative_to(ROOT)}: {n}" for n in names if n == "bot" or n.startswith(forbidden)]
     assert found == []

@@ -41,11 +41,25 @@ class SignedChannel(BaseAdapter):
         items: list[Inbound | StatusUpdate] = []
         for event in events:
             if event["kind"] == "message":
-                items.append(Inbound(account_id="default", channel="signed", external_id=event["id"],
-                                     sender=Identity("signed", event["from"]), text=event["text"]))
+                items.append(
+                    Inbound(
+                        account_id="default",
+                        channel="signed",
+                        external_id=event["id"],
+                        sender=Identity("signed", event["from"]),
+                        text=event["text"],
+                    )
+                )
             elif event["kind"] == "status":
-                items.append(StatusUpdate(account_id="default", channel="signed", external_id=event["id"],
-                                          status=DeliveryStatus(event["status"]), at=utcnow()))
+                items.append(
+                    StatusUpdate(
+                        account_id="default",
+                        channel="signed",
+                        external_id=event["id"],
+                        status=DeliveryStatus(event["status"]),
+                        at=utcnow(),
+                    )
+                )
         if not items:
             raise UnsupportedEvent("no message or status in payload")
         return items

@@ -17,15 +17,7 @@ from conversations.thread_models import OutboxState
 from conversations.traffic import DeliveryStatus, Identity, Outbound
 from tests import factories
 from tests.conftest import make_settings
-from tests.fakes.twilio import (
-    ACCOUNT_SID,
-    AUTH_TOKEN,
-    PUBLIC_URL,
-    FakeTwilio,
-    fixture,
-    post_webhook,
-    signature,
-)
+from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, FakeTwilio, fixture, post_webhook, signature
 from tests.router.test_inbound import wait_for
 
 CUSTOMER = "+14155550123"
@@ -67,9 +59,7 @@ async def messages(client: TestClient, **query: Any) -> list[dict[str, Any]]:
     return [message.to_doc() for message in await factories.messages(client.server.app[STORE], **query)]
 
 
-async def test_a_text_is_recorded_once_and_the_reply_goes_out_through_twilio(
-    sms_app: Any, twilio: FakeTwilio
-) -> None:
+async def test_a_text_is_recorded_once_and_the_reply_goes_out_through_twilio(sms_app: Any, twilio: FakeTwilio) -> None:
     client = await sms_app()
     params = fixture("sms", "inbound_text")
     first = await post_webhook(client, "/webhooks/sms", params)
@@ -138,8 +128,9 @@ async def test_signatures_are_checked_against_the_public_url(sms_app: Any) -> No
     signed = await post_webhook(client, "/webhooks/sms", params, headers={"X-Test": "1"})
     assert signed.status == 200
     tampered["Body"] = "give me a refund"
-    forged = await client.post("/webhooks/sms", data=tampered,
-                               headers={"X-Twilio-Signature": signature(PUBLIC_URL + "/webhooks/sms", params)})
+    forged = await client.post(
+        "/webhooks/sms", data=tampered, headers={"X-Twilio-Signature": signature(PUBLIC_URL + "/webhooks/sms", params)}
+    )
     for response in [*cases, forged]:
         assert response.status == 403
         assert (await response.json())["error"] == "forbidden"
@@ -190,8 +181,13 @@ async def test_stop_blocks_everything_until_start(sms_app: Any, twilio: FakeTwil
     assert await app[STORE].phone.opted_out("default", "sms", CUSTOMER)
 
     # anything for this number now is refused before it reaches Twilio
-    blocked = await app[OUTBOX].enqueue_reply(dedup_key="agent-1", thread=thread, to=Identity("sms", CUSTOMER),
-                                              text="Your order shipped", sender={"kind": "agent"})
+    blocked = await app[OUTBOX].enqueue_reply(
+        dedup_key="agent-1",
+        thread=thread,
+        to=Identity("sms", CUSTOMER),
+        text="Your order shipped",
+        sender={"kind": "agent"},
+    )
     await wait_for(lambda: _outbox_state(client, blocked.id, "dead"))
     [dead] = await app[STORE].outbox.list_outbox(None)
     assert "opted out (STOP)" in (dead.last_error or "")
@@ -245,8 +241,9 @@ async def test_a_long_reply_goes_out_in_parts_each_sent_once(sms_app: Any, twili
 
 
 def outbound(message_id: str, text: str, to: str = CUSTOMER) -> Outbound:
-    return Outbound(account_id="default", channel="sms", thread_id="thr_x", message_id=message_id,
-                    to=Identity("sms", to), text=text)
+    return Outbound(
+        account_id="default", channel="sms", thread_id="thr_x", message_id=message_id, to=Identity("sms", to), text=text
+    )
 
 
 async def test_twilio_errors_become_retries_or_dead_letters(sms_app: Any, twilio: FakeTwilio) -> None:

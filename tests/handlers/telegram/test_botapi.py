@@ -54,12 +54,15 @@ async def test_every_recorded_update_reads_the_same_polled_as_posted(api: BotAPI
 
 
 async def test_parameters_go_as_the_bot_api_reads_them(api: BotAPI, bot_api: FakeBotAPI) -> None:
-    sent = await api.send_message(7, "hi [1]", reply_markup={"keyboard": [[{"text": "Yes"}]], "one_time_keyboard": True})
+    sent = await api.send_message(
+        7, "hi [1]", reply_markup={"keyboard": [[{"text": "Yes"}]], "one_time_keyboard": True}
+    )
     assert sent.integer("message_id") == 1000
     await api.send_document(7, "https://shop.example/a.pdf")
     await api.delete_webhook()
-    assert bot_api.sent() == [{"chat_id": "7", "text": "hi [1]",
-                               "reply_markup": {"keyboard": [[{"text": "Yes"}]], "one_time_keyboard": True}}]
+    assert bot_api.sent() == [
+        {"chat_id": "7", "text": "hi [1]", "reply_markup": {"keyboard": [[{"text": "Yes"}]], "one_time_keyboard": True}}
+    ]
     assert bot_api.sent("sendDocument") == [{"chat_id": "7", "document": "https://shop.example/a.pdf"}]
     assert bot_api.sent("deleteWebhook") == [{"drop_pending_updates": "false"}]
 
@@ -73,7 +76,10 @@ async def test_refusals_keep_code_description_and_retry_after(api: BotAPI, bot_a
     with pytest.raises(BotAPIError) as blocked:
         await api.send_message(7, "hi")
     assert (blocked.value.code, blocked.value.description, blocked.value.transient) == (
-        403, "Forbidden: bot was blocked by the user", False)
+        403,
+        "Forbidden: bot was blocked by the user",
+        False,
+    )
     bot_api.fail_next(500)
     with pytest.raises(BotAPIError) as trouble:
         await api.answer_callback_query("q")
@@ -110,7 +116,11 @@ async def test_files_download_as_they_arrive(api: BotAPI, bot_api: FakeBotAPI) -
 def test_the_telegram_channel_imports_no_bot_api_model_library() -> None:
     """aiogram's pydantic models of the Bot API cost ~100 MB resident when imported (see
     docs/channels/telegram.md): the channel must not bring them back."""
-    probe = ("import sys, bot.handlers.telegram, bot.handlers.telegram.polling, bot.cli.channels; "
-             "print(sorted(m for m in ('aiogram', 'pydantic') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    probe = (
+        "import sys, bot.handlers.telegram, bot.handlers.telegram.polling, bot.cli.channels; "
+        "print(sorted(m for m in ('aiogram', 'pydantic') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+    )
     assert done.stdout.strip() == "[]"

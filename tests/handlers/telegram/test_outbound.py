@@ -55,8 +55,10 @@ async def test_webhook_in_thread_reply_out_exactly_once(router: TestClient, bot_
 async def test_an_agent_reply_with_options_gets_a_reply_keyboard(router: TestClient, bot_api: FakeBotAPI) -> None:
     await post_telegram(router, fixture("telegram", "text"))
     thread = await thread_of(router)
-    response = await router.post(f"/api/threads/{thread.id}/replies",
-                                 json={"id": "r1", "text": "Was it the blue one?", "options": ["Yes", "No"], "agent": "ann"})
+    response = await router.post(
+        f"/api/threads/{thread.id}/replies",
+        json={"id": "r1", "text": "Was it the blue one?", "options": ["Yes", "No"], "agent": "ann"},
+    )
     assert response.status == 202
     await wait_for(lambda: sent_count(bot_api, 2))
     reply = next(p for p in bot_api.sent() if p["text"] == "Was it the blue one?")
@@ -68,17 +70,30 @@ async def test_inline_buttons_and_documents_go_out_as_telegram_expects(router: T
     await post_telegram(router, fixture("telegram", "text"))
     thread = await thread_of(router)
     outbox = router.server.app[OUTBOX]
-    await outbox.enqueue_reply(dedup_key="inline", thread=thread, to=Identity("telegram", thread.address), text="Helpful?",
-                               sender={"kind": "bot"}, options=("Yes", "No"), meta={"buttons": "inline"})
-    response = await router.post(f"/api/threads/{thread.id}/replies",
-                                 json={"id": "doc", "text": "Your invoice", "document": {"url": "https://shop.example/inv.pdf"}})
+    await outbox.enqueue_reply(
+        dedup_key="inline",
+        thread=thread,
+        to=Identity("telegram", thread.address),
+        text="Helpful?",
+        sender={"kind": "bot"},
+        options=("Yes", "No"),
+        meta={"buttons": "inline"},
+    )
+    response = await router.post(
+        f"/api/threads/{thread.id}/replies",
+        json={"id": "doc", "text": "Your invoice", "document": {"url": "https://shop.example/inv.pdf"}},
+    )
     assert response.status == 202
     await wait_for(lambda: sent_count(bot_api, 1, "sendDocument"))
     await wait_for(lambda: sent_count(bot_api, 2))
     inline = next(p for p in bot_api.sent() if p["text"] == "Helpful?")
-    assert inline["reply_markup"]["inline_keyboard"] == [[{"text": "Yes", "callback_data": "Yes"}], [{"text": "No", "callback_data": "No"}]]
-    assert bot_api.sent("sendDocument") == [{"chat_id": "5512345678", "document": "https://shop.example/inv.pdf",
-                                             "caption": "Your invoice"}]
+    assert inline["reply_markup"]["inline_keyboard"] == [
+        [{"text": "Yes", "callback_data": "Yes"}],
+        [{"text": "No", "callback_data": "No"}],
+    ]
+    assert bot_api.sent("sendDocument") == [
+        {"chat_id": "5512345678", "document": "https://shop.example/inv.pdf", "caption": "Your invoice"}
+    ]
 
 
 async def test_a_429_retry_after_is_honoured_through_the_outbox(router: TestClient, bot_api: FakeBotAPI) -> None:
@@ -97,10 +112,18 @@ async def _outbox_state(store: Repositories, state: OutboxState) -> bool:
     return len(await factories.outbox(store, state=state)) == 1
 
 
-async def test_a_server_error_is_retried_and_a_blocked_bot_is_a_dead_letter(router: TestClient, bot_api: FakeBotAPI) -> None:
+async def test_a_server_error_is_retried_and_a_blocked_bot_is_a_dead_letter(
+    router: TestClient, bot_api: FakeBotAPI
+) -> None:
     adapter = router.server.app[OUTBOX]._adapters["telegram"]
-    outbound = Outbound(account_id="default", channel="telegram", thread_id="t", message_id="m",
-                        to=Identity("telegram", "5512345678"), text="hi")
+    outbound = Outbound(
+        account_id="default",
+        channel="telegram",
+        thread_id="t",
+        message_id="m",
+        to=Identity("telegram", "5512345678"),
+        text="hi",
+    )
     bot_api.fail_next(500)
     with pytest.raises(RetryableSendError):
         await adapter.send(outbound)
@@ -114,9 +137,16 @@ async def test_sends_to_one_chat_are_paced(embedded: EmbeddedMongo, db_name: str
     settings = channel_settings(embedded.uri, db_name, telegram_api=bot_api.url, telegram={"pacing": 0.3})
     adapter = TelegramAdapter(ChannelContext(settings, "default", EgressGuards.from_settings(settings)))
     try:
+
         def to(chat: str, n: int) -> Outbound:
-            return Outbound(account_id="default", channel="telegram", thread_id="t", message_id=f"m{n}",
-                            to=Identity("telegram", chat), text=f"n{n}")
+            return Outbound(
+                account_id="default",
+                channel="telegram",
+                thread_id="t",
+                message_id=f"m{n}",
+                to=Identity("telegram", chat),
+                text=f"n{n}",
+            )
 
         started = time.monotonic()
         await asyncio.gather(*(adapter.send(to("100", n)) for n in range(3)), adapter.send(to("200", 9)))
@@ -158,10 +188,14 @@ async def test_polling_records_updates_and_confirms_only_recorded_ones(router: T
     await poller.poll_once(bot)
     assert bot_api.confirmed_offset == 730001012 and bot_api.updates == []
     assert sorted(m.text for m in await factories.messages(router.server.app[STORE], direction="in")) == [
-        "Hello, where is my order 4471?", "and a second question"]
+        "Hello, where is my order 4471?",
+        "and a second question",
+    ]
 
 
-async def test_polling_does_not_confirm_an_update_it_could_not_record(tmp_path: Any, bot_api: FakeBotAPI, start_client: Any) -> None:
+async def test_polling_does_not_confirm_an_update_it_could_not_record(
+    tmp_path: Any, bot_api: FakeBotAPI, start_client: Any
+) -> None:
     server = EmbeddedMongo(tmp_path / "store")
     await server.start()
     try:
@@ -216,11 +250,15 @@ async def test_an_account_with_its_own_bot_gets_its_own_webhook(router: TestClie
     from conversations.models import utcnow
 
     await store.accounts.ensure_account("shop2", "Second shop", utcnow())
-    response = await router.put("/api/accounts/shop2/channels/telegram",
-                                json={"token": bot_api.token, "webhook_secret": "shop2-secret", "api_base": bot_api.url})
+    response = await router.put(
+        "/api/accounts/shop2/channels/telegram",
+        json={"token": bot_api.token, "webhook_secret": "shop2-secret", "api_base": bot_api.url},
+    )
     assert response.status == 200
     assert (await post_telegram(router, fixture("telegram", "text"), path="/webhooks/telegram/shop2")).status == 401
-    ok = await post_telegram(router, fixture("telegram", "text"), secret="shop2-secret", path="/webhooks/telegram/shop2")
+    ok = await post_telegram(
+        router, fixture("telegram", "text"), secret="shop2-secret", path="/webhooks/telegram/shop2"
+    )
     assert ok.status == 200 and (await ok.json())["recorded"] == 1
     [message] = await factories.messages(store, "shop2", direction="in")
     assert message.account_id == "shop2" and await factories.messages(store, direction="in") == []
@@ -230,8 +268,12 @@ async def test_an_account_with_its_own_bot_gets_its_own_webhook(router: TestClie
 async def test_polling_mode_runs_by_itself_from_start_to_reply(
     embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI, start_client: Any
 ) -> None:
-    settings = channel_settings(embedded.uri, db_name, telegram_api=bot_api.url,
-                                telegram={"mode": "polling", "webhook_secret": "", "poll_timeout": 1})
+    settings = channel_settings(
+        embedded.uri,
+        db_name,
+        telegram_api=bot_api.url,
+        telegram={"mode": "polling", "webhook_secret": "", "poll_timeout": 1},
+    )
     client = await start_client(settings)
     bot_api.push_update(fixture("telegram", "text"))
     await wait_for(lambda: sent_count(bot_api, 1), timeout=10)

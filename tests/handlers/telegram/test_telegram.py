@@ -43,24 +43,33 @@ async def test_a_photo_keeps_its_caption_and_the_largest_size(router: TestClient
     await deliver(router, "photo_caption")
     [message] = await inbound_messages(router)
     assert message["text"] == "The parcel arrived damaged"
-    assert message["attachments"] == [{"kind": "image", "mime_type": "image/jpeg", "size": 81112,
-                                       "provider_ref": "AgACAgIAAxkBAAMGZlarge"}]
+    assert message["attachments"] == [
+        {"kind": "image", "mime_type": "image/jpeg", "size": 81112, "provider_ref": "AgACAgIAAxkBAAMGZlarge"}
+    ]
 
 
 async def test_a_document_is_attachment_metadata(router: TestClient) -> None:
     await deliver(router, "document")
     [message] = await inbound_messages(router)
     assert message["text"] == "Invoice attached"
-    assert message["attachments"] == [{"kind": "document", "name": "invoice-4471.pdf", "mime_type": "application/pdf",
-                                       "size": 48213, "provider_ref": "BQACAgIAAxkBAAMHZinvoice"}]
+    assert message["attachments"] == [
+        {
+            "kind": "document",
+            "name": "invoice-4471.pdf",
+            "mime_type": "application/pdf",
+            "size": 48213,
+            "provider_ref": "BQACAgIAAxkBAAMHZinvoice",
+        }
+    ]
 
 
 async def test_a_voice_note_is_an_audio_attachment(router: TestClient) -> None:
     await deliver(router, "voice")
     [message] = await inbound_messages(router)
     assert message["text"] == ""
-    assert message["attachments"] == [{"kind": "audio", "mime_type": "audio/ogg", "size": 9876,
-                                       "provider_ref": "AwACAgIAAxkBAAMIZvoice"}]
+    assert message["attachments"] == [
+        {"kind": "audio", "mime_type": "audio/ogg", "size": 9876, "provider_ref": "AwACAgIAAxkBAAMIZvoice"}
+    ]
 
 
 async def test_a_location_is_a_geo_attachment(router: TestClient) -> None:
@@ -162,7 +171,10 @@ async def test_updates_we_do_not_handle_are_acknowledged_and_logged(
         (b"{not json", "body is not valid JSON"),
         (b"[1, 2]", "body must be a JSON object"),
         (b'{"message": {"text": "hi"}}', "$.update_id is missing"),
-        (b'{"update_id": 1, "message": {"message_id": 1, "date": 1, "chat": "x"}}', "$.message.chat: expected an object"),
+        (
+            b'{"update_id": 1, "message": {"message_id": 1, "date": 1, "chat": "x"}}',
+            "$.message.chat: expected an object",
+        ),
     ],
 )
 async def test_a_malformed_update_is_a_400_with_the_reason(router: TestClient, body: bytes, detail: str) -> None:

@@ -20,8 +20,9 @@ async def voice_app(start_client: Any, uri: str, db: str, with_sms: bool = True)
     if with_sms:
         settings = sms_settings(uri, db, "http://127.0.0.1:9", voice={"enabled": True})
     else:
-        settings = make_settings(uri, db, server={"public_url": PUBLIC_URL},
-                                 twilio={"auth_token": AUTH_TOKEN}, voice={"enabled": True})
+        settings = make_settings(
+            uri, db, server={"public_url": PUBLIC_URL}, twilio={"auth_token": AUTH_TOKEN}, voice={"enabled": True}
+        )
     client: TestClient = await start_client(settings)
     return client
 
@@ -37,8 +38,13 @@ async def test_a_missed_call_is_recorded_once_and_queues_a_call_back(
     [call] = await messages(client)
     assert call["text"] == f"Missed call from {CUSTOMER} (no answer)"
     assert call["channel"] == "voice" and call["external_id"] == params["CallSid"]
-    assert call["meta"]["call"] | {"at": None} == {"status": "no-answer", "answered": False, "duration": 0,
-                                                    "missed": True, "at": None}
+    assert call["meta"]["call"] | {"at": None} == {
+        "status": "no-answer",
+        "answered": False,
+        "duration": 0,
+        "missed": True,
+        "at": None,
+    }
     assert call["meta"]["call_back"] is True and call["decision"]["action"] == "queued"
     store = client.server.app[STORE]
     thread = await store.threads.get_thread(call["thread_id"])
@@ -70,8 +76,11 @@ async def test_dial_outcomes_progress_events_and_outbound_calls(
     await post_webhook(client, "/webhooks/voice", fixture("voice", "status_busy_inbound"))
     await post_webhook(client, "/webhooks/voice", fixture("voice", "status_completed_outbound"))
     texts = [m["text"] for m in await messages(client)]
-    assert texts == [f"Missed call from {CUSTOMER} (no answer)", f"Missed call from {CUSTOMER} (busy)",
-                     f"Call to {CUSTOMER}, 42 s"]
+    assert texts == [
+        f"Missed call from {CUSTOMER} (no answer)",
+        f"Missed call from {CUSTOMER} (busy)",
+        f"Call to {CUSTOMER}, 42 s",
+    ]
     calls = await messages(client)
     assert [m["direction"] for m in calls] == ["in", "in", "out"]
     thread = await client.server.app[STORE].threads.get_thread(calls[0]["thread_id"])
@@ -79,9 +88,7 @@ async def test_dial_outcomes_progress_events_and_outbound_calls(
     assert [m["decision"]["action"] for m in calls[:2]] == ["queued", "waiting"]  # one call-back item
 
 
-async def test_bad_signatures_and_malformed_callbacks(
-    embedded: EmbeddedMongo, db_name: str, start_client: Any
-) -> None:
+async def test_bad_signatures_and_malformed_callbacks(embedded: EmbeddedMongo, db_name: str, start_client: Any) -> None:
     client = await voice_app(start_client, embedded.uri, db_name)
     params = fixture("voice", "status_no_answer_inbound")
     assert (await post_webhook(client, "/webhooks/voice", params, token="wrong")).status == 403

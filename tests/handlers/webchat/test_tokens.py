@@ -13,7 +13,8 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from bot.handlers.webchat.adapter import VisitorTokens, WebchatAdapter
+from bot.handlers.webchat.adapter import WebchatAdapter
+from bot.handlers.webchat.tokens import VisitorTokens
 from bot.keys import ADAPTERS, STORE
 from bot.services.contacts import erase_contact, find_contact
 from bot.settings import Settings
@@ -127,8 +128,12 @@ async def test_one_rule_on_every_path_the_adapters_parser_reads_no_token(client:
 
 async def test_a_token_of_another_account_or_a_forged_one_is_refused(client: TestClient) -> None:
     visitor = await _visitor_writes(client, "hello")
-    forged = (TOKENS.token_for("other", visitor), f"{visitor}.1.{'0' * 32}", f"{visitor}.zz.{'0' * 32}",
-              f"{visitor}.zz.zz.zz")
+    forged = (
+        TOKENS.token_for("other", visitor),
+        f"{visitor}.1.{'0' * 32}",
+        f"{visitor}.zz.{'0' * 32}",
+        f"{visitor}.zz.zz.zz",
+    )
     for token in forged:
         refused = await client.post("/webchat/messages", json={"id": "x", "text": "hi", "visitor_token": token})
         assert refused.status == 400 and "visitor_token" in (await refused.json())["detail"], token

@@ -106,8 +106,9 @@ async def test_post_a_message(client: TestClient) -> None:
     assert response.status == 202
     body = await response.json()
     assert body["message_id"].startswith("msg_") and body["thread_id"].startswith("thr_")
-    again = await client.post("/webchat/messages",
-                              json={"id": "p1", "text": "hi there", "visitor_token": body["visitor_token"]})
+    again = await client.post(
+        "/webchat/messages", json={"id": "p1", "text": "hi there", "visitor_token": body["visitor_token"]}
+    )
     assert (await again.json())["duplicate"] is True
     assert len(await factories.messages(client.server.app[STORE], direction="in")) == 1
 

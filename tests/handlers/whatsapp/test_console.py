@@ -41,4 +41,6 @@ async def test_outside_whatsapps_window_the_console_sends_a_configured_template(
     templates = [body for body in graph_api.sent() if body.get("type") == "template"]
     assert len(templates) == 1  # the form's nonce makes a resubmission a no-op
     assert templates[0]["template"]["components"][0]["parameters"] == [
-        {"type": "text", "text": "Sheena"}, {"type": "text", "text": "4471"}]
+        {"type": "text", "text": "Sheena"},
+        {"type": "text", "text": "4471"},
+    ]

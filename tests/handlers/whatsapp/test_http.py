@@ -22,14 +22,22 @@ BIG = 8 * 1024 * 1024
 
 
 async def echo(request: web.Request) -> web.Response:
-    return web.json_response({"method": request.method, "path": request.path_qs, "body": (await request.read()).decode(),
-                              "auth": request.headers.get("Authorization"), "type": request.headers.get("Content-Type"),
-                              "peer": request.transport.get_extra_info("peername")[1] if request.transport else None})
+    return web.json_response(
+        {
+            "method": request.method,
+            "path": request.path_qs,
+            "body": (await request.read()).decode(),
+            "auth": request.headers.get("Authorization"),
+            "type": request.headers.get("Content-Type"),
+            "peer": request.transport.get_extra_info("peername")[1] if request.transport else None,
+        }
+    )
 
 
 async def zipped(request: web.Request) -> web.Response:
-    return web.Response(body=gzip.compress(b'{"ok": true}'), headers={"Content-Encoding": "gzip",
-                                                                     "Content-Type": "application/json"})
+    return web.Response(
+        body=gzip.compress(b'{"ok": true}'), headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    )
 
 
 async def moved(request: web.Request) -> web.Response:
@@ -76,7 +84,12 @@ async def test_requests_go_out_as_httpx_built_them(client: httpx.AsyncClient) ->
     response = await client.post("/echo?x=1", json={"to": "16505550000"}, headers={"Authorization": "Bearer t"})
     assert response.status_code == 200
     got = response.json()
-    assert (got["method"], got["path"], got["auth"], got["type"]) == ("POST", "/echo?x=1", "Bearer t", "application/json")
+    assert (got["method"], got["path"], got["auth"], got["type"]) == (
+        "POST",
+        "/echo?x=1",
+        "Bearer t",
+        "application/json",
+    )
     assert json.loads(got["body"]) == {"to": "16505550000"}
     again = await client.get("/echo")
     assert again.json()["peer"] == got["peer"]  # the connection was kept and reused

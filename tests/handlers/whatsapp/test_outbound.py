@@ -52,14 +52,23 @@ def status(wamid: str, state: str) -> dict[str, Any]:
     return payload
 
 
-async def test_webhook_in_thread_reply_out_exactly_once_then_delivered(router: TestClient, graph_api: FakeGraphAPI) -> None:
+async def test_webhook_in_thread_reply_out_exactly_once_then_delivered(
+    router: TestClient, graph_api: FakeGraphAPI
+) -> None:
     payload = fresh("text")
     assert (await post_whatsapp(router, payload)).status == 200
     await wait_for(lambda: sent(graph_api, 1))
     assert (await post_whatsapp(router, payload)).status == 200  # redelivery
     await asyncio.sleep(0.3)
-    assert graph_api.sent() == [{"messaging_product": "whatsapp", "recipient_type": "individual", "to": "16505551234",
-                                 "type": "text", "text": {"body": NOTICE, "preview_url": False}}]
+    assert graph_api.sent() == [
+        {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "16505551234",
+            "type": "text",
+            "text": {"body": NOTICE, "preview_url": False},
+        }
+    ]
     assert graph_api.requests[0].path == "/v23.0/106540352242922/messages"
     store = router.server.app[STORE]
     [out] = await factories.messages(store, direction="out")
@@ -69,7 +78,9 @@ async def test_webhook_in_thread_reply_out_exactly_once_then_delivered(router: T
     assert delivered is not None and delivered.delivery_status == "delivered"
 
 
-async def test_outside_the_window_free_form_is_refused_and_a_template_goes_out(router: TestClient, graph_api: FakeGraphAPI) -> None:
+async def test_outside_the_window_free_form_is_refused_and_a_template_goes_out(
+    router: TestClient, graph_api: FakeGraphAPI
+) -> None:
     await post_whatsapp(router, fixture("whatsapp", "text"))  # written a year ago: the window is closed
     thread = await thread_of(router)
     refused = await router.post(f"/api/threads/{thread.id}/replies", json={"id": "r1", "text": "Still there?"})
@@ -80,11 +91,15 @@ async def test_outside_the_window_free_form_is_refused_and_a_template_goes_out(r
 
     wrong = await router.post(f"/api/threads/{thread.id}/replies", json={"id": "r2", "template": "nope"})
     assert wrong.status == 409 and (await wrong.json())["error"] == "unknown_template"
-    short = await router.post(f"/api/threads/{thread.id}/replies", json={"id": "r3", "template": "order_update", "parameters": ["Sheena"]})
+    short = await router.post(
+        f"/api/threads/{thread.id}/replies", json={"id": "r3", "template": "order_update", "parameters": ["Sheena"]}
+    )
     assert short.status == 400 and "takes 2 parameters" in (await short.json())["detail"]
 
-    ok = await router.post(f"/api/threads/{thread.id}/replies",
-                           json={"id": "r4", "template": "order_update", "parameters": {"order": "4471", "name": "Sheena"}})
+    ok = await router.post(
+        f"/api/threads/{thread.id}/replies",
+        json={"id": "r4", "template": "order_update", "parameters": {"order": "4471", "name": "Sheena"}},
+    )
     assert ok.status == 202 and (await ok.json())["text"] == "[template order_update] Sheena, 4471"
     await wait_for(lambda: sent(graph_api, 1))
     [body] = graph_api.sent()
@@ -103,10 +118,15 @@ async def test_options_become_buttons_a_list_or_a_numbered_text(router: TestClie
     thread = await thread_of(router)
     many = [f"Option {n}" for n in range(1, 13)]
     for key, options in (("b", ["Yes", "No"]), ("l", many[:5]), ("t", many)):
-        response = await router.post(f"/api/threads/{thread.id}/replies", json={"id": key, "text": f"pick {key}", "options": options})
+        response = await router.post(
+            f"/api/threads/{thread.id}/replies", json={"id": key, "text": f"pick {key}", "options": options}
+        )
         assert response.status == 202
     await wait_for(lambda: sent(graph_api, 4))
-    bodies = {b.get("interactive", {}).get("body", {}).get("text") or b.get("text", {}).get("body", ""): b for b in graph_api.sent()}
+    bodies = {
+        b.get("interactive", {}).get("body", {}).get("text") or b.get("text", {}).get("body", ""): b
+        for b in graph_api.sent()
+    }
     buttons = bodies["pick b"]["interactive"]
     assert buttons["type"] == "button"
     assert [b["reply"]["title"] for b in buttons["action"]["buttons"]] == ["Yes", "No"]
@@ -119,8 +139,14 @@ async def test_options_become_buttons_a_list_or_a_numbered_text(router: TestClie
 async def test_a_document_reply(router: TestClient, graph_api: FakeGraphAPI) -> None:
     await post_whatsapp(router, fresh("text"))
     thread = await thread_of(router)
-    response = await router.post(f"/api/threads/{thread.id}/replies",
-                                 json={"id": "d", "text": "Your invoice", "document": {"url": "https://shop.example/inv.pdf", "name": "inv.pdf"}})
+    response = await router.post(
+        f"/api/threads/{thread.id}/replies",
+        json={
+            "id": "d",
+            "text": "Your invoice",
+            "document": {"url": "https://shop.example/inv.pdf", "name": "inv.pdf"},
+        },
+    )
     assert response.status == 202
     await wait_for(lambda: sent(graph_api, 2))
     document = next(b for b in graph_api.sent() if b["type"] == "document")["document"]
@@ -149,9 +175,15 @@ async def test_errors_map_to_retry_or_dead_letter(router: TestClient, graph_api:
     await wait_for(lambda: sent(graph_api, 1))
     thread = await thread_of(router)
     adapter = router.server.app[OUTBOX]._adapters["whatsapp"]
-    outbound = Outbound(account_id="default", channel="whatsapp", thread_id=thread.id, message_id="m",
-                        to=Identity("whatsapp", "16505551234"), text="hi",
-                        window_ends_at=thread.wa_window_ends_at)  # as the outbox queues it
+    outbound = Outbound(
+        account_id="default",
+        channel="whatsapp",
+        thread_id=thread.id,
+        message_id="m",
+        to=Identity("whatsapp", "16505551234"),
+        text="hi",
+        window_ends_at=thread.wa_window_ends_at,
+    )  # as the outbox queues it
     graph_api.fail_next(500)
     with pytest.raises(RetryableSendError):
         await adapter.send(outbound)
@@ -183,7 +215,9 @@ async def test_media_downloads_by_id_within_the_cap(router: TestClient, graph_ap
     assert refused.status == 413 and (await refused.json())["error"] == "too_large"
 
 
-async def test_every_new_conversation_has_its_window_before_its_first_reply(router: TestClient, graph_api: FakeGraphAPI) -> None:
+async def test_every_new_conversation_has_its_window_before_its_first_reply(
+    router: TestClient, graph_api: FakeGraphAPI
+) -> None:
     """Under a burst of webhooks the window is on the thread before the notice is sent (see
     bench/webhooks.py for a bigger burst)."""
     for n in range(40):

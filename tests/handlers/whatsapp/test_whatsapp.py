@@ -51,9 +51,11 @@ async def test_a_text_message_opens_a_thread_and_the_service_window(router: Test
 
 @pytest.mark.parametrize(
     ("name", "text", "reply_id"),
-    [("interactive_button_reply", "Track my order", "Track my order"),
-     ("interactive_list_reply", "Returns", "returns"),
-     ("template_button", "Stop promotions", "STOP_PROMOS")],
+    [
+        ("interactive_button_reply", "Track my order", "Track my order"),
+        ("interactive_list_reply", "Returns", "returns"),
+        ("template_button", "Stop promotions", "STOP_PROMOS"),
+    ],
 )
 async def test_replies_to_buttons_lists_and_templates(router: TestClient, name: str, text: str, reply_id: str) -> None:
     await deliver(router, name)
@@ -65,9 +67,21 @@ async def test_replies_to_buttons_lists_and_templates(router: TestClient, name: 
 @pytest.mark.parametrize(
     ("name", "text", "attachment"),
     [
-        ("image", "This is the damaged box", {"kind": "image", "mime_type": "image/jpeg", "provider_ref": "1003383421387256"}),
-        ("document", "My receipt", {"kind": "document", "name": "receipt.pdf", "mime_type": "application/pdf",
-                                    "provider_ref": "1003383421387257"}),
+        (
+            "image",
+            "This is the damaged box",
+            {"kind": "image", "mime_type": "image/jpeg", "provider_ref": "1003383421387256"},
+        ),
+        (
+            "document",
+            "My receipt",
+            {
+                "kind": "document",
+                "name": "receipt.pdf",
+                "mime_type": "application/pdf",
+                "provider_ref": "1003383421387257",
+            },
+        ),
         ("audio", "", {"kind": "audio", "mime_type": "audio/ogg; codecs=opus", "provider_ref": "1003383421387258"}),
         ("location", "Freedom Monument", {"kind": "location", "name": "Freedom Monument", "url": "geo:56.951,24.113"}),
         ("contacts", "", {"kind": "contact", "name": "Jānis Ozols", "provider_ref": "+371 2999 8888"}),
@@ -97,9 +111,19 @@ async def test_a_redelivered_message_is_stored_once(router: TestClient) -> None:
 
 async def test_status_reports_move_forward_only(router: TestClient) -> None:
     store = router.server.app[STORE]
-    outbound = Message(id="msg_out", account_id="default", thread_id="thr_x", contact_id="con_x", direction=Direction.OUT,
-                       channel="whatsapp", text="It does, in blue.", created_at=utcnow(), external_id="wamid.FAKE000001",
-                       delivery_status=DeliveryStatus.SENT, delivery_rank=DeliveryStatus.SENT.rank)
+    outbound = Message(
+        id="msg_out",
+        account_id="default",
+        thread_id="thr_x",
+        contact_id="con_x",
+        direction=Direction.OUT,
+        channel="whatsapp",
+        text="It does, in blue.",
+        created_at=utcnow(),
+        external_id="wamid.FAKE000001",
+        delivery_status=DeliveryStatus.SENT,
+        delivery_rank=DeliveryStatus.SENT.rank,
+    )
     await store.messages.insert_message_once(outbound)
 
     async def status() -> str:
@@ -121,7 +145,9 @@ async def test_a_status_for_an_unknown_message_is_acknowledged(router: TestClien
 
 
 @pytest.mark.parametrize("signature", [None, "sha256=" + "0" * 64, "sha1=abc", "wrong"])
-async def test_a_missing_or_bad_signature_is_refused_and_nothing_stored(router: TestClient, signature: str | None) -> None:
+async def test_a_missing_or_bad_signature_is_refused_and_nothing_stored(
+    router: TestClient, signature: str | None
+) -> None:
     response = await post_whatsapp(router, fixture("whatsapp", "text"), signature=signature)
     assert response.status == (401 if signature is None else 403)
     assert await inbound_messages(router) == []
@@ -163,11 +189,13 @@ async def test_another_numbers_entries_are_not_taken_for_ours(router: TestClient
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
-        (b"{\"object\": ", "body is not valid JSON"),
-        (b"\"text\"", "body must be a JSON object"),
+        (b'{"object": ', "body is not valid JSON"),
+        (b'"text"', "body must be a JSON object"),
         (b'{"object": "whatsapp_business_account"}', "$.entry is missing"),
-        (b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": {"messages": [{"id": "x", "from": "1"}]}}]}]}',
-         "$.entry[0].changes[0].value.messages[0].type is missing"),
+        (
+            b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": {"messages": [{"id": "x", "from": "1"}]}}]}]}',
+            "$.entry[0].changes[0].value.messages[0].type is missing",
+        ),
     ],
 )
 async def test_a_malformed_payload_is_a_400_with_the_reason(router: TestClient, body: bytes, detail: str) -> None:

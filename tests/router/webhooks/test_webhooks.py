@@ -33,8 +33,9 @@ async def receiver() -> AsyncIterator[WebhookReceiver]:
     await server.stop()
 
 
-async def subscribe(client: TestClient, receiver: WebhookReceiver, account: str | None = None,
-                    **body: Any) -> dict[str, Any]:
+async def subscribe(
+    client: TestClient, receiver: WebhookReceiver, account: str | None = None, **body: Any
+) -> dict[str, Any]:
     params = {"account": account} if account else {}
     response = await client.post("/api/webhooks", params=params, json={"url": f"{receiver.url}/hook", **body})
     assert response.status == 201, await response.text()
@@ -76,8 +77,17 @@ async def test_a_conversation_s_life_arrives_signed_in_order_of_its_events(
     await wait_for(all_arrived, timeout=10)
     assert receiver.refused == []  # every delivery carried a valid, fresh signature
     kinds = sorted(e["type"] for e in receiver.events())
-    assert kinds == sorted(["thread.created", "thread.message", "thread.message", "thread.queued",
-                            "thread.assigned", "thread.message", "thread.resolved"])
+    assert kinds == sorted(
+        [
+            "thread.created",
+            "thread.message",
+            "thread.message",
+            "thread.queued",
+            "thread.assigned",
+            "thread.message",
+            "thread.resolved",
+        ]
+    )
     assert {e["data"]["thread"]["id"] for e in receiver.events()} == {thread_id}
     assert all(e["account_id"] == "default" for e in receiver.events())
     inbound = [e for e in receiver.events("thread.message") if e["data"]["message"]["direction"] == "in"]
@@ -125,7 +135,9 @@ async def test_a_dead_delivery_can_be_sent_again_and_410_switches_the_subscripti
     await customer_writes(client.server.app, "dead", "hello")
 
     async def dead() -> list[dict[str, Any]]:
-        return (await (await client.get(f"/api/webhooks/{sub_id}/deliveries", params={"state": "dead"})).json())["items"]
+        return (await (await client.get(f"/api/webhooks/{sub_id}/deliveries", params={"state": "dead"})).json())[
+            "items"
+        ]
 
     async def is_dead() -> bool:
         return len(await dead()) == 1
@@ -190,8 +202,9 @@ async def test_private_addresses_are_refused_unless_the_install_allows_them(
     refused = await client.post("/api/webhooks", json={"url": f"{receiver.url}/hook"})
     assert refused.status == 400 and "not a public address" in (await refused.json())["detail"]
     port = receiver.url.rsplit(":", 1)[1]
-    named = await client.post("/api/webhooks", json={"url": f"http://localhost:{port}/hook",
-                                                     "events": ["thread.created"]})
+    named = await client.post(
+        "/api/webhooks", json={"url": f"http://localhost:{port}/hook", "events": ["thread.created"]}
+    )
     assert named.status == 201  # a name is checked when it is resolved, at delivery
     sub_id = (await named.json())["subscription"]["id"]
     await customer_writes(client.server.app, "ssrf", "hello")
@@ -210,12 +223,21 @@ async def test_a_receiver_the_operator_allows_by_name_gets_its_deliveries(
     embedded: Any, db_name: str, start_client: Any, receiver: WebhookReceiver
 ) -> None:
     port = receiver.url.rsplit(":", 1)[1]
-    client: TestClient = await start_client(make_settings(
-        embedded.uri, db_name, webhooks={**FAST, "allow_private_networks": False},
-        egress={"allowed_destinations": f"localhost:{port}"}))
-    refused = await client.post("/api/webhooks", json={"url": f"{receiver.url}/hook"})  # the name is allowed, not the address
+    client: TestClient = await start_client(
+        make_settings(
+            embedded.uri,
+            db_name,
+            webhooks={**FAST, "allow_private_networks": False},
+            egress={"allowed_destinations": f"localhost:{port}"},
+        )
+    )
+    refused = await client.post(
+        "/api/webhooks", json={"url": f"{receiver.url}/hook"}
+    )  # the name is allowed, not the address
     assert refused.status == 400 and "not a public address (loopback)" in (await refused.json())["detail"]
-    created = await client.post("/api/webhooks", json={"url": f"http://localhost:{port}/hook", "events": ["thread.created"]})
+    created = await client.post(
+        "/api/webhooks", json={"url": f"http://localhost:{port}/hook", "events": ["thread.created"]}
+    )
     assert created.status == 201
     receiver.secret = (await created.json())["secret"]
     await customer_writes(client.server.app, "allowed", "hello")
@@ -235,12 +257,19 @@ async def test_the_router_s_own_address_and_metadata_are_refused_even_with_priva
     from conversations.embedded import free_port
 
     port = free_port()
-    settings = make_settings(embedded.uri, db_name, webhooks={**FAST, "allow_private_networks": True},
-                             server={"port": port})
+    settings = make_settings(
+        embedded.uri, db_name, webhooks={**FAST, "allow_private_networks": True}, server={"port": port}
+    )
     async with TestClient(TestServer(create_app(settings), port=port)) as client:
-        for url in (f"http://127.0.0.1:{port}/api/threads/thr_1/resolve", f"http://[::ffff:127.0.0.1]:{port}/api/x",
-                    "http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/latest/"):
-            response = await client.post("/api/webhooks", json={"url": url}, headers={"Authorization": f"Bearer {TEST_API_TOKEN}"})
+        for url in (
+            f"http://127.0.0.1:{port}/api/threads/thr_1/resolve",
+            f"http://[::ffff:127.0.0.1]:{port}/api/x",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fd00:ec2::254]/latest/",
+        ):
+            response = await client.post(
+                "/api/webhooks", json={"url": url}, headers={"Authorization": f"Bearer {TEST_API_TOKEN}"}
+            )
             assert response.status == 400, (url, await response.text())
             assert "not a public address" in (await response.json())["detail"]
         assert await client.server.app[STORE].webhooks.list_webhooks("default") == []

@@ -35,8 +35,11 @@ class Browser:
     async def log_in(self, account: str, login: str, password: str) -> aiohttp.ClientResponse:
         page = await (await self.session.get(f"{self.base}/login")).text()
         token = CSRF.search(page).group(1)  # type: ignore[union-attr]
-        return await self.session.post(f"{self.base}/login", allow_redirects=False, data={
-            "account": account, "login": login, "password": password, "csrf_token": token})
+        return await self.session.post(
+            f"{self.base}/login",
+            allow_redirects=False,
+            data={"account": account, "login": login, "password": password, "csrf_token": token},
+        )
 
     async def get(self, path: str) -> tuple[int, str]:
         async with self.session.get(self.base + path, allow_redirects=False) as response:
@@ -44,8 +47,9 @@ class Browser:
 
     async def post(self, path: str, form: dict[str, str], page: str = "/console") -> tuple[int, str]:
         csrf = CSRF.search((await self.get(page))[1]).group(1)  # type: ignore[union-attr]
-        async with self.session.post(self.base + path, data={**form, "csrf_token": csrf},
-                                     allow_redirects=False) as response:
+        async with self.session.post(
+            self.base + path, data={**form, "csrf_token": csrf}, allow_redirects=False
+        ) as response:
             return response.status, await response.text()
 
     async def close(self) -> None:
@@ -146,8 +150,9 @@ async def test_a_disabled_account_is_shut_out_at_once_and_let_back_in(client: Te
 async def test_api_tokens_are_shown_once_and_revoked_from_the_account_page(client: TestClient) -> None:
     root = await superadmin(client)
     try:
-        status, page = await root.post("/admin/account/tokens", {"name": "reports", "scope_read": "on"},
-                                       "/admin/account")
+        status, page = await root.post(
+            "/admin/account/tokens", {"name": "reports", "scope_read": "on"}, "/admin/account"
+        )
         token = REVEALED.search(page).group(1)  # type: ignore[union-attr]
         assert status == 200 and token.startswith("omr_")
         status, page = await root.get("/admin/account")
@@ -198,8 +203,12 @@ async def test_channel_secrets_saved_in_the_console_are_sealed_never_shown_and_u
     try:
         # the install's own account has no bot: telegram.for_accounts serves the accounts' own bots, and
         # the operator allows the (fake) Bot API server the account's admin names
-        settings = make_settings(embedded.uri, db_name, telegram={"for_accounts": True, "pacing": 0.0},
-                                 egress={"allowed_destinations": bot_api.url.removeprefix("http://")})
+        settings = make_settings(
+            embedded.uri,
+            db_name,
+            telegram={"for_accounts": True, "pacing": 0.0},
+            egress={"allowed_destinations": bot_api.url.removeprefix("http://")},
+        )
         client: TestClient = await start_client(settings)
         assert (await post_telegram(client, fixture("telegram", "text"))).status == 404  # no bot of its own
         root = await superadmin(client)
@@ -214,17 +223,26 @@ async def test_channel_secrets_saved_in_the_console_are_sealed_never_shown_and_u
         assert bot_api.token not in str(raw) and "shop4-hook-secret" not in str(raw)
 
         # an empty secret field keeps what is stored; a bad one is refused; required ones stay required
-        status, _ = await admin.post("/admin/account/channels/telegram", {"token": "", "webhook_secret": "",
-                                                                          "api_base": bot_api.url}, "/admin/account")
+        status, _ = await admin.post(
+            "/admin/account/channels/telegram",
+            {"token": "", "webhook_secret": "", "api_base": bot_api.url},
+            "/admin/account",
+        )
         assert status == 303
         account = await client.server.app[STORE].accounts.get_account("shop4")
         assert account is not None and account.channels["telegram"]["token"] == bot_api.token
-        assert (await admin.post("/admin/account/channels/telegram", {"webhook_secret": "no spaces allowed"},
-                                 "/admin/account"))[0] == 400
-        assert (await admin.post("/admin/account/channels/whatsapp", {"phone_number_id": "1"}, "/admin/account"))[0] == 400
+        assert (
+            await admin.post(
+                "/admin/account/channels/telegram", {"webhook_secret": "no spaces allowed"}, "/admin/account"
+            )
+        )[0] == 400
+        assert (await admin.post("/admin/account/channels/whatsapp", {"phone_number_id": "1"}, "/admin/account"))[
+            0
+        ] == 400
 
-        ok = await post_telegram(client, fixture("telegram", "text"), secret="shop4-hook-secret",
-                                 path="/webhooks/telegram/shop4")
+        ok = await post_telegram(
+            client, fixture("telegram", "text"), secret="shop4-hook-secret", path="/webhooks/telegram/shop4"
+        )
         assert ok.status == 200  # the router uses what the admin saved, without a restart
 
         async def answered() -> bool:
@@ -246,7 +264,10 @@ async def test_the_install_s_own_account_keeps_its_channels_in_the_settings_file
     try:
         status, page = await root.get("/admin/account")
         assert status == 200 and "config/omnirouter.toml" in page and 'id="channel-telegram"' not in page
-        assert (await root.post("/admin/account/channels/telegram", {"token": "1:x", "webhook_secret": "s"},
-                                "/admin/account"))[0] == 404
+        assert (
+            await root.post(
+                "/admin/account/channels/telegram", {"token": "1:x", "webhook_secret": "s"}, "/admin/account"
+            )
+        )[0] == 404
     finally:
         await root.close()

@@ -37,8 +37,11 @@ async def test_the_reports_page_draws_the_seeded_week(client: TestClient) -> Non
     html = await response.text()
     assert html.count("<svg") == 7 and " style=" not in html and "<script>" not in html.replace("<script src", "")
     assert re.search(r'id="kpi-total">15<', html) and re.search(r'id="kpi-containment">27 %<', html)
-    assert re.search(r'<tr id="timing-first_response"><th>First response</th><td>10</td><td>15 min</td>'
-                     r'<td>7.5 min</td><td>33 min</td>', html)
+    assert re.search(
+        r'<tr id="timing-first_response"><th>First response</th><td>10</td><td>15 min</td>'
+        r"<td>7.5 min</td><td>33 min</td>",
+        html,
+    )
     assert "<title>whatsapp: 6</title>" in html and 'id="sla-first">4<' in html
 
 
@@ -48,7 +51,9 @@ async def test_the_report_downloads_as_csv(client: TestClient) -> None:
     response = await client.get("/admin/reports.csv?from=2025-03-01&until=2025-03-07")
     assert response.status == 200 and response.content_type == "text/csv"
     assert response.headers["Content-Disposition"] == 'attachment; filename="report-2025-03-01-2025-03-07.csv"'
-    rows = {(r["section"], r["item"], r["measure"]): r["value"] for r in csv.DictReader(io.StringIO(await response.text()))}
+    rows = {
+        (r["section"], r["item"], r["measure"]): r["value"] for r in csv.DictReader(io.StringIO(await response.text()))
+    }
     assert rows[("timing", "resolution", "p90_s")] == "4320" and rows[("agents", "ann", "conversations")] == "5"
     entries = await factories.audit(client.server.app[STORE], action="report.export")
     assert len(entries) == 1 and entries[0].details == {"since": "2025-03-01", "until": "2025-03-07"}
@@ -76,8 +81,10 @@ async def test_console_actions_are_audited_without_personal_data(client: TestCli
     await client.post("/console/shift", data={"action": "start", "csrf_token": token})
     thread_id = await customer_writes(app, "visitor-a", "My card number is 4111 1111 1111 1111")
     await client.post(f"/console/threads/{thread_id}/take", data={"csrf_token": token})
-    await client.post(f"/console/threads/{thread_id}/reply", data={"csrf_token": token, "text": "Secret reply",
-                                                                   "nonce": "nonce-audit-1"})
+    await client.post(
+        f"/console/threads/{thread_id}/reply",
+        data={"csrf_token": token, "text": "Secret reply", "nonce": "nonce-audit-1"},
+    )
     await client.post(f"/console/threads/{thread_id}/note", data={"csrf_token": token, "text": "Secret note"})
     await client.post(f"/console/threads/{thread_id}/transfer", data={"csrf_token": token, "team": "billing"})
     await client.post("/admin/agents", data={"csrf_token": token, "login": "newbie", "role": "agent", "capacity": "3"})
@@ -87,11 +94,23 @@ async def test_console_actions_are_audited_without_personal_data(client: TestCli
     assert (await log_in(client, "admin", "wrong password")).status == 401
     entries = [e.to_doc() for e in await factories.audit(store)]
     actions = [e["action"] for e in entries]
-    assert actions == ["login", "shift.start", "thread.take", "thread.reply", "thread.note", "thread.transfer",
-                       "agent.create", "settings.routing", "settings.canned", "login.failed"]
+    assert actions == [
+        "login",
+        "shift.start",
+        "thread.take",
+        "thread.reply",
+        "thread.note",
+        "thread.transfer",
+        "agent.create",
+        "settings.routing",
+        "settings.canned",
+        "login.failed",
+    ]
     by_action = {e["action"]: e for e in entries}
     assert by_action["thread.take"]["actor"] == admin.id and by_action["thread.take"]["actor_name"] == "admin"
-    assert by_action["thread.reply"]["target"] == thread_id and by_action["thread.transfer"]["details"] == {"team": "billing"}
+    assert by_action["thread.reply"]["target"] == thread_id and by_action["thread.transfer"]["details"] == {
+        "team": "billing"
+    }
     assert by_action["login.failed"]["target"] == "admin" and by_action["login.failed"]["actor"] == "unknown"
     text = json.dumps(entries, default=str)
     assert "4111" not in text and "Secret" not in text and "visitor-a" not in text
@@ -101,14 +120,26 @@ async def test_api_actions_are_audited_without_secrets(client: TestClient) -> No
     app = client.server.app
     store = app[STORE]
     thread_id = await customer_writes(app, "visitor-api", "hello")
-    reply = await client.post(f"/api/threads/{thread_id}/replies", json={"id": "crm-1", "text": "From the CRM", "agent": "crm"})
+    reply = await client.post(
+        f"/api/threads/{thread_id}/replies", json={"id": "crm-1", "text": "From the CRM", "agent": "crm"}
+    )
     assert reply.status == 202
-    stored = await client.put("/api/accounts/default/channels/telegram", json={"token": "123:very-secret", "webhook_secret": "s3"})
+    stored = await client.put(
+        "/api/accounts/default/channels/telegram", json={"token": "123:very-secret", "webhook_secret": "s3"}
+    )
     assert stored.status == 200
     entries = [e.to_doc() for e in await factories.audit(store, actor="api")]
-    assert [(e["action"], e["target"]) for e in entries] == [("thread.reply", thread_id), ("settings.channel", "default")]
-    assert entries[0]["details"]["agent"] == "crm" and entries[1]["details"] == {"channel": "telegram", "keys": "token,webhook_secret"}
-    assert "very-secret" not in json.dumps(entries, default=str) and "From the CRM" not in json.dumps(entries, default=str)
+    assert [(e["action"], e["target"]) for e in entries] == [
+        ("thread.reply", thread_id),
+        ("settings.channel", "default"),
+    ]
+    assert entries[0]["details"]["agent"] == "crm" and entries[1]["details"] == {
+        "channel": "telegram",
+        "keys": "token,webhook_secret",
+    }
+    assert "very-secret" not in json.dumps(entries, default=str) and "From the CRM" not in json.dumps(
+        entries, default=str
+    )
 
 
 async def test_the_audit_log_filters_pages_and_exports(client: TestClient) -> None:
@@ -143,7 +174,9 @@ async def test_retention_is_set_per_account_on_the_settings_page(client: TestCli
     page = await (await client.get("/admin")).text()
     assert 'id="retention"' in page and "Messages are kept with no time limit." in page
     assert (await client.post("/admin/retention", data={"csrf_token": token, "days": "-3"})).status == 400
-    assert (await client.post("/admin/retention", data={"csrf_token": token, "days": "90"}, allow_redirects=False)).status == 303
+    assert (
+        await client.post("/admin/retention", data={"csrf_token": token, "days": "90"}, allow_redirects=False)
+    ).status == 303
     account = await store.accounts.get_account("default")
     assert account is not None and account.retention_days == 90
     assert "Messages older than 90 days are deleted." in await (await client.get("/admin")).text()
@@ -168,10 +201,15 @@ async def test_an_admin_exports_and_erases_a_contact(client: TestClient) -> None
     document = json.loads(await export.text())
     assert document["contact_id"] == thread.contact_id
     assert [m["text"] for m in document["data"]["messages"] if m["direction"] == "in"] == ["please forget me"]
-    refused = await client.post(f"/admin/contacts/{thread.contact_id}/erase", data={"csrf_token": token, "confirm": "yes"})
+    refused = await client.post(
+        f"/admin/contacts/{thread.contact_id}/erase", data={"csrf_token": token, "confirm": "yes"}
+    )
     assert refused.status == 400 and await store.contacts.get_contact(thread.contact_id) is not None
-    done = await client.post(f"/admin/contacts/{thread.contact_id}/erase",
-                             data={"csrf_token": token, "confirm": thread.contact_id}, allow_redirects=False)
+    done = await client.post(
+        f"/admin/contacts/{thread.contact_id}/erase",
+        data={"csrf_token": token, "confirm": thread.contact_id},
+        allow_redirects=False,
+    )
     assert done.status == 303 and "Receipt" in done.headers["Location"]
     assert await store.contacts.get_contact(thread.contact_id) is None
     assert await factories.messages(store) == []
@@ -185,9 +223,16 @@ async def test_an_admin_exports_and_erases_a_contact(client: TestClient) -> None
 async def test_contacts_are_found_by_name_address_or_id(client: TestClient) -> None:
     app = client.server.app
     await admin_client(client)
-    recorded, task = await app[PIPELINE].receive(Inbound(
-        account_id="default", channel="webchat", external_id="zed-1", sender=Identity("webchat", "v-zed"), text="hi",
-        sender_name="Zelda Ozola"))
+    recorded, task = await app[PIPELINE].receive(
+        Inbound(
+            account_id="default",
+            channel="webchat",
+            external_id="zed-1",
+            sender=Identity("webchat", "v-zed"),
+            text="hi",
+            sender_name="Zelda Ozola",
+        )
+    )
     if task is not None:
         await task
     thread = recorded.thread
@@ -197,5 +242,3 @@ async def test_contacts_are_found_by_name_address_or_id(client: TestClient) -> N
     assert f'id="contact-id">{thread.contact_id}<' in by_address
     by_id = await (await client.get(f"/admin/contacts?q={thread.contact_id}")).text()
     assert "webchat:v-zed" in by_id
-
-

@@ -72,7 +72,9 @@ async def test_erasing_a_learned_customer_retires_the_active_model_and_the_bot_r
     client, store = training_client, training_client.server.app[STORE]
     headers = await _token(client)
     message_id = await customer_says(client, "parcel for Zvejniekciems never came")
-    assert (await client.post(f"/api/nlu/review/{message_id}", json={"intent": "delivery"}, headers=headers)).status == 200
+    assert (
+        await client.post(f"/api/nlu/review/{message_id}", json={"intent": "delivery"}, headers=headers)
+    ).status == 200
     version = await _train(client, headers)
     listed = await (await client.get("/api/nlu/models", headers=headers)).json()
     assert listed["models"][0]["learned_examples"] == 1 and "learned_from" not in listed["models"][0]
@@ -81,8 +83,9 @@ async def test_erasing_a_learned_customer_retires_the_active_model_and_the_bot_r
     await log_in(client, "ada", PASSWORD)
     scope = await find_contact(store, "default", "webchat:visitor-1")
     csrf = await console_csrf(client, f"/admin/contacts?q={scope.contact_id}")
-    erased = await client.post(f"/admin/contacts/{scope.contact_id}/erase",
-                               data={"csrf_token": csrf, "confirm": scope.contact_id})
+    erased = await client.post(
+        f"/admin/contacts/{scope.contact_id}/erase", data={"csrf_token": csrf, "confirm": scope.contact_id}
+    )
     page = await erased.text()
     assert "1 NLU model version trained on their messages retired" in page
     assert "the bot hands conversations to people until a new one is trained" in page
@@ -123,12 +126,23 @@ async def test_versions_of_earlier_releases_are_retired_too(training_client: Tes
     older than the version counts."""
     store = training_client.server.app[STORE]
     message_id = await customer_says(training_client, "parcel for Zvejniekciems never came")
-    await store.training.insert_nlu_examples("default", [{"text": "parcel for Zvejniekciems never came", "intent": "delivery",
-                                                 "source": "learned", "message_id": message_id}], utcnow())
+    await store.training.insert_nlu_examples(
+        "default",
+        [
+            {
+                "text": "parcel for Zvejniekciems never came",
+                "intent": "delivery",
+                "source": "learned",
+                "message_id": message_id,
+            }
+        ],
+        utcnow(),
+    )
     raw = raw_database_of(store)  # a version as an earlier release stored it: no learned_from
     [example] = await store.training.nlu_examples_of("default")
-    await raw.nlu_models.insert_one({"_id": "v-old", "account_id": "default", "created_at": example["created_at"] + 1,
-                                     "chunks": 0, "size": 0})
+    await raw.nlu_models.insert_one(
+        {"_id": "v-old", "account_id": "default", "created_at": example["created_at"] + 1, "chunks": 0, "size": 0}
+    )
     await store.nlu.activate_nlu_model("default", "v-old", "test", utcnow())
     await store.ensure_indexes()  # what every start-up does
     assert (await raw.nlu_models.find_one({"_id": "v-old"}) or {})["learned_from"] == [message_id]
@@ -146,7 +160,9 @@ async def test_a_training_whose_examples_messages_are_gone_once_it_is_stored_ret
     client, store = training_client, training_client.server.app[STORE]
     headers = await _token(client)
     message_id = await customer_says(client, "parcel for Zvejniekciems never came")
-    assert (await client.post(f"/api/nlu/review/{message_id}", json={"intent": "delivery"}, headers=headers)).status == 200
+    assert (
+        await client.post(f"/api/nlu/review/{message_id}", json={"intent": "delivery"}, headers=headers)
+    ).status == 200
     await raw_database_of(store).messages.delete_one({"_id": message_id})  # an erasure half done
     started = await client.post("/api/nlu/train", json={"activate": True}, headers=headers)
     url = (await started.json())["url"]
@@ -175,6 +191,7 @@ async def test_a_version_retired_while_it_is_activated_does_not_stay_active(trai
                 await erase_contact(own, scope, "cli")
             finally:
                 await own.close()
+
         asyncio.run(erase())
 
     class EraseAfterTheCheck(monitoring.CommandListener):
@@ -207,10 +224,23 @@ async def test_a_retraining_left_running_by_a_process_that_died_is_taken_again(t
     await create_account(store, "rival", "Rival", "rival-admin", password=PASSWORD)
     now = epoch_ms(utcnow())
     for job_id, account in (("job-crashed", "default"), ("job-other-account", "rival")):
-        await raw_database_of(store).nlu_jobs.insert_one({  # as a router that died left it
-            "_id": job_id, "account_id": account, "kind": "retrain", "state": "running", "stage": "training",
-            "done": 3, "total": 9, "by": "era_test", "attempts": 1, "owner": "nlu-dead", "lease_until": now - 1,
-            "started_at": now - 120_000, "updated_at": now - 60_000})
+        await raw_database_of(store).nlu_jobs.insert_one(
+            {  # as a router that died left it
+                "_id": job_id,
+                "account_id": account,
+                "kind": "retrain",
+                "state": "running",
+                "stage": "training",
+                "done": 3,
+                "total": 9,
+                "by": "era_test",
+                "attempts": 1,
+                "owner": "nlu-dead",
+                "lease_until": now - 1,
+                "started_at": now - 120_000,
+                "updated_at": now - 60_000,
+            }
+        )
 
     async def retrained() -> bool:
         jobs = [await store.nlu.get_nlu_job(job_id) for job_id in ("job-crashed", "job-other-account")]

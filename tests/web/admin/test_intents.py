@@ -47,7 +47,9 @@ async def test_the_first_edit_copies_the_files_into_the_store(training_client: T
     assert again.status == 409 and "greet" in (await again.json())["detail"]
     moved = await client.patch(f"/api/intents/greet/examples/{example['id']}", json={"intent": "delivery"})
     assert moved.status == 200 and (await moved.json())["intent"] == "delivery"
-    edited = await client.patch(f"/api/intents/delivery/examples/{example['id']}", json={"text": "do you ship [Riga](city)"})
+    edited = await client.patch(
+        f"/api/intents/delivery/examples/{example['id']}", json={"text": "do you ship [Riga](city)"}
+    )
     body = await edited.json()
     assert edited.status == 200 and body["text"] == "do you ship [Riga](city)" and body["id"] != example["id"]
     stored = await store.training.nlu_example("default", body["id"])
@@ -58,7 +60,9 @@ async def test_the_first_edit_copies_the_files_into_the_store(training_client: T
 
     assert (await client.post("/api/intents", json={"name": "loyalty_card"})).status == 201
     assert (await client.post("/api/intents", json={"name": "loyalty_card"})).status == 409
-    put = await client.put("/api/intents/loyalty_card", json={"examples": [{"text": "how much"}, {"text": "price list"}]})
+    put = await client.put(
+        "/api/intents/loyalty_card", json={"examples": [{"text": "how much"}, {"text": "price list"}]}
+    )
     assert put.status == 200 and (await put.json())["examples"] == 2
     deleted = await client.delete("/api/intents/loyalty_card")
     assert (await deleted.json())["examples"] == 2 and (await client.get("/api/intents/loyalty_card")).status == 404
@@ -81,17 +85,23 @@ async def test_rasa_yaml_round_trip_and_bad_files(training_client: TestClient) -
     text = await exported.text()
     assert exported.status == 200 and "- intent: greet" in text and "    - good morning" in text
 
-    bad = await client.post("/api/nlu/import", json={"name": "faq.yml", "yaml": "nlu:\n- intent: greet\n  examples: |\n    hello\n"})
+    bad = await client.post(
+        "/api/nlu/import", json={"name": "faq.yml", "yaml": "nlu:\n- intent: greet\n  examples: |\n    hello\n"}
+    )
     body = await bad.json()
     assert bad.status == 400 and body["error"] == "bad_file"
     assert body["detail"].startswith("faq.yml:4:") and "must start with '- '" in body["detail"]
     broken = await client.post("/api/nlu/import", json={"yaml": "nlu: [\n"})
     assert broken.status == 400 and (await broken.json())["detail"].startswith("upload.yml:")
-    bad_name = await client.post("/api/nlu/import", json={"name": "n.yml", "yaml": "nlu:\n- intent: two words\n  examples: |\n    - hi\n"})
+    bad_name = await client.post(
+        "/api/nlu/import", json={"name": "n.yml", "yaml": "nlu:\n- intent: two words\n  examples: |\n    - hi\n"}
+    )
     assert bad_name.status == 400 and "n.yml:4: intent name" in (await bad_name.json())["detail"]
     assert await client.server.app[STORE].training.nlu_data("default") is None  # nothing imported, nothing copied
 
-    replaced = await client.post("/api/nlu/import", json={"replace": True, "yaml": text.replace("greet", "hello_intent")})
+    replaced = await client.post(
+        "/api/nlu/import", json={"replace": True, "yaml": text.replace("greet", "hello_intent")}
+    )
     assert replaced.status == 200 and (await replaced.json()) == {"added": 12, "intents": 3}
     names = [i["name"] for i in (await (await client.get("/api/intents")).json())["intents"]]
     assert names == ["delivery", "hello_intent", "opening_hours"]
@@ -130,9 +140,11 @@ async def test_another_accounts_training_data_is_out_of_reach(training_client: T
 
     assert (await client.get("/api/intents/acme_secret", headers=rival)).status == 404
     assert (await client.get("/api/intents?account=acme", headers=rival)).status == 403
-    for method, path, body in [("PATCH", f"/api/intents/acme_secret/examples/{example}", {"text": "mine now"}),
-                               ("DELETE", f"/api/intents/acme_secret/examples/{example}", None),
-                               ("DELETE", "/api/intents/acme_secret", None)]:
+    for method, path, body in [
+        ("PATCH", f"/api/intents/acme_secret/examples/{example}", {"text": "mine now"}),
+        ("DELETE", f"/api/intents/acme_secret/examples/{example}", None),
+        ("DELETE", "/api/intents/acme_secret", None),
+    ]:
         assert (await client.request(method, path, json=body, headers=rival)).status == 404
     rival_names = [i["name"] for i in (await (await client.get("/api/intents", headers=rival)).json())["intents"]]
     assert "acme_secret" not in rival_names
@@ -141,9 +153,15 @@ async def test_another_accounts_training_data_is_out_of_reach(training_client: T
 
 
 async def customer_says(client: TestClient, text: str, visitor: str = "visitor-1", account: str = "default") -> str:
-    recorded, task = await client.server.app[PIPELINE].receive(Inbound(
-        account_id=account, channel="webchat", external_id=f"{visitor}:{text}", sender=Identity("webchat", visitor),
-        text=text))
+    recorded, task = await client.server.app[PIPELINE].receive(
+        Inbound(
+            account_id=account,
+            channel="webchat",
+            external_id=f"{visitor}:{text}",
+            sender=Identity("webchat", visitor),
+            text=text,
+        )
+    )
     if task is not None:
         await task
     return str(recorded.message.id)
@@ -169,8 +187,11 @@ async def test_a_learned_example_goes_with_the_customers_data(training_client: T
     assert [e["text"] for e in examples] == ["my parcel never arrived at Ligatnes street 4"]
     assert any(e["action"] == "nlu.learn" for e in exported["data"]["audit"])
     await erase_contact(store, scope, "cli")
-    left = [e for e in await store.training.nlu_examples_of("default")
-            if e.get("message_id") == message_id or "Ligatnes" in str(e.get("text"))]
+    left = [
+        e
+        for e in await store.training.nlu_examples_of("default")
+        if e.get("message_id") == message_id or "Ligatnes" in str(e.get("text"))
+    ]
     assert left == []
     assert len(await store.training.nlu_examples_of("default", "delivery")) == 4  # the rest of the data stays
 

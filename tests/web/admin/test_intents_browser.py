@@ -45,7 +45,9 @@ async def test_an_admin_adds_an_example_trains_activates_and_tries_it(
     await expect(row).to_contain_text("is shipping to Tallinn possible")
     await row.locator("select[name=choice]").select_option("delivery")
     await row.locator("button.assign").click()
-    await expect(page.locator(f"#learn-{learned}")).to_have_text("Learned as delivery: it counts from the next training.")
+    await expect(page.locator(f"#learn-{learned}")).to_have_text(
+        "Learned as delivery: it counts from the next training."
+    )
     [example] = [e for e in await store.training.nlu_examples_of("default") if e.get("message_id") == learned]
     assert example["intent"] == "delivery" and example["source"] == "learned"
 

@@ -40,8 +40,11 @@ async def test_the_openapi_document_is_valid_and_describes_exactly_the_api_route
     document = await response.json()
     validate(document)  # a valid OpenAPI 3.1 document
     assert document["openapi"] == "3.1.0"
-    served = {(route.method, route.resource.canonical) for route in client.server.app.router.routes()
-              if route.resource is not None and route.resource.canonical.startswith("/api") and route.method != "HEAD"}
+    served = {
+        (route.method, route.resource.canonical)
+        for route in client.server.app.router.routes()
+        if route.resource is not None and route.resource.canonical.startswith("/api") and route.method != "HEAD"
+    }
     described = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
     assert served == described
     assert {t["name"] for t in document["tags"]} >= {"threads", "contacts", "agents", "intents", "webhooks"}
@@ -64,7 +67,9 @@ async def test_account_tokens_are_stored_hashed_and_see_only_their_account(
     assert theirs.status == 404 and thread_id in (await theirs.json())["detail"]
     listed = await (await client.get("/api/threads", headers=bearer(other))).json()
     assert listed == {"items": []}
-    assert [t["id"] for t in (await (await client.get("/api/threads", headers=bearer(token))).json())["items"]] == [thread_id]
+    assert [t["id"] for t in (await (await client.get("/api/threads", headers=bearer(token))).json())["items"]] == [
+        thread_id
+    ]
     assert (await client.get("/api/threads", params={"account": "default"}, headers=bearer(other))).status == 403
     assert (await client.get("/api/threads", headers=bearer("omr_made-up"))).status == 401
     assert (await client.get("/api/threads", headers={"Authorization": f"Basic {token}"})).status == 401
@@ -89,23 +94,33 @@ async def test_the_install_wide_token_manages_accounts_and_account_tokens_cannot
 ) -> None:
     client = await api_client(embedded, db_name, start_client)
     store = client.server.app[STORE]
-    made = await client.post("/api/accounts", headers=bearer(INSTALL_TOKEN),
-                             json={"id": "shop3", "name": "Third", "admin": {"login": "boss"}})
+    made = await client.post(
+        "/api/accounts",
+        headers=bearer(INSTALL_TOKEN),
+        json={"id": "shop3", "name": "Third", "admin": {"login": "boss"}},
+    )
     body = await made.json()
     assert made.status == 201 and body["admin"]["role"] == "admin" and len(body["password"]) >= 12
     assert "password_hash" not in body["admin"]
-    assert (await client.post("/api/accounts", headers=bearer(INSTALL_TOKEN), json={"id": "shop3", "name": "x"})).status == 409
+    assert (
+        await client.post("/api/accounts", headers=bearer(INSTALL_TOKEN), json={"id": "shop3", "name": "x"})
+    ).status == 409
     listed = await (await client.get("/api/accounts", headers=bearer(INSTALL_TOKEN))).json()
     assert [a["id"] for a in listed["items"]] == ["default", "shop2", "shop3"]
 
     token = await issue_token(store, "shop3", "own", ["read", "write"], "test")
-    assert [a["id"] for a in (await (await client.get("/api/accounts", headers=bearer(token))).json())["items"]] == ["shop3"]
+    assert [a["id"] for a in (await (await client.get("/api/accounts", headers=bearer(token))).json())["items"]] == [
+        "shop3"
+    ]
     assert (await client.post("/api/accounts", headers=bearer(token), json={"id": "shop4", "name": "x"})).status == 403
     assert (await client.get("/api/accounts/shop2", headers=bearer(token))).status == 404
     refused = await client.patch("/api/accounts/shop3", headers=bearer(token), json={"disabled": True})
     assert refused.status == 403
-    changed = await client.patch("/api/accounts/shop3", headers=bearer(token),
-                                 json={"retention_days": 30, "reopen_days": 2, "strategy": "auto", "name": "Shop 3"})
+    changed = await client.patch(
+        "/api/accounts/shop3",
+        headers=bearer(token),
+        json={"retention_days": 30, "reopen_days": 2, "strategy": "auto", "name": "Shop 3"},
+    )
     account = await changed.json()
     assert changed.status == 200 and account["retention_days"] == 30 and account["name"] == "Shop 3"
     assert account["routing"]["strategy"] == "auto" and account["routing"]["reopen_days"] == 2
@@ -122,7 +137,9 @@ async def test_the_install_wide_token_manages_accounts_and_account_tokens_cannot
 async def test_loopback_clients_without_a_token_are_refused_like_anyone(
     embedded: Any, db_name: str, start_client: Any, tmp_path: Path
 ) -> None:
-    client = await start_client(make_settings(embedded.uri, db_name, api={"token": "", "token_file": str(tmp_path / "t")}))
+    client = await start_client(
+        make_settings(embedded.uri, db_name, api={"token": "", "token_file": str(tmp_path / "t")})
+    )
     async with anonymous(client) as nobody:  # an install without api.token, a client on 127.0.0.1
         for headers in ({}, {"X-Forwarded-For": "203.0.113.7"}, {"Forwarded": "for=127.0.0.1"}):
             refused = await nobody.get("/api/outbox", headers=headers)
@@ -141,8 +158,9 @@ async def test_the_console_s_thread_actions_through_the_api(embedded: Any, db_na
     labelled = await client.put(f"/api/threads/{thread_id}/labels", json={"labels": ["refund", "vip"]}, headers=token)
     assert (await labelled.json())["labels"] == ["refund", "vip"]
     assert (await client.put(f"/api/threads/{thread_id}/labels", json={"labels": ["<b>"]}, headers=token)).status == 400
-    assigned = await client.post(f"/api/threads/{thread_id}/assign", json={"agent": agent.id, "note": "yours"},
-                                 headers=token)
+    assigned = await client.post(
+        f"/api/threads/{thread_id}/assign", json={"agent": agent.id, "note": "yours"}, headers=token
+    )
     body = await assigned.json()
     assert assigned.status == 200 and body["status"] == "assigned" and body["assignee"] == agent.id
     assert (await client.post(f"/api/threads/{thread_id}/assign", json={}, headers=token)).status == 400
@@ -180,8 +198,11 @@ async def test_contacts_and_agents_through_the_api(embedded: Any, db_name: str, 
     patched = await client.patch(f"/api/agents/{agent_id}", json={"capacity": 7, "active": False}, headers=token)
     assert (await patched.json())["capacity"] == 7 and (await patched.json())["active"] is False
     assert (await client.get(f"/api/agents/{agent_id}", headers=other)).status == 404
-    superadmin = next(a for a in (await (await client.get("/api/agents", headers=token)).json())["items"]
-                      if a["role"] == Role.SUPERADMIN)
+    superadmin = next(
+        a
+        for a in (await (await client.get("/api/agents", headers=token)).json())["items"]
+        if a["role"] == Role.SUPERADMIN
+    )
     assert (await client.patch(f"/api/agents/{superadmin['id']}", json={"role": "agent"}, headers=token)).status == 403
 
 
@@ -192,8 +213,11 @@ async def test_channel_settings_through_the_api_are_sealed_and_never_returned(
     token = bearer(await issue_token(client.server.app[STORE], "shop2", "ops", ["read", "write"], "test"))
     bad = await client.put("/api/accounts/shop2/channels/telegram", json={"token": "123:abc"}, headers=token)
     assert bad.status == 400 and "webhook_secret" in (await bad.json())["detail"]
-    ok = await client.put("/api/accounts/shop2/channels/telegram", headers=token,
-                          json={"token": "123:very-secret-bot-token", "webhook_secret": "hook_secret-1"})
+    ok = await client.put(
+        "/api/accounts/shop2/channels/telegram",
+        headers=token,
+        json={"token": "123:very-secret-bot-token", "webhook_secret": "hook_secret-1"},
+    )
     assert ok.status == 200 and (await ok.json())["keys"] == ["token", "webhook_secret"]
     raw = await raw_database_of(client.server.app[STORE]).accounts.find_one({"_id": "shop2"})  # at rest
     assert "very-secret-bot-token" not in str(raw) and raw["channels"]["telegram"]["token"].startswith("sealed:v2:")
@@ -223,11 +247,23 @@ async def test_paging_neither_skips_nor_repeats_records_of_the_same_time(client:
     store = client.server.app[STORE]
     at = utcnow()
     times = [at] * 5 + [at - timedelta(seconds=1), at - timedelta(seconds=2)]
-    await store.threads.import_threads([
-        Thread(id=f"thr_page_{n}", account_id="default", contact_id=f"con_page_{n}", channel="webchat",
-               status=ThreadStatus.BOT, opened_at=t, last_message_at=t) for n, t in enumerate(times)])
-    await store.contacts.import_contacts([
-        Contact(id=f"con_page_{n}", account_id="default", created_at=t, updated_at=t) for n, t in enumerate(times)])
+    await store.threads.import_threads(
+        [
+            Thread(
+                id=f"thr_page_{n}",
+                account_id="default",
+                contact_id=f"con_page_{n}",
+                channel="webchat",
+                status=ThreadStatus.BOT,
+                opened_at=t,
+                last_message_at=t,
+            )
+            for n, t in enumerate(times)
+        ]
+    )
+    await store.contacts.import_contacts(
+        [Contact(id=f"con_page_{n}", account_id="default", created_at=t, updated_at=t) for n, t in enumerate(times)]
+    )
 
     threads = await _every_page(client, "/api/threads", "last_message_at")
     contacts = await _every_page(client, "/api/contacts", "updated_at")

@@ -34,11 +34,17 @@ async def test_a_cross_site_text_plain_post_is_refused_and_changes_nothing(
 ) -> None:
     client = await tokenless_router(embedded, db_name, start_client, tmp_path)
     thread_id = await customer_writes(client.server.app, "tom")
-    cross_site = {"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors",
-                  "Content-Type": "text/plain;charset=UTF-8"}
+    cross_site = {
+        "Origin": "http://evil.example",
+        "Sec-Fetch-Site": "cross-site",
+        "Sec-Fetch-Mode": "no-cors",
+        "Content-Type": "text/plain;charset=UTF-8",
+    }
     async with anonymous(client) as browser_like:
-        for path, body in ((f"/api/threads/{thread_id}/resolve", "x"),
-                           ("/api/accounts", json.dumps({"id": "evil", "name": "Evil"}))):
+        for path, body in (
+            (f"/api/threads/{thread_id}/resolve", "x"),
+            ("/api/accounts", json.dumps({"id": "evil", "name": "Evil"})),
+        ):
             response = await browser_like.post(path, data=body, headers=cross_site)
             assert response.status == 401 and (await response.json())["error"] == "unauthorized"
     store = client.server.app[STORE]

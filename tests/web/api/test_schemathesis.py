@@ -25,21 +25,53 @@ from tests.router.test_queue import customer_writes
 pytestmark = pytest.mark.slow
 ST = str(Path(sys.executable).parent / "st")
 INSTALL = "schemathesis-install-token"
-CHECKS = ",".join([
-    "not_a_server_error", "status_code_conformance", "content_type_conformance", "response_headers_conformance",
-    "response_schema_conformance", "negative_data_rejection", "missing_required_header", "ignored_auth",
-    "use_after_free", "ensure_resource_availability",
-])
+CHECKS = ",".join(
+    [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_headers_conformance",
+        "response_schema_conformance",
+        "negative_data_rejection",
+        "missing_required_header",
+        "ignored_auth",
+        "use_after_free",
+        "ensure_resource_availability",
+    ]
+)
 
 
 async def schemathesis(client: TestClient, token: str, *options: str, cwd: Path | None = None) -> tuple[int, str]:
     """Run ``st`` (in ``cwd``, where it keeps its cache) against the router; its exit code and output."""
     base = f"http://127.0.0.1:{client.server.port}"
     process = await asyncio.create_subprocess_exec(
-        ST, "run", f"{base}/api/openapi.json", "--url", base, "-H", f"Authorization: Bearer {token}",
-        "--checks", CHECKS, "--max-examples", "12", "--seed", "7", "--workers", "1", "--no-color",
-        "--generation-database", "none", "--suppress-health-check", "all", "--request-timeout", "20", *options,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=cwd)
+        ST,
+        "run",
+        f"{base}/api/openapi.json",
+        "--url",
+        base,
+        "-H",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        CHECKS,
+        "--max-examples",
+        "12",
+        "--seed",
+        "7",
+        "--workers",
+        "1",
+        "--no-color",
+        "--generation-database",
+        "none",
+        "--suppress-health-check",
+        "all",
+        "--request-timeout",
+        "20",
+        *options,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=cwd,
+    )
     out, _ = await asyncio.wait_for(process.communicate(), 1500)
     assert process.returncode is not None
     return process.returncode, out.decode(errors="replace")
@@ -48,8 +80,9 @@ async def schemathesis(client: TestClient, token: str, *options: str, cwd: Path 
 async def test_the_api_answers_as_its_openapi_document_says(
     embedded: Any, db_name: str, start_client: Any, tmp_path: Path
 ) -> None:
-    settings = make_settings(embedded.uri, db_name, api={"token": INSTALL},
-                             webhooks={"allow_private_networks": True, "concurrency": 0})
+    settings = make_settings(
+        embedded.uri, db_name, api={"token": INSTALL}, webhooks={"allow_private_networks": True, "concurrency": 0}
+    )
     client: TestClient = await start_client(settings)
     await customer_writes(client.server.app, "fuzzed", "a thread to find")
     token = await issue_token(client.server.app[STORE], "default", "schemathesis", ["read", "write"], "test")

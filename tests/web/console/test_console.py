@@ -25,8 +25,9 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 async def log_in(client: TestClient, login: str, password: str) -> aiohttp.ClientResponse:
     page = await (await client.get("/login")).text()
     token = CSRF.search(page).group(1)  # type: ignore[union-attr]
-    return await client.post("/login", data={"login": login, "password": password, "csrf_token": token},
-                             allow_redirects=False)
+    return await client.post(
+        "/login", data={"login": login, "password": password, "csrf_token": token}, allow_redirects=False
+    )
 
 
 async def console_csrf(client: TestClient, path: str = "/console") -> str:
@@ -119,8 +120,9 @@ async def test_the_timesheet_exports_shifts_as_csv(embedded: Any, db_name: str, 
     await log_in(client, login, password)
     token = await console_csrf(client)
     await client.post("/console/shift", data={"action": "start", "csrf_token": token, "lat": "56.95", "lon": "24.11"})
-    await client.post("/console/shift", data={"action": "stop", "csrf_token": token, "lat": "56.96", "lon": "24.12",
-                                              "accuracy": "12"})
+    await client.post(
+        "/console/shift", data={"action": "stop", "csrf_token": token, "lat": "56.96", "lon": "24.12", "accuracy": "12"}
+    )
     response = await client.get("/admin/timesheet.csv")
     assert response.status == 200 and response.content_type == "text/csv"
     header, row = (await response.text()).strip().splitlines()
@@ -163,5 +165,3 @@ async def test_console_sockets_refuse_other_origins(client: TestClient) -> None:
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await client.ws_connect("/console/ws", headers={"Origin": "https://evil.example"})
     assert refused.value.status == 403
-
-

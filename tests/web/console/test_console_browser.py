@@ -26,7 +26,9 @@ def csp_violations(page: Page) -> list[str]:
     """The console messages in which the browser reports a Content-Security-Policy violation;
     the list fills as the page runs."""
     found: list[str] = []
-    page.on("console", lambda message: found.append(message.text) if "Content Security Policy" in message.text else None)
+    page.on(
+        "console", lambda message: found.append(message.text) if "Content Security Policy" in message.text else None
+    )
     return found
 
 

@@ -48,13 +48,17 @@ async def browsers() -> AsyncIterator[list[aiohttp.ClientSession]]:
         await browser.close()
 
 
-async def logged_in(browsers: list[aiohttp.ClientSession], client: TestClient, login: str,
-                    password: str) -> aiohttp.ClientSession:
+async def logged_in(
+    browsers: list[aiohttp.ClientSession], client: TestClient, login: str, password: str
+) -> aiohttp.ClientSession:
     browser = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     browsers.append(browser)
     page = await (await browser.get(url(client, "/login"))).text()
-    response = await browser.post(url(client, "/login"), allow_redirects=False, data={
-        "login": login, "password": password, "csrf_token": CSRF.search(page).group(1)})  # type: ignore[union-attr]
+    response = await browser.post(
+        url(client, "/login"),
+        allow_redirects=False,
+        data={"login": login, "password": password, "csrf_token": CSRF.search(page).group(1)},
+    )  # type: ignore[union-attr]
     assert response.status == 303, await response.text()
     return browser
 
@@ -97,8 +101,9 @@ async def test_a_logout_on_another_router_closes_the_socket(
     bob = await logged_in(browsers, first, "bob", PASSWORD)
     socket, bystander = await open_socket(ava, first), await open_socket(bob, first)
     # the same browser's cookie, sent to the other process, logs out there
-    response = await ava.post(url(second, "/logout"), data={"csrf_token": await csrf(ava, second)},
-                              allow_redirects=False)
+    response = await ava.post(
+        url(second, "/logout"), data={"csrf_token": await csrf(ava, second)}, allow_redirects=False
+    )
     assert response.status == 303
     code, took = await closed_within(socket, SOON)
     assert code == 4401 and took < SOON
@@ -118,15 +123,19 @@ async def test_an_idle_session_expiring_closes_the_socket(
     assert code == 4401
 
 
-async def changed_by_the_admin(browsers: list[aiohttp.ClientSession], routers: tuple[TestClient, TestClient],
-                               agent: Agent, **form: str) -> None:
+async def changed_by_the_admin(
+    browsers: list[aiohttp.ClientSession], routers: tuple[TestClient, TestClient], agent: Agent, **form: str
+) -> None:
     """The install's admin (made by the first router), logged in on the second, saves ``agent`` on
     the Admin page with ``form`` (role, and ``active`` to keep the agent enabled)."""
     first, router = routers
     login, password = first.server.app[FIRST_ADMIN]  # type: ignore[misc]
     admin = await logged_in(browsers, router, login, password)
-    response = await admin.post(url(router, f"/admin/agents/{agent.id}"), allow_redirects=False, data={
-        "csrf_token": await csrf(admin, router, "/admin"), "teams": "", "capacity": "5", **form})
+    response = await admin.post(
+        url(router, f"/admin/agents/{agent.id}"),
+        allow_redirects=False,
+        data={"csrf_token": await csrf(admin, router, "/admin"), "teams": "", "capacity": "5", **form},
+    )
     assert response.status == 303
 
 

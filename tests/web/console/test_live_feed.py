@@ -29,8 +29,9 @@ async def test_a_busy_log_is_read_page_by_page_and_each_event_delivered_once(sto
         await asyncio.sleep(0.1)
         now = int(time.time() * 1000)
         # 1,200 events within 60 ms: more than a page (500) in the overlap the feed re-reads
-        ids = await asyncio.gather(*(store.events.emit_event("default", "message", from_epoch_ms(now + n // 20))
-                                     for n in range(1200)))
+        ids = await asyncio.gather(
+            *(store.events.emit_event("default", "message", from_epoch_ms(now + n // 20)) for n in range(1200))
+        )
         await delivered_within(got, len(ids))
         await asyncio.sleep(0.3)  # later polls re-read the overlap: nothing is delivered twice
         assert sorted(got) == sorted(ids)

@@ -44,8 +44,11 @@ async def guessing(client: TestClient, login: str) -> AsyncIterator[list[int]]:
             page = await (await own.get(base + "/login")).text()
             token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
             while True:
-                async with own.post(base + "/login", allow_redirects=False,
-                                    data={"login": login, "password": f"guess-{len(statuses)}", "csrf_token": token}) as r:
+                async with own.post(
+                    base + "/login",
+                    allow_redirects=False,
+                    data={"login": login, "password": f"guess-{len(statuses)}", "csrf_token": token},
+                ) as r:
                     statuses.append(r.status)
                 await asyncio.sleep(0.02)
 
@@ -90,12 +93,22 @@ async def test_a_guesser_polling_a_login_does_not_keep_its_owner_out(
 async def test_the_device_cookie_is_hardened_long_lived_and_signed_with_a_sealed_key(
     embedded: Any, db_name: str, start_client: Any
 ) -> None:
-    client = await start_client(make_settings(embedded.uri, db_name, server={"public_url": "https://support.shop.example"}))
+    client = await start_client(
+        make_settings(embedded.uri, db_name, server={"public_url": "https://support.shop.example"})
+    )
     store = client.server.app[STORE]
     await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
     token = await login_form(client)
-    response = await client.post("/login", allow_redirects=False, data={  # as a browser would send it over TLS
-        "login": "ava", "password": PASSWORD, "csrf_token": token}, headers={"Cookie": f"omnirouter_login={token}"})
+    response = await client.post(
+        "/login",
+        allow_redirects=False,
+        data={  # as a browser would send it over TLS
+            "login": "ava",
+            "password": PASSWORD,
+            "csrf_token": token,
+        },
+        headers={"Cookie": f"omnirouter_login={token}"},
+    )
     device = [morsel for name, morsel in response.cookies.items() if name.startswith(DEVICE_COOKIE)]
     assert response.status == 303 and len(device) == 1
     cookie = device[0]
@@ -108,8 +121,11 @@ async def test_the_device_cookie_is_hardened_long_lived_and_signed_with_a_sealed
 async def test_a_device_cookie_counts_only_for_its_own_login_and_only_as_signed(
     embedded: Any, db_name: str, start_client: Any
 ) -> None:
-    client = await start_client(make_settings(embedded.uri, db_name, console={**LIMITS, "login_delay_seconds": 60,
-                                                                              "login_max_delay_seconds": 60}))
+    client = await start_client(
+        make_settings(
+            embedded.uri, db_name, console={**LIMITS, "login_delay_seconds": 60, "login_max_delay_seconds": 60}
+        )
+    )
     await add_agent(client.server.app[STORE], "default", "ava", role=Role.AGENT, password=PASSWORD)
     ava = Browser(client)
     try:
@@ -132,8 +148,11 @@ async def test_a_device_cookie_counts_only_for_its_own_login_and_only_as_signed(
 
 
 async def test_a_device_cookie_that_keeps_failing_is_revoked(embedded: Any, db_name: str, start_client: Any) -> None:
-    client = await start_client(make_settings(embedded.uri, db_name, console={**LIMITS, "login_delay_seconds": 60,
-                                                                              "login_max_delay_seconds": 60}))
+    client = await start_client(
+        make_settings(
+            embedded.uri, db_name, console={**LIMITS, "login_delay_seconds": 60, "login_max_delay_seconds": 60}
+        )
+    )
     store = client.server.app[STORE]
     await add_agent(store, "default", "ava", role=Role.AGENT, password=PASSWORD)
     ava = Browser(client)
@@ -152,11 +171,19 @@ async def test_a_device_cookie_that_keeps_failing_is_revoked(embedded: Any, db_n
         await ava.close()
 
 
-async def test_refused_attempts_cost_the_address_that_makes_them(embedded: Any, db_name: str, start_client: Any) -> None:
+async def test_refused_attempts_cost_the_address_that_makes_them(
+    embedded: Any, db_name: str, start_client: Any
+) -> None:
     """Polling a login's wait is no longer free: each refused attempt counts on the client's address
     (4 x 2 = 8 here), and then that address waits for any login, while other addresses do not."""
-    client = await start_client(make_settings(embedded.uri, db_name, server={"trusted_proxies": "127.0.0.1, ::1"},
-                                              console={"login_attempts": 2, "login_delay_seconds": 60}))
+    client = await start_client(
+        make_settings(
+            embedded.uri,
+            db_name,
+            server={"trusted_proxies": "127.0.0.1, ::1"},
+            console={"login_attempts": 2, "login_delay_seconds": 60},
+        )
+    )
     login, password = client.server.app[FIRST_ADMIN]
     token = await login_form(client)
     guesser = "203.0.113.5"
@@ -172,8 +199,9 @@ async def test_concurrent_guesses_with_a_device_cookie_get_only_its_free_checks(
 ) -> None:
     """A stolen device cookie is no way round the count: twenty guesses sent with it at once, while
     the login waits, get the cookie's three password checks and no more (counted before the check)."""
-    client = await start_client(make_settings(embedded.uri, db_name, console={"login_attempts": 3,
-                                                                              "login_delay_seconds": 60}))
+    client = await start_client(
+        make_settings(embedded.uri, db_name, console={"login_attempts": 3, "login_delay_seconds": 60})
+    )
     await add_agent(client.server.app[STORE], "default", "ava", role=Role.AGENT, password=PASSWORD)
     ava = Browser(client)
     try:
@@ -184,8 +212,11 @@ async def test_concurrent_guesses_with_a_device_cookie_get_only_its_free_checks(
         form = unescape(CSRF.search((await ava.get("/login"))[1]).group(1))  # type: ignore[union-attr]
 
         async def guess(n: int) -> int:
-            async with ava.http.post(ava.base + "/login", allow_redirects=False,
-                                     data={"login": "ava", "password": f"stolen-{n}", "csrf_token": form}) as response:
+            async with ava.http.post(
+                ava.base + "/login",
+                allow_redirects=False,
+                data={"login": "ava", "password": f"stolen-{n}", "csrf_token": form},
+            ) as response:
                 return response.status
 
         statuses = sorted(await asyncio.gather(*(guess(n) for n in range(20))))

@@ -20,18 +20,24 @@ from tests.conftest import make_settings
 from tests.web.console.test_login_hardening import login_form
 
 
-async def attempt(client: TestClient, token: str, login: str, password: str,
-                  forwarded_for: str | None = None) -> tuple[int, int]:
+async def attempt(
+    client: TestClient, token: str, login: str, password: str, forwarded_for: str | None = None
+) -> tuple[int, int]:
     """One login post (as sent through a proxy when ``forwarded_for`` is given); returns
     ``(status, Retry-After or 0)``."""
     headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
-    response = await client.post("/login", allow_redirects=False, headers=headers,
-                                 data={"login": login, "password": password, "csrf_token": token})
+    response = await client.post(
+        "/login",
+        allow_redirects=False,
+        headers=headers,
+        data={"login": login, "password": password, "csrf_token": token},
+    )
     return response.status, int(response.headers.get("Retry-After", "0"))
 
 
-async def test_the_owner_logs_in_once_the_short_delay_has_passed(embedded: Any, db_name: str,
-                                                                 start_client: Any) -> None:
+async def test_the_owner_logs_in_once_the_short_delay_has_passed(
+    embedded: Any, db_name: str, start_client: Any
+) -> None:
     """Five wrong guesses (the default) make the next attempt wait seconds, not a window of minutes;
     guessing on meanwhile is refused and does not push the owner's wait back."""
     client = await start_client(make_settings(embedded.uri, db_name, console={"login_delay_seconds": 5}))
@@ -63,9 +69,17 @@ async def test_the_wait_doubles_up_to_its_cap_and_refusals_change_nothing(store:
     assert await store.sign_in.login_throttle("login:default:ann") is None
 
 
-async def test_clients_behind_a_trusted_proxy_are_throttled_apart(embedded: Any, db_name: str, start_client: Any) -> None:
-    client = await start_client(make_settings(embedded.uri, db_name, server={"trusted_proxies": "127.0.0.1, ::1"},
-                                              console={"login_attempts": 2, "login_delay_seconds": 60}))
+async def test_clients_behind_a_trusted_proxy_are_throttled_apart(
+    embedded: Any, db_name: str, start_client: Any
+) -> None:
+    client = await start_client(
+        make_settings(
+            embedded.uri,
+            db_name,
+            server={"trusted_proxies": "127.0.0.1, ::1"},
+            console={"login_attempts": 2, "login_delay_seconds": 60},
+        )
+    )
     login, password = client.server.app[FIRST_ADMIN]
     token = await login_form(client)
     # one client behind the proxy tries eight names (2 per name, 8 per address) and must wait...
@@ -79,8 +93,14 @@ async def test_clients_behind_a_trusted_proxy_are_throttled_apart(embedded: Any,
 async def test_a_forged_forwarded_for_does_not_dodge_the_limit(embedded: Any, db_name: str, start_client: Any) -> None:
     """Without trusted proxies the header is ignored; with one, only the address it appended counts."""
     for n, proxies in enumerate(("", "127.0.0.1")):
-        client = await start_client(make_settings(embedded.uri, f"{db_name}_{n}", server={"trusted_proxies": proxies},
-                                                  console={"login_attempts": 2, "login_delay_seconds": 60}))
+        client = await start_client(
+            make_settings(
+                embedded.uri,
+                f"{db_name}_{n}",
+                server={"trusted_proxies": proxies},
+                console={"login_attempts": 2, "login_delay_seconds": 60},
+            )
+        )
         token = await login_form(client)
         for guess in range(8):
             forged = f"198.51.100.{guess}" if not proxies else f"198.51.100.{guess}, 203.0.113.5"
@@ -93,8 +113,9 @@ async def test_a_forged_forwarded_for_does_not_dodge_the_limit(embedded: Any, db
 
 def request_from(peer: str, proxies: str, proxy_header: str = "x-forwarded-for", **headers: str) -> web.Request:
     app = web.Application()
-    app[SETTINGS] = make_settings("mongodb://127.0.0.1:1", "unused",
-                                  server={"trusted_proxies": proxies, "proxy_header": proxy_header})
+    app[SETTINGS] = make_settings(
+        "mongodb://127.0.0.1:1", "unused", server={"trusted_proxies": proxies, "proxy_header": proxy_header}
+    )
     return make_mocked_request("GET", "/", headers=headers, app=app).clone(remote=peer)
 
 
@@ -105,7 +126,9 @@ def test_the_client_address_is_read_through_trusted_proxies_only() -> None:
     assert client_address(request_from("10.0.0.1", "10.0.0.0/8", **{"X-Forwarded-For": chain})) == "203.0.113.5"
     assert client_address(request_from("10.0.0.1", "10.0.0.0/8", **{"X-Forwarded-For": "10.0.0.3"})) == "10.0.0.3"
     assert client_address(request_from("10.0.0.1", "10.0.0.0/8", **{"X-Forwarded-For": "junk, 10.0.0.3"})) == "10.0.0.3"
-    assert client_address(request_from("::1", "::1", "forwarded", Forwarded='for="[2001:db8::7]:4711"')) == "2001:db8::7"
+    assert (
+        client_address(request_from("::1", "::1", "forwarded", Forwarded='for="[2001:db8::7]:4711"')) == "2001:db8::7"
+    )
     forwarded = request_from("127.0.0.1", "127.0.0.1", "forwarded", Forwarded="for=192.0.2.60;proto=https")
     assert client_address(forwarded) == "192.0.2.60"
     mapped = request_from("::ffff:10.0.0.1", "10.0.0.0/8", **{"X-Forwarded-For": "192.0.2.4"})

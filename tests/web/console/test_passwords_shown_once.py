@@ -18,8 +18,10 @@ async def test_passwords_of_new_logins_are_in_the_page_body_once_and_in_no_url(c
     login, password = client.server.app[FIRST_ADMIN]  # type: ignore[misc]
     await log_in(client, login, password)
     urls: list[str] = []
-    for path, form in (("/admin/agents", {"login": "newbie", "role": "agent", "capacity": "3"}),
-                       ("/admin/accounts", {"id": "shop9", "name": "Shop nine", "admin": "boss"})):
+    for path, form in (
+        ("/admin/agents", {"login": "newbie", "role": "agent", "capacity": "3"}),
+        ("/admin/accounts", {"id": "shop9", "name": "Shop nine", "admin": "boss"}),
+    ):
         token = await console_csrf(client, path if path == "/admin/accounts" else "/admin")
         response = await client.post(path, data={**form, "csrf_token": token}, allow_redirects=False)
         urls += [str(response.url), response.headers.get("Location", "")]
@@ -36,8 +38,11 @@ async def test_passwords_of_new_logins_are_in_the_page_body_once_and_in_no_url(c
         new_login = "boss" if path == "/admin/accounts" else "newbie"
         page = await (await client.get("/login")).text()
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-        logged_in = await client.post("/login", allow_redirects=False, data={
-            "account": account, "login": new_login, "password": secret, "csrf_token": csrf})
+        logged_in = await client.post(
+            "/login",
+            allow_redirects=False,
+            data={"account": account, "login": new_login, "password": secret, "csrf_token": csrf},
+        )
         assert logged_in.status == 303, await logged_in.text()
         client.session.cookie_jar.clear()
         await log_in(client, login, password)

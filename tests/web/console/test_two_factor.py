@@ -80,8 +80,9 @@ async def enable(browser: Browser) -> tuple[str, list[str]]:
     secret = KEY.search(page).group(1).replace(" ", "")  # type: ignore[union-attr]
     status, qr, _ = await browser.get("/console/security/qr.svg")
     assert status == 200 and qr.lstrip().startswith("<?xml") and "<script" not in qr
-    status, page, _ = await browser.post("/console/security/confirm", {"code": code_at(secret)},
-                                         csrf_from="/console/security")
+    status, page, _ = await browser.post(
+        "/console/security/confirm", {"code": code_at(secret)}, csrf_from="/console/security"
+    )
     assert status == 200, page
     codes = re.findall(r"<li><code>([a-z0-9]{4}-[a-z0-9]{4})</code></li>", page)
     assert len(codes) == 10
@@ -133,7 +134,9 @@ async def test_the_second_step_grants_nothing_until_a_right_code_and_each_code_c
 
 
 async def test_codes_are_throttled_like_passwords(embedded: Any, db_name: str, start_client: Any) -> None:
-    client = await start_client(make_settings(embedded.uri, db_name, console={"login_attempts": 3, "login_delay_seconds": 60}))
+    client = await start_client(
+        make_settings(embedded.uri, db_name, console={"login_attempts": 3, "login_delay_seconds": 60})
+    )
     await add_agent(client.server.app[STORE], "default", "ava", role=Role.AGENT, password=PASSWORD)
     ava, other = Browser(client), Browser(client)
     try:
@@ -191,8 +194,12 @@ async def test_an_admin_resets_an_agents_second_factor_and_the_agent_turns_it_of
     try:
         await ava.password("ava")
         await enable(ava)
-        assert (await ava.post("/console/security/disable", {"proof": "wrong"}, csrf_from="/console/security"))[0] == 401
-        assert (await ava.post("/console/security/disable", {"proof": PASSWORD}, csrf_from="/console/security"))[0] == 303
+        assert (await ava.post("/console/security/disable", {"proof": "wrong"}, csrf_from="/console/security"))[
+            0
+        ] == 401
+        assert (await ava.post("/console/security/disable", {"proof": PASSWORD}, csrf_from="/console/security"))[
+            0
+        ] == 303
         assert await store.sign_in.second_factor(agent.id) is None
         await enable(ava)
         await admin.password(login, password)
@@ -251,7 +258,9 @@ async def test_a_secret_being_set_up_is_shown_only_to_the_login_that_asked_for_i
         assert status == 200 and page.count("<li><code>") == 10
 
         # the intruder's half-done login confirms nothing, and its secret is no key to ava's login
-        status, page, location = await intruder.post("/login/2fa/setup", {"code": code_at(seen), "csrf_token": intruders_form})
+        status, page, location = await intruder.post(
+            "/login/2fa/setup", {"code": code_at(seen), "csrf_token": intruders_form}
+        )
         assert page.count("<li><code>") == 0 and location.startswith("/login?expired")
         assert (await intruder.get("/login/2fa/qr.svg"))[0] == 404
         assert (await intruder.password("ava"))[2] == "/login/2fa"
@@ -273,9 +282,14 @@ async def test_the_security_page_never_shows_another_sessions_pending_secret(cli
         page = (await second.get("/console/security"))[1]
         assert shown not in page and 'id="start-setup"' in page
         assert (await second.get("/console/security/qr.svg"))[0] == 409
-        status, _, _ = await second.post("/console/security/confirm", {"code": code_at(shown.replace(" ", ""))},
-                                         csrf_from="/console/security")
-        assert status == 409 and (await store.sign_in.second_factor((await store.agents.agent_by_login("default", "ava")).id)).state == "pending"  # type: ignore[union-attr]
+        status, _, _ = await second.post(
+            "/console/security/confirm", {"code": code_at(shown.replace(" ", ""))}, csrf_from="/console/security"
+        )
+        assert (
+            status == 409
+            and (await store.sign_in.second_factor((await store.agents.agent_by_login("default", "ava")).id)).state
+            == "pending"
+        )  # type: ignore[union-attr]
     finally:
         await first.close()
         await second.close()
@@ -299,8 +313,11 @@ async def test_a_password_only_session_ends_once_the_account_requires_a_second_f
             assert (await asyncio.wait_for(socket.receive(), 10)).type == aiohttp.WSMsgType.TEXT
             await store.accounts.update_account("default", require_two_factor=True)  # no session swept
             async with asyncio.timeout(6):
-                while (await socket.receive()).type not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
-                                                            aiohttp.WSMsgType.CLOSING):
+                while (await socket.receive()).type not in (
+                    aiohttp.WSMsgType.CLOSE,
+                    aiohttp.WSMsgType.CLOSED,
+                    aiohttp.WSMsgType.CLOSING,
+                ):
                     pass
             assert socket.close_code == 4401
         assert (await bob.get("/console"))[2] == "/login"
@@ -334,7 +351,9 @@ async def test_a_second_factor_that_does_not_open_gets_a_clear_answer_not_a_500(
         admin = Browser(client)
         try:
             await admin.password(login, password)
-            assert (await admin.post(f"/admin/agents/{ava_agent.id}/two-factor/reset", {}, csrf_from="/admin"))[0] == 303
+            assert (await admin.post(f"/admin/agents/{ava_agent.id}/two-factor/reset", {}, csrf_from="/admin"))[
+                0
+            ] == 303
         finally:
             await admin.close()
         assert (await ava.password("ava"))[2] == "/console"
@@ -353,13 +372,24 @@ async def test_the_sign_in_pages_refuse_in_the_visitors_language(client: TestCli
     await store.agents.update_agent(agent.id, lang=lang)
     ava = Browser(client)
     try:
-        async with ava.http.post(ava.base + f"/login?lang={lang}", data={"login": "ava", "password": PASSWORD},
-                                 headers={"Sec-Fetch-Site": "cross-site"}) as response:
-            assert response.status == 403 and await response.text() == translate(lang, "Logins from another site's page are refused.")
-        async with ava.http.post(ava.base + f"/login?lang={lang}", data={"login": "ava", "password": PASSWORD}) as response:
-            assert response.status == 403 and await response.text() == translate(lang, "The login form expired: reload the page.")
+        async with ava.http.post(
+            ava.base + f"/login?lang={lang}",
+            data={"login": "ava", "password": PASSWORD},
+            headers={"Sec-Fetch-Site": "cross-site"},
+        ) as response:
+            assert response.status == 403 and await response.text() == translate(
+                lang, "Logins from another site's page are refused."
+            )
+        async with ava.http.post(
+            ava.base + f"/login?lang={lang}", data={"login": "ava", "password": PASSWORD}
+        ) as response:
+            assert response.status == 403 and await response.text() == translate(
+                lang, "The login form expired: reload the page."
+            )
         await ava.password("ava")
-        assert (await ava.get("/console/security/qr.svg"))[1] == translate(lang, "No authenticator is being set up here: start setting up two-factor sign-in first.")
+        assert (await ava.get("/console/security/qr.svg"))[1] == translate(
+            lang, "No authenticator is being set up here: start setting up two-factor sign-in first."
+        )
         await enable(ava)
         status, text, _ = await ava.post("/console/security/setup", {}, csrf_from="/console/security")
         assert status == 409 and text == translate(lang, ON_ALREADY) != ON_ALREADY
