@@ -2,7 +2,7 @@
 their examples and responses, add / edit / move / delete examples, add and delete intents,
 import and export Rasa YAML (learning from customer messages and trying a text: ``learning.py``).
 Training data lives as
-``bot/nlu/training_set.py`` says; training and model versions are ``nlu_api.py``'s."""
+``bot/nlu/training_set.py`` says; training and model versions are ``nlu.py``'s."""
 
 from __future__ import annotations
 
