@@ -21,7 +21,7 @@ from bot.handlers.telegram.updates import ALLOWED_UPDATES, parse_update
 from tests.fakes.telegram_api import FakeBotAPI
 
 ROOT = Path(__file__).resolve().parents[2]
-RECORDED = sorted((ROOT / "tests" / "fixtures" / "telegram").glob("*.json"))
+RECORDED = sorted((Path(__file__).parent / "fixtures").glob("*.json"))
 
 
 def guard(bot_api: FakeBotAPI) -> Egress:
