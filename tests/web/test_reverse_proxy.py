@@ -1,7 +1,7 @@
-"""The router behind a real reverse proxy on the same host: Debian's nginx, started by the test with
-a throwaway configuration. A proxy that adds no ``X-Forwarded-For`` must not open the API (its
+"""The router behind a real reverse proxy on the same host: Debian's nginx and Caddy, started by the
+test with a throwaway configuration. A proxy that adds no ``X-Forwarded-For`` must not open the API (its
 requests come from 127.0.0.1, which once counted as the superadmin without a token); the nginx example
-of docs/security.md passes the public host, the sockets and nothing else."""
+and Caddy examples of docs/security.md pass the public host, the sockets and nothing else."""
 
 from __future__ import annotations
 
@@ -124,3 +124,78 @@ async def test_the_readme_s_nginx_example_serves_the_public_host_and_its_sockets
         async with session.ws_connect(f"{proxy}/webchat/ws", headers=public) as socket:  # upgraded through nginx
             welcome = await socket.receive_json(timeout=10)
             assert welcome["type"] == "welcome" and welcome["visitor_token"]
+
+
+@pytest.fixture
+async def caddy(tmp_path: Path) -> AsyncIterator[StartNginx]:
+    """Start Caddy with a Caddyfile's sites (no admin endpoint, no automatic HTTPS: nothing leaves
+    127.0.0.1); returns the port it listens on, to be named in the sites' addresses as ``PORT``."""
+    binary = shutil.which("caddy")
+    if binary is None:
+        pytest.fail("caddy is not installed: `apt-get install caddy` (it is in scripts/system-packages.txt)")
+    home = tmp_path / "caddy"
+    home.mkdir()
+    port = free_port()
+    processes: list[asyncio.subprocess.Process] = []
+
+    async def start(sites: str) -> str:
+        config = home / "Caddyfile"
+        config.write_text("{\n    admin off\n    auto_https off\n}\n\n" + sites.replace("PORT", str(port)))
+        env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home), "XDG_CONFIG_HOME": str(home)}
+        process = await asyncio.create_subprocess_exec(
+            binary, "run", "--config", str(config), "--adapter", "caddyfile",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+        )  # fmt: skip
+        processes.append(process)
+        async with asyncio.timeout(15):
+            while True:
+                if process.returncode is not None:
+                    raise AssertionError(f"caddy stopped: {(await process.stderr.read()).decode()[-2000:]}")  # type: ignore[union-attr]
+                try:
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    return f"http://127.0.0.1:{port}"
+                except OSError:
+                    await asyncio.sleep(0.05)
+
+    yield start
+    for process in processes:
+        if process.returncode is None:
+            process.terminate()
+            await asyncio.wait_for(process.wait(), 15)
+
+
+def docs_caddy_example(router_port: int) -> str:
+    """The Caddy example of docs/security.md, on plain HTTP at ``PORT``, proxying to ``router_port``."""
+    example = re.search(r"```caddy\n(.*?)```", SECURITY.read_text(), re.S)
+    assert example is not None, "docs/security.md has no Caddy example"
+    text = example.group(1)
+    assert text.startswith("chat.example.com {") and "reverse_proxy 127.0.0.1:8080" in text
+    return text.replace("chat.example.com {", "http://chat.example.com:PORT {", 1).replace(
+        "127.0.0.1:8080", f"127.0.0.1:{router_port}"
+    )
+
+
+async def test_the_docs_caddy_example_serves_the_public_host_and_its_sockets_only(
+    embedded: Any, db_name: str, start_client: Any, tmp_path: Path, caddy: StartNginx
+) -> None:
+    settings = make_settings(
+        embedded.uri,
+        db_name,
+        server={"public_url": "https://chat.example.com", "trusted_proxies": "127.0.0.1"},
+        api={"token": "", "token_file": str(tmp_path / "api.token")},
+    )
+    client: TestClient = await start_client(settings)
+    thread_id = await customer_writes(client.server.app, "petra")
+    proxy = await caddy(docs_caddy_example(client.server.port))
+    public = {"Host": "chat.example.com"}
+    async with aiohttp.ClientSession() as session:
+        assert (await session.get(f"{proxy}/healthz", headers=public)).status == 200
+        assert (await session.get(f"{proxy}/metrics", headers=public)).status == 404  # kept off the proxy
+        assert (await session.get(f"{proxy}/api/outbox", headers=public)).status == 401
+        refused = await session.post(f"{proxy}/api/threads/{thread_id}/resolve", headers=public)
+        assert refused.status == 401
+        async with session.ws_connect(f"{proxy}/webchat/ws", headers=public) as socket:  # upgraded through Caddy
+            welcome = await socket.receive_json(timeout=10)
+            assert welcome["type"] == "welcome" and welcome["visitor_token"]
+    assert (await client.server.app[STORE].threads.get_thread(thread_id)).status == "queued"  # type: ignore[union-attr]
