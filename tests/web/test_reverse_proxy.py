@@ -38,6 +38,21 @@ def _configuration(prefix: Path, http_block: str) -> str:
     )
 
 
+async def _listening(process: asyncio.subprocess.Process, port: int, name: str) -> str:
+    """The proxy's URL once it accepts connections on ``port``; its error output if it stops first."""
+    async with asyncio.timeout(15):
+        while True:
+            if process.returncode is not None:
+                assert process.stderr is not None
+                raise AssertionError(f"{name} stopped: {(await process.stderr.read()).decode()[-2000:]}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.close()
+                return f"http://127.0.0.1:{port}"
+            except OSError:
+                await asyncio.sleep(0.05)
+
+
 @pytest.fixture
 async def nginx(tmp_path: Path) -> AsyncIterator[StartNginx]:
     """Start nginx with an ``http {}`` body (``LISTEN`` stands for its address); returns its URL."""
@@ -62,16 +77,7 @@ async def nginx(tmp_path: Path) -> AsyncIterator[StartNginx]:
             stderr=asyncio.subprocess.PIPE,
         )
         processes.append(process)
-        async with asyncio.timeout(15):
-            while True:
-                if process.returncode is not None:
-                    raise AssertionError(f"nginx stopped: {(await process.stderr.read()).decode()}")  # type: ignore[union-attr]
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.close()
-                    return f"http://127.0.0.1:{port}"
-                except OSError:
-                    await asyncio.sleep(0.05)
+        return await _listening(process, port, "nginx")
 
     yield start
     for process in processes:
@@ -129,16 +135,16 @@ async def test_the_readme_s_nginx_example_serves_the_public_host_and_its_sockets
 @pytest.fixture
 async def caddy(tmp_path: Path) -> AsyncIterator[StartNginx]:
     """Start Caddy with a Caddyfile's sites (no admin endpoint, no automatic HTTPS: nothing leaves
-    127.0.0.1); returns the port it listens on, to be named in the sites' addresses as ``PORT``."""
+    127.0.0.1), ``PORT`` in their addresses standing for its port; returns its URL."""
     binary = shutil.which("caddy")
     if binary is None:
         pytest.fail("caddy is not installed: `apt-get install caddy` (it is in scripts/system-packages.txt)")
     home = tmp_path / "caddy"
     home.mkdir()
-    port = free_port()
     processes: list[asyncio.subprocess.Process] = []
 
     async def start(sites: str) -> str:
+        port = free_port()
         config = home / "Caddyfile"
         config.write_text("{\n    admin off\n    auto_https off\n}\n\n" + sites.replace("PORT", str(port)))
         env = {**os.environ, "HOME": str(home), "XDG_DATA_HOME": str(home), "XDG_CONFIG_HOME": str(home)}
@@ -147,16 +153,7 @@ async def caddy(tmp_path: Path) -> AsyncIterator[StartNginx]:
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
         )  # fmt: skip
         processes.append(process)
-        async with asyncio.timeout(15):
-            while True:
-                if process.returncode is not None:
-                    raise AssertionError(f"caddy stopped: {(await process.stderr.read()).decode()[-2000:]}")  # type: ignore[union-attr]
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.close()
-                    return f"http://127.0.0.1:{port}"
-                except OSError:
-                    await asyncio.sleep(0.05)
+        return await _listening(process, port, "caddy")
 
     yield start
     for process in processes:
