@@ -115,6 +115,7 @@ class WhatsappAdapter(BaseAdapter):
         self.settings = context.settings.whatsapp
         self.account_id = context.account_id
         self._egress = context.egress.whatsapp
+        self._store: Repositories | None = None  # set by start(): read only for a reply past its queued window
         s = self.settings
         default = (
             {
@@ -149,6 +150,7 @@ class WhatsappAdapter(BaseAdapter):
 
     async def start(self, store: Repositories) -> None:
         self.numbers.attach(store)
+        self._store = store
 
     async def close(self) -> None:
         await self.numbers.close_all(lambda number: number.session.aclose())
@@ -201,7 +203,7 @@ class WhatsappAdapter(BaseAdapter):
                     params=[BodyText.params(*template["parameters"])] if template.get("parameters") else None,
                 )
                 return str(sent.id)
-            self._check_window(outbound, number)
+            await self._check_window(outbound, number)
             return await self._send_free_form(number.client, outbound)
         except WhatsAppError as exc:
             raise _send_error(exc) from None
@@ -210,11 +212,15 @@ class WhatsappAdapter(BaseAdapter):
                 raise PermanentSendError(f"whatsapp: {refused}; nothing sent") from None
             raise RetryableSendError(f"whatsapp {type(exc).__name__}: {exc}"[:300]) from None
 
-    def _check_window(self, outbound: Outbound, number: WhatsappNumber) -> None:
-        """The window as it was when the reply was queued (no store read at send): a reply queued
-        while it was open is sent; one queued after it closed, or retried past its end, is not."""
-        ends = outbound.window_ends_at
-        if not self.capabilities.window_open(ends, utcnow()):
+    async def _check_window(self, outbound: Outbound, number: WhatsappNumber) -> None:
+        """The window as it was when the reply was queued, so a send reads nothing; only past that
+        end is the thread read, for a customer who wrote again meanwhile (a retried reply)."""
+        ends, now = outbound.window_ends_at, utcnow()
+        if self.capabilities.window_open(ends, now):
+            return
+        thread = await self._store.threads.get_thread(outbound.thread_id) if self._store else None
+        ends = thread.wa_window_ends_at if thread else ends
+        if not self.capabilities.window_open(ends, now):
             raise PermanentSendError(window_closed_message(ends.isoformat() if ends else None, number.templates))
 
     async def _send_free_form(self, client: WhatsApp, outbound: Outbound) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from bot.handlers.kit.media import AttachmentTooLarge
 from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
 from bot.keys import OUTBOX, STORE
+from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import OutboxState
 from conversations.traffic import Identity, Outbound
@@ -194,6 +197,30 @@ async def test_errors_map_to_retry_or_dead_letter(router: TestClient, graph_api:
     with pytest.raises(PermanentSendError, match="131026"):
         await adapter.send(outbound)
     assert (await adapter.send(outbound)).startswith("wamid.FAKE")
+
+
+async def test_a_reply_retried_past_its_queued_window_goes_out_if_the_customer_wrote_again(
+    router: TestClient, graph_api: FakeGraphAPI
+) -> None:
+    """A send reads nothing while the window it was queued with is open; past that end it asks the
+    thread, so a customer who wrote again meanwhile still gets the retried reply."""
+    await post_whatsapp(router, fresh("text"))
+    await wait_for(lambda: sent(graph_api, 1))
+    thread = await thread_of(router)
+    adapter = router.server.app[OUTBOX]._adapters["whatsapp"]
+    queued = Outbound(
+        account_id="default",
+        channel="whatsapp",
+        thread_id=thread.id,
+        message_id="m",
+        to=Identity("whatsapp", "16505551234"),
+        text="hi",
+        window_ends_at=utcnow() - timedelta(minutes=1),  # queued in an earlier window, now over
+    )
+    assert (await adapter.send(queued)).startswith("wamid.FAKE")  # the thread's window is open again
+    gone = dataclasses.replace(queued, thread_id="no-such-thread")
+    with pytest.raises(PermanentSendError, match="24-hour"):
+        await adapter.send(gone)
 
 
 async def test_media_downloads_by_id_within_the_cap(router: TestClient, graph_api: FakeGraphAPI) -> None:
