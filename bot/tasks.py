@@ -23,3 +23,31 @@ async def stop_tasks(tasks: Iterable[asyncio.Task[object]], timeout: float = 5.0
     _, stuck = await asyncio.wait(pending, timeout=timeout)
     for task in stuck:
         log_event(log, "shutdown.task_stuck", logging.WARNING, task=task.get_name())
+
+
+def raise_if_cancelled() -> None:
+    """Raise ``CancelledError`` if this task was asked to stop. Something awaited may have caught
+    the cancellation and gone on (Python 3.11's ``asyncio.wait_for`` does when what it waits for
+    finishes in the same step; a driver retrying a lost connection can): the request stays counted
+    on the task, and a worker loop that checks it each round ends instead of running on."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+async def pause(seconds: float) -> None:
+    """A worker loop's pause between rounds, ending the loop if it was asked to stop meanwhile."""
+    raise_if_cancelled()
+    await asyncio.sleep(seconds)
+
+
+async def wait_set(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``event``; True if it was set. Unlike ``asyncio.wait_for`` on
+    Python 3.11, a cancellation arriving as the event is set is never lost."""
+    raise_if_cancelled()
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

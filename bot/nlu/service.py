@@ -36,7 +36,7 @@ from bot.nlu.train_worker import train_in_child
 from bot.nlu.trainer import TrainRequest, train_version
 from bot.nlu.training import TrainingError, TrainOptions
 from bot.settings import NluSettings
-from bot.tasks import stop_tasks
+from bot.tasks import pause, stop_tasks
 from conversations.batching import Batcher
 from conversations.errors import StoreUnavailable
 from conversations.models import epoch_ms, utcnow
@@ -200,7 +200,7 @@ class NluService:
         # ends on the flag too: the driver can swallow a cancellation while it waits for a hung
         # server, and the loop must not outlive the service
         while not self._closing:
-            await asyncio.sleep(self.settings.reload_interval)
+            await pause(self.settings.reload_interval)
             for account_id in list(self._loaded):
                 if self._closing:
                     return

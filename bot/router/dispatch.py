@@ -25,7 +25,6 @@ change, and replies carry a dedup key, so a replay sends nothing twice.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -43,6 +42,7 @@ from bot.nlu.service import NluService
 from bot.router.outbox import Outbox
 from bot.router.policy import CLARIFY, FALLBACK, LOW_CONFIDENCE, plan
 from bot.router.queue import Queue
+from bot.tasks import pause
 from conversations.errors import StoreClosed, StoreError, StoreUnavailable
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
@@ -302,4 +302,4 @@ class DispatchSweeper:
                 return
             except Exception:  # an unexpected store answer must not end the sweeper for good
                 log.exception("dispatch.sweep_failed")
-            await asyncio.sleep(self._interval)
+            await pause(self._interval)

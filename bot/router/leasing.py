@@ -5,11 +5,11 @@ is due, sleep until woken or until the next poll; ride out a store outage."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from bot.tasks import pause, wait_set
 from conversations.errors import StoreClosed, StoreUnavailable
 
 T = TypeVar("T")
@@ -35,7 +35,7 @@ async def lease_and_work(
         except StoreUnavailable:
             slots.release()
             on_outage()
-            await asyncio.sleep(max(poll_interval, 1.0))
+            await pause(max(poll_interval, 1.0))
             continue
         except StoreClosed:  # the process is stopping (and this task missed its cancellation)
             slots.release()
@@ -43,15 +43,14 @@ async def lease_and_work(
         except Exception:  # an unexpected store answer must not end the worker for good
             slots.release()
             log.exception("leasing.lease_failed")
-            await asyncio.sleep(max(poll_interval, 1.0))
+            await pause(max(poll_interval, 1.0))
             continue
         except BaseException:
             slots.release()
             raise
         if item is None:
             slots.release()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), poll_interval)
+            await wait_set(wake, poll_interval)
             continue
         task = asyncio.create_task(work(item))
         in_flight.add(task)

@@ -18,7 +18,6 @@ store (if the process dies, the lease runs out and another worker sends the item
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -32,6 +31,7 @@ from bot.logs import error_fields, log_event, without_contacts
 from bot.metrics import Metrics
 from bot.router.leasing import lease_and_work
 from bot.settings import OutboxSettings
+from bot.tasks import wait_set
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Message, OutboxItem, Thread
@@ -260,8 +260,7 @@ class Outbox:
                 log.warning(
                     "outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}}
                 )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(finished.wait(), self._lease.total_seconds() / 3)
+            await wait_set(finished, self._lease.total_seconds() / 3)
 
     async def _retry(self, item: OutboxItem, error: str, retry_after: float | None) -> None:
         if item.attempts >= self._settings.max_attempts:

@@ -16,7 +16,6 @@ full) leaves the thread in — or returns it to — the queue.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from bot.router.routing import AccountRouting, Routing
 from bot.router.thread_log import SYSTEM, ThreadLog
 from bot.router.webhooks.events import who
 from bot.settings import QueueSettings
+from bot.tasks import pause
 from conversations.agent_models import Agent
 from conversations.errors import StoreUnavailable
 from conversations.filters import one_of
@@ -230,7 +230,7 @@ class Queue:
                     await self.auto_assign(account_id)
             except StoreUnavailable:
                 log_event(log, "queue.assign_store_unavailable", logging.WARNING)
-            await asyncio.sleep(interval)
+            await pause(interval)
 
     async def _assigned(self, thread: Thread, agent: Agent, actor: Agent | None) -> None:
         await self._log.timeline(thread, TimelineKind.ASSIGNED, actor, agent.name, to=agent.id)

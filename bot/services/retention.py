@@ -11,7 +11,6 @@ the store lets one of them do the work per interval.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timedelta
 
@@ -19,6 +18,7 @@ from bot import audit
 from bot.logs import log_event
 from bot.services.contacts import after_retirement
 from bot.settings import RetentionSettings
+from bot.tasks import pause
 from conversations.errors import StoreUnavailable
 from conversations.models import epoch_ms, utcnow
 from conversations.personal_data import Erasure
@@ -90,4 +90,4 @@ class RetentionJob:
                 log_event(log, "retention.store_unavailable", logging.WARNING)
             except Exception:  # a bad document must not stop retention for good
                 log.exception("retention.failed")
-            await asyncio.sleep(min(every, 60.0))
+            await pause(min(every, 60.0))

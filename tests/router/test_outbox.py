@@ -367,3 +367,47 @@ async def test_workers_end_when_their_store_is_closed(embedded: Any, db_name: st
     async with asyncio.timeout(10):
         results = await asyncio.gather(*workers, return_exceptions=True)
     assert results == [None, None]
+
+
+async def test_a_worker_cancelled_as_it_is_woken_stops(store: Repositories) -> None:
+    """Shutdown cancels the worker while a reply wakes it: on Python 3.11, ``asyncio.wait_for``
+    returned the wake-up and dropped the cancellation, and the worker leased on for the rest of
+    the process (a CI run hung on such a worker)."""
+    outbox = Outbox(store, {"webchat": RecordingChannel()}, Metrics(), outbox_settings(poll_interval=60))
+    worker = asyncio.create_task(outbox.run())
+    await asyncio.sleep(0.3)  # the lease came back empty: the worker sleeps until woken
+    outbox.wake()
+    worker.cancel()
+    done, _ = await asyncio.wait({worker}, timeout=5)
+    assert done == {worker} and worker.cancelled()
+
+
+async def test_a_worker_whose_cancellation_a_store_call_swallowed_stops(store: Repositories) -> None:
+    """A driver retrying a lost connection can catch the cancellation and answer as if nothing
+    happened; the request stays counted on the task, and the worker ends at its next round."""
+    swallowed: list[bool] = []
+
+    async def lease_swallowing_a_cancellation() -> OutboxItem | None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            swallowed.append(True)
+        return None
+
+    worker = asyncio.create_task(
+        lease_and_work(
+            lease_swallowing_a_cancellation,
+            Outbox(store, {}, Metrics(), outbox_settings())._send_and_release,
+            slots=asyncio.Semaphore(1),
+            wake=asyncio.Event(),
+            poll_interval=0.02,
+            in_flight=set(),
+            on_outage=lambda: None,
+        )
+    )
+    await asyncio.sleep(0.1)
+    worker.cancel()
+    done, _ = await asyncio.wait({worker}, timeout=5)
+    if not done:
+        worker.cancel()  # let the old loop go: it would lease (and swallow) once more
+    assert swallowed == [True] and done == {worker} and worker.cancelled()

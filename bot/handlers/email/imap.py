@@ -20,6 +20,7 @@ from aioimaplib import IMAP4, IMAP4_SSL, STOP_WAIT_SERVER_PUSH, Response
 from bot.handlers.email.settings import EmailSettings
 from bot.handlers.kit.protocol import MalformedPayload
 from bot.logs import log_event
+from bot.tasks import pause, raise_if_cancelled, wait_set
 from conversations.errors import StoreUnavailable
 
 log = logging.getLogger("omnirouter.handlers.email.imap")
@@ -70,7 +71,7 @@ class MailboxReader:
                     error=f"{type(exc).__name__}: {exc}"[:200],
                     retry_in=delay,
                 )
-            await asyncio.sleep(delay)
+            await pause(delay)
             delay = min(delay * 2, max(self._settings.poll_interval, 1.0), 60.0)
 
     def poke(self) -> None:
@@ -95,15 +96,13 @@ class MailboxReader:
         try:
             idle = self._settings.imap_idle and client.has_capability("IDLE")
             while True:
+                raise_if_cancelled()
                 await self.poll(client)
                 if idle:
                     await self._idle(client)
                 else:
                     self._wake.clear()
-                    try:
-                        await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval)
-                    except TimeoutError:
-                        pass
+                    await wait_set(self._wake, self._settings.poll_interval)
         finally:
             try:
                 await asyncio.wait_for(client.logout(), 5)

@@ -17,6 +17,7 @@ from bot.handlers.kit.protocol import MalformedPayload, UnsupportedEvent
 from bot.handlers.telegram.botapi import BotAPIError, BotAPIUnreachable, TelegramBot
 from bot.handlers.telegram.updates import ALLOWED_UPDATES, parse_update
 from bot.logs import log_event
+from bot.tasks import raise_if_cancelled
 from conversations.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class Poller:
             await asyncio.sleep(self._pause * 5)
         log_event(log, "telegram.polling", account=bot.account_id)
         while True:
+            raise_if_cancelled()
             await self.poll_once(bot)
 
     async def _drop_webhook(self, bot: TelegramBot) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.logs import log_event
+from bot.tasks import pause
 from conversations.errors import ChangeStreamFailed, StoreUnavailable
 from conversations.repositories import Repositories
 
@@ -67,7 +68,7 @@ class LiveFeed:
                 await self._store.events.prune_events(int(time.time() * 1000) - _KEEP_EVENTS_MS)
             except StoreUnavailable:
                 log_event(log, "live.store_unavailable", logging.WARNING)
-            await asyncio.sleep(self._prune_interval)
+            await pause(self._prune_interval)
 
     async def _poll(self, deliver: Callable[[Event], Awaitable[None]], listening: Callable[[], bool]) -> None:
         cursor = int(time.time() * 1000)
@@ -80,7 +81,7 @@ class LiveFeed:
                     self._seen.clear()
             except StoreUnavailable:
                 log_event(log, "live.store_unavailable", logging.WARNING)
-            await asyncio.sleep(self._interval)
+            await pause(self._interval)
 
     async def _read(self, cursor: int, deliver: Callable[[Event], Awaitable[None]]) -> int:
         """Deliver the events from ``cursor`` minus the overlap on, page by page (a busy log has
@@ -205,7 +206,7 @@ class ConsoleHub:
         sockets, read from the store that every process shares. A check that fails is logged and
         the next one runs on time: the watch never ends while the router runs."""
         while True:
-            await asyncio.sleep(interval)
+            await pause(interval)
             sockets = [sock for sock in self.sockets if sock.session_id]
             if not sockets:
                 continue

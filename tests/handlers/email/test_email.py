@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.handlers.email.adapter import EmailAdapter
+from bot.handlers.email.imap import MailboxReader
 from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
 from bot.keys import ADAPTERS, STORE
 from conversations.embedded import EmbeddedMongo, free_port
@@ -334,3 +335,26 @@ async def test_refused_recipients_and_smtp_trouble_become_dead_letters_or_retrie
     await smtp_sink.stop()
     with pytest.raises(RetryableSendError, match="unreachable"):
         await adapter.send(outbound)
+
+
+async def test_a_reader_stopped_as_it_is_poked_stops(
+    embedded: EmbeddedMongo, db_name: str, dovecot: Dovecot, mailbox_user: str, smtp_sink: SmtpSink
+) -> None:
+    """Shutdown cancels the reader while ``poke`` wakes it: on Python 3.11 ``asyncio.wait_for``
+    returned the wake-up and dropped the cancellation, and the reader polled on after the router
+    stopped (in CI it outlived its test, reconnecting every second)."""
+    settings = email_settings(
+        embedded.uri, db_name, dovecot=dovecot, user=mailbox_user, sink=smtp_sink, poll_interval=60, imap_idle=False
+    ).email
+
+    async def ingest(raw: bytes, recipients: Sequence[str]) -> object:
+        return None
+
+    reader = MailboxReader(settings, ingest)
+    reading = asyncio.create_task(reader.run())
+    await wait_for(lambda: _polled(reader), timeout=10)
+    await asyncio.sleep(0.2)  # the first poll is done: the reader waits for the next
+    reader.poke()
+    reading.cancel()
+    done, _ = await asyncio.wait({reading}, timeout=10)
+    assert done == {reading} and reading.cancelled()
