@@ -14,17 +14,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 from bot.business_hours import BusinessHours
 from bot.handlers import registry
-from bot.handlers.email.settings import EmailSettings
-from bot.handlers.kit.twilio_settings import TwilioSettings
-from bot.handlers.sms.settings import SmsSettings
-from bot.handlers.telegram.settings import TelegramSettings
-from bot.handlers.voice.settings import VoiceSettings
-from bot.handlers.webchat.settings import WebchatSettings
-from bot.handlers.whatsapp.settings import WhatsappSettings
 from bot.network_settings import ApiSettings, EgressSettings, ServerSettings, WebhookSettings
 from bot.setting_fields import EnvValue, SettingsError, convert, read_toml
 from bot.setting_fields import between as _between
@@ -33,6 +27,7 @@ from bot.setting_fields import setting as _setting
 from bot.setting_fields import url as _url
 
 DEFAULT_CONFIG = Path("config/omnirouter.toml")
+T = TypeVar("T")
 ENV_PREFIX = "OMNIROUTER_"
 
 
@@ -240,6 +235,10 @@ class NluSettings:
     rasa_threshold: float = _setting(0.5, check=_between(0, 1), doc="Rasa confidence under this counts as out of scope")
 
 
+def _channel_defaults() -> Mapping[str, Any]:
+    return MappingProxyType({name: kind() for name, kind in registry.sections().items()})
+
+
 @dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -247,14 +246,10 @@ class Settings:
     account: AccountSettings = field(default_factory=AccountSettings)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
-    webchat: WebchatSettings = field(default_factory=WebchatSettings)
+    # each channel's sections by name ([telegram], [twilio], ...), as the channel registry lists them:
+    # a channel reads its own with ``settings.section(TelegramSettings)``
+    channels: Mapping[str, Any] = field(default_factory=_channel_defaults, hash=False)
     api: ApiSettings = field(default_factory=ApiSettings)
-    twilio: TwilioSettings = field(default_factory=TwilioSettings)
-    sms: SmsSettings = field(default_factory=SmsSettings)
-    voice: VoiceSettings = field(default_factory=VoiceSettings)
-    email: EmailSettings = field(default_factory=EmailSettings)
-    telegram: TelegramSettings = field(default_factory=TelegramSettings)
-    whatsapp: WhatsappSettings = field(default_factory=WhatsappSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
@@ -267,6 +262,25 @@ class Settings:
         """A copy with some keys of one section changed (validated like any other source)."""
         raw = {section: values}
         return _apply(self, raw, source="arguments")
+
+    def section(self, kind: type[T]) -> T:
+        """A channel's settings section by its type: ``settings.section(TelegramSettings)``."""
+        for value in self.channels.values():
+            if type(value) is kind:
+                return value
+        raise KeyError(f"no channel has a {kind.__name__} section")
+
+    def named(self, section: str) -> Any:
+        """A section by its name in the settings file (``"server"``, ``"telegram"``)."""
+        return self.channels[section] if section in self.channels else getattr(self, section)
+
+    def with_sections(self, sections: Mapping[str, Any]) -> Settings:
+        """A copy with whole sections (section name -> a section's dataclass) swapped in."""
+        channels = {name: value for name, value in sections.items() if name in self.channels}
+        others = {name: value for name, value in sections.items() if name not in self.channels}
+        if channels:
+            others["channels"] = MappingProxyType({**self.channels, **channels})
+        return dataclasses.replace(self, **others)
 
 
 _SECTION_TYPES: dict[str, type[Any]] = {
@@ -348,8 +362,8 @@ def _apply(settings: Settings, raw: Mapping[str, Any], source: str) -> Settings:
                 else f"{section}.{key} (in {source})"
             )
             updates[key] = convert(value, f, where)
-        changed[section] = dataclasses.replace(getattr(settings, section), **updates)
-    return dataclasses.replace(settings, **changed)
+        changed[section] = dataclasses.replace(settings.named(section), **updates)
+    return settings.with_sections(changed)
 
 
 def describe() -> list[tuple[str, str, Any, str]]:

@@ -78,9 +78,9 @@ def make_settings(uri: str, database: str, **sections: dict[str, Any]) -> Settin
     for section, values in sections.items():
         fast.setdefault(section, {}).update(values)
     settings = Settings()
-    for section, values in fast.items():
-        settings = dataclasses.replace(settings, **{section: dataclasses.replace(getattr(settings, section), **values)})
-    return settings
+    return settings.with_sections(
+        {section: dataclasses.replace(settings.named(section), **values) for section, values in fast.items()}
+    )
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from typing import Any
 import aiohttp
 
 from bot.cli.common import CliError
+from bot.handlers.telegram.settings import TelegramSettings
+from bot.handlers.whatsapp.settings import WhatsappSettings
 from bot.settings import Settings
 
 # --- say --channel ----------------------------------------------------------------------------
@@ -33,7 +35,7 @@ def _user_number(name: str) -> int:
 
 def telegram_webhook(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
     """A private-chat text ``Update`` from the customer ``--as`` (user id from ``--from``)."""
-    secret = settings.telegram.webhook_secret
+    secret = settings.section(TelegramSettings).webhook_secret
     if not secret:
         raise CliError("set telegram.webhook_secret (the same as the router's) to sign the update", code=2)
     user_id = int(args.sender) if args.sender else 5_000_000_000 + _user_number(args.name)
@@ -54,7 +56,7 @@ def telegram_webhook(settings: Settings, args: argparse.Namespace) -> tuple[dict
 
 def whatsapp_webhook(settings: Settings, args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str]]:
     """A Cloud API ``messages`` webhook with one text message, signed with the app secret."""
-    wa = settings.whatsapp
+    wa = settings.section(WhatsappSettings)
     if not wa.app_secret:
         raise CliError("set whatsapp.app_secret (the same as the router's) to sign the webhook", code=2)
     number = "".join(c for c in (args.sender or "") if c.isdigit()) or f"1555{_user_number(args.name) % 10**7:07d}"
@@ -91,7 +93,8 @@ def say_webhook(server: str, account: str, settings: Settings, args: argparse.Na
     body = json.dumps(payload).encode()
     if args.channel == "whatsapp":
         headers["X-Hub-Signature-256"] = (
-            "sha256=" + hmac.new(settings.whatsapp.app_secret.encode(), body, hashlib.sha256).hexdigest()
+            "sha256="
+            + hmac.new(settings.section(WhatsappSettings).app_secret.encode(), body, hashlib.sha256).hexdigest()
         )
     path = f"/webhooks/{args.channel}" + ("" if account == settings.account.id else f"/{account}")
     answer = asyncio.run(_post(server + path, body, headers, args.timeout))
@@ -152,14 +155,14 @@ def add_telegram_commands(sub: Any) -> None:
 
 
 def _token(settings: Settings, args: argparse.Namespace) -> str:
-    token = args.token or settings.telegram.token
+    token = args.token or settings.section(TelegramSettings).token
     if not token:
         raise CliError("no bot token: set telegram.token (OMNIROUTER_TELEGRAM_TOKEN) or pass --token", code=2)
     return str(token)
 
 
 def set_webhook(args: argparse.Namespace, settings: Settings) -> int:
-    token, secret = _token(settings, args), args.secret or settings.telegram.webhook_secret
+    token, secret = _token(settings, args), args.secret or settings.section(TelegramSettings).webhook_secret
     if not secret:
         raise CliError("no webhook secret: set telegram.webhook_secret or pass --secret", code=2)
     account = args.account or settings.account.id
@@ -191,7 +194,9 @@ async def _telegram(
     from bot.handlers.telegram.botapi import BotAPIError, BotAPIUnreachable
     from bot.handlers.telegram.updates import ALLOWED_UPDATES
 
-    bot = make_bot(token, settings.telegram.api_base, EgressGuards.from_settings(settings).telegram, timeout=20)
+    bot = make_bot(
+        token, settings.section(TelegramSettings).api_base, EgressGuards.from_settings(settings).telegram, timeout=20
+    )
     try:
         if action == "set":
             await bot.set_webhook(

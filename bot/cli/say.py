@@ -32,6 +32,9 @@ from twilio.request_validator import RequestValidator
 
 from bot.cli.channels import BUILDERS, say_webhook
 from bot.cli.common import CliError, install_token, router_url, unreachable
+from bot.handlers.email.settings import EmailSettings
+from bot.handlers.kit.twilio_settings import TwilioSettings
+from bot.handlers.sms.settings import SmsSettings
 from bot.settings import Settings
 from conversations.messages import inbound_id
 from conversations.traffic import Identity, Inbound
@@ -221,14 +224,14 @@ def _check(channel: str, sender: str, settings: Settings) -> None:
     if channel == "sms":
         if not E164.match(sender):
             raise CliError("with --channel sms, --as is the sender's phone number in E.164 (+15551234567)", code=2)
-        if not settings.twilio.auth_token:
+        if not settings.section(TwilioSettings).auth_token:
             raise CliError("SMS is not configured: set twilio.auth_token (and sms.from_number)", code=2)
         return
     if "@" not in sender:
         raise CliError("with --channel email, --as is the sender's e-mail address", code=2)
-    if not settings.email.address:
+    if not settings.section(EmailSettings).address:
         raise CliError("e-mail is not configured: set email.address", code=2)
-    if not (settings.email.listen_port or settings.email.imap_host):
+    if not (settings.section(EmailSettings).listen_port or settings.section(EmailSettings).imap_host):
         raise CliError("e-mail has no inbound path: set email.listen_port or email.imap_host", code=2)
 
 
@@ -238,16 +241,18 @@ async def _post_sms(text: str, sender: str, server: str, account: str, settings:
         "MessageSid": sid,
         "SmsSid": sid,
         "SmsStatus": "received",
-        "AccountSid": settings.twilio.account_sid,
+        "AccountSid": settings.section(TwilioSettings).account_sid,
         "From": sender,
-        "To": settings.sms.from_number,
+        "To": settings.section(SmsSettings).from_number,
         "Body": text,
         "NumMedia": "0",
         "NumSegments": "1",
         "ApiVersion": "2010-04-01",
     }
     public = (settings.server.public_url or server).rstrip("/")
-    signature = RequestValidator(settings.twilio.auth_token).compute_signature(f"{public}/webhooks/sms", form)
+    signature = RequestValidator(settings.section(TwilioSettings).auth_token).compute_signature(
+        f"{public}/webhooks/sms", form
+    )
     async with _session(timeout) as session:
         async with session.post(
             f"{server}/webhooks/sms", data=form, headers={"X-Twilio-Signature": signature}
@@ -260,7 +265,7 @@ async def _post_sms(text: str, sender: str, server: str, account: str, settings:
 
 
 async def _deliver_mail(text: str, sender: str, settings: Settings, subject: str | None, timeout: float) -> str:
-    mail_settings = settings.email
+    mail_settings = settings.section(EmailSettings)
     msg = EmailMessage()
     message_id = make_msgid(domain=sender.rpartition("@")[2])[1:-1]
     msg["From"], msg["To"] = sender, mail_settings.address
@@ -284,7 +289,7 @@ async def _deliver_mail(text: str, sender: str, settings: Settings, subject: str
 async def _append(settings: Settings, raw: bytes, timeout: float) -> None:
     from aioimaplib import IMAP4, IMAP4_SSL
 
-    s = settings.email
+    s = settings.section(EmailSettings)
     client = (IMAP4_SSL if s.imap_security == "tls" else IMAP4)(s.imap_host, s.imap_port, timeout=timeout)
     await client.wait_hello_from_server()
     if (await client.login(s.imap_user or s.address, s.imap_password)).result != "OK":

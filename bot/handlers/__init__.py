@@ -1,1 +1,1 @@
-"""One module per channel, each implementing the adapter protocol of ``base``."""
+"""One package per channel over the shared ``kit``; ``registry`` lists the channels an install can serve."""

@@ -27,6 +27,7 @@ from bot.handlers.email.compose import (
 )
 from bot.handlers.email.imap import MailboxReader
 from bot.handlers.email.parse import ParsedMail, parse_mail, to_inbound
+from bot.handlers.email.settings import EmailSettings
 from bot.handlers.email.smtp import SmtpListener, send_mail
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext
 from bot.logs import log_event
@@ -46,7 +47,7 @@ class EmailAdapter(BaseAdapter):
     name = "email"
 
     def __init__(self, context: ChannelContext) -> None:
-        self.settings = context.settings.email
+        self.settings = context.settings.section(EmailSettings)
         self._account_id = context.account_id
         self._from_name = self.settings.display_name or context.settings.account.name
         self.capabilities = Capabilities(media=False)

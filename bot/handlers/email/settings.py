@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
+from bot.handlers.kit.card import SettingsSections
 from bot.setting_fields import between, one_of, setting
 
 
@@ -41,13 +41,6 @@ class EmailSettings:
     )
 
 
-class Sections(Protocol):
-    """The settings sections ``enabled`` reads (``bot.settings.Settings`` has them)."""
-
-    @property
-    def email(self) -> EmailSettings: ...
-
-
-def enabled(settings: Sections) -> bool:
+def enabled(settings: SettingsSections) -> bool:
     """Whether this install serves e-mail: a mailbox address."""
-    return bool(settings.email.address)
+    return bool(settings.section(EmailSettings).address)

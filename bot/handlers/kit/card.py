@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class SettingsSections(Protocol):
+    """What a channel reads of the install's settings: its own sections, by type
+    (``bot.settings.Settings`` is one)."""
+
+    def section(self, kind: type[T]) -> T: ...
 
 
 @dataclass(frozen=True)
@@ -18,4 +27,4 @@ class Channel:
     name: str
     adapter: str  # "module:Class"
     sections: Mapping[str, type[Any]]  # settings section name -> its dataclass
-    enabled: Callable[[Any], bool]  # the install's settings -> whether the channel is on
+    enabled: Callable[[SettingsSections], bool]  # the install's settings -> whether the channel is on

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.handlers.kit.egress import Egress, HostRule, parse_host_rules, url_rule
+from bot.handlers.telegram.settings import TelegramSettings
+from bot.handlers.whatsapp.settings import WhatsappSettings
 from bot.network_settings import EgressSettings
 from bot.settings import Settings
 
@@ -93,8 +95,8 @@ class EgressGuards:
         return cls(
             webhooks=Egress(operator, listen, private_ok=settings.webhooks.allow_private_networks),
             rasa=Egress([*operator, *([rasa] if rasa else [])], listen),
-            telegram=ChannelEgress("telegram", settings.telegram.api_base, operator, listen),
-            whatsapp=ChannelEgress("whatsapp", settings.whatsapp.api_base, operator, listen),
+            telegram=ChannelEgress("telegram", settings.section(TelegramSettings).api_base, operator, listen),
+            whatsapp=ChannelEgress("whatsapp", settings.section(WhatsappSettings).api_base, operator, listen),
         )
 
     def channel(self, name: str) -> ChannelEgress:

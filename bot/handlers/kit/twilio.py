@@ -42,6 +42,8 @@ from bot.handlers.kit.protocol import (
     VerificationError,
 )
 from bot.handlers.kit.signatures import same_secret
+from bot.handlers.kit.twilio_settings import TwilioSettings
+from bot.handlers.sms.settings import SmsSettings
 from bot.logs import log_event
 from conversations.models import utcnow
 from conversations.traffic import Attachment, CallEvent, DeliveryStatus, Direction, Identity, Inbound, StatusUpdate
@@ -109,10 +111,10 @@ class TwilioGateway:
     def __init__(self, context: ChannelContext) -> None:
         settings = context.settings
         self._account_id = context.account_id
-        self._twilio = settings.twilio
-        self._sms = settings.sms
+        self._twilio = settings.section(TwilioSettings)
+        self._sms = settings.section(SmsSettings)
         self._public_url = settings.server.public_url.rstrip("/")
-        self._validator = RequestValidator(settings.twilio.auth_token)
+        self._validator = RequestValidator(settings.section(TwilioSettings).auth_token)
         self._client: Client | None = None
         self._http: AsyncTwilioHttpClient | None = None
 

@@ -21,6 +21,7 @@ from aiohttp import web
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, PermanentSendError
 from bot.handlers.kit.webhook import receive_webhook
 from bot.handlers.sms.segments import shape, split_for_sms
+from bot.handlers.sms.settings import SmsSettings
 from bot.logs import log_event
 from conversations.repositories import Repositories
 from conversations.traffic import Inbound, Outbound, ProviderEvent, StatusUpdate
@@ -82,7 +83,7 @@ class SmsAdapter(BaseAdapter):
 
     def __init__(self, context: ChannelContext) -> None:
         self._context = context
-        self._settings = context.settings.sms
+        self._settings = context.settings.section(SmsSettings)
         self.gateway: SmsGateway = load_gateway(SMS_GATEWAYS[self._settings.gateway], context)
         self.capabilities = Capabilities(media=False)
         self._store: Repositories | None = None

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
+from bot.handlers.kit.card import SettingsSections
 from bot.handlers.kit.twilio_settings import TwilioSettings
 from bot.setting_fields import between, one_of, setting
 
@@ -23,19 +23,7 @@ class SmsSettings:
     start_reply: str = setting("", doc="our answer to START; empty: leave it to the provider")
 
 
-class Sections(Protocol):
-    """The settings sections ``enabled`` reads (``bot.settings.Settings`` has them)."""
-
-    @property
-    def twilio(self) -> TwilioSettings: ...
-
-    @property
-    def sms(self) -> SmsSettings: ...
-
-
-def enabled(settings: Sections) -> bool:
+def enabled(settings: SettingsSections) -> bool:
     """Whether this install serves SMS: a Twilio account and a number (or messaging service) to send from."""
-    twilio = settings.twilio
-    return bool(
-        twilio.account_sid and twilio.auth_token and (settings.sms.from_number or settings.sms.messaging_service_sid)
-    )
+    twilio, sms = settings.section(TwilioSettings), settings.section(SmsSettings)
+    return bool(twilio.account_sid and twilio.auth_token and (sms.from_number or sms.messaging_service_sid))

@@ -41,6 +41,7 @@ from bot.handlers.kit.protocol import (
 from bot.handlers.kit.signatures import same_secret
 from bot.handlers.kit.webhook import receive_webhook
 from bot.handlers.telegram.botapi import BotAPI, BotAPIError, BotAPIUnreachable, TelegramBot
+from bot.handlers.telegram.settings import TelegramSettings
 from bot.handlers.telegram.updates import parse_update
 from bot.logs import log_event
 from bot.setting_fields import SettingsError
@@ -64,7 +65,7 @@ class TelegramAdapter(BaseAdapter):
     capabilities = Capabilities(buttons=True, media=True, max_text_length=4096)
 
     def __init__(self, context: ChannelContext) -> None:
-        self.settings = context.settings.telegram
+        self.settings = context.settings.section(TelegramSettings)
         self.account_id = context.account_id
         self._egress = context.egress.telegram
         if self.settings.token and self.settings.mode == "webhook" and not self.settings.webhook_secret:

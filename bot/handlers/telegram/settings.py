@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
+from bot.handlers.kit.card import SettingsSections
 from bot.setting_fields import between, one_of, setting, url
 
 
@@ -32,13 +32,7 @@ class TelegramSettings:
     for_accounts: bool = setting(False, doc="serve Telegram for accounts with their own bot even when token is empty")
 
 
-class Sections(Protocol):
-    """The settings sections ``enabled`` reads (``bot.settings.Settings`` has them)."""
-
-    @property
-    def telegram(self) -> TelegramSettings: ...
-
-
-def enabled(settings: Sections) -> bool:
+def enabled(settings: SettingsSections) -> bool:
     """Whether this install serves Telegram: a bot token, or accounts with bots of their own."""
-    return bool(settings.telegram.token or settings.telegram.for_accounts)
+    own = settings.section(TelegramSettings)
+    return bool(own.token or own.for_accounts)

@@ -33,6 +33,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.handlers.kit.payload import load_json
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
+from bot.handlers.webchat.settings import WebchatSettings
 from bot.handlers.webchat.tokens import VisitorToken, VisitorTokens
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
@@ -71,13 +72,17 @@ class WebchatAdapter(BaseAdapter):
 
     def __init__(self, context: ChannelContext) -> None:
         self._context = context
-        self._tokens = VisitorTokens(context.settings.webchat.secret) if context.settings.webchat.secret else None
+        self._tokens = (
+            VisitorTokens(context.settings.section(WebchatSettings).secret)
+            if context.settings.section(WebchatSettings).secret
+            else None
+        )
         self._store: Repositories | None = None
-        self._max_text = context.settings.webchat.max_text_length
+        self._max_text = context.settings.section(WebchatSettings).max_text_length
         self.capabilities = Capabilities(buttons=True, max_text_length=self._max_text)
         self._sockets: dict[tuple[str, str], set[_VisitorSocket]] = {}
         self._accounts: dict[str, float] = {context.account_id: float("inf")}  # account -> known until
-        self._token_seconds = context.settings.webchat.visitor_token_days * 86400
+        self._token_seconds = context.settings.section(WebchatSettings).visitor_token_days * 86400
         self._legacy_until: float | None = None  # tokens of the previous format: honoured until then
 
     async def start(self, store: Repositories) -> None:

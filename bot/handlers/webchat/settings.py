@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
+from bot.handlers.kit.card import SettingsSections
 from bot.setting_fields import between, setting
 
 
@@ -19,13 +19,6 @@ class WebchatSettings:
     )
 
 
-class Sections(Protocol):
-    """The settings sections ``enabled`` reads (``bot.settings.Settings`` has them)."""
-
-    @property
-    def webchat(self) -> WebchatSettings: ...
-
-
-def enabled(settings: Sections) -> bool:
+def enabled(settings: SettingsSections) -> bool:
     """Whether this install serves the web chat: always."""
     return True

@@ -50,6 +50,7 @@ from bot.handlers.kit.protocol import (
 from bot.handlers.kit.signatures import same_secret
 from bot.handlers.kit.webhook import receive_webhook
 from bot.handlers.whatsapp.payload import parse_payload
+from bot.handlers.whatsapp.settings import WhatsappSettings
 from bot.setting_fields import SettingsError
 from conversations.models import utcnow
 from conversations.traffic import Outbound, ProviderEvent
@@ -112,7 +113,7 @@ class WhatsappAdapter(BaseAdapter):
     capabilities = Capabilities(buttons=True, media=True, templates=True, service_window_hours=24, max_text_length=4096)
 
     def __init__(self, context: ChannelContext) -> None:
-        self.settings = context.settings.whatsapp
+        self.settings = context.settings.section(WhatsappSettings)
         self.account_id = context.account_id
         self._egress = context.egress.whatsapp
         self._store: Repositories | None = None  # set by start(): read only for a reply past its queued window

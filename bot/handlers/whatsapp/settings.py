@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from bot.handlers.kit.card import SettingsSections
 from bot.setting_fields import between, setting, url
 
 
@@ -37,13 +38,7 @@ class WhatsappSettings:
     )
 
 
-class Sections(Protocol):
-    """The settings sections ``enabled`` reads (``bot.settings.Settings`` has them)."""
-
-    @property
-    def whatsapp(self) -> WhatsappSettings: ...
-
-
-def enabled(settings: Sections) -> bool:
+def enabled(settings: SettingsSections) -> bool:
     """Whether this install serves WhatsApp: a phone number id, or accounts with numbers of their own."""
-    return bool(settings.whatsapp.phone_number_id or settings.whatsapp.for_accounts)
+    own = settings.section(WhatsappSettings)
+    return bool(own.phone_number_id or own.for_accounts)

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.handlers.email.adapter import EmailAdapter
 from bot.handlers.email.imap import MailboxReader
+from bot.handlers.email.settings import EmailSettings
 from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
 from bot.keys import ADAPTERS, STORE
 from conversations.embedded import EmbeddedMongo, free_port
@@ -345,7 +346,7 @@ async def test_a_reader_stopped_as_it_is_poked_stops(
     stopped (in CI it outlived its test, reconnecting every second)."""
     settings = email_settings(
         embedded.uri, db_name, dovecot=dovecot, user=mailbox_user, sink=smtp_sink, poll_interval=60, imap_idle=False
-    ).email
+    ).section(EmailSettings)
 
     async def ingest(raw: bytes, recipients: Sequence[str]) -> object:
         return None

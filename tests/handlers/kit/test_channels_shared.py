@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
 from bot.handlers.channels import enabled_channels
+from bot.handlers.whatsapp.settings import WhatsappSettings
 from bot.keys import ADAPTERS, STORE
 from bot.setting_fields import SettingsError
 from bot.settings import Settings, load_settings
@@ -135,11 +136,11 @@ def test_a_bad_webhook_secret_is_named(tmp_path: Path) -> None:
 def test_templates_are_tables_in_the_file_and_json_in_the_environment(tmp_path: Path) -> None:
     path = tmp_path / "o.toml"
     path.write_text('[whatsapp.templates.order_update]\nlanguage = "en_US"\nparameters = ["name", "order"]\n')
-    assert load_settings(path, env={}).whatsapp.templates == {
+    assert load_settings(path, env={}).section(WhatsappSettings).templates == {
         "order_update": {"language": "en_US", "parameters": ["name", "order"]}
     }
     env = {"OMNIROUTER_WHATSAPP_TEMPLATES": '{"hello": {"language": "lv"}}'}
-    assert load_settings(None, env=env).whatsapp.templates == {"hello": {"language": "lv"}}
+    assert load_settings(None, env=env).section(WhatsappSettings).templates == {"hello": {"language": "lv"}}
     with pytest.raises(SettingsError, match="template 'x' needs a language"):
         load_settings(None, env={"OMNIROUTER_WHATSAPP_TEMPLATES": '{"x": {}}'})
     with pytest.raises(SettingsError, match="expected a table"):
