@@ -24,6 +24,7 @@ from bot.install_token import open_install_token
 from bot.keys import (
     ADAPTERS,
     DISPATCHER,
+    DOMAIN,
     EGRESS,
     EMBEDDED,
     EVENTS,
@@ -43,6 +44,9 @@ from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.nlu.responses import load_responses
 from bot.nlu.service import NluService
+from bot.router.dialogue.actions import ActionServer
+from bot.router.dialogue.domain import load_domain
+from bot.router.dialogue.engine import Dialogue
 from bot.router.dispatch import Dispatcher, DispatchSweeper, ReplyLimit
 from bot.router.inbound import InboundPipeline, InboundRecorder
 from bot.router.outbox import Outbox
@@ -82,6 +86,7 @@ def create_app(settings: Settings) -> web.Application:
     adapters = {name: build_adapter(name, context) for name in enabled_channels(settings)}
     app[ADAPTERS] = adapters
     app[RESPONSES] = load_responses(Path(settings.nlu.responses))  # ResponsesError: a bad file stops start-up
+    app[DOMAIN] = load_domain(Path(settings.dialogue.folder))  # DomainError: so does a bad dialogue file
     for adapter in adapters.values():
         app.add_routes(adapter.routes())
     app.cleanup_ctx.append(_store_ctx)
@@ -151,6 +156,10 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     events, sender = ThreadEvents(store), WebhookSender(store, settings.webhooks, app[EGRESS].webhooks)
     events.wake = sender.wake
     outbox = Outbox(store, adapters, metrics, settings.outbox, events=events)
+    endpoint = settings.dialogue.action_endpoint
+    actions = (
+        ActionServer(endpoint, app[EGRESS].actions.session, settings.dialogue.action_timeout) if endpoint else None
+    )
     queue = Queue(store, settings.queue, outbox, settings.console.record_location, events=events)
     dispatcher = Dispatcher(
         store,
@@ -162,6 +171,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         app[RESPONSES],
         events=events,
         reply_limit=ReplyLimit(settings.dispatch.max_bot_replies, settings.dispatch.bot_reply_window),
+        dialogue=Dialogue(app[DOMAIN], app[RESPONSES], actions, settings.dialogue.clear_intent),
     )
     lease = timedelta(seconds=settings.dispatch.lease_seconds)
     locators = {name: a for name, a in adapters.items() if isinstance(a, ThreadLocator)}
@@ -197,5 +207,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         await outbox.drain()
         await stop_tasks(workers)
         await sender.close()
+        if actions is not None:
+            await actions.close()
         for adapter in adapters.values():
             await adapter.close()

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from bot.metrics import Metrics
     from bot.nlu.responses import Responses
     from bot.nlu.service import NluService
+    from bot.router.dialogue.domain import Domain
     from bot.router.dispatch import Dispatcher
     from bot.router.inbound import InboundPipeline
     from bot.router.outbox import Outbox
@@ -38,6 +39,7 @@ OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 QUEUE: web.AppKey[Queue] = web.AppKey("queue")
 NLU: web.AppKey[NluService] = web.AppKey("nlu")
 RESPONSES: web.AppKey[Responses] = web.AppKey("responses")
+DOMAIN: web.AppKey[Domain] = web.AppKey("domain")  # forms, slots, rules and actions of the bot
 SHIFTS: web.AppKey[Shifts] = web.AppKey("shifts")
 EVENTS: web.AppKey[ThreadEvents] = web.AppKey("events")  # thread events for webhook subscriptions
 WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")

@@ -211,6 +211,20 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class DialogueSettings:
+    folder: str = _setting(
+        "config/dialogue", doc="forms, slots, rules and their questions (Rasa domain.yml and rules.yml); none: no forms"
+    )
+    action_endpoint: str = _setting(
+        "", check=_url, doc="Rasa action server for custom actions, e.g. http://actions:5055/webhook; empty: none"
+    )
+    action_timeout: float = _setting(5.0, check=_between(0.1, 60), doc="seconds to wait for a custom action")
+    clear_intent: float = _setting(
+        0.75, check=_between(0, 1), doc="a message this sure of another intent leaves the form being filled"
+    )
+
+
+@dataclass(frozen=True)
 class NluSettings:
     engine: str = _setting(
         "embedded",
@@ -256,6 +270,7 @@ class Settings:
     security: SecuritySettings = field(default_factory=SecuritySettings)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
     nlu: NluSettings = field(default_factory=NluSettings)
+    dialogue: DialogueSettings = field(default_factory=DialogueSettings)
     egress: EgressSettings = field(default_factory=EgressSettings)
 
     def replace(self, section: str, **values: Any) -> Settings:
@@ -297,6 +312,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "security": SecuritySettings,
     "webhooks": WebhookSettings,
     "nlu": NluSettings,
+    "dialogue": DialogueSettings,
     "egress": EgressSettings,
 }
 

@@ -77,6 +77,7 @@ async def _anonymise_threads(db: Database, scope: ContactScope, erasure: Erasure
                 "email_keys": "",
                 "awaiting_since": "",
                 "assignee": "",
+                "nlu_state": "",  # the bot's slots: order numbers, addresses, what the customer said
             },
         },
     )

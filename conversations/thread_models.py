@@ -221,6 +221,7 @@ class TimelineKind(StrEnum):
     RESOLVED = "resolved"
     REOPENED = "reopened"
     LABELS = "labels"
+    ACTION = "action"  # the bot ran a custom action: which, and how it ended
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from bot.cli.common import CliError, redact
 from bot.install_token import InstallTokenError
 from bot.logs import configure_logging
 from bot.nlu.responses import ResponsesError
+from bot.router.dialogue.domain import DomainError
 from bot.secret_key import SecretKeyError
 from bot.settings import Settings
 from bot.web.keys import FIRST_ADMIN
@@ -39,7 +40,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(_run_server(settings))
     except EmbeddedStoreError as exc:
         raise CliError(str(exc)) from None
-    except (SecretKeyError, ResponsesError, InstallTokenError) as exc:
+    except (SecretKeyError, ResponsesError, DomainError, InstallTokenError) as exc:
         raise CliError(str(exc), code=2) from None
     except StoreUnavailable:
         where = settings.store.mongodb_uri or "the embedded store"

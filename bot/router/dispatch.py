@@ -39,6 +39,8 @@ from bot.nlu.data import Parse
 from bot.nlu.remote import NluUnavailable
 from bot.nlu.responses import Responses
 from bot.nlu.service import NluService
+from bot.router.dialogue.engine import Dialogue, Said, Turn
+from bot.router.dialogue.state import DialogueState, conversation_language
 from bot.router.outbox import Outbox
 from bot.router.policy import CLARIFY, FALLBACK, LOW_CONFIDENCE, plan
 from bot.router.queue import Queue
@@ -81,8 +83,10 @@ class Dispatcher:
         responses: Responses | None = None,
         events: ThreadEvents | None = None,
         reply_limit: ReplyLimit | None = None,
+        dialogue: Dialogue | None = None,
     ) -> None:
         self._store = store
+        self._dialogue = dialogue
         self._limit = reply_limit or ReplyLimit()
         self._events = events
         self._queue = queue
@@ -153,33 +157,54 @@ class Dispatcher:
             return await self._to_queue(message, thread, NLU_UNAVAILABLE), None
         if parse is None:  # no model trained yet
             return await self._to_queue(message, thread, NO_NLU), None
-        state = await self._store.threads.thread_nlu_state(thread.id)
-        before = state.get("before", {}) if state.get("by") == message.id else state  # a replay
-        parse = _resolve_clarification(parse, message.text, before.get("options") or {})
-        language = self._responses.language(parse.language or before.get("language"))
-        streak = int(before.get("low_streak", 0)) + 1  # if this one is not understood either
+        stored = await self._store.threads.thread_nlu_state(thread.id)
+        before = stored.get("before", {}) if stored.get("by") == message.id else stored  # a replay
+        state = DialogueState.from_doc(before)
+        parse = _resolve_clarification(parse, message.text, dict(state.options))
+        language = self._responses.language(conversation_language(state.language, parse.language, message.text))
+        state = dataclasses.replace(state, language=language)
         at_ms = epoch_ms(message.created_at)  # the message's time: a replay counts the same
-        replies = [int(t) for t in before.get("replies_ms", []) if int(t) > at_ms - self._limit.window * 1000]
+        replies = [t for t in state.replies_ms if t > at_ms - self._limit.window * 1000]
+        turn: Turn | None = None
         options: dict[str, str] = {}
         if len(replies) >= self._limit.replies:
             decision = await self._to_queue(message, thread, REPLY_LIMIT, language)
+        elif self._dialogue is not None and (
+            turn := await self._dialogue.turn(Said(thread.id, thread.channel, message.text, message.id), parse, state)
+        ):
+            decision = await self._carry_out(message, thread, turn, language)
+            state = turn.state
         else:
-            decision, options = await self._act(message, thread, parse, language, streak)
+            if state.form is not None:  # the dialogue let the form go: another question came
+                state = state.without_form().did(f"left:{state.form}")
+            decision, options = await self._act(message, thread, parse, language, state.low_streak + 1)
         if decision.action == DecisionAction.ANSWERED:
             replies.append(at_ms)
-        unsure = decision.reason in (FALLBACK, CLARIFY, LOW_CONFIDENCE)
-        await self._store.threads.set_thread_nlu_state(
-            thread.id,
-            {
-                "by": message.id,
-                "language": language,
-                "low_streak": streak if unsure else 0,
-                "options": options,
-                "replies_ms": replies,
-                "before": {k: v for k, v in before.items() if k != "before"},
-            },
+        unsure = turn is None and decision.reason in (FALLBACK, CLARIFY, LOW_CONFIDENCE)
+        after = dataclasses.replace(
+            state,
+            low_streak=state.low_streak + 1 if unsure else 0,
+            options=options,
+            replies_ms=tuple(replies),
+            intent=state.intent if turn is not None or parse.out_of_scope else parse.intent,
         )
+        doc = {**after.to_doc(), "by": message.id, "before": {k: v for k, v in before.items() if k != "before"}}
+        await self._store.threads.set_thread_nlu_state(thread.id, doc)
         return decision, parse
+
+    async def _carry_out(self, message: Message, thread: Thread, turn: Turn, language: str) -> Decision:
+        """A dialogue turn sent (each text a reply of its own) or handed to a human."""
+        for note in turn.notes:
+            await self._queue.note_bot_action(thread, note)
+        if turn.handoff:
+            return await self._to_queue(message, thread, turn.reason, language, "\n\n".join(turn.texts) or None)
+        sent = [
+            await self._send(message, thread, "bot-reply" if n == 0 else f"bot-reply-{n}", text, SenderKind.BOT)
+            for n, text in enumerate(turn.texts)
+        ]
+        if not sent:
+            return Decision(DecisionAction.ANSWERED, turn.reason, thread.id)
+        return Decision(DecisionAction.ANSWERED, turn.reason, thread.id, replies=tuple(m.id for m in sent))
 
     async def _act(
         self, message: Message, thread: Thread, parse: Parse, language: str, streak: int

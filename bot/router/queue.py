@@ -232,6 +232,10 @@ class Queue:
                 log_event(log, "queue.assign_store_unavailable", logging.WARNING)
             await pause(interval)
 
+    async def note_bot_action(self, thread: Thread, text: str) -> None:
+        """Put on the thread's timeline what the bot's action did (agents read why it handed over)."""
+        await self._log.timeline(thread, TimelineKind.ACTION, None, text)
+
     async def _assigned(self, thread: Thread, agent: Agent, actor: Agent | None) -> None:
         await self._log.timeline(thread, TimelineKind.ASSIGNED, actor, agent.name, to=agent.id)
         await self._log.live(thread, "assigned", agent_id=agent.id)

@@ -8,6 +8,7 @@ or aim its Telegram client at the install's WhatsApp server. So each purpose has
 - ``webhooks`` (an account's webhook deliveries, and its URLs when saved): the hosts the operator
   names in ``egress.allowed_destinations`` (``webhooks.allow_private_networks`` widens it);
 - ``rasa`` (the remote Rasa client): those, and the host of ``nlu.rasa_url``;
+- ``actions`` (the bot's custom actions): those, and the host of ``dialogue.action_endpoint``;
 - ``telegram`` and ``whatsapp`` (each channel's API client and media downloads, every account's):
   those, and the host of that channel's own install-level ``api_base``.
 
@@ -84,6 +85,7 @@ class EgressGuards:
 
     webhooks: Egress
     rasa: Egress
+    actions: Egress
     telegram: ChannelEgress
     whatsapp: ChannelEgress
 
@@ -92,9 +94,11 @@ class EgressGuards:
         operator = operator_destinations(settings.egress)
         listen = (settings.server.host, settings.server.port)
         rasa = url_rule(settings.nlu.rasa_url)
+        actions = url_rule(settings.dialogue.action_endpoint)
         return cls(
             webhooks=Egress(operator, listen, private_ok=settings.webhooks.allow_private_networks),
             rasa=Egress([*operator, *([rasa] if rasa else [])], listen),
+            actions=Egress([*operator, *([actions] if actions else [])], listen),
             telegram=ChannelEgress("telegram", settings.section(TelegramSettings).api_base, operator, listen),
             whatsapp=ChannelEgress("whatsapp", settings.section(WhatsappSettings).api_base, operator, listen),
         )

@@ -1,0 +1,173 @@
+"""One turn of the bot's conversation: fill the active form, start one, or run an intent's action.
+
+:meth:`Dialogue.turn` returns ``None`` when the dialogue has nothing to say about a message (no form
+is active and its intent starts none): the dispatcher's one-shot policy answers it then. Otherwise a
+:class:`Turn` says what to send, whether to hand the conversation to a human (with the reason and
+what the bot collected), and the state to keep.
+
+While a form is active: "cancel" (in any language) ends it; asking for a human hands over with the
+slots; the message is read as the asked slot first; a message that clearly is another intent
+leaves the form to the one-shot policy; anything else is a wrong answer, asked again with the
+slot's hint, until ``max_attempts`` wrong answers hand the conversation to a human.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bot.nlu.data import Parse
+from bot.nlu.responses import TALK_TO_HUMAN, Responses
+from bot.router.dialogue.actions import ActionFailed, ActionServer
+from bot.router.dialogue.domain import Domain, Form
+from bot.router.dialogue.forms import from_answer, from_entities, is_cancel, next_slot, prefill
+from bot.router.dialogue.state import DialogueState
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+CANCELLED = "form_cancelled"
+
+
+@dataclass(frozen=True)
+class Turn:
+    state: DialogueState
+    reason: str  # recorded on the message's decision
+    texts: tuple[str, ...] = ()
+    handoff: bool = False  # hand the conversation to a human (``texts``, if any, tell the customer)
+    notes: tuple[str, ...] = field(default=())  # for the thread's timeline: actions run and how they ended
+
+
+@dataclass(frozen=True)
+class Said:
+    """The message the turn is about."""
+
+    conversation: str  # the thread id: the action server's sender_id
+    channel: str
+    text: str
+    seed: str  # picks among a response's variations (the message id: a replay says the same)
+
+
+class Dialogue:
+    def __init__(
+        self, domain: Domain, responses: Responses, actions: ActionServer | None = None, clear_intent: float = 0.75
+    ) -> None:
+        self.domain = domain
+        self._responses = responses
+        self._actions = actions
+        self._clear = clear_intent  # a message this sure of another intent leaves the form
+
+    async def turn(self, said: Said, parse: Parse, state: DialogueState) -> Turn | None:
+        if state.form in self.domain.forms:
+            return await self._in_form(said, parse, state, self.domain.forms[str(state.form)])
+        if not self._confident(parse):
+            return None
+        form = self.domain.form_for(parse.intent)
+        if form is not None:
+            slots = prefill(form, self.domain.slots, parse, state.slots)
+            started = replace(state, form=form.name, attempts=0, slots=slots, intent=parse.intent)
+            return await self._next(said, started.did(f"form:{form.name}"), form, ())
+        action = self.domain.answers.get(parse.intent)
+        if action is not None:
+            return await self._run(said, parse, replace(state, intent=parse.intent), action, f"action:{action}")
+        return None
+
+    def _confident(self, parse: Parse) -> bool:
+        return not parse.out_of_scope and not parse.ambiguous
+
+    async def _in_form(self, said: Said, parse: Parse, state: DialogueState, form: Form) -> Turn | None:
+        asked = state.requested or next_slot(form, state.slots)
+        if is_cancel(said.text):
+            done = state.without_form().did(f"cancelled:{form.name}")
+            return Turn(done, CANCELLED, self._say("utter_form_cancelled", said, done))
+        if parse.intent == TALK_TO_HUMAN and self._confident(parse):
+            return Turn(state.did("asked for a human"), f"intent:{TALK_TO_HUMAN}", handoff=True)
+        slots = dict(prefill(form, self.domain.slots, parse, state.slots))
+        value = from_entities(self.domain.slots[asked], parse, form.name) if asked else None
+        if asked and value is None and not self._leaves(parse, state):
+            value = from_answer(self.domain.slots[asked], parse, said.text, form.name)
+        if asked and value is not None:
+            slots[asked] = value
+            return await self._next(said, replace(state, slots=slots, attempts=0), form, ())
+        if self._leaves(parse, state):
+            return None  # another question: the one-shot policy answers it
+        wrong = replace(state, slots=slots, attempts=state.attempts + 1)
+        if wrong.attempts >= self.domain.max_attempts:
+            return Turn(wrong.did(f"gave up asking {asked}"), f"form_failed:{form.name}", handoff=True)
+        hint = self._say(f"utter_invalid_{asked}", said, wrong)
+        return Turn(wrong, f"form:{form.name}:ask_again:{asked}", (*hint, *self._ask(form, str(asked), said, wrong)))
+
+    def _leaves(self, parse: Parse, state: DialogueState) -> bool:
+        return self._confident(parse) and parse.intent != state.intent and parse.confidence >= self._clear
+
+    async def _next(self, said: Said, state: DialogueState, form: Form, before: Sequence[str]) -> Turn:
+        """Ask for the form's next empty slot, or run what completes the form."""
+        slot = next_slot(form, state.slots)
+        if slot is not None:
+            asking = replace(state, requested=slot)
+            return Turn(asking, f"form:{form.name}:ask:{slot}", (*before, *self._ask(form, slot, said, asking)))
+        done = state.without_form().did(f"completed:{form.name}")
+        if form.submit is None:
+            return Turn(done, f"form:{form.name}:completed", tuple(before))
+        empty = Parse(text=said.text, intent=state.intent or "", confidence=1.0)
+        return await self._run(said, empty, done, form.submit, f"form:{form.name}:completed")
+
+    async def _run(self, said: Said, parse: Parse, state: DialogueState, action: str, reason: str) -> Turn:
+        """Run a response (``utter_...``) or a custom action and say what it says."""
+        if action.startswith("utter_"):
+            return Turn(state.did(action), reason, self._say(action, said, state))
+        if self._actions is None and action in self.domain.offline:
+            return Turn(state.did(action), reason, self._say(self.domain.offline[action], said, state))
+        if self._actions is None:
+            why = f"{action}: no action server is configured (actions.endpoint)"
+            return Turn(state.did(f"{action} failed"), f"action_failed:{action}", handoff=True, notes=(why,))
+        try:
+            outcome = await self._actions.run(
+                action, said.conversation, self._tracker(said, parse, state), self.domain.as_rasa()
+            )
+        except ActionFailed as exc:
+            return Turn(
+                state.did(f"{action} failed"), f"action_failed:{action}", handoff=True, notes=(f"{action}: {exc}",)
+            )
+        slots = {**state.slots, **{k: v for k, v in outcome.slots.items() if k != "language"}}
+        after = replace(state, slots=slots).did(action)
+        texts = [*outcome.texts, *(t for name in outcome.responses for t in self._say(name, said, after))]
+        return Turn(after, reason, tuple(texts), notes=(f"{action}: done",))
+
+    def _tracker(self, said: Said, parse: Parse, state: DialogueState) -> dict[str, Any]:
+        """The conversation as Rasa's action server reads it."""
+        return {
+            "sender_id": said.conversation,
+            "slots": {**state.slots, "language": state.language, "requested_slot": state.requested},
+            "latest_message": {
+                "text": said.text,
+                "intent": {"name": parse.intent, "confidence": parse.confidence},
+                "entities": [
+                    {"entity": e.entity, "value": e.value, "start": e.start, "end": e.end} for e in parse.entities
+                ],
+            },
+            "events": [],
+            "paused": False,
+            "followup_action": None,
+            "active_loop": {"name": state.form} if state.form else {},
+            "latest_action_name": "action_listen",
+            "latest_input_channel": said.channel,
+        }
+
+    def _ask(self, form: Form, slot: str, said: Said, state: DialogueState) -> tuple[str, ...]:
+        specific = self._say(f"utter_ask_{form.name}_{slot}", said, state)
+        return specific or self._say(f"utter_ask_{slot}", said, state)
+
+    def _say(self, response: str, said: Said, state: DialogueState) -> tuple[str, ...]:
+        """One variation of ``response`` in the conversation's language, its ``{slot}``s filled."""
+        language = state.language or self._responses.default_language
+        variants = self.domain.response(response, language, self._responses.default_language)
+        if not variants:
+            return ()
+        values: Mapping[str, Any] = state.slots
+        usable = [v for v in variants if all(values.get(n) is not None for n in _PLACEHOLDER.findall(v))] or variants
+        chosen = usable[
+            int.from_bytes(hashlib.sha256(f"{said.seed}{response}".encode()).digest()[:4], "big") % len(usable)
+        ]
+        return (_PLACEHOLDER.sub(lambda m: str(values.get(m.group(1), m.group(0))), chosen),)
