@@ -39,10 +39,10 @@ from bot.nlu.data import Parse
 from bot.nlu.remote import NluUnavailable
 from bot.nlu.responses import Responses
 from bot.nlu.service import NluService
-from bot.router.dialogue.engine import Dialogue, Said, Turn
-from bot.router.dialogue.state import DialogueState, conversation_language
+from bot.router.dialogue.conversation import Step, language_of, respond
+from bot.router.dialogue.engine import Dialogue, Said
+from bot.router.dialogue.state import DialogueState
 from bot.router.outbox import Outbox
-from bot.router.policy import CLARIFY, FALLBACK, LOW_CONFIDENCE, plan
 from bot.router.queue import Queue
 from bot.tasks import pause
 from conversations.errors import StoreClosed, StoreError, StoreUnavailable
@@ -160,68 +160,36 @@ class Dispatcher:
         stored = await self._store.threads.thread_nlu_state(thread.id)
         before = stored.get("before", {}) if stored.get("by") == message.id else stored  # a replay
         state = DialogueState.from_doc(before)
-        parse = _resolve_clarification(parse, message.text, dict(state.options))
-        language = self._responses.language(conversation_language(state.language, parse.language, message.text))
-        state = dataclasses.replace(state, language=language)
         at_ms = epoch_ms(message.created_at)  # the message's time: a replay counts the same
         replies = [t for t in state.replies_ms if t > at_ms - self._limit.window * 1000]
-        turn: Turn | None = None
-        options: dict[str, str] = {}
         if len(replies) >= self._limit.replies:
+            language = language_of(self._responses, state, parse, message.text)
             decision = await self._to_queue(message, thread, REPLY_LIMIT, language)
-        elif self._dialogue is not None and (
-            turn := await self._dialogue.turn(Said(thread.id, thread.channel, message.text, message.id), parse, state)
-        ):
-            decision = await self._carry_out(message, thread, turn, language)
-            state = turn.state
+            after = dataclasses.replace(state, language=language)
         else:
-            if state.form is not None:  # the dialogue let the form go: another question came
-                state = state.without_form().did(f"left:{state.form}")
-            decision, options = await self._act(message, thread, parse, language, state.low_streak + 1)
+            said = Said(thread.id, thread.channel, message.text, message.id)
+            step = await respond(self._dialogue, self._responses, said, parse, state)
+            decision, after, parse = await self._carry_out(message, thread, step), step.state, step.parse
         if decision.action == DecisionAction.ANSWERED:
             replies.append(at_ms)
-        unsure = turn is None and decision.reason in (FALLBACK, CLARIFY, LOW_CONFIDENCE)
-        after = dataclasses.replace(
-            state,
-            low_streak=state.low_streak + 1 if unsure else 0,
-            options=options,
-            replies_ms=tuple(replies),
-            intent=state.intent if turn is not None or parse.out_of_scope else parse.intent,
-        )
+        after = dataclasses.replace(after, replies_ms=tuple(replies))
         doc = {**after.to_doc(), "by": message.id, "before": {k: v for k, v in before.items() if k != "before"}}
         await self._store.threads.set_thread_nlu_state(thread.id, doc)
         return decision, parse
 
-    async def _carry_out(self, message: Message, thread: Thread, turn: Turn, language: str) -> Decision:
-        """A dialogue turn sent (each text a reply of its own) or handed to a human."""
-        for note in turn.notes:
+    async def _carry_out(self, message: Message, thread: Thread, step: Step) -> Decision:
+        """A step sent (each text a reply of its own, the buttons on the last) or handed to a human."""
+        for note in step.notes:
             await self._queue.note_bot_action(thread, note)
-        if turn.handoff:
-            return await self._to_queue(message, thread, turn.reason, language, "\n\n".join(turn.texts) or None)
-        sent = [
-            await self._send(message, thread, "bot-reply" if n == 0 else f"bot-reply-{n}", text, SenderKind.BOT)
-            for n, text in enumerate(turn.texts)
-        ]
-        if not sent:
-            return Decision(DecisionAction.ANSWERED, turn.reason, thread.id)
-        return Decision(DecisionAction.ANSWERED, turn.reason, thread.id, replies=tuple(m.id for m in sent))
-
-    async def _act(
-        self, message: Message, thread: Thread, parse: Parse, language: str, streak: int
-    ) -> tuple[Decision, dict[str, str]]:
-        """The policy (``policy.plan``) carried out; returns the decision and the options offered."""
-        chosen = plan(parse, self._responses, language, streak, message.id)
-        if chosen.queue:
-            return await self._to_queue(message, thread, chosen.reason, language, chosen.text), {}
-        assert chosen.text is not None
-        decision = await self._reply(message, thread, chosen.reason, chosen.text, tuple(chosen.options))
-        return decision, chosen.options
-
-    async def _reply(
-        self, message: Message, thread: Thread, reason: str, text: str, options: tuple[str, ...] = ()
-    ) -> Decision:
-        reply = await self._send(message, thread, "bot-reply", text, SenderKind.BOT, options)
-        return Decision(DecisionAction.ANSWERED, reason, thread.id, replies=(reply.id,))
+        if step.handoff:
+            notice = "\n\n".join(step.texts) or None
+            return await self._to_queue(message, thread, step.reason, step.state.language, notice)
+        sent = []
+        for n, text in enumerate(step.texts):
+            options = tuple(step.options) if n == len(step.texts) - 1 else ()
+            kind = "bot-reply" if n == 0 else f"bot-reply-{n}"
+            sent.append(await self._send(message, thread, kind, text, SenderKind.BOT, options))
+        return Decision(DecisionAction.ANSWERED, step.reason, thread.id, replies=tuple(m.id for m in sent))
 
     async def _to_queue(
         self, message: Message, thread: Thread, reason: str, language: str | None = None, notice: str | None = None
@@ -277,17 +245,6 @@ class Dispatcher:
             reply = await self._send(message, thread, "keyword-reply", str(keyword["reply"]), SenderKind.SYSTEM)
             replies = (reply.id,)
         return Decision(DecisionAction.ANSWERED, f"keyword:{keyword.get('kind')}", thread.id, replies)
-
-
-def _resolve_clarification(parse: Parse, text: str, options: dict[str, str]) -> Parse:
-    """A click on a clarifying question's button sends its label: that is the intent. Where
-    the options were a numbered list (channels without buttons), their number is too."""
-    choices = {label.casefold(): intent for label, intent in options.items()}
-    choices.update({str(n): intent for n, intent in enumerate(options.values(), start=1)})
-    chosen = choices.get(text.strip().rstrip(".").casefold())
-    if chosen is None:
-        return parse
-    return dataclasses.replace(parse, intent=chosen, confidence=1.0, ambiguous=False, engine="clarified")
 
 
 def _reply_address(message: Message, thread: Thread) -> Identity:

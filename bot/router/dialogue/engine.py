@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -28,6 +28,15 @@ from bot.router.dialogue.state import DialogueState
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 CANCELLED = "form_cancelled"
+HANDOFF = "action_handoff"  # a story's name for handing the conversation to a human
+DEACTIVATE = "action_deactivate_loop"  # Rasa's name for ending a form early
+
+# ("action", name), ("active_loop", form or None), ("slot", (name, value))
+Event = tuple[str, Any]
+
+
+def slot_events(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[Event, ...]:
+    return tuple(("slot", (k, v)) for k, v in after.items() if before.get(k) != v)
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,7 @@ class Turn:
     texts: tuple[str, ...] = ()
     handoff: bool = False  # hand the conversation to a human (``texts``, if any, tell the customer)
     notes: tuple[str, ...] = field(default=())  # for the thread's timeline: actions run and how they ended
+    events: tuple[Event, ...] = ()  # what the bot did, as Rasa's stories write it (``omnirouter nlu test-stories``)
 
 
 @dataclass(frozen=True)
@@ -67,10 +77,10 @@ class Dialogue:
         if form is not None:
             slots = prefill(form, self.domain.slots, parse, state.slots)
             started = replace(state, form=form.name, attempts=0, slots=slots, intent=parse.intent)
-            return await self._next(said, started.did(f"form:{form.name}"), form, ())
+            return await self._next(said, started.did(f"form:{form.name}"), form, slot_events(state.slots, slots))
         action = self.domain.answers.get(parse.intent)
         if action is not None:
-            return await self._run(said, parse, replace(state, intent=parse.intent), action, f"action:{action}")
+            return await self._run(said, parse, replace(state, intent=parse.intent), action, f"action:{action}", ())
         return None
 
     def _confident(self, parse: Parse) -> bool:
@@ -80,60 +90,81 @@ class Dialogue:
         asked = state.requested or next_slot(form, state.slots)
         if is_cancel(said.text):
             done = state.without_form().did(f"cancelled:{form.name}")
-            return Turn(done, CANCELLED, self._say("utter_form_cancelled", said, done))
+            ended = (("action", DEACTIVATE), ("active_loop", None))
+            return Turn(done, CANCELLED, self._say("utter_form_cancelled", said, done), events=ended)
         if parse.intent == TALK_TO_HUMAN and self._confident(parse):
-            return Turn(state.did("asked for a human"), f"intent:{TALK_TO_HUMAN}", handoff=True)
+            return Turn(
+                state.did("asked for a human"), f"intent:{TALK_TO_HUMAN}", handoff=True, events=(("action", HANDOFF),)
+            )
         slots = dict(prefill(form, self.domain.slots, parse, state.slots))
         value = from_entities(self.domain.slots[asked], parse, form.name) if asked else None
         if asked and value is None and not self._leaves(parse, state):
             value = from_answer(self.domain.slots[asked], parse, said.text, form.name)
         if asked and value is not None:
             slots[asked] = value
-            return await self._next(said, replace(state, slots=slots, attempts=0), form, ())
+            filled = slot_events(state.slots, slots)
+            return await self._next(said, replace(state, slots=slots, attempts=0), form, filled)
         if self._leaves(parse, state):
             return None  # another question: the one-shot policy answers it
         wrong = replace(state, slots=slots, attempts=state.attempts + 1)
         if wrong.attempts >= self.domain.max_attempts:
-            return Turn(wrong.did(f"gave up asking {asked}"), f"form_failed:{form.name}", handoff=True)
+            gave_up = (("action", form.name), ("active_loop", None), ("action", HANDOFF))
+            return Turn(wrong.did(f"gave up asking {asked}"), f"form_failed:{form.name}", handoff=True, events=gave_up)
         hint = self._say(f"utter_invalid_{asked}", said, wrong)
-        return Turn(wrong, f"form:{form.name}:ask_again:{asked}", (*hint, *self._ask(form, str(asked), said, wrong)))
+        texts = (*hint, *self._ask(form, str(asked), said, wrong))
+        asking = (("action", form.name), ("active_loop", form.name))
+        return Turn(wrong, f"form:{form.name}:ask_again:{asked}", texts, events=asking)
 
     def _leaves(self, parse: Parse, state: DialogueState) -> bool:
         return self._confident(parse) and parse.intent != state.intent and parse.confidence >= self._clear
 
-    async def _next(self, said: Said, state: DialogueState, form: Form, before: Sequence[str]) -> Turn:
+    async def _next(self, said: Said, state: DialogueState, form: Form, filled: tuple[Event, ...]) -> Turn:
         """Ask for the form's next empty slot, or run what completes the form."""
         slot = next_slot(form, state.slots)
         if slot is not None:
             asking = replace(state, requested=slot)
-            return Turn(asking, f"form:{form.name}:ask:{slot}", (*before, *self._ask(form, slot, said, asking)))
+            events = (("action", form.name), *filled, ("active_loop", form.name))
+            return Turn(asking, f"form:{form.name}:ask:{slot}", self._ask(form, slot, said, asking), events=events)
         done = state.without_form().did(f"completed:{form.name}")
+        events = (("action", form.name), *filled, ("active_loop", None))
         if form.submit is None:
-            return Turn(done, f"form:{form.name}:completed", tuple(before))
+            return Turn(done, f"form:{form.name}:completed", events=events)
         empty = Parse(text=said.text, intent=state.intent or "", confidence=1.0)
-        return await self._run(said, empty, done, form.submit, f"form:{form.name}:completed")
+        return await self._run(said, empty, done, form.submit, f"form:{form.name}:completed", events)
 
-    async def _run(self, said: Said, parse: Parse, state: DialogueState, action: str, reason: str) -> Turn:
+    async def _run(
+        self, said: Said, parse: Parse, state: DialogueState, action: str, reason: str, before: tuple[Event, ...]
+    ) -> Turn:
         """Run a response (``utter_...``) or a custom action and say what it says."""
+        ran = (*before, ("action", action))
+        failed = (*ran, ("action", HANDOFF))
         if action.startswith("utter_"):
-            return Turn(state.did(action), reason, self._say(action, said, state))
+            return Turn(state.did(action), reason, self._say(action, said, state), events=ran)
         if self._actions is None and action in self.domain.offline:
-            return Turn(state.did(action), reason, self._say(self.domain.offline[action], said, state))
+            return Turn(state.did(action), reason, self._say(self.domain.offline[action], said, state), events=ran)
         if self._actions is None:
-            why = f"{action}: no action server is configured (actions.endpoint)"
-            return Turn(state.did(f"{action} failed"), f"action_failed:{action}", handoff=True, notes=(why,))
+            why = f"{action}: no action server is configured (dialogue.action_endpoint)"
+            return Turn(
+                state.did(f"{action} failed"), f"action_failed:{action}", handoff=True, notes=(why,), events=failed
+            )
         try:
             outcome = await self._actions.run(
                 action, said.conversation, self._tracker(said, parse, state), self.domain.as_rasa()
             )
         except ActionFailed as exc:
             return Turn(
-                state.did(f"{action} failed"), f"action_failed:{action}", handoff=True, notes=(f"{action}: {exc}",)
+                state.did(f"{action} failed"),
+                f"action_failed:{action}",
+                handoff=True,
+                notes=(f"{action}: {exc}",),
+                events=failed,
             )
         slots = {**state.slots, **{k: v for k, v in outcome.slots.items() if k != "language"}}
         after = replace(state, slots=slots).did(action)
         texts = [*outcome.texts, *(t for name in outcome.responses for t in self._say(name, said, after))]
-        return Turn(after, reason, tuple(texts), notes=(f"{action}: done",))
+        return Turn(
+            after, reason, tuple(texts), notes=(f"{action}: done",), events=(*ran, *slot_events(state.slots, slots))
+        )
 
     def _tracker(self, said: Said, parse: Parse, state: DialogueState) -> dict[str, Any]:
         """The conversation as Rasa's action server reads it."""
