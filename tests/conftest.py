@@ -19,6 +19,7 @@ from bot.app import create_app
 from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
+from tests.actions import ActionServer
 
 TEST_SECRET_KEY = "0123456789abcdef" * 4  # seals channel secrets in the tests' stores
 TEST_API_TOKEN = "test-install-token"  # api.token of the tests' routers: the superadmin's token for /api
@@ -151,3 +152,12 @@ async def start_client() -> AsyncIterator[Callable[[Settings], Awaitable[TestCli
     yield start
     for c in reversed(clients):
         await c.close()
+
+
+@pytest.fixture(scope="session")
+async def action_server() -> AsyncIterator[ActionServer]:
+    """The starter's actions (config/actions/) on a real rasa-sdk action server, for the session."""
+    server = ActionServer()
+    await server.start()
+    yield server
+    await server.stop()

@@ -1,4 +1,4 @@
-"""``omnirouter nlu train | parse | eval``.
+"""``omnirouter nlu train | parse | eval`` (and ``test-stories``, ``bot/cli/stories.py``).
 
 ``train`` and ``parse`` work on the store the router uses: they open it directly (starting the
 embedded store when no MongoDB URI is set) or, when a running router holds the embedded store,
@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 
 from bot.cli.common import CliError, bearer, held_by_router, router_url
+from bot.cli.stories import add_story_command
 from bot.nlu.data import OUT_OF_SCOPE
 from bot.nlu.formats import NluFormatError, load_paths
 from bot.nlu.remote import SessionFactory
@@ -60,6 +61,8 @@ def add_nlu_commands(sub: Any) -> None:
     evaluate.add_argument("--no-semantic", action="store_true", help="the lexical tier alone")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=_eval)
+
+    add_story_command(commands)
 
 
 def _run(work: Any) -> int:

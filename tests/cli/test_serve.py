@@ -18,7 +18,9 @@ from conversations.embedded import free_port
 OMNIROUTER = str(Path(sys.executable).parent / "omnirouter")
 
 
-async def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> tuple[int, str, str]:
+async def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         OMNIROUTER,
         *args,
@@ -27,7 +29,7 @@ async def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = 
         env={**os.environ, **(env or {})},
         cwd=cwd,
     )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 

@@ -49,15 +49,16 @@ async def respond(
     dialogue: Dialogue | None, responses: Responses, said: Said, parse: Parse, state: DialogueState
 ) -> Step:
     parse = resolve_clarification(parse, said.text, state.options)
-    state = replace(state, language=language_of(responses, state, parse, said.text), options={})
+    language = language_of(responses, state, parse, said.text)
+    switched: tuple[Event, ...] = (("slot", ("language", language)),) if language != state.language else ()
+    state = replace(state, language=language, options={})
     turn = await dialogue.turn(said, parse, state) if dialogue is not None else None
     if turn is not None:
         after = replace(turn.state, low_streak=0)
-        return Step(turn.reason, after, parse, turn.texts, turn.handoff, {}, turn.notes, turn.events)
+        return Step(turn.reason, after, parse, turn.texts, turn.handoff, {}, turn.notes, (*switched, *turn.events))
     left: tuple[Event, ...] = ()
     if state.form is not None:  # the dialogue let the form go: another question came
         state, left = state.without_form().did(f"left:{state.form}"), (("action", DEACTIVATE), ("active_loop", None))
-    language = state.language or responses.default_language
     chosen = plan(parse, responses, language, state.low_streak + 1, said.seed)
     unsure = chosen.reason in (FALLBACK, CLARIFY, LOW_CONFIDENCE)
     after = replace(
@@ -68,7 +69,8 @@ async def respond(
     )
     texts = (chosen.text,) if chosen.text else ()
     action = HANDOFF if chosen.queue else _utterance(chosen.reason)
-    return Step(chosen.reason, after, parse, texts, chosen.queue, chosen.options, events=(*left, ("action", action)))
+    events = (*switched, *left, ("action", action))
+    return Step(chosen.reason, after, parse, texts, chosen.queue, chosen.options, events=events)
 
 
 def _utterance(reason: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -10,19 +10,10 @@ from aiohttp.test_utils import TestClient
 
 from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
-from tests.actions import ActionServer
 from tests.conftest import make_settings
 from tests.nlu.conftest import install, starter_blob  # noqa: F401 (the session's starter model)
 
 Start = Callable[..., Awaitable[TestClient]]
-
-
-@pytest.fixture(scope="session")
-async def action_server() -> AsyncIterator[ActionServer]:
-    server = ActionServer()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture
