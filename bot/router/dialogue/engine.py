@@ -93,9 +93,7 @@ class Dialogue:
             ended = (("action", DEACTIVATE), ("active_loop", None))
             return Turn(done, CANCELLED, self._say("utter_form_cancelled", said, done), events=ended)
         if parse.intent == TALK_TO_HUMAN and self._confident(parse):
-            return Turn(
-                state.did("asked for a human"), f"intent:{TALK_TO_HUMAN}", handoff=True, events=(("action", HANDOFF),)
-            )
+            return Turn(state.did("human:"), f"intent:{TALK_TO_HUMAN}", handoff=True, events=(("action", HANDOFF),))
         slots = dict(prefill(form, self.domain.slots, parse, state.slots))
         value = from_entities(self.domain.slots[asked], parse, form.name) if asked else None
         if asked and value is None and not self._leaves(parse, state):
@@ -109,7 +107,7 @@ class Dialogue:
         wrong = replace(state, slots=slots, attempts=state.attempts + 1)
         if wrong.attempts >= self.domain.max_attempts:
             gave_up = (("action", form.name), ("active_loop", None), ("action", HANDOFF))
-            return Turn(wrong.did(f"gave up asking {asked}"), f"form_failed:{form.name}", handoff=True, events=gave_up)
+            return Turn(wrong.did(f"gave_up:{asked}"), f"form_failed:{form.name}", handoff=True, events=gave_up)
         hint = self._say(f"utter_invalid_{asked}", said, wrong)
         texts = (*hint, *self._ask(form, str(asked), said, wrong))
         asking = (("action", form.name), ("active_loop", form.name))
@@ -139,13 +137,18 @@ class Dialogue:
         ran = (*before, ("action", action))
         failed = (*ran, ("action", HANDOFF))
         if action.startswith("utter_"):
-            return Turn(state.did(action), reason, self._say(action, said, state), events=ran)
+            return Turn(state.did(f"said:{action}"), reason, self._say(action, said, state), events=ran)
         if self._actions is None and action in self.domain.offline:
-            return Turn(state.did(action), reason, self._say(self.domain.offline[action], said, state), events=ran)
+            said_instead = self._say(self.domain.offline[action], said, state)
+            return Turn(state.did(f"offline:{action}"), reason, said_instead, events=ran)
         if self._actions is None:
             why = f"{action}: no action server is configured (dialogue.action_endpoint)"
             return Turn(
-                state.did(f"{action} failed"), f"action_failed:{action}", handoff=True, notes=(why,), events=failed
+                state.did(f"action_failed:{action}"),
+                f"action_failed:{action}",
+                handoff=True,
+                notes=(why,),
+                events=failed,
             )
         try:
             outcome = await self._actions.run(
@@ -153,14 +156,14 @@ class Dialogue:
             )
         except ActionFailed as exc:
             return Turn(
-                state.did(f"{action} failed"),
+                state.did(f"action_failed:{action}"),
                 f"action_failed:{action}",
                 handoff=True,
                 notes=(f"{action}: {exc}",),
                 events=failed,
             )
         slots = {**state.slots, **{k: v for k, v in outcome.slots.items() if k != "language"}}
-        after = replace(state, slots=slots).did(action)
+        after = replace(state, slots=slots).did(f"action:{action}")
         texts = [*outcome.texts, *(t for name in outcome.responses for t in self._say(name, said, after))]
         return Turn(
             after, reason, tuple(texts), notes=(f"{action}: done",), events=(*ran, *slot_events(state.slots, slots))

@@ -37,7 +37,9 @@ class DialogueState:
     attempts: int = 0  # wrong answers to the current question
     slots: Mapping[str, Any] = field(default_factory=dict)
     intent: str | None = None  # the intent the bot last acted on
-    tried: tuple[str, ...] = ()  # what the bot did in this conversation, for the agent's summary
+    # what the bot did in this conversation, for the agent's summary: "kind:subject" (form, completed,
+    # cancelled, left, gave_up, human, action, action_failed, offline, said)
+    tried: tuple[str, ...] = ()
     low_streak: int = 0
     options: Mapping[str, str] = field(default_factory=dict)  # a clarifying question's buttons
     replies_ms: tuple[int, ...] = ()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.router.dialogue.state import DialogueState
 from bot.router.queue import Queue
 from conversations.agent_models import Agent, CannedResponse
 from conversations.models import utcnow
@@ -151,6 +152,7 @@ class ThreadView:
     sla: SlaView | None
     wa_window_open: bool | None  # None: not a WhatsApp thread
     mine: bool
+    bot: DialogueState | None = None  # what the bot collected and tried before a human took over
 
     @property
     def canned_data(self) -> list[dict[str, str]]:
@@ -175,4 +177,10 @@ async def thread_view(store: Repositories, queue: Queue, agent: Agent, thread: T
         sla=sla_view(queue, thread, now),
         wa_window_open=window,
         mine=thread.assignee == agent.id,
+        bot=_bot_state(await store.threads.thread_nlu_state(thread.id)),
     )
+
+
+def _bot_state(doc: dict[str, Any]) -> DialogueState | None:
+    state = DialogueState.from_doc(doc) if doc else None
+    return state if state is not None and (state.intent or state.slots or state.tried) else None

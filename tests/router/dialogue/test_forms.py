@@ -8,10 +8,13 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
+from bot.services.agents import add_agent
 from bot.services.contacts import erase_contact, find_contact
+from conversations.agent_models import Role
 from tests.actions import ActionServer
 from tests.nlu.test_policy import say
 from tests.router.dialogue.conftest import Start
+from tests.web.console.test_console import log_in
 
 
 async def state_of(client: TestClient, decision: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +56,7 @@ async def test_the_order_status_comes_from_the_action_server_in_each_language(
         assert answer["text"].startswith(status), (language, answer["text"])
         state = await state_of(client, decision)
         assert state["language"] == language and state["slots"]["order_status"] == "shipped"
-        assert state["tried"][-1] == "action_order_status"
+        assert state["tried"][-1] == "action:action_order_status"
 
 
 async def test_an_unknown_order_is_said_by_the_action(bot: Start, action_server: ActionServer) -> None:
@@ -77,7 +80,7 @@ async def test_a_down_action_server_hands_the_conversation_over_with_what_was_co
     thread = await store.threads.get_thread(decision["thread_id"])
     assert thread is not None and thread.status == "queued"
     state = await state_of(client, decision)
-    assert state["slots"] == {"order_number": "A-10235"} and state["tried"][-1] == "action_order_status failed"
+    assert state["slots"] == {"order_number": "A-10235"} and state["tried"][-1] == "action_failed:action_order_status"
     [entry] = [e for e in await store.queue.contact_timeline(thread.contact_id) if e.kind == "action"]
     assert entry.text.startswith("action_order_status: the action server is unreachable")
 
@@ -129,7 +132,7 @@ async def test_asking_for_a_human_mid_form_hands_over(bot: Start) -> None:
         await say(ws, "h0", "where is my order?")
         decision, _ = await say(ws, "h1", "I want to talk to a real person")
     assert (decision["action"], decision["reason"]) == ("queued", "intent:talk_to_human")
-    assert (await state_of(client, decision))["tried"][-1] == "asked for a human"
+    assert (await state_of(client, decision))["tried"][-1] == "human:"
 
 
 async def test_the_dialogue_state_goes_with_the_contact(bot: Start) -> None:
@@ -145,3 +148,20 @@ async def test_the_dialogue_state_goes_with_the_contact(bot: Start) -> None:
     assert thread is not None
     await erase_contact(store, await find_contact(store, thread.account_id, thread.contact_id), "cli")
     assert await state_of(client, decision) == {}
+
+
+async def test_the_agent_taking_over_sees_what_the_bot_collected_and_tried(bot: Start) -> None:
+    client = await bot(action_endpoint="http://127.0.0.1:9/webhook", action_timeout=2)
+    async with client.ws_connect("/webchat/ws") as ws:
+        await ws.receive_json()
+        await say(ws, "s1", "where is my order?")
+        decision, _ = await say(ws, "s2", "A-10235")
+    store = client.server.app[STORE]
+    _agent, password = await add_agent(store, "default", "summary-agent", role=Role.AGENT)
+    await log_in(client, "summary-agent", password)
+    page = await (await client.get("/console", params={"thread": decision["thread_id"]})).text()
+    summary = page[page.index('id="bot-summary"') : page.index("</section>", page.index('id="bot-summary"'))]
+    assert '<dt class="slot">order_number</dt><dd class="slot-value">A-10235</dd>' in summary
+    assert '<dd class="intent">order_status</dd>' in summary
+    assert "started the form <code>order_status_form</code>" in summary
+    assert "the action failed <code>action_order_status</code>" in summary
