@@ -22,6 +22,7 @@ import io
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from bot.services.bot_report import FormRow, IntentRow, bot_rows
 from bot.services.csvcells import inert_cell
 from conversations.agent_models import Agent
 from conversations.models import epoch_ms, from_epoch_ms
@@ -76,6 +77,8 @@ class Report:
     sla_unanswered: int
     next_breaches: int
     agents: list[AgentRow] = field(default_factory=list)
+    intents: list[IntentRow] = field(default_factory=list)
+    forms: list[FormRow] = field(default_factory=list)
 
     @property
     def containment(self) -> float | None:
@@ -101,7 +104,7 @@ async def build_report(
     sla_ms = int(first_response_minutes * 60_000)
     summary = await store.reports.report_summary(account_id, s, e, now_ms, sla_ms)
     counts = {name: summary.get(f"{name}_n", 0) for name in DURATIONS}
-    quantiles, days, reasons, channels, agents = await asyncio.gather(
+    quantiles, days, reasons, channels, agents, (intents, forms) = await asyncio.gather(
         store.reports.report_quantiles(account_id, s, e, counts),
         store.reports.report_counts_by(account_id, s, e, day_bucket()),
         store.reports.report_counts_by(
@@ -113,6 +116,7 @@ async def build_report(
         ),
         store.reports.report_counts_by(account_id, s, e, "$channel"),
         _agent_rows(store, account_id, s, e, now_ms),
+        bot_rows(store, account_id, s, e),
     )
     timings = [
         Timing(
@@ -143,6 +147,8 @@ async def build_report(
         sla_unanswered=summary.get("sla_unanswered", 0) if sla_ms else 0,
         next_breaches=summary.get("next_breaches", 0),
         agents=agents,
+        intents=intents,
+        forms=forms,
     )
 
 
@@ -221,8 +227,16 @@ def report_csv(report: Report) -> str:
             ("agents", a.login, "shifts", a.shifts),
             ("agents", a.login, "shift_hours", _number(a.shift_s / 3600)),
         ]
+    for i in report.intents:
+        rows += [("bot_intents", i.intent, "conversations", i.conversations)]
+        rows += [("bot_intents", i.intent, "contained", i.contained)]
+    for f in report.forms:
+        rows += [("bot_forms", f.form, measure, getattr(f, measure)) for measure in _FORM_MEASURES]
     writer.writerows([inert_cell(value) for value in row] for row in rows)
     return out.getvalue()
+
+
+_FORM_MEASURES = ("started", "completed", "abandoned", "handed_off")
 
 
 def _number(value: float | None) -> str:

@@ -93,7 +93,8 @@ class Dialogue:
             ended = (("action", DEACTIVATE), ("active_loop", None))
             return Turn(done, CANCELLED, self._say("utter_form_cancelled", said, done), events=ended)
         if parse.intent == TALK_TO_HUMAN and self._confident(parse):
-            return Turn(state.did("human:"), f"intent:{TALK_TO_HUMAN}", handoff=True, events=(("action", HANDOFF),))
+            handed = state.without_form().did("human:").did(f"handed_off:{form.name}")
+            return Turn(handed, f"intent:{TALK_TO_HUMAN}", handoff=True, events=(("action", HANDOFF),))
         slots = dict(prefill(form, self.domain.slots, parse, state.slots))
         value = from_entities(self.domain.slots[asked], parse, form.name) if asked else None
         if asked and value is None and not self._leaves(parse, state):
@@ -107,7 +108,8 @@ class Dialogue:
         wrong = replace(state, slots=slots, attempts=state.attempts + 1)
         if wrong.attempts >= self.domain.max_attempts:
             gave_up = (("action", form.name), ("active_loop", None), ("action", HANDOFF))
-            return Turn(wrong.did(f"gave_up:{asked}"), f"form_failed:{form.name}", handoff=True, events=gave_up)
+            handed = wrong.without_form().did(f"gave_up:{asked}").did(f"handed_off:{form.name}")
+            return Turn(handed, f"form_failed:{form.name}", handoff=True, events=gave_up)
         hint = self._say(f"utter_invalid_{asked}", said, wrong)
         texts = (*hint, *self._ask(form, str(asked), said, wrong))
         asking = (("action", form.name), ("active_loop", form.name))
@@ -128,7 +130,8 @@ class Dialogue:
         if form.submit is None:
             return Turn(done, f"form:{form.name}:completed", events=events)
         empty = Parse(text=said.text, intent=state.intent or "", confidence=1.0)
-        return await self._run(said, empty, done, form.submit, f"form:{form.name}:completed", events)
+        turn = await self._run(said, empty, done, form.submit, f"form:{form.name}:completed", events)
+        return replace(turn, state=turn.state.did(f"handed_off:{form.name}")) if turn.handoff else turn
 
     async def _run(
         self, said: Said, parse: Parse, state: DialogueState, action: str, reason: str, before: tuple[Event, ...]

@@ -38,7 +38,7 @@ class DialogueState:
     slots: Mapping[str, Any] = field(default_factory=dict)
     intent: str | None = None  # the intent the bot last acted on
     # what the bot did in this conversation, for the agent's summary: "kind:subject" (form, completed,
-    # cancelled, left, gave_up, human, action, action_failed, offline, said)
+    # cancelled, left, gave_up, handed_off, human, action, action_failed, offline, said)
     tried: tuple[str, ...] = ()
     low_streak: int = 0
     options: Mapping[str, str] = field(default_factory=dict)  # a clarifying question's buttons
