@@ -96,6 +96,11 @@ async def test_a_refused_recipient_is_in_last_error_and_in_no_log_line(
     await adapter.ingest(mail(f"Jane <{EMAIL}>", "My parcel", "Where is it?")[0])
 
     email_item, sms_item = await dead_letters(store, 2)  # the queued notices, refused by both providers
+
+    async def both_logged() -> bool:  # each is logged once its dead letter is stored
+        return router_lines(caplog.records).count("outbox.dead_letter") >= 2
+
+    await wait_for(both_logged, timeout=15)
     assert EMAIL in email_item["last_error"] and "550 5.1.1" in email_item["last_error"]
     assert PHONE in sms_item["last_error"] and "21612" in sms_item["last_error"]
     logged = router_lines(caplog.records)

@@ -22,6 +22,7 @@ class ChatPacer:
         self._max_wait = max_wait
         self._clock = clock
         self._next: dict[Hashable, float] = {}
+        self._started: dict[Hashable, float] = {}  # when each chat's last send really started
 
     async def slot(self, chat: Hashable) -> None:
         """Wait for ``chat``'s next free slot (and take it)."""
@@ -37,7 +38,15 @@ class ChatPacer:
             self._forget_idle(now)
         if wait > 0:
             await asyncio.sleep(wait)
+            # a busy loop wakes sleepers late, the previous send's perhaps later than this one's:
+            # the gap counts from when that send really started
+            behind = self._started.get(chat, float("-inf")) + self._interval - self._clock()
+            if behind > 0:
+                self._next[chat] = max(self._next[chat], start + behind + self._interval)
+                await asyncio.sleep(behind)
+        self._started[chat] = self._clock()
 
     def _forget_idle(self, now: float) -> None:
         for chat in [c for c, free_at in self._next.items() if free_at < now]:
             del self._next[chat]
+            self._started.pop(chat, None)
