@@ -47,6 +47,7 @@ from bot.nlu.service import NluService
 from bot.router.dialogue.actions import ActionServer
 from bot.router.dialogue.domain import load_domain
 from bot.router.dialogue.engine import Dialogue
+from bot.router.dialogue.http_actions import HttpActions, action_secret
 from bot.router.dispatch import Dispatcher, DispatchSweeper, ReplyLimit
 from bot.router.inbound import InboundPipeline, InboundRecorder
 from bot.router.outbox import Outbox
@@ -160,6 +161,9 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     actions = (
         ActionServer(endpoint, app[EGRESS].actions.session, settings.dialogue.action_timeout) if endpoint else None
     )
+    http_actions = HttpActions(
+        app[EGRESS].actions.session, lambda name: store.secrets.read_sealed_secret(action_secret(name))
+    )
     queue = Queue(store, settings.queue, outbox, settings.console.record_location, events=events)
     dispatcher = Dispatcher(
         store,
@@ -171,7 +175,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         app[RESPONSES],
         events=events,
         reply_limit=ReplyLimit(settings.dispatch.max_bot_replies, settings.dispatch.bot_reply_window),
-        dialogue=Dialogue(app[DOMAIN], app[RESPONSES], actions, settings.dialogue.clear_intent),
+        dialogue=Dialogue(app[DOMAIN], app[RESPONSES], actions, settings.dialogue.clear_intent, http_actions),
     )
     lease = timedelta(seconds=settings.dispatch.lease_seconds)
     locators = {name: a for name, a in adapters.items() if isinstance(a, ThreadLocator)}
@@ -207,6 +211,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         await outbox.drain()
         await stop_tasks(workers)
         await sender.close()
+        await http_actions.close()
         if actions is not None:
             await actions.close()
         for adapter in adapters.values():

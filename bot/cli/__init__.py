@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from bot.cli.action_secrets import add_action_secret_command
 from bot.cli.agents import add_agent_commands
 from bot.cli.api_token import add_api_token_command
 from bot.cli.channels import add_telegram_commands
@@ -55,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     add_agent_commands(sub)
     add_contact_commands(sub)
     add_api_token_command(sub)
+    add_action_secret_command(sub)
     return parser
 
 

@@ -24,6 +24,7 @@ from bot.nlu.training import TrainingError, TrainOptions
 from bot.router.dialogue.actions import ActionServer
 from bot.router.dialogue.domain import DomainError, load_domain
 from bot.router.dialogue.engine import Dialogue
+from bot.router.dialogue.http_actions import HttpActions
 from bot.router.dialogue.stories import StoriesError, Story, StoryResult, load_stories, run_story
 from bot.settings import Settings
 from conversations.embedded import free_port
@@ -76,17 +77,23 @@ async def _play(
         guard = Egress([*guard.allowed, *([r] if (r := url_rule(endpoint)) else [])])
     working = ActionServer(endpoint, guard.session, settings.dialogue.action_timeout) if endpoint else None
     down = ActionServer(f"http://127.0.0.1:{free_port()}/webhook", Egress([HostRule("127.0.0.1")]).session, 2)
+    http = HttpActions(guard.session, _no_secrets)  # secrets live in the store, which stories do without
     results = []
     try:
         for story in stories:
             actions = down if story.actions_down else working
-            dialogue = Dialogue(domain, responses, actions, settings.dialogue.clear_intent)
+            dialogue = Dialogue(domain, responses, actions, settings.dialogue.clear_intent, http)
             results.append(await run_story(story, dialogue, parse, responses))
     finally:
         for server in (working, down):
             if server is not None:
                 await server.close()
+        await http.close()
     return results
+
+
+async def _no_secrets(name: str) -> str | None:
+    return None
 
 
 def _report(results: list[StoryResult], as_json: bool) -> None:

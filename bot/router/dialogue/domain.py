@@ -57,6 +57,21 @@ class Form:
     submit: str | None = None  # the action or response run once every slot is filled
 
 
+@dataclass(frozen=True)
+class HttpAction:
+    """A declarative action: one HTTP call whose answer sets slots and picks the response said."""
+
+    name: str
+    method: str  # GET or POST
+    url: str  # "{slot}" replaced by the slot's value, URL-escaped
+    headers: Mapping[str, str] = field(default_factory=dict)  # "{slot}" and "{secret:NAME}" (sealed in the store)
+    body: Mapping[str, Any] | None = None  # POST: a JSON object, "{slot}" in its strings
+    timeout: float = 5.0
+    slots: Mapping[str, str] = field(default_factory=dict)  # slot -> path in the JSON answer ("order.status")
+    reply: str | None = None  # the response said after a 2xx answer
+    not_found: str | None = None  # the response said after a 404 (otherwise a failure: a human takes over)
+
+
 @dataclass
 class Domain:
     slots: dict[str, Slot] = field(default_factory=dict)
@@ -67,6 +82,7 @@ class Domain:
     answers: dict[str, str] = field(default_factory=dict)  # intent -> action or response it runs
     max_attempts: int = 3
     offline: dict[str, str] = field(default_factory=dict)  # action -> response said while no server is set
+    http_actions: dict[str, HttpAction] = field(default_factory=dict)
 
     def form_for(self, intent: str) -> Form | None:
         name = self.starts.get(intent)
@@ -111,6 +127,7 @@ def load_domain(folder: Path) -> Domain:
         max_attempts=_attempts(raw.get("max_attempts", 3), domain_file),
         offline={str(k): str(v) for k, v in (raw.get("offline") or {}).items()},
     )
+    domain.http_actions = _http_actions(raw.get("http_actions") or {}, domain, domain_file)
     domain.forms = _forms(raw.get("forms") or {}, domain, domain_file)
     if rules_file.exists():
         _rules(_read(rules_file).get("rules") or [], domain, rules_file)
@@ -193,6 +210,48 @@ def _responses(raw: Mapping[str, Any], path: Path) -> dict[str, dict[str | None,
     return responses
 
 
+_PATH = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
+
+def _http_actions(raw: Mapping[str, Any], domain: Domain, path: Path) -> dict[str, HttpAction]:
+    actions = {}
+    for name, spec in raw.items():
+        where = f"{path}: http_actions.{name}"
+        if not isinstance(spec, Mapping) or not str(spec.get("url", "")).startswith(("http://", "https://")):
+            raise DomainError(f"{where} needs `url:`, an http:// or https:// URL")
+        method = str(spec.get("method", "GET")).upper()
+        if method not in ("GET", "POST"):
+            raise DomainError(f"{where}: method must be GET or POST, got {method}")
+        slots = {str(k): str(v) for k, v in (spec.get("slots") or {}).items()}
+        bad = [p for p in slots.values() if not _PATH.fullmatch(p)]
+        if bad:
+            raise DomainError(f"{where}: slots paths are dotted names like order.status, got {bad[0]!r}")
+        for key in ("reply", "not_found"):
+            if spec.get(key) and str(spec[key]) not in domain.responses:
+                raise DomainError(f"{where}: {key} names {spec[key]}, which is not under responses:")
+        body = spec.get("body")
+        if body is not None and not isinstance(body, Mapping):
+            raise DomainError(f"{where}: body must be a mapping (sent as JSON)")
+        actions[str(name)] = HttpAction(
+            str(name),
+            method,
+            str(spec["url"]),
+            {str(k): str(v) for k, v in (spec.get("headers") or {}).items()},
+            body,
+            _timeout(spec.get("timeout", 5.0), where),
+            slots,
+            str(spec["reply"]) if spec.get("reply") else None,
+            str(spec["not_found"]) if spec.get("not_found") else None,
+        )
+    return actions
+
+
+def _timeout(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.1 <= value <= 60:
+        raise DomainError(f"{where}: timeout must be 0.1 to 60 seconds, got {value!r}")
+    return float(value)
+
+
 def _forms(raw: Mapping[str, Any], domain: Domain, path: Path) -> dict[str, Form]:
     forms = {}
     for name, spec in raw.items():
@@ -236,5 +295,5 @@ def _rules(rules: Sequence[Any], domain: Domain, path: Path) -> None:
             raise DomainError(f"{where}: expected an intent followed by an action or a form")
     for form in domain.forms.values():
         target = form.submit
-        if target and not target.startswith("utter_") and target not in domain.actions:
+        if target and not target.startswith("utter_") and target not in (*domain.actions, *domain.http_actions):
             raise DomainError(f"{path}: form {form.name} ends with {target}, which is not under the domain's actions:")

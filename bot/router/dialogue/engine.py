@@ -22,8 +22,9 @@ from typing import Any
 from bot.nlu.data import Parse
 from bot.nlu.responses import TALK_TO_HUMAN, Responses
 from bot.router.dialogue.actions import ActionFailed, ActionServer
-from bot.router.dialogue.domain import Domain, Form
+from bot.router.dialogue.domain import Domain, Form, HttpAction
 from bot.router.dialogue.forms import from_answer, from_entities, is_cancel, next_slot, prefill
+from bot.router.dialogue.http_actions import HttpActions
 from bot.router.dialogue.state import DialogueState
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -61,9 +62,15 @@ class Said:
 
 class Dialogue:
     def __init__(
-        self, domain: Domain, responses: Responses, actions: ActionServer | None = None, clear_intent: float = 0.75
+        self,
+        domain: Domain,
+        responses: Responses,
+        actions: ActionServer | None = None,
+        clear_intent: float = 0.75,
+        http: HttpActions | None = None,
     ) -> None:
         self.domain = domain
+        self._http = http
         self._responses = responses
         self._actions = actions
         self._clear = clear_intent  # a message this sure of another intent leaves the form
@@ -141,6 +148,8 @@ class Dialogue:
         failed = (*ran, ("action", HANDOFF))
         if action.startswith("utter_"):
             return Turn(state.did(f"said:{action}"), reason, self._say(action, said, state), events=ran)
+        if action in self.domain.http_actions and self._http is not None:
+            return await self._run_http(said, state, self.domain.http_actions[action], reason, ran)
         if self._actions is None and action in self.domain.offline:
             said_instead = self._say(self.domain.offline[action], said, state)
             return Turn(state.did(f"offline:{action}"), reason, said_instead, events=ran)
@@ -171,6 +180,25 @@ class Dialogue:
         return Turn(
             after, reason, tuple(texts), notes=(f"{action}: done",), events=(*ran, *slot_events(state.slots, slots))
         )
+
+    async def _run_http(
+        self, said: Said, state: DialogueState, action: HttpAction, reason: str, ran: tuple[Event, ...]
+    ) -> Turn:
+        assert self._http is not None
+        try:
+            found, response = await self._http.run(action, {**state.slots, "language": state.language})
+        except ActionFailed as exc:
+            failed = state.did(f"action_failed:{action.name}")
+            handoff = (*ran, ("action", HANDOFF))
+            return Turn(
+                failed, f"action_failed:{action.name}", handoff=True, notes=(f"{action.name}: {exc}",), events=handoff
+            )
+        slots = {**state.slots, **{k: v for k, v in found.items() if v is not None}}
+        after = replace(state, slots=slots).did(f"action:{action.name}")
+        texts = self._say(response, said, after) if response else ()
+        outcome = "not found" if response is not None and response == action.not_found else "done"
+        events = (*ran, *slot_events(state.slots, slots))
+        return Turn(after, reason, texts, notes=(f"{action.name}: {outcome}",), events=events)
 
     def _tracker(self, said: Said, parse: Parse, state: DialogueState) -> dict[str, Any]:
         """The conversation as Rasa's action server reads it."""

@@ -1,0 +1,45 @@
+"""``omnirouter action-secret NAME``: store a secret an HTTP action's headers name as
+``{secret:NAME}`` (an API key of the business's order system), sealed in the store like every
+install secret. The value is read from standard input, so it is in no file and no shell history."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from typing import Any
+
+from bot.cli.common import CliError, run_with_store
+from bot.router.dialogue.http_actions import action_secret
+from bot.secret_key import SecretKeyError, open_sealer
+from bot.settings import Settings
+from conversations.repositories import Repositories
+
+_NAME = re.compile(r"[\w-]{1,64}")
+
+
+def add_action_secret_command(sub: Any) -> None:
+    command = sub.add_parser("action-secret", help="store a secret for HTTP actions' headers, read from stdin")
+    command.add_argument("name", metavar="NAME", help="as the action's headers name it: {secret:NAME}")
+    command.set_defaults(run=_store_secret)
+
+
+def _store_secret(args: argparse.Namespace, settings: Settings) -> int:
+    if not _NAME.fullmatch(args.name):
+        raise CliError("NAME is 1-64 letters, digits, _ and -", 2)
+    if sys.stdin.isatty():
+        print(f"Value of {args.name} (then Enter): ", end="", file=sys.stderr, flush=True)
+    value = sys.stdin.readline().rstrip("\r\n")
+    if not value:
+        raise CliError("no value on standard input", 2)
+
+    async def work(store: Repositories) -> int:
+        try:
+            await open_sealer(settings.security, store)
+        except SecretKeyError as exc:
+            raise CliError(str(exc), 2) from None
+        await store.secrets.replace_sealed_secret(action_secret(args.name), value)
+        print(f"stored {args.name} (sealed)", file=sys.stderr)
+        return 0
+
+    return run_with_store(settings, work)

@@ -1,0 +1,138 @@
+"""Declarative HTTP actions against a local stand-in for a shop's order API: the slot goes into
+the URL escaped, the sealed secret into the header, the answer's fields into slots and the reply;
+a 404 says the not-found response; a failing API hands the conversation over."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.keys import STORE
+from bot.router.dialogue.domain import DomainError, load_domain
+from bot.router.dialogue.http_actions import _at, _body, action_secret
+from conversations.embedded import EmbeddedMongo
+from conversations.repositories import Repositories
+from tests.conftest import make_settings
+from tests.nlu.conftest import install
+from tests.nlu.test_policy import say
+
+ROOT = Path(__file__).resolve().parents[3]
+ORDERS = {"A-10234": {"order": {"status": "shipped", "parcels": [{"carrier": "DPD"}]}}}
+
+HTTP_ACTION = """
+http_actions:
+  action_order_lookup:
+    method: GET
+    url: "http://127.0.0.1:{port}/orders/{{order_number}}"
+    headers:
+      Authorization: "Bearer {{secret:shop}}"
+    slots:
+      order_status: order.status
+      carrier: order.parcels.0.carrier
+    reply: utter_order_found
+    not_found: utter_order_not_found
+    timeout: 2
+responses:
+  utter_order_found:
+    - text: "Order {{order_number}} is {{order_status}}, with {{carrier}}."
+  utter_order_not_found:
+    - text: "There is no order {{order_number}}."
+"""
+
+
+class Shop:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        app = web.Application()
+        app.router.add_get("/orders/{number}", self._order)
+        self.server = TestServer(app, host="127.0.0.1")
+
+    async def _order(self, request: web.Request) -> web.Response:
+        number = request.match_info["number"]
+        self.seen.append((number, request.headers.get("Authorization", "")))
+        if request.headers.get("Authorization") != "Bearer s3cret":
+            return web.json_response({"error": "unauthorised"}, status=401)
+        if number == "B-50000":
+            return web.json_response({"error": "down"}, status=503)
+        found = ORDERS.get(number)
+        return web.json_response(found) if found else web.json_response({"error": "no such order"}, status=404)
+
+
+@pytest.fixture
+async def shop() -> AsyncIterator[Shop]:
+    shop = Shop()
+    await shop.server.start_server()
+    yield shop
+    await shop.server.close()
+
+
+@pytest.fixture
+async def shop_bot(
+    tmp_path: Path, shop: Shop, embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes,
+    start_client: Any,
+) -> TestClient:  # fmt: skip
+    folder = tmp_path / "dialogue"
+    shutil.copytree(ROOT / "config" / "dialogue", folder)
+    domain = yaml.safe_load((folder / "domain.yml").read_text())
+    extra = yaml.safe_load(HTTP_ACTION.format(port=shop.server.port))
+    domain["http_actions"] = extra["http_actions"]
+    domain["responses"].update(extra["responses"])
+    (folder / "domain.yml").write_text(yaml.safe_dump(domain, allow_unicode=True))
+    rules = (folder / "rules.yml").read_text().replace("action: action_order_status", "action: action_order_lookup")
+    (folder / "rules.yml").write_text(rules)
+    await install(store, starter_blob)
+    settings = make_settings(
+        embedded.uri,
+        db_name,
+        dialogue={"folder": str(folder)},
+        egress={"allowed_destinations": f"127.0.0.1:{shop.server.port}"},
+    )
+    client: TestClient = await start_client(settings)
+    await client.server.app[STORE].secrets.replace_sealed_secret(action_secret("shop"), "s3cret")
+    return client
+
+
+async def ask(client: TestClient, number: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    async with client.ws_connect("/webchat/ws") as ws:
+        await ws.receive_json()
+        return await say(ws, "h1", f"can you check order {number}")
+
+
+async def test_the_answer_fills_slots_and_the_reply(shop_bot: TestClient, shop: Shop) -> None:
+    decision, [reply] = await ask(shop_bot, "A-10234")
+    assert decision["reason"] == "form:order_status_form:completed"
+    assert reply["text"] == "Order A-10234 is shipped, with DPD."
+    assert shop.seen == [("A-10234", "Bearer s3cret")]
+    secrets = await shop_bot.server.app[STORE].secrets._db.secrets.find_one({"_id": action_secret("shop")})
+    assert secrets is not None and "s3cret" not in str(secrets)  # sealed at rest
+
+
+async def test_a_404_says_the_not_found_response(shop_bot: TestClient) -> None:
+    decision, [reply] = await ask(shop_bot, "A-99999")
+    assert decision["action"] == "answered" and reply["text"] == "There is no order A-99999."
+
+
+async def test_a_failing_api_hands_the_conversation_over(shop_bot: TestClient) -> None:
+    decision, _ = await ask(shop_bot, "B-50000")
+    assert (decision["action"], decision["reason"]) == ("queued", "action_failed:action_order_lookup")
+
+
+def test_slots_go_into_a_body_and_answers_are_read_by_path() -> None:
+    slots = {"order_number": "A-1", "count": 3}
+    assert _body({"id": "{order_number}", "n": "{count}", "note": "order {order_number}", "x": [1]}, slots) == {
+        "id": "A-1", "n": 3, "note": "order A-1", "x": [1]
+    }  # fmt: skip
+    assert _at({"a": {"b": [{"c": 5}]}}, "a.b.0.c") == 5 and _at({"a": 1}, "a.b") is None
+
+
+def test_a_wrong_http_action_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "domain.yml").write_text("http_actions:\n  action_x:\n    url: ftp://x\n")
+    with pytest.raises(DomainError, match=r"http_actions\.action_x needs `url:`"):
+        load_domain(tmp_path)
