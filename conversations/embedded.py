@@ -300,5 +300,11 @@ class _ServerThread:
             handler = build_handler(str(self._data_dir))
             self._loop.run_until_complete(serve(handler, str(self._socket_path), self._listening))
         finally:
+            # the connections' handlers outlive the server: ended here, not destroyed pending at close
+            leftover = asyncio.all_tasks(self._loop)
+            for task in leftover:
+                task.cancel()
+            if leftover:
+                self._loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
             self._ready.set()
             self._loop.close()
