@@ -106,21 +106,52 @@ class Dialogue:
         value = from_entities(self.domain.slots[asked], parse, form.name) if asked else None
         if asked and value is None and not self._leaves(parse, state):
             value = from_answer(self.domain.slots[asked], parse, said.text, form.name)
+        told: tuple[str, ...] = ()  # what the form's validation action said
         if asked and value is not None:
-            slots[asked] = value
-            filled = slot_events(state.slots, slots)
-            return await self._next(said, replace(state, slots=slots, attempts=0), form, filled)
-        if self._leaves(parse, state):
+            try:
+                value, told = await self._validated(said, parse, replace(state, slots=slots), form, asked, value)
+            except ActionFailed as exc:  # a human takes over with the answer as given
+                kept = {**slots, asked: value}
+                handed = replace(state, slots=kept).without_form()
+                handed = handed.did(f"action_failed:validate_{form.name}").did(f"handed_off:{form.name}")
+                note = f"validate_{form.name}: {exc}"
+                events = (("action", form.name), *slot_events(state.slots, kept), ("active_loop", None))
+                reason = f"action_failed:validate_{form.name}"
+                return Turn(handed, reason, handoff=True, notes=(note,), events=(*events, ("action", HANDOFF)))
+            if value is not None:
+                slots[asked] = value
+                filled = slot_events(state.slots, slots)
+                turn = await self._next(said, replace(state, slots=slots, attempts=0), form, filled)
+                return replace(turn, texts=(*told, *turn.texts))
+        elif self._leaves(parse, state):
             return None  # another question: the one-shot policy answers it
         wrong = replace(state, slots=slots, attempts=state.attempts + 1)
         if wrong.attempts >= self.domain.max_attempts:
             gave_up = (("action", form.name), ("active_loop", None), ("action", HANDOFF))
             handed = wrong.without_form().did(f"gave_up:{asked}").did(f"handed_off:{form.name}")
             return Turn(handed, f"form_failed:{form.name}", handoff=True, events=gave_up)
-        hint = self._say(f"utter_invalid_{asked}", said, wrong)
+        hint = told or self._say(f"utter_invalid_{asked}", said, wrong)
         texts = (*hint, *self._ask(form, str(asked), said, wrong))
         asking = (("action", form.name), ("active_loop", form.name))
         return Turn(wrong, f"form:{form.name}:ask_again:{asked}", texts, events=asking)
+
+    async def _validated(
+        self, said: Said, parse: Parse, state: DialogueState, form: Form, slot: str, value: Any
+    ) -> tuple[Any | None, tuple[str, ...]]:
+        """``value`` as the form's validation action (``validate_<form>``, Rasa's
+        FormValidationAction) keeps it — ``None`` if it refused it — and what it said. Without such
+        an action in the domain, or without an action server, the value as it is."""
+        action = f"validate_{form.name}"
+        if self._actions is None or action not in self.domain.actions:
+            return value, ()
+        asking = replace(state, slots={**state.slots, slot: value}, requested=slot, form=form.name)
+        tracker = self._tracker(said, parse, asking)
+        # the candidate last, after the customer's message: what rasa-sdk's slots_to_validate() reads
+        tracker["events"] = [{"event": "user", "text": said.text}, {"event": "slot", "name": slot, "value": value}]
+        outcome = await self._actions.run(action, said.conversation, tracker, self.domain.as_rasa())
+        kept = outcome.slots.get(slot, value)
+        texts = [*outcome.texts, *(t for name in outcome.responses for t in self._say(name, said, asking))]
+        return kept, tuple(texts)
 
     def _leaves(self, parse: Parse, state: DialogueState) -> bool:
         return self._confident(parse) and parse.intent != state.intent and parse.confidence >= self._clear

@@ -74,18 +74,19 @@ async def test_a_down_action_server_hands_the_conversation_over_with_what_was_co
         await ws.receive_json()
         await say(ws, "d1", "where is my order?")
         decision, [notice] = await say(ws, "d2", "A-10235")
-    assert (decision["action"], decision["reason"]) == ("queued", "action_failed:action_order_status")
+    # the first call to the action server is the form's validation of the answer
+    assert (decision["action"], decision["reason"]) == ("queued", "action_failed:validate_order_status_form")
     assert notice["text"].startswith("Thanks! A member of our team")
     store = client.server.app[STORE]
     thread = await store.threads.get_thread(decision["thread_id"])
     assert thread is not None and thread.status == "queued"
     state = await state_of(client, decision)
     assert state["slots"] == {"order_number": "A-10235"} and state["tried"][-2:] == [
-        "action_failed:action_order_status",
+        "action_failed:validate_order_status_form",
         "handed_off:order_status_form",
     ]
     [entry] = [e for e in await store.queue.contact_timeline(thread.contact_id) if e.kind == "action"]
-    assert entry.text.startswith("action_order_status: the action server is unreachable")
+    assert entry.text.startswith("validate_order_status_form: the action server is unreachable")
 
 
 async def test_wrong_answers_are_asked_again_with_a_hint_then_handed_over(bot: Start) -> None:
@@ -167,4 +168,22 @@ async def test_the_agent_taking_over_sees_what_the_bot_collected_and_tried(bot: 
     assert '<dt class="slot">order_number</dt><dd class="slot-value">A-10235</dd>' in summary
     assert '<dd class="intent">order_status</dd>' in summary
     assert "started the form <code>order_status_form</code>" in summary
-    assert "the action failed <code>action_order_status</code>" in summary
+    assert "the action failed <code>validate_order_status_form</code>" in summary
+
+
+async def test_the_forms_validation_action_refuses_an_answer_and_the_question_is_asked_again(
+    bot: Start, action_server: ActionServer
+) -> None:
+    """validate_order_status_form (a rasa-sdk FormValidationAction on the action server) refuses a
+    number no order has; its words go before the question asked again."""
+    client = await bot(action_endpoint=action_server.url)
+    async with client.ws_connect("/webchat/ws") as ws:
+        await ws.receive_json()
+        await say(ws, "v1", "where is my order?")
+        decision, [refusal, question] = await say(ws, "v2", "A-00000")
+        assert decision["reason"] == "form:order_status_form:ask_again:order_number"
+        assert refusal["text"] == "A-00000 is not an order number we give out: please check your confirmation e-mail."
+        assert question["text"].startswith("Please send me your order number")
+        decision, [answer] = await say(ws, "v3", "A-10236")
+    assert answer["text"] == "Order A-10236 was delivered on 2026-11-30."
+    assert (await state_of(client, decision))["slots"]["order_number"] == "A-10236"
