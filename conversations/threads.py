@@ -158,9 +158,16 @@ class ThreadsRepository(Repository):
             update["$inc"] = {"next_response_breaches": 1}
         await self._db.threads.update_one({"_id": thread_id}, update)
 
-    async def set_thread_nlu_state(self, thread_id: str, state: Mapping[str, Any]) -> None:
-        """The bot's dialogue state of the thread (language, active form, slots): a batched write."""
-        await self._client.write("threads", UpdateOne({"_id": thread_id}, {"$set": {"nlu_state": dict(state)}}))
+    async def swap_thread_nlu_state(self, thread_id: str, version: int, state: Mapping[str, Any]) -> bool:
+        """Replace the bot's dialogue state of the thread (language, form, slots), numbered
+        ``version + 1``, if it is still at ``version`` (0: none yet) and the thread's contact was not
+        erased meanwhile; ``False`` otherwise (another message's dispatch changed it first)."""
+        current: dict[str, Any] = {"nlu_state.v": version} if version else {"nlu_state.v": {"$exists": False}}
+        result = await self._db.threads.update_one(
+            {"_id": thread_id, "erased_at": {"$exists": False}, **current},
+            {"$set": {"nlu_state": {**state, "v": version + 1}}},
+        )
+        return result.matched_count == 1
 
     async def thread_nlu_state(self, thread_id: str) -> dict[str, Any]:
         doc = await self._thread_reads.submit(thread_id)  # batched with concurrent thread reads

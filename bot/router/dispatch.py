@@ -39,9 +39,9 @@ from bot.nlu.data import Parse
 from bot.nlu.remote import NluUnavailable
 from bot.nlu.responses import Responses
 from bot.nlu.service import NluService
-from bot.router.dialogue.conversation import Step, language_of, respond
+from bot.router.dialogue.conversation import Step, respond
 from bot.router.dialogue.engine import Dialogue, Said
-from bot.router.dialogue.state import DialogueState
+from bot.router.dialogue.state import DialogueState, conversation_language
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from bot.tasks import pause
@@ -61,6 +61,7 @@ DIRECT = "direct_channel"  # the channel is configured to go straight to humans
 NO_TEXT = "no_text"  # attachments only: nothing for the bot to read
 NLU_UNAVAILABLE = "nlu_unavailable"
 REPLY_LIMIT = "bot_reply_limit"
+_STATE_TRIES = 5  # decisions of one message redone on a thread's newer dialogue state before giving up
 
 
 @dataclass(frozen=True)
@@ -157,33 +158,40 @@ class Dispatcher:
             return await self._to_queue(message, thread, NLU_UNAVAILABLE), None
         if parse is None:  # no model trained yet
             return await self._to_queue(message, thread, NO_NLU), None
-        stored = await self._store.threads.thread_nlu_state(thread.id)
-        before = stored.get("before", {}) if stored.get("by") == message.id else stored  # a replay
-        state = DialogueState.from_doc(before)
-        at_ms = epoch_ms(message.created_at)  # the message's time: a replay counts the same
-        replies = [t for t in state.replies_ms if t > at_ms - self._limit.window * 1000]
-        if len(replies) >= self._limit.replies:
-            language = language_of(self._responses, state, parse, message.text)
-            decision = await self._to_queue(message, thread, REPLY_LIMIT, language)
-            after = dataclasses.replace(state, language=language)
+        for _ in range(_STATE_TRIES):
+            stored = await self._store.threads.thread_nlu_state(thread.id)
+            before = stored.get("before", {}) if stored.get("by") == message.id else stored  # a replay
+            state = DialogueState.from_doc(before)
+            at_ms = epoch_ms(message.created_at)  # the message's time: a replay counts the same
+            replies = [t for t in state.replies_ms if t > at_ms - self._limit.window * 1000]
+            if len(replies) >= self._limit.replies:
+                spoken = conversation_language(state.language, parse.language, message.text)
+                step = Step(REPLY_LIMIT, dataclasses.replace(state, language=spoken), parse, handoff=True)
+            else:
+                said = Said(thread.id, thread.channel, message.text, message.id)
+                step = await respond(self._dialogue, self._responses, said, parse, state)
+            if not step.handoff and step.texts:
+                replies.append(at_ms)
+            after = dataclasses.replace(step.state, replies_ms=tuple(replies))
+            doc = {**after.to_doc(), "by": message.id, "before": {k: v for k, v in before.items() if k != "before"}}
+            # the state first, then what it says: of two messages of one thread decided at once,
+            # the second is decided again on the first's state
+            if await self._store.threads.swap_thread_nlu_state(thread.id, int(stored.get("v", 0)), doc):
+                break
         else:
-            said = Said(thread.id, thread.channel, message.text, message.id)
-            step = await respond(self._dialogue, self._responses, said, parse, state)
-            decision, after, parse = await self._carry_out(message, thread, step), step.state, step.parse
-        if decision.action == DecisionAction.ANSWERED:
-            replies.append(at_ms)
-        after = dataclasses.replace(after, replies_ms=tuple(replies))
-        doc = {**after.to_doc(), "by": message.id, "before": {k: v for k, v in before.items() if k != "before"}}
-        await self._store.threads.set_thread_nlu_state(thread.id, doc)
-        return decision, parse
+            log_event(log, "dispatch.state_contended", logging.WARNING, message=message.id, thread=thread.id)
+        return await self._carry_out(message, thread, step), step.parse
 
     async def _carry_out(self, message: Message, thread: Thread, step: Step) -> Decision:
         """A step sent (each text a reply of its own, the buttons on the last) or handed to a human."""
         for note in step.notes:
             await self._queue.note_bot_action(thread, note)
+        if not step.handoff and not step.texts:  # never a silent dead end: a person answers instead
+            step = dataclasses.replace(step, handoff=True, reason=f"nothing_to_say:{step.reason}")
         if step.handoff:
             notice = "\n\n".join(step.texts) or None
-            return await self._to_queue(message, thread, step.reason, step.state.language, notice)
+            language = self._responses.language(step.state.language)
+            return await self._to_queue(message, thread, step.reason, language, notice)
         sent = []
         for n, text in enumerate(step.texts):
             options = tuple(step.options) if n == len(step.texts) - 1 else ()

@@ -40,18 +40,14 @@ def resolve_clarification(parse: Parse, text: str, options: Mapping[str, str]) -
     return dataclasses.replace(parse, intent=chosen, confidence=1.0, ambiguous=False, engine="clarified")
 
 
-def language_of(responses: Responses, state: DialogueState, parse: Parse, text: str) -> str:
-    """The conversation's language after ``text`` (one the responses speak)."""
-    return responses.language(conversation_language(state.language, parse.language, text))
-
-
 async def respond(
     dialogue: Dialogue | None, responses: Responses, said: Said, parse: Parse, state: DialogueState
 ) -> Step:
     parse = resolve_clarification(parse, said.text, state.options)
-    language = language_of(responses, state, parse, said.text)
-    switched: tuple[Event, ...] = (("slot", ("language", language)),) if language != state.language else ()
-    state = replace(state, language=language, options={})
+    spoken = conversation_language(state.language, parse.language, said.text)  # None: no words yet
+    language = responses.language(spoken)  # the one replies are in
+    switched: tuple[Event, ...] = (("slot", ("language", spoken)),) if spoken and spoken != state.language else ()
+    state = replace(state, language=spoken, options={})
     turn = await dialogue.turn(said, parse, state) if dialogue is not None else None
     if turn is not None:
         after = replace(turn.state, low_streak=0)

@@ -229,6 +229,8 @@ def _http_actions(raw: Mapping[str, Any], domain: Domain, path: Path) -> dict[st
         for key in ("reply", "not_found"):
             if spec.get(key) and str(spec[key]) not in domain.responses:
                 raise DomainError(f"{where}: {key} names {spec[key]}, which is not under responses:")
+        if "{secret:" in str(spec["url"]) + str(spec.get("body", "")):
+            raise DomainError(f"{where}: {{secret:NAME}} may be used in headers only")
         body = spec.get("body")
         if body is not None and not isinstance(body, Mapping):
             raise DomainError(f"{where}: body must be a mapping (sent as JSON)")
@@ -293,6 +295,11 @@ def _rules(rules: Sequence[Any], domain: Domain, path: Path) -> None:
             domain.answers[intents[0]] = actions[0]
         else:
             raise DomainError(f"{where}: expected an intent followed by an action or a form")
+    for intent, answer in domain.answers.items():
+        if answer.startswith("utter_") and answer not in domain.responses:
+            raise DomainError(
+                f"{path}: the rule for {intent} says {answer}, which is not under the domain's responses:"
+            )
     for form in domain.forms.values():
         target = form.submit
         if target and not target.startswith("utter_") and target not in (*domain.actions, *domain.http_actions):

@@ -94,7 +94,7 @@ class Dialogue:
         return not parse.out_of_scope and not parse.ambiguous
 
     async def _in_form(self, said: Said, parse: Parse, state: DialogueState, form: Form) -> Turn | None:
-        asked = state.requested or next_slot(form, state.slots)
+        asked = state.requested if state.requested in form.required else next_slot(form, state.slots)
         if is_cancel(said.text):
             done = state.without_form().did(f"cancelled:{form.name}")
             ended = (("action", DEACTIVATE), ("active_loop", None))
@@ -217,7 +217,7 @@ class Dialogue:
     ) -> Turn:
         assert self._http is not None
         try:
-            found, response = await self._http.run(action, {**state.slots, "language": state.language})
+            found, response = await self._http.run(action, {**state.slots, "language": self._language(state)})
         except ActionFailed as exc:
             failed = state.did(f"action_failed:{action.name}")
             handoff = (*ran, ("action", HANDOFF))
@@ -235,7 +235,7 @@ class Dialogue:
         """The conversation as Rasa's action server reads it."""
         return {
             "sender_id": said.conversation,
-            "slots": {**state.slots, "language": state.language, "requested_slot": state.requested},
+            "slots": {**state.slots, "language": self._language(state), "requested_slot": state.requested},
             "latest_message": {
                 "text": said.text,
                 "intent": {"name": parse.intent, "confidence": parse.confidence},
@@ -251,13 +251,17 @@ class Dialogue:
             "latest_input_channel": said.channel,
         }
 
+    def _language(self, state: DialogueState) -> str:
+        """The language the bot speaks in this conversation (the default until the customer's words tell)."""
+        return self._responses.language(state.language)
+
     def _ask(self, form: Form, slot: str, said: Said, state: DialogueState) -> tuple[str, ...]:
         specific = self._say(f"utter_ask_{form.name}_{slot}", said, state)
         return specific or self._say(f"utter_ask_{slot}", said, state)
 
     def _say(self, response: str, said: Said, state: DialogueState) -> tuple[str, ...]:
         """One variation of ``response`` in the conversation's language, its ``{slot}``s filled."""
-        language = state.language or self._responses.default_language
+        language = self._language(state)
         variants = self.domain.response(response, language, self._responses.default_language)
         if not variants:
             return ()

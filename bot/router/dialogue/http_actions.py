@@ -46,7 +46,7 @@ class HttpActions:
     async def run(self, action: HttpAction, slots: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The slots the answer sets and the response to say (the action's ``reply``, or its
         ``not_found`` after a 404); ``ActionFailed`` otherwise."""
-        url = _FIELD.sub(lambda m: quote(str(slots.get(m.group(2)) or ""), safe=""), action.url)
+        url = _FIELD.sub(lambda m: _path_value(slots.get(m.group(2)), m.group(2)), action.url)
         breaker = self._breakers.setdefault(urlsplit(url).netloc, Breaker())
         breaker.check()
         headers = {name: await self._filled(value, slots) for name, value in action.headers.items()}
@@ -56,11 +56,13 @@ class HttpActions:
         except ActionFailed:
             breaker.failed()
             raise
-        breaker.succeeded()
         if status == 404 and action.not_found:
+            breaker.succeeded()
             return {}, action.not_found
-        if status >= 400:
+        if status >= 300:  # redirects are not followed: a secret header must not travel on
+            breaker.failed()
             raise ActionFailed(f"{urlsplit(url).netloc} answered {status}")
+        breaker.succeeded()
         return {slot: _at(answer, path) for slot, path in action.slots.items()}, action.reply
 
     async def _filled(self, template: str, slots: Mapping[str, Any]) -> str:
@@ -87,9 +89,9 @@ class HttpActions:
         for attempt in (1, 2):
             try:
                 async with self._session.request(
-                    action.method, url, headers=headers, json=body, timeout=timeout
+                    action.method, url, headers=headers, json=body, timeout=timeout, allow_redirects=False
                 ) as response:
-                    if response.status >= 400:
+                    if response.status >= 300:
                         return response.status, None
                     return response.status, await response.json(content_type=None)
             except aiohttp.ClientConnectorError as exc:  # never reached the server: safe to try again
@@ -103,6 +105,15 @@ class HttpActions:
                 raise ActionFailed(f"{host}'s answer was unreadable: {type(exc).__name__}") from None
             await asyncio.sleep(0.2)
         raise AssertionError("unreachable")
+
+
+def _path_value(value: Any, slot: str) -> str:
+    """A slot's value as one URL path segment; an empty one, or one that would climb the path
+    (``.``, ``..``), is refused rather than sent to another endpoint with the secret headers."""
+    text = str(value if value is not None else "")
+    if text.strip() in ("", ".", ".."):
+        raise ActionFailed(f"slot {slot} is {text.strip() or 'empty'}: not a value to put in the URL")
+    return quote(text, safe="")
 
 
 def _body(template: Any, slots: Mapping[str, Any]) -> Any:

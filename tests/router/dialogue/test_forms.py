@@ -3,17 +3,19 @@ dialogue asks, reads the answer as the slot, completes the form and says what th
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from bot.keys import STORE
+from bot.keys import PIPELINE, STORE
 from bot.services.agents import add_agent
 from bot.services.contacts import erase_contact, find_contact
 from conversations.agent_models import Role
 from tests.actions import ActionServer
 from tests.nlu.test_policy import say
 from tests.router.dialogue.conftest import Start
+from tests.router.test_inbound import webchat_inbound
 from tests.web.console.test_console import log_in
 
 
@@ -187,3 +189,24 @@ async def test_the_forms_validation_action_refuses_an_answer_and_the_question_is
         decision, [answer] = await say(ws, "v3", "A-10236")
     assert answer["text"] == "Order A-10236 was delivered on 2026-11-30."
     assert (await state_of(client, decision))["slots"]["order_number"] == "A-10236"
+
+
+async def test_two_messages_of_one_thread_decided_at_once_lose_nothing(bot: Start) -> None:
+    """Each message is dispatched in a task of its own (in any router process): the second to store
+    its decision is decided again on the first's state, so neither the form nor the number is lost."""
+    client = await bot()
+    pipeline = client.server.app[PIPELINE]
+    results = await asyncio.gather(
+        pipeline.receive(webchat_inbound("c-1", "where is my order?")),
+        pipeline.receive(webchat_inbound("c-2", "A-10234")),
+    )
+    await asyncio.gather(*(task for _, task in results if task is not None))
+    store = client.server.app[STORE]
+    thread_id = results[0][0].message.thread_id
+    state = await store.threads.thread_nlu_state(thread_id)
+    assert state["v"] == 2  # two decisions, one after the other
+    assert state["before"].get("by") in {r.message.id for r, _ in results} - {state["by"]}
+    if state["by"] == results[1][0].message.id:  # the number came second: it answered the question
+        assert state["slots"] == {"order_number": "A-10234"} and state["form"] is None
+    else:  # the number came first, alone: the question is asked after it
+        assert state["form"] == "order_status_form"

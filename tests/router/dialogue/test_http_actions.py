@@ -14,9 +14,11 @@ import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot.handlers.kit.egress import Egress, HostRule
 from bot.keys import STORE
-from bot.router.dialogue.domain import DomainError, load_domain
-from bot.router.dialogue.http_actions import _at, _body, action_secret
+from bot.router.dialogue.actions import ActionFailed
+from bot.router.dialogue.domain import DomainError, HttpAction, load_domain
+from bot.router.dialogue.http_actions import HttpActions, _at, _body, _path_value, action_secret
 from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
 from tests.conftest import make_settings
@@ -52,7 +54,11 @@ class Shop:
         self.seen: list[tuple[str, str]] = []
         app = web.Application()
         app.router.add_get("/orders/{number}", self._order)
+        app.router.add_get("/moved", self._moved)
         self.server = TestServer(app, host="127.0.0.1")
+
+    async def _moved(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound("/orders/A-10234")
 
     async def _order(self, request: web.Request) -> web.Response:
         number = request.match_info["number"]
@@ -136,3 +142,40 @@ def test_a_wrong_http_action_is_refused(tmp_path: Path) -> None:
     (tmp_path / "domain.yml").write_text("http_actions:\n  action_x:\n    url: ftp://x\n")
     with pytest.raises(DomainError, match=r"http_actions\.action_x needs `url:`"):
         load_domain(tmp_path)
+
+
+def test_a_slot_value_is_one_escaped_path_segment_and_never_climbs_the_path() -> None:
+    assert _path_value("a/b", "s") == "a%2Fb" and _path_value("x?y#z", "s") == "x%3Fy%23z"
+    for climbing in ("..", ".", "", " ", None):
+        with pytest.raises(ActionFailed, match="not a value to put in the URL"):
+            _path_value(climbing, "order_number")
+
+
+async def test_error_answers_open_the_breaker_and_redirects_are_not_followed(shop: Shop) -> None:
+    guard = Egress([HostRule("127.0.0.1", shop.server.port)])
+    http = HttpActions(guard.session, _secret)
+    lookup = HttpAction(
+        "action_x",
+        "GET",
+        f"http://127.0.0.1:{shop.server.port}/orders/{{n}}",
+        {"Authorization": "Bearer {secret:shop}"},
+    )
+    try:
+        with pytest.raises(ActionFailed, match="answered 302"):
+            await http.run(
+                HttpAction("action_y", "GET", f"http://127.0.0.1:{shop.server.port}/moved", {"X-Key": "{secret:shop}"}),
+                {},
+            )
+        assert shop.seen == []  # the redirect's target never got the secret
+        for _ in range(4):  # with the redirect, five error answers in a row
+            with pytest.raises(ActionFailed, match="answered 503"):
+                await http.run(lookup, {"n": "B-50000"})
+        with pytest.raises(ActionFailed, match="failed 5 times in a row"):
+            await http.run(lookup, {"n": "A-10234"})
+        assert len(shop.seen) == 4  # the open breaker called nobody
+    finally:
+        await http.close()
+
+
+async def _secret(name: str) -> str | None:
+    return "s3cret" if name == "shop" else None

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from bot.nlu.data import OUT_OF_SCOPE, Parse
+from bot.nlu.responses import Responses
+from bot.router.dialogue.conversation import respond
+from bot.router.dialogue.engine import Said
 from bot.router.dialogue.state import DialogueState, conversation_language
 
 
@@ -33,3 +37,17 @@ def test_the_state_survives_the_store_and_keeps_the_last_ten_tries() -> None:
     again = DialogueState.from_doc(state.to_doc())
     assert again == state and again.tried[0] == "step 2" and len(again.tried) == 10
     assert again.summary() == {"intent": "i", "form": "f", "slots": {"s": "x"}, "tried": list(state.tried)}
+
+
+async def test_the_first_message_with_words_sets_the_language_after_one_without() -> None:
+    """A bare number first tells no language: the conversation has none yet (replies are in the
+    default), and the next words set it, however few."""
+    responses = Responses(languages=["en", "ru"], fallback={"en": "Sorry?", "ru": "Простите?"})
+    state = DialogueState()
+    for n, (text, detected) in enumerate((("A-10234", "ru"), ("Где заказ?", "ru"))):
+        parse = Parse(text=text, intent=OUT_OF_SCOPE, confidence=0.1, language=detected)
+        step = await respond(None, responses, Said("t", "webchat", text, f"m{n}"), parse, state)
+        state = step.state
+        if n == 0:
+            assert state.language is None and step.texts == ("Sorry?",)
+    assert state.language == "ru"  # two words set it: it had none to switch from
