@@ -99,33 +99,40 @@ class ActionServer:
     async def _post(self, call: Mapping[str, Any]) -> Any:
         if self._session is None:
             self._session = self._open_session(timeout=self._timeout)
-        for attempt in (1, 2):
-            try:
-                async with self._session.post(self.url, json=call) as response:
-                    if response.status >= 400:
-                        raise ActionFailed(await _error_of(response))
-                    return await response.json(content_type=None)
-            except aiohttp.ClientConnectorError as exc:  # never reached the server: safe to try again
-                blocked = refusal(exc)
-                if blocked is not None:
-                    raise ActionFailed(f"the egress guard refused the action server: {blocked}") from None
-                if attempt == 2:
-                    raise ActionFailed(f"the action server is unreachable: {exc.os_error}") from None
-            except TimeoutError:
-                raise ActionFailed(f"the action server did not answer within {self._timeout.total:g} s") from None
-            except (aiohttp.ClientError, ValueError) as exc:
-                raise ActionFailed(f"the action server's answer was unreadable: {type(exc).__name__}") from None
-            await asyncio.sleep(0.2)
-        raise AssertionError("unreachable")
+        seconds = self._timeout.total or 0
+        status, answer = await request_json(self._session, "POST", self.url, "the action server", seconds, json=call)
+        if status >= 300:
+            detail = str(answer.get("error", ""))[:200] if isinstance(answer, Mapping) else ""
+            raise ActionFailed(f"the action server answered {status}" + (f": {detail}" if detail else ""))
+        return answer
 
 
-async def _error_of(response: aiohttp.ClientResponse) -> str:
-    try:
-        body = await response.json(content_type=None)
-    except (aiohttp.ClientError, ValueError):
-        body = None
-    detail = str(body.get("error", ""))[:200] if isinstance(body, Mapping) else ""
-    return f"the action server answered {response.status}" + (f": {detail}" if detail else "")
+async def request_json(
+    session: aiohttp.ClientSession, method: str, url: str, who: str, seconds: float, **options: Any
+) -> tuple[int, Any]:
+    """One call of an action: its status and JSON answer (``None`` for an error answer that is not
+    JSON). Retried once only when the connection failed (the request cannot have arrived); never
+    redirected. ``ActionFailed`` naming ``who`` when there is no answer to read."""
+    for attempt in (1, 2):
+        try:
+            async with session.request(method, url, allow_redirects=False, **options) as response:
+                if response.status < 300:
+                    return response.status, await response.json(content_type=None)
+                try:
+                    return response.status, await response.json(content_type=None)
+                except ValueError:
+                    return response.status, None
+        except aiohttp.ClientConnectorError as exc:
+            if (blocked := refusal(exc)) is not None:
+                raise ActionFailed(f"the egress guard refused {who}: {blocked}") from None
+            if attempt == 2:
+                raise ActionFailed(f"{who} is unreachable: {exc.os_error}") from None
+        except TimeoutError:
+            raise ActionFailed(f"{who} did not answer within {seconds:g} s") from None
+        except (aiohttp.ClientError, ValueError) as exc:
+            raise ActionFailed(f"{who}'s answer was unreadable: {type(exc).__name__}") from None
+        await asyncio.sleep(0.2)
+    raise AssertionError("unreachable")
 
 
 def outcome_of(answer: Any) -> ActionOutcome:

@@ -10,7 +10,6 @@ action's ``not_found`` response when it has one; any other failure raises :class
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -18,8 +17,7 @@ from urllib.parse import quote, urlsplit
 
 import aiohttp
 
-from bot.handlers.kit.egress import refusal
-from bot.router.dialogue.actions import ActionFailed, Breaker, SessionFactory
+from bot.router.dialogue.actions import ActionFailed, Breaker, SessionFactory, request_json
 from bot.router.dialogue.domain import HttpAction
 
 Secrets = Callable[[str], Awaitable[str | None]]
@@ -85,26 +83,8 @@ class HttpActions:
         if self._session is None:
             self._session = self._open_session()
         timeout = aiohttp.ClientTimeout(total=action.timeout)
-        host = urlsplit(url).netloc
-        for attempt in (1, 2):
-            try:
-                async with self._session.request(
-                    action.method, url, headers=headers, json=body, timeout=timeout, allow_redirects=False
-                ) as response:
-                    if response.status >= 300:
-                        return response.status, None
-                    return response.status, await response.json(content_type=None)
-            except aiohttp.ClientConnectorError as exc:  # never reached the server: safe to try again
-                if (blocked := refusal(exc)) is not None:
-                    raise ActionFailed(f"the egress guard refused {host}: {blocked}") from None
-                if attempt == 2:
-                    raise ActionFailed(f"{host} is unreachable: {exc.os_error}") from None
-            except TimeoutError:
-                raise ActionFailed(f"{host} did not answer within {action.timeout:g} s") from None
-            except (aiohttp.ClientError, ValueError) as exc:
-                raise ActionFailed(f"{host}'s answer was unreadable: {type(exc).__name__}") from None
-            await asyncio.sleep(0.2)
-        raise AssertionError("unreachable")
+        options: dict[str, Any] = {"headers": headers, "json": body, "timeout": timeout}
+        return await request_json(self._session, action.method, url, urlsplit(url).netloc, action.timeout, **options)
 
 
 def _path_value(value: Any, slot: str) -> str:
