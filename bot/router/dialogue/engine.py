@@ -82,9 +82,14 @@ class Dialogue:
             return None
         form = self.domain.form_for(parse.intent)
         if form is not None:
-            slots = prefill(form, self.domain.slots, parse, state.slots)
-            started = replace(state, form=form.name, attempts=0, slots=slots, intent=parse.intent)
-            return await self._next(said, started.did(f"form:{form.name}"), form, slot_events(state.slots, slots))
+            started = replace(state, form=form.name, attempts=0, intent=parse.intent).did(f"form:{form.name}")
+            candidates = prefill(form, self.domain.slots, parse, state.slots)
+            try:
+                slots, told = await self._validate_new(said, parse, started, form, candidates, skip=None)
+            except ActionFailed as exc:
+                return self._validation_failed(started, form, candidates, exc)
+            turn = await self._next(said, replace(started, slots=slots), form, slot_events(state.slots, slots))
+            return replace(turn, texts=(*told, *turn.texts))
         action = self.domain.answers.get(parse.intent)
         if action is not None:
             return await self._run(said, parse, replace(state, intent=parse.intent), action, f"action:{action}", ())
@@ -102,28 +107,23 @@ class Dialogue:
         if parse.intent == TALK_TO_HUMAN and self._confident(parse):
             handed = state.without_form().did("human:").did(f"handed_off:{form.name}")
             return Turn(handed, f"intent:{TALK_TO_HUMAN}", handoff=True, events=(("action", HANDOFF),))
-        slots = dict(prefill(form, self.domain.slots, parse, state.slots))
+        candidates = {k: v for k, v in prefill(form, self.domain.slots, parse, state.slots).items() if k != asked}
         value = from_entities(self.domain.slots[asked], parse, form.name) if asked else None
         if asked and value is None and not self._leaves(parse, state):
             value = from_answer(self.domain.slots[asked], parse, said.text, form.name)
-        told: tuple[str, ...] = ()  # what the form's validation action said
+        try:  # what the form's validation action said goes before the bot's next words
+            slots, told = await self._validate_new(said, parse, state, form, candidates, skip=asked)
+            if asked and value is not None:
+                value, more = await self._validated(said, parse, replace(state, slots=slots), form, asked, value)
+                told = (*told, *more)
+        except ActionFailed as exc:
+            return self._validation_failed(state, form, {**candidates, **({asked: value} if asked else {})}, exc)
         if asked and value is not None:
-            try:
-                value, told = await self._validated(said, parse, replace(state, slots=slots), form, asked, value)
-            except ActionFailed as exc:  # a human takes over with the answer as given
-                kept = {**slots, asked: value}
-                handed = replace(state, slots=kept).without_form()
-                handed = handed.did(f"action_failed:validate_{form.name}").did(f"handed_off:{form.name}")
-                note = f"validate_{form.name}: {exc}"
-                events = (("action", form.name), *slot_events(state.slots, kept), ("active_loop", None))
-                reason = f"action_failed:validate_{form.name}"
-                return Turn(handed, reason, handoff=True, notes=(note,), events=(*events, ("action", HANDOFF)))
-            if value is not None:
-                slots[asked] = value
-                filled = slot_events(state.slots, slots)
-                turn = await self._next(said, replace(state, slots=slots, attempts=0), form, filled)
-                return replace(turn, texts=(*told, *turn.texts))
-        elif self._leaves(parse, state):
+            slots[asked] = value
+            filled = slot_events(state.slots, slots)
+            turn = await self._next(said, replace(state, slots=slots, attempts=0), form, filled)
+            return replace(turn, texts=(*told, *turn.texts))
+        if not told and self._leaves(parse, state):
             return None  # another question: the one-shot policy answers it
         wrong = replace(state, slots=slots, attempts=state.attempts + 1)
         if wrong.attempts >= self.domain.max_attempts:
@@ -134,6 +134,35 @@ class Dialogue:
         texts = (*hint, *self._ask(form, str(asked), said, wrong))
         asking = (("action", form.name), ("active_loop", form.name))
         return Turn(wrong, f"form:{form.name}:ask_again:{asked}", texts, events=asking)
+
+    async def _validate_new(
+        self, said: Said, parse: Parse, state: DialogueState, form: Form, slots: Mapping[str, Any], skip: str | None
+    ) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """``slots`` with every value new since ``state`` (but ``skip``) kept, changed or dropped by
+        the form's validation action, and what it said."""
+        kept, told = dict(slots), tuple[str, ...]()
+        for name in form.required:
+            if name != skip and kept.get(name) is not None and state.slots.get(name) != kept[name]:
+                value, said_back = await self._validated(
+                    said, parse, replace(state, slots=kept), form, name, kept[name]
+                )
+                told = (*told, *said_back)
+                if value is None:
+                    kept.pop(name)
+                else:
+                    kept[name] = value
+        return kept, told
+
+    def _validation_failed(
+        self, state: DialogueState, form: Form, answers: Mapping[str, Any], exc: ActionFailed
+    ) -> Turn:
+        """The validation action could not be reached: a human takes over with the answers as given."""
+        kept = {**state.slots, **{k: v for k, v in answers.items() if v is not None}}
+        handed = replace(state, slots=kept).without_form()
+        handed = handed.did(f"action_failed:validate_{form.name}").did(f"handed_off:{form.name}")
+        events = (("action", form.name), *slot_events(state.slots, kept), ("active_loop", None), ("action", HANDOFF))
+        note = f"validate_{form.name}: {exc}"
+        return Turn(handed, f"action_failed:validate_{form.name}", handoff=True, notes=(note,), events=events)
 
     async def _validated(
         self, said: Said, parse: Parse, state: DialogueState, form: Form, slot: str, value: Any

@@ -210,3 +210,13 @@ async def test_two_messages_of_one_thread_decided_at_once_lose_nothing(bot: Star
         assert state["slots"] == {"order_number": "A-10234"} and state["form"] is None
     else:  # the number came first, alone: the question is asked after it
         assert state["form"] == "order_status_form"
+
+
+async def test_a_number_given_with_the_question_is_validated_too(bot: Start, action_server: ActionServer) -> None:
+    client = await bot(action_endpoint=action_server.url)
+    async with client.ws_connect("/webchat/ws") as ws:
+        await ws.receive_json()
+        decision, [refusal, question] = await say(ws, "p1", "can you check order A-00000")
+    assert decision["reason"] == "form:order_status_form:ask:order_number"
+    assert refusal["text"].startswith("A-00000 is not an order number we give out")
+    assert question["text"].startswith("Please send me your order number")
