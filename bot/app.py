@@ -45,7 +45,7 @@ from bot.metrics import Metrics
 from bot.nlu.responses import load_responses
 from bot.nlu.service import NluService
 from bot.router.dialogue.actions import ActionServer
-from bot.router.dialogue.domain import load_domain
+from bot.router.dialogue.domain import check_timeouts, load_domain
 from bot.router.dialogue.engine import Dialogue
 from bot.router.dialogue.http_actions import HttpActions, action_secret
 from bot.router.dispatch import Dispatcher, DispatchSweeper, ReplyLimit
@@ -88,6 +88,8 @@ def create_app(settings: Settings) -> web.Application:
     app[ADAPTERS] = adapters
     app[RESPONSES] = load_responses(Path(settings.nlu.responses))  # ResponsesError: a bad file stops start-up
     app[DOMAIN] = load_domain(Path(settings.dialogue.folder))  # DomainError: so does a bad dialogue file
+    action_timeout = settings.dialogue.action_timeout if settings.dialogue.action_endpoint else None
+    check_timeouts(app[DOMAIN], action_timeout, settings.dispatch.lease_seconds)
     for adapter in adapters.values():
         app.add_routes(adapter.routes())
     app.cleanup_ctx.append(_store_ctx)

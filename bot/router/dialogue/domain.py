@@ -304,3 +304,16 @@ def _rules(rules: Sequence[Any], domain: Domain, path: Path) -> None:
         target = form.submit
         if target and not target.startswith("utter_") and target not in (*domain.actions, *domain.http_actions):
             raise DomainError(f"{path}: form {form.name} ends with {target}, which is not under the domain's actions:")
+
+
+def check_timeouts(domain: Domain, action_timeout: float | None, lease_seconds: float) -> None:
+    """A message's decision may call two actions (a validation, then the form's action); they must
+    end well within the dispatch lease, or the sweeper decides the message again meanwhile.
+    ``action_timeout``: the action server's, ``None`` when there is none."""
+    timeouts = [*([action_timeout] if action_timeout else []), *(a.timeout for a in domain.http_actions.values())]
+    longest = max(timeouts, default=0.0)
+    if timeouts and 3 * longest >= lease_seconds:
+        raise DomainError(
+            f"an action may take {longest:g} s, too long for dispatch.lease_seconds = {lease_seconds:g}: "
+            "keep action timeouts under a third of the lease"
+        )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.router.dialogue.domain import DomainError, load_domain
+from bot.router.dialogue.domain import DomainError, check_timeouts, load_domain
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -92,3 +92,11 @@ rules:
     domain = load_domain(tmp_path)
     assert domain.starts == {"book": "booking_form"} and domain.answers == {"hours": "utter_ask_city"}
     assert domain.forms["booking_form"].submit == "action_book"
+
+
+def test_action_timeouts_must_end_well_within_the_dispatch_lease() -> None:
+    domain = load_domain(ROOT / "config" / "dialogue")
+    check_timeouts(domain, 5, 30)
+    check_timeouts(domain, None, 2)  # no action server and no HTTP action: nothing to wait for
+    with pytest.raises(DomainError, match=r"an action may take 10 s, too long for dispatch\.lease_seconds = 30"):
+        check_timeouts(domain, 10, 30)
