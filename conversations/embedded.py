@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 from urllib.parse import quote
 
 from conversations.private_files import PRIVATE_DIR, PRIVATE_FILE, open_private, write_private
@@ -301,6 +301,8 @@ class _ServerThread:
             self._loop.run_until_complete(serve(handler, str(self._socket_path), self._listening))
         finally:
             # the connections' handlers outlive the server: ended here, not destroyed pending at close
+            # (and their cancellation is no error to report: Python 3.11's stream callback would)
+            self._loop.set_exception_handler(_quiet_about_cancellation)
             leftover = asyncio.all_tasks(self._loop)
             for task in leftover:
                 task.cancel()
@@ -308,3 +310,8 @@ class _ServerThread:
                 self._loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
             self._ready.set()
             self._loop.close()
+
+
+def _quiet_about_cancellation(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    if not isinstance(context.get("exception"), asyncio.CancelledError):
+        loop.default_exception_handler(context)
