@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.nlu.data import Entity
+from bot.nlu.yaml_files import read_mapping
 
 TALK_TO_HUMAN = "talk_to_human"
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -90,12 +89,7 @@ def load_responses(path: Path) -> Responses:
     """Read ``responses.yml``; a missing file means no canned answers (everything escalates)."""
     if not path.exists():
         return Responses()
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ResponsesError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, Mapping):
-        raise ResponsesError(f"{path}: must be a mapping with `intents:`")
+    raw = read_mapping(path, ResponsesError, "with `intents:`")
     languages = [str(x) for x in raw.get("languages") or ["en"]]
     responses = Responses(
         languages=languages,

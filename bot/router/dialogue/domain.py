@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from bot.nlu.yaml_files import read_mapping
 
 
 class DomainError(ValueError):
@@ -135,13 +135,7 @@ def load_domain(folder: Path) -> Domain:
 
 
 def _read(path: Path) -> Mapping[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise DomainError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, Mapping):
-        raise DomainError(f"{path}: must be a mapping (Rasa's domain or rules format)")
-    return raw
+    return read_mapping(path, DomainError, "(Rasa's domain or rules format)")
 
 
 def _attempts(value: Any, path: Path) -> int:

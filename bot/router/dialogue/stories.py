@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.nlu.data import Parse
+from bot.nlu.yaml_files import read_mapping
 from bot.router.dialogue.conversation import respond
 from bot.router.dialogue.engine import Dialogue, Event, Said
 from bot.router.dialogue.state import DialogueState
@@ -69,11 +68,8 @@ class StoryResult:
 
 
 def load_stories(path: Path) -> list[Story]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise StoriesError(f"{path}: cannot be read as YAML: {exc}") from None
-    if not isinstance(raw, Mapping) or not isinstance(raw.get("stories"), list):
+    raw = read_mapping(path, StoriesError, "with `stories:`")
+    if not isinstance(raw.get("stories"), list):
         raise StoriesError(f"{path}: expected `stories:` with a list of stories (Rasa's test-stories format)")
     return [_story(item, path, n) for n, item in enumerate(raw["stories"])]
 
