@@ -175,13 +175,13 @@ class ReportsRepository(Repository):
         return {_key(doc["_id"]): int(doc["n"]) for doc in found}
 
     async def report_bot_steps(self, account_id: str, start_ms: int, end_ms: int) -> dict[str, int]:
-        """How often each of the bot's recorded steps (``kind:subject``, the thread's dialogue state)
-        occurs over the cohort's threads."""
+        """How often each of the bot's steps (``kind:subject``, counted in the thread's dialogue
+        state) occurs over the cohort's threads."""
         pipeline: list[dict[str, Any]] = [
-            {"$match": {**cohort(account_id, start_ms, end_ms), "nlu_state.tried": {"$exists": True}}},
-            {"$project": {"step": "$nlu_state.tried"}},
-            {"$unwind": "$step"},
-            {"$group": {"_id": "$step", "n": {"$sum": 1}}},
+            {"$match": {**cohort(account_id, start_ms, end_ms), "nlu_state.tally": {"$exists": True}}},
+            {"$project": {"row": "$nlu_state.tally"}},
+            {"$unwind": "$row"},
+            {"$group": {"_id": "$row.step", "n": {"$sum": "$row.n"}}},
         ]
         found = await (await self._db.threads.aggregate(pipeline)).to_list()
         return {str(doc["_id"]): int(doc["n"]) for doc in found}

@@ -39,7 +39,8 @@ class DialogueState:
     intent: str | None = None  # the intent the bot last acted on
     # what the bot did in this conversation, for the agent's summary: "kind:subject" (form, completed,
     # cancelled, left, gave_up, handed_off, human, action, action_failed, offline, said)
-    tried: tuple[str, ...] = ()
+    tried: tuple[str, ...] = ()  # the last ten
+    tally: Mapping[str, int] = field(default_factory=dict)  # every "kind:subject" counted, for the reports
     low_streak: int = 0
     options: Mapping[str, str] = field(default_factory=dict)  # a clarifying question's buttons
     replies_ms: tuple[int, ...] = ()
@@ -54,6 +55,7 @@ class DialogueState:
             slots=dict(doc.get("slots") or {}),
             intent=doc.get("intent"),
             tried=tuple(doc.get("tried") or ()),
+            tally={str(row["step"]): int(row["n"]) for row in doc.get("tally") or ()},
             low_streak=int(doc.get("low_streak", 0)),
             options=dict(doc.get("options") or {}),
             replies_ms=tuple(int(t) for t in doc.get("replies_ms") or ()),
@@ -68,13 +70,16 @@ class DialogueState:
             "slots": dict(self.slots),
             "intent": self.intent,
             "tried": list(self.tried[-10:]),
+            # a list of {step, n}: the reports add them up with $unwind and $group
+            "tally": [{"step": step, "n": n} for step, n in self.tally.items()],
             "low_streak": self.low_streak,
             "options": dict(self.options),
             "replies_ms": list(self.replies_ms),
         }
 
     def did(self, what: str) -> DialogueState:
-        return replace(self, tried=(*self.tried, what)[-10:])
+        tally = {**self.tally, what: self.tally.get(what, 0) + 1}
+        return replace(self, tried=(*self.tried, what)[-10:], tally=tally)
 
     def without_form(self) -> DialogueState:
         return replace(self, form=None, requested=None, attempts=0)

@@ -37,6 +37,14 @@ def test_the_state_survives_the_store_and_keeps_the_last_ten_tries() -> None:
     again = DialogueState.from_doc(state.to_doc())
     assert again == state and again.tried[0] == "step 2" and len(again.tried) == 10
     assert again.summary() == {"intent": "i", "form": "f", "slots": {"s": "x"}, "tried": list(state.tried)}
+    assert again.tally == {f"step {n}": 1 for n in range(12)}  # the reports count every step
+
+
+def test_the_tally_counts_a_step_each_time() -> None:
+    state = DialogueState()
+    for _ in range(15):
+        state = state.did("form:f").did("cancelled:f")
+    assert DialogueState.from_doc(state.to_doc()).tally == {"form:f": 15, "cancelled:f": 15}
 
 
 async def test_the_first_message_with_words_sets_the_language_after_one_without() -> None:

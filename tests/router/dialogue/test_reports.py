@@ -50,6 +50,22 @@ async def test_containment_by_intent_and_form_outcomes(bot: Start) -> None:
     assert '<meter min="0" max="1" value="0.667"></meter> 67 %' in html
 
 
+async def test_form_outcomes_count_past_the_summarys_last_ten_steps(bot: Start) -> None:
+    """One customer starting and cancelling the form six times: twelve steps, all counted."""
+    client = await bot()
+    async with client.ws_connect("/webchat/ws") as ws:
+        await ws.receive_json()
+        for n in range(6):
+            await say(ws, f"again-{n}", "where is my order?")
+            await say(ws, f"cancel-{n}", "cancel")
+    today = utcnow().date()
+    report = await build_report(
+        client.server.app[STORE], "default", today, today, first_response_minutes=15, now=utcnow()
+    )
+    [form] = report.forms
+    assert (form.started, form.completed, form.abandoned, form.handed_off) == (6, 0, 6, 0)
+
+
 async def test_an_empty_period_tells_how_to_set_forms_up(bot: Start) -> None:
     client = await bot()
     await admin_client(client)
