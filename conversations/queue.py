@@ -8,6 +8,7 @@ loses, so no agent ends up over capacity.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -231,7 +232,9 @@ class QueueRepository(Repository):
     # --- the timeline --------------------------------------------------------------------
 
     async def add_timeline(self, entry: TimelineEntry) -> None:
-        await self._db.timeline.insert_one(entry.to_doc())
+        """Insert the entry; one whose id is there already was added before (a replay)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self._db.timeline.insert_one(entry.to_doc())
 
     async def contact_timeline(self, contact_id: str, limit: int = 300) -> list[TimelineEntry]:
         docs = (

@@ -62,6 +62,7 @@ NO_TEXT = "no_text"  # attachments only: nothing for the bot to read
 NLU_UNAVAILABLE = "nlu_unavailable"
 REPLY_LIMIT = "bot_reply_limit"
 _STATE_TRIES = 5  # decisions of one message redone on a thread's newer dialogue state before giving up
+_STEPS_KEPT = 8  # the thread's last steps kept for replays (a replay comes within a lease or two)
 
 
 @dataclass(frozen=True)
@@ -160,8 +161,11 @@ class Dispatcher:
             return await self._to_queue(message, thread, NO_NLU), None
         for _ in range(_STATE_TRIES):
             stored = await self._store.threads.thread_nlu_state(thread.id)
-            before = stored.get("before", {}) if stored.get("by") == message.id else stored  # a replay
-            state = DialogueState.from_doc(before)
+            steps = list(stored.get("steps") or ())
+            done = next((s for s in steps if s.get("message") == message.id), None)
+            state = DialogueState.from_doc(stored)
+            if done is not None:  # a replay: this message was decided, and maybe acted on, already
+                return await self._carry_out(message, thread, Step.recorded(done, parse, state)), parse
             at_ms = epoch_ms(message.created_at)  # the message's time: a replay counts the same
             replies = [t for t in state.replies_ms if t > at_ms - self._limit.window * 1000]
             if len(replies) >= self._limit.replies:
@@ -173,9 +177,10 @@ class Dispatcher:
             if not step.handoff and step.texts:
                 replies.append(at_ms)
             after = dataclasses.replace(step.state, replies_ms=tuple(replies))
-            doc = {**after.to_doc(), "by": message.id, "before": {k: v for k, v in before.items() if k != "before"}}
-            # the state first, then what it says: of two messages of one thread decided at once,
-            # the second is decided again on the first's state
+            kept = [*steps, step.record(message.id)][-_STEPS_KEPT:]
+            doc = {**after.to_doc(), "by": message.id, "steps": kept}
+            # the state and the step first, then what it says: of two messages of one thread
+            # decided at once, the second is decided again on the first's state
             if await self._store.threads.swap_thread_nlu_state(thread.id, int(stored.get("v", 0)), doc):
                 break
         else:
@@ -184,8 +189,8 @@ class Dispatcher:
 
     async def _carry_out(self, message: Message, thread: Thread, step: Step) -> Decision:
         """A step sent (each text a reply of its own, the buttons on the last) or handed to a human."""
-        for note in step.notes:
-            await self._queue.note_bot_action(thread, note)
+        for n, note in enumerate(step.notes):  # ids from the message: a replay adds none
+            await self._queue.note_bot_action(thread, note, f"tl-{message.id}-bot-{n}")
         if not step.handoff and not step.texts:  # never a silent dead end: a person answers instead
             step = dataclasses.replace(step, handoff=True, reason=f"nothing_to_say:{step.reason}")
         if step.handoff:

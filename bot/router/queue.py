@@ -232,9 +232,10 @@ class Queue:
                 log_event(log, "queue.assign_store_unavailable", logging.WARNING)
             await pause(interval)
 
-    async def note_bot_action(self, thread: Thread, text: str) -> None:
-        """Put on the thread's timeline what the bot's action did (agents read why it handed over)."""
-        await self._log.timeline(thread, TimelineKind.ACTION, None, text)
+    async def note_bot_action(self, thread: Thread, text: str, entry_id: str) -> None:
+        """Put on the thread's timeline what the bot's action did (agents read why it handed over),
+        once under ``entry_id``."""
+        await self._log.timeline(thread, TimelineKind.ACTION, None, text, entry_id=entry_id)
 
     async def _assigned(self, thread: Thread, agent: Agent, actor: Agent | None) -> None:
         await self._log.timeline(thread, TimelineKind.ASSIGNED, actor, agent.name, to=agent.id)

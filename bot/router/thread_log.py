@@ -36,11 +36,18 @@ class ThreadLog:
         self._events = events
 
     async def timeline(
-        self, thread: Thread, kind: TimelineKind, actor: Agent | None, text: str, **details: Any
+        self,
+        thread: Thread,
+        kind: TimelineKind,
+        actor: Agent | None,
+        text: str,
+        entry_id: str | None = None,
+        **details: Any,
     ) -> None:
+        """One entry on the thread's timeline; one with an ``entry_id`` is added once, however often asked."""
         await self._store.queue.add_timeline(
             TimelineEntry(
-                id=new_id("tl"),
+                id=entry_id or new_id("tl"),
                 account_id=thread.account_id,
                 thread_id=thread.id,
                 contact_id=thread.contact_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from bot.nlu.data import Parse
 from bot.nlu.responses import Responses
@@ -27,6 +28,31 @@ class Step:
     options: Mapping[str, str] = field(default_factory=dict)  # buttons of the last text: label -> intent
     notes: tuple[str, ...] = ()  # for the thread's timeline
     events: tuple[Event, ...] = ()  # as Rasa's stories write it
+
+    def record(self, message_id: str) -> dict[str, Any]:
+        """What carrying the step out needs, kept with the thread's dialogue state: a replayed
+        dispatch of the message carries out the same step instead of deciding (and acting) again."""
+        return {
+            "message": message_id,
+            "reason": self.reason,
+            "texts": list(self.texts),
+            "handoff": self.handoff,
+            "options": dict(self.options),
+            "notes": list(self.notes),
+            "language": self.state.language,
+        }
+
+    @classmethod
+    def recorded(cls, doc: Mapping[str, Any], parse: Parse, state: DialogueState) -> Step:
+        return cls(
+            str(doc["reason"]),
+            replace(state, language=doc.get("language")),
+            parse,
+            tuple(doc.get("texts") or ()),
+            bool(doc.get("handoff")),
+            dict(doc.get("options") or {}),
+            tuple(doc.get("notes") or ()),
+        )
 
 
 def resolve_clarification(parse: Parse, text: str, options: Mapping[str, str]) -> Parse:

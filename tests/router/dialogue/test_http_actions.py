@@ -15,12 +15,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.handlers.kit.egress import Egress, HostRule
-from bot.keys import STORE
+from bot.keys import DISPATCHER, STORE
 from bot.router.dialogue.actions import ActionFailed
 from bot.router.dialogue.domain import DomainError, HttpAction, load_domain
 from bot.router.dialogue.http_actions import HttpActions, _at, _body, _path_value, action_secret
 from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
+from tests import factories
 from tests.conftest import make_settings
 from tests.nlu.conftest import install
 from tests.nlu.test_policy import say
@@ -128,6 +129,34 @@ async def test_a_404_says_the_not_found_response(shop_bot: TestClient) -> None:
 async def test_a_failing_api_hands_the_conversation_over(shop_bot: TestClient) -> None:
     decision, _ = await ask(shop_bot, "B-50000")
     assert (decision["action"], decision["reason"]) == ("queued", "action_failed:action_order_lookup")
+
+
+async def test_a_replayed_dispatch_carries_out_the_recorded_step_and_calls_nothing_again(
+    shop_bot: TestClient, shop: Shop
+) -> None:
+    """A dispatch replayed after a crash (here: by hand, after the thread's next message moved its
+    dialogue state on) sends what the message's first decision said, and neither calls the action
+    again nor notes it twice."""
+    store = shop_bot.server.app[STORE]
+    async with shop_bot.ws_connect("/webchat/ws") as ws:
+        await ws.receive_json()
+        first, [reply] = await say(ws, "r1", "can you check order A-10234")
+        later, _ = await say(ws, "r2", "what are your opening hours?")
+    [message] = [m for m in await factories.messages(store, direction="in") if m.text.endswith("A-10234")]
+    thread = await store.threads.get_thread(first["thread_id"])
+    assert thread is not None
+    notes = [e for e in await store.queue.contact_timeline(thread.contact_id) if e.kind == "action"]
+    replies = await factories.messages(store, direction="out")
+
+    again = await shop_bot.server.app[DISPATCHER].dispatch(message)
+
+    assert (str(again.action), again.reason) == ("answered", first["reason"])
+    assert list(again.replies) == first["replies"]  # the same reply, not a second one
+    assert shop.seen == [("A-10234", "Bearer s3cret")]  # called once
+    assert len(await factories.messages(store, direction="out")) == len(replies)
+    assert [e for e in await store.queue.contact_timeline(thread.contact_id) if e.kind == "action"] == notes
+    state = await store.threads.thread_nlu_state(thread.id)
+    assert state["by"] == (await store.messages.get_message(later["replies"][0])).in_reply_to  # unchanged
 
 
 def test_slots_go_into_a_body_and_answers_are_read_by_path() -> None:
