@@ -140,7 +140,7 @@ async def test_a_replayed_dispatch_carries_out_the_recorded_step_and_calls_nothi
     store = shop_bot.server.app[STORE]
     async with shop_bot.ws_connect("/webchat/ws") as ws:
         await ws.receive_json()
-        first, [reply] = await say(ws, "r1", "can you check order A-10234")
+        first, [_] = await say(ws, "r1", "can you check order A-10234")
         later, _ = await say(ws, "r2", "what are your opening hours?")
     [message] = [m for m in await factories.messages(store, direction="in") if m.text.endswith("A-10234")]
     thread = await store.threads.get_thread(first["thread_id"])
