@@ -21,6 +21,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from conversations import nlu_retirement
 from conversations.client import IndexPlan, Repository
 from conversations.models import epoch_ms
+from conversations.nlu_retirement import NOT_RETIRED
 from conversations.personal_data import declare_not_personal, keyed_holder, register_holder
 
 CHUNK_BYTES = 4 * 1024 * 1024  # well under MongoDB's 16 MB document limit
@@ -70,13 +71,37 @@ class NluRepository(Repository):
         )
 
     async def nlu_model_blob(self, version: str) -> bytes | None:
-        doc = await self._db.nlu_models.find_one({"_id": version}, {"chunks": 1})
+        doc = await self._db.nlu_models.find_one({"_id": version}, {"chunks": 1, "blob_of": 1})
         if doc is None:
             return None
-        parts = await self._db.nlu_model_chunks.find({"version": version}).sort("n", ASCENDING).to_list()
+        owner = doc.get("blob_of", version)  # a version of edited answers shares its base's model
+        parts = await self._db.nlu_model_chunks.find({"version": owner}).sort("n", ASCENDING).to_list()
         if len(parts) != doc["chunks"]:
             return None
         return b"".join(bytes(part["data"]) for part in parts)
+
+    async def derive_nlu_model(
+        self, account_id: str, base: str, version: str, bot: Mapping[str, str], by: str, now: datetime
+    ) -> bool:
+        """Store ``version``: the account's version ``base`` with the bot's content ``bot`` (answers,
+        forms, rules) edited in the console. The trained model is shared, not copied; so are the
+        messages it learned from, so an erasure that retires the base retires this one with it.
+        ``False`` when ``base`` is not the account's or was retired."""
+        doc = await self._db.nlu_models.find_one({"_id": base, "account_id": account_id, **NOT_RETIRED})
+        if doc is None:
+            return False
+        doc.pop("was_active", None)
+        doc.update(
+            _id=version,
+            created_at=epoch_ms(now),
+            blob_of=doc.get("blob_of", base),
+            based_on=base,
+            bot=dict(bot),
+            created_by=by,
+            bot_edited_by=by,
+        )
+        await self._db.nlu_models.insert_one(doc)
+        return True
 
     async def nlu_models(self, account_id: str, limit: int = 50) -> list[dict[str, Any]]:
         """The account's versions, newest first (retired ones too, with ``retired_at``)."""

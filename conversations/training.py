@@ -29,6 +29,9 @@ UNSURE_REASONS = ("fallback", "clarify", "low_confidence", "nlu_unavailable")
 HUMAN_ACTIONS = ("queued", "waiting", "to_agent")
 
 
+BOT_PARTS = ("responses", "domain", "rules")  # the texts of the bot's content, as its files are named
+
+
 class ForeignMessage(ValueError):
     """An example names a message that is not one of the account's customer messages."""
 
@@ -57,6 +60,17 @@ class TrainingRepository(Repository):
         await self._db.nlu_data.update_one(
             {"_id": account_id}, {"$set": {"intents": sorted(set(intents)), "updated_at": epoch_ms(now)}}
         )
+
+    # --- the bot's content as edited in the console (``bot/router/dialogue/content.py``) ------
+
+    async def bot_draft(self, account_id: str) -> dict[str, Any] | None:
+        """The account's edited answers, forms and rules (``BOT_PARTS``: texts), who saved them and
+        when; ``None`` while it uses the files."""
+        return await self._db.bot_drafts.find_one({"_id": account_id})
+
+    async def save_bot_draft(self, account_id: str, content: Mapping[str, str], by: str, now: datetime) -> None:
+        doc = {"_id": account_id, **content, "updated_by": by, "updated_at": epoch_ms(now)}
+        await self._db.bot_drafts.replace_one({"_id": account_id}, doc, upsert=True)
 
     # --- examples ---------------------------------------------------------------------------
 
@@ -164,3 +178,4 @@ class TrainingRepository(Repository):
 
 
 declare_not_personal("nlu_data", "an account's intent names and entity resources (synonyms, regexes, lookups)")
+declare_not_personal("bot_drafts", "an account's answers, forms and rules as its admins edited them")

@@ -32,10 +32,11 @@ from pathlib import Path
 from typing import Any
 
 from bot.nlu.data import Entity
-from bot.nlu.yaml_files import read_mapping
+from bot.nlu.yaml_files import parse_mapping, read_mapping
 
 TALK_TO_HUMAN = "talk_to_human"
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_SHAPE = "with `intents:`"
 
 
 class ResponsesError(ValueError):
@@ -89,7 +90,15 @@ def load_responses(path: Path) -> Responses:
     """Read ``responses.yml``; a missing file means no canned answers (everything escalates)."""
     if not path.exists():
         return Responses()
-    raw = read_mapping(path, ResponsesError, "with `intents:`")
+    return responses_from(read_mapping(path, ResponsesError, _SHAPE), str(path))
+
+
+def parse_responses(text: str, where: str) -> Responses:
+    """Responses from ``responses.yml``'s text (an account's copy edited in the console)."""
+    return responses_from(parse_mapping(text, where, ResponsesError, _SHAPE), where)
+
+
+def responses_from(raw: Mapping[str, Any], path: str) -> Responses:
     languages = [str(x) for x in raw.get("languages") or ["en"]]
     responses = Responses(
         languages=languages,
@@ -114,7 +123,7 @@ def load_responses(path: Path) -> Responses:
     return responses
 
 
-def _per_language(value: Any, path: Path, where: str) -> dict[str, str]:
+def _per_language(value: Any, path: str, where: str) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):

@@ -21,7 +21,7 @@ import contextlib
 import itertools
 import logging
 import uuid
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +52,8 @@ _RENEW_TICKS = max(1, RETRAIN_LEASE_MS // 1500)  # half-second ticks: renewed ev
 class _Loaded:
     version: str | None
     model: NluModel | None
+    blob: str | None = None  # the version whose trained model this is (edited answers share one)
+    content: Mapping[str, str] | None = None  # the bot's content edited in the console, if any
 
 
 class NluService:
@@ -179,14 +181,13 @@ class NluService:
             current = self._loaded.get(account_id)
             if current is not None and current.version == active:
                 return False
-            model = None
+            loaded = _Loaded(None, None)
             if active is not None:
-                blob = await self._store.nlu.nlu_model_blob(active)
-                if blob is None:
-                    log_event(log, "nlu.model_missing", logging.ERROR, account=account_id, version=active)
+                found = await self._load(account_id, active, current)
+                if found is None:
                     return False
-                model = await asyncio.get_running_loop().run_in_executor(self._trainer, NluModel.from_bytes, blob)
-            self._loaded[account_id] = _Loaded(active, model)
+                loaded = found
+            self._loaded[account_id] = loaded
             log_event(
                 log,
                 "nlu.model_loaded",
@@ -195,6 +196,30 @@ class NluService:
                 previous=current.version if current else None,
             )
             return True
+
+    async def _load(self, account_id: str, version: str, current: _Loaded | None) -> _Loaded | None:
+        """The version with its model (the one in memory when the version shares it) and content."""
+        doc = await self._store.nlu.get_nlu_model(version)
+        if doc is None:
+            log_event(log, "nlu.model_missing", logging.ERROR, account=account_id, version=version)
+            return None
+        owner, content = str(doc.get("blob_of", version)), doc.get("bot")
+        if current is not None and current.blob == owner and current.model is not None:
+            return _Loaded(version, current.model, owner, content)
+        blob = await self._store.nlu.nlu_model_blob(version)
+        if blob is None:
+            log_event(log, "nlu.model_missing", logging.ERROR, account=account_id, version=version)
+            return None
+        model = await asyncio.get_running_loop().run_in_executor(self._trainer, NluModel.from_bytes, blob)
+        return _Loaded(version, model, owner, content)
+
+    def content(self, account_id: str) -> tuple[str, Mapping[str, str]] | None:
+        """The loaded version of the account and the bot's content it carries; ``None`` when it
+        carries none (the install's files answer)."""
+        loaded = self._loaded.get(account_id)
+        if loaded is None or loaded.version is None or not loaded.content:
+            return None
+        return loaded.version, loaded.content
 
     async def _watch(self) -> None:
         # ends on the flag too: the driver can swallow a cancellation while it waits for a hung

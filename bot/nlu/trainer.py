@@ -32,6 +32,7 @@ from bot.nlu.training import TrainingError, TrainOptions, train
 from bot.nlu.training_set import TrainingSet
 from conversations.models import utcnow
 from conversations.repositories import Repositories
+from conversations.training import BOT_PARTS
 
 log = logging.getLogger("omnirouter.nlu.trainer")
 
@@ -79,7 +80,11 @@ async def train_version(
     version = new_version()
     model.meta["version"] = version
     blob = await loop.run_in_executor(executor, model.to_bytes)
-    await store.nlu.save_nlu_model(request.account_id, version, blob, _info(model, request, metrics, sources), utcnow())
+    info = _info(model, request, metrics, sources)
+    draft = await store.training.bot_draft(request.account_id)
+    if draft is not None:  # the answers and forms edited in the console travel with the model
+        info["bot"] = {part: str(draft.get(part) or "") for part in BOT_PARTS}
+    await store.nlu.save_nlu_model(request.account_id, version, blob, info, utcnow())
     await _retire_if_erased(store, request.account_id, version, sources)
     if request.activate and not await store.nlu.activate_nlu_model(request.account_id, version, request.by, utcnow()):
         raise TrainingError(

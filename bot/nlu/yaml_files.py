@@ -1,5 +1,6 @@
-"""Reading the bot's YAML files (responses, dialogue domain and rules, test stories): a file that is
-not YAML, or not a mapping at its top, is refused with its path and what is wrong."""
+"""Reading the bot's YAML files (responses, dialogue domain and rules, test stories) and their
+copies edited in the console: a text that is not YAML, or not a mapping at its top, is refused
+with where it came from and what is wrong."""
 
 from __future__ import annotations
 
@@ -14,9 +15,18 @@ def read_mapping(path: Path, error: type[ValueError], shape: str) -> Mapping[str
     """The file's top-level mapping; ``error`` naming the file otherwise (``shape`` says what it
     should be, e.g. "with `intents:`")."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{path}: not valid YAML: {exc}") from None
+    return parse_mapping(text, str(path), error, shape)
+
+
+def parse_mapping(text: str, where: str, error: type[ValueError], shape: str) -> Mapping[str, Any]:
+    """``text``'s top-level mapping; ``error`` naming ``where`` otherwise."""
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise error(f"{where}: not valid YAML: {exc}") from None
     if not isinstance(raw, Mapping):
-        raise error(f"{path}: must be a mapping {shape}")
+        raise error(f"{where}: must be a mapping {shape}")
     return raw

@@ -39,6 +39,7 @@ from bot.nlu.data import Parse
 from bot.nlu.remote import NluUnavailable
 from bot.nlu.responses import Responses
 from bot.nlu.service import NluService
+from bot.router.dialogue.content import Content, ContentError
 from bot.router.dialogue.conversation import Step, respond
 from bot.router.dialogue.engine import Dialogue, Said
 from bot.router.dialogue.state import DialogueState, conversation_language
@@ -97,6 +98,7 @@ class Dispatcher:
         self._queued_notice = queued_notice
         self._nlu = nlu if nlu is not None and nlu.enabled else None
         self._responses = responses or Responses()
+        self._edited: dict[str, tuple[str, Responses, Dialogue | None]] = {}  # account -> its version's
 
     async def dispatch(self, message: Message, thread: Thread | None = None) -> Decision:
         """Decide on one inbound message, carry the decision out, and record it on the message."""
@@ -159,13 +161,14 @@ class Dispatcher:
             return await self._to_queue(message, thread, NLU_UNAVAILABLE), None
         if parse is None:  # no model trained yet
             return await self._to_queue(message, thread, NO_NLU), None
+        responses, dialogue = self._bot_of(thread.account_id)
         for _ in range(_STATE_TRIES):
             stored = await self._store.threads.thread_nlu_state(thread.id)
             steps = list(stored.get("steps") or ())
             done = next((s for s in steps if s.get("message") == message.id), None)
             state = DialogueState.from_doc(stored)
             if done is not None:  # a replay: this message was decided, and maybe acted on, already
-                return await self._carry_out(message, thread, Step.recorded(done, parse, state)), parse
+                return await self._carry_out(message, thread, Step.recorded(done, parse, state), responses), parse
             at_ms = epoch_ms(message.created_at)  # the message's time: a replay counts the same
             replies = [t for t in state.replies_ms if t > at_ms - self._limit.window * 1000]
             if len(replies) >= self._limit.replies:
@@ -173,7 +176,7 @@ class Dispatcher:
                 step = Step(REPLY_LIMIT, dataclasses.replace(state, language=spoken), parse, handoff=True)
             else:
                 said = Said(thread.id, thread.channel, message.text, message.id)
-                step = await respond(self._dialogue, self._responses, said, parse, state)
+                step = await respond(dialogue, responses, said, parse, state)
             if not step.handoff and step.texts:
                 replies.append(at_ms)
             after = dataclasses.replace(step.state, replies_ms=tuple(replies))
@@ -185,9 +188,27 @@ class Dispatcher:
                 break
         else:
             log_event(log, "dispatch.state_contended", logging.WARNING, message=message.id, thread=thread.id)
-        return await self._carry_out(message, thread, step), step.parse
+        return await self._carry_out(message, thread, step, responses), step.parse
 
-    async def _carry_out(self, message: Message, thread: Thread, step: Step) -> Decision:
+    def _bot_of(self, account_id: str) -> tuple[Responses, Dialogue | None]:
+        """The answers and dialogue of the account's active model version: the content edited in
+        the console that the version carries, or the install's files."""
+        carried = self._nlu.content(account_id) if self._nlu is not None else None
+        if carried is None:
+            return self._responses, self._dialogue
+        version, doc = carried
+        known = self._edited.get(account_id)
+        if known is None or known[0] != version:
+            try:
+                bot = Content.from_doc(doc).parsed()
+            except ContentError as exc:  # checked when saved: only a release reading it otherwise
+                log_event(log, "dispatch.content_unreadable", logging.ERROR, version=version, problem=str(exc))
+                return self._responses, self._dialogue
+            dialogue = self._dialogue.with_content(bot.domain, bot.responses) if self._dialogue else None
+            known = self._edited[account_id] = (version, bot.responses, dialogue)
+        return known[1], known[2]
+
+    async def _carry_out(self, message: Message, thread: Thread, step: Step, responses: Responses) -> Decision:
         """A step sent (each text a reply of its own, the buttons on the last) or handed to a human."""
         for n, note in enumerate(step.notes):  # ids from the message: a replay adds none
             await self._queue.note_bot_action(thread, note, f"tl-{message.id}-bot-{n}")
@@ -195,8 +216,9 @@ class Dispatcher:
             step = dataclasses.replace(step, handoff=True, reason=f"nothing_to_say:{step.reason}")
         if step.handoff:
             notice = "\n\n".join(step.texts) or None
-            language = self._responses.language(step.state.language)
-            return await self._to_queue(message, thread, step.reason, language, notice)
+            language = responses.language(step.state.language)
+            handoff = responses.line("handoff", language, self._queued_notice)
+            return await self._to_queue(message, thread, step.reason, notice or handoff)
         sent = []
         for n, text in enumerate(step.texts):
             options = tuple(step.options) if n == len(step.texts) - 1 else ()
@@ -204,9 +226,7 @@ class Dispatcher:
             sent.append(await self._send(message, thread, kind, text, SenderKind.BOT, options))
         return Decision(DecisionAction.ANSWERED, step.reason, thread.id, replies=tuple(m.id for m in sent))
 
-    async def _to_queue(
-        self, message: Message, thread: Thread, reason: str, language: str | None = None, notice: str | None = None
-    ) -> Decision:
+    async def _to_queue(self, message: Message, thread: Thread, reason: str, notice: str | None = None) -> Decision:
         reason = str(message.meta.get("no_auto_reply") or reason)
         queued_now = thread.status == ThreadStatus.BOT and await self._queue.escalate(
             thread, reason, by_message=message.id
@@ -218,11 +238,7 @@ class Dispatcher:
             # this very message queued the thread before a crash: finish what it started
         if message.meta.get("no_auto_reply"):
             return Decision(DecisionAction.QUEUED, reason, thread.id)
-        if notice is None:
-            notice = self._queued_notice
-            if language is not None:
-                notice = self._responses.line("handoff", language, self._queued_notice)
-        sent = await self._send(message, thread, "queued-notice", notice, SenderKind.SYSTEM)
+        sent = await self._send(message, thread, "queued-notice", notice or self._queued_notice, SenderKind.SYSTEM)
         return Decision(DecisionAction.QUEUED, reason, thread.id, replies=(sent.id,))
 
     async def _send(

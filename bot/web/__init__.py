@@ -17,6 +17,7 @@ from bot.web import ops
 from bot.web.admin import account as admin_account
 from bot.web.admin import accounts as admin_accounts
 from bot.web.admin import agents as admin_agents
+from bot.web.admin import answers as admin_answers
 from bot.web.admin import intents as admin_intents
 from bot.web.admin import privacy as admin_privacy
 from bot.web.admin import reports as admin_reports
@@ -65,7 +66,7 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(inbox.routes())
     app.add_routes(admin_agents.routes())
     app.add_routes(admin_reports.routes() + admin_privacy.routes())
-    app.add_routes(admin_intents.routes() + admin_training.routes())
+    app.add_routes(admin_intents.routes() + admin_answers.routes() + admin_training.routes())
     app.add_routes(admin_account.routes())
     app.add_routes(admin_accounts.routes())
     app.add_routes(chat_words.routes())

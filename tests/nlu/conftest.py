@@ -31,5 +31,7 @@ def starter_model(starter_blob: bytes) -> NluModel:
 
 async def install(store: Repositories, blob: bytes, version: str = "starter-1", account: str = "default") -> None:
     """Store ``blob`` as ``version`` of ``account`` and activate it."""
-    await store.nlu.save_nlu_model(account, version, blob, {"intents": 0}, utcnow())
+    await store.nlu.save_nlu_model(
+        account, version, blob, {"intents": 0, "examples": 0, "created_by": "test"}, utcnow()
+    )
     assert await store.nlu.activate_nlu_model(account, version, "test", utcnow())

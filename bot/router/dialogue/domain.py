@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.nlu.yaml_files import read_mapping
+from bot.nlu.yaml_files import parse_mapping, read_mapping
+
+DOMAIN_FILE, RULES_FILE = "domain.yml", "rules.yml"
 
 
 class DomainError(ValueError):
@@ -120,6 +122,19 @@ def load_domain(folder: Path) -> Domain:
     """Read ``domain.yml`` and ``rules.yml`` of ``folder``; no folder means no forms."""
     domain_file, rules_file = folder / "domain.yml", folder / "rules.yml"
     raw = _read(domain_file) if domain_file.exists() else {}
+    rules = _read(rules_file) if rules_file.exists() else {}
+    return domain_from(raw, str(domain_file), rules, str(rules_file))
+
+
+def parse_domain(domain_text: str, rules_text: str) -> Domain:
+    """The domain from the texts of ``domain.yml`` and ``rules.yml`` (an account's copies edited
+    in the console); errors name them so."""
+    shape = "(Rasa's domain or rules format)"
+    raw = parse_mapping(domain_text, DOMAIN_FILE, DomainError, shape)
+    return domain_from(raw, DOMAIN_FILE, parse_mapping(rules_text, RULES_FILE, DomainError, shape), RULES_FILE)
+
+
+def domain_from(raw: Mapping[str, Any], domain_file: str, rules: Mapping[str, Any], rules_file: str) -> Domain:
     domain = Domain(
         slots=_slots(raw.get("slots") or {}, raw.get("validation") or {}, domain_file),
         responses=_responses(raw.get("responses") or {}, domain_file),
@@ -129,8 +144,10 @@ def load_domain(folder: Path) -> Domain:
     )
     domain.http_actions = _http_actions(raw.get("http_actions") or {}, domain, domain_file)
     domain.forms = _forms(raw.get("forms") or {}, domain, domain_file)
-    if rules_file.exists():
-        _rules(_read(rules_file).get("rules") or [], domain, rules_file)
+    listed = rules.get("rules") or []
+    if not isinstance(listed, list) or not all(isinstance(rule, Mapping) for rule in listed):
+        raise DomainError(f"{rules_file}: rules: must be a list of rules, each with `steps:`")
+    _rules(listed, domain, rules_file)
     return domain
 
 
@@ -138,7 +155,7 @@ def _read(path: Path) -> Mapping[str, Any]:
     return read_mapping(path, DomainError, "(Rasa's domain or rules format)")
 
 
-def _attempts(value: Any, path: Path) -> int:
+def _attempts(value: Any, path: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 20:
         raise DomainError(f"{path}: max_attempts must be a whole number from 1 to 20, got {value!r}")
     return value
@@ -148,7 +165,7 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(str(v) for v in ([value] if isinstance(value, str) else value or []))
 
 
-def _slots(raw: Mapping[str, Any], validation: Mapping[str, Any], path: Path) -> dict[str, Slot]:
+def _slots(raw: Mapping[str, Any], validation: Mapping[str, Any], path: str) -> dict[str, Slot]:
     slots = {}
     for name, spec in raw.items():
         if not isinstance(spec, Mapping):
@@ -182,7 +199,7 @@ def _slots(raw: Mapping[str, Any], validation: Mapping[str, Any], path: Path) ->
     return slots
 
 
-def _responses(raw: Mapping[str, Any], path: Path) -> dict[str, dict[str | None, list[str]]]:
+def _responses(raw: Mapping[str, Any], path: str) -> dict[str, dict[str | None, list[str]]]:
     responses: dict[str, dict[str | None, list[str]]] = {}
     for name, variations in raw.items():
         if not isinstance(variations, list):
@@ -207,7 +224,7 @@ def _responses(raw: Mapping[str, Any], path: Path) -> dict[str, dict[str | None,
 _PATH = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
-def _http_actions(raw: Mapping[str, Any], domain: Domain, path: Path) -> dict[str, HttpAction]:
+def _http_actions(raw: Mapping[str, Any], domain: Domain, path: str) -> dict[str, HttpAction]:
     actions = {}
     for name, spec in raw.items():
         where = f"{path}: http_actions.{name}"
@@ -248,7 +265,7 @@ def _timeout(value: Any, where: str) -> float:
     return float(value)
 
 
-def _forms(raw: Mapping[str, Any], domain: Domain, path: Path) -> dict[str, Form]:
+def _forms(raw: Mapping[str, Any], domain: Domain, path: str) -> dict[str, Form]:
     forms = {}
     for name, spec in raw.items():
         required = _names(spec.get("required_slots") if isinstance(spec, Mapping) else None)
@@ -270,7 +287,7 @@ def _forms(raw: Mapping[str, Any], domain: Domain, path: Path) -> dict[str, Form
     return forms
 
 
-def _rules(rules: Sequence[Any], domain: Domain, path: Path) -> None:
+def _rules(rules: Sequence[Any], domain: Domain, path: str) -> None:
     for n, rule in enumerate(rules):
         steps = [s for s in (rule.get("steps") or []) if isinstance(s, Mapping)] if isinstance(rule, Mapping) else []
         name = rule.get("rule", "unnamed") if isinstance(rule, Mapping) else repr(rule)

@@ -75,6 +75,10 @@ class Dialogue:
         self._actions = actions
         self._clear = clear_intent  # a message this sure of another intent leaves the form
 
+    def with_content(self, domain: Domain, responses: Responses) -> Dialogue:
+        """The same dialogue (action server, HTTP actions) with an account's edited content."""
+        return Dialogue(domain, responses, self._actions, self._clear, self._http)
+
     async def turn(self, said: Said, parse: Parse, state: DialogueState) -> Turn | None:
         if state.form in self.domain.forms:
             return await self._in_form(said, parse, state, self.domain.forms[str(state.form)])

@@ -10,10 +10,11 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.keys import NLU
+from bot.keys import NLU, SETTINGS, STORE
 from bot.nlu.data import OUT_OF_SCOPE
 from bot.nlu.formats import NluFormatError
 from bot.nlu.training_set import TrainingSet, TrainingSetError
+from bot.services import bot_content
 from bot.web.api.intents import MAX_YAML, training_set
 from bot.web.i18n import translate, translate_plural
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
@@ -41,7 +42,8 @@ async def intents_context(request: web.Request, data: TrainingSet, chosen: str) 
     names = [i.name for i in intents]
     if chosen not in names:
         chosen = names[0] if names else ""
-    languages = sorted({*data.responses.languages, *(await data.data()).languages})
+    answers = (await bot_content.current(request.app[STORE], request.app[SETTINGS], data.account_id)).content.parsed()
+    languages = sorted({*answers.responses.languages, *(await data.data()).languages})
     return {
         "intents": intents,
         "chosen": chosen,
@@ -49,8 +51,8 @@ async def intents_context(request: web.Request, data: TrainingSet, chosen: str) 
         "targets": sorted({*names, OUT_OF_SCOPE}),
         "languages": languages,
         "in_store": await data.in_store(),
-        "responses": data.responses.texts.get(chosen, {}),
-        "escalates": chosen in data.responses.escalate,
+        "responses": answers.responses.texts.get(chosen, {}),
+        "escalates": chosen in answers.responses.escalate,
         "files": ", ".join(request.app[NLU].data_paths()) or "—",
     }
 

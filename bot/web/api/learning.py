@@ -14,6 +14,7 @@ from bot.keys import NLU, RESPONSES, SETTINGS, STORE
 from bot.nlu.data import OUT_OF_SCOPE, Parse
 from bot.nlu.remote import NluUnavailable
 from bot.nlu.training_set import INTENT_PATTERN, TrainingSetError
+from bot.router.dialogue.content import carried_responses
 from bot.router.policy import plan
 from bot.web.api.intents import account_of, failed, training_set
 from bot.web.api.kit import ACCOUNT, ApiRoutes, Call, api_error, reply
@@ -70,7 +71,7 @@ async def try_text(app: web.Application, account_id: str, text: str) -> tuple[Pa
     parse = await app[NLU].parse(account_id, text)
     if parse is None:
         return None
-    responses = app[RESPONSES]
+    responses = carried_responses(app[NLU].content(account_id), app[RESPONSES])  # the active version's
     language = responses.language(parse.language)
     chosen = plan(parse, responses, language, 1, f"try:{text}")
     answer = chosen.text
