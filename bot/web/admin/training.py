@@ -4,6 +4,7 @@ beside the active model's, model versions (activate or roll back), and the "try 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -76,6 +77,20 @@ async def learn_message(request: web.Request) -> web.Response:
 
 # --- training, versions ------------------------------------------------------------------------
 
+SAME_WITHIN = 1.0  # percentage points of cross-validated accuracy (or macro F1) that count as no change
+
+
+def verdict(new: Mapping[str, Any] | None, active: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """How a version's cross-validated figures compare with the active version's: ``better``,
+    ``worse`` or ``same`` by accuracy, macro F1 deciding a tie; ``None`` when either has none."""
+    if not new or not active or "accuracy" not in new or "accuracy" not in active:
+        return None
+    accuracy = round(float(new["accuracy"]) - float(active["accuracy"]), 1)
+    f1 = round(float(new.get("macro_f1", 0)) - float(active.get("macro_f1", 0)), 1)
+    deciding = accuracy if abs(accuracy) > SAME_WITHIN else f1
+    outcome = "same" if abs(deciding) <= SAME_WITHIN else "better" if deciding > 0 else "worse"
+    return {"outcome": outcome, "accuracy": accuracy, "macro_f1": f1}
+
 
 async def _job_context(request: web.Request, job_id: str) -> dict[str, Any] | None:
     agent, store = current_agent(request), request.app[STORE]
@@ -87,25 +102,43 @@ async def _job_context(request: web.Request, job_id: str) -> dict[str, Any] | No
     active_model = (
         await store.nlu.get_nlu_model(active) if active and (model is None or active != model["_id"]) else None
     )
-    return {"job": job, "model": model, "active_model": active_model, "active": active}
+    compared = verdict((model or {}).get("metrics"), (active_model or {}).get("metrics"))
+    return {"job": job, "model": model, "active_model": active_model, "active": active, "verdict": compared}
 
 
-@signed_in(Role.ADMIN)
-async def train_page(request: web.Request) -> web.Response:
+async def _train_context(request: web.Request) -> dict[str, Any]:
     agent, store, nlu = current_agent(request), request.app[STORE], request.app[NLU]
     active = await store.nlu.active_nlu_version(agent.account_id)
     models = await store.nlu.nlu_models(agent.account_id, limit=20)
     job = await _job_context(request, request.query.get("job", "")) if request.query.get("job") else None
-    return page(
-        request,
-        "intents_train.html",
-        models=models,
-        active=active,
-        job=job,
-        active_model=next((m for m in models if m["_id"] == active), None),
-        can_train=nlu.settings.engine == "embedded",
-        message=request.query.get("message", "")[:300],
-    )
+    return {
+        "models": models,
+        "active": active,
+        "job": job,
+        "active_model": next((m for m in models if m["_id"] == active), None),
+        "can_train": nlu.settings.engine == "embedded",
+        "message": request.query.get("message", "")[:300],
+        "warning": None,
+    }
+
+
+@signed_in(Role.ADMIN)
+async def train_page(request: web.Request) -> web.Response:
+    return page(request, "intents_train.html", **await _train_context(request))
+
+
+async def _worse_than_active(request: web.Request, version: str) -> dict[str, Any] | None:
+    """The comparison when ``version`` (of the admin's account) has worse figures than the active one."""
+    agent, store = current_agent(request), request.app[STORE]
+    model = await store.nlu.get_nlu_model(version)
+    active = await store.nlu.active_nlu_version(agent.account_id)
+    if model is None or model.get("account_id") != agent.account_id or active in (None, version):
+        return None
+    current = await store.nlu.get_nlu_model(str(active))
+    compared = verdict(model.get("metrics"), (current or {}).get("metrics"))
+    if compared is None or compared["outcome"] != "worse":
+        return None
+    return {"version": version, "active": active, **compared}
 
 
 @signed_in(Role.ADMIN)
@@ -132,9 +165,14 @@ async def job_status(request: web.Request) -> web.Response:
 
 @signed_in(Role.ADMIN)
 async def activate_version(request: web.Request) -> web.Response:
-    agent, version = current_agent(request), request.match_info["version"]
+    agent, version, store = current_agent(request), request.match_info["version"], request.app[STORE]
+    if (await request.post()).get("confirm") != "worse":  # a worse version is activated only when confirmed
+        warning = await _worse_than_active(request, version)
+        if warning is not None:
+            context = {**await _train_context(request), "warning": warning}
+            return page(request, "intents_train.html", status=409, **context)
     if not await request.app[NLU].activate(agent.account_id, version, by=agent.login):
-        model = await request.app[STORE].nlu.get_nlu_model(version)
+        model = await store.nlu.get_nlu_model(version)
         if model is not None and model.get("account_id") == agent.account_id and model.get("retired_at"):
             return plain(
                 409,
