@@ -73,11 +73,64 @@
     box.hidden = box.children.length === 0;
   });
 
+  // keyboard: Enter sends the reply and Shift+Enter starts a new line, or (turned off in the "?"
+  // help, kept in this browser) Ctrl/Cmd+Enter sends; single keys outside text fields move around
+  const ENTER_SENDS = "omnirouter.enterSends";
+  const enterSends = () => localStorage.getItem(ENTER_SENDS) !== "0";
+
+  function sendsReply(event) {
+    if (event.key !== "Enter" || event.isComposing) return false;
+    return enterSends() ? !event.shiftKey && !event.altKey : event.ctrlKey || event.metaKey;
+  }
+
+  function rows() { return Array.from(document.querySelectorAll(".lists a.row__main")); }
+
+  function step(by) {
+    const links = rows();
+    if (!links.length) return;
+    const here = links.findIndex((a) => a.href === window.location.href);
+    const next = here < 0 ? (by > 0 ? 0 : links.length - 1) : Math.min(Math.max(here + by, 0), links.length - 1);
+    links[next].click();
+  }
+
+  function clickFirst(...ids) {
+    const button = ids.map((id) => document.getElementById(id)).find((el) => el && !el.disabled);
+    if (button) button.click();
+  }
+
+  const SHORTCUTS = {
+    "?": () => { const help = document.getElementById("shortcuts"); if (help && !help.open) help.showModal(); },
+    j: () => step(1),
+    k: () => step(-1),
+    t: () => clickFirst("take-thread", "take-next"),
+    e: () => clickFirst("resolve"),
+    r: () => { const reply = document.getElementById("reply-text"); if (reply) reply.focus(); },
+  };
+
   document.addEventListener("keydown", (event) => {
-    if (event.target.id === "reply-text" && event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
-      event.preventDefault();
-      event.target.form.requestSubmit();
+    if (event.target.id === "reply-text") {
+      if (sendsReply(event)) {
+        event.preventDefault();
+        if (event.target.value.trim()) event.target.form.requestSubmit();
+      }
+      return;
     }
+    if (event.ctrlKey || event.metaKey || event.altKey || event.target.closest("input, textarea, select, [contenteditable]")) return;
+    const action = SHORTCUTS[event.key];
+    if (action) { event.preventDefault(); action(); }
+  });
+
+  document.addEventListener("click", (event) => {
+    if (event.target.closest("#show-shortcuts")) SHORTCUTS["?"]();
+  });
+
+  document.addEventListener("change", (event) => {
+    if (event.target.id === "enter-sends") localStorage.setItem(ENTER_SENDS, event.target.checked ? "1" : "0");
+  });
+
+  window.addEventListener("DOMContentLoaded", () => {
+    const box = document.getElementById("enter-sends");
+    if (box) box.checked = enterSends();
   });
 
   // the shift button: where the account records it, the location at this press, and only now
