@@ -32,6 +32,12 @@ class Presence(StrEnum):
     OFFLINE = "offline"
 
 
+# what the console can tell an agent about (each can be turned off): a conversation assigned to them,
+# a customer writing in one of theirs, a new conversation queued for their teams; and how besides the
+# count in the tab's title: a sound, a desktop notification
+ALERTS = ("assigned", "customer_message", "queued", "sound", "desktop")
+
+
 @dataclass(slots=True)
 class Agent(Document):
     """A human who answers customers in the console."""
@@ -55,6 +61,7 @@ class Agent(Document):
     last_assigned_ms: int = 0  # round robin among equally loaded agents
     lang: str = "en"
     active: bool = True
+    alerts_off: list[str] = field(default_factory=list)  # of ALERTS: what the console does not tell them
 
     @property
     def is_admin(self) -> bool:

@@ -129,9 +129,12 @@ class Queue:
                 )
         # a thread the bot answered stays the bot's: only a human decision can have queued it
         current = (await self._store.threads.get_thread(thread.id) or thread) if human else thread
-        await self._log.live(current, "message")
-        if current.status == ThreadStatus.QUEUED:
-            await self.auto_assign(thread.account_id)
+        alert = "queued" if decision.action == DecisionAction.QUEUED else "customer_message" if human else None
+        if current.status == ThreadStatus.QUEUED and await self.auto_assign(thread.account_id):
+            current = await self._store.threads.get_thread(thread.id) or current
+        if alert == "queued" and current.status != ThreadStatus.QUEUED:
+            alert = None  # assigned at once: its agent is told that, the queue nothing
+        await self._log.live(current, "message", alert=alert)
 
     # --- routing of an account -----------------------------------------------------------
 
@@ -239,7 +242,7 @@ class Queue:
 
     async def _assigned(self, thread: Thread, agent: Agent, actor: Agent | None) -> None:
         await self._log.timeline(thread, TimelineKind.ASSIGNED, actor, agent.name, to=agent.id)
-        await self._log.live(thread, "assigned", agent_id=agent.id)
+        await self._log.live(thread, "assigned", agent_id=agent.id, by=actor.id if actor else None)
         await self._log.publish("thread.assigned", thread, agent=who(agent), by=who(actor))
         log_event(log, "queue.assigned", thread=thread.id, agent=agent.id, by=actor.id if actor else SYSTEM)
 
@@ -258,7 +261,7 @@ class Queue:
             moved = await self._move_to(thread, target, now)
             if moved is not None:
                 await self._log.timeline(moved, TimelineKind.TRANSFERRED, by, note, to=target.id, to_name=target.name)
-                await self._log.live(moved, "assigned", agent_id=target.id)
+                await self._log.live(moved, "assigned", agent_id=target.id, by=by.id)
                 await self._log.publish("thread.assigned", moved, agent=who(target), by=who(by))
                 return moved
             to_team = to_team or (target.teams[0] if target.teams else thread.team or "")

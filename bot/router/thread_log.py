@@ -74,8 +74,14 @@ class ThreadLog:
         if self._events is not None:
             await self._events.quietly(event_type, thread, **data)
 
-    async def live(self, thread: Thread, kind: str, agent_id: str | None = None) -> None:
+    async def live(
+        self, thread: Thread, kind: str, agent_id: str | None = None, *, by: str | None = None, alert: str | None = None
+    ) -> None:
+        """An event for the live consoles. ``by``: the agent who did it (never alerted about it);
+        ``alert``: what it tells the thread's agent or team (``customer_message``, ``queued``)."""
         fields: dict[str, Any] = {"thread_id": thread.id}
         if agent_id:
             fields["agent_id"] = agent_id
+        extra = {"by": by, "alert": alert, "assignee": thread.assignee, "team": thread.team}
+        fields.update({key: value for key, value in extra.items() if value})
         await self._store.events.emit_event(thread.account_id, kind, utcnow(), **fields)

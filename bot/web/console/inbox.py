@@ -26,7 +26,7 @@ from bot.web.console.wa_templates import TEMPLATES
 from bot.web.i18n import LANGUAGES
 from bot.web.keys import CONSOLE_HUB, SERVICES
 from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
-from conversations.agent_models import Agent
+from conversations.agent_models import ALERTS, Agent
 from conversations.thread_models import Thread
 
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -69,7 +69,9 @@ async def console(request: web.Request) -> web.Response:
     return page(request, "console.html", error=request.query.get("error", "")[:200], **context)
 
 
-async def render_live(app: web.Application, sock: ConsoleSocket, parts: set[str], notify: list[str]) -> str:
+async def render_live(
+    app: web.Application, sock: ConsoleSocket, parts: set[str], notify: list[tuple[str, str]]
+) -> str:
     """The fragments a console needs after an event, marked for htmx's out-of-band swap."""
     store = app[STORE]
     agent = await store.agents.get_agent(sock.agent_id)
@@ -87,7 +89,7 @@ async def render_live(app: web.Application, sock: ConsoleSocket, parts: set[str]
         for part in ("_history.html", "_thread_head.html"):
             html.append(render(app, part, lang, agent=agent, csrf=sock.csrf, oob=True, **context))
     if notify:
-        html.append(render(app, "_notify.html", lang, threads=notify, oob=True))
+        html.append(render(app, "_notify.html", lang, agent=agent, alerts=notify, stamp=secrets.token_hex(6), oob=True))
     return "".join(html)
 
 
@@ -119,6 +121,8 @@ async def socket(request: web.Request) -> web.StreamResponse:
         request[SESSION].csrf,
         session_id=request[SESSION].id,
         role=str(agent.role),
+        teams=frozenset(agent.teams),
+        alerts_off=frozenset(agent.alerts_off),
     )
     return await request.app[CONSOLE_HUB].serve(request, sock)
 
@@ -262,6 +266,18 @@ async def _template(request: web.Request, agent: Agent, thread_id: str, form: An
 
 
 @signed_in()
+async def set_alerts(request: web.Request) -> web.Response:
+    """The agent's choice of what the console tells them, and how (the checked ``ALERTS``)."""
+    form = await request.post()
+    kept = {str(value) for value in form.getall("alert", [])}
+    if kept - set(ALERTS):
+        return plain(400, f"alert must be among {', '.join(ALERTS)}")
+    await request.app[STORE].agents.update_agent(current_agent(request).id, alerts_off=sorted(set(ALERTS) - kept))
+    thread = str(form.get("thread", ""))  # back to the conversation that was open
+    return redirect(f"/console?thread={thread}" if re.fullmatch(r"thr_[0-9a-f]{24}", thread) else "/console")
+
+
+@signed_in()
 async def set_language(request: web.Request) -> web.Response:
     lang = str((await request.post()).get("lang", ""))
     if lang not in LANGUAGES:
@@ -277,5 +293,6 @@ def routes() -> list[web.RouteDef]:
         web.post("/console/shift", shift),
         web.post("/console/next", take_next),
         web.post("/console/lang", set_language),
+        web.post("/console/alerts", set_alerts),
         web.post("/console/threads/{thread_id}/{action}", act),
     ]

@@ -76,9 +76,9 @@ class LiveFeed:
             try:
                 if listening():
                     cursor = await self._read(cursor, deliver)
-                else:  # nobody to tell: no reads of the log under load with no console open
+                else:  # nobody to tell: no reads of the log under load with no console open; what
+                    # was delivered before stays known, so the next read's overlap repeats none of it
                     cursor = int(time.time() * 1000)
-                    self._seen.clear()
             except StoreUnavailable:
                 log_event(log, "live.store_unavailable", logging.WARNING)
             await pause(self._interval)
@@ -117,12 +117,14 @@ class ConsoleSocket:
     csrf: str
     session_id: str = ""  # the session (and the role) the socket was opened under: it lives only as long
     role: str = ""  # as both hold (``ConsoleHub.watch``)
+    teams: frozenset[str] = frozenset()
+    alerts_off: frozenset[str] = frozenset()  # of ``ALERTS``: what this agent is not told
     parts: set[str] = field(default_factory=set)
-    notify: list[str] = field(default_factory=list)
+    notify: list[tuple[str, str]] = field(default_factory=list)  # (alert, thread id)
     flushing: asyncio.Task[None] | None = None
 
 
-Render = Callable[[ConsoleSocket, set[str], list[str]], Awaitable[str]]
+Render = Callable[[ConsoleSocket, set[str], list[tuple[str, str]]], Awaitable[str]]
 # which of these (session id, agent id, role) no longer hold -> why ("signed out", "role changed")
 Ended = Callable[[list[tuple[str, str, str]]], Awaitable[dict[str, str]]]
 CLOSE_CODES = {"signed out": 4401, "role changed": 4403}  # the page reloads on these (console.js)
@@ -140,6 +142,23 @@ def parts_for(event: Event, sock: ConsoleSocket) -> set[str]:
     if on_open_thread and kind in ("message", "assigned", "queue", "thread", "delivery"):
         parts.add("thread")
     return parts
+
+
+def alert_for(event: Event, sock: ConsoleSocket) -> str | None:
+    """What the event tells ``sock``'s agent (one of ``ALERTS``), if anything: a conversation
+    assigned to them, a customer writing in one of theirs, a new conversation queued for one of
+    their teams (or for no team) — never what they did themselves, nor what they turned off."""
+    kind, alert, by = event.get("kind"), event.get("alert"), event.get("by")
+    if by == sock.agent_id:
+        return None
+    found = None
+    if kind == "assigned" and event.get("agent_id") == sock.agent_id:
+        found = "assigned"
+    elif alert == "customer_message" and event.get("assignee") == sock.agent_id:
+        found = "customer_message"
+    elif alert == "queued" and (not event.get("team") or event.get("team") in sock.teams):
+        found = "queued"
+    return found if found not in sock.alerts_off else None
 
 
 async def _close(ws: web.WebSocketResponse, code: int, reason: str) -> None:
@@ -163,8 +182,9 @@ class ConsoleHub:
             if sock.account_id != event.get("account_id"):
                 continue
             parts = parts_for(event, sock)
-            if event.get("kind") == "assigned" and event.get("agent_id") == sock.agent_id:
-                sock.notify.append(str(event.get("thread_id")))
+            alert, thread_id = alert_for(event, sock), str(event.get("thread_id"))
+            if alert is not None:  # one alert per conversation and update: the latest
+                sock.notify = [*(n for n in sock.notify if n[1] != thread_id), (alert, thread_id)]
             if parts or sock.notify:
                 sock.parts |= parts
                 self._schedule(sock)
@@ -174,15 +194,22 @@ class ConsoleHub:
             sock.flushing = asyncio.create_task(self._flush(sock))
 
     async def _flush(self, sock: ConsoleSocket) -> None:
+        """Send what changed; what arrives while a page renders goes in the next round of the loop
+        (one flush per socket at a time, so nothing that came meanwhile waits for another event)."""
         await asyncio.sleep(self._delay)
-        parts, notify = sock.parts, sock.notify
-        sock.parts, sock.notify = set(), []
-        try:
-            html = await self._render(sock, parts, notify)
-            if html and not sock.ws.closed:
-                await sock.ws.send_str(html)
-        except (ConnectionError, RuntimeError, StoreUnavailable) as exc:
-            log_event(log, "live.push_failed", logging.DEBUG, error=type(exc).__name__)
+        while sock.parts or sock.notify:
+            parts, notify = sock.parts, sock.notify
+            sock.parts, sock.notify = set(), []
+            try:
+                html = await self._render(sock, parts, notify)
+                if html and not sock.ws.closed:
+                    await sock.ws.send_str(html)
+            except (ConnectionError, RuntimeError, StoreUnavailable) as exc:
+                log_event(log, "live.push_failed", logging.DEBUG, error=type(exc).__name__)
+                return
+            except Exception:  # a bug in one page's update: said loudly, the next update comes
+                log.exception("live.render_failed", extra={"omnirouter_fields": {"agent": sock.agent_id}})
+                return
 
     async def serve(self, request: web.Request, sock: ConsoleSocket) -> web.WebSocketResponse:
         """Keep the socket registered until the browser leaves; it only listens. On (re)connect

@@ -3,39 +3,68 @@
 (() => {
   "use strict";
   const baseTitle = document.title;
-  let unseen = 0;
+  const pending = new Set();  // conversations the agent was told about and has not looked at yet
   let lastNotify = "";
 
-  function beep() {
+  // Chromium lets a page make sound only after a user gesture: one audio context, made (or resumed)
+  // on the agent's first click or key press, is what every later alert plays through
+  let audio = null;
+  function unlockAudio() {
     try {
       const Ctx = window.AudioContext || window.webkitAudioContext;
       if (!Ctx) return;
-      const ctx = new Ctx();
-      const tone = ctx.createOscillator();
-      const gain = ctx.createGain();
-      tone.frequency.value = 880;
-      gain.gain.setValueAtTime(0.15, ctx.currentTime);
-      gain.gain.exponentialRampToValueAtTime(0.001, ctx.currentTime + 0.35);
-      tone.connect(gain).connect(ctx.destination);
-      tone.start();
-      tone.stop(ctx.currentTime + 0.35);
+      audio = audio || new Ctx();
+      if (audio.state === "suspended") audio.resume();
     } catch (_) { /* sound is a courtesy */ }
   }
 
+  function beep() {
+    if (!audio || audio.state !== "running") return false;
+    const tone = audio.createOscillator();
+    const gain = audio.createGain();
+    tone.frequency.value = 880;
+    gain.gain.setValueAtTime(0.15, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.35);
+    tone.connect(gain).connect(audio.destination);
+    tone.start();
+    tone.stop(audio.currentTime + 0.35);
+    return true;
+  }
+
+  // desktop notifications: the browser is asked once, at the first gesture, and never again
+  const ASKED = "omnirouter.notificationsAsked";
+  function askOnce() {
+    if (!("Notification" in window) || Notification.permission !== "default" || localStorage.getItem(ASKED)) return;
+    localStorage.setItem(ASKED, "1");
+    Notification.requestPermission();
+  }
+
+  function firstGesture() {
+    unlockAudio();
+    const notify = document.getElementById("notify");
+    if (!notify || notify.dataset.desktop === "1") askOnce();
+  }
+  document.addEventListener("pointerdown", firstGesture, { capture: true });
+  document.addEventListener("keydown", firstGesture, { capture: true });
+
   function checkNotify() {
     const el = document.getElementById("notify");
-    const threads = el ? el.dataset.threads || "" : "";
-    if (!threads || threads === lastNotify) return;
-    lastNotify = threads;
-    unseen += threads.split(" ").length;
-    document.title = `(${unseen}) ${el.dataset.title} — ${baseTitle}`;
-    document.body.dataset.notified = String(unseen);
-    beep();
+    if (!el || !el.dataset.stamp || el.dataset.stamp === lastNotify) return;
+    lastNotify = el.dataset.stamp;
+    for (const thread of (el.dataset.threads || "").split(" ").filter(Boolean)) pending.add(thread);
+    document.title = `(${pending.size}) ${el.dataset.title} — ${baseTitle}`;
+    document.body.dataset.notified = String(pending.size);
+    if (el.dataset.sound === "1" && beep()) {
+      document.body.dataset.sounded = String(Number(document.body.dataset.sounded || 0) + 1);
+    }
+    if (el.dataset.desktop === "1" && "Notification" in window && Notification.permission === "granted") {
+      new Notification(el.dataset.title, { tag: `omnirouter-${el.dataset.threads}`, body: baseTitle });
+    }
   }
 
   function resetTitle() {
-    if (document.visibilityState === "visible" && unseen) {
-      unseen = 0;
+    if (document.visibilityState === "visible" && pending.size) {
+      pending.clear();
       document.title = baseTitle;
     }
   }
@@ -122,6 +151,8 @@
 
   document.addEventListener("click", (event) => {
     if (event.target.closest("#show-shortcuts")) SHORTCUTS["?"]();
+    if (event.target.closest("#show-alerts")) document.getElementById("alerts").showModal();
+    if (event.target.closest("#alerts-close")) document.getElementById("alerts").close();
   });
 
   document.addEventListener("change", (event) => {

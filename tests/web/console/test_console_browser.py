@@ -101,7 +101,7 @@ async def test_a_new_assignment_rings_and_marks_the_title(client: TestClient, br
     await customer.keyboard.press("Enter")
 
     await expect(agent.locator("#mine .row")).to_have_count(1)
-    await expect(agent).to_have_title("(1) New conversation — Console — omnirouter")
+    await expect(agent).to_have_title("(1) Assigned to you — Console — omnirouter")
 
 
 async def test_the_console_speaks_latvian_and_russian(client: TestClient, browser: Browser) -> None:
