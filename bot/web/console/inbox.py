@@ -69,9 +69,7 @@ async def console(request: web.Request) -> web.Response:
     return page(request, "console.html", error=request.query.get("error", "")[:200], **context)
 
 
-async def render_live(
-    app: web.Application, sock: ConsoleSocket, parts: set[str], notify: list[tuple[str, str]]
-) -> str:
+async def render_live(app: web.Application, sock: ConsoleSocket, parts: set[str], notify: list[tuple[str, str]]) -> str:
     """The fragments a console needs after an event, marked for htmx's out-of-band swap."""
     store = app[STORE]
     agent = await store.agents.get_agent(sock.agent_id)
