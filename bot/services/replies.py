@@ -53,6 +53,15 @@ class Replies:
         await self._log.live(thread, "message")
         return message
 
+    async def typing(self, thread_id: str, agent: Agent) -> bool:
+        """Show the customer that ``agent`` is writing in their conversation (a thread the agent
+        holds; admins: any open one), where the channel has a typing indicator; whether it did."""
+        thread = await self._queue.open_thread(agent, thread_id, own=True)
+        adapter = self._adapters.get(thread.channel)
+        if adapter is None or not thread.address:
+            return False
+        return await adapter.typing(thread.account_id, thread.address)
+
     async def answer(self, thread_id: str, agent: Agent, text: str, nonce: str) -> Message:
         """The console's reply: free text on a thread the agent holds (admins: any open thread),
         sent once per form (``nonce``)."""

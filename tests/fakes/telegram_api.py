@@ -155,6 +155,11 @@ class FakeBotAPI(LocalServer):
         url = getattr(self, "webhook", {}).get("url", "")
         return {"url": url, "has_custom_certificate": False, "pending_update_count": len(self.updates)}
 
+    async def _sendChatAction(self, params: dict[str, Any]) -> bool:
+        if params.get("action") not in ("typing", "upload_document", "upload_photo"):
+            raise web.HTTPBadRequest(text="Bad Request: wrong parameter action in request")
+        return True
+
     async def _answerCallbackQuery(self, params: dict[str, Any]) -> bool:
         return True
 

@@ -165,6 +165,18 @@ class TelegramAdapter(BaseAdapter):
             raise RetryableSendError(f"telegram: {exc}") from None
         return f"{chat_id}:{sent.integer('message_id')}"
 
+    async def typing(self, account_id: str, address: str) -> bool:
+        """Telegram's chat action while an agent writes; a failure is only logged (it is a courtesy)."""
+        bot = await self.bots.quietly(account_id)
+        if bot is None or bot.refused or not address.lstrip("-").isdigit():
+            return False
+        try:
+            await bot.bot.send_chat_action(int(address), "typing")
+        except (BotAPIError, BotAPIUnreachable) as exc:
+            log_event(log, "telegram.typing_failed", logging.INFO, error=type(exc).__name__)
+            return False
+        return True
+
     async def _deliver(self, bot: BotAPI, chat_id: int, outbound: Outbound) -> Payload:
         text = self.render_text(outbound)
         markup = _markup(outbound)

@@ -109,6 +109,10 @@ class BotAPI:
             )
         )
 
+    async def send_chat_action(self, chat_id: int, action: str = "typing") -> None:
+        """ "typing…" in the chat for a few seconds (or until the next message)."""
+        await self.call("sendChatAction", {"chat_id": chat_id, "action": action}, timeout=5.0)
+
     async def answer_callback_query(self, callback_query_id: str) -> None:
         await self.call("answerCallbackQuery", {"callback_query_id": callback_query_id})
 

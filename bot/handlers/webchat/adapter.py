@@ -9,9 +9,10 @@ the previous format (``<visitor id>.<HMAC>``, no issue time) are honoured for
 ``visitor_token_days`` after the first router of this release met one, and renewed on use. Each browser message carries a client-chosen id; the browser resends unacknowledged messages
 with the same id after a reconnect, and the inbound dedup key (visitor + id) stores them once.
 
-Frames, browser -> router: ``{"type": "message", "id": "...", "text": "..."}``, ``{"type": "ping"}``.
-Router -> browser: ``welcome`` (token, history), ``ack`` (recorded), ``decision`` (what the router
-did), ``message`` (a reply), ``error`` (with a ``code``; ``retry: true`` when resending may work).
+Frames, browser -> router: ``{"type": "message", "id": "...", "text": "..."}``, ``{"type": "typing"}``
+(the visitor is writing), ``{"type": "ping"}``. Router -> browser: ``welcome`` (token, history),
+``ack`` (recorded), ``decision`` (what the router did), ``message`` (a reply), ``typing`` (an agent
+is writing), ``error`` (with a ``code``; ``retry: true`` when resending may work).
 
 ``POST /webchat/messages`` takes the same message as JSON for server-side integrations and load
 tests: 202 once recorded.
@@ -37,6 +38,7 @@ from bot.handlers.webchat.settings import WebchatSettings
 from bot.handlers.webchat.tokens import VisitorToken, VisitorTokens
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
+from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Message
 from conversations.traffic import Identity, Inbound, Outbound
@@ -47,6 +49,7 @@ STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _REVOKED = 4001  # close code: the visitor's contact was erased; the browser reconnects as someone new
 _HISTORY = 50
+_TYPING_EVERY = 2.0  # seconds between two "typing" events of one visitor
 
 
 class _VisitorSocket:
@@ -81,6 +84,7 @@ class WebchatAdapter(BaseAdapter):
         self._max_text = context.settings.section(WebchatSettings).max_text_length
         self.capabilities = Capabilities(buttons=True, max_text_length=self._max_text)
         self._sockets: dict[tuple[str, str], set[_VisitorSocket]] = {}
+        self._typing: dict[tuple[str, str], float] = {}  # (account, visitor) -> when last told
         self._accounts: dict[str, float] = {context.account_id: float("inf")}  # account -> known until
         self._token_seconds = context.settings.section(WebchatSettings).visitor_token_days * 86400
         self._legacy_until: float | None = None  # tokens of the previous format: honoured until then
@@ -191,6 +195,25 @@ class WebchatAdapter(BaseAdapter):
         await asyncio.gather(*(sock.send(frame) for sock in sockets))
         return outbound.message_id
 
+    async def typing(self, account_id: str, address: str) -> bool:
+        """ "Typing…" on the visitor's open pages (those connected to this router process)."""
+        sockets = list(self._sockets.get((account_id, address), ()))
+        shown = await asyncio.gather(*(sock.send({"type": "typing"}) for sock in sockets))
+        return any(shown)
+
+    async def _visitor_typing(self, account_id: str, visitor: str) -> None:
+        """Tell the consoles (through the live feed, so every router process) that the visitor is
+        typing in their open conversation with a person; at most once per ``_TYPING_EVERY`` s."""
+        key, now = (account_id, visitor), time.monotonic()
+        if self._typing.get(key, 0.0) > now - _TYPING_EVERY:
+            return
+        self._typing[key] = now
+        if len(self._typing) > 10_000:  # forget the visitors who stopped long ago
+            self._typing = {k: at for k, at in self._typing.items() if at > now - _TYPING_EVERY}
+        thread = await self.store.threads.open_thread_of(account_id, Identity(self.name, visitor))
+        if thread is not None and str(thread.status) in ("queued", "assigned"):
+            await self.store.events.emit_event(account_id, "typing", utcnow(), thread_id=thread.id)
+
     async def shutdown(self) -> None:
         """Close every socket with "going away": browsers reconnect to the next router."""
         sockets = [sock for group in self._sockets.values() for sock in group]
@@ -272,8 +295,14 @@ class WebchatAdapter(BaseAdapter):
         if kind == "ping":
             await sock.send({"type": "pong"})
             return
+        if kind == "typing":
+            try:
+                await self._visitor_typing(account_id, visitor)
+            except StoreUnavailable:
+                log_event(log, "webchat.typing_unavailable", logging.INFO)
+            return
         if kind != "message":
-            await sock.send({"type": "error", "code": "bad_frame", "detail": "type must be message or ping"})
+            await sock.send({"type": "error", "code": "bad_frame", "detail": "type must be message, typing or ping"})
             return
         client_id = payload.get("id")
         try:

@@ -29,6 +29,7 @@ CHAT_WORDS = (
     N_("Earlier messages cannot be loaded right now."),
     N_("We could not save your message yet — retrying…"),
     N_("That message could not be sent."),
+    N_("Typing…"),
 )
 
 

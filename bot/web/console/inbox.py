@@ -86,6 +86,8 @@ async def render_live(app: web.Application, sock: ConsoleSocket, parts: set[str]
         context = await _thread_context(request_like, agent, thread)  # type: ignore[arg-type]
         for part in ("_history.html", "_thread_head.html"):
             html.append(render(app, part, lang, agent=agent, csrf=sock.csrf, oob=True, **context))
+    if "typing" in parts and sock.thread_id:
+        html.append(render(app, "_typing.html", lang, shown=True, oob=True))
     if notify:
         html.append(render(app, "_notify.html", lang, agent=agent, alerts=notify, stamp=secrets.token_hex(6), oob=True))
     return "".join(html)
@@ -210,6 +212,9 @@ async def act(request: web.Request) -> web.Response:
             return _back(request)
         elif action == "template":
             return await _template(request, agent, thread_id, form)
+        elif action == "typing":  # console.js, a few seconds apart while the agent writes
+            shown = await request.app[SERVICES].replies.typing(thread_id, agent)
+            return web.Response(status=204 if shown else 202)
         else:
             return plain(404, f"no action {action}")
     except QueueError as exc:

@@ -141,6 +141,8 @@ def parts_for(event: Event, sock: ConsoleSocket) -> set[str]:
         parts |= {"header", "mine"}
     if on_open_thread and kind in ("message", "assigned", "queue", "thread", "delivery"):
         parts.add("thread")
+    if on_open_thread and kind == "typing" and event.get("thread_id"):
+        parts.add("typing")
     return parts
 
 

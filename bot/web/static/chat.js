@@ -42,6 +42,23 @@
     }
   }
 
+  // typing: the agent is told at most every 2 s while the visitor writes; the agent's "typing…"
+  // shows until their message comes, or for 6 s
+  const typingNote = document.getElementById("typing");
+  let typingSent = 0;
+  let typingShown = null;
+  function tellTyping() {
+    const now = Date.now();
+    if (now - typingSent < 2000 || !input.value.trim() || !socket || socket.readyState !== WebSocket.OPEN) return;
+    typingSent = now;
+    socket.send(JSON.stringify({ type: "typing" }));
+  }
+  function showTyping(on) {
+    clearTimeout(typingShown);
+    typingNote.hidden = !on;
+    if (on) typingShown = setTimeout(() => { typingNote.hidden = true; }, 6000);
+  }
+
   function savePending() { sessionStorage.setItem(pendingKey, JSON.stringify(pending)); }
 
   function setStatus(kind, text) {
@@ -142,6 +159,10 @@
         break;
       case "message":
         renderFrame(frame);
+        if (frame.direction === "out") showTyping(false);
+        break;
+      case "typing":
+        showTyping(true);
         break;
       case "error":
         if (frame.retry) {
@@ -169,6 +190,7 @@
     input.value = "";
     input.focus();
   });
+  input.addEventListener("input", tellTyping);
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) {
       event.preventDefault();

@@ -80,6 +80,31 @@
     try { return data ? JSON.parse(data.textContent) : []; } catch (_) { return []; }
   }
 
+  // typing: the customer is told (web chat, Telegram) at most every 3 s while the agent writes;
+  // the customer's own "typing…" (a live update) fades 6 s after the last one
+  let typingSent = 0;
+  function tellTyping(box) {
+    const now = Date.now();
+    if (now - typingSent < 3000 || !box.value.trim()) return;
+    typingSent = now;
+    const form = box.form;
+    const body = new FormData();
+    body.set("csrf_token", form.elements.csrf_token.value);
+    fetch(form.action.replace(/\/reply$/, "/typing"), { method: "POST", body, credentials: "same-origin" }).catch(() => {});
+  }
+
+  let typingShown = null;
+  function fadeTyping() {
+    const note = document.getElementById("typing");
+    if (!note || note.hidden) return;
+    clearTimeout(typingShown);
+    typingShown = setTimeout(() => { note.hidden = true; }, 6000);
+  }
+
+  document.addEventListener("input", (event) => {
+    if (event.target.id === "reply-text") tellTyping(event.target);
+  });
+
   document.addEventListener("input", (event) => {
     if (event.target.id !== "reply-text") return;
     const box = document.getElementById("canned-suggestions");
@@ -179,7 +204,7 @@
     }, finish, { timeout: 5000, maximumAge: 0 });
   });
 
-  document.addEventListener("htmx:wsAfterMessage", () => { checkNotify(); scrollHistory(); });
+  document.addEventListener("htmx:wsAfterMessage", () => { checkNotify(); scrollHistory(); fadeTyping(); });
   // the router closes the live socket when the session ends (4401) or the role changes (4403):
   // reloading shows the login page, or the page the new role may see
   document.addEventListener("htmx:wsClose", (event) => {

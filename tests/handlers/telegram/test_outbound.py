@@ -17,7 +17,10 @@ from bot.handlers.kit.protocol import ChannelContext, PermanentSendError, Retrya
 from bot.handlers.telegram.adapter import TelegramAdapter
 from bot.handlers.telegram.polling import Poller
 from bot.keys import OUTBOX, PIPELINE, STORE
+from bot.services.agents import add_agent
 from bot.tasks import stop_tasks
+from bot.web.keys import SERVICES
+from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
 from conversations.thread_models import OutboxState
@@ -280,3 +283,15 @@ async def test_polling_mode_runs_by_itself_from_start_to_reply(
     assert bot_api.sent() == [{"chat_id": "5512345678", "text": NOTICE}]
     assert next(c.method for c in bot_api.calls) == "deleteWebhook"
     assert len(await factories.messages(client.server.app[STORE], direction="in")) == 1
+
+
+async def test_an_agent_writing_shows_typing_in_the_telegram_chat(router: TestClient, bot_api: FakeBotAPI) -> None:
+    await post_telegram(router, fixture("telegram", "text"))
+    thread = await thread_of(router)
+    store = router.server.app[STORE]
+    admin, _ = await add_agent(store, "default", "tia", name="Tia", role=Role.ADMIN)
+    assert admin is not None
+    assert await router.server.app[SERVICES].replies.typing(thread.id, admin)
+    assert bot_api.sent("sendChatAction") == [{"chat_id": "5512345678", "action": "typing"}]
+    bot_api.fail_next(403, description="Forbidden: bot was blocked by the user")
+    assert not await router.server.app[SERVICES].replies.typing(thread.id, admin)  # a courtesy: no error
