@@ -11,6 +11,7 @@ the thread (``nlu_state``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +34,40 @@ INDEXES: IndexPlan = {
         IndexModel([("assignee", ASCENDING), ("status", ASCENDING), ("last_message_at", DESCENDING)]),
         IndexModel([("account_id", ASCENDING), ("last_message_at", DESCENDING)]),  # GET /api/threads
         IndexModel([("account_id", ASCENDING), ("status", ASCENDING), ("last_message_at", DESCENDING)]),  # ?status=
+        # the console's conversation lists filtered by team or by label
+        IndexModel([("account_id", ASCENDING), ("team", ASCENDING), ("last_message_at", DESCENDING)]),
+        IndexModel([("account_id", ASCENDING), ("labels", ASCENDING), ("last_message_at", DESCENDING)]),
     ]
 }
+
+
+@dataclass(frozen=True)
+class ThreadFilter:
+    """Which threads a console list shows: a status (or several), and optionally one channel,
+    team, label, agent, and who waits (``us``: a customer message no agent answered yet;
+    ``customer``: an open conversation whose last word was ours)."""
+
+    statuses: tuple[str, ...] = ()
+    channel: str = ""
+    team: str = ""
+    label: str = ""
+    agent: str = ""
+    waiting: str = ""
+
+    def query(self, account_id: str) -> dict[str, Any]:
+        query = exactly(account_id=account_id)
+        if len(self.statuses) == 1:
+            query.update(exactly(status=self.statuses[0]))
+        elif self.statuses:
+            query["status"] = {"$in": list(self.statuses)}
+        query.update(exactly(**{k: v for k, v in (("channel", self.channel), ("team", self.team)) if v}))
+        if self.label:
+            query["labels"] = self.label  # an array field: a bare value matches an element
+        if self.agent:
+            query.update(exactly(assignee=self.agent))
+        if self.waiting in ("us", "customer"):  # set while a customer message waits, unset once answered
+            query["awaiting_since"] = {"$exists": self.waiting == "us"}
+        return query
 
 
 class ThreadsRepository(Repository):
@@ -183,6 +216,18 @@ class ThreadsRepository(Repository):
         query = exactly(account_id=account_id, **match)
         docs = await newest_page(self._db.threads, query, "last_message_at", limit, before, before_id)
         return [Thread.from_doc(doc) for doc in docs]
+
+    async def browse_threads(
+        self, account_id: str, listed: ThreadFilter, *, limit: int, before: datetime | None, before_id: str | None
+    ) -> list[Thread]:
+        """A page of the console's conversation list: ``listed``'s threads, most recent activity first."""
+        docs = await newest_page(
+            self._db.threads, listed.query(account_id), "last_message_at", limit, before, before_id
+        )
+        return [Thread.from_doc(doc) for doc in docs]
+
+    async def count_threads(self, account_id: str, listed: ThreadFilter) -> int:
+        return await self._db.threads.count_documents(listed.query(account_id))
 
     async def contact_threads(self, account_id: str, contact_id: str) -> list[Thread]:
         """The contact's threads, oldest first."""

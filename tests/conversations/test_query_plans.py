@@ -3,6 +3,7 @@ the query shapes that make them so keep their meaning (order, accounts, teams, o
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Contact, Message, Thread, ThreadStatus
+from conversations.threads import ThreadFilter
 from conversations.traffic import Direction
 from tests.query_plans import PlanCapture, index_backed, labelled, sqlite_plans
 from tests.router.test_queue import make_agent
@@ -46,6 +48,7 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
     try:
         await store.ensure_indexes()
         await store.threads.import_threads([queued(n) for n in range(5)])
+        await store.threads.import_threads([dataclasses.replace(queued(5, team="sales"), labels=["vip"])])
         now = utcnow()
         await store.contacts.import_contacts(
             [Contact(id="con_1", account_id="default", created_at=now, updated_at=now, name="One")]
@@ -89,6 +92,15 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
             "GET /api/threads/{id}": lambda: store.messages.thread_messages("thr_default_1", 200),
             "GET /api/contacts": lambda: store.contacts.list_contacts("default", limit=100),
             "GET /api/contacts/{id}": lambda: store.threads.contact_threads("default", "con_1"),
+            "console list: unassigned by channel": lambda: store.threads.browse_threads(
+                "default", ThreadFilter(("queued",), channel="webchat"), limit=26, before=None, before_id=None
+            ),
+            "console list: all by team": lambda: store.threads.browse_threads(
+                "default", ThreadFilter(team="sales"), limit=26, before=None, before_id=None
+            ),
+            "console list: all by label": lambda: store.threads.browse_threads(
+                "default", ThreadFilter(label="vip"), limit=26, before=None, before_id=None
+            ),
         }
         for label, call in calls.items():
             with labelled(label):
@@ -112,6 +124,9 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         "GET /api/threads/{id}: find messages",
         "GET /api/contacts: find contacts",
         "GET /api/contacts/{id}: find threads",
+        "console list: unassigned by channel: find threads",
+        "console list: all by team: find threads",
+        "console list: all by label: find threads",
     }
     # the API's listings sort by time, then by id among records of the same millisecond: SQLite reads
     # them in time order through the index and sorts only each run of equal times (paging needs the
