@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -211,9 +210,8 @@ async def _parse(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.nlu.embedder import EmbeddingCache, default_embedder
-    from bot.nlu.evaluate import evaluate
-    from bot.nlu.training import train
+    from bot.nlu.embedder import default_embedder
+    from bot.nlu.evaluate import train_and_evaluate
 
     try:
         training = load_paths([args.train])
@@ -226,32 +224,13 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
     semantic = settings.nlu.semantic and not args.no_semantic
     embedder = default_embedder() if semantic else None
     options = TrainOptions(semantic=semantic, oos_label=args.oos_label, ambiguity_margin=settings.nlu.ambiguity_margin)
-    cache = EmbeddingCache()
-    started = time.perf_counter()
     try:
-        model = train(training, embedder, cache, validation, options, None if args.json else _progress)
+        _, report = train_and_evaluate(training, test, embedder, validation, options, None if args.json else _progress)
     except TrainingError as exc:
         raise CliError(str(exc), 2) from None
-    seconds = time.perf_counter() - started
-    report = evaluate(model, test, embedder, oos_label=args.oos_label, train_seconds=seconds, cache=cache)
     result = report.as_dict()
     if args.json:
-        print(
-            json.dumps(
-                {
-                    k: result[k]
-                    for k in (
-                        "accuracy",
-                        "in_scope_accuracy",
-                        "oos_recall",
-                        "macro_f1",
-                        "train_seconds",
-                        "predict_ms_p50",
-                        "predict_ms_p99",
-                    )
-                }
-            )
-        )
+        print(json.dumps({k: v for k, v in result.items() if k != "examples"}))
     else:
         for key, value in result.items():
             print(f"{key:20s} {'-' if value is None else value}")
