@@ -57,6 +57,12 @@ def add_nlu_commands(sub: Any) -> None:
     evaluate.add_argument("--test", required=True, type=Path, help="test data")
     evaluate.add_argument("--val", type=Path, help="validation data for thresholds (default: a held-out part of TRAIN)")
     evaluate.add_argument("--oos-label", default=OUT_OF_SCOPE, help="the intent name of out-of-scope examples")
+    evaluate.add_argument(
+        "--target-rejection",
+        type=share,
+        metavar="SHARE",
+        help="without out-of-scope examples: the share of in-scope texts to reject (default: nlu.target_rejection)",
+    )
     evaluate.add_argument("--no-semantic", action="store_true", help="the lexical tier alone")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=_eval)
@@ -223,7 +229,12 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"{args.test}: no examples", 2)
     semantic = settings.nlu.semantic and not args.no_semantic
     embedder = default_embedder() if semantic else None
-    options = TrainOptions(semantic=semantic, oos_label=args.oos_label, ambiguity_margin=settings.nlu.ambiguity_margin)
+    options = TrainOptions(
+        semantic=semantic,
+        oos_label=args.oos_label,
+        ambiguity_margin=settings.nlu.ambiguity_margin,
+        target_rejection=settings.nlu.target_rejection if args.target_rejection is None else args.target_rejection,
+    )
     try:
         _, report = train_and_evaluate(training, test, embedder, validation, options, None if args.json else _progress)
     except TrainingError as exc:
@@ -235,3 +246,11 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         for key, value in result.items():
             print(f"{key:20s} {'-' if value is None else value}")
     return 0
+
+
+def share(text: str) -> float:
+    """A rejection share between 0 and 0.5 (argparse turns the ValueError into a one-line usage error)."""
+    value = float(text)
+    if not 0 <= value <= 0.5:
+        raise ValueError(text)
+    return value
