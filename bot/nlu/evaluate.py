@@ -95,10 +95,11 @@ def train_and_evaluate(
     validation: Sequence[Example] | None,
     options: TrainOptions,
     progress: Progress | None = None,
+    cache: EmbeddingCache | None = None,
 ) -> tuple[NluModel, Report]:
     """``omnirouter nlu eval``: train on ``training`` (thresholds from ``validation`` or, without
     it, cross-validated on the training data), then report on ``test``."""
-    cache = EmbeddingCache()
+    cache = cache if cache is not None else EmbeddingCache()
     started = time.perf_counter()
     model = train(training, embedder, cache, validation, options, progress)
     seconds = time.perf_counter() - started

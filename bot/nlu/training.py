@@ -50,6 +50,7 @@ class TrainOptions:
     ambiguity_margin: float = 0.1
     seed: int = 0
     target_rejection: float = TARGET_REJECTION  # in-scope texts rejected, when no out-of-scope examples exist
+    calibration_folds: int = CALIBRATION_FOLDS  # without a validation set
 
 
 @dataclass
@@ -113,7 +114,7 @@ def train(
             "out_of_scope_examples": len(negatives),
             "calibration_examples": len(evidence.labels),
             "calibration": {
-                "method": _method(calibration is not None, bool(negatives), CALIBRATION_FOLDS),
+                "method": _method(calibration is not None, bool(negatives), options.calibration_folds),
                 **chosen.figures(),
             },
             "train_seconds": round(time.perf_counter() - started, 2),
@@ -201,7 +202,7 @@ def holdout(examples: list[Example], seed: int) -> tuple[list[Example], list[Exa
 
 def _cross_validated(fitting: _Fitting, in_scope: list[Example]) -> _Evidence:
     """Every example scored by a model fitted on the folds it is not in."""
-    folds = calibration_folds(in_scope, CALIBRATION_FOLDS, fitting.options.seed)
+    folds = calibration_folds(in_scope, fitting.options.calibration_folds, fitting.options.seed)
     parts = []
     for n, held in enumerate(folds):
         fitting.report("cross-validating", n, len(folds))
