@@ -30,10 +30,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bot.nlu.calibrate import oos_score
 from bot.nlu.data import Example, TrainingData
 from bot.nlu.embedder import Embedder, EmbeddingCache, default_embedder, embed_cached, text_key
-from bot.nlu.evaluate import macro_f1, train_and_evaluate
+from bot.nlu.evaluate import evaluate, macro_f1, train_and_evaluate
 from bot.nlu.formats import NluFormatError, load_paths
+from bot.nlu.model import NluModel
 from bot.nlu.training import TARGET_REJECTION, TrainOptions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,12 +46,38 @@ CLINC150 = next(
 )
 OOS = "oos"
 BASELINE_C = (1.0, 10.0, 100.0)
+VALIDATION_MIX = 30  # CLINC150's validation split: 3,000 in-scope and 100 out-of-scope queries
 
 
-def clinc150(path: Path) -> tuple[TrainingData, list[Example]]:
+def clinc150(path: Path) -> tuple[TrainingData, list[Example], list[Example]]:
+    """The in-scope training split, the test split, and the out-of-scope training queries
+    (kept out of training: only the choice of the default rejection rate reads them)."""
     raw = json.loads(path.read_text())
     test = [Example(text, intent, language="en") for text, intent in raw["test"] + raw["oos_test"]]
-    return TrainingData([Example(text, intent, language="en") for text, intent in raw["train"]]), test
+    negatives = [Example(text, OOS, language="en") for text, _ in raw["oos_train"]]
+    return TrainingData([Example(text, intent, language="en") for text, intent in raw["train"]]), test, negatives
+
+
+def rejection_rates(
+    model: NluModel, negatives: list[Example], embedder: Embedder | None, cache: EmbeddingCache
+) -> dict[str, dict[str, float]]:
+    """Per candidate rate, from the training side alone: the cross-validated in-scope accuracy
+    with rejection, the out-of-scope training queries' recall under that rate's threshold, and
+    accuracy with out-of-scope as one more label at CLINC150's validation mix (1 in 31)."""
+    vectors = embed_cached(embedder, cache, [e.text for e in negatives]) if embedder and model.semantic else None
+    parts = model.components([e.text for e in negatives], vectors)
+    score = oos_score(parts.fused(model.knobs), parts.similarity, model.knobs.similarity_weight)
+    table = {}
+    for rate, row in model.meta["calibration"]["trade_off"].items():
+        threshold = -np.inf if row["threshold"] is None else row["threshold"]
+        recall = float((score < threshold).mean())
+        right = float(row["right"])
+        table[rate] = {
+            "cv_in_scope_accuracy": round(100 * right, 2),
+            "oos_train_recall": round(100 * recall, 2),
+            "mixed_accuracy": round(100 * (VALIDATION_MIX * right + recall) / (VALIDATION_MIX + 1), 2),
+        }
+    return table
 
 
 def baseline(train: list[Example], test: list[Example], embedder: Embedder, cache: EmbeddingCache) -> dict[str, float]:
@@ -76,6 +104,22 @@ def baseline(train: list[Example], test: list[Example], embedder: Embedder, cach
         "c": chosen,
         "train_seconds_embeddings_cached": round(seconds, 1),
     }
+
+
+def test_by_rate(
+    model: NluModel, test: list[Example], embedder: Embedder | None, cache: EmbeddingCache
+) -> dict[str, dict[str, object]]:
+    """The test figures at each candidate rate's threshold (shown, never used to choose one)."""
+    table = {}
+    chosen = model.threshold
+    try:
+        for rate, row in model.meta["calibration"]["trade_off"].items():
+            model.threshold = -np.inf if row["threshold"] is None else row["threshold"]
+            figures = evaluate(model, test, embedder, oos_label=OOS, cache=cache, latency_sample=1).as_dict()
+            table[rate] = {k: figures[k] for k in ("in_scope_accuracy", "rejection_rate", "oos_recall")}
+    finally:
+        model.threshold = chosen
+    return table
 
 
 def _fifth(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,10 +149,12 @@ def main() -> int:
         return _fail("give both --train and --test")
     if not args.train and not args.clinc150.exists():
         return _fail(f"{args.clinc150} not found (see --clinc150, or give --train and --test)")
+    negatives: list[Example] = []
     try:
-        training, test = (
-            (load_paths([args.train]), load_paths([args.test]).examples) if args.train else clinc150(args.clinc150)
-        )
+        if args.train:
+            training, test = load_paths([args.train]), load_paths([args.test]).examples
+        else:
+            training, test, negatives = clinc150(args.clinc150)
     except NluFormatError as exc:
         return _fail(str(exc))
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
@@ -124,6 +170,9 @@ def main() -> int:
         "knobs": vars(model.knobs),
         "calibration": model.meta["calibration"],
     }
+    if negatives:
+        result["rejection_rates"] = rejection_rates(model, negatives, embedder, cache)
+        result["test_by_rate"] = test_by_rate(model, test, embedder, cache)
     if embedder is not None and not args.no_baseline:
         log("  baseline: e5 + logistic regression")
         result["e5_logistic_regression"] = baseline(training.examples, test, embedder, cache)

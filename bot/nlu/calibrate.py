@@ -139,15 +139,16 @@ def rejecting(score: np.ndarray, share: float) -> float:
 
 
 def trade_off(top_right: np.ndarray, score: np.ndarray) -> dict[str, dict[str, float | None]]:
-    """For each of ``REJECTION_RATES``: its threshold and the share of in-scope texts answered
-    right, or rejected where the answer would have been wrong ("sound")."""
-    result = {}
+    """For each of ``REJECTION_RATES``: its threshold, the share of in-scope texts answered right
+    ("right"), and answered right or rejected where the answer would have been wrong ("sound")."""
+    result: dict[str, dict[str, float | None]] = {}
     for rate in REJECTION_RATES:
         threshold = rejecting(score, rate)
         kept = score >= threshold
+        right = float((top_right & kept).mean()) if len(score) else 0.0
         sound = float(((top_right & kept) | (~top_right & ~kept)).mean()) if len(score) else 0.0
         shown = round(threshold, 6) if np.isfinite(threshold) else None  # stays valid JSON
-        result[f"{rate:g}"] = {"threshold": shown, "sound": round(sound, 4)}
+        result[f"{rate:g}"] = {"threshold": shown, "right": round(right, 4), "sound": round(sound, 4)}
     return result
 
 
