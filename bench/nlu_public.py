@@ -159,7 +159,7 @@ def main() -> int:
         return _fail(str(exc))
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
     embedder = None if args.no_semantic else default_embedder()
-    cache = _load_embeddings(args.embeddings)
+    cache = load_embeddings(args.embeddings)
     options = TrainOptions(semantic=embedder is not None, oos_label=OOS, target_rejection=args.target_rejection)
     model, report = train_and_evaluate(training, test, embedder, None, options, _progress(log), cache)
     result: dict[str, object] = {
@@ -177,7 +177,7 @@ def main() -> int:
         log("  baseline: e5 + logistic regression")
         result["e5_logistic_regression"] = baseline(training.examples, test, embedder, cache)
     if args.embeddings and embedder is not None:
-        _save_embeddings(args.embeddings, cache, embedder, [e.text for e in [*training.examples, *test]])
+        save_embeddings(args.embeddings, cache, embedder, [e.text for e in [*training.examples, *test]])
     if args.json:
         print(json.dumps(result))
     else:
@@ -186,7 +186,7 @@ def main() -> int:
     return 0
 
 
-def _load_embeddings(path: Path | None) -> EmbeddingCache:
+def load_embeddings(path: Path | None) -> EmbeddingCache:
     cache = EmbeddingCache(limit=1_000_000)
     if path is not None and path.exists():
         with np.load(path) as stored:
@@ -194,7 +194,7 @@ def _load_embeddings(path: Path | None) -> EmbeddingCache:
     return cache
 
 
-def _save_embeddings(path: Path, cache: EmbeddingCache, embedder: Embedder, texts: list[str]) -> None:
+def save_embeddings(path: Path, cache: EmbeddingCache, embedder: Embedder, texts: list[str]) -> None:
     if cache.take_added():
         vectors = cache.get_many([text_key(embedder.name, t) for t in texts])
         np.savez(path, keys=np.array(list(vectors)), vectors=np.stack(list(vectors.values())))

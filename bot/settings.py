@@ -244,7 +244,7 @@ class NluSettings:
         0.1, check=_between(0, 1), doc="top two intents closer than this (in probability) get a clarifying question"
     )
     target_rejection: float = _setting(
-        0.03,
+        0.01,
         check=_between(0, 0.5),
         doc="without out-of-scope training examples: the share of in-scope messages the threshold is set to "
         "reject (calibrated on cross-validated confidences); those go to the fallback or a human",
