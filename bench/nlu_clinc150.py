@@ -19,13 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.nlu_public import load_embeddings, save_embeddings
+from bench.nlu_public import CLINC150, load_embeddings, save_embeddings
 from bot.nlu.data import Example, TrainingData
 from bot.nlu.embedder import default_embedder
 from bot.nlu.evaluate import evaluate
 from bot.nlu.training import TrainOptions, train
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "clinc150" / "data_full.json"
+DEFAULT_DATA = CLINC150
 OOS = "oos"
 
 
