@@ -30,7 +30,7 @@ from bot.nlu.kernel import KernelSvm, pairwise_log_proba
 from bot.nlu.lexical import LexicalFeatures
 from bot.nlu.model import LinearHead, NluModel
 
-CALIBRATION_FOLDS = 5
+CALIBRATION_FOLDS = 3
 HOLDOUT = 0.2  # with out-of-scope examples: the in-scope share that calibrates beside them
 LEXICAL_C = 1.0
 KERNEL_C = 10.0

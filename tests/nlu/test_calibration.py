@@ -21,7 +21,7 @@ def test_held_out_in_scope_texts_are_rejected_near_the_target_rate(target: float
     options = TrainOptions(semantic=False, oos_label="oos", target_rejection=target)
     model, report = train_and_evaluate(training, in_scope, None, None, options)
     assert low <= report.rejection_rate <= high
-    assert model.meta["calibration"]["method"] == "5-fold cross-validation"
+    assert model.meta["calibration"]["method"] == "3-fold cross-validation"
     assert model.meta["calibration"]["rejection_rate"] == pytest.approx(target, abs=0.01)
     assert model.meta["calibration_examples"] == len(training.examples)  # every example calibrates once
 
