@@ -3,7 +3,8 @@
 ``train`` and ``parse`` work on the store the router uses: they open it directly (starting the
 embedded store when no MongoDB URI is set) or, when a running router holds the embedded store,
 ask that router through its API (with the install token). ``eval`` needs no store: it trains on
-one file, calibrates on another (or on a held-out part of the training file) and reports on a third.
+one file, calibrates on another (or on the training file: a held-out part, or cross-validated)
+and reports on a third.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def add_nlu_commands(sub: Any) -> None:
     evaluate = commands.add_parser("eval", help="train on one file, evaluate on another")
     evaluate.add_argument("--train", required=True, type=Path, help="training data (JSONL or Rasa YAML)")
     evaluate.add_argument("--test", required=True, type=Path, help="test data")
-    evaluate.add_argument("--val", type=Path, help="validation data for thresholds (default: a held-out part of TRAIN)")
+    evaluate.add_argument("--val", type=Path, help="validation data for thresholds (default: from TRAIN)")
     evaluate.add_argument("--oos-label", default=OUT_OF_SCOPE, help="the intent name of out-of-scope examples")
     evaluate.add_argument(
         "--target-rejection",
