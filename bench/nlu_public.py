@@ -14,7 +14,7 @@ split), from which ``nlu.target_rejection``'s default is chosen.
 Default data: CLINC150 "full" (its 150 in-scope intents; its validation split is not used).
 Other sets: ``--train FILE --test FILE`` in a format ``omnirouter nlu eval`` reads (JSONL, Rasa YAML).
 
-    .venv/bin/python bench/nlu_public.py [--train FILE --test FILE] [--no-semantic] [--no-baseline] [--json]
+    .venv/bin/python bench/nlu_public.py [--train FILE --test FILE] [--folds K] [--no-semantic] [--no-baseline] [--json]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from bot.nlu.embedder import Embedder, EmbeddingCache, default_embedder, embed_c
 from bot.nlu.evaluate import evaluate, macro_f1, train_and_evaluate
 from bot.nlu.formats import NluFormatError, load_paths
 from bot.nlu.model import NluModel
-from bot.nlu.training import TARGET_REJECTION, TrainOptions
+from bot.nlu.training import CALIBRATION_FOLDS, TARGET_REJECTION, TrainOptions
 
 ROOT = Path(__file__).resolve().parents[1]
 # shared/ lies beside the checkout (or beside the folder of worktrees)
@@ -138,6 +138,9 @@ def main() -> int:
     parser.add_argument("--test", type=Path, help="test split (default: CLINC150's)")
     parser.add_argument("--clinc150", type=Path, default=CLINC150, help="CLINC150 data_full.json")
     parser.add_argument("--target-rejection", type=float, default=TARGET_REJECTION)
+    parser.add_argument(
+        "--folds", type=int, default=CALIBRATION_FOLDS, help="cross-validation folds of the calibration"
+    )
     parser.add_argument("--no-semantic", action="store_true", help="the lexical tier alone (no baseline)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the e5 + logistic regression baseline")
     parser.add_argument(
@@ -145,6 +148,8 @@ def main() -> int:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
+    if args.folds < 2:
+        return _fail("--folds needs at least 2")
     if bool(args.train) != bool(args.test):
         return _fail("give both --train and --test")
     if not args.train and not args.clinc150.exists():
@@ -160,7 +165,12 @@ def main() -> int:
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
     embedder = None if args.no_semantic else default_embedder()
     cache = load_embeddings(args.embeddings)
-    options = TrainOptions(semantic=embedder is not None, oos_label=OOS, target_rejection=args.target_rejection)
+    options = TrainOptions(
+        semantic=embedder is not None,
+        oos_label=OOS,
+        target_rejection=args.target_rejection,
+        calibration_folds=args.folds,
+    )
     model, report = train_and_evaluate(training, test, embedder, None, options, _progress(log), cache)
     result: dict[str, object] = {
         "data": str(args.train or args.clinc150.name),
