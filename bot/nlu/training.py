@@ -50,7 +50,7 @@ class TrainOptions:
     ambiguity_margin: float = 0.1
     seed: int = 0
     target_rejection: float = TARGET_REJECTION  # in-scope texts rejected, when no out-of-scope examples exist
-    calibration_folds: int = CALIBRATION_FOLDS  # without a validation set
+    calibration_folds: int = CALIBRATION_FOLDS  # without a validation set or out-of-scope examples
 
 
 @dataclass
