@@ -6,7 +6,7 @@ in-scope accuracy (a query predicted out-of-scope counts as wrong), out-of-scope
 training time (nothing cached), the time to retrain after adding 10 examples (embeddings
 cached), and single-utterance predict latency.
 
-    .venv/bin/python bench/nlu_clinc150.py [--data PATH] [--json] [--no-semantic]
+    .venv/bin/python bench/nlu_clinc150.py [--data PATH] [--json] [--no-semantic] [--embeddings FILE.npz]
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.nlu_public import CLINC150, load_embeddings, save_embeddings
 from bot.nlu.data import Example, TrainingData
-from bot.nlu.embedder import EmbeddingCache, default_embedder
+from bot.nlu.embedder import default_embedder
 from bot.nlu.evaluate import evaluate
 from bot.nlu.training import TrainOptions, train
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "clinc150" / "data_full.json"
+DEFAULT_DATA = CLINC150
 OOS = "oos"
 
 
@@ -41,6 +42,9 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CLINC150 data_full.json")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--no-semantic", action="store_true", help="the lexical tier alone")
+    parser.add_argument(
+        "--embeddings", type=Path, help="an .npz of embeddings to start from and keep (reruns skip embedding)"
+    )
     args = parser.parse_args()
     if not args.data.exists():
         print(f"nlu_clinc150: {args.data} not found (see --data)", file=sys.stderr)
@@ -48,7 +52,7 @@ def main() -> int:
     splits = load(args.data)
     options = TrainOptions(semantic=not args.no_semantic, oos_label=OOS)
     embedder = None if args.no_semantic else default_embedder()
-    cache = EmbeddingCache()
+    cache = load_embeddings(args.embeddings)
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
     validation = splits["val"] + splits["oos_val"]
 
@@ -64,6 +68,9 @@ def main() -> int:
     report = evaluate(
         model, splits["test"] + splits["oos_test"], embedder, oos_label=OOS, train_seconds=cold, cache=cache
     )
+    if args.embeddings and embedder is not None:
+        everything = [e.text for split in splits.values() for e in split]
+        save_embeddings(args.embeddings, cache, embedder, everything)
     result = {
         **report.as_dict(),
         "retrain_seconds_after_10_examples": round(warm, 1),

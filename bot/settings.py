@@ -243,6 +243,12 @@ class NluSettings:
     ambiguity_margin: float = _setting(
         0.1, check=_between(0, 1), doc="top two intents closer than this (in probability) get a clarifying question"
     )
+    target_rejection: float = _setting(
+        0.01,
+        check=_between(0, 0.5),
+        doc="without out-of-scope training examples: the share of in-scope messages the threshold is set to "
+        "reject (calibrated on cross-validated confidences); those go to the fallback or a human",
+    )
     rasa_url: str = _setting("", check=_url, doc='the Rasa server for `engine = "rasa"`, e.g. http://rasa:5005')
     rasa_token: str = _setting("", doc="the Rasa server's auth token, if it has one")
     rasa_timeout: float = _setting(3.0, check=_between(0.05, 60), doc="seconds to wait for Rasa before escalating")

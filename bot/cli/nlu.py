@@ -3,7 +3,8 @@
 ``train`` and ``parse`` work on the store the router uses: they open it directly (starting the
 embedded store when no MongoDB URI is set) or, when a running router holds the embedded store,
 ask that router through its API (with the install token). ``eval`` needs no store: it trains on
-one file, calibrates on another (or on a held-out part of the training file) and reports on a third.
+one file, calibrates on another (or on the training file: a held-out part, or cross-validated)
+and reports on a third.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import sys
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -56,8 +56,14 @@ def add_nlu_commands(sub: Any) -> None:
     evaluate = commands.add_parser("eval", help="train on one file, evaluate on another")
     evaluate.add_argument("--train", required=True, type=Path, help="training data (JSONL or Rasa YAML)")
     evaluate.add_argument("--test", required=True, type=Path, help="test data")
-    evaluate.add_argument("--val", type=Path, help="validation data for thresholds (default: a held-out part of TRAIN)")
+    evaluate.add_argument("--val", type=Path, help="validation data for thresholds (default: from TRAIN)")
     evaluate.add_argument("--oos-label", default=OUT_OF_SCOPE, help="the intent name of out-of-scope examples")
+    evaluate.add_argument(
+        "--target-rejection",
+        type=share,
+        metavar="SHARE",
+        help="without out-of-scope examples: the share of in-scope texts to reject (default: nlu.target_rejection)",
+    )
     evaluate.add_argument("--no-semantic", action="store_true", help="the lexical tier alone")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(run=_eval)
@@ -211,9 +217,8 @@ async def _parse(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.nlu.embedder import EmbeddingCache, default_embedder
-    from bot.nlu.evaluate import evaluate
-    from bot.nlu.training import train
+    from bot.nlu.embedder import default_embedder
+    from bot.nlu.evaluate import train_and_evaluate
 
     try:
         training = load_paths([args.train])
@@ -225,34 +230,28 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"{args.test}: no examples", 2)
     semantic = settings.nlu.semantic and not args.no_semantic
     embedder = default_embedder() if semantic else None
-    options = TrainOptions(semantic=semantic, oos_label=args.oos_label, ambiguity_margin=settings.nlu.ambiguity_margin)
-    cache = EmbeddingCache()
-    started = time.perf_counter()
+    options = TrainOptions(
+        semantic=semantic,
+        oos_label=args.oos_label,
+        ambiguity_margin=settings.nlu.ambiguity_margin,
+        target_rejection=settings.nlu.target_rejection if args.target_rejection is None else args.target_rejection,
+    )
     try:
-        model = train(training, embedder, cache, validation, options, None if args.json else _progress)
+        _, report = train_and_evaluate(training, test, embedder, validation, options, None if args.json else _progress)
     except TrainingError as exc:
         raise CliError(str(exc), 2) from None
-    seconds = time.perf_counter() - started
-    report = evaluate(model, test, embedder, oos_label=args.oos_label, train_seconds=seconds, cache=cache)
     result = report.as_dict()
     if args.json:
-        print(
-            json.dumps(
-                {
-                    k: result[k]
-                    for k in (
-                        "accuracy",
-                        "in_scope_accuracy",
-                        "oos_recall",
-                        "macro_f1",
-                        "train_seconds",
-                        "predict_ms_p50",
-                        "predict_ms_p99",
-                    )
-                }
-            )
-        )
+        print(json.dumps({k: v for k, v in result.items() if k != "examples"}))
     else:
         for key, value in result.items():
             print(f"{key:20s} {'-' if value is None else value}")
     return 0
+
+
+def share(text: str) -> float:
+    """A rejection share between 0 and 0.5 (argparse turns the ValueError into a one-line usage error)."""
+    value = float(text)
+    if not 0 <= value <= 0.5:
+        raise ValueError(text)
+    return value

@@ -56,7 +56,13 @@ def _test_stories(args: argparse.Namespace, settings: Settings) -> int:
     embedder = default_embedder() if semantic else None
     print(f"training on {len(training.examples)} examples ...", file=sys.stderr)
     try:
-        model = train(training, embedder, EmbeddingCache(), None, TrainOptions(semantic=semantic))
+        model = train(
+            training,
+            embedder,
+            EmbeddingCache(),
+            None,
+            TrainOptions(semantic=semantic, target_rejection=settings.nlu.target_rejection),
+        )
     except TrainingError as exc:
         raise CliError(str(exc), 2) from None
 

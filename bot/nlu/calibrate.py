@@ -3,10 +3,12 @@
 The tiers are fused as ``w * T * lexical + (1 - w) * semantic`` (class scores, then softmax); a
 text is out of scope when its score ``log(top probability) + g * similarity`` falls under a
 threshold, where *similarity* is the mean cosine of the text to its nearest training examples.
-``(w, T, slope, g)`` come from a small grid and the threshold from the data: the combination
-that classifies the calibration set best, counting out-of-scope as one more label (the
-"oos-threshold" protocol of Larson et al. 2019). Without out-of-scope examples the threshold is
-set so that 95% of the correctly classified calibration texts stay above it.
+``(w, T, slope, g)`` come from a small grid. With out-of-scope examples the threshold comes from
+the data: the combination that classifies the calibration set best, counting out-of-scope as one
+more label (the "oos-threshold" protocol of Larson et al. 2019). Without them nothing tells a
+good threshold from a bad one, so it is set to reject a stated share of the in-scope calibration
+texts (the target rejection rate): mostly the ones the model would have got wrong, which are
+also the ones least like the training data.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KEEP_WITHOUT_NEGATIVES = 0.95  # share of correct answers kept when no out-of-scope data exists
+SLOPES = (2.0, 4.0, 8.0)  # pairwise-probability sigmoid slopes of the kernel tier
+REJECTION_RATES = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08, 0.1)  # where the calibration's trade-off is shown
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,21 @@ class Calibration:
     accuracy: float  # on the calibration set, out-of-scope counted as a label
     in_scope_accuracy: float
     oos_recall: float | None
+    closed_set_accuracy: float = 0.0  # the top intent of in-scope texts, rejection ignored
+    rejection_rate: float = 0.0  # in-scope calibration texts rejected
+    # per rejection rate: its threshold, and the share of in-scope texts answered right or
+    # rejected where the top intent was wrong (what a threshold is for without out-of-scope examples)
+    trade_off: dict[str, dict[str, float | None]] | None = None
+
+    def figures(self) -> dict[str, object]:
+        return {
+            "accuracy": round(self.accuracy, 4),
+            "in_scope_accuracy": round(self.in_scope_accuracy, 4),
+            "oos_recall": None if self.oos_recall is None else round(self.oos_recall, 4),
+            "closed_set_accuracy": round(self.closed_set_accuracy, 4),
+            "rejection_rate": round(self.rejection_rate, 4),
+            "trade_off": self.trade_off,
+        }
 
 
 def log_softmax(scores: np.ndarray) -> np.ndarray:
@@ -72,37 +90,66 @@ def choose(
     labels: np.ndarray,
     similarity: np.ndarray,
     similarity_weights: Iterable[float],
+    target_rejection: float,
 ) -> Calibration:
     """Pick the knobs and threshold. ``candidates`` yield (knobs without similarity weight,
     fused log-probabilities); ``labels`` are class indices, -1 for out-of-scope examples."""
     is_oos = labels < 0
     weights = list(similarity_weights) if is_oos.any() else [0.0]
-    best: tuple[tuple[float, float], Calibration] | None = None
+    best: tuple[tuple[float, float], Knobs, np.ndarray, np.ndarray, float] | None = None
     for knobs, log_proba in candidates:
-        correct = (log_proba.argmax(axis=1) == labels) & ~is_oos
+        top_right = (log_proba.argmax(axis=1) == labels) & ~is_oos
         true_ll = float(np.mean(log_proba[~is_oos, labels[~is_oos]])) if (~is_oos).any() else 0.0
         for weight in weights:
             score = oos_score(log_proba, similarity, weight)
             if is_oos.any():
-                threshold, right = best_threshold(correct, is_oos, score)
+                threshold, right = best_threshold(top_right, is_oos, score)
             else:
-                threshold = float(np.quantile(score[correct], 1 - KEEP_WITHOUT_NEGATIVES)) if correct.any() else -np.inf
-                right = int(correct.sum())
+                threshold, right = rejecting(score, target_rejection), int(top_right.sum())
             rank = (right / len(labels), true_ll)
             if best is None or rank > best[0]:
-                kept = score >= threshold
                 best = (
                     rank,
-                    Calibration(
-                        knobs=Knobs(knobs.lex_weight, knobs.temperature, knobs.slope, weight),
-                        threshold=threshold,
-                        accuracy=right / len(labels),
-                        in_scope_accuracy=float((correct & kept).sum() / max((~is_oos).sum(), 1)),
-                        oos_recall=float((~kept & is_oos).sum() / is_oos.sum()) if is_oos.any() else None,
-                    ),
+                    Knobs(knobs.lex_weight, knobs.temperature, knobs.slope, weight),
+                    top_right,
+                    score,
+                    threshold,
                 )
     assert best is not None, "no candidates"
-    return best[1]
+    _, knobs, top_right, score, threshold = best
+    kept = score >= threshold
+    in_scope = max(int((~is_oos).sum()), 1)
+    return Calibration(
+        knobs=knobs,
+        threshold=threshold,
+        accuracy=float(((top_right & kept) | (~kept & is_oos)).sum() / len(labels)),
+        in_scope_accuracy=float((top_right & kept).sum() / in_scope),
+        oos_recall=float((~kept & is_oos).sum() / is_oos.sum()) if is_oos.any() else None,
+        closed_set_accuracy=float(top_right.sum() / in_scope),
+        rejection_rate=float((~kept & ~is_oos).sum() / in_scope),
+        trade_off=trade_off(top_right[~is_oos], score[~is_oos]),
+    )
+
+
+def rejecting(score: np.ndarray, share: float) -> float:
+    """The threshold under which ``share`` of these scores fall."""
+    if not len(score) or share <= 0:
+        return -np.inf
+    return float(np.quantile(score, share))
+
+
+def trade_off(top_right: np.ndarray, score: np.ndarray) -> dict[str, dict[str, float | None]]:
+    """For each of ``REJECTION_RATES``: its threshold, the share of in-scope texts answered right
+    ("right"), and answered right or rejected where the answer would have been wrong ("sound")."""
+    result: dict[str, dict[str, float | None]] = {}
+    for rate in REJECTION_RATES:
+        threshold = rejecting(score, rate)
+        kept = score >= threshold
+        right = float((top_right & kept).mean()) if len(score) else 0.0
+        sound = float(((top_right & kept) | (~top_right & ~kept)).mean()) if len(score) else 0.0
+        shown = round(threshold, 6) if np.isfinite(threshold) else None  # stays valid JSON
+        result[f"{rate:g}"] = {"threshold": shown, "right": round(right, 4), "sound": round(sound, 4)}
+    return result
 
 
 def grid(
@@ -110,7 +157,7 @@ def grid(
     semantic: Callable[[float], np.ndarray] | None,
     temperatures: Iterable[float] = (2.0, 3.0, 5.0),
     lex_weights: Iterable[float] = (0.15, 0.25, 0.35, 0.5),
-    slopes: Iterable[float] = (2.0, 4.0, 8.0),
+    slopes: Iterable[float] = SLOPES,
 ) -> Iterable[tuple[Knobs, np.ndarray]]:
     """Every fusion of the tiers to try; ``semantic(slope)`` gives the kernel tier's
     log-probabilities (``None``: the semantic tier is off, the lexical tier alone is scaled)."""

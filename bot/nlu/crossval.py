@@ -19,6 +19,7 @@ from bot.nlu.embedder import Progress
 from bot.nlu.training import TrainingError, TrainOptions, train
 
 FOLDS = 5
+INNER_FOLDS = 2  # each fold's model calibrates its threshold on a 2-fold split of its own training part
 CONFUSED_PAIRS = 10
 METHOD = f"stratified {FOLDS}-fold cross-validation, lexical tier"
 
@@ -45,7 +46,7 @@ def cross_validate(
     """The pooled figures (percentages rounded to 0.1); raises ``TrainingError`` when the data
     cannot make a model at all."""
     report = progress or (lambda stage, done, total: None)
-    lexical = replace(options, semantic=False)
+    lexical = replace(options, semantic=False, calibration_folds=INNER_FOLDS)
     parts = folds(data.examples, k, options.seed)
     truth: list[str] = []
     guess: list[str] = []

@@ -90,12 +90,17 @@ class NluModel:
 
     def predict(self, texts: list[str], vectors: np.ndarray | None) -> tuple[list[str], np.ndarray]:
         """Intents (``out_of_scope`` where rejected) and top probabilities of a batch."""
+        top, rejected, proba = self.decide(texts, vectors)
+        return [OUT_OF_SCOPE if r else t for t, r in zip(top, rejected)], proba
+
+    def decide(self, texts: list[str], vectors: np.ndarray | None) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """A batch's top intents before rejection (the closed-set answer), whether each is
+        rejected as out of scope, and the top probabilities."""
         parts = self.components(texts, vectors)
         log_proba = parts.fused(self.knobs)
         score = oos_score(log_proba, parts.similarity, self.knobs.similarity_weight)
-        best = log_proba.argmax(axis=1)
-        intents = [OUT_OF_SCOPE if s < self.threshold else self.classes[b] for b, s in zip(best, score)]
-        return intents, np.exp(log_proba.max(axis=1))
+        top = [self.classes[b] for b in log_proba.argmax(axis=1)]
+        return top, score < self.threshold, np.exp(log_proba.max(axis=1))
 
     def parse(self, text: str, embedder: Embedder | None, ambiguity_margin: float | None = None) -> Parse:
         """One text, as the router asks: intent, confidence, ranking, entities, language.

@@ -259,7 +259,11 @@ class NluService:
         self, account_id: str, paths: Sequence[str] | None = None, *, activate: bool = True, by: str = "system"
     ) -> TrainRequest:
         chosen = list(paths) if paths is not None else self.data_paths()
-        options = TrainOptions(semantic=self.settings.semantic, ambiguity_margin=self.settings.ambiguity_margin)
+        options = TrainOptions(
+            semantic=self.settings.semantic,
+            ambiguity_margin=self.settings.ambiguity_margin,
+            target_rejection=self.settings.target_rejection,
+        )
         return TrainRequest(account_id, chosen, options, activate, by)
 
     async def train(self, request: TrainRequest, progress: Any = None) -> str:

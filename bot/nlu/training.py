@@ -1,9 +1,14 @@
 """Training the embedded engine: fit both tiers, then calibrate fusion and thresholds.
 
-Calibration data is the validation set when one is given, otherwise a stratified fifth of the
-training examples held out (the model is then refitted on everything with the chosen knobs).
-Examples labelled out-of-scope are never a class: they only teach the threshold. Training is
-CPU work: callers run it in an executor or a worker process, never on the event loop.
+Calibration data is the validation set when one is given. Otherwise, with out-of-scope examples,
+it is a stratified fifth of the in-scope examples held out beside them (the oos-threshold
+protocol: they weigh against a fifth, not against all of the in-scope data, which would outnumber
+them and keep nearly everything). Without them every in-scope example is calibration data once,
+scored by a model fitted on the other folds of a stratified k-fold split, and the threshold
+rejects a stated share of them (``target_rejection``), so it holds on data it was not tuned on.
+The model is then refitted on everything with the chosen knobs. Examples labelled out-of-scope
+are never a class: they only teach the threshold. Training is CPU work: callers run it in an
+executor or a worker process, never on the event loop.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ from bot.nlu.kernel import KernelSvm, pairwise_log_proba
 from bot.nlu.lexical import LexicalFeatures
 from bot.nlu.model import LinearHead, NluModel
 
-HOLDOUT = 0.2
+CALIBRATION_FOLDS = 3
+HOLDOUT = 0.2  # with out-of-scope examples: the in-scope share that calibrates beside them
 LEXICAL_C = 1.0
 KERNEL_C = 10.0
 SIMILARITY_WEIGHTS = (0.0, 5.0, 10.0, 20.0)
+TARGET_REJECTION = 0.01  # chosen by cross-validation on CLINC150's training side: bench/nlu_public.py
+EVIDENCE_CHUNK = 256  # calibration texts scored at once: the kernel tier's pairwise array is (n, k, k)
 
 
 class TrainingError(ValueError):
@@ -41,6 +49,23 @@ class TrainOptions:
     oos_label: str = OUT_OF_SCOPE
     ambiguity_margin: float = 0.1
     seed: int = 0
+    target_rejection: float = TARGET_REJECTION  # in-scope texts rejected, when no out-of-scope examples exist
+    calibration_folds: int = CALIBRATION_FOLDS  # without a validation set or out-of-scope examples
+
+
+@dataclass
+class _Fitting:
+    """What every fit of one training run shares."""
+
+    classes: list[str]
+    vectors: dict[str, np.ndarray]
+    extractor: EntityExtractor
+    embedder: Embedder | None
+    options: TrainOptions
+    report: Progress
+
+    def fit(self, examples: list[Example]) -> NluModel:
+        return _fit(examples, self.classes, self.vectors, self.extractor, self.embedder, self.options, self.report)
 
 
 def train(
@@ -59,41 +84,38 @@ def train(
     classes = sorted({e.intent for e in in_scope})
     if len(classes) < 2:
         raise TrainingError(f"need examples of at least two intents, got {len(classes)}")
-    if calibration is None:
-        fit_set, held = _holdout(in_scope, options.seed)
-        cal_set = held + negatives
-    else:
-        fit_set, cal_set = in_scope, [*calibration, *negatives]
     embed = embedder if options.semantic else None
-    cache = cache if cache is not None else EmbeddingCache()
     vectors: dict[str, np.ndarray] = {}
     if embed is not None:
-        texts = list(dict.fromkeys(e.text for e in [*in_scope, *cal_set]))
-        vectors = dict(zip(texts, embed_cached(embed, cache, texts, report)))
-    extractor = EntityExtractor.from_training(data)
-    model = _fit(fit_set, classes, vectors, extractor, embed, options, report)
-    report("calibrating", 0, len(cal_set))
-    index = {name: i for i, name in enumerate(classes)}
-    labels = np.array([index.get(e.intent, -1) if e.intent != options.oos_label else -1 for e in cal_set])
-    cal_vectors = np.stack([vectors[e.text] for e in cal_set]) if embed is not None and cal_set else None
-    parts = model.components([e.text for e in cal_set], cal_vectors)
-    decisions = parts.decisions
-    semantic = None if decisions is None else (lambda slope: pairwise_log_proba(decisions, slope))
-    chosen = calibrate.choose(calibrate.grid(parts.lexical, semantic), labels, parts.similarity, SIMILARITY_WEIGHTS)
-    report("calibrating", len(cal_set), len(cal_set))
-    if calibration is None and len(fit_set) < len(in_scope):
-        report("refitting", 0, 1)
-        model = _fit(in_scope, classes, vectors, extractor, embed, options, report)
+        texts = list(dict.fromkeys(e.text for e in [*data.examples, *(calibration or ())]))
+        vectors = dict(zip(texts, embed_cached(embed, cache if cache is not None else EmbeddingCache(), texts, report)))
+    fitting = _Fitting(classes, vectors, EntityExtractor.from_training(data), embed, options, report)
+    if calibration is not None:
+        model = fitting.fit(in_scope)
+        evidence = _evidence(model, [*calibration, *negatives], fitting)
+    elif negatives:
+        model, evidence = _held_out(fitting, in_scope, negatives)
+    else:
+        evidence = _cross_validated(fitting, in_scope)
+        model = fitting.fit(in_scope)
+    report("calibrating", 0, len(evidence.labels))
+    chosen = calibrate.choose(
+        calibrate.grid(evidence.lexical, evidence.semantic.__getitem__ if evidence.semantic else None),
+        evidence.labels,
+        evidence.similarity,
+        SIMILARITY_WEIGHTS,
+        options.target_rejection,
+    )
+    report("calibrating", len(evidence.labels), len(evidence.labels))
     model.knobs, model.threshold = chosen.knobs, chosen.threshold
     model.meta.update(
         {
             "examples": len(in_scope),
             "out_of_scope_examples": len(negatives),
-            "calibration_examples": len(cal_set),
+            "calibration_examples": len(evidence.labels),
             "calibration": {
-                "accuracy": round(chosen.accuracy, 4),
-                "in_scope_accuracy": round(chosen.in_scope_accuracy, 4),
-                "oos_recall": None if chosen.oos_recall is None else round(chosen.oos_recall, 4),
+                "method": _method(calibration is not None, bool(negatives), options.calibration_folds),
+                **chosen.figures(),
             },
             "train_seconds": round(time.perf_counter() - started, 2),
         }
@@ -102,7 +124,67 @@ def train(
     return model
 
 
-def _holdout(examples: list[Example], seed: int) -> tuple[list[Example], list[Example]]:
+@dataclass
+class _Evidence:
+    """What the calibration texts look like to a model that did not learn them, before fusion."""
+
+    labels: np.ndarray  # class index, -1 for out-of-scope
+    lexical: np.ndarray  # (n, k) linear scores
+    semantic: dict[float, np.ndarray] | None  # kernel-tier log-probabilities per sigmoid slope
+    similarity: np.ndarray  # (n,)
+
+    @classmethod
+    def joined(cls, parts: Sequence[_Evidence]) -> _Evidence:
+        semantic = None
+        if parts[0].semantic is not None:
+            semantic = {s: np.concatenate([p.semantic[s] for p in parts if p.semantic]) for s in parts[0].semantic}
+        return cls(
+            np.concatenate([p.labels for p in parts]),
+            np.concatenate([p.lexical for p in parts]),
+            semantic,
+            np.concatenate([p.similarity for p in parts]),
+        )
+
+
+def _evidence(model: NluModel, examples: Sequence[Example], fitting: _Fitting) -> _Evidence:
+    """``examples`` scored by ``model``, in chunks (the pairwise decisions never all at once)."""
+    index = {name: i for i, name in enumerate(fitting.classes)}
+    oos = fitting.options.oos_label
+    parts = []
+    for at in range(0, len(examples), EVIDENCE_CHUNK):
+        chunk = examples[at : at + EVIDENCE_CHUNK]
+        vectors = np.stack([fitting.vectors[e.text] for e in chunk]) if fitting.embedder is not None else None
+        found = model.components([e.text for e in chunk], vectors)
+        decisions = found.decisions
+        parts.append(
+            _Evidence(
+                np.array([-1 if e.intent == oos else index.get(e.intent, -1) for e in chunk]),
+                found.lexical,
+                None if decisions is None else {s: pairwise_log_proba(decisions, s) for s in calibrate.SLOPES},
+                found.similarity,
+            )
+        )
+    if not parts:
+        raise TrainingError("no calibration examples")
+    return _Evidence.joined(parts)
+
+
+def _method(validation: bool, negatives: bool, folds: int) -> str:
+    if validation:
+        return "validation set"
+    return "held-out fifth and the out-of-scope examples" if negatives else f"{folds}-fold cross-validation"
+
+
+def _held_out(fitting: _Fitting, in_scope: list[Example], negatives: list[Example]) -> tuple[NluModel, _Evidence]:
+    """The oos-threshold protocol's calibration set: a stratified fifth of the in-scope examples
+    beside every out-of-scope one, scored by a model fitted on the rest; then the model of all."""
+    fit_set, held = holdout(in_scope, fitting.options.seed)
+    model = fitting.fit(fit_set)
+    evidence = _evidence(model, [*held, *negatives], fitting)
+    return (fitting.fit(in_scope) if held else model), evidence
+
+
+def holdout(examples: list[Example], seed: int) -> tuple[list[Example], list[Example]]:
     """A stratified split: a fifth of each intent's examples (none of intents with < 3)."""
     by_intent: dict[str, list[Example]] = defaultdict(list)
     for example in examples:
@@ -112,10 +194,46 @@ def _holdout(examples: list[Example], seed: int) -> tuple[list[Example], list[Ex
     for intent in sorted(by_intent):
         items = by_intent[intent][:]
         rng.shuffle(items)
-        take = int(len(items) * HOLDOUT) if len(items) >= 3 else 0
-        held += items[: max(take, 1 if len(items) >= 3 else 0)]
-        fit += items[max(take, 1 if len(items) >= 3 else 0) :]
+        take = max(int(len(items) * HOLDOUT), 1) if len(items) >= 3 else 0
+        held += items[:take]
+        fit += items[take:]
     return fit, held
+
+
+def _cross_validated(fitting: _Fitting, in_scope: list[Example]) -> _Evidence:
+    """Every example scored by a model fitted on the folds it is not in."""
+    folds = calibration_folds(in_scope, fitting.options.calibration_folds, fitting.options.seed)
+    parts = []
+    for n, held in enumerate(folds):
+        fitting.report("cross-validating", n, len(folds))
+        away = {id(e) for e in held}
+        rest = [e for e in in_scope if id(e) not in away]
+        if held:
+            parts.append(_evidence(fitting.fit(rest), held, fitting))
+    fitting.report("cross-validating", len(folds), len(folds))
+    if not parts:
+        raise TrainingError("too few examples to calibrate: give each intent at least two")
+    return _Evidence.joined(parts)
+
+
+def calibration_folds(examples: list[Example], k: int, seed: int) -> list[list[Example]]:
+    """A stratified k-fold split where every fold's complement has every intent: each intent's
+    examples are shuffled and dealt to consecutive folds; an intent's only example is never held out."""
+    by_intent: dict[str, list[Example]] = defaultdict(list)
+    for example in examples:
+        by_intent[example.intent].append(example)
+    rng = random.Random(seed)
+    folds: list[list[Example]] = [[] for _ in range(k)]
+    position = 0
+    for intent in sorted(by_intent):
+        items = by_intent[intent][:]
+        if len(items) < 2:
+            continue
+        rng.shuffle(items)
+        for item in items:  # continuing the deal across intents keeps the folds even
+            folds[position % k].append(item)
+            position += 1
+    return folds
 
 
 def _fit(

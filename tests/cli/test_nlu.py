@@ -59,6 +59,8 @@ async def test_eval_prints_one_json_object(tmp_path: Path) -> None:
     assert set(result) == {
         "accuracy",
         "in_scope_accuracy",
+        "closed_set_accuracy",
+        "rejection_rate",
         "oos_recall",
         "macro_f1",
         "train_seconds",
@@ -66,6 +68,7 @@ async def test_eval_prints_one_json_object(tmp_path: Path) -> None:
         "predict_ms_p99",
     }
     assert result["in_scope_accuracy"] >= 66 and 0 < result["predict_ms_p50"] <= result["predict_ms_p99"]
+    assert result["closed_set_accuracy"] >= result["in_scope_accuracy"] and 0 <= result["rejection_rate"] <= 100
 
     code, out, _ = await run(
         "nlu",
@@ -82,6 +85,7 @@ async def test_eval_prints_one_json_object(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert code == 0 and "in_scope_accuracy" in out and "{" not in out
+    assert "closed_set_accuracy" in out and "rejection_rate" in out
 
 
 async def test_eval_reports_a_bad_file_in_one_line(tmp_path: Path) -> None:

@@ -90,7 +90,10 @@ def test_unrelated_questions_are_out_of_scope(starter_model: NluModel) -> None:
 
 
 def test_close_calls_are_ambiguous() -> None:
-    model = train(small_data(), default_embedder(), options=TrainOptions(ambiguity_margin=0.99))
+    # nothing rejected: a text mixing two intents is less sure of either than their examples are,
+    # so a threshold may well reject it; what counts here is the ambiguity
+    in_scope = TrainingData([e for e in small_data().examples if e.intent != OUT_OF_SCOPE])
+    model = train(in_scope, default_embedder(), options=TrainOptions(ambiguity_margin=0.99, target_rejection=0.0))
     parse = model.parse("when do you deliver and when are you open", default_embedder())
     assert parse.ambiguous and parse.intent != OUT_OF_SCOPE
     assert {parse.ranking[0][0], parse.ranking[1][0]} <= set(SMALL)
