@@ -182,6 +182,8 @@ async def _train_remotely(args: argparse.Namespace, settings: Settings, account:
             if job.get("state") == "done":
                 _progress("done", 1, 1)
                 print(f"model {job['version']} trained by the router at {base}")
+                if "accuracy" in job:
+                    print(f"{job.get('method')}: accuracy {job['accuracy']} %, macro F1 {job.get('macro_f1')} %")
                 return 0
             print(f"\nomnirouter: training failed: {job.get('error')}", file=sys.stderr)
             return 2

@@ -277,7 +277,26 @@ class NluService:
             version, _ = await train_version(self._store, request, embedder, self._trainer, progress)
         if request.activate:
             await self.refresh(request.account_id)
+        await self._told_trained(request, version)
         return version
+
+    async def _told_trained(self, request: TrainRequest, version: str) -> None:
+        """The log line that says a training ended (here, in the router's own log, whichever
+        process trained), with the version's cross-validated figures."""
+        model = await self._store.nlu.get_nlu_model(version) or {}
+        metrics = model.get("metrics") or {}
+        log_event(
+            log,
+            "nlu.trained",
+            account=request.account_id,
+            version=version,
+            intents=model.get("intents"),
+            examples=model.get("examples"),
+            seconds=model.get("train_seconds"),
+            accuracy=metrics.get("accuracy"),
+            macro_f1=metrics.get("macro_f1"),
+            activated=request.activate,
+        )
 
     async def run_job(self, job_id: str, request: TrainRequest, leased: bool = False) -> None:
         """Train as a background job whose progress is kept on its job document (``start_job``);
@@ -300,6 +319,8 @@ class NluService:
         try:
             version = await self.train(request, progress)
             result: dict[str, Any] = {"state": "done", "version": version, "stage": "done", "done": 1, "total": 1}
+            metrics = ((await self._store.nlu.get_nlu_model(version)) or {}).get("metrics") or {}
+            result.update({k: metrics[k] for k in ("method", "accuracy", "macro_f1") if k in metrics})
         except (NluFormatError, TrainingError) as exc:
             result = {"state": "failed", "error": str(exc)}
         except Exception as exc:

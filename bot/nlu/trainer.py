@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from bot.logs import log_event
 from bot.nlu.crossval import cross_validate
 from bot.nlu.data import Example, TrainingData
 from bot.nlu.embedder import Embedder, EmbeddingCache, Progress, text_key
@@ -98,16 +97,6 @@ async def train_version(
         utcnow(),
         activated=request.activate,
         intents=len(model.classes),
-    )
-    log_event(
-        log,
-        "nlu.trained",
-        account=request.account_id,
-        version=version,
-        intents=len(model.classes),
-        examples=model.meta.get("examples"),
-        seconds=model.meta.get("train_seconds"),
-        activated=request.activate,
     )
     return version, model
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from conversations.embedded import EmbeddedMongo
@@ -111,8 +114,11 @@ async def test_train_then_parse_on_the_embedded_store(tmp_path: Path) -> None:
 
 
 async def test_train_asks_the_running_router_when_it_holds_the_store(
-    embedded: EmbeddedMongo, db_name: str, start_client: Any, tmp_path: Path
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """The router trains (in its child process) and says so in its own log; the command prints the
+    version's cross-validated figures."""
+    caplog.set_level(logging.INFO, logger="omnirouter.nlu")
     (tmp_path / "en.yml").write_text(DATA)
     store_dir = tmp_path / "store"
     store_dir.mkdir()
@@ -128,6 +134,10 @@ async def test_train_asks_the_running_router_when_it_holds_the_store(
         code, out, err = await run("nlu", "train", env=env, cwd=tmp_path)
         assert code == 0, err
         assert "trained by the router at" in out
+        assert re.search(r"cross-validation, lexical tier: accuracy \d+(\.\d)? %, macro F1 \d+(\.\d)? %", out), out
+        [trained] = [r for r in caplog.records if r.getMessage() == "nlu.trained"]
+        fields = trained.omnirouter_fields  # type: ignore[attr-defined]
+        assert fields["account"] == "default" and fields["intents"] == 3 and fields["accuracy"] is not None
         code, out, err = await run("nlu", "parse", "good morning", env=env, cwd=tmp_path)
         assert code == 0, err
         assert json.loads(out)["intent"] == "greet"

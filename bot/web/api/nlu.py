@@ -48,6 +48,9 @@ _JOB = {
         "total": {"type": "integer"},
         "version": {"type": ["string", "null"]},
         "error": {"type": ["string", "null"]},
+        "method": {"type": "string", "description": "how the version's figures were measured"},
+        "accuracy": {"type": "number", "description": "cross-validated accuracy of the version, percent"},
+        "macro_f1": {"type": "number", "description": "cross-validated macro F1, percent"},
     },
 }
 _MODELS = {
