@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Any
 
 from bot.cli.common import CliError, run_with_store
 from bot.router.dialogue.http_actions import action_secret
@@ -18,13 +17,7 @@ from conversations.repositories import Repositories
 _NAME = re.compile(r"[\w-]{1,64}")
 
 
-def add_action_secret_command(sub: Any) -> None:
-    command = sub.add_parser("action-secret", help="store a secret for HTTP actions' headers, read from stdin")
-    command.add_argument("name", metavar="NAME", help="as the action's headers name it: {secret:NAME}")
-    command.set_defaults(run=_store_secret)
-
-
-def _store_secret(args: argparse.Namespace, settings: Settings) -> int:
+def store_secret(args: argparse.Namespace, settings: Settings) -> int:
     if not _NAME.fullmatch(args.name):
         raise CliError("NAME is 1-64 letters, digits, _ and -", 2)
     if sys.stdin.isatty():

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Any
 
 from bot import audit
 from bot.cli.common import CliError, run_with_store
@@ -22,29 +21,6 @@ from conversations.models import utcnow
 from conversations.repositories import Repositories
 
 _LOGIN = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,31}$")
-
-
-def add_agent_commands(sub: Any) -> None:
-    agent = sub.add_parser("agent", help="manage console agents")
-    agent_sub = agent.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
-    add = agent_sub.add_parser("add", help="add an agent (prints the password once)")
-    add.add_argument("login", metavar="NAME", help="login name: 2-32 of a-z 0-9 _ . -")
-    add.add_argument(
-        "--role",
-        choices=["agent", "admin", "superadmin"],
-        default="agent",
-        help="superadmin: an admin who also manages the install's accounts",
-    )
-    add.add_argument("--team", action="append", default=[], help="a team (skill); repeat for more")
-    add.add_argument("--capacity", type=int, default=5, help="most conversations at once (default 5)")
-    add.add_argument("--name", dest="display_name", help="name shown to colleagues (default: NAME)")
-    add.add_argument("--account", help="account id (default: the configured one)")
-    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    add.set_defaults(run=agent_add)
-    reset = agent_sub.add_parser("reset-2fa", help="take an agent's authenticator away (a lost phone)")
-    reset.add_argument("login", metavar="LOGIN", help="the agent's login name")
-    reset.add_argument("--account", help="account id (default: the configured one)")
-    reset.set_defaults(run=agent_reset_two_factor)
 
 
 def agent_add(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,21 +10,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from bot.cli.common import CliError, run_with_store
 from bot.install_token import REFRESH_SECONDS, InstallTokenError, rotate
 from bot.secret_key import SecretKeyError, open_sealer
 from bot.settings import Settings
 from conversations.repositories import Repositories
-
-
-def add_api_token_command(sub: Any) -> None:
-    command = sub.add_parser(
-        "api-token", help="show where the install token (the API's superadmin token) is, or replace it"
-    )
-    command.add_argument("--rotate", action="store_true", help="make a new token; the old one stops working")
-    command.set_defaults(run=api_token)
 
 
 def api_token(args: argparse.Namespace, settings: Settings) -> int:

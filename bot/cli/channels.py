@@ -139,21 +139,6 @@ async def _post(url: str, body: bytes, headers: dict[str, str], timeout: float) 
 # --- telegram set-webhook / webhook-info ------------------------------------------------------
 
 
-def add_telegram_commands(sub: Any) -> None:
-    telegram = sub.add_parser("telegram", help="Telegram bot set-up")
-    commands = telegram.add_subparsers(dest="telegram_command", metavar="COMMAND", required=True)
-    hook = commands.add_parser("set-webhook", help="register the router's webhook URL and secret with Telegram")
-    hook.add_argument("--url", help="webhook URL (default: server.public_url + /webhooks/telegram[/ACCOUNT])")
-    hook.add_argument("--account", help="an account with its own bot (default: the configured one)")
-    hook.add_argument("--token", help="that bot's token (default: telegram.token)")
-    hook.add_argument("--secret", help="that bot's webhook secret (default: telegram.webhook_secret)")
-    hook.add_argument("--drop-pending", action="store_true", help="discard updates Telegram holds for the bot")
-    hook.set_defaults(run=set_webhook)
-    info = commands.add_parser("webhook-info", help="show the webhook Telegram has for the bot")
-    info.add_argument("--token", help="the bot's token (default: telegram.token)")
-    info.set_defaults(run=webhook_info)
-
-
 def _token(settings: Settings, args: argparse.Namespace) -> str:
     token = args.token or settings.section(TelegramSettings).token
     if not token:

@@ -3,7 +3,7 @@
 running router holds), and the install token for a running router's API.
 
 Every command module imports from here and from nowhere else in ``bot.cli``, so the package has
-no circle: ``bot.cli`` (the parser) -> the command modules -> ``bot.cli.common``.
+no circle: ``bot.cli`` -> ``bot.cli.parser`` -> (when a command runs) its module -> ``bot.cli.common``.
 """
 
 from __future__ import annotations

@@ -10,8 +10,6 @@ import argparse
 import asyncio
 import json
 import sys
-from pathlib import Path
-from typing import Any
 
 from bot import audit
 from bot.cli.common import CliError, run_with_store
@@ -20,21 +18,6 @@ from bot.settings import Settings
 from conversations.personal_data import ContactScope
 from conversations.private_files import write_private
 from conversations.repositories import Repositories
-
-
-def add_contact_commands(sub: Any) -> None:
-    contact = sub.add_parser("contact", help="export or erase a contact's personal data")
-    actions = contact.add_subparsers(dest="contact_command", metavar="ACTION", required=True)
-    export = actions.add_parser("export", help="everything held about a contact, as one JSON document")
-    export.add_argument("ref", metavar="ID", help="contact id, channel:address, or an address")
-    export.add_argument("--out", type=Path, help="write to FILE (readable by you only) instead of standard output")
-    export.add_argument("--account", help="account id (default: the configured one)")
-    export.set_defaults(run=contact_export)
-    erase = actions.add_parser("erase", help="erase a contact's data everywhere (cannot be undone)")
-    erase.add_argument("ref", metavar="ID", help="contact id, channel:address, or an address")
-    erase.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    erase.add_argument("--account", help="account id (default: the configured one)")
-    erase.set_defaults(run=contact_erase)
 
 
 def contact_export(args: argparse.Namespace, settings: Settings) -> int:

@@ -21,8 +21,6 @@ from typing import Any
 import aiohttp
 
 from bot.cli.common import CliError, bearer, held_by_router, router_url
-from bot.cli.stories import add_story_command
-from bot.nlu.data import OUT_OF_SCOPE
 from bot.nlu.formats import NluFormatError, load_paths
 from bot.nlu.remote import SessionFactory
 from bot.nlu.training import TrainingError, TrainOptions
@@ -33,42 +31,12 @@ from conversations.models import utcnow
 from conversations.repositories import Repositories
 
 
-def add_nlu_commands(sub: Any) -> None:
-    """Register ``nlu`` and its subcommands on the main parser's subparsers."""
-    nlu = sub.add_parser("nlu", help="train, try and evaluate the bot's language understanding")
-    commands = nlu.add_subparsers(dest="nlu_command", metavar="COMMAND", required=True)
+def train(args: argparse.Namespace, settings: Settings) -> int:
+    return _run(_train(args, settings))
 
-    train = commands.add_parser("train", help="train a model from the training data and activate it")
-    train.add_argument(
-        "--data", action="append", metavar="PATH", help="file or directory (repeatable; default: nlu.data)"
-    )
-    train.add_argument("--account", help="account id (default: the configured one)")
-    train.add_argument("--no-activate", action="store_true", help="store the new version without activating it")
-    train.add_argument("--server", help="router URL, when a running router holds the store")
-    train.set_defaults(run=lambda args, settings: _run(_train(args, settings)))
 
-    parse = commands.add_parser("parse", help="show what the active model makes of a text")
-    parse.add_argument("text")
-    parse.add_argument("--account", help="account id (default: the configured one)")
-    parse.add_argument("--server", help="router URL, when a running router holds the store")
-    parse.set_defaults(run=lambda args, settings: _run(_parse(args, settings)))
-
-    evaluate = commands.add_parser("eval", help="train on one file, evaluate on another")
-    evaluate.add_argument("--train", required=True, type=Path, help="training data (JSONL or Rasa YAML)")
-    evaluate.add_argument("--test", required=True, type=Path, help="test data")
-    evaluate.add_argument("--val", type=Path, help="validation data for thresholds (default: from TRAIN)")
-    evaluate.add_argument("--oos-label", default=OUT_OF_SCOPE, help="the intent name of out-of-scope examples")
-    evaluate.add_argument(
-        "--target-rejection",
-        type=share,
-        metavar="SHARE",
-        help="without out-of-scope examples: the share of in-scope texts to reject (default: nlu.target_rejection)",
-    )
-    evaluate.add_argument("--no-semantic", action="store_true", help="the lexical tier alone")
-    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
-    evaluate.set_defaults(run=_eval)
-
-    add_story_command(commands)
+def parse(args: argparse.Namespace, settings: Settings) -> int:
+    return _run(_parse(args, settings))
 
 
 def _run(work: Any) -> int:
@@ -218,7 +186,7 @@ async def _parse(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _eval(args: argparse.Namespace, settings: Settings) -> int:
+def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from bot.nlu.embedder import default_embedder
     from bot.nlu.evaluate import train_and_evaluate
 
@@ -249,11 +217,3 @@ def _eval(args: argparse.Namespace, settings: Settings) -> int:
         for key, value in result.items():
             print(f"{key:20s} {'-' if value is None else value}")
     return 0
-
-
-def share(text: str) -> float:
-    """A rejection share between 0 and 0.5 (argparse turns the ValueError into a one-line usage error)."""
-    value = float(text)
-    if not 0 <= value <= 0.5:
-        raise ValueError(text)
-    return value

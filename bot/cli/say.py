@@ -30,7 +30,7 @@ import aiohttp
 import aiosmtplib
 from twilio.request_validator import RequestValidator
 
-from bot.cli.channels import BUILDERS, say_webhook
+from bot.cli.channels import say_webhook
 from bot.cli.common import CliError, install_token, router_url, unreachable
 from bot.handlers.email.settings import EmailSettings
 from bot.handlers.kit.twilio_settings import TwilioSettings
@@ -42,31 +42,7 @@ from conversations.traffic import Identity, Inbound
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
-def add_say_command(sub: Any) -> None:
-    say = sub.add_parser("say", help="send a message to a running router as a customer would")
-    say.add_argument("text", help="what the customer writes")
-    say.add_argument(
-        "--as",
-        dest="name",
-        default="cli",
-        help="who is writing: a name (web chat), a phone number (sms), an address (email)",
-    )
-    say.add_argument(
-        "--channel",
-        choices=["webchat", "sms", "email", *BUILDERS],
-        default="webchat",
-        help="the channel to write on (default: webchat; a signed webhook for the messengers)",
-    )
-    say.add_argument("--subject", help="subject of the mail (--channel email)")
-    say.add_argument("--server", help="router URL (default: from settings, http://127.0.0.1:8080)")
-    say.add_argument("--account", help="account id (default: the configured one)")
-    say.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the router")
-    say.add_argument("--json", action="store_true", help="print the router's frames as JSON lines")
-    say.add_argument("--from", dest="sender", help="sender address on the channel (Telegram user id, WhatsApp number)")
-    say.set_defaults(run=_say)
-
-
-def _say(args: argparse.Namespace, settings: Settings) -> int:
+def say(args: argparse.Namespace, settings: Settings) -> int:
     server = router_url(args, settings)
     if not server.startswith(("http://", "https://")):
         raise CliError(f"--server must be an http:// or https:// URL, got {server!r}", code=2)

@@ -9,7 +9,6 @@ import errno
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -26,15 +25,7 @@ from conversations.errors import StoreUnavailable
 from conversations.private_files import write_private
 
 
-def add_serve_command(sub: Any) -> None:
-    serve = sub.add_parser("serve", help="run the router")
-    serve.add_argument("--host", help="address to listen on (server.host)")
-    serve.add_argument("--port", type=int, help="port to listen on (server.port)")
-    serve.add_argument("--log-format", choices=["text", "json"], help="log lines as text or JSON")
-    serve.set_defaults(run=_serve)
-
-
-def _serve(args: argparse.Namespace, settings: Settings) -> int:
+def serve(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.server.log_format, settings.server.log_level)
     try:
         asyncio.run(_run_server(settings))

@@ -30,16 +30,7 @@ from bot.settings import Settings
 from conversations.embedded import free_port
 
 
-def add_story_command(commands: Any) -> None:
-    stories = commands.add_parser("test-stories", help="run conversation tests (Rasa test stories) through the bot")
-    stories.add_argument("files", nargs="+", type=Path, metavar="FILE", help="stories file (Rasa YAML)")
-    stories.add_argument("--actions", metavar="URL", help="action server (default: dialogue.action_endpoint)")
-    stories.add_argument("--no-semantic", action="store_true", help="train the lexical tier alone (faster)")
-    stories.add_argument("--json", action="store_true", help="print one JSON object")
-    stories.set_defaults(run=_test_stories)
-
-
-def _test_stories(args: argparse.Namespace, settings: Settings) -> int:
+def run_stories(args: argparse.Namespace, settings: Settings) -> int:
     try:
         stories = [story for path in args.files for story in load_stories(path)]
         responses = load_responses(Path(settings.nlu.responses))
