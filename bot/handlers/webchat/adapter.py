@@ -34,13 +34,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.handlers.kit.payload import load_json
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
+from bot.handlers.webchat.frames import message_frame, outbound_frame
 from bot.handlers.webchat.settings import WebchatSettings
 from bot.handlers.webchat.tokens import VisitorToken, VisitorTokens
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
 from conversations.repositories import Repositories
-from conversations.thread_models import Message
 from conversations.traffic import Identity, Inbound, Outbound
 
 log = logging.getLogger("omnirouter.handlers.webchat")
@@ -190,7 +190,7 @@ class WebchatAdapter(BaseAdapter):
     async def send(self, outbound: Outbound) -> str:
         """Push the reply to the visitor's open sockets; it is stored either way, and a browser
         that was offline gets it in the history of its next ``welcome``."""
-        frame = _message_frame_from_outbound(outbound, self.render_text(outbound))
+        frame = outbound_frame(outbound, self.render_text(outbound))
         sockets = list(self._sockets.get((outbound.account_id, outbound.to.address), ()))
         await asyncio.gather(*(sock.send(frame) for sock in sockets))
         return outbound.message_id
@@ -354,7 +354,7 @@ class WebchatAdapter(BaseAdapter):
         return {
             "thread_id": thread.id if thread else None,
             "status": str(thread.status) if thread else None,
-            "history": [_message_frame(m) for m in messages],
+            "history": [message_frame(m) for m in messages],
         }
 
     async def _account(self, request: web.Request) -> str:
@@ -375,29 +375,3 @@ def _json_object(body: bytes | str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise MalformedPayload("body must be a JSON object")
     return payload
-
-
-def _message_frame(message: Message) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "message_id": message.id,
-        "thread_id": message.thread_id,
-        "direction": str(message.direction),
-        "sender": message.sender.get("kind", "customer"),
-        "text": message.text,
-        "options": message.meta.get("options", []),
-        "created_at": message.created_at.isoformat(),
-        "client_id": (message.external_id or "").partition(":")[2] or None,
-    }
-
-
-def _message_frame_from_outbound(outbound: Outbound, text: str) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "message_id": outbound.message_id,
-        "thread_id": outbound.thread_id,
-        "direction": "out",
-        "sender": outbound.meta.get("sender_kind", "bot"),
-        "text": text,
-        "options": list(outbound.options),
-    }
