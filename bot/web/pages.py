@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bot.keys import SETTINGS
 from bot.web.access import Access, mark
+from bot.web.codes import word_filter
 from bot.web.console import auth
 from bot.web.i18n import LANGUAGE_NAMES, pick_language, template_words
 from conversations.agent_models import Agent, Role, Session
@@ -58,6 +59,7 @@ def setup_templates(app: web.Application) -> None:
     env.globals["console_languages"] = LANGUAGE_NAMES
     env.filters["hm"] = lambda moment: moment.strftime("%H:%M") if moment else ""
     env.filters["stamp"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+    env.filters["word"] = word_filter  # a stored code as words: {{ thread.status | word("status") }}
     env.filters["ms_stamp"] = lambda ms: from_epoch_ms(ms).strftime("%Y-%m-%d %H:%M UTC") if ms else "—"
     app.middlewares.append(security_headers)
 

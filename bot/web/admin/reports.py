@@ -15,6 +15,7 @@ from bot.keys import SETTINGS, STORE
 from bot.services.csvcells import inert_cell
 from bot.services.reports import Report, build_report, period_bounds, report_csv
 from bot.web.admin import charts
+from bot.web.codes import word
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, signed_in
 from conversations.agent_models import Role
@@ -73,7 +74,7 @@ def report_charts(report: Report, lang: str) -> dict[str, object]:
         "containment": charts.share_bar(
             _("Bot containment"), [(_("bot only"), report.contained), (_("handed to humans"), report.escalated)]
         ),
-        "reasons": charts.bar_chart(_("Escalation reasons"), report.reasons),
+        "reasons": charts.bar_chart(_("Escalation reasons"), [(word(lang, "reason", r), n) for r, n in report.reasons]),
         "timings": charts.paired_bars(_("Response times"), timing, (_("median"), "p90")),
         "agents": charts.bar_chart(
             _("Conversations per agent"),
