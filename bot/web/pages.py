@@ -57,7 +57,8 @@ def setup_templates(app: web.Application) -> None:
         extensions=["jinja2.ext.i18n"],
     )
     env.globals["console_languages"] = LANGUAGE_NAMES
-    env.filters["hm"] = lambda moment: moment.strftime("%H:%M") if moment else ""
+    # every time shown says its zone: the store keeps UTC, and so do the pages
+    env.filters["hm"] = lambda moment: moment.strftime("%H:%M UTC") if moment else ""
     env.filters["stamp"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
     env.filters["word"] = word_filter  # a stored code as words: {{ thread.status | word("status") }}
     env.filters["ms_stamp"] = lambda ms: from_epoch_ms(ms).strftime("%Y-%m-%d %H:%M UTC") if ms else "—"
