@@ -46,6 +46,7 @@ def test_every_code_the_router_stores_has_words() -> None:
             dispatch.NO_NLU,
             dispatch.DIRECT,
             dispatch.REPLY_LIMIT,
+            dispatch.NLU_UNAVAILABLE,
             policy.LOW_CONFIDENCE,
             policy.FALLBACK,
             calls.MISSED_CALL,
