@@ -43,6 +43,14 @@ WORDS: dict[str, dict[str, str]] = {
         "own_address": N_("an e-mail from our own address"),
         "unknown": N_("unknown"),
     },
+    "channel": {
+        "webchat": N_("Web chat"),
+        "sms": N_("SMS"),
+        "voice": N_("Phone"),
+        "email": N_("E-mail"),
+        "telegram": N_("Telegram"),
+        "whatsapp": N_("WhatsApp"),
+    },
     "status": {
         "bot": N_("with the bot"),
         "queued": N_("in the queue"),
@@ -78,6 +86,22 @@ WORDS: dict[str, dict[str, str]] = {
         "delivered": N_("delivered"),
         "read": N_("read"),
         "failed": N_("failed"),
+    },
+    # which answer an SLA clock waits for
+    "sla": {"first_response": N_("first response"), "next_response": N_("next response")},
+    # what the bot tried in a conversation, before the form, action or intent it names
+    "tried": {
+        "form": N_("started the form"),
+        "completed": N_("completed the form"),
+        "cancelled": N_("the customer cancelled the form"),
+        "left": N_("left the form for another question"),
+        "gave_up": N_("gave up asking for"),
+        "handed_off": N_("handed over to a person from the form"),
+        "human": N_("the customer asked for a person"),
+        "action": N_("ran the action"),
+        "action_failed": N_("the action failed"),
+        "offline": N_("answered without the action server instead of"),
+        "said": N_("said"),
     },
     "presence": {"online": N_("online"), "offline": N_("offline"), "away": N_("Away")},
     # a webhook delivery's state

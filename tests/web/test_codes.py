@@ -6,6 +6,7 @@ from html.parser import HTMLParser
 
 from aiohttp.test_utils import TestClient
 
+from bot.handlers.registry import CHANNELS
 from bot.keys import STORE
 from bot.router import calls, dispatch, policy
 from bot.services.agents import add_agent
@@ -42,6 +43,7 @@ def test_every_code_the_router_stores_has_words() -> None:
         "scope": set(SCOPES),
         "event": set(TimelineKind),
         "webhook": set(DeliveryState),
+        "channel": set(CHANNELS),
         "reason": {
             dispatch.NO_NLU,
             dispatch.DIRECT,
@@ -80,6 +82,7 @@ async def test_the_console_shows_reasons_and_statuses_as_words(client: TestClien
     html = await (await client.get("/console", params={"thread": thread_id})).text()
     text = visible_text(html)
     assert text.count("nav robota modeļa, kas atbildētu") == 2 and "no_nlu" not in text  # queue row, timeline
+    assert "Tīmekļa tērzēšana" in text and "webchat" not in text
     assert "rindā" in text and 'badge--status-queued">rindā<' in html
     assert 'data-reason="no_nlu"' in html  # the code stays where scripts may read it
     token = await console_csrf(client)

@@ -54,7 +54,9 @@ def report_charts(report: Report, lang: str) -> dict[str, object]:
 
     timing = [(_(TIMINGS.get(t.name, t.name)), t.median, t.p90) for t in report.timings]
     return {
-        "channels": charts.bar_chart(_("Conversations by channel"), report.by_channel),
+        "channels": charts.bar_chart(
+            _("Conversations by channel"), [(word(lang, "channel", c), n) for c, n in report.by_channel]
+        ),
         "days": charts.column_chart(_("Conversations per day"), [(d.strftime("%m-%d"), n) for d, n in report.by_day]),
         "containment": charts.share_bar(
             _("Bot containment"), [(_("bot only"), report.contained), (_("handed to humans"), report.escalated)]
