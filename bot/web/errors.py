@@ -1,9 +1,5 @@
 """Every error the router answers is JSON with a one-line reason; bad input never gets a 500.
-
-The one exception is an unknown address (404) or method (405) asked for by a browser: a person
-gets a page in their language with a way back to the console or the login, while API clients
-(anything under ``/api/``, or an ``Accept`` without HTML) keep the JSON.
-"""
+(A browser asking for an unknown address gets a page instead: ``error_pages`` in bot/web/pages.py.)"""
 
 from __future__ import annotations
 
@@ -16,8 +12,6 @@ from aiohttp import web
 from bot.handlers.kit.protocol import MalformedPayload, VerificationError
 from bot.keys import SETTINGS
 from bot.logs import log_event
-from bot.web import pages
-from bot.web.console import auth
 from conversations.errors import StoreUnavailable
 
 log = logging.getLogger("omnirouter.web")
@@ -47,8 +41,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400 or exc.content_type == "application/json":
             raise
-        if exc.status in _PAGES and _wants_html(request):
-            return await _error_page(request, exc.status)
         detail = _detail(request, exc)
         return json_error(exc.status, _REASONS.get(exc.status, "http_error"), detail)
     except MalformedPayload as exc:
@@ -61,27 +53,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("http.unhandled", extra={"omnirouter_fields": {"path": request.path}})
         return json_error(500, "internal_error", "the router failed to handle this request")
-
-
-_PAGES = (404, 405)  # the errors a browser is shown as a page
-
-
-def _wants_html(request: web.Request) -> bool:
-    return not request.path.startswith("/api/") and "text/html" in request.headers.get("Accept", "")
-
-
-async def _error_page(request: web.Request, status: int) -> web.Response:
-    """The page of an unknown address, in the agent's language when signed in (with the console's
-    header), else in the page's or the install's."""
-    try:
-        found = await auth.current(request)
-    except StoreUnavailable:
-        found = None
-    if found is not None:
-        request[pages.SESSION], request[pages.AGENT] = found
-    response = pages.page(request, "not_found.html", status=status, status_code=status, path=request.path)
-    response.headers.update(pages.SECURITY_HEADERS)
-    return response
 
 
 def _detail(request: web.Request, exc: web.HTTPException) -> str:
