@@ -1,5 +1,6 @@
 """What an admin sees, in Debian's headless Chromium under the console's strict CSP: lists that
-start with no choice made, stored codes as words, the tab icon, and a page for a wrong address."""
+start with no choice made, stored codes as words, times with their zone, the tab icon, and a page
+for a wrong address."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from playwright.async_api import Browser, expect
 from bot.keys import STORE
 from bot.services.agents import add_agent
 from conversations.agent_models import Role
+from tests.router.test_queue import customer_writes
 from tests.web.admin.test_intents import customer_says
 from tests.web.console.test_console_browser import agent_page, csp_violations
 
@@ -60,7 +62,15 @@ async def test_codes_read_as_words_and_a_wrong_address_has_a_page(client: TestCl
     _, password = await add_agent(store, "default", "ilze", name="Ilze", role=Role.ADMIN)
     page = await agent_page(browser, base, "ilze", password)
     violations = csp_violations(page)
+    thread_id = await customer_writes(client.server.app, "visitor-1", "Hello?")
     await page.click("button[name=lang][value=lv]")
+    row = page.locator(f"#queue .row[data-thread='{thread_id}']")
+    await expect(row.locator(".reason")).to_have_text("nav robota modeļa, kas atbildētu")  # no_nlu
+    await expect(row.locator(".badge--webchat")).to_have_text("Tīmekļa tērzēšana")
+    await row.locator("a").click()
+    await expect(page.locator("#thread-head .badge--status-queued")).to_have_text("rindā")
+    await expect(page.locator("#history .item--event .item__text")).to_have_text("nav robota modeļa, kas atbildētu")
+    await expect(page.locator("#queue .sla").first).to_contain_text(" UTC")
     await page.goto(f"{base}/admin")
     await expect(page.locator("select[name=role]").first.locator("option:checked")).to_have_text("administrators")
     assert not re.search(r"\bsuperadmin\b", await page.locator("main").inner_text())
