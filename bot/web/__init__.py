@@ -55,6 +55,11 @@ async def _index(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/chat")
 
 
+async def _favicon(request: web.Request) -> web.StreamResponse:
+    """The icon at the address browsers ask for by themselves (pages link it from /static too)."""
+    return web.FileResponse(STATIC / "favicon.svg", headers={"Cache-Control": "public, max-age=86400"})
+
+
 def setup_web(app: web.Application) -> None:
     app.add_routes(ops.routes())
     for table in API_TABLES:
@@ -71,7 +76,7 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(admin_account.routes())
     app.add_routes(admin_accounts.routes())
     app.add_routes(chat_words.routes())
-    app.add_routes([web.get("/", _index)])
+    app.add_routes([web.get("/", _index), web.get("/favicon.ico", _favicon)])
     app.router.add_static("/static", STATIC, append_version=True)
     setup_templates(app)
     if TEMPLATES not in app:

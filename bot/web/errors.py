@@ -1,4 +1,5 @@
-"""Every error the router answers is JSON with a one-line reason; bad input never gets a 500."""
+"""Every error the router answers is JSON with a one-line reason; bad input never gets a 500.
+(A browser asking for an unknown address gets a page instead: ``error_pages`` in bot/web/pages.py.)"""
 
 from __future__ import annotations
 

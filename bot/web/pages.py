@@ -1,5 +1,5 @@
-"""Server-rendered console pages: the template environment, the sign-in guard, and the security
-headers every console page carries.
+"""Server-rendered console pages: the template environment, the sign-in guard, the security
+headers every console page carries, and the page a browser gets for an unknown address.
 
 Templates are Jinja2 with autoescaping on: whatever a customer wrote is escaped text, never
 markup. Pages are served with a strict Content-Security-Policy (scripts, styles and sockets from
@@ -19,9 +19,11 @@ from aiohttp import web
 
 from bot.keys import SETTINGS
 from bot.web.access import Access, mark
+from bot.web.codes import word_filter
 from bot.web.console import auth
 from bot.web.i18n import LANGUAGE_NAMES, pick_language, template_words
 from conversations.agent_models import Agent, Role, Session
+from conversations.errors import StoreUnavailable
 from conversations.models import from_epoch_ms
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -56,9 +58,12 @@ def setup_templates(app: web.Application) -> None:
         extensions=["jinja2.ext.i18n"],
     )
     env.globals["console_languages"] = LANGUAGE_NAMES
-    env.filters["hm"] = lambda moment: moment.strftime("%H:%M") if moment else ""
+    # every time shown says its zone: the store keeps UTC, and so do the pages
+    env.filters["hm"] = lambda moment: moment.strftime("%H:%M UTC") if moment else ""
     env.filters["stamp"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+    env.filters["word"] = word_filter  # a stored code as words: {{ thread.status | word("status") }}
     env.filters["ms_stamp"] = lambda ms: from_epoch_ms(ms).strftime("%Y-%m-%d %H:%M UTC") if ms else "—"
+    app.middlewares.append(error_pages)
     app.middlewares.append(security_headers)
 
 
@@ -68,6 +73,32 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     if request.path.startswith(_GUARDED) and not response.prepared:
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+    return response
+
+
+_ERROR_PAGES = (404, 405)  # the errors a browser is shown as a page
+
+
+@web.middleware
+async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A browser asking for an unknown address (404) or with a method it does not take (405) gets a
+    page in its reader's language with the way back to the console or the login; API clients
+    (under ``/api/``, or an ``Accept`` without HTML) get the JSON of bot/web/errors.py."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        wants_html = not request.path.startswith("/api/") and "text/html" in request.headers.get("Accept", "")
+        if exc.status not in _ERROR_PAGES or not wants_html:
+            raise
+        status = exc.status
+    try:
+        found = await auth.current(request)
+    except StoreUnavailable:
+        found = None
+    if found is not None:
+        request[SESSION], request[AGENT] = found
+    response = page(request, "not_found.html", status=status, status_code=status, path=request.path)
+    response.headers.update(SECURITY_HEADERS)
     return response
 
 

@@ -38,7 +38,17 @@ from tests.conftest import make_settings, raw_database_of
 INSTALL = "install-wide-token"
 PASSWORD = "correct horse battery"
 MARKERS = ("ACME-PRIVATE-7731", "Acme Agent Zed", "acme-crm-token", "acme-hook-path")
-PUBLIC = ("/chat", "/webchat/", "/healthz", "/metrics", "/login", "/static", "/webhooks/", "/api/openapi.json")
+PUBLIC = (
+    "/chat",
+    "/webchat/",
+    "/healthz",
+    "/metrics",
+    "/login",
+    "/static",
+    "/webhooks/",
+    "/api/openapi.json",
+    "/favicon.ico",
+)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 # a valid body for every API operation that takes one (so a refusal is the guard's, not a 400)

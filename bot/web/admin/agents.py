@@ -16,6 +16,7 @@ from bot.business_hours import BusinessHours
 from bot.keys import QUEUE, STORE
 from bot.services.agents import add_agent, change_agent
 from bot.services.csvcells import inert_cell
+from bot.web.admin.period import read_period
 from bot.web.admin.privacy import retention_context
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
@@ -33,17 +34,8 @@ def teams_of(text: str) -> list[str] | None:
     return teams if all(_TEAM.match(t) for t in teams) else None
 
 
-def _day(text: str | None, default: date) -> date:
-    try:
-        return date.fromisoformat(text) if text else default
-    except ValueError:
-        raise web.HTTPBadRequest(text="dates are YYYY-MM-DD") from None
-
-
 async def _period(request: web.Request) -> tuple[date, date, list[Shift]]:
-    today = datetime.now(UTC).date()
-    since = _day(request.query.get("from"), today - timedelta(days=30))
-    until = _day(request.query.get("until"), today)
+    since, until = read_period(request)
     start = datetime.combine(since, time.min, UTC)
     end = datetime.combine(until + timedelta(days=1), time.min, UTC)
     shifts = await request.app[STORE].agents.list_shifts(

@@ -123,6 +123,8 @@ async def change_example(request: web.Request) -> web.Response:
             await data.delete_example(example)
             return back(INTENTS, translate(lang, "Example deleted."), intent=current.intent)
         if action == "move":
+            if not form.get("intent"):  # the list starts empty: an example moves only where it is sent
+                return plain(400, translate(lang, "Choose the intent to move the example to."))
             moved = await data.edit_example(example, intent=str(form.get("intent", "")))
             return back(
                 INTENTS, translate(lang, "Example moved to {intent}.", intent=moved.intent), intent=current.intent

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 
 from aiohttp import web
 
@@ -15,32 +15,18 @@ from bot.keys import SETTINGS, STORE
 from bot.services.csvcells import inert_cell
 from bot.services.reports import Report, build_report, period_bounds, report_csv
 from bot.web.admin import charts
+from bot.web.admin.period import read_period
+from bot.web.codes import word
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, signed_in
 from conversations.agent_models import Role
 from conversations.audit import AuditQuery
 from conversations.models import epoch_ms, utcnow
 
-MAX_DAYS = 366
 AUDIT_PAGE = 50
 AUDIT_CSV_ROWS = 100_000
 _ACTION = re.compile(r"^[a-z_.]{0,40}$")
 _ACTOR = re.compile(r"^[\w.-]{0,64}$")
-
-
-def read_period(request: web.Request, default_days: int = 30) -> tuple[date, date]:
-    """``from`` / ``until`` (YYYY-MM-DD, inclusive) from the query, checked; 400 when wrong."""
-    today = datetime.now(UTC).date()
-    try:
-        since = date.fromisoformat(request.query.get("from") or (today - timedelta(days=default_days - 1)).isoformat())
-        until = date.fromisoformat(request.query.get("until") or today.isoformat())
-    except ValueError:
-        raise web.HTTPBadRequest(text="dates are YYYY-MM-DD") from None
-    if until < since:
-        raise web.HTTPBadRequest(text="the period ends before it starts")
-    if (until - since).days >= MAX_DAYS:
-        raise web.HTTPBadRequest(text=f"a period is at most {MAX_DAYS} days")
-    return since, until
 
 
 async def _report(request: web.Request) -> Report:
@@ -68,12 +54,14 @@ def report_charts(report: Report, lang: str) -> dict[str, object]:
 
     timing = [(_(TIMINGS.get(t.name, t.name)), t.median, t.p90) for t in report.timings]
     return {
-        "channels": charts.bar_chart(_("Conversations by channel"), report.by_channel),
+        "channels": charts.bar_chart(
+            _("Conversations by channel"), [(word(lang, "channel", c), n) for c, n in report.by_channel]
+        ),
         "days": charts.column_chart(_("Conversations per day"), [(d.strftime("%m-%d"), n) for d, n in report.by_day]),
         "containment": charts.share_bar(
             _("Bot containment"), [(_("bot only"), report.contained), (_("handed to humans"), report.escalated)]
         ),
-        "reasons": charts.bar_chart(_("Escalation reasons"), report.reasons),
+        "reasons": charts.bar_chart(_("Escalation reasons"), [(word(lang, "reason", r), n) for r, n in report.reasons]),
         "timings": charts.paired_bars(_("Response times"), timing, (_("median"), "p90")),
         "agents": charts.bar_chart(
             _("Conversations per agent"),
@@ -134,11 +122,11 @@ async def reports_csv(request: web.Request) -> web.Response:
 
 
 def _audit_query(request: web.Request) -> tuple[AuditQuery, date, date]:
-    """The audit filter of the query string (the last 7 days by default), checked."""
+    """The audit filter of the query string (the default period), checked."""
     actor, action = request.query.get("actor", ""), request.query.get("action", "")
     if not _ACTOR.match(actor) or not _ACTION.match(action):
         raise web.HTTPBadRequest(text="actor: an agent id or login; action: a name such as thread.resolve")
-    since, until = read_period(request, default_days=7)
+    since, until = read_period(request)
     start, end = period_bounds(since, until)
     query = AuditQuery(
         current_agent(request).account_id, actor=actor, action=action, since_ms=epoch_ms(start), until_ms=epoch_ms(end)

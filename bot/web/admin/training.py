@@ -56,8 +56,8 @@ async def learn_message(request: web.Request) -> web.Response:
     message_id = request.match_info["message_id"]
     # a button names the intent (the guess, out of scope); "Assign" sends the one chosen in the list
     intent = None if form.get("dismiss") else str(form.get("intent") or form.get("choice") or "").strip()
-    if intent == "":
-        return plain(400, "choose an intent, out of scope, or dismiss")
+    if intent == "":  # the list starts empty: nothing is taught unless the admin picks
+        return plain(400, translate(agent.lang, "Choose an intent, out of scope, or dismiss."))
     try:
         await learn(request.app, agent.account_id, message_id, intent, agent)
         outcome = (

@@ -144,7 +144,7 @@ def _subject(message: Message) -> str:
 class ThreadView:
     thread: Thread
     contact: str
-    identities: list[str]
+    identities: list[tuple[str, str]]  # (channel, address)
     items: list[HistoryItem]
     agents: list[Agent]
     teams: list[str]
@@ -169,7 +169,7 @@ async def thread_view(store: Repositories, queue: Queue, agent: Agent, thread: T
     return ThreadView(
         thread=thread,
         contact=contact_label(contact, thread),
-        identities=[f"{i.channel}: {i.address}" for i in (contact.identities if contact else [])],
+        identities=[(i.channel, i.address) for i in (contact.identities if contact else [])],
         items=await history(store, thread.contact_id),
         agents=agents,
         teams=teams,

@@ -42,7 +42,7 @@ async def test_the_reports_page_draws_the_seeded_week(client: TestClient) -> Non
         r"<td>7.5 min</td><td>33 min</td>",
         html,
     )
-    assert "<title>whatsapp: 6</title>" in html and 'id="sla-first">4<' in html
+    assert "<title>WhatsApp: 6</title>" in html and 'id="sla-first">4<' in html
 
 
 async def test_the_report_downloads_as_csv(client: TestClient) -> None:

@@ -35,7 +35,7 @@ async def test_an_admin_reads_the_charts_and_downloads_the_csv(client: TestClien
     await expect(page.locator("svg.chart")).to_have_count(7)
     channels = page.locator("#by-channel svg rect.bar")
     await expect(channels).to_have_count(5)
-    assert await channels.first.locator("title").text_content() == "whatsapp: 6"
+    assert await channels.first.locator("title").text_content() == "WhatsApp: 6"
     widths = [float(await bar.get_attribute("width") or 0) for bar in await channels.all()]
     assert widths[0] > widths[1] > widths[2] > 0  # drawn to scale: 6, 3, 2
     box = await page.locator("#by-day svg").bounding_box()
