@@ -206,6 +206,18 @@ class OutboxRepository(Repository):
         docs = await self._db.outbox.find(query).sort("created_at", DESCENDING).limit(limit).to_list()
         return [OutboxItem.from_doc(doc) for doc in docs]
 
+    async def dead_letters(
+        self, account_id: str, *, thread_ids: Sequence[str] | None = None, message_ids: Sequence[str] | None = None
+    ) -> list[OutboxItem]:
+        """The account's sends given up on (newest first), of these threads or messages if named."""
+        query: dict[str, Any] = {"account_id": account_id, "state": str(OutboxState.DEAD)}
+        if thread_ids is not None:
+            query["thread_id"] = {"$in": list(thread_ids)}
+        if message_ids is not None:
+            query["message_id"] = {"$in": list(message_ids)}
+        docs = await self._db.outbox.find(query).sort("created_at", DESCENDING).limit(500).to_list()
+        return [OutboxItem.from_doc(doc) for doc in docs]
+
     async def outbox_pending(self) -> int:
         return await self._db.outbox.count_documents({"state": str(OutboxState.PENDING)})
 

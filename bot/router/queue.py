@@ -63,6 +63,17 @@ class QueueError(Exception):
         self.status = status
 
 
+class CannotTake(QueueError):
+    """The agent a conversation was transferred to cannot take it now; ``team``: the queue it could
+    go to instead (the agent's team, or the conversation's; "" for the general queue)."""
+
+    def __init__(self, agent: Agent, team: str) -> None:
+        presence = str(agent.presence)
+        why = {"offline": "is not on shift", "away": "is away"}.get(presence, f"has {agent.load} of {agent.capacity}")
+        super().__init__("cannot_take", f"{agent.name} cannot take it now: {why}", 409)
+        self.agent_name, self.why, self.team = agent.name, why, team
+
+
 class Queue:
     def __init__(
         self,
@@ -249,9 +260,18 @@ class Queue:
     # --- moving work on ------------------------------------------------------------------
 
     async def transfer(
-        self, thread_id: str, by: Agent, *, to_agent: str | None = None, to_team: str | None = None, note: str = ""
+        self,
+        thread_id: str,
+        by: Agent,
+        *,
+        to_agent: str | None = None,
+        to_team: str | None = None,
+        note: str = "",
+        fallback: bool = True,
     ) -> Thread:
-        """Hand a thread to an agent (who must be able to take it) or to a team's queue."""
+        """Hand a thread to an agent (who must be able to take it) or to a team's queue. An agent
+        who cannot take it now: the thread goes to their team's queue with ``fallback``, else
+        :class:`CannotTake` says why and which team's queue it could go to instead."""
         thread = await self.open_thread(by, thread_id, own=True)
         now = utcnow()
         target = await self._store.agents.get_agent(to_agent) if to_agent else None
@@ -265,6 +285,8 @@ class Queue:
                 await self._log.publish("thread.assigned", moved, agent=who(target), by=who(by))
                 return moved
             to_team = to_team or (target.teams[0] if target.teams else thread.team or "")
+            if not fallback:
+                raise CannotTake(target, to_team)
             note = f"{note} ({target.name} cannot take it now)".strip()
         requeued = await self._store.queue.requeue(
             thread.id, thread.assignee, to_team or thread.team or "", "transfer", now

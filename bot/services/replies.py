@@ -15,7 +15,7 @@ from typing import Any
 from bot import audit
 from bot.handlers.kit.protocol import ChannelAdapter
 from bot.router.outbox import Outbox
-from bot.router.queue import Queue
+from bot.router.queue import Queue, QueueError
 from bot.router.replies import Reply, ReplyRefused, send_reply
 from bot.router.thread_log import ThreadLog
 from conversations.agent_models import Agent
@@ -61,6 +61,19 @@ class Replies:
         if adapter is None or not thread.address:
             return False
         return await adapter.typing(thread.account_id, thread.address)
+
+    async def retry(self, thread_id: str, by: Agent, item_id: str) -> None:
+        """Send again a reply of this conversation the outbox gave up on (the agent's own
+        conversation; admins: any open one)."""
+        thread = await self._queue.open_thread(by, thread_id, own=True)
+        item = await self._store.outbox.get_outbox(item_id)
+        if item is None or item.thread_id != thread.id:
+            raise QueueError("unknown_item", "no such failed reply in this conversation", 404)
+        if await self._store.outbox.revive_outbox(item.id, utcnow()) is None:
+            raise QueueError("not_failed", "this reply is not waiting for a retry", 409)
+        self._outbox.wake()
+        await audit.record(self._store, thread.account_id, by, "outbox.retry", item.id)
+        await self._store.events.emit_event(thread.account_id, "delivery", utcnow(), thread_id=thread.id)
 
     async def answer(self, thread_id: str, agent: Agent, text: str, nonce: str) -> Message:
         """The console's reply: free text on a thread the agent holds (admins: any open thread),

@@ -21,9 +21,18 @@ class ThreadActions:
         return await self._queue.take_next(agent)
 
     async def transfer(
-        self, thread_id: str, by: Agent, *, to_agent: str | None = None, to_team: str | None = None, note: str = ""
+        self,
+        thread_id: str,
+        by: Agent,
+        *,
+        to_agent: str | None = None,
+        to_team: str | None = None,
+        note: str = "",
+        fallback: bool = True,
     ) -> Thread:
-        return await self._queue.transfer(thread_id, by, to_agent=to_agent, to_team=to_team, note=note)
+        return await self._queue.transfer(
+            thread_id, by, to_agent=to_agent, to_team=to_team, note=note, fallback=fallback
+        )
 
     async def resolve(self, thread_id: str, by: Agent) -> Thread:
         return await self._queue.resolve(thread_id, by)

@@ -13,16 +13,17 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from bot.keys import QUEUE, STORE
-from bot.web.console.views import Row, rows
+from bot.web.console.views import Row, failure_words, rows
 from bot.web.pages import current_agent, page, plain, signed_in
 from conversations.agent_models import Agent
 from conversations.models import epoch_ms, from_epoch_ms, utcnow
-from conversations.thread_models import Thread
+from conversations.thread_models import OutboxItem, Thread
 from conversations.threads import ThreadFilter
 
 CONVERSATIONS = "/console/conversations"
 PAGE = 25
 VIEWS = ("mine", "unassigned", "all", "resolved")
+FAILED = "failed"  # the replies given up on in the agent's conversations (an admin: the account's)
 _NAME = re.compile(r"^[\w .:-]{1,64}$")  # a channel, team, label or agent id as the filters take them
 _ID = re.compile(r"^[a-z]{3}_[0-9a-f]{24}$")
 
@@ -70,6 +71,8 @@ def _cursor(query: Any) -> tuple[datetime | None, str | None]:
 async def conversations_page(request: web.Request) -> web.Response:
     agent, store = current_agent(request), request.app[STORE]
     view = request.query.get("view", "all")
+    if view == FAILED:
+        return await _failed_page(request, agent)
     if view not in VIEWS:
         return plain(400, f"view must be one of {', '.join(VIEWS)}")
     try:
@@ -81,7 +84,7 @@ async def conversations_page(request: web.Request) -> web.Response:
         agent.account_id, listed, limit=PAGE + 1, before=before, before_id=before_id
     )
     shown: list[Row] = await rows(store, request.app[QUEUE], threads[:PAGE], utcnow())
-    counts = {name: await store.threads.count_threads(agent.account_id, view_filter(name, agent)) for name in VIEWS}
+    counts = await _counts(request, agent)
     agents = await store.agents.list_agents(agent.account_id)
     return page(
         request,
@@ -94,6 +97,45 @@ async def conversations_page(request: web.Request) -> web.Response:
         teams=sorted({team for a in agents for team in a.teams}),
         next_page=_next_page(request.query, threads),
         query={k: v for k, v in request.query.items() if k not in ("before", "before_id")},
+    )
+
+
+async def _counts(request: web.Request, agent: Agent) -> dict[str, int]:
+    store = request.app[STORE]
+    counts = {name: await store.threads.count_threads(agent.account_id, view_filter(name, agent)) for name in VIEWS}
+    counts[FAILED] = len(await _dead_letters(request, agent))
+    return counts
+
+
+async def _dead_letters(request: web.Request, agent: Agent) -> list[OutboxItem]:
+    store = request.app[STORE]
+    if agent.is_admin:
+        return await store.outbox.dead_letters(agent.account_id)
+    mine = [t.id for t in await store.queue.assigned_threads(agent.id)]
+    return await store.outbox.dead_letters(agent.account_id, thread_ids=mine) if mine else []
+
+
+async def _failed_page(request: web.Request, agent: Agent) -> web.Response:
+    """The replies the outbox gave up on in the agent's conversations, with what it means and a
+    link to the conversation (where Retry is)."""
+    store = request.app[STORE]
+    dead = await _dead_letters(request, agent)
+    threads = {t.id: t for t in [await store.threads.get_thread(i) for i in sorted({d.thread_id for d in dead})] if t}
+    shown = await rows(store, request.app[QUEUE], list(threads.values()), utcnow())
+    contacts = {row.thread.id: row.contact for row in shown}
+    failures = [(d, contacts.get(d.thread_id, d.to.address), failure_words(d.last_error)) for d in dead]
+    return page(
+        request,
+        "conversations.html",
+        view=FAILED,
+        rows=[],
+        failures=failures,
+        counts=await _counts(request, agent),
+        listed=ThreadFilter(),
+        agents={},
+        teams=[],
+        next_page=None,
+        query={},
     )
 
 

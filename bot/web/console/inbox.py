@@ -16,14 +16,14 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import QUEUE, SHIFTS, STORE
-from bot.router.queue import QueueError
+from bot.router.queue import CannotTake, QueueError
 from bot.router.replies import ReplyRefused
 from bot.router.shifts import read_location
 from bot.web.console import auth
 from bot.web.console.live import ConsoleSocket
 from bot.web.console.views import my_rows, queue_rows, thread_view
 from bot.web.console.wa_templates import TEMPLATES
-from bot.web.i18n import LANGUAGES
+from bot.web.i18n import LANGUAGES, translate
 from bot.web.keys import CONSOLE_HUB, SERVICES
 from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
 from conversations.agent_models import ALERTS, Agent
@@ -148,6 +148,19 @@ def _failed(request: web.Request, exc: QueueError, thread_id: str | None) -> web
     return _back(request, thread_id, str(exc))
 
 
+async def _cannot_take(request: web.Request, agent: Agent, thread_id: str, exc: CannotTake, note: str) -> web.Response:
+    """The conversation's page again (409), saying why the agent cannot take it and offering
+    their team's queue (or the general one) instead."""
+    thread = await _visible(request, agent, thread_id)
+    why = {
+        "is not on shift": translate(agent.lang, "they are not on shift"),
+        "is away": translate(agent.lang, "they are away"),
+    }.get(exc.why) or translate(agent.lang, "they have no free place ({why})", why=exc.why.removeprefix("has "))
+    offer = {"agent": exc.agent_name, "why": why, "team": exc.team, "note": note}
+    context = {**await _lists(request, agent), **await _thread_context(request, agent, thread), "offer": offer}
+    return page(request, "console.html", status=409, error="", **context)
+
+
 @signed_in()
 async def shift(request: web.Request) -> web.Response:
     form, agent, shifts = await request.post(), current_agent(request), request.app[SHIFTS]
@@ -199,19 +212,26 @@ async def act(request: web.Request) -> web.Response:
                 return plain(400, "up to 10 labels of letters, digits, spaces, . : - (32 characters each)")
             await threads.set_labels(thread_id, agent, labels)
         elif action == "transfer":
-            await threads.transfer(
-                thread_id,
-                agent,
-                to_agent=str(form.get("agent", "")) or None,
-                to_team=str(form.get("team", "")).strip() or None,
-                note=str(form.get("note", "")).strip()[:1000],
-            )
+            note = str(form.get("note", "")).strip()[:1000]
+            try:
+                await threads.transfer(
+                    thread_id,
+                    agent,
+                    to_agent=str(form.get("agent", "")) or None,
+                    to_team=str(form.get("team", "")).strip() or None,
+                    note=note,
+                    fallback=False,
+                )
+            except CannotTake as exc:  # said at once, with the queue it could go to instead
+                return await _cannot_take(request, agent, thread_id, exc, note)
             return _back(request)
         elif action == "resolve":
             await threads.resolve(thread_id, agent)
             return _back(request)
         elif action == "template":
             return await _template(request, agent, thread_id, form)
+        elif action == "retry":
+            await request.app[SERVICES].replies.retry(thread_id, agent, str(form.get("item", "")))
         elif action == "typing":  # console.js, a few seconds apart while the agent writes
             shown = await request.app[SERVICES].replies.typing(thread_id, agent)
             return web.Response(status=204 if shown else 202)

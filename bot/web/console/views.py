@@ -4,12 +4,14 @@ intent, notes and what happened to the thread). Templates only format these reco
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from bot.router.dialogue.state import DialogueState
 from bot.router.queue import Queue
+from bot.web.i18n import N_
 from conversations.agent_models import Agent, CannedResponse
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -62,6 +64,7 @@ class HistoryItem:
     details: dict[str, Any] = field(default_factory=dict)
     subject: str = ""  # an e-mail's subject line
     attachments: tuple[Attachment, ...] = ()  # what came with the message (names as the sender wrote them)
+    message_id: str = ""
 
 
 def contact_label(contact: Contact | None, thread: Thread) -> str:
@@ -118,6 +121,7 @@ async def history(store: Repositories, contact_id: str) -> list[HistoryItem]:
                 thread_id=m.thread_id,
                 subject=_subject(m),
                 attachments=m.attachments,
+                message_id=m.id,
             )
         )
     for entry in await store.queue.contact_timeline(contact_id):
@@ -141,6 +145,15 @@ def _subject(message: Message) -> str:
 
 
 @dataclass(frozen=True)
+class Failure:
+    """A reply the outbox gave up on: its item (to retry), the provider's text and what it means."""
+
+    item_id: str
+    error: str
+    words: str
+
+
+@dataclass(frozen=True)
 class ThreadView:
     thread: Thread
     contact: str
@@ -153,6 +166,7 @@ class ThreadView:
     wa_window_open: bool | None  # None: not a WhatsApp thread
     mine: bool
     bot: DialogueState | None = None  # what the bot collected and tried before a human took over
+    failures: Mapping[str, Failure] = field(default_factory=dict)  # message id -> its send given up on
 
     @property
     def canned_data(self) -> list[dict[str, str]]:
@@ -166,11 +180,14 @@ async def thread_view(store: Repositories, queue: Queue, agent: Agent, thread: T
     teams = sorted({team for a in agents for team in a.teams} | ({thread.team} if thread.team else set()))
     now = utcnow()
     window = queue.window_open(thread, now)
+    items = await history(store, thread.contact_id)
+    failed = [i.message_id for i in items if i.delivery == "failed"]
+    dead = await store.outbox.dead_letters(thread.account_id, message_ids=failed) if failed else []
     return ThreadView(
         thread=thread,
         contact=contact_label(contact, thread),
         identities=[(i.channel, i.address) for i in (contact.identities if contact else [])],
-        items=await history(store, thread.contact_id),
+        items=items,
         agents=agents,
         teams=teams,
         canned=await store.agents.list_canned(thread.account_id),
@@ -178,9 +195,31 @@ async def thread_view(store: Repositories, queue: Queue, agent: Agent, thread: T
         wa_window_open=window,
         mine=thread.assignee == agent.id,
         bot=_bot_state(await store.threads.thread_nlu_state(thread.id)),
+        failures={d.message_id: Failure(d.id, d.last_error or "", failure_words(d.last_error)) for d in dead},
     )
 
 
 def _bot_state(doc: dict[str, Any]) -> DialogueState | None:
     state = DialogueState.from_doc(doc) if doc else None
     return state if state is not None and (state.intent or state.slots or state.tried) else None
+
+
+FAILURE_WORDS = (  # what a provider's refusal means for the agent, by words found in it
+    (("blocked", "forbidden: bot was blocked"), N_("The customer blocked the bot on this channel.")),
+    (("chat not found", "user is deactivated", "not a telegram chat"), N_("The customer's chat no longer exists.")),
+    (("24-hour", "window", "131047", "re-engagement"), N_("The 24-hour window is closed: send an approved template.")),
+    (("unsubscribed", "21610", "stop"), N_("The customer opted out of messages on this channel (STOP).")),
+    (("invalid", "not a valid", "21211", "21614"), N_("The address or number is not valid.")),
+    (("timeout", "unreachable", "cannot connect", "connection"), N_("The provider could not be reached.")),
+    (("429", "too many", "rate"), N_("The provider refused: too many messages.")),
+)
+
+
+def failure_words(error: str | None) -> str:
+    """The English words (translated by the template) for a send given up on; the provider's own
+    text is shown beside them."""
+    low = (error or "").lower()
+    for needles, words in FAILURE_WORDS:
+        if any(needle in low for needle in needles):
+            return words
+    return N_("The provider refused the message.")
