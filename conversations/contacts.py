@@ -147,6 +147,14 @@ class ContactsRepository(Repository):
 
     # --- reading ----------------------------------------------------------------------------
 
+    async def update_contact(self, account_id: str, contact_id: str, now: datetime, **values: Any) -> bool:
+        """Set the contact's ``name`` and/or ``attributes`` (an agent's edit); ``False`` if it is not
+        the account's."""
+        result = await self._db.contacts.update_one(
+            exactly(_id=contact_id, account_id=account_id), {"$set": {**values, "updated_at": epoch_ms(now)}}
+        )
+        return result.matched_count == 1
+
     async def get_contact(self, contact_id: str) -> Contact | None:
         doc = await self._db.contacts.find_one({"_id": contact_id})
         return Contact.from_doc(doc) if doc else None

@@ -87,6 +87,7 @@ class Contact(Document):
     updated_at: datetime
     name: str | None = None
     identities: list[Identity] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)  # the account's custom attributes, by key
 
 
 @dataclass(slots=True)

@@ -89,6 +89,7 @@ CONSOLE_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/admin/agents/{agent_id}"): {"teams": "", "capacity": "5", "role": "agent", "active": "on"},
     ("POST", "/admin/routing"): {"strategy": "manual", "business_hours": "", "timezone": "UTC"},
     ("POST", "/admin/canned"): {"shortcut": "hi", "text": "Hello"},
+    ("POST", "/admin/account/attributes"): {"key": "plan", "label": "Plan", "kind": "text"},
     ("POST", "/admin/account/channels/{channel}"): {"token": "1:x", "webhook_secret": "s"},
     ("POST", "/admin/account/conversations"): {"reopen_days": "3", "retention_days": ""},
     ("POST", "/admin/account/tokens"): {"name": "new token", "scope_read": "on"},
@@ -205,6 +206,7 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
         **await _nlu_samples(app),
         "intent": "greet",
         "example": example_id("acme", "hello"),
+        "key": "plan",
     }
     logins = {
         "agent": ("acme", "acme-agent"),

@@ -14,6 +14,7 @@ from bot import audit
 from bot.keys import ADAPTERS, EGRESS, EVENTS, QUEUE, SETTINGS, STORE
 from bot.router.webhooks.subscriptions import BadSubscription, new_secret, subscribe
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
+from bot.services.contact_fields import KINDS, FieldError, defined, new_attribute
 from bot.web.api.kit import issue_token
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
@@ -47,6 +48,8 @@ async def _context(request: web.Request, agent: Agent) -> dict[str, Any]:
         "scopes": SCOPES,
         "event_types": EVENT_TYPES,
         "webhooks": webhooks,
+        "attributes": defined(account.contact_attributes),
+        "attribute_kinds": KINDS,
         "message": "",
         "revealed": None,
     }
@@ -242,8 +245,37 @@ async def change_webhook(request: web.Request) -> web.Response:
     return await _show(request, revealed={"what": "webhook", "name": subscription.url, "value": secret})
 
 
+@signed_in(Role.ADMIN)
+async def add_attribute(request: web.Request) -> web.Response:
+    """A custom attribute of the account's contacts (key, label, kind, a list's options)."""
+    admin, form, store = current_agent(request), await request.post(), request.app[STORE]
+    account = await store.accounts.get_account(admin.account_id)
+    existing = defined(account.contact_attributes if account else [])
+    try:
+        added = new_attribute(existing, *(str(form.get(k, "")) for k in ("key", "label", "kind", "options")))
+    except FieldError as exc:
+        return await _show(request, 400, error=str(exc))
+    docs = [a.to_doc() for a in (*existing, added)]
+    await store.accounts.set_account_fields(admin.account_id, contact_attributes=docs)
+    await audit.record(store, admin.account_id, admin, "settings.attributes", added.key)
+    return _back("saved")
+
+
+@signed_in(Role.ADMIN)
+async def remove_attribute(request: web.Request) -> web.Response:
+    """Stop asking for an attribute (values already kept on contacts stay, and are exported)."""
+    admin, store, key = current_agent(request), request.app[STORE], request.match_info["key"]
+    account = await store.accounts.get_account(admin.account_id)
+    kept = [a.to_doc() for a in defined(account.contact_attributes if account else []) if a.key != key]
+    await store.accounts.set_account_fields(admin.account_id, contact_attributes=kept)
+    await audit.record(store, admin.account_id, admin, "settings.attributes", key, removed=True)
+    return _back("saved")
+
+
 def routes() -> list[web.RouteDef]:
     return [
+        web.post("/admin/account/attributes", add_attribute),
+        web.post("/admin/account/attributes/{key}/remove", remove_attribute),
         web.get("/admin/account", account_page),
         web.post("/admin/account/channels/{channel}", save_channel),
         web.post("/admin/account/channels/{channel}/remove", remove_channel),

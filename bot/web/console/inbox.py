@@ -20,6 +20,7 @@ from bot.router.queue import CannotTake, QueueError
 from bot.router.replies import ReplyRefused
 from bot.router.shifts import read_location
 from bot.web.console import auth
+from bot.web.console.contact_panel import panel
 from bot.web.console.live import ConsoleSocket
 from bot.web.console.views import my_rows, queue_rows, thread_view
 from bot.web.console.wa_templates import TEMPLATES
@@ -39,8 +40,9 @@ async def _thread_context(request: web.Request, agent: Agent, thread: Thread | N
     if thread is None:
         return {"view": None, "templates": []}
     view = await thread_view(app[STORE], app[QUEUE], agent, thread)
+    customer = await panel(app[STORE], await app[STORE].contacts.get_contact(thread.contact_id), agent.account_id)
     templates = await app[TEMPLATES].templates(thread) if view.wa_window_open is False else []
-    return {"view": view, "templates": templates, "nonce": secrets.token_urlsafe(12)}
+    return {"view": view, "templates": templates, "nonce": secrets.token_urlsafe(12), "customer": customer}
 
 
 async def _lists(request: web.Request, agent: Agent) -> dict[str, Any]:

@@ -1,0 +1,56 @@
+"""The customer beside the conversation: their name (editable), the account's custom attributes
+(filled in here), and their past conversations. Any agent of the account may edit a contact they can
+see; each change is audited (ids only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from bot import audit
+from bot.keys import STORE
+from bot.services.contact_fields import FieldError, defined, values_from
+from bot.web.pages import current_agent, plain, redirect, signed_in
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import Contact, Thread
+
+MAX_NAME = 80
+
+
+async def panel(store: Repositories, contact: Contact | None, account_id: str) -> dict[str, Any]:
+    """What the panel shows: the defined attributes with the contact's values, past conversations."""
+    account = await store.accounts.get_account(account_id)
+    threads: list[Thread] = await store.threads.contact_threads(account_id, contact.id) if contact else []
+    return {
+        "name": (contact.name or "") if contact else "",
+        "attributes": defined(account.contact_attributes if account else []),
+        "values": dict(contact.attributes) if contact else {},
+        "past": list(reversed(threads)),
+    }
+
+
+@signed_in()
+async def save_contact(request: web.Request) -> web.Response:
+    """``POST /console/contacts/{contact_id}``: the name and the attribute values, then back to the
+    conversation (``thread``)."""
+    agent, store = current_agent(request), request.app[STORE]
+    contact_id, form = request.match_info["contact_id"], await request.post()
+    contact = await store.contacts.get_contact(contact_id)
+    if contact is None or contact.account_id != agent.account_id:
+        return plain(404, "no such contact")
+    account = await store.accounts.get_account(agent.account_id)
+    name = str(form.get("name", "")).strip()[:MAX_NAME]
+    try:
+        values = values_from(defined(account.contact_attributes if account else []), form)
+    except FieldError as exc:
+        return plain(400, str(exc))
+    await store.contacts.update_contact(agent.account_id, contact_id, utcnow(), name=name or None, attributes=values)
+    await audit.record(store, agent.account_id, agent, "contact.update", contact_id)
+    thread = str(form.get("thread", ""))
+    return redirect(f"/console?thread={thread}" if thread.startswith("thr_") and thread.isascii() else "/console")
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.post("/console/contacts/{contact_id}", save_contact)]
