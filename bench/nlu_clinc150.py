@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.nlu_public import CLINC150, load_embeddings, save_embeddings
+from bench.nlu_public import CLINC150, load_embeddings, progress_printer, save_embeddings
 from bot.nlu.data import Example, TrainingData
 from bot.nlu.embedder import default_embedder
 from bot.nlu.evaluate import evaluate
@@ -57,7 +57,7 @@ def main() -> int:
     validation = splits["val"] + splits["oos_val"]
 
     started = time.perf_counter()
-    model = train(TrainingData(splits["train"]), embedder, cache, validation, options, _progress(log))
+    model = train(TrainingData(splits["train"]), embedder, cache, validation, options, progress_printer(log))
     cold = time.perf_counter() - started
 
     added = [Example(f"{e.text} please", e.intent, language="en") for e in splits["train"][::1500][:10]]
@@ -84,18 +84,6 @@ def main() -> int:
         for key, value in result.items():
             print(f"{key:36s} {value}")
     return 0
-
-
-def _progress(log):  # type: ignore[no-untyped-def]
-    last = {"stage": None, "at": 0.0}
-
-    def report(stage: str, done: int, total: int) -> None:
-        now = time.perf_counter()
-        if stage != last["stage"] or now - last["at"] > 10 or done == total:
-            log(f"  {stage}: {done}/{total}")
-            last["stage"], last["at"] = stage, now
-
-    return report
 
 
 if __name__ == "__main__":

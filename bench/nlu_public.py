@@ -171,7 +171,7 @@ def main() -> int:
         target_rejection=args.target_rejection,
         calibration_folds=args.folds,
     )
-    model, report = train_and_evaluate(training, test, embedder, None, options, _progress(log), cache)
+    model, report = train_and_evaluate(training, test, embedder, None, options, progress_printer(log), cache)
     result: dict[str, object] = {
         "data": str(args.train or args.clinc150.name),
         "intents": len(model.classes),
@@ -210,12 +210,8 @@ def save_embeddings(path: Path, cache: EmbeddingCache, embedder: Embedder, texts
         np.savez(path, keys=np.array(list(vectors)), vectors=np.stack(list(vectors.values())))
 
 
-def _fail(problem: str) -> int:
-    print(f"nlu_public: {problem}", file=sys.stderr)
-    return 2
-
-
-def _progress(log):  # type: ignore[no-untyped-def]
+def progress_printer(log):  # type: ignore[no-untyped-def]
+    """A training progress callback that prints a stage when it starts, ends, or every 10 s."""
     last = {"stage": None, "at": 0.0}
 
     def report(stage: str, done: int, total: int) -> None:
@@ -225,6 +221,11 @@ def _progress(log):  # type: ignore[no-untyped-def]
             last["stage"], last["at"] = stage, now
 
     return report
+
+
+def _fail(problem: str) -> int:
+    print(f"nlu_public: {problem}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -10,11 +10,10 @@ precision / recall / F1, and the most confused (truth, predicted) pairs.
 
 from __future__ import annotations
 
-import random
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import replace
 
-from bot.nlu.data import OUT_OF_SCOPE, Example, TrainingData
+from bot.nlu.data import OUT_OF_SCOPE, TrainingData, stratified_folds
 from bot.nlu.embedder import Progress
 from bot.nlu.training import TrainingError, TrainOptions, train
 
@@ -24,22 +23,6 @@ CONFUSED_PAIRS = 10
 METHOD = f"stratified {FOLDS}-fold cross-validation, lexical tier"
 
 
-def folds(examples: list[Example], k: int, seed: int = 0) -> list[list[Example]]:
-    by_intent: dict[str, list[Example]] = defaultdict(list)
-    for example in examples:
-        by_intent[example.intent].append(example)
-    rng = random.Random(seed)
-    dealt: list[list[Example]] = [[] for _ in range(k)]
-    position = 0
-    for intent in sorted(by_intent):
-        items = by_intent[intent][:]
-        rng.shuffle(items)
-        for item in items:  # continuing the deal across intents keeps the folds even
-            dealt[position % k].append(item)
-            position += 1
-    return dealt
-
-
 def cross_validate(
     data: TrainingData, options: TrainOptions, progress: Progress | None = None, k: int = FOLDS
 ) -> dict[str, object]:
@@ -47,7 +30,7 @@ def cross_validate(
     cannot make a model at all."""
     report = progress or (lambda stage, done, total: None)
     lexical = replace(options, semantic=False, calibration_folds=INNER_FOLDS)
-    parts = folds(data.examples, k, options.seed)
+    parts = stratified_folds(data.examples, k, options.seed)
     truth: list[str] = []
     guess: list[str] = []
     for n, held in enumerate(parts):

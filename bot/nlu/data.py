@@ -6,6 +6,8 @@ on; ``Parse`` is what every engine (embedded or a remote Rasa server) answers fo
 
 from __future__ import annotations
 
+import random
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,3 +161,21 @@ def _entity(doc: Mapping[str, Any]) -> Entity:
         role=doc.get("role"),
         group=doc.get("group"),
     )
+
+
+def stratified_folds(examples: list[Example], k: int, seed: int = 0) -> list[list[Example]]:
+    """A stratified k-fold split: each intent's examples are shuffled and dealt round-robin to the
+    folds, the deal continuing across intents so the folds stay even."""
+    by_intent: dict[str, list[Example]] = defaultdict(list)
+    for example in examples:
+        by_intent[example.intent].append(example)
+    rng = random.Random(seed)
+    dealt: list[list[Example]] = [[] for _ in range(k)]
+    position = 0
+    for intent in sorted(by_intent):
+        items = by_intent[intent][:]
+        rng.shuffle(items)
+        for item in items:
+            dealt[position % k].append(item)
+            position += 1
+    return dealt

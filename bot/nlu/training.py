@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bot.nlu import calibrate
-from bot.nlu.data import OUT_OF_SCOPE, Example, TrainingData
+from bot.nlu.data import OUT_OF_SCOPE, Example, TrainingData, stratified_folds
 from bot.nlu.embedder import Embedder, EmbeddingCache, Progress, embed_cached
 from bot.nlu.entities import EntityExtractor
 from bot.nlu.kernel import KernelSvm, pairwise_log_proba
@@ -217,23 +217,10 @@ def _cross_validated(fitting: _Fitting, in_scope: list[Example]) -> _Evidence:
 
 
 def calibration_folds(examples: list[Example], k: int, seed: int) -> list[list[Example]]:
-    """A stratified k-fold split where every fold's complement has every intent: each intent's
-    examples are shuffled and dealt to consecutive folds; an intent's only example is never held out."""
-    by_intent: dict[str, list[Example]] = defaultdict(list)
-    for example in examples:
-        by_intent[example.intent].append(example)
-    rng = random.Random(seed)
-    folds: list[list[Example]] = [[] for _ in range(k)]
-    position = 0
-    for intent in sorted(by_intent):
-        items = by_intent[intent][:]
-        if len(items) < 2:
-            continue
-        rng.shuffle(items)
-        for item in items:  # continuing the deal across intents keeps the folds even
-            folds[position % k].append(item)
-            position += 1
-    return folds
+    """A stratified k-fold split where every fold's complement has every intent: an intent's only
+    example is never held out."""
+    counts = Counter(e.intent for e in examples)
+    return stratified_folds([e for e in examples if counts[e.intent] >= 2], k, seed)
 
 
 def _fit(
