@@ -222,4 +222,5 @@
   document.addEventListener("visibilitychange", resetTitle);
   window.addEventListener("focus", resetTitle);
   window.addEventListener("DOMContentLoaded", scrollHistory);
+  document.documentElement.dataset.console = "ready";  // the shortcuts listen from here on (tests wait for it)
 })();

@@ -44,6 +44,7 @@ async def test_an_agent_is_told_what_needs_them_and_only_that(client: TestClient
     agent = await log_in_page(await context.new_page(), base, "ben", password)
     await agent.click("#shift-start")  # a gesture, but the form reloads the page: the sound stays locked
     await expect(agent.locator("#presence")).to_contain_text("online")
+    await expect(agent.locator("html[data-console=ready]")).to_have_count(1)
     await agent.locator("#queue h2").click()  # the page's first gesture unlocks it
 
     customer = await customer_says(browser, base, "hello, anyone?")
@@ -62,6 +63,7 @@ async def test_an_agent_is_told_what_needs_them_and_only_that(client: TestClient
     assert await agent.title() == "(1) New message from a customer — Console — omnirouter"  # nothing for my own
     assert await agent.evaluate("window.__shown") == ["New message from a customer"]  # since the page opened
 
+    await expect(agent.locator("html[data-console=ready]")).to_have_count(1)  # its script listens
     await agent.click("#show-alerts")
     await agent.uncheck("#alert-customer_message")
     await agent.uncheck("#alert-sound")

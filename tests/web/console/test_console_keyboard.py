@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from bot.keys import PIPELINE, STORE
 from bot.services.agents import add_agent
@@ -15,6 +15,11 @@ from conversations.traffic import Identity, Inbound
 from tests.web.console.test_console_browser import agent_page
 
 pytestmark = pytest.mark.browser
+
+
+async def ready(page: Page) -> None:
+    """The console's script runs (it is deferred): keys pressed before it would do nothing."""
+    await expect(page.locator("html[data-console=ready]")).to_have_count(1)
 
 
 async def test_an_agent_works_from_the_keyboard(client: TestClient, browser: Browser) -> None:
@@ -28,6 +33,7 @@ async def test_an_agent_works_from_the_keyboard(client: TestClient, browser: Bro
     page = await agent_page(browser, base, "kim", password)
     await page.click("#shift-start")
     await expect(page.locator("#queue .row")).to_have_count(2)
+    await ready(page)
 
     await page.keyboard.press("?")
     await expect(page.locator("#shortcuts")).to_be_visible()
@@ -38,13 +44,17 @@ async def test_an_agent_works_from_the_keyboard(client: TestClient, browser: Bro
     await page.keyboard.press("j")  # the first conversation of the lists
     await expect(page.locator(".thread-head")).to_be_visible()
     first = page.url
+    await ready(page)
     await page.keyboard.press("j")
     await expect(page).not_to_have_url(first)
+    await ready(page)
     await page.keyboard.press("k")
     await expect(page).to_have_url(first)
 
+    await ready(page)
     await page.keyboard.press("t")
     await expect(page.locator("#reply-text")).to_be_visible()
+    await ready(page)
     await page.keyboard.press("r")
     await expect(page.locator("#reply-text")).to_be_focused()
     await page.keyboard.type("Hello,")
@@ -59,12 +69,14 @@ async def test_an_agent_works_from_the_keyboard(client: TestClient, browser: Bro
     await page.uncheck("#enter-sends")
     await page.click("#shortcuts-close")
     await page.reload()  # remembered by this browser
+    await ready(page)
     await page.locator("#reply-text").fill("one")
     await page.locator("#reply-text").press("Enter")
     await expect(page.locator("#reply-text")).to_have_value("one\n")
     await page.locator("#reply-text").press("Control+Enter")
     await expect(page.locator("#history .item--agent")).to_have_count(2)
 
+    await ready(page)
     await page.locator("#history").click()  # out of the reply box
     await page.keyboard.press("e")
     await expect(page).to_have_url(f"{base}/console")

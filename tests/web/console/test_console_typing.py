@@ -36,6 +36,7 @@ async def test_each_side_sees_the_other_typing(client: TestClient, browser: Brow
     await expect(agent.locator("#typing")).to_be_hidden(timeout=10_000)  # it fades once they stop
 
     await expect(customer.locator("#typing")).to_be_hidden()
+    await expect(agent.locator("html[data-console=ready]")).to_have_count(1)  # its script listens
     await agent.locator("#reply-text").press_sequentially("Sure, ask away")
     await expect(customer.locator("#typing")).to_be_visible()
     await agent.locator("#reply-text").press("Enter")
