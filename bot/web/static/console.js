@@ -144,7 +144,7 @@
     if (!links.length) return;
     const here = links.findIndex((a) => a.href === window.location.href);
     const next = here < 0 ? (by > 0 ? 0 : links.length - 1) : Math.min(Math.max(here + by, 0), links.length - 1);
-    links[next].click();
+    window.location.assign(links[next].href);  // not click(): a live update may have just replaced the row
   }
 
   function clickFirst(...ids) {

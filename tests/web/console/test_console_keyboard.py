@@ -42,7 +42,7 @@ async def test_an_agent_works_from_the_keyboard(client: TestClient, browser: Bro
     await expect(page.locator("#shortcuts")).to_be_hidden()
 
     await page.keyboard.press("j")  # the first conversation of the lists
-    await expect(page.locator(".thread-head")).to_be_visible()
+    await expect(page.locator(".thread-head")).to_be_visible(timeout=15_000)
     first = page.url
     await ready(page)
     await page.keyboard.press("j")
