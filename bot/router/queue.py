@@ -10,8 +10,7 @@ Strategies, per account (``queue.strategy``, changeable by an admin):
 Every assignment first *reserves* a slot of the agent (atomically, only if they are online and
 below capacity), then claims the thread with a ``find_one_and_update`` guarded by its status; a
 claim that loses gives the slot back. So however many agents and router processes race, a thread
-is assigned once and nobody is over capacity. An assignment an agent cannot take (offline, away,
-full) leaves the thread in — or returns it to — the queue.
+is assigned once and nobody is over capacity; an agent who cannot take one (offline, away, full) gets none.
 """
 
 from __future__ import annotations
@@ -23,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from bot.logs import log_event
 from bot.router.hours import Sla
+from bot.router.queue_errors import CannotTake as CannotTake
+from bot.router.queue_errors import QueueError as QueueError
 from bot.router.routing import AccountRouting, Routing
 from bot.router.thread_log import SYSTEM, ThreadLog
 from bot.router.webhooks.events import who
@@ -52,26 +53,6 @@ log = logging.getLogger("omnirouter.router.queue")
 
 _ACCOUNTS_SECONDS = 30.0  # how long the sweep trusts its list of auto-assigning accounts
 _ASSIGN_PAGE = 100  # queued threads auto-assignment reads at a time
-
-
-class QueueError(Exception):
-    """A queue action that cannot be done; ``code`` names why, ``status`` is the HTTP answer."""
-
-    def __init__(self, code: str, detail: str, status: int = 409) -> None:
-        super().__init__(detail)
-        self.code = code
-        self.status = status
-
-
-class CannotTake(QueueError):
-    """The agent a conversation was transferred to cannot take it now; ``team``: the queue it could
-    go to instead (the agent's team, or the conversation's; "" for the general queue)."""
-
-    def __init__(self, agent: Agent, team: str) -> None:
-        presence = str(agent.presence)
-        why = {"offline": "is not on shift", "away": "is away"}.get(presence, f"has {agent.load} of {agent.capacity}")
-        super().__init__("cannot_take", f"{agent.name} cannot take it now: {why}", 409)
-        self.agent_name, self.why, self.team = agent.name, why, team
 
 
 class Queue:
@@ -269,9 +250,8 @@ class Queue:
         note: str = "",
         fallback: bool = True,
     ) -> Thread:
-        """Hand a thread to an agent (who must be able to take it) or to a team's queue. An agent
-        who cannot take it now: the thread goes to their team's queue with ``fallback``, else
-        :class:`CannotTake` says why and which team's queue it could go to instead."""
+        """Hand a thread to an agent or to a team's queue. To an agent who cannot take it now: to their
+        team's queue with ``fallback``, else :class:`CannotTake` says why and offers that queue."""
         thread = await self.open_thread(by, thread_id, own=True)
         now = utcnow()
         target = await self._store.agents.get_agent(to_agent) if to_agent else None
