@@ -204,6 +204,56 @@
     }, finish, { timeout: 5000, maximumAge: 0 });
   });
 
+  // a live update re-renders parts of the page (the thread's head with its status, SLA clock and
+  // the agents' load) while the agent may be filling one of their forms: what they chose or typed,
+  // and the field they were in, carry over to the fresh copy
+  function fieldKey(el) {
+    const form = el.closest("form");
+    return form ? `${form.getAttribute("action")} ${el.name}` : "";
+  }
+  function fieldsOf(root) {
+    const found = new Map();
+    for (const el of root.querySelectorAll("input[name], select[name], textarea[name]")) {
+      if (el.type !== "hidden" && fieldKey(el)) found.set(fieldKey(el), el);
+    }
+    return found;
+  }
+  function edited(el) {
+    if (el.tagName === "SELECT") return [...el.options].some((o) => o.selected !== o.defaultSelected);
+    if (el.type === "checkbox" || el.type === "radio") return el.checked !== el.defaultChecked;
+    return el.value !== el.defaultValue;
+  }
+  let refocus = null;
+  document.addEventListener("htmx:oobBeforeSwap", (event) => {
+    const old = event.detail.target;
+    const fresh = event.detail.fragment;
+    if (!old || !fresh || !old.querySelectorAll) return;
+    const twins = fieldsOf(fresh);
+    for (const [key, el] of fieldsOf(old)) {
+      const twin = twins.get(key);
+      if (!twin) continue;
+      if (edited(el)) {
+        if (el.tagName === "SELECT") {
+          for (const option of twin.options) option.selected = [...el.selectedOptions].some((o) => o.value === option.value);
+        } else if (el.type === "checkbox" || el.type === "radio") {
+          twin.checked = el.checked;
+        } else {
+          twin.value = el.value;
+        }
+      }
+      if (el === document.activeElement) refocus = { twin, start: el.selectionStart, end: el.selectionEnd };
+    }
+  });
+  // at once, in the same step as the swap: a key pressed in between would otherwise land on the page
+  // (and run a shortcut) instead of in the field
+  document.addEventListener("htmx:oobAfterSwap", () => {
+    if (!refocus || !refocus.twin.isConnected) return;
+    const { twin, start, end } = refocus;
+    refocus = null;
+    twin.focus();
+    try { if (typeof start === "number") twin.setSelectionRange(start, end); } catch (_) { /* not a text field */ }
+  });
+
   document.addEventListener("htmx:wsAfterMessage", () => { checkNotify(); scrollHistory(); fadeTyping(); });
   // the router closes the live socket when the session ends (4401) or the role changes (4403):
   // reloading shows the login page, or the page the new role may see

@@ -117,3 +117,34 @@ async def test_the_console_speaks_latvian_and_russian(client: TestClient, browse
     await expect(page.locator("#shift-start")).to_have_text("Начать смену")
     await page.goto(f"{base}/admin")
     await expect(page.locator("#agents h2")).to_have_text("Агенты")
+
+
+async def test_a_live_update_keeps_what_the_agent_was_filling_in(client: TestClient, browser: Browser) -> None:
+    base = f"http://127.0.0.1:{client.server.port}"
+    store = client.server.app[STORE]
+    await add_agent(store, "default", "vera", name="Vera", role=Role.AGENT)
+    _, password = await add_agent(store, "default", "ola", name="Ola", role=Role.ADMIN)
+    customer = await (await browser.new_context()).new_page()
+    await customer.goto(f"{base}/chat")
+    await customer.fill("#text", "hello, anyone?")
+    await customer.keyboard.press("Enter")
+    await expect(customer.locator(".msg--system")).to_have_count(1)
+
+    agent = await agent_page(browser, base, "ola", password)
+    await agent.locator("#queue .row a").click()
+    head = agent.locator("#thread-head")
+    option = head.locator("form.transfer select[name=agent] option", has_text="Vera")
+    await agent.select_option("form.transfer select[name=agent]", label=await option.text_content() or "")
+    await agent.fill("form.transfer input[name=note]", "VIP customer")
+    await agent.focus("form.transfer input[name=note]")
+    await head.evaluate("el => { el.dataset.before = '1'; }")  # gone once the head is swapped
+
+    await customer.fill("#text", "are you there?")
+    await customer.keyboard.press("Enter")
+    await expect(agent.locator("#history .item--in", has_text="are you there?")).to_have_count(1)
+    await expect(head).not_to_have_attribute("data-before", "1")  # the head was re-rendered...
+    await expect(agent.locator("form.transfer input[name=note]")).to_have_value("VIP customer")  # ...and kept
+    assert await agent.locator("form.transfer select[name=agent] option:checked").text_content() == (
+        await option.text_content()
+    )
+    await expect(agent.locator("form.transfer input[name=note]")).to_be_focused()
