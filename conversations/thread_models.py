@@ -127,6 +127,8 @@ class Thread(Document):
     first_assigned_at: datetime | None = None
     handoff_reason: str | None = None  # why the bot handed the conversation to humans
     next_response_breaches: int = 0  # agent answers that came later than the next-response SLA
+    last_inbound_ms: int | None = None  # epoch ms of the customer's last message
+    unread_since_ms: int | None = None  # epoch ms of the oldest customer message no agent has seen
 
     @property
     def wa_window_ends_at(self) -> datetime | None:

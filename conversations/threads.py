@@ -24,7 +24,7 @@ from conversations.filters import exactly, newest_page
 from conversations.ids import new_id
 from conversations.models import epoch_ms, stored
 from conversations.thread_models import Thread, ThreadStatus
-from conversations.traffic import Identity
+from conversations.traffic import Direction, Identity
 
 INDEXES: IndexPlan = {
     "threads": [
@@ -45,7 +45,8 @@ INDEXES: IndexPlan = {
 class ThreadFilter:
     """Which threads a console list shows: a status (or several), and optionally one channel,
     team, label, agent, and who waits (``us``: a customer message no agent answered yet;
-    ``customer``: an open conversation whose last word was ours)."""
+    ``customer``: an open conversation whose last word was ours); ``unread``: only those with a
+    customer message no agent has seen."""
 
     statuses: tuple[str, ...] = ()
     channel: str = ""
@@ -53,6 +54,7 @@ class ThreadFilter:
     label: str = ""
     agent: str = ""
     waiting: str = ""
+    unread: bool = False
 
     def query(self, account_id: str) -> dict[str, Any]:
         query = exactly(account_id=account_id)
@@ -67,6 +69,8 @@ class ThreadFilter:
             query.update(exactly(assignee=self.agent))
         if self.waiting in ("us", "customer"):  # set while a customer message waits, unset once answered
             query["awaiting_since"] = {"$exists": self.waiting == "us"}
+        if self.unread:  # set by a customer message, unset once an agent saw it
+            query["unread_since_ms"] = {"$exists": True}
         return query
 
 
@@ -92,16 +96,19 @@ class ThreadsRepository(Repository):
         return Thread.from_doc(doc) if doc else None
 
     async def touch_thread(self, thread_id: str, now: datetime, window_ends_at: datetime | None = None) -> None:
-        """Move a thread's last activity forward to ``now``, and its WhatsApp service window's
-        end to ``window_ends_at`` if later (a batched write; both only ever move forward).
+        """A customer message at ``now``: move the thread's last activity forward to it, and its
+        WhatsApp service window's end to ``window_ends_at`` if later (a batched write; both only
+        ever move forward); the thread is unread from the oldest message no agent has seen.
 
         Kept as epoch milliseconds with ``$max``: the embedded server compares dates at one-second
         precision, stores a date written by ``$set`` as a string, and under load sometimes fails
         to match an ``$or`` / ``$exists`` guard on a just-inserted document."""
-        fields = {"last_message_at": epoch_ms(now)}
+        fields = {"last_message_at": epoch_ms(now), "last_inbound_ms": epoch_ms(now)}
         if window_ends_at is not None:
             fields["wa_window_ends_ms"] = epoch_ms(window_ends_at)
-        await self._client.write("threads", UpdateOne({"_id": thread_id}, {"$max": fields}))
+        # the customer wrote: unread from this message on, unless an earlier one is unread already
+        unread = {"unread_since_ms": epoch_ms(now)}
+        await self._client.write("threads", UpdateOne({"_id": thread_id}, {"$max": fields, "$min": unread}))
 
     async def touch_open_thread(self, contact_id: str, channel: str, now: datetime) -> Thread | None:
         """The contact's open thread on ``channel`` (its last activity set to ``now``), if any."""
@@ -190,6 +197,38 @@ class ThreadsRepository(Repository):
         if next_late:
             update["$inc"] = {"next_response_breaches": 1}
         await self._db.threads.update_one({"_id": thread_id}, update)
+
+    async def mark_seen(self, account_id: str, thread_id: str, seen: datetime) -> None:
+        """An agent of the account saw the thread as it was at ``seen``: read up to there (a message
+        that came later stays unread; agents share one mark, as in the peers' consoles)."""
+        ms = epoch_ms(seen)
+        cleared = await self._db.threads.update_one(
+            {
+                "_id": thread_id,
+                "account_id": account_id,
+                "unread_since_ms": {"$lte": ms},
+                "last_inbound_ms": {"$lte": ms},
+            },
+            {"$unset": {"unread_since_ms": ""}},
+        )
+        if cleared.matched_count == 0:
+            await self._db.threads.update_one(
+                {"_id": thread_id, "account_id": account_id, "unread_since_ms": {"$lte": ms}},
+                {"$set": {"unread_since_ms": ms + 1}},
+            )
+
+    async def unread_counts(self, threads: Sequence[Thread], cap: int = 99) -> dict[str, int]:
+        """How many customer messages of each unread thread no agent has seen (at most ``cap``;
+        one indexed count per unread thread, none for the others)."""
+        counts = {}
+        for thread in threads:
+            if thread.unread_since_ms is not None:
+                query = {
+                    **exactly(thread_id=thread.id, direction=str(Direction.IN)),
+                    "created_at": {"$gte": thread.unread_since_ms},  # times are epoch ms at rest
+                }
+                counts[thread.id] = await self._db.messages.count_documents(query, limit=cap)
+        return {thread_id: n for thread_id, n in counts.items() if n}
 
     async def swap_thread_nlu_state(self, thread_id: str, version: int, state: Mapping[str, Any]) -> bool:
         """Replace the bot's dialogue state of the thread (language, form, slots), numbered

@@ -59,6 +59,8 @@ class InboundRecorder:
         if locator is not None:
             located = await locator.locate_thread(inbound, contact_id, now)
             message, duplicate = await store.messages.record_inbound(inbound, contact_id, located.id, now, self._lease)
+            if not duplicate:  # unread for the agents, as on the other channels
+                await store.threads.touch_thread(located.id, now)
             return Recorded(message, located, duplicate)
         thread = await store.threads.find_open_thread(contact_id, inbound.channel)
         if thread is None:

@@ -4,11 +4,13 @@ queue once, times stored as epoch milliseconds."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timedelta
 from typing import Any
 
-from conversations.models import utcnow
+from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Thread, ThreadStatus
+from conversations.threads import ThreadFilter
 from tests.factories import inbound, record
 
 
@@ -42,3 +44,38 @@ async def test_times_written_by_updates_come_back_as_exact_datetimes(store: Repo
     assert Thread.from_doc(raw).opened_at == thread.opened_at
     api = queued.to_json()
     assert api["queued_at"] == now.isoformat() and api["id"] == thread.id
+
+
+async def _customer_writes(store: Repositories, external_id: str, at: datetime) -> Thread:
+    """A customer message recorded as the router's inbound path records it (message and touch)."""
+    _, thread, _ = await record(store, inbound(external_id, text=external_id), now=at)
+    await store.threads.touch_thread(thread.id, at)
+    return await store.threads.get_thread(thread.id)  # type: ignore[return-value]
+
+
+async def test_a_thread_is_unread_from_the_first_message_no_agent_saw(store: Repositories) -> None:
+    start = utcnow()
+    first = await _customer_writes(store, "m1", start)
+    assert first.unread_since_ms == epoch_ms(start)
+    second = await _customer_writes(store, "m2", start + timedelta(seconds=2))
+    assert second.unread_since_ms == epoch_ms(start)  # the oldest unseen message counts from
+    assert await store.threads.unread_counts([second]) == {second.id: 2}
+
+    await store.threads.mark_seen("other", second.id, start + timedelta(seconds=3))  # not its account
+    assert (await store.threads.get_thread(second.id)).unread_since_ms is not None  # type: ignore[union-attr]
+
+    # seen as it was before the second message: the second stays unread
+    await store.threads.mark_seen("acme", second.id, start + timedelta(seconds=1))
+    partly = await store.threads.get_thread(second.id)
+    assert partly is not None and await store.threads.unread_counts([partly]) == {partly.id: 1}
+    unread = ThreadFilter(unread=True)
+    assert await store.threads.count_threads("acme", unread) == 1
+
+    await store.threads.mark_seen("acme", second.id, start + timedelta(seconds=3))
+    read = await store.threads.get_thread(second.id)
+    assert read is not None and read.unread_since_ms is None
+    assert await store.threads.unread_counts([read]) == {}
+    assert await store.threads.count_threads("acme", unread) == 0
+    third = await _customer_writes(store, "m3", start + timedelta(seconds=4))
+    assert third.unread_since_ms == epoch_ms(start + timedelta(seconds=4))
+    assert await store.threads.unread_counts([third]) == {third.id: 1}

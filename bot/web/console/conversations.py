@@ -40,12 +40,16 @@ def view_filter(view: str, agent: Agent) -> ThreadFilter:
 def chosen_filter(query: Any, view: str, agent: Agent) -> ThreadFilter:
     """The tab's list narrowed by the query's filters; ``ValueError`` names a bad one."""
     listed = view_filter(view, agent)
-    picked = {key: str(query.get(key, "")).strip() for key in ("channel", "team", "label", "agent", "waiting")}
+    picked = {
+        key: str(query.get(key, "")).strip() for key in ("channel", "team", "label", "agent", "waiting", "unread")
+    }
     for key in ("channel", "team", "label", "agent"):
         if picked[key] and not _NAME.match(picked[key]):
             raise ValueError(f"{key} must be 1-64 letters, digits, spaces or . : - _")
     if picked["waiting"] not in ("", "us", "customer"):
         raise ValueError("waiting must be us or customer")
+    if picked["unread"] not in ("", "1"):
+        raise ValueError("unread must be 1")
     if view == "mine":
         picked["agent"] = agent.id
     return replace(
@@ -55,6 +59,7 @@ def chosen_filter(query: Any, view: str, agent: Agent) -> ThreadFilter:
         label=picked["label"],
         agent=picked["agent"] or listed.agent,
         waiting=picked["waiting"],
+        unread=picked["unread"] == "1",
     )
 
 
@@ -86,12 +91,17 @@ async def conversations_page(request: web.Request) -> web.Response:
     shown: list[Row] = await rows(store, request.app[QUEUE], threads[:PAGE], utcnow())
     counts = await _counts(request, agent)
     agents = await store.agents.list_agents(agent.account_id)
+    unread = {
+        name: await store.threads.count_threads(agent.account_id, replace(view_filter(name, agent), unread=True))
+        for name in ("mine", "unassigned", "all")
+    }
     return page(
         request,
         "conversations.html",
         view=view,
         rows=shown,
         counts=counts,
+        unread_counts=unread,
         listed=listed,
         agents={a.id: a.name for a in agents},
         teams=sorted({team for a in agents for team in a.teams}),
@@ -131,6 +141,7 @@ async def _failed_page(request: web.Request, agent: Agent) -> web.Response:
         rows=[],
         failures=failures,
         counts=await _counts(request, agent),
+        unread_counts={},
         listed=ThreadFilter(),
         agents={},
         teams=[],

@@ -28,6 +28,7 @@ from bot.web.i18n import LANGUAGES, translate
 from bot.web.keys import CONSOLE_HUB, SERVICES
 from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
 from conversations.agent_models import ALERTS, Agent
+from conversations.models import utcnow
 from conversations.thread_models import Thread
 
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -67,6 +68,8 @@ async def _visible(request: web.Request, agent: Agent, thread_id: str | None) ->
 async def console(request: web.Request) -> web.Response:
     agent = current_agent(request)
     thread = await _visible(request, agent, request.query.get("thread"))
+    if thread is not None:
+        await request.app[STORE].threads.mark_seen(agent.account_id, thread.id, utcnow())
     context = {**await _lists(request, agent), **await _thread_context(request, agent, thread)}
     return page(request, "console.html", error=request.query.get("error", "")[:200], **context)
 
@@ -79,12 +82,16 @@ async def render_live(app: web.Application, sock: ConsoleSocket, parts: set[str]
         return ""  # nothing under a grant that no longer holds: the socket is being closed
     lang, html = agent.lang, []
     request_like = _Detached(app, agent)
+    thread = await store.threads.get_thread(sock.thread_id) if sock.thread_id and "thread" in parts else None
+    if thread is not None and thread.account_id != agent.account_id:
+        thread = None
+    if thread is not None:  # the agent is looking at it: what it shows now is seen (before the lists say so)
+        await store.threads.mark_seen(agent.account_id, thread.id, utcnow())
     if parts & {"queue", "mine", "header"}:
         lists = await _lists(request_like, agent)  # type: ignore[arg-type]
         for part in sorted(parts & {"queue", "mine", "header"}):
             html.append(render(app, f"_{part}.html", lang, agent=agent, csrf=sock.csrf, oob=True, **lists))
-    thread = await store.threads.get_thread(sock.thread_id) if sock.thread_id and "thread" in parts else None
-    if thread is not None and thread.account_id == agent.account_id:
+    if thread is not None:
         context = await _thread_context(request_like, agent, thread)  # type: ignore[arg-type]
         for part in ("_history.html", "_thread_head.html"):
             html.append(render(app, part, lang, agent=agent, csrf=sock.csrf, oob=True, **context))

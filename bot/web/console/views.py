@@ -47,6 +47,7 @@ class Row:
     contact: str
     waiting: str
     sla: SlaView | None
+    unread: int = 0  # customer messages no agent has seen
 
 
 @dataclass(frozen=True)
@@ -83,12 +84,14 @@ def sla_view(queue: Queue, thread: Thread, now: datetime) -> SlaView | None:
 
 async def rows(store: Repositories, queue: Queue, threads: list[Thread], now: datetime) -> list[Row]:
     contacts = await store.contacts.contacts_by_id(sorted({t.contact_id for t in threads}))
+    unread = await store.threads.unread_counts(threads)
     return [
         Row(
             t,
             contact_label(contacts.get(t.contact_id), t),
             span(now - (t.awaiting_since or t.queued_at or t.opened_at)),
             sla_view(queue, t, now),
+            unread.get(t.id, 0),
         )
         for t in threads
     ]

@@ -96,3 +96,43 @@ def test_every_list_is_one_query_on_an_index() -> None:
     assert ThreadFilter(label="vip", waiting="us").query("a") == {
         "account_id": {"$eq": "a"}, "labels": "vip", "awaiting_since": {"$exists": True}
     }  # fmt: skip
+
+
+async def write(client: TestClient, address: str, external_id: str, text: str) -> None:
+    inbound = Inbound("default", "webchat", external_id, Identity("webchat", address), text)
+    _, task = await client.server.app[PIPELINE].receive(inbound)
+    assert task is not None
+    await task
+
+
+async def test_unread_counts_per_conversation_and_per_list(client: TestClient, browser: Browser) -> None:
+    base, store = f"http://127.0.0.1:{client.server.port}", client.server.app[STORE]
+    first, second, third = await customers(client, 3)
+    _, password = await add_agent(store, "default", "ana", name="Ana", role=Role.AGENT)
+    page = await agent_page(browser, base, "ana", password)
+    await expect(page.locator("#queue .unread-count")).to_have_text("3 unread")
+    await expect(page.locator(f"#queue li[data-thread={first}] .unread")).to_have_text("1")
+
+    await page.goto(f"{base}/console?thread={first}")  # opening it is seeing it
+    await expect(page.locator("#queue .unread-count")).to_have_text("2 unread")
+    await expect(page.locator(f"#queue li[data-thread={first}] .unread")).to_have_count(0)
+    await write(client, "webchat-c0", "more-1", "are you there?")  # seen live: the thread is open
+    await expect(page.locator("#history .item--in", has_text="are you there?")).to_have_count(1)
+    await expect(page.locator(f"#queue li[data-thread={first}]")).to_be_visible()
+    await expect(page.locator(f"#queue li[data-thread={first}] .unread")).to_have_count(0)
+
+    await page.goto(f"{base}/console/conversations?view=unassigned")  # away from it, two more come
+    await write(client, "webchat-c0", "more-2", "hello?")
+    await write(client, "webchat-c0", "more-3", "anyone?")
+    await page.reload()
+    await expect(page.locator(f"tr[data-thread={first}] .unread")).to_have_text("2")
+    await expect(page.locator("#view-unassigned .unread-count")).to_have_text("3 unread")
+    await page.check("input[name=unread]")
+    await page.click("#apply-filters")
+    await expect(page.locator("tr.conversation")).to_have_count(3)
+    await page.goto(f"{base}/console?thread={second}")
+    await page.goto(f"{base}/console/conversations?view=unassigned&unread=1")
+    shown = {await row.get_attribute("data-thread") for row in await page.locator("tr.conversation").all()}
+    assert shown == {first, third}
+    bad = await page.request.get(f"{base}/console/conversations?view=all&unread=yes")
+    assert bad.status == 400 and "unread must be 1" in await bad.text()
