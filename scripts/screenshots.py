@@ -1,5 +1,6 @@
-"""Screenshots of the agent console, the reports and the account page for the docs: docs/console-*.png,
-docs/reports.png, docs/account-settings.png.
+"""Screenshots of the agent console (desktop, phone, Latvian and Russian), the conversation lists,
+the reports and the account page for the docs: docs/console-*.png, docs/reports.png,
+docs/account-settings.png.
 
 Run with ``.venv/bin/python scripts/screenshots.py``; it starts a router on a throwaway embedded
 store, fills it with a few conversations, and drives Debian's headless Chromium through Playwright.
@@ -20,14 +21,16 @@ from playwright.async_api import async_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.app import create_app
-from bot.keys import EVENTS, PIPELINE, QUEUE, SHIFTS, STORE
-from bot.router.webhooks.subscriptions import subscribe
+from bot.keys import PIPELINE, QUEUE, SHIFTS, STORE
+from bot.router.webhooks.subscriptions import new_secret
 from bot.services.accounts import create_account
 from bot.services.agents import add_agent
 from bot.settings import Settings
 from bot.web.keys import SERVICES
 from conversations.agent_models import Role, Shift
 from conversations.embedded import EmbeddedMongo
+from conversations.ids import new_id
+from conversations.tenant_models import WebhookSubscription
 from conversations.thread_models import Thread, ThreadStatus
 from conversations.traffic import Identity, Inbound
 
@@ -80,14 +83,17 @@ async def populate_account(app: object) -> None:
     await store.accounts.set_account_channel(
         "corner-shop", "telegram", {"token": "7364001122:AAH-demo", "webhook_secret": "demo"}
     )
-    await subscribe(
-        store,
-        app[EVENTS],
-        "corner-shop",
-        "https://crm.example.com/omnirouter",  # type: ignore[index]
-        ["thread.created", "thread.assigned", "thread.resolved"],
-        "CRM",
-        True,
+    # stored as the API would store it: the egress guard would look the made-up host up (no network here)
+    await store.webhooks.create_webhook(
+        WebhookSubscription(
+            id=new_id("whs"),
+            account_id="corner-shop",
+            url="https://crm.example.com/omnirouter",
+            events=["thread.created", "thread.assigned", "thread.resolved"],
+            secret=new_secret(),
+            created_at=datetime.now(UTC),
+            description="CRM",
+        )
     )
 
 
@@ -202,7 +208,12 @@ async def main() -> None:
                 await page.goto(f"{base}/console?thread={thread_id}")
                 await page.wait_for_timeout(500)
                 await page.screenshot(path=str(DOCS / "console-thread-lv.png"))
+                await page.click("button[name=lang][value=ru]")
+                await page.goto(f"{base}/console?thread={thread_id}")
+                await page.wait_for_timeout(500)
+                await page.screenshot(path=str(DOCS / "console-thread-ru.png"))
                 await page.click("button[name=lang][value=en]")
+                await lists_and_phone_shots(page, browser, base, thread_id)
                 await reports_shot(server.app, browser, base)
                 await account_page(browser, base)
                 await browser.close()
@@ -210,6 +221,22 @@ async def main() -> None:
             await server.close()
             await embedded.stop()
     print("wrote", ", ".join(sorted(p.name for p in DOCS.glob("*.png"))))
+
+
+async def lists_and_phone_shots(page: object, browser: object, base: str, thread_id: str) -> None:
+    """The conversation lists, and the console at a phone's width (the list, then the thread)."""
+    await page.goto(f"{base}/console/conversations?view=all")  # type: ignore[attr-defined]
+    await page.screenshot(path=str(DOCS / "console-lists.png"))  # type: ignore[attr-defined]
+    phone = await (await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)).new_page()  # type: ignore[attr-defined]
+    await phone.goto(f"{base}/login")
+    await phone.fill("input[name=login]", "laura")
+    await phone.fill("input[name=password]", "laura-demo-pass")
+    await phone.click("button[type=submit]")
+    await phone.wait_for_selector("#queue")
+    await phone.screenshot(path=str(DOCS / "console-phone-list.png"))
+    await phone.goto(f"{base}/console?thread={thread_id}")
+    await phone.wait_for_selector("#history .item--agent")
+    await phone.screenshot(path=str(DOCS / "console-phone-thread.png"))
 
 
 async def reports_shot(app: object, browser: object, base: str) -> None:
