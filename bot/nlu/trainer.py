@@ -66,10 +66,12 @@ async def train_version(
     """Train, store as a new version, activate if asked; returns (version, model)."""
     loop = asyncio.get_running_loop()
     data, sources = await TrainingSet(store, request.account_id, request.paths).data_and_sources()
-    metrics = await loop.run_in_executor(executor, functools.partial(_metrics, data, request.options, progress))
     cache = EmbeddingCache()
     if embedder is not None and request.options.semantic:
         await _warm_cache(store, cache, embedder, data.examples)
+    metrics = await loop.run_in_executor(
+        executor, functools.partial(_metrics, data, request.options, progress, embedder, cache)
+    )
     model = await loop.run_in_executor(
         executor, functools.partial(train, data, embedder, cache, None, request.options, progress)
     )
@@ -130,9 +132,15 @@ async def _retire_if_erased(store: Repositories, account_id: str, version: str, 
         )
 
 
-def _metrics(data: TrainingData, options: TrainOptions, progress: Progress | None) -> dict[str, object] | None:
+def _metrics(
+    data: TrainingData,
+    options: TrainOptions,
+    progress: Progress | None,
+    embedder: Embedder | None,
+    cache: EmbeddingCache,
+) -> dict[str, object] | None:
     try:
-        return cross_validate(data, options, progress)
+        return cross_validate(data, options, progress, embedder=embedder, cache=cache)
     except TrainingError:
         return None
 

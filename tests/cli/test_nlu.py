@@ -134,7 +134,7 @@ async def test_train_asks_the_running_router_when_it_holds_the_store(
         code, out, err = await run("nlu", "train", env=env, cwd=tmp_path)
         assert code == 0, err
         assert "trained by the router at" in out
-        assert re.search(r"cross-validation, lexical tier: accuracy \d+(\.\d)? %, macro F1 \d+(\.\d)? %", out), out
+        assert re.search(r"cross-validation, both tiers: accuracy \d+(\.\d)? %, macro F1 \d+(\.\d)? %", out), out
         [trained] = [r for r in caplog.records if r.getMessage() == "nlu.trained"]
         fields = trained.omnirouter_fields  # type: ignore[attr-defined]
         assert fields["account"] == "default" and fields["intents"] == 3 and fields["accuracy"] is not None
