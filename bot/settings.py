@@ -220,7 +220,7 @@ class DialogueSettings:
     )
     action_timeout: float = _setting(5.0, check=_between(0.1, 60), doc="seconds to wait for a custom action")
     clear_intent: float = _setting(
-        0.75, check=_between(0, 1), doc="a message this sure of another intent leaves the form being filled"
+        0.6, check=_between(0, 1), doc="a message this sure of another intent leaves the form being filled"
     )
 
 

@@ -66,7 +66,7 @@ class Dialogue:
         domain: Domain,
         responses: Responses,
         actions: ActionServer | None = None,
-        clear_intent: float = 0.75,
+        clear_intent: float = 0.6,
         http: HttpActions | None = None,
     ) -> None:
         self.domain = domain
