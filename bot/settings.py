@@ -50,6 +50,9 @@ class StoreSettings:
     timeout_ms: int = _setting(
         3000, check=_between(100, 120_000), doc="how long an operation waits for an unreachable store"
     )
+    files_quota_mb: int = _setting(
+        1024, check=_between(1, 10_000_000), doc="megabytes of attachments' files each account may keep in the store"
+    )
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from conversations import files as _files  # noqa: F401  (registers the files' holder)
 from conversations import personal_holders as _core_holders  # noqa: F401  (registers the core holders)
 from conversations.client import IndexPlan, Repository, StoreClient
 from conversations.personal_data import ContactScope, Erasure, declare_not_personal, holders

@@ -20,6 +20,7 @@ from conversations import (
     audit,
     contacts,
     events,
+    files,
     messages,
     nlu,
     outbox,
@@ -37,6 +38,7 @@ from conversations.audit import AuditRepository
 from conversations.client import IndexPlan, StoreClient
 from conversations.contacts import ContactsRepository
 from conversations.events import EventsRepository
+from conversations.files import FilesRepository
 from conversations.mail import MailRepository
 from conversations.messages import MessagesRepository
 from conversations.nlu import NluRepository
@@ -68,6 +70,7 @@ INDEXES: tuple[IndexPlan, ...] = (
     privacy.INDEXES,
     audit.INDEXES,
     reports.INDEXES,
+    files.INDEXES,
 )
 
 
@@ -94,6 +97,7 @@ class Repositories:
     reports: ReportsRepository
     mail: MailRepository
     phone: PhoneRepository
+    files: FilesRepository
 
     @classmethod
     def connect(
@@ -134,6 +138,7 @@ class Repositories:
             reports=ReportsRepository(client),
             mail=MailRepository(client),
             phone=PhoneRepository(client),
+            files=FilesRepository(client),
         )
 
     async def ensure_indexes(self) -> None:

@@ -4,15 +4,14 @@ file id. Same authentication and account scoping as the rest of ``/api``."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
 from bot.handlers.kit.media import AttachmentError, AttachmentTooLarge
-from bot.keys import ADAPTERS, STORE
+from bot.keys import ADAPTERS, SETTINGS, STORE
 from bot.router.replies import Reply, ReplyRefused
+from bot.services.attachments import NotDownloadable, attachment_file
 from bot.web.api.kit import ApiRoutes, Call, api_error, reply, visible
 from bot.web.api.messages import small_int
 from bot.web.api.openapi import ref
@@ -20,7 +19,6 @@ from bot.web.errors import json_error
 from bot.web.keys import SERVICES
 
 API = ApiRoutes()
-_MIME = re.compile(r"^[A-Za-z0-9][\w.+-]{0,63}/[A-Za-z0-9][\w.+-]{0,127}$", re.ASCII)
 _DOCUMENT_KEYS = ("url", "file_id", "media_id", "name")
 
 REPLY_BODY: dict[str, Any] = {
@@ -98,7 +96,7 @@ async def post_reply(request: web.Request, call: Call) -> web.Response:
 @API(
     "GET",
     "/api/messages/{message_id}/attachments/{index}",
-    "The n-th attachment of a message, fetched from the channel's provider by its file id",
+    "The n-th attachment of a message: from the store's files, or fetched from the channel's provider by its file id and kept",
     tag="messages",
     response=None,
     errors=(409, 413, 502),
@@ -108,28 +106,17 @@ async def get_attachment(request: web.Request, call: Call) -> web.StreamResponse
     message = visible(call.principal, await request.app[STORE].messages.get_message(message_id), "message", message_id)
     if index is None or index >= len(message.attachments):
         raise api_error(404, "not_found", f"message {message_id} has no such attachment")
-    attachment = message.attachments[index]
-    fetch = getattr(request.app[ADAPTERS].get(message.channel), "fetch_attachment", None)
-    if fetch is None or not attachment.provider_ref:
-        return json_error(409, "not_downloadable", "this attachment has no file to fetch")
+    settings = request.app[SETTINGS]
+    quota = settings.store.files_quota_mb * 1_000_000
     try:
-        data: bytes = await fetch(message.account_id, attachment.provider_ref)
+        view = await attachment_file(request.app[STORE], request.app[ADAPTERS], quota, message, index)
+    except NotDownloadable as exc:
+        return json_error(409, "not_downloadable", str(exc))
     except AttachmentTooLarge as exc:
         return json_error(413, "too_large", str(exc))
     except AttachmentError as exc:
         return json_error(502, "provider_error", str(exc))
-    headers = {"Content-Disposition": _disposition(attachment.name or "file"), "X-Content-Type-Options": "nosniff"}
-    mime = attachment.mime_type or ""
-    return web.Response(
-        body=data, content_type=mime if _MIME.match(mime) else "application/octet-stream", headers=headers
-    )
-
-
-def _disposition(name: str) -> str:
-    """A download header for a customer's file name, whatever it contains (quotes, line breaks,
-    non-ASCII): an ASCII fallback plus the exact name percent-encoded (RFC 6266)."""
-    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)[:100]
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name[:200], safe='')}"
+    return web.Response(body=view.data, content_type=view.content_type, headers=view.headers())
 
 
 def routes() -> list[web.RouteDef]:

@@ -223,23 +223,32 @@ async def test_a_reply_retried_past_its_queued_window_goes_out_if_the_customer_w
         await adapter.send(gone)
 
 
-async def test_media_downloads_by_id_within_the_cap(router: TestClient, graph_api: FakeGraphAPI) -> None:
-    graph_api.media["1003383421387257"] = (b"%PDF receipt", "application/pdf")
+async def test_media_downloads_by_id_within_the_cap_and_is_kept(router: TestClient, graph_api: FakeGraphAPI) -> None:
+    store = router.server.app[STORE]
+    adapter = router.server.app[OUTBOX]._adapters["whatsapp"]
+    capped = adapter.settings.__class__(**{**adapter.settings.__dict__, "max_download_bytes": 1000})
+    adapter.settings, roomy = capped, adapter.settings
+    graph_api.media["big"] = (b"x" * 4096, "image/jpeg")
+    with pytest.raises(AttachmentTooLarge):
+        await adapter.fetch_attachment("default", "big")
+    graph_api.media["1003383421387257"] = (b"y" * 2000, "application/pdf")
     await post_whatsapp(router, fixture("whatsapp", "document"))
-    [message] = await factories.messages(router.server.app[STORE], direction="in")
+    [message] = await factories.messages(store, direction="in")
+    refused = await router.get(f"/api/messages/{message.id}/attachments/0")
+    assert refused.status == 413 and (await refused.json())["error"] == "too_large"
+    assert await store.files.cached("default", message.id, 0) is None  # nothing kept of a refused file
+
+    adapter.settings = roomy
+    graph_api.media["1003383421387257"] = (b"%PDF receipt", "application/pdf")
     response = await router.get(f"/api/messages/{message.id}/attachments/0")
     assert response.status == 200 and await response.read() == b"%PDF receipt"
     missing = await router.get(f"/api/messages/{message.id}/attachments/1")
     assert missing.status == 404
-
-    adapter = router.server.app[OUTBOX]._adapters["whatsapp"]
-    graph_api.media["big"] = (b"x" * 4096, "image/jpeg")
-    adapter.settings = adapter.settings.__class__(**{**adapter.settings.__dict__, "max_download_bytes": 1000})
-    with pytest.raises(AttachmentTooLarge):
-        await adapter.fetch_attachment("default", "big")
-    graph_api.media["1003383421387257"] = (b"y" * 2000, "application/pdf")
-    refused = await router.get(f"/api/messages/{message.id}/attachments/0")
-    assert refused.status == 413 and (await refused.json())["error"] == "too_large"
+    graph_api.media["1003383421387257"] = (b"gone from the provider", "application/pdf")
+    again = await router.get(f"/api/messages/{message.id}/attachments/0")  # from the store's GridFS now
+    assert again.status == 200 and await again.read() == b"%PDF receipt"
+    kept = await store.files.cached("default", message.id, 0)
+    assert kept is not None and kept.length == len(b"%PDF receipt") and kept.contact_id == message.contact_id
 
 
 async def test_every_new_conversation_has_its_window_before_its_first_reply(

@@ -1,0 +1,42 @@
+"""The console's way to a customer's file: an image previewed in the conversation, anything else
+downloaded, both through the router (``bot/services/attachments.py``: from the store's GridFS, or
+fetched from the provider once and kept there), for the agents of the message's account only."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from bot.handlers.kit.media import AttachmentError, AttachmentTooLarge
+from bot.keys import ADAPTERS, SETTINGS, STORE
+from bot.services.attachments import NotDownloadable, attachment_file
+from bot.web.pages import current_agent, plain, signed_in
+
+FILE = "/console/messages/{message_id}/attachments/{index}"
+_ID = re.compile(r"^msg_[0-9a-f]{24}$")
+
+
+@signed_in()
+async def attachment(request: web.Request) -> web.StreamResponse:
+    agent, store = current_agent(request), request.app[STORE]
+    message_id, index = request.match_info["message_id"], request.match_info["index"]
+    message = await store.messages.get_message(message_id) if _ID.match(message_id) else None
+    if message is None or message.account_id != agent.account_id:
+        return plain(404, "no such message")
+    if not index.isdigit() or int(index) >= len(message.attachments):
+        return plain(404, "the message has no such attachment")
+    quota = request.app[SETTINGS].store.files_quota_mb * 1_000_000
+    try:
+        view = await attachment_file(store, request.app[ADAPTERS], quota, message, int(index))
+    except NotDownloadable as exc:
+        return plain(409, str(exc))
+    except AttachmentTooLarge as exc:
+        return plain(413, str(exc))
+    except AttachmentError as exc:
+        return plain(502, f"the channel did not give the file: {exc}")
+    return web.Response(body=view.data, content_type=view.content_type, headers=view.headers())
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get(FILE, attachment)]
