@@ -189,7 +189,10 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
     app[EVENTS], app[WEBHOOKS] = events, sender
     app[SERVICES] = Services(
-        replies=Replies(store, outbox, adapters, queue, ThreadLog(store, events)), threads=ThreadActions(queue)
+        replies=Replies(
+            store, outbox, adapters, queue, ThreadLog(store, events), settings.store.files_quota_mb * 10**6
+        ),
+        threads=ThreadActions(queue),
     )
     for adapter in adapters.values():
         adapter.bind(pipeline)

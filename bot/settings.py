@@ -50,9 +50,7 @@ class StoreSettings:
     timeout_ms: int = _setting(
         3000, check=_between(100, 120_000), doc="how long an operation waits for an unreachable store"
     )
-    files_quota_mb: int = _setting(
-        1024, check=_between(1, 10_000_000), doc="megabytes of attachments' files each account may keep in the store"
-    )
+    files_quota_mb: int = _setting(1024, check=_between(1, 10**7), doc="MB of attachment files an account may keep")
 
 
 @dataclass(frozen=True)
@@ -149,13 +147,11 @@ class QueueSettings:
         check=_one_of("manual", "next", "auto"),
         doc="how queued conversations reach agents (an admin can change it per account)",
     )
-    reopen_days: float = _setting(
-        7.0, check=_between(0, 365), doc="a customer writing again this soon reopens the resolved thread"
-    )
+    reopen_days: float = _setting(7.0, check=_between(0, 365), doc="a customer writing again this soon reopens it")
     first_response_minutes: float = _setting(15.0, check=_between(0, 100_000), doc="first-response SLA")
     next_response_minutes: float = _setting(30.0, check=_between(0, 100_000), doc="next-response SLA")
     business_hours: str = _setting(
-        "", check=_hours_spec, doc="e.g. mon-fri 09:00-17:00; sat 10:00-14:00 (empty: always open)"
+        "", check=_hours_spec, doc="e.g. mon-fri 09:00-17:00; sat 10:00-14:00 (empty: always)"
     )
     timezone: str = _setting("UTC", check=_timezone, doc="time zone of business_hours")
     out_of_hours_reply: str = _setting(

@@ -120,6 +120,32 @@ class FilesRepository(Repository):
             return found
         return StoredFile.from_doc(doc)
 
+    async def keep_upload(
+        self,
+        *,
+        upload: str,
+        account_id: str,
+        contact_id: str,
+        thread_id: str,
+        name: str,
+        content_type: str,
+        data: bytes,
+        quota: int,
+    ) -> StoredFile:
+        """Store a file an agent sends to a conversation's contact under ``upload`` (an ``upl_``
+        id: the same one finds the file kept already); its key ``<upload>:0`` goes with the reply."""
+        return await self.keep(
+            account_id=account_id,
+            contact_id=contact_id,
+            thread_id=thread_id,
+            message_id=upload,
+            index=0,
+            name=name,
+            content_type=content_type,
+            data=data,
+            quota=quota,
+        )
+
     async def read(self, stored: StoredFile) -> bytes | None:
         """The bytes of a kept file (``None`` if it was deleted meanwhile)."""
         try:
@@ -145,9 +171,13 @@ class FilesRepository(Repository):
 
 
 def _of_scope(scope: ContactScope) -> dict[str, Any] | None:
-    if not scope.message_ids:
+    """The contact's files (agents' uploads to them included) or, for retention, the messages'."""
+    parts = [
+        {k: {"$in": list(v)}} for k, v in (("message_id", scope.message_ids), ("contact_id", scope.contact_ids)) if v
+    ]
+    if not parts:
         return None
-    return {"message_id": {"$in": list(scope.message_ids)}, **exactly(account_id=scope.account_id)}
+    return {"$or": parts, **exactly(account_id=scope.account_id)}
 
 
 async def _export_files(db: Database, scope: ContactScope) -> list[dict[str, Any]]:

@@ -129,6 +129,7 @@ class Thread(Document):
     next_response_breaches: int = 0  # agent answers that came later than the next-response SLA
     last_inbound_ms: int | None = None  # epoch ms of the customer's last message
     unread_since_ms: int | None = None  # epoch ms of the oldest customer message no agent has seen
+    seen_ms: int | None = None  # epoch ms up to which an agent of the account saw the thread
 
     @property
     def wa_window_ends_at(self) -> datetime | None:

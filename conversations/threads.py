@@ -202,6 +202,9 @@ class ThreadsRepository(Repository):
         """An agent of the account saw the thread as it was at ``seen``: read up to there (a message
         that came later stays unread; agents share one mark, as in the peers' consoles)."""
         ms = epoch_ms(seen)
+        # the mark itself first: a customer message whose touch lands after this is still only
+        # unread if it is newer than what was seen (unread_counts)
+        await self._db.threads.update_one({"_id": thread_id, "account_id": account_id}, {"$max": {"seen_ms": ms}})
         cleared = await self._db.threads.update_one(
             {
                 "_id": thread_id,
@@ -222,12 +225,18 @@ class ThreadsRepository(Repository):
         one indexed count per unread thread, none for the others)."""
         counts = {}
         for thread in threads:
-            if thread.unread_since_ms is not None:
-                query = {
-                    **exactly(thread_id=thread.id, direction=str(Direction.IN)),
-                    "created_at": {"$gte": thread.unread_since_ms},  # times are epoch ms at rest
-                }
-                counts[thread.id] = await self._db.messages.count_documents(query, limit=cap)
+            if thread.unread_since_ms is None:
+                continue
+            since = max(thread.unread_since_ms, (thread.seen_ms or -1) + 1)
+            query = {
+                **exactly(thread_id=thread.id, direction=str(Direction.IN)),
+                "created_at": {"$gte": since},  # times are epoch ms at rest
+            }
+            counts[thread.id] = await self._db.messages.count_documents(query, limit=cap)
+            if not counts[thread.id] and thread.seen_ms is not None:  # seen after all: the mark goes
+                await self._db.threads.update_one(
+                    {"_id": thread.id, "last_inbound_ms": {"$lte": thread.seen_ms}}, {"$unset": {"unread_since_ms": ""}}
+                )
         return {thread_id: n for thread_id, n in counts.items() if n}
 
     async def swap_thread_nlu_state(self, thread_id: str, version: int, state: Mapping[str, Any]) -> bool:

@@ -10,6 +10,7 @@ or posted to the REST API — goes out here, and so is checked, sent and recorde
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bot import audit
@@ -19,6 +20,8 @@ from bot.router.queue import Queue, QueueError
 from bot.router.replies import Reply, ReplyRefused, send_reply
 from bot.router.thread_log import ThreadLog
 from conversations.agent_models import Agent
+from conversations.files import QuotaExceeded
+from conversations.ids import derived_id
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Message, Thread
@@ -28,10 +31,30 @@ class ChannelNotConfigured(ReplyRefused):
     code = "channel_not_configured"
 
 
+class FilesRefused(ReplyRefused):
+    code = "file_refused"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFile:
+    """A file an agent attached to a reply, as the browser sent it."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+
 class Replies:
     def __init__(
-        self, store: Repositories, outbox: Outbox, adapters: Mapping[str, ChannelAdapter], queue: Queue, log: ThreadLog
+        self,
+        store: Repositories,
+        outbox: Outbox,
+        adapters: Mapping[str, ChannelAdapter],
+        queue: Queue,
+        log: ThreadLog,
+        files_quota: int = 1024 * 1_000_000,
     ) -> None:
+        self._files_quota = files_quota  # bytes of files each account may keep
         self._store = store
         self._outbox = outbox
         self._adapters = adapters
@@ -75,12 +98,37 @@ class Replies:
         await audit.record(self._store, thread.account_id, by, "outbox.retry", item.id)
         await self._store.events.emit_event(thread.account_id, "delivery", utcnow(), thread_id=thread.id)
 
-    async def answer(self, thread_id: str, agent: Agent, text: str, nonce: str) -> Message:
-        """The console's reply: free text on a thread the agent holds (admins: any open thread),
-        sent once per form (``nonce``)."""
+    async def answer(
+        self, thread_id: str, agent: Agent, text: str, nonce: str, file: AgentFile | None = None
+    ) -> Message:
+        """The console's reply: free text, and a file where the channel carries one, on a thread
+        the agent holds (admins: any open thread), sent once per form (``nonce``)."""
         thread = await self._queue.open_thread(agent, thread_id, own=True)
-        reply = Reply(key=f"agent:{agent.id}:{nonce}", text=text, agent=agent.id, agent_name=agent.name)
+        document = await self._kept(thread, agent, nonce, file) if file is not None else None
+        reply = Reply(
+            key=f"agent:{agent.id}:{nonce}", text=text, document=document, agent=agent.id, agent_name=agent.name
+        )
         return await self.send(thread, reply, agent)
+
+    async def _kept(self, thread: Thread, agent: Agent, nonce: str, file: AgentFile) -> dict[str, Any]:
+        """The agent's file in the store (once per form), as the reply's document."""
+        adapter = self._adapters.get(thread.channel)
+        if adapter is None or not adapter.capabilities.files:
+            raise FilesRefused(f"files cannot be sent on {thread.channel} from the console yet")
+        try:
+            kept = await self._store.files.keep_upload(
+                upload=derived_id("upl", f"{agent.id}:{nonce}"),
+                account_id=thread.account_id,
+                contact_id=thread.contact_id,
+                thread_id=thread.id,
+                name=file.name,
+                content_type=file.content_type,
+                data=file.data,
+                quota=self._files_quota,
+            )
+        except QuotaExceeded as exc:
+            raise FilesRefused(f"the file was not sent: {exc}") from None
+        return {"file": f"{kept.message_id}:0", "name": kept.name, "mime_type": kept.content_type, "size": kept.length}
 
     async def template(self, thread: Thread, agent: Agent, name: str, parameters: list[str], nonce: str) -> Message:
         """A template the agent picked in the console (outside WhatsApp's window), once per form."""

@@ -79,3 +79,16 @@ async def test_a_thread_is_unread_from_the_first_message_no_agent_saw(store: Rep
     third = await _customer_writes(store, "m3", start + timedelta(seconds=4))
     assert third.unread_since_ms == epoch_ms(start + timedelta(seconds=4))
     assert await store.threads.unread_counts([third]) == {third.id: 1}
+
+
+async def test_a_message_whose_touch_lands_after_the_agent_saw_it_is_not_unread(store: Repositories) -> None:
+    start = utcnow()
+    _, thread, _ = await record(store, inbound("late", text="late"), now=start)  # stored and shown...
+    await store.threads.mark_seen("acme", thread.id, start + timedelta(seconds=1))  # ...and seen
+    await store.threads.touch_thread(thread.id, start)  # the message's own update lands only now
+    marked = await store.threads.get_thread(thread.id)
+    assert marked is not None and marked.unread_since_ms is not None
+    assert await store.threads.unread_counts([marked]) == {}
+    cleaned = await store.threads.get_thread(thread.id)
+    assert cleaned is not None and cleaned.unread_since_ms is None  # the stale mark is gone
+    assert await store.threads.count_threads("acme", ThreadFilter(unread=True)) == 0

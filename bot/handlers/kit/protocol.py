@@ -74,6 +74,7 @@ class Capabilities:
 
     buttons: bool = False
     media: bool = False
+    files: bool = False  # an agent's file, uploaded to the store, goes out on it
     templates: bool = False
     service_window_hours: int | None = None  # WhatsApp's 24-hour customer service window
     max_text_length: int | None = None

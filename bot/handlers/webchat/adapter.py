@@ -34,6 +34,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.handlers.kit.payload import load_json
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
+from bot.handlers.webchat.files import FILE_ROUTE, ChatFiles
 from bot.handlers.webchat.frames import message_frame, outbound_frame
 from bot.handlers.webchat.settings import WebchatSettings
 from bot.handlers.webchat.tokens import VisitorToken, VisitorTokens
@@ -82,7 +83,8 @@ class WebchatAdapter(BaseAdapter):
         )
         self._store: Repositories | None = None
         self._max_text = context.settings.section(WebchatSettings).max_text_length
-        self.capabilities = Capabilities(buttons=True, max_text_length=self._max_text)
+        self.capabilities = Capabilities(buttons=True, files=True, max_text_length=self._max_text)
+        self._files = ChatFiles(lambda: self.store, lambda: self.tokens)
         self._sockets: dict[tuple[str, str], set[_VisitorSocket]] = {}
         self._typing: dict[tuple[str, str], float] = {}  # (account, visitor) -> when last told
         self._accounts: dict[str, float] = {context.account_id: float("inf")}  # account -> known until
@@ -190,7 +192,9 @@ class WebchatAdapter(BaseAdapter):
     async def send(self, outbound: Outbound) -> str:
         """Push the reply to the visitor's open sockets; it is stored either way, and a browser
         that was offline gets it in the history of its next ``welcome``."""
-        frame = outbound_frame(outbound, self.render_text(outbound))
+        frame = outbound_frame(
+            outbound, self.render_text(outbound), self._files.url_for(outbound.account_id, outbound.to.address)
+        )
         sockets = list(self._sockets.get((outbound.account_id, outbound.to.address), ()))
         await asyncio.gather(*(sock.send(frame) for sock in sockets))
         return outbound.message_id
@@ -224,6 +228,7 @@ class WebchatAdapter(BaseAdapter):
             web.get("/chat", self.page),
             web.get("/webchat/ws", self.socket),
             web.post("/webchat/messages", self.post_message),
+            web.get(FILE_ROUTE, self._files.serve),
         ]
 
     # --- routes ---------------------------------------------------------------------------
@@ -354,7 +359,7 @@ class WebchatAdapter(BaseAdapter):
         return {
             "thread_id": thread.id if thread else None,
             "status": str(thread.status) if thread else None,
-            "history": [message_frame(m) for m in messages],
+            "history": [message_frame(m, self._files.url_for(account_id, visitor)) for m in messages],
         }
 
     async def _account(self, request: web.Request) -> str:

@@ -3,13 +3,25 @@ history) and a reply on its way out."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from bot.handlers.kit.media import PREVIEWED
 from conversations.thread_models import Message
 from conversations.traffic import Outbound
 
 
-def message_frame(message: Message) -> dict[str, Any]:
+def file_of(meta: Mapping[str, Any], url: Callable[[str], str]) -> dict[str, Any] | None:
+    """The file an agent sent with a reply (``meta["document"]["file"]``), as the page shows it:
+    its name, a signed address, and whether it is an image to show."""
+    document = meta.get("document")
+    if not isinstance(document, Mapping) or not isinstance(document.get("file"), str):
+        return None
+    mime = str(document.get("mime_type") or "")
+    return {"name": str(document.get("name") or "file"), "url": url(document["file"]), "image": mime in PREVIEWED}
+
+
+def message_frame(message: Message, url: Callable[[str], str]) -> dict[str, Any]:
     return {
         "type": "message",
         "message_id": message.id,
@@ -20,10 +32,11 @@ def message_frame(message: Message) -> dict[str, Any]:
         "options": message.meta.get("options", []),
         "created_at": message.created_at.isoformat(),
         "client_id": (message.external_id or "").partition(":")[2] or None,
+        "file": file_of(message.meta, url),
     }
 
 
-def outbound_frame(outbound: Outbound, text: str) -> dict[str, Any]:
+def outbound_frame(outbound: Outbound, text: str, url: Callable[[str], str]) -> dict[str, Any]:
     return {
         "type": "message",
         "message_id": outbound.message_id,
@@ -32,4 +45,5 @@ def outbound_frame(outbound: Outbound, text: str) -> dict[str, Any]:
         "sender": outbound.meta.get("sender_kind", "bot"),
         "text": text,
         "options": list(outbound.options),
+        "file": file_of(outbound.meta, url),
     }

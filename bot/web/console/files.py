@@ -8,13 +8,14 @@ import re
 
 from aiohttp import web
 
-from bot.handlers.kit.media import AttachmentError, AttachmentTooLarge
+from bot.handlers.kit.media import AttachmentError, AttachmentTooLarge, file_headers, served_type
 from bot.keys import ADAPTERS, SETTINGS, STORE
 from bot.services.attachments import NotDownloadable, attachment_file
 from bot.web.pages import current_agent, plain, signed_in
 
 FILE = "/console/messages/{message_id}/attachments/{index}"
 _ID = re.compile(r"^msg_[0-9a-f]{24}$")
+_UPLOAD = re.compile(r"^upl_[0-9a-f]{24}$")
 
 
 @signed_in()
@@ -38,5 +39,18 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     return web.Response(body=view.data, content_type=view.content_type, headers=view.headers())
 
 
+@signed_in()
+async def sent_file(request: web.Request) -> web.StreamResponse:
+    """A file an agent of the account sent with a reply."""
+    agent, store = current_agent(request), request.app[STORE]
+    upload, _, index = request.match_info["key"].partition(":")
+    stored = await store.files.cached(agent.account_id, upload, 0) if _UPLOAD.match(upload) and index == "0" else None
+    data = await store.files.read(stored) if stored is not None else None
+    if stored is None or data is None:
+        return plain(404, "no such file")
+    content_type, inline = served_type(stored.content_type, data)
+    return web.Response(body=data, content_type=content_type, headers=file_headers(stored.name, inline))
+
+
 def routes() -> list[web.RouteDef]:
-    return [web.get(FILE, attachment)]
+    return [web.get(FILE, attachment), web.get("/console/files/{key}", sent_file)]

@@ -13,12 +13,14 @@ import secrets
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 
 from bot import audit
-from bot.keys import QUEUE, SHIFTS, STORE
+from bot.keys import ADAPTERS, QUEUE, SHIFTS, STORE
 from bot.router.queue import CannotTake, QueueError
 from bot.router.replies import ReplyRefused
 from bot.router.shifts import read_location
+from bot.services.replies import AgentFile
 from bot.web.console import auth
 from bot.web.console.contact_panel import panel
 from bot.web.console.live import ConsoleSocket
@@ -28,7 +30,6 @@ from bot.web.i18n import LANGUAGES, translate
 from bot.web.keys import CONSOLE_HUB, SERVICES
 from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
 from conversations.agent_models import ALERTS, Agent
-from conversations.models import utcnow
 from conversations.thread_models import Thread
 
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -43,7 +44,25 @@ async def _thread_context(request: web.Request, agent: Agent, thread: Thread | N
     view = await thread_view(app[STORE], app[QUEUE], agent, thread)
     customer = await panel(app[STORE], await app[STORE].contacts.get_contact(thread.contact_id), agent.account_id)
     templates = await app[TEMPLATES].templates(thread) if view.wa_window_open is False else []
-    return {"view": view, "templates": templates, "nonce": secrets.token_urlsafe(12), "customer": customer}
+    adapter = app[ADAPTERS].get(thread.channel)
+    return {
+        "view": view,
+        "templates": templates,
+        "nonce": secrets.token_urlsafe(12),
+        "customer": customer,
+        "can_attach": adapter is not None and adapter.capabilities.files,
+    }
+
+
+async def _seen(app: web.Application, agent: Agent, context: dict[str, Any]) -> None:
+    """Mark the shown conversation read up to its newest message on the page (a message stored
+    after the page was drawn stays unread)."""
+    view = context.get("view")
+    if view is None:
+        return
+    shown = [item.at for item in view.items if item.kind == "message" and item.thread_id == view.thread.id]
+    if shown:
+        await app[STORE].threads.mark_seen(agent.account_id, view.thread.id, max(shown))
 
 
 async def _lists(request: web.Request, agent: Agent) -> dict[str, Any]:
@@ -68,9 +87,9 @@ async def _visible(request: web.Request, agent: Agent, thread_id: str | None) ->
 async def console(request: web.Request) -> web.Response:
     agent = current_agent(request)
     thread = await _visible(request, agent, request.query.get("thread"))
-    if thread is not None:
-        await request.app[STORE].threads.mark_seen(agent.account_id, thread.id, utcnow())
-    context = {**await _lists(request, agent), **await _thread_context(request, agent, thread)}
+    shown = await _thread_context(request, agent, thread)
+    await _seen(request.app, agent, shown)  # before the lists, which then show it read
+    context = {**await _lists(request, agent), **shown}
     return page(request, "console.html", error=request.query.get("error", "")[:200], **context)
 
 
@@ -85,14 +104,13 @@ async def render_live(app: web.Application, sock: ConsoleSocket, parts: set[str]
     thread = await store.threads.get_thread(sock.thread_id) if sock.thread_id and "thread" in parts else None
     if thread is not None and thread.account_id != agent.account_id:
         thread = None
-    if thread is not None:  # the agent is looking at it: what it shows now is seen (before the lists say so)
-        await store.threads.mark_seen(agent.account_id, thread.id, utcnow())
+    context = await _thread_context(request_like, agent, thread) if thread is not None else {}  # type: ignore[arg-type]
+    await _seen(app, agent, context)  # the agent is looking at it: what it shows is seen, before the lists say so
     if parts & {"queue", "mine", "header"}:
         lists = await _lists(request_like, agent)  # type: ignore[arg-type]
         for part in sorted(parts & {"queue", "mine", "header"}):
             html.append(render(app, f"_{part}.html", lang, agent=agent, csrf=sock.csrf, oob=True, **lists))
     if thread is not None:
-        context = await _thread_context(request_like, agent, thread)  # type: ignore[arg-type]
         for part in ("_history.html", "_thread_head.html"):
             html.append(render(app, part, lang, agent=agent, csrf=sock.csrf, oob=True, **context))
     if "typing" in parts and sock.thread_id:
@@ -258,10 +276,18 @@ async def _reply(request: web.Request, agent: Agent, thread_id: str, form: Any) 
     canned = {c.shortcut: c.text for c in await request.app[STORE].agents.list_canned(agent.account_id)}
     if text.startswith("/") and text[1:] in canned:
         text = canned[text[1:]]
-    if not text or len(text) > MAX_TEXT:
-        return plain(400, f"the reply must be 1 to {MAX_TEXT} characters")
+    upload = form.get("file")
+    file = None
+    if isinstance(upload, FileField) and upload.filename:
+        data = upload.file.read()
+        if not data:
+            return plain(400, "the attached file is empty")
+        name = re.sub(r"[\x00-\x1f/\\]", "_", upload.filename)[:200]
+        file = AgentFile(name, upload.content_type or "application/octet-stream", data)
+    if (not text and file is None) or len(text) > MAX_TEXT:
+        return plain(400, f"the reply must be 1 to {MAX_TEXT} characters, or a file")
     try:
-        await request.app[SERVICES].replies.answer(thread_id, agent, text, nonce)
+        await request.app[SERVICES].replies.answer(thread_id, agent, text, nonce, file)
     except ReplyRefused as exc:
         return _refused(request, exc, thread_id)
     if request.headers.get("HX-Request"):

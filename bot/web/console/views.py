@@ -66,6 +66,7 @@ class HistoryItem:
     subject: str = ""  # an e-mail's subject line
     attachments: tuple[Attachment, ...] = ()  # what came with the message (names as the sender wrote them)
     message_id: str = ""
+    sent_file: dict[str, str] = field(default_factory=dict)  # an agent's file: name, href
 
 
 def contact_label(contact: Contact | None, thread: Thread) -> str:
@@ -125,6 +126,7 @@ async def history(store: Repositories, contact_id: str) -> list[HistoryItem]:
                 subject=_subject(m),
                 attachments=m.attachments,
                 message_id=m.id,
+                sent_file=_sent_file(m),
             )
         )
     for entry in await store.queue.contact_timeline(contact_id):
@@ -140,6 +142,14 @@ async def history(store: Repositories, contact_id: str) -> list[HistoryItem]:
             )
         )
     return sorted(items, key=lambda item: item.at)
+
+
+def _sent_file(message: Message) -> dict[str, str]:
+    """The file an agent sent with the message: its name and the console's address of it."""
+    document = message.meta.get("document")
+    if not isinstance(document, dict) or not isinstance(document.get("file"), str):
+        return {}
+    return {"name": str(document.get("name") or "file"), "href": f"/console/files/{document['file']}"}
 
 
 def _subject(message: Message) -> str:

@@ -71,7 +71,7 @@
     notice.textContent = text || "";
   }
 
-  function render({ key, direction, sender, text, options, meta }) {
+  function render({ key, direction, sender, text, options, meta, file }) {
     let li = shown.get(key);
     if (!li) {
       li = document.createElement("li");
@@ -83,6 +83,23 @@
     li.className = `msg msg--${direction === "in" ? "in" : sender === "system" ? "system" : "out"}`;
     li.dataset.key = key;
     li.appendChild(document.createTextNode(text));
+    if (file && typeof file.url === "string" && file.url.startsWith("/webchat/files/")) {
+      const link = document.createElement("a");
+      link.className = "msg__file";
+      link.href = file.url;
+      link.target = "_blank";
+      link.rel = "noopener";
+      if (file.image) {
+        const img = document.createElement("img");
+        img.src = file.url;
+        img.alt = file.name || "";
+        link.appendChild(img);
+      } else {
+        link.textContent = file.name || "file";
+        link.setAttribute("download", file.name || "file");
+      }
+      li.appendChild(link);
+    }
     if (meta) {
       const small = document.createElement("span");
       small.className = "msg__meta";
@@ -108,7 +125,7 @@
   function renderFrame(m) {
     // a message the customer wrote is keyed by its client id, so the acked copy replaces the pending one
     const key = m.direction === "in" && m.client_id ? m.client_id : m.message_id;
-    render({ key, direction: m.direction, sender: m.sender, text: m.text, options: m.options });
+    render({ key, direction: m.direction, sender: m.sender, text: m.text, options: m.options, file: m.file });
   }
 
   function transmit(item) {

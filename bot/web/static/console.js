@@ -214,7 +214,7 @@
   function fieldsOf(root) {
     const found = new Map();
     for (const el of root.querySelectorAll("input[name], select[name], textarea[name]")) {
-      if (el.type !== "hidden" && fieldKey(el)) found.set(fieldKey(el), el);
+      if (el.type !== "hidden" && el.type !== "file" && fieldKey(el)) found.set(fieldKey(el), el);
     }
     return found;
   }

@@ -1,0 +1,78 @@
+"""An agent sends a file with a reply on the web chat, in Debian's headless Chromium: the visitor
+sees the image in the chat and gets a document as a download, from an address signed for them
+alone; the file is kept in the store's GridFS and erased with the contact."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from aiohttp.test_utils import TestClient
+from playwright.async_api import Browser, expect
+
+from bot.keys import STORE
+from bot.services.agents import add_agent
+from bot.services.contacts import erase_contact, find_contact
+from conversations.agent_models import Role
+from tests import factories
+from tests.web.console.test_console_browser import agent_page
+
+pytestmark = pytest.mark.browser
+
+
+async def test_an_agent_sends_an_image_and_a_document_to_a_web_chat_visitor(
+    client: TestClient, browser: Browser, tmp_path: object
+) -> None:
+    base, store = f"http://127.0.0.1:{client.server.port}", client.server.app[STORE]
+    _, password = await add_agent(store, "default", "ola", name="Ola", role=Role.ADMIN)
+    customer = await (await browser.new_context()).new_page()
+    await customer.goto(f"{base}/chat")
+    await customer.fill("#text", "can you send me the invoice?")
+    await customer.keyboard.press("Enter")
+    await expect(customer.locator(".msg--system")).to_have_count(1)
+
+    agent = await agent_page(browser, base, "ola", password)
+    [thread] = await factories.threads(store)
+    await agent.click("#shift-start")
+    await expect(agent.locator("#presence")).to_contain_text("online")
+    await agent.goto(f"{base}/console?thread={thread.id}")
+    await agent.click("#take-thread")
+    await expect(agent.locator("#reply-file")).to_be_visible()
+    png = base64.b64decode(
+        await agent.evaluate(
+            "() => { const c = document.createElement('canvas'); c.width = 12; c.height = 9;"
+            " c.getContext('2d').fillRect(0, 0, 12, 9); return c.toDataURL('image/png').split(',')[1]; }"
+        )
+    )
+    await agent.set_input_files("#reply-file", files=[{"name": "photo.png", "mimeType": "image/png", "buffer": png}])
+    await agent.fill("#reply-text", "Here is the photo")
+    await agent.click("#send-reply")
+    shown = customer.locator(".msg--out .msg__file img")
+    await expect(shown).to_have_count(1)
+    await customer.wait_for_function("() => document.querySelector('.msg__file img').naturalWidth === 12")
+
+    await agent.set_input_files(
+        "#reply-file", files=[{"name": "invoice.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.4 invoice"}]
+    )
+    await agent.click("#send-reply")  # a file alone, no text
+    link = customer.locator(".msg--out a.msg__file", has_text="invoice.pdf")
+    await expect(link).to_have_count(1)
+    href = await link.get_attribute("href")
+    assert href is not None
+    got = await customer.request.get(f"{base}{href}")
+    assert got.status == 200 and await got.body() == b"%PDF-1.4 invoice"
+    assert got.headers["content-disposition"].startswith("attachment;")
+    forged = await customer.request.get(f"{base}{href.replace('signature=', 'signature=0')}")
+    assert forged.status == 404
+    await expect(agent.locator("#history .sent-file a", has_text="invoice.pdf")).to_have_count(1)
+    in_console = await agent.request.get(
+        f"{base}{await agent.locator('#history .sent-file a').last.get_attribute('href')}"
+    )
+    assert in_console.status == 200 and await in_console.body() == b"%PDF-1.4 invoice"
+    assert await store.files.usage("default") == len(png) + len(b"%PDF-1.4 invoice")
+
+    await customer.reload()  # the history shows the files again
+    await expect(customer.locator(".msg--out a.msg__file")).to_have_count(2)
+    await erase_contact(store, await find_contact(store, "default", thread.contact_id), "cli")
+    assert await store.files.usage("default") == 0
+    assert (await customer.request.get(f"{base}{href}")).status == 404
