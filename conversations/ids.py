@@ -7,7 +7,7 @@ import hashlib
 from bson import ObjectId
 
 PREFIXES = frozenset(
-    {"acc", "con", "thr", "msg", "obx", "agt", "aud", "shf", "evt", "tl", "tok", "whs", "whd", "exm", "era"}
+    {"acc", "con", "thr", "msg", "obx", "agt", "aud", "shf", "evt", "tl", "tok", "whs", "whd", "exm", "era", "mrg"}
 )
 
 

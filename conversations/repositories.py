@@ -18,6 +18,7 @@ from conversations import (
     accounts,
     agents,
     audit,
+    contact_merges,
     contacts,
     events,
     messages,
@@ -35,6 +36,7 @@ from conversations.accounts import AccountsRepository
 from conversations.agents import AgentsRepository
 from conversations.audit import AuditRepository
 from conversations.client import IndexPlan, StoreClient
+from conversations.contact_merges import ContactMergesRepository
 from conversations.contacts import ContactsRepository
 from conversations.events import EventsRepository
 from conversations.mail import MailRepository
@@ -54,6 +56,7 @@ from conversations.webhooks import WebhooksRepository
 # every repository's indexes, created at start-up (a collection may be read by several)
 INDEXES: tuple[IndexPlan, ...] = (
     contacts.INDEXES,
+    contact_merges.INDEXES,
     threads.INDEXES,
     messages.INDEXES,
     outbox.INDEXES,
@@ -77,6 +80,7 @@ class Repositories:
 
     client: StoreClient
     contacts: ContactsRepository
+    merges: ContactMergesRepository
     threads: ThreadsRepository
     messages: MessagesRepository
     outbox: OutboxRepository
@@ -117,6 +121,7 @@ class Repositories:
         return cls(
             client=client,
             contacts=ContactsRepository(client),
+            merges=ContactMergesRepository(client),
             threads=ThreadsRepository(client),
             messages=MessagesRepository(client),
             outbox=OutboxRepository(client),
