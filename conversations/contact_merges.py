@@ -117,6 +117,10 @@ class ContactMergesRepository(Repository):
             if standing is None or standing["keep_id"] != keep_id or standing["account_id"] != account_id:
                 raise MergeConflict(gone_id) from None
             return ContactMerge.from_doc(standing)
+        if await self._db.contact_merges.find_one({"active_gone": keep_id}, {"_id": 1}):
+            # the kept contact is being merged away at the same time (A into B, B into A): give way
+            await self._db.contact_merges.delete_one({"_id": doc["_id"]})
+            raise MergeConflict(keep_id)
         return ContactMerge.from_doc(doc)
 
     async def apply_merge(self, merge: ContactMerge, gone: dict[str, Any]) -> None:

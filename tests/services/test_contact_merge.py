@@ -108,6 +108,29 @@ async def test_a_merge_interrupted_after_its_plan_is_finished_by_merging_again(s
     assert len(await factories.audit(store, ACME, action="contact.merge")) == 1
 
 
+async def test_an_undo_interrupted_midway_is_finished_by_undoing_again(store: Repositories) -> None:
+    keep, gone = await _two(store)
+    before = await _snapshot(store, keep, gone)
+    record = await merge(store, ACME, keep, gone, "cli")
+    db = raw_database_of(store)  # the crash: marked undoing, the links back, nothing else yet
+    await db.contact_merges.update_one({"_id": record.id}, {"$set": {"state": "undoing"}})
+    await db.identities.update_many({"_id": {"$in": list(record.links)}}, {"$set": {"contact_id": gone}})
+    assert (await unmerge(store, ACME, record.id, "cli")).state == "undone"
+    assert await _snapshot(store, keep, gone) == before
+
+
+async def test_two_contacts_merged_into_each_other_at_once_do_not_make_a_loop(store: Repositories) -> None:
+    a, b = await _two(store)
+    a_doc, b_doc = await store.merges.contact_doc(ACME, a), await store.merges.contact_doc(ACME, b)
+    assert a_doc is not None and b_doc is not None
+    await store.merges.plan_merge(ACME, a_doc, b_doc, "cli", utcnow())  # b into a, planned first
+    with pytest.raises(MergeRefused) as refused:  # a into b, racing it: refused, its plan removed
+        await merge(store, ACME, b, a, "cli")
+    assert refused.value.status == 409
+    assert await raw_database_of(store).contact_merges.count_documents({"active_gone": a}) == 0
+    assert (await merge(store, ACME, a, b, "cli")).state == "done"
+
+
 async def test_bad_merges_are_refused(store: Repositories) -> None:
     keep, gone = await _two(store)
     _, third, _ = await factories.record(store, factories.inbound("w3", "visitor-3", "hi", account=ACME, name="C"))
