@@ -8,7 +8,7 @@ the erased contact's id for the erasure's receipt).
 
 Actions: ``login``, ``login.failed``, ``logout``, ``shift.start|stop|away|back``,
 ``thread.take|transfer|resolve|reply|note|labels|template|requeue``, ``agent.create|update``,
-``settings.routing|canned|retention|channel|reopen|account|attributes``, ``contact.export|erase|update``, ``report.export``,
+``settings.routing|canned|retention|channel|reopen|account|attributes``, ``contact.export|erase|update|merge|unmerge``, ``report.export``,
 ``audit.export``, ``timesheet.export``, ``retention.purge``, ``outbox.retry``, ``account.create|disable|enable``,
 ``token.create|revoke``, ``webhook.create|update|toggle|rotate|delete|redeliver``,
 ``nlu.train|activate|learn|import``, ``nlu.intent.create|delete``, ``nlu.example.add|edit|delete``, ``bot.publish``. API callers are ``api``

@@ -212,6 +212,28 @@ class ContactsRepository(Repository):
         )
         return [Contact.from_doc(doc) for doc in docs]
 
+    async def search_contacts(self, account_id: str, text: str, limit: int = 20) -> list[Contact]:
+        """Contacts (not merged away) whose name or any address (phone, e-mail, chat id) contains
+        ``text`` (any case), most recently active first."""
+        pattern = {"$regex": re.escape(text), "$options": "i"}
+        links = await self._db.identities.find(
+            {"account_id": account_id, "address": pattern}, {"contact_id": 1}
+        ).to_list()
+        linked = sorted({str(link["contact_id"]) for link in links})
+        docs = (
+            await self._db.contacts.find(
+                {
+                    "account_id": account_id,
+                    "merged_into": {"$exists": False},
+                    "$or": [{"name": pattern}, {"_id": {"$in": linked}}],
+                }
+            )
+            .sort("updated_at", DESCENDING)
+            .limit(limit)
+            .to_list()
+        )
+        return [Contact.from_doc(doc) for doc in docs]
+
     async def _find_links(self, keys: Sequence[str]) -> list[str | None]:
         docs = await self._db.identities.find({"_id": {"$in": list(set(keys))}}, {"contact_id": 1}).to_list()
         owners = {doc["_id"]: str(doc["contact_id"]) for doc in docs}

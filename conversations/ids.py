@@ -7,7 +7,25 @@ import hashlib
 from bson import ObjectId
 
 PREFIXES = frozenset(
-    {"acc", "con", "thr", "msg", "obx", "agt", "aud", "shf", "evt", "tl", "tok", "whs", "whd", "exm", "era", "upl"}
+    {
+        "acc",
+        "con",
+        "thr",
+        "msg",
+        "obx",
+        "agt",
+        "aud",
+        "shf",
+        "evt",
+        "tl",
+        "tok",
+        "whs",
+        "whd",
+        "exm",
+        "era",
+        "upl",
+        "mrg",
+    }
 )
 
 

@@ -18,6 +18,7 @@ from conversations import (
     accounts,
     agents,
     audit,
+    contact_merges,
     contacts,
     events,
     files,
@@ -36,6 +37,7 @@ from conversations.accounts import AccountsRepository
 from conversations.agents import AgentsRepository
 from conversations.audit import AuditRepository
 from conversations.client import IndexPlan, StoreClient
+from conversations.contact_merges import ContactMergesRepository
 from conversations.contacts import ContactsRepository
 from conversations.events import EventsRepository
 from conversations.files import FilesRepository
@@ -56,6 +58,7 @@ from conversations.webhooks import WebhooksRepository
 # every repository's indexes, created at start-up (a collection may be read by several)
 INDEXES: tuple[IndexPlan, ...] = (
     contacts.INDEXES,
+    contact_merges.INDEXES,
     threads.INDEXES,
     messages.INDEXES,
     outbox.INDEXES,
@@ -80,6 +83,7 @@ class Repositories:
 
     client: StoreClient
     contacts: ContactsRepository
+    merges: ContactMergesRepository
     threads: ThreadsRepository
     messages: MessagesRepository
     outbox: OutboxRepository
@@ -121,6 +125,7 @@ class Repositories:
         return cls(
             client=client,
             contacts=ContactsRepository(client),
+            merges=ContactMergesRepository(client),
             threads=ThreadsRepository(client),
             messages=MessagesRepository(client),
             outbox=OutboxRepository(client),

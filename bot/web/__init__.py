@@ -25,7 +25,7 @@ from bot.web.admin import training as admin_training
 from bot.web.api import accounts, directory, intents, learning, messages, nlu, openapi, replies, threads, webhooks
 from bot.web.api.kit import ApiRoutes
 from bot.web.chat import words as chat_words
-from bot.web.console import contact_panel, conversations, files, inbox, login, login_code, security
+from bot.web.console import contact_merge, contact_panel, conversations, files, inbox, login, login_code, security
 from bot.web.console.auth import ended_sessions
 from bot.web.console.live import ConsoleHub, LiveFeed
 from bot.web.console.login_throttle import LOGIN_LIMITER, LoginLimiter
@@ -70,7 +70,7 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(security.routes())
     app.add_routes(inbox.routes())
     app.add_routes(conversations.routes())
-    app.add_routes(contact_panel.routes())
+    app.add_routes(contact_panel.routes() + contact_merge.routes())
     app.add_routes(files.routes())
     app.add_routes(admin_agents.routes())
     app.add_routes(admin_reports.routes() + admin_privacy.routes())

@@ -47,6 +47,7 @@ async def test_no_page_scrolls_sideways_on_a_phone(client: TestClient, browser: 
     page = await log_in_page(await context.new_page(), base, login, password)
     urls = [f"{base}{path}" for path in pages(client) if path not in ("/login", "/chat")]
     urls.append(f"{base}/console?thread={recorded.thread.id}")
+    urls.append(f"{base}/console/contacts/{recorded.thread.contact_id}/merge?q=a")  # the merge search
     assert len(urls) >= 14, urls
     for url in urls:
         if (width := await widest(page, url)) > 390:

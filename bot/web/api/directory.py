@@ -11,10 +11,12 @@ from bot import audit
 from bot.keys import STORE
 from bot.router.webhooks.events import public_thread
 from bot.services.agents import add_agent, change_agent
+from bot.services.contact_merge import UNDO_DAYS, MergeRefused, merge, undo_until, unmerge
 from bot.web.admin.agents import LOGIN_PATTERN, TEAM_PATTERN
 from bot.web.api.kit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, api_error, reply, visible
 from bot.web.api.openapi import list_of, ref
 from conversations.agent_models import Agent, Role
+from conversations.contact_merges import ContactMerge
 
 API = ApiRoutes()
 
@@ -60,6 +62,74 @@ async def get_contact(request: web.Request, call: Call) -> web.Response:
     contact = visible(call.principal, await store.contacts.get_contact(contact_id), "contact", contact_id)
     threads = await store.threads.contact_threads(contact.account_id, contact.id)
     return reply({"contact": contact.to_json(), "threads": [public_thread(t) for t in threads]})
+
+
+_MERGE = {
+    "type": "object",
+    "required": ["id", "keep_id", "gone_id", "state", "at", "undo_until", "threads"],
+    "properties": {
+        "id": {"type": "string"},
+        "keep_id": {"type": "string", "description": "the contact kept"},
+        "gone_id": {"type": "string", "description": "the contact merged into it"},
+        "state": {"type": "string", "enum": ["planned", "done", "undoing", "undone"]},
+        "at": {"type": "string", "format": "date-time"},
+        "undo_until": {"type": "string", "format": "date-time"},
+        "threads": {"type": "array", "items": {"type": "string"}, "description": "the conversations moved"},
+        "attributes": {"type": "array", "items": {"type": "string"}, "description": "attributes filled in"},
+    },
+}
+_CONTACT_ID = {"type": "string", "pattern": "^con_[0-9a-f]{24}$"}
+
+
+def merge_json(record: ContactMerge) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "keep_id": record.keep_id,
+        "gone_id": record.gone_id,
+        "state": record.state,
+        "at": record.at,
+        "undo_until": undo_until(record),
+        "threads": list(record.threads),
+        "attributes": list(record.attributes),
+    }
+
+
+@API(
+    "POST",
+    "/api/contacts/{contact_id}/merge",
+    "Merge another contact (`from`) into this one: its identities, conversations and the attributes this one lacks",
+    tag="contacts",
+    body={"type": "object", "required": ["from"], "additionalProperties": False, "properties": {"from": _CONTACT_ID}},
+    errors=(400, 404, 409),
+    response=_MERGE,
+    description=f"Undo within {UNDO_DAYS} days with `POST /api/contact-merges/{{merge_id}}/undo`.",
+)
+async def merge_contacts(request: web.Request, call: Call) -> web.Response:
+    store, contact_id = request.app[STORE], request.match_info["contact_id"]
+    keep = visible(call.principal, await store.contacts.get_contact(contact_id), "contact", contact_id)
+    try:
+        record = await merge(store, keep.account_id, keep.id, call.body["from"], call.principal.audit_actor)
+    except MergeRefused as exc:
+        raise api_error(exc.status, "not_found" if exc.status == 404 else "refused", exc.reason) from None
+    return reply(merge_json(record))
+
+
+@API(
+    "POST",
+    "/api/contact-merges/{merge_id}/undo",
+    f"Undo a merge of contacts (within {UNDO_DAYS} days)",
+    tag="contacts",
+    errors=(404, 409),
+    response=_MERGE,
+)
+async def undo_merge(request: web.Request, call: Call) -> web.Response:
+    store, merge_id = request.app[STORE], request.match_info["merge_id"]
+    record = visible(call.principal, await store.merges.get_merge(merge_id), "merge", merge_id)
+    try:
+        undone = await unmerge(store, record.account_id, record.id, call.principal.audit_actor)
+    except MergeRefused as exc:
+        raise api_error(exc.status, "not_found" if exc.status == 404 else "refused", exc.reason) from None
+    return reply(merge_json(undone))
 
 
 @API("GET", "/api/agents", "The account's agents", tag="agents", response=list_of("Agent"), query=(ACCOUNT,))

@@ -4,6 +4,7 @@ see; each change is audited (ids only)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -11,6 +12,7 @@ from aiohttp import web
 from bot import audit
 from bot.keys import STORE
 from bot.services.contact_fields import FieldError, defined, values_from
+from bot.services.contact_merge import UNDO_DAYS, undo_until
 from bot.web.pages import current_agent, plain, redirect, signed_in
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -23,11 +25,15 @@ async def panel(store: Repositories, contact: Contact | None, account_id: str) -
     """What the panel shows: the defined attributes with the contact's values, past conversations."""
     account = await store.accounts.get_account(account_id)
     threads: list[Thread] = await store.threads.contact_threads(account_id, contact.id) if contact else []
+    since = utcnow() - timedelta(days=UNDO_DAYS)
+    merges = await store.merges.standing_merges(account_id, contact.id, since) if contact else []
+    merged = await store.contacts.contacts_by_id([m.gone_id for m in merges])
     return {
         "name": (contact.name or "") if contact else "",
         "attributes": defined(account.contact_attributes if account else []),
         "values": dict(contact.attributes) if contact else {},
         "past": list(reversed(threads)),
+        "merges": [(m, merged.get(m.gone_id), undo_until(m)) for m in merges],
     }
 
 
