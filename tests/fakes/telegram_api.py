@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 
 from tests.fakes import LocalServer
 
@@ -126,6 +127,12 @@ class FakeBotAPI(LocalServer):
             params["chat_id"], document=document, **({"caption": params["caption"]} if "caption" in params else {})
         )
 
+    async def _sendPhoto(self, params: dict[str, Any]) -> dict[str, Any]:
+        photo = [{"file_id": "AgACAgIAAxkDAAI", "file_unique_id": "AgAD", "width": 1, "height": 1}]
+        return self._message(
+            params["chat_id"], photo=photo, **({"caption": params["caption"]} if "caption" in params else {})
+        )
+
     async def _getFile(self, params: dict[str, Any]) -> dict[str, Any]:
         file_id = params["file_id"]
         size = len(self.files.get(file_id, b""))
@@ -168,7 +175,10 @@ class FakeBotAPI(LocalServer):
 
 
 def _value(raw: Any) -> Any:
-    """Form values as sent: JSON-encoded objects (keyboards, lists) decoded, the rest as strings."""
+    """Form values as sent: JSON-encoded objects (keyboards, lists) decoded, an uploaded file as
+    ``{"filename", "content_type", "bytes"}``, the rest as strings."""
+    if isinstance(raw, FileField):
+        return {"filename": raw.filename, "content_type": raw.content_type, "bytes": raw.file.read()}
     if isinstance(raw, str) and raw[:1] in "[{":
         try:
             return json.loads(raw)

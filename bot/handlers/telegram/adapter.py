@@ -26,7 +26,7 @@ from aiohttp import ClientError, web
 
 from bot.handlers.kit.accounts import PerAccount
 from bot.handlers.kit.egress import Egress, refusal
-from bot.handlers.kit.media import AttachmentUnavailable, read_capped
+from bot.handlers.kit.media import AttachmentUnavailable, read_capped, served_type
 from bot.handlers.kit.pacing import ChatPacer
 from bot.handlers.kit.payload import Payload
 from bot.handlers.kit.protocol import (
@@ -62,12 +62,13 @@ def make_bot(token: str, api_base: str, egress: Egress, timeout: float = 60.0) -
 
 class TelegramAdapter(BaseAdapter):
     name = "telegram"
-    capabilities = Capabilities(buttons=True, media=True, max_text_length=4096)
+    capabilities = Capabilities(buttons=True, media=True, files=True, max_text_length=4096)
 
     def __init__(self, context: ChannelContext) -> None:
         self.settings = context.settings.section(TelegramSettings)
         self.account_id = context.account_id
         self._egress = context.egress.telegram
+        self._store: Repositories | None = None  # set by start(): agents' files are read from it
         if self.settings.token and self.settings.mode == "webhook" and not self.settings.webhook_secret:
             raise SettingsError(
                 "telegram.webhook_secret must be set in webhook mode (any 1-256 of A-Z a-z 0-9 _ -); "
@@ -93,6 +94,7 @@ class TelegramAdapter(BaseAdapter):
 
     async def start(self, store: Repositories) -> None:
         self.bots.attach(store)
+        self._store = store
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/webhooks/telegram", self.webhook), web.post("/webhooks/telegram/{account_id}", self.webhook)]
@@ -181,6 +183,8 @@ class TelegramAdapter(BaseAdapter):
         text = self.render_text(outbound)
         markup = _markup(outbound)
         document = outbound.meta.get("document")
+        if isinstance(document, Mapping) and isinstance(document.get("file"), str):
+            return await self._upload(bot, chat_id, outbound.account_id, document["file"], text, markup)
         if isinstance(document, Mapping):
             source = document.get("file_id") or document.get("url")
             if not isinstance(source, str) or not source:
@@ -188,6 +192,22 @@ class TelegramAdapter(BaseAdapter):
             caption = text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
             return await bot.send_document(chat_id, source, caption=caption or None, reply_markup=markup)
         return await bot.send_message(chat_id, text, reply_markup=markup)
+
+    async def _upload(
+        self, bot: BotAPI, chat_id: int, account_id: str, key: str, text: str, markup: Mapping[str, Any] | None
+    ) -> Payload:
+        """An agent's file from the store, uploaded: a photo when it is an image, else a document."""
+        upload, _, index = key.partition(":")
+        store = self._store
+        kept = await store.files.cached(account_id, upload, int(index or 0)) if store is not None else None
+        data = await store.files.read(kept) if store is not None and kept is not None else None
+        if kept is None or data is None:
+            raise PermanentSendError("the file is no longer in the store (erased?)")
+        _, photo = served_type(kept.content_type, data)
+        caption = text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
+        return await bot.send_file(
+            chat_id, kept.name, data, kept.content_type, photo=photo, caption=caption or None, reply_markup=markup
+        )
 
     # --- attachments ---------------------------------------------------------------------
 

@@ -26,6 +26,8 @@ from bot.handlers.kit.egress import Egress
 from bot.handlers.kit.payload import Payload, load_json
 from bot.handlers.kit.protocol import MalformedPayload
 
+Upload = tuple[str, str, bytes, str]  # form field, file name, bytes, content type
+
 
 class BotAPIError(Exception):
     """Telegram refused a call (``ok: false``): ``code`` is its ``error_code``."""
@@ -67,9 +69,19 @@ class BotAPI:
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
-    async def call(self, method: str, params: Mapping[str, Any], timeout: float | None = None) -> Any:
-        """The ``result`` of ``method``; parameters that are ``None`` are left out."""
-        form = {key: _form_value(value) for key, value in params.items() if value is not None}
+    async def call(
+        self, method: str, params: Mapping[str, Any], timeout: float | None = None, upload: Upload | None = None
+    ) -> Any:
+        """The ``result`` of ``method``; parameters that are ``None`` are left out; ``upload``
+        (field, file name, bytes, content type) goes as a multipart file."""
+        fields = {key: _form_value(value) for key, value in params.items() if value is not None}
+        form: dict[str, str] | aiohttp.FormData = fields
+        if upload is not None:
+            form = aiohttp.FormData()
+            for key, value in fields.items():
+                form.add_field(key, value)
+            field, name, data, content_type = upload
+            form.add_field(field, data, filename=name, content_type=content_type)
         url = f"{self._base}/bot{self.token}/{method}"
         try:
             async with self._http().post(
@@ -108,6 +120,22 @@ class BotAPI:
                 {"chat_id": chat_id, "document": document, "caption": caption, "reply_markup": reply_markup},
             )
         )
+
+    async def send_file(
+        self,
+        chat_id: int,
+        name: str,
+        data: bytes,
+        content_type: str,
+        *,
+        photo: bool,
+        caption: str | None = None,
+        reply_markup: Mapping[str, Any] | None = None,
+    ) -> Payload:
+        """A file uploaded with the request: a photo (shown in the chat) or a document."""
+        method, field = ("sendPhoto", "photo") if photo else ("sendDocument", "document")
+        params = {"chat_id": chat_id, "caption": caption, "reply_markup": reply_markup}
+        return _message(await self.call(method, params, timeout=120.0, upload=(field, name, data, content_type)))
 
     async def send_chat_action(self, chat_id: int, action: str = "typing") -> None:
         """ "typing…" in the chat for a few seconds (or until the next message)."""

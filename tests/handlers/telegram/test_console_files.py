@@ -19,6 +19,7 @@ from conversations.agent_models import Role
 from tests import factories
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import fixture, post_telegram
+from tests.router.test_inbound import wait_for
 from tests.web.conftest import browser  # noqa: F401 (the session's Chromium)
 from tests.web.console.test_console_browser import agent_page
 
@@ -81,3 +82,42 @@ async def test_a_photo_is_previewed_and_a_document_downloaded_through_the_store(
     await erase_contact(store, scope, "cli")
     assert await store.files.usage("default") == 0
     assert await store.files.cached("default", document_message.id, 0) is None
+
+
+async def test_an_agent_sends_a_photo_and_a_document_to_a_telegram_customer(
+    router: TestClient, bot_api: FakeBotAPI, browser: Browser
+) -> None:
+    store, base = router.server.app[STORE], f"http://127.0.0.1:{router.server.port}"
+    await post_telegram(router, fixture("telegram", "text"))
+    [thread] = await factories.threads(store)
+    _, password = await add_agent(store, "default", "ola", name="Ola", role=Role.ADMIN)
+    page = await agent_page(browser, base, "ola", password)
+    await page.click("#shift-start")
+    await expect(page.locator("#presence")).to_contain_text("online")
+    await page.goto(f"{base}/console?thread={thread.id}")
+    await page.click("#take-thread")
+    png = base64.b64decode(
+        await page.evaluate(
+            "() => { const c = document.createElement('canvas'); c.width = 5; c.height = 5;"
+            " c.getContext('2d').fillRect(0, 0, 5, 5); return c.toDataURL('image/png').split(',')[1]; }"
+        )
+    )
+    await page.set_input_files("#reply-file", files=[{"name": "photo.png", "mimeType": "image/png", "buffer": png}])
+    await page.fill("#reply-text", "The damaged box")
+    await page.click("#send-reply")
+    await expect(page.locator("#history .sent-file a", has_text="photo.png")).to_have_count(1)
+    fake_pdf = b"%PDF-1.4 label"
+    await page.set_input_files(
+        "#reply-file", files=[{"name": "label.pdf", "mimeType": "application/pdf", "buffer": fake_pdf}]
+    )
+    await page.click("#send-reply")
+
+    async def delivered() -> bool:
+        return len(bot_api.sent("sendPhoto")) == 1 and len(bot_api.sent("sendDocument")) == 1
+
+    await wait_for(delivered)
+    [photo], [document] = bot_api.sent("sendPhoto"), bot_api.sent("sendDocument")
+    assert photo["photo"]["bytes"] == png and photo["photo"]["filename"] == "photo.png"
+    assert photo["caption"] == "The damaged box"
+    assert document["document"]["bytes"] == fake_pdf and document["document"]["content_type"] == "application/pdf"
+    assert "caption" not in document  # a file alone
