@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from email.message import EmailMessage
 from typing import Any
 
 from bot.handlers.email.compose import (
@@ -29,7 +30,7 @@ from bot.handlers.email.imap import MailboxReader
 from bot.handlers.email.parse import ParsedMail, parse_mail, to_inbound
 from bot.handlers.email.settings import EmailSettings
 from bot.handlers.email.smtp import SmtpListener, send_mail
-from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext
+from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, PermanentSendError
 from bot.logs import log_event
 from bot.tasks import stop_tasks
 from conversations.ids import derived_id
@@ -50,7 +51,7 @@ class EmailAdapter(BaseAdapter):
         self.settings = context.settings.section(EmailSettings)
         self._account_id = context.account_id
         self._from_name = self.settings.display_name or context.settings.account.name
-        self.capabilities = Capabilities(media=False)
+        self.capabilities = Capabilities(media=False, files=True)
         self._store: Repositories | None = None
         self.reader = MailboxReader(self.settings, self.ingest) if self.settings.imap_host else None
         self.listener = SmtpListener(self.settings, self.ingest) if self.settings.listen_port else None
@@ -175,12 +176,28 @@ class EmailAdapter(BaseAdapter):
             reply_to=plus_address(address, token) if self.settings.plus_addressing else None,
             automatic=str(outbound.meta.get("sender_kind", "bot")) in AUTOMATIC_SENDERS,
         )
+        await self._attach(mail, outbound)
         await send_mail(self.settings, mail)
         await store.mail.note_email_message(
             outbound.account_id, outbound.thread_id, info.subject if info else "", token, message_id
         )
         log_event(log, "email.sent", message=outbound.message_id, thread=outbound.thread_id)
         return message_id
+
+    async def _attach(self, mail: EmailMessage, outbound: Outbound) -> None:
+        """The agent's file from the store, as the mail's attachment."""
+        document = outbound.meta.get("document")
+        if not isinstance(document, Mapping) or not isinstance(document.get("file"), str):
+            return
+        upload, _, index = document["file"].partition(":")
+        kept = await self.store.files.cached(outbound.account_id, upload, int(index or 0))
+        data = await self.store.files.read(kept) if kept is not None else None
+        if kept is None or data is None:
+            raise PermanentSendError("the file is no longer in the store (erased?)")
+        maintype, _, subtype = kept.content_type.partition("/")
+        if not maintype or not subtype or maintype == "multipart":
+            maintype, subtype = "application", "octet-stream"
+        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=kept.name)
 
 
 def _mail_meta(inbound: Inbound) -> dict[str, Any]:

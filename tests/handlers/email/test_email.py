@@ -18,6 +18,10 @@ from bot.handlers.email.imap import MailboxReader
 from bot.handlers.email.settings import EmailSettings
 from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
 from bot.keys import ADAPTERS, STORE
+from bot.services.agents import add_agent
+from bot.services.replies import AgentFile
+from bot.web.keys import SERVICES
+from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo, free_port
 from conversations.traffic import Identity, Outbound
 from tests.handlers.conftest import OUR_ADDRESS, Mailbox, email_settings
@@ -359,3 +363,23 @@ async def test_a_reader_stopped_as_it_is_poked_stops(
     reading.cancel()
     done, _ = await asyncio.wait({reading}, timeout=10)
     assert done == {reading} and reading.cancelled()
+
+
+async def test_an_agents_file_goes_out_as_the_mails_attachment(smtp_app: TestClient, smtp_sink: SmtpSink) -> None:
+    adapter, store = adapter_of(smtp_app), smtp_app.server.app[STORE]
+    message = await store.messages.get_message(
+        await adapter.ingest(mail("Anna <anna@client.example>", "Invoice", "Send me the invoice, please")[0])
+    )
+    assert message is not None
+    await wait_for(lambda: sent_count(smtp_sink, 1), timeout=10)  # the notice
+    admin, _ = await add_agent(store, "default", "ola", name="Ola", role=Role.ADMIN)
+    assert admin is not None
+    replies = smtp_app.server.app[SERVICES].replies
+    invoice = AgentFile("invoice 1042.pdf", "application/pdf", b"%PDF-1.4 the invoice")
+    await replies.answer(message.thread_id, admin, "Here it is.", "nonce-email-1", invoice)
+    await wait_for(lambda: sent_count(smtp_sink, 2), timeout=10)
+    _, reply, _ = smtp_sink.received[1]
+    [attached] = list(reply.iter_attachments())
+    assert attached.get_filename() == "invoice 1042.pdf" and attached.get_content_type() == "application/pdf"
+    assert attached.get_content() == b"%PDF-1.4 the invoice"
+    assert "Here it is." in reply.get_body(("plain",)).get_content()  # type: ignore[union-attr]
