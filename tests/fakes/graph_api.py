@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_request import FileField
 
 from tests.fakes import LocalServer
 
@@ -42,6 +43,7 @@ class FakeGraphAPI(LocalServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/{phone_id}/messages", self._messages)
+        app.router.add_post("/{version}/{phone_id}/media", self._upload)
         app.router.add_get("/{version}/{media_id}", self._media_info)
         app.router.add_get("/media-files/{media_id}", self._media_file)
 
@@ -91,6 +93,25 @@ class FakeGraphAPI(LocalServer):
                 "messages": [{"id": wamid}],
             }
         )
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        """An uploaded media file, kept as if the customer had sent it (so it can be read back)."""
+        form = await request.post()
+        upload = form.get("file")
+        self.requests.append(
+            Request(
+                "POST",
+                request.path,
+                {"type": form.get("type")},
+                request.headers.get("Authorization", ""),
+                time.monotonic(),
+            )
+        )
+        if not self._authorised(request) or not isinstance(upload, FileField):
+            return web.json_response({"error": {"message": "bad upload", "code": 100}}, status=400)
+        media_id = f"{next(self._ids):016d}"
+        self.media[media_id] = (upload.file.read(), upload.content_type)
+        return web.json_response({"id": media_id})
 
     async def _media_info(self, request: web.Request) -> web.Response:
         media_id = request.match_info["media_id"]

@@ -35,7 +35,7 @@ from pywa_async.types.templates import BodyText, TemplateLanguage
 
 from bot.handlers.kit.accounts import PerAccount
 from bot.handlers.kit.egress import Egress, refusal, url_rule
-from bot.handlers.kit.media import AttachmentUnavailable, read_capped
+from bot.handlers.kit.media import AttachmentUnavailable, read_capped, served_type
 from bot.handlers.kit.payload import Payload
 from bot.handlers.kit.protocol import (
     BaseAdapter,
@@ -110,7 +110,9 @@ def make_client(
 
 class WhatsappAdapter(BaseAdapter):
     name = "whatsapp"
-    capabilities = Capabilities(buttons=True, media=True, templates=True, service_window_hours=24, max_text_length=4096)
+    capabilities = Capabilities(
+        buttons=True, media=True, files=True, templates=True, service_window_hours=24, max_text_length=4096
+    )
 
     def __init__(self, context: ChannelContext) -> None:
         self.settings = context.settings.section(WhatsappSettings)
@@ -224,9 +226,31 @@ class WhatsappAdapter(BaseAdapter):
         if not self.capabilities.window_open(ends, now):
             raise PermanentSendError(window_closed_message(ends.isoformat() if ends else None, number.templates))
 
+    async def _send_file(self, client: WhatsApp, outbound: Outbound, key: str) -> str:
+        """An agent's file from the store, uploaded to WhatsApp's media and sent: an image as an
+        image, anything else as a document, the reply's text as its caption."""
+        upload, _, index = key.partition(":")
+        store = self._store
+        kept = await store.files.cached(outbound.account_id, upload, int(index or 0)) if store is not None else None
+        data = await store.files.read(kept) if store is not None and kept is not None else None
+        if kept is None or data is None:
+            raise PermanentSendError("the file is no longer in the store (erased?)")
+        caption = outbound.text[:1024] or None
+        if served_type(kept.content_type, data)[1]:
+            sent = await client.send_image(
+                outbound.to.address, image=data, caption=caption, mime_type=kept.content_type
+            )
+        else:
+            sent = await client.send_document(
+                outbound.to.address, document=data, filename=kept.name, caption=caption, mime_type=kept.content_type
+            )
+        return str(sent.id)
+
     async def _send_free_form(self, client: WhatsApp, outbound: Outbound) -> str:
         to, text, options = outbound.to.address, outbound.text, outbound.options
         document = outbound.meta.get("document")
+        if isinstance(document, Mapping) and isinstance(document.get("file"), str):
+            return await self._send_file(client, outbound, document["file"])
         if isinstance(document, Mapping):
             source = document.get("media_id") or document.get("url")
             if not isinstance(source, str) or not source:

@@ -16,6 +16,10 @@ from aiohttp.test_utils import TestClient
 from bot.handlers.kit.media import AttachmentTooLarge
 from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
 from bot.keys import OUTBOX, STORE
+from bot.services.agents import add_agent
+from bot.services.replies import AgentFile
+from bot.web.keys import SERVICES
+from conversations.agent_models import Role
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import OutboxState
@@ -269,3 +273,27 @@ async def test_every_new_conversation_has_its_window_before_its_first_reply(
 
 async def _no_pending(store: Repositories) -> bool:
     return await factories.outbox(store, state=OutboxState.PENDING) == []
+
+
+async def test_an_agents_file_is_uploaded_and_sent_as_an_image_or_a_document(
+    router: TestClient, graph_api: FakeGraphAPI
+) -> None:
+    store = router.server.app[STORE]
+    await post_whatsapp(router, fresh("text"))  # inside the 24-hour window
+    [thread] = await factories.threads(store)
+    admin, _ = await add_agent(store, "default", "ola", name="Ola", role=Role.ADMIN)
+    assert admin is not None
+    replies = router.server.app[SERVICES].replies
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 40
+    await replies.answer(thread.id, admin, "The box", "nonce-wa-1", AgentFile("box.png", "image/png", png))
+    await replies.answer(thread.id, admin, "", "nonce-wa-2", AgentFile("label.pdf", "application/pdf", b"%PDF label"))
+
+    async def sent() -> bool:
+        return len([m for m in graph_api.sent_ok() if m.get("type") in ("image", "document")]) == 2
+
+    await wait_for(sent)
+    image, document = [m for m in graph_api.sent_ok() if m.get("type") in ("image", "document")]
+    assert image["type"] == "image" and image["image"]["caption"] == "The box"
+    assert graph_api.media[image["image"]["id"]] == (png, "image/png")
+    assert document["type"] == "document" and document["document"]["filename"] == "label.pdf"
+    assert graph_api.media[document["document"]["id"]] == (b"%PDF label", "application/pdf")
