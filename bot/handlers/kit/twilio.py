@@ -240,8 +240,8 @@ class TwilioGateway:
         if self._http is not None:
             await self._http.close()
 
-    async def send_text(self, to: str, text: str) -> str:
-        """Send one SMS part; returns its MessageSid."""
+    async def send_text(self, to: str, text: str, media_url: str | None = None) -> str:
+        """Send one SMS part (an MMS with ``media_url``); returns its MessageSid."""
         if self._client is None:
             raise RetryableSendError("the Twilio client is not started yet")
         sender = (
@@ -251,7 +251,8 @@ class TwilioGateway:
         )
         callback = {"status_callback": f"{self._public_url}/webhooks/sms"} if self._public_url else {}
         try:
-            message = await self._client.messages.create_async(to=to, body=text, **sender, **callback)
+            media = {"media_url": [media_url]} if media_url else {}
+            message = await self._client.messages.create_async(to=to, body=text, **sender, **callback, **media)
         except TwilioRestException as exc:
             raise _send_error(exc) from None
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -11,13 +11,17 @@ nothing from us until it says START again), splitting long replies into parts of
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import importlib
 import logging
+import secrets
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 from aiohttp import web
 
+from bot.handlers.kit.files import FileLinks
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, PermanentSendError
 from bot.handlers.kit.webhook import receive_webhook
 from bot.handlers.sms.segments import shape, split_for_sms
@@ -46,8 +50,9 @@ class SmsGateway(Protocol):
     def parse_sms(self, body: bytes) -> Inbound | StatusUpdate:
         """One webhook -> one inbound text (channel ``sms``) or delivery report."""
 
-    async def send_text(self, to: str, text: str) -> str:
-        """Send one text of at most ``sms.max_segments`` segments; returns the provider's id."""
+    async def send_text(self, to: str, text: str, media_url: str | None = None) -> str:
+        """Send one text of at most ``sms.max_segments`` segments (an MMS with ``media_url``, a
+        public address the provider fetches the file from); returns the provider's id."""
 
     async def start(self) -> None: ...
 
@@ -85,19 +90,31 @@ class SmsAdapter(BaseAdapter):
         self._context = context
         self._settings = context.settings.section(SmsSettings)
         self.gateway: SmsGateway = load_gateway(SMS_GATEWAYS[self._settings.gateway], context)
-        self.capabilities = Capabilities(media=False)
+        public_url = context.settings.server.public_url
+        self.capabilities = Capabilities(media=False, files=bool(public_url))  # MMS: the provider fetches the file
         self._store: Repositories | None = None
+        self._link_key = b""
+        self._files = FileLinks("/sms/files/{key}", self._started_store, self._sign, public_url)
         self._replies = {"help": self._settings.help_reply, "start": self._settings.start_reply}
 
     async def start(self, store: Repositories) -> None:
         self._store = store
+        key, _ = await store.secrets.sealed_secret("sms-file-links", lambda: secrets.token_urlsafe(32))
+        self._link_key = key.encode()
         await self.gateway.start()
+
+    def _started_store(self) -> Repositories:
+        assert self._store is not None, "start() first"
+        return self._store
+
+    def _sign(self, text: str) -> str:
+        return hmac.new(self._link_key, text.encode(), hashlib.sha256).hexdigest()[:32]
 
     async def close(self) -> None:
         await self.gateway.close()
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/webhooks/sms", self.webhook)]
+        return [web.post("/webhooks/sms", self.webhook), web.get(self._files.route, self._files.serve)]
 
     async def webhook(self, request: web.Request) -> web.Response:
         """The shared webhook flow; Twilio then gets the empty TwiML it expects (no reply now:
@@ -121,10 +138,11 @@ class SmsAdapter(BaseAdapter):
         assert self._store is not None, "start() first"
         if await self._store.phone.opted_out(outbound.account_id, self.name, outbound.to.address):
             raise PermanentSendError("recipient opted out (STOP); they must send START first")
-        parts = split_for_sms(self.render_text(outbound), self._settings.max_segments)
+        media_url = self._media_url(outbound)
+        parts = split_for_sms(self.render_text(outbound), self._settings.max_segments) or ([""] if media_url else [])
         if not parts:
             raise PermanentSendError("nothing to send: the text is empty")
-        ids = await self._send_parts(outbound, parts)
+        ids = await self._send_parts(outbound, parts, media_url)
         log_event(
             log,
             "sms.sent",
@@ -135,16 +153,26 @@ class SmsAdapter(BaseAdapter):
         )
         return ids[0]
 
-    async def _send_parts(self, outbound: Outbound, parts: list[str]) -> list[str]:
-        """Send each part once: a retry after part 2 of 3 failed resends only parts 2 and 3."""
+    def _media_url(self, outbound: Outbound) -> str | None:
+        """The public address of the agent's file for this recipient (an MMS), if there is one."""
+        document = outbound.meta.get("document")
+        if not isinstance(document, Mapping) or not isinstance(document.get("file"), str):
+            return None
+        if not self.capabilities.files:
+            raise PermanentSendError("an MMS needs server.public_url: the provider fetches the file from it")
+        return self._files.url_for(outbound.account_id, outbound.to.address)(document["file"])
+
+    async def _send_parts(self, outbound: Outbound, parts: list[str], media_url: str | None = None) -> list[str]:
+        """Send each part once: a retry after part 2 of 3 failed resends only parts 2 and 3. The
+        file of an MMS goes with the first part."""
         assert self._store is not None
         if len(parts) == 1:
-            return [await self.gateway.send_text(outbound.to.address, parts[0])]
+            return [await self.gateway.send_text(outbound.to.address, parts[0], media_url)]
         sent = await self._store.phone.sent_sms_parts(outbound.message_id, len(parts))
         ids = []
         for index, part in enumerate(parts):
             if index not in sent:
-                sent[index] = await self.gateway.send_text(outbound.to.address, part)
+                sent[index] = await self.gateway.send_text(outbound.to.address, part, media_url if index == 0 else None)
                 await self._store.phone.note_sms_part(outbound.message_id, index, sent[index])
             ids.append(sent[index])
         return ids

@@ -32,9 +32,9 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bot.handlers.kit.files import FileLinks
 from bot.handlers.kit.payload import load_json
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
-from bot.handlers.webchat.files import FILE_ROUTE, ChatFiles
 from bot.handlers.webchat.frames import message_frame, outbound_frame
 from bot.handlers.webchat.settings import WebchatSettings
 from bot.handlers.webchat.tokens import VisitorToken, VisitorTokens
@@ -84,7 +84,7 @@ class WebchatAdapter(BaseAdapter):
         self._store: Repositories | None = None
         self._max_text = context.settings.section(WebchatSettings).max_text_length
         self.capabilities = Capabilities(buttons=True, files=True, max_text_length=self._max_text)
-        self._files = ChatFiles(lambda: self.store, lambda: self.tokens)
+        self._files = FileLinks("/webchat/files/{key}", lambda: self.store, lambda text: self.tokens.sign(text))
         self._sockets: dict[tuple[str, str], set[_VisitorSocket]] = {}
         self._typing: dict[tuple[str, str], float] = {}  # (account, visitor) -> when last told
         self._accounts: dict[str, float] = {context.account_id: float("inf")}  # account -> known until
@@ -228,7 +228,7 @@ class WebchatAdapter(BaseAdapter):
             web.get("/chat", self.page),
             web.get("/webchat/ws", self.socket),
             web.post("/webchat/messages", self.post_message),
-            web.get(FILE_ROUTE, self._files.serve),
+            web.get(self._files.route, self._files.serve),
         ]
 
     # --- routes ---------------------------------------------------------------------------

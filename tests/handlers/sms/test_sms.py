@@ -11,7 +11,11 @@ from aiohttp.test_utils import TestClient
 
 from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
 from bot.keys import ADAPTERS, OUTBOX, STORE
+from bot.services.agents import add_agent
+from bot.services.replies import AgentFile
 from bot.settings import Settings
+from bot.web.keys import SERVICES
+from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo
 from conversations.thread_models import OutboxState
 from conversations.traffic import DeliveryStatus, Identity, Outbound
@@ -286,3 +290,27 @@ async def test_a_store_outage_answers_503_and_the_retry_is_recorded_once(
 
 async def _healthy(client: TestClient) -> bool:
     return (await client.get("/healthz")).status == 200
+
+
+async def test_an_agents_file_goes_out_as_an_mms_from_a_signed_public_address(sms_app: Any, twilio: FakeTwilio) -> None:
+    client = await sms_app()
+    store = client.server.app[STORE]
+    await post_webhook(client, "/webhooks/sms", fixture("sms", "inbound_text"))
+    await wait_for(lambda: _sent(twilio, 1))  # the notice
+    [thread] = await factories.threads(store)
+    admin, _ = await add_agent(store, "default", "ola", name="Ola", role=Role.ADMIN)
+    assert admin is not None
+    png = b"\x89PNG\r\n\x1a\n" + b"\x01" * 30
+    await client.server.app[SERVICES].replies.answer(
+        thread.id, admin, "", "nonce-mms-1", AgentFile("map.png", "image/png", png)
+    )
+    await wait_for(lambda: _sent(twilio, 2))
+    mms = twilio.sent[1]
+    assert mms["To"] == CUSTOMER and mms["Body"] == ""
+    url = mms["MediaUrl"]
+    assert url.startswith(f"{PUBLIC_URL}/sms/files/upl_")
+    path = url.removeprefix(PUBLIC_URL)
+    fetched = await client.get(path)  # what Twilio fetches
+    assert fetched.status == 200 and await fetched.read() == png and fetched.content_type == "image/png"
+    for forged in (path.replace("signature=", "signature=0"), path.replace("14155550123", "14155550999")):
+        assert (await client.get(forged)).status == 404
