@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
+
+from markupsafe import Markup, escape
 
 MAX_WORDS = 200  # tokens kept per document: a long e-mail body is found by its first words
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -68,3 +71,41 @@ def search_words(text: str) -> list[str]:
     for match in _WORD.finditer(rest):
         keep(match.group().replace("_", ""))
     return list(seen)
+
+
+def words_filter(query: str, field: str = "words") -> dict[str, Any] | None:
+    """The MongoDB filter on ``field`` that finds the query's tokens, the last one as a prefix (the
+    user may still be typing); None for a query without tokens. ``$elemMatch`` with an anchored
+    ``$regex`` (not a bare ``$regex`` on the array field, which nx-27017 does not apply to array
+    elements) is documented MongoDB and matches the same there."""
+    tokens = search_words(query)
+    if not tokens:
+        return None
+    *whole, last = tokens
+    clauses: list[dict[str, Any]] = [{field: {"$elemMatch": {"$regex": "^" + re.escape(last)}}}]
+    if whole:
+        clauses.insert(0, {field: {"$all": whole}})
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def highlight(text: str, query: str) -> Markup:
+    """``text`` HTML-escaped with every word that matches one of the query's tokens (folded, the
+    last one as a prefix) wrapped in ``<mark>``: built from escaped pieces, never from raw text."""
+    tokens = search_words(query)
+    if not tokens:
+        return escape(text)
+    *whole, last = tokens
+    pieces: list[str] = []
+    position = 0
+    for match in re.finditer(r"[\w.+@-]+", text):
+        folded = fold(match.group()).strip(".-")
+        if (
+            folded in whole
+            or folded.startswith(last)
+            or any(t in whole or t.startswith(last) for t in search_words(match.group()))
+        ):
+            pieces.append(str(escape(text[position : match.start()])))
+            pieces.append(f"<mark>{escape(match.group())}</mark>")
+            position = match.end()
+    pieces.append(str(escape(text[position:])))
+    return Markup("".join(pieces))

@@ -2,7 +2,9 @@
 
 import pytest
 
-from conversations.search_words import MAX_WORDS, fold, search_words
+from conversations.repositories import Repositories
+from conversations.search_words import MAX_WORDS, fold, highlight, search_words, words_filter
+from tests.conftest import raw_database_of
 
 
 def found(text: str, query: str) -> bool:
@@ -45,3 +47,36 @@ def test_short_digit_runs_are_not_phone_numbers() -> None:
 def test_tokens_are_distinct_and_bounded() -> None:
     assert search_words("yes yes YES") == ["yes"]
     assert len(search_words(" ".join(f"w{i}" for i in range(MAX_WORDS * 2)))) == MAX_WORDS
+
+
+def test_highlight_marks_matching_words_and_escapes_hostile_text() -> None:
+    html = str(highlight('<script>alert("x")</script> Bērziņa zvanīs', "berzina"))
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+    assert "<mark>Bērziņa</mark>" in html
+    assert "<mark>" not in html.replace("<mark>Bērziņa</mark>", "")
+
+
+def test_highlight_marks_the_last_token_as_a_prefix_and_an_order_number() -> None:
+    assert "<mark>завтра</mark>" in str(highlight("Позвоните завтра", "зав"))
+    assert "<mark>A-10234</mark>" in str(highlight("Order A-10234 is late", "a-10234"))
+
+
+def test_highlight_of_an_empty_query_is_the_escaped_text() -> None:
+    assert str(highlight("<b>hi</b>", "  ")) == "&lt;b&gt;hi&lt;/b&gt;"
+
+
+async def test_words_filter_finds_in_the_embedded_store(store: Repositories) -> None:
+    collection = raw_database_of(store).search_words_probe
+    texts = ["Sveiki, Bērziņa kundze", "Позвоните завтра: +371 2000 0000", "Order A-10234 for anna@example.lv"]
+    await collection.insert_many([{"_id": i, "words": search_words(t)} for i, t in enumerate(texts)])
+
+    async def ids(query: str) -> list[int]:
+        return sorted([doc["_id"] async for doc in collection.find(words_filter(query))])
+
+    assert await ids("berzina kund") == [0]
+    assert await ids("завт") == [1]
+    assert await ids("20000000") == [1]
+    assert await ids("A-10234 anna@example.lv") == [2]
+    assert await ids("berzina завтра") == []
+    assert words_filter(" !? ") is None
