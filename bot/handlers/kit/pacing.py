@@ -39,12 +39,19 @@ class ChatPacer:
         if wait > 0:
             await asyncio.sleep(wait)
             # a busy loop wakes sleepers late, the previous send's perhaps later than this one's:
-            # the gap counts from when that send really started
+            # the gap counts from when that send really started (or, once answered, ended)
             behind = self._started.get(chat, float("-inf")) + self._interval - self._clock()
             if behind > 0:
                 self._next[chat] = max(self._next[chat], start + behind + self._interval)
                 await asyncio.sleep(behind)
         self._started[chat] = self._clock()
+
+    def delivered(self, chat: Hashable) -> None:
+        """The send that took ``chat``'s last slot was answered: the provider had it by now, so the
+        next send's gap counts from here (a send started on time can still arrive late — a new
+        connection, a busy loop — and land closer than ``interval`` to the next one)."""
+        if chat in self._started:
+            self._started[chat] = self._clock()
 
     def _forget_idle(self, now: float) -> None:
         for chat in [c for c, free_at in self._next.items() if free_at < now]:
