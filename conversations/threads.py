@@ -95,20 +95,25 @@ class ThreadsRepository(Repository):
         doc = await self._thread_reads.submit(thread_id)
         return Thread.from_doc(doc) if doc else None
 
-    async def touch_thread(self, thread_id: str, now: datetime, window_ends_at: datetime | None = None) -> None:
+    async def touch_thread(
+        self, thread_id: str, now: datetime, window_ends_at: datetime | None = None, unread: bool = True
+    ) -> None:
         """A customer message at ``now``: move the thread's last activity forward to it, and its
         WhatsApp service window's end to ``window_ends_at`` if later (a batched write; both only
-        ever move forward); the thread is unread from the oldest message no agent has seen.
+        ever move forward); with ``unread`` (not a redelivery) the thread is unread from the oldest
+        message no agent has seen.
 
         Kept as epoch milliseconds with ``$max``: the embedded server compares dates at one-second
         precision, stores a date written by ``$set`` as a string, and under load sometimes fails
         to match an ``$or`` / ``$exists`` guard on a just-inserted document."""
-        fields = {"last_message_at": epoch_ms(now), "last_inbound_ms": epoch_ms(now)}
+        fields = {"last_message_at": epoch_ms(now)}
         if window_ends_at is not None:
             fields["wa_window_ends_ms"] = epoch_ms(window_ends_at)
-        # the customer wrote: unread from this message on, unless an earlier one is unread already
-        unread = {"unread_since_ms": epoch_ms(now)}
-        await self._client.write("threads", UpdateOne({"_id": thread_id}, {"$max": fields, "$min": unread}))
+        update: dict[str, Any] = {"$max": fields}
+        if unread:  # a new customer message: unread from it on, unless an earlier one is unread already
+            fields["last_inbound_ms"] = epoch_ms(now)
+            update["$min"] = {"unread_since_ms": epoch_ms(now)}
+        await self._client.write("threads", UpdateOne({"_id": thread_id}, update))
 
     async def touch_open_thread(self, contact_id: str, channel: str, now: datetime) -> Thread | None:
         """The contact's open thread on ``channel`` (its last activity set to ``now``), if any."""

@@ -73,12 +73,10 @@ class InboundRecorder:
                     return Recorded(earlier, old, duplicate=True)
             reopened = await self._reopen(inbound.account_id, contact_id, inbound.sender, now) if self._reopen else None
             thread = reopened or await store.threads.open_thread(inbound.account_id, contact_id, inbound.sender, now)
-        # the message and the thread's activity (and WhatsApp's window, which a reply may depend
-        # on) are written side by side, each batched with other messages' writes
-        (message, duplicate), _ = await asyncio.gather(
-            store.messages.record_inbound(inbound, contact_id, thread.id, now, self._lease),
-            store.threads.touch_thread(thread.id, now, window_ends_at=inbound.window_ends_at),
-        )
+        # the message, then the thread's activity (and WhatsApp's window, which a reply may depend
+        # on), each batched with other messages' writes; a redelivery marks nothing unread
+        message, duplicate = await store.messages.record_inbound(inbound, contact_id, thread.id, now, self._lease)
+        await store.threads.touch_thread(thread.id, now, window_ends_at=inbound.window_ends_at, unread=not duplicate)
         thread.last_message_at = max(thread.last_message_at, now)
         if inbound.window_ends_at is not None:  # as stored: the reply to this message sees its window
             thread.wa_window_ends_ms = max(thread.wa_window_ends_ms or 0, epoch_ms(inbound.window_ends_at))
