@@ -58,6 +58,7 @@ from bot.router.webhooks.events import ThreadEvents
 from bot.router.webhooks.sender import WebhookSender
 from bot.secret_key import open_sealer
 from bot.services import Services
+from bot.services.attachments import files_quota
 from bot.services.replies import Replies
 from bot.services.retention import RetentionJob
 from bot.services.threads import ThreadActions
@@ -189,9 +190,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
     app[EVENTS], app[WEBHOOKS] = events, sender
     app[SERVICES] = Services(
-        replies=Replies(
-            store, outbox, adapters, queue, ThreadLog(store, events), settings.store.files_quota_mb * 10**6
-        ),
+        replies=Replies(store, outbox, adapters, queue, ThreadLog(store, events), files_quota(settings)),
         threads=ThreadActions(queue),
     )
     for adapter in adapters.values():

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bson import ObjectId
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
 from pymongo import ASCENDING, IndexModel
@@ -73,6 +74,7 @@ class FilesRepository(Repository):
         super().__init__(client)
         self._bucket = AsyncGridFSBucket(self._db, bucket_name=BUCKET)
         self._kept = self._db[KEPT]
+        self._files = self._db[f"{BUCKET}.files"]
 
     async def cached(self, account_id: str, message_id: str, index: int) -> StoredFile | None:
         """The file kept for the ``index``-th attachment of a message of the account, if any."""
@@ -93,14 +95,21 @@ class FilesRepository(Repository):
         quota: int,
     ) -> StoredFile:
         """Store the bytes of an attachment (``QuotaExceeded`` when the account's files would take
-        more than ``quota`` bytes); a file kept already for that attachment is returned instead."""
+        more than ``quota`` bytes; checked before the write, so racing uploads may pass it by a
+        file); a file kept already for that attachment is returned instead.
+
+        The record (which contact the file belongs to) is written before the bytes, so a crash in
+        between leaves a record whose bytes the next call uploads — never bytes that export and
+        erasure cannot find."""
         found = await self.cached(account_id, message_id, index)
         if found is not None:
+            if await self._files.count_documents({"_id": found.id}, limit=1) == 0:  # a crash took the bytes
+                await self._bucket.upload_from_stream_with_id(found.id, name, data)
             return found
         used = await self.usage(account_id)
         if used + len(data) > quota:
             raise QuotaExceeded(f"the account's files take {used} of {quota} bytes; this one has {len(data)}")
-        file_id = await self._bucket.upload_from_stream(name, data)
+        file_id = ObjectId()
         doc = {
             "_id": f"{message_id}:{index}",
             "file_id": file_id,
@@ -114,10 +123,18 @@ class FilesRepository(Repository):
             "length": len(data),
         }
         if not await self._insert_once(KEPT, doc):  # another request kept it first: theirs stands
-            await self._bucket.delete(file_id)
-            found = await self.cached(account_id, message_id, index)
-            assert found is not None
-            return found
+            return await self.keep(
+                account_id=account_id,
+                contact_id=contact_id,
+                thread_id=thread_id,
+                message_id=message_id,
+                index=index,
+                name=name,
+                content_type=content_type,
+                data=data,
+                quota=quota,
+            )
+        await self._bucket.upload_from_stream_with_id(file_id, name, data)
         return StoredFile.from_doc(doc)
 
     async def keep_upload(
@@ -146,6 +163,16 @@ class FilesRepository(Repository):
             quota=quota,
         )
 
+    async def read_upload(self, account_id: str, key: str) -> tuple[StoredFile, bytes] | None:
+        """An agent's file by the key its reply carries (``upl_…:0``), with its bytes; ``None`` if
+        the account has no such file (any more)."""
+        upload, _, index = key.partition(":")
+        if not index.isascii() or not index.isdigit():
+            return None
+        stored = await self.cached(account_id, upload, int(index))
+        data = await self.read(stored) if stored is not None else None
+        return None if stored is None or data is None else (stored, data)
+
     async def read(self, stored: StoredFile) -> bytes | None:
         """The bytes of a kept file (``None`` if it was deleted meanwhile)."""
         try:
@@ -171,10 +198,10 @@ class FilesRepository(Repository):
 
 
 def _of_scope(scope: ContactScope) -> dict[str, Any] | None:
-    """The contact's files (agents' uploads to them included) or, for retention, the messages'."""
-    parts = [
-        {k: {"$in": list(v)}} for k, v in (("message_id", scope.message_ids), ("contact_id", scope.contact_ids)) if v
-    ]
+    """The contact's files (agents' uploads to them included, found by contact or thread) or, for
+    retention, the messages'."""
+    keys = (("message_id", scope.message_ids), ("contact_id", scope.contact_ids), ("thread_id", scope.thread_ids))
+    parts = [{k: {"$in": list(v)}} for k, v in keys if v]
     if not parts:
         return None
     return {"$or": parts, **exactly(account_id=scope.account_id)}

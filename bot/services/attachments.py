@@ -14,11 +14,17 @@ from typing import Any
 
 from bot.handlers.kit.media import AttachmentError, AttachmentUnavailable, file_headers, served_type
 from bot.logs import log_event
+from bot.settings import Settings
 from conversations.files import QuotaExceeded
 from conversations.repositories import Repositories
 from conversations.thread_models import Message
 
 log = logging.getLogger("omnirouter.attachments")
+
+
+def files_quota(settings: Settings) -> int:
+    """Bytes of files each account may keep (``store.files_quota_mb``)."""
+    return settings.store.files_quota_mb * 1_000_000
 
 
 class NotDownloadable(AttachmentError):

@@ -117,7 +117,7 @@ class Replies:
             raise FilesRefused(f"files cannot be sent on {thread.channel} from the console yet")
         try:
             kept = await self._store.files.keep_upload(
-                upload=derived_id("upl", f"{agent.id}:{nonce}"),
+                upload=derived_id("upl", f"{thread.id}:{agent.id}:{nonce}"),
                 account_id=thread.account_id,
                 contact_id=thread.contact_id,
                 thread_id=thread.id,

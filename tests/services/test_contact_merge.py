@@ -115,6 +115,9 @@ async def test_an_undo_interrupted_midway_is_finished_by_undoing_again(store: Re
     db = raw_database_of(store)  # the crash: marked undoing, the links back, nothing else yet
     await db.contact_merges.update_one({"_id": record.id}, {"$set": {"state": "undoing"}})
     await db.identities.update_many({"_id": {"$in": list(record.links)}}, {"$set": {"contact_id": gone}})
+    with pytest.raises(MergeRefused) as refused:  # merging again must not re-apply it under the undo
+        await merge(store, ACME, keep, gone, "cli")
+    assert refused.value.status == 409 and "undo" in str(refused.value)
     assert (await unmerge(store, ACME, record.id, "cli")).state == "undone"
     assert await _snapshot(store, keep, gone) == before
 

@@ -26,6 +26,7 @@ from bot.keys import EGRESS, EVENTS, NLU, PIPELINE, STORE
 from bot.router.webhooks.subscriptions import subscribe
 from bot.services.accounts import create_account
 from bot.services.agents import add_agent
+from bot.services.contact_merge import merge
 from bot.web.access import Access, access_of
 from bot.web.api.kit import issue_token
 from bot.web.keys import API_OPERATIONS, FIRST_ADMIN
@@ -49,6 +50,9 @@ PUBLIC = (
     "/api/openapi.json",
     "/favicon.ico",
 )
+# the GridFS bucket's collections as MongoDB and the embedded server list them (the latter cannot
+# sort them): snapshots read attachment_files, which says whose each file is
+GRIDFS = frozenset({"files.files", "files.chunks", "files_files", "files_chunks"})
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 # a valid body for every API operation that takes one (so a refusal is the guard's, not a 400)
@@ -80,6 +84,7 @@ API_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/nlu/import"): {"yaml": "nlu:\n- intent: greet\n  examples: |\n    - howdy\n"},
     ("POST", "/api/nlu/review/{message_id}"): {"intent": None},
     ("POST", "/api/nlu/try"): {"text": "hello"},
+    ("POST", "/api/contacts/{contact_id}/merge"): {"from": "{other_contact_id}"},
 }
 CONSOLE_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/console/shift"): {"action": "start"},
@@ -102,6 +107,7 @@ CONSOLE_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/admin/intents/{intent}/examples"): {"text": "hello from the console"},
     ("POST", "/admin/intents/learn/{message_id}"): {"intent": "greet"},
     ("POST", "/admin/intents/try"): {"text": "hello"},
+    ("POST", "/console/contacts/{contact_id}/merge"): {"from": "{other_contact_id}"},
 }
 QUERIES = {
     ("GET", "/console"): "?thread={thread_id}",
@@ -140,6 +146,8 @@ class World:
         db = raw_database_of(self.client.server.app[STORE])  # every collection, whoever owns it
         found = {}
         for name in await db.list_collection_names():
+            if name in GRIDFS:
+                continue  # the files' bytes: who they belong to is in attachment_files
             docs = await db[name].find({"$or": [{"account_id": "acme"}, {"_id": "acme"}]}).sort("_id").to_list()
             found[name] = docs
         return found
@@ -183,6 +191,18 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
     )
     assert task is not None
     await task
+    other, third = [await _customer(app, n) for n in (2, 3)]  # a standing merge to undo, a contact to merge
+    standing = await merge(store, "acme", other, third, "test")
+    sent = await store.files.keep_upload(  # a file an agent sent to the customer
+        upload="upl_" + "a" * 24,
+        account_id="acme",
+        contact_id=recorded.message.contact_id,
+        thread_id=recorded.thread.id,
+        name="acme-file.txt",
+        content_type="text/plain",
+        data=b"ACME-PRIVATE-7731",
+        quota=10**6,
+    )
     spare = await issue_token(store, "acme", "acme-crm-token spare", ["read"], "test")
     tokens = {
         "admin": await issue_token(store, "acme", "acme-crm-token", ["read", "write"], "test"),
@@ -207,6 +227,9 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
         "intent": "greet",
         "example": example_id("acme", "hello"),
         "key": "plan",
+        "other_contact_id": other,
+        "merge_id": standing.id,
+        "file": f"{sent.message_id}:0",
     }
     logins = {
         "agent": ("acme", "acme-agent"),
@@ -220,6 +243,15 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
         world.sessions[who] = await _session(world, account, login, password if who == "superadmin" else PASSWORD)
     world.sessions["anonymous"] = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     return world
+
+
+async def _customer(app: web.Application, n: int) -> str:
+    """Another customer of acme's writes once; their contact id."""
+    inbound = Inbound("acme", "webchat", f"acme-{n}", Identity("webchat", f"acme-visitor-{n}"), f"hello {n}")
+    recorded, task = await app[PIPELINE].receive(inbound)
+    if task is not None:
+        await task
+    return recorded.message.contact_id
 
 
 async def _nlu_samples(app: web.Application) -> dict[str, str]:
@@ -266,6 +298,11 @@ def guarded_routes(app: web.Application) -> Iterator[tuple[str, str, Access]]:
     )
 
 
+def filled(values: dict[str, Any], samples: dict[str, str]) -> dict[str, Any]:
+    """A body's or form's values with their ``{sample}`` placeholders filled."""
+    return {k: _fill(v, samples) if isinstance(v, str) and v.startswith("{") else v for k, v in values.items()}
+
+
 def _fill(template: str, samples: dict[str, str]) -> str:
     def one(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -283,9 +320,9 @@ async def call(world: World, who: str, method: str, template: str, access: Acces
         if who in world.tokens:
             options["headers"] = {"Authorization": f"Bearer {world.tokens[who]}"}
         if (method, template) in API_BODIES:
-            options["json"] = API_BODIES[(method, template)]
+            options["json"] = filled(API_BODIES[(method, template)], world.samples)
     elif method != "GET":
-        form = dict(CONSOLE_FORMS.get((method, template), {}))
+        form = filled(CONSOLE_FORMS.get((method, template), {}), world.samples)
         csrf = await _console_csrf(world, who)
         if csrf:
             form["csrf_token"] = csrf

@@ -16,7 +16,17 @@ from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Role
 from tests.conftest import raw_database_of
 from tests.web.console.test_console import log_in
-from tests.web.test_authorisation import CONSOLE_FORMS, CSRF, QUERIES, World, _fill, build_world, guarded_routes
+from tests.web.test_authorisation import (
+    CONSOLE_FORMS,
+    CSRF,
+    GRIDFS,
+    QUERIES,
+    World,
+    _fill,
+    build_world,
+    filled,
+    guarded_routes,
+)
 
 EVIL = "http://evil.example"
 UNCHANGING = ("sessions", "login_failures")  # a refused request may still refresh its session's last-seen time
@@ -27,7 +37,7 @@ async def snapshot(world: World) -> dict[str, list[Any]]:
     return {
         name: await db[name].find({}).sort("_id").to_list()
         for name in sorted(await db.list_collection_names())
-        if name not in UNCHANGING
+        if name not in UNCHANGING and name not in GRIDFS
     }
 
 
@@ -39,7 +49,7 @@ async def csrf_of(world: World, who: str) -> str:
 async def post(
     world: World, who: str, method: str, template: str, token: str | None, headers: dict[str, str] | None = None
 ) -> tuple[int, str]:
-    form = dict(CONSOLE_FORMS.get((method, template), {}))
+    form = filled(CONSOLE_FORMS.get((method, template), {}), world.samples)
     if token is not None:
         form["csrf_token"] = token
     url = world.base + _fill(template, world.samples) + _fill(QUERIES.get((method, template), ""), world.samples)

@@ -189,11 +189,10 @@ class EmailAdapter(BaseAdapter):
         document = outbound.meta.get("document")
         if not isinstance(document, Mapping) or not isinstance(document.get("file"), str):
             return
-        upload, _, index = document["file"].partition(":")
-        kept = await self.store.files.cached(outbound.account_id, upload, int(index or 0))
-        data = await self.store.files.read(kept) if kept is not None else None
-        if kept is None or data is None:
+        found = await self.store.files.read_upload(outbound.account_id, document["file"])
+        if found is None:
             raise PermanentSendError("the file is no longer in the store (erased?)")
+        kept, data = found
         maintype, _, subtype = kept.content_type.partition("/")
         if not maintype or not subtype or maintype == "multipart":
             maintype, subtype = "application", "octet-stream"

@@ -50,11 +50,9 @@ class FileLinks:
         given = request.query.get("signature", "")
         if not _KEY.match(key) or not same_secret(given, self._signature(account_id, recipient, key)):
             raise web.HTTPNotFound(text="no such file")
-        store = self._store()
-        upload, _, index = key.partition(":")
-        stored = await store.files.cached(account_id, upload, int(index))
-        data = await store.files.read(stored) if stored is not None else None
-        if stored is None or data is None:
+        found = await self._store().files.read_upload(account_id, key)
+        if found is None:
             raise web.HTTPNotFound(text="no such file (it may have been erased)")
+        stored, data = found
         content_type, inline = served_type(stored.content_type, data)
         return web.Response(body=data, content_type=content_type, headers=file_headers(stored.name, inline))

@@ -46,6 +46,13 @@ MAGIC = {  # what a previewed image's first bytes must be: a declared type is on
 }
 
 
+def clean_type(declared: str | None) -> str:
+    """A declared content type reduced to ``type/subtype`` (parameters dropped), or
+    ``application/octet-stream`` when it is not one."""
+    mime = (declared or "").lower().split(";")[0].strip()
+    return mime if _MIME.match(mime) and not mime.startswith("multipart/") else "application/octet-stream"
+
+
 def served_type(declared: str | None, data: bytes) -> tuple[str, bool]:
     """The content type to send and whether the file may be shown inline."""
     mime = (declared or "").lower().split(";")[0].strip()

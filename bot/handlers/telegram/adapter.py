@@ -154,6 +154,7 @@ class TelegramAdapter(BaseAdapter):
         await self._pacer.slot((outbound.account_id, chat_id))
         try:
             sent = await self._deliver(bot.bot, chat_id, outbound)
+            self._pacer.delivered((outbound.account_id, chat_id))
         except BotAPIError as exc:
             if exc.transient:  # flood control (with retry_after) or Telegram's own trouble
                 raise RetryableSendError(
@@ -197,12 +198,10 @@ class TelegramAdapter(BaseAdapter):
         self, bot: BotAPI, chat_id: int, account_id: str, key: str, text: str, markup: Mapping[str, Any] | None
     ) -> Payload:
         """An agent's file from the store, uploaded: a photo when it is an image, else a document."""
-        upload, _, index = key.partition(":")
-        store = self._store
-        kept = await store.files.cached(account_id, upload, int(index or 0)) if store is not None else None
-        data = await store.files.read(kept) if store is not None and kept is not None else None
-        if kept is None or data is None:
+        found = await self._store.files.read_upload(account_id, key) if self._store is not None else None
+        if found is None:
             raise PermanentSendError("the file is no longer in the store (erased?)")
+        kept, data = found
         _, photo = served_type(kept.content_type, data)
         caption = text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
         return await bot.send_file(

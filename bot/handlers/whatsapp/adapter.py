@@ -229,12 +229,10 @@ class WhatsappAdapter(BaseAdapter):
     async def _send_file(self, client: WhatsApp, outbound: Outbound, key: str) -> str:
         """An agent's file from the store, uploaded to WhatsApp's media and sent: an image as an
         image, anything else as a document, the reply's text as its caption."""
-        upload, _, index = key.partition(":")
-        store = self._store
-        kept = await store.files.cached(outbound.account_id, upload, int(index or 0)) if store is not None else None
-        data = await store.files.read(kept) if store is not None and kept is not None else None
-        if kept is None or data is None:
+        found = await self._store.files.read_upload(outbound.account_id, key) if self._store is not None else None
+        if found is None:
             raise PermanentSendError("the file is no longer in the store (erased?)")
+        kept, data = found
         caption = outbound.text[:1024] or None
         if served_type(kept.content_type, data)[1]:
             sent = await client.send_image(

@@ -11,7 +11,7 @@ from aiohttp import web
 from bot.handlers.kit.media import AttachmentError, AttachmentTooLarge
 from bot.keys import ADAPTERS, SETTINGS, STORE
 from bot.router.replies import Reply, ReplyRefused
-from bot.services.attachments import NotDownloadable, attachment_file
+from bot.services.attachments import NotDownloadable, attachment_file, files_quota
 from bot.web.api.kit import ApiRoutes, Call, api_error, reply, visible
 from bot.web.api.messages import small_int
 from bot.web.api.openapi import ref
@@ -106,8 +106,7 @@ async def get_attachment(request: web.Request, call: Call) -> web.StreamResponse
     message = visible(call.principal, await request.app[STORE].messages.get_message(message_id), "message", message_id)
     if index is None or index >= len(message.attachments):
         raise api_error(404, "not_found", f"message {message_id} has no such attachment")
-    settings = request.app[SETTINGS]
-    quota = settings.store.files_quota_mb * 1_000_000
+    quota = files_quota(request.app[SETTINGS])
     try:
         view = await attachment_file(request.app[STORE], request.app[ADAPTERS], quota, message, index)
     except NotDownloadable as exc:

@@ -10,12 +10,12 @@ from aiohttp import web
 
 from bot.handlers.kit.media import AttachmentError, AttachmentTooLarge, file_headers, served_type
 from bot.keys import ADAPTERS, SETTINGS, STORE
-from bot.services.attachments import NotDownloadable, attachment_file
+from bot.services.attachments import NotDownloadable, attachment_file, files_quota
 from bot.web.pages import current_agent, plain, signed_in
 
 FILE = "/console/messages/{message_id}/attachments/{index}"
 _ID = re.compile(r"^msg_[0-9a-f]{24}$")
-_UPLOAD = re.compile(r"^upl_[0-9a-f]{24}$")
+_UPLOAD = re.compile(r"^upl_[0-9a-f]{24}:0$")
 
 
 @signed_in()
@@ -25,9 +25,9 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     message = await store.messages.get_message(message_id) if _ID.match(message_id) else None
     if message is None or message.account_id != agent.account_id:
         return plain(404, "no such message")
-    if not index.isdigit() or int(index) >= len(message.attachments):
+    if not (index.isascii() and index.isdigit()) or int(index) >= len(message.attachments):
         return plain(404, "the message has no such attachment")
-    quota = request.app[SETTINGS].store.files_quota_mb * 1_000_000
+    quota = files_quota(request.app[SETTINGS])
     try:
         view = await attachment_file(store, request.app[ADAPTERS], quota, message, int(index))
     except NotDownloadable as exc:
@@ -43,14 +43,14 @@ async def attachment(request: web.Request) -> web.StreamResponse:
 async def sent_file(request: web.Request) -> web.StreamResponse:
     """A file an agent of the account sent with a reply."""
     agent, store = current_agent(request), request.app[STORE]
-    upload, _, index = request.match_info["key"].partition(":")
-    stored = await store.files.cached(agent.account_id, upload, 0) if _UPLOAD.match(upload) and index == "0" else None
-    data = await store.files.read(stored) if stored is not None else None
-    if stored is None or data is None:
+    key = request.match_info["file"]
+    found = await store.files.read_upload(agent.account_id, key) if _UPLOAD.match(key) else None
+    if found is None:
         return plain(404, "no such file")
+    stored, data = found
     content_type, inline = served_type(stored.content_type, data)
     return web.Response(body=data, content_type=content_type, headers=file_headers(stored.name, inline))
 
 
 def routes() -> list[web.RouteDef]:
-    return [web.get(FILE, attachment), web.get("/console/files/{key}", sent_file)]
+    return [web.get(FILE, attachment), web.get("/console/files/{file}", sent_file)]

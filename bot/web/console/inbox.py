@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 
 from bot import audit
+from bot.handlers.kit.media import clean_type
 from bot.keys import ADAPTERS, QUEUE, SHIFTS, STORE
 from bot.router.queue import CannotTake, QueueError
 from bot.router.replies import ReplyRefused
@@ -283,7 +284,7 @@ async def _reply(request: web.Request, agent: Agent, thread_id: str, form: Any) 
         if not data:
             return plain(400, "the attached file is empty")
         name = re.sub(r"[\x00-\x1f/\\]", "_", upload.filename)[:200]
-        file = AgentFile(name, upload.content_type or "application/octet-stream", data)
+        file = AgentFile(name, clean_type(upload.content_type), data)
     if (not text and file is None) or len(text) > MAX_TEXT:
         return plain(400, f"the reply must be 1 to {MAX_TEXT} characters, or a file")
     try:
