@@ -21,6 +21,7 @@ from conversations.client import IndexPlan, Repository
 from conversations.filters import exactly
 from conversations.ids import derived_id
 from conversations.models import epoch_ms
+from conversations.search_words import search_words, words_filter
 from conversations.thread_models import Decision, DispatchState, Message
 from conversations.traffic import Direction, Inbound, StatusUpdate
 
@@ -33,6 +34,7 @@ INDEXES: IndexPlan = {
         ),
         IndexModel([("thread_id", ASCENDING), ("created_at", ASCENDING)]),
         IndexModel([("contact_id", ASCENDING), ("created_at", DESCENDING)]),  # history across channels
+        IndexModel([("account_id", ASCENDING), ("words", ASCENDING)]),  # search (multikey)
         IndexModel([("dispatch_state", ASCENDING), ("dispatch_due_ms", ASCENDING)]),
     ]
 }
@@ -126,6 +128,7 @@ class MessagesRepository(Repository):
                 {
                     "$set": {
                         "text": edited.text,
+                        "words": search_words(edited.text),
                         "attachments": [a.to_doc() for a in edited.attachments],
                         "edited_ms": at_ms,
                         "edits": edits,
@@ -192,6 +195,23 @@ class MessagesRepository(Repository):
         )
 
     # --- reading -----------------------------------------------------------------------------
+
+    async def search_messages(self, account_id: str, query: str, limit: int = 50) -> list[Message]:
+        """The account's messages holding every word of ``query`` (the last one as a prefix), newest
+        first; none for a query without words."""
+        found = words_filter(query)
+        if found is None:
+            return []
+        cursor = self._db.messages.find({**exactly(account_id=account_id), **found})
+        return [Message.from_doc(doc) for doc in await cursor.sort("created_at", DESCENDING).limit(limit).to_list()]
+
+    async def backfill_words(self, batch: int = 500) -> None:
+        """Give messages stored by earlier releases their search words (at start-up, a batch at a time)."""
+        while docs := await self._db.messages.find({"words": {"$exists": False}}, {"text": 1}).limit(batch).to_list():
+            for doc in docs:
+                await self._db.messages.update_one(
+                    {"_id": doc["_id"]}, {"$set": {"words": search_words(str(doc.get("text") or ""))}}
+                )
 
     async def get_message(self, message_id: str) -> Message | None:
         doc = await self._db.messages.find_one({"_id": message_id})

@@ -150,7 +150,8 @@ class Repositories:
         """Create every index the repositories rely on and bring records of earlier releases up to
         date; safe to run at every start-up (see ``StoreClient.ensure_indexes``)."""
         await self.client.ensure_indexes(
-            INDEXES, upgrades=(self.queue.backfill_queue_order, self.nlu.backfill_nlu_sources)
+            INDEXES,
+            upgrades=(self.queue.backfill_queue_order, self.nlu.backfill_nlu_sources, self.messages.backfill_words),
         )
 
     async def close(self) -> None:

@@ -90,22 +90,27 @@ def words_filter(query: str, field: str = "words") -> dict[str, Any] | None:
 
 def highlight(text: str, query: str) -> Markup:
     """``text`` HTML-escaped with every word that matches one of the query's tokens (folded, the
-    last one as a prefix) wrapped in ``<mark>``: built from escaped pieces, never from raw text."""
+    last one as a prefix), and every phone number found by its digits, wrapped in ``<mark>``:
+    built from escaped pieces, never from raw text."""
     tokens = search_words(query)
     if not tokens:
         return escape(text)
     *whole, last = tokens
+
+    def matches(token: str) -> bool:
+        return token in whole or token.startswith(last)
+
+    spans = [m.span() for m in _PHONE.finditer(text) if any(matches(t) for t in _phone_tokens(m.group()))]
+    for match in re.finditer(r"[\w.+@-]+", text):
+        inside = any(start <= match.start() < end for start, end in spans)
+        folded = fold(match.group()).strip(".-")
+        if not inside and (matches(folded) or any(matches(t) for t in search_words(match.group()))):
+            spans.append(match.span())
     pieces: list[str] = []
     position = 0
-    for match in re.finditer(r"[\w.+@-]+", text):
-        folded = fold(match.group()).strip(".-")
-        if (
-            folded in whole
-            or folded.startswith(last)
-            or any(t in whole or t.startswith(last) for t in search_words(match.group()))
-        ):
-            pieces.append(str(escape(text[position : match.start()])))
-            pieces.append(f"<mark>{escape(match.group())}</mark>")
-            position = match.end()
+    for start, end in sorted(spans):
+        pieces.append(str(escape(text[position:start])))
+        pieces.append(f"<mark>{escape(text[start:end])}</mark>")
+        position = end
     pieces.append(str(escape(text[position:])))
     return Markup("".join(pieces))

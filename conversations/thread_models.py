@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from conversations.models import Document, from_epoch_ms, load_enum, load_tuple
+from conversations.search_words import search_words
 from conversations.traffic import Attachment, DeliveryStatus, Direction, Identity, Outbound
 
 
@@ -172,6 +173,11 @@ class Message(Document):
     decision: dict[str, Any] | None = None
     in_reply_to: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = Document.to_doc(self)
+        doc["words"] = search_words(self.text)  # what search finds it by (search_words.py)
+        return doc
 
 
 @dataclass(slots=True)

@@ -227,6 +227,8 @@ async def lists_and_phone_shots(page: object, browser: object, base: str, thread
     """The conversation lists, and the console at a phone's width (the list, then the thread)."""
     await page.goto(f"{base}/console/conversations?view=all")  # type: ignore[attr-defined]
     await page.screenshot(path=str(DOCS / "console-lists.png"))  # type: ignore[attr-defined]
+    await page.goto(f"{base}/console/search?q=order")  # type: ignore[attr-defined]
+    await page.screenshot(path=str(DOCS / "console-search.png"))  # type: ignore[attr-defined]
     phone = await (await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)).new_page()  # type: ignore[attr-defined]
     await phone.goto(f"{base}/login")
     await phone.fill("input[name=login]", "laura")

@@ -23,9 +23,20 @@ from bot.web.admin import privacy as admin_privacy
 from bot.web.admin import reports as admin_reports
 from bot.web.admin import training as admin_training
 from bot.web.api import accounts, directory, intents, learning, messages, nlu, openapi, replies, threads, webhooks
+from bot.web.api import search as search_api
 from bot.web.api.kit import ApiRoutes
 from bot.web.chat import words as chat_words
-from bot.web.console import contact_merge, contact_panel, conversations, files, inbox, login, login_code, security
+from bot.web.console import (
+    contact_merge,
+    contact_panel,
+    conversations,
+    files,
+    inbox,
+    login,
+    login_code,
+    search,
+    security,
+)
 from bot.web.console.auth import ended_sessions
 from bot.web.console.live import ConsoleHub, LiveFeed
 from bot.web.console.login_throttle import LOGIN_LIMITER, LoginLimiter
@@ -43,6 +54,7 @@ API_TABLES: list[ApiRoutes] = [
     replies.API,
     threads.API,
     directory.API,
+    search_api.API,
     accounts.API,
     webhooks.API,
     nlu.API,
@@ -72,6 +84,7 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(conversations.routes())
     app.add_routes(contact_panel.routes() + contact_merge.routes())
     app.add_routes(files.routes())
+    app.add_routes(search.routes())
     app.add_routes(admin_agents.routes())
     app.add_routes(admin_reports.routes() + admin_privacy.routes())
     app.add_routes(admin_intents.routes() + admin_answers.routes() + admin_training.routes())

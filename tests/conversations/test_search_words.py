@@ -1,10 +1,13 @@
 """The tokens a message or contact is found by: the query's tokens must be among the text's."""
 
+from typing import Any
+
 import pytest
 
 from conversations.repositories import Repositories
 from conversations.search_words import MAX_WORDS, fold, highlight, search_words, words_filter
 from tests.conftest import raw_database_of
+from tests.factories import inbound, record
 
 
 def found(text: str, query: str) -> bool:
@@ -80,3 +83,22 @@ async def test_words_filter_finds_in_the_embedded_store(store: Repositories) -> 
     assert await ids("A-10234 anna@example.lv") == [2]
     assert await ids("berzina завтра") == []
     assert words_filter(" !? ") is None
+
+
+async def test_messages_are_found_by_their_words_within_their_account_only(
+    store: Repositories, raw_database: Any
+) -> None:
+    await record(store, inbound("s1", "anna", "Mans pasūtījums A-10234 nav pienācis", account="acme"))
+    await record(store, inbound("s2", "ivan", "Позвоните мне: +371 2000 0000", account="acme"))
+    await record(store, inbound("s3", "eve", "pasūtījums A-10234 of someone else", account="rival"))
+    found = await store.messages.search_messages("acme", "pasutijums a-10234")
+    assert [m.text for m in found] == ["Mans pasūtījums A-10234 nav pienācis"]
+    assert [m.external_id for m in await store.messages.search_messages("acme", "20000000")] == ["s2"]
+    assert [m.external_id for m in await store.messages.search_messages("rival", "a-10234")] == ["s3"]
+    assert await store.messages.search_messages("acme", "  ,, ") == []
+
+    # a message stored by an earlier release (no words) is found after the start-up backfill
+    await raw_database.messages.update_many({}, {"$unset": {"words": ""}})
+    assert await store.messages.search_messages("acme", "позвоните") == []
+    await store.messages.backfill_words()
+    assert [m.external_id for m in await store.messages.search_messages("acme", "позвоните")] == ["s2"]
