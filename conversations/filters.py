@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from conversations.models import epoch_ms, stored
@@ -45,22 +45,25 @@ async def newest_page(
     limit: int,
     before: datetime | None,
     before_id: str | None,
+    oldest: bool = False,
 ) -> list[dict[str, Any]]:
     """A page of ``query``'s records, newest ``field`` first and by id among records of the same
     time, after the previous page's last one: older than ``before``, or as old with a lower id than
     ``before_id`` (the time alone skips the rest of a millisecond's records — busy traffic writes
     several — when a page ends among them). Two queries rather than one ``$or``, which the
-    embedded server answers by reading the whole collection."""
-    order = [(field, DESCENDING), ("_id", DESCENDING)]
+    embedded server answers by reading the whole collection. ``oldest``: the other way round,
+    oldest first and the next page newer than ``before``."""
+    way = ASCENDING if oldest else DESCENDING
+    order = [(field, way), ("_id", way)]
     if before is None:
         return await collection.find(query).sort(order).limit(limit).to_list()
     at = epoch_ms(before)
     docs: list[dict[str, Any]] = []
     if before_id is not None:  # the embedded server reads every document for a range on _id: filtered here
         same_time = await collection.find({**query, field: {"$eq": at}}).to_list()
-        docs = sorted((d for d in same_time if str(d["_id"]) < before_id), key=lambda d: str(d["_id"]), reverse=True)[
-            :limit
-        ]
+        later = (d for d in same_time if (str(d["_id"]) > before_id if oldest else str(d["_id"]) < before_id))
+        docs = sorted(later, key=lambda d: str(d["_id"]), reverse=not oldest)[:limit]
     if len(docs) < limit:
-        docs += await collection.find({**query, field: {"$lt": at}}).sort(order).limit(limit - len(docs)).to_list()
+        beyond = {"$gt": at} if oldest else {"$lt": at}
+        docs += await collection.find({**query, field: beyond}).sort(order).limit(limit - len(docs)).to_list()
     return docs

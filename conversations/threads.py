@@ -271,11 +271,19 @@ class ThreadsRepository(Repository):
         return [Thread.from_doc(doc) for doc in docs]
 
     async def browse_threads(
-        self, account_id: str, listed: ThreadFilter, *, limit: int, before: datetime | None, before_id: str | None
+        self,
+        account_id: str,
+        listed: ThreadFilter,
+        *,
+        limit: int,
+        before: datetime | None,
+        before_id: str | None,
+        oldest: bool = False,
     ) -> list[Thread]:
-        """A page of the console's conversation list: ``listed``'s threads, most recent activity first."""
+        """A page of the console's conversation list: ``listed``'s threads, most recent activity
+        first (``oldest``: least recent first), after the previous page's last one."""
         docs = await newest_page(
-            self._db.threads, listed.query(account_id), "last_message_at", limit, before, before_id
+            self._db.threads, listed.query(account_id), "last_message_at", limit, before, before_id, oldest
         )
         return [Thread.from_doc(doc) for doc in docs]
 

@@ -101,6 +101,10 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
             "console list: all by label": lambda: store.threads.browse_threads(
                 "default", ThreadFilter(label="vip"), limit=26, before=None, before_id=None
             ),
+            "console list: oldest first": lambda: store.threads.browse_threads(
+                "default", ThreadFilter(), limit=26, before=None, before_id=None, oldest=True
+            ),
+            "console search": lambda: store.messages.search_messages("default", "hi"),
         }
         for label, call in calls.items():
             with labelled(label):
@@ -127,6 +131,8 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         "console list: unassigned by channel: find threads",
         "console list: all by team: find threads",
         "console list: all by label: find threads",
+        "console list: oldest first: find threads",
+        "console search: find messages",
     }
     # the API's listings sort by time, then by id among records of the same millisecond: SQLite reads
     # them in time order through the index and sorts only each run of equal times (paging needs the

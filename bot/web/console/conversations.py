@@ -85,8 +85,11 @@ async def conversations_page(request: web.Request) -> web.Response:
         before, before_id = _cursor(request.query)
     except ValueError as exc:
         return plain(400, str(exc))
+    sort = request.query.get("sort", "newest")
+    if sort not in ("newest", "oldest"):
+        return plain(400, "sort must be newest or oldest")
     threads = await store.threads.browse_threads(
-        agent.account_id, listed, limit=PAGE + 1, before=before, before_id=before_id
+        agent.account_id, listed, limit=PAGE + 1, before=before, before_id=before_id, oldest=sort == "oldest"
     )
     shown: list[Row] = await rows(store, request.app[QUEUE], threads[:PAGE], utcnow())
     counts = await _counts(request, agent)
@@ -103,6 +106,7 @@ async def conversations_page(request: web.Request) -> web.Response:
         counts=counts,
         unread_counts=unread,
         listed=listed,
+        sort=sort,
         agents={a.id: a.name for a in agents},
         teams=sorted({team for a in agents for team in a.teams}),
         next_page=_next_page(request.query, threads),
@@ -143,6 +147,7 @@ async def _failed_page(request: web.Request, agent: Agent) -> web.Response:
         counts=await _counts(request, agent),
         unread_counts={},
         listed=ThreadFilter(),
+        sort="newest",
         agents={},
         teams=[],
         next_page=None,

@@ -55,6 +55,16 @@ async def test_lists_filters_and_pages(client: TestClient, browser: Browser) -> 
     await expect(page.locator("tr.conversation")).to_have_count(4)
     await expect(page.locator("#next-page")).to_have_count(0)
 
+    last_page = [await r.get_attribute("data-thread") for r in await page.locator("tr.conversation").all()]
+    await page.goto(f"{base}/console/conversations?view=all&sort=oldest")  # the other way round, paged too
+    oldest = [await r.get_attribute("data-thread") for r in await page.locator("tr.conversation").all()]
+    await page.click("#next-page")
+    await expect(page.locator("tr.conversation")).to_have_count(4)
+    oldest += [await r.get_attribute("data-thread") for r in await page.locator("tr.conversation").all()]
+    assert len(set(oldest)) == 29 and oldest[:4] == last_page[::-1]  # every one once, least recent first
+    bad_sort = await page.request.get(f"{base}/console/conversations?sort=sideways")
+    assert bad_sort.status == 400
+
     await page.goto(f"{base}/console/conversations?view=unassigned")
     await page.select_option("select[name=channel]", "sms")
     await page.click("#apply-filters")
