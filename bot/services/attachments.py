@@ -54,10 +54,18 @@ async def attachment_file(
     kept = await store.files.cached(message.account_id, message.id, index)
     data = await store.files.read(kept) if kept is not None else None
     if data is None:
-        fetch = getattr(adapters.get(message.channel), "fetch_attachment", None)
-        if fetch is None or not attachment.provider_ref:
+        adapter = adapters.get(message.channel)
+        stored = getattr(adapter, "stored_attachment", None)  # e-mail: in the original mail we keep
+        fetch = getattr(adapter, "fetch_attachment", None)  # the provider's, by its file id
+        if attachment.kind in ("location", "contact") or (
+            stored is None and (fetch is None or not attachment.provider_ref)
+        ):
             raise NotDownloadable("this attachment has no file to fetch")
-        data = await fetch(message.account_id, attachment.provider_ref)
+        if stored is not None:
+            data = await stored(message.id, index)
+        else:
+            assert fetch is not None and attachment.provider_ref
+            data = await fetch(message.account_id, attachment.provider_ref)
         if not isinstance(data, bytes):
             raise AttachmentUnavailable("the channel gave no bytes for this file")
         try:

@@ -27,9 +27,10 @@ from bot.handlers.email.compose import (
     tokens_in,
 )
 from bot.handlers.email.imap import MailboxReader
-from bot.handlers.email.parse import ParsedMail, parse_mail, to_inbound
+from bot.handlers.email.parse import ParsedMail, attachment_payload, parse_mail, to_inbound
 from bot.handlers.email.settings import EmailSettings
 from bot.handlers.email.smtp import SmtpListener, send_mail
+from bot.handlers.kit.media import AttachmentUnavailable
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, PermanentSendError
 from bot.logs import log_event
 from bot.tasks import stop_tasks
@@ -183,6 +184,14 @@ class EmailAdapter(BaseAdapter):
         )
         log_event(log, "email.sent", message=outbound.message_id, thread=outbound.thread_id)
         return message_id
+
+    async def stored_attachment(self, message_id: str, index: int) -> bytes:
+        """The bytes of a customer's attachment, from the original of their mail kept in the store."""
+        raw = await self.store.mail.email_source(message_id)
+        data = attachment_payload(raw, index) if raw is not None else None
+        if data is None:
+            raise AttachmentUnavailable("the original of this mail is no longer kept")
+        return data
 
     async def _attach(self, mail: EmailMessage, outbound: Outbound) -> None:
         """The agent's file from the store, as the mail's attachment."""

@@ -247,15 +247,40 @@ def _leaves(part: MIMEPart) -> Iterable[MIMEPart]:
         yield from _leaves(sub)
 
 
-def _attachments(msg: MIMEPart, body: MIMEPart | None) -> Iterable[Attachment]:
+def _attachment_parts(msg: MIMEPart, body: MIMEPart | None) -> Iterable[MIMEPart]:
     for part in _leaves(msg):
         if part is body:
             continue
+        disposition = part.get_content_disposition()
+        if (
+            disposition != "attachment"
+            and not part.get_filename()
+            and part.get_content_maintype() in ("text", "multipart")
+        ):
+            continue  # the other alternative of the body, or an inline text part
+        yield part
+
+
+def attachment_payload(raw: bytes, index: int) -> bytes | None:
+    """The bytes of the ``index``-th attachment ``parse_mail`` lists for the mail ``raw`` (a
+    forwarded mail as its source); ``None`` if it has no such attachment."""
+    msg = BytesParser(policy=policy.default).parsebytes(bounded_mail(raw))
+    body = msg.get_body(preferencelist=("plain", "html"))
+    part = next(itertools.islice(_attachment_parts(msg, body), index, None), None)
+    if part is None:
+        return None
+    if part.get_content_type() == "message/rfc822":
+        inner = part.get_payload()
+        first = inner[0] if isinstance(inner, list) and inner else None
+        return first.as_bytes() if isinstance(first, Message) else None
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else None
+
+
+def _attachments(msg: MIMEPart, body: MIMEPart | None) -> Iterable[Attachment]:
+    for part in _attachment_parts(msg, body):
         mime = part.get_content_type()
         name = part.get_filename()
-        disposition = part.get_content_disposition()
-        if disposition != "attachment" and not name and part.get_content_maintype() in ("text", "multipart"):
-            continue  # the other alternative of the body, or an inline text part
         if mime == "message/rfc822":
             name = name or "forwarded.eml"
         payload = part.get_payload(decode=True)

@@ -19,6 +19,7 @@ from bot.handlers.email.settings import EmailSettings
 from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
 from bot.keys import ADAPTERS, STORE
 from bot.services.agents import add_agent
+from bot.services.attachments import attachment_file
 from bot.services.replies import AgentFile
 from bot.web.keys import SERVICES
 from conversations.agent_models import Role
@@ -383,3 +384,21 @@ async def test_an_agents_file_goes_out_as_the_mails_attachment(smtp_app: TestCli
     assert attached.get_filename() == "invoice 1042.pdf" and attached.get_content_type() == "application/pdf"
     assert attached.get_content() == b"%PDF-1.4 the invoice"
     assert "Here it is." in reply.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+async def test_a_customers_attachment_is_read_from_the_kept_original_and_kept_as_a_file(smtp_app: TestClient) -> None:
+    adapter, store = adapter_of(smtp_app), smtp_app.server.app[STORE]
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "Anna <anna@client.example>", OUR_ADDRESS, "Broken"
+    msg["Message-ID"] = make_msgid(domain="client.example")
+    msg.set_content("Photos attached")
+    msg.add_attachment(b"\x89PNG\r\n\x1a\n-photo-", maintype="image", subtype="png", filename="box.png")
+    msg.add_attachment(b"%PDF receipt", maintype="application", subtype="pdf", filename="receipt.pdf")
+    message = await store.messages.get_message(await adapter.ingest(msg.as_bytes()))
+    assert message is not None and [a.name for a in message.attachments] == ["box.png", "receipt.pdf"]
+    adapters = smtp_app.server.app[ADAPTERS]
+    photo = await attachment_file(store, adapters, 10**6, message, 0)
+    assert photo.data == b"\x89PNG\r\n\x1a\n-photo-" and photo.inline and photo.content_type == "image/png"
+    receipt = await attachment_file(store, adapters, 10**6, message, 1)
+    assert receipt.data == b"%PDF receipt" and not receipt.inline
+    assert await store.files.usage("default") == len(photo.data) + len(receipt.data)  # kept in GridFS
