@@ -21,6 +21,7 @@ from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import fixture, post_telegram
 from tests.router.test_inbound import wait_for
 from tests.web.conftest import browser  # noqa: F401 (the session's Chromium)
+from tests.web.console.test_agent_files import drawn_png, take_on_shift
 from tests.web.console.test_console_browser import agent_page
 
 pytestmark = pytest.mark.browser
@@ -92,19 +93,12 @@ async def test_an_agent_sends_a_photo_and_a_document_to_a_telegram_customer(
     [thread] = await factories.threads(store)
     _, password = await add_agent(store, "default", "ola", name="Ola", role=Role.ADMIN)
     page = await agent_page(browser, base, "ola", password)
-    await page.click("#shift-start")
-    await expect(page.locator("#presence")).to_contain_text("online")
-    await page.goto(f"{base}/console?thread={thread.id}")
-    await page.click("#take-thread")
-    png = base64.b64decode(
-        await page.evaluate(
-            "() => { const c = document.createElement('canvas'); c.width = 5; c.height = 5;"
-            " c.getContext('2d').fillRect(0, 0, 5, 5); return c.toDataURL('image/png').split(',')[1]; }"
-        )
-    )
+    await take_on_shift(page, base, thread.id)
+    png = await drawn_png(page, 5, 5)
     await page.set_input_files("#reply-file", files=[{"name": "photo.png", "mimeType": "image/png", "buffer": png}])
     await page.fill("#reply-text", "The damaged box")
     await page.click("#send-reply")
+    await expect(page.locator("#reply-text")).to_have_value("")  # a fresh form swapped in: the next file goes there
     await expect(page.locator("#history .sent-file a", has_text="photo.png")).to_have_count(1)
     fake_pdf = b"%PDF-1.4 label"
     await page.set_input_files(

@@ -8,7 +8,7 @@ import base64
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from bot.keys import STORE
 from bot.services.agents import add_agent
@@ -18,6 +18,26 @@ from tests import factories
 from tests.web.console.test_console_browser import agent_page
 
 pytestmark = pytest.mark.browser
+
+
+async def take_on_shift(page: Page, base: str, thread_id: str) -> None:
+    """The agent starts their shift and takes the conversation: the reply form is theirs."""
+    await page.click("#shift-start")
+    await expect(page.locator("#presence")).to_contain_text("online")
+    await page.goto(f"{base}/console?thread={thread_id}")
+    await page.click("#take-thread")
+    await expect(page.locator("#composer")).to_be_visible()
+
+
+async def drawn_png(page: Page, width: int, height: int) -> bytes:
+    """A real PNG the browser draws (so the browser can show it again)."""
+    return base64.b64decode(
+        await page.evaluate(
+            "([w, h]) => { const c = document.createElement('canvas'); c.width = w; c.height = h;"
+            " c.getContext('2d').fillRect(0, 0, w, h); return c.toDataURL('image/png').split(',')[1]; }",
+            [width, height],
+        )
+    )
 
 
 async def test_an_agent_sends_an_image_and_a_document_to_a_web_chat_visitor(
@@ -33,20 +53,12 @@ async def test_an_agent_sends_an_image_and_a_document_to_a_web_chat_visitor(
 
     agent = await agent_page(browser, base, "ola", password)
     [thread] = await factories.threads(store)
-    await agent.click("#shift-start")
-    await expect(agent.locator("#presence")).to_contain_text("online")
-    await agent.goto(f"{base}/console?thread={thread.id}")
-    await agent.click("#take-thread")
-    await expect(agent.locator("#reply-file")).to_be_visible()
-    png = base64.b64decode(
-        await agent.evaluate(
-            "() => { const c = document.createElement('canvas'); c.width = 12; c.height = 9;"
-            " c.getContext('2d').fillRect(0, 0, 12, 9); return c.toDataURL('image/png').split(',')[1]; }"
-        )
-    )
+    await take_on_shift(agent, base, thread.id)
+    png = await drawn_png(agent, 12, 9)
     await agent.set_input_files("#reply-file", files=[{"name": "photo.png", "mimeType": "image/png", "buffer": png}])
     await agent.fill("#reply-text", "Here is the photo")
     await agent.click("#send-reply")
+    await expect(agent.locator("#reply-text")).to_have_value("")  # a fresh form swapped in: the next file goes there
     shown = customer.locator(".msg--out .msg__file img")
     await expect(shown).to_have_count(1)
     await customer.wait_for_function("() => document.querySelector('.msg__file img').naturalWidth === 12")
