@@ -169,7 +169,9 @@
       }
       return;
     }
-    if (event.ctrlKey || event.metaKey || event.altKey || event.target.closest("input, textarea, select, [contenteditable]")) return;
+    const field = event.target.closest("input, textarea, select, [contenteditable]");
+    // a field of a dialog just closed (the "?" help) keeps no keys from the shortcuts
+    if (event.ctrlKey || event.metaKey || event.altKey || (field && !field.closest("dialog:not([open])"))) return;
     const action = SHORTCUTS[event.key];
     if (action) { event.preventDefault(); action(); }
   });
@@ -179,6 +181,10 @@
     if (event.target.closest("#show-alerts")) document.getElementById("alerts").showModal();
     if (event.target.closest("#alerts-close")) document.getElementById("alerts").close();
   });
+  // a closed dialog hands the keyboard back to the page, not to the field it had focused
+  document.addEventListener("close", (event) => {
+    if (event.target.tagName === "DIALOG" && event.target.contains(document.activeElement)) document.activeElement.blur();
+  }, true);
 
   document.addEventListener("change", (event) => {
     if (event.target.id === "enter-sends") localStorage.setItem(ENTER_SENDS, event.target.checked ? "1" : "0");

@@ -31,7 +31,9 @@ async def test_an_agent_works_from_the_keyboard(client: TestClient, browser: Bro
         await task
     _, password = await add_agent(app[STORE], "default", "kim", name="Kim", role=Role.AGENT)
     page = await agent_page(browser, base, "kim", password)
-    await page.click("#shift-start")
+    async with page.expect_navigation():  # a form posted: keys go to the page that comes back
+        await page.click("#shift-start")
+    await expect(page.locator("#presence")).to_contain_text("online")
     await expect(page.locator("#queue .row")).to_have_count(2)
     await ready(page)
 
