@@ -206,12 +206,16 @@ class MessagesRepository(Repository):
         return [Message.from_doc(doc) for doc in await cursor.sort("created_at", DESCENDING).limit(limit).to_list()]
 
     async def backfill_words(self, batch: int = 500) -> None:
-        """Give messages stored by earlier releases their search words (at start-up, a batch at a time)."""
+        """Give messages stored by earlier releases their search words (at start-up, one write
+        command per batch)."""
         while docs := await self._db.messages.find({"words": {"$exists": False}}, {"text": 1}).limit(batch).to_list():
-            for doc in docs:
-                await self._db.messages.update_one(
-                    {"_id": doc["_id"]}, {"$set": {"words": search_words(str(doc.get("text") or ""))}}
-                )
+            await self._db.messages.bulk_write(
+                [
+                    UpdateOne({"_id": doc["_id"]}, {"$set": {"words": search_words(str(doc.get("text") or ""))}})
+                    for doc in docs
+                ],
+                ordered=False,
+            )
 
     async def get_message(self, message_id: str) -> Message | None:
         doc = await self._db.messages.find_one({"_id": message_id})

@@ -31,6 +31,7 @@ from bot.web.i18n import LANGUAGES, translate
 from bot.web.keys import CONSOLE_HUB, SERVICES
 from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
 from conversations.agent_models import ALERTS, Agent
+from conversations.models import epoch_ms
 from conversations.thread_models import Thread
 
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
@@ -61,9 +62,14 @@ async def _seen(app: web.Application, agent: Agent, context: dict[str, Any]) -> 
     view = context.get("view")
     if view is None:
         return
-    shown = [item.at for item in view.items if item.kind == "message" and item.thread_id == view.thread.id]
-    if shown:
-        await app[STORE].threads.mark_seen(agent.account_id, view.thread.id, max(shown))
+    thread = view.thread
+    shown = [item.at for item in view.items if item.kind == "message" and item.thread_id == thread.id]
+    if not shown:
+        return
+    newest = max(shown)
+    if thread.unread_since_ms is None and thread.seen_ms is not None and thread.seen_ms >= epoch_ms(newest):
+        return  # marked so already: a live update of a read conversation writes nothing
+    await app[STORE].threads.mark_seen(agent.account_id, thread.id, newest)
 
 
 async def _lists(request: web.Request, agent: Agent) -> dict[str, Any]:
