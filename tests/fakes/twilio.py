@@ -51,7 +51,10 @@ async def post_webhook(
 
 class FakeTwilio:
     """``POST /2010-04-01/Accounts/{sid}/Messages.json``. ``failures`` scripts the next answers'
-    errors; ``fail_on`` the error of the n-th call (counted from 1 in ``calls``)."""
+    errors; ``fail_on`` the error of the n-th call (counted from 1 in ``calls``). MMS media: ``GET
+    .../Messages/{sid}/Media/{sid}`` of a file in ``media`` (by its ME sid) redirects, as Twilio does,
+    to where the file lies — ``/cdn/{sid}`` on ``cdn_base`` (this fake unless set), which serves it
+    and notes the ``Authorization`` it was given in ``cdn_auth``."""
 
     def __init__(self) -> None:
         self.sent: list[dict[str, str]] = []
@@ -59,12 +62,17 @@ class FakeTwilio:
         self.failures: list[tuple[int, dict[str, Any]]] = []
         self.fail_on: dict[int, tuple[int, dict[str, Any]]] = {}
         self.calls = 0
+        self.media: dict[str, tuple[bytes, str]] = {}
+        self.cdn_base = ""
+        self.cdn_auth: list[str] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
 
     async def start(self, port: int = 0) -> str:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._create_message)
+        app.router.add_get("/2010-04-01/Accounts/{account}/Messages/{message}/Media/{media}", self._media)
+        app.router.add_get("/cdn/{media}", self._cdn)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -80,10 +88,33 @@ class FakeTwilio:
     def bodies_to(self, number: str) -> list[str]:
         return [m["Body"] for m in self.sent if m["To"] == number]
 
-    async def _create_message(self, request: web.Request) -> web.Response:
-        auth = BasicAuth.decode(request.headers.get("Authorization", ""))
+    @staticmethod
+    def _refused(request: web.Request) -> web.Response | None:
+        try:
+            auth = BasicAuth.decode(request.headers.get("Authorization", ""))
+        except ValueError:
+            auth = BasicAuth("")
         if (auth.login, auth.password) != (ACCOUNT_SID, AUTH_TOKEN) or request.match_info["account"] != ACCOUNT_SID:
             return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
+        return None
+
+    async def _media(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        if request.match_info["media"] not in self.media:
+            return web.json_response({"code": 20404, "message": "not found", "status": 404}, status=404)
+        raise web.HTTPTemporaryRedirect(f"{self.cdn_base or self.url}/cdn/{request.match_info['media']}")
+
+    async def _cdn(self, request: web.Request) -> web.Response:
+        self.cdn_auth.append(request.headers.get("Authorization", ""))
+        data, content_type = self.media[request.match_info["media"]]
+        return web.Response(body=data, content_type=content_type)
+
+    async def _create_message(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         form = await request.post()
         self.calls += 1
         if self.failures or self.calls in self.fail_on:

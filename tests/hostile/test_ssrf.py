@@ -11,6 +11,7 @@ import copy
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
@@ -104,13 +105,21 @@ async def test_whatsapp_media_urls_on_private_addresses_are_not_fetched(
     assert await (await everything.get(f"/api/messages/{stored['_id']}/attachments/0")).read() == b"picture"
 
 
-async def test_mms_media_urls_are_kept_not_fetched(everything: TestClient, canary: Canary) -> None:
+async def test_mms_media_are_never_fetched_from_the_host_their_url_names(
+    everything: TestClient, canary: Canary
+) -> None:
     params = twilio_fixture("sms", "inbound_mms", MediaUrl0=f"{canary.url}/steal", NumMedia="1")
     assert (await post(everything, traffic.twilio("/webhooks/sms", params))).status == 200
     stored = await raw_database_of(everything.server.app[STORE]).messages.find_one({"direction": "in"})
     assert stored["attachments"][0]["url"] == f"{canary.url}/steal"
     response = await everything.get(f"/api/messages/{stored['_id']}/attachments/0")
     assert response.status == 409 and canary.hits == []
+    media_path = urlsplit(twilio_fixture("sms", "inbound_mms")["MediaUrl0"]).path  # Twilio's own path, our host
+    params = twilio_fixture("sms", "inbound_mms", MediaUrl0=canary.url + media_path, NumMedia="1", MessageSid="MM2")
+    assert (await post(everything, traffic.twilio("/webhooks/sms", params))).status == 200
+    stored = await raw_database_of(everything.server.app[STORE]).messages.find_one({"external_id": "MM2"})
+    response = await everything.get(f"/api/messages/{stored['_id']}/attachments/0")
+    assert response.status == 502 and canary.hits == []  # asked of twilio.api_base, which has no such file
 
 
 async def test_images_in_html_mail_are_not_fetched(everything: TestClient, canary: Canary) -> None:

@@ -10,12 +10,14 @@ or aim its Telegram client at the install's WhatsApp server. So each purpose has
 - ``rasa`` (the remote Rasa client): those, and the host of ``nlu.rasa_url``;
 - ``actions`` (the bot's custom actions): those, and the host of ``dialogue.action_endpoint``;
 - ``telegram`` and ``whatsapp`` (each channel's API client and media downloads, every account's):
-  those, and the host of that channel's own install-level ``api_base``.
+  those, and the host of that channel's own install-level ``api_base``;
+- ``twilio`` (MMS media downloads: Twilio answers with a redirect to where the file lies): those,
+  and the host of ``twilio.api_base``.
 
 An account's own ``api_base`` for a channel must be the provider's public host, the install's
 ``api_base`` of that channel, or a host in ``egress.allowed_destinations``
-(:meth:`ChannelEgress.refused_api_base`). The Twilio client is in no guard: no account or payload
-changes where it goes.
+(:meth:`ChannelEgress.refused_api_base`). The Twilio client that sends is in no guard: no account
+or payload changes where it goes.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.handlers.kit.egress import Egress, HostRule, parse_host_rules, url_rule
+from bot.handlers.kit.twilio_settings import TwilioSettings
 from bot.handlers.telegram.settings import TelegramSettings
 from bot.handlers.whatsapp.settings import WhatsappSettings
 from bot.network_settings import EgressSettings
@@ -88,6 +91,7 @@ class EgressGuards:
     actions: Egress
     telegram: ChannelEgress
     whatsapp: ChannelEgress
+    twilio: Egress
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EgressGuards:
@@ -95,12 +99,14 @@ class EgressGuards:
         listen = (settings.server.host, settings.server.port)
         rasa = url_rule(settings.nlu.rasa_url)
         actions = url_rule(settings.dialogue.action_endpoint)
+        twilio = url_rule(settings.section(TwilioSettings).api_base)
         return cls(
             webhooks=Egress(operator, listen, private_ok=settings.webhooks.allow_private_networks),
             rasa=Egress([*operator, *([rasa] if rasa else [])], listen),
             actions=Egress([*operator, *([actions] if actions else [])], listen),
             telegram=ChannelEgress("telegram", settings.section(TelegramSettings).api_base, operator, listen),
             whatsapp=ChannelEgress("whatsapp", settings.section(WhatsappSettings).api_base, operator, listen),
+            twilio=Egress([*operator, *([twilio] if twilio else [])], listen),
         )
 
     def channel(self, name: str) -> ChannelEgress:

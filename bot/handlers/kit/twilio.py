@@ -4,11 +4,14 @@ Webhooks are form-encoded and signed with ``X-Twilio-Signature`` over the URL Tw
 the sorted form fields; the router may sit behind a proxy, so the URL is rebuilt from
 ``server.public_url`` (checked by ``twilio.request_validator``). Sends go through the ``twilio``
 client on its aiohttp-based ``AsyncTwilioHttpClient``; ``twilio.api_base`` points it elsewhere
-(tests run a fake Twilio on 127.0.0.1).
+(tests run a fake Twilio on 127.0.0.1). A customer's MMS file is fetched by the path of its media
+resource from ``twilio.api_base`` (never from the host a webhook names), and Twilio's redirect to
+where the file lies is followed through the ``twilio`` egress guard.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from collections.abc import Mapping
@@ -33,6 +36,8 @@ from twilio.request_validator import (
 )
 from twilio.rest import Client
 
+from bot.handlers.kit.egress import Egress, refusal
+from bot.handlers.kit.media import AttachmentUnavailable, read_capped
 from bot.handlers.kit.protocol import (
     ChannelContext,
     MalformedPayload,
@@ -52,6 +57,9 @@ log = logging.getLogger("omnirouter.handlers.twilio")
 
 _ALGORITHMS = (HMAC_SHA1, HMAC_SHA256)  # what Twilio signs with; anything else is refused
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# the path of an MMS media resource, as Twilio names it in MediaUrl{n}
+MEDIA_PATH = re.compile(r"^/2010-04-01/Accounts/AC[0-9a-f]{32}/Messages/(?:MM|SM)[0-9a-f]{32}/Media/ME[0-9a-f]{32}$")
+TWILIO_API = "https://api.twilio.com"
 
 # Twilio message statuses -> ours. Statuses of *inbound* messages are not delivery reports.
 MESSAGE_STATUSES = {
@@ -117,6 +125,8 @@ class TwilioGateway:
         self._validator = RequestValidator(settings.section(TwilioSettings).auth_token)
         self._client: Client | None = None
         self._http: AsyncTwilioHttpClient | None = None
+        self._egress: Egress = context.egress.twilio
+        self._media: aiohttp.ClientSession | None = None
 
     # --- webhooks -----------------------------------------------------------------------------
 
@@ -182,11 +192,9 @@ class TwilioGateway:
             if not url:
                 raise MalformedPayload(f"NumMedia is {count} but MediaUrl{n} is missing")
             mime = form.get(f"MediaContentType{n}") or None
-            media.append(
-                Attachment(
-                    kind=_media_kind(mime), mime_type=mime, url=url, provider_ref=url.rstrip("/").rsplit("/", 1)[-1]
-                )
-            )
+            path = urlparse(url).path.rstrip("/")
+            ref = path if MEDIA_PATH.match(path) else None  # fetched from our api_base by this path
+            media.append(Attachment(kind=_media_kind(mime), mime_type=mime, url=url, provider_ref=ref))
         return Inbound(
             account_id=self._account_id,
             channel="sms",
@@ -239,6 +247,29 @@ class TwilioGateway:
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()
+        if self._media is not None:
+            await self._media.close()
+
+    async def fetch_media(self, path: str, limit: int) -> bytes:
+        """The bytes of a customer's MMS file by the path of its media resource, at most ``limit``.
+        Asked of ``twilio.api_base`` with the account's credentials (an account may require them for
+        media); the redirect to the file's storage is followed without them (aiohttp drops them on a
+        change of host) and through the egress guard."""
+        if not MEDIA_PATH.match(path):
+            raise AttachmentUnavailable("not a Twilio media resource")
+        if self._media is None:
+            self._media = self._egress.session(timeout=aiohttp.ClientTimeout(total=60))
+        url = (self._twilio.api_base or TWILIO_API).rstrip("/") + path
+        credentials = base64.b64encode(f"{self._twilio.account_sid}:{self._twilio.auth_token}".encode()).decode()
+        try:
+            async with self._media.get(
+                url, headers={"Authorization": f"Basic {credentials}"}, max_redirects=3
+            ) as response:
+                if response.status != 200:
+                    raise AttachmentUnavailable(f"Twilio answered {response.status} for the media file")
+                return await read_capped(response.content.iter_chunked(65_536), limit, response.content_length)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise AttachmentUnavailable(f"twilio media: {refusal(exc) or type(exc).__name__}") from None
 
     async def send_text(self, to: str, text: str, media_url: str | None = None) -> str:
         """Send one SMS part (an MMS with ``media_url``); returns its MessageSid."""

@@ -54,6 +54,10 @@ class SmsGateway(Protocol):
         """Send one text of at most ``sms.max_segments`` segments (an MMS with ``media_url``, a
         public address the provider fetches the file from); returns the provider's id."""
 
+    async def fetch_media(self, ref: str, limit: int) -> bytes:
+        """The bytes of a customer's MMS file by the ``provider_ref`` its parse gave, at most
+        ``limit``; ``AttachmentUnavailable`` saying why not."""
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -152,6 +156,10 @@ class SmsAdapter(BaseAdapter):
             encoding=shape(parts[0]).encoding,
         )
         return ids[0]
+
+    async def fetch_attachment(self, account_id: str, ref: str) -> bytes:
+        """A customer's MMS file, at most ``sms.max_download_bytes``."""
+        return await self.gateway.fetch_media(ref, self._settings.max_download_bytes)
 
     def _media_url(self, outbound: Outbound) -> str | None:
         """The public address of the agent's file for this recipient (an MMS), if there is one."""

@@ -19,6 +19,9 @@ class SmsSettings:
     max_segments: int = setting(
         10, check=between(1, 10), doc="most SMS segments one sent text may use; longer replies are split"
     )
+    max_download_bytes: int = setting(
+        5_242_880, check=between(1, 100_000_000), doc="largest MMS file of a customer's fetched from the provider"
+    )
     help_reply: str = setting("", doc="our answer to HELP; empty: leave it to the provider's keyword handling")
     start_reply: str = setting("", doc="our answer to START; empty: leave it to the provider")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -170,7 +172,58 @@ async def test_mms_media_are_attachments(sms_app: Any) -> None:
         ("image", "image/jpeg", params["MediaUrl0"]),
         ("document", "application/pdf", params["MediaUrl1"]),
     ]
-    assert message["attachments"][0]["provider_ref"] == "ME0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+    assert message["attachments"][0]["provider_ref"] == urlparse(params["MediaUrl0"]).path
+
+
+async def test_a_customers_mms_file_is_fetched_from_our_twilio_not_the_host_the_webhook_names(
+    sms_app: Any, twilio: FakeTwilio
+) -> None:
+    """The media path is asked of twilio.api_base with our credentials; Twilio's redirect to the
+    file's storage (another host here: localhost, allowed by name) gets no credentials; the file
+    is kept, capped, and a redirect to a host the guard refuses is not followed."""
+    host, port = twilio.url.removeprefix("http://").split(":")
+    client = await sms_app(egress={"allowed_destinations": f"localhost:{port}"})
+    store, adapter = client.server.app[STORE], client.server.app[ADAPTERS]["sms"]
+    twilio.cdn_base = f"http://localhost:{port}"
+    params = fixture("sms", "inbound_mms")
+    params["MediaUrl0"] = params["MediaUrl0"].replace("https://api.twilio.com", "http://169.254.169.254")
+    jpeg = b"\xff\xd8\xff\xe0 a damaged box"
+    twilio.media["ME0a1b2c3d4e5f60718293a4b5c6d7e8f9"] = (jpeg, "image/jpeg")
+    assert (await post_webhook(client, "/webhooks/sms", params)).status == 200
+    [message] = await messages(client, direction="in")
+    photo = await client.get(f"/api/messages/{message['_id']}/attachments/0")
+    assert photo.status == 200, await photo.text()
+    assert await photo.read() == jpeg
+    assert photo.headers["Content-Type"] == "image/jpeg"
+    assert twilio.cdn_auth == [""]  # the credentials stayed with Twilio's API
+    kept = await store.files.cached("default", message["_id"], 0)
+    assert kept is not None and kept.length == len(jpeg)
+
+    missing = await client.get(f"/api/messages/{message['_id']}/attachments/1")  # Twilio has no such media
+    assert missing.status == 502 and "404" in (await missing.json())["detail"]
+
+    twilio.media["ME9f8e7d6c5b4a39281706f5e4d3c2b1a0"] = (b"%PDF" + b"x" * 2000, "application/pdf")
+    capped = dataclasses.replace(adapter._settings, max_download_bytes=1000)
+    adapter._settings, roomy = capped, adapter._settings
+    too_big = await client.get(f"/api/messages/{message['_id']}/attachments/1")
+    assert too_big.status == 413
+    adapter._settings = roomy
+    twilio.cdn_base = f"http://[::1]:{port}"  # storage at a loopback address no rule allows
+    refused = await client.get(f"/api/messages/{message['_id']}/attachments/1")
+    assert refused.status == 502 and "not a public address" in (await refused.json())["detail"]
+    assert len(twilio.cdn_auth) == 2 and await store.files.cached("default", message["_id"], 1) is None
+    assert host == "127.0.0.1"
+
+
+async def test_an_mms_url_that_is_not_twilios_media_resource_is_shown_but_never_fetched(sms_app: Any) -> None:
+    client = await sms_app()
+    params = fixture("sms", "inbound_mms", MediaUrl0="https://evil.example/2010-04-01/x", NumMedia="1")
+    del params["MediaUrl1"]
+    assert (await post_webhook(client, "/webhooks/sms", params)).status == 200
+    [message] = await messages(client, direction="in")
+    assert "provider_ref" not in message["attachments"][0]
+    response = await client.get(f"/api/messages/{message['_id']}/attachments/0")
+    assert response.status == 409 and (await response.json())["error"] == "not_downloadable"
 
 
 async def test_stop_blocks_everything_until_start(sms_app: Any, twilio: FakeTwilio) -> None:
