@@ -78,6 +78,11 @@ class ServerSettings:
     client_max_size: int = _setting(
         1_048_576, check=_between(1024, 64 * 1_048_576), doc="largest request body, in bytes"
     )
+    max_upload_bytes: int = _setting(
+        26_214_400,
+        check=_between(1024, 512 * 1_048_576),
+        doc="largest file a signed-in agent uploads with a reply (a channel may carry less)",
+    )
     trusted_proxies: str = _setting(
         "",
         check=_networks,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import audit
+from bot.handlers.kit.media import megabytes
 from bot.handlers.kit.protocol import ChannelAdapter
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue, QueueError
@@ -115,6 +116,11 @@ class Replies:
         adapter = self._adapters.get(thread.channel)
         if adapter is None or not adapter.capabilities.files:
             raise FilesRefused(f"files cannot be sent on {thread.channel} from the console yet")
+        limit = adapter.capabilities.max_file_bytes
+        if limit is not None and len(file.data) > limit:
+            raise FilesRefused(
+                f"the file has {megabytes(len(file.data))}; {thread.channel} carries at most {megabytes(limit)}"
+            )
         try:
             kept = await self._store.files.keep_upload(
                 upload=derived_id("upl", f"{thread.id}:{agent.id}:{nonce}"),

@@ -17,11 +17,12 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from bot.handlers.kit.media import megabytes
 from bot.keys import SETTINGS
 from bot.web.access import Access, mark
 from bot.web.codes import word_filter
 from bot.web.console import auth
-from bot.web.i18n import LANGUAGE_NAMES, pick_language, template_words
+from bot.web.i18n import LANGUAGE_NAMES, pick_language, template_words, translate
 from conversations.agent_models import Agent, Role, Session
 from conversations.errors import StoreUnavailable
 from conversations.models import from_epoch_ms
@@ -150,8 +151,19 @@ def signed_in(role: Role | None = None) -> Callable[[Handler], Handler]:
             if request.method not in ("GET", "HEAD"):
                 if auth.cross_site(request):
                     return plain(403, "cross-site requests are refused")
-                if not await auth.csrf_ok(request, session.csrf):
-                    return plain(403, "CSRF token missing or wrong: reload the page")
+                if request.content_type == "multipart/form-data":  # a file: up to server.max_upload_bytes
+                    request = request.clone(client_max_size=request.app[SETTINGS].server.max_upload_bytes)
+                try:
+                    if not await auth.csrf_ok(request, session.csrf):
+                        return plain(403, "CSRF token missing or wrong: reload the page")
+                except web.HTTPRequestEntityTooLarge:
+                    largest = megabytes(request.app[SETTINGS].server.max_upload_bytes)
+                    return plain(
+                        413,
+                        translate(
+                            agent.lang, "The file is larger than {size}, the most the router accepts.", size=largest
+                        ),
+                    )
             request[SESSION], request[AGENT] = session, agent
             if role is not None and Role(agent.role).rank < role.rank:
                 return page(request, "forbidden.html", status=403, needed=role.value)

@@ -17,7 +17,7 @@ class LocalServer:
 
     async def start(self, port: int = 0) -> str:
         """Listen on ``port`` (a free one when 0; the same one again to come back after ``stop``)."""
-        app = web.Application()
+        app = web.Application(client_max_size=128 * 1_048_576)  # providers take uploads of many MB
         self.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

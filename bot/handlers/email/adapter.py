@@ -52,7 +52,8 @@ class EmailAdapter(BaseAdapter):
         self.settings = context.settings.section(EmailSettings)
         self._account_id = context.account_id
         self._from_name = self.settings.display_name or context.settings.account.name
-        self.capabilities = Capabilities(media=False, files=True)
+        # a file of 18 MB is about 25 MB in a mail (base64), the limit of common mail services
+        self.capabilities = Capabilities(media=False, files=True, max_file_bytes=18_000_000)
         self._store: Repositories | None = None
         self.reader = MailboxReader(self.settings, self.ingest) if self.settings.imap_host else None
         self.listener = SmtpListener(self.settings, self.ingest) if self.settings.listen_port else None

@@ -35,6 +35,11 @@ async def read_capped(chunks: AsyncIterator[bytes], limit: int, declared: int | 
     return bytes(data)
 
 
+def megabytes(size: int) -> str:
+    """A file size as people read it: ``2.5 MB``."""
+    return f"{size / 1_000_000:.1f} MB"
+
+
 PREVIEWED = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 _MIME = re.compile(r"^[A-Za-z0-9][\w.+-]{0,63}/[A-Za-z0-9][\w.+-]{0,127}$", re.ASCII)
 _ACTIVE = re.compile(r"html|xml|svg|javascript|ecmascript|x-sh|x-csh", re.IGNORECASE)

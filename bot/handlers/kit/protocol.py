@@ -78,6 +78,7 @@ class Capabilities:
     templates: bool = False
     service_window_hours: int | None = None  # WhatsApp's 24-hour customer service window
     max_text_length: int | None = None
+    max_file_bytes: int | None = None  # the largest file the channel carries; None: the router's upload limit
 
     @property
     def reply_window(self) -> bool:

@@ -95,7 +95,8 @@ class SmsAdapter(BaseAdapter):
         self._settings = context.settings.section(SmsSettings)
         self.gateway: SmsGateway = load_gateway(SMS_GATEWAYS[self._settings.gateway], context)
         public_url = context.settings.server.public_url
-        self.capabilities = Capabilities(media=False, files=bool(public_url))  # MMS: the provider fetches the file
+        # MMS: the provider fetches the file, at most 5 MB (Twilio's limit for a message's media)
+        self.capabilities = Capabilities(media=False, files=bool(public_url), max_file_bytes=5_000_000)
         self._store: Repositories | None = None
         self._link_key = b""
         self._files = FileLinks("/sms/files/{key}", self._started_store, self._sign, public_url)

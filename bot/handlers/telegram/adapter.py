@@ -62,7 +62,8 @@ def make_bot(token: str, api_base: str, egress: Egress, timeout: float = 60.0) -
 
 class TelegramAdapter(BaseAdapter):
     name = "telegram"
-    capabilities = Capabilities(buttons=True, media=True, files=True, max_text_length=4096)
+    # the Bot API takes uploads of up to 50 MB
+    capabilities = Capabilities(buttons=True, media=True, files=True, max_text_length=4096, max_file_bytes=50_000_000)
 
     def __init__(self, context: ChannelContext) -> None:
         self.settings = context.settings.section(TelegramSettings)

@@ -108,10 +108,19 @@ def make_client(
     return client, session
 
 
+IMAGE_LIMIT = 5_000_000  # the largest image WhatsApp takes; a larger one is sent as a document
+
+
 class WhatsappAdapter(BaseAdapter):
     name = "whatsapp"
     capabilities = Capabilities(
-        buttons=True, media=True, files=True, templates=True, service_window_hours=24, max_text_length=4096
+        buttons=True,
+        media=True,
+        files=True,
+        templates=True,
+        service_window_hours=24,
+        max_text_length=4096,
+        max_file_bytes=100_000_000,  # a document; an image over IMAGE_LIMIT goes as one
     )
 
     def __init__(self, context: ChannelContext) -> None:
@@ -228,13 +237,14 @@ class WhatsappAdapter(BaseAdapter):
 
     async def _send_file(self, client: WhatsApp, outbound: Outbound, key: str) -> str:
         """An agent's file from the store, uploaded to WhatsApp's media and sent: an image as an
-        image, anything else as a document, the reply's text as its caption."""
+        image (up to WhatsApp's 5 MB for images), anything else as a document, the reply's text as
+        its caption."""
         found = await self._store.files.read_upload(outbound.account_id, key) if self._store is not None else None
         if found is None:
             raise PermanentSendError("the file is no longer in the store (erased?)")
         kept, data = found
         caption = outbound.text[:1024] or None
-        if served_type(kept.content_type, data)[1]:
+        if served_type(kept.content_type, data)[1] and len(data) <= IMAGE_LIMIT:
             sent = await client.send_image(
                 outbound.to.address, image=data, caption=caption, mime_type=kept.content_type
             )

@@ -16,8 +16,8 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 
 from bot import audit
-from bot.handlers.kit.media import clean_type
-from bot.keys import ADAPTERS, QUEUE, SHIFTS, STORE
+from bot.handlers.kit.media import clean_type, megabytes
+from bot.keys import ADAPTERS, QUEUE, SETTINGS, SHIFTS, STORE
 from bot.router.queue import CannotTake, QueueError
 from bot.router.replies import ReplyRefused
 from bot.router.shifts import read_location
@@ -47,12 +47,17 @@ async def _thread_context(request: web.Request, agent: Agent, thread: Thread | N
     customer = await panel(app[STORE], await app[STORE].contacts.get_contact(thread.contact_id), agent.account_id)
     templates = await app[TEMPLATES].templates(thread) if view.wa_window_open is False else []
     adapter = app[ADAPTERS].get(thread.channel)
+    largest = app[SETTINGS].server.max_upload_bytes
+    if adapter is not None and adapter.capabilities.max_file_bytes is not None:
+        largest = min(largest, adapter.capabilities.max_file_bytes)
     return {
         "view": view,
         "templates": templates,
         "nonce": secrets.token_urlsafe(12),
         "customer": customer,
         "can_attach": adapter is not None and adapter.capabilities.files,
+        "largest_file": largest,
+        "largest_file_text": megabytes(largest),
     }
 
 

@@ -188,7 +188,20 @@
 
   document.addEventListener("change", (event) => {
     if (event.target.id === "enter-sends") localStorage.setItem(ENTER_SENDS, event.target.checked ? "1" : "0");
+    if (event.target.id === "reply-file") checkFileSize(event.target);
   });
+
+  // a file larger than the channel carries is refused here, before its upload (the router refuses it too)
+  function checkFileSize(input) {
+    const file = input.files && input.files[0];
+    const flash = document.getElementById("flash");
+    const tooLarge = file && file.size > Number(input.dataset.largest || Infinity);
+    if (tooLarge) input.value = "";
+    if (flash) {
+      flash.hidden = !tooLarge;
+      flash.textContent = tooLarge ? input.dataset.tooLarge : "";
+    }
+  }
 
   window.addEventListener("DOMContentLoaded", () => {
     const box = document.getElementById("enter-sends");

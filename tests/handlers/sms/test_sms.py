@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
 from bot.keys import ADAPTERS, OUTBOX, STORE
+from bot.router.replies import ReplyRefused
 from bot.services.agents import add_agent
 from bot.services.replies import AgentFile
 from bot.settings import Settings
@@ -367,3 +368,9 @@ async def test_an_agents_file_goes_out_as_an_mms_from_a_signed_public_address(sm
     assert fetched.status == 200 and await fetched.read() == png and fetched.content_type == "image/png"
     for forged in (path.replace("signature=", "signature=0"), path.replace("14155550123", "14155550999")):
         assert (await client.get(forged)).status == 404
+    usage = await store.files.usage("default")
+    with pytest.raises(ReplyRefused, match=r"5\.0 MB"):  # more than an MMS carries: refused, nothing kept
+        await client.server.app[SERVICES].replies.answer(
+            thread.id, admin, "", "nonce-mms-2", AgentFile("scan.pdf", "application/pdf", b"%PDF" * 1_250_001)
+        )
+    assert await store.files.usage("default") == usage and len(twilio.sent) == 2

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.handlers.kit.media import AttachmentTooLarge
 from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
+from bot.handlers.whatsapp.adapter import IMAGE_LIMIT
 from bot.keys import OUTBOX, STORE
 from bot.services.agents import add_agent
 from bot.services.replies import AgentFile
@@ -297,3 +298,12 @@ async def test_an_agents_file_is_uploaded_and_sent_as_an_image_or_a_document(
     assert graph_api.media[image["image"]["id"]] == (png, "image/png")
     assert document["type"] == "document" and document["document"]["filename"] == "label.pdf"
     assert graph_api.media[document["document"]["id"]] == (b"%PDF label", "application/pdf")
+    poster = png + b"\x00" * IMAGE_LIMIT  # over WhatsApp's 5 MB for an image: it goes as a document
+    await replies.answer(thread.id, admin, "", "nonce-wa-3", AgentFile("poster.png", "image/png", poster))
+    await wait_for(lambda: _sent_files(graph_api, 3))
+    big = [m for m in graph_api.sent_ok() if m.get("type") in ("image", "document")][-1]
+    assert big["type"] == "document" and big["document"]["filename"] == "poster.png"
+
+
+async def _sent_files(graph_api: FakeGraphAPI, count: int) -> bool:
+    return len([m for m in graph_api.sent_ok() if m.get("type") in ("image", "document")]) == count

@@ -5,6 +5,7 @@ alone; the file is kept in the store's GridFS and erased with the contact."""
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -14,7 +15,9 @@ from bot.keys import STORE
 from bot.services.agents import add_agent
 from bot.services.contacts import erase_contact, find_contact
 from conversations.agent_models import Role
+from conversations.embedded import EmbeddedMongo
 from tests import factories
+from tests.conftest import make_settings
 from tests.web.console.test_console_browser import agent_page
 
 pytestmark = pytest.mark.browser
@@ -88,3 +91,47 @@ async def test_an_agent_sends_an_image_and_a_document_to_a_web_chat_visitor(
     await erase_contact(store, await find_contact(store, "default", thread.contact_id), "cli")
     assert await store.files.usage("default") == 0
     assert (await customer.request.get(f"{base}{href}")).status == 404
+
+
+async def test_a_file_of_several_megabytes_goes_out_and_one_over_the_limit_is_refused_before_its_upload(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, browser: Browser
+) -> None:
+    """Files are not held to the 1 MiB of an ordinary request: a signed-in agent's upload may be up
+    to server.max_upload_bytes (2 MB here). A larger one is refused in the page, saying the limit,
+    and by the router when the page's check is bypassed."""
+    client = await start_client(make_settings(embedded.uri, db_name, server={"max_upload_bytes": 2_000_000}))
+    base, store = f"http://127.0.0.1:{client.server.port}", client.server.app[STORE]
+    _, password = await add_agent(store, "default", "ola", name="Ola", role=Role.ADMIN)
+    customer = await (await browser.new_context()).new_page()
+    await customer.goto(f"{base}/chat")
+    await customer.fill("#text", "the contract please")
+    await customer.keyboard.press("Enter")
+    await expect(customer.locator(".msg--system")).to_have_count(1)
+    agent = await agent_page(browser, base, "ola", password)
+    [thread] = await factories.threads(store)
+    await take_on_shift(agent, base, thread.id)
+
+    contract = b"%PDF-1.4 " + b"c" * 1_500_000  # over the 1 MiB of server.client_max_size
+    await agent.set_input_files(
+        "#reply-file", files=[{"name": "contract.pdf", "mimeType": "application/pdf", "buffer": contract}]
+    )
+    await agent.click("#send-reply")
+    await expect(customer.locator(".msg--out a.msg__file", has_text="contract.pdf")).to_have_count(1)
+    await expect(agent.locator("#reply-text")).to_have_value("")
+    assert await store.files.usage("default") == len(contract)
+
+    huge = b"%PDF-1.4 " + b"h" * 2_100_000
+    await agent.set_input_files(
+        "#reply-file", files=[{"name": "huge.pdf", "mimeType": "application/pdf", "buffer": huge}]
+    )
+    await expect(agent.locator("#flash")).to_contain_text("2.0 MB")
+    assert await agent.eval_on_selector("#reply-file", "input => input.files.length") == 0  # not sent
+
+    form = {
+        "csrf_token": await agent.get_attribute("#composer [name=csrf_token]", "value") or "",
+        "nonce": await agent.get_attribute("#composer [name=nonce]", "value") or "",
+        "file": {"name": "huge.pdf", "mimeType": "application/pdf", "buffer": huge},
+    }
+    bypassed = await agent.request.post(f"{base}/console/threads/{thread.id}/reply", multipart=form)
+    assert bypassed.status == 413 and "2.0 MB" in await bypassed.text()
+    assert await store.files.usage("default") == len(contract)
