@@ -117,7 +117,8 @@ async def render_live(app: web.Application, sock: ConsoleSocket, parts: set[str]
     if thread is not None and thread.account_id != agent.account_id:
         thread = None
     context = await _thread_context(request_like, agent, thread) if thread is not None else {}  # type: ignore[arg-type]
-    await _seen(app, agent, context)  # the agent is looking at it: what it shows is seen, before the lists say so
+    if sock.visible:  # the agent is looking at it: what it shows is seen, before the lists say so
+        await _seen(app, agent, context)
     if parts & {"queue", "mine", "header"}:
         lists = await _lists(request_like, agent)  # type: ignore[arg-type]
         for part in sorted(parts & {"queue", "mine", "header"}):

@@ -11,13 +11,14 @@ written late by a slow process is still delivered, once.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 from bot.logs import log_event
 from bot.tasks import pause
@@ -121,6 +122,9 @@ class ConsoleSocket:
     alerts_off: frozenset[str] = frozenset()  # of ``ALERTS``: what this agent is not told
     parts: set[str] = field(default_factory=set)
     notify: list[tuple[str, str]] = field(default_factory=list)  # (alert, thread id)
+    # whether the agent can see the page (console.js says so on connect and on every change): what
+    # a tab in the background receives is not marked read until the agent looks at it
+    visible: bool = False
     flushing: asyncio.Task[None] | None = None
 
 
@@ -220,8 +224,12 @@ class ConsoleHub:
         sock.parts = {"queue", "mine", "header", "thread"}
         self._schedule(sock)
         try:
-            async for _frame in sock.ws:
-                pass  # the console only listens; htmx's socket sends nothing we act on
+            async for frame in sock.ws:
+                if frame.type == WSMsgType.TEXT and (seen := _visibility(frame.data)) is not None:
+                    looked, sock.visible = seen and not sock.visible, seen
+                    if looked and sock.thread_id:  # back to the page: what it shows is read now
+                        sock.parts |= {"thread", "queue", "mine", "header"}
+                        self._schedule(sock)
         finally:
             self.sockets.discard(sock)
             if sock.flushing is not None:
@@ -265,3 +273,12 @@ class ConsoleHub:
         await asyncio.gather(
             *(s.ws.close(code=1001, message=b"restarting") for s in list(self.sockets)), return_exceptions=True
         )
+
+
+def _visibility(data: str) -> bool | None:
+    """``{"visible": true|false}`` from console.js; ``None`` for anything else (htmx's own frames)."""
+    try:
+        said = json.loads(data)
+    except ValueError:
+        return None
+    return said["visible"] if isinstance(said, dict) and isinstance(said.get("visible"), bool) else None

@@ -288,6 +288,13 @@
     flash.hidden = !failed;
     flash.textContent = failed ? event.detail.xhr.responseText : "";
   });
+  // the router marks what the open conversation shows as read only while the agent can see it
+  let liveSocket = null;
+  const sayVisibility = () => {
+    if (liveSocket) liveSocket.send(JSON.stringify({ visible: document.visibilityState === "visible" }));
+  };
+  document.addEventListener("htmx:wsOpen", (event) => { liveSocket = event.detail.socketWrapper; sayVisibility(); });
+  document.addEventListener("visibilitychange", sayVisibility);
   document.addEventListener("visibilitychange", resetTitle);
   window.addEventListener("focus", resetTitle);
   window.addEventListener("DOMContentLoaded", scrollHistory);

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from aiohttp.test_utils import TestClient
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 
 from bot.keys import PIPELINE, QUEUE, STORE
 from bot.services.agents import add_agent
@@ -115,6 +115,15 @@ async def write(client: TestClient, address: str, external_id: str, text: str) -
         await task
 
 
+async def set_visible(page: Page, visible: bool) -> None:
+    """What the browser does when its tab goes to the background or comes back."""
+    await page.evaluate(
+        "(visible) => { Object.defineProperty(document, 'visibilityState', {configurable: true, get: () =>"
+        " visible ? 'visible' : 'hidden'}); document.dispatchEvent(new Event('visibilitychange')); }",
+        visible,
+    )
+
+
 async def test_unread_counts_per_conversation_and_per_list(client: TestClient, browser: Browser) -> None:
     base, store = f"http://127.0.0.1:{client.server.port}", client.server.app[STORE]
     first, second, third = await customers(client, 3)
@@ -130,6 +139,14 @@ async def test_unread_counts_per_conversation_and_per_list(client: TestClient, b
     await expect(page.locator("#history .item--in", has_text="are you there?")).to_have_count(1)
     await expect(page.locator(f"#queue li[data-thread={first}]")).to_be_visible()
     await expect(page.locator(f"#queue li[data-thread={first}] .unread")).to_have_count(0)
+    await set_visible(page, False)  # the tab goes to the background: what comes is shown, not read
+    await write(client, "webchat-c0", "more-0", "hello? still there?")
+    await expect(page.locator("#history .item--in", has_text="still there?")).to_have_count(1)
+    await expect(page.locator(f"#queue li[data-thread={first}] .unread")).to_have_text("1")
+    await set_visible(page, True)  # the agent comes back to it
+    await expect(page.locator(f"#queue li[data-thread={first}] .unread")).to_have_count(0)
+    thread = await store.threads.get_thread(first)
+    assert thread is not None and thread.unread_since_ms is None
 
     await page.goto(f"{base}/console/conversations?view=unassigned")  # away from it, two more come
     await write(client, "webchat-c0", "more-2", "hello?")
