@@ -117,8 +117,12 @@ class ContactMergesRepository(Repository):
             if standing is None or standing["keep_id"] != keep_id or standing["account_id"] != account_id:
                 raise MergeConflict(gone_id) from None
             return ContactMerge.from_doc(standing)
-        if await self._db.contact_merges.find_one({"active_gone": keep_id}, {"_id": 1}):
-            # the kept contact is being merged away at the same time (A into B, B into A): give way
+        # give way to a merge at the same time that would leave threads with a merged-away contact:
+        # the kept one being merged away (A into B while B into A or into C), or the absorbed one
+        # still receiving an unfinished merge (B into C while A into B moves A's threads to B)
+        if await self._db.contact_merges.find_one(
+            {"$or": [{"active_gone": keep_id}, {"keep_id": gone_id, "state": {"$in": [PLANNED, UNDOING]}}]}, {"_id": 1}
+        ):
             await self._db.contact_merges.delete_one({"_id": doc["_id"]})
             raise MergeConflict(keep_id)
         return ContactMerge.from_doc(doc)
@@ -172,13 +176,13 @@ class ContactMergesRepository(Repository):
             else []
         )
         await self._move_threads(account_id, [*merge.threads, *(str(t["_id"]) for t in arrived)], gone_id)
-        undo: dict[str, Any] = {f"attributes.{k}": "" for k in merge.attributes}
-        if merge.name_filled:
-            undo["name"] = ""
         keep = {"_id": keep_id, "account_id": account_id}
         await self._db.contacts.update_one(keep, {"$pull": {"identities": {"$in": list(merge.identities)}}})
-        if undo:
-            await self._db.contacts.update_one(keep, {"$unset": undo})
+        gone = await self._db.contacts.find_one({"_id": gone_id, "account_id": account_id}) or {}
+        filled = [(f"attributes.{k}", (gone.get("attributes") or {}).get(k)) for k in merge.attributes]
+        for field, value in [*filled, *([("name", gone.get("name"))] if merge.name_filled else [])]:
+            if value is not None:  # what the merge filled in goes, unless someone changed it since
+                await self._db.contacts.update_one({**keep, field: value}, {"$unset": {field: ""}})
         for contact_id, key in ((keep_id, "keep"), (gone_id, "gone")):
             if merge.before.get(key) is not None:  # back to its time, unless something happened since
                 await self._db.contacts.update_one(

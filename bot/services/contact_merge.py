@@ -51,7 +51,9 @@ async def merge(store: Repositories, account_id: str, keep_id: str, gone_id: str
     try:
         record = await store.merges.plan_merge(account_id, keep, gone, _actor_id(by), utcnow())
     except MergeConflict:
-        raise MergeRefused(409, f"contact {gone_id} is being merged into another one") from None
+        raise MergeRefused(
+            409, f"contact {gone_id} or {keep_id} is in another merge right now; try again when it is done"
+        ) from None
     if record.state == UNDOING:  # an undo of this merge is unfinished: it goes first
         raise MergeRefused(409, f"an undo of merge {record.id} is unfinished; undo it again, then merge")
     if record.state != DONE:

@@ -134,6 +134,33 @@ async def test_two_contacts_merged_into_each_other_at_once_do_not_make_a_loop(st
     assert (await merge(store, ACME, a, b, "cli")).state == "done"
 
 
+async def test_a_merge_into_a_contact_still_receiving_one_waits_for_it(store: Repositories) -> None:
+    """A into B and B into C at once: B's threads must not go to C while A's are still coming to B
+    (they would stay with a merged-away contact)."""
+    a, b = await _two(store)
+    _, c_thread, _ = await factories.record(store, factories.inbound("w7", "visitor-7", "hi", account=ACME, name="C"))
+    c = c_thread.contact_id
+    a_doc, b_doc = await store.merges.contact_doc(ACME, a), await store.merges.contact_doc(ACME, b)
+    assert a_doc is not None and b_doc is not None
+    await store.merges.plan_merge(ACME, b_doc, a_doc, "cli", utcnow())  # a into b, planned, not yet moved
+    with pytest.raises(MergeRefused) as refused:
+        await merge(store, ACME, c, b, "cli")
+    assert refused.value.status == 409 and "try again" in refused.value.reason
+    assert await raw_database_of(store).contact_merges.count_documents({"active_gone": b}) == 0
+    await merge(store, ACME, b, a, "cli")  # finished
+    assert (await merge(store, ACME, c, b, "cli")).state == "done"
+    assert {t.contact_id for t in await factories.threads(store, ACME)} == {c}
+
+
+async def test_undo_keeps_what_was_changed_on_the_kept_contact_since(store: Repositories) -> None:
+    keep, gone = await _two(store)
+    record = await merge(store, ACME, keep, gone, "cli")  # fills in city: Riga
+    await store.contacts.update_contact(ACME, keep, utcnow(), attributes={"plan": "gold", "city": "Tallinn"})
+    await unmerge(store, ACME, record.id, "cli")
+    kept = await store.contacts.get_contact(keep)
+    assert kept is not None and kept.attributes == {"plan": "gold", "city": "Tallinn"}  # the agent's edit stays
+
+
 async def test_bad_merges_are_refused(store: Repositories) -> None:
     keep, gone = await _two(store)
     _, third, _ = await factories.record(store, factories.inbound("w3", "visitor-3", "hi", account=ACME, name="C"))
