@@ -95,15 +95,16 @@ class FilesRepository(Repository):
         quota: int,
     ) -> StoredFile:
         """Store the bytes of an attachment (``QuotaExceeded`` when the account's files would take
-        more than ``quota`` bytes; checked before the write, so racing uploads may pass it by a
-        file); a file kept already for that attachment is returned instead.
+        more than ``quota`` bytes: checked again with the file's record written, so files kept at
+        the same instant cannot pass it together); a file kept already for that attachment is
+        returned instead.
 
         The record (which contact the file belongs to) is written before the bytes, so a crash in
         between leaves a record whose bytes the next call uploads — never bytes that export and
         erasure cannot find."""
         found = await self.cached(account_id, message_id, index)
         if found is not None:
-            if await self._files.count_documents({"_id": found.id}, limit=1) == 0:  # a crash took the bytes
+            if await self._files.find_one({"_id": found.id}, {"_id": 1}) is None:  # a crash took the bytes
                 await self._bucket.upload_from_stream_with_id(found.id, name, data)
             return found
         used = await self.usage(account_id)
@@ -134,6 +135,10 @@ class FilesRepository(Repository):
                 data=data,
                 quota=quota,
             )
+        used = await self.usage(account_id)  # this file's record included, and any written meanwhile
+        if used > quota:
+            await self._kept.delete_one(exactly(_id=doc["_id"], account_id=account_id))
+            raise QuotaExceeded(f"the account's files would take {used} of {quota} bytes with this one")
         await self._bucket.upload_from_stream_with_id(file_id, name, data)
         return StoredFile.from_doc(doc)
 
