@@ -293,6 +293,10 @@ async def test_an_agents_file_is_uploaded_and_sent_as_an_image_or_a_document(
         return len([m for m in graph_api.sent_ok() if m.get("type") in ("image", "document")]) == 2
 
     await wait_for(sent)
+    resent = await replies.answer(  # the same form sent again (a double click): the same reply, once
+        thread.id, admin, "The box", "nonce-wa-1", AgentFile("box.png", "image/png", png)
+    )
+    assert resent.text == "The box"
     image, document = [m for m in graph_api.sent_ok() if m.get("type") in ("image", "document")]
     assert image["type"] == "image" and image["image"]["caption"] == "The box"
     assert graph_api.media[image["image"]["id"]] == (png, "image/png")
