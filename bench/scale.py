@@ -17,6 +17,9 @@ both), each through the function the console or the API handler calls:
   the threads, then their contacts);
 * console history: ``bot.web.console.views.history`` (the contact's messages on every channel and the
   threads' timeline);
+* console conversation lists (``Store.browse_threads``, a page of 25 and one more): All, its second
+  page, oldest first, Unassigned by channel, All by team and by label; the unread count
+  (``Store.count_threads``); search (``Store.search_messages``, 50 newest matches of two words);
 * API inbox: ``GET /api/threads`` (``Store.list_threads``): first page, second page (``before``),
   ``?status=queued``; ``GET /api/contacts`` (``Store.list_contacts``);
 * API history: ``GET /api/threads/{id}`` (``Store.thread_messages``) and a contact's threads
@@ -47,8 +50,10 @@ from bot.router.queue import Queue
 from bot.web.console import views
 from conversations.agent_models import Agent, Role
 from conversations.embedded import EmbeddedMongo
+from conversations.models import epoch_ms
 from conversations.repositories import Repositories
 from conversations.thread_models import Contact, Message, SenderKind, Thread, ThreadStatus, TimelineEntry, TimelineKind
+from conversations.threads import ThreadFilter
 from conversations.traffic import Direction, Identity
 from tests.query_plans import index_backed, labelled, server_explain, sqlite_plans
 
@@ -56,6 +61,7 @@ ACCOUNT = "default"
 HISTORY_CONTACT = "con_history"
 CHANNELS = ["whatsapp", "webchat", "sms", "email", "telegram"]
 END = datetime(2026, 11, 1, tzinfo=UTC)
+PAGE = 26  # the console's conversation list asks for a page of 25 and one more
 
 
 class Shape:
@@ -87,6 +93,10 @@ class Shape:
             last_message_at=opened + timedelta(minutes=30),
             address=f"+3712{i:07d}",
             priority=1 if rng.random() < 0.05 else 0,
+            team="sales" if i % 7 == 0 else None,
+            labels=["vip"] if i % 20 == 0 else [],
+            unread_since_ms=epoch_ms(opened + timedelta(minutes=30)) if status == ThreadStatus.QUEUED else None,
+            unread_count=1 if status == ThreadStatus.QUEUED else None,
             queued_at=opened + timedelta(seconds=40) if status != ThreadStatus.RESOLVED or rng.random() < 0.6 else None,
             resolved_at=opened + timedelta(hours=2) if status == ThreadStatus.RESOLVED else None,
         )
@@ -224,6 +234,22 @@ async def queries(store: Repositories, args: argparse.Namespace) -> dict[str, tu
     agent = Agent(id="agt_07", account_id=ACCOUNT, login="agent7", name="Agent 7", role=Role.AGENT, created_at=END)
     first = await store.threads.list_threads(ACCOUNT, limit=100)
     before = first[-1].last_message_at
+    first_page = await store.threads.browse_threads(ACCOUNT, ThreadFilter(), limit=PAGE, before=None, before_id=None)
+
+    def browse(listed: ThreadFilter, after: list[Thread] | None = None, oldest: bool = False) -> Any:
+        last = after[-1] if after else None
+        return store.threads.browse_threads(
+            ACCOUNT,
+            listed,
+            limit=PAGE,
+            before=last.last_message_at if last else None,
+            before_id=last.id if last else None,
+            oldest=oldest,
+        )
+
+    async def count(listed: ThreadFilter) -> list[int]:
+        return [await store.threads.count_threads(ACCOUNT, listed)]
+
     return {
         "console: queue view (queue_rows)": (lambda: views.queue_rows(store, queue, ACCOUNT), min(args.queued, 200)),
         "console: my conversations (my_rows)": (lambda: views.my_rows(store, queue, agent), args.mine),
@@ -238,6 +264,18 @@ async def queries(store: Repositories, args: argparse.Namespace) -> dict[str, tu
             min(args.queued, 100),
         ),
         "API: GET /api/contacts": (lambda: store.contacts.list_contacts(ACCOUNT, limit=100), 100),
+        "console list: all (browse_threads)": (lambda: browse(ThreadFilter()), PAGE),
+        "console list: all, 2nd page": (lambda: browse(ThreadFilter(), first_page), PAGE),
+        "console list: all, oldest first": (lambda: browse(ThreadFilter(), oldest=True), PAGE),
+        "console list: unassigned by channel": (lambda: browse(ThreadFilter(("queued",), channel="webchat")), PAGE),
+        "console list: all by team": (lambda: browse(ThreadFilter(team="sales")), PAGE),
+        "console list: all by label": (lambda: browse(ThreadFilter(label="vip")), PAGE),
+        "console list: unread count": (lambda: count(ThreadFilter(unread=True)), 1),
+        "console search: common words (search_messages)": (
+            lambda: store.messages.search_messages(ACCOUNT, "question order"),
+            50,
+        ),
+        "console search: rare words (4 messages)": (lambda: store.messages.search_messages(ACCOUNT, "check 149"), 4),
         "API: GET /api/threads/{id} (thread_messages)": (
             lambda: store.messages.thread_messages("thr_history3", 200),
             min(args.history // 4, 200),

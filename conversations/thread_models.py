@@ -131,6 +131,7 @@ class Thread(Document):
     last_inbound_ms: int | None = None  # epoch ms of the customer's last message
     unread_since_ms: int | None = None  # epoch ms of the oldest customer message no agent has seen
     seen_ms: int | None = None  # epoch ms up to which an agent of the account saw the thread
+    unread_count: int | None = None  # customer messages since unread_since_ms (None: written by an older release)
 
     @property
     def wa_window_ends_at(self) -> datetime | None:

@@ -59,6 +59,7 @@ async def test_a_thread_is_unread_from_the_first_message_no_agent_saw(store: Rep
     assert first.unread_since_ms == epoch_ms(start)
     second = await _customer_writes(store, "m2", start + timedelta(seconds=2))
     assert second.unread_since_ms == epoch_ms(start)  # the oldest unseen message counts from
+    assert second.unread_count == 2  # kept with the thread: the lists read no message to show it
     assert await store.threads.unread_counts([second]) == {second.id: 2}
 
     await store.threads.mark_seen("other", second.id, start + timedelta(seconds=3))  # not its account
@@ -67,7 +68,8 @@ async def test_a_thread_is_unread_from_the_first_message_no_agent_saw(store: Rep
     # seen as it was before the second message: the second stays unread
     await store.threads.mark_seen("acme", second.id, start + timedelta(seconds=1))
     partly = await store.threads.get_thread(second.id)
-    assert partly is not None and await store.threads.unread_counts([partly]) == {partly.id: 1}
+    assert partly is not None and partly.unread_count == 1
+    assert await store.threads.unread_counts([partly]) == {partly.id: 1}
     unread = ThreadFilter(unread=True)
     assert await store.threads.count_threads("acme", unread) == 1
 
@@ -92,3 +94,19 @@ async def test_a_message_whose_touch_lands_after_the_agent_saw_it_is_not_unread(
     cleaned = await store.threads.get_thread(thread.id)
     assert cleaned is not None and cleaned.unread_since_ms is None  # the stale mark is gone
     assert await store.threads.count_threads("acme", ThreadFilter(unread=True)) == 0
+
+
+async def test_a_thread_marked_unread_by_the_release_before_is_counted_from_its_messages(
+    store: Repositories, raw_database: Any
+) -> None:
+    """That release kept no count on the thread: its unread threads are counted from their
+    messages once, and the count is written for the next time."""
+    start = utcnow()
+    await _customer_writes(store, "m1", start)
+    thread = await _customer_writes(store, "m2", start + timedelta(seconds=1))
+    await raw_database.threads.update_one({"_id": thread.id}, {"$unset": {"unread_count": ""}})
+    old = await store.threads.get_thread(thread.id)
+    assert old is not None and old.unread_count is None
+    assert await store.threads.unread_counts([old]) == {thread.id: 2}
+    upgraded = await store.threads.get_thread(thread.id)
+    assert upgraded is not None and upgraded.unread_count == 2
