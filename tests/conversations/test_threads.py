@@ -110,3 +110,12 @@ async def test_a_thread_marked_unread_by_the_release_before_is_counted_from_its_
     assert await store.threads.unread_counts([old]) == {thread.id: 2}
     upgraded = await store.threads.get_thread(thread.id)
     assert upgraded is not None and upgraded.unread_count == 2
+
+
+async def test_a_list_is_counted_up_to_its_cap(store: Repositories) -> None:
+    start = utcnow()
+    for n in range(4):
+        await record(store, inbound(f"c{n}", f"customer-{n}"), now=start)
+    assert await store.threads.count_threads("acme", ThreadFilter()) == 4
+    assert await store.threads.count_threads("acme", ThreadFilter(), cap=2) == 3  # more than 2: shown as "2+"
+    assert await store.threads.count_threads("other", ThreadFilter()) == 0
