@@ -37,6 +37,7 @@ INDEXES: IndexPlan = {
         # the console's conversation lists filtered by team or by label
         IndexModel([("account_id", ASCENDING), ("team", ASCENDING), ("last_message_at", DESCENDING)]),
         IndexModel([("account_id", ASCENDING), ("labels", ASCENDING), ("last_message_at", DESCENDING)]),
+        IndexModel([("account_id", ASCENDING), ("unread_since_ms", ASCENDING)]),  # unread only, and its count
     ]
 }
 
@@ -69,8 +70,8 @@ class ThreadFilter:
             query.update(exactly(assignee=self.agent))
         if self.waiting in ("us", "customer"):  # set while a customer message waits, unset once answered
             query["awaiting_since"] = {"$exists": self.waiting == "us"}
-        if self.unread:  # set by a customer message, unset once an agent saw it
-            query["unread_since_ms"] = {"$exists": True}
+        if self.unread:  # set by a customer message, unset once an agent saw it; a range, which its
+            query["unread_since_ms"] = {"$gt": 0}  # index serves ($exists reads every thread of the account)
         return query
 
 
