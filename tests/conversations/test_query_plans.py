@@ -13,7 +13,7 @@ from bot.router.queue import Queue
 from bot.web.console import views
 from conversations.agent_models import Agent, Presence, Role
 from conversations.embedded import EmbeddedMongo
-from conversations.models import utcnow
+from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Contact, Message, Thread, ThreadStatus
 from conversations.threads import ThreadFilter
@@ -49,6 +49,8 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         await store.ensure_indexes()
         await store.threads.import_threads([queued(n) for n in range(5)])
         await store.threads.import_threads([dataclasses.replace(queued(5, team="sales"), labels=["vip"])])
+        unread = dataclasses.replace(queued(6), unread_since_ms=epoch_ms(utcnow()), unread_count=1)
+        await store.threads.import_threads([unread])
         now = utcnow()
         await store.contacts.import_contacts(
             [Contact(id="con_1", account_id="default", created_at=now, updated_at=now, name="One")]
@@ -104,6 +106,10 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
             "console list: oldest first": lambda: store.threads.browse_threads(
                 "default", ThreadFilter(), limit=26, before=None, before_id=None, oldest=True
             ),
+            "console list: unread only": lambda: store.threads.browse_threads(
+                "default", ThreadFilter(unread=True), limit=26, before=None, before_id=None
+            ),
+            "console list: unread count": lambda: store.threads.count_threads("default", ThreadFilter(unread=True)),
             "console search": lambda: store.messages.search_messages("default", "hi"),
         }
         for label, call in calls.items():
@@ -132,12 +138,18 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         "console list: all by team: find threads",
         "console list: all by label: find threads",
         "console list: oldest first: find threads",
+        "console list: unread only: find threads",
+        "console list: unread count: find threads",
         "console search: find messages",
     }
     # the API's listings sort by time, then by id among records of the same millisecond: SQLite reads
     # them in time order through the index and sorts only each run of equal times (paging needs the
     # order to be total; the embedded server cannot index _id beside other fields): index_backed
     # accepts that, and nothing that sorts every match
+    # "unread only" reads the unread threads through their index and sorts those alone by time (no
+    # index can serve the range on unread_since_ms and the order of last_message_at at once)
+    unread_only = "console list: unread only: find threads"
+    assert "USING INDEX idx_threads_account_id_unread_since_ms" in plans.pop(unread_only)[1][0]
     unbacked = {label: (plan, sql) for label, (sql, plan) in plans.items() if not index_backed(plan)}
     assert not unbacked, f"not index-backed: {unbacked}"
 
