@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
+from bot.router.satisfaction import SatisfactionSettings
 from bot.services.agents import add_agent
 from bot.services.contacts import erase_contact, export_contact, find_contact
 from conversations.agent_models import Role
@@ -119,3 +120,44 @@ async def test_ratings_are_exported_and_erased_with_the_contact(client: TestClie
     await erase_contact(store, scope, "cli")
     assert await store.satisfaction.get_ask("default", ask.id) is None
     assert await store.satisfaction.get_ask("default", others.id) is not None
+
+
+async def test_the_admin_turns_the_question_on_and_words_it_per_language(client: TestClient) -> None:
+    store = client.server.app[STORE]
+    await admin_of(client, "default", "boss")
+    page = await (await client.get("/admin/account")).text()
+    assert 'id="csat-enabled">' in page and "Reply with a number from 1 (poor) to 5 (excellent)." in page
+    token = CSRF.search(page).group(1)  # type: ignore[union-attr]
+    form = {"csrf_token": token, "enabled": "on", "quiet_days": "14", "question_lv": "Novērtējiet mūs no 1 līdz 5!"}
+    assert (await client.post("/admin/account/satisfaction", data=form, allow_redirects=False)).status == 303
+    settings = SatisfactionSettings.of(await store.accounts.get_account("default"))
+    assert settings.enabled and settings.quiet_days == 14
+    assert settings.text("question", "lv") == "Novērtējiet mūs no 1 līdz 5!"
+    assert settings.text("question", "ru").startswith("Как вы оцените")  # the default where none is set
+    assert 'id="csat-enabled" checked>' in await (await client.get("/admin/account")).text()
+    for bad in ({"quiet_days": "-1"}, {"quiet_days": "x"}, {"quiet_days": "3", "thanks_en": "x" * 501}):
+        assert (await client.post("/admin/account/satisfaction", data={"csrf_token": token, **bad})).status == 400
+    assert SatisfactionSettings.of(await store.accounts.get_account("default")).quiet_days == 14
+    [entry] = await factories.audit(store, action="settings.satisfaction")
+    assert entry.details == {"enabled": True, "quiet_days": 14.0}
+
+
+async def test_only_an_admin_changes_the_question_and_only_of_their_account(client: TestClient) -> None:
+    store = client.server.app[STORE]
+    await add_agent(store, "default", "ria", name="Ria", role=Role.AGENT, password=PASSWORD)
+    token = CSRF.search(await (await client.get("/login")).text()).group(1)  # type: ignore[union-attr]
+    await client.post("/login", data={"login": "ria", "password": PASSWORD, "csrf_token": token})
+    token = CSRF.search(await (await client.get("/console")).text()).group(1)  # type: ignore[union-attr]
+    refused = await client.post(
+        "/admin/account/satisfaction", data={"csrf_token": token, "enabled": "on", "quiet_days": "1"}
+    )
+    assert refused.status == 403
+    assert SatisfactionSettings.of(await store.accounts.get_account("default")).enabled is False
+    await client.post("/logout", data={"csrf_token": token})
+
+    await admin_of(client, "acme", "acme-boss")
+    token = CSRF.search(await (await client.get("/admin/account")).text()).group(1)  # type: ignore[union-attr]
+    form = {"csrf_token": token, "enabled": "on", "quiet_days": "1"}
+    assert (await client.post("/admin/account/satisfaction", data=form, allow_redirects=False)).status == 303
+    assert SatisfactionSettings.of(await store.accounts.get_account("acme")).enabled
+    assert not SatisfactionSettings.of(await store.accounts.get_account("default")).enabled
