@@ -6,9 +6,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
+from bot.router.satisfaction import rating_of
 from bot.web.keys import SERVICES
 from conversations.satisfaction import SatisfactionAsk
 from conversations.thread_models import Thread, ThreadStatus
@@ -201,3 +203,43 @@ async def test_sms_asks_for_a_digit_and_the_reply_rates(sms_app: Any, twilio: Fa
 
     await wait_for(dispatched)
     assert [a.rating for a in await asks(client, thread)] == [2]
+
+
+async def test_the_question_is_in_the_conversations_language_in_the_accounts_words(client: TestClient) -> None:
+    await ask_on(client, texts={"lv": {"question": "Novērtējiet mūs no 1 līdz 5!"}})
+    store = client.server.app[STORE]
+    async with client.ws_connect("/webchat/ws") as ws:
+        await ws.receive_json()
+        await ws.send_json({"type": "message", "id": "c1", "text": "Labdien"})
+        await frames_until(ws, "decision")
+        [thread] = await factories.threads(store, channel="webchat")
+        assert await store.threads.swap_thread_nlu_state(thread.id, 0, {"language": "lv"})  # as the bot recognised
+        await resolve_only_thread(client, "webchat")
+        while (frame := await ws.receive_json())["type"] != "message" or not frame["options"]:
+            pass
+        assert frame["text"] == "Novērtējiet mūs no 1 līdz 5!"
+        await ws.send_json({"type": "message", "id": "c2", "text": "5/5"})
+        frames = await frames_until(ws, "decision")
+        if not [f for f in frames if f["type"] == "message"]:
+            frames = await frames_until(ws, "message")
+        assert [f for f in frames if f["type"] == "message"][-1]["text"].startswith("Paldies par vērtējumu!")
+    [ask] = await asks(client, thread)
+    assert ask.language == "lv" and ask.rating == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "rating"),
+    [
+        ("4", 4),
+        (" 5 ", 5),
+        ("4/5", 4),
+        ("5!", 5),
+        ("1.", 1),
+        ("0", None),
+        ("6", None),
+        ("45", None),
+        ("4 stars please", None),
+    ],
+)
+def test_what_counts_as_a_rating(text: str, rating: int | None) -> None:
+    assert rating_of(text) == rating

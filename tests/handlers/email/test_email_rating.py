@@ -17,7 +17,7 @@ from conversations.models import utcnow
 from conversations.satisfaction import SatisfactionAsk
 from tests import factories
 from tests.handlers.conftest import email_settings
-from tests.handlers.email.test_email import mail, sent_count
+from tests.handlers.email.test_email import mail, sent_count, smtp_app  # noqa: F401 (a fixture)
 from tests.handlers.test_satisfaction import ask_on, asks, resolve_only_thread
 from tests.mailservers import SmtpSink
 from tests.router.test_inbound import wait_for
@@ -104,3 +104,28 @@ async def test_a_link_of_one_account_cannot_rate_another_accounts_conversation(
     assert (await mail_app.post(urlparse(links.url(theirs)).path, data={"rating": "2"})).status == 200
     assert (await store.satisfaction.get_ask("acme", theirs.id)).rating == 2  # type: ignore[union-attr]
     assert (await store.satisfaction.get_ask("default", theirs.id)) is None
+
+
+async def test_the_rating_page_speaks_the_conversations_language(mail_app: TestClient) -> None:
+    store = mail_app.server.app[STORE]
+    ask = SatisfactionAsk("sat_lv", "default", "thr_lv", "cnt_lv", "email", utcnow(), language="lv")
+    await store.satisfaction.record_ask(ask)
+    links = mail_app.server.app[SATISFACTION].links
+    assert links is not None
+    path = urlparse(links.url(ask)).path
+    html = await (await mail_app.get(path)).text()
+    assert 'lang="lv"' in html and "Kā jūs novērtētu saņemto palīdzību?" in html and "Nosūtīt vērtējumu" in html
+    done = await (await mail_app.post(path, data={"rating": "5"})).text()
+    assert "Paldies par vērtējumu!" in done
+
+
+async def test_without_a_public_url_no_mail_question_is_sent_but_it_is_counted(
+    smtp_app: TestClient, smtp_sink: SmtpSink
+) -> None:
+    await ask_on(smtp_app)
+    await smtp_app.server.app[ADAPTERS]["email"].ingest(mail("bo@client.example", "Hello", "Hi")[0])  # type: ignore[attr-defined]
+    thread = await resolve_only_thread(smtp_app, "email")
+    await wait_for(lambda: sent_count(smtp_sink, 1), timeout=10)  # the queued notice only
+    [ask] = await asks(smtp_app, thread)
+    assert ask.skipped == "no_public_url"
+    assert not any("/csat/" in m.get_body(("plain",)).get_content() for _, m, _ in smtp_sink.received)
