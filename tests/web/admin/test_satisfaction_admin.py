@@ -15,6 +15,7 @@ from bot.router.satisfaction import SatisfactionSettings
 from bot.services.agents import add_agent
 from bot.services.contacts import erase_contact, export_contact, find_contact
 from conversations.agent_models import Role
+from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.satisfaction import SatisfactionAsk
 from tests import factories
@@ -161,3 +162,17 @@ async def test_only_an_admin_changes_the_question_and_only_of_their_account(clie
     assert (await client.post("/admin/account/satisfaction", data=form, allow_redirects=False)).status == 303
     assert SatisfactionSettings.of(await store.accounts.get_account("acme")).enabled
     assert not SatisfactionSettings.of(await store.accounts.get_account("default")).enabled
+
+
+async def test_the_agents_table_shows_each_agents_satisfaction_of_the_last_30_days(client: TestClient) -> None:
+    store = client.server.app[STORE]
+    ann = await factories.agent(store, "ann")
+    await factories.agent(store, "bob")
+    for n, rating in enumerate((5, 3, 4)):
+        ask = SatisfactionAsk(f"sat_now_{n}", "default", f"thr_now_{n}", f"cnt_{n}", "sms", utcnow(), agent_id=ann.id)
+        await store.satisfaction.record_ask(ask)
+        await store.satisfaction.rate("default", ask.id, rating, utcnow())
+    await rated(store, "default", 9, 1, agent=ann.id)  # in 2025: outside the 30 days
+    await admin_of(client, "default", "boss")
+    html = await (await client.get("/admin")).text()
+    assert re.search(r'id="csat-ann">67 % · 4.0 \(3\)<', html) and re.search(r'id="csat-bob">—<', html)
