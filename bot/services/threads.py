@@ -5,10 +5,14 @@ audit log, live consoles, webhook events)."""
 
 from __future__ import annotations
 
+import logging
+
 from bot.router.queue import Queue
 from bot.router.satisfaction import Satisfaction
 from conversations.agent_models import Agent
 from conversations.thread_models import Thread
+
+log = logging.getLogger("omnirouter.services.threads")
 
 
 class ThreadActions:
@@ -40,7 +44,12 @@ class ThreadActions:
         """Resolve the thread; its customer is then asked to rate it (if the account asks)."""
         thread = await self._queue.resolve(thread_id, by)
         if self._satisfaction is not None:
-            await self._satisfaction.ask(thread)
+            try:
+                await self._satisfaction.ask(thread)
+            except Exception:  # the conversation is resolved: a question not asked must not undo that
+                log.warning(
+                    "satisfaction.ask_failed", exc_info=True, extra={"omnirouter_fields": {"thread": thread.id}}
+                )
         return thread
 
     async def note(self, thread_id: str, agent: Agent, text: str) -> None:
