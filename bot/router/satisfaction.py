@@ -10,7 +10,8 @@ single-use links to a small rating page. A contact is not asked again within the
 A customer's message on that channel while they have no open conversation there, within
 ``ANSWER_WINDOW`` of the question, that is a rating ("4", a button's "4") is recorded in the
 resolved conversation as its rating rather than opening a new one; free text within
-``COMMENT_WINDOW`` after the rating is the rating's comment. Anything else goes on as usual.
+``COMMENT_WINDOW`` after the rating is the rating's comment, and a rating sent again within it (a
+second tap) is recorded there too, changing nothing. Anything else goes on as usual.
 """
 
 from __future__ import annotations
@@ -218,16 +219,10 @@ class Satisfaction:
         if ask is None:
             return None
         rating = rating_of(inbound.text)
-        if ask.rating is None and rating is not None:
+        just_rated = ask.rated_at is not None and now - ask.rated_at <= COMMENT_WINDOW
+        if rating is not None and (ask.rating is None or just_rated):  # a second tap changes nothing
             answer: dict[str, Any] = {"ask": ask.id, "rating": rating}
-        elif (
-            ask.rating is not None
-            and ask.comment is None
-            and ask.rated_at is not None
-            and now - ask.rated_at <= COMMENT_WINDOW
-            and inbound.text.strip()
-            and rating is None
-        ):
+        elif just_rated and ask.comment is None and inbound.text.strip():
             answer = {"ask": ask.id, "comment": True}
         else:
             return None

@@ -203,6 +203,11 @@ async def test_sms_asks_for_a_digit_and_the_reply_rates(sms_app: Any, twilio: Fa
 
     await wait_for(dispatched)
     assert [a.rating for a in await asks(client, thread)] == [2]
+    second = (await factories.messages(client.server.app[STORE], direction="in", external_id="SMrating0002"))[0]
+    assert second.thread_id == thread.id and second.decision["reason"] == "satisfaction_repeated"  # type: ignore[index]
+    assert len(await factories.threads(client.server.app[STORE], channel="sms")) == 1
+    thanks = [b for b in twilio.bodies_to(CUSTOMER) if b.startswith("Thank you for your rating")]
+    assert len(thanks) == 1
 
 
 async def test_the_question_is_in_the_conversations_language_in_the_accounts_words(client: TestClient) -> None:
