@@ -49,6 +49,7 @@ PUBLIC = (
     "/webhooks/",
     "/api/openapi.json",
     "/favicon.ico",
+    "/csat/",  # the rating page of an e-mail's link: the signed token is the key
 )
 # the GridFS bucket's collections as MongoDB and the embedded server list them (the latter cannot
 # sort them): snapshots read attachment_files, which says whose each file is

@@ -1,6 +1,6 @@
 """The account page of an account's admin (``/admin/account``): the addresses to give providers,
 its own messenger channels (a secret is never shown again after saving — only that it is set —
-and an empty secret field keeps it), the reopen window and retention, API tokens (shown once) and
+and an empty secret field keeps it), the reopen window and retention, the rating question, API tokens (shown once) and
 webhook subscriptions (their secret shown once, replaceable)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import ADAPTERS, EGRESS, EVENTS, QUEUE, SETTINGS, STORE
+from bot.router.satisfaction import DEFAULT_TEXTS, LANGUAGES, TEXT_KINDS, SatisfactionSettings
 from bot.router.webhooks.subscriptions import BadSubscription, new_secret, subscribe
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
 from bot.services.contact_fields import KINDS, FieldError, defined, new_attribute
@@ -21,6 +22,7 @@ from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import Agent, Role
 from conversations.tenant_models import EVENT_TYPES, SCOPES, DeliveryState
 
+MAX_CSAT_TEXT = 500
 _TOKEN_NAME = re.compile(r"^[\w .:@-]{1,60}$")
 # what ``?saved=`` may report after a change
 _DONE = {"saved": N_("Saved."), "removed": N_("Removed."), "revoked": N_("Revoked.")}
@@ -50,6 +52,8 @@ async def _context(request: web.Request, agent: Agent) -> dict[str, Any]:
         "webhooks": webhooks,
         "attributes": defined(account.contact_attributes),
         "attribute_kinds": KINDS,
+        "csat": SatisfactionSettings.of(account),
+        "csat_defaults": DEFAULT_TEXTS,
         "message": "",
         "revealed": None,
     }
@@ -154,6 +158,39 @@ async def save_conversations(request: web.Request) -> web.Response:
     await request.app[QUEUE].set_routing(admin.account_id, reopen_days=reopen_days)
     await audit.record(
         request.app[STORE], admin.account_id, admin, "settings.reopen", admin.account_id, days=reopen_days
+    )
+    return _back("saved")
+
+
+@signed_in(Role.ADMIN)
+async def save_satisfaction(request: web.Request) -> web.Response:
+    """Whether customers are asked to rate resolved conversations, how often, and the words (an
+    empty text: the default of its language)."""
+    admin, form = current_agent(request), await request.post()
+    try:
+        quiet_days = float(str(form.get("quiet_days", "")).strip())
+    except ValueError:
+        quiet_days = -1.0
+    if not 0 <= quiet_days <= 365:
+        return await _show(request, 400, error=translate(admin.lang, "Ask again after: 0–365 days."))
+    texts: dict[str, dict[str, str]] = {}
+    for lang in LANGUAGES:
+        for kind in TEXT_KINDS:
+            text = str(form.get(f"{kind}_{lang}", "")).strip()
+            if len(text) > MAX_CSAT_TEXT:
+                return await _show(request, 400, error=translate(admin.lang, "A text is at most 500 characters."))
+            if text:
+                texts.setdefault(lang, {})[kind] = text
+    chosen = SatisfactionSettings(form.get("enabled") == "on", quiet_days, texts)
+    await request.app[STORE].accounts.update_account(admin.account_id, satisfaction=chosen.to_doc())
+    await audit.record(
+        request.app[STORE],
+        admin.account_id,
+        admin,
+        "settings.satisfaction",
+        admin.account_id,
+        enabled=chosen.enabled,
+        quiet_days=quiet_days,
     )
     return _back("saved")
 
@@ -281,6 +318,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/admin/account/channels/{channel}/remove", remove_channel),
         web.post("/admin/account/conversations", save_conversations),
         web.post("/admin/account/two-factor", save_two_factor),
+        web.post("/admin/account/satisfaction", save_satisfaction),
         web.post("/admin/account/tokens", create_token),
         web.post("/admin/account/tokens/{token_id}/revoke", revoke_token),
         web.post("/admin/account/webhooks", create_webhook),
