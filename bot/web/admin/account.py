@@ -16,6 +16,7 @@ from bot.router.webhooks.subscriptions import BadSubscription, new_secret, subsc
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
 from bot.services.contact_fields import KINDS, FieldError, defined, new_attribute
 from bot.web.api.kit import issue_token
+from bot.web.chat.widget import BadWidget, WidgetLook, read_look
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import Agent, Role
@@ -50,9 +51,16 @@ async def _context(request: web.Request, agent: Agent) -> dict[str, Any]:
         "webhooks": webhooks,
         "attributes": defined(account.contact_attributes),
         "attribute_kinds": KINDS,
+        "widget": WidgetLook.of(account),
+        "widget_snippet": _snippet(request, account.id),
         "message": "",
         "revealed": None,
     }
+
+
+def _snippet(request: web.Request, account_id: str) -> str:
+    public = request.app[SETTINGS].server.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+    return f'<script src="{public}/widget.js" data-account="{account_id}" async></script>'
 
 
 async def _show(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
@@ -179,6 +187,19 @@ async def save_two_factor(request: web.Request) -> web.Response:
 
 
 @signed_in(Role.ADMIN)
+async def save_widget(request: web.Request) -> web.Response:
+    """The website widget: the sites allowed to embed the chat (one a line), colour, title, greeting."""
+    admin, form, store = current_agent(request), await request.post(), request.app[STORE]
+    try:
+        look = read_look(*(str(form.get(k, "")) for k in ("sites", "color", "title", "greeting")))
+    except BadWidget as exc:
+        return await _show(request, 400, error=translate(admin.lang, "Not a site or colour: {value}", value=str(exc)))
+    await store.accounts.set_account_fields(admin.account_id, widget=look.to_doc())
+    await audit.record(store, admin.account_id, admin, "settings.widget", admin.account_id, sites=",".join(look.sites))
+    return _back("saved")
+
+
+@signed_in(Role.ADMIN)
 async def create_token(request: web.Request) -> web.Response:
     admin, form = current_agent(request), await request.post()
     name = str(form.get("name", "")).strip()
@@ -281,6 +302,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/admin/account/channels/{channel}/remove", remove_channel),
         web.post("/admin/account/conversations", save_conversations),
         web.post("/admin/account/two-factor", save_two_factor),
+        web.post("/admin/account/widget", save_widget),
         web.post("/admin/account/tokens", create_token),
         web.post("/admin/account/tokens/{token_id}/revoke", revoke_token),
         web.post("/admin/account/webhooks", create_webhook),

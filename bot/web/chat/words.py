@@ -30,6 +30,7 @@ CHAT_WORDS = (
     N_("We could not save your message yet — retrying…"),
     N_("That message could not be sent."),
     N_("Typing…"),
+    N_("Close chat"),
 )
 
 

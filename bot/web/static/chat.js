@@ -1,6 +1,9 @@
 // The web chat page: one WebSocket to the router, messages kept until acknowledged.
 // Every text is inserted with textContent: nothing a customer or agent writes is parsed as HTML.
 // The page's own words come from /chat/words in the visitor's language (English until they do).
+// At /chat/embed it is the website widget's iframe (widget.js): in the account's look, and talking
+// by postMessage with the embedding page only (the origin in ?parent=, which the router's
+// frame-ancestors allows as the only site that may frame this page).
 (() => {
   "use strict";
   const params = new URLSearchParams(location.search);
@@ -14,10 +17,61 @@
   const input = document.getElementById("text");
   const notice = document.getElementById("notice");
   const shown = new Map(); // message_id or client id -> <li>
-  let pending = JSON.parse(sessionStorage.getItem(pendingKey) || "[]"); // [{id, text}]
+  // a browser may refuse storage to a page framed by another site: then it lasts as long as the page,
+  // and the widget keeps the visitor's token on its own site (sent here in #token=, told back below)
+  const kept = (() => {
+    try {
+      localStorage.getItem(tokenKey);
+      sessionStorage.getItem(pendingKey);
+      return { local: localStorage, session: sessionStorage };
+    } catch (error) {
+      const memory = () => { const m = new Map(); return { getItem: (k) => (m.has(k) ? m.get(k) : null), setItem: (k, v) => m.set(k, String(v)) }; };
+      return { local: memory(), session: memory() };
+    }
+  })();
+  const handed = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (location.pathname === "/chat/embed" && handed && !kept.local.getItem(tokenKey)) kept.local.setItem(tokenKey, handed);
+  let pending = JSON.parse(kept.session.getItem(pendingKey) || "[]"); // [{id, text}]
   let socket = null;
   let retryDelay = 500;
   let words = {}; // English -> the visitor's language
+  const embedded = location.pathname === "/chat/embed";
+  const parentOrigin = embedded ? params.get("parent") || "" : "";
+  let user = {}; // what the embedding page said of the visitor (omnirouter.setUser)
+  let label = ""; // the label it asked for (omnirouter.setLabel): sent again once a conversation exists
+  let announced = false;
+
+  function toParent(message) {
+    if (embedded && parentOrigin && window.parent !== window) window.parent.postMessage(message, parentOrigin);
+  }
+
+  async function loadLook() {
+    const url = new URL("/widget/config", location.href);
+    if (account) url.searchParams.set("account", account);
+    try {
+      const response = await fetch(url, { credentials: "omit" });
+      if (!response.ok) return;
+      const look = await response.json();
+      document.documentElement.style.setProperty("--accent", look.color);
+      document.documentElement.style.setProperty("--mine", look.color);
+      if (look.title) { document.querySelector(".chat__header h1").textContent = look.title; document.title = look.title; }
+      if (look.greeting) document.querySelector("#empty strong").textContent = look.greeting;
+    } catch (error) {
+      // the page keeps its own look
+    }
+  }
+
+  function onParent(event) {
+    if (!embedded || event.source !== window.parent || event.origin !== parentOrigin) return; // nobody else
+    const data = event.data || {};
+    if (data.type === "omnirouter:open") input.focus();
+    else if (data.type === "omnirouter:user" && data.user) user = data.user;
+    else if (data.type === "omnirouter:label" && typeof data.label === "string") { label = data.label; sendLabel(); }
+  }
+
+  function sendLabel() {
+    if (label && socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "label", label }));
+  }
 
   function t(english) { return words[english] || english; }
 
@@ -59,7 +113,7 @@
     if (on) typingShown = setTimeout(() => { typingNote.hidden = true; }, 6000);
   }
 
-  function savePending() { sessionStorage.setItem(pendingKey, JSON.stringify(pending)); }
+  function savePending() { kept.session.setItem(pendingKey, JSON.stringify(pending)); }
 
   function setStatus(kind, text) {
     statusEl.className = `status status--${kind}`;
@@ -130,7 +184,9 @@
 
   function transmit(item) {
     if (socket && socket.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify({ type: "message", id: item.id, text: item.text }));
+      const frame = { type: "message", id: item.id, text: item.text };
+      if (typeof user.name === "string" && user.name.trim()) frame.name = user.name.trim().slice(0, 80);
+      socket.send(JSON.stringify(frame));
     }
   }
 
@@ -149,7 +205,7 @@
     const url = new URL("/webchat/ws", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     if (account) url.searchParams.set("account", account);
-    url.searchParams.set("token", localStorage.getItem(tokenKey) || "");
+    url.searchParams.set("token", kept.local.getItem(tokenKey) || "");
     socket = new WebSocket(url);
     socket.addEventListener("message", (event) => onFrame(JSON.parse(event.data)));
     socket.addEventListener("close", () => {
@@ -163,20 +219,26 @@
     switch (frame.type) {
       case "welcome":
         retryDelay = 500;
-        localStorage.setItem(tokenKey, frame.visitor_token);
+        kept.local.setItem(tokenKey, frame.visitor_token);
+        toParent({ type: "omnirouter:token", token: frame.visitor_token });
         setStatus("online", t("Online"));
         showNotice(frame.history_unavailable ? t("Earlier messages cannot be loaded right now.") : "");
         for (const m of frame.history || []) renderFrame(m);
         for (const item of pending) transmit(item); // resend whatever was never acknowledged
+        if (!announced) { announced = true; toParent({ type: "omnirouter:ready" }); }
         break;
       case "ack":
         pending = pending.filter((item) => item.id !== frame.id);
         savePending();
+        sendLabel();
         { const li = shown.get(frame.id); const meta = li && li.querySelector(".msg__meta"); if (meta) meta.remove(); }
         break;
       case "message":
         renderFrame(frame);
-        if (frame.direction === "out") showTyping(false);
+        if (frame.direction === "out") {
+          showTyping(false);
+          toParent({ type: "omnirouter:message", message: { text: frame.text, sender: frame.sender, agent: frame.agent || null } });
+        }
         break;
       case "typing":
         showTyping(true);
@@ -214,7 +276,15 @@
       form.requestSubmit();
     }
   });
-  loadWords().finally(() => {
+  if (embedded) {
+    document.body.classList.add("embedded");
+    const closer = document.getElementById("close");
+    closer.hidden = false;
+    closer.addEventListener("click", () => toParent({ type: "omnirouter:close" }));
+    document.addEventListener("keydown", (event) => { if (event.key === "Escape") toParent({ type: "omnirouter:close" }); });
+    window.addEventListener("message", onParent);
+  }
+  loadWords().then(loadLook).finally(() => {
     for (const item of pending) render({ key: item.id, direction: "in", text: item.text, meta: t("sending…") });
     connect();
   });

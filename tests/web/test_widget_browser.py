@@ -1,0 +1,199 @@
+"""The website widget in Debian's headless Chromium: a business's page on another origin (a small
+aiohttp server on ``localhost``, the router on ``127.0.0.1``) embeds the chat with widget.js."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import Browser, Page, expect
+
+from bot.keys import STORE
+from conversations.embedded import free_port
+from tests import factories
+
+pytestmark = pytest.mark.browser
+
+SHOP_PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>Shop</title></head>
+<body><main><h1>Shop</h1><p>Our products.</p><a href="#top" id="first-link">Top</a></main>
+<script>window.seen = []; window.addEventListener("message", (e) => window.seen.push(e.origin));</script>
+{frames}
+<script src="{router}/widget.js" data-account="default" async></script>
+</body></html>"""
+
+# a page of a third origin that tries to talk to the widget's iframe and to the shop's page as if it
+# were the chat
+INTRUDER = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>x</title></head><body><script>
+window.addEventListener("message", () => {});
+function forge() {
+  parent.postMessage({ type: "omnirouter:message", message: { text: "forged" } }, "*");
+  parent.postMessage({ type: "omnirouter:close" }, "*");
+  for (let i = 0; i < parent.frames.length; i++) {
+    parent.frames[i].postMessage({ type: "omnirouter:user", user: { name: "Mallory" } }, "*");
+  }
+}
+</script></body></html>"""
+
+
+@dataclass
+class Site:
+    """The business's web server: its pages name the router's widget.js."""
+
+    origin: str  # http://localhost:PORT
+    other: str  # the same server as http://127.0.0.1:PORT: a third origin
+
+
+@pytest.fixture
+async def site(client: TestClient) -> AsyncIterator[Site]:
+    router = f"http://127.0.0.1:{client.server.port}"
+    port = free_port()
+
+    async def shop(request: web.Request) -> web.Response:
+        frames = f'<iframe id="intruder" src="http://127.0.0.1:{port}/intruder" title="ad"></iframe>'
+        page = SHOP_PAGE.format(
+            lang=request.query.get("lang", "en"), router=router, frames=frames if "intruder" in request.query else ""
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    async def intruder(request: web.Request) -> web.Response:
+        return web.Response(text=INTRUDER, content_type="text/html")
+
+    app = web.Application()
+    app.add_routes([web.get("/", shop), web.get("/intruder", intruder)])
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    try:
+        yield Site(f"http://localhost:{port}", f"http://127.0.0.1:{port}")
+    finally:
+        await server.close()
+
+
+async def eventually(check: Callable[[], bool], seconds: float = 5.0) -> None:
+    for _ in range(int(seconds * 20)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("not within 5 s")
+
+
+async def allow(client: TestClient, *sites: str, **look: str) -> None:
+    widget = {"sites": list(sites), "color": "#aa3300", "title": "Shop help", "greeting": "Hello from the shop!"}
+    await client.server.app[STORE].accounts.set_account_fields("default", widget={**widget, **look})
+
+
+def local_only(page: Page, ports: tuple[int, ...]) -> list[str]:
+    """Every address the page asks for that is not one of the test's servers (fills as it runs)."""
+    strays: list[str] = []
+    allowed = tuple(f"//{host}:{port}/" for host in ("127.0.0.1", "localhost") for port in ports)
+    page.on("request", lambda r: None if any(a in r.url for a in allowed) else strays.append(r.url))
+    return strays
+
+
+async def test_a_visitor_on_an_allowed_site_chats_through_the_widget(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin)
+    context = await browser.new_context()
+    page = await context.new_page()
+    strays = local_only(page, (client.server.port, int(site.origin.rsplit(":", 1)[1])))
+    await page.goto(f"{site.origin}/")
+    launcher = page.locator(".omnirouter-launcher")
+    await expect(launcher).to_be_visible()
+    await expect(launcher).to_have_attribute("aria-expanded", "false")
+    await page.evaluate("() => { window.got = []; omnirouter.on('message', (m) => window.got.push(m)); }")
+    await page.wait_for_function("() => document.querySelector('.omnirouter-panel iframe')")
+
+    await launcher.click()
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await expect(launcher).to_have_attribute("aria-expanded", "true")
+    await expect(chat.locator("h1")).to_have_text("Shop help")
+    await expect(chat.locator("#empty strong")).to_have_text("Hello from the shop!")
+    await expect(chat.locator("#status")).to_have_text("Online")
+    await expect(chat.locator("#text")).to_be_focused()
+    await page.evaluate("() => { omnirouter.setUser({ name: 'Dana Shopper' }); omnirouter.setLabel('from-shop'); }")
+    await chat.locator("#text").fill("where is my order?")
+    await chat.locator("#text").press("Enter")
+    await expect(chat.locator(".msg--system")).to_contain_text("A member of our team will reply")
+    await page.wait_for_function("() => window.got.length === 1")
+    assert (await page.evaluate("() => window.got[0].sender")) == "system"
+
+    await chat.locator("#text").press("Escape")  # closes; the keyboard is back on the launcher
+    await expect(page.locator(".omnirouter-panel")).to_be_hidden()
+    await expect(launcher).to_be_focused()
+    store = client.server.app[STORE]
+    (thread,) = await factories.threads(store)
+    reply = await client.post(f"/api/threads/{thread.id}/replies", json={"id": "r1", "text": "It ships today."})
+    assert reply.status == 202, await reply.text()
+    await expect(page.locator(".omnirouter-badge")).to_have_text("1")  # unread while closed
+    await expect(launcher).to_have_attribute("aria-label", "Open chat (1 unread)")
+    await page.wait_for_function("() => window.got.length === 2")
+    assert (await page.evaluate("() => window.got[1].text")) == "It ships today."
+
+    await launcher.press("Enter")
+    await expect(chat.locator(".msg--out", has_text="It ships today.")).to_be_visible()
+    await expect(page.locator(".omnirouter-badge")).to_be_hidden()
+    await context.close()
+
+    (inbound,) = await factories.messages(store, direction="in")
+    assert inbound.sender.get("name") == "Dana Shopper"
+    (labelled,) = await factories.threads(store)
+    assert labelled.labels == ["from-shop"]
+    assert strays == []
+
+
+async def test_a_site_not_allowed_gets_no_widget_and_cannot_frame_the_chat(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, "https://shop.example")  # another site, not this one
+    context = await browser.new_context()
+    page = await context.new_page()
+    warnings: list[str] = []
+    page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+    await page.goto(f"{site.origin}/")
+    await eventually(lambda: any("may not embed" in w for w in warnings))
+    assert await page.locator(".omnirouter-launcher").count() == 0
+    assert await page.evaluate("() => document.querySelectorAll('iframe').length") == 0
+
+    # a page that frames the chat itself, naming itself as the allowed parent, is refused by the browser
+    router = f"http://127.0.0.1:{client.server.port}"
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "frame-ancestors" in m.text else None)
+    await page.evaluate(
+        "(src) => { const f = document.createElement('iframe'); f.src = src; document.body.appendChild(f); }",
+        f"{router}/chat/embed?parent={site.origin}",
+    )
+    await eventually(lambda: len(blocked) > 0)
+    frame = page.frames[-1]
+    assert await frame.locator("#text").count() == 0  # nothing of the chat was shown
+    await context.close()
+
+
+async def test_the_widget_listens_to_its_own_chat_only_and_the_chat_to_its_own_site_only(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin)
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{site.origin}/?intruder=1")
+    await page.wait_for_function("() => window.omnirouter")
+    await page.evaluate("() => { window.got = []; omnirouter.on('message', (m) => window.got.push(m)); }")
+    await page.locator(".omnirouter-launcher").click()
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await expect(chat.locator("#status")).to_have_text("Online")
+
+    intruder = next(f for f in page.frames if f.url.endswith("/intruder"))
+    await intruder.evaluate("() => forge()")
+    await page.wait_for_function(f"() => window.seen.includes('{site.other}')")  # the forgeries arrived
+    await expect(page.locator(".omnirouter-panel")).to_be_visible()  # the forged close was ignored
+    assert await page.evaluate("() => window.got") == []  # and so was the forged message
+    await chat.locator("#text").fill("hello")
+    await chat.locator("#text").press("Enter")
+    await expect(chat.locator(".msg--system")).to_have_count(1)
+    await context.close()
+
+    (inbound,) = await factories.messages(client.server.app[STORE], direction="in")
+    assert inbound.sender.get("name") != "Mallory"  # the intruder could not name the visitor
