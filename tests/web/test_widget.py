@@ -106,6 +106,16 @@ async def test_only_an_admin_sets_the_widget_and_a_wrong_site_is_a_400(client: T
     assert (await config(client, SHOP))[1]["allowed"] is False
 
 
+@pytest.mark.parametrize(
+    ("lang", "accept", "words"), [("ru", "", "Открыть чат"), ("", "lv-LV,lv;q=0.9", "Atvērt tērzēšanu")]
+)
+async def test_the_launcher_speaks_the_page_s_language_else_the_browser_s(
+    client: TestClient, lang: str, accept: str, words: str
+) -> None:
+    response = await client.get("/widget/config", params={"lang": lang}, headers={"Accept-Language": accept})
+    assert (await response.json())["words"]["Open chat"] == words
+
+
 @pytest.mark.parametrize("account", ["nobody", "../x", "a" * 65])
 async def test_the_widget_of_an_unknown_account_is_a_404(client: TestClient, account: str) -> None:
     status, body = await config(client, SHOP, account)

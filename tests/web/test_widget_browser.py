@@ -4,6 +4,7 @@ aiohttp server on ``localhost``, the router on ``127.0.0.1``) embeds the chat wi
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -12,11 +13,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Browser, Page, expect
 
-from bot.keys import STORE
+from bot.keys import QUEUE, STORE
+from bot.web.keys import SERVICES
 from conversations.embedded import free_port
 from tests import factories
 
 pytestmark = pytest.mark.browser
+FIRST_ANSWER = 20_000  # ms: the router's first dispatch may wait for its language model to load
 
 SHOP_PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>Shop</title></head>
 <body><main><h1>Shop</h1><p>Our products.</p><a href="#top" id="first-link">Top</a></main>
@@ -117,7 +120,7 @@ async def test_a_visitor_on_an_allowed_site_chats_through_the_widget(
     await page.evaluate("() => { omnirouter.setUser({ name: 'Dana Shopper' }); omnirouter.setLabel('from-shop'); }")
     await chat.locator("#text").fill("where is my order?")
     await chat.locator("#text").press("Enter")
-    await expect(chat.locator(".msg--system")).to_contain_text("A member of our team will reply")
+    await expect(chat.locator(".msg--system")).to_contain_text("A member of our team will reply", timeout=FIRST_ANSWER)
     await page.wait_for_function("() => window.got.length === 1")
     assert (await page.evaluate("() => window.got[0].sender")) == "system"
 
@@ -129,7 +132,7 @@ async def test_a_visitor_on_an_allowed_site_chats_through_the_widget(
     reply = await client.post(f"/api/threads/{thread.id}/replies", json={"id": "r1", "text": "It ships today."})
     assert reply.status == 202, await reply.text()
     await expect(page.locator(".omnirouter-badge")).to_have_text("1")  # unread while closed
-    await expect(launcher).to_have_attribute("aria-label", "Open chat (1 unread)")
+    await expect(launcher).to_have_attribute("aria-label", "Open chat (unread messages: 1)")
     await page.wait_for_function("() => window.got.length === 2")
     assert (await page.evaluate("() => window.got[1].text")) == "It ships today."
 
@@ -178,12 +181,14 @@ async def test_the_widget_listens_to_its_own_chat_only_and_the_chat_to_its_own_s
     await allow(client, site.origin)
     context = await browser.new_context()
     page = await context.new_page()
-    await page.goto(f"{site.origin}/?intruder=1")
+    await page.goto(f"{site.origin}/?intruder=1&lang=lv")  # a Latvian page
     await page.wait_for_function("() => window.omnirouter")
+    await expect(page.locator(".omnirouter-launcher")).to_have_attribute("aria-label", "Atvērt tērzēšanu")
     await page.evaluate("() => { window.got = []; omnirouter.on('message', (m) => window.got.push(m)); }")
     await page.locator(".omnirouter-launcher").click()
     chat = page.frame_locator(".omnirouter-panel iframe")
-    await expect(chat.locator("#status")).to_have_text("Online")
+    await expect(chat.locator("#status")).to_have_text("Tiešsaistē")
+    await expect(chat.locator("html")).to_have_attribute("lang", "lv")
 
     intruder = next(f for f in page.frames if f.url.endswith("/intruder"))
     await intruder.evaluate("() => forge()")
@@ -192,8 +197,41 @@ async def test_the_widget_listens_to_its_own_chat_only_and_the_chat_to_its_own_s
     assert await page.evaluate("() => window.got") == []  # and so was the forged message
     await chat.locator("#text").fill("hello")
     await chat.locator("#text").press("Enter")
-    await expect(chat.locator(".msg--system")).to_have_count(1)
+    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
     await context.close()
 
     (inbound,) = await factories.messages(client.server.app[STORE], direction="in")
     assert inbound.sender.get("name") != "Mallory"  # the intruder could not name the visitor
+
+
+async def test_a_returning_visitor_sees_past_conversations_and_who_answered(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin)
+    app = client.server.app
+    store = app[STORE]
+    agent = await factories.agent(store, "ava berzina", online=True)  # named "Ava Berzina"
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{site.origin}/")
+    await page.locator(".omnirouter-launcher").click()
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await chat.locator("#text").fill("my parcel is late")
+    await chat.locator("#text").press("Enter")
+    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
+    (thread,) = await factories.threads(store)
+    await app[QUEUE].take(agent, thread.id)
+    await app[SERVICES].replies.answer(thread.id, agent, "Found it: it arrives tomorrow.", "n1")
+    reply = chat.locator(".msg--agent")
+    await expect(reply).to_contain_text("Found it")
+    await expect(reply.locator(".msg__who")).to_have_text("AAva Berzina")  # the initial, then the name
+    await app[QUEUE].resolve(thread.id, agent)
+
+    await page.reload()  # another visit: the chat finds the visitor again through the site's storage
+    await page.locator(".omnirouter-launcher").click()
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await expect(chat.locator(".msg--in")).to_have_text("my parcel is late")
+    await expect(chat.locator(".msg--agent .msg__who")).to_have_text("AAva Berzina")
+    await expect(chat.locator(".msg--resolved")).to_have_text("This conversation was resolved")
+    await expect(chat.locator(".msg").last).to_have_class(re.compile("msg--resolved"))
+    await context.close()

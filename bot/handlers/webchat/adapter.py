@@ -36,7 +36,8 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bot.handlers.kit.files import FileLinks
 from bot.handlers.kit.payload import load_json
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
-from bot.handlers.webchat.frames import message_frame, outbound_frame
+from bot.handlers.webchat.frames import outbound_frame
+from bot.handlers.webchat.history import visitor_history
 from bot.handlers.webchat.settings import WebchatSettings
 from bot.handlers.webchat.tokens import VisitorToken, VisitorTokens
 from bot.logs import log_event
@@ -51,7 +52,6 @@ STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _LABEL = re.compile(r"^[\w .:-]{1,64}$")  # as the console's filters take a label
 _REVOKED = 4001  # close code: the visitor's contact was erased; the browser reconnects as someone new
-_HISTORY = 50
 _TYPING_EVERY = 2.0  # seconds between two "typing" events of one visitor
 
 
@@ -366,16 +366,10 @@ class WebchatAdapter(BaseAdapter):
 
     async def _history(self, account_id: str, visitor: str) -> dict[str, Any]:
         try:
-            thread = await self.store.threads.open_thread_of(account_id, Identity(self.name, visitor))
-            messages = await self.store.messages.thread_messages(thread.id, _HISTORY) if thread else []
+            return await visitor_history(self.store, account_id, visitor, self._files.url_for(account_id, visitor))
         except StoreUnavailable:
             log_event(log, "webchat.history_unavailable", logging.WARNING)
             return {"history": [], "history_unavailable": True}
-        return {
-            "thread_id": thread.id if thread else None,
-            "status": str(thread.status) if thread else None,
-            "history": [message_frame(m, self._files.url_for(account_id, visitor)) for m in messages],
-        }
 
     async def _account(self, request: web.Request) -> str:
         account_id = request.query.get("account", self._context.account_id)

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.keys import SETTINGS, STORE
+from bot.web.chat.words import browser_language
+from bot.web.i18n import N_, pick_language, words_of
 from bot.web.pages import Handler
 from conversations.errors import StoreUnavailable
 from conversations.tenant_models import Account
@@ -32,6 +34,7 @@ _SITE = re.compile(
 )
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _ACCOUNT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+WIDGET_WORDS = (N_("Open chat"), N_("Chat"), N_("unread messages:"))  # the launcher's, on the site's page
 DEFAULT_COLOR = "#2f6feb"
 MAX_SITES = 20
 MAX_TITLE = 60
@@ -142,7 +145,11 @@ async def widget_config(request: web.Request) -> web.Response:
     look = await _look(request)
     origin = request.headers.get("Origin")
     allowed = origin is None or origin.lower() in own_origins(request) or origin in look.sites
+    requested = request.query.get("lang") or browser_language(request.headers.get("Accept-Language", ""))
+    lang = pick_language(requested, request.app[SETTINGS].console.language)
     body = {"allowed": allowed, "color": look.color, "title": look.title, "greeting": look.greeting}
+    if "lang" in request.query:  # widget.js asks in the page's language; chat.js has its own words
+        body["words"] = words_of(lang, WIDGET_WORDS)
     headers = {"Cache-Control": "no-cache", "Vary": "Origin"}
     if origin:
         headers["Access-Control-Allow-Origin"] = origin

@@ -31,6 +31,9 @@ CHAT_WORDS = (
     N_("That message could not be sent."),
     N_("Typing…"),
     N_("Close chat"),
+    N_("Agent"),
+    N_("Assistant"),
+    N_("This conversation was resolved"),
 )
 
 

@@ -125,7 +125,21 @@
     notice.textContent = text || "";
   }
 
-  function render({ key, direction, sender, text, options, meta, file }) {
+  // who wrote a reply: the agent by name, else the bot as "Assistant", each with an initial
+  function author(sender, agent) {
+    if (sender !== "agent" && sender !== "bot") return null;
+    const name = sender === "agent" ? agent || t("Agent") : t("Assistant");
+    const who = document.createElement("span");
+    who.className = "msg__who";
+    const initial = document.createElement("span");
+    initial.className = "msg__avatar";
+    initial.setAttribute("aria-hidden", "true");
+    initial.textContent = name.trim().charAt(0).toUpperCase();
+    who.append(initial, document.createTextNode(name));
+    return who;
+  }
+
+  function render({ key, direction, sender, agent, text, options, meta, file }) {
     let li = shown.get(key);
     if (!li) {
       li = document.createElement("li");
@@ -135,7 +149,10 @@
     empty.hidden = true;
     li.replaceChildren();
     li.className = `msg msg--${direction === "in" ? "in" : sender === "system" ? "system" : "out"}`;
+    if (direction !== "in" && (sender === "agent" || sender === "bot")) li.classList.add(`msg--${sender}`);
     li.dataset.key = key;
+    const who = direction === "in" ? null : author(sender, agent);
+    if (who) li.appendChild(who);
     li.appendChild(document.createTextNode(text));
     if (file && typeof file.url === "string" && file.url.startsWith("/webchat/files/")) {
       const link = document.createElement("a");
@@ -177,9 +194,14 @@
   }
 
   function renderFrame(m) {
+    if (m.type === "resolved") { // a past conversation ended here
+      render({ key: `resolved-${m.thread_id}`, direction: "out", sender: "system", text: t("This conversation was resolved") });
+      shown.get(`resolved-${m.thread_id}`).classList.add("msg--resolved");
+      return;
+    }
     // a message the customer wrote is keyed by its client id, so the acked copy replaces the pending one
     const key = m.direction === "in" && m.client_id ? m.client_id : m.message_id;
-    render({ key, direction: m.direction, sender: m.sender, text: m.text, options: m.options, file: m.file });
+    render({ key, direction: m.direction, sender: m.sender, agent: m.agent, text: m.text, options: m.options, file: m.file });
   }
 
   function transmit(item) {

@@ -23,8 +23,8 @@
   let ready = false;
   let opened = false;
   let unread = 0;
-  const words = { en: ["Open chat", "unread", "Chat"], lv: ["Atvērt tērzēšanu", "nelasītas", "Tērzēšana"], ru: ["Открыть чат", "непрочитанных", "Чат"] };
-  const [openWord, unreadWord, chatWord] = words[lang] || words.en;
+  let words = {}; // English -> the page's language, from the router
+  const t = (english) => words[english] || english;
 
   function emit(kind, data) {
     for (const fn of handlers[kind] || []) {
@@ -40,7 +40,7 @@
   function showBadge() {
     badge.hidden = unread === 0;
     badge.textContent = unread > 9 ? "9+" : String(unread);
-    launcher.setAttribute("aria-label", unread ? `${openWord} (${unread} ${unreadWord})` : openWord);
+    launcher.setAttribute("aria-label", unread ? `${t("Open chat")} (${t("unread messages:")} ${unread})` : t("Open chat"));
   }
 
   function open() {
@@ -119,9 +119,9 @@
     panel.id = "omnirouter-panel";
     panel.hidden = true;
     panel.setAttribute("role", "dialog");
-    panel.setAttribute("aria-label", config.title || chatWord);
+    panel.setAttribute("aria-label", config.title || t("Chat"));
     frame = document.createElement("iframe");
-    frame.title = config.title || chatWord;
+    frame.title = config.title || t("Chat");
     const src = new URL("/chat/embed", router);
     if (account) src.searchParams.set("account", account);
     if (lang) src.searchParams.set("lang", lang);
@@ -152,6 +152,7 @@
 
   const config = new URL("/widget/config", router);
   if (account) config.searchParams.set("account", account);
+  config.searchParams.set("lang", lang);
   fetch(config, { credentials: "omit" })
     .then((response) => (response.ok ? response.json() : { allowed: false }))
     .then((found) => {
@@ -159,6 +160,7 @@
         console.warn(`omnirouter: this site (${location.origin}) may not embed the chat of account "${account}"`);
         return;
       }
+      words = found.words || {};
       const start = () => build(found);
       if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);
     })
