@@ -7,11 +7,12 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Frame, Page, expect
 
 from bot.keys import QUEUE, STORE
 from bot.web.keys import SERVICES
@@ -234,4 +235,64 @@ async def test_a_returning_visitor_sees_past_conversations_and_who_answered(
     await expect(chat.locator(".msg--agent .msg__who")).to_have_text("AAva Berzina")
     await expect(chat.locator(".msg--resolved")).to_have_text("This conversation was resolved")
     await expect(chat.locator(".msg").last).to_have_class(re.compile("msg--resolved"))
+    await context.close()
+
+
+AXE = Path(__file__).resolve().parent / "vendor" / "node_modules" / "axe-core" / "axe.min.js"
+SERIOUS = """async (include) => {
+  const found = await axe.run(include ? { include } : document, { resultTypes: ["violations"] });
+  return found.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}"""
+
+
+async def serious_violations(where: Page | Frame, include: list[list[str]] | None = None) -> list[str]:
+    """What axe-core finds of serious or critical impact (in ``include`` only, when given)."""
+    assert AXE.exists(), "axe-core is missing: `make test` installs it (npm ci in tests/web/vendor)"
+    await where.add_script_tag(path=str(AXE))
+    found: list[str] = await where.evaluate(SERIOUS, include)
+    return found
+
+
+async def test_the_widget_is_usable_by_keyboard_and_screen_reader_and_fills_a_phone(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin)
+    store = client.server.app[STORE]
+    agent = await factories.agent(store, "ava", online=True)
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{site.origin}/")
+    launcher = page.locator(".omnirouter-launcher")
+    await expect(launcher).to_be_visible()
+    ours = [[".omnirouter-launcher"], [".omnirouter-panel"]]
+    assert await serious_violations(page, ours) == []
+
+    await page.keyboard.press("Tab")  # the page's own link first, then the launcher
+    await page.keyboard.press("Tab")
+    await expect(launcher).to_be_focused()
+    await page.keyboard.press("Enter")
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await expect(chat.locator("#text")).to_be_focused()
+    await page.keyboard.type("is this accessible?")
+    await page.keyboard.press("Enter")
+    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
+    (thread,) = await factories.threads(store)
+    await client.server.app[QUEUE].take(agent, thread.id)
+    await client.server.app[SERVICES].replies.answer(thread.id, agent, "Yes, it is.", "n1")
+    await expect(chat.locator(".msg--agent")).to_have_count(1)
+    frame = next(f for f in page.frames if "/chat/embed" in f.url)
+    assert await serious_violations(frame) == []
+    assert await serious_violations(page, ours) == []
+    await page.keyboard.press("Escape")
+    await expect(page.locator(".omnirouter-panel")).to_be_hidden()
+    await expect(launcher).to_be_focused()
+
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone: the open widget fills the screen
+    await page.keyboard.press("Enter")
+    box = await page.locator(".omnirouter-panel").bounding_box()
+    assert box == {"x": 0, "y": 0, "width": 390, "height": 844}
+    await expect(chat.locator("#close")).to_be_visible()  # and closes by its own button
+    await chat.locator("#close").click()
+    await expect(page.locator(".omnirouter-panel")).to_be_hidden()
     await context.close()

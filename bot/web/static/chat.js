@@ -45,6 +45,12 @@
     if (embedded && parentOrigin && window.parent !== window) window.parent.postMessage(message, parentOrigin);
   }
 
+  // whether dark text reads better than white on a colour an admin chose (#rrggbb)
+  function light(hex) {
+    const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255).map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.205; // where dark text contrasts more than white
+  }
+
   async function loadLook() {
     const url = new URL("/widget/config", location.href);
     if (account) url.searchParams.set("account", account);
@@ -54,6 +60,7 @@
       const look = await response.json();
       document.documentElement.style.setProperty("--accent", look.color);
       document.documentElement.style.setProperty("--mine", look.color);
+      if (light(look.color)) document.documentElement.style.setProperty("--on-accent", "#111827");
       if (look.title) { document.querySelector(".chat__header h1").textContent = look.title; document.title = look.title; }
       if (look.greeting) document.querySelector("#empty strong").textContent = look.greeting;
     } catch (error) {

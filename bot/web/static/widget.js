@@ -86,10 +86,16 @@
     }
   }
 
+  // whether dark text reads better than white on the account's colour (#rrggbb)
+  function light(hex) {
+    const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255).map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.205; // where dark text contrasts more than white
+  }
+
   function style(color) {
     const css = document.createElement("style");
     css.textContent = `
-.omnirouter-launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;width:56px;height:56px;border:0;border-radius:50%;background:${color};color:#fff;cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);font:600 24px/56px system-ui,sans-serif;padding:0}
+.omnirouter-launcher{position:fixed;right:20px;bottom:20px;z-index:2147483000;width:56px;height:56px;border:0;border-radius:50%;background:${color};color:${light(color) ? "#111827" : "#fff"};cursor:pointer;box-shadow:0 4px 14px rgba(0,0,0,.25);font:600 24px/56px system-ui,sans-serif;padding:0}
 .omnirouter-launcher:focus-visible{outline:3px solid #111827;outline-offset:3px}
 .omnirouter-badge{position:absolute;top:-4px;right:-4px;min-width:22px;height:22px;padding:0 6px;border-radius:11px;background:#b42318;color:#fff;font:700 12px/22px system-ui,sans-serif}
 .omnirouter-badge[hidden],.omnirouter-panel[hidden]{display:none}
