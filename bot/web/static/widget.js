@@ -112,7 +112,9 @@
     launcher.className = "omnirouter-launcher";
     launcher.setAttribute("aria-controls", "omnirouter-panel");
     launcher.setAttribute("aria-expanded", "false");
-    launcher.innerHTML = '<span aria-hidden="true">💬</span>';
+    launcher.innerHTML = // a speech bubble (no emoji: not every system has a font with it)
+      '<svg aria-hidden="true" focusable="false" width="28" height="28" viewBox="0 0 24 24" style="vertical-align:middle">' +
+      '<path fill="currentColor" d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z"/></svg>';
     badge = document.createElement("span");
     badge.className = "omnirouter-badge";
     badge.setAttribute("aria-hidden", "true");
