@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.handlers.webchat.embedding import identity_secret_name
 from bot.keys import STORE
 from bot.services.agents import add_agent
 from bot.web.chat.widget import BadWidget, read_look, site_of
 from conversations.agent_models import Role
 from tests import factories
-from tests.web.admin.test_accounts import Browser
+from tests.web.admin.test_accounts import REVEALED, Browser
 
 SHOP = "https://shop.example"
 
@@ -139,3 +140,23 @@ def test_a_site_is_kept_as_the_browser_names_it() -> None:
         with pytest.raises(BadWidget):
             site_of(bad)
     assert read_look("", "", "", "").sites == () and read_look(f"{SHOP}, {SHOP}/x", "", "", "").sites == (SHOP,)
+
+
+async def test_an_admin_makes_the_identity_secret_shown_once_and_an_agent_cannot(client: TestClient) -> None:
+    agent = await admin_of(client, role=Role.AGENT)
+    admin = await admin_of(client)
+    store = client.server.app[STORE]
+    try:
+        assert (await agent.post("/admin/account/widget/secret", {}))[0] == 403
+        assert await store.secrets.read_sealed_secret(identity_secret_name("default")) is None
+        status, page = await admin.get("/admin/account")
+        assert "no secret: off" in page
+        status, page = await admin.post("/admin/account/widget/secret", {}, page="/admin/account")
+        assert status == 200 and "Identity verification secret" in page
+        shown = REVEALED.search(page).group(1)  # type: ignore[union-attr]
+        assert await store.secrets.read_sealed_secret(identity_secret_name("default")) == shown
+        status, page = await admin.get("/admin/account")
+        assert shown not in page and "secret set" in page  # never shown again
+    finally:
+        await agent.close()
+        await admin.close()

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from playwright.async_api import Browser, Frame, Page, expect
 
+from bot.handlers.webchat.embedding import identity_secret_name, user_hash
 from bot.keys import QUEUE, STORE
 from bot.web.keys import SERVICES
 from conversations.embedded import free_port
@@ -296,3 +297,37 @@ async def test_the_widget_is_usable_by_keyboard_and_screen_reader_and_fills_a_ph
     await chat.locator("#close").click()
     await expect(page.locator(".omnirouter-panel")).to_be_hidden()
     await context.close()
+
+
+async def test_a_user_the_site_vouches_for_finds_their_chat_in_another_browser(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin)
+    secret = "the-shop-server-knows-this"
+    await client.server.app[STORE].secrets.replace_sealed_secret(identity_secret_name("default"), secret)
+    signed_in = f"() => omnirouter.setUser({{ name: 'Dana', user_id: 'u-7', user_hash: '{user_hash(secret, 'u-7')}' }})"
+
+    laptop = await browser.new_context()
+    page = await laptop.new_page()
+    await page.goto(f"{site.origin}/")
+    await page.wait_for_function("() => window.omnirouter")
+    await page.evaluate(signed_in)
+    await page.locator(".omnirouter-launcher").click()
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await expect(chat.locator("#status")).to_have_text("Online")
+    await chat.locator("#text").fill("ordered on my laptop")
+    await chat.locator("#text").press("Enter")
+    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
+    await laptop.close()
+
+    phone = await browser.new_context()  # another device: nothing kept from the laptop
+    page = await phone.new_page()
+    await page.goto(f"{site.origin}/")
+    await page.wait_for_function("() => window.omnirouter")
+    await page.locator(".omnirouter-launcher").click()
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await expect(chat.locator("#status")).to_have_text("Online")
+    await expect(chat.locator(".msg")).to_have_count(0)  # a stranger until the site vouches
+    await page.evaluate(signed_in)
+    await expect(chat.locator(".msg--in")).to_have_text("ordered on my laptop")
+    await phone.close()

@@ -10,8 +10,8 @@ the previous format (``<visitor id>.<HMAC>``, no issue time) are honoured for
 with the same id after a reconnect, and the inbound dedup key (visitor + id) stores them once.
 
 Frames, browser -> router: ``{"type": "message", "id": "...", "text": "..."}``, ``{"type": "typing"}``
-(the visitor is writing), ``{"type": "ping"}``, ``{"type": "label", "label": "..."}`` (the embedding site's label for the open
-conversation). Router -> browser: ``welcome`` (token, history),
+(the visitor is writing), ``{"type": "ping"}``, and what a site embedding the chat says of its visitor (``label``,
+``identify``: embedding.py). Router -> browser: ``welcome`` (token, history),
 ``ack`` (recorded), ``decision`` (what the router did), ``message`` (a reply), ``typing`` (an agent
 is writing), ``error`` (with a ``code``; ``retry: true`` when resending may work).
 
@@ -36,6 +36,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bot.handlers.kit.files import FileLinks
 from bot.handlers.kit.payload import load_json
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
+from bot.handlers.webchat.embedding import SITE_FRAMES, site_frame
 from bot.handlers.webchat.frames import outbound_frame
 from bot.handlers.webchat.history import visitor_history
 from bot.handlers.webchat.settings import WebchatSettings
@@ -50,7 +51,6 @@ log = logging.getLogger("omnirouter.handlers.webchat")
 
 STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_LABEL = re.compile(r"^[\w .:-]{1,64}$")  # as the console's filters take a label
 _REVOKED = 4001  # close code: the visitor's contact was erased; the browser reconnects as someone new
 _TYPING_EVERY = 2.0  # seconds between two "typing" events of one visitor
 
@@ -308,8 +308,9 @@ class WebchatAdapter(BaseAdapter):
             except StoreUnavailable:
                 log_event(log, "webchat.typing_unavailable", logging.INFO)
             return
-        if kind == "label":  # the embedding site's omnirouter.setLabel(): on the open conversation
-            await self._label(account_id, visitor, payload.get("label"))
+        if kind in SITE_FRAMES:  # what the embedding site says of its visitor (embedding.py)
+            if (answer := await site_frame(self.store, self.tokens, account_id, visitor, payload)) is not None:
+                await sock.send(answer)
             return
         if kind != "message":
             await sock.send({"type": "error", "code": "bad_frame", "detail": "type must be message, typing or ping"})
@@ -353,16 +354,6 @@ class WebchatAdapter(BaseAdapter):
             decision = message.decision
         if decision:
             await sock.send({"type": "decision", "id": client_id, "message_id": message.id, **decision})
-
-    async def _label(self, account_id: str, visitor: str, label: object) -> None:
-        if not isinstance(label, str) or not _LABEL.match(label.strip()):
-            return
-        try:
-            thread = await self.store.threads.open_thread_of(account_id, Identity(self.name, visitor))
-            if thread is not None and label.strip() not in thread.labels:
-                await self.store.threads.set_thread_fields(thread.id, labels=[*thread.labels, label.strip()])
-        except StoreUnavailable:  # the page sends it again with its next message
-            log_event(log, "webchat.label_unavailable", logging.INFO)
 
     async def _history(self, account_id: str, visitor: str) -> dict[str, Any]:
         try:

@@ -6,11 +6,13 @@ webhook subscriptions (their secret shown once, replaceable)."""
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 from aiohttp import web
 
 from bot import audit
+from bot.handlers.webchat.embedding import identity_secret_name
 from bot.keys import ADAPTERS, EGRESS, EVENTS, QUEUE, SETTINGS, STORE
 from bot.router.webhooks.subscriptions import BadSubscription, new_secret, subscribe
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
@@ -53,6 +55,7 @@ async def _context(request: web.Request, agent: Agent) -> dict[str, Any]:
         "attribute_kinds": KINDS,
         "widget": WidgetLook.of(account),
         "widget_snippet": _snippet(request, account.id),
+        "widget_secret_set": await store.secrets.read_sealed_secret(identity_secret_name(account.id)) is not None,
         "message": "",
         "revealed": None,
     }
@@ -200,6 +203,16 @@ async def save_widget(request: web.Request) -> web.Response:
 
 
 @signed_in(Role.ADMIN)
+async def new_widget_secret(request: web.Request) -> web.Response:
+    """A new secret for identity verification (shown once); the one before stops verifying at once."""
+    admin, store = current_agent(request), request.app[STORE]
+    secret = secrets.token_urlsafe(32)
+    await store.secrets.replace_sealed_secret(identity_secret_name(admin.account_id), secret)
+    await audit.record(store, admin.account_id, admin, "settings.widget_secret", admin.account_id)
+    return await _show(request, revealed={"what": "widget", "name": admin.account_id, "value": secret})
+
+
+@signed_in(Role.ADMIN)
 async def create_token(request: web.Request) -> web.Response:
     admin, form = current_agent(request), await request.post()
     name = str(form.get("name", "")).strip()
@@ -303,6 +316,7 @@ def routes() -> list[web.RouteDef]:
         web.post("/admin/account/conversations", save_conversations),
         web.post("/admin/account/two-factor", save_two_factor),
         web.post("/admin/account/widget", save_widget),
+        web.post("/admin/account/widget/secret", new_widget_secret),
         web.post("/admin/account/tokens", create_token),
         web.post("/admin/account/tokens/{token_id}/revoke", revoke_token),
         web.post("/admin/account/webhooks", create_webhook),

@@ -72,8 +72,27 @@
     if (!embedded || event.source !== window.parent || event.origin !== parentOrigin) return; // nobody else
     const data = event.data || {};
     if (data.type === "omnirouter:open") input.focus();
-    else if (data.type === "omnirouter:user" && data.user) user = data.user;
+    else if (data.type === "omnirouter:user" && data.user) { user = data.user; identify(); }
     else if (data.type === "omnirouter:label" && typeof data.label === "string") { label = data.label; sendLabel(); }
+  }
+
+  // a user the site's server vouches for (user_id + user_hash): the router answers with their own
+  // visitor token, the same on every device, and the page reconnects as them
+  let identified = false;
+  function identify() {
+    if (identified || !user.user_id || !user.user_hash || !socket || socket.readyState !== WebSocket.OPEN) return;
+    socket.send(JSON.stringify({ type: "identify", user_id: user.user_id, user_hash: user.user_hash }));
+  }
+
+  function becomeUser(token) {
+    identified = true;
+    if (token === kept.local.getItem(tokenKey)) return; // already connected as them
+    kept.local.setItem(tokenKey, token);
+    toParent({ type: "omnirouter:token", token });
+    for (const li of [...log.querySelectorAll(".msg")]) li.remove();
+    shown.clear();
+    empty.hidden = false;
+    socket.close(); // and reconnect with their token: the welcome brings their conversations
   }
 
   function sendLabel() {
@@ -255,6 +274,7 @@
         for (const m of frame.history || []) renderFrame(m);
         for (const item of pending) transmit(item); // resend whatever was never acknowledged
         if (!announced) { announced = true; toParent({ type: "omnirouter:ready" }); }
+        identify();
         break;
       case "ack":
         pending = pending.filter((item) => item.id !== frame.id);
@@ -272,7 +292,11 @@
       case "typing":
         showTyping(true);
         break;
+      case "identified":
+        becomeUser(frame.visitor_token);
+        break;
       case "error":
+        if (frame.code === "bad_identity") { console.warn("omnirouter: user_hash does not match user_id"); break; }
         if (frame.retry) {
           showNotice(t("We could not save your message yet — retrying…"));
           setTimeout(() => pending.forEach(transmit), 2000);

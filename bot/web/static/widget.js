@@ -2,7 +2,7 @@
 // puts a launcher bubble on the page that opens the router's chat in an iframe (/chat/embed).
 // It starts only where the router allows it (GET /widget/config answers for the page's origin),
 // and talks with its iframe by postMessage, to the router's origin only and from it only.
-// API: window.omnirouter.open(), .close(), .setUser({name, email, phone}), .setLabel(name),
+// API: window.omnirouter.open(), .close(), .setUser({name, email, phone, user_id, user_hash}), .setLabel(name),
 // .on("message" | "open" | "close" | "ready", fn).
 (() => {
   "use strict";
@@ -151,7 +151,7 @@
     close,
     setUser(user) {
       const clean = {};
-      for (const key of ["name", "email", "phone"]) if (user && typeof user[key] === "string") clean[key] = user[key];
+      for (const key of ["name", "email", "phone", "user_id", "user_hash"]) if (user && typeof user[key] === "string") clean[key] = user[key];
       post({ type: "omnirouter:user", user: clean });
     },
     setLabel(name) { if (typeof name === "string") post({ type: "omnirouter:label", label: name }); },
