@@ -40,7 +40,8 @@ INSTALL = "install-wide-token"
 PASSWORD = "correct horse battery"
 MARKERS = ("ACME-PRIVATE-7731", "Acme Agent Zed", "acme-crm-token", "acme-hook-path")
 PUBLIC = (
-    "/chat",
+    "/chat",  # and /chat/embed, the website widget's frame
+    "/widget",  # widget.js and its /widget/config: what every visitor of an allowed site loads
     "/webchat/",
     "/healthz",
     "/metrics",
