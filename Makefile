@@ -29,7 +29,7 @@ system-deps:
 # axe-core, which the browser tests inject into the widget to check its accessibility (test-only:
 # tests/web/vendor/package-lock.json pins it; never served by the router)
 $(AXE): tests/web/vendor/package.json tests/web/vendor/package-lock.json
-	@command -v npm >/dev/null || { echo "the browser tests need npm (Debian: apt-get install npm) to fetch axe-core"; exit 1; }
+	@command -v npm >/dev/null || ./scripts/system-deps.sh
 	npm ci --prefix tests/web/vendor --no-audit --no-fund --silent
 	@touch $@
 
