@@ -179,7 +179,10 @@
     li.dataset.key = key;
     const who = direction === "in" ? null : author(sender, agent);
     if (who) li.appendChild(who);
-    li.appendChild(document.createTextNode(text));
+    const body = document.createElement("span");
+    body.className = "msg__text";
+    body.textContent = text;
+    li.appendChild(body);
     if (file && typeof file.url === "string" && file.url.startsWith("/webchat/files/")) {
       const link = document.createElement("a");
       link.className = "msg__file";
