@@ -3,13 +3,14 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+AXE    := tests/web/vendor/node_modules/axe-core/axe.min.js
 
 .PHONY: run test system-deps bench fuzz lint clean translations translations-compile
 
 run: $(STAMP)
 	$(BIN)/omnirouter serve
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps $(AXE)
 	$(BIN)/python -m pytest -q
 
 $(VENV)/bin/python:
@@ -24,6 +25,13 @@ $(STAMP): $(VENV)/bin/python pyproject.toml
 # Debian packages the tests drive for real (headless Chromium for the browser tests).
 system-deps:
 	@./scripts/system-deps.sh
+
+# axe-core, which the browser tests inject into the widget to check its accessibility (test-only:
+# tests/web/vendor/package-lock.json pins it; never served by the router)
+$(AXE): tests/web/vendor/package.json tests/web/vendor/package-lock.json
+	@command -v npm >/dev/null || ./scripts/system-deps.sh
+	npm ci --prefix tests/web/vendor --no-audit --no-fund --silent
+	@touch $@
 
 bench: $(STAMP)
 	$(BIN)/python bench/ingest.py

@@ -35,6 +35,7 @@ from bot.keys import (
     PIPELINE,
     QUEUE,
     RESPONSES,
+    SATISFACTION,
     SETTINGS,
     SHIFTS,
     STORE,
@@ -52,6 +53,7 @@ from bot.router.dispatch import Dispatcher, DispatchSweeper, ReplyLimit
 from bot.router.inbound import InboundPipeline, InboundRecorder
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
+from bot.router.satisfaction import RatingLinks, Satisfaction
 from bot.router.shifts import Shifts
 from bot.router.thread_log import ThreadLog
 from bot.router.webhooks.events import ThreadEvents
@@ -168,6 +170,8 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         app[EGRESS].actions.session, lambda name: store.secrets.read_sealed_secret(action_secret(name))
     )
     queue = Queue(store, settings.queue, outbox, settings.console.record_location, events=events)
+    satisfaction = Satisfaction(store, outbox, RatingLinks(settings.server.public_url))
+    await satisfaction.start()
     dispatcher = Dispatcher(
         store,
         queue,
@@ -179,19 +183,20 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         events=events,
         reply_limit=ReplyLimit(settings.dispatch.max_bot_replies, settings.dispatch.bot_reply_window),
         dialogue=Dialogue(app[DOMAIN], app[RESPONSES], actions, settings.dialogue.clear_intent, http_actions),
+        satisfaction=satisfaction,
     )
     lease = timedelta(seconds=settings.dispatch.lease_seconds)
     locators = {name: a for name, a in adapters.items() if isinstance(a, ThreadLocator)}
-    recorder = InboundRecorder(store, lease, locators, reopen=queue.reopen)
+    recorder = InboundRecorder(store, lease, locators, reopen=queue.reopen, answers=satisfaction.tag)
     pipeline = InboundPipeline(store, recorder, dispatcher, metrics)
     sweeper = DispatchSweeper(store, dispatcher, settings.dispatch.sweep_interval, lease)
-    app[OUTBOX], app[QUEUE] = outbox, queue
+    app[OUTBOX], app[QUEUE], app[SATISFACTION] = outbox, queue, satisfaction
     app[SHIFTS] = Shifts(store, queue, settings.queue.requeue_on_shift_end)
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
     app[EVENTS], app[WEBHOOKS] = events, sender
     app[SERVICES] = Services(
         replies=Replies(store, outbox, adapters, queue, ThreadLog(store, events), files_quota(settings)),
-        threads=ThreadActions(queue),
+        threads=ThreadActions(queue, satisfaction),
     )
     for adapter in adapters.values():
         adapter.bind(pipeline)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from bot.router.inbound import InboundPipeline
     from bot.router.outbox import Outbox
     from bot.router.queue import Queue
+    from bot.router.satisfaction import Satisfaction
     from bot.router.shifts import Shifts
     from bot.router.webhooks.events import ThreadEvents
     from bot.router.webhooks.sender import WebhookSender
@@ -37,6 +38,7 @@ PIPELINE: web.AppKey[InboundPipeline] = web.AppKey("pipeline")
 DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")
 OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 QUEUE: web.AppKey[Queue] = web.AppKey("queue")
+SATISFACTION: web.AppKey[Satisfaction] = web.AppKey("satisfaction")  # rating questions and answers
 NLU: web.AppKey[NluService] = web.AppKey("nlu")
 RESPONSES: web.AppKey[Responses] = web.AppKey("responses")
 DOMAIN: web.AppKey[Domain] = web.AppKey("domain")  # forms, slots, rules and actions of the bot

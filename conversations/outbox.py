@@ -88,7 +88,11 @@ class OutboxRepository(Repository):
             state=OutboxState.PENDING,
             due_ms=epoch_ms(now),
             created_at=now,
-            meta={"sender_kind": sender.get("kind", "bot"), **(meta or {})},
+            meta={
+                "sender_kind": sender.get("kind", "bot"),
+                **({"sender_name": sender["name"]} if sender.get("name") else {}),  # the agent the chat names
+                **(meta or {}),
+            },
             window_ends_ms=thread.wa_window_ends_ms,
         )
         if leased_by is not None:

@@ -28,6 +28,7 @@ from conversations import (
     privacy,
     queue,
     reports,
+    satisfaction,
     sign_in,
     threads,
     training,
@@ -49,6 +50,7 @@ from conversations.phone import PhoneRepository
 from conversations.privacy import PrivacyRepository
 from conversations.queue import QueueRepository
 from conversations.reports import ReportsRepository
+from conversations.satisfaction import SatisfactionRepository
 from conversations.sealed_secrets import SealedSecretsRepository
 from conversations.sign_in import SignInRepository
 from conversations.threads import ThreadsRepository
@@ -74,6 +76,7 @@ INDEXES: tuple[IndexPlan, ...] = (
     audit.INDEXES,
     reports.INDEXES,
     files.INDEXES,
+    satisfaction.INDEXES,
 )
 
 
@@ -102,6 +105,7 @@ class Repositories:
     mail: MailRepository
     phone: PhoneRepository
     files: FilesRepository
+    satisfaction: SatisfactionRepository
 
     @classmethod
     def connect(
@@ -144,6 +148,7 @@ class Repositories:
             mail=MailRepository(client),
             phone=PhoneRepository(client),
             files=FilesRepository(client),
+            satisfaction=SatisfactionRepository(client),
         )
 
     async def ensure_indexes(self) -> None:

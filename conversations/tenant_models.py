@@ -35,6 +35,10 @@ class Account(Document):
     disabled: bool = False  # by a superadmin: no logins, no API, no channels; data kept
     require_two_factor: bool = False  # by its admin: every agent signs in with an authenticator app
     contact_attributes: list[dict[str, Any]] = field(default_factory=list)  # bot.services.contact_fields
+    satisfaction: dict[str, Any] | None = None  # the rating question after resolution (bot.router.satisfaction)
+    # the website widget (bot.handlers.webchat.widget): "sites" (origins allowed to embed the chat),
+    # "color", "title", "greeting"; an account stored before the widget has none of them
+    widget: dict[str, Any] = field(default_factory=dict)
     # never stored: the secrets of ``channels`` that did not open when read ("telegram.token" ->
     # why); they are left out of ``channels``, and that channel of the account reports the problem
     sealing_problems: dict[str, str] | None = None

@@ -1,8 +1,8 @@
 """Screenshots of the agent console (desktop, phone, Latvian and Russian), the conversation lists,
-the reports and the account page for the docs: docs/console-*.png, docs/reports.png,
-docs/account-settings.png.
+the reports, the account page and the website widget for the docs: docs/console-*.png,
+docs/reports.png, docs/account-settings.png, docs/widget.png.
 
-Run with ``.venv/bin/python scripts/screenshots.py``; it starts a router on a throwaway embedded
+Run with ``.venv/bin/python scripts/screenshots.py`` (``... screenshots.py widget``: the widget's only); it starts a router on a throwaway embedded
 store, fills it with a few conversations, and drives Debian's headless Chromium through Playwright.
 """
 
@@ -15,6 +15,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import async_playwright
 
@@ -28,7 +29,7 @@ from bot.services.agents import add_agent
 from bot.settings import Settings
 from bot.web.keys import SERVICES
 from conversations.agent_models import Role, Shift
-from conversations.embedded import EmbeddedMongo
+from conversations.embedded import EmbeddedMongo, free_port
 from conversations.ids import new_id
 from conversations.tenant_models import WebhookSubscription
 from conversations.thread_models import Thread, ThreadStatus
@@ -185,6 +186,9 @@ async def main() -> None:
         server = TestServer(create_app(settings))
         await server.start_server()
         try:
+            if sys.argv[1:] == ["widget"]:
+                await widget_only(server)
+                return
             thread_id = await populate(server.app)
             await populate_account(server.app)
             base = f"http://127.0.0.1:{server.port}"
@@ -216,6 +220,7 @@ async def main() -> None:
                 await lists_and_phone_shots(page, browser, base, thread_id)
                 await reports_shot(server.app, browser, base)
                 await account_page(browser, base)
+                await widget_shot(server.app, browser, base)
                 await browser.close()
         finally:
             await server.close()
@@ -252,6 +257,55 @@ async def reports_shot(app: object, browser: object, base: str) -> None:
     await page.goto(f"{base}/admin/reports")
     await page.wait_for_selector("svg.chart")
     await page.screenshot(path=str(DOCS / "reports.png"), full_page=True)
+
+
+SHOP_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Baltic Bikes</title>
+<style>body{margin:0;font:16px/1.5 Georgia,serif;color:#1f2937;background:#fbfaf7}header{padding:18px 40px;
+background:#14532d;color:#fff;font:700 22px system-ui}main{padding:30px 40px;max-width:560px}h1{font-size:34px}</style>
+</head><body><header>Baltic Bikes</header><main><h1>City bikes, built to last</h1>
+<p>Hand-assembled in Riga. Free delivery across the Baltics, 30-day returns.</p></main>
+<script src="ROUTER/widget.js" data-account="default" async></script></body></html>"""
+
+
+async def widget_shot(app: object, browser: object, base: str) -> None:
+    """docs/widget.png: a business's page on another origin with the widget open, mid-conversation."""
+    port = free_port()
+    shop = web.Application()
+    page_html = SHOP_PAGE.replace("ROUTER", base)
+    shop.add_routes([web.get("/", lambda request: web.Response(text=page_html, content_type="text/html"))])
+    site = TestServer(shop, host="127.0.0.1", port=port)
+    await site.start_server()
+    store = app[STORE]  # type: ignore[index]
+    widget = {"sites": [f"http://localhost:{port}"], "color": "#14532d", "title": "Baltic Bikes", "greeting": ""}
+    await store.accounts.set_account_fields("default", widget=widget)
+    try:
+        context = await browser.new_context(viewport={"width": 1000, "height": 720})  # type: ignore[attr-defined]
+        page = await context.new_page()
+        await page.goto(f"http://localhost:{port}/")
+        await page.click(".omnirouter-launcher")
+        chat = page.frame_locator(".omnirouter-panel iframe")
+        await chat.locator("#text").fill("Hi! Does the Riga 3 come with a rear rack?")
+        await chat.locator("#text").press("Enter")
+        await chat.locator(".msg--system").wait_for(timeout=30_000)
+        agent = await store.agents.agent_by_login("default", "laura")
+        thread = (await store.queue.queued_threads("default"))[-1]
+        await app[SHIFTS].start(agent)  # type: ignore[index]
+        await app[QUEUE].take(agent, thread.id)  # type: ignore[index]
+        await app[SERVICES].replies.answer(  # type: ignore[index]
+            thread.id, agent, "Hello! It does: a steel rack for up to 25 kg is included.", "widget-1"
+        )
+        await chat.locator(".msg--agent").wait_for()
+        await page.screenshot(path=str(DOCS / "widget.png"))
+    finally:
+        await site.close()
+
+
+async def widget_only(server: TestServer) -> None:
+    await add_agent(server.app[STORE], "default", "laura", name="Laura", password="laura-demo-pass")
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"])
+        await widget_shot(server.app, browser, f"http://127.0.0.1:{server.port}")
+        await browser.close()
 
 
 if __name__ == "__main__":

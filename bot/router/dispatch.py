@@ -1,5 +1,7 @@
 """The decision point: who answers an inbound message, and the bot's dialogue policy.
 
+* the customer's rating of a resolved conversation (``meta["satisfaction"]``, see
+  ``bot/router/satisfaction.py``) -> recorded as its rating or comment, the customer thanked;
 * thread assigned to an agent -> the agent's (the console shows it); already queued -> it waits;
 * a channel keyword (SMS STOP/START/HELP, in ``meta["keyword"]``) -> the customer's consent is
   recorded and the keyword answered with the channel's fixed text, if any; never queued;
@@ -53,6 +55,7 @@ from conversations.thread_models import Decision, DecisionAction, Message, Sende
 from conversations.traffic import Identity
 
 if TYPE_CHECKING:
+    from bot.router.satisfaction import Satisfaction
     from bot.router.webhooks.events import ThreadEvents
 
 log = logging.getLogger("omnirouter.router.dispatch")
@@ -87,8 +90,10 @@ class Dispatcher:
         events: ThreadEvents | None = None,
         reply_limit: ReplyLimit | None = None,
         dialogue: Dialogue | None = None,
+        satisfaction: Satisfaction | None = None,
     ) -> None:
         self._store = store
+        self._satisfaction = satisfaction
         self._dialogue = dialogue
         self._limit = reply_limit or ReplyLimit()
         self._events = events
@@ -112,7 +117,9 @@ class Dispatcher:
             await self._record_consent(message, keyword)
         parse = None
         direct = self._queue.straight_to_humans(thread.channel)
-        if thread.status == ThreadStatus.ASSIGNED:
+        if message.meta.get("satisfaction") and self._satisfaction is not None:
+            decision = await self._satisfaction.answer(message, thread)  # a rating, never a question
+        elif thread.status == ThreadStatus.ASSIGNED:
             decision = Decision(DecisionAction.TO_AGENT, "assigned", thread.id)
         elif keyword:
             decision = await self._answer_keyword(message, thread, keyword)

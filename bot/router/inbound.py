@@ -32,6 +32,9 @@ log = logging.getLogger("omnirouter.router.inbound")
 
 # (account, contact, identity, now) -> a resolved thread reopened for this message, or None
 Reopener = Callable[[str, str, Identity, datetime], Awaitable[Thread | None]]
+# (inbound, contact, now) -> the message marked as the answer to a rating question, and the
+# resolved thread it belongs to (bot.router.satisfaction), or None
+AnswerTagger = Callable[[Inbound, str, datetime], Awaitable[tuple[Inbound, str] | None]]
 
 
 class InboundRecorder:
@@ -43,8 +46,10 @@ class InboundRecorder:
         dispatch_lease: timedelta,
         locators: Mapping[str, ThreadLocator] | None = None,
         reopen: Reopener | None = None,
+        answers: AnswerTagger | None = None,
     ) -> None:
         self._store = store
+        self._answers = answers
         self._lease = dispatch_lease
         self._locators = dict(locators or {})
         self._reopen = reopen
@@ -71,6 +76,8 @@ class InboundRecorder:
                 old = await store.threads.get_thread(earlier.thread_id)
                 if old is not None:
                     return Recorded(earlier, old, duplicate=True)
+            if (answered := await self._answer(inbound, contact_id, now)) is not None:
+                return answered
             reopened = await self._reopen(inbound.account_id, contact_id, inbound.sender, now) if self._reopen else None
             thread = reopened or await store.threads.open_thread(inbound.account_id, contact_id, inbound.sender, now)
         # the message, then the thread's activity (and WhatsApp's window, which a reply may depend
@@ -80,6 +87,18 @@ class InboundRecorder:
         thread.last_message_at = max(thread.last_message_at, now)
         if inbound.window_ends_at is not None:  # as stored: the reply to this message sees its window
             thread.wa_window_ends_ms = max(thread.wa_window_ends_ms or 0, epoch_ms(inbound.window_ends_at))
+        return Recorded(message, thread, duplicate)
+
+    async def _answer(self, inbound: Inbound, contact_id: str, now: datetime) -> Recorded | None:
+        """The customer's rating of a resolved conversation, recorded in it (never a new one)."""
+        tagged = await self._answers(inbound, contact_id, now) if self._answers else None
+        if tagged is None:
+            return None
+        answer, thread_id = tagged
+        thread = await self._store.threads.get_thread(thread_id)
+        if thread is None:
+            return None
+        message, duplicate = await self._store.messages.record_inbound(answer, contact_id, thread.id, now, self._lease)
         return Recorded(message, thread, duplicate)
 
 

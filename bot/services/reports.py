@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from bot.services.bot_report import FormRow, IntentRow, bot_rows
 from bot.services.csvcells import inert_cell
+from bot.services.satisfaction_report import SatisfactionReport, satisfaction_csv_rows, satisfaction_report
 from conversations.agent_models import Agent
 from conversations.models import epoch_ms, from_epoch_ms
 from conversations.reports import DURATIONS, QUANTILES, day_bucket
@@ -79,6 +80,7 @@ class Report:
     agents: list[AgentRow] = field(default_factory=list)
     intents: list[IntentRow] = field(default_factory=list)
     forms: list[FormRow] = field(default_factory=list)
+    satisfaction: SatisfactionReport = field(default_factory=SatisfactionReport)  # questions asked in the period
 
     @property
     def containment(self) -> float | None:
@@ -118,6 +120,8 @@ async def build_report(
         _agent_rows(store, account_id, s, e, now_ms),
         bot_rows(store, account_id, s, e),
     )
+    asks = await store.satisfaction.asked_between(account_id, start, end)
+    names = {agent.id: agent.login for agent in await store.agents.list_agents(account_id)}
     timings = [
         Timing(
             name,
@@ -149,6 +153,7 @@ async def build_report(
         agents=agents,
         intents=intents,
         forms=forms,
+        satisfaction=satisfaction_report(asks, names),
     )
 
 
@@ -232,6 +237,7 @@ def report_csv(report: Report) -> str:
         rows += [("bot_intents", i.intent, "contained", i.contained)]
     for f in report.forms:
         rows += [("bot_forms", f.form, measure, getattr(f, measure)) for measure in _FORM_MEASURES]
+    rows += satisfaction_csv_rows(report.satisfaction)
     writer.writerows([inert_cell(value) for value in row] for row in rows)
     return out.getvalue()
 

@@ -5,14 +5,20 @@ audit log, live consoles, webhook events)."""
 
 from __future__ import annotations
 
+import logging
+
 from bot.router.queue import Queue
+from bot.router.satisfaction import Satisfaction
 from conversations.agent_models import Agent
 from conversations.thread_models import Thread
 
+log = logging.getLogger("omnirouter.services.threads")
+
 
 class ThreadActions:
-    def __init__(self, queue: Queue) -> None:
+    def __init__(self, queue: Queue, satisfaction: Satisfaction | None = None) -> None:
         self._queue = queue
+        self._satisfaction = satisfaction
 
     async def take(self, agent: Agent, thread_id: str) -> Thread:
         return await self._queue.take(agent, thread_id)
@@ -35,7 +41,16 @@ class ThreadActions:
         )
 
     async def resolve(self, thread_id: str, by: Agent) -> Thread:
-        return await self._queue.resolve(thread_id, by)
+        """Resolve the thread; its customer is then asked to rate it (if the account asks)."""
+        thread = await self._queue.resolve(thread_id, by)
+        if self._satisfaction is not None:
+            try:
+                await self._satisfaction.ask(thread)
+            except Exception:  # the conversation is resolved: a question not asked must not undo that
+                log.warning(
+                    "satisfaction.ask_failed", exc_info=True, extra={"omnirouter_fields": {"thread": thread.id}}
+                )
+        return thread
 
     async def note(self, thread_id: str, agent: Agent, text: str) -> None:
         await self._queue.note(thread_id, agent, text)

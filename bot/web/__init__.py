@@ -25,6 +25,8 @@ from bot.web.admin import training as admin_training
 from bot.web.api import accounts, directory, intents, learning, messages, nlu, openapi, replies, threads, webhooks
 from bot.web.api import search as search_api
 from bot.web.api.kit import ApiRoutes
+from bot.web.chat import rating as chat_rating
+from bot.web.chat import widget as chat_widget
 from bot.web.chat import words as chat_words
 from bot.web.console import (
     contact_merge,
@@ -90,7 +92,9 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(admin_intents.routes() + admin_answers.routes() + admin_training.routes())
     app.add_routes(admin_account.routes())
     app.add_routes(admin_accounts.routes())
-    app.add_routes(chat_words.routes())
+    app.add_routes(chat_words.routes() + chat_rating.routes())
+    app.add_routes(chat_words.routes() + chat_widget.routes())
+    app.middlewares.append(chat_widget.chat_frames)
     app.add_routes([web.get("/", _index), web.get("/favicon.ico", _favicon)])
     app.router.add_static("/static", STATIC, append_version=True)
     setup_templates(app)

@@ -365,7 +365,8 @@ async def test_the_corpus_is_inert_on_the_customers_chat_page_both_ways(client: 
     thread = await raw_database_of(app[STORE]).threads.find_one({"channel": "webchat"})
     await log_in(client, login, password)
     await console_forms(client, thread["_id"])  # take it, answer with PAYLOADS[1], notes (never shown to the customer)
-    await expect(customer.locator(".msg--out", has_text="onerror")).to_have_text(PAYLOADS[1])
+    agent_reply = customer.locator(".msg--out", has_text="onerror")
+    await expect(agent_reply.locator(".msg__text")).to_have_text(PAYLOADS[1])  # beside the agent's name
     await expect(customer.locator(".msg--in")).to_have_text(written)
     await inspector.inert(customer, "the customer's chat page")
     shown = await customer.locator("#log").inner_text()

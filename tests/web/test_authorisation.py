@@ -40,7 +40,8 @@ INSTALL = "install-wide-token"
 PASSWORD = "correct horse battery"
 MARKERS = ("ACME-PRIVATE-7731", "Acme Agent Zed", "acme-crm-token", "acme-hook-path")
 PUBLIC = (
-    "/chat",
+    "/chat",  # and /chat/embed, the website widget's frame
+    "/widget",  # widget.js and its /widget/config: what every visitor of an allowed site loads
     "/webchat/",
     "/healthz",
     "/metrics",
@@ -49,6 +50,7 @@ PUBLIC = (
     "/webhooks/",
     "/api/openapi.json",
     "/favicon.ico",
+    "/csat/",  # the rating page of an e-mail's link: the signed token is the key
 )
 # the GridFS bucket's collections as MongoDB and the embedded server list them (the latter cannot
 # sort them): snapshots read attachment_files, which says whose each file is

@@ -15,7 +15,20 @@ from tests.web.console.test_console_browser import log_in_page
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 390, "height": 844}
-NOT_PAGES = (".csv", ".json", ".svg", ".yml", ".ico", "/ws", "/healthz", "/metrics", "/logout", "/chat/words")
+NOT_PAGES = (
+    ".csv",
+    ".json",
+    ".js",
+    ".svg",
+    ".yml",
+    ".ico",
+    "/ws",
+    "/healthz",
+    "/metrics",
+    "/logout",
+    "/chat/words",
+    "/config",
+)
 
 
 def pages(client: TestClient) -> list[str]:

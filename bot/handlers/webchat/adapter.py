@@ -10,7 +10,8 @@ the previous format (``<visitor id>.<HMAC>``, no issue time) are honoured for
 with the same id after a reconnect, and the inbound dedup key (visitor + id) stores them once.
 
 Frames, browser -> router: ``{"type": "message", "id": "...", "text": "..."}``, ``{"type": "typing"}``
-(the visitor is writing), ``{"type": "ping"}``. Router -> browser: ``welcome`` (token, history),
+(the visitor is writing), ``{"type": "ping"}``, and what a site embedding the chat says of its visitor (``label``,
+``identify``: embedding.py). Router -> browser: ``welcome`` (token, history),
 ``ack`` (recorded), ``decision`` (what the router did), ``message`` (a reply), ``typing`` (an agent
 is writing), ``error`` (with a ``code``; ``retry: true`` when resending may work).
 
@@ -35,7 +36,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bot.handlers.kit.files import FileLinks
 from bot.handlers.kit.payload import load_json
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
-from bot.handlers.webchat.frames import message_frame, outbound_frame
+from bot.handlers.webchat.embedding import SITE_FRAMES, site_frame
+from bot.handlers.webchat.frames import outbound_frame
+from bot.handlers.webchat.history import visitor_history
 from bot.handlers.webchat.settings import WebchatSettings
 from bot.handlers.webchat.tokens import VisitorToken, VisitorTokens
 from bot.logs import log_event
@@ -49,7 +52,6 @@ log = logging.getLogger("omnirouter.handlers.webchat")
 STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _REVOKED = 4001  # close code: the visitor's contact was erased; the browser reconnects as someone new
-_HISTORY = 50
 _TYPING_EVERY = 2.0  # seconds between two "typing" events of one visitor
 
 
@@ -306,6 +308,10 @@ class WebchatAdapter(BaseAdapter):
             except StoreUnavailable:
                 log_event(log, "webchat.typing_unavailable", logging.INFO)
             return
+        if kind in SITE_FRAMES:  # what the embedding site says of its visitor (embedding.py)
+            if (answer := await site_frame(self.store, self.tokens, account_id, visitor, payload)) is not None:
+                await sock.send(answer)
+            return
         if kind != "message":
             await sock.send({"type": "error", "code": "bad_frame", "detail": "type must be message, typing or ping"})
             return
@@ -351,16 +357,10 @@ class WebchatAdapter(BaseAdapter):
 
     async def _history(self, account_id: str, visitor: str) -> dict[str, Any]:
         try:
-            thread = await self.store.threads.open_thread_of(account_id, Identity(self.name, visitor))
-            messages = await self.store.messages.thread_messages(thread.id, _HISTORY) if thread else []
+            return await visitor_history(self.store, account_id, visitor, self._files.url_for(account_id, visitor))
         except StoreUnavailable:
             log_event(log, "webchat.history_unavailable", logging.WARNING)
             return {"history": [], "history_unavailable": True}
-        return {
-            "thread_id": thread.id if thread else None,
-            "status": str(thread.status) if thread else None,
-            "history": [message_frame(m, self._files.url_for(account_id, visitor)) for m in messages],
-        }
 
     async def _account(self, request: web.Request) -> str:
         account_id = request.query.get("account", self._context.account_id)

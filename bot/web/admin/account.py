@@ -1,26 +1,31 @@
 """The account page of an account's admin (``/admin/account``): the addresses to give providers,
 its own messenger channels (a secret is never shown again after saving — only that it is set —
-and an empty secret field keeps it), the reopen window and retention, API tokens (shown once) and
+and an empty secret field keeps it), the reopen window and retention, the rating question, API tokens (shown once) and
 webhook subscriptions (their secret shown once, replaceable)."""
 
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 from aiohttp import web
 
 from bot import audit
+from bot.handlers.webchat.embedding import identity_secret_name
 from bot.keys import ADAPTERS, EGRESS, EVENTS, QUEUE, SETTINGS, STORE
+from bot.router.satisfaction import DEFAULT_TEXTS, LANGUAGES, TEXT_KINDS, SatisfactionSettings
 from bot.router.webhooks.subscriptions import BadSubscription, new_secret, subscribe
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
 from bot.services.contact_fields import KINDS, FieldError, defined, new_attribute
 from bot.web.api.kit import issue_token
+from bot.web.chat.widget import BadWidget, WidgetLook, read_look
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import Agent, Role
 from conversations.tenant_models import EVENT_TYPES, SCOPES, DeliveryState
 
+MAX_CSAT_TEXT = 500
 _TOKEN_NAME = re.compile(r"^[\w .:@-]{1,60}$")
 # what ``?saved=`` may report after a change
 _DONE = {"saved": N_("Saved."), "removed": N_("Removed."), "revoked": N_("Revoked.")}
@@ -50,9 +55,19 @@ async def _context(request: web.Request, agent: Agent) -> dict[str, Any]:
         "webhooks": webhooks,
         "attributes": defined(account.contact_attributes),
         "attribute_kinds": KINDS,
+        "csat": SatisfactionSettings.of(account),
+        "csat_defaults": DEFAULT_TEXTS,
+        "widget": WidgetLook.of(account),
+        "widget_snippet": _snippet(request, account.id),
+        "widget_secret_set": await store.secrets.read_sealed_secret(identity_secret_name(account.id)) is not None,
         "message": "",
         "revealed": None,
     }
+
+
+def _snippet(request: web.Request, account_id: str) -> str:
+    public = request.app[SETTINGS].server.public_url.rstrip("/") or f"{request.scheme}://{request.host}"
+    return f'<script src="{public}/widget.js" data-account="{account_id}" async></script>'
 
 
 async def _show(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
@@ -159,6 +174,39 @@ async def save_conversations(request: web.Request) -> web.Response:
 
 
 @signed_in(Role.ADMIN)
+async def save_satisfaction(request: web.Request) -> web.Response:
+    """Whether customers are asked to rate resolved conversations, how often, and the words (an
+    empty text: the default of its language)."""
+    admin, form = current_agent(request), await request.post()
+    try:
+        quiet_days = float(str(form.get("quiet_days", "")).strip())
+    except ValueError:
+        quiet_days = -1.0
+    if not 0 <= quiet_days <= 365:
+        return await _show(request, 400, error=translate(admin.lang, "Ask again after: 0–365 days."))
+    texts: dict[str, dict[str, str]] = {}
+    for lang in LANGUAGES:
+        for kind in TEXT_KINDS:
+            text = str(form.get(f"{kind}_{lang}", "")).strip()
+            if len(text) > MAX_CSAT_TEXT:
+                return await _show(request, 400, error=translate(admin.lang, "A text is at most 500 characters."))
+            if text:
+                texts.setdefault(lang, {})[kind] = text
+    chosen = SatisfactionSettings(form.get("enabled") == "on", quiet_days, texts)
+    await request.app[STORE].accounts.update_account(admin.account_id, satisfaction=chosen.to_doc())
+    await audit.record(
+        request.app[STORE],
+        admin.account_id,
+        admin,
+        "settings.satisfaction",
+        admin.account_id,
+        enabled=chosen.enabled,
+        quiet_days=quiet_days,
+    )
+    return _back("saved")
+
+
+@signed_in(Role.ADMIN)
 async def save_two_factor(request: web.Request) -> web.Response:
     """Require two-factor sign-in of every agent (the admin must use it first), or stop requiring
     it. Requiring it logs out at once whoever is logged in without it: the requirement is set first,
@@ -176,6 +224,29 @@ async def save_two_factor(request: web.Request) -> web.Response:
         await store.sign_in.end_sessions_without_second_factor(admin.account_id)
     await audit.record(store, admin.account_id, admin, "settings.two_factor", admin.account_id, required=required)
     return _back("saved")
+
+
+@signed_in(Role.ADMIN)
+async def save_widget(request: web.Request) -> web.Response:
+    """The website widget: the sites allowed to embed the chat (one a line), colour, title, greeting."""
+    admin, form, store = current_agent(request), await request.post(), request.app[STORE]
+    try:
+        look = read_look(*(str(form.get(k, "")) for k in ("sites", "color", "title", "greeting")))
+    except BadWidget as exc:
+        return await _show(request, 400, error=translate(admin.lang, "Not a site or colour: {value}", value=str(exc)))
+    await store.accounts.set_account_fields(admin.account_id, widget=look.to_doc())
+    await audit.record(store, admin.account_id, admin, "settings.widget", admin.account_id, sites=",".join(look.sites))
+    return _back("saved")
+
+
+@signed_in(Role.ADMIN)
+async def new_widget_secret(request: web.Request) -> web.Response:
+    """A new secret for identity verification (shown once); the one before stops verifying at once."""
+    admin, store = current_agent(request), request.app[STORE]
+    secret = secrets.token_urlsafe(32)
+    await store.secrets.replace_sealed_secret(identity_secret_name(admin.account_id), secret)
+    await audit.record(store, admin.account_id, admin, "settings.widget_secret", admin.account_id)
+    return await _show(request, revealed={"what": "widget", "name": admin.account_id, "value": secret})
 
 
 @signed_in(Role.ADMIN)
@@ -281,6 +352,9 @@ def routes() -> list[web.RouteDef]:
         web.post("/admin/account/channels/{channel}/remove", remove_channel),
         web.post("/admin/account/conversations", save_conversations),
         web.post("/admin/account/two-factor", save_two_factor),
+        web.post("/admin/account/satisfaction", save_satisfaction),
+        web.post("/admin/account/widget", save_widget),
+        web.post("/admin/account/widget/secret", new_widget_secret),
         web.post("/admin/account/tokens", create_token),
         web.post("/admin/account/tokens/{token_id}/revoke", revoke_token),
         web.post("/admin/account/webhooks", create_webhook),

@@ -16,17 +16,20 @@ from bot.business_hours import BusinessHours
 from bot.keys import QUEUE, STORE
 from bot.services.agents import add_agent, change_agent
 from bot.services.csvcells import inert_cell
+from bot.services.satisfaction_report import satisfaction_report
 from bot.web.admin.period import read_period
 from bot.web.admin.privacy import retention_context
 from bot.web.i18n import translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import Agent, Role, Shift
+from conversations.models import utcnow
 
 LOGIN_PATTERN = r"^[a-z0-9][a-z0-9_.-]{1,31}$"
 TEAM_PATTERN = r"^[\w-]{1,32}$"
 _LOGIN = re.compile(LOGIN_PATTERN)
 _SHORTCUT = re.compile(r"^[a-z0-9_-]{1,32}$")
 _TEAM = re.compile(TEAM_PATTERN)
+CSAT_PERIOD = timedelta(days=30)  # the agents table's satisfaction column
 
 
 def teams_of(text: str) -> list[str] | None:
@@ -55,6 +58,8 @@ async def _show(request: web.Request, message: str, created: dict[str, str] | No
     store, queue = request.app[STORE], request.app[QUEUE]
     since, until, shifts = await _period(request)
     routing = await queue.routing(agent.account_id)
+    now = utcnow()
+    asked = await store.satisfaction.asked_between(agent.account_id, now - CSAT_PERIOD, now + timedelta(seconds=1))
     return page(
         request,
         "admin.html",
@@ -68,6 +73,7 @@ async def _show(request: web.Request, message: str, created: dict[str, str] | No
         message=message,
         created=created,
         two_factor=await store.sign_in.agents_with_second_factor(agent.account_id),
+        csat={row.key: row for row in satisfaction_report(asked, {}).by_agent},  # each agent's, last 30 days
         **await retention_context(request),
     )
 

@@ -78,6 +78,11 @@ def report_charts(report: Report, lang: str) -> dict[str, object]:
             width=440,
             label_width=110,
         ),
+        "csat_days": charts.column_chart(
+            _("Satisfied customers per day"),
+            [(row.key[5:], round(100 * (row.csat or 0))) for row in report.satisfaction.by_day],
+            fmt=lambda v: f"{v:g} %",
+        ),
     }
 
 

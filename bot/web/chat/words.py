@@ -30,6 +30,10 @@ CHAT_WORDS = (
     N_("We could not save your message yet — retrying…"),
     N_("That message could not be sent."),
     N_("Typing…"),
+    N_("Close chat"),
+    N_("Agent"),
+    N_("Assistant"),
+    N_("This conversation was resolved"),
 )
 
 

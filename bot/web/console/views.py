@@ -15,6 +15,7 @@ from bot.web.i18n import N_
 from conversations.agent_models import Agent, CannedResponse
 from conversations.models import utcnow
 from conversations.repositories import Repositories
+from conversations.satisfaction import SatisfactionAsk
 from conversations.thread_models import Contact, Message, Thread
 from conversations.traffic import Attachment
 
@@ -180,6 +181,7 @@ class ThreadView:
     mine: bool
     bot: DialogueState | None = None  # what the bot collected and tried before a human took over
     failures: Mapping[str, Failure] = field(default_factory=dict)  # message id -> its send given up on
+    ratings: list[SatisfactionAsk] = field(default_factory=list)  # the customer's ratings of this conversation
 
     @property
     def canned_data(self) -> list[dict[str, str]]:
@@ -209,6 +211,7 @@ async def thread_view(store: Repositories, queue: Queue, agent: Agent, thread: T
         mine=thread.assignee == agent.id,
         bot=_bot_state(await store.threads.thread_nlu_state(thread.id)),
         failures={d.message_id: Failure(d.id, d.last_error or "", failure_words(d.last_error)) for d in dead},
+        ratings=[r for r in await store.satisfaction.of_threads(thread.account_id, [thread.id]) if r.rating],
     )
 
 

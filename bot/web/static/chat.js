@@ -1,6 +1,9 @@
 // The web chat page: one WebSocket to the router, messages kept until acknowledged.
 // Every text is inserted with textContent: nothing a customer or agent writes is parsed as HTML.
 // The page's own words come from /chat/words in the visitor's language (English until they do).
+// At /chat/embed it is the website widget's iframe (widget.js): in the account's look, and talking
+// by postMessage with the embedding page only (the origin in ?parent=, which the router's
+// frame-ancestors allows as the only site that may frame this page).
 (() => {
   "use strict";
   const params = new URLSearchParams(location.search);
@@ -14,10 +17,87 @@
   const input = document.getElementById("text");
   const notice = document.getElementById("notice");
   const shown = new Map(); // message_id or client id -> <li>
-  let pending = JSON.parse(sessionStorage.getItem(pendingKey) || "[]"); // [{id, text}]
+  // a browser may refuse storage to a page framed by another site: then it lasts as long as the page,
+  // and the widget keeps the visitor's token on its own site (sent here in #token=, told back below)
+  const kept = (() => {
+    try {
+      localStorage.getItem(tokenKey);
+      sessionStorage.getItem(pendingKey);
+      return { local: localStorage, session: sessionStorage };
+    } catch (error) {
+      const memory = () => { const m = new Map(); return { getItem: (k) => (m.has(k) ? m.get(k) : null), setItem: (k, v) => m.set(k, String(v)) }; };
+      return { local: memory(), session: memory() };
+    }
+  })();
+  const handed = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (location.pathname === "/chat/embed" && handed && !kept.local.getItem(tokenKey)) kept.local.setItem(tokenKey, handed);
+  let pending = JSON.parse(kept.session.getItem(pendingKey) || "[]"); // [{id, text}]
   let socket = null;
   let retryDelay = 500;
   let words = {}; // English -> the visitor's language
+  const embedded = location.pathname === "/chat/embed";
+  const parentOrigin = embedded ? params.get("parent") || "" : "";
+  let user = {}; // what the embedding page said of the visitor (omnirouter.setUser)
+  let label = ""; // the label it asked for (omnirouter.setLabel): sent again once a conversation exists
+  let announced = false;
+
+  function toParent(message) {
+    if (embedded && parentOrigin && window.parent !== window) window.parent.postMessage(message, parentOrigin);
+  }
+
+  // whether dark text reads better than white on a colour an admin chose (#rrggbb)
+  function light(hex) {
+    const [r, g, b] = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255).map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.205; // where dark text contrasts more than white
+  }
+
+  async function loadLook() {
+    const url = new URL("/widget/config", location.href);
+    if (account) url.searchParams.set("account", account);
+    try {
+      const response = await fetch(url, { credentials: "omit" });
+      if (!response.ok) return;
+      const look = await response.json();
+      document.documentElement.style.setProperty("--accent", look.color);
+      document.documentElement.style.setProperty("--mine", look.color);
+      if (light(look.color)) document.documentElement.style.setProperty("--on-accent", "#111827");
+      if (look.title) { document.querySelector(".chat__header h1").textContent = look.title; document.title = look.title; }
+      if (look.greeting) document.querySelector("#empty strong").textContent = look.greeting;
+    } catch (error) {
+      // the page keeps its own look
+    }
+  }
+
+  function onParent(event) {
+    if (!embedded || event.source !== window.parent || event.origin !== parentOrigin) return; // nobody else
+    const data = event.data || {};
+    if (data.type === "omnirouter:open") input.focus();
+    else if (data.type === "omnirouter:user" && data.user) { user = data.user; identify(); }
+    else if (data.type === "omnirouter:label" && typeof data.label === "string") { label = data.label; sendLabel(); }
+  }
+
+  // a user the site's server vouches for (user_id + user_hash): the router answers with their own
+  // visitor token, the same on every device, and the page reconnects as them
+  let identified = false;
+  function identify() {
+    if (identified || !user.user_id || !user.user_hash || !socket || socket.readyState !== WebSocket.OPEN) return;
+    socket.send(JSON.stringify({ type: "identify", user_id: user.user_id, user_hash: user.user_hash }));
+  }
+
+  function becomeUser(token) {
+    identified = true;
+    if (token === kept.local.getItem(tokenKey)) return; // already connected as them
+    kept.local.setItem(tokenKey, token);
+    toParent({ type: "omnirouter:token", token });
+    for (const li of [...log.querySelectorAll(".msg")]) li.remove();
+    shown.clear();
+    empty.hidden = false;
+    socket.close(); // and reconnect with their token: the welcome brings their conversations
+  }
+
+  function sendLabel() {
+    if (label && socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "label", label }));
+  }
 
   function t(english) { return words[english] || english; }
 
@@ -59,7 +139,7 @@
     if (on) typingShown = setTimeout(() => { typingNote.hidden = true; }, 6000);
   }
 
-  function savePending() { sessionStorage.setItem(pendingKey, JSON.stringify(pending)); }
+  function savePending() { kept.session.setItem(pendingKey, JSON.stringify(pending)); }
 
   function setStatus(kind, text) {
     statusEl.className = `status status--${kind}`;
@@ -71,7 +151,21 @@
     notice.textContent = text || "";
   }
 
-  function render({ key, direction, sender, text, options, meta, file }) {
+  // who wrote a reply: the agent by name, else the bot as "Assistant", each with an initial
+  function author(sender, agent) {
+    if (sender !== "agent" && sender !== "bot") return null;
+    const name = sender === "agent" ? agent || t("Agent") : t("Assistant");
+    const who = document.createElement("span");
+    who.className = "msg__who";
+    const initial = document.createElement("span");
+    initial.className = "msg__avatar";
+    initial.setAttribute("aria-hidden", "true");
+    initial.textContent = name.trim().charAt(0).toUpperCase();
+    who.append(initial, document.createTextNode(name));
+    return who;
+  }
+
+  function render({ key, direction, sender, agent, text, options, meta, file }) {
     let li = shown.get(key);
     if (!li) {
       li = document.createElement("li");
@@ -81,8 +175,14 @@
     empty.hidden = true;
     li.replaceChildren();
     li.className = `msg msg--${direction === "in" ? "in" : sender === "system" ? "system" : "out"}`;
+    if (direction !== "in" && (sender === "agent" || sender === "bot")) li.classList.add(`msg--${sender}`);
     li.dataset.key = key;
-    li.appendChild(document.createTextNode(text));
+    const who = direction === "in" ? null : author(sender, agent);
+    if (who) li.appendChild(who);
+    const body = document.createElement("span");
+    body.className = "msg__text";
+    body.textContent = text;
+    li.appendChild(body);
     if (file && typeof file.url === "string" && file.url.startsWith("/webchat/files/")) {
       const link = document.createElement("a");
       link.className = "msg__file";
@@ -123,14 +223,21 @@
   }
 
   function renderFrame(m) {
+    if (m.type === "resolved") { // a past conversation ended here
+      render({ key: `resolved-${m.thread_id}`, direction: "out", sender: "system", text: t("This conversation was resolved") });
+      shown.get(`resolved-${m.thread_id}`).classList.add("msg--resolved");
+      return;
+    }
     // a message the customer wrote is keyed by its client id, so the acked copy replaces the pending one
     const key = m.direction === "in" && m.client_id ? m.client_id : m.message_id;
-    render({ key, direction: m.direction, sender: m.sender, text: m.text, options: m.options, file: m.file });
+    render({ key, direction: m.direction, sender: m.sender, agent: m.agent, text: m.text, options: m.options, file: m.file });
   }
 
   function transmit(item) {
     if (socket && socket.readyState === WebSocket.OPEN) {
-      socket.send(JSON.stringify({ type: "message", id: item.id, text: item.text }));
+      const frame = { type: "message", id: item.id, text: item.text };
+      if (typeof user.name === "string" && user.name.trim()) frame.name = user.name.trim().slice(0, 80);
+      socket.send(JSON.stringify(frame));
     }
   }
 
@@ -149,7 +256,7 @@
     const url = new URL("/webchat/ws", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     if (account) url.searchParams.set("account", account);
-    url.searchParams.set("token", localStorage.getItem(tokenKey) || "");
+    url.searchParams.set("token", kept.local.getItem(tokenKey) || "");
     socket = new WebSocket(url);
     socket.addEventListener("message", (event) => onFrame(JSON.parse(event.data)));
     socket.addEventListener("close", () => {
@@ -163,25 +270,36 @@
     switch (frame.type) {
       case "welcome":
         retryDelay = 500;
-        localStorage.setItem(tokenKey, frame.visitor_token);
+        kept.local.setItem(tokenKey, frame.visitor_token);
+        toParent({ type: "omnirouter:token", token: frame.visitor_token });
         setStatus("online", t("Online"));
         showNotice(frame.history_unavailable ? t("Earlier messages cannot be loaded right now.") : "");
         for (const m of frame.history || []) renderFrame(m);
         for (const item of pending) transmit(item); // resend whatever was never acknowledged
+        if (!announced) { announced = true; toParent({ type: "omnirouter:ready" }); }
+        identify();
         break;
       case "ack":
         pending = pending.filter((item) => item.id !== frame.id);
         savePending();
+        sendLabel();
         { const li = shown.get(frame.id); const meta = li && li.querySelector(".msg__meta"); if (meta) meta.remove(); }
         break;
       case "message":
         renderFrame(frame);
-        if (frame.direction === "out") showTyping(false);
+        if (frame.direction === "out") {
+          showTyping(false);
+          toParent({ type: "omnirouter:message", message: { text: frame.text, sender: frame.sender, agent: frame.agent || null } });
+        }
         break;
       case "typing":
         showTyping(true);
         break;
+      case "identified":
+        becomeUser(frame.visitor_token);
+        break;
       case "error":
+        if (frame.code === "bad_identity") { console.warn("omnirouter: user_hash does not match user_id"); break; }
         if (frame.retry) {
           showNotice(t("We could not save your message yet — retrying…"));
           setTimeout(() => pending.forEach(transmit), 2000);
@@ -214,7 +332,15 @@
       form.requestSubmit();
     }
   });
-  loadWords().finally(() => {
+  if (embedded) {
+    document.body.classList.add("embedded");
+    const closer = document.getElementById("close");
+    closer.hidden = false;
+    closer.addEventListener("click", () => toParent({ type: "omnirouter:close" }));
+    document.addEventListener("keydown", (event) => { if (event.key === "Escape") toParent({ type: "omnirouter:close" }); });
+    window.addEventListener("message", onParent);
+  }
+  loadWords().then(loadLook).finally(() => {
     for (const item of pending) render({ key: item.id, direction: "in", text: item.text, meta: t("sending…") });
     connect();
   });

@@ -1,0 +1,83 @@
+"""What the site embedding the chat (the website widget) says about its visitor, through the chat's
+socket: ``{"type": "label", "label"}`` (``omnirouter.setLabel``) labels the visitor's open
+conversation; ``{"type": "identify", "user_id", "user_hash"}`` (``omnirouter.setUser``) proves who the
+visitor is, signed by the site's server.
+
+Identity verification: the site computes ``user_hash = HMAC-SHA256(account's widget secret,
+user_id)`` (hexadecimal) on its server and hands both to the widget. When the hash matches, the
+visitor becomes the one web chat visitor of that user in that account, whatever the browser or
+device, so their conversations follow them; the answer is ``{"type": "identified",
+"visitor_token"}``, which the page then connects with. The account has no secret until its admin
+makes one (the account page), and until then every ``identify`` is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from bot.handlers.kit.signatures import same_secret
+from bot.handlers.webchat.tokens import VisitorTokens
+from bot.logs import log_event
+from conversations.errors import StoreUnavailable
+from conversations.repositories import Repositories
+from conversations.traffic import Identity
+
+log = logging.getLogger("omnirouter.handlers.webchat")
+
+SITE_FRAMES = ("label", "identify")
+_LABEL = re.compile(r"^[\w .:-]{1,64}$")  # as the console's filters take a label
+_HASH = re.compile(r"^[0-9a-fA-F]{64}$")
+_USER_ID_MAX = 200
+
+
+def identity_secret_name(account_id: str) -> str:
+    """Where the account's widget secret is kept (sealed, with the install's other secrets)."""
+    return f"widget-identity:{account_id}"
+
+
+def user_hash(secret: str, user_id: str) -> str:
+    """What the site's server computes for ``user_id``: HMAC-SHA256 under the widget secret, in hex."""
+    return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+async def site_frame(
+    store: Repositories, tokens: VisitorTokens, account_id: str, visitor: str, payload: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The answer to one of ``SITE_FRAMES`` (``None``: nothing to answer)."""
+    try:
+        if payload.get("type") == "label":
+            await _label(store, account_id, visitor, payload.get("label"))
+            return None
+        return await _identify(store, tokens, account_id, payload.get("user_id"), payload.get("user_hash"))
+    except StoreUnavailable:  # the page says it again with its next message, or on its next connection
+        log_event(log, "webchat.site_frame_unavailable", logging.INFO)
+        return {"type": "error", "code": "store_unavailable", "retry": False, "detail": "try again later"}
+
+
+async def _label(store: Repositories, account_id: str, visitor: str, label: object) -> None:
+    if not isinstance(label, str) or not _LABEL.match(label.strip()):
+        return
+    thread = await store.threads.open_thread_of(account_id, Identity("webchat", visitor))
+    if thread is not None and label.strip() not in thread.labels:
+        await store.threads.set_thread_fields(thread.id, labels=[*thread.labels, label.strip()])
+
+
+async def _identify(
+    store: Repositories, tokens: VisitorTokens, account_id: str, user_id: object, given: object
+) -> dict[str, Any]:
+    refused = {"type": "error", "code": "bad_identity", "detail": "user_hash does not match user_id"}
+    if not isinstance(user_id, str) or not 0 < len(user_id) <= _USER_ID_MAX:
+        return refused
+    if not isinstance(given, str) or not _HASH.match(given):
+        return refused
+    secret = await store.secrets.read_sealed_secret(identity_secret_name(account_id))
+    if secret is None or not same_secret(given.lower(), user_hash(secret, user_id)):
+        log_event(log, "webchat.identity_refused", logging.INFO, account=account_id)
+        return refused
+    visitor = "u" + tokens.sign(f"user:{account_id}:{user_id}")[:24]  # the same on every device
+    return {"type": "identified", "visitor_token": tokens.token_for(account_id, visitor)}

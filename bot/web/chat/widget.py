@@ -1,0 +1,193 @@
+"""The website widget: ``<script src="https://ROUTER/widget.js" data-account="shop" async></script>``
+on a business's site puts a launcher bubble on its pages that opens the web chat in an iframe
+(``/chat/embed``), in the account's colour, title and greeting.
+
+An account's admin lists the sites (origins) allowed to embed its chat; with none listed the widget
+works on the router's own origin only. The router holds to that twice: ``GET /widget/config`` tells
+widget.js whether the page's origin may start it at all, and the embedded chat page is served with
+``Content-Security-Policy: frame-ancestors`` naming the router itself and the one allowed origin the
+iframe was opened for, so a browser refuses to show it framed by any other site. The plain ``/chat``
+page may be framed by the router and every allowed site, no other.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from bot.keys import SETTINGS, STORE
+from bot.web.chat.words import browser_language
+from bot.web.i18n import N_, pick_language, words_of
+from bot.web.pages import Handler
+from conversations.errors import StoreUnavailable
+from conversations.tenant_models import Account
+
+STATIC = Path(__file__).resolve().parents[1] / "static"
+# an origin as a browser sends it: scheme, host name or address, optional port; nothing more
+_SITE = re.compile(
+    r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)(:[0-9]{1,5})?$"
+)
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_ACCOUNT = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+WIDGET_WORDS = (N_("Open chat"), N_("Chat"), N_("unread messages:"))  # the launcher's, on the site's page
+DEFAULT_COLOR = "#2f6feb"
+MAX_SITES = 20
+MAX_TITLE = 60
+MAX_GREETING = 300
+
+
+class BadWidget(ValueError):
+    """A widget setting an admin entered that cannot be kept; the message names it."""
+
+
+@dataclass(frozen=True)
+class WidgetLook:
+    """An account's widget: the sites allowed to embed it and how it looks."""
+
+    sites: tuple[str, ...] = ()
+    color: str = DEFAULT_COLOR
+    title: str = ""
+    greeting: str = ""
+
+    @classmethod
+    def of(cls, account: Account) -> WidgetLook:
+        """The account's stored widget; whatever is missing or malformed is left at its default."""
+        stored = account.widget if isinstance(account.widget, dict) else {}
+        sites = stored.get("sites")
+        color, title, greeting = stored.get("color"), stored.get("title"), stored.get("greeting")
+        return cls(
+            sites=tuple(s for s in sites if isinstance(s, str) and _SITE.match(s)) if isinstance(sites, list) else (),
+            color=color if isinstance(color, str) and _COLOR.match(color) else DEFAULT_COLOR,
+            title=title if isinstance(title, str) else "",
+            greeting=greeting if isinstance(greeting, str) else "",
+        )
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"sites": list(self.sites), "color": self.color, "title": self.title, "greeting": self.greeting}
+
+
+def site_of(text: str) -> str:
+    """An allowed site as the browser names it in ``Origin`` (``https://shop.example``): a pasted
+    address keeps its scheme, host and port, and loses its path; ``BadWidget`` if it is not one."""
+    parts = urlsplit(text.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        raise BadWidget(text.strip()) from None
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    site = f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+    if parts.username or parts.password or not _SITE.match(site):
+        raise BadWidget(text.strip())
+    return site
+
+
+def read_look(sites: str, color: str, title: str, greeting: str) -> WidgetLook:
+    """The widget an admin's form sets: sites one a line (or separated by spaces or commas)."""
+    found: list[str] = []
+    for line in re.split(r"[\s,]+", sites):
+        if line and (site := site_of(line)) not in found:
+            found.append(site)
+    if len(found) > MAX_SITES:
+        raise BadWidget(f"at most {MAX_SITES} sites")
+    color = color.strip() or DEFAULT_COLOR
+    if not _COLOR.match(color):
+        raise BadWidget(color)
+    if len(title.strip()) > MAX_TITLE or len(greeting.strip()) > MAX_GREETING:
+        raise BadWidget(f"title: at most {MAX_TITLE} characters, greeting: at most {MAX_GREETING}")
+    return WidgetLook(tuple(found), color.lower(), title.strip(), greeting.strip())
+
+
+def own_origins(request: web.Request) -> set[str]:
+    """The router's own origins: the one this request came to, and ``server.public_url``'s."""
+    own = {f"{request.scheme}://{request.host}".lower()}
+    public = request.app[SETTINGS].server.public_url
+    if public:
+        parts = urlsplit(public)
+        own.add(f"{parts.scheme}://{parts.netloc}".lower())
+    return own
+
+
+def frame_ancestors(look: WidgetLook, parent: str | None = None) -> str:
+    """The CSP that lets only the router and allowed sites frame the chat: every allowed site, or
+    the one ``parent`` named (the embedded page's) when it is allowed, else the router alone."""
+    sites = look.sites if parent is None else tuple(s for s in look.sites if s == parent)
+    return " ".join(("frame-ancestors 'self'", *sites))
+
+
+async def _look(request: web.Request) -> WidgetLook:
+    account_id = request.query.get("account") or request.app[SETTINGS].account.id
+    account = await request.app[STORE].accounts.get_account(account_id) if _ACCOUNT.match(account_id) else None
+    if account is None or account.disabled:
+        raise web.HTTPNotFound(
+            text='{"error": "unknown_account", "detail": "no such account"}', content_type="application/json"
+        )
+    return WidgetLook.of(account)
+
+
+async def widget_script(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(
+        STATIC / "widget.js", headers={"Cache-Control": "no-cache", "Content-Type": "text/javascript; charset=utf-8"}
+    )
+
+
+async def widget_config(request: web.Request) -> web.Response:
+    """What widget.js needs before it shows anything: whether the page's origin (the browser's
+    ``Origin``; none: a same-origin request) may embed the account's chat, and how the widget looks.
+    Answered to any origin (it is what every visitor of an allowed site sees anyway)."""
+    look = await _look(request)
+    origin = request.headers.get("Origin")
+    allowed = origin is None or origin.lower() in own_origins(request) or origin in look.sites
+    requested = request.query.get("lang") or browser_language(request.headers.get("Accept-Language", ""))
+    lang = pick_language(requested, request.app[SETTINGS].console.language)
+    body = {"allowed": allowed, "color": look.color, "title": look.title, "greeting": look.greeting}
+    if "lang" in request.query:  # widget.js asks in the page's language; chat.js has its own words
+        body["words"] = words_of(lang, WIDGET_WORDS)
+    headers = {"Cache-Control": "no-cache", "Vary": "Origin"}
+    if origin:
+        headers["Access-Control-Allow-Origin"] = origin
+    return web.json_response(body, headers=headers)
+
+
+async def embedded_chat(request: web.Request) -> web.StreamResponse:
+    """The chat page inside the widget's iframe, framed only by the site it was opened for."""
+    look = await _look(request)
+    parent = request.query.get("parent", "")
+    return web.FileResponse(
+        STATIC / "chat.html",
+        headers={
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": frame_ancestors(look, parent),
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@web.middleware
+async def chat_frames(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The plain chat page (the web chat channel's ``/chat``) may be framed by the router and the
+    account's allowed sites only."""
+    response = await handler(request)
+    if request.path == "/chat" and response.status == 200 and not response.prepared:
+        try:
+            look = await _look(request)
+        except (web.HTTPNotFound, StoreUnavailable):
+            look = WidgetLook()
+        response.headers.setdefault("Content-Security-Policy", frame_ancestors(look))
+    return response
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/widget.js", widget_script),
+        web.get("/widget/config", widget_config),
+        web.get("/chat/embed", embedded_chat),
+    ]

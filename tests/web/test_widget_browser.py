@@ -1,0 +1,333 @@
+"""The website widget in Debian's headless Chromium: a business's page on another origin (a small
+aiohttp server on ``localhost``, the router on ``127.0.0.1``) embeds the chat with widget.js."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from playwright.async_api import Browser, Frame, Page, expect
+
+from bot.handlers.webchat.embedding import identity_secret_name, user_hash
+from bot.keys import QUEUE, STORE
+from bot.web.keys import SERVICES
+from conversations.embedded import free_port
+from tests import factories
+
+pytestmark = pytest.mark.browser
+FIRST_ANSWER = 20_000  # ms: the router's first dispatch may wait for its language model to load
+
+SHOP_PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>Shop</title></head>
+<body><main><h1>Shop</h1><p>Our products.</p><a href="#top" id="first-link">Top</a></main>
+<script>window.seen = []; window.addEventListener("message", (e) => window.seen.push(e.origin));</script>
+{frames}
+<script src="{router}/widget.js" data-account="default" async></script>
+</body></html>"""
+
+# a page of a third origin that tries to talk to the widget's iframe and to the shop's page as if it
+# were the chat
+INTRUDER = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>x</title></head><body><script>
+window.addEventListener("message", () => {});
+function forge() {
+  parent.postMessage({ type: "omnirouter:message", message: { text: "forged" } }, "*");
+  parent.postMessage({ type: "omnirouter:close" }, "*");
+  for (let i = 0; i < parent.frames.length; i++) {
+    parent.frames[i].postMessage({ type: "omnirouter:user", user: { name: "Mallory" } }, "*");
+  }
+}
+</script></body></html>"""
+
+
+@dataclass
+class Site:
+    """The business's web server: its pages name the router's widget.js."""
+
+    origin: str  # http://localhost:PORT
+    other: str  # the same server as http://127.0.0.1:PORT: a third origin
+
+
+@pytest.fixture
+async def site(client: TestClient) -> AsyncIterator[Site]:
+    router = f"http://127.0.0.1:{client.server.port}"
+    port = free_port()
+
+    async def shop(request: web.Request) -> web.Response:
+        frames = f'<iframe id="intruder" src="http://127.0.0.1:{port}/intruder" title="ad"></iframe>'
+        page = SHOP_PAGE.format(
+            lang=request.query.get("lang", "en"), router=router, frames=frames if "intruder" in request.query else ""
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    async def intruder(request: web.Request) -> web.Response:
+        return web.Response(text=INTRUDER, content_type="text/html")
+
+    app = web.Application()
+    app.add_routes([web.get("/", shop), web.get("/intruder", intruder)])
+    server = TestServer(app, host="127.0.0.1", port=port)
+    await server.start_server()
+    try:
+        yield Site(f"http://localhost:{port}", f"http://127.0.0.1:{port}")
+    finally:
+        await server.close()
+
+
+async def eventually(check: Callable[[], bool], seconds: float = 5.0) -> None:
+    for _ in range(int(seconds * 20)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("not within 5 s")
+
+
+async def allow(client: TestClient, *sites: str, **look: str) -> None:
+    widget = {"sites": list(sites), "color": "#aa3300", "title": "Shop help", "greeting": "Hello from the shop!"}
+    await client.server.app[STORE].accounts.set_account_fields("default", widget={**widget, **look})
+
+
+def local_only(page: Page, ports: tuple[int, ...]) -> list[str]:
+    """Every address the page asks for that is not one of the test's servers (fills as it runs)."""
+    strays: list[str] = []
+    allowed = tuple(f"//{host}:{port}/" for host in ("127.0.0.1", "localhost") for port in ports)
+    page.on("request", lambda r: None if any(a in r.url for a in allowed) else strays.append(r.url))
+    return strays
+
+
+async def test_a_visitor_on_an_allowed_site_chats_through_the_widget(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin)
+    context = await browser.new_context()
+    page = await context.new_page()
+    strays = local_only(page, (client.server.port, int(site.origin.rsplit(":", 1)[1])))
+    await page.goto(f"{site.origin}/")
+    launcher = page.locator(".omnirouter-launcher")
+    await expect(launcher).to_be_visible()
+    await expect(launcher).to_have_attribute("aria-expanded", "false")
+    await page.evaluate("() => { window.got = []; omnirouter.on('message', (m) => window.got.push(m)); }")
+    await page.wait_for_function("() => document.querySelector('.omnirouter-panel iframe')")
+
+    await launcher.click()
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await expect(launcher).to_have_attribute("aria-expanded", "true")
+    await expect(chat.locator("h1")).to_have_text("Shop help")
+    await expect(chat.locator("#empty strong")).to_have_text("Hello from the shop!")
+    await expect(chat.locator("#status")).to_have_text("Online")
+    await expect(chat.locator("#text")).to_be_focused()
+    await page.evaluate("() => { omnirouter.setUser({ name: 'Dana Shopper' }); omnirouter.setLabel('from-shop'); }")
+    await chat.locator("#text").fill("where is my order?")
+    await chat.locator("#text").press("Enter")
+    await expect(chat.locator(".msg--system")).to_contain_text("A member of our team will reply", timeout=FIRST_ANSWER)
+    await page.wait_for_function("() => window.got.length === 1")
+    assert (await page.evaluate("() => window.got[0].sender")) == "system"
+
+    await chat.locator("#text").press("Escape")  # closes; the keyboard is back on the launcher
+    await expect(page.locator(".omnirouter-panel")).to_be_hidden()
+    await expect(launcher).to_be_focused()
+    store = client.server.app[STORE]
+    (thread,) = await factories.threads(store)
+    reply = await client.post(f"/api/threads/{thread.id}/replies", json={"id": "r1", "text": "It ships today."})
+    assert reply.status == 202, await reply.text()
+    await expect(page.locator(".omnirouter-badge")).to_have_text("1")  # unread while closed
+    await expect(launcher).to_have_attribute("aria-label", "Open chat (unread messages: 1)")
+    await page.wait_for_function("() => window.got.length === 2")
+    assert (await page.evaluate("() => window.got[1].text")) == "It ships today."
+
+    await launcher.press("Enter")
+    await expect(chat.locator(".msg--out", has_text="It ships today.")).to_be_visible()
+    await expect(page.locator(".omnirouter-badge")).to_be_hidden()
+    await context.close()
+
+    (inbound,) = await factories.messages(store, direction="in")
+    assert inbound.sender.get("name") == "Dana Shopper"
+    (labelled,) = await factories.threads(store)
+    assert labelled.labels == ["from-shop"]
+    assert strays == []
+
+
+async def test_a_site_not_allowed_gets_no_widget_and_cannot_frame_the_chat(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, "https://shop.example")  # another site, not this one
+    context = await browser.new_context()
+    page = await context.new_page()
+    warnings: list[str] = []
+    page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+    await page.goto(f"{site.origin}/")
+    await eventually(lambda: any("may not embed" in w for w in warnings))
+    assert await page.locator(".omnirouter-launcher").count() == 0
+    assert await page.evaluate("() => document.querySelectorAll('iframe').length") == 0
+
+    # a page that frames the chat itself, naming itself as the allowed parent, is refused by the browser
+    router = f"http://127.0.0.1:{client.server.port}"
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "frame-ancestors" in m.text else None)
+    await page.evaluate(
+        "(src) => { const f = document.createElement('iframe'); f.src = src; document.body.appendChild(f); }",
+        f"{router}/chat/embed?parent={site.origin}",
+    )
+    await eventually(lambda: len(blocked) > 0)
+    frame = page.frames[-1]
+    assert await frame.locator("#text").count() == 0  # nothing of the chat was shown
+    await context.close()
+
+
+async def test_the_widget_listens_to_its_own_chat_only_and_the_chat_to_its_own_site_only(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin)
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{site.origin}/?intruder=1&lang=lv")  # a Latvian page
+    await page.wait_for_function("() => window.omnirouter")
+    await expect(page.locator(".omnirouter-launcher")).to_have_attribute("aria-label", "Atvērt tērzēšanu")
+    await page.evaluate("() => { window.got = []; omnirouter.on('message', (m) => window.got.push(m)); }")
+    await page.locator(".omnirouter-launcher").click()
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await expect(chat.locator("#status")).to_have_text("Tiešsaistē")
+    await expect(chat.locator("html")).to_have_attribute("lang", "lv")
+
+    intruder = next(f for f in page.frames if f.url.endswith("/intruder"))
+    await intruder.evaluate("() => forge()")
+    await page.wait_for_function(f"() => window.seen.includes('{site.other}')")  # the forgeries arrived
+    await expect(page.locator(".omnirouter-panel")).to_be_visible()  # the forged close was ignored
+    assert await page.evaluate("() => window.got") == []  # and so was the forged message
+    await chat.locator("#text").fill("hello")
+    await chat.locator("#text").press("Enter")
+    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
+    await context.close()
+
+    (inbound,) = await factories.messages(client.server.app[STORE], direction="in")
+    assert inbound.sender.get("name") != "Mallory"  # the intruder could not name the visitor
+
+
+async def test_a_returning_visitor_sees_past_conversations_and_who_answered(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin)
+    app = client.server.app
+    store = app[STORE]
+    agent = await factories.agent(store, "ava berzina", online=True)  # named "Ava Berzina"
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{site.origin}/")
+    await page.locator(".omnirouter-launcher").click()
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await chat.locator("#text").fill("my parcel is late")
+    await chat.locator("#text").press("Enter")
+    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
+    (thread,) = await factories.threads(store)
+    await app[QUEUE].take(agent, thread.id)
+    await app[SERVICES].replies.answer(thread.id, agent, "Found it: it arrives tomorrow.", "n1")
+    reply = chat.locator(".msg--agent")
+    await expect(reply).to_contain_text("Found it")
+    await expect(reply.locator(".msg__who")).to_have_text("AAva Berzina")  # the initial, then the name
+    await app[QUEUE].resolve(thread.id, agent)
+
+    await page.reload()  # another visit: the chat finds the visitor again through the site's storage
+    await page.locator(".omnirouter-launcher").click()
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await expect(chat.locator(".msg--in")).to_have_text("my parcel is late")
+    await expect(chat.locator(".msg--agent .msg__who")).to_have_text("AAva Berzina")
+    await expect(chat.locator(".msg--resolved")).to_have_text("This conversation was resolved")
+    await expect(chat.locator(".msg").last).to_have_class(re.compile("msg--resolved"))
+    await context.close()
+
+
+AXE = Path(__file__).resolve().parent / "vendor" / "node_modules" / "axe-core" / "axe.min.js"
+SERIOUS = """async (include) => {
+  const found = await axe.run(include ? { include } : document, { resultTypes: ["violations"] });
+  return found.violations.filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}"""
+
+
+async def serious_violations(where: Page | Frame, include: list[list[str]] | None = None) -> list[str]:
+    """What axe-core finds of serious or critical impact (in ``include`` only, when given)."""
+    assert AXE.exists(), "axe-core is missing: `make test` installs it (npm ci in tests/web/vendor)"
+    await where.add_script_tag(path=str(AXE))
+    found: list[str] = await where.evaluate(SERIOUS, include)
+    return found
+
+
+async def test_the_widget_is_usable_by_keyboard_and_screen_reader_and_fills_a_phone(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin)
+    store = client.server.app[STORE]
+    agent = await factories.agent(store, "ava", online=True)
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{site.origin}/")
+    launcher = page.locator(".omnirouter-launcher")
+    await expect(launcher).to_be_visible()
+    ours = [[".omnirouter-launcher"], [".omnirouter-panel"]]
+    assert await serious_violations(page, ours) == []
+
+    await page.keyboard.press("Tab")  # the page's own link first, then the launcher
+    await page.keyboard.press("Tab")
+    await expect(launcher).to_be_focused()
+    await page.keyboard.press("Enter")
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await expect(chat.locator("#text")).to_be_focused()
+    await page.keyboard.type("is this accessible?")
+    await page.keyboard.press("Enter")
+    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
+    (thread,) = await factories.threads(store)
+    await client.server.app[QUEUE].take(agent, thread.id)
+    await client.server.app[SERVICES].replies.answer(thread.id, agent, "Yes, it is.", "n1")
+    await expect(chat.locator(".msg--agent")).to_have_count(1)
+    frame = next(f for f in page.frames if "/chat/embed" in f.url)
+    assert await serious_violations(frame) == []
+    assert await serious_violations(page, ours) == []
+    await page.keyboard.press("Escape")
+    await expect(page.locator(".omnirouter-panel")).to_be_hidden()
+    await expect(launcher).to_be_focused()
+
+    await page.set_viewport_size({"width": 390, "height": 844})  # a phone: the open widget fills the screen
+    await page.keyboard.press("Enter")
+    box = await page.locator(".omnirouter-panel").bounding_box()
+    assert box == {"x": 0, "y": 0, "width": 390, "height": 844}
+    await expect(chat.locator("#close")).to_be_visible()  # and closes by its own button
+    await chat.locator("#close").click()
+    await expect(page.locator(".omnirouter-panel")).to_be_hidden()
+    await context.close()
+
+
+async def test_a_user_the_site_vouches_for_finds_their_chat_in_another_browser(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin)
+    secret = "the-shop-server-knows-this"
+    await client.server.app[STORE].secrets.replace_sealed_secret(identity_secret_name("default"), secret)
+    signed_in = f"() => omnirouter.setUser({{ name: 'Dana', user_id: 'u-7', user_hash: '{user_hash(secret, 'u-7')}' }})"
+
+    laptop = await browser.new_context()
+    page = await laptop.new_page()
+    await page.goto(f"{site.origin}/")
+    await page.wait_for_function("() => window.omnirouter")
+    await page.evaluate(signed_in)
+    await page.locator(".omnirouter-launcher").click()
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await expect(chat.locator("#status")).to_have_text("Online")
+    await chat.locator("#text").fill("ordered on my laptop")
+    await chat.locator("#text").press("Enter")
+    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
+    await laptop.close()
+
+    phone = await browser.new_context()  # another device: nothing kept from the laptop
+    page = await phone.new_page()
+    await page.goto(f"{site.origin}/")
+    await page.wait_for_function("() => window.omnirouter")
+    await page.locator(".omnirouter-launcher").click()
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await expect(chat.locator("#status")).to_have_text("Online")
+    await expect(chat.locator(".msg")).to_have_count(0)  # a stranger until the site vouches
+    await page.evaluate(signed_in)
+    await expect(chat.locator(".msg--in")).to_have_text("ordered on my laptop")
+    await phone.close()
