@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Route, expect
 
 from bot.app import create_app
 from bot.keys import STORE
@@ -43,6 +45,37 @@ async def test_a_customer_chats_and_finds_the_conversation_after_a_reload(client
     assert len(await factories.threads(store)) == 1
     assert len(await factories.messages(store, direction="in")) == 2
     assert len(await factories.outbox(store)) == 1
+
+
+async def test_a_message_written_while_the_page_still_loads_its_script_is_sent(
+    client: TestClient, browser: Browser
+) -> None:
+    """On a slow connection the composer is on screen before chat.js has run: it stays disabled
+    until then, so what the visitor writes is not a stray line break in a box nothing reads (nor a
+    click on Send that reloads the page with the text in its URL)."""
+    context = await browser.new_context()
+    page = await context.new_page()
+    script_asked = asyncio.Event()
+
+    async def slow_script(route: Route) -> None:
+        script_asked.set()
+        await asyncio.sleep(1.5)
+        await route.continue_()
+
+    await page.route("**/static/chat.js", slow_script)
+    base = f"http://127.0.0.1:{client.server.port}"
+    loading = asyncio.create_task(page.goto(f"{base}/chat"))
+    await script_asked.wait()
+    await expect(page.locator("#text")).to_be_disabled()
+    await page.fill("#text", "is my order on its way?")  # waits for the composer to be enabled
+    await page.keyboard.press("Enter")
+    await loading
+    await expect(page.locator(".msg--system")).to_contain_text("A member of our team will reply")
+    assert "is my order" not in page.url
+    await context.close()
+    assert [m.text for m in await factories.messages(client.server.app[STORE], direction="in")] == [
+        "is my order on its way?"
+    ]
 
 
 async def test_messages_typed_while_the_router_restarts_are_sent_once_it_is_back(

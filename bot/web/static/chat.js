@@ -332,6 +332,10 @@
       form.requestSubmit();
     }
   });
+  // the composer comes disabled until now: a message typed or sent before this script ran was
+  // lost (a click on Send submitted the form natively, the text in the URL)
+  input.disabled = false;
+  document.getElementById("send").disabled = false;
   if (embedded) {
     document.body.classList.add("embedded");
     const closer = document.getElementById("close");
