@@ -18,6 +18,7 @@ from conversations import (
     accounts,
     agents,
     audit,
+    campaigns,
     contact_merges,
     contacts,
     events,
@@ -36,6 +37,7 @@ from conversations import (
 from conversations.accounts import AccountsRepository
 from conversations.agents import AgentsRepository
 from conversations.audit import AuditRepository
+from conversations.campaigns import CampaignsRepository
 from conversations.client import IndexPlan, StoreClient
 from conversations.contact_merges import ContactMergesRepository
 from conversations.contacts import ContactsRepository
@@ -74,6 +76,7 @@ INDEXES: tuple[IndexPlan, ...] = (
     audit.INDEXES,
     reports.INDEXES,
     files.INDEXES,
+    campaigns.INDEXES,
 )
 
 
@@ -102,6 +105,7 @@ class Repositories:
     mail: MailRepository
     phone: PhoneRepository
     files: FilesRepository
+    campaigns: CampaignsRepository
 
     @classmethod
     def connect(
@@ -144,6 +148,7 @@ class Repositories:
             mail=MailRepository(client),
             phone=PhoneRepository(client),
             files=FilesRepository(client),
+            campaigns=CampaignsRepository(client),
         )
 
     async def ensure_indexes(self) -> None:
