@@ -1,0 +1,194 @@
+"""Sending campaigns: each contact of a campaign's audience gets the message once, through the outbox,
+at the campaign's pace.
+
+A contact without an identity on the campaign's channel, or one who opted out there (SMS STOP), is
+skipped and counted. Every other contact's message is recorded in the contact's open thread on the
+channel (or a thread opened for it), so a reply lands in that thread as any other message would,
+and is queued in the outbox under a key derived from campaign and contact: a replay after a stop is
+a no-op at the store, never a second send. The campaign's cursor (the last contact handled) moves
+after each page, and a sender started later (another process, a restart) resumes every campaign
+still ``sending``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from bot.logs import log_event
+from bot.router.outbox import Outbox
+from bot.sending_settings import CampaignSettings
+from bot.tasks import pause, raise_if_cancelled, wait_set
+from conversations.campaigns import Audience, Campaign, CampaignsRepository, CampaignState, Recipient, RecipientState
+from conversations.errors import StoreUnavailable
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.thread_models import Contact, SenderKind
+from conversations.traffic import Identity
+
+log = logging.getLogger("omnirouter.services.campaigns")
+
+PAGE = 200  # contacts read (and recipients recorded) at a time
+PHONE_CONSENT_CHANNELS = frozenset({"sms", "whatsapp"})  # channels whose STOP the phone records keep
+
+
+def campaign_key(campaign_id: str, contact_id: str) -> str:
+    """The outbox's dedup key of one campaign message: one per campaign and contact, ever."""
+    return f"cmp:{campaign_id}:{contact_id}"
+
+
+class Pace:
+    """At most ``rate`` starts a second: each :meth:`wait` returns no sooner than ``1 / rate``
+    after the one before (a late one does not earn a burst)."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = time.monotonic()
+
+    async def wait(self) -> None:
+        delay = self._next - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self._next = max(self._next, time.monotonic() - self._interval) + self._interval
+
+
+class CampaignSender:
+    """Sends the campaigns that are due, one task per campaign, and resumes unfinished ones."""
+
+    def __init__(self, store: Repositories, outbox: Outbox, settings: CampaignSettings) -> None:
+        self._store = store
+        self._outbox = outbox
+        self._settings = settings
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for due campaigns now (one was just created to send at once)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Start every due campaign's sending until cancelled."""
+        try:
+            while True:
+                raise_if_cancelled()
+                try:
+                    await self.start_due()
+                except StoreUnavailable:
+                    log_event(log, "campaigns.store_unavailable", logging.WARNING)
+                    await pause(self._settings.poll_interval)
+                    continue
+                if await wait_set(self._wake, self._settings.poll_interval):
+                    self._wake.clear()
+        finally:
+            for task in self._running.values():
+                task.cancel()
+            if self._running:
+                await asyncio.wait(list(self._running.values()), timeout=5)
+
+    async def start_due(self) -> None:
+        for campaign in await self._store.campaigns.due_campaigns(utcnow()):
+            task = self._running.get(campaign.id)
+            if task is None or task.done():
+                self._running[campaign.id] = asyncio.create_task(self.send(campaign), name=f"campaign-{campaign.id}")
+
+    async def send(self, campaign: Campaign) -> None:
+        """Send ``campaign`` from its cursor to the end of its audience (or until it is cancelled)."""
+        started = await self._store.campaigns.start_sending(campaign.id)
+        if started is None:
+            return
+        log_event(log, "campaign.sending", campaign=campaign.id, cursor=started.cursor or "")
+        pace, cursor = Pace(self._settings.rate), started.cursor
+        while True:
+            page = await self._store.campaigns.audience_page(started, cursor, PAGE)
+            if not page:
+                break
+            if await self._store.campaigns.campaign_state(campaign.id) != CampaignState.SENDING:
+                log_event(log, "campaign.stopped", campaign=campaign.id)
+                return
+            recipients = [await self._send_one(started, contact, pace) for contact in page]
+            await self._store.campaigns.record_recipients(started, recipients)
+            cursor = page[-1].id
+            await self._store.campaigns.advance_cursor(campaign.id, cursor)
+        await self._store.campaigns.finish_campaign(campaign.id, utcnow())
+        log_event(log, "campaign.done", campaign=campaign.id)
+
+    async def _send_one(self, campaign: Campaign, contact: Contact, pace: Pace) -> Recipient:
+        identity = _identity_on(contact, campaign.channel)
+        if identity is None:
+            return Recipient(contact.id, RecipientState.SKIPPED, "no_identity")
+        if campaign.channel in PHONE_CONSENT_CHANNELS and await self._store.phone.opted_out(
+            campaign.account_id, campaign.channel, identity.address
+        ):
+            return Recipient(contact.id, RecipientState.SKIPPED, "opted_out")
+        await pace.wait()
+        now = utcnow()
+        thread = await self._store.threads.find_open_thread(contact.id, campaign.channel)
+        if thread is None:
+            thread = await self._store.threads.open_thread(campaign.account_id, contact.id, identity, now)
+        message = await self._outbox.enqueue_reply(
+            dedup_key=campaign_key(campaign.id, contact.id),
+            thread=thread,
+            to=identity,
+            text=campaign.text,
+            sender={"kind": str(SenderKind.BOT), "campaign": campaign.id},
+            meta=_message_meta(campaign),
+        )
+        return Recipient(contact.id, RecipientState.QUEUED, message_id=message.id)
+
+
+class CampaignRefused(ValueError):
+    """The campaign cannot be created as asked; the message says why (shown to the admin)."""
+
+
+async def create_campaign(
+    store: Repositories,
+    sender: CampaignSender | None,
+    *,
+    account_id: str,
+    name: str,
+    channel: str,
+    text: str,
+    audience: Audience | None = None,
+    subject: str | None = None,
+    send_at: datetime | None = None,
+    created_by: str | None = None,
+) -> Campaign:
+    """Store a campaign to send at ``send_at`` (now when not given) and wake the sender."""
+    if not name.strip():
+        raise CampaignRefused("a campaign needs a name")
+    if not text.strip():
+        raise CampaignRefused("a campaign needs a message")
+    now = utcnow()
+    campaign = Campaign(
+        id=CampaignsRepository.new_campaign_id(),
+        account_id=account_id,
+        name=name.strip(),
+        channel=channel,
+        state=CampaignState.SCHEDULED,
+        created_at=now,
+        send_at=send_at or now,
+        audience=audience or Audience(),
+        text=text,
+        subject=subject or None,
+        created_by=created_by,
+    )
+    await store.campaigns.create_campaign(campaign)
+    if sender is not None and campaign.send_at <= now:
+        sender.wake()
+    return campaign
+
+
+def _identity_on(contact: Contact, channel: str) -> Identity | None:
+    found: Sequence[Identity] = [i for i in contact.identities if i.channel == channel]
+    return found[0] if found else None
+
+
+def _message_meta(campaign: Campaign) -> dict[str, Any]:
+    meta: dict[str, Any] = {"campaign": campaign.id}
+    if campaign.subject:
+        meta["subject"] = campaign.subject
+    return meta

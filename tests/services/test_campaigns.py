@@ -1,0 +1,134 @@
+"""Campaigns sent through the router to the fake Telegram Bot API: once per contact even when the
+router stops mid-campaign and a new one resumes it, skips counted, and the configured pace kept."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.keys import STORE
+from bot.services.campaigns import create_campaign
+from bot.settings import Settings
+from bot.web.keys import CAMPAIGNS
+from conversations.campaigns import CampaignState
+from conversations.embedded import EmbeddedMongo
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.traffic import Identity
+from tests.conftest import operator_client
+from tests.factories import ACCOUNT
+from tests.fakes.telegram_api import FakeBotAPI
+from tests.handlers.channels import channel_settings, fixture, post_telegram
+from tests.router.test_inbound import wait_for
+
+
+def settings_for(embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI, rate: float) -> Settings:
+    return channel_settings(
+        embedded.uri,
+        db_name,
+        telegram_api=bot_api.url,
+        campaigns={"rate": rate, "poll_interval": 0.1},
+        outbox={"lease_seconds": 1},
+    )
+
+
+async def telegram_contacts(store: Repositories, count: int) -> list[str]:
+    return [
+        await store.contacts.find_or_create_contact(ACCOUNT, Identity("telegram", str(9000 + n)), None, utcnow())
+        for n in range(count)
+    ]
+
+
+async def state_of(store: Repositories, campaign_id: str) -> CampaignState | None:
+    return await store.campaigns.campaign_state(campaign_id)
+
+
+async def test_a_campaign_resumed_by_a_new_router_sends_each_contact_once(
+    embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI
+) -> None:
+    settings = settings_for(embedded, db_name, bot_api, rate=40)
+    async with operator_client(settings) as first:
+        store = first.server.app[STORE]
+        await telegram_contacts(store, 60)
+        campaign = await create_campaign(
+            store, first.server.app[CAMPAIGNS], account_id=ACCOUNT, name="Spring", channel="telegram", text="Hello!"
+        )
+        await wait_for(lambda: sent_at_least(bot_api, 10))
+    stopped_at = len(bot_api.sent())
+    assert stopped_at < 60, "the first router stopped mid-campaign"
+    async with operator_client(settings) as second:
+        store = second.server.app[STORE]
+        await wait_for(lambda: is_done(store, campaign.id), timeout=20)
+        await wait_for(lambda: sent_at_least(bot_api, 60))
+        await asyncio.sleep(1.5)  # a lease of the first router running out would send again now
+        chats = [call["chat_id"] for call in bot_api.sent()]
+        assert sorted(chats) == sorted(str(9000 + n) for n in range(60))
+        counts = await store.campaigns.recipient_counts(campaign.id)
+        assert counts == {"queued": 60}
+
+
+async def test_contacts_without_an_identity_on_the_channel_are_skipped_and_counted(
+    embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI
+) -> None:
+    async with operator_client(settings_for(embedded, db_name, bot_api, rate=100)) as router:
+        store = router.server.app[STORE]
+        await telegram_contacts(store, 3)
+        await store.contacts.find_or_create_contact(ACCOUNT, Identity("webchat", "visitor-1"), None, utcnow())
+        campaign = await create_campaign(
+            store, router.server.app[CAMPAIGNS], account_id=ACCOUNT, name="News", channel="telegram", text="News!"
+        )
+        await wait_for(lambda: is_done(store, campaign.id))
+        await wait_for(lambda: sent_at_least(bot_api, 3))
+        assert await store.campaigns.recipient_counts(campaign.id) == {"queued": 3}
+
+
+async def test_a_campaign_message_lands_in_the_contacts_open_thread(
+    embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI
+) -> None:
+    async with operator_client(settings_for(embedded, db_name, bot_api, rate=100)) as router:
+        store = router.server.app[STORE]
+        contact = await store.contacts.find_or_create_contact(
+            ACCOUNT, Identity("telegram", "5512345678"), None, utcnow()
+        )
+        campaign = await create_campaign(
+            store, router.server.app[CAMPAIGNS], account_id=ACCOUNT, name="One", channel="telegram", text="Hi there"
+        )
+        await wait_for(lambda: is_done(store, campaign.id))
+        thread = await store.threads.find_open_thread(contact, "telegram")
+        assert thread is not None
+        assert [m.text for m in await store.messages.thread_messages(thread.id)] == ["Hi there"]
+        assert (await post_telegram(router, fixture("telegram", "text"))).status == 200  # the customer answers
+        texts = [m.text for m in await store.messages.thread_messages(thread.id)]
+        assert texts[0] == "Hi there" and len(texts) >= 2
+
+
+async def test_sending_keeps_the_configured_pace(embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI) -> None:
+    async with operator_client(settings_for(embedded, db_name, bot_api, rate=20)) as router:
+        store = router.server.app[STORE]
+        await telegram_contacts(store, 21)
+        campaign = await create_campaign(
+            store, router.server.app[CAMPAIGNS], account_id=ACCOUNT, name="Paced", channel="telegram", text="Slowly"
+        )
+        await wait_for(lambda: is_done(store, campaign.id), timeout=20)
+        await wait_for(lambda: sent_at_least(bot_api, 21))
+    times = sorted(call.at for call in bot_api.calls if call.method == "sendMessage")
+    # 21 messages at 20 a second take at least a second (20 intervals); generous margin below
+    assert times[-1] - times[0] >= 0.9
+
+
+async def sent_at_least(bot_api: FakeBotAPI, count: int) -> bool:
+    return len(bot_api.sent()) >= count
+
+
+async def is_done(store: Repositories, campaign_id: str) -> bool:
+    return await state_of(store, campaign_id) == CampaignState.DONE
+
+
+@pytest.fixture
+async def bot_api() -> AsyncIterator[FakeBotAPI]:
+    fake = FakeBotAPI()
+    await fake.start()
+    yield fake
+    await fake.stop()
