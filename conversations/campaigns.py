@@ -29,6 +29,13 @@ INDEXES: IndexPlan = {
         IndexModel([("state", ASCENDING), ("send_at", ASCENDING)]),
     ],
     "campaign_recipients": [IndexModel([("campaign_id", ASCENDING), ("state", ASCENDING)])],
+    # a campaign's report: its messages and sends
+    "messages": [
+        IndexModel([("meta.campaign", ASCENDING)], partialFilterExpression={"meta.campaign": {"$exists": True}})
+    ],
+    "outbox": [
+        IndexModel([("meta.campaign", ASCENDING)], partialFilterExpression={"meta.campaign": {"$exists": True}})
+    ],
 }
 
 
@@ -271,3 +278,23 @@ class CampaignsRepository(Repository):
         async for row in await self._db.campaign_recipients.aggregate(by_reason):
             counts[f"skipped:{row['_id']}"] = row["n"]
         return counts
+
+    async def delivery_counts(self, campaign_id: str) -> dict[str, int]:
+        """The campaign's messages by delivery status (``queued``, ``sent``, ``delivered``,
+        ``read``, ``failed``), as the providers last reported them."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"meta.campaign": campaign_id, "direction": "out"}},
+            {"$group": {"_id": "$delivery_status", "n": {"$sum": 1}}},
+        ]
+        return {str(row["_id"]): row["n"] async for row in await self._db.messages.aggregate(pipeline)}
+
+    async def failure_reasons(self, campaign_id: str, limit: int = 20) -> list[tuple[str, int]]:
+        """Why the campaign's sends that were given up on failed: the provider's errors, most
+        frequent first."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"meta.campaign": campaign_id, "state": "dead"}},
+            {"$group": {"_id": "$last_error", "n": {"$sum": 1}}},
+            {"$sort": {"n": -1}},
+            {"$limit": limit},
+        ]
+        return [(str(row["_id"] or ""), row["n"]) async for row in await self._db.outbox.aggregate(pipeline)]

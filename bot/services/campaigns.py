@@ -33,6 +33,7 @@ from conversations.traffic import Identity
 log = logging.getLogger("omnirouter.services.campaigns")
 
 PAGE = 200  # contacts read (and recipients recorded) at a time
+CONCURRENT = 32  # messages of one campaign being stored at once
 PHONE_CONSENT_CHANNELS = frozenset({"sms", "whatsapp"})  # channels whose STOP the phone records keep
 
 
@@ -109,22 +110,44 @@ class CampaignSender:
             if await self._store.campaigns.campaign_state(campaign.id) != CampaignState.SENDING:
                 log_event(log, "campaign.stopped", campaign=campaign.id)
                 return
-            recipients = [await self._send_one(started, contact, pace) for contact in page]
+            recipients = await self._send_page(started, page, pace)
             await self._store.campaigns.record_recipients(started, recipients)
             cursor = page[-1].id
             await self._store.campaigns.advance_cursor(campaign.id, cursor)
         await self._store.campaigns.finish_campaign(campaign.id, utcnow())
         log_event(log, "campaign.done", campaign=campaign.id)
 
-    async def _send_one(self, campaign: Campaign, contact: Contact, pace: Pace) -> Recipient:
-        identity = _identity_on(contact, campaign.channel)
-        if identity is None:
-            return Recipient(contact.id, RecipientState.SKIPPED, "no_identity")
-        if campaign.channel in PHONE_CONSENT_CHANNELS and await self._store.phone.opted_out(
-            campaign.account_id, campaign.channel, identity.address
-        ):
-            return Recipient(contact.id, RecipientState.SKIPPED, "opted_out")
-        await pace.wait()
+    async def _send_page(self, campaign: Campaign, page: Sequence[Contact], pace: Pace) -> list[Recipient]:
+        """Each contact's message queued (or the reason it is skipped). The messages start at the
+        campaign's pace, and several are stored at once (the store batches concurrent writes)."""
+        slots = asyncio.Semaphore(CONCURRENT)
+
+        async def deliver(contact: Contact, identity: Identity) -> Recipient:
+            async with slots:
+                return await self._send_one(campaign, contact, identity)
+
+        started: list[asyncio.Task[Recipient] | Recipient] = []
+        try:
+            for contact in page:
+                identity = _identity_on(contact, campaign.channel)
+                if identity is None:
+                    started.append(Recipient(contact.id, RecipientState.SKIPPED, "no_identity"))
+                elif campaign.channel in PHONE_CONSENT_CHANNELS and await self._store.phone.opted_out(
+                    campaign.account_id, campaign.channel, identity.address
+                ):
+                    started.append(Recipient(contact.id, RecipientState.SKIPPED, "opted_out"))
+                else:
+                    await pace.wait()
+                    await slots.acquire()  # no more than CONCURRENT stores in flight
+                    slots.release()
+                    started.append(asyncio.create_task(deliver(contact, identity)))
+            return [r if isinstance(r, Recipient) else await r for r in started]
+        finally:
+            pending = [r for r in started if isinstance(r, asyncio.Task) and not r.done()]
+            if pending:  # stopped midway: let the messages already started be stored
+                await asyncio.wait(pending, timeout=5)
+
+    async def _send_one(self, campaign: Campaign, contact: Contact, identity: Identity) -> Recipient:
         now = utcnow()
         thread = await self._store.threads.find_open_thread(contact.id, campaign.channel)
         if thread is None:

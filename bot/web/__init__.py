@@ -18,6 +18,7 @@ from bot.web.admin import account as admin_account
 from bot.web.admin import accounts as admin_accounts
 from bot.web.admin import agents as admin_agents
 from bot.web.admin import answers as admin_answers
+from bot.web.admin import campaigns as admin_campaigns
 from bot.web.admin import intents as admin_intents
 from bot.web.admin import privacy as admin_privacy
 from bot.web.admin import reports as admin_reports
@@ -87,6 +88,7 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(search.routes())
     app.add_routes(admin_agents.routes())
     app.add_routes(admin_reports.routes() + admin_privacy.routes())
+    app.add_routes(admin_campaigns.routes())
     app.add_routes(admin_intents.routes() + admin_answers.routes() + admin_training.routes())
     app.add_routes(admin_account.routes())
     app.add_routes(admin_accounts.routes())

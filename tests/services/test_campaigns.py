@@ -14,13 +14,16 @@ from bot.settings import Settings
 from bot.web.keys import CAMPAIGNS
 from conversations.campaigns import CampaignState
 from conversations.embedded import EmbeddedMongo
-from conversations.models import utcnow
+from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
+from conversations.thread_models import Contact
 from conversations.traffic import Identity
 from tests.conftest import operator_client
 from tests.factories import ACCOUNT
 from tests.fakes.telegram_api import FakeBotAPI
+from tests.fakes.twilio import FakeTwilio
 from tests.handlers.channels import channel_settings, fixture, post_telegram
+from tests.handlers.sms.test_sms import sms_settings, twilio  # noqa: F401 (a fixture)
 from tests.router.test_inbound import wait_for
 
 
@@ -132,3 +135,63 @@ async def bot_api() -> AsyncIterator[FakeBotAPI]:
     await fake.start()
     yield fake
     await fake.stop()
+
+
+async def test_sms_contacts_who_said_stop_are_skipped_and_counted(
+    embedded: EmbeddedMongo, db_name: str, twilio: FakeTwilio
+) -> None:
+    settings = sms_settings(embedded.uri, db_name, twilio.url, campaigns={"rate": 100, "poll_interval": 0.1})
+    async with operator_client(settings) as router:
+        store = router.server.app[STORE]
+        for number in ("+14155550001", "+14155550002", "+14155550003"):
+            await store.contacts.find_or_create_contact(ACCOUNT, Identity("sms", number), None, utcnow())
+        await store.phone.set_consent(ACCOUNT, "sms", "+14155550002", "stop", epoch_ms(utcnow()), "msg_stop")
+        campaign = await create_campaign(
+            store, router.server.app[CAMPAIGNS], account_id=ACCOUNT, name="Sale", channel="sms", text="Sale today"
+        )
+        await wait_for(lambda: is_done(store, campaign.id))
+        await wait_for(lambda: twilio_sent(twilio, 2))
+        await asyncio.sleep(0.3)
+        assert sorted(m["To"] for m in twilio.sent) == ["+14155550001", "+14155550003"]
+        assert await store.campaigns.recipient_counts(campaign.id) == {
+            "queued": 2,
+            "skipped": 1,
+            "skipped:opted_out": 1,
+        }
+
+
+@pytest.mark.slow
+async def test_two_thousand_contacts_each_sent_once_never_faster_than_the_rate(
+    embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI
+) -> None:
+    count, rate = 2_000, 400.0
+    async with operator_client(settings_for(embedded, db_name, bot_api, rate=rate)) as router:
+        store = router.server.app[STORE]
+        now = utcnow()
+        await store.contacts.import_contacts(
+            [
+                Contact(
+                    id=f"con_{n:024d}",
+                    account_id=ACCOUNT,
+                    created_at=now,
+                    updated_at=now,
+                    identities=[Identity("telegram", str(100_000 + n))],
+                )
+                for n in range(count)
+            ]
+        )
+        campaign = await create_campaign(
+            store, router.server.app[CAMPAIGNS], account_id=ACCOUNT, name="All", channel="telegram", text="Big news"
+        )
+        # ~13 s on an idle 2-core machine: the embedded store, not the rate, bounds it (~150 messages a
+        # second end to end), so 10,000 would take over a minute
+        await wait_for(lambda: is_done(store, campaign.id), timeout=90)
+        await wait_for(lambda: sent_at_least(bot_api, count), timeout=10)
+    times = sorted(call.at for call in bot_api.calls if call.method == "sendMessage")
+    assert len({call["chat_id"] for call in bot_api.sent()}) == len(bot_api.sent()) == count
+    # never faster than the rate (with a margin for timer jitter); the whole run took ~count / rate or more
+    assert times[-1] - times[0] >= 0.9 * (count - 1) / rate
+
+
+async def twilio_sent(twilio: FakeTwilio, count: int) -> bool:
+    return len(twilio.sent) >= count
