@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.business_hours import QuietHours
 from bot.setting_fields import between as _between
 from bot.setting_fields import setting as _setting
 
@@ -26,9 +27,22 @@ class OutboxSettings:
     concurrency: int = _setting(16, check=_between(1, 1000), doc="sends in flight per process")
 
 
+def _quiet_hours(value: str) -> str | None:
+    try:
+        QuietHours.parse(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 @dataclass(frozen=True)
 class CampaignSettings:
     rate: float = _setting(10.0, check=_between(0.01, 10000), doc="messages per second each campaign sends at most")
     poll_interval: float = _setting(
         5.0, check=_between(0.01, 3600), doc="how often the campaign sender looks for campaigns due, seconds"
+    )
+    quiet_hours: str = _setting(
+        "",
+        check=_quiet_hours,
+        doc="local time (the account's time zone) in which campaigns hold their sending, like 21:00-09:00; empty: none",
     )

@@ -18,7 +18,9 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from bot.business_hours import QuietHours
 from bot.logs import log_event
 from bot.router.outbox import Outbox
 from bot.sending_settings import CampaignSettings
@@ -33,6 +35,7 @@ from conversations.traffic import Identity
 log = logging.getLogger("omnirouter.services.campaigns")
 
 PAGE = 200  # contacts read (and recipients recorded) at a time
+QUIET_CHECK = 30.0  # seconds between looks at the clock while quiet hours hold a campaign
 CONCURRENT = 32  # messages of one campaign being stored at once
 PHONE_CONSENT_CHANNELS = frozenset({"sms", "whatsapp"})  # channels whose STOP the phone records keep
 
@@ -60,10 +63,14 @@ class Pace:
 class CampaignSender:
     """Sends the campaigns that are due, one task per campaign, and resumes unfinished ones."""
 
-    def __init__(self, store: Repositories, outbox: Outbox, settings: CampaignSettings) -> None:
+    def __init__(
+        self, store: Repositories, outbox: Outbox, settings: CampaignSettings, default_timezone: str = "UTC"
+    ) -> None:
         self._store = store
         self._outbox = outbox
         self._settings = settings
+        self._quiet = QuietHours.parse(settings.quiet_hours)
+        self._default_zone = default_timezone
         self._running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
 
@@ -137,6 +144,7 @@ class CampaignSender:
                 ):
                     started.append(Recipient(contact.id, RecipientState.SKIPPED, "opted_out"))
                 else:
+                    await self._outside_quiet_hours(campaign)
                     await pace.wait()
                     await slots.acquire()  # no more than CONCURRENT stores in flight
                     slots.release()
@@ -146,6 +154,16 @@ class CampaignSender:
             pending = [r for r in started if isinstance(r, asyncio.Task) and not r.done()]
             if pending:  # stopped midway: let the messages already started be stored
                 await asyncio.wait(pending, timeout=5)
+
+    async def _outside_quiet_hours(self, campaign: Campaign) -> None:
+        """Return once it is not quiet hours in the account's time zone (at once, mostly)."""
+        if self._quiet.start is None:
+            return
+        account = await self._store.accounts.get_account(campaign.account_id)
+        zone = ZoneInfo(str(((account.routing or {}) if account else {}).get("timezone", self._default_zone)))
+        while (ends := self._quiet.ends(utcnow(), zone)) is not None:
+            log_event(log, "campaign.quiet_hours", campaign=campaign.id, until=ends.isoformat())
+            await pause(min(max((ends - utcnow()).total_seconds(), 0.05), QUIET_CHECK))
 
     async def _send_one(self, campaign: Campaign, contact: Contact, identity: Identity) -> Recipient:
         now = utcnow()

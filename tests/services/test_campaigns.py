@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 
@@ -195,3 +196,26 @@ async def test_two_thousand_contacts_each_sent_once_never_faster_than_the_rate(
 
 async def twilio_sent(twilio: FakeTwilio, count: int) -> bool:
     return len(twilio.sent) >= count
+
+
+async def test_quiet_hours_in_the_accounts_time_zone_hold_the_sending(
+    embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI
+) -> None:
+    now = utcnow()
+    around_now = f"{(now - timedelta(hours=1)):%H:%M}-{(now + timedelta(hours=1)):%H:%M}"  # UTC: the default zone
+    settings = channel_settings(
+        embedded.uri,
+        db_name,
+        telegram_api=bot_api.url,
+        campaigns={"rate": 100, "poll_interval": 0.1, "quiet_hours": around_now},
+    )
+    async with operator_client(settings) as router:
+        store = router.server.app[STORE]
+        await telegram_contacts(store, 2)
+        campaign = await create_campaign(
+            store, router.server.app[CAMPAIGNS], account_id=ACCOUNT, name="Night", channel="telegram", text="Hi"
+        )
+        await asyncio.sleep(1.0)
+        assert bot_api.sent() == []
+        assert await state_of(store, campaign.id) == CampaignState.SENDING
+        assert await store.campaigns.recipient_counts(campaign.id) == {}
