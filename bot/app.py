@@ -190,7 +190,9 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SHIFTS] = Shifts(store, queue, settings.queue.requeue_on_shift_end)
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
     app[EVENTS], app[WEBHOOKS] = events, sender
-    campaigns = app[CAMPAIGNS] = CampaignSender(store, outbox, settings.campaigns, settings.queue.timezone)
+    campaigns = app[CAMPAIGNS] = CampaignSender(
+        store, outbox, settings.campaigns, settings.queue.timezone, settings.server.public_url
+    )
     app[SERVICES] = Services(
         replies=Replies(store, outbox, adapters, queue, ThreadLog(store, events), files_quota(settings)),
         threads=ThreadActions(queue),

@@ -10,6 +10,7 @@ cursor is replayed on resume) is neither recorded nor sent twice.
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -298,3 +299,25 @@ class CampaignsRepository(Repository):
             {"$limit": limit},
         ]
         return [(str(row["_id"] or ""), row["n"]) async for row in await self._db.outbox.aggregate(pipeline)]
+
+    # --- e-mail unsubscribe links --------------------------------------------------------------
+
+    async def unsubscribe_link(self, campaign: Campaign, address: str) -> str:
+        """A new unguessable token (144 random bits) that unsubscribes ``address`` from the
+        campaign's channel of the campaign's account, for its one-click unsubscribe link."""
+        token = secrets.token_urlsafe(18)
+        await self._db.unsubscribe_links.insert_one(
+            {
+                "_id": token,
+                "account_id": campaign.account_id,
+                "channel": campaign.channel,
+                "address": address,
+                "campaign_id": campaign.id,
+            }
+        )
+        return token
+
+    async def unsubscribe_target(self, token: str) -> tuple[str, str, str] | None:
+        """(account, channel, address) the token unsubscribes, or ``None`` for an unknown token."""
+        doc = await self._db.unsubscribe_links.find_one({"_id": token})
+        return (str(doc["account_id"]), str(doc["channel"]), str(doc["address"])) if doc else None

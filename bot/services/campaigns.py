@@ -37,7 +37,7 @@ log = logging.getLogger("omnirouter.services.campaigns")
 PAGE = 200  # contacts read (and recipients recorded) at a time
 QUIET_CHECK = 30.0  # seconds between looks at the clock while quiet hours hold a campaign
 CONCURRENT = 32  # messages of one campaign being stored at once
-PHONE_CONSENT_CHANNELS = frozenset({"sms", "whatsapp"})  # channels whose STOP the phone records keep
+CONSENT_CHANNELS = frozenset({"sms", "whatsapp", "email"})  # channels whose opt-outs the consent records keep
 
 
 def campaign_key(campaign_id: str, contact_id: str) -> str:
@@ -64,8 +64,14 @@ class CampaignSender:
     """Sends the campaigns that are due, one task per campaign, and resumes unfinished ones."""
 
     def __init__(
-        self, store: Repositories, outbox: Outbox, settings: CampaignSettings, default_timezone: str = "UTC"
+        self,
+        store: Repositories,
+        outbox: Outbox,
+        settings: CampaignSettings,
+        default_timezone: str = "UTC",
+        public_url: str = "",
     ) -> None:
+        self._public_url = public_url.rstrip("/")
         self._store = store
         self._outbox = outbox
         self._settings = settings
@@ -139,7 +145,7 @@ class CampaignSender:
                 identity = _identity_on(contact, campaign.channel)
                 if identity is None:
                     started.append(Recipient(contact.id, RecipientState.SKIPPED, "no_identity"))
-                elif campaign.channel in PHONE_CONSENT_CHANNELS and await self._store.phone.opted_out(
+                elif campaign.channel in CONSENT_CHANNELS and await self._store.phone.opted_out(
                     campaign.account_id, campaign.channel, identity.address
                 ):
                     started.append(Recipient(contact.id, RecipientState.SKIPPED, "opted_out"))
@@ -154,6 +160,17 @@ class CampaignSender:
             pending = [r for r in started if isinstance(r, asyncio.Task) and not r.done()]
             if pending:  # stopped midway: let the messages already started be stored
                 await asyncio.wait(pending, timeout=5)
+
+    async def _message_meta(self, campaign: Campaign, identity: Identity) -> dict[str, Any]:
+        """What the channel needs beyond the text: an e-mail's subject and its one-click
+        unsubscribe link (RFC 8058)."""
+        meta: dict[str, Any] = {"campaign": campaign.id}
+        if campaign.subject:
+            meta["subject"] = campaign.subject
+        if campaign.channel == "email" and self._public_url:
+            token = await self._store.campaigns.unsubscribe_link(campaign, identity.address)
+            meta["list_unsubscribe"] = f"{self._public_url}/unsubscribe/{token}"
+        return meta
 
     async def _outside_quiet_hours(self, campaign: Campaign) -> None:
         """Return once it is not quiet hours in the account's time zone (at once, mostly)."""
@@ -176,7 +193,7 @@ class CampaignSender:
             to=identity,
             text=campaign.text,
             sender={"kind": str(SenderKind.BOT), "campaign": campaign.id},
-            meta=_message_meta(campaign),
+            meta=await self._message_meta(campaign, identity),
         )
         return Recipient(contact.id, RecipientState.QUEUED, message_id=message.id)
 
@@ -226,10 +243,3 @@ async def create_campaign(
 def _identity_on(contact: Contact, channel: str) -> Identity | None:
     found: Sequence[Identity] = [i for i in contact.identities if i.channel == channel]
     return found[0] if found else None
-
-
-def _message_meta(campaign: Campaign) -> dict[str, Any]:
-    meta: dict[str, Any] = {"campaign": campaign.id}
-    if campaign.subject:
-        meta["subject"] = campaign.subject
-    return meta

@@ -51,6 +51,7 @@ PUBLIC = (
     "/webhooks/",
     "/api/openapi.json",
     "/favicon.ico",
+    "/unsubscribe/",  # a campaign mail's one-click unsubscribe: its random token is the key
 )
 # the GridFS bucket's collections as MongoDB and the embedded server list them (the latter cannot
 # sort them): snapshots read attachment_files, which says whose each file is
