@@ -191,7 +191,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
     app[EVENTS], app[WEBHOOKS] = events, sender
     campaigns = app[CAMPAIGNS] = CampaignSender(
-        store, outbox, settings.campaigns, settings.queue.timezone, settings.server.public_url
+        store, outbox, settings.campaigns, settings.queue.timezone, settings.server.public_url, adapters
     )
     app[SERVICES] = Services(
         replies=Replies(store, outbox, adapters, queue, ThreadLog(store, events), files_quota(settings)),

@@ -106,8 +106,8 @@ class Campaign(Document):
     audience: Audience = field(default_factory=Audience)
     text: str = ""
     subject: str | None = None  # e-mail
-    template: str | None = None  # WhatsApp: a configured template's name, with its parameters
-    parameters: list[str] = field(default_factory=list)
+    # WhatsApp: the configured template as the channel sends it ({"name", "language", "parameters"})
+    template: dict[str, Any] | None = None
     created_by: str | None = None
     cursor: str | None = None  # the last contact id handled, in id order
     finished_at: datetime | None = None

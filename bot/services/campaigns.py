@@ -15,14 +15,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.business_hours import QuietHours
+from bot.handlers.kit.protocol import ChannelAdapter
 from bot.logs import log_event
 from bot.router.outbox import Outbox
+from bot.router.replies import ReplyRefused, template_message
 from bot.sending_settings import CampaignSettings
 from bot.tasks import pause, raise_if_cancelled, wait_set
 from conversations.campaigns import Audience, Campaign, CampaignsRepository, CampaignState, Recipient, RecipientState
@@ -70,7 +72,9 @@ class CampaignSender:
         settings: CampaignSettings,
         default_timezone: str = "UTC",
         public_url: str = "",
+        adapters: Mapping[str, ChannelAdapter] | None = None,
     ) -> None:
+        self.adapters: Mapping[str, ChannelAdapter] = adapters or {}
         self._public_url = public_url.rstrip("/")
         self._store = store
         self._outbox = outbox
@@ -167,6 +171,8 @@ class CampaignSender:
         meta: dict[str, Any] = {"campaign": campaign.id}
         if campaign.subject:
             meta["subject"] = campaign.subject
+        if campaign.template:
+            meta["template"] = dict(campaign.template)
         if campaign.channel == "email" and self._public_url:
             token = await self._store.campaigns.unsubscribe_link(campaign, identity.address)
             meta["list_unsubscribe"] = f"{self._public_url}/unsubscribe/{token}"
@@ -212,12 +218,27 @@ async def create_campaign(
     text: str,
     audience: Audience | None = None,
     subject: str | None = None,
+    template: str | None = None,
+    parameters: Sequence[str] = (),
     send_at: datetime | None = None,
     created_by: str | None = None,
 ) -> Campaign:
-    """Store a campaign to send at ``send_at`` (now when not given) and wake the sender."""
+    """Store a campaign to send at ``send_at`` (now when not given) and wake the sender.
+
+    On a channel with a reply window (WhatsApp) a message sent first must be one of the channel's
+    templates: ``template`` with its ``parameters``, checked here against the configuration (the
+    text is the template's, filled in)."""
     if not name.strip():
         raise CampaignRefused("a campaign needs a name")
+    sent_as: dict[str, Any] | None = None
+    adapter = sender.adapters.get(channel) if sender is not None else None
+    if adapter is not None and (template or adapter.capabilities.reply_window):
+        if not template:
+            raise CampaignRefused(f"a campaign on {channel} needs one of its templates")
+        try:
+            text, sent_as = await template_message(adapter, account_id, template, list(parameters))
+        except ReplyRefused as exc:
+            raise CampaignRefused(str(exc)) from None
     if not text.strip():
         raise CampaignRefused("a campaign needs a message")
     now = utcnow()
@@ -232,6 +253,7 @@ async def create_campaign(
         audience=audience or Audience(),
         text=text,
         subject=subject or None,
+        template=sent_as,
         created_by=created_by,
     )
     await store.campaigns.create_campaign(campaign)

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from bot.keys import STORE
-from bot.services.campaigns import create_campaign
+from bot.services.campaigns import CampaignRefused, create_campaign
 from bot.settings import Settings
 from bot.web.keys import CAMPAIGNS
 from conversations.campaigns import CampaignState
@@ -21,6 +21,7 @@ from conversations.thread_models import Contact
 from conversations.traffic import Identity
 from tests.conftest import operator_client
 from tests.factories import ACCOUNT
+from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.fakes.twilio import FakeTwilio
 from tests.handlers.channels import channel_settings, fixture, post_telegram
@@ -219,3 +220,40 @@ async def test_quiet_hours_in_the_accounts_time_zone_hold_the_sending(
         assert bot_api.sent() == []
         assert await state_of(store, campaign.id) == CampaignState.SENDING
         assert await store.campaigns.recipient_counts(campaign.id) == {}
+
+
+async def test_a_whatsapp_campaign_sends_a_configured_template_and_refuses_free_text(
+    embedded: EmbeddedMongo, db_name: str, graph_api: FakeGraphAPI
+) -> None:
+    settings = channel_settings(
+        embedded.uri, db_name, graph_api=graph_api.url, campaigns={"rate": 100, "poll_interval": 0.1}
+    )
+    async with operator_client(settings) as router:
+        store, sender = router.server.app[STORE], router.server.app[CAMPAIGNS]
+        await store.contacts.find_or_create_contact(ACCOUNT, Identity("whatsapp", "37120000001"), None, utcnow())
+        order = {"account_id": ACCOUNT, "name": "Orders", "channel": "whatsapp"}
+        with pytest.raises(CampaignRefused, match="template"):
+            await create_campaign(store, sender, **order, text="Free text outside the window")
+        with pytest.raises(CampaignRefused, match="parameters"):
+            await create_campaign(store, sender, **order, text="", template="order_update", parameters=["Ann"])
+        campaign = await create_campaign(
+            store, sender, **order, text="", template="order_update", parameters=["Ann", "A-17"]
+        )
+        await wait_for(lambda: is_done(store, campaign.id))
+        await wait_for(lambda: graph_sent(graph_api, 1))
+        [sent] = graph_api.sent()
+        assert sent["type"] == "template" and sent["template"]["name"] == "order_update"
+        params = [p["text"] for p in sent["template"]["components"][0]["parameters"]]
+        assert params == ["Ann", "A-17"]
+
+
+async def graph_sent(graph_api: FakeGraphAPI, count: int) -> bool:
+    return len(graph_api.sent()) >= count
+
+
+@pytest.fixture
+async def graph_api() -> AsyncIterator[FakeGraphAPI]:
+    fake = FakeGraphAPI()
+    await fake.start()
+    yield fake
+    await fake.stop()

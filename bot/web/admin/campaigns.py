@@ -20,7 +20,8 @@ from conversations.agent_models import Role
 from conversations.campaigns import Audience, Campaign
 
 LIST = "/admin/campaigns"
-FIELDS = ("name", "channel", "text", "subject", "label", "attribute", "value", "before", "after", "send_at")
+FIELDS: tuple[str, ...] = ("name", "channel", "text", "subject", "template", "parameters")
+FIELDS += ("label", "attribute", "value", "before", "after", "send_at")  # the audience, the time
 
 
 class _BadForm(ValueError):
@@ -108,14 +109,16 @@ async def create(request: web.Request) -> web.Response:
                 channel=form["channel"],
                 text=form["text"],
                 subject=form["subject"].strip() or None,
+                template=form["template"].strip() or None,
+                parameters=[p.strip() for p in form["parameters"].splitlines() if p.strip()],
                 audience=_audience(form),
                 send_at=_moment(form["send_at"], "send_at"),
                 created_by=agent.id,
             )
         except _BadForm:
             refused = translate(agent.lang, "A date is not valid: use the date picker.")
-        except CampaignRefused:
-            refused = translate(agent.lang, "A campaign needs a name and a message.")
+        except CampaignRefused as exc:
+            refused = translate(agent.lang, "Not created: {problem}", problem=str(exc))
     if refused:
         context = await _context(request, form)
         context["error"] = refused

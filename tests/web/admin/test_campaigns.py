@@ -17,7 +17,7 @@ from tests.router.test_inbound import wait_for
 from tests.web.admin.test_answers import PASSWORD, log_in_to
 from tests.web.console.test_console import log_in
 
-FORM = {"name": "Spring sale", "channel": "webchat", "text": "20% off", "subject": ""}
+FORM = {"name": "Spring sale", "channel": "webchat", "text": "20% off", "subject": "", "template": "", "parameters": ""}
 FORM |= {"label": "", "attribute": "", "value": "", "before": "", "after": "", "send_at": ""}
 
 
