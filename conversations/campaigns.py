@@ -321,3 +321,16 @@ class CampaignsRepository(Repository):
         """(account, channel, address) the token unsubscribes, or ``None`` for an unknown token."""
         doc = await self._db.unsubscribe_links.find_one({"_id": token})
         return (str(doc["account_id"]), str(doc["channel"]), str(doc["address"])) if doc else None
+
+    async def replied_count(self, campaign: Campaign) -> int:
+        """How many of the campaign's conversations had a customer message after the campaign's
+        send time (an answer, as far as the store can tell)."""
+        threads = await self._db.messages.distinct("thread_id", {"meta.campaign": campaign.id})
+        if not threads:
+            return 0
+        query = {
+            "thread_id": {"$in": list(threads)},
+            "direction": "in",
+            "created_at": {"$gte": epoch_ms(campaign.send_at)},
+        }
+        return len(await self._db.messages.distinct("thread_id", query))

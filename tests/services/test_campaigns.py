@@ -107,6 +107,7 @@ async def test_a_campaign_message_lands_in_the_contacts_open_thread(
         assert (await post_telegram(router, fixture("telegram", "text"))).status == 200  # the customer answers
         texts = [m.text for m in await store.messages.thread_messages(thread.id)]
         assert texts[0] == "Hi there" and len(texts) >= 2
+        assert await store.campaigns.replied_count(campaign) == 1
 
 
 async def test_sending_keeps_the_configured_pace(embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI) -> None:

@@ -138,6 +138,7 @@ async def report(request: web.Request) -> web.Response:
         **await _progress(request, campaign),
         deliveries=await store.campaigns.delivery_counts(campaign.id),
         failures=await store.campaigns.failure_reasons(campaign.id),
+        replied=await store.campaigns.replied_count(campaign),
         message=request.query.get("message", "")[:300],
     )
 
