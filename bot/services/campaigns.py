@@ -37,7 +37,7 @@ from conversations.traffic import Identity
 log = logging.getLogger("omnirouter.services.campaigns")
 
 PAGE = 200  # contacts read (and recipients recorded) at a time
-QUIET_CHECK = 30.0  # seconds between looks at the clock while quiet hours hold a campaign
+STATE_CHECK = 1.0  # seconds between looks at whether a campaign was stopped (and at the clock in quiet hours)
 CONCURRENT = 32  # messages of one campaign being stored at once
 CONSENT_CHANNELS = frozenset({"sms", "whatsapp", "email"})  # channels whose opt-outs the consent records keep
 
@@ -124,19 +124,21 @@ class CampaignSender:
             page = await self._store.campaigns.audience_page(started, cursor, PAGE)
             if not page:
                 break
-            if await self._store.campaigns.campaign_state(campaign.id) != CampaignState.SENDING:
+            recipients, stopped = await self._send_page(started, page, pace)
+            await self._store.campaigns.record_recipients(started, recipients)
+            if stopped:
                 log_event(log, "campaign.stopped", campaign=campaign.id)
                 return
-            recipients = await self._send_page(started, page, pace)
-            await self._store.campaigns.record_recipients(started, recipients)
             cursor = page[-1].id
             await self._store.campaigns.advance_cursor(campaign.id, cursor)
         await self._store.campaigns.finish_campaign(campaign.id, utcnow())
         log_event(log, "campaign.done", campaign=campaign.id)
 
-    async def _send_page(self, campaign: Campaign, page: Sequence[Contact], pace: Pace) -> list[Recipient]:
-        """Each contact's message queued (or the reason it is skipped). The messages start at the
-        campaign's pace, and several are stored at once (the store batches concurrent writes)."""
+    async def _send_page(self, campaign: Campaign, page: Sequence[Contact], pace: Pace) -> tuple[list[Recipient], bool]:
+        """Each contact's message queued (or the reason it is skipped), and whether the campaign
+        was stopped meanwhile (an admin's stop is seen within ``STATE_CHECK`` seconds). The
+        messages start at the campaign's pace, and several are stored at once (the store batches
+        concurrent writes)."""
         slots = asyncio.Semaphore(CONCURRENT)
 
         async def deliver(contact: Contact, identity: Identity) -> Recipient:
@@ -144,8 +146,11 @@ class CampaignSender:
                 return await self._send_one(campaign, contact, identity)
 
         started: list[asyncio.Task[Recipient] | Recipient] = []
+        stopped, checked = not await self._still_sending(campaign), time.monotonic()
         try:
             for contact in page:
+                if stopped:
+                    break
                 identity = _identity_on(contact, campaign.channel)
                 if identity is None:
                     started.append(Recipient(contact.id, RecipientState.SKIPPED, "no_identity"))
@@ -153,17 +158,23 @@ class CampaignSender:
                     campaign.account_id, campaign.channel, identity.address
                 ):
                     started.append(Recipient(contact.id, RecipientState.SKIPPED, "opted_out"))
+                elif not await self._outside_quiet_hours(campaign):
+                    stopped = True
                 else:
-                    await self._outside_quiet_hours(campaign)
                     await pace.wait()
                     await slots.acquire()  # no more than CONCURRENT stores in flight
                     slots.release()
                     started.append(asyncio.create_task(deliver(contact, identity)))
-            return [r if isinstance(r, Recipient) else await r for r in started]
+                if time.monotonic() - checked > STATE_CHECK:
+                    stopped, checked = not await self._still_sending(campaign), time.monotonic()
+            return [r if isinstance(r, Recipient) else await r for r in started], stopped
         finally:
             pending = [r for r in started if isinstance(r, asyncio.Task) and not r.done()]
             if pending:  # stopped midway: let the messages already started be stored
                 await asyncio.wait(pending, timeout=5)
+
+    async def _still_sending(self, campaign: Campaign) -> bool:
+        return await self._store.campaigns.campaign_state(campaign.id) == CampaignState.SENDING
 
     async def _message_meta(self, campaign: Campaign, identity: Identity) -> dict[str, Any]:
         """What the channel needs beyond the text: an e-mail's subject and its one-click
@@ -178,15 +189,19 @@ class CampaignSender:
             meta["list_unsubscribe"] = f"{self._public_url}/unsubscribe/{token}"
         return meta
 
-    async def _outside_quiet_hours(self, campaign: Campaign) -> None:
-        """Return once it is not quiet hours in the account's time zone (at once, mostly)."""
+    async def _outside_quiet_hours(self, campaign: Campaign) -> bool:
+        """Return once it is not quiet hours in the account's time zone (at once, mostly); ``False``
+        if the campaign was stopped while it waited."""
         if self._quiet.start is None:
-            return
+            return True
         account = await self._store.accounts.get_account(campaign.account_id)
         zone = ZoneInfo(str(((account.routing or {}) if account else {}).get("timezone", self._default_zone)))
         while (ends := self._quiet.ends(utcnow(), zone)) is not None:
             log_event(log, "campaign.quiet_hours", campaign=campaign.id, until=ends.isoformat())
-            await pause(min(max((ends - utcnow()).total_seconds(), 0.05), QUIET_CHECK))
+            await pause(min(max((ends - utcnow()).total_seconds(), 0.05), STATE_CHECK))
+            if not await self._still_sending(campaign):
+                return False
+        return True
 
     async def _send_one(self, campaign: Campaign, contact: Contact, identity: Identity) -> Recipient:
         now = utcnow()

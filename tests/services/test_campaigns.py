@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from bot.keys import STORE
-from bot.services.campaigns import CampaignRefused, create_campaign
+from bot.services.campaigns import PAGE, CampaignRefused, create_campaign
 from bot.settings import Settings
 from bot.web.keys import CAMPAIGNS
 from conversations.campaigns import CampaignState
@@ -72,6 +72,50 @@ async def test_a_campaign_resumed_by_a_new_router_sends_each_contact_once(
         assert sorted(chats) == sorted(str(9000 + n) for n in range(60))
         counts = await store.campaigns.recipient_counts(campaign.id)
         assert counts == {"queued": 60}
+
+
+async def test_a_campaign_stopped_past_a_page_resumes_from_its_cursor_without_sending_twice(
+    embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI
+) -> None:
+    count = PAGE * 2 + 50
+    settings = settings_for(embedded, db_name, bot_api, rate=150)
+    async with operator_client(settings) as first:
+        store = first.server.app[STORE]
+        await telegram_contacts(store, count)
+        campaign = await create_campaign(
+            store, first.server.app[CAMPAIGNS], account_id=ACCOUNT, name="Big", channel="telegram", text="Hello!"
+        )
+        await wait_for(lambda: sent_at_least(bot_api, PAGE + 60), timeout=30)
+        stopped = await store.campaigns.get_campaign(ACCOUNT, campaign.id)
+    assert stopped is not None and stopped.cursor is not None, "a page was recorded before the stop"
+    assert len(bot_api.sent()) < count, "the first router stopped mid-campaign"
+    async with operator_client(settings) as second:
+        store = second.server.app[STORE]
+        await wait_for(lambda: is_done(store, campaign.id), timeout=30)
+        await wait_for(lambda: sent_at_least(bot_api, count))
+        await asyncio.sleep(1.5)  # a lease of the first router running out would send again now
+        chats = [call["chat_id"] for call in bot_api.sent()]
+        assert sorted(chats) == sorted(str(9000 + n) for n in range(count))
+        assert await store.campaigns.recipient_counts(campaign.id) == {"queued": count}
+
+
+async def test_a_stopped_campaign_sends_no_more_within_seconds_and_counts_what_went(
+    embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI
+) -> None:
+    async with operator_client(settings_for(embedded, db_name, bot_api, rate=50)) as router:
+        store = router.server.app[STORE]
+        await telegram_contacts(store, 150)
+        campaign = await create_campaign(
+            store, router.server.app[CAMPAIGNS], account_id=ACCOUNT, name="Oops", channel="telegram", text="Oops"
+        )
+        await wait_for(lambda: sent_at_least(bot_api, 10))
+        assert await store.campaigns.cancel_campaign(ACCOUNT, campaign.id)
+        await asyncio.sleep(2.5)  # seen within a second; what was started is stored and sent
+        went = len(bot_api.sent())
+        await asyncio.sleep(1.0)
+        assert len(bot_api.sent()) == went < 150
+        assert await state_of(store, campaign.id) == CampaignState.CANCELLED
+        assert await store.campaigns.recipient_counts(campaign.id) == {"queued": went}
 
 
 async def test_contacts_without_an_identity_on_the_channel_are_skipped_and_counted(
