@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -36,6 +37,7 @@ from conversations.traffic import Identity
 
 log = logging.getLogger("omnirouter.services.campaigns")
 
+ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")  # a custom attribute's key, as accounts define them
 PAGE = 200  # contacts read (and recipients recorded) at a time
 STATE_CHECK = 1.0  # seconds between looks at whether a campaign was stopped (and at the clock in quiet hours)
 CONCURRENT = 32  # messages of one campaign being stored at once
@@ -245,6 +247,8 @@ async def create_campaign(
     text is the template's, filled in)."""
     if not name.strip():
         raise CampaignRefused("a campaign needs a name")
+    if audience is not None and audience.attribute and not ATTRIBUTE_KEY.fullmatch(audience.attribute):
+        raise CampaignRefused(f"{audience.attribute!r} is not an attribute name")
     sent_as: dict[str, Any] | None = None
     adapter = sender.adapters.get(channel) if sender is not None else None
     if adapter is not None and (template or adapter.capabilities.reply_window):

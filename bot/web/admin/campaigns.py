@@ -11,7 +11,7 @@ from aiohttp import web
 
 from bot.handlers.sms.segments import shape
 from bot.keys import ADAPTERS, STORE
-from bot.services.campaigns import CampaignRefused, create_campaign
+from bot.services.campaigns import ATTRIBUTE_KEY, CampaignRefused, create_campaign
 from bot.web.admin.intents import back
 from bot.web.i18n import translate
 from bot.web.keys import CAMPAIGNS
@@ -40,6 +40,8 @@ def _moment(value: str, field: str) -> datetime | None:
 
 
 def _audience(form: dict[str, str]) -> Audience:
+    if form["attribute"].strip() and not ATTRIBUTE_KEY.fullmatch(form["attribute"].strip()):
+        raise _BadForm("attribute")
     return Audience(
         label=form["label"].strip() or None,
         attribute=form["attribute"].strip() or None,
@@ -85,7 +87,7 @@ async def campaigns_page(request: web.Request) -> web.Response:
         try:
             audience = _audience(form)
         except _BadForm:
-            context["error"] = translate(agent.lang, "A date is not valid: use the date picker.")
+            context["error"] = translate(agent.lang, "A date or an attribute name is not valid.")
             return page(request, "campaigns.html", status=400, **context)
         context["preview"] = await request.app[STORE].campaigns.audience_size(
             agent.account_id, form["channel"], audience
@@ -116,7 +118,7 @@ async def create(request: web.Request) -> web.Response:
                 created_by=agent.id,
             )
         except _BadForm:
-            refused = translate(agent.lang, "A date is not valid: use the date picker.")
+            refused = translate(agent.lang, "A date or an attribute name is not valid.")
         except CampaignRefused as exc:
             refused = translate(agent.lang, "Not created: {problem}", problem=str(exc))
     if refused:

@@ -59,12 +59,15 @@ async def test_an_admin_previews_creates_and_follows_a_campaign(client: TestClie
 
 async def test_a_bad_campaign_form_is_refused_with_a_400(client: TestClient) -> None:
     csrf = await admin_of(client, "default", "ada")
-    for bad in ({"channel": "carrier-pigeon"}, {"text": " "}, {"send_at": "tomorrow"}, {"after": "13/13/2026"}):
+    bad_forms = [{"channel": "carrier-pigeon"}, {"text": " "}, {"send_at": "tomorrow"}, {"after": "13/13/2026"}]
+    bad_forms += [{"attribute": "$where"}, {"attribute": "a.b"}]
+    for bad in bad_forms:
         response = await client.post("/admin/campaigns", data={**FORM, **bad, "csrf_token": csrf})
         assert response.status == 400, bad
     assert await client.server.app[STORE].campaigns.list_campaigns("default") == []
-    preview = await client.get("/admin/campaigns", params={**FORM, "preview": "1", "before": "soon"})
-    assert preview.status == 400
+    for bad in ({"before": "soon"}, {"attribute": "$gt"}):
+        preview = await client.get("/admin/campaigns", params={**FORM, "preview": "1", **bad})
+        assert preview.status == 400, bad
 
 
 async def test_another_accounts_admin_and_an_agent_cannot_reach_a_campaign(client: TestClient) -> None:
