@@ -22,7 +22,9 @@ from pymongo.errors import BulkWriteError
 from conversations.client import IndexPlan, Repository
 from conversations.ids import derived_id, new_id
 from conversations.models import Document, epoch_ms, load_enum, load_time
-from conversations.thread_models import Contact
+from conversations.thread_models import Contact, Thread
+from conversations.threads import ThreadsRepository
+from conversations.traffic import Identity
 
 INDEXES: IndexPlan = {
     "campaigns": [
@@ -334,3 +336,34 @@ class CampaignsRepository(Repository):
             "created_at": {"$gte": epoch_ms(campaign.send_at)},
         }
         return len(await self._db.messages.distinct("thread_id", query))
+
+    # --- the recipients' threads ---------------------------------------------------------------
+
+    async def open_threads_for(
+        self, account_id: str, recipients: Sequence[tuple[str, Identity]], now: datetime
+    ) -> dict[str, Thread]:
+        """Each recipient contact's open thread on its identity's channel, opening the missing ones
+        in one batch (as ``ThreadsRepository.open_thread`` would one by one: a thread opened
+        meanwhile by a customer's message wins, and is returned)."""
+        keys = {f"{contact_id}:{identity.channel}": (contact_id, identity) for contact_id, identity in recipients}
+        found = {
+            str(doc["contact_id"]): Thread.from_doc(doc)
+            async for doc in self._db.threads.find({"open_key": {"$in": list(keys)}})
+        }
+        missing = [
+            ThreadsRepository.new_thread(account_id, contact_id, identity, key, now)
+            for key, (contact_id, identity) in keys.items()
+            if contact_id not in found
+        ]
+        if missing:
+            try:
+                await self._db.threads.insert_many([t.to_doc() for t in missing], ordered=False)
+            except BulkWriteError as error:
+                if any(e["code"] != 11000 for e in error.details.get("writeErrors", [])):
+                    raise
+                lost = {missing[e["index"]].open_key for e in error.details["writeErrors"]}
+                async for doc in self._db.threads.find({"open_key": {"$in": list(lost)}}):
+                    found[str(doc["contact_id"])] = Thread.from_doc(doc)
+                missing = [t for t in missing if t.open_key not in lost]
+            found.update({t.contact_id: t for t in missing})
+        return found

@@ -32,7 +32,7 @@ from conversations.campaigns import Audience, Campaign, CampaignsRepository, Cam
 from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
 from conversations.repositories import Repositories
-from conversations.thread_models import Contact, SenderKind
+from conversations.thread_models import Contact, SenderKind, Thread
 from conversations.traffic import Identity
 
 log = logging.getLogger("omnirouter.services.campaigns")
@@ -139,41 +139,57 @@ class CampaignSender:
     async def _send_page(self, campaign: Campaign, page: Sequence[Contact], pace: Pace) -> tuple[list[Recipient], bool]:
         """Each contact's message queued (or the reason it is skipped), and whether the campaign
         was stopped meanwhile (an admin's stop is seen within ``STATE_CHECK`` seconds). The
-        messages start at the campaign's pace, and several are stored at once (the store batches
-        concurrent writes)."""
-        slots = asyncio.Semaphore(CONCURRENT)
-
-        async def deliver(contact: Contact, identity: Identity) -> Recipient:
-            async with slots:
-                return await self._send_one(campaign, contact, identity)
-
-        started: list[asyncio.Task[Recipient] | Recipient] = []
+        messages start at the campaign's pace; their threads are found or opened ``CONCURRENT``
+        at a time, and several messages are stored at once (the store batches concurrent writes)."""
+        recipients, deliverable = await self._consenting(campaign, page)
+        started: list[asyncio.Task[Recipient]] = []
         stopped, checked = not await self._still_sending(campaign), time.monotonic()
         try:
-            for contact in page:
-                if stopped:
-                    break
-                identity = _identity_on(contact, campaign.channel)
-                if identity is None:
-                    started.append(Recipient(contact.id, RecipientState.SKIPPED, "no_identity"))
-                elif campaign.channel in CONSENT_CHANNELS and await self._store.phone.opted_out(
-                    campaign.account_id, campaign.channel, identity.address
-                ):
-                    started.append(Recipient(contact.id, RecipientState.SKIPPED, "opted_out"))
-                elif not await self._outside_quiet_hours(campaign):
+            for at in range(0, len(deliverable), CONCURRENT):
+                chunk = deliverable[at : at + CONCURRENT]
+                if stopped or not await self._outside_quiet_hours(campaign):
                     stopped = True
-                else:
+                    break
+                behind = [task for task in started[:-CONCURRENT] if not task.done()]
+                if behind:  # at most two chunks in flight
+                    await asyncio.wait(behind)
+                threads = await self._store.campaigns.open_threads_for(
+                    campaign.account_id, [(c.id, identity) for c, identity in chunk], utcnow()
+                )
+                for contact, identity in chunk:
                     await pace.wait()
-                    await slots.acquire()  # no more than CONCURRENT stores in flight
-                    slots.release()
-                    started.append(asyncio.create_task(deliver(contact, identity)))
+                    thread = threads[contact.id]
+                    started.append(asyncio.create_task(self._send_one(campaign, contact, identity, thread)))
                 if time.monotonic() - checked > STATE_CHECK:
                     stopped, checked = not await self._still_sending(campaign), time.monotonic()
-            return [r if isinstance(r, Recipient) else await r for r in started], stopped
+            return recipients + [await task for task in started], stopped
         finally:
-            pending = [r for r in started if isinstance(r, asyncio.Task) and not r.done()]
+            pending = [task for task in started if not task.done()]
             if pending:  # stopped midway: let the messages already started be stored
                 await asyncio.wait(pending, timeout=5)
+
+    async def _consenting(
+        self, campaign: Campaign, page: Sequence[Contact]
+    ) -> tuple[list[Recipient], list[tuple[Contact, Identity]]]:
+        """The page's skipped recipients (no identity on the channel, opted out there), and the
+        contacts to send to with their identity, in order."""
+        skipped: list[Recipient] = []
+        candidates: list[tuple[Contact, Identity]] = []
+        for contact in page:
+            identity = _identity_on(contact, campaign.channel)
+            if identity is None:
+                skipped.append(Recipient(contact.id, RecipientState.SKIPPED, "no_identity"))
+            else:
+                candidates.append((contact, identity))
+        if campaign.channel not in CONSENT_CHANNELS:
+            return skipped, candidates
+        opted_out = await asyncio.gather(  # one batched read
+            *(self._store.phone.opted_out(campaign.account_id, campaign.channel, i.address) for _, i in candidates)
+        )
+        skipped += [
+            Recipient(c.id, RecipientState.SKIPPED, "opted_out") for (c, _), out in zip(candidates, opted_out) if out
+        ]
+        return skipped, [pair for pair, out in zip(candidates, opted_out) if not out]
 
     async def _still_sending(self, campaign: Campaign) -> bool:
         return await self._store.campaigns.campaign_state(campaign.id) == CampaignState.SENDING
@@ -205,11 +221,7 @@ class CampaignSender:
                 return False
         return True
 
-    async def _send_one(self, campaign: Campaign, contact: Contact, identity: Identity) -> Recipient:
-        now = utcnow()
-        thread = await self._store.threads.find_open_thread(contact.id, campaign.channel)
-        if thread is None:
-            thread = await self._store.threads.open_thread(campaign.account_id, contact.id, identity, now)
+    async def _send_one(self, campaign: Campaign, contact: Contact, identity: Identity, thread: Thread) -> Recipient:
         message = await self._outbox.enqueue_reply(
             dedup_key=campaign_key(campaign.id, contact.id),
             thread=thread,

@@ -90,3 +90,14 @@ async def test_due_campaigns_are_scheduled_ones_whose_time_came_and_unfinished_o
     await store.campaigns.start_sending(sending.id)
     assert [c.id for c in await store.campaigns.due_campaigns(now)] == [sending.id, due.id]
     assert await store.campaigns.get_campaign("acc_other", due.id) is None
+
+
+async def test_recipients_threads_are_the_open_ones_or_opened_once(store: Repositories) -> None:
+    ann, ben = await contact(store, "sms", "+37120000001"), await contact(store, "sms", "+37120000002")
+    anns = await store.threads.open_thread(ACCOUNT, ann, Identity("sms", "+37120000001"), utcnow())
+    pairs = [(ann, Identity("sms", "+37120000001")), (ben, Identity("sms", "+37120000002"))]
+    first = await store.campaigns.open_threads_for(ACCOUNT, pairs, utcnow())
+    again = await store.campaigns.open_threads_for(ACCOUNT, pairs, utcnow())
+    assert first[ann].id == again[ann].id == anns.id
+    assert first[ben].id == again[ben].id
+    assert [t.id for t in await store.threads.contact_threads(ACCOUNT, ben)] == [first[ben].id]
