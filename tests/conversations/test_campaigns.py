@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
+from bot.services.contacts import erase_contact, find_contact
 from conversations.campaigns import Audience, Campaign, CampaignsRepository, CampaignState, Recipient, RecipientState
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -101,3 +103,13 @@ async def test_recipients_threads_are_the_open_ones_or_opened_once(store: Reposi
     assert first[ann].id == again[ann].id == anns.id
     assert first[ben].id == again[ben].id
     assert [t.id for t in await store.threads.contact_threads(ACCOUNT, ben)] == [first[ben].id]
+
+
+async def test_erasing_a_contact_removes_its_campaign_records(store: Repositories, raw_database: Any) -> None:
+    ann = await contact(store, "email", "ann@example.org")
+    mail = await store.campaigns.create_campaign(campaign(channel="email"))
+    await store.campaigns.record_recipients(mail, [Recipient(ann, RecipientState.QUEUED)])
+    token = await store.campaigns.unsubscribe_link(mail, "ann@example.org")
+    await erase_contact(store, await find_contact(store, ACCOUNT, ann), "cli")
+    assert await raw_database.campaign_recipients.count_documents({"contact_id": ann}) == 0
+    assert await store.campaigns.unsubscribe_target(token) is None
