@@ -17,7 +17,7 @@ from bot.web.i18n import translate
 from bot.web.keys import CAMPAIGNS
 from bot.web.pages import current_agent, page, signed_in
 from conversations.agent_models import Role
-from conversations.campaigns import Audience, Campaign
+from conversations.campaigns import Audience, Campaign, CampaignState
 
 LIST = "/admin/campaigns"
 FIELDS: tuple[str, ...] = ("name", "channel", "text", "subject", "template", "parameters")
@@ -54,9 +54,12 @@ def _audience(form: dict[str, str]) -> Audience:
 async def _progress(request: web.Request, campaign: Campaign) -> dict[str, Any]:
     store = request.app[STORE]
     counts = await store.campaigns.recipient_counts(campaign.id)
-    size = await store.campaigns.audience_size(campaign.account_id, campaign.channel, campaign.audience)
     handled = counts.get("queued", 0) + counts.get("skipped", 0)
-    total = max(size, handled)
+    if campaign.state in (CampaignState.DONE, CampaignState.CANCELLED):
+        total = handled  # the audience as it was sent to (counting it again would be slow and changed)
+    else:
+        size = await store.campaigns.audience_size(campaign.account_id, campaign.channel, campaign.audience)
+        total = max(size, handled)
     return {"campaign": campaign, "counts": counts, "handled": handled, "total": total}
 
 
