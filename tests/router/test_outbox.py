@@ -18,7 +18,7 @@ from bot.router.dispatch import Dispatcher, DispatchSweeper
 from bot.router.leasing import lease_and_work
 from bot.router.outbox import Outbox, backoff_delay
 from bot.router.queue import Queue
-from bot.settings import OutboxSettings
+from bot.sending_settings import OutboxSettings
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import OutboxItem, OutboxState, Thread
