@@ -230,9 +230,9 @@ async def test_ten_thousand_contacts_each_sent_once_never_faster_than_the_rate(
         campaign = await create_campaign(
             store, router.server.app[CAMPAIGNS], account_id=ACCOUNT, name="All", channel="telegram", text="Big news"
         )
-        # 64-75 s on a 2-core machine running another test suite: the embedded store, not the rate,
-        # bounds it there (130-160 messages a second end to end)
-        await wait_for(lambda: is_done(store, campaign.id), timeout=150)
+        # 64-84 s on a 2-core machine running another test suite, over 150 s beside a whole CI run:
+        # the embedded store, not the rate, bounds it there; the bound is the test's own timeout
+        await wait_for(lambda: is_done(store, campaign.id), timeout=270)
         await wait_for(lambda: sent_at_least(bot_api, count), timeout=10)
     times = sorted(call.at for call in bot_api.calls if call.method == "sendMessage")
     assert len({call["chat_id"] for call in bot_api.sent()}) == len(bot_api.sent()) == count
