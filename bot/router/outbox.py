@@ -3,7 +3,8 @@
 A worker *leases* an item (an atomic ``find_one_and_update`` that pushes its ``due_ms`` to the
 lease expiry), so however many router processes run, one item is in one worker's hands at a
 time; if that worker dies, the lease runs out and another takes the item (a send slower than the
-lease renews it meanwhile, so it is not taken over while in flight). A failed send is
+lease renews it meanwhile, so it is not taken over while in flight; so does recording a send the
+provider took, which is retried while the store does not answer). A failed send is
 rescheduled with exponential backoff and jitter, never sooner than the provider's
 ``retry_after``; after ``max_attempts`` the item is dead-lettered, visible at ``/api/outbox``.
 A provider's error text often names the recipient ("<jane@x>: Recipient address rejected"): it is
@@ -24,7 +25,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.handlers.kit.protocol import Capabilities, ChannelAdapter, PermanentSendError, RetryableSendError
 from bot.logs import error_fields, log_event, without_contacts
@@ -32,6 +33,7 @@ from bot.metrics import Metrics
 from bot.router.leasing import lease_and_work
 from bot.sending_settings import OutboxSettings
 from bot.tasks import wait_set
+from conversations.errors import StoreUnavailable
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Message, OutboxItem, Thread
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
     from bot.router.webhooks.events import ThreadEvents
 
 log = logging.getLogger("omnirouter.router.outbox")
+T = TypeVar("T")
+_RECORDING_LEASES = 10  # how long a sent item's record is retried, in leases, before giving up
 
 
 def backoff_delay(
@@ -77,6 +81,7 @@ class Outbox:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._sending: set[asyncio.Task[None]] = set()
+        self._in_hand: set[str] = set()  # items this process is sending or recording as sent
         self._direct = False  # the worker runs: send what this process enqueues itself
 
     async def enqueue_reply(
@@ -204,6 +209,16 @@ class Outbox:
             release()
 
     async def _send(self, item: OutboxItem, answered: Callable[[], None] | None = None) -> None:
+        if item.id in self._in_hand:  # its lease ran out while the store was away: it is still ours
+            log_event(log, "outbox.already_in_hand", item=item.id)
+            return
+        self._in_hand.add(item.id)
+        try:
+            await self._send_in_hand(item, answered)
+        finally:
+            self._in_hand.discard(item.id)
+
+    async def _send_in_hand(self, item: OutboxItem, answered: Callable[[], None] | None) -> None:
         adapter = self._adapters.get(item.channel)
         started = time.perf_counter()
         try:
@@ -225,7 +240,7 @@ class Outbox:
             await self._retry(item, f"{type(exc).__name__}: {exc}", None)
             return
         self._metrics.send_latency.labels(item.channel).observe(time.perf_counter() - started)
-        if await self._store.outbox.complete_outbox(item, self.owner, provider_id, utcnow()):
+        if await self._keeping_lease(item, self._record_sent(item, provider_id)):
             self._metrics.outbound.labels(item.channel, "sent").inc()
             log_event(log, "outbox.sent", item=item.id, channel=item.channel, attempts=item.attempts)
             if item.meta.get("sender_kind") == "agent":  # the agent's console shows "sent"
@@ -233,9 +248,26 @@ class Outbox:
         else:
             log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
 
-    async def _keeping_lease(self, item: OutboxItem, send: Awaitable[str]) -> str:
+    async def _record_sent(self, item: OutboxItem, provider_id: str) -> bool:
+        """Record that the provider took ``item``; ``False`` if the lease passed to another worker.
+        The customer has the message now: a store that times out is asked again (the lease kept
+        meanwhile) rather than leaving the item pending, which would send it a second time."""
+        delay = self._settings.base_delay
+        deadline = time.monotonic() + self._settings.lease_seconds * _RECORDING_LEASES
+        while True:
+            try:
+                return await self._store.outbox.complete_outbox(item, self.owner, provider_id, utcnow())
+            except StoreUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log_event(log, "outbox.record_retry", logging.WARNING, item=item.id, **error_fields(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._settings.lease_seconds / 3)
+
+    async def _keeping_lease(self, item: OutboxItem, send: Awaitable[T]) -> T:
         """Await ``send``, renewing the item's lease every third of it meanwhile: a send slower
-        than the lease (a large upload) must not be leased and sent again by another worker.
+        than the lease (a large upload), or a record of it that waits for the store, must not be
+        leased and sent again by another worker.
         A timer, not a task, waits for the first renewal: most sends end long before it. The
         renewer is told to stop, never cancelled: cancelled inside a store call, the driver can
         keep a connection-pool lock that every later store call then waits for."""

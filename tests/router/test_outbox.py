@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from pymongo.errors import OperationFailure
@@ -19,6 +22,7 @@ from bot.router.leasing import lease_and_work
 from bot.router.outbox import Outbox, backoff_delay
 from bot.router.queue import Queue
 from bot.sending_settings import OutboxSettings
+from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import OutboxItem, OutboxState, Thread
@@ -411,3 +415,52 @@ async def test_a_worker_whose_cancellation_a_store_call_swallowed_stops(store: R
     if not done:
         worker.cancel()  # let the old loop go: it would lease (and swallow) once more
     assert swallowed == [True] and done == {worker} and worker.cancelled()
+
+
+class FreezingChannel(RecordingChannel):
+    """A provider that takes the message, after which the store stops answering (SIGSTOP) for
+    ``seconds``: the send happened, recording it cannot, for longer than the lease."""
+
+    def __init__(self, store_pid: int, seconds: float) -> None:
+        super().__init__()
+        self.store_pid = store_pid
+        self.seconds = seconds
+
+    async def send(self, outbound: Outbound) -> str:
+        provider_id = await super().send(outbound)
+        os.kill(self.store_pid, signal.SIGSTOP)
+        asyncio.get_running_loop().call_later(self.seconds, os.kill, self.store_pid, signal.SIGCONT)
+        return provider_id
+
+
+async def test_a_sent_item_whose_record_waits_for_a_frozen_store_is_not_sent_again(tmp_path: Path) -> None:
+    """The provider took the message, then the store hung for over two leases: the worker keeps
+    asking the store to record the send instead of leaving the item pending, and a lease of the
+    item meanwhile (this process's own worker, once the store is back) does not send it again.
+    Before, the failed record ended the send as a crash and the item went out twice."""
+    server = EmbeddedMongo(tmp_path / "store")
+    await server.start()
+    store = Repositories.connect(server.uri, "frozen", timeout_ms=300)
+    worker: asyncio.Task[None] | None = None
+    try:
+        await store.ensure_indexes()
+        _, ids = await make_items(store, 1)
+        pid = int((tmp_path / "store" / "nx-27017.pid").read_text())
+        provider = FreezingChannel(pid, seconds=2.5)
+        outbox = Outbox(store, {"webchat": provider}, Metrics(), outbox_settings(lease_seconds=1, poll_interval=0.05))
+        worker = asyncio.create_task(outbox.run())
+        while not provider.sent:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(provider.seconds + 0.5)  # the store is back
+        await wait_for(lambda: _count(store, state="sent", expected=1), timeout=20)
+        await asyncio.sleep(1.5)  # a lease taken after the outage would have sent it again by now
+        await outbox.drain()
+        assert provider.sent == ids
+        [item] = await store.outbox.list_outbox(None)
+        assert item.state == "sent" and item.attempts == 1
+    finally:
+        if worker is not None:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+        await store.close()
+        await server.stop()

@@ -16,6 +16,7 @@ from bot.services.agents import add_agent
 from bot.services.contacts import erase_contact, find_contact
 from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo
+from conversations.thread_models import Thread
 from tests import factories
 from tests.conftest import make_settings
 from tests.web.console.test_console_browser import agent_page
@@ -43,20 +44,26 @@ async def drawn_png(page: Page, width: int, height: int) -> bytes:
     )
 
 
-async def test_an_agent_sends_an_image_and_a_document_to_a_web_chat_visitor(
-    client: TestClient, browser: Browser, tmp_path: object
-) -> None:
+async def visitor_and_agent(client: TestClient, browser: Browser, question: str) -> tuple[Page, Page, Thread]:
+    """A web chat visitor asks ``question``; admin Ola takes the conversation on her shift."""
     base, store = f"http://127.0.0.1:{client.server.port}", client.server.app[STORE]
     _, password = await add_agent(store, "default", "ola", name="Ola", role=Role.ADMIN)
     customer = await (await browser.new_context()).new_page()
     await customer.goto(f"{base}/chat")
-    await customer.fill("#text", "can you send me the invoice?")
+    await customer.fill("#text", question)
     await customer.keyboard.press("Enter")
     await expect(customer.locator(".msg--system")).to_have_count(1)
-
     agent = await agent_page(browser, base, "ola", password)
     [thread] = await factories.threads(store)
     await take_on_shift(agent, base, thread.id)
+    return customer, agent, thread
+
+
+async def test_an_agent_sends_an_image_and_a_document_to_a_web_chat_visitor(
+    client: TestClient, browser: Browser, tmp_path: object
+) -> None:
+    base, store = f"http://127.0.0.1:{client.server.port}", client.server.app[STORE]
+    customer, agent, thread = await visitor_and_agent(client, browser, "can you send me the invoice?")
     png = await drawn_png(agent, 12, 9)
     await agent.set_input_files("#reply-file", files=[{"name": "photo.png", "mimeType": "image/png", "buffer": png}])
     await agent.fill("#reply-text", "Here is the photo")
@@ -101,15 +108,7 @@ async def test_a_file_of_several_megabytes_goes_out_and_one_over_the_limit_is_re
     and by the router when the page's check is bypassed."""
     client = await start_client(make_settings(embedded.uri, db_name, server={"max_upload_bytes": 2_000_000}))
     base, store = f"http://127.0.0.1:{client.server.port}", client.server.app[STORE]
-    _, password = await add_agent(store, "default", "ola", name="Ola", role=Role.ADMIN)
-    customer = await (await browser.new_context()).new_page()
-    await customer.goto(f"{base}/chat")
-    await customer.fill("#text", "the contract please")
-    await customer.keyboard.press("Enter")
-    await expect(customer.locator(".msg--system")).to_have_count(1)
-    agent = await agent_page(browser, base, "ola", password)
-    [thread] = await factories.threads(store)
-    await take_on_shift(agent, base, thread.id)
+    customer, agent, thread = await visitor_and_agent(client, browser, "the contract please")
 
     contract = b"%PDF-1.4 " + b"c" * 1_500_000  # over the 1 MiB of server.client_max_size
     await agent.set_input_files(
