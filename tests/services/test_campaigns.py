@@ -176,14 +176,6 @@ async def is_done(store: Repositories, campaign_id: str) -> bool:
     return await state_of(store, campaign_id) == CampaignState.DONE
 
 
-@pytest.fixture
-async def bot_api() -> AsyncIterator[FakeBotAPI]:
-    fake = FakeBotAPI()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
 async def test_sms_contacts_who_said_stop_are_skipped_and_counted(
     embedded: EmbeddedMongo, db_name: str, twilio: FakeTwilio
 ) -> None:
