@@ -61,6 +61,7 @@ from bot.router.webhooks.sender import WebhookSender
 from bot.secret_key import open_sealer
 from bot.services import Services
 from bot.services.attachments import files_quota
+from bot.services.campaigns import CampaignSender
 from bot.services.replies import Replies
 from bot.services.retention import RetentionJob
 from bot.services.threads import ThreadActions
@@ -69,7 +70,7 @@ from bot.tasks import stop_tasks
 from bot.web import setup_web
 from bot.web.errors import error_middleware
 from bot.web.hosts import host_check
-from bot.web.keys import SERVICES
+from bot.web.keys import CAMPAIGNS, SERVICES
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -194,6 +195,9 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SHIFTS] = Shifts(store, queue, settings.queue.requeue_on_shift_end)
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
     app[EVENTS], app[WEBHOOKS] = events, sender
+    campaigns = app[CAMPAIGNS] = CampaignSender(
+        store, outbox, settings.campaigns, settings.queue.timezone, settings.server.public_url, adapters
+    )
     app[SERVICES] = Services(
         replies=Replies(store, outbox, adapters, queue, ThreadLog(store, events), files_quota(settings)),
         threads=ThreadActions(queue, satisfaction),
@@ -213,9 +217,11 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     ]
     for name, adapter in adapters.items():
         workers += [asyncio.create_task(job, name=f"{name}-background") for job in adapter.background()]
+    sending = asyncio.create_task(campaigns.run(), name="campaigns")
     try:
         yield
     finally:
+        await stop_tasks([sending])  # first: no campaign message is queued while sends drain
         await pipeline.drain()
         await outbox.drain()
         await stop_tasks(workers)

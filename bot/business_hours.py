@@ -7,7 +7,7 @@ load, below everything that reads hours: the queue, the admin pages, the API."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -62,3 +62,41 @@ class BusinessHours:
         local = moment.astimezone(self.zone)
         clock = local.time().replace(tzinfo=None)
         return any(start <= clock < end for start, end in self.intervals.get(local.weekday(), ()))
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A daily span of local time in which nothing is sent first to customers (``21:00-09:00``
+    runs over midnight); an empty spec has none."""
+
+    start: time | None
+    end: time | None
+
+    @classmethod
+    def parse(cls, spec: str) -> QuietHours:
+        """Raises ``ValueError`` with a one-line reason for a spec it cannot read."""
+        spec = spec.strip()
+        if not spec:
+            return cls(None, None)
+        opens, sep, closes = spec.partition("-")
+        if not sep:
+            raise ValueError(f"{spec!r} should look like '21:00-09:00'")
+        start, end = _clock(opens.strip()), _clock(closes.strip())
+        if start == end:
+            raise ValueError(f"{spec!r} starts and ends at the same time")
+        return cls(start, end)
+
+    def ends(self, moment: datetime, zone: ZoneInfo) -> datetime | None:
+        """When the quiet hours ``moment`` falls in end (``None``: it falls in none)."""
+        if self.start is None or self.end is None:
+            return None
+        local = moment.astimezone(zone)
+        clock = local.time().replace(tzinfo=None)
+        if self.start < self.end:
+            inside = self.start <= clock < self.end
+        else:
+            inside = clock >= self.start or clock < self.end
+        if not inside:
+            return None
+        day = local.date() if clock < self.end else local.date() + timedelta(days=1)
+        return datetime.combine(day, self.end, tzinfo=zone)

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from bot.business_hours import BusinessHours
 from bot.handlers import registry
 from bot.network_settings import ApiSettings, EgressSettings, ServerSettings, WebhookSettings
+from bot.sending_settings import CampaignSettings, OutboxSettings
 from bot.setting_fields import EnvValue, SettingsError, convert, read_toml
 from bot.setting_fields import between as _between
 from bot.setting_fields import one_of as _one_of
@@ -80,22 +81,6 @@ class DispatchSettings:
     bot_reply_window: float = _setting(
         600.0, check=_between(1, 86400 * 7), doc="the window of `max_bot_replies`, seconds"
     )
-
-
-@dataclass(frozen=True)
-class OutboxSettings:
-    max_attempts: int = _setting(8, check=_between(1, 100), doc="attempts before an item is dead-lettered")
-    base_delay: float = _setting(
-        1.0, check=_between(0.001, 3600), doc="first retry delay, seconds (doubles each attempt, jittered)"
-    )
-    max_delay: float = _setting(300.0, check=_between(0.001, 86400), doc="longest retry delay, seconds")
-    lease_seconds: float = _setting(
-        30.0, check=_between(1, 3600), doc="how long a worker holds an item before another may take it"
-    )
-    poll_interval: float = _setting(
-        0.5, check=_between(0.01, 60), doc="how often an idle worker looks for due items, seconds"
-    )
-    concurrency: int = _setting(16, check=_between(1, 1000), doc="sends in flight per process")
 
 
 def _secret_key(value: str) -> str | None:
@@ -265,6 +250,7 @@ class Settings:
     account: AccountSettings = field(default_factory=AccountSettings)
     dispatch: DispatchSettings = field(default_factory=DispatchSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    campaigns: CampaignSettings = field(default_factory=CampaignSettings)
     # each channel's sections by name ([telegram], [twilio], ...), as the channel registry lists them:
     # a channel reads its own with ``settings.section(TelegramSettings)``
     channels: Mapping[str, Any] = field(default_factory=_channel_defaults, hash=False)
@@ -309,6 +295,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "account": AccountSettings,
     "dispatch": DispatchSettings,
     "outbox": OutboxSettings,
+    "campaigns": CampaignSettings,
     **registry.sections(),  # each channel's sections, from its package
     "api": ApiSettings,
     "queue": QueueSettings,

@@ -25,6 +25,7 @@ PREFIXES = frozenset(
         "era",
         "upl",
         "mrg",
+        "cmp",
     }
 )
 

@@ -107,6 +107,8 @@ def _register() -> None:
         query_holder("email_keys", "email_keys", _email_keys, account_field=None),
         keyed_holder("sms_parts", "sms_parts", "message_id", lambda s: s.message_ids, account_field=None),
         keyed_holder("consent", "consent", "address", lambda s: s.addresses),
+        keyed_holder("campaign_recipients", "campaign_recipients", "contact_id", lambda s: s.contact_ids),
+        keyed_holder("unsubscribe_links", "unsubscribe_links", "address", lambda s: s.addresses),
         PersonalDataHolder("audit", ("audit",), _export_audit, _anonymise_audit, 10),
         query_holder("messages", "messages", lambda s: _any(contact_id=s.contact_ids, _id=s.message_ids), order=80),
         PersonalDataHolder("threads", ("threads",), _export_threads, _anonymise_threads, 85),
@@ -124,6 +126,7 @@ def _register() -> None:
         "secrets": "keys of this install",
         "events": "live-console notices carrying record ids only, pruned within minutes",
         "jobs": "leases of scheduled jobs",
+        "campaigns": "what admins send and to which audience filters; recipients are campaign_recipients",
     }.items():
         declare_not_personal(collection, reason)
 

@@ -18,6 +18,7 @@ from conversations import (
     accounts,
     agents,
     audit,
+    campaigns,
     contact_merges,
     contacts,
     events,
@@ -37,6 +38,7 @@ from conversations import (
 from conversations.accounts import AccountsRepository
 from conversations.agents import AgentsRepository
 from conversations.audit import AuditRepository
+from conversations.campaigns import CampaignsRepository
 from conversations.client import IndexPlan, StoreClient
 from conversations.contact_merges import ContactMergesRepository
 from conversations.contacts import ContactsRepository
@@ -77,6 +79,7 @@ INDEXES: tuple[IndexPlan, ...] = (
     reports.INDEXES,
     files.INDEXES,
     satisfaction.INDEXES,
+    campaigns.INDEXES,
 )
 
 
@@ -106,6 +109,7 @@ class Repositories:
     phone: PhoneRepository
     files: FilesRepository
     satisfaction: SatisfactionRepository
+    campaigns: CampaignsRepository
 
     @classmethod
     def connect(
@@ -149,6 +153,7 @@ class Repositories:
             phone=PhoneRepository(client),
             files=FilesRepository(client),
             satisfaction=SatisfactionRepository(client),
+            campaigns=CampaignsRepository(client),
         )
 
     async def ensure_indexes(self) -> None:

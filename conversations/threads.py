@@ -130,7 +130,7 @@ class ThreadsRepository(Repository):
         """Open a thread for the contact on the identity's channel, or return the one open there
         (see the module's docstring)."""
         open_key = f"{contact_id}:{identity.channel}"
-        thread = self._new(account_id, contact_id, identity, open_key, now)
+        thread = self.new_thread(account_id, contact_id, identity, open_key, now)
         for _ in range(5):
             try:
                 await self._db.threads.insert_one(thread.to_doc())
@@ -146,7 +146,7 @@ class ThreadsRepository(Repository):
     ) -> Thread:
         """Open a thread under ``open_key`` (one per key however many processes race), or return
         the one already open under it, its last activity set to ``now``."""
-        thread = self._new(account_id, contact_id, identity, open_key, now)
+        thread = self.new_thread(account_id, contact_id, identity, open_key, now)
         for _ in range(5):
             try:
                 await self._db.threads.insert_one(thread.to_doc())
@@ -349,7 +349,7 @@ class ThreadsRepository(Repository):
     # --- helpers -----------------------------------------------------------------------------
 
     @staticmethod
-    def _new(account_id: str, contact_id: str, identity: Identity, open_key: str, now: datetime) -> Thread:
+    def new_thread(account_id: str, contact_id: str, identity: Identity, open_key: str, now: datetime) -> Thread:
         return Thread(
             id=new_id("thr"),
             account_id=account_id,

@@ -31,7 +31,7 @@ from bot.handlers.kit.protocol import Capabilities, ChannelAdapter, PermanentSen
 from bot.logs import error_fields, log_event, without_contacts
 from bot.metrics import Metrics
 from bot.router.leasing import lease_and_work
-from bot.settings import OutboxSettings
+from bot.sending_settings import OutboxSettings
 from bot.tasks import wait_set
 from conversations.errors import StoreUnavailable
 from conversations.models import epoch_ms, utcnow

@@ -72,19 +72,28 @@ def _render(spec: Mapping[str, Any], values: list[str]) -> str:
         return ""
 
 
+async def template_message(
+    adapter: ChannelAdapter, account_id: str, name: str, parameters: Sequence[str] | Mapping[str, str]
+) -> tuple[str, dict[str, Any]]:
+    """The text a thread shows for template ``name`` filled with ``parameters``, and what the
+    channel sends (``meta["template"]``); :class:`ReplyRefused` if the channel has no such
+    template or the parameters do not fit it."""
+    templates = await _templates(adapter, account_id)
+    spec = templates.get(name) if adapter.capabilities.templates else None
+    if spec is None:
+        known = ", ".join(sorted(templates)) or "none"
+        raise UnknownTemplate(f"no template {name!r} on {adapter.name} (configured: {known})")
+    values = _template_values(name, spec, parameters)
+    text = _render(spec, values) or f"[template {name}] {', '.join(values)}"
+    return text, {"name": name, "language": spec["language"], "parameters": values}
+
+
 async def send_reply(outbox: Outbox, adapter: ChannelAdapter, thread: Thread, reply: Reply) -> Message:
     """Queue ``reply`` on ``thread`` through the outbox, or raise :class:`ReplyRefused`."""
     meta: dict[str, Any] = {}
     text = reply.text
     if reply.template is not None:
-        templates = await _templates(adapter, thread.account_id)
-        spec = templates.get(reply.template) if adapter.capabilities.templates else None
-        if spec is None:
-            known = ", ".join(sorted(templates)) or "none"
-            raise UnknownTemplate(f"no template {reply.template!r} on {thread.channel} (configured: {known})")
-        values = _template_values(reply.template, spec, reply.parameters)
-        meta["template"] = {"name": reply.template, "language": spec["language"], "parameters": values}
-        text = _render(spec, values) or f"[template {reply.template}] {', '.join(values)}"
+        text, meta["template"] = await template_message(adapter, thread.account_id, reply.template, reply.parameters)
     else:
         if not text.strip() and reply.document is None:
             raise ReplyRefused("a reply needs text, a document or a template")

@@ -13,11 +13,12 @@ from aiohttp import web
 from bot.keys import SETTINGS, STORE
 from bot.services.agents import add_agent
 from bot.tasks import stop_tasks
-from bot.web import ops
+from bot.web import ops, unsubscribe
 from bot.web.admin import account as admin_account
 from bot.web.admin import accounts as admin_accounts
 from bot.web.admin import agents as admin_agents
 from bot.web.admin import answers as admin_answers
+from bot.web.admin import campaigns as admin_campaigns
 from bot.web.admin import intents as admin_intents
 from bot.web.admin import privacy as admin_privacy
 from bot.web.admin import reports as admin_reports
@@ -89,6 +90,7 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(search.routes())
     app.add_routes(admin_agents.routes())
     app.add_routes(admin_reports.routes() + admin_privacy.routes())
+    app.add_routes(admin_campaigns.routes() + unsubscribe.routes())
     app.add_routes(admin_intents.routes() + admin_answers.routes() + admin_training.routes())
     app.add_routes(admin_account.routes())
     app.add_routes(admin_accounts.routes())

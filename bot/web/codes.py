@@ -107,6 +107,12 @@ WORDS: dict[str, dict[str, str]] = {
     # a webhook delivery's state
     "webhook": {"pending": N_("waiting to be sent"), "sent": N_("sent"), "dead": N_("failed for good")},
     # who did something, when not an agent (the audit log)
+    "campaign": {
+        "scheduled": N_("scheduled"),
+        "sending": N_("sending"),
+        "done": N_("done"),
+        "cancelled": N_("stopped"),
+    },
     "actor": {
         "api": N_("the API"),
         "cli": N_("the command line"),

@@ -11,6 +11,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from bot.services import Services
+    from bot.services.campaigns import CampaignSender
     from bot.web.api.kit import Operation
     from bot.web.console.live import ConsoleHub
 
@@ -18,3 +19,4 @@ CONSOLE_HUB: web.AppKey[ConsoleHub] = web.AppKey("console_hub")
 FIRST_ADMIN: web.AppKey[tuple[str, str] | None] = web.AppKey("first_admin")  # (login, password) once
 API_OPERATIONS: web.AppKey[list[Operation]] = web.AppKey("api_operations")  # what /api/openapi.json describes
 SERVICES: web.AppKey[Services] = web.AppKey("services")  # what console and API both do
+CAMPAIGNS: web.AppKey[CampaignSender] = web.AppKey("campaigns")  # sends campaigns; woken when one is due

@@ -111,14 +111,6 @@ def mailbox(dovecot: Dovecot, mailbox_user: str) -> Mailbox:
 
 
 @pytest.fixture
-async def bot_api() -> AsyncIterator[FakeBotAPI]:
-    fake = FakeBotAPI()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def graph_api() -> AsyncIterator[FakeGraphAPI]:
     fake = FakeGraphAPI()
     await fake.start()

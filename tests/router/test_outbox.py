@@ -21,7 +21,7 @@ from bot.router.dispatch import Dispatcher, DispatchSweeper
 from bot.router.leasing import lease_and_work
 from bot.router.outbox import Outbox, backoff_delay
 from bot.router.queue import Queue
-from bot.settings import OutboxSettings
+from bot.sending_settings import OutboxSettings
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories

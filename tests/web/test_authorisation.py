@@ -16,6 +16,7 @@ import asyncio
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -26,6 +27,7 @@ from bot.keys import EGRESS, EVENTS, NLU, PIPELINE, STORE
 from bot.router.webhooks.subscriptions import subscribe
 from bot.services.accounts import create_account
 from bot.services.agents import add_agent
+from bot.services.campaigns import create_campaign
 from bot.services.contact_merge import merge
 from bot.web.access import Access, access_of
 from bot.web.api.kit import issue_token
@@ -51,10 +53,19 @@ PUBLIC = (
     "/api/openapi.json",
     "/favicon.ico",
     "/csat/",  # the rating page of an e-mail's link: the signed token is the key
+    "/unsubscribe/",  # a campaign mail's one-click unsubscribe: its random token is the key
 )
 # the GridFS bucket's collections as MongoDB and the embedded server list them (the latter cannot
 # sort them): snapshots read attachment_files, which says whose each file is
 GRIDFS = frozenset({"files.files", "files.chunks", "files_files", "files_chunks"})
+# a campaign of acme's, scheduled for later: its report and its stop are probed
+ACME_CAMPAIGN: dict[str, Any] = {
+    "account_id": "acme",
+    "name": "ACME-PRIVATE-7731",
+    "channel": "webchat",
+    "text": "ACME-PRIVATE-7731",
+    "send_at": datetime(2099, 1, 1, tzinfo=UTC),
+}
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 # a valid body for every API operation that takes one (so a refusal is the guard's, not a 400)
@@ -105,6 +116,7 @@ CONSOLE_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/admin/accounts"): {"id": "newco2", "name": "New", "admin": "boss"},
     ("POST", "/admin/accounts/{account_id}"): {"action": "enable"},
     ("POST", "/admin/intents"): {"name": "console_intent"},
+    ("POST", "/admin/campaigns"): {"name": "authz", "channel": "webchat", "text": "hello"},
     ("POST", "/admin/intents/examples/{example}"): {"action": "save", "text": "hello", "language": "en"},
     ("POST", "/admin/intents/{intent}/examples"): {"text": "hello from the console"},
     ("POST", "/admin/intents/learn/{message_id}"): {"intent": "greet"},
@@ -232,6 +244,7 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
         "other_contact_id": other,
         "merge_id": standing.id,
         "file": f"{sent.message_id}:0",
+        "campaign_id": (await create_campaign(store, None, **ACME_CAMPAIGN)).id,
     }
     logins = {
         "agent": ("acme", "acme-agent"),

@@ -14,6 +14,7 @@ import aiohttp
 from bot.keys import STORE
 from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Role
+from conversations.models import utcnow
 from tests.conftest import raw_database_of
 from tests.web.console.test_console import log_in
 from tests.web.test_authorisation import (
@@ -61,10 +62,20 @@ async def post(
 
 async def background_work_done(world: World) -> None:
     """Wait for what a request that went through started in the background (a training job
-    writes its progress, then the model and an audit entry), so the next snapshots hold still."""
-    jobs = raw_database_of(world.client.server.app[STORE]).nlu_jobs  # whatever account the job is of
+    writes its progress, then the model and an audit entry; a campaign sent at once stores its
+    messages and the outbox sends them), so the next snapshots hold still."""
+    store = world.client.server.app[STORE]
+    database = raw_database_of(store)  # whatever account the work is of
+
+    async def busy() -> bool:
+        return bool(
+            await database.nlu_jobs.find_one({"state": "running"})
+            or await store.campaigns.due_campaigns(utcnow())
+            or await database.outbox.find_one({"state": "pending"})
+        )
+
     async with asyncio.timeout(120):
-        while await jobs.count_documents({"state": "running"}):
+        while await busy():
             await asyncio.sleep(0.1)
 
 

@@ -171,18 +171,21 @@ class EmailAdapter(BaseAdapter):
             to=outbound.to.address,
             from_address=address,
             from_name=self._from_name,
-            subject=reply_subject(info.subject if info else "", token),
+            subject=_subject(info.subject if info else "", outbound, token),
             message_id=message_id,
             in_reply_to=references[-1] if references else None,
             references=references,
             reply_to=plus_address(address, token) if self.settings.plus_addressing else None,
             automatic=str(outbound.meta.get("sender_kind", "bot")) in AUTOMATIC_SENDERS,
         )
+        unsubscribe = outbound.meta.get("list_unsubscribe")
+        if isinstance(unsubscribe, str) and unsubscribe:  # a campaign's mail: one-click unsubscribe (RFC 8058)
+            mail["List-Unsubscribe"] = f"<{unsubscribe}>"
+            mail["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         await self._attach(mail, outbound)
         await send_mail(self.settings, mail)
-        await store.mail.note_email_message(
-            outbound.account_id, outbound.thread_id, info.subject if info else "", token, message_id
-        )
+        subject = info.subject if info and info.subject else str(outbound.meta.get("subject", ""))
+        await store.mail.note_email_message(outbound.account_id, outbound.thread_id, subject, token, message_id)
         log_event(log, "email.sent", message=outbound.message_id, thread=outbound.thread_id)
         return message_id
 
@@ -207,6 +210,15 @@ class EmailAdapter(BaseAdapter):
         if not maintype or not subtype or maintype == "multipart":
             maintype, subtype = "application", "octet-stream"
         mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=kept.name)
+
+
+def _subject(thread_subject: str, outbound: Outbound, token: str) -> str:
+    """A reply's subject; a mail we write first (a campaign's) has its own subject, and the
+    thread's token so that the answer finds its thread."""
+    own = outbound.meta.get("subject")
+    if not thread_subject and isinstance(own, str) and own.strip():
+        return f"{own.strip()} [#{token}]"
+    return reply_subject(thread_subject, token)
 
 
 def _mail_meta(inbound: Inbound) -> dict[str, Any]:

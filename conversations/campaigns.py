@@ -1,0 +1,369 @@
+"""Campaigns: a message an admin sends first, to an audience of the account's contacts on one channel.
+
+A campaign walks its audience in contact-id order and keeps a cursor (the last contact handled), so
+a run that stops midway (a restart, a kill) resumes where it was. Each recipient is recorded once,
+under an id derived from campaign and contact (``derived_id("cmp", "<campaign>:<contact>")``), and
+the outbox item for them derives from the same key: a contact handled twice (the batch after the
+cursor is replayed on resume) is neither recorded nor sent twice.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReturnDocument
+from pymongo.errors import BulkWriteError
+
+from conversations.client import IndexPlan, Repository
+from conversations.ids import derived_id, new_id
+from conversations.models import Document, epoch_ms, load_enum, load_time
+from conversations.thread_models import Contact, Thread
+from conversations.threads import ThreadsRepository
+from conversations.traffic import Identity
+
+INDEXES: IndexPlan = {
+    "campaigns": [
+        IndexModel([("account_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("state", ASCENDING), ("send_at", ASCENDING)]),
+    ],
+    "campaign_recipients": [IndexModel([("campaign_id", ASCENDING), ("state", ASCENDING)])],
+    # a campaign's report: its messages and sends
+    "messages": [
+        IndexModel([("meta.campaign", ASCENDING)], partialFilterExpression={"meta.campaign": {"$exists": True}})
+    ],
+    "outbox": [
+        IndexModel([("meta.campaign", ASCENDING)], partialFilterExpression={"meta.campaign": {"$exists": True}})
+    ],
+}
+
+
+class CampaignState(enum.StrEnum):
+    SCHEDULED = "scheduled"  # waits for ``send_at``
+    SENDING = "sending"
+    DONE = "done"  # every contact of the audience is queued or skipped
+    CANCELLED = "cancelled"
+
+
+class RecipientState(enum.StrEnum):
+    QUEUED = "queued"  # handed to the outbox; its message says sent, delivered, read or failed
+    SKIPPED = "skipped"  # ``reason`` says why: no identity on the channel, opted out
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Which contacts of the account a campaign goes to: those with an identity on the campaign's
+    channel, narrowed by a thread label, a custom attribute's value, and when they were last in
+    touch (the contact's last update: a message from them or an edit)."""
+
+    label: str | None = None
+    attribute: str | None = None
+    value: str | None = None
+    contacted_before: datetime | None = None
+    contacted_after: datetime | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        for key in ("label", "attribute", "value"):
+            if getattr(self, key):
+                doc[key] = getattr(self, key)
+        for key in ("contacted_before", "contacted_after"):
+            moment = getattr(self, key)
+            if moment is not None:
+                doc[key] = epoch_ms(moment)
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any] | None) -> Audience:
+        doc = doc or {}
+        return cls(
+            label=doc.get("label"),
+            attribute=doc.get("attribute"),
+            value=doc.get("value"),
+            contacted_before=load_time(doc.get("contacted_before")),
+            contacted_after=load_time(doc.get("contacted_after")),
+        )
+
+
+@dataclass(slots=True)
+class Campaign(Document):
+    """One campaign: audience, channel, message, schedule, and how far its sending got."""
+
+    LOADERS: ClassVar[dict[str, Callable[[Any], Any]]] = {
+        "state": load_enum(CampaignState),
+        "audience": Audience.from_doc,
+    }
+
+    id: str
+    account_id: str
+    name: str
+    channel: str
+    state: CampaignState
+    created_at: datetime
+    send_at: datetime
+    audience: Audience = field(default_factory=Audience)
+    text: str = ""
+    subject: str | None = None  # e-mail
+    # WhatsApp: the configured template as the channel sends it ({"name", "language", "parameters"})
+    template: dict[str, Any] | None = None
+    created_by: str | None = None
+    cursor: str | None = None  # the last contact id handled, in id order
+    finished_at: datetime | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = Document.to_doc(self)
+        doc["audience"] = self.audience.to_doc()
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    contact_id: str
+    state: RecipientState
+    reason: str | None = None
+    message_id: str | None = None
+
+
+def recipient_id(campaign_id: str, contact_id: str) -> str:
+    return derived_id("cmp", f"{campaign_id}:{contact_id}")
+
+
+class CampaignsRepository(Repository):
+    """Creating campaigns, choosing their audience, and recording how far their sending got."""
+
+    async def create_campaign(self, campaign: Campaign) -> Campaign:
+        await self._db.campaigns.insert_one(campaign.to_doc())
+        return campaign
+
+    @staticmethod
+    def new_campaign_id() -> str:
+        return new_id("cmp")
+
+    async def get_campaign(self, account_id: str, campaign_id: str) -> Campaign | None:
+        doc = await self._db.campaigns.find_one({"_id": campaign_id, "account_id": account_id})
+        return Campaign.from_doc(doc) if doc else None
+
+    async def list_campaigns(self, account_id: str, limit: int = 100) -> list[Campaign]:
+        cursor = self._db.campaigns.find({"account_id": account_id}).sort("created_at", DESCENDING).limit(limit)
+        return [Campaign.from_doc(doc) for doc in await cursor.to_list()]
+
+    async def due_campaigns(self, now: datetime) -> list[Campaign]:
+        """Campaigns to send now: scheduled ones whose time came, and sending ones (a run that
+        stopped midway is resumed from its cursor)."""
+        query = {
+            "$or": [
+                {"state": str(CampaignState.SENDING)},
+                {"state": str(CampaignState.SCHEDULED), "send_at": {"$lte": epoch_ms(now)}},
+            ]
+        }
+        docs = await self._db.campaigns.find(query).sort("send_at", ASCENDING).to_list()
+        return [Campaign.from_doc(doc) for doc in docs]
+
+    async def start_sending(self, campaign_id: str) -> Campaign | None:
+        doc = await self._db.campaigns.find_one_and_update(
+            {"_id": campaign_id, "state": {"$in": [str(CampaignState.SCHEDULED), str(CampaignState.SENDING)]}},
+            {"$set": {"state": str(CampaignState.SENDING)}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return Campaign.from_doc(doc) if doc else None
+
+    async def advance_cursor(self, campaign_id: str, contact_id: str) -> None:
+        """Everything up to ``contact_id`` (in id order) is recorded: a resumed run starts after it."""
+        await self._db.campaigns.update_one(
+            {"_id": campaign_id, "state": str(CampaignState.SENDING)}, {"$max": {"cursor": contact_id}}
+        )
+
+    async def finish_campaign(self, campaign_id: str, now: datetime) -> None:
+        await self._db.campaigns.update_one(
+            {"_id": campaign_id, "state": str(CampaignState.SENDING)},
+            {"$set": {"state": str(CampaignState.DONE), "finished_at": epoch_ms(now)}},
+        )
+
+    async def cancel_campaign(self, account_id: str, campaign_id: str) -> bool:
+        result = await self._db.campaigns.update_one(
+            {
+                "_id": campaign_id,
+                "account_id": account_id,
+                "state": {"$in": [str(CampaignState.SCHEDULED), str(CampaignState.SENDING)]},
+            },
+            {"$set": {"state": str(CampaignState.CANCELLED)}},
+        )
+        return result.modified_count == 1
+
+    async def campaign_state(self, campaign_id: str) -> CampaignState | None:
+        doc = await self._db.campaigns.find_one({"_id": campaign_id}, {"state": 1})
+        return CampaignState(doc["state"]) if doc else None
+
+    # --- the audience ------------------------------------------------------------------------
+
+    async def _audience_query(self, account_id: str, channel: str, audience: Audience) -> dict[str, Any]:
+        query: dict[str, Any] = {
+            "account_id": account_id,
+            "identities.channel": channel,
+            "merged_into": {"$exists": False},
+        }
+        if audience.attribute:
+            query[f"attributes.{audience.attribute}"] = audience.value or ""
+        contacted: dict[str, int] = {}
+        if audience.contacted_before is not None:
+            contacted["$lt"] = epoch_ms(audience.contacted_before)
+        if audience.contacted_after is not None:
+            contacted["$gt"] = epoch_ms(audience.contacted_after)
+        if contacted:
+            query["updated_at"] = contacted
+        if audience.label:
+            labelled = await self._db.threads.distinct(
+                "contact_id", {"account_id": account_id, "labels": audience.label}
+            )
+            query["_id"] = {"$in": sorted(str(c) for c in labelled)}
+        return query
+
+    async def audience_size(self, account_id: str, channel: str, audience: Audience) -> int:
+        """How many contacts the audience holds now (the preview before sending)."""
+        return await self._db.contacts.count_documents(await self._audience_query(account_id, channel, audience))
+
+    async def audience_page(self, campaign: Campaign, after: str | None, limit: int) -> list[Contact]:
+        """The next contacts of the campaign's audience after ``after``, in id order."""
+        query = await self._audience_query(campaign.account_id, campaign.channel, campaign.audience)
+        if after is not None:
+            query = {"$and": [query, {"_id": {"$gt": after}}]}
+        docs = await self._db.contacts.find(query).sort("_id", ASCENDING).limit(limit).to_list()
+        return [Contact.from_doc(doc) for doc in docs]
+
+    # --- recipients --------------------------------------------------------------------------
+
+    async def record_recipients(self, campaign: Campaign, recipients: Sequence[Recipient]) -> set[str]:
+        """Record each recipient once; returns the contact ids recorded by this call (a contact
+        recorded before, by a run that stopped, is left as it was)."""
+        if not recipients:
+            return set()
+        docs = [
+            {
+                "_id": recipient_id(campaign.id, r.contact_id),
+                "campaign_id": campaign.id,
+                "account_id": campaign.account_id,
+                "contact_id": r.contact_id,
+                "state": str(r.state),
+                **({"reason": r.reason} if r.reason else {}),
+                **({"message_id": r.message_id} if r.message_id else {}),
+            }
+            for r in recipients
+        ]
+        try:
+            await self._db.campaign_recipients.bulk_write([InsertOne(d) for d in docs], ordered=False)
+        except BulkWriteError as error:
+            failed = {
+                docs[e["index"]]["contact_id"] for e in error.details.get("writeErrors", []) if e["code"] == 11000
+            }
+            if len(failed) != len(error.details.get("writeErrors", [])):
+                raise
+            return {r.contact_id for r in recipients} - failed
+        return {r.contact_id for r in recipients}
+
+    async def recipient_counts(self, campaign_id: str) -> dict[str, int]:
+        """Recipients by state and skip reason: ``queued``, ``skipped``, ``skipped:<reason>``
+        (only skipped recipients carry a reason)."""
+        counts: dict[str, int] = {}
+        by_state: list[dict[str, Any]] = [
+            {"$match": {"campaign_id": campaign_id}},
+            {"$group": {"_id": "$state", "n": {"$sum": 1}}},
+        ]
+        async for row in await self._db.campaign_recipients.aggregate(by_state):
+            counts[str(row["_id"])] = row["n"]
+        by_reason = [
+            {"$match": {"campaign_id": campaign_id, "reason": {"$exists": True}}},
+            {"$group": {"_id": "$reason", "n": {"$sum": 1}}},
+        ]
+        async for row in await self._db.campaign_recipients.aggregate(by_reason):
+            counts[f"skipped:{row['_id']}"] = row["n"]
+        return counts
+
+    async def delivery_counts(self, campaign_id: str) -> dict[str, int]:
+        """The campaign's messages by delivery status (``queued``, ``sent``, ``delivered``,
+        ``read``, ``failed``), as the providers last reported them."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"meta.campaign": campaign_id, "direction": "out"}},
+            {"$group": {"_id": "$delivery_status", "n": {"$sum": 1}}},
+        ]
+        return {str(row["_id"]): row["n"] async for row in await self._db.messages.aggregate(pipeline)}
+
+    async def failure_reasons(self, campaign_id: str, limit: int = 20) -> list[tuple[str, int]]:
+        """Why the campaign's sends that were given up on failed: the provider's errors, most
+        frequent first."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": {"meta.campaign": campaign_id, "state": "dead"}},
+            {"$group": {"_id": "$last_error", "n": {"$sum": 1}}},
+            {"$sort": {"n": -1}},
+            {"$limit": limit},
+        ]
+        return [(str(row["_id"] or ""), row["n"]) async for row in await self._db.outbox.aggregate(pipeline)]
+
+    # --- e-mail unsubscribe links --------------------------------------------------------------
+
+    async def unsubscribe_link(self, campaign: Campaign, address: str) -> str:
+        """A new unguessable token (144 random bits) that unsubscribes ``address`` from the
+        campaign's channel of the campaign's account, for its one-click unsubscribe link."""
+        token = secrets.token_urlsafe(18)
+        await self._db.unsubscribe_links.insert_one(
+            {
+                "_id": token,
+                "account_id": campaign.account_id,
+                "channel": campaign.channel,
+                "address": address,
+                "campaign_id": campaign.id,
+            }
+        )
+        return token
+
+    async def unsubscribe_target(self, token: str) -> tuple[str, str, str] | None:
+        """(account, channel, address) the token unsubscribes, or ``None`` for an unknown token."""
+        doc = await self._db.unsubscribe_links.find_one({"_id": token})
+        return (str(doc["account_id"]), str(doc["channel"]), str(doc["address"])) if doc else None
+
+    async def replied_count(self, campaign: Campaign) -> int:
+        """How many of the campaign's conversations had a customer message after the campaign's
+        send time (an answer, as far as the store can tell)."""
+        threads = await self._db.messages.distinct("thread_id", {"meta.campaign": campaign.id})
+        if not threads:
+            return 0
+        query = {
+            "thread_id": {"$in": list(threads)},
+            "direction": "in",
+            "created_at": {"$gte": epoch_ms(campaign.send_at)},
+        }
+        return len(await self._db.messages.distinct("thread_id", query))
+
+    # --- the recipients' threads ---------------------------------------------------------------
+
+    async def open_threads_for(
+        self, account_id: str, recipients: Sequence[tuple[str, Identity]], now: datetime
+    ) -> dict[str, Thread]:
+        """Each recipient contact's open thread on its identity's channel, opening the missing ones
+        in one batch (as ``ThreadsRepository.open_thread`` would one by one: a thread opened
+        meanwhile by a customer's message wins, and is returned)."""
+        keys = {f"{contact_id}:{identity.channel}": (contact_id, identity) for contact_id, identity in recipients}
+        found = {
+            str(doc["contact_id"]): Thread.from_doc(doc)
+            async for doc in self._db.threads.find({"open_key": {"$in": list(keys)}})
+        }
+        missing = [
+            ThreadsRepository.new_thread(account_id, contact_id, identity, key, now)
+            for key, (contact_id, identity) in keys.items()
+            if contact_id not in found
+        ]
+        if missing:
+            try:
+                await self._db.threads.insert_many([t.to_doc() for t in missing], ordered=False)
+            except BulkWriteError as error:
+                if any(e["code"] != 11000 for e in error.details.get("writeErrors", [])):
+                    raise
+                lost = {missing[e["index"]].open_key for e in error.details["writeErrors"]}
+                async for doc in self._db.threads.find({"open_key": {"$in": list(lost)}}):
+                    found[str(doc["contact_id"])] = Thread.from_doc(doc)
+                missing = [t for t in missing if t.open_key not in lost]
+            found.update({t.contact_id: t for t in missing})
+        return found

@@ -1,0 +1,115 @@
+"""Campaigns in the store: the audience a campaign selects, and recipients recorded at most once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.services.contacts import erase_contact, find_contact
+from conversations.campaigns import Audience, Campaign, CampaignsRepository, CampaignState, Recipient, RecipientState
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.traffic import Identity
+
+ACCOUNT = "acc_one"
+
+
+async def contact(store: Repositories, channel: str, address: str, account: str = ACCOUNT, **attributes: str) -> str:
+    contact_id = await store.contacts.find_or_create_contact(account, Identity(channel, address), None, utcnow())
+    if attributes:
+        await store.contacts.update_contact(account, contact_id, utcnow(), attributes=attributes)
+    return contact_id
+
+
+def campaign(
+    channel: str = "sms", audience: Audience | None = None, account: str = ACCOUNT, send_at: datetime | None = None
+) -> Campaign:
+    now = utcnow()
+    return Campaign(
+        id=CampaignsRepository.new_campaign_id(),
+        account_id=account,
+        name="Spring sale",
+        channel=channel,
+        state=CampaignState.SCHEDULED,
+        created_at=now,
+        send_at=send_at or now,
+        audience=audience or Audience(),
+        text="20% off this week",
+    )
+
+
+async def test_the_audience_is_the_accounts_contacts_on_the_channel(store: Repositories) -> None:
+    riga = await contact(store, "sms", "+37120000001", city="Riga")
+    await contact(store, "sms", "+37120000002", city="Tartu")
+    await contact(store, "telegram", "501")
+    await contact(store, "sms", "+37120000003", account="acc_other", city="Riga")
+
+    assert await store.campaigns.audience_size(ACCOUNT, "sms", Audience()) == 2
+    assert await store.campaigns.audience_size(ACCOUNT, "telegram", Audience()) == 1
+    by_city = Audience(attribute="city", value="Riga")
+    assert await store.campaigns.audience_size(ACCOUNT, "sms", by_city) == 1
+    page = await store.campaigns.audience_page(campaign(audience=by_city), None, 10)
+    assert [c.id for c in page] == [riga]
+
+
+async def test_the_audience_by_last_contact_date(store: Repositories) -> None:
+    await contact(store, "sms", "+37120000001")
+    now = utcnow()
+    assert await store.campaigns.audience_size(ACCOUNT, "sms", Audience(contacted_after=now - timedelta(hours=1))) == 1
+    assert await store.campaigns.audience_size(ACCOUNT, "sms", Audience(contacted_before=now - timedelta(hours=1))) == 0
+
+
+async def test_audience_pages_follow_contact_id_order(store: Repositories) -> None:
+    ids = sorted([await contact(store, "sms", f"+3712000000{n}") for n in range(5)])
+    sms = campaign()
+    first = await store.campaigns.audience_page(sms, None, 2)
+    rest = await store.campaigns.audience_page(sms, first[-1].id, 10)
+    assert [c.id for c in first + rest] == ids
+
+
+async def test_a_recipient_is_recorded_once(store: Repositories) -> None:
+    sms = await store.campaigns.create_campaign(campaign())
+    first = await store.campaigns.record_recipients(
+        sms, [Recipient("con_a", RecipientState.QUEUED), Recipient("con_b", RecipientState.SKIPPED, "opted_out")]
+    )
+    again = await store.campaigns.record_recipients(
+        sms, [Recipient("con_b", RecipientState.QUEUED), Recipient("con_c", RecipientState.QUEUED)]
+    )
+    assert first == {"con_a", "con_b"}
+    assert again == {"con_c"}
+    counts = await store.campaigns.recipient_counts(sms.id)
+    assert counts == {"queued": 2, "skipped": 1, "skipped:opted_out": 1}
+
+
+async def test_due_campaigns_are_scheduled_ones_whose_time_came_and_unfinished_ones(store: Repositories) -> None:
+    now = utcnow()
+    await store.campaigns.create_campaign(campaign(send_at=now + timedelta(hours=1)))
+    due = await store.campaigns.create_campaign(campaign(send_at=now - timedelta(minutes=1)))
+    done = await store.campaigns.create_campaign(campaign(send_at=now - timedelta(minutes=2)))
+    await store.campaigns.start_sending(done.id)
+    await store.campaigns.finish_campaign(done.id, now)
+    sending = await store.campaigns.create_campaign(campaign(send_at=now - timedelta(minutes=3)))
+    await store.campaigns.start_sending(sending.id)
+    assert [c.id for c in await store.campaigns.due_campaigns(now)] == [sending.id, due.id]
+    assert await store.campaigns.get_campaign("acc_other", due.id) is None
+
+
+async def test_recipients_threads_are_the_open_ones_or_opened_once(store: Repositories) -> None:
+    ann, ben = await contact(store, "sms", "+37120000001"), await contact(store, "sms", "+37120000002")
+    anns = await store.threads.open_thread(ACCOUNT, ann, Identity("sms", "+37120000001"), utcnow())
+    pairs = [(ann, Identity("sms", "+37120000001")), (ben, Identity("sms", "+37120000002"))]
+    first = await store.campaigns.open_threads_for(ACCOUNT, pairs, utcnow())
+    again = await store.campaigns.open_threads_for(ACCOUNT, pairs, utcnow())
+    assert first[ann].id == again[ann].id == anns.id
+    assert first[ben].id == again[ben].id
+    assert [t.id for t in await store.threads.contact_threads(ACCOUNT, ben)] == [first[ben].id]
+
+
+async def test_erasing_a_contact_removes_its_campaign_records(store: Repositories, raw_database: Any) -> None:
+    ann = await contact(store, "email", "ann@example.org")
+    mail = await store.campaigns.create_campaign(campaign(channel="email"))
+    await store.campaigns.record_recipients(mail, [Recipient(ann, RecipientState.QUEUED)])
+    token = await store.campaigns.unsubscribe_link(mail, "ann@example.org")
+    await erase_contact(store, await find_contact(store, ACCOUNT, ann), "cli")
+    assert await raw_database.campaign_recipients.count_documents({"contact_id": ann}) == 0
+    assert await store.campaigns.unsubscribe_target(token) is None
