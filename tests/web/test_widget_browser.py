@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from playwright.async_api import Browser, Frame, Page, expect
+from playwright.async_api import Browser, Frame, Page, WebSocketRoute, expect
 
 from bot.handlers.webchat.embedding import identity_secret_name, user_hash
 from bot.keys import QUEUE, STORE
@@ -331,3 +331,52 @@ async def test_a_user_the_site_vouches_for_finds_their_chat_in_another_browser(
     await page.evaluate(signed_in)
     await expect(chat.locator(".msg--in")).to_have_text("ordered on my laptop")
     await phone.close()
+
+
+async def test_a_message_written_while_the_sites_user_is_identified_joins_their_conversation(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    """The router's answer to the chat's "identify" is held back 1.5 s (a loaded router): what the
+    visitor writes meanwhile waits for it and goes into the user's conversation, which their other
+    device then shows. Sent at once, it landed in an anonymous conversation the chat dropped."""
+    await allow(client, site.origin)
+    secret = "the-shop-server-knows-this"
+    await client.server.app[STORE].secrets.replace_sealed_secret(identity_secret_name("default"), secret)
+    signed_in = f"() => omnirouter.setUser({{ user_id: 'u-9', user_hash: '{user_hash(secret, 'u-9')}' }})"
+
+    def slow_to_identify(route: WebSocketRoute) -> None:
+        router = route.connect_to_server()
+
+        def to_router(message: str | bytes) -> None:
+            if isinstance(message, str) and '"identify"' in message:
+                asyncio.get_running_loop().call_later(1.5, router.send, message)
+            else:
+                router.send(message)
+
+        route.on_message(to_router)
+
+    laptop = await browser.new_context()
+    page = await laptop.new_page()
+    await page.route_web_socket(re.compile(r".*/webchat/ws.*"), slow_to_identify)
+    await page.goto(f"{site.origin}/")
+    await page.wait_for_function("() => window.omnirouter")
+    await page.evaluate(signed_in)
+    await page.locator(".omnirouter-launcher").click()
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await expect(chat.locator("#status")).to_have_text("Online")
+    await chat.locator("#text").fill("written before the router knew me")
+    await chat.locator("#text").press("Enter")
+    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
+    await expect(chat.locator(".msg--in")).to_have_text("written before the router knew me")
+    await laptop.close()
+
+    phone = await browser.new_context()  # the user's other device finds the message
+    page = await phone.new_page()
+    await page.goto(f"{site.origin}/")
+    await page.wait_for_function("() => window.omnirouter")
+    await page.evaluate(signed_in)
+    await page.locator(".omnirouter-launcher").click()
+    chat = page.frame_locator(".omnirouter-panel iframe")
+    await expect(chat.locator(".msg--in")).to_have_text("written before the router knew me")
+    await phone.close()
+    assert len(await factories.threads(client.server.app[STORE])) == 1  # no anonymous conversation beside it

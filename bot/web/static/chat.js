@@ -40,6 +40,11 @@
   let user = {}; // what the embedding page said of the visitor (omnirouter.setUser)
   let label = ""; // the label it asked for (omnirouter.setLabel): sent again once a conversation exists
   let announced = false;
+  // messages wait until the embedding page has said who the visitor is (its queued setUser, then
+  // "settled") and, for a user it vouches for, until the router has identified them: sent sooner,
+  // they would land in an anonymous conversation the user's chat then no longer shows
+  let parentSettled = !embedded;
+  let identityRefused = false;
 
   function toParent(message) {
     if (embedded && parentOrigin && window.parent !== window) window.parent.postMessage(message, parentOrigin);
@@ -72,6 +77,7 @@
     if (!embedded || event.source !== window.parent || event.origin !== parentOrigin) return; // nobody else
     const data = event.data || {};
     if (data.type === "omnirouter:open") input.focus();
+    else if (data.type === "omnirouter:settled") { parentSettled = true; flush(); }
     else if (data.type === "omnirouter:user" && data.user) { user = data.user; identify(); }
     else if (data.type === "omnirouter:label" && typeof data.label === "string") { label = data.label; sendLabel(); }
   }
@@ -86,14 +92,21 @@
 
   function becomeUser(token) {
     identified = true;
-    if (token === kept.local.getItem(tokenKey)) return; // already connected as them
+    if (token === kept.local.getItem(tokenKey)) { flush(); return; } // already connected as them
     kept.local.setItem(tokenKey, token);
     toParent({ type: "omnirouter:token", token });
     for (const li of [...log.querySelectorAll(".msg")]) li.remove();
     shown.clear();
-    empty.hidden = false;
+    empty.hidden = !pending.length;
+    for (const item of pending) render({ key: item.id, direction: "in", text: item.text, meta: t("sending…") });
     socket.close(); // and reconnect with their token: the welcome brings their conversations
   }
+
+  function holding() {
+    return !parentSettled || (Boolean(user.user_id && user.user_hash) && !identified && !identityRefused);
+  }
+
+  function flush() { for (const item of pending) transmit(item); }
 
   function sendLabel() {
     if (label && socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "label", label }));
@@ -234,7 +247,7 @@
   }
 
   function transmit(item) {
-    if (socket && socket.readyState === WebSocket.OPEN) {
+    if (socket && socket.readyState === WebSocket.OPEN && !holding()) {
       const frame = { type: "message", id: item.id, text: item.text };
       if (typeof user.name === "string" && user.name.trim()) frame.name = user.name.trim().slice(0, 80);
       socket.send(JSON.stringify(frame));
@@ -275,8 +288,12 @@
         setStatus("online", t("Online"));
         showNotice(frame.history_unavailable ? t("Earlier messages cannot be loaded right now.") : "");
         for (const m of frame.history || []) renderFrame(m);
-        for (const item of pending) transmit(item); // resend whatever was never acknowledged
-        if (!announced) { announced = true; toParent({ type: "omnirouter:ready" }); }
+        flush(); // resend whatever was never acknowledged
+        if (!announced) {
+          announced = true;
+          toParent({ type: "omnirouter:ready" });
+          setTimeout(() => { if (!parentSettled) { parentSettled = true; flush(); } }, 3000); // a page that never answers
+        }
         identify();
         break;
       case "ack":
@@ -299,7 +316,13 @@
         becomeUser(frame.visitor_token);
         break;
       case "error":
-        if (frame.code === "bad_identity") { console.warn("omnirouter: user_hash does not match user_id"); break; }
+        if (frame.code === "bad_identity") {
+          console.warn("omnirouter: user_hash does not match user_id");
+          identityRefused = true; // the visitor chats anonymously
+          flush();
+          break;
+        }
+        if (frame.code === "store_unavailable" && !frame.id) { setTimeout(identify, 2000); break; } // identify again
         if (frame.retry) {
           showNotice(t("We could not save your message yet — retrying…"));
           setTimeout(() => pending.forEach(transmit), 2000);

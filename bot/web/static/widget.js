@@ -71,6 +71,7 @@
       case "omnirouter:ready":
         ready = true;
         while (queued.length) frame.contentWindow.postMessage(queued.shift(), router);
+        frame.contentWindow.postMessage({ type: "omnirouter:settled" }, router); // all the page said so far
         emit("ready");
         break;
       case "omnirouter:token": // the visitor's token, kept on this site: the chat finds them again
