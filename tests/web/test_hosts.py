@@ -19,7 +19,6 @@ from bot.web.hosts import answered_hosts, host_check, host_name
 from tests.conftest import make_settings
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import TG_SECRET, fixture
-from tests.handlers.conftest import bot_api  # noqa: F401  (a fixture)
 from tests.router.test_queue import customer_writes
 
 ROUTES = [  # one of each kind: health, metrics, web chat page, console, login, API, webhook, static
