@@ -20,6 +20,7 @@ from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
 from tests.actions import ActionServer
+from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
 
 TEST_SECRET_KEY = "0123456789abcdef" * 4  # seals channel secrets in the tests' stores
@@ -159,6 +160,15 @@ async def start_client() -> AsyncIterator[Callable[[Settings], Awaitable[TestCli
 async def bot_api() -> AsyncIterator[FakeBotAPI]:
     """A fake Telegram Bot API on 127.0.0.1 (channel and campaign tests)."""
     fake = FakeBotAPI()
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def graph_api() -> AsyncIterator[FakeGraphAPI]:
+    """A fake WhatsApp Cloud (Graph) API on 127.0.0.1 (channel and campaign tests)."""
+    fake = FakeGraphAPI()
     await fake.start()
     yield fake
     await fake.stop()

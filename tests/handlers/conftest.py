@@ -111,14 +111,6 @@ def mailbox(dovecot: Dovecot, mailbox_user: str) -> Mailbox:
 
 
 @pytest.fixture
-async def graph_api() -> AsyncIterator[FakeGraphAPI]:
-    fake = FakeGraphAPI()
-    await fake.start()
-    yield fake
-    await fake.stop()
-
-
-@pytest.fixture
 async def router(
     embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI, graph_api: FakeGraphAPI
 ) -> AsyncIterator[TestClient]:

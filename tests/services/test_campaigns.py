@@ -4,7 +4,6 @@ router stops mid-campaign and a new one resumes it, skips counted, and the confi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -286,11 +285,3 @@ async def test_a_whatsapp_campaign_sends_a_configured_template_and_refuses_free_
 
 async def graph_sent(graph_api: FakeGraphAPI, count: int) -> bool:
     return len(graph_api.sent()) >= count
-
-
-@pytest.fixture
-async def graph_api() -> AsyncIterator[FakeGraphAPI]:
-    fake = FakeGraphAPI()
-    await fake.start()
-    yield fake
-    await fake.stop()

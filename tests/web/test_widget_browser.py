@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from playwright.async_api import Browser, Frame, Page, WebSocketRoute, expect
+from playwright.async_api import Browser, Frame, FrameLocator, Page, WebSocketRoute, expect
 
 from bot.handlers.webchat.embedding import identity_secret_name, user_hash
 from bot.keys import QUEUE, STORE
@@ -299,38 +299,54 @@ async def test_the_widget_is_usable_by_keyboard_and_screen_reader_and_fills_a_ph
     await context.close()
 
 
+SECRET = "the-shop-server-knows-this"  # the site's server and the router share it
+
+
+async def vouched_for(client: TestClient, user_id: str) -> str:
+    """The account's identity secret set; the page script with which the site vouches for ``user_id``."""
+    await client.server.app[STORE].secrets.replace_sealed_secret(identity_secret_name("default"), SECRET)
+    return f"() => omnirouter.setUser({{ user_id: '{user_id}', user_hash: '{user_hash(SECRET, user_id)}' }})"
+
+
+async def open_widget(
+    browser: Browser, site: Site, signed_in: str | None = None, socket: Callable[[WebSocketRoute], None] | None = None
+) -> tuple[Page, FrameLocator]:
+    """A new browser on the shop's page (its chat socket routed through ``socket`` if given), the
+    site's user named first if ``signed_in``, the widget opened."""
+    page = await (await browser.new_context()).new_page()
+    if socket is not None:
+        await page.route_web_socket(re.compile(r".*/webchat/ws.*"), socket)
+    await page.goto(f"{site.origin}/")
+    await page.wait_for_function("() => window.omnirouter")
+    if signed_in is not None:
+        await page.evaluate(signed_in)
+    await page.locator(".omnirouter-launcher").click()
+    return page, page.frame_locator(".omnirouter-panel iframe")
+
+
+async def write(chat: FrameLocator, text: str) -> None:
+    """Write ``text`` once the chat is online; returns when the router's notice is shown."""
+    await expect(chat.locator("#status")).to_have_text("Online")
+    await chat.locator("#text").fill(text)
+    await chat.locator("#text").press("Enter")
+    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
+
+
 async def test_a_user_the_site_vouches_for_finds_their_chat_in_another_browser(
     client: TestClient, site: Site, browser: Browser
 ) -> None:
     await allow(client, site.origin)
-    secret = "the-shop-server-knows-this"
-    await client.server.app[STORE].secrets.replace_sealed_secret(identity_secret_name("default"), secret)
-    signed_in = f"() => omnirouter.setUser({{ name: 'Dana', user_id: 'u-7', user_hash: '{user_hash(secret, 'u-7')}' }})"
+    signed_in = await vouched_for(client, "u-7")
+    laptop, chat = await open_widget(browser, site, signed_in)
+    await write(chat, "ordered on my laptop")
+    await laptop.context.close()
 
-    laptop = await browser.new_context()
-    page = await laptop.new_page()
-    await page.goto(f"{site.origin}/")
-    await page.wait_for_function("() => window.omnirouter")
-    await page.evaluate(signed_in)
-    await page.locator(".omnirouter-launcher").click()
-    chat = page.frame_locator(".omnirouter-panel iframe")
-    await expect(chat.locator("#status")).to_have_text("Online")
-    await chat.locator("#text").fill("ordered on my laptop")
-    await chat.locator("#text").press("Enter")
-    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
-    await laptop.close()
-
-    phone = await browser.new_context()  # another device: nothing kept from the laptop
-    page = await phone.new_page()
-    await page.goto(f"{site.origin}/")
-    await page.wait_for_function("() => window.omnirouter")
-    await page.locator(".omnirouter-launcher").click()
-    chat = page.frame_locator(".omnirouter-panel iframe")
+    phone, chat = await open_widget(browser, site)  # another device: nothing kept from the laptop
     await expect(chat.locator("#status")).to_have_text("Online")
     await expect(chat.locator(".msg")).to_have_count(0)  # a stranger until the site vouches
-    await page.evaluate(signed_in)
+    await phone.evaluate(signed_in)
     await expect(chat.locator(".msg--in")).to_have_text("ordered on my laptop")
-    await phone.close()
+    await phone.context.close()
 
 
 async def test_a_message_written_while_the_sites_user_is_identified_joins_their_conversation(
@@ -340,9 +356,7 @@ async def test_a_message_written_while_the_sites_user_is_identified_joins_their_
     visitor writes meanwhile waits for it and goes into the user's conversation, which their other
     device then shows. Sent at once, it landed in an anonymous conversation the chat dropped."""
     await allow(client, site.origin)
-    secret = "the-shop-server-knows-this"
-    await client.server.app[STORE].secrets.replace_sealed_secret(identity_secret_name("default"), secret)
-    signed_in = f"() => omnirouter.setUser({{ user_id: 'u-9', user_hash: '{user_hash(secret, 'u-9')}' }})"
+    signed_in = await vouched_for(client, "u-9")
 
     def slow_to_identify(route: WebSocketRoute) -> None:
         router = route.connect_to_server()
@@ -355,28 +369,12 @@ async def test_a_message_written_while_the_sites_user_is_identified_joins_their_
 
         route.on_message(to_router)
 
-    laptop = await browser.new_context()
-    page = await laptop.new_page()
-    await page.route_web_socket(re.compile(r".*/webchat/ws.*"), slow_to_identify)
-    await page.goto(f"{site.origin}/")
-    await page.wait_for_function("() => window.omnirouter")
-    await page.evaluate(signed_in)
-    await page.locator(".omnirouter-launcher").click()
-    chat = page.frame_locator(".omnirouter-panel iframe")
-    await expect(chat.locator("#status")).to_have_text("Online")
-    await chat.locator("#text").fill("written before the router knew me")
-    await chat.locator("#text").press("Enter")
-    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
+    laptop, chat = await open_widget(browser, site, signed_in, slow_to_identify)
+    await write(chat, "written before the router knew me")
     await expect(chat.locator(".msg--in")).to_have_text("written before the router knew me")
-    await laptop.close()
+    await laptop.context.close()
 
-    phone = await browser.new_context()  # the user's other device finds the message
-    page = await phone.new_page()
-    await page.goto(f"{site.origin}/")
-    await page.wait_for_function("() => window.omnirouter")
-    await page.evaluate(signed_in)
-    await page.locator(".omnirouter-launcher").click()
-    chat = page.frame_locator(".omnirouter-panel iframe")
+    phone, chat = await open_widget(browser, site, signed_in)  # the user's other device finds the message
     await expect(chat.locator(".msg--in")).to_have_text("written before the router knew me")
-    await phone.close()
+    await phone.context.close()
     assert len(await factories.threads(client.server.app[STORE])) == 1  # no anonymous conversation beside it

@@ -18,7 +18,6 @@ from tests.actions import ActionServer
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import channel_settings, fixture, post_telegram, post_whatsapp
-from tests.handlers.conftest import graph_api  # noqa: F401 (the provider fake)
 from tests.nlu.conftest import install
 from tests.router.test_inbound import wait_for
 
