@@ -58,7 +58,7 @@ async def test_a_campaign_item_whose_sender_died_is_reported_interrupted_and_a_r
 
 async def test_an_item_leased_from_the_store_whose_worker_died_is_interrupted_too(store: Repositories) -> None:
     _, thread, _ = await record(store, inbound())
-    message, _ = await store.outbox.store_outbound(
+    await store.outbox.store_outbound(
         dedup_key="leased", thread=thread, to=ALICE, text="x", sender={"kind": "bot"}, now=utcnow(), at_most_once=True
     )
     leased = await store.outbox.lease_outbox("worker-that-died", utcnow(), SHORT)
