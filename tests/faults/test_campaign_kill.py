@@ -101,7 +101,7 @@ async def test_a_10000_contact_campaign_across_a_kill_9_sends_nothing_twice_at_i
         missing = {chat_of(n) for n in range(COUNT)} - set(got)
         assert missing <= interrupted, f"not sent and not reported: {sorted(missing - interrupted)[:10]}"
         assert len(got) + len(missing) == COUNT and set(got) <= {chat_of(n) for n in range(COUNT)}
-        assert 0 < len(interrupted) < 200  # the sends in flight at the kill, a few dozen at most
+        assert len(interrupted) < 200  # the sends in flight at the kill (none, if it fell between two)
         assert await store.campaigns.recipient_counts(campaign.id) == {"queued": COUNT}
         assert await store.campaigns.interrupted_count(campaign.id) == len(interrupted)
 
