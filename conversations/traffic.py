@@ -119,6 +119,8 @@ class StatusUpdate:
     status: DeliveryStatus
     at: datetime
     error: str | None = None
+    # the recipient's address when the provider says they opted out (WhatsApp's 131050): recorded
+    opted_out: str | None = None
 
 
 ProviderEvent = Inbound | MessageEdit | StatusUpdate  # what an adapter's ``parse`` returns

@@ -208,6 +208,11 @@ class InboundPipeline:
         return await self._apply_status(storable(update))
 
     async def _apply_status(self, update: StatusUpdate) -> bool:
+        if update.opted_out:  # the provider refused the message: the customer opted out there
+            at_ms = epoch_ms(update.at)
+            await self._store.phone.set_consent(
+                update.account_id, update.channel, update.opted_out, "stop", at_ms, update.external_id
+            )
         changed = await self._store.messages.apply_status_update(update)
         if changed:  # the consoles showing this message refresh its delivery status
             await self._store.events.emit_event(update.account_id, "delivery", utcnow(), external_id=update.external_id)

@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.handlers.kit.payload import Payload, e164, unix_time
 from bot.handlers.kit.protocol import UnsupportedEvent
+from bot.handlers.whatsapp.consent import STOPPED_MARKETING
 from bot.logs import log_event
 from conversations.traffic import Attachment, DeliveryStatus, Identity, Inbound, ProviderEvent, StatusUpdate
 
@@ -156,8 +157,15 @@ def _status(status: Payload, account_id: str) -> StatusUpdate | None:
     if errors:
         first = errors[0]
         error = f"{first.opt_integer('code')}: {first.opt_string('title') or first.opt_string('message')}"
+    stopped = any(e.opt_integer("code") == STOPPED_MARKETING for e in errors)
     at = unix_time(status.string("timestamp"))
     assert at is not None
     return StatusUpdate(
-        account_id=account_id, channel=CHANNEL, external_id=status.identifier("id"), status=state, at=at, error=error
+        account_id=account_id,
+        channel=CHANNEL,
+        external_id=status.identifier("id"),
+        status=state,
+        at=at,
+        error=error,
+        opted_out=(status.opt_string("recipient_id") or None) if stopped else None,
     )

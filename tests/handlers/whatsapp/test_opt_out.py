@@ -164,3 +164,42 @@ async def _has(graph_api: FakeGraphAPI, address: str, text: str) -> bool:
 
 async def _templates(graph_api: FakeGraphAPI, count: int) -> bool:
     return len(await templates_to(graph_api)) >= count
+
+
+async def test_a_failed_status_with_131050_records_the_opt_out(
+    embedded: EmbeddedMongo, db_name: str, graph_api: FakeGraphAPI
+) -> None:
+    """Meta may take the message and report the refusal later, in a status webhook."""
+    settings = channel_settings(
+        embedded.uri, db_name, graph_api=graph_api.url, campaigns={"rate": 100, "poll_interval": 0.1}
+    )
+    async with operator_client(settings) as router:
+        store: Repositories = router.server.app[STORE]
+        await store.contacts.find_or_create_contact(ACCOUNT, Identity("whatsapp", CUSTOMER), None, utcnow())
+        first = await campaign_done(router, "First")
+        await wait_for(lambda: _templates(graph_api, 1))
+        status = copy.deepcopy(fixture("whatsapp", "status_failed"))  # for wamid.FAKE000001, to CUSTOMER
+        error = status["entry"][0]["changes"][0]["value"]["statuses"][0]["errors"][0]
+        error.update(code=131050, title="Unable to deliver the message: the user stopped marketing messages")
+        assert (await post_whatsapp(router, status)).status == 200
+        assert await store.phone.opted_out(ACCOUNT, "whatsapp", CUSTOMER)
+        [message] = await store.messages.list_messages(ACCOUNT, direction="out")
+        assert message.delivery_status == "failed"
+        assert (await store.messages.delivery_error(message.id) or "").startswith("131050: Unable to deliver")
+        assert await store.campaigns.recipient_counts(first) == {"queued": 1}
+        second = await campaign_done(router, "Second")
+        assert await store.campaigns.recipient_counts(second) == {"skipped": 1, "skipped:opted_out": 1}
+
+
+async def test_another_failed_status_records_no_opt_out(router_with_graph: TestClient) -> None:
+    """A failure for another reason (here: outside the window) is not an opt-out."""
+    assert (await post_whatsapp(router_with_graph, fixture("whatsapp", "status_failed"))).status == 200
+    assert not await router_with_graph.server.app[STORE].phone.opted_out(ACCOUNT, "whatsapp", CUSTOMER)
+
+
+@pytest.fixture
+async def router_with_graph(
+    embedded: EmbeddedMongo, db_name: str, graph_api: FakeGraphAPI
+) -> AsyncIterator[TestClient]:
+    async with operator_client(channel_settings(embedded.uri, db_name, graph_api=graph_api.url)) as router:
+        yield router
