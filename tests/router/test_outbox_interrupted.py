@@ -107,3 +107,29 @@ async def test_a_campaign_item_sent_by_a_running_worker_is_sent_once_at_once(sto
     assert channel.sent == [message.id]
     [item] = await store.outbox.list_outbox(OutboxState.SENT)
     assert item.at_most_once is True and item.attempts == 1
+
+
+async def test_at_most_once_costs_no_store_call_more_per_message(embedded: Any, db_name: str) -> None:
+    """The mark of a send in flight rides on the writes that lease the item and record its outcome."""
+    commands: list[str] = []
+    store = Repositories.connect(embedded.uri, db_name, on_command=commands.append)
+    try:
+        _, thread, _ = await record(store, inbound())
+        outbox = Outbox(store, {"webchat": RecordingChannel()}, Metrics(), outbox_settings())
+        calls = {}
+        for at_most_once in (False, True):
+            commands.clear()
+            await store.outbox.store_outbound(
+                dedup_key=f"cost-{at_most_once}",
+                thread=thread,
+                to=ALICE,
+                text="x",
+                sender={"kind": "bot"},
+                now=utcnow(),
+                at_most_once=at_most_once,
+            )
+            assert await outbox.send_due() == 1
+            calls[at_most_once] = list(commands)
+        assert "findAndModify" in calls[False] and calls[True] == calls[False], calls
+    finally:
+        await store.close()
