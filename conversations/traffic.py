@@ -123,7 +123,19 @@ class StatusUpdate:
     opted_out: str | None = None
 
 
-ProviderEvent = Inbound | MessageEdit | StatusUpdate  # what an adapter's ``parse`` returns
+@dataclass(frozen=True, slots=True)
+class ConsentChange:
+    """A customer stopped (``stop``) or resumed (``start``) messages from the business in the
+    provider's own app, not by writing to us (WhatsApp's marketing preference)."""
+
+    account_id: str
+    channel: str
+    address: str  # the customer's address on the channel
+    state: str  # "stop" | "start", as the consent records keep them
+    at: datetime
+
+
+ProviderEvent = Inbound | MessageEdit | StatusUpdate | ConsentChange  # what an adapter's ``parse`` returns
 
 
 @dataclass(frozen=True, slots=True)

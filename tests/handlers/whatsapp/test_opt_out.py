@@ -233,3 +233,21 @@ def test_the_keywords_are_whole_messages_in_any_case(text: str, kind: str | None
     )
     assert keyword_of(inbound) == kind
     assert keyword_of(dataclasses.replace(inbound, meta={"type": "button"})) is None  # a template's button
+
+
+async def test_metas_marketing_preference_webhook_stops_and_resumes(router_with_graph: TestClient) -> None:
+    """A customer who stops (or resumes) marketing messages in WhatsApp itself, without a send."""
+    store: Repositories = router_with_graph.server.app[STORE]
+    stop = fixture("whatsapp", "user_preferences")
+    response = await post_whatsapp(router_with_graph, stop)
+    assert response.status == 200 and (await response.json())["consents"] == 1
+    assert await store.phone.opted_out(ACCOUNT, "whatsapp", CUSTOMER)
+    resume = copy.deepcopy(stop)
+    preference = resume["entry"][0]["changes"][0]["value"]["user_preferences"][0]
+    preference.update(value="resume", timestamp=str(preference["timestamp"] + 60))  # a string works as well
+    assert (await post_whatsapp(router_with_graph, resume)).status == 200
+    assert not await store.phone.opted_out(ACCOUNT, "whatsapp", CUSTOMER)
+    assert (await post_whatsapp(router_with_graph, stop)).status == 200  # a late copy of the older stop
+    assert not await store.phone.opted_out(ACCOUNT, "whatsapp", CUSTOMER)
+    preference.update(wa_id=" ", value="stop")
+    assert (await post_whatsapp(router_with_graph, resume)).status == 400  # no customer: refused, not a 500
