@@ -22,6 +22,7 @@ from pymongo.errors import BulkWriteError
 from conversations.client import IndexPlan, Repository
 from conversations.ids import derived_id, new_id
 from conversations.models import Document, epoch_ms, load_enum, load_time
+from conversations.outbox import INTERRUPTED
 from conversations.thread_models import Contact, Thread
 from conversations.threads import ThreadsRepository
 from conversations.traffic import Identity
@@ -293,14 +294,21 @@ class CampaignsRepository(Repository):
 
     async def failure_reasons(self, campaign_id: str, limit: int = 20) -> list[tuple[str, int]]:
         """Why the campaign's sends that were given up on failed: the provider's errors, most
-        frequent first."""
+        frequent first (the sends a restart interrupted are counted apart: ``interrupted_count``)."""
         pipeline: list[dict[str, Any]] = [
-            {"$match": {"meta.campaign": campaign_id, "state": "dead"}},
+            {"$match": {"meta.campaign": campaign_id, "state": "dead", "last_error": {"$ne": INTERRUPTED}}},
             {"$group": {"_id": "$last_error", "n": {"$sum": 1}}},
             {"$sort": {"n": -1}},
             {"$limit": limit},
         ]
         return [(str(row["_id"] or ""), row["n"]) async for row in await self._db.outbox.aggregate(pipeline)]
+
+    async def interrupted_count(self, campaign_id: str) -> int:
+        """How many of the campaign's sends a crash interrupted (the process died between leasing
+        the message and recording what the provider answered): they may or may not have reached
+        the customer, and are not sent again."""
+        query = {"meta.campaign": campaign_id, "state": "dead", "last_error": INTERRUPTED}
+        return await self._db.outbox.count_documents(query)
 
     # --- e-mail unsubscribe links --------------------------------------------------------------
 

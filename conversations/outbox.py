@@ -3,6 +3,13 @@ at most once per dedup key (both ids derive from it); a worker leases the most o
 atomic ``find_one_and_update`` that pushes ``due_ms`` to the lease's end, so no other worker sees it
 until the lease runs out; a send that fails is retried with backoff or dead-lettered, and stays
 visible until someone revives it.
+
+A lease also marks the attempt in flight: ``lease_owner`` is set by the write that leases the item
+(or stores it leased) and cleared by the write that records the attempt's outcome (sent, retry,
+dead). An item leased while ``lease_owner`` is still set is one whose last attempt ended with no
+outcome recorded: its worker died (or lost the store) after leasing it, before or after the
+provider took the message. The lease says so (``lapsed_owner``), at no extra store call, so an
+``at_most_once`` item (a campaign message) is given up rather than sent a second time.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ INDEXES: IndexPlan = {
     ]
 }
 
+# the last error of an at-most-once item whose attempt ended with no outcome recorded
+INTERRUPTED = "interrupted by a restart: may or may not have been sent"
+
 
 class OutboxRepository(Repository):
     """Storing, leasing, completing, retrying and dead-lettering outbound sends."""
@@ -51,6 +61,7 @@ class OutboxRepository(Repository):
         options: Sequence[str] = (),
         meta: Mapping[str, Any] | None = None,
         leased_by: tuple[str, timedelta] | None = None,
+        at_most_once: bool = False,
     ) -> tuple[Message, OutboxItem | None]:
         """Store an outbound message and its outbox item, at most once per ``dedup_key``;
         returns the message and the item if this call created it.
@@ -58,7 +69,9 @@ class OutboxRepository(Repository):
         ``meta`` carries what the channel needs beyond text (a WhatsApp template, documents).
         ``leased_by`` (owner, lease) creates the item already leased by that worker, as if it
         had leased it at once: it sends the item itself, and if it dies, the lease runs out and
-        any worker takes the item over. Both writes are batched with concurrent ones.
+        any worker takes the item over. ``at_most_once``: an attempt that ends with no outcome
+        recorded is not followed by another (see the module's docstring). Both writes are batched
+        with concurrent ones.
         """
         message = Message(
             id=derived_id("msg", f"out|{dedup_key}"),
@@ -94,6 +107,7 @@ class OutboxRepository(Repository):
                 **(meta or {}),
             },
             window_ends_ms=thread.wa_window_ends_ms,
+            at_most_once=at_most_once or None,
         )
         if leased_by is not None:
             owner, lease = leased_by
@@ -103,14 +117,22 @@ class OutboxRepository(Repository):
         return message, item if created else None
 
     async def lease_outbox(self, owner: str, now: datetime, lease: timedelta) -> OutboxItem | None:
-        """Lease the most overdue pending item: no other worker sees it until the lease ends."""
-        doc = await self._db.outbox.find_one_and_update(
+        """Lease the most overdue pending item: no other worker sees it until the lease ends.
+        The item comes back as leased, with ``lapsed_owner`` naming the worker whose attempt
+        before ended with no outcome recorded, if one did (the document before the write says)."""
+        due_ms = epoch_ms(now + lease)
+        before = await self._db.outbox.find_one_and_update(
             {"state": str(OutboxState.PENDING), "due_ms": {"$lte": epoch_ms(now)}},
-            {"$set": {"due_ms": epoch_ms(now + lease), "lease_owner": owner}, "$inc": {"attempts": 1}},
+            {"$set": {"due_ms": due_ms, "lease_owner": owner}, "$inc": {"attempts": 1}},
             sort=[("due_ms", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
+            return_document=ReturnDocument.BEFORE,
         )
-        return OutboxItem.from_doc(doc) if doc else None
+        if before is None:
+            return None
+        item = OutboxItem.from_doc(before)
+        return dataclasses.replace(
+            item, due_ms=due_ms, lease_owner=owner, attempts=item.attempts + 1, lapsed_owner=item.lease_owner
+        )
 
     async def renew_outbox_lease(
         self, item: OutboxItem, owner: str, now: datetime, lease: timedelta

@@ -209,6 +209,16 @@ class OutboxItem(Document):
     provider_message_id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     window_ends_ms: int | None = None  # the thread's WhatsApp window when queued: checked at send, no read
+    # never sent again after an attempt that ended with no outcome recorded (a campaign message)
+    at_most_once: bool | None = None
+    # set by a lease, never stored: the worker whose attempt before this lease ended with no
+    # outcome recorded (it died, or lost the store, between leasing the item and recording a result)
+    lapsed_owner: str | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = Document.to_doc(self)
+        doc.pop("lapsed_owner", None)  # what one lease found, not a fact about the item
+        return doc
 
     def to_outbound(self) -> Outbound:
         return Outbound(

@@ -119,9 +119,23 @@ class StatusUpdate:
     status: DeliveryStatus
     at: datetime
     error: str | None = None
+    # the recipient's address when the provider says they opted out (WhatsApp's 131050): recorded
+    opted_out: str | None = None
 
 
-ProviderEvent = Inbound | MessageEdit | StatusUpdate  # what an adapter's ``parse`` returns
+@dataclass(frozen=True, slots=True)
+class ConsentChange:
+    """A customer stopped (``stop``) or resumed (``start``) messages from the business in the
+    provider's own app, not by writing to us (WhatsApp's marketing preference)."""
+
+    account_id: str
+    channel: str
+    address: str  # the customer's address on the channel
+    state: str  # "stop" | "start", as the consent records keep them
+    at: datetime
+
+
+ProviderEvent = Inbound | MessageEdit | StatusUpdate | ConsentChange  # what an adapter's ``parse`` returns
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from bot.router.sanitize import checked_event, storable
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Decision, Message, Thread
-from conversations.traffic import CallEvent, Identity, Inbound, MessageEdit, ProviderEvent, StatusUpdate
+from conversations.traffic import CallEvent, ConsentChange, Identity, Inbound, MessageEdit, ProviderEvent, StatusUpdate
 
 log = logging.getLogger("omnirouter.router.inbound")
 
@@ -124,7 +124,8 @@ class InboundPipeline:
         return await self._receive(checked_event(inbound))
 
     async def record(self, events: Sequence[ProviderEvent]) -> dict[str, int]:
-        """Record messages, apply edits and status reports, in order; the counts of each outcome.
+        """Record messages, apply edits, status reports and consent changes, in order; the counts
+        of each outcome.
 
         Every entry is checked before any is stored, so a bad entry refuses the whole payload.
         Raises ``StoreUnavailable`` on an outage: whatever was recorded before it is deduplicated
@@ -136,6 +137,12 @@ class InboundPipeline:
             if isinstance(item, StatusUpdate):
                 await self._apply_status(item)
                 counts["statuses"] += 1
+            elif isinstance(item, ConsentChange):
+                at_ms = epoch_ms(item.at)
+                await self._store.phone.set_consent(
+                    item.account_id, item.channel, item.address, item.state, at_ms, f"{item.channel}-preference"
+                )
+                counts["consents"] += 1
             elif isinstance(item, MessageEdit):
                 counts["edits"] += 1
                 if await self._apply_edit(item) is not None:
@@ -208,6 +215,11 @@ class InboundPipeline:
         return await self._apply_status(storable(update))
 
     async def _apply_status(self, update: StatusUpdate) -> bool:
+        if update.opted_out:  # the provider refused the message: the customer opted out there
+            at_ms = epoch_ms(update.at)
+            await self._store.phone.set_consent(
+                update.account_id, update.channel, update.opted_out, "stop", at_ms, update.external_id
+            )
         changed = await self._store.messages.apply_status_update(update)
         if changed:  # the consoles showing this message refresh its delivery status
             await self._store.events.emit_event(update.account_id, "delivery", utcnow(), external_id=update.external_id)

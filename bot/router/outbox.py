@@ -14,6 +14,12 @@ the error with addresses and numbers redacted.
 While this process's worker runs, a reply it enqueues is stored already leased by it and sent
 at once, without a lease round trip; the guarantees are the same as for an item leased from the
 store (if the process dies, the lease runs out and another worker sends the item).
+
+A reply is sent at least once: a process that dies after the provider took it and before the
+store recorded it leaves it leased, and when the lease runs out another worker sends it again.
+An item enqueued ``at_most_once`` (a campaign message: no provider we use takes an idempotency
+key) is instead dead-lettered when a lease finds its last attempt ended with no outcome recorded,
+with the reason ``INTERRUPTED``: it may or may not have reached the customer, and is not sent twice.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from bot.sending_settings import OutboxSettings
 from bot.tasks import wait_set
 from conversations.errors import StoreUnavailable
 from conversations.models import epoch_ms, utcnow
+from conversations.outbox import INTERRUPTED
 from conversations.repositories import Repositories
 from conversations.thread_models import Message, OutboxItem, Thread
 from conversations.traffic import Identity
@@ -95,8 +102,10 @@ class Outbox:
         in_reply_to: str | None = None,
         options: Sequence[str] = (),
         meta: Mapping[str, Any] | None = None,
+        at_most_once: bool = False,
     ) -> Message:
-        """Store a reply for sending, at most once per ``dedup_key``, and wake the worker."""
+        """Store a reply for sending, at most once per ``dedup_key``, and wake the worker;
+        ``at_most_once``: never sent again after an attempt interrupted by a crash (see above)."""
         leased_by = (self.owner, self._lease) if self._direct else None
         message, item = await self._store.outbox.store_outbound(
             dedup_key=dedup_key,
@@ -109,6 +118,7 @@ class Outbox:
             options=options,
             meta=meta,
             leased_by=leased_by,
+            at_most_once=at_most_once,
         )
         if item is not None and leased_by is not None:
             self._spawn(self._send_direct(item))
@@ -211,6 +221,9 @@ class Outbox:
     async def _send(self, item: OutboxItem, answered: Callable[[], None] | None = None) -> None:
         if item.id in self._in_hand:  # its lease ran out while the store was away: it is still ours
             log_event(log, "outbox.already_in_hand", item=item.id)
+            return
+        if item.at_most_once and item.lapsed_owner is not None:
+            await self._dead(item, INTERRUPTED)  # the provider may have it already: not sent again
             return
         self._in_hand.add(item.id)
         try:

@@ -65,7 +65,7 @@ def checked_event(event: T) -> T:
     """``event`` made storable, refused (``MalformedPayload``) when what identifies it is empty
     once cleaned — an id of NUL characters would make every such message one dedup key."""
     from bot.handlers.kit.protocol import MalformedPayload
-    from conversations.traffic import CallEvent, Inbound, MessageEdit, StatusUpdate
+    from conversations.traffic import CallEvent, ConsentChange, Inbound, MessageEdit, StatusUpdate
 
     event = storable(event)
     inner = event.message if isinstance(event, MessageEdit) else event
@@ -75,4 +75,6 @@ def checked_event(event: T) -> T:
         raise MalformedPayload(f"the {inner.channel} sender is empty")
     if isinstance(inner, CallEvent) and not inner.customer.strip():
         raise MalformedPayload(f"the {inner.channel} caller is empty")
+    if isinstance(inner, ConsentChange) and not inner.address.strip():
+        raise MalformedPayload(f"the {inner.channel} customer of a preference is empty")
     return event

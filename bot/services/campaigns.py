@@ -229,6 +229,7 @@ class CampaignSender:
             text=campaign.text,
             sender={"kind": str(SenderKind.BOT), "campaign": campaign.id},
             meta=await self._message_meta(campaign, identity),
+            at_most_once=True,  # a crash mid-send leaves it reported as interrupted, never sent twice
         )
         return Recipient(contact.id, RecipientState.QUEUED, message_id=message.id)
 

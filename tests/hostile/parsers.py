@@ -25,7 +25,7 @@ from bot.handlers.webchat.adapter import WebchatAdapter
 from bot.router.sanitize import checked_event, storable
 from bot.settings import Settings
 from conversations.models import _dump
-from conversations.traffic import CallEvent, Inbound, MessageEdit, StatusUpdate
+from conversations.traffic import CallEvent, ConsentChange, Inbound, MessageEdit, StatusUpdate
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID
 from tests.fakes.telegram_api import TOKEN
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL
@@ -100,8 +100,11 @@ def check_storable(event: Any) -> None:
     """``event`` as the pipeline stores it encodes as BSON and keeps its keys usable."""
     event = storable(event)
     inner = event.message if isinstance(event, MessageEdit) else event
-    assert isinstance(inner, (Inbound, StatusUpdate, CallEvent)), type(inner)
-    assert isinstance(inner.external_id, str) and inner.external_id.strip(), f"empty dedup key: {inner!r}"[:300]
+    assert isinstance(inner, (Inbound, StatusUpdate, CallEvent, ConsentChange)), type(inner)
+    if isinstance(inner, ConsentChange):
+        assert inner.address.strip() and inner.state in ("stop", "start"), f"bad preference: {inner!r}"[:300]
+    else:
+        assert isinstance(inner.external_id, str) and inner.external_id.strip(), f"empty dedup key: {inner!r}"[:300]
     if isinstance(inner, Inbound):
         assert inner.sender.address.strip(), f"empty sender: {inner!r}"[:300]
         assert isinstance(inner.text, str)

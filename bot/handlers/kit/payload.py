@@ -90,6 +90,12 @@ class Payload:
         value: float | None = self._get(key, (int, float), "a number", False)
         return value
 
+    def timestamp(self, key: str) -> datetime:
+        """A required Unix time in seconds, as a number or a numeric string (providers send both)."""
+        at = unix_time(self._get(key, (str, int), "a Unix time", True))
+        assert at is not None  # a required value is never None
+        return at
+
     def obj(self, key: str) -> Payload:
         return Payload(self._get(key, (dict,), "an object", True), f"{self.path}.{key}")
 

@@ -10,6 +10,9 @@ the hosts the operator allows, or nothing is sent). Every Graph API call and med
 through the WhatsApp channel's egress guard; a media URL the Graph API names is fetched over HTTPS
 only (with the access token), unless that guard allows its host by name.
 
+Opt-outs (``consent``): a customer's STOP or START is marked for the router, which records it; a
+send Meta refuses because the customer stopped marketing messages (131050) records the opt-out.
+
 The 24-hour customer-service window: every customer message extends it on the thread
 (``wa_window_ends_at``). Free-form messages outside it are refused before they reach Meta, with
 an error that names the configured templates; a template message may always be sent.
@@ -49,10 +52,11 @@ from bot.handlers.kit.protocol import (
 )
 from bot.handlers.kit.signatures import same_secret
 from bot.handlers.kit.webhook import receive_webhook
+from bot.handlers.whatsapp.consent import STOPPED_MARKETING, mark_keywords
 from bot.handlers.whatsapp.payload import parse_payload
 from bot.handlers.whatsapp.settings import WhatsappSettings
 from bot.setting_fields import SettingsError
-from conversations.models import utcnow
+from conversations.models import epoch_ms, utcnow
 from conversations.traffic import Outbound, ProviderEvent
 
 if TYPE_CHECKING:
@@ -141,6 +145,7 @@ class WhatsappAdapter(BaseAdapter):
             else None
         )
         self.numbers: PerAccount[WhatsappNumber] = PerAccount(self.name, context.account_id, default, self._build)
+        self.keyword_replies = {"stop": s.stop_reply, "start": s.start_reply}
 
     def _build(self, account_id: str, config: Mapping[str, Any]) -> WhatsappNumber:
         missing = [key for key in _REQUIRED if not config.get(key)]
@@ -194,10 +199,12 @@ class WhatsappAdapter(BaseAdapter):
         return web.Response(text=request.query.get("hub.challenge", ""), content_type="text/plain")
 
     async def webhook(self, request: web.Request) -> web.Response:
-        return await receive_webhook(request, _NumberHook(await self._number(request)), self.sink)
+        hook = _NumberHook(await self._number(request), self.keyword_replies)
+        return await receive_webhook(request, hook, self.sink)
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
-        return parse_payload(Payload.parse(body), self.account_id, self.settings.phone_number_id or None)
+        events = parse_payload(Payload.parse(body), self.account_id, self.settings.phone_number_id or None)
+        return mark_keywords(events, self.keyword_replies)
 
     # --- outbound ------------------------------------------------------------------------
 
@@ -218,6 +225,10 @@ class WhatsappAdapter(BaseAdapter):
             await self._check_window(outbound, number)
             return await self._send_free_form(number.client, outbound)
         except WhatsAppError as exc:
+            if exc.code == STOPPED_MARKETING and self._store is not None:  # the customer said so in WhatsApp
+                await self._store.phone.set_consent(
+                    outbound.account_id, self.name, outbound.to.address, "stop", epoch_ms(utcnow()), outbound.message_id
+                )
             raise _send_error(exc) from None
         except httpx.HTTPError as exc:
             if refused := refusal(exc):
@@ -316,8 +327,9 @@ class _NumberHook:
 
     name = "whatsapp"
 
-    def __init__(self, number: WhatsappNumber) -> None:
+    def __init__(self, number: WhatsappNumber, keyword_replies: Mapping[str, str]) -> None:
         self._number = number
+        self._keyword_replies = keyword_replies
 
     async def verify(self, request: web.Request, body: bytes) -> None:
         given = request.headers.get("X-Hub-Signature-256", "")
@@ -328,7 +340,8 @@ class _NumberHook:
             raise VerificationError.forbidden("X-Hub-Signature-256 does not match the body")
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
-        return parse_payload(Payload.parse(body), self._number.account_id, self._number.phone_number_id)
+        events = parse_payload(Payload.parse(body), self._number.account_id, self._number.phone_number_id)
+        return mark_keywords(events, self._keyword_replies)
 
 
 def _send_error(exc: WhatsAppError) -> SendError:
@@ -340,6 +353,8 @@ def _send_error(exc: WhatsAppError) -> SendError:
         return RetryableSendError(detail)
     if exc.code == _OUTSIDE_WINDOW:
         return PermanentSendError(f"{detail} (outside the 24-hour window: send a template)")
+    if exc.code == STOPPED_MARKETING:
+        return PermanentSendError(f"{detail} (the customer stopped marketing messages: opted out of campaigns)")
     return PermanentSendError(detail)
 
 

@@ -16,14 +16,24 @@ from typing import Any
 
 from bot.handlers.kit.payload import Payload, e164, unix_time
 from bot.handlers.kit.protocol import UnsupportedEvent
+from bot.handlers.whatsapp.consent import STOPPED_MARKETING
 from bot.logs import log_event
-from conversations.traffic import Attachment, DeliveryStatus, Identity, Inbound, ProviderEvent, StatusUpdate
+from conversations.traffic import (
+    Attachment,
+    ConsentChange,
+    DeliveryStatus,
+    Identity,
+    Inbound,
+    ProviderEvent,
+    StatusUpdate,
+)
 
 log = logging.getLogger("omnirouter.handlers.whatsapp")
 
 CHANNEL = "whatsapp"
 SERVICE_WINDOW = timedelta(hours=24)
 _MEDIA = {"image": "image", "video": "video", "audio": "audio", "document": "document", "sticker": "image"}
+_PREFERENCES = {"stop": "stop", "resume": "start"}  # marketing messages: the consent records' states
 _STATUSES = {
     s.value: s for s in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStatus.FAILED)
 }
@@ -38,7 +48,7 @@ def parse_payload(body: Payload, account_id: str, phone_number_id: str | None) -
     for entry in body.objects("entry", required=True):
         for change in entry.objects("changes", required=True):
             field = change.string("field")
-            if field != "messages":
+            if field not in ("messages", "user_preferences"):
                 ignored.append(f"field {field}")
                 continue
             value = change.obj("value")
@@ -47,7 +57,10 @@ def parse_payload(body: Payload, account_id: str, phone_number_id: str | None) -
             if phone_number_id and number and number != phone_number_id:
                 ignored.append(f"phone number {number} is not this account's")
                 continue
-            items += _changes(value, account_id, ignored)
+            if field == "user_preferences":
+                items += _preferences(value, account_id, ignored)
+            else:
+                items += _changes(value, account_id, ignored)
     for reason in ignored:
         log_event(log, "whatsapp.event_ignored", account=account_id, reason=reason[:200])
     if not items:
@@ -147,6 +160,19 @@ def _content(message: Payload, kind: str) -> tuple[str, tuple[Attachment, ...], 
     raise UnsupportedEvent(f"message of type {kind!r}")
 
 
+def _preferences(value: Payload, account_id: str, ignored: list[str]) -> list[ProviderEvent]:
+    """A customer stopping or resuming marketing messages in WhatsApp (``user_preferences``)."""
+    found: list[ProviderEvent] = []
+    for preference in value.objects("user_preferences"):
+        state = _PREFERENCES.get(preference.opt_string("value") or "")
+        if preference.opt_string("category") != "marketing_messages" or state is None:
+            ignored.append(f"preference {preference.opt_string('category')!r}: {preference.opt_string('value')!r}")
+            continue
+        at = preference.timestamp("timestamp")
+        found.append(ConsentChange(account_id, CHANNEL, preference.identifier("wa_id"), state, at))
+    return found
+
+
 def _status(status: Payload, account_id: str) -> StatusUpdate | None:
     state = _STATUSES.get(status.string("status"))
     if state is None:
@@ -156,8 +182,15 @@ def _status(status: Payload, account_id: str) -> StatusUpdate | None:
     if errors:
         first = errors[0]
         error = f"{first.opt_integer('code')}: {first.opt_string('title') or first.opt_string('message')}"
+    stopped = any(e.opt_integer("code") == STOPPED_MARKETING for e in errors)
     at = unix_time(status.string("timestamp"))
     assert at is not None
     return StatusUpdate(
-        account_id=account_id, channel=CHANNEL, external_id=status.identifier("id"), status=state, at=at, error=error
+        account_id=account_id,
+        channel=CHANNEL,
+        external_id=status.identifier("id"),
+        status=state,
+        at=at,
+        error=error,
+        opted_out=(status.opt_string("recipient_id") or None) if stopped else None,
     )

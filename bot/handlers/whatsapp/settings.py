@@ -33,6 +33,10 @@ class WhatsappSettings:
     templates: dict[str, Any] | None = setting(
         None, check=_templates, doc="message templates for use outside the 24-hour window (see WhatsApp)"
     )
+    stop_reply: str = setting(
+        "", doc="our answer to STOP (a customer opting out of campaigns, see Campaigns); empty: none"
+    )
+    start_reply: str = setting("", doc="our answer to START (a customer opting in again); empty: none")
     for_accounts: bool = setting(
         False, doc="serve WhatsApp for accounts with their own number even when phone_number_id is empty"
     )

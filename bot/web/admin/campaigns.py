@@ -143,6 +143,7 @@ async def report(request: web.Request) -> web.Response:
         **await _progress(request, campaign),
         deliveries=await store.campaigns.delivery_counts(campaign.id),
         failures=await store.campaigns.failure_reasons(campaign.id),
+        interrupted=await store.campaigns.interrupted_count(campaign.id),
         replied=await store.campaigns.replied_count(campaign),
         message=request.query.get("message", "")[:300],
     )

@@ -4,6 +4,8 @@ out of reach."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
@@ -12,7 +14,9 @@ from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from conversations.campaigns import CampaignState
 from conversations.models import utcnow
+from conversations.outbox import INTERRUPTED
 from conversations.traffic import Identity
+from tests.factories import inbound, record
 from tests.router.test_inbound import wait_for
 from tests.web.admin.test_answers import PASSWORD, log_in_to
 from tests.web.console.test_console import log_in
@@ -90,3 +94,34 @@ async def test_another_accounts_admin_and_an_agent_cannot_reach_a_campaign(clien
     assert (await client.get(report_path, allow_redirects=False)).status in (403, 404)
     [campaign] = await client.server.app[STORE].campaigns.list_campaigns("default")
     assert campaign.state == CampaignState.SCHEDULED
+
+
+async def test_the_report_counts_the_sends_a_restart_interrupted_apart_from_the_failures(client: TestClient) -> None:
+    store = client.server.app[STORE]
+    csrf = await admin_of(client, "default", "ada")
+    created = await client.post(
+        "/admin/campaigns", data={**FORM, "send_at": "2099-01-01T00:00", "csrf_token": csrf}, allow_redirects=False
+    )
+    report_path = created.headers["Location"].split("?")[0]
+    [campaign] = await store.campaigns.list_campaigns("default")
+    _, thread, _ = await record(store, inbound())
+    # a message of the campaign a process leased to itself, then died (with the provider's answer)
+    await store.outbox.store_outbound(
+        dedup_key=f"cmp:{campaign.id}:c1",
+        thread=thread,
+        to=Identity("webchat", "v-1"),
+        text="20% off",
+        sender={"kind": "bot"},
+        now=utcnow(),
+        meta={"campaign": campaign.id},
+        leased_by=("worker-that-died", timedelta(seconds=0.2)),
+        at_most_once=True,
+    )
+
+    async def given_up() -> bool:
+        return await store.campaigns.interrupted_count(campaign.id) == 1
+
+    await wait_for(given_up, timeout=15)  # the app's own worker leases it once the lease ran out
+    report = await (await client.get(report_path)).text()
+    assert 'id="kpi-interrupted">1<' in report
+    assert INTERRUPTED not in report  # not among the providers' reasons: a row of its own

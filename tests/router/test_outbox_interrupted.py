@@ -1,0 +1,135 @@
+"""An outbox item whose sender died mid-attempt: an ordinary reply is sent again (at least once), an
+``at_most_once`` one (a campaign message) is given up as interrupted (never twice)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from bot.handlers.kit.protocol import RetryableSendError
+from bot.metrics import Metrics
+from bot.router.outbox import Outbox
+from conversations.models import utcnow
+from conversations.outbox import INTERRUPTED
+from conversations.repositories import Repositories
+from conversations.thread_models import OutboxState, Thread
+from conversations.traffic import DeliveryStatus, Identity
+from tests.factories import inbound, record
+from tests.router.test_outbox import RecordingChannel, outbox_settings
+
+ALICE = Identity("webchat", "alice")
+SHORT = timedelta(seconds=0.3)
+
+
+async def orphan(store: Repositories, thread: Thread, key: str, *, at_most_once: bool) -> str:
+    """An item stored leased by a process that then died (the direct path); its message id."""
+    message, item = await store.outbox.store_outbound(
+        dedup_key=key,
+        thread=thread,
+        to=ALICE,
+        text=key,
+        sender={"kind": "bot"},
+        now=utcnow(),
+        leased_by=("worker-that-died", SHORT),
+        at_most_once=at_most_once,
+    )
+    assert item is not None
+    return message.id
+
+
+async def test_a_campaign_item_whose_sender_died_is_reported_interrupted_and_a_reply_is_sent_again(
+    store: Repositories,
+) -> None:
+    _, thread, _ = await record(store, inbound())
+    reply = await orphan(store, thread, "reply", at_most_once=False)
+    campaign = await orphan(store, thread, "campaign", at_most_once=True)
+    channel = RecordingChannel()
+    rescuer = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings())
+    assert await rescuer.send_due() == 0  # the dead process's leases still hold
+    await asyncio.sleep(0.4)
+    assert await rescuer.send_due() == 2
+    assert channel.sent == [reply]  # at least once: the reply again; the campaign message never
+    [dead] = await store.outbox.list_outbox(OutboxState.DEAD)
+    assert dead.message_id == campaign and dead.last_error == INTERRUPTED and dead.lease_owner is None
+    message = await store.messages.get_message(campaign)
+    assert message is not None and message.delivery_status is DeliveryStatus.FAILED
+
+
+async def test_an_item_leased_from_the_store_whose_worker_died_is_interrupted_too(store: Repositories) -> None:
+    _, thread, _ = await record(store, inbound())
+    await store.outbox.store_outbound(
+        dedup_key="leased", thread=thread, to=ALICE, text="x", sender={"kind": "bot"}, now=utcnow(), at_most_once=True
+    )
+    leased = await store.outbox.lease_outbox("worker-that-died", utcnow(), SHORT)
+    assert leased is not None and leased.lapsed_owner is None and leased.attempts == 1
+    await asyncio.sleep(0.4)
+    again = await store.outbox.lease_outbox("rescuer", utcnow(), SHORT)
+    assert again is not None and again.lapsed_owner == "worker-that-died" and again.attempts == 2
+    assert (await store.outbox.get_outbox(again.id)).lease_owner == "rescuer"  # type: ignore[union-attr]
+    assert "lapsed_owner" not in again.to_doc()
+
+
+async def test_a_campaign_item_whose_send_failed_is_retried_as_usual_and_sent_once(store: Repositories) -> None:
+    """An attempt whose outcome was recorded (a retry) is not an interrupted one."""
+    _, thread, _ = await record(store, inbound())
+    message, _ = await store.outbox.store_outbound(
+        dedup_key="flaky", thread=thread, to=ALICE, text="x", sender={"kind": "bot"}, now=utcnow(), at_most_once=True
+    )
+    channel = RecordingChannel(failures=[RetryableSendError("503 from provider")])
+    outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings())
+    assert await outbox.send_due() == 1
+    await asyncio.sleep(0.05)
+    assert await outbox.send_due() == 1
+    assert channel.sent == [message.id]
+    [item] = await store.outbox.list_outbox(OutboxState.SENT)
+    assert item.attempts == 2 and item.lease_owner is None
+
+
+async def test_a_campaign_item_sent_by_a_running_worker_is_sent_once_at_once(store: Repositories) -> None:
+    _, thread, _ = await record(store, inbound())
+    channel = RecordingChannel()
+    outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(poll_interval=60))
+    worker: asyncio.Task[Any] = asyncio.create_task(outbox.run())
+    try:
+        await asyncio.sleep(0.05)
+        message = await outbox.enqueue_reply(
+            dedup_key="direct", thread=thread, to=ALICE, text="hi", sender={"kind": "bot"}, at_most_once=True
+        )
+        for _ in range(100):
+            if channel.sent:
+                break
+            await asyncio.sleep(0.02)
+        await outbox.drain()
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    assert channel.sent == [message.id]
+    [item] = await store.outbox.list_outbox(OutboxState.SENT)
+    assert item.at_most_once is True and item.attempts == 1
+
+
+async def test_at_most_once_costs_no_store_call_more_per_message(embedded: Any, db_name: str) -> None:
+    """The mark of a send in flight rides on the writes that lease the item and record its outcome."""
+    commands: list[str] = []
+    store = Repositories.connect(embedded.uri, db_name, on_command=commands.append)
+    try:
+        _, thread, _ = await record(store, inbound())
+        outbox = Outbox(store, {"webchat": RecordingChannel()}, Metrics(), outbox_settings())
+        calls = {}
+        for at_most_once in (False, True):
+            commands.clear()
+            await store.outbox.store_outbound(
+                dedup_key=f"cost-{at_most_once}",
+                thread=thread,
+                to=ALICE,
+                text="x",
+                sender={"kind": "bot"},
+                now=utcnow(),
+                at_most_once=at_most_once,
+            )
+            assert await outbox.send_due() == 1
+            calls[at_most_once] = list(commands)
+        assert "findAndModify" in calls[False] and calls[True] == calls[False], calls
+    finally:
+        await store.close()
