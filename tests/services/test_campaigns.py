@@ -161,9 +161,11 @@ async def test_sending_keeps_the_configured_pace(embedded: EmbeddedMongo, db_nam
         )
         await wait_for(lambda: is_done(store, campaign.id), timeout=20)
         await wait_for(lambda: sent_at_least(bot_api, 21))
-    times = sorted(call.at for call in bot_api.calls if call.method == "sendMessage")
-    # 21 messages at 20 a second take at least a second (20 intervals); generous margin below
-    assert times[-1] - times[0] >= 0.9
+        started = sorted(m.created_at for m in await store.messages.list_messages(ACCOUNT, direction="out"))
+    # 21 messages at 20 a second are started over at least a second (20 intervals). The sends at the
+    # fake follow each start at once, but on a loaded machine a late first one can bunch them: the
+    # provider's rate over many messages is what the 10,000-contact kill test counts
+    assert len(started) == 21 and (started[-1] - started[0]).total_seconds() >= 0.95
 
 
 async def sent_at_least(bot_api: FakeBotAPI, count: int) -> bool:
