@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from playwright.async_api import Browser, Frame, Page, expect
+from playwright.async_api import Browser, Frame, FrameLocator, Page, expect
 
 from bot.handlers.webchat.embedding import identity_secret_name, user_hash
 from bot.keys import QUEUE, STORE
@@ -85,7 +85,7 @@ async def eventually(check: Callable[[], bool], seconds: float = 5.0) -> None:
     raise AssertionError("not within 5 s")
 
 
-async def allow(client: TestClient, *sites: str, **look: str) -> None:
+async def allow(client: TestClient, *sites: str, **look: object) -> None:
     widget = {"sites": list(sites), "color": "#aa3300", "title": "Shop help", "greeting": "Hello from the shop!"}
     await client.server.app[STORE].accounts.set_account_fields("default", widget={**widget, **look})
 
@@ -331,3 +331,100 @@ async def test_a_user_the_site_vouches_for_finds_their_chat_in_another_browser(
     await page.evaluate(signed_in)
     await expect(chat.locator(".msg--in")).to_have_text("ordered on my laptop")
     await phone.close()
+
+
+PRIVACY = "https://shop.example/privacy"
+PRECHAT = {"enabled": True, "name": True, "email": True, "phone": False, "consent": True, "privacy_url": PRIVACY}
+
+
+async def open_chat(page: Page) -> FrameLocator:
+    await page.wait_for_function("() => document.querySelector('.omnirouter-panel iframe')")
+    await page.locator(".omnirouter-launcher").click()
+    return page.frame_locator(".omnirouter-panel iframe")
+
+
+async def test_a_visitor_fills_the_pre_chat_form_once_in_their_language(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin, prechat=PRECHAT)
+    context = await browser.new_context()
+    await context.route(
+        f"{PRIVACY}*", lambda route: route.fulfill(body="our privacy notice", content_type="text/plain")
+    )
+    page = await context.new_page()
+    await page.goto(f"{site.origin}/?lang=lv")
+    chat = await open_chat(page)
+    form = chat.locator("#prechat")
+    await expect(form).to_be_visible()
+    await expect(chat.locator("#composer")).to_be_hidden()
+    await expect(chat.locator("#prechat-title")).to_have_text("Pirms sākam")
+    await expect(chat.locator("#prechat-name")).to_be_focused()
+    await expect(chat.locator("#prechat-phone")).to_be_hidden()  # not asked by this account
+    frame = next(f for f in page.frames if "/chat/embed" in f.url)
+    assert await serious_violations(frame) == []
+
+    await chat.locator("#prechat-name").fill("Dana")
+    await chat.locator("#prechat-email").fill("dana@")
+    await chat.locator("#prechat-consent").check()
+    await chat.locator("#prechat button[type=submit]").click()
+    error = chat.locator("#prechat-email-error")
+    await expect(error).to_have_text("Lūdzu, ierakstiet e-pasta adresi, piemēram, name@example.com.")
+    await expect(chat.locator("#prechat-email")).to_have_attribute("aria-invalid", "true")
+    await expect(chat.locator("#prechat-email")).to_be_focused()
+    assert await serious_violations(frame) == []  # the error shown, the form still reads well
+
+    privacy = chat.locator("#prechat-privacy")
+    await expect(privacy).to_have_attribute("target", "_blank")
+    async with context.expect_page() as opened:
+        await privacy.click()
+    notice = await opened.value
+    assert notice.url == PRIVACY  # in a new tab; the chat stays
+    await notice.close()
+
+    await chat.locator("#prechat-email").fill("dana@example.com")
+    await chat.locator("#prechat-consent").uncheck()
+    await chat.locator("#prechat button[type=submit]").click()
+    await expect(chat.locator("#prechat-consent-error")).to_have_text("Lūdzu, piekrītiet, lai turpinātu.")
+    await chat.locator("#prechat-consent").check()
+    await chat.locator("#prechat button[type=submit]").click()
+    await expect(form).to_be_hidden()
+    await expect(chat.locator("#text")).to_be_focused()
+    await chat.locator("#text").fill("where is my order?")
+    await chat.locator("#text").press("Enter")
+    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
+
+    await page.reload()  # back another day: not asked again
+    chat = await open_chat(page)
+    await expect(chat.locator(".msg--in")).to_have_text("where is my order?")
+    await expect(chat.locator("#composer")).to_be_visible()
+    await expect(chat.locator("#prechat")).to_be_hidden()
+    await context.close()
+
+    store = client.server.app[STORE]
+    (inbound,) = await factories.messages(store, direction="in")
+    assert inbound.sender.get("name") == "Dana"  # the name goes with their messages
+    contact = await store.contacts.get_contact(inbound.contact_id)
+    assert contact is not None and contact.name == "Dana" and contact.prechat is not None
+    assert contact.prechat["consent"]["privacy_url"] == PRIVACY
+    assert await store.contacts.contact_by_identity("default", "email", "dana@example.com") == contact.id
+
+
+async def test_a_user_the_site_vouches_for_skips_the_pre_chat_form(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin, prechat=PRECHAT)
+    await client.server.app[STORE].secrets.replace_sealed_secret(identity_secret_name("default"), "k")
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{site.origin}/")
+    await page.wait_for_function("() => window.omnirouter")
+    await page.evaluate(
+        f"() => omnirouter.setUser({{ name: 'Dana', user_id: 'u-7', user_hash: '{user_hash('k', 'u-7')}' }})"
+    )
+    chat = await open_chat(page)
+    await expect(chat.locator("#composer")).to_be_visible()
+    await expect(chat.locator("#prechat")).to_be_hidden()
+    await chat.locator("#text").fill("signed in already")
+    await chat.locator("#text").press("Enter")
+    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
+    await context.close()

@@ -41,6 +41,7 @@ from bot.handlers.webchat.frames import outbound_frame
 from bot.handlers.webchat.history import visitor_history
 from bot.handlers.webchat.settings import WebchatSettings
 from bot.handlers.webchat.tokens import VisitorToken, VisitorTokens
+from bot.handlers.webchat.visitor_forms import FORM_FRAMES, form_frame
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
@@ -311,6 +312,9 @@ class WebchatAdapter(BaseAdapter):
         if kind in SITE_FRAMES:  # what the embedding site says of its visitor (embedding.py)
             if (answer := await site_frame(self.store, self.tokens, account_id, visitor, payload)) is not None:
                 await sock.send(answer)
+            return
+        if kind in FORM_FRAMES:  # the pre-chat and offline forms (visitor_forms.py)
+            await sock.send(await form_frame(self.store, self.sink, self.inbound, account_id, visitor, payload))
             return
         if kind != "message":
             await sock.send({"type": "error", "code": "bad_frame", "detail": "type must be message, typing or ping"})

@@ -40,6 +40,20 @@
   let user = {}; // what the embedding page said of the visitor (omnirouter.setUser)
   let label = ""; // the label it asked for (omnirouter.setLabel): sent again once a conversation exists
   let announced = false;
+  let look = {}; // the account's widget (/widget/config): its pre-chat form, whether it is offline now
+  let mode = "chat"; // chat | prechat (asked before the first message) | offline (out of hours) | sent
+  const prechatForm = document.getElementById("prechat");
+  const offlineForm = document.getElementById("offline");
+  const offlineSent = document.getElementById("offline-sent");
+  // the visitor forms' errors, as the router names them (visitor_forms.py), in the visitor's words
+  const FORM_ERRORS = {
+    name_missing: "Please write your name.",
+    bad_email: "Please write an e-mail address like name@example.com.",
+    bad_phone: "Please write a phone number with its country code, like +371 2000 0000.",
+    email_or_phone: "Please write your e-mail or phone number.",
+    consent_missing: "Please agree to continue.",
+    text_missing: "Please write your message.",
+  };
 
   function toParent(message) {
     if (embedded && parentOrigin && window.parent !== window) window.parent.postMessage(message, parentOrigin);
@@ -57,7 +71,7 @@
     try {
       const response = await fetch(url, { credentials: "omit" });
       if (!response.ok) return;
-      const look = await response.json();
+      look = await response.json();
       document.documentElement.style.setProperty("--accent", look.color);
       document.documentElement.style.setProperty("--mine", look.color);
       if (light(look.color)) document.documentElement.style.setProperty("--on-accent", "#111827");
@@ -71,7 +85,7 @@
   function onParent(event) {
     if (!embedded || event.source !== window.parent || event.origin !== parentOrigin) return; // nobody else
     const data = event.data || {};
-    if (data.type === "omnirouter:open") input.focus();
+    if (data.type === "omnirouter:open") focusFirst();
     else if (data.type === "omnirouter:user" && data.user) { user = data.user; identify(); }
     else if (data.type === "omnirouter:label" && typeof data.label === "string") { label = data.label; sendLabel(); }
   }
@@ -266,10 +280,66 @@
     });
   }
 
+  // which of the chat, the pre-chat form and the offline form the visitor sees
+  function showMode(next) {
+    mode = next;
+    form.hidden = mode !== "chat";
+    prechatForm.hidden = mode !== "prechat";
+    offlineForm.hidden = mode !== "offline";
+    offlineSent.hidden = mode !== "sent";
+  }
+
+  function focusFirst() {
+    const box = { chat: form, prechat: prechatForm, offline: offlineForm }[mode];
+    const first = box && [...box.querySelectorAll("input, textarea")].find((el) => !el.closest("[hidden]"));
+    if (first) first.focus();
+  }
+
+  function chooseMode(welcome) {
+    if (mode === "sent") return;
+    if (look.offline && welcome.status !== "assigned") {
+      document.getElementById("offline-hours-text").textContent = `${look.offline.hours} (${look.offline.timezone})`;
+      document.getElementById("offline-hours").hidden = !look.offline.hours;
+      showMode("offline");
+    } else if (welcome.prechat && look.prechat) {
+      for (const field of prechatForm.querySelectorAll("[data-field]")) {
+        const name = field.dataset.field;
+        field.hidden = name === "consent" ? !look.prechat.consent : !look.prechat.fields.includes(name);
+      }
+      const privacy = document.getElementById("prechat-privacy");
+      if (String(look.prechat.privacy_url).startsWith("https://")) privacy.href = look.prechat.privacy_url;
+      showMode("prechat");
+    } else {
+      showMode("chat");
+    }
+  }
+
+  function clearErrors(box) {
+    for (const el of box.querySelectorAll(".chat__error")) { el.hidden = true; el.textContent = ""; }
+    for (const el of box.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+  }
+
+  function showFormError(frame) {
+    const field = document.getElementById(`${frame.form}-${frame.field}`);
+    const error = document.getElementById(`${frame.form}-${frame.field}-error`);
+    if (!field || !error) { showNotice(t("That message could not be sent.")); return; }
+    error.textContent = t(FORM_ERRORS[frame.code] || "That message could not be sent.");
+    error.hidden = false;
+    field.setAttribute("aria-invalid", "true");
+    field.focus();
+  }
+
+  function sendForm(box, frame) {
+    clearErrors(box);
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+    else showNotice(t("We could not save your message yet — retrying…"));
+  }
+
   function onFrame(frame) {
     switch (frame.type) {
       case "welcome":
         retryDelay = 500;
+        chooseMode(frame);
         kept.local.setItem(tokenKey, frame.visitor_token);
         toParent({ type: "omnirouter:token", token: frame.visitor_token });
         setStatus("online", t("Online"));
@@ -316,6 +386,18 @@
       case "decision":
         showNotice("");
         break;
+      case "form_error":
+        showFormError(frame);
+        break;
+      case "prechat_done":
+        if (frame.name && !user.name) user = { ...user, name: frame.name };
+        showMode("chat");
+        input.focus();
+        break;
+      case "offline_sent":
+        offlineSent.textContent = t("Thank you: we got your message and will answer by e-mail to {email} when we are open.").replace("{email}", frame.email);
+        showMode("sent");
+        break;
     }
   }
 
@@ -324,6 +406,17 @@
     send(input.value);
     input.value = "";
     input.focus();
+  });
+  prechatForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = (id) => document.getElementById(id).value;
+    sendForm(prechatForm, { type: "prechat", name: value("prechat-name"), email: value("prechat-email"), phone: value("prechat-phone"), consent: document.getElementById("prechat-consent").checked });
+  });
+  offlineForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = (id) => document.getElementById(id).value;
+    const id = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
+    sendForm(offlineForm, { type: "offline", id, name: value("offline-name"), email: value("offline-email"), text: value("offline-text") });
   });
   input.addEventListener("input", tellTyping);
   input.addEventListener("keydown", (event) => {
