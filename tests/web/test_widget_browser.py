@@ -7,6 +7,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from bot.handlers.webchat.embedding import identity_secret_name, user_hash
 from bot.keys import QUEUE, STORE
 from bot.web.keys import SERVICES
 from conversations.embedded import free_port
+from conversations.models import utcnow
+from conversations.thread_models import ThreadStatus
 from tests import factories
 
 pytestmark = pytest.mark.browser
@@ -428,3 +431,45 @@ async def test_a_user_the_site_vouches_for_skips_the_pre_chat_form(
     await chat.locator("#text").press("Enter")
     await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
     await context.close()
+
+
+async def test_out_of_hours_the_widget_takes_a_message_and_an_e_mail_instead_of_a_chat(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin)
+    app = client.server.app
+    tomorrow = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(utcnow() + timedelta(days=1)).weekday()]
+    await app[QUEUE].set_routing("default", business_hours=f"{tomorrow} 09:00-17:00", timezone="Europe/Riga")
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{site.origin}/?lang=ru")
+    chat = await open_chat(page)
+    form = chat.locator("#offline")
+    await expect(form).to_be_visible()
+    await expect(chat.locator("#composer")).to_be_hidden()
+    await expect(chat.locator("#offline-title")).to_have_text("Сейчас мы не на связи")
+    await expect(chat.locator("#offline-hours")).to_contain_text(f"{tomorrow} 09:00-17:00 (Europe/Riga)")
+    frame = next(f for f in page.frames if "/chat/embed" in f.url)
+    assert await serious_violations(frame) == []
+
+    await chat.locator("#offline-name").fill("Ilze")
+    await chat.locator("#offline-email").fill("ilze.example.lv")
+    await chat.locator("#offline-text").fill("Please call me about my order 1234")
+    await chat.locator("#offline button[type=submit]").click()
+    await expect(chat.locator("#offline-email-error")).to_have_text(
+        "Пожалуйста, укажите адрес эл. почты, например name@example.com."
+    )
+    await chat.locator("#offline-email").fill("ilze@example.lv")
+    await chat.locator("#offline button[type=submit]").click()
+    sent = chat.locator("#offline-sent")
+    await expect(sent).to_contain_text("ilze@example.lv")  # told how and when the answer comes
+    await expect(sent).to_contain_text("Спасибо")
+    await expect(form).to_be_hidden()
+    await context.close()
+
+    store = app[STORE]
+    (thread,) = await factories.threads(store)
+    assert thread.status == ThreadStatus.QUEUED and thread.escalation_reason == "offline_form"
+    (message,) = await factories.messages(store, direction="in")
+    assert message.text == "Please call me about my order 1234"
+    assert await store.contacts.contact_by_identity("default", "email", "ilze@example.lv") == thread.contact_id
