@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import struct
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,7 +19,9 @@ from playwright.async_api import Browser, Frame, FrameLocator, Page, expect
 
 from bot.handlers.webchat.embedding import identity_secret_name, user_hash
 from bot.keys import QUEUE, STORE
+from bot.services.agents import add_agent
 from bot.web.keys import SERVICES
+from conversations.agent_models import Role
 from conversations.embedded import free_port
 from conversations.models import utcnow
 from conversations.thread_models import ThreadStatus
@@ -473,3 +477,68 @@ async def test_out_of_hours_the_widget_takes_a_message_and_an_e_mail_instead_of_
     (message,) = await factories.messages(store, direction="in")
     assert message.text == "Please call me about my order 1234"
     assert await store.contacts.contact_by_identity("default", "email", "ilze@example.lv") == thread.contact_id
+
+
+def tiny_png() -> bytes:
+    """A real 1×1 PNG, so the browsers can draw it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xaa\x33\x00"))
+        + chunk(b"IEND", b"")
+    )
+
+
+async def test_a_visitor_sends_an_image_the_agent_sees_it_and_a_refused_file_says_why(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin)
+    base = f"http://127.0.0.1:{client.server.port}"
+    _, password = await add_agent(client.server.app[STORE], "default", "ava", name="Ava", role=Role.AGENT)
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{site.origin}/?lang=lv")
+    chat = await open_chat(page)
+    await expect(chat.locator("#status")).to_have_text("Tiešsaistē")
+    attach = chat.locator("#attach")
+    await expect(attach).to_have_attribute("aria-label", "Sūtīt failu vai attēlu")
+    await chat.locator("#text").press("Shift+Tab")  # the attach button is in the tab order, labelled
+    await expect(attach).to_be_focused()
+    async with page.expect_file_chooser() as chosen:
+        await page.keyboard.press("Enter")
+    await (await chosen.value).set_files({"name": "parcel.png", "mimeType": "image/png", "buffer": tiny_png()})
+    image = chat.locator(".msg--in img")
+    await expect(image).to_have_attribute("alt", "parcel.png")
+    await expect(chat.locator(".msg--in .msg__meta")).to_have_count(0)  # kept
+    assert await image.evaluate("(img) => img.complete && img.naturalWidth") == 1  # the visitor sees it
+
+    async with page.expect_file_chooser() as chosen:
+        await attach.click()
+    page_file = {"name": "page.html", "mimeType": "text/html", "buffer": b"<script>alert(1)</script>"}
+    await (await chosen.value).set_files(page_file)
+    await expect(chat.locator("#notice")).to_have_text(
+        "Šādu failu nevar nosūtīt: sūtiet attēlu, PDF, tekstu vai Office dokumentu."
+    )
+    await expect(chat.locator(".msg--in")).to_have_count(1)  # the refused file is not shown as sent
+    frame = next(f for f in page.frames if "/chat/embed" in f.url)
+    assert await serious_violations(frame) == []
+
+    agent = await (await browser.new_context()).new_page()
+    await agent.goto(f"{base}/login")
+    await agent.fill("input[name=login]", "ava")
+    await agent.fill("input[name=password]", password)
+    await agent.click("button[type=submit]")
+    await agent.click("#shift-start")
+    await agent.locator("#queue .row button").click()  # take it
+    preview = agent.locator("#history .attachment__preview img")
+    await expect(preview).to_have_attribute("alt", "parcel.png")
+    await agent.wait_for_function(
+        "() => document.querySelector('#history .attachment__preview img').naturalWidth === 1"
+    )
+    await agent.context.close()
+    await context.close()

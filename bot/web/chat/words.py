@@ -53,6 +53,12 @@ CHAT_WORDS = (
     N_("Please write your e-mail or phone number."),
     N_("Please agree to continue."),
     N_("Please write your message."),
+    # a visitor's file (uploads.py names its refusals)
+    N_("Send a file or image"),
+    N_("This file is too large: at most {mb} MB."),
+    N_("This kind of file cannot be sent: send an image, a PDF, a text or an Office document."),
+    N_("Files cannot be received right now. Please try again later."),
+    N_("The file could not be sent."),
 )
 
 

@@ -54,6 +54,12 @@
     consent_missing: "Please agree to continue.",
     text_missing: "Please write your message.",
   };
+  // why the router refused a file (uploads.py), in the visitor's words
+  const FILE_ERRORS = {
+    too_large: "This file is too large: at most {mb} MB.",
+    bad_type: "This kind of file cannot be sent: send an image, a PDF, a text or an Office document.",
+    quota: "Files cannot be received right now. Please try again later.",
+  };
 
   function toParent(message) {
     if (embedded && parentOrigin && window.parent !== window) window.parent.postMessage(message, parentOrigin);
@@ -400,6 +406,43 @@
         break;
     }
   }
+
+  // a file or image: sent over HTTP (the socket carries text), shown once the router kept it
+  async function sendFile(file) {
+    const id = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
+    render({ key: id, direction: "in", text: file.name, meta: t("sending…") });
+    const body = new FormData();
+    body.append("token", kept.local.getItem(tokenKey) || "");
+    body.append("id", id);
+    if (typeof user.name === "string" && user.name.trim()) body.append("name", user.name.trim().slice(0, 80));
+    body.append("file", file, file.name);
+    const url = new URL("/webchat/files", location.href);
+    if (account) url.searchParams.set("account", account);
+    let answer = {};
+    try {
+      const response = await fetch(url, { method: "POST", body, credentials: "omit" });
+      answer = await response.json().catch(() => ({}));
+      if (response.ok) {
+        render({ key: id, direction: "in", text: "", file: answer.file });
+        showNotice("");
+        return;
+      }
+    } catch (error) {
+      // said below
+    }
+    const li = shown.get(id);
+    if (li) { li.remove(); shown.delete(id); }
+    const why = FILE_ERRORS[answer.error] || "The file could not be sent.";
+    showNotice(t(why).replace("{mb}", String(answer.limit_mb || "")));
+  }
+
+  const picker = document.getElementById("file");
+  document.getElementById("attach").addEventListener("click", () => picker.click());
+  picker.addEventListener("change", () => {
+    for (const file of picker.files) sendFile(file);
+    picker.value = "";
+    input.focus();
+  });
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
