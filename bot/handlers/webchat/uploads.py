@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from aiohttp import BodyPartReader, web
 
-from bot.handlers.kit.media import MAGIC, PREVIEWED, AttachmentUnavailable, clean_type
+from bot.handlers.kit.media import MAGIC, PREVIEWED, NotDownloadable, clean_type
 from bot.handlers.kit.protocol import MalformedPayload
 from bot.handlers.kit.sink import InboundSink
 from bot.handlers.webchat.settings import WebchatSettings
@@ -149,7 +149,7 @@ class VisitorFiles:
         """The bytes of a visitor's file by its key (``<message id>:0``)."""
         found = await self._adapter.store.files.read_upload(account_id, key)
         if found is None:
-            raise AttachmentUnavailable("the visitor's file is not in the store")
+            raise NotDownloadable("the visitor's file is not in the store (it may have been erased)")
         return found[1]
 
     async def receive(self, request: web.Request, account_id: str) -> web.Response:
