@@ -367,6 +367,7 @@ async def test_a_visitor_fills_the_pre_chat_form_once_in_their_language(
     await expect(chat.locator("#prechat-title")).to_have_text("Pirms sākam")
     await expect(chat.locator("#prechat-name")).to_be_focused()
     await expect(chat.locator("#prechat-phone")).to_be_hidden()  # not asked by this account
+    await expect(chat.locator("#prechat-email")).to_have_attribute("aria-required", "true")
     frame = next(f for f in page.frames if "/chat/embed" in f.url)
     assert await serious_violations(frame) == []
 

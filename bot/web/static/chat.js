@@ -308,9 +308,13 @@
       document.getElementById("offline-hours").hidden = !look.offline.hours;
       showMode("offline");
     } else if (welcome.prechat && look.prechat) {
+      const fields = look.prechat.fields;
       for (const field of prechatForm.querySelectorAll("[data-field]")) {
         const name = field.dataset.field;
-        field.hidden = name === "consent" ? !look.prechat.consent : !look.prechat.fields.includes(name);
+        field.hidden = name === "consent" ? !look.prechat.consent : !fields.includes(name);
+        // every field asked is needed, but with both e-mail and phone asked one of them is enough
+        const needed = !field.hidden && !(["email", "phone"].includes(name) && fields.includes("email") && fields.includes("phone"));
+        field.querySelector("input").setAttribute("aria-required", String(needed));
       }
       const privacy = document.getElementById("prechat-privacy");
       if (String(look.prechat.privacy_url).startsWith("https://")) privacy.href = look.prechat.privacy_url;
