@@ -128,3 +128,10 @@ async def test_a_file_over_the_limit_or_the_quota_is_refused(
         await ws.receive_json()
         await ws.send_json({"type": "message", "id": "m1", "text": "still talking"})
         await frames_until(ws, "ack")
+
+
+async def test_a_photo_of_a_few_megabytes_is_taken_and_one_over_ten_is_not(client: TestClient) -> None:
+    token = await visitor(client)  # webchat.max_file_mb is 10 by default, beyond server.client_max_size
+    assert (await send_file(client, token, PNG + b"\x00" * 3_000_000))[0] == 202
+    status, body = await send_file(client, token, PNG + b"\x00" * 10_000_000, client_id="f2")
+    assert (status, body) == (413, {"error": "too_large", "limit_mb": 10.0})
