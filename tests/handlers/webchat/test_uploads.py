@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
+from bot.services.contacts import erase_contact, export_contact, find_contact
 from bot.settings import Settings
 from tests import factories
 from tests.conftest import make_settings
@@ -135,3 +136,30 @@ async def test_a_photo_of_a_few_megabytes_is_taken_and_one_over_ten_is_not(clien
     assert (await send_file(client, token, PNG + b"\x00" * 3_000_000))[0] == 202
     status, body = await send_file(client, token, PNG + b"\x00" * 10_000_000, client_id="f2")
     assert (status, body) == (413, {"error": "too_large", "limit_mb": 10.0})
+
+
+async def test_a_visitor_s_files_and_pre_chat_details_go_with_their_contact_s_export_and_erasure(
+    client: TestClient,
+) -> None:
+    store = client.server.app[STORE]
+    await store.accounts.set_account_fields(
+        "default",
+        widget={"prechat": {"enabled": True, "email": True, "consent": True, "privacy_url": "https://a.lv/p"}},
+    )
+    token = await visitor(client)
+    async with client.ws_connect("/webchat/ws", params={"token": token}) as ws:
+        await ws.receive_json()
+        await ws.send_json({"type": "prechat", "email": "eva@example.lv", "consent": True})
+        assert (await ws.receive_json())["type"] == "prechat_done"
+    status, body = await send_file(client, token, PNG)
+    assert status == 202
+    (message,) = await factories.messages(store, direction="in")
+    scope = await find_contact(store, "default", "email:eva@example.lv")  # the address the form gave
+    exported = await export_contact(store, scope, "cli")
+    assert [f["message_id"] for f in exported["data"]["files"]] == [message.id]
+    (contact,) = exported["data"]["contacts"]
+    assert contact["prechat"]["consent"]["privacy_url"] == "https://a.lv/p"
+    await erase_contact(store, scope, "cli")
+    assert await store.files.usage("default") == 0
+    assert (await client.get(body["file"]["url"])).status == 404
+    assert await store.contacts.contact_by_identity("default", "email", "eva@example.lv") is None
