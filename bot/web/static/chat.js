@@ -481,6 +481,7 @@
     window.addEventListener("message", onParent);
   }
   loadWords().then(loadLook).finally(() => {
+    if (look.prechat || look.offline) form.hidden = true; // until the welcome says which the visitor sees
     for (const item of pending) render({ key: item.id, direction: "in", text: item.text, meta: t("sending…") });
     connect();
   });
