@@ -509,7 +509,8 @@ async def test_a_visitor_sends_an_image_the_agent_sees_it_and_a_refused_file_say
     await expect(chat.locator("#status")).to_have_text("Tiešsaistē")
     attach = chat.locator("#attach")
     await expect(attach).to_have_attribute("aria-label", "Sūtīt failu vai attēlu")
-    await chat.locator("#text").press("Shift+Tab")  # the attach button is in the tab order, labelled
+    await expect(chat.locator("#text")).to_be_focused()  # the chat opened (and took the cursor)
+    await page.keyboard.press("Shift+Tab")  # the attach button is in the tab order, labelled
     await expect(attach).to_be_focused()
     async with page.expect_file_chooser() as chosen:
         await page.keyboard.press("Enter")
