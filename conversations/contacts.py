@@ -145,6 +145,23 @@ class ContactsRepository(Repository):
                 )
         await self._db.messages.update_many({"contact_id": source}, {"$set": {"contact_id": target}})
 
+    async def add_given_identity(self, account_id: str, contact_id: str, identity: Identity, now: datetime) -> bool:
+        """Link an address the customer gave (not one a channel vouched for) to their contact, unless
+        another contact has it already: an unverified address never merges two people. ``True``
+        when the address leads to this contact now."""
+        key = f"{account_id}|{identity.key}"
+        await self._insert_once(
+            "identities", {"_id": key, "account_id": account_id, "contact_id": contact_id, **identity.to_doc()}
+        )
+        link = await self._db.identities.find_one({"_id": key}, {"contact_id": 1})
+        if link is None or str(link["contact_id"]) != contact_id:
+            return False
+        await self._db.contacts.update_one(
+            exactly(_id=contact_id, account_id=account_id),
+            {"$addToSet": {"identities": identity.to_doc()}, "$set": {"updated_at": epoch_ms(now)}},
+        )
+        return True
+
     # --- reading ----------------------------------------------------------------------------
 
     async def update_contact(self, account_id: str, contact_id: str, now: datetime, **values: Any) -> bool:

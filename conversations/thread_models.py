@@ -89,6 +89,9 @@ class Contact(Document):
     name: str | None = None
     identities: list[Identity] = field(default_factory=list)
     attributes: dict[str, Any] = field(default_factory=dict)  # the account's custom attributes, by key
+    # what the website widget's pre-chat form asked and was given: consent (with its time and the
+    # privacy notice's address), when the form was filled
+    prechat: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

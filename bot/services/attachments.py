@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bot.handlers.kit.media import AttachmentError, AttachmentUnavailable, file_headers, served_type
+from bot.handlers.kit.media import AttachmentUnavailable, NotDownloadable, file_headers, served_type
 from bot.logs import log_event
 from bot.settings import Settings
 from conversations.files import QuotaExceeded
@@ -25,10 +25,6 @@ log = logging.getLogger("omnirouter.attachments")
 def files_quota(settings: Settings) -> int:
     """Bytes of files each account may keep (``store.files_quota_mb``)."""
     return settings.store.files_quota_mb * 1_000_000
-
-
-class NotDownloadable(AttachmentError):
-    """The attachment carries no file (a location, a contact card) or its channel cannot fetch it."""
 
 
 @dataclass(frozen=True, slots=True)

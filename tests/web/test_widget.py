@@ -60,7 +60,8 @@ async def test_an_admin_allows_a_site_and_only_that_site_gets_the_widget(client:
 
     response = await client.get("/widget/config", headers={"Origin": SHOP})
     assert response.headers["Access-Control-Allow-Origin"] == SHOP and "Origin" in response.headers["Vary"]
-    assert await response.json() == {"allowed": True, "color": "#aa3300", "title": "Help", "greeting": "Hi"}
+    look = {"allowed": True, "color": "#aa3300", "title": "Help", "greeting": "Hi"}
+    assert await response.json() == {**look, "prechat": None, "offline": None}
     assert (await config(client, "https://evil.example"))[1]["allowed"] is False
     assert (await config(client, "http://shop.example"))[1]["allowed"] is False  # another scheme: another site
     embedded = await client.get("/chat/embed", params={"parent": SHOP})
@@ -160,3 +161,29 @@ async def test_an_admin_makes_the_identity_secret_shown_once_and_an_agent_cannot
     finally:
         await agent.close()
         await admin.close()
+
+
+async def test_an_admin_sets_up_the_pre_chat_form_an_agent_cannot_and_the_privacy_notice_is_https(
+    client: TestClient,
+) -> None:
+    agent = await admin_of(client, role=Role.AGENT)
+    admin = await admin_of(client)
+    form = {"prechat": "on", "prechat_email": "on", "prechat_consent": "on", "privacy_url": "https://shop.example/p"}
+    try:
+        assert (await agent.post("/admin/account/widget", form))[0] == 403
+        assert (await config(client, None))[1]["prechat"] is None
+        for url in ("http://shop.example/p", "javascript:alert(1)", "https://u:pw@shop.example/", ""):
+            status, page = await admin.post("/admin/account/widget", {**form, "privacy_url": url}, "/admin/account")
+            assert status == 400 and "The privacy notice needs an https address" in page, url
+        assert (await config(client, None))[1]["prechat"] is None
+        status, page = await admin.post("/admin/account/widget", form, page="/admin/account")
+        assert status == 303, page
+        status, page = await admin.get("/admin/account")
+        assert 'name="prechat_email" checked' in page and 'value="https://shop.example/p"' in page
+    finally:
+        await agent.close()
+        await admin.close()
+    expected = {"fields": ["email"], "consent": True, "privacy_url": "https://shop.example/p"}
+    assert (await config(client, None))[1]["prechat"] == expected
+    account = await client.server.app[STORE].accounts.get_account("default")
+    assert account is not None and account.widget["prechat"]["enabled"] is True

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+import struct
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,8 +19,12 @@ from playwright.async_api import Browser, Frame, FrameLocator, Page, WebSocketRo
 
 from bot.handlers.webchat.embedding import identity_secret_name, user_hash
 from bot.keys import QUEUE, STORE
+from bot.services.agents import add_agent
 from bot.web.keys import SERVICES
+from conversations.agent_models import Role
 from conversations.embedded import free_port
+from conversations.models import utcnow
+from conversations.thread_models import ThreadStatus
 from tests import factories
 
 pytestmark = pytest.mark.browser
@@ -85,7 +92,7 @@ async def eventually(check: Callable[[], bool], seconds: float = 5.0) -> None:
     raise AssertionError("not within 5 s")
 
 
-async def allow(client: TestClient, *sites: str, **look: str) -> None:
+async def allow(client: TestClient, *sites: str, **look: object) -> None:
     widget = {"sites": list(sites), "color": "#aa3300", "title": "Shop help", "greeting": "Hello from the shop!"}
     await client.server.app[STORE].accounts.set_account_fields("default", widget={**widget, **look})
 
@@ -378,3 +385,210 @@ async def test_a_message_written_while_the_sites_user_is_identified_joins_their_
     await expect(chat.locator(".msg--in")).to_have_text("written before the router knew me")
     await phone.context.close()
     assert len(await factories.threads(client.server.app[STORE])) == 1  # no anonymous conversation beside it
+
+
+PRIVACY = "https://shop.example/privacy"
+PRECHAT = {"enabled": True, "name": True, "email": True, "phone": False, "consent": True, "privacy_url": PRIVACY}
+
+
+async def open_chat(page: Page) -> FrameLocator:
+    await page.wait_for_function("() => document.querySelector('.omnirouter-panel iframe')")
+    await page.locator(".omnirouter-launcher").click()
+    return page.frame_locator(".omnirouter-panel iframe")
+
+
+async def test_a_visitor_fills_the_pre_chat_form_once_in_their_language(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin, prechat=PRECHAT)
+    context = await browser.new_context()
+    await context.route(
+        f"{PRIVACY}*", lambda route: route.fulfill(body="our privacy notice", content_type="text/plain")
+    )
+    page = await context.new_page()
+    await page.goto(f"{site.origin}/?lang=lv")
+    chat = await open_chat(page)
+    form = chat.locator("#prechat")
+    await expect(form).to_be_visible()
+    await expect(chat.locator("#composer")).to_be_hidden()
+    await expect(chat.locator("#prechat-title")).to_have_text("Pirms sākam")
+    await expect(chat.locator("#prechat-name")).to_be_focused()
+    await expect(chat.locator("#prechat-phone")).to_be_hidden()  # not asked by this account
+    await expect(chat.locator("#prechat-email")).to_have_attribute("aria-required", "true")
+    frame = next(f for f in page.frames if "/chat/embed" in f.url)
+    assert await serious_violations(frame) == []
+
+    await chat.locator("#prechat-name").fill("Dana")
+    await chat.locator("#prechat-email").fill("dana@")
+    await chat.locator("#prechat-consent").check()
+    await chat.locator("#prechat button[type=submit]").click()
+    error = chat.locator("#prechat-email-error")
+    await expect(error).to_have_text("Lūdzu, ierakstiet e-pasta adresi, piemēram, name@example.com.")
+    await expect(chat.locator("#prechat-email")).to_have_attribute("aria-invalid", "true")
+    await expect(chat.locator("#prechat-email")).to_be_focused()
+    assert await serious_violations(frame) == []  # the error shown, the form still reads well
+
+    privacy = chat.locator("#prechat-privacy")
+    await expect(privacy).to_have_attribute("target", "_blank")
+    async with context.expect_page() as opened:
+        await privacy.click()
+    notice = await opened.value
+    assert notice.url == PRIVACY  # in a new tab; the chat stays
+    await notice.close()
+
+    await chat.locator("#prechat-email").fill("dana@example.com")
+    await chat.locator("#prechat-consent").uncheck()
+    await chat.locator("#prechat button[type=submit]").click()
+    await expect(chat.locator("#prechat-consent-error")).to_have_text("Lūdzu, piekrītiet, lai turpinātu.")
+    await chat.locator("#prechat-consent").check()
+    await chat.locator("#prechat button[type=submit]").click()
+    await expect(form).to_be_hidden()
+    await expect(chat.locator("#text")).to_be_focused()
+    await chat.locator("#text").fill("where is my order?")
+    await chat.locator("#text").press("Enter")
+    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
+
+    await page.reload()  # back another day: not asked again
+    chat = await open_chat(page)
+    await expect(chat.locator(".msg--in")).to_have_text("where is my order?")
+    await expect(chat.locator("#composer")).to_be_visible()
+    await expect(chat.locator("#prechat")).to_be_hidden()
+    await context.close()
+
+    store = client.server.app[STORE]
+    (inbound,) = await factories.messages(store, direction="in")
+    assert inbound.sender.get("name") == "Dana"  # the name goes with their messages
+    contact = await store.contacts.get_contact(inbound.contact_id)
+    assert contact is not None and contact.name == "Dana" and contact.prechat is not None
+    assert contact.prechat["consent"]["privacy_url"] == PRIVACY
+    assert await store.contacts.contact_by_identity("default", "email", "dana@example.com") == contact.id
+
+
+async def test_a_user_the_site_vouches_for_skips_the_pre_chat_form(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin, prechat=PRECHAT)
+    await client.server.app[STORE].secrets.replace_sealed_secret(identity_secret_name("default"), "k")
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{site.origin}/")
+    await page.wait_for_function("() => window.omnirouter")
+    await page.evaluate(
+        f"() => omnirouter.setUser({{ name: 'Dana', user_id: 'u-7', user_hash: '{user_hash('k', 'u-7')}' }})"
+    )
+    chat = await open_chat(page)
+    await page.wait_for_function("() => (localStorage.getItem('omnirouter.visitor.default') || '').startsWith('u')")
+    await expect(chat.locator("#composer")).to_be_visible()  # once the router knows the user
+    await expect(chat.locator("#prechat")).to_be_hidden()
+    await chat.locator("#text").fill("signed in already")
+    await chat.locator("#text").press("Enter")
+    await expect(chat.locator(".msg--system")).to_have_count(1, timeout=FIRST_ANSWER)
+    await context.close()
+
+
+async def test_out_of_hours_the_widget_takes_a_message_and_an_e_mail_instead_of_a_chat(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin)
+    app = client.server.app
+    tomorrow = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[(utcnow() + timedelta(days=1)).weekday()]
+    await app[QUEUE].set_routing("default", business_hours=f"{tomorrow} 09:00-17:00", timezone="Europe/Riga")
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{site.origin}/?lang=ru")
+    chat = await open_chat(page)
+    form = chat.locator("#offline")
+    await expect(form).to_be_visible()
+    await expect(chat.locator("#composer")).to_be_hidden()
+    await expect(chat.locator("#offline-title")).to_have_text("Сейчас мы не на связи")
+    await expect(chat.locator("#offline-hours")).to_contain_text(f"{tomorrow} 09:00-17:00 (Europe/Riga)")
+    frame = next(f for f in page.frames if "/chat/embed" in f.url)
+    assert await serious_violations(frame) == []
+
+    await chat.locator("#offline-name").fill("Ilze")
+    await chat.locator("#offline-email").fill("ilze.example.lv")
+    await chat.locator("#offline-text").fill("Please call me about my order 1234")
+    await chat.locator("#offline button[type=submit]").click()
+    await expect(chat.locator("#offline-email-error")).to_have_text(
+        "Пожалуйста, укажите адрес эл. почты, например name@example.com."
+    )
+    await chat.locator("#offline-email").fill("ilze@example.lv")
+    await chat.locator("#offline button[type=submit]").click()
+    sent = chat.locator("#offline-sent")
+    await expect(sent).to_contain_text("ilze@example.lv")  # told how and when the answer comes
+    await expect(sent).to_contain_text("Спасибо")
+    await expect(form).to_be_hidden()
+    await context.close()
+
+    store = app[STORE]
+    (thread,) = await factories.threads(store)
+    assert thread.status == ThreadStatus.QUEUED and thread.escalation_reason == "offline_form"
+    (message,) = await factories.messages(store, direction="in")
+    assert message.text == "Please call me about my order 1234"
+    assert await store.contacts.contact_by_identity("default", "email", "ilze@example.lv") == thread.contact_id
+
+
+def tiny_png() -> bytes:
+    """A real 1×1 PNG, so the browsers can draw it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00\xaa\x33\x00"))
+        + chunk(b"IEND", b"")
+    )
+
+
+async def test_a_visitor_sends_an_image_the_agent_sees_it_and_a_refused_file_says_why(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    await allow(client, site.origin)
+    base = f"http://127.0.0.1:{client.server.port}"
+    _, password = await add_agent(client.server.app[STORE], "default", "ava", name="Ava", role=Role.AGENT)
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(f"{site.origin}/?lang=lv")
+    chat = await open_chat(page)
+    await expect(chat.locator("#status")).to_have_text("Tiešsaistē")
+    attach = chat.locator("#attach")
+    await expect(attach).to_have_attribute("aria-label", "Sūtīt failu vai attēlu")
+    await expect(chat.locator("#text")).to_be_focused()  # the chat opened (and took the cursor)
+    await page.keyboard.press("Shift+Tab")  # the attach button is in the tab order, labelled
+    await expect(attach).to_be_focused()
+    async with page.expect_file_chooser() as chosen:
+        await page.keyboard.press("Enter")
+    await (await chosen.value).set_files({"name": "parcel.png", "mimeType": "image/png", "buffer": tiny_png()})
+    image = chat.locator(".msg--in img")
+    await expect(image).to_have_attribute("alt", "parcel.png")
+    await expect(chat.locator(".msg--in .msg__meta")).to_have_count(0)  # kept
+    assert await image.evaluate("(img) => img.complete && img.naturalWidth") == 1  # the visitor sees it
+
+    async with page.expect_file_chooser() as chosen:
+        await attach.click()
+    page_file = {"name": "page.html", "mimeType": "text/html", "buffer": b"<script>alert(1)</script>"}
+    await (await chosen.value).set_files(page_file)
+    await expect(chat.locator("#notice")).to_have_text(
+        "Šādu failu nevar nosūtīt: sūtiet attēlu, PDF, tekstu vai Office dokumentu."
+    )
+    await expect(chat.locator(".msg--in")).to_have_count(1)  # the refused file is not shown as sent
+    frame = next(f for f in page.frames if "/chat/embed" in f.url)
+    assert await serious_violations(frame) == []
+
+    agent = await (await browser.new_context()).new_page()
+    await agent.goto(f"{base}/login")
+    await agent.fill("input[name=login]", "ava")
+    await agent.fill("input[name=password]", password)
+    await agent.click("button[type=submit]")
+    await agent.click("#shift-start")
+    await agent.locator("#queue .row button").click()  # take it
+    preview = agent.locator("#history .attachment__preview img")
+    await expect(preview).to_have_attribute("alt", "parcel.png")
+    await agent.wait_for_function(
+        "() => document.querySelector('#history .attachment__preview img').naturalWidth === 1"
+    )
+    await agent.context.close()
+    await context.close()

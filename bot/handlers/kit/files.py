@@ -1,4 +1,4 @@
-"""Addresses of agents' files signed for one recipient (a web chat visitor, a phone number that
+"""Addresses of agents' files (and a web chat visitor's own) signed for one recipient (a web chat visitor, a phone number that
 gets an MMS), and the route that serves them from the store's GridFS: only an address signed for
 that account, recipient and file opens it (404 otherwise); how it is sent to a browser is
 ``media.py``'s rule."""
@@ -15,7 +15,7 @@ from bot.handlers.kit.media import file_headers, served_type
 from bot.handlers.kit.signatures import same_secret
 from conversations.repositories import Repositories
 
-_KEY = re.compile(r"^upl_[0-9a-f]{24}:0$")
+_KEY = re.compile(r"^(upl|msg)_[0-9a-f]{24}:0$")  # an agent's upload; a web chat visitor's file
 
 
 class FileLinks:

@@ -23,6 +23,10 @@ class AttachmentUnavailable(AttachmentError):
     """The provider does not have the file (any more), or could not be reached."""
 
 
+class NotDownloadable(AttachmentError):
+    """The attachment carries no file (a location, a contact card) or its channel cannot fetch it."""
+
+
 async def read_capped(chunks: AsyncIterator[bytes], limit: int, declared: int | None = None) -> bytes:
     """Collect a download, refusing it as soon as it is known to exceed ``limit`` bytes."""
     if declared is not None and declared > limit:

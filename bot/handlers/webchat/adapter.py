@@ -41,6 +41,8 @@ from bot.handlers.webchat.frames import outbound_frame
 from bot.handlers.webchat.history import visitor_history
 from bot.handlers.webchat.settings import WebchatSettings
 from bot.handlers.webchat.tokens import VisitorToken, VisitorTokens
+from bot.handlers.webchat.uploads import VisitorFiles
+from bot.handlers.webchat.visitor_forms import FORM_FRAMES, form_frame
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
@@ -87,6 +89,7 @@ class WebchatAdapter(BaseAdapter):
         self._max_text = context.settings.section(WebchatSettings).max_text_length
         self.capabilities = Capabilities(buttons=True, files=True, max_text_length=self._max_text)
         self._files = FileLinks("/webchat/files/{key}", lambda: self.store, lambda text: self.tokens.sign(text))
+        self._uploads = VisitorFiles.of(self, context.settings, self._files.url_for)
         self._sockets: dict[tuple[str, str], set[_VisitorSocket]] = {}
         self._typing: dict[tuple[str, str], float] = {}  # (account, visitor) -> when last told
         self._accounts: dict[str, float] = {context.account_id: float("inf")}  # account -> known until
@@ -231,12 +234,21 @@ class WebchatAdapter(BaseAdapter):
             web.get("/webchat/ws", self.socket),
             web.post("/webchat/messages", self.post_message),
             web.get(self._files.route, self._files.serve),
+            web.post("/webchat/files", self.upload),
         ]
 
     # --- routes ---------------------------------------------------------------------------
 
     async def page(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "chat.html", headers={"Cache-Control": "no-cache"})
+
+    async def upload(self, request: web.Request) -> web.Response:
+        """A file or image the visitor sends (uploads.py)."""
+        return await self._uploads.receive(request, await self._account(request))
+
+    async def fetch_attachment(self, account_id: str, ref: str) -> bytes:
+        """A visitor's file, kept in the store from the start (uploads.py)."""
+        return await self._uploads.kept(account_id, ref)
 
     async def post_message(self, request: web.Request) -> web.Response:
         """A message as JSON; an expired or revoked ``visitor_token`` starts a new visitor (the
@@ -311,6 +323,9 @@ class WebchatAdapter(BaseAdapter):
         if kind in SITE_FRAMES:  # what the embedding site says of its visitor (embedding.py)
             if (answer := await site_frame(self.store, self.tokens, account_id, visitor, payload)) is not None:
                 await sock.send(answer)
+            return
+        if kind in FORM_FRAMES:  # the pre-chat and offline forms (visitor_forms.py)
+            await sock.send(await form_frame(self.store, self.sink, self.inbound, account_id, visitor, payload))
             return
         if kind != "message":
             await sock.send({"type": "error", "code": "bad_frame", "detail": "type must be message, typing or ping"})

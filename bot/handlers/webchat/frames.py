@@ -21,6 +21,15 @@ def file_of(meta: Mapping[str, Any], url: Callable[[str], str]) -> dict[str, Any
     return {"name": str(document.get("name") or "file"), "url": url(document["file"]), "image": mime in PREVIEWED}
 
 
+def sent_file_of(message: Message, url: Callable[[str], str]) -> dict[str, Any] | None:
+    """The file a visitor sent (uploads.py: kept under the message's own key), as the page shows it."""
+    ref = message.attachments[0].provider_ref if message.attachments and message.channel == "webchat" else None
+    if ref != f"{message.id}:0":
+        return None
+    attachment = message.attachments[0]
+    return {"name": attachment.name or "file", "url": url(ref), "image": attachment.mime_type in PREVIEWED}
+
+
 def message_frame(message: Message, url: Callable[[str], str]) -> dict[str, Any]:
     return {
         "type": "message",
@@ -33,7 +42,7 @@ def message_frame(message: Message, url: Callable[[str], str]) -> dict[str, Any]
         "options": message.meta.get("options", []),
         "created_at": message.created_at.isoformat(),
         "client_id": (message.external_id or "").partition(":")[2] or None,
-        "file": file_of(message.meta, url),
+        "file": file_of(message.meta, url) or sent_file_of(message, url),
     }
 
 

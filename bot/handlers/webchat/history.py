@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.handlers.webchat.frames import message_frame
+from bot.handlers.webchat.visitor_forms import prechat_wanted
 from conversations.repositories import Repositories
 from conversations.thread_models import ThreadStatus
 
@@ -17,8 +18,9 @@ MESSAGES = 50  # the newest messages shown of them all
 async def visitor_history(
     store: Repositories, account_id: str, visitor: str, url: Callable[[str], str]
 ) -> dict[str, Any]:
-    """The welcome's ``history`` (messages and ``resolved`` notes), and the open conversation's
-    ``thread_id`` and ``status`` (``None`` when there is none)."""
+    """The welcome's ``history`` (messages and ``resolved`` notes), the open conversation's
+    ``thread_id`` and ``status`` (``None`` when there is none), and whether to ask the ``prechat``
+    form first."""
     contact_id = await store.contacts.contact_by_identity(account_id, "webchat", visitor)
     threads = await store.threads.contact_threads(account_id, contact_id) if contact_id else []
     mine = [t for t in threads if t.channel == "webchat" and t.address == visitor][-CONVERSATIONS:]
@@ -34,4 +36,5 @@ async def visitor_history(
         "thread_id": open_thread.id if open_thread else None,
         "status": str(open_thread.status) if open_thread else None,
         "history": history,
+        "prechat": await prechat_wanted(store, account_id, visitor, contact_id, bool(mine)),
     }

@@ -12,6 +12,9 @@ from bot.setting_fields import between, setting
 class WebchatSettings:
     max_text_length: int = setting(4096, check=between(1, 100_000), doc="longest web chat message, characters")
     secret: str = setting("", doc="key that signs visitor tokens; empty: one generated and kept sealed in the store")
+    max_file_mb: float = setting(
+        10.0, check=between(0.01, 1000), doc="largest file a visitor may send, MB (images, PDF, text, Office documents)"
+    )
     visitor_token_days: float = setting(
         90.0,
         check=between(1, 3650),

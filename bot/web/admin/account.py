@@ -5,6 +5,7 @@ webhook subscriptions (their secret shown once, replaceable)."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 from typing import Any
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from bot import audit
 from bot.handlers.webchat.embedding import identity_secret_name
+from bot.handlers.webchat.visitor_forms import BadPrechat, PrechatForm
 from bot.keys import ADAPTERS, EGRESS, EVENTS, QUEUE, SETTINGS, STORE
 from bot.router.satisfaction import DEFAULT_TEXTS, LANGUAGES, TEXT_KINDS, SatisfactionSettings
 from bot.router.webhooks.subscriptions import BadSubscription, new_secret, subscribe
@@ -228,12 +230,19 @@ async def save_two_factor(request: web.Request) -> web.Response:
 
 @signed_in(Role.ADMIN)
 async def save_widget(request: web.Request) -> web.Response:
-    """The website widget: the sites allowed to embed the chat (one a line), colour, title, greeting."""
+    """The website widget: the sites allowed to embed the chat (one a line), colour, title, greeting,
+    and the pre-chat form (its fields, and consent to a privacy notice at an https address)."""
     admin, form, store = current_agent(request), await request.post(), request.app[STORE]
     try:
         look = read_look(*(str(form.get(k, "")) for k in ("sites", "color", "title", "greeting")))
+        prechat = PrechatForm.read({k: str(v) for k, v in form.items()})
     except BadWidget as exc:
         return await _show(request, 400, error=translate(admin.lang, "Not a site or colour: {value}", value=str(exc)))
+    except BadPrechat:
+        return await _show(
+            request, 400, error=translate(admin.lang, "The privacy notice needs an https address (https://…).")
+        )
+    look = dataclasses.replace(look, prechat=prechat)
     await store.accounts.set_account_fields(admin.account_id, widget=look.to_doc())
     await audit.record(store, admin.account_id, admin, "settings.widget", admin.account_id, sites=",".join(look.sites))
     return _back("saved")

@@ -8,10 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.handlers.kit.media import AttachmentError, AttachmentTooLarge
+from bot.handlers.kit.media import AttachmentError, AttachmentTooLarge, NotDownloadable
 from bot.keys import ADAPTERS, SETTINGS, STORE
 from bot.router.replies import Reply, ReplyRefused
-from bot.services.attachments import NotDownloadable, attachment_file, files_quota
+from bot.services.attachments import attachment_file, files_quota
 from bot.web.api.kit import ApiRoutes, Call, api_error, reply, visible
 from bot.web.api.messages import small_int
 from bot.web.api.openapi import ref

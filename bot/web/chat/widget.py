@@ -20,11 +20,13 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from bot.keys import SETTINGS, STORE
+from bot.handlers.webchat.visitor_forms import PrechatForm
+from bot.keys import QUEUE, SETTINGS, STORE
 from bot.web.chat.words import browser_language
 from bot.web.i18n import N_, pick_language, words_of
 from bot.web.pages import Handler
 from conversations.errors import StoreUnavailable
+from conversations.models import utcnow
 from conversations.tenant_models import Account
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
@@ -53,6 +55,7 @@ class WidgetLook:
     color: str = DEFAULT_COLOR
     title: str = ""
     greeting: str = ""
+    prechat: PrechatForm = PrechatForm()
 
     @classmethod
     def of(cls, account: Account) -> WidgetLook:
@@ -65,10 +68,12 @@ class WidgetLook:
             color=color if isinstance(color, str) and _COLOR.match(color) else DEFAULT_COLOR,
             title=title if isinstance(title, str) else "",
             greeting=greeting if isinstance(greeting, str) else "",
+            prechat=PrechatForm.of(stored),
         )
 
     def to_doc(self) -> dict[str, Any]:
-        return {"sites": list(self.sites), "color": self.color, "title": self.title, "greeting": self.greeting}
+        look = {"sites": list(self.sites), "color": self.color, "title": self.title, "greeting": self.greeting}
+        return {**look, "prechat": self.prechat.to_doc()}
 
 
 def site_of(text: str) -> str:
@@ -122,8 +127,12 @@ def frame_ancestors(look: WidgetLook, parent: str | None = None) -> str:
     return " ".join(("frame-ancestors 'self'", *sites))
 
 
+def _account_id(request: web.Request) -> str:
+    return request.query.get("account") or request.app[SETTINGS].account.id
+
+
 async def _look(request: web.Request) -> WidgetLook:
-    account_id = request.query.get("account") or request.app[SETTINGS].account.id
+    account_id = _account_id(request)
     account = await request.app[STORE].accounts.get_account(account_id) if _ACCOUNT.match(account_id) else None
     if account is None or account.disabled:
         raise web.HTTPNotFound(
@@ -147,13 +156,22 @@ async def widget_config(request: web.Request) -> web.Response:
     allowed = origin is None or origin.lower() in own_origins(request) or origin in look.sites
     requested = request.query.get("lang") or browser_language(request.headers.get("Accept-Language", ""))
     lang = pick_language(requested, request.app[SETTINGS].console.language)
-    body = {"allowed": allowed, "color": look.color, "title": look.title, "greeting": look.greeting}
+    body: dict[str, Any] = {"allowed": allowed, "color": look.color, "title": look.title, "greeting": look.greeting}
+    body["prechat"] = look.prechat.public()
+    body["offline"] = await _offline(request)
     if "lang" in request.query:  # widget.js asks in the page's language; chat.js has its own words
         body["words"] = words_of(lang, WIDGET_WORDS)
     headers = {"Cache-Control": "no-cache", "Vary": "Origin"}
     if origin:
         headers["Access-Control-Allow-Origin"] = origin
     return web.json_response(body, headers=headers)
+
+
+async def _offline(request: web.Request) -> dict[str, str] | None:
+    """The account's business hours when it is outside them now (the chat shows its offline form
+    then), else ``None``."""
+    hours = (await request.app[QUEUE].routing(_account_id(request))).hours
+    return None if hours.is_open(utcnow()) else {"hours": hours.spec, "timezone": str(hours.zone)}
 
 
 async def embedded_chat(request: web.Request) -> web.StreamResponse:

@@ -34,6 +34,31 @@ CHAT_WORDS = (
     N_("Agent"),
     N_("Assistant"),
     N_("This conversation was resolved"),
+    # the pre-chat and offline forms (visitor_forms.py names their errors)
+    N_("Before we start"),
+    N_("Your name"),
+    N_("E-mail"),
+    N_("Phone"),
+    N_("I agree that my details are kept to answer me."),
+    N_("Privacy notice (opens in a new tab)"),
+    N_("Start chat"),
+    N_("We are away right now"),
+    N_("Leave us your message and e-mail: we will answer by e-mail."),
+    N_("Our hours:"),
+    N_("Send message"),
+    N_("Thank you: we got your message and will answer by e-mail to {email} when we are open."),
+    N_("Please write your name."),
+    N_("Please write an e-mail address like name@example.com."),
+    N_("Please write a phone number with its country code, like +371 2000 0000."),
+    N_("Please write your e-mail or phone number."),
+    N_("Please agree to continue."),
+    N_("Please write your message."),
+    # a visitor's file (uploads.py names its refusals)
+    N_("Send a file or image"),
+    N_("This file is too large: at most {mb} MB."),
+    N_("This kind of file cannot be sent: send an image, a PDF, a text or an Office document."),
+    N_("Files cannot be received right now. Please try again later."),
+    N_("The file could not be sent."),
 )
 
 

@@ -8,9 +8,9 @@ import re
 
 from aiohttp import web
 
-from bot.handlers.kit.media import AttachmentError, AttachmentTooLarge, file_headers, served_type
+from bot.handlers.kit.media import AttachmentError, AttachmentTooLarge, NotDownloadable, file_headers, served_type
 from bot.keys import ADAPTERS, SETTINGS, STORE
-from bot.services.attachments import NotDownloadable, attachment_file, files_quota
+from bot.services.attachments import attachment_file, files_quota
 from bot.web.pages import current_agent, plain, signed_in
 
 FILE = "/console/messages/{message_id}/attachments/{index}"

@@ -45,6 +45,26 @@
   // they would land in an anonymous conversation the user's chat then no longer shows
   let parentSettled = !embedded;
   let identityRefused = false;
+  let look = {}; // the account's widget (/widget/config): its pre-chat form, whether it is offline now
+  let mode = "chat"; // chat | prechat (asked before the first message) | offline (out of hours) | sent
+  const prechatForm = document.getElementById("prechat");
+  const offlineForm = document.getElementById("offline");
+  const offlineSent = document.getElementById("offline-sent");
+  // the visitor forms' errors, as the router names them (visitor_forms.py), in the visitor's words
+  const FORM_ERRORS = {
+    name_missing: "Please write your name.",
+    bad_email: "Please write an e-mail address like name@example.com.",
+    bad_phone: "Please write a phone number with its country code, like +371 2000 0000.",
+    email_or_phone: "Please write your e-mail or phone number.",
+    consent_missing: "Please agree to continue.",
+    text_missing: "Please write your message.",
+  };
+  // why the router refused a file (uploads.py), in the visitor's words
+  const FILE_ERRORS = {
+    too_large: "This file is too large: at most {mb} MB.",
+    bad_type: "This kind of file cannot be sent: send an image, a PDF, a text or an Office document.",
+    quota: "Files cannot be received right now. Please try again later.",
+  };
 
   function toParent(message) {
     if (embedded && parentOrigin && window.parent !== window) window.parent.postMessage(message, parentOrigin);
@@ -62,7 +82,7 @@
     try {
       const response = await fetch(url, { credentials: "omit" });
       if (!response.ok) return;
-      const look = await response.json();
+      look = await response.json();
       document.documentElement.style.setProperty("--accent", look.color);
       document.documentElement.style.setProperty("--mine", look.color);
       if (light(look.color)) document.documentElement.style.setProperty("--on-accent", "#111827");
@@ -76,7 +96,7 @@
   function onParent(event) {
     if (!embedded || event.source !== window.parent || event.origin !== parentOrigin) return; // nobody else
     const data = event.data || {};
-    if (data.type === "omnirouter:open") input.focus();
+    if (data.type === "omnirouter:open") focusFirst();
     else if (data.type === "omnirouter:settled") { parentSettled = true; flush(); }
     else if (data.type === "omnirouter:user" && data.user) { user = data.user; identify(); }
     else if (data.type === "omnirouter:label" && typeof data.label === "string") { label = data.label; sendLabel(); }
@@ -279,10 +299,70 @@
     });
   }
 
+  // which of the chat, the pre-chat form and the offline form the visitor sees
+  function showMode(next) {
+    mode = next;
+    form.hidden = mode !== "chat";
+    prechatForm.hidden = mode !== "prechat";
+    offlineForm.hidden = mode !== "offline";
+    offlineSent.hidden = mode !== "sent";
+  }
+
+  function focusFirst() {
+    const box = { chat: form, prechat: prechatForm, offline: offlineForm }[mode];
+    const first = box && [...box.querySelectorAll("input, textarea")].find((el) => !el.closest("[hidden]"));
+    if (first) first.focus();
+  }
+
+  function chooseMode(welcome) {
+    if (mode === "sent") return;
+    if (look.offline && welcome.status !== "assigned") {
+      document.getElementById("offline-hours-text").textContent = `${look.offline.hours} (${look.offline.timezone})`;
+      document.getElementById("offline-hours").hidden = !look.offline.hours;
+      showMode("offline");
+    } else if (welcome.prechat && look.prechat) {
+      const fields = look.prechat.fields;
+      for (const field of prechatForm.querySelectorAll("[data-field]")) {
+        const name = field.dataset.field;
+        field.hidden = name === "consent" ? !look.prechat.consent : !fields.includes(name);
+        // every field asked is needed, but with both e-mail and phone asked one of them is enough
+        const needed = !field.hidden && !(["email", "phone"].includes(name) && fields.includes("email") && fields.includes("phone"));
+        field.querySelector("input").setAttribute("aria-required", String(needed));
+      }
+      const privacy = document.getElementById("prechat-privacy");
+      if (String(look.prechat.privacy_url).startsWith("https://")) privacy.href = look.prechat.privacy_url;
+      showMode("prechat");
+    } else {
+      showMode("chat");
+    }
+  }
+
+  function clearErrors(box) {
+    for (const el of box.querySelectorAll(".chat__error")) { el.hidden = true; el.textContent = ""; }
+    for (const el of box.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+  }
+
+  function showFormError(frame) {
+    const field = document.getElementById(`${frame.form}-${frame.field}`);
+    const error = document.getElementById(`${frame.form}-${frame.field}-error`);
+    if (!field || !error) { showNotice(t("That message could not be sent.")); return; }
+    error.textContent = t(FORM_ERRORS[frame.code] || "That message could not be sent.");
+    error.hidden = false;
+    field.setAttribute("aria-invalid", "true");
+    field.focus();
+  }
+
+  function sendForm(box, frame) {
+    clearErrors(box);
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+    else showNotice(t("We could not save your message yet — retrying…"));
+  }
+
   function onFrame(frame) {
     switch (frame.type) {
       case "welcome":
         retryDelay = 500;
+        chooseMode(frame);
         kept.local.setItem(tokenKey, frame.visitor_token);
         toParent({ type: "omnirouter:token", token: frame.visitor_token });
         setStatus("online", t("Online"));
@@ -339,14 +419,74 @@
       case "decision":
         showNotice("");
         break;
+      case "form_error":
+        showFormError(frame);
+        break;
+      case "prechat_done":
+        if (frame.name && !user.name) user = { ...user, name: frame.name };
+        showMode("chat");
+        input.focus();
+        break;
+      case "offline_sent":
+        offlineSent.textContent = t("Thank you: we got your message and will answer by e-mail to {email} when we are open.").replace("{email}", frame.email);
+        showMode("sent");
+        break;
     }
   }
+
+  // a file or image: sent over HTTP (the socket carries text), shown once the router kept it
+  async function sendFile(file) {
+    const id = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
+    render({ key: id, direction: "in", text: file.name, meta: t("sending…") });
+    const body = new FormData();
+    body.append("token", kept.local.getItem(tokenKey) || "");
+    body.append("id", id);
+    if (typeof user.name === "string" && user.name.trim()) body.append("name", user.name.trim().slice(0, 80));
+    body.append("file", file, file.name);
+    const url = new URL("/webchat/files", location.href);
+    if (account) url.searchParams.set("account", account);
+    let answer = {};
+    try {
+      const response = await fetch(url, { method: "POST", body, credentials: "omit" });
+      answer = await response.json().catch(() => ({}));
+      if (response.ok) {
+        render({ key: id, direction: "in", text: "", file: answer.file });
+        showNotice("");
+        return;
+      }
+    } catch (error) {
+      // said below
+    }
+    const li = shown.get(id);
+    if (li) { li.remove(); shown.delete(id); }
+    const why = FILE_ERRORS[answer.error] || "The file could not be sent.";
+    showNotice(t(why).replace("{mb}", String(answer.limit_mb || "")));
+  }
+
+  const picker = document.getElementById("file");
+  document.getElementById("attach").addEventListener("click", () => picker.click());
+  picker.addEventListener("change", () => {
+    for (const file of picker.files) sendFile(file);
+    picker.value = "";
+    input.focus();
+  });
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     send(input.value);
     input.value = "";
     input.focus();
+  });
+  prechatForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = (id) => document.getElementById(id).value;
+    sendForm(prechatForm, { type: "prechat", name: value("prechat-name"), email: value("prechat-email"), phone: value("prechat-phone"), consent: document.getElementById("prechat-consent").checked });
+  });
+  offlineForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = (id) => document.getElementById(id).value;
+    const id = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
+    sendForm(offlineForm, { type: "offline", id, name: value("offline-name"), email: value("offline-email"), text: value("offline-text") });
   });
   input.addEventListener("input", tellTyping);
   input.addEventListener("keydown", (event) => {
@@ -368,6 +508,7 @@
     window.addEventListener("message", onParent);
   }
   loadWords().then(loadLook).finally(() => {
+    if (look.prechat || look.offline) form.hidden = true; // until the welcome says which the visitor sees
     for (const item of pending) render({ key: item.id, direction: "in", text: item.text, meta: t("sending…") });
     connect();
   });
