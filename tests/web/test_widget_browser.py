@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from playwright.async_api import Browser, Frame, FrameLocator, Page, WebSocketRoute, expect
+from playwright.async_api import Browser, FileChooser, Frame, FrameLocator, Page, WebSocketRoute, expect
 
 from bot.handlers.webchat.embedding import identity_secret_name, user_hash
 from bot.keys import QUEUE, STORE
@@ -551,6 +551,10 @@ async def test_a_visitor_sends_an_image_the_agent_sees_it_and_a_refused_file_say
     _, password = await add_agent(client.server.app[STORE], "default", "ava", name="Ava", role=Role.AGENT)
     context = await browser.new_context()
     page = await context.new_page()
+    # the browser is told to hand file choosers to the test before the chat's frame exists: asked
+    # only around the click (expect_file_chooser), the frame may not know it yet on a loaded machine
+    choosers: asyncio.Queue[FileChooser] = asyncio.Queue()
+    page.on("filechooser", choosers.put_nowait)
     await page.goto(f"{site.origin}/?lang=lv")
     chat = await open_chat(page)
     await expect(chat.locator("#status")).to_have_text("Tiešsaistē")
@@ -559,18 +563,17 @@ async def test_a_visitor_sends_an_image_the_agent_sees_it_and_a_refused_file_say
     await expect(chat.locator("#text")).to_be_focused()  # the chat opened (and took the cursor)
     await page.keyboard.press("Shift+Tab")  # the attach button is in the tab order, labelled
     await expect(attach).to_be_focused()
-    async with page.expect_file_chooser() as chosen:
-        await page.keyboard.press("Enter")
-    await (await chosen.value).set_files({"name": "parcel.png", "mimeType": "image/png", "buffer": tiny_png()})
+    await page.keyboard.press("Enter")
+    chooser = await asyncio.wait_for(choosers.get(), timeout=30)
+    await chooser.set_files({"name": "parcel.png", "mimeType": "image/png", "buffer": tiny_png()})
     image = chat.locator(".msg--in img")
     await expect(image).to_have_attribute("alt", "parcel.png")
     await expect(chat.locator(".msg--in .msg__meta")).to_have_count(0)  # kept
     assert await image.evaluate("(img) => img.complete && img.naturalWidth") == 1  # the visitor sees it
 
-    async with page.expect_file_chooser() as chosen:
-        await attach.click()
+    await attach.click()
     page_file = {"name": "page.html", "mimeType": "text/html", "buffer": b"<script>alert(1)</script>"}
-    await (await chosen.value).set_files(page_file)
+    await (await asyncio.wait_for(choosers.get(), timeout=30)).set_files(page_file)
     await expect(chat.locator("#notice")).to_have_text(
         "Šādu failu nevar nosūtīt: sūtiet attēlu, PDF, tekstu vai Office dokumentu."
     )
