@@ -13,15 +13,16 @@ index (``default_language: "none"``: no stemming, no stop words) the folded toke
 
 The same function tokenises the query, so what the store holds and what is asked match.
 
-A stored message carries ``search_text`` (``search_text``): its tokens as *terms* that every text
-index keeps whole, MongoDB's tokenizer and SQLite FTS5's (which the embedded store runs ``$text``
-on) alike: a token's separators ("-", "/", "@", ".", "+") are dropped ("a-10234" -> "a10234",
-"anna@example.lv" -> "annaexamplelv"). The last word of a search is a prefix (the agent may still
-be typing), and ``$text`` matches whole terms only, so every token of ``PREFIX_MIN`` or more
-characters is also stored as its first 3..``PREFIX_MAX`` characters, marked (``PREFIX_MARK``
-"ord", "orde", "order" as "pfxord", "pfxorde", "pfxorder") so that a prefix never passes for a
-whole word. ``text_filter`` asks for every term as a quoted phrase: MongoDB and the embedded store
-both match only documents holding every phrase (unquoted terms would be ORed on MongoDB).
+A stored message carries a ``search_text`` field (made by ``search_text()``): its tokens as *terms*
+that every text index keeps whole, MongoDB's tokenizer and SQLite FTS5's (which the embedded store
+runs ``$text`` on) alike: a token's separators ("-", "/", "@", ".", "+") are dropped ("a-10234" ->
+"a10234", "anna@example.lv" -> "annaexamplelv"). The last word of a search is a prefix (the agent
+may still be typing), and ``$text`` matches whole terms only, so every token of ``PREFIX_MIN`` or
+more characters is also stored as its first ``PREFIX_MIN``..``PREFIX_MAX`` characters, marked with
+``PREFIX_MARK`` ("order" also as "pfxord", "pfxorde", "pfxorder") so that a prefix never passes for
+a whole word. An order number or an address being typed is a prefix as a whole ("a-102").
+``text_filter`` asks for every term as a quoted phrase: MongoDB and the embedded store both match
+only documents holding every phrase (unquoted terms would be ORed on MongoDB).
 """
 
 from __future__ import annotations
