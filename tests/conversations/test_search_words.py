@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 
+from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.search_words import MAX_WORDS, fold, highlight, search_text, search_words, text_filter
 from tests.conftest import raw_database_of
@@ -151,3 +152,10 @@ async def test_messages_stored_by_the_last_release_are_found_after_the_start_up_
     assert await raw_database.messages.count_documents({"words": {"$exists": True}}) == 0
     indexed = [dict(index["key"]) for index in (await raw_database.messages.index_information()).values()]
     assert not [key for key in indexed if "words" in key]
+
+
+async def test_an_edited_message_is_found_by_its_new_words_only(store: Repositories) -> None:
+    await record(store, inbound("e1", "anna", "Parcel to Riga please", account="acme"))
+    await store.messages.apply_edit(inbound("e1", "anna", "Parcel to Jelgava please", account="acme"), utcnow())
+    assert [m.external_id for m in await store.messages.search_messages("acme", "parcel jelg")] == ["e1"]
+    assert await store.messages.search_messages("acme", "parcel riga") == []
