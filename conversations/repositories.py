@@ -160,6 +160,7 @@ class Repositories:
                 self.queue.backfill_queue_order,
                 self.nlu.backfill_nlu_sources,
                 self.messages.backfill_search_text,
+                self.contacts.backfill_search_text,
             ),
         )
 

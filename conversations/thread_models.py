@@ -90,6 +90,11 @@ class Contact(Document):
     identities: list[Identity] = field(default_factory=list)
     attributes: dict[str, Any] = field(default_factory=dict)  # the account's custom attributes, by key
 
+    def to_doc(self) -> dict[str, Any]:
+        doc = Document.to_doc(self)
+        doc["search_text"] = search_text(self.name or "")  # what contact search finds it by
+        return doc
+
 
 @dataclass(slots=True)
 class Thread(Document):
