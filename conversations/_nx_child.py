@@ -90,6 +90,11 @@ def erase_for_real() -> None:
       never passes (it hands over the command document): wrapped to read ``mode`` from the
       document, so the store's ``{"wal_checkpoint": 1, "mode": "TRUNCATE"}`` (sent after an
       erasure, ``StoreClient.checkpoint_embedded``) empties the write-ahead log instead of leaving it.
+      Before it checkpoints, the same command merges every full-text index of the database
+      (FTS5 ``optimize``, the text indexes ``$text`` runs on): a deleted document's terms stay in
+      an FTS5 index's older segments, beside a deletion marker, until a merge drops them, and
+      SQLite 3.40 has no FTS5 ``secure-delete``. The merge rewrites the index (its freed pages
+      zeroed by ``secure_delete``), so it costs what the index holds.
 
     Both must run before the server opens its first database; calling it twice is harmless.
     """
@@ -110,11 +115,23 @@ def erase_for_real() -> None:
     def checkpoint_in_mode(self: Any, command: Any, **options: Any) -> Any:
         if isinstance(command, dict) and "mode" in command:
             options.setdefault("mode", command["mode"])
+            _merge_text_indexes(self.db)
         return checkpoint(self, command, **options)
 
     configure_securely.secure_delete = True  # type: ignore[attr-defined]
     connection.Connection._configure_connection = configure_securely
     connection._COMMAND_DISPATCH["wal_checkpoint"] = checkpoint_in_mode
+
+
+def _merge_text_indexes(db: Any) -> None:
+    """Merge every FTS5 table of ``db`` into one segment, dropping what deletions marked."""
+    tables = db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%USING FTS5%'"
+    ).fetchall()
+    for (name,) in tables:
+        quoted = '"' + str(name).replace('"', '""') + '"'
+        db.execute(f"INSERT INTO {quoted}({quoted}) VALUES ('optimize')")
+    db.commit()
 
 
 def main() -> None:

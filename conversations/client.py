@@ -128,11 +128,31 @@ class StoreClient:
         timeout (30 s for the messages' indexes at 1,000,000 messages on the embedded server), so
         this runs under a deadline of its own, ``INDEX_BUILD_SECONDS``."""
         with pymongo.timeout(INDEX_BUILD_SECONDS):
+            embedded = await self.is_embedded_server()
             for plan in plans:
                 for collection, models in plan.items():
-                    await self.database[collection].create_indexes(list(models))
+                    wanted = await self._text_indexes_once(collection, models) if embedded else list(models)
+                    if wanted:
+                        await self.database[collection].create_indexes(wanted)
             for upgrade in upgrades:
                 await upgrade()
+
+    async def _text_indexes_once(self, collection: str, models: Iterable[IndexModel]) -> list[IndexModel]:
+        """``models`` less the text indexes the embedded server has already: creating one again
+        there fills its FTS5 table anew over the stored documents and fails ("constraint
+        failed"), where MongoDB takes an existing index as done. The embedded server lists its
+        text indexes as search indexes, not with the others."""
+        built = {
+            field
+            async for index in await self.database[collection].list_search_indexes()
+            for field in dict(index.get("key") or {})
+        }
+        return [
+            model
+            for model in models
+            if not (text := [f for f, kind in dict(model.document["key"]).items() if kind == "text"])
+            or not set(text) <= built
+        ]
 
     # --- group commit ----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from conversations.filters import exactly
 from conversations.ids import new_id
 from conversations.models import epoch_ms, from_epoch_ms
 from conversations.personal_data import ContactScope, query_holder, register_holder
+from conversations.search_words import search_text
 
 INDEXES: IndexPlan = {
     "contact_merges": [
@@ -135,7 +136,7 @@ class ContactMergesRepository(Repository):
         )
         fill: dict[str, Any] = {f"attributes.{k}": gone["attributes"][k] for k in merge.attributes}
         if merge.name_filled:
-            fill["name"] = gone["name"]
+            fill.update(name=gone["name"], search_text=search_text(gone["name"]))  # and its search terms
         await self._db.contacts.update_one(
             {"_id": keep_id, "account_id": account_id},
             {
@@ -182,7 +183,8 @@ class ContactMergesRepository(Repository):
         filled = [(f"attributes.{k}", (gone.get("attributes") or {}).get(k)) for k in merge.attributes]
         for field, value in [*filled, *([("name", gone.get("name"))] if merge.name_filled else [])]:
             if value is not None:  # what the merge filled in goes, unless someone changed it since
-                await self._db.contacts.update_one({**keep, field: value}, {"$unset": {field: ""}})
+                gone_too = {"search_text": ""} if field == "name" else {}  # the name's search terms
+                await self._db.contacts.update_one({**keep, field: value}, {"$unset": {field: "", **gone_too}})
         for contact_id, key in ((keep_id, "keep"), (gone_id, "gone")):
             if merge.before.get(key) is not None:  # back to its time, unless something happened since
                 await self._db.contacts.update_one(

@@ -15,20 +15,34 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, TEXT, IndexModel, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from conversations.client import IndexPlan, Repository, StoreClient
 from conversations.filters import exactly, newest_page
 from conversations.ids import derived_id
 from conversations.models import epoch_ms
+from conversations.search_words import search_text, text_filter
 from conversations.thread_models import Contact
 from conversations.traffic import Identity
 
+
+def _text_index() -> IndexModel:
+    """Contact search (``search_words.py``): a contact's name, an identity link's address."""
+    return IndexModel(
+        [("search_text", TEXT)], name="search_text", default_language="none", language_override="search_language"
+    )
+
+
 INDEXES: IndexPlan = {
-    "contacts": [IndexModel([("account_id", ASCENDING), ("updated_at", DESCENDING)])],
-    "identities": [IndexModel([("contact_id", ASCENDING)])],
+    "contacts": [IndexModel([("account_id", ASCENDING), ("updated_at", DESCENDING)]), _text_index()],
+    "identities": [IndexModel([("contact_id", ASCENDING)]), _text_index()],
 }
+
+
+def named(name: str | None) -> dict[str, Any]:
+    """The fields to set for a contact's ``name``: the name and its search terms."""
+    return {"name": name, "search_text": search_text(name or "")}
 
 
 async def _nothing() -> None:
@@ -73,7 +87,7 @@ class ContactsRepository(Repository):
             "updated_at": epoch_ms(now),
         }
         if name:
-            contact["name"] = name
+            contact.update(named(name))
         if not await self._insert_once("contacts", contact):
             await self._db.contacts.update_one(
                 {"_id": contact_id},
@@ -83,9 +97,7 @@ class ContactsRepository(Repository):
         if phone_id is not None and phone is not None:
             links.append((phone_id, Identity("phone", phone)))
         for key, address in links:
-            await self._insert_once(
-                "identities", {"_id": key, "account_id": account_id, "contact_id": contact_id, **address.to_doc()}
-            )
+            await self._insert_once("identities", _link(key, account_id, contact_id, address))
         link = await self._db.identities.find_one({"_id": link_id}, {"contact_id": 1})
         assert link is not None
         return str(link["contact_id"])
@@ -102,15 +114,7 @@ class ContactsRepository(Repository):
         link = await self._db.identities.find_one({"_id": phone_id}, {"contact_id": 1})
         if link is None:
             try:
-                await self._db.identities.insert_one(
-                    {
-                        "_id": phone_id,
-                        "account_id": account_id,
-                        "contact_id": contact_id,
-                        "channel": "phone",
-                        "address": phone,
-                    }
-                )
+                await self._db.identities.insert_one(_link(phone_id, account_id, contact_id, Identity("phone", phone)))
             except DuplicateKeyError:
                 return await self.join_phone(account_id, contact_id, phone, now)
             return contact_id
@@ -167,6 +171,8 @@ class ContactsRepository(Repository):
     async def update_contact(self, account_id: str, contact_id: str, now: datetime, **values: Any) -> bool:
         """Set the contact's ``name`` and/or ``attributes`` (an agent's edit); ``False`` if it is not
         the account's."""
+        if "name" in values:
+            values = {**values, **named(values["name"])}
         result = await self._db.contacts.update_one(
             exactly(_id=contact_id, account_id=account_id), {"$set": {**values, "updated_at": epoch_ms(now)}}
         )
@@ -230,28 +236,55 @@ class ContactsRepository(Repository):
         return [Contact.from_doc(doc) for doc in docs]
 
     async def search_contacts(self, account_id: str, text: str, limit: int = 20) -> list[Contact]:
-        """Contacts (not merged away) whose name or any address (phone, e-mail, chat id) contains
-        ``text`` (any case), most recently active first."""
-        pattern = {"$regex": re.escape(text), "$options": "i"}
-        links = await self._db.identities.find(
-            {"account_id": account_id, "address": pattern}, {"contact_id": 1}
-        ).to_list()
+        """Contacts (not merged away) with every word of ``text`` in their name or in one of their
+        addresses (phone, e-mail, chat id), the last word as a beginning, as messages are searched
+        (``search_words.py``), most recently active first. Both are read through text indexes."""
+        found = text_filter(text)
+        if found is None:
+            return []
+        # a bare account equality: the text index leads (see MessagesRepository.search_messages)
+        links = await self._db.identities.find({"account_id": account_id, **found}, {"contact_id": 1}).to_list()
         linked = sorted({str(link["contact_id"]) for link in links})
-        docs = (
-            await self._db.contacts.find(
-                {
-                    "account_id": account_id,
-                    "merged_into": {"$exists": False},
-                    "$or": [{"name": pattern}, {"_id": {"$in": linked}}],
-                }
-            )
-            .sort("updated_at", DESCENDING)
-            .limit(limit)
-            .to_list()
-        )
-        return [Contact.from_doc(doc) for doc in docs]
+        live = {"account_id": account_id, "merged_into": {"$exists": False}}
+        by_name = await self._db.contacts.find({**live, **found}).sort("updated_at", DESCENDING).limit(limit).to_list()
+        by_address = await self._db.contacts.find({**live, "_id": {"$in": linked}}).to_list() if linked else []
+        docs = {str(doc["_id"]): doc for doc in [*by_name, *by_address]}
+        newest = sorted(docs.values(), key=lambda doc: (doc.get("updated_at") or 0, str(doc["_id"])), reverse=True)
+        return [Contact.from_doc(doc) for doc in newest[:limit]]
+
+    async def backfill_search_text(self, batch: int = 500) -> None:
+        """Give contacts and identity links stored by earlier releases their search terms (at
+        start-up, one write command per batch)."""
+        for collection, source, terms in (("contacts", "name", search_text), ("identities", "address", address_terms)):
+            missing = {"search_text": {"$exists": False}}
+            while docs := await self._db[collection].find(missing, {source: 1}).limit(batch).to_list():
+                await self._db[collection].bulk_write(
+                    [
+                        UpdateOne({"_id": d["_id"]}, {"$set": {"search_text": terms(str(d.get(source) or ""))}})
+                        for d in docs
+                    ],
+                    ordered=False,
+                )
 
     async def _find_links(self, keys: Sequence[str]) -> list[str | None]:
         docs = await self._db.identities.find({"_id": {"$in": list(set(keys))}}, {"contact_id": 1}).to_list()
         owners = {doc["_id"]: str(doc["contact_id"]) for doc in docs}
         return [owners.get(key) for key in keys]
+
+
+def _link(key: str, account_id: str, contact_id: str, address: Identity) -> dict[str, Any]:
+    """An identity link document: the address points at the contact, and is found by its terms."""
+    return {
+        "_id": key,
+        "account_id": account_id,
+        "contact_id": contact_id,
+        **address.to_doc(),
+        "search_text": address_terms(address.address),
+    }
+
+
+def address_terms(address: str) -> str:
+    """An address's search terms: the address whole and each of its parts, so that the domain of
+    an e-mail address ("example.com") finds it as the part of the address it always matched."""
+    parts = search_text(" ".join(re.split(r"[\W_]+", address)))
+    return " ".join(dict.fromkeys(f"{search_text(address)} {parts}".split()))

@@ -161,7 +161,12 @@ class Repositories:
         date; safe to run at every start-up (see ``StoreClient.ensure_indexes``)."""
         await self.client.ensure_indexes(
             INDEXES,
-            upgrades=(self.queue.backfill_queue_order, self.nlu.backfill_nlu_sources, self.messages.backfill_words),
+            upgrades=(
+                self.queue.backfill_queue_order,
+                self.nlu.backfill_nlu_sources,
+                self.messages.backfill_search_text,
+                self.contacts.backfill_search_text,
+            ),
         )
 
     async def close(self) -> None:

@@ -1,7 +1,8 @@
-"""Search words: the normalised tokens a message or contact is found by.
+"""Search words: the normalised tokens a message is found by, and the text-index terms they are
+stored and asked for as.
 
-MongoDB's ``$text`` stems no Latvian or Russian, so a stored document carries a ``words`` array of
-tokens instead (a multikey index serves ``$all`` on a query's tokens). A token is:
+MongoDB's ``$text`` stems no Latvian or Russian, so we fold the words ourselves and hand the text
+index (``default_language: "none"``: no stemming, no stop words) the folded tokens. A token is:
 
 * a word, lower-cased with diacritics folded ("Bērziņa" -> "berzina"; Cyrillic kept, "ё" -> "е");
 * a whole e-mail address, lower-cased ("Anna@Example.LV");
@@ -11,6 +12,17 @@ tokens instead (a multikey index serves ``$all`` on a query's tokens). A token i
   with them ("+371 2000 0000" -> "37120000000", also "20000000" without the country code).
 
 The same function tokenises the query, so what the store holds and what is asked match.
+
+A stored message carries a ``search_text`` field (made by ``search_text()``): its tokens as *terms*
+that every text index keeps whole, MongoDB's tokenizer and SQLite FTS5's (which the embedded store
+runs ``$text`` on) alike: a token's separators ("-", "/", "@", ".", "+") are dropped ("a-10234" ->
+"a10234", "anna@example.lv" -> "annaexamplelv"). The last word of a search is a prefix (the agent
+may still be typing), and ``$text`` matches whole terms only, so every token of ``PREFIX_MIN`` or
+more characters is also stored as its first ``PREFIX_MIN``..``PREFIX_MAX`` characters, marked with
+``PREFIX_MARK`` ("order" also as "pfxord", "pfxorde", "pfxorder") so that a prefix never passes for
+a whole word. An order number or an address being typed is a prefix as a whole ("a-102").
+``text_filter`` asks for every term as a quoted phrase: MongoDB and the embedded store both match
+only documents holding every phrase (unquoted terms would be ORed on MongoDB).
 """
 
 from __future__ import annotations
@@ -27,6 +39,10 @@ _PHONE = re.compile(r"(?<![\w])(?:\+|00)?\d[\d ().-]{5,}\d(?![\w])")
 _CODE = re.compile(r"\w+(?:[-/]\w+)+")
 _WORD = re.compile(r"\w+")
 _COUNTRY_CODES = ("371", "370", "372", "7", "1", "44", "49")  # stripped to find local numbers too
+_SEPARATORS = re.compile(r"[\W_]+")
+PREFIX_MARK = "pfx"  # a stored prefix term: "pfx" + the token's first characters
+PREFIX_MIN = 3  # characters: a shorter last word is matched whole
+PREFIX_MAX = 6  # characters: a longer last word is asked for by its first 6, then checked whole
 
 
 def fold(text: str) -> str:
@@ -73,19 +89,51 @@ def search_words(text: str) -> list[str]:
     return list(seen)
 
 
-def words_filter(query: str, field: str = "words") -> dict[str, Any] | None:
-    """The MongoDB filter on ``field`` that finds the query's tokens, the last one as a prefix (the
-    user may still be typing); None for a query without tokens. ``$elemMatch`` with an anchored
-    ``$regex`` (not a bare ``$regex`` on the array field, which nx-27017 does not apply to array
-    elements) is documented MongoDB and matches the same there."""
+def term(token: str) -> str:
+    """``token`` as a text-index term: letters and digits only ("a-10234" -> "a10234")."""
+    return _SEPARATORS.sub("", token)
+
+
+def search_text(text: str) -> str:
+    """What a message is stored with for its text index: the terms of ``text``'s tokens, each
+    followed by its marked prefixes (see the module's docstring)."""
+    terms: dict[str, None] = {}
+    for token in search_words(text):
+        whole = term(token)
+        if whole:
+            terms.setdefault(whole, None)
+        for size in range(PREFIX_MIN, min(len(whole), PREFIX_MAX) + 1):
+            terms.setdefault(PREFIX_MARK + whole[:size], None)
+    return " ".join(terms)
+
+
+def text_filter(query: str, field: str = "search_text") -> dict[str, Any] | None:
+    """The MongoDB filter that finds documents whose ``search_text`` holds every token of ``query``,
+    the last one as a prefix; None for a query without tokens. The text index serves it: every
+    term is a quoted phrase (all must match). A last word longer than ``PREFIX_MAX`` is asked for by
+    its stored prefix and checked whole with an anchored ``$regex`` among the index's hits; a last
+    word shorter than ``PREFIX_MIN`` is checked that way too, or matched whole if it is alone."""
     tokens = search_words(query)
     if not tokens:
         return None
-    *whole, last = tokens
-    clauses: list[dict[str, Any]] = [{field: {"$elemMatch": {"$regex": "^" + re.escape(last)}}}]
-    if whole:
-        clauses.insert(0, {field: {"$all": whole}})
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+    *before, last_word = query.split()
+    typing = search_words(last_word)
+    if typing and typing[0] != term(typing[0]):  # an order number or an address: a prefix whole
+        tokens = [*search_words(" ".join(before)), typing[0]]
+    *whole, last = [term(token) for token in tokens]
+    phrases = list(dict.fromkeys(t for t in whole if t))
+    starts_with: str | None = None
+    if len(last) >= PREFIX_MIN:
+        phrases.append(PREFIX_MARK + last[:PREFIX_MAX])
+        starts_with = last if len(last) > PREFIX_MAX else None
+    elif phrases:
+        starts_with = last
+    else:
+        phrases.append(last)
+    found: dict[str, Any] = {"$text": {"$search": " ".join(f'"{p}"' for p in phrases)}}
+    if starts_with is not None:
+        found[field] = {"$regex": "(?:^| )" + re.escape(starts_with)}
+    return found
 
 
 def highlight(text: str, query: str) -> Markup:

@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from conversations.models import Document, from_epoch_ms, load_enum, load_tuple
-from conversations.search_words import search_words
+from conversations.search_words import search_text
 from conversations.traffic import Attachment, DeliveryStatus, Direction, Identity, Outbound
 
 
@@ -92,6 +92,11 @@ class Contact(Document):
     # what the website widget's pre-chat form asked and was given: consent (with its time and the
     # privacy notice's address), when the form was filled
     prechat: dict[str, Any] | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = Document.to_doc(self)
+        doc["search_text"] = search_text(self.name or "")  # what contact search finds it by
+        return doc
 
 
 @dataclass(slots=True)
@@ -180,7 +185,7 @@ class Message(Document):
 
     def to_doc(self) -> dict[str, Any]:
         doc = Document.to_doc(self)
-        doc["words"] = search_words(self.text)  # what search finds it by (search_words.py)
+        doc["search_text"] = search_text(self.text)  # what search finds it by (search_words.py)
         return doc
 
 

@@ -90,7 +90,10 @@ def sqlite_plans(data_dir: Path, commands: Mapping[str, Mapping[str, Any]]) -> d
                 (
                     s
                     for s in statements
-                    if s.lstrip().upper().startswith("SELECT") and "pragma_" not in s and "sqlite_master" not in s
+                    if s.lstrip().upper().startswith(("SELECT", "WITH"))
+                    and "pragma_" not in s
+                    and "sqlite_master" not in s
+                    and "'main'." not in s  # SQLite FTS5 reading its own tables for a $text query
                 ),
                 "",
             )

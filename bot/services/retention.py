@@ -61,6 +61,9 @@ class RetentionJob:
                 break  # nothing could be deleted: do not spin
         if deleted:
             models = await after_retirement(self._store, account.id, erasure, self._retrain)
+            # on the embedded store: merge the text indexes (they keep deleted messages' terms
+            # until merged) and truncate the write-ahead log, as an erasure does
+            await self._store.client.checkpoint_embedded()
             await audit.record(
                 self._store,
                 account.id,

@@ -4,6 +4,7 @@ one contact per phone number across channels, never shared between accounts."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -53,3 +54,39 @@ async def test_first_messages_racing_in_on_two_channels_make_one_contact(store: 
     )
     assert len(set(ids)) == 1
     assert await factories.contact_count(store, "acme") == 1
+
+
+async def test_contacts_are_found_by_name_and_address_words_within_their_account_only(
+    store: Repositories, raw_database: Any
+) -> None:
+    now = utcnow()
+    marta = await store.contacts.find_or_create_contact(
+        "acme", Identity("email", "marta.k@example.com"), "Marta Kalniņa", now
+    )
+    ivan = await store.contacts.find_or_create_contact(
+        "acme", Identity("sms", "+37120000417"), None, now, phone="+37120000417"
+    )
+    rival = await store.contacts.find_or_create_contact("rival", Identity("email", "marta@example.com"), "Marta", now)
+
+    async def found(account: str, text: str) -> list[str]:
+        return [c.id for c in await store.contacts.search_contacts(account, text)]
+
+    assert await found("acme", "kalnina") == [marta]  # diacritics folded
+    assert await found("acme", "marta kal") == [marta]  # every word, the last a beginning
+    assert await found("acme", "example.com") == [marta]  # an e-mail address by its domain
+    assert await found("acme", "marta.k@exa") == [marta]  # an address being typed
+    assert await found("acme", "20000417") == [ivan]  # a phone number without its country code
+    assert await found("rival", "marta") == [rival]
+    assert await found("acme", "marta ivan") == []
+    assert await found("acme", " ,, ") == []
+
+    await store.contacts.update_contact("acme", ivan, now, name="Ivans Bērziņš")
+    assert await found("acme", "berzins") == [ivan]  # a renamed contact by its new name
+
+    # contacts and links stored by the last release (no search_text) are found after the start-up
+    await raw_database.contacts.update_many({}, {"$unset": {"search_text": ""}})
+    await raw_database.identities.update_many({}, {"$unset": {"search_text": ""}})
+    assert await found("acme", "kalnina") == []
+    await store.ensure_indexes()
+    assert await found("acme", "kalnina") == [marta]
+    assert await found("acme", "+37120000417") == [ivan]

@@ -150,6 +150,12 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
     # index can serve the range on unread_since_ms and the order of last_message_at at once)
     unread_only = "console list: unread only: find threads"
     assert "USING INDEX idx_threads_account_id_unread_since_ms" in plans.pop(unread_only)[1][0]
+    # search reads the messages that hold every term through the text index (SQLite FTS5 MATCH),
+    # each by its row id, and sorts those hits alone by time: never the account's every message
+    search = plans.pop("console search: find messages")[1]
+    assert search[0] == "SCAN messages_search_text_fts VIRTUAL TABLE INDEX 0:M1", search
+    assert search[1] == "SEARCH c USING INTEGER PRIMARY KEY (rowid=?)", search
+    assert not [line for line in search if line.startswith(("SCAN c", "SCAN messages ", "SEARCH c USING INDEX"))]
     unbacked = {label: (plan, sql) for label, (sql, plan) in plans.items() if not index_backed(plan)}
     assert not unbacked, f"not index-backed: {unbacked}"
 

@@ -18,7 +18,9 @@ async def test_indexes_are_created_idempotently(store: Repositories, raw_databas
         info = await raw_database[collection].index_information()
         # field names and uniqueness (the embedded server reports every direction as 1)
         found = {(tuple(k for k, _ in spec["key"]), bool(spec.get("unique"))) for spec in info.values()}
-        for model in models:
+        # the embedded server lists no text index (SQLite FTS5 tables): search's tests show it there
+        listed = [model for model in models if "text" not in model.document["key"].values()]
+        for model in listed:
             wanted = (tuple(model.document["key"]), bool(model.document.get("unique")))
             assert wanted in found, (collection, model.document)
-        assert len(info) == len(models) + 1  # plus _id: a second run added nothing
+        assert len(info) == len(listed) + 1  # plus _id: a second run added nothing

@@ -4,8 +4,9 @@ from typing import Any
 
 import pytest
 
+from conversations.models import utcnow
 from conversations.repositories import Repositories
-from conversations.search_words import MAX_WORDS, fold, highlight, search_words, words_filter
+from conversations.search_words import MAX_WORDS, fold, highlight, search_text, search_words, text_filter
 from tests.conftest import raw_database_of
 from tests.factories import inbound, record
 
@@ -69,20 +70,51 @@ def test_highlight_of_an_empty_query_is_the_escaped_text() -> None:
     assert str(highlight("<b>hi</b>", "  ")) == "&lt;b&gt;hi&lt;/b&gt;"
 
 
-async def test_words_filter_finds_in_the_embedded_store(store: Repositories) -> None:
-    collection = raw_database_of(store).search_words_probe
-    texts = ["Sveiki, Bērziņa kundze", "Позвоните завтра: +371 2000 0000", "Order A-10234 for anna@example.lv"]
-    await collection.insert_many([{"_id": i, "words": search_words(t)} for i, t in enumerate(texts)])
+def test_search_text_keeps_tokens_whole_as_letters_and_digits_with_marked_prefixes() -> None:
+    stored = search_text("Order A-10234 for Anna@Example.LV").split()
+    assert {"order", "a10234", "a", "10234", "annaexamplelv"} <= set(stored)
+    assert {"pfxord", "pfxorde", "pfxorder", "pfxa10", "pfxa102", "pfxa1023"} <= set(stored)
+    assert "pfxannaex" in stored and "pfxannaexa" not in stored  # prefixes stop at PREFIX_MAX characters
+    assert "pfxor" not in stored and "ord" not in stored  # no prefix under 3, none unmarked
+    assert all(t.isalnum() for t in stored)
+
+
+def test_text_filter_asks_every_term_as_a_phrase_and_the_last_as_a_prefix() -> None:
+    assert text_filter("Bērziņa kund") == {"$text": {"$search": '"berzina" "pfxkund"'}}
+    assert text_filter("kundzei") == {"$text": {"$search": '"pfxkundze"'}, "search_text": {"$regex": "(?:^| )kundzei"}}
+    assert text_filter("order 12") == {"$text": {"$search": '"order"'}, "search_text": {"$regex": "(?:^| )12"}}
+    assert text_filter("12") == {"$text": {"$search": '"12"'}}
+    assert text_filter(" !? ") is None
+
+
+async def test_text_filter_finds_in_the_embedded_store(store: Repositories) -> None:
+    collection = raw_database_of(store).search_text_probe
+    await collection.create_index([("search_text", "text")], default_language="none")
+    texts = [
+        "Sveiki, Bērziņa kundze",
+        "Позвоните завтра: +371 2000 0000",
+        "Order A-10234 for anna@example.lv",
+        "Order A-10235, room 12, kundzei",
+    ]
+    await collection.insert_many([{"_id": i, "search_text": search_text(t)} for i, t in enumerate(texts)])
 
     async def ids(query: str) -> list[int]:
-        return sorted([doc["_id"] async for doc in collection.find(words_filter(query))])
+        return sorted([doc["_id"] async for doc in collection.find(text_filter(query))])
 
     assert await ids("berzina kund") == [0]
+    assert await ids("kundze") == [0, 3]  # the last word is a prefix: "kundzei" too
+    assert await ids("kundzei") == [3]  # longer than the stored prefixes: checked whole
+    assert await ids("kun") == [0, 3]
     assert await ids("завт") == [1]
     assert await ids("20000000") == [1]
     assert await ids("A-10234 anna@example.lv") == [2]
-    assert await ids("berzina завтра") == []
-    assert words_filter(" !? ") is None
+    assert await ids("a-1023") == [2, 3]  # an order number being typed: a prefix as a whole
+    assert await ids("order anna@example.l") == [2]
+    assert await ids("order a-10235") == [3]
+    assert await ids("order 1") == [2, 3]  # a one-character last word, checked among the hits
+    assert await ids("12") == [3]
+    assert await ids("berzina завтра") == []  # every word must match, not any
+    assert await ids("order berz") == []
 
 
 async def test_messages_are_found_by_their_words_within_their_account_only(
@@ -94,11 +126,36 @@ async def test_messages_are_found_by_their_words_within_their_account_only(
     found = await store.messages.search_messages("acme", "pasutijums a-10234")
     assert [m.text for m in found] == ["Mans pasūtījums A-10234 nav pienācis"]
     assert [m.external_id for m in await store.messages.search_messages("acme", "20000000")] == ["s2"]
+    assert [m.external_id for m in await store.messages.search_messages("acme", "позво")] == ["s2"]
     assert [m.external_id for m in await store.messages.search_messages("rival", "a-10234")] == ["s3"]
+    assert await store.messages.search_messages("acme", "someone") == []
     assert await store.messages.search_messages("acme", "  ,, ") == []
 
-    # a message stored by an earlier release (no words) is found after the start-up backfill
-    await raw_database.messages.update_many({}, {"$unset": {"words": ""}})
+
+async def test_messages_stored_by_the_last_release_are_found_after_the_start_up_upgrade(
+    store: Repositories, raw_database: Any
+) -> None:
+    """The last release stored a ``words`` array with an index on it, and no ``search_text``."""
+    await record(store, inbound("s1", "ivan", "Позвоните мне: +371 2000 0000", account="acme"))
+    await record(store, inbound("s2", "anna", "Order A-10234 is late", account="acme"))
+    await raw_database.messages.update_many(
+        {}, {"$set": {"words": ["an", "old", "array"]}, "$unset": {"search_text": ""}}
+    )
+    await raw_database.messages.create_index([("account_id", 1), ("words", 1)])
     assert await store.messages.search_messages("acme", "позвоните") == []
-    await store.messages.backfill_words()
-    assert [m.external_id for m in await store.messages.search_messages("acme", "позвоните")] == ["s2"]
+
+    await store.ensure_indexes()
+    await store.ensure_indexes()  # the next start-up, over messages that have search_text now
+
+    assert [m.external_id for m in await store.messages.search_messages("acme", "позвоните")] == ["s1"]
+    assert [m.external_id for m in await store.messages.search_messages("acme", "order a-102")] == ["s2"]
+    assert await raw_database.messages.count_documents({"words": {"$exists": True}}) == 0
+    indexed = [dict(index["key"]) for index in (await raw_database.messages.index_information()).values()]
+    assert not [key for key in indexed if "words" in key]
+
+
+async def test_an_edited_message_is_found_by_its_new_words_only(store: Repositories) -> None:
+    await record(store, inbound("e1", "anna", "Parcel to Riga please", account="acme"))
+    await store.messages.apply_edit(inbound("e1", "anna", "Parcel to Jelgava please", account="acme"), utcnow())
+    assert [m.external_id for m in await store.messages.search_messages("acme", "parcel jelg")] == ["e1"]
+    assert await store.messages.search_messages("acme", "parcel riga") == []

@@ -18,6 +18,7 @@ from conversations.traffic import Identity
 from tests import factories
 from tests.conftest import make_settings
 from tests.router.test_inbound import wait_for
+from tests.test_erasure_copies import files_holding
 
 NOW = utcnow()
 
@@ -149,3 +150,39 @@ async def test_the_router_runs_retention_in_the_background(
 
     await wait_for(purged, timeout=10)
     assert await _left(store, [old, new]) == [new]  # and the old one's mail source, SMS part and outbox item went
+
+
+async def test_expired_messages_leave_no_copy_in_the_embedded_stores_files(own_store: EmbeddedMongo) -> None:
+    """The search's text index keeps a deleted message's terms until it is merged: a purge that
+    deleted something merges it and truncates the write-ahead log, as an erasure does."""
+    store = Repositories.connect(own_store.uri, "retained")
+    await store.ensure_indexes()
+    try:
+        await store.accounts.ensure_account("default", "default", NOW)
+        made = [await _message(store, "default", n, 400) for n in range(3)]
+        await store.outbox.store_outbound(
+            dedup_key="default|needle",
+            thread=Thread(
+                id="thr_needle",
+                account_id="default",
+                contact_id="con_x",
+                channel="sms",
+                status=ThreadStatus.BOT,
+                opened_at=NOW - timedelta(days=400),
+                last_message_at=NOW - timedelta(days=400),
+                address="+15550000",
+            ),
+            to=Identity("sms", "+15550000"),
+            text="Deliver it to Zvejniekciems please",
+            sender={"kind": "bot"},
+            now=NOW - timedelta(days=400),
+        )
+        assert [m.id for m in await store.messages.search_messages("default", "zvejniekciems")]
+        assert files_holding(own_store.data_dir, ["zvejniekciems"])
+
+        assert await RetentionJob(store, RetentionSettings(days=100)).run_once(NOW) == {"default": 4}
+
+        assert await _left(store, made) == []
+        assert files_holding(own_store.data_dir, ["zvejniekciems"]) == {}
+    finally:
+        await store.close()

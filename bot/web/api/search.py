@@ -22,7 +22,7 @@ QUERY = Param(
 @API(
     "GET",
     "/api/search",
-    "Messages holding every word of `q` (the last one as a prefix; diacritics and case ignored, phone numbers by their digits), newest first, and contacts whose name or address contains `q`",
+    "Messages holding every word of `q` (the last one as a prefix; diacritics and case ignored, phone numbers by their digits), newest first, and contacts with every word of `q` in their name or one of their addresses, found the same way",
     tag="contacts",
     response={
         "type": "object",
