@@ -154,9 +154,7 @@ class ContactsRepository(Repository):
         another contact has it already: an unverified address never merges two people. ``True``
         when the address leads to this contact now."""
         key = f"{account_id}|{identity.key}"
-        await self._insert_once(
-            "identities", {"_id": key, "account_id": account_id, "contact_id": contact_id, **identity.to_doc()}
-        )
+        await self._insert_once("identities", _link(key, account_id, contact_id, identity))
         link = await self._db.identities.find_one({"_id": key}, {"contact_id": 1})
         if link is None or str(link["contact_id"]) != contact_id:
             return False

@@ -66,6 +66,8 @@ async def test_the_pre_chat_form_names_the_contact_keeps_consent_and_is_not_aske
     assert contact is not None and contact.name == "Dana" and contact.prechat is not None
     assert Identity("email", "dana@example.com") in contact.identities
     assert await store.contacts.contact_by_identity("default", "email", "dana@example.com") == contact_id
+    found = await store.contacts.search_contacts("default", "dana@example.com")  # agents find her by it
+    assert [c.id for c in found] == [contact_id]
     consent = contact.prechat["consent"]
     assert consent["privacy_url"] == PRIVACY and consent["given_at"].startswith(str(utcnow().year))
 
