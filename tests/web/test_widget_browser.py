@@ -28,7 +28,7 @@ from conversations.thread_models import ThreadStatus
 from tests import factories
 
 pytestmark = pytest.mark.browser
-FIRST_ANSWER = 20_000  # ms: the router's first dispatch may wait for its language model to load
+FIRST_ANSWER = 60_000  # ms: the first answer, on a machine as loaded as a whole test run in parallel with others
 
 SHOP_PAGE = """<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>Shop</title></head>
 <body><main><h1>Shop</h1><p>Our products.</p><a href="#top" id="first-link">Top</a></main>
