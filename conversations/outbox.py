@@ -79,7 +79,7 @@ class OutboxRepository(Repository):
             thread_id=thread.id,
             contact_id=thread.contact_id,
             direction=Direction.OUT,
-            channel=thread.channel,
+            channel=to.channel,  # the thread's, unless the customer asked to be answered elsewhere
             text=text,
             created_at=now,
             sender=sender,
@@ -92,7 +92,7 @@ class OutboxRepository(Repository):
         item = OutboxItem(
             id=derived_id("obx", dedup_key),
             account_id=thread.account_id,
-            channel=thread.channel,
+            channel=to.channel,
             thread_id=thread.id,
             message_id=message.id,
             to=to,

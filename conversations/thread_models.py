@@ -140,6 +140,9 @@ class Thread(Document):
     unread_since_ms: int | None = None  # epoch ms of the oldest customer message no agent has seen
     seen_ms: int | None = None  # epoch ms up to which an agent of the account saw the thread
     unread_count: int | None = None  # customer messages since unread_since_ms (None: written by an older release)
+    # where the customer asked to be answered instead of the thread's channel, {"channel", "address"}
+    # (the widget's out-of-hours form: their e-mail)
+    reply_by: dict[str, str] | None = None
 
     @property
     def wa_window_ends_at(self) -> datetime | None:

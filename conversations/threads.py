@@ -194,6 +194,10 @@ class ThreadsRepository(Repository):
             {"_id": thread_id, "awaiting_since": {"$exists": False}}, {"$set": {"awaiting_since": stored(since)}}
         )
 
+    async def set_reply_by(self, thread_id: str, to: Identity) -> None:
+        """Agents' replies in this thread go to ``to`` (the customer asked to be answered there)."""
+        await self._db.threads.update_one({"_id": thread_id}, {"$set": {"reply_by": to.to_doc()}})
+
     async def mark_agent_replied(self, thread_id: str, now: datetime, next_late: bool = False) -> None:
         """An agent answered: the first response is noted once, the customer's wait ends, and a
         late next response (``next_late``) is counted for the reports."""

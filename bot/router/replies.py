@@ -88,8 +88,21 @@ async def template_message(
     return text, {"name": name, "language": spec["language"], "parameters": values}
 
 
-async def send_reply(outbox: Outbox, adapter: ChannelAdapter, thread: Thread, reply: Reply) -> Message:
-    """Queue ``reply`` on ``thread`` through the outbox, or raise :class:`ReplyRefused`."""
+def reply_address(thread: Thread, adapters: Mapping[str, ChannelAdapter]) -> Identity:
+    """Where a person's reply in ``thread`` goes: the address the customer asked to be answered at
+    (the widget's out-of-hours form: their e-mail) when that channel is served here, else the
+    thread's own."""
+    asked = thread.reply_by
+    if asked and asked.get("channel") in adapters and asked.get("address"):
+        return Identity(str(asked["channel"]), str(asked["address"]))
+    return Identity(thread.channel, thread.address or "")
+
+
+async def send_reply(
+    outbox: Outbox, adapter: ChannelAdapter, thread: Thread, reply: Reply, to: Identity | None = None
+) -> Message:
+    """Queue ``reply`` on ``thread`` through the outbox (to ``to``, else the thread's address), or
+    raise :class:`ReplyRefused`."""
     meta: dict[str, Any] = {}
     text = reply.text
     if reply.template is not None:
@@ -111,7 +124,7 @@ async def send_reply(outbox: Outbox, adapter: ChannelAdapter, thread: Thread, re
     return await outbox.enqueue_reply(
         dedup_key=f"reply:{thread.id}:{reply.key}",
         thread=thread,
-        to=Identity(thread.channel, thread.address or ""),
+        to=to or Identity(thread.channel, thread.address or ""),
         text=text,
         sender=sender,
         options=reply.options,

@@ -18,7 +18,7 @@ from bot.handlers.kit.media import megabytes
 from bot.handlers.kit.protocol import ChannelAdapter
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue, QueueError
-from bot.router.replies import Reply, ReplyRefused, send_reply
+from bot.router.replies import Reply, ReplyRefused, reply_address, send_reply
 from bot.router.thread_log import ThreadLog
 from conversations.agent_models import Agent
 from conversations.files import QuotaExceeded
@@ -67,10 +67,11 @@ class Replies:
     ) -> Message:
         """Queue ``reply`` on ``thread`` for ``actor`` (an agent, or the API caller); raise
         :class:`ReplyRefused` (with a ``code``) when it cannot go out as asked."""
-        adapter = self._adapters.get(thread.channel)
+        to = reply_address(thread, self._adapters)
+        adapter = self._adapters.get(to.channel)
         if adapter is None:
-            raise ChannelNotConfigured(f"the {thread.channel} channel is not configured here")
-        message = await send_reply(self._outbox, adapter, thread, reply)
+            raise ChannelNotConfigured(f"the {to.channel} channel is not configured here")
+        message = await send_reply(self._outbox, adapter, thread, reply, to)
         now = utcnow()
         await self._store.threads.mark_agent_replied(thread.id, now, next_late=self._queue.late(thread, now))
         await audit.record(self._store, thread.account_id, actor, action, thread.id, message=message.id, **details)
@@ -113,13 +114,14 @@ class Replies:
 
     async def _kept(self, thread: Thread, agent: Agent, nonce: str, file: AgentFile) -> dict[str, Any]:
         """The agent's file in the store (once per form), as the reply's document."""
-        adapter = self._adapters.get(thread.channel)
+        channel = reply_address(thread, self._adapters).channel
+        adapter = self._adapters.get(channel)
         if adapter is None or not adapter.capabilities.files:
-            raise FilesRefused(f"files cannot be sent on {thread.channel} from the console yet")
+            raise FilesRefused(f"files cannot be sent on {channel} from the console yet")
         limit = adapter.capabilities.max_file_bytes
         if limit is not None and len(file.data) > limit:
             raise FilesRefused(
-                f"the file has {megabytes(len(file.data))}; {thread.channel} carries at most {megabytes(limit)}"
+                f"the file has {megabytes(len(file.data))}; {channel} carries at most {megabytes(limit)}"
             )
         try:
             kept = await self._store.files.keep_upload(

@@ -220,6 +220,7 @@ async def _offline(
     await _remember(store, account_id, visitor, {"name": name, "email": email})
     meta = {"no_auto_reply": OFFLINE_REASON, "reply_by_email": email}
     recorded, dispatching = await sink.receive(dataclasses.replace(message, meta=meta))
+    await store.threads.set_reply_by(recorded.message.thread_id, Identity("email", email))  # agents answer there
     if dispatching is not None:
         await dispatching
     return {"type": "offline_sent", "id": payload.get("id"), "thread_id": recorded.message.thread_id, "email": email}

@@ -13,11 +13,15 @@ from aiohttp.test_utils import TestClient
 from bot.handlers.webchat.embedding import identity_secret_name, user_hash
 from bot.handlers.webchat.visitor_forms import email_address, phone_number
 from bot.keys import QUEUE, STORE
+from bot.web.keys import SERVICES
 from conversations.models import utcnow
 from conversations.thread_models import ThreadStatus
 from conversations.traffic import Identity
 from tests import factories
+from tests.handlers.conftest import email_settings
 from tests.handlers.webchat.test_webchat import frames_until
+from tests.mailservers import SmtpSink
+from tests.router.test_inbound import wait_for
 
 PRIVACY = "https://shop.example/privacy"
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -161,3 +165,31 @@ async def test_the_frames_still_refuse_what_they_do_not_know(client: TestClient)
         await ws.send_json({"type": "prechat_done"})
         (refused,) = await frames_until(ws, "error")
         assert refused["code"] == "bad_frame"
+
+
+async def test_an_agents_answer_to_the_offline_form_goes_to_the_visitors_e_mail(
+    embedded: Any, db_name: str, smtp_sink: SmtpSink, start_client: Any
+) -> None:
+    """The form promises an answer by e-mail: the agent answers in the console as usual, and the
+    reply goes out through the e-mail channel to the address given (counted at a local SMTP server)."""
+    client = await start_client(email_settings(embedded.uri, db_name, dovecot=None, user="unused", sink=smtp_sink))
+    await closed_today(client)
+    app, store = client.server.app, client.server.app[STORE]
+    async with client.ws_connect("/webchat/ws") as ws:
+        await ws.receive_json()
+        form = {"type": "offline", "id": "off-1", "name": "Ilze", "email": "ilze@example.lv", "text": "Call me back"}
+        await ws.send_json(form)
+        await frames_until(ws, "offline_sent")
+    (thread,) = await factories.threads(store)
+    agent = await factories.agent(store, "ava berzina", online=True)
+    await app[QUEUE].take(agent, thread.id)
+    reply = await app[SERVICES].replies.answer(thread.id, agent, "We will call you at ten.", "n1")
+    assert reply.channel == "email" and reply.thread_id == thread.id  # in the same conversation
+
+    async def mailed() -> bool:
+        return len(smtp_sink.received) == 1
+
+    await wait_for(mailed, timeout=15)
+    recipients, mail, _ = smtp_sink.received[0]
+    assert recipients == ["ilze@example.lv"]
+    assert "We will call you at ten." in mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
