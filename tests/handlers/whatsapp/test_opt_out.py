@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from bot.handlers.whatsapp.consent import keyword_of
 from bot.keys import STORE
 from bot.services.campaigns import create_campaign
+from bot.settings import Settings
 from bot.web.keys import CAMPAIGNS
 from conversations.campaigns import CampaignState
 from conversations.embedded import EmbeddedMongo
@@ -37,12 +38,11 @@ REPLIES = {
 }
 
 
-@pytest.fixture
-async def graph_api() -> AsyncIterator[FakeGraphAPI]:
-    fake = FakeGraphAPI()
-    await fake.start()
-    yield fake
-    await fake.stop()
+def campaign_settings(embedded: EmbeddedMongo, db_name: str, graph_api: FakeGraphAPI) -> Settings:
+    """A router on WhatsApp (the fake Graph API) whose campaigns go out at once."""
+    return channel_settings(
+        embedded.uri, db_name, graph_api=graph_api.url, campaigns={"rate": 100, "poll_interval": 0.1}
+    )
 
 
 def text_message(body: str, n: int) -> dict[str, Any]:
@@ -137,10 +137,7 @@ async def test_ordinary_words_are_not_keywords_on_whatsapp(
 async def test_a_send_refused_with_131050_records_the_opt_out_and_says_why(
     embedded: EmbeddedMongo, db_name: str, graph_api: FakeGraphAPI
 ) -> None:
-    settings = channel_settings(
-        embedded.uri, db_name, graph_api=graph_api.url, campaigns={"rate": 100, "poll_interval": 0.1}
-    )
-    async with operator_client(settings) as router:
+    async with operator_client(campaign_settings(embedded, db_name, graph_api)) as router:
         store: Repositories = router.server.app[STORE]
         await store.contacts.find_or_create_contact(ACCOUNT, Identity("whatsapp", OTHER), None, utcnow())
         graph_api.fail_next(
@@ -172,10 +169,7 @@ async def test_a_failed_status_with_131050_records_the_opt_out(
     embedded: EmbeddedMongo, db_name: str, graph_api: FakeGraphAPI
 ) -> None:
     """Meta may take the message and report the refusal later, in a status webhook."""
-    settings = channel_settings(
-        embedded.uri, db_name, graph_api=graph_api.url, campaigns={"rate": 100, "poll_interval": 0.1}
-    )
-    async with operator_client(settings) as router:
+    async with operator_client(campaign_settings(embedded, db_name, graph_api)) as router:
         store: Repositories = router.server.app[STORE]
         await store.contacts.find_or_create_contact(ACCOUNT, Identity("whatsapp", CUSTOMER), None, utcnow())
         first = await campaign_done(router, "First")
