@@ -4,7 +4,7 @@ see; each change is audited (ids only)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -33,8 +33,22 @@ async def panel(store: Repositories, contact: Contact | None, account_id: str) -
         "attributes": defined(account.contact_attributes if account else []),
         "values": dict(contact.attributes) if contact else {},
         "past": list(reversed(threads)),
+        "consent": _consent(contact),
         "merges": [(m, merged.get(m.gone_id), undo_until(m)) for m in merges],
     }
+
+
+def _consent(contact: Contact | None) -> dict[str, Any] | None:
+    """The consent the customer gave in the widget's pre-chat form: when, and to which notice."""
+    given = ((contact.prechat or {}) if contact else {}).get("consent")
+    if not isinstance(given, dict):
+        return None
+    try:
+        when = datetime.fromisoformat(str(given.get("given_at")))
+    except ValueError:
+        return None
+    url = str(given.get("privacy_url") or "")
+    return {"at": when, "privacy_url": url if url.startswith("https://") else ""}
 
 
 @signed_in()

@@ -113,3 +113,22 @@ def test_attribute_definitions_are_checked() -> None:
     with pytest.raises(FieldError, match="one of Basic, Pro"):
         plan.value_of("Gold")
     assert Attribute("d", "D", "date").value_of("2027-01-05") == "2027-01-05" and plan.value_of(" ") is None
+
+
+async def test_the_consent_given_in_the_widgets_pre_chat_form_is_shown_beside_the_conversation(
+    client: TestClient,
+) -> None:
+    store = client.server.app[STORE]
+    thread_id = await customer_writes(client, 1)
+    thread = await store.threads.get_thread(thread_id)
+    assert thread is not None
+    await add_agent(store, "default", "ed", name="Ed", role=Role.AGENT, password=PASSWORD)
+    await log_in(client, "ed", PASSWORD)
+    page = await (await client.get(f"/console?thread={thread_id}")).text()
+    assert 'id="contact-consent"' not in page  # nothing given, nothing shown
+
+    consent = {"given_at": "2026-12-04T09:30:00+00:00", "privacy_url": "https://shop.example/privacy"}
+    await store.contacts.update_contact("default", thread.contact_id, thread.opened_at, prechat={"consent": consent})
+    page = await (await client.get(f"/console?thread={thread_id}")).text()
+    assert "Agreed to the privacy notice on 2026-12-04 09:30 UTC." in page
+    assert '<a href="https://shop.example/privacy" target="_blank" rel="noopener noreferrer">' in page
