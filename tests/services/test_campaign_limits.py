@@ -5,8 +5,10 @@ first to no more distinct customers in 24 hours than the account's messaging tie
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import logging
+from datetime import datetime, timedelta
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
@@ -79,8 +81,9 @@ async def whatsapp_campaign(router: TestClient, count: int) -> str:
 
 
 async def test_a_whatsapp_campaign_holds_at_the_messaging_tier_and_goes_on_once_the_window_moves(
-    embedded: EmbeddedMongo, db_name: str, graph_api: FakeGraphAPI
+    embedded: EmbeddedMongo, db_name: str, graph_api: FakeGraphAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="omnirouter.services.campaigns")
     async with operator_client(whatsapp_settings(embedded, db_name, graph_api, daily_unique=3)) as router:
         store = router.server.app[STORE]
         campaign_id = await whatsapp_campaign(router, 5)
@@ -88,6 +91,10 @@ async def test_a_whatsapp_campaign_holds_at_the_messaging_tier_and_goes_on_once_
         await asyncio.sleep(1.5)
         assert len(graph_api.sent()) == 3
         assert await state_of(store, campaign_id) == CampaignState.SENDING
+        first = min(m.created_at for m in await store.messages.list_messages(ACCOUNT, direction="out"))
+        [held] = [r for r in caplog.records if r.getMessage() == "campaign.tier_limit"]
+        until = datetime.fromisoformat(held.omnirouter_fields["until"])
+        assert abs((until - (first + timedelta(hours=24))).total_seconds()) < 1  # when the first leaves the window
         # a day on: the three messages leave the rolling window
         await raw_database_of(store).messages.update_many(
             {"meta.campaign": campaign_id}, {"$inc": {"created_at": -DAY_MS - 60_000}}
@@ -96,6 +103,24 @@ async def test_a_whatsapp_campaign_holds_at_the_messaging_tier_and_goes_on_once_
         await wait_for(lambda: graph_sent(graph_api, 5))
         assert sorted(call["to"] for call in graph_api.sent()) == [f"3712000000{n}" for n in range(5)]
         assert await store.campaigns.recipient_counts(campaign_id) == {"queued": 5}
+
+
+async def test_a_campaign_stopped_while_it_waits_for_the_tier_sends_no_more_when_the_window_moves(
+    embedded: EmbeddedMongo, db_name: str, graph_api: FakeGraphAPI
+) -> None:
+    async with operator_client(whatsapp_settings(embedded, db_name, graph_api, daily_unique=2)) as router:
+        store = router.server.app[STORE]
+        campaign_id = await whatsapp_campaign(router, 4)
+        await wait_for(lambda: graph_sent(graph_api, 2))
+        assert await store.campaigns.cancel_campaign(ACCOUNT, campaign_id)
+        await asyncio.sleep(1.5)  # the waiting campaign sees the stop within a second
+        await raw_database_of(store).messages.update_many(
+            {"meta.campaign": campaign_id}, {"$inc": {"created_at": -DAY_MS - 60_000}}
+        )
+        await asyncio.sleep(2.0)
+        assert len(graph_api.sent()) == 2
+        assert await state_of(store, campaign_id) == CampaignState.CANCELLED
+        assert await store.campaigns.recipient_counts(campaign_id) == {"queued": 2}
 
 
 async def test_without_a_tier_limit_a_whatsapp_campaign_sends_to_everyone(
