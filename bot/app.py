@@ -16,7 +16,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.handlers.channels import build_adapter, enabled_channels
+from bot.handlers.channels import build_adapter, enabled_channels, send_limits
 from bot.handlers.kit.egress_guards import EgressGuards
 from bot.handlers.kit.protocol import ChannelContext
 from bot.handlers.kit.sink import InboundSource, ThreadLocator
@@ -196,7 +196,13 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DISPATCHER], app[PIPELINE] = dispatcher, pipeline
     app[EVENTS], app[WEBHOOKS] = events, sender
     campaigns = app[CAMPAIGNS] = CampaignSender(
-        store, outbox, settings.campaigns, settings.queue.timezone, settings.server.public_url, adapters
+        store,
+        outbox,
+        settings.campaigns,
+        settings.queue.timezone,
+        settings.server.public_url,
+        adapters,
+        send_limits(settings),
     )
     app[SERVICES] = Services(
         replies=Replies(store, outbox, adapters, queue, ThreadLog(store, events), files_quota(settings)),

@@ -33,9 +33,13 @@ INDEXES: IndexPlan = {
         IndexModel([("state", ASCENDING), ("send_at", ASCENDING)]),
     ],
     "campaign_recipients": [IndexModel([("campaign_id", ASCENDING), ("state", ASCENDING)])],
-    # a campaign's report: its messages and sends
+    # a campaign's report: its messages and sends; an account's campaign messages of the last day on a channel
     "messages": [
-        IndexModel([("meta.campaign", ASCENDING)], partialFilterExpression={"meta.campaign": {"$exists": True}})
+        IndexModel([("meta.campaign", ASCENDING)], partialFilterExpression={"meta.campaign": {"$exists": True}}),
+        IndexModel(
+            [("account_id", ASCENDING), ("channel", ASCENDING), ("created_at", ASCENDING)],
+            partialFilterExpression={"meta.campaign": {"$exists": True}},
+        ),
     ],
     "outbox": [
         IndexModel([("meta.campaign", ASCENDING)], partialFilterExpression={"meta.campaign": {"$exists": True}})
@@ -344,6 +348,25 @@ class CampaignsRepository(Repository):
             "created_at": {"$gte": epoch_ms(campaign.send_at)},
         }
         return len(await self._db.messages.distinct("thread_id", query))
+
+    async def written_first(self, account_id: str, channel: str, since: datetime) -> tuple[int, datetime | None]:
+        """How many distinct contacts the account's campaigns wrote to on ``channel`` since ``since``,
+        and the earliest of their last messages (the first to leave a window that starts later)."""
+        pipeline: list[dict[str, Any]] = [
+            {
+                "$match": {
+                    "account_id": account_id,
+                    "channel": channel,
+                    "created_at": {"$gte": epoch_ms(since)},
+                    "meta.campaign": {"$exists": True},
+                }
+            },
+            {"$group": {"_id": "$contact_id", "last": {"$max": "$created_at"}}},
+            {"$group": {"_id": None, "contacts": {"$sum": 1}, "leaves_first": {"$min": "$last"}}},
+        ]
+        async for row in await self._db.messages.aggregate(pipeline):
+            return int(row["contacts"]), load_time(row["leaves_first"])
+        return 0, None
 
     # --- the recipients' threads ---------------------------------------------------------------
 

@@ -22,11 +22,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.business_hours import QuietHours
+from bot.handlers.kit.card import SendLimits
 from bot.handlers.kit.protocol import ChannelAdapter
 from bot.logs import log_event
 from bot.router.outbox import Outbox
 from bot.router.replies import ReplyRefused, template_message
 from bot.sending_settings import CampaignSettings
+from bot.services.campaign_pace import Pace, TierGate
 from bot.tasks import pause, raise_if_cancelled, wait_set
 from conversations.campaigns import Audience, Campaign, CampaignsRepository, CampaignState, Recipient, RecipientState
 from conversations.errors import StoreUnavailable
@@ -49,21 +51,6 @@ def campaign_key(campaign_id: str, contact_id: str) -> str:
     return f"cmp:{campaign_id}:{contact_id}"
 
 
-class Pace:
-    """At most ``rate`` starts a second: each :meth:`wait` returns no sooner than ``1 / rate``
-    after the one before (a late one does not earn a burst)."""
-
-    def __init__(self, rate: float) -> None:
-        self._interval = 1.0 / rate
-        self._next = time.monotonic()
-
-    async def wait(self) -> None:
-        delay = self._next - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        self._next = max(self._next, time.monotonic() - self._interval) + self._interval
-
-
 class CampaignSender:
     """Sends the campaigns that are due, one task per campaign, and resumes unfinished ones."""
 
@@ -75,8 +62,10 @@ class CampaignSender:
         default_timezone: str = "UTC",
         public_url: str = "",
         adapters: Mapping[str, ChannelAdapter] | None = None,
+        limits: Mapping[str, SendLimits] | None = None,
     ) -> None:
         self.adapters: Mapping[str, ChannelAdapter] = adapters or {}
+        self._limits: Mapping[str, SendLimits] = limits or {}
         self._public_url = public_url.rstrip("/")
         self._store = store
         self._outbox = outbox
@@ -121,12 +110,18 @@ class CampaignSender:
         if started is None:
             return
         log_event(log, "campaign.sending", campaign=campaign.id, cursor=started.cursor or "")
-        pace, cursor = Pace(self._settings.rate), started.cursor
+        pace, cursor = self._pace(campaign.channel), started.cursor
+        tier = TierGate(
+            self._store.campaigns,
+            started,
+            self._limits.get(campaign.channel, SendLimits()).daily_unique,
+            lambda: self._still_sending(campaign),
+        )
         while True:
             page = await self._store.campaigns.audience_page(started, cursor, PAGE)
             if not page:
                 break
-            recipients, stopped = await self._send_page(started, page, pace)
+            recipients, stopped = await self._send_page(started, page, pace, tier)
             await self._store.campaigns.record_recipients(started, recipients)
             if stopped:
                 log_event(log, "campaign.stopped", campaign=campaign.id)
@@ -136,10 +131,17 @@ class CampaignSender:
         await self._store.campaigns.finish_campaign(campaign.id, utcnow())
         log_event(log, "campaign.done", campaign=campaign.id)
 
-    async def _send_page(self, campaign: Campaign, page: Sequence[Contact], pace: Pace) -> tuple[list[Recipient], bool]:
+    def _pace(self, channel: str) -> Pace:
+        """The campaign rate, or the channel's own when that is lower."""
+        own = self._limits.get(channel, SendLimits()).per_second
+        return Pace(min(self._settings.rate, own) if own > 0 else self._settings.rate)
+
+    async def _send_page(
+        self, campaign: Campaign, page: Sequence[Contact], pace: Pace, tier: TierGate
+    ) -> tuple[list[Recipient], bool]:
         """Each contact's message queued (or the reason it is skipped), and whether the campaign
         was stopped meanwhile (an admin's stop is seen within ``STATE_CHECK`` seconds). The
-        messages start at the campaign's pace; their threads are found or opened ``CONCURRENT``
+        messages start at the campaign's pace, within the channel's messaging tier; their threads are found or opened ``CONCURRENT``
         at a time, and several messages are stored at once (the store batches concurrent writes)."""
         recipients, deliverable = await self._consenting(campaign, page)
         started: list[asyncio.Task[Recipient]] = []
@@ -157,6 +159,9 @@ class CampaignSender:
                     campaign.account_id, [(c.id, identity) for c, identity in chunk], utcnow()
                 )
                 for contact, identity in chunk:
+                    if not await tier.allow(started):
+                        stopped = True
+                        break
                     await pace.wait()
                     thread = threads[contact.id]
                     started.append(asyncio.create_task(self._send_one(campaign, contact, identity, thread)))

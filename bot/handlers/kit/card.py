@@ -2,8 +2,9 @@
 
 Each channel package's ``__init__`` defines ``CHANNEL``, a :class:`Channel`: its name, where its
 adapter class is (imported only when an install turns the channel on, so a channel's client library
-is needed only where it is used), its settings sections and its ``enabled(settings)`` check. Cards
-import only settings sections, so ``bot/settings.py`` can assemble its sections from them.
+is needed only where it is used), its settings sections, its ``enabled(settings)`` check and the
+provider's sending limits (``send_limits(settings)``, read by the campaign sender). Cards import only
+settings sections, so ``bot/settings.py`` can assemble its sections from them.
 """
 
 from __future__ import annotations
@@ -23,8 +24,24 @@ class SettingsSections(Protocol):
 
 
 @dataclass(frozen=True)
+class SendLimits:
+    """What the provider lets an install start on a channel: ``per_second`` messages (0: no limit
+    of its own), and ``daily_unique`` distinct recipients written to first in a rolling 24 hours
+    (WhatsApp's messaging tier; 0: none)."""
+
+    per_second: float = 0.0
+    daily_unique: int = 0
+
+
+def no_limits(settings: SettingsSections) -> SendLimits:
+    """A channel whose provider sets no limit that campaigns must keep."""
+    return SendLimits()
+
+
+@dataclass(frozen=True)
 class Channel:
     name: str
     adapter: str  # "module:Class"
     sections: Mapping[str, type[Any]]  # settings section name -> its dataclass
     enabled: Callable[[SettingsSections], bool]  # the install's settings -> whether the channel is on
+    send_limits: Callable[[SettingsSections], SendLimits] = no_limits  # the install's settings -> its limits

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.handlers.kit.card import SettingsSections
+from bot.handlers.kit.card import SendLimits, SettingsSections
 from bot.handlers.kit.twilio_settings import TwilioSettings
 from bot.setting_fields import between, one_of, setting
 
@@ -24,9 +24,19 @@ class SmsSettings:
     )
     help_reply: str = setting("", doc="our answer to HELP; empty: leave it to the provider's keyword handling")
     start_reply: str = setting("", doc="our answer to START; empty: leave it to the provider")
+    messages_per_second: float = setting(
+        1.0,
+        check=between(0.01, 10000),
+        doc="messages a second campaigns start on SMS at most: the sender's rate at Twilio (a long code: 1)",
+    )
 
 
 def enabled(settings: SettingsSections) -> bool:
     """Whether this install serves SMS: a Twilio account and a number (or messaging service) to send from."""
     twilio, sms = settings.section(TwilioSettings), settings.section(SmsSettings)
     return bool(twilio.account_sid and twilio.auth_token and (sms.from_number or sms.messaging_service_sid))
+
+
+def send_limits(settings: SettingsSections) -> SendLimits:
+    """Twilio queues what a sender is given beyond its rate (and fails it after hours): campaigns keep to it."""
+    return SendLimits(per_second=settings.section(SmsSettings).messages_per_second)

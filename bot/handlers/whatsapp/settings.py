@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bot.handlers.kit.card import SettingsSections
+from bot.handlers.kit.card import SendLimits, SettingsSections
 from bot.setting_fields import between, setting, url
 
 
@@ -37,6 +37,14 @@ class WhatsappSettings:
         "", doc="our answer to STOP (a customer opting out of campaigns, see Campaigns); empty: none"
     )
     start_reply: str = setting("", doc="our answer to START (a customer opting in again); empty: none")
+    messages_per_second: float = setting(
+        80.0, check=between(0.01, 10000), doc="messages a second campaigns start on WhatsApp at most (Cloud API: 80)"
+    )
+    daily_unique_limit: int = setting(
+        1000,
+        check=between(0, 100_000_000),
+        doc="messaging tier: distinct customers campaigns write to first in a rolling 24 hours; 0: unlimited",
+    )
     for_accounts: bool = setting(
         False, doc="serve WhatsApp for accounts with their own number even when phone_number_id is empty"
     )
@@ -46,3 +54,9 @@ def enabled(settings: SettingsSections) -> bool:
     """Whether this install serves WhatsApp: a phone number id, or accounts with numbers of their own."""
     own = settings.section(WhatsappSettings)
     return bool(own.phone_number_id or own.for_accounts)
+
+
+def send_limits(settings: SettingsSections) -> SendLimits:
+    """The number's throughput and the business's messaging tier, as configured."""
+    own = settings.section(WhatsappSettings)
+    return SendLimits(per_second=own.messages_per_second, daily_unique=own.daily_unique_limit)
