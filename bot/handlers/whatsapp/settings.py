@@ -41,9 +41,9 @@ class WhatsappSettings:
         80.0, check=between(0.01, 10000), doc="messages a second campaigns start on WhatsApp at most (Cloud API: 80)"
     )
     daily_unique_limit: int = setting(
-        1000,
+        250,
         check=between(0, 100_000_000),
-        doc="messaging tier: distinct customers campaigns write to first in a rolling 24 hours; 0: unlimited",
+        doc="messaging tier: distinct customers campaigns write to first in a rolling 24 hours (a new business starts at 250); 0: unlimited",
     )
     for_accounts: bool = setting(
         False, doc="serve WhatsApp for accounts with their own number even when phone_number_id is empty"
