@@ -219,10 +219,8 @@ async def _offline(
         return {"type": "error", "code": "bad_message", "id": payload.get("id"), "detail": str(exc)}
     await _remember(store, account_id, visitor, {"name": name, "email": email})
     meta = {"no_auto_reply": OFFLINE_REASON, "reply_by_email": email}
-    recorded, dispatching = await sink.receive(dataclasses.replace(message, meta=meta))
+    recorded, _ = await sink.receive(dataclasses.replace(message, meta=meta))  # stored: the dispatcher has it
     await store.threads.set_reply_by(recorded.message.thread_id, Identity("email", email))  # agents answer there
-    if dispatching is not None:
-        await dispatching
     return {"type": "offline_sent", "id": payload.get("id"), "thread_id": recorded.message.thread_id, "email": email}
 
 

@@ -488,6 +488,15 @@
     const id = crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random();
     sendForm(offlineForm, { type: "offline", id, name: value("offline-name"), email: value("offline-email"), text: value("offline-text") });
   });
+  for (const box of [prechatForm, offlineForm]) {
+    box.addEventListener("input", (event) => { // a field being corrected no longer says it is wrong
+      const field = event.target;
+      if (!field.hasAttribute("aria-invalid")) return;
+      field.removeAttribute("aria-invalid");
+      const error = document.getElementById(`${field.id}-error`);
+      if (error) { error.hidden = true; error.textContent = ""; }
+    });
+  }
   input.addEventListener("input", tellTyping);
   input.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey) {
