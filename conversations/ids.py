@@ -9,6 +9,7 @@ from bson import ObjectId
 PREFIXES = frozenset(
     {
         "acc",
+        "inb",
         "con",
         "thr",
         "msg",

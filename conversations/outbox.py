@@ -107,6 +107,7 @@ class OutboxRepository(Repository):
                 **(meta or {}),
             },
             window_ends_ms=thread.wa_window_ends_ms,
+            inbox_id=thread.inbox_id if to.channel == thread.channel else None,
             at_most_once=at_most_once or None,
         )
         if leased_by is not None:

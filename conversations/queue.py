@@ -20,7 +20,7 @@ from conversations.agent_models import Agent, Presence
 from conversations.client import IndexPlan, Repository
 from conversations.filters import exactly
 from conversations.models import epoch_ms, stored
-from conversations.thread_models import Thread, ThreadStatus, TimelineEntry
+from conversations.thread_models import Thread, ThreadStatus, TimelineEntry, open_key
 
 # The queue's order: most urgent first (highest ``priority``), then longest waiting. Sorted as
 # ``neg_priority`` (= -priority, written with every thread) ascending, then ``queued_at``
@@ -168,17 +168,21 @@ class QueueRepository(Repository):
             )
         return Thread.from_doc(doc)
 
-    async def last_resolved(self, account_id: str, contact_id: str, channel: str, since: datetime) -> Thread | None:
+    async def last_resolved(
+        self, account_id: str, contact_id: str, channel: str, since: datetime, inbox_id: str | None = None
+    ) -> Thread | None:
+        """The contact's last thread on ``channel`` resolved since ``since``, if it is of ``inbox_id``."""
+        match = exactly(account_id=account_id, contact_id=contact_id, channel=channel, status=ThreadStatus.RESOLVED)
+        if inbox_id is not None:
+            match["inbox_id"] = {"$eq": inbox_id}
         docs = (
-            await self._db.threads.find(  # among the contact's threads (an index), not all of them
-                exactly(account_id=account_id, contact_id=contact_id, channel=channel, status=ThreadStatus.RESOLVED)
-            )
+            await self._db.threads.find(match)  # among the contact's threads (an index), not all of them
             .sort("resolved_at", DESCENDING)
             .limit(1)
             .to_list()
         )
         thread = Thread.from_doc(docs[0]) if docs else None
-        if thread is None or thread.resolved_at is None or thread.resolved_at < since:
+        if thread is None or thread.resolved_at is None or thread.resolved_at < since or thread.inbox_id != inbox_id:
             return None
         return thread
 
@@ -186,7 +190,7 @@ class QueueRepository(Repository):
         """Reopen a resolved thread to ``assignee`` (or to the queue); ``None`` if it changed
         meanwhile or another thread is already open for the contact on that channel."""
         fields: dict[str, Any] = {
-            "open_key": f"{thread.contact_id}:{thread.channel}",
+            "open_key": open_key(thread.contact_id, thread.channel, thread.inbox_id),
             "reopened_at": now,
             "last_message_at": now,
             "queued_at": now,

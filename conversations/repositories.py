@@ -23,6 +23,7 @@ from conversations import (
     contacts,
     events,
     files,
+    inboxes,
     messages,
     nlu,
     outbox,
@@ -44,6 +45,7 @@ from conversations.contact_merges import ContactMergesRepository
 from conversations.contacts import ContactsRepository
 from conversations.events import EventsRepository
 from conversations.files import FilesRepository
+from conversations.inboxes import InboxesRepository
 from conversations.mail import MailRepository
 from conversations.messages import MessagesRepository
 from conversations.nlu import NluRepository
@@ -71,6 +73,7 @@ INDEXES: tuple[IndexPlan, ...] = (
     agents.INDEXES,
     sign_in.INDEXES,
     accounts.INDEXES,
+    inboxes.INDEXES,
     webhooks.INDEXES,
     nlu.INDEXES,
     training.INDEXES,
@@ -98,6 +101,7 @@ class Repositories:
     agents: AgentsRepository
     sign_in: SignInRepository
     accounts: AccountsRepository
+    inboxes: InboxesRepository
     secrets: SealedSecretsRepository
     webhooks: WebhooksRepository
     nlu: NluRepository
@@ -142,6 +146,7 @@ class Repositories:
             agents=AgentsRepository(client),
             sign_in=SignInRepository(client),
             accounts=AccountsRepository(client),
+            inboxes=InboxesRepository(client),
             secrets=SealedSecretsRepository(client),
             webhooks=WebhooksRepository(client),
             nlu=NluRepository(client),

@@ -45,6 +45,25 @@ class Account(Document):
 
 
 @dataclass(slots=True)
+class Inbox(Document):
+    """One more channel instance of an account beside the one its channel settings describe (a
+    second Telegram bot, a second WhatsApp number). ``config`` holds the same fields as that
+    channel's settings, secrets sealed at rest for this inbox alone; ``route`` is what the provider
+    names it by in a webhook (``whatsapp:<phone_number_id>``), unique across the install."""
+
+    id: str
+    account_id: str
+    channel: str
+    name: str
+    created_at: datetime
+    config: dict[str, Any] = field(default_factory=dict)
+    route: str | None = None
+    disabled: bool = False
+    # never stored: the secrets of ``config`` that did not open when read (field -> why)
+    sealing_problems: dict[str, str] | None = None
+
+
+@dataclass(slots=True)
 class ApiToken(Document):
     """A bearer token of one account's REST API. Only the SHA-256 of the token is stored; the
     token itself is shown once, when it is created. ``prefix`` (its first characters) tells

@@ -99,6 +99,13 @@ class Contact(Document):
         return doc
 
 
+def open_key(contact_id: str, channel: str, inbox_id: str | None = None) -> str:
+    """What a contact's open thread on a channel is unique by: ``<contact>:<channel>`` in the
+    account's first inbox of the channel (as every release before inboxes wrote it), with
+    ``@<inbox>`` added in any other."""
+    return f"{contact_id}:{channel}" if inbox_id is None else f"{contact_id}:{channel}@{inbox_id}"
+
+
 @dataclass(slots=True)
 class Thread(Document):
     """One conversation with a contact on a channel, from opening to resolution."""
@@ -116,6 +123,7 @@ class Thread(Document):
     # present only while the thread is open: "<contact>:<channel>", unique, so a contact has at
     # most one open thread per channel however many processes race to open one
     open_key: str | None = None
+    inbox_id: str | None = None  # one of the account's extra inboxes (conversations/inboxes.py)
     assignee: str | None = None
     team: str | None = None
     priority: int = 0
@@ -220,6 +228,7 @@ class OutboxItem(Document):
     provider_message_id: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     window_ends_ms: int | None = None  # the thread's WhatsApp window when queued: checked at send, no read
+    inbox_id: str | None = None  # the thread's inbox, when one of the account's extra ones
     # never sent again after an attempt that ended with no outcome recorded (a campaign message)
     at_most_once: bool | None = None
     # set by a lease, never stored: the worker whose attempt before this lease ended with no
@@ -242,6 +251,7 @@ class OutboxItem(Document):
             options=self.options,
             meta=dict(self.meta),
             window_ends_at=None if self.window_ends_ms is None else from_epoch_ms(self.window_ends_ms),
+            inbox_id=self.inbox_id,
         )
 
 

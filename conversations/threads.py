@@ -23,7 +23,7 @@ from conversations.errors import StoreError
 from conversations.filters import exactly, newest_page
 from conversations.ids import new_id
 from conversations.models import epoch_ms, stored
-from conversations.thread_models import Thread, ThreadStatus
+from conversations.thread_models import Thread, ThreadStatus, open_key
 from conversations.traffic import Direction, Identity
 
 INDEXES: IndexPlan = {
@@ -86,9 +86,9 @@ class ThreadsRepository(Repository):
 
     # --- the hot path ----------------------------------------------------------------------
 
-    async def find_open_thread(self, contact_id: str, channel: str) -> Thread | None:
-        """The contact's open thread on ``channel``, if any (a batched read)."""
-        doc = await self._open_threads.submit(f"{contact_id}:{channel}")
+    async def find_open_thread(self, contact_id: str, channel: str, inbox_id: str | None = None) -> Thread | None:
+        """The contact's open thread on ``channel`` (in ``inbox_id``), if any (a batched read)."""
+        doc = await self._open_threads.submit(open_key(contact_id, channel, inbox_id))
         return Thread.from_doc(doc) if doc else None
 
     async def get_thread(self, thread_id: str) -> Thread | None:
@@ -117,29 +117,34 @@ class ThreadsRepository(Repository):
             update["$inc"] = {"unread_count": 1}
         await self._client.write("threads", UpdateOne({"_id": thread_id}, update))
 
-    async def touch_open_thread(self, contact_id: str, channel: str, now: datetime) -> Thread | None:
+    async def touch_open_thread(
+        self, contact_id: str, channel: str, now: datetime, inbox_id: str | None = None
+    ) -> Thread | None:
         """The contact's open thread on ``channel`` (its last activity set to ``now``), if any."""
         doc = await self._db.threads.find_one_and_update(
-            {"open_key": f"{contact_id}:{channel}"},
+            {"open_key": open_key(contact_id, channel, inbox_id)},
             {"$set": {"last_message_at": epoch_ms(now)}},
             return_document=ReturnDocument.AFTER,
         )
         return Thread.from_doc(doc) if doc else None
 
-    async def open_thread(self, account_id: str, contact_id: str, identity: Identity, now: datetime) -> Thread:
-        """Open a thread for the contact on the identity's channel, or return the one open there
-        (see the module's docstring)."""
-        open_key = f"{contact_id}:{identity.channel}"
-        thread = self.new_thread(account_id, contact_id, identity, open_key, now)
+    async def open_thread(
+        self, account_id: str, contact_id: str, identity: Identity, now: datetime, inbox_id: str | None = None
+    ) -> Thread:
+        """Open a thread for the contact on the identity's channel (in ``inbox_id``), or return the
+        one open there (see the module's docstring)."""
+        key = open_key(contact_id, identity.channel, inbox_id)
+        thread = self.new_thread(account_id, contact_id, identity, key, now)
+        thread.inbox_id = inbox_id
         for _ in range(5):
             try:
                 await self._db.threads.insert_one(thread.to_doc())
                 return thread
             except DuplicateKeyError:
-                existing = await self.touch_open_thread(contact_id, identity.channel, now)
+                existing = await self.touch_open_thread(contact_id, identity.channel, now, inbox_id)
                 if existing is not None:
                     return existing
-        raise StoreError(f"could not open a thread for {open_key}")
+        raise StoreError(f"could not open a thread for {key}")
 
     async def open_keyed_thread(
         self, account_id: str, contact_id: str, identity: Identity, open_key: str, now: datetime

@@ -95,6 +95,7 @@ class Inbound:
     meta: Mapping[str, Any] = field(default_factory=dict)
     # when the channel's customer-service window closes after this message (WhatsApp: +24 h)
     window_ends_at: datetime | None = None
+    inbox_id: str | None = None  # one of the account's extra inboxes (None: its channel settings' own)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,7 @@ class Outbound:
     options: tuple[str, ...] = ()  # quick replies; adapters without buttons append them as text
     meta: Mapping[str, Any] = field(default_factory=dict)
     window_ends_at: datetime | None = None  # the thread's reply window (WhatsApp's) when queued
+    inbox_id: str | None = None  # the thread's inbox, when one of the account's extra ones
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ log = logging.getLogger("omnirouter.router.inbound")
 
 
 # (account, contact, identity, now) -> a resolved thread reopened for this message, or None
-Reopener = Callable[[str, str, Identity, datetime], Awaitable[Thread | None]]
+Reopener = Callable[[str, str, Identity, datetime, str | None], Awaitable[Thread | None]]
 # (inbound, contact, now) -> the message marked as the answer to a rating question, and the
 # resolved thread it belongs to (bot.router.satisfaction), or None
 AnswerTagger = Callable[[Inbound, str, datetime], Awaitable[tuple[Inbound, str] | None]]
@@ -67,7 +67,7 @@ class InboundRecorder:
             if not duplicate:  # unread for the agents, as on the other channels
                 await store.threads.touch_thread(located.id, now)
             return Recorded(message, located, duplicate)
-        thread = await store.threads.find_open_thread(contact_id, inbound.channel)
+        thread = await store.threads.find_open_thread(contact_id, inbound.channel, inbound.inbox_id)
         if thread is None:
             # Opening a thread is rare; check first that this is not a late duplicate of a
             # message whose thread has been resolved since, so a redelivery opens nothing.
@@ -78,8 +78,14 @@ class InboundRecorder:
                     return Recorded(earlier, old, duplicate=True)
             if (answered := await self._answer(inbound, contact_id, now)) is not None:
                 return answered
-            reopened = await self._reopen(inbound.account_id, contact_id, inbound.sender, now) if self._reopen else None
-            thread = reopened or await store.threads.open_thread(inbound.account_id, contact_id, inbound.sender, now)
+            reopened = (
+                await self._reopen(inbound.account_id, contact_id, inbound.sender, now, inbound.inbox_id)
+                if self._reopen
+                else None
+            )
+            thread = reopened or await store.threads.open_thread(
+                inbound.account_id, contact_id, inbound.sender, now, inbound.inbox_id
+            )
         # the message, then the thread's activity (and WhatsApp's window, which a reply may depend
         # on), each batched with other messages' writes; a redelivery marks nothing unread
         message, duplicate = await store.messages.record_inbound(inbound, contact_id, thread.id, now, self._lease)

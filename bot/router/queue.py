@@ -325,7 +325,9 @@ class Queue:
             await self.auto_assign(agent.account_id)
         return count
 
-    async def reopen(self, account_id: str, contact_id: str, identity: Identity, now: datetime) -> Thread | None:
+    async def reopen(
+        self, account_id: str, contact_id: str, identity: Identity, now: datetime, inbox_id: str | None = None
+    ) -> Thread | None:
         """A resolved thread the contact writes to again within the account's reopen window
         (``queue.reopen_days`` unless its admin set another): back to
         its last agent if they can take it, else to the queue. ``None``: open a new thread."""
@@ -333,7 +335,7 @@ class Queue:
         if not reopen_days:
             return None
         since = now - timedelta(days=reopen_days)
-        old = await self._store.queue.last_resolved(account_id, contact_id, identity.channel, since)
+        old = await self._store.queue.last_resolved(account_id, contact_id, identity.channel, since, inbox_id)
         if old is None:
             return None
         agent = None

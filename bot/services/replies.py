@@ -85,7 +85,7 @@ class Replies:
         adapter = self._adapters.get(thread.channel)
         if adapter is None or not thread.address:
             return False
-        return await adapter.typing(thread.account_id, thread.address)
+        return await adapter.typing(thread.account_id, thread.address, thread.inbox_id)
 
     async def retry(self, thread_id: str, by: Agent, item_id: str) -> None:
         """Send again a reply of this conversation the outbox gave up on (the agent's own

@@ -23,7 +23,19 @@ from bot.web.admin import intents as admin_intents
 from bot.web.admin import privacy as admin_privacy
 from bot.web.admin import reports as admin_reports
 from bot.web.admin import training as admin_training
-from bot.web.api import accounts, directory, intents, learning, messages, nlu, openapi, replies, threads, webhooks
+from bot.web.api import (
+    accounts,
+    directory,
+    inboxes,
+    intents,
+    learning,
+    messages,
+    nlu,
+    openapi,
+    replies,
+    threads,
+    webhooks,
+)
 from bot.web.api import search as search_api
 from bot.web.api.kit import ApiRoutes
 from bot.web.chat import rating as chat_rating
@@ -59,6 +71,7 @@ API_TABLES: list[ApiRoutes] = [
     directory.API,
     search_api.API,
     accounts.API,
+    inboxes.API,
     webhooks.API,
     nlu.API,
     intents.API,

@@ -32,14 +32,15 @@ class Request:
 
 
 class FakeGraphAPI(LocalServer):
-    def __init__(self, token: str = ACCESS_TOKEN) -> None:
+    def __init__(self, token: str = ACCESS_TOKEN, first_id: int = 1) -> None:
+        """``first_id``: where this fake's message ids start (Meta's are unique across numbers)."""
         super().__init__()
         self.token = token
         self.requests: list[Request] = []
         self.media: dict[str, tuple[bytes, str]] = {}
         self.media_urls: dict[str, str] = {}  # media id -> the URL to name instead of our own
         self._failures: list[tuple[int, dict[str, Any], dict[str, str]]] = []
-        self._ids = itertools.count(1)
+        self._ids = itertools.count(first_id)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/{version}/{phone_id}/messages", self._messages)

@@ -33,6 +33,7 @@ from bot.web.access import Access, access_of
 from bot.web.api.kit import issue_token
 from bot.web.keys import API_OPERATIONS, FIRST_ADMIN
 from conversations.agent_models import Role
+from conversations.models import utcnow
 from conversations.tenant_models import EVENT_TYPES
 from conversations.traffic import Attachment, Identity, Inbound
 from conversations.training import example_id
@@ -85,6 +86,12 @@ API_BODIES: dict[tuple[str, str], Any] = {
         "app_secret": "b",
         "verify_token": "c",
     },
+    ("POST", "/api/accounts/{account_id}/inboxes"): {
+        "channel": "telegram",
+        "name": "second bot",
+        "settings": {"token": "2:y", "webhook_secret": "s2"},
+    },
+    ("PATCH", "/api/accounts/{account_id}/inboxes/{inbox_id}"): {"name": "renamed", "settings": {"token": "3:z"}},
     ("POST", "/api/webhooks"): {"url": "http://127.0.0.1:9/new-hook"},
     ("PATCH", "/api/webhooks/{subscription_id}"): {"description": "changed"},
     ("POST", "/api/nlu/parse"): {"text": "hello"},
@@ -217,6 +224,10 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
         data=b"ACME-PRIVATE-7731",
         quota=10**6,
     )
+    inbox = await store.inboxes.create_inbox(  # a second bot of acme's, named so a leak shows
+        "acme", "telegram", "ACME-PRIVATE-7731 bot", {"token": "9:acme", "webhook_secret": "s"}, utcnow(), None
+    )
+    assert inbox is not None
     spare = await issue_token(store, "acme", "acme-crm-token spare", ["read"], "test")
     tokens = {
         "admin": await issue_token(store, "acme", "acme-crm-token", ["read", "write"], "test"),
@@ -245,6 +256,7 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
         "merge_id": standing.id,
         "file": f"{sent.message_id}:0",
         "campaign_id": (await create_campaign(store, None, **ACME_CAMPAIGN)).id,
+        "inbox_id": inbox.id,
     }
     logins = {
         "agent": ("acme", "acme-agent"),

@@ -121,7 +121,7 @@ class ChannelAdapter(Protocol):
     async def send(self, outbound: Outbound) -> str:
         """Send one message; returns the provider's message id. Raises a ``SendError``."""
 
-    async def typing(self, account_id: str, address: str) -> bool:
+    async def typing(self, account_id: str, address: str, inbox_id: str | None = None) -> bool:
         """Show the customer at ``address`` that an agent is typing, where the channel can (best
         effort: nothing is stored or retried); whether it was shown."""
 
@@ -174,7 +174,7 @@ class BaseAdapter:
     async def verify(self, request: web.Request, body: bytes) -> None:
         return None
 
-    async def typing(self, account_id: str, address: str) -> bool:
+    async def typing(self, account_id: str, address: str, inbox_id: str | None = None) -> bool:
         return False  # the channel has no typing indicator
 
     def routes(self) -> list[web.RouteDef]:

@@ -26,6 +26,7 @@ from aiohttp import ClientError, web
 
 from bot.handlers.kit.accounts import PerAccount
 from bot.handlers.kit.egress import Egress, refusal
+from bot.handlers.kit.inboxes import file_of, in_inbox
 from bot.handlers.kit.media import AttachmentUnavailable, read_capped, served_type
 from bot.handlers.kit.pacing import ChatPacer
 from bot.handlers.kit.payload import Payload
@@ -98,7 +99,11 @@ class TelegramAdapter(BaseAdapter):
         self._store = store
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/webhooks/telegram", self.webhook), web.post("/webhooks/telegram/{account_id}", self.webhook)]
+        return [
+            web.post("/webhooks/telegram", self.webhook),
+            web.post("/webhooks/telegram/{account_id}", self.webhook),
+            web.post("/webhooks/telegram/{account_id}/{inbox_id}", self.webhook),  # an extra inbox's bot
+        ]
 
     def background(self) -> list[Coroutine[Any, Any, None]]:
         if self.settings.mode != "polling" or not self.settings.token:
@@ -115,8 +120,9 @@ class TelegramAdapter(BaseAdapter):
     # --- inbound -------------------------------------------------------------------------
 
     async def webhook(self, request: web.Request) -> web.Response:
-        bot = await self.bots.for_webhook(request.match_info.get("account_id", self.account_id))
-        hook = _AccountHook(self, bot)
+        inbox_id = request.match_info.get("inbox_id")
+        bot = await self.bots.for_webhook(request.match_info.get("account_id", self.account_id), inbox_id)
+        hook = _AccountHook(self, bot, inbox_id)
         response = await receive_webhook(request, hook, self.sink)
         self.answer_button_presses(bot, hook.items)
         return response
@@ -145,17 +151,18 @@ class TelegramAdapter(BaseAdapter):
     # --- outbound ------------------------------------------------------------------------
 
     async def send(self, outbound: Outbound) -> str:
-        bot = await self.bots.for_send(outbound.account_id)
+        bot = await self.bots.for_send(outbound.account_id, outbound.inbox_id)
         if bot.refused:
             raise PermanentSendError(bot.refused)
         try:
             chat_id = int(outbound.to.address)
         except ValueError:
             raise PermanentSendError(f"{outbound.to.address!r} is not a Telegram chat id") from None
-        await self._pacer.slot((outbound.account_id, chat_id))
+        chat = (outbound.inbox_id or outbound.account_id, chat_id)  # Telegram's limits are per bot
+        await self._pacer.slot(chat)
         try:
             sent = await self._deliver(bot.bot, chat_id, outbound)
-            self._pacer.delivered((outbound.account_id, chat_id))
+            self._pacer.delivered(chat)
         except BotAPIError as exc:
             if exc.transient:  # flood control (with retry_after) or Telegram's own trouble
                 raise RetryableSendError(
@@ -167,11 +174,12 @@ class TelegramAdapter(BaseAdapter):
             if refused := refusal(exc):
                 raise PermanentSendError(f"telegram: {refused}; nothing sent") from None
             raise RetryableSendError(f"telegram: {exc}") from None
-        return f"{chat_id}:{sent.integer('message_id')}"
+        sent_id = f"{chat_id}:{sent.integer('message_id')}"
+        return sent_id if outbound.inbox_id is None else f"{outbound.inbox_id}/{sent_id}"  # ids count per bot
 
-    async def typing(self, account_id: str, address: str) -> bool:
+    async def typing(self, account_id: str, address: str, inbox_id: str | None = None) -> bool:
         """Telegram's chat action while an agent writes; a failure is only logged (it is a courtesy)."""
-        bot = await self.bots.quietly(account_id)
+        bot = await self.bots.quietly(account_id, inbox_id)
         if bot is None or bot.refused or not address.lstrip("-").isdigit():
             return False
         try:
@@ -213,7 +221,8 @@ class TelegramAdapter(BaseAdapter):
 
     async def fetch_attachment(self, account_id: str, ref: str) -> bytes:
         """The bytes of a file the customer sent, by its file id, at most ``max_download_bytes``."""
-        bot = await self.bots.quietly(account_id)
+        inbox_id, ref = file_of(ref)
+        bot = await self.bots.quietly(account_id, inbox_id)
         if bot is None:
             raise AttachmentUnavailable(f"no Telegram bot is configured for account {account_id}")
         if bot.refused:
@@ -236,11 +245,12 @@ class TelegramAdapter(BaseAdapter):
 
 
 class _AccountHook:
-    """The webhook view of one account's bot: its secret, its account id."""
+    """The webhook view of one bot: its secret, its account id, the inbox it is."""
 
-    def __init__(self, adapter: TelegramAdapter, bot: TelegramBot) -> None:
+    def __init__(self, adapter: TelegramAdapter, bot: TelegramBot, inbox_id: str | None) -> None:
         self.name = adapter.name
         self._bot = bot
+        self._inbox_id = inbox_id
         self.items: list[ProviderEvent] = []
 
     async def verify(self, request: web.Request, body: bytes) -> None:
@@ -249,7 +259,8 @@ class _AccountHook:
             raise VerificationError("missing or wrong X-Telegram-Bot-Api-Secret-Token")
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
-        self.items = parse_update(Payload.parse(body), self._bot.account_id)
+        # a message id counts up per chat of each bot: an extra inbox's are scoped to it
+        self.items = in_inbox(parse_update(Payload.parse(body), self._bot.account_id), self._inbox_id, scope_ids=True)
         return self.items
 
 

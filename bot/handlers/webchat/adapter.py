@@ -204,7 +204,7 @@ class WebchatAdapter(BaseAdapter):
         await asyncio.gather(*(sock.send(frame) for sock in sockets))
         return outbound.message_id
 
-    async def typing(self, account_id: str, address: str) -> bool:
+    async def typing(self, account_id: str, address: str, inbox_id: str | None = None) -> bool:
         """ "Typing…" on the visitor's open pages (those connected to this router process)."""
         sockets = list(self._sockets.get((account_id, address), ()))
         shown = await asyncio.gather(*(sock.send({"type": "typing"}) for sock in sockets))

@@ -38,6 +38,7 @@ from pywa_async.types.templates import BodyText, TemplateLanguage
 
 from bot.handlers.kit.accounts import PerAccount
 from bot.handlers.kit.egress import Egress, refusal, url_rule
+from bot.handlers.kit.inboxes import file_of, in_inbox
 from bot.handlers.kit.media import AttachmentUnavailable, read_capped, served_type
 from bot.handlers.kit.payload import Payload
 from bot.handlers.kit.protocol import (
@@ -178,17 +179,20 @@ class WhatsappAdapter(BaseAdapter):
             web.post("/webhooks/whatsapp", self.webhook),
             web.get("/webhooks/whatsapp/{account_id}", self.challenge),
             web.post("/webhooks/whatsapp/{account_id}", self.webhook),
+            web.get("/webhooks/whatsapp/{account_id}/{inbox_id}", self.challenge),  # an extra inbox's number
+            web.post("/webhooks/whatsapp/{account_id}/{inbox_id}", self.webhook),
         ]
 
-    async def templates(self, account_id: str) -> Mapping[str, Any]:
-        """The message templates configured for the account (name -> language, parameters)."""
-        number = await self.numbers.quietly(account_id)
+    async def templates(self, account_id: str, inbox_id: str | None = None) -> Mapping[str, Any]:
+        """The message templates configured for the account's number (or its inbox's)."""
+        number = await self.numbers.quietly(account_id, inbox_id)
         return number.templates if number else {}
 
     # --- inbound -------------------------------------------------------------------------
 
     async def _number(self, request: web.Request) -> WhatsappNumber:
-        return await self.numbers.for_webhook(request.match_info.get("account_id", self.account_id))
+        account_id = request.match_info.get("account_id", self.account_id)
+        return await self.numbers.for_webhook(account_id, request.match_info.get("inbox_id"))
 
     async def challenge(self, request: web.Request) -> web.Response:
         """Meta's subscription check: echo ``hub.challenge`` when ``hub.verify_token`` matches."""
@@ -199,7 +203,7 @@ class WhatsappAdapter(BaseAdapter):
         return web.Response(text=request.query.get("hub.challenge", ""), content_type="text/plain")
 
     async def webhook(self, request: web.Request) -> web.Response:
-        hook = _NumberHook(await self._number(request), self.keyword_replies)
+        hook = _NumberHook(await self._number(request), self.keyword_replies, request.match_info.get("inbox_id"))
         return await receive_webhook(request, hook, self.sink)
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
@@ -209,7 +213,7 @@ class WhatsappAdapter(BaseAdapter):
     # --- outbound ------------------------------------------------------------------------
 
     async def send(self, outbound: Outbound) -> str:
-        number = await self.numbers.for_send(outbound.account_id)
+        number = await self.numbers.for_send(outbound.account_id, outbound.inbox_id)
         if number.refused:
             raise PermanentSendError(number.refused)
         template = outbound.meta.get("template")
@@ -295,7 +299,8 @@ class WhatsappAdapter(BaseAdapter):
 
     async def fetch_attachment(self, account_id: str, ref: str) -> bytes:
         """The bytes of a media file the customer sent, by media id, at most ``max_download_bytes``."""
-        number = await self.numbers.quietly(account_id)
+        inbox_id, ref = file_of(ref)
+        number = await self.numbers.quietly(account_id, inbox_id)
         if number is None:
             raise AttachmentUnavailable(f"no WhatsApp number is configured for account {account_id}")
         if number.refused:
@@ -327,9 +332,10 @@ class _NumberHook:
 
     name = "whatsapp"
 
-    def __init__(self, number: WhatsappNumber, keyword_replies: Mapping[str, str]) -> None:
+    def __init__(self, number: WhatsappNumber, keyword_replies: Mapping[str, str], inbox_id: str | None) -> None:
         self._number = number
         self._keyword_replies = keyword_replies
+        self._inbox_id = inbox_id
 
     async def verify(self, request: web.Request, body: bytes) -> None:
         given = request.headers.get("X-Hub-Signature-256", "")
@@ -341,7 +347,8 @@ class _NumberHook:
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
         events = parse_payload(Payload.parse(body), self._number.account_id, self._number.phone_number_id)
-        return mark_keywords(events, self._keyword_replies)
+        # message ids (wamid) are unique across numbers: kept as Meta gives them
+        return in_inbox(mark_keywords(events, self._keyword_replies), self._inbox_id, scope_ids=False)
 
 
 def _send_error(exc: WhatsAppError) -> SendError:

@@ -28,7 +28,7 @@ from conversations.tenant_models import Account
 API = ApiRoutes()
 
 
-async def _account(request: web.Request, call: Call) -> Account:
+async def account_of(request: web.Request, call: Call) -> Account:
     account_id = request.match_info["account_id"]
     account = await request.app[STORE].accounts.get_account(account_id) if call.principal.may_see(account_id) else None
     if account is None:
@@ -126,7 +126,7 @@ async def post_account(request: web.Request, call: Call) -> web.Response:
     response=ref("Account"),
 )
 async def get_account(request: web.Request, call: Call) -> web.Response:
-    return reply(account_json(await _account(request, call)))
+    return reply(account_json(await account_of(request, call)))
 
 
 ACCOUNT_CHANGES = {
@@ -167,7 +167,7 @@ _ROUTING = ("reopen_days", "strategy", "business_hours", "timezone", "out_of_hou
     errors=(409,),
 )
 async def patch_account(request: web.Request, call: Call) -> web.Response:
-    account, body, store = await _account(request, call), dict(call.body), request.app[STORE]
+    account, body, store = await account_of(request, call), dict(call.body), request.app[STORE]
     if "disabled" in body:
         if not call.principal.superadmin:
             raise api_error(403, "forbidden", "only the install-wide token may disable an account")
@@ -208,7 +208,7 @@ async def patch_account(request: web.Request, call: Call) -> web.Response:
 
 def _channel_route(channel: str) -> None:
     async def put_channel(request: web.Request, call: Call) -> web.Response:
-        account = await _account(request, call)
+        account = await account_of(request, call)
         guard = request.app[EGRESS].channel(channel)
         if refused := refused_api_base(guard, call.body):
             raise api_error(400, "api_base_not_allowed", guard.api_base_refusal(refused))

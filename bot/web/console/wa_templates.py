@@ -51,7 +51,9 @@ class ChannelTemplates:
 
     async def templates(self, thread: Thread) -> list[TemplateChoice]:
         source = getattr(self._adapters.get(thread.channel), "templates", None)
-        configured: Mapping[str, Mapping[str, object]] = await source(thread.account_id) if source else {}
+        configured: Mapping[str, Mapping[str, object]] = (
+            await source(thread.account_id, thread.inbox_id) if source else {}
+        )
         return [
             TemplateChoice(
                 name,

@@ -1,0 +1,81 @@
+"""Inboxes as the API (and later the console) manage them: what one takes, where its provider sends
+its webhooks, and how it is shown (secrets never: only whether each is set)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bot.services.accounts import CHANNEL_FIELDS, channel_schema, channel_summary
+from bot.settings import Settings
+from conversations.tenant_models import Inbox
+
+INBOX_CHANNELS = tuple(CHANNEL_FIELDS)  # the channels an account can have extra inboxes of today
+
+
+def new_inbox_schema() -> dict[str, Any]:
+    """What ``POST …/inboxes`` takes: a channel, a name, and that channel's settings."""
+    return {
+        "type": "object",
+        "required": ["channel", "name", "settings"],
+        "additionalProperties": False,
+        "properties": {
+            "channel": {"enum": list(INBOX_CHANNELS)},
+            "name": {"type": "string", "minLength": 1, "maxLength": 80},
+            "settings": {"type": "object"},
+        },
+        "allOf": [
+            {
+                "if": {"properties": {"channel": {"const": channel}}},
+                "then": {"properties": {"settings": channel_schema(channel)}},
+            }
+            for channel in INBOX_CHANNELS
+        ],
+    }
+
+
+def settings_change_schema(channel: str) -> dict[str, Any]:
+    """Some of a channel's settings: each one checked, none required (a secret left out stays)."""
+    return {**channel_schema(channel), "required": []}
+
+
+INBOX_CHANGES = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 80},
+        "disabled": {"type": "boolean"},
+        # the inbox's channel's fields (checked against that channel's in the handler)
+        "settings": {"anyOf": [settings_change_schema(channel) for channel in INBOX_CHANNELS]},
+    },
+}
+
+
+def route_of(channel: str, config: Mapping[str, Any]) -> str | None:
+    """What the provider names the inbox by in its webhooks, unique across the install."""
+    if channel == "whatsapp" and isinstance(config.get("phone_number_id"), str):
+        return f"whatsapp:{config['phone_number_id']}"
+    return None
+
+
+def inbox_webhook_url(settings: Settings, base: str, inbox: Inbox) -> str:
+    """Where the inbox's provider sends its webhooks (``server.public_url`` or ``base``)."""
+    root = (settings.server.public_url or base).rstrip("/")
+    return f"{root}/webhooks/{inbox.channel}/{inbox.account_id}/{inbox.id}"
+
+
+def inbox_json(inbox: Inbox, webhook_url: str) -> dict[str, Any]:
+    summary = channel_summary(
+        {inbox.channel: inbox.config}, {f"{inbox.channel}.{k}": v for k, v in (inbox.sealing_problems or {}).items()}
+    )
+    return {
+        "id": inbox.id,
+        "account_id": inbox.account_id,
+        "channel": inbox.channel,
+        "name": inbox.name,
+        "disabled": inbox.disabled,
+        "created_at": inbox.created_at.isoformat(),
+        "webhook_url": webhook_url,
+        **summary.get(inbox.channel, {"settings": {}, "secrets": {}}),
+    }

@@ -1,0 +1,129 @@
+"""The REST API for an account's extra inboxes: list them, add one (a second Telegram bot, a second
+WhatsApp number), rename, re-key or disable one. Secrets are sealed at rest for the inbox alone and
+never returned; each inbox shows the webhook URL its provider must be given."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from jsonschema import Draft202012Validator
+
+from bot import audit
+from bot.keys import EGRESS, SETTINGS, STORE
+from bot.services.accounts import refused_api_base
+from bot.services.inboxes import (
+    INBOX_CHANGES,
+    inbox_json,
+    inbox_webhook_url,
+    new_inbox_schema,
+    route_of,
+    settings_change_schema,
+)
+from bot.web.api.accounts import account_of
+from bot.web.api.kit import ApiRoutes, Call, api_error, reply
+from conversations.models import utcnow
+from conversations.tenant_models import Inbox
+
+API = ApiRoutes()
+INBOX = {"type": "object", "required": ["id", "channel", "name", "webhook_url"]}
+
+
+def _shown(request: web.Request, inbox: Inbox) -> dict[str, Any]:
+    base = f"{request.scheme}://{request.host}"
+    return inbox_json(inbox, inbox_webhook_url(request.app[SETTINGS], base, inbox))
+
+
+def _check_api_base(request: web.Request, channel: str, settings: dict[str, Any]) -> None:
+    guard = request.app[EGRESS].channel(channel)
+    if refused := refused_api_base(guard, settings):
+        raise api_error(400, "api_base_not_allowed", guard.api_base_refusal(refused))
+
+
+@API(
+    "GET",
+    "/api/accounts/{account_id}/inboxes",
+    "The account's extra inboxes (its channel settings are its first inbox of each channel)",
+    tag="inboxes",
+    response={"type": "object", "properties": {"items": {"type": "array", "items": INBOX}}},
+)
+async def list_inboxes(request: web.Request, call: Call) -> web.Response:
+    account = await account_of(request, call)
+    inboxes = await request.app[STORE].inboxes.list_inboxes(account.id)
+    return reply({"items": [_shown(request, inbox) for inbox in inboxes]})
+
+
+@API(
+    "POST",
+    "/api/accounts/{account_id}/inboxes",
+    "Add an inbox: one more Telegram bot or WhatsApp number of the account (secrets sealed at rest)",
+    tag="inboxes",
+    body=new_inbox_schema(),
+    sanitize=False,
+    response=INBOX,
+    status=201,
+    errors=(409,),
+)
+async def create_inbox(request: web.Request, call: Call) -> web.Response:
+    account = await account_of(request, call)
+    channel, settings = call.body["channel"], dict(call.body["settings"])
+    _check_api_base(request, channel, settings)
+    store = request.app[STORE]
+    route = route_of(channel, settings)
+    inbox = await store.inboxes.create_inbox(account.id, channel, call.body["name"].strip(), settings, utcnow(), route)
+    if inbox is None:
+        raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
+    await audit.record(
+        store,
+        account.id,
+        call.principal.audit_actor,
+        "inbox.create",
+        inbox.id,
+        channel=channel,
+        keys=",".join(sorted(settings)),
+    )  # the names only: values are secrets
+    return reply(_shown(request, inbox), status=201)
+
+
+@API(
+    "PATCH",
+    "/api/accounts/{account_id}/inboxes/{inbox_id}",
+    "Rename an inbox, change some of its settings (a secret left out keeps its value) or disable it",
+    tag="inboxes",
+    body=INBOX_CHANGES,
+    sanitize=False,
+    response=INBOX,
+    errors=(409,),
+)
+async def patch_inbox(request: web.Request, call: Call) -> web.Response:
+    account, store = await account_of(request, call), request.app[STORE]
+    inbox = await store.inboxes.get_inbox(request.match_info["inbox_id"])
+    if inbox is None or inbox.account_id != account.id:
+        raise api_error(404, "not_found", f"no inbox {request.match_info['inbox_id']} in account {account.id}")
+    settings = dict(call.body.get("settings") or {})
+    problem = next(iter(Draft202012Validator(settings_change_schema(inbox.channel)).iter_errors(settings)), None)
+    if problem is not None:
+        where = ".".join(["settings", *(str(p) for p in problem.path)])
+        raise api_error(400, "bad_request", f"{where}: {problem.message[:200]}")
+    _check_api_base(request, inbox.channel, settings)
+    fields = {k: call.body[k] for k in ("name", "disabled") if k in call.body}
+    route = route_of(inbox.channel, settings)
+    changed = await store.inboxes.update_inbox(account.id, inbox.id, settings, route, **fields)
+    if changed is False:
+        raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
+    if changed is None:
+        raise api_error(404, "not_found", f"no inbox {inbox.id} in account {account.id}")
+    await audit.record(
+        store,
+        account.id,
+        call.principal.audit_actor,
+        "inbox.change",
+        inbox.id,
+        keys=",".join(sorted([*settings, *fields])),
+    )
+    assert isinstance(changed, Inbox)
+    return reply(_shown(request, changed))
+
+
+def routes() -> list[web.RouteDef]:
+    return API.routes()

@@ -1,0 +1,106 @@
+"""Inboxes: the channel instances of an account beyond the one its channel settings describe.
+
+An account's channel settings (the settings file for the install's own account, ``accounts.<id>.
+channels.<channel>`` for the others) are its first inbox of that channel; every inbox more is a
+document here. Secrets are sealed as an account's channel secrets are, but bound to the inbox
+(``inbox:<id>``): a sealed token copied from one inbox to another does not open. An inbox that a
+provider names in its webhooks (a WhatsApp ``phone_number_id``) has a ``route``, unique across the
+install, so one number can never deliver into two inboxes or two accounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from conversations.client import NO_KEY, IndexPlan, Repository
+from conversations.ids import new_id
+from conversations.personal_data import declare_not_personal
+from conversations.sealing import is_secret_field
+from conversations.tenant_models import Inbox
+
+INDEXES: IndexPlan = {
+    "inboxes": [
+        IndexModel([("account_id", ASCENDING), ("channel", ASCENDING)]),
+        IndexModel([("route", ASCENDING)], unique=True, partialFilterExpression={"route": {"$type": "string"}}),
+    ]
+}
+
+
+def sealing_scope(inbox_id: str) -> str:
+    """What an inbox's secrets are sealed for, beside its account."""
+    return f"inbox:{inbox_id}"
+
+
+class InboxesRepository(Repository):
+    """Accounts' extra inboxes, their settings opened on the way out and sealed on the way in."""
+
+    async def create_inbox(
+        self, account_id: str, channel: str, name: str, config: Mapping[str, Any], now: datetime, route: str | None
+    ) -> Inbox | None:
+        """A new inbox; ``None`` when ``route`` is another inbox's already."""
+        inbox = Inbox(id=new_id("inb"), account_id=account_id, channel=channel, name=name, created_at=now, route=route)
+        doc = inbox.to_doc()
+        doc["config"] = self._client.require_sealer().seal_fields(config, account_id, sealing_scope(inbox.id))
+        try:
+            await self._db.inboxes.insert_one(doc)
+        except DuplicateKeyError:
+            return None
+        inbox.config = dict(config)
+        return inbox
+
+    async def get_inbox(self, inbox_id: str) -> Inbox | None:
+        doc = await self._db.inboxes.find_one({"_id": inbox_id})
+        return self._opened(doc) if doc else None
+
+    async def inbox_by_route(self, route: str) -> Inbox | None:
+        doc = await self._db.inboxes.find_one({"route": route})
+        return self._opened(doc) if doc else None
+
+    async def list_inboxes(self, account_id: str, channel: str | None = None) -> list[Inbox]:
+        match: dict[str, Any] = {"account_id": account_id}
+        if channel is not None:
+            match["channel"] = channel
+        docs = await self._db.inboxes.find(match).sort("created_at", ASCENDING).to_list()
+        return [self._opened(doc) for doc in docs]
+
+    async def update_inbox(
+        self, account_id: str, inbox_id: str, values: Mapping[str, Any], route: str | None = None, **fields: Any
+    ) -> Inbox | bool | None:
+        """Change some settings (secrets sealed; a secret left out keeps its value) and plain fields
+        (``name``, ``disabled``) of one of the account's inboxes. ``None``: no such inbox in the
+        account; ``False``: ``route`` is another inbox's."""
+        sealed = self._client.require_sealer().seal_fields(values, account_id, sealing_scope(inbox_id))
+        update: dict[str, Any] = {**{f"config.{k}": v for k, v in sealed.items()}, **fields}
+        if route is not None:
+            update["route"] = route
+        if not update:
+            return await self.get_inbox(inbox_id)
+        try:
+            doc = await self._db.inboxes.find_one_and_update(
+                {"_id": inbox_id, "account_id": account_id}, {"$set": update}, return_document=ReturnDocument.AFTER
+            )
+        except DuplicateKeyError:
+            return False
+        return self._opened(doc) if doc else None
+
+    def _opened(self, doc: Mapping[str, Any]) -> Inbox:
+        inbox = Inbox.from_doc(doc)
+        config = inbox.config or {}
+        secret = [k for k, v in config.items() if is_secret_field(k) and v not in ("", None)]
+        if not secret:
+            return inbox
+        if self._client.sealer is None:  # a CLI command that only needs the inbox's other fields
+            inbox.config = {k: v for k, v in config.items() if k not in secret}
+            inbox.sealing_problems = dict.fromkeys(secret, NO_KEY)
+            return inbox
+        inbox.config, problems = self._client.sealer.unseal_fields(config, inbox.account_id, sealing_scope(inbox.id))
+        inbox.sealing_problems = problems or None
+        return inbox
+
+
+declare_not_personal("inboxes", "the businesses' channel instances and their credentials (sealed)")

@@ -1,0 +1,198 @@
+"""Inboxes: two accounts on one install, each with two Telegram bots and two WhatsApp numbers (its
+channel settings and one extra inbox of each). The same customer writes to all eight: eight
+conversations, each answered by the bot or number it wrote to, none crossing an account or an inbox;
+an account manages only its own inboxes."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.keys import STORE
+from bot.web.api.kit import issue_token
+from conversations.models import utcnow
+from tests.conftest import TEST_API_TOKEN, raw_database_of
+from tests.fakes.graph_api import PHONE_NUMBER_ID, FakeGraphAPI
+from tests.fakes.telegram_api import FakeBotAPI
+from tests.handlers.channels import TG_SECRET, WA_SECRET, channel_settings, fixture, post_telegram, post_whatsapp, sign
+from tests.router.test_inbound import wait_for
+
+INSTALL = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[dict[str, Any]]:
+    """One fake Bot API and one fake Graph API per inbox, each with its own token."""
+    made: dict[str, Any] = {}
+    for n, owner in enumerate(("default", "default-2", "shop2", "shop2-2")):
+        made[f"tg:{owner}"] = FakeBotAPI(token=f"{100 + n}:bot-of-{owner}")
+        made[f"wa:{owner}"] = FakeGraphAPI(token=f"EAAG-{owner}", first_id=1000 * (n + 1))
+    for fake in made.values():
+        await fake.start()
+    yield made
+    for fake in made.values():
+        await fake.stop()
+
+
+def _telegram(fake: FakeBotAPI, secret: str) -> dict[str, Any]:
+    return {"token": fake.token, "webhook_secret": secret, "api_base": fake.url}
+
+
+def _whatsapp(fake: FakeGraphAPI, number: str, secret: str) -> dict[str, Any]:
+    return {
+        "phone_number_id": number,
+        "access_token": fake.token,
+        "app_secret": secret,
+        "verify_token": f"verify-{number}",
+        "api_base": fake.url,
+    }
+
+
+def _wa_message(number: str, wamid: str) -> dict[str, Any]:
+    body = copy.deepcopy(fixture("whatsapp", "text"))
+    change = body["entry"][0]["changes"][0]["value"]
+    change["metadata"]["phone_number_id"] = number
+    change["messages"][0]["id"] = wamid
+    change["messages"][0]["timestamp"] = str(int(time.time()))  # inside WhatsApp's 24-hour window
+    return body
+
+
+async def test_two_accounts_with_two_inboxes_of_each_channel_never_cross(
+    embedded: Any, db_name: str, start_client: Any, fakes: dict[str, Any]
+) -> None:
+    settings = channel_settings(
+        embedded.uri,
+        db_name,
+        telegram_api=fakes["tg:default"].url,
+        graph_api=fakes["wa:default"].url,
+        egress={"allowed_destinations": ", ".join(f.url.removeprefix("http://") for f in fakes.values())},
+        telegram={"token": fakes["tg:default"].token},
+        whatsapp={"access_token": fakes["wa:default"].token},
+    )
+    client: TestClient = await start_client(settings)
+    store = client.server.app[STORE]
+    await store.accounts.ensure_account("shop2", "Shop two", utcnow())
+    await store.accounts.set_account_channel("shop2", "telegram", _telegram(fakes["tg:shop2"], "shop2-tg"))
+    await store.accounts.set_account_channel("shop2", "whatsapp", _whatsapp(fakes["wa:shop2"], "2001", "shop2-wa"))
+    shop2 = {"Authorization": f"Bearer {await issue_token(store, 'shop2', 'ops', ['read', 'write'], 'test')}"}
+
+    # each account adds a second bot and a second number: with its own token, or the install's
+    created: dict[str, dict[str, Any]] = {}
+    for account, headers, owner, number in (
+        ("default", INSTALL, "default-2", "1002"),
+        ("shop2", shop2, "shop2-2", "2002"),
+    ):
+        for channel, config in (
+            ("telegram", _telegram(fakes[f"tg:{owner}"], f"{owner}-tg")),
+            ("whatsapp", _whatsapp(fakes[f"wa:{owner}"], number, f"{owner}-wa")),
+        ):
+            body = {"channel": channel, "name": f"{owner} {channel}", "settings": config}
+            answer = await client.post(f"/api/accounts/{account}/inboxes", json=body, headers=headers)
+            assert answer.status == 201, await answer.text()
+            shown = await answer.json()
+            assert shown["webhook_url"].endswith(f"/webhooks/{channel}/{account}/{shown['id']}")
+            assert shown["secrets"]["access_token" if channel == "whatsapp" else "token"] is True
+            assert config.get("token", config.get("access_token")) not in json.dumps(shown)  # never shown back
+            created[f"{channel}:{owner}"] = shown
+    raw = await raw_database_of(store).inboxes.find({}).to_list()
+    assert len(raw) == 4 and not any(fakes[f"tg:{o}"].token in str(raw) for o in ("default-2", "shop2-2"))
+
+    # an account sees and changes only its own inboxes
+    extra = created["telegram:default-2"]["id"]
+    assert (await client.get("/api/accounts/default/inboxes", headers=shop2)).status == 404
+    assert (await client.post("/api/accounts/default/inboxes", json=body, headers=shop2)).status == 404
+    assert (await client.patch(f"/api/accounts/shop2/inboxes/{extra}", json={"name": "x"}, headers=shop2)).status == 404
+    mine = await (await client.get("/api/accounts/shop2/inboxes", headers=shop2)).json()
+    assert sorted(i["name"] for i in mine["items"]) == ["shop2-2 telegram", "shop2-2 whatsapp"]
+    # one number delivers into one inbox only
+    again = {"channel": "whatsapp", "name": "again", "settings": _whatsapp(fakes["wa:shop2-2"], "1002", "s")}
+    taken = await client.post("/api/accounts/shop2/inboxes", json=again, headers=shop2)
+    assert taken.status == 409 and (await taken.json())["error"] == "inbox_taken"
+
+    # the same person writes to all eight (the same Telegram message id to each bot)
+    update = fixture("telegram", "text")
+    paths = {
+        "default": ("/webhooks/telegram", TG_SECRET),
+        "default-2": (f"/webhooks/telegram/default/{extra}", "default-2-tg"),
+        "shop2": ("/webhooks/telegram/shop2", "shop2-tg"),
+        "shop2-2": (f"/webhooks/telegram/shop2/{created['telegram:shop2-2']['id']}", "shop2-2-tg"),
+    }
+    for path, secret in paths.values():
+        assert (await post_telegram(client, update, secret=secret, path=path)).status == 200
+    numbers = {
+        "default": ("/webhooks/whatsapp", PHONE_NUMBER_ID, WA_SECRET),
+        "default-2": (f"/webhooks/whatsapp/default/{created['whatsapp:default-2']['id']}", "1002", "default-2-wa"),
+        "shop2": ("/webhooks/whatsapp/shop2", "2001", "shop2-wa"),
+        "shop2-2": (f"/webhooks/whatsapp/shop2/{created['whatsapp:shop2-2']['id']}", "2002", "shop2-2-wa"),
+    }
+    for n, (path, number, secret) in enumerate(numbers.values()):
+        body_bytes = json.dumps(_wa_message(number, f"wamid.INBOX{n}")).encode()
+        assert (await post_whatsapp(client, body_bytes, signature=sign(body_bytes, secret), path=path)).status == 200
+
+    async def all_answered() -> bool:
+        return all(len(fakes[f"tg:{o}"].sent("sendMessage")) >= 1 for o in paths) and all(
+            len(fakes[f"wa:{o}"].sent()) >= 1 for o in numbers
+        )
+
+    await wait_for(all_answered, timeout=30)
+    threads = await raw_database_of(store).threads.find({}).to_list()
+    by_place = sorted((t["account_id"], t["channel"], t.get("inbox_id") or "") for t in threads)
+    assert by_place == sorted(
+        [
+            ("default", "telegram", ""),
+            ("default", "telegram", extra),
+            ("default", "whatsapp", ""),
+            ("default", "whatsapp", created["whatsapp:default-2"]["id"]),
+            ("shop2", "telegram", ""),
+            ("shop2", "telegram", created["telegram:shop2-2"]["id"]),
+            ("shop2", "whatsapp", ""),
+            ("shop2", "whatsapp", created["whatsapp:shop2-2"]["id"]),
+        ]
+    )
+    messages = await raw_database_of(store).messages.find({"direction": "in"}).to_list()
+    assert len(messages) == 8  # the same Telegram message id in four bots: four messages
+    for owner in paths:  # each answer went out through the bot and the number written to, once
+        assert len(fakes[f"tg:{owner}"].sent("sendMessage")) == 1
+        assert len(fakes[f"wa:{owner}"].sent()) == 1
+    number_of = {o: numbers[o][1] for o in numbers}
+    for owner, number in number_of.items():
+        assert all(f"/{number}/messages" in r.path for r in fakes[f"wa:{owner}"].requests)
+
+    # a bot is refused its neighbour's secret; an unknown inbox, or another account's, is a 404
+    assert (await post_telegram(client, update, secret="shop2-tg", path=paths["default-2"][0])).status == 401
+    assert (
+        await post_telegram(client, update, secret="x", path="/webhooks/telegram/default/inb_nothing")
+    ).status == 404
+    cross = f"/webhooks/telegram/default/{created['telegram:shop2-2']['id']}"
+    assert (await post_telegram(client, update, secret="shop2-2-tg", path=cross)).status == 404
+
+    # a disabled inbox takes nothing more (within the settings' refresh: the inbox is read again)
+    answer = await client.patch(f"/api/accounts/default/inboxes/{extra}", json={"disabled": True}, headers=INSTALL)
+    assert answer.status == 200 and (await answer.json())["disabled"] is True
+    assert (await store.inboxes.get_inbox(extra)).disabled  # type: ignore[union-attr]
+
+
+async def test_bad_inbox_settings_are_refused_with_a_clear_400(client: TestClient) -> None:
+    for body, says in (
+        ({"channel": "sms", "name": "x", "settings": {}}, "channel"),
+        ({"channel": "telegram", "name": "x", "settings": {"token": "a b"}}, "settings"),
+        ({"channel": "telegram", "name": "", "settings": {"token": "t", "webhook_secret": "s"}}, "name"),
+        (
+            {
+                "channel": "telegram",
+                "name": "x",
+                "settings": {"token": "t", "webhook_secret": "s", "api_base": "http://10.0.0.1"},
+            },
+            "",
+        ),
+    ):
+        answer = await client.post("/api/accounts/default/inboxes", json=body, headers=INSTALL)
+        assert answer.status == 400, (body, await answer.text())
+        assert says in (await answer.json())["detail"]
+    assert await client.server.app[STORE].inboxes.list_inboxes("default") == []
