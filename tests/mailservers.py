@@ -164,7 +164,9 @@ class SmtpSink:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: SMTP(_Sink(self), loop=loop), "127.0.0.1", 0)
+        self._server = await loop.create_server(
+            lambda: SMTP(_Sink(self), enable_SMTPUTF8=True, loop=loop), "127.0.0.1", 0
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
