@@ -11,6 +11,7 @@ encoded them) are read as UTF-8, then as cp1252.
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Iterable
 
 # what mail programs write under a declared name (keys: Python's canonical codec names)
@@ -32,6 +33,7 @@ SUPERSETS = {
 # declared names that 8-bit UTF-8 text hides behind most often: UTF-8 is tried first
 _ASCII_OR_LATIN = frozenset({"ascii", "iso8859-1", "latin-1", "cp1252"})
 _FALLBACKS = ("utf-8", "cp1252")
+_ENCODED_WORD_CHARSET = re.compile(r"=\?([^?*\s]+)((?:\*[^?\s]*)?\?[bBqQ]\?)")
 
 
 def decode_text(data: bytes, declared: str | None) -> str:
@@ -51,6 +53,18 @@ def decode_text(data: bytes, declared: str | None) -> str:
 def decode_8bit(data: bytes) -> str:
     """Undeclared 8-bit bytes (a header, a subject): UTF-8, else cp1252."""
     return decode_text(data, None)
+
+
+def encoded_words_as_supersets(value: str) -> str:
+    """A header's RFC 2047 encoded words relabelled with the superset of their charset
+    (``=?gb2312?B?...?=`` read as gb18030), since the ``email`` package decodes them itself."""
+    return _ENCODED_WORD_CHARSET.sub(_relabel, value) if "=?" in value else value
+
+
+def _relabel(found: re.Match[str]) -> str:
+    name = _canonical(found.group(1))
+    superset = SUPERSETS.get(name, found.group(1)) if name else found.group(1)
+    return f"=?{superset}{found.group(2)}"
 
 
 def _candidates(declared: str | None) -> Iterable[str]:

@@ -28,7 +28,7 @@ from email.utils import getaddresses, parsedate_to_datetime
 from inscriptis import get_text
 from mailparser_reply import EmailReplyParser
 
-from bot.handlers.email.charsets import decode_8bit, decode_text
+from bot.handlers.email.charsets import decode_8bit, decode_text, encoded_words_as_supersets
 from bot.handlers.email.limits import REPLY_SCAN_CHARS, bounded_mail
 from bot.handlers.email.loops import BOUNCE_SENDER, bounce_error, bounced_ids, loop_reason
 from bot.handlers.kit.protocol import MalformedPayload
@@ -41,6 +41,7 @@ MAX_ATTACHMENTS = 100  # attachments listed on the message; the original mail ke
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _INVISIBLE = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_UNDECODED = re.compile("[\udc80-\udcff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _parser = EmailReplyParser(languages=REPLY_LANGUAGES)
 
@@ -170,30 +171,40 @@ def _sender(msg: EmailMessage) -> tuple[str | None, str]:
             found = [(n or None, a) for n, a in getaddresses([_header(msg, name)])]
         for display_name, addr_spec in found:
             if addr_spec and "@" in addr_spec:
-                return display_name, addr_spec.lower()
+                return _readable_name(display_name), addr_spec.lower()
         if found:  # a sender that names no address: not the one after it either
-            return next((n for n, _ in found if n), None), ""
+            return _readable_name(next((n for n, _ in found if n), None)), ""
     return None, ""
+
+
+def _readable_name(name: str | None) -> str | None:
+    """A display name with the bytes its encoded words could not decode shown as U+FFFD."""
+    return _UNDECODED.sub("\ufffd", name) if name else None
 
 
 def _read_8bit_headers(msg: Message) -> None:
     """Headers with raw 8-bit bytes (RFC 6532 UTF-8, or never encoded) read as UTF-8, else
     cp1252: the ``email`` package keeps those bytes as surrogates, and its address parser turned
-    them into U+FFFD (``J\ufffd\ufffdhn``)."""
+    them into U+FFFD (``J\ufffd\ufffdhn``). Encoded words are read in their charset's superset."""
     for part in msg.walk():
         items = list(part.raw_items())
-        if not any(_has_surrogates(value) for _, value in items):
+        readable = [(name, _readable(value)) for name, value in items]
+        if readable == items:
             continue
         for name in dict.fromkeys(name for name, _ in items):
             del part[name]
-        for name, value in items:
-            if _has_surrogates(value):
-                value = decode_8bit(value.encode("ascii", "surrogateescape"))
+        for name, value in readable:
             part.set_raw(name, value)
 
 
+def _readable(value: str) -> str:
+    if _has_surrogates(value):
+        value = decode_8bit(value.encode("ascii", "surrogateescape"))
+    return encoded_words_as_supersets(value)
+
+
 def _has_surrogates(value: object) -> bool:
-    return isinstance(value, str) and any("\udc80" <= c <= "\udcff" for c in value)
+    return isinstance(value, str) and _UNDECODED.search(value) is not None
 
 
 def _is_list_rewrite(msg: EmailMessage) -> bool:

@@ -124,6 +124,11 @@ def test_a_declared_charset_is_read_as_the_superset_mail_programs_write(name: st
     assert parsed(name).text == text
 
 
+def test_encoded_words_are_read_in_the_superset_of_their_charset() -> None:
+    mail = parsed("gb2312_over_gbk")  # =?gb2312?B?...?= over GBK bytes
+    assert mail.subject == "镕的订单" and mail.sender_name == "李镕"
+
+
 def test_undeclared_8bit_headers_are_read_as_utf8_then_cp1252() -> None:
     assert parsed("undeclared_8bit_subject").subject == "Café crème – commande"
     mail = parsed("utf8_headers_rfc6532")  # RFC 6532: UTF-8 names and addresses
