@@ -69,8 +69,10 @@ def _relabel(found: re.Match[str]) -> str:
 
 def _candidates(declared: str | None) -> Iterable[str]:
     name = _canonical(declared) if declared else None
-    if name is None or name == "utf-8":
+    if name is None:
         return _FALLBACKS
+    if name == "utf-8":
+        return ("utf-8",)  # a bad byte in UTF-8 text is a bad byte, not a sign of cp1252
     if name in _ASCII_OR_LATIN:
         return ("utf-8", SUPERSETS.get(name, name))
     return (SUPERSETS.get(name, name),)
