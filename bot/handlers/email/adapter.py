@@ -141,6 +141,10 @@ class EmailAdapter(BaseAdapter):
     async def locate_thread(self, inbound: Inbound, contact_id: str, now: datetime) -> Thread:
         """The thread this mail continues (see the module doc), or a new one."""
         store, mail = self.store, _mail_meta(inbound)
+        earlier = await store.messages.find_inbound(inbound)
+        redelivered = await store.threads.get_thread(earlier.thread_id) if earlier else None
+        if redelivered is not None:  # the same mail again: its thread, whatever became of it
+            return redelivered
         own = f"mid:{mail['message_id']}"
         keys = [own, *(f"mid:{ref}" for ref in mail.get("bounced") or [])]
         keys += [f"mid:{ref}" for ref in reversed(mail.get("references") or [])]

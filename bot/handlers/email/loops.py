@@ -44,18 +44,13 @@ def loop_reason(msg: Message, sender: str, header: Header) -> str | None:
     """Why ``msg`` must never be answered automatically, or ``None``; ``sender`` may be empty (a
     bounce with a null or malformed From). ``header`` reads one header as text."""
     subject = header(msg, "Subject")
-    if _is_bounce(msg, sender, header) or _BOUNCE_SUBJECT.match(subject):
+    if _is_report(msg, sender, header):
         return "bounce"
-    auto = header(msg, "Auto-Submitted").strip().lower()
-    if auto and not auto.startswith("no"):
-        return "auto_submitted"
-    if any(header(msg, name) for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")):
-        return "auto_submitted"
-    if header(msg, "X-Apple-Action").strip().lower() == "vacation" or _AUTO_SUBJECT.match(subject):
-        return "auto_submitted"
+    if _is_auto_reply(msg, header, subject):  # before the weak signals of a bounce: an auto-reply
+        return "auto_submitted"  # is often sent from the null sender too (RFC 3834 asks for it)
+    if header(msg, "Return-Path").strip() == "<>" or _BOUNCE_SUBJECT.match(subject):
+        return "bounce"
     precedence = header(msg, "Precedence").strip().lower()
-    if precedence == "auto_reply":
-        return "auto_submitted"
     if header(msg, "List-Id"):
         return "mailing_list"
     if precedence in ("bulk", "list", "junk"):
@@ -106,15 +101,26 @@ def bounce_error(msg: Message) -> str:
     return f"bounced: {detail}"[:240] if detail else "bounced"
 
 
-def _is_bounce(msg: Message, sender: str, header: Header) -> bool:
+def _is_report(msg: Message, sender: str, header: Header) -> bool:
+    """The strong signals of a bounce: a delivery report, a mailer daemon writing."""
     if msg.get_content_type() == "multipart/report" or header(msg, "X-Failed-Recipients"):
         return True
     if any(part.get_content_type() in _REPORT_PARTS for part in msg.walk()):
         return True
-    local = sender.partition("@")[0]
-    if _DAEMONS.match(local) or header(msg, "Return-Path").strip() == "<>":
+    if _DAEMONS.match(sender.partition("@")[0]):
         return True
     return not sender and bool(_BOUNCE_NAMES.search(header(msg, "From")))
+
+
+def _is_auto_reply(msg: Message, header: Header, subject: str) -> bool:
+    auto = header(msg, "Auto-Submitted").strip().lower()
+    if auto and not auto.startswith("no"):
+        return True
+    if any(header(msg, name) for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")):
+        return True
+    if header(msg, "X-Apple-Action").strip().lower() == "vacation" or _AUTO_SUBJECT.match(subject):
+        return True
+    return header(msg, "Precedence").strip().lower() == "auto_reply"
 
 
 def _returned_headers(part: Message) -> str:

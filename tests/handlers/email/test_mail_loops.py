@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from bot.handlers.email.parse import parse_mail
 from bot.handlers.kit.protocol import PermanentSendError
 from bot.keys import STORE
+from conversations.models import utcnow
 from conversations.traffic import Identity, Outbound
 from tests.handlers.conftest import OUR_ADDRESS
 from tests.handlers.email.test_email import _dispatched, adapter_of, mail, sent_count, smtp_app  # noqa: F401
@@ -155,3 +156,15 @@ async def test_mails_sharing_a_message_id_are_all_kept_and_old_records_still_ded
     recorded, _ = await adapter.sink.receive(dataclasses.replace(old, external_id=old_id))
     assert await adapter.ingest(old_raw) == recorded.message.id
     assert len(await messages(smtp_app, direction="in")) == 3
+
+
+async def test_a_mail_delivered_again_after_its_conversation_was_resolved_opens_nothing(smtp_app: TestClient) -> None:
+    adapter, store = adapter_of(smtp_app), smtp_app.server.app[STORE]
+    raw, _ = mail("dora@client.example", "Resolved", "Thanks, all good")
+    message = await store.messages.get_message(await adapter.ingest(raw))
+    assert message is not None
+    await wait_for(lambda: _dispatched(store, message.id))
+    assert await store.queue.resolve(message.thread_id, utcnow(), None) is not None
+    assert await adapter.ingest(raw) == message.id  # the relay delivered it twice
+    [thread] = await store.threads.contact_threads("default", message.contact_id)
+    assert thread.id == message.thread_id and thread.status == "resolved"

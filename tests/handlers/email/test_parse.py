@@ -199,3 +199,12 @@ def test_mails_sharing_a_message_id_are_told_apart_by_sender_and_a_missing_one_b
     assert parse_mail(no_id).message_id == parse_mail(relayed).message_id  # another delivery: the same
     changed = no_id.replace(b"\r\n\r\n", b"\r\n\r\nP.S. one more thing\r\n", 1)
     assert parse_mail(changed).message_id != parse_mail(no_id).message_id
+
+
+def test_an_auto_reply_from_the_null_sender_is_no_bounce() -> None:
+    """RFC 3834 asks auto-responders to send from the null sender: a vacation reply with
+    ``Return-Path: <>`` must not mark the reply it answers as undelivered."""
+    raw = b"Return-Path: <>\r\n" + (FIXTURES / "icloud_vacation.eml").read_bytes()
+    mail = parse_mail(raw)
+    assert mail.no_auto_reply == "auto_submitted" and mail.bounced == () and mail.bounce_error is None
+    assert parse_mail(raw.replace(b"X-Apple-Action: VACATION\r\n", b"")).no_auto_reply == "bounce"
