@@ -70,9 +70,13 @@ class ParsedMail:
 
     @property
     def dedup_key(self) -> str:
-        """What makes two deliveries the same mail: its Message-ID and its sender (different
-        senders' mails can share a Message-ID: a broken mail program, a forgery)."""
-        return f"{self.message_id}|{self.sender}"
+        return mail_dedup_key(self.message_id, self.sender)
+
+
+def mail_dedup_key(message_id: str, sender: str) -> str:
+    """What makes two deliveries the same mail (its ``external_id``): its Message-ID and its
+    sender (different senders' mails can share a Message-ID: a broken mail program, a forgery)."""
+    return f"{message_id}|{sender.lower()}"
 
 
 def parse_mail(raw: bytes, envelope_recipients: Sequence[str] = ()) -> ParsedMail:
