@@ -124,6 +124,8 @@ async def send_mail(settings: EmailSettings, message: EmailMessage) -> None:
         codes = [error.code for error in exc.recipients]
         error = f"recipient refused: {'; '.join(f'{e.code} {e.message}' for e in exc.recipients)[:200]}"
         raise (PermanentSendError(error) if all(c >= 500 for c in codes) else RetryableSendError(error)) from None
+    except aiosmtplib.SMTPNotSupported as exc:  # a UTF-8 address, and a server without SMTPUTF8
+        raise PermanentSendError(f"the SMTP server cannot send this: {exc}"[:240]) from None
     except aiosmtplib.SMTPResponseException as exc:
         error = f"SMTP server answered {exc.code} {exc.message}"[:240]
         raise (PermanentSendError(error) if exc.code >= 500 else RetryableSendError(error)) from None

@@ -125,6 +125,18 @@ async def test_internationalised_addresses_are_taken_and_answered_over_smtputf8(
     assert recipients == ["jöhn@exämple.com"] and "To: jöhn@exämple.com\r\n".encode() in raw_notice
     assert notice.subject.startswith("Re: Заказ für Jöhn [#") and notice.in_reply_to == "utf8-from-1@exämple.com"
 
+    # a server without SMTPUTF8 can never take it: a permanent failure, not retries for days
+    plain = SmtpSink(smtputf8=False)
+    await plain.start()
+    adapter = adapter_of(smtp_app)
+    try:
+        adapter.settings = dataclasses.replace(adapter.settings, smtp_port=plain.port)
+        to = Identity("email", "jöhn@exämple.com")
+        with pytest.raises(PermanentSendError, match="SMTPUTF8"):
+            await adapter.send(Outbound("default", "email", "thr_x", "msg_u", to, "hi", meta={"sender_kind": "agent"}))
+    finally:
+        await plain.stop()
+
 
 async def test_the_listener_takes_bare_line_feeds_and_long_lines(smtp_app: TestClient) -> None:
     port = adapter_of(smtp_app).listener.port  # type: ignore[union-attr]
