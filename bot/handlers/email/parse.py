@@ -87,10 +87,7 @@ def parse_mail(raw: bytes, envelope_recipients: Sequence[str] = ()) -> ParsedMai
         _read_8bit_headers(msg)
         sender_name, sender = _sender(msg)
         no_auto_reply = loop_reason(msg, sender, _header)
-        if not sender:
-            if no_auto_reply != "bounce":
-                raise MalformedPayload("the mail has no From address")
-            sender, sender_name = BOUNCE_SENDER, sender_name or "Mail Delivery System"
+        sender_name, sender = _known_sender(sender_name, sender, no_auto_reply)
         body_part = msg.get_body(preferencelist=("plain", "html"))
         full_text, was_html = _body_text(body_part) if body_part is not None else ("", False)
         subject = _clean(_header(msg, "Subject"), keep_newlines=False).strip()
@@ -123,7 +120,7 @@ def parse_mail(raw: bytes, envelope_recipients: Sequence[str] = ()) -> ParsedMai
         no_auto_reply=no_auto_reply,
         was_html=was_html,
         defects=tuple(type(d).__name__ for d in msg.defects),
-        bounced=tuple(bounced[-REFERENCES_KEPT:]),
+        bounced=tuple(bounced[:REFERENCES_KEPT]),
         bounce_error=error,
     )
 
@@ -209,6 +206,15 @@ def _readable(value: str) -> str:
 
 def _has_surrogates(value: object) -> bool:
     return isinstance(value, str) and _UNDECODED.search(value) is not None
+
+
+def _known_sender(name: str | None, address: str, loop: str | None) -> tuple[str | None, str]:
+    """A bounce naming no sender is recorded as from ``BOUNCE_SENDER``; other mail must name one."""
+    if address:
+        return name, address
+    if loop != "bounce":
+        raise MalformedPayload("the mail has no From address")
+    return name or "Mail Delivery System", BOUNCE_SENDER
 
 
 def _is_list_rewrite(msg: EmailMessage) -> bool:
