@@ -111,8 +111,8 @@ class EmailAdapter(BaseAdapter):
         loop = asyncio.get_running_loop()
         mail = await loop.run_in_executor(None, parse_mail, raw, tuple(envelope_recipients))
         inbound = self.inbound(mail)
-        if await self.store.mail.legacy_mail_sender(self._account_id, mail.message_id) == mail.sender:
-            inbound = dataclasses.replace(inbound, external_id=mail.message_id)  # recorded under the old key
+        if await self.store.mail.legacy_mail_sender(self._account_id, mail.legacy_key) == mail.sender:
+            inbound = dataclasses.replace(inbound, external_id=mail.legacy_key)  # recorded under the old key
         recorded, _ = await self.sink.receive(inbound)
         await self.store.mail.keep_email_source(self._account_id, recorded.message.id, raw)
         for bounced in mail.bounced:  # our replies it returns (other ids change nothing)

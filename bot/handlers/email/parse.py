@@ -67,6 +67,7 @@ class ParsedMail:
     defects: tuple[str, ...] = field(default=())
     bounced: tuple[str, ...] = ()  # a bounce: the Message-IDs of the mail it returns
     bounce_error: str | None = None
+    legacy_key: str = ""  # the external id versions before ``dedup_key`` stored this mail under
 
     @property
     def dedup_key(self) -> str:
@@ -100,12 +101,14 @@ def parse_mail(raw: bytes, envelope_recipients: Sequence[str] = ()) -> ParsedMai
     except Exception as exc:  # the email package raises many kinds on hostile input, and
         # RecursionError on parts nested thousands deep
         raise MalformedPayload(f"the mail cannot be parsed: {type(exc).__name__}") from None
+    own_id = next(iter(_ids(_header(msg, "Message-ID"))), None)
     scanned = full_text[:REPLY_SCAN_CHARS]
     reply = (_parser.parse_reply(scanned) or "").strip() if full_text else ""
     if len(full_text) > len(scanned) and reply == scanned.strip():
         reply = ""  # nothing quoted was found at the start: the whole body is the reply
     return ParsedMail(
-        message_id=_message_id(msg, sender, full_text),
+        message_id=own_id or _content_id(msg, sender, full_text),
+        legacy_key=own_id or _raw_hash_id(raw),
         sender=sender,
         sender_name=sender_name,
         subject=subject,
@@ -263,14 +266,16 @@ def _ids(header: str) -> list[str]:
     return _MESSAGE_ID.findall(header)
 
 
-def _message_id(msg: EmailMessage, sender: str, body: str) -> str:
-    found = _ids(_header(msg, "Message-ID"))
-    if found:
-        return found[0]
-    # no Message-ID: one derived from what the sender wrote (not from the trace headers, which
-    # differ between the deliveries of one mail), the same for every delivery of this mail
+def _content_id(msg: EmailMessage, sender: str, body: str) -> str:
+    """The Message-ID of a mail without one: derived from what the sender wrote (not from the
+    trace headers, which differ between deliveries), the same for every delivery of this mail."""
     content = "\n".join([sender, _header(msg, "Date"), _header(msg, "Subject"), body])
     return f"{hashlib.sha256(content.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}@no-message-id.invalid"
+
+
+def _raw_hash_id(raw: bytes) -> str:
+    """The Message-ID earlier versions gave a mail without one (a hash of all its bytes)."""
+    return f"{hashlib.sha256(raw).hexdigest()[:32]}@no-message-id.invalid"
 
 
 def _date(header: str) -> datetime | None:

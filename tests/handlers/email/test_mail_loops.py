@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import aiosmtplib
@@ -162,12 +163,16 @@ async def test_mails_sharing_a_message_id_are_all_kept_and_old_records_still_ded
     stored = await messages(smtp_app, direction="in")
     assert len(stored) == 2 and stored[0]["thread_id"] != stored[1]["thread_id"]  # bob is not in anna's thread
 
-    # a mail recorded by the previous version, under its bare Message-ID, delivered again
-    old_raw, old_id = mail("carol@client.example", "Old", "Recorded before the upgrade")
-    old = adapter.inbound(parse_mail(old_raw))
-    recorded, _ = await adapter.sink.receive(dataclasses.replace(old, external_id=old_id))
-    assert await adapter.ingest(old_raw) == recorded.message.id
-    assert len(await messages(smtp_app, direction="in")) == 3
+    # mails recorded by the previous version, under the bare Message-ID or a hash of all the
+    # bytes of a mail without one, delivered again
+    with_id, old_id = mail("carol@client.example", "Old", "Recorded before the upgrade")
+    without_id = (FIXTURES / "no_message_id.eml").read_bytes()
+    old_keys = [old_id, f"{hashlib.sha256(without_id).hexdigest()[:32]}@no-message-id.invalid"]
+    for raw, old_key in zip([with_id, without_id], old_keys, strict=True):
+        old = adapter.inbound(parse_mail(raw))
+        recorded, _ = await adapter.sink.receive(dataclasses.replace(old, external_id=old_key))
+        assert await adapter.ingest(raw) == recorded.message.id
+    assert len(await messages(smtp_app, direction="in")) == 4
 
 
 async def test_a_mail_delivered_again_after_its_conversation_was_resolved_opens_nothing(smtp_app: TestClient) -> None:
