@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import pytest
@@ -16,12 +17,13 @@ from aiohttp.test_utils import TestClient
 from bot.handlers.email.parse import parse_mail
 from bot.handlers.kit.protocol import PermanentSendError
 from bot.keys import STORE
+from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.traffic import Identity, Outbound
-from tests.handlers.conftest import OUR_ADDRESS
-from tests.handlers.email.test_email import _dispatched, adapter_of, mail, sent_count, smtp_app  # noqa: F401
+from tests.handlers.conftest import OUR_ADDRESS, Mailbox, email_settings
+from tests.handlers.email.test_email import _dispatched, _unseen_is, adapter_of, mail, sent_count, smtp_app  # noqa: F401
 from tests.handlers.sms.test_sms import messages
-from tests.mailservers import SmtpSink
+from tests.mailservers import Dovecot, SmtpSink
 from tests.router.test_inbound import wait_for
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -185,3 +187,35 @@ async def test_a_mail_delivered_again_after_its_conversation_was_resolved_opens_
     assert await adapter.ingest(raw) == message.id  # the relay delivered it twice
     [thread] = await store.threads.contact_threads("default", message.contact_id)
     assert thread.id == message.thread_id and thread.status == "resolved"
+
+
+async def test_a_carriers_bounce_read_over_imap_fails_the_reply_and_is_not_answered(
+    embedded: EmbeddedMongo,
+    db_name: str,
+    dovecot: Dovecot,
+    mailbox_user: str,
+    mailbox: Mailbox,
+    smtp_sink: SmtpSink,
+    start_client: Any,
+) -> None:
+    client = await start_client(
+        email_settings(embedded.uri, db_name, dovecot=dovecot, user=mailbox_user, sink=smtp_sink)
+    )
+    await mailbox.deliver(mail("Kenji <kenji@ezweb.ne.jp>", "注文", "注文はどこですか？")[0])
+    await wait_for(lambda: sent_count(smtp_sink, 1), timeout=15)
+    [(_, notice, _)] = smtp_sink.received
+    placeholder = b"omnirouter.msg_bbbbbbbbbbbbbbbbbbbbbbbb@shop.example"
+    bounce = (FIXTURES / "kddi_bounce.eml").read_bytes().replace(placeholder, notice["Message-ID"][1:-1].encode())
+    await mailbox.deliver(bounce)
+    await wait_for(lambda: _unseen_is(mailbox, 0), timeout=15)
+    [reply] = await messages(client, direction="out")
+    await wait_for(lambda: _delivery_is(client, reply["_id"], "failed"), timeout=15)
+    customer, returned = await messages(client, direction="in")
+    assert returned["thread_id"] == customer["thread_id"] and returned["meta"]["no_auto_reply"] == "bounce"
+    await asyncio.sleep(0.5)
+    assert len(smtp_sink.received) == 1  # the bounce got no answer, nor did its no-reply sender
+
+
+async def _delivery_is(client: TestClient, message_id: str, status: str) -> bool:
+    [found] = [m for m in await messages(client, direction="out") if m["_id"] == message_id]
+    return bool(found.get("delivery_status") == status)
