@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from email.message import Message
 
 BOUNCE_SENDER = "mailer-daemon@bounce.invalid"  # the sender of a bounce that names none
+REASONS = ("bounce", "auto_submitted", "mailing_list", "bulk", "no_reply_sender")  # what loop_reason says
 _ID = re.compile(r"<([^<>\s]+)>")
 _ID_LINE = re.compile(r"^\s*Message-ID:\s*<([^<>\s]+)>", re.IGNORECASE | re.MULTILINE)
 _DAEMONS = re.compile(r"^(mailer[-_]?daemon|postmaster|mail[-_]?daemon)$")

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from bot.handlers.email.compose import reply_subject, text_to_html, tokens_in
+from bot.handlers.email.loops import REASONS
 from bot.handlers.email.parse import parse_mail, to_inbound
 from bot.handlers.kit.protocol import MalformedPayload
+from bot.web.codes import WORDS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -208,3 +210,7 @@ def test_an_auto_reply_from_the_null_sender_is_no_bounce() -> None:
     mail = parse_mail(raw)
     assert mail.no_auto_reply == "auto_submitted" and mail.bounced == () and mail.bounce_error is None
     assert parse_mail(raw.replace(b"X-Apple-Action: VACATION\r\n", b"")).no_auto_reply == "bounce"
+
+
+def test_every_reason_not_to_answer_a_mail_has_words_in_the_console() -> None:
+    assert {*REASONS, "own_address"} <= set(WORDS["reason"])
