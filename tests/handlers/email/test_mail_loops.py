@@ -147,9 +147,11 @@ async def test_the_listener_takes_bare_line_feeds_and_long_lines(smtp_app: TestC
     bare_lf = mail("lf@client.example", "Bare LF", body)[0].replace(b"\r\n", b"\n")
     assert len(bare_lf) > 1000 and b"\r" not in bare_lf
     assert (await smtp_data(port, "lf@client.example", bare_lf)).startswith(b"250 2.0.0 recorded")  # was 500
-    long_line = mail("long@client.example", "Long line", "x" * 5000)[0].replace(b"\r\n", b"\n")
-    long_line = long_line.replace(b"Content-Transfer-Encoding: 7bit", b"Content-Transfer-Encoding: 8bit")
-    long_line = long_line.replace(b"\n", b"\r\n")
+    long_line = (
+        b"From: long@client.example\r\nTo: support@shop.example\r\nSubject: Long line\r\n"
+        b"Message-ID: <long-1@client.example>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: 8bit\r\n\r\n" + b"x" * 5000 + b"\r\n"
+    )  # one line of 5,000 characters, CRLF everywhere
     assert (await smtp_data(port, "long@client.example", long_line)).startswith(b"250 2.0.0 recorded")
     recorded = {m["sender"]["address"]: m for m in await messages(smtp_app, direction="in")}
     assert recorded["lf@client.example"]["text"] == body
