@@ -1,5 +1,7 @@
 """Fuzzing run over every channel's parser: N hostile cases per channel from the strategies of the
-property tests (recorded payloads mutated, arbitrary JSON or forms, arbitrary bytes, hostile mail).
+property tests (recorded payloads mutated, arbitrary JSON or forms, arbitrary bytes, hostile mail),
+and mails mixing charsets as real mail programs label them (``email-charsets``: each case must also
+read back exactly as its sender wrote it).
 
     PYTHONPATH=. .venv/bin/python bench/fuzz.py [--cases 100000] [--channels telegram,whatsapp,...]
 
@@ -21,23 +23,29 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 
 from tests.hostile import strategies
+from tests.hostile.charset_mails import CharsetMix, assert_reads_back, charset_mixes
 from tests.hostile.parsers import Parsers
 
-CHANNELS = ("webchat", "telegram", "whatsapp", "sms", "voice", "email")
+CHANNELS = ("webchat", "telegram", "whatsapp", "sms", "voice", "email", "email-charsets")
 
 
 def fuzz(parsers: Parsers, channel: str, cases: int, batch: int = 5_000) -> tuple[Counter[str], float, str | None]:
     """Run ``cases`` cases against one parser, in runs of ``batch`` (Hypothesis keeps every case
     of a run in memory and slows down as a run grows); (outcomes, seconds, first failure or None)."""
     outcomes: Counter[str] = Counter()
-    source = (
-        strategies.webchat_bodies(parsers.visitor_token)
-        if channel == "webchat"
-        else strategies.CHANNEL_BODIES[channel]()
-    )
+    if channel == "webchat":
+        source = strategies.webchat_bodies(parsers.visitor_token)
+    elif channel == "email-charsets":
+        source = charset_mixes()
+    else:
+        source = strategies.CHANNEL_BODIES[channel]()
 
     def check(case: Any) -> None:
-        outcomes[parsers.check(channel, case)] += 1
+        if isinstance(case, CharsetMix):
+            outcomes[parsers.check("email", case.raw)] += 1
+            assert_reads_back(case)
+        else:
+            outcomes[parsers.check(channel, case)] += 1
 
     started = time.perf_counter()
     while sum(outcomes.values()) < cases:
@@ -63,12 +71,12 @@ def main() -> int:
     args = parser.parse_args()
     parsers = Parsers()
     failed = False
-    print(f"{'channel':9} {'cases':>8} {'seconds':>8} {'cases/s':>8}  outcomes")
+    print(f"{'channel':14} {'cases':>8} {'seconds':>8} {'cases/s':>8}  outcomes")
     for channel in args.channels.split(","):
         outcomes, seconds, failure = fuzz(parsers, channel, args.cases)
         total = sum(outcomes.values())
         shares = ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items()))
-        print(f"{channel:9} {total:8d} {seconds:8.1f} {total / seconds:8.0f}  {shares}", flush=True)
+        print(f"{channel:14} {total:8d} {seconds:8.1f} {total / seconds:8.0f}  {shares}", flush=True)
         if failure:
             failed = True
             print(f"FAILURE in {channel}:\n{failure}", flush=True)

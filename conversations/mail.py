@@ -90,6 +90,16 @@ class MailRepository(Repository):
             references=tuple(doc.get("references", [])),
         )
 
+    async def legacy_mail_sender(self, account_id: str, legacy_key: str) -> str | None:
+        """The sender of a mail recorded under the key of earlier versions (its bare Message-ID,
+        before mails were told apart by Message-ID and sender), so that its redelivery is still a
+        duplicate; ``None`` if none."""
+        doc = await self._db.messages.find_one(
+            {"account_id": account_id, "channel": "email", "external_id": legacy_key}, {"sender": 1}
+        )
+        sender = doc.get("sender") if doc else None
+        return str(sender.get("address", "")) if isinstance(sender, dict) else None
+
     async def keep_email_source(self, account_id: str, message_id: str, raw: bytes) -> None:
         """Keep the original of an inbound mail (what the customer really sent), once."""
         try:

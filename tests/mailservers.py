@@ -156,7 +156,8 @@ class _Sink:
 class SmtpSink:
     """An aiosmtpd server keeping every mail: ``received`` is ``(recipients, message, raw)``."""
 
-    def __init__(self) -> None:
+    def __init__(self, smtputf8: bool = True) -> None:
+        self.smtputf8 = smtputf8  # offers SMTPUTF8 (RFC 6531), as most servers do
         self.received: list[tuple[list[str], EmailMessage, bytes]] = []
         self.refuse: dict[str, str] = {}
         self.port = 0
@@ -164,7 +165,9 @@ class SmtpSink:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: SMTP(_Sink(self), loop=loop), "127.0.0.1", 0)
+        self._server = await loop.create_server(
+            lambda: SMTP(_Sink(self), enable_SMTPUTF8=self.smtputf8, loop=loop), "127.0.0.1", 0
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

@@ -32,6 +32,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.cli.channels import say_webhook
 from bot.cli.common import CliError, install_token, router_url, unreachable
+from bot.handlers.email.parse import mail_dedup_key
 from bot.handlers.email.settings import EmailSettings
 from bot.handlers.kit.twilio_settings import TwilioSettings
 from bot.handlers.sms.settings import SmsSettings
@@ -259,7 +260,7 @@ async def _deliver_mail(text: str, sender: str, settings: Settings, subject: str
         raise CliError(f"the router's SMTP listener refused the mail: {exc.code} {exc.message}", 1) from None
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         raise CliError(f"cannot hand the mail to the router: {type(exc).__name__}: {exc}", 1) from None
-    return message_id
+    return mail_dedup_key(message_id, sender)
 
 
 async def _append(settings: Settings, raw: bytes, timeout: float) -> None:

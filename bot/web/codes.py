@@ -41,6 +41,7 @@ WORDS: dict[str, dict[str, str]] = {
         "mailing_list": N_("a mailing-list e-mail"),
         "bulk": N_("a bulk e-mail"),
         "own_address": N_("an e-mail from our own address"),
+        "no_reply_sender": N_("an e-mail from a no-reply address"),
         "unknown": N_("unknown"),
     },
     "channel": {

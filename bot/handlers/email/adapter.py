@@ -6,6 +6,13 @@ Message-ID (a redelivery), then ``References`` (newest first), then ``In-Reply-T
 of ours in a plus-address or the subject (from the same contact only, since tokens are visible);
 otherwise the mail opens a new thread, so a new subject from the same sender is a new
 conversation. Our replies' Message-IDs are linked to their thread before they are sent.
+
+A mail is one message per Message-ID *and* sender (``ParsedMail.dedup_key``); one recorded before
+that key, under its bare Message-ID, is still recognised when it is delivered again. A bounce is
+recorded in the thread of the reply it returns, and that reply marked failed. The bot and system
+notices never go to an address that reads no mail (``loops.is_no_reply``); an agent may still write
+to a no-reply address (a person decided it is worth it), but not to a mailer daemon or to the
+stand-in address of a bounce that named no sender.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from bot.handlers.email.compose import (
     tokens_in,
 )
 from bot.handlers.email.imap import MailboxReader
+from bot.handlers.email.loops import is_no_reply, reads_no_mail
 from bot.handlers.email.parse import ParsedMail, attachment_payload, parse_mail, to_inbound
 from bot.handlers.email.settings import EmailSettings
 from bot.handlers.email.smtp import SmtpListener, send_mail
@@ -38,7 +46,7 @@ from conversations.ids import derived_id
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import SenderKind, Thread
-from conversations.traffic import Inbound, Outbound
+from conversations.traffic import DeliveryStatus, Inbound, Outbound, StatusUpdate
 
 log = logging.getLogger("omnirouter.handlers.email")
 
@@ -102,8 +110,17 @@ class EmailAdapter(BaseAdapter):
         ``MalformedPayload`` for a mail without a sender, ``StoreUnavailable`` on an outage."""
         loop = asyncio.get_running_loop()
         mail = await loop.run_in_executor(None, parse_mail, raw, tuple(envelope_recipients))
-        recorded, _ = await self.sink.receive(self.inbound(mail))
+        inbound = self.inbound(mail)
+        if await self.store.mail.legacy_mail_sender(self._account_id, mail.legacy_key) == mail.sender:
+            inbound = dataclasses.replace(inbound, external_id=mail.legacy_key)  # recorded under the old key
+        recorded, _ = await self.sink.receive(inbound)
         await self.store.mail.keep_email_source(self._account_id, recorded.message.id, raw)
+        for bounced in mail.bounced:  # our replies it returns (other ids change nothing)
+            await self.sink.apply_status(
+                StatusUpdate(
+                    self._account_id, "email", bounced, DeliveryStatus.FAILED, utcnow(), error=mail.bounce_error
+                )
+            )
         log_event(
             log,
             "email.received",
@@ -124,8 +141,13 @@ class EmailAdapter(BaseAdapter):
     async def locate_thread(self, inbound: Inbound, contact_id: str, now: datetime) -> Thread:
         """The thread this mail continues (see the module doc), or a new one."""
         store, mail = self.store, _mail_meta(inbound)
+        earlier = await store.messages.find_inbound(inbound)
+        redelivered = await store.threads.get_thread(earlier.thread_id) if earlier else None
+        if redelivered is not None:  # the same mail again: its thread, whatever became of it
+            return redelivered
         own = f"mid:{mail['message_id']}"
-        keys = [own, *(f"mid:{ref}" for ref in reversed(mail.get("references") or []))]
+        keys = [own, *(f"mid:{ref}" for ref in mail.get("bounced") or [])]
+        keys += [f"mid:{ref}" for ref in reversed(mail.get("references") or [])]
         if mail.get("in_reply_to"):
             keys.append(f"mid:{mail['in_reply_to']}")
         keys += [
@@ -135,8 +157,8 @@ class EmailAdapter(BaseAdapter):
         found = await store.mail.threads_by_email_keys(inbound.account_id, keys)
         thread = None
         for key in dict.fromkeys(keys):
-            if key not in found or (key.startswith("token:") and found[key][1] != contact_id):
-                continue
+            if key not in found or ((key.startswith("token:") or key == own) and found[key][1] != contact_id):
+                continue  # a token is visible to anyone; another sender's mail can share a Message-ID
             thread = await store.threads.touch_thread_if_open(found[key][0], now)
             if thread is not None:
                 break
@@ -157,6 +179,9 @@ class EmailAdapter(BaseAdapter):
     async def send(self, outbound: Outbound) -> str:
         """Send one reply in its thread; returns its Message-ID (linked to the thread first)."""
         store, address = self.store, self.settings.address
+        automatic = str(outbound.meta.get("sender_kind", "bot")) in AUTOMATIC_SENDERS
+        if reads_no_mail(outbound.to.address) or (automatic and is_no_reply(outbound.to.address)):
+            raise PermanentSendError("this address reads no mail (a no-reply or mailer-daemon address)")
         info = await store.mail.email_thread_info(outbound.thread_id)
         token = info.token if info and info.token else thread_token(outbound.thread_id)
         message_id = our_message_id(outbound.message_id, address)
@@ -176,7 +201,7 @@ class EmailAdapter(BaseAdapter):
             in_reply_to=references[-1] if references else None,
             references=references,
             reply_to=plus_address(address, token) if self.settings.plus_addressing else None,
-            automatic=str(outbound.meta.get("sender_kind", "bot")) in AUTOMATIC_SENDERS,
+            automatic=automatic,
         )
         unsubscribe = outbound.meta.get("list_unsubscribe")
         if isinstance(unsubscribe, str) and unsubscribe:  # a campaign's mail: one-click unsubscribe (RFC 8058)

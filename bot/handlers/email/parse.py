@@ -5,9 +5,10 @@ into text by ``inscriptis``; customer HTML is never kept or shown as HTML), with
 earlier mails and the signature block below the reply stripped by ``mail-parser-reply``. The full
 body is kept beside it, and the raw original is kept by the adapter.
 
-Loop safety (RFC 3834): mail that must never get an automatic answer is marked with the reason —
-``Auto-Submitted`` other than ``no``, bounces and delivery reports, mailing-list traffic
-(``List-Id``), ``Precedence: bulk|list|junk``.
+Each text part is decoded on its own in its declared charset (``charsets``); 8-bit headers
+(RFC 6532 UTF-8 addresses and names) are read as UTF-8. Mail that must never get an automatic
+answer is marked with the reason (``loops``); a bounce is kept even when it names no sender, with
+the Message-IDs of the mail it returns.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from email.utils import getaddresses, parsedate_to_datetime
 from inscriptis import get_text
 from mailparser_reply import EmailReplyParser
 
+from bot.handlers.email.charsets import decode_8bit, decode_text, encoded_words_as_supersets
 from bot.handlers.email.limits import REPLY_SCAN_CHARS, bounded_mail
+from bot.handlers.email.loops import BOUNCE_SENDER, bounce_error, bounced_ids, loop_reason
 from bot.handlers.kit.protocol import MalformedPayload
 from conversations.traffic import Attachment, Identity, Inbound
 
@@ -38,8 +41,8 @@ MAX_ATTACHMENTS = 100  # attachments listed on the message; the original mail ke
 _MESSAGE_ID = re.compile(r"<([^<>\s]+)>")
 _BLANK_RUNS = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _INVISIBLE = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+_UNDECODED = re.compile("[\udc80-\udcff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_BOUNCE_SENDERS = ("mailer-daemon@", "postmaster@")
 _parser = EmailReplyParser(languages=REPLY_LANGUAGES)
 
 
@@ -62,6 +65,19 @@ class ParsedMail:
     was_html: bool = False
     attachments_dropped: bool = False  # more than MAX_ATTACHMENTS: only the first are listed
     defects: tuple[str, ...] = field(default=())
+    bounced: tuple[str, ...] = ()  # a bounce: the Message-IDs of the mail it returns
+    bounce_error: str | None = None
+    legacy_key: str = ""  # the external id versions before ``dedup_key`` stored this mail under
+
+    @property
+    def dedup_key(self) -> str:
+        return mail_dedup_key(self.message_id, self.sender)
+
+
+def mail_dedup_key(message_id: str, sender: str) -> str:
+    """What makes two deliveries the same mail (its ``external_id``): its Message-ID and its
+    sender (different senders' mails can share a Message-ID: a broken mail program, a forgery)."""
+    return f"{message_id}|{sender.lower()}"
 
 
 def parse_mail(raw: bytes, envelope_recipients: Sequence[str] = ()) -> ParsedMail:
@@ -69,24 +85,30 @@ def parse_mail(raw: bytes, envelope_recipients: Sequence[str] = ()) -> ParsedMai
     try:
         msg = BytesParser(policy=policy.default).parsebytes(bounded_mail(raw))
         assert isinstance(msg, EmailMessage)
+        _read_8bit_headers(msg)
         sender_name, sender = _sender(msg)
+        no_auto_reply = loop_reason(msg, sender, _header)
+        sender_name, sender = _known_sender(sender_name, sender, no_auto_reply)
         body_part = msg.get_body(preferencelist=("plain", "html"))
         full_text, was_html = _body_text(body_part) if body_part is not None else ("", False)
         subject = _clean(_header(msg, "Subject"), keep_newlines=False).strip()
         headers_ok = _addresses(msg, ("To", "Cc", "Delivered-To", "X-Original-To"))
         attachments = list(itertools.islice(_attachments(msg, body_part), MAX_ATTACHMENTS + 1))
-        no_auto_reply = loop_reason(msg, sender)
+        bounced = bounced_ids(msg, _header, full_text) if no_auto_reply == "bounce" else []
+        error = bounce_error(msg) if no_auto_reply == "bounce" else None
     except MalformedPayload:
         raise
     except Exception as exc:  # the email package raises many kinds on hostile input, and
         # RecursionError on parts nested thousands deep
         raise MalformedPayload(f"the mail cannot be parsed: {type(exc).__name__}") from None
+    own_id = next(iter(_ids(_header(msg, "Message-ID"))), None)
     scanned = full_text[:REPLY_SCAN_CHARS]
     reply = (_parser.parse_reply(scanned) or "").strip() if full_text else ""
     if len(full_text) > len(scanned) and reply == scanned.strip():
         reply = ""  # nothing quoted was found at the start: the whole body is the reply
     return ParsedMail(
-        message_id=_message_id(msg, raw),
+        message_id=own_id or _content_id(msg, sender, full_text),
+        legacy_key=own_id or _raw_hash_id(raw),
         sender=sender,
         sender_name=sender_name,
         subject=subject,
@@ -101,6 +123,8 @@ def parse_mail(raw: bytes, envelope_recipients: Sequence[str] = ()) -> ParsedMai
         no_auto_reply=no_auto_reply,
         was_html=was_html,
         defects=tuple(type(d).__name__ for d in msg.defects),
+        bounced=tuple(bounced[:REFERENCES_KEPT]),
+        bounce_error=error,
     )
 
 
@@ -115,6 +139,7 @@ def to_inbound(mail: ParsedMail, account_id: str) -> Inbound:
             "full_text": mail.full_text,
             "html": mail.was_html,
             **({"attachments_dropped": True} if mail.attachments_dropped else {}),
+            **({"bounced": list(mail.bounced), "bounce_error": mail.bounce_error} if mail.bounce_error else {}),
         }
     }
     if mail.no_auto_reply:
@@ -122,7 +147,7 @@ def to_inbound(mail: ParsedMail, account_id: str) -> Inbound:
     return Inbound(
         account_id=account_id,
         channel="email",
-        external_id=mail.message_id,
+        external_id=mail.dedup_key,
         sender=Identity("email", mail.sender),
         sender_name=mail.sender_name,
         text=mail.text,
@@ -132,39 +157,67 @@ def to_inbound(mail: ParsedMail, account_id: str) -> Inbound:
     )
 
 
-def loop_reason(msg: Message, sender: str) -> str | None:
-    """Why ``msg`` must never be answered automatically (RFC 3834 and common practice)."""
-    report = msg.get_content_type() == "multipart/report" or any(
-        part.get_content_type() in ("message/delivery-status", "message/disposition-notification")
-        for part in msg.walk()
-    )
-    if report or sender.startswith(_BOUNCE_SENDERS) or _header(msg, "Return-Path").strip() == "<>":
-        return "bounce"
-    auto = _header(msg, "Auto-Submitted").strip().lower()
-    if auto and not auto.startswith("no"):
-        return "auto_submitted"
-    if _header(msg, "X-Autoreply") or _header(msg, "X-Autorespond"):
-        return "auto_submitted"
-    if _header(msg, "List-Id"):
-        return "mailing_list"
-    if _header(msg, "Precedence").strip().lower() in ("bulk", "list", "junk"):
-        return "bulk"
-    return None
-
-
 def html_to_text(html: str) -> str:
     """Readable text of an HTML body: layout kept as line breaks, no markup, no scripts."""
     return _clean(get_text(html))
 
 
 def _sender(msg: EmailMessage) -> tuple[str | None, str]:
-    header = msg.get("Reply-To") if _is_list_rewrite(msg) else None
-    header = header or msg.get("From") or msg.get("Sender")
-    addresses: Iterable[Address] = getattr(header, "addresses", ()) if header is not None else ()
-    for address in addresses:
-        if address.addr_spec and "@" in address.addr_spec:
-            return (address.display_name or None), address.addr_spec.lower()
-    raise MalformedPayload("the mail has no From address")
+    """The sender's name and address; an empty address when the mail names none (a null
+    sender ``<>``, a display name only, a malformed address)."""
+    names = ["Reply-To", "From", "Sender"] if _is_list_rewrite(msg) else ["From", "Sender"]
+    for name in names:
+        try:
+            header = msg.get(name)
+            addresses: Iterable[Address] = getattr(header, "addresses", ()) if header is not None else ()
+            found = [(a.display_name or None, a.addr_spec) for a in addresses]
+        except Exception:  # the email package fails on some malformed addresses (``x@[host``)
+            found = [(n or None, a) for n, a in getaddresses([_header(msg, name)])]
+        for display_name, addr_spec in found:
+            if addr_spec and "@" in addr_spec:
+                return _readable_name(display_name), addr_spec.lower()
+        if found:  # a sender that names no address: not the one after it either
+            return _readable_name(next((n for n, _ in found if n), None)), ""
+    return None, ""
+
+
+def _readable_name(name: str | None) -> str | None:
+    """A display name with the bytes its encoded words could not decode shown as U+FFFD."""
+    return _UNDECODED.sub("\ufffd", name) if name else None
+
+
+def _read_8bit_headers(msg: Message) -> None:
+    """Headers with raw 8-bit bytes (RFC 6532 UTF-8, or never encoded) read as UTF-8, else
+    cp1252: the ``email`` package keeps those bytes as surrogates, and its address parser turned
+    them into U+FFFD (``J\ufffd\ufffdhn``). Encoded words are read in their charset's superset."""
+    for part in msg.walk():
+        items = list(part.raw_items())
+        readable = [(name, _readable(value)) for name, value in items]
+        if readable == items:
+            continue
+        for name in dict.fromkeys(name for name, _ in items):
+            del part[name]
+        for name, value in readable:
+            part.set_raw(name, value)
+
+
+def _readable(value: str) -> str:
+    if _has_surrogates(value):
+        value = decode_8bit(value.encode("ascii", "surrogateescape"))
+    return encoded_words_as_supersets(value)
+
+
+def _has_surrogates(value: object) -> bool:
+    return isinstance(value, str) and _UNDECODED.search(value) is not None
+
+
+def _known_sender(name: str | None, address: str, loop: str | None) -> tuple[str | None, str]:
+    """A bounce naming no sender is recorded as from ``BOUNCE_SENDER``; other mail must name one."""
+    if address:
+        return name, address
+    if loop != "bounce":
+        raise MalformedPayload("the mail has no From address")
+    return name or "Mail Delivery System", BOUNCE_SENDER
 
 
 def _is_list_rewrite(msg: EmailMessage) -> bool:
@@ -185,16 +238,9 @@ def _body_text(part: MIMEPart) -> tuple[str, bool]:
 
 
 def _decoded(part: Message) -> str:
-    """A text part's content in its declared charset, or a best guess when that is unknown."""
+    """A text part's content in its declared charset (see ``charsets``)."""
     payload = part.get_payload(decode=True)
-    data = payload if isinstance(payload, bytes) else b""
-    charset = part.get_content_charset() or "utf-8"
-    for candidate in (charset, "utf-8"):
-        try:
-            return data.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return data.decode("latin-1")  # every byte is a character: nothing is lost, some is odd
+    return decode_text(payload if isinstance(payload, bytes) else b"", part.get_content_charset())
 
 
 def _clean(text: str, keep_newlines: bool = True) -> str:
@@ -220,11 +266,15 @@ def _ids(header: str) -> list[str]:
     return _MESSAGE_ID.findall(header)
 
 
-def _message_id(msg: EmailMessage, raw: bytes) -> str:
-    found = _ids(_header(msg, "Message-ID"))
-    if found:
-        return found[0]
-    # no Message-ID: one derived from the content, the same for every delivery of this mail
+def _content_id(msg: EmailMessage, sender: str, body: str) -> str:
+    """The Message-ID of a mail without one: derived from what the sender wrote (not from the
+    trace headers, which differ between deliveries), the same for every delivery of this mail."""
+    content = "\n".join([sender, _header(msg, "Date"), _header(msg, "Subject"), body])
+    return f"{hashlib.sha256(content.encode('utf-8', 'surrogatepass')).hexdigest()[:32]}@no-message-id.invalid"
+
+
+def _raw_hash_id(raw: bytes) -> str:
+    """The Message-ID earlier versions gave a mail without one (a hash of all its bytes)."""
     return f"{hashlib.sha256(raw).hexdigest()[:32]}@no-message-id.invalid"
 
 

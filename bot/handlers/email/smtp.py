@@ -3,13 +3,16 @@ domain's mail straight to the router, and sending replies (``aiosmtplib``).
 
 The listener accepts mail only for addresses in our own domain (it is no relay) and answers
 ``250`` only once the router has recorded the mail; a store outage answers ``451`` so the sending
-server tries again later.
+server tries again later. It takes what real relays send: bare line feeds (to a strict server a
+whole such mail is one over-long "line") and lines over RFC 5322's 998 characters, up to the size
+limit, with line ends normalised to CRLF; internationalised addresses and headers (SMTPUTF8).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from email.message import EmailMessage
 from typing import Any
@@ -25,6 +28,16 @@ from conversations.errors import StoreUnavailable
 log = logging.getLogger("omnirouter.handlers.email.smtp")
 
 Ingest = Callable[[bytes, Sequence[str]], Awaitable[object]]
+_LINE_END = re.compile(rb"\r*\n")
+
+
+class _LenientSMTP(SMTP):
+    """aiosmtpd's server with its line length limit (1,001 bytes, which answered ``500 Line too
+    long``) raised to the size limit of a whole mail."""
+
+    def __init__(self, handler: object, *, data_size_limit: int, **options: Any) -> None:
+        self.line_length_limit = data_size_limit + 3  # read by SMTP.__init__ for its stream
+        super().__init__(handler, data_size_limit=data_size_limit, **options)
 
 
 class _Handler:
@@ -44,7 +57,7 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
-        data = raw if isinstance(raw, bytes) else str(raw or "").encode()
+        data = _LINE_END.sub(b"\r\n", raw if isinstance(raw, bytes) else str(raw or "").encode())
         try:
             await self._ingest(data, list(envelope.rcpt_tos))
         except MalformedPayload as exc:
@@ -72,7 +85,7 @@ class SmtpListener:
         s = self._settings
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SMTP(
+            lambda: _LenientSMTP(
                 self._handler,
                 data_size_limit=s.max_message_bytes,
                 enable_SMTPUTF8=True,
@@ -111,6 +124,8 @@ async def send_mail(settings: EmailSettings, message: EmailMessage) -> None:
         codes = [error.code for error in exc.recipients]
         error = f"recipient refused: {'; '.join(f'{e.code} {e.message}' for e in exc.recipients)[:200]}"
         raise (PermanentSendError(error) if all(c >= 500 for c in codes) else RetryableSendError(error)) from None
+    except aiosmtplib.SMTPNotSupported as exc:  # a UTF-8 address, and a server without SMTPUTF8
+        raise PermanentSendError(f"the SMTP server cannot send this: {exc}"[:240]) from None
     except aiosmtplib.SMTPResponseException as exc:
         error = f"SMTP server answered {exc.code} {exc.message}"[:240]
         raise (PermanentSendError(error) if exc.code >= 500 else RetryableSendError(error)) from None
