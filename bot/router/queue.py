@@ -144,14 +144,14 @@ class Queue:
         thread = await self.open_thread(agent, thread_id)
         if thread.status != ThreadStatus.QUEUED:
             raise QueueError("taken", "someone else already took this conversation")
-        if not agent.is_admin and thread.team and thread.team not in agent.teams:
+        if not agent.oversees and thread.team and thread.team not in agent.teams:
             raise QueueError("other_team", f"this conversation waits for team {thread.team}", 403)
         return await self._claim_for(agent, {"_id": thread_id})
 
     async def take_next(self, agent: Agent) -> Thread | None:
         """The oldest of the most urgent queued threads the agent's teams may take."""
         match: dict[str, Any] = {}
-        if not agent.is_admin:
+        if not agent.oversees:
             match = one_of("team", [None, "", *agent.teams])
         try:
             return await self._claim_for(agent, match)
@@ -397,6 +397,6 @@ class Queue:
         thread = await self._visible_thread(agent, thread_id)
         if thread.status not in (ThreadStatus.QUEUED, ThreadStatus.ASSIGNED):
             raise QueueError("not_open", "this conversation is not waiting for an agent")
-        if own and not agent.is_admin and thread.assignee != agent.id:
+        if own and not agent.oversees and thread.assignee != agent.id:
             raise QueueError("not_yours", "take the conversation first", 403)
         return thread
