@@ -150,9 +150,7 @@ class Queue:
 
     async def take_next(self, agent: Agent) -> Thread | None:
         """The oldest of the most urgent queued threads the agent's teams may take."""
-        match: dict[str, Any] = {}
-        if not agent.oversees:
-            match = one_of("team", [None, "", *agent.teams])
+        match: dict[str, Any] = {} if agent.oversees else one_of("team", [None, "", *agent.teams])
         try:
             return await self._claim_for(agent, match)
         except QueueError as exc:
@@ -328,11 +326,10 @@ class Queue:
     async def reopen(
         self, account_id: str, contact_id: str, identity: Identity, now: datetime, inbox_id: str | None = None
     ) -> Thread | None:
-        """A resolved thread the contact writes to again within the account's reopen window
-        (``queue.reopen_days`` unless its admin set another): back to
-        its last agent if they can take it, else to the queue. ``None``: open a new thread."""
-        reopen_days = (await self.routing(account_id)).reopen_days
-        if not reopen_days:
+        """A resolved thread (of ``inbox_id``) the contact writes to again within the account's reopen
+        window (``queue.reopen_days`` unless its admin set another): back to its last agent if they
+        can take it, else to the queue. ``None``: open a new thread."""
+        if not (reopen_days := (await self.routing(account_id)).reopen_days):
             return None
         since = now - timedelta(days=reopen_days)
         old = await self._store.queue.last_resolved(account_id, contact_id, identity.channel, since, inbox_id)
