@@ -6,6 +6,9 @@ and lists), template quick-reply buttons, images, documents, audio, video, stick
 contact cards (media as attachments with their media id, for a later download). Each customer
 message opens (or extends) the 24-hour customer-service window. Reactions, orders, system notices
 and fields other than ``messages`` are well-formed events we do not handle: logged, acknowledged.
+A change or message that is not what Meta documents is left out on its own (logged as
+``whatsapp.entry_malformed``); what is valid beside it is recorded, and the payload answered 200, so
+Meta does not resend the same body for days. Only a body that is not a payload at all is a 400.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.handlers.kit.payload import Payload, e164, unix_time
-from bot.handlers.kit.protocol import UnsupportedEvent
+from bot.handlers.kit.protocol import MalformedPayload, UnsupportedEvent
 from bot.handlers.whatsapp.consent import STOPPED_MARKETING
 from bot.logs import log_event
 from conversations.traffic import (
@@ -57,12 +60,19 @@ def parse_payload(body: Payload, account_id: str, phone_number_id: str | None) -
             if phone_number_id and number and number != phone_number_id:
                 ignored.append(f"phone number {number} is not this account's")
                 continue
-            if field == "user_preferences":
-                items += _preferences(value, account_id, ignored)
-            else:
-                items += _changes(value, account_id, ignored)
+            try:
+                if field == "user_preferences":
+                    items += _preferences(value, account_id, ignored)
+                else:
+                    items += _changes(value, account_id, ignored)
+            except MalformedPayload as exc:  # this change only: the others are kept
+                ignored.append(f"malformed: {exc}")
     for reason in ignored:
-        log_event(log, "whatsapp.event_ignored", account=account_id, reason=reason[:200])
+        malformed = reason.startswith("malformed: ")
+        event, level = (
+            ("whatsapp.entry_malformed", logging.WARNING) if malformed else ("whatsapp.event_ignored", logging.INFO)
+        )
+        log_event(log, event, level, account=account_id, reason=reason[:200])
     if not items:
         raise UnsupportedEvent("; ".join(ignored) or "no messages or statuses in the payload")
     return items
@@ -80,8 +90,14 @@ def _changes(value: Payload, account_id: str, ignored: list[str]) -> list[Provid
             found.append(_message(message, account_id, names))
         except UnsupportedEvent as exc:
             ignored.append(str(exc))
+        except MalformedPayload as exc:  # one broken message (pywa's tests carry such): its siblings stay
+            ignored.append(f"malformed: {exc}")
     for status in value.objects("statuses"):
-        update = _status(status, account_id)
+        try:
+            update = _status(status, account_id)
+        except MalformedPayload as exc:
+            ignored.append(f"malformed: {exc}")
+            continue
         if update is None:
             ignored.append(f"status {status.opt_string('status')!r}")
         else:

@@ -192,13 +192,37 @@ async def test_another_numbers_entries_are_not_taken_for_ours(router: TestClient
         (b'{"object": ', "body is not valid JSON"),
         (b'"text"', "body must be a JSON object"),
         (b'{"object": "whatsapp_business_account"}', "$.entry is missing"),
-        (
-            b'{"object": "whatsapp_business_account", "entry": [{"changes": [{"field": "messages", "value": {"messages": [{"id": "x", "from": "1"}]}}]}]}',
-            "$.entry[0].changes[0].value.messages[0].type is missing",
-        ),
     ],
 )
 async def test_a_malformed_payload_is_a_400_with_the_reason(router: TestClient, body: bytes, detail: str) -> None:
     response = await post_whatsapp(router, body)
     assert response.status == 400 and (await response.json())["detail"].startswith(detail)
     assert await inbound_messages(router) == []
+
+
+async def test_a_broken_message_is_left_out_and_the_valid_one_beside_it_recorded(
+    router: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A shape pywa's tests carry: type ``interactive`` with no ``interactive`` object and an
+    ``errors`` list. Refusing the whole body lost the valid message beside it, and Meta resent it."""
+    payload = copy.deepcopy(fixture("whatsapp", "text"))
+    value = payload["entry"][0]["changes"][0]["value"]
+    broken = {
+        "from": value["messages"][0]["from"],
+        "id": "wamid.BROKEN",
+        "timestamp": value["messages"][0]["timestamp"],
+        "type": "interactive",
+        "errors": [{"code": 131051, "title": "Message type unknown"}],
+    }
+    value["messages"].insert(0, broken)
+    payload["entry"].append(
+        {"id": "2", "changes": [{"field": "messages", "value": {"messages": [{"id": "x", "from": "1"}]}}]}
+    )
+    with caplog.at_level(logging.WARNING, logger="omnirouter.handlers.whatsapp"):
+        response = await post_whatsapp(router, payload)
+    assert response.status == 200 and (await response.json())["recorded"] == 1
+    assert [m["external_id"] for m in await inbound_messages(router)] == [value["messages"][1]["id"]]
+    assert sum(r.getMessage() == "whatsapp.entry_malformed" for r in caplog.records) == 2
+    only_broken = {"object": "whatsapp_business_account", "entry": [payload["entry"][1]]}
+    answer = await post_whatsapp(router, only_broken)  # nothing valid: acknowledged, not resent for days
+    assert answer.status == 200 and "type is missing" in (await answer.json())["ignored"]
