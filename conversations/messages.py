@@ -127,6 +127,10 @@ class MessagesRepository(Repository):
                 return None
             if doc.get("edited_ms", -1) >= at_ms:
                 return Message.from_doc(doc)
+            if doc["text"] == edited.text and doc.get("attachments", []) == [a.to_doc() for a in edited.attachments]:
+                # the message already reads so (an edit recorded as its never-seen original, delivered
+                # again): no "earlier version" identical to it
+                return Message.from_doc(doc)
             # the whole list is set, not $push-ed: the embedded server stores a pushed document
             # as a JSON string
             edits = [*doc.get("edits", []), {"text": doc["text"], "replaced_ms": at_ms}]

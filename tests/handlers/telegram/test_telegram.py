@@ -120,6 +120,9 @@ async def test_an_edit_of_a_message_never_seen_is_recorded_as_that_message(route
     assert message["external_id"] == "5512345678:101" and message["text"].endswith("4472?")
     await deliver(router, "text")  # the original arriving after its edit is a duplicate
     assert len(await inbound_messages(router)) == 1
+    await deliver(router, "edited_message")  # the edit delivered again: no "earlier version" of itself
+    [message] = await inbound_messages(router)
+    assert message["text"].endswith("4472?") and await edits(router, message) == []
 
 
 async def test_start_with_a_deep_link_payload(router: TestClient) -> None:
