@@ -16,6 +16,7 @@ from bot.services.inboxes import (
     INBOX_CHANGES,
     inbox_json,
     inbox_webhook_url,
+    install_route,
     new_inbox_schema,
     route_of,
     settings_change_schema,
@@ -70,6 +71,8 @@ async def create_inbox(request: web.Request, call: Call) -> web.Response:
     _check_api_base(request, channel, settings)
     store = request.app[STORE]
     route = route_of(channel, settings)
+    if install_route(request.app[SETTINGS], route):
+        raise api_error(409, "inbox_taken", f"the install's own settings already receive {route}")
     inbox = await store.inboxes.create_inbox(account.id, channel, call.body["name"].strip(), settings, utcnow(), route)
     if inbox is None:
         raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
@@ -108,6 +111,8 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     _check_api_base(request, inbox.channel, settings)
     fields = {k: call.body[k] for k in ("name", "disabled") if k in call.body}
     route = route_of(inbox.channel, settings)
+    if install_route(request.app[SETTINGS], route):
+        raise api_error(409, "inbox_taken", f"the install's own settings already receive {route}")
     changed = await store.inboxes.update_inbox(account.id, inbox.id, settings, route, **fields)
     if changed is False:
         raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
