@@ -107,14 +107,15 @@ def _required(form: Mapping[str, str], *names: str) -> str:
     raise MalformedPayload(f"missing {names[0]}")
 
 
-def our_number(body: bytes) -> str:
-    """The number of ours a webhook is about, as Twilio names it: ``To`` of a text or call to us,
-    ``From`` of a delivery report or a call we made; ``""`` when the body names none."""
+def our_number(body: bytes, call: bool = False) -> str:
+    """The number of ours a webhook (a call's with ``call``) is about, as Twilio names it: ``To``
+    of a text or call to us, ``From`` of a delivery report or a call we made; ``""`` when the body
+    names none."""
     try:
         form = read_form(body)
     except MalformedPayload:
         return ""
-    if "CallSid" in form and not ("MessageSid" in form or "SmsSid" in form):
+    if call:
         ours_sent = form.get("Direction", "inbound") != "inbound"
     else:
         status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()

@@ -74,7 +74,7 @@ class TwilioLines:
         """The gateway that checks and reads this webhook, and the inbox it is for (``None``: the
         install's own number); a JSON 404 for a number that is no one's."""
         assert self._store is not None, "attach() first"
-        number = our_number(body)
+        number = our_number(body, call=self._channel == "voice")
         inbox = await self._store.inboxes.inbox_by_route(number_route(number)) if number else None
         if inbox is not None and inbox.channel == "sms":
             return await self._inboxes.for_webhook(inbox.account_id, inbox.id), inbox.id
