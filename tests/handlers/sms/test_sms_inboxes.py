@@ -184,3 +184,30 @@ async def test_bad_sms_inbox_settings_are_a_clear_400(
     put = await client.put("/api/accounts/default/channels/sms", json=good, headers=INSTALL)
     assert put.status in (404, 405)
     assert await client.server.app[STORE].inboxes.list_inboxes("default") == []
+
+
+async def test_an_inbox_s_mms_file_is_fetched_with_its_credentials_and_a_disabled_inbox_takes_nothing(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, fakes: dict[str, FakeTwilio]
+) -> None:
+    client, headers = await _started(embedded, db_name, start_client, fakes)
+    body = {"channel": "sms", "name": "line", "settings": _settings("shop2", fakes["shop2"])}
+    assert (await client.post("/api/accounts/shop2/inboxes", json=body, headers=headers["shop2"])).status == 201
+    sid, token, number = LINES["shop2"]
+    params = fixture("sms", "inbound_mms", To=number, NumMedia="1")
+    params["MediaUrl0"] = params["MediaUrl0"].replace("AC0123456789abcdef0123456789abcdef", sid)
+    fakes["shop2"].media["ME0a1b2c3d4e5f60718293a4b5c6d7e8f9"] = (b"\xff\xd8\xff\xe0 a photo", "image/jpeg")
+    assert (await post_webhook(client, "/webhooks/sms", params, token=token)).status == 200
+    message = await raw_database_of(client.server.app[STORE]).messages.find_one({"direction": "in"})
+    assert message["account_id"] == "shop2"
+    photo = await client.get(f"/api/messages/{message['_id']}/attachments/0", headers=headers["shop2"])
+    assert photo.status == 200, await photo.text()
+    assert await photo.read() == b"\xff\xd8\xff\xe0 a photo"  # only the shop2 Twilio account has it
+
+    # a disabled inbox's number takes nothing (an inbox in use is read again within ten seconds)
+    body = {"channel": "sms", "name": "off", "settings": _settings("default", fakes["default"])}
+    off = (await (await client.post("/api/accounts/default/inboxes", json=body, headers=INSTALL)).json())["id"]
+    change = {"disabled": True}
+    assert (await client.patch(f"/api/accounts/default/inboxes/{off}", json=change, headers=INSTALL)).status == 200
+    refused = await _text(client, LINES["default"][2], "SM" + "5" * 32, LINES["default"][1])
+    assert refused.status == 404
+    assert await raw_database_of(client.server.app[STORE]).messages.count_documents({"direction": "in"}) == 1
