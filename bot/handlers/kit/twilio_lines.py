@@ -75,10 +75,12 @@ class TwilioLines:
         install's own number); a JSON 404 for a number that is no one's."""
         assert self._store is not None, "attach() first"
         number = our_number(body, call=self._channel == "voice")
-        inbox = await self._store.inboxes.inbox_by_route(number_route(number)) if number else None
+        if not number or number == self.install_number:  # no inbox may take the install's number: no read
+            return self.install, None
+        inbox = await self._store.inboxes.inbox_by_route(number_route(number))
         if inbox is not None and inbox.channel == "sms":
             return await self._inboxes.for_webhook(inbox.account_id, inbox.id), inbox.id
-        if not number or not self.install_number or number == self.install_number:
+        if not self.install_number:
             return self.install, None  # a messaging service's numbers are the install's
         log_event(log, "twilio.unknown_number", logging.WARNING, channel=self._channel, path=request.path)
         raise web.HTTPNotFound(

@@ -5,7 +5,9 @@ nothing from us until it says START again), splitting long replies into parts of
 ``sms.max_segments`` segments, the webhook route. What a provider does differently is behind
 :class:`SmsGateway` — verify a webhook, parse it, send one text — chosen by ``sms.gateway`` from
 ``SMS_GATEWAYS``. Another SMS provider is one more module with a class like
-``bot.handlers.kit.twilio.TwilioGateway`` and one line in that table.
+``bot.handlers.kit.twilio.TwilioGateway`` and one line in that table. Accounts' own Twilio numbers
+(SMS inboxes) share the webhook route; ``bot.handlers.kit.twilio_lines`` tells whose number a
+webhook is for and which number a reply goes out from.
 """
 
 from __future__ import annotations
