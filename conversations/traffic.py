@@ -169,6 +169,7 @@ class CallEvent:
     duration: int = 0  # seconds
     at: datetime | None = None
     phone: str | None = None  # E.164, when the provider vouches for the number (contact merge)
+    inbox_id: str | None = None  # the account's SMS inbox whose number was called (None: its first)
 
     @property
     def missed(self) -> bool:

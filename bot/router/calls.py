@@ -65,10 +65,10 @@ class CallRecorder:
         contact_id = await store.contacts.find_or_create_contact(
             event.account_id, Identity(event.channel, event.customer), None, now, phone=event.phone
         )
-        thread = await store.threads.touch_open_thread(contact_id, thread_channel, now)
+        thread = await store.threads.touch_open_thread(contact_id, thread_channel, now, event.inbox_id)
         if thread is None:
             thread = await store.threads.open_thread(
-                event.account_id, contact_id, Identity(thread_channel, event.customer), now
+                event.account_id, contact_id, Identity(thread_channel, event.customer), now, event.inbox_id
             )
         decision = await self._call_back(event, thread, message_id) if event.missed else None
         message = Message(

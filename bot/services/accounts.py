@@ -19,7 +19,7 @@ from conversations.tenant_models import Account
 
 ACCOUNT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,31}$"
 _NO_SPACE = r"^\S{1,256}$"
-_URL = r"^https?://\S{1,2000}$"
+URL_PATTERN = r"^https?://\S{1,2000}$"
 
 
 @dataclass(frozen=True)
@@ -38,21 +38,22 @@ CHANNEL_FIELDS: dict[str, tuple[ChannelField, ...]] = {
     "telegram": (
         ChannelField("token", True, _NO_SPACE),
         ChannelField("webhook_secret", True, r"^[A-Za-z0-9_-]{1,256}$"),
-        ChannelField("api_base", False, _URL),
+        ChannelField("api_base", False, URL_PATTERN),
     ),
     "whatsapp": (
         ChannelField("phone_number_id", True, _NO_SPACE),
         ChannelField("access_token", True, _NO_SPACE),
         ChannelField("app_secret", True, _NO_SPACE),
         ChannelField("verify_token", True, _NO_SPACE),
-        ChannelField("api_base", False, _URL),
+        ChannelField("api_base", False, URL_PATTERN),
     ),
 }
 
 
-def channel_schema(channel: str) -> dict[str, Any]:
-    """The JSON Schema of one channel's settings (what ``PUT …/channels/<channel>`` takes)."""
-    fields = CHANNEL_FIELDS[channel]
+def channel_schema(channel: str, fields: tuple[ChannelField, ...] | None = None) -> dict[str, Any]:
+    """The JSON Schema of one channel's settings (what ``PUT …/channels/<channel>`` takes, or
+    ``fields`` when given: an inbox's)."""
+    fields = CHANNEL_FIELDS[channel] if fields is None else fields
     properties: dict[str, Any] = {f.name: {"type": "string", "pattern": f.pattern} for f in fields}
     if channel == "whatsapp":
         properties["templates"] = {

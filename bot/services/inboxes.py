@@ -6,11 +6,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.services.accounts import CHANNEL_FIELDS, channel_schema, channel_summary
+from bot.handlers.kit.twilio import E164
+from bot.handlers.kit.twilio_lines import number_route
+from bot.handlers.sms.settings import SmsSettings
+from bot.services.accounts import CHANNEL_FIELDS, URL_PATTERN, ChannelField, channel_schema, channel_summary
 from bot.settings import Settings
 from conversations.tenant_models import Inbox
 
-INBOX_CHANNELS = tuple(CHANNEL_FIELDS)  # the channels an account can have extra inboxes of today
+# What an inbox of each channel takes: an account's channel settings' fields, and a Twilio number
+# (an SMS inbox; calls to it too), which exists only as an inbox: an account's channel settings
+# (``PUT …/channels/<channel>``) have no ``sms``.
+INBOX_FIELDS: dict[str, tuple[ChannelField, ...]] = {
+    **CHANNEL_FIELDS,
+    "sms": (
+        ChannelField("account_sid", True, r"^AC[0-9a-fA-F]{32}$"),
+        ChannelField("auth_token", True, r"^\S{1,256}$"),
+        ChannelField("from_number", True, E164.pattern),
+        ChannelField("api_base", False, URL_PATTERN),
+    ),
+}
+INBOX_CHANNELS = tuple(INBOX_FIELDS)  # the channels an account can have extra inboxes of today
+
+
+def inbox_schema(channel: str) -> dict[str, Any]:
+    return channel_schema(channel, INBOX_FIELDS[channel])
 
 
 def new_inbox_schema() -> dict[str, Any]:
@@ -27,7 +46,7 @@ def new_inbox_schema() -> dict[str, Any]:
         "allOf": [
             {
                 "if": {"properties": {"channel": {"const": channel}}},
-                "then": {"properties": {"settings": channel_schema(channel)}},
+                "then": {"properties": {"settings": inbox_schema(channel)}},
             }
             for channel in INBOX_CHANNELS
         ],
@@ -36,7 +55,7 @@ def new_inbox_schema() -> dict[str, Any]:
 
 def settings_change_schema(channel: str) -> dict[str, Any]:
     """Some of a channel's settings: each one checked, none required (a secret left out stays)."""
-    return {**channel_schema(channel), "required": []}
+    return {**inbox_schema(channel), "required": []}
 
 
 INBOX_CHANGES = {
@@ -56,12 +75,23 @@ def route_of(channel: str, config: Mapping[str, Any]) -> str | None:
     """What the provider names the inbox by in its webhooks, unique across the install."""
     if channel == "whatsapp" and isinstance(config.get("phone_number_id"), str):
         return f"whatsapp:{config['phone_number_id']}"
+    if channel == "sms" and isinstance(config.get("from_number"), str):
+        return number_route(config["from_number"])
     return None
 
 
+def install_route(settings: Settings, route: str | None) -> bool:
+    """Whether ``route`` is the install's own (its ``[sms]`` number): no inbox may take it."""
+    own = settings.section(SmsSettings).from_number
+    return bool(own) and route == number_route(own)
+
+
 def inbox_webhook_url(settings: Settings, base: str, inbox: Inbox) -> str:
-    """Where the inbox's provider sends its webhooks (``server.public_url`` or ``base``)."""
+    """Where the inbox's provider sends its webhooks (``server.public_url`` or ``base``): a bot's
+    or a WhatsApp number's own path; Twilio's shared one (the number written to says which inbox)."""
     root = (settings.server.public_url or base).rstrip("/")
+    if inbox.channel == "sms":
+        return f"{root}/webhooks/sms"
     return f"{root}/webhooks/{inbox.channel}/{inbox.account_id}/{inbox.id}"
 
 

@@ -56,7 +56,8 @@ class FakeTwilio:
     to where the file lies — ``/cdn/{sid}`` on ``cdn_base`` (this fake unless set), which serves it
     and notes the ``Authorization`` it was given in ``cdn_auth``."""
 
-    def __init__(self) -> None:
+    def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN) -> None:
+        self.account_sid, self.auth_token = account_sid, auth_token  # the one Twilio account it serves
         self.sent: list[dict[str, str]] = []
         self.sent_at: list[float] = []  # time.monotonic() of each accepted message (benchmarks)
         self.failures: list[tuple[int, dict[str, Any]]] = []
@@ -88,13 +89,13 @@ class FakeTwilio:
     def bodies_to(self, number: str) -> list[str]:
         return [m["Body"] for m in self.sent if m["To"] == number]
 
-    @staticmethod
-    def _refused(request: web.Request) -> web.Response | None:
+    def _refused(self, request: web.Request) -> web.Response | None:
         try:
             auth = BasicAuth.decode(request.headers.get("Authorization", ""))
         except ValueError:
             auth = BasicAuth("")
-        if (auth.login, auth.password) != (ACCOUNT_SID, AUTH_TOKEN) or request.match_info["account"] != ACCOUNT_SID:
+        credentials = (self.account_sid, self.auth_token)
+        if (auth.login, auth.password) != credentials or request.match_info["account"] != self.account_sid:
             return web.json_response({"code": 20003, "message": "Authenticate", "status": 401}, status=401)
         return None
 
@@ -129,7 +130,7 @@ class FakeTwilio:
         return web.json_response(
             {
                 "sid": sid,
-                "account_sid": ACCOUNT_SID,
+                "account_sid": self.account_sid,
                 "to": record.get("To"),
                 "from": record.get("From"),
                 "messaging_service_sid": record.get("MessagingServiceSid"),
@@ -145,7 +146,7 @@ class FakeTwilio:
                 "price": None,
                 "error_code": None,
                 "error_message": None,
-                "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages/{sid}.json",
+                "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
             },
             status=201,
         )

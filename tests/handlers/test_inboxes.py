@@ -198,7 +198,7 @@ async def test_two_accounts_with_two_inboxes_of_each_channel_never_cross(
 
 async def test_bad_inbox_settings_are_refused_with_a_clear_400(client: TestClient) -> None:
     for body, says in (
-        ({"channel": "sms", "name": "x", "settings": {}}, "channel"),
+        ({"channel": "fax", "name": "x", "settings": {}}, "channel"),
         ({"channel": "telegram", "name": "x", "settings": {"token": "a b"}}, "settings"),
         ({"channel": "telegram", "name": "", "settings": {"token": "t", "webhook_secret": "s"}}, "name"),
         (

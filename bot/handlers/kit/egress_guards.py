@@ -11,13 +11,13 @@ or aim its Telegram client at the install's WhatsApp server. So each purpose has
 - ``actions`` (the bot's custom actions): those, and the host of ``dialogue.action_endpoint``;
 - ``telegram`` and ``whatsapp`` (each channel's API client and media downloads, every account's):
   those, and the host of that channel's own install-level ``api_base``;
-- ``twilio`` (MMS media downloads: Twilio answers with a redirect to where the file lies): those,
-  and the host of ``twilio.api_base``.
+- ``twilio`` (an SMS inbox's Twilio client, and MMS media downloads: Twilio answers with a redirect
+  to where the file lies): those, and the host of ``twilio.api_base``.
 
 An account's own ``api_base`` for a channel must be the provider's public host, the install's
 ``api_base`` of that channel, or a host in ``egress.allowed_destinations``
-(:meth:`ChannelEgress.refused_api_base`). The Twilio client that sends is in no guard: no account
-or payload changes where it goes.
+(:meth:`ChannelEgress.refused_api_base`); an SMS inbox's Twilio ``api_base`` likewise (channel
+``sms``). The install's own Twilio client is in no guard: no account or payload changes where it goes.
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ from bot.settings import Settings
 
 # the providers' own API hosts: an account may always point its api_base there (they are public:
 # their addresses are checked like any other)
-PROVIDER_HOSTS: Mapping[str, str] = {"telegram": "api.telegram.org", "whatsapp": "graph.facebook.com"}
+PROVIDER_HOSTS: Mapping[str, str] = {
+    "telegram": "api.telegram.org",
+    "whatsapp": "graph.facebook.com",
+    "sms": "api.twilio.com",
+}
 
 
 class ChannelEgress(Egress):
@@ -91,7 +95,7 @@ class EgressGuards:
     actions: Egress
     telegram: ChannelEgress
     whatsapp: ChannelEgress
-    twilio: Egress
+    twilio: ChannelEgress
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EgressGuards:
@@ -99,19 +103,18 @@ class EgressGuards:
         listen = (settings.server.host, settings.server.port)
         rasa = url_rule(settings.nlu.rasa_url)
         actions = url_rule(settings.dialogue.action_endpoint)
-        twilio = url_rule(settings.section(TwilioSettings).api_base)
         return cls(
             webhooks=Egress(operator, listen, private_ok=settings.webhooks.allow_private_networks),
             rasa=Egress([*operator, *([rasa] if rasa else [])], listen),
             actions=Egress([*operator, *([actions] if actions else [])], listen),
             telegram=ChannelEgress("telegram", settings.section(TelegramSettings).api_base, operator, listen),
             whatsapp=ChannelEgress("whatsapp", settings.section(WhatsappSettings).api_base, operator, listen),
-            twilio=Egress([*operator, *([twilio] if twilio else [])], listen),
+            twilio=ChannelEgress("sms", settings.section(TwilioSettings).api_base, operator, listen),
         )
 
     def channel(self, name: str) -> ChannelEgress:
-        """The guard of a messenger channel (``telegram``, ``whatsapp``)."""
-        guards = {"telegram": self.telegram, "whatsapp": self.whatsapp}
+        """The guard of a messenger channel (``telegram``, ``whatsapp``, ``sms``: Twilio's)."""
+        guards = {"telegram": self.telegram, "whatsapp": self.whatsapp, "sms": self.twilio}
         return guards[name]
 
 

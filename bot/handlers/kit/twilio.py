@@ -15,6 +15,7 @@ import base64
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qs, parse_qsl, urlparse
@@ -106,23 +107,65 @@ def _required(form: Mapping[str, str], *names: str) -> str:
     raise MalformedPayload(f"missing {names[0]}")
 
 
+def our_number(body: bytes, call: bool = False) -> str:
+    """The number of ours a webhook (a call's with ``call``) is about, as Twilio names it: ``To``
+    of a text or call to us, ``From`` of a delivery report or a call we made; ``""`` when the body
+    names none."""
+    try:
+        form = read_form(body)
+    except MalformedPayload:
+        return ""
+    if call:
+        ours_sent = form.get("Direction", "inbound") != "inbound"
+    else:
+        status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
+        ours_sent = not (status in INBOUND_STATUSES or (not status and "Body" in form))
+    return form.get("From" if ours_sent else "To", "").strip()
+
+
 def _phone(address: str) -> str | None:
     """The number when it is E.164 (short codes and sender names are not phone numbers)."""
     return address if E164.match(address) else None
 
 
+@dataclass(frozen=True)
+class TwilioLine:
+    """The Twilio credentials and number one gateway sends with: the install's (``[twilio]`` and
+    ``[sms]``), or an SMS inbox's, whose ``api_base`` an account chose (so its client goes through
+    the ``twilio`` egress guard: ``guarded``)."""
+
+    account_sid: str
+    auth_token: str
+    api_base: str = ""
+    from_number: str = ""
+    messaging_service_sid: str = ""
+    timeout: float = 15.0
+    guarded: bool = False
+
+    @classmethod
+    def of_install(cls, twilio: TwilioSettings, sms: SmsSettings) -> TwilioLine:
+        return cls(
+            twilio.account_sid,
+            twilio.auth_token,
+            twilio.api_base,
+            sms.from_number,
+            sms.messaging_service_sid,
+            twilio.timeout,
+        )
+
+
 class TwilioGateway:
-    """Twilio Programmable Messaging and Voice status callbacks for one account."""
+    """Twilio Programmable Messaging and Voice status callbacks for one account's number (the
+    install's, or one of an SMS inbox's: ``line`` and ``account_id``)."""
 
     name = "twilio"
 
-    def __init__(self, context: ChannelContext) -> None:
+    def __init__(self, context: ChannelContext, line: TwilioLine | None = None, account_id: str = "") -> None:
         settings = context.settings
-        self._account_id = context.account_id
-        self._twilio = settings.section(TwilioSettings)
-        self._sms = settings.section(SmsSettings)
+        self._account_id = account_id or context.account_id
+        self._line = line or TwilioLine.of_install(settings.section(TwilioSettings), settings.section(SmsSettings))
         self._public_url = settings.server.public_url.rstrip("/")
-        self._validator = RequestValidator(settings.section(TwilioSettings).auth_token)
+        self._validator = RequestValidator(self._line.auth_token)
         self._client: Client | None = None
         self._http: AsyncTwilioHttpClient | None = None
         self._egress: Egress = context.egress.twilio
@@ -239,13 +282,23 @@ class TwilioGateway:
     # --- sending ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._http = AsyncTwilioHttpClient(timeout=self._twilio.timeout)
-        self._client = Client(self._twilio.account_sid, self._twilio.auth_token, http_client=self._http)
-        if self._twilio.api_base:
-            self._client.api.base_url = self._twilio.api_base.rstrip("/")
+        self._started()
+
+    def _started(self) -> Client:
+        """The REST client, made on first use (an inbox's gateway is built outside the event loop's
+        start-up); an inbox's talks through the egress guard."""
+        if self._client is None:
+            line = self._line
+            self._http = AsyncTwilioHttpClient(pool_connections=not line.guarded, timeout=line.timeout)
+            if line.guarded:
+                self._http.session = self._egress.session(limit=20)
+            self._client = Client(line.account_sid, line.auth_token, http_client=self._http)
+            if line.api_base:
+                self._client.api.base_url = line.api_base.rstrip("/")
+        return self._client
 
     async def close(self) -> None:
-        if self._http is not None:
+        if self._http is not None and self._http.session is not None:
             await self._http.close()
         if self._media is not None:
             await self._media.close()
@@ -259,8 +312,8 @@ class TwilioGateway:
             raise AttachmentUnavailable("not a Twilio media resource")
         if self._media is None:
             self._media = self._egress.session(timeout=aiohttp.ClientTimeout(total=60))
-        url = (self._twilio.api_base or TWILIO_API).rstrip("/") + path
-        credentials = base64.b64encode(f"{self._twilio.account_sid}:{self._twilio.auth_token}".encode()).decode()
+        url = (self._line.api_base or TWILIO_API).rstrip("/") + path
+        credentials = base64.b64encode(f"{self._line.account_sid}:{self._line.auth_token}".encode()).decode()
         try:
             async with self._media.get(
                 url, headers={"Authorization": f"Basic {credentials}"}, max_redirects=3
@@ -273,20 +326,21 @@ class TwilioGateway:
 
     async def send_text(self, to: str, text: str, media_url: str | None = None) -> str:
         """Send one SMS part (an MMS with ``media_url``); returns its MessageSid."""
-        if self._client is None:
-            raise RetryableSendError("the Twilio client is not started yet")
+        client = self._started()
         sender = (
-            {"messaging_service_sid": self._sms.messaging_service_sid}
-            if self._sms.messaging_service_sid
-            else {"from_": self._sms.from_number}
+            {"messaging_service_sid": self._line.messaging_service_sid}
+            if self._line.messaging_service_sid
+            else {"from_": self._line.from_number}
         )
         callback = {"status_callback": f"{self._public_url}/webhooks/sms"} if self._public_url else {}
         try:
             media = {"media_url": [media_url]} if media_url else {}
-            message = await self._client.messages.create_async(to=to, body=text, **sender, **callback, **media)
+            message = await client.messages.create_async(to=to, body=text, **sender, **callback, **media)
         except TwilioRestException as exc:
             raise _send_error(exc) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
+            if refused := refusal(exc):
+                raise PermanentSendError(f"twilio: {refused}; nothing sent") from None
             raise RetryableSendError(f"Twilio unreachable: {type(exc).__name__}") from None
         return str(message.sid)
 

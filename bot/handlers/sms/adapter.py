@@ -5,7 +5,9 @@ nothing from us until it says START again), splitting long replies into parts of
 ``sms.max_segments`` segments, the webhook route. What a provider does differently is behind
 :class:`SmsGateway` — verify a webhook, parse it, send one text — chosen by ``sms.gateway`` from
 ``SMS_GATEWAYS``. Another SMS provider is one more module with a class like
-``bot.handlers.kit.twilio.TwilioGateway`` and one line in that table.
+``bot.handlers.kit.twilio.TwilioGateway`` and one line in that table. Accounts' own Twilio numbers
+(SMS inboxes) share the webhook route; ``bot.handlers.kit.twilio_lines`` tells whose number a
+webhook is for and which number a reply goes out from.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from bot.handlers.kit.files import FileLinks
+from bot.handlers.kit.inboxes import file_of, in_inbox
+from bot.handlers.kit.media import AttachmentUnavailable
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, PermanentSendError
+from bot.handlers.kit.twilio_lines import TwilioLines
 from bot.handlers.kit.webhook import receive_webhook
 from bot.handlers.sms.segments import shape, split_for_sms
 from bot.handlers.sms.settings import SmsSettings
@@ -94,6 +99,7 @@ class SmsAdapter(BaseAdapter):
         self._context = context
         self._settings = context.settings.section(SmsSettings)
         self.gateway: SmsGateway = load_gateway(SMS_GATEWAYS[self._settings.gateway], context)
+        self.lines = TwilioLines(self.name, context, self.gateway)  # the numbers of accounts' SMS inboxes
         public_url = context.settings.server.public_url
         # MMS: the provider fetches the file, at most 5 MB (Twilio's limit for a message's media)
         self.capabilities = Capabilities(media=False, files=bool(public_url), max_file_bytes=5_000_000)
@@ -104,6 +110,7 @@ class SmsAdapter(BaseAdapter):
 
     async def start(self, store: Repositories) -> None:
         self._store = store
+        self.lines.attach(store)
         key, _ = await store.secrets.sealed_secret("sms-file-links", lambda: secrets.token_urlsafe(32))
         self._link_key = key.encode()
         await self.gateway.start()
@@ -117,21 +124,27 @@ class SmsAdapter(BaseAdapter):
 
     async def close(self) -> None:
         await self.gateway.close()
+        await self.lines.close()
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/webhooks/sms", self.webhook), web.get(self._files.route, self._files.serve)]
 
     async def webhook(self, request: web.Request) -> web.Response:
-        """The shared webhook flow; Twilio then gets the empty TwiML it expects (no reply now:
-        replies go out through the outbox)."""
-        await receive_webhook(request, self, self.sink)
+        """The shared webhook flow, for the number the webhook names (the install's, or an SMS
+        inbox's: checked with its token, its events the inbox's); Twilio then gets the empty TwiML
+        it expects (no reply now: replies go out through the outbox)."""
+        gateway, inbox_id = await self.lines.for_webhook(request, await request.read())
+        await receive_webhook(request, _NumberHook(self, gateway, inbox_id), self.sink)
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     async def verify(self, request: web.Request, body: bytes) -> None:
         await self.gateway.verify(request, body)
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
-        item = self.gateway.parse_sms(body)
+        return self.parse_with(self.gateway, body)
+
+    def parse_with(self, gateway: SmsGateway, body: bytes) -> list[ProviderEvent]:
+        item = gateway.parse_sms(body)
         if isinstance(item, Inbound) and (keyword := keyword_of(item)):
             marked = {"kind": keyword, "reply": self._replies.get(keyword, "")}
             item = dataclasses.replace(item, meta={**item.meta, "keyword": marked})
@@ -147,7 +160,8 @@ class SmsAdapter(BaseAdapter):
         parts = split_for_sms(self.render_text(outbound), self._settings.max_segments) or ([""] if media_url else [])
         if not parts:
             raise PermanentSendError("nothing to send: the text is empty")
-        ids = await self._send_parts(outbound, parts, media_url)
+        gateway = await self.lines.for_send(outbound.account_id, outbound.inbox_id)
+        ids = await self._send_parts(gateway, outbound, parts, media_url)
         log_event(
             log,
             "sms.sent",
@@ -159,8 +173,13 @@ class SmsAdapter(BaseAdapter):
         return ids[0]
 
     async def fetch_attachment(self, account_id: str, ref: str) -> bytes:
-        """A customer's MMS file, at most ``sms.max_download_bytes``."""
-        return await self.gateway.fetch_media(ref, self._settings.max_download_bytes)
+        """A customer's MMS file (fetched with the credentials of the number it was sent to), at
+        most ``sms.max_download_bytes``."""
+        inbox_id, path = file_of(ref)
+        gateway: SmsGateway | None = await self.lines.for_file(account_id, inbox_id)
+        if gateway is None:
+            raise AttachmentUnavailable("the SMS inbox the file was sent to is not set up")
+        return await gateway.fetch_media(path, self._settings.max_download_bytes)
 
     def _media_url(self, outbound: Outbound) -> str | None:
         """The public address of the agent's file for this recipient (an MMS), if there is one."""
@@ -171,17 +190,35 @@ class SmsAdapter(BaseAdapter):
             raise PermanentSendError("an MMS needs server.public_url: the provider fetches the file from it")
         return self._files.url_for(outbound.account_id, outbound.to.address)(document["file"])
 
-    async def _send_parts(self, outbound: Outbound, parts: list[str], media_url: str | None = None) -> list[str]:
+    async def _send_parts(
+        self, gateway: SmsGateway, outbound: Outbound, parts: list[str], media_url: str | None = None
+    ) -> list[str]:
         """Send each part once: a retry after part 2 of 3 failed resends only parts 2 and 3. The
         file of an MMS goes with the first part."""
         assert self._store is not None
         if len(parts) == 1:
-            return [await self.gateway.send_text(outbound.to.address, parts[0], media_url)]
+            return [await gateway.send_text(outbound.to.address, parts[0], media_url)]
         sent = await self._store.phone.sent_sms_parts(outbound.message_id, len(parts))
         ids = []
         for index, part in enumerate(parts):
             if index not in sent:
-                sent[index] = await self.gateway.send_text(outbound.to.address, part, media_url if index == 0 else None)
+                sent[index] = await gateway.send_text(outbound.to.address, part, media_url if index == 0 else None)
                 await self._store.phone.note_sms_part(outbound.message_id, index, sent[index])
             ids.append(sent[index])
         return ids
+
+
+class _NumberHook:
+    """One webhook of one number, as the shared webhook flow reads it: checked by that number's
+    gateway, its events marked as its inbox's."""
+
+    name = "sms"
+
+    def __init__(self, adapter: SmsAdapter, gateway: SmsGateway, inbox_id: str | None) -> None:
+        self._adapter, self._gateway, self._inbox_id = adapter, gateway, inbox_id
+
+    async def verify(self, request: web.Request, body: bytes) -> None:
+        await self._gateway.verify(request, body)
+
+    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
+        return in_inbox(self._adapter.parse_with(self._gateway, body), self._inbox_id, scope_ids=False)

@@ -9,17 +9,22 @@ go out by SMS when SMS is configured (calls join the number's SMS thread).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
 from bot.handlers.kit.protocol import BaseAdapter, ChannelContext, PermanentSendError, UnsupportedEvent
+from bot.handlers.kit.twilio_lines import TwilioLines
 from bot.handlers.sms import settings as sms
 from bot.handlers.sms.adapter import EMPTY_TWIML, load_gateway
 from bot.logs import log_event
 from conversations.traffic import CallEvent, Outbound, ProviderEvent
+
+if TYPE_CHECKING:
+    from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.handlers.voice")
 
@@ -44,20 +49,32 @@ class VoiceAdapter(BaseAdapter):
     def __init__(self, context: ChannelContext) -> None:
         self.gateway: CallGateway = load_gateway(CALL_GATEWAYS["twilio"], context)
         self.thread_channel = "sms" if sms.enabled(context.settings) else self.name  # calls join SMS threads
+        self.lines = TwilioLines(self.name, context, self.gateway)  # accounts' SMS inboxes take calls too
+
+    async def start(self, store: Repositories) -> None:
+        self.lines.attach(store)
+
+    async def close(self) -> None:
+        await self.lines.close()
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/webhooks/voice", self.webhook)]
 
     async def webhook(self, request: web.Request) -> web.Response:
-        """verify (403) -> parse (400) -> record the ended call -> 200 with empty TwiML."""
+        """find the number called (404) -> verify with its token (403) -> parse (400) -> record the
+        ended call (an SMS inbox's number: in the inbox's SMS thread) -> 200 with empty TwiML."""
         body = await request.read()
-        await self.gateway.verify(request, body)
+        gateway, inbox_id = await self.lines.for_webhook(request, body)
+        await gateway.verify(request, body)
         try:
-            event = self.gateway.parse_call(body)
+            event = gateway.parse_call(body)
         except UnsupportedEvent as exc:
             log_event(log, "webhook.unsupported", channel=self.name, reason=str(exc)[:200])
         else:
-            await self.sink.call_event(event, self.thread_channel)
+            if inbox_id is None:
+                await self.sink.call_event(event, self.thread_channel)
+            else:
+                await self.sink.call_event(dataclasses.replace(event, inbox_id=inbox_id), "sms")
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:

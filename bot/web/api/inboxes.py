@@ -1,5 +1,5 @@
 """The REST API for an account's extra inboxes: list them, add one (a second Telegram bot, a second
-WhatsApp number), rename, re-key or disable one. Secrets are sealed at rest for the inbox alone and
+WhatsApp number, a Twilio number), rename, re-key or disable one. Secrets are sealed at rest for the inbox alone and
 never returned; each inbox shows the webhook URL its provider must be given."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from bot.services.inboxes import (
     INBOX_CHANGES,
     inbox_json,
     inbox_webhook_url,
+    install_route,
     new_inbox_schema,
     route_of,
     settings_change_schema,
@@ -67,7 +68,8 @@ async def list_inboxes(request: web.Request, call: Call) -> web.Response:
 @API(
     "POST",
     "/api/accounts/{account_id}/inboxes",
-    "Add an inbox: one more Telegram bot or WhatsApp number of the account (secrets sealed at rest)",
+    "Add an inbox: one more Telegram bot, WhatsApp number or Twilio number (SMS and calls) of the account"
+    " (secrets sealed at rest)",
     tag="inboxes",
     body=new_inbox_schema(),
     sanitize=False,
@@ -81,6 +83,8 @@ async def create_inbox(request: web.Request, call: Call) -> web.Response:
     _check_api_base(request, channel, settings)
     store = request.app[STORE]
     route = route_of(channel, settings)
+    if install_route(request.app[SETTINGS], route):
+        raise api_error(409, "inbox_taken", f"the install's own settings already receive {route}")
     inbox = await store.inboxes.create_inbox(account.id, channel, call.body["name"].strip(), settings, utcnow(), route)
     if inbox is None:
         raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
@@ -111,6 +115,8 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     _check_api_base(request, inbox.channel, settings)
     fields = {k: call.body[k] for k in ("name", "disabled") if k in call.body}
     route = route_of(inbox.channel, settings)
+    if install_route(request.app[SETTINGS], route):
+        raise api_error(409, "inbox_taken", f"the install's own settings already receive {route}")
     changed = await store.inboxes.update_inbox(account.id, inbox.id, settings, route, **fields)
     if changed is False:
         raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
