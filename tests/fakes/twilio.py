@@ -60,7 +60,8 @@ class FakeTwilio:
         self.account_sid, self.auth_token = account_sid, auth_token  # the one Twilio account it serves
         self.sent: list[dict[str, str]] = []
         self.sent_at: list[float] = []  # time.monotonic() of each accepted message (benchmarks)
-        self.failures: list[tuple[int, dict[str, Any]]] = []
+        # (status, body) or (status, body, headers): the next answers' errors
+        self.failures: list[tuple[Any, ...]] = []
         self.fail_on: dict[int, tuple[int, dict[str, Any]]] = {}
         self.calls = 0
         self.media: dict[str, tuple[bytes, str]] = {}
@@ -119,8 +120,8 @@ class FakeTwilio:
         form = await request.post()
         self.calls += 1
         if self.failures or self.calls in self.fail_on:
-            status, body = self.fail_on.pop(self.calls, None) or self.failures.pop(0)
-            return web.json_response({"status": status, **body}, status=status)
+            status, body, *headers = self.fail_on.pop(self.calls, None) or self.failures.pop(0)
+            return web.json_response({"status": status, **body}, status=status, headers=headers[0] if headers else None)
         sid = "SM" + uuid.uuid4().hex
         record = {key: str(form[key]) for key in form}
         record["Sid"] = sid

@@ -24,7 +24,6 @@ import aiohttp
 from aiohttp import web
 from multidict import MultiDict
 from twilio.base.exceptions import TwilioRestException
-from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.request_validator import (
     HMAC_SHA1,
     HMAC_SHA256,
@@ -48,6 +47,7 @@ from bot.handlers.kit.protocol import (
     VerificationError,
 )
 from bot.handlers.kit.signatures import same_secret
+from bot.handlers.kit.twilio_http import TwilioHttpClient, last_retry_after
 from bot.handlers.kit.twilio_settings import TwilioSettings
 from bot.handlers.sms.settings import SmsSettings
 from bot.logs import log_event
@@ -167,7 +167,7 @@ class TwilioGateway:
         self._public_url = settings.server.public_url.rstrip("/")
         self._validator = RequestValidator(self._line.auth_token)
         self._client: Client | None = None
-        self._http: AsyncTwilioHttpClient | None = None
+        self._http: TwilioHttpClient | None = None
         self._egress: Egress = context.egress.twilio
         self._media: aiohttp.ClientSession | None = None
 
@@ -289,7 +289,7 @@ class TwilioGateway:
         start-up); an inbox's talks through the egress guard."""
         if self._client is None:
             line = self._line
-            self._http = AsyncTwilioHttpClient(pool_connections=not line.guarded, timeout=line.timeout)
+            self._http = TwilioHttpClient(pool_connections=not line.guarded, timeout=line.timeout)
             if line.guarded:
                 self._http.session = self._egress.session(limit=20)
             self._client = Client(line.account_sid, line.auth_token, http_client=self._http)
@@ -353,7 +353,9 @@ def _forbidden(reason: str) -> VerificationError:
 
 def _send_error(exc: TwilioRestException) -> RetryableSendError | PermanentSendError:
     code = f" (code {exc.code})" if exc.code else ""
-    if exc.status == 429 or exc.status >= 500:
+    if exc.status == 429:
+        return RetryableSendError(f"Twilio answered {exc.status}{code}: {exc.msg}", retry_after=last_retry_after())
+    if exc.status >= 500:
         return RetryableSendError(f"Twilio answered {exc.status}{code}: {exc.msg}")
     reason = PERMANENT_CODES.get(exc.code or 0, exc.msg)
     return PermanentSendError(f"Twilio refused the message{code}: {reason}")

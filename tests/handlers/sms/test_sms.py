@@ -309,8 +309,13 @@ async def test_twilio_errors_become_retries_or_dead_letters(sms_app: Any, twilio
     adapter = client.server.app[ADAPTERS]["sms"]
     message = outbound("msg_e", "hello", to="+1415555")
     twilio.failures = [(429, {"code": 20429, "message": "Too Many Requests"})]
-    with pytest.raises(RetryableSendError, match="429"):
+    with pytest.raises(RetryableSendError, match="429") as slowed:
         await adapter.send(message)
+    assert slowed.value.retry_after is None  # no Retry-After: the outbox's own backoff
+    twilio.failures = [(429, {"code": 20429, "message": "Too Many Requests"}, {"Retry-After": "7"})]
+    with pytest.raises(RetryableSendError, match="429") as slowed:
+        await adapter.send(message)
+    assert slowed.value.retry_after == 7.0  # honoured, as WhatsApp's and Telegram's are
     twilio.failures = [(400, {"code": 21211, "message": "The 'To' number +1415555 is not a valid phone number."})]
     with pytest.raises(PermanentSendError, match="invalid 'To' number"):
         await adapter.send(message)
