@@ -16,6 +16,7 @@ from yarl import URL
 
 from bot.keys import STORE
 from bot.services.accounts import create_account
+from bot.web.keys import FIRST_ADMIN
 from tests import factories
 from tests.conftest import make_settings
 from tests.fakes.graph_api import PHONE_NUMBER_ID, FakeGraphAPI
@@ -264,3 +265,44 @@ async def test_another_account_s_admin_cannot_see_check_or_change_the_inbox(admi
         assert inbox.name == "Corner sales bot" and not inbox.disabled and telegram.calls == []
     finally:
         await rival.close()
+
+
+@pytest.mark.parametrize("mode", ["webhook", "polling"])
+async def test_the_install_s_own_bot_from_the_settings_file_is_checked_and_hooked_unless_it_polls(
+    embedded: Any, db_name: str, start_client: Any, fakes: Any, mode: str
+) -> None:
+    telegram, _ = fakes
+    allowed = ", ".join(f.url.removeprefix("http://") for f in fakes)
+    own = {"token": BOT_TOKEN, "webhook_secret": HOOK_SECRET, "api_base": telegram.url, "mode": mode}
+    settings = make_settings(
+        embedded.uri,
+        db_name,
+        egress={"allowed_destinations": allowed},
+        server={"public_url": PUBLIC},
+        telegram={**own, "poll_timeout": 1},
+    )
+    client: TestClient = await start_client(settings)
+    login, password = client.server.app[FIRST_ADMIN]  # type: ignore[misc]
+    browser = SecureBrowser(client)
+    try:
+        assert (await browser.log_in("default", login, password)).status == 303
+        page = (await browser.get("/admin/inboxes"))[1]
+        row = _article(page, "telegram")
+        assert "Set in the settings file" in row and f'value="{PUBLIC}/webhooks/telegram"' in row
+        assert BOT_TOKEN not in page and HOOK_SECRET not in page
+        status, page = await browser.post("/admin/inboxes/telegram/check", {}, page="/admin/inboxes")
+        assert status == 200 and "It works: this is the bot @shop_bot." in _article(page, "telegram")
+        status, page = await browser.post("/admin/inboxes/telegram/webhook", {}, page="/admin/inboxes")
+        assert status == 200
+        if mode == "polling":
+            assert "it needs no webhook" in _article(page, "telegram") and not telegram.sent("setWebhook")
+        else:
+            assert "Webhook set" in _article(page, "telegram")
+            assert telegram.webhook == {
+                "url": f"{PUBLIC}/webhooks/telegram",
+                "secret_token": HOOK_SECRET,
+                "allowed_updates": ["message", "edited_message", "callback_query"],
+                "drop_pending_updates": "false",  # a form field, as sent
+            }
+    finally:
+        await browser.close()
