@@ -8,9 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bot.handlers.kit.egress_guards import EgressGuards
-from bot.handlers.telegram.probe import bot_username, point_webhook
 from bot.handlers.telegram.settings import TelegramSettings
-from bot.handlers.whatsapp.probe import display_number
 from bot.handlers.whatsapp.settings import WhatsappSettings
 from bot.services.accounts import CHANNEL_FIELDS, channel_schema, channel_summary
 from bot.settings import Settings
@@ -107,6 +105,10 @@ async def check_inbox(
 ) -> str:
     """Ask the provider who the inbox's credentials are: the bot's ``@username``, the number's
     display number. Raises :class:`bot.handlers.kit.probe.ProbeFailed` with the reason."""
+    # imported here: a router without WhatsApp never loads pywa (docs/performance.md, memory)
+    from bot.handlers.telegram.probe import bot_username
+    from bot.handlers.whatsapp.probe import display_number
+
     if channel == "telegram":
         return await bot_username(guards.telegram, account_id, config)
     version = settings.section(WhatsappSettings).api_version
@@ -115,4 +117,6 @@ async def check_inbox(
 
 async def set_telegram_webhook(guards: EgressGuards, account_id: str, config: Mapping[str, Any], url: str) -> None:
     """Point the bot's webhook at ``url`` with the inbox's secret (``ProbeFailed`` if Telegram refuses)."""
+    from bot.handlers.telegram.probe import point_webhook
+
     await point_webhook(guards.telegram, account_id, config, url)

@@ -6,7 +6,10 @@ the Graph API); a WhatsApp number another inbox receives already is refused in w
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -306,3 +309,14 @@ async def test_the_install_s_own_bot_from_the_settings_file_is_checked_and_hooke
             }
     finally:
         await browser.close()
+
+
+def test_the_inboxes_page_loads_no_channel_library_until_a_check_needs_it() -> None:
+    """The page's Check buttons reach the channels' clients; a router without WhatsApp still never
+    imports pywa (about 15 MB, docs/performance.md) for them."""
+    probe = "import sys, bot.web; print('pywa_async' in sys.modules)"
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "False"
