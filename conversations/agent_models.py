@@ -14,6 +14,8 @@ from conversations.models import Document, load_enum
 
 class Role(StrEnum):
     AGENT = "agent"
+    # sees and reassigns every conversation of the account and reads its reports; changes no settings
+    SUPERVISOR = "supervisor"
     ADMIN = "admin"  # runs one account: agents, routing, channels, API tokens, webhooks
     SUPERADMIN = "superadmin"  # an admin who also manages the accounts of the install
 
@@ -23,7 +25,7 @@ class Role(StrEnum):
         return _ROLE_RANK[self]
 
 
-_ROLE_RANK = {Role.AGENT: 0, Role.ADMIN: 1, Role.SUPERADMIN: 2}
+_ROLE_RANK = {Role.AGENT: 0, Role.SUPERVISOR: 1, Role.ADMIN: 2, Role.SUPERADMIN: 3}
 
 
 class Presence(StrEnum):
@@ -65,8 +67,14 @@ class Agent(Document):
 
     @property
     def is_admin(self) -> bool:
-        """Admins and superadmins run the account (admin pages, any conversation)."""
+        """Admins and superadmins run the account (its settings: the admin pages)."""
         return Role(self.role).rank >= Role.ADMIN.rank
+
+    @property
+    def oversees(self) -> bool:
+        """Supervisors, admins and superadmins work any conversation of the account (open, reassign,
+        resolve), not only those assigned to them or queued for their teams."""
+        return Role(self.role).rank >= Role.SUPERVISOR.rank
 
 
 @dataclass(slots=True)

@@ -64,7 +64,7 @@ def add_agent_commands(sub: Any) -> None:
     add.add_argument("login", metavar="NAME", help="login name: 2-32 of a-z 0-9 _ . -")
     add.add_argument(
         "--role",
-        choices=["agent", "admin", "superadmin"],
+        choices=["agent", "supervisor", "admin", "superadmin"],
         default="agent",
         help="superadmin: an admin who also manages the install's accounts",
     )

@@ -144,15 +144,13 @@ class Queue:
         thread = await self.open_thread(agent, thread_id)
         if thread.status != ThreadStatus.QUEUED:
             raise QueueError("taken", "someone else already took this conversation")
-        if not agent.is_admin and thread.team and thread.team not in agent.teams:
+        if not agent.oversees and thread.team and thread.team not in agent.teams:
             raise QueueError("other_team", f"this conversation waits for team {thread.team}", 403)
         return await self._claim_for(agent, {"_id": thread_id})
 
     async def take_next(self, agent: Agent) -> Thread | None:
         """The oldest of the most urgent queued threads the agent's teams may take."""
-        match: dict[str, Any] = {}
-        if not agent.is_admin:
-            match = one_of("team", [None, "", *agent.teams])
+        match: dict[str, Any] = {} if agent.oversees else one_of("team", [None, "", *agent.teams])
         try:
             return await self._claim_for(agent, match)
         except QueueError as exc:
@@ -328,11 +326,10 @@ class Queue:
     async def reopen(
         self, account_id: str, contact_id: str, identity: Identity, now: datetime, inbox_id: str | None = None
     ) -> Thread | None:
-        """A resolved thread the contact writes to again within the account's reopen window
-        (``queue.reopen_days`` unless its admin set another): back to
-        its last agent if they can take it, else to the queue. ``None``: open a new thread."""
-        reopen_days = (await self.routing(account_id)).reopen_days
-        if not reopen_days:
+        """A resolved thread (of ``inbox_id``) the contact writes to again within the account's reopen
+        window (``queue.reopen_days`` unless its admin set another): back to its last agent if they
+        can take it, else to the queue. ``None``: open a new thread."""
+        if not (reopen_days := (await self.routing(account_id)).reopen_days):
             return None
         since = now - timedelta(days=reopen_days)
         old = await self._store.queue.last_resolved(account_id, contact_id, identity.channel, since, inbox_id)
@@ -397,6 +394,6 @@ class Queue:
         thread = await self._visible_thread(agent, thread_id)
         if thread.status not in (ThreadStatus.QUEUED, ThreadStatus.ASSIGNED):
             raise QueueError("not_open", "this conversation is not waiting for an agent")
-        if own and not agent.is_admin and thread.assignee != agent.id:
+        if own and not agent.oversees and thread.assignee != agent.id:
             raise QueueError("not_yours", "take the conversation first", 403)
         return thread

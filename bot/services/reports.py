@@ -70,6 +70,8 @@ class Report:
     contained_resolved: int
     escalated: int
     by_channel: list[tuple[str, int]]
+    # per inbox, when the account has extra ones: (inbox name, its channel, conversations)
+    by_inbox: list[tuple[str, str, int]]
     by_day: list[tuple[date, int]]
     reasons: list[tuple[str, int]]
     timings: list[Timing]
@@ -120,6 +122,7 @@ async def build_report(
         _agent_rows(store, account_id, s, e, now_ms),
         bot_rows(store, account_id, s, e),
     )
+    inboxes = await _inbox_rows(store, account_id, s, e)
     asks = await store.satisfaction.asked_between(account_id, start, end)
     names = {agent.id: agent.login for agent in await store.agents.list_agents(account_id)}
     timings = [
@@ -143,6 +146,7 @@ async def build_report(
         contained_resolved=summary.get("contained_resolved", 0),
         escalated=escalated,
         by_channel=_ranked(channels),
+        by_inbox=inboxes,
         by_day=_every_day(since, until, {from_epoch_ms(int(k)).date(): n for k, n in days.items()}),
         reasons=_ranked(reasons),
         timings=timings,
@@ -168,6 +172,19 @@ def _ranked(counts: dict[str, int]) -> list[tuple[str, int]]:
 def _every_day(since: date, until: date, counts: dict[date, int]) -> list[tuple[date, int]]:
     days = (until - since).days + 1
     return [(since + timedelta(days=n), counts.get(since + timedelta(days=n), 0)) for n in range(days)]
+
+
+async def _inbox_rows(store: Repositories, account_id: str, s: int, e: int) -> list[tuple[str, str, int]]:
+    """Conversations per inbox; none when the account has no extra inbox (the channels say it all).
+    The account's first inbox of a channel is named by the channel."""
+    extra = {inbox.id: inbox for inbox in await store.inboxes.list_inboxes(account_id)}
+    if not extra:
+        return []
+    counts = await store.reports.report_counts_by(account_id, s, e, {"$ifNull": ["$inbox_id", "$channel"]})
+    rows = [(extra[k].name, extra[k].channel) if k in extra else ("", k) for k in counts]
+    return sorted(
+        ((name, channel, counts[k]) for k, (name, channel) in zip(counts, rows)), key=lambda r: (-r[2], r[1], r[0])
+    )
 
 
 async def _agent_rows(store: Repositories, account_id: str, s: int, e: int, now_ms: int) -> list[AgentRow]:
@@ -214,6 +231,7 @@ def report_csv(report: Report) -> str:
         ("sla", "next_response", "breached", report.next_breaches),
     ]
     rows += [("conversations_by_channel", channel, "count", n) for channel, n in report.by_channel]
+    rows += [("conversations_by_inbox", f"{channel}: {name}", "count", n) for name, channel, n in report.by_inbox]
     rows += [("conversations_by_day", day.isoformat(), "count", n) for day, n in report.by_day]
     rows += [("escalation_reasons", reason, "count", n) for reason, n in report.reasons]
     for t in report.timings:

@@ -79,7 +79,12 @@ WORDS: dict[str, dict[str, str]] = {
         "labels": N_("Labels set"),
         "action": N_("Bot action"),
     },
-    "role": {"agent": N_("agent"), "admin": N_("admin"), "superadmin": N_("superadmin")},
+    "role": {
+        "agent": N_("agent"),
+        "supervisor": N_("supervisor"),
+        "admin": N_("admin"),
+        "superadmin": N_("superadmin"),
+    },
     "sender": {"customer": N_("Customer"), "bot": N_("Bot"), "agent": N_("Agent"), "system": N_("System")},
     "delivery": {
         "queued": N_("queued"),

@@ -15,13 +15,16 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
+from bot.services.reports import build_report, report_csv
 from bot.web.api.kit import issue_token
+from bot.web.keys import FIRST_ADMIN
 from conversations.models import utcnow
 from tests.conftest import TEST_API_TOKEN, raw_database_of
 from tests.fakes.graph_api import PHONE_NUMBER_ID, FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import TG_SECRET, WA_SECRET, channel_settings, fixture, post_telegram, post_whatsapp, sign
 from tests.router.test_inbound import wait_for
+from tests.web.console.test_console import log_in
 
 INSTALL = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
 
@@ -163,6 +166,21 @@ async def test_two_accounts_with_two_inboxes_of_each_channel_never_cross(
     number_of = {o: numbers[o][1] for o in numbers}
     for owner, number in number_of.items():
         assert all(f"/{number}/messages" in r.path for r in fakes[f"wa:{owner}"].requests)
+
+    # the reports count each inbox's conversations, the first inbox of a channel named by its channel
+    today = utcnow().date()
+    report = await build_report(store, "shop2", today, today, first_response_minutes=5, now=utcnow())
+    assert sorted(report.by_inbox) == [
+        ("", "telegram", 1),
+        ("", "whatsapp", 1),
+        ("shop2-2 telegram", "telegram", 1),
+        ("shop2-2 whatsapp", "whatsapp", 1),
+    ]
+    assert "conversations_by_inbox,telegram: shop2-2 telegram,count,1" in report_csv(report).splitlines()
+    login, password = client.server.app[FIRST_ADMIN]  # the install's admin, in the default account
+    assert (await log_in(client, login, password)).status == 303
+    page = await (await client.get("/admin/reports")).text()
+    assert 'id="by-inbox"' in page and "default-2 telegram" in page and "shop2-2" not in page
 
     # a bot is refused its neighbour's secret; an unknown inbox, or another account's, is a 404
     assert (await post_telegram(client, update, secret="shop2-tg", path=paths["default-2"][0])).status == 401

@@ -195,6 +195,7 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
     await create_account(store, "rival", "Rival", "rival-admin", password=PASSWORD)
     agent, _ = await add_agent(store, "acme", "acme-agent", name="Acme Agent Zed", password=PASSWORD)
     assert agent is not None
+    await add_agent(store, "acme", "acme-supervisor", name="Acme Supervisor", role=Role.SUPERVISOR, password=PASSWORD)
     subscription, _ = await subscribe(
         store,
         app[EVENTS],
@@ -270,6 +271,7 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
     }
     logins = {
         "agent": ("acme", "acme-agent"),
+        "supervisor": ("acme", "acme-supervisor"),
         "admin": ("acme", "acme-admin"),
         "other_admin": ("rival", "rival-admin"),
         "superadmin": ("default", superadmin),
@@ -381,7 +383,7 @@ def expected(who: str, method: str, template: str, access: Access) -> str:
     account: nothing of acme may show or change)."""
     touches_acme = "{" in template or (method, template) in QUERIES
     if access.kind == "token":
-        if who in ("anonymous", "agent"):
+        if who in ("anonymous", "agent", "supervisor"):
             return "denied"  # no token: console sessions are not API credentials
         if access.superadmin:
             return "allowed" if who == "superadmin" else "denied"
@@ -390,12 +392,18 @@ def expected(who: str, method: str, template: str, access: Access) -> str:
         return "allowed"
     if who == "anonymous":
         return "denied"
-    rank = {"agent": Role.AGENT, "admin": Role.ADMIN, "other_admin": Role.ADMIN, "superadmin": Role.SUPERADMIN}[who]
+    rank = {
+        "agent": Role.AGENT,
+        "supervisor": Role.SUPERVISOR,
+        "admin": Role.ADMIN,
+        "other_admin": Role.ADMIN,
+        "superadmin": Role.SUPERADMIN,
+    }[who]
     if rank.rank < access.role.rank:
         return "denied"
     if access.role == Role.SUPERADMIN:
         return "allowed"
-    return "allowed" if who in ("agent", "admin") else "foreign"
+    return "allowed" if who in ("agent", "supervisor", "admin") else "foreign"
 
 
 def check(who: str, method: str, template: str, outcome: str, status: int, body: str, location: str) -> list[str]:
@@ -432,7 +440,7 @@ async def test_every_route_refuses_whom_it_must_and_leaks_nothing_across_account
 ) -> None:
     problems: list[str] = []
     checked = 0
-    for n, who in enumerate(["anonymous", "other_admin", "agent", "admin", "superadmin"]):
+    for n, who in enumerate(["anonymous", "other_admin", "agent", "supervisor", "admin", "superadmin"]):
         world = await build_world(embedded, f"{db_name}_{n}", start_client)
         try:
             before = await world.snapshot()
@@ -450,4 +458,4 @@ async def test_every_route_refuses_whom_it_must_and_leaks_nothing_across_account
             for session in world.sessions.values():
                 await session.close()
     assert not problems, "\n".join(problems)
-    assert checked >= 5 * 50  # the router has this many guarded routes; fewer means routes went missing
+    assert checked >= 6 * 50  # the router has this many guarded routes; fewer means routes went missing

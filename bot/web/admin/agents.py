@@ -158,7 +158,8 @@ async def create_agent(request: web.Request) -> web.Response:
         or not 1 <= int(capacity) <= 100
     ):
         return plain(
-            400, "login: 2-32 of a-z 0-9 _ . -; teams: comma-separated words; role agent|admin; capacity 1-100"
+            400,
+            "login: 2-32 of a-z 0-9 _ . -; teams: comma-separated words; role agent|supervisor|admin; capacity 1-100",
         )
     agent, password = await add_agent(
         request.app[STORE],
@@ -188,7 +189,7 @@ async def update_agent(request: web.Request) -> web.Response:
     capacity = str(form.get("capacity", target.capacity))
     role = str(form.get("role", target.role))
     if teams is None or not capacity.isdigit() or not 1 <= int(capacity) <= 100 or role not in _roles(admin):
-        return plain(400, "teams: comma-separated words; capacity 1-100; role agent|admin")
+        return plain(400, "teams: comma-separated words; capacity 1-100; role agent|supervisor|admin")
     active = form.get("active") == "on" or target.id == admin.id  # an admin cannot lock themselves out
     await change_agent(
         store,

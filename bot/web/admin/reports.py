@@ -86,7 +86,7 @@ def report_charts(report: Report, lang: str) -> dict[str, object]:
     }
 
 
-@signed_in(Role.ADMIN)
+@signed_in(Role.SUPERVISOR)
 async def reports_page(request: web.Request) -> web.Response:
     agent = current_agent(request)
     report = await _report(request)
@@ -105,7 +105,7 @@ def _duration(seconds: float | None) -> str:
     return "—" if seconds is None else charts.duration(seconds)
 
 
-@signed_in(Role.ADMIN)
+@signed_in(Role.SUPERVISOR)
 async def reports_csv(request: web.Request) -> web.Response:
     agent = current_agent(request)
     report = await _report(request)

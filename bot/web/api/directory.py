@@ -138,7 +138,7 @@ async def list_agents(request: web.Request, call: Call) -> web.Response:
     return reply({"items": [agent_json(a) for a in await request.app[STORE].agents.list_agents(call.account_id)]})
 
 
-_ROLE = {"type": "string", "enum": [Role.AGENT.value, Role.ADMIN.value]}
+_ROLE = {"type": "string", "enum": [Role.AGENT.value, Role.SUPERVISOR.value, Role.ADMIN.value]}
 _TEAMS = {"type": "array", "maxItems": 20, "uniqueItems": True, "items": {"type": "string", "pattern": TEAM_PATTERN}}
 _CAPACITY = {"type": "integer", "minimum": 1, "maximum": 100}
 _NAME = {"type": "string", "minLength": 1, "maxLength": 80}

@@ -4,6 +4,7 @@ never returned; each inbox shows the webhook URL its provider must be given."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -40,6 +41,16 @@ def _check_api_base(request: web.Request, channel: str, settings: dict[str, Any]
         raise api_error(400, "api_base_not_allowed", guard.api_base_refusal(refused))
 
 
+async def _audit(
+    request: web.Request, call: Call, action: str, inbox: Inbox, keys: Iterable[str], **details: str
+) -> None:
+    """The audit log's line: the names of the settings given, never their values (secrets)."""
+    actor = call.principal.audit_actor
+    await audit.record(
+        request.app[STORE], inbox.account_id, actor, action, inbox.id, keys=",".join(sorted(keys)), **details
+    )
+
+
 @API(
     "GET",
     "/api/accounts/{account_id}/inboxes",
@@ -73,15 +84,7 @@ async def create_inbox(request: web.Request, call: Call) -> web.Response:
     inbox = await store.inboxes.create_inbox(account.id, channel, call.body["name"].strip(), settings, utcnow(), route)
     if inbox is None:
         raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
-    await audit.record(
-        store,
-        account.id,
-        call.principal.audit_actor,
-        "inbox.create",
-        inbox.id,
-        channel=channel,
-        keys=",".join(sorted(settings)),
-    )  # the names only: values are secrets
+    await _audit(request, call, "inbox.create", inbox, settings, channel=channel)
     return reply(_shown(request, inbox), status=201)
 
 
@@ -113,15 +116,8 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
         raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
     if changed is None:
         raise api_error(404, "not_found", f"no inbox {inbox.id} in account {account.id}")
-    await audit.record(
-        store,
-        account.id,
-        call.principal.audit_actor,
-        "inbox.change",
-        inbox.id,
-        keys=",".join(sorted([*settings, *fields])),
-    )
     assert isinstance(changed, Inbox)
+    await _audit(request, call, "inbox.change", changed, [*settings, *fields])
     return reply(_shown(request, changed))
 
 

@@ -123,7 +123,7 @@ async def _counts(request: web.Request, agent: Agent) -> dict[str, int]:
 
 async def _dead_letters(request: web.Request, agent: Agent) -> list[OutboxItem]:
     store = request.app[STORE]
-    if agent.is_admin:
+    if agent.oversees:
         return await store.outbox.dead_letters(agent.account_id)
     mine = [t.id for t in await store.queue.assigned_threads(agent.id)]
     return await store.outbox.dead_letters(agent.account_id, thread_ids=mine) if mine else []

@@ -322,7 +322,7 @@ async def _template(request: web.Request, agent: Agent, thread_id: str, form: An
     thread = await _visible(request, agent, thread_id)
     if thread is None:
         return plain(404, "no such conversation")
-    if not agent.is_admin and thread.assignee != agent.id:
+    if not agent.oversees and thread.assignee != agent.id:
         return plain(403, "take the conversation first")
     nonce = str(form.get("nonce", ""))
     if not _NONCE.match(nonce):
