@@ -100,7 +100,7 @@ async def _add(browser: Browser, form: dict[str, str]) -> str:
 
 
 def _article(page: str, inbox_id: str) -> str:
-    found = re.search(rf'<article class="inbox stack" id="inbox-{inbox_id}">(.*?)</article>', page, re.S)
+    found = re.search(rf'<article class="inbox" id="inbox-{inbox_id}">(.*?)</article>', page, re.S)
     assert found, f"no inbox {inbox_id} on the page"
     return found.group(1)
 
