@@ -320,3 +320,15 @@ def test_the_inboxes_page_loads_no_channel_library_until_a_check_needs_it() -> N
         [sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.strip() == "False"
+
+
+async def test_check_of_a_provider_that_does_not_answer_says_so_in_words(admin: Browser, fakes: Any) -> None:
+    telegram, graph = fakes
+    bot = await _add(admin, _telegram(telegram))
+    number = await _add(admin, _whatsapp(graph))
+    await telegram.stop()
+    await graph.stop()  # allowed hosts, but nothing listens there any more
+    status, page = await admin.post(f"/admin/inboxes/{bot}/check", {}, page="/admin/inboxes")
+    assert status == 200 and "No answer from Telegram: getMe:" in _article(page, bot)
+    status, page = await admin.post(f"/admin/inboxes/{number}/check", {}, page="/admin/inboxes")
+    assert status == 200 and "No answer from WhatsApp:" in _article(page, number)
