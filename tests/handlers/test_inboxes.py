@@ -214,3 +214,58 @@ async def test_bad_inbox_settings_are_refused_with_a_clear_400(client: TestClien
         assert answer.status == 400, (body, await answer.text())
         assert says in (await answer.json())["detail"]
     assert await client.server.app[STORE].inboxes.list_inboxes("default") == []
+
+
+async def test_numbers_of_one_meta_app_share_its_one_callback_url(
+    embedded: Any, db_name: str, start_client: Any, fakes: dict[str, Any]
+) -> None:
+    """Meta calls one URL for every number of an app: each change goes to the inbox of its number,
+    if that inbox is the account's and under the same app secret."""
+    settings = channel_settings(
+        embedded.uri,
+        db_name,
+        graph_api=fakes["wa:default"].url,
+        egress={"allowed_destinations": ", ".join(f.url.removeprefix("http://") for f in fakes.values())},
+        whatsapp={"access_token": fakes["wa:default"].token},
+    )
+    client: TestClient = await start_client(settings)
+    store = client.server.app[STORE]
+    await store.accounts.ensure_account("shop2", "Shop two", utcnow())
+    same_app = await store.inboxes.create_inbox(
+        "default",
+        "whatsapp",
+        "second number",
+        _whatsapp(fakes["wa:default-2"], "1002", WA_SECRET),
+        utcnow(),
+        "whatsapp:1002",
+    )
+    other_app = await store.inboxes.create_inbox(
+        "default",
+        "whatsapp",
+        "other app",
+        _whatsapp(fakes["wa:shop2-2"], "1003", "another-app"),
+        utcnow(),
+        "whatsapp:1003",
+    )
+    elsewhere = await store.inboxes.create_inbox(  # another account's number, even under this app's secret
+        "shop2", "whatsapp", "theirs", _whatsapp(fakes["wa:shop2"], "2001", WA_SECRET), utcnow(), "whatsapp:2001"
+    )
+    assert same_app and other_app and elsewhere
+    body = _wa_message(PHONE_NUMBER_ID, "wamid.APP0")
+    for n, number in enumerate(("1002", "1003", "2001"), start=1):
+        entry = _wa_message(number, f"wamid.APP{n}")["entry"][0]
+        entry["id"] = f"WABA{n}"
+        body["entry"].append(entry)
+    raw = json.dumps(body).encode()
+    assert (await post_whatsapp(client, raw, signature=sign(raw, WA_SECRET))).status == 200
+
+    async def both_answered() -> bool:
+        return len(fakes["wa:default"].sent()) >= 1 and len(fakes["wa:default-2"].sent()) >= 1
+
+    await wait_for(both_answered, timeout=30)
+    threads = await raw_database_of(store).threads.find({}).to_list()
+    assert sorted((t["account_id"], t.get("inbox_id") or "") for t in threads) == [
+        ("default", ""),
+        ("default", same_app.id),
+    ]
+    assert not fakes["wa:shop2-2"].sent() and not fakes["wa:shop2"].sent()

@@ -20,8 +20,6 @@ an error that names the configured templates; a template message may always be s
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import ssl
 from collections.abc import Mapping
@@ -38,7 +36,7 @@ from pywa_async.types.templates import BodyText, TemplateLanguage
 
 from bot.handlers.kit.accounts import PerAccount
 from bot.handlers.kit.egress import Egress, refusal, url_rule
-from bot.handlers.kit.inboxes import file_of, in_inbox
+from bot.handlers.kit.inboxes import file_of
 from bot.handlers.kit.media import AttachmentUnavailable, read_capped, served_type
 from bot.handlers.kit.payload import Payload
 from bot.handlers.kit.protocol import (
@@ -54,6 +52,7 @@ from bot.handlers.kit.protocol import (
 from bot.handlers.kit.signatures import same_secret
 from bot.handlers.kit.webhook import receive_webhook
 from bot.handlers.whatsapp.consent import STOPPED_MARKETING, mark_keywords
+from bot.handlers.whatsapp.hook import NumberHook
 from bot.handlers.whatsapp.payload import parse_payload
 from bot.handlers.whatsapp.settings import WhatsappSettings
 from bot.setting_fields import SettingsError
@@ -203,8 +202,29 @@ class WhatsappAdapter(BaseAdapter):
         return web.Response(text=request.query.get("hub.challenge", ""), content_type="text/plain")
 
     async def webhook(self, request: web.Request) -> web.Response:
-        hook = _NumberHook(await self._number(request), self.keyword_replies, request.match_info.get("inbox_id"))
+        number = await self._number(request)
+        inbox_id = request.match_info.get("inbox_id")
+        hook = NumberHook(
+            number.account_id,
+            number.phone_number_id,
+            number.app_secret,
+            inbox_id,
+            self.keyword_replies,
+            self._neighbours,
+        )
         return await receive_webhook(request, hook, self.sink)
+
+    async def _neighbours(self, account_id: str, numbers: set[str], app_secret: str) -> dict[str, str]:
+        """Which of ``numbers`` are extra inboxes of the account under the same app (secret)."""
+        found: dict[str, str] = {}
+        if self._store is None:
+            return found
+        for number in numbers:
+            inbox = await self._store.inboxes.inbox_by_route(f"whatsapp:{number}")
+            same_app = inbox is not None and same_secret(str(inbox.config.get("app_secret", "")), app_secret)
+            if inbox is not None and same_app and inbox.account_id == account_id and not inbox.disabled:
+                found[number] = inbox.id
+        return found
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
         events = parse_payload(Payload.parse(body), self.account_id, self.settings.phone_number_id or None)
@@ -325,30 +345,6 @@ class WhatsappAdapter(BaseAdapter):
             raise AttachmentUnavailable("the provider named a media URL that is not an http(s) URL with a host")
         if not url.lower().startswith("https://") and not self._egress.allows_name(rule.host, rule.port):
             raise AttachmentUnavailable(f"the provider named a media URL that is not HTTPS ({rule}); not fetched")
-
-
-class _NumberHook:
-    """The webhook view of one account's number: its app secret and phone number id."""
-
-    name = "whatsapp"
-
-    def __init__(self, number: WhatsappNumber, keyword_replies: Mapping[str, str], inbox_id: str | None) -> None:
-        self._number = number
-        self._keyword_replies = keyword_replies
-        self._inbox_id = inbox_id
-
-    async def verify(self, request: web.Request, body: bytes) -> None:
-        given = request.headers.get("X-Hub-Signature-256", "")
-        if not given:
-            raise VerificationError("missing X-Hub-Signature-256")
-        expected = "sha256=" + hmac.new(self._number.app_secret.encode(), body, hashlib.sha256).hexdigest()
-        if not same_secret(given, expected):
-            raise VerificationError.forbidden("X-Hub-Signature-256 does not match the body")
-
-    def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
-        events = parse_payload(Payload.parse(body), self._number.account_id, self._number.phone_number_id)
-        # message ids (wamid) are unique across numbers: kept as Meta gives them
-        return in_inbox(mark_keywords(events, self._keyword_replies), self._inbox_id, scope_ids=False)
 
 
 def _send_error(exc: WhatsAppError) -> SendError:
