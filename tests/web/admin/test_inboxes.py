@@ -185,6 +185,7 @@ async def test_check_shows_the_whatsapp_number_or_the_graph_api_error(admin: Bro
     assert "WhatsApp refused: 401 Invalid OAuth access token." in _article(page, number)
     row = _article(page, number)
     assert "verify_token" in row and "callback URL" in row and f"/webhooks/whatsapp/shop/{number}" in row
+    assert "needs no URL of its own" in row  # a Meta app's numbers share its one callback URL
 
 
 async def test_set_webhook_points_the_bot_at_its_inbox_with_its_secret(admin: Browser, fakes: Any) -> None:
