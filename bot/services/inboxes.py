@@ -1,17 +1,21 @@
-"""Inboxes as the API (and later the console) manage them: what one takes, where its provider sends
-its webhooks, and how it is shown (secrets never: only whether each is set)."""
+"""Inboxes as the API and the console manage them: what one takes, where its provider sends its
+webhooks, how it is shown (secrets never: only whether each is set), and trying its settings
+against the provider (the console's Check and Set-webhook buttons)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from bot.handlers.kit.egress_guards import EgressGuards
 from bot.handlers.kit.twilio import E164
 from bot.handlers.kit.twilio_lines import number_route
 from bot.handlers.sms.settings import SmsSettings
+from bot.handlers.telegram.settings import TelegramSettings
+from bot.handlers.whatsapp.settings import WhatsappSettings
 from bot.services.accounts import CHANNEL_FIELDS, URL_PATTERN, ChannelField, channel_schema, channel_summary
 from bot.settings import Settings
-from conversations.tenant_models import Inbox
+from conversations.tenant_models import Account, Inbox
 
 # What an inbox of each channel takes: an account's channel settings' fields, and a Twilio number
 # (an SMS inbox; calls to it too), which exists only as an inbox: an account's channel settings
@@ -109,3 +113,40 @@ def inbox_json(inbox: Inbox, webhook_url: str) -> dict[str, Any]:
         "webhook_url": webhook_url,
         **summary.get(inbox.channel, {"settings": {}, "secrets": {}}),
     }
+
+
+def first_inbox_config(settings: Settings, account: Account, channel: str) -> dict[str, Any] | None:
+    """The settings of the account's first inbox of ``channel`` (the settings file's for the
+    install's own account, the account's channel settings for any other); ``None``: it has none."""
+    if account.id != settings.account.id:
+        config = account.channels.get(channel)
+        return dict(config) if isinstance(config, dict) else None
+    if channel == "telegram":
+        telegram = settings.section(TelegramSettings)
+        return {"token": telegram.token, "webhook_secret": telegram.webhook_secret} if telegram.token else None
+    whatsapp = settings.section(WhatsappSettings)
+    if not whatsapp.phone_number_id:
+        return None
+    return {k: getattr(whatsapp, k) for k in ("phone_number_id", "access_token", "app_secret", "verify_token")}
+
+
+async def check_inbox(
+    guards: EgressGuards, settings: Settings, account_id: str, channel: str, config: Mapping[str, Any]
+) -> str:
+    """Ask the provider who the inbox's credentials are: the bot's ``@username``, the number's
+    display number. Raises :class:`bot.handlers.kit.probe.ProbeFailed` with the reason."""
+    # imported here: a router without WhatsApp never loads pywa (docs/performance.md, memory)
+    from bot.handlers.telegram.probe import bot_username
+    from bot.handlers.whatsapp.probe import display_number
+
+    if channel == "telegram":
+        return await bot_username(guards.telegram, account_id, config)
+    version = settings.section(WhatsappSettings).api_version
+    return await display_number(guards.whatsapp, version, account_id, config)
+
+
+async def set_telegram_webhook(guards: EgressGuards, account_id: str, config: Mapping[str, Any], url: str) -> None:
+    """Point the bot's webhook at ``url`` with the inbox's secret (``ProbeFailed`` if Telegram refuses)."""
+    from bot.handlers.telegram.probe import point_webhook
+
+    await point_webhook(guards.telegram, account_id, config, url)

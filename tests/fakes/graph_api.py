@@ -1,7 +1,8 @@
 """A local WhatsApp Cloud API (Graph API) server for pywa's async client pointed at it.
 
 It records every request (path and JSON body), answers ``/messages`` with a fresh ``wamid``,
-serves media (``GET /{media-id}`` then the URL it names), and can fail the next requests with
+serves media (``GET /{media-id}`` then the URL it names), answers ``GET /{phone-number-id}`` for
+its numbers (``numbers``: id -> display number), and can fail the next requests with
 Meta's error bodies: 429 (code 130429, optional ``Retry-After``), 500, or any code (131047, ...).
 """
 
@@ -39,6 +40,7 @@ class FakeGraphAPI(LocalServer):
         self.requests: list[Request] = []
         self.media: dict[str, tuple[bytes, str]] = {}
         self.media_urls: dict[str, str] = {}  # media id -> the URL to name instead of our own
+        self.numbers: dict[str, str] = {PHONE_NUMBER_ID: "+1 555-0100"}  # phone number id -> display number
         self._failures: list[tuple[int, dict[str, Any], dict[str, str]]] = []
         self._ids = itertools.count(first_id)
 
@@ -119,6 +121,15 @@ class FakeGraphAPI(LocalServer):
         self.requests.append(
             Request("GET", request.path, {}, request.headers.get("Authorization", ""), time.monotonic())
         )
+        if media_id in self.numbers:
+            if not self._authorised(request):
+                return web.json_response(
+                    {"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}},
+                    status=401,
+                )
+            return web.json_response(
+                {"display_phone_number": self.numbers[media_id], "verified_name": "Fake Shop", "id": media_id}
+            )
         if media_id not in self.media or not self._authorised(request):
             return web.json_response(
                 {"error": {"message": "Unsupported get request.", "type": "GraphMethodException", "code": 100}},

@@ -84,7 +84,7 @@ INSPECT = """() => {
     if (s.type === 'application/json') continue;
     if (!s.src || new URL(s.src).origin !== location.origin) found.push('script ' + (s.src || s.textContent.slice(0, 40)));
   }
-  for (const el of document.body.querySelectorAll('iframe, object, embed, math, style, base, details, svg:not(.chart)')) {
+  for (const el of document.body.querySelectorAll('iframe, object, embed, math, style, base, details:not(.fold), svg:not(.chart)')) {
     found.push('foreign <' + el.tagName.toLowerCase() + '>');
   }
   return found.concat(window.__cspViolations || []);
@@ -178,6 +178,8 @@ async def console_forms(client: TestClient, thread_id: str) -> None:
         ("/admin/canned", {"shortcut": "brk", "text": "</script><script>alert('canned')</script>"}),
         ("/admin/agents", {"login": "mallory", "name": PAYLOADS[2], "role": "agent", "capacity": "5"}),
         ("/admin/accounts", {"id": "hostile", "name": PAYLOADS[8], "admin": "boss"}),
+        ("/admin/inboxes", {"channel": "telegram", "name": PAYLOADS[12], "token": "5:x", "webhook_secret": "s5"}),
+        ("/admin/inboxes", {"channel": "telegram", "name": PAYLOADS[14], "token": "6:x", "webhook_secret": "s6"}),
     ):
         response = await client.post(path, data={**form, "csrf_token": token}, allow_redirects=False)
         assert response.status in (200, 303) and "error=" not in response.headers.get("Location", ""), (
@@ -284,6 +286,7 @@ async def test_the_xss_corpus_is_inert_everywhere_it_is_shown(hostile_router: Te
         "/admin/audit",
         "/admin/accounts",
         "/admin/account",
+        "/admin/inboxes",
         f"/admin/contacts?q={quote(PAYLOADS[1][:100])}",
         f"/console?error={echo}",
         f"/admin?message={echo}",
@@ -295,6 +298,9 @@ async def test_the_xss_corpus_is_inert_everywhere_it_is_shown(hostile_router: Te
     await page.goto(f"{base}/admin")
     await expect(page.locator("main")).to_contain_text(PAYLOADS[2])  # the agent's name
     await expect(page.locator("main")).to_contain_text(PAYLOADS[5])  # a canned reply
+    await page.goto(f"{base}/admin/inboxes")
+    await expect(page.locator(".inbox-name", has_text="img id=xss11")).to_have_text(PAYLOADS[12])  # inboxes' names
+    await expect(page.locator(".inbox-name", has_text="onfocus")).to_have_text(PAYLOADS[14])
     await page.goto(f"{base}/admin/audit")
     await expect(page.locator("main")).to_contain_text(PAYLOADS[1])  # a failed login's name
     await page.goto(f"{base}/admin/accounts")

@@ -122,6 +122,11 @@ CONSOLE_FORMS: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/admin/account/webhooks/{subscription_id}"): {"action": "toggle"},
     ("POST", "/admin/accounts"): {"id": "newco2", "name": "New", "admin": "boss"},
     ("POST", "/admin/accounts/{account_id}"): {"action": "enable"},
+    ("POST", "/admin/inboxes"): {"channel": "telegram", "name": "third bot", "token": "4:w", "webhook_secret": "s4"},
+    # an api_base the install does not allow: refused (400) before anything changes, so acme's inbox
+    # keeps the one below and its Check asks no one (nothing leaves 127.0.0.1)
+    ("POST", "/admin/inboxes/{inbox_id}"): {"name": "renamed", "api_base": "http://127.0.0.1:9"},
+    ("POST", "/admin/inboxes/{inbox_id}/state"): {"action": "disable"},
     ("POST", "/admin/intents"): {"name": "console_intent"},
     ("POST", "/admin/campaigns"): {"name": "authz", "channel": "webchat", "text": "hello"},
     ("POST", "/admin/intents/examples/{example}"): {"action": "save", "text": "hello", "language": "en"},
@@ -225,8 +230,13 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
         data=b"ACME-PRIVATE-7731",
         quota=10**6,
     )
-    inbox = await store.inboxes.create_inbox(  # a second bot of acme's, named so a leak shows
-        "acme", "telegram", "ACME-PRIVATE-7731 bot", {"token": "9:acme", "webhook_secret": "s"}, utcnow(), None
+    inbox = await store.inboxes.create_inbox(  # a second bot of acme's, named so a leak shows; its
+        "acme",  # api_base is not one the install allows, so its Check asks no one
+        "telegram",
+        "ACME-PRIVATE-7731 bot",
+        {"token": "9:acme", "webhook_secret": "s", "api_base": "http://127.0.0.1:9"},
+        utcnow(),
+        None,
     )
     assert inbox is not None
     spare = await issue_token(store, "acme", "acme-crm-token spare", ["read"], "test")

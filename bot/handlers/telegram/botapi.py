@@ -180,6 +180,10 @@ class BotAPI:
     async def get_webhook_info(self) -> Payload:
         return _object("getWebhookInfo", await self.call("getWebhookInfo", {}))
 
+    async def get_me(self) -> Payload:
+        """The bot itself (``username``, ``first_name``): what proves a token works."""
+        return _object("getMe", await self.call("getMe", {}))
+
 
 def _form_value(value: Any) -> str:
     """A parameter as the Bot API reads form fields: strings as they are, everything else as JSON."""

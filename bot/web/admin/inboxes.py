@@ -1,0 +1,321 @@
+"""The inboxes page of an account's admin (``/admin/inboxes``): every channel instance the account
+receives on — its first inbox of each channel (its channel settings, edited on the account page) and
+its extra ones — with the webhook URL and instructions each provider needs; adding, editing and
+disabling extra inboxes; and buttons that try an inbox's settings against the real provider
+(Telegram ``getMe`` and ``setWebhook``, the WhatsApp number through the Graph API).
+
+A secret is never shown, only whether it is set; an empty secret field keeps the stored one."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from bot import audit
+from bot.handlers.kit.probe import ProbeFailed
+from bot.handlers.telegram.settings import TelegramSettings
+from bot.keys import EGRESS, SETTINGS, STORE
+from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
+from bot.services.inboxes import check_inbox, first_inbox_config, inbox_webhook_url, route_of, set_telegram_webhook
+from bot.web.i18n import N_, translate
+from bot.web.pages import current_agent, page, plain, redirect, signed_in
+from conversations.agent_models import Agent, Role
+from conversations.models import utcnow
+from conversations.tenant_models import Account, Inbox
+
+MAX_NAME = 80
+# the channels this page adds, checks and edits (a Twilio number is added through the API for now)
+CONSOLE_CHANNELS = tuple(CHANNEL_FIELDS)
+# what ``?saved=`` may report after a change
+_DONE = {
+    "added": N_("Inbox added."),
+    "saved": N_("Saved."),
+    "disabled": N_("Inbox disabled: its webhooks are refused and nothing is sent from it."),
+    "enabled": N_("Inbox enabled."),
+}
+
+_WORKS = {"telegram": N_("It works: this is the bot {who}."), "whatsapp": N_("It works: this is the number {who}.")}
+
+
+class FormProblem(Exception):
+    """A form the admin must correct: the words to show and the HTTP status."""
+
+    def __init__(self, text: str, status: int = 400) -> None:
+        super().__init__(text)
+        self.text = text
+        self.status = status
+
+
+def _base(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def _row(inbox_id: str, name: str, channel: str, config: dict[str, Any], problems: dict[str, str]) -> dict[str, Any]:
+    shown = channel_summary({channel: config}, {f"{channel}.{k}": v for k, v in problems.items()}).get(channel, {})
+    return {
+        "id": inbox_id,
+        "name": name,
+        "channel": channel,
+        "settings": shown.get("settings", {}),
+        "secrets": shown.get("secrets", {}),
+        "unreadable": shown.get("unreadable", []),
+    }
+
+
+async def _rows(request: web.Request, account: Account) -> list[dict[str, Any]]:
+    """The account's inboxes: its first of each channel, then its extra ones, oldest first."""
+    settings, rows = request.app[SETTINGS], []
+    urls = webhook_urls(settings, _base(request), account.id)
+    in_file = account.id == settings.account.id
+    for channel in CONSOLE_CHANNELS:
+        config = first_inbox_config(settings, account, channel)
+        if config is None:
+            continue
+        problems = {
+            k.partition(".")[2]: v for k, v in (account.sealing_problems or {}).items() if k.startswith(f"{channel}.")
+        }
+        row = _row(channel, "", channel, config, problems)
+        rows.append({**row, "first": True, "in_file": in_file, "disabled": False, "webhook_url": urls[channel]})
+    for inbox in await request.app[STORE].inboxes.list_inboxes(account.id):
+        if inbox.channel not in CONSOLE_CHANNELS:
+            continue
+        row = _row(inbox.id, inbox.name, inbox.channel, inbox.config, inbox.sealing_problems or {})
+        url = inbox_webhook_url(settings, _base(request), inbox)
+        rows.append({**row, "first": False, "in_file": False, "disabled": inbox.disabled, "webhook_url": url})
+    return rows
+
+
+async def _show(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
+    agent = current_agent(request)
+    account = await request.app[STORE].accounts.get_account(agent.account_id)
+    assert account is not None
+    context: dict[str, Any] = {
+        "account": account,
+        "inboxes": await _rows(request, account),
+        "fields": {channel: CHANNEL_FIELDS[channel] for channel in CONSOLE_CHANNELS},
+        "https": request.app[SETTINGS].server.public_url.startswith("https://"),
+        "message": "",
+        "problem": None,  # {"where": a form's id, "text": …}
+        "typed": {},  # what the admin typed in that form (never its secrets)
+        "result": None,  # {"id": an inbox's id, "ok": …, "text": …}: what a button found out
+    }
+    context.update(extra)
+    return page(request, "inboxes.html", status=status, **context)
+
+
+@signed_in(Role.ADMIN)
+async def inboxes_page(request: web.Request) -> web.Response:
+    saved, agent = request.query.get("saved", ""), current_agent(request)
+    return await _show(request, message=translate(agent.lang, _DONE[saved]) if saved in _DONE else "")
+
+
+def _read_fields(admin: Agent, channel: str, form: Any, adding: bool) -> dict[str, str]:
+    """The channel's fields of the form: a filled one checked against its pattern; an empty secret
+    left out (it keeps its value); an empty optional one set empty (removed)."""
+    values: dict[str, str] = {}
+    for field in CHANNEL_FIELDS[channel]:
+        raw = str(form.get(field.name, "")).strip()
+        if raw and not re.fullmatch(field.pattern, raw):
+            raise FormProblem(translate(admin.lang, "{field} has a wrong format.", field=field.name))
+        if raw:
+            values[field.name] = raw
+        elif field.required and (adding or not field.secret):
+            raise FormProblem(translate(admin.lang, "Fill in: {fields}.", fields=field.name))
+        elif not field.required and not adding:
+            values[field.name] = ""
+    return values
+
+
+def _read_name(admin: Agent, form: Any) -> str:
+    name = str(form.get("name", "")).strip()
+    if not 0 < len(name) <= MAX_NAME:
+        raise FormProblem(translate(admin.lang, "An inbox needs a name (at most 80 characters)."))
+    return name
+
+
+def _check_egress(request: web.Request, admin: Agent, channel: str, values: dict[str, str]) -> None:
+    guard = request.app[EGRESS].channel(channel)
+    if refused := refused_api_base(guard, values):
+        raise FormProblem(
+            translate(
+                admin.lang,
+                "api_base: {host} is not a server this install allows. Leave it empty, use {provider}, or ask "
+                "the install's operator to allow the host.",
+                host=refused,
+                provider=guard.provider_url,
+            )
+        )
+
+
+def _taken(admin: Agent, route: str | None) -> FormProblem:
+    number = (route or "").partition(":")[2]
+    return FormProblem(
+        translate(
+            admin.lang,
+            "Another inbox already receives the WhatsApp number {number}: a number delivers into one inbox only.",
+            number=number,
+        ),
+        409,
+    )
+
+
+def _typed(channel: str, form: Any) -> dict[str, str]:
+    """What the admin typed, to fill the form in again (never a secret)."""
+    names = ["name", *(f.name for f in CHANNEL_FIELDS[channel] if not f.secret)]
+    return {k: str(form.get(k, "")) for k in names}
+
+
+@signed_in(Role.ADMIN)
+async def add_inbox(request: web.Request) -> web.Response:
+    """One more Telegram bot or WhatsApp number of the account (secrets sealed for the inbox alone)."""
+    admin, form, store = current_agent(request), await request.post(), request.app[STORE]
+    channel = str(form.get("channel", ""))
+    if channel not in CONSOLE_CHANNELS:
+        return plain(400, "channel must be one of: " + ", ".join(CONSOLE_CHANNELS))
+    try:
+        name = _read_name(admin, form)
+        values = _read_fields(admin, channel, form, adding=True)
+        _check_egress(request, admin, channel, values)
+        route = route_of(channel, values)
+        inbox = await store.inboxes.create_inbox(admin.account_id, channel, name, values, utcnow(), route)
+        if inbox is None:
+            raise _taken(admin, route)
+    except FormProblem as problem:
+        where = {"where": f"add-{channel}", "text": problem.text}
+        return await _show(request, problem.status, problem=where, typed=_typed(channel, form))
+    await audit.record(
+        store, admin.account_id, admin, "inbox.create", inbox.id, channel=channel, keys=",".join(sorted(values))
+    )  # the names only: values are secrets
+    return redirect("/admin/inboxes?saved=added")
+
+
+async def _own_inbox(request: web.Request, admin: Agent) -> Inbox | None:
+    inbox = await request.app[STORE].inboxes.get_inbox(request.match_info["inbox_id"])
+    return inbox if inbox is not None and inbox.account_id == admin.account_id else None
+
+
+@signed_in(Role.ADMIN)
+async def edit_inbox(request: web.Request) -> web.Response:
+    """Rename an extra inbox and change its settings (an empty secret keeps its value)."""
+    admin, form, store = current_agent(request), await request.post(), request.app[STORE]
+    inbox = await _own_inbox(request, admin)
+    if inbox is None:
+        return plain(404, "no such inbox in this account")
+    try:
+        name = _read_name(admin, form)
+        values = _read_fields(admin, inbox.channel, form, adding=False)
+        _check_egress(request, admin, inbox.channel, values)
+        route = route_of(inbox.channel, values)
+        changed = await store.inboxes.update_inbox(admin.account_id, inbox.id, values, route, name=name)
+        if changed is False:
+            raise _taken(admin, route)
+    except FormProblem as problem:
+        where = {"where": f"edit-{inbox.id}", "text": problem.text}
+        return await _show(request, problem.status, problem=where)
+    if changed is None:
+        return plain(404, "no such inbox in this account")
+    keys = ",".join(sorted(["name", *values]))
+    await audit.record(store, admin.account_id, admin, "inbox.change", inbox.id, keys=keys)
+    return redirect("/admin/inboxes?saved=saved")
+
+
+@signed_in(Role.ADMIN)
+async def change_state(request: web.Request) -> web.Response:
+    """Disable an extra inbox (its webhooks are refused, nothing is sent from it) or enable it again."""
+    admin, form, store = current_agent(request), await request.post(), request.app[STORE]
+    inbox = await _own_inbox(request, admin)
+    if inbox is None:
+        return plain(404, "no such inbox in this account")
+    action = form.get("action")
+    if action not in ("disable", "enable"):
+        return plain(400, "action must be disable or enable")
+    disabled = action == "disable"
+    await store.inboxes.update_inbox(admin.account_id, inbox.id, {}, disabled=disabled)
+    await audit.record(store, admin.account_id, admin, "inbox.change", inbox.id, keys="disabled", disabled=disabled)
+    return redirect(f"/admin/inboxes?saved={action}d")
+
+
+async def _inbox_config(request: web.Request, admin: Agent) -> tuple[str, str, dict[str, Any], str] | None:
+    """The inbox a button is for — an extra one by id, the first of a channel by the channel's
+    name — as ``(id, channel, settings, webhook URL)``; ``None`` when the account has no such inbox."""
+    inbox_id, settings = request.match_info["inbox_id"], request.app[SETTINGS]
+    if inbox_id in CONSOLE_CHANNELS:
+        account = await request.app[STORE].accounts.get_account(admin.account_id)
+        config = first_inbox_config(settings, account, inbox_id) if account else None
+        if config is None:
+            return None
+        return inbox_id, inbox_id, config, webhook_urls(settings, _base(request), admin.account_id)[inbox_id]
+    inbox = await _own_inbox(request, admin)
+    if inbox is None:
+        return None
+    return inbox.id, inbox.channel, inbox.config, inbox_webhook_url(settings, _base(request), inbox)
+
+
+def _failure(lang: str, channel: str, failed: ProbeFailed) -> str:
+    provider = {"telegram": "Telegram", "whatsapp": "WhatsApp"}[channel]
+    if failed.fault == "refused":
+        return translate(lang, "Not tried: {reason}", reason=failed.reason)
+    if failed.fault == "unreachable":
+        return translate(lang, "No answer from {provider}: {reason}", provider=provider, reason=failed.reason)
+    return translate(lang, "{provider} refused: {reason}", provider=provider, reason=failed.reason)
+
+
+@signed_in(Role.ADMIN)
+async def check(request: web.Request) -> web.Response:
+    """Try the inbox's credentials on the real channel: whose bot, which number."""
+    admin, app = current_agent(request), request.app
+    found = await _inbox_config(request, admin)
+    if found is None:
+        return plain(404, "no such inbox in this account")
+    inbox_id, channel, config, _ = found
+    try:
+        who = await check_inbox(app[EGRESS], app[SETTINGS], admin.account_id, channel, config)
+    except ProbeFailed as failed:
+        result = {"id": inbox_id, "ok": False, "text": _failure(admin.lang, channel, failed)}
+        return await _show(request, result=result)
+    text = translate(admin.lang, _WORKS[channel], who=who)
+    return await _show(request, result={"id": inbox_id, "ok": True, "text": text})
+
+
+@signed_in(Role.ADMIN)
+async def set_webhook(request: web.Request) -> web.Response:
+    """Tell Telegram to deliver the bot's updates to the inbox's webhook URL, with its secret."""
+    admin, app = current_agent(request), request.app
+    found = await _inbox_config(request, admin)
+    if found is None or found[1] != "telegram":
+        return plain(404, "no such Telegram inbox in this account")
+    inbox_id, _, config, url = found
+    polling = app[SETTINGS].section(TelegramSettings).mode == "polling"
+    if inbox_id == "telegram" and admin.account_id == app[SETTINGS].account.id and polling:
+        text = translate(
+            admin.lang, "This bot polls Telegram for updates (telegram.mode = polling): it needs no webhook."
+        )
+        return await _show(request, result={"id": inbox_id, "ok": False, "text": text})
+    if not url.startswith("https://"):
+        text = translate(
+            admin.lang,
+            "Telegram delivers only to https addresses: set server.public_url in the settings file to this "
+            "install's https address first.",
+        )
+        return await _show(request, result={"id": inbox_id, "ok": False, "text": text})
+    try:
+        await set_telegram_webhook(app[EGRESS], admin.account_id, config, url)
+    except ProbeFailed as failed:
+        text = _failure(admin.lang, "telegram", failed)
+        return await _show(request, result={"id": inbox_id, "ok": False, "text": text})
+    await audit.record(app[STORE], admin.account_id, admin, "inbox.webhook", inbox_id, url=url)
+    text = translate(admin.lang, "Webhook set: Telegram now delivers this bot's messages to {url}.", url=url)
+    return await _show(request, result={"id": inbox_id, "ok": True, "text": text})
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/admin/inboxes", inboxes_page),
+        web.post("/admin/inboxes", add_inbox),
+        web.post("/admin/inboxes/{inbox_id}", edit_inbox),
+        web.post("/admin/inboxes/{inbox_id}/state", change_state),
+        web.post("/admin/inboxes/{inbox_id}/check", check),
+        web.post("/admin/inboxes/{inbox_id}/webhook", set_webhook),
+    ]

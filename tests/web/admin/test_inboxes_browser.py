@@ -1,0 +1,79 @@
+"""The inboxes page in Debian's headless Chromium: a new account's admin finds it from the top bar,
+reads what an inbox is, adds a Telegram bot (the local fake Bot API), sees its webhook URL and that
+its token is set — never the token — and checks it: the page names the bot. In Latvian and Russian
+too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+from playwright.async_api import Browser, expect
+
+from bot.keys import STORE
+from bot.services.accounts import create_account
+from tests.conftest import make_settings
+from tests.fakes.telegram_api import FakeBotAPI
+
+pytestmark = pytest.mark.browser
+
+BOT_TOKEN = "7364001122:AAH-browser-inbox-token"
+HOOK_SECRET = "browser-hook-secret_7"
+
+
+async def test_an_admin_adds_a_bot_and_checks_it(
+    embedded: Any, db_name: str, start_client: Any, browser: Browser
+) -> None:
+    fake = FakeBotAPI(token=BOT_TOKEN)
+    await fake.start()
+    try:
+        settings = make_settings(
+            embedded.uri, db_name, egress={"allowed_destinations": fake.url.removeprefix("http://")}
+        )
+        client: TestClient = await start_client(settings)
+        await create_account(client.server.app[STORE], "shop", "Corner Shop", "owner", password="correct horse battery")
+        base = f"http://127.0.0.1:{client.server.port}"
+        page = await (await browser.new_context()).new_page()
+        await page.goto(f"{base}/login?account=shop")
+        await page.fill("input[name=login]", "owner")
+        await page.fill("input[name=password]", "correct horse battery")
+        await page.click("button[type=submit]")
+        await page.click("#nav-inboxes")
+        await expect(page.locator("h1")).to_contain_text("Inboxes")
+        await expect(page.locator("#no-inboxes")).to_contain_text("@BotFather")
+
+        form = page.locator("#add-telegram form")
+        await form.locator("input[name=name]").fill("Sales bot")
+        await form.locator("input[name=token]").fill(BOT_TOKEN)
+        await form.locator("input[name=webhook_secret]").fill(HOOK_SECRET)
+        await form.locator("input[name=api_base]").fill(fake.url)
+        await form.locator("button.primary").click()
+        await expect(page.locator("#admin-message")).to_have_text("Inbox added.")
+        await expect(page.locator("#no-inboxes")).to_have_count(0)
+
+        inbox = page.locator("article.inbox")
+        await expect(inbox).to_have_count(1)
+        await expect(inbox.locator(".inbox-name")).to_have_text("Sales bot")
+        await expect(inbox.locator("[data-state]")).to_have_text("enabled")
+        await expect(inbox.locator("input.webhook-url")).to_have_value(
+            f"{base}/webhooks/telegram/shop/" + (await inbox.get_attribute("id") or "").removeprefix("inbox-")
+        )
+        await expect(inbox.locator(".secrets .secret-state[data-field=token]")).to_have_text("token ✓ set")
+        html = await page.content()
+        assert BOT_TOKEN not in html and HOOK_SECRET not in html
+
+        await inbox.locator("button.check").click()
+        await expect(page.locator("article.inbox .check-result")).to_have_text("It works: this is the bot @shop_bot.")
+        assert [c.method for c in fake.calls] == ["getMe"]
+
+        await page.click("button[name=lang][value=lv]")
+        await page.goto(f"{base}/admin/inboxes")
+        await expect(page.locator("h1")).to_contain_text("Iesūtnes")
+        await expect(page.locator("article.inbox button.check")).to_have_text("Pārbaudīt")
+        await page.click("button[name=lang][value=ru]")
+        await page.goto(f"{base}/admin/inboxes")
+        await expect(page.locator("h1")).to_contain_text("Входящие ящики")
+        await expect(page.locator("article.inbox button.check")).to_have_text("Проверить")
+    finally:
+        await fake.stop()
