@@ -69,6 +69,8 @@ def _inbound(message: Payload, account_id: str, update_id: int) -> Inbound:
     text = message.opt_string("text") or message.opt_string("caption") or ""
     attachments = _attachments(message)
     phone = _own_phone(message, user)
+    if not text and not attachments and (described := _described(message)) is not None:
+        text, meta["kind"] = described  # shown to the agent as what the customer did
     if not text and not attachments:
         raise UnsupportedEvent("telegram message without text or content we handle")
     meta["update_id"] = update_id
@@ -113,6 +115,26 @@ def _button_press(query: Payload, account_id: str, update_id: int) -> Inbound:
         text=data,
         meta=meta,
     )
+
+
+def _described(message: Payload) -> tuple[str, str] | None:
+    """What the customer did, in words, for content that is neither text nor a file: a web app's
+    data, shared users or chats, a poll, a dice, a story; ``None`` for anything else."""
+    if (app := message.opt_obj("web_app_data")) is not None:
+        return app.opt_string("data") or "(sent data from a web app)", "web_app_data"
+    if (shared := message.opt_obj("users_shared")) is not None:
+        names = [_full_name(u) or str(u.opt_integer("user_id")) for u in shared.objects("users")]
+        return "shared users: " + (", ".join(names) or "(none)"), "users_shared"
+    if (chat := message.opt_obj("chat_shared")) is not None:
+        return f"shared a chat: {chat.opt_string('title') or chat.opt_integer('chat_id')}", "chat_shared"
+    if (poll := message.opt_obj("poll")) is not None:
+        options = " / ".join(o.opt_string("text") or "" for o in poll.objects("options"))
+        return f"sent a poll: {poll.opt_string('question') or ''} ({options})", "poll"
+    if (dice := message.opt_obj("dice")) is not None:
+        return f"sent {dice.opt_string('emoji') or 'a dice'} {dice.opt_integer('value')}", "dice"
+    if message.opt_obj("story") is not None:
+        return "shared a story", "story"
+    return None
 
 
 def _full_name(person: Payload) -> str | None:

@@ -4,8 +4,10 @@ One payload may batch several entries, each with several changes, each with seve
 status reports: every one of them is read. Handled messages: text, interactive replies (buttons
 and lists), template quick-reply buttons, images, documents, audio, video, stickers, locations and
 contact cards (media as attachments with their media id, for a later download). Each customer
-message opens (or extends) the 24-hour customer-service window. Reactions, orders, system notices
-and fields other than ``messages`` are well-formed events we do not handle: logged, acknowledged.
+message opens (or extends) the 24-hour customer-service window. Orders, WhatsApp Flow replies and
+messages WhatsApp does not pass on (type ``unsupported``: an edit, a deleted message, a new type)
+are kept as a line the agent sees ("sent an order: …"). Reactions, system notices and fields other
+than ``messages`` are well-formed events we do not handle: logged, acknowledged.
 A change or message that is not what Meta documents is left out on its own (logged as
 ``whatsapp.entry_malformed``); what is valid beside it is recorded, and the payload answered 200, so
 Meta does not resend the same body for days. Only a body that is not a payload at all is a 400.
@@ -36,6 +38,7 @@ log = logging.getLogger("omnirouter.handlers.whatsapp")
 CHANNEL = "whatsapp"
 SERVICE_WINDOW = timedelta(hours=24)
 _MEDIA = {"image": "image", "video": "video", "audio": "audio", "document": "document", "sticker": "image"}
+_NOT_CONTENT = ("reaction", "system", "ephemeral", "request_welcome")  # acknowledged, not shown
 _PREFERENCES = {"stop": "stop", "resume": "start"}  # marketing messages: the consent records' states
 _STATUSES = {
     s.value: s for s in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ, DeliveryStatus.FAILED)
@@ -140,9 +143,20 @@ def _content(message: Payload, kind: str) -> tuple[str, tuple[Attachment, ...], 
     if kind == "interactive":
         interactive = message.obj("interactive")
         reply = interactive.opt_obj("button_reply") or interactive.opt_obj("list_reply")
+        if (flow := interactive.opt_obj("nfm_reply")) is not None:  # a WhatsApp Flow's answers
+            answers = flow.opt_string("response_json") or ""
+            return f"sent a form: {flow.opt_string('name') or 'flow'} {answers}".strip(), (), {"flow": answers}
         if reply is None:
             raise UnsupportedEvent(f"interactive reply of type {interactive.opt_string('type')!r}")
         return reply.string("title"), (), {"reply_id": reply.string("id")}
+    if kind == "order":  # from the business's catalog
+        order = message.obj("order")
+        items = order.objects("product_items")
+        lines = ", ".join(
+            f"{i.opt_integer('quantity') or 1} × {i.opt_string('product_retailer_id') or '?'}" for i in items
+        )
+        note = order.opt_string("text") or ""
+        return f"sent an order: {lines}{' — ' + note if note else ''}", (), {"catalog": order.opt_string("catalog_id")}
     if kind == "button":  # a quick-reply button of a template
         button = message.obj("button")
         return button.string("text"), (), {"reply_id": button.opt_string("payload")}
@@ -173,7 +187,13 @@ def _content(message: Payload, kind: str) -> tuple[str, tuple[Attachment, ...], 
                 )
             )
         return "", tuple(cards), {}
-    raise UnsupportedEvent(f"message of type {kind!r}")
+    if kind in _NOT_CONTENT:
+        raise UnsupportedEvent(f"message of type {kind!r}")
+    # what WhatsApp does not pass on (an edit, a deleted message, a type this release does not know):
+    # the agent still sees that the customer did something
+    errors = message.objects("errors")
+    why = f": {errors[0].opt_string('title') or errors[0].opt_string('message')}" if errors else ""
+    return f"sent a message of a type not shown here ({kind}{why})", (), {"unsupported": kind}
 
 
 def _preferences(value: Payload, account_id: str, ignored: list[str]) -> list[ProviderEvent]:

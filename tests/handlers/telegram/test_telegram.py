@@ -190,3 +190,38 @@ async def test_a_malformed_update_is_a_400_with_the_reason(router: TestClient, b
 async def test_an_unknown_account_path_is_404(router: TestClient) -> None:
     response = await post_telegram(router, fixture("telegram", "text"), path="/webhooks/telegram/nobody")
     assert response.status == 404 and (await response.json())["error"] == "unknown_account"
+
+
+@pytest.mark.parametrize(
+    ("content", "says", "kind"),
+    [
+        ({"web_app_data": {"data": "size=42", "button_text": "Pick a size"}}, "size=42", "web_app_data"),
+        (
+            {"users_shared": {"request_id": 1, "users": [{"user_id": 7, "first_name": "Anna"}]}},
+            "shared users: Anna",
+            "users_shared",
+        ),
+        (
+            {"chat_shared": {"request_id": 2, "chat_id": -100, "title": "Shop fans"}},
+            "shared a chat: Shop fans",
+            "chat_shared",
+        ),
+        (
+            {"poll": {"id": "p1", "question": "Colour?", "options": [{"text": "red"}, {"text": "blue"}]}},
+            "sent a poll: Colour? (red / blue)",
+            "poll",
+        ),
+        ({"dice": {"emoji": "🎲", "value": 4}}, "sent 🎲 4", "dice"),
+        ({"story": {"chat": {"id": 1, "type": "private"}, "id": 3}}, "shared a story", "story"),
+    ],
+)
+async def test_what_a_customer_does_besides_writing_is_kept_for_the_agent(
+    router: TestClient, content: dict[str, Any], says: str, kind: str
+) -> None:
+    """Web app data, shared users and chats, polls, dice and stories were acknowledged and dropped."""
+    update = copy.deepcopy(fixture("telegram", "text"))
+    del update["message"]["text"]
+    update["message"].update(content)
+    assert (await post_telegram(router, update)).status == 200
+    [message] = await inbound_messages(router)
+    assert message["text"] == says and message["meta"]["kind"] == kind

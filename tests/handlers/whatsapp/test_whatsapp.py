@@ -226,3 +226,43 @@ async def test_a_broken_message_is_left_out_and_the_valid_one_beside_it_recorded
     only_broken = {"object": "whatsapp_business_account", "entry": [payload["entry"][1]]}
     answer = await post_whatsapp(router, only_broken)  # nothing valid: acknowledged, not resent for days
     assert answer.status == 200 and "type is missing" in (await answer.json())["ignored"]
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (
+            {
+                "type": "order",
+                "order": {
+                    "catalog_id": "C1",
+                    "text": "by Friday",
+                    "product_items": [{"product_retailer_id": "SKU-7", "quantity": 2}],
+                },
+            },
+            "sent an order: 2 × SKU-7 — by Friday",
+        ),
+        (
+            {
+                "type": "interactive",
+                "interactive": {"type": "nfm_reply", "nfm_reply": {"name": "survey", "response_json": '{"size": "M"}'}},
+            },
+            'sent a form: survey {"size": "M"}',
+        ),
+        (
+            {"type": "unsupported", "errors": [{"code": 131051, "title": "Message type unknown"}]},
+            "sent a message of a type not shown here (unsupported: Message type unknown)",
+        ),
+    ],
+)
+async def test_orders_flow_replies_and_unknown_types_are_kept_for_the_agent(
+    router: TestClient, content: dict[str, Any], says: str
+) -> None:
+    """Orders, flow replies and what WhatsApp does not pass on were acknowledged and dropped."""
+    payload = copy.deepcopy(fixture("whatsapp", "text"))
+    message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    del message["text"]
+    message.update(content)
+    assert (await post_whatsapp(router, payload)).status == 200
+    [stored] = await inbound_messages(router)
+    assert stored["text"] == says
