@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qs, parse_qsl, urlparse
+from urllib.parse import parse_qs, parse_qsl, unquote, urlparse
 
 import aiohttp
 from aiohttp import web
@@ -38,6 +38,7 @@ from twilio.rest import Client
 
 from bot.handlers.kit.egress import Egress, refusal
 from bot.handlers.kit.media import AttachmentUnavailable, read_capped
+from bot.handlers.kit.payload import e164
 from bot.handlers.kit.protocol import (
     ChannelContext,
     MalformedPayload,
@@ -107,6 +108,17 @@ def _required(form: Mapping[str, str], *names: str) -> str:
     raise MalformedPayload(f"missing {names[0]}")
 
 
+_DIALLED = re.compile(r"^\+?[\d\s().-]{7,24}$")
+
+
+def phone_address(value: str) -> str:
+    """A number as Twilio names it, made one form before it becomes an identity: percent-encoding a
+    relay left in (``%2B9475…``) undone, a dialled number written as E.164; anything else (an
+    alphanumeric sender, ``client:alice``) as it came."""
+    text = unquote(value).strip() if "%" in value else value.strip()
+    return (e164(text) or text) if _DIALLED.match(text) else text
+
+
 def our_number(body: bytes, call: bool = False) -> str:
     """The number of ours a webhook (a call's with ``call``) is about, as Twilio names it: ``To``
     of a text or call to us, ``From`` of a delivery report or a call we made; ``""`` when the body
@@ -120,7 +132,7 @@ def our_number(body: bytes, call: bool = False) -> str:
     else:
         status = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip().lower()
         ours_sent = not (status in INBOUND_STATUSES or (not status and "Body" in form))
-    return form.get("From" if ours_sent else "To", "").strip()
+    return phone_address(form.get("From" if ours_sent else "To", ""))
 
 
 def _phone(address: str) -> str | None:
@@ -224,7 +236,7 @@ class TwilioGateway:
         )
 
     def _inbound_sms(self, form: MultiDict[str], sid: str) -> Inbound:
-        sender = _required(form, "From")
+        sender = phone_address(_required(form, "From"))
         media = []
         try:
             count = int(form.get("NumMedia", "0") or 0)
@@ -263,7 +275,7 @@ class TwilioGateway:
         if status not in FINAL_CALL_STATUSES and status != "answered":
             raise UnsupportedEvent(f"call status {status!r} is progress, not an ended call")
         direction = Direction.IN if form.get("Direction", "inbound") == "inbound" else Direction.OUT
-        customer = _required(form, "From" if direction == Direction.IN else "To")
+        customer = phone_address(_required(form, "From" if direction == Direction.IN else "To"))
         duration = _seconds(form.get("DialCallDuration") if dial_status else form.get("CallDuration"))
         answered = status == "answered" or (status == "completed" and (duration > 0 or bool(dial_status)))
         return CallEvent(

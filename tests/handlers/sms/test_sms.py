@@ -379,3 +379,18 @@ async def test_an_agents_file_goes_out_as_an_mms_from_a_signed_public_address(sm
             thread.id, admin, "", "nonce-mms-2", AgentFile("scan.pdf", "application/pdf", b"%PDF" * 1_250_001)
         )
     assert await store.files.usage("default") == usage and len(twilio.sent) == 2
+
+
+async def test_a_percent_encoded_sender_is_one_contact_with_the_decoded_one(sms_app: Any, twilio: FakeTwilio) -> None:
+    """A relay that encoded ``From`` twice (``%2B1415…``) was stored and answered as is, and the
+    same customer written plainly became a second, orphan contact."""
+    client = await sms_app()
+    encoded = fixture("sms", "inbound_text", From=CUSTOMER.replace("+", "%2B"), MessageSid="SM" + "e" * 32)
+    assert (await post_webhook(client, "/webhooks/sms", encoded)).status == 200
+    plain = fixture("sms", "inbound_text", From=CUSTOMER.replace("+1", "+1 "), MessageSid="SM" + "f" * 32)
+    assert (await post_webhook(client, "/webhooks/sms", plain)).status == 200
+    stored = await messages(client, direction="in")
+    assert {m["sender"]["address"] for m in stored} == {CUSTOMER}
+    assert len({m["contact_id"] for m in stored}) == 1
+    await wait_for(lambda: _sent(twilio, 1))
+    assert {s["To"] for s in twilio.sent} == {CUSTOMER}  # answered at the number, not at "%2B…"
