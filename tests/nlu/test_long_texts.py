@@ -16,16 +16,7 @@ from bot.nlu.service import NluService
 from bot.settings import Settings
 from conversations.repositories import Repositories
 from tests.nlu.conftest import install
-
-WORDS = "please tell me where my parcel is because I ordered it last week and nothing came yet".split()
-
-
-def long_words(chars: int) -> str:
-    return " ".join(WORDS[i % len(WORDS)] for i in range(chars // 3))[:chars]
-
-
-def punctuation(chars: int) -> str:
-    return ("!?.,;:" * chars)[:chars]
+from tests.traffic import long_words, punctuation
 
 
 def test_the_prefix_holds_at_most_the_bound_in_the_engines_tokens() -> None:
