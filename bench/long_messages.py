@@ -1,6 +1,6 @@
 """Long messages against ordinary customers: does one long text stall the others' answers?
 
-    PYTHONPATH=. .venv/bin/python bench/long_messages.py [--ordinary 200] [--long-each 20] [--json]
+    PYTHONPATH=. .venv/bin/python bench/long_messages.py [--ordinary 200] [--long-each 20] [--max-tokens N] [--json]
 
 In one process: an embedded store, the router application (the real pipeline, dispatcher and
 NLU engine) with the starter model active. It measures, in one run:
@@ -12,8 +12,8 @@ NLU engine) with the starter model active. It measures, in one run:
   reply latency = the message handed to the pipeline -> its decision recorded and its reply in
   the outbox (the sending itself is not measured);
 * the same customers while ``--long-each`` messages of the longest size each channel accepts
-  arrive at the start (web chat 4,096 characters, e-mail 100,000, SMS 50,000), half words, half
-  punctuation; and the ratio of the two runs' p99 (the issue asks for at most 2).
+  arrive spread over their run (web chat 4,096 characters, e-mail 100,000, SMS 50,000), half
+  words, half punctuation; and the ratio of the two runs' p99 (the issue asks for at most 2).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -84,13 +85,19 @@ async def run(settings: Settings, ordinary: int, long_each: int, tag: str) -> di
         _, warm = await pipeline.receive(inbound("webchat", f"{tag}-warm", 9999, "hello"))
         assert warm is not None
         await warm
-        long_tasks = []
-        for channel, size in LONGEST.items():
-            for n in range(long_each):
+        long_tasks: list[asyncio.Task[Any]] = []
+        sized = [(c, n, size) for c, size in LONGEST.items() for n in range(long_each)]
+        gap = ordinary * 0.05 / max(1, len(sized))  # spread over the customers' run
+
+        async def long_sender() -> None:
+            for i, (channel, n, size) in enumerate(sized):
+                await asyncio.sleep(gap if i else 0)
                 text = f"{n} " + (punctuation(size) if n % 2 else long_words(size))
-                _, task = await pipeline.receive(inbound(channel, f"{tag}-long-{n}", 5000 + n, text[:size]))
+                _, task = await pipeline.receive(inbound(channel, f"{tag}-long-{channel}-{n}", 5000 + n, text[:size]))
                 if task is not None:
                     long_tasks.append(task)
+
+        sender = asyncio.create_task(long_sender())
 
         async def customer(n: int) -> float:
             await asyncio.sleep(n * 0.05)
@@ -104,6 +111,7 @@ async def run(settings: Settings, ordinary: int, long_each: int, tag: str) -> di
         started = time.perf_counter()
         latencies = await asyncio.gather(*(customer(n) for n in range(ordinary)))
         ordinary_done = time.perf_counter() - started
+        await sender
         await asyncio.gather(*long_tasks)
         return {
             "ordinary_p50_s": round(pct(list(latencies), 50), 3),
@@ -121,8 +129,10 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ordinary", type=int, default=200, help="ordinary customers' messages per run")
     parser.add_argument("--long-each", type=int, default=20, help="long messages per channel")
+    parser.add_argument("--max-tokens", type=int, help="nlu.max_tokens (default: the setting's)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    logging.getLogger("omnirouter").setLevel(logging.CRITICAL)  # the replies have nowhere to go: no sends
     data = load_paths([ROOT / "config" / "nlu"])
     model = await asyncio.get_running_loop().run_in_executor(None, train, data, default_embedder())
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,7 +142,9 @@ async def main() -> int:
             settings = Settings().with_sections(
                 {
                     "store": dataclasses.replace(Settings().store, mongodb_uri=mongo.uri, database="bench"),
-                    "nlu": dataclasses.replace(Settings().nlu, auto_train=False),
+                    "nlu": dataclasses.replace(
+                        Settings().nlu, auto_train=False, max_tokens=args.max_tokens or Settings().nlu.max_tokens
+                    ),
                     "security": dataclasses.replace(Settings().security, secret_key="0123456789abcdef" * 4),
                 }
             )

@@ -4,12 +4,16 @@ The C engine releases the GIL, so embeddings run on threads: texts that arrive w
 works are embedded together in its next call (several texts per call cost a fraction each). A
 text's cost grows with its length, so texts longer than ``LONG_CHARS`` (already cut to the NLU's
 bound, ``bot.nlu.prefix``) go one at a time through a lane of their own, on a second thread: an
-ordinary customer's text never waits behind a long one, and long ones wait only for each other.
+ordinary customer's text never waits behind a long one, and long ones wait only for each other
+(and run at the lowest CPU priority, so they do not slow the rest of the router down either).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,13 +23,24 @@ from bot.nlu.remote import NluOverBudget
 from conversations.batching import Batcher
 
 
+def _yielding_engine_thread() -> None:
+    """The long lane's thread: one OpenMP thread, and the lowest CPU priority (Linux applies a
+    thread's nice value to that thread alone), so the event loop, the store and the short lane
+    get the cores first and long texts use what is left (within ``nlu.parse_budget``)."""
+    single_engine_thread()
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
 class EmbeddingLanes:
     """The short lane (batched) and the long lane (one text at a time), one engine thread each."""
 
     def __init__(self, embedder: Callable[[], QueryEmbeddings]) -> None:
         self._embedder = embedder
         self._short_thread = ThreadPoolExecutor(1, thread_name_prefix="nlu-parse", initializer=single_engine_thread)
-        self._long_thread = ThreadPoolExecutor(1, thread_name_prefix="nlu-parse-long", initializer=single_engine_thread)
+        self._long_thread = ThreadPoolExecutor(
+            1, thread_name_prefix="nlu-parse-long", initializer=_yielding_engine_thread
+        )
         self.short: Batcher[str, None] = Batcher(self._embed_short, max_size=32)
         self.long: Batcher[str, None] = Batcher(self._embed_long, max_size=1)
 
