@@ -9,6 +9,11 @@ For each channel it prints the cases run, cases per second, how the parser answe
 refused as malformed, set aside as unsupported), and any failure: a case for which the parser raised
 something else (a 500 in the router) or produced an event the store cannot hold, shrunk by
 Hypothesis to a minimal example. Exit status 1 when any channel failed.
+
+Every channel's cases include long texts (``strategies.long_texts``: thousands of characters of
+punctuation, repeated words, Cyrillic, emoji, arbitrary code points). ``--channels nlu`` runs them
+through the part of the NLU that reads them (``bot.nlu.prefix`` with the real engine's tokenizer):
+a failure is a prefix that is not one, or holds more than ``nlu.max_tokens`` tokens.
 """
 
 from __future__ import annotations
@@ -22,18 +27,38 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 
+from bot.nlu.embedder import default_embedder
+from bot.nlu.prefix import nlu_prefix
+from bot.settings import Settings
 from tests.hostile import strategies
 from tests.hostile.charset_mails import CharsetMix, assert_reads_back, charset_mixes
 from tests.hostile.parsers import Parsers
 
-CHANNELS = ("webchat", "telegram", "whatsapp", "sms", "voice", "email", "email-charsets")
+CHANNELS = ("webchat", "telegram", "whatsapp", "sms", "voice", "email", "email-charsets", "nlu")
+
+
+class NluPrefix:
+    """The NLU's bounded prefix of a long text, checked with the real engine's tokenizer."""
+
+    def __init__(self) -> None:
+        self.max_tokens = Settings().nlu.max_tokens
+        self.count = default_embedder().token_count
+
+    def check(self, text: str) -> str:
+        prefix = nlu_prefix(text, self.max_tokens, self.count)
+        if not text.startswith(prefix) or self.count(prefix) > self.max_tokens:
+            raise AssertionError(f"a prefix of {self.count(prefix)} tokens read from {len(text)} characters")
+        return "cut" if len(prefix) < len(text) else "whole"
 
 
 def fuzz(parsers: Parsers, channel: str, cases: int, batch: int = 5_000) -> tuple[Counter[str], float, str | None]:
     """Run ``cases`` cases against one parser, in runs of ``batch`` (Hypothesis keeps every case
     of a run in memory and slows down as a run grows); (outcomes, seconds, first failure or None)."""
     outcomes: Counter[str] = Counter()
-    if channel == "webchat":
+    prefix = NluPrefix() if channel == "nlu" else None
+    if prefix is not None:
+        source = strategies.long_texts()
+    elif channel == "webchat":
         source = strategies.webchat_bodies(parsers.visitor_token)
     elif channel == "email-charsets":
         source = charset_mixes()
@@ -41,7 +66,9 @@ def fuzz(parsers: Parsers, channel: str, cases: int, batch: int = 5_000) -> tupl
         source = strategies.CHANNEL_BODIES[channel]()
 
     def check(case: Any) -> None:
-        if isinstance(case, CharsetMix):
+        if prefix is not None:
+            outcomes[prefix.check(case)] += 1
+        elif isinstance(case, CharsetMix):
             outcomes[parsers.check("email", case.raw)] += 1
             assert_reads_back(case)
         else:

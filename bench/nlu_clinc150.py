@@ -4,9 +4,12 @@ Trains on the 15,000 in-scope training queries, picks every threshold on the val
 (3,000 in-scope + 100 out-of-scope queries), and reports on the test set (4,500 + 1,000):
 in-scope accuracy (a query predicted out-of-scope counts as wrong), out-of-scope recall, cold
 training time (nothing cached), the time to retrain after adding 10 examples (embeddings
-cached), and single-utterance predict latency.
+cached), and single-utterance predict latency. ``--max-tokens N`` has the model read only the
+first N tokens of each test query, as the router does (``nlu.max_tokens``, ``bot.nlu.prefix``);
+the report gives the longest query of the data set, in tokens and characters, beside it.
 
     .venv/bin/python bench/nlu_clinc150.py [--data PATH] [--json] [--no-semantic] [--embeddings FILE.npz]
+        [--max-tokens N]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from bench.nlu_public import CLINC150, load_embeddings, progress_printer, save_e
 from bot.nlu.data import Example, TrainingData
 from bot.nlu.embedder import default_embedder
 from bot.nlu.evaluate import evaluate
+from bot.nlu.prefix import nlu_prefix
 from bot.nlu.training import TrainOptions, train
 
 DEFAULT_DATA = CLINC150
@@ -37,6 +41,13 @@ def load(path: Path) -> dict[str, list[Example]]:
     }
 
 
+def longest(splits: dict[str, list[Example]]) -> dict[str, int]:
+    """The longest query of the data set, in the engine's tokens (specials included) and characters."""
+    texts = [e.text for split in splits.values() for e in split]
+    count = default_embedder().token_count
+    return {"longest_query_tokens": max(map(count, texts)), "longest_query_chars": max(map(len, texts))}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CLINC150 data_full.json")
@@ -45,6 +56,7 @@ def main() -> int:
     parser.add_argument(
         "--embeddings", type=Path, help="an .npz of embeddings to start from and keep (reruns skip embedding)"
     )
+    parser.add_argument("--max-tokens", type=int, help="the model reads this many tokens of a test query")
     args = parser.parse_args()
     if not args.data.exists():
         print(f"nlu_clinc150: {args.data} not found (see --data)", file=sys.stderr)
@@ -65,9 +77,11 @@ def main() -> int:
     train(TrainingData(splits["train"] + added), embedder, cache, validation, options)
     warm = time.perf_counter() - started
 
-    report = evaluate(
-        model, splits["test"] + splits["oos_test"], embedder, oos_label=OOS, train_seconds=cold, cache=cache
-    )
+    test = splits["test"] + splits["oos_test"]
+    if args.max_tokens:
+        count = default_embedder().token_count if embedder is not None else None
+        test = [Example(nlu_prefix(e.text, args.max_tokens, count), e.intent, language="en") for e in test]
+    report = evaluate(model, test, embedder, oos_label=OOS, train_seconds=cold, cache=cache)
     if args.embeddings and embedder is not None:
         everything = [e.text for split in splits.values() for e in split]
         save_embeddings(args.embeddings, cache, embedder, everything)
@@ -75,6 +89,8 @@ def main() -> int:
         **report.as_dict(),
         "retrain_seconds_after_10_examples": round(warm, 1),
         "semantic": not args.no_semantic,
+        "max_tokens": args.max_tokens,
+        **longest(splits),
         "calibration": model.meta.get("calibration"),
         "knobs": vars(model.knobs),
     }

@@ -185,6 +185,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         reply_limit=ReplyLimit(settings.dispatch.max_bot_replies, settings.dispatch.bot_reply_window),
         dialogue=Dialogue(app[DOMAIN], app[RESPONSES], actions, settings.dialogue.clear_intent, http_actions),
         satisfaction=satisfaction,
+        lease=timedelta(seconds=settings.dispatch.lease_seconds),
     )
     lease = timedelta(seconds=settings.dispatch.lease_seconds)
     locators = {name: a for name, a in adapters.items() if isinstance(a, ThreadLocator)}

@@ -233,6 +233,18 @@ class NluSettings:
         doc="without out-of-scope training examples: the share of in-scope messages the threshold is set to "
         "reject (calibrated on cross-validated confidences); those go to the fallback or a human",
     )
+    max_tokens: int = _setting(
+        128,
+        check=_between(16, 20_000),
+        doc="the NLU reads at most this many tokens of a message (its start; the message is stored whole): "
+        "the engine's cost grows with the text, about 2 ms a token on one core",
+    )
+    parse_budget: float = _setting(
+        10.0,
+        check=_between(0.01, 600),
+        doc="seconds the NLU may take for one message; a message over it goes to a human (reason "
+        "`nlu_over_budget`), never to the NLU again",
+    )
     rasa_url: str = _setting("", check=_url, doc='the Rasa server for `engine = "rasa"`, e.g. http://rasa:5005')
     rasa_token: str = _setting("", doc="the Rasa server's auth token, if it has one")
     rasa_timeout: float = _setting(3.0, check=_between(0.05, 60), doc="seconds to wait for Rasa before escalating")

@@ -196,6 +196,15 @@ class MessagesRepository(Repository):
         )
         return Message.from_doc(doc) if doc else None
 
+    async def renew_dispatch(self, message_id: str, now: datetime, lease: timedelta) -> bool:
+        """Push a message's dispatch lease to ``now + lease`` while its dispatch is still at work,
+        so no sweeper takes it over; ``False`` once it is finished."""
+        result = await self._db.messages.update_one(
+            {"_id": message_id, "dispatch_state": str(DispatchState.PENDING)},
+            {"$set": {"dispatch_due_ms": epoch_ms(now + lease)}},
+        )
+        return result.matched_count == 1
+
     async def finish_dispatch(self, message_id: str, decision: Decision, nlu: dict[str, Any] | None = None) -> None:
         """Record the decision (and the NLU result it rests on) and end the dispatch lease."""
         done: dict[str, Any] = {"dispatch_state": str(DispatchState.DONE), "decision": decision.to_doc()}

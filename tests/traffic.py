@@ -111,3 +111,16 @@ def webchat_text(n: int, visitor_token: str | None, text: str = "where is my ord
         payload["visitor_token"] = visitor_token
     visitor = (visitor_token or "").partition(".")[0]
     return webchat(payload, key=f"webchat:{visitor}:load-{n}")
+
+
+LONG_WORDS = "please tell me where my parcel is because I ordered it last week and nothing came yet".split()
+
+
+def long_words(chars: int) -> str:
+    """A customer's text of ``chars`` characters, words repeated (about five characters a token)."""
+    return " ".join(LONG_WORDS[i % len(LONG_WORDS)] for i in range(chars // 3))[:chars]
+
+
+def punctuation(chars: int) -> str:
+    """``chars`` characters of punctuation: the engine's costliest text, a token a character."""
+    return ("!?.,;:" * chars)[:chars]

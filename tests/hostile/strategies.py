@@ -64,6 +64,21 @@ json_values = st.recursive(
 )
 
 
+LONG_SIZES = (1_000, 2_000, 4_096, 12_600, 50_000)  # the issue's long messages, and round sizes
+
+
+@st.composite
+def long_texts(draw: st.DrawFn) -> str:
+    """Thousands of characters, the NLU engine's costliest inputs: one unit (punctuation, a word,
+    Cyrillic, emoji, zero-width or arbitrary characters) repeated, or a mix of such runs."""
+    units = st.one_of(
+        st.sampled_from(["!?.,;:", "where is my order ", "где мой заказ? ", "🙂", "a", "\u200b", "\n", "ー"]),
+        st.text(st.characters(codec=None, min_codepoint=0, max_codepoint=0x10FFFF), min_size=1, max_size=8),
+    )
+    runs = draw(st.lists(st.tuples(units, st.sampled_from(LONG_SIZES)), min_size=1, max_size=3))
+    return "".join((unit * (size // len(unit) + 1))[:size] for unit, size in runs)
+
+
 def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every path to a value inside ``doc`` (dict keys and list indexes)."""
     found = [prefix] if prefix else []
@@ -100,7 +115,8 @@ def mutated(draw: st.DrawFn, originals: list[Any]) -> Any:
         if not paths:
             break
         path = draw(st.sampled_from(paths))
-        _apply(doc, path, draw(st.sampled_from(["replace", "replace", "delete", "add"])), draw(json_values))
+        value = draw(st.one_of(json_values, json_values, json_values, long_texts()))
+        _apply(doc, path, draw(st.sampled_from(["replace", "replace", "delete", "add"])), value)
     return doc
 
 
@@ -159,7 +175,7 @@ def twilio_forms(draw: st.DrawFn, originals: list[dict[str, str]]) -> dict[str, 
         if draw(st.booleans()) and name in form:
             del form[name]
         else:
-            form[name] = draw(st.one_of(short_texts, st.integers(-5, 2**40).map(str)))
+            form[name] = draw(st.one_of(short_texts, short_texts, st.integers(-5, 2**40).map(str), long_texts()))
     return form
 
 
@@ -238,7 +254,13 @@ def mails(draw: st.DrawFn) -> bytes:
     ):
         headers[name] = draw(_HEADER_VALUES)
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items()).encode("utf-8", "surrogatepass")
-    body = draw(st.one_of(st.binary(max_size=300), texts.map(lambda t: t.encode("utf-8", "surrogatepass"))))
+    body = draw(
+        st.one_of(
+            st.binary(max_size=300),
+            texts.map(lambda t: t.encode("utf-8", "surrogatepass")),
+            long_texts().map(lambda t: t.encode("utf-8", "surrogatepass")),
+        )
+    )
     part = b"Content-Type: %s\r\n\r\n%s" % (draw(_KINDS).encode(), body)
     for level in range(draw(st.integers(0, 3))):  # nested multiparts, each with a hostile attachment
         name = draw(texts).encode("utf-8", "surrogatepass")

@@ -1,0 +1,173 @@
+"""Long messages against ordinary customers: does one long text stall the others' answers?
+
+    PYTHONPATH=. .venv/bin/python bench/long_messages.py [--ordinary 200] [--long-each 20] [--max-tokens N] [--json]
+
+In one process: an embedded store, the router application (the real pipeline, dispatcher and
+NLU engine) with the starter model active. It measures, in one run:
+
+* the engine on one 50,000-character text and on 2,000 characters of punctuation: the whole
+  text (what the router embedded before it read a bounded prefix) and the prefix it reads now
+  (``nlu.max_tokens``);
+* ordinary customers alone: ``--ordinary`` short messages from 20 customers, one every 50 ms;
+  reply latency = the message handed to the pipeline -> its decision recorded and its reply in
+  the outbox (the sending itself is not measured);
+* the same customers while ``--long-each`` messages of the longest size each channel accepts
+  arrive spread over their run (web chat 4,096 characters, e-mail 100,000, SMS 50,000), half
+  words, half punctuation; and the ratio of the two runs' p99 (the issue asks for at most 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from aiohttp.test_utils import TestServer
+
+from bot.app import create_app
+from bot.handlers.email.parse import FULL_TEXT_KEPT
+from bot.keys import PIPELINE
+from bot.nlu.embedder import default_embedder
+from bot.nlu.formats import load_paths
+from bot.nlu.prefix import nlu_prefix
+from bot.nlu.training import train
+from bot.settings import Settings
+from conversations.embedded import EmbeddedMongo
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.traffic import Identity, Inbound
+from tests.traffic import long_words, punctuation
+
+ROOT = Path(__file__).resolve().parents[1]
+LONGEST = {"webchat": 4096, "email": FULL_TEXT_KEPT, "sms": 50_000}
+ADDRESS = {"webchat": "v-{}", "email": "c{}@example.com", "sms": "+3712000{:04d}"}
+QUESTIONS = ["where is my order {}?", "what are your opening hours on day {}?", "do you deliver to zone {}?"]
+
+
+def inbound(channel: str, key: str, who: int, text: str) -> Inbound:
+    sender = Identity(channel, ADDRESS[channel].format(who))
+    return Inbound(account_id="default", channel=channel, external_id=key, sender=sender, text=text)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+
+
+def engine_costs(max_tokens: int) -> dict[str, float]:
+    """Seconds of the engine (one thread) on the whole text and on the prefix the NLU reads."""
+    embedder = default_embedder()
+    embedder.embed(["warm up"])
+    costs = {}
+    for name, text in (("50000_chars", long_words(50_000)), ("2000_punctuation", punctuation(2_000))):
+        for part, piece in (("whole", text), ("prefix", nlu_prefix(text, max_tokens, embedder.token_count))):
+            started = time.perf_counter()
+            embedder.embed([piece])
+            costs[f"{name}_{part}_s"] = round(time.perf_counter() - started, 3)
+    return costs
+
+
+async def run(settings: Settings, ordinary: int, long_each: int, tag: str) -> dict[str, Any]:
+    app = create_app(settings)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        pipeline = app[PIPELINE]
+        _, warm = await pipeline.receive(inbound("webchat", f"{tag}-warm", 9999, "hello"))
+        assert warm is not None
+        await warm
+        long_tasks: list[asyncio.Task[Any]] = []
+        sized = [(c, n, size) for c, size in LONGEST.items() for n in range(long_each)]
+        gap = ordinary * 0.05 / max(1, len(sized))  # spread over the customers' run
+
+        async def long_sender() -> None:
+            for i, (channel, n, size) in enumerate(sized):
+                await asyncio.sleep(gap if i else 0)
+                text = f"{n} " + (punctuation(size) if n % 2 else long_words(size))
+                _, task = await pipeline.receive(inbound(channel, f"{tag}-long-{channel}-{n}", 5000 + n, text[:size]))
+                if task is not None:
+                    long_tasks.append(task)
+
+        sender = asyncio.create_task(long_sender())
+
+        async def customer(n: int) -> float:
+            await asyncio.sleep(n * 0.05)
+            text = QUESTIONS[n % len(QUESTIONS)].format(n)
+            started = time.perf_counter()
+            _, task = await pipeline.receive(inbound("webchat", f"{tag}-{n}", n % 20, text))
+            assert task is not None
+            await task
+            return time.perf_counter() - started
+
+        started = time.perf_counter()
+        latencies = await asyncio.gather(*(customer(n) for n in range(ordinary)))
+        ordinary_done = time.perf_counter() - started
+        await sender
+        await asyncio.gather(*long_tasks)
+        return {
+            "ordinary_p50_s": round(pct(list(latencies), 50), 3),
+            "ordinary_p99_s": round(pct(list(latencies), 99), 3),
+            "ordinary_max_s": round(max(latencies), 3),
+            "ordinary_all_answered_after_s": round(ordinary_done, 1),
+            "long_messages": len(long_tasks),
+            "long_all_decided_after_s": round(time.perf_counter() - started, 1),
+        }
+    finally:
+        await server.close()
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ordinary", type=int, default=200, help="ordinary customers' messages per run")
+    parser.add_argument("--long-each", type=int, default=20, help="long messages per channel")
+    parser.add_argument("--max-tokens", type=int, help="nlu.max_tokens (default: the setting's)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    logging.getLogger("omnirouter").setLevel(logging.CRITICAL)  # the replies have nowhere to go: no sends
+    data = load_paths([ROOT / "config" / "nlu"])
+    model = await asyncio.get_running_loop().run_in_executor(None, train, data, default_embedder())
+    with tempfile.TemporaryDirectory() as tmp:
+        mongo = EmbeddedMongo(Path(tmp) / "store")
+        await mongo.start()
+        try:
+            settings = Settings().with_sections(
+                {
+                    "store": dataclasses.replace(Settings().store, mongodb_uri=mongo.uri, database="bench"),
+                    "nlu": dataclasses.replace(
+                        Settings().nlu, auto_train=False, max_tokens=args.max_tokens or Settings().nlu.max_tokens
+                    ),
+                    "security": dataclasses.replace(Settings().security, secret_key="0123456789abcdef" * 4),
+                }
+            )
+            store = Repositories.connect(mongo.uri, "bench")
+            await store.ensure_indexes()
+            await store.nlu.save_nlu_model("default", "bench-1", model.to_bytes(), {"intents": 0}, utcnow())
+            assert await store.nlu.activate_nlu_model("default", "bench-1", "bench", utcnow())
+            await store.close()
+            result: dict[str, Any] = {"max_tokens": settings.nlu.max_tokens, **engine_costs(settings.nlu.max_tokens)}
+            alone = await run(settings, args.ordinary, 0, "alone")
+            mixed = await run(settings, args.ordinary, args.long_each, "mixed")
+        finally:
+            await mongo.stop()
+    result.update({f"alone_{k}": v for k, v in alone.items() if not k.startswith("long")})
+    result.update({f"with_long_{k}": v for k, v in mixed.items()})
+    result["p99_ratio"] = round(mixed["ordinary_p99_s"] / alone["ordinary_p99_s"], 2)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:40s} {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,81 @@
+"""The NLU reads a bounded prefix of a message, whatever its length: the real engine is fed at most
+``nlu.max_tokens`` tokens of a 50,000-character SMS or of 2,000 characters of punctuation."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from bot.nlu.embedder import QueryEmbeddings, default_embedder
+from bot.nlu.lanes import EmbeddingLanes
+from bot.nlu.prefix import CHARS_PER_TOKEN, nlu_prefix
+from bot.nlu.remote import NluOverBudget
+from bot.nlu.service import NluService
+from bot.settings import Settings
+from conversations.repositories import Repositories
+from tests.nlu.conftest import install
+from tests.traffic import long_words, punctuation
+
+
+def test_the_prefix_holds_at_most_the_bound_in_the_engines_tokens() -> None:
+    count = default_embedder().token_count
+    for text in (long_words(50_000), punctuation(2_000), "где мой заказ? " * 400, "🙂" * 3_000):
+        prefix = nlu_prefix(text, 128, count)
+        assert text.startswith(prefix) and count(prefix) <= 128
+        assert count(text[: len(prefix) + 1]) > 128  # the longest such prefix: nothing cut that fitted
+    assert nlu_prefix("where is my order?", 128, count) == "where is my order?"
+    assert nlu_prefix(punctuation(5_000), 16) == punctuation(16 * CHARS_PER_TOKEN)  # no tokenizer: characters
+
+
+async def test_a_long_text_is_embedded_only_up_to_the_bound(
+    store: Repositories, settings: Settings, starter_blob: bytes
+) -> None:
+    await install(store, starter_blob)
+    nlu = NluService(store, dataclasses.replace(settings.nlu, max_tokens=64))
+    count = default_embedder().token_count
+    try:
+        for text in (long_words(50_000), punctuation(2_000)):
+            parse = await nlu.parse("default", text)
+            assert parse is not None
+            read = nlu_prefix(text, 64, count)
+            assert nlu.query_embedder.knows(read) and not nlu.query_embedder.knows(text)
+        assert nlu.query_embedder.computed == 2
+    finally:
+        await nlu.close()
+
+
+async def test_an_ordinary_text_does_not_wait_behind_long_ones() -> None:
+    """Twenty long texts (each cut to the bound) waiting for the engine; a customer's short text
+    is embedded on its own thread meanwhile, not after them."""
+    count = default_embedder().token_count
+    queries = QueryEmbeddings(default_embedder())
+    lanes = EmbeddingLanes(lambda: queries)
+    try:
+        await lanes.embed("hello", 60)  # the engine loaded
+        long = [
+            asyncio.create_task(lanes.embed(nlu_prefix(f"{n} {long_words(50_000)}", 128, count), 600))
+            for n in range(20)
+        ]
+        await asyncio.sleep(0)  # every long text submitted
+        async with asyncio.timeout(120):
+            await lanes.embed("where is my order?", 120)
+        assert queries.knows("where is my order?")
+        assert sum(not task.done() for task in long) >= 10, "the ordinary text waited behind the long ones"
+        async with asyncio.timeout(240):
+            await asyncio.gather(*long)
+    finally:
+        lanes.close()
+
+
+async def test_a_text_over_the_budget_is_given_up_and_the_lane_goes_on() -> None:
+    queries = QueryEmbeddings(default_embedder())
+    lanes = EmbeddingLanes(lambda: queries)
+    try:
+        with pytest.raises(NluOverBudget):
+            await lanes.embed(long_words(12_600), 0.01)
+        async with asyncio.timeout(120):
+            await lanes.embed(long_words(600), 120)  # the next long text is embedded all the same
+    finally:
+        lanes.close()
