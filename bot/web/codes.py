@@ -26,6 +26,7 @@ WORDS: dict[str, dict[str, str]] = {
         "clarify": N_("the bot asked which was meant"),
         "no_nlu": N_("no bot model to answer"),
         "nlu_unavailable": N_("the bot's language model did not answer"),
+        "nlu_over_budget": N_("the message took the bot too long to read"),
         "no_response:": N_("no answer for the intent {subject}"),
         "nothing_to_say:": N_("the bot had nothing to say"),
         "form_failed:": N_("the form {subject} could not be completed"),
