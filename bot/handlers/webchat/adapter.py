@@ -42,7 +42,7 @@ from bot.handlers.webchat.history import visitor_history
 from bot.handlers.webchat.settings import WebchatSettings
 from bot.handlers.webchat.tokens import VisitorToken, VisitorTokens
 from bot.handlers.webchat.uploads import VisitorFiles
-from bot.handlers.webchat.visitor_forms import FORM_FRAMES, form_frame
+from bot.handlers.webchat.visitor_forms import FORM_FRAMES, VisitorForms
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
@@ -325,7 +325,9 @@ class WebchatAdapter(BaseAdapter):
                 await sock.send(answer)
             return
         if kind in FORM_FRAMES:  # the pre-chat and offline forms (visitor_forms.py)
-            await sock.send(await form_frame(self.store, self.sink, self.inbound, account_id, visitor, payload))
+            await sock.send(
+                await VisitorForms(self.store, self.sink, self.inbound).answer(account_id, visitor, payload)
+            )
             return
         if kind != "message":
             await sock.send({"type": "error", "code": "bad_frame", "detail": "type must be message, typing or ping"})

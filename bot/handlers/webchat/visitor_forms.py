@@ -197,45 +197,39 @@ async def _prechat(store: Repositories, account_id: str, visitor: str, payload: 
     return {"type": "prechat_done", "name": given.get("name")}
 
 
-async def _offline(
-    store: Repositories,
-    sink: InboundSink,
-    inbound: Callable[[str, str, Mapping[str, Any]], Inbound],
-    account_id: str,
-    visitor: str,
-    payload: Mapping[str, Any],
-) -> dict[str, Any]:
-    email = email_address(_text(payload, "email", 300))
-    if email is None:
-        return _error("offline", "email", "bad_email")
-    if not _text(payload, "text", 10):
-        return _error("offline", "text", "text_missing")
-    name = _text(payload, "name", MAX_NAME)
-    try:
-        message = inbound(
-            account_id, visitor, {"id": payload.get("id"), "text": payload.get("text"), "name": name or None}
-        )
-    except MalformedPayload as exc:
-        return {"type": "error", "code": "bad_message", "id": payload.get("id"), "detail": str(exc)}
-    await _remember(store, account_id, visitor, {"name": name, "email": email})
-    meta = {"no_auto_reply": OFFLINE_REASON, "reply_by_email": email}
-    recorded, _ = await sink.receive(dataclasses.replace(message, meta=meta))  # stored: the dispatcher has it
-    await store.threads.set_reply_by(recorded.message.thread_id, Identity("email", email))  # agents answer there
-    return {"type": "offline_sent", "id": payload.get("id"), "thread_id": recorded.message.thread_id, "email": email}
+@dataclasses.dataclass(frozen=True)
+class VisitorForms:
+    """Answers the forms' frames of one web chat: records through ``sink``, makes the offline
+    message with ``inbound`` (the adapter's payload reader)."""
 
+    store: Repositories
+    sink: InboundSink
+    inbound: Callable[[str, str, Mapping[str, Any]], Inbound]
 
-async def form_frame(
-    store: Repositories,
-    sink: InboundSink,
-    inbound: Callable[[str, str, Mapping[str, Any]], Inbound],
-    account_id: str,
-    visitor: str,
-    payload: Mapping[str, Any],
-) -> dict[str, Any]:
-    """The answer to one of ``FORM_FRAMES``."""
-    try:
-        if payload.get("type") == "prechat":
-            return await _prechat(store, account_id, visitor, payload)
-        return await _offline(store, sink, inbound, account_id, visitor, payload)
-    except StoreUnavailable:
-        return {"type": "error", "code": "store_unavailable", "retry": False, "detail": "try again in a moment"}
+    async def answer(self, account_id: str, visitor: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """The answer to one of ``FORM_FRAMES``."""
+        try:
+            if payload.get("type") == "prechat":
+                return await _prechat(self.store, account_id, visitor, payload)
+            return await self._offline(account_id, visitor, payload)
+        except StoreUnavailable:
+            return {"type": "error", "code": "store_unavailable", "retry": False, "detail": "try again in a moment"}
+
+    async def _offline(self, account_id: str, visitor: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+        email = email_address(_text(payload, "email", 300))
+        if email is None:
+            return _error("offline", "email", "bad_email")
+        if not _text(payload, "text", 10):
+            return _error("offline", "text", "text_missing")
+        name = _text(payload, "name", MAX_NAME)
+        try:
+            fields = {"id": payload.get("id"), "text": payload.get("text"), "name": name or None}
+            message = self.inbound(account_id, visitor, fields)
+        except MalformedPayload as exc:
+            return {"type": "error", "code": "bad_message", "id": payload.get("id"), "detail": str(exc)}
+        await _remember(self.store, account_id, visitor, {"name": name, "email": email})
+        meta = {"no_auto_reply": OFFLINE_REASON, "reply_by_email": email}
+        recorded, _ = await self.sink.receive(dataclasses.replace(message, meta=meta))  # the dispatcher has it
+        thread_id = recorded.message.thread_id
+        await self.store.threads.set_reply_by(thread_id, Identity("email", email))  # agents answer there
+        return {"type": "offline_sent", "id": payload.get("id"), "thread_id": thread_id, "email": email}

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from bot.handlers.kit.inboxes import in_inbox
 from bot.handlers.kit.payload import Payload
-from bot.handlers.kit.protocol import UnsupportedEvent, VerificationError
+from bot.handlers.kit.protocol import MalformedPayload, UnsupportedEvent, VerificationError
 from bot.handlers.kit.signatures import same_secret
 from bot.handlers.whatsapp.consent import mark_keywords
 from bot.handlers.whatsapp.payload import parse_payload
@@ -49,6 +49,7 @@ class NumberHook:
         self._keyword_replies = keyword_replies
         self._neighbours = neighbours
         self._routes: dict[str, str] = {}
+        self._payload: Payload | None = None  # read once, by verify(), for parse() too
 
     async def verify(self, request: web.Request, body: bytes) -> None:
         given = request.headers.get("X-Hub-Signature-256", "")
@@ -57,12 +58,16 @@ class NumberHook:
         expected = "sha256=" + hmac.new(self._app_secret.encode(), body, hashlib.sha256).hexdigest()
         if not same_secret(given, expected):
             raise VerificationError.forbidden("X-Hub-Signature-256 does not match the body")
-        others = _numbers(body) - {self._number}
+        try:
+            self._payload = Payload.parse(body)
+        except MalformedPayload:  # parse() says what is wrong with it
+            return
+        others = _numbers(self._payload) - {self._number}
         if others:
             self._routes = await self._neighbours(self._account_id, others, self._app_secret)
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:
-        payload = Payload.parse(body)
+        payload = self._payload or Payload.parse(body)
         try:
             items = self._of(payload, self._number, self._inbox_id)
         except UnsupportedEvent:
@@ -84,12 +89,11 @@ class NumberHook:
         return in_inbox(mark_keywords(events, self._keyword_replies), inbox_id, scope_ids=False)
 
 
-def _numbers(body: bytes) -> set[str]:
+def _numbers(payload: Payload) -> set[str]:
     """The phone number ids a payload's changes name (nothing when it is not what Meta sends)."""
     try:
-        payload = Payload.parse(body)
         changes = [c for e in payload.objects("entry") for c in e.objects("changes")]
         metadata = [c.obj("value").opt_obj("metadata") for c in changes]
         return {n for m in metadata if m is not None and (n := m.opt_string("phone_number_id"))}
-    except Exception:  # a malformed body: parse() says what is wrong with it
+    except MalformedPayload:  # a malformed change: parse() leaves it out and says why
         return set()
