@@ -116,17 +116,27 @@ class Dispatcher:
         """Decide on one inbound message, carry the decision out, and record it on the message."""
         if self._lease is None:
             return await self._decide(message, thread)
-        renewal = asyncio.create_task(self._keep_lease(message.id, self._lease))
-        renewal.add_done_callback(_retrieved)
+        # almost every message is decided in milliseconds: a renewal task starts only for one still
+        # being decided a third of the lease in (no task per message on the hot path)
+        renewal: list[asyncio.Task[None]] = []
+        lease = self._lease
+
+        def start_renewing() -> None:
+            task = asyncio.create_task(self._keep_lease(message.id, lease))
+            task.add_done_callback(_retrieved)
+            renewal.append(task)
+
+        timer = asyncio.get_running_loop().call_later(lease.total_seconds() / 3, start_renewing)
         try:
             return await self._decide(message, thread)
         finally:
-            renewal.cancel()  # not awaited: a store call being cancelled may take its time
+            timer.cancel()
+            for task in renewal:
+                task.cancel()  # not awaited: a store call being cancelled may take its time
 
     async def _keep_lease(self, message_id: str, lease: timedelta) -> None:
-        """Renew the message's dispatch lease every third of it until cancelled."""
+        """Renew the message's dispatch lease now and every third of it until cancelled."""
         while True:
-            await asyncio.sleep(lease.total_seconds() / 3)
             try:
                 if not await self._store.messages.renew_dispatch(message_id, utcnow(), lease):
                     return
@@ -134,6 +144,7 @@ class Dispatcher:
                 log_event(
                     log, "dispatch.lease_not_renewed", logging.WARNING, message=message_id, error=type(exc).__name__
                 )
+            await asyncio.sleep(lease.total_seconds() / 3)
 
     async def _decide(self, message: Message, thread: Thread | None) -> Decision:
         started = time.perf_counter()
