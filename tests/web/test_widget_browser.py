@@ -246,6 +246,27 @@ async def test_a_returning_visitor_sees_past_conversations_and_who_answered(
     await context.close()
 
 
+async def test_what_a_visitor_types_the_moment_the_chat_opens_is_kept(
+    client: TestClient, site: Site, browser: Browser
+) -> None:
+    # opened while the chat was still loading, the embedding page used to move the keyboard into the
+    # frame a moment after the visitor had: keys typed in between went nowhere (1 visit in 20)
+    await allow(client, site.origin)
+    context = await browser.new_context()
+    page = await context.new_page()
+    lost = []
+    for visit in range(30):
+        await page.goto(f"{site.origin}/?visit={visit}")
+        await page.locator(".omnirouter-launcher").click()
+        box = page.frame_locator(".omnirouter-panel iframe").locator("#text")
+        await expect(box).to_be_editable()  # as a visitor sees: a greyed-out box takes no keys
+        await box.press_sequentially("hello")
+        if await box.input_value() != "hello":
+            lost.append(visit)
+    assert lost == []
+    await context.close()
+
+
 AXE = Path(__file__).resolve().parent / "vendor" / "node_modules" / "axe-core" / "axe.min.js"
 SERIOUS = """async (include) => {
   const found = await axe.run(include ? { include } : document, { resultTypes: ["violations"] });

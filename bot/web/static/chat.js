@@ -44,6 +44,7 @@
   // "settled") and, for a user it vouches for, until the router has identified them: sent sooner,
   // they would land in an anonymous conversation the user's chat then no longer shows
   let parentSettled = !embedded;
+  let asked = false; // the page opened the chat: its first field takes the keyboard (once it can)
   let identityRefused = false;
   let look = {}; // the account's widget (/widget/config): its pre-chat form, whether it is offline now
   let mode = "chat"; // chat | prechat (asked before the first message) | offline (out of hours) | sent
@@ -96,8 +97,8 @@
   function onParent(event) {
     if (!embedded || event.source !== window.parent || event.origin !== parentOrigin) return; // nobody else
     const data = event.data || {};
-    if (data.type === "omnirouter:open") focusFirst();
-    else if (data.type === "omnirouter:settled") { parentSettled = true; flush(); }
+    if (data.type === "omnirouter:open") { asked = true; focusFirst(); }
+    else if (data.type === "omnirouter:settled") settle();
     else if (data.type === "omnirouter:user" && data.user) { user = data.user; identify(); }
     else if (data.type === "omnirouter:label" && typeof data.label === "string") { label = data.label; sendLabel(); }
   }
@@ -127,6 +128,17 @@
   }
 
   function flush() { for (const item of pending) transmit(item); }
+
+  // embedded, the composer opens once the page has said all it had to say and moved the keyboard
+  // here: typed sooner, keys could land in the middle of that move and be lost
+  function settle() {
+    if (parentSettled && !input.disabled) return;
+    parentSettled = true;
+    input.disabled = false;
+    document.getElementById("send").disabled = false;
+    if (asked) focusFirst();
+    flush();
+  }
 
   function sendLabel() {
     if (label && socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ type: "label", label }));
@@ -301,11 +313,14 @@
 
   // which of the chat, the pre-chat form and the offline form the visitor sees
   function showMode(next) {
+    const box = { chat: form, prechat: prechatForm, offline: offlineForm }[next];
+    const appearing = Boolean(box && box.hidden);
     mode = next;
     form.hidden = mode !== "chat";
     prechatForm.hidden = mode !== "prechat";
     offlineForm.hidden = mode !== "offline";
     offlineSent.hidden = mode !== "sent";
+    if (appearing && asked) focusFirst(); // the form now shown takes the keyboard
   }
 
   function focusFirst() {
@@ -369,11 +384,7 @@
         showNotice(frame.history_unavailable ? t("Earlier messages cannot be loaded right now.") : "");
         for (const m of frame.history || []) renderFrame(m);
         flush(); // resend whatever was never acknowledged
-        if (!announced) {
-          announced = true;
-          toParent({ type: "omnirouter:ready" });
-          setTimeout(() => { if (!parentSettled) { parentSettled = true; flush(); } }, 3000); // a page that never answers
-        }
+        if (!announced) { announced = true; toParent({ type: "omnirouter:ready" }); }
         identify();
         break;
       case "ack":
@@ -506,8 +517,7 @@
   });
   // the composer comes disabled until now: a message typed or sent before this script ran was
   // lost (a click on Send submitted the form natively, the text in the URL)
-  input.disabled = false;
-  document.getElementById("send").disabled = false;
+  if (!embedded) settle();
   if (embedded) {
     document.body.classList.add("embedded");
     const closer = document.getElementById("close");
@@ -515,6 +525,8 @@
     closer.addEventListener("click", () => toParent({ type: "omnirouter:close" }));
     document.addEventListener("keydown", (event) => { if (event.key === "Escape") toParent({ type: "omnirouter:close" }); });
     window.addEventListener("message", onParent);
+    toParent({ type: "omnirouter:loaded" });
+    setTimeout(settle, 3000); // a page that never answers
   }
   loadWords().then(loadLook).finally(() => {
     if (look.prechat || look.offline) form.hidden = true; // until the welcome says which the visitor sees

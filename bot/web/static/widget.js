@@ -20,7 +20,7 @@
   let launcher = null;
   let badge = null;
   let panel = null;
-  let ready = false;
+  let loaded = false; // the chat's script runs: it takes what the page said, and the keyboard
   let opened = false;
   let unread = 0;
   let words = {}; // English -> the page's language, from the router
@@ -33,7 +33,7 @@
   }
 
   function post(message) {
-    if (ready && frame) frame.contentWindow.postMessage(message, router);
+    if (loaded && frame) frame.contentWindow.postMessage(message, router);
     else queued.push(message);
   }
 
@@ -50,8 +50,8 @@
     launcher.setAttribute("aria-expanded", "true");
     unread = 0;
     showBadge();
+    if (loaded) frame.focus(); // else once it is: focused while loading, keys typed a moment later were lost
     post({ type: "omnirouter:open" });
-    frame.focus();
     emit("open");
   }
 
@@ -68,10 +68,13 @@
     if (!frame || event.origin !== router || event.source !== frame.contentWindow) return; // only our chat
     const data = event.data || {};
     switch (data.type) {
-      case "omnirouter:ready":
-        ready = true;
+      case "omnirouter:loaded":
+        loaded = true;
+        if (opened) frame.focus();
         while (queued.length) frame.contentWindow.postMessage(queued.shift(), router);
         frame.contentWindow.postMessage({ type: "omnirouter:settled" }, router); // all the page said so far
+        break;
+      case "omnirouter:ready":
         emit("ready");
         break;
       case "omnirouter:token": // the visitor's token, kept on this site: the chat finds them again
