@@ -23,7 +23,7 @@ from conversations.client import IndexPlan, Repository
 from conversations.ids import derived_id, new_id
 from conversations.models import Document, epoch_ms, load_enum, load_time
 from conversations.outbox import INTERRUPTED
-from conversations.thread_models import Contact, Thread
+from conversations.thread_models import Contact, Thread, open_key
 from conversations.threads import ThreadsRepository
 from conversations.traffic import Identity
 
@@ -118,6 +118,7 @@ class Campaign(Document):
     created_by: str | None = None
     cursor: str | None = None  # the last contact id handled, in id order
     finished_at: datetime | None = None
+    inbox_id: str | None = None  # one of the account's extra inboxes of the channel (None: its first)
 
     def to_doc(self) -> dict[str, Any]:
         doc = Document.to_doc(self)
@@ -371,12 +372,15 @@ class CampaignsRepository(Repository):
     # --- the recipients' threads ---------------------------------------------------------------
 
     async def open_threads_for(
-        self, account_id: str, recipients: Sequence[tuple[str, Identity]], now: datetime
+        self, account_id: str, recipients: Sequence[tuple[str, Identity]], now: datetime, inbox_id: str | None = None
     ) -> dict[str, Thread]:
-        """Each recipient contact's open thread on its identity's channel, opening the missing ones
-        in one batch (as ``ThreadsRepository.open_thread`` would one by one: a thread opened
-        meanwhile by a customer's message wins, and is returned)."""
-        keys = {f"{contact_id}:{identity.channel}": (contact_id, identity) for contact_id, identity in recipients}
+        """Each recipient contact's open thread on its identity's channel (in ``inbox_id``), opening
+        the missing ones in one batch (as ``ThreadsRepository.open_thread`` would one by one: a
+        thread opened meanwhile by a customer's message wins, and is returned)."""
+        keys = {
+            open_key(contact_id, identity.channel, inbox_id): (contact_id, identity)
+            for contact_id, identity in recipients
+        }
         found = {
             str(doc["contact_id"]): Thread.from_doc(doc)
             async for doc in self._db.threads.find({"open_key": {"$in": list(keys)}})
@@ -386,6 +390,8 @@ class CampaignsRepository(Repository):
             for key, (contact_id, identity) in keys.items()
             if contact_id not in found
         ]
+        for thread in missing:
+            thread.inbox_id = inbox_id
         if missing:
             try:
                 await self._db.threads.insert_many([t.to_doc() for t in missing], ordered=False)

@@ -156,7 +156,7 @@ class CampaignSender:
                 if behind:  # at most two chunks in flight
                     await asyncio.wait(behind)
                 threads = await self._store.campaigns.open_threads_for(
-                    campaign.account_id, [(c.id, identity) for c, identity in chunk], utcnow()
+                    campaign.account_id, [(c.id, identity) for c, identity in chunk], utcnow(), campaign.inbox_id
                 )
                 for contact, identity in chunk:
                     if not await tier.allow(started):
@@ -257,14 +257,18 @@ async def create_campaign(
     parameters: Sequence[str] = (),
     send_at: datetime | None = None,
     created_by: str | None = None,
+    inbox_id: str | None = None,
 ) -> Campaign:
     """Store a campaign to send at ``send_at`` (now when not given) and wake the sender.
 
     On a channel with a reply window (WhatsApp) a message sent first must be one of the channel's
     templates: ``template`` with its ``parameters``, checked here against the configuration (the
-    text is the template's, filled in)."""
+    text is the template's, filled in). ``inbox_id`` sends through one of the account's extra
+    inboxes of the channel (``None``: its first)."""
     if not name.strip():
         raise CampaignRefused("a campaign needs a name")
+    if inbox_id is not None:
+        await _check_inbox(store, account_id, channel, inbox_id)
     if audience is not None and audience.attribute and not ATTRIBUTE_KEY.fullmatch(audience.attribute):
         raise CampaignRefused(f"{audience.attribute!r} is not an attribute name")
     sent_as: dict[str, Any] | None = None
@@ -292,11 +296,22 @@ async def create_campaign(
         subject=subject or None,
         template=sent_as,
         created_by=created_by,
+        inbox_id=inbox_id,
     )
     await store.campaigns.create_campaign(campaign)
     if sender is not None and campaign.send_at <= now:
         sender.wake()
     return campaign
+
+
+async def _check_inbox(store: Repositories, account_id: str, channel: str, inbox_id: str) -> None:
+    """Refuse an inbox that is not one of the account's enabled inboxes of ``channel`` (another
+    account's inbox is refused in the same words as one that does not exist)."""
+    inbox = await store.inboxes.get_inbox(inbox_id)
+    if inbox is None or inbox.account_id != account_id or inbox.channel != channel:
+        raise CampaignRefused(f"the account has no {channel} inbox {inbox_id}")
+    if inbox.disabled:
+        raise CampaignRefused(f"the inbox {inbox.name} is disabled")
 
 
 def _identity_on(contact: Contact, channel: str) -> Identity | None:

@@ -20,7 +20,7 @@ from conversations.agent_models import Role
 from conversations.campaigns import Audience, Campaign, CampaignState
 
 LIST = "/admin/campaigns"
-FIELDS: tuple[str, ...] = ("name", "channel", "text", "subject", "template", "parameters")
+FIELDS: tuple[str, ...] = ("name", "channel", "inbox", "text", "subject", "template", "parameters")
 FIELDS += ("label", "attribute", "value", "before", "after", "send_at")  # the audience, the time
 
 
@@ -66,7 +66,10 @@ async def _progress(request: web.Request, campaign: Campaign) -> dict[str, Any]:
 async def _context(request: web.Request, form: dict[str, str]) -> dict[str, Any]:
     agent, store = current_agent(request), request.app[STORE]
     campaigns = await store.campaigns.list_campaigns(agent.account_id)
+    served = request.app[ADAPTERS]
+    inboxes = [i for i in await store.inboxes.list_inboxes(agent.account_id) if i.channel in served and not i.disabled]
     return {
+        "inboxes": inboxes,  # the account's extra inboxes a campaign may send through
         "rows": [await _progress(request, c) for c in campaigns],
         "channels": sorted(request.app[ADAPTERS].keys()),
         "form": form,
@@ -119,6 +122,7 @@ async def create(request: web.Request) -> web.Response:
                 audience=_audience(form),
                 send_at=_moment(form["send_at"], "send_at"),
                 created_by=agent.id,
+                inbox_id=form["inbox"].strip() or None,
             )
         except _BadForm:
             refused = translate(agent.lang, "A date or an attribute name is not valid.")

@@ -1,0 +1,131 @@
+"""A campaign sent through one of the account's extra inboxes: each message goes out through that
+inbox's own bot (its token), its threads are the inbox's; an inbox of another account, of another
+channel or disabled is refused, in the service and in the console's form."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bot.keys import STORE
+from bot.services.accounts import create_account
+from bot.services.campaigns import CampaignRefused, create_campaign
+from bot.web.keys import CAMPAIGNS
+from conversations.embedded import EmbeddedMongo
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from conversations.tenant_models import Inbox
+from conversations.traffic import Identity
+from tests.conftest import operator_client, raw_database_of
+from tests.factories import ACCOUNT
+from tests.fakes.telegram_api import FakeBotAPI
+from tests.handlers.channels import channel_settings
+from tests.router.test_inbound import wait_for
+from tests.web.admin.test_campaigns import FORM, admin_of
+
+
+@pytest.fixture
+async def second_bot() -> AsyncIterator[FakeBotAPI]:
+    fake = FakeBotAPI(token="222:second-bot")
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+async def _inbox(store: Repositories, account: str, fake: FakeBotAPI, name: str) -> Inbox:
+    config = {"token": fake.token, "webhook_secret": f"{name}-secret", "api_base": fake.url}
+    inbox = await store.inboxes.create_inbox(account, "telegram", name, config, utcnow(), None)
+    assert inbox is not None
+    return inbox
+
+
+def _settings(embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI, second: FakeBotAPI) -> Any:
+    allowed = ", ".join(f.url.removeprefix("http://") for f in (bot_api, second))
+    return channel_settings(
+        embedded.uri,
+        db_name,
+        telegram_api=bot_api.url,
+        campaigns={"rate": 50, "poll_interval": 0.1},
+        egress={"allowed_destinations": allowed},
+    )
+
+
+async def test_a_campaign_through_a_second_bot_goes_out_with_that_bots_token(
+    embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI, second_bot: FakeBotAPI
+) -> None:
+    async with operator_client(_settings(embedded, db_name, bot_api, second_bot)) as client:
+        store = client.server.app[STORE]
+        sales = await _inbox(store, ACCOUNT, second_bot, "Sales bot")
+        for n in range(3):
+            await store.contacts.find_or_create_contact(ACCOUNT, Identity("telegram", str(7000 + n)), None, utcnow())
+        campaign = await create_campaign(
+            store,
+            client.server.app[CAMPAIGNS],
+            account_id=ACCOUNT,
+            name="Through sales",
+            channel="telegram",
+            text="Hello from sales",
+            inbox_id=sales.id,
+        )
+        assert (await store.campaigns.get_campaign(ACCOUNT, campaign.id)).inbox_id == sales.id  # type: ignore[union-attr]
+
+        async def all_sent() -> bool:
+            return len(second_bot.sent("sendMessage")) >= 3
+
+        await wait_for(all_sent, timeout=30)
+        sent = second_bot.sent("sendMessage")
+        assert sorted(str(m["chat_id"]) for m in sent) == ["7000", "7001", "7002"]
+        assert {m["text"] for m in sent} == {"Hello from sales"}
+        assert bot_api.sent("sendMessage") == []  # the account's first bot sent nothing
+        threads = await raw_database_of(store).threads.find({}).to_list()
+        assert len(threads) == 3 and {t.get("inbox_id") for t in threads} == {sales.id}
+
+
+async def test_an_inbox_of_another_account_channel_or_disabled_is_refused(
+    embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI, second_bot: FakeBotAPI
+) -> None:
+    async with operator_client(_settings(embedded, db_name, bot_api, second_bot)) as client:
+        store = client.server.app[STORE]
+        await create_account(store, "shop2", "Shop two", None)
+        theirs = await _inbox(store, "shop2", second_bot, "Their bot")
+        mine = await _inbox(store, ACCOUNT, second_bot, "Mine")
+        asked = {"account_id": ACCOUNT, "name": "x", "text": "hi"}
+        with pytest.raises(CampaignRefused, match="no telegram inbox"):
+            await create_campaign(store, None, channel="telegram", inbox_id=theirs.id, **asked)
+        with pytest.raises(CampaignRefused, match="no webchat inbox"):  # a Telegram inbox for a web chat campaign
+            await create_campaign(store, None, channel="webchat", inbox_id=mine.id, **asked)
+        await store.inboxes.update_inbox(ACCOUNT, mine.id, {}, disabled=True)
+        with pytest.raises(CampaignRefused, match="disabled"):
+            await create_campaign(store, None, channel="telegram", inbox_id=mine.id, **asked)
+        # shop2's own inbox is its to use
+        ok = await create_campaign(
+            store, None, channel="telegram", inbox_id=theirs.id, **{**asked, "account_id": "shop2"}
+        )
+        assert ok.inbox_id == theirs.id
+        assert [c.name for c in await store.campaigns.list_campaigns(ACCOUNT)] == []
+
+
+async def test_the_console_form_offers_the_accounts_inboxes_and_refuses_anothers(
+    embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI, second_bot: FakeBotAPI
+) -> None:
+    async with operator_client(_settings(embedded, db_name, bot_api, second_bot)) as client:
+        store = client.server.app[STORE]
+        csrf = await admin_of(client, "default", "ada")
+        page = await (await client.get("/admin/campaigns")).text()
+        assert 'id="campaign-inbox"' not in page  # no extra inbox: no choice to make
+        mine = await _inbox(store, "default", second_bot, "Sales bot")
+        await create_account(store, "shop2", "Shop two", None)
+        theirs = await _inbox(store, "shop2", second_bot, "Their bot")
+        page = await (await client.get("/admin/campaigns")).text()
+        assert 'id="campaign-inbox"' in page and "Sales bot" in page and "Their bot" not in page
+
+        form = {**FORM, "channel": "telegram", "csrf_token": csrf}
+        refused = await client.post("/admin/campaigns", data={**form, "inbox": theirs.id})
+        assert refused.status == 400 and "no telegram inbox" in await refused.text()
+        assert await store.campaigns.list_campaigns("default") == []
+        created = await client.post("/admin/campaigns", data={**form, "inbox": mine.id}, allow_redirects=False)
+        assert created.status == 303
+        [campaign] = await store.campaigns.list_campaigns("default")
+        assert campaign.inbox_id == mine.id
