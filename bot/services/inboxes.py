@@ -1,13 +1,17 @@
 """Inboxes as the API and the console manage them: what one takes, where its provider sends its
 webhooks, how it is shown (secrets never: only whether each is set), and trying its settings
-against the provider (the console's Check and Set-webhook buttons)."""
+against the provider (the console's Check and Set-webhook buttons), and sending a test message
+through one (the same provider client the router sends with; no conversation is made of it)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from bot.handlers.kit.egress_guards import EgressGuards
+from bot.handlers.kit.protocol import ChannelAdapter
 from bot.handlers.kit.twilio import E164
 from bot.handlers.kit.twilio_lines import number_route
 from bot.handlers.sms.settings import SmsSettings
@@ -15,7 +19,10 @@ from bot.handlers.telegram.settings import TelegramSettings
 from bot.handlers.whatsapp.settings import WhatsappSettings
 from bot.services.accounts import CHANNEL_FIELDS, URL_PATTERN, ChannelField, channel_schema, channel_summary
 from bot.settings import Settings
+from conversations.models import utcnow
+from conversations.repositories import Repositories
 from conversations.tenant_models import Account, Inbox
+from conversations.traffic import Identity, Outbound
 
 # What an inbox of each channel takes: an account's channel settings' fields, and a Twilio number
 # (an SMS inbox; calls to it too), which exists only as an inbox: an account's channel settings
@@ -150,3 +157,61 @@ async def set_telegram_webhook(guards: EgressGuards, account_id: str, config: Ma
     from bot.handlers.telegram.probe import point_webhook
 
     await point_webhook(guards.telegram, account_id, config, url)
+
+
+TEST_TEXT = "omnirouter test message from {name}"
+# whom a test message may go to: a Telegram chat id, a phone number in E.164 (WhatsApp, SMS)
+TEST_RECIPIENTS = {
+    "telegram": (re.compile(r"-?[1-9][0-9]{0,19}"), "a Telegram chat id (digits)"),
+    "whatsapp": (re.compile(r"\+[1-9][0-9]{6,14}"), "a phone number in E.164 (+ and 7 to 15 digits)"),
+    "sms": (re.compile(r"\+[1-9][0-9]{6,14}"), "a phone number in E.164 (+ and 7 to 15 digits)"),
+}
+
+
+class BadRecipient(ValueError):
+    """The test message's recipient is not an address of the inbox's channel; the message says
+    what one looks like."""
+
+
+def test_recipient(channel: str, to: str) -> str:
+    """``to`` as the channel's sender takes it (WhatsApp: the digits of the number), or
+    :class:`BadRecipient`."""
+    pattern, what = TEST_RECIPIENTS.get(channel, (None, ""))
+    if pattern is None:
+        raise BadRecipient(f"no test messages on {channel}")
+    to = to.strip()
+    if not pattern.fullmatch(to):
+        raise BadRecipient(f"the recipient must be {what}")
+    return to.removeprefix("+") if channel == "whatsapp" else to
+
+
+async def test_target(store: Repositories, account: Account, ref: str) -> tuple[str, Inbox | None] | None:
+    """The inbox a test message is for: ``ref`` names an extra inbox by its id, the account's first
+    inbox of a channel by the channel's name; as ``(channel, inbox or None)``, ``None`` when the
+    account has no such inbox (another account's is none of its)."""
+    if ref in TEST_RECIPIENTS:
+        return ref, None
+    inbox = await store.inboxes.get_inbox(ref)
+    if inbox is None or inbox.account_id != account.id:
+        return None
+    return inbox.channel, inbox
+
+
+async def send_test_message(adapter: ChannelAdapter, account_id: str, inbox_id: str | None, name: str, to: str) -> str:
+    """Send the test text through the inbox (``None``: the account's first of the channel) to
+    ``to`` (checked by :func:`test_recipient`), with the adapter's own provider client; the
+    provider's message id, or a ``SendError`` saying why not. No thread or message is stored.
+
+    WhatsApp: the text is sent as a free-form message, so the provider itself refuses it to a
+    number that has not written to this number in the last 24 hours (its answer is shown)."""
+    outbound = Outbound(
+        account_id=account_id,
+        channel=adapter.name,
+        thread_id="inbox-test",
+        message_id="inbox-test",
+        to=Identity(adapter.name, test_recipient(adapter.name, to)),
+        text=TEST_TEXT.format(name=name),
+        window_ends_at=utcnow() + timedelta(minutes=1),  # the provider decides, not our record of a window
+        inbox_id=inbox_id,
+    )
+    return await adapter.send(outbound)

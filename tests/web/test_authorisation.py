@@ -92,6 +92,8 @@ API_BODIES: dict[tuple[str, str], Any] = {
         "settings": {"token": "2:y", "webhook_secret": "s2"},
     },
     ("PATCH", "/api/accounts/{account_id}/inboxes/{inbox_id}"): {"name": "renamed", "settings": {"token": "3:z"}},
+    # not a chat id: refused (422) before anything is sent, so nothing leaves 127.0.0.1
+    ("POST", "/api/accounts/{account_id}/inboxes/{inbox_id}/test"): {"to": "not-a-chat"},
     ("POST", "/api/webhooks"): {"url": "http://127.0.0.1:9/new-hook"},
     ("PATCH", "/api/webhooks/{subscription_id}"): {"description": "changed"},
     ("POST", "/api/nlu/parse"): {"text": "hello"},
@@ -127,6 +129,7 @@ CONSOLE_FORMS: dict[tuple[str, str], dict[str, str]] = {
     # keeps the one below and its Check asks no one (nothing leaves 127.0.0.1)
     ("POST", "/admin/inboxes/{inbox_id}"): {"name": "renamed", "api_base": "http://127.0.0.1:9"},
     ("POST", "/admin/inboxes/{inbox_id}/state"): {"action": "disable"},
+    ("POST", "/admin/inboxes/{inbox_id}/test"): {"to": "not-a-chat"},  # a form error: nothing is sent
     ("POST", "/admin/intents"): {"name": "console_intent"},
     ("POST", "/admin/campaigns"): {"name": "authz", "channel": "webchat", "text": "hello"},
     ("POST", "/admin/intents/examples/{example}"): {"action": "save", "text": "hello", "language": "en"},

@@ -1,8 +1,9 @@
 """The inboxes page of an account's admin (``/admin/inboxes``): every channel instance the account
 receives on — its first inbox of each channel (its channel settings, edited on the account page) and
 its extra ones — with the webhook URL and instructions each provider needs; adding, editing and
-disabling extra inboxes; and buttons that try an inbox's settings against the real provider
-(Telegram ``getMe`` and ``setWebhook``, the WhatsApp number through the Graph API).
+disabling extra inboxes; buttons that try an inbox's settings against the real provider
+(Telegram ``getMe`` and ``setWebhook``, the WhatsApp number through the Graph API); and a test
+message sent through the inbox to a recipient the admin names.
 
 A secret is never shown, only whether it is set; an empty secret field keeps the stored one."""
 
@@ -15,10 +16,21 @@ from aiohttp import web
 
 from bot import audit
 from bot.handlers.kit.probe import ProbeFailed
+from bot.handlers.kit.protocol import SendError
 from bot.handlers.telegram.settings import TelegramSettings
-from bot.keys import EGRESS, SETTINGS, STORE
+from bot.keys import ADAPTERS, EGRESS, SETTINGS, STORE
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
-from bot.services.inboxes import check_inbox, first_inbox_config, inbox_webhook_url, route_of, set_telegram_webhook
+from bot.services.inboxes import (
+    BadRecipient,
+    check_inbox,
+    first_inbox_config,
+    inbox_webhook_url,
+    route_of,
+    send_test_message,
+    set_telegram_webhook,
+    test_recipient,
+    test_target,
+)
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import Agent, Role
@@ -310,6 +322,43 @@ async def set_webhook(request: web.Request) -> web.Response:
     return await _show(request, result={"id": inbox_id, "ok": True, "text": text})
 
 
+@signed_in(Role.ADMIN)
+async def send_test(request: web.Request) -> web.Response:
+    """Send "omnirouter test message from <inbox>" through the inbox to the recipient typed, with
+    the provider client the router sends with; show the provider's answer (no conversation is
+    made of it)."""
+    admin, app, form = current_agent(request), request.app, await request.post()
+    account = await app[STORE].accounts.get_account(admin.account_id)
+    target = await test_target(app[STORE], account, request.match_info["inbox_id"]) if account else None
+    if account is None or target is None or target[0] not in CONSOLE_CHANNELS:
+        return plain(404, "no such inbox in this account")
+    (channel, inbox), row_id = target, request.match_info["inbox_id"]
+    to = str(form.get("to", ""))[:64]
+    try:
+        test_recipient(channel, to)
+    except BadRecipient:
+        words = {
+            "telegram": N_("Type a Telegram chat id (digits)."),
+            "whatsapp": N_("Type a number in E.164, e.g. +37120000000."),
+        }
+        problem = {"where": f"test-{row_id}", "text": translate(admin.lang, words[channel])}
+        return await _show(request, 400, problem=problem, typed={"to": to})
+    if inbox is not None and inbox.disabled:
+        text = translate(admin.lang, "The inbox is disabled: enable it first.")
+        return await _show(request, 400, problem={"where": f"test-{row_id}", "text": text}, typed={"to": to})
+    name, adapter = inbox.name if inbox is not None else f"{account.name} ({channel})", app[ADAPTERS].get(channel)
+    try:
+        if adapter is None:
+            raise SendError(f"this install does not serve {channel}")
+        await send_test_message(adapter, account.id, inbox.id if inbox else None, name, to)
+    except SendError as failed:
+        sent, text = False, translate(admin.lang, "Not sent: {reason}", reason=str(failed)[:300])
+    else:
+        sent, text = True, translate(admin.lang, "Test message sent to {to}.", to=to)
+    await audit.record(app[STORE], account.id, admin, "inbox.test", row_id, to=to, sent=sent)
+    return await _show(request, result={"id": row_id, "ok": sent, "text": text}, typed={"to": to})
+
+
 def routes() -> list[web.RouteDef]:
     return [
         web.get("/admin/inboxes", inboxes_page),
@@ -318,4 +367,5 @@ def routes() -> list[web.RouteDef]:
         web.post("/admin/inboxes/{inbox_id}/state", change_state),
         web.post("/admin/inboxes/{inbox_id}/check", check),
         web.post("/admin/inboxes/{inbox_id}/webhook", set_webhook),
+        web.post("/admin/inboxes/{inbox_id}/test", send_test),
     ]

@@ -11,16 +11,21 @@ from aiohttp import web
 from jsonschema import Draft202012Validator
 
 from bot import audit
-from bot.keys import EGRESS, SETTINGS, STORE
+from bot.handlers.kit.protocol import SendError
+from bot.keys import ADAPTERS, EGRESS, SETTINGS, STORE
 from bot.services.accounts import refused_api_base
 from bot.services.inboxes import (
     INBOX_CHANGES,
+    BadRecipient,
     inbox_json,
     inbox_webhook_url,
     install_route,
     new_inbox_schema,
     route_of,
+    send_test_message,
     settings_change_schema,
+    test_recipient,
+    test_target,
 )
 from bot.web.api.accounts import account_of
 from bot.web.api.kit import ApiRoutes, Call, api_error, reply
@@ -125,6 +130,49 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     assert isinstance(changed, Inbox)
     await _audit(request, call, "inbox.change", changed, [*settings, *fields])
     return reply(_shown(request, changed))
+
+
+@API(
+    "POST",
+    "/api/accounts/{account_id}/inboxes/{inbox_id}/test",
+    "Send \"omnirouter test message from <inbox>\" through the inbox (an extra inbox's id, or a channel's"
+    " name for the account's first inbox of it) to a Telegram chat id or a number in E.164; no conversation"
+    " is made of it",
+    tag="inboxes",
+    body={
+        "type": "object",
+        "required": ["to"],
+        "properties": {"to": {"type": "string", "minLength": 1, "maxLength": 64}},
+        "additionalProperties": False,
+    },
+    response={"type": "object", "required": ["sent"], "properties": {"sent": {"type": "boolean"}}},
+    errors=(422, 502),
+)
+async def test_inbox(request: web.Request, call: Call) -> web.Response:
+    account, app = await account_of(request, call), request.app
+    ref = request.match_info["inbox_id"]
+    target = await test_target(app[STORE], account, ref)
+    if target is None:
+        raise api_error(404, "not_found", f"no inbox {ref} in account {account.id}")
+    channel, inbox = target
+    to = call.body["to"]
+    try:
+        test_recipient(channel, to)
+    except BadRecipient as bad:
+        raise api_error(422, "bad_recipient", str(bad)) from None
+    if inbox is not None and inbox.disabled:
+        raise api_error(422, "inbox_disabled", f"the inbox {inbox.id} is disabled")
+    adapter = app[ADAPTERS].get(channel)
+    if adapter is None:
+        raise api_error(422, "channel_not_served", f"this install does not serve {channel}")
+    name = inbox.name if inbox is not None else f"{account.name} ({channel})"
+    try:
+        await send_test_message(adapter, account.id, inbox.id if inbox else None, name, to)
+    except SendError as failed:
+        await audit.record(app[STORE], account.id, call.principal.audit_actor, "inbox.test", ref, to=to, sent=False)
+        raise api_error(502, "provider_refused", str(failed)[:300]) from None
+    await audit.record(app[STORE], account.id, call.principal.audit_actor, "inbox.test", ref, to=to, sent=True)
+    return reply({"sent": True})
 
 
 def routes() -> list[web.RouteDef]:

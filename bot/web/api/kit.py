@@ -55,6 +55,8 @@ def api_error(status: int, error: str, detail: str) -> web.HTTPException:
         409: web.HTTPConflict,
         413: web.HTTPRequestEntityTooLarge,
         415: web.HTTPUnsupportedMediaType,
+        422: web.HTTPUnprocessableEntity,
+        502: web.HTTPBadGateway,
     }
     kind = kinds.get(status, web.HTTPBadRequest)
     body = json.dumps({"error": error, "detail": detail})
