@@ -374,24 +374,18 @@ class CampaignsRepository(Repository):
     async def open_threads_for(
         self, account_id: str, recipients: Sequence[tuple[str, Identity]], now: datetime, inbox_id: str | None = None
     ) -> dict[str, Thread]:
-        """Each recipient contact's open thread on its identity's channel (in ``inbox_id``), opening
-        the missing ones in one batch (as ``ThreadsRepository.open_thread`` would one by one: a
-        thread opened meanwhile by a customer's message wins, and is returned)."""
-        keys = {
-            open_key(contact_id, identity.channel, inbox_id): (contact_id, identity)
-            for contact_id, identity in recipients
-        }
+        """Each recipient's open thread on its identity's channel (in ``inbox_id``), the missing ones
+        opened in one batch (as ``ThreadsRepository.open_thread`` would: a customer's thread wins)."""
+        keys = {open_key(c, i.channel, inbox_id): (c, i) for c, i in recipients}
         found = {
             str(doc["contact_id"]): Thread.from_doc(doc)
             async for doc in self._db.threads.find({"open_key": {"$in": list(keys)}})
         }
         missing = [
-            ThreadsRepository.new_thread(account_id, contact_id, identity, key, now)
+            ThreadsRepository.new_thread(account_id, contact_id, identity, key, now, inbox_id)
             for key, (contact_id, identity) in keys.items()
             if contact_id not in found
         ]
-        for thread in missing:
-            thread.inbox_id = inbox_id
         if missing:
             try:
                 await self._db.threads.insert_many([t.to_doc() for t in missing], ordered=False)

@@ -358,7 +358,9 @@ class ThreadsRepository(Repository):
     # --- helpers -----------------------------------------------------------------------------
 
     @staticmethod
-    def new_thread(account_id: str, contact_id: str, identity: Identity, open_key: str, now: datetime) -> Thread:
+    def new_thread(
+        account_id: str, contact_id: str, identity: Identity, open_key: str, now: datetime, inbox_id: str | None = None
+    ) -> Thread:
         return Thread(
             id=new_id("thr"),
             account_id=account_id,
@@ -369,6 +371,7 @@ class ThreadsRepository(Repository):
             opened_at=now,
             last_message_at=now,
             open_key=open_key,
+            inbox_id=inbox_id,
         )
 
     async def _find_open_threads(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
