@@ -178,6 +178,9 @@ async def test_the_console_page_sends_a_test_message_and_shows_the_answer(
     bad = await client.post(f"/admin/inboxes/{world['support'].id}/test", data={"to": "020000", "csrf_token": csrf})
     assert bad.status == 400 and "Type a number in E.164" in await bad.text()
 
+    await store.inboxes.update_inbox("default", sales.id, {}, disabled=True)
+    off = await client.post(f"/admin/inboxes/{sales.id}/test", data={"to": "4242", "csrf_token": csrf})
+    assert off.status == 400 and "The inbox is disabled: enable it first." in await off.text()
     other = await client.post(f"/admin/inboxes/{world['theirs'].id}/test", data={"to": "4242", "csrf_token": csrf})
     assert other.status == 404
     assert len(fakes["tg2"].sent("sendMessage")) == 2  # the one sent and the one refused; nothing since
