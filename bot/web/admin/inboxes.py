@@ -349,7 +349,7 @@ async def send_test(request: web.Request) -> web.Response:
     name, adapter = inbox.name if inbox is not None else f"{account.name} ({channel})", app[ADAPTERS].get(channel)
     try:
         if adapter is None:
-            raise SendError(f"this install does not serve {channel}")
+            raise SendError(f"this install does not serve {channel} (its settings need {channel}.for_accounts = true)")
         await send_test_message(adapter, account.id, inbox.id if inbox else None, name, to)
     except SendError as failed:
         sent, text = False, translate(admin.lang, "Not sent: {reason}", reason=str(failed)[:300])

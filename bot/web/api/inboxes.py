@@ -164,7 +164,11 @@ async def test_inbox(request: web.Request, call: Call) -> web.Response:
         raise api_error(422, "inbox_disabled", f"the inbox {inbox.id} is disabled")
     adapter = app[ADAPTERS].get(channel)
     if adapter is None:
-        raise api_error(422, "channel_not_served", f"this install does not serve {channel}")
+        raise api_error(
+            422,
+            "channel_not_served",
+            f"this install does not serve {channel} (its settings need {channel}.for_accounts = true)",
+        )
     name = inbox.name if inbox is not None else f"{account.name} ({channel})"
     try:
         await send_test_message(adapter, account.id, inbox.id if inbox else None, name, to)

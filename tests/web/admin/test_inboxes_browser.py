@@ -1,7 +1,7 @@
 """The inboxes page in Debian's headless Chromium: a new account's admin finds it from the top bar,
 reads what an inbox is, adds a Telegram bot (the local fake Bot API), sees its webhook URL and that
-its token is set — never the token — and checks it: the page names the bot. In Latvian and Russian
-too."""
+its token is set — never the token — and checks it: the page names the bot; a test message sent
+from the page reaches the bot's chat. In Latvian and Russian too."""
 
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ async def test_an_admin_adds_a_bot_and_checks_it(
     await fake.start()
     try:
         settings = make_settings(
-            embedded.uri, db_name, egress={"allowed_destinations": fake.url.removeprefix("http://")}
+            embedded.uri,
+            db_name,
+            egress={"allowed_destinations": fake.url.removeprefix("http://")},
+            telegram={"for_accounts": True},
         )
         client: TestClient = await start_client(settings)
         await create_account(client.server.app[STORE], "shop", "Corner Shop", "owner", password="correct horse battery")
@@ -67,13 +70,21 @@ async def test_an_admin_adds_a_bot_and_checks_it(
         await expect(page.locator("article.inbox .check-result")).to_have_text("It works: this is the bot @shop_bot.")
         assert [c.method for c in fake.calls] == ["getMe"]
 
+        await inbox.locator("form.send-test input[name=to]").fill("4242")
+        await inbox.locator("button.send-test").click()
+        await expect(page.locator("article.inbox .check-result")).to_have_text("Test message sent to 4242.")
+        assert [m["text"] for m in fake.sent("sendMessage")] == ["omnirouter test message from Sales bot"]
+        await page.screenshot(path="/tmp/inbox17b_test_message.png", full_page=True)
+
         await page.click("button[name=lang][value=lv]")
         await page.goto(f"{base}/admin/inboxes")
         await expect(page.locator("h1")).to_contain_text("Iesūtnes")
         await expect(page.locator("article.inbox button.check")).to_have_text("Pārbaudīt")
+        await expect(page.locator("article.inbox button.send-test")).to_have_text("Nosūtīt testa ziņu")
         await page.click("button[name=lang][value=ru]")
         await page.goto(f"{base}/admin/inboxes")
         await expect(page.locator("h1")).to_contain_text("Входящие ящики")
         await expect(page.locator("article.inbox button.check")).to_have_text("Проверить")
+        await expect(page.locator("article.inbox button.send-test")).to_have_text("Отправить тестовое сообщение")
     finally:
         await fake.stop()
