@@ -47,9 +47,9 @@ class Reply:
     agent_name: str | None = None  # shown in the thread's history beside the reply
 
 
-async def _templates(adapter: ChannelAdapter, account_id: str) -> Mapping[str, Any]:
+async def _templates(adapter: ChannelAdapter, account_id: str, inbox_id: str | None = None) -> Mapping[str, Any]:
     source = getattr(adapter, "templates", None)
-    return await source(account_id) if source is not None else {}
+    return await source(account_id, inbox_id) if source is not None else {}
 
 
 def _template_values(name: str, spec: Mapping[str, Any], given: Sequence[str] | Mapping[str, str]) -> list[str]:
@@ -73,12 +73,16 @@ def _render(spec: Mapping[str, Any], values: list[str]) -> str:
 
 
 async def template_message(
-    adapter: ChannelAdapter, account_id: str, name: str, parameters: Sequence[str] | Mapping[str, str]
+    adapter: ChannelAdapter,
+    account_id: str,
+    name: str,
+    parameters: Sequence[str] | Mapping[str, str],
+    inbox_id: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The text a thread shows for template ``name`` filled with ``parameters``, and what the
-    channel sends (``meta["template"]``); :class:`ReplyRefused` if the channel has no such
-    template or the parameters do not fit it."""
-    templates = await _templates(adapter, account_id)
+    channel sends (``meta["template"]``); :class:`ReplyRefused` if the channel (the account's
+    inbox ``inbox_id``, or its first) has no such template or the parameters do not fit it."""
+    templates = await _templates(adapter, account_id, inbox_id)
     spec = templates.get(name) if adapter.capabilities.templates else None
     if spec is None:
         known = ", ".join(sorted(templates)) or "none"
@@ -104,15 +108,17 @@ async def send_reply(
     """Queue ``reply`` on ``thread`` through the outbox (to ``to``, else the thread's address), or
     raise :class:`ReplyRefused`."""
     meta: dict[str, Any] = {}
-    text = reply.text
+    text, inbox = reply.text, thread.inbox_id if adapter.name == thread.channel else None  # the thread's number
     if reply.template is not None:
-        text, meta["template"] = await template_message(adapter, thread.account_id, reply.template, reply.parameters)
+        text, meta["template"] = await template_message(
+            adapter, thread.account_id, reply.template, reply.parameters, inbox
+        )
     else:
         if not text.strip() and reply.document is None:
             raise ReplyRefused("a reply needs text, a document or a template")
         if adapter.capabilities.window_open(thread.wa_window_ends_at, utcnow()) is False:
             ends = thread.wa_window_ends_at
-            templates = await _templates(adapter, thread.account_id)
+            templates = await _templates(adapter, thread.account_id, inbox)
             raise ServiceWindowClosed(window_closed_message(ends.isoformat() if ends else None, templates))
         if reply.document is not None:
             meta["document"] = dict(reply.document)

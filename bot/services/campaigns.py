@@ -277,7 +277,7 @@ async def create_campaign(
         if not template:
             raise CampaignRefused(f"a campaign on {channel} needs one of its templates")
         try:
-            text, sent_as = await template_message(adapter, account_id, template, list(parameters))
+            text, sent_as = await template_message(adapter, account_id, template, list(parameters), inbox_id)
         except ReplyRefused as exc:
             raise CampaignRefused(str(exc)) from None
     if not text.strip():

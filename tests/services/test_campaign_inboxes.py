@@ -20,6 +20,7 @@ from conversations.tenant_models import Inbox
 from conversations.traffic import Identity
 from tests.conftest import operator_client, raw_database_of
 from tests.factories import ACCOUNT
+from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import channel_settings
 from tests.router.test_inbound import wait_for
@@ -129,3 +130,52 @@ async def test_the_console_form_offers_the_accounts_inboxes_and_refuses_anothers
         assert created.status == 303
         [campaign] = await store.campaigns.list_campaigns("default")
         assert campaign.inbox_id == mine.id
+
+
+async def test_a_whatsapp_campaign_through_a_second_number_uses_that_numbers_templates(
+    embedded: EmbeddedMongo, db_name: str, graph_api: FakeGraphAPI
+) -> None:
+    second = FakeGraphAPI(token="EAAG-second-number", first_id=2000)
+    await second.start()
+    try:
+        settings = channel_settings(
+            embedded.uri,
+            db_name,
+            graph_api=graph_api.url,
+            campaigns={"rate": 50, "poll_interval": 0.1},
+            egress={"allowed_destinations": ", ".join(f.url.removeprefix("http://") for f in (graph_api, second))},
+        )
+        async with operator_client(settings) as client:
+            store = client.server.app[STORE]
+            config = {
+                "phone_number_id": "1002",
+                "access_token": second.token,
+                "app_secret": "second-secret",
+                "verify_token": "v2",
+                "api_base": second.url,
+                "templates": {"welcome_back": {"language": "en_US", "parameters": ["name"]}},
+            }
+            number = await store.inboxes.create_inbox(
+                ACCOUNT, "whatsapp", "Riga number", config, utcnow(), "whatsapp:1002"
+            )
+            assert number is not None
+            await store.contacts.find_or_create_contact(ACCOUNT, Identity("whatsapp", "37120000001"), None, utcnow())
+            asked = {"account_id": ACCOUNT, "name": "Back", "channel": "whatsapp", "text": "", "inbox_id": number.id}
+            with pytest.raises(CampaignRefused, match="no template 'order_update'"):  # the first number's only
+                await create_campaign(
+                    store, client.server.app[CAMPAIGNS], **asked, template="order_update", parameters=["Ann", "A-1"]
+                )
+            await create_campaign(
+                store, client.server.app[CAMPAIGNS], **asked, template="welcome_back", parameters=["Ann"]
+            )
+
+            async def sent() -> bool:
+                return len(second.sent()) >= 1
+
+            await wait_for(sent, timeout=30)
+            [request] = second.requests
+            assert request.path.endswith("/1002/messages") and request.authorization == f"Bearer {second.token}"
+            assert request.body["template"]["name"] == "welcome_back" and request.body["to"] == "37120000001"
+            assert graph_api.requests == []  # the account's first number sent nothing
+    finally:
+        await second.stop()
