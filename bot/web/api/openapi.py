@@ -111,6 +111,7 @@ _ERRORS = {
     404: "no such record in the token's account",
     409: "the record is not in a state that allows this",
     413: "too large",
+    422: "well-formed, but not something this can be done with (the detail says why)",
     502: "the channel's provider failed",
     503: "the store is unreachable; retry after Retry-After seconds",
 }
