@@ -130,6 +130,8 @@ async def test_the_console_form_offers_the_accounts_inboxes_and_refuses_anothers
         assert created.status == 303
         [campaign] = await store.campaigns.list_campaigns("default")
         assert campaign.inbox_id == mine.id
+        listing = await (await client.get("/admin/campaigns")).text()
+        assert '<span class="campaign-inbox">(Sales bot)</span>' in listing  # the list says which inbox
 
 
 async def test_a_whatsapp_campaign_through_a_second_number_uses_that_numbers_templates(

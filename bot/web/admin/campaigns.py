@@ -66,10 +66,10 @@ async def _progress(request: web.Request, campaign: Campaign) -> dict[str, Any]:
 async def _context(request: web.Request, form: dict[str, str]) -> dict[str, Any]:
     agent, store = current_agent(request), request.app[STORE]
     campaigns = await store.campaigns.list_campaigns(agent.account_id)
-    served = request.app[ADAPTERS]
-    inboxes = [i for i in await store.inboxes.list_inboxes(agent.account_id) if i.channel in served and not i.disabled]
+    served, every = request.app[ADAPTERS], await store.inboxes.list_inboxes(agent.account_id)
     return {
-        "inboxes": inboxes,  # the account's extra inboxes a campaign may send through
+        "inboxes": [i for i in every if i.channel in served and not i.disabled],  # a campaign may send through
+        "inbox_names": {i.id: i.name for i in every},
         "rows": [await _progress(request, c) for c in campaigns],
         "channels": sorted(request.app[ADAPTERS].keys()),
         "form": form,
