@@ -1,0 +1,150 @@
+"""The replica-set deployment of ``deploy/``: the compose file parses, every service says how it is
+healthy, the routers' environment is accepted by the router's own settings loader, and the MongoDB
+URI asks for what a replica set needs (majority writes, retryable writes)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pymongo import uri_parser
+
+from bot.settings import Settings, load_settings
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+# what a user puts in deploy/.env (deploy/example.env), with a key of the right shape
+USER_ENV = {"OMNIROUTER_DOMAIN": "chat.example.com", "OMNIROUTER_SECRET_KEY": "ab" * 32}
+_VARIABLE = re.compile(r"\$\{(\w+)(?:(:?[-?])([^}]*))?\}")
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ``${NAME}``, ``${NAME:-default}`` and ``${NAME:?error}`` against ``env``."""
+
+    def one(m: re.Match[str]) -> str:
+        name, kind, rest = m.group(1), m.group(2) or "", m.group(3) or ""
+        if env.get(name):
+            return env[name]
+        if "?" in kind:
+            raise AssertionError(f"compose.yaml needs {name}: {rest}")
+        return rest
+
+    return _VARIABLE.sub(one, value)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def router_env(compose: dict[str, Any]) -> dict[str, str]:
+    env = compose["services"]["router"]["environment"]
+    assert isinstance(env, dict), "the router's environment is a mapping (NAME: value)"
+    return {name: interpolate(str(value), USER_ENV) for name, value in env.items()}
+
+
+@pytest.fixture(scope="module")
+def router_settings(router_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    empty = tmp_path_factory.mktemp("deploy") / "omnirouter.toml"
+    empty.write_text("")  # the image has no config/omnirouter.toml: the environment alone
+    return load_settings(empty, env=router_env)
+
+
+def test_the_compose_file_has_a_replica_set_routers_and_a_proxy(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    mongods = [name for name, s in services.items() if str(s.get("image", "")).startswith("mongo:")]
+    assert len(mongods) == 3
+    for name in mongods:
+        assert services[name]["command"][:3] == ["mongod", "--replSet", "rs0"]
+    assert services["router"]["build"]["dockerfile"] == "deploy/Dockerfile"
+    assert (DEPLOY / "Dockerfile").exists()
+    assert str(services["caddy"]["image"]).startswith("caddy:")
+
+
+def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        check = service.get("healthcheck") or {}
+        assert check.get("test") and not check.get("disable"), f"service {name} has no healthcheck"
+
+
+def test_the_router_is_healthy_by_its_health_route(compose: dict[str, Any], router_settings: Settings) -> None:
+    from bot.web.ops import routes
+
+    paths = {route.path for route in routes()}  # type: ignore[attr-defined]
+    probe = " ".join(compose["services"]["router"]["healthcheck"]["test"])
+    url = re.search(r"http://127\.0\.0\.1:(\d+)(/\w+)", probe)
+    assert url and url.group(2) in paths
+    assert int(url.group(1)) == router_settings.server.port
+
+
+def test_the_routers_environment_is_valid_router_settings(router_settings: Settings) -> None:
+    assert router_settings.server.host == "0.0.0.0"
+    assert router_settings.server.public_url == "https://chat.example.com"
+    # one sealing key for every router: a key file each would seal secrets the others cannot open
+    assert router_settings.security.secret_key == USER_ENV["OMNIROUTER_SECRET_KEY"]
+
+
+def test_the_mongodb_uri_asks_a_majority_and_retries_writes(router_settings: Settings, compose: dict[str, Any]) -> None:
+    parsed = uri_parser.parse_uri(router_settings.store.mongodb_uri)
+    options = parsed["options"]
+    assert options["w"] == "majority"
+    assert options["retryWrites"] is True
+    assert options["replicaSet"] == "rs0"
+    members = {f"{host}:{port}" for host, port in parsed["nodelist"]}
+    probe = " ".join(compose["services"]["mongo1"]["healthcheck"]["test"])
+    assert "rs.initiate" in probe
+    assert set(re.findall(r"host: '([\w.-]+:\d+)'", probe)) == members
+    assert {member.split(":")[0] for member in members} <= set(compose["services"])
+
+
+def test_caddy_balances_the_router_service_and_is_trusted_as_its_proxy(
+    compose: dict[str, Any], router_settings: Settings
+) -> None:
+    import ipaddress
+
+    caddyfile = (DEPLOY / "Caddyfile").read_text()
+    upstream = re.search(r"dynamic a \{\s*name (\S+)\s*port (\d+)", caddyfile)
+    assert upstream and upstream.group(1) == "router" and int(upstream.group(2)) == router_settings.server.port
+    address = compose["services"]["caddy"]["networks"]["web"]["ipv4_address"]
+    trusted = [ipaddress.ip_network(n.strip()) for n in router_settings.server.trusted_proxies.split(",")]
+    assert any(ipaddress.ip_address(address) in network for network in trusted)
+
+
+def test_a_missing_secret_key_stops_the_compose_file_with_its_reason(compose: dict[str, Any]) -> None:
+    value = compose["services"]["router"]["environment"]["OMNIROUTER_SECRET_KEY"]
+    with pytest.raises(AssertionError, match="OMNIROUTER_SECRET_KEY"):
+        interpolate(value, {"OMNIROUTER_DOMAIN": "chat.example.com"})
+
+
+def _compose_missing() -> str:
+    """Why ``docker compose`` cannot run here, or "" when it can."""
+    if shutil.which("docker") is None:
+        return "docker is not on PATH on this machine: `docker compose config` not run"
+    done = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        return "docker on this machine has no compose plugin (`docker compose version` fails): not run"
+    return ""
+
+
+_COMPOSE_MISSING = _compose_missing()
+
+
+@pytest.mark.skipif(bool(_COMPOSE_MISSING), reason=_COMPOSE_MISSING or "docker compose is here")
+def test_docker_compose_accepts_the_file() -> None:
+    done = subprocess.run(
+        ["docker", "compose", "-f", "compose.yaml", "config", "--quiet"],
+        cwd=DEPLOY,
+        env={**os.environ, **USER_ENV},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
