@@ -98,6 +98,8 @@ def test_the_mongodb_uri_asks_a_majority_and_retries_writes(router_settings: Set
     assert options["w"] == "majority"
     assert options["retryWrites"] is True
     assert options["replicaSet"] == "rs0"
+    assert options["readPreference"] == "primary"  # the message path reads what it wrote
+    assert router_settings.store.reports_read_preference == "secondaryPreferred"
     members = {f"{host}:{port}" for host, port in parsed["nodelist"]}
     probe = " ".join(compose["services"]["mongo1"]["healthcheck"]["test"])
     assert "rs.initiate" in probe
