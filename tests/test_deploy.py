@@ -4,10 +4,12 @@ URI asks for what a replica set needs (majority writes, retryable writes)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ import yaml
 from pymongo import uri_parser
 
 from bot.settings import Settings, load_settings
+from conversations.embedded import EmbeddedMongo
+from tests.conftest import operator_client
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 # what a user puts in deploy/.env (deploy/example.env), with a key of the right shape
@@ -150,3 +154,49 @@ def test_docker_compose_accepts_the_file() -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("caddy") is None, reason="caddy is not on PATH on this machine: Caddyfile not validated"
+)
+def test_caddy_accepts_the_caddyfile() -> None:
+    done = subprocess.run(
+        ["caddy", "validate", "--config", "Caddyfile", "--adapter", "caddyfile"],
+        cwd=DEPLOY,
+        env={**os.environ, "OMNIROUTER_DOMAIN": USER_ENV["OMNIROUTER_DOMAIN"]},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None, reason="node is not on PATH on this machine: mongosh script not parsed"
+)
+def test_the_replica_set_initiation_is_valid_javascript(compose: dict[str, Any]) -> None:
+    script = compose["services"]["mongo1"]["healthcheck"]["test"][-1]
+    check = "new Function(require('fs').readFileSync(0, 'utf8'))"  # parses, runs nothing
+    done = subprocess.run(["node", "-e", check], input=script, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+async def test_the_routers_healthcheck_passes_on_a_router_configured_so(
+    compose: dict[str, Any], router_settings: Settings, embedded: EmbeddedMongo, db_name: str
+) -> None:
+    """The router's healthcheck command, run as Docker would, against a router with the compose
+    file's settings (the embedded store standing in for the replica set): the Host check lets it
+    through and /healthz answers 200."""
+    settings = router_settings.replace("store", mongodb_uri=embedded.uri, database=db_name)
+    settings = settings.replace("server", host="127.0.0.1").replace("nlu", auto_train=False)
+    client = operator_client(settings)
+    await client.start_server()
+    try:
+        probe = compose["services"]["router"]["healthcheck"]["test"]
+        assert probe[:2] == ["CMD", "python"]
+        command = [part.replace(":8080/", f":{client.port}/") for part in probe[2:]]
+        run = await asyncio.create_subprocess_exec(sys.executable, *command, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(run.communicate(), timeout=30)
+        assert run.returncode == 0, err.decode()
+    finally:
+        await client.close()
