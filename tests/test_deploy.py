@@ -121,7 +121,10 @@ def test_caddy_balances_the_router_service_and_is_trusted_as_its_proxy(
     assert upstream and upstream.group(1) == "router" and int(upstream.group(2)) == router_settings.server.port
     address = compose["services"]["caddy"]["networks"]["web"]["ipv4_address"]
     trusted = [ipaddress.ip_network(n.strip()) for n in router_settings.server.trusted_proxies.split(",")]
-    assert any(ipaddress.ip_address(address) in network for network in trusted)
+    assert [ipaddress.ip_network(address)] == trusted  # Caddy alone, not the routers beside it
+    (web,) = compose["networks"]["web"]["ipam"]["config"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(web["subnet"])
+    assert ipaddress.ip_address(address) not in ipaddress.ip_network(web["ip_range"])  # no router takes it
 
 
 def test_a_missing_secret_key_stops_the_compose_file_with_its_reason(compose: dict[str, Any]) -> None:
@@ -200,3 +203,15 @@ async def test_the_routers_healthcheck_passes_on_a_router_configured_so(
         assert run.returncode == 0, err.decode()
     finally:
         await client.close()
+
+
+def test_the_image_copies_what_exists_and_serves_the_projects_console_script() -> None:
+    import tomllib
+
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    root = DEPLOY.parent
+    for line in re.findall(r"^COPY (.+)$", dockerfile, flags=re.MULTILINE):
+        for source in line.split()[:-1]:
+            assert (root / source).exists(), f"deploy/Dockerfile copies {source}, which is not in the repository"
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert re.search(r'^CMD \["(\w+)", "serve"\]$', dockerfile, flags=re.MULTILINE).group(1) in scripts  # type: ignore[union-attr]
