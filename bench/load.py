@@ -2,9 +2,10 @@
 
     PYTHONPATH=. .venv/bin/python bench/load.py [--channels telegram,whatsapp,sms,webchat]
         [--messages 2000] [--concurrency 32 | --rate 300] [--customers 100] [--processes 1]
-        [--tiers lexical,both | --lexical | --semantic] [--json]
+        [--tiers lexical,both | --lexical | --semantic] [--mongodb-uri URI] [--json]
 
-For each NLU tier it starts an embedded store (its own process), the provider fakes (Telegram Bot
+For each NLU tier it starts an embedded store (its own process; or, with ``--mongodb-uri``, uses a
+fresh database on that MongoDB and drops it after: ``bench/stores.py``), the provider fakes (Telegram Bot
 API, WhatsApp Graph API, Twilio; replies really go out over HTTP to them) and ``omnirouter serve``
 processes with the starter model active, then posts signed webhooks that the bot answers, and
 reports: sustained messages/s (sent -> every reply received), p50/p99 acknowledgement latency and
@@ -37,7 +38,9 @@ from typing import Any
 import aiohttp
 
 from bench import floor
-from bench.meters import Meters, cpu_seconds, metric, pct, peak_rss_mb, store_pid
+from bench.meters import Meters, cpu_seconds, metric, pct, peak_rss_mb
+from bench.stores import bench_store
+from bot.cli.common import redact
 from bot.handlers.webchat.adapter import VisitorTokens
 from bot.nlu.embedder import default_embedder
 from bot.nlu.formats import load_paths
@@ -46,10 +49,9 @@ from conversations.embedded import free_port
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from tests import traffic
-from tests.faults.harness import WEBCHAT_SECRET, Providers, Router, SharedStore
+from tests.faults.harness import WEBCHAT_SECRET, Providers, Router
 
 ROOT = Path(__file__).resolve().parent.parent
-DATABASE = "bench"
 # what customers write: repeated greetings and thanks, and questions with order numbers in them
 REPEATED = ("hi", "thanks", "what are your opening hours?", "hello", "thank you")
 UNIQUE = ("where is my order A-{n}?", "has order {n} shipped yet?")
@@ -161,9 +163,9 @@ async def model_blob(semantic: bool) -> bytes:
     return model.to_bytes()
 
 
-async def install(uri: str, blob: bytes, version: str) -> None:
+async def install(uri: str, database: str, blob: bytes, version: str) -> None:
     """Make ``blob`` the active model of the default account, as `omnirouter nlu train` would."""
-    store = Repositories.connect(uri, DATABASE)
+    store = Repositories.connect(uri, database)
     try:
         await store.ensure_indexes()
         await store.nlu.save_nlu_model("default", version, blob, {"intents": 0}, utcnow())
@@ -195,7 +197,7 @@ async def settle(
 
 
 async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: Path) -> dict[str, Any]:
-    store = SharedStore(tmp / "store")
+    store = bench_store(args.mongodb_uri, tmp / "store")
     providers = Providers()
     await store.start()
     await providers.start()
@@ -204,9 +206,11 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
     per_customer = -(-args.messages // (len(args.channels) * args.customers)) + 1
     if per_customer >= 20:
         settings["OMNIROUTER_DISPATCH_MAX_BOT_REPLIES"] = str(2 * per_customer)
-    routers = [Router(store.uri, DATABASE, providers, tmp / f"router{i}", **settings) for i in range(args.processes)]
+    routers = [
+        Router(store.uri, store.database, providers, tmp / f"router{i}", **settings) for i in range(args.processes)
+    ]
     try:
-        await install(store.uri, blob, "bench-both" if semantic else "bench-lexical")
+        await install(store.uri, store.database, blob, "bench-both" if semantic else "bench-lexical")
         for router in routers:
             await router.start()
         targets = [r.url for r in routers]
@@ -214,7 +218,7 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
         await drive(targets, warmup, args.concurrency, None)
         meters = Meters(routers)
         await settle(meters, {}, providers, len(warmup))
-        store_process = store_pid(tmp / "store")
+        store_process = store.pid()
         before, cpu_before, replied_before = await meters.read(), meters.cpu(), replies(providers)
         store_cpu_before = cpu_seconds(store_process) if store_process else 0.0
         scrapes_before = meters.scrapes
@@ -238,7 +242,7 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
             for k, v in after.items()
             if k.startswith("omnirouter_dispatch_decisions_total")
         }
-        sample = await install_sample(store.uri)
+        sample = await install_sample(store.uri, store.database)
         result = {
             "tier": "both" if semantic else "lexical",
             "messages": args.messages,
@@ -259,7 +263,9 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
             "router_peak_rss_mb": max(peak_rss_mb(r.pid) for r in routers),
             "store_peak_rss_mb": peak_rss_mb(store_process),
         }
-        result["floor"] = await measure_floor(args, semantic, blob, store.uri, providers, sample, requests)
+        result["floor"] = await measure_floor(
+            args, semantic, blob, (store.uri, store.database), providers, sample, requests
+        )
         return result
     except BaseException:
         for router in routers:
@@ -285,8 +291,8 @@ def reply_latencies(driven: Driven, got: dict[str, list[float]], earlier: dict[s
     return delays
 
 
-async def install_sample(uri: str) -> dict[str, Any]:
-    store = Repositories.connect(uri, DATABASE)
+async def install_sample(uri: str, database: str) -> dict[str, Any]:
+    store = Repositories.connect(uri, database)
     try:
         found = await store.messages.list_messages("default", limit=1, direction="in")
         if not found:
@@ -302,7 +308,7 @@ async def measure_floor(
     args: argparse.Namespace,
     semantic: bool,
     blob: bytes,
-    uri: str,
+    where: tuple[str, str],
     providers: Providers,
     sample: dict[str, Any],
     requests: list[tuple[traffic.SignedRequest, str]],
@@ -327,7 +333,7 @@ async def measure_floor(
     costs = {
         "inbound_http_s": driven.seconds / len(requests),
         "nlu_s": await loop.run_in_executor(None, floor.nlu_seconds, blob, texts, semantic),
-        "store_write_s": await floor.store_write_seconds(uri, DATABASE, sample),
+        "store_write_s": await floor.store_write_seconds(*where, sample),
         "outbound_http_s": await floor.outbound_seconds(providers, args.channels, args.messages, args.concurrency),
     }
     costs["bare_rate"] = 1 / costs["inbound_http_s"]
@@ -339,7 +345,8 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(
         f"{args.messages} messages over {','.join(args.channels)}, "
         f"{f'{args.rate:.0f}/s' if args.rate else f'{args.concurrency} in flight'}, {args.customers} customers "
-        f"per channel, {args.processes} router process(es), {os.cpu_count()} CPUs\n"
+        f"per channel, {args.processes} router process(es), {os.cpu_count()} CPUs; "
+        f"{f'MongoDB at {redact(args.mongodb_uri)}' if args.mongodb_uri else 'embedded store'}\n"
     )
     for r in results:
         f = r["floor"]
@@ -358,6 +365,10 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
             f"  CPU per 1,000 messages: router {r['router_cpu_s_per_1000']:.2f} s, store process "
             f"{r['store_cpu_s_per_1000']:.2f} s (machine load average {r['load_average']:.1f}); peak RSS router "
             f"{r['router_peak_rss_mb']:.0f} MB, store process {r['store_peak_rss_mb']:.0f} MB"
+            if not args.mongodb_uri
+            else f"  CPU per 1,000 messages: router {r['router_cpu_s_per_1000']:.2f} s (machine load average "
+            f"{r['load_average']:.1f}); peak RSS router {r['router_peak_rss_mb']:.0f} MB; the MongoDB's own "
+            "CPU and memory are not measured (read them on its machine)"
         )
         print(
             f"  floor per message: inbound HTTP {f['inbound_http_s'] * 1e3:.3f} ms + NLU {f['nlu_s'] * 1e3:.3f} ms + "
@@ -366,7 +377,7 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         )
 
 
-async def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--channels", default="telegram,whatsapp,sms,webchat")
     parser.add_argument("-n", "--messages", type=int, default=2000)
@@ -377,12 +388,24 @@ async def main() -> None:
     parser.add_argument("--tiers", default="lexical,both", help="NLU tiers to run: lexical, both")
     parser.add_argument("--lexical", dest="tiers", action="store_const", const="lexical")
     parser.add_argument("--semantic", dest="tiers", action="store_const", const="both")
+    parser.add_argument(
+        "--mongodb-uri",
+        help="run against this MongoDB (a fresh database on it, dropped after) instead of an embedded store; "
+        "the store's CPU and RSS are then not measured",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.channels = [c.strip() for c in args.channels.split(",") if c.strip()]
     unknown = set(args.channels) - {"telegram", "whatsapp", "sms", "webchat"}
     if unknown or not args.channels:
-        raise SystemExit(f"bench: unknown channels {sorted(unknown)} (telegram, whatsapp, sms, webchat)")
+        parser.error(f"unknown channels {sorted(unknown)} (telegram, whatsapp, sms, webchat)")
+    if args.mongodb_uri is not None and not args.mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
+        parser.error("--mongodb-uri must start with mongodb:// or mongodb+srv://")
+    return args
+
+
+async def main() -> None:
+    args = parse_args()
     results = []
     for tier in [t.strip() for t in args.tiers.split(",") if t.strip()]:
         if tier not in ("lexical", "both"):

@@ -125,7 +125,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             mode=settings.store.embedded_mode,
         )
     store = Repositories.connect(
-        uri, settings.store.database, timeout_ms=settings.store.timeout_ms, on_command=app[METRICS].count_store_command
+        uri,
+        settings.store.database,
+        timeout_ms=settings.store.timeout_ms,
+        on_command=app[METRICS].count_store_command,
+        reports_read_preference=settings.store.reports_read_preference,
     )
     app[EMBEDDED] = embedded
     app[STORE] = store

@@ -26,32 +26,11 @@ from bot.setting_fields import between as _between
 from bot.setting_fields import one_of as _one_of
 from bot.setting_fields import setting as _setting
 from bot.setting_fields import url as _url
+from bot.store_settings import StoreSettings
 
 DEFAULT_CONFIG = Path("config/omnirouter.toml")
 T = TypeVar("T")
 ENV_PREFIX = "OMNIROUTER_"
-
-
-def _mongodb_uri(value: str) -> str | None:
-    if value and not value.startswith(("mongodb://", "mongodb+srv://")):
-        return "must start with mongodb:// or mongodb+srv:// (or be empty for the embedded store)"
-    return None
-
-
-@dataclass(frozen=True)
-class StoreSettings:
-    mongodb_uri: str = _setting(
-        "", check=_mongodb_uri, alias="MONGODB_URI", doc="MongoDB URI; empty: the embedded store"
-    )
-    database: str = _setting("omnirouter", doc="database name")
-    embedded_dir: str = _setting("var/store", doc="data directory of the embedded store (kept 0700, its files 0600)")
-    embedded_mode: str = _setting(
-        "process", check=_one_of("process", "thread"), doc="run the embedded store as a child process or a thread"
-    )
-    timeout_ms: int = _setting(
-        3000, check=_between(100, 120_000), doc="how long an operation waits for an unreachable store"
-    )
-    files_quota_mb: int = _setting(1024, check=_between(1, 10**7), doc="MB of attachment files an account may keep")
 
 
 @dataclass(frozen=True)

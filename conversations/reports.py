@@ -33,14 +33,22 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, ReadPreference
 
-from conversations.client import IndexPlan, Repository
+from conversations.client import IndexPlan, Repository, StoreClient
 
 INDEXES: IndexPlan = {"threads": [IndexModel([("account_id", ASCENDING), ("opened_at", ASCENDING)])]}
 
 DAY_MS = 86_400_000
 QUANTILES = (0.5, 0.9)
+# the reports' read preference by its name in a MongoDB URI (the ``store.reports_read_preference`` setting)
+READ_PREFERENCES = {
+    "primary": ReadPreference.PRIMARY,
+    "primaryPreferred": ReadPreference.PRIMARY_PREFERRED,
+    "secondary": ReadPreference.SECONDARY,
+    "secondaryPreferred": ReadPreference.SECONDARY_PREFERRED,
+    "nearest": ReadPreference.NEAREST,
+}
 
 _QUEUED = {"$ifNull": ["$first_queued_at", "$queued_at"]}
 _ASSIGNED = {"$ifNull": ["$first_assigned_at", "$assigned_at"]}
@@ -96,7 +104,19 @@ def _computed(value: dict[str, Any] | str, where: dict[str, Any]) -> list[dict[s
 
 
 class ReportsRepository(Repository):
-    """Aggregations behind ``bot/services/reports.py``."""
+    """Aggregations behind ``bot/services/reports.py``, read with their own read preference: on a
+    replica set they can run on a secondary, away from the primary that the message path writes to."""
+
+    def __init__(self, client: StoreClient, read_preference: str = "primary") -> None:
+        super().__init__(client)
+        chosen = READ_PREFERENCES[read_preference]
+        self._threads = self._db.threads.with_options(read_preference=chosen)
+        self._shifts = self._db.shifts.with_options(read_preference=chosen)
+
+    @property
+    def read_preference(self) -> str:
+        """The read preference of the reports' reads, by its name in a MongoDB URI."""
+        return str(self._threads.read_preference.mongos_mode)
 
     async def _total(
         self, match: dict[str, Any], value: dict[str, Any] | str | None = None, where: dict[str, Any] | None = None
@@ -108,7 +128,7 @@ class ReportsRepository(Repository):
         if value is not None:
             pipeline += _computed(value, where or {"$ne": None})
         pipeline.append({"$group": {"_id": None, "n": {"$sum": 1}, "s": {"$sum": "$d" if value else 0}}})
-        found = await (await self._db.threads.aggregate(pipeline)).to_list()
+        found = await (await self._threads.aggregate(pipeline)).to_list()
         return (int(found[0]["n"]), int(found[0]["s"] or 0)) if found else (0, 0)
 
     async def report_summary(
@@ -155,7 +175,7 @@ class ReportsRepository(Repository):
                 {"$skip": plan.skip},
                 {"$limit": plan.take},
             ]
-            found = await (await self._db.threads.aggregate(pipeline, allowDiskUse=True)).to_list()
+            found = await (await self._threads.aggregate(pipeline, allowDiskUse=True)).to_list()
             return plan.value([doc["d"] for doc in found])
 
         wanted = [(name, q) for name in DURATIONS for q in QUANTILES if counts.get(name)]
@@ -171,7 +191,7 @@ class ReportsRepository(Repository):
         """How many cohort threads per value of ``key`` (a field path or an expression)."""
         pipeline: list[dict[str, Any]] = [{"$match": {**cohort(account_id, start_ms, end_ms), **(only or {})}}]
         pipeline += [{"$project": {"k": key}}, {"$group": {"_id": "$k", "n": {"$sum": 1}}}]
-        found = await (await self._db.threads.aggregate(pipeline)).to_list()
+        found = await (await self._threads.aggregate(pipeline)).to_list()
         return {_key(doc["_id"]): int(doc["n"]) for doc in found}
 
     async def report_bot_steps(self, account_id: str, start_ms: int, end_ms: int) -> dict[str, int]:
@@ -183,7 +203,7 @@ class ReportsRepository(Repository):
             {"$unwind": "$row"},
             {"$group": {"_id": "$row.step", "n": {"$sum": "$row.n"}}},
         ]
-        found = await (await self._db.threads.aggregate(pipeline)).to_list()
+        found = await (await self._threads.aggregate(pipeline)).to_list()
         return {str(doc["_id"]): int(doc["n"]) for doc in found}
 
     async def report_agents(self, account_id: str, start_ms: int, end_ms: int) -> dict[str, dict[str, int]]:
@@ -204,9 +224,9 @@ class ReportsRepository(Repository):
             {"$group": {"_id": "$agent", "n": {"$sum": 1}, "ms": {"$sum": "$handled"}}},
         ]
         rows: dict[str, dict[str, int]] = {}
-        for doc in await (await self._db.threads.aggregate(held)).to_list():
+        for doc in await (await self._threads.aggregate(held)).to_list():
             rows[str(doc["_id"])] = {"conversations": int(doc["n"]), "resolved": 0, "handling_ms": 0}
-        for doc in await (await self._db.threads.aggregate(done)).to_list():
+        for doc in await (await self._threads.aggregate(done)).to_list():
             row = rows.setdefault(str(doc["_id"]), {"conversations": 0, "resolved": 0, "handling_ms": 0})
             row.update(resolved=int(doc["n"]), handling_ms=int(doc["ms"] or 0))
         return rows
@@ -221,7 +241,7 @@ class ReportsRepository(Repository):
             {"$project": {"agent_id": 1, "length": {"$subtract": [{"$ifNull": ["$ended_at", now_ms]}, "$started_at"]}}},
             {"$group": {"_id": "$agent_id", "shifts": {"$sum": 1}, "ms": {"$sum": "$length"}}},
         ]
-        found = await (await self._db.shifts.aggregate(pipeline)).to_list()
+        found = await (await self._shifts.aggregate(pipeline)).to_list()
         return {str(doc["_id"]): {"shifts": int(doc["shifts"]), "ms": int(doc["ms"] or 0)} for doc in found}
 
 

@@ -124,15 +124,17 @@ class Repositories:
         timeout_ms: int = 3000,
         on_command: Callable[[str], None] | None = None,
         listeners: Sequence[monitoring.CommandListener] = (),
+        reports_read_preference: str = "primary",
     ) -> Repositories:
         """Every repository over a new client of ``database`` at ``uri``; no I/O happens until the
         first operation. ``on_command`` is called with the name of every command sent (one store
-        round trip); ``listeners`` are for tools that look at the commands themselves (bench/)."""
+        round trip); ``listeners`` are for tools that look at the commands themselves (bench/);
+        ``reports_read_preference``: where the admin reports read (a read preference's name)."""
         client = StoreClient.connect(uri, database, timeout_ms=timeout_ms, on_command=on_command, listeners=listeners)
-        return cls.over(client)
+        return cls.over(client, reports_read_preference=reports_read_preference)
 
     @classmethod
-    def over(cls, client: StoreClient) -> Repositories:
+    def over(cls, client: StoreClient, *, reports_read_preference: str = "primary") -> Repositories:
         """Every repository over ``client``."""
         return cls(
             client=client,
@@ -153,7 +155,7 @@ class Repositories:
             training=TrainingRepository(client),
             privacy=PrivacyRepository(client),
             audit=AuditRepository(client),
-            reports=ReportsRepository(client),
+            reports=ReportsRepository(client, reports_read_preference),
             mail=MailRepository(client),
             phone=PhoneRepository(client),
             files=FilesRepository(client),
