@@ -183,6 +183,19 @@ async def test_the_listener_takes_bare_line_feeds_and_long_lines(smtp_app: TestC
     assert recorded["long@client.example"]["text"] == "x" * 5000
 
 
+async def test_dot_stuffed_lines_in_bare_lf_mail_are_unstuffed_exactly_once(smtp_app: TestClient) -> None:
+    port = adapter_of(smtp_app).listener.port  # type: ignore[union-attr]
+    body = "first\n.leading dot\n.\n..two dots\nafter the dot line\n.last"
+    # as a relay writes it (RFC 5321 4.5.2): every line starting with "." gets one more
+    stuffed = b"\n".join(b"." + line if line.startswith(b".") else line for line in body.encode().split(b"\n"))
+    for line_end, sender in [(b"\n", "lf-dots@client.example"), (b"\r\n", "crlf-dots@client.example")]:
+        head = mail(sender, "Dots", "")[0].replace(b"\r\n", b"\n").partition(b"\n\n")[0]
+        raw = (head + b"\n\n" + stuffed).replace(b"\n", line_end)
+        assert (await smtp_data(port, sender, raw)).startswith(b"250 2.0.0 recorded"), sender
+    recorded = {m["sender"]["address"]: m["text"] for m in await messages(smtp_app, direction="in")}
+    assert recorded == {"lf-dots@client.example": body, "crlf-dots@client.example": body}
+
+
 async def test_mails_sharing_a_message_id_are_all_kept_and_old_records_still_deduplicate(smtp_app: TestClient) -> None:
     adapter = adapter_of(smtp_app)
     raw_anna, shared = mail("anna@client.example", "Order", "Where is my order?", message_id="same@broken.example")
