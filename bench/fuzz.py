@@ -27,6 +27,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 
+from bench.progress import Progress
 from bot.nlu.embedder import default_embedder
 from bot.nlu.prefix import nlu_prefix
 from bot.settings import Settings
@@ -74,8 +75,8 @@ def fuzz(parsers: Parsers, channel: str, cases: int, batch: int = 5_000) -> tupl
         else:
             outcomes[parsers.check(channel, case)] += 1
 
-    started = time.perf_counter()
-    while sum(outcomes.values()) < cases:
+    started, progress = time.perf_counter(), Progress(channel, cases)  # a long run shows how far it got
+    while (done := sum(outcomes.values())) < cases:
         run = settings(
             max_examples=min(batch, cases - sum(outcomes.values())),
             deadline=None,
@@ -88,6 +89,7 @@ def fuzz(parsers: Parsers, channel: str, cases: int, batch: int = 5_000) -> tupl
             run()
         except Exception:  # a parser bug, shrunk to its smallest case by Hypothesis
             return outcomes, time.perf_counter() - started, traceback.format_exc(limit=-4)
+        progress.advance(sum(outcomes.values()) - done)
     return outcomes, time.perf_counter() - started, None
 
 

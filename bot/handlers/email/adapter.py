@@ -9,10 +9,11 @@ conversation. Our replies' Message-IDs are linked to their thread before they ar
 
 A mail is one message per Message-ID *and* sender (``ParsedMail.dedup_key``); one recorded before
 that key, under its bare Message-ID, is still recognised when it is delivered again. A bounce is
-recorded in the thread of the reply it returns, and that reply marked failed. The bot and system
-notices never go to an address that reads no mail (``loops.is_no_reply``); an agent may still write
-to a no-reply address (a person decided it is worth it), but not to a mailer daemon or to the
-stand-in address of a bounce that named no sender.
+recorded in the thread of the reply it returns, and that reply marked failed; a resolved thread
+stays resolved (the bounce opens no conversation with the mailer daemon, nor reopens one). The bot
+and system notices never go to an address that reads no mail (``loops.is_no_reply``); an agent may
+still write to a no-reply address (a person decided it is worth it), but not to a mailer daemon or
+to the stand-in address of a bounce that named no sender.
 """
 
 from __future__ import annotations
@@ -146,7 +147,8 @@ class EmailAdapter(BaseAdapter):
         if redelivered is not None:  # the same mail again: its thread, whatever became of it
             return redelivered
         own = f"mid:{mail['message_id']}"
-        keys = [own, *(f"mid:{ref}" for ref in mail.get("bounced") or [])]
+        bounced = [f"mid:{ref}" for ref in mail.get("bounced") or []]
+        keys = [own, *bounced]
         keys += [f"mid:{ref}" for ref in reversed(mail.get("references") or [])]
         if mail.get("in_reply_to"):
             keys.append(f"mid:{mail['in_reply_to']}")
@@ -160,6 +162,8 @@ class EmailAdapter(BaseAdapter):
             if key not in found or ((key.startswith("token:") or key == own) and found[key][1] != contact_id):
                 continue  # a token is visible to anyone; another sender's mail can share a Message-ID
             thread = await store.threads.touch_thread_if_open(found[key][0], now)
+            if thread is None and key in bounced:  # a bounce belongs to its conversation, even resolved
+                thread = await store.threads.get_thread(found[key][0])
             if thread is not None:
                 break
         if thread is None:

@@ -6,6 +6,8 @@ The listener accepts mail only for addresses in our own domain (it is no relay) 
 server tries again later. It takes what real relays send: bare line feeds (to a strict server a
 whole such mail is one over-long "line") and lines over RFC 5322's 998 characters, up to the size
 limit, with line ends normalised to CRLF; internationalised addresses and headers (SMTPUTF8).
+A line starting with "." loses the one dot its sender added (RFC 5321 4.5.2) whatever its line
+end; only CRLF "." CRLF ends a mail, so a "." line sent with bare line feeds is part of the body.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ log = logging.getLogger("omnirouter.handlers.email.smtp")
 
 Ingest = Callable[[bytes, Sequence[str]], Awaitable[object]]
 _LINE_END = re.compile(rb"\r*\n")
+# a line after a bare line feed: aiosmtpd reads DATA up to CRLF, so it un-stuffed only the first line
+_STUFFED_AFTER_LF = re.compile(rb"(?<!\r)\n\.")
 
 
 class _LenientSMTP(SMTP):
@@ -57,7 +61,8 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or envelope.content
-        data = _LINE_END.sub(b"\r\n", raw if isinstance(raw, bytes) else str(raw or "").encode())
+        data = raw if isinstance(raw, bytes) else str(raw or "").encode()
+        data = _LINE_END.sub(b"\r\n", _STUFFED_AFTER_LF.sub(b"\n", data))
         try:
             await self._ingest(data, list(envelope.rcpt_tos))
         except MalformedPayload as exc:

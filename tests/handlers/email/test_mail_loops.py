@@ -74,6 +74,31 @@ async def test_bounces_naming_no_sender_are_recorded_in_the_thread_they_return_a
     assert len(smtp_sink.received) == 1  # nothing answered a bounce
 
 
+async def test_a_bounce_of_a_reply_in_a_resolved_conversation_is_recorded_there_and_opens_nothing(
+    smtp_app: TestClient, smtp_sink: SmtpSink
+) -> None:
+    adapter, store = adapter_of(smtp_app), smtp_app.server.app[STORE]
+    first = await store.messages.get_message(await adapter.ingest(mail("Ivo <ivo@client.example>", "Hi", "?")[0]))
+    assert first is not None
+    await wait_for(lambda: sent_count(smtp_sink, 1), timeout=10)  # the notice, to be bounced
+    [(_, notice, _)] = smtp_sink.received
+    assert await store.queue.resolve(first.thread_id, utcnow(), None) is not None
+    placeholder = b"omnirouter.msg_cccccccccccccccccccccccc@shop.example"
+    raw = (FIXTURES / "bounce_null_from.eml").read_bytes().replace(placeholder, notice["Message-ID"][1:-1].encode())
+    assert (await smtp_data(adapter.listener.port, "", raw)).startswith(b"250")  # type: ignore[union-attr]
+    _, bounce = await messages(smtp_app, direction="in")
+    assert bounce["thread_id"] == first.thread_id  # not a new conversation with the mailer daemon
+    assert await store.threads.contact_threads("default", bounce["contact_id"]) == []
+    await wait_for(lambda: _dispatched(store, bounce["_id"]))
+    thread = await store.threads.get_thread(first.thread_id)
+    assert thread is not None and thread.status == "resolved"  # neither reopened nor queued
+    [reply] = await messages(smtp_app, direction="out")
+    assert reply["delivery_status"] == "failed"
+    assert await store.messages.delivery_error(reply["_id"]) == "bounced: 5.1.1; smtp; 550 5.1.1 User unknown"
+    await asyncio.sleep(0.3)
+    assert len(smtp_sink.received) == 1  # nothing answered the bounce
+
+
 async def test_vacation_replies_bounces_and_no_reply_senders_get_no_bot_mail(
     smtp_app: TestClient, smtp_sink: SmtpSink
 ) -> None:
@@ -156,6 +181,19 @@ async def test_the_listener_takes_bare_line_feeds_and_long_lines(smtp_app: TestC
     recorded = {m["sender"]["address"]: m for m in await messages(smtp_app, direction="in")}
     assert recorded["lf@client.example"]["text"] == body
     assert recorded["long@client.example"]["text"] == "x" * 5000
+
+
+async def test_dot_stuffed_lines_in_bare_lf_mail_are_unstuffed_exactly_once(smtp_app: TestClient) -> None:
+    port = adapter_of(smtp_app).listener.port  # type: ignore[union-attr]
+    body = "first\n.leading dot\n.\n..two dots\nafter the dot line\n.last"
+    # as a relay writes it (RFC 5321 4.5.2): every line starting with "." gets one more
+    stuffed = b"\n".join(b"." + line if line.startswith(b".") else line for line in body.encode().split(b"\n"))
+    for line_end, sender in [(b"\n", "lf-dots@client.example"), (b"\r\n", "crlf-dots@client.example")]:
+        head = mail(sender, "Dots", "")[0].replace(b"\r\n", b"\n").partition(b"\n\n")[0]
+        raw = (head + b"\n\n" + stuffed).replace(b"\n", line_end)
+        assert (await smtp_data(port, sender, raw)).startswith(b"250 2.0.0 recorded"), sender
+    recorded = {m["sender"]["address"]: m["text"] for m in await messages(smtp_app, direction="in")}
+    assert recorded == {"lf-dots@client.example": body, "crlf-dots@client.example": body}
 
 
 async def test_mails_sharing_a_message_id_are_all_kept_and_old_records_still_deduplicate(smtp_app: TestClient) -> None:
