@@ -105,7 +105,8 @@ class Queue:
     async def _after_dispatch(self, message: Message, thread: Thread, decision: Decision) -> None:
         now = utcnow()
         human = decision.action in (DecisionAction.QUEUED, DecisionAction.WAITING, DecisionAction.TO_AGENT)
-        if human:
+        unanswerable = thread.status == ThreadStatus.RESOLVED and message.meta.get("no_auto_reply")  # a bounce
+        if human and not unanswerable:  # kept in a resolved conversation, it starts no agent's clock
             await self._store.threads.mark_customer_waiting(thread.id, message.created_at)
         if decision.action == DecisionAction.QUEUED:
             await self._log.timeline(thread, TimelineKind.QUEUED, None, decision.reason)
