@@ -1,7 +1,7 @@
 """The inboxes page of an account's admin (``/admin/inboxes``): every channel instance the account
 receives on — its first inbox of each channel (its channel settings, edited on the account page) and
-its extra ones — with the webhook URL and instructions each provider needs; adding, editing and
-disabling extra inboxes; buttons that try an inbox's settings against the real provider
+its extra ones (Telegram bots, WhatsApp numbers, Twilio numbers) — with the webhook URL and
+instructions each provider needs; adding, editing and disabling extra inboxes; buttons that try an inbox's settings against the real provider
 (Telegram ``getMe`` and ``setWebhook``, the WhatsApp number through the Graph API); and a test
 message sent through the inbox to a recipient the admin names.
 
@@ -21,10 +21,12 @@ from bot.handlers.telegram.settings import TelegramSettings
 from bot.keys import ADAPTERS, EGRESS, SETTINGS, STORE
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
 from bot.services.inboxes import (
+    INBOX_FIELDS,
     BadRecipient,
     check_inbox,
     first_inbox_config,
     inbox_webhook_url,
+    install_route,
     route_of,
     send_test_message,
     set_telegram_webhook,
@@ -38,8 +40,12 @@ from conversations.models import utcnow
 from conversations.tenant_models import Account, Inbox
 
 MAX_NAME = 80
-# the channels this page adds, checks and edits (a Twilio number is added through the API for now)
-CONSOLE_CHANNELS = tuple(CHANNEL_FIELDS)
+# the channels whose first inbox is the account's channel settings (shown here, edited on the account page)
+FIRST_CHANNELS = tuple(CHANNEL_FIELDS)
+# the channels this page adds and edits extra inboxes of: those, and Twilio numbers (SMS and calls)
+CONSOLE_CHANNELS = tuple(INBOX_FIELDS)
+# the channels whose settings the Check button tries against the provider
+CHECKED_CHANNELS = ("telegram", "whatsapp")
 # what ``?saved=`` may report after a change
 _DONE = {
     "added": N_("Inbox added."),
@@ -81,7 +87,7 @@ async def _rows(request: web.Request, account: Account) -> list[dict[str, Any]]:
     settings, rows = request.app[SETTINGS], []
     urls = webhook_urls(settings, _base(request), account.id)
     in_file = account.id == settings.account.id
-    for channel in CONSOLE_CHANNELS:
+    for channel in FIRST_CHANNELS:
         config = first_inbox_config(settings, account, channel)
         if config is None:
             continue
@@ -95,7 +101,8 @@ async def _rows(request: web.Request, account: Account) -> list[dict[str, Any]]:
             continue
         row = _row(inbox.id, inbox.name, inbox.channel, inbox.config, inbox.sealing_problems or {})
         url = inbox_webhook_url(settings, _base(request), inbox)
-        rows.append({**row, "first": False, "in_file": False, "disabled": inbox.disabled, "webhook_url": url})
+        extra = {"voice_url": url.removesuffix("/webhooks/sms") + "/webhooks/voice"} if inbox.channel == "sms" else {}
+        rows.append({**row, **extra, "first": False, "in_file": False, "disabled": inbox.disabled, "webhook_url": url})
     return rows
 
 
@@ -106,7 +113,8 @@ async def _show(request: web.Request, status: int = 200, **extra: Any) -> web.Re
     context: dict[str, Any] = {
         "account": account,
         "inboxes": await _rows(request, account),
-        "fields": {channel: CHANNEL_FIELDS[channel] for channel in CONSOLE_CHANNELS},
+        "fields": {channel: INBOX_FIELDS[channel] for channel in CONSOLE_CHANNELS},
+        "checked": CHECKED_CHANNELS,
         "https": request.app[SETTINGS].server.public_url.startswith("https://"),
         "message": "",
         "problem": None,  # {"where": a form's id, "text": …}
@@ -127,7 +135,7 @@ def _read_fields(admin: Agent, channel: str, form: Any, adding: bool) -> dict[st
     """The channel's fields of the form: a filled one checked against its pattern; an empty secret
     left out (it keeps its value); an empty optional one set empty (removed)."""
     values: dict[str, str] = {}
-    for field in CHANNEL_FIELDS[channel]:
+    for field in INBOX_FIELDS[channel]:
         raw = str(form.get(field.name, "")).strip()
         if raw and not re.fullmatch(field.pattern, raw):
             raise FormProblem(translate(admin.lang, "{field} has a wrong format.", field=field.name))
@@ -162,26 +170,38 @@ def _check_egress(request: web.Request, admin: Agent, channel: str, values: dict
 
 
 def _taken(admin: Agent, route: str | None) -> FormProblem:
-    number = (route or "").partition(":")[2]
-    return FormProblem(
-        translate(
-            admin.lang,
-            "Another inbox already receives the WhatsApp number {number}: a number delivers into one inbox only.",
-            number=number,
+    channel, _, number = (route or "").partition(":")
+    words = {
+        "whatsapp": N_(
+            "Another inbox already receives the WhatsApp number {number}: a number delivers into one inbox only."
         ),
-        409,
-    )
+        "sms": N_("Another inbox already receives the Twilio number {number}: a number delivers into one inbox only."),
+    }
+    return FormProblem(translate(admin.lang, words.get(channel, words["whatsapp"]), number=number), 409)
+
+
+def _check_route(request: web.Request, admin: Agent, route: str | None) -> None:
+    """The install's own Twilio number (its ``[sms]`` settings) is no inbox's to take."""
+    if install_route(request.app[SETTINGS], route):
+        raise FormProblem(
+            translate(
+                admin.lang,
+                "{number} is this install's own Twilio number: no inbox may take it.",
+                number=(route or "").partition(":")[2],
+            ),
+            409,
+        )
 
 
 def _typed(channel: str, form: Any) -> dict[str, str]:
     """What the admin typed, to fill the form in again (never a secret)."""
-    names = ["name", *(f.name for f in CHANNEL_FIELDS[channel] if not f.secret)]
+    names = ["name", *(f.name for f in INBOX_FIELDS[channel] if not f.secret)]
     return {k: str(form.get(k, "")) for k in names}
 
 
 @signed_in(Role.ADMIN)
 async def add_inbox(request: web.Request) -> web.Response:
-    """One more Telegram bot or WhatsApp number of the account (secrets sealed for the inbox alone)."""
+    """One more Telegram bot, WhatsApp number or Twilio number of the account (secrets sealed for the inbox alone)."""
     admin, form, store = current_agent(request), await request.post(), request.app[STORE]
     channel = str(form.get("channel", ""))
     if channel not in CONSOLE_CHANNELS:
@@ -191,6 +211,7 @@ async def add_inbox(request: web.Request) -> web.Response:
         values = _read_fields(admin, channel, form, adding=True)
         _check_egress(request, admin, channel, values)
         route = route_of(channel, values)
+        _check_route(request, admin, route)
         inbox = await store.inboxes.create_inbox(admin.account_id, channel, name, values, utcnow(), route)
         if inbox is None:
             raise _taken(admin, route)
@@ -220,6 +241,7 @@ async def edit_inbox(request: web.Request) -> web.Response:
         values = _read_fields(admin, inbox.channel, form, adding=False)
         _check_egress(request, admin, inbox.channel, values)
         route = route_of(inbox.channel, values)
+        _check_route(request, admin, route)
         changed = await store.inboxes.update_inbox(admin.account_id, inbox.id, values, route, name=name)
         if changed is False:
             raise _taken(admin, route)
@@ -253,7 +275,7 @@ async def _inbox_config(request: web.Request, admin: Agent) -> tuple[str, str, d
     """The inbox a button is for — an extra one by id, the first of a channel by the channel's
     name — as ``(id, channel, settings, webhook URL)``; ``None`` when the account has no such inbox."""
     inbox_id, settings = request.match_info["inbox_id"], request.app[SETTINGS]
-    if inbox_id in CONSOLE_CHANNELS:
+    if inbox_id in FIRST_CHANNELS:
         account = await request.app[STORE].accounts.get_account(admin.account_id)
         config = first_inbox_config(settings, account, inbox_id) if account else None
         if config is None:
@@ -279,8 +301,8 @@ async def check(request: web.Request) -> web.Response:
     """Try the inbox's credentials on the real channel: whose bot, which number."""
     admin, app = current_agent(request), request.app
     found = await _inbox_config(request, admin)
-    if found is None:
-        return plain(404, "no such inbox in this account")
+    if found is None or found[1] not in CHECKED_CHANNELS:
+        return plain(404, "no such Telegram or WhatsApp inbox in this account")
     inbox_id, channel, config, _ = found
     try:
         who = await check_inbox(app[EGRESS], app[SETTINGS], admin.account_id, channel, config)
@@ -332,6 +354,8 @@ async def send_test(request: web.Request) -> web.Response:
     target = await test_target(app[STORE], account, request.match_info["inbox_id"]) if account else None
     if account is None or target is None or target[0] not in CONSOLE_CHANNELS:
         return plain(404, "no such inbox in this account")
+    if target[1] is None and target[0] not in FIRST_CHANNELS:  # the install's own Twilio number is no account's
+        return plain(404, "no such inbox in this account")
     (channel, inbox), row_id = target, request.match_info["inbox_id"]
     to = str(form.get("to", ""))[:64]
     try:
@@ -340,6 +364,7 @@ async def send_test(request: web.Request) -> web.Response:
         words = {
             "telegram": N_("Type a Telegram chat id (digits)."),
             "whatsapp": N_("Type a number in E.164, e.g. +37120000000."),
+            "sms": N_("Type a number in E.164, e.g. +37120000000."),
         }
         problem = {"where": f"test-{row_id}", "text": translate(admin.lang, words[channel])}
         return await _show(request, 400, problem=problem, typed={"to": to})

@@ -1,0 +1,179 @@
+"""Twilio numbers on the console's inboxes page (issue 17): an account's admin adds a Twilio number
+(account SID, auth token, the number in E.164), sees the SMS and voice webhook URLs to paste into
+Twilio and whether the auth token is set (never its value), edits it (an empty token keeps the
+stored one), disables it, and sends a test message through it (the local fake of Twilio's API sees
+the inbox's own SID and token). Bad input is a form error (400); a number another inbox or the
+install itself receives is refused (409); another account's admin gets 404s."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.keys import STORE
+from bot.services.accounts import create_account
+from tests.conftest import raw_database_of
+from tests.fakes.twilio import PUBLIC_URL, FakeTwilio
+from tests.handlers.sms.test_sms import OUR_NUMBER, sms_settings
+from tests.web.admin.test_accounts import Browser
+from tests.web.admin.test_inboxes import SecureBrowser
+
+PASSWORD = "correct horse battery"
+SID = "AC" + "c" * 32
+TOKEN = "token-of-the-shop-twilio"
+NUMBER = "+14155550301"
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[dict[str, FakeTwilio]]:
+    """The install's Twilio account, and the shop's own (it accepts only its SID and token)."""
+    made = {"install": FakeTwilio(), "shop": FakeTwilio(SID, TOKEN)}
+    for fake in made.values():
+        await fake.start()
+    yield made
+    for fake in made.values():
+        await fake.stop()
+
+
+@pytest.fixture
+async def admin(embedded: Any, db_name: str, start_client: Any, fakes: dict[str, FakeTwilio]) -> AsyncIterator[Browser]:
+    allowed = ", ".join(f.url.removeprefix("http://") for f in fakes.values())
+    settings = sms_settings(embedded.uri, db_name, fakes["install"].url, egress={"allowed_destinations": allowed})
+    client: TestClient = await start_client(settings)
+    await create_account(client.server.app[STORE], "shop", "Corner Shop", "owner", password=PASSWORD)
+    await create_account(client.server.app[STORE], "rival", "Rival", "boss", password=PASSWORD)
+    browser = SecureBrowser(client)
+    assert (await browser.log_in("shop", "owner", PASSWORD)).status == 303
+    browser.app = client.server.app  # type: ignore[attr-defined]
+    browser.client = client  # type: ignore[attr-defined]
+    yield browser
+    await browser.close()
+
+
+def _twilio(fake: FakeTwilio, name: str = "Shop line", number: str = NUMBER) -> dict[str, str]:
+    return {
+        "channel": "sms",
+        "name": name,
+        "account_sid": SID,
+        "auth_token": TOKEN,
+        "from_number": number,
+        "api_base": fake.url,
+    }
+
+
+def _article(page: str, inbox_id: str) -> str:
+    found = re.search(rf'<article class="inbox" id="inbox-{inbox_id}">(.*?)</article>', page, re.S)
+    assert found, f"no inbox {inbox_id} on the page"
+    return found.group(1)
+
+
+async def _add(browser: Browser, form: dict[str, str]) -> str:
+    status, body = await browser.post("/admin/inboxes", form, page="/admin/inboxes")
+    assert status == 303, body
+    store = browser.app[STORE]  # type: ignore[attr-defined]
+    return str(next(i for i in await store.inboxes.list_inboxes("shop") if i.name == form["name"]).id)
+
+
+async def test_an_admin_adds_edits_and_disables_a_twilio_number(admin: Browser, fakes: dict[str, Any]) -> None:
+    page = (await admin.get("/admin/inboxes"))[1]
+    assert 'id="add-sms"' in page and "Add a Twilio number (SMS)" in page
+    inbox_id = await _add(admin, _twilio(fakes["shop"]))
+    page = (await admin.get("/admin/inboxes"))[1]
+    row = _article(page, inbox_id)
+    assert "Shop line" in row and NUMBER in row and SID in row and TOKEN not in page
+    assert f'value="{PUBLIC_URL}/webhooks/sms"' in row and f'value="{PUBLIC_URL}/webhooks/voice"' in row
+    assert re.search(r'data-field="auth_token">✓ set', row)
+    assert f'action="/admin/inboxes/{inbox_id}/check"' not in row  # no Check button for Twilio (yet)
+    store = admin.app[STORE]  # type: ignore[attr-defined]
+    raw = await raw_database_of(store).inboxes.find_one({"_id": inbox_id})
+    assert raw is not None and raw["route"] == f"sms:{NUMBER}" and TOKEN not in str(raw)  # sealed
+
+    # an empty auth_token keeps the stored one; the number changes
+    form = {"name": "Shop line 2", "account_sid": SID, "auth_token": "", "from_number": "+14155550302"}
+    status, _ = await admin.post(f"/admin/inboxes/{inbox_id}", {**form, "api_base": fakes["shop"].url})
+    assert status == 303
+    inbox = await store.inboxes.get_inbox(inbox_id)
+    assert inbox.name == "Shop line 2" and inbox.config["auth_token"] == TOKEN
+    assert inbox.config["from_number"] == "+14155550302" and inbox.route == "sms:+14155550302"
+
+    status, _ = await admin.post(f"/admin/inboxes/{inbox_id}/state", {"action": "disable"}, page="/admin/inboxes")
+    assert status == 303 and (await store.inboxes.get_inbox(inbox_id)).disabled
+    page = (await admin.get("/admin/inboxes"))[1]
+    assert 'data-state="disabled"' in _article(page, inbox_id)
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"account_sid": "SID123"}, "account_sid has a wrong format."),
+        ({"from_number": "4155550301"}, "from_number has a wrong format."),
+        ({"auth_token": ""}, "Fill in: auth_token."),
+        ({"name": ""}, "An inbox needs a name"),
+        ({"api_base": "http://twilio.evil.example"}, "is not a server this install allows"),
+    ],
+)
+async def test_bad_twilio_settings_are_a_form_error(
+    admin: Browser, fakes: dict[str, Any], change: dict[str, str], words: str
+) -> None:
+    status, page = await admin.post("/admin/inboxes", {**_twilio(fakes["shop"]), **change}, page="/admin/inboxes")
+    assert status == 400 and words in page and 'id="problem-add-sms"' in page and TOKEN not in page
+    assert await admin.app[STORE].inboxes.list_inboxes("shop") == []  # type: ignore[attr-defined]
+
+
+async def test_a_number_taken_by_another_inbox_or_the_install_is_refused(admin: Browser, fakes: dict[str, Any]) -> None:
+    await _add(admin, _twilio(fakes["shop"]))
+    status, page = await admin.post("/admin/inboxes", _twilio(fakes["shop"], name="Again"), page="/admin/inboxes")
+    assert status == 409 and f"Another inbox already receives the Twilio number {NUMBER}" in page
+    status, page = await admin.post(
+        "/admin/inboxes", _twilio(fakes["shop"], name="Ours", number=OUR_NUMBER), page="/admin/inboxes"
+    )
+    assert status == 409 and f"{OUR_NUMBER} is this install" in page
+    assert len(await admin.app[STORE].inboxes.list_inboxes("shop")) == 1  # type: ignore[attr-defined]
+
+
+async def test_a_test_message_goes_out_through_the_inbox_s_own_twilio_account(
+    admin: Browser, fakes: dict[str, Any]
+) -> None:
+    inbox_id = await _add(admin, _twilio(fakes["shop"]))
+    path = f"/admin/inboxes/{inbox_id}/test"
+    status, page = await admin.post(path, {"to": "+37120000000"}, page="/admin/inboxes")
+    assert status == 200 and "Test message sent to +37120000000." in _article(page, inbox_id)
+    [sent] = fakes["shop"].sent
+    assert sent["To"] == "+37120000000" and sent["From"] == NUMBER
+    assert sent["Body"] == "omnirouter test message from Shop line" and fakes["install"].sent == []
+
+    status, page = await admin.post(path, {"to": "37120000000"}, page="/admin/inboxes")
+    assert status == 400 and "Type a number in E.164" in page and f'id="problem-test-{inbox_id}"' in page
+    # the install's own Twilio number is no account's inbox
+    status, _ = await admin.post("/admin/inboxes/sms/test", {"to": "+37120000000"}, page="/admin/inboxes")
+    assert status == 404
+    assert len(fakes["shop"].sent) == 1 and fakes["install"].sent == []
+    db = raw_database_of(admin.app[STORE])  # type: ignore[attr-defined]
+    assert await db.threads.count_documents({}) == 0
+
+
+async def test_another_account_s_admin_cannot_see_test_or_change_the_number(
+    admin: Browser, fakes: dict[str, Any]
+) -> None:
+    inbox_id = await _add(admin, _twilio(fakes["shop"]))
+    rival = SecureBrowser(admin.client)  # type: ignore[attr-defined]
+    try:
+        assert (await rival.log_in("rival", "boss", PASSWORD)).status == 303
+        page = (await rival.get("/admin/inboxes"))[1]
+        assert inbox_id not in page and NUMBER not in page
+        for path, form in (
+            (f"/admin/inboxes/{inbox_id}", {"name": "taken over", "account_sid": SID, "from_number": NUMBER}),
+            (f"/admin/inboxes/{inbox_id}/state", {"action": "disable"}),
+            (f"/admin/inboxes/{inbox_id}/test", {"to": "+37120000000"}),
+            (f"/admin/inboxes/{inbox_id}/check", {}),
+        ):
+            status, _ = await rival.post(path, form, page="/admin/inboxes")
+            assert status == 404, path
+        inbox = await admin.app[STORE].inboxes.get_inbox(inbox_id)  # type: ignore[attr-defined]
+        assert inbox.name == "Shop line" and not inbox.disabled and fakes["shop"].sent == []
+    finally:
+        await rival.close()
