@@ -100,6 +100,14 @@ async def test_an_admin_adds_edits_and_disables_a_twilio_number(admin: Browser, 
     assert inbox.name == "Shop line 2" and inbox.config["auth_token"] == TOKEN
     assert inbox.config["from_number"] == "+14155550302" and inbox.route == "sms:+14155550302"
 
+    # a wrong number or SID in the edit form is shown in that form (400) and changes nothing
+    for bad in ({"from_number": "0041"}, {"account_sid": "AC123"}):
+        status, page = await admin.post(f"/admin/inboxes/{inbox_id}", {**form, **bad}, page="/admin/inboxes")
+        assert status == 400 and f'id="problem-edit-{inbox_id}"' in page and "has a wrong format" in page
+    assert (await store.inboxes.get_inbox(inbox_id)).route == "sms:+14155550302"
+    audit = await raw_database_of(store).audit.find({"target": inbox_id}).to_list()
+    assert audit and TOKEN not in str(audit)
+
     status, _ = await admin.post(f"/admin/inboxes/{inbox_id}/state", {"action": "disable"}, page="/admin/inboxes")
     assert status == 303 and (await store.inboxes.get_inbox(inbox_id)).disabled
     page = (await admin.get("/admin/inboxes"))[1]
@@ -151,6 +159,9 @@ async def test_a_test_message_goes_out_through_the_inbox_s_own_twilio_account(
     # the install's own Twilio number is no account's inbox
     status, _ = await admin.post("/admin/inboxes/sms/test", {"to": "+37120000000"}, page="/admin/inboxes")
     assert status == 404
+    await admin.post(f"/admin/inboxes/{inbox_id}/state", {"action": "disable"}, page="/admin/inboxes")
+    status, page = await admin.post(path, {"to": "+37120000000"}, page="/admin/inboxes")
+    assert status == 400 and "The inbox is disabled: enable it first." in page
     assert len(fakes["shop"].sent) == 1 and fakes["install"].sent == []
     db = raw_database_of(admin.app[STORE])  # type: ignore[attr-defined]
     assert await db.threads.count_documents({}) == 0
