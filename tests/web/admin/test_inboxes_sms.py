@@ -188,3 +188,17 @@ async def test_another_account_s_admin_cannot_see_test_or_change_the_number(
         assert inbox.name == "Shop line" and not inbox.disabled and fakes["shop"].sent == []
     finally:
         await rival.close()
+
+
+async def test_the_twilio_words_are_in_latvian_and_russian(admin: Browser, fakes: dict[str, Any]) -> None:
+    inbox_id = await _add(admin, _twilio(fakes["shop"]))
+    store = admin.app[STORE]  # type: ignore[attr-defined]
+    owner = await store.agents.agent_by_login("shop", "owner")
+    assert owner is not None
+    for lang, words in (
+        ("lv", ["Pievienot Twilio numuru (SMS)", "Balss tīmekļa āķa URL"]),
+        ("ru", ["Добавить номер Twilio (SMS)", "URL голосового вебхука"]),
+    ):
+        await store.agents.update_agent(owner.id, lang=lang)
+        page = (await admin.get("/admin/inboxes"))[1]
+        assert all(w in page for w in words) and f'id="inbox-{inbox_id}"' in page, lang
