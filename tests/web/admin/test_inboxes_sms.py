@@ -154,6 +154,11 @@ async def test_a_test_message_goes_out_through_the_inbox_s_own_twilio_account(
     assert sent["To"] == "+37120000000" and sent["From"] == NUMBER
     assert sent["Body"] == "omnirouter test message from Shop line" and fakes["install"].sent == []
 
+    # Twilio's refusal is shown in words beside the button
+    fakes["shop"].failures.append((400, {"code": 21211, "message": "The 'To' number is not a valid phone number."}))
+    status, page = await admin.post(path, {"to": "+37120000001"}, page="/admin/inboxes")
+    assert status == 200 and "Not sent:" in (row := _article(page, inbox_id)) and "21211" in row
+
     status, page = await admin.post(path, {"to": "37120000000"}, page="/admin/inboxes")
     assert status == 400 and "Type a number in E.164" in page and f'id="problem-test-{inbox_id}"' in page
     # the install's own Twilio number is no account's inbox
