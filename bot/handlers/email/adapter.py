@@ -173,9 +173,8 @@ class EmailAdapter(BaseAdapter):
             )
         token = thread_token(thread.id)
         await store.mail.link_email_keys(inbound.account_id, thread.id, contact_id, [own, f"token:{token}"], now)
-        await store.mail.note_email_message(
-            inbound.account_id, thread.id, mail.get("subject", ""), token, mail["message_id"]
-        )
+        newest = None if inbound.meta.get("no_auto_reply") == "bounce" else mail["message_id"]  # not answered to
+        await store.mail.note_email_message(inbound.account_id, thread.id, mail.get("subject", ""), token, newest)
         return thread
 
     # --- outbound -------------------------------------------------------------------------

@@ -93,6 +93,8 @@ async def test_a_bounce_of_a_reply_in_a_resolved_conversation_is_recorded_there_
     thread = await store.threads.get_thread(first.thread_id)
     assert thread is not None and thread.status == "resolved"  # neither reopened nor queued
     assert thread.awaiting_since is None  # and no agent is counted late for a mailer daemon
+    info = await store.mail.email_thread_info(first.thread_id)
+    assert info is not None and "null-from-bounce-1@mx.relay.example" not in info.references  # never replied to
     [reply] = await messages(smtp_app, direction="out")
     assert reply["delivery_status"] == "failed"
     assert await store.messages.delivery_error(reply["_id"]) == "bounced: 5.1.1; smtp; 550 5.1.1 User unknown"
