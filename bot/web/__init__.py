@@ -7,10 +7,12 @@ import asyncio
 import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from bot.keys import SETTINGS, STORE
+from bot.handlers.kit.protocol import FollowsEvents
+from bot.keys import ADAPTERS, SETTINGS, STORE
 from bot.services.agents import add_agent
 from bot.tasks import stop_tasks
 from bot.web import ops, unsubscribe
@@ -137,9 +139,20 @@ async def _console_ctx(app: web.Application) -> AsyncIterator[None]:
     mode = settings.console.live_feed
     if mode == "auto":
         mode = "poll" if await store.client.is_embedded_server() else "change_stream"
+    # one follower of the log per process: the consoles, and the channels that act on it (the
+    # web chat pushes the replies another process sent to the visitors connected here)
+    followers = [adapter for adapter in app[ADAPTERS].values() if isinstance(adapter, FollowsEvents)]
+
+    async def deliver(event: dict[str, Any]) -> None:
+        await hub.deliver(event)
+        for follower in followers:
+            await follower.follow(event)
+
+    def listening() -> bool:
+        return bool(hub.sockets) or any(follower.following() for follower in followers)
+
     feed = asyncio.create_task(
-        LiveFeed(store, mode, settings.console.poll_interval).run(hub.deliver, lambda: bool(hub.sockets)),
-        name="live-feed",
+        LiveFeed(store, mode, settings.console.poll_interval).run(deliver, listening), name="live-feed"
     )
     ended = functools.partial(ended_sessions, store, settings.console)
     watch = asyncio.create_task(hub.watch(ended, SOCKET_CHECK_SECONDS), name="console-sockets")

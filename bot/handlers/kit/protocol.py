@@ -201,3 +201,15 @@ class ChannelContext:
     account_id: str
     egress: EgressGuards  # the install's egress guards: a channel's clients go through its own
     metrics: Metrics = field(default_factory=Metrics)  # the install's (the web chat counts its sockets)
+
+
+@runtime_checkable
+class FollowsEvents(Protocol):
+    """A channel that acts on the store's event log of every router process, followed once per
+    process with the consoles' live feed (the web chat pushes the replies another process sent)."""
+
+    def following(self) -> bool:
+        """Whether it has anything to act on now (the feed is polled only while someone listens)."""
+
+    async def follow(self, event: Mapping[str, Any]) -> None:
+        """One event; never raises."""

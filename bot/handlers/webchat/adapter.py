@@ -37,8 +37,9 @@ from bot.handlers.kit.files import FileLinks
 from bot.handlers.kit.payload import load_json
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
 from bot.handlers.webchat.embedding import SITE_FRAMES, site_frame
-from bot.handlers.webchat.frames import outbound_frame
+from bot.handlers.webchat.frames import message_frame, outbound_frame
 from bot.handlers.webchat.history import visitor_history
+from bot.handlers.webchat.relay import ReplyRelay, VisitorSocket
 from bot.handlers.webchat.settings import WebchatSettings
 from bot.handlers.webchat.tokens import VisitorToken, VisitorTokens
 from bot.handlers.webchat.uploads import VisitorFiles
@@ -57,24 +58,6 @@ _REVOKED = 4001  # close code: the visitor's contact was erased; the browser rec
 _TYPING_EVERY = 2.0  # seconds between two "typing" events of one visitor
 
 
-class _VisitorSocket:
-    """One browser connection; sends are serialised (replies and acks come from several tasks)."""
-
-    def __init__(self, ws: web.WebSocketResponse) -> None:
-        self.ws = ws
-        self._lock = asyncio.Lock()
-
-    async def send(self, frame: Mapping[str, Any]) -> bool:
-        async with self._lock:
-            if self.ws.closed:
-                return False
-            try:
-                await self.ws.send_str(json.dumps(frame, default=str))
-                return True
-            except (ConnectionError, RuntimeError):
-                return False
-
-
 class WebchatAdapter(BaseAdapter):
     name = "webchat"
 
@@ -90,7 +73,11 @@ class WebchatAdapter(BaseAdapter):
         self.capabilities = Capabilities(buttons=True, files=True, max_text_length=self._max_text)
         self._files = FileLinks("/webchat/files/{key}", lambda: self.store, lambda text: self.tokens.sign(text))
         self._uploads = VisitorFiles.of(self, context.settings, self._files.url_for)
-        self._sockets: dict[tuple[str, str], set[_VisitorSocket]] = {}
+        self._sockets: dict[tuple[str, str], set[VisitorSocket]] = {}
+        # replies another router process sends, pushed to the visitors connected here (relay.py)
+        self.relay = ReplyRelay(
+            lambda: self.store, self._sockets, lambda key, message: message_frame(message, self._files.url_for(*key))
+        )
         self._typing: dict[tuple[str, str], float] = {}  # (account, visitor) -> when last told
         self._accounts: dict[str, float] = {context.account_id: float("inf")}  # account -> known until
         self._token_seconds = context.settings.section(WebchatSettings).visitor_token_days * 86400
@@ -195,14 +182,22 @@ class WebchatAdapter(BaseAdapter):
         )
 
     async def send(self, outbound: Outbound) -> str:
-        """Push the reply to the visitor's open sockets; it is stored either way, and a browser
+        """Push the reply to the visitor's sockets open on this process (those on another one get
+        it through the live feed: relay.py), once each; it is stored either way, and a browser
         that was offline gets it in the history of its next ``welcome``."""
         frame = outbound_frame(
             outbound, self.render_text(outbound), self._files.url_for(outbound.account_id, outbound.to.address)
         )
-        sockets = list(self._sockets.get((outbound.account_id, outbound.to.address), ()))
-        await asyncio.gather(*(sock.send(frame) for sock in sockets))
+        sockets = self._sockets.get((outbound.account_id, outbound.to.address), ())
+        await asyncio.gather(*(sock.send(frame) for sock in list(sockets) if sock.claim(outbound.message_id)))
         return outbound.message_id
+
+    def following(self) -> bool:
+        """Whether the live feed has anything to tell this channel: a visitor is connected here."""
+        return self.relay.following()
+
+    async def follow(self, event: Mapping[str, Any]) -> None:
+        await self.relay.follow(event)
 
     async def typing(self, account_id: str, address: str, inbox_id: str | None = None) -> bool:
         """ "Typing…" on the visitor's open pages (those connected to this router process)."""
@@ -283,13 +278,15 @@ class WebchatAdapter(BaseAdapter):
         except MalformedPayload:  # not ours: the browser starts as a new visitor
             visitor, token = self.tokens.issue(account_id)
         name = request.query.get("name", "")[:80] or None
-        sock = _VisitorSocket(ws)
+        sock = VisitorSocket(ws)
         key = (account_id, visitor)
         self._sockets.setdefault(key, set()).add(sock)
         sockets = self._context.metrics.webchat_sockets
         sockets.inc()
         try:
-            await sock.send({"type": "welcome", "visitor_token": token, **await self._history(account_id, visitor)})
+            welcome = await self._history(account_id, visitor)
+            sock.given.update(str(m["message_id"]) for m in welcome["history"] if m.get("message_id"))
+            await sock.send({"type": "welcome", "visitor_token": token, **welcome})
             async for frame in ws:
                 if frame.type == WSMsgType.TEXT:
                     await self._on_frame(request.app, sock, account_id, visitor, name, frame.data)
@@ -303,7 +300,7 @@ class WebchatAdapter(BaseAdapter):
         return ws
 
     async def _on_frame(
-        self, app: web.Application, sock: _VisitorSocket, account_id: str, visitor: str, name: str | None, data: str
+        self, app: web.Application, sock: VisitorSocket, account_id: str, visitor: str, name: str | None, data: str
     ) -> None:
         try:
             payload = load_json(data)
