@@ -187,6 +187,9 @@ class Satisfaction:
         log_event(log, "satisfaction.asked", thread=thread.id, channel=thread.channel, skipped=skipped)
         if skipped is None:
             await self._send_question(thread, ask, settings)
+            # queued after the resolution's own event: its own tells every process (consoles, and
+            # the web chat of the process the visitor is connected to) that the question is there
+            await self._store.events.emit_event(thread.account_id, "thread", utcnow(), thread_id=thread.id)
         return ask
 
     async def _send_question(self, thread: Thread, ask: SatisfactionAsk, settings: SatisfactionSettings) -> None:

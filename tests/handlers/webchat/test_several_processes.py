@@ -13,6 +13,7 @@ from bot.keys import STORE
 from bot.settings import Settings
 from tests import factories
 from tests.conftest import make_settings
+from tests.handlers.test_satisfaction import ask_on, resolve_only_thread
 from tests.handlers.webchat.test_webchat import frames_until
 
 StartClient = Callable[[Settings], Awaitable[TestClient]]
@@ -86,3 +87,20 @@ async def test_a_visitor_with_pages_on_both_routers_gets_each_reply_once_on_each
             seen_a, seen_b = await asyncio.gather(frames_for(on_a, 3.0), frames_for(on_b, 3.0))
     for frames in (seen_a, seen_b):
         assert [f["message_id"] for f in frames if f["type"] == "message"] == ids, frames
+
+
+async def test_the_rating_question_asked_on_another_router_reaches_the_visitor(
+    start_client: StartClient, embedded: Any, db_name: str
+) -> None:
+    """The question is queued after the resolution's own event: the event it makes itself brings it."""
+    a, b = await two_routers(start_client, embedded.uri, db_name)
+    await ask_on(a)
+    async with b.ws_connect("/webchat/ws") as ws:
+        await ws.receive_json()
+        await ws.send_json({"type": "message", "id": "c1", "text": "where is my order?"})
+        await frames_until(ws, "decision")
+        await resolve_only_thread(a, "webchat")
+        frames = await frames_for(ws, 3.0)
+    questions = [f for f in frames if f["type"] == "message" and f["options"]]
+    assert len(questions) == 1, frames
+    assert questions[0]["options"] == ["1", "2", "3", "4", "5"] and questions[0]["sender"] == "system"
