@@ -5,8 +5,9 @@ an agent's console may be connected to another process), but a visitor's socket 
 process only. Each process follows the store's event log (the live feed that refreshes the
 consoles, one follower per process): a thread event of a visitor with a socket here reads the
 thread's newest messages and pushes the outbound ones that socket has not been given yet, as
-the frame its history would show. No store write is added: the ``message`` event a reply
-already makes (and the ``delivery``/``thread`` events that follow) is enough.
+the frame its history would show. No store write per message is added: every reply is queued
+before an event of its thread (an agent's reply and the replies to a visitor's message before
+their ``message`` event; the rating question before its own event, satisfaction.py).
 """
 
 from __future__ import annotations
