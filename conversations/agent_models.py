@@ -64,6 +64,9 @@ class Agent(Document):
     lang: str = "en"
     active: bool = True
     alerts_off: list[str] = field(default_factory=list)  # of ALERTS: what the console does not tell them
+    # the keys of the inboxes whose conversations they see (conversations/membership.py); None:
+    # every inbox of the account (agents stored before memberships existed, and new ones by default)
+    inboxes: list[str] | None = None
 
     @property
     def is_admin(self) -> bool:

@@ -9,7 +9,7 @@ loses, so no agent ends up over capacity.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -87,6 +87,11 @@ class QueueRepository(Repository):
         return Agent.from_doc(
             {**doc, "free": doc["free"] - 1, "load": doc.get("load", 0) + 1, "last_assigned_ms": now_ms}
         )
+
+    async def anyone_free(self, account_id: str) -> bool:
+        """Whether any online agent of the account has a free slot."""
+        match = {"account_id": account_id, "presence": str(Presence.ONLINE), "active": True, "free": {"$gt": 0}}
+        return await self._db.agents.find_one(match, {"_id": 1}) is not None
 
     async def release_agent(self, agent_id: str) -> None:
         """Give back a slot (a claim lost, a conversation resolved or moved on)."""
@@ -216,12 +221,13 @@ class QueueRepository(Repository):
 
     # --- console reads -------------------------------------------------------------------
 
-    async def queued_threads(self, account_id: str, limit: int = 200, skip_teams: Sequence[str] = ()) -> list[Thread]:
-        """The head of the account's queue, leaving out the threads waiting for ``skip_teams``."""
-        query = exactly(account_id=account_id, status=ThreadStatus.QUEUED)
-        if skip_teams:
-            query["team"] = {"$nin": list(skip_teams)}
-        docs = await self._db.threads.find(query).sort(QUEUE_ORDER).limit(limit).to_list()
+    async def queued_threads(
+        self, account_id: str, limit: int = 200, skip: int = 0, within: Mapping[str, Any] | None = None
+    ) -> list[Thread]:
+        """The head of the account's queue (after its first ``skip``), of the threads ``within``
+        matches (an agent's inboxes: ``membership.thread_match``)."""
+        query = {**exactly(account_id=account_id, status=ThreadStatus.QUEUED), **(within or {})}
+        docs = await self._db.threads.find(query).sort(QUEUE_ORDER).skip(skip).limit(limit).to_list()
         return [Thread.from_doc(doc) for doc in docs]
 
     async def assigned_threads(self, agent_id: str) -> list[Thread]:

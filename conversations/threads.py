@@ -11,7 +11,7 @@ the thread (``nlu_state``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ from conversations.client import IndexPlan, Repository, StoreClient
 from conversations.errors import StoreError
 from conversations.filters import exactly, newest_page
 from conversations.ids import new_id
+from conversations.membership import both
 from conversations.models import epoch_ms, stored
 from conversations.thread_models import Thread, ThreadStatus, open_key
 from conversations.traffic import Direction, Identity
@@ -47,7 +48,8 @@ class ThreadFilter:
     """Which threads a console list shows: a status (or several), and optionally one channel,
     team, label, agent, and who waits (``us``: a customer message no agent answered yet;
     ``customer``: an open conversation whose last word was ours); ``unread``: only those with a
-    customer message no agent has seen."""
+    customer message no agent has seen; ``within``: the viewer's inboxes
+    (``membership.thread_match``)."""
 
     statuses: tuple[str, ...] = ()
     channel: str = ""
@@ -56,6 +58,7 @@ class ThreadFilter:
     agent: str = ""
     waiting: str = ""
     unread: bool = False
+    within: Mapping[str, Any] = field(default_factory=dict)
 
     def query(self, account_id: str) -> dict[str, Any]:
         query = exactly(account_id=account_id)
@@ -72,7 +75,7 @@ class ThreadFilter:
             query["awaiting_since"] = {"$exists": self.waiting == "us"}
         if self.unread:  # set by a customer message, unset once an agent saw it; a range, which its
             query["unread_since_ms"] = {"$gt": 0}  # index serves ($exists reads every thread of the account)
-        return query
+        return both(query, dict(self.within))
 
 
 class ThreadsRepository(Repository):

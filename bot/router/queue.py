@@ -32,6 +32,7 @@ from bot.tasks import pause
 from conversations.agent_models import Agent
 from conversations.errors import StoreUnavailable
 from conversations.filters import one_of
+from conversations.membership import both, members_of, sees, thread_key, thread_match
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import (
@@ -150,8 +151,8 @@ class Queue:
         return await self._claim_for(agent, {"_id": thread_id})
 
     async def take_next(self, agent: Agent) -> Thread | None:
-        """The oldest of the most urgent queued threads the agent's teams may take."""
-        match: dict[str, Any] = {} if agent.oversees else one_of("team", [None, "", *agent.teams])
+        """The oldest of the most urgent queued threads of the agent's inboxes their teams may take."""
+        match = both(thread_match(agent), {} if agent.oversees else one_of("team", [None, "", *agent.teams]))
         try:
             return await self._claim_for(agent, match)
         except QueueError as exc:
@@ -181,33 +182,35 @@ class Queue:
     async def auto_assign(self, account_id: str) -> int:
         """Under the ``auto`` strategy, hand queued threads to agents with room; returns how many.
 
-        The queue is read a page at a time; a team found with no free agent is left out of the
-        pages after (so a page of threads nobody can take hides none behind it), and a thread of
-        no team that finds nobody ends the pass (no one online has room)."""
+        A thread goes only to an agent who sees its inbox. The queue is read a page at a time,
+        after the threads passed over (so a page of threads nobody can take hides none behind it);
+        a team and inbox found with no free agent is not tried again, and the pass ends when no
+        one online has room at all."""
         if (await self.routing(account_id)).strategy != "auto":
             return 0
-        assigned, full = 0, set[str]()
+        assigned, passed, full = 0, 0, set[tuple[str, str]]()
         while True:
-            before = (assigned, len(full))
-            page = await self._store.queue.queued_threads(account_id, limit=_ASSIGN_PAGE, skip_teams=sorted(full))
+            page = await self._store.queue.queued_threads(account_id, limit=_ASSIGN_PAGE, skip=passed)
             for thread in page:
-                if thread.team in full:
+                passed += 1
+                if (thread.team or "", thread_key(thread)) in full:
                     continue
-                agent = await self._store.queue.reserve_agent(
-                    account_id, epoch_ms(utcnow()), **({"teams": thread.team} if thread.team else {})
-                )
+                team = {"teams": thread.team} if thread.team else {}
+                members = members_of(thread_key(thread))
+                agent = await self._store.queue.reserve_agent(account_id, epoch_ms(utcnow()), **team, **members)
                 if agent is None:
-                    if not thread.team:
+                    if not await self._store.queue.anyone_free(account_id):
                         return assigned
-                    full.add(thread.team)
+                    full.add((thread.team or "", thread_key(thread)))
                     continue
                 claimed = await self._store.queue.claim_next_queued(account_id, agent.id, utcnow(), _id=thread.id)
-                if claimed is None:
+                if claimed is None:  # taken meanwhile: out of the queue too
                     await self._store.queue.release_agent(agent.id)
+                    passed -= 1
                     continue
                 await self._assigned(claimed, agent, None)
-                assigned += 1
-            if len(page) < _ASSIGN_PAGE or (assigned, len(full)) == before:  # the end, or no progress
+                assigned, passed = assigned + 1, passed - 1  # out of the queue: not passed over
+            if len(page) < _ASSIGN_PAGE:
                 return assigned
 
     async def keep_assigning(self, interval: float) -> None:
@@ -227,8 +230,7 @@ class Queue:
             await pause(interval)
 
     async def note_bot_action(self, thread: Thread, text: str, entry_id: str) -> None:
-        """Put on the thread's timeline what the bot's action did (agents read why it handed over),
-        once under ``entry_id``."""
+        """On the thread's timeline, once under ``entry_id``: what the bot's action did (why it handed over)."""
         await self._log.timeline(thread, TimelineKind.ACTION, None, text, entry_id=entry_id)
 
     async def _assigned(self, thread: Thread, agent: Agent, actor: Agent | None) -> None:
@@ -256,6 +258,8 @@ class Queue:
         target = await self._store.agents.get_agent(to_agent) if to_agent else None
         if to_agent and (target is None or target.account_id != by.account_id):
             raise QueueError("unknown_agent", "no such agent", 400)
+        if target is not None and not sees(target, thread):
+            raise QueueError("not_member", f"{target.name} is not a member of this conversation's inbox", 400)
         if target is not None:
             moved = await self._move_to(thread, target, now)
             if moved is not None:
@@ -337,8 +341,9 @@ class Queue:
         if old is None:
             return None
         agent = None
-        if old.last_assignee:
-            agent = await self._store.queue.reserve_agent(account_id, epoch_ms(now), _id=old.last_assignee)
+        if old.last_assignee:  # if they still see its inbox
+            members = members_of(thread_key(old))
+            agent = await self._store.queue.reserve_agent(account_id, epoch_ms(now), _id=old.last_assignee, **members)
         thread = await self._store.queue.reopen(old, agent.id if agent else None, now)
         if thread is None:
             if agent is not None:
@@ -346,10 +351,8 @@ class Queue:
             return None
         await self._log.timeline(thread, TimelineKind.REOPENED, None, agent.name if agent else "")
         await self._log.live(thread, "assigned" if agent else "queue", agent_id=agent.id if agent else None)
-        if agent is not None:
-            await self._log.publish("thread.assigned", thread, agent=who(agent), reopened=True)
-        else:
-            await self._log.publish("thread.queued", thread, reason="reopened")
+        kind, said = ("thread.assigned", {"agent": who(agent), "reopened": True}) if agent else ("thread.queued", {})
+        await self._log.publish(kind, thread, **(said or {"reason": "reopened"}))
         return thread
 
     # --- working a thread ----------------------------------------------------------------
@@ -357,11 +360,8 @@ class Queue:
     def window_open(self, thread: Thread, now: datetime) -> bool | None:
         """Whether a free-form reply may go out on ``thread`` now (its channel's reply window);
         ``None`` on a channel without one."""
-        return (
-            self._outbox.capabilities(thread.channel).window_open(thread.wa_window_ends_at, now)
-            if self._outbox
-            else None
-        )
+        outbox = self._outbox
+        return outbox.capabilities(thread.channel).window_open(thread.wa_window_ends_at, now) if outbox else None
 
     def late(self, thread: Thread, now: datetime) -> bool:
         """Whether an agent's reply now misses the next-response target (counted for the reports)."""
@@ -386,7 +386,7 @@ class Queue:
 
     async def _visible_thread(self, agent: Agent, thread_id: str) -> Thread:
         thread = await self._store.threads.get_thread(thread_id)
-        if thread is None or thread.account_id != agent.account_id:
+        if thread is None or not sees(agent, thread):  # another account's or another inbox's
             raise QueueError("not_found", "no such conversation", 404)
         return thread
 

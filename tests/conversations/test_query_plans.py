@@ -81,7 +81,7 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         queue = Queue(store)
         calls: dict[str, Callable[[], Awaitable[object]]] = {
             "take_next": lambda: queue.take_next(agent),
-            "queue view": lambda: views.queue_rows(store, queue, "default"),
+            "queue view": lambda: views.queue_rows(store, queue, agent),
             "my conversations": lambda: views.my_rows(store, queue, agent),
             "history": lambda: views.history(store, "con_1"),
             "GET /api/threads": lambda: store.threads.list_threads(

@@ -14,6 +14,8 @@ from bot.keys import STORE
 from bot.services.contact_fields import FieldError, defined, values_from
 from bot.services.contact_merge import UNDO_DAYS, undo_until
 from bot.web.pages import current_agent, plain, redirect, signed_in
+from conversations.agent_models import Agent
+from conversations.membership import sees
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Contact, Thread
@@ -21,10 +23,13 @@ from conversations.thread_models import Contact, Thread
 MAX_NAME = 80
 
 
-async def panel(store: Repositories, contact: Contact | None, account_id: str) -> dict[str, Any]:
-    """What the panel shows: the defined attributes with the contact's values, past conversations."""
+async def panel(store: Repositories, contact: Contact | None, agent: Agent) -> dict[str, Any]:
+    """What the panel shows: the defined attributes with the contact's values, past conversations
+    (of the agent's inboxes)."""
+    account_id = agent.account_id
     account = await store.accounts.get_account(account_id)
     threads: list[Thread] = await store.threads.contact_threads(account_id, contact.id) if contact else []
+    threads = [thread for thread in threads if sees(agent, thread)]
     since = utcnow() - timedelta(days=UNDO_DAYS)
     merges = await store.merges.standing_merges(account_id, contact.id, since) if contact else []
     merged = await store.contacts.contacts_by_id([m.gone_id for m in merges])

@@ -16,6 +16,7 @@ from bot.keys import QUEUE, STORE
 from bot.web.console.views import Row, failure_words, rows
 from bot.web.pages import current_agent, page, plain, signed_in
 from conversations.agent_models import Agent
+from conversations.membership import thread_match
 from conversations.models import epoch_ms, from_epoch_ms, utcnow
 from conversations.thread_models import OutboxItem, Thread
 from conversations.threads import ThreadFilter
@@ -29,12 +30,13 @@ _ID = re.compile(r"^[a-z]{3}_[0-9a-f]{24}$")
 
 
 def view_filter(view: str, agent: Agent) -> ThreadFilter:
-    """The list a tab shows, before the chosen filters."""
+    """The list a tab shows (of the agent's inboxes), before the chosen filters."""
+    within = thread_match(agent)
     return {
-        "mine": ThreadFilter(("assigned",), agent=agent.id),
-        "unassigned": ThreadFilter(("queued",)),
-        "resolved": ThreadFilter(("resolved",)),
-    }.get(view, ThreadFilter())
+        "mine": ThreadFilter(("assigned",), agent=agent.id, within=within),
+        "unassigned": ThreadFilter(("queued",), within=within),
+        "resolved": ThreadFilter(("resolved",), within=within),
+    }.get(view, ThreadFilter(within=within))
 
 
 def chosen_filter(query: Any, view: str, agent: Agent) -> ThreadFilter:

@@ -31,6 +31,7 @@ from bot.web.i18n import LANGUAGES, translate
 from bot.web.keys import CONSOLE_HUB, SERVICES
 from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
 from conversations.agent_models import ALERTS, Agent
+from conversations.membership import sees
 from conversations.models import epoch_ms
 from conversations.thread_models import Thread
 
@@ -44,7 +45,7 @@ async def _thread_context(request: web.Request, agent: Agent, thread: Thread | N
     if thread is None:
         return {"view": None, "templates": []}
     view = await thread_view(app[STORE], app[QUEUE], agent, thread)
-    customer = await panel(app[STORE], await app[STORE].contacts.get_contact(thread.contact_id), agent.account_id)
+    customer = await panel(app[STORE], await app[STORE].contacts.get_contact(thread.contact_id), agent)
     templates = await app[TEMPLATES].templates(thread) if view.wa_window_open is False else []
     adapter = app[ADAPTERS].get(thread.channel)
     largest = app[SETTINGS].server.max_upload_bytes
@@ -81,7 +82,7 @@ async def _lists(request: web.Request, agent: Agent) -> dict[str, Any]:
     app = request.app
     routing = await app[QUEUE].routing(agent.account_id)
     return {
-        "queue": await queue_rows(app[STORE], app[QUEUE], agent.account_id),
+        "queue": await queue_rows(app[STORE], app[QUEUE], agent),
         "mine": await my_rows(app[STORE], app[QUEUE], agent),
         "strategy": routing.strategy,
         "record_location": routing.record_location,
@@ -92,7 +93,7 @@ async def _visible(request: web.Request, agent: Agent, thread_id: str | None) ->
     if not thread_id:
         return None
     thread = await request.app[STORE].threads.get_thread(thread_id)
-    return thread if thread is not None and thread.account_id == agent.account_id else None
+    return thread if thread is not None and sees(agent, thread) else None
 
 
 @signed_in()
@@ -114,7 +115,7 @@ async def render_live(app: web.Application, sock: ConsoleSocket, parts: set[str]
     lang, html = agent.lang, []
     request_like = _Detached(app, agent)
     thread = await store.threads.get_thread(sock.thread_id) if sock.thread_id and "thread" in parts else None
-    if thread is not None and thread.account_id != agent.account_id:
+    if thread is not None and not sees(agent, thread):  # another account's, or an inbox they left
         thread = None
     context = await _thread_context(request_like, agent, thread) if thread is not None else {}  # type: ignore[arg-type]
     if sock.visible:  # the agent is looking at it: what it shows is seen, before the lists say so

@@ -13,6 +13,7 @@ from bot.router.dialogue.state import DialogueState
 from bot.router.queue import Queue
 from bot.web.i18n import N_
 from conversations.agent_models import Agent, CannedResponse
+from conversations.membership import member_keys, sees, thread_match
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.satisfaction import SatisfactionAsk
@@ -99,12 +100,16 @@ async def rows(store: Repositories, queue: Queue, threads: list[Thread], now: da
     ]
 
 
-async def queue_rows(store: Repositories, queue: Queue, account_id: str) -> list[Row]:
-    return await rows(store, queue, await store.queue.queued_threads(account_id), utcnow())
+async def queue_rows(store: Repositories, queue: Queue, agent: Agent) -> list[Row]:
+    """The head of the queue, of the agent's inboxes."""
+    queued = await store.queue.queued_threads(agent.account_id, within=thread_match(agent))
+    return await rows(store, queue, queued, utcnow())
 
 
 async def my_rows(store: Repositories, queue: Queue, agent: Agent) -> list[Row]:
-    return await rows(store, queue, await store.queue.assigned_threads(agent.id), utcnow())
+    """The agent's conversations (of their inboxes: one of an inbox they left is a supervisor's to move)."""
+    mine = [t for t in await store.queue.assigned_threads(agent.id) if sees(agent, t)]
+    return await rows(store, queue, mine, utcnow())
 
 
 async def history(store: Repositories, contact_id: str) -> list[HistoryItem]:
@@ -196,6 +201,11 @@ async def thread_view(store: Repositories, queue: Queue, agent: Agent, thread: T
     now = utcnow()
     window = queue.window_open(thread, now)
     items = await history(store, thread.contact_id)
+    if member_keys(agent) is not None:  # the contact's conversations in the agent's inboxes only
+        seen = {
+            t.id for t in await store.threads.contact_threads(thread.account_id, thread.contact_id) if sees(agent, t)
+        }
+        items = [item for item in items if item.thread_id in seen]
     failed = [i.message_id for i in items if i.delivery == "failed"]
     dead = await store.outbox.dead_letters(thread.account_id, message_ids=failed) if failed else []
     return ThreadView(
