@@ -351,8 +351,8 @@ class Queue:
             return None
         await self._log.timeline(thread, TimelineKind.REOPENED, None, agent.name if agent else "")
         await self._log.live(thread, "assigned" if agent else "queue", agent_id=agent.id if agent else None)
-        kind, said = ("thread.assigned", {"agent": who(agent), "reopened": True}) if agent else ("thread.queued", {})
-        await self._log.publish(kind, thread, **(said or {"reason": "reopened"}))
+        said: dict[str, Any] = {"agent": who(agent), "reopened": True} if agent else {"reason": "reopened"}
+        await self._log.publish("thread.assigned" if agent else "thread.queued", thread, **said)
         return thread
 
     # --- working a thread ----------------------------------------------------------------
