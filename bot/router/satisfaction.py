@@ -29,6 +29,7 @@ from typing import Any
 
 from bot.logs import log_event
 from bot.router.outbox import Outbox
+from conversations.membership import thread_key
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.satisfaction import SatisfactionAsk
@@ -189,7 +190,9 @@ class Satisfaction:
             await self._send_question(thread, ask, settings)
             # queued after the resolution's own event: its own tells every process (consoles, and
             # the web chat of the process the visitor is connected to) that the question is there
-            await self._store.events.emit_event(thread.account_id, "thread", utcnow(), thread_id=thread.id)
+            await self._store.events.emit_event(
+                thread.account_id, "thread", utcnow(), thread_id=thread.id, inbox=thread_key(thread)
+            )
         return ask
 
     async def _send_question(self, thread: Thread, ask: SatisfactionAsk, settings: SatisfactionSettings) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from bot import audit
 from conversations.agent_models import Agent
 from conversations.ids import new_id
+from conversations.membership import thread_key
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Thread, TimelineEntry, TimelineKind
@@ -79,7 +80,7 @@ class ThreadLog:
     ) -> None:
         """An event for the live consoles. ``by``: the agent who did it (never alerted about it);
         ``alert``: what it tells the thread's agent or team (``customer_message``, ``queued``)."""
-        fields: dict[str, Any] = {"thread_id": thread.id}
+        fields: dict[str, Any] = {"thread_id": thread.id, "inbox": thread_key(thread)}  # who may hear of it
         if agent_id:
             fields["agent_id"] = agent_id
         extra = {"by": by, "alert": alert, "assignee": thread.assignee, "team": thread.team}

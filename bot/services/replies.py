@@ -23,6 +23,7 @@ from bot.router.thread_log import ThreadLog
 from conversations.agent_models import Agent
 from conversations.files import QuotaExceeded
 from conversations.ids import derived_id
+from conversations.membership import thread_key
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Message, Thread
@@ -98,7 +99,9 @@ class Replies:
             raise QueueError("not_failed", "this reply is not waiting for a retry", 409)
         self._outbox.wake()
         await audit.record(self._store, thread.account_id, by, "outbox.retry", item.id)
-        await self._store.events.emit_event(thread.account_id, "delivery", utcnow(), thread_id=thread.id)
+        await self._store.events.emit_event(
+            thread.account_id, "delivery", utcnow(), thread_id=thread.id, inbox=thread_key(thread)
+        )
 
     async def answer(
         self, thread_id: str, agent: Agent, text: str, nonce: str, file: AgentFile | None = None

@@ -46,6 +46,7 @@ from bot.handlers.webchat.uploads import VisitorFiles
 from bot.handlers.webchat.visitor_forms import FORM_FRAMES, VisitorForms
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
+from conversations.membership import thread_key
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.traffic import Identity, Inbound, Outbound
@@ -216,7 +217,9 @@ class WebchatAdapter(BaseAdapter):
             self._typing = {k: at for k, at in self._typing.items() if at > now - _TYPING_EVERY}
         thread = await self.store.threads.open_thread_of(account_id, Identity(self.name, visitor))
         if thread is not None and str(thread.status) in ("queued", "assigned"):
-            await self.store.events.emit_event(account_id, "typing", utcnow(), thread_id=thread.id)
+            await self.store.events.emit_event(
+                account_id, "typing", utcnow(), thread_id=thread.id, inbox=thread_key(thread)
+            )
 
     async def shutdown(self) -> None:
         """Close every socket with "going away": browsers reconnect to the next router."""

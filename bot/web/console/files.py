@@ -1,6 +1,7 @@
 """The console's way to a customer's file: an image previewed in the conversation, anything else
 downloaded, both through the router (``bot/services/attachments.py``: from the store's GridFS, or
-fetched from the provider once and kept there), for the agents of the message's account only."""
+fetched from the provider once and kept there), for the agents of the message's account who see
+its conversation's inbox only."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from bot.handlers.kit.media import AttachmentError, AttachmentTooLarge, NotDownl
 from bot.keys import ADAPTERS, SETTINGS, STORE
 from bot.services.attachments import attachment_file, files_quota
 from bot.web.pages import current_agent, plain, signed_in
+from conversations.membership import sees
 
 FILE = "/console/messages/{message_id}/attachments/{index}"
 _ID = re.compile(r"^msg_[0-9a-f]{24}$")
@@ -24,6 +26,9 @@ async def attachment(request: web.Request) -> web.StreamResponse:
     message_id, index = request.match_info["message_id"], request.match_info["index"]
     message = await store.messages.get_message(message_id) if _ID.match(message_id) else None
     if message is None or message.account_id != agent.account_id:
+        return plain(404, "no such message")
+    thread = await store.threads.get_thread(message.thread_id)
+    if thread is None or not sees(agent, thread):  # a conversation of an inbox they are not a member of
         return plain(404, "no such message")
     if not (index.isascii() and index.isdigit()) or int(index) >= len(message.attachments):
         return plain(404, "the message has no such attachment")

@@ -31,7 +31,7 @@ from bot.web.i18n import LANGUAGES, translate
 from bot.web.keys import CONSOLE_HUB, SERVICES
 from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
 from conversations.agent_models import ALERTS, Agent
-from conversations.membership import sees
+from conversations.membership import member_keys, sees
 from conversations.models import epoch_ms
 from conversations.thread_models import Thread
 
@@ -163,6 +163,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
         session_id=request[SESSION].id,
         role=str(agent.role),
         teams=frozenset(agent.teams),
+        inboxes=member_keys(agent),
         alerts_off=frozenset(agent.alerts_off),
     )
     return await request.app[CONSOLE_HUB].serve(request, sock)

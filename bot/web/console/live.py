@@ -119,6 +119,7 @@ class ConsoleSocket:
     session_id: str = ""  # the session (and the role) the socket was opened under: it lives only as long
     role: str = ""  # as both hold (``ConsoleHub.watch``)
     teams: frozenset[str] = frozenset()
+    inboxes: frozenset[str] | None = None  # the keys of the agent's inboxes; None: every inbox
     alerts_off: frozenset[str] = frozenset()  # of ``ALERTS``: what this agent is not told
     parts: set[str] = field(default_factory=set)
     notify: list[tuple[str, str]] = field(default_factory=list)  # (alert, thread id)
@@ -185,7 +186,7 @@ class ConsoleHub:
 
     async def deliver(self, event: Event) -> None:
         for sock in list(self.sockets):
-            if sock.account_id != event.get("account_id"):
+            if sock.account_id != event.get("account_id") or not _hears(sock, event):
                 continue
             parts = parts_for(event, sock)
             alert, thread_id = alert_for(event, sock), str(event.get("thread_id"))
@@ -273,6 +274,14 @@ class ConsoleHub:
         await asyncio.gather(
             *(s.ws.close(code=1001, message=b"restarting") for s in list(self.sockets)), return_exceptions=True
         )
+
+
+def _hears(sock: ConsoleSocket, event: Event) -> bool:
+    """Whether an event may reach ``sock``: one of a conversation only if the agent sees its inbox
+    (an event that does not name the inbox, as an older router wrote, only if they see every inbox)."""
+    if sock.inboxes is None or not event.get("thread_id"):
+        return True
+    return event.get("inbox") in sock.inboxes
 
 
 def _visibility(data: str) -> bool | None:

@@ -1,7 +1,7 @@
 """Search in the console: the account's messages by their words (en/lv/ru words with diacritics
 folded, phone numbers by their digits, e-mail addresses, order numbers; ``search_words.py``), the
 matching words marked, and its contacts by name or address; each result links to its
-conversation. Agents see what their account holds, as the conversation lists do."""
+conversation. Agents see what the conversations of their inboxes hold, as the conversation lists do."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from markupsafe import Markup
 
 from bot.keys import STORE
 from bot.web.pages import current_agent, page, plain, signed_in
+from conversations.membership import member_keys, sees
 from conversations.search_words import highlight
 from conversations.thread_models import Contact, Message
 
@@ -33,10 +34,19 @@ async def search_page(request: web.Request) -> web.Response:
     hits: list[Hit] = []
     contacts: list[Contact] = []
     if query:
-        hits = [Hit(m, highlight(m.text, query)) for m in await store.messages.search_messages(agent.account_id, query)]
+        found = await store.messages.search_messages(agent.account_id, query)
+        if member_keys(agent) is not None:  # the messages of the conversations of the agent's inboxes
+            of = {thread_id: await store.threads.get_thread(thread_id) for thread_id in {m.thread_id for m in found}}
+            found = [m for m in found if (thread := of[m.thread_id]) is not None and sees(agent, thread)]
+        hits = [Hit(m, highlight(m.text, query)) for m in found]
         contacts = await store.contacts.search_contacts(agent.account_id, query)
     names = await store.contacts.contacts_by_id(sorted({h.message.contact_id for h in hits}))
-    threads = {c.id: await store.threads.contact_threads(agent.account_id, c.id) for c in contacts}
+    threads = {
+        c.id: [t for t in await store.threads.contact_threads(agent.account_id, c.id) if sees(agent, t)]
+        for c in contacts
+    }
+    if member_keys(agent) is not None:  # a contact only through a conversation the agent sees
+        contacts = [c for c in contacts if threads[c.id]]
     return page(request, "search.html", query=query, hits=hits, contacts=contacts, names=names, threads=threads)
 
 
