@@ -1,5 +1,5 @@
 """Agents as people who sign in: creating one (with a generated password, shown once), changing
-one (role, teams, capacity, whether they may log in: a deactivated agent's sessions end at once),
+one (role, teams, capacity, inboxes, whether they may log in: a deactivated agent's sessions end at once),
 and the argon2id hashes their passwords are kept as. The admin pages, the REST API, the CLI and
 account creation all add and change agents here."""
 
@@ -13,8 +13,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from bot import audit
+from bot.handlers.registry import CHANNELS
 from conversations.agent_models import Agent, Role
 from conversations.ids import new_id
+from conversations.membership import clean_keys, inbox_key
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 
@@ -48,6 +50,7 @@ async def add_agent(
     teams: list[str] | None = None,
     capacity: int = 5,
     password: str | None = None,
+    inboxes: list[str] | None = None,
 ) -> tuple[Agent | None, str]:
     """Create an agent; returns ``(agent or None if the login is taken, password)``. Without a
     password one is generated (and returned, to be shown once)."""
@@ -63,6 +66,7 @@ async def add_agent(
         teams=list(teams or []),
         capacity=capacity,
         free=capacity,
+        inboxes=inboxes,
     )
     return (agent if await store.agents.create_agent(agent) else None), password
 
@@ -70,7 +74,7 @@ async def add_agent(
 async def change_agent(
     store: Repositories, agent: Agent, actor: Agent | str, changes: dict[str, Any], **audit_details: Any
 ) -> Agent:
-    """Apply ``changes`` (``name``, ``role``, ``teams``, ``capacity``, ``active``) to ``agent`` for
+    """Apply ``changes`` (``name``, ``role``, ``teams``, ``capacity``, ``active``, ``inboxes``) to ``agent`` for
     ``actor``, recorded as ``agent.update`` with ``audit_details``; the agent as it is now."""
     fields = dict(changes)
     capacity = fields.pop("capacity", None)
@@ -82,3 +86,18 @@ async def change_agent(
         await store.sign_in.delete_agent_sessions(agent.id)
     await audit.record(store, agent.account_id, actor, "agent.update", agent.id, **audit_details)
     return await store.agents.get_agent(agent.id) or agent
+
+
+async def account_inboxes(store: Repositories, account_id: str) -> list[tuple[str, str, str]]:
+    """Every inbox an agent of the account can be a member of, as ``(key, channel, name)``: its
+    first inbox of each channel (``first:<channel>``, no name) and its extra ones."""
+    first = [(inbox_key(None, channel), channel, "") for channel in CHANNELS]
+    return first + [(inbox.id, inbox.channel, inbox.name) for inbox in await store.inboxes.list_inboxes(account_id)]
+
+
+async def chosen_inboxes(store: Repositories, account_id: str, keys: list[str] | None) -> list[str] | None:
+    """``keys`` checked against the account's inboxes (``ValueError`` names one that is not, as
+    another account's is not); ``None`` stays "every inbox"."""
+    if keys is None:
+        return None
+    return clean_keys(keys, [key for key, _, _ in await account_inboxes(store, account_id)])

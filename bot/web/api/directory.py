@@ -10,7 +10,7 @@ from aiohttp import web
 from bot import audit
 from bot.keys import STORE
 from bot.router.webhooks.events import public_thread
-from bot.services.agents import add_agent, change_agent
+from bot.services.agents import add_agent, change_agent, chosen_inboxes
 from bot.services.contact_merge import UNDO_DAYS, MergeRefused, merge, undo_until, unmerge
 from bot.web.admin.agents import LOGIN_PATTERN, TEAM_PATTERN
 from bot.web.api.kit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, api_error, reply, visible
@@ -24,6 +24,7 @@ API = ApiRoutes()
 def agent_json(agent: Agent) -> dict[str, Any]:
     doc = agent.to_json()
     doc.pop("password_hash", None)
+    doc.setdefault("inboxes", None)  # said, not left out: null is every inbox
     return doc
 
 
@@ -141,6 +142,14 @@ async def list_agents(request: web.Request, call: Call) -> web.Response:
 _ROLE = {"type": "string", "enum": [Role.AGENT.value, Role.SUPERVISOR.value, Role.ADMIN.value]}
 _TEAMS = {"type": "array", "maxItems": 20, "uniqueItems": True, "items": {"type": "string", "pattern": TEAM_PATTERN}}
 _CAPACITY = {"type": "integer", "minimum": 1, "maximum": 100}
+_INBOXES = {
+    "type": ["array", "null"],
+    "maxItems": 200,
+    "uniqueItems": True,
+    "items": {"type": "string", "pattern": "^(inb_[0-9a-f]{24}|first:[a-z]{1,20})$"},
+    "description": "the keys of the inboxes whose conversations the agent sees (an inbox's id, or "
+    "first:<channel> for the account's first inbox of a channel); null: every inbox",
+}
 _NAME = {"type": "string", "minLength": 1, "maxLength": 80}
 NEW_AGENT = {
     "type": "object",
@@ -152,6 +161,7 @@ NEW_AGENT = {
         "role": _ROLE,
         "teams": _TEAMS,
         "capacity": _CAPACITY,
+        "inboxes": _INBOXES,
         "password": {
             "type": "string",
             "minLength": 8,
@@ -170,7 +180,7 @@ NEW_AGENT = {
     status=201,
     query=(ACCOUNT,),
     body=NEW_AGENT,
-    errors=(409,),
+    errors=(409, 422),
     response={
         "type": "object",
         "required": ["agent"],
@@ -180,6 +190,7 @@ NEW_AGENT = {
 async def create_agent(request: web.Request, call: Call) -> web.Response:
     body = call.body
     assert call.account_id is not None
+    inboxes = await _inboxes(request, call.account_id, body.get("inboxes"))
     agent, password = await add_agent(
         request.app[STORE],
         call.account_id,
@@ -189,6 +200,7 @@ async def create_agent(request: web.Request, call: Call) -> web.Response:
         teams=body.get("teams", []),
         capacity=body.get("capacity", 5),
         password=body.get("password"),
+        inboxes=inboxes,
     )
     if agent is None:
         raise api_error(409, "login_taken", f"an agent {body['login']!r} already exists in account {call.account_id}")
@@ -199,6 +211,13 @@ async def create_agent(request: web.Request, call: Call) -> web.Response:
     if "password" not in body:
         result["password"] = password
     return reply(result, status=201)
+
+
+async def _inboxes(request: web.Request, account_id: str, keys: list[str] | None) -> list[str] | None:
+    try:
+        return await chosen_inboxes(request.app[STORE], account_id, keys)
+    except ValueError as exc:
+        raise api_error(422, "unknown_inbox", str(exc)) from None
 
 
 async def _agent(request: web.Request, call: Call) -> Agent:
@@ -215,9 +234,10 @@ async def get_agent(request: web.Request, call: Call) -> web.Response:
 @API(
     "PATCH",
     "/api/agents/{agent_id}",
-    "Change an agent's name, role, teams, capacity or whether they may log in",
+    "Change an agent's name, role, teams, capacity, inboxes or whether they may log in",
     tag="agents",
     response=ref("Agent"),
+    errors=(422,),
     body={
         "type": "object",
         "additionalProperties": False,
@@ -226,6 +246,7 @@ async def get_agent(request: web.Request, call: Call) -> web.Response:
             "role": _ROLE,
             "teams": _TEAMS,
             "capacity": _CAPACITY,
+            "inboxes": _INBOXES,
             "active": {"type": "boolean"},
         },
     },
@@ -234,9 +255,10 @@ async def update_agent(request: web.Request, call: Call) -> web.Response:
     store, agent = request.app[STORE], await _agent(request, call)
     if agent.role == Role.SUPERADMIN and not call.principal.superadmin:
         raise api_error(403, "forbidden", "a superadmin is changed by the install-wide token or in the console")
-    changed = await change_agent(
-        store, agent, call.principal.audit_actor, dict(call.body), fields=",".join(sorted(call.body))
-    )
+    changes = dict(call.body)
+    if "inboxes" in changes:
+        changes["inboxes"] = await _inboxes(request, agent.account_id, changes["inboxes"])
+    changed = await change_agent(store, agent, call.principal.audit_actor, changes, fields=",".join(sorted(call.body)))
     return reply(agent_json(changed))
 
 
