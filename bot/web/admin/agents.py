@@ -8,13 +8,14 @@ import csv
 import io
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from aiohttp import web
 
 from bot import audit
 from bot.business_hours import BusinessHours
 from bot.keys import QUEUE, STORE
-from bot.services.agents import add_agent, change_agent
+from bot.services.agents import account_inboxes, add_agent, change_agent, chosen_inboxes
 from bot.services.csvcells import inert_cell
 from bot.services.satisfaction_report import satisfaction_report
 from bot.web.admin.period import read_period
@@ -64,6 +65,7 @@ async def _show(request: web.Request, message: str, created: dict[str, str] | No
         request,
         "admin.html",
         agents=await store.agents.list_agents(agent.account_id),
+        inboxes=await account_inboxes(store, agent.account_id),
         shifts=shifts,
         roles=_roles(agent),
         since=since.isoformat(),
@@ -191,11 +193,20 @@ async def update_agent(request: web.Request) -> web.Response:
     if teams is None or not capacity.isdigit() or not 1 <= int(capacity) <= 100 or role not in _roles(admin):
         return plain(400, "teams: comma-separated words; capacity 1-100; role agent|supervisor|admin")
     active = form.get("active") == "on" or target.id == admin.id  # an admin cannot lock themselves out
+    changes = {"teams": teams, "role": role, "active": active, "capacity": int(capacity)}
+    if form.get("inboxes_shown"):  # the form's inbox boxes: "every inbox", or the ones ticked
+        keys = None if form.get("every_inbox") == "on" else [str(key) for key in form.getall("inbox", [])]
+        try:
+            changes["inboxes"] = await chosen_inboxes(store, admin.account_id, keys)
+        except ValueError as exc:
+            return plain(400, str(exc))
+    kept: Any = changes.get("inboxes", target.inboxes)
     await change_agent(
         store,
         target,
         admin,
-        {"teams": teams, "role": role, "active": active, "capacity": int(capacity)},
+        changes,
+        inboxes="every" if kept is None else ",".join(kept),
         login=target.login,
         role=role,
         teams=",".join(teams),
