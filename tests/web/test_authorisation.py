@@ -1,13 +1,16 @@
 """The authorisation matrix: every console and API route the application serves — enumerated from
-its router, so a new route is covered the day it is added — called by anonymous, an agent, an
-admin, another account's admin and the superadmin, against one account's records.
+its router, so a new route is covered the day it is added — called by anonymous, an agent, a
+member and a non-member of the probed conversation's inbox, a supervisor, an admin, another
+account's admin and the superadmin, against one account's records.
 
 Each route's handler carries its access mark (``bot/web/access.py``); a route without one must be
 public on purpose (listed below) or this test fails. What is checked:
 
 * who may not call a route is refused (401, 403, 404, or the login page) and learns nothing: no
   response carries the account's private data, and none of its records changes;
-* who may call it gets past the guard (no 401/403/404, no 5xx).
+* who may call it gets past the guard (no 401/403/404, no 5xx);
+* an agent of the account who is not a member of the conversation's inbox calls its routes as if
+  it did not exist: refused or shown nothing of it, and it does not change.
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ ACME_CAMPAIGN: dict[str, Any] = {
     "send_at": datetime(2099, 1, 1, tzinfo=UTC),
 }
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+# what a non-member of the conversation's inbox must leave as it is
+CONVERSATION = ("threads", "messages", "timeline", "contacts", "contact_merges", "outbox")
 
 # a valid body for every API operation that takes one (so a refusal is the guard's, not a 400)
 API_BODIES: dict[tuple[str, str], Any] = {
@@ -199,6 +204,8 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
     agent, _ = await add_agent(store, "acme", "acme-agent", name="Acme Agent Zed", password=PASSWORD)
     assert agent is not None
     await add_agent(store, "acme", "acme-supervisor", name="Acme Supervisor", role=Role.SUPERVISOR, password=PASSWORD)
+    # the probed conversation is of acme's first web chat: a member of that inbox, and one of another
+    await add_agent(store, "acme", "acme-member", name="Acme Member", password=PASSWORD, inboxes=["first:webchat"])
     subscription, _ = await subscribe(
         store,
         app[EVENTS],
@@ -242,6 +249,7 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
         None,
     )
     assert inbox is not None
+    await add_agent(store, "acme", "acme-outsider", name="Acme Outsider", password=PASSWORD, inboxes=[inbox.id])
     spare = await issue_token(store, "acme", "acme-crm-token spare", ["read"], "test")
     tokens = {
         "admin": await issue_token(store, "acme", "acme-crm-token", ["read", "write"], "test"),
@@ -274,6 +282,8 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
     }
     logins = {
         "agent": ("acme", "acme-agent"),
+        "member": ("acme", "acme-member"),
+        "non_member": ("acme", "acme-outsider"),
         "supervisor": ("acme", "acme-supervisor"),
         "admin": ("acme", "acme-admin"),
         "other_admin": ("rival", "rival-admin"),
@@ -383,10 +393,11 @@ async def _console_csrf(world: World, who: str) -> str:
 
 def expected(who: str, method: str, template: str, access: Access) -> str:
     """``allowed``, ``denied`` (refused outright) or ``foreign`` (let in, but only to the caller's own
-    account: nothing of acme may show or change)."""
+    account: nothing of acme may show or change; for ``non_member``, nothing of the conversation
+    of an inbox they are not a member of)."""
     touches_acme = "{" in template or (method, template) in QUERIES
     if access.kind == "token":
-        if who in ("anonymous", "agent", "supervisor"):
+        if who in ("anonymous", "agent", "member", "non_member", "supervisor"):
             return "denied"  # no token: console sessions are not API credentials
         if access.superadmin:
             return "allowed" if who == "superadmin" else "denied"
@@ -397,6 +408,8 @@ def expected(who: str, method: str, template: str, access: Access) -> str:
         return "denied"
     rank = {
         "agent": Role.AGENT,
+        "member": Role.AGENT,
+        "non_member": Role.AGENT,
         "supervisor": Role.SUPERVISOR,
         "admin": Role.ADMIN,
         "other_admin": Role.ADMIN,
@@ -406,7 +419,16 @@ def expected(who: str, method: str, template: str, access: Access) -> str:
         return "denied"
     if access.role == Role.SUPERADMIN:
         return "allowed"
-    return "allowed" if who in ("agent", "supervisor", "admin") else "foreign"
+    if who == "non_member" and of_the_conversation(method, template):
+        return "foreign"
+    return "allowed" if who in ("agent", "member", "non_member", "supervisor", "admin") else "foreign"
+
+
+def of_the_conversation(method: str, template: str) -> bool:
+    """Whether a console route reads or changes the probed conversation, its messages, files or
+    contacts (what a non-member of its inbox must not reach)."""
+    path = template + QUERIES.get((method, template), "")
+    return any(f"{{{name}}}" in path for name in ("thread_id", "message_id", "file", "contact_id", "merge_id"))
 
 
 def check(who: str, method: str, template: str, outcome: str, status: int, body: str, location: str) -> list[str]:
@@ -443,7 +465,8 @@ async def test_every_route_refuses_whom_it_must_and_leaks_nothing_across_account
 ) -> None:
     problems: list[str] = []
     checked = 0
-    for n, who in enumerate(["anonymous", "other_admin", "agent", "supervisor", "admin", "superadmin"]):
+    rows = ["anonymous", "other_admin", "agent", "member", "non_member", "supervisor", "admin", "superadmin"]
+    for n, who in enumerate(rows):
         world = await build_world(embedded, f"{db_name}_{n}", start_client)
         try:
             before = await world.snapshot()
@@ -457,8 +480,13 @@ async def test_every_route_refuses_whom_it_must_and_leaks_nothing_across_account
                 for collection in sorted(set(before) | set(after)):
                     if before.get(collection, []) != after.get(collection, []):
                         problems.append(f"{who} changed acme's {collection}")
+            if who == "non_member":  # the conversation of an inbox they are not a member of is untouched
+                after = await world.snapshot()
+                for collection in CONVERSATION:
+                    if before.get(collection, []) != after.get(collection, []):
+                        problems.append(f"{who} changed acme's {collection}")
         finally:
             for session in world.sessions.values():
                 await session.close()
     assert not problems, "\n".join(problems)
-    assert checked >= 6 * 50  # the router has this many guarded routes; fewer means routes went missing
+    assert checked >= len(rows) * 50  # the router has this many guarded routes; fewer means routes went missing

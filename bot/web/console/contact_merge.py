@@ -1,7 +1,8 @@
 """Merging the customer beside a conversation with another contact of the account ("Merge
 with…" in the contact panel): find the other one by name, phone or e-mail, confirm with both side
 by side, merge; the panel then offers "Undo merge" for ``UNDO_DAYS``. Any agent of the account may
-merge, as any agent may edit the contact (``contact_panel.py``); both steps are audited."""
+merge contacts they see, as they may edit them (``contact_panel.py``: for an agent of some inboxes,
+contacts with a conversation in one of them); both steps are audited."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiohttp import web
 
 from bot.keys import STORE
 from bot.services.contact_merge import UNDO_DAYS, MergeRefused, merge, unmerge
+from bot.web.console.contact_panel import works_with
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.repositories import Repositories
 from conversations.thread_models import Contact
@@ -28,17 +30,12 @@ async def _side(store: Repositories, contact: Contact) -> dict[str, Any]:
     return {"contact": contact, "threads": len(threads)}
 
 
-async def _own(store: Repositories, account_id: str, contact_id: str) -> Contact | None:
-    contact = await store.contacts.get_contact(contact_id)
-    return contact if contact is not None and contact.account_id == account_id else None
-
-
 @signed_in()
 async def merge_page(request: web.Request) -> web.Response:
     """``GET /console/contacts/{contact_id}/merge``: find the other contact (``q``), or, with
     ``with``, the confirm step showing both."""
     agent, store = current_agent(request), request.app[STORE]
-    keep = await _own(store, agent.account_id, request.match_info["contact_id"])
+    keep = await works_with(store, agent, request.match_info["contact_id"])
     if keep is None:
         return plain(404, "no such contact")
     thread, query = request.query.get("thread", ""), request.query.get("q", "").strip()[:MAX_QUERY]
@@ -46,14 +43,14 @@ async def merge_page(request: web.Request) -> web.Response:
     context.update(found=[], filled=[])
     other_id = request.query.get("with", "")
     if other_id:
-        other = await _own(store, agent.account_id, other_id)
+        other = await works_with(store, agent, other_id)
         if other is None or other.id == keep.id:
             return plain(404, "no such contact")
         context.update(keep_side=await _side(store, keep), other_side=await _side(store, other), other=other)
         context["filled"] = [k for k in other.attributes if k not in keep.attributes]
     elif query:
         found = await store.contacts.search_contacts(agent.account_id, query)
-        context["found"] = [c for c in found if c.id != keep.id]
+        context["found"] = [c for c in found if c.id != keep.id and await works_with(store, agent, c.id)]
     return page(request, "contact_merge.html", **context)
 
 
@@ -61,8 +58,11 @@ async def merge_page(request: web.Request) -> web.Response:
 async def merge_contact(request: web.Request) -> web.Response:
     """``POST /console/contacts/{contact_id}/merge``: fold contact ``from`` into this one."""
     agent, store, form = current_agent(request), request.app[STORE], await request.post()
+    keep_id, gone_id = request.match_info["contact_id"], str(form.get("from", ""))
+    if await works_with(store, agent, keep_id) is None or await works_with(store, agent, gone_id) is None:
+        return plain(404, "no such contact")
     try:
-        await merge(store, agent.account_id, request.match_info["contact_id"], str(form.get("from", "")), agent)
+        await merge(store, agent.account_id, keep_id, gone_id, agent)
     except MergeRefused as exc:
         return plain(exc.status, exc.reason)
     return redirect(_back(str(form.get("thread", ""))))
@@ -72,6 +72,9 @@ async def merge_contact(request: web.Request) -> web.Response:
 async def undo_merge(request: web.Request) -> web.Response:
     """``POST /console/contact-merges/{merge_id}/undo``."""
     agent, store, form = current_agent(request), request.app[STORE], await request.post()
+    done = await store.merges.get_merge(request.match_info["merge_id"])
+    if done is None or await works_with(store, agent, done.keep_id) is None:
+        return plain(404, "no such merge")
     try:
         await unmerge(store, agent.account_id, request.match_info["merge_id"], agent)
     except MergeRefused as exc:

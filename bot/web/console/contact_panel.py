@@ -1,6 +1,6 @@
 """The customer beside the conversation: their name (editable), the account's custom attributes
-(filled in here), and their past conversations. Any agent of the account may edit a contact they can
-see; each change is audited (ids only)."""
+(filled in here), and their past conversations (in the agent's inboxes). Any agent of the account may
+edit a contact they can see (one with a conversation in their inboxes); each change is audited (ids only)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from bot.services.contact_fields import FieldError, defined, values_from
 from bot.services.contact_merge import UNDO_DAYS, undo_until
 from bot.web.pages import current_agent, plain, redirect, signed_in
 from conversations.agent_models import Agent
-from conversations.membership import sees
+from conversations.membership import member_keys, sees
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Contact, Thread
@@ -43,6 +43,18 @@ async def panel(store: Repositories, contact: Contact | None, agent: Agent) -> d
     }
 
 
+async def works_with(store: Repositories, agent: Agent, contact_id: str) -> Contact | None:
+    """The contact, if the agent may see and change it: one of their account's and, for an agent
+    of some inboxes only, one with a conversation in one of them."""
+    contact = await store.contacts.get_contact(contact_id)
+    if contact is None or contact.account_id != agent.account_id:
+        return None
+    if member_keys(agent) is None:
+        return contact
+    threads = await store.threads.contact_threads(agent.account_id, contact.id)
+    return contact if any(sees(agent, thread) for thread in threads) else None
+
+
 def _consent(contact: Contact | None) -> dict[str, Any] | None:
     """The consent the customer gave in the widget's pre-chat form: when, and to which notice."""
     given = ((contact.prechat or {}) if contact else {}).get("consent")
@@ -62,8 +74,7 @@ async def save_contact(request: web.Request) -> web.Response:
     conversation (``thread``)."""
     agent, store = current_agent(request), request.app[STORE]
     contact_id, form = request.match_info["contact_id"], await request.post()
-    contact = await store.contacts.get_contact(contact_id)
-    if contact is None or contact.account_id != agent.account_id:
+    if await works_with(store, agent, contact_id) is None:
         return plain(404, "no such contact")
     account = await store.accounts.get_account(agent.account_id)
     name = str(form.get("name", "")).strip()[:MAX_NAME]

@@ -50,7 +50,8 @@ async def sent_file(request: web.Request) -> web.StreamResponse:
     agent, store = current_agent(request), request.app[STORE]
     key = request.match_info["file"]
     found = await store.files.read_upload(agent.account_id, key) if _UPLOAD.match(key) else None
-    if found is None:
+    thread = await store.threads.get_thread(found[0].thread_id) if found is not None else None
+    if found is None or thread is None or not sees(agent, thread):
         return plain(404, "no such file")
     stored, data = found
     content_type, inline = served_type(stored.content_type, data)
