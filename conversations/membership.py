@@ -40,6 +40,13 @@ def member_keys(agent: Agent) -> frozenset[str] | None:
     return frozenset(agent.inboxes)
 
 
+def grant_of(agent: Agent) -> str:
+    """What an open console was granted, to end it when that changes: the role, and the inboxes
+    when they are not every inbox (``agent|first:webchat,inb_…``)."""
+    keys = member_keys(agent)
+    return str(agent.role) if keys is None else f"{agent.role}|{','.join(sorted(keys))}"
+
+
 def thread_match(agent: Agent) -> dict[str, Any]:
     """A filter on ``threads`` (to merge with :func:`both`) that keeps the agent's inboxes' only:
     ``{}`` for those who see every inbox. The account is the caller's own condition."""

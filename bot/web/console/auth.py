@@ -29,6 +29,7 @@ from aiohttp import web
 from bot.keys import SETTINGS, STORE
 from bot.settings import ConsoleSettings
 from conversations.agent_models import Agent, Session
+from conversations.membership import grant_of
 
 if TYPE_CHECKING:
     from conversations.repositories import Repositories
@@ -151,7 +152,7 @@ async def ended_sessions(
             or (not session.second_factor and session.account_id in requiring)
         ):
             ended[session_id] = "signed out"
-        elif agent.role != role:
+        elif grant_of(agent) != role:  # the role, or the inboxes of an agent of some inboxes
             ended[session_id] = "role changed"
     return ended
 

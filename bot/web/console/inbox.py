@@ -31,7 +31,7 @@ from bot.web.i18n import LANGUAGES, translate
 from bot.web.keys import CONSOLE_HUB, SERVICES
 from bot.web.pages import AGENT, SESSION, current_agent, page, plain, redirect, render, signed_in
 from conversations.agent_models import ALERTS, Agent
-from conversations.membership import member_keys, sees
+from conversations.membership import grant_of, member_keys, sees
 from conversations.models import epoch_ms
 from conversations.thread_models import Thread
 
@@ -110,7 +110,7 @@ async def render_live(app: web.Application, sock: ConsoleSocket, parts: set[str]
     """The fragments a console needs after an event, marked for htmx's out-of-band swap."""
     store = app[STORE]
     agent = await store.agents.get_agent(sock.agent_id)
-    if agent is None or not agent.active or (sock.role and agent.role != sock.role):
+    if agent is None or not agent.active or (sock.role and grant_of(agent) != sock.role):
         return ""  # nothing under a grant that no longer holds: the socket is being closed
     lang, html = agent.lang, []
     request_like = _Detached(app, agent)
@@ -161,7 +161,7 @@ async def socket(request: web.Request) -> web.StreamResponse:
         agent.lang,
         request[SESSION].csrf,
         session_id=request[SESSION].id,
-        role=str(agent.role),
+        role=grant_of(agent),
         teams=frozenset(agent.teams),
         inboxes=member_keys(agent),
         alerts_off=frozenset(agent.alerts_off),

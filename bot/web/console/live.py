@@ -116,8 +116,8 @@ class ConsoleSocket:
     thread_id: str | None
     lang: str
     csrf: str
-    session_id: str = ""  # the session (and the role) the socket was opened under: it lives only as long
-    role: str = ""  # as both hold (``ConsoleHub.watch``)
+    session_id: str = ""  # the session (and the role, with the inboxes: ``membership.grant_of``) the
+    role: str = ""  # socket was opened under: it lives only as long as both hold (``ConsoleHub.watch``)
     teams: frozenset[str] = frozenset()
     inboxes: frozenset[str] | None = None  # the keys of the agent's inboxes; None: every inbox
     alerts_off: frozenset[str] = frozenset()  # of ``ALERTS``: what this agent is not told

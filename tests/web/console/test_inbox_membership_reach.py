@@ -15,7 +15,7 @@ from bot.services.agents import add_agent
 from conversations.agent_models import Role
 from conversations.repositories import Repositories
 from tests.web.console.test_console_socket import browsers as browsers  # a fixture
-from tests.web.console.test_console_socket import logged_in, open_socket
+from tests.web.console.test_console_socket import closed_within, logged_in, open_socket
 from tests.web.console.test_inbox_membership import A, second_inbox, writes
 
 PASSWORD = "correct horse battery"
@@ -117,3 +117,24 @@ async def test_no_event_of_another_inbox_reaches_an_agents_socket(
     in_a = await writes(app, "ann", text="hello from A")
     ada_heard = await frames_for(sockets["ada"], 3.0)
     assert any(in_a in frame for frame in ada_heard) and not any(in_b in frame for frame in ada_heard)
+
+
+async def test_narrowing_an_agents_inboxes_closes_their_socket_and_it_reconnects_under_the_new_ones(
+    client: TestClient, browsers: list[aiohttp.ClientSession]
+) -> None:
+    app: Any = client.server.app
+    store = app[STORE]
+    b = await second_inbox(store)
+    await people(store, b)
+    ada = await store.agents.agent_by_login("default", "ada")
+    assert ada is not None
+    await store.agents.update_agent(ada.id, inboxes=[A, b])
+    browser = await session(browsers, client, "ada")
+    socket = await open_socket(browser, client)
+    await store.agents.update_agent(ada.id, inboxes=[A])  # as the Admin page or the API do
+    code, _ = await closed_within(socket, 6.0)
+    assert code == 4403  # the page reloads (console.js) and reconnects
+    again = await open_socket(browser, client)
+    await frames_for(again, 1.0)
+    in_b = await writes(app, "bea", b, text="still there?")
+    assert not any(in_b in frame for frame in await frames_for(again, 3.0))
