@@ -78,6 +78,9 @@ class ApiToken(Document):
     scopes: list[str] = field(default_factory=lambda: list(SCOPES))
     created_by: str = ""
     last_used_ms: int | None = None
+    # a token that acts for one agent of the account: their role and inboxes, the conversation
+    # routes only (``bot/web/api/kit.py``); None: the account's own (an admin's rights)
+    agent_id: str | None = None
 
     def public(self) -> dict[str, Any]:
         doc = self.to_json()

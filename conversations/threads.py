@@ -312,11 +312,19 @@ class ThreadsRepository(Repository):
     # --- lists -----------------------------------------------------------------------------
 
     async def list_threads(
-        self, account_id: str, *, limit: int, before: datetime | None = None, before_id: str | None = None, **match: str
+        self,
+        account_id: str,
+        *,
+        limit: int,
+        before: datetime | None = None,
+        before_id: str | None = None,
+        within: Mapping[str, Any] | None = None,
+        **match: str,
     ) -> list[Thread]:
         """The account's threads by last activity, newest first (a page after ``before`` /
-        ``before_id``); ``match`` filters on status, channel, assignee or contact_id."""
-        query = exactly(account_id=account_id, **match)
+        ``before_id``); ``match`` filters on status, channel, assignee or contact_id; ``within``:
+        the caller's inboxes (``membership.thread_match``)."""
+        query = both(exactly(account_id=account_id, **match), dict(within or {}))
         docs = await newest_page(self._db.threads, query, "last_message_at", limit, before, before_id)
         return [Thread.from_doc(doc) for doc in docs]
 

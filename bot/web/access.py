@@ -21,6 +21,7 @@ class Access:
     role: Role = Role.AGENT  # session: the least role
     scope: str = "read"  # token: read | write
     superadmin: bool = False  # token: the install-wide token only
+    agents: bool = False  # token: an agent's token may call it too (the conversation routes)
 
 
 def mark(handler: F, access: Access) -> F:

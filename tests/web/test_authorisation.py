@@ -205,7 +205,9 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
     assert agent is not None
     await add_agent(store, "acme", "acme-supervisor", name="Acme Supervisor", role=Role.SUPERVISOR, password=PASSWORD)
     # the probed conversation is of acme's first web chat: a member of that inbox, and one of another
-    await add_agent(store, "acme", "acme-member", name="Acme Member", password=PASSWORD, inboxes=["first:webchat"])
+    member, _ = await add_agent(
+        store, "acme", "acme-member", name="Acme Member", password=PASSWORD, inboxes=["first:webchat"]
+    )
     subscription, _ = await subscribe(
         store,
         app[EVENTS],
@@ -249,12 +251,18 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
         None,
     )
     assert inbox is not None
-    await add_agent(store, "acme", "acme-outsider", name="Acme Outsider", password=PASSWORD, inboxes=[inbox.id])
+    outsider, _ = await add_agent(
+        store, "acme", "acme-outsider", name="Acme Outsider", password=PASSWORD, inboxes=[inbox.id]
+    )
+    assert member is not None and outsider is not None
     spare = await issue_token(store, "acme", "acme-crm-token spare", ["read"], "test")
     tokens = {
         "admin": await issue_token(store, "acme", "acme-crm-token", ["read", "write"], "test"),
         "other_admin": await issue_token(store, "rival", "rival-crm", ["read", "write"], "test"),
         "superadmin": INSTALL,
+        # tokens that act for an agent: the member's and the non-member's of the probed conversation's inbox
+        "member": await issue_token(store, "acme", "acme member's", ["read", "write"], "test", member),
+        "non_member": await issue_token(store, "acme", "acme outsider's", ["read", "write"], "test", outsider),
     }
     spare_id = next(t.id for t in await store.accounts.list_api_tokens("acme") if t.prefix == spare[:8])
     samples = {
@@ -392,12 +400,17 @@ async def _console_csrf(world: World, who: str) -> str:
 
 
 def expected(who: str, method: str, template: str, access: Access) -> str:
-    """``allowed``, ``denied`` (refused outright) or ``foreign`` (let in, but only to the caller's own
+    """``allowed``, ``denied`` (refused outright), ``foreign`` (let in, but only to the caller's own
     account: nothing of acme may show or change; for ``non_member``, nothing of the conversation
-    of an inbox they are not a member of)."""
+    of an inbox they are not a member of) or ``let_in`` (past the guard and the conversation is
+    found, though the queue's rules may refuse the action: a member's token)."""
     touches_acme = "{" in template or (method, template) in QUERIES
     if access.kind == "token":
-        if who in ("anonymous", "agent", "member", "non_member", "supervisor"):
+        if who in ("member", "non_member"):  # a token that acts for that agent: the conversation routes only
+            if not access.agents or access.superadmin:
+                return "denied"
+            return "foreign" if who == "non_member" else "let_in"
+        if who in ("anonymous", "agent", "supervisor"):
             return "denied"  # no token: console sessions are not API credentials
         if access.superadmin:
             return "allowed" if who == "superadmin" else "denied"
@@ -438,11 +451,13 @@ def check(who: str, method: str, template: str, outcome: str, status: int, body:
         problems.append(f"{route}: server error")
     if outcome == "allowed" and status in (401, 403, 404):
         problems.append(f"{route}: refused, but {who} may call it")
+    if outcome == "let_in" and status in (401, 404):
+        problems.append(f"{route}: refused or not found, but {who} sees it")
     if outcome == "denied":
         refused = status in (401, 403, 404) or (status == 303 and location == "/login")
         if not refused:
             problems.append(f"{route}: not refused")
-    if outcome != "allowed":  # acme's own agent may see their own name in the top bar
+    if outcome not in ("allowed", "let_in"):  # acme's own agent may see their own name in the top bar
         problems += [
             f"{route}: shows {marker!r}"
             for marker in MARKERS

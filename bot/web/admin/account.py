@@ -52,6 +52,7 @@ async def _context(request: web.Request, agent: Agent) -> dict[str, Any]:
         "urls": webhook_urls(app[SETTINGS], f"{request.scheme}://{request.host}", account.id),
         "reopen_days": f"{routing.reopen_days:g}",
         "tokens": await store.accounts.list_api_tokens(agent.account_id),
+        "agents": {a.id: a for a in await store.agents.list_agents(agent.account_id) if a.active},
         "scopes": SCOPES,
         "event_types": EVENT_TYPES,
         "webhooks": webhooks,
@@ -269,7 +270,12 @@ async def create_token(request: web.Request) -> web.Response:
             400,
             error=translate(admin.lang, "A token needs a name (letters, digits, space . : @ -) and a scope."),
         )
-    token = await issue_token(request.app[STORE], admin.account_id, name, scopes, admin)
+    acts_for = None
+    if form.get("agent"):  # a token that acts for one agent: their inboxes, the conversation routes only
+        acts_for = await request.app[STORE].agents.get_agent(str(form.get("agent")))
+        if acts_for is None or acts_for.account_id != admin.account_id or not acts_for.active:
+            return plain(400, "no such agent in this account")
+    token = await issue_token(request.app[STORE], admin.account_id, name, scopes, admin, acts_for)
     return await _show(request, revealed={"what": "token", "name": name, "value": token})
 
 

@@ -38,9 +38,11 @@ from bot.router.sanitize import storable
 from bot.web.access import Access, mark
 from conversations.agent_models import Agent, Role
 from conversations.ids import new_id
+from conversations.membership import sees, thread_match
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.tenant_models import SCOPES, ApiToken
+from conversations.thread_models import Message, Thread
 
 TOKEN_PREFIX = "omr_"
 
@@ -86,6 +88,16 @@ class Principal:
     token_id: str
     name: str
     scopes: tuple[str, ...] = SCOPES
+    agent: Agent | None = None  # a token that acts for one agent: their role and inboxes
+
+    def sees(self, thread: Thread) -> bool:
+        """Whether the caller may see ``thread``: of their account and, for an agent's token, of
+        the agent's inboxes."""
+        return self.may_see(thread.account_id) and (self.agent is None or sees(self.agent, thread))
+
+    def thread_match(self) -> dict[str, Any]:
+        """The filter on threads that keeps what the caller sees (``membership.thread_match``)."""
+        return thread_match(self.agent) if self.agent is not None else {}
 
     @property
     def superadmin(self) -> bool:
@@ -100,7 +112,9 @@ class Principal:
         return audit.API if self.superadmin else f"{audit.API}:{self.name}"
 
     def actor(self, account_id: str) -> Agent:
-        """Who the timeline names for a queue action taken through the API."""
+        """Who the timeline names for a queue action taken through the API (an agent's token: the agent)."""
+        if self.agent is not None:
+            return self.agent
         role = Role.SUPERADMIN if self.superadmin else Role.ADMIN
         return Agent(
             id=f"api:{self.token_id}",
@@ -118,10 +132,15 @@ def hash_token(token: str) -> str:
 
 
 async def issue_token(
-    store: Repositories, account_id: str, name: str, scopes: list[str], created_by: Agent | str
+    store: Repositories,
+    account_id: str,
+    name: str,
+    scopes: list[str],
+    created_by: Agent | str,
+    acts_for: Agent | None = None,
 ) -> str:
-    """A new API token of the account: stored as its SHA-256 only; the token is returned to be
-    shown once."""
+    """A new API token of the account (``acts_for``: one that acts for that agent of it): stored as
+    its SHA-256 only; the token is returned to be shown once."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken(
         id=new_id("tok"),
@@ -132,9 +151,12 @@ async def issue_token(
         created_at=utcnow(),
         scopes=[s for s in SCOPES if s in scopes],
         created_by=created_by.id if isinstance(created_by, Agent) else created_by,
+        agent_id=acts_for.id if acts_for is not None else None,
     )
     await store.accounts.create_api_token(record)
-    await audit.record(store, account_id, created_by, "token.create", record.id, scopes=",".join(record.scopes))
+    await audit.record(
+        store, account_id, created_by, "token.create", record.id, scopes=",".join(record.scopes), agent=record.agent_id
+    )
     return token
 
 
@@ -159,9 +181,12 @@ async def authenticate(request: web.Request) -> Principal:
     if account is None or account.disabled:
         raise api_error(403, "account_disabled", f"account {token.account_id} is disabled")
     now_ms = int(time.time() * 1000)
+    agent = await store.agents.get_agent(token.agent_id) if token.agent_id else None
+    if token.agent_id and (agent is None or not agent.active or agent.account_id != token.account_id):
+        raise api_error(401, "unauthorized", "the agent this token acts for is disabled or gone")
     if (token.last_used_ms or 0) < now_ms - 60_000:
         await store.accounts.touch_api_token(token.id, now_ms)
-    return Principal(token.account_id, token.id, token.name, tuple(token.scopes))
+    return Principal(token.account_id, token.id, token.name, tuple(token.scopes), agent)
 
 
 # --- operations -------------------------------------------------------------------------------
@@ -222,6 +247,7 @@ class Operation:
     status: int = 200
     scope: str = "read"
     superadmin: bool = False
+    agents: bool = False  # an agent's token may call it (the conversation routes); other routes refuse one
     query: tuple[Param, ...] = ()
     body: dict[str, Any] | None = None
     errors: tuple[int, ...] = ()
@@ -267,13 +293,15 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
             raise api_error(403, "forbidden", "only the install token (the superadmin's) may do this")
         if op.scope not in principal.scopes:
             raise api_error(403, "forbidden", f"this token lacks the {op.scope} scope")
+        if principal.agent is not None and not op.agents:
+            raise api_error(403, "forbidden", "this token acts for an agent: it may use the conversation routes only")
         query = {name: _query_value(request, param, check) for name, (param, check) in query_checks.items()}
         query = {k: v for k, v in query.items() if v is not None}
         body = await _body(request, body_check, op.sanitize) if body_check is not None else None
         account_id = await _account(request, principal, query) if ACCOUNT in op.query else principal.account_id
         return await op.handler(request, Call(principal, query, body, account_id))
 
-    return mark(endpoint, Access("token", scope=op.scope, superadmin=op.superadmin))
+    return mark(endpoint, Access("token", scope=op.scope, superadmin=op.superadmin, agents=op.agents))
 
 
 def _query_value(request: web.Request, param: Param, check: Draft202012Validator) -> Any:
@@ -340,3 +368,20 @@ def visible(principal: Principal, record: Any, what: str, record_id: str) -> Any
     if record is None or not principal.may_see(str(record.account_id)):
         raise api_error(404, "not_found", f"no {what} {record_id}")
     return record
+
+
+def visible_thread(principal: Principal, thread: Thread | None, thread_id: str) -> Thread:
+    """The thread if the caller sees it (its account, and an agent's token its inboxes); else a 404."""
+    if thread is None or not principal.sees(thread):
+        raise api_error(404, "not_found", f"no thread {thread_id}")
+    return thread
+
+
+async def visible_message(request: web.Request, principal: Principal, message_id: str) -> Message:
+    """The message if the caller sees its thread; else a 404."""
+    store = request.app[STORE]
+    message: Message = visible(principal, await store.messages.get_message(message_id), "message", message_id)
+    thread = await store.threads.get_thread(message.thread_id) if principal.agent is not None else None
+    if principal.agent is not None and (thread is None or not principal.sees(thread)):
+        raise api_error(404, "not_found", f"no message {message_id}")
+    return message

@@ -13,7 +13,18 @@ from bot import audit
 from bot.keys import OUTBOX, STORE
 from bot.router.webhooks.events import public_thread
 from bot.web.access import Access, mark
-from bot.web.api.kit import LIMIT, ApiRoutes, Call, Param, api_error, authenticate, reply, visible
+from bot.web.api.kit import (
+    LIMIT,
+    ApiRoutes,
+    Call,
+    Param,
+    api_error,
+    authenticate,
+    reply,
+    visible,
+    visible_message,
+    visible_thread,
+)
 from bot.web.api.openapi import list_of, ref
 from conversations.models import from_epoch_ms, utcnow
 from conversations.thread_models import Message, OutboxItem, OutboxState, Thread
@@ -123,12 +134,13 @@ _MESSAGES_LIMIT = Param(
     "/api/threads/{thread_id}",
     "A thread with its newest messages, oldest first",
     tag="threads",
+    agents=True,
     response=_THREAD_WITH_MESSAGES,
     query=(_MESSAGES_LIMIT,),
 )
 async def get_thread(request: web.Request, call: Call) -> web.Response:
     store, thread_id = request.app[STORE], request.match_info["thread_id"]
-    thread = visible(call.principal, await store.threads.get_thread(thread_id), "thread", thread_id)
+    thread = visible_thread(call.principal, await store.threads.get_thread(thread_id), thread_id)
     messages = await store.messages.thread_messages(thread.id, call.query["limit"])
     return reply({"thread": thread_json(thread), "messages": [message_json(m) for m in messages]})
 
@@ -138,12 +150,12 @@ async def get_thread(request: web.Request, call: Call) -> web.Response:
     "/api/messages/{message_id}",
     "One message with its dispatch decision and delivery status",
     tag="messages",
+    agents=True,
     response=ref("Message"),
 )
 async def get_message(request: web.Request, call: Call) -> web.Response:
     message_id = request.match_info["message_id"]
-    message = visible(call.principal, await request.app[STORE].messages.get_message(message_id), "message", message_id)
-    return reply(message_json(message))
+    return reply(message_json(await visible_message(request, call.principal, message_id)))
 
 
 def routes() -> list[web.RouteDef]:

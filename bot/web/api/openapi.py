@@ -95,7 +95,9 @@ SCHEMAS: dict[str, Any] = {
     "Message": record_schema(Message),
     "Contact": record_schema(Contact),
     "TimelineEntry": record_schema(TimelineEntry),
-    "Agent": record_schema(Agent, drop=("password_hash",)),
+    "Agent": record_schema(
+        Agent, drop=("password_hash",), inboxes={"type": ["array", "null"], "items": {"type": "string"}}
+    ),
     "OutboxItem": record_schema(OutboxItem, drop=("due_ms",), due_at={"type": "string", "format": "date-time"}),
     "Account": record_schema(Account, drop=("channels", "sealing_problems")),
     "ApiToken": record_schema(ApiToken, drop=("token_hash",)),

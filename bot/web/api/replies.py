@@ -4,15 +4,17 @@ file id. Same authentication and account scoping as the rest of ``/api``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
 
 from bot.handlers.kit.media import AttachmentError, AttachmentTooLarge, NotDownloadable
-from bot.keys import ADAPTERS, SETTINGS, STORE
+from bot.keys import ADAPTERS, QUEUE, SETTINGS, STORE
+from bot.router.queue import QueueError
 from bot.router.replies import Reply, ReplyRefused
 from bot.services.attachments import attachment_file, files_quota
-from bot.web.api.kit import ApiRoutes, Call, api_error, reply, visible
+from bot.web.api.kit import ApiRoutes, Call, api_error, reply, visible_message, visible_thread
 from bot.web.api.messages import small_int
 from bot.web.api.openapi import ref
 from bot.web.errors import json_error
@@ -73,6 +75,7 @@ def reply_from(body: dict[str, Any]) -> Reply:
     "/api/threads/{thread_id}/replies",
     "Queue an agent's reply through the outbox",
     tag="threads",
+    agents=True,
     response=ref("Message"),
     status=202,
     body=REPLY_BODY,
@@ -82,8 +85,14 @@ def reply_from(body: dict[str, Any]) -> Reply:
 )
 async def post_reply(request: web.Request, call: Call) -> web.Response:
     thread_id = request.match_info["thread_id"]
-    thread = visible(call.principal, await request.app[STORE].threads.get_thread(thread_id), "thread", thread_id)
+    thread = visible_thread(call.principal, await request.app[STORE].threads.get_thread(thread_id), thread_id)
     reply_to_send = reply_from(call.body)
+    if call.principal.agent is not None:  # an agent's token: as in the console, in a conversation they hold
+        try:
+            await request.app[QUEUE].open_thread(call.principal.agent, thread_id, own=True)
+        except QueueError as exc:
+            return json_error(exc.status, exc.code, str(exc))
+        reply_to_send = replace(reply_to_send, agent=call.principal.agent.id)
     try:
         message = await request.app[SERVICES].replies.send(
             thread, reply_to_send, call.principal.audit_actor, agent=reply_to_send.agent
@@ -98,12 +107,13 @@ async def post_reply(request: web.Request, call: Call) -> web.Response:
     "/api/messages/{message_id}/attachments/{index}",
     "The n-th attachment of a message: from the store's files, or fetched from the channel's provider by its file id and kept",
     tag="messages",
+    agents=True,
     response=None,
     errors=(409, 413, 502),
 )
 async def get_attachment(request: web.Request, call: Call) -> web.StreamResponse:
     message_id, index = request.match_info["message_id"], small_int(request.match_info["index"])
-    message = visible(call.principal, await request.app[STORE].messages.get_message(message_id), "message", message_id)
+    message = await visible_message(request, call.principal, message_id)
     if index is None or index >= len(message.attachments):
         raise api_error(404, "not_found", f"message {message_id} has no such attachment")
     quota = files_quota(request.app[SETTINGS])

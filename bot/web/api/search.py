@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.keys import STORE
+from bot.services.visibility import seen_results
 from bot.web.api.kit import ACCOUNT, ApiRoutes, Call, Param, api_error, reply
 from bot.web.api.openapi import ref
 from conversations.search_words import search_words
@@ -24,6 +25,7 @@ QUERY = Param(
     "/api/search",
     "Messages holding every word of `q` (the last one as a prefix; diacritics and case ignored, phone numbers by their digits), newest first, and contacts with every word of `q` in their name or one of their addresses, found the same way",
     tag="contacts",
+    agents=True,
     response={
         "type": "object",
         "required": ["messages", "contacts"],
@@ -43,4 +45,6 @@ async def search(request: web.Request, call: Call) -> web.Response:
     store = request.app[STORE]
     messages = await store.messages.search_messages(call.account_id, query)
     contacts = await store.contacts.search_contacts(call.account_id, query)
+    if call.principal.agent is not None:  # an agent's token: what the conversations of their inboxes hold
+        messages, contacts = await seen_results(store, call.principal.agent, messages, contacts)
     return reply({"messages": [m.to_json() for m in messages], "contacts": [c.to_json() for c in contacts]})

@@ -11,7 +11,7 @@ from aiohttp import web
 from bot.keys import STORE
 from bot.router.queue import QueueError
 from bot.router.webhooks.events import public_thread
-from bot.web.api.kit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, Param, api_error, reply, visible
+from bot.web.api.kit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, Param, api_error, reply, visible_thread
 from bot.web.api.openapi import list_of, ref
 from bot.web.keys import SERVICES
 from conversations.thread_models import Thread, ThreadStatus
@@ -22,10 +22,7 @@ _ID = {"type": "string", "minLength": 1, "maxLength": 64}
 
 async def _thread(request: web.Request, call: Call) -> Thread:
     thread_id = request.match_info["thread_id"]
-    thread: Thread = visible(
-        call.principal, await request.app[STORE].threads.get_thread(thread_id), "thread", thread_id
-    )
-    return thread
+    return visible_thread(call.principal, await request.app[STORE].threads.get_thread(thread_id), thread_id)
 
 
 async def _after(request: web.Request, thread: Thread) -> web.Response:
@@ -41,6 +38,7 @@ def _refused(exc: QueueError) -> web.HTTPException:
     "/api/threads",
     "The account's threads, most recently active first",
     tag="threads",
+    agents=True,
     response=list_of("Thread"),
     query=(
         Param("status", {"type": "string", "enum": [s.value for s in ThreadStatus]}, "only threads in this status"),
@@ -62,6 +60,7 @@ async def list_threads(request: web.Request, call: Call) -> web.Response:
         limit=call.query["limit"],
         before=call.query.get("before"),
         before_id=call.query.get("before_id"),
+        within=call.principal.thread_match(),  # an agent's token: their inboxes' threads
         **match,
     )
     return reply({"items": [public_thread(t) for t in threads]})
@@ -72,6 +71,7 @@ async def list_threads(request: web.Request, call: Call) -> web.Response:
     "/api/threads/{thread_id}/timeline",
     "What happened to a thread: notes, queueing, assignments, transfers, resolution",
     tag="threads",
+    agents=True,
     response=list_of("TimelineEntry"),
 )
 async def thread_timeline(request: web.Request, call: Call) -> web.Response:
@@ -85,6 +85,7 @@ async def thread_timeline(request: web.Request, call: Call) -> web.Response:
     "/api/threads/{thread_id}/notes",
     "Add a private note (agents see it, the customer never does)",
     tag="threads",
+    agents=True,
     response=ref("Thread"),
     errors=(409,),
     body={
@@ -110,6 +111,7 @@ async def add_note(request: web.Request, call: Call) -> web.Response:
     "/api/threads/{thread_id}/labels",
     "Set the thread's labels",
     tag="threads",
+    agents=True,
     response=ref("Thread"),
     errors=(409,),
     body={
@@ -154,6 +156,7 @@ ASSIGN_BODY: dict[str, Any] = {
     "/api/threads/{thread_id}/assign",
     "Assign a queued or assigned thread to an agent, or move it to a team's queue",
     tag="threads",
+    agents=True,
     response=ref("Thread"),
     errors=(409,),
     body=ASSIGN_BODY,
@@ -178,6 +181,7 @@ async def assign(request: web.Request, call: Call) -> web.Response:
     "/api/threads/{thread_id}/resolve",
     "Resolve a queued or assigned thread",
     tag="threads",
+    agents=True,
     response=ref("Thread"),
     errors=(409,),
 )

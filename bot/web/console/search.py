@@ -11,8 +11,9 @@ from aiohttp import web
 from markupsafe import Markup
 
 from bot.keys import STORE
+from bot.services.visibility import seen_results
 from bot.web.pages import current_agent, page, plain, signed_in
-from conversations.membership import member_keys, sees
+from conversations.membership import sees
 from conversations.search_words import highlight
 from conversations.thread_models import Contact, Message
 
@@ -34,19 +35,18 @@ async def search_page(request: web.Request) -> web.Response:
     hits: list[Hit] = []
     contacts: list[Contact] = []
     if query:
-        found = await store.messages.search_messages(agent.account_id, query)
-        if member_keys(agent) is not None:  # the messages of the conversations of the agent's inboxes
-            of = {thread_id: await store.threads.get_thread(thread_id) for thread_id in {m.thread_id for m in found}}
-            found = [m for m in found if (thread := of[m.thread_id]) is not None and sees(agent, thread)]
+        found, contacts = await seen_results(
+            store,
+            agent,
+            await store.messages.search_messages(agent.account_id, query),
+            await store.contacts.search_contacts(agent.account_id, query),
+        )
         hits = [Hit(m, highlight(m.text, query)) for m in found]
-        contacts = await store.contacts.search_contacts(agent.account_id, query)
     names = await store.contacts.contacts_by_id(sorted({h.message.contact_id for h in hits}))
     threads = {
         c.id: [t for t in await store.threads.contact_threads(agent.account_id, c.id) if sees(agent, t)]
         for c in contacts
     }
-    if member_keys(agent) is not None:  # a contact only through a conversation the agent sees
-        contacts = [c for c in contacts if threads[c.id]]
     return page(request, "search.html", query=query, hits=hits, contacts=contacts, names=names, threads=threads)
 
 
