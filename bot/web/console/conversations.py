@@ -16,7 +16,7 @@ from bot.keys import QUEUE, STORE
 from bot.web.console.views import Row, failure_words, rows
 from bot.web.pages import current_agent, page, plain, signed_in
 from conversations.agent_models import Agent
-from conversations.membership import thread_match
+from conversations.membership import sees, thread_match
 from conversations.models import epoch_ms, from_epoch_ms, utcnow
 from conversations.thread_models import OutboxItem, Thread
 from conversations.threads import ThreadFilter
@@ -127,7 +127,7 @@ async def _dead_letters(request: web.Request, agent: Agent) -> list[OutboxItem]:
     store = request.app[STORE]
     if agent.oversees:
         return await store.outbox.dead_letters(agent.account_id)
-    mine = [t.id for t in await store.queue.assigned_threads(agent.id)]
+    mine = [t.id for t in await store.queue.assigned_threads(agent.id) if sees(agent, t)]
     return await store.outbox.dead_letters(agent.account_id, thread_ids=mine) if mine else []
 
 

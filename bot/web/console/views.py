@@ -187,6 +187,7 @@ class ThreadView:
     bot: DialogueState | None = None  # what the bot collected and tried before a human took over
     failures: Mapping[str, Failure] = field(default_factory=dict)  # message id -> its send given up on
     ratings: list[SatisfactionAsk] = field(default_factory=list)  # the customer's ratings of this conversation
+    outsiders: frozenset[str] = frozenset()  # agents who do not see the thread's inbox: not offered a transfer
 
     @property
     def canned_data(self) -> list[dict[str, str]]:
@@ -222,6 +223,7 @@ async def thread_view(store: Repositories, queue: Queue, agent: Agent, thread: T
         bot=_bot_state(await store.threads.thread_nlu_state(thread.id)),
         failures={d.message_id: Failure(d.id, d.last_error or "", failure_words(d.last_error)) for d in dead},
         ratings=[r for r in await store.satisfaction.of_threads(thread.account_id, [thread.id]) if r.rating],
+        outsiders=frozenset(a.id for a in agents if not sees(a, thread)),
     )
 
 

@@ -204,3 +204,19 @@ async def test_a_thread_is_transferred_only_to_a_member_of_its_inbox(client: Tes
         await queue.transfer(in_b, sue, to_agent=ada.id)
     assert refused.value.code == "not_member" and refused.value.status == 400
     assert (await queue.transfer(in_b, sue, to_agent=bob.id)).assignee == bob.id
+
+
+async def test_a_conversation_is_offered_for_transfer_only_to_those_who_see_its_inbox(client: TestClient) -> None:
+    app = client.server.app
+    store = app[STORE]
+    b = await second_inbox(store)
+    in_b = await writes(app, "bea", b)
+    ada = await member_of(store, await make_agent(store, "ada"), A)
+    bob = await member_of(store, await make_agent(store, "bob"), b)
+    old = await make_agent(store, "old")  # every inbox
+    sue, password = await add_agent(store, "default", "sue", role=Role.SUPERVISOR)
+    assert sue is not None
+    assert (await log_in(client, "sue", password)).status == 303
+    page = await (await client.get(f"/console?thread={in_b}")).text()
+    assert f'<option value="{bob.id}"' in page and f'<option value="{old.id}"' in page
+    assert f'<option value="{ada.id}"' not in page
