@@ -220,3 +220,25 @@ async def test_a_conversation_is_offered_for_transfer_only_to_those_who_see_its_
     page = await (await client.get(f"/console?thread={in_b}")).text()
     assert f'<option value="{bob.id}"' in page and f'<option value="{old.id}"' in page
     assert f'<option value="{ada.id}"' not in page
+
+
+async def test_the_contacts_history_beside_a_conversation_keeps_to_the_agents_inboxes(client: TestClient) -> None:
+    app = client.server.app
+    store = app[STORE]
+    b = await second_inbox(store)
+    first = await writes(app, "tom", text="hello in the first bot", channel="telegram")
+    other = await writes(app, "tom", b, text="my secret order in the sales bot")  # the same person, in B
+    one, two = await store.threads.get_thread(first), await store.threads.get_thread(other)
+    assert one is not None and two is not None and one.contact_id == two.contact_id
+    tia, password = await add_agent(store, "default", "tia")
+    assert tia is not None
+    await member_of(store, tia, f"{FIRST}telegram")
+    _, sue_password = await add_agent(store, "default", "sue", role=Role.SUPERVISOR)
+    assert (await log_in(client, "tia", password)).status == 303
+    page = await (await client.get(f"/console?thread={first}")).text()
+    assert "hello in the first bot" in page
+    assert "my secret order" not in page and other not in page  # neither its messages nor its link
+    await client.post("/logout", data={"csrf_token": await console_csrf(client)})
+    assert (await log_in(client, "sue", sue_password)).status == 303
+    page = await (await client.get(f"/console?thread={first}")).text()
+    assert "hello in the first bot" in page and "my secret order" in page
