@@ -49,12 +49,13 @@ from bot.router.dialogue.actions import ActionServer
 from bot.router.dialogue.domain import check_timeouts, load_domain
 from bot.router.dialogue.engine import Dialogue
 from bot.router.dialogue.http_actions import HttpActions, action_secret
-from bot.router.dispatch import Dispatcher, DispatchSweeper, ReplyLimit
+from bot.router.dispatch import Dispatcher, ReplyLimit
 from bot.router.inbound import InboundPipeline, InboundRecorder
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from bot.router.satisfaction import RatingLinks, Satisfaction
 from bot.router.shifts import Shifts
+from bot.router.sweeper import DispatchSweeper
 from bot.router.thread_log import ThreadLog
 from bot.router.webhooks.events import ThreadEvents
 from bot.router.webhooks.sender import WebhookSender

@@ -17,10 +17,11 @@ from pymongo.errors import OperationFailure
 
 from bot.handlers.kit.protocol import BaseAdapter, PermanentSendError, RetryableSendError
 from bot.metrics import Metrics
-from bot.router.dispatch import Dispatcher, DispatchSweeper
+from bot.router.dispatch import Dispatcher
 from bot.router.leasing import lease_and_work
 from bot.router.outbox import Outbox, backoff_delay
 from bot.router.queue import Queue
+from bot.router.sweeper import DispatchSweeper
 from bot.sending_settings import OutboxSettings
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
