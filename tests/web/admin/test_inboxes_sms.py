@@ -55,7 +55,7 @@ async def test_an_admin_adds_edits_and_disables_a_twilio_number(admin: Browser, 
     assert "Shop line" in row and NUMBER in row and SID in row and TOKEN not in page
     assert f'value="{PUBLIC_URL}/webhooks/sms"' in row and f'value="{PUBLIC_URL}/webhooks/voice"' in row
     assert re.search(r'data-field="auth_token">✓ set', row)
-    assert f'action="/admin/inboxes/{inbox_id}/check"' not in row  # no Check button for Twilio (yet)
+    assert f'action="/admin/inboxes/{inbox_id}/check"' in row
     store = admin.app[STORE]  # type: ignore[attr-defined]
     raw = await raw_database_of(store).inboxes.find_one({"_id": inbox_id})
     assert raw is not None and raw["route"] == f"sms:{NUMBER}" and TOKEN not in str(raw)  # sealed
@@ -140,6 +140,41 @@ async def test_a_test_message_goes_out_through_the_inbox_s_own_twilio_account(
     assert await db.threads.count_documents({}) == 0
 
 
+async def test_check_names_the_number_in_its_twilio_account_or_says_what_twilio_refused(
+    admin: Browser, fakes: dict[str, FakeTwilio]
+) -> None:
+    shop = fakes["shop"]
+    shop.numbers = {"+14155550999": "Another line", NUMBER: "Corner Shop main line"}
+    inbox_id = await add_inbox(admin, _twilio(shop))
+    path = f"/admin/inboxes/{inbox_id}/check"
+    status, page = await admin.post(path, {}, page="/admin/inboxes")
+    assert status == 200, page
+    assert f"It works: this is the Twilio number {NUMBER} (Corner Shop main line)." in article(page, inbox_id)
+
+    # a number that is not in that Twilio account
+    shop.numbers = {"+14155550999": "Another line"}
+    status, page = await admin.post(path, {}, page="/admin/inboxes")
+    expected = f"Twilio refused: {NUMBER} is not a number of the Twilio account {SID}"
+    assert status == 200 and expected in article(page, inbox_id)
+
+    # credentials Twilio does not take
+    store = admin.app[STORE]  # type: ignore[attr-defined]
+    await store.inboxes.update_inbox("shop", inbox_id, {"auth_token": "not-the-token"})
+    status, page = await admin.post(path, {}, page="/admin/inboxes")
+    assert status == 200 and "Twilio refused: 401 (code 20003) Authenticate" in article(page, inbox_id)
+    assert "not-the-token" not in page and TOKEN not in page
+    assert fakes["install"].numbers == {} and shop.sent == []
+
+
+async def test_check_asks_no_twilio_server_the_install_does_not_allow(admin: Browser, fakes: dict[str, Any]) -> None:
+    """An api_base stored by an older release that this install no longer allows: nothing is asked."""
+    inbox_id = await add_inbox(admin, _twilio(fakes["shop"]))
+    store = admin.app[STORE]  # type: ignore[attr-defined]
+    await store.inboxes.update_inbox("shop", inbox_id, {"api_base": "http://127.0.0.1:9"})
+    status, page = await admin.post(f"/admin/inboxes/{inbox_id}/check", {}, page="/admin/inboxes")
+    assert status == 200 and "Not tried: account shop: channels.sms.api_base: 127.0.0.1:9" in article(page, inbox_id)
+
+
 async def test_another_account_s_admin_cannot_see_test_or_change_the_number(
     admin: Browser, fakes: dict[str, Any]
 ) -> None:
@@ -168,6 +203,11 @@ async def test_the_twilio_words_are_in_latvian_and_russian(admin: Browser, fakes
     store = admin.app[STORE]  # type: ignore[attr-defined]
     owner = await store.agents.agent_by_login("shop", "owner")
     assert owner is not None
+    fakes["shop"].numbers = {NUMBER: "Shop line"}
+    works = {
+        "lv": f"Darbojas: tas ir Twilio numurs {NUMBER} (Shop line).",
+        "ru": f"Работает: это номер Twilio {NUMBER}",
+    }
     for lang, words in (
         ("lv", ["Pievienot Twilio numuru (SMS)", "Balss tīmekļa āķa URL"]),
         ("ru", ["Добавить номер Twilio (SMS)", "URL голосового вебхука"]),
@@ -175,3 +215,5 @@ async def test_the_twilio_words_are_in_latvian_and_russian(admin: Browser, fakes
         await store.agents.update_agent(owner.id, lang=lang)
         page = (await admin.get("/admin/inboxes"))[1]
         assert all(w in page for w in words) and f'id="inbox-{inbox_id}"' in page, lang
+        _, page = await admin.post(f"/admin/inboxes/{inbox_id}/check", {}, page="/admin/inboxes")
+        assert works[lang] in article(page, inbox_id), lang
