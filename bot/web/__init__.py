@@ -29,6 +29,7 @@ from bot.web.admin import reports as admin_reports
 from bot.web.admin import training as admin_training
 from bot.web.api import (
     accounts,
+    campaigns,
     directory,
     inboxes,
     intents,
@@ -76,6 +77,7 @@ API_TABLES: list[ApiRoutes] = [
     search_api.API,
     accounts.API,
     inboxes.API,
+    campaigns.API,
     webhooks.API,
     nlu.API,
     intents.API,
