@@ -39,6 +39,7 @@ from bot.keys import (
     SETTINGS,
     SHIFTS,
     STORE,
+    STORE_LISTENERS,
     WEBHOOKS,
 )
 from bot.logs import log_event
@@ -125,11 +126,13 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             socket=str(embedded.socket_path),
             mode=settings.store.embedded_mode,
         )
+    listeners = app[STORE_LISTENERS] if STORE_LISTENERS in app else ()
     store = Repositories.connect(
         uri,
         settings.store.database,
         timeout_ms=settings.store.timeout_ms,
         on_command=app[METRICS].count_store_command,
+        listeners=listeners,
         reports_read_preference=settings.store.reports_read_preference,
     )
     app[EMBEDDED] = embedded
