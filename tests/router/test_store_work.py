@@ -7,10 +7,11 @@ import asyncio
 import dataclasses
 from typing import Any
 
-import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from pymongo import monitoring
 
-from bot.keys import PIPELINE
+from bot.app import create_app
+from bot.keys import PIPELINE, STORE_LISTENERS
 from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
 from conversations.thread_models import DecisionAction
@@ -23,14 +24,14 @@ READS = frozenset({"find", "aggregate", "count", "distinct"})
 
 
 class StoreWork(monitoring.CommandListener):
-    """The commands sent to one database while armed: ``(command, collection, documents)``."""
+    """The commands the router sends while armed: ``(command, collection, documents)``."""
 
     def __init__(self) -> None:
-        self.database: str | None = None
+        self.armed = False
         self.commands: list[tuple[str, str, int]] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.database_name != self.database or event.command_name in _HANDSHAKES:
+        if not self.armed or event.command_name in _HANDSHAKES:
             return
         body = event.command
         documents = next((len(body[key]) for key in ("documents", "updates", "deletes") if key in body), 1)
@@ -41,17 +42,6 @@ class StoreWork(monitoring.CommandListener):
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
-
-
-_WORK = StoreWork()
-monitoring.register(_WORK)  # global: it counts only while a test points it at its database
-
-
-@pytest.fixture
-def work(db_name: str) -> Any:
-    _WORK.commands.clear()
-    yield _WORK
-    _WORK.database = None
 
 
 # no background poll in the measured second: only the message's own work is counted
@@ -67,23 +57,30 @@ QUIET = {
 
 
 async def test_a_bot_answered_message_reads_the_store_twice_and_writes_its_thread_once(
-    embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes, start_client: Any, work: Any
+    embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes
 ) -> None:
     await install(store, starter_blob)
-    client = await start_client(make_settings(embedded.uri, db_name, **QUIET))
-    pipeline = client.server.app[PIPELINE]
+    app = create_app(make_settings(embedded.uri, db_name, **QUIET))
+    work = StoreWork()
+    app[STORE_LISTENERS] = (work,)
+    async with TestClient(TestServer(app)) as client:
+        await measure(client.server.app, work)
+
+
+async def measure(app: Any, work: StoreWork) -> None:
+    pipeline = app[PIPELINE]
     question = inbound("webchat", 7, "what are your opening hours?")
     for n in range(2):  # the customer's conversation is open, the engine warm
         _, task = await pipeline.receive(dataclasses.replace(question, external_id=f"before-{n}"))
         assert task is not None and await task is not None
     await asyncio.sleep(0.3)
 
-    work.database = db_name
+    work.armed = True
     _, task = await pipeline.receive(question)
     assert task is not None
     decision = await task
     await asyncio.sleep(0.5)  # the reply's send and its console event
-    work.database = None
+    work.armed = False
 
     assert decision is not None and decision.action == DecisionAction.ANSWERED
     listed = "\n".join(map(str, work.commands))
