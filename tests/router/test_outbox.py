@@ -265,11 +265,13 @@ async def test_a_send_slower_than_the_lease_is_not_taken_over_and_sent_again(sto
     """A large upload can take longer than the lease; meanwhile the item is still this worker's,
     and no worker (this process's own included) may lease it and send it a second time."""
     _, ids = await make_items(store, 1)
-    provider = SteadyChannel(2.5)  # two and a half leases
-    outbox = Outbox(store, {"webchat": provider}, Metrics(), outbox_settings(lease_seconds=1, concurrency=4))
+    # renewed every third of the lease: 2 s leaves a loaded machine's event loop 1.3 s of stall
+    # between two renewals before the lease runs out
+    provider = SteadyChannel(5)  # two and a half leases
+    outbox = Outbox(store, {"webchat": provider}, Metrics(), outbox_settings(lease_seconds=2, concurrency=4))
     worker = asyncio.create_task(outbox.run())
     try:
-        await wait_for(lambda: _count(store, state="sent", expected=1), timeout=10)
+        await wait_for(lambda: _count(store, state="sent", expected=1), timeout=15)
         await asyncio.sleep(0.5)  # a second send started meanwhile would still be in flight
         await outbox.drain()
     finally:
