@@ -39,6 +39,7 @@ from bot.keys import (
     SETTINGS,
     SHIFTS,
     STORE,
+    STORE_LISTENERS,
     WEBHOOKS,
 )
 from bot.logs import log_event
@@ -49,12 +50,13 @@ from bot.router.dialogue.actions import ActionServer
 from bot.router.dialogue.domain import check_timeouts, load_domain
 from bot.router.dialogue.engine import Dialogue
 from bot.router.dialogue.http_actions import HttpActions, action_secret
-from bot.router.dispatch import Dispatcher, DispatchSweeper, ReplyLimit
+from bot.router.dispatch import Dispatcher, ReplyLimit
 from bot.router.inbound import InboundPipeline, InboundRecorder
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
 from bot.router.satisfaction import RatingLinks, Satisfaction
 from bot.router.shifts import Shifts
+from bot.router.sweeper import DispatchSweeper
 from bot.router.thread_log import ThreadLog
 from bot.router.webhooks.events import ThreadEvents
 from bot.router.webhooks.sender import WebhookSender
@@ -124,11 +126,13 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             socket=str(embedded.socket_path),
             mode=settings.store.embedded_mode,
         )
+    listeners = app[STORE_LISTENERS] if STORE_LISTENERS in app else ()
     store = Repositories.connect(
         uri,
         settings.store.database,
         timeout_ms=settings.store.timeout_ms,
         on_command=app[METRICS].count_store_command,
+        listeners=listeners,
         reports_read_preference=settings.store.reports_read_preference,
     )
     app[EMBEDDED] = embedded

@@ -11,7 +11,8 @@ Actions: ``login``, ``login.failed``, ``logout``, ``shift.start|stop|away|back``
 ``settings.routing|canned|retention|channel|reopen|account|attributes``, ``contact.export|erase|update|merge|unmerge``, ``report.export``,
 ``audit.export``, ``timesheet.export``, ``retention.purge``, ``outbox.retry``, ``account.create|disable|enable``,
 ``token.create|revoke``, ``webhook.create|update|toggle|rotate|delete|redeliver``,
-``nlu.train|activate|learn|import``, ``nlu.intent.create|delete``, ``nlu.example.add|edit|delete``, ``bot.publish``. API callers are ``api``
+``nlu.train|activate|learn|import``, ``nlu.intent.create|delete``, ``nlu.example.add|edit|delete``, ``bot.publish``,
+``campaign.create|cancel``. API callers are ``api``
 (the install-wide token) or ``api:<token name>`` (an account's token).
 """
 

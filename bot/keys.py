@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bot.router.webhooks.events import ThreadEvents
     from bot.router.webhooks.sender import WebhookSender
     from bot.settings import Settings
+    from conversations.client import StoreListener
     from conversations.embedded import EmbeddedMongo
     from conversations.repositories import Repositories
 
@@ -33,6 +34,8 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 STORE: web.AppKey[Repositories] = web.AppKey("store")
 EMBEDDED: web.AppKey[EmbeddedMongo | None] = web.AppKey("embedded")
+# set before start: command listeners the store's client is created with (tests that count commands)
+STORE_LISTENERS: web.AppKey[tuple[StoreListener, ...]] = web.AppKey("store_listeners")
 ADAPTERS: web.AppKey[dict[str, ChannelAdapter]] = web.AppKey("adapters")
 PIPELINE: web.AppKey[InboundPipeline] = web.AppKey("pipeline")
 DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("dispatcher")

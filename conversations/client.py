@@ -220,6 +220,9 @@ class Repository:
             return False
 
 
+StoreListener = monitoring.CommandListener  # sees every command a store client sends
+
+
 class _CommandCounter(monitoring.CommandListener):
     """Calls back with every command the driver sends: one per store round trip."""
 

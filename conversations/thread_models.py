@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from conversations.models import Document, from_epoch_ms, load_enum, load_tuple
+from conversations.models import Document, epoch_ms, from_epoch_ms, load_enum, load_tuple
 from conversations.search_words import search_text
 from conversations.traffic import Attachment, DeliveryStatus, Direction, Identity, Outbound
 
@@ -106,6 +106,33 @@ def open_key(contact_id: str, channel: str, inbox_id: str | None = None) -> str:
     return f"{contact_id}:{channel}" if inbox_id is None else f"{contact_id}:{channel}@{inbox_id}"
 
 
+@dataclass(frozen=True)
+class Activity:
+    """A customer message's mark on its thread: the last activity moved forward to ``at``, the
+    WhatsApp service window's end to ``window_ends_at`` if later; with ``unread`` (not a
+    redelivery) the thread is unread from the oldest message no agent has seen. Every part only
+    moves forward, so writing it alone or with the dialogue state reads the same.
+
+    Kept as epoch milliseconds with ``$max``: the embedded server compares dates at one-second
+    precision, stores a date written by ``$set`` as a string, and under load sometimes fails to
+    match an ``$or`` / ``$exists`` guard on a just-inserted document."""
+
+    at: datetime
+    window_ends_at: datetime | None = None
+    unread: bool = True
+
+    def update(self) -> dict[str, Any]:
+        fields = {"last_message_at": epoch_ms(self.at)}
+        if self.window_ends_at is not None:
+            fields["wa_window_ends_ms"] = epoch_ms(self.window_ends_at)
+        update: dict[str, Any] = {"$max": fields}
+        if self.unread:  # a new customer message: unread from it on, unless an earlier one is unread already
+            fields["last_inbound_ms"] = epoch_ms(self.at)
+            update["$min"] = {"unread_since_ms": epoch_ms(self.at)}
+            update["$inc"] = {"unread_count": 1}
+        return update
+
+
 @dataclass(slots=True)
 class Thread(Document):
     """One conversation with a contact on a channel, from opening to resolution."""
@@ -151,6 +178,9 @@ class Thread(Document):
     # where the customer asked to be answered instead of the thread's channel, {"channel", "address"}
     # (the widget's out-of-hours form: their e-mail)
     reply_by: dict[str, str] | None = None
+    # the bot's dialogue state as read with the thread, so deciding a message needs no second
+    # read; only ``ThreadsRepository.swap_thread_nlu_state`` writes it (versioned), never to_doc
+    nlu_state: dict[str, Any] | None = None
 
     @property
     def wa_window_ends_at(self) -> datetime | None:
@@ -158,7 +188,13 @@ class Thread(Document):
 
     def to_doc(self) -> dict[str, Any]:
         doc = Document.to_doc(self)
+        doc.pop("nlu_state", None)
         doc["neg_priority"] = -self.priority  # the queue's order, see queue.QUEUE_ORDER
+        return doc
+
+    def to_json(self) -> dict[str, Any]:
+        doc = Document.to_json(self)
+        doc.pop("nlu_state", None)  # the console's thread view shows it, summarised
         return doc
 
 

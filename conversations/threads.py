@@ -24,7 +24,7 @@ from conversations.filters import exactly, newest_page
 from conversations.ids import new_id
 from conversations.membership import both
 from conversations.models import epoch_ms, stored
-from conversations.thread_models import Thread, ThreadStatus, open_key
+from conversations.thread_models import Activity, Thread, ThreadStatus, open_key
 from conversations.traffic import Direction, Identity
 
 INDEXES: IndexPlan = {
@@ -102,23 +102,12 @@ class ThreadsRepository(Repository):
     async def touch_thread(
         self, thread_id: str, now: datetime, window_ends_at: datetime | None = None, unread: bool = True
     ) -> None:
-        """A customer message at ``now``: move the thread's last activity forward to it, and its
-        WhatsApp service window's end to ``window_ends_at`` if later (a batched write; both only
-        ever move forward); with ``unread`` (not a redelivery) the thread is unread from the oldest
-        message no agent has seen.
+        """A customer message at ``now`` (``Activity``) on the thread: a batched write."""
+        await self.mark_activity(thread_id, Activity(now, window_ends_at, unread))
 
-        Kept as epoch milliseconds with ``$max``: the embedded server compares dates at one-second
-        precision, stores a date written by ``$set`` as a string, and under load sometimes fails
-        to match an ``$or`` / ``$exists`` guard on a just-inserted document."""
-        fields = {"last_message_at": epoch_ms(now)}
-        if window_ends_at is not None:
-            fields["wa_window_ends_ms"] = epoch_ms(window_ends_at)
-        update: dict[str, Any] = {"$max": fields}
-        if unread:  # a new customer message: unread from it on, unless an earlier one is unread already
-            fields["last_inbound_ms"] = epoch_ms(now)
-            update["$min"] = {"unread_since_ms": epoch_ms(now)}
-            update["$inc"] = {"unread_count": 1}
-        await self._client.write("threads", UpdateOne({"_id": thread_id}, update))
+    async def mark_activity(self, thread_id: str, activity: Activity) -> None:
+        """Write a customer message's ``Activity`` on its thread (a batched write)."""
+        await self._client.write("threads", UpdateOne({"_id": thread_id}, activity.update()))
 
     async def touch_open_thread(
         self, contact_id: str, channel: str, now: datetime, inbox_id: str | None = None
@@ -294,14 +283,20 @@ class ThreadsRepository(Repository):
                 )
         return {thread_id: n for thread_id, n in counts.items() if n}
 
-    async def swap_thread_nlu_state(self, thread_id: str, version: int, state: Mapping[str, Any]) -> bool:
+    async def swap_thread_nlu_state(
+        self, thread_id: str, version: int, state: Mapping[str, Any], activity: Activity | None = None
+    ) -> bool:
         """Replace the bot's dialogue state of the thread (language, form, slots), numbered
         ``version + 1``, if it is still at ``version`` (0: none yet) and the thread's contact was not
-        erased meanwhile; ``False`` otherwise (another message's dispatch changed it first)."""
+        erased meanwhile; ``False`` otherwise (another message's dispatch changed it first). The
+        message's ``activity``, if given, is written in the same update."""
         current: dict[str, Any] = {"nlu_state.v": version} if version else {"nlu_state.v": {"$exists": False}}
+        update: dict[str, Any] = {
+            **(activity.update() if activity else {}),
+            "$set": {"nlu_state": {**state, "v": version + 1}},
+        }
         result = await self._db.threads.update_one(
-            {"_id": thread_id, "erased_at": {"$exists": False}, **current},
-            {"$set": {"nlu_state": {**state, "v": version + 1}}},
+            {"_id": thread_id, "erased_at": {"$exists": False}, **current}, update
         )
         return result.matched_count == 1
 

@@ -49,11 +49,10 @@ from bot.router.dialogue.engine import Dialogue, Said
 from bot.router.dialogue.state import DialogueState, conversation_language
 from bot.router.outbox import Outbox
 from bot.router.queue import Queue
-from bot.tasks import pause
-from conversations.errors import StoreClosed, StoreError, StoreUnavailable
+from conversations.errors import StoreError
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
-from conversations.thread_models import Decision, DecisionAction, Message, SenderKind, Thread, ThreadStatus
+from conversations.thread_models import Activity, Decision, DecisionAction, Message, SenderKind, Thread, ThreadStatus
 from conversations.traffic import Identity
 
 if TYPE_CHECKING:
@@ -112,10 +111,13 @@ class Dispatcher:
         self._responses = responses or Responses()
         self._edited: dict[str, tuple[str, Responses, Dialogue | None]] = {}  # account -> its version's
 
-    async def dispatch(self, message: Message, thread: Thread | None = None) -> Decision:
-        """Decide on one inbound message, carry the decision out, and record it on the message."""
+    async def dispatch(
+        self, message: Message, thread: Thread | None = None, activity: Activity | None = None
+    ) -> Decision:
+        """Decide on one inbound message, carry the decision out, and record it on the message.
+        ``activity``: the message's mark on its thread that the recorder left to be written here."""
         if self._lease is None:
-            return await self._decide(message, thread)
+            return await self._decide(message, thread, activity)
         # almost every message is decided in milliseconds: a renewal task starts only for one still
         # being decided a third of the lease in (no task per message on the hot path)
         renewal: list[asyncio.Task[None]] = []
@@ -128,7 +130,7 @@ class Dispatcher:
 
         timer = asyncio.get_running_loop().call_later(lease.total_seconds() / 3, start_renewing)
         try:
-            return await self._decide(message, thread)
+            return await self._decide(message, thread, activity)
         finally:
             timer.cancel()
             for task in renewal:
@@ -146,30 +148,37 @@ class Dispatcher:
                 )
             await asyncio.sleep(lease.total_seconds() / 3)
 
-    async def _decide(self, message: Message, thread: Thread | None) -> Decision:
+    async def _decide(self, message: Message, thread: Thread | None, activity: Activity | None) -> Decision:
         started = time.perf_counter()
         if thread is None or thread.id != message.thread_id:
             thread = await self._store.threads.get_thread(message.thread_id)
             if thread is None:
                 raise StoreError(f"message {message.id} points at missing thread {message.thread_id}")
+            activity = _unwritten(message, thread)  # a sweeper's: was its recorder's left to write?
         keyword = message.meta.get("keyword")
         if keyword:
             await self._record_consent(message, keyword)
         parse = None
         direct = self._queue.straight_to_humans(thread.channel)
-        if message.meta.get("satisfaction") and self._satisfaction is not None:
+        rating = message.meta.get("satisfaction") and self._satisfaction is not None
+        to_bot = (
+            not rating
+            and not keyword
+            and thread.status == ThreadStatus.BOT
+            and self._nlu is not None
+            and not direct
+            and not message.meta.get("no_auto_reply")
+        )
+        if not to_bot:  # only the bot's decision writes the thread anyway (its dialogue state)
+            await self._mark(thread, activity)
+        if rating and self._satisfaction is not None:
             decision = await self._satisfaction.answer(message, thread)  # a rating, never a question
         elif thread.status == ThreadStatus.ASSIGNED:
             decision = Decision(DecisionAction.TO_AGENT, "assigned", thread.id)
         elif keyword:
             decision = await self._answer_keyword(message, thread, keyword)
-        elif (
-            thread.status == ThreadStatus.BOT
-            and self._nlu is not None
-            and not direct
-            and not message.meta.get("no_auto_reply")
-        ):
-            decision, parse = await self._bot(message, thread)
+        elif to_bot:
+            decision, parse = await self._bot(message, thread, activity)
         else:
             decision = await self._to_queue(message, thread, DIRECT if direct else NO_NLU)
         if self._events is not None:  # before the decision is recorded: a replay publishes again
@@ -198,26 +207,27 @@ class Dispatcher:
         if decision.action == DecisionAction.QUEUED:
             await self._events.publish("thread.queued", thread, f"queued|{message.id}", reason=decision.reason)
 
-    async def _bot(self, message: Message, thread: Thread) -> tuple[Decision, Parse | None]:
-        assert self._nlu is not None
-        if not message.text.strip():
-            return await self._to_queue(message, thread, NO_TEXT), None
-        try:
-            parse = await self._nlu.parse(thread.account_id, message.text)
-        except NluOverBudget as exc:
-            log_event(log, "dispatch.nlu_over_budget", logging.WARNING, message=message.id, problem=str(exc))
-            return await self._to_queue(message, thread, NLU_OVER_BUDGET), None
-        except NluUnavailable:
-            return await self._to_queue(message, thread, NLU_UNAVAILABLE), None
-        if parse is None:  # no model trained yet
-            return await self._to_queue(message, thread, NO_NLU), None
+    async def _mark(self, thread: Thread, activity: Activity | None) -> None:
+        if activity is not None:
+            await self._store.threads.mark_activity(thread.id, activity)
+
+    async def _bot(self, message: Message, thread: Thread, activity: Activity | None) -> tuple[Decision, Parse | None]:
+        """The bot's answer; the message's ``activity`` written with the dialogue state (alone
+        when the message goes to a human instead)."""
+        parse, reason = await self._parse(message, thread)
+        if parse is None:
+            await self._mark(thread, activity)
+            return await self._to_queue(message, thread, reason), None
         responses, dialogue = self._bot_of(thread.account_id)
+        # the state read with the thread first (no second read on the usual path); a swap refused
+        # because another message changed it meanwhile reads it again
+        stored = dict(thread.nlu_state or {})
         for _ in range(_STATE_TRIES):
-            stored = await self._store.threads.thread_nlu_state(thread.id)
             steps = list(stored.get("steps") or ())
             done = next((s for s in steps if s.get("message") == message.id), None)
             state = DialogueState.from_doc(stored)
             if done is not None:  # a replay: this message was decided, and maybe acted on, already
+                await self._mark(thread, activity)
                 return await self._carry_out(message, thread, Step.recorded(done, parse, state), responses), parse
             at_ms = epoch_ms(message.created_at)  # the message's time: a replay counts the same
             replies = [t for t in state.replies_ms if t > at_ms - self._limit.window * 1000]
@@ -234,11 +244,28 @@ class Dispatcher:
             doc = {**after.to_doc(), "by": message.id, "steps": kept}
             # the state and the step first, then what it says: of two messages of one thread
             # decided at once, the second is decided again on the first's state
-            if await self._store.threads.swap_thread_nlu_state(thread.id, int(stored.get("v", 0)), doc):
+            if await self._store.threads.swap_thread_nlu_state(thread.id, int(stored.get("v", 0)), doc, activity):
+                thread.nlu_state, activity = {**doc, "v": int(stored.get("v", 0)) + 1}, None
                 break
+            stored = await self._store.threads.thread_nlu_state(thread.id)
         else:
             log_event(log, "dispatch.state_contended", logging.WARNING, message=message.id, thread=thread.id)
+        await self._mark(thread, activity)  # not written with a state: the contact was erased, or contention
         return await self._carry_out(message, thread, step, responses), step.parse
+
+    async def _parse(self, message: Message, thread: Thread) -> tuple[Parse | None, str]:
+        """The NLU's reading of the message, or ``None`` and why the message goes to a human."""
+        assert self._nlu is not None
+        if not message.text.strip():
+            return None, NO_TEXT
+        try:
+            parse = await self._nlu.parse(thread.account_id, message.text)
+        except NluOverBudget as exc:
+            log_event(log, "dispatch.nlu_over_budget", logging.WARNING, message=message.id, problem=str(exc))
+            return None, NLU_OVER_BUDGET
+        except NluUnavailable:
+            return None, NLU_UNAVAILABLE
+        return parse, NO_NLU  # None: no model trained yet
 
     def _bot_of(self, account_id: str) -> tuple[Responses, Dialogue | None]:
         """The answers and dialogue of the account's active model version: the content edited in
@@ -335,37 +362,9 @@ def _reply_address(message: Message, thread: Thread) -> Identity:
     return Identity(thread.channel, thread.address or str(message.sender.get("address", "")))
 
 
-class DispatchSweeper:
-    """Re-dispatches inbound messages whose dispatch never finished (their process died)."""
-
-    def __init__(self, store: Repositories, dispatcher: Dispatcher, interval: float, lease: timedelta) -> None:
-        self._store = store
-        self._dispatcher = dispatcher
-        self._interval = interval
-        self._lease = lease
-
-    async def sweep_once(self) -> int:
-        """Dispatch every overdue message now; returns how many."""
-        done = 0
-        while (message := await self._store.messages.claim_undispatched(utcnow(), self._lease)) is not None:
-            log_event(log, "dispatch.recovered", logging.WARNING, message=message.id)
-            try:
-                await self._dispatcher.dispatch(message)
-            except StoreUnavailable:
-                raise
-            except Exception:
-                log.exception("dispatch.recovery_failed", extra={"omnirouter_fields": {"message": message.id}})
-            done += 1
-        return done
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.sweep_once()
-            except StoreUnavailable:
-                log_event(log, "dispatch.sweep_store_unavailable", logging.WARNING)
-            except StoreClosed:  # the process is stopping
-                return
-            except Exception:  # an unexpected store answer must not end the sweeper for good
-                log.exception("dispatch.sweep_failed")
-            await pause(self._interval)
+def _unwritten(message: Message, thread: Thread) -> Activity | None:
+    """A message's activity its recorder may have left to its dispatch (which died): the thread has
+    not seen it yet. A rating in a resolved conversation never marks it."""
+    if message.meta.get("satisfaction") or (thread.last_inbound_ms or 0) >= epoch_ms(message.created_at):
+        return None
+    return Activity(message.created_at)

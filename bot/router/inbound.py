@@ -24,7 +24,7 @@ from bot.router.dispatch import Dispatcher
 from bot.router.sanitize import checked_event, storable
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
-from conversations.thread_models import Decision, Message, Thread
+from conversations.thread_models import Activity, Decision, Message, Thread, ThreadStatus
 from conversations.traffic import CallEvent, ConsentChange, Identity, Inbound, MessageEdit, ProviderEvent, StatusUpdate
 
 log = logging.getLogger("omnirouter.router.inbound")
@@ -89,11 +89,16 @@ class InboundRecorder:
         # the message, then the thread's activity (and WhatsApp's window, which a reply may depend
         # on), each batched with other messages' writes; a redelivery marks nothing unread
         message, duplicate = await store.messages.record_inbound(inbound, contact_id, thread.id, now, self._lease)
-        await store.threads.touch_thread(thread.id, now, window_ends_at=inbound.window_ends_at, unread=not duplicate)
+        activity = Activity(now, inbound.window_ends_at, unread=not duplicate)
+        # a new message to the bot without a window to keep: its dispatch writes the activity with
+        # the dialogue state (a sweeper's dispatch, should this process die first)
+        deferred = not duplicate and thread.status == ThreadStatus.BOT and inbound.window_ends_at is None
+        if not deferred:
+            await store.threads.mark_activity(thread.id, activity)
         thread.last_message_at = max(thread.last_message_at, now)
         if inbound.window_ends_at is not None:  # as stored: the reply to this message sees its window
             thread.wa_window_ends_ms = max(thread.wa_window_ends_ms or 0, epoch_ms(inbound.window_ends_at))
-        return Recorded(message, thread, duplicate)
+        return Recorded(message, thread, duplicate, activity if deferred else None)
 
     async def _answer(self, inbound: Inbound, contact_id: str, now: datetime) -> Recorded | None:
         """The customer's rating of a resolved conversation, recorded in it (never a new one)."""
@@ -190,7 +195,7 @@ class InboundPipeline:
 
     async def _dispatch(self, recorded: Recorded) -> Decision | None:
         try:
-            return await self._dispatcher.dispatch(recorded.message, recorded.thread)
+            return await self._dispatcher.dispatch(recorded.message, recorded.thread, recorded.activity)
         except Exception as exc:  # the sweeper retries when the message's dispatch lease ends
             log_event(log, "dispatch.failed", logging.WARNING, message=recorded.message.id, error=type(exc).__name__)
             return None

@@ -257,7 +257,9 @@ class Outbox:
             self._metrics.outbound.labels(item.channel, "sent").inc()
             log_event(log, "outbox.sent", item=item.id, channel=item.channel, attempts=item.attempts)
             if item.meta.get("sender_kind") == "agent":  # the agent's console shows "sent"
-                await self._store.events.emit_event(item.account_id, "delivery", utcnow(), thread_id=item.thread_id)
+                await self._store.events.emit_event(
+                    item.account_id, "delivery", utcnow(), thread_id=item.thread_id, replies=[item.message_id]
+                )
         else:
             log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
 

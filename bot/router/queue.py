@@ -109,11 +109,12 @@ class Queue:
         unanswerable = thread.status == ThreadStatus.RESOLVED and message.meta.get("no_auto_reply")  # a bounce
         if human and not unanswerable:  # kept in a resolved conversation, it starts no agent's clock
             await self._store.threads.mark_customer_waiting(thread.id, message.created_at)
+        replies = list(decision.replies)  # named by the event: relay.py of the web chat
         if decision.action == DecisionAction.QUEUED:
             await self._log.timeline(thread, TimelineKind.QUEUED, None, decision.reason)
             routing = await self.routing(thread.account_id)
             if not routing.hours.is_open(now) and self._outbox is not None:
-                await self._outbox.enqueue_reply(
+                notice = await self._outbox.enqueue_reply(
                     dedup_key=f"{message.id}:out-of-hours",
                     thread=thread,
                     to=Identity(thread.channel, thread.address or str(message.sender.get("address", ""))),
@@ -121,6 +122,7 @@ class Queue:
                     sender={"kind": str(SenderKind.SYSTEM)},
                     in_reply_to=message.id,
                 )
+                replies.append(notice.id)
         # a thread the bot answered stays the bot's: only a human decision can have queued it
         current = (await self._store.threads.get_thread(thread.id) or thread) if human else thread
         alert = "queued" if decision.action == DecisionAction.QUEUED else "customer_message" if human else None
@@ -128,7 +130,7 @@ class Queue:
             current = await self._store.threads.get_thread(thread.id) or current
         if alert == "queued" and current.status != ThreadStatus.QUEUED:
             alert = None  # assigned at once: its agent is told that, the queue nothing
-        await self._log.live(current, "message", alert=alert)
+        await self._log.live(current, "message", alert=alert, replies=replies)
 
     # --- routing of an account -----------------------------------------------------------
 
@@ -180,12 +182,10 @@ class Queue:
         return thread
 
     async def auto_assign(self, account_id: str) -> int:
-        """Under the ``auto`` strategy, hand queued threads to agents with room; returns how many.
-
-        A thread goes only to an agent who sees its inbox. The queue is read a page at a time,
-        after the threads passed over (so a page of threads nobody can take hides none behind it);
-        a team and inbox found with no free agent is not tried again, and the pass ends when no
-        one online has room at all."""
+        """Under the ``auto`` strategy, hand queued threads to agents with room who see their inbox;
+        returns how many. The queue is read a page at a time after the threads passed over (a page
+        nobody can take hides none behind it); a team and inbox with no free agent is not tried
+        again, and the pass ends when no one online has room at all."""
         if (await self.routing(account_id)).strategy != "auto":
             return 0
         assigned, passed, full = 0, 0, set[tuple[str, str]]()
@@ -360,8 +360,8 @@ class Queue:
     def window_open(self, thread: Thread, now: datetime) -> bool | None:
         """Whether a free-form reply may go out on ``thread`` now (its channel's reply window);
         ``None`` on a channel without one."""
-        outbox = self._outbox
-        return outbox.capabilities(thread.channel).window_open(thread.wa_window_ends_at, now) if outbox else None
+        capabilities = self._outbox.capabilities(thread.channel) if self._outbox else None
+        return capabilities.window_open(thread.wa_window_ends_at, now) if capabilities is not None else None
 
     def late(self, thread: Thread, now: datetime) -> bool:
         """Whether an agent's reply now misses the next-response target (counted for the reports)."""

@@ -187,15 +187,20 @@ class Satisfaction:
         await self._store.satisfaction.record_ask(ask)
         log_event(log, "satisfaction.asked", thread=thread.id, channel=thread.channel, skipped=skipped)
         if skipped is None:
-            await self._send_question(thread, ask, settings)
+            question = await self._send_question(thread, ask, settings)
             # queued after the resolution's own event: its own tells every process (consoles, and
             # the web chat of the process the visitor is connected to) that the question is there
             await self._store.events.emit_event(
-                thread.account_id, "thread", utcnow(), thread_id=thread.id, inbox=thread_key(thread)
+                thread.account_id,
+                "thread",
+                utcnow(),
+                thread_id=thread.id,
+                inbox=thread_key(thread),
+                replies=[question.id],
             )
         return ask
 
-    async def _send_question(self, thread: Thread, ask: SatisfactionAsk, settings: SatisfactionSettings) -> None:
+    async def _send_question(self, thread: Thread, ask: SatisfactionAsk, settings: SatisfactionSettings) -> Message:
         text = settings.text("email" if thread.channel == "email" else "question", ask.language)
         options: tuple[str, ...] = RATINGS if thread.channel in BUTTON_CHANNELS else ()
         meta: dict[str, Any] = {"satisfaction": ask.id}
@@ -203,7 +208,7 @@ class Satisfaction:
             meta["buttons"] = "inline"
         if thread.channel == "email" and self.links is not None:
             text = _email_text(text, [self.links.url(ask, r) for r in range(1, 6)])
-        await self._outbox.enqueue_reply(
+        return await self._outbox.enqueue_reply(
             dedup_key=f"satisfaction:{ask.id}",
             thread=thread,
             to=Identity(thread.channel, thread.address or ""),

@@ -5,6 +5,7 @@ this one place, so every way in leaves the same trail."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bot import audit
@@ -76,11 +77,22 @@ class ThreadLog:
             await self._events.quietly(event_type, thread, **data)
 
     async def live(
-        self, thread: Thread, kind: str, agent_id: str | None = None, *, by: str | None = None, alert: str | None = None
+        self,
+        thread: Thread,
+        kind: str,
+        agent_id: str | None = None,
+        *,
+        by: str | None = None,
+        alert: str | None = None,
+        replies: Sequence[str] = (),
     ) -> None:
         """An event for the live consoles. ``by``: the agent who did it (never alerted about it);
-        ``alert``: what it tells the thread's agent or team (``customer_message``, ``queued``)."""
+        ``alert``: what it tells the thread's agent or team (``customer_message``, ``queued``);
+        ``replies``: the outbound messages queued for it (a web chat page that has them all needs
+        no read of the thread: bot/handlers/webchat/relay.py)."""
         fields: dict[str, Any] = {"thread_id": thread.id, "inbox": thread_key(thread)}  # who may hear of it
+        if replies:
+            fields["replies"] = list(replies)
         if agent_id:
             fields["agent_id"] = agent_id
         extra = {"by": by, "alert": alert, "assignee": thread.assignee, "team": thread.team}

@@ -141,13 +141,17 @@ async def check_inbox(
     guards: EgressGuards, settings: Settings, account_id: str, channel: str, config: Mapping[str, Any]
 ) -> str:
     """Ask the provider who the inbox's credentials are: the bot's ``@username``, the number's
-    display number. Raises :class:`bot.handlers.kit.probe.ProbeFailed` with the reason."""
+    display number (WhatsApp), the number and its friendly name (Twilio). Raises
+    :class:`bot.handlers.kit.probe.ProbeFailed` with the reason."""
     # imported here: a router without WhatsApp never loads pywa (docs/performance.md, memory)
+    from bot.handlers.sms.probe import twilio_number
     from bot.handlers.telegram.probe import bot_username
     from bot.handlers.whatsapp.probe import display_number
 
     if channel == "telegram":
         return await bot_username(guards.telegram, account_id, config)
+    if channel == "sms":
+        return await twilio_number(guards.twilio, account_id, config)
     version = settings.section(WhatsappSettings).api_version
     return await display_number(guards.whatsapp, version, account_id, config)
 

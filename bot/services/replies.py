@@ -76,7 +76,7 @@ class Replies:
         now = utcnow()
         await self._store.threads.mark_agent_replied(thread.id, now, next_late=self._queue.late(thread, now))
         await audit.record(self._store, thread.account_id, actor, action, thread.id, message=message.id, **details)
-        await self._log.live(thread, "message")
+        await self._log.live(thread, "message", replies=(message.id,))
         return message
 
     async def typing(self, thread_id: str, agent: Agent) -> bool:

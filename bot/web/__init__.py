@@ -21,6 +21,7 @@ from bot.web.admin import accounts as admin_accounts
 from bot.web.admin import agents as admin_agents
 from bot.web.admin import answers as admin_answers
 from bot.web.admin import campaigns as admin_campaigns
+from bot.web.admin import inbox_buttons as admin_inbox_buttons
 from bot.web.admin import inboxes as admin_inboxes
 from bot.web.admin import intents as admin_intents
 from bot.web.admin import privacy as admin_privacy
@@ -28,6 +29,7 @@ from bot.web.admin import reports as admin_reports
 from bot.web.admin import training as admin_training
 from bot.web.api import (
     accounts,
+    campaigns,
     directory,
     inboxes,
     intents,
@@ -75,6 +77,7 @@ API_TABLES: list[ApiRoutes] = [
     search_api.API,
     accounts.API,
     inboxes.API,
+    campaigns.API,
     webhooks.API,
     nlu.API,
     intents.API,
@@ -108,7 +111,7 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(admin_reports.routes() + admin_privacy.routes())
     app.add_routes(admin_campaigns.routes() + unsubscribe.routes())
     app.add_routes(admin_intents.routes() + admin_answers.routes() + admin_training.routes())
-    app.add_routes(admin_account.routes() + admin_inboxes.routes())
+    app.add_routes(admin_account.routes() + admin_inboxes.routes() + admin_inbox_buttons.routes())
     app.add_routes(admin_accounts.routes())
     app.add_routes(chat_words.routes() + chat_rating.routes())
     app.add_routes(chat_words.routes() + chat_widget.routes())

@@ -2,7 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Protocol
+
 from aiohttp import web
+
+
+class Fake(Protocol):
+    """A local fake of a provider's API."""
+
+    url: str
+
+    async def start(self, port: int = 0) -> str: ...
+    async def stop(self) -> None: ...
+
+
+@asynccontextmanager
+async def running(*fakes: Fake) -> AsyncIterator[None]:
+    """Every fake started for the block, stopped after it."""
+    for fake in fakes:
+        await fake.start()
+    try:
+        yield
+    finally:
+        for fake in fakes:
+            await fake.stop()
+
+
+def reachable(fakes: Iterable[Fake]) -> dict[str, str]:
+    """The ``egress`` section that lets the router reach ``fakes`` (on 127.0.0.1)."""
+    return {"allowed_destinations": ", ".join(f.url.removeprefix("http://") for f in fakes)}
 
 
 class LocalServer:

@@ -54,7 +54,8 @@ class FakeTwilio:
     errors; ``fail_on`` the error of the n-th call (counted from 1 in ``calls``). MMS media: ``GET
     .../Messages/{sid}/Media/{sid}`` of a file in ``media`` (by its ME sid) redirects, as Twilio does,
     to where the file lies — ``/cdn/{sid}`` on ``cdn_base`` (this fake unless set), which serves it
-    and notes the ``Authorization`` it was given in ``cdn_auth``."""
+    and notes the ``Authorization`` it was given in ``cdn_auth``. ``GET .../IncomingPhoneNumbers.json``
+    lists the account's ``numbers`` (number: friendly name), filtered by ``PhoneNumber``."""
 
     def __init__(self, account_sid: str = ACCOUNT_SID, auth_token: str = AUTH_TOKEN) -> None:
         self.account_sid, self.auth_token = account_sid, auth_token  # the one Twilio account it serves
@@ -67,6 +68,7 @@ class FakeTwilio:
         self.media: dict[str, tuple[bytes, str]] = {}
         self.cdn_base = ""
         self.cdn_auth: list[str] = []
+        self.numbers: dict[str, str] = {}
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -75,6 +77,7 @@ class FakeTwilio:
         app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", self._create_message)
         app.router.add_get("/2010-04-01/Accounts/{account}/Messages/{message}/Media/{media}", self._media)
         app.router.add_get("/cdn/{media}", self._cdn)
+        app.router.add_get("/2010-04-01/Accounts/{account}/IncomingPhoneNumbers.json", self._numbers)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -107,6 +110,20 @@ class FakeTwilio:
         if request.match_info["media"] not in self.media:
             return web.json_response({"code": 20404, "message": "not found", "status": 404}, status=404)
         raise web.HTTPTemporaryRedirect(f"{self.cdn_base or self.url}/cdn/{request.match_info['media']}")
+
+    async def _numbers(self, request: web.Request) -> web.Response:
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        wanted = request.query.get("PhoneNumber")
+        path = f"/2010-04-01/Accounts/{self.account_sid}/IncomingPhoneNumbers.json"
+        listed = [
+            {"sid": f"PN{n:032x}", "account_sid": self.account_sid, "phone_number": number, "friendly_name": name}
+            for n, (number, name) in enumerate(self.numbers.items())
+            if wanted in (None, number)
+        ]
+        page = {"first_page_uri": path, "next_page_uri": None, "previous_page_uri": None, "uri": path}
+        return web.json_response({"incoming_phone_numbers": listed, "page": 0, "page_size": 50, "start": 0, **page})
 
     async def _cdn(self, request: web.Request) -> web.Response:
         self.cdn_auth.append(request.headers.get("Authorization", ""))

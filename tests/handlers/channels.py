@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ from bot.keys import STORE
 from bot.settings import Settings
 from tests import factories
 from tests.conftest import make_settings
-from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID
-from tests.fakes.telegram_api import TOKEN
+from tests.fakes import Fake, reachable
+from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID, FakeGraphAPI
+from tests.fakes.telegram_api import TOKEN, FakeBotAPI
 
 HANDLERS = Path(__file__).resolve().parent  # each channel's tests, with its fixtures/
 TG_SECRET = "tg-webhook-secret_1"
@@ -47,6 +49,20 @@ def channel_settings(
     for section, values in extra.items():
         sections.setdefault(section, {}).update(values)
     return make_settings(uri, db, **sections)
+
+
+def own_channels(uri: str, db: str, telegram: FakeBotAPI, graph: FakeGraphAPI, fakes: Iterable[Fake]) -> Settings:
+    """The install's own bot and number on the fakes ``telegram`` and ``graph`` (with their tokens);
+    every fake of ``fakes`` reachable through the egress guard."""
+    return channel_settings(
+        uri,
+        db,
+        telegram_api=telegram.url,
+        graph_api=graph.url,
+        egress=reachable(fakes),
+        telegram={"token": telegram.token},
+        whatsapp={"access_token": graph.token},
+    )
 
 
 async def post_telegram(

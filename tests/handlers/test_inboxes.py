@@ -20,9 +20,19 @@ from bot.web.api.kit import issue_token
 from bot.web.keys import FIRST_ADMIN
 from conversations.models import utcnow
 from tests.conftest import TEST_API_TOKEN, raw_database_of
+from tests.fakes import reachable, running
 from tests.fakes.graph_api import PHONE_NUMBER_ID, FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.handlers.channels import TG_SECRET, WA_SECRET, channel_settings, fixture, post_telegram, post_whatsapp, sign
+from tests.handlers.channels import (
+    TG_SECRET,
+    WA_SECRET,
+    channel_settings,
+    fixture,
+    own_channels,
+    post_telegram,
+    post_whatsapp,
+    sign,
+)
 from tests.router.test_inbound import wait_for
 from tests.web.console.test_console import log_in
 
@@ -36,11 +46,8 @@ async def fakes() -> AsyncIterator[dict[str, Any]]:
     for n, owner in enumerate(("default", "default-2", "shop2", "shop2-2")):
         made[f"tg:{owner}"] = FakeBotAPI(token=f"{100 + n}:bot-of-{owner}")
         made[f"wa:{owner}"] = FakeGraphAPI(token=f"EAAG-{owner}", first_id=1000 * (n + 1))
-    for fake in made.values():
-        await fake.start()
-    yield made
-    for fake in made.values():
-        await fake.stop()
+    async with running(*made.values()):
+        yield made
 
 
 def _telegram(fake: FakeBotAPI, secret: str) -> dict[str, Any]:
@@ -69,15 +76,7 @@ def _wa_message(number: str, wamid: str) -> dict[str, Any]:
 async def test_two_accounts_with_two_inboxes_of_each_channel_never_cross(
     embedded: Any, db_name: str, start_client: Any, fakes: dict[str, Any]
 ) -> None:
-    settings = channel_settings(
-        embedded.uri,
-        db_name,
-        telegram_api=fakes["tg:default"].url,
-        graph_api=fakes["wa:default"].url,
-        egress={"allowed_destinations": ", ".join(f.url.removeprefix("http://") for f in fakes.values())},
-        telegram={"token": fakes["tg:default"].token},
-        whatsapp={"access_token": fakes["wa:default"].token},
-    )
+    settings = own_channels(embedded.uri, db_name, fakes["tg:default"], fakes["wa:default"], fakes.values())
     client: TestClient = await start_client(settings)
     store = client.server.app[STORE]
     await store.accounts.ensure_account("shop2", "Shop two", utcnow())
@@ -225,7 +224,7 @@ async def test_numbers_of_one_meta_app_share_its_one_callback_url(
         embedded.uri,
         db_name,
         graph_api=fakes["wa:default"].url,
-        egress={"allowed_destinations": ", ".join(f.url.removeprefix("http://") for f in fakes.values())},
+        egress=reachable(fakes.values()),
         whatsapp={"access_token": fakes["wa:default"].token},
     )
     client: TestClient = await start_client(settings)

@@ -13,14 +13,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pymongo.errors import OperationFailure
 
 from bot.handlers.kit.protocol import BaseAdapter, PermanentSendError, RetryableSendError
 from bot.metrics import Metrics
-from bot.router.dispatch import Dispatcher, DispatchSweeper
+from bot.router.dispatch import Dispatcher
 from bot.router.leasing import lease_and_work
 from bot.router.outbox import Outbox, backoff_delay
 from bot.router.queue import Queue
+from bot.router.sweeper import DispatchSweeper
 from bot.sending_settings import OutboxSettings
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
@@ -54,6 +56,19 @@ class RecordingChannel(BaseAdapter):
         return f"p-{outbound.message_id}"
 
 
+async def stopped(*workers: asyncio.Task[Any]) -> None:
+    """Cancel workers and wait for them to end: one that does not end within 10 s fails the test
+    with where it waits (it would otherwise hang the suite at ``gather``)."""
+    for worker in workers:
+        worker.cancel()
+    _, stuck = await asyncio.wait(set(workers), timeout=10)
+    if stuck:
+        frames = "".join(
+            f"  {f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}\n" for w in stuck for f in w.get_stack()
+        )
+        pytest.fail(f"{len(stuck)} worker(s) did not end when cancelled; waiting at:\n{frames}")
+
+
 def outbox_settings(**values: Any) -> OutboxSettings:
     base = {"poll_interval": 0.02, "base_delay": 0.01, "max_delay": 0.02, "lease_seconds": 30, "max_attempts": 8}
     base.update(values)
@@ -85,9 +100,7 @@ async def test_many_workers_send_each_item_exactly_once(store: Repositories, emb
     try:
         await wait_for(lambda: _count(store, state="sent", expected=200), timeout=30)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stopped(*tasks)
         for s in stores:
             await s.close()
     counts = Counter(channel.sent)
@@ -197,8 +210,7 @@ async def test_a_reply_enqueued_while_the_worker_runs_is_sent_at_once_and_recove
         await asyncio.sleep(0.3)
         assert channel.sent == [sent.id]  # its lease still holds: nobody else sends it yet
     finally:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        await stopped(worker)
     rescuer = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings())
     await asyncio.sleep(0.8)
     assert await rescuer.send_due() == 1
@@ -251,9 +263,7 @@ async def test_a_reply_that_waits_for_a_sending_slot_past_its_lease_is_still_sen
         await busy.drain()
         await asyncio.sleep(0.3)  # a duplicate send still in flight would land now
     finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
+        await stopped(*workers)
         await other_store.close()
     counts = Counter(provider.sent)
     assert set(counts) == {reply.id for reply in replies}
@@ -264,16 +274,17 @@ async def test_a_send_slower_than_the_lease_is_not_taken_over_and_sent_again(sto
     """A large upload can take longer than the lease; meanwhile the item is still this worker's,
     and no worker (this process's own included) may lease it and send it a second time."""
     _, ids = await make_items(store, 1)
-    provider = SteadyChannel(2.5)  # two and a half leases
-    outbox = Outbox(store, {"webchat": provider}, Metrics(), outbox_settings(lease_seconds=1, concurrency=4))
+    # renewed every third of the lease: 2 s leaves a loaded machine's event loop 1.3 s of stall
+    # between two renewals before the lease runs out
+    provider = SteadyChannel(5)  # two and a half leases
+    outbox = Outbox(store, {"webchat": provider}, Metrics(), outbox_settings(lease_seconds=2, concurrency=4))
     worker = asyncio.create_task(outbox.run())
     try:
-        await wait_for(lambda: _count(store, state="sent", expected=1), timeout=10)
+        await wait_for(lambda: _count(store, state="sent", expected=1), timeout=15)
         await asyncio.sleep(0.5)  # a second send started meanwhile would still be in flight
         await outbox.drain()
     finally:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        await stopped(worker)
     assert provider.sent == ids
     [item] = await store.outbox.list_outbox(None)
     assert item.state == "sent" and item.attempts == 1
@@ -329,8 +340,7 @@ async def work_until_one_is_sent(
     try:
         await wait_for(lambda: _count(store, state="sent", expected=1), timeout=timeout)
     finally:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        await stopped(worker)
 
 
 async def test_the_worker_outlives_an_unexpected_store_error(store: Repositories) -> None:
@@ -460,7 +470,6 @@ async def test_a_sent_item_whose_record_waits_for_a_frozen_store_is_not_sent_aga
         assert item.state == "sent"  # its attempts may say 2: the worker leased it again, and let it be
     finally:
         if worker is not None:
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
+            await stopped(worker)
         await store.close()
         await server.stop()

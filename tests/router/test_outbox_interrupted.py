@@ -16,7 +16,7 @@ from conversations.repositories import Repositories
 from conversations.thread_models import OutboxState, Thread
 from conversations.traffic import DeliveryStatus, Identity
 from tests.factories import inbound, record
-from tests.router.test_outbox import RecordingChannel, outbox_settings
+from tests.router.test_outbox import RecordingChannel, outbox_settings, stopped
 
 ALICE = Identity("webchat", "alice")
 SHORT = timedelta(seconds=0.3)
@@ -102,8 +102,7 @@ async def test_a_campaign_item_sent_by_a_running_worker_is_sent_once_at_once(sto
             await asyncio.sleep(0.02)
         await outbox.drain()
     finally:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
+        await stopped(worker)
     assert channel.sent == [message.id]
     [item] = await store.outbox.list_outbox(OutboxState.SENT)
     assert item.at_most_once is True and item.attempts == 1

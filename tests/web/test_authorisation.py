@@ -99,6 +99,7 @@ API_BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/accounts/{account_id}/inboxes/{inbox_id}"): {"name": "renamed", "settings": {"token": "3:z"}},
     # not a chat id: refused (422) before anything is sent, so nothing leaves 127.0.0.1
     ("POST", "/api/accounts/{account_id}/inboxes/{inbox_id}/test"): {"to": "not-a-chat"},
+    ("POST", "/api/accounts/{account_id}/campaigns"): {"name": "authz", "channel": "webchat", "text": "hello"},
     ("POST", "/api/webhooks"): {"url": "http://127.0.0.1:9/new-hook"},
     ("PATCH", "/api/webhooks/{subscription_id}"): {"description": "changed"},
     ("POST", "/api/nlu/parse"): {"text": "hello"},

@@ -15,17 +15,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from conversations.thread_models import Decision, Message, Thread
+from conversations.thread_models import Activity, Decision, Message, Thread
 from conversations.traffic import CallEvent, Inbound, MessageEdit, ProviderEvent, StatusUpdate
 
 
 @dataclass(frozen=True)
 class Recorded:
-    """An inbound message as stored, with its thread; ``duplicate`` if stored before."""
+    """An inbound message as stored, with its thread; ``duplicate`` if stored before. ``activity``:
+    the message's mark on its thread not written yet (its dispatch writes it with the thread's
+    dialogue state: one update instead of two)."""
 
     message: Message
     thread: Thread
     duplicate: bool
+    activity: Activity | None = None
 
 
 class InboundSink(Protocol):

@@ -8,6 +8,8 @@ thread's newest messages and pushes the outbound ones that socket has not been g
 the frame its history would show. No store write per message is added: every reply is queued
 before an event of its thread (an agent's reply and the replies to a visitor's message before
 their ``message`` event; the rating question before its own event, satisfaction.py).
+An event that names its replies (``replies``) which every page of the visitor here already has
+(this process sent them itself) costs no read.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class ReplyRelay:
             return
         try:
             key = await self._visitor_of(str(account_id), thread_id)
-            if key is not None and key in self._sockets:
+            if key is not None and key in self._sockets and not self._given(key, event.get("replies")):
                 await self._push(key, thread_id)
         except StoreUnavailable:
             log_event(log, "webchat.relay_unavailable", logging.WARNING)
@@ -103,6 +105,12 @@ class ReplyRelay:
             self._threads[thread_id] = (thread.account_id, str(thread.address)) if webchat and thread else None
         key = self._threads[thread_id]
         return key if key is not None and key[0] == account_id else None
+
+    def _given(self, key: Key, replies: Any) -> bool:
+        """Whether the event names its replies and every page of ``key`` here has them all."""
+        if not isinstance(replies, list) or not replies:
+            return False
+        return all(str(reply) in sock.given for sock in self._sockets.get(key, ()) for reply in replies)
 
     async def _push(self, key: Key, thread_id: str) -> None:
         messages = await self._store().messages.thread_messages(thread_id, _NEWEST)

@@ -9,15 +9,17 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import audit
 from bot.handlers.sms.segments import shape
 from bot.keys import ADAPTERS, STORE
+from bot.services.campaign_reports import outcomes, progress
 from bot.services.campaigns import ATTRIBUTE_KEY, CampaignRefused, create_campaign
 from bot.web.admin.intents import back
 from bot.web.i18n import translate
 from bot.web.keys import CAMPAIGNS
 from bot.web.pages import current_agent, page, signed_in
 from conversations.agent_models import Role
-from conversations.campaigns import Audience, Campaign, CampaignState
+from conversations.campaigns import Audience
 
 LIST = "/admin/campaigns"
 FIELDS: tuple[str, ...] = ("name", "channel", "inbox", "text", "subject", "template", "parameters")
@@ -51,18 +53,6 @@ def _audience(form: dict[str, str]) -> Audience:
     )
 
 
-async def _progress(request: web.Request, campaign: Campaign) -> dict[str, Any]:
-    store = request.app[STORE]
-    counts = await store.campaigns.recipient_counts(campaign.id)
-    handled = counts.get("queued", 0) + counts.get("skipped", 0)
-    if campaign.state in (CampaignState.DONE, CampaignState.CANCELLED):
-        total = handled  # the audience as it was sent to (counting it again would be slow and changed)
-    else:
-        size = await store.campaigns.audience_size(campaign.account_id, campaign.channel, campaign.audience)
-        total = max(size, handled)
-    return {"campaign": campaign, "counts": counts, "handled": handled, "total": total}
-
-
 async def _context(request: web.Request, form: dict[str, str]) -> dict[str, Any]:
     agent, store = current_agent(request), request.app[STORE]
     campaigns = await store.campaigns.list_campaigns(agent.account_id)
@@ -70,7 +60,7 @@ async def _context(request: web.Request, form: dict[str, str]) -> dict[str, Any]
     return {
         "inboxes": [i for i in every if i.channel in served and not i.disabled],  # a campaign may send through
         "inbox_names": {i.id: i.name for i in every},
-        "rows": [await _progress(request, c) for c in campaigns],
+        "rows": [await progress(store, c) for c in campaigns],
         "channels": sorted(request.app[ADAPTERS].keys()),
         "form": form,
         "message": request.query.get("message", "")[:300],
@@ -132,6 +122,9 @@ async def create(request: web.Request) -> web.Response:
         context = await _context(request, form)
         context["error"] = refused
         return page(request, "campaigns.html", status=400, **context)
+    await audit.record(
+        request.app[STORE], agent.account_id, agent, "campaign.create", campaign.id, channel=campaign.channel
+    )
     return back(f"{LIST}/{campaign.id}", translate(agent.lang, "Campaign created."))
 
 
@@ -144,11 +137,8 @@ async def report(request: web.Request) -> web.Response:
     return page(
         request,
         "campaign.html",
-        **await _progress(request, campaign),
-        deliveries=await store.campaigns.delivery_counts(campaign.id),
-        failures=await store.campaigns.failure_reasons(campaign.id),
-        interrupted=await store.campaigns.interrupted_count(campaign.id),
-        replied=await store.campaigns.replied_count(campaign),
+        **await progress(store, campaign),
+        **await outcomes(store, campaign),
         message=request.query.get("message", "")[:300],
     )
 
@@ -157,9 +147,10 @@ async def report(request: web.Request) -> web.Response:
 async def cancel(request: web.Request) -> web.Response:
     agent = current_agent(request)
     campaign_id = request.match_info["campaign_id"]
-    if not await request.app[STORE].campaigns.cancel_campaign(agent.account_id, campaign_id):
-        if await request.app[STORE].campaigns.get_campaign(agent.account_id, campaign_id) is None:
-            raise web.HTTPNotFound()
+    if await request.app[STORE].campaigns.cancel_campaign(agent.account_id, campaign_id):
+        await audit.record(request.app[STORE], agent.account_id, agent, "campaign.cancel", campaign_id)
+    elif await request.app[STORE].campaigns.get_campaign(agent.account_id, campaign_id) is None:
+        raise web.HTTPNotFound()
     return back(f"{LIST}/{campaign_id}", translate(agent.lang, "Campaign stopped."))
 
 

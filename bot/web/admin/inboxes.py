@@ -1,9 +1,8 @@
 """The inboxes page of an account's admin (``/admin/inboxes``): every channel instance the account
 receives on — its first inbox of each channel (its channel settings, edited on the account page) and
 its extra ones (Telegram bots, WhatsApp numbers, Twilio numbers) — with the webhook URL and
-instructions each provider needs; adding, editing and disabling extra inboxes; buttons that try an inbox's settings against the real provider
-(Telegram ``getMe`` and ``setWebhook``, the WhatsApp number through the Graph API); and a test
-message sent through the inbox to a recipient the admin names.
+instructions each provider needs; adding, editing and disabling extra inboxes. The buttons that ask
+the provider (Check, Set webhook, a test message) are in inbox_buttons.py.
 
 A secret is never shown, only whether it is set; an empty secret field keeps the stored one."""
 
@@ -15,24 +14,9 @@ from typing import Any
 from aiohttp import web
 
 from bot import audit
-from bot.handlers.kit.probe import ProbeFailed
-from bot.handlers.kit.protocol import SendError
-from bot.handlers.telegram.settings import TelegramSettings
-from bot.keys import ADAPTERS, EGRESS, SETTINGS, STORE
+from bot.keys import EGRESS, SETTINGS, STORE
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
-from bot.services.inboxes import (
-    INBOX_FIELDS,
-    BadRecipient,
-    check_inbox,
-    first_inbox_config,
-    inbox_webhook_url,
-    install_route,
-    route_of,
-    send_test_message,
-    set_telegram_webhook,
-    test_recipient,
-    test_target,
-)
+from bot.services.inboxes import INBOX_FIELDS, first_inbox_config, inbox_webhook_url, install_route, route_of
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import Agent, Role
@@ -45,7 +29,7 @@ FIRST_CHANNELS = tuple(CHANNEL_FIELDS)
 # the channels this page adds and edits extra inboxes of: those, and Twilio numbers (SMS and calls)
 CONSOLE_CHANNELS = tuple(INBOX_FIELDS)
 # the channels whose settings the Check button tries against the provider
-CHECKED_CHANNELS = ("telegram", "whatsapp")
+CHECKED_CHANNELS = ("telegram", "whatsapp", "sms")
 # what ``?saved=`` may report after a change
 _DONE = {
     "added": N_("Inbox added."),
@@ -53,8 +37,6 @@ _DONE = {
     "disabled": N_("Inbox disabled: its webhooks are refused and nothing is sent from it."),
     "enabled": N_("Inbox enabled."),
 }
-
-_WORKS = {"telegram": N_("It works: this is the bot {who}."), "whatsapp": N_("It works: this is the number {who}.")}
 
 
 class FormProblem(Exception):
@@ -66,7 +48,7 @@ class FormProblem(Exception):
         self.status = status
 
 
-def _base(request: web.Request) -> str:
+def base_url(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
 
 
@@ -85,7 +67,7 @@ def _row(inbox_id: str, name: str, channel: str, config: dict[str, Any], problem
 async def _rows(request: web.Request, account: Account) -> list[dict[str, Any]]:
     """The account's inboxes: its first of each channel, then its extra ones, oldest first."""
     settings, rows = request.app[SETTINGS], []
-    urls = webhook_urls(settings, _base(request), account.id)
+    urls = webhook_urls(settings, base_url(request), account.id)
     in_file = account.id == settings.account.id
     for channel in FIRST_CHANNELS:
         config = first_inbox_config(settings, account, channel)
@@ -100,13 +82,13 @@ async def _rows(request: web.Request, account: Account) -> list[dict[str, Any]]:
         if inbox.channel not in CONSOLE_CHANNELS:
             continue
         row = _row(inbox.id, inbox.name, inbox.channel, inbox.config, inbox.sealing_problems or {})
-        url = inbox_webhook_url(settings, _base(request), inbox)
+        url = inbox_webhook_url(settings, base_url(request), inbox)
         extra = {"voice_url": url.removesuffix("/webhooks/sms") + "/webhooks/voice"} if inbox.channel == "sms" else {}
         rows.append({**row, **extra, "first": False, "in_file": False, "disabled": inbox.disabled, "webhook_url": url})
     return rows
 
 
-async def _show(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
+async def show(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
     agent = current_agent(request)
     account = await request.app[STORE].accounts.get_account(agent.account_id)
     assert account is not None
@@ -128,7 +110,7 @@ async def _show(request: web.Request, status: int = 200, **extra: Any) -> web.Re
 @signed_in(Role.ADMIN)
 async def inboxes_page(request: web.Request) -> web.Response:
     saved, agent = request.query.get("saved", ""), current_agent(request)
-    return await _show(request, message=translate(agent.lang, _DONE[saved]) if saved in _DONE else "")
+    return await show(request, message=translate(agent.lang, _DONE[saved]) if saved in _DONE else "")
 
 
 def _read_fields(admin: Agent, channel: str, form: Any, adding: bool) -> dict[str, str]:
@@ -217,14 +199,14 @@ async def add_inbox(request: web.Request) -> web.Response:
             raise _taken(admin, route)
     except FormProblem as problem:
         where = {"where": f"add-{channel}", "text": problem.text}
-        return await _show(request, problem.status, problem=where, typed=_typed(channel, form))
+        return await show(request, problem.status, problem=where, typed=_typed(channel, form))
     await audit.record(
         store, admin.account_id, admin, "inbox.create", inbox.id, channel=channel, keys=",".join(sorted(values))
     )  # the names only: values are secrets
     return redirect("/admin/inboxes?saved=added")
 
 
-async def _own_inbox(request: web.Request, admin: Agent) -> Inbox | None:
+async def own_inbox(request: web.Request, admin: Agent) -> Inbox | None:
     inbox = await request.app[STORE].inboxes.get_inbox(request.match_info["inbox_id"])
     return inbox if inbox is not None and inbox.account_id == admin.account_id else None
 
@@ -233,7 +215,7 @@ async def _own_inbox(request: web.Request, admin: Agent) -> Inbox | None:
 async def edit_inbox(request: web.Request) -> web.Response:
     """Rename an extra inbox and change its settings (an empty secret keeps its value)."""
     admin, form, store = current_agent(request), await request.post(), request.app[STORE]
-    inbox = await _own_inbox(request, admin)
+    inbox = await own_inbox(request, admin)
     if inbox is None:
         return plain(404, "no such inbox in this account")
     try:
@@ -247,7 +229,7 @@ async def edit_inbox(request: web.Request) -> web.Response:
             raise _taken(admin, route)
     except FormProblem as problem:
         where = {"where": f"edit-{inbox.id}", "text": problem.text}
-        return await _show(request, problem.status, problem=where)
+        return await show(request, problem.status, problem=where)
     if changed is None:
         return plain(404, "no such inbox in this account")
     keys = ",".join(sorted(["name", *values]))
@@ -259,7 +241,7 @@ async def edit_inbox(request: web.Request) -> web.Response:
 async def change_state(request: web.Request) -> web.Response:
     """Disable an extra inbox (its webhooks are refused, nothing is sent from it) or enable it again."""
     admin, form, store = current_agent(request), await request.post(), request.app[STORE]
-    inbox = await _own_inbox(request, admin)
+    inbox = await own_inbox(request, admin)
     if inbox is None:
         return plain(404, "no such inbox in this account")
     action = form.get("action")
@@ -271,126 +253,10 @@ async def change_state(request: web.Request) -> web.Response:
     return redirect(f"/admin/inboxes?saved={action}d")
 
 
-async def _inbox_config(request: web.Request, admin: Agent) -> tuple[str, str, dict[str, Any], str] | None:
-    """The inbox a button is for — an extra one by id, the first of a channel by the channel's
-    name — as ``(id, channel, settings, webhook URL)``; ``None`` when the account has no such inbox."""
-    inbox_id, settings = request.match_info["inbox_id"], request.app[SETTINGS]
-    if inbox_id in FIRST_CHANNELS:
-        account = await request.app[STORE].accounts.get_account(admin.account_id)
-        config = first_inbox_config(settings, account, inbox_id) if account else None
-        if config is None:
-            return None
-        return inbox_id, inbox_id, config, webhook_urls(settings, _base(request), admin.account_id)[inbox_id]
-    inbox = await _own_inbox(request, admin)
-    if inbox is None:
-        return None
-    return inbox.id, inbox.channel, inbox.config, inbox_webhook_url(settings, _base(request), inbox)
-
-
-def _failure(lang: str, channel: str, failed: ProbeFailed) -> str:
-    provider = {"telegram": "Telegram", "whatsapp": "WhatsApp"}[channel]
-    if failed.fault == "refused":
-        return translate(lang, "Not tried: {reason}", reason=failed.reason)
-    if failed.fault == "unreachable":
-        return translate(lang, "No answer from {provider}: {reason}", provider=provider, reason=failed.reason)
-    return translate(lang, "{provider} refused: {reason}", provider=provider, reason=failed.reason)
-
-
-@signed_in(Role.ADMIN)
-async def check(request: web.Request) -> web.Response:
-    """Try the inbox's credentials on the real channel: whose bot, which number."""
-    admin, app = current_agent(request), request.app
-    found = await _inbox_config(request, admin)
-    if found is None or found[1] not in CHECKED_CHANNELS:
-        return plain(404, "no such Telegram or WhatsApp inbox in this account")
-    inbox_id, channel, config, _ = found
-    try:
-        who = await check_inbox(app[EGRESS], app[SETTINGS], admin.account_id, channel, config)
-    except ProbeFailed as failed:
-        result = {"id": inbox_id, "ok": False, "text": _failure(admin.lang, channel, failed)}
-        return await _show(request, result=result)
-    text = translate(admin.lang, _WORKS[channel], who=who)
-    return await _show(request, result={"id": inbox_id, "ok": True, "text": text})
-
-
-@signed_in(Role.ADMIN)
-async def set_webhook(request: web.Request) -> web.Response:
-    """Tell Telegram to deliver the bot's updates to the inbox's webhook URL, with its secret."""
-    admin, app = current_agent(request), request.app
-    found = await _inbox_config(request, admin)
-    if found is None or found[1] != "telegram":
-        return plain(404, "no such Telegram inbox in this account")
-    inbox_id, _, config, url = found
-    polling = app[SETTINGS].section(TelegramSettings).mode == "polling"
-    if inbox_id == "telegram" and admin.account_id == app[SETTINGS].account.id and polling:
-        text = translate(
-            admin.lang, "This bot polls Telegram for updates (telegram.mode = polling): it needs no webhook."
-        )
-        return await _show(request, result={"id": inbox_id, "ok": False, "text": text})
-    if not url.startswith("https://"):
-        text = translate(
-            admin.lang,
-            "Telegram delivers only to https addresses: set server.public_url in the settings file to this "
-            "install's https address first.",
-        )
-        return await _show(request, result={"id": inbox_id, "ok": False, "text": text})
-    try:
-        await set_telegram_webhook(app[EGRESS], admin.account_id, config, url)
-    except ProbeFailed as failed:
-        text = _failure(admin.lang, "telegram", failed)
-        return await _show(request, result={"id": inbox_id, "ok": False, "text": text})
-    await audit.record(app[STORE], admin.account_id, admin, "inbox.webhook", inbox_id, url=url)
-    text = translate(admin.lang, "Webhook set: Telegram now delivers this bot's messages to {url}.", url=url)
-    return await _show(request, result={"id": inbox_id, "ok": True, "text": text})
-
-
-@signed_in(Role.ADMIN)
-async def send_test(request: web.Request) -> web.Response:
-    """Send "omnirouter test message from <inbox>" through the inbox to the recipient typed, with
-    the provider client the router sends with; show the provider's answer (no conversation is
-    made of it)."""
-    admin, app, form = current_agent(request), request.app, await request.post()
-    account = await app[STORE].accounts.get_account(admin.account_id)
-    target = await test_target(app[STORE], account, request.match_info["inbox_id"]) if account else None
-    if account is None or target is None or target[0] not in CONSOLE_CHANNELS:
-        return plain(404, "no such inbox in this account")
-    if target[1] is None and target[0] not in FIRST_CHANNELS:  # the install's own Twilio number is no account's
-        return plain(404, "no such inbox in this account")
-    (channel, inbox), row_id = target, request.match_info["inbox_id"]
-    to = str(form.get("to", ""))[:64]
-    try:
-        test_recipient(channel, to)
-    except BadRecipient:
-        words = {
-            "telegram": N_("Type a Telegram chat id (digits)."),
-            "whatsapp": N_("Type a number in E.164, e.g. +37120000000."),
-            "sms": N_("Type a number in E.164, e.g. +37120000000."),
-        }
-        problem = {"where": f"test-{row_id}", "text": translate(admin.lang, words[channel])}
-        return await _show(request, 400, problem=problem, typed={"to": to})
-    if inbox is not None and inbox.disabled:
-        text = translate(admin.lang, "The inbox is disabled: enable it first.")
-        return await _show(request, 400, problem={"where": f"test-{row_id}", "text": text}, typed={"to": to})
-    name, adapter = inbox.name if inbox is not None else f"{account.name} ({channel})", app[ADAPTERS].get(channel)
-    try:
-        if adapter is None:
-            raise SendError(f"this install does not serve {channel} (its settings need {channel}.for_accounts = true)")
-        await send_test_message(adapter, account.id, inbox.id if inbox else None, name, to)
-    except SendError as failed:
-        sent, text = False, translate(admin.lang, "Not sent: {reason}", reason=str(failed)[:300])
-    else:
-        sent, text = True, translate(admin.lang, "Test message sent to {to}.", to=to)
-    await audit.record(app[STORE], account.id, admin, "inbox.test", row_id, to=to, sent=sent)
-    return await _show(request, result={"id": row_id, "ok": sent, "text": text}, typed={"to": to})
-
-
 def routes() -> list[web.RouteDef]:
     return [
         web.get("/admin/inboxes", inboxes_page),
         web.post("/admin/inboxes", add_inbox),
         web.post("/admin/inboxes/{inbox_id}", edit_inbox),
         web.post("/admin/inboxes/{inbox_id}/state", change_state),
-        web.post("/admin/inboxes/{inbox_id}/check", check),
-        web.post("/admin/inboxes/{inbox_id}/webhook", set_webhook),
-        web.post("/admin/inboxes/{inbox_id}/test", send_test),
     ]

@@ -34,6 +34,7 @@ TAGS = [
     {"name": "outbox", "description": "outbound sends and dead letters"},
     {"name": "accounts", "description": "accounts (tenants), their settings and channels"},
     {"name": "webhooks", "description": "signed outbound webhooks for thread events"},
+    {"name": "campaigns", "description": "an account's campaigns: one message to each contact of an audience"},
     {"name": "intents", "description": "NLU intents and training: added by the NLU layer through an ApiRoutes table"},
 ]
 

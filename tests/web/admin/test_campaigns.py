@@ -16,6 +16,7 @@ from conversations.campaigns import CampaignState
 from conversations.models import utcnow
 from conversations.outbox import INTERRUPTED
 from conversations.traffic import Identity
+from tests import factories
 from tests.factories import inbound, record
 from tests.router.test_inbound import wait_for
 from tests.web.admin.test_answers import PASSWORD, log_in_to
@@ -94,6 +95,10 @@ async def test_another_accounts_admin_and_an_agent_cannot_reach_a_campaign(clien
     assert (await client.get(report_path, allow_redirects=False)).status in (403, 404)
     [campaign] = await client.server.app[STORE].campaigns.list_campaigns("default")
     assert campaign.state == CampaignState.SCHEDULED
+    assert [e.action for e in await factories.audit(client.server.app[STORE], "default", "campaign.")] == [
+        "campaign.create"
+    ]
+    assert await factories.audit(client.server.app[STORE], "rival", action="campaign.cancel") == []
 
 
 async def test_the_report_counts_the_sends_a_restart_interrupted_apart_from_the_failures(client: TestClient) -> None:

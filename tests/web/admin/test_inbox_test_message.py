@@ -16,9 +16,10 @@ from bot.web.api.kit import issue_token
 from bot.web.keys import FIRST_ADMIN
 from conversations.models import utcnow
 from tests.conftest import TEST_API_TOKEN, raw_database_of
+from tests.fakes import running
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.handlers.channels import channel_settings
+from tests.handlers.channels import own_channels
 from tests.web.console.test_console import console_csrf, log_in
 
 INSTALL = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
@@ -32,26 +33,15 @@ async def fakes() -> AsyncIterator[dict[str, Any]]:
         "wa": FakeGraphAPI(token="EAAG-first", first_id=1000),
         "wa2": FakeGraphAPI(token="EAAG-second", first_id=2000),
     }
-    for fake in made.values():
-        await fake.start()
-    yield made
-    for fake in made.values():
-        await fake.stop()
+    async with running(*made.values()):
+        yield made
 
 
 @pytest.fixture
 async def world(embedded: Any, db_name: str, start_client: Any, fakes: dict[str, Any]) -> dict[str, Any]:
     """The install's account with a second Telegram bot and a second WhatsApp number; another
     account with a bot of its own."""
-    settings = channel_settings(
-        embedded.uri,
-        db_name,
-        telegram_api=fakes["tg"].url,
-        graph_api=fakes["wa"].url,
-        egress={"allowed_destinations": ", ".join(f.url.removeprefix("http://") for f in fakes.values())},
-        telegram={"token": fakes["tg"].token},
-        whatsapp={"access_token": fakes["wa"].token},
-    )
+    settings = own_channels(embedded.uri, db_name, fakes["tg"], fakes["wa"], fakes.values())
     client: TestClient = await start_client(settings)
     store = client.server.app[STORE]
     tg = {"token": fakes["tg2"].token, "webhook_secret": "s2", "api_base": fakes["tg2"].url}

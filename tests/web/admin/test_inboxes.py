@@ -12,21 +12,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
-from yarl import URL
 
 from bot.keys import STORE
-from bot.services.accounts import create_account
 from bot.web.keys import FIRST_ADMIN
 from tests import factories
 from tests.conftest import make_settings
+from tests.fakes import reachable, running
 from tests.fakes.graph_api import PHONE_NUMBER_ID, FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
+from tests.web.admin.inboxes_kit import PASSWORD, SecureBrowser, add_inbox, article, inbox_form, signed_in, two_accounts
 from tests.web.admin.test_accounts import Browser
 
-PASSWORD = "correct horse battery"
 PUBLIC = "https://shop.example"
 BOT_TOKEN = "7364001122:AAH-inbox-bot-token"
 HOOK_SECRET = "inbox-hook-secret_42"
@@ -36,73 +34,29 @@ WA_TOKEN = "EAAG-inbox-access-token"
 @pytest.fixture
 async def fakes() -> AsyncIterator[tuple[FakeBotAPI, FakeGraphAPI]]:
     telegram, graph = FakeBotAPI(token=BOT_TOKEN), FakeGraphAPI(token=WA_TOKEN)
-    await telegram.start()
-    await graph.start()
-    yield telegram, graph
-    await telegram.stop()
-    await graph.stop()
-
-
-class SecureBrowser(Browser):
-    """A browser for a router whose public address is https (its session cookie is ``Secure``)."""
-
-    def __init__(self, client: TestClient) -> None:
-        self.base = f"http://127.0.0.1:{client.server.port}"
-        self.session = aiohttp.ClientSession(
-            cookie_jar=aiohttp.CookieJar(unsafe=True, treat_as_secure_origin=[URL(self.base)])
-        )
+    async with running(telegram, graph):
+        yield telegram, graph
 
 
 async def _router(embedded: Any, db_name: str, start_client: Any, fakes: Any, public: str = PUBLIC) -> TestClient:
-    allowed = ", ".join(f.url.removeprefix("http://") for f in fakes)
-    settings = make_settings(
-        embedded.uri, db_name, egress={"allowed_destinations": allowed}, server={"public_url": public}
-    )
-    client: TestClient = await start_client(settings)
-    await create_account(client.server.app[STORE], "shop", "Corner Shop", "owner", password=PASSWORD)
-    await create_account(client.server.app[STORE], "rival", "Rival", "boss", password=PASSWORD)
-    return client
+    settings = make_settings(embedded.uri, db_name, egress=reachable(fakes), server={"public_url": public})
+    return await two_accounts(await start_client(settings))
 
 
 @pytest.fixture
 async def admin(embedded: Any, db_name: str, start_client: Any, fakes: Any) -> AsyncIterator[Browser]:
-    client = await _router(embedded, db_name, start_client, fakes)
-    browser = SecureBrowser(client)
-    assert (await browser.log_in("shop", "owner", PASSWORD)).status == 303
-    browser.app = client.server.app  # type: ignore[attr-defined]
-    browser.client = client  # type: ignore[attr-defined]
+    browser = await signed_in(await _router(embedded, db_name, start_client, fakes))
     yield browser
     await browser.close()
 
 
 def _telegram(fake: FakeBotAPI, name: str = "Sales bot", token: str = BOT_TOKEN) -> dict[str, str]:
-    return {"channel": "telegram", "name": name, "token": token, "webhook_secret": HOOK_SECRET, "api_base": fake.url}
+    return inbox_form("telegram", name, fake.url, token=token, webhook_secret=HOOK_SECRET)
 
 
 def _whatsapp(fake: FakeGraphAPI, name: str = "Support number", number: str = PHONE_NUMBER_ID) -> dict[str, str]:
-    return {
-        "channel": "whatsapp",
-        "name": name,
-        "phone_number_id": number,
-        "access_token": WA_TOKEN,
-        "app_secret": "app-secret-1",
-        "verify_token": "verify-me-1",
-        "api_base": fake.url,
-    }
-
-
-async def _add(browser: Browser, form: dict[str, str]) -> str:
-    status, body = await browser.post("/admin/inboxes", form, page="/admin/inboxes")
-    assert status == 303, body
-    store = browser.app[STORE]  # type: ignore[attr-defined]
-    inbox = next(i for i in await store.inboxes.list_inboxes("shop") if i.name == form["name"])
-    return str(inbox.id)
-
-
-def _article(page: str, inbox_id: str) -> str:
-    found = re.search(rf'<article class="inbox" id="inbox-{inbox_id}">(.*?)</article>', page, re.S)
-    assert found, f"no inbox {inbox_id} on the page"
-    return found.group(1)
+    secrets = {"access_token": WA_TOKEN, "app_secret": "app-secret-1", "verify_token": "verify-me-1"}
+    return inbox_form("whatsapp", name, fake.url, phone_number_id=number, **secrets)
 
 
 async def test_a_new_account_is_told_what_an_inbox_is_and_what_to_do(admin: Browser) -> None:
@@ -116,10 +70,10 @@ async def test_an_added_bot_is_listed_with_its_webhook_and_secrets_set_but_never
     admin: Browser, fakes: Any
 ) -> None:
     telegram, _ = fakes
-    inbox_id = await _add(admin, _telegram(telegram))
+    inbox_id = await add_inbox(admin, _telegram(telegram))
     status, page = await admin.get("/admin/inboxes?saved=added")
     assert status == 200 and "Inbox added." in page and 'id="no-inboxes"' not in page
-    row = _article(page, inbox_id)
+    row = article(page, inbox_id)
     assert "Sales bot" in row and 'data-state="enabled"' in row
     assert f'value="{PUBLIC}/webhooks/telegram/shop/{inbox_id}"' in row
     assert f"curl -F url={PUBLIC}/webhooks/telegram/shop/{inbox_id} -F secret_token=&lt;webhook_secret&gt;" in row
@@ -131,7 +85,7 @@ async def test_an_added_bot_is_listed_with_its_webhook_and_secrets_set_but_never
 
 async def test_an_empty_secret_keeps_its_value_when_an_inbox_is_edited(admin: Browser, fakes: Any) -> None:
     telegram, _ = fakes
-    inbox_id = await _add(admin, _telegram(telegram))
+    inbox_id = await add_inbox(admin, _telegram(telegram))
     form = {"name": "Sales bot (EU)", "token": "", "webhook_secret": "", "api_base": telegram.url}
     status, body = await admin.post(f"/admin/inboxes/{inbox_id}", form, page="/admin/inboxes")
     assert status == 303, body
@@ -148,13 +102,13 @@ async def test_an_empty_secret_keeps_its_value_when_an_inbox_is_edited(admin: Br
 
 async def test_a_disabled_inbox_is_shown_disabled_and_can_be_enabled_again(admin: Browser, fakes: Any) -> None:
     telegram, _ = fakes
-    inbox_id = await _add(admin, _telegram(telegram))
+    inbox_id = await add_inbox(admin, _telegram(telegram))
     store = admin.app[STORE]  # type: ignore[attr-defined]
     status, _ = await admin.post(f"/admin/inboxes/{inbox_id}/state", {"action": "disable"}, page="/admin/inboxes")
     assert status == 303 and (await store.inboxes.get_inbox(inbox_id)).disabled
     page = (await admin.get("/admin/inboxes?saved=disabled"))[1]
-    assert 'data-state="disabled"' in _article(page, inbox_id) and "Inbox disabled" in page
-    assert 'value="enable"' in _article(page, inbox_id)
+    assert 'data-state="disabled"' in article(page, inbox_id) and "Inbox disabled" in page
+    assert 'value="enable"' in article(page, inbox_id)
     status, _ = await admin.post(f"/admin/inboxes/{inbox_id}/state", {"action": "enable"}, page="/admin/inboxes")
     assert status == 303 and not (await store.inboxes.get_inbox(inbox_id)).disabled
     status, _ = await admin.post(f"/admin/inboxes/{inbox_id}/state", {"action": "erase"}, page="/admin/inboxes")
@@ -163,38 +117,38 @@ async def test_a_disabled_inbox_is_shown_disabled_and_can_be_enabled_again(admin
 
 async def test_check_names_the_bot_or_says_what_telegram_answered(admin: Browser, fakes: Any) -> None:
     telegram, _ = fakes
-    good = await _add(admin, _telegram(telegram))
-    wrong = await _add(admin, _telegram(telegram, name="Old bot", token="1:revoked-token"))
+    good = await add_inbox(admin, _telegram(telegram))
+    wrong = await add_inbox(admin, _telegram(telegram, name="Old bot", token="1:revoked-token"))
     status, page = await admin.post(f"/admin/inboxes/{good}/check", {}, page="/admin/inboxes")
-    assert status == 200 and "It works: this is the bot @shop_bot." in _article(page, good)
+    assert status == 200 and "It works: this is the bot @shop_bot." in article(page, good)
     assert [c.method for c in telegram.calls] == ["getMe"]
     status, page = await admin.post(f"/admin/inboxes/{wrong}/check", {}, page="/admin/inboxes")
-    assert status == 200 and "Telegram refused: 401 Unauthorized" in _article(page, wrong)
+    assert status == 200 and "Telegram refused: 401 Unauthorized" in article(page, wrong)
 
 
 async def test_check_shows_the_whatsapp_number_or_the_graph_api_error(admin: Browser, fakes: Any) -> None:
     _, graph = fakes
-    number = await _add(admin, _whatsapp(graph))
+    number = await add_inbox(admin, _whatsapp(graph))
     status, page = await admin.post(f"/admin/inboxes/{number}/check", {}, page="/admin/inboxes")
-    assert status == 200 and "It works: this is the number +1 555-0100 (Fake Shop)." in _article(page, number)
+    assert status == 200 and "It works: this is the number +1 555-0100 (Fake Shop)." in article(page, number)
     assert graph.requests[-1].path == f"/v23.0/{PHONE_NUMBER_ID}"
     assert graph.requests[-1].authorization == f"Bearer {WA_TOKEN}"
     store = admin.app[STORE]  # type: ignore[attr-defined]
     await store.inboxes.update_inbox("shop", number, {"access_token": "EAAG-expired"})
     status, page = await admin.post(f"/admin/inboxes/{number}/check", {}, page="/admin/inboxes")
-    assert "WhatsApp refused: 401 Invalid OAuth access token." in _article(page, number)
-    row = _article(page, number)
+    assert "WhatsApp refused: 401 Invalid OAuth access token." in article(page, number)
+    row = article(page, number)
     assert "verify_token" in row and "callback URL" in row and f"/webhooks/whatsapp/shop/{number}" in row
     assert "needs no URL of its own" in row  # a Meta app's numbers share its one callback URL
 
 
 async def test_set_webhook_points_the_bot_at_its_inbox_with_its_secret(admin: Browser, fakes: Any) -> None:
     telegram, _ = fakes
-    inbox_id = await _add(admin, _telegram(telegram))
+    inbox_id = await add_inbox(admin, _telegram(telegram))
     status, page = await admin.post(f"/admin/inboxes/{inbox_id}/webhook", {}, page="/admin/inboxes")
     assert status == 200, page
     url = f"{PUBLIC}/webhooks/telegram/shop/{inbox_id}"
-    assert f"Webhook set: Telegram now delivers this bot&#39;s messages to {url}." in _article(page, inbox_id)
+    assert f"Webhook set: Telegram now delivers this bot&#39;s messages to {url}." in article(page, inbox_id)
     assert telegram.webhook["url"] == url and telegram.webhook["secret_token"] == HOOK_SECRET
     [entry] = await factories.audit(admin.app[STORE], "shop", action="inbox.webhook")  # type: ignore[attr-defined]
     assert entry.target == inbox_id
@@ -208,9 +162,9 @@ async def test_set_webhook_without_an_https_address_says_so(
     try:
         assert (await browser.log_in("shop", "owner", PASSWORD)).status == 303
         browser.app = client.server.app  # type: ignore[attr-defined]
-        inbox_id = await _add(browser, _telegram(fakes[0]))
+        inbox_id = await add_inbox(browser, _telegram(fakes[0]))
         status, page = await browser.post(f"/admin/inboxes/{inbox_id}/webhook", {}, page="/admin/inboxes")
-        assert status == 200 and "Telegram delivers only to https addresses" in _article(page, inbox_id)
+        assert status == 200 and "Telegram delivers only to https addresses" in article(page, inbox_id)
         assert fakes[0].calls == []  # nothing was asked of Telegram
     finally:
         await browser.close()
@@ -218,7 +172,7 @@ async def test_set_webhook_without_an_https_address_says_so(
 
 async def test_a_whatsapp_number_of_another_inbox_is_refused_in_the_form(admin: Browser, fakes: Any) -> None:
     _, graph = fakes
-    await _add(admin, _whatsapp(graph))
+    await add_inbox(admin, _whatsapp(graph))
     status, page = await admin.post("/admin/inboxes", _whatsapp(graph, name="Again"), page="/admin/inboxes")
     assert status == 409
     problem = re.search(r'id="problem-add-whatsapp">([^<]*)<', page)
@@ -243,15 +197,15 @@ async def test_the_first_inbox_is_the_account_s_channel_settings_and_can_be_chec
     config = {"token": BOT_TOKEN, "webhook_secret": HOOK_SECRET, "api_base": telegram.url}
     await store.accounts.set_account_channel("shop", "telegram", config)
     page = (await admin.get("/admin/inboxes"))[1]
-    row = _article(page, "telegram")
+    row = article(page, "telegram")
     assert "First inbox" in row and f'value="{PUBLIC}/webhooks/telegram/shop"' in row and 'value="disable"' not in row
     status, page = await admin.post("/admin/inboxes/telegram/check", {}, page="/admin/inboxes")
-    assert status == 200 and "@shop_bot" in _article(page, "telegram")
+    assert status == 200 and "@shop_bot" in article(page, "telegram")
 
 
 async def test_another_account_s_admin_cannot_see_check_or_change_the_inbox(admin: Browser, fakes: Any) -> None:
     telegram, _ = fakes
-    inbox_id = await _add(admin, _telegram(telegram, name="Corner sales bot"))
+    inbox_id = await add_inbox(admin, _telegram(telegram, name="Corner sales bot"))
     rival = SecureBrowser(admin.client)  # type: ignore[attr-defined]
     try:
         assert (await rival.log_in("rival", "boss", PASSWORD)).status == 303
@@ -291,17 +245,17 @@ async def test_the_install_s_own_bot_from_the_settings_file_is_checked_and_hooke
     try:
         assert (await browser.log_in("default", login, password)).status == 303
         page = (await browser.get("/admin/inboxes"))[1]
-        row = _article(page, "telegram")
+        row = article(page, "telegram")
         assert "Set in the settings file" in row and f'value="{PUBLIC}/webhooks/telegram"' in row
         assert BOT_TOKEN not in page and HOOK_SECRET not in page
         status, page = await browser.post("/admin/inboxes/telegram/check", {}, page="/admin/inboxes")
-        assert status == 200 and "It works: this is the bot @shop_bot." in _article(page, "telegram")
+        assert status == 200 and "It works: this is the bot @shop_bot." in article(page, "telegram")
         status, page = await browser.post("/admin/inboxes/telegram/webhook", {}, page="/admin/inboxes")
         assert status == 200
         if mode == "polling":
-            assert "it needs no webhook" in _article(page, "telegram") and not telegram.sent("setWebhook")
+            assert "it needs no webhook" in article(page, "telegram") and not telegram.sent("setWebhook")
         else:
-            assert "Webhook set" in _article(page, "telegram")
+            assert "Webhook set" in article(page, "telegram")
             assert telegram.webhook == {
                 "url": f"{PUBLIC}/webhooks/telegram",
                 "secret_token": HOOK_SECRET,
@@ -325,11 +279,11 @@ def test_the_inboxes_page_loads_no_channel_library_until_a_check_needs_it() -> N
 
 async def test_check_of_a_provider_that_does_not_answer_says_so_in_words(admin: Browser, fakes: Any) -> None:
     telegram, graph = fakes
-    bot = await _add(admin, _telegram(telegram))
-    number = await _add(admin, _whatsapp(graph))
+    bot = await add_inbox(admin, _telegram(telegram))
+    number = await add_inbox(admin, _whatsapp(graph))
     await telegram.stop()
     await graph.stop()  # allowed hosts, but nothing listens there any more
     status, page = await admin.post(f"/admin/inboxes/{bot}/check", {}, page="/admin/inboxes")
-    assert status == 200 and "No answer from Telegram: getMe:" in _article(page, bot)
+    assert status == 200 and "No answer from Telegram: getMe:" in article(page, bot)
     status, page = await admin.post(f"/admin/inboxes/{number}/check", {}, page="/admin/inboxes")
-    assert status == 200 and "No answer from WhatsApp:" in _article(page, number)
+    assert status == 200 and "No answer from WhatsApp:" in article(page, number)

@@ -8,13 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
 
-from bot.keys import STORE
-from bot.services.accounts import create_account
 from tests.conftest import make_settings
+from tests.fakes import reachable, running
 from tests.fakes.telegram_api import FakeBotAPI
+from tests.web.admin.inboxes_kit import inboxes_page, two_accounts
 
 pytestmark = pytest.mark.browser
 
@@ -26,23 +25,11 @@ async def test_an_admin_adds_a_bot_and_checks_it(
     embedded: Any, db_name: str, start_client: Any, browser: Browser
 ) -> None:
     fake = FakeBotAPI(token=BOT_TOKEN)
-    await fake.start()
-    try:
-        settings = make_settings(
-            embedded.uri,
-            db_name,
-            egress={"allowed_destinations": fake.url.removeprefix("http://")},
-            telegram={"for_accounts": True},
-        )
-        client: TestClient = await start_client(settings)
-        await create_account(client.server.app[STORE], "shop", "Corner Shop", "owner", password="correct horse battery")
+    async with running(fake):
+        settings = make_settings(embedded.uri, db_name, egress=reachable([fake]), telegram={"for_accounts": True})
+        client = await two_accounts(await start_client(settings))
         base = f"http://127.0.0.1:{client.server.port}"
-        page = await (await browser.new_context()).new_page()
-        await page.goto(f"{base}/login?account=shop")
-        await page.fill("input[name=login]", "owner")
-        await page.fill("input[name=password]", "correct horse battery")
-        await page.click("button[type=submit]")
-        await page.click("#nav-inboxes")
+        page = await inboxes_page(browser, client)
         await expect(page.locator("h1")).to_contain_text("Inboxes")
         await expect(page.locator("#no-inboxes")).to_contain_text("@BotFather")
 
@@ -86,5 +73,3 @@ async def test_an_admin_adds_a_bot_and_checks_it(
         await expect(page.locator("h1")).to_contain_text("Входящие ящики")
         await expect(page.locator("article.inbox button.check")).to_have_text("Проверить")
         await expect(page.locator("article.inbox button.send-test")).to_have_text("Отправить тестовое сообщение")
-    finally:
-        await fake.stop()

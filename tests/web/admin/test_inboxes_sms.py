@@ -12,17 +12,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
-from bot.services.accounts import create_account
 from tests.conftest import raw_database_of
+from tests.fakes import reachable, running
 from tests.fakes.twilio import PUBLIC_URL, FakeTwilio
 from tests.handlers.sms.test_sms import OUR_NUMBER, sms_settings
+from tests.web.admin.inboxes_kit import PASSWORD, SecureBrowser, add_inbox, article, inbox_form, signed_in, two_accounts
 from tests.web.admin.test_accounts import Browser
-from tests.web.admin.test_inboxes import SecureBrowser
 
-PASSWORD = "correct horse battery"
 SID = "AC" + "c" * 32
 TOKEN = "token-of-the-shop-twilio"
 NUMBER = "+14155550301"
@@ -32,62 +30,32 @@ NUMBER = "+14155550301"
 async def fakes() -> AsyncIterator[dict[str, FakeTwilio]]:
     """The install's Twilio account, and the shop's own (it accepts only its SID and token)."""
     made = {"install": FakeTwilio(), "shop": FakeTwilio(SID, TOKEN)}
-    for fake in made.values():
-        await fake.start()
-    yield made
-    for fake in made.values():
-        await fake.stop()
+    async with running(*made.values()):
+        yield made
 
 
 @pytest.fixture
 async def admin(embedded: Any, db_name: str, start_client: Any, fakes: dict[str, FakeTwilio]) -> AsyncIterator[Browser]:
-    allowed = ", ".join(f.url.removeprefix("http://") for f in fakes.values())
-    settings = sms_settings(embedded.uri, db_name, fakes["install"].url, egress={"allowed_destinations": allowed})
-    client: TestClient = await start_client(settings)
-    await create_account(client.server.app[STORE], "shop", "Corner Shop", "owner", password=PASSWORD)
-    await create_account(client.server.app[STORE], "rival", "Rival", "boss", password=PASSWORD)
-    browser = SecureBrowser(client)
-    assert (await browser.log_in("shop", "owner", PASSWORD)).status == 303
-    browser.app = client.server.app  # type: ignore[attr-defined]
-    browser.client = client  # type: ignore[attr-defined]
+    settings = sms_settings(embedded.uri, db_name, fakes["install"].url, egress=reachable(fakes.values()))
+    browser = await signed_in(await two_accounts(await start_client(settings)))
     yield browser
     await browser.close()
 
 
 def _twilio(fake: FakeTwilio, name: str = "Shop line", number: str = NUMBER) -> dict[str, str]:
-    return {
-        "channel": "sms",
-        "name": name,
-        "account_sid": SID,
-        "auth_token": TOKEN,
-        "from_number": number,
-        "api_base": fake.url,
-    }
-
-
-def _article(page: str, inbox_id: str) -> str:
-    found = re.search(rf'<article class="inbox" id="inbox-{inbox_id}">(.*?)</article>', page, re.S)
-    assert found, f"no inbox {inbox_id} on the page"
-    return found.group(1)
-
-
-async def _add(browser: Browser, form: dict[str, str]) -> str:
-    status, body = await browser.post("/admin/inboxes", form, page="/admin/inboxes")
-    assert status == 303, body
-    store = browser.app[STORE]  # type: ignore[attr-defined]
-    return str(next(i for i in await store.inboxes.list_inboxes("shop") if i.name == form["name"]).id)
+    return inbox_form("sms", name, fake.url, account_sid=SID, auth_token=TOKEN, from_number=number)
 
 
 async def test_an_admin_adds_edits_and_disables_a_twilio_number(admin: Browser, fakes: dict[str, Any]) -> None:
     page = (await admin.get("/admin/inboxes"))[1]
     assert 'id="add-sms"' in page and "Add a Twilio number (SMS)" in page
-    inbox_id = await _add(admin, _twilio(fakes["shop"]))
+    inbox_id = await add_inbox(admin, _twilio(fakes["shop"]))
     page = (await admin.get("/admin/inboxes"))[1]
-    row = _article(page, inbox_id)
+    row = article(page, inbox_id)
     assert "Shop line" in row and NUMBER in row and SID in row and TOKEN not in page
     assert f'value="{PUBLIC_URL}/webhooks/sms"' in row and f'value="{PUBLIC_URL}/webhooks/voice"' in row
     assert re.search(r'data-field="auth_token">✓ set', row)
-    assert f'action="/admin/inboxes/{inbox_id}/check"' not in row  # no Check button for Twilio (yet)
+    assert f'action="/admin/inboxes/{inbox_id}/check"' in row
     store = admin.app[STORE]  # type: ignore[attr-defined]
     raw = await raw_database_of(store).inboxes.find_one({"_id": inbox_id})
     assert raw is not None and raw["route"] == f"sms:{NUMBER}" and TOKEN not in str(raw)  # sealed
@@ -111,7 +79,7 @@ async def test_an_admin_adds_edits_and_disables_a_twilio_number(admin: Browser, 
     status, _ = await admin.post(f"/admin/inboxes/{inbox_id}/state", {"action": "disable"}, page="/admin/inboxes")
     assert status == 303 and (await store.inboxes.get_inbox(inbox_id)).disabled
     page = (await admin.get("/admin/inboxes"))[1]
-    assert 'data-state="disabled"' in _article(page, inbox_id)
+    assert 'data-state="disabled"' in article(page, inbox_id)
 
 
 @pytest.mark.parametrize(
@@ -133,7 +101,7 @@ async def test_bad_twilio_settings_are_a_form_error(
 
 
 async def test_a_number_taken_by_another_inbox_or_the_install_is_refused(admin: Browser, fakes: dict[str, Any]) -> None:
-    await _add(admin, _twilio(fakes["shop"]))
+    await add_inbox(admin, _twilio(fakes["shop"]))
     status, page = await admin.post("/admin/inboxes", _twilio(fakes["shop"], name="Again"), page="/admin/inboxes")
     assert status == 409 and f"Another inbox already receives the Twilio number {NUMBER}" in page
     status, page = await admin.post(
@@ -146,10 +114,10 @@ async def test_a_number_taken_by_another_inbox_or_the_install_is_refused(admin: 
 async def test_a_test_message_goes_out_through_the_inbox_s_own_twilio_account(
     admin: Browser, fakes: dict[str, Any]
 ) -> None:
-    inbox_id = await _add(admin, _twilio(fakes["shop"]))
+    inbox_id = await add_inbox(admin, _twilio(fakes["shop"]))
     path = f"/admin/inboxes/{inbox_id}/test"
     status, page = await admin.post(path, {"to": "+37120000000"}, page="/admin/inboxes")
-    assert status == 200 and "Test message sent to +37120000000." in _article(page, inbox_id)
+    assert status == 200 and "Test message sent to +37120000000." in article(page, inbox_id)
     [sent] = fakes["shop"].sent
     assert sent["To"] == "+37120000000" and sent["From"] == NUMBER
     assert sent["Body"] == "omnirouter test message from Shop line" and fakes["install"].sent == []
@@ -157,7 +125,7 @@ async def test_a_test_message_goes_out_through_the_inbox_s_own_twilio_account(
     # Twilio's refusal is shown in words beside the button
     fakes["shop"].failures.append((400, {"code": 21211, "message": "The 'To' number is not a valid phone number."}))
     status, page = await admin.post(path, {"to": "+37120000001"}, page="/admin/inboxes")
-    assert status == 200 and "Not sent:" in (row := _article(page, inbox_id)) and "21211" in row
+    assert status == 200 and "Not sent:" in (row := article(page, inbox_id)) and "21211" in row
 
     status, page = await admin.post(path, {"to": "37120000000"}, page="/admin/inboxes")
     assert status == 400 and "Type a number in E.164" in page and f'id="problem-test-{inbox_id}"' in page
@@ -172,10 +140,45 @@ async def test_a_test_message_goes_out_through_the_inbox_s_own_twilio_account(
     assert await db.threads.count_documents({}) == 0
 
 
+async def test_check_names_the_number_in_its_twilio_account_or_says_what_twilio_refused(
+    admin: Browser, fakes: dict[str, FakeTwilio]
+) -> None:
+    shop = fakes["shop"]
+    shop.numbers = {"+14155550999": "Another line", NUMBER: "Corner Shop main line"}
+    inbox_id = await add_inbox(admin, _twilio(shop))
+    path = f"/admin/inboxes/{inbox_id}/check"
+    status, page = await admin.post(path, {}, page="/admin/inboxes")
+    assert status == 200, page
+    assert f"It works: this is the Twilio number {NUMBER} (Corner Shop main line)." in article(page, inbox_id)
+
+    # a number that is not in that Twilio account
+    shop.numbers = {"+14155550999": "Another line"}
+    status, page = await admin.post(path, {}, page="/admin/inboxes")
+    expected = f"Twilio refused: {NUMBER} is not a number of the Twilio account {SID}"
+    assert status == 200 and expected in article(page, inbox_id)
+
+    # credentials Twilio does not take
+    store = admin.app[STORE]  # type: ignore[attr-defined]
+    await store.inboxes.update_inbox("shop", inbox_id, {"auth_token": "not-the-token"})
+    status, page = await admin.post(path, {}, page="/admin/inboxes")
+    assert status == 200 and "Twilio refused: 401 (code 20003) Authenticate" in article(page, inbox_id)
+    assert "not-the-token" not in page and TOKEN not in page
+    assert fakes["install"].numbers == {} and shop.sent == []
+
+
+async def test_check_asks_no_twilio_server_the_install_does_not_allow(admin: Browser, fakes: dict[str, Any]) -> None:
+    """An api_base stored by an older release that this install no longer allows: nothing is asked."""
+    inbox_id = await add_inbox(admin, _twilio(fakes["shop"]))
+    store = admin.app[STORE]  # type: ignore[attr-defined]
+    await store.inboxes.update_inbox("shop", inbox_id, {"api_base": "http://127.0.0.1:9"})
+    status, page = await admin.post(f"/admin/inboxes/{inbox_id}/check", {}, page="/admin/inboxes")
+    assert status == 200 and "Not tried: account shop: channels.sms.api_base: 127.0.0.1:9" in article(page, inbox_id)
+
+
 async def test_another_account_s_admin_cannot_see_test_or_change_the_number(
     admin: Browser, fakes: dict[str, Any]
 ) -> None:
-    inbox_id = await _add(admin, _twilio(fakes["shop"]))
+    inbox_id = await add_inbox(admin, _twilio(fakes["shop"]))
     rival = SecureBrowser(admin.client)  # type: ignore[attr-defined]
     try:
         assert (await rival.log_in("rival", "boss", PASSWORD)).status == 303
@@ -196,10 +199,15 @@ async def test_another_account_s_admin_cannot_see_test_or_change_the_number(
 
 
 async def test_the_twilio_words_are_in_latvian_and_russian(admin: Browser, fakes: dict[str, Any]) -> None:
-    inbox_id = await _add(admin, _twilio(fakes["shop"]))
+    inbox_id = await add_inbox(admin, _twilio(fakes["shop"]))
     store = admin.app[STORE]  # type: ignore[attr-defined]
     owner = await store.agents.agent_by_login("shop", "owner")
     assert owner is not None
+    fakes["shop"].numbers = {NUMBER: "Shop line"}
+    works = {
+        "lv": f"Darbojas: tas ir Twilio numurs {NUMBER} (Shop line).",
+        "ru": f"Работает: это номер Twilio {NUMBER}",
+    }
     for lang, words in (
         ("lv", ["Pievienot Twilio numuru (SMS)", "Balss tīmekļa āķa URL"]),
         ("ru", ["Добавить номер Twilio (SMS)", "URL голосового вебхука"]),
@@ -207,3 +215,5 @@ async def test_the_twilio_words_are_in_latvian_and_russian(admin: Browser, fakes
         await store.agents.update_agent(owner.id, lang=lang)
         page = (await admin.get("/admin/inboxes"))[1]
         assert all(w in page for w in words) and f'id="inbox-{inbox_id}"' in page, lang
+        _, page = await admin.post(f"/admin/inboxes/{inbox_id}/check", {}, page="/admin/inboxes")
+        assert works[lang] in article(page, inbox_id), lang

@@ -8,13 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 from playwright.async_api import Browser, expect
 
-from bot.keys import STORE
-from bot.services.accounts import create_account
+from tests.fakes import reachable, running
 from tests.fakes.twilio import FakeTwilio
 from tests.handlers.sms.test_sms import sms_settings
+from tests.web.admin.inboxes_kit import inboxes_page, two_accounts
 
 pytestmark = pytest.mark.browser
 
@@ -27,22 +26,12 @@ async def test_an_admin_adds_a_twilio_number_and_sends_a_test_message(
     embedded: Any, db_name: str, start_client: Any, browser: Browser
 ) -> None:
     install, shop = FakeTwilio(), FakeTwilio(SID, TOKEN)
-    await install.start()
-    await shop.start()
-    try:
-        allowed = ", ".join(f.url.removeprefix("http://") for f in (install, shop))
-        settings = sms_settings(
-            embedded.uri, db_name, install.url, server={"public_url": ""}, egress={"allowed_destinations": allowed}
-        )
-        client: TestClient = await start_client(settings)
-        await create_account(client.server.app[STORE], "shop", "Corner Shop", "owner", password="correct horse battery")
+    async with running(install, shop):
+        egress = reachable((install, shop))
+        settings = sms_settings(embedded.uri, db_name, install.url, server={"public_url": ""}, egress=egress)
+        client = await two_accounts(await start_client(settings))
         base = f"http://127.0.0.1:{client.server.port}"
-        page = await (await browser.new_context()).new_page()
-        await page.goto(f"{base}/login?account=shop")
-        await page.fill("input[name=login]", "owner")
-        await page.fill("input[name=password]", "correct horse battery")
-        await page.click("button[type=submit]")
-        await page.click("#nav-inboxes")
+        page = await inboxes_page(browser, client)
         await expect(page.locator("#no-inboxes")).to_contain_text("Twilio")
 
         form = page.locator("#add-sms form")
@@ -60,16 +49,18 @@ async def test_an_admin_adds_a_twilio_number_and_sends_a_test_message(
         await expect(inbox.locator("input.webhook-url")).to_have_value(f"{base}/webhooks/sms")
         await expect(inbox.locator("input.voice-url")).to_have_value(f"{base}/webhooks/voice")
         await expect(inbox.locator(".secrets .secret-state[data-field=auth_token]")).to_have_text("auth_token ✓ set")
-        await expect(inbox.locator("button.check")).to_have_count(0)
         assert TOKEN not in await page.content()
 
-        await inbox.locator("form.send-test input[name=to]").fill("+37120000000")
-        await inbox.locator("button.send-test").click()
+        shop.numbers = {NUMBER: "Shop line at Twilio"}
+        await inbox.locator("button.check").click()
+        await expect(page.locator("article.inbox .check-result")).to_have_text(
+            f"It works: this is the Twilio number {NUMBER} (Shop line at Twilio)."
+        )
+
+        await page.locator("article.inbox form.send-test input[name=to]").fill("+37120000000")
+        await page.locator("article.inbox button.send-test").click()
         await expect(page.locator("article.inbox .check-result")).to_have_text("Test message sent to +37120000000.")
         assert [(m["From"], m["To"], m["Body"]) for m in shop.sent] == [
             (NUMBER, "+37120000000", "omnirouter test message from Shop line")
         ]
         assert install.sent == []
-    finally:
-        await shop.stop()
-        await install.stop()

@@ -1,0 +1,158 @@
+"""The buttons of the inboxes page (``/admin/inboxes``, inboxes.py) that ask the provider: Check
+(Telegram ``getMe``, the WhatsApp number through the Graph API, the Twilio number among its
+account's ``IncomingPhoneNumbers``), Set webhook (Telegram ``setWebhook``), and a test message sent
+through the inbox to a recipient the admin names. Each shows the provider's answer in words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from bot import audit
+from bot.handlers.kit.probe import ProbeFailed
+from bot.handlers.kit.protocol import SendError
+from bot.handlers.telegram.settings import TelegramSettings
+from bot.keys import ADAPTERS, EGRESS, SETTINGS, STORE
+from bot.services.accounts import webhook_urls
+from bot.services.inboxes import (
+    BadRecipient,
+    check_inbox,
+    first_inbox_config,
+    inbox_webhook_url,
+    send_test_message,
+    set_telegram_webhook,
+    test_recipient,
+    test_target,
+)
+from bot.web.admin.inboxes import CHECKED_CHANNELS, CONSOLE_CHANNELS, FIRST_CHANNELS, base_url, own_inbox, show
+from bot.web.i18n import N_, translate
+from bot.web.pages import current_agent, plain, signed_in
+from conversations.agent_models import Agent, Role
+
+_WORKS = {
+    "telegram": N_("It works: this is the bot {who}."),
+    "whatsapp": N_("It works: this is the number {who}."),
+    "sms": N_("It works: this is the Twilio number {who}."),
+}
+
+
+async def _inbox_config(request: web.Request, admin: Agent) -> tuple[str, str, dict[str, Any], str] | None:
+    """The inbox a button is for — an extra one by id, the first of a channel by the channel's
+    name — as ``(id, channel, settings, webhook URL)``; ``None`` when the account has no such inbox."""
+    inbox_id, settings = request.match_info["inbox_id"], request.app[SETTINGS]
+    if inbox_id in FIRST_CHANNELS:
+        account = await request.app[STORE].accounts.get_account(admin.account_id)
+        config = first_inbox_config(settings, account, inbox_id) if account else None
+        if config is None:
+            return None
+        return inbox_id, inbox_id, config, webhook_urls(settings, base_url(request), admin.account_id)[inbox_id]
+    inbox = await own_inbox(request, admin)
+    if inbox is None:
+        return None
+    return inbox.id, inbox.channel, inbox.config, inbox_webhook_url(settings, base_url(request), inbox)
+
+
+def _failure(lang: str, channel: str, failed: ProbeFailed) -> str:
+    provider = {"telegram": "Telegram", "whatsapp": "WhatsApp", "sms": "Twilio"}[channel]
+    if failed.fault == "refused":
+        return translate(lang, "Not tried: {reason}", reason=failed.reason)
+    if failed.fault == "unreachable":
+        return translate(lang, "No answer from {provider}: {reason}", provider=provider, reason=failed.reason)
+    return translate(lang, "{provider} refused: {reason}", provider=provider, reason=failed.reason)
+
+
+@signed_in(Role.ADMIN)
+async def check(request: web.Request) -> web.Response:
+    """Try the inbox's credentials on the real channel: whose bot, which number."""
+    admin, app = current_agent(request), request.app
+    found = await _inbox_config(request, admin)
+    if found is None or found[1] not in CHECKED_CHANNELS:
+        return plain(404, "no such Telegram, WhatsApp or Twilio inbox in this account")
+    inbox_id, channel, config, _ = found
+    try:
+        who = await check_inbox(app[EGRESS], app[SETTINGS], admin.account_id, channel, config)
+    except ProbeFailed as failed:
+        result = {"id": inbox_id, "ok": False, "text": _failure(admin.lang, channel, failed)}
+        return await show(request, result=result)
+    text = translate(admin.lang, _WORKS[channel], who=who)
+    return await show(request, result={"id": inbox_id, "ok": True, "text": text})
+
+
+@signed_in(Role.ADMIN)
+async def set_webhook(request: web.Request) -> web.Response:
+    """Tell Telegram to deliver the bot's updates to the inbox's webhook URL, with its secret."""
+    admin, app = current_agent(request), request.app
+    found = await _inbox_config(request, admin)
+    if found is None or found[1] != "telegram":
+        return plain(404, "no such Telegram inbox in this account")
+    inbox_id, _, config, url = found
+    polling = app[SETTINGS].section(TelegramSettings).mode == "polling"
+    if inbox_id == "telegram" and admin.account_id == app[SETTINGS].account.id and polling:
+        text = translate(
+            admin.lang, "This bot polls Telegram for updates (telegram.mode = polling): it needs no webhook."
+        )
+        return await show(request, result={"id": inbox_id, "ok": False, "text": text})
+    if not url.startswith("https://"):
+        text = translate(
+            admin.lang,
+            "Telegram delivers only to https addresses: set server.public_url in the settings file to this "
+            "install's https address first.",
+        )
+        return await show(request, result={"id": inbox_id, "ok": False, "text": text})
+    try:
+        await set_telegram_webhook(app[EGRESS], admin.account_id, config, url)
+    except ProbeFailed as failed:
+        text = _failure(admin.lang, "telegram", failed)
+        return await show(request, result={"id": inbox_id, "ok": False, "text": text})
+    await audit.record(app[STORE], admin.account_id, admin, "inbox.webhook", inbox_id, url=url)
+    text = translate(admin.lang, "Webhook set: Telegram now delivers this bot's messages to {url}.", url=url)
+    return await show(request, result={"id": inbox_id, "ok": True, "text": text})
+
+
+@signed_in(Role.ADMIN)
+async def send_test(request: web.Request) -> web.Response:
+    """Send "omnirouter test message from <inbox>" through the inbox to the recipient typed, with
+    the provider client the router sends with; show the provider's answer (no conversation is
+    made of it)."""
+    admin, app, form = current_agent(request), request.app, await request.post()
+    account = await app[STORE].accounts.get_account(admin.account_id)
+    target = await test_target(app[STORE], account, request.match_info["inbox_id"]) if account else None
+    if account is None or target is None or target[0] not in CONSOLE_CHANNELS:
+        return plain(404, "no such inbox in this account")
+    if target[1] is None and target[0] not in FIRST_CHANNELS:  # the install's own Twilio number is no account's
+        return plain(404, "no such inbox in this account")
+    (channel, inbox), row_id = target, request.match_info["inbox_id"]
+    to = str(form.get("to", ""))[:64]
+    try:
+        test_recipient(channel, to)
+    except BadRecipient:
+        words = {
+            "telegram": N_("Type a Telegram chat id (digits)."),
+            "whatsapp": N_("Type a number in E.164, e.g. +37120000000."),
+            "sms": N_("Type a number in E.164, e.g. +37120000000."),
+        }
+        problem = {"where": f"test-{row_id}", "text": translate(admin.lang, words[channel])}
+        return await show(request, 400, problem=problem, typed={"to": to})
+    if inbox is not None and inbox.disabled:
+        text = translate(admin.lang, "The inbox is disabled: enable it first.")
+        return await show(request, 400, problem={"where": f"test-{row_id}", "text": text}, typed={"to": to})
+    name, adapter = inbox.name if inbox is not None else f"{account.name} ({channel})", app[ADAPTERS].get(channel)
+    try:
+        if adapter is None:
+            raise SendError(f"this install does not serve {channel} (its settings need {channel}.for_accounts = true)")
+        await send_test_message(adapter, account.id, inbox.id if inbox else None, name, to)
+    except SendError as failed:
+        sent, text = False, translate(admin.lang, "Not sent: {reason}", reason=str(failed)[:300])
+    else:
+        sent, text = True, translate(admin.lang, "Test message sent to {to}.", to=to)
+    await audit.record(app[STORE], account.id, admin, "inbox.test", row_id, to=to, sent=sent)
+    return await show(request, result={"id": row_id, "ok": sent, "text": text}, typed={"to": to})
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/admin/inboxes/{inbox_id}/check", check),
+        web.post("/admin/inboxes/{inbox_id}/webhook", set_webhook),
+        web.post("/admin/inboxes/{inbox_id}/test", send_test),
+    ]

@@ -1,0 +1,58 @@
+"""A customer message's activity on its thread (last activity, unread) is written once: with the
+bot's dialogue state when the bot decides, alone otherwise, and by the sweeper's dispatch when the
+process that recorded the message died before deciding it."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+from bot.keys import PIPELINE
+from bot.router.inbound import InboundRecorder
+from conversations.embedded import EmbeddedMongo
+from conversations.models import epoch_ms
+from conversations.repositories import Repositories
+from tests.conftest import make_settings
+from tests.nlu.conftest import install, starter_blob  # noqa: F401 (the session's starter model)
+from tests.router.test_inbound import wait_for
+from tests.router.test_long_messages import inbound
+
+
+async def test_each_answered_message_marks_its_thread_unread_once(
+    embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes, start_client: Any
+) -> None:
+    await install(store, starter_blob)
+    client = await start_client(make_settings(embedded.uri, db_name))
+    question = inbound("webchat", 3, "what are your opening hours?")
+    recorded = []
+    for n in range(3):
+        found, task = await client.server.app[PIPELINE].receive(dataclasses.replace(question, external_id=f"q{n}"))
+        assert task is not None and (await task).action == "answered"  # type: ignore[union-attr]
+        recorded.append(found)
+    thread = await store.threads.get_thread(recorded[0].thread.id)
+    assert thread is not None
+    assert thread.unread_count == 3
+    assert thread.unread_since_ms == epoch_ms(recorded[0].message.created_at)
+    assert thread.last_inbound_ms == epoch_ms(recorded[-1].message.created_at)
+    assert thread.nlu_state and thread.nlu_state["by"] == recorded[-1].message.id
+
+
+async def test_a_message_whose_process_died_before_deciding_marks_its_thread_when_swept(
+    store: Repositories, embedded: EmbeddedMongo, db_name: str, start_client: Any
+) -> None:
+    # recorded and acknowledged; the activity was left to a dispatch that never ran
+    recorded = await InboundRecorder(store, timedelta(milliseconds=200)).record(inbound("webchat", 4, "hello?"))
+    assert recorded.activity is not None
+    before = await store.threads.get_thread(recorded.thread.id)
+    assert before is not None and before.unread_count in (None, 0) and before.last_inbound_ms is None
+
+    await start_client(make_settings(embedded.uri, db_name))  # the next process's sweeper
+
+    async def marked() -> bool:
+        thread = await store.threads.get_thread(recorded.thread.id)
+        return thread is not None and thread.last_inbound_ms == epoch_ms(recorded.message.created_at)
+
+    await wait_for(marked)
+    thread = await store.threads.get_thread(recorded.thread.id)
+    assert thread is not None and thread.unread_count == 1
