@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -74,19 +74,30 @@ def _phone_tokens(raw: str) -> list[str]:
 
 def _tokens(folded: str) -> Iterator[str]:
     """The tokens of a folded text, lazily: its e-mail addresses, phone numbers, codes, then words
-    (each kind found and deduplicated by C code, so a long text costs milliseconds, not a Python
-    loop over each of its words)."""
+    (each kind found, cut out and deduplicated in one pass of C code, so a long text costs
+    milliseconds, not a Python loop over each of its words)."""
     rest = folded
     if "@" in rest:
-        yield from dict.fromkeys(_EMAIL.findall(rest))
-        rest = _EMAIL.sub(" ", rest)
+        rest, emails = _cut(_EMAIL, rest)
+        yield from emails
     if _DIGIT.search(rest):
-        for phone in dict.fromkeys(_PHONE.findall(rest)):
+        rest, phones = _cut(_PHONE, rest)
+        for phone in phones:
             yield from _phone_tokens(phone)
-        rest = _PHONE.sub(" ", rest)
     yield from dict.fromkeys(_CODE.findall(rest))
     for word in dict.fromkeys(_WORD.findall(rest)):
         yield word.replace("_", "")
+
+
+def _cut(pattern: re.Pattern[str], text: str) -> tuple[str, Iterable[str]]:
+    """``text`` with ``pattern``'s matches replaced by spaces, and the distinct matches in order."""
+    found: list[str] = []
+
+    def blank(match: re.Match[str]) -> str:
+        found.append(match.group())
+        return " "
+
+    return pattern.sub(blank, text), dict.fromkeys(found)
 
 
 def search_words(text: str) -> list[str]:
