@@ -10,6 +10,7 @@ if its dispatch does not finish in time (the process died), a sweeper takes it o
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ from conversations.client import IndexPlan, Repository
 from conversations.filters import exactly
 from conversations.ids import derived_id
 from conversations.models import epoch_ms
-from conversations.search_words import search_text, text_filter
+from conversations.search_words import THREAD_CHARS, search_text, search_text_off_loop, text_filter
 from conversations.thread_models import Decision, DispatchState, Message
 from conversations.traffic import Direction, Inbound, StatusUpdate
 
@@ -59,6 +60,14 @@ def _customer(inbound: Inbound) -> dict[str, Any]:
     return sender
 
 
+async def _document(message: Message) -> dict[str, Any]:
+    """``message``'s document; a long text's (its search terms: ``search_text_off_loop``) made on
+    a worker thread, so the event loop goes on with the other customers' messages meanwhile."""
+    if len(message.text) <= THREAD_CHARS:
+        return message.to_doc()
+    return await asyncio.to_thread(message.to_doc)
+
+
 class MessagesRepository(Repository):
     """Recording and reading messages (see the module's docstring)."""
 
@@ -94,7 +103,7 @@ class MessagesRepository(Repository):
             meta=dict(inbound.meta),
         )
         try:
-            await self._client.write("messages", InsertOne(message.to_doc()))
+            await self._client.write("messages", InsertOne(await _document(message)))
             return message, False
         except DuplicateKeyError:
             return await self._stored_copy(message), True
@@ -102,7 +111,7 @@ class MessagesRepository(Repository):
     async def insert_message_once(self, message: Message) -> tuple[Message, bool]:
         """Store a message under its (deterministic) id once; returns ``(stored, duplicate)``."""
         try:
-            await self._db.messages.insert_one(message.to_doc())
+            await self._db.messages.insert_one(await _document(message))
             return message, False
         except DuplicateKeyError:
             return await self._stored_copy(message), True
@@ -121,6 +130,7 @@ class MessagesRepository(Repository):
             "direction": str(Direction.IN),
         }
         at_ms = epoch_ms(edited_at)
+        terms = await search_text_off_loop(edited.text)
         for _ in range(3):  # an optimistic update: retried if another edit lands in between
             doc = await self._db.messages.find_one(key)
             if doc is None:
@@ -139,7 +149,7 @@ class MessagesRepository(Repository):
                 {
                     "$set": {
                         "text": edited.text,
-                        "search_text": search_text(edited.text),
+                        "search_text": terms,
                         "attachments": [a.to_doc() for a in edited.attachments],
                         "edited_ms": at_ms,
                         "edits": edits,

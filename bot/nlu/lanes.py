@@ -2,10 +2,12 @@
 
 The C engine releases the GIL, so embeddings run on threads: texts that arrive while the engine
 works are embedded together in its next call (several texts per call cost a fraction each). A
-text's cost grows with its length, so texts longer than ``LONG_CHARS`` (already cut to the NLU's
-bound, ``bot.nlu.prefix``) go one at a time through a lane of their own, on a second thread: an
-ordinary customer's text never waits behind a long one, and long ones wait only for each other
-(and run at the lowest CPU priority, so they do not slow the rest of the router down either).
+text's cost grows with its tokens, so texts of more than ``LONG_CHARS`` characters or
+``LONG_TOKENS`` tokens (already cut to the NLU's bound, ``bot.nlu.prefix``) go one at a time
+through a lane of their own, on a second thread: an ordinary customer's text never waits behind a
+long one (nor shares an engine call with one: a batch costs what its longest text costs), and long
+ones wait only for each other (and run at the lowest CPU priority, so they do not slow the rest of
+the router down either).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from bot.nlu.embedder import QueryEmbeddings, single_engine_thread
-from bot.nlu.prefix import LONG_CHARS
+from bot.nlu.prefix import LONG_CHARS, LONG_TOKENS
 from bot.nlu.remote import NluOverBudget
 from conversations.batching import Batcher
 
@@ -47,12 +49,20 @@ class EmbeddingLanes:
     async def embed(self, text: str, budget: float) -> None:
         """Put ``text``'s vector into the query LRU; ``NluOverBudget`` after ``budget`` seconds
         (the engine finishes the text meanwhile: its vector is at hand if the text comes again)."""
-        lane = self.long if len(text) > LONG_CHARS else self.short
+        lane = self.long if self.is_long(text) else self.short
         try:
             async with asyncio.timeout(budget):
                 await lane.submit(text)
         except TimeoutError as exc:
             raise NluOverBudget(f"no embedding within {budget} s") from exc
+
+    def is_long(self, text: str) -> bool:
+        """Whether ``text`` goes to the long lane: over ``LONG_CHARS`` characters, or over
+        ``LONG_TOKENS`` tokens of the engine's tokenizer (when the embedder has one)."""
+        if len(text) > LONG_CHARS:
+            return True
+        count = getattr(self._embedder().inner, "token_count", None)
+        return count is not None and int(count(text)) > LONG_TOKENS
 
     async def _embed(self, texts: Sequence[str], thread: ThreadPoolExecutor) -> list[None]:
         embedder = self._embedder()

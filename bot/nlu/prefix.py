@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 CHARS_PER_TOKEN = 8  # no tokenizer at hand: characters read per token of the bound
-LONG_CHARS = 160  # texts longer than this are embedded in the long lane (``NluService``)
+LONG_CHARS = 160  # texts longer than this are embedded in the long lane (``bot.nlu.lanes``)
+# ... and so are texts of more tokens than this (punctuation, emoji, digits: a token a character or
+# more, so a prefix cut to the bound can be short in characters and cost the engine ten times a question)
+LONG_TOKENS = 40
 
 TokenCount = Callable[[str], int]
 

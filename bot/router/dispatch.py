@@ -232,7 +232,7 @@ class Dispatcher:
             at_ms = epoch_ms(message.created_at)  # the message's time: a replay counts the same
             replies = [t for t in state.replies_ms if t > at_ms - self._limit.window * 1000]
             if len(replies) >= self._limit.replies:
-                spoken = conversation_language(state.language, parse.language, message.text)
+                spoken = conversation_language(state.language, parse.language, parse.text)
                 step = Step(REPLY_LIMIT, dataclasses.replace(state, language=spoken), parse, handoff=True)
             else:
                 said = Said(thread.id, thread.channel, message.text, message.id)

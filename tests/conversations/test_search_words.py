@@ -159,3 +159,29 @@ async def test_an_edited_message_is_found_by_its_new_words_only(store: Repositor
     await store.messages.apply_edit(inbound("e1", "anna", "Parcel to Jelgava please", account="acme"), utcnow())
     assert [m.external_id for m in await store.messages.search_messages("acme", "parcel jelg")] == ["e1"]
     assert await store.messages.search_messages("acme", "parcel riga") == []
+
+
+def long_letter(chars: int, ending: str) -> str:
+    """A customer's letter of ``chars`` characters (Latvian words, each one different) ending with
+    ``ending``: the costliest text for the search terms, made on a worker thread."""
+    words = " ".join(f"pasūtījums{n} Bērziņa" for n in range(chars // 20))
+    return f"{words[: chars - len(ending) - 1]} {ending}"
+
+
+async def test_a_long_message_is_found_by_its_first_words_and_by_an_address_phone_and_code_at_its_end(
+    store: Repositories,
+) -> None:
+    text = long_letter(100_000, "anna@example.lv +371 2000 0000 A-10234")
+    assert len(text) == 100_000
+    await record(store, inbound("l1", "anna", text, account="acme"))
+    for query in ("pasutijums0 berzina", "anna@example.lv", "20000000", "a-10234", "pasutijums7"):
+        assert [m.external_id for m in await store.messages.search_messages("acme", query)] == ["l1"], query
+    assert await store.messages.search_messages("acme", "pasutijums4900") == []  # a word past the first 200
+
+
+async def test_a_long_edited_message_is_found_by_what_its_end_says_now(store: Repositories) -> None:
+    await record(store, inbound("l2", "anna", long_letter(50_000, "order B-20001"), account="acme"))
+    edited = inbound("l2", "anna", long_letter(50_000, "order C-30002"), account="acme")
+    await store.messages.apply_edit(edited, utcnow())
+    assert [m.external_id for m in await store.messages.search_messages("acme", "c-30002")] == ["l2"]
+    assert await store.messages.search_messages("acme", "b-20001") == []

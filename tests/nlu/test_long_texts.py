@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 
@@ -46,18 +47,20 @@ async def test_a_long_text_is_embedded_only_up_to_the_bound(
         await nlu.close()
 
 
-async def test_an_ordinary_text_does_not_wait_behind_long_ones() -> None:
+@pytest.mark.parametrize("make", [long_words, punctuation], ids=["words", "punctuation"])
+async def test_an_ordinary_text_does_not_wait_behind_long_ones(make: Callable[[int], str]) -> None:
     """Twenty long texts (each cut to the bound) waiting for the engine; a customer's short text
-    is embedded on its own thread meanwhile, not after them."""
+    is embedded on its own thread meanwhile, not after them. Punctuation cut to the bound is 124
+    characters, as short as a question, and costs the engine more than words: its tokens count."""
     count = default_embedder().token_count
     queries = QueryEmbeddings(default_embedder())
     lanes = EmbeddingLanes(lambda: queries)
     try:
         await lanes.embed("hello", 60)  # the engine loaded
-        long = [
-            asyncio.create_task(lanes.embed(nlu_prefix(f"{n} {long_words(50_000)}", 128, count), 600))
-            for n in range(20)
-        ]
+        prefixes = [nlu_prefix(f"{n} {make(50_000)}", 128, count) for n in range(20)]
+        assert all(lanes.is_long(prefix) for prefix in prefixes)
+        assert not lanes.is_long("where is my order?") and not lanes.is_long("Kur ir mans pasūtījums A-10234?")
+        long = [asyncio.create_task(lanes.embed(prefix, 600)) for prefix in prefixes]
         await asyncio.sleep(0)  # every long text submitted
         async with asyncio.timeout(120):
             await lanes.embed("where is my order?", 120)

@@ -70,7 +70,8 @@ async def respond(
     dialogue: Dialogue | None, responses: Responses, said: Said, parse: Parse, state: DialogueState
 ) -> Step:
     parse = resolve_clarification(parse, said.text, state.options)
-    spoken = conversation_language(state.language, parse.language, said.text)  # None: no words yet
+    # the words of what the language was told by (the NLU's bounded prefix of a long text); None: no words yet
+    spoken = conversation_language(state.language, parse.language, parse.text)
     language = responses.language(spoken)  # the one replies are in
     switched: tuple[Event, ...] = (("slot", ("language", spoken)),) if spoken and spoken != state.language else ()
     state = replace(state, language=spoken, options={})
