@@ -29,6 +29,13 @@ async def people(store: Repositories, b: str) -> None:
         await store.agents.update_agent(agent.id, inboxes=keys)
 
 
+async def inbox_b_with_people(store: Repositories) -> str:
+    """An extra inbox B (its key) and the :func:`people` of inboxes A and B."""
+    b = await second_inbox(store)
+    await people(store, b)
+    return b
+
+
 async def session(browsers: list[aiohttp.ClientSession], client: TestClient, login: str) -> aiohttp.ClientSession:
     return await logged_in(browsers, client, login, PASSWORD)
 
@@ -105,8 +112,7 @@ async def test_no_event_of_another_inbox_reaches_an_agents_socket(
 ) -> None:
     app: Any = client.server.app
     store = app[STORE]
-    b = await second_inbox(store)
-    await people(store, b)
+    b = await inbox_b_with_people(store)
     sockets = {login: await open_socket(await session(browsers, client, login), client) for login in ("ada", "bob")}
     await frames_for(sockets["ada"], 1.0)  # the first refreshes, done
     await frames_for(sockets["bob"], 1.0)
@@ -124,8 +130,7 @@ async def test_narrowing_an_agents_inboxes_closes_their_socket_and_it_reconnects
 ) -> None:
     app: Any = client.server.app
     store = app[STORE]
-    b = await second_inbox(store)
-    await people(store, b)
+    b = await inbox_b_with_people(store)
     ada = await store.agents.agent_by_login("default", "ada")
     assert ada is not None
     await store.agents.update_agent(ada.id, inboxes=[A, b])
