@@ -13,7 +13,7 @@ import sys
 
 from bot import audit
 from bot.cli.common import CliError, run_with_store
-from bot.services.agents import add_agent
+from bot.services.agents import add_agent, chosen_inboxes
 from bot.settings import Settings
 from bot.web.admin.agents import teams_of
 from conversations.agent_models import Role
@@ -47,6 +47,10 @@ def agent_add(args: argparse.Namespace, settings: Settings) -> int:
             await store.accounts.ensure_account(account, settings.account.name, utcnow())
         elif await store.accounts.get_account(account) is None:
             raise CliError(f"no account {account!r}", code=2)
+        try:
+            inboxes = await chosen_inboxes(store, account, args.inbox)
+        except ValueError as exc:
+            raise CliError(f"{exc}: see the account's inboxes in the console (Admin → Inboxes)", code=2) from None
         agent, secret = await add_agent(
             store,
             account,
@@ -56,12 +60,14 @@ def agent_add(args: argparse.Namespace, settings: Settings) -> int:
             teams=teams,
             capacity=args.capacity,
             password=password,
+            inboxes=inboxes,
         )
         if agent is None:
             raise CliError(f"an agent {login!r} already exists in account {account!r}", code=2)
         await audit.record(store, account, audit.CLI, "agent.create", agent.id, login=login, role=args.role)
         team_text = f", teams {', '.join(teams)}" if teams else ""
-        print(f"added {args.role} {login!r} (capacity {args.capacity}{team_text}) to account {account!r}")
+        inbox_text = f", inboxes {', '.join(inboxes)}" if inboxes is not None else ""
+        print(f"added {args.role} {login!r} (capacity {args.capacity}{team_text}{inbox_text}) to account {account!r}")
         if password is None:
             print(f"password: {secret}   (shown only this once)")
         return 0

@@ -70,6 +70,12 @@ def add_agent_commands(sub: Any) -> None:
     )
     add.add_argument("--team", action="append", default=[], help="a team (skill); repeat for more")
     add.add_argument("--capacity", type=int, default=5, help="most conversations at once (default 5)")
+    add.add_argument(
+        "--inbox",
+        action="append",
+        help="an inbox whose conversations the agent sees (inb_... or first:<channel>); repeat for more "
+        "(default: every inbox)",
+    )
     add.add_argument("--name", dest="display_name", help="name shown to colleagues (default: NAME)")
     add.add_argument("--account", help="account id (default: the configured one)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")

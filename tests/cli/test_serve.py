@@ -156,6 +156,15 @@ async def test_agents_added_from_the_terminal_can_log_in_and_the_first_admin_is_
     assert code == 2 and "already exists" in err
     code, _, err = await run("agent", "add", "Not A Name!", cwd=tmp_path, env=env)
     assert code == 2 and "bad agent name" in err
+    both = ("--inbox", "first:webchat", "--inbox", "first:telegram")
+    code, out, err = await run("agent", "add", "olga", *both, cwd=tmp_path, env=env)
+    assert code == 0, err
+    assert (
+        out.splitlines()[0]
+        == "added agent 'olga' (capacity 5, inboxes first:telegram, first:webchat) to account 'default'"
+    )
+    code, out, err = await run("agent", "add", "oleg", "--inbox", "inb_of_another_account", cwd=tmp_path, env=env)
+    assert code == 2 and "no inbox 'inb_of_another_account' in this account" in err and not out
 
     async def serve_once() -> tuple[str, int]:
         port = free_port()
