@@ -72,7 +72,21 @@ def _die_with_parent() -> None:
 
 
 def _exit(signum: int, frame: FrameType | None) -> None:
+    """Before the event loop runs, a stop signal ends the process at once."""
     sys.exit(0)
+
+
+async def _serve_until_stopped(handler: NeoSQLiteHandler, socket_path: str) -> None:
+    """Serve until SIGTERM or SIGINT. The loop takes the signals and cancels this task, so the
+    server closes from the loop: an exception raised by a Python signal handler lands in whatever
+    frame runs at that moment, and in a finalizer (``__del__``) it is printed and ignored, leaving
+    the server running until its parent kills it."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    await serve(handler, socket_path)
 
 
 def erase_for_real() -> None:
@@ -151,7 +165,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, _exit)
     try:
-        asyncio.run(serve(build_handler(args.data_dir), args.socket))
+        with contextlib.suppress(asyncio.CancelledError):
+            asyncio.run(_serve_until_stopped(build_handler(args.data_dir), args.socket))
     finally:
         remove_pid_file(args.pid_file)
 
