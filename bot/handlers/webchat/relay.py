@@ -38,11 +38,12 @@ _OPENED_SLACK = timedelta(minutes=1)  # a message stored this long before the so
 
 
 class VisitorSocket:
-    """One browser connection; sends are serialised (replies and acks come from several tasks).
-    ``given``: the messages this page has (its history, and every reply pushed since)."""
+    """One browser connection to one web chat; sends are serialised (replies and acks come from
+    several tasks). ``given``: the messages this page has (its history, and every reply pushed since)."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, inbox_id: str | None = None) -> None:
         self.ws = ws
+        self.inbox_id = inbox_id  # the web chat inbox the page is of (None: the account's first)
         self.opened: datetime = utcnow()
         self.given: set[str] = set()
         self._lock = asyncio.Lock()

@@ -138,6 +138,8 @@ def _read_name(admin: Agent, form: Any) -> str:
 
 
 def _check_egress(request: web.Request, admin: Agent, channel: str, values: dict[str, str]) -> None:
+    if not values.get("api_base"):  # the provider's own (a web chat has no provider)
+        return
     guard = request.app[EGRESS].channel(channel)
     if refused := refused_api_base(guard, values):
         raise FormProblem(

@@ -42,6 +42,8 @@ def _shown(request: web.Request, inbox: Inbox) -> dict[str, Any]:
 
 
 def _check_api_base(request: web.Request, channel: str, settings: dict[str, Any]) -> None:
+    if not settings.get("api_base"):  # the provider's own (a web chat has no provider)
+        return
     guard = request.app[EGRESS].channel(channel)
     if refused := refused_api_base(guard, settings):
         raise api_error(400, "api_base_not_allowed", guard.api_base_refusal(refused))
