@@ -153,6 +153,7 @@ async def test_an_unknown_or_closed_inbox_is_a_clear_404(client: TestClient, cas
     page = await client.get("/chat", params=params, headers={"Accept-Language": "lv"})
     assert page.status == 404 and page.content_type == "text/html"
     assert 'id="chat-closed"' in await page.text() and 'lang="lv"' in await page.text()
+    assert "Šī tērzēšana nav pieejama" in await page.text()  # says so in the visitor's language
     embedded = await client.get("/chat/embed", params=params)
     assert embedded.status == 404 and "chat-closed" in await embedded.text()
     config = await client.get("/widget/config", params=params)
