@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
+from conversations.membership import thread_match
 from conversations.models import utcnow
 from tests import factories
 from tests.handlers.webchat.test_several_processes import frames_for
@@ -184,3 +185,24 @@ async def test_a_web_chat_inbox_has_its_own_name_greeting_and_sites(client: Test
     framed = await client.get("/chat", params=shop)
     assert framed.status == 200
     assert framed.headers["Content-Security-Policy"] == "frame-ancestors 'self' https://shop.example"
+
+
+async def test_inbox_membership_decides_which_agents_see_a_web_chat_inboxs_conversations(client: TestClient) -> None:
+    """An agent of the shop's widget sees its visitors' conversations, not the support widget's nor
+    the first web chat's; one of both sees both."""
+    store = client.server.app[STORE]
+    places = await web_chats(client)
+    shop, support = places["acme/Shop"], places["acme/Support"]
+    in_shop = (await write(client, shop, "I need a human"))["ack"]["thread_id"]
+    in_support = (await write(client, support, "I need a human"))["ack"]["thread_id"]
+    in_first = (await write(client, places["acme/first"], "I need a human"))["ack"]["thread_id"]
+    seen = {}
+    for login, keys in (
+        ("ann", [shop["inbox"]]),
+        ("bob", [support["inbox"]]),
+        ("cid", [shop["inbox"], "first:webchat"]),
+    ):
+        agent = await factories.agent(store, login, account="acme", inboxes=keys)
+        threads = await store.threads.list_threads("acme", limit=50, within=thread_match(agent))
+        seen[login] = {t.id for t in threads}
+    assert seen == {"ann": {in_shop}, "bob": {in_support}, "cid": {in_shop, in_first}}
