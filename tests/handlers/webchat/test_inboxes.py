@@ -133,7 +133,7 @@ async def test_a_token_of_one_web_chat_opens_no_other(client: TestClient) -> Non
     assert upload.status == 403
 
 
-@pytest.mark.parametrize("case", ["unknown", "disabled", "other_account", "not_webchat"])
+@pytest.mark.parametrize("case", ["unknown", "junk", "disabled", "other_account", "not_webchat"])
 async def test_an_unknown_or_closed_inbox_is_a_clear_404(client: TestClient, case: str) -> None:
     store = client.server.app[STORE]
     places = await web_chats(client)
@@ -141,6 +141,8 @@ async def test_an_unknown_or_closed_inbox_is_a_clear_404(client: TestClient, cas
     params = {"account": "acme", "inbox": inbox_id}
     if case == "unknown":
         params["inbox"] = "inb_nope"
+    elif case == "junk":
+        params["inbox"] = "<x>" * 500 + "\u0000"
     elif case == "disabled":
         await store.inboxes.update_inbox("acme", inbox_id, {}, disabled=True)
     elif case == "other_account":
