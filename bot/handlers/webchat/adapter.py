@@ -150,7 +150,8 @@ class WebchatAdapter(BaseAdapter):
             outbound, self.render_text(outbound), self._files.url_for(outbound.account_id, outbound.to.address)
         )
         sockets = self._sockets.get((outbound.account_id, outbound.to.address), ())
-        await asyncio.gather(*(sock.send(frame) for sock in list(sockets) if sock.claim(outbound.message_id)))
+        mine = [sock for sock in list(sockets) if sock.inbox_id == outbound.inbox_id]  # its web chat's pages only
+        await asyncio.gather(*(sock.send(frame) for sock in mine if sock.claim(outbound.message_id)))
         return outbound.message_id
 
     def following(self) -> bool:

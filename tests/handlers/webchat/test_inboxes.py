@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from bot.keys import STORE
 from conversations.membership import thread_match
 from conversations.models import utcnow
+from conversations.traffic import Identity
 from tests import factories
 from tests.handlers.webchat.test_several_processes import frames_for
 from tests.handlers.webchat.test_webchat import frames_until
@@ -208,3 +209,28 @@ async def test_inbox_membership_decides_which_agents_see_a_web_chat_inboxs_conve
         threads = await store.threads.list_threads("acme", limit=50, within=thread_match(agent))
         seen[login] = {t.id for t in threads}
     assert seen == {"ann": {in_shop}, "bob": {in_support}, "cid": {in_shop, in_first}}
+
+
+async def test_a_reply_in_another_inbox_is_not_pushed_to_the_visitors_page_of_this_one(client: TestClient) -> None:
+    """A conversation of the visitor in the shop's widget (a campaign's, say) is not the support
+    widget's: its replies are not pushed to the visitor's support page, nor shown in its history."""
+    store = client.server.app[STORE]
+    places = await web_chats(client)
+    support = places["acme/Support"]
+    mine = await write(client, support, "my invoice?")
+    visitor = mine["token"].split(".")[0]
+    contact_id = await store.contacts.contact_by_identity("acme", "webchat", visitor)
+    assert contact_id is not None
+    elsewhere = await store.threads.open_thread(
+        "acme", contact_id, Identity("webchat", visitor), utcnow(), places["acme/Shop"]["inbox"]
+    )
+    async with client.ws_connect("/webchat/ws", params={**support, "token": mine["token"]}) as ws:
+        await ws.receive_json()
+        for thread_id, text in ((elsewhere.id, "From the shop"), (mine["ack"]["thread_id"], "From support")):
+            reply = await client.post(f"/api/threads/{thread_id}/replies", json={"id": text[-4:], "text": text})
+            assert reply.status == 202, await reply.text()
+        frames = await frames_for(ws, 2.0)
+    assert [f["text"] for f in frames if f["type"] == "message"] == ["From support"]
+    async with client.ws_connect("/webchat/ws", params={**support, "token": mine["token"]}) as ws:
+        history = (await ws.receive_json())["history"]
+    assert "From the shop" not in [m.get("text") for m in history]
