@@ -1,5 +1,9 @@
 """The web chat channel: a page at ``/chat`` talking to the router over a WebSocket.
 
+An account's first web chat is ``/chat?account=<id>``; each of its web chat inboxes is
+``&inbox=<inbox id>`` on every route (visitors.py: a visitor token is good in one web chat only, and
+the messages carry the inbox, so their conversations are the inbox's).
+
 Visitors are identified by a signed token the router issues on first contact and the browser
 keeps (``<visitor id>.<issued>.<HMAC>``), so nobody can read another visitor's conversation by
 guessing an id. A token unused for ``webchat.visitor_token_days`` expires (the welcome hands out a
