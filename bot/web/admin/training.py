@@ -11,8 +11,8 @@ from aiohttp import web
 
 from bot.keys import NLU, STORE
 from bot.nlu.data import OUT_OF_SCOPE
+from bot.nlu.jobs import TrainingRunning
 from bot.nlu.remote import NluUnavailable
-from bot.nlu.service import TrainingRunning
 from bot.nlu.training_set import TrainingSetError
 from bot.web.admin.intents import INTENTS, back, data_of
 from bot.web.api.learning import learn, review_item, try_text

@@ -9,8 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.keys import NLU, STORE
+from bot.nlu.jobs import TrainingRunning
 from bot.nlu.remote import NluUnavailable
-from bot.nlu.service import TrainingRunning
 from bot.web.api.kit import ACCOUNT, ApiRoutes, Call, api_error, reply
 from conversations.models import from_epoch_ms, utcnow
 from conversations.training import ForeignMessage
