@@ -77,7 +77,11 @@ async def closed_within(ws: aiohttp.ClientWebSocketResponse, seconds: float) -> 
     async with asyncio.timeout(seconds):
         while True:
             message = await ws.receive()
-            if message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+            if message.type == aiohttp.WSMsgType.CLOSE:
+                # the code the router sent, as a browser reports it: aiohttp's own close_code turns
+                # 1006 when its close reply meets a connection the router has already ended
+                return int(message.data), time.monotonic() - started
+            if message.type in (aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
                 return ws.close_code, time.monotonic() - started
 
 

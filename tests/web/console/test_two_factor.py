@@ -30,6 +30,7 @@ from conversations.sign_in import SignInRepository
 from tests import factories
 from tests.cli.test_contacts import run as run_cli
 from tests.conftest import make_settings, raw_database_of
+from tests.web.console.test_console_socket import closed_within
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 KEY = re.compile(r'<code id="setup-key">([^<]+)</code>')
@@ -312,14 +313,8 @@ async def test_a_password_only_session_ends_once_the_account_requires_a_second_f
         async with bob.http.ws_connect(bob.base + "/console/ws") as socket:
             assert (await asyncio.wait_for(socket.receive(), 10)).type == aiohttp.WSMsgType.TEXT
             await store.accounts.update_account("default", require_two_factor=True)  # no session swept
-            async with asyncio.timeout(6):
-                while (await socket.receive()).type not in (
-                    aiohttp.WSMsgType.CLOSE,
-                    aiohttp.WSMsgType.CLOSED,
-                    aiohttp.WSMsgType.CLOSING,
-                ):
-                    pass
-            assert socket.close_code == 4401
+            code, _ = await closed_within(socket, 6)
+            assert code == 4401
         assert (await bob.get("/console"))[2] == "/login"
         assert (await ava.get("/console"))[0] == 200
     finally:
