@@ -1,0 +1,183 @@
+"""Issue 17's promise in one install: two accounts, each with two inboxes of every channel — Telegram
+bots, WhatsApp numbers, Twilio numbers and web chats — and one customer message into each inbox.
+Counting what is stored per inbox finds one conversation holding one customer message in each,
+in its own account; every answer leaves through the inbox written to, and nothing more is sent."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.keys import STORE
+from bot.web.api.kit import issue_token
+from conversations.models import utcnow
+from tests.conftest import TEST_API_TOKEN, raw_database_of
+from tests.fakes import reachable, running
+from tests.fakes.graph_api import PHONE_NUMBER_ID, FakeGraphAPI
+from tests.fakes.telegram_api import FakeBotAPI
+from tests.fakes.twilio import AUTH_TOKEN, PUBLIC_URL, FakeTwilio
+from tests.handlers.channels import TG_SECRET, WA_SECRET, channel_settings, fixture, post_telegram, post_whatsapp, sign
+from tests.handlers.sms.test_sms import OUR_NUMBER
+from tests.handlers.sms.test_sms_inboxes import LINES, _text
+from tests.handlers.test_inboxes import _telegram, _wa_message, _whatsapp
+from tests.handlers.webchat.test_inboxes import write
+from tests.router.test_inbound import wait_for
+
+INSTALL = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
+OWNERS = ("default", "default-2", "shop2", "shop2-2")  # each account's first inbox of a channel, and its extra one
+# the owners whose inbox of a channel is their account's first (no inbox document): an account's
+# channel settings, the install's own Twilio number, the account's first web chat
+FIRST = {"telegram": ("default", "shop2"), "whatsapp": ("default", "shop2"), "webchat": ("default", "shop2")}
+FIRST["sms"] = ("default",)
+# the Twilio numbers: the install's own (the default account's first), and one per extra inbox
+NUMBERS = {
+    "default": OUR_NUMBER,
+    "default-2": LINES["default"][2],
+    "shop2": LINES["shop2"][2],
+    "shop2-2": "+14155550203",
+}
+
+
+@pytest.fixture
+async def fakes() -> AsyncIterator[dict[str, Any]]:
+    """A fake Bot API and Graph API per inbox, and a fake Twilio per Twilio account (the install's,
+    the default account's, shop2's — whose two numbers share it)."""
+    made: dict[str, Any] = {}
+    for n, owner in enumerate(OWNERS):
+        made[f"tg:{owner}"] = FakeBotAPI(token=f"{100 + n}:bot-of-{owner}")
+        made[f"wa:{owner}"] = FakeGraphAPI(token=f"EAAG-{owner}", first_id=1000 * (n + 1))
+    made["sms:install"] = FakeTwilio()
+    for account, (sid, token, _) in LINES.items():
+        made[f"sms:{account}"] = FakeTwilio(sid, token)
+    async with running(*made.values()):
+        yield made
+
+
+def _account(owner: str) -> str:
+    return owner.removesuffix("-2")
+
+
+def _twilio(owner: str, fakes: dict[str, Any]) -> dict[str, str]:
+    sid, token, _ = LINES[_account(owner)]
+    fake = fakes[f"sms:{_account(owner)}"]
+    return {"account_sid": sid, "auth_token": token, "from_number": NUMBERS[owner], "api_base": fake.url}
+
+
+async def _inboxes(client: TestClient, fakes: dict[str, Any]) -> dict[str, str]:
+    """shop2's first Telegram bot and WhatsApp number (its channel settings), and the extra inboxes
+    each account adds through the API: ``<channel>:<owner>`` -> inbox id."""
+    store = client.server.app[STORE]
+    await store.accounts.ensure_account("shop2", "Shop two", utcnow())
+    await store.accounts.set_account_channel("shop2", "telegram", _telegram(fakes["tg:shop2"], "shop2-tg"))
+    await store.accounts.set_account_channel("shop2", "whatsapp", _whatsapp(fakes["wa:shop2"], "2001", "shop2-wa"))
+    token = await issue_token(store, "shop2", "ops", ["read", "write"], "test")
+    headers = {"default": INSTALL, "shop2": {"Authorization": f"Bearer {token}"}}
+    extra = {
+        "telegram": {o: _telegram(fakes[f"tg:{o}"], f"{o}-tg") for o in ("default-2", "shop2-2")},
+        "whatsapp": {
+            o: _whatsapp(fakes[f"wa:{o}"], n, f"{o}-wa") for o, n in (("default-2", "1002"), ("shop2-2", "2002"))
+        },
+        # shop2 has no Twilio number in its channel settings (accounts have none): both are inboxes
+        "sms": {o: _twilio(o, fakes) for o in ("default-2", "shop2", "shop2-2")},
+        "webchat": {o: {"greeting": f"Hello from {o}"} for o in ("default-2", "shop2-2")},
+    }
+    created = {}
+    for channel, configs in extra.items():
+        for owner, config in configs.items():
+            body = {"channel": channel, "name": f"{owner} {channel}", "settings": config}
+            answer = await client.post(f"/api/accounts/{_account(owner)}/inboxes", json=body, headers=headers[_account(owner)])
+            assert answer.status == 201, await answer.text()
+            shown = await answer.json()
+            assert all(str(v) not in json.dumps(shown) for k, v in config.items() if k.endswith("token"))
+            created[f"{channel}:{owner}"] = shown["id"]
+    return created
+
+
+async def test_two_accounts_with_two_inboxes_of_every_channel_never_cross(
+    embedded: Any, db_name: str, start_client: Any, fakes: dict[str, Any]
+) -> None:
+    settings = channel_settings(
+        embedded.uri,
+        db_name,
+        telegram_api=fakes["tg:default"].url,
+        graph_api=fakes["wa:default"].url,
+        egress=reachable(fakes.values()),
+        telegram={"token": fakes["tg:default"].token},
+        whatsapp={"access_token": fakes["wa:default"].token},
+        server={"public_url": PUBLIC_URL},
+        twilio={
+            "account_sid": fakes["sms:install"].account_sid,
+            "auth_token": AUTH_TOKEN,
+            "api_base": fakes["sms:install"].url,
+        },
+        sms={"from_number": OUR_NUMBER},
+    )
+    client: TestClient = await start_client(settings)
+    store = client.server.app[STORE]
+    inbox = await _inboxes(client, fakes)
+
+    def inbox_of(channel: str, owner: str) -> str:
+        return "" if owner in FIRST[channel] else inbox[f"{channel}:{owner}"]
+
+    # the same person writes to every inbox
+    update = fixture("telegram", "text")
+    for owner in OWNERS:
+        path = {"default": "/webhooks/telegram", "shop2": "/webhooks/telegram/shop2"}.get(
+            owner, f"/webhooks/telegram/{_account(owner)}/{inbox_of('telegram', owner)}"
+        )
+        secret = TG_SECRET if owner == "default" else f"{owner}-tg"
+        assert (await post_telegram(client, update, secret=secret, path=path)).status == 200
+    wa_numbers = {"default": PHONE_NUMBER_ID, "default-2": "1002", "shop2": "2001", "shop2-2": "2002"}
+    for n, owner in enumerate(OWNERS):
+        path = {"default": "/webhooks/whatsapp", "shop2": "/webhooks/whatsapp/shop2"}.get(
+            owner, f"/webhooks/whatsapp/{_account(owner)}/{inbox_of('whatsapp', owner)}"
+        )
+        body = json.dumps(_wa_message(wa_numbers[owner], f"wamid.EVERY{n}")).encode()
+        signature = sign(body, WA_SECRET if owner == "default" else f"{owner}-wa")
+        assert (await post_whatsapp(client, body, signature=signature, path=path)).status == 200
+    for n, owner in enumerate(OWNERS):
+        token = AUTH_TOKEN if owner == "default" else LINES[_account(owner)][1]
+        assert (await _text(client, NUMBERS[owner], f"SM{n:032x}", token)).status == 200
+    for owner in OWNERS:
+        place = {"account": _account(owner)}
+        if inbox_of("webchat", owner):
+            place["inbox"] = inbox_of("webchat", owner)
+        await write(client, place, f"hello {owner}")
+
+    async def all_answered() -> bool:
+        return (
+            all(fakes[f"tg:{o}"].sent("sendMessage") and fakes[f"wa:{o}"].sent() for o in OWNERS)
+            and len(fakes["sms:install"].sent) >= 1
+            and len(fakes["sms:default"].sent) >= 1
+            and len(fakes["sms:shop2"].sent) >= 2
+        )
+
+    await wait_for(all_answered, timeout=60)
+
+    # one conversation and one customer message in each inbox, each in its own account
+    database = raw_database_of(store)
+    threads = await database.threads.find({}).to_list()
+    places = Counter((t["account_id"], t["channel"], t.get("inbox_id") or "") for t in threads)
+    expected = Counter(
+        (_account(owner), channel, inbox_of(channel, owner))
+        for channel in ("telegram", "whatsapp", "sms", "webchat")
+        for owner in OWNERS
+    )
+    assert places == expected and len(places) == 16
+    place_of = {t["_id"]: (t["account_id"], t["channel"], t.get("inbox_id") or "") for t in threads}
+    inbound = await database.messages.find({"direction": "in"}).to_list()
+    assert Counter(place_of[m["thread_id"]] for m in inbound) == expected
+    assert all(m["account_id"] == place_of[m["thread_id"]][0] for m in inbound)
+
+    # each answer went out once, through the bot, number or Twilio account written to
+    for owner in OWNERS:
+        assert len(fakes[f"tg:{owner}"].sent("sendMessage")) == 1 and len(fakes[f"wa:{owner}"].sent()) == 1
+        assert all(f"/{wa_numbers[owner]}/messages" in r.path for r in fakes[f"wa:{owner}"].requests)
+    assert [s["From"] for s in fakes["sms:install"].sent] == [OUR_NUMBER]
+    assert [s["From"] for s in fakes["sms:default"].sent] == [NUMBERS["default-2"]]
+    assert sorted(s["From"] for s in fakes["sms:shop2"].sent) == sorted([NUMBERS["shop2"], NUMBERS["shop2-2"]])
