@@ -90,7 +90,9 @@ async def _inboxes(client: TestClient, fakes: dict[str, Any]) -> dict[str, str]:
     for channel, configs in extra.items():
         for owner, config in configs.items():
             body = {"channel": channel, "name": f"{owner} {channel}", "settings": config}
-            answer = await client.post(f"/api/accounts/{_account(owner)}/inboxes", json=body, headers=headers[_account(owner)])
+            answer = await client.post(
+                f"/api/accounts/{_account(owner)}/inboxes", json=body, headers=headers[_account(owner)]
+            )
             assert answer.status == 201, await answer.text()
             shown = await answer.json()
             assert all(str(v) not in json.dumps(shown) for k, v in config.items() if k.endswith("token"))
