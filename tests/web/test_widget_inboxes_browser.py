@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, BrowserContext, FrameLocator, expect
 
 from bot.keys import STORE
 from conversations.embedded import free_port
@@ -43,6 +43,15 @@ async def site(client: TestClient) -> AsyncIterator[str]:
         await server.close()
 
 
+async def opened(context: BrowserContext, address: str) -> FrameLocator:
+    """A new page of the site at ``address``, its widget opened: the chat's frame."""
+    page = await context.new_page()
+    await page.goto(address)
+    await page.wait_for_function("() => document.querySelector('.omnirouter-panel iframe')")
+    await page.locator(".omnirouter-launcher").click()
+    return page.frame_locator(".omnirouter-panel iframe")
+
+
 async def test_the_widget_of_inbox_b_opens_in_its_look_and_its_messages_land_in_inbox_b(
     client: TestClient, site: str, browser: Browser
 ) -> None:
@@ -56,11 +65,7 @@ async def test_the_widget_of_inbox_b_opens_in_its_look_and_its_messages_land_in_
     b = inboxes["Support chat"]
 
     context = await browser.new_context()
-    page = await context.new_page()
-    await page.goto(f"{site}/?inbox={b}")
-    await page.wait_for_function("() => document.querySelector('.omnirouter-panel iframe')")
-    await page.locator(".omnirouter-launcher").click()
-    chat = page.frame_locator(".omnirouter-panel iframe")
+    chat = await opened(context, f"{site}/?inbox={b}")
     await expect(chat.locator("h1")).to_have_text("Support chat")
     await expect(chat.locator("#empty strong")).to_have_text("How can we help?")
     await expect(chat.locator("#status")).to_have_text("Online")
@@ -77,11 +82,7 @@ async def test_the_widget_of_inbox_b_opens_in_its_look_and_its_messages_land_in_
     await expect(chat.locator(".msg--out", has_text="We are on it.")).to_be_visible()
 
     # the same browser on a page of inbox A: its widget, and none of B's conversation
-    other = await context.new_page()
-    await other.goto(f"{site}/?inbox={inboxes['Shop chat']}")
-    await other.wait_for_function("() => document.querySelector('.omnirouter-panel iframe')")
-    await other.locator(".omnirouter-launcher").click()
-    shop = other.frame_locator(".omnirouter-panel iframe")
+    shop = await opened(context, f"{site}/?inbox={inboxes['Shop chat']}")
     await expect(shop.locator("h1")).to_have_text("Shop chat")
     await expect(shop.locator("#status")).to_have_text("Online")
     await expect(shop.locator(".msg")).to_have_count(0)

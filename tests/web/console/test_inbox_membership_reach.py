@@ -44,6 +44,11 @@ def url(client: TestClient, path: str) -> str:
     return f"http://127.0.0.1:{client.server.port}{path}"
 
 
+async def searched(browsers: list[aiohttp.ClientSession], client: TestClient, login: str, query: str) -> str:
+    """The console's search page for ``query``, as ``login`` sees it."""
+    return await (await (await session(browsers, client, login)).get(url(client, f"/console/search?q={query}"))).text()
+
+
 async def test_search_finds_the_messages_and_contacts_of_the_agents_inboxes_only(
     client: TestClient, browsers: list[aiohttp.ClientSession]
 ) -> None:
@@ -55,9 +60,7 @@ async def test_search_finds_the_messages_and_contacts_of_the_agents_inboxes_only
     await people(store, b)
     found = {}
     for login in ("ada", "bob", "sue"):
-        page = await (
-            await (await session(browsers, client, login)).get(url(client, "/console/search?q=zebra42"))
-        ).text()
+        page = await searched(browsers, client, login, "zebra42")
         found[login] = {thread for thread in (in_a, in_b) if thread in page}
     assert found == {"ada": {in_a}, "bob": {in_b}, "sue": {in_a, in_b}}
 
@@ -73,7 +76,7 @@ async def test_results_of_other_inboxes_do_not_crowd_out_the_agents_own(
     for n in range(60):
         await writes(app, f"bea{n}", b, text=f"walrus7 again {n}")
     await people(store, b)
-    page = await (await (await session(browsers, client, "ada")).get(url(client, "/console/search?q=walrus7"))).text()
+    page = await searched(browsers, client, "ada", "walrus7")
     assert in_a in page and "walrus7 again" not in page  # the API's search is the same function
 
 
