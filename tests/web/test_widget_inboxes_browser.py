@@ -15,7 +15,7 @@ from bot.keys import STORE
 from conversations.embedded import free_port
 from conversations.models import utcnow
 from tests import factories
-from tests.web.test_widget_browser import FIRST_ANSWER
+from tests.web.test_widget_browser import FIRST_ANSWER, open_chat
 
 pytestmark = pytest.mark.browser
 
@@ -47,9 +47,7 @@ async def opened(context: BrowserContext, address: str) -> FrameLocator:
     """A new page of the site at ``address``, its widget opened: the chat's frame."""
     page = await context.new_page()
     await page.goto(address)
-    await page.wait_for_function("() => document.querySelector('.omnirouter-panel iframe')")
-    await page.locator(".omnirouter-launcher").click()
-    return page.frame_locator(".omnirouter-panel iframe")
+    return await open_chat(page)
 
 
 async def test_the_widget_of_inbox_b_opens_in_its_look_and_its_messages_land_in_inbox_b(
