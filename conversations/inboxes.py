@@ -40,10 +40,18 @@ class InboxesRepository(Repository):
     """Accounts' extra inboxes, their settings opened on the way out and sealed on the way in."""
 
     async def create_inbox(
-        self, account_id: str, channel: str, name: str, config: Mapping[str, Any], now: datetime, route: str | None
+        self,
+        account_id: str,
+        channel: str,
+        name: str,
+        config: Mapping[str, Any],
+        now: datetime,
+        route: str | None,
+        routing: Mapping[str, Any] | None = None,
     ) -> Inbox | None:
         """A new inbox; ``None`` when ``route`` is another inbox's already."""
-        inbox = Inbox(id=new_id("inb"), account_id=account_id, channel=channel, name=name, created_at=now, route=route)
+        own = {k: v for k, v in (routing or {}).items() if v is not None} or None
+        inbox = Inbox(new_id("inb"), account_id, channel, name, now, route=route, routing=own)
         doc = inbox.to_doc()
         doc["config"] = self._client.require_sealer().seal_fields(config, account_id, sealing_scope(inbox.id))
         try:
@@ -56,6 +64,12 @@ class InboxesRepository(Repository):
     async def get_inbox(self, inbox_id: str) -> Inbox | None:
         doc = await self._db.inboxes.find_one({"_id": inbox_id})
         return self._opened(doc) if doc else None
+
+    async def inbox_routing(self, inbox_id: str) -> dict[str, Any]:
+        """The inbox's own routing (what it handles otherwise than its account); ``{}``: none."""
+        doc = await self._db.inboxes.find_one({"_id": inbox_id}, {"routing": 1})
+        routing = (doc or {}).get("routing")
+        return {k: v for k, v in routing.items() if v is not None} if isinstance(routing, dict) else {}
 
     async def inbox_by_route(self, route: str) -> Inbox | None:
         doc = await self._db.inboxes.find_one({"route": route})

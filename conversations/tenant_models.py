@@ -59,6 +59,9 @@ class Inbox(Document):
     config: dict[str, Any] = field(default_factory=dict)
     route: str | None = None
     disabled: bool = False
+    # how its conversations are handled where not the account's: bot (False: straight to the
+    # agents), team, business_hours, timezone, out_of_hours_reply (``bot/router/routing.py``)
+    routing: dict[str, Any] | None = None
     # never stored: the secrets of ``config`` that did not open when read (field -> why)
     sealing_problems: dict[str, str] | None = None
 

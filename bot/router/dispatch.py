@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("omnirouter.router.dispatch")
 
 NO_NLU = "no_nlu"
-DIRECT = "direct_channel"  # the channel is configured to go straight to humans
+DIRECT = "direct_channel"  # the channel (or the inbox) is configured to go straight to humans
 NO_TEXT = "no_text"  # attachments only: nothing for the bot to read
 NLU_UNAVAILABLE = "nlu_unavailable"
 NLU_OVER_BUDGET = "nlu_over_budget"  # the NLU took longer than nlu.parse_budget
@@ -159,7 +159,7 @@ class Dispatcher:
         if keyword:
             await self._record_consent(message, keyword)
         parse = None
-        direct = self._queue.straight_to_humans(thread.channel)
+        direct = await self._queue.skips_bot(thread)
         rating = message.meta.get("satisfaction") and self._satisfaction is not None
         to_bot = (
             not rating

@@ -81,14 +81,18 @@ class Queue:
     async def escalate(self, thread: Thread, reason: str, by_message: str) -> Thread | None:
         """Queue a thread the bot holds; ``None`` if it is not the bot's (already queued)."""
         queued = await self._store.queue.queue_thread(thread.id, reason, by_message, utcnow())
-        team = self._teams.get(thread.channel, "").strip()
+        own = (await self.routing(thread.account_id, thread.inbox_id)).team if thread.inbox_id else ""
+        team = own or self._teams.get(thread.channel, "").strip()
         if queued is not None and team and not queued.team:
             queued = await self._store.threads.set_thread_fields(thread.id, team=team) or queued
         return queued
 
-    def straight_to_humans(self, channel: str) -> bool:
-        """Whether ``channel`` skips the bot (``queue.direct_channels``)."""
-        return channel in self._direct
+    async def skips_bot(self, thread: Thread) -> bool:
+        """Whether the thread's messages go straight to the agents: its channel does
+        (``queue.direct_channels``), or its inbox has no bot."""
+        if thread.channel in self._direct:
+            return True
+        return thread.inbox_id is not None and not (await self.routing(thread.account_id, thread.inbox_id)).bot
 
     async def depth(self, account_id: str | None = None) -> int:
         return await self._store.queue.queue_depth(account_id)
@@ -112,7 +116,7 @@ class Queue:
         replies = list(decision.replies)  # named by the event: relay.py of the web chat
         if decision.action == DecisionAction.QUEUED:
             await self._log.timeline(thread, TimelineKind.QUEUED, None, decision.reason)
-            routing = await self.routing(thread.account_id)
+            routing = await self.routing(thread.account_id, thread.inbox_id)
             if not routing.hours.is_open(now) and self._outbox is not None:
                 notice = await self._outbox.enqueue_reply(
                     dedup_key=f"{message.id}:out-of-hours",
@@ -134,8 +138,8 @@ class Queue:
 
     # --- routing of an account -----------------------------------------------------------
 
-    async def routing(self, account_id: str) -> Routing:
-        return await self._routing.get(account_id)
+    async def routing(self, account_id: str, inbox_id: str | None = None) -> Routing:
+        return await self._routing.get(account_id, inbox_id)
 
     async def set_routing(self, account_id: str, **values: Any) -> None:
         await self._routing.set(account_id, **values)

@@ -4,6 +4,7 @@ often (every queued message), so each account's is kept for a few seconds."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,7 @@ from bot.business_hours import BusinessHours
 from bot.settings import QueueSettings
 from conversations.repositories import Repositories
 
-_CACHE_SECONDS = 3.0
+CACHE_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Routing:
     out_of_hours_reply: str
     record_location: bool
     reopen_days: float = 7.0  # a customer writing again this soon reopens the resolved thread
+    bot: bool = True  # False: an inbox whose conversations go straight to the agents
+    team: str = ""  # the team an inbox's conversations are queued to
 
 
 class AccountRouting:
@@ -32,8 +35,22 @@ class AccountRouting:
         self._settings = settings
         self._record_location = record_location
         self._cached: dict[str, tuple[float, Routing]] = {}
+        self._inboxes: dict[str, tuple[float, dict[str, Any]]] = {}
 
-    async def get(self, account_id: str) -> Routing:
+    async def get(self, account_id: str, inbox_id: str | None = None) -> Routing:
+        """The account's routing, with what the inbox ``inbox_id`` sets for itself over it."""
+        routing = await self._account(account_id)
+        if inbox_id is None:
+            return routing
+        cached = self._inboxes.get(inbox_id)
+        if cached and cached[0] > time.monotonic():
+            own = cached[1]
+        else:
+            own = await self._store.inboxes.inbox_routing(inbox_id)
+            self._inboxes[inbox_id] = (time.monotonic() + CACHE_SECONDS, own)
+        return over(routing, own) if own else routing
+
+    async def _account(self, account_id: str) -> Routing:
         cached = self._cached.get(account_id)
         if cached and cached[0] > time.monotonic():
             return cached[1]
@@ -51,7 +68,7 @@ class AccountRouting:
             record_location=bool(own.get("record_location", self._record_location)),
             reopen_days=float(own.get("reopen_days", s.reopen_days)),
         )
-        self._cached[account_id] = (time.monotonic() + _CACHE_SECONDS, routing)
+        self._cached[account_id] = (time.monotonic() + CACHE_SECONDS, routing)
         return routing
 
     async def set(self, account_id: str, **values: Any) -> None:
@@ -60,3 +77,21 @@ class AccountRouting:
         merged = {**((account.routing or {}) if account else {}), **values}
         await self._store.accounts.set_account_fields(account_id, routing=merged)
         self._cached.pop(account_id, None)
+
+
+def over(routing: Routing, own: dict[str, Any]) -> Routing:
+    """``routing`` (an account's) with an inbox's ``own`` settings over it; hours that do not
+    parse (checked when saved) leave the account's."""
+    hours = routing.hours
+    if own.get("business_hours") or own.get("timezone"):
+        try:
+            hours = BusinessHours.parse(own.get("business_hours") or hours.spec, own.get("timezone") or hours.zone.key)
+        except (ValueError, KeyError):
+            pass
+    return dataclasses.replace(
+        routing,
+        hours=hours,
+        out_of_hours_reply=own.get("out_of_hours_reply") or routing.out_of_hours_reply,
+        bot=own.get("bot") is not False,
+        team=str(own.get("team") or ""),
+    )

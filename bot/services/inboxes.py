@@ -20,6 +20,7 @@ from bot.handlers.sms.settings import SmsSettings
 from bot.handlers.telegram.settings import TelegramSettings
 from bot.handlers.whatsapp.settings import WhatsappSettings
 from bot.services.accounts import CHANNEL_FIELDS, URL_PATTERN, ChannelField, channel_schema, channel_summary
+from bot.services.inbox_routing import INBOX_ROUTING
 from bot.settings import Settings
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -64,6 +65,7 @@ def new_inbox_schema() -> dict[str, Any]:
             "channel": {"enum": list(INBOX_CHANNELS)},
             "name": {"type": "string", "minLength": 1, "maxLength": 80},
             "settings": {"type": "object"},
+            "routing": INBOX_ROUTING,
         },
         "allOf": [
             {
@@ -89,6 +91,7 @@ INBOX_CHANGES = {
         "disabled": {"type": "boolean"},
         # the inbox's channel's fields (checked against that channel's in the handler)
         "settings": {"anyOf": [settings_change_schema(channel) for channel in INBOX_CHANNELS]},
+        "routing": INBOX_ROUTING,
     },
 }
 
@@ -140,6 +143,7 @@ def inbox_json(inbox: Inbox, webhook_url: str) -> dict[str, Any]:
         "disabled": inbox.disabled,
         "created_at": inbox.created_at.isoformat(),
         "webhook_url": webhook_url,
+        "routing": {k: v for k, v in (inbox.routing or {}).items() if v is not None},
         **({"snippet": widget_snippet(webhook_url)} if inbox.channel == "webchat" else {}),
         **summary.get(inbox.channel, {"settings": {}, "secrets": {}}),
     }

@@ -20,7 +20,7 @@ from conversations.agent_models import Agent, Presence, Role
 from conversations.ids import new_id
 from conversations.models import utcnow
 from conversations.repositories import Repositories
-from conversations.thread_models import DecisionAction
+from conversations.thread_models import DecisionAction, Thread, ThreadStatus
 from conversations.traffic import Identity, Inbound
 from tests import factories
 from tests.conftest import make_settings
@@ -322,11 +322,16 @@ async def _agent_reply_sent(store: Repositories) -> bool:
     return len([message for message in sent if message.sender.get("kind") == "agent"]) == 1
 
 
-def test_the_queue_reads_its_team_and_direct_channel_settings() -> None:
+async def test_the_queue_reads_its_team_and_direct_channel_settings() -> None:
     from bot.settings import QueueSettings
 
     queue = Queue(None, QueueSettings(direct_channels="email, sms", channel_teams="email=billing"))  # type: ignore[arg-type]
-    assert queue.straight_to_humans("sms") and not queue.straight_to_humans("webchat")
+    now = utcnow()
+    on = {
+        c: Thread(c, "default", "con_1", c, ThreadStatus.BOT, opened_at=now, last_message_at=now)
+        for c in ("sms", "webchat")
+    }
+    assert await queue.skips_bot(on["sms"]) and not await queue.skips_bot(on["webchat"])
 
 
 async def test_auto_assignment_reaches_past_a_page_of_threads_no_agent_can_take(

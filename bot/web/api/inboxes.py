@@ -12,8 +12,9 @@ from jsonschema import Draft202012Validator
 
 from bot import audit
 from bot.handlers.kit.protocol import SendError
-from bot.keys import ADAPTERS, EGRESS, SETTINGS, STORE
+from bot.keys import ADAPTERS, EGRESS, QUEUE, SETTINGS, STORE
 from bot.services.accounts import refused_api_base
+from bot.services.inbox_routing import routing_changes, routing_problem
 from bot.services.inboxes import (
     INBOX_CHANGES,
     BadRecipient,
@@ -47,6 +48,14 @@ def _check_api_base(request: web.Request, channel: str, settings: dict[str, Any]
     guard = request.app[EGRESS].channel(channel)
     if refused := refused_api_base(guard, settings):
         raise api_error(400, "api_base_not_allowed", guard.api_base_refusal(refused))
+
+
+async def _checked_routing(request: web.Request, account_id: str, routing: dict[str, Any]) -> dict[str, Any]:
+    """``routing`` when it can be the inbox's (its hours read in its time zone, or the account's)."""
+    zone = (await request.app[QUEUE].routing(account_id)).hours.zone.key
+    if problem := routing_problem(routing, zone):
+        raise api_error(400, "bad_request", problem)
+    return routing
 
 
 async def _audit(
@@ -89,10 +98,12 @@ async def create_inbox(request: web.Request, call: Call) -> web.Response:
     channel, settings = call.body["channel"], dict(call.body["settings"])
     _check_api_base(request, channel, settings)
     store = request.app[STORE]
+    routing = await _checked_routing(request, account.id, call.body.get("routing") or {})
     route = route_of(channel, settings)
     if install_route(request.app[SETTINGS], route):
         raise api_error(409, "inbox_taken", f"the install's own settings already receive {route}")
-    inbox = await store.inboxes.create_inbox(account.id, channel, call.body["name"].strip(), settings, utcnow(), route)
+    name = call.body["name"].strip()
+    inbox = await store.inboxes.create_inbox(account.id, channel, name, settings, utcnow(), route, routing)
     if inbox is None:
         raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
     await _audit(request, call, "inbox.create", inbox, settings, channel=channel)
@@ -120,7 +131,9 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
         where = ".".join(["settings", *(str(p) for p in problem.path)])
         raise api_error(400, "bad_request", f"{where}: {problem.message[:200]}")
     _check_api_base(request, inbox.channel, settings)
+    routing = await _checked_routing(request, account.id, {**(inbox.routing or {}), **call.body.get("routing", {})})
     fields = {k: call.body[k] for k in ("name", "disabled") if k in call.body}
+    fields.update(routing_changes({k: routing.get(k) for k in call.body.get("routing", {})}))
     route = route_of(inbox.channel, settings)
     if install_route(request.app[SETTINGS], route):
         raise api_error(409, "inbox_taken", f"the install's own settings already receive {route}")
@@ -130,7 +143,7 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     if changed is None:
         raise api_error(404, "not_found", f"no inbox {inbox.id} in account {account.id}")
     assert isinstance(changed, Inbox)
-    await _audit(request, call, "inbox.change", changed, [*settings, *fields])
+    await _audit(request, call, "inbox.change", changed, [*settings, *fields])  # routing.<key> by name
     return reply(_shown(request, changed))
 
 
