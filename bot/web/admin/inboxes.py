@@ -26,8 +26,9 @@ from conversations.tenant_models import Account, Inbox
 MAX_NAME = 80
 # the channels whose first inbox is the account's channel settings (shown here, edited on the account page)
 FIRST_CHANNELS = tuple(CHANNEL_FIELDS)
-# the channels this page adds and edits extra inboxes of: those, and Twilio numbers (SMS and calls)
-CONSOLE_CHANNELS = tuple(INBOX_FIELDS)
+# the channels this page adds and edits extra inboxes of: those, and Twilio numbers (SMS and calls);
+# mailboxes (e-mail inboxes) only through the API so far
+CONSOLE_CHANNELS = tuple(channel for channel in INBOX_FIELDS if channel != "email")
 # the channels whose settings the Check button tries against the provider
 CHECKED_CHANNELS = ("telegram", "whatsapp", "sms")
 # what ``?saved=`` may report after a change

@@ -1,10 +1,10 @@
 """The REST API for an account's extra inboxes: list them, add one (a second Telegram bot, a second
-WhatsApp number, a Twilio number), rename, re-key or disable one. Secrets are sealed at rest for the inbox alone and
+WhatsApp number, a Twilio number, a mailbox), rename, re-key or disable one. Secrets are sealed at rest for the inbox alone and
 never returned; each inbox shows the webhook URL its provider must be given."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +21,7 @@ from bot.services.inboxes import (
     inbox_webhook_url,
     install_route,
     new_inbox_schema,
+    refused_mail_server,
     route_of,
     send_test_message,
     settings_change_schema,
@@ -41,7 +42,14 @@ def _shown(request: web.Request, inbox: Inbox) -> dict[str, Any]:
     return inbox_json(inbox, inbox_webhook_url(request.app[SETTINGS], base, inbox))
 
 
-def _check_api_base(request: web.Request, channel: str, settings: dict[str, Any]) -> None:
+async def _check_servers(
+    request: web.Request, channel: str, settings: dict[str, Any], stored: Mapping[str, Any] | None = None
+) -> None:
+    """The servers an inbox names pass the install's egress guard of its channel, or a 400."""
+    if channel == "email":
+        if refused := await refused_mail_server(request.app[EGRESS].email, settings, stored or {}):
+            raise api_error(400, "host_not_allowed", refused)
+        return
     guard = request.app[EGRESS].channel(channel)
     if refused := refused_api_base(guard, settings):
         raise api_error(400, "api_base_not_allowed", guard.api_base_refusal(refused))
@@ -73,7 +81,7 @@ async def list_inboxes(request: web.Request, call: Call) -> web.Response:
 @API(
     "POST",
     "/api/accounts/{account_id}/inboxes",
-    "Add an inbox: one more Telegram bot, WhatsApp number or Twilio number (SMS and calls) of the account"
+    "Add an inbox: one more Telegram bot, WhatsApp number, Twilio number (SMS and calls) or mailbox of the account"
     " (secrets sealed at rest)",
     tag="inboxes",
     body=new_inbox_schema(),
@@ -85,7 +93,7 @@ async def list_inboxes(request: web.Request, call: Call) -> web.Response:
 async def create_inbox(request: web.Request, call: Call) -> web.Response:
     account = await account_of(request, call)
     channel, settings = call.body["channel"], dict(call.body["settings"])
-    _check_api_base(request, channel, settings)
+    await _check_servers(request, channel, settings)
     store = request.app[STORE]
     route = route_of(channel, settings)
     if install_route(request.app[SETTINGS], route):
@@ -117,7 +125,7 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     if problem is not None:
         where = ".".join(["settings", *(str(p) for p in problem.path)])
         raise api_error(400, "bad_request", f"{where}: {problem.message[:200]}")
-    _check_api_base(request, inbox.channel, settings)
+    await _check_servers(request, inbox.channel, settings, inbox.config)
     fields = {k: call.body[k] for k in ("name", "disabled") if k in call.body}
     route = route_of(inbox.channel, settings)
     if install_route(request.app[SETTINGS], route):
