@@ -39,19 +39,13 @@ from bot.handlers.email.compose import (
     tokens_in,
 )
 from bot.handlers.email.imap import MailboxReader
-from bot.handlers.email.mailboxes import Mailbox, Mailboxes
 from bot.handlers.email.loops import is_no_reply, reads_no_mail
+from bot.handlers.email.mailboxes import Mailbox, Mailboxes
 from bot.handlers.email.parse import ParsedMail, attachment_payload, parse_mail, to_inbound
 from bot.handlers.email.settings import EmailSettings
 from bot.handlers.email.smtp import SmtpListener, send_mail
 from bot.handlers.kit.media import AttachmentUnavailable
-from bot.handlers.kit.protocol import (
-    BaseAdapter,
-    Capabilities,
-    ChannelContext,
-    MalformedPayload,
-    PermanentSendError,
-)
+from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload, PermanentSendError
 from bot.logs import log_event
 from bot.tasks import stop_tasks
 from conversations.ids import derived_id
@@ -77,7 +71,9 @@ class EmailAdapter(BaseAdapter):
         own = self.mailboxes.install
         self.reader = MailboxReader(self.settings, self.ingest) if own and self.settings.imap_host else None
         self.listener = (
-            SmtpListener(self.settings, self.mailboxes.for_recipient, self.ingest) if self.settings.listen_port else None
+            SmtpListener(self.settings, self.mailboxes.for_recipient, self.ingest)
+            if self.settings.listen_port
+            else None
         )
         self._reading: list[asyncio.Task[None]] = []
 

@@ -48,7 +48,7 @@ def _ok(response: Response, what: str) -> Response:
     return response
 
 
-class _ImapAt(IMAP4):
+class _ImapAt(IMAP4):  # type: ignore[misc]  # aioimaplib is untyped
     """An IMAP client connected to one checked ``address`` of ``host`` (TLS, when given a context,
     still verifies the certificate against ``host``)."""
 

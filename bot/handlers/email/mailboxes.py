@@ -136,8 +136,8 @@ class Mailboxes:
         """Whose mail to ``recipient`` is (see the module's docstring); ``None``: no one's."""
         address = base_address(recipient)
         inbox = await self.store.inboxes.inbox_by_route(mailbox_route(address))
-        if inbox is not None and inbox.channel == "email":
-            return await self.of_inbox(inbox.account_id, inbox.id)
+        if inbox is not None and inbox.channel == "email":  # disabled: read now, not up to 10 s ago
+            return None if inbox.disabled else await self.of_inbox(inbox.account_id, inbox.id)
         if self.install is not None and address.rpartition("@")[2] == self._domain:
             return self.install
         return None
