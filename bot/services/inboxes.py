@@ -32,7 +32,7 @@ from conversations.traffic import Identity, Outbound
 # account's channel settings (``PUT …/channels/<channel>``) have no ``sms`` or ``email``.
 _MAIL_ADDRESS = r"^[^@\s+]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$"  # no plus: its plus-addresses are its replies'
 _HOST = r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$"  # a name, an IPv4 address, or an IPv6 one in brackets
-_PORT = r"^[1-9][0-9]{0,4}$"
+_PORT = r"^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"  # 1-65535
 MAIL_SERVERS = (("imap_host", "imap_port", 993), ("smtp_host", "smtp_port", 587))
 
 INBOX_FIELDS: dict[str, tuple[ChannelField, ...]] = {

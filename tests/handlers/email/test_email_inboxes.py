@@ -259,7 +259,12 @@ async def test_a_mailbox_s_servers_pass_the_egress_guard(
         answer = await install.add("shop2", {**good, **change})
         assert answer.status == 400, (change, await answer.text())
         assert (await answer.json())["error"] == "host_not_allowed"
-    for change in ({"address": "sales+x@beta.example"}, {"imap_port": 70000}, {"smtp_security": "ssl"}):
+    for change in (
+        {"address": "sales+x@beta.example"},
+        {"imap_port": 70000},
+        {"smtp_port": "65536"},
+        {"smtp_security": "ssl"},
+    ):
         answer = await install.add("shop2", {**good, **change})
         assert answer.status == 400, (change, await answer.text())
     created = await install.add("shop2", good)
@@ -329,3 +334,34 @@ async def test_a_disabled_mailbox_is_read_no_more_and_an_enabled_one_again(
     await install.store.accounts.update_account("shop2", disabled=True)
     await mailboxes.refresh_readers(ingest)
     assert mailboxes.readers == {}
+
+
+async def test_an_install_without_a_mailbox_of_its_own_serves_its_accounts_mailboxes(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, sinks: dict[str, SmtpSink]
+) -> None:
+    listen, sink = free_port(), sinks["help@beta.example"]
+    email = {"address": "", "for_accounts": True, "listen_port": listen, "poll_interval": 0.2}
+    allowed = {"allowed_destinations": f"127.0.0.1:{sink.port}"}
+    client: TestClient = await start_client(make_settings(embedded.uri, db_name, email=email, egress=allowed))
+    store = client.server.app[STORE]
+    await store.accounts.ensure_account("shop2", "Shop two", utcnow())
+    body = {"channel": "email", "name": "Help", "settings": _mailbox("help@beta.example", sink, None)}
+    created = await client.post("/api/accounts/shop2/inboxes", json=body, headers=INSTALL)
+    assert created.status == 201, await created.text()
+    raw, _ = mail(CUSTOMER, "Hello", "hi", to="help@beta.example")
+    # no domain is the install's: only the inbox's address is taken
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
+        await aiosmtplib.send(raw, sender=CUSTOMER, recipients=[OUR_ADDRESS], hostname="127.0.0.1", port=listen)
+    await aiosmtplib.send(raw, sender=CUSTOMER, recipients=["help@beta.example"], hostname="127.0.0.1", port=listen)
+    await wait_for(lambda: _received(sink), timeout=15)
+    [(recipients, reply, _)] = sink.received
+    assert recipients == [CUSTOMER] and reply["From"].addresses[0].addr_spec == "help@beta.example"
+    [thread] = await raw_database_of(store).threads.find({}).to_list()
+    assert thread["account_id"] == "shop2" and thread["inbox_id"] == (await created.json())["id"]
+    adapter = client.server.app[ADAPTERS]["email"]
+    with pytest.raises(PermanentSendError, match="no e-mail set-up"):  # the install's account has no mailbox
+        await adapter.send(Outbound("default", "email", "thr_z", "msg_z", Identity("email", CUSTOMER), "hi"))
+
+
+async def _received(sink: SmtpSink) -> bool:
+    return len(sink.received) >= 1
