@@ -116,11 +116,19 @@ def route_of(channel: str, config: Mapping[str, Any]) -> str | None:
     return None
 
 
-def install_route(settings: Settings, route: str | None) -> bool:
+def install_route(settings: Settings, route: str | None, account_id: str | None = None) -> bool:
     """Whether ``route`` is the install's own (its ``[sms]`` number, its ``[email]`` address): no
-    inbox may take it."""
+    inbox may take it. For another account than the install's (``account_id``), every address in
+    the install's own mail domain is the install's too: its SMTP listener takes that whole domain."""
     number, address = settings.section(SmsSettings).from_number, settings.section(EmailSettings).address
-    return (bool(number) and route == number_route(number)) or (bool(address) and route == mailbox_route(address))
+    if bool(number) and route == number_route(number):
+        return True
+    if not address or not route:
+        return False
+    if route == mailbox_route(address):
+        return True
+    domain = "@" + address.rpartition("@")[2].lower()
+    return account_id not in (None, settings.account.id) and route.startswith("email:") and route.endswith(domain)
 
 
 async def refused_mail_server(guard: Egress, settings: Mapping[str, Any], stored: Mapping[str, Any]) -> str | None:

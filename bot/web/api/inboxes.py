@@ -96,7 +96,7 @@ async def create_inbox(request: web.Request, call: Call) -> web.Response:
     await _check_servers(request, channel, settings)
     store = request.app[STORE]
     route = route_of(channel, settings)
-    if install_route(request.app[SETTINGS], route):
+    if install_route(request.app[SETTINGS], route, account.id):
         raise api_error(409, "inbox_taken", f"the install's own settings already receive {route}")
     inbox = await store.inboxes.create_inbox(account.id, channel, call.body["name"].strip(), settings, utcnow(), route)
     if inbox is None:
@@ -128,7 +128,7 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     await _check_servers(request, inbox.channel, settings, inbox.config)
     fields = {k: call.body[k] for k in ("name", "disabled") if k in call.body}
     route = route_of(inbox.channel, settings)
-    if install_route(request.app[SETTINGS], route):
+    if install_route(request.app[SETTINGS], route, account.id):
         raise api_error(409, "inbox_taken", f"the install's own settings already receive {route}")
     changed = await store.inboxes.update_inbox(account.id, inbox.id, settings, route, **fields)
     if changed is False:

@@ -240,12 +240,15 @@ async def test_an_account_manages_only_its_own_mailboxes_and_an_address_is_one_m
     assert (
         await client.patch(f"/api/accounts/default/inboxes/{inbox}", json={"name": "x"}, headers=shop2)
     ).status == 404
-    # an address is one mailbox's, whatever its case; the install's own is no inbox's
-    for address in ("Sales@Alpha.example", OUR_ADDRESS):
+    # an address is one mailbox's, whatever its case; the install's own is no inbox's, and its
+    # domain (which its SMTP listener takes) is no other account's
+    for address in ("Sales@Alpha.example", OUR_ADDRESS, "billing@Shop.example"):
         taken = await install.add("shop2", _mailbox(address, sinks[OUR_ADDRESS], None))
         assert taken.status == 409 and (await taken.json())["error"] == "inbox_taken", address
     change = {"settings": {"address": OUR_ADDRESS}}
     assert (await client.patch(f"/api/accounts/default/inboxes/{inbox}", json=change, headers=INSTALL)).status == 409
+    mine = await install.add("default", _mailbox("billing@shop.example", sinks[OUR_ADDRESS], None))
+    assert mine.status == 201  # the install's own account may have more mailboxes in its domain
     assert await install.store.inboxes.list_inboxes("shop2") == []
 
 
