@@ -101,12 +101,16 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_nlu_ctx)
     app.cleanup_ctx.append(_pipeline_ctx)
-    app.on_shutdown.append(_shutdown_channels)
+    app.on_shutdown.append(_shutdown)
     setup_web(app)
     return app
 
 
-async def _shutdown_channels(app: web.Application) -> None:
+async def _shutdown(app: web.Application) -> None:
+    """Once a stop is asked: no campaign message is queued from then on (one started is stored
+    and sent in the drain), and the channels stop taking traffic."""
+    if CAMPAIGNS in app:
+        await app[CAMPAIGNS].stop()
     for adapter in app[ADAPTERS].values():
         await adapter.shutdown()
 
@@ -232,11 +236,11 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     ]
     for name, adapter in adapters.items():
         workers += [asyncio.create_task(job, name=f"{name}-background") for job in adapter.background()]
-    sending = asyncio.create_task(campaigns.run(), name="campaigns")
+    campaigns.start()
     try:
         yield
     finally:
-        await stop_tasks([sending])  # first: no campaign message is queued while sends drain
+        await campaigns.stop()  # first: no campaign message is queued while sends drain
         await pipeline.drain()
         await outbox.drain()
         await stop_tasks(workers)

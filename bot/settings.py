@@ -224,6 +224,11 @@ class NluSettings:
         doc="seconds the NLU may take for one message; a message over it goes to a human (reason "
         "`nlu_over_budget`), never to the NLU again",
     )
+    trainings: int = _setting(
+        1,
+        check=_between(1, 16),
+        doc="trainings one router process runs at once (each keeps a core busy); more wait their turn",
+    )
     rasa_url: str = _setting("", check=_url, doc='the Rasa server for `engine = "rasa"`, e.g. http://rasa:5005')
     rasa_token: str = _setting("", doc="the Rasa server's auth token, if it has one")
     rasa_timeout: float = _setting(3.0, check=_between(0.05, 60), doc="seconds to wait for Rasa before escalating")

@@ -226,9 +226,9 @@ class MessagesRepository(Repository):
 
     # --- reading -----------------------------------------------------------------------------
 
-    async def search_messages(self, account_id: str, query: str, limit: int = 50) -> list[Message]:
+    async def search_messages(self, account_id: str, query: str, limit: int = 50, skip: int = 0) -> list[Message]:
         """The account's messages holding every word of ``query`` (the last one as a prefix), newest
-        first; none for a query without words."""
+        first, from the ``skip``-th on; none for a query without words."""
         found = text_filter(query)
         if found is None:
             return []
@@ -236,7 +236,8 @@ class MessagesRepository(Repository):
         # ``$eq`` makes SQLite walk every message of the account and look each one up in the text
         # index (seconds at 100,000 messages); a bare one leaves the text index to lead
         cursor = self._db.messages.find({"account_id": account_id, **found})
-        return [Message.from_doc(doc) for doc in await cursor.sort("created_at", DESCENDING).limit(limit).to_list()]
+        cursor = cursor.sort([("created_at", DESCENDING), ("_id", DESCENDING)]).skip(skip).limit(limit)
+        return [Message.from_doc(doc) for doc in await cursor.to_list()]
 
     async def backfill_search_text(self, batch: int = 500) -> None:
         """Give messages stored by earlier releases their ``search_text`` in place of the ``words``

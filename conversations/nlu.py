@@ -168,13 +168,13 @@ class NluRepository(Repository):
 
     # --- training jobs -------------------------------------------------------------------
 
-    async def start_nlu_job(self, job_id: str, account_id: str, now: datetime) -> None:
+    async def start_nlu_job(self, job_id: str, account_id: str, now: datetime, stage: str = "loading") -> None:
         await self._db.nlu_jobs.insert_one(
             {
                 "_id": job_id,
                 "account_id": account_id,
                 "state": "running",
-                "stage": "loading",
+                "stage": stage,
                 "done": 0,
                 "total": 0,
                 "started_at": epoch_ms(now),
@@ -186,6 +186,11 @@ class NluRepository(Repository):
         """The account's training jobs, newest first (queued, running, done or failed)."""
         cursor = self._db.nlu_jobs.find({"account_id": account_id}).sort("started_at", DESCENDING)
         return await cursor.limit(limit).to_list()
+
+    async def running_nlu_job(self, account_id: str, since: datetime) -> dict[str, Any] | None:
+        """The account's newest training job still running and written to at ``since`` or later."""
+        found = {"account_id": account_id, "state": "running", "updated_at": {"$gte": epoch_ms(since)}}
+        return await self._db.nlu_jobs.find_one(found, sort=[("started_at", DESCENDING)])
 
     async def update_nlu_job(self, job_id: str, now: datetime, **fields: Any) -> None:
         await self._db.nlu_jobs.update_one({"_id": job_id}, {"$set": {**fields, "updated_at": epoch_ms(now)}})

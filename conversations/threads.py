@@ -174,12 +174,12 @@ class ThreadsRepository(Repository):
         )
         return Thread.from_doc(doc) if doc else None
 
-    async def open_thread_of(self, account_id: str, identity: Identity) -> Thread | None:
-        """The open thread of whoever writes from ``identity`` on its channel, if any."""
+    async def open_thread_of(self, account_id: str, identity: Identity, inbox_id: str | None = None) -> Thread | None:
+        """The open thread of whoever writes from ``identity`` on its channel (in ``inbox_id``), if any."""
         link = await self._db.identities.find_one({"_id": f"{account_id}|{identity.key}"})
         if link is None:
             return None
-        doc = await self._db.threads.find_one({"open_key": f"{link['contact_id']}:{identity.channel}"})
+        doc = await self._db.threads.find_one({"open_key": open_key(link["contact_id"], identity.channel, inbox_id)})
         return Thread.from_doc(doc) if doc else None
 
     # --- fields ----------------------------------------------------------------------------

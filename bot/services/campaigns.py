@@ -29,7 +29,7 @@ from bot.router.outbox import Outbox
 from bot.router.replies import ReplyRefused, template_message
 from bot.sending_settings import CampaignSettings
 from bot.services.campaign_pace import Pace, TierGate
-from bot.tasks import pause, raise_if_cancelled, wait_set
+from bot.tasks import pause, raise_if_cancelled, stop_tasks, wait_set
 from conversations.campaigns import Audience, Campaign, CampaignsRepository, CampaignState, Recipient, RecipientState
 from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
@@ -74,6 +74,16 @@ class CampaignSender:
         self._default_zone = default_timezone
         self._running: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Run :meth:`run` in the background until :meth:`stop`."""
+        self._task = asyncio.create_task(self.run(), name="campaigns")
+
+    async def stop(self) -> None:
+        """Queue no more campaign messages (those started are stored); safe to call twice."""
+        if self._task is not None:
+            await stop_tasks([self._task])
 
     def wake(self) -> None:
         """Look for due campaigns now (one was just created to send at once)."""

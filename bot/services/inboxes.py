@@ -5,10 +5,12 @@ through one (the same provider client the router sends with; no conversation is 
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlencode
 
 from bot.handlers.email.mailboxes import mailbox_route
 from bot.handlers.email.settings import EmailSettings
@@ -27,14 +29,18 @@ from conversations.repositories import Repositories
 from conversations.tenant_models import Account, Inbox
 from conversations.traffic import Identity, Outbound
 
-# What an inbox of each channel takes: an account's channel settings' fields, a Twilio number (an
-# SMS inbox; calls to it too) and a mailbox (an e-mail inbox), which exist only as inboxes: an
-# account's channel settings (``PUT …/channels/<channel>``) have no ``sms`` or ``email``.
+_ORIGIN = r"https?://[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?"
 _MAIL_ADDRESS = r"^[^@\s+]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$"  # no plus: its plus-addresses are its replies'
 _HOST = r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$"  # a name, an IPv4 address, or an IPv6 one in brackets
 _PORT = r"^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"  # 1-65535
 MAIL_SERVERS = (("imap_host", "imap_port", 993), ("smtp_host", "smtp_port", 587))
 
+# What an inbox of each channel takes: an account's channel settings' fields, a Twilio number
+# (an SMS inbox; calls to it too), a web chat widget and a mailbox (an e-mail inbox), which exist
+# only as inboxes: an account's channel settings (``PUT …/channels/<channel>``) have no ``sms`` or
+# ``email``, and its first web chat's look is its widget settings. A web chat inbox has no secret:
+# its name is the chat's title; its greeting, colour and the sites that may embed it (origins
+# separated by spaces) are the account's widget's when left out.
 INBOX_FIELDS: dict[str, tuple[ChannelField, ...]] = {
     **CHANNEL_FIELDS,
     "sms": (
@@ -42,6 +48,11 @@ INBOX_FIELDS: dict[str, tuple[ChannelField, ...]] = {
         ChannelField("auth_token", True, r"^\S{1,256}$"),
         ChannelField("from_number", True, E164.pattern),
         ChannelField("api_base", False, URL_PATTERN),
+    ),
+    "webchat": (
+        ChannelField("greeting", False, r"^[^\x00-\x1f]{0,300}$"),
+        ChannelField("color", False, r"^(#[0-9a-fA-F]{6})?$"),
+        ChannelField("sites", False, rf"^({_ORIGIN}( {_ORIGIN}){{0,19}})?$"),
     ),
     "email": (
         ChannelField("address", True, _MAIL_ADDRESS),
@@ -149,13 +160,24 @@ async def refused_mail_server(guard: Egress, settings: Mapping[str, Any], stored
 
 def inbox_webhook_url(settings: Settings, base: str, inbox: Inbox) -> str:
     """Where the inbox's provider sends its webhooks (``server.public_url`` or ``base``): a bot's
-    or a WhatsApp number's own path; Twilio's shared one (the number written to says which inbox)."""
+    or a WhatsApp number's own path; Twilio's shared one (the number written to says which inbox);
+    a web chat inbox's chat page."""
     root = (settings.server.public_url or base).rstrip("/")
     if inbox.channel == "email":
         return ""  # mail comes over IMAP or to the SMTP listener, not to a webhook
     if inbox.channel == "sms":
         return f"{root}/webhooks/sms"
+    if inbox.channel == "webchat":
+        return f"{root}/chat?{urlencode({'account': inbox.account_id, 'inbox': inbox.id})}"
     return f"{root}/webhooks/{inbox.channel}/{inbox.account_id}/{inbox.id}"
+
+
+def widget_snippet(chat_url: str) -> str:
+    """The tag a site puts on its pages to embed a web chat inbox (widget.js), from its chat page."""
+    root, _, query = chat_url.partition("/chat?")
+    found = parse_qs(query)
+    account, inbox = (html.escape(found.get(k, [""])[0], quote=True) for k in ("account", "inbox"))
+    return f'<script src="{html.escape(root, quote=True)}/widget.js" data-account="{account}" data-inbox="{inbox}" async></script>'
 
 
 def inbox_json(inbox: Inbox, webhook_url: str) -> dict[str, Any]:
@@ -170,6 +192,7 @@ def inbox_json(inbox: Inbox, webhook_url: str) -> dict[str, Any]:
         "disabled": inbox.disabled,
         "created_at": inbox.created_at.isoformat(),
         "webhook_url": webhook_url,
+        **({"snippet": widget_snippet(webhook_url)} if inbox.channel == "webchat" else {}),
         **summary.get(inbox.channel, {"settings": {}, "secrets": {}}),
     }
 

@@ -1,5 +1,9 @@
 """What search shows an agent of some inboxes (console and API alike): the messages of the
-conversations of their inboxes, and the contacts with a conversation there."""
+conversations of their inboxes, and the contacts with a conversation there.
+
+Messages carry no inbox, so results are read as anyone's and narrowed by their thread: for an agent
+of some inboxes the search reads further pages (at most ``WIDEN`` times the results shown) until
+the page they see is full, so results of other inboxes do not crowd theirs out."""
 
 from __future__ import annotations
 
@@ -8,20 +12,39 @@ from conversations.membership import member_keys, sees
 from conversations.repositories import Repositories
 from conversations.thread_models import Contact, Message, Thread
 
+MESSAGES = 50  # messages shown for one search
+CONTACTS = 20  # contacts shown for one search
+WIDEN = 10  # an agent of some inboxes: results read to fill their page, at most this many times it
 
-async def seen_results(
-    store: Repositories, agent: Agent, messages: list[Message], contacts: list[Contact]
+
+async def search_seen(
+    store: Repositories, account_id: str, agent: Agent | None, query: str
 ) -> tuple[list[Message], list[Contact]]:
-    """``messages`` and ``contacts`` found by a search, narrowed to what ``agent`` sees (all of
-    them for those who see every inbox)."""
-    if member_keys(agent) is None:
-        return messages, contacts
+    """The account's messages and contacts matching ``query``, newest first, narrowed to what
+    ``agent`` sees (``None``, or an agent who sees every inbox: all of them)."""
+    if agent is None or member_keys(agent) is None:
+        return (
+            await store.messages.search_messages(account_id, query, MESSAGES),
+            await store.contacts.search_contacts(account_id, query, CONTACTS),
+        )
     threads: dict[str, Thread | None] = {}
-    for thread_id in sorted({m.thread_id for m in messages}):
-        threads[thread_id] = await store.threads.get_thread(thread_id)
-    shown = [m for m in messages if (thread := threads[m.thread_id]) is not None and sees(agent, thread)]
-    kept = []
-    for contact in contacts:
-        if any(sees(agent, t) for t in await store.threads.contact_threads(agent.account_id, contact.id)):
+
+    async def seen(thread_id: str) -> bool:
+        if thread_id not in threads:
+            threads[thread_id] = await store.threads.get_thread(thread_id)
+        thread = threads[thread_id]
+        return thread is not None and sees(agent, thread)
+
+    shown: list[Message] = []
+    for page in range(WIDEN):
+        batch = await store.messages.search_messages(account_id, query, MESSAGES, skip=page * MESSAGES)
+        shown += [message for message in batch if await seen(message.thread_id)]
+        if len(shown) >= MESSAGES or len(batch) < MESSAGES:
+            break
+    kept: list[Contact] = []
+    for contact in await store.contacts.search_contacts(account_id, query, CONTACTS * WIDEN):
+        if any(sees(agent, t) for t in await store.threads.contact_threads(account_id, contact.id)):
             kept.append(contact)
-    return shown, kept
+            if len(kept) == CONTACTS:
+                break
+    return shown[:MESSAGES], kept

@@ -114,16 +114,17 @@ async def _count(store: Repositories, state: str, expected: int) -> bool:
 
 async def test_retry_after_is_honoured_then_the_send_succeeds(store: Repositories) -> None:
     _, ids = await make_items(store, 1)
-    channel = RecordingChannel(failures=[RetryableSendError("429 too many requests", retry_after=0.3)])
+    # a second long enough that a loaded machine does not reach it between two calls
+    channel = RecordingChannel(failures=[RetryableSendError("429 too many requests", retry_after=1.0)])
     outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings())
     assert await outbox.send_due() == 1
     item = (await store.outbox.list_outbox(None))[0]
     assert item.state == "pending" and item.last_error == "429 too many requests"
     assert await outbox.send_due() == 0  # not due before retry_after
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(1.05)
     assert await outbox.send_due() == 1
     assert channel.sent == ids
-    assert channel.attempt_times[1] - channel.attempt_times[0] >= 0.3
+    assert channel.attempt_times[1] - channel.attempt_times[0] >= 1.0
 
 
 async def test_dead_letter_after_max_attempts_is_visible_and_retryable_through_the_api(

@@ -77,9 +77,10 @@ async def test_a_campaign_item_whose_send_failed_is_retried_as_usual_and_sent_on
         dedup_key="flaky", thread=thread, to=ALICE, text="x", sender={"kind": "bot"}, now=utcnow(), at_most_once=True
     )
     channel = RecordingChannel(failures=[RetryableSendError("503 from provider")])
-    outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings())
+    # the retry waits 0.5-1 s: long enough not to come due within the first call on a loaded machine
+    outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(base_delay=1.0, max_delay=1.0))
     assert await outbox.send_due() == 1
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(1.05)
     assert await outbox.send_due() == 1
     assert channel.sent == [message.id]
     [item] = await store.outbox.list_outbox(OutboxState.SENT)

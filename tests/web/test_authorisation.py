@@ -318,7 +318,8 @@ async def _customer(app: web.Application, n: int) -> str:
 async def _nlu_samples(app: web.Application) -> dict[str, str]:
     """A finished training job of acme's and the model version it made (not activated)."""
     job = await app[NLU].start_job(app[NLU].train_request("acme", activate=False, by="test"))
-    async with asyncio.timeout(60):
+    # a training takes ~10 s alone and over 60 s beside another suite on two cores
+    async with asyncio.timeout(240):
         while (await app[STORE].nlu.get_nlu_job(job) or {}).get("state", "running") == "running":
             await asyncio.sleep(0.05)
     done = await app[STORE].nlu.get_nlu_job(job)

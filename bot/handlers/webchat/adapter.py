@@ -1,5 +1,9 @@
 """The web chat channel: a page at ``/chat`` talking to the router over a WebSocket.
 
+An account's first web chat is ``/chat?account=<id>``; each of its web chat inboxes is
+``&inbox=<inbox id>`` on every route (visitors.py: a visitor token is good in one web chat only, and
+the messages carry the inbox, so their conversations are the inbox's).
+
 Visitors are identified by a signed token the router issues on first contact and the browser
 keeps (``<visitor id>.<issued>.<HMAC>``), so nobody can read another visitor's conversation by
 guessing an id. A token unused for ``webchat.visitor_token_days`` expires (the welcome hands out a
@@ -28,6 +32,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +41,15 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from bot.handlers.kit.files import FileLinks
 from bot.handlers.kit.payload import load_json
 from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext, MalformedPayload
-from bot.handlers.webchat.embedding import SITE_FRAMES, site_frame
+from bot.handlers.webchat.embedding import SITE_FRAMES, SiteFrames
 from bot.handlers.webchat.frames import message_frame, outbound_frame
 from bot.handlers.webchat.history import visitor_history
 from bot.handlers.webchat.relay import ReplyRelay, VisitorSocket
 from bot.handlers.webchat.settings import WebchatSettings
-from bot.handlers.webchat.tokens import VisitorToken, VisitorTokens
+from bot.handlers.webchat.tokens import VisitorTokens
 from bot.handlers.webchat.uploads import VisitorFiles
 from bot.handlers.webchat.visitor_forms import FORM_FRAMES, VisitorForms
+from bot.handlers.webchat.visitors import ChatPlaces, Visitors
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
 from conversations.membership import thread_key
@@ -80,9 +86,9 @@ class WebchatAdapter(BaseAdapter):
             lambda: self.store, self._sockets, lambda key, message: message_frame(message, self._files.url_for(*key))
         )
         self._typing: dict[tuple[str, str], float] = {}  # (account, visitor) -> when last told
-        self._accounts: dict[str, float] = {context.account_id: float("inf")}  # account -> known until
-        self._token_seconds = context.settings.section(WebchatSettings).visitor_token_days * 86400
-        self._legacy_until: float | None = None  # tokens of the previous format: honoured until then
+        self._places = ChatPlaces(context.account_id, lambda: self.store)
+        days = context.settings.section(WebchatSettings).visitor_token_days
+        self.visitors = Visitors(lambda: self.tokens, lambda: self.store, days)
 
     async def start(self, store: Repositories) -> None:
         self._store = store
@@ -114,56 +120,13 @@ class WebchatAdapter(BaseAdapter):
 
     # --- visitor tokens -------------------------------------------------------------------
 
-    async def visitor_of(self, account_id: str, token: object) -> tuple[str, str]:
-        """What a visitor token names, on every path (the socket, ``POST /webchat/messages``): its
-        visitor and the token to keep when it is signed for this account, not expired and not
-        revoked (the visitor's contact was erased); else a new visitor and their token.
-        ``MalformedPayload`` when it is not ours. With the store out, a token that is ours and not
-        expired is taken: its messages cannot be stored until the store is back, and each is
-        checked then."""
-        read = self._signed(account_id, token)
-        try:
-            honoured = await self._honoured(account_id, read)
-        except StoreUnavailable:
-            honoured = read is not None and not self._expired(read, time.time())
-        if read is None or not honoured:
-            return self.tokens.issue(account_id)
-        return read.visitor, self._renewed(account_id, read, str(token))
+    async def visitor_of(self, account_id: str, token: object, inbox_id: str | None = None) -> tuple[str, str]:
+        """What a visitor token names (visitors.py): the one rule on every path."""
+        return await self.visitors.visitor_of(account_id, token, inbox_id)
 
-    def _signed(self, account_id: str, token: object) -> VisitorToken | None:
-        """The token read (``None``: no token); ``MalformedPayload`` if it is not ours."""
-        if token is None:
-            return None
-        read = self.tokens.read(account_id, token) if isinstance(token, str) else None
-        if read is None:
-            raise MalformedPayload("visitor_token is not valid for this account")
-        return read
-
-    def _expired(self, read: VisitorToken, now: float) -> bool:
-        if read.issued is None:
-            return self._legacy_until is not None and now > self._legacy_until
-        return now - read.issued > self._token_seconds
-
-    async def _honoured(self, account_id: str, read: VisitorToken | None) -> bool:
-        """Whether a validly signed token still names its visitor: not expired, and the visitor's
-        contact was not erased (its tokens are revoked then)."""
-        if read is None:
-            return False
-        now = time.time()
-        if read.issued is None and self._legacy_until is None:
-            until_ms = await self.store.privacy.legacy_tokens_until(int((now + self._token_seconds) * 1000))
-            self._legacy_until = until_ms / 1000
-        return not self._expired(read, now) and not await self.store.privacy.visitor_revoked(account_id, read.visitor)
-
-    def _renewed(self, account_id: str, read: VisitorToken, token: str) -> str:
-        """The token to hand back: a fresh one once half its life has passed (or it is of the
-        previous format), so a visitor who keeps coming back keeps their conversation."""
-        now = time.time()
-        if read.issued is None or now - read.issued > self._token_seconds / 2:
-            return self.tokens.token_for(account_id, read.visitor, now)
-        return token
-
-    def inbound(self, account_id: str, visitor: str, payload: Mapping[str, Any]) -> Inbound:
+    def inbound(
+        self, account_id: str, visitor: str, payload: Mapping[str, Any], inbox_id: str | None = None
+    ) -> Inbound:
         client_id, text, name = payload.get("id"), payload.get("text"), payload.get("name")
         if not isinstance(client_id, str) or not _CLIENT_ID.match(client_id):
             raise MalformedPayload("id must be 1-64 characters of letters, digits, _ . : -")
@@ -180,6 +143,7 @@ class WebchatAdapter(BaseAdapter):
             sender=Identity(self.name, visitor),
             sender_name=(name or "").strip() or None,
             text=text.strip(),
+            inbox_id=inbox_id,
         )
 
     async def send(self, outbound: Outbound) -> str:
@@ -190,7 +154,8 @@ class WebchatAdapter(BaseAdapter):
             outbound, self.render_text(outbound), self._files.url_for(outbound.account_id, outbound.to.address)
         )
         sockets = self._sockets.get((outbound.account_id, outbound.to.address), ())
-        await asyncio.gather(*(sock.send(frame) for sock in list(sockets) if sock.claim(outbound.message_id)))
+        mine = [sock for sock in list(sockets) if sock.inbox_id == outbound.inbox_id]  # its web chat's pages only
+        await asyncio.gather(*(sock.send(frame) for sock in mine if sock.claim(outbound.message_id)))
         return outbound.message_id
 
     def following(self) -> bool:
@@ -206,7 +171,7 @@ class WebchatAdapter(BaseAdapter):
         shown = await asyncio.gather(*(sock.send({"type": "typing"}) for sock in sockets))
         return any(shown)
 
-    async def _visitor_typing(self, account_id: str, visitor: str) -> None:
+    async def _visitor_typing(self, account_id: str, visitor: str, inbox_id: str | None) -> None:
         """Tell the consoles (through the live feed, so every router process) that the visitor is
         typing in their open conversation with a person; at most once per ``_TYPING_EVERY`` s."""
         key, now = (account_id, visitor), time.monotonic()
@@ -215,7 +180,7 @@ class WebchatAdapter(BaseAdapter):
         self._typing[key] = now
         if len(self._typing) > 10_000:  # forget the visitors who stopped long ago
             self._typing = {k: at for k, at in self._typing.items() if at > now - _TYPING_EVERY}
-        thread = await self.store.threads.open_thread_of(account_id, Identity(self.name, visitor))
+        thread = await self.store.threads.open_thread_of(account_id, Identity(self.name, visitor), inbox_id)
         if thread is not None and str(thread.status) in ("queued", "assigned"):
             await self.store.events.emit_event(
                 account_id, "typing", utcnow(), thread_id=thread.id, inbox=thread_key(thread)
@@ -238,11 +203,12 @@ class WebchatAdapter(BaseAdapter):
     # --- routes ---------------------------------------------------------------------------
 
     async def page(self, request: web.Request) -> web.StreamResponse:
+        """The chat page (an unknown or closed account or inbox is answered before: bot/web/chat/widget.py)."""
         return web.FileResponse(STATIC / "chat.html", headers={"Cache-Control": "no-cache"})
 
     async def upload(self, request: web.Request) -> web.Response:
         """A file or image the visitor sends (uploads.py)."""
-        return await self._uploads.receive(request, await self._account(request))
+        return await self._uploads.receive(request, *await self._places.of(request))
 
     async def fetch_attachment(self, account_id: str, ref: str) -> bytes:
         """A visitor's file, kept in the store from the start (uploads.py)."""
@@ -251,12 +217,12 @@ class WebchatAdapter(BaseAdapter):
     async def post_message(self, request: web.Request) -> web.Response:
         """A message as JSON; an expired or revoked ``visitor_token`` starts a new visitor (the
         answer carries their token), a forged one is refused."""
-        account_id = await self._account(request)
+        account_id, inbox_id = await self._places.of(request)
         body = await request.read()
         try:
             payload = _json_object(body)
-            visitor, token = await self.visitor_of(account_id, payload.get("visitor_token"))
-            inbound = self.inbound(account_id, visitor, payload)
+            visitor, token = await self.visitor_of(account_id, payload.get("visitor_token"), inbox_id)
+            inbound = self.inbound(account_id, visitor, payload, inbox_id)
         except MalformedPayload as exc:
             raise web.HTTPBadRequest(
                 text=json.dumps({"error": "bad_message", "detail": str(exc)}), content_type="application/json"
@@ -273,21 +239,21 @@ class WebchatAdapter(BaseAdapter):
         )
 
     async def socket(self, request: web.Request) -> web.WebSocketResponse:
-        account_id = await self._account(request)
+        account_id, inbox_id = await self._places.of(request)
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=self._max_text * 4 + 4096)
         await ws.prepare(request)
         try:
-            visitor, token = await self.visitor_of(account_id, request.query.get("token") or None)
-        except MalformedPayload:  # not ours: the browser starts as a new visitor
-            visitor, token = self.tokens.issue(account_id)
+            visitor, token = await self.visitor_of(account_id, request.query.get("token") or None, inbox_id)
+        except MalformedPayload:  # not ours (or another web chat's): the browser starts as a new visitor
+            visitor, token = self.visitors.issue(account_id, inbox_id)
         name = request.query.get("name", "")[:80] or None
-        sock = VisitorSocket(ws)
+        sock = VisitorSocket(ws, inbox_id)
         key = (account_id, visitor)
         self._sockets.setdefault(key, set()).add(sock)
         sockets = self._context.metrics.webchat_sockets
         sockets.inc()
         try:
-            welcome = await self._history(account_id, visitor)
+            welcome = await self._history(account_id, visitor, inbox_id)
             sock.given.update(str(m["message_id"]) for m in welcome["history"] if m.get("message_id"))
             await sock.send({"type": "welcome", "visitor_token": token, **welcome})
             async for frame in ws:
@@ -316,17 +282,20 @@ class WebchatAdapter(BaseAdapter):
             return
         if kind == "typing":
             try:
-                await self._visitor_typing(account_id, visitor)
+                await self._visitor_typing(account_id, visitor, sock.inbox_id)
             except StoreUnavailable:
                 log_event(log, "webchat.typing_unavailable", logging.INFO)
             return
         if kind in SITE_FRAMES:  # what the embedding site says of its visitor (embedding.py)
-            if (answer := await site_frame(self.store, self.tokens, account_id, visitor, payload)) is not None:
+            site = SiteFrames(self.store, self.visitors, account_id, sock.inbox_id)
+            if (answer := await site.answer(visitor, payload)) is not None:
                 await sock.send(answer)
             return
         if kind in FORM_FRAMES:  # the pre-chat and offline forms (visitor_forms.py)
             await sock.send(
-                await VisitorForms(self.store, self.sink, self.inbound).answer(account_id, visitor, payload)
+                await VisitorForms(self.store, self.sink, partial(self.inbound, inbox_id=sock.inbox_id)).answer(
+                    account_id, visitor, payload
+                )
             )
             return
         if kind != "message":
@@ -334,7 +303,7 @@ class WebchatAdapter(BaseAdapter):
             return
         client_id = payload.get("id")
         try:
-            inbound = self.inbound(account_id, visitor, {"name": name, **payload})
+            inbound = self.inbound(account_id, visitor, {"name": name, **payload}, sock.inbox_id)
         except MalformedPayload as exc:
             await sock.send({"type": "error", "code": "bad_message", "id": client_id, "detail": str(exc)})
             return
@@ -372,24 +341,13 @@ class WebchatAdapter(BaseAdapter):
         if decision:
             await sock.send({"type": "decision", "id": client_id, "message_id": message.id, **decision})
 
-    async def _history(self, account_id: str, visitor: str) -> dict[str, Any]:
+    async def _history(self, account_id: str, visitor: str, inbox_id: str | None) -> dict[str, Any]:
+        url = self._files.url_for(account_id, visitor)
         try:
-            return await visitor_history(self.store, account_id, visitor, self._files.url_for(account_id, visitor))
+            return await visitor_history(self.store, account_id, visitor, url, inbox_id)
         except StoreUnavailable:
             log_event(log, "webchat.history_unavailable", logging.WARNING)
             return {"history": [], "history_unavailable": True}
-
-    async def _account(self, request: web.Request) -> str:
-        account_id = request.query.get("account", self._context.account_id)
-        if self._accounts.get(account_id, 0.0) < time.monotonic():
-            account = await self.store.accounts.get_account(account_id)
-            if account is None or account.disabled:
-                raise web.HTTPNotFound(
-                    text=json.dumps({"error": "unknown_account", "detail": f"no account {account_id!r}"}),
-                    content_type="application/json",
-                )
-            self._accounts[account_id] = time.monotonic() + 10.0  # a disabled account is refused within 10 s
-        return account_id
 
 
 def _json_object(body: bytes | str) -> dict[str, Any]:

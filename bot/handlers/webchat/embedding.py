@@ -18,10 +18,11 @@ import hmac
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bot.handlers.kit.signatures import same_secret
-from bot.handlers.webchat.tokens import VisitorTokens
+from bot.handlers.webchat.visitors import Visitors, token_scope
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
 from conversations.repositories import Repositories
@@ -45,39 +46,44 @@ def user_hash(secret: str, user_id: str) -> str:
     return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
-async def site_frame(
-    store: Repositories, tokens: VisitorTokens, account_id: str, visitor: str, payload: Mapping[str, Any]
-) -> dict[str, Any] | None:
-    """The answer to one of ``SITE_FRAMES`` (``None``: nothing to answer)."""
-    try:
-        if payload.get("type") == "label":
-            await _label(store, account_id, visitor, payload.get("label"))
-            return None
-        return await _identify(store, tokens, account_id, payload.get("user_id"), payload.get("user_hash"))
-    except StoreUnavailable:  # the page says it again with its next message, or on its next connection
-        log_event(log, "webchat.site_frame_unavailable", logging.INFO)
-        return {"type": "error", "code": "store_unavailable", "retry": False, "detail": "try again later"}
+@dataclass(frozen=True)
+class SiteFrames:
+    """Answers ``SITE_FRAMES`` in one web chat: the account's first (``inbox_id`` None) or one of
+    its web chat inboxes (a user the site vouched for is one visitor per inbox: visitors.py)."""
 
+    store: Repositories
+    visitors: Visitors
+    account_id: str
+    inbox_id: str | None = None
 
-async def _label(store: Repositories, account_id: str, visitor: str, label: object) -> None:
-    if not isinstance(label, str) or not _LABEL.match(label.strip()):
-        return
-    thread = await store.threads.open_thread_of(account_id, Identity("webchat", visitor))
-    if thread is not None and label.strip() not in thread.labels:
-        await store.threads.set_thread_fields(thread.id, labels=[*thread.labels, label.strip()])
+    async def answer(self, visitor: str, payload: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The answer to one of ``SITE_FRAMES`` (``None``: nothing to answer)."""
+        try:
+            if payload.get("type") == "label":
+                await self._label(visitor, payload.get("label"))
+                return None
+            return await self._identify(payload.get("user_id"), payload.get("user_hash"))
+        except StoreUnavailable:  # the page says it again with its next message, or on its next connection
+            log_event(log, "webchat.site_frame_unavailable", logging.INFO)
+            return {"type": "error", "code": "store_unavailable", "retry": False, "detail": "try again later"}
 
+    async def _label(self, visitor: str, label: object) -> None:
+        if not isinstance(label, str) or not _LABEL.match(label.strip()):
+            return
+        thread = await self.store.threads.open_thread_of(self.account_id, Identity("webchat", visitor), self.inbox_id)
+        if thread is not None and label.strip() not in thread.labels:
+            await self.store.threads.set_thread_fields(thread.id, labels=[*thread.labels, label.strip()])
 
-async def _identify(
-    store: Repositories, tokens: VisitorTokens, account_id: str, user_id: object, given: object
-) -> dict[str, Any]:
-    refused = {"type": "error", "code": "bad_identity", "detail": "user_hash does not match user_id"}
-    if not isinstance(user_id, str) or not 0 < len(user_id) <= _USER_ID_MAX:
-        return refused
-    if not isinstance(given, str) or not _HASH.match(given):
-        return refused
-    secret = await store.secrets.read_sealed_secret(identity_secret_name(account_id))
-    if secret is None or not same_secret(given.lower(), user_hash(secret, user_id)):
-        log_event(log, "webchat.identity_refused", logging.INFO, account=account_id)
-        return refused
-    visitor = "u" + tokens.sign(f"user:{account_id}:{user_id}")[:24]  # the same on every device
-    return {"type": "identified", "visitor_token": tokens.token_for(account_id, visitor)}
+    async def _identify(self, user_id: object, given: object) -> dict[str, Any]:
+        refused = {"type": "error", "code": "bad_identity", "detail": "user_hash does not match user_id"}
+        if not isinstance(user_id, str) or not 0 < len(user_id) <= _USER_ID_MAX:
+            return refused
+        if not isinstance(given, str) or not _HASH.match(given):
+            return refused
+        secret = await self.store.secrets.read_sealed_secret(identity_secret_name(self.account_id))
+        if secret is None or not same_secret(given.lower(), user_hash(secret, user_id)):
+            log_event(log, "webchat.identity_refused", logging.INFO, account=self.account_id)
+            return refused
+        scope = token_scope(self.account_id, self.inbox_id)
+        visitor = "u" + self.visitors.sign(f"user:{scope}:{user_id}")[:24]  # the same on every device
+        return {"type": "identified", "visitor_token": self.visitors.token_for(self.account_id, self.inbox_id, visitor)}

@@ -16,14 +16,15 @@ MESSAGES = 50  # the newest messages shown of them all
 
 
 async def visitor_history(
-    store: Repositories, account_id: str, visitor: str, url: Callable[[str], str]
+    store: Repositories, account_id: str, visitor: str, url: Callable[[str], str], inbox_id: str | None = None
 ) -> dict[str, Any]:
     """The welcome's ``history`` (messages and ``resolved`` notes), the open conversation's
     ``thread_id`` and ``status`` (``None`` when there is none), and whether to ask the ``prechat``
-    form first."""
+    form first. Only the conversations of the web chat the page is of (``inbox_id``)."""
     contact_id = await store.contacts.contact_by_identity(account_id, "webchat", visitor)
     threads = await store.threads.contact_threads(account_id, contact_id) if contact_id else []
-    mine = [t for t in threads if t.channel == "webchat" and t.address == visitor][-CONVERSATIONS:]
+    mine = [t for t in threads if t.channel == "webchat" and t.address == visitor and t.inbox_id == inbox_id]
+    mine = mine[-CONVERSATIONS:]
     history: list[dict[str, Any]] = []
     for thread in mine:
         history.extend(message_frame(m, url) for m in await store.messages.thread_messages(thread.id, MESSAGES))

@@ -38,11 +38,12 @@ _OPENED_SLACK = timedelta(minutes=1)  # a message stored this long before the so
 
 
 class VisitorSocket:
-    """One browser connection; sends are serialised (replies and acks come from several tasks).
-    ``given``: the messages this page has (its history, and every reply pushed since)."""
+    """One browser connection to one web chat; sends are serialised (replies and acks come from
+    several tasks). ``given``: the messages this page has (its history, and every reply pushed since)."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, inbox_id: str | None = None) -> None:
         self.ws = ws
+        self.inbox_id = inbox_id  # the web chat inbox the page is of (None: the account's first)
         self.opened: datetime = utcnow()
         self.given: set[str] = set()
         self._lock = asyncio.Lock()
@@ -77,7 +78,7 @@ class ReplyRelay:
         self._store = store
         self._sockets = sockets
         self._frame = frame
-        self._threads: dict[str, Key | None] = {}
+        self._threads: dict[str, tuple[Key, str | None] | None] = {}  # thread -> its visitor and inbox
 
     def following(self) -> bool:
         return bool(self._sockets)
@@ -88,23 +89,24 @@ class ReplyRelay:
         if not self._sockets or event.get("kind") == "typing" or not isinstance(thread_id, str):
             return
         try:
-            key = await self._visitor_of(str(account_id), thread_id)
-            if key is not None and key in self._sockets and not self._given(key, event.get("replies")):
-                await self._push(key, thread_id)
+            found = await self._visitor_of(str(account_id), thread_id)
+            if found is not None and found[0] in self._sockets and not self._given(found[0], event.get("replies")):
+                await self._push(*found, thread_id)
         except StoreUnavailable:
             log_event(log, "webchat.relay_unavailable", logging.WARNING)
         except Exception:  # a bug here must not end the feed the consoles follow
             log.exception("webchat.relay_failed")
 
-    async def _visitor_of(self, account_id: str, thread_id: str) -> Key | None:
+    async def _visitor_of(self, account_id: str, thread_id: str) -> tuple[Key, str | None] | None:
         if thread_id not in self._threads:
             thread = await self._store().threads.get_thread(thread_id)
             if len(self._threads) >= _THREADS_KEPT:
                 self._threads.clear()
             webchat = thread is not None and thread.channel == "webchat" and thread.address
-            self._threads[thread_id] = (thread.account_id, str(thread.address)) if webchat and thread else None
-        key = self._threads[thread_id]
-        return key if key is not None and key[0] == account_id else None
+            found = ((thread.account_id, str(thread.address)), thread.inbox_id) if webchat and thread else None
+            self._threads[thread_id] = found
+        found = self._threads[thread_id]
+        return found if found is not None and found[0][0] == account_id else None
 
     def _given(self, key: Key, replies: Any) -> bool:
         """Whether the event names its replies and every page of ``key`` here has them all."""
@@ -112,10 +114,10 @@ class ReplyRelay:
             return False
         return all(str(reply) in sock.given for sock in self._sockets.get(key, ()) for reply in replies)
 
-    async def _push(self, key: Key, thread_id: str) -> None:
+    async def _push(self, key: Key, inbox_id: str | None, thread_id: str) -> None:
         messages = await self._store().messages.thread_messages(thread_id, _NEWEST)
         replies = [m for m in messages if str(m.direction) == "out"]
-        for sock in list(self._sockets.get(key, ())):
+        for sock in [s for s in list(self._sockets.get(key, ())) if s.inbox_id == inbox_id]:  # its web chat's
             for message in replies:
                 if message.created_at >= sock.opened - _OPENED_SLACK and sock.claim(message.id):
                     await sock.send(self._frame(key, message))

@@ -124,7 +124,7 @@ class _Chat(Protocol):
     def store(self) -> Repositories: ...
     @property
     def sink(self) -> InboundSink: ...
-    async def visitor_of(self, account_id: str, token: object) -> tuple[str, str]: ...
+    async def visitor_of(self, account_id: str, token: object, inbox_id: str | None = None) -> tuple[str, str]: ...
 
 
 Links = Callable[[str, str], Callable[[str], str]]  # the signed address of a kept file for (account, visitor)
@@ -152,19 +152,19 @@ class VisitorFiles:
             raise NotDownloadable("the visitor's file is not in the store (it may have been erased)")
         return found[1]
 
-    async def receive(self, request: web.Request, account_id: str) -> web.Response:
+    async def receive(self, request: web.Request, account_id: str, inbox_id: str | None = None) -> web.Response:
         try:
-            return await self._receive(request, account_id)
+            return await self._receive(request, account_id, inbox_id)
         except Refused as refused:
             return refused.response()
 
-    async def _receive(self, request: web.Request, account_id: str) -> web.Response:
+    async def _receive(self, request: web.Request, account_id: str, inbox_id: str | None) -> web.Response:
         upload = await _read(request, self._limit)
         token, client_id = upload.fields.get("token", ""), upload.fields.get("id", "")
         if not _CLIENT_ID.match(client_id):
             raise Refused(400, "bad_upload", detail="id must be 1-64 characters of letters, digits, _ . : -")
         try:
-            visitor, _ = await self._adapter.visitor_of(account_id, token or None)
+            visitor, _ = await self._adapter.visitor_of(account_id, token or None, inbox_id)
         except MalformedPayload:
             visitor = ""
         if not token or token.split(".")[0] != visitor:  # not this visitor's, or no longer honoured
@@ -172,7 +172,8 @@ class VisitorFiles:
         mime = kind_of(upload.declared, upload.data)
         text = upload.fields.get("text", "").strip()[:4096]
         name = upload.fields.get("name", "").strip()[:80] or None
-        first = Inbound(account_id, "webchat", f"{visitor}:{client_id}", Identity("webchat", visitor), text, name)
+        sender = Identity("webchat", visitor)
+        first = Inbound(account_id, "webchat", f"{visitor}:{client_id}", sender, text, name, inbox_id=inbox_id)
         key = f"{inbound_id(first)}:0"
         kind = "image" if mime in PREVIEWED else "document"
         attachment = Attachment(kind=kind, name=upload.name, mime_type=mime, size=len(upload.data), provider_ref=key)

@@ -1,7 +1,8 @@
 """The inboxes page of an account's admin (``/admin/inboxes``): every channel instance the account
 receives on — its first inbox of each channel (its channel settings, edited on the account page) and
-its extra ones (Telegram bots, WhatsApp numbers, Twilio numbers, mailboxes) — with the webhook URL and
-instructions each provider needs; adding, editing and disabling extra inboxes. The buttons that ask
+its extra ones (Telegram bots, WhatsApp numbers, Twilio numbers, web chats, mailboxes) — with the
+webhook URL and instructions each provider needs (a web chat's: its page and the tag that embeds
+it; a mailbox's: how its mail comes in); adding, editing and disabling extra inboxes. The buttons that ask
 the provider (Check, Set webhook, a test message) are in inbox_buttons.py.
 
 A secret is never shown, only whether it is set; an empty secret field keeps the stored one."""
@@ -23,6 +24,7 @@ from bot.services.inboxes import (
     install_route,
     refused_mail_server,
     route_of,
+    widget_snippet,
 )
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
@@ -91,6 +93,8 @@ async def _rows(request: web.Request, account: Account) -> list[dict[str, Any]]:
         row = _row(inbox.id, inbox.name, inbox.channel, inbox.config, inbox.sealing_problems or {})
         url = inbox_webhook_url(settings, base_url(request), inbox)
         extra = {"voice_url": url.removesuffix("/webhooks/sms") + "/webhooks/voice"} if inbox.channel == "sms" else {}
+        if inbox.channel == "webchat":
+            extra = {"snippet": widget_snippet(url)}
         rows.append({**row, **extra, "first": False, "in_file": False, "disabled": inbox.disabled, "webhook_url": url})
     return rows
 
@@ -155,6 +159,8 @@ async def _check_egress(
                 )
             )
         return
+    if not values.get("api_base"):  # the provider's own (a web chat has no provider)
+        return
     guard = request.app[EGRESS].channel(channel)
     if refused := refused_api_base(guard, values):
         raise FormProblem(
@@ -203,7 +209,8 @@ def _typed(channel: str, form: Any) -> dict[str, str]:
 
 @signed_in(Role.ADMIN)
 async def add_inbox(request: web.Request) -> web.Response:
-    """One more Telegram bot, WhatsApp number, Twilio number or mailbox of the account (secrets sealed for the inbox alone)."""
+    """One more Telegram bot, WhatsApp number, Twilio number, web chat or mailbox of the account
+    (secrets sealed for the inbox alone)."""
     admin, form, store = current_agent(request), await request.post(), request.app[STORE]
     channel = str(form.get("channel", ""))
     if channel not in CONSOLE_CHANNELS:

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.keys import NLU, STORE
 from bot.nlu.data import OUT_OF_SCOPE
+from bot.nlu.jobs import TrainingRunning
 from bot.nlu.remote import NluUnavailable
 from bot.nlu.training_set import TrainingSetError
 from bot.web.admin.intents import INTENTS, back, data_of
@@ -148,7 +149,12 @@ async def start_training(request: web.Request) -> web.Response:
     agent, nlu = current_agent(request), request.app[NLU]
     if nlu.settings.engine != "embedded":
         return plain(409, 'training needs nlu.engine = "embedded"')
-    job_id = await nlu.start_job(nlu.train_request(agent.account_id, activate=False, by=agent.login))
+    try:
+        job_id = await nlu.start_job(nlu.train_request(agent.account_id, activate=False, by=agent.login))
+    except TrainingRunning as running:  # another admin (or tab) started one: follow it
+        if running.job is None:
+            return plain(409, translate(agent.lang, "A training of this account is starting; try again in a moment."))
+        job_id = running.job
     if not _htmx(request):
         return back(TRAIN, job=job_id)
     context = await _job_context(request, job_id)

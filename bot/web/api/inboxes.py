@@ -1,5 +1,5 @@
 """The REST API for an account's extra inboxes: list them, add one (a second Telegram bot, a second
-WhatsApp number, a Twilio number, a mailbox), rename, re-key or disable one. Secrets are sealed at rest for the inbox alone and
+WhatsApp number, a Twilio number, a web chat, a mailbox), rename, re-key or disable one. Secrets are sealed at rest for the inbox alone and
 never returned; each inbox shows the webhook URL its provider must be given."""
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ async def _check_servers(
         if refused := await refused_mail_server(request.app[EGRESS].email, settings, stored or {}):
             raise api_error(400, "host_not_allowed", refused)
         return
+    if not settings.get("api_base"):  # the provider's own (a web chat has no provider)
+        return
     guard = request.app[EGRESS].channel(channel)
     if refused := refused_api_base(guard, settings):
         raise api_error(400, "api_base_not_allowed", guard.api_base_refusal(refused))
@@ -81,8 +83,8 @@ async def list_inboxes(request: web.Request, call: Call) -> web.Response:
 @API(
     "POST",
     "/api/accounts/{account_id}/inboxes",
-    "Add an inbox: one more Telegram bot, WhatsApp number, Twilio number (SMS and calls) or mailbox of the account"
-    " (secrets sealed at rest)",
+    "Add an inbox: one more Telegram bot, WhatsApp number, Twilio number (SMS and calls), web chat or mailbox"
+    " of the account (secrets sealed at rest)",
     tag="inboxes",
     body=new_inbox_schema(),
     sanitize=False,

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.keys import NLU, STORE
+from bot.nlu.jobs import TrainingRunning
 from bot.nlu.remote import NluUnavailable
 from bot.web.api.kit import ACCOUNT, ApiRoutes, Call, api_error, reply
 from conversations.models import from_epoch_ms, utcnow
@@ -200,7 +201,11 @@ async def train(request: web.Request, call: Call) -> web.Response:
     if nlu.settings.engine != "embedded":
         raise api_error(409, "not_embedded", 'training needs nlu.engine = "embedded"')
     activate = call.body.get("activate", True)
-    job = await nlu.start_job(nlu.train_request(call.account_id, activate=activate, by=call.principal.audit_actor))
+    try:
+        job = await nlu.start_job(nlu.train_request(call.account_id, activate=activate, by=call.principal.audit_actor))
+    except TrainingRunning as exc:
+        follow = f": follow /api/nlu/jobs/{exc.job}" if exc.job else ""
+        raise api_error(409, "training_running", f"a training of this account is running{follow}") from None
     return reply({"job": job, "url": f"/api/nlu/jobs/{job}"}, status=202)
 
 

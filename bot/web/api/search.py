@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.keys import STORE
-from bot.services.visibility import seen_results
+from bot.services.visibility import search_seen
 from bot.web.api.kit import ACCOUNT, ApiRoutes, Call, Param, api_error, reply
 from bot.web.api.openapi import ref
 from conversations.search_words import search_words
@@ -43,8 +43,6 @@ async def search(request: web.Request, call: Call) -> web.Response:
     if not search_words(query):
         raise api_error(400, "bad_query", "q must hold at least one word")
     store = request.app[STORE]
-    messages = await store.messages.search_messages(call.account_id, query)
-    contacts = await store.contacts.search_contacts(call.account_id, query)
-    if call.principal.agent is not None:  # an agent's token: what the conversations of their inboxes hold
-        messages, contacts = await seen_results(store, call.principal.agent, messages, contacts)
+    # an agent's token: what the conversations of their inboxes hold
+    messages, contacts = await search_seen(store, call.account_id, call.principal.agent, query)
     return reply({"messages": [m.to_json() for m in messages], "contacts": [c.to_json() for c in contacts]})

@@ -12,8 +12,10 @@ page may be framed by the router and every allowed site, no other.
 
 from __future__ import annotations
 
+import html
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,7 +25,7 @@ from aiohttp import web
 from bot.handlers.webchat.visitor_forms import PrechatForm
 from bot.keys import QUEUE, SETTINGS, STORE
 from bot.web.chat.words import browser_language
-from bot.web.i18n import N_, pick_language, words_of
+from bot.web.i18n import N_, pick_language, translate, words_of
 from bot.web.pages import Handler
 from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
@@ -131,14 +133,53 @@ def _account_id(request: web.Request) -> str:
     return request.query.get("account") or request.app[SETTINGS].account.id
 
 
+def _unknown(what: str) -> web.HTTPNotFound:
+    return web.HTTPNotFound(
+        text=f'{{"error": "unknown_{what}", "detail": "no such {what}"}}', content_type="application/json"
+    )
+
+
 async def _look(request: web.Request) -> WidgetLook:
-    account_id = _account_id(request)
+    """The widget of the account's first web chat, or of its web chat inbox ``?inbox=`` (a JSON
+    404 when either is unknown or disabled)."""
+    account_id, inbox_id = _account_id(request), request.query.get("inbox")
     account = await request.app[STORE].accounts.get_account(account_id) if _ACCOUNT.match(account_id) else None
     if account is None or account.disabled:
-        raise web.HTTPNotFound(
-            text='{"error": "unknown_account", "detail": "no such account"}', content_type="application/json"
-        )
-    return WidgetLook.of(account)
+        raise _unknown("account")
+    if not inbox_id:
+        return WidgetLook.of(account)
+    inbox = await request.app[STORE].inboxes.get_inbox(inbox_id) if _ACCOUNT.match(inbox_id) else None
+    if inbox is None or inbox.account_id != account.id or inbox.channel != "webchat" or inbox.disabled:
+        raise _unknown("inbox")
+    return inbox_look(WidgetLook.of(account), inbox.name, inbox.config)
+
+
+def inbox_look(account: WidgetLook, name: str, config: Mapping[str, Any]) -> WidgetLook:
+    """A web chat inbox's widget: its name as the title, its greeting, colour and sites where it
+    has them, else the account's (its pre-chat form is the account's)."""
+    sites = [s for s in str(config.get("sites") or "").split() if _SITE.match(s)]
+    color = str(config.get("color") or "")
+    return replace(
+        account,
+        sites=tuple(sites) or account.sites,
+        color=color if _COLOR.match(color) else account.color,
+        title=name,
+        greeting=str(config.get("greeting") or "") or account.greeting,
+    )
+
+
+CLOSED = N_("This chat is not available: it is closed or its address is wrong. Please contact us another way.")
+
+
+def closed_chat(request: web.Request) -> web.Response:
+    """The chat page of an unknown or disabled account or web chat inbox: a 404 saying so, in the
+    visitor's language."""
+    requested = request.query.get("lang") or browser_language(request.headers.get("Accept-Language", ""))
+    lang = pick_language(requested, request.app[SETTINGS].console.language)
+    text = html.escape(translate(lang, CLOSED))
+    body = f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{text}</title></head>'
+    body += f'<body><main><p id="chat-closed">{text}</p></main></body></html>'
+    return web.Response(status=404, text=body, content_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
 async def widget_script(request: web.Request) -> web.StreamResponse:
@@ -176,7 +217,10 @@ async def _offline(request: web.Request) -> dict[str, str] | None:
 
 async def embedded_chat(request: web.Request) -> web.StreamResponse:
     """The chat page inside the widget's iframe, framed only by the site it was opened for."""
-    look = await _look(request)
+    try:
+        look = await _look(request)
+    except web.HTTPNotFound:
+        return closed_chat(request)
     parent = request.query.get("parent", "")
     return web.FileResponse(
         STATIC / "chat.html",
@@ -192,13 +236,18 @@ async def embedded_chat(request: web.Request) -> web.StreamResponse:
 @web.middleware
 async def chat_frames(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The plain chat page (the web chat channel's ``/chat``) may be framed by the router and the
-    account's allowed sites only."""
+    account's (or the web chat inbox's) allowed sites only; an unknown or disabled account or
+    inbox gets a page saying the chat is not available (404)."""
+    if request.path != "/chat" or request.method != "GET":
+        return await handler(request)
+    try:
+        look = await _look(request)
+    except web.HTTPNotFound:
+        return closed_chat(request)
+    except StoreUnavailable:
+        look = WidgetLook()
     response = await handler(request)
-    if request.path == "/chat" and response.status == 200 and not response.prepared:
-        try:
-            look = await _look(request)
-        except (web.HTTPNotFound, StoreUnavailable):
-            look = WidgetLook()
+    if response.status == 200 and not response.prepared:
         response.headers.setdefault("Content-Security-Policy", frame_ancestors(look))
     return response
 

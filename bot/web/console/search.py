@@ -11,7 +11,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from bot.keys import STORE
-from bot.services.visibility import seen_results
+from bot.services.visibility import search_seen
 from bot.web.pages import current_agent, page, plain, signed_in
 from conversations.membership import sees
 from conversations.search_words import highlight
@@ -35,12 +35,7 @@ async def search_page(request: web.Request) -> web.Response:
     hits: list[Hit] = []
     contacts: list[Contact] = []
     if query:
-        found, contacts = await seen_results(
-            store,
-            agent,
-            await store.messages.search_messages(agent.account_id, query),
-            await store.contacts.search_contacts(agent.account_id, query),
-        )
+        found, contacts = await search_seen(store, agent.account_id, agent, query)
         hits = [Hit(m, highlight(m.text, query)) for m in found]
     names = await store.contacts.contacts_by_id(sorted({h.message.contact_id for h in hits}))
     threads = {

@@ -8,8 +8,10 @@
   "use strict";
   const params = new URLSearchParams(location.search);
   const account = params.get("account") || "";
-  const tokenKey = `omnirouter.visitor.${account || "default"}`;
-  const pendingKey = `omnirouter.pending.${account || "default"}`;
+  const inbox = params.get("inbox") || ""; // one of the account's web chat inboxes (none: its first)
+  const chatKey = (account || "default") + (inbox ? `.${inbox}` : "");
+  const tokenKey = `omnirouter.visitor.${chatKey}`;
+  const pendingKey = `omnirouter.pending.${chatKey}`;
   const log = document.getElementById("log");
   const empty = document.getElementById("empty");
   const statusEl = document.getElementById("status");
@@ -80,6 +82,7 @@
   async function loadLook() {
     const url = new URL("/widget/config", location.href);
     if (account) url.searchParams.set("account", account);
+    if (inbox) url.searchParams.set("inbox", inbox);
     try {
       const response = await fetch(url, { credentials: "omit" });
       if (!response.ok) return;
@@ -301,6 +304,7 @@
     const url = new URL("/webchat/ws", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     if (account) url.searchParams.set("account", account);
+    if (inbox) url.searchParams.set("inbox", inbox);
     url.searchParams.set("token", kept.local.getItem(tokenKey) || "");
     socket = new WebSocket(url);
     socket.addEventListener("message", (event) => onFrame(JSON.parse(event.data)));
@@ -456,6 +460,7 @@
     body.append("file", file, file.name);
     const url = new URL("/webchat/files", location.href);
     if (account) url.searchParams.set("account", account);
+    if (inbox) url.searchParams.set("inbox", inbox);
     let answer = {};
     try {
       const response = await fetch(url, { method: "POST", body, credentials: "omit" });

@@ -277,6 +277,7 @@
   // the router closes the live socket when the session ends (4401) or the role changes (4403):
   // reloading shows the login page, or the page the new role may see
   document.addEventListener("htmx:wsClose", (event) => {
+    document.documentElement.dataset.live = "closed";
     const code = event.detail && event.detail.event ? event.detail.event.code : 0;
     if (code === 4401 || code === 4403) window.location.reload();
   });
@@ -293,7 +294,11 @@
   const sayVisibility = () => {
     if (liveSocket) liveSocket.send(JSON.stringify({ visible: document.visibilityState === "visible" }));
   };
-  document.addEventListener("htmx:wsOpen", (event) => { liveSocket = event.detail.socketWrapper; sayVisibility(); });
+  document.addEventListener("htmx:wsOpen", (event) => {
+    liveSocket = event.detail.socketWrapper;
+    document.documentElement.dataset.live = "open";  // live updates flow from here on (tests wait for it)
+    sayVisibility();
+  });
   document.addEventListener("visibilitychange", sayVisibility);
   document.addEventListener("visibilitychange", resetTitle);
   window.addEventListener("focus", resetTitle);

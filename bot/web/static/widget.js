@@ -1,5 +1,5 @@
 // The website widget: <script src="https://ROUTER/widget.js" data-account="shop" async></script>
-// puts a launcher bubble on the page that opens the router's chat in an iframe (/chat/embed).
+// (and data-inbox="inb_…" for one of the account's web chat inboxes) puts a launcher bubble on the page that opens the router's chat in an iframe (/chat/embed).
 // It starts only where the router allows it (GET /widget/config answers for the page's origin),
 // and talks with its iframe by postMessage, to the router's origin only and from it only.
 // API: window.omnirouter.open(), .close(), .setUser({name, email, phone, user_id, user_hash}), .setLabel(name),
@@ -10,10 +10,11 @@
   if (!script || window.omnirouter) return;
   const router = new URL(script.src).origin;
   const account = script.dataset.account || "";
+  const inbox = script.dataset.inbox || "";
   const pick = (lang) => (lang || "").toLowerCase().split("-")[0];
   const known = ["en", "lv", "ru"];
   const lang = [script.dataset.lang, document.documentElement.lang, navigator.language].map(pick).find((l) => known.includes(l)) || "";
-  const tokenKey = `omnirouter.visitor.${account || "default"}`;
+  const tokenKey = `omnirouter.visitor.${account || "default"}${inbox ? `.${inbox}` : ""}`;
   const handlers = { message: [], open: [], close: [], ready: [] };
   const queued = []; // what the page asked before the chat was ready
   let frame = null;
@@ -136,6 +137,7 @@
     frame.title = config.title || t("Chat");
     const src = new URL("/chat/embed", router);
     if (account) src.searchParams.set("account", account);
+    if (inbox) src.searchParams.set("inbox", inbox);
     if (lang) src.searchParams.set("lang", lang);
     src.searchParams.set("parent", location.origin);
     try {
@@ -164,6 +166,7 @@
 
   const config = new URL("/widget/config", router);
   if (account) config.searchParams.set("account", account);
+  if (inbox) config.searchParams.set("inbox", inbox);
   config.searchParams.set("lang", lang);
   fetch(config, { credentials: "omit" })
     .then((response) => (response.ok ? response.json() : { allowed: false }))

@@ -30,6 +30,10 @@ async def test_each_side_sees_the_other_typing(client: TestClient, browser: Brow
     await agent.locator("#queue .row button").click()
     await agent.click("#mine .row a")
     await expect(agent.locator("#typing")).to_be_hidden()
+    # the conversation's page has its own live socket: a customer's typing before it opens is not
+    # kept (it is news for a few seconds only)
+    await expect(agent.locator("#reply-text")).to_be_visible()
+    await expect(agent.locator("html[data-live=open]")).to_have_count(1)
 
     await customer.locator("#text").press_sequentially("I have a question about")
     await expect(agent.locator("#typing")).to_have_text("The customer is typing…")

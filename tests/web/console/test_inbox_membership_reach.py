@@ -62,6 +62,21 @@ async def test_search_finds_the_messages_and_contacts_of_the_agents_inboxes_only
     assert found == {"ada": {in_a}, "bob": {in_b}, "sue": {in_a, in_b}}
 
 
+async def test_results_of_other_inboxes_do_not_crowd_out_the_agents_own(
+    client: TestClient, browsers: list[aiohttp.ClientSession]
+) -> None:
+    """A page of search results is 50 messages; 60 newer ones in inbox B must not hide A's."""
+    app = client.server.app
+    store = app[STORE]
+    b = await second_inbox(store)
+    in_a = await writes(app, "ann", text="walrus7 first")
+    for n in range(60):
+        await writes(app, f"bea{n}", b, text=f"walrus7 again {n}")
+    await people(store, b)
+    page = await (await (await session(browsers, client, "ada")).get(url(client, "/console/search?q=walrus7"))).text()
+    assert in_a in page and "walrus7 again" not in page  # the API's search is the same function
+
+
 async def test_a_customers_file_is_served_to_the_members_of_its_inbox_only(
     client: TestClient, browsers: list[aiohttp.ClientSession]
 ) -> None:

@@ -40,7 +40,8 @@ async def log_out(page: Page) -> None:
 async def qr_shown(page: Page) -> None:
     """The QR code image loaded (from this origin, as the CSP demands)."""
     await expect(page.locator("#qr-code")).to_be_visible()
-    assert await page.locator("#qr-code").evaluate("img => img.complete && img.naturalWidth > 100")
+    # decode() waits for the image (it is visible at its set size before it loads) and fails if it is broken
+    assert await page.locator("#qr-code").evaluate("img => img.decode().then(() => img.naturalWidth)") > 100
 
 
 async def test_an_agent_sets_up_two_factor_and_signs_in_with_it(client: TestClient, browser: Browser) -> None:
