@@ -368,3 +368,34 @@ async def test_an_install_without_a_mailbox_of_its_own_serves_its_accounts_mailb
 
 async def _received(sink: SmtpSink) -> bool:
     return len(sink.received) >= 1
+
+
+async def test_a_mailbox_s_imap_server_is_read_only_through_the_egress_guard(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, dovecot: Dovecot, sinks: dict[str, SmtpSink]
+) -> None:
+    install = await _started(embedded, db_name, start_client, dovecot, sinks)
+    address, user = "sales@beta.example", _user("sales@beta.example") + "-guarded"
+    box = Mailbox(dovecot, user)
+    await box.deliver(mail(CUSTOMER, "Hello", "through the guard?", to=address)[0])
+    # "localhost" is the same Dovecot, but the operator allowed 127.0.0.1 by address, not this name
+    settings = {**_mailbox(address, sinks[address], dovecot, user), "imap_host": "localhost"}
+    created = await install.add("shop2", settings)
+    assert created.status == 201  # a name is checked when it is connected to
+    inbox = (await created.json())["id"]
+    mailboxes, ingest = install.adapter.mailboxes, install.adapter.ingest
+    await mailboxes.refresh_readers(ingest)
+    await asyncio.sleep(1.5)
+    database = raw_database_of(install.store)
+    assert await box.unseen() == 1 and await database.messages.count_documents({}) == 0
+    change = {"settings": {"imap_host": "127.0.0.1"}}
+    headers = install.headers["shop2"]
+    assert (
+        await install.client.patch(f"/api/accounts/shop2/inboxes/{inbox}", json=change, headers=headers)
+    ).status == 200
+    await mailboxes.refresh_readers(ingest)  # its settings changed: its reader starts again with them
+
+    async def read() -> bool:
+        return await database.messages.count_documents({"direction": "in", "account_id": "shop2"}) == 1
+
+    await wait_for(read, timeout=15)
+    assert await box.unseen() == 0
