@@ -82,6 +82,11 @@ class InboxesRepository(Repository):
         docs = await self._db.inboxes.find(match).sort("created_at", ASCENDING).to_list()
         return [self._opened(doc) for doc in docs]
 
+    async def inboxes_of_channel(self, channel: str) -> list[Inbox]:
+        """Every account's enabled inboxes of ``channel`` (the mailboxes the router reads)."""
+        docs = await self._db.inboxes.find({"channel": channel, "disabled": {"$ne": True}}).to_list()
+        return [self._opened(doc) for doc in docs]
+
     async def update_inbox(
         self, account_id: str, inbox_id: str, values: Mapping[str, Any], route: str | None = None, **fields: Any
     ) -> Inbox | bool | None:

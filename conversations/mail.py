@@ -5,6 +5,10 @@ every mail in a thread (the customer's and ours) and the thread's token. ``email
 ``<account>|<key>`` to a thread (an ``_id`` lookup, no array index); ``email_threads`` keeps what a
 reply needs (subject, token, the last Message-ID and the References chain).
 
+A thread belongs to one inbox: the keys of an account's mailbox inbox are its own
+(``<account>|<inbox>|<key>``; the account's first mailbox keeps ``<account>|<key>``), so a mail
+to one mailbox never continues a thread of another, whatever Message-ID or token it carries.
+
 E-mail threads themselves open under a key of their own (``threads.open_keyed_thread``).
 """
 
@@ -38,21 +42,30 @@ class EmailThreadInfo:
 class MailRepository(Repository):
     """E-mail thread keys, mail headers per thread and inbound mails' sources."""
 
-    async def threads_by_email_keys(self, account_id: str, keys: Sequence[str]) -> dict[str, tuple[str, str]]:
-        """``key -> (thread id, contact id)`` for those of ``keys`` that name a thread."""
+    async def threads_by_email_keys(
+        self, account_id: str, keys: Sequence[str], inbox_id: str | None = None
+    ) -> dict[str, tuple[str, str]]:
+        """``key -> (thread id, contact id)`` for those of ``keys`` that name a thread of the
+        account's inbox ``inbox_id`` (``None``: its first mailbox)."""
         if not keys:
             return {}
-        ids = [f"{account_id}|{key}" for key in keys]
-        docs = await self._db.email_keys.find({"_id": {"$in": ids}}).to_list()
-        prefix = len(account_id) + 1
-        return {str(d["_id"])[prefix:]: (str(d["thread_id"]), str(d["contact_id"])) for d in docs}
+        prefix = _key_prefix(account_id, inbox_id)
+        docs = await self._db.email_keys.find({"_id": {"$in": [prefix + key for key in keys]}}).to_list()
+        return {str(d["_id"])[len(prefix) :]: (str(d["thread_id"]), str(d["contact_id"])) for d in docs}
 
     async def link_email_keys(
-        self, account_id: str, thread_id: str, contact_id: str, keys: Sequence[str], now: datetime
+        self,
+        account_id: str,
+        thread_id: str,
+        contact_id: str,
+        keys: Sequence[str],
+        now: datetime,
+        inbox_id: str | None = None,
     ) -> None:
-        """Let later mails carrying any of ``keys`` find ``thread_id`` (first link wins)."""
+        """Let later mails to the inbox carrying any of ``keys`` find ``thread_id`` (first link wins)."""
+        prefix = _key_prefix(account_id, inbox_id)
         docs = [
-            {"_id": f"{account_id}|{key}", "thread_id": thread_id, "contact_id": contact_id, "at": epoch_ms(now)}
+            {"_id": prefix + key, "thread_id": thread_id, "contact_id": contact_id, "at": epoch_ms(now)}
             for key in dict.fromkeys(keys)
         ]
         if not docs:
@@ -112,3 +125,8 @@ class MailRepository(Repository):
     async def email_source(self, message_id: str) -> bytes | None:
         doc = await self._db.email_sources.find_one({"_id": message_id})
         return bytes(doc["raw"]) if doc else None
+
+
+def _key_prefix(account_id: str, inbox_id: str | None) -> str:
+    # a key starts "mid:" or "token:", an inbox id "inb_": an inbox's keys never meet the first mailbox's
+    return f"{account_id}|" if inbox_id is None else f"{account_id}|{inbox_id}|"

@@ -139,11 +139,18 @@ class ThreadsRepository(Repository):
         raise StoreError(f"could not open a thread for {key}")
 
     async def open_keyed_thread(
-        self, account_id: str, contact_id: str, identity: Identity, open_key: str, now: datetime
+        self,
+        account_id: str,
+        contact_id: str,
+        identity: Identity,
+        open_key: str,
+        now: datetime,
+        inbox_id: str | None = None,
     ) -> Thread:
-        """Open a thread under ``open_key`` (one per key however many processes race), or return
-        the one already open under it, its last activity set to ``now``."""
+        """Open a thread (in ``inbox_id``) under ``open_key`` (one per key however many processes
+        race), or return the one already open under it, its last activity set to ``now``."""
         thread = self.new_thread(account_id, contact_id, identity, open_key, now)
+        thread.inbox_id = inbox_id
         for _ in range(5):
             try:
                 await self._db.threads.insert_one(thread.to_doc())

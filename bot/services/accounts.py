@@ -27,6 +27,13 @@ class ChannelField:
     name: str
     required: bool
     pattern: str
+    maximum: int | None = None  # a number (a port): given as a number up to this, or as digits
+
+    def schema(self) -> dict[str, Any]:
+        text = {"type": "string", "pattern": self.pattern}
+        if self.maximum is None:
+            return text
+        return {"anyOf": [{"type": "integer", "minimum": 1, "maximum": self.maximum}, text]}
 
     @property
     def secret(self) -> bool:
@@ -54,7 +61,7 @@ def channel_schema(channel: str, fields: tuple[ChannelField, ...] | None = None)
     """The JSON Schema of one channel's settings (what ``PUT …/channels/<channel>`` takes, or
     ``fields`` when given: an inbox's)."""
     fields = CHANNEL_FIELDS[channel] if fields is None else fields
-    properties: dict[str, Any] = {f.name: {"type": "string", "pattern": f.pattern} for f in fields}
+    properties: dict[str, Any] = {f.name: f.schema() for f in fields}
     if channel == "whatsapp":
         properties["templates"] = {
             "type": "object",

@@ -12,6 +12,9 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
+from bot.handlers.email.mailboxes import mailbox_route
+from bot.handlers.email.settings import EmailSettings
+from bot.handlers.kit.egress import Egress, EgressRefused, is_address
 from bot.handlers.kit.egress_guards import EgressGuards
 from bot.handlers.kit.protocol import ChannelAdapter
 from bot.handlers.kit.twilio import E164
@@ -28,12 +31,17 @@ from conversations.tenant_models import Account, Inbox
 from conversations.traffic import Identity, Outbound
 
 _ORIGIN = r"https?://[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?"
+_MAIL_ADDRESS = r"^[^@\s+]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$"  # no plus: its plus-addresses are its replies'
+_HOST = r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$"  # a name, an IPv4 address, or an IPv6 one in brackets
+_PORT = r"^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"  # 1-65535
+MAIL_SERVERS = (("imap_host", "imap_port", 993), ("smtp_host", "smtp_port", 587))
+
 # What an inbox of each channel takes: an account's channel settings' fields, a Twilio number
-# (an SMS inbox; calls to it too) and a web chat widget, which exist only as inboxes: an account's
-# channel settings (``PUT …/channels/<channel>``) have no ``sms``, and its first web chat's look is
-# its widget settings. A web chat inbox has no secret: its name is the chat's title; its greeting,
-# colour and the sites that may embed it (origins separated by spaces) are the account's widget's
-# when left out.
+# (an SMS inbox; calls to it too), a web chat widget and a mailbox (an e-mail inbox), which exist
+# only as inboxes: an account's channel settings (``PUT …/channels/<channel>``) have no ``sms`` or
+# ``email``, and its first web chat's look is its widget settings. A web chat inbox has no secret:
+# its name is the chat's title; its greeting, colour and the sites that may embed it (origins
+# separated by spaces) are the account's widget's when left out.
 INBOX_FIELDS: dict[str, tuple[ChannelField, ...]] = {
     **CHANNEL_FIELDS,
     "sms": (
@@ -46,6 +54,21 @@ INBOX_FIELDS: dict[str, tuple[ChannelField, ...]] = {
         ChannelField("greeting", False, r"^[^\x00-\x1f]{0,300}$"),
         ChannelField("color", False, r"^(#[0-9a-fA-F]{6})?$"),
         ChannelField("sites", False, rf"^({_ORIGIN}( {_ORIGIN}){{0,19}})?$"),
+    ),
+    "email": (
+        ChannelField("address", True, _MAIL_ADDRESS),
+        ChannelField("display_name", False, r"^[^\r\n]{1,120}$"),
+        ChannelField("imap_host", False, _HOST),
+        ChannelField("imap_port", False, _PORT, maximum=65535),
+        ChannelField("imap_security", False, "^(tls|none)$"),
+        ChannelField("imap_user", False, r"^\S{1,256}$"),
+        ChannelField("imap_password", False, r"^[^\r\n]{1,256}$"),
+        ChannelField("imap_mailbox", False, r"^[^\r\n\"]{1,200}$"),
+        ChannelField("smtp_host", False, _HOST),
+        ChannelField("smtp_port", False, _PORT, maximum=65535),
+        ChannelField("smtp_security", False, "^(starttls|tls|none)$"),
+        ChannelField("smtp_user", False, r"^\S{1,256}$"),
+        ChannelField("smtp_password", False, r"^[^\r\n]{1,256}$"),
     ),
 }
 INBOX_CHANNELS = tuple(INBOX_FIELDS)  # the channels an account can have extra inboxes of today
@@ -102,13 +125,40 @@ def route_of(channel: str, config: Mapping[str, Any]) -> str | None:
         return f"whatsapp:{config['phone_number_id']}"
     if channel == "sms" and isinstance(config.get("from_number"), str):
         return number_route(config["from_number"])
+    if channel == "email" and isinstance(config.get("address"), str):
+        return mailbox_route(config["address"])
     return None
 
 
-def install_route(settings: Settings, route: str | None) -> bool:
-    """Whether ``route`` is the install's own (its ``[sms]`` number): no inbox may take it."""
-    own = settings.section(SmsSettings).from_number
-    return bool(own) and route == number_route(own)
+def install_route(settings: Settings, route: str | None, account_id: str | None = None) -> bool:
+    """Whether ``route`` is the install's own (its ``[sms]`` number, its ``[email]`` address): no
+    inbox may take it. For another account than the install's (``account_id``), every address in
+    the install's own mail domain is the install's too: its SMTP listener takes that whole domain."""
+    number, address = settings.section(SmsSettings).from_number, settings.section(EmailSettings).address
+    if bool(number) and route == number_route(number):
+        return True
+    if not address or not route:
+        return False
+    if route == mailbox_route(address):
+        return True
+    domain = "@" + address.rpartition("@")[2].lower()
+    return account_id not in (None, settings.account.id) and route.startswith("email:") and route.endswith(domain)
+
+
+async def refused_mail_server(guard: Egress, settings: Mapping[str, Any], stored: Mapping[str, Any]) -> str | None:
+    """Why an e-mail inbox may not use one of its servers (an address this install does not let an
+    account reach: loopback, private…; a name is checked each time it is connected to), or ``None``.
+    ``stored``: the inbox's settings before this change (a port changed alone is checked with its host)."""
+    merged = {**stored, **settings}
+    for host_key, port_key, default in MAIL_SERVERS:
+        host = str(merged.get(host_key) or "").strip("[]")
+        if not host or not is_address(host) or not (host_key in settings or port_key in settings):
+            continue
+        try:
+            await guard.check_address(host, int(merged.get(port_key) or default), host)
+        except EgressRefused as refused:
+            return f"settings.{host_key}: {refused}"
+    return None
 
 
 def inbox_webhook_url(settings: Settings, base: str, inbox: Inbox) -> str:
@@ -116,6 +166,8 @@ def inbox_webhook_url(settings: Settings, base: str, inbox: Inbox) -> str:
     or a WhatsApp number's own path; Twilio's shared one (the number written to says which inbox);
     a web chat inbox's chat page."""
     root = (settings.server.public_url or base).rstrip("/")
+    if inbox.channel == "email":
+        return ""  # mail comes over IMAP or to the SMTP listener, not to a webhook
     if inbox.channel == "sms":
         return f"{root}/webhooks/sms"
     if inbox.channel == "webchat":

@@ -5,6 +5,10 @@ A mail is fetched with ``BODY.PEEK[]`` (which leaves it unseen), handed to the r
 the next poll takes it again; recording is idempotent (the Message-ID is the dedup key), so two
 router processes reading one mailbox record each mail once. A mail too large, or one without a
 sender, is skipped (logged once per process) and left unseen for a human to look at.
+
+An account's mailbox inbox is read through the ``email`` egress guard: the server's name is resolved
+and checked once per connection, and the reader connects to the checked address (TLS still checks
+the server's certificate against its name).
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import re
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 
-from aioimaplib import IMAP4, IMAP4_SSL, STOP_WAIT_SERVER_PUSH, Response
+from aioimaplib import IMAP4, IMAP4_SSL, STOP_WAIT_SERVER_PUSH, IMAP4ClientProtocol, Response
 
 from bot.handlers.email.settings import EmailSettings
+from bot.handlers.kit.egress import Egress
 from bot.handlers.kit.protocol import MalformedPayload
 from bot.logs import log_event
 from bot.tasks import pause, raise_if_cancelled, wait_set
@@ -43,12 +48,43 @@ def _ok(response: Response, what: str) -> Response:
     return response
 
 
-class MailboxReader:
-    """One mailbox folder, read until stopped; reconnects with backoff when the link drops."""
+class _ImapAt(IMAP4):  # type: ignore[misc]  # aioimaplib is untyped
+    """An IMAP client connected to one checked ``address`` of ``host`` (TLS, when given a context,
+    still verifies the certificate against ``host``)."""
 
-    def __init__(self, settings: EmailSettings, ingest: Ingest) -> None:
+    def __init__(self, host: str, port: int, address: str, ssl_context: ssl.SSLContext | None) -> None:
+        self._address = address
+        super().__init__(host, port, timeout=30, ssl_context=ssl_context)
+
+    def create_client(
+        self,
+        host: str,
+        port: int,
+        loop: asyncio.AbstractEventLoop | None,
+        conn_lost_cb: Callable[[Exception | None], None] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        running = loop if loop is not None else asyncio.get_running_loop()
+        self.protocol = IMAP4ClientProtocol(running, conn_lost_cb)
+        connect = running.create_connection(
+            lambda: self.protocol,
+            self._address,
+            port,
+            ssl=ssl_context,
+            server_hostname=host if ssl_context is not None else None,
+        )
+        self._client_task = running.create_task(connect)
+
+
+class MailboxReader:
+    """One mailbox folder, read until stopped; reconnects with backoff when the link drops.
+    ``guard``: the egress guard its server must pass (an account's inbox), ``None`` for the
+    install's own mailbox."""
+
+    def __init__(self, settings: EmailSettings, ingest: Ingest, guard: Egress | None = None) -> None:
         self._settings = settings
         self._ingest = ingest
+        self._guard = guard
         self._skipped: set[int] = set()
         self.polls = 0  # completed polls, for tests and logs
         self._wake = asyncio.Event()
@@ -81,8 +117,12 @@ class MailboxReader:
     async def _connect(self) -> IMAP4:
         s = self._settings
         client: IMAP4
-        if s.imap_security == "tls":
-            client = IMAP4_SSL(s.imap_host, s.imap_port, timeout=30, ssl_context=ssl.create_default_context())
+        context = ssl.create_default_context() if s.imap_security == "tls" else None
+        if self._guard is not None:
+            address = await self._guard.checked_address(s.imap_host, s.imap_port)
+            client = _ImapAt(s.imap_host, s.imap_port, address, context)
+        elif context is not None:
+            client = IMAP4_SSL(s.imap_host, s.imap_port, timeout=30, ssl_context=context)
         else:
             client = IMAP4(s.imap_host, s.imap_port, timeout=30)
         await client.wait_hello_from_server()

@@ -39,8 +39,12 @@ class EmailSettings:
         check=between(1024, 100 * 1_048_576),
         doc="larger inbound mails are refused (SMTP) or skipped (IMAP)",
     )
+    for_accounts: bool = setting(
+        False, doc="serve accounts' mailbox inboxes even when address is empty (the install has no mailbox)"
+    )
 
 
 def enabled(settings: SettingsSections) -> bool:
-    """Whether this install serves e-mail: a mailbox address."""
-    return bool(settings.section(EmailSettings).address)
+    """Whether this install serves e-mail: a mailbox address, or accounts with mailboxes of their own."""
+    own = settings.section(EmailSettings)
+    return bool(own.address or own.for_accounts)

@@ -1,7 +1,10 @@
 """SMTP both ways: the optional listener (``aiosmtpd``) for installs that route their support
 domain's mail straight to the router, and sending replies (``aiosmtplib``).
 
-The listener accepts mail only for addresses in our own domain (it is no relay) and answers
+The listener accepts mail only for the mailboxes the router serves (it is no relay): an account's
+mailbox inbox by its address, the install's own by its domain (``mailboxes.Mailboxes.for_recipient``);
+any other recipient is refused with ``550`` and logged. A mail to several of them is recorded in
+each. It answers
 ``250`` only once the router has recorded the mail; a store outage answers ``451`` so the sending
 server tries again later. It takes what real relays send: bare line feeds (to a strict server a
 whole such mail is one over-long "line") and lines over RFC 5322's 998 characters, up to the size
@@ -15,21 +18,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bot.handlers.email.settings import EmailSettings
+from bot.handlers.kit.egress import Egress, EgressRefused
 from bot.handlers.kit.protocol import MalformedPayload, PermanentSendError, RetryableSendError
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
 
+if TYPE_CHECKING:
+    from bot.handlers.email.mailboxes import Mailbox
+
 log = logging.getLogger("omnirouter.handlers.email.smtp")
 
-Ingest = Callable[[bytes, Sequence[str]], Awaitable[object]]
+Ingest = Callable[[bytes, Sequence[str], "Mailbox"], Awaitable[object]]
+Route = Callable[[str], Awaitable["Mailbox | None"]]
 _LINE_END = re.compile(rb"\r*\n")
 # a line after a bare line feed: aiosmtpd reads DATA up to CRLF, so it un-stuffed only the first line
 _STUFFED_AFTER_LF = re.compile(rb"(?<!\r)\n\.")
@@ -47,15 +56,21 @@ class _LenientSMTP(SMTP):
 class _Handler:
     """aiosmtpd hooks: which recipients we take, and what happens to a received mail."""
 
-    def __init__(self, domain: str, ingest: Ingest) -> None:
-        self._domain = domain.lower()
+    def __init__(self, route: Route, ingest: Ingest) -> None:
+        self._route = route
         self._ingest = ingest
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
-        if address.rpartition("@")[2].lower() != self._domain:
-            return "550 5.7.1 this server only takes mail for its own domain"
+        try:
+            mailbox = await self._route(address)
+        except StoreUnavailable:  # taken for now: DATA looks again, and answers 451 while the store is down
+            envelope.rcpt_tos.append(address)
+            return "250 2.1.5 OK"
+        if mailbox is None:
+            log_event(log, "smtp.unknown_recipient", logging.WARNING, domain=address.rpartition("@")[2][:100])
+            return "550 5.1.1 no mailbox here has this address"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
@@ -64,7 +79,15 @@ class _Handler:
         data = raw if isinstance(raw, bytes) else str(raw or "").encode()
         data = _LINE_END.sub(b"\r\n", _STUFFED_AFTER_LF.sub(b"\n", data))
         try:
-            await self._ingest(data, list(envelope.rcpt_tos))
+            mailboxes: dict[tuple[str, str | None], tuple[Mailbox, list[str]]] = {}
+            for recipient in envelope.rcpt_tos:
+                mailbox = await self._route(recipient)
+                if mailbox is not None:  # an inbox disabled since RCPT takes nothing
+                    mailboxes.setdefault((mailbox.account_id, mailbox.inbox_id), (mailbox, []))[1].append(recipient)
+            if not mailboxes:
+                return "550 5.1.1 no mailbox here has these addresses"
+            for mailbox, recipients in mailboxes.values():
+                await self._ingest(data, recipients, mailbox)
         except MalformedPayload as exc:
             return f"554 5.6.0 {str(exc)[:200]}"
         except StoreUnavailable:
@@ -76,9 +99,9 @@ class _Handler:
 class SmtpListener:
     """An SMTP server on the router's own event loop."""
 
-    def __init__(self, settings: EmailSettings, ingest: Ingest) -> None:
+    def __init__(self, settings: EmailSettings, route: Route, ingest: Ingest) -> None:
         self._settings = settings
-        self._handler = _Handler(settings.address.rpartition("@")[2], ingest)
+        self._handler = _Handler(route, ingest)
         self._server: asyncio.Server | None = None
 
     @property
@@ -110,13 +133,28 @@ class SmtpListener:
             self._server = None
 
 
-async def send_mail(settings: EmailSettings, message: EmailMessage) -> None:
-    """Hand one mail to the configured SMTP server; raises a ``SendError``."""
+async def _checked_socket(guard: Egress, host: str, port: int) -> socket.socket:
+    """A socket connected to a checked address of ``host`` (``EgressRefused`` if it has none)."""
+    address = await guard.checked_address(host, port)
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (address, port)), 30)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def send_mail(settings: EmailSettings, message: EmailMessage, guard: Egress | None = None) -> None:
+    """Hand one mail to the configured SMTP server; raises a ``SendError``. ``guard``: the egress
+    guard the server must pass (an account's inbox; the client connects to the checked address and
+    TLS still checks the certificate against the server's name), ``None`` for the install's own."""
     if not settings.smtp_host:
         raise PermanentSendError("email.smtp_host is not configured")
     options: dict[str, Any] = {
         "hostname": settings.smtp_host,
-        "port": settings.smtp_port,
         "use_tls": settings.smtp_security == "tls",
         "start_tls": settings.smtp_security == "starttls",
         "timeout": 30,
@@ -124,7 +162,13 @@ async def send_mail(settings: EmailSettings, message: EmailMessage) -> None:
     if settings.smtp_user:
         options.update(username=settings.smtp_user, password=settings.smtp_password)
     try:
+        if guard is not None:
+            options["sock"] = await _checked_socket(guard, settings.smtp_host, settings.smtp_port)
+        else:
+            options["port"] = settings.smtp_port
         await aiosmtplib.send(message, **options)
+    except EgressRefused as refused:
+        raise PermanentSendError(f"SMTP server not allowed: {refused}"[:240]) from None
     except aiosmtplib.SMTPRecipientsRefused as exc:
         codes = [error.code for error in exc.recipients]
         error = f"recipient refused: {'; '.join(f'{e.code} {e.message}' for e in exc.recipients)[:200]}"

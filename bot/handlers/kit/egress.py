@@ -203,6 +203,17 @@ class Egress:
                 "the operator can allow the host by name in egress.allowed_destinations"
             )
 
+    async def checked_address(self, host: str, port: int) -> str:
+        """The address to connect to ``host``:``port`` at, for a client that is not aiohttp (IMAP,
+        SMTP): every address the name has is checked, and the first is returned so that the client
+        connects there and nothing resolves the name again. ``EgressRefused`` saying what is wrong."""
+        addresses = [_address(host)] if is_address(host) else await _addresses_of(host, port)
+        if not addresses:
+            raise EgressRefused(f"{host} has no address")
+        for ip in addresses:
+            await self.check_address(host, port, str(ip))
+        return str(addresses[0])
+
     async def _is_own(self, ip: IPAddress, port: int) -> bool:
         if self._listen is None or port != self._listen[1]:
             return False

@@ -12,12 +12,15 @@ or aim its Telegram client at the install's WhatsApp server. So each purpose has
 - ``telegram`` and ``whatsapp`` (each channel's API client and media downloads, every account's):
   those, and the host of that channel's own install-level ``api_base``;
 - ``twilio`` (an SMS inbox's Twilio client, and MMS media downloads: Twilio answers with a redirect
-  to where the file lies): those, and the host of ``twilio.api_base``.
+  to where the file lies): those, and the host of ``twilio.api_base``;
+- ``email`` (the IMAP and SMTP servers of an account's mailbox inbox): those only. A host is
+  allowed with its port (``mail.lan:993``: a rule without a port stands for 80 and 443 only).
 
 An account's own ``api_base`` for a channel must be the provider's public host, the install's
 ``api_base`` of that channel, or a host in ``egress.allowed_destinations``
 (:meth:`ChannelEgress.refused_api_base`); an SMS inbox's Twilio ``api_base`` likewise (channel
-``sms``). The install's own Twilio client is in no guard: no account or payload changes where it goes.
+``sms``). The install's own Twilio client and its own mailbox (``[email]``) are in no guard: no
+account or payload changes where they go.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ class EgressGuards:
     telegram: ChannelEgress
     whatsapp: ChannelEgress
     twilio: ChannelEgress
+    email: Egress
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EgressGuards:
@@ -110,6 +114,7 @@ class EgressGuards:
             telegram=ChannelEgress("telegram", settings.section(TelegramSettings).api_base, operator, listen),
             whatsapp=ChannelEgress("whatsapp", settings.section(WhatsappSettings).api_base, operator, listen),
             twilio=ChannelEgress("sms", settings.section(TwilioSettings).api_base, operator, listen),
+            email=Egress(operator, listen),
         )
 
     def channel(self, name: str) -> ChannelEgress:

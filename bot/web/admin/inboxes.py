@@ -1,7 +1,8 @@
 """The inboxes page of an account's admin (``/admin/inboxes``): every channel instance the account
 receives on — its first inbox of each channel (its channel settings, edited on the account page) and
-its extra ones (Telegram bots, WhatsApp numbers, Twilio numbers, web chats) — with the webhook URL
-and instructions each provider needs (a web chat's: its page and the tag that embeds it); adding, editing and disabling extra inboxes. The buttons that ask
+its extra ones (Telegram bots, WhatsApp numbers, Twilio numbers, web chats, mailboxes) — with the
+webhook URL and instructions each provider needs (a web chat's: its page and the tag that embeds
+it; a mailbox's: how its mail comes in); adding, editing and disabling extra inboxes. The buttons that ask
 the provider (Check, Set webhook, a test message) are in inbox_buttons.py.
 
 A secret is never shown, only whether it is set; an empty secret field keeps the stored one."""
@@ -21,6 +22,7 @@ from bot.services.inboxes import (
     first_inbox_config,
     inbox_webhook_url,
     install_route,
+    refused_mail_server,
     route_of,
     widget_snippet,
 )
@@ -33,7 +35,7 @@ from conversations.tenant_models import Account, Inbox
 MAX_NAME = 80
 # the channels whose first inbox is the account's channel settings (shown here, edited on the account page)
 FIRST_CHANNELS = tuple(CHANNEL_FIELDS)
-# the channels this page adds and edits extra inboxes of: those, and Twilio numbers (SMS and calls)
+# the channels this page adds and edits extra inboxes of: those, Twilio numbers (SMS and calls) and mailboxes
 CONSOLE_CHANNELS = tuple(INBOX_FIELDS)
 # the channels whose settings the Check button tries against the provider
 CHECKED_CHANNELS = ("telegram", "whatsapp", "sms")
@@ -146,7 +148,17 @@ def _read_name(admin: Agent, form: Any) -> str:
     return name
 
 
-def _check_egress(request: web.Request, admin: Agent, channel: str, values: dict[str, str]) -> None:
+async def _check_egress(
+    request: web.Request, admin: Agent, channel: str, values: dict[str, str], stored: dict[str, Any] | None = None
+) -> None:
+    if channel == "email":
+        if refused := await refused_mail_server(request.app[EGRESS].email, values, stored or {}):
+            raise FormProblem(
+                translate(
+                    admin.lang, "A mail server this install does not let an account reach: {detail}", detail=refused
+                )
+            )
+        return
     if not values.get("api_base"):  # the provider's own (a web chat has no provider)
         return
     guard = request.app[EGRESS].channel(channel)
@@ -169,21 +181,24 @@ def _taken(admin: Agent, route: str | None) -> FormProblem:
             "Another inbox already receives the WhatsApp number {number}: a number delivers into one inbox only."
         ),
         "sms": N_("Another inbox already receives the Twilio number {number}: a number delivers into one inbox only."),
+        "email": N_("Another inbox already receives mail for {address}: an address delivers into one inbox only."),
     }
-    return FormProblem(translate(admin.lang, words.get(channel, words["whatsapp"]), number=number), 409)
+    return FormProblem(translate(admin.lang, words.get(channel, words["whatsapp"]), number=number, address=number), 409)
 
 
 def _check_route(request: web.Request, admin: Agent, route: str | None) -> None:
-    """The install's own Twilio number (its ``[sms]`` settings) is no inbox's to take."""
-    if install_route(request.app[SETTINGS], route):
-        raise FormProblem(
-            translate(
-                admin.lang,
-                "{number} is this install's own Twilio number: no inbox may take it.",
-                number=(route or "").partition(":")[2],
-            ),
-            409,
+    """The install's own Twilio number and mail address (its ``[sms]`` and ``[email]`` settings;
+    for another account, its whole mail domain) are no inbox's to take."""
+    if install_route(request.app[SETTINGS], route, admin.account_id):
+        channel, _, number = (route or "").partition(":")
+        words = (
+            N_(
+                "{address} is this install's own mail address, or in its mail domain: no inbox of this account may take it."
+            )
+            if channel == "email"
+            else N_("{number} is this install's own Twilio number: no inbox may take it.")
         )
+        raise FormProblem(translate(admin.lang, words, number=number, address=number), 409)
 
 
 def _typed(channel: str, form: Any) -> dict[str, str]:
@@ -194,8 +209,8 @@ def _typed(channel: str, form: Any) -> dict[str, str]:
 
 @signed_in(Role.ADMIN)
 async def add_inbox(request: web.Request) -> web.Response:
-    """One more Telegram bot, WhatsApp number, Twilio number or web chat of the account (secrets
-    sealed for the inbox alone)."""
+    """One more Telegram bot, WhatsApp number, Twilio number, web chat or mailbox of the account
+    (secrets sealed for the inbox alone)."""
     admin, form, store = current_agent(request), await request.post(), request.app[STORE]
     channel = str(form.get("channel", ""))
     if channel not in CONSOLE_CHANNELS:
@@ -203,7 +218,7 @@ async def add_inbox(request: web.Request) -> web.Response:
     try:
         name = _read_name(admin, form)
         values = _read_fields(admin, channel, form, adding=True)
-        _check_egress(request, admin, channel, values)
+        await _check_egress(request, admin, channel, values)
         route = route_of(channel, values)
         _check_route(request, admin, route)
         inbox = await store.inboxes.create_inbox(admin.account_id, channel, name, values, utcnow(), route)
@@ -233,7 +248,7 @@ async def edit_inbox(request: web.Request) -> web.Response:
     try:
         name = _read_name(admin, form)
         values = _read_fields(admin, inbox.channel, form, adding=False)
-        _check_egress(request, admin, inbox.channel, values)
+        await _check_egress(request, admin, inbox.channel, values, inbox.config)
         route = route_of(inbox.channel, values)
         _check_route(request, admin, route)
         changed = await store.inboxes.update_inbox(admin.account_id, inbox.id, values, route, name=name)

@@ -1,10 +1,10 @@
 """The REST API for an account's extra inboxes: list them, add one (a second Telegram bot, a second
-WhatsApp number, a Twilio number, a web chat), rename, re-key or disable one. Secrets are sealed at rest for the inbox alone and
+WhatsApp number, a Twilio number, a web chat, a mailbox), rename, re-key or disable one. Secrets are sealed at rest for the inbox alone and
 never returned; each inbox shows the webhook URL its provider must be given."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +22,7 @@ from bot.services.inboxes import (
     inbox_webhook_url,
     install_route,
     new_inbox_schema,
+    refused_mail_server,
     route_of,
     send_test_message,
     settings_change_schema,
@@ -42,7 +43,14 @@ def _shown(request: web.Request, inbox: Inbox) -> dict[str, Any]:
     return inbox_json(inbox, inbox_webhook_url(request.app[SETTINGS], base, inbox))
 
 
-def _check_api_base(request: web.Request, channel: str, settings: dict[str, Any]) -> None:
+async def _check_servers(
+    request: web.Request, channel: str, settings: dict[str, Any], stored: Mapping[str, Any] | None = None
+) -> None:
+    """The servers an inbox names pass the install's egress guard of its channel, or a 400."""
+    if channel == "email":
+        if refused := await refused_mail_server(request.app[EGRESS].email, settings, stored or {}):
+            raise api_error(400, "host_not_allowed", refused)
+        return
     if not settings.get("api_base"):  # the provider's own (a web chat has no provider)
         return
     guard = request.app[EGRESS].channel(channel)
@@ -84,8 +92,8 @@ async def list_inboxes(request: web.Request, call: Call) -> web.Response:
 @API(
     "POST",
     "/api/accounts/{account_id}/inboxes",
-    "Add an inbox: one more Telegram bot, WhatsApp number, Twilio number (SMS and calls) or web chat of the"
-    " account (secrets sealed at rest)",
+    "Add an inbox: one more Telegram bot, WhatsApp number, Twilio number (SMS and calls), web chat or mailbox"
+    " of the account (secrets sealed at rest)",
     tag="inboxes",
     body=new_inbox_schema(),
     sanitize=False,
@@ -96,11 +104,11 @@ async def list_inboxes(request: web.Request, call: Call) -> web.Response:
 async def create_inbox(request: web.Request, call: Call) -> web.Response:
     account = await account_of(request, call)
     channel, settings = call.body["channel"], dict(call.body["settings"])
-    _check_api_base(request, channel, settings)
+    await _check_servers(request, channel, settings)
     store = request.app[STORE]
     routing = await _checked_routing(request, account.id, call.body.get("routing") or {})
     route = route_of(channel, settings)
-    if install_route(request.app[SETTINGS], route):
+    if install_route(request.app[SETTINGS], route, account.id):
         raise api_error(409, "inbox_taken", f"the install's own settings already receive {route}")
     name = call.body["name"].strip()
     inbox = await store.inboxes.create_inbox(account.id, channel, name, settings, utcnow(), route, routing)
@@ -130,12 +138,12 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     if problem is not None:
         where = ".".join(["settings", *(str(p) for p in problem.path)])
         raise api_error(400, "bad_request", f"{where}: {problem.message[:200]}")
-    _check_api_base(request, inbox.channel, settings)
+    await _check_servers(request, inbox.channel, settings, inbox.config)
     routing = await _checked_routing(request, account.id, {**(inbox.routing or {}), **call.body.get("routing", {})})
     fields = {k: call.body[k] for k in ("name", "disabled") if k in call.body}
     fields.update(routing_changes({k: routing.get(k) for k in call.body.get("routing", {})}))
     route = route_of(inbox.channel, settings)
-    if install_route(request.app[SETTINGS], route):
+    if install_route(request.app[SETTINGS], route, account.id):
         raise api_error(409, "inbox_taken", f"the install's own settings already receive {route}")
     changed = await store.inboxes.update_inbox(account.id, inbox.id, settings, route, **fields)
     if changed is False:

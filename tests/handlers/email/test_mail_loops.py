@@ -161,7 +161,11 @@ async def test_internationalised_addresses_are_taken_and_answered_over_smtputf8(
     await plain.start()
     adapter = adapter_of(smtp_app)
     try:
-        adapter.settings = dataclasses.replace(adapter.settings, smtp_port=plain.port)
+        own = adapter.mailboxes.install
+        assert own is not None
+        adapter.mailboxes.install = dataclasses.replace(
+            own, settings=dataclasses.replace(own.settings, smtp_port=plain.port)
+        )
         to = Identity("email", "jöhn@exämple.com")
         with pytest.raises(PermanentSendError, match="SMTPUTF8"):
             await adapter.send(Outbound("default", "email", "thr_x", "msg_u", to, "hi", meta={"sender_kind": "agent"}))

@@ -358,3 +358,23 @@ async def test_the_telegram_client_goes_through_the_guard_also_after_it_was_clos
     finally:
         await bot.close()
     assert listener.hits == []
+
+
+async def test_a_mail_server_is_reached_only_at_a_checked_address_and_only_on_an_allowed_port() -> None:
+    settings = (
+        Settings()
+        .replace("email", imap_host="imap.install.lan", smtp_host="smtp.install.lan")
+        .replace("telegram", api_base="http://bot-api.lan:8081")
+        .replace("egress", allowed_destinations="127.0.0.1:1993, mail.lan")
+    )
+    guard = EgressGuards.from_settings(settings).email
+    assert await guard.checked_address("127.0.0.1", 1993) == "127.0.0.1"  # named with its port
+    # allowed by name: another name of the same address is not
+    for host, port in (("127.0.0.1", 25), ("localhost", 1993), ("10.0.0.5", 993), ("169.254.169.254", 1993)):
+        with pytest.raises(EgressRefused):
+            await guard.checked_address(host, port)
+    # the install's own mail servers and other purposes' hosts are not an account's to use
+    assert not guard.allows_name("imap.install.lan", 993) and not guard.allows_name("bot-api.lan", 8081)
+    assert not guard.allows_name("mail.lan", 993)  # a rule without a port: 80 and 443 only
+    with pytest.raises(EgressRefused, match="no address"):
+        await guard.checked_address("no-such-host.invalid", 993)

@@ -1,0 +1,125 @@
+"""Mailboxes on the console's inboxes page (issue 17): an account's admin adds a mailbox (its address
+and SMTP server), sees how its mail comes in and whether its password is set (never its value), and
+mail to the address then lands in the account's inbox. A server the egress guard refuses is a form
+error (400); an address another inbox, or the install itself, receives is refused in words (409);
+another account's admin gets 404s."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiosmtplib
+import pytest
+
+from bot.handlers.email.settings import EmailSettings
+from bot.keys import SETTINGS, STORE
+from conversations.embedded import free_port
+from tests.conftest import make_settings, raw_database_of
+from tests.handlers.email.test_email import mail
+from tests.mailservers import SmtpSink
+from tests.router.test_inbound import wait_for
+from tests.web.admin.inboxes_kit import PASSWORD, SecureBrowser, add_inbox, article, signed_in, two_accounts
+from tests.web.admin.test_accounts import Browser
+
+ADDRESS = "sales@corner.example"
+SMTP_PASSWORD = "smtp-password-of-the-corner-shop"
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[SmtpSink]:
+    server = SmtpSink()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def admin(embedded: Any, db_name: str, start_client: Any, sink: SmtpSink) -> AsyncIterator[Browser]:
+    email = {"address": "support@shop.example", "listen_port": free_port(), "poll_interval": 0.2}
+    egress = {"allowed_destinations": f"127.0.0.1:{sink.port}"}
+    settings = make_settings(embedded.uri, db_name, email=email, egress=egress)
+    browser = await signed_in(await two_accounts(await start_client(settings)))
+    yield browser
+    await browser.close()
+
+
+def _mailbox(sink: SmtpSink, name: str = "Sales", address: str = ADDRESS, **changes: str) -> dict[str, str]:
+    form = {
+        "channel": "email",
+        "name": name,
+        "address": address,
+        "display_name": "Corner Shop Sales",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": str(sink.port),
+        "smtp_security": "none",
+        "smtp_password": SMTP_PASSWORD,
+    }
+    return {**form, **changes}
+
+
+async def test_an_admin_adds_a_mailbox_and_mail_to_it_lands_in_the_account(admin: Browser, sink: SmtpSink) -> None:
+    page = (await admin.get("/admin/inboxes"))[1]
+    assert 'id="add-email"' in page and "Add a mailbox (e-mail)" in page
+    inbox_id = await add_inbox(admin, _mailbox(sink))
+    page = (await admin.get("/admin/inboxes"))[1]
+    row = article(page, inbox_id)
+    assert "Sales" in row and ADDRESS in row and 'class="muted mail-path"' in row
+    assert "webhook-url" not in row and "send-test" not in row  # no webhook, no test message for a mailbox
+    assert re.search(r'data-field="smtp_password">✓ set', row) and SMTP_PASSWORD not in page
+    store = admin.app[STORE]  # type: ignore[attr-defined]
+    assert SMTP_PASSWORD not in str(await raw_database_of(store).inboxes.find_one({"_id": inbox_id}))
+
+    # mail to the address is the account's, in this inbox, answered from the address
+    port = admin.app[SETTINGS].section(EmailSettings).listen_port  # type: ignore[attr-defined]
+    raw, _ = mail("ivan@mail.example", "Hello", "Do you ship to Riga?", to=ADDRESS)
+    await aiosmtplib.send(raw, sender="ivan@mail.example", recipients=[ADDRESS], hostname="127.0.0.1", port=port)
+
+    async def answered() -> bool:
+        return len(sink.received) >= 1
+
+    await wait_for(answered, timeout=15)
+    assert sink.received[0][1]["From"].addresses[0].addr_spec == ADDRESS
+    [thread] = await raw_database_of(store).threads.find({}).to_list()
+    assert thread["account_id"] == "shop" and thread["inbox_id"] == inbox_id
+
+
+async def test_a_refused_server_or_a_taken_address_is_said_in_words(admin: Browser, sink: SmtpSink) -> None:
+    store = admin.app[STORE]  # type: ignore[attr-defined]
+    status, page = await admin.post("/admin/inboxes", _mailbox(sink, smtp_host="10.0.0.5"), page="/admin/inboxes")
+    assert status == 400 and "A mail server this install does not let an account reach: settings.smtp_host" in page
+    status, page = await admin.post("/admin/inboxes", _mailbox(sink, smtp_port="70000"), page="/admin/inboxes")
+    assert status == 400 and "smtp_port has a wrong format." in page
+    assert await store.inboxes.list_inboxes("shop") == []
+    await add_inbox(admin, _mailbox(sink))
+    status, page = await admin.post("/admin/inboxes", _mailbox(sink, name="Again"), page="/admin/inboxes")
+    assert status == 409
+    problem = re.search(r'id="problem-add-email">([^<]*)<', page)
+    assert problem and problem.group(1) == (
+        f"Another inbox already receives mail for {ADDRESS}: an address delivers into one inbox only."
+    )
+    assert 'value="Again"' in page and SMTP_PASSWORD not in page  # what was typed is kept, never a secret
+    status, page = await admin.post(
+        "/admin/inboxes", _mailbox(sink, name="Ours", address="billing@shop.example"), page="/admin/inboxes"
+    )
+    assert status == 409 and "is this install&#39;s own mail address, or in its mail domain" in page
+    assert len(await store.inboxes.list_inboxes("shop")) == 1
+
+
+async def test_another_account_s_admin_cannot_change_the_mailbox(admin: Browser, sink: SmtpSink) -> None:
+    inbox_id = await add_inbox(admin, _mailbox(sink))
+    rival = SecureBrowser(admin.client)  # type: ignore[attr-defined]
+    try:
+        assert (await rival.log_in("rival", "boss", PASSWORD)).status == 303
+        page = (await rival.get("/admin/inboxes"))[1]
+        assert ADDRESS not in page
+        form = {"name": "Mine", "address": "sales@rival.example"}
+        status, _ = await rival.post(f"/admin/inboxes/{inbox_id}", form, page="/admin/inboxes")
+        assert status == 404
+        status, _ = await rival.post(f"/admin/inboxes/{inbox_id}/state", {"action": "disable"}, page="/admin/inboxes")
+        assert status == 404
+    finally:
+        await rival.close()
+    inbox = await admin.app[STORE].inboxes.get_inbox(inbox_id)  # type: ignore[attr-defined]
+    assert inbox.name == "Sales" and not inbox.disabled
