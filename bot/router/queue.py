@@ -73,26 +73,19 @@ class Queue:
         self._auto_accounts_until = 0.0  # when keep_assigning reads its list of accounts again
         s = self._settings
         self.sla = Sla(timedelta(minutes=s.first_response_minutes), timedelta(minutes=s.next_response_minutes))
-        self._direct = {c.strip() for c in s.direct_channels.split(",") if c.strip()}
-        self._teams = dict(pair.strip().split("=", 1) for pair in s.channel_teams.split(",") if "=" in pair)
 
     # --- from the dispatcher -------------------------------------------------------------
 
     async def escalate(self, thread: Thread, reason: str, by_message: str) -> Thread | None:
         """Queue a thread the bot holds; ``None`` if it is not the bot's (already queued)."""
         queued = await self._store.queue.queue_thread(thread.id, reason, by_message, utcnow())
-        own = (await self.routing(thread.account_id, thread.inbox_id)).team if thread.inbox_id else ""
-        team = own or self._teams.get(thread.channel, "").strip()
+        team = await self._routing.team_of(thread)
         if queued is not None and team and not queued.team:
             queued = await self._store.threads.set_thread_fields(thread.id, team=team) or queued
         return queued
 
     async def skips_bot(self, thread: Thread) -> bool:
-        """Whether the thread's messages go straight to the agents: its channel does
-        (``queue.direct_channels``), or its inbox has no bot."""
-        if thread.channel in self._direct:
-            return True
-        return thread.inbox_id is not None and not (await self.routing(thread.account_id, thread.inbox_id)).bot
+        return await self._routing.skips_bot(thread)
 
     async def depth(self, account_id: str | None = None) -> int:
         return await self._store.queue.queue_depth(account_id)

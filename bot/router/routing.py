@@ -12,6 +12,7 @@ from typing import Any
 from bot.business_hours import BusinessHours
 from bot.settings import QueueSettings
 from conversations.repositories import Repositories
+from conversations.thread_models import Thread
 
 CACHE_SECONDS = 3.0
 
@@ -36,6 +37,20 @@ class AccountRouting:
         self._record_location = record_location
         self._cached: dict[str, tuple[float, Routing]] = {}
         self._inboxes: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._direct = {c.strip() for c in settings.direct_channels.split(",") if c.strip()}
+        self._teams = dict(pair.strip().split("=", 1) for pair in settings.channel_teams.split(",") if "=" in pair)
+
+    async def skips_bot(self, thread: Thread) -> bool:
+        """Whether the thread's messages go straight to the agents: its channel does
+        (``queue.direct_channels``), or its inbox has no bot."""
+        if thread.channel in self._direct:
+            return True
+        return thread.inbox_id is not None and not (await self.get(thread.account_id, thread.inbox_id)).bot
+
+    async def team_of(self, thread: Thread) -> str:
+        """The team a thread is queued to: its inbox's, or its channel's (``queue.channel_teams``)."""
+        own = (await self.get(thread.account_id, thread.inbox_id)).team if thread.inbox_id else ""
+        return own or self._teams.get(thread.channel, "").strip()
 
     async def get(self, account_id: str, inbox_id: str | None = None) -> Routing:
         """The account's routing, with what the inbox ``inbox_id`` sets for itself over it."""
