@@ -16,6 +16,7 @@ from bot.handlers.telegram.settings import TelegramSettings
 from bot.keys import ADAPTERS, EGRESS, SETTINGS, STORE
 from bot.services.accounts import webhook_urls
 from bot.services.inboxes import (
+    TEST_RECIPIENTS,
     BadRecipient,
     check_inbox,
     first_inbox_config,
@@ -25,7 +26,7 @@ from bot.services.inboxes import (
     test_recipient,
     test_target,
 )
-from bot.web.admin.inboxes import CHECKED_CHANNELS, CONSOLE_CHANNELS, FIRST_CHANNELS, base_url, own_inbox, show
+from bot.web.admin.inboxes import CHECKED_CHANNELS, FIRST_CHANNELS, base_url, own_inbox, show
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, plain, signed_in
 from conversations.agent_models import Agent, Role
@@ -118,7 +119,7 @@ async def send_test(request: web.Request) -> web.Response:
     admin, app, form = current_agent(request), request.app, await request.post()
     account = await app[STORE].accounts.get_account(admin.account_id)
     target = await test_target(app[STORE], account, request.match_info["inbox_id"]) if account else None
-    if account is None or target is None or target[0] not in CONSOLE_CHANNELS:
+    if account is None or target is None or target[0] not in TEST_RECIPIENTS:  # web chats and mailboxes take none
         return plain(404, "no such inbox in this account")
     if target[1] is None and target[0] not in FIRST_CHANNELS:  # the install's own Twilio number is no account's
         return plain(404, "no such inbox in this account")

@@ -52,6 +52,8 @@ async def test_an_admin_adds_a_web_chat_and_is_given_its_page_and_snippet(admin:
     snippet = f'<script src="{PUBLIC}/widget.js" data-account="shop" data-inbox="{inbox_id}" async></script>'
     assert snippet in html.unescape(row) and "<script" not in row  # shown, never run
     assert "send-test" not in row and "/check" not in row  # nothing to ask a provider
+    status, _ = await admin.post(f"/admin/inboxes/{inbox_id}/test", {"to": "+37120000000"}, page="/admin/inboxes")
+    assert status == 404  # a crafted test message for a web chat: no such thing, never a 500
     [entry] = await factories.audit(admin.app[STORE], "shop", action="inbox.create")  # type: ignore[attr-defined]
     assert entry.target == inbox_id
 
