@@ -1,4 +1,5 @@
-"""The durable outbox: every outbound message is stored first, then sent by a worker.
+"""The durable outbox: every outbound message is stored first, with its send state (an *item*:
+``conversations/outbox.py``), then sent by a worker.
 
 A worker *leases* an item (an atomic ``find_one_and_update`` that pushes its ``due_ms`` to the
 lease expiry), so however many router processes run, one item is in one worker's hands at a
