@@ -11,10 +11,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.metrics import Metrics
+from bot.router.outbox import Outbox
 from conversations.models import from_epoch_ms
 from conversations.repositories import Repositories
 from conversations.thread_models import OutboxState
 from conversations.traffic import DeliveryStatus
+from tests.router.test_outbox import RecordingChannel, outbox_settings
 
 RELEASE = json.loads((Path(__file__).parent / "fixtures" / "outbox_58ddac4.json").read_text())
 LEASE = timedelta(seconds=30)
@@ -75,3 +78,17 @@ async def test_an_upgrade_interrupted_after_moving_keeps_the_send_state_moved(st
     assert await store.outbox.lease_outbox("w-new", from_epoch_ms(waiting["due_ms"] + 10**9), LEASE) is None
     moved = await store.outbox.get_outbox(waiting["message_id"])
     assert moved is not None and moved.state is OutboxState.SENT and moved.attempts == 2
+
+
+async def test_after_the_upgrade_a_worker_sends_each_pending_send_once(store: Repositories) -> None:
+    """Through the new release's worker: the release's two pending sends go out once each (the one
+    its worker held, once that lease ran out), the dead and the sent ones not at all."""
+    items = await written_by_the_release(store)
+    await store.ensure_indexes()
+    channel = RecordingChannel()
+    worker = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings())
+    assert await worker.send_due() == 2  # the fixture's times are long past: every lease has run out
+    assert await worker.send_due() == 0
+    assert sorted(channel.sent) == sorted(items[text]["message_id"] for text in ("waiting", "in flight"))
+    assert len(await store.outbox.list_outbox(OutboxState.SENT, "acme")) == 2
+    assert [i.id for i in await store.outbox.dead_letters("acme")] == [items["given up"]["message_id"]]
