@@ -52,6 +52,7 @@ INDEXES: IndexPlan = {
 INTERRUPTED = "interrupted by a restart: may or may not have been sent"
 
 _LEGACY_BATCH = 500
+_SENDING = {"search_text": 0}  # what a worker reads of a message it sends: all but the search words
 
 
 def outbox_item(doc: Mapping[str, Any]) -> OutboxItem:
@@ -158,6 +159,7 @@ class OutboxRepository(Repository):
             {"send.state": PENDING, "send.due_ms": {"$lte": epoch_ms(now)}},
             {"$set": {"send.due_ms": due_ms, "send.lease_owner": owner}, "$inc": {"send.attempts": 1}},
             sort=[("send.due_ms", ASCENDING)],
+            projection=_SENDING,
             return_document=ReturnDocument.BEFORE,
         )
         if before is None:
@@ -176,6 +178,7 @@ class OutboxRepository(Repository):
         doc = await self._db.messages.find_one_and_update(
             {**self._leased(item, owner), "send.attempts": item.attempts},
             {"$set": {"send.due_ms": epoch_ms(now + lease)}},
+            projection=_SENDING,
             return_document=ReturnDocument.AFTER,
         )
         return outbox_item(doc) if doc else None
