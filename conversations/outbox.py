@@ -30,7 +30,7 @@ from pymongo.errors import DuplicateKeyError
 
 from conversations.client import IndexPlan, Repository
 from conversations.ids import derived_id
-from conversations.models import epoch_ms
+from conversations.models import epoch_ms, utcnow
 from conversations.thread_models import Message, OutboxItem, OutboxState, Thread
 from conversations.traffic import DeliveryStatus, Direction, Identity
 
@@ -275,12 +275,18 @@ class OutboxRepository(Repository):
 
     async def adopt_legacy_outbox(self) -> int:
         """Move the pending and dead items of an earlier release's ``outbox`` collection onto their
-        messages, as they are (a lease in flight stays leased by its worker, attempts and errors
-        kept), and delete them there; returns how many moved. Safe to run again after an
-        interruption: a message that has its send state already keeps it. Sent items stay where
-        they are (their messages say sent, with the provider's id)."""
-        moved = 0
-        while docs := await self._db.outbox.find({"state": {"$in": [PENDING, DEAD]}}).limit(_LEGACY_BATCH).to_list():
+        messages, as they are (attempts, errors, the worker whose lease ran out kept), and delete
+        them there; returns how many moved. An item whose lease still runs is left in its worker's
+        hands (a router of that release still running beside this one): it is moved by a later
+        call if that worker does not record it as sent. Safe to run again after an interruption: a
+        message that has its send state already keeps it. Sent items stay where they are (their
+        messages say sent, with the provider's id)."""
+        moved, now_ms = 0, epoch_ms(utcnow())
+        movable = {
+            "state": {"$in": [PENDING, DEAD]},
+            "$or": [{"lease_owner": {"$exists": False}}, {"due_ms": {"$lte": now_ms}}],
+        }
+        while docs := await self._db.outbox.find(movable).limit(_LEGACY_BATCH).to_list():
             await self._db.messages.bulk_write(
                 [
                     UpdateOne({"_id": doc["message_id"], "send": {"$exists": False}}, {"$set": {"send": _legacy(doc)}})

@@ -6,6 +6,7 @@ one dead-lettered, one sent."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -13,11 +14,12 @@ from typing import Any
 
 from bot.metrics import Metrics
 from bot.router.outbox import Outbox
-from conversations.models import from_epoch_ms
+from conversations.models import epoch_ms, from_epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import OutboxState
 from conversations.traffic import DeliveryStatus
-from tests.router.test_outbox import RecordingChannel, outbox_settings
+from tests.router.test_inbound import wait_for
+from tests.router.test_outbox import RecordingChannel, outbox_settings, stopped
 
 RELEASE = json.loads((Path(__file__).parent / "fixtures" / "outbox_58ddac4.json").read_text())
 LEASE = timedelta(seconds=30)
@@ -92,3 +94,28 @@ async def test_after_the_upgrade_a_worker_sends_each_pending_send_once(store: Re
     assert sorted(channel.sent) == sorted(items[text]["message_id"] for text in ("waiting", "in flight"))
     assert len(await store.outbox.list_outbox(OutboxState.SENT, "acme")) == 2
     assert [i.id for i in await store.outbox.dead_letters("acme")] == [items["given up"]["message_id"]]
+
+
+async def test_what_a_router_of_the_release_before_stores_meanwhile_is_moved_and_sent(store: Repositories) -> None:
+    """During an upgrade a router of the release before may still run beside this one: a send it
+    stores later is moved by the running worker and sent; one it holds leased stays in its hands."""
+    channel = RecordingChannel()
+    worker = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(), adopt_every=0.05)
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.1)
+        db = store.client.database
+        waiting, in_flight = (dict(doc) for doc in RELEASE["outbox"][:2])
+        in_flight["due_ms"] = epoch_ms(utcnow() + timedelta(hours=1))  # its worker's lease still runs
+        await db.messages.insert_many([dict(doc) for doc in RELEASE["messages"][:2]])
+        await db.outbox.insert_many([waiting, in_flight])
+
+        async def sent() -> bool:
+            return channel.sent == [waiting["message_id"]]
+
+        await wait_for(sent, timeout=10)
+        await asyncio.sleep(0.3)  # several adoptions and polls more
+    finally:
+        await stopped(running)
+    assert channel.sent == [waiting["message_id"]]
+    assert [doc["_id"] for doc in await db.outbox.find({}).to_list()] == [in_flight["_id"]]
