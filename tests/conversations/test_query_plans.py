@@ -119,6 +119,7 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
             "console list: unread count": lambda: store.threads.count_threads("default", ThreadFilter(unread=True)),
             "console search": lambda: store.messages.search_messages("default", "hi"),
             "outbox lease": lambda: store.outbox.lease_outbox("w", utcnow(), timedelta(seconds=30)),
+            "console dead letters": lambda: store.outbox.dead_letters("default"),
         }
         for label, call in calls.items():
             with labelled(label):
@@ -150,6 +151,7 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         "console list: unread count: find threads",
         "console search: find messages",
         "outbox lease: findAndModify messages",
+        "console dead letters: find messages",
     }
     # the API's listings sort by time, then by id among records of the same millisecond: SQLite reads
     # them in time order through the index and sorts only each run of equal times (paging needs the
@@ -165,6 +167,10 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
     assert search[0] == "SCAN messages_search_text_fts VIRTUAL TABLE INDEX 0:M1", search
     assert search[1] == "SEARCH c USING INTEGER PRIMARY KEY (rowid=?)", search
     assert not [line for line in search if line.startswith(("SCAN c", "SCAN messages ", "SEARCH c USING INDEX"))]
+    # the dead letters are read through the index of the send state and only those are sorted by
+    # time: never a scan of the account's messages
+    dead = plans.pop("console dead letters: find messages")[1]
+    assert dead[0] == "SEARCH messages USING INDEX idx_messages_send_state (<expr>=?)", dead
     unbacked = {label: (plan, sql) for label, (sql, plan) in plans.items() if not index_backed(plan)}
     assert not unbacked, f"not index-backed: {unbacked}"
 
