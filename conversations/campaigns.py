@@ -3,7 +3,7 @@
 A campaign walks its audience in contact-id order and keeps a cursor (the last contact handled), so
 a run that stops midway (a restart, a kill) resumes where it was. Each recipient is recorded once,
 under an id derived from campaign and contact (``derived_id("cmp", "<campaign>:<contact>")``), and
-the outbox item for them derives from the same key: a contact handled twice (the batch after the
+their message (which carries its send state) derives from the same key: a contact handled twice (the batch after the
 cursor is replayed on resume) is neither recorded nor sent twice.
 """
 
@@ -40,9 +40,6 @@ INDEXES: IndexPlan = {
             [("account_id", ASCENDING), ("channel", ASCENDING), ("created_at", ASCENDING)],
             partialFilterExpression={"meta.campaign": {"$exists": True}},
         ),
-    ],
-    "outbox": [
-        IndexModel([("meta.campaign", ASCENDING)], partialFilterExpression={"meta.campaign": {"$exists": True}})
     ],
 }
 
@@ -301,19 +298,19 @@ class CampaignsRepository(Repository):
         """Why the campaign's sends that were given up on failed: the provider's errors, most
         frequent first (the sends a restart interrupted are counted apart: ``interrupted_count``)."""
         pipeline: list[dict[str, Any]] = [
-            {"$match": {"meta.campaign": campaign_id, "state": "dead", "last_error": {"$ne": INTERRUPTED}}},
-            {"$group": {"_id": "$last_error", "n": {"$sum": 1}}},
+            {"$match": {"meta.campaign": campaign_id, "send.state": "dead", "send.last_error": {"$ne": INTERRUPTED}}},
+            {"$group": {"_id": "$send.last_error", "n": {"$sum": 1}}},
             {"$sort": {"n": -1}},
             {"$limit": limit},
         ]
-        return [(str(row["_id"] or ""), row["n"]) async for row in await self._db.outbox.aggregate(pipeline)]
+        return [(str(row["_id"] or ""), row["n"]) async for row in await self._db.messages.aggregate(pipeline)]
 
     async def interrupted_count(self, campaign_id: str) -> int:
         """How many of the campaign's sends a crash interrupted (the process died between leasing
         the message and recording what the provider answered): they may or may not have reached
         the customer, and are not sent again."""
-        query = {"meta.campaign": campaign_id, "state": "dead", "last_error": INTERRUPTED}
-        return await self._db.outbox.count_documents(query)
+        query = {"meta.campaign": campaign_id, "send.state": "dead", "send.last_error": INTERRUPTED}
+        return await self._db.messages.count_documents(query)
 
     # --- e-mail unsubscribe links --------------------------------------------------------------
 

@@ -5,7 +5,7 @@ An inbound message is stored under an id derived from its account, channel and p
 (``inbound_id``), so a redelivery, a replay after a crash or a race between router processes lands
 on the same ``_id`` and the unique index turns it into a no-op. It is born with a dispatch lease:
 if its dispatch does not finish in time (the process died), a sweeper takes it over
-(``claim_undispatched``). Outbound messages are written with their outbox item (``outbox.py``).
+(``claim_undispatched``). Outbound messages are written with their send state (``send``, see ``outbox.py``).
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""The outbox: durable outbound sends. An outbound message and its outbox item are stored together,
-at most once per dedup key (both ids derive from it); a worker leases the most overdue item with an
-atomic ``find_one_and_update`` that pushes ``due_ms`` to the lease's end, so no other worker sees it
-until the lease runs out; a send that fails is retried with backoff or dead-lettered, and stays
-visible until someone revives it.
+"""The outbox: durable outbound sends, kept on the outbound message itself. A reply is one
+document: the message the thread shows, with its send state in ``send`` (``state``, ``due_ms``,
+``attempts``, ``lease_owner``, ``last_error``, the address it goes to, ...), stored at most once
+per dedup key (its id derives from it). A worker leases the most overdue pending message with an
+atomic ``find_one_and_update`` that pushes ``send.due_ms`` to the lease's end, so no other worker
+sees it until the lease runs out; a send that fails is retried with backoff or dead-lettered, and
+stays visible until someone revives it. A partial index holds the pending sends only, so the
+lease reads a small index however many messages the store keeps.
 
 A lease also marks the attempt in flight: ``lease_owner`` is set by the write that leases the item
 (or stores it leased) and cleared by the write that records the attempt's outcome (sent, retry,
@@ -10,11 +13,13 @@ dead). An item leased while ``lease_owner`` is still set is one whose last attem
 outcome recorded: its worker died (or lost the store) after leasing it, before or after the
 provider took the message. The lease says so (``lapsed_owner``), at no extra store call, so an
 ``at_most_once`` item (a campaign message) is given up rather than sent a second time.
+
+Releases before issue 19 kept the send state in an ``outbox`` collection of its own: at start-up
+:meth:`OutboxRepository.adopt_legacy_outbox` moves its pending and dead items onto their messages.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -25,26 +30,63 @@ from pymongo.errors import DuplicateKeyError
 
 from conversations.client import IndexPlan, Repository
 from conversations.ids import derived_id
-from conversations.models import epoch_ms
+from conversations.models import epoch_ms, utcnow
 from conversations.thread_models import Message, OutboxItem, OutboxState, Thread
 from conversations.traffic import DeliveryStatus, Direction, Identity
 
+PENDING, SENT, DEAD = (str(s) for s in (OutboxState.PENDING, OutboxState.SENT, OutboxState.DEAD))
+
 INDEXES: IndexPlan = {
-    "outbox": [
-        IndexModel([("state", ASCENDING), ("due_ms", ASCENDING)]),
-        IndexModel([("account_id", ASCENDING), ("state", ASCENDING), ("created_at", DESCENDING)]),
+    "messages": [
+        # the lease's: pending sends only, most overdue first
+        IndexModel([("send.due_ms", ASCENDING)], partialFilterExpression={"send.state": PENDING}),
+        # the console's and the API's dead letters: few, so an account's are found among all and
+        # sorted (keyed by the state alone: the embedded server then reads them through it too)
+        IndexModel([("send.state", ASCENDING)], partialFilterExpression={"send.state": DEAD}),
     ]
 }
 
 # the last error of an at-most-once item whose attempt ended with no outcome recorded
 INTERRUPTED = "interrupted by a restart: may or may not have been sent"
 
+_LEGACY_BATCH = 500
+_SENDING = {"search_text": 0}  # what a worker reads of a message it sends: all but the search words
+
+
+def outbox_item(doc: Mapping[str, Any]) -> OutboxItem:
+    """The send of a stored outbound message (one with ``send``), as the worker and the API see it."""
+    send, meta = doc["send"], dict(doc.get("meta") or {})
+    sender = doc.get("sender") or {}
+    options = meta.pop("options", ())
+    return OutboxItem.from_doc(
+        {
+            **send,
+            "_id": doc["_id"],
+            "account_id": doc["account_id"],
+            "channel": doc["channel"],
+            "thread_id": doc["thread_id"],
+            "message_id": doc["_id"],
+            "text": doc.get("text", ""),
+            "created_at": doc["created_at"],
+            "options": options,
+            "meta": {
+                "sender_kind": sender.get("kind", "bot"),
+                **({"sender_name": sender["name"]} if sender.get("name") else {}),  # the agent the chat names
+                **meta,
+            },
+        }
+    )
+
+
+def _sent(field: str, value: Any) -> dict[str, Any]:
+    return {f"send.{field}": value}
+
 
 class OutboxRepository(Repository):
     """Storing, leasing, completing, retrying and dead-lettering outbound sends."""
 
     async def create_outbound(self, **fields: Any) -> Message:
-        """Store an outbound message and its outbox item (see :meth:`store_outbound`)."""
+        """Store an outbound message with its send state (see :meth:`store_outbound`)."""
         message, _ = await self.store_outbound(**fields)
         return message
 
@@ -63,15 +105,15 @@ class OutboxRepository(Repository):
         leased_by: tuple[str, timedelta] | None = None,
         at_most_once: bool = False,
     ) -> tuple[Message, OutboxItem | None]:
-        """Store an outbound message and its outbox item, at most once per ``dedup_key``;
-        returns the message and the item if this call created it.
+        """Store an outbound message with its send state, at most once per ``dedup_key``, in one
+        insert (batched with concurrent ones); returns the message and its send if this call
+        created it.
 
         ``meta`` carries what the channel needs beyond text (a WhatsApp template, documents).
-        ``leased_by`` (owner, lease) creates the item already leased by that worker, as if it
-        had leased it at once: it sends the item itself, and if it dies, the lease runs out and
-        any worker takes the item over. ``at_most_once``: an attempt that ends with no outcome
-        recorded is not followed by another (see the module's docstring). Both writes are batched
-        with concurrent ones.
+        ``leased_by`` (owner, lease) stores the send already leased by that worker, as if it had
+        leased it at once: it sends the item itself, and if it dies, the lease runs out and any
+        worker takes the item over. ``at_most_once``: an attempt that ends with no outcome
+        recorded is not followed by another (see the module's docstring).
         """
         message = Message(
             id=derived_id("msg", f"out|{dedup_key}"),
@@ -89,48 +131,38 @@ class OutboxRepository(Repository):
             in_reply_to=in_reply_to,
             meta={**({"options": list(options)} if options else {}), **(meta or {})},
         )
-        item = OutboxItem(
-            id=derived_id("obx", dedup_key),
-            account_id=thread.account_id,
-            channel=to.channel,
-            thread_id=thread.id,
-            message_id=message.id,
-            to=to,
-            text=text,
-            options=tuple(options),
-            state=OutboxState.PENDING,
-            due_ms=epoch_ms(now),
-            created_at=now,
-            meta={
-                "sender_kind": sender.get("kind", "bot"),
-                **({"sender_name": sender["name"]} if sender.get("name") else {}),  # the agent the chat names
-                **(meta or {}),
-            },
-            window_ends_ms=thread.wa_window_ends_ms,
-            inbox_id=thread.inbox_id if to.channel == thread.channel else None,
-            at_most_once=at_most_once or None,
-        )
+        send: dict[str, Any] = {"state": PENDING, "due_ms": epoch_ms(now), "attempts": 0, "to": to.to_doc()}
+        if thread.wa_window_ends_ms is not None:  # checked at send time, with no read of the thread
+            send["window_ends_ms"] = thread.wa_window_ends_ms
+        if to.channel == thread.channel and thread.inbox_id is not None:
+            send["inbox_id"] = thread.inbox_id
+        if at_most_once:
+            send["at_most_once"] = True
         if leased_by is not None:
             owner, lease = leased_by
-            item = dataclasses.replace(item, due_ms=epoch_ms(now + lease), lease_owner=owner, attempts=1)
-        await self._insert_once_batched("messages", message.to_doc())
-        created = await self._insert_once_batched("outbox", item.to_doc())
-        return message, item if created else None
+            send.update(due_ms=epoch_ms(now + lease), lease_owner=owner, attempts=1)
+        doc = {**message.to_doc(), "send": send}
+        try:
+            await self._client.write("messages", InsertOne(doc))
+        except DuplicateKeyError:
+            return message, None
+        return message, outbox_item(doc)
 
     async def lease_outbox(self, owner: str, now: datetime, lease: timedelta) -> OutboxItem | None:
-        """Lease the most overdue pending item: no other worker sees it until the lease ends.
+        """Lease the most overdue pending send: no other worker sees it until the lease ends.
         The item comes back as leased, with ``lapsed_owner`` naming the worker whose attempt
         before ended with no outcome recorded, if one did (the document before the write says)."""
         due_ms = epoch_ms(now + lease)
-        before = await self._db.outbox.find_one_and_update(
-            {"state": str(OutboxState.PENDING), "due_ms": {"$lte": epoch_ms(now)}},
-            {"$set": {"due_ms": due_ms, "lease_owner": owner}, "$inc": {"attempts": 1}},
-            sort=[("due_ms", ASCENDING)],
+        before = await self._db.messages.find_one_and_update(
+            {"send.state": PENDING, "send.due_ms": {"$lte": epoch_ms(now)}},
+            {"$set": {"send.due_ms": due_ms, "send.lease_owner": owner}, "$inc": {"send.attempts": 1}},
+            sort=[("send.due_ms", ASCENDING)],
+            projection=_SENDING,
             return_document=ReturnDocument.BEFORE,
         )
         if before is None:
             return None
-        item = OutboxItem.from_doc(before)
+        item = outbox_item(before)
         return dataclasses.replace(
             item, due_ms=due_ms, lease_owner=owner, attempts=item.attempts + 1, lapsed_owner=item.lease_owner
         )
@@ -141,121 +173,153 @@ class OutboxRepository(Repository):
         """Extend ``owner``'s lease on ``item`` to ``now + lease`` if nobody leased the item since
         ``item`` was read (every lease counts an attempt), even if the lease ran out meanwhile;
         ``None`` if another worker (or a retry) took it over: that one sends it."""
-        doc = await self._db.outbox.find_one_and_update(
-            {"_id": item.id, "state": str(OutboxState.PENDING), "lease_owner": owner, "attempts": item.attempts},
-            {"$set": {"due_ms": epoch_ms(now + lease)}},
+        doc = await self._db.messages.find_one_and_update(
+            {**self._leased(item, owner), "send.attempts": item.attempts},
+            {"$set": {"send.due_ms": epoch_ms(now + lease)}},
+            projection=_SENDING,
             return_document=ReturnDocument.AFTER,
         )
-        return OutboxItem.from_doc(doc) if doc else None
+        return outbox_item(doc) if doc else None
 
     async def complete_outbox(self, item: OutboxItem, owner: str, provider_message_id: str, now: datetime) -> bool:
-        """Record a successful send; ``False`` if the lease had passed to another worker.
-        Both writes are batched with concurrent ones."""
-        sent = {"state": str(OutboxState.SENT), "sent_at": epoch_ms(now), "provider_message_id": provider_message_id}
+        """Record a successful send on the message (sent, with the provider's id) in one update,
+        batched with concurrent ones; ``False`` if the lease had passed to another worker."""
+        sent = {**_sent("state", SENT), **_sent("provider_message_id", provider_message_id)}
         completion = UpdateOne(
-            {"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},
-            {"$set": sent, "$unset": {"lease_owner": ""}},
-        )
-        delivery = UpdateOne(
-            {"_id": item.message_id, "delivery_status": str(DeliveryStatus.QUEUED)},
+            self._leased(item, owner),
             {
                 "$set": {
+                    **sent,
+                    **_sent("sent_at", epoch_ms(now)),
                     "external_id": provider_message_id,
-                    "delivery_status": str(DeliveryStatus.SENT),
-                    "delivery_rank": DeliveryStatus.SENT.rank,
-                    "delivery_updated_at": epoch_ms(now),
-                }
+                    **_delivery(DeliveryStatus.SENT, now),
+                },
+                "$unset": {"send.lease_owner": ""},
             },
         )
-        matched, _ = await asyncio.gather(
-            self._client.write("outbox", completion), self._client.write("messages", delivery)
-        )
-        if matched:
+        if await self._client.write("messages", completion):
             return True
         # some update of the batch matched nothing: was it this one?
-        return await self._db.outbox.count_documents({"_id": item.id, **sent}) == 1
+        return await self._db.messages.count_documents({"_id": item.id, **sent}) == 1
 
     async def retry_outbox(self, item: OutboxItem, owner: str, error: str, due_at: datetime) -> None:
-        await self._db.outbox.update_one(
-            {"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},
-            {"$set": {"due_ms": epoch_ms(due_at), "last_error": error}, "$unset": {"lease_owner": ""}},
+        await self._db.messages.update_one(
+            self._leased(item, owner),
+            {
+                "$set": {**_sent("due_ms", epoch_ms(due_at)), **_sent("last_error", error)},
+                "$unset": {"send.lease_owner": ""},
+            },
         )
 
     async def dead_letter_outbox(self, item: OutboxItem, owner: str, error: str, now: datetime) -> None:
-        """Give up on an item: it stays visible (``state: dead``) until someone retries it."""
-        await self._db.outbox.update_one(
-            {"_id": item.id, "lease_owner": owner, "state": str(OutboxState.PENDING)},
-            {
-                "$set": {"state": str(OutboxState.DEAD), "last_error": error, "dead_at": epoch_ms(now)},
-                "$unset": {"lease_owner": ""},
-            },
-        )
+        """Give up on a send: it stays visible (``state: dead``, the message ``failed``) until
+        someone retries it."""
         await self._db.messages.update_one(
-            {"_id": item.message_id},
+            self._leased(item, owner),
             {
                 "$set": {
-                    "delivery_status": str(DeliveryStatus.FAILED),
-                    "delivery_rank": DeliveryStatus.FAILED.rank,
-                    "delivery_updated_at": epoch_ms(now),
-                }
+                    **_sent("state", DEAD),
+                    **_sent("last_error", error),
+                    **_sent("dead_at", epoch_ms(now)),
+                    **_delivery(DeliveryStatus.FAILED, now),
+                },
+                "$unset": {"send.lease_owner": ""},
             },
         )
 
     async def revive_outbox(self, item_id: str, now: datetime) -> OutboxItem | None:
         """Send a dead-lettered item again from scratch; ``None`` if it is not dead."""
-        doc = await self._db.outbox.find_one_and_update(
-            {"_id": item_id, "state": str(OutboxState.DEAD)},
-            {"$set": {"state": str(OutboxState.PENDING), "due_ms": epoch_ms(now), "attempts": 0}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if doc is None:
-            return None
-        await self._db.messages.update_one(
-            {"_id": doc["message_id"]},
+        doc = await self._db.messages.find_one_and_update(
+            {"_id": item_id, "send.state": DEAD},
             {
                 "$set": {
-                    "delivery_status": str(DeliveryStatus.QUEUED),
-                    "delivery_rank": DeliveryStatus.QUEUED.rank,
-                    "delivery_updated_at": epoch_ms(now),
+                    **_sent("state", PENDING),
+                    **_sent("due_ms", epoch_ms(now)),
+                    **_sent("attempts", 0),
+                    **_delivery(DeliveryStatus.QUEUED, now),
                 }
             },
+            return_document=ReturnDocument.AFTER,
         )
-        return OutboxItem.from_doc(doc)
+        return outbox_item(doc) if doc else None
 
     async def list_outbox(
         self, state: OutboxState | None, account_id: str | None = None, limit: int = 100
     ) -> list[OutboxItem]:
-        query: dict[str, Any] = {}
-        if state is not None:
-            query["state"] = str(state)
+        query: dict[str, Any] = {"send.state": str(state) if state is not None else {"$exists": True}}
         if account_id is not None:
             query["account_id"] = account_id
-        docs = await self._db.outbox.find(query).sort("created_at", DESCENDING).limit(limit).to_list()
-        return [OutboxItem.from_doc(doc) for doc in docs]
+        docs = await self._db.messages.find(query).sort("created_at", DESCENDING).limit(limit).to_list()
+        return [outbox_item(doc) for doc in docs]
 
     async def dead_letters(
         self, account_id: str, *, thread_ids: Sequence[str] | None = None, message_ids: Sequence[str] | None = None
     ) -> list[OutboxItem]:
         """The account's sends given up on (newest first), of these threads or messages if named."""
-        query: dict[str, Any] = {"account_id": account_id, "state": str(OutboxState.DEAD)}
+        query: dict[str, Any] = {"account_id": account_id, "send.state": DEAD}
         if thread_ids is not None:
             query["thread_id"] = {"$in": list(thread_ids)}
         if message_ids is not None:
-            query["message_id"] = {"$in": list(message_ids)}
-        docs = await self._db.outbox.find(query).sort("created_at", DESCENDING).limit(500).to_list()
-        return [OutboxItem.from_doc(doc) for doc in docs]
+            query["_id"] = {"$in": list(message_ids)}
+        docs = await self._db.messages.find(query).sort("created_at", DESCENDING).limit(500).to_list()
+        return [outbox_item(doc) for doc in docs]
 
     async def outbox_pending(self) -> int:
-        return await self._db.outbox.count_documents({"state": str(OutboxState.PENDING)})
+        return await self._db.messages.count_documents({"send.state": PENDING})
 
     async def get_outbox(self, item_id: str) -> OutboxItem | None:
-        doc = await self._db.outbox.find_one({"_id": item_id})
-        return OutboxItem.from_doc(doc) if doc else None
+        doc = await self._db.messages.find_one({"_id": item_id, "send.state": {"$exists": True}})
+        return outbox_item(doc) if doc else None
 
-    async def _insert_once_batched(self, collection: str, doc: dict[str, Any]) -> bool:
-        """``_insert_once`` batched with concurrent writes: ``True`` when this call created it."""
-        try:
-            await self._client.write(collection, InsertOne(doc))
-            return True
-        except DuplicateKeyError:
-            return False
+    async def adopt_legacy_outbox(self) -> int:
+        """Move the pending and dead items of an earlier release's ``outbox`` collection onto their
+        messages, as they are (attempts, errors, the worker whose lease ran out kept), and delete
+        them there; returns how many moved. An item whose lease still runs is left in its worker's
+        hands (a router of that release still running beside this one): it is moved by a later
+        call if that worker does not record it as sent. Safe to run again after an interruption: a
+        message that has its send state already keeps it. Sent items stay where they are (their
+        messages say sent, with the provider's id)."""
+        moved, now_ms = 0, epoch_ms(utcnow())
+        movable = {
+            "state": {"$in": [PENDING, DEAD]},
+            "$or": [{"lease_owner": {"$exists": False}}, {"due_ms": {"$lte": now_ms}}],
+        }
+        while docs := await self._db.outbox.find(movable).limit(_LEGACY_BATCH).to_list():
+            await self._db.messages.bulk_write(
+                [
+                    UpdateOne({"_id": doc["message_id"], "send": {"$exists": False}}, {"$set": {"send": _legacy(doc)}})
+                    for doc in docs
+                ],
+                ordered=False,
+            )
+            await self._db.outbox.delete_many({"_id": {"$in": [doc["_id"] for doc in docs]}})
+            moved += len(docs)
+        return moved
+
+    @staticmethod
+    def _leased(item: OutboxItem, owner: str) -> dict[str, Any]:
+        return {"_id": item.id, "send.lease_owner": owner, "send.state": PENDING}
+
+
+def _delivery(status: DeliveryStatus, now: datetime) -> dict[str, Any]:
+    return {"delivery_status": str(status), "delivery_rank": status.rank, "delivery_updated_at": epoch_ms(now)}
+
+
+_LEGACY_FIELDS = (
+    "state",
+    "due_ms",
+    "attempts",
+    "to",
+    "lease_owner",
+    "last_error",
+    "dead_at",
+    "window_ends_ms",
+    "inbox_id",
+    "at_most_once",
+)
+
+
+def _legacy(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The send state of an earlier release's outbox item (its text, options and sender are the
+    message's already)."""
+    return {name: doc[name] for name in _LEGACY_FIELDS if doc.get(name) is not None}

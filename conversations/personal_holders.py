@@ -1,5 +1,5 @@
 """The personal-data holders of the core store: contacts, their identities, threads, messages and
-everything hanging off them (outbox, timeline notes, e-mail sources and keys, SMS parts and
+everything hanging off them (an earlier release's outbox items, timeline notes, e-mail sources and keys, SMS parts and
 consent, the audit log), plus the collections declared to hold nothing about contacts.
 
 Imported for its registrations by ``conversations/privacy.py``.

@@ -23,6 +23,7 @@ INDEXES: IndexPlan = {
     "messages": [IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)])],
     "contacts": [IndexModel([("merged_into", ASCENDING)], partialFilterExpression={"merged_into": {"$exists": True}})],
     "identities": [IndexModel([("account_id", ASCENDING), ("address", ASCENDING)])],
+    # the sent items releases before issue 19 left in their outbox collection (outbox.py)
     "outbox": [IndexModel([("thread_id", ASCENDING)]), IndexModel([("message_id", ASCENDING)])],
     "email_keys": [IndexModel([("contact_id", ASCENDING)]), IndexModel([("thread_id", ASCENDING)])],
     "sms_parts": [IndexModel([("message_id", ASCENDING)])],

@@ -169,6 +169,7 @@ class Repositories:
         await self.client.ensure_indexes(
             INDEXES,
             upgrades=(
+                self.outbox.adopt_legacy_outbox,
                 self.queue.backfill_queue_order,
                 self.nlu.backfill_nlu_sources,
                 self.messages.backfill_search_text,

@@ -1,5 +1,5 @@
 """Stored records of conversations: contacts, threads with their timelines, messages, the
-dispatcher's decisions and the outbox of outbound sends."""
+dispatcher's decisions and the send state of outbound messages."""
 
 from __future__ import annotations
 
@@ -238,7 +238,8 @@ class Message(Document):
 
 @dataclass(slots=True)
 class OutboxItem(Document):
-    """One pending outbound send: leased by one worker at a time, retried, or dead-lettered."""
+    """The send of one outbound message (stored on the message, ``send``; ``id`` is the
+    message's): leased by one worker at a time, retried, or dead-lettered."""
 
     LOADERS: ClassVar[dict[str, Callable[[Any], Any]]] = {
         "state": load_enum(OutboxState),

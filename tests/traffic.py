@@ -21,7 +21,7 @@ from multidict import MultiDict
 from tests.fakes.twilio import PUBLIC_URL, signature
 from tests.handlers.channels import TG_SECRET, WA_SECRET, fixture
 
-ROUTER_COLLECTIONS = ("messages", "threads", "contacts", "identities", "outbox", "email_keys", "email_threads")
+ROUTER_COLLECTIONS = ("messages", "threads", "contacts", "identities", "email_keys", "email_threads")
 
 
 @dataclass(frozen=True)

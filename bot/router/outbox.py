@@ -1,4 +1,5 @@
-"""The durable outbox: every outbound message is stored first, then sent by a worker.
+"""The durable outbox: every outbound message is stored first, with its send state (an *item*:
+``conversations/outbox.py``), then sent by a worker.
 
 A worker *leases* an item (an atomic ``find_one_and_update`` that pushes its ``due_ms`` to the
 lease expiry), so however many router processes run, one item is in one worker's hands at a
@@ -52,6 +53,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("omnirouter.router.outbox")
 T = TypeVar("T")
 _RECORDING_LEASES = 10  # how long a sent item's record is retried, in leases, before giving up
+# how often a running worker moves sends that a router of the release before issue 19 (still
+# running beside this one during an upgrade) left in its outbox collection, seconds
+ADOPT_EVERY = 60.0
 
 
 def backoff_delay(
@@ -77,6 +81,7 @@ class Outbox:
         metrics: Metrics,
         settings: OutboxSettings,
         events: ThreadEvents | None = None,
+        adopt_every: float = ADOPT_EVERY,
     ) -> None:
         self._store = store
         self._events = events
@@ -90,6 +95,8 @@ class Outbox:
         self._sending: set[asyncio.Task[None]] = set()
         self._in_hand: set[str] = set()  # items this process is sending or recording as sent
         self._direct = False  # the worker runs: send what this process enqueues itself
+        self._adopt_every = adopt_every
+        self._next_adoption = time.monotonic() + adopt_every  # start-up has just moved them
 
     async def enqueue_reply(
         self,
@@ -143,7 +150,7 @@ class Outbox:
         self._direct = True
         try:
             await lease_and_work(
-                lambda: self._store.outbox.lease_outbox(self.owner, utcnow(), self._lease),
+                self._lease_next,
                 self._send_and_release,
                 slots=self._slots,
                 wake=self._wake,
@@ -153,6 +160,14 @@ class Outbox:
             )
         finally:
             self._direct = False
+
+    async def _lease_next(self) -> OutboxItem | None:
+        """The most overdue send, leased; now and then, first the sends an earlier release's
+        router left in its own collection (see ``OutboxRepository.adopt_legacy_outbox``)."""
+        if time.monotonic() >= self._next_adoption:
+            self._next_adoption = time.monotonic() + self._adopt_every
+            await self._store.outbox.adopt_legacy_outbox()
+        return await self._store.outbox.lease_outbox(self.owner, utcnow(), self._lease)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

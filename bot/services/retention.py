@@ -3,7 +3,7 @@
 The limit is the account's ``retention_days`` (set by its admin) or, when unset, the install's
 ``retention.days``; 0 keeps messages for ever. A scheduled job rather than a TTL index: the
 embedded store expires TTL documents only lazily, on read, and the job also removes what hangs
-off each message (its outbox item, e-mail source, SMS parts, NLU examples taken from it) through
+off each message (an earlier release's outbox item, e-mail source, SMS parts, NLU examples taken from it) through
 the same personal-data holders an erasure uses (so NLU model versions trained on examples learned
 from those messages are retired, as by an erasure). Every router process runs the loop; a lease in
 the store lets one of them do the work per interval.

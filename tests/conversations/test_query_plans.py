@@ -17,7 +17,7 @@ from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Contact, Message, Thread, ThreadStatus
 from conversations.threads import ThreadFilter
-from conversations.traffic import Direction
+from conversations.traffic import Direction, Identity
 from tests.query_plans import PlanCapture, index_backed, labelled, sqlite_plans
 from tests.router.test_queue import make_agent
 
@@ -78,6 +78,13 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
             teams=["sales"],
         )
         await store.agents.create_agent(agent)
+        for n in range(2):  # two replies on their way: one given up on, one pending (the lease's)
+            await store.outbox.create_outbound(
+                dedup_key=f"k{n}", thread=queued(1), to=Identity("webchat", "v"), text="x", sender={}, now=utcnow()
+            )
+        given_up = await store.outbox.lease_outbox("w", utcnow(), timedelta(seconds=30))
+        assert given_up is not None
+        await store.outbox.dead_letter_outbox(given_up, "w", "gone", utcnow())
         queue = Queue(store)
         calls: dict[str, Callable[[], Awaitable[object]]] = {
             "take_next": lambda: queue.take_next(agent),
@@ -111,6 +118,8 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
             ),
             "console list: unread count": lambda: store.threads.count_threads("default", ThreadFilter(unread=True)),
             "console search": lambda: store.messages.search_messages("default", "hi"),
+            "outbox lease": lambda: store.outbox.lease_outbox("w", utcnow(), timedelta(seconds=30)),
+            "console dead letters": lambda: store.outbox.dead_letters("default"),
         }
         for label, call in calls.items():
             with labelled(label):
@@ -141,6 +150,8 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         "console list: unread only: find threads",
         "console list: unread count: find threads",
         "console search: find messages",
+        "outbox lease: findAndModify messages",
+        "console dead letters: find messages",
     }
     # the API's listings sort by time, then by id among records of the same millisecond: SQLite reads
     # them in time order through the index and sorts only each run of equal times (paging needs the
@@ -156,6 +167,10 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
     assert search[0] == "SCAN messages_search_text_fts VIRTUAL TABLE INDEX 0:M1", search
     assert search[1] == "SEARCH c USING INTEGER PRIMARY KEY (rowid=?)", search
     assert not [line for line in search if line.startswith(("SCAN c", "SCAN messages ", "SEARCH c USING INDEX"))]
+    # the dead letters are read through the index of the send state and only those are sorted by
+    # time: never a scan of the account's messages
+    dead = plans.pop("console dead letters: find messages")[1]
+    assert dead[0] == "SEARCH messages USING INDEX idx_messages_send_state (<expr>=?)", dead
     unbacked = {label: (plan, sql) for label, (sql, plan) in plans.items() if not index_backed(plan)}
     assert not unbacked, f"not index-backed: {unbacked}"
 

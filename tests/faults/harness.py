@@ -307,7 +307,7 @@ async def settle(store_uri: str, database: str, timeout: float = 60.0) -> dict[s
         while True:
             pending = await db.messages.count_documents(
                 {"direction": "in", "dispatch_state": "pending"}
-            ) + await db.outbox.count_documents({"state": "pending"})
+            ) + await db.messages.count_documents({"send.state": "pending"})
             if not pending:
                 break
             if time.monotonic() > deadline:
@@ -323,7 +323,8 @@ async def snapshot(db: Any) -> dict[str, Any]:
         {"direction": "in"}, {"external_id": 1, "thread_id": 1, "channel": 1, "decision": 1}
     ).to_list()
     threads = await db.threads.find({}, {"status": 1, "queued_by": 1, "channel": 1, "address": 1}).to_list()
-    outbox = await db.outbox.find({}, {"state": 1, "attempts": 1, "to": 1, "thread_id": 1}).to_list()
+    sends = await db.messages.find({"send": {"$exists": True}}, {"send": 1, "thread_id": 1}).to_list()
+    outbox = [{**m["send"], "thread_id": m["thread_id"]} for m in sends]  # each reply's send state
     thread_ids = {t["_id"] for t in threads}
     return {
         "inbound": len(inbound),

@@ -64,9 +64,12 @@ async def post(client: TestClient, request: SignedRequest) -> ClientResponse:
 
 
 async def stored(client: TestClient) -> dict[str, int]:
-    """How many documents each collection the pipeline writes holds."""
+    """How many documents each collection the pipeline writes holds, and how many sends (outbound
+    messages with their send state) there are."""
     db = raw_database_of(client.server.app[STORE])
-    return {name: await db[name].count_documents({}) for name in ROUTER_COLLECTIONS}
+    counts = {name: await db[name].count_documents({}) for name in ROUTER_COLLECTIONS}
+    counts["sends"] = await db.messages.count_documents({"send": {"$exists": True}})
+    return counts
 
 
 async def assert_clean_refusal(client: TestClient, response: ClientResponse, before: dict[str, int]) -> None:
@@ -86,8 +89,8 @@ async def settled(client: TestClient, quiet: float = 0.3, timeout: float = 10.0)
         await asyncio.sleep(quiet)
         now = await stored(client)
         db = raw_database_of(client.server.app[STORE])
-        busy = await db.messages.count_documents({"dispatch_state": "pending"}) + await db.outbox.count_documents(
-            {"state": "pending"}
+        busy = await db.messages.count_documents({"dispatch_state": "pending"}) + await db.messages.count_documents(
+            {"send.state": "pending"}
         )
         if now == counts and not busy:
             return now

@@ -59,12 +59,12 @@ async def test_a_reply_posted_to_the_router_s_own_api_resolves_nobody_s_thread(
     assert answer.status == 200 and (await answer.json())["recorded"] == 1
 
     async def reply_given_up() -> bool:  # the queued notice to A's customer, addressed to our own API
-        item = await raw_database_of(store).outbox.find_one({"account_id": "shop-a"})
-        return item is not None and item.get("state") == "dead"
+        item = await raw_database_of(store).messages.find_one({"account_id": "shop-a", "send": {"$exists": True}})
+        return item is not None and item["send"].get("state") == "dead"
 
     await wait_for(reply_given_up, timeout=15)
-    item = await raw_database_of(store).outbox.find_one({"account_id": "shop-a"})
-    assert item is not None and "api_base" in str(item.get("last_error")), item  # the egress guard said why
+    item = await raw_database_of(store).messages.find_one({"account_id": "shop-a", "send": {"$exists": True}})
+    assert item is not None and "api_base" in str(item["send"].get("last_error")), item  # the egress guard said why
     thread = await store.threads.get_thread(victim)
     assert thread is not None and thread.status == ThreadStatus.QUEUED, "B's thread was resolved through A's bot"
     assert (

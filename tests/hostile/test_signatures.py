@@ -136,7 +136,7 @@ async def test_an_identical_replay_is_stored_once(everything: TestClient, channe
     counts = await settled(everything)
     db = raw_database_of(everything.server.app[STORE])
     assert await db.messages.count_documents({"direction": "in"}) == 1
-    assert counts["outbox"] == (0 if channel == "voice" else 1)  # one notice (a call gets none)
+    assert counts["sends"] == (0 if channel == "voice" else 1)  # one notice (a call gets none)
 
 
 async def raw_request(client: TestClient, head: bytes, body: bytes = b"") -> int:

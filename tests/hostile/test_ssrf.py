@@ -241,12 +241,15 @@ async def test_a_stored_api_base_an_older_release_accepted_sends_nothing(
     assert (await post(everything, replace(wa, path="/webhooks/whatsapp/shop2"))).status == 200
 
     async def both_failed() -> bool:
-        return await raw_database_of(store).outbox.count_documents({"account_id": "shop2", "state": "dead"}) == 2
+        return await raw_database_of(store).messages.count_documents({"account_id": "shop2", "send.state": "dead"}) == 2
 
     await wait_for(both_failed, timeout=10)
     assert (await raw_database_of(store).threads.find_one({"_id": victim["_id"]}))["status"] != "resolved"
     assert canary.hits == []
-    for item in await raw_database_of(store).outbox.find({"account_id": "shop2"}).to_list():
+    for message in (
+        await raw_database_of(store).messages.find({"account_id": "shop2", "send": {"$exists": True}}).to_list()
+    ):
+        item = message["send"]
         assert item["attempts"] == 1 and "is not a host this install allows" in item["last_error"], item
         assert "nothing sent" in item["last_error"]
 
@@ -287,11 +290,16 @@ async def test_a_redirect_from_an_allowed_host_to_one_that_is_not_sends_nothing(
         store: Repositories = client.server.app[STORE]
 
         async def failed() -> bool:
-            return await raw_database_of(store).outbox.count_documents({"account_id": "shop2", "state": "dead"}) == 1
+            return (
+                await raw_database_of(store).messages.count_documents({"account_id": "shop2", "send.state": "dead"})
+                == 1
+            )
 
         await wait_for(failed, timeout=10)
         assert redirector.hits and canary.hits == []
-        item = await raw_database_of(store).outbox.find_one({"account_id": "shop2"})
+        item = (await raw_database_of(store).messages.find_one({"account_id": "shop2", "send": {"$exists": True}}))[
+            "send"
+        ]
         assert "127.0.0.1 is not a public address (loopback)" in item["last_error"], item["last_error"]
     finally:
         await redirector.stop()

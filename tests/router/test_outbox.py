@@ -24,6 +24,7 @@ from bot.router.outbox import Outbox, backoff_delay
 from bot.router.queue import Queue
 from bot.router.sweeper import DispatchSweeper
 from bot.sending_settings import OutboxSettings
+from bot.services.contacts import erase_contact, find_contact
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -474,3 +475,16 @@ async def test_a_sent_item_whose_record_waits_for_a_frozen_store_is_not_sent_aga
             await stopped(worker)
         await store.close()
         await server.stop()
+
+
+async def test_erasing_the_contact_cancels_its_replies_not_yet_sent(store: Repositories) -> None:
+    """A reply's send state is on the message: erasing the contact deletes both, so a worker finds
+    nothing left to send, and other contacts' replies go out as before."""
+    thread, ids = await make_items(store, 2)
+    _, bobs, _ = await record(store, inbound("m2", address="bob"))
+    kept = await factories.reply(store, bobs, "for bob")
+    await erase_contact(store, await find_contact(store, "acme", thread.contact_id), "cli")
+    channel = RecordingChannel()
+    assert await Outbox(store, {"webchat": channel}, Metrics(), outbox_settings()).send_due() == 1
+    assert channel.sent == [kept.id]
+    assert [await store.messages.get_message(i) for i in ids] == [None, None]

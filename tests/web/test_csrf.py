@@ -71,7 +71,7 @@ async def background_work_done(world: World) -> None:
         return bool(
             await database.nlu_jobs.find_one({"state": "running"})
             or await store.campaigns.due_campaigns(utcnow())
-            or await database.outbox.find_one({"state": "pending"})
+            or await database.messages.find_one({"send.state": "pending"})
         )
 
     async with asyncio.timeout(120):

@@ -65,7 +65,6 @@ async def world(embedded: Any, db_name: str, start_client: Any, fakes: dict[str,
 async def _nothing_stored(store: Any) -> None:
     db = raw_database_of(store)
     assert await db.threads.count_documents({}) == 0 and await db.messages.count_documents({}) == 0
-    assert await db.outbox.count_documents({}) == 0
 
 
 async def _tests_audited(store: Any) -> list[dict[str, Any]]:
