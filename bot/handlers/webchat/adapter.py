@@ -166,8 +166,9 @@ class WebchatAdapter(BaseAdapter):
         await self.relay.follow(event)
 
     async def typing(self, account_id: str, address: str, inbox_id: str | None = None) -> bool:
-        """ "Typing…" on the visitor's open pages (those connected to this router process)."""
-        sockets = list(self._sockets.get((account_id, address), ()))
+        """ "Typing…" on the visitor's open pages of that web chat (those connected to this router
+        process): a visitor of two of the account's web chats sees it only where it is meant."""
+        sockets = [sock for sock in self._sockets.get((account_id, address), ()) if sock.inbox_id == inbox_id]
         shown = await asyncio.gather(*(sock.send({"type": "typing"}) for sock in sockets))
         return any(shown)
 

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.keys import STORE
+from bot.keys import ADAPTERS, STORE
 from conversations.membership import thread_match
 from conversations.models import utcnow
 from conversations.traffic import Identity
@@ -97,6 +97,20 @@ async def test_a_reply_reaches_the_visitor_of_its_inbox_only(client: TestClient)
         shop_frames, support_frames = await frames_for(on_shop, 2.0), await frames_for(on_support, 0.5)
     assert [f["text"] for f in shop_frames if f["type"] == "message"] == ["It ships today."]
     assert [f for f in support_frames if f["type"] == "message"] == []
+
+
+async def test_an_agent_typing_shows_on_the_pages_of_the_conversations_web_chat_only(client: TestClient) -> None:
+    places = await web_chats(client)
+    shop = places["acme/Shop"]
+    mine = await write(client, shop, "my order?")
+    visitor = mine["token"].split(".")[0]
+    webchat = client.server.app[ADAPTERS]["webchat"]
+    async with client.ws_connect("/webchat/ws", params={**shop, "token": mine["token"]}) as page:
+        await page.receive_json()
+        assert not await webchat.typing("acme", visitor, places["acme/Support"]["inbox"])  # another web chat's
+        assert [f for f in await frames_for(page, 0.3) if f["type"] == "typing"] == []
+        assert await webchat.typing("acme", visitor, shop["inbox"])
+        assert [f["type"] for f in await frames_for(page, 1.0)] == ["typing"]
 
 
 async def test_a_token_of_one_web_chat_opens_no_other(client: TestClient) -> None:
