@@ -146,6 +146,20 @@ async def test_a_token_of_one_web_chat_opens_no_other(client: TestClient) -> Non
     form.add_field("file", b"hello", filename="a.txt", content_type="text/plain")
     upload = await client.post("/webchat/files", params=places["acme/Support"], data=form)
     assert upload.status == 403
+    # ... and taken through its own (both sides of the boundary), into the shop's conversation
+    form = aiohttp.FormData({"token": token, "id": "f2"})
+    form.add_field("file", b"hello", filename="a.txt", content_type="text/plain")
+    upload = await client.post("/webchat/files", params=shop, data=form)
+    assert upload.status < 300, await upload.text()
+    files = [m for m in await factories.messages(store, "acme", direction="in") if m.attachments]
+    assert [m.thread_id for m in files] == [mine["ack"]["thread_id"]]
+    # the dated token rewritten into the old undated form (visitor and stamp as one id) opens nothing
+    _, stamp, signature = token.split(".")
+    undated = f"{visitor}:{stamp}.{signature}"
+    posted = await client.post(
+        "/webchat/messages", params=shop, json={"id": "p3", "text": "forever", "visitor_token": undated}
+    )
+    assert posted.status == 400
 
 
 @pytest.mark.parametrize("case", ["unknown", "junk", "disabled", "other_account", "not_webchat"])
