@@ -30,7 +30,10 @@ from conversations.repositories import Repositories
 from conversations.tenant_models import Account, Inbox
 from conversations.traffic import Identity, Outbound
 
-_ORIGIN = r"https?://[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?"
+# a site as a browser names it in Origin (the widget's own check, bot/web/chat/widget.py): lower
+# case, labels between dots, no path, and no default port (a browser never sends :80 or :443)
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_ORIGIN = rf"https?://{_LABEL}(\.{_LABEL}){{0,20}}(:(?!(80|443)( |$))[0-9]{{1,5}})?"
 _MAIL_ADDRESS = r"^[^@\s+]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$"  # no plus: its plus-addresses are its replies'
 _HOST = r"^[A-Za-z0-9.-]{1,253}$|^\[[0-9A-Fa-f:.]{2,45}\]$"  # a name, an IPv4 address, or an IPv6 one in brackets
 _PORT = r"^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$"  # 1-65535
