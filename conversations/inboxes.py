@@ -68,8 +68,7 @@ class InboxesRepository(Repository):
     async def inbox_routing(self, inbox_id: str) -> dict[str, Any]:
         """The inbox's own routing (what it handles otherwise than its account); ``{}``: none."""
         doc = await self._db.inboxes.find_one({"_id": inbox_id}, {"routing": 1})
-        routing = (doc or {}).get("routing")
-        return {k: v for k, v in routing.items() if v is not None} if isinstance(routing, dict) else {}
+        return own_routing((doc or {}).get("routing"))
 
     async def inbox_by_route(self, route: str) -> Inbox | None:
         doc = await self._db.inboxes.find_one({"route": route})
@@ -109,6 +108,7 @@ class InboxesRepository(Repository):
 
     def _opened(self, doc: Mapping[str, Any]) -> Inbox:
         inbox = Inbox.from_doc(doc)
+        inbox.routing = own_routing(inbox.routing) or None
         config = inbox.config or {}
         secret = [k for k, v in config.items() if is_secret_field(k) and v not in ("", None)]
         if not secret:
@@ -123,3 +123,14 @@ class InboxesRepository(Repository):
 
 
 declare_not_personal("inboxes", "the businesses' channel instances and their credentials (sealed)")
+
+
+def own_routing(stored: Any) -> dict[str, Any]:
+    """An inbox's routing as stored, without the settings given back to the account (``None``),
+    and ``bot`` a boolean (the embedded store gives a boolean set inside a document back as 0 or 1)."""
+    if not isinstance(stored, dict):
+        return {}
+    own = {k: v for k, v in stored.items() if v is not None}
+    if "bot" in own:
+        own["bot"] = bool(own["bot"])
+    return own

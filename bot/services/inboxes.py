@@ -198,7 +198,7 @@ def inbox_json(inbox: Inbox, webhook_url: str) -> dict[str, Any]:
         "disabled": inbox.disabled,
         "created_at": inbox.created_at.isoformat(),
         "webhook_url": webhook_url,
-        "routing": {k: v for k, v in (inbox.routing or {}).items() if v is not None},
+        "routing": inbox.routing or {},
         **({"snippet": widget_snippet(webhook_url)} if inbox.channel == "webchat" else {}),
         **summary.get(inbox.channel, {"settings": {}, "secrets": {}}),
     }

@@ -69,6 +69,19 @@ async def test_an_inbox_without_its_bot_queues_to_its_own_team(
     assert action == DecisionAction.ANSWERED
 
 
+async def test_the_bot_turned_off_by_a_change_holds(
+    embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes, start_client: Any
+) -> None:
+    """Set by a change (a boolean inside the inbox's document), not only when it is made."""
+    client = await started(embedded, db_name, store, starter_blob, start_client)
+    desk = await web_chat(client, "Desk")
+    change = {"routing": {"bot": False}}
+    patched = await client.patch(f"/api/accounts/default/inboxes/{desk['id']}", json=change, headers=INSTALL)
+    assert patched.status == 200 and (await patched.json())["routing"] == {"bot": False}
+    action, _ = await writes(client, "dan", desk["id"])
+    assert action == DecisionAction.QUEUED
+
+
 async def test_an_inbox_has_its_own_hours_and_out_of_hours_reply(
     embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes, start_client: Any
 ) -> None:

@@ -135,6 +135,7 @@ CONSOLE_FORMS: dict[tuple[str, str], dict[str, str]] = {
     # keeps the one below and its Check asks no one (nothing leaves 127.0.0.1)
     ("POST", "/admin/inboxes/{inbox_id}"): {"name": "renamed", "api_base": "http://127.0.0.1:9"},
     ("POST", "/admin/inboxes/{inbox_id}/state"): {"action": "disable"},
+    ("POST", "/admin/inboxes/{inbox_id}/routing"): {"bot": "off", "team": "sales"},
     ("POST", "/admin/inboxes/{inbox_id}/test"): {"to": "not-a-chat"},  # a form error: nothing is sent
     ("POST", "/admin/intents"): {"name": "console_intent"},
     ("POST", "/admin/campaigns"): {"name": "authz", "channel": "webchat", "text": "hello"},

@@ -95,7 +95,10 @@ async def _rows(request: web.Request, account: Account) -> list[dict[str, Any]]:
         extra = {"voice_url": url.removesuffix("/webhooks/sms") + "/webhooks/voice"} if inbox.channel == "sms" else {}
         if inbox.channel == "webchat":
             extra = {"snippet": widget_snippet(url)}
-        rows.append({**row, **extra, "first": False, "in_file": False, "disabled": inbox.disabled, "webhook_url": url})
+        row.update(
+            extra, first=False, in_file=False, disabled=inbox.disabled, webhook_url=url, routing=inbox.routing or {}
+        )
+        rows.append(row)
     return rows
 
 

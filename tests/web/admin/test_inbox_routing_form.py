@@ -1,0 +1,76 @@
+"""The *Routing* form of an extra inbox on the inboxes page: its admin turns the bot off, names a
+team and the inbox's own hours; bad hours are a form error in words; emptied fields are the
+account's again; another account's admin gets a 404 and changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.keys import STORE
+from tests.conftest import make_settings
+from tests.web.admin.inboxes_kit import add_inbox, article, signed_in, two_accounts
+from tests.web.admin.test_accounts import Browser
+
+EMPTY = {"bot": "", "team": "", "business_hours": "", "timezone": "", "out_of_hours_reply": ""}
+
+
+@pytest.fixture
+async def router(embedded: Any, db_name: str, start_client: Any) -> TestClient:
+    return await two_accounts(await start_client(make_settings(embedded.uri, db_name)))
+
+
+@pytest.fixture
+async def admin(router: TestClient) -> AsyncIterator[Browser]:
+    browser = await signed_in(router)
+    yield browser
+    await browser.close()
+
+
+async def web_chat(admin: Browser) -> str:
+    form = {"channel": "webchat", "name": "Sales chat", "greeting": "", "color": "", "sites": ""}
+    return await add_inbox(admin, form)
+
+
+async def test_an_admin_gives_an_inbox_its_own_routing_and_gives_it_back(admin: Browser) -> None:
+    store = admin.app[STORE]  # type: ignore[attr-defined]
+    inbox_id = await web_chat(admin)
+    own = {**EMPTY, "bot": "off", "team": "sales", "business_hours": "mon-fri 09:00-17:00", "timezone": "Europe/Riga"}
+    status, body = await admin.post(f"/admin/inboxes/{inbox_id}/routing", own, page="/admin/inboxes")
+    assert status == 303, body
+    assert await store.inboxes.inbox_routing(inbox_id) == {
+        "bot": False,  # a boolean (the embedded store returns one set inside a document as 0)
+        "team": "sales",
+        "business_hours": "mon-fri 09:00-17:00",
+        "timezone": "Europe/Riga",
+    }
+    row = article((await admin.get("/admin/inboxes"))[1], inbox_id)
+    assert 'value="sales"' in row and '<option value="off" selected>' in row
+
+    for bad, says in (
+        ({"business_hours": "weekdays 9-5"}, "routing.business_hours"),
+        ({"timezone": "Mars/Olympus"}, "routing.timezone"),
+        ({"team": "sales team!"}, "team"),
+    ):
+        status, page = await admin.post(f"/admin/inboxes/{inbox_id}/routing", {**own, **bad}, page="/admin/inboxes")
+        assert status == 400 and says in page and f'id="problem-routing-{inbox_id}"' in page, bad
+    assert (await store.inboxes.inbox_routing(inbox_id))["team"] == "sales"  # nothing changed
+
+    status, _ = await admin.post(f"/admin/inboxes/{inbox_id}/routing", EMPTY, page="/admin/inboxes")
+    assert status == 303 and await store.inboxes.inbox_routing(inbox_id) == {}  # the account's again
+
+
+async def test_another_accounts_admin_cannot_route_an_inbox(admin: Browser, router: TestClient) -> None:
+    inbox_id = await web_chat(admin)
+    rival = await signed_in(router, "rival", "boss")
+    try:
+        status, _ = await rival.post(
+            f"/admin/inboxes/{inbox_id}/routing", {**EMPTY, "bot": "off"}, page="/admin/inboxes"
+        )
+        assert status == 404
+    finally:
+        await rival.close()
+    assert await router.server.app[STORE].inboxes.inbox_routing(inbox_id) == {}
