@@ -1,5 +1,6 @@
 """Issue 17's promise in one install: two accounts, each with two inboxes of every channel — Telegram
-bots, WhatsApp numbers, Twilio numbers and web chats — and one customer message into each inbox.
+bots, WhatsApp numbers, Twilio numbers, mailboxes and web chats — and one customer message into
+each inbox.
 Counting what is stored per inbox finds one conversation holding one customer message in each,
 in its own account; every answer leaves through the inbox written to, and nothing more is sent."""
 
@@ -10,22 +11,28 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiosmtplib
 import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from bot.web.api.kit import issue_token
+from conversations.embedded import free_port
 from conversations.models import utcnow
 from tests.conftest import TEST_API_TOKEN, raw_database_of
-from tests.fakes import reachable, running
+from tests.fakes import running
 from tests.fakes.graph_api import PHONE_NUMBER_ID, FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.fakes.twilio import AUTH_TOKEN, PUBLIC_URL, FakeTwilio
 from tests.handlers.channels import TG_SECRET, WA_SECRET, channel_settings, fixture, post_telegram, post_whatsapp, sign
+from tests.handlers.conftest import OUR_ADDRESS
+from tests.handlers.email.test_email import mail
+from tests.handlers.email.test_email_inboxes import CUSTOMER, _mailbox
 from tests.handlers.sms.test_sms import OUR_NUMBER
 from tests.handlers.sms.test_sms_inboxes import LINES, _text
 from tests.handlers.test_inboxes import _telegram, _wa_message, _whatsapp
 from tests.handlers.webchat.test_inboxes import write
+from tests.mailservers import SmtpSink
 from tests.router.test_inbound import wait_for
 
 INSTALL = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
@@ -33,7 +40,15 @@ OWNERS = ("default", "default-2", "shop2", "shop2-2")  # each account's first in
 # the owners whose inbox of a channel is their account's first (no inbox document): an account's
 # channel settings, the install's own Twilio number, the account's first web chat
 FIRST = {"telegram": ("default", "shop2"), "whatsapp": ("default", "shop2"), "webchat": ("default", "shop2")}
-FIRST["sms"] = ("default",)
+FIRST["sms"] = FIRST["email"] = ("default",)  # the install's own number and mailbox
+# the mailboxes: the install's own (the default account's first), and one per extra inbox, each fed
+# by the router's SMTP listener and answering through an SMTP server of its own
+ADDRESSES = {
+    "default": OUR_ADDRESS,
+    "default-2": "help@alpha.example",
+    "shop2": "sales@beta.example",
+    "shop2-2": "help@beta.example",
+}
 # the Twilio numbers: the install's own (the default account's first), and one per extra inbox
 NUMBERS = {
     "default": OUR_NUMBER,
@@ -54,6 +69,8 @@ async def fakes() -> AsyncIterator[dict[str, Any]]:
     made["sms:install"] = FakeTwilio()
     for account, (sid, token, _) in LINES.items():
         made[f"sms:{account}"] = FakeTwilio(sid, token)
+    for owner in OWNERS:
+        made[f"mail:{owner}"] = SmtpSink()
     async with running(*made.values()):
         yield made
 
@@ -85,6 +102,7 @@ async def _inboxes(client: TestClient, fakes: dict[str, Any]) -> dict[str, str]:
         # shop2 has no Twilio number in its channel settings (accounts have none): both are inboxes
         "sms": {o: _twilio(o, fakes) for o in ("default-2", "shop2", "shop2-2")},
         "webchat": {o: {"greeting": f"Hello from {o}"} for o in ("default-2", "shop2-2")},
+        "email": {o: _mailbox(ADDRESSES[o], fakes[f"mail:{o}"], None) for o in ("default-2", "shop2", "shop2-2")},
     }
     created = {}
     for channel, configs in extra.items():
@@ -108,7 +126,7 @@ async def test_two_accounts_with_two_inboxes_of_every_channel_never_cross(
         db_name,
         telegram_api=fakes["tg:default"].url,
         graph_api=fakes["wa:default"].url,
-        egress=reachable(fakes.values()),
+        egress={"allowed_destinations": ", ".join(_address(fake) for fake in fakes.values())},
         telegram={"token": fakes["tg:default"].token},
         whatsapp={"access_token": fakes["wa:default"].token},
         server={"public_url": PUBLIC_URL},
@@ -118,6 +136,13 @@ async def test_two_accounts_with_two_inboxes_of_every_channel_never_cross(
             "api_base": fakes["sms:install"].url,
         },
         sms={"from_number": OUR_NUMBER},
+        email={
+            "address": OUR_ADDRESS,
+            "smtp_host": "127.0.0.1",
+            "smtp_port": fakes["mail:default"].port,
+            "smtp_security": "none",
+            "listen_port": (listen := free_port()),
+        },
     )
     client: TestClient = await start_client(settings)
     store = client.server.app[STORE]
@@ -151,12 +176,16 @@ async def test_two_accounts_with_two_inboxes_of_every_channel_never_cross(
             place["inbox"] = inbox_of("webchat", owner)
         await write(client, place, f"hello {owner}")
 
+    raw, _ = mail(f"Ivan <{CUSTOMER}>", "Where is my order?", "Hello", to=", ".join(ADDRESSES.values()))
+    await aiosmtplib.send(raw, sender=CUSTOMER, recipients=list(ADDRESSES.values()), hostname="127.0.0.1", port=listen)
+
     async def all_answered() -> bool:
         return (
             all(fakes[f"tg:{o}"].sent("sendMessage") and fakes[f"wa:{o}"].sent() for o in OWNERS)
             and len(fakes["sms:install"].sent) >= 1
             and len(fakes["sms:default"].sent) >= 1
             and len(fakes["sms:shop2"].sent) >= 2
+            and all(fakes[f"mail:{o}"].received for o in OWNERS)
         )
 
     await wait_for(all_answered, timeout=60)
@@ -167,10 +196,10 @@ async def test_two_accounts_with_two_inboxes_of_every_channel_never_cross(
     places = Counter((t["account_id"], t["channel"], t.get("inbox_id") or "") for t in threads)
     expected = Counter(
         (_account(owner), channel, inbox_of(channel, owner))
-        for channel in ("telegram", "whatsapp", "sms", "webchat")
+        for channel in ("telegram", "whatsapp", "sms", "email", "webchat")
         for owner in OWNERS
     )
-    assert places == expected and len(places) == 16
+    assert places == expected and len(places) == 20
     place_of = {t["_id"]: (t["account_id"], t["channel"], t.get("inbox_id") or "") for t in threads}
     inbound = await database.messages.find({"direction": "in"}).to_list()
     assert Counter(place_of[m["thread_id"]] for m in inbound) == expected
@@ -183,3 +212,11 @@ async def test_two_accounts_with_two_inboxes_of_every_channel_never_cross(
     assert [s["From"] for s in fakes["sms:install"].sent] == [OUR_NUMBER]
     assert [s["From"] for s in fakes["sms:default"].sent] == [NUMBERS["default-2"]]
     assert sorted(s["From"] for s in fakes["sms:shop2"].sent) == sorted([NUMBERS["shop2"], NUMBERS["shop2-2"]])
+    for owner in OWNERS:  # each mailbox's answer from its address, through its own SMTP server
+        [(recipients, reply, _)] = fakes[f"mail:{owner}"].received
+        assert recipients == [CUSTOMER] and reply["From"].addresses[0].addr_spec == ADDRESSES[owner]
+
+
+def _address(fake: Any) -> str:
+    """Where a fake listens, as the egress guard's allowed destinations name it."""
+    return fake.url.removeprefix("http://") if hasattr(fake, "url") else f"127.0.0.1:{fake.port}"
