@@ -81,6 +81,12 @@ class InboxesRepository(Repository):
         docs = await self._db.inboxes.find(match).sort("created_at", ASCENDING).to_list()
         return [self._opened(doc) for doc in docs]
 
+    async def mail_domain_accounts(self, domain: str) -> set[str]:
+        """The accounts with a mailbox (enabled or not) whose address is in ``domain``."""
+        docs = await self._db.inboxes.find({"channel": "email"}, {"account_id": 1, "route": 1}).to_list()
+        suffix = "@" + domain.lower()
+        return {str(doc["account_id"]) for doc in docs if str(doc.get("route") or "").endswith(suffix)}
+
     async def inboxes_of_channel(self, channel: str) -> list[Inbox]:
         """Every account's enabled inboxes of ``channel`` (the mailboxes the router reads)."""
         docs = await self._db.inboxes.find({"channel": channel, "disabled": {"$ne": True}}).to_list()

@@ -148,6 +148,16 @@ def install_route(settings: Settings, route: str | None, account_id: str | None 
     return account_id not in (None, settings.account.id) and route.startswith("email:") and route.endswith(domain)
 
 
+async def domain_of_another(store: Repositories, account_id: str, route: str | None) -> str | None:
+    """The mail domain of ``route`` (a mailbox's) when another account has a mailbox in it, else
+    ``None``: the SMTP listener routes by address, so a domain's mail is one account's (the first to
+    add a mailbox in it), and no other account can take an address there to read its mail."""
+    if not route or not route.startswith("email:"):
+        return None
+    domain = route.rpartition("@")[2]
+    return domain if await store.inboxes.mail_domain_accounts(domain) - {account_id} else None
+
+
 async def refused_mail_server(guard: Egress, settings: Mapping[str, Any], stored: Mapping[str, Any]) -> str | None:
     """Why an e-mail inbox may not use one of its servers (an address this install does not let an
     account reach: loopback, private…; a name is checked each time it is connected to), or ``None``.

@@ -19,6 +19,7 @@ from bot.keys import EGRESS, SETTINGS, STORE
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
 from bot.services.inboxes import (
     INBOX_FIELDS,
+    domain_of_another,
     first_inbox_config,
     inbox_webhook_url,
     install_route,
@@ -189,9 +190,13 @@ def _taken(admin: Agent, route: str | None) -> FormProblem:
     return FormProblem(translate(admin.lang, words.get(channel, words["whatsapp"]), number=number, address=number), 409)
 
 
-def _check_route(request: web.Request, admin: Agent, route: str | None) -> None:
+async def _check_route(request: web.Request, admin: Agent, route: str | None) -> None:
     """The install's own Twilio number and mail address (its ``[sms]`` and ``[email]`` settings;
-    for another account, its whole mail domain) are no inbox's to take."""
+    for another account, its whole mail domain) are no inbox's to take, nor an address in a mail
+    domain another account's mailboxes are in."""
+    if domain := await domain_of_another(request.app[STORE], admin.account_id, route):
+        words = N_("The mail domain {domain} is another account's: a domain's mail goes to one account.")
+        raise FormProblem(translate(admin.lang, words, domain=domain), 409)
     if install_route(request.app[SETTINGS], route, admin.account_id):
         channel, _, number = (route or "").partition(":")
         words = (
@@ -223,7 +228,7 @@ async def add_inbox(request: web.Request) -> web.Response:
         values = _read_fields(admin, channel, form, adding=True)
         await _check_egress(request, admin, channel, values)
         route = route_of(channel, values)
-        _check_route(request, admin, route)
+        await _check_route(request, admin, route)
         inbox = await store.inboxes.create_inbox(admin.account_id, channel, name, values, utcnow(), route)
         if inbox is None:
             raise _taken(admin, route)
@@ -253,7 +258,7 @@ async def edit_inbox(request: web.Request) -> web.Response:
         values = _read_fields(admin, inbox.channel, form, adding=False)
         await _check_egress(request, admin, inbox.channel, values, inbox.config)
         route = route_of(inbox.channel, values)
-        _check_route(request, admin, route)
+        await _check_route(request, admin, route)
         changed = await store.inboxes.update_inbox(admin.account_id, inbox.id, values, route, name=name)
         if changed is False:
             raise _taken(admin, route)

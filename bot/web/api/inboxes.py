@@ -18,6 +18,7 @@ from bot.services.inbox_routing import routing_changes, routing_problem
 from bot.services.inboxes import (
     INBOX_CHANGES,
     BadRecipient,
+    domain_of_another,
     inbox_json,
     inbox_webhook_url,
     install_route,
@@ -56,6 +57,15 @@ async def _check_servers(
     guard = request.app[EGRESS].channel(channel)
     if refused := refused_api_base(guard, settings):
         raise api_error(400, "api_base_not_allowed", guard.api_base_refusal(refused))
+
+
+async def _check_route(request: web.Request, account_id: str, route: str | None) -> None:
+    """A 409 for a route the install's own settings receive, or a mailbox in a mail domain that
+    another account's mailboxes are in."""
+    if install_route(request.app[SETTINGS], route, account_id):
+        raise api_error(409, "inbox_taken", f"the install's own settings already receive {route}")
+    if domain := await domain_of_another(request.app[STORE], account_id, route):
+        raise api_error(409, "domain_taken", f"the mail domain {domain} is another account's")
 
 
 async def _checked_routing(request: web.Request, account_id: str, routing: dict[str, Any]) -> dict[str, Any]:
@@ -108,8 +118,7 @@ async def create_inbox(request: web.Request, call: Call) -> web.Response:
     store = request.app[STORE]
     routing = await _checked_routing(request, account.id, call.body.get("routing") or {})
     route = route_of(channel, settings)
-    if install_route(request.app[SETTINGS], route, account.id):
-        raise api_error(409, "inbox_taken", f"the install's own settings already receive {route}")
+    await _check_route(request, account.id, route)
     name = call.body["name"].strip()
     inbox = await store.inboxes.create_inbox(account.id, channel, name, settings, utcnow(), route, routing)
     if inbox is None:
@@ -143,8 +152,7 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     fields = {k: call.body[k] for k in ("name", "disabled") if k in call.body}
     fields.update(routing_changes({k: routing.get(k) for k in call.body.get("routing", {})}))
     route = route_of(inbox.channel, settings)
-    if install_route(request.app[SETTINGS], route, account.id):
-        raise api_error(409, "inbox_taken", f"the install's own settings already receive {route}")
+    await _check_route(request, account.id, route)
     changed = await store.inboxes.update_inbox(account.id, inbox.id, settings, route, **fields)
     if changed is False:
         raise api_error(409, "inbox_taken", f"another inbox already receives {route}")

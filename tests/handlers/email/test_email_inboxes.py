@@ -241,10 +241,17 @@ async def test_an_account_manages_only_its_own_mailboxes_and_an_address_is_one_m
         await client.patch(f"/api/accounts/default/inboxes/{inbox}", json={"name": "x"}, headers=shop2)
     ).status == 404
     # an address is one mailbox's, whatever its case; the install's own is no inbox's, and its
-    # domain (which its SMTP listener takes) is no other account's
-    for address in ("Sales@Alpha.example", OUR_ADDRESS, "billing@Shop.example"):
+    # domain (which its SMTP listener takes) is no other account's; nor is a domain another
+    # account has a mailbox in (mail to any address there would reach this account otherwise)
+    for address, error in (
+        (OUR_ADDRESS, "inbox_taken"),
+        ("billing@Shop.example", "inbox_taken"),
+        ("Sales@Alpha.example", "domain_taken"),
+        ("billing@alpha.example", "domain_taken"),
+    ):
         taken = await install.add("shop2", _mailbox(address, sinks[OUR_ADDRESS], None))
-        assert taken.status == 409 and (await taken.json())["error"] == "inbox_taken", address
+        assert taken.status == 409 and (await taken.json())["error"] == error, address
+    assert (await install.add("default", _mailbox("billing@alpha.example", sinks[OUR_ADDRESS], None))).status == 201
     change = {"settings": {"address": OUR_ADDRESS}}
     assert (await client.patch(f"/api/accounts/default/inboxes/{inbox}", json=change, headers=INSTALL)).status == 409
     mine = await install.add("default", _mailbox("billing@shop.example", sinks[OUR_ADDRESS], None))

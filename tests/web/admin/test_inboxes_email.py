@@ -119,7 +119,12 @@ async def test_another_account_s_admin_cannot_change_the_mailbox(admin: Browser,
         assert status == 404
         status, _ = await rival.post(f"/admin/inboxes/{inbox_id}/state", {"action": "disable"}, page="/admin/inboxes")
         assert status == 404
+        # nor take another address in the mail domain this account has a mailbox in
+        squat = _mailbox(sink, name="Squat", address="billing@" + ADDRESS.rpartition("@")[2])
+        status, page = await rival.post("/admin/inboxes", squat, page="/admin/inboxes")
+        assert status == 409 and "is another account&#39;s: a domain&#39;s mail goes to one account" in page
     finally:
         await rival.close()
     inbox = await admin.app[STORE].inboxes.get_inbox(inbox_id)  # type: ignore[attr-defined]
     assert inbox.name == "Sales" and not inbox.disabled
+    assert await admin.app[STORE].inboxes.list_inboxes("rival") == []  # type: ignore[attr-defined]
