@@ -27,7 +27,7 @@ import aiosmtplib
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from bot.handlers.email.settings import EmailSettings
-from bot.handlers.kit.egress import Egress, EgressRefused
+from bot.handlers.kit.egress import Egress, EgressRefused, EgressUnresolved
 from bot.handlers.kit.protocol import MalformedPayload, PermanentSendError, RetryableSendError
 from bot.logs import log_event
 from conversations.errors import StoreUnavailable
@@ -167,6 +167,8 @@ async def send_mail(settings: EmailSettings, message: EmailMessage, guard: Egres
         else:
             options["port"] = settings.smtp_port
         await aiosmtplib.send(message, **options)
+    except EgressUnresolved as unresolved:  # a name server that did not answer: try again later
+        raise RetryableSendError(f"SMTP server not found: {unresolved}"[:240]) from None
     except EgressRefused as refused:
         raise PermanentSendError(f"SMTP server not allowed: {refused}"[:240]) from None
     except aiosmtplib.SMTPRecipientsRefused as exc:

@@ -65,6 +65,10 @@ class EgressRefused(OSError):
     def __init__(self, reason: str) -> None:
         super().__init__(errno.EACCES, reason)
 
+
+class EgressUnresolved(EgressRefused):
+    """A host name found no address now (a name server may answer later): nothing to check."""
+
     def __str__(self) -> str:
         return str(self.strerror)
 
@@ -209,7 +213,7 @@ class Egress:
         connects there and nothing resolves the name again. ``EgressRefused`` saying what is wrong."""
         addresses = [_address(host)] if is_address(host) else await _addresses_of(host, port)
         if not addresses:
-            raise EgressRefused(f"{host} has no address")
+            raise EgressUnresolved(f"{host} has no address")
         for ip in addresses:
             await self.check_address(host, port, str(ip))
         return str(addresses[0])

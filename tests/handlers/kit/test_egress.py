@@ -5,19 +5,24 @@ receives nothing it should not."""
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import ipaddress
 import socket
 import struct
 from collections.abc import AsyncIterator
+from email.message import EmailMessage
 
 import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from bot.handlers.email.settings import EmailSettings
+from bot.handlers.email.smtp import send_mail
 from bot.handlers.kit.egress import (
     Egress,
     EgressRefused,
+    EgressUnresolved,
     GuardedResolver,
     HostRule,
     address_problem,
@@ -25,6 +30,7 @@ from bot.handlers.kit.egress import (
     refusal,
 )
 from bot.handlers.kit.egress_guards import EgressGuards
+from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
 from bot.setting_fields import SettingsError
 from bot.settings import Settings, load_settings
 from tests.fakes.listener import Listener
@@ -376,5 +382,12 @@ async def test_a_mail_server_is_reached_only_at_a_checked_address_and_only_on_an
     # the install's own mail servers and other purposes' hosts are not an account's to use
     assert not guard.allows_name("imap.install.lan", 993) and not guard.allows_name("bot-api.lan", 8081)
     assert not guard.allows_name("mail.lan", 993)  # a rule without a port: 80 and 443 only
-    with pytest.raises(EgressRefused, match="no address"):
+    with pytest.raises(EgressUnresolved, match="no address"):  # a refusal that may pass: sends retry
         await guard.checked_address("no-such-host.invalid", 993)
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "a@alpha.example", "b@beta.example", "x"
+    unresolved = EmailSettings(address="a@alpha.example", smtp_host="no-such-host.invalid", smtp_port=2525)
+    with pytest.raises(RetryableSendError, match="SMTP server not found"):
+        await send_mail(unresolved, message, guard)
+    with pytest.raises(PermanentSendError, match="not allowed"):
+        await send_mail(dataclasses.replace(unresolved, smtp_host="10.0.0.5"), message, guard)
