@@ -125,9 +125,13 @@ class MailboxReader:
             client = IMAP4_SSL(s.imap_host, s.imap_port, timeout=30, ssl_context=context)
         else:
             client = IMAP4(s.imap_host, s.imap_port, timeout=30)
-        await client.wait_hello_from_server()
-        _ok(await client.login(s.imap_user or s.address, s.imap_password), "IMAP login")
-        _ok(await client.select(s.imap_mailbox), f"selecting {s.imap_mailbox}")
+        try:
+            await client.wait_hello_from_server()
+            _ok(await client.login(s.imap_user or s.address, s.imap_password), "IMAP login")
+            _ok(await client.select(s.imap_mailbox), f"selecting {s.imap_mailbox}")
+        except BaseException:  # a wrong password must not leave a connection open on every retry
+            _drop(client)
+            raise
         return client
 
     async def _session(self) -> None:
@@ -148,6 +152,7 @@ class MailboxReader:
                 await asyncio.wait_for(client.logout(), 5)
             except Exception:  # the connection may be gone already
                 pass
+            _drop(client)  # a logout that timed out leaves it open
 
     async def _idle(self, client: IMAP4) -> None:
         """Wait until the server reports a change, ``poke`` is called, or the poll interval ends."""
@@ -215,3 +220,10 @@ class MailboxReader:
     def _skip(self, uid: int, reason: str) -> None:
         self._skipped.add(uid)
         log_event(log, "imap.mail_skipped", logging.WARNING, uid=uid, reason=reason[:200])
+
+
+def _drop(client: IMAP4) -> None:
+    """Close the client's connection, in whatever state it is (already closed: nothing happens)."""
+    transport = getattr(client.protocol, "transport", None) if client.protocol is not None else None
+    if transport is not None:
+        transport.close()

@@ -1,0 +1,60 @@
+"""The mailbox reader leaves no connection open when its IMAP server refuses it: a wrong password
+(a tenant's typo) is retried with backoff, and each refused connection is closed, not kept."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.handlers.email.imap import MailboxReader
+from bot.handlers.email.settings import EmailSettings
+
+
+class RefusingImap:
+    """An IMAP server that greets, then refuses every login; counts connections and closes."""
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self.closed = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.opened += 1
+        writer.write(b"* OK [CAPABILITY IMAP4rev1] ready\r\n")
+        while line := await reader.readline():
+            tag, _, command = line.decode().partition(" ")
+            if command.upper().startswith("CAPABILITY"):
+                writer.write(f"* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n".encode())
+            else:
+                writer.write(f"{tag} NO [AUTHENTICATIONFAILED] wrong password\r\n".encode())
+        self.closed += 1  # the client closed its end
+        writer.close()
+
+
+async def test_a_refused_login_closes_its_connection() -> None:
+    server = RefusingImap()
+    await server.start()
+    settings = EmailSettings(
+        address="sales@alpha.example", imap_host="127.0.0.1", imap_port=server.port, imap_security="none"
+    )
+    reader = MailboxReader(settings, lambda raw: asyncio.sleep(0))  # type: ignore[arg-type,return-value]
+    try:
+        for _ in range(3):
+            with pytest.raises(Exception, match="(?i)login"):
+                await reader._connect()
+        async with asyncio.timeout(5):
+            while server.closed < server.opened:
+                await asyncio.sleep(0.02)
+        assert server.opened == server.closed == 3
+    finally:
+        await server.stop()
