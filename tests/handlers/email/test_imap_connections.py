@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from bot.handlers.email.imap import MailboxReader
+from bot.handlers.email.imap import ImapError, MailboxReader
 from bot.handlers.email.settings import EmailSettings
 
 
@@ -50,7 +50,7 @@ async def test_a_refused_login_closes_its_connection() -> None:
     reader = MailboxReader(settings, lambda raw: asyncio.sleep(0))  # type: ignore[arg-type,return-value]
     try:
         for _ in range(3):
-            with pytest.raises(Exception, match="(?i)login"):
+            with pytest.raises(ImapError, match="IMAP login failed"):
                 await reader._connect()
         async with asyncio.timeout(5):
             while server.closed < server.opened:
