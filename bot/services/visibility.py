@@ -7,6 +7,8 @@ the page they see is full, so results of other inboxes do not crowd theirs out."
 
 from __future__ import annotations
 
+import asyncio
+
 from conversations.agent_models import Agent
 from conversations.membership import member_keys, sees
 from conversations.repositories import Repositories
@@ -28,23 +30,16 @@ async def search_seen(
             await store.contacts.search_contacts(account_id, query, CONTACTS),
         )
     threads: dict[str, Thread | None] = {}
-
-    async def seen(thread_id: str) -> bool:
-        if thread_id not in threads:
-            threads[thread_id] = await store.threads.get_thread(thread_id)
-        thread = threads[thread_id]
-        return thread is not None and sees(agent, thread)
-
     shown: list[Message] = []
     for page in range(WIDEN):
         batch = await store.messages.search_messages(account_id, query, MESSAGES, skip=page * MESSAGES)
-        shown += [message for message in batch if await seen(message.thread_id)]
+        unread = sorted({m.thread_id for m in batch} - threads.keys())
+        # read at once, so the store's batcher makes one command of them
+        threads.update(zip(unread, await asyncio.gather(*map(store.threads.get_thread, unread))))
+        shown += [m for m in batch if (thread := threads[m.thread_id]) is not None and sees(agent, thread)]
         if len(shown) >= MESSAGES or len(batch) < MESSAGES:
             break
-    kept: list[Contact] = []
-    for contact in await store.contacts.search_contacts(account_id, query, CONTACTS * WIDEN):
-        if any(sees(agent, t) for t in await store.threads.contact_threads(account_id, contact.id)):
-            kept.append(contact)
-            if len(kept) == CONTACTS:
-                break
+    contacts = await store.contacts.search_contacts(account_id, query, CONTACTS * WIDEN)
+    theirs = await asyncio.gather(*(store.threads.contact_threads(account_id, c.id) for c in contacts))
+    kept = [c for c, held in zip(contacts, theirs) if any(sees(agent, t) for t in held)][:CONTACTS]
     return shown[:MESSAGES], kept
