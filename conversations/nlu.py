@@ -113,6 +113,11 @@ class NluRepository(Repository):
     async def get_nlu_model(self, version: str) -> dict[str, Any] | None:
         return await self._db.nlu_models.find_one({"_id": version}, {"learned_from": 0})
 
+    async def usable_nlu_version(self, account_id: str, version: str) -> bool:
+        """Whether ``version`` is one of the account's versions that can answer (not retired)."""
+        found = {"_id": version, "account_id": account_id, **NOT_RETIRED}
+        return await self._db.nlu_models.find_one(found, {"_id": 1}) is not None
+
     async def activate_nlu_model(self, account_id: str, version: str, by: str, now: datetime) -> bool:
         """Make ``version`` the account's model; ``False`` if it is not one of the account's, or
         was retired (an erasure took its training data), even while this ran."""

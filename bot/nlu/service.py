@@ -31,6 +31,7 @@ from bot.nlu.formats import NluFormatError, data_files
 from bot.nlu.jobs import TrainingJobs
 from bot.nlu.lanes import EmbeddingLanes
 from bot.nlu.model import NluModel
+from bot.nlu.pinned import PinnedModels
 from bot.nlu.prefix import LONG_CHARS, TokenCount, nlu_prefix
 from bot.nlu.remote import NluOverBudget, NluUnavailable, RasaClient, SessionFactory
 from bot.nlu.train_worker import train_in_child
@@ -71,6 +72,7 @@ class NluService:
         self._queries: QueryEmbeddings | None = None
         self.lanes = EmbeddingLanes(lambda: self.query_embedder)
         self._loaded: dict[str, _Loaded] = {}
+        self._pinned: PinnedModels[_Loaded] = PinnedModels(store, self._load_pinned)
         self._load_lock = asyncio.Lock()
         self._trainer = ThreadPoolExecutor(1, thread_name_prefix="nlu-train")
         self._trainings = asyncio.Semaphore(settings.trainings)  # the rest wait their turn
@@ -138,17 +140,21 @@ class NluService:
 
     # --- parsing --------------------------------------------------------------------------
 
-    async def parse(self, account_id: str, text: str) -> Parse | None:
-        """The parse of ``text`` (of its first ``nlu.max_tokens`` tokens); ``None`` when the
-        account has no model (or NLU is off). Raises ``NluUnavailable`` when the engine cannot
-        answer, ``NluOverBudget`` when it would take longer than ``nlu.parse_budget``."""
+    async def parse(self, account_id: str, text: str, model: str | None = None) -> Parse | None:
+        """The parse of ``text`` (of its first ``nlu.max_tokens`` tokens) by the account's version
+        ``model`` (an inbox's pinned one: ``bot/nlu/pinned.py``) or, without it or when it is not
+        usable, by its active model; ``None`` when the account has no model (or NLU is off).
+        Raises ``NluUnavailable`` when the engine cannot answer, ``NluOverBudget`` when it would
+        take longer than ``nlu.parse_budget``. The remote engine has one model: ``model`` is not
+        asked of it."""
         if self.settings.engine == "off":
             return None
         if self._remote is not None:
             return await self._remote.parse(nlu_prefix(text, self.settings.max_tokens))
-        if account_id not in self._loaded:
+        pinned = await self._pinned.get(account_id, model) if model else None
+        if pinned is None and account_id not in self._loaded:
             await self.refresh(account_id)
-        loaded = self._loaded[account_id]
+        loaded = pinned or self._loaded[account_id]
         if loaded.model is None:
             return None
         embedder = self.query_embedder if loaded.model.semantic else None
@@ -217,10 +223,15 @@ class NluService:
         model = await asyncio.get_running_loop().run_in_executor(self._trainer, NluModel.from_bytes, blob)
         return _Loaded(version, model, owner, content)
 
-    def content(self, account_id: str) -> tuple[str, Mapping[str, str]] | None:
-        """The loaded version of the account and the bot's content it carries; ``None`` when it
+    async def _load_pinned(self, account_id: str, version: str) -> _Loaded | None:
+        """A pinned version, sharing the account's active model when it is the same trained one."""
+        return await self._load(account_id, version, self._loaded.get(account_id))
+
+    def content(self, account_id: str, model: str | None = None) -> tuple[str, Mapping[str, str]] | None:
+        """The version of the account that parses (``model``, an inbox's pinned one, when it is
+        loaded and usable, else the active one) and the bot's content it carries; ``None`` when it
         carries none (the install's files answer)."""
-        loaded = self._loaded.get(account_id)
+        loaded = (self._pinned.peek(account_id, model) if model else None) or self._loaded.get(account_id)
         if loaded is None or loaded.version is None or not loaded.content:
             return None
         return loaded.version, loaded.content
@@ -234,6 +245,7 @@ class NluService:
                 if self._closing:
                     return
                 await self._look(self.refresh(account_id), account_id)
+            await self._look(self._pinned.refresh(), None)
             if not self._closing:
                 await self._look(self._take_retrain(), None)
 

@@ -109,7 +109,7 @@ class Dispatcher:
         self._queued_notice = queued_notice
         self._nlu = nlu if nlu is not None and nlu.enabled else None
         self._responses = responses or Responses()
-        self._edited: dict[str, tuple[str, Responses, Dialogue | None]] = {}  # account -> its version's
+        self._edited: dict[str, tuple[str, Responses, Dialogue | None]] = {}  # "account|pin" -> its version's
 
     async def dispatch(
         self, message: Message, thread: Thread | None = None, activity: Activity | None = None
@@ -214,11 +214,12 @@ class Dispatcher:
     async def _bot(self, message: Message, thread: Thread, activity: Activity | None) -> tuple[Decision, Parse | None]:
         """The bot's answer; the message's ``activity`` written with the dialogue state (alone
         when the message goes to a human instead)."""
-        parse, reason = await self._parse(message, thread)
+        model = await self._queue.pinned_model(thread)  # its inbox's own model version, if any
+        parse, reason = await self._parse(message, thread, model)
         if parse is None:
             await self._mark(thread, activity)
             return await self._to_queue(message, thread, reason), None
-        responses, dialogue = self._bot_of(thread.account_id)
+        responses, dialogue = self._bot_of(thread.account_id, model)
         # the state read with the thread first (no second read on the usual path); a swap refused
         # because another message changed it meanwhile reads it again
         stored = dict(thread.nlu_state or {})
@@ -253,13 +254,13 @@ class Dispatcher:
         await self._mark(thread, activity)  # not written with a state: the contact was erased, or contention
         return await self._carry_out(message, thread, step, responses), step.parse
 
-    async def _parse(self, message: Message, thread: Thread) -> tuple[Parse | None, str]:
+    async def _parse(self, message: Message, thread: Thread, model: str | None) -> tuple[Parse | None, str]:
         """The NLU's reading of the message, or ``None`` and why the message goes to a human."""
         assert self._nlu is not None
         if not message.text.strip():
             return None, NO_TEXT
         try:
-            parse = await self._nlu.parse(thread.account_id, message.text)
+            parse = await self._nlu.parse(thread.account_id, message.text, model)
         except NluOverBudget as exc:
             log_event(log, "dispatch.nlu_over_budget", logging.WARNING, message=message.id, problem=str(exc))
             return None, NLU_OVER_BUDGET
@@ -267,14 +268,16 @@ class Dispatcher:
             return None, NLU_UNAVAILABLE
         return parse, NO_NLU  # None: no model trained yet
 
-    def _bot_of(self, account_id: str) -> tuple[Responses, Dialogue | None]:
-        """The answers and dialogue of the account's active model version: the content edited in
-        the console that the version carries, or the install's files."""
-        carried = self._nlu.content(account_id) if self._nlu is not None else None
+    def _bot_of(self, account_id: str, model: str | None = None) -> tuple[Responses, Dialogue | None]:
+        """The answers and dialogue of the model version that parses (``model``, an inbox's pinned
+        one, or the account's active one): the content edited in the console that the version
+        carries, or the install's files."""
+        carried = self._nlu.content(account_id, model) if self._nlu is not None else None
         if carried is None:
             return self._responses, self._dialogue
         version, doc = carried
-        known = self._edited.get(account_id)
+        slot = f"{account_id}|{model or ''}"  # the account's active model, or one of its pins
+        known = self._edited.get(slot)
         if known is None or known[0] != version:
             try:
                 bot = Content.from_doc(doc).parsed()
@@ -282,7 +285,7 @@ class Dispatcher:
                 log_event(log, "dispatch.content_unreadable", logging.ERROR, version=version, problem=str(exc))
                 return self._responses, self._dialogue
             dialogue = self._dialogue.with_content(bot.domain, bot.responses) if self._dialogue else None
-            known = self._edited[account_id] = (version, bot.responses, dialogue)
+            known = self._edited[slot] = (version, bot.responses, dialogue)
         return known[1], known[2]
 
     async def _carry_out(self, message: Message, thread: Thread, step: Step, responses: Responses) -> Decision:

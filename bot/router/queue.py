@@ -87,6 +87,9 @@ class Queue:
     async def skips_bot(self, thread: Thread) -> bool:
         return await self._routing.skips_bot(thread)
 
+    async def pinned_model(self, thread: Thread) -> str | None:
+        return await self._routing.model_of(thread)
+
     async def depth(self, account_id: str | None = None) -> int:
         return await self._store.queue.queue_depth(account_id)
 

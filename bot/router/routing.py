@@ -28,6 +28,7 @@ class Routing:
     reopen_days: float = 7.0  # a customer writing again this soon reopens the resolved thread
     bot: bool = True  # False: an inbox whose conversations go straight to the agents
     team: str = ""  # the team an inbox's conversations are queued to
+    model: str = ""  # the NLU model version an inbox is pinned to ("": the account's active one)
 
 
 class AccountRouting:
@@ -51,6 +52,10 @@ class AccountRouting:
         """The team a thread is queued to: its inbox's, or its channel's (``queue.channel_teams``)."""
         own = (await self.get(thread.account_id, thread.inbox_id)).team if thread.inbox_id else ""
         return own or self._teams.get(thread.channel, "").strip()
+
+    async def model_of(self, thread: Thread) -> str | None:
+        """The NLU model version the thread's inbox is pinned to; ``None``: the account's active one."""
+        return (await self.get(thread.account_id, thread.inbox_id)).model or None if thread.inbox_id else None
 
     async def get(self, account_id: str, inbox_id: str | None = None) -> Routing:
         """The account's routing, with what the inbox ``inbox_id`` sets for itself over it."""
@@ -109,4 +114,5 @@ def over(routing: Routing, own: dict[str, Any]) -> Routing:
         out_of_hours_reply=own.get("out_of_hours_reply") or routing.out_of_hours_reply,
         bot=own.get("bot") is not False,
         team=str(own.get("team") or ""),
+        model=str(own.get("model") or ""),
     )

@@ -1,7 +1,7 @@
 """What an inbox handles otherwise than its account (``Inbox.routing``, read by
-``bot/router/routing.py``): whether the bot answers, the team its conversations are queued to,
-its business hours and time zone, and its out-of-hours reply. A setting left out (or ``null``)
-is the account's."""
+``bot/router/routing.py``): whether the bot answers, the NLU model version that answers it, the
+team its conversations are queued to, its business hours and time zone, and its out-of-hours
+reply. A setting left out (or ``null``) is the account's."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
 from bot.business_hours import BusinessHours
+from conversations.repositories import Repositories
 
 _TEXT = r"^[^\x00-\x08\x0b-\x1f]*$"  # no control characters but line breaks
 INBOX_ROUTING: dict[str, Any] = {
@@ -18,6 +19,12 @@ INBOX_ROUTING: dict[str, Any] = {
     "description": "what the inbox handles otherwise than its account; null or left out: the account's",
     "properties": {
         "bot": {"type": ["boolean", "null"], "description": "false: its conversations go straight to the agents"},
+        "model": {
+            "type": ["string", "null"],
+            "maxLength": 100,
+            "pattern": r"^[A-Za-z0-9_.:-]*$",
+            "description": "one of the account's trained model versions (the Training page's) instead of its active one",
+        },
         "team": {"type": ["string", "null"], "maxLength": 64, "pattern": _TEXT},
         "business_hours": {"type": ["string", "null"], "maxLength": 400, "pattern": _TEXT},
         "timezone": {"type": ["string", "null"], "maxLength": 64, "pattern": r"^[A-Za-z0-9_+/-]*$"},
@@ -39,6 +46,30 @@ def routing_problem(values: Mapping[str, Any], timezone: str) -> str | None:
     except (ValueError, KeyError) as exc:
         return f"routing.business_hours: {exc}"
     return None
+
+
+async def model_problem(store: Repositories, account_id: str, version: str | None) -> str | None:
+    """Why ``version`` cannot answer an inbox of the account (not one of its trained versions, or
+    retired), in one line; ``None`` when it can (or is left to the account's active model)."""
+    if not version:
+        return None
+    if await store.nlu.usable_nlu_version(account_id, version):
+        return None
+    model = await store.nlu.get_nlu_model(version)
+    if model is not None and model.get("account_id") == account_id:
+        return f"routing.model: the version {version} was retired (its training data was erased); choose another"
+    return f"routing.model: {version!r} is not a trained model version of this account (see the Training page)"
+
+
+async def model_versions(store: Repositories, account_id: str) -> list[dict[str, Any]]:
+    """The account's versions an inbox may be pinned to (not retired), newest first, each with
+    its ``version``, ``created_at`` (epoch ms) and whether it is the ``active`` one."""
+    active = await store.nlu.active_nlu_version(account_id)
+    return [
+        {"version": str(doc["_id"]), "created_at": doc.get("created_at"), "active": doc["_id"] == active}
+        for doc in await store.nlu.nlu_models(account_id)
+        if not doc.get("retired_at")
+    ]
 
 
 def routing_changes(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from bot import audit
 from bot.handlers.kit.protocol import SendError
 from bot.keys import ADAPTERS, EGRESS, QUEUE, SETTINGS, STORE
 from bot.services.accounts import refused_api_base
-from bot.services.inbox_routing import routing_changes, routing_problem
+from bot.services.inbox_routing import model_problem, routing_changes, routing_problem
 from bot.services.inboxes import (
     INBOX_CHANGES,
     BadRecipient,
@@ -68,10 +68,16 @@ async def _check_route(request: web.Request, account_id: str, route: str | None)
         raise api_error(409, "domain_taken", f"the mail domain {domain} is another account's")
 
 
-async def _checked_routing(request: web.Request, account_id: str, routing: dict[str, Any]) -> dict[str, Any]:
-    """``routing`` when it can be the inbox's (its hours read in its time zone, or the account's)."""
+async def _checked_routing(
+    request: web.Request, account_id: str, routing: dict[str, Any], changed: Iterable[str]
+) -> dict[str, Any]:
+    """``routing`` when it can be the inbox's (its hours read in its time zone, or the account's;
+    its model one of the account's trained versions). ``changed``: the keys this call sets (a
+    pinned version retired meanwhile may stay while other settings change)."""
     zone = (await request.app[QUEUE].routing(account_id)).hours.zone.key
     if problem := routing_problem(routing, zone):
+        raise api_error(400, "bad_request", problem)
+    if "model" in changed and (problem := await model_problem(request.app[STORE], account_id, routing.get("model"))):
         raise api_error(400, "bad_request", problem)
     return routing
 
@@ -116,7 +122,8 @@ async def create_inbox(request: web.Request, call: Call) -> web.Response:
     channel, settings = call.body["channel"], dict(call.body["settings"])
     await _check_servers(request, channel, settings)
     store = request.app[STORE]
-    routing = await _checked_routing(request, account.id, call.body.get("routing") or {})
+    asked = call.body.get("routing") or {}
+    routing = await _checked_routing(request, account.id, asked, asked)
     route = route_of(channel, settings)
     await _check_route(request, account.id, route)
     name = call.body["name"].strip()
@@ -148,7 +155,8 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
         where = ".".join(["settings", *(str(p) for p in problem.path)])
         raise api_error(400, "bad_request", f"{where}: {problem.message[:200]}")
     await _check_servers(request, inbox.channel, settings, inbox.config)
-    routing = await _checked_routing(request, account.id, {**(inbox.routing or {}), **call.body.get("routing", {})})
+    asked = call.body.get("routing", {})
+    routing = await _checked_routing(request, account.id, {**(inbox.routing or {}), **asked}, asked)
     fields = {k: call.body[k] for k in ("name", "disabled") if k in call.body}
     fields.update(routing_changes({k: routing.get(k) for k in call.body.get("routing", {})}))
     route = route_of(inbox.channel, settings)
