@@ -21,6 +21,7 @@ from bot.handlers.kit.twilio import E164
 from bot.handlers.kit.twilio_lines import number_route
 from bot.handlers.sms.settings import SmsSettings
 from bot.handlers.telegram.settings import TelegramSettings
+from bot.handlers.webchat.visitor_forms import MAX_URL, BadPrechat, PrechatForm
 from bot.handlers.whatsapp.settings import WhatsappSettings
 from bot.services.accounts import CHANNEL_FIELDS, URL_PATTERN, ChannelField, channel_schema, channel_summary
 from bot.services.inbox_routing import INBOX_ROUTING
@@ -44,7 +45,7 @@ MAIL_SERVERS = (("imap_host", "imap_port", 993), ("smtp_host", "smtp_port", 587)
 # only as inboxes: an account's channel settings (``PUT …/channels/<channel>``) have no ``sms`` or
 # ``email``, and its first web chat's look is its widget settings. A web chat inbox has no secret:
 # its name is the chat's title; its greeting, colour and the sites that may embed it (origins
-# separated by spaces) are the account's widget's when left out.
+# separated by spaces) and its pre-chat form (``prechat``) are the account's widget's when left out.
 INBOX_FIELDS: dict[str, tuple[ChannelField, ...]] = {
     **CHANNEL_FIELDS,
     "sms": (
@@ -77,8 +78,36 @@ INBOX_FIELDS: dict[str, tuple[ChannelField, ...]] = {
 INBOX_CHANNELS = tuple(INBOX_FIELDS)  # the channels an account can have extra inboxes of today
 
 
+_FLAG = {"type": "boolean"}
+PRECHAT: dict[str, Any] = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "description": "the web chat's own pre-chat form: the fields it asks (enabled unless false), and consent to the"
+    " privacy notice at privacy_url; null or left out: the account's form",
+    "properties": {
+        **dict.fromkeys(("enabled", "name", "email", "phone", "consent"), _FLAG),
+        "privacy_url": {"type": "string", "maxLength": MAX_URL},
+    },
+}
+
+
 def inbox_schema(channel: str) -> dict[str, Any]:
-    return channel_schema(channel, INBOX_FIELDS[channel])
+    schema = channel_schema(channel, INBOX_FIELDS[channel])
+    if channel == "webchat":
+        schema["properties"]["prechat"] = PRECHAT
+    return schema
+
+
+def with_prechat(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A web chat's ``settings`` with its own pre-chat form as it is kept (``None``: the
+    account's); :class:`BadPrechat` says in words what is wrong with it."""
+    given = settings.get("prechat")
+    if not isinstance(given, Mapping):
+        return dict(settings)
+    try:
+        return {**settings, "prechat": PrechatForm.given(given).to_doc()}
+    except BadPrechat as bad:
+        raise BadPrechat(f"settings.prechat.{bad}") from None
 
 
 def new_inbox_schema() -> dict[str, Any]:
@@ -197,8 +226,11 @@ def widget_snippet(chat_url: str) -> str:
 
 
 def inbox_json(inbox: Inbox, webhook_url: str) -> dict[str, Any]:
+    config = dict(inbox.config)
+    if isinstance(config.get("prechat"), Mapping):
+        config["prechat"] = PrechatForm.stored(config["prechat"]).to_doc()
     summary = channel_summary(
-        {inbox.channel: inbox.config}, {f"{inbox.channel}.{k}": v for k, v in (inbox.sealing_problems or {}).items()}
+        {inbox.channel: config}, {f"{inbox.channel}.{k}": v for k, v in (inbox.sealing_problems or {}).items()}
     )
     return {
         "id": inbox.id,

@@ -15,7 +15,7 @@ from bot.keys import STORE
 from conversations.embedded import free_port
 from conversations.models import utcnow
 from tests import factories
-from tests.web.test_widget_browser import FIRST_ANSWER, open_chat
+from tests.web.test_widget_browser import FIRST_ANSWER, PRECHAT, allow, open_chat
 
 pytestmark = pytest.mark.browser
 
@@ -86,3 +86,34 @@ async def test_the_widget_of_inbox_b_opens_in_its_look_and_its_messages_land_in_
     await expect(shop.locator(".msg")).to_have_count(0)
     await context.close()
     assert [t.inbox_id for t in await factories.threads(store)] == [b]
+
+
+async def test_inbox_b_asks_its_own_pre_chat_form_and_the_first_web_chat_the_accounts(
+    client: TestClient, site: str, browser: Browser
+) -> None:
+    await allow(client, site, prechat=PRECHAT)  # the account's form: name, e-mail and consent
+    store = client.server.app[STORE]
+    own = {"enabled": True, "name": False, "email": False, "phone": True, "consent": False, "privacy_url": ""}
+    b = await store.inboxes.create_inbox(
+        "default", "webchat", "Support chat", {"sites": site, "prechat": own}, utcnow(), None
+    )
+    assert b is not None
+
+    context = await browser.new_context()
+    chat = await opened(context, f"{site}/?inbox={b.id}")
+    await expect(chat.locator("#prechat")).to_be_visible()
+    await expect(chat.locator("#prechat-phone")).to_be_visible()
+    for field in ("#prechat-name", "#prechat-email", "#prechat-consent"):
+        await expect(chat.locator(field)).to_be_hidden()
+    await chat.locator("#prechat-phone").fill("+371 2000 0000")
+    await chat.locator("#prechat button[type=submit]").click()
+    await expect(chat.locator("#prechat")).to_be_hidden()
+    await expect(chat.locator("#composer")).to_be_visible()
+
+    first = await opened(context, f"{site}/?inbox=")  # the account's first web chat: the account's form
+    await expect(first.locator("#prechat")).to_be_visible()
+    for field in ("#prechat-name", "#prechat-email", "#prechat-consent"):
+        await expect(first.locator(field)).to_be_visible()
+    await expect(first.locator("#prechat-phone")).to_be_hidden()
+    await context.close()
+    assert await store.contacts.contact_by_identity("default", "phone", "+37120000000") is not None

@@ -294,9 +294,9 @@ class WebchatAdapter(BaseAdapter):
             return
         if kind in FORM_FRAMES:  # the pre-chat and offline forms (visitor_forms.py)
             await sock.send(
-                await VisitorForms(self.store, self.sink, partial(self.inbound, inbox_id=sock.inbox_id)).answer(
-                    account_id, visitor, payload
-                )
+                await VisitorForms(
+                    self.store, self.sink, partial(self.inbound, inbox_id=sock.inbox_id), sock.inbox_id
+                ).answer(account_id, visitor, payload)
             )
             return
         if kind != "message":

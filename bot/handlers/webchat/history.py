@@ -37,5 +37,5 @@ async def visitor_history(
         "thread_id": open_thread.id if open_thread else None,
         "status": str(open_thread.status) if open_thread else None,
         "history": history,
-        "prechat": await prechat_wanted(store, account_id, visitor, contact_id, bool(mine)),
+        "prechat": await prechat_wanted(store, account_id, visitor, contact_id, bool(mine), inbox_id),
     }

@@ -1,7 +1,8 @@
 """The forms a web chat visitor fills in, sent over the chat's socket:
 
 * the **pre-chat form** (``{"type": "prechat", "name", "email", "phone", "consent"}``), which an
-  account's admin may turn on for the website widget: who the visitor is, before their first
+  account's admin may turn on for the website widget, and give a web chat inbox a form of its own
+  (its ``prechat`` setting; without one, the account's form is asked there): who the visitor is, before their first
   message. What they give becomes their contact's name and addresses (an e-mail or phone number
   leads to this contact unless another contact has it already: an address nobody verified never
   merges two people), and a consent is kept on the contact with its time and the privacy notice
@@ -60,12 +61,35 @@ class PrechatForm:
     @classmethod
     def of(cls, widget: object) -> PrechatForm:
         """The form kept in an account's ``widget`` (``widget["prechat"]``); off when malformed."""
-        stored = widget.get("prechat") if isinstance(widget, Mapping) else None
+        return cls.stored(widget.get("prechat") if isinstance(widget, Mapping) else None)
+
+    @classmethod
+    def stored(cls, stored: object) -> PrechatForm:
+        """The form as kept in the store; off when malformed. A flag may come back as 0 or 1 (the
+        embedded store gives a boolean set inside a document back so)."""
         if not isinstance(stored, Mapping):
             return cls()
         url = stored.get("privacy_url")
-        flags = {k: stored.get(k) is True for k in ("enabled", *FIELDS, "consent")}
+        flags = {k: _flag(stored.get(k)) for k in ("enabled", *FIELDS, "consent")}
         return cls(**flags, privacy_url=url if isinstance(url, str) and _https(url) else "")
+
+    @classmethod
+    def of_inbox(cls, account: PrechatForm, config: Mapping[str, Any]) -> PrechatForm:
+        """The form a web chat inbox asks: its own (its settings' ``prechat``), else ``account``."""
+        own = config.get("prechat")
+        return cls.stored(own) if isinstance(own, Mapping) else account
+
+    @classmethod
+    def given(cls, doc: Mapping[str, Any]) -> PrechatForm:
+        """The form an API call sets (``enabled`` unless it says otherwise); :class:`BadPrechat`
+        says in words what is wrong with it."""
+        url = str(doc.get("privacy_url") or "").strip()
+        if url and not _https(url):
+            raise BadPrechat("privacy_url must be an https address (https://…)")
+        flags = {k: doc.get(k) is True for k in (*FIELDS, "consent")}
+        if flags["consent"] and not url:
+            raise BadPrechat("asking for consent needs privacy_url, the privacy notice's https address")
+        return cls(enabled=doc.get("enabled", True) is True, **flags, privacy_url=url)
 
     @classmethod
     def read(cls, form: Mapping[str, str]) -> PrechatForm:
@@ -88,6 +112,10 @@ class PrechatForm:
             return None
         fields = [f for f in FIELDS if getattr(self, f)]
         return {"fields": fields, "consent": self.consent, "privacy_url": self.privacy_url}
+
+
+def _flag(value: object) -> bool:
+    return value is True or (type(value) is int and value == 1)
 
 
 def _https(url: str) -> bool:
@@ -154,14 +182,24 @@ def _check_prechat(form: PrechatForm, payload: Mapping[str, Any]) -> tuple[dict[
     return given, None
 
 
+async def prechat_form(store: Repositories, account_id: str, inbox_id: str | None) -> PrechatForm:
+    """The pre-chat form of the account's web chat ``inbox_id`` (``None``: its first web chat)."""
+    account = await store.accounts.get_account(account_id)
+    form = PrechatForm.of(account.widget if account else None)
+    inbox = await store.inboxes.get_inbox(inbox_id) if inbox_id else None
+    if inbox is None or inbox.account_id != account_id:
+        return form
+    return PrechatForm.of_inbox(form, inbox.config)
+
+
 async def prechat_wanted(
-    store: Repositories, account_id: str, visitor: str, contact_id: str | None, talked: bool
+    store: Repositories, account_id: str, visitor: str, contact_id: str | None, talked: bool, inbox_id: str | None
 ) -> bool:
-    """Whether the visitor is asked the account's pre-chat form before their first message."""
+    """Whether the visitor is asked the pre-chat form of the web chat ``inbox_id`` (``None``: the
+    account's first) before their first message."""
     if visitor.startswith("u") or talked:  # a user the site vouched for; a visitor we know
         return False
-    account = await store.accounts.get_account(account_id)
-    if account is None or PrechatForm.of(account.widget).public() is None:
+    if (await prechat_form(store, account_id, inbox_id)).public() is None:
         return False
     contact = await store.contacts.get_contact(contact_id) if contact_id else None
     return contact is None or not contact.prechat
@@ -182,9 +220,10 @@ async def _remember(store: Repositories, account_id: str, visitor: str, given: M
     return contact_id
 
 
-async def _prechat(store: Repositories, account_id: str, visitor: str, payload: Mapping[str, Any]) -> dict[str, Any]:
-    account = await store.accounts.get_account(account_id)
-    form = PrechatForm.of(account.widget if account else None)
+async def _prechat(
+    store: Repositories, account_id: str, visitor: str, payload: Mapping[str, Any], inbox_id: str | None
+) -> dict[str, Any]:
+    form = await prechat_form(store, account_id, inbox_id)
     if form.public() is None:
         return {"type": "prechat_done"}  # nothing to ask (the admin turned it off meanwhile)
     given, wrong = _check_prechat(form, payload)
@@ -199,18 +238,20 @@ async def _prechat(store: Repositories, account_id: str, visitor: str, payload: 
 
 @dataclasses.dataclass(frozen=True)
 class VisitorForms:
-    """Answers the forms' frames of one web chat: records through ``sink``, makes the offline
-    message with ``inbound`` (the adapter's payload reader)."""
+    """Answers the forms' frames of one web chat (``inbox_id``; ``None``: the account's first):
+    records through ``sink``, makes the offline message with ``inbound`` (the adapter's payload
+    reader)."""
 
     store: Repositories
     sink: InboundSink
     inbound: Callable[[str, str, Mapping[str, Any]], Inbound]
+    inbox_id: str | None = None
 
     async def answer(self, account_id: str, visitor: str, payload: Mapping[str, Any]) -> dict[str, Any]:
         """The answer to one of ``FORM_FRAMES``."""
         try:
             if payload.get("type") == "prechat":
-                return await _prechat(self.store, account_id, visitor, payload)
+                return await _prechat(self.store, account_id, visitor, payload, self.inbox_id)
             return await self._offline(account_id, visitor, payload)
         except StoreUnavailable:
             return {"type": "error", "code": "store_unavailable", "retry": False, "detail": "try again in a moment"}

@@ -1,6 +1,7 @@
 """The inboxes page's *Routing* form of an extra inbox (``/admin/inboxes/{inbox_id}/routing``):
-whether its bot answers, the team its conversations are queued to, its business hours, time zone
-and out-of-hours reply. A field left empty is the account's (``bot/services/inbox_routing.py``)."""
+whether its bot answers, the NLU model version that answers it, the team its conversations are
+queued to, its business hours, time zone and out-of-hours reply. A field left empty is the
+account's (``bot/services/inbox_routing.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import QUEUE, STORE
-from bot.services.inbox_routing import routing_changes, routing_problem
+from bot.services.inbox_routing import model_problem, routing_changes, routing_problem
 from bot.web.admin.agents import teams_of
 from bot.web.admin.inboxes import own_inbox, show
 from bot.web.i18n import translate
@@ -29,7 +30,8 @@ async def save_routing(request: web.Request) -> web.Response:
         return plain(400, "bot must be empty, on or off")
     team = str(form.get("team", "")).strip()
     routing: dict[str, object] = {k: str(form.get(k, "")).strip()[:most] or None for k, most in _TEXTS.items()}
-    routing.update(bot=None if not bot else bot == "on", team=team or None)
+    model = str(form.get("model", "")).strip()[:100]
+    routing.update(bot=None if not bot else bot == "on", team=team or None, model=model or None)
     where = f"routing-{inbox.id}"
     if team and teams_of(team) != [team]:
         text = translate(admin.lang, "A team is one name of letters, digits, - or _.")
@@ -37,6 +39,9 @@ async def save_routing(request: web.Request) -> web.Response:
     zone = (await request.app[QUEUE].routing(admin.account_id)).hours.zone.key
     if problem := routing_problem(routing, zone):
         return await show(request, 400, problem={"where": where, "text": problem})
+    if model != (inbox.routing or {}).get("model", "") and await model_problem(store, admin.account_id, model):
+        text = translate(admin.lang, "That model version is not one of this account's that can answer: choose another.")
+        return await show(request, 400, problem={"where": where, "text": text})
     changed = await store.inboxes.update_inbox(admin.account_id, inbox.id, {}, None, **routing_changes(routing))
     if not changed:
         return plain(404, "no such inbox in this account")

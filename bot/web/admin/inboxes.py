@@ -15,8 +15,10 @@ from typing import Any
 from aiohttp import web
 
 from bot import audit
+from bot.handlers.webchat.visitor_forms import BadPrechat, PrechatForm
 from bot.keys import EGRESS, SETTINGS, STORE
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
+from bot.services.inbox_routing import model_versions
 from bot.services.inboxes import (
     INBOX_FIELDS,
     domain_of_another,
@@ -93,9 +95,12 @@ async def _rows(request: web.Request, account: Account) -> list[dict[str, Any]]:
             continue
         row = _row(inbox.id, inbox.name, inbox.channel, inbox.config, inbox.sealing_problems or {})
         url = inbox_webhook_url(settings, base_url(request), inbox)
-        extra = {"voice_url": url.removesuffix("/webhooks/sms") + "/webhooks/voice"} if inbox.channel == "sms" else {}
+        extra: dict[str, Any] = {}
+        if inbox.channel == "sms":
+            extra = {"voice_url": url.removesuffix("/webhooks/sms") + "/webhooks/voice"}
         if inbox.channel == "webchat":
-            extra = {"snippet": widget_snippet(url)}
+            own = inbox.config.get("prechat")  # its own pre-chat form, if it has one
+            extra = {"snippet": widget_snippet(url), "prechat": PrechatForm.stored(own) if own else None}
         row.update(
             extra, first=False, in_file=False, disabled=inbox.disabled, webhook_url=url, routing=inbox.routing or {}
         )
@@ -112,6 +117,7 @@ async def show(request: web.Request, status: int = 200, **extra: Any) -> web.Res
         "inboxes": await _rows(request, account),
         "fields": {channel: INBOX_FIELDS[channel] for channel in CONSOLE_CHANNELS},
         "checked": CHECKED_CHANNELS,
+        "models": await model_versions(request.app[STORE], account.id),  # what the Routing form may pin
         "https": request.app[SETTINGS].server.public_url.startswith("https://"),
         "message": "",
         "problem": None,  # {"where": a form's id, "text": …}
@@ -145,6 +151,16 @@ def _read_fields(admin: Agent, channel: str, form: Any, adding: bool) -> dict[st
     return values
 
 
+def _read_prechat(admin: Agent, form: Any) -> dict[str, Any] | None:
+    """A web chat's own pre-chat form (the account page's fields); ``None``: the account's."""
+    if form.get("prechat_own") != "on":
+        return None
+    try:
+        return PrechatForm.read({k: str(v) for k, v in form.items()}).to_doc()
+    except BadPrechat:
+        raise FormProblem(translate(admin.lang, "The privacy notice needs an https address (https://…).")) from None
+
+
 def _read_name(admin: Agent, form: Any) -> str:
     name = str(form.get("name", "")).strip()
     if not 0 < len(name) <= MAX_NAME:
@@ -153,7 +169,7 @@ def _read_name(admin: Agent, form: Any) -> str:
 
 
 async def _check_egress(
-    request: web.Request, admin: Agent, channel: str, values: dict[str, str], stored: dict[str, Any] | None = None
+    request: web.Request, admin: Agent, channel: str, values: dict[str, Any], stored: dict[str, Any] | None = None
 ) -> None:
     if channel == "email":
         if refused := await refused_mail_server(request.app[EGRESS].email, values, stored or {}):
@@ -255,7 +271,9 @@ async def edit_inbox(request: web.Request) -> web.Response:
         return plain(404, "no such inbox in this account")
     try:
         name = _read_name(admin, form)
-        values = _read_fields(admin, inbox.channel, form, adding=False)
+        values: dict[str, Any] = {**_read_fields(admin, inbox.channel, form, adding=False)}
+        if inbox.channel == "webchat":
+            values["prechat"] = _read_prechat(admin, form)
         await _check_egress(request, admin, inbox.channel, values, inbox.config)
         route = route_of(inbox.channel, values)
         await _check_route(request, admin, route)

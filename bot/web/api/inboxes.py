@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator
 
 from bot import audit
 from bot.handlers.kit.protocol import SendError
+from bot.handlers.webchat.visitor_forms import BadPrechat
 from bot.keys import ADAPTERS, EGRESS, QUEUE, SETTINGS, STORE
 from bot.services.accounts import refused_api_base
 from bot.services.inbox_routing import model_problem, routing_changes, routing_problem
@@ -29,6 +30,7 @@ from bot.services.inboxes import (
     settings_change_schema,
     test_recipient,
     test_target,
+    with_prechat,
 )
 from bot.web.api.accounts import account_of
 from bot.web.api.kit import ApiRoutes, Call, api_error, reply
@@ -57,6 +59,14 @@ async def _check_servers(
     guard = request.app[EGRESS].channel(channel)
     if refused := refused_api_base(guard, settings):
         raise api_error(400, "api_base_not_allowed", guard.api_base_refusal(refused))
+
+
+def _prechat_kept(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with a web chat's own pre-chat form checked and as kept, or a 400 in words."""
+    try:
+        return with_prechat(settings)
+    except BadPrechat as bad:
+        raise api_error(400, "bad_request", str(bad)) from None
 
 
 async def _check_route(request: web.Request, account_id: str, route: str | None) -> None:
@@ -119,7 +129,9 @@ async def list_inboxes(request: web.Request, call: Call) -> web.Response:
 )
 async def create_inbox(request: web.Request, call: Call) -> web.Response:
     account = await account_of(request, call)
-    channel, settings = call.body["channel"], dict(call.body["settings"])
+    channel, settings = call.body["channel"], _prechat_kept(dict(call.body["settings"]))
+    if settings.get("prechat", 0) is None:
+        del settings["prechat"]  # the account's form, as when left out
     await _check_servers(request, channel, settings)
     store = request.app[STORE]
     asked = call.body.get("routing") or {}
@@ -154,6 +166,7 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     if problem is not None:
         where = ".".join(["settings", *(str(p) for p in problem.path)])
         raise api_error(400, "bad_request", f"{where}: {problem.message[:200]}")
+    settings = _prechat_kept(settings)
     await _check_servers(request, inbox.channel, settings, inbox.config)
     asked = call.body.get("routing", {})
     routing = await _checked_routing(request, account.id, {**(inbox.routing or {}), **asked}, asked)

@@ -155,8 +155,8 @@ async def _look(request: web.Request) -> WidgetLook:
 
 
 def inbox_look(account: WidgetLook, name: str, config: Mapping[str, Any]) -> WidgetLook:
-    """A web chat inbox's widget: its name as the title, its greeting, colour and sites where it
-    has them, else the account's (its pre-chat form is the account's)."""
+    """A web chat inbox's widget: its name as the title, its greeting, colour, sites and pre-chat
+    form where it has them, else the account's."""
     sites = [s for s in str(config.get("sites") or "").split() if _SITE.match(s)]
     color = str(config.get("color") or "")
     return replace(
@@ -165,6 +165,7 @@ def inbox_look(account: WidgetLook, name: str, config: Mapping[str, Any]) -> Wid
         color=color if _COLOR.match(color) else account.color,
         title=name,
         greeting=str(config.get("greeting") or "") or account.greeting,
+        prechat=PrechatForm.of_inbox(account.prechat, config),
     )
 
 

@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
+from conversations.models import utcnow
 from tests.conftest import make_settings
 from tests.web.admin.inboxes_kit import add_inbox, article, signed_in, two_accounts
 from tests.web.admin.test_accounts import Browser
@@ -74,3 +75,49 @@ async def test_another_accounts_admin_cannot_route_an_inbox(admin: Browser, rout
     finally:
         await rival.close()
     assert await router.server.app[STORE].inboxes.inbox_routing(inbox_id) == {}
+
+
+async def shop_versions(store: Any) -> None:
+    """Two model versions of the shop (the newer active), one of the rival's. The form only lists
+    and checks them: the pipeline's answers by a pinned version are tests/router/test_inbox_models.py's."""
+    info = {"intents": 2, "examples": 10, "created_by": "test"}
+    for account, version in (("shop", "shop-1"), ("shop", "shop-2"), ("rival", "rival-1")):
+        learned = {"learned_from": ["m-erased"]} if version == "shop-1" else {}
+        await store.nlu.save_nlu_model(account, version, b"model", {**info, **learned}, utcnow())
+    assert await store.nlu.activate_nlu_model("shop", "shop-2", "test", utcnow())
+
+
+async def test_an_admin_pins_an_inbox_to_a_model_version_and_is_told_when_it_is_retired(admin: Browser) -> None:
+    store = admin.app[STORE]  # type: ignore[attr-defined]
+    await shop_versions(store)
+    inbox_id = await web_chat(admin)
+    row = article((await admin.get("/admin/inboxes"))[1], inbox_id)
+    assert '<option value="shop-1">' in row and '<option value="shop-2">' in row and "rival-1" not in row
+
+    status, page = await admin.post(
+        f"/admin/inboxes/{inbox_id}/routing", {**EMPTY, "model": "rival-1"}, page="/admin/inboxes"
+    )
+    assert status == 400 and "not one of this account" in page and f'id="problem-routing-{inbox_id}"' in page
+    assert await store.inboxes.inbox_routing(inbox_id) == {}
+
+    status, _ = await admin.post(
+        f"/admin/inboxes/{inbox_id}/routing", {**EMPTY, "model": "shop-1"}, page="/admin/inboxes"
+    )
+    assert status == 303 and await store.inboxes.inbox_routing(inbox_id) == {"model": "shop-1"}
+    row = article((await admin.get("/admin/inboxes"))[1], inbox_id)
+    assert '<option value="shop-1" selected>' in row and "model-unavailable" not in row
+
+    await store.nlu.retire_nlu_models("shop", ["m-erased"], "erasure", utcnow())
+    row = article((await admin.get("/admin/inboxes"))[1], inbox_id)
+    assert "model-unavailable" in row and "shop-1" in row and "active model answers it" in row
+    # saving its other settings keeps the pin (the page says what happens); choosing it anew is refused
+    status, _ = await admin.post(
+        f"/admin/inboxes/{inbox_id}/routing", {**EMPTY, "model": "shop-1", "team": "sales"}, page="/admin/inboxes"
+    )
+    assert status == 303 and await store.inboxes.inbox_routing(inbox_id) == {"model": "shop-1", "team": "sales"}
+    status, _ = await admin.post(f"/admin/inboxes/{inbox_id}/routing", EMPTY, page="/admin/inboxes")
+    assert status == 303 and await store.inboxes.inbox_routing(inbox_id) == {}
+    status, _ = await admin.post(
+        f"/admin/inboxes/{inbox_id}/routing", {**EMPTY, "model": "shop-1"}, page="/admin/inboxes"
+    )
+    assert status == 400 and await store.inboxes.inbox_routing(inbox_id) == {}
