@@ -119,9 +119,9 @@ def _flag(value: object) -> bool:
 
 
 def _https(url: str) -> bool:
-    parts = urlsplit(url)
     try:
-        parts.port  # noqa: B018 - a port that is not a number is refused here
+        parts = urlsplit(url)  # a bracketed host that is not an IPv6 address is refused here
+        parts.port  # noqa: B018 - and so is a port that is not a number
     except ValueError:
         return False
     good = parts.scheme == "https" and bool(parts.hostname) and not parts.username and not parts.password

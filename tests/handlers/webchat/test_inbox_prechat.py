@@ -92,6 +92,7 @@ async def test_a_form_that_cannot_be_kept_is_a_400_in_words(client: TestClient) 
     for prechat, says in (
         ({"consent": True}, "needs privacy_url"),
         ({"phone": True, "privacy_url": "http://shop.example/privacy"}, "privacy_url must be an https address"),
+        ({"phone": True, "privacy_url": "https://[shop"}, "privacy_url must be an https address"),
         ({"age": True}, "age"),
         ({"phone": "yes"}, "phone"),
     ):

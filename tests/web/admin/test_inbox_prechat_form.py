@@ -54,6 +54,10 @@ async def test_an_admin_gives_a_web_chat_its_own_pre_chat_form_and_gives_it_back
         and "The privacy notice needs an https address" in page
         and f'id="problem-edit-{inbox_id}"' in page
     )
+    status, page = await admin.post(
+        f"/admin/inboxes/{inbox_id}", {**OWN, "privacy_url": "https://[x"}, page="/admin/inboxes"
+    )
+    assert status == 400 and "The privacy notice needs an https address" in page
     status, page = await admin.post(f"/admin/inboxes/{inbox_id}", OWN, page="/admin/inboxes")  # consent, no notice
     assert status == 400 and "The privacy notice needs an https address" in page
     assert "prechat" not in (await store.inboxes.get_inbox(inbox_id)).config
