@@ -95,15 +95,14 @@ async def _rows(request: web.Request, account: Account) -> list[dict[str, Any]]:
             continue
         row = _row(inbox.id, inbox.name, inbox.channel, inbox.config, inbox.sealing_problems or {})
         url = inbox_webhook_url(settings, base_url(request), inbox)
-        extra: dict[str, Any] = {}
-        if inbox.channel == "sms":
-            extra = {"voice_url": url.removesuffix("/webhooks/sms") + "/webhooks/voice"}
+        extra = {"voice_url": url.removesuffix("/webhooks/sms") + "/webhooks/voice"} if inbox.channel == "sms" else {}
         if inbox.channel == "webchat":
-            own = inbox.config.get("prechat")  # its own pre-chat form, if it has one
-            extra = {"snippet": widget_snippet(url), "prechat": PrechatForm.stored(own) if own else None}
+            extra = {"snippet": widget_snippet(url)}
         row.update(
             extra, first=False, in_file=False, disabled=inbox.disabled, webhook_url=url, routing=inbox.routing or {}
         )
+        if inbox.channel == "webchat" and (own := inbox.config.get("prechat")):
+            row["prechat"] = PrechatForm.stored(own)  # its own pre-chat form
         rows.append(row)
     return rows
 
