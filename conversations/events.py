@@ -1,6 +1,10 @@
 """The event log that drives the live console across router processes: every process writes what
-happened (a message, a delivery, a thread changing hands) and follows the log, through the store's
-change stream or by polling; events older than an hour are pruned.
+happened (a delivery, a thread changing hands, a message that needs a person) and follows the log,
+through the store's change stream or by polling; events older than an hour are pruned.
+
+The replies themselves are the rest of the log: an outbound message, stored anyway, is read back
+as a ``message`` event of its thread (:func:`reply_event`), through a change stream on ``messages``
+or an indexed time query, so a bot-answered message writes no event of its own.
 """
 
 from __future__ import annotations
@@ -15,9 +19,36 @@ from pymongo.errors import PyMongoError
 
 from conversations.client import IndexPlan, Repository
 from conversations.errors import ChangeStreamFailed
+from conversations.membership import inbox_key
 from conversations.models import epoch_ms
 
-INDEXES: IndexPlan = {"events": [IndexModel([("at_ms", ASCENDING)])]}
+OUT = "out"  # an outbound message's direction (traffic.Direction.OUT as stored)
+INDEXES: IndexPlan = {
+    "events": [IndexModel([("at_ms", ASCENDING)])],
+    # the live feed's replies: outbound messages only, by time
+    "messages": [
+        IndexModel([("created_at", ASCENDING)], name="live_feed_replies", partialFilterExpression={"direction": OUT})
+    ],
+}
+# what the feed reads of a reply: never its text
+_REPLY_FIELDS = {"account_id": 1, "thread_id": 1, "channel": 1, "created_at": 1, "inbox": 1, "send": 1}
+
+
+def reply_event(doc: dict[str, Any]) -> dict[str, Any]:
+    """An outbound message as the ``message`` event of its thread that consoles and the web chat
+    relay follow (it names the reply, so a process that sent it itself reads nothing). ``inbox``:
+    who may hear of it, stored with the reply; a reply stored by an earlier release has its
+    thread's inbox id on its send, unless it went out on another channel than the thread's."""
+    send = doc.get("send") or {}
+    return {
+        "_id": str(doc["_id"]),
+        "account_id": doc.get("account_id"),
+        "kind": "message",
+        "at_ms": int(doc.get("created_at") or 0),
+        "thread_id": doc.get("thread_id"),
+        "inbox": doc.get("inbox") or inbox_key(send.get("inbox_id"), str(doc.get("channel"))),
+        "replies": [str(doc["_id"])],
+    }
 
 
 class EventsRepository(Repository):
@@ -32,6 +63,11 @@ class EventsRepository(Repository):
     async def events_since(self, at_ms: int, limit: int = 500) -> list[dict[str, Any]]:
         return await self._db.events.find({"at_ms": {"$gte": at_ms}}).sort("at_ms", ASCENDING).limit(limit).to_list()
 
+    async def replies_since(self, at_ms: int, limit: int = 500) -> list[dict[str, Any]]:
+        """The outbound messages stored at ``at_ms`` or later, oldest first, as feed events."""
+        cursor = self._db.messages.find({"direction": OUT, "created_at": {"$gte": at_ms}}, _REPLY_FIELDS)
+        return [reply_event(doc) for doc in await cursor.sort("created_at", ASCENDING).limit(limit).to_list()]
+
     async def prune_events(self, before_ms: int) -> None:
         await self._db.events.delete_many({"at_ms": {"$lt": before_ms}})
 
@@ -39,8 +75,18 @@ class EventsRepository(Repository):
         """New events as the store's change stream reports them (inserts only, so the embedded
         server's missing ``updateDescription`` does not matter); ``ChangeStreamFailed`` when the
         stream cannot be followed (poll instead)."""
+        async for doc in self._inserts("events", {}):
+            yield doc
+
+    async def watch_replies(self) -> AsyncIterator[dict[str, Any]]:
+        """New outbound messages as feed events, from the change stream of ``messages``."""
+        async for doc in self._inserts("messages", {"fullDocument.direction": OUT}):
+            yield reply_event(doc)
+
+    async def _inserts(self, collection: str, match: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         try:
-            async with await self._db.events.watch([{"$match": {"operationType": "insert"}}]) as stream:
+            pipeline = [{"$match": {"operationType": "insert", **match}}]
+            async with await self._db[collection].watch(pipeline) as stream:
                 async for change in stream:
                     doc = change.get("fullDocument")
                     if doc:

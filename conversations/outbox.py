@@ -30,6 +30,7 @@ from pymongo.errors import DuplicateKeyError
 
 from conversations.client import IndexPlan, Repository
 from conversations.ids import derived_id
+from conversations.membership import thread_key
 from conversations.models import epoch_ms, utcnow
 from conversations.thread_models import Message, OutboxItem, OutboxState, Thread
 from conversations.traffic import DeliveryStatus, Direction, Identity
@@ -141,7 +142,8 @@ class OutboxRepository(Repository):
         if leased_by is not None:
             owner, lease = leased_by
             send.update(due_ms=epoch_ms(now + lease), lease_owner=owner, attempts=1)
-        doc = {**message.to_doc(), "send": send}
+        # ``inbox``: whose agents the live feed tells of the reply (events.reply_event)
+        doc = {**message.to_doc(), "send": send, "inbox": thread_key(thread)}
         try:
             await self._client.write("messages", InsertOne(doc))
         except DuplicateKeyError:

@@ -130,7 +130,8 @@ class Queue:
             current = await self._store.threads.get_thread(thread.id) or current
         if alert == "queued" and current.status != ThreadStatus.QUEUED:
             alert = None  # assigned at once: its agent is told that, the queue nothing
-        await self._log.live(current, "message", alert=alert, replies=replies)
+        if human or not replies:  # a reply stored is the live feed's event already (events.py)
+            await self._log.live(current, "message", alert=alert, replies=replies)
 
     # --- routing of an account -----------------------------------------------------------
 

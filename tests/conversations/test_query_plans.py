@@ -120,6 +120,11 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
             "console search": lambda: store.messages.search_messages("default", "hi"),
             "outbox lease": lambda: store.outbox.lease_outbox("w", utcnow(), timedelta(seconds=30)),
             "console dead letters": lambda: store.outbox.dead_letters("default"),
+            # the live feed's poll, every half second while a console is open: its events and the
+            # replies stored (never the inbound messages)
+            "live feed: an event written": lambda: store.events.emit_event("default", "queue", utcnow()),
+            "live feed: events": lambda: store.events.events_since(0),
+            "live feed: replies": lambda: store.events.replies_since(0),
         }
         for label, call in calls.items():
             with labelled(label):
@@ -152,6 +157,8 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         "console search: find messages",
         "outbox lease: findAndModify messages",
         "console dead letters: find messages",
+        "live feed: events: find events",
+        "live feed: replies: find messages",
     }
     # the API's listings sort by time, then by id among records of the same millisecond: SQLite reads
     # them in time order through the index and sorts only each run of equal times (paging needs the
@@ -171,6 +178,10 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
     # time: never a scan of the account's messages
     dead = plans.pop("console dead letters: find messages")[1]
     assert dead[0] == "SEARCH messages USING INDEX idx_messages_send_state (<expr>=?)", dead
+    # the replies are read by time through their own index (the embedded server names it by its
+    # key): the last seconds' messages, never the store's every message
+    replies = plans.pop("live feed: replies: find messages")[1]
+    assert replies[0] == "SEARCH messages USING INDEX idx_messages_created_at (<expr>>?)", replies
     unbacked = {label: (plan, sql) for label, (sql, plan) in plans.items() if not index_backed(plan)}
     assert not unbacked, f"not index-backed: {unbacked}"
 

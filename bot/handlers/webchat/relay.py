@@ -5,9 +5,10 @@ an agent's console may be connected to another process), but a visitor's socket 
 process only. Each process follows the store's event log (the live feed that refreshes the
 consoles, one follower per process): a thread event of a visitor with a socket here reads the
 thread's newest messages and pushes the outbound ones that socket has not been given yet, as
-the frame its history would show. No store write per message is added: every reply is queued
-before an event of its thread (an agent's reply and the replies to a visitor's message before
-their ``message`` event; the rating question before its own event, satisfaction.py).
+the frame its history would show. No store write per message is added: every reply stored is
+an event of its thread itself (``conversations/events.py`` reads the outbound messages back), and
+the other events of a thread come after the replies queued with them (the rating question before
+its own event, satisfaction.py).
 An event that names its replies (``replies``) which every page of the visitor here already has
 (this process sent them itself) costs no read.
 """

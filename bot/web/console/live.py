@@ -1,11 +1,13 @@
-"""Live consoles: every change the queue makes is an event in the store's ``events`` collection;
-each router process follows that log and re-renders, for each console connected to it, the parts
-the event touches, pushed over the WebSocket as HTML fragments that htmx swaps in place.
+"""Live consoles: every change the queue makes is an event in the store's ``events`` collection,
+and every reply stored (an outbound message) is one too, read from ``messages`` itself
+(``conversations/events.py``: a bot-answered message writes no event); each router process follows
+that log and re-renders, for each console connected to it, the parts the event touches, pushed over
+the WebSocket as HTML fragments that htmx swaps in place.
 
-Following the log works across any number of router processes: through MongoDB's change stream
-(inserts only), or by polling (``console.live_feed``), which is what the embedded store uses by
-default. Polling re-reads a few seconds of overlap and drops events it has seen, so an event
-written late by a slow process is still delivered, once.
+Following the log works across any number of router processes: through MongoDB's change streams
+(inserts only, one on each collection), or by polling (``console.live_feed``), which is what the
+embedded store uses by default. Polling re-reads a few seconds of overlap and drops events it has
+seen, so an event written late by a slow process is still delivered, once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,7 @@ from conversations.repositories import Repositories
 log = logging.getLogger("omnirouter.web.live")
 
 Event = dict[str, Any]
+Source = Callable[[int, int], Awaitable[list[Event]]]  # (since ms, page size) -> events, oldest first
 _OVERLAP_MS = 5_000
 _KEEP_EVENTS_MS = 3_600_000
 _PAGE = 500
@@ -53,8 +56,7 @@ class LiveFeed:
         try:
             if self.mode == "change_stream":
                 try:
-                    async for event in self._store.events.watch_events():
-                        await deliver(event)
+                    await self._follow(deliver)
                 except (ChangeStreamFailed, StoreUnavailable) as exc:
                     error = exc.cause if isinstance(exc, ChangeStreamFailed) else type(exc).__name__
                     log_event(log, "live.change_stream_failed", logging.WARNING, error=error)
@@ -62,6 +64,22 @@ class LiveFeed:
             await self._poll(deliver, listening)
         finally:
             pruning.cancel()
+
+    async def _follow(self, deliver: Callable[[Event], Awaitable[None]]) -> None:
+        """Both change streams, the events' and the replies'; the first to fail ends both."""
+
+        async def follow(stream: AsyncIterator[Event]) -> None:
+            async for event in stream:
+                await deliver(event)
+
+        events = self._store.events
+        streams = [asyncio.create_task(follow(s)) for s in (events.watch_events(), events.watch_replies())]
+        try:
+            await asyncio.gather(*streams)
+        finally:
+            for stream in streams:
+                stream.cancel()
+            await asyncio.gather(*streams, return_exceptions=True)
 
     async def _prune(self) -> None:
         while True:
@@ -85,11 +103,21 @@ class LiveFeed:
             await pause(self._interval)
 
     async def _read(self, cursor: int, deliver: Callable[[Event], Awaitable[None]]) -> int:
-        """Deliver the events from ``cursor`` minus the overlap on, page by page (a busy log has
-        more than a page in its overlap alone); returns the new cursor."""
+        """Deliver the events and the replies from ``cursor`` minus the overlap on; returns the
+        new cursor."""
+        since = cursor
+        for source in (self._store.events.events_since, self._store.events.replies_since):
+            cursor = max(cursor, await self._read_source(source, since, deliver))
+        horizon = cursor - 2 * _OVERLAP_MS
+        self._seen = {key: at for key, at in self._seen.items() if at >= horizon}
+        return cursor
+
+    async def _read_source(self, source: Source, cursor: int, deliver: Callable[[Event], Awaitable[None]]) -> int:
+        """Deliver one source's events from ``cursor`` minus the overlap on, page by page (a busy
+        log has more than a page in its overlap alone); returns the newest time read."""
         start = cursor - _OVERLAP_MS
         while True:
-            events = await self._store.events.events_since(start, _PAGE)
+            events = await source(start, _PAGE)
             for event in events:
                 at_ms = int(event.get("at_ms", 0))
                 cursor = max(cursor, at_ms)
@@ -101,8 +129,6 @@ class LiveFeed:
                 break
             last = int(events[-1].get("at_ms", 0))
             start = last if last > start else start + 1  # a whole page in one millisecond: move on
-        horizon = cursor - 2 * _OVERLAP_MS
-        self._seen = {key: at for key, at in self._seen.items() if at >= horizon}
         return cursor
 
 

@@ -17,6 +17,7 @@ from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Role
 from conversations.repositories import Repositories
 from tests.conftest import make_settings
+from tests.nlu.conftest import install, starter_blob  # noqa: F401 (the session's starter model)
 from tests.router.test_queue import customer_writes
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -157,6 +158,33 @@ async def test_a_console_on_one_instance_sees_a_message_recorded_by_another(
             if 'id="history"' in pushed:
                 break
         assert "&lt;img src=x onerror=alert(1)&gt;" in pushed and "<img src=x" not in pushed
+
+
+@pytest.mark.parametrize("feed", ["poll", "change_stream"])
+async def test_a_console_on_one_instance_sees_the_bots_answer_given_by_another(
+    embedded: Any, db_name: str, start_client: Any, store: Repositories, starter_blob: bytes, feed: str
+) -> None:
+    """A bot's answer writes no event of its own: the console hears of it from the reply stored."""
+    await install(store, starter_blob)
+    settings = make_settings(embedded.uri, db_name, console={"live_feed": feed, "poll_interval": 0.05})
+    agent_side = await start_client(settings)
+    customer_side = (await start_client(settings)).server.app
+    thread_id = await customer_writes(customer_side, "asks-the-bot", "hello")
+    login, password = agent_side.server.app[FIRST_ADMIN]
+    await log_in(agent_side, login, password)
+    async with agent_side.ws_connect(f"/console/ws?thread={thread_id}") as ws:
+        assert 'id="history"' in await ws.receive_str(timeout=10)  # the whole page, on connect
+        await customer_writes(customer_side, "asks-the-bot", "what are your opening hours", n=1)
+        for _ in range(20):
+            pushed = await ws.receive_str(timeout=10)
+            if 'id="history"' in pushed and "what are your opening hours" in pushed:
+                break
+        else:
+            raise AssertionError("the console never showed the answered message")
+    events = await store.events.events_since(0)
+    assert not [e for e in events if e.get("kind") == "message" and e.get("thread_id") == thread_id]
+    replies = [m for m in await store.messages.thread_messages(thread_id) if str(m.direction) == "out"]
+    assert len(replies) == 2 and all(m.sender.get("kind") == "bot" for m in replies)
 
 
 async def test_console_sockets_refuse_other_origins(client: TestClient) -> None:

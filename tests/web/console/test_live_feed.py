@@ -1,15 +1,23 @@
 """The live feed that follows the event log for the consoles connected to a process: every event
-once, however busy the log; no reading at all while no console is connected."""
+once, however busy the log; every reply stored read back from the messages as its thread's event;
+no reading at all while no console is connected."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
+import pytest
+
 from bot.web.console.live import LiveFeed
+from conversations.ids import new_id
 from conversations.models import from_epoch_ms, utcnow
 from conversations.repositories import Repositories
+from conversations.thread_models import Message
+from conversations.traffic import Direction
+from tests.factories import inbound, record, reply
 
 
 async def delivered_within(seen: list[Any], count: int, timeout: float = 20) -> None:
@@ -88,3 +96,75 @@ async def test_events_older_than_an_hour_are_pruned_whatever_the_feed_reads(stor
         feed.cancel()
         await asyncio.gather(feed, return_exceptions=True)
     assert [e["_id"] for e in await store.events.events_since(0)] == [recent]
+
+
+async def following(store: Repositories, got: list[dict[str, Any]], thread: Any) -> None:
+    """Wait until the feed reports replies (a change stream opens after the feed starts): a probe
+    reply is stored until one arrives; then the probes are forgotten."""
+    deadline = time.monotonic() + 20
+    while not got and time.monotonic() < deadline:
+        await reply(store, thread, "probe")
+        await delivered_within(got, 1, timeout=0.5)
+    assert got, "the feed never reported a reply"
+    await asyncio.sleep(0.2)  # the last probes' events
+    got.clear()
+
+
+@pytest.mark.parametrize("mode", ["poll", "change_stream"])
+async def test_each_stored_reply_is_its_threads_message_event_once(store: Repositories, mode: str) -> None:
+    """A bot's answer writes no event: the consoles and the web chat relay hear of it from the
+    reply itself, named, with the inbox whose agents may hear of it."""
+    got: list[dict[str, Any]] = []
+
+    async def deliver(event: dict[str, Any]) -> None:
+        if event.get("kind") == "message":
+            got.append(event)
+
+    _, thread, _ = await record(store, inbound(f"in-{mode}", account="acme"))
+    feed = asyncio.create_task(LiveFeed(store, mode, 0.05).run(deliver))
+    try:
+        await following(store, got, thread)
+        in_extra_inbox = dataclasses.replace(thread, inbox_id="inb_support")
+        sent = [await reply(store, thread, "one"), await reply(store, in_extra_inbox, "two")]
+        await delivered_within(got, 2)
+        await asyncio.sleep(0.3)  # later polls re-read the overlap: nothing is delivered twice
+        assert [(e["_id"], e["replies"], e["thread_id"], e["account_id"]) for e in got] == [
+            (m.id, [m.id], thread.id, "acme") for m in sent
+        ]
+        assert [e["inbox"] for e in got] == ["first:webchat", "inb_support"]
+        assert all("text" not in e for e in got)  # what a reply says is read by those who show it
+    finally:
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
+
+
+async def test_the_feed_goes_on_with_what_an_earlier_release_wrote(store: Repositories, raw_database: Any) -> None:
+    """A store written by the release before: its ``message`` events are delivered as before, and
+    a reply stored without the inbox its feed event names takes it from its send."""
+    got: list[dict[str, Any]] = []
+
+    async def deliver(event: dict[str, Any]) -> None:
+        got.append(event)
+
+    _, thread, _ = await record(store, inbound("in-upgrade", account="acme"))
+    feed = asyncio.create_task(LiveFeed(store, "poll", 0.05).run(deliver))
+    try:
+        await following(store, got, thread)
+        old_event = await store.events.emit_event("acme", "message", utcnow(), thread_id=thread.id, replies=["r"])
+        old_reply = Message(
+            id=new_id("msg"),
+            account_id="acme",
+            thread_id=thread.id,
+            contact_id=thread.contact_id,
+            direction=Direction.OUT,
+            channel="webchat",
+            text="as the release before stored it",
+            created_at=utcnow(),
+        )
+        send = {"state": "pending", "due_ms": 0, "attempts": 0, "inbox_id": "inb_old"}
+        await raw_database.messages.insert_one({**old_reply.to_doc(), "send": send})
+        await delivered_within(got, 2)
+        assert sorted((e["_id"], e.get("inbox")) for e in got) == sorted([(old_event, None), (old_reply.id, "inb_old")])
+    finally:
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
