@@ -3,10 +3,10 @@ domain's mail straight to the router, and sending replies (``aiosmtplib``).
 
 The listener accepts mail only for the mailboxes the router serves (it is no relay): an account's
 mailbox inbox by its address, the install's own by its domain (``mailboxes.Mailboxes.for_recipient``);
-any other recipient is refused with ``550`` and logged. A mail to several of them is recorded in
-each. It answers
-``250`` only once the router has recorded the mail; a store outage answers ``451`` so the sending
-server tries again later. It takes what real relays send: bare line feeds (to a strict server a
+any other recipient is refused with ``550``, counted (``omnirouter_inbound_refused``) and logged
+at INFO, not WARNING (anyone can send as many of those as they like). A mail to several of them is
+recorded in each. It answers ``250`` only once the router has recorded the mail; a store outage
+answers ``451`` so the sending server tries again later. It takes what real relays send: bare line feeds (to a strict server a
 whole such mail is one over-long "line") and lines over RFC 5322's 998 characters, up to the size
 limit, with line ends normalised to CRLF; internationalised addresses and headers (SMTPUTF8).
 A line starting with "." loses the one dot its sender added (RFC 5321 4.5.2) whatever its line
@@ -30,6 +30,7 @@ from bot.handlers.email.settings import EmailSettings
 from bot.handlers.kit.egress import Egress, EgressRefused, EgressUnresolved
 from bot.handlers.kit.protocol import MalformedPayload, PermanentSendError, RetryableSendError
 from bot.logs import log_event
+from bot.metrics import Metrics
 from conversations.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -56,9 +57,10 @@ class _LenientSMTP(SMTP):
 class _Handler:
     """aiosmtpd hooks: which recipients we take, and what happens to a received mail."""
 
-    def __init__(self, route: Route, ingest: Ingest) -> None:
+    def __init__(self, route: Route, ingest: Ingest, metrics: Metrics) -> None:
         self._route = route
         self._ingest = ingest
+        self._unknown = metrics.inbound_refused.labels("email", "unknown_recipient")
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -69,7 +71,8 @@ class _Handler:
             envelope.rcpt_tos.append(address)
             return "250 2.1.5 OK"
         if mailbox is None:
-            log_event(log, "smtp.unknown_recipient", logging.WARNING, domain=address.rpartition("@")[2][:100])
+            self._unknown.inc()
+            log_event(log, "smtp.unknown_recipient", domain=address.rpartition("@")[2][:100])
             return "550 5.1.1 no mailbox here has this address"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -99,9 +102,9 @@ class _Handler:
 class SmtpListener:
     """An SMTP server on the router's own event loop."""
 
-    def __init__(self, settings: EmailSettings, route: Route, ingest: Ingest) -> None:
+    def __init__(self, settings: EmailSettings, route: Route, ingest: Ingest, metrics: Metrics) -> None:
         self._settings = settings
-        self._handler = _Handler(route, ingest)
+        self._handler = _Handler(route, ingest, metrics)
         self._server: asyncio.Server | None = None
 
     @property
