@@ -9,12 +9,12 @@ from aiohttp import web
 from bot import audit
 from bot.keys import QUEUE, STORE
 from bot.services.inbox_routing import routing_changes, routing_problem
-from bot.web.admin.agents import teams_of
 from bot.web.admin.inboxes import own_inbox, show
-from bot.web.i18n import translate
+from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, plain, redirect, signed_in
 from conversations.agent_models import Role
 
+_TEAM_RULE = N_("A team is one name of letters, digits, - or _.")  # the rule of bot/services/teams.py
 _TEXTS = {"business_hours": 400, "timezone": 64, "out_of_hours_reply": 1000}  # the longest each may be
 
 
@@ -30,13 +30,10 @@ async def save_routing(request: web.Request) -> web.Response:
     team = str(form.get("team", "")).strip()
     routing: dict[str, object] = {k: str(form.get(k, "")).strip()[:most] or None for k, most in _TEXTS.items()}
     routing.update(bot=None if not bot else bot == "on", team=team or None)
-    where = f"routing-{inbox.id}"
-    if team and teams_of(team) != [team]:
-        text = translate(admin.lang, "A team is one name of letters, digits, - or _.")
-        return await show(request, 400, problem={"where": where, "text": text})
     zone = (await request.app[QUEUE].routing(admin.account_id)).hours.zone.key
-    if problem := routing_problem(routing, zone):
-        return await show(request, 400, problem={"where": where, "text": problem})
+    if problem := routing_problem(routing, zone, inbox.routing):
+        text = translate(admin.lang, _TEAM_RULE) if problem.field == "team" else str(problem)
+        return await show(request, 400, problem={"where": f"routing-{inbox.id}", "text": text})
     changed = await store.inboxes.update_inbox(admin.account_id, inbox.id, {}, None, **routing_changes(routing))
     if not changed:
         return plain(404, "no such inbox in this account")

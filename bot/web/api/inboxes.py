@@ -68,11 +68,14 @@ async def _check_route(request: web.Request, account_id: str, route: str | None)
         raise api_error(409, "domain_taken", f"the mail domain {domain} is another account's")
 
 
-async def _checked_routing(request: web.Request, account_id: str, routing: dict[str, Any]) -> dict[str, Any]:
-    """``routing`` when it can be the inbox's (its hours read in its time zone, or the account's)."""
+async def _checked_routing(
+    request: web.Request, account_id: str, routing: dict[str, Any], stored: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``routing`` when it can be the inbox's (its team one name, its hours read in its time zone,
+    or the account's); ``stored``: the inbox's routing now."""
     zone = (await request.app[QUEUE].routing(account_id)).hours.zone.key
-    if problem := routing_problem(routing, zone):
-        raise api_error(400, "bad_request", problem)
+    if problem := routing_problem(routing, zone, stored):
+        raise api_error(400, "bad_request", str(problem))
     return routing
 
 
@@ -148,7 +151,8 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
         where = ".".join(["settings", *(str(p) for p in problem.path)])
         raise api_error(400, "bad_request", f"{where}: {problem.message[:200]}")
     await _check_servers(request, inbox.channel, settings, inbox.config)
-    routing = await _checked_routing(request, account.id, {**(inbox.routing or {}), **call.body.get("routing", {})})
+    stored = dict(inbox.routing or {})
+    routing = await _checked_routing(request, account.id, {**stored, **call.body.get("routing", {})}, stored)
     fields = {k: call.body[k] for k in ("name", "disabled") if k in call.body}
     fields.update(routing_changes({k: routing.get(k) for k in call.body.get("routing", {})}))
     route = route_of(inbox.channel, settings)
