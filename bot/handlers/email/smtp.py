@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 from collections.abc import Awaitable, Callable, Sequence
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
@@ -136,24 +135,11 @@ class SmtpListener:
             self._server = None
 
 
-async def _checked_socket(guard: Egress, host: str, port: int) -> socket.socket:
-    """A socket connected to a checked address of ``host`` (``EgressRefused`` if it has none)."""
-    address = await guard.checked_address(host, port)
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    try:
-        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (address, port)), 30)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
 async def send_mail(settings: EmailSettings, message: EmailMessage, guard: Egress | None = None) -> None:
     """Hand one mail to the configured SMTP server; raises a ``SendError``. ``guard``: the egress
-    guard the server must pass (an account's inbox; the client connects to the checked address and
-    TLS still checks the certificate against the server's name), ``None`` for the install's own."""
+    guard the server must pass (an account's inbox; the client connects to a checked address, each
+    in turn until one answers, and TLS still checks the certificate against the server's name),
+    ``None`` for the install's own."""
     if not settings.smtp_host:
         raise PermanentSendError("email.smtp_host is not configured")
     options: dict[str, Any] = {
@@ -166,7 +152,7 @@ async def send_mail(settings: EmailSettings, message: EmailMessage, guard: Egres
         options.update(username=settings.smtp_user, password=settings.smtp_password)
     try:
         if guard is not None:
-            options["sock"] = await _checked_socket(guard, settings.smtp_host, settings.smtp_port)
+            options["sock"] = await guard.connect(settings.smtp_host, settings.smtp_port)
         else:
             options["port"] = settings.smtp_port
         await aiosmtplib.send(message, **options)
