@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
+from bot.services.agents import add_agent
 from bot.services.teams import is_team, teams_of
 from bot.web.api.kit import issue_token
 from bot.web.keys import FIRST_ADMIN
@@ -61,6 +62,11 @@ async def test_the_console_refuses_a_transfer_to_a_team_that_is_not_one_name(cli
         refused = await client.post(url, data={"csrf_token": token, "team": bad}, allow_redirects=False)
         assert refused.status == 400 and "a team is one name" in await refused.text(), bad
     assert (await app[STORE].threads.get_thread(thread_id)).team is None  # type: ignore[union-attr]
+    # to an agent who cannot take it (not on shift): said at once, their team's queue offered
+    vera, _ = await add_agent(app[STORE], "default", "vera", name="Vera", teams=["billing"])
+    assert vera is not None
+    offered = await client.post(url, data={"csrf_token": token, "agent": vera.id, "note": "vip"}, allow_redirects=False)
+    assert offered.status == 409 and 'name="team" value="billing"' in await offered.text()
     moved = await client.post(url, data={"csrf_token": token, "team": "billing"}, allow_redirects=False)
     assert moved.status == 303
     assert (await app[STORE].threads.get_thread(thread_id)).team == "billing"  # type: ignore[union-attr]
