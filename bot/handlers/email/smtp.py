@@ -6,9 +6,10 @@ mailbox inbox by its address, the install's own by its domain (``mailboxes.Mailb
 any other recipient is refused with ``550``, counted (``omnirouter_inbound_refused``) and logged
 at INFO, not WARNING (anyone can send as many of those as they like). A mail to several of them is
 recorded in each. It answers ``250`` only once the router has recorded the mail; a store outage
-answers ``451`` so the sending server tries again later. It takes what real relays send: bare line feeds (to a strict server a
-whole such mail is one over-long "line") and lines over RFC 5322's 998 characters, up to the size
-limit, with line ends normalised to CRLF; internationalised addresses and headers (SMTPUTF8).
+answers ``451`` so the sending server tries again later. It takes what real relays send: bare line
+feeds (to a strict server a whole such mail is one over-long "line") and lines over RFC 5322's 998
+characters, up to the size limit, with line ends normalised to CRLF; internationalised addresses
+and headers (SMTPUTF8).
 A line starting with "." loses the one dot its sender added (RFC 5321 4.5.2) whatever its line
 end; only CRLF "." CRLF ends a mail, so a "." line sent with bare line feeds is part of the body.
 """
