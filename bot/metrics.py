@@ -23,6 +23,12 @@ class Metrics:
         self.inbound = Counter(
             "omnirouter_inbound", "Inbound messages by channel and result", ["channel", "result"], registry=r
         )
+        self.inbound_refused = Counter(
+            "omnirouter_inbound_refused",
+            "Inbound refused before anything was stored, by channel and reason (e-mail: unknown_recipient)",
+            ["channel", "reason"],
+            registry=r,
+        )
         self.outbound = Counter(
             "omnirouter_outbound", "Outbound sends by channel and result", ["channel", "result"], registry=r
         )

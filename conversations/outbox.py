@@ -29,6 +29,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from conversations.client import IndexPlan, Repository
+from conversations.filters import exactly
 from conversations.ids import derived_id
 from conversations.membership import thread_key
 from conversations.models import epoch_ms, utcnow
@@ -44,6 +45,14 @@ INDEXES: IndexPlan = {
         # the console's and the API's dead letters: few, so an account's are found among all and
         # sorted (keyed by the state alone: the embedded server then reads them through it too)
         IndexModel([("send.state", ASCENDING)], partialFilterExpression={"send.state": DEAD}),
+        # the API's listing of an account's sends in one state, newest first (equality, equality,
+        # sort); without a state its listing reads the account's messages by time (privacy.py's
+        # index): about every other one is a send
+        IndexModel(
+            [("account_id", ASCENDING), ("send.state", ASCENDING), ("created_at", DESCENDING)],
+            name="sends_by_account_state",
+            partialFilterExpression={"send.state": {"$exists": True}},
+        ),
     ]
 }
 
@@ -248,9 +257,10 @@ class OutboxRepository(Repository):
     async def list_outbox(
         self, state: OutboxState | None, account_id: str | None = None, limit: int = 100
     ) -> list[OutboxItem]:
-        query: dict[str, Any] = {"send.state": str(state) if state is not None else {"$exists": True}}
-        if account_id is not None:
-            query["account_id"] = account_id
+        """Sends newest first, of one account (``None``: every account's), in one state if given."""
+        # the state's own condition beside $exists: the query names the partial index's filter
+        sent: dict[str, Any] = {"$exists": True, **({"$eq": str(state)} if state is not None else {})}
+        query = {**(exactly(account_id=account_id) if account_id is not None else {}), "send.state": sent}
         docs = await self._db.messages.find(query).sort("created_at", DESCENDING).limit(limit).to_list()
         return [outbox_item(doc) for doc in docs]
 

@@ -14,8 +14,8 @@ import sys
 from bot import audit
 from bot.cli.common import CliError, run_with_store
 from bot.services.agents import add_agent, chosen_inboxes
+from bot.services.teams import teams_of
 from bot.settings import Settings
-from bot.web.admin.agents import teams_of
 from conversations.agent_models import Role
 from conversations.models import utcnow
 from conversations.repositories import Repositories

@@ -6,10 +6,12 @@ reply. A setting left out (or ``null``) is the account's."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
 from bot.business_hours import BusinessHours
+from bot.services.teams import TEAM_RULE, is_team
 from conversations.repositories import Repositories
 
 _TEXT = r"^[^\x00-\x08\x0b-\x1f]*$"  # no control characters but line breaks
@@ -25,7 +27,7 @@ INBOX_ROUTING: dict[str, Any] = {
             "pattern": r"^[A-Za-z0-9_.:-]*$",
             "description": "one of the account's trained model versions (the Training page's) instead of its active one",
         },
-        "team": {"type": ["string", "null"], "maxLength": 64, "pattern": _TEXT},
+        "team": {"type": ["string", "null"], "maxLength": 64, "pattern": _TEXT, "description": TEAM_RULE},
         "business_hours": {"type": ["string", "null"], "maxLength": 400, "pattern": _TEXT},
         "timezone": {"type": ["string", "null"], "maxLength": 64, "pattern": r"^[A-Za-z0-9_+/-]*$"},
         "out_of_hours_reply": {"type": ["string", "null"], "maxLength": 1000, "pattern": _TEXT},
@@ -33,18 +35,37 @@ INBOX_ROUTING: dict[str, Any] = {
 }
 
 
-def routing_problem(values: Mapping[str, Any], timezone: str) -> str | None:
-    """Why ``values`` cannot be an inbox's routing (hours that do not read, an unknown time
-    zone), in one line; ``None`` when they can. ``timezone``: the account's, for hours alone."""
+@dataclass(frozen=True)
+class RoutingProblem:
+    """Why values cannot be an inbox's routing: the setting (``team``, ``timezone``, …) and what is
+    wrong with it, in one line (``str``: both, as the API says it)."""
+
+    field: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"routing.{self.field}: {self.detail}"
+
+
+def routing_problem(
+    values: Mapping[str, Any], timezone: str, stored: Mapping[str, Any] | None = None
+) -> RoutingProblem | None:
+    """Why ``values`` cannot be an inbox's routing (a team that is not one name, hours that do not
+    read, an unknown time zone); ``None`` when they can. ``timezone``: the account's, for hours
+    alone; ``stored``: the inbox's routing now, whose team is kept as it is even if an earlier
+    release took it under a looser rule."""
+    team = values.get("team")
+    if team and team != (stored or {}).get("team") and not is_team(str(team)):
+        return RoutingProblem("team", TEAM_RULE)
     hours, zone = values.get("business_hours"), values.get("timezone")
     if not hours and not zone:
         return None
     try:
         BusinessHours.parse(hours or "", zone or timezone)
     except ZoneInfoNotFoundError:
-        return f"routing.timezone: {zone!r} is not a time zone like Europe/Riga"
+        return RoutingProblem("timezone", f"{zone!r} is not a time zone like Europe/Riga")
     except (ValueError, KeyError) as exc:
-        return f"routing.business_hours: {exc}"
+        return RoutingProblem("business_hours", str(exc))
     return None
 
 

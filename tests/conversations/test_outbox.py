@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from conversations.models import utcnow
+from conversations.outbox import INDEXES
 from conversations.repositories import Repositories
 from conversations.thread_models import OutboxState
 from conversations.traffic import DeliveryStatus, Identity
@@ -56,3 +57,39 @@ async def test_lease_complete_retry_and_dead_letter(store: Repositories) -> None
     assert await store.outbox.complete_outbox(again, "w3", "provider-1", now)
     sent = await store.messages.get_message(message.id)
     assert sent is not None and sent.delivery_status is DeliveryStatus.SENT and sent.external_id == "provider-1"
+
+
+def test_the_outbox_listing_has_an_index_of_its_keys_in_their_order_on_mongodb() -> None:
+    """``GET /api/outbox?state=…`` asks for one account's sends in one state, newest first: equal
+    account, equal state, then the sort (MongoDB's equality-sort-range order), over the sends alone
+    (a partial index, which the listing's query names with its ``$exists``)."""
+    [model] = [m for m in INDEXES["messages"] if m.document.get("name") == "sends_by_account_state"]
+    assert list(model.document["key"].items()) == [("account_id", 1), ("send.state", 1), ("created_at", -1)]
+    assert model.document["partialFilterExpression"] == {"send.state": {"$exists": True}}
+
+
+async def test_the_outbox_listing_keeps_to_its_account_and_state(store: Repositories) -> None:
+    now = utcnow()
+    ids: dict[str, str] = {}
+    for account in ("acme", "other"):
+        _, thread, _ = await record(store, inbound(account=account), now)
+        for key in ("a", "b"):
+            item = await store.outbox.create_outbound(
+                dedup_key=f"{account}-{key}",
+                thread=thread,
+                to=Identity("webchat", "alice"),
+                text=key,
+                sender={},
+                now=now,
+            )
+            ids[f"{account}-{key}"] = item.id
+    leased = await store.outbox.lease_outbox("w", now, LEASE)
+    assert leased is not None
+    await store.outbox.dead_letter_outbox(leased, "w", "gone", now)
+    dead_account = leased.account_id
+    listed = {account: {i.id for i in await store.outbox.list_outbox(None, account)} for account in ("acme", "other")}
+    assert listed == {a: {ids[f"{a}-a"], ids[f"{a}-b"]} for a in ("acme", "other")}
+    assert [i.id for i in await store.outbox.list_outbox(OutboxState.DEAD, dead_account)] == [leased.id]
+    other = "other" if dead_account == "acme" else "acme"
+    assert await store.outbox.list_outbox(OutboxState.DEAD, other) == []
+    assert {i.id for i in await store.outbox.list_outbox(OutboxState.PENDING, None)} == set(ids.values()) - {leased.id}

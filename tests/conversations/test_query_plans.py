@@ -15,11 +15,13 @@ from conversations.agent_models import Agent, Presence, Role
 from conversations.embedded import EmbeddedMongo
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
-from conversations.thread_models import Contact, Message, Thread, ThreadStatus
+from conversations.thread_models import Contact, Message, OutboxState, Thread, ThreadStatus
 from conversations.threads import ThreadFilter
 from conversations.traffic import Direction, Identity
 from tests.query_plans import PlanCapture, index_backed, labelled, sqlite_plans
 from tests.router.test_queue import make_agent
+
+_SENDS_BY_STATE = "idx_messages_account_id_send_state_created_at"  # the embedded server names it by its keys
 
 
 def queued(n: int, account: str = "default", team: str | None = None, priority: int = 0) -> Thread:
@@ -125,6 +127,9 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
             "live feed: an event written": lambda: store.events.emit_event("default", "queue", utcnow()),
             "live feed: events": lambda: store.events.events_since(0),
             "live feed: replies": lambda: store.events.replies_since(0),
+            "GET /api/outbox": lambda: store.outbox.list_outbox(None, "default"),
+            "GET /api/outbox?state=pending": lambda: store.outbox.list_outbox(OutboxState.PENDING, "default"),
+            "GET /api/outbox?state=dead": lambda: store.outbox.list_outbox(OutboxState.DEAD, "default"),
         }
         for label, call in calls.items():
             with labelled(label):
@@ -159,6 +164,9 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         "console dead letters: find messages",
         "live feed: events: find events",
         "live feed: replies: find messages",
+        "GET /api/outbox: find messages",
+        "GET /api/outbox?state=pending: find messages",
+        "GET /api/outbox?state=dead: find messages",
     }
     # the API's listings sort by time, then by id among records of the same millisecond: SQLite reads
     # them in time order through the index and sorts only each run of equal times (paging needs the
@@ -182,6 +190,11 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
     # key): the last seconds' messages, never the store's every message
     replies = plans.pop("live feed: replies: find messages")[1]
     assert replies[0] == "SEARCH messages USING INDEX idx_messages_created_at (<expr>>?)", replies
+    # the API's outbox listing in one state: the account's sends in that state, in time order,
+    # read through the index of account, state and time alone (no sort, no other account's)
+    for state in ("pending", "dead"):
+        listing = plans[f"GET /api/outbox?state={state}: find messages"][1]
+        assert listing == [f"SEARCH messages USING INDEX {_SENDS_BY_STATE} (<expr>=? AND <expr>=?)"], listing
     unbacked = {label: (plan, sql) for label, (sql, plan) in plans.items() if not index_backed(plan)}
     assert not unbacked, f"not index-backed: {unbacked}"
 

@@ -18,7 +18,7 @@ from conversations.repositories import Repositories
 from conversations.thread_models import DecisionAction, Thread
 from conversations.traffic import Identity, Inbound
 from tests import factories
-from tests.conftest import TEST_API_TOKEN, make_settings
+from tests.conftest import TEST_API_TOKEN, make_settings, raw_database_of
 from tests.nlu.conftest import install, starter_blob  # noqa: F401 (the session's starter model)
 
 INSTALL = {"Authorization": f"Bearer {TEST_API_TOKEN}"}
@@ -115,6 +115,10 @@ async def test_bad_inbox_routing_is_a_clear_400_and_nothing_is_stored(
         ({"timezone": "Mars/Olympus"}, "routing.timezone"),
         ({"bot": "yes"}, "bot"),
         ({"colour": "red"}, "colour"),
+        # a team as agents' teams are named: one name of letters, digits, - or _, at most 32
+        ({"team": "sales team!"}, "routing.team"),
+        ({"team": "sales\n"}, "routing.team"),
+        ({"team": "s" * 33}, "routing.team"),
     ):
         body = {"channel": "webchat", "name": "x", "settings": {}, "routing": routing}
         answer = await client.post("/api/accounts/default/inboxes", json=body, headers=INSTALL)
@@ -126,3 +130,20 @@ async def test_bad_inbox_routing_is_a_clear_400_and_nothing_is_stored(
     answer = await client.patch(f"/api/accounts/default/inboxes/{good['id']}", json=bad, headers=INSTALL)
     assert answer.status == 400 and "closes before it opens" in (await answer.json())["detail"]
     assert (await store.inboxes.inbox_routing(good["id"])) == {}
+
+
+async def test_a_team_an_earlier_release_took_is_kept_and_a_new_one_keeps_to_the_rule(
+    embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes, start_client: Any
+) -> None:
+    client = await started(embedded, db_name, store, starter_blob, start_client)
+    inbox = await web_chat(client, "Night")
+    # stored when any text was taken: a change of another setting leaves it, and it is not refused
+    await raw_database_of(store).inboxes.update_one({"_id": inbox["id"]}, {"$set": {"routing.team": "Night desk"}})
+    url = f"/api/accounts/default/inboxes/{inbox['id']}"
+    answer = await client.patch(url, json={"routing": {"timezone": "Europe/Riga"}}, headers=INSTALL)
+    assert answer.status == 200, await answer.text()
+    assert await store.inboxes.inbox_routing(inbox["id"]) == {"team": "Night desk", "timezone": "Europe/Riga"}
+    answer = await client.patch(url, json={"routing": {"team": "Day desk"}}, headers=INSTALL)
+    assert answer.status == 400 and (await answer.json())["detail"].startswith("routing.team: a team is one name")
+    answer = await client.patch(url, json={"routing": {"team": "day-desk"}}, headers=INSTALL)
+    assert answer.status == 200 and (await store.inboxes.inbox_routing(inbox["id"]))["team"] == "day-desk"

@@ -71,7 +71,7 @@ class EmailAdapter(BaseAdapter):
         own = self.mailboxes.install
         self.reader = MailboxReader(self.settings, self.ingest) if own and self.settings.imap_host else None
         self.listener = (
-            SmtpListener(self.settings, self.mailboxes.for_recipient, self.ingest)
+            SmtpListener(self.settings, self.mailboxes.for_recipient, self.ingest, context.metrics)
             if self.settings.listen_port
             else None
         )

@@ -4,11 +4,14 @@ A mail is fetched with ``BODY.PEEK[]`` (which leaves it unseen), handed to the r
 ``\\Seen`` only once the router has recorded it. If the store is down, the mail stays unseen and
 the next poll takes it again; recording is idempotent (the Message-ID is the dedup key), so two
 router processes reading one mailbox record each mail once. A mail too large, or one without a
-sender, is skipped (logged once per process) and left unseen for a human to look at.
+sender, is skipped (logged once per process) and left unseen for a human to look at. Too large is
+told by the size the server announces and by what it sends: at most ``email.max_message_bytes``
+and one more byte is asked for (a partial fetch), and a server that sends more anyway loses the
+connection there.
 
 An account's mailbox inbox is read through the ``email`` egress guard: the server's name is resolved
-and checked once per connection, and the reader connects to the checked address (TLS still checks
-the server's certificate against its name).
+and every address checked once per connection, and the reader connects to a checked address, each
+in turn until one answers (TLS still checks the server's certificate against its name).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import re
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 
-from aioimaplib import IMAP4, IMAP4_SSL, STOP_WAIT_SERVER_PUSH, IMAP4ClientProtocol, Response
+from aioimaplib import IMAP4, STOP_WAIT_SERVER_PUSH, IMAP4ClientProtocol, Response
 
 from bot.handlers.email.settings import EmailSettings
 from bot.handlers.kit.egress import Egress
@@ -34,6 +37,9 @@ Ingest = Callable[[bytes, Sequence[str]], Awaitable[object]]
 # unseen mails asked about in one command: the answer to ~1,000 at once overflows aioimaplib's
 # (recursive) parser, and ~11,000 UIDs overflow Dovecot's 64 KiB command line
 _BATCH = 200
+# what a mail's FETCH answer may bring beside the mail: its own lines, the tagged OK, and untagged
+# news the server may slip in between (flags, EXISTS)
+_FETCH_FRAMING = 64 * 1024
 _SIZE = re.compile(rb"UID (\d+) RFC822\.SIZE (\d+)|RFC822\.SIZE (\d+) UID (\d+)")
 
 
@@ -48,12 +54,42 @@ def _ok(response: Response, what: str) -> Response:
     return response
 
 
-class _ImapAt(IMAP4):  # type: ignore[misc]  # aioimaplib is untyped
-    """An IMAP client connected to one checked ``address`` of ``host`` (TLS, when given a context,
+class _BoundedProtocol(IMAP4ClientProtocol):  # type: ignore[misc]  # aioimaplib is untyped
+    """aioimaplib's protocol, which drops the connection when the answer to a command brings more
+    than the reader expects (``expect_at_most``): a server may send a mail larger than it announced,
+    or ignore a partial fetch's bound, and all of it would be held in memory."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, conn_lost_cb: Callable[[Exception | None], None] | None
+    ) -> None:
+        super().__init__(loop, conn_lost_cb)
+        self._allowed: int | None = None
+        self._received = 0
+        self.overflowed = asyncio.Event()
+
+    def expect_at_most(self, size: int | None) -> None:
+        """Bytes the next answer may bring (``None``: no bound)."""
+        self._allowed, self._received = size, 0
+
+    def data_received(self, d: bytes) -> None:
+        if self._allowed is not None:
+            self._received += len(d)
+            if self._received > self._allowed:
+                self._allowed = None
+                self.overflowed.set()
+                if self.transport is not None:
+                    self.transport.close()
+                return
+        super().data_received(d)
+
+
+class _Imap(IMAP4):  # type: ignore[misc]  # aioimaplib is untyped
+    """An IMAP client on a ``_BoundedProtocol``; through ``guard`` (an account's mailbox) it connects
+    to a checked address of ``host``, each in turn until one answers (TLS, when given a context,
     still verifies the certificate against ``host``)."""
 
-    def __init__(self, host: str, port: int, address: str, ssl_context: ssl.SSLContext | None) -> None:
-        self._address = address
+    def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None, guard: Egress | None) -> None:
+        self._guard = guard
         super().__init__(host, port, timeout=30, ssl_context=ssl_context)
 
     def create_client(
@@ -65,15 +101,19 @@ class _ImapAt(IMAP4):  # type: ignore[misc]  # aioimaplib is untyped
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         running = loop if loop is not None else asyncio.get_running_loop()
-        self.protocol = IMAP4ClientProtocol(running, conn_lost_cb)
-        connect = running.create_connection(
-            lambda: self.protocol,
-            self._address,
-            port,
-            ssl=ssl_context,
-            server_hostname=host if ssl_context is not None else None,
+        self.protocol = _BoundedProtocol(running, conn_lost_cb)
+        self._client_task = running.create_task(self._open(running, host, port, ssl_context))
+
+    async def _open(
+        self, loop: asyncio.AbstractEventLoop, host: str, port: int, ssl_context: ssl.SSLContext | None
+    ) -> object:
+        if self._guard is None:
+            return await loop.create_connection(lambda: self.protocol, host, port, ssl=ssl_context)
+        sock = await self._guard.connect(host, port)
+        server_hostname = host if ssl_context is not None else None
+        return await loop.create_connection(
+            lambda: self.protocol, sock=sock, ssl=ssl_context, server_hostname=server_hostname
         )
-        self._client_task = running.create_task(connect)
 
 
 class MailboxReader:
@@ -116,15 +156,8 @@ class MailboxReader:
 
     async def _connect(self) -> IMAP4:
         s = self._settings
-        client: IMAP4
         context = ssl.create_default_context() if s.imap_security == "tls" else None
-        if self._guard is not None:
-            address = await self._guard.checked_address(s.imap_host, s.imap_port)
-            client = _ImapAt(s.imap_host, s.imap_port, address, context)
-        elif context is not None:
-            client = IMAP4_SSL(s.imap_host, s.imap_port, timeout=30, ssl_context=context)
-        else:
-            client = IMAP4(s.imap_host, s.imap_port, timeout=30)
+        client = _Imap(s.imap_host, s.imap_port, context, self._guard)
         try:
             await client.wait_hello_from_server()
             _ok(await client.login(s.imap_user or s.address, s.imap_password), "IMAP login")
@@ -148,10 +181,12 @@ class MailboxReader:
                     self._wake.clear()
                     await wait_set(self._wake, self._settings.poll_interval)
         finally:
-            try:
-                await asyncio.wait_for(client.logout(), 5)
-            except Exception:  # the connection may be gone already
-                pass
+            transport = getattr(client.protocol, "transport", None)
+            if transport is not None and not transport.is_closing():  # not dropped (a mail too large)
+                try:
+                    await asyncio.wait_for(client.logout(), 5)
+                except Exception:  # the connection may be gone already
+                    pass
             _drop(client)  # a logout that timed out leaves it open
 
     async def _idle(self, client: IMAP4) -> None:
@@ -199,13 +234,16 @@ class MailboxReader:
         return sizes
 
     async def _take(self, client: IMAP4, uid: int, size: int) -> bool:
-        if size > self._settings.max_message_bytes:
-            self._skip(uid, f"larger than {self._settings.max_message_bytes} bytes")
+        most = self._settings.max_message_bytes
+        if size > most:
+            self._skip(uid, f"larger than {most} bytes")
             return False
-        response = _ok(await client.uid("fetch", str(uid), "(BODY.PEEK[])"), f"fetching mail {uid}")
-        raw = next((bytes(line) for line in response.lines if isinstance(line, bytearray)), None)
+        raw = await self._fetch(client, uid, most)
         if raw is None:
             return False  # expunged meanwhile
+        if len(raw) > most:  # larger than announced
+            self._skip(uid, f"larger than {most} bytes (announced: {size})")
+            return False
         try:
             await self._ingest(raw, ())
         except MalformedPayload as exc:
@@ -216,6 +254,26 @@ class MailboxReader:
             raise ImapError("the store is unavailable; the mail stays unseen") from None
         _ok(await client.uid("store", str(uid), "+FLAGS.SILENT", r"(\Seen)"), f"marking mail {uid} seen")
         return True
+
+    async def _fetch(self, client: IMAP4, uid: int, most: int) -> bytes | None:
+        """At most ``most`` + 1 bytes of mail ``uid`` (a partial fetch: one more tells a larger mail);
+        ``None`` if it is gone. A server that sends more than that anyway loses the connection:
+        the mail is skipped and ``ImapError`` raised (the reader connects again)."""
+        protocol: _BoundedProtocol = client.protocol
+        protocol.expect_at_most(most + 1 + _FETCH_FRAMING)
+        fetch = asyncio.ensure_future(client.uid("fetch", str(uid), f"(BODY.PEEK[]<0.{most + 1}>)"))
+        overflow = asyncio.ensure_future(protocol.overflowed.wait())
+        try:
+            await asyncio.wait({fetch, overflow}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            overflow.cancel()
+            protocol.expect_at_most(None)
+        if not fetch.done():
+            fetch.cancel()
+            self._skip(uid, f"larger than {most} bytes (sent past its partial fetch)")
+            raise ImapError(f"mail {uid}: the server sent more than {most} bytes; reading stopped")
+        response = _ok(fetch.result(), f"fetching mail {uid}")
+        return next((bytes(line) for line in response.lines if isinstance(line, bytearray)), None)
 
     def _skip(self, uid: int, reason: str) -> None:
         self._skipped.add(uid)

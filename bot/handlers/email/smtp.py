@@ -3,12 +3,13 @@ domain's mail straight to the router, and sending replies (``aiosmtplib``).
 
 The listener accepts mail only for the mailboxes the router serves (it is no relay): an account's
 mailbox inbox by its address, the install's own by its domain (``mailboxes.Mailboxes.for_recipient``);
-any other recipient is refused with ``550`` and logged. A mail to several of them is recorded in
-each. It answers
-``250`` only once the router has recorded the mail; a store outage answers ``451`` so the sending
-server tries again later. It takes what real relays send: bare line feeds (to a strict server a
-whole such mail is one over-long "line") and lines over RFC 5322's 998 characters, up to the size
-limit, with line ends normalised to CRLF; internationalised addresses and headers (SMTPUTF8).
+any other recipient is refused with ``550``, counted (``omnirouter_inbound_refused``) and logged
+at INFO, not WARNING (anyone can send as many of those as they like). A mail to several of them is
+recorded in each. It answers ``250`` only once the router has recorded the mail; a store outage
+answers ``451`` so the sending server tries again later. It takes what real relays send: bare line
+feeds (to a strict server a whole such mail is one over-long "line") and lines over RFC 5322's 998
+characters, up to the size limit, with line ends normalised to CRLF; internationalised addresses
+and headers (SMTPUTF8).
 A line starting with "." loses the one dot its sender added (RFC 5321 4.5.2) whatever its line
 end; only CRLF "." CRLF ends a mail, so a "." line sent with bare line feeds is part of the body.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import socket
 from collections.abc import Awaitable, Callable, Sequence
 from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
@@ -30,6 +30,7 @@ from bot.handlers.email.settings import EmailSettings
 from bot.handlers.kit.egress import Egress, EgressRefused, EgressUnresolved
 from bot.handlers.kit.protocol import MalformedPayload, PermanentSendError, RetryableSendError
 from bot.logs import log_event
+from bot.metrics import Metrics
 from conversations.errors import StoreUnavailable
 
 if TYPE_CHECKING:
@@ -56,9 +57,10 @@ class _LenientSMTP(SMTP):
 class _Handler:
     """aiosmtpd hooks: which recipients we take, and what happens to a received mail."""
 
-    def __init__(self, route: Route, ingest: Ingest) -> None:
+    def __init__(self, route: Route, ingest: Ingest, metrics: Metrics) -> None:
         self._route = route
         self._ingest = ingest
+        self._unknown = metrics.inbound_refused.labels("email", "unknown_recipient")
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -69,7 +71,8 @@ class _Handler:
             envelope.rcpt_tos.append(address)
             return "250 2.1.5 OK"
         if mailbox is None:
-            log_event(log, "smtp.unknown_recipient", logging.WARNING, domain=address.rpartition("@")[2][:100])
+            self._unknown.inc()
+            log_event(log, "smtp.unknown_recipient", domain=address.rpartition("@")[2][:100])
             return "550 5.1.1 no mailbox here has this address"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
@@ -99,9 +102,9 @@ class _Handler:
 class SmtpListener:
     """An SMTP server on the router's own event loop."""
 
-    def __init__(self, settings: EmailSettings, route: Route, ingest: Ingest) -> None:
+    def __init__(self, settings: EmailSettings, route: Route, ingest: Ingest, metrics: Metrics) -> None:
         self._settings = settings
-        self._handler = _Handler(route, ingest)
+        self._handler = _Handler(route, ingest, metrics)
         self._server: asyncio.Server | None = None
 
     @property
@@ -133,24 +136,11 @@ class SmtpListener:
             self._server = None
 
 
-async def _checked_socket(guard: Egress, host: str, port: int) -> socket.socket:
-    """A socket connected to a checked address of ``host`` (``EgressRefused`` if it has none)."""
-    address = await guard.checked_address(host, port)
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    try:
-        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (address, port)), 30)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
 async def send_mail(settings: EmailSettings, message: EmailMessage, guard: Egress | None = None) -> None:
     """Hand one mail to the configured SMTP server; raises a ``SendError``. ``guard``: the egress
-    guard the server must pass (an account's inbox; the client connects to the checked address and
-    TLS still checks the certificate against the server's name), ``None`` for the install's own."""
+    guard the server must pass (an account's inbox; the client connects to a checked address, each
+    in turn until one answers, and TLS still checks the certificate against the server's name),
+    ``None`` for the install's own."""
     if not settings.smtp_host:
         raise PermanentSendError("email.smtp_host is not configured")
     options: dict[str, Any] = {
@@ -163,7 +153,7 @@ async def send_mail(settings: EmailSettings, message: EmailMessage, guard: Egres
         options.update(username=settings.smtp_user, password=settings.smtp_password)
     try:
         if guard is not None:
-            options["sock"] = await _checked_socket(guard, settings.smtp_host, settings.smtp_port)
+            options["sock"] = await guard.connect(settings.smtp_host, settings.smtp_port)
         else:
             options["port"] = settings.smtp_port
         await aiosmtplib.send(message, **options)

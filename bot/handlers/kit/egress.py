@@ -57,6 +57,7 @@ METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in ("169.254.169.25
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+CONNECT_SECONDS = 10.0  # each address of a mail server: a silent one leaves time to try the next
 
 
 class EgressRefused(OSError):
@@ -207,16 +208,29 @@ class Egress:
                 "the operator can allow the host by name in egress.allowed_destinations"
             )
 
-    async def checked_address(self, host: str, port: int) -> str:
-        """The address to connect to ``host``:``port`` at, for a client that is not aiohttp (IMAP,
-        SMTP): every address the name has is checked, and the first is returned so that the client
-        connects there and nothing resolves the name again. ``EgressRefused`` saying what is wrong."""
+    async def checked_addresses(self, host: str, port: int) -> list[str]:
+        """The addresses to connect to ``host``:``port`` at, for a client that is not aiohttp (IMAP,
+        SMTP): every address the name has is checked (one refused refuses the name), and all are
+        returned in the name server's order, so that the client tries each in turn, as any client
+        does, and nothing resolves the name again. ``EgressRefused`` saying what is wrong."""
         addresses = [_address(host)] if is_address(host) else await _addresses_of(host, port)
         if not addresses:
             raise EgressUnresolved(f"{host} has no address")
         for ip in addresses:
             await self.check_address(host, port, str(ip))
-        return str(addresses[0])
+        return list(dict.fromkeys(str(ip) for ip in addresses))
+
+    async def connect(self, host: str, port: int, timeout: float = CONNECT_SECONDS) -> socket.socket:
+        """A non-blocking socket connected to ``host``:``port`` at one of its checked addresses: each
+        in turn until one answers, ``timeout`` seconds each; the last one's error if none does."""
+        error: OSError | None = None
+        for address in await self.checked_addresses(host, port):
+            try:
+                return await _connected(address, port, timeout)
+            except OSError as exc:  # refused, unreachable, or silent (TimeoutError)
+                error = exc
+        assert error is not None  # checked_addresses returns at least one
+        raise error
 
     async def _is_own(self, ip: IPAddress, port: int) -> bool:
         if self._listen is None or port != self._listen[1]:
@@ -249,6 +263,18 @@ def _is_local(ip: IPAddress) -> bool:
     except OSError:
         return False
     return True
+
+
+async def _connected(address: str, port: int, timeout: float) -> socket.socket:
+    family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (address, port)), timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 async def _addresses_of(host: str, port: int) -> list[IPAddress]:

@@ -18,6 +18,7 @@ from bot.keys import QUEUE, STORE
 from bot.services.agents import account_inboxes, add_agent, change_agent, chosen_inboxes
 from bot.services.csvcells import inert_cell
 from bot.services.satisfaction_report import satisfaction_report
+from bot.services.teams import teams_of
 from bot.web.admin.period import read_period
 from bot.web.admin.privacy import retention_context
 from bot.web.i18n import translate
@@ -26,16 +27,9 @@ from conversations.agent_models import Agent, Role, Shift
 from conversations.models import utcnow
 
 LOGIN_PATTERN = r"^[a-z0-9][a-z0-9_.-]{1,31}$"
-TEAM_PATTERN = r"^[\w-]{1,32}$"
 _LOGIN = re.compile(LOGIN_PATTERN)
 _SHORTCUT = re.compile(r"^[a-z0-9_-]{1,32}$")
-_TEAM = re.compile(TEAM_PATTERN)
 CSAT_PERIOD = timedelta(days=30)  # the agents table's satisfaction column
-
-
-def teams_of(text: str) -> list[str] | None:
-    teams = [t.strip() for t in text.split(",") if t.strip()]
-    return teams if all(_TEAM.match(t) for t in teams) else None
 
 
 async def _period(request: web.Request) -> tuple[date, date, list[Shift]]:

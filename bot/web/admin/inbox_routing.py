@@ -10,12 +10,12 @@ from aiohttp import web
 from bot import audit
 from bot.keys import QUEUE, STORE
 from bot.services.inbox_routing import model_problem, routing_changes, routing_problem
-from bot.web.admin.agents import teams_of
 from bot.web.admin.inboxes import own_inbox, show
-from bot.web.i18n import translate
+from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, plain, redirect, signed_in
 from conversations.agent_models import Role
 
+_TEAM_RULE = N_("A team is one name of letters, digits, - or _.")  # the rule of bot/services/teams.py
 _TEXTS = {"business_hours": 400, "timezone": 64, "out_of_hours_reply": 1000}  # the longest each may be
 
 
@@ -33,12 +33,10 @@ async def save_routing(request: web.Request) -> web.Response:
     model = str(form.get("model", "")).strip()[:100]
     routing.update(bot=None if not bot else bot == "on", team=team or None, model=model or None)
     where = f"routing-{inbox.id}"
-    if team and teams_of(team) != [team]:
-        text = translate(admin.lang, "A team is one name of letters, digits, - or _.")
-        return await show(request, 400, problem={"where": where, "text": text})
     zone = (await request.app[QUEUE].routing(admin.account_id)).hours.zone.key
-    if problem := routing_problem(routing, zone):
-        return await show(request, 400, problem={"where": where, "text": problem})
+    if problem := routing_problem(routing, zone, inbox.routing):
+        text = translate(admin.lang, _TEAM_RULE) if problem.field == "team" else str(problem)
+        return await show(request, 400, problem={"where": where, "text": text})
     if model != (inbox.routing or {}).get("model", "") and await model_problem(store, admin.account_id, model):
         text = translate(admin.lang, "That model version is not one of this account's that can answer: choose another.")
         return await show(request, 400, problem={"where": where, "text": text})

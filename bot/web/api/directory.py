@@ -12,7 +12,8 @@ from bot.keys import STORE
 from bot.router.webhooks.events import public_thread
 from bot.services.agents import add_agent, change_agent, chosen_inboxes
 from bot.services.contact_merge import UNDO_DAYS, MergeRefused, merge, undo_until, unmerge
-from bot.web.admin.agents import LOGIN_PATTERN, TEAM_PATTERN
+from bot.services.teams import TEAM_PATTERN
+from bot.web.admin.agents import LOGIN_PATTERN
 from bot.web.api.kit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, api_error, reply, visible
 from bot.web.api.openapi import list_of, ref
 from conversations.agent_models import Agent, Role

@@ -79,16 +79,23 @@ async def _check_route(request: web.Request, account_id: str, route: str | None)
 
 
 async def _checked_routing(
-    request: web.Request, account_id: str, routing: dict[str, Any], changed: Iterable[str]
+    request: web.Request,
+    account_id: str,
+    routing: dict[str, Any],
+    changed: Iterable[str],
+    stored: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``routing`` when it can be the inbox's (its hours read in its time zone, or the account's;
-    its model one of the account's trained versions). ``changed``: the keys this call sets (a
-    pinned version retired meanwhile may stay while other settings change)."""
+    """``routing`` when it can be the inbox's (its team one name, its hours read in its time zone,
+    or the account's; its model one of the account's trained versions). ``changed``: the keys this
+    call sets (a pinned version retired meanwhile may stay while other settings change);
+    ``stored``: the inbox's routing now."""
     zone = (await request.app[QUEUE].routing(account_id)).hours.zone.key
-    if problem := routing_problem(routing, zone):
-        raise api_error(400, "bad_request", problem)
-    if "model" in changed and (problem := await model_problem(request.app[STORE], account_id, routing.get("model"))):
-        raise api_error(400, "bad_request", problem)
+    if problem := routing_problem(routing, zone, stored):
+        raise api_error(400, "bad_request", str(problem))
+    if "model" in changed and (
+        problem_text := await model_problem(request.app[STORE], account_id, routing.get("model"))
+    ):
+        raise api_error(400, "bad_request", problem_text)
     return routing
 
 
@@ -169,7 +176,8 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     settings = _prechat_kept(settings)
     await _check_servers(request, inbox.channel, settings, inbox.config)
     asked = call.body.get("routing", {})
-    routing = await _checked_routing(request, account.id, {**(inbox.routing or {}), **asked}, asked)
+    stored = dict(inbox.routing or {})
+    routing = await _checked_routing(request, account.id, {**stored, **asked}, asked, stored)
     fields = {k: call.body[k] for k in ("name", "disabled") if k in call.body}
     fields.update(routing_changes({k: routing.get(k) for k in call.body.get("routing", {})}))
     route = route_of(inbox.channel, settings)

@@ -11,6 +11,7 @@ from aiohttp import web
 from bot.keys import STORE
 from bot.router.queue import QueueError
 from bot.router.webhooks.events import public_thread
+from bot.services.teams import TEAM_PATTERN
 from bot.web.api.kit import ACCOUNT, BEFORE, BEFORE_ID, LIMIT, ApiRoutes, Call, Param, api_error, reply, visible_thread
 from bot.web.api.openapi import list_of, ref
 from bot.web.keys import SERVICES
@@ -145,7 +146,7 @@ ASSIGN_BODY: dict[str, Any] = {
     "anyOf": [{"required": ["agent"]}, {"required": ["team"]}],
     "properties": {
         "agent": {**_ID, "description": "the agent's id: they get it if they are on shift with a free slot"},
-        "team": {"type": "string", "pattern": r"^[\w-]{1,32}$", "description": "else (or instead) this team's queue"},
+        "team": {"type": "string", "pattern": TEAM_PATTERN, "description": "else (or instead) this team's queue"},
         "note": {"type": "string", "maxLength": 1000},
     },
 }

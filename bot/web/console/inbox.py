@@ -22,6 +22,7 @@ from bot.router.queue import CannotTake, QueueError
 from bot.router.replies import ReplyRefused
 from bot.router.shifts import read_location
 from bot.services.replies import AgentFile
+from bot.services.teams import TEAM_RULE, is_team
 from bot.web.console import auth
 from bot.web.console.contact_panel import panel
 from bot.web.console.live import ConsoleSocket
@@ -254,19 +255,7 @@ async def act(request: web.Request) -> web.Response:
                 return plain(400, "up to 10 labels of letters, digits, spaces, . : - (32 characters each)")
             await threads.set_labels(thread_id, agent, labels)
         elif action == "transfer":
-            note = str(form.get("note", "")).strip()[:1000]
-            try:
-                await threads.transfer(
-                    thread_id,
-                    agent,
-                    to_agent=str(form.get("agent", "")) or None,
-                    to_team=str(form.get("team", "")).strip() or None,
-                    note=note,
-                    fallback=False,
-                )
-            except CannotTake as exc:  # said at once, with the queue it could go to instead
-                return await _cannot_take(request, agent, thread_id, exc, note)
-            return _back(request)
+            return await _transfer(request, agent, thread_id, form)
         elif action == "resolve":
             await threads.resolve(thread_id, agent)
             return _back(request)
@@ -282,6 +271,25 @@ async def act(request: web.Request) -> web.Response:
     except QueueError as exc:
         return _failed(request, exc, thread_id)
     return _back(request, thread_id)
+
+
+async def _transfer(request: web.Request, agent: Agent, thread_id: str, form: Any) -> web.Response:
+    """To an agent or a team's queue (a team as bot/services/teams.py names them); QueueError raised."""
+    note, team = str(form.get("note", "")).strip()[:1000], str(form.get("team", "")).strip()
+    if team and not is_team(team):
+        return plain(400, TEAM_RULE)
+    try:
+        await request.app[SERVICES].threads.transfer(
+            thread_id,
+            agent,
+            to_agent=str(form.get("agent", "")) or None,
+            to_team=team or None,
+            note=note,
+            fallback=False,
+        )
+    except CannotTake as exc:  # said at once, with the queue it could go to instead
+        return await _cannot_take(request, agent, thread_id, exc, note)
+    return _back(request)
 
 
 async def _reply(request: web.Request, agent: Agent, thread_id: str, form: Any) -> web.Response:

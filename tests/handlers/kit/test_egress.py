@@ -374,16 +374,16 @@ async def test_a_mail_server_is_reached_only_at_a_checked_address_and_only_on_an
         .replace("egress", allowed_destinations="127.0.0.1:1993, mail.lan")
     )
     guard = EgressGuards.from_settings(settings).email
-    assert await guard.checked_address("127.0.0.1", 1993) == "127.0.0.1"  # named with its port
+    assert await guard.checked_addresses("127.0.0.1", 1993) == ["127.0.0.1"]  # named with its port
     # allowed by name: another name of the same address is not
     for host, port in (("127.0.0.1", 25), ("localhost", 1993), ("10.0.0.5", 993), ("169.254.169.254", 1993)):
         with pytest.raises(EgressRefused):
-            await guard.checked_address(host, port)
+            await guard.checked_addresses(host, port)
     # the install's own mail servers and other purposes' hosts are not an account's to use
     assert not guard.allows_name("imap.install.lan", 993) and not guard.allows_name("bot-api.lan", 8081)
     assert not guard.allows_name("mail.lan", 993)  # a rule without a port: 80 and 443 only
     with pytest.raises(EgressUnresolved, match="no address"):  # a refusal that may pass: sends retry
-        await guard.checked_address("no-such-host.invalid", 993)
+        await guard.checked_addresses("no-such-host.invalid", 993)
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = "a@alpha.example", "b@beta.example", "x"
     unresolved = EmailSettings(address="a@alpha.example", smtp_host="no-such-host.invalid", smtp_port=2525)

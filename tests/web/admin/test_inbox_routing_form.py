@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from conversations.models import utcnow
-from tests.conftest import make_settings
+from tests.conftest import make_settings, raw_database_of
 from tests.web.admin.inboxes_kit import add_inbox, article, signed_in, two_accounts
 from tests.web.admin.test_accounts import Browser
 
@@ -55,6 +55,7 @@ async def test_an_admin_gives_an_inbox_its_own_routing_and_gives_it_back(admin: 
         ({"business_hours": "weekdays 9-5"}, "routing.business_hours"),
         ({"timezone": "Mars/Olympus"}, "routing.timezone"),
         ({"team": "sales team!"}, "team"),
+        ({"team": "s" * 33}, "team"),  # the rule of agents' teams: at most 32
     ):
         status, page = await admin.post(f"/admin/inboxes/{inbox_id}/routing", {**own, **bad}, page="/admin/inboxes")
         assert status == 400 and says in page and f'id="problem-routing-{inbox_id}"' in page, bad
@@ -121,3 +122,21 @@ async def test_an_admin_pins_an_inbox_to_a_model_version_and_is_told_when_it_is_
         f"/admin/inboxes/{inbox_id}/routing", {**EMPTY, "model": "shop-1"}, page="/admin/inboxes"
     )
     assert status == 400 and await store.inboxes.inbox_routing(inbox_id) == {}
+
+
+async def test_a_team_an_earlier_release_took_is_kept_while_other_settings_change(admin: Browser) -> None:
+    """Before teams had one rule everywhere, an inbox's team could be any text (the API took it):
+    such a team stays as it is when the form is saved with it, and only a new team keeps to the
+    rule. The API does the same (tests/router/test_inbox_routing.py)."""
+    store = admin.app[STORE]  # type: ignore[attr-defined]
+    inbox_id = await web_chat(admin)
+    await raw_database_of(store).inboxes.update_one({"_id": inbox_id}, {"$set": {"routing.team": "Night desk"}})
+    kept = {**EMPTY, "team": "Night desk", "timezone": "Europe/Riga"}
+    status, body = await admin.post(f"/admin/inboxes/{inbox_id}/routing", kept, page="/admin/inboxes")
+    assert status == 303, body
+    assert await store.inboxes.inbox_routing(inbox_id) == {"team": "Night desk", "timezone": "Europe/Riga"}
+    status, page = await admin.post(
+        f"/admin/inboxes/{inbox_id}/routing", {**kept, "team": "Day desk"}, page="/admin/inboxes"
+    )
+    assert status == 400 and "A team is one name of letters, digits, - or _." in page
+    assert (await store.inboxes.inbox_routing(inbox_id))["team"] == "Night desk"
