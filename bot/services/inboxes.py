@@ -188,12 +188,14 @@ def inbox_webhook_url(settings: Settings, base: str, inbox: Inbox) -> str:
     return f"{root}/webhooks/{inbox.channel}/{inbox.account_id}/{inbox.id}"
 
 
-def widget_snippet(chat_url: str) -> str:
-    """The tag a site puts on its pages to embed a web chat inbox (widget.js), from its chat page."""
+def widget_snippet(chat_url: str, with_inbox: bool = True) -> str:
+    """The tag a site puts on its pages to embed a web chat inbox (widget.js), from its chat page
+    (``with_inbox=False``: the account's own web chat, its widget)."""
     root, _, query = chat_url.partition("/chat?")
     found = parse_qs(query)
     account, inbox = (html.escape(found.get(k, [""])[0], quote=True) for k in ("account", "inbox"))
-    return f'<script src="{html.escape(root, quote=True)}/widget.js" data-account="{account}" data-inbox="{inbox}" async></script>'
+    which = f' data-inbox="{inbox}"' if with_inbox else ""
+    return f'<script src="{html.escape(root, quote=True)}/widget.js" data-account="{account}"{which} async></script>'
 
 
 def inbox_json(inbox: Inbox, webhook_url: str) -> dict[str, Any]:

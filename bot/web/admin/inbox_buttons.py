@@ -26,7 +26,8 @@ from bot.services.inboxes import (
     test_recipient,
     test_target,
 )
-from bot.web.admin.inboxes import CHECKED_CHANNELS, FIRST_CHANNELS, base_url, own_inbox, show
+from bot.web.admin.inbox_rows import FIRST_CHANNELS, base_url
+from bot.web.admin.inboxes import CHECKED_CHANNELS, own_inbox, show
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, plain, signed_in
 from conversations.agent_models import Agent, Role
