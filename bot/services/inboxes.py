@@ -263,6 +263,12 @@ TEST_RECIPIENTS = {
     "telegram": (re.compile(r"-?[1-9][0-9]{0,19}"), "a Telegram chat id (digits)"),
     "whatsapp": (re.compile(r"\+[1-9][0-9]{6,14}"), "a phone number in E.164 (+ and 7 to 15 digits)"),
     "sms": (re.compile(r"\+[1-9][0-9]{6,14}"), "a phone number in E.164 (+ and 7 to 15 digits)"),
+    "email": (
+        re.compile(
+            r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,63}"
+        ),
+        "an e-mail address (name@example.com)",
+    ),
 }
 
 
@@ -283,10 +289,16 @@ def test_recipient(channel: str, to: str) -> str:
     return to.removeprefix("+") if channel == "whatsapp" else to
 
 
-async def test_target(store: Repositories, account: Account, ref: str) -> tuple[str, Inbox | None] | None:
+async def test_target(
+    store: Repositories, settings: Settings, account: Account, ref: str
+) -> tuple[str, Inbox | None] | None:
     """The inbox a test message is for: ``ref`` names an extra inbox by its id, the account's first
     inbox of a channel by the channel's name; as ``(channel, inbox or None)``, ``None`` when the
-    account has no such inbox (another account's is none of its)."""
+    account has no such inbox (another account's is none of its). The first mailbox, ``email``,
+    is the install's own, its own account's only."""
+    if ref == "email":
+        own = settings.section(EmailSettings).address
+        return (ref, None) if own and account.id == settings.account.id else None
     if ref in TEST_RECIPIENTS:
         return ref, None
     inbox = await store.inboxes.get_inbox(ref)

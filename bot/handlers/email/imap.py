@@ -52,9 +52,11 @@ class _ImapAt(IMAP4):  # type: ignore[misc]  # aioimaplib is untyped
     """An IMAP client connected to one checked ``address`` of ``host`` (TLS, when given a context,
     still verifies the certificate against ``host``)."""
 
-    def __init__(self, host: str, port: int, address: str, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self, host: str, port: int, address: str, ssl_context: ssl.SSLContext | None, timeout: float = 30
+    ) -> None:
         self._address = address
-        super().__init__(host, port, timeout=30, ssl_context=ssl_context)
+        super().__init__(host, port, timeout=timeout, ssl_context=ssl_context)
 
     def create_client(
         self,
@@ -114,28 +116,8 @@ class MailboxReader:
         """Poll now rather than at the next interval (tests, ``say --channel email``)."""
         self._wake.set()
 
-    async def _connect(self) -> IMAP4:
-        s = self._settings
-        client: IMAP4
-        context = ssl.create_default_context() if s.imap_security == "tls" else None
-        if self._guard is not None:
-            address = await self._guard.checked_address(s.imap_host, s.imap_port)
-            client = _ImapAt(s.imap_host, s.imap_port, address, context)
-        elif context is not None:
-            client = IMAP4_SSL(s.imap_host, s.imap_port, timeout=30, ssl_context=context)
-        else:
-            client = IMAP4(s.imap_host, s.imap_port, timeout=30)
-        try:
-            await client.wait_hello_from_server()
-            _ok(await client.login(s.imap_user or s.address, s.imap_password), "IMAP login")
-            _ok(await client.select(s.imap_mailbox), f"selecting {s.imap_mailbox}")
-        except BaseException:  # a wrong password must not leave a connection open on every retry
-            _drop(client)
-            raise
-        return client
-
     async def _session(self) -> None:
-        client = await self._connect()
+        client = await open_mailbox(self._settings, self._guard)
         log_event(log, "imap.connected", host=self._settings.imap_host, mailbox=self._settings.imap_mailbox)
         try:
             idle = self._settings.imap_idle and client.has_capability("IDLE")
@@ -148,11 +130,7 @@ class MailboxReader:
                     self._wake.clear()
                     await wait_set(self._wake, self._settings.poll_interval)
         finally:
-            try:
-                await asyncio.wait_for(client.logout(), 5)
-            except Exception:  # the connection may be gone already
-                pass
-            _drop(client)  # a logout that timed out leaves it open
+            await close_mailbox(client)
 
     async def _idle(self, client: IMAP4) -> None:
         """Wait until the server reports a change, ``poke`` is called, or the poll interval ends."""
@@ -220,6 +198,38 @@ class MailboxReader:
     def _skip(self, uid: int, reason: str) -> None:
         self._skipped.add(uid)
         log_event(log, "imap.mail_skipped", logging.WARNING, uid=uid, reason=reason[:200])
+
+
+async def open_mailbox(s: EmailSettings, guard: Egress | None, timeout: float = 30) -> IMAP4:
+    """An IMAP client logged in to the mailbox with its folder selected (``ImapError`` with the
+    server's words when it refuses; ``guard``: the egress guard the server must pass, ``None`` for
+    the install's own). The caller logs out."""
+    client: IMAP4
+    context = ssl.create_default_context() if s.imap_security == "tls" else None
+    if guard is not None:
+        address = await guard.checked_address(s.imap_host, s.imap_port)
+        client = _ImapAt(s.imap_host, s.imap_port, address, context, timeout)
+    elif context is not None:
+        client = IMAP4_SSL(s.imap_host, s.imap_port, timeout=timeout, ssl_context=context)
+    else:
+        client = IMAP4(s.imap_host, s.imap_port, timeout=timeout)
+    try:
+        await client.wait_hello_from_server()
+        _ok(await client.login(s.imap_user or s.address, s.imap_password), "IMAP login")
+        _ok(await client.select(s.imap_mailbox), f"selecting {s.imap_mailbox}")
+    except BaseException:  # a wrong password must not leave a connection open on every retry
+        _drop(client)
+        raise
+    return client
+
+
+async def close_mailbox(client: IMAP4) -> None:
+    """Log out (briefly: the connection may be gone already) and close the connection."""
+    try:
+        await asyncio.wait_for(client.logout(), 5)
+    except Exception:  # the connection may be gone already
+        pass
+    _drop(client)  # a logout that timed out leaves it open
 
 
 def _drop(client: IMAP4) -> None:

@@ -133,7 +133,7 @@ class SmtpListener:
             self._server = None
 
 
-async def _checked_socket(guard: Egress, host: str, port: int) -> socket.socket:
+async def checked_socket(guard: Egress, host: str, port: int) -> socket.socket:
     """A socket connected to a checked address of ``host`` (``EgressRefused`` if it has none)."""
     address = await guard.checked_address(host, port)
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -163,7 +163,7 @@ async def send_mail(settings: EmailSettings, message: EmailMessage, guard: Egres
         options.update(username=settings.smtp_user, password=settings.smtp_password)
     try:
         if guard is not None:
-            options["sock"] = await _checked_socket(guard, settings.smtp_host, settings.smtp_port)
+            options["sock"] = await checked_socket(guard, settings.smtp_host, settings.smtp_port)
         else:
             options["port"] = settings.smtp_port
         await aiosmtplib.send(message, **options)

@@ -33,7 +33,7 @@ _BUTTONS = {
     "telegram": ("check", "webhook", "test"),
     "whatsapp": ("check", "test"),
     "sms": ("check", "test"),
-    "email": (),
+    "email": ("check", "test"),
     "webchat": (),
 }
 # the mailbox settings shown on the install's own mailbox's row (the rest is the install's knobs)

@@ -27,7 +27,7 @@ from conversations.tenant_models import Inbox
 
 MAX_NAME = 80
 # the channels whose settings the Check button tries against the provider
-CHECKED_CHANNELS = ("telegram", "whatsapp", "sms")
+CHECKED_CHANNELS = ("telegram", "whatsapp", "sms", "email")
 # what ``?saved=`` may report after a change
 _DONE = {
     "added": N_("Inbox added."),
