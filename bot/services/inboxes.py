@@ -20,6 +20,7 @@ from bot.handlers.kit.protocol import ChannelAdapter
 from bot.handlers.kit.twilio import E164
 from bot.handlers.kit.twilio_lines import number_route
 from bot.handlers.sms.settings import SmsSettings
+from bot.handlers.sms.settings import enabled as sms_enabled
 from bot.handlers.telegram.settings import TelegramSettings
 from bot.handlers.whatsapp.settings import WhatsappSettings
 from bot.services.accounts import CHANNEL_FIELDS, URL_PATTERN, ChannelField, channel_schema, channel_summary
@@ -295,9 +296,9 @@ async def test_target(
     """The inbox a test message is for: ``ref`` names an extra inbox by its id, the account's first
     inbox of a channel by the channel's name; as ``(channel, inbox or None)``, ``None`` when the
     account has no such inbox (another account's is none of its). The first mailbox, ``email``,
-    is the install's own, its own account's only."""
-    if ref == "email":
-        own = settings.section(EmailSettings).address
+    and the first Twilio number, ``sms``, are the install's own, its own account's only."""
+    if ref in ("email", "sms"):
+        own = settings.section(EmailSettings).address if ref == "email" else sms_enabled(settings)
         return (ref, None) if own and account.id == settings.account.id else None
     if ref in TEST_RECIPIENTS:
         return ref, None

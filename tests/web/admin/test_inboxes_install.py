@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
 from bot.services.agents import add_agent
+from bot.web.api.kit import issue_token
 from conversations.agent_models import Role
 from tests.conftest import make_settings
 from tests.web.admin.inboxes_kit import PASSWORD, article, signed_in, two_accounts
@@ -116,3 +117,10 @@ async def test_another_account_sees_its_own_web_chat_and_none_of_the_install_s_r
     for button in ("check", "test"):
         status, _ = await shop_admin.post(f"/admin/inboxes/sms/{button}", {"to": "+37120000000"}, page="/admin/inboxes")
         assert status == 404
+    # nor through the API: the install's number and mailbox are no other account's to send from
+    store = shop_admin.app[STORE]  # type: ignore[attr-defined]
+    headers = {"Authorization": f"Bearer {await issue_token(store, 'shop', 'ops', ['read', 'write'], 'test')}"}
+    client = shop_admin.client  # type: ignore[attr-defined]
+    for first, to in (("sms", "+37120000000"), ("email", "ivan@mail.example")):
+        response = await client.post(f"/api/accounts/shop/inboxes/{first}/test", json={"to": to}, headers=headers)
+        assert response.status == 404, first
