@@ -201,14 +201,17 @@ async def smtp_sink() -> AsyncIterator[SmtpSink]:
     await sink.stop()
 
 
-def _mail_settings(embedded: EmbeddedMongo, db_name: str, sink: SmtpSink, **email: Any) -> Any:
-    """An install without a mailbox of its own that serves accounts' mailboxes (and its listener)."""
+def _mail_settings(
+    embedded: EmbeddedMongo, db_name: str, sink: SmtpSink, public_url: str = "https://router.example", **email: Any
+) -> Any:
+    """An install without a mailbox of its own that serves accounts' mailboxes (and its listener);
+    its unsubscribe links at ``public_url`` (the console's logins must come from there too)."""
     return make_settings(
         embedded.uri,
         db_name,
         email={"for_accounts": True, "listen_port": free_port(), "poll_interval": 0.2, **email},
         campaigns={"rate": 50, "poll_interval": 0.1},
-        server={"public_url": "https://router.example"},
+        server={"public_url": public_url},
         egress={"allowed_destinations": f"127.0.0.1:{sink.port}"},
     )
 
@@ -307,3 +310,21 @@ async def test_without_a_mailbox_of_its_own_an_email_campaign_uses_the_accounts_
         await create_account(store, "shop3", "Shop three", None)
         with pytest.raises(CampaignRefused, match="no email inbox"):
             await create_campaign(store, sender, **{**asked, "account_id": "shop3"}, inbox_id=sales.id)
+
+
+async def test_an_account_s_admin_starts_an_email_campaign_from_its_mailbox_in_the_console(
+    embedded: EmbeddedMongo, db_name: str, smtp_sink: SmtpSink
+) -> None:
+    async with operator_client(_mail_settings(embedded, db_name, smtp_sink, public_url="")) as client:
+        store = client.server.app[STORE]
+        csrf = await admin_of(client, "shop2", "ada")
+        form = {**FORM, "channel": "email", "subject": "Hello", "csrf_token": csrf, "send_at": "2099-01-01"}
+        refused = await client.post("/admin/campaigns", data=form)
+        assert refused.status == 400 and "no mailbox to send from" in await refused.text()
+        sales = await _sales_mailbox(store, smtp_sink)
+        page = await (await client.get("/admin/campaigns")).text()
+        assert f'<option value="{sales.id}" data-channel="email"' in page  # offered among the inboxes
+        created = await client.post("/admin/campaigns", data=form, allow_redirects=False)
+        assert created.status == 303
+        [campaign] = await store.campaigns.list_campaigns("shop2")
+        assert campaign.inbox_id == sales.id and campaign.channel == "email"
