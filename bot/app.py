@@ -17,6 +17,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.handlers.channels import build_adapter, enabled_channels, send_limits
+from bot.handlers.email.settings import EmailSettings
 from bot.handlers.kit.egress_guards import EgressGuards
 from bot.handlers.kit.protocol import ChannelContext
 from bot.handlers.kit.sink import InboundSource, ThreadLocator
@@ -216,6 +217,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.server.public_url,
         adapters,
         send_limits(settings),
+        settings.account.id if settings.section(EmailSettings).address else None,
     )
     app[SERVICES] = Services(
         replies=Replies(store, outbox, adapters, queue, ThreadLog(store, events), files_quota(settings)),

@@ -14,12 +14,14 @@ import os
 import pwd
 import shutil
 import tempfile
+import warnings
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from conversations.embedded import free_port
 
@@ -154,10 +156,13 @@ class _Sink:
 
 
 class SmtpSink:
-    """An aiosmtpd server keeping every mail: ``received`` is ``(recipients, message, raw)``."""
+    """An aiosmtpd server keeping every mail: ``received`` is ``(recipients, message, raw)``.
+    With ``password`` it offers AUTH (PLAIN, LOGIN; without TLS, on 127.0.0.1 only) and takes mail
+    only from a client that logged in with that password (any user name)."""
 
-    def __init__(self, smtputf8: bool = True) -> None:
+    def __init__(self, smtputf8: bool = True, password: str | None = None) -> None:
         self.smtputf8 = smtputf8  # offers SMTPUTF8 (RFC 6531), as most servers do
+        self.password = password
         self.received: list[tuple[list[str], EmailMessage, bytes]] = []
         self.refuse: dict[str, str] = {}
         self.port = 0
@@ -165,10 +170,23 @@ class SmtpSink:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: SMTP(_Sink(self), enable_SMTPUTF8=self.smtputf8, loop=loop), "127.0.0.1", 0
-        )
+        auth: dict[str, Any] = {}
+        if self.password is not None:
+            auth = {"authenticator": self._authenticate, "auth_require_tls": False, "auth_required": True}
+
+        def serve() -> SMTP:
+            with warnings.catch_warnings():  # AUTH without TLS: on 127.0.0.1, for the tests, on purpose
+                warnings.simplefilter("ignore", UserWarning)
+                return SMTP(_Sink(self), enable_SMTPUTF8=self.smtputf8, loop=loop, **auth)
+
+        self._server = await loop.create_server(serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        good = isinstance(data, LoginPassword) and data.password == (self.password or "").encode()
+        return AuthResult(success=good, handled=False)
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -63,8 +63,12 @@ class CampaignSender:
         public_url: str = "",
         adapters: Mapping[str, ChannelAdapter] | None = None,
         limits: Mapping[str, SendLimits] | None = None,
+        first_mailbox_account: str | None = None,
     ) -> None:
         self.adapters: Mapping[str, ChannelAdapter] = adapters or {}
+        # the account the install's own mailbox (``[email]``) serves: every other account sends
+        # e-mail campaigns through a mailbox inbox of its own
+        self.first_mailbox_account = first_mailbox_account
         self._limits: Mapping[str, SendLimits] = limits or {}
         self._public_url = public_url.rstrip("/")
         self._store = store
@@ -274,9 +278,12 @@ async def create_campaign(
     On a channel with a reply window (WhatsApp) a message sent first must be one of the channel's
     templates: ``template`` with its ``parameters``, checked here against the configuration (the
     text is the template's, filled in). ``inbox_id`` sends through one of the account's extra
-    inboxes of the channel (``None``: its first)."""
+    inboxes of the channel (``None``: its first; for e-mail, an account without a mailbox of its
+    own — the install's — sends through its only mailbox inbox)."""
     if not name.strip():
         raise CampaignRefused("a campaign needs a name")
+    if channel == "email" and inbox_id is None and sender is not None and sender.first_mailbox_account != account_id:
+        inbox_id = await _only_mailbox(store, account_id)
     if inbox_id is not None:
         await _check_inbox(store, account_id, channel, inbox_id)
     if audience is not None and audience.attribute and not ATTRIBUTE_KEY.fullmatch(audience.attribute):
@@ -322,6 +329,17 @@ async def _check_inbox(store: Repositories, account_id: str, channel: str, inbox
         raise CampaignRefused(f"the account has no {channel} inbox {inbox_id}")
     if inbox.disabled:
         raise CampaignRefused(f"the inbox {inbox.name} is disabled")
+
+
+async def _only_mailbox(store: Repositories, account_id: str) -> str:
+    """The mailbox inbox an e-mail campaign of an account without a mailbox of its own (the
+    install's) goes out from when it names none: its only enabled one."""
+    mailboxes = [inbox.id for inbox in await store.inboxes.list_inboxes(account_id, "email") if not inbox.disabled]
+    if not mailboxes:
+        raise CampaignRefused("the account has no mailbox to send from: add a mailbox inbox first")
+    if len(mailboxes) > 1:
+        raise CampaignRefused("the account has several mailboxes: choose one of its mailboxes to send from")
+    return mailboxes[0]
 
 
 def _identity_on(contact: Contact, channel: str) -> Identity | None:

@@ -20,6 +20,7 @@ from bot.handlers.kit.protocol import ChannelAdapter
 from bot.handlers.kit.twilio import E164
 from bot.handlers.kit.twilio_lines import number_route
 from bot.handlers.sms.settings import SmsSettings
+from bot.handlers.sms.settings import enabled as sms_enabled
 from bot.handlers.telegram.settings import TelegramSettings
 from bot.handlers.webchat.visitor_forms import MAX_URL, BadPrechat, PrechatForm
 from bot.handlers.whatsapp.settings import WhatsappSettings
@@ -217,12 +218,14 @@ def inbox_webhook_url(settings: Settings, base: str, inbox: Inbox) -> str:
     return f"{root}/webhooks/{inbox.channel}/{inbox.account_id}/{inbox.id}"
 
 
-def widget_snippet(chat_url: str) -> str:
-    """The tag a site puts on its pages to embed a web chat inbox (widget.js), from its chat page."""
+def widget_snippet(chat_url: str, with_inbox: bool = True) -> str:
+    """The tag a site puts on its pages to embed a web chat inbox (widget.js), from its chat page
+    (``with_inbox=False``: the account's own web chat, its widget)."""
     root, _, query = chat_url.partition("/chat?")
     found = parse_qs(query)
     account, inbox = (html.escape(found.get(k, [""])[0], quote=True) for k in ("account", "inbox"))
-    return f'<script src="{html.escape(root, quote=True)}/widget.js" data-account="{account}" data-inbox="{inbox}" async></script>'
+    which = f' data-inbox="{inbox}"' if with_inbox else ""
+    return f'<script src="{html.escape(root, quote=True)}/widget.js" data-account="{account}"{which} async></script>'
 
 
 def inbox_json(inbox: Inbox, webhook_url: str) -> dict[str, Any]:
@@ -293,6 +296,12 @@ TEST_RECIPIENTS = {
     "telegram": (re.compile(r"-?[1-9][0-9]{0,19}"), "a Telegram chat id (digits)"),
     "whatsapp": (re.compile(r"\+[1-9][0-9]{6,14}"), "a phone number in E.164 (+ and 7 to 15 digits)"),
     "sms": (re.compile(r"\+[1-9][0-9]{6,14}"), "a phone number in E.164 (+ and 7 to 15 digits)"),
+    "email": (
+        re.compile(
+            r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,63}"
+        ),
+        "an e-mail address (name@example.com)",
+    ),
 }
 
 
@@ -313,10 +322,16 @@ def test_recipient(channel: str, to: str) -> str:
     return to.removeprefix("+") if channel == "whatsapp" else to
 
 
-async def test_target(store: Repositories, account: Account, ref: str) -> tuple[str, Inbox | None] | None:
+async def test_target(
+    store: Repositories, settings: Settings, account: Account, ref: str
+) -> tuple[str, Inbox | None] | None:
     """The inbox a test message is for: ``ref`` names an extra inbox by its id, the account's first
     inbox of a channel by the channel's name; as ``(channel, inbox or None)``, ``None`` when the
-    account has no such inbox (another account's is none of its)."""
+    account has no such inbox (another account's is none of its). The first mailbox, ``email``,
+    and the first Twilio number, ``sms``, are the install's own, its own account's only."""
+    if ref in ("email", "sms"):
+        own = settings.section(EmailSettings).address if ref == "email" else sms_enabled(settings)
+        return (ref, None) if own and account.id == settings.account.id else None
     if ref in TEST_RECIPIENTS:
         return ref, None
     inbox = await store.inboxes.get_inbox(ref)

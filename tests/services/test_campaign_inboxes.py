@@ -1,28 +1,35 @@
 """A campaign sent through one of the account's extra inboxes: each message goes out through that
-inbox's own bot (its token), its threads are the inbox's; an inbox of another account, of another
-channel or disabled is refused, in the service and in the console's form."""
+inbox's own bot (its token), number or mailbox (its SMTP server, from its address), its threads are
+the inbox's; an inbox of another account, of another channel or disabled is refused, in the service
+and in the console's form. An account without a mailbox of its own sends e-mail campaigns through
+its mailbox inbox."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
+import aiosmtplib
 import pytest
 
+from bot.handlers.email.settings import EmailSettings
 from bot.keys import STORE
 from bot.services.accounts import create_account
 from bot.services.campaigns import CampaignRefused, create_campaign
 from bot.web.keys import CAMPAIGNS
-from conversations.embedded import EmbeddedMongo
+from conversations.embedded import EmbeddedMongo, free_port
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.tenant_models import Inbox
 from conversations.traffic import Identity
-from tests.conftest import operator_client, raw_database_of
+from tests.conftest import make_settings, operator_client, raw_database_of
 from tests.factories import ACCOUNT
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import channel_settings
+from tests.handlers.email.test_email import mail
+from tests.mailservers import SmtpSink
 from tests.router.test_inbound import wait_for
 from tests.web.admin.test_campaigns import FORM, admin_of
 
@@ -181,3 +188,143 @@ async def test_a_whatsapp_campaign_through_a_second_number_uses_that_numbers_tem
             assert graph_api.requests == []  # the account's first number sent nothing
     finally:
         await second.stop()
+
+
+SALES = "sales@beta.example"
+
+
+@pytest.fixture
+async def smtp_sink() -> AsyncIterator[SmtpSink]:
+    sink = SmtpSink()
+    await sink.start()
+    yield sink
+    await sink.stop()
+
+
+def _mail_settings(
+    embedded: EmbeddedMongo, db_name: str, sink: SmtpSink, public_url: str = "https://router.example", **email: Any
+) -> Any:
+    """An install without a mailbox of its own that serves accounts' mailboxes (and its listener);
+    its unsubscribe links at ``public_url`` (the console's logins must come from there too)."""
+    return make_settings(
+        embedded.uri,
+        db_name,
+        email={"for_accounts": True, "listen_port": free_port(), "poll_interval": 0.2, **email},
+        campaigns={"rate": 50, "poll_interval": 0.1},
+        server={"public_url": public_url},
+        egress={"allowed_destinations": f"127.0.0.1:{sink.port}"},
+    )
+
+
+async def _sales_mailbox(store: Repositories, sink: SmtpSink, account: str = "shop2") -> Inbox:
+    config = {
+        "address": SALES,
+        "display_name": "Beta Sales",
+        "smtp_host": "127.0.0.1",
+        "smtp_port": sink.port,
+        "smtp_security": "none",
+    }
+    inbox = await store.inboxes.create_inbox(account, "email", "Sales", config, utcnow(), f"email:{SALES}")
+    assert inbox is not None
+    return inbox
+
+
+async def test_an_email_campaign_goes_out_from_a_mailbox_inbox_and_replies_land_in_its_threads(
+    embedded: EmbeddedMongo, db_name: str, smtp_sink: SmtpSink
+) -> None:
+    """An account whose only mailbox is an extra inbox (the install has none) starts e-mail
+    conversations through it: from its address, through its SMTP server, threads in that inbox."""
+    settings = _mail_settings(embedded, db_name, smtp_sink)
+    async with operator_client(settings) as client:
+        store = client.server.app[STORE]
+        await create_account(store, "shop2", "Shop two", None)
+        sales = await _sales_mailbox(store, smtp_sink)
+        for address in ("ann@mail.example", "bob@mail.example"):
+            await store.contacts.find_or_create_contact("shop2", Identity("email", address), None, utcnow())
+        await store.contacts.find_or_create_contact("shop2", Identity("telegram", "7001"), None, utcnow())
+        asked = {"account_id": "shop2", "name": "Spring", "channel": "email", "text": "Spring sale: -20%"}
+        campaign = await create_campaign(
+            store, client.server.app[CAMPAIGNS], **asked, subject="Spring sale", inbox_id=sales.id
+        )
+
+        async def all_sent() -> bool:
+            return len(smtp_sink.received) >= 2
+
+        await wait_for(all_sent, timeout=30)
+        assert sorted(r for rcpts, _, _ in smtp_sink.received for r in rcpts) == [
+            "ann@mail.example",
+            "bob@mail.example",
+        ]
+        for _, sent, _ in smtp_sink.received:
+            assert sent["From"].addresses[0].addr_spec == SALES and sent["Subject"].startswith("Spring sale [#")
+            assert sent["List-Unsubscribe"].strip().startswith("<https://router.example/unsubscribe/")
+        threads = await raw_database_of(store).threads.find({}).to_list()
+        assert len(threads) == 2 and {(t["account_id"], t.get("inbox_id")) for t in threads} == {("shop2", sales.id)}
+
+        # Ann's answer to the mailbox finds the campaign's conversation
+        [ann_mail] = [m for rcpts, m, _ in smtp_sink.received if rcpts == ["ann@mail.example"]]
+        raw, _ = mail(
+            "ann@mail.example",
+            f"Re: {ann_mail['Subject']}",
+            "Yes please",
+            to=SALES,
+            in_reply_to=ann_mail["Message-ID"].strip("<>"),
+        )
+        port = settings.section(EmailSettings).listen_port
+        await aiosmtplib.send(raw, sender="ann@mail.example", recipients=[SALES], hostname="127.0.0.1", port=port)
+        [ann_thread] = [t for t in threads if await _contact_address(store, t["contact_id"]) == "ann@mail.example"]
+
+        async def answered() -> bool:
+            return await raw_database_of(store).messages.count_documents({"thread_id": ann_thread["_id"]}) >= 2
+
+        await wait_for(answered, timeout=30)
+        assert await raw_database_of(store).threads.count_documents({}) == 2  # no new conversation
+        report = await store.campaigns.get_campaign("shop2", campaign.id)
+        assert report is not None and report.inbox_id == sales.id
+
+
+async def _contact_address(store: Repositories, contact_id: str) -> str:
+    doc = await raw_database_of(store).contacts.find_one({"_id": contact_id})
+    return str(((doc or {}).get("identities") or [{}])[0].get("address", ""))
+
+
+async def test_without_a_mailbox_of_its_own_an_email_campaign_uses_the_accounts_only_one_or_asks(
+    embedded: EmbeddedMongo, db_name: str, smtp_sink: SmtpSink
+) -> None:
+    async with operator_client(_mail_settings(embedded, db_name, smtp_sink)) as client:
+        store, sender = client.server.app[STORE], client.server.app[CAMPAIGNS]
+        await create_account(store, "shop2", "Shop two", None)
+        asked = {"account_id": "shop2", "name": "x", "channel": "email", "text": "hi", "subject": "Hi"}
+        with pytest.raises(CampaignRefused, match="no mailbox to send from"):
+            await create_campaign(store, sender, **asked)
+        sales = await _sales_mailbox(store, smtp_sink)
+        assert (
+            await create_campaign(store, sender, **asked, send_at=utcnow() + timedelta(days=1))
+        ).inbox_id == sales.id
+        await store.inboxes.create_inbox(
+            "shop2", "email", "Help", {"address": "help@beta.example"}, utcnow(), "email:help@beta.example"
+        )
+        with pytest.raises(CampaignRefused, match="choose one of its mailboxes"):
+            await create_campaign(store, sender, **asked)
+        # another account's mailbox is refused as a stranger's
+        await create_account(store, "shop3", "Shop three", None)
+        with pytest.raises(CampaignRefused, match="no email inbox"):
+            await create_campaign(store, sender, **{**asked, "account_id": "shop3"}, inbox_id=sales.id)
+
+
+async def test_an_account_s_admin_starts_an_email_campaign_from_its_mailbox_in_the_console(
+    embedded: EmbeddedMongo, db_name: str, smtp_sink: SmtpSink
+) -> None:
+    async with operator_client(_mail_settings(embedded, db_name, smtp_sink, public_url="")) as client:
+        store = client.server.app[STORE]
+        csrf = await admin_of(client, "shop2", "ada")
+        form = {**FORM, "channel": "email", "subject": "Hello", "csrf_token": csrf, "send_at": "2099-01-01"}
+        refused = await client.post("/admin/campaigns", data=form)
+        assert refused.status == 400 and "no mailbox to send from" in await refused.text()
+        sales = await _sales_mailbox(store, smtp_sink)
+        page = await (await client.get("/admin/campaigns")).text()
+        assert f'<option value="{sales.id}" data-channel="email"' in page  # offered among the inboxes
+        created = await client.post("/admin/campaigns", data=form, allow_redirects=False)
+        assert created.status == 303
+        [campaign] = await store.campaigns.list_campaigns("shop2")
+        assert campaign.inbox_id == sales.id and campaign.channel == "email"

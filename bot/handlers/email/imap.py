@@ -88,9 +88,11 @@ class _Imap(IMAP4):  # type: ignore[misc]  # aioimaplib is untyped
     to a checked address of ``host``, each in turn until one answers (TLS, when given a context,
     still verifies the certificate against ``host``)."""
 
-    def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None, guard: Egress | None) -> None:
+    def __init__(
+        self, host: str, port: int, ssl_context: ssl.SSLContext | None, guard: Egress | None, timeout: float = 30
+    ) -> None:
         self._guard = guard
-        super().__init__(host, port, timeout=30, ssl_context=ssl_context)
+        super().__init__(host, port, timeout=timeout, ssl_context=ssl_context)
 
     def create_client(
         self,
@@ -154,21 +156,8 @@ class MailboxReader:
         """Poll now rather than at the next interval (tests, ``say --channel email``)."""
         self._wake.set()
 
-    async def _connect(self) -> IMAP4:
-        s = self._settings
-        context = ssl.create_default_context() if s.imap_security == "tls" else None
-        client = _Imap(s.imap_host, s.imap_port, context, self._guard)
-        try:
-            await client.wait_hello_from_server()
-            _ok(await client.login(s.imap_user or s.address, s.imap_password), "IMAP login")
-            _ok(await client.select(s.imap_mailbox), f"selecting {s.imap_mailbox}")
-        except BaseException:  # a wrong password must not leave a connection open on every retry
-            _drop(client)
-            raise
-        return client
-
     async def _session(self) -> None:
-        client = await self._connect()
+        client = await open_mailbox(self._settings, self._guard)
         log_event(log, "imap.connected", host=self._settings.imap_host, mailbox=self._settings.imap_mailbox)
         try:
             idle = self._settings.imap_idle and client.has_capability("IDLE")
@@ -181,13 +170,7 @@ class MailboxReader:
                     self._wake.clear()
                     await wait_set(self._wake, self._settings.poll_interval)
         finally:
-            transport = getattr(client.protocol, "transport", None)
-            if transport is not None and not transport.is_closing():  # not dropped (a mail too large)
-                try:
-                    await asyncio.wait_for(client.logout(), 5)
-                except Exception:  # the connection may be gone already
-                    pass
-            _drop(client)  # a logout that timed out leaves it open
+            await close_mailbox(client)
 
     async def _idle(self, client: IMAP4) -> None:
         """Wait until the server reports a change, ``poke`` is called, or the poll interval ends."""
@@ -278,6 +261,33 @@ class MailboxReader:
     def _skip(self, uid: int, reason: str) -> None:
         self._skipped.add(uid)
         log_event(log, "imap.mail_skipped", logging.WARNING, uid=uid, reason=reason[:200])
+
+
+async def open_mailbox(s: EmailSettings, guard: Egress | None, timeout: float = 30) -> IMAP4:
+    """An IMAP client logged in to the mailbox with its folder selected (``ImapError`` with the
+    server's words when it refuses; ``guard``: the egress guard the server must pass, ``None`` for
+    the install's own). The caller logs out."""
+    context = ssl.create_default_context() if s.imap_security == "tls" else None
+    client = _Imap(s.imap_host, s.imap_port, context, guard, timeout)
+    try:
+        await client.wait_hello_from_server()
+        _ok(await client.login(s.imap_user or s.address, s.imap_password), "IMAP login")
+        _ok(await client.select(s.imap_mailbox), f"selecting {s.imap_mailbox}")
+    except BaseException:  # a wrong password must not leave a connection open on every retry
+        _drop(client)
+        raise
+    return client
+
+
+async def close_mailbox(client: IMAP4) -> None:
+    """Log out (briefly: the connection may be gone already) and close the connection."""
+    transport = getattr(client.protocol, "transport", None)
+    if transport is not None and not transport.is_closing():  # not dropped (a mail too large)
+        try:
+            await asyncio.wait_for(client.logout(), 5)
+        except Exception:  # the connection may be gone already
+            pass
+    _drop(client)  # a logout that timed out leaves it open
 
 
 def _drop(client: IMAP4) -> None:

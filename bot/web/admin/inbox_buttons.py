@@ -15,8 +15,10 @@ from bot.handlers.kit.protocol import SendError
 from bot.handlers.telegram.settings import TelegramSettings
 from bot.keys import ADAPTERS, EGRESS, SETTINGS, STORE
 from bot.services.accounts import webhook_urls
+from bot.services.inbox_mail import FIRST_MAILBOX, check_mailbox_inbox, install_mailbox, mailbox_of, send_mailbox_test
 from bot.services.inboxes import (
     TEST_RECIPIENTS,
+    TEST_TEXT,
     BadRecipient,
     check_inbox,
     first_inbox_config,
@@ -26,7 +28,8 @@ from bot.services.inboxes import (
     test_recipient,
     test_target,
 )
-from bot.web.admin.inboxes import CHECKED_CHANNELS, FIRST_CHANNELS, base_url, own_inbox, show
+from bot.web.admin.inbox_rows import FIRST_CHANNELS, base_url
+from bot.web.admin.inboxes import CHECKED_CHANNELS, own_inbox, show
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, plain, signed_in
 from conversations.agent_models import Agent, Role
@@ -36,12 +39,22 @@ _WORKS = {
     "whatsapp": N_("It works: this is the number {who}."),
     "sms": N_("It works: this is the Twilio number {who}."),
 }
+_MAIL_WORKS = N_(
+    "It works: {address} logs in to its IMAP server {imap} ({folder} selected), and its SMTP server {smtp} "
+    "takes it ({steps})."
+)
+_MAIL_WORKS_NO_IMAP = N_(
+    "It works: its SMTP server {smtp} takes {address} ({steps}); its mail comes to this install's SMTP listener."
+)
 
 
 async def _inbox_config(request: web.Request, admin: Agent) -> tuple[str, str, dict[str, Any], str] | None:
     """The inbox a button is for — an extra one by id, the first of a channel by the channel's
     name — as ``(id, channel, settings, webhook URL)``; ``None`` when the account has no such inbox."""
     inbox_id, settings = request.match_info["inbox_id"], request.app[SETTINGS]
+    if inbox_id == FIRST_MAILBOX:  # the install's own mailbox, its own account's only
+        own = install_mailbox(settings, admin.account_id)
+        return (inbox_id, inbox_id, {"address": own.address}, "") if own is not None else None
     if inbox_id in FIRST_CHANNELS:
         account = await request.app[STORE].accounts.get_account(admin.account_id)
         config = first_inbox_config(settings, account, inbox_id) if account else None
@@ -55,9 +68,13 @@ async def _inbox_config(request: web.Request, admin: Agent) -> tuple[str, str, d
 
 
 def _failure(lang: str, channel: str, failed: ProbeFailed) -> str:
-    provider = {"telegram": "Telegram", "whatsapp": "WhatsApp", "sms": "Twilio"}[channel]
     if failed.fault == "refused":
         return translate(lang, "Not tried: {reason}", reason=failed.reason)
+    if channel == "email":  # the reason names the server, IMAP or SMTP
+        if failed.fault == "unreachable":
+            return translate(lang, "No answer from the mail server: {reason}", reason=failed.reason)
+        return translate(lang, "The mail server refused: {reason}", reason=failed.reason)
+    provider = {"telegram": "Telegram", "whatsapp": "WhatsApp", "sms": "Twilio"}[channel]
     if failed.fault == "unreachable":
         return translate(lang, "No answer from {provider}: {reason}", provider=provider, reason=failed.reason)
     return translate(lang, "{provider} refused: {reason}", provider=provider, reason=failed.reason)
@@ -69,15 +86,34 @@ async def check(request: web.Request) -> web.Response:
     admin, app = current_agent(request), request.app
     found = await _inbox_config(request, admin)
     if found is None or found[1] not in CHECKED_CHANNELS:
-        return plain(404, "no such Telegram, WhatsApp or Twilio inbox in this account")
+        return plain(404, "no such Telegram, WhatsApp, Twilio or mailbox inbox in this account")
     inbox_id, channel, config, _ = found
     try:
+        if channel == "email":
+            text = await _check_mailbox(request, admin, inbox_id)
+            return await show(request, result={"id": inbox_id, "ok": True, "text": text})
         who = await check_inbox(app[EGRESS], app[SETTINGS], admin.account_id, channel, config)
     except ProbeFailed as failed:
         result = {"id": inbox_id, "ok": False, "text": _failure(admin.lang, channel, failed)}
         return await show(request, result=result)
     text = translate(admin.lang, _WORKS[channel], who=who)
     return await show(request, result={"id": inbox_id, "ok": True, "text": text})
+
+
+async def _check_mailbox(request: web.Request, admin: Agent, inbox_id: str) -> str:
+    """What the mailbox's servers said to its settings, in words (``ProbeFailed``: why not)."""
+    app = request.app
+    account = await app[STORE].accounts.get_account(admin.account_id)
+    inbox = None if inbox_id == FIRST_MAILBOX else await own_inbox(request, admin)
+    mailbox = mailbox_of(app[SETTINGS], app[EGRESS], account, inbox) if account else None
+    if mailbox is None:
+        raise ProbeFailed("refused", "no such mailbox in this account")
+    found = await check_mailbox_inbox(mailbox)
+    steps = ", ".join(found.steps)
+    if found.imap is None:
+        return translate(admin.lang, _MAIL_WORKS_NO_IMAP, smtp=found.smtp, address=mailbox[0].address, steps=steps)
+    words = {"imap": found.imap, "folder": found.folder, "smtp": found.smtp, "steps": steps}
+    return translate(admin.lang, _MAIL_WORKS, address=mailbox[0].address, **words)
 
 
 @signed_in(Role.ADMIN)
@@ -118,13 +154,14 @@ async def send_test(request: web.Request) -> web.Response:
     made of it)."""
     admin, app, form = current_agent(request), request.app, await request.post()
     account = await app[STORE].accounts.get_account(admin.account_id)
-    target = await test_target(app[STORE], account, request.match_info["inbox_id"]) if account else None
-    if account is None or target is None or target[0] not in TEST_RECIPIENTS:  # web chats and mailboxes take none
+    ref = request.match_info["inbox_id"]
+    target = await test_target(app[STORE], app[SETTINGS], account, ref) if account else None
+    if account is None or target is None or target[0] not in TEST_RECIPIENTS:  # web chats take none
         return plain(404, "no such inbox in this account")
-    if target[1] is None and target[0] not in FIRST_CHANNELS:  # the install's own Twilio number is no account's
+    if target[1] is None and target[0] not in (*FIRST_CHANNELS, FIRST_MAILBOX):  # the install's Twilio number
         return plain(404, "no such inbox in this account")
     (channel, inbox), row_id = target, request.match_info["inbox_id"]
-    to = str(form.get("to", ""))[:64]
+    to = str(form.get("to", ""))[:254]
     try:
         test_recipient(channel, to)
     except BadRecipient:
@@ -132,6 +169,7 @@ async def send_test(request: web.Request) -> web.Response:
             "telegram": N_("Type a Telegram chat id (digits)."),
             "whatsapp": N_("Type a number in E.164, e.g. +37120000000."),
             "sms": N_("Type a number in E.164, e.g. +37120000000."),
+            "email": N_("Type an e-mail address, e.g. name@example.com."),
         }
         problem = {"where": f"test-{row_id}", "text": translate(admin.lang, words[channel])}
         return await show(request, 400, problem=problem, typed={"to": to})
@@ -140,9 +178,12 @@ async def send_test(request: web.Request) -> web.Response:
         return await show(request, 400, problem={"where": f"test-{row_id}", "text": text}, typed={"to": to})
     name, adapter = inbox.name if inbox is not None else f"{account.name} ({channel})", app[ADAPTERS].get(channel)
     try:
-        if adapter is None:
+        if channel == "email":  # through the mailbox's own SMTP server, whether the router reads it or not
+            await send_mailbox_test(app[SETTINGS], app[EGRESS], account, inbox, name, to, TEST_TEXT.format(name=name))
+        elif adapter is None:
             raise SendError(f"this install does not serve {channel} (its settings need {channel}.for_accounts = true)")
-        await send_test_message(adapter, account.id, inbox.id if inbox else None, name, to)
+        else:
+            await send_test_message(adapter, account.id, inbox.id if inbox else None, name, to)
     except SendError as failed:
         sent, text = False, translate(admin.lang, "Not sent: {reason}", reason=str(failed)[:300])
     else:

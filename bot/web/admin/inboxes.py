@@ -17,31 +17,19 @@ from aiohttp import web
 from bot import audit
 from bot.handlers.webchat.visitor_forms import BadPrechat, PrechatForm
 from bot.keys import EGRESS, SETTINGS, STORE
-from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
+from bot.services.accounts import refused_api_base
 from bot.services.inbox_routing import model_versions
-from bot.services.inboxes import (
-    INBOX_FIELDS,
-    domain_of_another,
-    first_inbox_config,
-    inbox_webhook_url,
-    install_route,
-    refused_mail_server,
-    route_of,
-    widget_snippet,
-)
+from bot.services.inboxes import INBOX_FIELDS, domain_of_another, install_route, refused_mail_server, route_of
+from bot.web.admin.inbox_rows import CONSOLE_CHANNELS, inbox_rows
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
 from conversations.agent_models import Agent, Role
 from conversations.models import utcnow
-from conversations.tenant_models import Account, Inbox
+from conversations.tenant_models import Inbox
 
 MAX_NAME = 80
-# the channels whose first inbox is the account's channel settings (shown here, edited on the account page)
-FIRST_CHANNELS = tuple(CHANNEL_FIELDS)
-# the channels this page adds and edits extra inboxes of: those, Twilio numbers (SMS and calls) and mailboxes
-CONSOLE_CHANNELS = tuple(INBOX_FIELDS)
 # the channels whose settings the Check button tries against the provider
-CHECKED_CHANNELS = ("telegram", "whatsapp", "sms")
+CHECKED_CHANNELS = ("telegram", "whatsapp", "sms", "email")
 # what ``?saved=`` may report after a change
 _DONE = {
     "added": N_("Inbox added."),
@@ -60,62 +48,17 @@ class FormProblem(Exception):
         self.status = status
 
 
-def base_url(request: web.Request) -> str:
-    return f"{request.scheme}://{request.host}"
-
-
-def _row(inbox_id: str, name: str, channel: str, config: dict[str, Any], problems: dict[str, str]) -> dict[str, Any]:
-    shown = channel_summary({channel: config}, {f"{channel}.{k}": v for k, v in problems.items()}).get(channel, {})
-    return {
-        "id": inbox_id,
-        "name": name,
-        "channel": channel,
-        "settings": shown.get("settings", {}),
-        "secrets": shown.get("secrets", {}),
-        "unreadable": shown.get("unreadable", []),
-    }
-
-
-async def _rows(request: web.Request, account: Account) -> list[dict[str, Any]]:
-    """The account's inboxes: its first of each channel, then its extra ones, oldest first."""
-    settings, rows = request.app[SETTINGS], []
-    urls = webhook_urls(settings, base_url(request), account.id)
-    in_file = account.id == settings.account.id
-    for channel in FIRST_CHANNELS:
-        config = first_inbox_config(settings, account, channel)
-        if config is None:
-            continue
-        problems = {
-            k.partition(".")[2]: v for k, v in (account.sealing_problems or {}).items() if k.startswith(f"{channel}.")
-        }
-        row = _row(channel, "", channel, config, problems)
-        rows.append({**row, "first": True, "in_file": in_file, "disabled": False, "webhook_url": urls[channel]})
-    for inbox in await request.app[STORE].inboxes.list_inboxes(account.id):
-        if inbox.channel not in CONSOLE_CHANNELS:
-            continue
-        row = _row(inbox.id, inbox.name, inbox.channel, inbox.config, inbox.sealing_problems or {})
-        url = inbox_webhook_url(settings, base_url(request), inbox)
-        extra = {"voice_url": url.removesuffix("/webhooks/sms") + "/webhooks/voice"} if inbox.channel == "sms" else {}
-        if inbox.channel == "webchat":
-            extra = {"snippet": widget_snippet(url)}
-        row.update(
-            extra, first=False, in_file=False, disabled=inbox.disabled, webhook_url=url, routing=inbox.routing or {}
-        )
-        if inbox.channel == "webchat" and (own := inbox.config.get("prechat")):
-            row["prechat"] = PrechatForm.stored(own)  # its own pre-chat form
-        rows.append(row)
-    return rows
-
-
 async def show(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
     agent = current_agent(request)
     account = await request.app[STORE].accounts.get_account(agent.account_id)
     assert account is not None
+    rows = await inbox_rows(request, account)
     context: dict[str, Any] = {
         "account": account,
-        "inboxes": await _rows(request, account),
+        "inboxes": rows,
+        # nothing but the account's own web chat: the page says what an inbox is and opens its forms
+        "no_channels": all(row["first"] and row["channel"] == "webchat" for row in rows),
         "fields": {channel: INBOX_FIELDS[channel] for channel in CONSOLE_CHANNELS},
-        "checked": CHECKED_CHANNELS,
         "models": await model_versions(request.app[STORE], account.id),  # what the Routing form may pin
         "https": request.app[SETTINGS].server.public_url.startswith("https://"),
         "message": "",

@@ -15,9 +15,11 @@ from bot.handlers.kit.protocol import SendError
 from bot.handlers.webchat.visitor_forms import BadPrechat
 from bot.keys import ADAPTERS, EGRESS, QUEUE, SETTINGS, STORE
 from bot.services.accounts import refused_api_base
+from bot.services.inbox_mail import send_mailbox_test
 from bot.services.inbox_routing import model_problem, routing_changes, routing_problem
 from bot.services.inboxes import (
     INBOX_CHANGES,
+    TEST_TEXT,
     BadRecipient,
     domain_of_another,
     inbox_json,
@@ -196,13 +198,13 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     "POST",
     "/api/accounts/{account_id}/inboxes/{inbox_id}/test",
     "Send \"omnirouter test message from <inbox>\" through the inbox (an extra inbox's id, or a channel's"
-    " name for the account's first inbox of it) to a Telegram chat id or a number in E.164; no conversation"
-    " is made of it",
+    " name for the account's first inbox of it) to a Telegram chat id, a number in E.164 or, from a mailbox"
+    " (through its own SMTP server), an e-mail address; no conversation is made of it",
     tag="inboxes",
     body={
         "type": "object",
         "required": ["to"],
-        "properties": {"to": {"type": "string", "minLength": 1, "maxLength": 64}},
+        "properties": {"to": {"type": "string", "minLength": 1, "maxLength": 254}},
         "additionalProperties": False,
     },
     response={"type": "object", "required": ["sent"], "properties": {"sent": {"type": "boolean"}}},
@@ -211,7 +213,7 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
 async def test_inbox(request: web.Request, call: Call) -> web.Response:
     account, app = await account_of(request, call), request.app
     ref = request.match_info["inbox_id"]
-    target = await test_target(app[STORE], account, ref)
+    target = await test_target(app[STORE], app[SETTINGS], account, ref)
     if target is None:
         raise api_error(404, "not_found", f"no inbox {ref} in account {account.id}")
     channel, inbox = target
@@ -223,7 +225,7 @@ async def test_inbox(request: web.Request, call: Call) -> web.Response:
     if inbox is not None and inbox.disabled:
         raise api_error(422, "inbox_disabled", f"the inbox {inbox.id} is disabled")
     adapter = app[ADAPTERS].get(channel)
-    if adapter is None:
+    if adapter is None and channel != "email":  # a mailbox sends through its own SMTP server
         raise api_error(
             422,
             "channel_not_served",
@@ -231,7 +233,10 @@ async def test_inbox(request: web.Request, call: Call) -> web.Response:
         )
     name = inbox.name if inbox is not None else f"{account.name} ({channel})"
     try:
-        await send_test_message(adapter, account.id, inbox.id if inbox else None, name, to)
+        if adapter is None or channel == "email":
+            await send_mailbox_test(app[SETTINGS], app[EGRESS], account, inbox, name, to, TEST_TEXT.format(name=name))
+        else:
+            await send_test_message(adapter, account.id, inbox.id if inbox else None, name, to)
     except SendError as failed:
         await audit.record(app[STORE], account.id, call.principal.audit_actor, "inbox.test", ref, to=to, sent=False)
         raise api_error(502, "provider_refused", str(failed)[:300]) from None

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from bot.handlers.email.imap import ImapError, MailboxReader
+from bot.handlers.email.imap import ImapError, open_mailbox
 from bot.handlers.email.settings import EmailSettings
 
 
@@ -47,11 +47,10 @@ async def test_a_refused_login_closes_its_connection() -> None:
     settings = EmailSettings(
         address="sales@alpha.example", imap_host="127.0.0.1", imap_port=server.port, imap_security="none"
     )
-    reader = MailboxReader(settings, lambda raw: asyncio.sleep(0))  # type: ignore[arg-type,return-value]
     try:
         for _ in range(3):
             with pytest.raises(ImapError, match="IMAP login failed"):
-                await reader._connect()
+                await open_mailbox(settings, None)
         async with asyncio.timeout(5):
             while server.closed < server.opened:
                 await asyncio.sleep(0.02)

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from bot.handlers.email.imap import MailboxReader
+from bot.handlers.email.imap import open_mailbox
 from bot.handlers.email.settings import EmailSettings
 from bot.handlers.email.smtp import send_mail
 from bot.handlers.kit.egress import Egress, EgressRefused, HostRule, refusal
@@ -69,17 +69,12 @@ async def test_a_mail_server_is_reached_at_its_next_address_when_the_first_does_
         reading = EmailSettings(
             address="help@alpha.example", imap_host="imap.alpha.example", imap_port=imap.port, imap_security="none"
         )
-        reader = MailboxReader(reading, _never, guard)
-        client = await reader._connect()  # greeted, logged in and the folder selected: connected
+        client = await open_mailbox(reading, guard)  # greeted, logged in and the folder selected: connected
         assert imap.connections == 1
         await client.logout()
     finally:
         await sink.stop()
         await imap.stop()
-
-
-async def _never(raw: bytes, recipients: Sequence[str]) -> None:
-    raise AssertionError("no mail is read here")
 
 
 async def test_when_no_address_answers_the_last_error_is_a_send_to_retry(monkeypatch: pytest.MonkeyPatch) -> None:

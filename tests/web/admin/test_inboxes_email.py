@@ -66,7 +66,7 @@ async def test_an_admin_adds_a_mailbox_and_mail_to_it_lands_in_the_account(admin
     page = (await admin.get("/admin/inboxes"))[1]
     row = article(page, inbox_id)
     assert "Sales" in row and ADDRESS in row and 'class="muted mail-path"' in row
-    assert "webhook-url" not in row and "send-test" not in row  # no webhook, no test message for a mailbox
+    assert "webhook-url" not in row and "send-test" in row and 'class="check"' in row  # no webhook; Check, a test
     assert re.search(r'data-field="smtp_password">✓ set', row) and SMTP_PASSWORD not in page
     store = admin.app[STORE]  # type: ignore[attr-defined]
     assert SMTP_PASSWORD not in str(await raw_database_of(store).inboxes.find_one({"_id": inbox_id}))
