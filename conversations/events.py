@@ -19,34 +19,34 @@ from pymongo.errors import PyMongoError
 
 from conversations.client import IndexPlan, Repository
 from conversations.errors import ChangeStreamFailed
-from conversations.membership import inbox_key
 from conversations.models import epoch_ms
 
-OUT = "out"  # an outbound message's direction (traffic.Direction.OUT as stored)
+# what marks a reply the live feed tells of (``feed`` on the message; a campaign's messages have none:
+# its thousands of sends would refresh every console of the account)
+FEED = {"feed": "live"}
 INDEXES: IndexPlan = {
     "events": [IndexModel([("at_ms", ASCENDING)])],
     # the live feed's replies: outbound messages only, by time
     "messages": [
-        IndexModel([("created_at", ASCENDING)], name="live_feed_replies", partialFilterExpression={"direction": OUT})
+        IndexModel([("created_at", ASCENDING)], name="live_feed_replies", partialFilterExpression=FEED)
     ],
 }
 # what the feed reads of a reply: never its text
-_REPLY_FIELDS = {"account_id": 1, "thread_id": 1, "channel": 1, "created_at": 1, "inbox": 1, "send": 1}
+_REPLY_FIELDS = {"account_id": 1, "thread_id": 1, "created_at": 1, "inbox": 1}
 
 
 def reply_event(doc: dict[str, Any]) -> dict[str, Any]:
     """An outbound message as the ``message`` event of its thread that consoles and the web chat
     relay follow (it names the reply, so a process that sent it itself reads nothing). ``inbox``:
-    who may hear of it, stored with the reply; a reply stored by an earlier release has its
-    thread's inbox id on its send, unless it went out on another channel than the thread's."""
-    send = doc.get("send") or {}
+    who may hear of it, stored with the reply. (A reply stored by an earlier release is not in the
+    feed: that release wrote a ``message`` event for it.)"""
     return {
         "_id": str(doc["_id"]),
         "account_id": doc.get("account_id"),
         "kind": "message",
         "at_ms": int(doc.get("created_at") or 0),
         "thread_id": doc.get("thread_id"),
-        "inbox": doc.get("inbox") or inbox_key(send.get("inbox_id"), str(doc.get("channel"))),
+        "inbox": doc.get("inbox"),
         "replies": [str(doc["_id"])],
     }
 
@@ -65,7 +65,7 @@ class EventsRepository(Repository):
 
     async def replies_since(self, at_ms: int, limit: int = 500) -> list[dict[str, Any]]:
         """The outbound messages stored at ``at_ms`` or later, oldest first, as feed events."""
-        cursor = self._db.messages.find({"direction": OUT, "created_at": {"$gte": at_ms}}, _REPLY_FIELDS)
+        cursor = self._db.messages.find({**FEED, "created_at": {"$gte": at_ms}}, _REPLY_FIELDS)
         return [reply_event(doc) for doc in await cursor.sort("created_at", ASCENDING).limit(limit).to_list()]
 
     async def prune_events(self, before_ms: int) -> None:
@@ -80,7 +80,7 @@ class EventsRepository(Repository):
 
     async def watch_replies(self) -> AsyncIterator[dict[str, Any]]:
         """New outbound messages as feed events, from the change stream of ``messages``."""
-        async for doc in self._inserts("messages", {"fullDocument.direction": OUT}):
+        async for doc in self._inserts("messages", {f"fullDocument.{k}": v for k, v in FEED.items()}):
             yield reply_event(doc)
 
     async def _inserts(self, collection: str, match: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:

@@ -29,6 +29,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from conversations.client import IndexPlan, Repository
+from conversations.events import FEED
 from conversations.filters import exactly
 from conversations.ids import derived_id
 from conversations.membership import thread_key
@@ -114,6 +115,7 @@ class OutboxRepository(Repository):
         meta: Mapping[str, Any] | None = None,
         leased_by: tuple[str, timedelta] | None = None,
         at_most_once: bool = False,
+        live: bool = True,
     ) -> tuple[Message, OutboxItem | None]:
         """Store an outbound message with its send state, at most once per ``dedup_key``, in one
         insert (batched with concurrent ones); returns the message and its send if this call
@@ -123,7 +125,8 @@ class OutboxRepository(Repository):
         ``leased_by`` (owner, lease) stores the send already leased by that worker, as if it had
         leased it at once: it sends the item itself, and if it dies, the lease runs out and any
         worker takes the item over. ``at_most_once``: an attempt that ends with no outcome
-        recorded is not followed by another (see the module's docstring).
+        recorded is not followed by another (see the module's docstring). ``live``: the consoles'
+        live feed tells of it (``conversations/events.py``; not a campaign's sends).
         """
         message = Message(
             id=derived_id("msg", f"out|{dedup_key}"),
@@ -152,7 +155,7 @@ class OutboxRepository(Repository):
             owner, lease = leased_by
             send.update(due_ms=epoch_ms(now + lease), lease_owner=owner, attempts=1)
         # ``inbox``: whose agents the live feed tells of the reply (events.reply_event)
-        doc = {**message.to_doc(), "send": send, "inbox": thread_key(thread)}
+        doc = {**message.to_doc(), "send": send, "inbox": thread_key(thread), **(FEED if live else {})}
         try:
             await self._client.write("messages", InsertOne(doc))
         except DuplicateKeyError:

@@ -110,9 +110,11 @@ class Outbox:
         options: Sequence[str] = (),
         meta: Mapping[str, Any] | None = None,
         at_most_once: bool = False,
+        live: bool = True,
     ) -> Message:
         """Store a reply for sending, at most once per ``dedup_key``, and wake the worker;
-        ``at_most_once``: never sent again after an attempt interrupted by a crash (see above)."""
+        ``at_most_once``: never sent again after an attempt interrupted by a crash (see above);
+        ``live``: the consoles' live feed tells of it."""
         leased_by = (self.owner, self._lease) if self._direct else None
         message, item = await self._store.outbox.store_outbound(
             dedup_key=dedup_key,
@@ -126,6 +128,7 @@ class Outbox:
             meta=meta,
             leased_by=leased_by,
             at_most_once=at_most_once,
+            live=live,
         )
         if item is not None and leased_by is not None:
             self._spawn(self._send_direct(item))

@@ -249,6 +249,7 @@ class CampaignSender:
             sender={"kind": str(SenderKind.BOT), "campaign": campaign.id},
             meta=await self._message_meta(campaign, identity),
             at_most_once=True,  # a crash mid-send leaves it reported as interrupted, never sent twice
+            live=False,  # thousands of sends: not one console refresh each
         )
         return Recipient(contact.id, RecipientState.QUEUED, message_id=message.id)
 

@@ -147,6 +147,8 @@ async def test_a_campaign_message_lands_in_the_contacts_open_thread(
         thread = await store.threads.find_open_thread(contact, "telegram")
         assert thread is not None
         assert [m.text for m in await store.messages.thread_messages(thread.id)] == ["Hi there"]
+        # not one console refresh per send: the live feed reads no campaign message
+        assert await store.events.replies_since(0) == []
         assert (await post_telegram(router, fixture("telegram", "text"))).status == 200  # the customer answers
         texts = [m.text for m in await store.messages.thread_messages(thread.id)]
         assert texts[0] == "Hi there" and len(texts) >= 2

@@ -16,7 +16,7 @@ from conversations.ids import new_id
 from conversations.models import from_epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Message
-from conversations.traffic import Direction
+from conversations.traffic import Direction, Identity
 from tests.factories import inbound, record, reply
 
 
@@ -140,7 +140,7 @@ async def test_each_stored_reply_is_its_threads_message_event_once(store: Reposi
 
 async def test_the_feed_goes_on_with_what_an_earlier_release_wrote(store: Repositories, raw_database: Any) -> None:
     """A store written by the release before: its ``message`` events are delivered as before, and
-    a reply stored without the inbox its feed event names takes it from its send."""
+    a reply it stored (with such an event of its own) is not delivered a second time."""
     got: list[dict[str, Any]] = []
 
     async def deliver(event: dict[str, Any]) -> None:
@@ -163,8 +163,42 @@ async def test_the_feed_goes_on_with_what_an_earlier_release_wrote(store: Reposi
         )
         send = {"state": "pending", "due_ms": 0, "attempts": 0, "inbox_id": "inb_old"}
         await raw_database.messages.insert_one({**old_reply.to_doc(), "send": send})
+        # a reply of this release stored after it: the feed reads replies in time order, so it
+        # would read the old one first
+        new = await reply(store, thread, "as this release stores it")
         await delivered_within(got, 2)
-        assert sorted((e["_id"], e.get("inbox")) for e in got) == sorted([(old_event, None), (old_reply.id, "inb_old")])
+        assert [e["_id"] for e in got] == [old_event, new.id]
+    finally:
+        feed.cancel()
+        await asyncio.gather(feed, return_exceptions=True)
+
+
+async def test_a_campaigns_sends_are_not_in_the_feed(store: Repositories) -> None:
+    """A campaign sends thousands of messages: none of them refreshes the consoles (the campaign
+    sender stores them with ``live=False``), while a reply stored after them is delivered."""
+    got: list[dict[str, Any]] = []
+
+    async def deliver(event: dict[str, Any]) -> None:
+        got.append(event)
+
+    _, thread, _ = await record(store, inbound("in-campaign", account="acme"))
+    feed = asyncio.create_task(LiveFeed(store, "poll", 0.05).run(deliver))
+    try:
+        await following(store, got, thread)
+        for n in range(3):
+            await store.outbox.create_outbound(
+                dedup_key=f"campaign-{n}",
+                thread=thread,
+                to=Identity(thread.channel, thread.address or ""),
+                text="spring sale",
+                sender={"kind": "bot", "campaign": "cmp_1"},
+                now=utcnow(),
+                live=False,
+            )
+        answer = await reply(store, thread, "an answer")
+        await delivered_within(got, 1)
+        await asyncio.sleep(0.2)  # the poll after: nothing more
+        assert [e["_id"] for e in got] == [answer.id]
     finally:
         feed.cancel()
         await asyncio.gather(feed, return_exceptions=True)
