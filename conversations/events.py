@@ -26,10 +26,8 @@ from conversations.models import epoch_ms
 FEED = {"feed": "live"}
 INDEXES: IndexPlan = {
     "events": [IndexModel([("at_ms", ASCENDING)])],
-    # the live feed's replies: outbound messages only, by time
-    "messages": [
-        IndexModel([("created_at", ASCENDING)], name="live_feed_replies", partialFilterExpression=FEED)
-    ],
+    # the live feed's replies (every reply but a campaign's sends), by time
+    "messages": [IndexModel([("created_at", ASCENDING)], name="live_feed_replies", partialFilterExpression=FEED)],
 }
 # what the feed reads of a reply: never its text
 _REPLY_FIELDS = {"account_id": 1, "thread_id": 1, "created_at": 1, "inbox": 1}
