@@ -111,6 +111,16 @@ def with_prechat(settings: Mapping[str, Any]) -> dict[str, Any]:
         raise BadPrechat(f"settings.prechat.{bad}") from None
 
 
+# an inbox's name: one line of at most 80 characters, not blank (it is a mail's sender name and
+# subject in a test mail, a chat's title)
+INBOX_NAME: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 80, "pattern": r"^[^\x00-\x1f\x7f]*$"}
+
+
+def is_inbox_name(name: str) -> bool:
+    """Whether ``name`` (stripped) can be an inbox's name (``INBOX_NAME``)."""
+    return 0 < len(name) <= 80 and not any(ord(c) < 32 or ord(c) == 127 for c in name)
+
+
 def new_inbox_schema() -> dict[str, Any]:
     """What ``POST …/inboxes`` takes: a channel, a name, and that channel's settings."""
     return {
@@ -119,7 +129,7 @@ def new_inbox_schema() -> dict[str, Any]:
         "additionalProperties": False,
         "properties": {
             "channel": {"enum": list(INBOX_CHANNELS)},
-            "name": {"type": "string", "minLength": 1, "maxLength": 80},
+            "name": INBOX_NAME,
             "settings": {"type": "object"},
             "routing": INBOX_ROUTING,
         },
@@ -143,7 +153,7 @@ INBOX_CHANGES = {
     "additionalProperties": False,
     "minProperties": 1,
     "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": 80},
+        "name": INBOX_NAME,
         "disabled": {"type": "boolean"},
         # the inbox's channel's fields (checked against that channel's in the handler)
         "settings": {"anyOf": [settings_change_schema(channel) for channel in INBOX_CHANNELS]},

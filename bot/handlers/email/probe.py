@@ -78,6 +78,7 @@ def _smtp_options(settings: EmailSettings) -> dict[str, Any]:
 async def _check_smtp(settings: EmailSettings, guard: Egress | None, where: str) -> tuple[str, ...]:
     """Connect, EHLO, STARTTLS and AUTH as the mailbox is configured; the steps taken."""
     options = _smtp_options(settings)
+    client: aiosmtplib.SMTP | None = None
     try:
         if guard is not None:
             options["sock"] = await guard.connect(settings.smtp_host, settings.smtp_port)
@@ -85,31 +86,40 @@ async def _check_smtp(settings: EmailSettings, guard: Egress | None, where: str)
             options["port"] = settings.smtp_port
         client = aiosmtplib.SMTP(**options)
         await client.connect()
+        if client.is_ehlo_or_helo_needed:  # a plain server without AUTH: nothing said EHLO yet
+            await client.ehlo()
     except EgressUnresolved as unresolved:
         raise ProbeFailed("unreachable", f"SMTP {where}: {unresolved}") from None
     except EgressRefused as refused:
         raise ProbeFailed("refused", f"SMTP {where}: {refused}") from None
-    except aiosmtplib.SMTPResponseException as exc:  # a refused login, STARTTLS or greeting
+    except aiosmtplib.SMTPResponseException as exc:  # a refused login, STARTTLS, greeting or EHLO
         raise ProbeFailed("provider", f"SMTP {where}: {exc.code} {exc.message}"[:300]) from None
-    except aiosmtplib.SMTPException as exc:  # e.g. AUTH asked of a server that offers none
+    except aiosmtplib.SMTPException as exc:  # e.g. AUTH asked of a server that offers none, a hang-up
         raise ProbeFailed("provider", f"SMTP {where}: {exc}"[:300]) from None
     except (OSError, TimeoutError) as exc:
         raise ProbeFailed("unreachable", f"SMTP {where}: {type(exc).__name__}: {exc}"[:300]) from None
-    try:
-        if client.is_ehlo_or_helo_needed:
-            await client.ehlo()
     finally:
-        try:
-            await client.quit()
-        except aiosmtplib.SMTPException:
-            client.close()
+        if client is not None:
+            await _leave(client)
     steps = ["TLS"] if options["use_tls"] else []
     steps += ["EHLO", *(["STARTTLS"] if options["start_tls"] else []), *(["AUTH"] if settings.smtp_user else [])]
     return tuple(steps)
 
 
+async def _leave(client: aiosmtplib.SMTP) -> None:
+    """QUIT when the connection is still up; close it in any case."""
+    try:
+        if client.is_connected:
+            await client.quit()
+    except aiosmtplib.SMTPException:
+        pass
+    client.close()
+
+
 def compose_test_mail(settings: EmailSettings, from_name: str, to: str, text: str) -> EmailMessage:
-    """The test mail: ``text`` as its subject and body, from the mailbox's address to ``to``."""
+    """The test mail: ``text`` as its subject and body, from the mailbox's address to ``to`` (a line
+    break in the name, which an earlier release took, becomes a space: headers are one line)."""
+    from_name, text = (" ".join(part.splitlines()) for part in (from_name, text))
     mail = EmailMessage()
     local, _, domain = settings.address.partition("@")
     mail["From"] = Address(display_name=from_name, username=local, domain=domain)

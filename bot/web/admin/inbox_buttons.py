@@ -107,7 +107,7 @@ async def _check_mailbox(request: web.Request, admin: Agent, inbox_id: str) -> s
     inbox = None if inbox_id == FIRST_MAILBOX else await own_inbox(request, admin)
     mailbox = mailbox_of(app[SETTINGS], app[EGRESS], account, inbox) if account else None
     if mailbox is None:
-        raise ProbeFailed("refused", "no such mailbox in this account")
+        raise ProbeFailed("refused", translate(admin.lang, "This account has no such mailbox."))
     found = await check_mailbox_inbox(mailbox)
     steps = ", ".join(found.steps)
     if found.imap is None:

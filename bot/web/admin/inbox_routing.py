@@ -15,7 +15,7 @@ from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, plain, redirect, signed_in
 from conversations.agent_models import Role
 
-_TEAM_RULE = N_("A team is one name of letters, digits, - or _.")  # the rule of bot/services/teams.py
+_TEAM_RULE = N_("A team is one name of 1 to 32 letters, digits, - or _.")  # the rule of bot/services/teams.py
 _TEXTS = {"business_hours": 400, "timezone": 64, "out_of_hours_reply": 1000}  # the longest each may be
 
 

@@ -19,7 +19,14 @@ from bot.handlers.webchat.visitor_forms import BadPrechat, PrechatForm
 from bot.keys import EGRESS, SETTINGS, STORE
 from bot.services.accounts import refused_api_base
 from bot.services.inbox_routing import model_versions
-from bot.services.inboxes import INBOX_FIELDS, domain_of_another, install_route, refused_mail_server, route_of
+from bot.services.inboxes import (
+    INBOX_FIELDS,
+    domain_of_another,
+    install_route,
+    is_inbox_name,
+    refused_mail_server,
+    route_of,
+)
 from bot.web.admin.inbox_rows import CONSOLE_CHANNELS, inbox_rows
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
@@ -107,6 +114,8 @@ def _read_name(admin: Agent, form: Any) -> str:
     name = str(form.get("name", "")).strip()
     if not 0 < len(name) <= MAX_NAME:
         raise FormProblem(translate(admin.lang, "An inbox needs a name (at most 80 characters)."))
+    if not is_inbox_name(name):
+        raise FormProblem(translate(admin.lang, "An inbox's name is one line: no line breaks or control characters."))
     return name
 
 

@@ -22,7 +22,7 @@ from bot.router.queue import CannotTake, QueueError
 from bot.router.replies import ReplyRefused
 from bot.router.shifts import read_location
 from bot.services.replies import AgentFile
-from bot.services.teams import TEAM_RULE, is_team
+from bot.services.teams import is_team
 from bot.web.console import auth
 from bot.web.console.contact_panel import panel
 from bot.web.console.live import ConsoleSocket
@@ -277,7 +277,7 @@ async def _transfer(request: web.Request, agent: Agent, thread_id: str, form: An
     """To an agent or a team's queue (a team as bot/services/teams.py names them); QueueError raised."""
     note, team = str(form.get("note", "")).strip()[:1000], str(form.get("team", "")).strip()
     if team and not is_team(team):
-        return plain(400, TEAM_RULE)
+        return plain(400, translate(agent.lang, "A team is one name of 1 to 32 letters, digits, - or _."))
     try:
         await request.app[SERVICES].threads.transfer(
             thread_id,

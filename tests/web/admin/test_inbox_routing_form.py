@@ -138,5 +138,5 @@ async def test_a_team_an_earlier_release_took_is_kept_while_other_settings_chang
     status, page = await admin.post(
         f"/admin/inboxes/{inbox_id}/routing", {**kept, "team": "Day desk"}, page="/admin/inboxes"
     )
-    assert status == 400 and "A team is one name of letters, digits, - or _." in page
+    assert status == 400 and "A team is one name of 1 to 32 letters, digits, - or _." in page
     assert (await store.inboxes.inbox_routing(inbox_id))["team"] == "Night desk"

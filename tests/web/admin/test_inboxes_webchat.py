@@ -124,3 +124,18 @@ async def test_the_api_adds_a_web_chat_with_its_chat_page_and_snippet(router: Te
         f"/api/accounts/shop/inboxes/{shown['id']}/test", json={"to": "+37120000000"}, headers=INSTALL
     )
     assert test.status == 422
+
+
+async def test_an_inbox_name_is_one_line_in_the_api_and_the_form(admin: Browser, router: TestClient) -> None:
+    """A name is a chat's title and a test mail's sender name and subject: a line break in it is
+    refused (400), in the API (adding and renaming) and on the Inboxes page, and nothing is stored."""
+    body = {"channel": "webchat", "name": "Shop\r\nBcc: all@x.example", "settings": {}}
+    refused = await router.post("/api/accounts/shop/inboxes", json=body, headers=INSTALL)
+    assert refused.status == 400 and "name" in (await refused.json())["detail"]
+    made = await router.post("/api/accounts/shop/inboxes", json={**body, "name": "Shop chat"}, headers=INSTALL)
+    inbox_id = (await made.json())["id"]
+    renamed = await router.patch(f"/api/accounts/shop/inboxes/{inbox_id}", json={"name": "A\nB"}, headers=INSTALL)
+    assert renamed.status == 400
+    status, page = await admin.post("/admin/inboxes", _webchat(name="Shop\nchat"), page="/admin/inboxes")
+    assert status == 400 and "one line: no line breaks" in page
+    assert [i.name for i in await admin.app[STORE].inboxes.list_inboxes("shop")] == ["Shop chat"]  # type: ignore[attr-defined]
