@@ -5,7 +5,7 @@ reply. A setting left out (or ``null``) is the account's."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
@@ -82,15 +82,17 @@ async def model_problem(store: Repositories, account_id: str, version: str | Non
     return f"routing.model: {version!r} is not a trained model version of this account (see the Training page)"
 
 
-async def model_versions(store: Repositories, account_id: str) -> list[dict[str, Any]]:
+async def model_versions(store: Repositories, account_id: str, pinned: Iterable[str] = ()) -> list[dict[str, Any]]:
     """The account's versions an inbox may be pinned to (not retired), newest first, each with
-    its ``version``, ``created_at`` (epoch ms) and whether it is the ``active`` one."""
+    its ``version``, ``created_at`` (epoch ms) and whether it is the ``active`` one; ``pinned``:
+    versions inboxes are pinned to, listed too while usable, however old."""
     active = await store.nlu.active_nlu_version(account_id)
-    return [
-        {"version": str(doc["_id"]), "created_at": doc.get("created_at"), "active": doc["_id"] == active}
-        for doc in await store.nlu.nlu_models(account_id)
-        if not doc.get("retired_at")
-    ]
+    docs = [doc for doc in await store.nlu.nlu_models(account_id) if not doc.get("retired_at")]
+    listed = {str(doc["_id"]) for doc in docs}
+    for version in sorted(set(pinned) - listed):
+        if await store.nlu.usable_nlu_version(account_id, version):
+            docs.append(await store.nlu.get_nlu_model(version) or {"_id": version})
+    return [{"version": str(d["_id"]), "created_at": d.get("created_at"), "active": d["_id"] == active} for d in docs]
 
 
 def routing_changes(values: Mapping[str, Any]) -> dict[str, Any]:

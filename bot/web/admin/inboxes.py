@@ -55,6 +55,10 @@ class FormProblem(Exception):
         self.status = status
 
 
+def _pinned(rows: list[dict[str, Any]]) -> set[str]:
+    return {str(row["routing"]["model"]) for row in rows if (row.get("routing") or {}).get("model")}
+
+
 async def show(request: web.Request, status: int = 200, **extra: Any) -> web.Response:
     agent = current_agent(request)
     account = await request.app[STORE].accounts.get_account(agent.account_id)
@@ -66,7 +70,8 @@ async def show(request: web.Request, status: int = 200, **extra: Any) -> web.Res
         # nothing but the account's own web chat: the page says what an inbox is and opens its forms
         "no_channels": all(row["first"] and row["channel"] == "webchat" for row in rows),
         "fields": {channel: INBOX_FIELDS[channel] for channel in CONSOLE_CHANNELS},
-        "models": await model_versions(request.app[STORE], account.id),  # what the Routing form may pin
+        # what the Routing form may pin: the newest versions and every one an inbox is pinned to
+        "models": await model_versions(request.app[STORE], account.id, _pinned(rows)),
         "https": request.app[SETTINGS].server.public_url.startswith("https://"),
         "message": "",
         "problem": None,  # {"where": a form's id, "text": …}

@@ -140,3 +140,18 @@ async def test_a_team_an_earlier_release_took_is_kept_while_other_settings_chang
     )
     assert status == 400 and "A team is one name of 1 to 32 letters, digits, - or _." in page
     assert (await store.inboxes.inbox_routing(inbox_id))["team"] == "Night desk"
+
+
+async def test_a_pin_older_than_the_newest_fifty_versions_is_still_listed_and_not_said_gone(admin: Browser) -> None:
+    store = admin.app[STORE]  # type: ignore[attr-defined]
+    await shop_versions(store)
+    inbox_id = await web_chat(admin)
+    status, _ = await admin.post(
+        f"/admin/inboxes/{inbox_id}/routing", {**EMPTY, "model": "shop-1"}, page="/admin/inboxes"
+    )
+    assert status == 303
+    info = {"intents": 2, "examples": 10, "created_by": "test"}
+    for n in range(51):  # trained since: shop-1 is no longer among the newest fifty
+        await store.nlu.save_nlu_model("shop", f"shop-later-{n:02}", b"model", info, utcnow())
+    row = article((await admin.get("/admin/inboxes"))[1], inbox_id)
+    assert '<option value="shop-1" selected>' in row and "model-unavailable" not in row
