@@ -41,19 +41,25 @@ class PinnedModels(Generic[Loaded]):
         self._store = store
         self._load = load
         self._pins: dict[tuple[str, str], _Pin[Loaded]] = {}
-        self._lock = asyncio.Lock()
+        # one load per version at a time; a version's load never waits for another's
+        self._loading: dict[tuple[str, str], asyncio.Task[_Pin[Loaded]]] = {}
 
     async def get(self, account_id: str, version: str) -> Loaded | None:
         """The pinned ``version`` of the account, loaded; ``None`` when it is not usable."""
         key = (account_id, version)
         pin = self._pins.get(key)
         if pin is None:
-            async with self._lock:
-                pin = self._pins.get(key)
-                if pin is None:
-                    pin = self._pins[key] = _Pin(await self._fetch(account_id, version), time.monotonic())
+            loading = self._loading.get(key)
+            if loading is None:
+                loading = self._loading[key] = asyncio.create_task(self._pin(account_id, version))
+                loading.add_done_callback(lambda _: self._loading.pop(key, None))
+            pin = await asyncio.shield(loading)  # a waiter cancelled leaves the load to the others
         pin.used = time.monotonic()
         return pin.loaded
+
+    async def _pin(self, account_id: str, version: str) -> _Pin[Loaded]:
+        pin = self._pins[(account_id, version)] = _Pin(await self._fetch(account_id, version), time.monotonic())
+        return pin
 
     def peek(self, account_id: str, version: str) -> Loaded | None:
         """The pinned version if it is loaded and usable now (never reads the store)."""
