@@ -66,7 +66,8 @@ class LiveFeed:
             pruning.cancel()
 
     async def _follow(self, deliver: Callable[[Event], Awaitable[None]]) -> None:
-        """Both change streams, the events' and the replies'; the first to fail ends both."""
+        """Both change streams, the events' and the replies'; the first to end, failed or not (an
+        ``invalidate``), ends both with ``ChangeStreamFailed`` (the feed polls instead)."""
 
         async def follow(stream: AsyncIterator[Event]) -> None:
             async for event in stream:
@@ -75,7 +76,10 @@ class LiveFeed:
         events = self._store.events
         streams = [asyncio.create_task(follow(s)) for s in (events.watch_events(), events.watch_replies())]
         try:
-            await asyncio.gather(*streams)
+            done, _ = await asyncio.wait(streams, return_when=asyncio.FIRST_COMPLETED)
+            for ended in done:
+                ended.result()  # its failure, if it failed
+            raise ChangeStreamFailed("ended")
         finally:
             for stream in streams:
                 stream.cancel()
