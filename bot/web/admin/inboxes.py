@@ -20,6 +20,7 @@ from bot.keys import EGRESS, SETTINGS, STORE
 from bot.services.accounts import refused_api_base
 from bot.services.inbox_routing import model_versions
 from bot.services.inboxes import INBOX_FIELDS, domain_of_another, install_route, refused_mail_server, route_of
+from bot.services.mail_domains import claim_domain
 from bot.web.admin.inbox_rows import CONSOLE_CHANNELS, inbox_rows
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
@@ -187,6 +188,7 @@ async def add_inbox(request: web.Request) -> web.Response:
         await _check_egress(request, admin, channel, values)
         route = route_of(channel, values)
         await _check_route(request, admin, route)
+        await claim_domain(store, request.app[SETTINGS], admin.account_id, channel, values)
         inbox = await store.inboxes.create_inbox(admin.account_id, channel, name, values, utcnow(), route)
         if inbox is None:
             raise _taken(admin, route)
@@ -219,6 +221,7 @@ async def edit_inbox(request: web.Request) -> web.Response:
         await _check_egress(request, admin, inbox.channel, values, inbox.config)
         route = route_of(inbox.channel, values)
         await _check_route(request, admin, route)
+        await claim_domain(store, request.app[SETTINGS], admin.account_id, inbox.channel, {**inbox.config, **values})
         changed = await store.inboxes.update_inbox(admin.account_id, inbox.id, values, route, name=name)
         if changed is False:
             raise _taken(admin, route)
