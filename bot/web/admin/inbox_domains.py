@@ -38,9 +38,14 @@ async def verify(request: web.Request) -> web.Response:
     """Look up the TXT record of the mailbox's domain and show what was found."""
     admin, app = current_agent(request), request.app
     inbox = await own_inbox(request, admin)
-    domain = proof_needed(app[SETTINGS], inbox) if inbox is not None else None
-    if inbox is None or domain is None:
-        return plain(404, "no such mailbox waiting for domain verification in this account")
+    if inbox is None:
+        return plain(404, "no such inbox in this account")
+    domain = proof_needed(app[SETTINGS], inbox)
+    if domain is None:
+        text = translate(
+            admin.lang, "Nothing to verify: only a mailbox this install's SMTP listener feeds proves its domain."
+        )
+        return await show(request, 422, result={"id": inbox.id, "ok": False, "text": text})
     taken = await domain_of_another(app[STORE], admin.account_id, inbox.route) is not None
     outcome = await verify_domain(app[STORE], app[SETTINGS], inbox, taken)
     await audit.record(app[STORE], admin.account_id, admin, "inbox.verify", inbox.id, outcome=outcome)
