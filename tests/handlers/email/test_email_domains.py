@@ -15,6 +15,8 @@ import aiosmtplib
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.handlers.email.domain_proof import name_servers
+from bot.handlers.email.settings import name_server_list
 from bot.keys import STORE
 from bot.web.api.kit import issue_token
 from conversations.embedded import EmbeddedMongo, free_port
@@ -192,3 +194,11 @@ async def test_mailboxes_of_an_earlier_release_keep_receiving_mail(
     assert reply.startswith("2.0.0 recorded")
     await _refused(install, new["settings"]["address"])
     assert await raw_database_of(install.store).messages.count_documents({"direction": "in"}) == 1
+
+
+def test_the_name_servers_setting_takes_addresses_with_ports_and_refuses_names() -> None:
+    assert name_server_list("127.0.0.1:5353, [::1]:53 ::1 192.0.2.53") is None
+    servers = name_servers("127.0.0.1:5353, [::1]:53 ::1")
+    assert [(s.address, s.port) for s in servers] == [("127.0.0.1", 5353), ("::1", 53), ("::1", 53)]
+    assert "no IP address" in str(name_server_list("ns1.example"))
+    assert "port" in str(name_server_list("127.0.0.1:70000"))
