@@ -112,9 +112,7 @@ class MailDomainsRepository(Repository):
         """Take as verified the domains of the listener-fed mailboxes an earlier release made (a
         mailbox with no claim on its domain: this release claims before it adds one), so they keep
         receiving mail after the upgrade; returns how many were taken."""
-        docs = await self._db.inboxes.find(
-            {"channel": "email"}, {"account_id": 1, "route": 1, "config": 1}
-        ).to_list()
+        docs = await self._db.inboxes.find({"channel": "email"}, {"account_id": 1, "route": 1, "config": 1}).to_list()
         taken = 0
         for doc in docs:
             route, config = str(doc.get("route") or ""), doc.get("config") or {}

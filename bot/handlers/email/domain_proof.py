@@ -78,7 +78,7 @@ async def look_for_token(domain: str, token: str, servers: str) -> Found:
         texts = await txt_texts(domain, servers)
     except dns.resolver.NXDOMAIN:
         return Found.NO_DOMAIN
-    except dns.exception.DNSException:
+    except (dns.exception.DNSException, OSError):  # a timeout, no server answering, a name that is no name
         return Found.NO_ANSWER
     ours = [text.strip() for text in texts if text.strip().startswith(TOKEN_PREFIX)]
     if TOKEN_PREFIX + token in ours:

@@ -152,7 +152,7 @@ def _taken(admin: Agent, route: str | None) -> FormProblem:
 async def _check_route(request: web.Request, admin: Agent, route: str | None) -> None:
     """The install's own Twilio number and mail address (its ``[sms]`` and ``[email]`` settings;
     for another account, its whole mail domain) are no inbox's to take, nor an address in a mail
-    domain another account's mailboxes are in."""
+    domain that is another account's (``domain_of_another``)."""
     if domain := await domain_of_another(request.app[STORE], admin.account_id, route):
         words = N_("The mail domain {domain} is another account's: a domain's mail goes to one account.")
         raise FormProblem(translate(admin.lang, words, domain=domain), 409)
