@@ -81,9 +81,13 @@ class InboxesRepository(Repository):
         docs = await self._db.inboxes.find(match).sort("created_at", ASCENDING).to_list()
         return [self._opened(doc) for doc in docs]
 
-    async def mail_domain_accounts(self, domain: str) -> set[str]:
-        """The accounts with a mailbox (enabled or not) whose address is in ``domain``."""
-        docs = await self._db.inboxes.find({"channel": "email"}, {"account_id": 1, "route": 1}).to_list()
+    async def mail_domain_accounts(self, domain: str, read_over_imap: bool = False) -> set[str]:
+        """The accounts with a mailbox (enabled or not) whose address is in ``domain``; with
+        ``read_over_imap``, only those with such a mailbox that is read over IMAP."""
+        match: dict[str, Any] = {"channel": "email"}
+        if read_over_imap:
+            match["config.imap_host"] = {"$nin": [None, ""]}
+        docs = await self._db.inboxes.find(match, {"account_id": 1, "route": 1}).to_list()
         suffix = "@" + domain.lower()
         return {str(doc["account_id"]) for doc in docs if str(doc.get("route") or "").endswith(suffix)}
 

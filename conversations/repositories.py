@@ -24,6 +24,7 @@ from conversations import (
     events,
     files,
     inboxes,
+    mail_domains,
     messages,
     nlu,
     outbox,
@@ -47,6 +48,7 @@ from conversations.events import EventsRepository
 from conversations.files import FilesRepository
 from conversations.inboxes import InboxesRepository
 from conversations.mail import MailRepository
+from conversations.mail_domains import MailDomainsRepository
 from conversations.messages import MessagesRepository
 from conversations.nlu import NluRepository
 from conversations.outbox import OutboxRepository
@@ -74,6 +76,7 @@ INDEXES: tuple[IndexPlan, ...] = (
     sign_in.INDEXES,
     accounts.INDEXES,
     inboxes.INDEXES,
+    mail_domains.INDEXES,
     webhooks.INDEXES,
     nlu.INDEXES,
     training.INDEXES,
@@ -102,6 +105,7 @@ class Repositories:
     sign_in: SignInRepository
     accounts: AccountsRepository
     inboxes: InboxesRepository
+    mail_domains: MailDomainsRepository
     secrets: SealedSecretsRepository
     webhooks: WebhooksRepository
     nlu: NluRepository
@@ -149,6 +153,7 @@ class Repositories:
             sign_in=SignInRepository(client),
             accounts=AccountsRepository(client),
             inboxes=InboxesRepository(client),
+            mail_domains=MailDomainsRepository(client),
             secrets=SealedSecretsRepository(client),
             webhooks=WebhooksRepository(client),
             nlu=NluRepository(client),
@@ -174,6 +179,7 @@ class Repositories:
                 self.nlu.backfill_nlu_sources,
                 self.messages.backfill_search_text,
                 self.contacts.backfill_search_text,
+                self.mail_domains.grandfather_listener_mailboxes,
             ),
         )
 

@@ -189,13 +189,18 @@ def install_route(settings: Settings, route: str | None, account_id: str | None 
 
 
 async def domain_of_another(store: Repositories, account_id: str, route: str | None) -> str | None:
-    """The mail domain of ``route`` (a mailbox's) when another account has a mailbox in it, else
-    ``None``: the SMTP listener routes by address, so a domain's mail is one account's (the first to
-    add a mailbox in it), and no other account can take an address there to read its mail."""
+    """The mail domain of ``route`` (a mailbox's) when it is another account's, else ``None``: the
+    SMTP listener routes by address, so a domain's mail is one account's, and no other account can
+    take an address there to read its mail. A domain is an account's once it has verified it
+    (services/mail_domains.py) or has a mailbox there read over IMAP (its login proves it); an
+    unverified claim holds nothing, so no account can keep a domain from its owner."""
     if not route or not route.startswith("email:"):
         return None
     domain = route.rpartition("@")[2]
-    return domain if await store.inboxes.mail_domain_accounts(domain) - {account_id} else None
+    owner = await store.mail_domains.verified_owner(domain)
+    if owner not in (None, account_id):
+        return domain
+    return domain if await store.inboxes.mail_domain_accounts(domain, read_over_imap=True) - {account_id} else None
 
 
 async def refused_mail_server(guard: Egress, settings: Mapping[str, Any], stored: Mapping[str, Any]) -> str | None:

@@ -22,6 +22,7 @@ from bot.web.admin import agents as admin_agents
 from bot.web.admin import answers as admin_answers
 from bot.web.admin import campaigns as admin_campaigns
 from bot.web.admin import inbox_buttons as admin_inbox_buttons
+from bot.web.admin import inbox_domains as admin_inbox_domains
 from bot.web.admin import inbox_routing as admin_inbox_routing
 from bot.web.admin import inboxes as admin_inboxes
 from bot.web.admin import intents as admin_intents
@@ -113,7 +114,11 @@ def setup_web(app: web.Application) -> None:
     app.add_routes(admin_campaigns.routes() + unsubscribe.routes())
     app.add_routes(admin_intents.routes() + admin_answers.routes() + admin_training.routes())
     app.add_routes(
-        admin_account.routes() + admin_inboxes.routes() + admin_inbox_buttons.routes() + admin_inbox_routing.routes()
+        admin_account.routes()
+        + admin_inboxes.routes()
+        + admin_inbox_buttons.routes()
+        + admin_inbox_routing.routes()
+        + admin_inbox_domains.routes()
     )
     app.add_routes(admin_accounts.routes())
     app.add_routes(chat_words.routes() + chat_rating.routes())

@@ -4,7 +4,9 @@ across the install).
 
 An inbound mail is an inbox's by where it came from: the mailbox a reader read it from, or, on the
 SMTP listener, the recipient address (a plus-address ``sales+<token>@…`` is ``sales@…``'s). A
-recipient that is an inbox's address is that inbox's; one in the install's own domain is the
+recipient that is an inbox's address is that inbox's once its account has verified the address's
+domain (``bot/services/mail_domains.py``; the install's own account needs no proof of the install's
+own domain); one in the install's own domain is the
 install's mailbox (as before there were inboxes); any other is no one's, and the listener refuses
 it. A reply goes out from its thread's inbox, through that inbox's SMTP server.
 
@@ -137,10 +139,19 @@ class Mailboxes:
         address = base_address(recipient)
         inbox = await self.store.inboxes.inbox_by_route(mailbox_route(address))
         if inbox is not None and inbox.channel == "email":  # disabled: read now, not up to 10 s ago
-            return None if inbox.disabled else await self.of_inbox(inbox.account_id, inbox.id)
+            if inbox.disabled or not await self._proven(inbox.account_id, address.rpartition("@")[2]):
+                return None
+            return await self.of_inbox(inbox.account_id, inbox.id)
         if self.install is not None and address.rpartition("@")[2] == self._domain:
             return self.install
         return None
+
+    async def _proven(self, account_id: str, domain: str) -> bool:
+        """Whether the account has proven ``domain`` its own (the install's own domain is the
+        install's account's without proof): the listener takes mail only for such mailboxes."""
+        if self.install is not None and account_id == self.install_account and domain == self._domain:
+            return True
+        return await self.store.mail_domains.is_verified(account_id, domain)
 
     async def for_send(self, account_id: str, inbox_id: str | None) -> Mailbox:
         """The mailbox a reply goes out from; a ``PermanentSendError`` when the account has none."""

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 
 from bot.handlers.kit.card import SettingsSections
 from bot.setting_fields import between, one_of, setting
+
+_NAME_SERVER = re.compile(
+    r"^(\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<v4>[0-9.]+)|(?P<bare>[0-9A-Fa-f:.]+))(:(?P<port>[0-9]{1,5}))?$"
+)
+
+
+def name_server_list(value: str) -> str | None:
+    """The check of ``dns_servers``: IP addresses, each with an optional ``:port`` (IPv6 in brackets then)."""
+    for item in value.replace(",", " ").split():
+        found = _NAME_SERVER.match(item)
+        bare = found and found["bare"] and ":" in found["bare"]
+        address = found and (found["v6"] or found["v4"] or (item if bare else found["bare"]))
+        try:
+            ipaddress.ip_address(str(address))
+        except ValueError:
+            return f"{item!r} is no IP address (with an optional :port; IPv6 with a port in brackets)"
+        if found and found["port"] and not bare and not 0 < int(found["port"]) < 65536:
+            return f"{item!r}: the port must be from 1 to 65535"
+    return None
 
 
 @dataclass(frozen=True)
@@ -38,6 +59,12 @@ class EmailSettings:
         10 * 1_048_576,
         check=between(1024, 100 * 1_048_576),
         doc="larger inbound mails are refused (SMTP) or skipped (IMAP)",
+    )
+    dns_servers: str = setting(
+        "",
+        check=name_server_list,
+        doc="name servers that domain verification asks for TXT records (addresses, :port if not 53); "
+        "empty: the system's",
     )
     for_accounts: bool = setting(
         False, doc="serve accounts' mailbox inboxes even when address is empty (the install has no mailbox)"

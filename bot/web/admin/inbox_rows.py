@@ -22,6 +22,7 @@ from bot.handlers.webchat.visitor_forms import PrechatForm
 from bot.keys import SETTINGS, STORE
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, webhook_urls
 from bot.services.inboxes import INBOX_FIELDS, first_inbox_config, inbox_webhook_url, widget_snippet
+from bot.services.mail_domains import verification
 from bot.settings import Settings
 from conversations.tenant_models import Account
 
@@ -133,5 +134,7 @@ async def inbox_rows(request: web.Request, account: Account) -> list[dict[str, A
         )
         if inbox.channel == "webchat" and (own := inbox.config.get("prechat")):
             row["prechat"] = PrechatForm.stored(own)  # its own pre-chat form
+        if inbox.channel == "email":  # a listener-fed mailbox's domain verification (None: it needs none)
+            row["verification"] = await verification(request.app[STORE], settings, inbox)
         rows.append(row)
     return rows

@@ -27,6 +27,7 @@ from bot.services.inboxes import (
     refused_mail_server,
     route_of,
 )
+from bot.services.mail_domains import claim_domain
 from bot.web.admin.inbox_rows import CONSOLE_CHANNELS, inbox_rows
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
@@ -165,7 +166,7 @@ def _taken(admin: Agent, route: str | None) -> FormProblem:
 async def _check_route(request: web.Request, admin: Agent, route: str | None) -> None:
     """The install's own Twilio number and mail address (its ``[sms]`` and ``[email]`` settings;
     for another account, its whole mail domain) are no inbox's to take, nor an address in a mail
-    domain another account's mailboxes are in."""
+    domain that is another account's (``domain_of_another``)."""
     if domain := await domain_of_another(request.app[STORE], admin.account_id, route):
         words = N_("The mail domain {domain} is another account's: a domain's mail goes to one account.")
         raise FormProblem(translate(admin.lang, words, domain=domain), 409)
@@ -201,6 +202,7 @@ async def add_inbox(request: web.Request) -> web.Response:
         await _check_egress(request, admin, channel, values)
         route = route_of(channel, values)
         await _check_route(request, admin, route)
+        await claim_domain(store, request.app[SETTINGS], admin.account_id, channel, values)
         inbox = await store.inboxes.create_inbox(admin.account_id, channel, name, values, utcnow(), route)
         if inbox is None:
             raise _taken(admin, route)
@@ -233,6 +235,7 @@ async def edit_inbox(request: web.Request) -> web.Response:
         await _check_egress(request, admin, inbox.channel, values, inbox.config)
         route = route_of(inbox.channel, values)
         await _check_route(request, admin, route)
+        await claim_domain(store, request.app[SETTINGS], admin.account_id, inbox.channel, {**inbox.config, **values})
         changed = await store.inboxes.update_inbox(admin.account_id, inbox.id, values, route, name=name)
         if changed is False:
             raise _taken(admin, route)

@@ -11,6 +11,7 @@ from aiohttp import web
 from jsonschema import Draft202012Validator
 
 from bot import audit
+from bot.handlers.email.domain_proof import Found
 from bot.handlers.kit.protocol import SendError
 from bot.handlers.webchat.visitor_forms import BadPrechat
 from bot.keys import ADAPTERS, EGRESS, QUEUE, SETTINGS, STORE
@@ -34,6 +35,7 @@ from bot.services.inboxes import (
     test_target,
     with_prechat,
 )
+from bot.services.mail_domains import OUTCOMES, TAKEN, claim_domain, proof_needed, verification, verify_domain
 from bot.web.api.accounts import account_of
 from bot.web.api.kit import ApiRoutes, Call, api_error, reply
 from conversations.models import utcnow
@@ -43,9 +45,13 @@ API = ApiRoutes()
 INBOX = {"type": "object", "required": ["id", "channel", "name", "webhook_url"]}
 
 
-def _shown(request: web.Request, inbox: Inbox) -> dict[str, Any]:
-    base = f"{request.scheme}://{request.host}"
-    return inbox_json(inbox, inbox_webhook_url(request.app[SETTINGS], base, inbox))
+async def _shown(request: web.Request, inbox: Inbox) -> dict[str, Any]:
+    """The inbox as the API shows it; a listener-fed mailbox with its domain's verification."""
+    base, settings = f"{request.scheme}://{request.host}", request.app[SETTINGS]
+    shown = inbox_json(inbox, inbox_webhook_url(settings, base, inbox))
+    if proof := await verification(request.app[STORE], settings, inbox):
+        shown["verification"] = proof
+    return shown
 
 
 async def _check_servers(
@@ -121,7 +127,7 @@ async def _audit(
 async def list_inboxes(request: web.Request, call: Call) -> web.Response:
     account = await account_of(request, call)
     inboxes = await request.app[STORE].inboxes.list_inboxes(account.id)
-    return reply({"items": [_shown(request, inbox) for inbox in inboxes]})
+    return reply({"items": [await _shown(request, inbox) for inbox in inboxes]})
 
 
 @API(
@@ -147,12 +153,13 @@ async def create_inbox(request: web.Request, call: Call) -> web.Response:
     routing = await _checked_routing(request, account.id, asked, asked)
     route = route_of(channel, settings)
     await _check_route(request, account.id, route)
+    await claim_domain(store, request.app[SETTINGS], account.id, channel, settings)
     name = call.body["name"].strip()
     inbox = await store.inboxes.create_inbox(account.id, channel, name, settings, utcnow(), route, routing)
     if inbox is None:
         raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
     await _audit(request, call, "inbox.create", inbox, settings, channel=channel)
-    return reply(_shown(request, inbox), status=201)
+    return reply(await _shown(request, inbox), status=201)
 
 
 @API(
@@ -184,6 +191,7 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     fields.update(routing_changes({k: routing.get(k) for k in call.body.get("routing", {})}))
     route = route_of(inbox.channel, settings)
     await _check_route(request, account.id, route)
+    await claim_domain(store, request.app[SETTINGS], account.id, inbox.channel, {**inbox.config, **settings})
     changed = await store.inboxes.update_inbox(account.id, inbox.id, settings, route, **fields)
     if changed is False:
         raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
@@ -191,7 +199,7 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
         raise api_error(404, "not_found", f"no inbox {inbox.id} in account {account.id}")
     assert isinstance(changed, Inbox)
     await _audit(request, call, "inbox.change", changed, [*settings, *fields])  # routing.<key> by name
-    return reply(_shown(request, changed))
+    return reply(await _shown(request, changed))
 
 
 @API(
@@ -242,6 +250,32 @@ async def test_inbox(request: web.Request, call: Call) -> web.Response:
         raise api_error(502, "provider_refused", str(failed)[:300]) from None
     await audit.record(app[STORE], account.id, call.principal.audit_actor, "inbox.test", ref, to=to, sent=True)
     return reply({"sent": True})
+
+
+@API(
+    "POST",
+    "/api/accounts/{account_id}/inboxes/{inbox_id}/verify",
+    "Verify the domain of a mailbox the SMTP listener feeds: look up the domain's TXT record"
+    " omnirouter-verification=<token> (the token is the inbox's verification.record); until its domain is"
+    " verified, the listener refuses the mailbox's mail",
+    tag="inboxes",
+    response={"type": "object", "required": ["verified", "outcome", "reason"]},
+    errors=(409, 422),
+)
+async def verify_inbox_domain(request: web.Request, call: Call) -> web.Response:
+    account, app = await account_of(request, call), request.app
+    inbox = await app[STORE].inboxes.get_inbox(request.match_info["inbox_id"])
+    if inbox is None or inbox.account_id != account.id:
+        raise api_error(404, "not_found", f"no inbox {request.match_info['inbox_id']} in account {account.id}")
+    if proof_needed(app[SETTINGS], inbox) is None:
+        raise api_error(422, "no_verification_needed", "only a mailbox the SMTP listener feeds verifies its domain")
+    taken = await domain_of_another(app[STORE], account.id, inbox.route) is not None
+    outcome = await verify_domain(app[STORE], app[SETTINGS], inbox, taken)
+    if outcome == TAKEN:
+        raise api_error(409, "domain_taken", OUTCOMES[TAKEN])
+    await audit.record(app[STORE], account.id, call.principal.audit_actor, "inbox.verify", inbox.id, outcome=outcome)
+    proof = await verification(app[STORE], app[SETTINGS], inbox) or {}
+    return reply({**proof, "verified": outcome == Found.PROVEN, "outcome": outcome, "reason": OUTCOMES[outcome]})
 
 
 def routes() -> list[web.RouteDef]:

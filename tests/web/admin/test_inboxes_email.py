@@ -16,7 +16,9 @@ import pytest
 from bot.handlers.email.settings import EmailSettings
 from bot.keys import SETTINGS, STORE
 from conversations.embedded import free_port
+from conversations.models import utcnow
 from tests.conftest import make_settings, raw_database_of
+from tests.fakes.dns_server import FakeDns
 from tests.handlers.email.test_email import mail
 from tests.mailservers import SmtpSink
 from tests.router.test_inbound import wait_for
@@ -36,8 +38,24 @@ async def sink() -> AsyncIterator[SmtpSink]:
 
 
 @pytest.fixture
-async def admin(embedded: Any, db_name: str, start_client: Any, sink: SmtpSink) -> AsyncIterator[Browser]:
-    email = {"address": "support@shop.example", "listen_port": free_port(), "poll_interval": 0.2}
+async def dns_server() -> AsyncIterator[FakeDns]:
+    """The name server of corner.example's domain, which domain verification asks."""
+    server = FakeDns()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def admin(
+    embedded: Any, db_name: str, start_client: Any, sink: SmtpSink, dns_server: FakeDns
+) -> AsyncIterator[Browser]:
+    email = {
+        "address": "support@shop.example",
+        "listen_port": free_port(),
+        "poll_interval": 0.2,
+        "dns_servers": dns_server.address,
+    }
     egress = {"allowed_destinations": f"127.0.0.1:{sink.port}"}
     settings = make_settings(embedded.uri, db_name, email=email, egress=egress)
     browser = await signed_in(await two_accounts(await start_client(settings)))
@@ -59,7 +77,9 @@ def _mailbox(sink: SmtpSink, name: str = "Sales", address: str = ADDRESS, **chan
     return {**form, **changes}
 
 
-async def test_an_admin_adds_a_mailbox_and_mail_to_it_lands_in_the_account(admin: Browser, sink: SmtpSink) -> None:
+async def test_an_admin_adds_a_mailbox_and_mail_to_it_lands_in_the_account(
+    admin: Browser, sink: SmtpSink, dns_server: FakeDns
+) -> None:
     page = (await admin.get("/admin/inboxes"))[1]
     assert 'id="add-email"' in page and "Add a mailbox (e-mail)" in page
     inbox_id = await add_inbox(admin, _mailbox(sink))
@@ -71,9 +91,31 @@ async def test_an_admin_adds_a_mailbox_and_mail_to_it_lands_in_the_account(admin
     store = admin.app[STORE]  # type: ignore[attr-defined]
     assert SMTP_PASSWORD not in str(await raw_database_of(store).inboxes.find_one({"_id": inbox_id}))
 
-    # mail to the address is the account's, in this inbox, answered from the address
+    # its domain is not proven yet: the row says what to do, and the listener refuses its mail
+    assert "Waiting for domain verification: until corner.example is verified" in row
+    record = re.search(r'corner\.example\. TXT "(omnirouter-verification=[^"]+)"', row)
+    assert record and 'class="verify-domain"' in row
     port = admin.app[SETTINGS].section(EmailSettings).listen_port  # type: ignore[attr-defined]
     raw, _ = mail("ivan@mail.example", "Hello", "Do you ship to Riga?", to=ADDRESS)
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
+        await aiosmtplib.send(raw, sender="ivan@mail.example", recipients=[ADDRESS], hostname="127.0.0.1", port=port)
+    assert await raw_database_of(store).messages.count_documents({}) == 0
+
+    # Verify: no record yet, then another token, then the one shown — each said in words
+    verify = f"/admin/inboxes/{inbox_id}/verify"
+    dns_server.txt["corner.example"] = ["v=spf1 -all"]
+    page = (await admin.post(verify, {}, page="/admin/inboxes"))[1]
+    assert "Not verified: corner.example has no TXT record omnirouter-verification=… yet." in page
+    dns_server.txt["corner.example"] = ["omnirouter-verification=an-old-token"]
+    page = (await admin.post(verify, {}, page="/admin/inboxes"))[1]
+    assert "Not verified: the omnirouter-verification record of corner.example has another token." in page
+    dns_server.txt["corner.example"] = [record.group(1)]
+    page = (await admin.post(verify, {}, page="/admin/inboxes"))[1]
+    assert "Verified: corner.example is this account&#39;s; this mailbox now receives its mail." in page
+    row = article((await admin.get("/admin/inboxes"))[1], inbox_id)
+    assert "Domain corner.example verified" in row and "verify-domain" not in row
+
+    # mail to the address is the account's, in this inbox, answered from the address
     await aiosmtplib.send(raw, sender="ivan@mail.example", recipients=[ADDRESS], hostname="127.0.0.1", port=port)
 
     async def answered() -> bool:
@@ -109,6 +151,8 @@ async def test_a_refused_server_or_a_taken_address_is_said_in_words(admin: Brows
 
 async def test_another_account_s_admin_cannot_change_the_mailbox(admin: Browser, sink: SmtpSink) -> None:
     inbox_id = await add_inbox(admin, _mailbox(sink))
+    store = admin.app[STORE]  # type: ignore[attr-defined]
+    assert await store.mail_domains.mark_verified("shop", ADDRESS.rpartition("@")[2], utcnow())  # proven
     rival = SecureBrowser(admin.client)  # type: ignore[attr-defined]
     try:
         assert (await rival.log_in("rival", "boss", PASSWORD)).status == 303
@@ -119,7 +163,9 @@ async def test_another_account_s_admin_cannot_change_the_mailbox(admin: Browser,
         assert status == 404
         status, _ = await rival.post(f"/admin/inboxes/{inbox_id}/state", {"action": "disable"}, page="/admin/inboxes")
         assert status == 404
-        # nor take another address in the mail domain this account has a mailbox in
+        status, _ = await rival.post(f"/admin/inboxes/{inbox_id}/verify", {}, page="/admin/inboxes")
+        assert status == 404
+        # nor take another address in the mail domain this account has proven its own
         squat = _mailbox(sink, name="Squat", address="billing@" + ADDRESS.rpartition("@")[2])
         status, page = await rival.post("/admin/inboxes", squat, page="/admin/inboxes")
         assert status == 409 and "is another account&#39;s: a domain&#39;s mail goes to one account" in page

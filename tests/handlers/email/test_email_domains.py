@@ -1,0 +1,204 @@
+"""Domain verification of listener-fed mailboxes: an account proves a mail domain its own with a
+DNS TXT record (``omnirouter-verification=<token>``) before the SMTP listener gives it the
+domain's mail. The domain's name servers are a small DNS server on 127.0.0.1 (``email.dns_servers``).
+Unverified: 550 and nothing stored; a wrong token or no record: still unverified, the reason in
+words; the right token: mail lands in the inbox, and the account's other addresses there need no
+second proof; another account can neither verify nor see the inbox (404) nor take the verified
+domain (409). Mailboxes of a store written by the earlier release are taken as verified."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiosmtplib
+import pytest
+from aiohttp.test_utils import TestClient
+
+from bot.handlers.email.domain_proof import name_servers
+from bot.handlers.email.settings import name_server_list
+from bot.keys import STORE
+from bot.web.api.kit import issue_token
+from conversations.embedded import EmbeddedMongo, free_port
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+from tests.conftest import make_settings, raw_database_of
+from tests.fakes.dns_server import FakeDns
+from tests.handlers.conftest import OUR_ADDRESS
+from tests.handlers.email.test_email import mail
+from tests.mailservers import SmtpSink
+
+CUSTOMER = "ivan@mail.example"
+DOMAIN = "bigcorp.example"
+
+
+@pytest.fixture
+async def dns_server() -> AsyncIterator[FakeDns]:
+    server = FakeDns()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[SmtpSink]:
+    server = SmtpSink()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+class Install:
+    """A router with its SMTP listener, the install's account ``default`` and ``shop2``."""
+
+    def __init__(self, client: TestClient, listen: int, sink: SmtpSink, headers: dict[str, dict[str, str]]) -> None:
+        self.client, self.listen, self.sink = client, listen, sink
+        self.store: Repositories = client.server.app[STORE]
+        self.headers = headers  # an account's own API token each (the install's token reaches every account)
+
+    async def add(self, account: str, address: str) -> Any:
+        settings = {"address": address, "smtp_host": "127.0.0.1", "smtp_port": self.sink.port, "smtp_security": "none"}
+        body = {"channel": "email", "name": address, "settings": settings}
+        return await self.client.post(f"/api/accounts/{account}/inboxes", json=body, headers=self.headers[account])
+
+    async def verify(self, account: str, inbox_id: str, as_account: str | None = None) -> Any:
+        path = f"/api/accounts/{account}/inboxes/{inbox_id}/verify"
+        return await self.client.post(path, headers=self.headers[as_account or account])
+
+    async def send(self, recipient: str) -> Any:
+        raw, _ = mail(CUSTOMER, "Hello", "Do you ship to Riga?", to=recipient)
+        return await aiosmtplib.send(
+            raw, sender=CUSTOMER, recipients=[recipient], hostname="127.0.0.1", port=self.listen
+        )
+
+
+async def _started(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, dns_server: FakeDns, sink: SmtpSink
+) -> Install:
+    listen = free_port()
+    email = {"address": OUR_ADDRESS, "listen_port": listen, "poll_interval": 0.2, "dns_servers": dns_server.address}
+    egress = {"allowed_destinations": f"127.0.0.1:{sink.port}"}
+    client: TestClient = await start_client(make_settings(embedded.uri, db_name, email=email, egress=egress))
+    store = client.server.app[STORE]
+    await store.accounts.ensure_account("shop2", "Shop two", utcnow())
+    headers = {
+        account: {"Authorization": f"Bearer {await issue_token(store, account, 'ops', ['read', 'write'], 'test')}"}
+        for account in ("default", "shop2")
+    }
+    return Install(client, listen, sink, headers)
+
+
+async def _refused(install: Install, recipient: str) -> None:
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
+        await install.send(recipient)
+    assert [r.code for r in refused.value.recipients] == [550], recipient
+
+
+async def test_a_listener_fed_mailbox_receives_mail_only_once_its_domain_is_verified(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, dns_server: FakeDns, sink: SmtpSink
+) -> None:
+    install = await _started(embedded, db_name, start_client, dns_server, sink)
+    created = await install.add("shop2", f"sales@{DOMAIN}")
+    assert created.status == 201, await created.text()
+    shown = await created.json()
+    proof = shown["verification"]
+    assert proof["domain"] == DOMAIN and proof["verified"] is False and proof["record_name"] == DOMAIN
+    assert proof["record"].startswith("omnirouter-verification=") and len(proof["record"]) > 40
+    database = raw_database_of(install.store)
+
+    # unverified: the listener answers as for an unknown address, and stores nothing
+    await _refused(install, f"sales@{DOMAIN}")
+    assert await database.messages.count_documents({}) == 0 and await database.threads.count_documents({}) == 0
+
+    # the domain does not exist; then it has no record; then another token (say, an old one)
+    outcomes = []
+    for records in (None, ["v=spf1 -all"], ["omnirouter-verification=not-the-token"]):
+        if records is not None:
+            dns_server.txt[DOMAIN] = records
+        answer = await install.verify("shop2", shown["id"])
+        assert answer.status == 200, await answer.text()
+        found = await answer.json()
+        assert found["verified"] is False and found["reason"]
+        outcomes.append(found["outcome"])
+    assert outcomes == ["no_domain", "no_record", "wrong_token"]
+    assert "another token" in found["reason"]
+    await _refused(install, f"sales@{DOMAIN}")
+
+    # the right token, beside other records: verified, and the mail lands in this inbox
+    dns_server.txt[DOMAIN] = ["v=spf1 -all", proof["record"]]
+    answer = await install.verify("shop2", shown["id"])
+    assert answer.status == 200 and (await answer.json())["verified"] is True
+    _, reply = await install.send(f"Sales+ab12cd34@{DOMAIN.upper()}")
+    assert reply.startswith("2.0.0 recorded")
+    [thread] = await database.threads.find({}).to_list()
+    assert thread["account_id"] == "shop2" and thread["inbox_id"] == shown["id"]
+
+    # another address of the account there needs no second proof
+    dns_server.txt.clear()
+    second = await install.add("shop2", f"help@{DOMAIN}")
+    assert (await second.json())["verification"]["verified"] is True
+    _, reply = await install.send(f"help@{DOMAIN}")
+    assert reply.startswith("2.0.0 recorded")
+    listed = await install.client.get("/api/accounts/shop2/inboxes", headers=install.headers["shop2"])
+    assert all(item["verification"]["verified"] for item in (await listed.json())["items"])
+
+
+async def test_another_account_can_neither_verify_nor_take_the_domain(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, dns_server: FakeDns, sink: SmtpSink
+) -> None:
+    install = await _started(embedded, db_name, start_client, dns_server, sink)
+    ours = await (await install.add("shop2", f"sales@{DOMAIN}")).json()
+    # an unverified claim holds nothing: the domain's owner (here: default) can still claim it
+    squat = await install.add("default", f"billing@{DOMAIN}")
+    assert squat.status == 201
+    theirs = await squat.json()
+    assert theirs["verification"]["record"] != ours["verification"]["record"]  # a token per account
+
+    # another account's admin: no such inbox (404), on the API and the same path of its own account
+    assert (await install.verify("shop2", ours["id"], as_account="default")).status == 404
+    assert (await install.verify("default", ours["id"])).status == 404
+    assert (await install.verify("default", ours["id"], as_account="shop2")).status == 404
+
+    # both tokens published: the first to verify holds the domain, the other is refused
+    dns_server.txt[DOMAIN] = [ours["verification"]["record"], theirs["verification"]["record"]]
+    assert (await (await install.verify("shop2", ours["id"])).json())["verified"] is True
+    late = await install.verify("default", theirs["id"])
+    assert late.status == 409 and (await late.json())["error"] == "domain_taken"
+    await _refused(install, f"billing@{DOMAIN}")
+    taken = await install.add("default", f"info@{DOMAIN}")
+    assert taken.status == 409 and (await taken.json())["error"] == "domain_taken"
+    # the install's own account in the install's own domain has nothing to verify
+    mine = await (await install.add("default", "billing@shop.example")).json()
+    assert "verification" not in mine
+    assert (await install.verify("default", mine["id"])).status == 422
+
+
+async def test_mailboxes_of_an_earlier_release_keep_receiving_mail(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, dns_server: FakeDns, sink: SmtpSink
+) -> None:
+    install = await _started(embedded, db_name, start_client, dns_server, sink)
+    # the earlier release stored a mailbox with no claim on its domain
+    config = {"address": f"sales@{DOMAIN}", "smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_security": "none"}
+    old = await install.store.inboxes.create_inbox(
+        "shop2", "email", "Old sales", config, utcnow(), f"email:sales@{DOMAIN}"
+    )
+    assert old is not None
+    new = await (await install.add("shop2", "help@newcorp.example")).json()
+    await install.store.ensure_indexes()  # what start-up does: the upgrade
+    await install.store.ensure_indexes()  # and again at the next start: nothing more is taken
+    assert await install.store.mail_domains.is_verified("shop2", DOMAIN)
+    claim = await install.store.mail_domains.claim_of("shop2", DOMAIN)
+    assert claim is not None and claim.how == "upgrade"
+    assert not await install.store.mail_domains.is_verified("shop2", "newcorp.example")
+    _, reply = await install.send(f"sales@{DOMAIN}")
+    assert reply.startswith("2.0.0 recorded")
+    await _refused(install, new["settings"]["address"])
+    assert await raw_database_of(install.store).messages.count_documents({"direction": "in"}) == 1
+
+
+def test_the_name_servers_setting_takes_addresses_with_ports_and_refuses_names() -> None:
+    assert name_server_list("127.0.0.1:5353, [::1]:53 ::1 192.0.2.53") is None
+    servers = name_servers("127.0.0.1:5353, [::1]:53 ::1")
+    assert [(s.address, s.port) for s in servers] == [("127.0.0.1", 5353), ("::1", 53), ("::1", 53)]
+    assert "no IP address" in str(name_server_list("ns1.example"))
+    assert "port" in str(name_server_list("127.0.0.1:70000"))
