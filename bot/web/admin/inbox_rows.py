@@ -22,6 +22,7 @@ from bot.handlers.webchat.visitor_forms import PrechatForm
 from bot.keys import SETTINGS, STORE
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, webhook_urls
 from bot.services.inboxes import INBOX_FIELDS, first_inbox_config, inbox_webhook_url, widget_snippet
+from bot.services.teams import is_team
 from bot.settings import Settings
 from conversations.tenant_models import Account
 
@@ -131,6 +132,9 @@ async def inbox_rows(request: web.Request, account: Account) -> list[dict[str, A
         row.update(
             extra, first=False, in_file=False, disabled=inbox.disabled, webhook_url=url, routing=inbox.routing or {}
         )
+        # a team an earlier release took against today's rule stays savable: the form does not refuse it
+        team = row["routing"].get("team")
+        row["team_keeps_rule"] = not team or is_team(str(team))
         if inbox.channel == "webchat" and (own := inbox.config.get("prechat")):
             row["prechat"] = PrechatForm.stored(own)  # its own pre-chat form
         rows.append(row)

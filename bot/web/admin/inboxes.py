@@ -20,6 +20,7 @@ from bot.keys import EGRESS, SETTINGS, STORE
 from bot.services.accounts import refused_api_base
 from bot.services.inbox_routing import model_versions
 from bot.services.inboxes import INBOX_FIELDS, domain_of_another, install_route, refused_mail_server, route_of
+from bot.services.teams import TEAM_FORM_PATTERN, TEAM_MAX_LENGTH
 from bot.web.admin.inbox_rows import CONSOLE_CHANNELS, inbox_rows
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
@@ -61,6 +62,7 @@ async def show(request: web.Request, status: int = 200, **extra: Any) -> web.Res
         "fields": {channel: INBOX_FIELDS[channel] for channel in CONSOLE_CHANNELS},
         "models": await model_versions(request.app[STORE], account.id),  # what the Routing form may pin
         "https": request.app[SETTINGS].server.public_url.startswith("https://"),
+        "team_rule": {"pattern": TEAM_FORM_PATTERN, "maxlength": TEAM_MAX_LENGTH},  # the Routing form's team
         "message": "",
         "problem": None,  # {"where": a form's id, "text": …}
         "typed": {},  # what the admin typed in that form (never its secrets)
