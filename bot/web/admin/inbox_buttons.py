@@ -28,12 +28,13 @@ from bot.services.inboxes import (
     test_recipient,
     test_target,
 )
-from bot.web.admin.inbox_rows import FIRST_CHANNELS, base_url
+from bot.web.admin.inbox_rows import FIRST_CHANNELS, base_url, install_sms_config
 from bot.web.admin.inboxes import CHECKED_CHANNELS, own_inbox, show
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, plain, signed_in
 from conversations.agent_models import Agent, Role
 
+FIRST_NUMBER = "sms"  # the row of the install's own Twilio number ([sms], [twilio])
 _WORKS = {
     "telegram": N_("It works: this is the bot {who}."),
     "whatsapp": N_("It works: this is the number {who}."),
@@ -55,6 +56,9 @@ async def _inbox_config(request: web.Request, admin: Agent) -> tuple[str, str, d
     if inbox_id == FIRST_MAILBOX:  # the install's own mailbox, its own account's only
         own = install_mailbox(settings, admin.account_id)
         return (inbox_id, inbox_id, {"address": own.address}, "") if own is not None else None
+    if inbox_id == FIRST_NUMBER:  # the install's own Twilio number, its own account's only
+        number = install_sms_config(settings) if admin.account_id == settings.account.id else None
+        return (inbox_id, inbox_id, number, "") if number and number.get("from_number") else None
     if inbox_id in FIRST_CHANNELS:
         account = await request.app[STORE].accounts.get_account(admin.account_id)
         config = first_inbox_config(settings, account, inbox_id) if account else None
@@ -157,8 +161,6 @@ async def send_test(request: web.Request) -> web.Response:
     ref = request.match_info["inbox_id"]
     target = await test_target(app[STORE], app[SETTINGS], account, ref) if account else None
     if account is None or target is None or target[0] not in TEST_RECIPIENTS:  # web chats take none
-        return plain(404, "no such inbox in this account")
-    if target[1] is None and target[0] not in (*FIRST_CHANNELS, FIRST_MAILBOX):  # the install's Twilio number
         return plain(404, "no such inbox in this account")
     (channel, inbox), row_id = target, request.match_info["inbox_id"]
     to = str(form.get("to", ""))[:254]

@@ -6,7 +6,8 @@ Besides the account's extra inboxes (documents of their own) an account has firs
 edited elsewhere and shown read-only here: its channel settings of Telegram and WhatsApp (the
 Account page; the settings file for the install's own account), its own web chat (its widget, on
 the Account page), and — for the install's own account only — the install's Twilio number
-(``[sms]``, ``[twilio]``) and mailbox (``[email]``) of the settings file."""
+(``[sms]``, ``[twilio]``) and mailbox (``[email]``) of the settings file, with Check and a test
+message as an extra inbox of theirs has."""
 
 from __future__ import annotations
 
@@ -83,11 +84,14 @@ def install_mailbox_config(settings: Settings) -> dict[str, Any] | None:
 
 
 def _file_rows(settings: Settings, root: str) -> list[dict[str, Any]]:
-    """The install's own Twilio number and mailbox, as rows of its first account (set in the file)."""
+    """The install's own Twilio number and mailbox, as rows of its first account (set in the file,
+    checked and tested with the buttons of inbox_buttons.py)."""
     rows = []
     if (sms := install_sms_config(settings)) is not None:
         row = _row("sms", "", "sms", sms, {})
-        row.update(buttons=(), webhook_url=f"{root}/webhooks/sms", voice_url=f"{root}/webhooks/voice")
+        # Check finds the number in the Twilio account: a messaging service alone has none to find
+        buttons = ("check", "test") if sms.get("from_number") else ("test",)
+        row.update(buttons=buttons, webhook_url=f"{root}/webhooks/sms", voice_url=f"{root}/webhooks/voice")
         rows.append(row)
     if (mailbox := install_mailbox_config(settings)) is not None:
         rows.append({**_row("email", "", "email", mailbox, {}), "webhook_url": ""})
