@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import audit
+from bot.handlers.email.settings import EmailSettings
 from bot.handlers.kit.probe import ProbeFailed
 from bot.handlers.kit.protocol import SendError
 from bot.handlers.telegram.settings import TelegramSettings
@@ -47,6 +48,18 @@ _MAIL_WORKS = N_(
 _MAIL_WORKS_NO_IMAP = N_(
     "It works: its SMTP server {smtp} takes {address} ({steps}); its mail comes to this install's SMTP listener."
 )
+# no IMAP and the install's SMTP listener off (email.listen_port = 0): replies go out, no mail comes in
+_MAIL_SENDS_ONLY = {
+    "first": N_(
+        "Its SMTP server {smtp} takes {address} ({steps}), but no mail comes in: email.imap_host is empty and "
+        "this install's SMTP listener is off (email.listen_port = 0). Set one of them in the settings file."
+    ),
+    "extra": N_(
+        "Its SMTP server {smtp} takes {address} ({steps}), but no mail comes in: it has no imap_host and this "
+        "install's SMTP listener is off (email.listen_port = 0). Set its imap_host (Edit), or ask the install's "
+        "operator to set email.listen_port."
+    ),
+}
 
 
 async def _inbox_config(request: web.Request, admin: Agent) -> tuple[str, str, dict[str, Any], str] | None:
@@ -94,8 +107,8 @@ async def check(request: web.Request) -> web.Response:
     inbox_id, channel, config, _ = found
     try:
         if channel == "email":
-            text = await _check_mailbox(request, admin, inbox_id)
-            return await show(request, result={"id": inbox_id, "ok": True, "text": text})
+            receives, text = await _check_mailbox(request, admin, inbox_id)
+            return await show(request, result={"id": inbox_id, "ok": receives, "text": text})
         who = await check_inbox(app[EGRESS], app[SETTINGS], admin.account_id, channel, config)
     except ProbeFailed as failed:
         result = {"id": inbox_id, "ok": False, "text": _failure(admin.lang, channel, failed)}
@@ -104,8 +117,9 @@ async def check(request: web.Request) -> web.Response:
     return await show(request, result={"id": inbox_id, "ok": True, "text": text})
 
 
-async def _check_mailbox(request: web.Request, admin: Agent, inbox_id: str) -> str:
-    """What the mailbox's servers said to its settings, in words (``ProbeFailed``: why not)."""
+async def _check_mailbox(request: web.Request, admin: Agent, inbox_id: str) -> tuple[bool, str]:
+    """Whether the mailbox receives mail and what its servers said to its settings, in words
+    (``ProbeFailed``: why not)."""
     app = request.app
     account = await app[STORE].accounts.get_account(admin.account_id)
     inbox = None if inbox_id == FIRST_MAILBOX else await own_inbox(request, admin)
@@ -115,9 +129,12 @@ async def _check_mailbox(request: web.Request, admin: Agent, inbox_id: str) -> s
     found = await check_mailbox_inbox(mailbox)
     steps = ", ".join(found.steps)
     if found.imap is None:
-        return translate(admin.lang, _MAIL_WORKS_NO_IMAP, smtp=found.smtp, address=mailbox[0].address, steps=steps)
+        words = {"smtp": found.smtp, "address": mailbox[0].address, "steps": steps}
+        if not app[SETTINGS].section(EmailSettings).listen_port:
+            return False, translate(admin.lang, _MAIL_SENDS_ONLY["extra" if inbox else "first"], **words)
+        return True, translate(admin.lang, _MAIL_WORKS_NO_IMAP, **words)
     words = {"imap": found.imap, "folder": found.folder, "smtp": found.smtp, "steps": steps}
-    return translate(admin.lang, _MAIL_WORKS, address=mailbox[0].address, **words)
+    return True, translate(admin.lang, _MAIL_WORKS, address=mailbox[0].address, **words)
 
 
 @signed_in(Role.ADMIN)
