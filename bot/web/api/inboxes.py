@@ -40,12 +40,27 @@ from conversations.models import utcnow
 from conversations.tenant_models import Inbox
 
 API = ApiRoutes()
-INBOX = {"type": "object", "required": ["id", "channel", "name", "webhook_url"]}
+INBOX = {
+    "type": "object",
+    "required": ["id", "channel", "name", "webhook_url", "model_available"],
+    "properties": {
+        "model_available": {
+            "type": ["boolean", "null"],
+            "readOnly": True,
+            "description": "whether routing.model, the version the inbox is pinned to, can still answer it"
+            " (false: retired or deleted, the account's active model answers it); null: none pinned",
+        }
+    },
+}
 
 
-def _shown(request: web.Request, inbox: Inbox) -> dict[str, Any]:
+async def _shown(request: web.Request, inbox: Inbox) -> dict[str, Any]:
+    """The inbox's JSON, with whether its pinned model version (if any) can still answer it."""
     base = f"{request.scheme}://{request.host}"
-    return inbox_json(inbox, inbox_webhook_url(request.app[SETTINGS], base, inbox))
+    shown = inbox_json(inbox, inbox_webhook_url(request.app[SETTINGS], base, inbox))
+    pinned = (inbox.routing or {}).get("model")
+    usable = await request.app[STORE].nlu.usable_nlu_version(inbox.account_id, pinned) if pinned else None
+    return {**shown, "model_available": usable}
 
 
 async def _check_servers(
@@ -121,7 +136,7 @@ async def _audit(
 async def list_inboxes(request: web.Request, call: Call) -> web.Response:
     account = await account_of(request, call)
     inboxes = await request.app[STORE].inboxes.list_inboxes(account.id)
-    return reply({"items": [_shown(request, inbox) for inbox in inboxes]})
+    return reply({"items": [await _shown(request, inbox) for inbox in inboxes]})
 
 
 @API(
@@ -152,7 +167,7 @@ async def create_inbox(request: web.Request, call: Call) -> web.Response:
     if inbox is None:
         raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
     await _audit(request, call, "inbox.create", inbox, settings, channel=channel)
-    return reply(_shown(request, inbox), status=201)
+    return reply(await _shown(request, inbox), status=201)
 
 
 @API(
@@ -191,7 +206,7 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
         raise api_error(404, "not_found", f"no inbox {inbox.id} in account {account.id}")
     assert isinstance(changed, Inbox)
     await _audit(request, call, "inbox.change", changed, [*settings, *fields])  # routing.<key> by name
-    return reply(_shown(request, changed))
+    return reply(await _shown(request, changed))
 
 
 @API(
