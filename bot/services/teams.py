@@ -12,6 +12,10 @@ import re
 TEAM_PATTERN = r"^[\w-]{1,32}$(?!\n)"
 TEAM_RULE = "a team is one name of letters, digits, - or _ (at most 32 characters)"
 _TEAM = re.compile(TEAM_PATTERN)
+# the same rule for a form's ``pattern`` attribute (a browser's JavaScript regular expression with
+# the v flag, whole value): Python's \w in a str pattern is a Unicode letter or number, or _
+TEAM_FORM_PATTERN = r"[\p{L}\p{N}_\-]{1,32}"
+TEAM_MAX_LENGTH = 32
 
 
 def is_team(name: str) -> bool:

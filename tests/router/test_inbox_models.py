@@ -18,7 +18,7 @@ from bot.nlu.training import TrainOptions, train
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories
-from tests.conftest import TEST_API_TOKEN, make_settings
+from tests.conftest import TEST_API_TOKEN, make_settings, raw_database_of
 from tests.nlu.conftest import ROOT, install, starter_blob  # noqa: F401 (the session's starter model)
 from tests.router.test_inbound import wait_for
 from tests.router.test_inbox_routing import web_chat
@@ -158,3 +158,31 @@ async def test_a_version_that_is_not_the_accounts_is_a_400_and_nothing_is_stored
     patched = await client.patch(f"/api/accounts/default/inboxes/{desk['id']}", json=change, headers=INSTALL)
     assert patched.status == 400 and "routing.model" in (await patched.json())["detail"]
     assert await store.inboxes.inbox_routing(desk["id"]) == {}
+
+
+async def test_the_api_says_whether_an_inbox_s_pinned_version_can_still_answer_it(
+    embedded: EmbeddedMongo, db_name: str, store: Repositories, start_client: Any
+) -> None:
+    """``model_available``: true while the pinned version can answer, false once it is retired or
+    its document deleted (the active model answers then), null when none is pinned; read-only."""
+    info = {"intents": 2, "examples": 10, "created_by": "test"}
+    await store.nlu.save_nlu_model("default", "v-1", b"model", {**info, "learned_from": [LEARNED_FROM]}, utcnow())
+    await store.nlu.save_nlu_model("default", "v-2", b"model", info, utcnow())
+    client = await start_client(make_settings(embedded.uri, db_name))
+    retired, deleted = await web_chat(client, "Retired", model="v-1"), await web_chat(client, "Deleted", model="v-2")
+    plain = await web_chat(client, "Plain")
+    assert (retired["model_available"], deleted["model_available"], plain["model_available"]) == (True, True, None)
+
+    assert await store.nlu.retire_nlu_models("default", [LEARNED_FROM], "erasure", utcnow()) == ["v-1"]
+    await raw_database_of(store).nlu_models.delete_one({"_id": "v-2"})
+    listed = await client.get("/api/accounts/default/inboxes", headers=INSTALL)
+    shown = {item["name"]: item["model_available"] for item in (await listed.json())["items"]}
+    assert shown == {"Retired": False, "Deleted": False, "Plain": None}
+    # a change of another setting answers the same; the field is not one a client sets
+    path = f"/api/accounts/default/inboxes/{retired['id']}"
+    patched = await client.patch(path, json={"name": "Renamed"}, headers=INSTALL)
+    assert patched.status == 200 and (await patched.json())["model_available"] is False
+    refused = await client.patch(path, json={"model_available": True}, headers=INSTALL)
+    assert refused.status == 400
+    cleared = await client.patch(path, json={"routing": {"model": None}}, headers=INSTALL)
+    assert cleared.status == 200 and (await cleared.json())["model_available"] is None

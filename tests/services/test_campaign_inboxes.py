@@ -326,7 +326,19 @@ async def test_an_account_s_admin_starts_an_email_campaign_from_its_mailbox_in_t
         sales = await _sales_mailbox(store, smtp_sink)
         page = await (await client.get("/admin/campaigns")).text()
         assert f'<option value="{sales.id}" data-channel="email"' in page  # offered among the inboxes
+        # the first inbox's option names the mailbox it sends from (the install has none of its own)
+        assert "The channel&#39;s first inbox (e-mail: Sales, the account&#39;s only mailbox)" in page
         created = await client.post("/admin/campaigns", data=form, allow_redirects=False)
         assert created.status == 303
         [campaign] = await store.campaigns.list_campaigns("shop2")
         assert campaign.inbox_id == sales.id and campaign.channel == "email"
+
+        # with a second mailbox the first inbox is none the form can send from by itself: it says so
+        config = {"address": "help@beta.example", "smtp_host": "127.0.0.1", "smtp_port": smtp_sink.port}
+        help_desk = await store.inboxes.create_inbox(
+            "shop2", "email", "Help", config, utcnow(), "email:help@beta.example"
+        )
+        assert help_desk is not None
+        page = await (await client.get("/admin/campaigns")).text()
+        assert "The channel&#39;s first inbox (not for e-mail: choose one of the mailboxes)" in page
+        assert "the account&#39;s only mailbox" not in page

@@ -20,6 +20,7 @@ from bot.web.keys import CAMPAIGNS
 from bot.web.pages import current_agent, page, signed_in
 from conversations.agent_models import Role
 from conversations.campaigns import Audience
+from conversations.tenant_models import Inbox
 
 LIST = "/admin/campaigns"
 FIELDS: tuple[str, ...] = ("name", "channel", "inbox", "text", "subject", "template", "parameters")
@@ -57,8 +58,10 @@ async def _context(request: web.Request, form: dict[str, str]) -> dict[str, Any]
     agent, store = current_agent(request), request.app[STORE]
     campaigns = await store.campaigns.list_campaigns(agent.account_id)
     served, every = request.app[ADAPTERS], await store.inboxes.list_inboxes(agent.account_id)
+    usable = [i for i in every if i.channel in served and not i.disabled]  # a campaign may send through
     return {
-        "inboxes": [i for i in every if i.channel in served and not i.disabled],  # a campaign may send through
+        "inboxes": usable,
+        "first_mailbox": _first_mailbox(request, agent.account_id, usable),
         "inbox_names": {i.id: i.name for i in every},
         "rows": [await progress(store, c) for c in campaigns],
         "channels": sorted(request.app[ADAPTERS].keys()),
@@ -68,6 +71,19 @@ async def _context(request: web.Request, form: dict[str, str]) -> dict[str, Any]
         "preview": None,
         "segments": shape(form["text"]).segments if form["channel"] == "sms" and form["text"] else None,
     }
+
+
+def _first_mailbox(request: web.Request, account_id: str, usable: list[Inbox]) -> dict[str, Any] | None:
+    """What an e-mail campaign left on the channel's first inbox sends from, when that is not the
+    install's own mailbox: the account's only mailbox (``{"name": …}``), or none it can choose by
+    itself (``{"name": None, "several": …}``); ``None``: e-mail is not served, or the account is the
+    install's own mailbox's."""
+    if "email" not in request.app[ADAPTERS] or request.app[CAMPAIGNS].first_mailbox_account == account_id:
+        return None
+    mailboxes = [i for i in usable if i.channel == "email"]
+    if len(mailboxes) == 1:
+        return {"name": mailboxes[0].name}
+    return {"name": None, "several": len(mailboxes) > 1}
 
 
 def _form_of(values: Any) -> dict[str, str]:

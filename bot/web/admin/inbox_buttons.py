@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import audit
+from bot.handlers.email.settings import EmailSettings
 from bot.handlers.kit.probe import ProbeFailed
 from bot.handlers.kit.protocol import SendError
 from bot.handlers.telegram.settings import TelegramSettings
@@ -28,12 +29,13 @@ from bot.services.inboxes import (
     test_recipient,
     test_target,
 )
-from bot.web.admin.inbox_rows import FIRST_CHANNELS, base_url
+from bot.web.admin.inbox_rows import FIRST_CHANNELS, base_url, install_sms_config
 from bot.web.admin.inboxes import CHECKED_CHANNELS, own_inbox, show
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, plain, signed_in
 from conversations.agent_models import Agent, Role
 
+FIRST_NUMBER = "sms"  # the row of the install's own Twilio number ([sms], [twilio])
 _WORKS = {
     "telegram": N_("It works: this is the bot {who}."),
     "whatsapp": N_("It works: this is the number {who}."),
@@ -46,6 +48,18 @@ _MAIL_WORKS = N_(
 _MAIL_WORKS_NO_IMAP = N_(
     "It works: its SMTP server {smtp} takes {address} ({steps}); its mail comes to this install's SMTP listener."
 )
+# no IMAP and the install's SMTP listener off (email.listen_port = 0): replies go out, no mail comes in
+_MAIL_SENDS_ONLY = {
+    "first": N_(
+        "Its SMTP server {smtp} takes {address} ({steps}), but no mail comes in: email.imap_host is empty and "
+        "this install's SMTP listener is off (email.listen_port = 0). Set one of them in the settings file."
+    ),
+    "extra": N_(
+        "Its SMTP server {smtp} takes {address} ({steps}), but no mail comes in: it has no imap_host and this "
+        "install's SMTP listener is off (email.listen_port = 0). Set its imap_host (Edit), or ask the install's "
+        "operator to set email.listen_port."
+    ),
+}
 
 
 async def _inbox_config(request: web.Request, admin: Agent) -> tuple[str, str, dict[str, Any], str] | None:
@@ -55,6 +69,9 @@ async def _inbox_config(request: web.Request, admin: Agent) -> tuple[str, str, d
     if inbox_id == FIRST_MAILBOX:  # the install's own mailbox, its own account's only
         own = install_mailbox(settings, admin.account_id)
         return (inbox_id, inbox_id, {"address": own.address}, "") if own is not None else None
+    if inbox_id == FIRST_NUMBER:  # the install's own Twilio number, its own account's only
+        number = install_sms_config(settings) if admin.account_id == settings.account.id else None
+        return (inbox_id, inbox_id, number, "") if number and number.get("from_number") else None
     if inbox_id in FIRST_CHANNELS:
         account = await request.app[STORE].accounts.get_account(admin.account_id)
         config = first_inbox_config(settings, account, inbox_id) if account else None
@@ -90,8 +107,8 @@ async def check(request: web.Request) -> web.Response:
     inbox_id, channel, config, _ = found
     try:
         if channel == "email":
-            text = await _check_mailbox(request, admin, inbox_id)
-            return await show(request, result={"id": inbox_id, "ok": True, "text": text})
+            receives, text = await _check_mailbox(request, admin, inbox_id)
+            return await show(request, result={"id": inbox_id, "ok": receives, "text": text})
         who = await check_inbox(app[EGRESS], app[SETTINGS], admin.account_id, channel, config)
     except ProbeFailed as failed:
         result = {"id": inbox_id, "ok": False, "text": _failure(admin.lang, channel, failed)}
@@ -100,8 +117,9 @@ async def check(request: web.Request) -> web.Response:
     return await show(request, result={"id": inbox_id, "ok": True, "text": text})
 
 
-async def _check_mailbox(request: web.Request, admin: Agent, inbox_id: str) -> str:
-    """What the mailbox's servers said to its settings, in words (``ProbeFailed``: why not)."""
+async def _check_mailbox(request: web.Request, admin: Agent, inbox_id: str) -> tuple[bool, str]:
+    """Whether the mailbox receives mail and what its servers said to its settings, in words
+    (``ProbeFailed``: why not)."""
     app = request.app
     account = await app[STORE].accounts.get_account(admin.account_id)
     inbox = None if inbox_id == FIRST_MAILBOX else await own_inbox(request, admin)
@@ -111,9 +129,12 @@ async def _check_mailbox(request: web.Request, admin: Agent, inbox_id: str) -> s
     found = await check_mailbox_inbox(mailbox)
     steps = ", ".join(found.steps)
     if found.imap is None:
-        return translate(admin.lang, _MAIL_WORKS_NO_IMAP, smtp=found.smtp, address=mailbox[0].address, steps=steps)
+        words = {"smtp": found.smtp, "address": mailbox[0].address, "steps": steps}
+        if not app[SETTINGS].section(EmailSettings).listen_port:
+            return False, translate(admin.lang, _MAIL_SENDS_ONLY["extra" if inbox else "first"], **words)
+        return True, translate(admin.lang, _MAIL_WORKS_NO_IMAP, **words)
     words = {"imap": found.imap, "folder": found.folder, "smtp": found.smtp, "steps": steps}
-    return translate(admin.lang, _MAIL_WORKS, address=mailbox[0].address, **words)
+    return True, translate(admin.lang, _MAIL_WORKS, address=mailbox[0].address, **words)
 
 
 @signed_in(Role.ADMIN)
@@ -157,8 +178,6 @@ async def send_test(request: web.Request) -> web.Response:
     ref = request.match_info["inbox_id"]
     target = await test_target(app[STORE], app[SETTINGS], account, ref) if account else None
     if account is None or target is None or target[0] not in TEST_RECIPIENTS:  # web chats take none
-        return plain(404, "no such inbox in this account")
-    if target[1] is None and target[0] not in (*FIRST_CHANNELS, FIRST_MAILBOX):  # the install's Twilio number
         return plain(404, "no such inbox in this account")
     (channel, inbox), row_id = target, request.match_info["inbox_id"]
     to = str(form.get("to", ""))[:254]

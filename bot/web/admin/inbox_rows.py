@@ -6,7 +6,8 @@ Besides the account's extra inboxes (documents of their own) an account has firs
 edited elsewhere and shown read-only here: its channel settings of Telegram and WhatsApp (the
 Account page; the settings file for the install's own account), its own web chat (its widget, on
 the Account page), and — for the install's own account only — the install's Twilio number
-(``[sms]``, ``[twilio]``) and mailbox (``[email]``) of the settings file."""
+(``[sms]``, ``[twilio]``) and mailbox (``[email]``) of the settings file, with Check and a test
+message as an extra inbox of theirs has."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from bot.keys import SETTINGS, STORE
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, webhook_urls
 from bot.services.inboxes import INBOX_FIELDS, first_inbox_config, inbox_webhook_url, widget_snippet
 from bot.services.mail_domains import verification
+from bot.services.teams import is_team
 from bot.settings import Settings
 from conversations.tenant_models import Account
 
@@ -83,11 +85,14 @@ def install_mailbox_config(settings: Settings) -> dict[str, Any] | None:
 
 
 def _file_rows(settings: Settings, root: str) -> list[dict[str, Any]]:
-    """The install's own Twilio number and mailbox, as rows of its first account (set in the file)."""
+    """The install's own Twilio number and mailbox, as rows of its first account (set in the file,
+    checked and tested with the buttons of inbox_buttons.py)."""
     rows = []
     if (sms := install_sms_config(settings)) is not None:
         row = _row("sms", "", "sms", sms, {})
-        row.update(buttons=(), webhook_url=f"{root}/webhooks/sms", voice_url=f"{root}/webhooks/voice")
+        # Check finds the number in the Twilio account: a messaging service alone has none to find
+        buttons = ("check", "test") if sms.get("from_number") else ("test",)
+        row.update(buttons=buttons, webhook_url=f"{root}/webhooks/sms", voice_url=f"{root}/webhooks/voice")
         rows.append(row)
     if (mailbox := install_mailbox_config(settings)) is not None:
         rows.append({**_row("email", "", "email", mailbox, {}), "webhook_url": ""})
@@ -132,6 +137,9 @@ async def inbox_rows(request: web.Request, account: Account) -> list[dict[str, A
         row.update(
             extra, first=False, in_file=False, disabled=inbox.disabled, webhook_url=url, routing=inbox.routing or {}
         )
+        # a team an earlier release took against today's rule stays savable: the form does not refuse it
+        team = row["routing"].get("team")
+        row["team_keeps_rule"] = not team or is_team(str(team))
         if inbox.channel == "webchat" and (own := inbox.config.get("prechat")):
             row["prechat"] = PrechatForm.stored(own)  # its own pre-chat form
         if inbox.channel == "email":  # a listener-fed mailbox's domain verification (None: it needs none)

@@ -28,6 +28,7 @@ from bot.services.inboxes import (
     route_of,
 )
 from bot.services.mail_domains import claim_domain
+from bot.services.teams import TEAM_FORM_PATTERN, TEAM_MAX_LENGTH
 from bot.web.admin.inbox_rows import CONSOLE_CHANNELS, inbox_rows
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, plain, redirect, signed_in
@@ -74,6 +75,7 @@ async def show(request: web.Request, status: int = 200, **extra: Any) -> web.Res
         # what the Routing form may pin: the newest versions and every one an inbox is pinned to
         "models": await model_versions(request.app[STORE], account.id, _pinned(rows)),
         "https": request.app[SETTINGS].server.public_url.startswith("https://"),
+        "team_rule": {"pattern": TEAM_FORM_PATTERN, "maxlength": TEAM_MAX_LENGTH},  # the Routing form's team
         "message": "",
         "problem": None,  # {"where": a form's id, "text": …}
         "typed": {},  # what the admin typed in that form (never its secrets)

@@ -42,16 +42,30 @@ from conversations.models import utcnow
 from conversations.tenant_models import Inbox
 
 API = ApiRoutes()
-INBOX = {"type": "object", "required": ["id", "channel", "name", "webhook_url"]}
+INBOX = {
+    "type": "object",
+    "required": ["id", "channel", "name", "webhook_url", "model_available"],
+    "properties": {
+        "model_available": {
+            "type": ["boolean", "null"],
+            "readOnly": True,
+            "description": "whether routing.model, the version the inbox is pinned to, can still answer it"
+            " (false: retired or deleted, the account's active model answers it); null: none pinned",
+        }
+    },
+}
 
 
 async def _shown(request: web.Request, inbox: Inbox) -> dict[str, Any]:
-    """The inbox as the API shows it; a listener-fed mailbox with its domain's verification."""
+    """The inbox as the API shows it: a listener-fed mailbox with its domain's verification, and
+    whether its pinned model version (if any) can still answer it."""
     base, settings = f"{request.scheme}://{request.host}", request.app[SETTINGS]
     shown = inbox_json(inbox, inbox_webhook_url(settings, base, inbox))
     if proof := await verification(request.app[STORE], settings, inbox):
         shown["verification"] = proof
-    return shown
+    pinned = (inbox.routing or {}).get("model")
+    usable = await request.app[STORE].nlu.usable_nlu_version(inbox.account_id, pinned) if pinned else None
+    return {**shown, "model_available": usable}
 
 
 async def _check_servers(

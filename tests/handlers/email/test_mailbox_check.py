@@ -7,6 +7,7 @@ every send is audit-logged. The install's own mailbox is its own account's only.
 
 from __future__ import annotations
 
+import html
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -131,13 +132,45 @@ async def test_check_logs_in_over_imap_and_smtp_or_says_what_the_server_refused(
     status, page = await _press(shop, inbox_id, "check")
     assert f"The mail server refused: SMTP 127.0.0.1:{sink.port}: 535" in article(page, inbox_id)
 
-    # a mailbox the SMTP listener feeds has no IMAP server to log in to
-    listener_fed = await _mailbox(router, _config(None, sink, "", address="help@corner.example"), "Help")
-    status, page = await _press(shop, listener_fed, "check")
-    assert f"It works: its SMTP server 127.0.0.1:{sink.port} takes help@corner.example (EHLO, AUTH)" in article(
-        page, listener_fed
+    # a mailbox without IMAP on an install whose SMTP listener is off (email.listen_port = 0, as here):
+    # its SMTP server is checked, and the page says that no mail comes in and what to set
+    send_only = await _mailbox(router, _config(None, sink, "", address="help@corner.example"), "Help")
+    status, page = await _press(shop, send_only, "check")
+    row = html.unescape(article(page, send_only))
+    assert status == 200 and "It works" not in row and 'class="error check-result"' in row
+    assert (
+        f"Its SMTP server 127.0.0.1:{sink.port} takes help@corner.example (EHLO, AUTH), but no mail comes in: it has "
+        "no imap_host and this install's SMTP listener is off (email.listen_port = 0). Set its imap_host (Edit), "
+        "or ask the install's operator to set email.listen_port." in row
     )
     assert sink.received == []  # a check sends nothing
+
+
+async def test_the_install_s_own_mailbox_without_imap_or_listener_is_told_what_to_set(
+    embedded: Any, db_name: str, start_client: Any, sinks: dict[str, SmtpSink]
+) -> None:
+    """The settings file's mailbox with neither email.imap_host nor email.listen_port: its Check
+    says it receives no mail and names both settings; in Latvian and Russian too."""
+    install = sinks["install"]
+    email = {"address": OUR_ADDRESS, "smtp_host": "127.0.0.1", "smtp_port": install.port, "smtp_security": "none"}
+    client = await start_client(make_settings(embedded.uri, db_name, email=email))
+    await add_agent(client.server.app[STORE], "default", "ada", name="Ada", role=Role.ADMIN, password=PASSWORD)
+    ada = await signed_in(client, "default", "ada")
+    try:
+        status, page = await _press(ada, "email", "check")
+        assert status == 200 and (
+            f"Its SMTP server 127.0.0.1:{install.port} takes {OUR_ADDRESS} (EHLO), but no mail comes in: "
+            "email.imap_host is empty and this install's SMTP listener is off (email.listen_port = 0). Set one of "
+            "them in the settings file." in html.unescape(article(page, "email"))
+        )
+        ada_agent = await client.server.app[STORE].agents.agent_by_login("default", "ada")
+        for lang in ("lv", "ru"):
+            await client.server.app[STORE].agents.update_agent(ada_agent.id, lang=lang)
+            row = article((await _press(ada, "email", "check"))[1], "email")
+            assert "email.listen_port = 0" in row and "but no mail comes in" not in row, lang
+    finally:
+        await ada.close()
+    assert install.received == []
 
 
 async def test_a_test_message_goes_out_from_the_mailbox_through_its_own_server(

@@ -4,6 +4,7 @@ account's again; another account's admin gets a 404 and changes nothing."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import STORE
+from bot.services.teams import is_team
 from conversations.models import utcnow
 from tests.conftest import make_settings, raw_database_of
 from tests.web.admin.inboxes_kit import add_inbox, article, signed_in, two_accounts
@@ -155,3 +157,39 @@ async def test_a_pin_older_than_the_newest_fifty_versions_is_still_listed_and_no
         await store.nlu.save_nlu_model("shop", f"shop-later-{n:02}", b"model", info, utcnow())
     row = article((await admin.get("/admin/inboxes"))[1], inbox_id)
     assert '<option value="shop-1" selected>' in row and "model-unavailable" not in row
+
+
+def _team_input(row: str) -> str:
+    found = re.search(r'<input name="team"[^>]*>', row)
+    assert found is not None, row
+    return found.group(0)
+
+
+async def test_the_team_field_in_a_browser_takes_what_the_server_takes(admin: Browser, browser: Any) -> None:
+    """The form's maxlength and pattern are the server's rule of team names (bot/services/teams.py):
+    Chromium finds the same names valid as ``is_team`` does; a team an earlier release took is
+    not refused by the form (the server keeps it, above)."""
+    store = admin.app[STORE]  # type: ignore[attr-defined]
+    inbox_id = await web_chat(admin)
+    field = _team_input(article((await admin.get("/admin/inboxes"))[1], inbox_id))
+    assert 'maxlength="32"' in field and "pattern=" in field
+    names = ["sales", "vip_2", "night-desk", "pārdošana", "продажи", "s" * 32, "s" * 33, "sales team", "a,b", "x!", ""]
+    page = await browser.new_page()
+    try:
+        await page.set_content(f"<form>{field}</form>")
+        for name in names:
+            await page.fill("input[name=team]", name)  # typed, as a user does: maxlength then applies
+            typed = await page.input_value("input[name=team]")
+            valid = await page.eval_on_selector("input[name=team]", "e => e.checkValidity()")
+            assert valid == (typed == "" or is_team(typed)), name
+            assert (typed == name) == (len(name) <= 32), name  # the 33rd character is not typed
+        # a value longer than 32 set by a script (not typed) is refused by the pattern too
+        too_long = await page.eval_on_selector(
+            "input[name=team]", "e => { e.value = 's'.repeat(33); return e.checkValidity() }"
+        )
+        assert too_long is False
+    finally:
+        await page.close()
+    await raw_database_of(store).inboxes.update_one({"_id": inbox_id}, {"$set": {"routing.team": "Night desk"}})
+    field = _team_input(article((await admin.get("/admin/inboxes"))[1], inbox_id))
+    assert 'value="Night desk"' in field and "pattern=" not in field and "maxlength" not in field

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from bot.keys import STORE
+from bot.services.agents import add_agent
+from conversations.agent_models import Role
 from tests.conftest import raw_database_of
 from tests.fakes import reachable, running
 from tests.fakes.twilio import PUBLIC_URL, FakeTwilio
@@ -129,7 +131,7 @@ async def test_a_test_message_goes_out_through_the_inbox_s_own_twilio_account(
 
     status, page = await admin.post(path, {"to": "37120000000"}, page="/admin/inboxes")
     assert status == 400 and "Type a number in E.164" in page and f'id="problem-test-{inbox_id}"' in page
-    # the install's own Twilio number is no account's inbox
+    # the install's own Twilio number is no other account's inbox
     status, _ = await admin.post("/admin/inboxes/sms/test", {"to": "+37120000000"}, page="/admin/inboxes")
     assert status == 404
     await admin.post(f"/admin/inboxes/{inbox_id}/state", {"action": "disable"}, page="/admin/inboxes")
@@ -217,3 +219,43 @@ async def test_the_twilio_words_are_in_latvian_and_russian(admin: Browser, fakes
         assert all(w in page for w in words) and f'id="inbox-{inbox_id}"' in page, lang
         _, page = await admin.post(f"/admin/inboxes/{inbox_id}/check", {}, page="/admin/inboxes")
         assert works[lang] in article(page, inbox_id), lang
+
+
+async def test_the_install_s_own_number_is_checked_and_tested_by_its_own_account_only(
+    admin: Browser, fakes: dict[str, FakeTwilio]
+) -> None:
+    """The row of the install's Twilio number ([sms], [twilio]) has Check and a test message, sent
+    with the install's own Twilio account; another account's admin gets 404s and nothing is sent."""
+    install, store = fakes["install"], admin.app[STORE]  # type: ignore[attr-defined]
+    install.numbers = {OUR_NUMBER: "Install line"}
+    await add_agent(store, "default", "ada", name="Ada", role=Role.ADMIN, password=PASSWORD)
+    rival = admin  # the shop's admin: the install's number is none of the shop's
+    for path, form in (("/admin/inboxes/sms/check", {}), ("/admin/inboxes/sms/test", {"to": "+37120000000"})):
+        status, _ = await rival.post(path, form, page="/admin/inboxes")
+        assert status == 404, path
+    assert install.sent == []
+
+    ada = await signed_in(admin.client, "default", "ada")  # type: ignore[attr-defined]
+    try:
+        row = article((await ada.get("/admin/inboxes"))[1], "sms")
+        assert 'action="/admin/inboxes/sms/check"' in row and 'action="/admin/inboxes/sms/test"' in row
+        status, page = await ada.post("/admin/inboxes/sms/check", {}, page="/admin/inboxes")
+        assert status == 200
+        assert f"It works: this is the Twilio number {OUR_NUMBER} (Install line)." in article(page, "sms")
+        status, page = await ada.post("/admin/inboxes/sms/test", {"to": "+37120000000"}, page="/admin/inboxes")
+        assert status == 200 and "Test message sent to +37120000000." in article(page, "sms")
+        [sent] = install.sent
+        assert sent["To"] == "+37120000000" and sent["From"] == OUR_NUMBER
+        account = await store.accounts.get_account("default")
+        assert sent["Body"] == f"omnirouter test message from {account.name} (sms)"
+        status, page = await ada.post("/admin/inboxes/sms/test", {"to": "37120000000"}, page="/admin/inboxes")
+        assert status == 400 and 'id="problem-test-sms"' in page and len(install.sent) == 1
+
+        install.numbers = {}  # a number the install's Twilio account does not have
+        _, page = await ada.post("/admin/inboxes/sms/check", {}, page="/admin/inboxes")
+        assert f"Twilio refused: {OUR_NUMBER} is not a number of the Twilio account" in article(page, "sms")
+    finally:
+        await ada.close()
+    assert fakes["shop"].sent == []
+    audited = await raw_database_of(store).audit.find({"action": "inbox.test", "target": "sms"}).to_list()
+    assert [(a["actor_name"], a["details"]["sent"]) for a in audited] == [("ada", True)]
