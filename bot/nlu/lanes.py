@@ -31,12 +31,16 @@ T = TypeVar("T")
 
 
 def _yielding_engine_thread() -> None:
-    """The long lane's thread: one OpenMP thread, and the lowest CPU priority (Linux applies a
-    thread's nice value to that thread alone), so the event loop, the store and the short lane
-    get the cores first and long texts use what is left (within ``nlu.parse_budget``)."""
+    """The long lane's thread: one OpenMP thread, and the lowest CPU priority, so the event loop,
+    the store and the short lane get the cores first and long texts use what is left (within
+    ``nlu.parse_budget``). Linux applies both to this thread alone: ``SCHED_IDLE``, which any
+    other thread waking on its core preempts at once (a thread of nice 19 may keep the core for
+    the rest of its time slice first), and nice 19 where that policy is refused."""
     single_engine_thread()
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(threading.get_native_id(), os.SCHED_IDLE, os.sched_param(0))
 
 
 def _read(embedder: QueryEmbeddings, text: str, max_tokens: int | None) -> str:

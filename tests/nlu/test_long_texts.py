@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import threading
 from collections.abc import Callable, Sequence
 
@@ -110,6 +111,28 @@ async def test_an_ordinary_text_does_not_wait_behind_long_ones(make: Callable[[i
         assert sum(not task.done() for task in long) >= 10, "the ordinary text waited behind the long ones"
         async with asyncio.timeout(240):
             await asyncio.gather(*long)
+    finally:
+        lanes.close()
+
+
+def _policies(prefix: str) -> set[int]:
+    """The scheduling policies of the live threads whose name starts with ``prefix``."""
+    return {
+        os.sched_getscheduler(t.native_id) for t in threading.enumerate() if t.name.startswith(prefix) and t.native_id
+    }
+
+
+async def test_only_the_long_lanes_thread_runs_when_nothing_else_would() -> None:
+    """The long lane's thread is ``SCHED_IDLE``: any other thread waking on its core takes it at
+    once. The short lane's thread and the event loop's keep the ordinary policy."""
+    queries = QueryEmbeddings(default_embedder())
+    lanes = EmbeddingLanes(lambda: queries)
+    try:
+        async with asyncio.timeout(120):
+            await lanes.embed("hello", 60)
+            await lanes.embed(long_words(600), 60)
+        assert _policies("nlu-parse-long_") == {os.SCHED_IDLE}
+        assert _policies("nlu-parse_") == {os.sched_getscheduler(0)} == {os.SCHED_OTHER}
     finally:
         lanes.close()
 
