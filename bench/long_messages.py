@@ -13,7 +13,10 @@ NLU engine) with the starter model active. It measures, in one run:
   the outbox (the sending itself is not measured);
 * the same customers while ``--long-each`` messages of the longest size each channel accepts
   arrive spread over their run (web chat 4,096 characters, e-mail 100,000, SMS 50,000), half
-  words, half punctuation; and the ratio of the two runs' p99 (the issue asks for at most 2).
+  words, half punctuation; and the ratio of the two runs' p99 (the issue asks for at most 2);
+* the long messages alone, spread over the same time, and the CPU seconds they cost each thread
+  of this process and the store's process (``bench.thread_cpu``): unlike the latencies, these do
+  not move with the machine's load.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiohttp.test_utils import TestServer
 
+from bench.thread_cpu import CpuMeter
 from bot.app import create_app
 from bot.handlers.email.parse import FULL_TEXT_KEPT
 from bot.keys import PIPELINE
@@ -76,7 +80,9 @@ def engine_costs(max_tokens: int) -> dict[str, float]:
     return costs
 
 
-async def run(settings: Settings, ordinary: int, long_each: int, tag: str) -> dict[str, Any]:
+async def run(
+    settings: Settings, ordinary: int, long_each: int, tag: str, meter: CpuMeter | None = None
+) -> dict[str, Any]:
     app = create_app(settings)
     server = TestServer(app)
     await server.start_server()
@@ -86,14 +92,25 @@ async def run(settings: Settings, ordinary: int, long_each: int, tag: str) -> di
         assert warm is not None
         await warm
         long_tasks: list[asyncio.Task[Any]] = []
-        sized = [(c, n, size) for c, size in LONGEST.items() for n in range(long_each)]
-        gap = ordinary * 0.05 / max(1, len(sized))  # spread over the customers' run
+        # the texts made first: making them is no work of the router's
+        longs = [
+            inbound(
+                channel,
+                f"{tag}-long-{channel}-{n}",
+                5000 + n,
+                f"{n} {punctuation(size) if n % 2 else long_words(size)}"[:size],
+            )
+            for channel, size in LONGEST.items()
+            for n in range(long_each)
+        ]
+        gap = max(ordinary, 200) * 0.05 / max(1, len(longs))  # spread over the customers' run
+        if meter is not None:
+            meter.start()
 
         async def long_sender() -> None:
-            for i, (channel, n, size) in enumerate(sized):
+            for i, message in enumerate(longs):
                 await asyncio.sleep(gap if i else 0)
-                text = f"{n} " + (punctuation(size) if n % 2 else long_words(size))
-                _, task = await pipeline.receive(inbound(channel, f"{tag}-long-{channel}-{n}", 5000 + n, text[:size]))
+                _, task = await pipeline.receive(message)
                 if task is not None:
                     long_tasks.append(task)
 
@@ -109,11 +126,13 @@ async def run(settings: Settings, ordinary: int, long_each: int, tag: str) -> di
             return time.perf_counter() - started
 
         started = time.perf_counter()
-        latencies = await asyncio.gather(*(customer(n) for n in range(ordinary)))
+        latencies = await asyncio.gather(*(customer(n) for n in range(ordinary))) or [0.0]
         ordinary_done = time.perf_counter() - started
         await sender
         await asyncio.gather(*long_tasks)
+        cpu = meter.stop() if meter is not None else {}
         return {
+            **{f"cpu_s {name}": seconds for name, seconds in cpu.items()},
             "ordinary_p50_s": round(pct(list(latencies), 50), 3),
             "ordinary_p99_s": round(pct(list(latencies), 99), 3),
             "ordinary_max_s": round(max(latencies), 3),
@@ -125,42 +144,62 @@ async def run(settings: Settings, ordinary: int, long_each: int, tag: str) -> di
         await server.close()
 
 
+def bench_settings(uri: str, max_tokens: int | None) -> Settings:
+    defaults = Settings()
+    return defaults.with_sections(
+        {
+            "store": dataclasses.replace(defaults.store, mongodb_uri=uri, database="bench"),
+            "nlu": dataclasses.replace(
+                defaults.nlu, auto_train=False, max_tokens=max_tokens or defaults.nlu.max_tokens
+            ),
+            "security": dataclasses.replace(defaults.security, secret_key="0123456789abcdef" * 4),
+        }
+    )
+
+
+async def install_model(uri: str) -> None:
+    data = load_paths([ROOT / "config" / "nlu"])
+    model = await asyncio.get_running_loop().run_in_executor(None, train, data, default_embedder())
+    store = Repositories.connect(uri, "bench")
+    await store.ensure_indexes()
+    await store.nlu.save_nlu_model("default", "bench-1", model.to_bytes(), {"intents": 0}, utcnow())
+    assert await store.nlu.activate_nlu_model("default", "bench-1", "bench", utcnow())
+    await store.close()
+
+
+async def measure(args: argparse.Namespace, mongo: EmbeddedMongo, store_pid: int) -> dict[str, Any]:
+    settings = bench_settings(mongo.uri, args.max_tokens)
+    meter = CpuMeter(lambda: [("store", store_pid)])
+    result: dict[str, Any] = {"max_tokens": settings.nlu.max_tokens}
+    if not args.cpu_only:
+        result.update(engine_costs(settings.nlu.max_tokens))
+        alone = await run(settings, args.ordinary, 0, "alone", meter)
+        mixed = await run(settings, args.ordinary, args.long_each, "mixed")
+        result.update({f"alone_{k}": v for k, v in alone.items() if not k.startswith("long")})
+        result.update({f"with_long_{k}": v for k, v in mixed.items()})
+        result["p99_ratio"] = round(mixed["ordinary_p99_s"] / alone["ordinary_p99_s"], 2)
+    costs = await run(settings, 0, args.long_each, "cpu", meter)
+    result.update({f"long_alone_{k}": v for k, v in costs.items() if not k.startswith("ordinary")})
+    return result
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ordinary", type=int, default=200, help="ordinary customers' messages per run")
     parser.add_argument("--long-each", type=int, default=20, help="long messages per channel")
     parser.add_argument("--max-tokens", type=int, help="nlu.max_tokens (default: the setting's)")
+    parser.add_argument("--cpu-only", action="store_true", help="only the long messages alone and their CPU")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     logging.getLogger("omnirouter").setLevel(logging.CRITICAL)  # the replies have nowhere to go: no sends
-    data = load_paths([ROOT / "config" / "nlu"])
-    model = await asyncio.get_running_loop().run_in_executor(None, train, data, default_embedder())
     with tempfile.TemporaryDirectory() as tmp:
         mongo = EmbeddedMongo(Path(tmp) / "store")
         await mongo.start()
         try:
-            settings = Settings().with_sections(
-                {
-                    "store": dataclasses.replace(Settings().store, mongodb_uri=mongo.uri, database="bench"),
-                    "nlu": dataclasses.replace(
-                        Settings().nlu, auto_train=False, max_tokens=args.max_tokens or Settings().nlu.max_tokens
-                    ),
-                    "security": dataclasses.replace(Settings().security, secret_key="0123456789abcdef" * 4),
-                }
-            )
-            store = Repositories.connect(mongo.uri, "bench")
-            await store.ensure_indexes()
-            await store.nlu.save_nlu_model("default", "bench-1", model.to_bytes(), {"intents": 0}, utcnow())
-            assert await store.nlu.activate_nlu_model("default", "bench-1", "bench", utcnow())
-            await store.close()
-            result: dict[str, Any] = {"max_tokens": settings.nlu.max_tokens, **engine_costs(settings.nlu.max_tokens)}
-            alone = await run(settings, args.ordinary, 0, "alone")
-            mixed = await run(settings, args.ordinary, args.long_each, "mixed")
+            await install_model(mongo.uri)
+            result = await measure(args, mongo, int((Path(tmp) / "store" / "nx-27017.pid").read_text()))
         finally:
             await mongo.stop()
-    result.update({f"alone_{k}": v for k, v in alone.items() if not k.startswith("long")})
-    result.update({f"with_long_{k}": v for k, v in mixed.items()})
-    result["p99_ratio"] = round(mixed["ordinary_p99_s"] / alone["ordinary_p99_s"], 2)
     if args.json:
         print(json.dumps(result))
     else:

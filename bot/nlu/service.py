@@ -11,7 +11,8 @@ the event loop: handing it to a thread would cost more, and the thread would hol
 the loop waits for it after every socket call. Only embedding texts not seen lately runs on
 threads (``bot.nlu.lanes``: long texts in a lane of their own, within ``nlu.parse_budget``);
 training runs in a child process (``bot.nlu.train_worker``). A parse reads a bounded prefix of
-the text (``nlu.max_tokens``, ``bot.nlu.prefix``): the engine's cost grows with the text.
+the text (``nlu.max_tokens``, ``bot.nlu.prefix``): the engine's cost grows with the text; a long
+text's prefix is found on the long lane's thread too.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from bot.nlu.jobs import TrainingJobs
 from bot.nlu.lanes import EmbeddingLanes
 from bot.nlu.model import NluModel
 from bot.nlu.pinned import PinnedModels
-from bot.nlu.prefix import LONG_CHARS, TokenCount, nlu_prefix
+from bot.nlu.prefix import LONG_CHARS, nlu_prefix
 from bot.nlu.remote import NluOverBudget, NluUnavailable, RasaClient, SessionFactory
 from bot.nlu.train_worker import train_in_child
 from bot.nlu.trainer import TrainRequest, train_version
@@ -160,10 +161,8 @@ class NluService:
         embedder = self.query_embedder if loaded.model.semantic else None
         if embedder is not None and loaded.model.embedder_name != embedder.name:
             raise NluUnavailable(f"model {loaded.version} needs embeddings from {loaded.model.embedder_name}")
-        text = await self.readable(text, getattr(embedder.inner, "token_count", None) if embedder else None)
         try:
-            if embedder is not None and not embedder.knows(text):
-                await self.lanes.embed(text, self.settings.parse_budget)
+            text = await self._read(text, embedder)
             return loaded.model.parse(text, embedder, self.settings.ambiguity_margin)
         except NluOverBudget:
             raise
@@ -171,12 +170,17 @@ class NluService:
             log.exception("nlu.parse_failed", extra={"omnirouter_fields": {"version": loaded.version}})
             raise NluUnavailable(f"the model failed: {type(exc).__name__}") from exc
 
-    async def readable(self, text: str, count: TokenCount | None = None) -> str:
-        """The prefix of ``text`` the NLU reads: ``nlu.max_tokens`` tokens as ``count`` counts
-        them (characters without it); a long text is measured off the event loop."""
-        if count is None or len(text) <= LONG_CHARS:
-            return nlu_prefix(text, self.settings.max_tokens, count)
-        return await asyncio.to_thread(nlu_prefix, text, self.settings.max_tokens, count)
+    async def _read(self, text: str, embedder: QueryEmbeddings | None) -> str:
+        """The prefix of ``text`` the NLU reads (``nlu.max_tokens`` tokens as ``embedder``
+        counts them, characters without one), its vector at hand: a long text is measured and
+        embedded on the long lane's thread (``bot.nlu.lanes``), a short one here."""
+        budget, bound = self.settings.parse_budget, self.settings.max_tokens
+        if embedder is not None and len(text) > LONG_CHARS:
+            return await self.lanes.read_long(text, bound, budget)
+        text = nlu_prefix(text, bound, getattr(embedder.inner, "token_count", None) if embedder else None)
+        if embedder is not None and not embedder.knows(text):
+            await self.lanes.embed(text, budget)
+        return text
 
     def loaded_version(self, account_id: str) -> str | None:
         loaded = self._loaded.get(account_id)
