@@ -159,7 +159,7 @@ class Dispatcher:
         if keyword:
             await self._record_consent(message, keyword)
         parse = None
-        direct = await self._queue.skips_bot(thread)
+        direct = await self._queue.account_routing.skips_bot(thread)
         rating = message.meta.get("satisfaction") and self._satisfaction is not None
         to_bot = (
             not rating
@@ -214,7 +214,7 @@ class Dispatcher:
     async def _bot(self, message: Message, thread: Thread, activity: Activity | None) -> tuple[Decision, Parse | None]:
         """The bot's answer; the message's ``activity`` written with the dialogue state (alone
         when the message goes to a human instead)."""
-        model = await self._queue.pinned_model(thread)  # its inbox's own model version, if any
+        model = await self._queue.account_routing.model_of(thread)  # its inbox's own model version, if any
         parse, reason = await self._parse(message, thread, model)
         if parse is None:
             await self._mark(thread, activity)

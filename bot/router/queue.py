@@ -69,7 +69,8 @@ class Queue:
         self._log = ThreadLog(store, events)
         self._settings = settings or QueueSettings()
         self._outbox = outbox
-        self._routing = AccountRouting(store, self._settings, record_location)
+        # what an account's and an inbox's routing says (the dispatcher asks it too: bot or not, model)
+        self.account_routing = AccountRouting(store, self._settings, record_location)
         self._auto_accounts_until = 0.0  # when keep_assigning reads its list of accounts again
         s = self._settings
         self.sla = Sla(timedelta(minutes=s.first_response_minutes), timedelta(minutes=s.next_response_minutes))
@@ -79,16 +80,10 @@ class Queue:
     async def escalate(self, thread: Thread, reason: str, by_message: str) -> Thread | None:
         """Queue a thread the bot holds; ``None`` if it is not the bot's (already queued)."""
         queued = await self._store.queue.queue_thread(thread.id, reason, by_message, utcnow())
-        team = await self._routing.team_of(thread)
+        team = await self.account_routing.team_of(thread)
         if queued is not None and team and not queued.team:
             queued = await self._store.threads.set_thread_fields(thread.id, team=team) or queued
         return queued
-
-    async def skips_bot(self, thread: Thread) -> bool:
-        return await self._routing.skips_bot(thread)
-
-    async def pinned_model(self, thread: Thread) -> str | None:
-        return await self._routing.model_of(thread)
 
     async def depth(self, account_id: str | None = None) -> int:
         return await self._store.queue.queue_depth(account_id)
@@ -136,10 +131,10 @@ class Queue:
     # --- routing of an account -----------------------------------------------------------
 
     async def routing(self, account_id: str, inbox_id: str | None = None) -> Routing:
-        return await self._routing.get(account_id, inbox_id)
+        return await self.account_routing.get(account_id, inbox_id)
 
     async def set_routing(self, account_id: str, **values: Any) -> None:
-        await self._routing.set(account_id, **values)
+        await self.account_routing.set(account_id, **values)
         self._auto_accounts_until = 0.0
 
     # --- agents taking work --------------------------------------------------------------

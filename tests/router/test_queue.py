@@ -331,7 +331,8 @@ async def test_the_queue_reads_its_team_and_direct_channel_settings() -> None:
         c: Thread(c, "default", "con_1", c, ThreadStatus.BOT, opened_at=now, last_message_at=now)
         for c in ("sms", "webchat")
     }
-    assert await queue.skips_bot(on["sms"]) and not await queue.skips_bot(on["webchat"])
+    routing = queue.account_routing
+    assert await routing.skips_bot(on["sms"]) and not await routing.skips_bot(on["webchat"])
 
 
 async def test_auto_assignment_reaches_past_a_page_of_threads_no_agent_can_take(
