@@ -104,5 +104,5 @@ class BulkWrites:
                 kind = DuplicateKeyError if error.get("code") == 11000 else OperationFailure
                 outcome[error["index"]] = kind(error.get("errmsg", "write failed"), error.get("code"), error)
             return outcome
-        all_matched = result.matched_count == updates
+        all_matched = result.matched_count + result.upserted_count == updates  # an upsert matched or inserted
         return [all_matched] * len(writes)

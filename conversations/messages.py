@@ -11,7 +11,7 @@ if its dispatch does not finish in time (the process died), a sweeper takes it o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,6 +66,14 @@ async def _document(message: Message) -> dict[str, Any]:
     if len(message.text) <= THREAD_CHARS:
         return message.to_doc()
     return await asyncio.to_thread(message.to_doc)
+
+
+def _stored_once(reply: Mapping[str, Any]) -> UpdateOne:
+    """An upsert that stores ``reply`` unless a message has its id (then left as it is): the same
+    ``update`` command as a decision, where an insert would need a command of its own."""
+    return UpdateOne(
+        {"_id": reply["_id"]}, {"$setOnInsert": {k: v for k, v in reply.items() if k != "_id"}}, upsert=True
+    )
 
 
 class MessagesRepository(Repository):
@@ -215,14 +223,34 @@ class MessagesRepository(Repository):
         )
         return result.matched_count == 1
 
-    async def finish_dispatch(self, message_id: str, decision: Decision, nlu: dict[str, Any] | None = None) -> None:
-        """Record the decision (and the NLU result it rests on) and end the dispatch lease."""
+    async def finish_dispatch(
+        self,
+        message_id: str,
+        decision: Decision,
+        nlu: dict[str, Any] | None = None,
+        replies: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Record the decision (and the NLU result it rests on) and end the dispatch lease; store
+        ``replies`` (outbound messages sent before they were stored, with the outcome of their
+        send) in the same command, each unless stored already (a replay stored it first: kept as
+        it is). Safe to run again."""
         done: dict[str, Any] = {"dispatch_state": str(DispatchState.DONE), "decision": decision.to_doc()}
         if nlu is not None:
             done["nlu"] = nlu
-        await self._client.write(
-            "messages", UpdateOne({"_id": message_id}, {"$set": done, "$unset": {"dispatch_due_ms": ""}})
-        )
+        decided = UpdateOne({"_id": message_id}, {"$set": done, "$unset": {"dispatch_due_ms": ""}})
+        await self._write_all([decided, *map(_stored_once, replies)])
+
+    async def store_sent_replies(self, replies: Sequence[Mapping[str, Any]]) -> None:
+        """Store ``replies`` (sent before they were stored) each unless stored already, with no
+        decision: its dispatch failed after sending them, and its replay must not send them again."""
+        await self._write_all([_stored_once(reply) for reply in replies])
+
+    async def _write_all(self, writes: Sequence[UpdateOne]) -> None:
+        """``writes`` in one batch (one ``update`` command when the router is quiet)."""
+        outcomes = await asyncio.gather(*(self._client.write("messages", w) for w in writes), return_exceptions=True)
+        failed = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
+        if failed is not None:
+            raise failed
 
     # --- reading -----------------------------------------------------------------------------
 

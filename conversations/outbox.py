@@ -89,6 +89,81 @@ def outbox_item(doc: Mapping[str, Any]) -> OutboxItem:
     )
 
 
+def outbound_document(
+    *,
+    dedup_key: str,
+    thread: Thread,
+    to: Identity,
+    text: str,
+    sender: dict[str, Any],
+    now: datetime,
+    in_reply_to: str | None = None,
+    options: Sequence[str] = (),
+    meta: Mapping[str, Any] | None = None,
+    leased_by: tuple[str, timedelta] | None = None,
+    at_most_once: bool = False,
+    live: bool = True,
+) -> tuple[Message, dict[str, Any]]:
+    """An outbound message and its document with its send state, not stored yet; its id derives
+    from ``dedup_key``.
+
+    ``meta`` carries what the channel needs beyond text (a WhatsApp template, documents).
+    ``leased_by`` (owner, lease) makes the send already leased by that worker, as if it had
+    leased it at once: it sends the item itself, and if it dies, the lease runs out and any
+    worker takes the item over. ``at_most_once``: an attempt that ends with no outcome
+    recorded is not followed by another (see the module's docstring). ``live``: the consoles'
+    live feed tells of it (``conversations/events.py``; not a campaign's sends).
+    """
+    message = Message(
+        id=derived_id("msg", f"out|{dedup_key}"),
+        account_id=thread.account_id,
+        thread_id=thread.id,
+        contact_id=thread.contact_id,
+        direction=Direction.OUT,
+        channel=to.channel,  # the thread's, unless the customer asked to be answered elsewhere
+        text=text,
+        created_at=now,
+        sender=sender,
+        delivery_status=DeliveryStatus.QUEUED,
+        delivery_rank=DeliveryStatus.QUEUED.rank,
+        delivery_updated_at=now,
+        in_reply_to=in_reply_to,
+        meta={**({"options": list(options)} if options else {}), **(meta or {})},
+    )
+    send: dict[str, Any] = {"state": PENDING, "due_ms": epoch_ms(now), "attempts": 0, "to": to.to_doc()}
+    if thread.wa_window_ends_ms is not None:  # checked at send time, with no read of the thread
+        send["window_ends_ms"] = thread.wa_window_ends_ms
+    if to.channel == thread.channel and thread.inbox_id is not None:
+        send["inbox_id"] = thread.inbox_id
+    if at_most_once:
+        send["at_most_once"] = True
+    if leased_by is not None:
+        owner, lease = leased_by
+        send.update(due_ms=epoch_ms(now + lease), lease_owner=owner, attempts=1)
+    # ``inbox``: whose agents the live feed tells of the reply (events.reply_event)
+    return message, {**message.to_doc(), "send": send, "inbox": thread_key(thread), **(FEED if live else {})}
+
+
+def settled_document(
+    doc: Mapping[str, Any], now: datetime, *, sent: str | None = None, error: str = "", due_at: datetime | None = None
+) -> dict[str, Any]:
+    """``doc`` (an outbound message sent before it was stored) with the outcome of its attempt,
+    as :meth:`OutboxRepository.complete_outbox`, ``retry_outbox`` or ``dead_letter_outbox`` record
+    it on a stored one: ``sent`` (the provider's id), else a retry at ``due_at``, else dead."""
+    send = {k: v for k, v in doc["send"].items() if k != "lease_owner"}
+    settled = dict(doc)
+    if sent is not None:
+        send.update(state=SENT, provider_message_id=sent, sent_at=epoch_ms(now))
+        settled.update(external_id=sent, **_delivery(DeliveryStatus.SENT, now))
+    elif due_at is not None:
+        send.update(due_ms=epoch_ms(due_at), last_error=error)
+    else:
+        send.update(state=DEAD, last_error=error, dead_at=epoch_ms(now))
+        settled.update(_delivery(DeliveryStatus.FAILED, now))
+    settled["send"] = send
+    return settled
+
+
 def _sent(field: str, value: Any) -> dict[str, Any]:
     return {f"send.{field}": value}
 
@@ -101,61 +176,11 @@ class OutboxRepository(Repository):
         message, _ = await self.store_outbound(**fields)
         return message
 
-    async def store_outbound(
-        self,
-        *,
-        dedup_key: str,
-        thread: Thread,
-        to: Identity,
-        text: str,
-        sender: dict[str, Any],
-        now: datetime,
-        in_reply_to: str | None = None,
-        options: Sequence[str] = (),
-        meta: Mapping[str, Any] | None = None,
-        leased_by: tuple[str, timedelta] | None = None,
-        at_most_once: bool = False,
-        live: bool = True,
-    ) -> tuple[Message, OutboxItem | None]:
-        """Store an outbound message with its send state, at most once per ``dedup_key``, in one
-        insert (batched with concurrent ones); returns the message and its send if this call
-        created it.
-
-        ``meta`` carries what the channel needs beyond text (a WhatsApp template, documents).
-        ``leased_by`` (owner, lease) stores the send already leased by that worker, as if it had
-        leased it at once: it sends the item itself, and if it dies, the lease runs out and any
-        worker takes the item over. ``at_most_once``: an attempt that ends with no outcome
-        recorded is not followed by another (see the module's docstring). ``live``: the consoles'
-        live feed tells of it (``conversations/events.py``; not a campaign's sends).
-        """
-        message = Message(
-            id=derived_id("msg", f"out|{dedup_key}"),
-            account_id=thread.account_id,
-            thread_id=thread.id,
-            contact_id=thread.contact_id,
-            direction=Direction.OUT,
-            channel=to.channel,  # the thread's, unless the customer asked to be answered elsewhere
-            text=text,
-            created_at=now,
-            sender=sender,
-            delivery_status=DeliveryStatus.QUEUED,
-            delivery_rank=DeliveryStatus.QUEUED.rank,
-            delivery_updated_at=now,
-            in_reply_to=in_reply_to,
-            meta={**({"options": list(options)} if options else {}), **(meta or {})},
-        )
-        send: dict[str, Any] = {"state": PENDING, "due_ms": epoch_ms(now), "attempts": 0, "to": to.to_doc()}
-        if thread.wa_window_ends_ms is not None:  # checked at send time, with no read of the thread
-            send["window_ends_ms"] = thread.wa_window_ends_ms
-        if to.channel == thread.channel and thread.inbox_id is not None:
-            send["inbox_id"] = thread.inbox_id
-        if at_most_once:
-            send["at_most_once"] = True
-        if leased_by is not None:
-            owner, lease = leased_by
-            send.update(due_ms=epoch_ms(now + lease), lease_owner=owner, attempts=1)
-        # ``inbox``: whose agents the live feed tells of the reply (events.reply_event)
-        doc = {**message.to_doc(), "send": send, "inbox": thread_key(thread), **(FEED if live else {})}
+    async def store_outbound(self, **fields: Any) -> tuple[Message, OutboxItem | None]:
+        """Store an outbound message with its send state (the fields of :func:`outbound_document`),
+        at most once per ``dedup_key``, in one insert (batched with concurrent ones); returns the
+        message and its send if this call created it."""
+        message, doc = outbound_document(**fields)
         try:
             await self._client.write("messages", InsertOne(doc))
         except DuplicateKeyError:

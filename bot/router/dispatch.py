@@ -23,7 +23,10 @@
 
 Dispatch may run twice for one message (a process died after deciding but before recording the
 decision, and the sweeper took over). Every effect is idempotent: queueing is a guarded status
-change, and replies carry a dedup key, so a replay sends nothing twice.
+change, and replies carry a dedup key, so a replay sends nothing twice, with one exception: the
+bot's answer decided now is sent before it is stored (stored with the decision, in one command),
+so a process that dies between the two has it sent again by the replay, like any send in flight
+at a crash.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from bot.router.dialogue.content import Content, ContentError
 from bot.router.dialogue.conversation import Step, respond
 from bot.router.dialogue.engine import Dialogue, Said
 from bot.router.dialogue.state import DialogueState, conversation_language
-from bot.router.outbox import Outbox
+from bot.router.outbox import Outbox, SentFirst
 from bot.router.queue import Queue
 from conversations.errors import StoreError
 from conversations.models import epoch_ms, utcnow
@@ -110,14 +113,21 @@ class Dispatcher:
         self._nlu = nlu if nlu is not None and nlu.enabled else None
         self._responses = responses or Responses()
         self._edited: dict[str, tuple[str, Responses, Dialogue | None]] = {}  # "account|pin" -> its version's
+        self._deciding: set[str] = set()  # messages this process is deciding now
+
+    def deciding(self, message_id: str) -> bool:
+        """Whether this process is deciding ``message_id`` now (its lease may have run out while
+        the store was away): the sweeper of this process leaves it to that dispatch."""
+        return message_id in self._deciding
 
     async def dispatch(
         self, message: Message, thread: Thread | None = None, activity: Activity | None = None
     ) -> Decision:
         """Decide on one inbound message, carry the decision out, and record it on the message.
         ``activity``: the message's mark on its thread that the recorder left to be written here."""
+        sent_first: list[SentFirst] = []  # the bot's answer sent before it is stored
         if self._lease is None:
-            return await self._decide(message, thread, activity)
+            return await self._decided(message, thread, activity, sent_first)
         # almost every message is decided in milliseconds: a renewal task starts only for one still
         # being decided a third of the lease in (no task per message on the hot path)
         renewal: list[asyncio.Task[None]] = []
@@ -130,11 +140,27 @@ class Dispatcher:
 
         timer = asyncio.get_running_loop().call_later(lease.total_seconds() / 3, start_renewing)
         try:
-            return await self._decide(message, thread, activity)
+            return await self._decided(message, thread, activity, sent_first)
         finally:
             timer.cancel()
             for task in renewal:
                 task.cancel()  # not awaited: a store call being cancelled may take its time
+
+    async def _decided(
+        self, message: Message, thread: Thread | None, activity: Activity | None, sent_first: list[SentFirst]
+    ) -> Decision:
+        """The decision carried out and recorded; if that fails after replies were sent (a store
+        outage), the replies are stored alone, so that the replay of the message sends none again."""
+        self._deciding.add(message.id)
+        try:
+            return await self._decide(message, thread, activity, sent_first)
+        except Exception:
+            if sent_first:
+                replies = [first.document for first in sent_first]
+                await self._outbox.until_stored(lambda: self._store.messages.store_sent_replies(replies), message.id)
+            raise
+        finally:
+            self._deciding.discard(message.id)
 
     async def _keep_lease(self, message_id: str, lease: timedelta) -> None:
         """Renew the message's dispatch lease now and every third of it until cancelled."""
@@ -148,7 +174,9 @@ class Dispatcher:
                 )
             await asyncio.sleep(lease.total_seconds() / 3)
 
-    async def _decide(self, message: Message, thread: Thread | None, activity: Activity | None) -> Decision:
+    async def _decide(
+        self, message: Message, thread: Thread | None, activity: Activity | None, sent_first: list[SentFirst]
+    ) -> Decision:
         started = time.perf_counter()
         if thread is None or thread.id != message.thread_id:
             thread = await self._store.threads.get_thread(message.thread_id)
@@ -178,12 +206,10 @@ class Dispatcher:
         elif keyword:
             decision = await self._answer_keyword(message, thread, keyword)
         elif to_bot:
-            decision, parse = await self._bot(message, thread, activity)
+            decision, parse = await self._bot(message, thread, activity, sent_first)
         else:
             decision = await self._to_queue(message, thread, DIRECT if direct else NO_NLU)
-        if self._events is not None:  # before the decision is recorded: a replay publishes again
-            await self._publish(message, thread, decision)
-        await self._store.messages.finish_dispatch(message.id, decision, parse.to_doc() if parse else None)
+        await self._finish(message, thread, decision, parse, sent_first)
         await self._queue.after_dispatch(message, thread, decision)
         self._metrics.decisions.labels(str(decision.action)).inc()
         self._metrics.dispatch_latency.observe(time.perf_counter() - started)
@@ -198,6 +224,27 @@ class Dispatcher:
         )
         return decision
 
+    async def _finish(
+        self, message: Message, thread: Thread, decision: Decision, parse: Parse | None, sent_first: list[SentFirst]
+    ) -> None:
+        """Publish the message's webhook events (before the decision is recorded: a replay publishes
+        again) and record the decision, with the replies sent before they were stored in the same
+        command: asked again while the store is away (the customer has them already)."""
+        nlu = parse.to_doc() if parse else None
+        replies = [first.document for first in sent_first]
+
+        async def record() -> None:
+            if self._events is not None:
+                await self._publish(message, thread, decision)
+            await self._store.messages.finish_dispatch(message.id, decision, nlu, replies)
+
+        if not sent_first:
+            await record()
+            return
+        await self._outbox.until_stored(record, message.id)
+        for first in sent_first:
+            await self._outbox.settle(first, thread)
+
     async def _publish(self, message: Message, thread: Thread, decision: Decision) -> None:
         """The webhook events of this message; their ids derive from it, so a replay adds none."""
         assert self._events is not None
@@ -211,9 +258,12 @@ class Dispatcher:
         if activity is not None:
             await self._store.threads.mark_activity(thread.id, activity)
 
-    async def _bot(self, message: Message, thread: Thread, activity: Activity | None) -> tuple[Decision, Parse | None]:
+    async def _bot(
+        self, message: Message, thread: Thread, activity: Activity | None, sent_first: list[SentFirst]
+    ) -> tuple[Decision, Parse | None]:
         """The bot's answer; the message's ``activity`` written with the dialogue state (alone
-        when the message goes to a human instead)."""
+        when the message goes to a human instead). A step decided now (not a replay's) sends its
+        first text before storing it, into ``sent_first``."""
         model = await self._queue.account_routing.model_of(thread)  # its inbox's own model version, if any
         parse, reason = await self._parse(message, thread, model)
         if parse is None:
@@ -252,7 +302,7 @@ class Dispatcher:
         else:
             log_event(log, "dispatch.state_contended", logging.WARNING, message=message.id, thread=thread.id)
         await self._mark(thread, activity)  # not written with a state: the contact was erased, or contention
-        return await self._carry_out(message, thread, step, responses), step.parse
+        return await self._carry_out(message, thread, step, responses, sent_first), step.parse
 
     async def _parse(self, message: Message, thread: Thread, model: str | None) -> tuple[Parse | None, str]:
         """The NLU's reading of the message, or ``None`` and why the message goes to a human."""
@@ -288,8 +338,16 @@ class Dispatcher:
             known = self._edited[slot] = (version, bot.responses, dialogue)
         return known[1], known[2]
 
-    async def _carry_out(self, message: Message, thread: Thread, step: Step, responses: Responses) -> Decision:
-        """A step sent (each text a reply of its own, the buttons on the last) or handed to a human."""
+    async def _carry_out(
+        self,
+        message: Message,
+        thread: Thread,
+        step: Step,
+        responses: Responses,
+        sent_first: list[SentFirst] | None = None,
+    ) -> Decision:
+        """A step sent (each text a reply of its own, the buttons on the last) or handed to a human.
+        With ``sent_first``, the first text is sent before it is stored (see ``_send``)."""
         for n, note in enumerate(step.notes):  # ids from the message: a replay adds none
             await self._queue.note_bot_action(thread, note, f"tl-{message.id}-bot-{n}")
         if not step.handoff and not step.texts:  # never a silent dead end: a person answers instead
@@ -303,7 +361,8 @@ class Dispatcher:
         for n, text in enumerate(step.texts):
             options = tuple(step.options) if n == len(step.texts) - 1 else ()
             kind = "bot-reply" if n == 0 else f"bot-reply-{n}"
-            sent.append(await self._send(message, thread, kind, text, SenderKind.BOT, options))
+            first = sent_first if n == 0 else None
+            sent.append(await self._send(message, thread, kind, text, SenderKind.BOT, options, first))
         return Decision(DecisionAction.ANSWERED, step.reason, thread.id, replies=tuple(m.id for m in sent))
 
     async def _to_queue(self, message: Message, thread: Thread, reason: str, notice: str | None = None) -> Decision:
@@ -322,18 +381,32 @@ class Dispatcher:
         return Decision(DecisionAction.QUEUED, reason, thread.id, replies=(sent.id,))
 
     async def _send(
-        self, message: Message, thread: Thread, kind: str, text: str, sender: SenderKind, options: tuple[str, ...] = ()
+        self,
+        message: Message,
+        thread: Thread,
+        kind: str,
+        text: str,
+        sender: SenderKind,
+        options: tuple[str, ...] = (),
+        sent_first: list[SentFirst] | None = None,
     ) -> Message:
-        """Enqueue one reply to ``message``, at most once however often dispatch runs."""
-        return await self._outbox.enqueue_reply(
-            dedup_key=f"{message.id}:{kind}",
-            thread=thread,
-            to=_reply_address(message, thread),
-            text=text,
-            sender={"kind": str(sender)},
-            in_reply_to=message.id,
-            options=options,
-        )
+        """Enqueue one reply to ``message``, at most once however often dispatch runs; with
+        ``sent_first``, send it first and leave it there to be stored with the decision: the
+        message's dispatch lease keeps it durable meanwhile (a process that dies before storing
+        the reply leaves the message to a sweeper, whose replay stores the reply first)."""
+        reply: dict[str, Any] = {
+            "dedup_key": f"{message.id}:{kind}",
+            "thread": thread,
+            "to": _reply_address(message, thread),
+            "text": text,
+            "sender": {"kind": str(sender)},
+            "in_reply_to": message.id,
+            "options": options,
+        }
+        if sent_first is not None and (first := await self._outbox.send_first(**reply)) is not None:
+            sent_first.append(first)
+            return first.message
+        return await self._outbox.enqueue_reply(**reply)
 
     async def _record_consent(self, message: Message, keyword: Mapping[str, Any]) -> None:
         """STOP and START change what the customer may be sent on this channel, whoever holds

@@ -31,6 +31,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -42,7 +43,7 @@ from bot.sending_settings import OutboxSettings
 from bot.tasks import wait_set
 from conversations.errors import StoreUnavailable
 from conversations.models import epoch_ms, utcnow
-from conversations.outbox import INTERRUPTED
+from conversations.outbox import INTERRUPTED, outbound_document, outbox_item, settled_document
 from conversations.repositories import Repositories
 from conversations.thread_models import Message, OutboxItem, Thread
 from conversations.traffic import Identity
@@ -69,6 +70,17 @@ def backoff_delay(
     ceiling = min(cap, base * 2 ** max(attempts - 1, 0))
     delay = (rng or random).uniform(ceiling / 2, ceiling)
     return max(delay, retry_after or 0.0)
+
+
+@dataclass(frozen=True)
+class SentFirst:
+    """A reply sent before it was stored: its message, and its document with the outcome of the
+    attempt (``sent``, ``retry`` or ``dead``), to be stored with the decision it carries out."""
+
+    message: Message
+    document: dict[str, Any]
+    item: OutboxItem
+    outcome: str
 
 
 class Outbox:
@@ -137,6 +149,73 @@ class Outbox:
         if self._events is not None:
             await self._events.message(thread, message)
         return message
+
+    async def send_first(self, **fields: Any) -> SentFirst | None:
+        """Send a reply (the fields of :meth:`enqueue_reply`) now, before it is stored: its caller
+        holds a lease that keeps what it answers durable meanwhile (an inbound message's dispatch
+        lease) and stores the returned document (:meth:`until_stored`), then calls :meth:`settle`.
+        ``None`` when this process runs no worker: enqueue the reply instead."""
+        if not self._direct:
+            return None
+        message, doc = outbound_document(**fields, now=utcnow(), leased_by=(self.owner, self._lease))
+        item = outbox_item(doc)
+        adapter = self._adapters.get(item.channel)
+        started = time.perf_counter()
+        async with self._slots:
+            try:
+                if adapter is None:
+                    raise PermanentSendError(f"channel {item.channel!r} is not configured")
+                provider_id = await adapter.send(item.to_outbound())
+            except PermanentSendError as exc:
+                return self._unsent(message, doc, item, f"permanent: {exc}", None, retry=False)
+            except RetryableSendError as exc:
+                return self._unsent(message, doc, item, str(exc), exc.retry_after, retry=True)
+            except Exception as exc:  # an adapter bug or an unexpected network error: retry
+                log_event(log, "outbox.send_error", logging.WARNING, item=item.id, **error_fields(exc))
+                return self._unsent(message, doc, item, f"{type(exc).__name__}: {exc}", None, retry=True)
+        self._metrics.send_latency.labels(item.channel).observe(time.perf_counter() - started)
+        return SentFirst(message, settled_document(doc, utcnow(), sent=provider_id), item, "sent")
+
+    def _unsent(
+        self, message: Message, doc: dict[str, Any], item: OutboxItem, error: str, after: float | None, *, retry: bool
+    ) -> SentFirst:
+        """A reply whose first attempt failed, as the worker records it: retried with backoff by
+        the worker, or dead-lettered (a permanent error, or no attempt left)."""
+        if retry and item.attempts < self._settings.max_attempts:
+            delay = backoff_delay(item.attempts, self._settings.base_delay, self._settings.max_delay, after)
+            due = utcnow() + timedelta(seconds=delay)
+            return SentFirst(message, settled_document(doc, utcnow(), error=error, due_at=due), item, "retry")
+        return SentFirst(message, settled_document(doc, utcnow(), error=error), item, "dead")
+
+    async def settle(self, first: SentFirst, thread: Thread) -> None:
+        """What follows a reply sent first once it is stored: counted and logged as the worker
+        does, the consoles told of a dead letter, the webhooks of the reply published."""
+        item, error = first.item, str(first.document["send"].get("last_error", ""))
+        if first.outcome == "sent":
+            self._metrics.outbound.labels(item.channel, "sent").inc()
+            log_event(log, "outbox.sent", item=item.id, channel=item.channel, attempts=item.attempts)
+        elif first.outcome == "retry":
+            self._retried(item, error, (first.document["send"]["due_ms"] - epoch_ms(utcnow())) / 1000)
+        else:
+            await self._given_up(item, error)
+        if self._events is not None:
+            await self._events.message(thread, first.message)
+
+    async def until_stored(self, write: Callable[[], Awaitable[T]], what: str) -> T:
+        """``write``, asked again while the store is unavailable (up to ``_RECORDING_LEASES``
+        leases): it records something the customer has been sent already, and left unrecorded
+        it would be sent a second time."""
+        delay = self._settings.base_delay
+        deadline = time.monotonic() + self._settings.lease_seconds * _RECORDING_LEASES
+        while True:
+            try:
+                return await write()
+            except StoreUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log_event(log, "outbox.record_retry", logging.WARNING, item=what, **error_fields(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._settings.lease_seconds / 3)
 
     def capabilities(self, channel: str) -> Capabilities:
         """What ``channel`` can carry (and whether it has a reply window); nothing for a channel
@@ -283,19 +362,10 @@ class Outbox:
 
     async def _record_sent(self, item: OutboxItem, provider_id: str) -> bool:
         """Record that the provider took ``item``; ``False`` if the lease passed to another worker.
-        The customer has the message now: a store that times out is asked again (the lease kept
-        meanwhile) rather than leaving the item pending, which would send it a second time."""
-        delay = self._settings.base_delay
-        deadline = time.monotonic() + self._settings.lease_seconds * _RECORDING_LEASES
-        while True:
-            try:
-                return await self._store.outbox.complete_outbox(item, self.owner, provider_id, utcnow())
-            except StoreUnavailable as exc:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log_event(log, "outbox.record_retry", logging.WARNING, item=item.id, **error_fields(exc))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self._settings.lease_seconds / 3)
+        A store that times out is asked again (the lease kept meanwhile): see :meth:`until_stored`."""
+        return await self.until_stored(
+            lambda: self._store.outbox.complete_outbox(item, self.owner, provider_id, utcnow()), item.id
+        )
 
     async def _keeping_lease(self, item: OutboxItem, send: Awaitable[T]) -> T:
         """Await ``send``, renewing the item's lease every third of it meanwhile: a send slower
@@ -333,6 +403,9 @@ class Outbox:
             return
         delay = backoff_delay(item.attempts, self._settings.base_delay, self._settings.max_delay, retry_after)
         await self._store.outbox.retry_outbox(item, self.owner, error, utcnow() + timedelta(seconds=delay))
+        self._retried(item, error, delay)
+
+    def _retried(self, item: OutboxItem, error: str, delay: float) -> None:
         self._metrics.outbox_retries.labels(item.channel).inc()
         log_event(
             log,
@@ -347,6 +420,10 @@ class Outbox:
 
     async def _dead(self, item: OutboxItem, error: str) -> None:
         await self._store.outbox.dead_letter_outbox(item, self.owner, error, utcnow())
+        await self._given_up(item, error)
+
+    async def _given_up(self, item: OutboxItem, error: str) -> None:
+        """A dead letter recorded: the consoles told, counted and logged."""
         await self._store.events.emit_event(item.account_id, "delivery", utcnow(), thread_id=item.thread_id)
         self._metrics.outbound.labels(item.channel, "dead").inc()
         self._metrics.outbox_dead.labels(item.channel).inc()

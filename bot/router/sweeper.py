@@ -30,6 +30,8 @@ class DispatchSweeper:
         """Dispatch every overdue message now; returns how many."""
         done = 0
         while (message := await self._store.messages.claim_undispatched(utcnow(), self._lease)) is not None:
+            if self._dispatcher.deciding(message.id):  # still ours: its lease ran out in a store outage
+                continue
             log_event(log, "dispatch.recovered", logging.WARNING, message=message.id)
             try:
                 await self._dispatcher.dispatch(message)

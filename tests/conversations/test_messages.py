@@ -7,10 +7,12 @@ import time
 from datetime import timedelta
 
 from conversations.models import utcnow
+from conversations.outbox import outbound_document, settled_document
 from conversations.repositories import Repositories
 from conversations.thread_models import Decision, DecisionAction, DispatchState, ThreadStatus
 from conversations.traffic import DeliveryStatus, Direction, Identity, StatusUpdate
 from tests import factories
+from tests.conftest import raw_database_of
 from tests.conversations.test_search_words import long_letter
 from tests.factories import LEASE, inbound, record
 
@@ -83,3 +85,44 @@ async def test_recording_a_long_message_takes_the_event_loop_a_few_milliseconds(
         await record(store, inbound(f"long-{n}", f"c{n}", text))
         spent.append(time.thread_time() - started)
     assert min(spent) < 0.010, spent  # its search terms alone take ~20 ms of CPU here
+
+
+async def test_a_reply_sent_first_is_stored_with_the_decision_once_and_a_stored_one_is_kept(
+    store: Repositories,
+) -> None:
+    """The decision and a reply sent before it was stored go in one command: the reply is an
+    upsert with ``$setOnInsert`` (MongoDB's own semantics: inserted with the filter's ``_id`` when
+    missing, untouched when there), which the embedded store applies alike, with the insert seen
+    by a change stream as one. Asked again (a retry after an outage), nothing changes; a reply a
+    replay stored first is kept as it is."""
+    message, thread, _ = await record(store, inbound())
+    first, doc = outbound_document(
+        dedup_key=f"{message.id}:bot-reply",
+        thread=thread,
+        to=Identity("webchat", "alice"),
+        text="Hi",
+        sender={"kind": "bot"},
+        now=utcnow(),
+        in_reply_to=message.id,
+        leased_by=("w1", LEASE),
+    )
+    sent = settled_document(doc, utcnow(), sent="p-1")
+    decision = Decision(DecisionAction.ANSWERED, "greet", thread.id, replies=(first.id,))
+    async with await raw_database_of(store).messages.watch([{"$match": {"operationType": "insert"}}]) as stream:
+        for _ in range(2):  # the second: a retry of a write whose answer was lost
+            await store.messages.finish_dispatch(message.id, decision, None, [sent])
+        change = await stream.next()
+    assert change["fullDocument"]["_id"] == first.id and change["fullDocument"]["send"]["state"] == "sent"
+    [item] = await factories.outbox(store)
+    assert (item.id, item.state, item.attempts, item.provider_message_id) == (first.id, "sent", 1, "p-1")
+    [reply] = await factories.messages(store, thread.account_id, direction="out")
+    assert reply.external_id == "p-1" and reply.delivery_status == DeliveryStatus.SENT and reply.text == "Hi"
+    decided = await store.messages.get_message(message.id)
+    assert decided.dispatch_state is DispatchState.DONE and decided.decision["replies"] == [first.id]
+
+    # a reply that a replay stored first (pending: its send to come) is kept as it is
+    pending = dict(settled_document(doc, utcnow(), error="telegram 429", due_at=utcnow()), _id="replayed")
+    await store.messages.store_sent_replies([pending])
+    await store.messages.store_sent_replies([dict(sent, _id="replayed")])
+    replayed = await store.outbox.get_outbox("replayed")
+    assert replayed is not None and replayed.state == "pending" and replayed.last_error == "telegram 429"
