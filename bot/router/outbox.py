@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -36,9 +35,10 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.handlers.kit.protocol import Capabilities, ChannelAdapter, PermanentSendError, RetryableSendError
-from bot.logs import error_fields, log_event, without_contacts
+from bot.logs import error_fields, log_event
 from bot.metrics import Metrics
 from bot.router.leasing import lease_and_work
+from bot.router.send_failures import SendFailures, backoff_delay
 from bot.sending_settings import OutboxSettings
 from bot.tasks import wait_set
 from conversations.errors import StoreUnavailable
@@ -57,19 +57,6 @@ _RECORDING_LEASES = 10  # how long a sent item's record is retried, in leases, b
 # how often a running worker moves sends that a router of the release before issue 19 (still
 # running beside this one during an upgrade) left in its outbox collection, seconds
 ADOPT_EVERY = 60.0
-
-
-def backoff_delay(
-    attempts: int, base: float, cap: float, retry_after: float | None = None, rng: random.Random | None = None
-) -> float:
-    """Seconds to wait after the ``attempts``-th failure, never less than ``retry_after``.
-
-    The ceiling doubles with every attempt up to ``cap``; the delay is drawn between half the
-    ceiling and the ceiling, so retries from many items spread out but still back off.
-    """
-    ceiling = min(cap, base * 2 ** max(attempts - 1, 0))
-    delay = (rng or random).uniform(ceiling / 2, ceiling)
-    return max(delay, retry_after or 0.0)
 
 
 @dataclass(frozen=True)
@@ -102,6 +89,7 @@ class Outbox:
         self._settings = settings
         self._lease = timedelta(seconds=settings.lease_seconds)
         self.owner = f"worker-{uuid.uuid4().hex[:12]}"
+        self._failures = SendFailures(store, metrics, settings, self.owner)
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._sending: set[asyncio.Task[None]] = set()
@@ -195,9 +183,9 @@ class Outbox:
             self._metrics.outbound.labels(item.channel, "sent").inc()
             log_event(log, "outbox.sent", item=item.id, channel=item.channel, attempts=item.attempts)
         elif first.outcome == "retry":
-            self._retried(item, error, (first.document["send"]["due_ms"] - epoch_ms(utcnow())) / 1000)
+            self._failures.retried(item, error, (first.document["send"]["due_ms"] - epoch_ms(utcnow())) / 1000)
         else:
-            await self._given_up(item, error)
+            await self._failures.given_up(item, error)
         if self._events is not None:
             await self._events.message(thread, first.message)
 
@@ -320,7 +308,7 @@ class Outbox:
             log_event(log, "outbox.already_in_hand", item=item.id)
             return
         if item.at_most_once and item.lapsed_owner is not None:
-            await self._dead(item, INTERRUPTED)  # the provider may have it already: not sent again
+            await self._failures.dead(item, INTERRUPTED)  # the provider may have it already: not sent again
             return
         self._in_hand.add(item.id)
         try:
@@ -340,14 +328,14 @@ class Outbox:
                 if answered is not None:
                     answered()
         except PermanentSendError as exc:
-            await self._dead(item, f"permanent: {exc}")
+            await self._failures.dead(item, f"permanent: {exc}")
             return
         except RetryableSendError as exc:
-            await self._retry(item, str(exc), exc.retry_after)
+            await self._failures.retry(item, str(exc), exc.retry_after)
             return
         except Exception as exc:  # an adapter bug or an unexpected network error: retry
             log_event(log, "outbox.send_error", logging.WARNING, item=item.id, **error_fields(exc))
-            await self._retry(item, f"{type(exc).__name__}: {exc}", None)
+            await self._failures.retry(item, f"{type(exc).__name__}: {exc}", None)
             return
         self._metrics.send_latency.labels(item.channel).observe(time.perf_counter() - started)
         if await self._keeping_lease(item, self._record_sent(item, provider_id)):
@@ -396,43 +384,3 @@ class Outbox:
                     "outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}}
                 )
             await wait_set(finished, self._lease.total_seconds() / 3)
-
-    async def _retry(self, item: OutboxItem, error: str, retry_after: float | None) -> None:
-        if item.attempts >= self._settings.max_attempts:
-            await self._dead(item, error)
-            return
-        delay = backoff_delay(item.attempts, self._settings.base_delay, self._settings.max_delay, retry_after)
-        await self._store.outbox.retry_outbox(item, self.owner, error, utcnow() + timedelta(seconds=delay))
-        self._retried(item, error, delay)
-
-    def _retried(self, item: OutboxItem, error: str, delay: float) -> None:
-        self._metrics.outbox_retries.labels(item.channel).inc()
-        log_event(
-            log,
-            "outbox.retry",
-            logging.WARNING,
-            item=item.id,
-            channel=item.channel,
-            attempts=item.attempts,
-            delay=round(delay, 3),
-            error=without_contacts(error)[:200],
-        )
-
-    async def _dead(self, item: OutboxItem, error: str) -> None:
-        await self._store.outbox.dead_letter_outbox(item, self.owner, error, utcnow())
-        await self._given_up(item, error)
-
-    async def _given_up(self, item: OutboxItem, error: str) -> None:
-        """A dead letter recorded: the consoles told, counted and logged."""
-        await self._store.events.emit_event(item.account_id, "delivery", utcnow(), thread_id=item.thread_id)
-        self._metrics.outbound.labels(item.channel, "dead").inc()
-        self._metrics.outbox_dead.labels(item.channel).inc()
-        log_event(
-            log,
-            "outbox.dead_letter",
-            logging.ERROR,
-            item=item.id,
-            channel=item.channel,
-            attempts=item.attempts,
-            error=without_contacts(error)[:200],
-        )

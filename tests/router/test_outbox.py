@@ -20,8 +20,9 @@ from bot.handlers.kit.protocol import BaseAdapter, PermanentSendError, Retryable
 from bot.metrics import Metrics
 from bot.router.dispatch import Dispatcher
 from bot.router.leasing import lease_and_work
-from bot.router.outbox import Outbox, backoff_delay
+from bot.router.outbox import Outbox
 from bot.router.queue import Queue
+from bot.router.send_failures import backoff_delay
 from bot.router.sweeper import DispatchSweeper
 from bot.sending_settings import OutboxSettings
 from bot.services.contacts import erase_contact, find_contact

@@ -29,7 +29,7 @@ from bot.handlers.kit.egress import Egress, refusal
 from bot.logs import log_event
 from bot.network_settings import WebhookSettings
 from bot.router.leasing import lease_and_work
-from bot.router.outbox import backoff_delay
+from bot.router.send_failures import backoff_delay
 from bot.router.webhooks.signing import (
     DELIVERY_HEADER,
     EVENT_HEADER,
