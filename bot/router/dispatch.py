@@ -31,7 +31,6 @@ at a crash.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -43,17 +42,17 @@ from typing import TYPE_CHECKING, Any
 from bot.logs import log_event
 from bot.metrics import Metrics
 from bot.nlu.data import Parse
-from bot.nlu.remote import NluOverBudget, NluUnavailable
 from bot.nlu.responses import Responses
 from bot.nlu.service import NluService
-from bot.router.dialogue.content import Content, ContentError
 from bot.router.dialogue.conversation import Step, respond
 from bot.router.dialogue.engine import Dialogue, Said
 from bot.router.dialogue.state import DialogueState, conversation_language
+from bot.router.dispatch_lease import renewing_dispatch_lease
 from bot.router.outbox import Outbox, SentFirst
 from bot.router.queue import Queue
+from bot.router.reading import NO_NLU, BotReader
 from conversations.errors import StoreError
-from conversations.models import epoch_ms, utcnow
+from conversations.models import epoch_ms
 from conversations.repositories import Repositories
 from conversations.thread_models import Activity, Decision, DecisionAction, Message, SenderKind, Thread, ThreadStatus
 from conversations.traffic import Identity
@@ -64,11 +63,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("omnirouter.router.dispatch")
 
-NO_NLU = "no_nlu"
 DIRECT = "direct_channel"  # the channel (or the inbox) is configured to go straight to humans
-NO_TEXT = "no_text"  # attachments only: nothing for the bot to read
-NLU_UNAVAILABLE = "nlu_unavailable"
-NLU_OVER_BUDGET = "nlu_over_budget"  # the NLU took longer than nlu.parse_budget
 REPLY_LIMIT = "bot_reply_limit"
 _STATE_TRIES = 5  # decisions of one message redone on a thread's newer dialogue state before giving up
 _STEPS_KEPT = 8  # the thread's last steps kept for replays (a replay comes within a lease or two)
@@ -103,7 +98,6 @@ class Dispatcher:
         self._store = store
         self._lease = lease
         self._satisfaction = satisfaction
-        self._dialogue = dialogue
         self._limit = reply_limit or ReplyLimit()
         self._events = events
         self._queue = queue
@@ -111,8 +105,7 @@ class Dispatcher:
         self._metrics = metrics
         self._queued_notice = queued_notice
         self._nlu = nlu if nlu is not None and nlu.enabled else None
-        self._responses = responses or Responses()
-        self._edited: dict[str, tuple[str, Responses, Dialogue | None]] = {}  # "account|pin" -> its version's
+        self._reader = BotReader(self._nlu, responses or Responses(), dialogue)
         self._deciding: set[str] = set()  # messages this process is deciding now
 
     def deciding(self, message_id: str) -> bool:
@@ -128,23 +121,9 @@ class Dispatcher:
         sent_first: list[SentFirst] = []  # the bot's answer sent before it is stored
         if self._lease is None:
             return await self._decided(message, thread, activity, sent_first)
-        # almost every message is decided in milliseconds: a renewal task starts only for one still
-        # being decided a third of the lease in (no task per message on the hot path)
-        renewal: list[asyncio.Task[None]] = []
-        lease = self._lease
-
-        def start_renewing() -> None:
-            task = asyncio.create_task(self._keep_lease(message.id, lease))
-            task.add_done_callback(_retrieved)
-            renewal.append(task)
-
-        timer = asyncio.get_running_loop().call_later(lease.total_seconds() / 3, start_renewing)
-        try:
-            return await self._decided(message, thread, activity, sent_first)
-        finally:
-            timer.cancel()
-            for task in renewal:
-                task.cancel()  # not awaited: a store call being cancelled may take its time
+        return await renewing_dispatch_lease(
+            self._store, message.id, self._lease, lambda: self._decided(message, thread, activity, sent_first)
+        )
 
     async def _decided(
         self, message: Message, thread: Thread | None, activity: Activity | None, sent_first: list[SentFirst]
@@ -161,18 +140,6 @@ class Dispatcher:
             raise
         finally:
             self._deciding.discard(message.id)
-
-    async def _keep_lease(self, message_id: str, lease: timedelta) -> None:
-        """Renew the message's dispatch lease now and every third of it until cancelled."""
-        while True:
-            try:
-                if not await self._store.messages.renew_dispatch(message_id, utcnow(), lease):
-                    return
-            except StoreError as exc:  # the next renewal may get through; the sweeper is the backstop
-                log_event(
-                    log, "dispatch.lease_not_renewed", logging.WARNING, message=message_id, error=type(exc).__name__
-                )
-            await asyncio.sleep(lease.total_seconds() / 3)
 
     async def _decide(
         self, message: Message, thread: Thread | None, activity: Activity | None, sent_first: list[SentFirst]
@@ -265,11 +232,11 @@ class Dispatcher:
         when the message goes to a human instead). A step decided now (not a replay's) sends its
         first text before storing it, into ``sent_first``."""
         model = await self._queue.account_routing.model_of(thread)  # its inbox's own model version, if any
-        parse, reason = await self._parse(message, thread, model)
+        parse, reason = await self._reader.parse(message, thread, model)
         if parse is None:
             await self._mark(thread, activity)
             return await self._to_queue(message, thread, reason), None
-        responses, dialogue = self._bot_of(thread.account_id, model)
+        responses, dialogue = self._reader.bot_of(thread.account_id, model)
         # the state read with the thread first (no second read on the usual path); a swap refused
         # because another message changed it meanwhile reads it again
         stored = dict(thread.nlu_state or {})
@@ -303,40 +270,6 @@ class Dispatcher:
             log_event(log, "dispatch.state_contended", logging.WARNING, message=message.id, thread=thread.id)
         await self._mark(thread, activity)  # not written with a state: the contact was erased, or contention
         return await self._carry_out(message, thread, step, responses, sent_first), step.parse
-
-    async def _parse(self, message: Message, thread: Thread, model: str | None) -> tuple[Parse | None, str]:
-        """The NLU's reading of the message, or ``None`` and why the message goes to a human."""
-        assert self._nlu is not None
-        if not message.text.strip():
-            return None, NO_TEXT
-        try:
-            parse = await self._nlu.parse(thread.account_id, message.text, model)
-        except NluOverBudget as exc:
-            log_event(log, "dispatch.nlu_over_budget", logging.WARNING, message=message.id, problem=str(exc))
-            return None, NLU_OVER_BUDGET
-        except NluUnavailable:
-            return None, NLU_UNAVAILABLE
-        return parse, NO_NLU  # None: no model trained yet
-
-    def _bot_of(self, account_id: str, model: str | None = None) -> tuple[Responses, Dialogue | None]:
-        """The answers and dialogue of the model version that parses (``model``, an inbox's pinned
-        one, or the account's active one): the content edited in the console that the version
-        carries, or the install's files."""
-        carried = self._nlu.content(account_id, model) if self._nlu is not None else None
-        if carried is None:
-            return self._responses, self._dialogue
-        version, doc = carried
-        slot = f"{account_id}|{model or ''}"  # the account's active model, or one of its pins
-        known = self._edited.get(slot)
-        if known is None or known[0] != version:
-            try:
-                bot = Content.from_doc(doc).parsed()
-            except ContentError as exc:  # checked when saved: only a release reading it otherwise
-                log_event(log, "dispatch.content_unreadable", logging.ERROR, version=version, problem=str(exc))
-                return self._responses, self._dialogue
-            dialogue = self._dialogue.with_content(bot.domain, bot.responses) if self._dialogue else None
-            known = self._edited[slot] = (version, bot.responses, dialogue)
-        return known[1], known[2]
 
     async def _carry_out(
         self,
@@ -427,11 +360,6 @@ class Dispatcher:
             reply = await self._send(message, thread, "keyword-reply", str(keyword["reply"]), SenderKind.SYSTEM)
             replies = (reply.id,)
         return Decision(DecisionAction.ANSWERED, f"keyword:{keyword.get('kind')}", thread.id, replies)
-
-
-def _retrieved(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log_event(log, "dispatch.lease_renewal_failed", logging.WARNING, error=type(task.exception()).__name__)
 
 
 def _reply_address(message: Message, thread: Thread) -> Identity:

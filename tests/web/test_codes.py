@@ -8,7 +8,7 @@ from aiohttp.test_utils import TestClient
 
 from bot.handlers.registry import CHANNELS
 from bot.keys import STORE
-from bot.router import calls, dispatch, policy
+from bot.router import calls, dispatch, policy, reading
 from bot.services.agents import add_agent
 from bot.web.codes import WORDS, word
 from bot.web.keys import FIRST_ADMIN
@@ -45,10 +45,10 @@ def test_every_code_the_router_stores_has_words() -> None:
         "webhook": set(DeliveryState),
         "channel": set(CHANNELS),
         "reason": {
-            dispatch.NO_NLU,
+            reading.NO_NLU,
             dispatch.DIRECT,
             dispatch.REPLY_LIMIT,
-            dispatch.NLU_UNAVAILABLE,
+            reading.NLU_UNAVAILABLE,
             policy.LOW_CONFIDENCE,
             policy.FALLBACK,
             calls.MISSED_CALL,

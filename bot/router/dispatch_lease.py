@@ -1,0 +1,57 @@
+"""The dispatch lease of an inbound message, renewed while the message is decided, so that a slow
+decision is not taken over by a sweeper and made twice (the sweeper takes over a message whose
+lease ran out: its process died)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TypeVar
+
+from bot.logs import log_event
+from conversations.errors import StoreError
+from conversations.models import utcnow
+from conversations.repositories import Repositories
+
+log = logging.getLogger("omnirouter.router.dispatch")  # the dispatcher's log lines, wherever they are made
+T = TypeVar("T")
+
+
+async def renewing_dispatch_lease(
+    store: Repositories, message_id: str, lease: timedelta, decide: Callable[[], Awaitable[T]]
+) -> T:
+    """``decide()`` awaited while the message's dispatch ``lease`` is kept."""
+    # almost every message is decided in milliseconds: a renewal task starts only for one still
+    # being decided a third of the lease in (no task per message on the hot path)
+    renewal: list[asyncio.Task[None]] = []
+
+    def start_renewing() -> None:
+        task = asyncio.create_task(_keep_lease(store, message_id, lease))
+        task.add_done_callback(_retrieved)
+        renewal.append(task)
+
+    timer = asyncio.get_running_loop().call_later(lease.total_seconds() / 3, start_renewing)
+    try:
+        return await decide()
+    finally:
+        timer.cancel()
+        for task in renewal:
+            task.cancel()  # not awaited: a store call being cancelled may take its time
+
+
+async def _keep_lease(store: Repositories, message_id: str, lease: timedelta) -> None:
+    """Renew the message's dispatch lease now and every third of it until cancelled."""
+    while True:
+        try:
+            if not await store.messages.renew_dispatch(message_id, utcnow(), lease):
+                return
+        except StoreError as exc:  # the next renewal may get through; the sweeper is the backstop
+            log_event(log, "dispatch.lease_not_renewed", logging.WARNING, message=message_id, error=type(exc).__name__)
+        await asyncio.sleep(lease.total_seconds() / 3)
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log_event(log, "dispatch.lease_renewal_failed", logging.WARNING, error=type(task.exception()).__name__)
