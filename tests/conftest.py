@@ -20,8 +20,10 @@ from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
 from tests.actions import ActionServer
+from tests.fakes.dns_server import FakeDns
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
+from tests.mailservers import SmtpSink
 
 TEST_SECRET_KEY = "0123456789abcdef" * 4  # seals channel secrets in the tests' stores
 TEST_API_TOKEN = "test-install-token"  # api.token of the tests' routers: the superadmin's token for /api
@@ -178,6 +180,24 @@ async def graph_api() -> AsyncIterator[FakeGraphAPI]:
 async def action_server() -> AsyncIterator[ActionServer]:
     """The starter's actions (config/actions/) on a real rasa-sdk action server, for the session."""
     server = ActionServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[SmtpSink]:
+    """A local SMTP server that keeps what it is given (an inbox's own outgoing server)."""
+    server = SmtpSink()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def dns_server() -> AsyncIterator[FakeDns]:
+    """A name server on 127.0.0.1 that mail-domain verification asks (``email.dns_servers``)."""
+    server = FakeDns()
     await server.start()
     yield server
     await server.stop()

@@ -8,7 +8,6 @@ domain (409). Mailboxes of a store written by the earlier release are taken as v
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiosmtplib
@@ -30,22 +29,6 @@ from tests.mailservers import SmtpSink
 
 CUSTOMER = "ivan@mail.example"
 DOMAIN = "bigcorp.example"
-
-
-@pytest.fixture
-async def dns_server() -> AsyncIterator[FakeDns]:
-    server = FakeDns()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[SmtpSink]:
-    server = SmtpSink()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 class Install:

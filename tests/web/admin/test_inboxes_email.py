@@ -30,23 +30,6 @@ SMTP_PASSWORD = "smtp-password-of-the-corner-shop"
 
 
 @pytest.fixture
-async def sink() -> AsyncIterator[SmtpSink]:
-    server = SmtpSink()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def dns_server() -> AsyncIterator[FakeDns]:
-    """The name server of corner.example's domain, which domain verification asks."""
-    server = FakeDns()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def admin(
     embedded: Any, db_name: str, start_client: Any, sink: SmtpSink, dns_server: FakeDns
 ) -> AsyncIterator[Browser]:
