@@ -9,24 +9,16 @@ import pytest
 
 from bot.handlers.email.imap import ImapError, open_mailbox
 from bot.handlers.email.settings import EmailSettings
+from tests.fakes.stream_server import StreamServer
 
 
-class RefusingImap:
+class RefusingImap(StreamServer):
     """An IMAP server that greets, then refuses every login; counts connections and closes."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.opened = 0
         self.closed = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.opened += 1

@@ -14,6 +14,7 @@ import pytest
 
 from bot.handlers.email.imap import MailboxReader
 from bot.handlers.email.settings import EmailSettings
+from tests.fakes.stream_server import StreamServer
 
 MOST = 4096
 SMALL = b"From: jane@client.example\r\nTo: help@alpha.example\r\nSubject: hi\r\n\r\nhello\r\n"
@@ -21,27 +22,18 @@ LIE = 100  # what the server announces of the large mail
 _FETCH = re.compile(r"UID FETCH (\d+) \(BODY\.PEEK\[\](?:<0\.(\d+)>)?\)", re.IGNORECASE)
 
 
-class LyingImap:
+class LyingImap(StreamServer):
     """An IMAP server of two unseen mails: UID 1 announced at 100 bytes but ``large`` bytes long,
     UID 2 a small one. ``honours_partial``: whether it keeps to a partial fetch's bound (a server
     that does not sends the whole mail, 64 KiB at a time). Records what it sent and what was marked
     seen."""
 
     def __init__(self, large: int, honours_partial: bool) -> None:
+        super().__init__()
         self.large, self.honours_partial = large, honours_partial
-        self.port = 0
         self.sent_of_large = 0  # bytes of the large mail written before the client hung up
         self.seen: list[str] = []
         self.connections = 0
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
