@@ -38,7 +38,7 @@ from bot.handlers.kit.protocol import Capabilities, ChannelAdapter, PermanentSen
 from bot.logs import error_fields, log_event
 from bot.metrics import Metrics
 from bot.router.leasing import lease_and_work
-from bot.router.send_failures import SendFailures, backoff_delay
+from bot.router.send_failures import SendFailures
 from bot.sending_settings import OutboxSettings
 from bot.tasks import wait_set
 from conversations.errors import StoreUnavailable
@@ -169,8 +169,8 @@ class Outbox:
     ) -> SentFirst:
         """A reply whose first attempt failed, as the worker records it: retried with backoff by
         the worker, or dead-lettered (a permanent error, or no attempt left)."""
-        if retry and item.attempts < self._settings.max_attempts:
-            delay = backoff_delay(item.attempts, self._settings.base_delay, self._settings.max_delay, after)
+        delay = self._failures.delay(item, after) if retry else None
+        if delay is not None:
             due = utcnow() + timedelta(seconds=delay)
             return SentFirst(message, settled_document(doc, utcnow(), error=error, due_at=due), item, "retry")
         return SentFirst(message, settled_document(doc, utcnow(), error=error), item, "dead")

@@ -42,11 +42,17 @@ class SendFailures:
         self._settings = settings
         self._owner = owner
 
-    async def retry(self, item: OutboxItem, error: str, retry_after: float | None) -> None:
+    def delay(self, item: OutboxItem, retry_after: float | None) -> float | None:
+        """Seconds until the failed item's next attempt; ``None`` when it has no attempt left."""
         if item.attempts >= self._settings.max_attempts:
+            return None
+        return backoff_delay(item.attempts, self._settings.base_delay, self._settings.max_delay, retry_after)
+
+    async def retry(self, item: OutboxItem, error: str, retry_after: float | None) -> None:
+        delay = self.delay(item, retry_after)
+        if delay is None:
             await self.dead(item, error)
             return
-        delay = backoff_delay(item.attempts, self._settings.base_delay, self._settings.max_delay, retry_after)
         await self._store.outbox.retry_outbox(item, self._owner, error, utcnow() + timedelta(seconds=delay))
         self.retried(item, error, delay)
 
