@@ -5,6 +5,11 @@ aiohttp handler answering 200, driven by the load generator), one NLU prediction
 model, with the router's LRU of query embeddings), one store write amortised by batching
 (``insert_many`` on the embedded store) and one outbound HTTP exchange (a send to the provider
 fakes, with the same HTTP client the adapters use).
+
+Beside the batched write, the store's own CPU for the least a bot-answered message must write
+(``minimal_store_seconds``: two inserts, the message and its reply, and two updates, the thread's
+activity and the message's decision, into collections with the router's indexes), the floor of
+issue 19's efficiency.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, UpdateOne
 
+from bench.meters import cpu_seconds
 from bot.nlu.embedder import QueryEmbeddings, default_embedder
 from bot.nlu.model import NluModel
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID
@@ -84,6 +90,69 @@ async def store_write_seconds(
         return seconds
     finally:
         await client.close()
+
+
+async def minimal_store_seconds(
+    uri: str, database: str, sample: dict[str, Any], store_pid: int | None, count: int = 3000, batch: int = 32
+) -> float:
+    """Per message, the store process's CPU seconds (its wall time without a pid, as on a remote
+    MongoDB) for two inserts and two updates: the message and its reply inserted, the thread's
+    activity and the message's decision updated, ``batch`` messages at a time (the router's
+    in-flight messages share commands the same way), into copies of the ``messages`` and
+    ``threads`` collections with their indexes."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    db = client[database]
+    messages, threads = db["floor_min_messages"], db["floor_min_threads"]
+    try:
+        for source, copy in ((db["messages"], messages), (db["threads"], threads)):
+            specs = [i async for i in await source.list_indexes() if i["name"] != "_id_"]
+            for spec in specs:
+                await copy.create_index(
+                    _index_keys(spec), **{k: v for k, v in spec.items() if k not in ("v", "key", "ns")}
+                )
+        thread_ids = [f"thr_{n}" for n in range(batch)]
+        await threads.insert_many([{"_id": t, "account_id": "default", "messages": 0} for t in thread_ids])
+        await _minimal_round(messages, threads, sample, thread_ids)  # warm up
+        cpu, started = (cpu_seconds(store_pid) if store_pid else 0.0), time.perf_counter()
+        for _ in range(0, count, batch):
+            await _minimal_round(messages, threads, sample, thread_ids)
+        used = cpu_seconds(store_pid) - cpu if store_pid else time.perf_counter() - started
+        return used / (count // batch * batch)
+    finally:
+        await messages.drop()
+        await threads.drop()
+        await client.close()
+
+
+def _index_keys(spec: dict[str, Any]) -> list[tuple[str, Any]]:
+    """An index's keys as ``create_index`` takes them (a text index lists its fields by weight)."""
+    keys = [(k, v) for k, v in spec["key"].items() if k not in ("_fts", "_ftsx")]
+    return [(field, "text") for field in spec.get("weights", {})] + keys
+
+
+async def _minimal_round(messages: Any, threads: Any, sample: dict[str, Any], thread_ids: list[str]) -> None:
+    ids = [uuid.uuid4().hex for _ in thread_ids]
+    await messages.insert_many(
+        [{**sample, "_id": i, "external_id": i, "thread_id": t} for i, t in zip(ids, thread_ids)], ordered=False
+    )
+    await threads.bulk_write(
+        [
+            UpdateOne({"_id": t}, {"$set": {"last_message_at": time.time()}, "$inc": {"messages": 2}})
+            for t in thread_ids
+        ],
+        ordered=False,
+    )
+    await messages.bulk_write(
+        [UpdateOne({"_id": i}, {"$set": {"dispatch_state": "done", "decision": {"action": "answered"}}}) for i in ids],
+        ordered=False,
+    )
+    await messages.insert_many(
+        [
+            {**sample, "_id": f"r{i}", "direction": "out", "thread_id": t, "external_id": f"r{i}"}
+            for i, t in zip(ids, thread_ids)
+        ],
+        ordered=False,
+    )
 
 
 def _sends(providers: Providers, channels: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
