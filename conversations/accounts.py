@@ -70,6 +70,12 @@ class AccountsRepository(Repository):
         except DuplicateKeyError:
             return False
 
+    async def accounts_with_channel_value(self, channel: str, field: str, value: str) -> list[str]:
+        """The accounts whose own ``channel`` settings have ``field`` = ``value`` (a field that is no
+        secret, as a WhatsApp ``phone_number_id``: sealed ones never compare equal)."""
+        found = self._db.accounts.find({f"channels.{channel}.{field}": value}, {"_id": 1})
+        return [str(doc["_id"]) async for doc in found]
+
     async def list_accounts(self) -> list[Account]:
         return [Account.from_doc(doc) async for doc in self._db.accounts.find({}).sort("_id", ASCENDING)]
 

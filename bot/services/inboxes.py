@@ -174,11 +174,15 @@ def route_of(channel: str, config: Mapping[str, Any]) -> str | None:
 
 
 def install_route(settings: Settings, route: str | None, account_id: str | None = None) -> bool:
-    """Whether ``route`` is the install's own (its ``[sms]`` number, its ``[email]`` address): no
-    inbox may take it. For another account than the install's (``account_id``), every address in
-    the install's own mail domain is the install's too: its SMTP listener takes that whole domain."""
+    """Whether ``route`` is the install's own (its ``[sms]`` number, its ``[whatsapp]`` number, its
+    ``[email]`` address): no inbox may take it. For another account than the install's
+    (``account_id``), every address in the install's own mail domain is the install's too: its SMTP
+    listener takes that whole domain."""
     number, address = settings.section(SmsSettings).from_number, settings.section(EmailSettings).address
     if bool(number) and route == number_route(number):
+        return True
+    whatsapp = settings.section(WhatsappSettings).phone_number_id
+    if bool(whatsapp) and route == f"whatsapp:{whatsapp}":
         return True
     if not address or not route:
         return False
@@ -186,6 +190,27 @@ def install_route(settings: Settings, route: str | None, account_id: str | None 
         return True
     domain = "@" + address.rpartition("@")[2].lower()
     return account_id not in (None, settings.account.id) and route.startswith("email:") and route.endswith(domain)
+
+
+FIRST_INBOX, NEW_INBOX = "first", ""  # where a number is being set: the account's own settings, a new inbox
+
+
+async def number_elsewhere(
+    store: Repositories, settings: Settings, route: str | None, account_id: str, here: str
+) -> bool:
+    """Whether a WhatsApp number ``route`` already delivers somewhere else than ``here``, where it is
+    being set (``FIRST_INBOX``: the account ``account_id``'s own settings; an inbox's id;
+    ``NEW_INBOX``): the install's own number, an account's own settings, or an inbox. A number
+    delivers into one inbox only."""
+    if not route or not route.startswith("whatsapp:"):
+        return False
+    if install_route(settings, route, account_id):
+        return True
+    owners = await store.accounts.accounts_with_channel_value("whatsapp", "phone_number_id", route.partition(":")[2])
+    if any(owner != account_id or here != FIRST_INBOX for owner in owners):
+        return True
+    inbox = await store.inboxes.inbox_by_route(route)
+    return inbox is not None and inbox.id != here
 
 
 async def domain_of_another(store: Repositories, account_id: str, route: str | None) -> str | None:

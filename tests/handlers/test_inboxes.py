@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.handlers.kit import accounts as channel_accounts
 from bot.keys import STORE
 from bot.services.reports import build_report, report_csv
 from bot.web.api.kit import issue_token
@@ -26,6 +27,7 @@ from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import (
     TG_SECRET,
     WA_SECRET,
+    WA_VERIFY,
     channel_settings,
     fixture,
     own_channels,
@@ -74,8 +76,9 @@ def _wa_message(number: str, wamid: str) -> dict[str, Any]:
 
 
 async def test_two_accounts_with_two_inboxes_of_each_channel_never_cross(
-    embedded: Any, db_name: str, start_client: Any, fakes: dict[str, Any]
+    embedded: Any, db_name: str, start_client: Any, fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(channel_accounts, "REFRESH_SECONDS", 0.2)  # inboxes read again soon after a change
     settings = own_channels(embedded.uri, db_name, fakes["tg:default"], fakes["wa:default"], fakes.values())
     client: TestClient = await start_client(settings)
     store = client.server.app[STORE]
@@ -116,6 +119,20 @@ async def test_two_accounts_with_two_inboxes_of_each_channel_never_cross(
     again = {"channel": "whatsapp", "name": "again", "settings": _whatsapp(fakes["wa:shop2-2"], "1002", "s")}
     taken = await client.post("/api/accounts/shop2/inboxes", json=again, headers=shop2)
     assert taken.status == 409 and (await taken.json())["error"] == "inbox_taken"
+    # nor another account's own number (its first inbox), nor may an account's own settings take an
+    # inbox's number or the install's; its own number it may save again
+    first = {"channel": "whatsapp", "name": "first", "settings": _whatsapp(fakes["wa:shop2-2"], "2001", "s")}
+    taken = await client.post("/api/accounts/default/inboxes", json=first, headers=INSTALL)
+    assert taken.status == 409 and (await taken.json())["error"] == "inbox_taken"
+    for number, status in (("1002", 409), (PHONE_NUMBER_ID, 409), ("2002", 409), ("2001", 200)):
+        own_settings = _whatsapp(fakes["wa:shop2"], number, "shop2-wa")
+        answer = await client.put("/api/accounts/shop2/channels/whatsapp", json=own_settings, headers=shop2)
+        assert answer.status == status, (number, await answer.text())
+    # nor is the install's own number any account's inbox
+    own = {"channel": "whatsapp", "name": "own", "settings": _whatsapp(fakes["wa:shop2-2"], PHONE_NUMBER_ID, "s")}
+    for account, headers in (("shop2", shop2), ("default", INSTALL)):
+        taken = await client.post(f"/api/accounts/{account}/inboxes", json=own, headers=headers)
+        assert taken.status == 409 and (await taken.json())["error"] == "inbox_taken"
 
     # the same person writes to all eight (the same Telegram message id to each bot)
     update = fixture("telegram", "text")
@@ -189,10 +206,30 @@ async def test_two_accounts_with_two_inboxes_of_each_channel_never_cross(
     cross = f"/webhooks/telegram/default/{created['telegram:shop2-2']['id']}"
     assert (await post_telegram(client, update, secret="shop2-2-tg", path=cross)).status == 404
 
-    # a disabled inbox takes nothing more (within the settings' refresh: the inbox is read again)
-    answer = await client.patch(f"/api/accounts/default/inboxes/{extra}", json={"disabled": True}, headers=INSTALL)
-    assert answer.status == 200 and (await answer.json())["disabled"] is True
-    assert (await store.inboxes.get_inbox(extra)).disabled  # type: ignore[union-attr]
+    # Meta's subscription check of an inbox's own URL takes that inbox's verify token only
+    wa_path = numbers["default-2"][0]
+    check = {"hub.mode": "subscribe", "hub.challenge": "c-17"}
+    answer = await client.get(wa_path, params={**check, "hub.verify_token": "verify-1002"})
+    assert answer.status == 200 and await answer.text() == "c-17"
+    for token in ("verify-2002", WA_VERIFY, ""):  # another inbox's, the install's, none
+        assert (await client.get(wa_path, params={**check, "hub.verify_token": token})).status == 403
+
+    # a disabled inbox takes nothing more (once its settings are read again: the refresh interval)
+    wa_extra = created["whatsapp:default-2"]["id"]
+    for inbox in (extra, wa_extra):
+        answer = await client.patch(f"/api/accounts/default/inboxes/{inbox}", json={"disabled": True}, headers=INSTALL)
+        assert answer.status == 200 and (await answer.json())["disabled"] is True
+        assert (await store.inboxes.get_inbox(inbox)).disabled  # type: ignore[union-attr]
+    late = {**update, "update_id": update["update_id"] + 1000}
+    late_wa = json.dumps(_wa_message("1002", "wamid.LATE")).encode()
+
+    async def both_refused() -> bool:
+        telegram = await post_telegram(client, late, secret="default-2-tg", path=paths["default-2"][0])
+        whatsapp = await post_whatsapp(client, late_wa, signature=sign(late_wa, "default-2-wa"), path=wa_path)
+        return telegram.status == 404 and whatsapp.status == 404
+
+    await wait_for(both_refused, timeout=30)
+    assert (await client.get(wa_path, params={**check, "hub.verify_token": "verify-1002"})).status == 404
 
 
 async def test_bad_inbox_settings_are_refused_with_a_clear_400(client: TestClient) -> None:

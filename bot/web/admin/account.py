@@ -20,6 +20,7 @@ from bot.router.satisfaction import DEFAULT_TEXTS, LANGUAGES, TEXT_KINDS, Satisf
 from bot.router.webhooks.subscriptions import BadSubscription, new_secret, subscribe
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
 from bot.services.contact_fields import KINDS, FieldError, defined, new_attribute
+from bot.services.inboxes import FIRST_INBOX, number_elsewhere, route_of
 from bot.web.api.kit import issue_token
 from bot.web.chat.widget import BadWidget, WidgetLook, read_look
 from bot.web.i18n import N_, translate
@@ -128,6 +129,12 @@ async def save_channel(request: web.Request) -> web.Response:
     missing = [f.name for f in CHANNEL_FIELDS[channel] if f.required and not merged.get(f.name)]
     if missing:
         return await _show(request, 400, error=translate(admin.lang, "Fill in: {fields}.", fields=", ".join(missing)))
+    route = route_of(channel, merged)
+    if await number_elsewhere(store, request.app[SETTINGS], route, admin.account_id, FIRST_INBOX):
+        words = N_(
+            "Another inbox already receives the WhatsApp number {number}: a number delivers into one inbox only."
+        )
+        return await _show(request, 409, error=translate(admin.lang, words, number=str(route).partition(":")[2]))
     await store.accounts.merge_account_channel(admin.account_id, channel, values, tuple(remove))
     await audit.record(
         store,

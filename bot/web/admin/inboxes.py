@@ -21,9 +21,11 @@ from bot.services.accounts import refused_api_base
 from bot.services.inbox_routing import model_versions
 from bot.services.inboxes import (
     INBOX_FIELDS,
+    NEW_INBOX,
     domain_of_another,
     install_route,
     is_inbox_name,
+    number_elsewhere,
     refused_mail_server,
     route_of,
 )
@@ -165,10 +167,13 @@ def _taken(admin: Agent, route: str | None) -> FormProblem:
     return FormProblem(translate(admin.lang, words.get(channel, words["whatsapp"]), number=number, address=number), 409)
 
 
-async def _check_route(request: web.Request, admin: Agent, route: str | None) -> None:
+async def _check_route(request: web.Request, admin: Agent, route: str | None, here: str = NEW_INBOX) -> None:
     """The install's own Twilio number and mail address (its ``[sms]`` and ``[email]`` settings;
     for another account, its whole mail domain) are no inbox's to take, nor an address in a mail
-    domain that is another account's (``domain_of_another``)."""
+    domain that is another account's (``domain_of_another``), nor a WhatsApp number that delivers
+    elsewhere (``number_elsewhere``: ``here`` is the inbox being changed)."""
+    if await number_elsewhere(request.app[STORE], request.app[SETTINGS], route, admin.account_id, here):
+        raise _taken(admin, route)
     if domain := await domain_of_another(request.app[STORE], admin.account_id, route):
         words = N_("The mail domain {domain} is another account's: a domain's mail goes to one account.")
         raise FormProblem(translate(admin.lang, words, domain=domain), 409)
@@ -236,7 +241,7 @@ async def edit_inbox(request: web.Request) -> web.Response:
             values["prechat"] = _read_prechat(admin, form)
         await _check_egress(request, admin, inbox.channel, values, inbox.config)
         route = route_of(inbox.channel, values)
-        await _check_route(request, admin, route)
+        await _check_route(request, admin, route, inbox.id)
         await claim_domain(store, request.app[SETTINGS], admin.account_id, inbox.channel, {**inbox.config, **values})
         changed = await store.inboxes.update_inbox(admin.account_id, inbox.id, values, route, name=name)
         if changed is False:

@@ -20,6 +20,7 @@ from bot.services.accounts import (
     refused_api_base,
     set_disabled,
 )
+from bot.services.inboxes import FIRST_INBOX, number_elsewhere, route_of
 from bot.web.admin.agents import LOGIN_PATTERN
 from bot.web.api.kit import ApiRoutes, Call, api_error, reply
 from bot.web.api.openapi import list_of, ref
@@ -212,6 +213,9 @@ def _channel_route(channel: str) -> None:
         guard = request.app[EGRESS].channel(channel)
         if refused := refused_api_base(guard, call.body):
             raise api_error(400, "api_base_not_allowed", guard.api_base_refusal(refused))
+        route = route_of(channel, call.body)
+        if await number_elsewhere(request.app[STORE], request.app[SETTINGS], route, account.id, FIRST_INBOX):
+            raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
         await request.app[STORE].accounts.set_account_channel(account.id, channel, call.body)
         await audit.record(
             request.app[STORE],

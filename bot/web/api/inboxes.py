@@ -20,6 +20,7 @@ from bot.services.inbox_mail import send_mailbox_test
 from bot.services.inbox_routing import model_problem, routing_changes, routing_problem
 from bot.services.inboxes import (
     INBOX_CHANGES,
+    NEW_INBOX,
     TEST_TEXT,
     BadRecipient,
     domain_of_another,
@@ -27,6 +28,7 @@ from bot.services.inboxes import (
     inbox_webhook_url,
     install_route,
     new_inbox_schema,
+    number_elsewhere,
     refused_mail_server,
     route_of,
     send_test_message,
@@ -91,11 +93,13 @@ def _prechat_kept(settings: dict[str, Any]) -> dict[str, Any]:
         raise api_error(400, "bad_request", str(bad)) from None
 
 
-async def _check_route(request: web.Request, account_id: str, route: str | None) -> None:
+async def _check_route(request: web.Request, account_id: str, route: str | None, here: str = NEW_INBOX) -> None:
     """A 409 for a route the install's own settings receive, or a mailbox in a mail domain that
     another account's mailboxes are in."""
     if install_route(request.app[SETTINGS], route, account_id):
         raise api_error(409, "inbox_taken", f"the install's own settings already receive {route}")
+    if await number_elsewhere(request.app[STORE], request.app[SETTINGS], route, account_id, here):
+        raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
     if domain := await domain_of_another(request.app[STORE], account_id, route):
         raise api_error(409, "domain_taken", f"the mail domain {domain} is another account's")
 
@@ -204,7 +208,7 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     fields = {k: call.body[k] for k in ("name", "disabled") if k in call.body}
     fields.update(routing_changes({k: routing.get(k) for k in call.body.get("routing", {})}))
     route = route_of(inbox.channel, settings)
-    await _check_route(request, account.id, route)
+    await _check_route(request, account.id, route, inbox.id)
     await claim_domain(store, request.app[SETTINGS], account.id, inbox.channel, {**inbox.config, **settings})
     changed = await store.inboxes.update_inbox(account.id, inbox.id, settings, route, **fields)
     if changed is False:

@@ -15,6 +15,7 @@ from bot.keys import QUEUE, STORE
 from bot.services.agents import add_agent
 from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Role
+from conversations.models import utcnow
 from tests import factories
 from tests.conftest import make_settings, raw_database_of
 from tests.fakes.telegram_api import FakeBotAPI
@@ -239,6 +240,18 @@ async def test_channel_secrets_saved_in_the_console_are_sealed_never_shown_and_u
         assert (await admin.post("/admin/account/channels/whatsapp", {"phone_number_id": "1"}, "/admin/account"))[
             0
         ] == 400
+        # a number another inbox receives is refused to the account's own settings, and kept out
+        store = client.server.app[STORE]
+        await store.inboxes.create_inbox(
+            "default", "whatsapp", "theirs", {"phone_number_id": "777"}, utcnow(), "whatsapp:777"
+        )
+        number = {"phone_number_id": "777", "access_token": "t", "app_secret": "s", "verify_token": "v"}
+        status, page = await admin.post("/admin/account/channels/whatsapp", number, "/admin/account")
+        assert status == 409 and "777" in page
+        account = await store.accounts.get_account("shop4")
+        assert account is not None and "whatsapp" not in account.channels
+        number["phone_number_id"] = "778"
+        assert (await admin.post("/admin/account/channels/whatsapp", number, "/admin/account"))[0] == 303
 
         ok = await post_telegram(
             client, fixture("telegram", "text"), secret="shop4-hook-secret", path="/webhooks/telegram/shop4"
