@@ -76,7 +76,12 @@ def _wa_message(number: str, wamid: str) -> dict[str, Any]:
 
 
 async def test_two_accounts_with_two_inboxes_of_each_channel_never_cross(
-    embedded: Any, db_name: str, start_client: Any, fakes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    embedded: Any,
+    db_name: str,
+    start_client: Any,
+    fakes: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setattr(channel_accounts, "REFRESH_SECONDS", 0.2)  # inboxes read again soon after a change
     settings = own_channels(embedded.uri, db_name, fakes["tg:default"], fakes["wa:default"], fakes.values())
@@ -205,6 +210,11 @@ async def test_two_accounts_with_two_inboxes_of_each_channel_never_cross(
     ).status == 404
     cross = f"/webhooks/telegram/default/{created['telegram:shop2-2']['id']}"
     assert (await post_telegram(client, update, secret="shop2-2-tg", path=cross)).status == 404
+    logged = [getattr(r, "omnirouter_fields", {}) for r in caplog.records if r.getMessage() == "channel.unknown_inbox"]
+    assert {(f.get("account"), f.get("inbox")) for f in logged} >= {
+        ("default", "inb_nothing"),
+        ("default", created["telegram:shop2-2"]["id"]),
+    }
 
     # Meta's subscription check of an inbox's own URL takes that inbox's verify token only
     wa_path = numbers["default-2"][0]
