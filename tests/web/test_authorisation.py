@@ -45,6 +45,9 @@ from tests.conftest import make_settings, raw_database_of
 INSTALL = "install-wide-token"
 PASSWORD = "correct horse battery"
 MARKERS = ("ACME-PRIVATE-7731", "Acme Agent Zed", "acme-crm-token", "acme-hook-path")
+# the probed conversation's own words (its message, its customer's name): what no page or answer may
+# show a non-member of its inbox, on any route, lists and searches included
+CONVERSATION_MARKER = "ACME-THREAD-4419"
 PUBLIC = (
     "/chat",  # and /chat/embed, the website widget's frame
     "/widget",  # widget.js and its /widget/config: what every visitor of an allowed site loads
@@ -225,8 +228,8 @@ async def build_world(embedded: Any, db_name: str, start_client: Any) -> World:
             channel="webchat",
             external_id="acme-1",
             sender=Identity("webchat", "acme-visitor"),
-            text="ACME-PRIVATE-7731",
-            sender_name="ACME-PRIVATE-7731",
+            text=f"ACME-PRIVATE-7731 {CONVERSATION_MARKER}",
+            sender_name=f"ACME-PRIVATE-7731 {CONVERSATION_MARKER}",
             attachments=(Attachment(kind="image", provider_ref="file-1"),),
         )
     )
@@ -460,6 +463,8 @@ def check(who: str, method: str, template: str, outcome: str, status: int, body:
         refused = status in (401, 403, 404) or (status == 303 and location == "/login")
         if not refused:
             problems.append(f"{route}: not refused")
+    if who == "non_member" and CONVERSATION_MARKER in body:
+        problems.append(f"{route}: shows the conversation of an inbox {who} is not a member of")
     if outcome not in ("allowed", "let_in"):  # acme's own agent may see their own name in the top bar
         problems += [
             f"{route}: shows {marker!r}"
