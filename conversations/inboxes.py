@@ -5,7 +5,9 @@ channels.<channel>`` for the others) are its first inbox of that channel; every 
 document here. Secrets are sealed as an account's channel secrets are, but bound to the inbox
 (``inbox:<id>``): a sealed token copied from one inbox to another does not open. An inbox that a
 provider names in its webhooks (a WhatsApp ``phone_number_id``) has a ``route``, unique across the
-install, so one number can never deliver into two inboxes or two accounts.
+install, so one number can never deliver into two inboxes or two accounts. A mailbox whose address
+another account takes back by proving its mail domain is released: disabled, without a route, and
+marked with that domain (``release_mailboxes``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from conversations.client import NO_KEY, IndexPlan, Repository
 from conversations.ids import new_id
+from conversations.models import epoch_ms
 from conversations.personal_data import declare_not_personal
 from conversations.sealing import is_secret_field
 from conversations.tenant_models import Inbox
@@ -29,6 +32,9 @@ INDEXES: IndexPlan = {
         IndexModel([("route", ASCENDING)], unique=True, partialFilterExpression={"route": {"$type": "string"}}),
     ]
 }
+
+
+RELEASE_FIELDS = ("released_domain", "released_at")  # what a mailbox released to a domain's owner records
 
 
 def sealing_scope(inbox_id: str) -> str:
@@ -104,17 +110,39 @@ class InboxesRepository(Repository):
         account; ``False``: ``route`` is another inbox's."""
         sealed = self._client.require_sealer().seal_fields(values, account_id, sealing_scope(inbox_id))
         update: dict[str, Any] = {**{f"config.{k}": v for k, v in sealed.items()}, **fields}
+        changes: dict[str, Any] = {"$set": update}
         if route is not None:
             update["route"] = route
+            changes["$unset"] = dict.fromkeys(RELEASE_FIELDS, "")  # a route of its own again: not released
         if not update:
             return await self.get_inbox(inbox_id)
         try:
             doc = await self._db.inboxes.find_one_and_update(
-                {"_id": inbox_id, "account_id": account_id}, {"$set": update}, return_document=ReturnDocument.AFTER
+                {"_id": inbox_id, "account_id": account_id}, changes, return_document=ReturnDocument.AFTER
             )
         except DuplicateKeyError:
             return False
         return self._opened(doc) if doc else None
+
+    async def release_mailboxes(self, domain: str, owner: str, now: datetime) -> list[Inbox]:
+        """Free every address in ``domain`` that a mailbox of another account than ``owner`` holds
+        (``owner`` has just proven the domain its own, so those claims were never proven): each such
+        inbox, enabled or not, is disabled, loses its route (the address is free to take) and
+        records the domain and when; the inboxes released."""
+        suffix = "@" + domain.lower()
+        docs = await self._db.inboxes.find({"channel": "email", "account_id": {"$ne": owner}}, {"route": 1}).to_list()
+        ids = [doc["_id"] for doc in docs if str(doc.get("route") or "").endswith(suffix)]
+        if not ids:
+            return []
+        await self._db.inboxes.update_many(
+            {"_id": {"$in": ids}, "route": {"$type": "string"}},
+            {
+                "$set": {"disabled": True, "released_domain": domain.lower(), "released_at": epoch_ms(now)},
+                "$unset": {"route": ""},
+            },
+        )
+        released = [await self.get_inbox(inbox_id) for inbox_id in ids]
+        return [inbox for inbox in released if inbox is not None]
 
     def _opened(self, doc: Mapping[str, Any]) -> Inbox:
         inbox = Inbox.from_doc(doc)

@@ -62,6 +62,10 @@ class Inbox(Document):
     # how its conversations are handled where not the account's: bot (False: straight to the
     # agents), team, business_hours, timezone, out_of_hours_reply (``bot/router/routing.py``)
     routing: dict[str, Any] | None = None
+    # a mailbox whose address another account took back by verifying its mail domain: that
+    # domain and when (the inbox was disabled and lost its route; a new address clears both)
+    released_domain: str | None = None
+    released_at: datetime | None = None
     # never stored: the secrets of ``config`` that did not open when read (field -> why)
     sealing_problems: dict[str, str] | None = None
 

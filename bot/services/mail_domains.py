@@ -6,9 +6,11 @@ as a TXT record ``omnirouter-verification=<token>`` on the domain, and the Verif
 ``POST …/inboxes/{inbox}/verify``) looks it up. Until then the listener answers mail to the address
 as it answers an unknown recipient (``550``). A verified domain is the account's alone: another
 account's mailbox there is refused (``409 domain_taken``), and the account's other addresses there
-need no second proof. Exempt: the install's own account in the install's own mail domain (its
-settings file is the proof), and mailboxes read over IMAP (their login is the proof; the listener
-takes no mail for them unless their domain is verified too).
+need no second proof. Another account's mailboxes there, added before (their claims never proven),
+are released when the domain is verified: disabled, their addresses free for the owner to add.
+Exempt: the install's own account in the install's own mail domain (its settings file is the
+proof), and mailboxes read over IMAP (their login is the proof; the listener takes no mail for them
+unless their domain is verified too).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from bot import audit
 from bot.handlers.email.domain_proof import Found, look_for_token
 from bot.handlers.email.settings import EmailSettings
 from bot.settings import Settings
@@ -90,10 +93,50 @@ async def verify_domain(store: Repositories, settings: Settings, inbox: Inbox, t
     assert domain is not None, "verify only an inbox that needs proof"
     claim = await store.mail_domains.claim(inbox.account_id, domain, utcnow())
     if claim.verified:
+        await release_squatted(store, inbox.account_id, domain)  # any still held since (an older store's)
         return Found.PROVEN
     if taken_by_another:
         return TAKEN
     found = await look_for_token(domain, claim.token, settings.section(EmailSettings).dns_servers)
-    if found == Found.PROVEN and not await store.mail_domains.mark_verified(inbox.account_id, domain, utcnow()):
+    if found != Found.PROVEN:
+        return found
+    if not await store.mail_domains.mark_verified(inbox.account_id, domain, utcnow()):
         return TAKEN
+    await release_squatted(store, inbox.account_id, domain)
     return found
+
+
+async def release_squatted(store: Repositories, owner: str, domain: str) -> list[Inbox]:
+    """Give the addresses of ``domain`` back to ``owner``, who has just proven it: other accounts'
+    mailboxes there (their claims unproven, or the domain would not have been ``owner``'s to
+    verify) are disabled and lose their address, each with the reason their admins see
+    (:func:`release_notice`) and a line in their account's audit log."""
+    released = await store.inboxes.release_mailboxes(domain, owner, utcnow())
+    for inbox in released:
+        await audit.record(store, inbox.account_id, "system", "inbox.release", inbox.id, domain=domain)
+    return released
+
+
+async def take_back(store: Repositories, account_id: str, route: str | None) -> bool:
+    """Whether the mailbox address ``route`` was just freed for the account: it is in a domain the
+    account has proven, and another account's mailbox held it (released now); the caller that
+    found the address taken tries again."""
+    if not route or not route.startswith("email:"):
+        return False
+    domain = route.rpartition("@")[2]
+    if await store.mail_domains.verified_owner(domain) != account_id:
+        return False
+    return bool(await release_squatted(store, account_id, domain))
+
+
+def release_notice(inbox: Inbox) -> dict[str, Any] | None:
+    """What the API shows of a mailbox released to its domain's owner (``None``: not released)."""
+    if not inbox.released_domain:
+        return None
+    domain = inbox.released_domain
+    return {
+        "domain": domain,
+        "at": inbox.released_at.isoformat() if inbox.released_at else None,
+        "reason": f"another account verified the mail domain {domain}: this inbox no longer receives mail for"
+        f" {inbox.config.get('address', '')} and stays disabled until it is given an address in another domain",
+    }

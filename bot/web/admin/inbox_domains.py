@@ -10,7 +10,7 @@ from aiohttp import web
 from bot import audit
 from bot.handlers.email.domain_proof import Found
 from bot.keys import SETTINGS, STORE
-from bot.services.inboxes import domain_of_another
+from bot.services.inboxes import domain_of_another, route_of
 from bot.services.mail_domains import TAKEN, proof_needed, verify_domain
 from bot.web.admin.inboxes import own_inbox, show
 from bot.web.i18n import N_, translate
@@ -46,7 +46,7 @@ async def verify(request: web.Request) -> web.Response:
             admin.lang, "Nothing to verify: only a mailbox this install's SMTP listener feeds proves its domain."
         )
         return await show(request, 422, result={"id": inbox.id, "ok": False, "text": text})
-    taken = await domain_of_another(app[STORE], admin.account_id, inbox.route) is not None
+    taken = await domain_of_another(app[STORE], admin.account_id, route_of(inbox.channel, inbox.config)) is not None
     outcome = await verify_domain(app[STORE], app[SETTINGS], inbox, taken)
     await audit.record(app[STORE], admin.account_id, admin, "inbox.verify", inbox.id, outcome=outcome)
     text = translate(admin.lang, _FOUND[outcome], domain=domain)

@@ -144,5 +144,6 @@ async def inbox_rows(request: web.Request, account: Account) -> list[dict[str, A
             row["prechat"] = PrechatForm.stored(own)  # its own pre-chat form
         if inbox.channel == "email":  # a listener-fed mailbox's domain verification (None: it needs none)
             row["verification"] = await verification(request.app[STORE], settings, inbox)
+            row["released"] = inbox.released_domain and {"domain": inbox.released_domain, "at": inbox.released_at}
         rows.append(row)
     return rows

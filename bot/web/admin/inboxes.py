@@ -29,7 +29,7 @@ from bot.services.inboxes import (
     refused_mail_server,
     route_of,
 )
-from bot.services.mail_domains import claim_domain
+from bot.services.mail_domains import claim_domain, take_back
 from bot.services.teams import TEAM_FORM_PATTERN, TEAM_MAX_LENGTH
 from bot.web.admin.inbox_rows import CONSOLE_CHANNELS, inbox_rows
 from bot.web.i18n import N_, translate
@@ -211,6 +211,8 @@ async def add_inbox(request: web.Request) -> web.Response:
         await _check_route(request, admin, route)
         await claim_domain(store, request.app[SETTINGS], admin.account_id, channel, values)
         inbox = await store.inboxes.create_inbox(admin.account_id, channel, name, values, utcnow(), route)
+        if inbox is None and await take_back(store, admin.account_id, route):  # another account's unproven claim
+            inbox = await store.inboxes.create_inbox(admin.account_id, channel, name, values, utcnow(), route)
         if inbox is None:
             raise _taken(admin, route)
     except FormProblem as problem:
@@ -267,6 +269,12 @@ async def change_state(request: web.Request) -> web.Response:
     if action not in ("disable", "enable"):
         return plain(400, "action must be disable or enable")
     disabled = action == "disable"
+    if not disabled and inbox.released_domain:  # its address is the domain owner's now: a new one first
+        words = N_(
+            "This inbox's address is in {domain}, which another account has verified: give it an address in another domain (Edit) before enabling it."
+        )
+        text = translate(admin.lang, words, domain=inbox.released_domain)
+        return await show(request, 409, problem={"where": f"state-{inbox.id}", "text": text})
     await store.inboxes.update_inbox(admin.account_id, inbox.id, {}, disabled=disabled)
     await audit.record(store, admin.account_id, admin, "inbox.change", inbox.id, keys="disabled", disabled=disabled)
     return redirect(f"/admin/inboxes?saved={action}d")

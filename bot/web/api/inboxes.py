@@ -37,7 +37,16 @@ from bot.services.inboxes import (
     test_target,
     with_prechat,
 )
-from bot.services.mail_domains import OUTCOMES, TAKEN, claim_domain, proof_needed, verification, verify_domain
+from bot.services.mail_domains import (
+    OUTCOMES,
+    TAKEN,
+    claim_domain,
+    proof_needed,
+    release_notice,
+    take_back,
+    verification,
+    verify_domain,
+)
 from bot.web.api.accounts import account_of
 from bot.web.api.kit import ApiRoutes, Call, api_error, reply
 from conversations.models import utcnow
@@ -65,6 +74,8 @@ async def _shown(request: web.Request, inbox: Inbox) -> dict[str, Any]:
     shown = inbox_json(inbox, inbox_webhook_url(settings, base, inbox))
     if proof := await verification(request.app[STORE], settings, inbox):
         shown["verification"] = proof
+    if released := release_notice(inbox):
+        shown["released"] = released
     pinned = (inbox.routing or {}).get("model")
     usable = await request.app[STORE].nlu.usable_nlu_version(inbox.account_id, pinned) if pinned else None
     return {**shown, "model_available": usable}
@@ -174,6 +185,8 @@ async def create_inbox(request: web.Request, call: Call) -> web.Response:
     await claim_domain(store, request.app[SETTINGS], account.id, channel, settings)
     name = call.body["name"].strip()
     inbox = await store.inboxes.create_inbox(account.id, channel, name, settings, utcnow(), route, routing)
+    if inbox is None and await take_back(store, account.id, route):  # held by another account's unproven claim
+        inbox = await store.inboxes.create_inbox(account.id, channel, name, settings, utcnow(), route, routing)
     if inbox is None:
         raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
     await _audit(request, call, "inbox.create", inbox, settings, channel=channel)
@@ -209,6 +222,8 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     fields.update(routing_changes({k: routing.get(k) for k in call.body.get("routing", {})}))
     route = route_of(inbox.channel, settings)
     await _check_route(request, account.id, route, inbox.id)
+    if inbox.released_domain and fields.get("disabled") is False and route is None:
+        raise api_error(409, "inbox_released", str((release_notice(inbox) or {}).get("reason")))
     await claim_domain(store, request.app[SETTINGS], account.id, inbox.channel, {**inbox.config, **settings})
     changed = await store.inboxes.update_inbox(account.id, inbox.id, settings, route, **fields)
     if changed is False:
@@ -287,7 +302,7 @@ async def verify_inbox_domain(request: web.Request, call: Call) -> web.Response:
         raise api_error(404, "not_found", f"no inbox {request.match_info['inbox_id']} in account {account.id}")
     if proof_needed(app[SETTINGS], inbox) is None:
         raise api_error(422, "no_verification_needed", "only a mailbox the SMTP listener feeds verifies its domain")
-    taken = await domain_of_another(app[STORE], account.id, inbox.route) is not None
+    taken = await domain_of_another(app[STORE], account.id, route_of(inbox.channel, inbox.config)) is not None
     outcome = await verify_domain(app[STORE], app[SETTINGS], inbox, taken)
     if outcome == TAKEN:
         raise api_error(409, "domain_taken", OUTCOMES[TAKEN])

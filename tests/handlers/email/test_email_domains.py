@@ -4,7 +4,9 @@ domain's mail. The domain's name servers are a small DNS server on 127.0.0.1 (``
 Unverified: 550 and nothing stored; a wrong token or no record: still unverified, the reason in
 words; the right token: mail lands in the inbox, and the account's other addresses there need no
 second proof; another account can neither verify nor see the inbox (404) nor take the verified
-domain (409). Mailboxes of a store written by the earlier release are taken as verified."""
+domain (409). Mailboxes of a store written by the earlier release are taken as verified. An address
+another account claimed in the domain first is released when the owner verifies it: that mailbox
+is disabled, says why, and the owner takes the address."""
 
 from __future__ import annotations
 
@@ -17,7 +19,10 @@ from aiohttp.test_utils import TestClient
 from bot.handlers.email.domain_proof import name_servers
 from bot.handlers.email.settings import name_server_list
 from bot.keys import STORE
+from bot.services.agents import add_agent
 from bot.web.api.kit import issue_token
+from conversations.agent_models import Role
+from conversations.audit import AuditQuery
 from conversations.embedded import EmbeddedMongo, free_port
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -26,6 +31,8 @@ from tests.fakes.dns_server import FakeDns
 from tests.handlers.conftest import OUR_ADDRESS
 from tests.handlers.email.test_email import mail
 from tests.mailservers import SmtpSink
+from tests.web.admin.inboxes_kit import PASSWORD, article
+from tests.web.admin.test_accounts import Browser
 
 CUSTOMER = "ivan@mail.example"
 DOMAIN = "bigcorp.example"
@@ -185,3 +192,104 @@ def test_the_name_servers_setting_takes_addresses_with_ports_and_refuses_names()
     assert [(s.address, s.port) for s in servers] == [("127.0.0.1", 5353), ("::1", 53), ("::1", 53)]
     assert "no IP address" in str(name_server_list("ns1.example"))
     assert "port" in str(name_server_list("127.0.0.1:70000"))
+
+
+async def test_verifying_a_domain_takes_back_an_address_another_account_claimed_first(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, dns_server: FakeDns, sink: SmtpSink
+) -> None:
+    """shop2 adds sales@ of a domain it cannot prove; the domain's owner (default) cannot add it
+    until it verifies the domain, which releases shop2's mailbox: disabled, its reason in shop2's
+    API and on its Inboxes page; the owner then adds the address and receives its mail."""
+    install = await _started(embedded, db_name, start_client, dns_server, sink)
+    squat = await (await install.add("shop2", f"sales@{DOMAIN}")).json()
+    elsewhere = await (await install.add("shop2", "help@shop2.example")).json()
+    assert (await install.add("default", f"sales@{DOMAIN}")).status == 409  # held: one address, one inbox
+    ours = await (await install.add("default", f"billing@{DOMAIN}")).json()
+
+    # a verification that fails releases nothing
+    dns_server.txt[DOMAIN] = ["omnirouter-verification=not-the-token"]
+    assert (await (await install.verify("default", ours["id"])).json())["verified"] is False
+    assert not (await _shop2_inbox(install, squat["id"]))["disabled"]
+
+    dns_server.txt[DOMAIN] = [ours["verification"]["record"]]
+    assert (await (await install.verify("default", ours["id"])).json())["verified"] is True
+    released = await _shop2_inbox(install, squat["id"])
+    assert released["disabled"] is True and released["released"]["domain"] == DOMAIN
+    assert released["released"]["at"] and f"sales@{DOMAIN}" in released["released"]["reason"]
+    assert "released" not in await _shop2_inbox(install, elsewhere["id"])  # another domain's: untouched
+    entries = [e async for e in install.store.audit.audit_entries(AuditQuery("shop2", action="inbox.release"), 10)]
+    assert [(e.target, e.actor, e.details) for e in entries] == [(squat["id"], "system", {"domain": DOMAIN})]
+
+    taken = await install.add("default", f"sales@{DOMAIN}")
+    assert taken.status == 201, await taken.text()
+    _, reply = await install.send(f"sales@{DOMAIN}")
+    assert reply.startswith("2.0.0 recorded")
+    [thread] = await raw_database_of(install.store).threads.find({}).to_list()
+    assert (thread["account_id"], thread["inbox_id"]) == ("default", (await taken.json())["id"])
+
+    # shop2 cannot have it back: not enabled as it is, not given the address again, not verified
+    path = f"/api/accounts/shop2/inboxes/{squat['id']}"
+    enable = await install.client.patch(path, json={"disabled": False}, headers=install.headers["shop2"])
+    assert enable.status == 409 and (await enable.json())["error"] == "inbox_released"
+    again = {"settings": {"address": f"sales@{DOMAIN}"}, "disabled": False}
+    assert (await install.client.patch(path, json=again, headers=install.headers["shop2"])).status == 409
+    assert (await install.verify("shop2", squat["id"])).status == 409
+    # another address of its own lets it be used again
+    moved = {"settings": {"address": "sales@shop2.example"}, "disabled": False}
+    changed = await install.client.patch(path, json=moved, headers=install.headers["shop2"])
+    assert changed.status == 200 and "released" not in (shown := await changed.json()) and not shown["disabled"]
+
+
+async def test_a_domain_verified_before_takes_back_the_address_when_its_owner_adds_it(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, dns_server: FakeDns, sink: SmtpSink
+) -> None:
+    """A store where the owner verified the domain after another account had claimed an address
+    there (nothing was released then): adding that address releases it."""
+    install = await _started(embedded, db_name, start_client, dns_server, sink)
+    squat = await (await install.add("shop2", f"sales@{DOMAIN}")).json()
+    assert await install.store.mail_domains.mark_verified("default", DOMAIN, utcnow())
+    taken = await install.add("default", f"sales@{DOMAIN}")
+    assert taken.status == 201, await taken.text()
+    assert (await _shop2_inbox(install, squat["id"]))["released"]["domain"] == DOMAIN
+    # shop2 may not take the owner's other addresses there either
+    assert (await install.add("shop2", f"info@{DOMAIN}")).status == 409
+
+
+async def test_the_released_mailbox_s_admin_is_told_why_on_the_inboxes_page(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, dns_server: FakeDns, sink: SmtpSink
+) -> None:
+    install = await _started(embedded, db_name, start_client, dns_server, sink)
+    squat = await (await install.add("shop2", f"sales@{DOMAIN}")).json()
+    owner, _ = await add_agent(install.store, "shop2", "owner", role=Role.ADMIN, password=PASSWORD)
+    assert owner is not None
+    browser = Browser(install.client)
+    try:
+        assert (await browser.log_in("shop2", "owner", PASSWORD)).status == 303
+        _, page = await browser.get("/admin/inboxes")
+        assert "mailbox-released" not in article(page, squat["id"])
+        ours = await (await install.add("default", f"billing@{DOMAIN}")).json()
+        dns_server.txt[DOMAIN] = [ours["verification"]["record"]]
+        assert (await (await install.verify("default", ours["id"])).json())["verified"] is True
+
+        _, page = await browser.get("/admin/inboxes")
+        row = article(page, squat["id"])
+        assert 'class="error mailbox-released"' in row and "another account verified the mail domain" in row
+        assert f"sales@{DOMAIN}" in row and 'data-state="disabled"' in row
+        assert "verify-domain" not in row and "domain-waiting" not in row
+        status, page = await browser.post(
+            f"/admin/inboxes/{squat['id']}/state", {"action": "enable"}, page="/admin/inboxes"
+        )
+        assert status == 409 and "which another account has verified" in article(page, squat["id"])
+        assert (await _shop2_inbox(install, squat["id"]))["disabled"] is True
+        for lang, words in (("lv", "cits konts apstiprināja pasta domēnu"), ("ru", "другой аккаунт подтвердил")):
+            await install.store.agents.update_agent(owner.id, lang=lang)
+            _, page = await browser.get("/admin/inboxes")
+            assert words in article(page, squat["id"]), lang
+    finally:
+        await browser.close()
+
+
+async def _shop2_inbox(install: Install, inbox_id: str) -> dict[str, Any]:
+    listed = await install.client.get("/api/accounts/shop2/inboxes", headers=install.headers["shop2"])
+    found: dict[str, Any] = next(item for item in (await listed.json())["items"] if item["id"] == inbox_id)
+    return found
