@@ -72,9 +72,16 @@ class InboxesRepository(Repository):
         return self._opened(doc) if doc else None
 
     async def inbox_routing(self, inbox_id: str) -> dict[str, Any]:
-        """The inbox's own routing (what it handles otherwise than its account); ``{}``: none."""
-        doc = await self._db.inboxes.find_one({"_id": inbox_id}, {"routing": 1})
-        return own_routing((doc or {}).get("routing"))
+        """The inbox's own routing (what it handles otherwise than its account), with its
+        ``greeting`` (a setting of its channel's, in its config, never sealed); ``{}``: none."""
+        # the whole config (its secrets still sealed): the embedded store gives a dotted
+        # projection back as a flat "config.greeting" key, MongoDB as a nested one
+        doc = await self._db.inboxes.find_one({"_id": inbox_id}, {"routing": 1, "config": 1})
+        own = own_routing((doc or {}).get("routing"))
+        greeting = ((doc or {}).get("config") or {}).get("greeting")
+        if isinstance(greeting, str) and greeting.strip():
+            own["greeting"] = greeting
+        return own
 
     async def inbox_by_route(self, route: str) -> Inbox | None:
         doc = await self._db.inboxes.find_one({"route": route})

@@ -145,6 +145,7 @@ class Dispatcher:
         self, message: Message, thread: Thread | None, activity: Activity | None, sent_first: list[SentFirst]
     ) -> Decision:
         started = time.perf_counter()
+        replay = thread is None or thread.id != message.thread_id  # a sweeper's: it may have been sent
         if thread is None or thread.id != message.thread_id:
             thread = await self._store.threads.get_thread(message.thread_id)
             if thread is None:
@@ -166,6 +167,7 @@ class Dispatcher:
         )
         if not to_bot:  # only the bot's decision writes the thread anyway (its dialogue state)
             await self._mark(thread, activity)
+        greeted = None if rating or keyword else await self._greet(message, thread, None if replay else sent_first)
         if rating and self._satisfaction is not None:
             decision = await self._satisfaction.answer(message, thread)  # a rating, never a question
         elif thread.status == ThreadStatus.ASSIGNED:
@@ -176,6 +178,8 @@ class Dispatcher:
             decision, parse = await self._bot(message, thread, activity, sent_first)
         else:
             decision = await self._to_queue(message, thread, DIRECT if direct else NO_NLU)
+        if greeted is not None:
+            decision = dataclasses.replace(decision, replies=(greeted.id, *decision.replies))
         await self._finish(message, thread, decision, parse, sent_first)
         await self._queue.after_dispatch(message, thread, decision)
         self._metrics.decisions.labels(str(decision.action)).inc()
@@ -220,6 +224,18 @@ class Dispatcher:
         await self._events.message(thread, message)
         if decision.action == DecisionAction.QUEUED:
             await self._events.publish("thread.queued", thread, f"queued|{message.id}", reason=decision.reason)
+
+    async def _greet(self, message: Message, thread: Thread, sent_first: list[SentFirst] | None) -> Message | None:
+        """The inbox's greeting, as the first reply of a conversation this message opened (not of
+        one it reopened), before any other; never to a message that must not be answered
+        automatically (an auto-reply, a bounce). With ``sent_first`` it is sent before the answer
+        that follows; a replay enqueues it (its dedup key stores and sends it once)."""
+        if thread.opened_at != message.created_at or message.meta.get("no_auto_reply"):
+            return None
+        greeting = await self._queue.account_routing.greeting_of(thread)
+        if not greeting:
+            return None
+        return await self._send(message, thread, "greeting", greeting, SenderKind.SYSTEM, (), sent_first)
 
     async def _mark(self, thread: Thread, activity: Activity | None) -> None:
         if activity is not None:

@@ -15,6 +15,9 @@ from conversations.repositories import Repositories
 from conversations.thread_models import Thread
 
 CACHE_SECONDS = 3.0
+# the channels whose new conversations get the greeting as a message (a web chat's widget shows
+# its own greeting before the first message; a call has nothing to send it in)
+GREETED_CHANNELS = frozenset({"telegram", "whatsapp", "sms", "email"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Routing:
     bot: bool = True  # False: an inbox whose conversations go straight to the agents
     team: str = ""  # the team an inbox's conversations are queued to
     model: str = ""  # the NLU model version an inbox is pinned to ("": the account's active one)
+    greeting: str = ""  # sent once as the first message of a new conversation ("": none)
 
 
 class AccountRouting:
@@ -56,6 +60,13 @@ class AccountRouting:
     async def model_of(self, thread: Thread) -> str | None:
         """The NLU model version the thread's inbox is pinned to; ``None``: the account's active one."""
         return (await self.get(thread.account_id, thread.inbox_id)).model or None if thread.inbox_id else None
+
+    async def greeting_of(self, thread: Thread) -> str:
+        """What a new conversation in the thread's inbox is greeted with: its inbox's greeting, or
+        the account's; ``""``: none (or a channel that is never greeted by message)."""
+        if thread.channel not in GREETED_CHANNELS:
+            return ""
+        return (await self.get(thread.account_id, thread.inbox_id)).greeting.strip()
 
     async def get(self, account_id: str, inbox_id: str | None = None) -> Routing:
         """The account's routing, with what the inbox ``inbox_id`` sets for itself over it."""
@@ -87,6 +98,7 @@ class AccountRouting:
             out_of_hours_reply=own.get("out_of_hours_reply", s.out_of_hours_reply),
             record_location=bool(own.get("record_location", self._record_location)),
             reopen_days=float(own.get("reopen_days", s.reopen_days)),
+            greeting=str(own.get("greeting") or ""),
         )
         self._cached[account_id] = (time.monotonic() + CACHE_SECONDS, routing)
         return routing
@@ -115,4 +127,5 @@ def over(routing: Routing, own: dict[str, Any]) -> Routing:
         bot=own.get("bot") is not False,
         team=str(own.get("team") or ""),
         model=str(own.get("model") or ""),
+        greeting=str(own.get("greeting") or routing.greeting),
     )

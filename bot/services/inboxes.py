@@ -47,13 +47,18 @@ MAIL_SERVERS = (("imap_host", "imap_port", 993), ("smtp_host", "smtp_port", 587)
 # ``email``, and its first web chat's look is its widget settings. A web chat inbox has no secret:
 # its name is the chat's title; its greeting, colour and the sites that may embed it (origins
 # separated by spaces) and its pre-chat form (``prechat``) are the account's widget's when left out.
+# A messenger's, a number's or a mailbox's ``greeting`` is sent once as the first message of
+# each new conversation in it (bot/router/dispatch.py; left empty: the account's, if any).
+GREETING = ChannelField("greeting", False, r"^[^\x00-\x1f\x7f]{0,300}$")
 INBOX_FIELDS: dict[str, tuple[ChannelField, ...]] = {
-    **CHANNEL_FIELDS,
+    "telegram": (*CHANNEL_FIELDS["telegram"], GREETING),
+    "whatsapp": (*CHANNEL_FIELDS["whatsapp"], GREETING),
     "sms": (
         ChannelField("account_sid", True, r"^AC[0-9a-fA-F]{32}$"),
         ChannelField("auth_token", True, r"^\S{1,256}$"),
         ChannelField("from_number", True, E164.pattern),
         ChannelField("api_base", False, URL_PATTERN),
+        GREETING,
     ),
     "webchat": (
         ChannelField("greeting", False, r"^[^\x00-\x1f]{0,300}$"),
@@ -74,6 +79,7 @@ INBOX_FIELDS: dict[str, tuple[ChannelField, ...]] = {
         ChannelField("smtp_security", False, "^(starttls|tls|none)$"),
         ChannelField("smtp_user", False, r"^\S{1,256}$"),
         ChannelField("smtp_password", False, r"^[^\r\n]{1,256}$"),
+        GREETING,
     ),
 }
 INBOX_CHANNELS = tuple(INBOX_FIELDS)  # the channels an account can have extra inboxes of today

@@ -228,6 +228,11 @@ async def reset_two_factor(request: web.Request) -> web.Response:
     )
 
 
+def _one_line(text: str) -> str:
+    """``text`` as one line: line breaks and runs of spaces made one space, control characters dropped."""
+    return "".join(c for c in " ".join(text.split()) if c.isprintable())
+
+
 @signed_in(Role.ADMIN)
 async def update_routing(request: web.Request) -> web.Response:
     form, admin = await request.post(), current_agent(request)
@@ -245,6 +250,7 @@ async def update_routing(request: web.Request) -> web.Response:
         business_hours=hours,
         timezone=zone,
         out_of_hours_reply=str(form.get("out_of_hours_reply", "")).strip()[:1000],
+        greeting=_one_line(str(form.get("greeting", "")))[:300],
         record_location=form.get("record_location") == "on",
     )
     await request.app[QUEUE].auto_assign(admin.account_id)

@@ -151,10 +151,17 @@ ACCOUNT_CHANGES = {
         "business_hours": {"type": "string", "maxLength": 500},
         "timezone": {"type": "string", "maxLength": 64},
         "out_of_hours_reply": {"type": "string", "maxLength": 1000},
+        "greeting": {
+            "type": "string",
+            "maxLength": 300,
+            "pattern": r"^[^\x00-\x1f\x7f]*$",
+            "description": "sent once as the first message of every new conversation on Telegram, WhatsApp, SMS"
+            " and e-mail (an inbox's own greeting first); empty: none",
+        },
         "disabled": {"type": "boolean", "description": "install-wide token only"},
     },
 }
-_ROUTING = ("reopen_days", "strategy", "business_hours", "timezone", "out_of_hours_reply")
+_ROUTING = ("reopen_days", "strategy", "business_hours", "timezone", "out_of_hours_reply", "greeting")
 
 
 @API(
