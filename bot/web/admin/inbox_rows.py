@@ -16,11 +16,12 @@ from typing import Any
 from aiohttp import web
 
 from bot.handlers.email.settings import EmailSettings
+from bot.handlers.kit.twilio_lines import serves_of
 from bot.handlers.kit.twilio_settings import TwilioSettings
-from bot.handlers.sms.settings import SmsSettings
-from bot.handlers.sms.settings import enabled as sms_enabled
+from bot.handlers.sms.settings import SmsSettings, own_line
+from bot.handlers.voice.settings import own_calls
 from bot.handlers.webchat.visitor_forms import PrechatForm
-from bot.keys import SETTINGS, STORE
+from bot.keys import ADAPTERS, SETTINGS, STORE
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, webhook_urls
 from bot.services.inboxes import INBOX_FIELDS, first_inbox_config, inbox_webhook_url, widget_snippet
 from bot.services.mail_domains import verification
@@ -66,13 +67,23 @@ def _row(inbox_id: str, name: str, channel: str, config: dict[str, Any], problem
 def install_sms_config(settings: Settings) -> dict[str, Any] | None:
     """The install's own Twilio number (``[sms]``, ``[twilio]``), the install's first account's
     first SMS inbox; ``None``: the install has none."""
-    if not sms_enabled(settings):
+    if not own_line(settings):
         return None
     sms, twilio = settings.section(SmsSettings), settings.section(TwilioSettings)
     sender = {"from_number": sms.from_number} if sms.from_number else {}
     if sms.messaging_service_sid:
         sender["messaging_service_sid"] = sms.messaging_service_sid
     return {"account_sid": twilio.account_sid, "auth_token": twilio.auth_token, **sender}
+
+
+def _twilio_urls(request: web.Request, config: dict[str, Any], sms_url: str) -> dict[str, Any]:
+    """What a Twilio number's row shows: the SMS webhook URL where its texts are taken, the voice
+    one where its calls are (the router serves them: ``voice`` is on)."""
+    serves = serves_of(config)
+    shown: dict[str, Any] = {"texts": serves != "calls"}
+    if serves != "sms" and "voice" in request.app[ADAPTERS]:
+        shown["voice_url"] = sms_url.removesuffix("/webhooks/sms") + "/webhooks/voice"
+    return shown
 
 
 def install_mailbox_config(settings: Settings) -> dict[str, Any] | None:
@@ -92,7 +103,9 @@ def _file_rows(settings: Settings, root: str) -> list[dict[str, Any]]:
         row = _row("sms", "", "sms", sms, {})
         # Check finds the number in the Twilio account: a messaging service alone has none to find
         buttons = ("check", "test") if sms.get("from_number") else ("test",)
-        row.update(buttons=buttons, webhook_url=f"{root}/webhooks/sms", voice_url=f"{root}/webhooks/voice")
+        row.update(buttons=buttons, webhook_url=f"{root}/webhooks/sms")
+        if own_calls(settings):  # calls to the install's number are recorded only with voice.enabled
+            row["voice_url"] = f"{root}/webhooks/voice"
         rows.append(row)
     if (mailbox := install_mailbox_config(settings)) is not None:
         rows.append({**_row("email", "", "email", mailbox, {}), "webhook_url": ""})
@@ -131,7 +144,7 @@ async def inbox_rows(request: web.Request, account: Account) -> list[dict[str, A
             continue
         row = _row(inbox.id, inbox.name, inbox.channel, inbox.config, inbox.sealing_problems or {})
         url = inbox_webhook_url(settings, base_url(request), inbox)
-        extra = {"voice_url": url.removesuffix("/webhooks/sms") + "/webhooks/voice"} if inbox.channel == "sms" else {}
+        extra = _twilio_urls(request, inbox.config, url) if inbox.channel == "sms" else {}
         if inbox.channel == "webchat":
             extra = {"snippet": widget_snippet(url)}
         row.update(
