@@ -16,10 +16,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.handlers.email.settings import EmailSettings
-from bot.handlers.kit.twilio_lines import serves_of
+from bot.handlers.kit.twilio_lines import TwilioLines, serves_of
 from bot.handlers.kit.twilio_settings import TwilioSettings
 from bot.handlers.sms.settings import SmsSettings, own_line
-from bot.handlers.voice.settings import own_calls
 from bot.handlers.webchat.visitor_forms import PrechatForm
 from bot.keys import ADAPTERS, SETTINGS, STORE
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, webhook_urls
@@ -95,7 +94,14 @@ def install_mailbox_config(settings: Settings) -> dict[str, Any] | None:
     return {key: getattr(email, key) for key in _MAILBOX_SHOWN}
 
 
-def _file_rows(settings: Settings, root: str) -> list[dict[str, Any]]:
+def _install_takes_calls(request: web.Request) -> bool:
+    """Whether calls to the install's own number are recorded: the voice channel's lines say so
+    (``voice.enabled``)."""
+    lines = getattr(request.app[ADAPTERS].get("voice"), "lines", None)
+    return isinstance(lines, TwilioLines) and lines.install_serves
+
+
+def _file_rows(request: web.Request, settings: Settings, root: str) -> list[dict[str, Any]]:
     """The install's own Twilio number and mailbox, as rows of its first account (set in the file,
     checked and tested with the buttons of inbox_buttons.py)."""
     rows = []
@@ -104,7 +110,7 @@ def _file_rows(settings: Settings, root: str) -> list[dict[str, Any]]:
         # Check finds the number in the Twilio account: a messaging service alone has none to find
         buttons = ("check", "test") if sms.get("from_number") else ("test",)
         row.update(buttons=buttons, webhook_url=f"{root}/webhooks/sms")
-        if own_calls(settings):  # calls to the install's number are recorded only with voice.enabled
+        if _install_takes_calls(request):
             row["voice_url"] = f"{root}/webhooks/voice"
         rows.append(row)
     if (mailbox := install_mailbox_config(settings)) is not None:
@@ -137,7 +143,7 @@ async def inbox_rows(request: web.Request, account: Account) -> list[dict[str, A
         rows.append({**row, "first": True, "in_file": in_file, "disabled": False, "webhook_url": urls[channel]})
     root = (settings.server.public_url or base_url(request)).rstrip("/")  # as webhook_urls has it
     if in_file:
-        rows += _file_rows(settings, root)
+        rows += _file_rows(request, settings, root)
     rows.append(_webchat_row(account, root, urls["webchat"]))
     for inbox in await request.app[STORE].inboxes.list_inboxes(account.id):
         if inbox.channel not in CONSOLE_CHANNELS:
