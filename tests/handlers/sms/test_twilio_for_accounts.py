@@ -171,6 +171,10 @@ async def test_a_number_answers_to_its_own_token_and_only_for_what_it_serves(
         f"/api/accounts/shop2/inboxes/{calls_only.id}/test", json={"to": CUSTOMER}, headers=headers["shop2"]
     )
     assert sent.status == 502 and "calls only" in (await sent.json())["detail"]
+    campaign = {"name": "Sale", "channel": "sms", "text": "Sale!", "inbox_id": calls_only.id}
+    refused = await client.post("/api/accounts/shop2/campaigns", json=campaign, headers=headers["shop2"])
+    assert refused.status == 422 and "calls only" in (await refused.json())["detail"]
+    assert await client.server.app[STORE].campaigns.list_campaigns("shop2") == []
     assert not fakes["shop2"].sent
 
 
