@@ -28,8 +28,11 @@ class ChannelField:
     required: bool
     pattern: str
     maximum: int | None = None  # a number (a port): given as a number up to this, or as digits
+    choices: tuple[str, ...] = ()  # one of these words (the console shows a list; pattern says the same)
 
     def schema(self) -> dict[str, Any]:
+        if self.choices:
+            return {"enum": list(self.choices)}
         text = {"type": "string", "pattern": self.pattern}
         if self.maximum is None:
             return text

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from bot.business_hours import QuietHours
 from bot.handlers.kit.card import SendLimits
 from bot.handlers.kit.protocol import ChannelAdapter
+from bot.handlers.kit.twilio_lines import serves_of
 from bot.logs import log_event
 from bot.router.outbox import Outbox
 from bot.router.replies import ReplyRefused, template_message
@@ -330,6 +331,8 @@ async def _check_inbox(store: Repositories, account_id: str, channel: str, inbox
         raise CampaignRefused(f"the account has no {channel} inbox {inbox_id}")
     if inbox.disabled:
         raise CampaignRefused(f"the inbox {inbox.name} is disabled")
+    if channel == "sms" and serves_of(inbox.config) == "calls":
+        raise CampaignRefused(f"the number of the inbox {inbox.name} serves calls only: no texts go out from it")
 
 
 async def _only_mailbox(store: Repositories, account_id: str) -> str:

@@ -18,8 +18,8 @@ from bot.handlers.kit.egress import Egress, EgressRefused, is_address
 from bot.handlers.kit.egress_guards import EgressGuards
 from bot.handlers.kit.protocol import ChannelAdapter
 from bot.handlers.kit.twilio import E164
-from bot.handlers.kit.twilio_lines import number_route
-from bot.handlers.sms.settings import SmsSettings
+from bot.handlers.kit.twilio_lines import SERVES, number_route
+from bot.handlers.sms.settings import SmsSettings, own_line
 from bot.handlers.sms.settings import enabled as sms_enabled
 from bot.handlers.telegram.settings import TelegramSettings
 from bot.handlers.webchat.visitor_forms import MAX_URL, BadPrechat, PrechatForm
@@ -58,6 +58,8 @@ INBOX_FIELDS: dict[str, tuple[ChannelField, ...]] = {
         ChannelField("auth_token", True, r"^\S{1,256}$"),
         ChannelField("from_number", True, E164.pattern),
         ChannelField("api_base", False, URL_PATTERN),
+        # what the number takes: texts, calls, or both (left out: texts)
+        ChannelField("serves", False, f"^({'|'.join(SERVES)})$", choices=SERVES),
         GREETING,
     ),
     "webchat": (
@@ -166,6 +168,13 @@ INBOX_CHANGES = {
         "routing": INBOX_ROUTING,
     },
 }
+
+
+def unserved(settings: Settings, channel: str) -> str | None:
+    """Why this install cannot serve a new inbox of ``channel``, naming the setting it needs; ``None``: it can."""
+    if channel == "sms" and not sms_enabled(settings):
+        return "this install does not serve Twilio numbers: its settings need sms.for_accounts = true"
+    return None
 
 
 def route_of(channel: str, config: Mapping[str, Any]) -> str | None:
@@ -376,7 +385,7 @@ async def test_target(
     account has no such inbox (another account's is none of its). The first mailbox, ``email``,
     and the first Twilio number, ``sms``, are the install's own, its own account's only."""
     if ref in ("email", "sms"):
-        own = settings.section(EmailSettings).address if ref == "email" else sms_enabled(settings)
+        own = settings.section(EmailSettings).address if ref == "email" else own_line(settings)
         return (ref, None) if own and account.id == settings.account.id else None
     if ref in TEST_RECIPIENTS:
         return ref, None

@@ -1,8 +1,9 @@
 """Issue 17's promise in one install: two accounts, each with two inboxes of every channel — Telegram
-bots, WhatsApp numbers, Twilio numbers, mailboxes and web chats — and one customer message into
-each inbox.
-Counting what is stored per inbox finds one conversation holding one customer message in each,
-in its own account; every answer leaves through the inbox written to, and nothing more is sent."""
+bots, WhatsApp numbers, Twilio numbers (for texts and calls), mailboxes and web chats — and one
+customer message into each inbox, and one call to each Twilio number.
+Counting what is stored per inbox finds one conversation holding one customer message in each
+(and the call, in its Twilio number's), in its own account; every answer leaves through the inbox
+written to, and nothing more is sent."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from tests.conftest import TEST_API_TOKEN, raw_database_of
 from tests.fakes import running
 from tests.fakes.graph_api import PHONE_NUMBER_ID, FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.fakes.twilio import AUTH_TOKEN, PUBLIC_URL, FakeTwilio
+from tests.fakes.twilio import AUTH_TOKEN, PUBLIC_URL, FakeTwilio, post_webhook
+from tests.fakes.twilio import fixture as twilio_fixture
 from tests.handlers.channels import TG_SECRET, WA_SECRET, channel_settings, fixture, post_telegram, post_whatsapp, sign
 from tests.handlers.conftest import OUR_ADDRESS
 from tests.handlers.email.test_email import mail
@@ -82,7 +84,8 @@ def _account(owner: str) -> str:
 def _twilio(owner: str, fakes: dict[str, Any]) -> dict[str, str]:
     sid, token, _ = LINES[_account(owner)]
     fake = fakes[f"sms:{_account(owner)}"]
-    return {"account_sid": sid, "auth_token": token, "from_number": NUMBERS[owner], "api_base": fake.url}
+    number = NUMBERS[owner]
+    return {"account_sid": sid, "auth_token": token, "from_number": number, "api_base": fake.url, "serves": "both"}
 
 
 async def _inboxes(client: TestClient, fakes: dict[str, Any]) -> dict[str, str]:
@@ -140,6 +143,7 @@ async def test_two_accounts_with_two_inboxes_of_every_channel_never_cross(
             "api_base": fakes["sms:install"].url,
         },
         sms={"from_number": OUR_NUMBER},
+        voice={"enabled": True},  # the install's own number takes calls too
         email={
             "address": OUR_ADDRESS,
             "smtp_host": "127.0.0.1",
@@ -174,6 +178,11 @@ async def test_two_accounts_with_two_inboxes_of_every_channel_never_cross(
     for n, owner in enumerate(OWNERS):
         token = AUTH_TOKEN if owner == "default" else LINES[_account(owner)][1]
         assert (await _text(client, NUMBERS[owner], f"SM{n:032x}", token)).status == 200
+    for n, owner in enumerate(OWNERS):  # and calls each number (answered: nothing is queued or sent)
+        token = AUTH_TOKEN if owner == "default" else LINES[_account(owner)][1]
+        to = NUMBERS[owner]
+        call = twilio_fixture("voice", "status_completed_inbound", To=to, Called=to, CallSid=f"CA{n:032x}")
+        assert (await post_webhook(client, "/webhooks/voice", call, token=token)).status == 200
     for owner in OWNERS:
         place = {"account": _account(owner)}
         if inbox_of("webchat", owner):
@@ -205,9 +214,15 @@ async def test_two_accounts_with_two_inboxes_of_every_channel_never_cross(
     )
     assert places == expected and len(places) == 20
     place_of = {t["_id"]: (t["account_id"], t["channel"], t.get("inbox_id") or "") for t in threads}
-    inbound = await database.messages.find({"direction": "in"}).to_list()
+    inbound = await database.messages.find({"direction": "in", "channel": {"$ne": "voice"}}).to_list()
     assert Counter(place_of[m["thread_id"]] for m in inbound) == expected
     assert all(m["account_id"] == place_of[m["thread_id"]][0] for m in inbound)
+    # each call in its Twilio number's conversation (the number's SMS one), in its own account
+    calls = await database.messages.find({"channel": "voice"}).to_list()
+    assert Counter(place_of[m["thread_id"]] for m in calls) == Counter(
+        (_account(owner), "sms", inbox_of("sms", owner)) for owner in OWNERS
+    )
+    assert all(m["account_id"] == place_of[m["thread_id"]][0] for m in calls)
 
     # each answer went out once, through the bot, number or Twilio account written to
     for owner in OWNERS:

@@ -30,7 +30,7 @@ from bot.handlers.kit.protocol import BaseAdapter, Capabilities, ChannelContext,
 from bot.handlers.kit.twilio_lines import TwilioLines
 from bot.handlers.kit.webhook import receive_webhook
 from bot.handlers.sms.segments import shape, split_for_sms
-from bot.handlers.sms.settings import SmsSettings
+from bot.handlers.sms.settings import SmsSettings, own_line
 from bot.logs import log_event
 from conversations.repositories import Repositories
 from conversations.traffic import Inbound, Outbound, ProviderEvent, StatusUpdate
@@ -99,7 +99,8 @@ class SmsAdapter(BaseAdapter):
         self._context = context
         self._settings = context.settings.section(SmsSettings)
         self.gateway: SmsGateway = load_gateway(SMS_GATEWAYS[self._settings.gateway], context)
-        self.lines = TwilioLines(self.name, context, self.gateway)  # the numbers of accounts' SMS inboxes
+        # the numbers of accounts' SMS inboxes; the install's own, when it has one
+        self.lines = TwilioLines(self.name, context, self.gateway, own_line(context.settings))
         public_url = context.settings.server.public_url
         # MMS: the provider fetches the file, at most 5 MB (Twilio's limit for a message's media)
         self.capabilities = Capabilities(media=False, files=bool(public_url), max_file_bytes=5_000_000)
@@ -113,7 +114,8 @@ class SmsAdapter(BaseAdapter):
         self.lines.attach(store)
         key, _ = await store.secrets.sealed_secret("sms-file-links", lambda: secrets.token_urlsafe(32))
         self._link_key = key.encode()
-        await self.gateway.start()
+        if self.lines.install_serves:  # no number of its own: nothing to sign in to Twilio with
+            await self.gateway.start()
 
     def _started_store(self) -> Repositories:
         assert self._store is not None, "start() first"
@@ -133,7 +135,7 @@ class SmsAdapter(BaseAdapter):
         """The shared webhook flow, for the number the webhook names (the install's, or an SMS
         inbox's: checked with its token, its events the inbox's); Twilio then gets the empty TwiML
         it expects (no reply now: replies go out through the outbox)."""
-        gateway, inbox_id = await self.lines.for_webhook(request, await request.read())
+        gateway, inbox_id, _ = await self.lines.for_webhook(request, await request.read())
         await receive_webhook(request, _NumberHook(self, gateway, inbox_id), self.sink)
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 

@@ -29,12 +29,23 @@ class SmsSettings:
         check=between(0.01, 10000),
         doc="messages a second campaigns start on SMS at most: the sender's rate at Twilio (a long code: 1)",
     )
+    for_accounts: bool = setting(
+        False,
+        doc="serve accounts' own Twilio numbers (SMS and calls inboxes) even when the install has no number of its own",
+    )
+
+
+def own_line(settings: SettingsSections) -> bool:
+    """Whether the install has a Twilio number of its own: an account and a number (or messaging
+    service) to send from."""
+    twilio, sms = settings.section(TwilioSettings), settings.section(SmsSettings)
+    return bool(twilio.account_sid and twilio.auth_token and (sms.from_number or sms.messaging_service_sid))
 
 
 def enabled(settings: SettingsSections) -> bool:
-    """Whether this install serves SMS: a Twilio account and a number (or messaging service) to send from."""
-    twilio, sms = settings.section(TwilioSettings), settings.section(SmsSettings)
-    return bool(twilio.account_sid and twilio.auth_token and (sms.from_number or sms.messaging_service_sid))
+    """Whether this install serves SMS (and so may have Twilio-number inboxes): a number of its own,
+    or accounts with numbers of their own (``sms.for_accounts``)."""
+    return own_line(settings) or settings.section(SmsSettings).for_accounts
 
 
 def send_limits(settings: SettingsSections) -> SendLimits:

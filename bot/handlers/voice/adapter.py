@@ -20,6 +20,7 @@ from bot.handlers.kit.protocol import BaseAdapter, ChannelContext, PermanentSend
 from bot.handlers.kit.twilio_lines import TwilioLines
 from bot.handlers.sms import settings as sms
 from bot.handlers.sms.adapter import EMPTY_TWIML, load_gateway
+from bot.handlers.voice.settings import own_calls
 from bot.logs import log_event
 from conversations.traffic import CallEvent, Outbound, ProviderEvent
 
@@ -48,8 +49,9 @@ class VoiceAdapter(BaseAdapter):
 
     def __init__(self, context: ChannelContext) -> None:
         self.gateway: CallGateway = load_gateway(CALL_GATEWAYS["twilio"], context)
-        self.thread_channel = "sms" if sms.enabled(context.settings) else self.name  # calls join SMS threads
-        self.lines = TwilioLines(self.name, context, self.gateway)  # accounts' SMS inboxes take calls too
+        self.thread_channel = "sms" if sms.own_line(context.settings) else self.name  # calls join SMS threads
+        # the install's number when voice.enabled; accounts' Twilio-number inboxes that serve calls
+        self.lines = TwilioLines(self.name, context, self.gateway, own_calls(context.settings))
 
     async def start(self, store: Repositories) -> None:
         self.lines.attach(store)
@@ -61,10 +63,11 @@ class VoiceAdapter(BaseAdapter):
         return [web.post("/webhooks/voice", self.webhook)]
 
     async def webhook(self, request: web.Request) -> web.Response:
-        """find the number called (404) -> verify with its token (403) -> parse (400) -> record the
-        ended call (an SMS inbox's number: in the inbox's SMS thread) -> 200 with empty TwiML."""
+        """find the number called, whose inbox takes calls (404) -> verify with its token (403) ->
+        parse (400) -> record the ended call (an inbox's number: in the inbox's SMS thread when the
+        number serves texts too, else its calls thread) -> 200 with empty TwiML."""
         body = await request.read()
-        gateway, inbox_id = await self.lines.for_webhook(request, body)
+        gateway, inbox_id, serves = await self.lines.for_webhook(request, body)
         await gateway.verify(request, body)
         try:
             event = gateway.parse_call(body)
@@ -74,7 +77,8 @@ class VoiceAdapter(BaseAdapter):
             if inbox_id is None:
                 await self.sink.call_event(event, self.thread_channel)
             else:
-                await self.sink.call_event(dataclasses.replace(event, inbox_id=inbox_id), "sms")
+                thread_channel = "sms" if serves == "both" else self.name
+                await self.sink.call_event(dataclasses.replace(event, inbox_id=inbox_id), thread_channel)
         return web.Response(text=EMPTY_TWIML, content_type="text/xml")
 
     def parse(self, body: bytes, headers: Mapping[str, str]) -> list[ProviderEvent]:

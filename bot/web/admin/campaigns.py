@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import audit
+from bot.handlers.kit.twilio_lines import serves_of
 from bot.handlers.sms.segments import shape
 from bot.keys import ADAPTERS, STORE
 from bot.services.campaign_reports import outcomes, progress
@@ -54,11 +55,16 @@ def _audience(form: dict[str, str]) -> Audience:
     )
 
 
+def _calls_only(inbox: Inbox) -> bool:
+    return inbox.channel == "sms" and serves_of(inbox.config) == "calls"
+
+
 async def _context(request: web.Request, form: dict[str, str]) -> dict[str, Any]:
     agent, store = current_agent(request), request.app[STORE]
     campaigns = await store.campaigns.list_campaigns(agent.account_id)
     served, every = request.app[ADAPTERS], await store.inboxes.list_inboxes(agent.account_id)
-    usable = [i for i in every if i.channel in served and not i.disabled]  # a campaign may send through
+    # what a campaign may send through (a Twilio number for calls only sends no texts)
+    usable = [i for i in every if i.channel in served and not i.disabled and not _calls_only(i)]
     return {
         "inboxes": usable,
         "first_mailbox": _first_mailbox(request, agent.account_id, usable),

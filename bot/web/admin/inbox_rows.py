@@ -16,11 +16,11 @@ from typing import Any
 from aiohttp import web
 
 from bot.handlers.email.settings import EmailSettings
+from bot.handlers.kit.twilio_lines import TwilioLines, serves_of
 from bot.handlers.kit.twilio_settings import TwilioSettings
-from bot.handlers.sms.settings import SmsSettings
-from bot.handlers.sms.settings import enabled as sms_enabled
+from bot.handlers.sms.settings import SmsSettings, own_line
 from bot.handlers.webchat.visitor_forms import PrechatForm
-from bot.keys import SETTINGS, STORE
+from bot.keys import ADAPTERS, SETTINGS, STORE
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, webhook_urls
 from bot.services.inboxes import INBOX_FIELDS, first_inbox_config, inbox_webhook_url, widget_snippet
 from bot.services.mail_domains import verification
@@ -66,13 +66,23 @@ def _row(inbox_id: str, name: str, channel: str, config: dict[str, Any], problem
 def install_sms_config(settings: Settings) -> dict[str, Any] | None:
     """The install's own Twilio number (``[sms]``, ``[twilio]``), the install's first account's
     first SMS inbox; ``None``: the install has none."""
-    if not sms_enabled(settings):
+    if not own_line(settings):
         return None
     sms, twilio = settings.section(SmsSettings), settings.section(TwilioSettings)
     sender = {"from_number": sms.from_number} if sms.from_number else {}
     if sms.messaging_service_sid:
         sender["messaging_service_sid"] = sms.messaging_service_sid
     return {"account_sid": twilio.account_sid, "auth_token": twilio.auth_token, **sender}
+
+
+def _twilio_urls(request: web.Request, config: dict[str, Any], sms_url: str) -> dict[str, Any]:
+    """What a Twilio number's row shows: the SMS webhook URL where its texts are taken, the voice
+    one where its calls are (the router serves them: ``voice`` is on)."""
+    serves = serves_of(config)
+    shown: dict[str, Any] = {"texts": serves != "calls"}
+    if serves != "sms" and "voice" in request.app[ADAPTERS]:
+        shown["voice_url"] = sms_url.removesuffix("/webhooks/sms") + "/webhooks/voice"
+    return shown
 
 
 def install_mailbox_config(settings: Settings) -> dict[str, Any] | None:
@@ -84,7 +94,14 @@ def install_mailbox_config(settings: Settings) -> dict[str, Any] | None:
     return {key: getattr(email, key) for key in _MAILBOX_SHOWN}
 
 
-def _file_rows(settings: Settings, root: str) -> list[dict[str, Any]]:
+def _install_takes_calls(request: web.Request) -> bool:
+    """Whether calls to the install's own number are recorded: the voice channel's lines say so
+    (``voice.enabled``)."""
+    lines = getattr(request.app[ADAPTERS].get("voice"), "lines", None)
+    return isinstance(lines, TwilioLines) and lines.install_serves
+
+
+def _file_rows(request: web.Request, settings: Settings, root: str) -> list[dict[str, Any]]:
     """The install's own Twilio number and mailbox, as rows of its first account (set in the file,
     checked and tested with the buttons of inbox_buttons.py)."""
     rows = []
@@ -92,7 +109,9 @@ def _file_rows(settings: Settings, root: str) -> list[dict[str, Any]]:
         row = _row("sms", "", "sms", sms, {})
         # Check finds the number in the Twilio account: a messaging service alone has none to find
         buttons = ("check", "test") if sms.get("from_number") else ("test",)
-        row.update(buttons=buttons, webhook_url=f"{root}/webhooks/sms", voice_url=f"{root}/webhooks/voice")
+        row.update(buttons=buttons, webhook_url=f"{root}/webhooks/sms")
+        if _install_takes_calls(request):
+            row["voice_url"] = f"{root}/webhooks/voice"
         rows.append(row)
     if (mailbox := install_mailbox_config(settings)) is not None:
         rows.append({**_row("email", "", "email", mailbox, {}), "webhook_url": ""})
@@ -124,14 +143,14 @@ async def inbox_rows(request: web.Request, account: Account) -> list[dict[str, A
         rows.append({**row, "first": True, "in_file": in_file, "disabled": False, "webhook_url": urls[channel]})
     root = (settings.server.public_url or base_url(request)).rstrip("/")  # as webhook_urls has it
     if in_file:
-        rows += _file_rows(settings, root)
+        rows += _file_rows(request, settings, root)
     rows.append(_webchat_row(account, root, urls["webchat"]))
     for inbox in await request.app[STORE].inboxes.list_inboxes(account.id):
         if inbox.channel not in CONSOLE_CHANNELS:
             continue
         row = _row(inbox.id, inbox.name, inbox.channel, inbox.config, inbox.sealing_problems or {})
         url = inbox_webhook_url(settings, base_url(request), inbox)
-        extra = {"voice_url": url.removesuffix("/webhooks/sms") + "/webhooks/voice"} if inbox.channel == "sms" else {}
+        extra = _twilio_urls(request, inbox.config, url) if inbox.channel == "sms" else {}
         if inbox.channel == "webchat":
             extra = {"snippet": widget_snippet(url)}
         row.update(

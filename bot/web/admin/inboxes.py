@@ -28,6 +28,7 @@ from bot.services.inboxes import (
     number_elsewhere,
     refused_mail_server,
     route_of,
+    unserved,
 )
 from bot.services.mail_domains import claim_domain, take_back
 from bot.services.teams import TEAM_FORM_PATTERN, TEAM_MAX_LENGTH
@@ -204,6 +205,9 @@ async def add_inbox(request: web.Request) -> web.Response:
     if channel not in CONSOLE_CHANNELS:
         return plain(400, "channel must be one of: " + ", ".join(CONSOLE_CHANNELS))
     try:
+        if unserved(request.app[SETTINGS], channel):
+            words = N_("This install does not serve Twilio numbers: its settings need sms.for_accounts = true.")
+            raise FormProblem(translate(admin.lang, words), 422)
         name = _read_name(admin, form)
         values = _read_fields(admin, channel, form, adding=True)
         await _check_egress(request, admin, channel, values)

@@ -35,6 +35,7 @@ from bot.services.inboxes import (
     settings_change_schema,
     test_recipient,
     test_target,
+    unserved,
     with_prechat,
 )
 from bot.services.mail_domains import (
@@ -169,11 +170,13 @@ async def list_inboxes(request: web.Request, call: Call) -> web.Response:
     sanitize=False,
     response=INBOX,
     status=201,
-    errors=(409,),
+    errors=(409, 422),
 )
 async def create_inbox(request: web.Request, call: Call) -> web.Response:
     account = await account_of(request, call)
     channel, settings = call.body["channel"], _prechat_kept(dict(call.body["settings"]))
+    if why := unserved(request.app[SETTINGS], channel):
+        raise api_error(422, "channel_not_served", why)
     if settings.get("prechat", 0) is None:
         del settings["prechat"]  # the account's form, as when left out
     await _check_servers(request, channel, settings)

@@ -70,7 +70,11 @@ async def test_each_number_of_each_account_is_its_own_inbox(
     store = client.server.app[STORE]
     inbox_of: dict[str, str] = {}
     for owner in LINES:
-        body = {"channel": "sms", "name": f"{owner} line", "settings": _settings(owner, fakes[owner])}
+        body = {
+            "channel": "sms",
+            "name": f"{owner} line",
+            "settings": {**_settings(owner, fakes[owner]), "serves": "both"},
+        }
         answer = await client.post(f"/api/accounts/{owner}/inboxes", json=body, headers=headers[owner])
         assert answer.status == 201, await answer.text()
         shown = await answer.json()
@@ -116,7 +120,7 @@ async def test_each_number_of_each_account_is_its_own_inbox(
     reply = await raw_database_of(store).messages.find_one({"external_id": sid})
     assert reply["account_id"] == "shop2" and reply["delivery_status"] == "delivered"
 
-    # a call to an account's number joins its inbox's SMS thread, in its account
+    # a call to an account's number (one for texts and calls) joins its inbox's SMS thread, in its account
     call = fixture("voice", "status_no_answer_inbound", To=numbers["shop2"], Called=numbers["shop2"])
     assert (await post_webhook(client, "/webhooks/voice", call, token=tokens["shop2"])).status == 200
     [missed] = await raw_database_of(store).messages.find({"external_id": call["CallSid"]}).to_list()

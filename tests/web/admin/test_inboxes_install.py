@@ -29,7 +29,7 @@ SID = "AC" + "0" * 31 + "7"
 
 
 def install_settings(embedded: Any, db_name: str, **more: Any) -> Any:
-    """An install with its own Twilio number and mailbox in its settings file."""
+    """An install with its own Twilio number (taking calls too) and mailbox in its settings file."""
     email = {
         "address": ADDRESS,
         "display_name": "Shop Support",
@@ -47,7 +47,7 @@ def install_settings(embedded: Any, db_name: str, **more: Any) -> Any:
         twilio={"account_sid": SID, "auth_token": SECRETS[0]},
         sms={"from_number": NUMBER},
         email=email,
-        **more,
+        **{"voice": {"enabled": True}, **more},
     )
 
 
@@ -123,3 +123,17 @@ async def test_another_account_sees_its_own_web_chat_and_none_of_the_install_s_r
     for first, to in (("sms", "+37120000000"), ("email", "ivan@mail.example")):
         response = await client.post(f"/api/accounts/shop/inboxes/{first}/test", json={"to": to}, headers=headers)
         assert response.status == 404, first
+
+
+async def test_the_install_s_number_shows_no_voice_url_when_its_calls_are_not_recorded(
+    embedded: Any, db_name: str, start_client: Any
+) -> None:
+    """With ``voice.enabled`` off the router answers a call to the install's number with a 404:
+    the row does not offer an address that would not work."""
+    client = await install_router(await start_client(install_settings(embedded, db_name, voice={"enabled": False})))
+    browser = await signed_in(client, "default", "ada")
+    try:
+        sms = article((await browser.get("/admin/inboxes"))[1], "sms")
+    finally:
+        await browser.close()
+    assert f'value="{PUBLIC}/webhooks/sms"' in sms and "/webhooks/voice" not in sms and "voice-url" not in sms

@@ -16,7 +16,7 @@ import pytest
 from bot.keys import STORE
 from bot.services.agents import add_agent
 from conversations.agent_models import Role
-from tests.conftest import raw_database_of
+from tests.conftest import make_settings, raw_database_of
 from tests.fakes import reachable, running
 from tests.fakes.twilio import PUBLIC_URL, FakeTwilio
 from tests.handlers.sms.test_sms import OUR_NUMBER, sms_settings
@@ -55,7 +55,9 @@ async def test_an_admin_adds_edits_and_disables_a_twilio_number(admin: Browser, 
     page = (await admin.get("/admin/inboxes"))[1]
     row = article(page, inbox_id)
     assert "Shop line" in row and NUMBER in row and SID in row and TOKEN not in page
-    assert f'value="{PUBLIC_URL}/webhooks/sms"' in row and f'value="{PUBLIC_URL}/webhooks/voice"' in row
+    # a number added as it is takes texts: its calls are not recorded, so no voice address is offered
+    assert f'value="{PUBLIC_URL}/webhooks/sms"' in row and "/webhooks/voice" not in row
+    assert '<option value="sms" selected>texts (SMS)</option>' in row
     assert re.search(r'data-field="auth_token">✓ set', row)
     assert f'action="/admin/inboxes/{inbox_id}/check"' in row
     store = admin.app[STORE]  # type: ignore[attr-defined]
@@ -69,6 +71,17 @@ async def test_an_admin_adds_edits_and_disables_a_twilio_number(admin: Browser, 
     inbox = await store.inboxes.get_inbox(inbox_id)
     assert inbox.name == "Shop line 2" and inbox.config["auth_token"] == TOKEN
     assert inbox.config["from_number"] == "+14155550302" and inbox.route == "sms:+14155550302"
+
+    # the number takes calls too: the voice address is offered beside the SMS one; calls only: the voice one alone
+    for serves, shown in (("both", ("sms", "voice")), ("calls", ("voice",))):
+        status, _ = await admin.post(
+            f"/admin/inboxes/{inbox_id}", {**form, "serves": serves, "api_base": fakes["shop"].url}
+        )
+        assert status == 303 and (await store.inboxes.get_inbox(inbox_id)).config["serves"] == serves
+        row = article((await admin.get("/admin/inboxes"))[1], inbox_id)
+        assert [kind for kind in ("sms", "voice") if f'value="{PUBLIC_URL}/webhooks/{kind}"' in row] == list(shown)
+    status, _ = await admin.post(f"/admin/inboxes/{inbox_id}", {**form, "serves": "fax", "api_base": fakes["shop"].url})
+    assert status == 400 and (await store.inboxes.get_inbox(inbox_id)).config["serves"] == "calls"
 
     # a wrong number or SID in the edit form is shown in that form (400) and changes nothing
     for bad in ({"from_number": "0041"}, {"account_sid": "AC123"}):
@@ -201,7 +214,7 @@ async def test_another_account_s_admin_cannot_see_test_or_change_the_number(
 
 
 async def test_the_twilio_words_are_in_latvian_and_russian(admin: Browser, fakes: dict[str, Any]) -> None:
-    inbox_id = await add_inbox(admin, _twilio(fakes["shop"]))
+    inbox_id = await add_inbox(admin, {**_twilio(fakes["shop"]), "serves": "both"})
     store = admin.app[STORE]  # type: ignore[attr-defined]
     owner = await store.agents.agent_by_login("shop", "owner")
     assert owner is not None
@@ -211,8 +224,8 @@ async def test_the_twilio_words_are_in_latvian_and_russian(admin: Browser, fakes
         "ru": f"Работает: это номер Twilio {NUMBER}",
     }
     for lang, words in (
-        ("lv", ["Pievienot Twilio numuru (SMS)", "Balss tīmekļa āķa URL"]),
-        ("ru", ["Добавить номер Twilio (SMS)", "URL голосового вебхука"]),
+        ("lv", ["Pievienot Twilio numuru (SMS)", "Balss tīmekļa āķa URL (Call status changes)", "īsziņas un zvani"]),
+        ("ru", ["Добавить номер Twilio (SMS)", "URL голосового вебхука (Call status changes)", "SMS и звонки"]),
     ):
         await store.agents.update_agent(owner.id, lang=lang)
         page = (await admin.get("/admin/inboxes"))[1]
@@ -259,3 +272,35 @@ async def test_the_install_s_own_number_is_checked_and_tested_by_its_own_account
     assert fakes["shop"].sent == []
     audited = await raw_database_of(store).audit.find({"action": "inbox.test", "target": "sms"}).to_list()
     assert [(a["actor_name"], a["details"]["sent"]) for a in audited] == [("ada", True)]
+
+
+@pytest.mark.parametrize("for_accounts", [False, True])
+async def test_an_install_without_a_number_of_its_own_serves_numbers_only_with_sms_for_accounts(
+    embedded: Any, db_name: str, start_client: Any, fakes: dict[str, Any], for_accounts: bool
+) -> None:
+    """No ``[twilio]``/``[sms]`` number of the install's own: without ``sms.for_accounts`` the form
+    says which setting is missing (422) and adds nothing; with it the number is added and works."""
+    settings = make_settings(
+        embedded.uri,
+        db_name,
+        server={"public_url": PUBLIC_URL},
+        sms={"for_accounts": for_accounts},
+        egress=reachable(fakes.values()),
+    )
+    browser = await signed_in(await two_accounts(await start_client(settings)))
+    try:
+        status, page = await browser.post("/admin/inboxes", _twilio(fakes["shop"]), page="/admin/inboxes")
+        if not for_accounts:
+            assert status == 422 and "its settings need sms.for_accounts = true" in page
+            assert await browser.app[STORE].inboxes.list_inboxes("shop") == []  # type: ignore[attr-defined]
+            return
+        assert status == 303
+        [inbox] = await browser.app[STORE].inboxes.list_inboxes("shop")  # type: ignore[attr-defined]
+        status, page = await browser.post(
+            f"/admin/inboxes/{inbox.id}/test", {"to": "+37120000000"}, page="/admin/inboxes"
+        )
+        assert status == 200 and "Test message sent to +37120000000." in article(page, inbox.id)
+        assert [s["From"] for s in fakes["shop"].sent] == [NUMBER] and fakes["install"].sent == []
+        assert 'id="inbox-sms"' not in page  # the install has no number of its own to show
+    finally:
+        await browser.close()

@@ -40,6 +40,7 @@ async def test_an_admin_adds_a_twilio_number_and_sends_a_test_message(
         await form.locator("input[name=auth_token]").fill(TOKEN)
         await form.locator("input[name=from_number]").fill(NUMBER)
         await form.locator("input[name=api_base]").fill(shop.url)
+        await form.locator("select[name=serves]").select_option("both")  # texts and calls: both addresses shown
         await form.locator("button.primary").click()
         await expect(page.locator("#admin-message")).to_have_text("Inbox added.")
 
