@@ -35,15 +35,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("omnirouter.handlers.twilio")
 _REQUIRED = ("account_sid", "auth_token", "from_number")
-# what a Twilio-number inbox takes: texts, calls, or both (``serves`` left out: texts, as it was added)
+# what a Twilio-number inbox takes: texts, calls, or both
 SERVES = ("sms", "calls", "both")
 _TAKES = {"sms": ("sms", "both"), "voice": ("calls", "both")}
 
 
-def serves_of(config: Mapping[str, Any]) -> str:
-    """What the inbox's number is for: ``sms``, ``calls`` or ``both``."""
+def serves_of(config: Mapping[str, Any], install_takes_calls: bool = False) -> str:
+    """What the inbox's number is for: ``sms``, ``calls`` or ``both``. Left out (as every number
+    stored before ``serves`` existed): texts, and calls too where the install records calls
+    (``voice.enabled``), which is what such a number took then."""
     given = config.get("serves")
-    return given if given in SERVES else "sms"
+    if given in SERVES:
+        return str(given)
+    return "both" if install_takes_calls else "sms"
 
 
 def number_route(number: str) -> str:
@@ -62,6 +66,7 @@ class TwilioLines:
         self.install = install
         self.install_serves = install_serves
         self.install_number = context.settings.section(SmsSettings).from_number
+        self._calls_recorded = self._channel == "voice" and install_serves  # ``voice.enabled``
         self._timeout = context.settings.section(TwilioSettings).timeout
         self._inboxes: PerAccount[TwilioGateway] = PerAccount("sms", context.account_id, None, self._build)
         self._store: Repositories | None = None
@@ -95,7 +100,7 @@ class TwilioLines:
         if number and number != self.install_number:  # no inbox may take the install's number: no read
             inbox = await self._store.inboxes.inbox_by_route(number_route(number))
             if inbox is not None and inbox.channel == "sms":
-                serves = serves_of(inbox.config)
+                serves = serves_of(inbox.config, self._calls_recorded)
                 if serves not in _TAKES[self._channel]:
                     raise self._not_found(request, "not_served", f"the inbox of {number} does not take {self._what}")
                 return await self._inboxes.for_webhook(inbox.account_id, inbox.id), inbox.id, serves

@@ -78,7 +78,7 @@ def install_sms_config(settings: Settings) -> dict[str, Any] | None:
 def _twilio_urls(request: web.Request, config: dict[str, Any], sms_url: str) -> dict[str, Any]:
     """What a Twilio number's row shows: the SMS webhook URL where its texts are taken, the voice
     one where its calls are (the router serves them: ``voice`` is on)."""
-    serves = serves_of(config)
+    serves = serves_of(config, _install_takes_calls(request))
     shown: dict[str, Any] = {"texts": serves != "calls"}
     if serves != "sms" and "voice" in request.app[ADAPTERS]:
         shown["voice_url"] = sms_url.removesuffix("/webhooks/sms") + "/webhooks/voice"
