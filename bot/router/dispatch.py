@@ -26,7 +26,7 @@ decision, and the sweeper took over). Every effect is idempotent: queueing is a 
 change, and replies carry a dedup key, so a replay sends nothing twice, with one exception: the
 bot's answer decided now is sent before it is stored (stored with the decision, in one command),
 so a process that dies between the two has it sent again by the replay, like any send in flight
-at a crash.
+at a crash; so is a new conversation's greeting, sent first on every path.
 """
 
 from __future__ import annotations
@@ -229,7 +229,8 @@ class Dispatcher:
         """The inbox's greeting, as the first reply of a conversation this message opened (not of
         one it reopened), before any other; never to a message that must not be answered
         automatically (an auto-reply, a bounce). With ``sent_first`` it is sent before the answer
-        that follows; a replay enqueues it (its dedup key stores and sends it once)."""
+        that follows, or dead-lettered if that attempt fails (never after the answer); a replay
+        enqueues it (its dedup key stores and sends it once)."""
         if thread.opened_at != message.created_at or message.meta.get("no_auto_reply"):
             return None
         greeting = await self._queue.account_routing.greeting_of(thread)
@@ -352,7 +353,8 @@ class Dispatcher:
             "in_reply_to": message.id,
             "options": options,
         }
-        if sent_first is not None and (first := await self._outbox.send_first(**reply)) is not None:
+        once = kind == "greeting"  # first or never: not retried after the answer it comes before
+        if sent_first is not None and (first := await self._outbox.send_first(retry=not once, **reply)) is not None:
             sent_first.append(first)
             return first.message
         return await self._outbox.enqueue_reply(**reply)

@@ -138,11 +138,13 @@ class Outbox:
             await self._events.message(thread, message)
         return message
 
-    async def send_first(self, **fields: Any) -> SentFirst | None:
+    async def send_first(self, *, retry: bool = True, **fields: Any) -> SentFirst | None:
         """Send a reply (the fields of :meth:`enqueue_reply`) now, before it is stored: its caller
         holds a lease that keeps what it answers durable meanwhile (an inbound message's dispatch
         lease) and stores the returned document (:meth:`until_stored`), then calls :meth:`settle`.
-        ``None`` when this process runs no worker: enqueue the reply instead."""
+        ``None`` when this process runs no worker: enqueue the reply instead. Without ``retry`` a
+        failed attempt is dead-lettered at once: a reply that makes sense only before the others
+        (a greeting) is not sent after them."""
         if not self._direct:
             return None
         message, doc = outbound_document(**fields, now=utcnow(), leased_by=(self.owner, self._lease))
@@ -157,10 +159,10 @@ class Outbox:
             except PermanentSendError as exc:
                 return self._unsent(message, doc, item, f"permanent: {exc}", None, retry=False)
             except RetryableSendError as exc:
-                return self._unsent(message, doc, item, str(exc), exc.retry_after, retry=True)
+                return self._unsent(message, doc, item, str(exc), exc.retry_after, retry=retry)
             except Exception as exc:  # an adapter bug or an unexpected network error: retry
                 log_event(log, "outbox.send_error", logging.WARNING, item=item.id, **error_fields(exc))
-                return self._unsent(message, doc, item, f"{type(exc).__name__}: {exc}", None, retry=True)
+                return self._unsent(message, doc, item, f"{type(exc).__name__}: {exc}", None, retry=retry)
         self._metrics.send_latency.labels(item.channel).observe(time.perf_counter() - started)
         return SentFirst(message, settled_document(doc, utcnow(), sent=provider_id), item, "sent")
 

@@ -16,7 +16,7 @@ from conversations.repositories import Repositories
 from conversations.thread_models import SenderKind
 from conversations.traffic import Identity, Inbound
 from tests import factories
-from tests.conftest import TEST_API_TOKEN
+from tests.conftest import TEST_API_TOKEN, raw_database_of
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import channel_settings
 from tests.nlu.conftest import install, starter_blob  # noqa: F401 (the session's starter model)
@@ -110,3 +110,27 @@ async def test_a_message_dispatched_again_sends_its_greeting_once(
 
 async def _sent_all(bot_api: FakeBotAPI, count: int) -> bool:
     return len(bot_api.sent("sendMessage")) >= count
+
+
+async def test_a_greeting_whose_first_send_fails_is_dead_lettered_never_sent_after_the_answer(
+    embedded: EmbeddedMongo,
+    db_name: str,
+    store: Repositories,
+    starter_blob: bytes,
+    start_client: Any,
+    bot_api: FakeBotAPI,
+) -> None:
+    """The provider fails the greeting (a 500): the answer still goes out at once, and the greeting
+    is dead-lettered with the provider's error, not retried behind the answer."""
+    await install(store, starter_blob)
+    client = await start_client(channel_settings(embedded.uri, db_name, telegram_api=bot_api.url))
+    await _greet_with(client, HELLO)
+    bot_api.fail_next(500)
+    texts = await _writes(client, "telegram", "5510000020", 1)
+    assert texts[0] == HELLO and len(texts) == 2
+    await wait_for(lambda: _sent_all(bot_api, 2))
+    [greeting] = [m for m in await factories.messages(store, direction="out") if m.text == HELLO]
+    stored = await raw_database_of(store).messages.find_one({"_id": greeting.id})
+    assert stored["send"]["state"] == "dead" and stored["send"].get("last_error")
+    calls = [(c.params["text"], c.status) for c in bot_api.calls if c.method == "sendMessage"]
+    assert calls == [(HELLO, 500), (texts[1], 200)], calls  # the greeting is not sent after the answer
