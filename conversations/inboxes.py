@@ -132,24 +132,31 @@ class InboxesRepository(Repository):
         return self._opened(doc) if doc else None
 
     async def release_mailboxes(self, domain: str, owner: str, now: datetime) -> list[Inbox]:
-        """Free every address in ``domain`` that a mailbox of another account than ``owner`` holds
-        (``owner`` has just proven the domain its own, so those claims were never proven): each such
-        inbox, enabled or not, is disabled, loses its route (the address is free to take) and
-        records the domain and when; the inboxes released."""
+        """Free every address in ``domain`` that a listener-fed mailbox of another account than
+        ``owner`` holds (``owner`` has just proven the domain its own, so those claims were never
+        proven; a mailbox read over IMAP has proven its address with its login and keeps it): each
+        such inbox, enabled or not, is disabled, loses its route (the address is free to take) and
+        records the domain and when; the inboxes released (those whose address had not changed
+        meanwhile)."""
         suffix = "@" + domain.lower()
-        docs = await self._db.inboxes.find({"channel": "email", "account_id": {"$ne": owner}}, {"route": 1}).to_list()
-        ids = [doc["_id"] for doc in docs if str(doc.get("route") or "").endswith(suffix)]
-        if not ids:
-            return []
-        await self._db.inboxes.update_many(
-            {"_id": {"$in": ids}, "route": {"$type": "string"}},
-            {
-                "$set": {"disabled": True, "released_domain": domain.lower(), "released_at": epoch_ms(now)},
-                "$unset": {"route": ""},
-            },
-        )
-        released = [await self.get_inbox(inbox_id) for inbox_id in ids]
-        return [inbox for inbox in released if inbox is not None]
+        found = self._db.inboxes.find({"channel": "email", "account_id": {"$ne": owner}}, {"route": 1, "config": 1})
+        held = [
+            (doc["_id"], doc["route"])
+            async for doc in found
+            if str(doc.get("route") or "").endswith(suffix) and not (doc.get("config") or {}).get("imap_host")
+        ]
+        released = []
+        for inbox_id, route in held:
+            done = await self._db.inboxes.update_one(
+                {"_id": inbox_id, "route": route},  # an address changed meanwhile is not this domain's
+                {
+                    "$set": {"disabled": True, "released_domain": domain.lower(), "released_at": epoch_ms(now)},
+                    "$unset": {"route": ""},
+                },
+            )
+            if done.modified_count == 1 and (inbox := await self.get_inbox(inbox_id)) is not None:
+                released.append(inbox)
+        return released
 
     def _opened(self, doc: Mapping[str, Any]) -> Inbox:
         inbox = Inbox.from_doc(doc)

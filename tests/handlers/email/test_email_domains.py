@@ -20,6 +20,7 @@ from bot.handlers.email.domain_proof import name_servers
 from bot.handlers.email.settings import name_server_list
 from bot.keys import STORE
 from bot.services.agents import add_agent
+from bot.services.mail_domains import release_squatted
 from bot.web.api.kit import issue_token
 from conversations.agent_models import Role
 from conversations.audit import AuditQuery
@@ -293,3 +294,25 @@ async def _shop2_inbox(install: Install, inbox_id: str) -> dict[str, Any]:
     listed = await install.client.get("/api/accounts/shop2/inboxes", headers=install.headers["shop2"])
     found: dict[str, Any] = next(item for item in (await listed.json())["items"] if item["id"] == inbox_id)
     return found
+
+
+async def test_a_mailbox_read_over_imap_keeps_its_address_when_another_account_proves_the_domain(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, dns_server: FakeDns, sink: SmtpSink
+) -> None:
+    """Releasing a domain frees only listener-fed mailboxes: one read over IMAP has proven its
+    address with its login (as a store of the earlier release may hold beside another account's
+    proof of the domain), and it keeps its address, enabled."""
+    install = await _started(embedded, db_name, start_client, dns_server, sink)
+    now = utcnow()
+    listener = {"address": f"sales@{DOMAIN}", "smtp_host": "127.0.0.1", "smtp_port": sink.port}
+    imap = {**listener, "address": f"read@{DOMAIN}", "imap_host": "127.0.0.1", "imap_port": 1}
+    fed = await install.store.inboxes.create_inbox("shop2", "email", "fed", listener, now, f"email:sales@{DOMAIN}")
+    read = await install.store.inboxes.create_inbox("shop2", "email", "read", imap, now, f"email:read@{DOMAIN}")
+    assert fed is not None and read is not None
+    released = await release_squatted(install.store, "default", DOMAIN)
+    assert [inbox.id for inbox in released] == [fed.id]
+    kept = await install.store.inboxes.get_inbox(read.id)
+    assert kept is not None and kept.route == f"email:read@{DOMAIN}" and not kept.disabled
+    assert await release_squatted(install.store, "default", DOMAIN) == []  # nothing more, no audit line
+    entries = [e async for e in install.store.audit.audit_entries(AuditQuery("shop2", action="inbox.release"), 10)]
+    assert [e.target for e in entries] == [fed.id]
