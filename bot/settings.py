@@ -109,7 +109,7 @@ class QueueSettings:
     strategy: str = _setting(
         "manual",
         check=_one_of("manual", "next", "auto"),
-        doc="how queued conversations reach agents (an admin can change it per account)",
+        doc="how queued conversations reach agents (an admin can change it per account and per inbox)",
     )
     reopen_days: float = _setting(7.0, check=_between(0, 365), doc="a customer writing again this soon reopens it")
     first_response_minutes: float = _setting(15.0, check=_between(0, 100_000), doc="first-response SLA")

@@ -81,12 +81,16 @@ class AccountsRepository(Repository):
 
     async def auto_assigning_accounts(self, by_default: bool) -> list[str]:
         """The enabled accounts whose queue strategy is ``auto`` (``by_default``: also those that
-        never chose one, as ``queue.strategy`` is ``auto``)."""
-        chose_auto: dict[str, Any] = {"routing.strategy": "auto"}
-        query: dict[str, Any] = (
-            {"$or": [chose_auto, {"routing.strategy": {"$exists": False}}]} if by_default else chose_auto
-        )
-        docs = await self._db.accounts.find({**query, "disabled": {"$ne": True}}, {"_id": 1}).to_list()
+        never chose one, as ``queue.strategy`` is ``auto``), or one of whose inboxes' is."""
+        inboxes = await self._db.inboxes.find({"routing.strategy": "auto"}, {"account_id": 1}).to_list()
+        chose_auto: list[dict[str, Any]] = [
+            {"routing.strategy": "auto"},
+            *({"_id": {"$eq": account_id}} for account_id in sorted({str(doc["account_id"]) for doc in inboxes})),
+        ]
+        if by_default:
+            chose_auto.append({"routing.strategy": {"$exists": False}})
+        query = {"$and": [{"$or": chose_auto}, {"disabled": {"$ne": True}}]}
+        docs = await self._db.accounts.find(query, {"_id": 1}).to_list()
         return [str(doc["_id"]) for doc in docs]
 
     async def update_account(self, account_id: str, **values: Any) -> Account | None:

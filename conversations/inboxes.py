@@ -20,6 +20,7 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from conversations.client import NO_KEY, IndexPlan, Repository
+from conversations.filters import exactly
 from conversations.ids import new_id
 from conversations.models import epoch_ms
 from conversations.personal_data import declare_not_personal
@@ -82,6 +83,12 @@ class InboxesRepository(Repository):
         if isinstance(greeting, str) and greeting.strip():
             own["greeting"] = greeting
         return own
+
+    async def inbox_strategies(self, account_id: str) -> dict[str, str]:
+        """The queue strategy of each of the account's inboxes that sets its own, by inbox id."""
+        docs = await self._db.inboxes.find(exactly(account_id=account_id), {"routing": 1}).to_list()
+        strategies = {str(doc["_id"]): own_routing(doc.get("routing")).get("strategy") for doc in docs}
+        return {inbox_id: str(strategy) for inbox_id, strategy in strategies.items() if strategy}
 
     async def inbox_by_route(self, route: str) -> Inbox | None:
         doc = await self._db.inboxes.find_one({"route": route})

@@ -1,16 +1,16 @@
 """The human queue: threads waiting for an agent, and how they reach one.
 
-Strategies, per account (``queue.strategy``, changeable by an admin):
+Strategies, per account (``queue.strategy``, changeable by an admin) or per inbox that sets its own:
 
 * ``manual`` — agents pick threads from the queue;
 * ``next`` — an agent asks for the next one: the oldest of the highest priority in their teams;
-* ``auto`` — each queued thread goes to the least-loaded online agent of its team with a free
-  slot, round robin among equals.
+* ``auto`` — each queued thread goes to the least-loaded online agent of its team with a free slot,
+  round robin among equals.
 
-Every assignment first *reserves* a slot of the agent (atomically, only if they are online and
-below capacity), then claims the thread with a ``find_one_and_update`` guarded by its status; a
-claim that loses gives the slot back. So however many agents and router processes race, a thread
-is assigned once and nobody is over capacity; an agent who cannot take one (offline, away, full) gets none.
+Every assignment first *reserves* a slot of the agent (atomically, only if they are online and below
+capacity), then claims the thread with a ``find_one_and_update`` guarded by its status; a claim that
+loses gives the slot back. So however many agents and router processes race, a thread is assigned
+once and nobody is over capacity; an agent who cannot take one (offline, away, full) gets none.
 """
 
 from __future__ import annotations
@@ -128,13 +128,18 @@ class Queue:
         if human or not replies:  # a reply stored is the live feed's event already (events.py)
             await self._log.live(current, "message", alert=alert, replies=replies)
 
-    # --- routing of an account -----------------------------------------------------------
+    # --- routing of an account and its inboxes -------------------------------------------
 
     async def routing(self, account_id: str, inbox_id: str | None = None) -> Routing:
         return await self.account_routing.get(account_id, inbox_id)
 
     async def set_routing(self, account_id: str, **values: Any) -> None:
         await self.account_routing.set(account_id, **values)
+        self._auto_accounts_until = 0.0
+
+    def inbox_routing_changed(self, account_id: str, inbox_id: str) -> None:
+        """An inbox's routing was saved: this process follows it at once (others within seconds)."""
+        self.account_routing.forget_inbox(account_id, inbox_id)
         self._auto_accounts_until = 0.0
 
     # --- agents taking work --------------------------------------------------------------
@@ -178,15 +183,14 @@ class Queue:
         return thread
 
     async def auto_assign(self, account_id: str) -> int:
-        """Under the ``auto`` strategy, hand queued threads to agents with room who see their inbox;
-        returns how many. The queue is read a page at a time after the threads passed over (a page
-        nobody can take hides none behind it); a team and inbox with no free agent is not tried
-        again, and the pass ends when no one online has room at all."""
-        if (await self.routing(account_id)).strategy != "auto":
+        """Hand queued threads whose strategy (their inbox's, or else the account's) is ``auto`` to agents
+        with room who see their inbox; returns how many. Read a page at a time after those passed over (a
+        page nobody can take hides none behind it); a team and inbox with no free agent is not tried again."""
+        if (within := await self.account_routing.auto_assigned(account_id)) is None:
             return 0
         assigned, passed, full = 0, 0, set[tuple[str, str]]()
         while True:
-            page = await self._store.queue.queued_threads(account_id, limit=_ASSIGN_PAGE, skip=passed)
+            page = await self._store.queue.queued_threads(account_id, limit=_ASSIGN_PAGE, skip=passed, within=within)
             for thread in page:
                 passed += 1
                 if (thread.team or "", thread_key(thread)) in full:
@@ -210,9 +214,9 @@ class Queue:
                 return assigned
 
     async def keep_assigning(self, interval: float) -> None:
-        """Background worker: auto-assign whatever events did not (an agent freed a slot in
-        another process, a store outage passed), in every account that assigns automatically
-        (which accounts those are is read again every ``_ACCOUNTS_SECONDS``)."""
+        """Background worker: auto-assign whatever events did not (an agent freed a slot in another
+        process, a store outage passed) in every account that, or one of whose inboxes, assigns
+        automatically; which accounts those are is read again every ``_ACCOUNTS_SECONDS``."""
         accounts: list[str] = []
         while True:
             try:

@@ -1,6 +1,7 @@
 """How each account's queue works right now: the settings' strategy, business hours, out-of-hours
-reply, location recording and reopen window, overridden by what the account's admin saved. Read
-often (every queued message), so each account's is kept for a few seconds."""
+reply, location recording and reopen window, overridden by what the account's admin saved, and by
+what each inbox sets for itself. Read often (every queued message), so each account's and each
+inbox's is kept for a few seconds."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from bot.business_hours import BusinessHours
 from bot.settings import QueueSettings
+from conversations.filters import one_of
 from conversations.repositories import Repositories
 from conversations.thread_models import Thread
 
@@ -18,6 +20,7 @@ CACHE_SECONDS = 3.0
 # the channels whose new conversations get the greeting as a message (a web chat's widget shows
 # its own greeting before the first message; a call has nothing to send it in)
 GREETED_CHANNELS = frozenset({"telegram", "whatsapp", "sms", "email"})
+STRATEGIES = ("manual", "next", "auto")  # how queued threads reach agents (bot/router/queue.py)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class AccountRouting:
         self._record_location = record_location
         self._cached: dict[str, tuple[float, Routing]] = {}
         self._inboxes: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._strategies: dict[str, tuple[float, dict[str, str]]] = {}  # per account: its inboxes' own
         self._direct = {c.strip() for c in settings.direct_channels.split(",") if c.strip()}
         self._teams = dict(pair.strip().split("=", 1) for pair in settings.channel_teams.split(",") if "=" in pair)
 
@@ -81,6 +85,36 @@ class AccountRouting:
             self._inboxes[inbox_id] = (time.monotonic() + CACHE_SECONDS, own)
         return over(routing, own) if own else routing
 
+    async def strategy_of(self, thread: Thread) -> str:
+        """The strategy that brings the thread to an agent: its inbox's, or its account's."""
+        return (await self.get(thread.account_id, thread.inbox_id)).strategy
+
+    async def inbox_strategies(self, account_id: str) -> dict[str, str]:
+        """The strategy of each of the account's inboxes that sets its own, by inbox id."""
+        cached = self._strategies.get(account_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        stored = await self._store.inboxes.inbox_strategies(account_id)
+        own = {inbox_id: strategy for inbox_id, strategy in stored.items() if strategy in STRATEGIES}
+        self._strategies[account_id] = (time.monotonic() + CACHE_SECONDS, own)
+        return own
+
+    async def auto_assigned(self, account_id: str) -> dict[str, Any] | None:
+        """Which of the account's queued threads auto-assignment hands out, as a filter of threads
+        (``{}``: all of them; ``None``: none): those whose inbox's strategy, or the account's for
+        its first inboxes and inboxes that set none, is ``auto``."""
+        auto = (await self._account(account_id)).strategy == "auto"
+        inboxes = await self.inbox_strategies(account_id)
+        differ = sorted(inbox_id for inbox_id, strategy in inboxes.items() if (strategy == "auto") != auto)
+        if auto:
+            return {"$and": [{"inbox_id": {"$ne": inbox_id}} for inbox_id in differ]} if differ else {}
+        return one_of("inbox_id", differ) if differ else None
+
+    def forget_inbox(self, account_id: str, inbox_id: str) -> None:
+        """The inbox's routing changed: read it (and its account's inboxes' strategies) again."""
+        self._inboxes.pop(inbox_id, None)
+        self._strategies.pop(account_id, None)
+
     async def _account(self, account_id: str) -> Routing:
         cached = self._cached.get(account_id)
         if cached and cached[0] > time.monotonic():
@@ -93,7 +127,7 @@ class AccountRouting:
         except (ValueError, KeyError):
             hours = BusinessHours.parse(s.business_hours, s.timezone)
         routing = Routing(
-            strategy=own.get("strategy", s.strategy),
+            strategy=str(own["strategy"]) if own.get("strategy") in STRATEGIES else s.strategy,
             hours=hours,
             out_of_hours_reply=own.get("out_of_hours_reply", s.out_of_hours_reply),
             record_location=bool(own.get("record_location", self._record_location)),
@@ -113,15 +147,17 @@ class AccountRouting:
 
 def over(routing: Routing, own: dict[str, Any]) -> Routing:
     """``routing`` (an account's) with an inbox's ``own`` settings over it; hours that do not
-    parse (checked when saved) leave the account's."""
+    parse and a strategy that is none (both checked when saved) leave the account's."""
     hours = routing.hours
     if own.get("business_hours") or own.get("timezone"):
         try:
             hours = BusinessHours.parse(own.get("business_hours") or hours.spec, own.get("timezone") or hours.zone.key)
         except (ValueError, KeyError):
             pass
+    strategy = own.get("strategy")
     return dataclasses.replace(
         routing,
+        strategy=str(strategy) if strategy in STRATEGIES else routing.strategy,
         hours=hours,
         out_of_hours_reply=own.get("out_of_hours_reply") or routing.out_of_hours_reply,
         bot=own.get("bot") is not False,

@@ -1,7 +1,7 @@
 """What an inbox handles otherwise than its account (``Inbox.routing``, read by
 ``bot/router/routing.py``): whether the bot answers, the NLU model version that answers it, the
-team its conversations are queued to, its business hours and time zone, and its out-of-hours
-reply. A setting left out (or ``null``) is the account's."""
+team its conversations are queued to and how they reach its agents (the strategy), its business
+hours and time zone, and its out-of-hours reply. A setting left out (or ``null``) is the account's."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfoNotFoundError
 
 from bot.business_hours import BusinessHours
+from bot.router.routing import STRATEGIES
 from bot.services.teams import TEAM_RULE, is_team
 from conversations.repositories import Repositories
 
@@ -28,6 +29,12 @@ INBOX_ROUTING: dict[str, Any] = {
             "description": "one of the account's trained model versions (the Training page's) instead of its active one",
         },
         "team": {"type": ["string", "null"], "maxLength": 64, "pattern": _TEXT, "description": TEAM_RULE},
+        "strategy": {
+            "type": ["string", "null"],
+            "enum": [*STRATEGIES, None],
+            "description": "how its queued conversations reach agents: manual (agents take them), next (agents"
+            " ask for the next one) or auto (each goes to the least-loaded online agent who sees the inbox)",
+        },
         "business_hours": {"type": ["string", "null"], "maxLength": 400, "pattern": _TEXT},
         "timezone": {"type": ["string", "null"], "maxLength": 64, "pattern": r"^[A-Za-z0-9_+/-]*$"},
         "out_of_hours_reply": {"type": ["string", "null"], "maxLength": 1000, "pattern": _TEXT},

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from conversations.models import utcnow
 from conversations.repositories import Repositories
+from conversations.sealing import Sealer, parse_key
 from conversations.tenant_models import Account
+from tests.conftest import TEST_SECRET_KEY
 
 
 async def test_the_accounts_that_assign_automatically(store: Repositories) -> None:
@@ -26,3 +28,17 @@ async def test_the_accounts_that_assign_automatically(store: Repositories) -> No
     account = await store.accounts.get_account("d")
     assert account is not None and account.disabled is False
     assert not await store.accounts.create_account(Account(id="a", name="again", created_at=utcnow()))
+
+
+async def test_an_account_with_an_inbox_that_assigns_automatically_is_one_too(store: Repositories) -> None:
+    store.client.use_sealer(Sealer(parse_key(TEST_SECRET_KEY)))  # an inbox's settings are sealed
+    for account_id in ("manual", "off"):
+        routing = {"strategy": "manual"}
+        assert await store.accounts.create_account(Account(account_id, account_id, utcnow(), routing=routing))
+        desk = await store.inboxes.create_inbox(account_id, "webchat", "Desk", {}, utcnow(), None, {"strategy": "auto"})
+        assert desk is not None
+        await store.inboxes.create_inbox(account_id, "webchat", "Other", {}, utcnow(), None, {"strategy": "next"})
+    await store.accounts.update_account("off", disabled=True)
+    assert await store.accounts.auto_assigning_accounts(by_default=False) == ["manual"]
+    assert await store.accounts.auto_assigning_accounts(by_default=True) == ["manual"]
+    assert sorted((await store.inboxes.inbox_strategies("manual")).values()) == ["auto", "next"]

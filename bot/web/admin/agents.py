@@ -15,6 +15,7 @@ from aiohttp import web
 from bot import audit
 from bot.business_hours import BusinessHours
 from bot.keys import QUEUE, STORE
+from bot.router.routing import STRATEGIES
 from bot.services.agents import account_inboxes, add_agent, change_agent, chosen_inboxes
 from bot.services.csvcells import inert_cell
 from bot.services.satisfaction_report import satisfaction_report
@@ -238,7 +239,7 @@ async def update_routing(request: web.Request) -> web.Response:
     form, admin = await request.post(), current_agent(request)
     strategy = str(form.get("strategy", ""))
     hours, zone = str(form.get("business_hours", "")).strip(), str(form.get("timezone", "UTC")).strip()
-    if strategy not in ("manual", "next", "auto"):
+    if strategy not in STRATEGIES:
         return plain(400, "strategy must be manual, next or auto")
     try:
         BusinessHours.parse(hours, zone)

@@ -1,7 +1,7 @@
 """The inboxes page's *Routing* form of an extra inbox (``/admin/inboxes/{inbox_id}/routing``):
 whether its bot answers, the NLU model version that answers it, the team its conversations are
-queued to, its business hours, time zone and out-of-hours reply. A field left empty is the
-account's (``bot/services/inbox_routing.py``)."""
+queued to and how they reach agents (the strategy), its business hours, time zone and out-of-hours
+reply. A field left empty is the account's (``bot/services/inbox_routing.py``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import QUEUE, STORE
+from bot.router.routing import STRATEGIES
 from bot.services.inbox_routing import model_problem, routing_changes, routing_problem
 from bot.web.admin.inboxes import own_inbox, show
 from bot.web.i18n import N_, translate
@@ -25,13 +26,17 @@ async def save_routing(request: web.Request) -> web.Response:
     inbox = await own_inbox(request, admin)
     if inbox is None:
         return plain(404, "no such inbox in this account")
-    bot = str(form.get("bot", ""))
+    bot, strategy = str(form.get("bot", "")), str(form.get("strategy", ""))
     if bot not in ("", "on", "off"):
         return plain(400, "bot must be empty, on or off")
+    if strategy not in ("", *STRATEGIES):
+        return plain(400, "strategy must be empty, manual, next or auto")
     team = str(form.get("team", "")).strip()
     routing: dict[str, object] = {k: str(form.get(k, "")).strip()[:most] or None for k, most in _TEXTS.items()}
     model = str(form.get("model", "")).strip()[:100]
-    routing.update(bot=None if not bot else bot == "on", team=team or None, model=model or None)
+    routing.update(
+        bot=None if not bot else bot == "on", team=team or None, model=model or None, strategy=strategy or None
+    )
     where = f"routing-{inbox.id}"
     zone = (await request.app[QUEUE].routing(admin.account_id)).hours.zone.key
     if problem := routing_problem(routing, zone, inbox.routing):
@@ -43,6 +48,7 @@ async def save_routing(request: web.Request) -> web.Response:
     changed = await store.inboxes.update_inbox(admin.account_id, inbox.id, {}, None, **routing_changes(routing))
     if not changed:
         return plain(404, "no such inbox in this account")
+    request.app[QUEUE].inbox_routing_changed(admin.account_id, inbox.id)
     keys = ",".join(f"routing.{k}" for k in sorted(routing))
     await audit.record(store, admin.account_id, admin, "inbox.change", inbox.id, keys=keys)
     return redirect("/admin/inboxes?saved=saved")

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bot import audit
 from bot.handlers.webchat.visitor_forms import BadPrechat, PrechatForm
-from bot.keys import EGRESS, SETTINGS, STORE
+from bot.keys import EGRESS, QUEUE, SETTINGS, STORE
 from bot.services.accounts import refused_api_base
 from bot.services.inbox_routing import model_versions
 from bot.services.inboxes import (
@@ -79,6 +79,7 @@ async def show(request: web.Request, status: int = 200, **extra: Any) -> web.Res
         "models": await model_versions(request.app[STORE], account.id, _pinned(rows)),
         "https": request.app[SETTINGS].server.public_url.startswith("https://"),
         "team_rule": {"pattern": TEAM_FORM_PATTERN, "maxlength": TEAM_MAX_LENGTH},  # the Routing form's team
+        "account_strategy": (await request.app[QUEUE].routing(account.id)).strategy,  # the Routing form's default
         "message": "",
         "problem": None,  # {"where": a form's id, "text": …}
         "typed": {},  # what the admin typed in that form (never its secrets)

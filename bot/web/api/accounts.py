@@ -11,6 +11,7 @@ from aiohttp import web
 from bot import audit
 from bot.business_hours import BusinessHours
 from bot.keys import EGRESS, QUEUE, SETTINGS, STORE
+from bot.router.routing import STRATEGIES
 from bot.services.accounts import (
     ACCOUNT_ID_PATTERN,
     CHANNEL_FIELDS,
@@ -147,7 +148,7 @@ ACCOUNT_CHANGES = {
             "maximum": 365,
             "description": "a customer writing again this soon reopens the resolved thread",
         },
-        "strategy": {"type": "string", "enum": ["manual", "next", "auto"]},
+        "strategy": {"type": "string", "enum": list(STRATEGIES)},
         "business_hours": {"type": "string", "maxLength": 500},
         "timezone": {"type": "string", "maxLength": 64},
         "out_of_hours_reply": {"type": "string", "maxLength": 1000},

@@ -192,6 +192,7 @@ async def create_inbox(request: web.Request, call: Call) -> web.Response:
         inbox = await store.inboxes.create_inbox(account.id, channel, name, settings, utcnow(), route, routing)
     if inbox is None:
         raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
+    request.app[QUEUE].inbox_routing_changed(account.id, inbox.id)
     await _audit(request, call, "inbox.create", inbox, settings, channel=channel)
     return reply(await _shown(request, inbox), status=201)
 
@@ -234,6 +235,7 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
     if changed is None:
         raise api_error(404, "not_found", f"no inbox {inbox.id} in account {account.id}")
     assert isinstance(changed, Inbox)
+    request.app[QUEUE].inbox_routing_changed(account.id, inbox.id)
     await _audit(request, call, "inbox.change", changed, [*settings, *fields])  # routing.<key> by name
     return reply(await _shown(request, changed))
 

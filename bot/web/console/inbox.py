@@ -82,10 +82,13 @@ async def _seen(app: web.Application, agent: Agent, context: dict[str, Any]) -> 
 async def _lists(request: web.Request, agent: Agent) -> dict[str, Any]:
     app = request.app
     routing = await app[QUEUE].routing(agent.account_id)
+    inboxes = await app[QUEUE].account_routing.inbox_strategies(agent.account_id)
     return {
         "queue": await queue_rows(app[STORE], app[QUEUE], agent),
         "mine": await my_rows(app[STORE], app[QUEUE], agent),
         "strategy": routing.strategy,
+        # "Take next" where the account's strategy, or one of its inboxes', is next
+        "offers_next": routing.strategy == "next" or "next" in inboxes.values(),
         "record_location": routing.record_location,
     }
 

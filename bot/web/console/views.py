@@ -50,6 +50,7 @@ class Row:
     waiting: str
     sla: SlaView | None
     unread: int = 0  # customer messages no agent has seen
+    strategy: str = ""  # how it reaches an agent: its inbox's strategy, or its account's
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ async def rows(store: Repositories, queue: Queue, threads: list[Thread], now: da
             span(now - (t.awaiting_since or t.queued_at or t.opened_at)),
             sla_view(queue, t, now),
             unread.get(t.id, 0),
+            await queue.account_routing.strategy_of(t),
         )
         for t in threads
     ]

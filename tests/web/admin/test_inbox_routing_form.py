@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.keys import STORE
+from bot.keys import QUEUE, STORE
 from bot.services.teams import is_team
 from conversations.models import utcnow
 from tests.conftest import make_settings, raw_database_of
 from tests.web.admin.inboxes_kit import add_inbox, article, signed_in, two_accounts
 from tests.web.admin.test_accounts import Browser
 
-EMPTY = {"bot": "", "team": "", "business_hours": "", "timezone": "", "out_of_hours_reply": ""}
+EMPTY = {"bot": "", "strategy": "", "team": "", "business_hours": "", "timezone": "", "out_of_hours_reply": ""}
 
 
 @pytest.fixture
@@ -65,6 +65,33 @@ async def test_an_admin_gives_an_inbox_its_own_routing_and_gives_it_back(admin: 
 
     status, _ = await admin.post(f"/admin/inboxes/{inbox_id}/routing", EMPTY, page="/admin/inboxes")
     assert status == 303 and await store.inboxes.inbox_routing(inbox_id) == {}  # the account's again
+
+
+async def test_an_admin_chooses_how_an_inboxs_conversations_reach_agents(admin: Browser) -> None:
+    """The strategy: the account's by default (the form says which that is), or the inbox's own;
+    a value that is none is refused and changes nothing."""
+    store, queue = admin.app[STORE], admin.app[QUEUE]  # type: ignore[attr-defined]
+    await queue.set_routing("shop", strategy="next")
+    inbox_id = await web_chat(admin)
+    row = article((await admin.get("/admin/inboxes"))[1], inbox_id)
+    assert '<option value="" selected>the account&#39;s (next: agents ask for the next)</option>' in row
+
+    auto = {**EMPTY, "strategy": "auto"}
+    status, body = await admin.post(f"/admin/inboxes/{inbox_id}/routing", auto, page="/admin/inboxes")
+    assert status == 303, body
+    assert await store.inboxes.inbox_routing(inbox_id) == {"strategy": "auto"}
+    assert (await queue.routing("shop", inbox_id)).strategy == "auto"  # followed at once
+    row = article((await admin.get("/admin/inboxes"))[1], inbox_id)
+    assert '<option value="auto" selected>' in row and '<option value="">the account&#39;s (next' in row
+
+    status, body = await admin.post(
+        f"/admin/inboxes/{inbox_id}/routing", {**EMPTY, "strategy": "fastest"}, page="/admin/inboxes"
+    )
+    assert status == 400 and "strategy" in body
+    assert await store.inboxes.inbox_routing(inbox_id) == {"strategy": "auto"}
+    status, _ = await admin.post(f"/admin/inboxes/{inbox_id}/routing", EMPTY, page="/admin/inboxes")
+    assert status == 303 and await store.inboxes.inbox_routing(inbox_id) == {}
+    assert (await queue.routing("shop", inbox_id)).strategy == "next"  # the account's again
 
 
 async def test_another_accounts_admin_cannot_route_an_inbox(admin: Browser, router: TestClient) -> None:
