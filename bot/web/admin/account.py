@@ -20,7 +20,7 @@ from bot.router.satisfaction import DEFAULT_TEXTS, LANGUAGES, TEXT_KINDS, Satisf
 from bot.router.webhooks.subscriptions import BadSubscription, new_secret, subscribe
 from bot.services.accounts import CHANNEL_FIELDS, channel_summary, refused_api_base, webhook_urls
 from bot.services.contact_fields import KINDS, FieldError, defined, new_attribute
-from bot.services.inboxes import FIRST_INBOX, number_elsewhere, route_of
+from bot.services.inbox_routes import FIRST_INBOX, number_elsewhere, route_of
 from bot.web.api.kit import issue_token
 from bot.web.chat.widget import BadWidget, WidgetLook, read_look
 from bot.web.i18n import N_, translate

@@ -10,7 +10,7 @@ from aiohttp import web
 from bot import audit
 from bot.handlers.email.domain_proof import Found
 from bot.keys import SETTINGS, STORE
-from bot.services.inboxes import domain_of_another, route_of
+from bot.services.inbox_routes import domain_of_another, route_of
 from bot.services.mail_domains import TAKEN, proof_needed, verify_domain
 from bot.web.admin.inboxes import own_inbox, show
 from bot.web.i18n import N_, translate

@@ -18,18 +18,9 @@ from bot import audit
 from bot.handlers.webchat.visitor_forms import BadPrechat, PrechatForm
 from bot.keys import EGRESS, QUEUE, SETTINGS, STORE
 from bot.services.accounts import refused_api_base
+from bot.services.inbox_routes import NEW_INBOX, domain_of_another, install_route, number_elsewhere, route_of
 from bot.services.inbox_routing import model_versions
-from bot.services.inboxes import (
-    INBOX_FIELDS,
-    NEW_INBOX,
-    domain_of_another,
-    install_route,
-    is_inbox_name,
-    number_elsewhere,
-    refused_mail_server,
-    route_of,
-    unserved,
-)
+from bot.services.inboxes import INBOX_FIELDS, is_inbox_name, refused_mail_server, unserved
 from bot.services.mail_domains import claim_domain, take_back
 from bot.services.teams import TEAM_FORM_PATTERN, TEAM_MAX_LENGTH
 from bot.web.admin.inbox_rows import CONSOLE_CHANNELS, inbox_rows

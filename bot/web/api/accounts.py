@@ -21,7 +21,7 @@ from bot.services.accounts import (
     refused_api_base,
     set_disabled,
 )
-from bot.services.inboxes import FIRST_INBOX, number_elsewhere, route_of
+from bot.services.inbox_routes import FIRST_INBOX, number_elsewhere, route_of
 from bot.web.admin.agents import LOGIN_PATTERN
 from bot.web.api.kit import ApiRoutes, Call, api_error, reply
 from bot.web.api.openapi import list_of, ref

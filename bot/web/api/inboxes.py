@@ -17,20 +17,16 @@ from bot.handlers.webchat.visitor_forms import BadPrechat
 from bot.keys import ADAPTERS, EGRESS, QUEUE, SETTINGS, STORE
 from bot.services.accounts import refused_api_base
 from bot.services.inbox_mail import send_mailbox_test
+from bot.services.inbox_routes import NEW_INBOX, domain_of_another, install_route, number_elsewhere, route_of
 from bot.services.inbox_routing import model_problem, routing_changes, routing_problem
 from bot.services.inboxes import (
     INBOX_CHANGES,
-    NEW_INBOX,
     TEST_TEXT,
     BadRecipient,
-    domain_of_another,
     inbox_json,
     inbox_webhook_url,
-    install_route,
     new_inbox_schema,
-    number_elsewhere,
     refused_mail_server,
-    route_of,
     send_test_message,
     settings_change_schema,
     test_recipient,
