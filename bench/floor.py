@@ -113,11 +113,12 @@ async def minimal_store_seconds(
         thread_ids = [f"thr_{n}" for n in range(batch)]
         await threads.insert_many([{"_id": t, "account_id": "default", "messages": 0} for t in thread_ids])
         await _minimal_round(messages, threads, sample, thread_ids)  # warm up
+        rounds = max(1, count // batch)
         cpu, started = (cpu_seconds(store_pid) if store_pid else 0.0), time.perf_counter()
-        for _ in range(0, count, batch):
+        for _ in range(rounds):
             await _minimal_round(messages, threads, sample, thread_ids)
         used = cpu_seconds(store_pid) - cpu if store_pid else time.perf_counter() - started
-        return used / (count // batch * batch)
+        return used / (rounds * batch)
     finally:
         await messages.drop()
         await threads.drop()
