@@ -242,6 +242,8 @@ async def edit_inbox(request: web.Request) -> web.Response:
         await _check_route(request, admin, route, inbox.id)
         await claim_domain(store, request.app[SETTINGS], admin.account_id, inbox.channel, {**inbox.config, **values})
         changed = await store.inboxes.update_inbox(admin.account_id, inbox.id, values, route, name=name)
+        if changed is False and await take_back(store, admin.account_id, route):  # another account's unproven claim
+            changed = await store.inboxes.update_inbox(admin.account_id, inbox.id, values, route, name=name)
         if changed is False:
             raise _taken(admin, route)
     except FormProblem as problem:

@@ -226,6 +226,8 @@ async def patch_inbox(request: web.Request, call: Call) -> web.Response:
         raise api_error(409, "inbox_released", str((release_notice(inbox) or {}).get("reason")))
     await claim_domain(store, request.app[SETTINGS], account.id, inbox.channel, {**inbox.config, **settings})
     changed = await store.inboxes.update_inbox(account.id, inbox.id, settings, route, **fields)
+    if changed is False and await take_back(store, account.id, route):  # another account's unproven claim
+        changed = await store.inboxes.update_inbox(account.id, inbox.id, settings, route, **fields)
     if changed is False:
         raise api_error(409, "inbox_taken", f"another inbox already receives {route}")
     if changed is None:

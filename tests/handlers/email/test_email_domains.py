@@ -254,6 +254,30 @@ async def test_a_domain_verified_before_takes_back_the_address_when_its_owner_ad
     assert (await _shop2_inbox(install, squat["id"]))["released"]["domain"] == DOMAIN
     # shop2 may not take the owner's other addresses there either
     assert (await install.add("shop2", f"info@{DOMAIN}")).status == 409
+    # nor keep one it held before: the owner moving an existing mailbox onto it takes it back too
+    held = await (await install.add("shop2", "info@elsewhere.example")).json()
+    await raw_database_of(install.store).inboxes.update_one(
+        {"_id": held["id"]}, {"$set": {"route": f"email:help@{DOMAIN}", "config.address": f"help@{DOMAIN}"}}
+    )  # as an earlier release let it
+    added = await install.add("default", f"old@{DOMAIN}")
+    assert added.status == 201, await added.text()
+    mine = await added.json()
+    moved = await install.client.patch(
+        f"/api/accounts/default/inboxes/{mine['id']}",
+        json={"settings": {"address": f"help@{DOMAIN}"}},
+        headers=install.headers["default"],
+    )
+    assert moved.status == 200, await moved.text()
+    assert (await _shop2_inbox(install, held["id"]))["released"]["domain"] == DOMAIN
+    # an address one of its own mailboxes holds is refused, and both keep theirs
+    again = await install.client.patch(
+        f"/api/accounts/default/inboxes/{mine['id']}",
+        json={"settings": {"address": f"sales@{DOMAIN}"}},
+        headers=install.headers["default"],
+    )
+    assert again.status == 409 and (await again.json())["error"] == "inbox_taken"
+    kept = await install.store.inboxes.get_inbox(mine["id"])
+    assert kept is not None and kept.route == f"email:help@{DOMAIN}"
 
 
 async def test_the_released_mailbox_s_admin_is_told_why_on_the_inboxes_page(
