@@ -257,8 +257,8 @@ async def _agent_rows(store: Repositories, c: Cohort, now_ms: int, *, shifts: bo
 
 
 def first_inbox_name(channel: str) -> str:
-    """A first inbox's name where no language is chosen (the console's is translated)."""
-    return f"{channel.capitalize()} (first inbox)"
+    """A first inbox's name where no words are given (the console and the API name it in words)."""
+    return f"{channel} (first inbox)"
 
 
 def report_csv(report: Report, first_inbox: Callable[[str], str] = first_inbox_name) -> str:
@@ -267,7 +267,16 @@ def report_csv(report: Report, first_inbox: Callable[[str], str] = first_inbox_n
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["section", "item", "measure", "value"])
-    rows: list[tuple[str, str, str, object]] = [
+    writer.writerows([inert_cell(value) for value in row] for row in report_rows(report, first_inbox))
+    return out.getvalue()
+
+
+def report_rows(
+    report: Report, first_inbox: Callable[[str], str] = first_inbox_name
+) -> list[tuple[str, str, str, int | str]]:
+    """The report's figures as ``(section, item, measure, value)`` rows: a count as an integer,
+    other numbers as text (integers without a decimal point, others to 3 places; "" for none)."""
+    rows: list[tuple[str, str, str, int | str]] = [
         ("period", "", "from", report.since.isoformat()),
         ("period", "", "until", report.until.isoformat()),
         ("period", "", "account", report.account_id),
@@ -312,8 +321,7 @@ def report_csv(report: Report, first_inbox: Callable[[str], str] = first_inbox_n
     for f in report.forms:
         rows += [("bot_forms", f.form, measure, getattr(f, measure)) for measure in _FORM_MEASURES]
     rows += satisfaction_csv_rows(report.satisfaction)
-    writer.writerows([inert_cell(value) for value in row] for row in rows)
-    return out.getvalue()
+    return rows
 
 
 _FORM_MEASURES = ("started", "completed", "abandoned", "handed_off")

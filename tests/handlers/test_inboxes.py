@@ -179,7 +179,7 @@ async def test_two_accounts_with_two_inboxes_of_each_channel_never_cross(
     )
     lines = report_csv(report).splitlines()
     assert "conversations_by_inbox,telegram: shop2-2 telegram,count,1" in lines
-    assert "conversations_by_inbox,telegram: Telegram (first inbox),count,1" in lines
+    assert "conversations_by_inbox,telegram: telegram (first inbox),count,1" in lines
     login, password = client.server.app[FIRST_ADMIN]  # the install's admin, in the default account
     assert (await log_in(client, login, password)).status == 303
     page = await (await client.get("/admin/reports")).text()

@@ -152,6 +152,7 @@ QUERIES = {
     # that shows nothing of it
     ("GET", "/admin/reports"): "?inbox={inbox_id}",
     ("GET", "/admin/reports.csv"): "?inbox={inbox_id}",
+    ("GET", "/api/accounts/{account_id}/reports"): "?inbox={inbox_id}",
     # account-wide operations on acme's records: the install-wide token names the account
     **dict.fromkeys(
         [

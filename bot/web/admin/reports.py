@@ -17,7 +17,7 @@ from bot.services.csvcells import inert_cell
 from bot.services.reports import Report, UnknownInbox, build_report, period_bounds, report_csv
 from bot.web.admin import charts
 from bot.web.admin.period import read_period
-from bot.web.codes import word
+from bot.web.codes import first_inbox_name, word
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, signed_in
 from conversations.agent_models import Role
@@ -47,11 +47,6 @@ async def _report(request: web.Request) -> Report:
         )
     except UnknownInbox:
         raise web.HTTPBadRequest(text="inbox: one of this account's inboxes (first:<channel> or inb_…)") from None
-
-
-def first_inbox_name(lang: str, channel: str) -> str:
-    """The name of the account's first inbox of ``channel`` (it has none of its own)."""
-    return translate(lang, "{channel} (first inbox)", channel=word(lang, "channel", channel))
 
 
 async def _inbox_choices(request: web.Request, lang: str) -> list[tuple[str, str]]:
