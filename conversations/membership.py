@@ -29,6 +29,14 @@ def inbox_key(inbox_id: str | None, channel: str) -> str:
     return inbox_id if inbox_id else f"{FIRST}{channel}"
 
 
+def inbox_match(key: str) -> dict[str, Any]:
+    """A filter on ``threads`` keeping one inbox's: an extra inbox's by its id, a first inbox's by
+    no ``inbox_id`` (``$eq`` null matches a missing one) and its channel."""
+    if key.startswith(FIRST):
+        return {"inbox_id": {"$eq": None}, "channel": key[len(FIRST) :]}
+    return {"inbox_id": key}
+
+
 def thread_key(thread: Thread) -> str:
     return inbox_key(thread.inbox_id, thread.channel)
 

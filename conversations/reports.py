@@ -29,15 +29,22 @@ from __future__ import annotations
 
 import asyncio
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, ReadPreference
 
 from conversations.client import IndexPlan, Repository, StoreClient
+from conversations.membership import inbox_key
 
-INDEXES: IndexPlan = {"threads": [IndexModel([("account_id", ASCENDING), ("opened_at", ASCENDING)])]}
+INDEXES: IndexPlan = {
+    "threads": [
+        IndexModel([("account_id", ASCENDING), ("opened_at", ASCENDING)]),
+        # a report of one inbox: its threads only (a first inbox's have no inbox_id: null, and its channel)
+        IndexModel([("account_id", ASCENDING), ("inbox_id", ASCENDING), ("opened_at", ASCENDING)]),
+    ]
+}
 
 DAY_MS = 86_400_000
 QUANTILES = (0.5, 0.9)
@@ -94,8 +101,24 @@ class Quantile:
         return float(low + (high - low) * self.fraction)
 
 
-def cohort(account_id: str, start_ms: int, end_ms: int) -> dict[str, Any]:
-    return {"account_id": account_id, "opened_at": {"$gte": start_ms, "$lt": end_ms}}
+@dataclass(frozen=True)
+class Cohort:
+    """The threads a report covers: one account's opened in ``[start_ms, end_ms)``, and with
+    ``inbox`` (a filter on threads, ``conversations.membership.inbox_match``) one inbox's only."""
+
+    account_id: str
+    start_ms: int
+    end_ms: int
+    inbox: dict[str, Any] = field(default_factory=dict)
+
+    def match(self, **more: Any) -> dict[str, Any]:
+        """The cohort's ``$match``, with ``more`` conditions."""
+        return {
+            "account_id": self.account_id,
+            **self.inbox,
+            "opened_at": {"$gte": self.start_ms, "$lt": self.end_ms},
+            **more,
+        }
 
 
 def _computed(value: dict[str, Any] | str, where: dict[str, Any]) -> list[dict[str, Any]]:
@@ -131,11 +154,9 @@ class ReportsRepository(Repository):
         found = await (await self._threads.aggregate(pipeline)).to_list()
         return (int(found[0]["n"]), int(found[0]["s"] or 0)) if found else (0, 0)
 
-    async def report_summary(
-        self, account_id: str, start_ms: int, end_ms: int, now_ms: int, sla_ms: int
-    ) -> dict[str, int]:
+    async def report_summary(self, cohort: Cohort, now_ms: int, sla_ms: int) -> dict[str, int]:
         """Counts and sums over the cohort: containment, SLA, each duration's count and sum."""
-        c = cohort(account_id, start_ms, end_ms)
+        c = cohort.match()
         jobs = {
             "total": self._total(c),
             "resolved": self._total({**c, "status": "resolved"}),
@@ -161,15 +182,13 @@ class ReportsRepository(Repository):
         summary["sla_breached"] = summary.pop("sla_late") + summary["sla_unanswered"]
         return summary
 
-    async def report_quantiles(
-        self, account_id: str, start_ms: int, end_ms: int, counts: dict[str, int]
-    ) -> dict[str, dict[float, float | None]]:
+    async def report_quantiles(self, cohort: Cohort, counts: dict[str, int]) -> dict[str, dict[float, float | None]]:
         """Median and p90 (``QUANTILES``) of every duration, in ms, by count-then-skip."""
 
         async def one(name: str, plan: Quantile) -> float | None:
             only, value = DURATIONS[name]
             pipeline = [
-                {"$match": {**cohort(account_id, start_ms, end_ms), **only}},
+                {"$match": cohort.match(**only)},
                 *_computed(value, {"$gte": 0}),
                 {"$sort": {"d": 1 if plan.ascending else -1}},
                 {"$skip": plan.skip},
@@ -186,19 +205,19 @@ class ReportsRepository(Repository):
         return result
 
     async def report_counts_by(
-        self, account_id: str, start_ms: int, end_ms: int, key: dict[str, Any] | str, only: dict[str, Any] | None = None
+        self, cohort: Cohort, key: dict[str, Any] | str, only: dict[str, Any] | None = None
     ) -> dict[str, int]:
         """How many cohort threads per value of ``key`` (a field path or an expression)."""
-        pipeline: list[dict[str, Any]] = [{"$match": {**cohort(account_id, start_ms, end_ms), **(only or {})}}]
+        pipeline: list[dict[str, Any]] = [{"$match": cohort.match(**(only or {}))}]
         pipeline += [{"$project": {"k": key}}, {"$group": {"_id": "$k", "n": {"$sum": 1}}}]
         found = await (await self._threads.aggregate(pipeline)).to_list()
         return {_key(doc["_id"]): int(doc["n"]) for doc in found}
 
-    async def report_bot_steps(self, account_id: str, start_ms: int, end_ms: int) -> dict[str, int]:
+    async def report_bot_steps(self, cohort: Cohort) -> dict[str, int]:
         """How often each of the bot's steps (``kind:subject``, counted in the thread's dialogue
         state) occurs over the cohort's threads."""
         pipeline: list[dict[str, Any]] = [
-            {"$match": {**cohort(account_id, start_ms, end_ms), "nlu_state.tally": {"$exists": True}}},
+            {"$match": cohort.match(**{"nlu_state.tally": {"$exists": True}})},
             {"$project": {"row": "$nlu_state.tally"}},
             {"$unwind": "$row"},
             {"$group": {"_id": "$row.step", "n": {"$sum": "$row.n"}}},
@@ -206,10 +225,10 @@ class ReportsRepository(Repository):
         found = await (await self._threads.aggregate(pipeline)).to_list()
         return {str(doc["_id"]): int(doc["n"]) for doc in found}
 
-    async def report_agents(self, account_id: str, start_ms: int, end_ms: int) -> dict[str, dict[str, int]]:
+    async def report_agents(self, cohort: Cohort) -> dict[str, dict[str, int]]:
         """Per agent (who holds, or last held, the thread): conversations, resolved, and handling
         time (from their assignment to resolution) summed over the resolved ones, in ms."""
-        c, holder = cohort(account_id, start_ms, end_ms), {"$ifNull": ["$assignee", "$last_assignee"]}
+        c, holder = cohort.match(), {"$ifNull": ["$assignee", "$last_assignee"]}
         handled = {"$subtract": ["$resolved_at", {"$ifNull": ["$assigned_at", "$resolved_at"]}]}
         held = [
             {"$match": c},
@@ -230,6 +249,14 @@ class ReportsRepository(Repository):
             row = rows.setdefault(str(doc["_id"]), {"conversations": 0, "resolved": 0, "handling_ms": 0})
             row.update(resolved=int(doc["n"]), handling_ms=int(doc["ms"] or 0))
         return rows
+
+    async def report_thread_inboxes(self, account_id: str, thread_ids: list[str]) -> dict[str, str]:
+        """The inbox key (``conversations.membership``) of each of the account's ``thread_ids``."""
+        if not thread_ids:
+            return {}
+        query = {"account_id": account_id, "_id": {"$in": sorted(set(thread_ids))}}
+        found = await self._threads.find(query, {"inbox_id": 1, "channel": 1}).to_list()
+        return {str(doc["_id"]): inbox_key(doc.get("inbox_id"), str(doc.get("channel", ""))) for doc in found}
 
     async def report_shifts(
         self, account_id: str, start_ms: int, end_ms: int, now_ms: int

@@ -48,6 +48,9 @@ class SatisfactionAsk:
     rating: int | None = None
     comment: str | None = None
     rated_at: datetime | None = None
+    # the conversation's inbox key (``conversations.membership``); None on questions stored before
+    # it was kept, whose inbox the reports look up from the thread
+    inbox: str | None = None
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> SatisfactionAsk:
@@ -66,6 +69,7 @@ class SatisfactionAsk:
             rating=doc.get("rating"),
             comment=doc.get("comment"),
             rated_at=from_epoch_ms(int(rated)) if rated is not None else None,
+            inbox=doc.get("inbox"),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -83,6 +87,7 @@ class SatisfactionAsk:
             "rating": self.rating,
             "comment": self.comment,
             "rated_at": epoch_ms(self.rated_at) if self.rated_at else None,
+            "inbox": self.inbox,
         }
 
 

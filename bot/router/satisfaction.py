@@ -183,6 +183,7 @@ class Satisfaction:
             agent_id=thread.assignee or thread.last_assignee,
             team=thread.team,
             skipped=skipped,
+            inbox=thread_key(thread),
         )
         await self._store.satisfaction.record_ask(ask)
         log_event(log, "satisfaction.asked", thread=thread.id, channel=thread.channel, skipped=skipped)

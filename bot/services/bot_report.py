@@ -7,6 +7,7 @@ import asyncio
 from collections import defaultdict
 from dataclasses import dataclass
 
+from conversations.reports import Cohort
 from conversations.repositories import Repositories
 
 
@@ -30,15 +31,13 @@ class FormRow:
     handed_off: int  # a human took over from the form (asked for, wrong answers, its action failing)
 
 
-async def bot_rows(store: Repositories, account_id: str, s: int, e: int) -> tuple[list[IntentRow], list[FormRow]]:
+async def bot_rows(store: Repositories, c: Cohort) -> tuple[list[IntentRow], list[FormRow]]:
     """Per intent (the last one the bot acted on in each conversation) and per form, busiest first."""
     with_intent = {"nlu_state.intent": {"$type": "string"}}
     everyone, contained, steps = await asyncio.gather(
-        store.reports.report_counts_by(account_id, s, e, "$nlu_state.intent", only=with_intent),
-        store.reports.report_counts_by(
-            account_id, s, e, "$nlu_state.intent", only={**with_intent, "queued_at": {"$exists": False}}
-        ),
-        store.reports.report_bot_steps(account_id, s, e),
+        store.reports.report_counts_by(c, "$nlu_state.intent", only=with_intent),
+        store.reports.report_counts_by(c, "$nlu_state.intent", only={**with_intent, "queued_at": {"$exists": False}}),
+        store.reports.report_bot_steps(c),
     )
     intents = [IntentRow(intent, n, contained.get(intent, 0)) for intent, n in everyone.items()]
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))

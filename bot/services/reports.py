@@ -12,6 +12,10 @@ inclusive) and the shifts started in it. Definitions (docs/console.md, "Reports"
   ``queue.next_response_minutes`` after the customer wrote;
 * per agent: the conversations they hold or last held, how many they resolved, and handling time
   (their assignment -> resolution) of those; shift hours from the timesheet.
+
+A report of one inbox (``inbox``: a key of ``conversations.membership``) counts that inbox's
+conversations only, in every figure, and the satisfaction questions asked about them; shifts
+belong to no inbox, so it has none.
 """
 
 from __future__ import annotations
@@ -19,16 +23,34 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
+from bot.services.agents import account_inboxes
 from bot.services.bot_report import FormRow, IntentRow, bot_rows
 from bot.services.csvcells import inert_cell
 from bot.services.satisfaction_report import SatisfactionReport, satisfaction_csv_rows, satisfaction_report
 from conversations.agent_models import Agent
+from conversations.membership import FIRST, inbox_key, inbox_match
 from conversations.models import epoch_ms, from_epoch_ms
-from conversations.reports import DURATIONS, QUANTILES, day_bucket
+from conversations.reports import DURATIONS, QUANTILES, Cohort, day_bucket
 from conversations.repositories import Repositories
+from conversations.satisfaction import SatisfactionAsk
+
+
+class UnknownInbox(ValueError):
+    """The report's inbox is not one of the account's (another account's is not either)."""
+
+
+@dataclass(frozen=True)
+class InboxCount:
+    """Conversations of one inbox; a first inbox (``first:<channel>``) has no name."""
+
+    key: str
+    name: str
+    channel: str
+    count: int
 
 
 @dataclass(frozen=True)
@@ -70,8 +92,7 @@ class Report:
     contained_resolved: int
     escalated: int
     by_channel: list[tuple[str, int]]
-    # per inbox, when the account has extra ones: (inbox name, its channel, conversations)
-    by_inbox: list[tuple[str, str, int]]
+    by_inbox: list[InboxCount]  # when the account has extra inboxes
     by_day: list[tuple[date, int]]
     reasons: list[tuple[str, int]]
     timings: list[Timing]
@@ -83,6 +104,7 @@ class Report:
     intents: list[IntentRow] = field(default_factory=list)
     forms: list[FormRow] = field(default_factory=list)
     satisfaction: SatisfactionReport = field(default_factory=SatisfactionReport)  # questions asked in the period
+    inbox: str | None = None  # the one inbox reported on; None: every inbox
 
     @property
     def containment(self) -> float | None:
@@ -101,29 +123,35 @@ def period_bounds(since: date, until: date) -> tuple[datetime, datetime]:
 
 
 async def build_report(
-    store: Repositories, account_id: str, since: date, until: date, *, first_response_minutes: float, now: datetime
+    store: Repositories,
+    account_id: str,
+    since: date,
+    until: date,
+    *,
+    first_response_minutes: float,
+    now: datetime,
+    inbox: str | None = None,
 ) -> Report:
+    """The account's report of the period; of one inbox's conversations only with ``inbox``
+    (``UnknownInbox`` when it is not one of the account's)."""
+    inboxes = await account_inboxes(store, account_id)
+    if inbox is not None and inbox not in {key for key, _, _ in inboxes}:
+        raise UnknownInbox(inbox)
     start, end = period_bounds(since, until)
-    s, e, now_ms = epoch_ms(start), epoch_ms(end), epoch_ms(now)
-    sla_ms = int(first_response_minutes * 60_000)
-    summary = await store.reports.report_summary(account_id, s, e, now_ms, sla_ms)
+    c = Cohort(account_id, epoch_ms(start), epoch_ms(end), inbox_match(inbox) if inbox else {})
+    now_ms, sla_ms = epoch_ms(now), int(first_response_minutes * 60_000)
+    summary = await store.reports.report_summary(c, now_ms, sla_ms)
     counts = {name: summary.get(f"{name}_n", 0) for name in DURATIONS}
+    reasons_of = {"$ifNull": ["$handoff_reason", {"$ifNull": ["$escalation_reason", "unknown"]}]}
     quantiles, days, reasons, channels, agents, (intents, forms) = await asyncio.gather(
-        store.reports.report_quantiles(account_id, s, e, counts),
-        store.reports.report_counts_by(account_id, s, e, day_bucket()),
-        store.reports.report_counts_by(
-            account_id,
-            s,
-            e,
-            {"$ifNull": ["$handoff_reason", {"$ifNull": ["$escalation_reason", "unknown"]}]},
-            only={"queued_at": {"$gt": 0}},
-        ),
-        store.reports.report_counts_by(account_id, s, e, "$channel"),
-        _agent_rows(store, account_id, s, e, now_ms),
-        bot_rows(store, account_id, s, e),
+        store.reports.report_quantiles(c, counts),
+        store.reports.report_counts_by(c, day_bucket()),
+        store.reports.report_counts_by(c, reasons_of, only={"queued_at": {"$gt": 0}}),
+        store.reports.report_counts_by(c, "$channel"),
+        _agent_rows(store, c, now_ms, shifts=inbox is None),
+        bot_rows(store, c),
     )
-    inboxes = await _inbox_rows(store, account_id, s, e)
-    asks = await store.satisfaction.asked_between(account_id, start, end)
+    asks = await _asks_of(store, account_id, start, end, inbox)
     names = {agent.id: agent.login for agent in await store.agents.list_agents(account_id)}
     timings = [
         Timing(
@@ -146,7 +174,7 @@ async def build_report(
         contained_resolved=summary.get("contained_resolved", 0),
         escalated=escalated,
         by_channel=_ranked(channels),
-        by_inbox=inboxes,
+        by_inbox=await _inbox_rows(store, c, inboxes),
         by_day=_every_day(since, until, {from_epoch_ms(int(k)).date(): n for k, n in days.items()}),
         reasons=_ranked(reasons),
         timings=timings,
@@ -158,7 +186,21 @@ async def build_report(
         intents=intents,
         forms=forms,
         satisfaction=satisfaction_report(asks, names),
+        inbox=inbox,
     )
+
+
+async def _asks_of(
+    store: Repositories, account_id: str, start: datetime, end: datetime, inbox: str | None
+) -> list[SatisfactionAsk]:
+    """The satisfaction questions asked in the period, of one inbox's conversations with ``inbox``
+    (a question stored before asks kept their inbox is placed by its conversation's)."""
+    asks = await store.satisfaction.asked_between(account_id, start, end)
+    if inbox is None:
+        return asks
+    unplaced = [ask.thread_id for ask in asks if ask.inbox is None]
+    placed = await store.reports.report_thread_inboxes(account_id, unplaced)
+    return [ask for ask in asks if (ask.inbox or placed.get(ask.thread_id)) == inbox]
 
 
 def _seconds(ms: float | None) -> float | None:
@@ -174,27 +216,31 @@ def _every_day(since: date, until: date, counts: dict[date, int]) -> list[tuple[
     return [(since + timedelta(days=n), counts.get(since + timedelta(days=n), 0)) for n in range(days)]
 
 
-async def _inbox_rows(store: Repositories, account_id: str, s: int, e: int) -> list[tuple[str, str, int]]:
-    """Conversations per inbox; none when the account has no extra inbox (the channels say it all).
-    The account's first inbox of a channel is named by the channel."""
-    extra = {inbox.id: inbox for inbox in await store.inboxes.list_inboxes(account_id)}
-    if not extra:
+async def _inbox_rows(store: Repositories, c: Cohort, inboxes: list[tuple[str, str, str]]) -> list[InboxCount]:
+    """Conversations per inbox; none when the account has no extra inbox (the channels say it all)."""
+    if all(key.startswith(FIRST) for key, _, _ in inboxes):
         return []
-    counts = await store.reports.report_counts_by(account_id, s, e, {"$ifNull": ["$inbox_id", "$channel"]})
-    rows = [(extra[k].name, extra[k].channel) if k in extra else ("", k) for k in counts]
-    return sorted(
-        ((name, channel, counts[k]) for k, (name, channel) in zip(counts, rows)), key=lambda r: (-r[2], r[1], r[0])
-    )
-
-
-async def _agent_rows(store: Repositories, account_id: str, s: int, e: int, now_ms: int) -> list[AgentRow]:
-    work = await store.reports.report_agents(account_id, s, e)
-    shifts = await store.reports.report_shifts(account_id, s, e, now_ms)
-    agents: dict[str, Agent] = {a.id: a for a in await store.agents.list_agents(account_id)}
+    known = {key: (channel, name) for key, channel, name in inboxes}
+    # a first inbox's threads have no inbox_id: grouped by their channel
+    counts = await store.reports.report_counts_by(c, {"$ifNull": ["$inbox_id", "$channel"]})
     rows = []
-    for agent_id in sorted(work.keys() | shifts.keys()):
+    for group, n in counts.items():
+        key = group if group in known else inbox_key(None, group)
+        channel, name = known.get(key, (group, ""))
+        rows.append(InboxCount(key, name, channel, n))
+    return sorted(rows, key=lambda r: (-r.count, r.channel, r.name))
+
+
+async def _agent_rows(store: Repositories, c: Cohort, now_ms: int, *, shifts: bool) -> list[AgentRow]:
+    """Per agent: the cohort's conversations they held, and with ``shifts`` their shifts started in
+    the period (a report of one inbox has none: shifts belong to no inbox)."""
+    work = await store.reports.report_agents(c)
+    shifts_of = await store.reports.report_shifts(c.account_id, c.start_ms, c.end_ms, now_ms) if shifts else {}
+    agents: dict[str, Agent] = {a.id: a for a in await store.agents.list_agents(c.account_id)}
+    rows = []
+    for agent_id in sorted(work.keys() | shifts_of.keys()):
         agent = agents.get(agent_id)
-        done, shift = work.get(agent_id, {}), shifts.get(agent_id, {})
+        done, shift = work.get(agent_id, {}), shifts_of.get(agent_id, {})
         rows.append(
             AgentRow(
                 agent_id=agent_id,
@@ -210,15 +256,31 @@ async def _agent_rows(store: Repositories, account_id: str, s: int, e: int, now_
     return sorted(rows, key=lambda row: (-row.conversations, row.login))
 
 
-def report_csv(report: Report) -> str:
-    """The report as one tidy CSV: ``section, item, measure, value`` (durations in seconds)."""
+def first_inbox_name(channel: str) -> str:
+    """A first inbox's name where no words are given (the console and the API name it in words)."""
+    return f"{channel} (first inbox)"
+
+
+def report_csv(report: Report, first_inbox: Callable[[str], str] = first_inbox_name) -> str:
+    """The report as one tidy CSV: ``section, item, measure, value`` (durations in seconds); a first
+    inbox named by ``first_inbox(channel)``."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["section", "item", "measure", "value"])
-    rows: list[tuple[str, str, str, object]] = [
+    writer.writerows([inert_cell(value) for value in row] for row in report_rows(report, first_inbox))
+    return out.getvalue()
+
+
+def report_rows(
+    report: Report, first_inbox: Callable[[str], str] = first_inbox_name
+) -> list[tuple[str, str, str, int | str]]:
+    """The report's figures as ``(section, item, measure, value)`` rows: a count as an integer,
+    other numbers as text (integers without a decimal point, others to 3 places; "" for none)."""
+    rows: list[tuple[str, str, str, int | str]] = [
         ("period", "", "from", report.since.isoformat()),
         ("period", "", "until", report.until.isoformat()),
         ("period", "", "account", report.account_id),
+        *([("period", "", "inbox", report.inbox)] if report.inbox else []),
         ("conversations", "", "total", report.total),
         ("conversations", "", "resolved", report.resolved),
         ("containment", "", "contained", report.contained),
@@ -231,7 +293,10 @@ def report_csv(report: Report) -> str:
         ("sla", "next_response", "breached", report.next_breaches),
     ]
     rows += [("conversations_by_channel", channel, "count", n) for channel, n in report.by_channel]
-    rows += [("conversations_by_inbox", f"{channel}: {name}", "count", n) for name, channel, n in report.by_inbox]
+    rows += [
+        ("conversations_by_inbox", f"{row.channel}: {row.name or first_inbox(row.channel)}", "count", row.count)
+        for row in report.by_inbox
+    ]
     rows += [("conversations_by_day", day.isoformat(), "count", n) for day, n in report.by_day]
     rows += [("escalation_reasons", reason, "count", n) for reason, n in report.reasons]
     for t in report.timings:
@@ -256,8 +321,7 @@ def report_csv(report: Report) -> str:
     for f in report.forms:
         rows += [("bot_forms", f.form, measure, getattr(f, measure)) for measure in _FORM_MEASURES]
     rows += satisfaction_csv_rows(report.satisfaction)
-    writer.writerows([inert_cell(value) for value in row] for row in rows)
-    return out.getvalue()
+    return rows
 
 
 _FORM_MEASURES = ("started", "completed", "abandoned", "handed_off")

@@ -90,9 +90,9 @@ def _day(moment: datetime) -> date:
     return moment.date()
 
 
-def satisfaction_csv_rows(report: SatisfactionReport) -> list[tuple[str, str, str, object]]:
+def satisfaction_csv_rows(report: SatisfactionReport) -> list[tuple[str, str, str, int | str]]:
     """The CSV rows of the report (``section, item, measure, value``)."""
-    out: list[tuple[str, str, str, object]] = [
+    out: list[tuple[str, str, str, int | str]] = [
         ("satisfaction", "", "asked", report.asked),
         ("satisfaction", "", "skipped", report.skipped),
         ("satisfaction", "", "unanswered", report.unanswered),
@@ -109,7 +109,7 @@ def satisfaction_csv_rows(report: SatisfactionReport) -> list[tuple[str, str, st
     return out
 
 
-def _measures(section: str, row: RatingRow, item: str) -> list[tuple[str, str, str, object]]:
+def _measures(section: str, row: RatingRow, item: str) -> list[tuple[str, str, str, int | str]]:
     return [
         (section, item, "rated", row.rated),
         (section, item, "satisfied", row.satisfied),

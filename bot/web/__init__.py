@@ -43,6 +43,7 @@ from bot.web.api import (
     threads,
     webhooks,
 )
+from bot.web.api import reports as reports_api
 from bot.web.api import search as search_api
 from bot.web.api.kit import ApiRoutes
 from bot.web.chat import rating as chat_rating
@@ -80,6 +81,7 @@ API_TABLES: list[ApiRoutes] = [
     accounts.API,
     inboxes.API,
     campaigns.API,
+    reports_api.API,
     webhooks.API,
     nlu.API,
     intents.API,

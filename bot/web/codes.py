@@ -142,6 +142,11 @@ def word(lang: str, kind: str, code: str | None) -> str:
     return readable(code)
 
 
+def first_inbox_name(lang: str, channel: str) -> str:
+    """The name of an account's first inbox of ``channel`` (it has none of its own), in ``lang``."""
+    return translate(lang, "{channel} (first inbox)", channel=word(lang, "channel", channel))
+
+
 def readable(code: str) -> str:
     """A code nobody gave words to, made readable: ``agent_gone`` -> "agent gone"."""
     head, sep, subject = code.partition(":")

@@ -191,13 +191,17 @@ async def test_two_accounts_with_two_inboxes_of_each_channel_never_cross(
     # the reports count each inbox's conversations, the first inbox of a channel named by its channel
     today = utcnow().date()
     report = await build_report(store, "shop2", today, today, first_response_minutes=5, now=utcnow())
-    assert sorted(report.by_inbox) == [
-        ("", "telegram", 1),
-        ("", "whatsapp", 1),
-        ("shop2-2 telegram", "telegram", 1),
-        ("shop2-2 whatsapp", "whatsapp", 1),
-    ]
-    assert "conversations_by_inbox,telegram: shop2-2 telegram,count,1" in report_csv(report).splitlines()
+    assert sorted((row.key, row.name, row.channel, row.count) for row in report.by_inbox) == sorted(
+        [
+            ("first:telegram", "", "telegram", 1),
+            ("first:whatsapp", "", "whatsapp", 1),
+            (created["telegram:shop2-2"]["id"], "shop2-2 telegram", "telegram", 1),
+            (created["whatsapp:shop2-2"]["id"], "shop2-2 whatsapp", "whatsapp", 1),
+        ]
+    )
+    lines = report_csv(report).splitlines()
+    assert "conversations_by_inbox,telegram: shop2-2 telegram,count,1" in lines
+    assert "conversations_by_inbox,telegram: telegram (first inbox),count,1" in lines
     login, password = client.server.app[FIRST_ADMIN]  # the install's admin, in the default account
     assert (await log_in(client, login, password)).status == 303
     page = await (await client.get("/admin/reports")).text()

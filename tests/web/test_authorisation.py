@@ -150,6 +150,12 @@ CONSOLE_FORMS: dict[tuple[str, str], dict[str, str]] = {
 }
 QUERIES = {
     ("GET", "/console"): "?thread={thread_id}",
+    # the reports of acme's second bot: acme's supervisors and admins read them; another account's
+    # admin (and the install's superadmin, of its own account) asking for that inbox gets a 400
+    # that shows nothing of it
+    ("GET", "/admin/reports"): "?inbox={inbox_id}",
+    ("GET", "/admin/reports.csv"): "?inbox={inbox_id}",
+    ("GET", "/api/accounts/{account_id}/reports"): "?inbox={inbox_id}",
     # account-wide operations on acme's records: the install-wide token names the account
     **dict.fromkeys(
         [

@@ -12,11 +12,12 @@ from aiohttp import web
 
 from bot import audit
 from bot.keys import SETTINGS, STORE
+from bot.services.agents import account_inboxes
 from bot.services.csvcells import inert_cell
-from bot.services.reports import Report, build_report, period_bounds, report_csv
+from bot.services.reports import Report, UnknownInbox, build_report, period_bounds, report_csv
 from bot.web.admin import charts
 from bot.web.admin.period import read_period
-from bot.web.codes import word
+from bot.web.codes import first_inbox_name, word
 from bot.web.i18n import N_, translate
 from bot.web.pages import current_agent, page, signed_in
 from conversations.agent_models import Role
@@ -30,16 +31,28 @@ _ACTOR = re.compile(r"^[\w.-]{0,64}$")
 
 
 async def _report(request: web.Request) -> Report:
+    """The report of the query's period and inbox (``inbox``: a key, or every inbox when left
+    out); 400 for an inbox that is not one of the account's."""
     since, until = read_period(request)
     settings = request.app[SETTINGS]
-    return await build_report(
-        request.app[STORE],
-        current_agent(request).account_id,
-        since,
-        until,
-        first_response_minutes=settings.queue.first_response_minutes,
-        now=utcnow(),
-    )
+    try:
+        return await build_report(
+            request.app[STORE],
+            current_agent(request).account_id,
+            since,
+            until,
+            first_response_minutes=settings.queue.first_response_minutes,
+            now=utcnow(),
+            inbox=request.query.get("inbox") or None,
+        )
+    except UnknownInbox:
+        raise web.HTTPBadRequest(text="inbox: one of this account's inboxes (first:<channel> or inb_…)") from None
+
+
+async def _inbox_choices(request: web.Request, lang: str) -> list[tuple[str, str]]:
+    """The inboxes a report can be of, as ``(key, shown name)``."""
+    inboxes = await account_inboxes(request.app[STORE], current_agent(request).account_id)
+    return [(key, name or first_inbox_name(lang, channel)) for key, channel, name in inboxes]
 
 
 # the report's timings by name, marked for extraction and translated where they are drawn
@@ -98,6 +111,8 @@ async def reports_page(request: web.Request) -> web.Response:
         since=report.since.isoformat(),
         until=report.until.isoformat(),
         dur=_duration,
+        inboxes=await _inbox_choices(request, agent.lang),
+        first_inbox=lambda channel: first_inbox_name(agent.lang, channel),
     )
 
 
@@ -117,10 +132,11 @@ async def reports_csv(request: web.Request) -> web.Response:
         agent.account_id,
         since=report.since.isoformat(),
         until=report.until.isoformat(),
+        inbox=report.inbox,
     )
     name = f"report-{report.since.isoformat()}-{report.until.isoformat()}.csv"
     return web.Response(
-        text=report_csv(report),
+        text=report_csv(report, lambda channel: first_inbox_name(agent.lang, channel)),
         content_type="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

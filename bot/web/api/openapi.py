@@ -35,6 +35,7 @@ TAGS = [
     {"name": "accounts", "description": "accounts (tenants), their settings and channels"},
     {"name": "webhooks", "description": "signed outbound webhooks for thread events"},
     {"name": "campaigns", "description": "an account's campaigns: one message to each contact of an audience"},
+    {"name": "reports", "description": "an account's reports: the figures of a period, of every inbox or of one"},
     {"name": "intents", "description": "NLU intents and training: added by the NLU layer through an ApiRoutes table"},
 ]
 
