@@ -136,8 +136,10 @@ class InboxesRepository(Repository):
             )
         except DuplicateKeyError:
             return False
-        if doc is None and route is not None and await self._db.inboxes.count_documents(
-            {"_id": inbox_id, "account_id": account_id}, limit=1
+        if (
+            doc is None
+            and route is not None
+            and await self._db.inboxes.count_documents({"_id": inbox_id, "account_id": account_id}, limit=1)
         ):
             return False  # the embedded store answers a unique key's refusal with no document, not E11000
         return self._opened(doc) if doc else None

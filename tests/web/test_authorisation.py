@@ -156,6 +156,9 @@ QUERIES = {
     ("GET", "/admin/reports"): "?inbox={inbox_id}",
     ("GET", "/admin/reports.csv"): "?inbox={inbox_id}",
     ("GET", "/api/accounts/{account_id}/reports"): "?inbox={inbox_id}",
+    # words of the probed conversation (the page repeats the query, so not the whole marker): a
+    # member finds it, a non-member must not
+    ("GET", "/console/search"): "?q=4419",
     # account-wide operations on acme's records: the install-wide token names the account
     **dict.fromkeys(
         [
@@ -471,6 +474,10 @@ def check(who: str, method: str, template: str, outcome: str, status: int, body:
             problems.append(f"{route}: not refused")
     if who == "non_member" and CONVERSATION_MARKER in body:
         problems.append(f"{route}: shows the conversation of an inbox {who} is not a member of")
+    if who == "member" and (method, template) == ("GET", "/console/search") and CONVERSATION_MARKER not in body:
+        problems.append(
+            f"{route}: the member's search does not find the conversation (so a non-member's proves nothing)"
+        )
     if outcome not in ("allowed", "let_in"):  # acme's own agent may see their own name in the top bar
         problems += [
             f"{route}: shows {marker!r}"
