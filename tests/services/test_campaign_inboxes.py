@@ -25,10 +25,13 @@ from conversations.tenant_models import Inbox
 from conversations.traffic import Identity
 from tests.conftest import make_settings, operator_client, raw_database_of
 from tests.factories import ACCOUNT
+from tests.fakes import running
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
+from tests.fakes.twilio import FakeTwilio
 from tests.handlers.channels import channel_settings
 from tests.handlers.email.test_email import mail
+from tests.handlers.sms.test_sms import sms_settings
 from tests.mailservers import SmtpSink
 from tests.router.test_inbound import wait_for
 from tests.web.admin.test_campaigns import FORM, admin_of
@@ -342,3 +345,53 @@ async def test_an_account_s_admin_starts_an_email_campaign_from_its_mailbox_in_t
         page = await (await client.get("/admin/campaigns")).text()
         assert "The channel&#39;s first inbox (not for e-mail: choose one of the mailboxes)" in page
         assert "the account&#39;s only mailbox" not in page
+
+
+async def test_an_sms_campaign_through_an_accounts_twilio_number_goes_out_from_that_number(
+    embedded: EmbeddedMongo, db_name: str
+) -> None:
+    """The account's own Twilio number (an inbox, its own Twilio account): every text of the
+    campaign goes out from it, with its credentials, and nothing from the install's number."""
+    install, own = FakeTwilio(), FakeTwilio("AC" + "c" * 32, "token-of-the-shop-line")
+    async with running(install, own):
+        allowed = ", ".join(f.url.removeprefix("http://") for f in (install, own))
+        settings = sms_settings(
+            embedded.uri,
+            db_name,
+            install.url,
+            campaigns={"rate": 50, "poll_interval": 0.1},
+            egress={"allowed_destinations": allowed},
+        )
+        async with operator_client(settings) as client:
+            store = client.server.app[STORE]
+            config = {
+                "account_sid": own.account_sid,
+                "auth_token": own.auth_token,
+                "from_number": "+14155550299",
+                "api_base": own.url,
+            }
+            line = await store.inboxes.create_inbox(ACCOUNT, "sms", "Shop line", config, utcnow(), "sms:+14155550299")
+            assert line is not None
+            for n in range(3):
+                await store.contacts.find_or_create_contact(
+                    ACCOUNT, Identity("sms", f"+1415555{7000 + n}"), None, utcnow()
+                )
+            await create_campaign(
+                store,
+                client.server.app[CAMPAIGNS],
+                account_id=ACCOUNT,
+                name="From the line",
+                channel="sms",
+                text="Sale on Friday",
+                inbox_id=line.id,
+            )
+
+            async def all_sent() -> bool:
+                return len(own.sent) >= 3
+
+            await wait_for(all_sent, timeout=30)
+            assert sorted(m["To"] for m in own.sent) == ["+14155557000", "+14155557001", "+14155557002"]
+            assert {(m["From"], m["Body"]) for m in own.sent} == {("+14155550299", "Sale on Friday")}
+            assert install.sent == []
+            threads = await raw_database_of(store).threads.find({}).to_list()
+            assert len(threads) == 3 and {t.get("inbox_id") for t in threads} == {line.id}
