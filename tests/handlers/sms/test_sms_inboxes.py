@@ -129,7 +129,11 @@ async def test_each_number_of_each_account_is_its_own_inbox(
 
 
 async def test_a_number_answers_only_to_its_own_token_and_an_unknown_number_is_a_404(
-    embedded: EmbeddedMongo, db_name: str, start_client: Any, fakes: dict[str, FakeTwilio]
+    embedded: EmbeddedMongo,
+    db_name: str,
+    start_client: Any,
+    fakes: dict[str, FakeTwilio],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     client, headers = await _started(embedded, db_name, start_client, fakes)
     for owner in LINES:
@@ -147,6 +151,8 @@ async def test_a_number_answers_only_to_its_own_token_and_an_unknown_number_is_a
         assert answer.status == 404 and (await answer.json())["error"] == "unknown_number"
     call = fixture("voice", "status_no_answer_inbound", To="+14155550999")
     assert (await post_webhook(client, "/webhooks/voice", call)).status == 404
+    logged = [getattr(r, "omnirouter_fields", {}) for r in caplog.records if r.getMessage() == "twilio.unknown_number"]
+    assert sorted(f.get("channel") for f in logged) == ["sms", "sms", "voice"]  # each one logged
     database = raw_database_of(client.server.app[STORE])
     assert await database.messages.count_documents({}) == 0 and await database.threads.count_documents({}) == 0
     assert all(not fake.sent for fake in fakes.values())
