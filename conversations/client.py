@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import pymongo
 from pymongo import AsyncMongoClient, IndexModel, InsertOne, UpdateOne, monitoring
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -43,6 +44,16 @@ Req = TypeVar("Req")
 Res = TypeVar("Res")
 
 
+class _Database(AsyncDatabase[dict[str, Any]]):
+    """The database, its collection handles (``database.threads``) made once: PyMongo makes a
+    new one at every attribute access, a cost of each store call on the message path."""
+
+    def __getattr__(self, name: str) -> AsyncCollection[dict[str, Any]]:
+        collection = super().__getattr__(name)
+        self.__dict__[name] = collection  # found without this method from now on
+        return collection
+
+
 class StoreClient:
     """The connection every repository shares. Construct with :meth:`connect`."""
 
@@ -50,7 +61,7 @@ class StoreClient:
         self._client = client
         # for the repositories (and the tests' raw-database fixture): nothing outside
         # conversations/ holds a driver object
-        self.database: AsyncDatabase[dict[str, Any]] = client[database]
+        self.database: AsyncDatabase[dict[str, Any]] = _Database(client, database)
         self.uri = uri  # where a child process (training) connects too
         self.sealer: Sealer | None = None
         self._writes: dict[str, BulkWrites] = {}

@@ -24,6 +24,7 @@ from conversations.filters import exactly, newest_page
 from conversations.ids import new_id
 from conversations.membership import both
 from conversations.models import epoch_ms, stored
+from conversations.state_swaps import StateSwaps, Swap
 from conversations.thread_models import Activity, Thread, ThreadStatus, open_key
 from conversations.traffic import Direction, Identity
 
@@ -86,6 +87,7 @@ class ThreadsRepository(Repository):
         # the hot path's reads, grouped across concurrent messages (group commit)
         self._open_threads = client.batcher("threads.open", self._find_open_threads)
         self._thread_reads = client.batcher("threads.by_id", self._find_threads)
+        self._swaps = StateSwaps(self._db.threads, lambda run: client.batcher("threads.nlu_swaps", run))
 
     # --- the hot path ----------------------------------------------------------------------
 
@@ -296,16 +298,9 @@ class ThreadsRepository(Repository):
         """Replace the bot's dialogue state of the thread (language, form, slots), numbered
         ``version + 1``, if it is still at ``version`` (0: none yet) and the thread's contact was not
         erased meanwhile; ``False`` otherwise (another message's dispatch changed it first). The
-        message's ``activity``, if given, is written in the same update."""
-        current: dict[str, Any] = {"nlu_state.v": version} if version else {"nlu_state.v": {"$exists": False}}
-        update: dict[str, Any] = {
-            **(activity.update() if activity else {}),
-            "$set": {"nlu_state": {**state, "v": version + 1}},
-        }
-        result = await self._db.threads.update_one(
-            {"_id": thread_id, "erased_at": {"$exists": False}, **current}, update
-        )
-        return result.matched_count == 1
+        message's ``activity``, if given, is written in the same update. A ``state`` that names
+        the message that wrote it (``by``) is written with concurrent ones (``state_swaps``)."""
+        return await self._swaps.swap(Swap(thread_id, version, state, activity))  # batched when it has a ``by``
 
     async def thread_nlu_state(self, thread_id: str) -> dict[str, Any]:
         doc = await self._thread_reads.submit(thread_id)  # batched with concurrent thread reads

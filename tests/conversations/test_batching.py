@@ -101,3 +101,29 @@ async def test_concurrent_consent_checks_share_one_read(counted: tuple[Repositor
     assert commands.count("find") <= 2
     assert not await store.phone.opted_out("other", "sms", numbers[0])  # per account
     assert not await store.phone.opted_out("default", "whatsapp", numbers[0])  # per channel
+
+
+async def test_concurrent_dialogue_state_swaps_share_a_command_and_each_learns_its_own_outcome(
+    counted: tuple[Repositories, list[str]],
+) -> None:
+    """Versioned writes of the bot's state: many threads in one command; two swaps of one thread
+    from the same version in one batch: the first holds, the second is told it lost."""
+    store, commands = counted
+    threads = []
+    for n in range(12):
+        _, thread, _ = await record(store, inbound(f"s{n}", address=f"dave{n}"))
+        threads.append(thread.id)
+    assert await store.threads.swap_thread_nlu_state(threads[0], 0, {"by": "m-a", "language": "en"})
+    commands.clear()
+    swaps = [(threads[0], 1, "m-b"), (threads[0], 1, "m-c"), (threads[0], 0, "m-stale")]
+    swaps += [(thread_id, 0, f"m-{n}") for n, thread_id in enumerate(threads[1:])]
+    outcomes = await asyncio.gather(
+        *(store.threads.swap_thread_nlu_state(t, v, {"by": by, "language": "lv"}) for t, v, by in swaps)
+    )
+    assert outcomes == [True, False, False] + [True] * 11
+    assert commands.count("update") <= 2 and commands.count("find") <= 2  # the batch, read back once
+    assert (await store.threads.thread_nlu_state(threads[0]))["by"] == "m-b"
+    assert [(await store.threads.thread_nlu_state(t))["v"] for t in threads[1:]] == [1] * 11
+    commands.clear()  # all of a batch held: nothing read back
+    held = await asyncio.gather(*(store.threads.swap_thread_nlu_state(t, 1, {"by": f"m2-{t}"}) for t in threads[1:]))
+    assert held == [True] * 11 and "find" not in commands

@@ -1,0 +1,91 @@
+"""The bot's dialogue state written versioned, concurrent writes of many threads in one command.
+
+A swap replaces a thread's ``nlu_state`` numbered ``version + 1`` only if it is still at
+``version``. Each bot-answered message makes one; alone they were one ``update`` command each,
+the most expensive command of the message path for the router's CPU. Swaps made while one
+command is in flight go out together as one unordered ``bulk_write`` (``batching.Batcher``).
+
+A bulk write reports how many of its updates matched, not which: when every one matched, each
+swap holds; otherwise the batch's threads are read back before the next batch goes out, and a
+swap holds if its thread is at ``version + 1`` written by its own ``by`` (the message whose
+dispatch wrote it: two swaps of one thread in one batch start from the same version, and only
+the first can match).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError, OperationFailure
+
+from conversations.batching import Batcher, RunBatch
+from conversations.thread_models import Activity
+
+
+@dataclass(frozen=True, slots=True)
+class Swap:
+    """One versioned write of a thread's dialogue state, with the message's activity if given."""
+
+    thread_id: str
+    version: int
+    state: Mapping[str, Any]
+    activity: Activity | None = None
+
+    @property
+    def by(self) -> Any:
+        return self.state.get("by")
+
+    def query(self) -> dict[str, Any]:
+        """The thread, still at ``version`` and not erased."""
+        current: dict[str, Any] = {"nlu_state.v": self.version} if self.version else {"nlu_state.v": {"$exists": False}}
+        return {"_id": self.thread_id, "erased_at": {"$exists": False}, **current}
+
+    def update(self) -> dict[str, Any]:
+        return {
+            **(self.activity.update() if self.activity else {}),
+            "$set": {"nlu_state": {**self.state, "v": self.version + 1}},
+        }
+
+    def held(self, found: Mapping[str, Any] | None) -> bool:
+        """Whether the thread read back after the batch (``found``) carries this swap."""
+        state = (found or {}).get("nlu_state") or {}
+        return bool(state.get("v") == self.version + 1 and state.get("by") == self.by)
+
+
+class StateSwaps:
+    """Versioned dialogue-state writes of the threads collection, batched across messages."""
+
+    def __init__(self, threads: Any, batcher: Callable[[RunBatch[Swap, bool]], Batcher[Swap, bool]]) -> None:
+        """``threads``: the collection; ``batcher``: makes (or finds) the batcher of the store
+        client that runs the batches (``StoreClient.batcher``)."""
+        self._threads = threads
+        self._batcher = batcher(self._run)
+
+    async def swap(self, swap: Swap) -> bool:
+        """``True`` if the swap was written; ``False`` if the thread moved on (or was erased)."""
+        if swap.by is None:  # nothing to tell it from another swap by: written alone
+            result = await self._threads.update_one(swap.query(), swap.update())
+            return bool(result.matched_count == 1)
+        return await self._batcher.submit(swap)
+
+    async def _run(self, swaps: Sequence[Swap]) -> list[bool | BaseException]:
+        outcome: list[bool | BaseException] = [True] * len(swaps)
+        try:
+            result = await self._threads.bulk_write([UpdateOne(s.query(), s.update()) for s in swaps], ordered=False)
+            if result.matched_count == len(swaps):
+                return outcome
+        except BulkWriteError as exc:  # a swap the store refused alone fails alone
+            for error in exc.details.get("writeErrors", []):
+                outcome[error["index"]] = OperationFailure(
+                    error.get("errmsg", "write failed"), error.get("code"), error
+                )
+        ids = list({s.thread_id for s in swaps})
+        # the whole state: the embedded server answers a dotted projection with flat keys
+        found = {doc["_id"]: doc for doc in await self._threads.find({"_id": {"$in": ids}}, {"nlu_state": 1}).to_list()}
+        return [
+            o if isinstance(o, BaseException) else s.held(found.get(s.thread_id))
+            for s, o in zip(swaps, outcome, strict=True)
+        ]
