@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.keys import DISPATCHER, PIPELINE, QUEUE, STORE
@@ -32,6 +33,22 @@ async def _greet_with(client: TestClient, greeting: str) -> None:
     assert answer.status == 200, await answer.text()
 
 
+@pytest.fixture
+async def greeted(
+    embedded: EmbeddedMongo,
+    db_name: str,
+    store: Repositories,
+    starter_blob: bytes,
+    start_client: Any,
+    bot_api: FakeBotAPI,
+) -> TestClient:
+    """A router with the starter model and a Telegram bot (the fake's), the account's greeting set."""
+    await install(store, starter_blob)
+    client: TestClient = await start_client(channel_settings(embedded.uri, db_name, telegram_api=bot_api.url))
+    await _greet_with(client, HELLO)
+    return client
+
+
 async def _writes(client: TestClient, channel: str, who: str, n: int, **meta: Any) -> list[str]:
     """``who`` writes the question on ``channel``; the texts of the replies stored in its thread."""
     inbound = Inbound("default", channel, f"{who}:{n}", Identity(channel, who), QUESTION, meta=meta)
@@ -43,16 +60,9 @@ async def _writes(client: TestClient, channel: str, who: str, n: int, **meta: An
 
 
 async def test_the_accounts_greeting_comes_first_once_and_not_in_a_web_chat_or_a_reopened_one(
-    embedded: EmbeddedMongo,
-    db_name: str,
-    store: Repositories,
-    starter_blob: bytes,
-    start_client: Any,
-    bot_api: FakeBotAPI,
+    greeted: TestClient, store: Repositories, bot_api: FakeBotAPI
 ) -> None:
-    await install(store, starter_blob)
-    client = await start_client(channel_settings(embedded.uri, db_name, telegram_api=bot_api.url))
-    await _greet_with(client, HELLO)
+    client = greeted
 
     first = await _writes(client, "telegram", "5510000001", 1)
     assert first[0] == HELLO and len(first) == 2 and first[1] != HELLO
@@ -85,17 +95,10 @@ async def test_the_accounts_greeting_comes_first_once_and_not_in_a_web_chat_or_a
 
 
 async def test_a_message_dispatched_again_sends_its_greeting_once(
-    embedded: EmbeddedMongo,
-    db_name: str,
-    store: Repositories,
-    starter_blob: bytes,
-    start_client: Any,
-    bot_api: FakeBotAPI,
+    greeted: TestClient, store: Repositories, bot_api: FakeBotAPI
 ) -> None:
     """A sweeper's dispatch of a message decided already (a replay) adds no second greeting."""
-    await install(store, starter_blob)
-    client = await start_client(channel_settings(embedded.uri, db_name, telegram_api=bot_api.url))
-    await _greet_with(client, HELLO)
+    client = greeted
     inbound = Inbound("default", "telegram", "r:1", Identity("telegram", "5510000009"), QUESTION)
     recorded, task = await client.server.app[PIPELINE].receive(inbound)
     assert task is not None and await task is not None
@@ -113,18 +116,11 @@ async def _sent_all(bot_api: FakeBotAPI, count: int) -> bool:
 
 
 async def test_a_greeting_whose_first_send_fails_is_dead_lettered_never_sent_after_the_answer(
-    embedded: EmbeddedMongo,
-    db_name: str,
-    store: Repositories,
-    starter_blob: bytes,
-    start_client: Any,
-    bot_api: FakeBotAPI,
+    greeted: TestClient, store: Repositories, bot_api: FakeBotAPI
 ) -> None:
     """The provider fails the greeting (a 500): the answer still goes out at once, and the greeting
     is dead-lettered with the provider's error, not retried behind the answer."""
-    await install(store, starter_blob)
-    client = await start_client(channel_settings(embedded.uri, db_name, telegram_api=bot_api.url))
-    await _greet_with(client, HELLO)
+    client = greeted
     bot_api.fail_next(500)
     texts = await _writes(client, "telegram", "5510000020", 1)
     assert texts[0] == HELLO and len(texts) == 2
