@@ -143,6 +143,7 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         "take_next: findAndModify threads",
         "queue view: find threads",
         "queue view: find contacts",
+        "queue view: find accounts",  # its routing (each conversation's strategy), by _id, kept 3 s
         "my conversations: find threads",
         "my conversations: find contacts",
         "history: find messages",
