@@ -7,15 +7,19 @@ command is in flight go out together as one unordered ``bulk_write`` (``batching
 
 A bulk write reports how many of its updates matched, not which: when every one matched, each
 swap holds; otherwise the batch's threads are read back before the next batch goes out, and a
-swap holds if its thread is at ``version + 1`` written by its own ``by`` (the message whose
-dispatch wrote it: two swaps of one thread in one batch start from the same version, and only
-the first can match).
+swap holds if its thread carries the swap's own write token (``w``, new for every attempt: two
+dispatches of one message, as after a lapsed lease, write the same ``by`` and must not both
+think they wrote). A thread read back at a later version than the swap's may have taken it and
+moved on since; that swap is reported lost, and the dispatcher, finding its own step in the
+state it reads again, carries it out without writing the message's activity a second time.
+A write concern error fails the whole batch (its writes may be rolled back).
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import UpdateOne
@@ -33,6 +37,7 @@ class Swap:
     version: int
     state: Mapping[str, Any]
     activity: Activity | None = None
+    token: str = field(default_factory=lambda: secrets.token_hex(8))  # this attempt's, in the state written
 
     @property
     def by(self) -> Any:
@@ -46,13 +51,13 @@ class Swap:
     def update(self) -> dict[str, Any]:
         return {
             **(self.activity.update() if self.activity else {}),
-            "$set": {"nlu_state": {**self.state, "v": self.version + 1}},
+            "$set": {"nlu_state": {**self.state, "v": self.version + 1, "w": self.token}},
         }
 
     def held(self, found: Mapping[str, Any] | None) -> bool:
         """Whether the thread read back after the batch (``found``) carries this swap."""
         state = (found or {}).get("nlu_state") or {}
-        return bool(state.get("v") == self.version + 1 and state.get("by") == self.by)
+        return bool(state.get("v") == self.version + 1 and state.get("w") == self.token)
 
 
 class StateSwaps:
@@ -78,6 +83,8 @@ class StateSwaps:
             if result.matched_count == len(swaps):
                 return outcome
         except BulkWriteError as exc:  # a swap the store refused alone fails alone
+            if exc.details.get("writeConcernErrors"):  # not durably written: none of them holds
+                return [exc] * len(swaps)
             for error in exc.details.get("writeErrors", []):
                 outcome[error["index"]] = OperationFailure(
                     error.get("errmsg", "write failed"), error.get("code"), error

@@ -257,12 +257,14 @@ class Dispatcher:
         # the state read with the thread first (no second read on the usual path); a swap refused
         # because another message changed it meanwhile reads it again
         stored = dict(thread.nlu_state or {})
+        tried = False  # a swap of this dispatch reported lost: it may have held before the thread moved on
         for _ in range(_STATE_TRIES):
             steps = list(stored.get("steps") or ())
             done = next((s for s in steps if s.get("message") == message.id), None)
             state = DialogueState.from_doc(stored)
             if done is not None:  # a replay: this message was decided, and maybe acted on, already
-                await self._mark(thread, activity)
+                if not tried:  # a swap of this dispatch wrote the step, and the activity with it
+                    await self._mark(thread, activity)
                 return await self._carry_out(message, thread, Step.recorded(done, parse, state), responses), parse
             at_ms = epoch_ms(message.created_at)  # the message's time: a replay counts the same
             replies = [t for t in state.replies_ms if t > at_ms - self._limit.window * 1000]
@@ -282,6 +284,7 @@ class Dispatcher:
             if await self._store.threads.swap_thread_nlu_state(thread.id, int(stored.get("v", 0)), doc, activity):
                 thread.nlu_state, activity = {**doc, "v": int(stored.get("v", 0)) + 1}, None
                 break
+            tried = True
             stored = await self._store.threads.thread_nlu_state(thread.id)
         else:
             log_event(log, "dispatch.state_contended", logging.WARNING, message=message.id, thread=thread.id)

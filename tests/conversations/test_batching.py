@@ -127,3 +127,22 @@ async def test_concurrent_dialogue_state_swaps_share_a_command_and_each_learns_i
     commands.clear()  # all of a batch held: nothing read back
     held = await asyncio.gather(*(store.threads.swap_thread_nlu_state(t, 1, {"by": f"m2-{t}"}) for t in threads[1:]))
     assert held == [True] * 11 and "find" not in commands
+
+
+async def test_two_dispatches_of_one_message_from_one_version_hold_once(
+    counted: tuple[Repositories, list[str]],
+) -> None:
+    """The same message decided twice on the same version (a sweeper's replay after a lapsed
+    lease, in the same batch or the next): both carry its ``by``, only the one that wrote is told
+    it held, in a batch read back or alone, and the stored state is that one's."""
+    store, _ = counted
+    _, thread, _ = await record(store, inbound("t1", address="erin"))
+    together = await asyncio.gather(
+        store.threads.swap_thread_nlu_state(thread.id, 0, {"by": "m1", "language": "en"}),
+        store.threads.swap_thread_nlu_state(thread.id, 0, {"by": "m1", "language": "lv"}),
+    )
+    assert sorted(together) == [False, True]
+    stored = await store.threads.thread_nlu_state(thread.id)
+    assert stored["language"] == ("en" if together[0] else "lv") and stored["v"] == 1
+    later = await store.threads.swap_thread_nlu_state(thread.id, 0, {"by": "m1", "language": "ru"})
+    assert later is False and (await store.threads.thread_nlu_state(thread.id))["language"] == stored["language"]
