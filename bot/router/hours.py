@@ -24,3 +24,12 @@ class Sla:
         if thread.awaiting_since is not None and self.next_response:
             return "next_response", thread.awaiting_since + self.next_response
         return None
+
+    def late(self, thread: Thread, now: datetime) -> bool:
+        """Whether an agent's reply now misses the next-response target (counted for the reports)."""
+        return (
+            thread.first_response_at is not None
+            and thread.awaiting_since is not None
+            and bool(self.next_response)
+            and now - thread.awaiting_since > self.next_response
+        )

@@ -154,16 +154,22 @@ class Queue:
         return await self._claim_for(agent, {"_id": thread_id})
 
     async def take_next(self, agent: Agent) -> Thread | None:
-        """The oldest of the most urgent queued threads of the agent's inboxes their teams may take."""
+        """The oldest of the most urgent queued threads of the agent's inboxes their teams may take;
+        for an agent, not one of those automatic assignment hands out (an ``auto`` strategy's)."""
         match = both(thread_match(agent), {} if agent.oversees else one_of("team", [None, "", *agent.teams]))
+        by_hand = {} if agent.oversees else await self.account_routing.taken_by_agents(agent.account_id)
+        if by_hand is None:
+            return None
+        if by_hand:  # beside, never over, the agent's own inbox match
+            match = both(match, by_hand if set(by_hand) == {"$and"} else {"$and": [by_hand]})
         try:
-            return await self._claim_for(agent, match)
+            return await self._claim_for(agent, match, read_first=bool(by_hand))
         except QueueError as exc:
             if exc.code == "empty":
                 return None
             raise
 
-    async def _claim_for(self, agent: Agent, match: dict[str, Any]) -> Thread:
+    async def _claim_for(self, agent: Agent, match: dict[str, Any], read_first: bool = False) -> Thread:
         now = utcnow()
         reserved = await self._store.queue.reserve_agent(agent.account_id, epoch_ms(now), _id=agent.id)
         if reserved is None:
@@ -172,7 +178,7 @@ class Queue:
                 raise QueueError("not_on_shift", "start your shift to take conversations")
             raise QueueError("no_capacity", f"you already have {fresh.load} of {fresh.capacity} conversations")
         try:
-            thread = await self._store.queue.claim_next_queued(agent.account_id, agent.id, now, **match)
+            thread = await self._store.queue.claim_next_queued(agent.account_id, agent.id, now, read_first, **match)
         except BaseException:
             await self._store.queue.release_agent(agent.id)
             raise
@@ -362,15 +368,6 @@ class Queue:
         ``None`` on a channel without one."""
         capabilities = self._outbox.capabilities(thread.channel) if self._outbox else None
         return capabilities.window_open(thread.wa_window_ends_at, now) if capabilities is not None else None
-
-    def late(self, thread: Thread, now: datetime) -> bool:
-        """Whether an agent's reply now misses the next-response target (counted for the reports)."""
-        return (
-            thread.first_response_at is not None
-            and thread.awaiting_since is not None
-            and bool(self.sla.next_response)
-            and now - thread.awaiting_since > self.sla.next_response
-        )
 
     async def note(self, thread_id: str, agent: Agent, text: str) -> None:
         thread = await self._visible_thread(agent, thread_id)

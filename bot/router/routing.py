@@ -103,10 +103,19 @@ class AccountRouting:
         """Which of the account's queued threads auto-assignment hands out, as a filter of threads
         (``{}``: all of them; ``None``: none): those whose inbox's strategy, or the account's for
         its first inboxes and inboxes that set none, is ``auto``."""
-        auto = (await self._account(account_id)).strategy == "auto"
+        return await self._working(account_id, auto=True)
+
+    async def taken_by_agents(self, account_id: str) -> dict[str, Any] | None:
+        """Which of the account's queued threads agents take themselves (*Take next*), as
+        :meth:`auto_assigned` says: those whose strategy is not ``auto``."""
+        return await self._working(account_id, auto=False)
+
+    async def _working(self, account_id: str, auto: bool) -> dict[str, Any] | None:
+        """The account's threads whose strategy is ``auto`` (or, ``auto=False``, is not)."""
+        account_auto = (await self._account(account_id)).strategy == "auto"
         inboxes = await self.inbox_strategies(account_id)
-        differ = sorted(inbox_id for inbox_id, strategy in inboxes.items() if (strategy == "auto") != auto)
-        if auto:
+        differ = sorted(inbox_id for inbox_id, strategy in inboxes.items() if (strategy == "auto") != account_auto)
+        if account_auto == auto:
             return {"$and": [{"inbox_id": {"$ne": inbox_id}} for inbox_id in differ]} if differ else {}
         return one_of("inbox_id", differ) if differ else None
 

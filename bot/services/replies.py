@@ -74,7 +74,7 @@ class Replies:
             raise ChannelNotConfigured(f"the {to.channel} channel is not configured here")
         message = await send_reply(self._outbox, adapter, thread, reply, to)
         now = utcnow()
-        await self._store.threads.mark_agent_replied(thread.id, now, next_late=self._queue.late(thread, now))
+        await self._store.threads.mark_agent_replied(thread.id, now, next_late=self._queue.sla.late(thread, now))
         await audit.record(self._store, thread.account_id, actor, action, thread.id, message=message.id, **details)
         await self._log.live(thread, "message", replies=(message.id,))
         return message

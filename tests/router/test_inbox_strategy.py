@@ -149,3 +149,20 @@ async def test_a_strategy_that_is_none_is_a_clear_400_and_nothing_is_stored(
     answer = await client.patch(url, json={"routing": {"strategy": "round-robin"}}, headers=INSTALL)
     assert answer.status == 400 and "strategy" in (await answer.json())["detail"]
     assert await store.inboxes.inbox_routing(desk["id"]) == {"strategy": "next"}
+
+
+async def test_take_next_leaves_an_auto_inbox_s_conversations_to_automatic_assignment(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any
+) -> None:
+    """An account that works by next, with an auto inbox: an agent's *Take next* passes over the
+    auto inbox's older conversation (automatic assignment's) and takes the first inbox's."""
+    client = await started(embedded, db_name, start_client, "next")
+    store: Repositories = client.server.app[STORE]
+    desk = await web_chat(client, "Desk", bot=False, strategy="auto")
+    own = await asks_for_a_human(client, "val", desk["id"])  # nobody on shift: both wait
+    first = await asks_for_a_human(client, "vic", None)
+    assert own.status == first.status == ThreadStatus.QUEUED
+    ann = await make_agent(store, "ann")  # on shift now; the worker that would assign is not run
+    taken = [await client.server.app[QUEUE].take_next(ann) for _ in range(2)]
+    assert [t.id if t else None for t in taken] == [first.id, None]
+    assert (await store.threads.get_thread(own.id)).status == ThreadStatus.QUEUED  # type: ignore[union-attr]
