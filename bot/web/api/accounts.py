@@ -245,6 +245,7 @@ def _channel_route(channel: str) -> None:
         tag="accounts",
         body=channel_schema(channel),
         sanitize=False,
+        errors=(409,),
         response={
             "type": "object",
             "required": ["account", "channel", "keys"],
