@@ -56,6 +56,7 @@ def most_in_one_second(times: list[float]) -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # above its own deadlines (150 s + 240 s), so a slow run fails saying which
 async def test_a_10000_contact_campaign_across_a_kill_9_sends_nothing_twice_at_its_rate(
     routers: Any, providers: Providers, shared_store: SharedStore, database: str
 ) -> None:
