@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import contextvars
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from pymongo import monitoring
+
+from conversations.embedded import EmbeddedMongo
+from conversations.repositories import Repositories
 
 _LABEL: contextvars.ContextVar[str | None] = contextvars.ContextVar("plan_label", default=None)
 _EXPLAINED = ("find", "findAndModify", "aggregate")
@@ -55,6 +58,22 @@ class PlanCapture(monitoring.CommandListener):
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
+
+
+@asynccontextmanager
+async def captured_store(data_dir: Path) -> AsyncIterator[tuple[Repositories, PlanCapture]]:
+    """A store with its indexes on an embedded server in ``data_dir``, its queries captured; the
+    server has stopped when the block ends, ready for ``sqlite_plans(data_dir, capture.captured)``."""
+    server = EmbeddedMongo(data_dir)
+    await server.start()
+    capture = PlanCapture()
+    store = Repositories.connect(server.uri, "plans", listeners=[capture])
+    try:
+        await store.ensure_indexes()
+        yield store, capture
+    finally:
+        await store.close()
+        await server.stop()
 
 
 async def server_explain(db: Any, command: Mapping[str, Any]) -> list[str]:

@@ -12,13 +12,12 @@ from typing import Any
 from bot.router.queue import Queue
 from bot.web.console import views
 from conversations.agent_models import Agent, Presence, Role
-from conversations.embedded import EmbeddedMongo
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Contact, Message, OutboxState, Thread, ThreadStatus
 from conversations.threads import ThreadFilter
 from conversations.traffic import Direction, Identity
-from tests.query_plans import PlanCapture, index_backed, labelled, sqlite_plans
+from tests.query_plans import captured_store, index_backed, labelled, sqlite_plans
 from tests.router.test_queue import make_agent
 
 _SENDS_BY_STATE = "idx_messages_account_id_send_state_created_at"  # the embedded server names it by its keys
@@ -43,12 +42,7 @@ def queued(n: int, account: str = "default", team: str | None = None, priority: 
 async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path) -> None:
     """Each inbox and history query the console and the API run, replayed on SQLite: read through an
     index, never a scan of the collection or a sort of every match."""
-    server = EmbeddedMongo(tmp_path)
-    await server.start()
-    capture = PlanCapture()
-    store = Repositories.connect(server.uri, "plans", listeners=[capture])
-    try:
-        await store.ensure_indexes()
+    async with captured_store(tmp_path) as (store, capture):
         await store.threads.import_threads([queued(n) for n in range(5)])
         await store.threads.import_threads([dataclasses.replace(queued(5, team="sales"), labels=["vip"])])
         unread = dataclasses.replace(queued(6), unread_since_ms=epoch_ms(utcnow()), unread_count=1)
@@ -134,9 +128,6 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         for label, call in calls.items():
             with labelled(label):
                 assert await call()
-    finally:
-        await store.close()
-        await server.stop()
     plans = sqlite_plans(tmp_path, capture.captured)
     assert set(plans) == {
         "take_next: findAndModify agents",

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conversations.embedded import EmbeddedMongo
 from conversations.membership import inbox_match
 from conversations.reports import Cohort, day_bucket
-from conversations.repositories import Repositories
-from tests.query_plans import PlanCapture, labelled, sqlite_plans
+from tests.query_plans import captured_store, labelled, sqlite_plans
 from tests.report_data import seed
 
 BY_INBOX = "SEARCH threads USING INDEX idx_threads_account_id_inbox_id_opened_at (<expr>=? AND <expr>=? AND <expr>>?"
@@ -22,12 +20,7 @@ BY_TIME = "SEARCH threads USING INDEX idx_threads_account_id_opened_at (<expr>=?
 
 
 async def test_every_query_of_an_inbox_report_reads_through_the_inbox_index(tmp_path: Path) -> None:
-    server = EmbeddedMongo(tmp_path)
-    await server.start()
-    capture = PlanCapture()
-    store = Repositories.connect(server.uri, "plans", listeners=[capture])
-    try:
-        await store.ensure_indexes()
+    async with captured_store(tmp_path) as (store, capture):
         await seed(store)
         for label, inbox in (("every", {}), ("extra", inbox_match("inb_x")), ("first", inbox_match("first:sms"))):
             cohort = Cohort("default", 0, 10**14, inbox)
@@ -37,9 +30,6 @@ async def test_every_query_of_an_inbox_report_reads_through_the_inbox_index(tmp_
                 await store.reports.report_counts_by(cohort, day_bucket())
             with labelled(f"{label} reasons"):
                 await store.reports.report_counts_by(cohort, "$handoff_reason", only={"queued_at": {"$gt": 0}})
-    finally:
-        await store.close()
-        await server.stop()
     plans = sqlite_plans(tmp_path, capture.captured)
     assert len(plans) == 9
     for label, (sql, plan) in plans.items():
