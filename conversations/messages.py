@@ -61,11 +61,11 @@ def _customer(inbound: Inbound) -> dict[str, Any]:
 
 
 async def _document(message: Message) -> dict[str, Any]:
-    """``message``'s document; a long text's (its search terms: ``search_text_off_loop``) made on
-    a worker thread, so the event loop goes on with the other customers' messages meanwhile."""
+    """``message``'s document; a long text's search terms made off the event loop (in a child
+    process: ``search_text_off_loop``), so the loop goes on with the other customers' messages."""
     if len(message.text) <= THREAD_CHARS:
         return message.to_doc()
-    return await asyncio.to_thread(message.to_doc)
+    return message.to_doc(terms=await search_text_off_loop(message.text))
 
 
 def _stored_once(reply: Mapping[str, Any]) -> UpdateOne:

@@ -28,15 +28,21 @@ only documents holding every phrase (unquoted terms would be ORed on MongoDB).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing
+import os
 import re
+import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from markupsafe import Markup, escape
 
 MAX_WORDS = 200  # tokens kept per document: a long e-mail body is found by its first words
-THREAD_CHARS = 4_096  # a longer text's terms are made on a worker thread (``search_text_off_loop``)
+THREAD_CHARS = 4_096  # a longer text's terms are made in a child process (``search_text_off_loop``)
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # a leading "00" is digits of the run, so "\+?" finds what "(?:\+|00)?" did, with less backtracking;
 # and a code's words are taken whole ("\w++"): giving a letter back never lets "-" or "/" follow
@@ -132,12 +138,54 @@ def search_text(text: str) -> str:
 
 
 async def search_text_off_loop(text: str) -> str:
-    """``search_text(text)``, made on a worker thread when ``text`` is long: its addresses, phone
-    numbers and codes are looked for in all of it, about 20 ms of pure Python per 100,000
-    characters that the event loop, and every other customer's message, need not wait for."""
+    """``search_text(text)``, made in a child process when ``text`` is long: its addresses, phone
+    numbers and codes are looked for in all of it, 10-20 ms of Python per 100,000 characters that
+    holds the GIL. On a worker thread of the router it did so in slices of 5 ms (the interpreter's
+    switch interval), and the event loop, waiting for the GIL at each of its steps, ran every
+    other customer's message that much later. The child runs at a lower CPU priority; if it
+    dies, a new one is started for the next text and this one's terms are made on a thread."""
     if len(text) <= THREAD_CHARS:
         return search_text(text)
-    return await asyncio.to_thread(search_text, text)
+    loop = asyncio.get_running_loop()
+    pool = _terms_process()
+    try:
+        return await loop.run_in_executor(pool, _terms_in_child, text)
+    except BrokenProcessPool:
+        _forget_terms_process(pool)
+        return await asyncio.to_thread(search_text, text)
+
+
+_TERMS_PROCESS: ProcessPoolExecutor | None = None
+_TERMS_LOCK = threading.Lock()
+_TERMS_NICENESS = 10  # below the router and the store, yet never starved for good (unlike SCHED_IDLE)
+
+
+def _terms_in_child(text: str) -> str:
+    """What the child runs: this module's ``search_text`` there (sent by name, not pickled)."""
+    return search_text(text)
+
+
+def _gentle() -> None:
+    with contextlib.suppress(OSError):
+        os.nice(_TERMS_NICENESS)
+
+
+def _terms_process() -> ProcessPoolExecutor:
+    """The child process long texts' terms are made in, started on first use ("spawn": a fork of
+    the router's threads could copy a lock another thread holds)."""
+    global _TERMS_PROCESS
+    with _TERMS_LOCK:
+        if _TERMS_PROCESS is None:
+            _TERMS_PROCESS = ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), initializer=_gentle)
+        return _TERMS_PROCESS
+
+
+def _forget_terms_process(pool: ProcessPoolExecutor) -> None:
+    global _TERMS_PROCESS
+    with _TERMS_LOCK:
+        if _TERMS_PROCESS is pool:
+            _TERMS_PROCESS = None
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def text_filter(query: str, field: str = "search_text") -> dict[str, Any] | None:

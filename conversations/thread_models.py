@@ -230,9 +230,10 @@ class Message(Document):
     in_reply_to: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def to_doc(self) -> dict[str, Any]:
+    def to_doc(self, terms: str | None = None) -> dict[str, Any]:
+        """The stored document, with ``terms`` as its ``search_text`` (made here when not given)."""
         doc = Document.to_doc(self)
-        doc["search_text"] = search_text(self.text)  # what search finds it by (search_words.py)
+        doc["search_text"] = search_text(self.text) if terms is None else terms  # what search finds it by
         return doc
 
 

@@ -189,6 +189,32 @@ async def test_a_long_edited_message_is_found_by_what_its_end_says_now(store: Re
     assert await store.messages.search_messages("acme", "b-20001") == []
 
 
+async def test_a_long_text_s_terms_are_made_in_another_process_and_a_dead_one_is_replaced(
+    store: Repositories, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The router's own ``search_text`` is made to fail: a long message is still recorded with the
+    terms of its whole text, so they were made in the child process (its own, unpatched module),
+    not on one of the router's threads, whose Python would hold the GIL the event loop needs.
+    A child killed meanwhile is replaced, and the message recorded all the same."""
+    text = long_letter(20_000, "anna@example.lv")
+
+    def not_here(_: str) -> str:
+        raise AssertionError("a long text's terms made in the router's process")
+
+    expected = search_text(text)
+    monkeypatch.setattr(module, "search_text", not_here)
+    assert await module.search_text_off_loop(text) == expected
+    child = module._terms_process()
+    for process in list(child._processes.values()):  # killed as an OOM killer would
+        process.kill()
+        process.join()
+    monkeypatch.undo()
+    await record(store, inbound("l3", "anna", text, account="acme"))
+    assert [m.external_id for m in await store.messages.search_messages("acme", "anna@example.lv")] == ["l3"]
+    assert module._terms_process() is not child  # the next long text goes to a new child
+    assert await module.search_text_off_loop(text) == expected
+
+
 @pytest.mark.parametrize(
     "text",
     [
