@@ -55,6 +55,7 @@ from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import Repositories
+from conversations.search_words import terms_process_ids
 from conversations.traffic import Identity, Inbound
 from tests.traffic import long_words, punctuation
 
@@ -197,7 +198,7 @@ async def install_model(uri: str) -> None:
 
 async def measure(args: argparse.Namespace, mongo: EmbeddedMongo, store_pid: int) -> dict[str, Any]:
     settings = bench_settings(mongo.uri, args.max_tokens)
-    meter = CpuMeter(lambda: [("store", store_pid)])
+    meter = CpuMeter(lambda: [("store", store_pid), *(("search terms", pid) for pid in terms_process_ids())])
     result: dict[str, Any] = {"max_tokens": settings.nlu.max_tokens}
     if not args.cpu_only:
         result.update(engine_costs(settings.nlu.max_tokens))

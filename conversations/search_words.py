@@ -180,6 +180,15 @@ def _terms_process() -> ProcessPoolExecutor:
         return _TERMS_PROCESS
 
 
+def terms_process_ids() -> list[int]:
+    """The pids of the child making long texts' terms (none before the first long text), for
+    counting its CPU beside the router's (``bench/long_messages.py``)."""
+    with _TERMS_LOCK:
+        pool = _TERMS_PROCESS
+    processes = dict(getattr(pool, "_processes", None) or {})  # ProcessPoolExecutor's own (pid: process)
+    return [pid for pid in processes if pid]
+
+
 def _forget_terms_process(pool: ProcessPoolExecutor) -> None:
     global _TERMS_PROCESS
     with _TERMS_LOCK:
