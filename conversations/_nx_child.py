@@ -28,6 +28,7 @@ from typing import Any
 from nx_27017.handler import NeoSQLiteHandler
 from nx_27017.server import handle_client
 
+from conversations.children import die_with_parent
 from conversations.private_files import PRIVATE_FILE
 
 _LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - [%(process)d] - %(message)s"  # nx-27017's own
@@ -58,17 +59,6 @@ async def serve(
         server.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(socket_path)
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGTERM this process when its parent dies, so no server is orphaned."""
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _exit(signum: int, frame: FrameType | None) -> None:
@@ -149,7 +139,7 @@ def _merge_text_indexes(db: Any) -> None:
 
 
 def main() -> None:
-    _die_with_parent()
+    die_with_parent()
     os.umask(0o077)
     parser = argparse.ArgumentParser(prog="nx-27017")
     for option in ("--data-dir", "--socket", "--pid-file", "--log-file"):

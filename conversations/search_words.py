@@ -35,11 +35,13 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from markupsafe import Markup, escape
+
+from conversations.children import die_with_parent
 
 MAX_WORDS = 200  # tokens kept per document: a long e-mail body is found by its first words
 THREAD_CHARS = 4_096  # a longer text's terms are made in a child process (``search_text_off_loop``)
@@ -142,22 +144,28 @@ async def search_text_off_loop(text: str) -> str:
     numbers and codes are looked for in all of it, 10-20 ms of Python per 100,000 characters that
     holds the GIL. On a worker thread of the router it did so in slices of 5 ms (the interpreter's
     switch interval), and the event loop, waiting for the GIL at each of its steps, ran every
-    other customer's message that much later. The child runs at a lower CPU priority; if it
-    dies, a new one is started for the next text and this one's terms are made on a thread."""
+    other customer's message that much later. The child runs at a lower CPU priority and dies
+    with the router. A child that died is replaced (the text tried once more there); where no
+    child can be had (no file descriptors or processes left), the terms are made on one thread
+    of this process, one text at a time."""
     if len(text) <= THREAD_CHARS:
         return search_text(text)
     loop = asyncio.get_running_loop()
-    pool = _terms_process()
-    try:
-        return await loop.run_in_executor(pool, _terms_in_child, text)
-    except BrokenProcessPool:
-        _forget_terms_process(pool)
-        return await asyncio.to_thread(search_text, text)
+    for _ in range(2):
+        pool = _terms_process()
+        try:
+            return await loop.run_in_executor(pool, _terms_in_child, text)
+        except BrokenProcessPool:
+            _forget_terms_process(pool)
+        except (OSError, RuntimeError):  # the child could not be started, or the pool is shut down
+            break
+    return await loop.run_in_executor(_FALLBACK_THREAD, search_text, text)
 
 
 _TERMS_PROCESS: ProcessPoolExecutor | None = None
 _TERMS_LOCK = threading.Lock()
-_TERMS_NICENESS = 10  # below the router and the store, yet never starved for good (unlike SCHED_IDLE)
+_TERMS_NICENESS = 5  # below the router and the store; at 10 a busy machine left it a tenth of a core
+_FALLBACK_THREAD = ThreadPoolExecutor(1, thread_name_prefix="search-terms")
 
 
 def _terms_in_child(text: str) -> str:
@@ -166,6 +174,9 @@ def _terms_in_child(text: str) -> str:
 
 
 def _gentle() -> None:
+    """The child's start: a lower priority, and Linux ends it when the router dies (even by
+    SIGKILL), so no child is left holding the router's pipes."""
+    die_with_parent()
     with contextlib.suppress(OSError):
         os.nice(_TERMS_NICENESS)
 

@@ -174,12 +174,12 @@ def _run(payload: dict[str, Any], reporter: _Reporter) -> int:
 
 
 def main() -> int:
-    from conversations._nx_child import _die_with_parent  # the store child's PR_SET_PDEATHSIG
+    from conversations.children import die_with_parent  # PR_SET_PDEATHSIG
 
     parser = argparse.ArgumentParser(prog="python -m bot.nlu.train_worker")
     parser.add_argument("--parent", type=int, required=True, help="the router's pid (exit if it is gone)")
     args = parser.parse_args()
-    _die_with_parent()
+    die_with_parent()
     if os.getppid() != args.parent:
         return 1  # the parent died before the death signal was armed
     # stdout is the channel to the parent; anything else printed goes to stderr

@@ -74,7 +74,7 @@ async def test_delivery_status_only_moves_forward(store: Repositories) -> None:
 
 
 async def test_recording_a_long_message_takes_the_event_loop_a_few_milliseconds(store: Repositories) -> None:
-    """A 100,000-character letter's search terms are made on a worker thread: what the event loop's
+    """A 100,000-character letter's search terms are made in a child process: what the event loop's
     own thread spends (its CPU time, not a wall clock that a busy machine stretches) on recording it
     stays small, so the other customers' messages are not held meanwhile."""
     text = long_letter(100_000, "anna@example.lv")

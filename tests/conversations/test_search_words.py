@@ -1,6 +1,11 @@
 """The tokens a message or contact is found by: the query's tokens must be among the text's."""
 
+import os
 import re
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,7 +170,7 @@ async def test_an_edited_message_is_found_by_its_new_words_only(store: Repositor
 
 def long_letter(chars: int, ending: str) -> str:
     """A customer's letter of ``chars`` characters (Latvian words, each one different) ending with
-    ``ending``: the costliest text for the search terms, made on a worker thread."""
+    ``ending``: the costliest text for the search terms, made in a child process."""
     words = " ".join(f"pasūtījums{n} Bērziņa" for n in range(chars // 20))
     return f"{words[: chars - len(ending) - 1]} {ending}"
 
@@ -213,6 +218,52 @@ async def test_a_long_text_s_terms_are_made_in_another_process_and_a_dead_one_is
     assert [m.external_id for m in await store.messages.search_messages("acme", "anna@example.lv")] == ["l3"]
     assert module._terms_process() is not child  # the next long text goes to a new child
     assert await module.search_text_off_loop(text) == expected
+
+
+_ROUTER = """
+import asyncio
+from conversations.search_words import search_text_off_loop, terms_process_ids
+
+async def main():
+    await search_text_off_loop("word " * 2000)
+    print(terms_process_ids()[0], flush=True)
+    await asyncio.sleep(60)
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"  # a zombie has ended; only its exit status is left to collect
+
+
+def test_the_terms_child_dies_with_a_router_killed_by_sigkill(tmp_path: Path) -> None:
+    """A router killed with SIGKILL (the OOM killer, kill -9) leaves no child making search terms
+    behind (it would hold the router's pipes open, and its memory, for good)."""
+    script = tmp_path / "router.py"
+    script.write_text(_ROUTER)
+    root = Path(__file__).resolve().parents[2]
+    router = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, cwd=root, env={**os.environ, "PYTHONPATH": str(root)}
+    )
+    try:
+        assert router.stdout is not None
+        child = int(router.stdout.readline())
+        assert _alive(child)
+        router.kill()
+        router.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), f"the terms child {child} outlived its router"
+    finally:
+        router.kill()
+        router.wait(10)
 
 
 @pytest.mark.parametrize(
