@@ -54,16 +54,24 @@ class TfidfSpace:
     idf: np.ndarray
     offset: int = 0  # where this space starts in the concatenated feature vector
 
-    def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        counts = Counter(ANALYZERS[self.analyzer](text))
-        pairs = [(self.vocabulary[g], c) for g, c in counts.items() if g in self.vocabulary]
-        if not pairs:
-            return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        index = np.fromiter((i for i, _ in pairs), np.int64, len(pairs))
-        tf = np.fromiter((1.0 + math.log(c) for _, c in pairs), np.float64, len(pairs))
-        values = tf * self.idf[index]
-        values /= np.linalg.norm(values)
-        return index + self.offset, values
+    def __post_init__(self) -> None:
+        self._weights: list[float] = self.idf.tolist()  # read per n-gram: a list is faster than the array
+
+    def terms(self, text: str) -> tuple[list[int], list[float]]:
+        """This space's part of the vector of ``text``: indices (with the offset) and values, in
+        plain Python: a text has tens of n-grams, too few for NumPy's per-call cost to pay."""
+        get, weights, offset = self.vocabulary.get, self._weights, self.offset
+        index: list[int] = []
+        values: list[float] = []
+        for gram, count in Counter(ANALYZERS[self.analyzer](text)).items():
+            i = get(gram)
+            if i is not None:
+                index.append(i + offset)
+                values.append((1.0 + math.log(count)) * weights[i])
+        if values:
+            norm = math.sqrt(math.fsum(v * v for v in values))
+            values = [v / norm for v in values]
+        return index, values
 
 
 @dataclass
@@ -97,8 +105,13 @@ class LexicalFeatures:
 
     def vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Sparse (indices, values) of one text."""
-        parts = [space.vector(text) for space in self.spaces]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        index: list[int] = []
+        values: list[float] = []
+        for space in self.spaces:
+            i, v = space.terms(text)
+            index += i
+            values += v
+        return np.array(index, np.int64), np.array(values, np.float64)
 
     def matrix(self, texts: Sequence[str]) -> csr_matrix:
         from scipy.sparse import csr_matrix

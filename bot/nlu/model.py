@@ -106,6 +106,8 @@ class NluModel:
         """One text, as the router asks: intent, confidence, ranking, entities, language.
         ``ambiguity_margin`` overrides the one the model was trained with."""
         margin = self.ambiguity_margin if ambiguity_margin is None else ambiguity_margin
+        if self.kernel is None or embedder is None:  # no embedding: no OpenMP pool to keep BLAS from
+            return self._parse(text, None, margin)
         with single_threaded_blas():
             return self._parse(text, embedder, margin)
 
