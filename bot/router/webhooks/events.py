@@ -110,7 +110,8 @@ class ThreadEvents:
         return event_id
 
     async def message(self, thread: Thread, message: Message) -> None:
-        await self.publish("thread.message", thread, f"message|{message.id}", message=message.to_json())
+        if await self._wanting(thread.account_id, "thread.message"):  # its JSON only for a subscriber
+            await self.publish("thread.message", thread, f"message|{message.id}", message=message.to_json())
 
     async def quietly(self, event_type: str, thread: Thread, **data: Any) -> None:
         """Publish after an agent's action, which has happened already: a failure is logged, not
