@@ -5,8 +5,10 @@ A swap replaces a thread's ``nlu_state`` numbered ``version + 1`` only if it is 
 the most expensive command of the message path for the router's CPU. Swaps made while one
 command is in flight go out together as one unordered ``bulk_write`` (``batching.Batcher``).
 
-A bulk write reports how many of its updates matched, not which: when every one matched, each
-swap holds; otherwise the batch's threads are read back before the next batch goes out, and a
+A bulk write reports how many of its updates matched, not which. Of several swaps of one thread
+in a batch at most one can hold: only the one of the newest version goes out, the others are
+reported lost at once. When every swap sent matched, each holds; otherwise the batch's threads
+are read back (their state's version and token only) before the next batch goes out, and a
 swap holds if its thread carries the swap's own write token (``w``, new for every attempt: two
 dispatches of one message, as after a lapsed lease, write the same ``by`` and must not both
 think they wrote). A thread read back at a later version than the swap's may have taken it and
@@ -56,7 +58,10 @@ class Swap:
 
     def held(self, found: Mapping[str, Any] | None) -> bool:
         """Whether the thread read back after the batch (``found``) carries this swap."""
-        state = (found or {}).get("nlu_state") or {}
+        found = found or {}
+        # read back with a projection of the version and token: MongoDB nests the fields, the
+        # embedded server answers with flat dotted keys
+        state = found.get("nlu_state") or {"v": found.get("nlu_state.v"), "w": found.get("nlu_state.w")}
         return bool(state.get("v") == self.version + 1 and state.get("w") == self.token)
 
 
@@ -77,22 +82,36 @@ class StateSwaps:
         return await self._batcher.submit(swap)
 
     async def _run(self, swaps: Sequence[Swap]) -> list[bool | BaseException]:
-        outcome: list[bool | BaseException] = [True] * len(swaps)
+        # of one thread's swaps in a batch at most one can hold: the newest goes out, the others
+        # are lost at once (decided again) and leave the count of matches telling
+        chosen: dict[str, int] = {}
+        for n, swap in enumerate(swaps):
+            first = chosen.setdefault(swap.thread_id, n)
+            if swap.version > swaps[first].version:
+                chosen[swap.thread_id] = n
+        sent = sorted(chosen.values())
+        outcome: list[bool | BaseException] = [False] * len(swaps)
+        for n in sent:
+            outcome[n] = True
         try:
-            result = await self._threads.bulk_write([UpdateOne(s.query(), s.update()) for s in swaps], ordered=False)
-            if result.matched_count == len(swaps):
+            result = await self._threads.bulk_write(
+                [UpdateOne(swaps[n].query(), swaps[n].update()) for n in sent], ordered=False
+            )
+            if result.matched_count == len(sent):
                 return outcome
         except BulkWriteError as exc:  # a swap the store refused alone fails alone
             if exc.details.get("writeConcernErrors"):  # not durably written: none of them holds
                 return [exc] * len(swaps)
             for error in exc.details.get("writeErrors", []):
-                outcome[error["index"]] = OperationFailure(
+                outcome[sent[error["index"]]] = OperationFailure(
                     error.get("errmsg", "write failed"), error.get("code"), error
                 )
-        ids = list({s.thread_id for s in swaps})
-        # the whole state: the embedded server answers a dotted projection with flat keys
-        found = {doc["_id"]: doc for doc in await self._threads.find({"_id": {"$in": ids}}, {"nlu_state": 1}).to_list()}
-        return [
-            o if isinstance(o, BaseException) else s.held(found.get(s.thread_id))
-            for s, o in zip(swaps, outcome, strict=True)
-        ]
+        ids = [swaps[n].thread_id for n in sent]
+        found = {
+            doc["_id"]: doc
+            for doc in await self._threads.find({"_id": {"$in": ids}}, {"nlu_state.v": 1, "nlu_state.w": 1}).to_list()
+        }
+        for n in sent:
+            if not isinstance(outcome[n], BaseException):
+                outcome[n] = swaps[n].held(found.get(swaps[n].thread_id))
+        return outcome
