@@ -10,6 +10,7 @@ Every stored document carries ``account_id``: one deployment serves many busines
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -95,33 +96,40 @@ class Document:
 
     def to_doc(self) -> dict[str, Any]:
         doc: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            doc["_id" if f.name == "id" else f.name] = _dump(value)
+        for name, key, _ in _fields_of(type(self)):
+            value = getattr(self, name)
+            if value is not None:
+                doc[key] = _dump(value)
         return doc
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Self:
         kwargs: dict[str, Any] = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            key = "_id" if f.name == "id" else f.name
-            if key not in doc:
-                continue
-            loader = cls.LOADERS.get(f.name)
-            if loader is None and "datetime" in str(f.type):
-                loader = load_time
-            elif loader is None and f.type == "bool":  # the embedded server returns a $set bool as 0/1
-                loader = bool
-            kwargs[f.name] = loader(doc[key]) if loader else doc[key]
+        for name, key, loader in _fields_of(cls):
+            if key in doc:
+                kwargs[name] = loader(doc[key]) if loader else doc[key]
         return cls(**kwargs)
 
     def to_json(self) -> dict[str, Any]:
         """The record for the API: ``id`` instead of ``_id``, times as ISO 8601 strings."""
         doc: dict[str, Any] = {}
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
+        for name, _, _ in _fields_of(type(self)):
+            value = getattr(self, name)
             if value is not None:
-                doc[f.name] = value.isoformat() if isinstance(value, datetime) else _dump(value)
+                doc[name] = value.isoformat() if isinstance(value, datetime) else _dump(value)
         return doc
+
+
+@functools.cache
+def _fields_of(cls: type[Document]) -> tuple[tuple[str, str, Callable[[Any], Any] | None], ...]:
+    """A record class's fields as ``(attribute, stored key, loader)``, worked out once per class
+    (``dataclasses.fields`` and the type checks cost more than the copying, per document)."""
+    fields = []
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        loader = cls.LOADERS.get(f.name)
+        if loader is None and "datetime" in str(f.type):
+            loader = load_time
+        elif loader is None and f.type == "bool":  # the embedded server returns a $set bool as 0/1
+            loader = bool
+        fields.append((f.name, "_id" if f.name == "id" else f.name, loader))
+    return tuple(fields)
