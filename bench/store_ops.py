@@ -6,7 +6,8 @@ Starts an embedded store (its own process) with omnirouter's indexes and, in bat
 sends them, inserts message documents, updates them as a dispatch decision does, and reads them back
 by ``_id``; the same on a collection without indexes. Prints wall time and the store process's CPU
 time per document: the per-document price behind ``bench/load.py``'s store CPU per message (a
-bot-answered message is 4 inserts, 5 updates and about 4 reads).
+bot-answered message is 2 inserts, 2 updates and 2 reads), and what a command costs the store
+before any document (a ``ping``, one at a time).
 """
 
 from __future__ import annotations
@@ -94,6 +95,14 @@ async def main() -> None:
             await measure(
                 "update it (without indexes)",
                 lambda batch: db.plain.bulk_write([UpdateOne({"_id": i}, DECISION) for i in batch], ordered=False),
+            )
+            pings, cpu, started = 1000, cpu_seconds(pid), time.perf_counter()
+            for _ in range(pings):  # one at a time: what a command costs the store before any document
+                await client.admin.command("ping")
+            wall, used = time.perf_counter() - started, cpu_seconds(pid) - cpu
+            print(
+                f"{'a round trip that does nothing (ping)':<44} {wall / pings * 1e3:6.3f} ms wall, "
+                f"{used / pings * 1e3:6.3f} ms store CPU per command"
             )
             await client.close()
         finally:
