@@ -10,7 +10,6 @@ Every stored document carries ``account_id``: one deployment serves many busines
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -120,10 +119,20 @@ class Document:
         return doc
 
 
-@functools.cache
-def _fields_of(cls: type[Document]) -> tuple[tuple[str, str, Callable[[Any], Any] | None], ...]:
+_Fields = tuple[tuple[str, str, Callable[[Any], Any] | None], ...]
+_FIELDS: dict[type, _Fields] = {}
+
+
+def _fields_of(cls: type[Document]) -> _Fields:
     """A record class's fields as ``(attribute, stored key, loader)``, worked out once per class
     (``dataclasses.fields`` and the type checks cost more than the copying, per document)."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = _FIELDS[cls] = _work_out_fields(cls)
+    return found
+
+
+def _work_out_fields(cls: type[Document]) -> _Fields:
     fields = []
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         loader = cls.LOADERS.get(f.name)
