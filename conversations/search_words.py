@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import multiprocessing
 import os
 import re
@@ -130,20 +129,6 @@ def term(token: str) -> str:
 def search_text(text: str) -> str:
     """What a message is stored with for its text index: the terms of ``text``'s tokens, each
     followed by its marked prefixes (see the module's docstring)."""
-    if len(text) <= _REMEMBERED_CHARS:
-        return _remembered(text)
-    return _search_text(text)
-
-
-_REMEMBERED_CHARS = 200  # the bot's replies (a few texts, sent again and again), "thanks", "hi"
-
-
-@functools.lru_cache(maxsize=1024)  # at most ~1.5 MB of terms
-def _remembered(text: str) -> str:
-    return _search_text(text)
-
-
-def _search_text(text: str) -> str:
     terms: dict[str, None] = {}
     for token in search_words(text):
         whole = term(token)

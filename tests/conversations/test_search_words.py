@@ -51,18 +51,6 @@ def test_an_order_number_is_kept_whole_and_in_parts() -> None:
     assert not found("Order A-10235 is late", "A-10234")
 
 
-def test_a_short_text_s_terms_are_remembered_and_the_same_as_made_anew() -> None:
-    """The bot's replies repeat: their terms are made once; a long text's are never kept."""
-    reply = "Thanks! I have noted order A-10234; call +371 2000 0000 or write to help@example.lv."
-    module._remembered.cache_clear()
-    assert search_text(reply) == module._search_text(reply)
-    assert search_text(reply) == module._search_text(reply)
-    assert module._remembered.cache_info().hits == 1
-    long = "word " * 100
-    assert search_text(long) == module._search_text(long)
-    assert module._remembered.cache_info().currsize == 1
-
-
 def test_short_digit_runs_are_not_phone_numbers() -> None:
     assert search_words("room 12 at 10:30") == ["room", "12", "at", "10", "30"]
 
