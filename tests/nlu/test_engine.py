@@ -146,14 +146,21 @@ def test_one_intent_is_not_enough() -> None:
 
 
 def test_lexical_vectors_match_scikit_learn() -> None:
+    from scipy.sparse import hstack
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     texts = ["Where is my order #A-123?", "kur ir mans pasūtījums", "где мой заказ", "a b  c"]
     features, matrix = LexicalFeatures.fit(texts)
+    references = []
     for space in features.spaces:
         reference = TfidfVectorizer(analyzer=ANALYZERS[space.analyzer], sublinear_tf=True).fit(texts)
         assert {g: int(i) for g, i in reference.vocabulary_.items()} == space.vocabulary
+        references.append(reference)
     assert np.allclose(features.matrix(texts).toarray(), matrix.toarray())
+    # texts it never saw: repeated, unknown and no n-grams at all, as a parse meets them
+    unseen = ["order order ORDER #A-123", "zzz qqq", "", "   ", "мой заказ where"]
+    expected = hstack([r.transform(unseen) for r in references]).toarray()
+    assert np.allclose(features.matrix(unseen).toarray(), expected)
 
 
 def test_kernel_decisions_match_libsvm() -> None:
