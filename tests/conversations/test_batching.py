@@ -10,6 +10,7 @@ import pytest
 from conversations.batching import Batcher
 from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
+from conversations.state_swaps import Swap
 from tests import factories
 from tests.factories import inbound, record
 
@@ -154,3 +155,14 @@ async def test_two_dispatches_of_one_message_from_one_version_hold_once(
     assert stored["language"] == ("en" if together[0] else "lv") and stored["v"] == 1
     later = await store.threads.swap_thread_nlu_state(thread.id, 0, {"by": "m1", "language": "ru"})
     assert later is False and (await store.threads.thread_nlu_state(thread.id))["language"] == stored["language"]
+
+
+def test_a_swap_read_back_holds_in_either_shape_of_the_projection() -> None:
+    """The read back projects ``nlu_state.v`` and ``nlu_state.w``: MongoDB answers nested fields,
+    the embedded server flat dotted keys; a swap is told it held only on its own version and token."""
+    swap = Swap("thr_1", 3, {"by": "m1"}, token="t-own")
+    assert swap.held({"_id": "thr_1", "nlu_state": {"v": 4, "w": "t-own"}})
+    assert swap.held({"_id": "thr_1", "nlu_state.v": 4, "nlu_state.w": "t-own"})
+    assert not swap.held({"_id": "thr_1", "nlu_state": {"v": 4, "w": "t-other"}})
+    assert not swap.held({"_id": "thr_1", "nlu_state.v": 5, "nlu_state.w": "t-own"})
+    assert not swap.held({"_id": "thr_1"}) and not swap.held(None)
