@@ -403,7 +403,8 @@ def budget(r: dict[str, Any], f: dict[str, float]) -> str:
     router's share 1.0 ms (its target) and every other process's as measured; and the embedded
     store's: one Python process whose commands on a database run one at a time behind one lock,
     so it works on about one core and cannot carry more messages a second than one core's worth
-    of its CPU per message allows."""
+    of its CPU per message allows. Both are estimates: the floor they are set against varies from
+    run to run by more than their margin to the target."""
     machine, router = r["machine_cpu_s_per_1000"], r["router_cpu_s_per_1000"]
     store, bench = r["store_cpu_s_per_1000"], r["bench_cpu_s_per_1000"]
     cores = os.cpu_count() or 1
@@ -411,7 +412,8 @@ def budget(r: dict[str, Any], f: dict[str, float]) -> str:
     by_store = 1000 / store
     return (
         f"  the machine's CPU per message: {machine:.2f} ms (router {router:.2f}, store {store:.2f}, load generator "
-        f"and provider fakes {bench:.2f}: each process's share read off its own ticks)\n"
+        f"and provider fakes {bench:.2f}, every other process and the kernel {machine - router - store - bench:.2f}: "
+        "each share read off its own ticks, so a small negative remainder is rounding)\n"
         f"  bounds: with the router at 1.0 ms and the rest as measured, {cores} cores would carry at most "
         f"{by_cores:.0f} msg/s (efficiency {by_cores * f['minimal_sum_s']:.2f}); the store, on about one core, "
         f"at most {by_store:.0f} msg/s (efficiency {by_store * f['minimal_sum_s']:.2f}), whatever the router's CPU"

@@ -55,10 +55,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 def machine_busy_seconds() -> float:
-    """CPU seconds every core of the machine spent on anything but idling, since boot (/proc/stat)."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = ticks[3] + ticks[4]  # idle, iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # guest time is inside user already
+    """CPU seconds the machine's cores ran anything, since boot (/proc/stat: user, nice, system,
+    irq and softirq; not idle, iowait, or steal, the hypervisor's; guest time is inside user)."""
+    user, nice, system, _idle, _iowait, irq, softirq = (
+        int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:8]
+    )
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int | None) -> float:
