@@ -100,8 +100,8 @@ class StateSwaps:
             if result.matched_count == len(sent):
                 return outcome
         except BulkWriteError as exc:  # a swap the store refused alone fails alone
-            if exc.details.get("writeConcernErrors"):  # not durably written: none of them holds
-                return [exc] * len(swaps)
+            if exc.details.get("writeConcernErrors"):  # not durably written: none sent holds
+                return [exc if went_out else False for went_out in outcome]
             for error in exc.details.get("writeErrors", []):
                 outcome[sent[error["index"]]] = OperationFailure(
                     error.get("errmsg", "write failed"), error.get("code"), error
