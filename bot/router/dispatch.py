@@ -51,6 +51,7 @@ from bot.router.dispatch_lease import renewing_dispatch_lease
 from bot.router.outbox import Outbox, SentFirst
 from bot.router.queue import Queue
 from bot.router.reading import NO_NLU, BotReader
+from bot.router.thread_turns import ThreadTurns
 from conversations.errors import StoreError
 from conversations.models import epoch_ms
 from conversations.repositories import Repositories
@@ -107,6 +108,7 @@ class Dispatcher:
         self._nlu = nlu if nlu is not None and nlu.enabled else None
         self._reader = BotReader(self._nlu, responses or Responses(), dialogue)
         self._deciding: set[str] = set()  # messages this process is deciding now
+        self._turns = ThreadTurns()
 
     def deciding(self, message_id: str) -> bool:
         """Whether this process is deciding ``message_id`` now (its lease may have run out while
@@ -254,40 +256,47 @@ class Dispatcher:
             await self._mark(thread, activity)
             return await self._to_queue(message, thread, reason), None
         responses, dialogue = self._reader.bot_of(thread.account_id, model)
-        # the state read with the thread first (no second read on the usual path); a swap refused
-        # because another message changed it meanwhile reads it again
-        stored = dict(thread.nlu_state or {})
-        tried = False  # a swap of this dispatch reported lost: it may have held before the thread moved on
-        for _ in range(_STATE_TRIES):
-            steps = list(stored.get("steps") or ())
-            done = next((s for s in steps if s.get("message") == message.id), None)
-            state = DialogueState.from_doc(stored)
-            if done is not None:  # a replay: this message was decided, and maybe acted on, already
-                if not tried:  # a swap of this dispatch wrote the step, and the activity with it
-                    await self._mark(thread, activity)
-                return await self._carry_out(message, thread, Step.recorded(done, parse, state), responses), parse
-            at_ms = epoch_ms(message.created_at)  # the message's time: a replay counts the same
-            replies = [t for t in state.replies_ms if t > at_ms - self._limit.window * 1000]
-            if len(replies) >= self._limit.replies:
-                spoken = conversation_language(state.language, parse.language, parse.text)
-                step = Step(REPLY_LIMIT, dataclasses.replace(state, language=spoken), parse, handoff=True)
+        async with self._turns.turn(thread.id) as turn:  # the thread's messages decided in order
+            # the state read with the thread, or the one the turn before this one wrote (no second
+            # read on the usual path); a swap refused because another process changed it
+            # meanwhile reads it again
+            stored = turn.newest(thread.nlu_state)
+            tried = False  # a swap of this dispatch reported lost: it may have held before the thread moved on
+            replayed = False
+            for _ in range(_STATE_TRIES):
+                steps = list(stored.get("steps") or ())
+                done = next((s for s in steps if s.get("message") == message.id), None)
+                state = DialogueState.from_doc(stored)
+                if done is not None:  # a replay: this message was decided, and maybe acted on, already
+                    step, replayed = Step.recorded(done, parse, state), True
+                    break
+                at_ms = epoch_ms(message.created_at)  # the message's time: a replay counts the same
+                replies = [t for t in state.replies_ms if t > at_ms - self._limit.window * 1000]
+                if len(replies) >= self._limit.replies:
+                    spoken = conversation_language(state.language, parse.language, parse.text)
+                    step = Step(REPLY_LIMIT, dataclasses.replace(state, language=spoken), parse, handoff=True)
+                else:
+                    said = Said(thread.id, thread.channel, message.text, message.id)
+                    step = await respond(dialogue, responses, said, parse, state)
+                if not step.handoff and step.texts:
+                    replies.append(at_ms)
+                after = dataclasses.replace(step.state, replies_ms=tuple(replies))
+                kept = [*steps, step.record(message.id)][-_STEPS_KEPT:]
+                doc = {**after.to_doc(), "by": message.id, "steps": kept}
+                # the state and the step first, then what it says: of two messages of one thread
+                # decided at once in two processes, the second is decided again on the first's state
+                if await self._store.threads.swap_thread_nlu_state(thread.id, int(stored.get("v", 0)), doc, activity):
+                    thread.nlu_state, activity = {**doc, "v": int(stored.get("v", 0)) + 1}, None
+                    turn.written = thread.nlu_state
+                    break
+                tried = True
+                stored = await self._store.threads.thread_nlu_state(thread.id)
             else:
-                said = Said(thread.id, thread.channel, message.text, message.id)
-                step = await respond(dialogue, responses, said, parse, state)
-            if not step.handoff and step.texts:
-                replies.append(at_ms)
-            after = dataclasses.replace(step.state, replies_ms=tuple(replies))
-            kept = [*steps, step.record(message.id)][-_STEPS_KEPT:]
-            doc = {**after.to_doc(), "by": message.id, "steps": kept}
-            # the state and the step first, then what it says: of two messages of one thread
-            # decided at once, the second is decided again on the first's state
-            if await self._store.threads.swap_thread_nlu_state(thread.id, int(stored.get("v", 0)), doc, activity):
-                thread.nlu_state, activity = {**doc, "v": int(stored.get("v", 0)) + 1}, None
-                break
-            tried = True
-            stored = await self._store.threads.thread_nlu_state(thread.id)
-        else:
-            log_event(log, "dispatch.state_contended", logging.WARNING, message=message.id, thread=thread.id)
+                log_event(log, "dispatch.state_contended", logging.WARNING, message=message.id, thread=thread.id)
+        if replayed:
+            if not tried:  # a swap of this dispatch wrote the step, and the activity with it
+                await self._mark(thread, activity)
+            return await self._carry_out(message, thread, step, responses), parse
         await self._mark(thread, activity)  # not written with a state: the contact was erased, or contention
         return await self._carry_out(message, thread, step, responses, sent_first), step.parse
 
