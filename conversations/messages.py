@@ -108,6 +108,7 @@ class MessagesRepository(Repository):
             attachments=inbound.attachments,
             dispatch_state=DispatchState.PENDING,
             dispatch_due_ms=epoch_ms(now + lease),
+            window_ends_ms=None if inbound.window_ends_at is None else epoch_ms(inbound.window_ends_at),
             meta=dict(inbound.meta),
         )
         try:

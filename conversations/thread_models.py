@@ -226,6 +226,7 @@ class Message(Document):
     delivery_updated_at: datetime | None = None
     dispatch_state: DispatchState | None = None  # inbound only
     dispatch_due_ms: int | None = None  # when a sweeper may take over an unfinished dispatch
+    window_ends_ms: int | None = None  # inbound only: the reply window it opens (WhatsApp's), epoch ms
     decision: dict[str, Any] | None = None
     in_reply_to: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)

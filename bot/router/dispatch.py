@@ -53,7 +53,7 @@ from bot.router.queue import Queue
 from bot.router.reading import NO_NLU, BotReader
 from bot.router.thread_turns import ThreadTurns
 from conversations.errors import StoreError
-from conversations.models import epoch_ms
+from conversations.models import epoch_ms, from_epoch_ms
 from conversations.repositories import Repositories
 from conversations.thread_models import Activity, Decision, DecisionAction, Message, SenderKind, Thread, ThreadStatus
 from conversations.traffic import Identity
@@ -398,7 +398,11 @@ def _reply_address(message: Message, thread: Thread) -> Identity:
 
 def _unwritten(message: Message, thread: Thread) -> Activity | None:
     """A message's activity its recorder may have left to its dispatch (which died): the thread has
-    not seen it yet. A rating in a resolved conversation never marks it."""
+    not seen it yet. A rating in a resolved conversation never marks it. The thread as read is
+    given the reply window the message opened (WhatsApp's), which its reply is checked against."""
     if message.meta.get("satisfaction") or (thread.last_inbound_ms or 0) >= epoch_ms(message.created_at):
         return None
-    return Activity(message.created_at)
+    if message.window_ends_ms is None:
+        return Activity(message.created_at)
+    thread.wa_window_ends_ms = max(thread.wa_window_ends_ms or 0, message.window_ends_ms)  # its reply's window
+    return Activity(message.created_at, from_epoch_ms(message.window_ends_ms))

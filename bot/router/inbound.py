@@ -86,13 +86,13 @@ class InboundRecorder:
             thread = reopened or await store.threads.open_thread(
                 inbound.account_id, contact_id, inbound.sender, now, inbound.inbox_id
             )
-        # the message, then the thread's activity (and WhatsApp's window, which a reply may depend
-        # on), each batched with other messages' writes; a redelivery marks nothing unread
+        # the message (with WhatsApp's window, which a reply may depend on), then the thread's
+        # activity, each batched with other messages' writes; a redelivery marks nothing unread
         message, duplicate = await store.messages.record_inbound(inbound, contact_id, thread.id, now, self._lease)
         activity = Activity(now, inbound.window_ends_at, unread=not duplicate)
-        # a new message to the bot without a window to keep: its dispatch writes the activity with
-        # the dialogue state (a sweeper's dispatch, should this process die first)
-        deferred = not duplicate and thread.status == ThreadStatus.BOT and inbound.window_ends_at is None
+        # a new message to the bot: its dispatch writes the activity with the dialogue state (a
+        # sweeper's dispatch, should this process die first, from the message's own record)
+        deferred = not duplicate and thread.status == ThreadStatus.BOT
         if not deferred:
             await store.threads.mark_activity(thread.id, activity)
         thread.last_message_at = max(thread.last_message_at, now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from datetime import timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -13,10 +14,12 @@ from pymongo import monitoring
 from bot.app import create_app
 from bot.keys import PIPELINE, STORE_LISTENERS
 from conversations.embedded import EmbeddedMongo
+from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import DecisionAction
 from conversations.traffic import Identity, Inbound
 from tests.conftest import make_settings
+from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.handlers.channels import channel_settings
 from tests.nlu.conftest import install, starter_blob  # noqa: F401 (the session's starter model)
@@ -88,6 +91,32 @@ async def test_over_telegram_too_the_answer_costs_five_round_trips(
     async with TestClient(TestServer(app)) as client:
         await measure(client.server.app, work, question)
     assert [call.method for call in bot_api.calls].count("sendMessage") == 3
+
+
+async def test_over_whatsapp_the_reply_window_is_written_with_the_dialogue_state(
+    embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes, graph_api: FakeGraphAPI
+) -> None:
+    """WhatsApp's customer-service window is kept on the message and written with the bot's state,
+    not in an update of its own before it (was 3 updates a message)."""
+    await install(store, starter_blob)
+    app = create_app(channel_settings(embedded.uri, db_name, graph_api=graph_api.url, **QUIET))
+    work = StoreWork()
+    app[STORE_LISTENERS] = (work,)
+    ends = utcnow() + timedelta(hours=24)
+    question = Inbound(
+        account_id="default",
+        channel="whatsapp",
+        external_id="wamid.7",
+        sender=Identity("whatsapp", "37120000007"),
+        text="what are your opening hours?",
+        window_ends_at=ends,
+    )
+    async with TestClient(TestServer(app)) as client:
+        await measure(client.server.app, work, question)
+        thread_id = (await client.server.app[PIPELINE].receive(question))[0].thread.id  # the same message: a duplicate
+    assert len(graph_api.sent_ok()) == 3
+    thread = await store.threads.get_thread(thread_id)
+    assert thread is not None and thread.wa_window_ends_ms == epoch_ms(ends)
 
 
 async def measure(app: Any, work: StoreWork, question: Inbound) -> None:

@@ -11,8 +11,9 @@ from typing import Any
 from bot.keys import PIPELINE
 from bot.router.inbound import InboundRecorder
 from conversations.embedded import EmbeddedMongo
-from conversations.models import epoch_ms
+from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
+from conversations.traffic import Identity, Inbound
 from tests.conftest import make_settings
 from tests.nlu.conftest import install, starter_blob  # noqa: F401 (the session's starter model)
 from tests.router.test_inbound import wait_for
@@ -56,3 +57,32 @@ async def test_a_message_whose_process_died_before_deciding_marks_its_thread_whe
     await wait_for(marked)
     thread = await store.threads.get_thread(recorded.thread.id)
     assert thread is not None and thread.unread_count == 1
+
+
+async def test_a_whatsapp_message_swept_after_its_process_died_brings_its_reply_window(
+    store: Repositories, embedded: EmbeddedMongo, db_name: str, start_client: Any
+) -> None:
+    """The window is kept on the message: the sweeper's dispatch writes it with the activity."""
+    ends = utcnow() + timedelta(hours=24)
+    question = Inbound(
+        account_id="default",
+        channel="whatsapp",
+        external_id="wamid.swept",
+        sender=Identity("whatsapp", "37120000004"),
+        text="hello?",
+        window_ends_at=ends,
+    )
+    recorded = await InboundRecorder(store, timedelta(milliseconds=200)).record(question)
+    assert recorded.activity is not None and recorded.message.window_ends_ms == epoch_ms(ends)
+    before = await store.threads.get_thread(recorded.thread.id)
+    assert before is not None and before.wa_window_ends_ms is None  # left to the dispatch that never ran
+
+    await start_client(make_settings(embedded.uri, db_name))  # the next process's sweeper
+
+    async def marked() -> bool:
+        thread = await store.threads.get_thread(recorded.thread.id)
+        return thread is not None and thread.last_inbound_ms == epoch_ms(recorded.message.created_at)
+
+    await wait_for(marked)
+    thread = await store.threads.get_thread(recorded.thread.id)
+    assert thread is not None and thread.wa_window_ends_ms == epoch_ms(ends) and thread.unread_count == 1
