@@ -231,6 +231,11 @@ class Message(Document):
     in_reply_to: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def to_json(self) -> dict[str, Any]:
+        doc = Document.to_json(self)
+        doc.pop("window_ends_ms", None)  # kept for a sweeper's dispatch: the thread's is the one to read
+        return doc
+
     def to_doc(self, terms: str | None = None) -> dict[str, Any]:
         """The stored document, with ``terms`` as its ``search_text`` (made here when not given)."""
         doc = Document.to_doc(self)

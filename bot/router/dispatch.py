@@ -257,9 +257,9 @@ class Dispatcher:
             return await self._to_queue(message, thread, reason), None
         responses, dialogue = self._reader.bot_of(thread.account_id, model)
         async with self._turns.turn(thread.id) as turn:  # the thread's messages decided in order
-            # the state read with the thread, or the one the turn before this one wrote (no second
-            # read on the usual path); a swap refused because another process changed it
-            # meanwhile reads it again
+            # the state read with the thread, or the one the turn before this one wrote or read
+            # (no second read on the usual path); a swap refused because another process changed
+            # it meanwhile reads it again
             stored = turn.newest(thread.nlu_state)
             tried = False  # a swap of this dispatch reported lost: it may have held before the thread moved on
             replayed = False
@@ -291,6 +291,7 @@ class Dispatcher:
                     break
                 tried = True
                 stored = await self._store.threads.thread_nlu_state(thread.id)
+                turn.written = stored  # what the turns waiting behind this one start from
             else:
                 log_event(log, "dispatch.state_contended", logging.WARNING, message=message.id, thread=thread.id)
         if replayed:

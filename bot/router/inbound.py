@@ -27,6 +27,8 @@ from conversations.repositories import Repositories
 from conversations.thread_models import Activity, Decision, Message, Thread, ThreadStatus
 from conversations.traffic import CallEvent, ConsentChange, Identity, Inbound, MessageEdit, ProviderEvent, StatusUpdate
 
+_WINDOW_MARGIN = timedelta(hours=1)  # a stored reply window open this much longer is not written at once
+
 log = logging.getLogger("omnirouter.router.inbound")
 
 
@@ -91,14 +93,22 @@ class InboundRecorder:
         message, duplicate = await store.messages.record_inbound(inbound, contact_id, thread.id, now, self._lease)
         activity = Activity(now, inbound.window_ends_at, unread=not duplicate)
         # a new message to the bot: its dispatch writes the activity with the dialogue state (a
-        # sweeper's dispatch, should this process die first, from the message's own record)
-        deferred = not duplicate and thread.status == ThreadStatus.BOT
+        # sweeper's dispatch, should this process die first, from the message's own record); a
+        # reply window is left to it only while the one stored stays open meanwhile, for whoever
+        # reads it from the thread (an agent's reply, the console)
+        deferred = not duplicate and thread.status == ThreadStatus.BOT and self._window_kept(thread, inbound, now)
         if not deferred:
             await store.threads.mark_activity(thread.id, activity)
         thread.last_message_at = max(thread.last_message_at, now)
         if inbound.window_ends_at is not None:  # as stored: the reply to this message sees its window
             thread.wa_window_ends_ms = max(thread.wa_window_ends_ms or 0, epoch_ms(inbound.window_ends_at))
         return Recorded(message, thread, duplicate, activity if deferred else None)
+
+    @staticmethod
+    def _window_kept(thread: Thread, inbound: Inbound, now: datetime) -> bool:
+        """Whether the thread's stored reply window (if the channel has one) is open long enough
+        for the message's own to be written later: past any dispatch lease and sweep."""
+        return inbound.window_ends_at is None or (thread.wa_window_ends_ms or 0) > epoch_ms(now + _WINDOW_MARGIN)
 
     async def _answer(self, inbound: Inbound, contact_id: str, now: datetime) -> Recorded | None:
         """The customer's rating of a resolved conversation, recorded in it (never a new one)."""

@@ -9,9 +9,14 @@ decision starts from the state the previous turn wrote (handed over in memory, n
 swap holds. Another router process can still change the state meanwhile: the swap stays
 versioned, and a lost one is read back and decided again as before.
 
-A turn covers deciding and writing the state, not sending the answer. The newest state is kept
-only while a thread has a decision waiting or running, so nothing of a conversation stays in
-memory after its turns are done (an erased contact's slots included).
+A turn covers deciding and writing the state (the dialogue's actions included), not parsing the
+text before it or sending the answer after it: the messages of a burst are decided in the order
+they reach their turn, which is usually but not always the order they came in (a long text
+parsed on the slow lane, a new conversation's greeting sent first), and their answers are sent
+side by side as before. A turn waits for the ones before it: a thread whose decisions call a slow
+action takes that long per message (each message's dispatch lease is renewed meanwhile). The
+newest state is kept only while a thread has a decision waiting or running, so nothing of a
+conversation stays in memory after its turns are done (an erased contact's slots included).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ from typing import Any
 
 
 class Turn:
-    """One thread's turn: the state the previous turn in this process wrote, if any."""
+    """One thread's turn: the state the previous turn in this process wrote (or read back after
+    its swap was refused), if any."""
 
     __slots__ = ("_lock", "_users", "written")
 

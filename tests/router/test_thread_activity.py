@@ -5,7 +5,7 @@ process that recorded the message died before deciding it."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.keys import PIPELINE
@@ -13,6 +13,7 @@ from bot.router.inbound import InboundRecorder
 from conversations.embedded import EmbeddedMongo
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
+from conversations.thread_models import ThreadStatus
 from conversations.traffic import Identity, Inbound
 from tests.conftest import make_settings
 from tests.nlu.conftest import install, starter_blob  # noqa: F401 (the session's starter model)
@@ -63,19 +64,16 @@ async def test_a_whatsapp_message_swept_after_its_process_died_brings_its_reply_
     store: Repositories, embedded: EmbeddedMongo, db_name: str, start_client: Any
 ) -> None:
     """The window is kept on the message: the sweeper's dispatch writes it with the activity."""
-    ends = utcnow() + timedelta(hours=24)
-    question = Inbound(
-        account_id="default",
-        channel="whatsapp",
-        external_id="wamid.swept",
-        sender=Identity("whatsapp", "37120000004"),
-        text="hello?",
-        window_ends_at=ends,
-    )
-    recorded = await InboundRecorder(store, timedelta(milliseconds=200)).record(question)
+    recorder = InboundRecorder(store, timedelta(milliseconds=200))
+    sender = Identity("whatsapp", "37120000004")
+    opened = utcnow() + timedelta(hours=24)
+    await recorder.record(Inbound("default", "whatsapp", "wamid.open", sender, "hi", window_ends_at=opened))
+    ends = opened + timedelta(minutes=1)
+    question = Inbound("default", "whatsapp", "wamid.swept", sender, "hello?", window_ends_at=ends)
+    recorded = await recorder.record(question)
     assert recorded.activity is not None and recorded.message.window_ends_ms == epoch_ms(ends)
     before = await store.threads.get_thread(recorded.thread.id)
-    assert before is not None and before.wa_window_ends_ms is None  # left to the dispatch that never ran
+    assert before is not None and before.wa_window_ends_ms == epoch_ms(opened)  # left to the dispatch that never ran
 
     await start_client(make_settings(embedded.uri, db_name))  # the next process's sweeper
 
@@ -85,4 +83,40 @@ async def test_a_whatsapp_message_swept_after_its_process_died_brings_its_reply_
 
     await wait_for(marked)
     thread = await store.threads.get_thread(recorded.thread.id)
-    assert thread is not None and thread.wa_window_ends_ms == epoch_ms(ends) and thread.unread_count == 1
+    assert thread is not None and thread.wa_window_ends_ms == epoch_ms(ends) and thread.unread_count == 2
+
+
+async def test_a_whatsapp_window_is_left_to_the_dispatch_only_while_the_stored_one_stays_open(
+    store: Repositories,
+) -> None:
+    """Whoever reads the window from the thread (an agent's reply, the console) never finds it
+    closed because a message's own is yet to be written with the bot's state."""
+    recorder = InboundRecorder(store, timedelta(seconds=30))
+    now = utcnow()
+
+    def written(n: int, ends: datetime) -> Inbound:
+        sender = Identity("whatsapp", "37120000005")
+        return Inbound("default", "whatsapp", f"wamid.k{n}", sender, text=f"message {n}", window_ends_at=ends)
+
+    async def stored_window(thread_id: str) -> int | None:
+        thread = await store.threads.get_thread(thread_id)
+        assert thread is not None
+        return thread.wa_window_ends_ms
+
+    # a new conversation has no window stored: the message's is written at once
+    first = await recorder.record(written(1, now + timedelta(hours=24)))
+    assert first.activity is None and first.thread.status == ThreadStatus.BOT
+    assert await stored_window(first.thread.id) == epoch_ms(now + timedelta(hours=24))
+    # the stored one stays open for hours: this message's is written with the dialogue state
+    second = await recorder.record(written(2, now + timedelta(hours=24, minutes=1)))
+    assert second.activity is not None and second.activity.window_ends_at == now + timedelta(hours=24, minutes=1)
+    kept = epoch_ms(now + timedelta(hours=24, minutes=1))
+    assert second.message.to_doc()["window_ends_ms"] == kept and "window_ends_ms" not in second.message.to_json()
+    assert await stored_window(first.thread.id) == epoch_ms(now + timedelta(hours=24))
+    # a customer back after 23.5 hours: the stored window closes within the hour, written at once
+    await store.client.database.threads.update_one(
+        {"_id": first.thread.id}, {"$set": {"wa_window_ends_ms": epoch_ms(now + timedelta(minutes=30))}}
+    )
+    third = await recorder.record(written(3, now + timedelta(hours=24, minutes=2)))
+    assert third.activity is None
+    assert await stored_window(first.thread.id) == epoch_ms(now + timedelta(hours=24, minutes=2))
