@@ -121,6 +121,18 @@ class Activity:
     window_ends_at: datetime | None = None
     unread: bool = True
 
+    @classmethod
+    def left_unwritten(cls, message: Message, thread: Thread) -> Activity | None:
+        """A message's activity its recorder may have left to its dispatch (which died): the thread
+        has not seen it yet. A rating in a resolved conversation never marks it. The thread as read
+        is given the reply window the message opened (WhatsApp's), which its reply is checked against."""
+        if message.meta.get("satisfaction") or (thread.last_inbound_ms or 0) >= epoch_ms(message.created_at):
+            return None
+        if message.window_ends_ms is None:
+            return cls(message.created_at)
+        thread.wa_window_ends_ms = max(thread.wa_window_ends_ms or 0, message.window_ends_ms)  # its reply's window
+        return cls(message.created_at, from_epoch_ms(message.window_ends_ms))
+
     def update(self) -> dict[str, Any]:
         fields = {"last_message_at": epoch_ms(self.at)}
         if self.window_ends_at is not None:

@@ -53,7 +53,7 @@ from bot.router.queue import Queue
 from bot.router.reading import NO_NLU, BotReader
 from bot.router.thread_turns import ThreadTurns
 from conversations.errors import StoreError
-from conversations.models import epoch_ms, from_epoch_ms
+from conversations.models import epoch_ms
 from conversations.repositories import Repositories
 from conversations.thread_models import Activity, Decision, DecisionAction, Message, SenderKind, Thread, ThreadStatus
 from conversations.traffic import Identity
@@ -152,7 +152,7 @@ class Dispatcher:
             thread = await self._store.threads.get_thread(message.thread_id)
             if thread is None:
                 raise StoreError(f"message {message.id} points at missing thread {message.thread_id}")
-            activity = _unwritten(message, thread)  # a sweeper's: was its recorder's left to write?
+            activity = Activity.left_unwritten(message, thread)  # a sweeper's: was its recorder's left to write?
         keyword = message.meta.get("keyword")
         if keyword:
             await self._record_consent(message, keyword)
@@ -395,15 +395,3 @@ class Dispatcher:
 
 def _reply_address(message: Message, thread: Thread) -> Identity:
     return Identity(thread.channel, thread.address or str(message.sender.get("address", "")))
-
-
-def _unwritten(message: Message, thread: Thread) -> Activity | None:
-    """A message's activity its recorder may have left to its dispatch (which died): the thread has
-    not seen it yet. A rating in a resolved conversation never marks it. The thread as read is
-    given the reply window the message opened (WhatsApp's), which its reply is checked against."""
-    if message.meta.get("satisfaction") or (thread.last_inbound_ms or 0) >= epoch_ms(message.created_at):
-        return None
-    if message.window_ends_ms is None:
-        return Activity(message.created_at)
-    thread.wa_window_ends_ms = max(thread.wa_window_ends_ms or 0, message.window_ends_ms)  # its reply's window
-    return Activity(message.created_at, from_epoch_ms(message.window_ends_ms))

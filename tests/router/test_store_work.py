@@ -8,11 +8,13 @@ import dataclasses
 from datetime import timedelta
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pymongo import monitoring
 
 from bot.app import create_app
 from bot.keys import PIPELINE, STORE_LISTENERS
+from bot.settings import Settings
 from conversations.embedded import EmbeddedMongo
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
@@ -65,13 +67,19 @@ QUIET = {
 }
 
 
+def counted(settings: Settings) -> tuple[web.Application, StoreWork]:
+    """A router app on ``settings`` whose store commands ``StoreWork`` counts once armed."""
+    app = create_app(settings)
+    work = StoreWork()
+    app[STORE_LISTENERS] = (work,)
+    return app, work
+
+
 async def test_a_bot_answered_message_reads_the_store_twice_and_writes_its_thread_once(
     embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes
 ) -> None:
     await install(store, starter_blob)
-    app = create_app(make_settings(embedded.uri, db_name, **QUIET))
-    work = StoreWork()
-    app[STORE_LISTENERS] = (work,)
+    app, work = counted(make_settings(embedded.uri, db_name, **QUIET))
     async with TestClient(TestServer(app)) as client:
         await measure(client.server.app, work, inbound("webchat", 7, "what are your opening hours?"))
 
@@ -81,9 +89,7 @@ async def test_over_telegram_too_the_answer_costs_five_round_trips(
 ) -> None:
     """A provider that answers over HTTP: the reply is stored after its send, with the decision."""
     await install(store, starter_blob)
-    app = create_app(channel_settings(embedded.uri, db_name, telegram_api=bot_api.url, **QUIET))
-    work = StoreWork()
-    app[STORE_LISTENERS] = (work,)
+    app, work = counted(channel_settings(embedded.uri, db_name, telegram_api=bot_api.url, **QUIET))
     sender = Identity("telegram", "5512345678")
     question = Inbound(
         account_id="default", channel="telegram", external_id="tg-7", sender=sender, text="what are your opening hours?"
@@ -99,9 +105,7 @@ async def test_over_whatsapp_the_reply_window_is_written_with_the_dialogue_state
     """WhatsApp's customer-service window is kept on the message and written with the bot's state,
     not in an update of its own before it (was 3 updates a message)."""
     await install(store, starter_blob)
-    app = create_app(channel_settings(embedded.uri, db_name, graph_api=graph_api.url, **QUIET))
-    work = StoreWork()
-    app[STORE_LISTENERS] = (work,)
+    app, work = counted(channel_settings(embedded.uri, db_name, graph_api=graph_api.url, **QUIET))
     ends = utcnow() + timedelta(hours=24, seconds=5)  # later than the warm-up messages' windows
     question = Inbound(
         account_id="default",

@@ -5,20 +5,34 @@ process that recorded the message died before deciding it."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.handlers.kit.sink import Recorded
 from bot.keys import PIPELINE
 from bot.router.inbound import InboundRecorder
 from conversations.embedded import EmbeddedMongo
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
-from conversations.thread_models import ThreadStatus
+from conversations.thread_models import Thread, ThreadStatus
 from conversations.traffic import Identity, Inbound
 from tests.conftest import make_settings
 from tests.nlu.conftest import install, starter_blob  # noqa: F401 (the session's starter model)
 from tests.router.test_inbound import wait_for
 from tests.router.test_long_messages import inbound
+
+
+async def swept(store: Repositories, recorded: Recorded, started: Awaitable[Any]) -> Thread | None:
+    """The thread once the next process's sweeper (``started``) dispatched ``recorded``."""
+    await started
+
+    async def marked() -> bool:
+        thread = await store.threads.get_thread(recorded.thread.id)
+        return thread is not None and thread.last_inbound_ms == epoch_ms(recorded.message.created_at)
+
+    await wait_for(marked)
+    return await store.threads.get_thread(recorded.thread.id)
 
 
 async def test_each_answered_message_marks_its_thread_unread_once(
@@ -49,14 +63,7 @@ async def test_a_message_whose_process_died_before_deciding_marks_its_thread_whe
     before = await store.threads.get_thread(recorded.thread.id)
     assert before is not None and before.unread_count in (None, 0) and before.last_inbound_ms is None
 
-    await start_client(make_settings(embedded.uri, db_name))  # the next process's sweeper
-
-    async def marked() -> bool:
-        thread = await store.threads.get_thread(recorded.thread.id)
-        return thread is not None and thread.last_inbound_ms == epoch_ms(recorded.message.created_at)
-
-    await wait_for(marked)
-    thread = await store.threads.get_thread(recorded.thread.id)
+    thread = await swept(store, recorded, start_client(make_settings(embedded.uri, db_name)))
     assert thread is not None and thread.unread_count == 1
 
 
@@ -75,14 +82,7 @@ async def test_a_whatsapp_message_swept_after_its_process_died_brings_its_reply_
     before = await store.threads.get_thread(recorded.thread.id)
     assert before is not None and before.wa_window_ends_ms == epoch_ms(opened)  # left to the dispatch that never ran
 
-    await start_client(make_settings(embedded.uri, db_name))  # the next process's sweeper
-
-    async def marked() -> bool:
-        thread = await store.threads.get_thread(recorded.thread.id)
-        return thread is not None and thread.last_inbound_ms == epoch_ms(recorded.message.created_at)
-
-    await wait_for(marked)
-    thread = await store.threads.get_thread(recorded.thread.id)
+    thread = await swept(store, recorded, start_client(make_settings(embedded.uri, db_name)))
     assert thread is not None and thread.wa_window_ends_ms == epoch_ms(ends) and thread.unread_count == 2
 
 

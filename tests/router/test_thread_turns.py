@@ -9,8 +9,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.app import create_app
-from bot.keys import PIPELINE, STORE_LISTENERS
+from bot.keys import PIPELINE
 from bot.router.thread_turns import ThreadTurns
 from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
@@ -18,7 +17,7 @@ from conversations.thread_models import DecisionAction
 from tests.conftest import make_settings
 from tests.nlu.conftest import install, starter_blob  # noqa: F401 (the session's starter model)
 from tests.router.test_long_messages import inbound
-from tests.router.test_store_work import QUIET, StoreWork
+from tests.router.test_store_work import QUIET, counted
 
 
 async def test_turns_of_one_thread_come_in_order_and_hand_over_the_newest_state() -> None:
@@ -74,9 +73,7 @@ async def test_messages_sent_together_write_their_thread_once_each_without_readi
     embedded: EmbeddedMongo, db_name: str, store: Repositories, starter_blob: bytes
 ) -> None:
     await install(store, starter_blob)
-    app = create_app(make_settings(embedded.uri, db_name, **QUIET))
-    work = StoreWork()
-    app[STORE_LISTENERS] = (work,)
+    app, work = counted(make_settings(embedded.uri, db_name, **QUIET))
     question = inbound("webchat", 11, "what are your opening hours?")
     async with TestClient(TestServer(app)) as client:
         pipeline: Any = client.server.app[PIPELINE]
