@@ -152,7 +152,8 @@ class Dispatcher:
             thread = await self._store.threads.get_thread(message.thread_id)
             if thread is None:
                 raise StoreError(f"message {message.id} points at missing thread {message.thread_id}")
-            activity = Activity.left_unwritten(message, thread)  # a sweeper's: was its recorder's left to write?
+            await self._mark(thread, Activity.left_unwritten(message, thread))  # a sweeper's: at once
+            activity = None
         keyword = message.meta.get("keyword")
         if keyword:
             await self._record_consent(message, keyword)

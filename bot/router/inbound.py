@@ -27,7 +27,7 @@ from conversations.repositories import Repositories
 from conversations.thread_models import Activity, Decision, Message, Thread, ThreadStatus
 from conversations.traffic import CallEvent, ConsentChange, Identity, Inbound, MessageEdit, ProviderEvent, StatusUpdate
 
-_WINDOW_MARGIN = timedelta(hours=1)  # a stored reply window open this much longer is not written at once
+_WINDOW_MARGIN = timedelta(hours=1)  # the longest sweep interval; a stored window open longer waits
 
 log = logging.getLogger("omnirouter.router.inbound")
 
@@ -104,11 +104,12 @@ class InboundRecorder:
             thread.wa_window_ends_ms = max(thread.wa_window_ends_ms or 0, epoch_ms(inbound.window_ends_at))
         return Recorded(message, thread, duplicate, activity if deferred else None)
 
-    @staticmethod
-    def _window_kept(thread: Thread, inbound: Inbound, now: datetime) -> bool:
+    def _window_kept(self, thread: Thread, inbound: Inbound, now: datetime) -> bool:
         """Whether the thread's stored reply window (if the channel has one) is open long enough
-        for the message's own to be written later: past any dispatch lease and sweep."""
-        return inbound.window_ends_at is None or (thread.wa_window_ends_ms or 0) > epoch_ms(now + _WINDOW_MARGIN)
+        for the message's own to be written later: past two dispatch leases and a sweep (at most
+        an hour), should the process die first and a sweeper's dispatch write it."""
+        margin = _WINDOW_MARGIN + 2 * self._lease
+        return inbound.window_ends_at is None or (thread.wa_window_ends_ms or 0) > epoch_ms(now + margin)
 
     async def _answer(self, inbound: Inbound, contact_id: str, now: datetime) -> Recorded | None:
         """The customer's rating of a resolved conversation, recorded in it (never a new one)."""

@@ -18,6 +18,8 @@ from conversations.repositories import Repositories
 from conversations.thread_models import Thread, ThreadStatus
 from conversations.traffic import Identity, Inbound
 from tests.conftest import make_settings
+from tests.fakes.graph_api import FakeGraphAPI
+from tests.handlers.channels import channel_settings
 from tests.nlu.conftest import install, starter_blob  # noqa: F401 (the session's starter model)
 from tests.router.test_inbound import wait_for
 from tests.router.test_long_messages import inbound
@@ -68,9 +70,16 @@ async def test_a_message_whose_process_died_before_deciding_marks_its_thread_whe
 
 
 async def test_a_whatsapp_message_swept_after_its_process_died_brings_its_reply_window(
-    store: Repositories, embedded: EmbeddedMongo, db_name: str, start_client: Any
+    store: Repositories,
+    embedded: EmbeddedMongo,
+    db_name: str,
+    start_client: Any,
+    starter_blob: bytes,
+    graph_api: FakeGraphAPI,
 ) -> None:
-    """The window is kept on the message: the sweeper's dispatch writes it with the activity."""
+    """The window is kept on the message: the sweeper's dispatch writes it on the thread, and the
+    bot's answer is checked against it."""
+    await install(store, starter_blob)
     recorder = InboundRecorder(store, timedelta(milliseconds=200))
     sender = Identity("whatsapp", "37120000004")
     opened = utcnow() + timedelta(hours=24)
@@ -82,8 +91,17 @@ async def test_a_whatsapp_message_swept_after_its_process_died_brings_its_reply_
     before = await store.threads.get_thread(recorded.thread.id)
     assert before is not None and before.wa_window_ends_ms == epoch_ms(opened)  # left to the dispatch that never ran
 
-    thread = await swept(store, recorded, start_client(make_settings(embedded.uri, db_name)))
+    thread = await swept(
+        store, recorded, start_client(channel_settings(embedded.uri, db_name, graph_api=graph_api.url))
+    )
     assert thread is not None and thread.wa_window_ends_ms == epoch_ms(ends) and thread.unread_count == 2
+
+    async def answered() -> bool:
+        return await store.client.database.messages.find_one({"in_reply_to": recorded.message.id}) is not None
+
+    await wait_for(answered)
+    reply = await store.client.database.messages.find_one({"in_reply_to": recorded.message.id})
+    assert reply is not None and reply["send"]["window_ends_ms"] == epoch_ms(ends), reply
 
 
 async def test_a_whatsapp_window_is_left_to_the_dispatch_only_while_the_stored_one_stays_open(
