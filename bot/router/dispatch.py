@@ -257,7 +257,7 @@ class Dispatcher:
             await self._mark(thread, activity)
             return await self._to_queue(message, thread, reason), None
         responses, dialogue = self._reader.bot_of(thread.account_id, model)
-        async with self._turns.turn(thread.id) as turn:  # the thread's messages decided in order
+        async with self._turns.turn(thread.id) as turn:  # one decision of the thread at a time here
             # the state read with the thread, or the one the turn before this one wrote or read
             # (no second read on the usual path); a swap refused because another process changed
             # it meanwhile reads it again
