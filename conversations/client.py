@@ -84,9 +84,11 @@ class StoreClient:
             uri,
             tz_aware=True,
             serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
             # a store that hangs (rather than refusing connections) must also end in a 503
             socketTimeoutMS=3 * timeout_ms,
+            # the driver's heartbeat waits with the connect timeout, and one that times out
+            # cancels every operation in flight: it may not give up before they do
+            connectTimeoutMS=3 * timeout_ms,
             event_listeners=watchers,
             appname="omnirouter",
         )
