@@ -41,7 +41,7 @@ class FakeGraphAPI(LocalServer):
         self.media: dict[str, tuple[bytes, str]] = {}
         self.media_urls: dict[str, str] = {}  # media id -> the URL to name instead of our own
         self.numbers: dict[str, str] = {PHONE_NUMBER_ID: "+1 555-0100"}  # phone number id -> display number
-        self._failures: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+        self._failures: list[tuple[int, Any, dict[str, str]]] = []
         self._ids = itertools.count(first_id)
 
     def routes(self, app: web.Application) -> None:
@@ -51,17 +51,28 @@ class FakeGraphAPI(LocalServer):
         app.router.add_get("/media-files/{media_id}", self._media_file)
 
     def fail_next(
-        self, status: int, code: int | None = None, times: int = 1, retry_after: int | None = None, message: str = ""
+        self,
+        status: int,
+        code: int | None = None,
+        times: int = 1,
+        retry_after: int | None = None,
+        message: str = "",
+        raw: str | None = None,
     ) -> None:
+        """``raw``: answer with this text instead of Meta's error JSON (a proxy's error page)."""
         code = code if code is not None else {429: 130429, 500: 131000}.get(status, 100)
-        body = {
-            "error": {
-                "message": message or f"(#{code}) fake failure",
-                "type": "OAuthException",
-                "code": code,
-                "fbtrace_id": "AbCdEf",
+        body: Any = (
+            raw
+            if raw is not None
+            else {
+                "error": {
+                    "message": message or f"(#{code}) fake failure",
+                    "type": "OAuthException",
+                    "code": code,
+                    "fbtrace_id": "AbCdEf",
+                }
             }
-        }
+        )
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
         self._failures += [(status, body, headers)] * times
 
@@ -87,6 +98,8 @@ class FakeGraphAPI(LocalServer):
         if self._failures:
             status, error, headers = self._failures.pop(0)
             self.requests[-1].status = status
+            if isinstance(error, str):
+                return web.Response(text=error, status=status, headers=headers, content_type="text/html")
             return web.json_response(error, status=status, headers=headers)
         wamid = f"wamid.FAKE{next(self._ids):06d}"
         return web.json_response(

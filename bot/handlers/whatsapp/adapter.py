@@ -1,5 +1,6 @@
-"""The WhatsApp Cloud API channel, sending through pywa's async client (``pywa_async``) with the
-Graph API base configurable, so tests point it at a local fake.
+"""The WhatsApp Cloud API channel, sending through pywa's async client (``pywa_async``), a plain
+text message without it (``graph``), with the Graph API base configurable, so tests point it at a
+local fake.
 
 Webhook: ``GET /webhooks/whatsapp`` answers Meta's verification challenge (``hub.verify_token``,
 constant-time); ``POST /webhooks/whatsapp`` checks ``X-Hub-Signature-256`` — HMAC-SHA256 of the
@@ -21,21 +22,20 @@ an error that names the configured templates; a template message may always be s
 from __future__ import annotations
 
 import logging
-import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import httpx
 from aiohttp import web
-from httpx_aiohttp import AiohttpTransport
 from pywa.types.callback import Button, Section, SectionList, SectionRow
 from pywa_async.client import WhatsApp
 from pywa_async.errors import WhatsAppError
 from pywa_async.types.templates import BodyText, TemplateLanguage
 
 from bot.handlers.kit.accounts import PerAccount
-from bot.handlers.kit.egress import Egress, refusal, url_rule
+from bot.handlers.kit.egress import refusal, url_rule
 from bot.handlers.kit.inboxes import file_of
 from bot.handlers.kit.media import AttachmentUnavailable, read_capped, served_type
 from bot.handlers.kit.payload import Payload
@@ -52,6 +52,7 @@ from bot.handlers.kit.protocol import (
 from bot.handlers.kit.signatures import same_secret
 from bot.handlers.kit.webhook import receive_webhook
 from bot.handlers.whatsapp.consent import STOPPED_MARKETING, mark_keywords
+from bot.handlers.whatsapp.graph import GraphClient, make_client
 from bot.handlers.whatsapp.hook import NumberHook
 from bot.handlers.whatsapp.payload import parse_payload
 from bot.handlers.whatsapp.settings import WhatsappSettings
@@ -68,48 +69,19 @@ _RATE_LIMITED = {4, 80007, 130429, 131048, 131056}  # app, account, throughput, 
 _TRANSIENT = {1, 2, 131000, 131016}
 _OUTSIDE_WINDOW = 131047
 _REQUIRED = ("phone_number_id", "access_token", "app_secret", "verify_token")
-# httpx-aiohttp builds a TLS context when constructed even when given a session, whose own it never
-# uses: loading the CA bundle cost ~0.3 s of CPU per number. This one has no CAs: unused, and were it
-# ever used it would fail closed (the guard's session verifies with aiohttp's default context).
-_UNUSED_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 @dataclass
 class WhatsappNumber:
-    """One account's WhatsApp number: the pywa client and what checks its webhooks."""
+    """One account's WhatsApp number: its Graph API client and what checks its webhooks."""
 
     account_id: str
     phone_number_id: str
     app_secret: str
     verify_token: str
-    client: WhatsApp
-    session: httpx.AsyncClient
+    graph: GraphClient
     templates: Mapping[str, Any] = field(default_factory=dict)
     refused: str = ""  # why nothing may be sent with this number (an api_base the operator does not allow)
-
-
-def graph_session(egress: Egress, timeout: float = 30.0) -> httpx.AsyncClient:
-    """The httpx client pywa sends with. The ``httpx-aiohttp`` transport carries its requests over an
-    aiohttp session (httpcore's pool cost CPU on every request: a WhatsApp send cost three times a
-    Telegram one), and that session is the egress guard's, opened on the first request: every
-    connection is checked, and a refusal is an httpx error whose cause :func:`refusal` finds."""
-    transport = AiohttpTransport(client=lambda: egress.session(limit=100), verify=_UNUSED_TLS)
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout), transport=transport)
-
-
-def make_client(
-    config: Mapping[str, Any], api_base: str, api_version: str, egress: Egress
-) -> tuple[WhatsApp, httpx.AsyncClient]:
-    """A pywa async client whose Graph API calls go to ``api_base`` (Meta's, or a fake)."""
-    session = graph_session(egress)
-    client = WhatsApp(
-        phone_id=str(config["phone_number_id"]),
-        token=str(config["access_token"]),
-        session=session,
-        api_version=api_version,
-    )
-    session.base_url = f"{api_base.rstrip('/')}/v{float(api_version)}"  # pywa set Meta's; ours wins
-    return client, session
 
 
 IMAGE_LIMIT = 5_000_000  # the largest image WhatsApp takes; a larger one is sent as a document
@@ -153,14 +125,12 @@ class WhatsappAdapter(BaseAdapter):
             where = "whatsapp." if account_id == self.account_id else f"account {account_id}: channels.whatsapp."
             raise SettingsError(f"{where}{', '.join(missing)} must be set to use WhatsApp")
         api_base, why = self._egress.account_api_base(account_id, config)
-        client, session = make_client(config, api_base, self.settings.api_version, self._egress)
         return WhatsappNumber(
             account_id,
             str(config["phone_number_id"]),
             str(config["app_secret"]),
             str(config["verify_token"]),
-            client,
-            session,
+            make_client(config, api_base, self.settings.api_version, self._egress),
             dict(config.get("templates") or {}),
             why,
         )
@@ -170,7 +140,7 @@ class WhatsappAdapter(BaseAdapter):
         self._store = store
 
     async def close(self) -> None:
-        await self.numbers.close_all(lambda number: number.session.aclose())
+        await self.numbers.close_all(lambda number: number.graph.close())
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -239,7 +209,7 @@ class WhatsappAdapter(BaseAdapter):
         template = outbound.meta.get("template")
         try:
             if isinstance(template, Mapping):
-                sent = await number.client.send_template(
+                sent = await number.graph.pywa.send_template(
                     outbound.to.address,
                     name=str(template["name"]),
                     language=TemplateLanguage(template["language"]),
@@ -247,14 +217,14 @@ class WhatsappAdapter(BaseAdapter):
                 )
                 return str(sent.id)
             await self._check_window(outbound, number)
-            return await self._send_free_form(number.client, outbound)
+            return await self._send_free_form(number.graph, outbound)
         except WhatsAppError as exc:
             if exc.code == STOPPED_MARKETING and self._store is not None:  # the customer said so in WhatsApp
                 await self._store.phone.set_consent(
                     outbound.account_id, self.name, outbound.to.address, "stop", epoch_ms(utcnow()), outbound.message_id
                 )
             raise _send_error(exc) from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:  # pywa's, the plain text send's
             if refused := refusal(exc):
                 raise PermanentSendError(f"whatsapp: {refused}; nothing sent") from None
             raise RetryableSendError(f"whatsapp {type(exc).__name__}: {exc}"[:300]) from None
@@ -289,8 +259,8 @@ class WhatsappAdapter(BaseAdapter):
             )
         return str(sent.id)
 
-    async def _send_free_form(self, client: WhatsApp, outbound: Outbound) -> str:
-        to, text, options = outbound.to.address, outbound.text, outbound.options
+    async def _send_free_form(self, graph: GraphClient, outbound: Outbound) -> str:
+        client, to, text, options = graph.pywa, outbound.to.address, outbound.text, outbound.options
         document = outbound.meta.get("document")
         if isinstance(document, Mapping) and isinstance(document.get("file"), str):
             return await self._send_file(client, outbound, document["file"])
@@ -313,7 +283,7 @@ class WhatsappAdapter(BaseAdapter):
         # options that do not fit WhatsApp's buttons become a numbered list
         lines = [f"{n}. {o}" for n, o in enumerate(options, start=1)]
         body = "\n".join([text, "", *lines]) if lines else text
-        return str((await client.send_message(to, body[:4096])).id)
+        return await graph.send_text(to, body[:4096])
 
     # --- attachments ---------------------------------------------------------------------
 
@@ -326,9 +296,9 @@ class WhatsappAdapter(BaseAdapter):
         if number.refused:
             raise AttachmentUnavailable(number.refused)
         try:
-            media = await number.client.get_media_url(ref)
+            media = await number.graph.pywa.get_media_url(ref)
             self._check_media_url(media.url)
-            async with number.session.stream("GET", media.url) as response:
+            async with number.graph.session.httpx.stream("GET", media.url) as response:
                 if response.status_code != 200:
                     raise AttachmentUnavailable(f"WhatsApp answered {response.status_code} for the media file")
                 return await read_capped(response.aiter_bytes(), self.settings.max_download_bytes, media.file_size)

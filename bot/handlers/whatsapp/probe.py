@@ -14,7 +14,7 @@ from bot.handlers.kit.egress_guards import ChannelEgress
 from bot.handlers.kit.payload import load_json
 from bot.handlers.kit.probe import ProbeFailed
 from bot.handlers.kit.protocol import MalformedPayload
-from bot.handlers.whatsapp.adapter import graph_session
+from bot.handlers.whatsapp.graph import graph_session
 
 TIMEOUT = 15.0
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bot.handlers.kit.egress import Egress, HostRule, refusal
-from bot.handlers.whatsapp.adapter import graph_session
+from bot.handlers.whatsapp.graph import graph_session
 from conversations.embedded import free_port
 
 BIG = 8 * 1024 * 1024

@@ -1,5 +1,6 @@
-"""WhatsApp replies through pywa's async client against the local fake Graph API: end to end with
-status reports, the 24-hour window and templates, buttons and lists, retries, media downloads."""
+"""WhatsApp replies through pywa's async client (a plain text without it) against the local fake
+Graph API: end to end with status reports, the 24-hour window and templates, buttons and lists,
+retries, media downloads."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from pywa_async.errors import WhatsAppError
 
 from bot.handlers.kit.media import AttachmentTooLarge
 from bot.handlers.kit.protocol import PermanentSendError, RetryableSendError
-from bot.handlers.whatsapp.adapter import IMAGE_LIMIT
+from bot.handlers.whatsapp.adapter import IMAGE_LIMIT, _send_error
 from bot.keys import OUTBOX, STORE
 from bot.services.agents import add_agent
 from bot.services.replies import AgentFile
@@ -311,3 +313,81 @@ async def test_an_agents_file_is_uploaded_and_sent_as_an_image_or_a_document(
 
 async def _sent_files(graph_api: FakeGraphAPI, count: int) -> bool:
     return len([m for m in graph_api.sent_ok() if m.get("type") in ("image", "document")]) == count
+
+
+async def test_a_plain_text_goes_out_and_fails_as_it_did_through_pywa(
+    router: TestClient, graph_api: FakeGraphAPI
+) -> None:
+    """A plain text reply is one POST sent without pywa (it cost half of a send's CPU): on the wire
+    it is what pywa's ``send_message`` sends, and each failure reads as pywa's would have."""
+    await post_whatsapp(router, fresh("text"))
+    await wait_for(lambda: sent(graph_api, 1))
+    thread = await thread_of(router)
+    adapter = router.server.app[OUTBOX]._adapters["whatsapp"]
+    number = await adapter.numbers.for_send("default", None)
+    outbound = Outbound(
+        account_id="default",
+        channel="whatsapp",
+        thread_id=thread.id,
+        message_id="m",
+        to=Identity("whatsapp", "16505551234"),
+        text="Opening hours: 9–17 ✓ https://example.com",
+        window_ends_at=thread.wa_window_ends_at,
+    )
+    ours = await adapter.send(outbound)
+    theirs = str((await number.graph.pywa.send_message("16505551234", outbound.text)).id)
+    assert ours.startswith("wamid.FAKE") and theirs.startswith("wamid.FAKE") and ours != theirs
+    mine, pywas = graph_api.requests[-2:]
+    assert (mine.path, mine.body, mine.authorization) == (pywas.path, pywas.body, pywas.authorization)
+
+    failures: list[dict[str, Any]] = [
+        {"status": 429, "retry_after": 7},
+        {"status": 500},
+        {"status": 400, "code": 131047, "message": "Re-engagement message"},
+        {"status": 400, "code": 131050, "message": "Stopped marketing"},
+        {"status": 502, "raw": "<html>Bad gateway</html>"},
+        {"status": 503, "raw": ""},
+    ]
+    for failure in failures:
+        outcomes = []
+        for send in (adapter.send, lambda o: _through_pywa(adapter, number, o)):
+            graph_api.fail_next(**failure)
+            with pytest.raises((RetryableSendError, PermanentSendError)) as raised:
+                await send(outbound)
+            outcomes.append((type(raised.value), str(raised.value), getattr(raised.value, "retry_after", None)))
+        assert outcomes[0] == outcomes[1], failure
+    assert outcomes[0][0] is RetryableSendError  # a gateway's empty 503
+    graph_api.fail_next(429, retry_after=7)
+    with pytest.raises(RetryableSendError) as limited:
+        await adapter.send(outbound)
+    assert limited.value.retry_after == 7
+
+
+async def _through_pywa(adapter: Any, number: Any, outbound: Outbound) -> str:
+    """The send as it was: pywa's ``send_message``, its errors mapped by the adapter."""
+    try:
+        return str((await number.graph.pywa.send_message(outbound.to.address, outbound.text)).id)
+    except WhatsAppError as exc:
+        raise _send_error(exc) from None
+
+
+async def test_a_plain_text_answered_without_a_message_id_is_not_sent_again(
+    router: TestClient, graph_api: FakeGraphAPI
+) -> None:
+    """A 200 whose body names no message: the message may have gone out, so it is not retried."""
+    await post_whatsapp(router, fresh("text"))
+    await wait_for(lambda: sent(graph_api, 1))
+    thread = await thread_of(router)
+    adapter = router.server.app[OUTBOX]._adapters["whatsapp"]
+    outbound = Outbound(
+        account_id="default",
+        channel="whatsapp",
+        thread_id=thread.id,
+        message_id="m",
+        to=Identity("whatsapp", "16505551234"),
+        text="hi",
+        window_ends_at=thread.wa_window_ends_at,
+    )
+    graph_api.fail_next(200, raw="<html>ok</html>")
+    with pytest.raises(PermanentSendError, match="without a message id; not retried"):
+        await adapter.send(outbound)
