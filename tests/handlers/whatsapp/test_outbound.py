@@ -56,6 +56,19 @@ async def thread_of(client: TestClient) -> Any:
     return await store.threads.get_thread(message.thread_id)
 
 
+def reply_to(thread: Any, text: str) -> Outbound:
+    """A reply to the fixture's customer in ``thread``, as the outbox queues it."""
+    return Outbound(
+        account_id="default",
+        channel="whatsapp",
+        thread_id=thread.id,
+        message_id="m",
+        to=Identity("whatsapp", "16505551234"),
+        text=text,
+        window_ends_at=thread.wa_window_ends_at,
+    )
+
+
 def status(wamid: str, state: str) -> dict[str, Any]:
     payload = copy.deepcopy(fixture("whatsapp", f"status_{state}"))
     payload["entry"][0]["changes"][0]["value"]["statuses"][0].update(id=wamid, timestamp=str(int(time.time())))
@@ -185,15 +198,7 @@ async def test_errors_map_to_retry_or_dead_letter(router: TestClient, graph_api:
     await wait_for(lambda: sent(graph_api, 1))
     thread = await thread_of(router)
     adapter = router.server.app[OUTBOX]._adapters["whatsapp"]
-    outbound = Outbound(
-        account_id="default",
-        channel="whatsapp",
-        thread_id=thread.id,
-        message_id="m",
-        to=Identity("whatsapp", "16505551234"),
-        text="hi",
-        window_ends_at=thread.wa_window_ends_at,
-    )  # as the outbox queues it
+    outbound = reply_to(thread, "hi")
     graph_api.fail_next(500)
     with pytest.raises(RetryableSendError):
         await adapter.send(outbound)
@@ -325,15 +330,7 @@ async def test_a_plain_text_goes_out_and_fails_as_it_did_through_pywa(
     thread = await thread_of(router)
     adapter = router.server.app[OUTBOX]._adapters["whatsapp"]
     number = await adapter.numbers.for_send("default", None)
-    outbound = Outbound(
-        account_id="default",
-        channel="whatsapp",
-        thread_id=thread.id,
-        message_id="m",
-        to=Identity("whatsapp", "16505551234"),
-        text="Opening hours: 9–17 ✓ https://example.com",
-        window_ends_at=thread.wa_window_ends_at,
-    )
+    outbound = reply_to(thread, "Opening hours: 9–17 ✓ https://example.com")
     ours = await adapter.send(outbound)
     theirs = str((await number.graph.pywa.send_message("16505551234", outbound.text)).id)
     assert ours.startswith("wamid.FAKE") and theirs.startswith("wamid.FAKE") and ours != theirs
@@ -379,15 +376,7 @@ async def test_a_plain_text_answered_without_a_message_id_is_not_sent_again(
     await wait_for(lambda: sent(graph_api, 1))
     thread = await thread_of(router)
     adapter = router.server.app[OUTBOX]._adapters["whatsapp"]
-    outbound = Outbound(
-        account_id="default",
-        channel="whatsapp",
-        thread_id=thread.id,
-        message_id="m",
-        to=Identity("whatsapp", "16505551234"),
-        text="hi",
-        window_ends_at=thread.wa_window_ends_at,
-    )
+    outbound = reply_to(thread, "hi")
     graph_api.fail_next(200, raw="<html>ok</html>")
     with pytest.raises(PermanentSendError, match="without a message id; not retried"):
         await adapter.send(outbound)
