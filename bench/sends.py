@@ -5,8 +5,9 @@ provider client libraries' own path beside ours, measured in one run.
 
 The provider fakes (WhatsApp Graph API, Twilio) run in a child process, so this process's CPU
 (``time.process_time``) is the sending side's alone: the client building the request, aiohttp
-sending it and reading the answer. 32 sends in flight, as the outbox sends. Printed per round and
-as means, with the ratio of the library's path to ours:
+sending it and reading the answer. 32 sends in flight, as the outbox sends; in each round the
+library's path and ours take turns going first. Printed per round and as means, with the ratio of
+the library's path to ours:
 
 - WhatsApp: pywa's ``send_message`` (httpx over ``httpx-aiohttp``) against ``GraphClient.send_text``
   (one JSON POST on the same aiohttp session), which the adapter uses for a plain text;
@@ -30,21 +31,20 @@ from twilio.rest import Client
 from bot.handlers.kit.egress import Egress, HostRule
 from bot.handlers.kit.twilio_http import TwilioHttpClient
 from bot.handlers.whatsapp.graph import make_client
-from conversations.embedded import free_port
 from tests.fakes.graph_api import ACCESS_TOKEN, PHONE_NUMBER_ID
 from tests.fakes.twilio import ACCOUNT_SID, AUTH_TOKEN
 
 IN_FLIGHT = 32
 FAKES = """
-import asyncio, sys
+import asyncio
 from tests.fakes.graph_api import FakeGraphAPI
 from tests.fakes.twilio import FakeTwilio
 
 async def main():
     graph, twilio = FakeGraphAPI(), FakeTwilio()
-    await graph.start(int(sys.argv[1]))
-    await twilio.start(int(sys.argv[2]))
-    print("ready", flush=True)
+    await graph.start()
+    await twilio.start()
+    print(graph.url.rsplit(":", 1)[1], twilio.url.rsplit(":", 1)[1], flush=True)
     while True:
         graph.requests.clear()
         twilio.sent.clear()
@@ -79,17 +79,18 @@ async def measure(graph_port: int, twilio_port: int, sends: int, rounds: int) ->
     )
     found: dict[str, list[float]] = {}
     try:
-        for _ in range(rounds):
-            found.setdefault("whatsapp: pywa", []).append(
-                await cpu_per_send(lambda n: graph.pywa.send_message("16505551234", f"Reply {n}"), sends)
-            )
-            found.setdefault("whatsapp: ours", []).append(
-                await cpu_per_send(lambda n: graph.send_text("16505551234", f"Reply {n}"), sends)
-            )
-            for name, kind in (
+        for round_ in range(rounds):
+            whatsapp = [
+                ("whatsapp: pywa", lambda n: graph.pywa.send_message("16505551234", f"Reply {n}")),
+                ("whatsapp: ours", lambda n: graph.send_text("16505551234", f"Reply {n}")),
+            ]
+            for name, send in whatsapp[:: 1 if round_ % 2 == 0 else -1]:  # each goes first in turn
+                found.setdefault(name, []).append(await cpu_per_send(send, sends))
+            twilio: list[tuple[str, type[AsyncTwilioHttpClient]]] = [
                 ("twilio: the library's client", AsyncTwilioHttpClient),
                 ("twilio: ours", TwilioHttpClient),
-            ):
+            ]
+            for name, kind in twilio[:: 1 if round_ % 2 == 0 else -1]:
                 found.setdefault(name, []).append(await twilio_cpu_per_send(kind, egress, twilio_port, sends))
     finally:
         await graph.close()
@@ -115,13 +116,10 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    graph_port, twilio_port = free_port(), free_port()
-    fakes = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", FAKES, str(graph_port), str(twilio_port), stdout=asyncio.subprocess.PIPE
-    )
+    fakes = await asyncio.create_subprocess_exec(sys.executable, "-c", FAKES, stdout=asyncio.subprocess.PIPE)
     try:
         assert fakes.stdout is not None
-        await asyncio.wait_for(fakes.stdout.readline(), 30)
+        graph_port, twilio_port = map(int, (await asyncio.wait_for(fakes.stdout.readline(), 30)).split())
         found = await measure(graph_port, twilio_port, args.sends, args.rounds)
     finally:
         fakes.terminate()

@@ -105,7 +105,12 @@ class FakeGraphAPI(LocalServer):
         return web.json_response(
             {
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
+                # a business-scoped user id (``recipient``) is answered with its ``user_id``
+                "contacts": [
+                    {"input": body.get("to"), "wa_id": body.get("to")}
+                    if body.get("to")
+                    else {"input": body.get("recipient"), "user_id": body.get("recipient")}
+                ],
                 "messages": [{"id": wamid}],
             }
         )

@@ -59,7 +59,7 @@ async def test_a_campaign_resumed_by_a_new_router_sends_each_contact_once(
         campaign = await create_campaign(
             store, first.server.app[CAMPAIGNS], account_id=ACCOUNT, name="Spring", channel="telegram", text="Hello!"
         )
-        await wait_for(lambda: sent_at_least(bot_api, 10))
+        await wait_for(lambda: sent_at_least(bot_api, 10), timeout=20)  # the outbox may lag by seconds
         assert await state_of(store, campaign.id) == CampaignState.SENDING, "the first router stops mid-campaign"
     async with operator_client(settings_for(embedded, db_name, bot_api, rate=40)) as second:
         store = second.server.app[STORE]

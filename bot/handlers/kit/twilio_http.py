@@ -7,10 +7,11 @@ for the task that made the request (a context variable: concurrent sends never s
 the send's error handling reads it once.
 
 The library gives aiohttp its form as a dict and its credentials as ``auth``: aiohttp turned the
-dict into a ``FormData`` field by field (about a third of an SMS send's CPU in ``bench/load.py``'s
-profile) and warns that ``auth`` is deprecated. The client encodes the form once with
+dict into a ``FormData`` field by field (about a tenth of an SMS send's CPU, ``bench/sends.py``) and
+warns that ``auth`` is deprecated. The client encodes the form once with
 ``urlencode``, as ``FormData`` does for fields without files, and sends the ``Authorization``
-header itself (``encode_basic_auth``, as aiohttp asks).
+header itself (``encode_basic_auth``, as aiohttp asks). It also applies the timeout it was made
+with (``twilio.timeout``), which the library's async client leaves out.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 
 _RETRY_AFTER: ContextVar[float | None] = ContextVar("twilio_retry_after", default=None)
+_FORM = "application/x-www-form-urlencoded"
 _LONGEST = 3600.0  # seconds; anything longer (or an HTTP date) leaves the outbox's own backoff
 
 
@@ -44,9 +46,12 @@ class TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
         if auth is not None:
             sent["Authorization"] = encode_basic_auth(*auth)
         body: Any = data
-        if data:
-            sent["Content-Type"] = "application/x-www-form-urlencoded"
+        if isinstance(data, Mapping) and data and sent.get("Content-Type", _FORM) == _FORM:
+            sent["Content-Type"] = _FORM
             body = urlencode(list(data.items()), doseq=True).encode()
+        # the library passes no timeout, and its async client (unlike its sync one) does not fall
+        # back to the one it was made with: aiohttp took None for no limit at all
+        limit = timeout if timeout is not None else self.timeout
         response = await super().request(
             method,
             url,
@@ -54,7 +59,7 @@ class TwilioHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
             data=body,
             headers=sent,
             auth=None,
-            timeout=timeout,
+            timeout=limit,
             allow_redirects=allow_redirects,
         )
         if response.status_code == 429:

@@ -1,7 +1,9 @@
 """How one WhatsApp number talks to the Graph API: pywa's async client for everything with protocol
 work in it (templates, buttons and lists, media uploads, media downloads), and a plain text message
 sent without it, one JSON POST to ``/{phone_number_id}/messages`` — the send that most replies are,
-where pywa and httpx added only cost (half of a WhatsApp send's CPU in ``bench/load.py``'s profile).
+where pywa and httpx added only cost (about two thirds of a WhatsApp send's CPU, ``bench/sends.py``).
+The direct send takes a phone number or WhatsApp id (what webhooks name customers by); any other
+recipient (a business-scoped user id, a group) goes through pywa, which knows how to address it.
 
 Both go over one aiohttp session, the egress guard's (opened on the first request), so every
 connection is checked and a refusal is an error whose cause :func:`refusal` finds. A Graph API
@@ -13,13 +15,14 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 from pywa_async.client import WhatsApp
+from pywa.types.sent_update import RecipientType
 from pywa_async.errors import WhatsAppError
 
 from bot.handlers.kit.egress import Egress
@@ -31,6 +34,7 @@ from bot.handlers.kit.protocol import MalformedPayload, PermanentSendError
 # ever used it would fail closed (the guard's session verifies with aiohttp's default context).
 _UNUSED_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 TIMEOUT = 30.0
+_ADDRESSED_BY_NUMBER = (RecipientType.WA_ID, RecipientType.PHONE_NUMBER)  # "to", an individual
 
 
 class GraphSession:
@@ -71,11 +75,14 @@ class GraphClient:
     session: GraphSession
     base_url: str  # ``{api_base}/v{version}``
     phone_number_id: str
-    token: str
+    token: str = field(repr=False)
 
     async def send_text(self, to: str, body: str) -> str:
         """Send ``body`` as a text message (no link preview, as pywa sends it); the message id.
-        Raises ``WhatsAppError`` for an answer with an error, aiohttp's errors for no answer."""
+        Raises ``WhatsAppError`` for an answer with an error, aiohttp's (or httpx's, through pywa)
+        errors for no answer."""
+        if RecipientType.from_recipient(to) not in _ADDRESSED_BY_NUMBER:
+            return str((await self.pywa.send_message(to, body)).id)
         message = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
@@ -125,7 +132,7 @@ def graph_error(answer: Any, status: int, raw: bytes, retry_after: str | None) -
     error = answer.get("error") if isinstance(answer, Mapping) else None
     try:
         return WhatsAppError.from_dict(error=dict(error), response=response)  # type: ignore[arg-type]
-    except (TypeError, KeyError, ValueError):
+    except (TypeError, KeyError, ValueError, OverflowError):
         text = raw[:300].decode("utf-8", "replace")
         fallback = {"code": status, "message": text or f"Non-JSON error response (HTTP {status})"}
         return WhatsAppError.from_dict(error=fallback, response=response)
