@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
-from pywa_async.client import WhatsApp
 from pywa.types.sent_update import RecipientType
+from pywa_async.client import WhatsApp
 from pywa_async.errors import WhatsAppError
 
 from bot.handlers.kit.egress import Egress
