@@ -27,7 +27,16 @@ class StoreSettings:
         "process", check=_one_of("process", "thread"), doc="run the embedded store as a child process or a thread"
     )
     timeout_ms: int = _setting(
-        3000, check=_between(100, 120_000), doc="how long an operation waits for an unreachable store"
+        3000,
+        check=_between(100, 120_000),
+        doc=(
+            "how long an operation waits to find the store (the driver's server selection): a store that "
+            "refuses connections fails a request with 503 after this long. Opening a connection, and a store "
+            "that has one but does not answer (hung, or its host gone silent), get three times as long (the "
+            "driver's connect, socket and heartbeat timeouts), so a store slow for a few seconds is not taken "
+            "for one that is down; such a request can take up to about twice that before its 503 (a read is "
+            "retried once)"
+        ),
     )
     files_quota_mb: int = _setting(1024, check=_between(1, 10**7), doc="MB of attachment files an account may keep")
     reports_read_preference: str = _setting(
