@@ -31,6 +31,15 @@ def load_json(body: bytes | str) -> Any:
         raise MalformedPayload(f"body is not acceptable JSON: {str(exc)[:120]}") from None
 
 
+def json_or_none(body: bytes | str) -> Any:
+    """A provider's answer as :func:`load_json` reads it, or ``None`` when it is not JSON (an error
+    page, an empty body): the caller says what it expected instead."""
+    try:
+        return load_json(body)
+    except MalformedPayload:
+        return None
+
+
 class Payload:
     """A JSON object at ``path`` inside a provider payload."""
 

@@ -14,9 +14,8 @@ from twilio.rest import Client
 
 from bot.handlers.kit.egress import refusal
 from bot.handlers.kit.egress_guards import ChannelEgress
-from bot.handlers.kit.payload import load_json
+from bot.handlers.kit.payload import json_or_none
 from bot.handlers.kit.probe import ProbeFailed
-from bot.handlers.kit.protocol import MalformedPayload
 from bot.handlers.kit.twilio_http import TwilioHttpClient
 
 TIMEOUT = 15.0
@@ -54,10 +53,7 @@ def _refused(exc: TwilioException) -> str:
     response = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], Response) else None
     if response is None:
         return str(exc)[:300]
-    try:
-        answer = load_json(response.text.encode())
-    except MalformedPayload:
-        answer = None
+    answer = json_or_none(response.text)
     if not isinstance(answer, dict):
         return f"HTTP {response.status_code} without a Twilio API answer"
     code = f" (code {answer['code']})" if isinstance(answer.get("code"), int) else ""

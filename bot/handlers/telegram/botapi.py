@@ -23,8 +23,7 @@ from typing import Any
 import aiohttp
 
 from bot.handlers.kit.egress import Egress
-from bot.handlers.kit.payload import Payload, load_json
-from bot.handlers.kit.protocol import MalformedPayload
+from bot.handlers.kit.payload import Payload, json_or_none
 
 Upload = tuple[str, str, bytes, str]  # form field, file name, bytes, content type
 
@@ -191,10 +190,7 @@ def _form_value(value: Any) -> str:
 
 
 def _result(method: str, status: int, body: bytes) -> Any:
-    try:
-        answer = load_json(body)
-    except MalformedPayload:
-        answer = None
+    answer = json_or_none(body)
     if not isinstance(answer, dict) or not isinstance(answer.get("ok"), bool):
         raise BotAPIUnreachable(f"{method}: HTTP {status} without a Bot API answer")
     if answer["ok"]:

@@ -26,8 +26,8 @@ from pywa_async.client import WhatsApp
 from pywa_async.errors import WhatsAppError
 
 from bot.handlers.kit.egress import Egress
-from bot.handlers.kit.payload import load_json
-from bot.handlers.kit.protocol import MalformedPayload, PermanentSendError
+from bot.handlers.kit.payload import json_or_none
+from bot.handlers.kit.protocol import PermanentSendError
 
 # httpx-aiohttp builds a TLS context when constructed even when given a session, whose own it never
 # uses: loading the CA bundle cost ~0.3 s of CPU per number. This one has no CAs: unused, and were it
@@ -44,6 +44,7 @@ class GraphSession:
     def __init__(self, egress: Egress, timeout: float = TIMEOUT) -> None:
         self._egress = egress
         self.timeout = timeout
+        self.deadline = aiohttp.ClientTimeout(total=timeout)  # a direct send's, made once
         self._session: aiohttp.ClientSession | None = None
         self.httpx = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout), transport=AiohttpTransport(client=self.aiohttp, verify=_UNUSED_TLS)
@@ -95,11 +96,11 @@ class GraphClient:
             json=message,
             headers={"Authorization": f"Bearer {self.token}"},
             allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=self.session.timeout),
+            timeout=self.session.deadline,
         ) as response:
             status, raw = response.status, await response.read()
             retry_after = response.headers.get("Retry-After")
-        answer = _json(raw)
+        answer = json_or_none(raw)
         if status >= 400:
             raise graph_error(answer, status, raw, retry_after)
         sent = answer.get("messages") if isinstance(answer, Mapping) else None
@@ -136,10 +137,3 @@ def graph_error(answer: Any, status: int, raw: bytes, retry_after: str | None) -
         text = raw[:300].decode("utf-8", "replace")
         fallback = {"code": status, "message": text or f"Non-JSON error response (HTTP {status})"}
         return WhatsAppError.from_dict(error=fallback, response=response)
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return load_json(raw)
-    except MalformedPayload:
-        return None

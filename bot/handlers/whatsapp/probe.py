@@ -11,9 +11,8 @@ import httpx
 
 from bot.handlers.kit.egress import refusal
 from bot.handlers.kit.egress_guards import ChannelEgress
-from bot.handlers.kit.payload import load_json
+from bot.handlers.kit.payload import json_or_none
 from bot.handlers.kit.probe import ProbeFailed
-from bot.handlers.kit.protocol import MalformedPayload
 from bot.handlers.whatsapp.graph import graph_session
 
 TIMEOUT = 15.0
@@ -42,10 +41,7 @@ async def display_number(guard: ChannelEgress, api_version: str, account_id: str
 
 
 def _shown(status: int, body: bytes) -> str:
-    try:
-        answer = load_json(body)
-    except MalformedPayload:
-        answer = None
+    answer = json_or_none(body)
     if not isinstance(answer, dict):
         raise ProbeFailed("unreachable", f"HTTP {status} without a Graph API answer")
     error = answer.get("error")
