@@ -265,9 +265,7 @@ class WhatsappAdapter(BaseAdapter):
         if isinstance(document, Mapping) and isinstance(document.get("file"), str):
             return await self._send_file(client, outbound, document["file"])
         if isinstance(document, Mapping):
-            source = document.get("media_id") or document.get("url")
-            if not isinstance(source, str) or not source:
-                raise PermanentSendError("a document needs a url or a media_id")
+            source = _document_source(document)
             return str(
                 (
                     await client.send_document(to, document=source, filename=document.get("name"), caption=text or None)
@@ -315,6 +313,26 @@ class WhatsappAdapter(BaseAdapter):
             raise AttachmentUnavailable("the provider named a media URL that is not an http(s) URL with a host")
         if not url.lower().startswith("https://") and not self._egress.allows_name(rule.host, rule.port):
             raise AttachmentUnavailable(f"the provider named a media URL that is not HTTPS ({rule}); not fetched")
+
+
+def _document_source(document: Mapping[str, Any]) -> str:
+    """What pywa is given for a document sent by address: WhatsApp's numeric media id, or an
+    http(s) URL that WhatsApp fetches itself. pywa reads any other string as a path on this host
+    (and uploads the file it names) or as base64 data, so nothing else gets that far; nor does
+    WhatsApp's own media address, which pywa would download without the egress guard."""
+    media_id, url = document.get("media_id"), document.get("url")
+    if isinstance(media_id, str) and media_id:
+        if not media_id.isascii() or not media_id.isdigit():
+            raise PermanentSendError("a document's media_id must be WhatsApp's numeric media id")
+        return media_id
+    if isinstance(url, str) and url:
+        rule = url_rule(url)
+        if rule is None or not url.lower().startswith(("https://", "http://")):
+            raise PermanentSendError("a document's url must be an http(s) URL with a host")
+        if rule.host == "lookaside.fbsbx.com":
+            raise PermanentSendError("a document on WhatsApp's own media host is sent by its media_id, not its URL")
+        return url
+    raise PermanentSendError("a document needs a url or a media_id")
 
 
 def _send_error(exc: WhatsAppError) -> SendError:

@@ -35,9 +35,10 @@ REPLY_BODY: dict[str, Any] = {
             "anyOf": [{"required": ["url"]}, {"required": ["file_id"]}, {"required": ["media_id"]}],
             "description": "other keys are ignored",
             "properties": {
-                "url": {"type": "string", "maxLength": 2000},
+                # a provider fetches the url itself; a bare string would be a path to pywa
+                "url": {"type": "string", "maxLength": 2000, "pattern": "^https?://[^/?#\\s]"},
                 "file_id": {"type": "string", "maxLength": 500},
-                "media_id": {"type": "string", "maxLength": 500},
+                "media_id": {"type": "string", "maxLength": 500, "pattern": "^[0-9]+$", "description": "WhatsApp's"},
                 "name": {"type": "string", "maxLength": 255},
             },
         },

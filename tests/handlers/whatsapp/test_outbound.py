@@ -176,6 +176,45 @@ async def test_a_document_reply(router: TestClient, graph_api: FakeGraphAPI) -> 
     assert document == {"link": "https://shop.example/inv.pdf", "caption": "Your invoice", "filename": "inv.pdf"}
 
 
+async def test_a_document_by_media_id_goes_out_and_a_path_never_reaches_pywa(
+    router: TestClient, graph_api: FakeGraphAPI, tmp_path: Any
+) -> None:
+    """pywa reads a string naming a file on this host as that file, uploads it and sends it: an
+    API token holder writing to their own number could have had the install's key sent to them.
+    Only an http(s) URL or WhatsApp's numeric media id is sent by address."""
+    await post_whatsapp(router, fresh("text"))
+    thread = await thread_of(router)
+    secret = tmp_path / "secret.key"
+    secret.write_bytes(b"the install's key")
+    for document in ({"url": str(secret)}, {"media_id": str(secret)}, {"url": "file:///etc/hostname"}):
+        response = await router.post(
+            f"/api/threads/{thread.id}/replies", json={"id": f"bad-{len(document)}{document}", "document": document}
+        )
+        assert response.status == 400, document
+        assert "document" in (await response.json())["detail"]
+    response = await router.post(
+        f"/api/threads/{thread.id}/replies",
+        json={"id": "by-id", "text": "Your label", "document": {"media_id": "4490709327"}},
+    )
+    assert response.status == 202
+    await wait_for(lambda: sent(graph_api, 2))
+    document = next(b for b in graph_api.sent() if b["type"] == "document")["document"]
+    assert document == {"id": "4490709327", "caption": "Your label"}
+
+    # an outbox item that got past the API (stored by an older release) is refused by the adapter
+    adapter = router.server.app[OUTBOX]._adapters["whatsapp"]
+    for document in (
+        {"url": str(secret)},
+        {"media_id": str(secret)},
+        {"media_id": "aGVsbG8="},  # base64: pywa would upload the bytes
+        {"url": "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1"},  # downloaded unguarded
+    ):
+        outbound = dataclasses.replace(reply_to(thread, "here"), meta={"document": document})
+        with pytest.raises(PermanentSendError, match="document"):
+            await adapter.send(outbound)
+    assert graph_api.media == {}  # nothing was uploaded
+
+
 async def test_429_with_retry_after_is_honoured_through_the_outbox(router: TestClient, graph_api: FakeGraphAPI) -> None:
     graph_api.fail_next(429, retry_after=1)
     await post_whatsapp(router, fresh("text"))
