@@ -50,7 +50,7 @@ from bot.nlu.service import NluService
 from bot.router.dialogue.actions import ActionServer
 from bot.router.dialogue.domain import check_timeouts, load_domain
 from bot.router.dialogue.engine import Dialogue
-from bot.router.dialogue.http_actions import HttpActions, action_secret
+from bot.router.dialogue.http_actions import HttpActions
 from bot.router.dispatch import Dispatcher, ReplyLimit
 from bot.router.inbound import InboundPipeline, InboundRecorder
 from bot.router.outbox import Outbox
@@ -181,7 +181,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         ActionServer(endpoint, app[EGRESS].actions.session, settings.dialogue.action_timeout) if endpoint else None
     )
     http_actions = HttpActions(
-        app[EGRESS].actions.session, lambda name: store.secrets.read_sealed_secret(action_secret(name))
+        app[EGRESS].actions.session, store.secrets.read_sealed_secret, app[EGRESS].account_actions.session
     )
     queue = Queue(store, settings.queue, outbox, settings.console.record_location, events=events)
     satisfaction = Satisfaction(store, outbox, RatingLinks(settings.server.public_url))

@@ -54,6 +54,10 @@ def build() -> argparse.ArgumentParser:
 def add_action_secret_command(sub: Any) -> None:
     command = sub.add_parser("action-secret", help="store a secret for HTTP actions' headers, read from stdin")
     command.add_argument("name", metavar="NAME", help="as the action's headers name it: {secret:NAME}")
+    command.add_argument(
+        "--account",
+        help="for the HTTP actions an account's admins publish in the console (default: the install's files)",
+    )
     command.set_defaults(run=Lazy("bot.cli.action_secrets", "store_secret"))
 
 

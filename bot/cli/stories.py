@@ -89,7 +89,7 @@ async def _play(
     return results
 
 
-async def _no_secrets(name: str) -> str | None:
+async def _no_secrets(stored_name: str) -> str | None:
     return None
 
 

@@ -63,6 +63,6 @@ class BotReader:
             except ContentError as exc:  # checked when saved: only a release reading it otherwise
                 log_event(log, "dispatch.content_unreadable", logging.ERROR, version=version, problem=str(exc))
                 return self._responses, self._dialogue
-            dialogue = self._dialogue.with_content(bot.domain, bot.responses) if self._dialogue else None
+            dialogue = self._dialogue.with_content(bot.domain, bot.responses, account_id) if self._dialogue else None
             known = self._edited[slot] = (version, bot.responses, dialogue)
         return known[1], known[2]

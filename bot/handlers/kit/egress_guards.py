@@ -8,7 +8,9 @@ or aim its Telegram client at the install's WhatsApp server. So each purpose has
 - ``webhooks`` (an account's webhook deliveries, and its URLs when saved): the hosts the operator
   names in ``egress.allowed_destinations`` (``webhooks.allow_private_networks`` widens it);
 - ``rasa`` (the remote Rasa client): those, and the host of ``nlu.rasa_url``;
-- ``actions`` (the bot's custom actions): those, and the host of ``dialogue.action_endpoint``;
+- ``actions`` (the bot's custom actions, and the HTTP actions of the install's dialogue files):
+  those, and the host of ``dialogue.action_endpoint``;
+- ``account_actions`` (the HTTP actions of content an account's admins published): those only;
 - ``telegram`` and ``whatsapp`` (each channel's API client and media downloads, every account's):
   those, and the host of that channel's own install-level ``api_base``;
 - ``twilio`` (an SMS inbox's Twilio client, and MMS media downloads: Twilio answers with a redirect
@@ -96,6 +98,7 @@ class EgressGuards:
     webhooks: Egress
     rasa: Egress
     actions: Egress
+    account_actions: Egress  # HTTP actions of content an account published: not the action server's host
     telegram: ChannelEgress
     whatsapp: ChannelEgress
     twilio: ChannelEgress
@@ -111,6 +114,7 @@ class EgressGuards:
             webhooks=Egress(operator, listen, private_ok=settings.webhooks.allow_private_networks),
             rasa=Egress([*operator, *([rasa] if rasa else [])], listen),
             actions=Egress([*operator, *([actions] if actions else [])], listen),
+            account_actions=Egress(operator, listen),
             telegram=ChannelEgress("telegram", settings.section(TelegramSettings).api_base, operator, listen),
             whatsapp=ChannelEgress("whatsapp", settings.section(WhatsappSettings).api_base, operator, listen),
             twilio=ChannelEgress("sms", settings.section(TwilioSettings).api_base, operator, listen),

@@ -68,16 +68,19 @@ class Dialogue:
         actions: ActionServer | None = None,
         clear_intent: float = 0.6,
         http: HttpActions | None = None,
+        owner: str | None = None,
     ) -> None:
         self.domain = domain
         self._http = http
+        self._owner = owner  # the account whose published content this is; None: the install's files
         self._responses = responses
         self._actions = actions
         self._clear = clear_intent  # a message this sure of another intent leaves the form
 
-    def with_content(self, domain: Domain, responses: Responses) -> Dialogue:
-        """The same dialogue (action server, HTTP actions) with an account's edited content."""
-        return Dialogue(domain, responses, self._actions, self._clear, self._http)
+    def with_content(self, domain: Domain, responses: Responses, account_id: str) -> Dialogue:
+        """The same dialogue (action server, HTTP actions) with an account's edited content: its
+        HTTP actions use that account's secrets only."""
+        return Dialogue(domain, responses, self._actions, self._clear, self._http, account_id)
 
     async def turn(self, said: Said, parse: Parse, state: DialogueState) -> Turn | None:
         if state.form in self.domain.forms:
@@ -250,7 +253,8 @@ class Dialogue:
     ) -> Turn:
         assert self._http is not None
         try:
-            found, response = await self._http.run(action, {**state.slots, "language": self._language(state)})
+            slots = {**state.slots, "language": self._language(state)}
+            found, response = await self._http.run(action, slots, self._owner)
         except ActionFailed as exc:
             failed = state.did(f"action_failed:{action.name}")
             handoff = (*ran, ("action", HANDOFF))

@@ -115,14 +115,17 @@ def test_each_purpose_has_a_guard_allowing_only_the_install_hosts_typed_for_it()
         .replace("whatsapp", api_base="http://graph.lan:9000")
         .replace("twilio", api_base="http://twilio.lan:7000")
         .replace("nlu", rasa_url="http://rasa.lan:5005")
+        .replace("dialogue", action_endpoint="http://actions.lan:5055/webhook")
         .replace("egress", allowed_destinations="crm.lan, hooks.lan:8443")
     )
     guards = EgressGuards.from_settings(settings)
-    every = (guards.webhooks, guards.rasa, guards.telegram, guards.whatsapp)
+    # an account's HTTP actions (account_actions) reach none of the install's hosts: not the action server
+    every = (guards.webhooks, guards.rasa, guards.actions, guards.account_actions, guards.telegram, guards.whatsapp)
     for (host, port), own in {
         ("bot-api.lan", 8081): guards.telegram,
         ("graph.lan", 9000): guards.whatsapp,
         ("rasa.lan", 5005): guards.rasa,
+        ("actions.lan", 5055): guards.actions,
     }.items():
         assert [guard.allows_name(host, port) for guard in every] == [guard is own for guard in every], host
     for guard in every:  # the operator's hosts everywhere (no port: 80 and 443 only); Twilio's nowhere

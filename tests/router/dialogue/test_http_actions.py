@@ -15,10 +15,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.handlers.kit.egress import Egress, HostRule
-from bot.keys import DISPATCHER, STORE
+from bot.keys import DISPATCHER, NLU, SETTINGS, STORE
 from bot.router.dialogue.actions import ActionFailed
 from bot.router.dialogue.domain import DomainError, HttpAction, load_domain
 from bot.router.dialogue.http_actions import HttpActions, _at, _body, _path_value, action_secret
+from bot.services.agents import add_agent
+from bot.services.bot_content import current, publish
+from conversations.agent_models import Role
 from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
 from tests import factories
@@ -121,6 +124,32 @@ async def test_the_answer_fills_slots_and_the_reply(shop_bot: TestClient, shop: 
     assert secrets is not None and "s3cret" not in str(secrets)  # sealed at rest
 
 
+async def test_an_accounts_published_action_reads_that_accounts_secrets_never_the_installs(
+    shop_bot: TestClient, shop: Shop
+) -> None:
+    """Content an account's admins publish may name any URL: were ``{secret:shop}`` the install's
+    secret there, an admin could have it sent to a server of theirs. It is the account's own."""
+    app = shop_bot.server.app
+    store, settings = app[STORE], app[SETTINGS]
+    admin, _ = await add_agent(store, "default", "ada", name="Ada", role=Role.ADMIN, password="a long passphrase")
+    assert admin is not None
+    files = (await current(store, settings, "default")).content  # the install's files, with the action
+    assert (await publish(store, app[NLU], settings, "default", files, admin)).version is not None
+
+    decision, _ = await ask(shop_bot, "A-10234")
+    assert (decision["action"], decision["reason"]) == ("queued", "action_failed:action_order_lookup")
+    assert shop.seen == []  # the install's secret went nowhere
+    thread = await store.threads.get_thread(decision["thread_id"])
+    assert thread is not None
+    [note] = [e for e in await store.queue.contact_timeline(thread.contact_id) if e.kind == "action"]
+    assert "no action secret shop is stored for account default" in str(note.to_json())
+
+    await store.secrets.replace_sealed_secret(action_secret("shop", "default"), "s3cret")
+    decision, [reply] = await ask(shop_bot, "A-10234")
+    assert reply["text"] == "Order A-10234 is shipped, with DPD."
+    assert shop.seen == [("A-10234", "Bearer s3cret")]
+
+
 async def test_a_404_says_the_not_found_response(shop_bot: TestClient) -> None:
     decision, [reply] = await ask(shop_bot, "A-99999")
     assert decision["action"] == "answered" and reply["text"] == "There is no order A-99999."
@@ -206,5 +235,5 @@ async def test_error_answers_open_the_breaker_and_redirects_are_not_followed(sho
         await http.close()
 
 
-async def _secret(name: str) -> str | None:
-    return "s3cret" if name == "shop" else None
+async def _secret(stored_name: str) -> str | None:
+    return "s3cret" if stored_name == action_secret("shop") else None
