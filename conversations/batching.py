@@ -16,6 +16,8 @@ from typing import Any, Generic, TypeVar
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
+from conversations.errors import StoreUnavailable
+
 Req = TypeVar("Req")
 Res = TypeVar("Res")
 
@@ -77,7 +79,10 @@ class BulkWrites:
     """Writes to one collection made concurrently, sent as one unordered ``bulk_write``.
 
     ``submit`` takes one PyMongo write (``InsertOne``, ``UpdateOne``) and returns once it is
-    applied; a write that fails alone (a duplicate key) raises its own error. PyMongo sends an
+    applied; a write that fails alone (a duplicate key) raises its own error, and every other
+    write of a batch the store did not confirm durably (a replica set's write concern error: the
+    writes may be rolled back) raises ``StoreUnavailable``, so a webhook is answered 503 and sent
+    again rather than acknowledged and lost. PyMongo sends an
     unordered bulk as one command per kind of write, so a batch of inserts and updates costs two
     round trips whatever its size. The result says whether every update of the batch matched a
     document: ``True`` means this one did; ``False`` means it may not have (ask the store).
@@ -99,7 +104,9 @@ class BulkWrites:
         try:
             result = await self._collection.bulk_write(list(writes), ordered=False)
         except BulkWriteError as exc:
-            outcome: list[bool | BaseException] = [False] * len(writes)
+            concern = exc.details.get("writeConcernErrors") or []
+            problem = f"the store did not confirm the writes durably: {concern[0].get('errmsg', '')}" if concern else ""
+            outcome: list[bool | BaseException] = [StoreUnavailable(problem) if concern else False for _ in writes]
             for error in exc.details.get("writeErrors", []):
                 kind = DuplicateKeyError if error.get("code") == 11000 else OperationFailure
                 outcome[error["index"]] = kind(error.get("errmsg", "write failed"), error.get("code"), error)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
+from pymongo import InsertOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from conversations.batching import Batcher
+from conversations.batching import Batcher, BulkWrites
 from conversations.embedded import EmbeddedMongo
+from conversations.errors import StoreUnavailable
 from conversations.repositories import Repositories
 from conversations.state_swaps import Swap
 from tests import factories
@@ -75,6 +79,32 @@ async def test_a_failed_command_fails_every_request_of_its_batch() -> None:
     assert all(isinstance(o, ConnectionError) for o in outcomes)
     with pytest.raises(ConnectionError):
         await batcher.submit(7)  # and the batcher keeps working for the next ones
+
+
+class UnconfirmedWrites:
+    """A collection whose ``bulk_write`` answers as a replica set does when the write concern
+    failed (``wtimeout``, a primary stepping down): one write refused alone, the rest written but
+    not confirmed durably."""
+
+    async def bulk_write(self, writes: list[Any], ordered: bool) -> None:
+        raise BulkWriteError(
+            {
+                "writeErrors": [{"index": 1, "code": 11000, "errmsg": "E11000 duplicate key"}],
+                "writeConcernErrors": [{"code": 64, "errmsg": "waiting for replication timed out"}],
+                "nInserted": 2,
+            }
+        )
+
+
+async def test_writes_the_store_did_not_confirm_durably_fail_as_an_outage() -> None:
+    """Acknowledged as written, a recorded message could be rolled back with a failing primary and
+    never sent again: each unconfirmed write fails as the store being unavailable (webhooks: 503)."""
+    writes = BulkWrites(UnconfirmedWrites())
+    outcomes = await asyncio.gather(*(writes.submit(InsertOne({"_id": n})) for n in range(3)), return_exceptions=True)
+    assert isinstance(outcomes[1], DuplicateKeyError)  # refused alone: its own error, as before
+    for unconfirmed in (outcomes[0], outcomes[2]):
+        assert isinstance(unconfirmed, StoreUnavailable)
+        assert "waiting for replication timed out" in str(unconfirmed)
 
 
 async def test_concurrent_records_share_store_commands(counted: tuple[Repositories, list[str]]) -> None:
