@@ -233,6 +233,8 @@ class Queue:
                     await self.auto_assign(account_id)
             except StoreUnavailable:
                 log_event(log, "queue.assign_store_unavailable", logging.WARNING)
+            except Exception as exc:  # nothing restarts this worker: log and go on with the next round
+                log_event(log, "queue.assign_failed", logging.ERROR, error=f"{type(exc).__name__}: {exc}"[:300])
             await pause(interval)
 
     async def note_bot_action(self, thread: Thread, text: str, entry_id: str) -> None:

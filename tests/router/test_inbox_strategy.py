@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from pymongo.errors import OperationFailure
 
 from bot.keys import PIPELINE, QUEUE, STORE
 from conversations.embedded import EmbeddedMongo
@@ -121,11 +122,22 @@ async def test_the_background_worker_serves_a_manual_account_with_an_auto_inbox(
         thread = await store.threads.get_thread(waiting.id)
         return thread is not None and thread.assignee == ann.id
 
-    worker = asyncio.create_task(client.server.app[QUEUE].keep_assigning(0.05))
+    queue = client.server.app[QUEUE]
+    assign, failures = queue.auto_assign, []
+
+    async def failing_once(account_id: str) -> int:  # a store error that is no outage, once
+        if not failures:
+            failures.append(account_id)
+            raise OperationFailure("database or disk is full", 8)
+        return await assign(account_id)
+
+    queue.auto_assign = failing_once  # the worker outlives it: it ended for good before
+    worker = asyncio.create_task(queue.keep_assigning(0.05))
     try:
         await wait_for(assigned)
     finally:
         worker.cancel()
+    assert failures == ["default"]
     assert (await store.threads.get_thread(first.id)).status == ThreadStatus.QUEUED  # type: ignore[union-attr]
     await client.patch(
         f"/api/accounts/default/inboxes/{desk['id']}", json={"routing": {"strategy": "next"}}, headers=INSTALL

@@ -60,7 +60,11 @@ class Poller:
         log_event(log, "telegram.polling", account=bot.account_id)
         while True:
             raise_if_cancelled()
-            await self.poll_once(bot)
+            try:
+                await self.poll_once(bot)
+            except Exception as exc:  # nothing restarts this task: an update it could not record waits
+                log_event(log, "telegram.polling_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}"[:300])
+                await asyncio.sleep(self._pause * 5)  # and is fetched again: the offset stays before it
 
     async def _drop_webhook(self, bot: TelegramBot) -> bool:
         """getUpdates is refused while a webhook is set; pending updates are kept."""

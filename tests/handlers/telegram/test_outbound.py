@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from pymongo.errors import OperationFailure
 
 from bot.handlers.kit.egress_guards import EgressGuards
 from bot.handlers.kit.media import AttachmentTooLarge
@@ -236,6 +237,37 @@ async def test_polling_outlives_a_proxy_error_page(router: TestClient, bot_api: 
         assert not task.done()
         [message] = await factories.messages(router.server.app[STORE], direction="in")
         assert message.text == "Hello, where is my order 4471?"
+    finally:
+        await stop_tasks([task])
+
+
+class FailingOnce:
+    """The pipeline, but its first record fails with a store error that is no outage (the embedded
+    store reports a full disk inside a bulk write as code 8)."""
+
+    def __init__(self, sink: Any) -> None:
+        self._sink, self.failed = sink, False
+
+    async def record(self, items: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise OperationFailure("database or disk is full", 8)
+        return await self._sink.record(items)
+
+
+async def test_polling_outlives_a_store_error_that_is_no_outage(router: TestClient, bot_api: FakeBotAPI) -> None:
+    """Only ``StoreUnavailable`` was caught: any other error ended the polling task for good, and
+    nothing restarts it or logs it until shutdown; Telegram would keep the updates a day."""
+    adapter = router.server.app[OUTBOX]._adapters["telegram"]
+    sink = FailingOnce(router.server.app[PIPELINE])
+    poller = Poller(adapter, sink, pause=0.01)
+    bot_api.push_update(fixture("telegram", "text"))
+    task = asyncio.create_task(poller.run())
+    try:
+        await wait_for(lambda: _offset_is(poller, 730001002), timeout=10)
+        assert sink.failed and not task.done()
+        [message] = await factories.messages(router.server.app[STORE], direction="in")
+        assert message.text == "Hello, where is my order 4471?"  # the update was fetched again, recorded once
     finally:
         await stop_tasks([task])
 
