@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.logs import log_event
 from bot.router.hours import Sla
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from bot.router.webhooks.events import ThreadEvents
 
 log = logging.getLogger("omnirouter.router.queue")
+T = TypeVar("T")
 
 _ACCOUNTS_SECONDS = 30.0  # how long the sweep trusts its list of auto-assigning accounts
 _ASSIGN_PAGE = 100  # queued threads auto-assignment reads at a time
@@ -177,16 +179,23 @@ class Queue:
             if fresh is None or fresh.presence != "online":
                 raise QueueError("not_on_shift", "start your shift to take conversations")
             raise QueueError("no_capacity", f"you already have {fresh.load} of {fresh.capacity} conversations")
-        try:
-            thread = await self._store.queue.claim_next_queued(agent.account_id, agent.id, now, read_first, **match)
-        except BaseException:
-            await self._store.queue.release_agent(agent.id)
-            raise
+        claim = self._store.queue.claim_next_queued(agent.account_id, agent.id, now, read_first, **match)
+        thread = await self._or_release(agent.id, claim)
         if thread is None:
             await self._store.queue.release_agent(agent.id)
             raise QueueError("empty" if "_id" not in match else "taken", "no conversation to take")
         await self._assigned(thread, agent, agent)
         return thread
+
+    async def _or_release(self, agent_id: str, work: Awaitable[T]) -> T:
+        """``work``, done with a slot reserved for the agent: the slot goes back if it fails (a store
+        outage, a cancel), or the agent would count a conversation they never got until their next
+        shift recounts their load."""
+        try:
+            return await work
+        except BaseException:
+            await self._store.queue.release_agent(agent_id)
+            raise
 
     async def auto_assign(self, account_id: str) -> int:
         """Hand queued threads whose strategy (their inbox's, or else the account's) is ``auto`` to agents
@@ -209,7 +218,8 @@ class Queue:
                         return assigned
                     full.add((thread.team or "", thread_key(thread)))
                     continue
-                claimed = await self._store.queue.claim_next_queued(account_id, agent.id, utcnow(), _id=thread.id)
+                claim = self._store.queue.claim_next_queued(account_id, agent.id, utcnow(), _id=thread.id)
+                claimed = await self._or_release(agent.id, claim)
                 if claimed is None:  # taken meanwhile: out of the queue too
                     await self._store.queue.release_agent(agent.id)
                     passed -= 1
@@ -298,9 +308,10 @@ class Queue:
         if await self._store.queue.reserve_agent(target.account_id, epoch_ms(now), _id=target.id) is None:
             return None
         if thread.status == ThreadStatus.ASSIGNED and thread.assignee:
-            moved = await self._store.queue.move_assignment(thread.id, thread.assignee, target.id, now)
+            move = self._store.queue.move_assignment(thread.id, thread.assignee, target.id, now)
         else:
-            moved = await self._store.queue.claim_next_queued(thread.account_id, target.id, now, _id=thread.id)
+            move = self._store.queue.claim_next_queued(thread.account_id, target.id, now, _id=thread.id)
+        moved = await self._or_release(target.id, move)
         if moved is None:
             await self._store.queue.release_agent(target.id)
             raise QueueError("changed", "the conversation changed meanwhile; reload")
@@ -352,7 +363,8 @@ class Queue:
         if old.last_assignee:  # if they still see its inbox
             members = members_of(thread_key(old))
             agent = await self._store.queue.reserve_agent(account_id, epoch_ms(now), _id=old.last_assignee, **members)
-        thread = await self._store.queue.reopen(old, agent.id if agent else None, now)
+        reopening = self._store.queue.reopen(old, agent.id if agent else None, now)
+        thread = await (self._or_release(agent.id, reopening) if agent is not None else reopening)
         if thread is None:
             if agent is not None:
                 await self._store.queue.release_agent(agent.id)

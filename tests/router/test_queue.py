@@ -17,6 +17,7 @@ from bot.router.queue import Queue, QueueError
 from bot.settings import Settings
 from bot.web.keys import SERVICES
 from conversations.agent_models import Agent, Presence, Role
+from conversations.errors import StoreUnavailable
 from conversations.ids import new_id
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -358,3 +359,30 @@ async def test_auto_assignment_reaches_past_a_page_of_threads_no_agent_can_take(
         thread = await store.threads.get_thread(thread_id)
         assert thread is not None and thread.status == "assigned" and thread.assignee == sam.id
     assert await store.queue.queue_depth("default") == 101  # billing's threads still wait for billing
+
+
+async def test_a_slot_reserved_for_a_claim_that_fails_goes_back(client: TestClient) -> None:
+    """Every claim reserves a slot of the agent's first; a claim that then fails (a store outage,
+    a cancel) gave it back in ``take_next`` only: after auto-assignment, a move or a reopen the
+    agent counted a conversation they never got, until their next shift."""
+    store: Repositories = client.server.app[STORE]
+    queue: Queue = client.server.app[QUEUE]
+    agent = await make_agent(store, "sal", capacity=2)
+    reserved = await store.queue.reserve_agent("default", 0, _id=agent.id)
+    assert reserved is not None and reserved.load == 1
+
+    async def outage() -> None:
+        raise StoreUnavailable("store unreachable: AutoReconnect")
+
+    with pytest.raises(StoreUnavailable):
+        await queue._or_release(agent.id, outage())
+    fresh = await store.agents.get_agent(agent.id)
+    assert fresh is not None and (fresh.load, fresh.free) == (0, 2)
+
+    async def done() -> str:
+        return "claimed"
+
+    assert await store.queue.reserve_agent("default", 0, _id=agent.id) is not None
+    assert await queue._or_release(agent.id, done()) == "claimed"  # a claim that holds keeps its slot
+    fresh = await store.agents.get_agent(agent.id)
+    assert fresh is not None and (fresh.load, fresh.free) == (1, 1)
