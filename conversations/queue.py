@@ -9,9 +9,9 @@ loses, so no agent ends up over capacity.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -21,6 +21,8 @@ from conversations.client import IndexPlan, Repository
 from conversations.filters import exactly
 from conversations.models import epoch_ms, stored
 from conversations.thread_models import Thread, ThreadStatus, TimelineEntry, open_key
+
+T = TypeVar("T")
 
 # The queue's order: most urgent first (highest ``priority``), then longest waiting. Sorted as
 # ``neg_priority`` (= -priority, written with every thread) ascending, then ``queued_at``
@@ -96,6 +98,16 @@ class QueueRepository(Repository):
     async def release_agent(self, agent_id: str) -> None:
         """Give back a slot (a claim lost, a conversation resolved or moved on)."""
         await self._db.agents.update_one({"_id": agent_id, "load": {"$gt": 0}}, {"$inc": {"free": 1, "load": -1}})
+
+    async def or_release(self, agent_id: str, work: Awaitable[T]) -> T:
+        """``work`` (a claim), done with a slot reserved for the agent: the slot goes back if it
+        fails (a store outage, a cancel), or the agent would count a conversation they never got
+        until their next shift recounts their load."""
+        try:
+            return await work
+        except BaseException:
+            await self.release_agent(agent_id)
+            raise
 
     async def count_assigned(self, agent_id: str) -> int:
         return await self._db.threads.count_documents(exactly(assignee=agent_id, status=ThreadStatus.ASSIGNED))

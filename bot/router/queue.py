@@ -9,7 +9,7 @@ Strategies, per account (``queue.strategy``, changeable by an admin) or per inbo
 
 Every assignment first *reserves* a slot of the agent (atomically, only if they are online and below
 capacity), then claims the thread with a ``find_one_and_update`` guarded by its status; a claim that
-loses gives the slot back. So however many agents and router processes race, a thread is assigned
+loses, or fails, gives the slot back. So however many agents and router processes race, a thread is assigned
 once and nobody is over capacity; an agent who cannot take one (offline, away, full) gets none.
 """
 
@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from bot.logs import log_event
 from bot.router.hours import Sla
@@ -52,7 +51,6 @@ if TYPE_CHECKING:
     from bot.router.webhooks.events import ThreadEvents
 
 log = logging.getLogger("omnirouter.router.queue")
-T = TypeVar("T")
 
 _ACCOUNTS_SECONDS = 30.0  # how long the sweep trusts its list of auto-assigning accounts
 _ASSIGN_PAGE = 100  # queued threads auto-assignment reads at a time
@@ -180,22 +178,12 @@ class Queue:
                 raise QueueError("not_on_shift", "start your shift to take conversations")
             raise QueueError("no_capacity", f"you already have {fresh.load} of {fresh.capacity} conversations")
         claim = self._store.queue.claim_next_queued(agent.account_id, agent.id, now, read_first, **match)
-        thread = await self._or_release(agent.id, claim)
+        thread = await self._store.queue.or_release(agent.id, claim)
         if thread is None:
             await self._store.queue.release_agent(agent.id)
             raise QueueError("empty" if "_id" not in match else "taken", "no conversation to take")
         await self._assigned(thread, agent, agent)
         return thread
-
-    async def _or_release(self, agent_id: str, work: Awaitable[T]) -> T:
-        """``work``, done with a slot reserved for the agent: the slot goes back if it fails (a store
-        outage, a cancel), or the agent would count a conversation they never got until their next
-        shift recounts their load."""
-        try:
-            return await work
-        except BaseException:
-            await self._store.queue.release_agent(agent_id)
-            raise
 
     async def auto_assign(self, account_id: str) -> int:
         """Hand queued threads whose strategy (their inbox's, or else the account's) is ``auto`` to agents
@@ -219,7 +207,7 @@ class Queue:
                     full.add((thread.team or "", thread_key(thread)))
                     continue
                 claim = self._store.queue.claim_next_queued(account_id, agent.id, utcnow(), _id=thread.id)
-                claimed = await self._or_release(agent.id, claim)
+                claimed = await self._store.queue.or_release(agent.id, claim)
                 if claimed is None:  # taken meanwhile: out of the queue too
                     await self._store.queue.release_agent(agent.id)
                     passed -= 1
@@ -311,7 +299,7 @@ class Queue:
             move = self._store.queue.move_assignment(thread.id, thread.assignee, target.id, now)
         else:
             move = self._store.queue.claim_next_queued(thread.account_id, target.id, now, _id=thread.id)
-        moved = await self._or_release(target.id, move)
+        moved = await self._store.queue.or_release(target.id, move)
         if moved is None:
             await self._store.queue.release_agent(target.id)
             raise QueueError("changed", "the conversation changed meanwhile; reload")
@@ -364,7 +352,7 @@ class Queue:
             members = members_of(thread_key(old))
             agent = await self._store.queue.reserve_agent(account_id, epoch_ms(now), _id=old.last_assignee, **members)
         reopening = self._store.queue.reopen(old, agent.id if agent else None, now)
-        thread = await (self._or_release(agent.id, reopening) if agent is not None else reopening)
+        thread = await (self._store.queue.or_release(agent.id, reopening) if agent is not None else reopening)
         if thread is None:
             if agent is not None:
                 await self._store.queue.release_agent(agent.id)

@@ -366,7 +366,6 @@ async def test_a_slot_reserved_for_a_claim_that_fails_goes_back(client: TestClie
     a cancel) gave it back in ``take_next`` only: after auto-assignment, a move or a reopen the
     agent counted a conversation they never got, until their next shift."""
     store: Repositories = client.server.app[STORE]
-    queue: Queue = client.server.app[QUEUE]
     agent = await make_agent(store, "sal", capacity=2)
     reserved = await store.queue.reserve_agent("default", 0, _id=agent.id)
     assert reserved is not None and reserved.load == 1
@@ -375,7 +374,7 @@ async def test_a_slot_reserved_for_a_claim_that_fails_goes_back(client: TestClie
         raise StoreUnavailable("store unreachable: AutoReconnect")
 
     with pytest.raises(StoreUnavailable):
-        await queue._or_release(agent.id, outage())
+        await store.queue.or_release(agent.id, outage())
     fresh = await store.agents.get_agent(agent.id)
     assert fresh is not None and (fresh.load, fresh.free) == (0, 2)
 
@@ -383,6 +382,6 @@ async def test_a_slot_reserved_for_a_claim_that_fails_goes_back(client: TestClie
         return "claimed"
 
     assert await store.queue.reserve_agent("default", 0, _id=agent.id) is not None
-    assert await queue._or_release(agent.id, done()) == "claimed"  # a claim that holds keeps its slot
+    assert await store.queue.or_release(agent.id, done()) == "claimed"  # a claim that holds keeps its slot
     fresh = await store.agents.get_agent(agent.id)
     assert fresh is not None and (fresh.load, fresh.free) == (1, 1)
