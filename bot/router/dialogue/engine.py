@@ -69,18 +69,22 @@ class Dialogue:
         clear_intent: float = 0.6,
         http: HttpActions | None = None,
         owner: str | None = None,
+        install_actions: Mapping[str, HttpAction] | None = None,
     ) -> None:
         self.domain = domain
         self._http = http
         self._owner = owner  # the account whose published content this is; None: the install's files
+        # the install's own HTTP actions: one an account's copy keeps unchanged is still the install's
+        self._install_actions = install_actions if install_actions is not None else domain.http_actions
         self._responses = responses
         self._actions = actions
         self._clear = clear_intent  # a message this sure of another intent leaves the form
 
     def with_content(self, domain: Domain, responses: Responses, account_id: str) -> Dialogue:
-        """The same dialogue (action server, HTTP actions) with an account's edited content: its
-        HTTP actions use that account's secrets only."""
-        return Dialogue(domain, responses, self._actions, self._clear, self._http, account_id)
+        """The same dialogue (action server, HTTP actions) with an account's edited content: an HTTP
+        action it added or changed uses that account's secrets only; one it kept exactly as the
+        install's files have it (an edit of the answers copies them all) is still the install's."""
+        return Dialogue(domain, responses, self._actions, self._clear, self._http, account_id, self._install_actions)
 
     async def turn(self, said: Said, parse: Parse, state: DialogueState) -> Turn | None:
         if state.form in self.domain.forms:
@@ -254,7 +258,8 @@ class Dialogue:
         assert self._http is not None
         try:
             slots = {**state.slots, "language": self._language(state)}
-            found, response = await self._http.run(action, slots, self._owner)
+            owner = None if self._install_actions.get(action.name) == action else self._owner
+            found, response = await self._http.run(action, slots, owner)
         except ActionFailed as exc:
             failed = state.did(f"action_failed:{action.name}")
             handoff = (*ran, ("action", HANDOFF))

@@ -5,9 +5,11 @@ Slot values go into the URL escaped and into headers and a JSON body as they are
 in a header is a secret kept sealed in the store, never in the files: for the install's own files
 an install secret (``omnirouter action-secret NAME``), for content an account's admins published
 a secret the operator stored for that account (``--account ID``), so an account never sends the
-install's secrets anywhere. The install's actions go through the actions egress guard, an
-account's through a guard without the action server's host; with the action's timeout, retried
-once only when the connection failed, counting towards the breaker of its host. A 404 says the
+install's secrets anywhere (an action its copy keeps exactly as the install's files have it stays
+the install's: ``Dialogue.with_content``). The install's actions go through the actions egress
+guard, an account's through a guard without the action server's host; with the action's timeout,
+retried once only when the connection failed, counting towards the breaker of its account and
+host (one account's failures never cut off another's actions, nor the install's). A 404 says the
 action's ``not_found`` response when it has one; any other failure raises :class:`ActionFailed`.
 """
 
@@ -42,7 +44,7 @@ class HttpActions:
         self._open = {False: open_session, True: open_account_session or open_session}
         self._secrets = secrets
         self._sessions: dict[bool, aiohttp.ClientSession] = {}
-        self._breakers: dict[str, Breaker] = {}
+        self._breakers: dict[tuple[str | None, str], Breaker] = {}  # per account (None: the install) and host
 
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
@@ -56,7 +58,7 @@ class HttpActions:
         ``not_found`` after a 404); ``ActionFailed`` otherwise. ``account_id`` names the account
         whose published content holds the action (``None``: the install's files)."""
         url = _FIELD.sub(lambda m: _path_value(slots.get(m.group(2)), m.group(2)), action.url)
-        breaker = self._breakers.setdefault(urlsplit(url).netloc, Breaker())
+        breaker = self._breakers.setdefault((account_id, urlsplit(url).netloc), Breaker())
         breaker.check()
         headers = {name: await self._filled(value, slots, account_id) for name, value in action.headers.items()}
         body = _body(action.body, slots) if action.method == "POST" else None

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.handlers.kit.egress import Egress, HostRule
 from bot.keys import DISPATCHER, NLU, SETTINGS, STORE
 from bot.router.dialogue.actions import ActionFailed
+from bot.router.dialogue.content import Content
 from bot.router.dialogue.domain import DomainError, HttpAction, load_domain
 from bot.router.dialogue.http_actions import HttpActions, _at, _body, _path_value, action_secret
 from bot.services.agents import add_agent
@@ -135,7 +136,16 @@ async def test_an_accounts_published_action_reads_that_accounts_secrets_never_th
     assert admin is not None
     files = (await current(store, settings, "default")).content  # the install's files, with the action
     assert (await publish(store, app[NLU], settings, "default", files, admin)).version is not None
+    _, [reply] = await ask(shop_bot, "A-10234")  # kept exactly as the install has it: still the install's
+    assert reply["text"] == "Order A-10234 is shipped, with DPD." and shop.seen == [("A-10234", "Bearer s3cret")]
 
+    # the same action aimed elsewhere by the account (here: another path of the same host)
+    changed = Content(
+        files.responses, files.domain.replace("/orders/{order_number}", "/orders/{order_number}?x=1"), files.rules
+    )
+    assert changed.domain != files.domain
+    assert (await publish(store, app[NLU], settings, "default", changed, admin)).version is not None
+    shop.seen.clear()
     decision, _ = await ask(shop_bot, "A-10234")
     assert (decision["action"], decision["reason"]) == ("queued", "action_failed:action_order_lookup")
     assert shop.seen == []  # the install's secret went nowhere
@@ -237,3 +247,31 @@ async def test_error_answers_open_the_breaker_and_redirects_are_not_followed(sho
 
 async def _secret(stored_name: str) -> str | None:
     return "s3cret" if stored_name == action_secret("shop") else None
+
+
+async def test_an_accounts_action_goes_through_the_account_guard_and_breaker(shop: Shop) -> None:
+    """The install's guard allows its own hosts (here the shop, as it allows the action server's);
+    an account's action goes through a guard that does not, and its failures open its own breaker."""
+    install = Egress([HostRule("127.0.0.1", shop.server.port)])
+    http = HttpActions(install.session, _secrets_of_both, Egress([]).session)
+    lookup = HttpAction(
+        "action_x",
+        "GET",
+        f"http://127.0.0.1:{shop.server.port}/orders/{{n}}",
+        {"Authorization": "Bearer {secret:shop}"},
+    )
+    try:
+        for _ in range(5):
+            with pytest.raises(ActionFailed, match="127.0.0.1"):
+                await http.run(lookup, {"n": "A-10234"}, "acme")
+        with pytest.raises(ActionFailed, match="failed 5 times in a row"):
+            await http.run(lookup, {"n": "A-10234"}, "acme")
+        assert shop.seen == []  # refused before it was sent
+        found, _ = await http.run(lookup, {"n": "A-10234"})  # the install's breaker is its own
+        assert found == {} and shop.seen == [("A-10234", "Bearer s3cret")]
+    finally:
+        await http.close()
+
+
+async def _secrets_of_both(stored_name: str) -> str | None:
+    return "s3cret" if stored_name in (action_secret("shop"), action_secret("shop", "acme")) else None
