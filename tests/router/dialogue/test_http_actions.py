@@ -262,7 +262,7 @@ async def test_an_accounts_action_goes_through_the_account_guard_and_breaker(sho
     )
     try:
         for _ in range(5):
-            with pytest.raises(ActionFailed, match="127.0.0.1"):
+            with pytest.raises(ActionFailed, match=r"127\.0\.0\.1"):
                 await http.run(lookup, {"n": "A-10234"}, "acme")
         with pytest.raises(ActionFailed, match="failed 5 times in a row"):
             await http.run(lookup, {"n": "A-10234"}, "acme")
