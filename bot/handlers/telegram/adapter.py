@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Coroutine, Mapping
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import ClientError, web
 
 from bot.handlers.kit.accounts import PerAccount
-from bot.handlers.kit.egress import Egress, refusal
+from bot.handlers.kit.egress import Egress, refusal, url_rule
 from bot.handlers.kit.inboxes import file_of, in_inbox
 from bot.handlers.kit.media import AttachmentUnavailable, read_capped, served_type
 from bot.handlers.kit.pacing import ChatPacer
@@ -196,9 +197,7 @@ class TelegramAdapter(BaseAdapter):
         if isinstance(document, Mapping) and isinstance(document.get("file"), str):
             return await self._upload(bot, chat_id, outbound.account_id, document["file"], text, markup)
         if isinstance(document, Mapping):
-            source = document.get("file_id") or document.get("url")
-            if not isinstance(source, str) or not source:
-                raise PermanentSendError("a document needs a url or a file_id")
+            source = _document_source(document)
             caption = text if len(text) <= CAPTION_LIMIT else text[: CAPTION_LIMIT - 1] + "…"
             return await bot.send_document(chat_id, source, caption=caption or None, reply_markup=markup)
         return await bot.send_message(chat_id, text, reply_markup=markup)
@@ -284,3 +283,22 @@ def _markup(outbound: Outbound) -> dict[str, Any] | None:
 
 def _fit_bytes(text: str, limit: int) -> str:
     return text.encode()[:limit].decode(errors="ignore")
+
+
+_FILE_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _document_source(document: Mapping[str, Any]) -> str:
+    """What the Bot API is given for a document sent by address: Telegram's file id, or an http(s)
+    URL Telegram fetches. A local Bot API server (``telegram.api_base``) would read a ``file://``
+    address as a file on its host and upload it, so nothing else is sent."""
+    file_id, url = document.get("file_id"), document.get("url")
+    if isinstance(file_id, str) and file_id:
+        if not _FILE_ID.fullmatch(file_id):
+            raise PermanentSendError("a document's file_id must be Telegram's file id")
+        return file_id
+    if isinstance(url, str) and url:
+        if not url.startswith(("https://", "http://")) or url_rule(url) is None:
+            raise PermanentSendError("a document's url must be an http(s) URL with a host")
+        return url
+    raise PermanentSendError("a document needs a url or a file_id")

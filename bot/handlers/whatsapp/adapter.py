@@ -327,7 +327,7 @@ def _document_source(document: Mapping[str, Any]) -> str:
         return media_id
     if isinstance(url, str) and url:
         rule = url_rule(url)
-        if rule is None or not url.lower().startswith(("https://", "http://")):
+        if rule is None or not url.startswith(("https://", "http://")):  # as pywa tells a URL: lower case
             raise PermanentSendError("a document's url must be an http(s) URL with a host")
         if rule.host == "lookaside.fbsbx.com":
             raise PermanentSendError("a document on WhatsApp's own media host is sent by its media_id, not its URL")

@@ -37,7 +37,12 @@ REPLY_BODY: dict[str, Any] = {
             "properties": {
                 # a provider fetches the url itself; a bare string would be a path to pywa
                 "url": {"type": "string", "maxLength": 2000, "pattern": "^https?://[^/?#\\s]"},
-                "file_id": {"type": "string", "maxLength": 500},
+                "file_id": {
+                    "type": "string",
+                    "maxLength": 500,
+                    "pattern": "^[A-Za-z0-9_-]+$",
+                    "description": "Telegram's",
+                },
                 "media_id": {"type": "string", "maxLength": 500, "pattern": "^[0-9]+$", "description": "WhatsApp's"},
                 "name": {"type": "string", "maxLength": 255},
             },

@@ -100,6 +100,39 @@ async def test_inline_buttons_and_documents_go_out_as_telegram_expects(router: T
     ]
 
 
+async def test_a_document_by_address_is_a_file_id_or_an_http_url_never_a_local_file(
+    router: TestClient, bot_api: FakeBotAPI
+) -> None:
+    """A local Bot API server reads a ``file://`` address as a file on its host and uploads it."""
+    await post_telegram(router, fixture("telegram", "text"))
+    thread = await thread_of(router)
+    for n, document in enumerate(
+        ({"file_id": "file:///srv/omnirouter/var/secret.key"}, {"url": "file:///etc/hostname"})
+    ):
+        response = await router.post(f"/api/threads/{thread.id}/replies", json={"id": f"bad{n}", "document": document})
+        assert response.status == 400 and "document" in (await response.json())["detail"], document
+    response = await router.post(
+        f"/api/threads/{thread.id}/replies", json={"id": "ok", "document": {"file_id": "BQACAgIAAxkBAAIBOWZ-x_1"}}
+    )
+    assert response.status == 202
+    await wait_for(lambda: sent_count(bot_api, 1, "sendDocument"))
+    assert bot_api.sent("sendDocument")[0]["document"] == "BQACAgIAAxkBAAIBOWZ-x_1"
+    adapter = router.server.app[OUTBOX]._adapters["telegram"]
+    for document in ({"file_id": "file:///etc/hostname"}, {"url": "HTTPS://x/y"}, {"url": "/etc/hostname"}):
+        outbound = Outbound(
+            account_id="default",
+            channel="telegram",
+            thread_id=thread.id,
+            message_id="m",
+            to=Identity("telegram", thread.address),
+            text="",
+            meta={"document": document},
+        )
+        with pytest.raises(PermanentSendError, match="document"):
+            await adapter.send(outbound)
+    assert len(bot_api.sent("sendDocument")) == 1
+
+
 async def test_a_429_retry_after_is_honoured_through_the_outbox(router: TestClient, bot_api: FakeBotAPI) -> None:
     bot_api.fail_next(429, retry_after=1)
     await post_telegram(router, fixture("telegram", "text"))

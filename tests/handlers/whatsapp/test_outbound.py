@@ -207,6 +207,7 @@ async def test_a_document_by_media_id_goes_out_and_a_path_never_reaches_pywa(
         {"url": str(secret)},
         {"media_id": str(secret)},
         {"media_id": "aGVsbG8="},  # base64: pywa would upload the bytes
+        {"url": "HTTPS://shop.example/inv.pdf"},  # pywa tells a URL by its lower-case scheme only
         {"url": "https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=1"},  # downloaded unguarded
     ):
         outbound = dataclasses.replace(reply_to(thread, "here"), meta={"document": document})
