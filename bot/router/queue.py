@@ -30,7 +30,7 @@ from bot.router.webhooks.events import who
 from bot.settings import QueueSettings
 from bot.tasks import pause
 from conversations.agent_models import Agent
-from conversations.errors import StoreUnavailable
+from conversations.errors import StoreClosed, StoreUnavailable
 from conversations.filters import one_of
 from conversations.membership import both, members_of, sees, thread_key, thread_match
 from conversations.models import epoch_ms, utcnow
@@ -218,21 +218,22 @@ class Queue:
                 return assigned
 
     async def keep_assigning(self, interval: float) -> None:
-        """Background worker: auto-assign whatever events did not (an agent freed a slot in another
-        process, a store outage passed) in every account that, or one of whose inboxes, assigns
-        automatically; which accounts those are is read again every ``_ACCOUNTS_SECONDS``."""
+        """Background worker: auto-assign what events did not (an agent freed a slot elsewhere, an outage passed)."""
         accounts: list[str] = []
         while True:
-            try:
-                if self._auto_accounts_until < time.monotonic():
-                    accounts = await self._store.accounts.auto_assigning_accounts(self._settings.strategy == "auto")
-                    self._auto_accounts_until = time.monotonic() + _ACCOUNTS_SECONDS
-                for account_id in accounts:
-                    await self.auto_assign(account_id)
-            except StoreUnavailable:
-                log_event(log, "queue.assign_store_unavailable", logging.WARNING)
-            except Exception as exc:  # nothing restarts this worker: log and go on with the next round
-                log_event(log, "queue.assign_failed", logging.ERROR, error=f"{type(exc).__name__}: {exc}"[:300])
+            for account_id in (None, *accounts):  # None: the accounts, read again every _ACCOUNTS_SECONDS
+                try:
+                    if account_id is not None:
+                        await self.auto_assign(account_id)  # one account failing holds back no other
+                    elif self._auto_accounts_until < time.monotonic():
+                        accounts = await self._store.accounts.auto_assigning_accounts(self._settings.strategy == "auto")
+                        self._auto_accounts_until = time.monotonic() + _ACCOUNTS_SECONDS
+                except StoreUnavailable:
+                    log_event(log, "queue.assign_store_unavailable", logging.WARNING)
+                except StoreClosed:  # the process is stopping
+                    return
+                except Exception:  # nothing restarts this worker
+                    log.exception("queue.assign_failed", extra={"omnirouter_fields": {"account": account_id}})
             await pause(interval)
 
     async def note_bot_action(self, thread: Thread, text: str, entry_id: str) -> None:

@@ -18,7 +18,7 @@ from bot.handlers.telegram.botapi import BotAPIError, BotAPIUnreachable, Telegra
 from bot.handlers.telegram.updates import ALLOWED_UPDATES, parse_update
 from bot.logs import log_event
 from bot.tasks import raise_if_cancelled
-from conversations.errors import StoreUnavailable
+from conversations.errors import StoreClosed, StoreUnavailable
 
 if TYPE_CHECKING:
     from bot.handlers.kit.accounts import PerAccount
@@ -62,9 +62,11 @@ class Poller:
             raise_if_cancelled()
             try:
                 await self.poll_once(bot)
-            except Exception as exc:  # nothing restarts this task: an update it could not record waits
-                log_event(log, "telegram.polling_error", logging.ERROR, error=f"{type(exc).__name__}: {exc}"[:300])
-                await asyncio.sleep(self._pause * 5)  # and is fetched again: the offset stays before it
+            except StoreClosed:  # the process is stopping
+                return
+            except Exception:  # nothing restarts this task: the update it could not record is fetched again
+                log.exception("telegram.polling_error", extra={"omnirouter_fields": {"offset": self.offset}})
+                await asyncio.sleep(self._pause * 5)
 
     async def _drop_webhook(self, bot: TelegramBot) -> bool:
         """getUpdates is refused while a webhook is set; pending updates are kept."""
