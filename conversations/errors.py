@@ -8,7 +8,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-from pymongo.errors import ConnectionFailure, InvalidOperation
+from pymongo.errors import ConnectionFailure, InvalidOperation, WriteConcernError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -27,7 +27,8 @@ class StoreClosed(StoreError):
 
 
 def translating_outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn the driver's connection failures into ``StoreUnavailable`` at the store's edge."""
+    """Turn the driver's connection failures, and a write a replica set did not confirm durably (a
+    write concern error: it may be rolled back), into ``StoreUnavailable`` at the store's edge."""
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -35,6 +36,8 @@ def translating_outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaita
             return await method(*args, **kwargs)
         except ConnectionFailure as exc:
             raise StoreUnavailable(f"store unreachable: {type(exc).__name__}") from exc
+        except WriteConcernError as exc:
+            raise StoreUnavailable(f"the store did not confirm the write durably: {exc}") from exc
         except InvalidOperation as exc:
             if "after close" in str(exc):
                 raise StoreClosed("the store was closed") from exc

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from pymongo import InsertOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteConcernError
 
 from conversations.batching import Batcher, BulkWrites
 from conversations.embedded import EmbeddedMongo
-from conversations.errors import StoreUnavailable
+from conversations.errors import StoreUnavailable, translating_outages
 from conversations.repositories import Repositories
 from conversations.state_swaps import Swap
 from tests import factories
@@ -105,6 +105,15 @@ async def test_writes_the_store_did_not_confirm_durably_fail_as_an_outage() -> N
     for unconfirmed in (outcomes[0], outcomes[2]):
         assert isinstance(unconfirmed, StoreUnavailable)
         assert "waiting for replication timed out" in str(unconfirmed)
+
+
+async def test_a_single_write_the_store_did_not_confirm_durably_fails_as_an_outage() -> None:
+    @translating_outages
+    async def insert() -> None:  # as PyMongo raises it for insert_one, update_one, find_one_and_update
+        raise WriteConcernError("waiting for replication timed out", 64, {"writeConcernError": {"code": 64}})
+
+    with pytest.raises(StoreUnavailable, match="did not confirm the write durably"):
+        await insert()
 
 
 async def test_concurrent_records_share_store_commands(counted: tuple[Repositories, list[str]]) -> None:
