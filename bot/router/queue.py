@@ -178,7 +178,7 @@ class Queue:
                 raise QueueError("not_on_shift", "start your shift to take conversations")
             raise QueueError("no_capacity", f"you already have {fresh.load} of {fresh.capacity} conversations")
         claim = self._store.queue.claim_next_queued(agent.account_id, agent.id, now, read_first, **match)
-        thread = await self._store.queue.or_release(agent.id, claim)
+        thread = await self._store.queue.or_release(agent.id, claim, match.get("_id"))
         if thread is None:
             await self._store.queue.release_agent(agent.id)
             raise QueueError("empty" if "_id" not in match else "taken", "no conversation to take")
@@ -207,7 +207,7 @@ class Queue:
                     full.add((thread.team or "", thread_key(thread)))
                     continue
                 claim = self._store.queue.claim_next_queued(account_id, agent.id, utcnow(), _id=thread.id)
-                claimed = await self._store.queue.or_release(agent.id, claim)
+                claimed = await self._store.queue.or_release(agent.id, claim, thread.id)
                 if claimed is None:  # taken meanwhile: out of the queue too
                     await self._store.queue.release_agent(agent.id)
                     passed -= 1
@@ -300,7 +300,7 @@ class Queue:
             move = self._store.queue.move_assignment(thread.id, thread.assignee, target.id, now)
         else:
             move = self._store.queue.claim_next_queued(thread.account_id, target.id, now, _id=thread.id)
-        moved = await self._store.queue.or_release(target.id, move)
+        moved = await self._store.queue.or_release(target.id, move, thread.id)
         if moved is None:
             await self._store.queue.release_agent(target.id)
             raise QueueError("changed", "the conversation changed meanwhile; reload")
@@ -353,7 +353,7 @@ class Queue:
             members = members_of(thread_key(old))
             agent = await self._store.queue.reserve_agent(account_id, epoch_ms(now), _id=old.last_assignee, **members)
         reopening = self._store.queue.reopen(old, agent.id if agent else None, now)
-        thread = await (self._store.queue.or_release(agent.id, reopening) if agent is not None else reopening)
+        thread = await (self._store.queue.or_release(agent.id, reopening, old.id) if agent is not None else reopening)
         if thread is None:
             if agent is not None:
                 await self._store.queue.release_agent(agent.id)

@@ -131,7 +131,7 @@ async def test_the_background_worker_serves_a_manual_account_with_an_auto_inbox(
             raise OperationFailure("database or disk is full", 8)
         return await assign(account_id)
 
-    queue.auto_assign = failing_once  # the worker outlives it: it ended for good before
+    queue.auto_assign = failing_once  # the worker outlives it: nothing would restart it
     worker = asyncio.create_task(queue.keep_assigning(0.05))
     try:
         await wait_for(assigned)

@@ -361,27 +361,33 @@ async def test_auto_assignment_reaches_past_a_page_of_threads_no_agent_can_take(
     assert await store.queue.queue_depth("default") == 101  # billing's threads still wait for billing
 
 
-async def test_a_slot_reserved_for_a_claim_that_fails_goes_back(client: TestClient) -> None:
-    """Every claim reserves a slot of the agent's first; a claim that then fails (a store outage,
-    a cancel) gave it back in ``take_next`` only: after auto-assignment, a move or a reopen the
-    agent counted a conversation they never got, until their next shift."""
+async def test_a_slot_reserved_for_a_claim_that_fails_goes_back_unless_the_claim_landed(client: TestClient) -> None:
+    """Every claim reserves a slot of the agent's first; a claim that fails (a store outage, a
+    cancel) gives it back, but one whose answer alone was lost keeps it: the agent neither counts
+    a conversation they never got nor goes over capacity."""
     store: Repositories = client.server.app[STORE]
     agent = await make_agent(store, "sal", capacity=2)
-    reserved = await store.queue.reserve_agent("default", 0, _id=agent.id)
-    assert reserved is not None and reserved.load == 1
+    thread_id = await customer_writes(client.server.app, "c1")
+
+    async def load() -> tuple[int, int]:
+        fresh = await store.agents.get_agent(agent.id)
+        assert fresh is not None
+        return fresh.load, fresh.free
 
     async def outage() -> None:
         raise StoreUnavailable("store unreachable: AutoReconnect")
 
+    assert await store.queue.reserve_agent("default", 0, _id=agent.id) is not None
     with pytest.raises(StoreUnavailable):
-        await store.queue.or_release(agent.id, outage())
-    fresh = await store.agents.get_agent(agent.id)
-    assert fresh is not None and (fresh.load, fresh.free) == (0, 2)
+        await store.queue.or_release(agent.id, outage(), thread_id)
+    assert await load() == (0, 2)
 
-    async def done() -> str:
-        return "claimed"
+    async def applied_then_lost() -> None:
+        assert await store.queue.claim_next_queued("default", agent.id, utcnow(), _id=thread_id) is not None
+        raise StoreUnavailable("store unreachable: AutoReconnect")  # the answer never came back
 
     assert await store.queue.reserve_agent("default", 0, _id=agent.id) is not None
-    assert await store.queue.or_release(agent.id, done()) == "claimed"  # a claim that holds keeps its slot
-    fresh = await store.agents.get_agent(agent.id)
-    assert fresh is not None and (fresh.load, fresh.free) == (1, 1)
+    with pytest.raises(StoreUnavailable):
+        await store.queue.or_release(agent.id, applied_then_lost(), thread_id)
+    assert await load() == (1, 1)  # the conversation is the agent's: the slot stays taken
+    assert (await store.threads.get_thread(thread_id)).assignee == agent.id  # type: ignore[union-attr]

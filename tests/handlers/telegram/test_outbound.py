@@ -289,8 +289,8 @@ class FailingOnce:
 
 
 async def test_polling_outlives_a_store_error_that_is_no_outage(router: TestClient, bot_api: FakeBotAPI) -> None:
-    """Only ``StoreUnavailable`` was caught: any other error ended the polling task for good, and
-    nothing restarts it or logs it until shutdown; Telegram would keep the updates a day."""
+    """An update the store could not record for a reason that is no outage is fetched again and
+    recorded: nothing restarts the polling task, so no error may end it."""
     adapter = router.server.app[OUTBOX]._adapters["telegram"]
     sink = FailingOnce(router.server.app[PIPELINE])
     poller = Poller(adapter, sink, pause=0.01)

@@ -179,9 +179,9 @@ async def test_a_document_reply(router: TestClient, graph_api: FakeGraphAPI) -> 
 async def test_a_document_by_media_id_goes_out_and_a_path_never_reaches_pywa(
     router: TestClient, graph_api: FakeGraphAPI, tmp_path: Any
 ) -> None:
-    """pywa reads a string naming a file on this host as that file, uploads it and sends it: an
-    API token holder writing to their own number could have had the install's key sent to them.
-    Only an http(s) URL or WhatsApp's numeric media id is sent by address."""
+    """pywa reads a string naming a file on this host as that file, uploads it and sends it (a token
+    holder writing to their own number would get the install's key), so only an http(s) URL or
+    WhatsApp's numeric media id is sent by address."""
     await post_whatsapp(router, fresh("text"))
     thread = await thread_of(router)
     secret = tmp_path / "secret.key"
