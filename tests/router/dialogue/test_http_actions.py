@@ -219,15 +219,20 @@ def test_a_slot_value_is_one_escaped_path_segment_and_never_climbs_the_path() ->
             _path_value(climbing, "order_number")
 
 
-async def test_error_answers_open_the_breaker_and_redirects_are_not_followed(shop: Shop) -> None:
-    guard = Egress([HostRule("127.0.0.1", shop.server.port)])
-    http = HttpActions(guard.session, _secret)
-    lookup = HttpAction(
+def order_lookup(shop: Shop) -> HttpAction:
+    """The shop's order lookup, declared by hand (the number in slot ``n``)."""
+    return HttpAction(
         "action_x",
         "GET",
         f"http://127.0.0.1:{shop.server.port}/orders/{{n}}",
         {"Authorization": "Bearer {secret:shop}"},
     )
+
+
+async def test_error_answers_open_the_breaker_and_redirects_are_not_followed(shop: Shop) -> None:
+    guard = Egress([HostRule("127.0.0.1", shop.server.port)])
+    http = HttpActions(guard.session, _secret)
+    lookup = order_lookup(shop)
     try:
         with pytest.raises(ActionFailed, match="answered 302"):
             await http.run(
@@ -254,12 +259,7 @@ async def test_an_accounts_action_goes_through_the_account_guard_and_breaker(sho
     an account's action goes through a guard that does not, and its failures open its own breaker."""
     install = Egress([HostRule("127.0.0.1", shop.server.port)])
     http = HttpActions(install.session, _secrets_of_both, Egress([]).session)
-    lookup = HttpAction(
-        "action_x",
-        "GET",
-        f"http://127.0.0.1:{shop.server.port}/orders/{{n}}",
-        {"Authorization": "Bearer {secret:shop}"},
-    )
+    lookup = order_lookup(shop)
     try:
         for _ in range(5):
             with pytest.raises(ActionFailed, match=r"127\.0\.0\.1"):
