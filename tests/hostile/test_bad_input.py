@@ -88,7 +88,7 @@ async def test_an_agent_reply_with_a_surrogate_is_kept(everything: TestClient) -
     thread = await raw_database_of(everything.server.app[STORE]).threads.find_one({})
     response = await everything.post(
         f"/api/threads/{thread['_id']}/replies",
-        data=json.dumps({"id": "k1", "text": "ok \ud800", "document": {"url": "u", "$x": 1}}),
+        data=json.dumps({"id": "k1", "text": "ok \ud800", "document": {"url": "https://shop.example/u", "$x": 1}}),
     )
     assert response.status == 202, await response.text()
     assert (await response.json())["text"] == "ok \ufffd"
