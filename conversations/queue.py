@@ -99,18 +99,21 @@ class QueueRepository(Repository):
         """Give back a slot (a claim lost, a conversation resolved or moved on)."""
         await self._db.agents.update_one({"_id": agent_id, "load": {"$gt": 0}}, {"$inc": {"free": 1, "load": -1}})
 
-    async def or_release(self, agent_id: str, work: Awaitable[T], thread_id: str | None = None) -> T:
+    async def or_release(self, agent_id: str, work: Awaitable[T | None], thread_id: str | None = None) -> T | None:
         """``work`` (a claim, of ``thread_id`` when it names one), done with a slot reserved for the
-        agent. If it fails (a store outage, a cancel) the slot goes back, unless the thread is the
-        agent's by then (the claim was applied and only its answer lost): the agent neither counts
-        a conversation they never got nor goes over capacity, until their next shift recounts."""
+        agent. If it loses (``None``) the slot goes back; if it fails (a store outage, a cancel) too,
+        unless the thread is the agent's by then (the claim was applied and only its answer lost):
+        the agent neither counts a conversation they never got nor goes over capacity."""
         try:
-            return await work
+            claimed = await work
         except BaseException:
             with contextlib.suppress(Exception):  # a store still out keeps the slot taken: the shift recounts
                 if thread_id is None or not await self._assigned_to(thread_id, agent_id):
                     await self.release_agent(agent_id)
             raise
+        if claimed is None:
+            await self.release_agent(agent_id)
+        return claimed
 
     async def _assigned_to(self, thread_id: str, agent_id: str) -> bool:
         found = await self._db.threads.find_one(

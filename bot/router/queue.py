@@ -180,7 +180,6 @@ class Queue:
         claim = self._store.queue.claim_next_queued(agent.account_id, agent.id, now, read_first, **match)
         thread = await self._store.queue.or_release(agent.id, claim, match.get("_id"))
         if thread is None:
-            await self._store.queue.release_agent(agent.id)
             raise QueueError("empty" if "_id" not in match else "taken", "no conversation to take")
         await self._assigned(thread, agent, agent)
         return thread
@@ -209,7 +208,6 @@ class Queue:
                 claim = self._store.queue.claim_next_queued(account_id, agent.id, utcnow(), _id=thread.id)
                 claimed = await self._store.queue.or_release(agent.id, claim, thread.id)
                 if claimed is None:  # taken meanwhile: out of the queue too
-                    await self._store.queue.release_agent(agent.id)
                     passed -= 1
                     continue
                 await self._assigned(claimed, agent, None)
@@ -302,7 +300,6 @@ class Queue:
             move = self._store.queue.claim_next_queued(thread.account_id, target.id, now, _id=thread.id)
         moved = await self._store.queue.or_release(target.id, move, thread.id)
         if moved is None:
-            await self._store.queue.release_agent(target.id)
             raise QueueError("changed", "the conversation changed meanwhile; reload")
         if thread.status == ThreadStatus.ASSIGNED and thread.assignee:
             await self._store.queue.release_agent(thread.assignee)
@@ -355,8 +352,6 @@ class Queue:
         reopening = self._store.queue.reopen(old, agent.id if agent else None, now)
         thread = await (self._store.queue.or_release(agent.id, reopening, old.id) if agent is not None else reopening)
         if thread is None:
-            if agent is not None:
-                await self._store.queue.release_agent(agent.id)
             return None
         await self._log.timeline(thread, TimelineKind.REOPENED, None, agent.name if agent else "")
         await self._log.live(thread, "assigned" if agent else "queue", agent_id=agent.id if agent else None)
