@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -38,6 +40,7 @@ def build_handler(data_dir: str) -> NeoSQLiteHandler:
     """The wire-protocol handler over the SQLite files in ``data_dir`` (one per database), each
     readable by its owner only, deleting for real."""
     erase_for_real()
+    index_text_only_when_it_changes()
     return NeoSQLiteHandler(data_dir, data_dir=data_dir)
 
 
@@ -125,6 +128,69 @@ def erase_for_real() -> None:
     configure_securely.secure_delete = True  # type: ignore[attr-defined]
     connection.Connection._configure_connection = configure_securely
     connection._COMMAND_DISPATCH["wal_checkpoint"] = checkpoint_in_mode
+
+
+# a text index's update trigger as neosqlite writes it for a top-level field: the event, and the path
+_TEXT_UPDATE_TRIGGER = re.compile(
+    r"(?P<event>AFTER UPDATE ON \S+)(?P<body>\s+BEGIN\s.*?lower\(json_extract\(new\.data, '(?P<path>\$[^']*)'\)\).*)",
+    re.DOTALL,
+)
+
+
+def index_text_only_when_it_changes() -> None:
+    """Make a text index of the embedded store re-index a document only when an update changes
+    the indexed field (or the row).
+
+    neosqlite keeps each text index (an FTS5 table) in step with triggers, and its update trigger
+    deletes and re-inserts the document's terms on every update, whatever it changes: a message's
+    dispatch state, decision or send result re-indexed its search text each time, about half of
+    what such an update costs the store. The trigger gets a ``WHEN`` clause comparing the old and
+    the new field; what the index holds is the same. Triggers are narrowed when neosqlite creates
+    a text index and whenever it opens a database (those an earlier release created), so this must
+    run before the server opens its first database; calling it twice is harmless. A text index
+    over a nested field (neosqlite's ``json_tree`` form) is left as it is."""
+    from neosqlite import connection
+    from neosqlite.collection import index_manager  # type: ignore[import-untyped]
+
+    configure = connection.Connection._configure_connection
+    if getattr(configure, "text_triggers_narrowed", False):
+        return
+
+    @functools.wraps(configure)  # keeps erase_for_real's mark
+    def configure_and_narrow(self: Any) -> None:
+        configure(self)
+        narrow_text_triggers(self.db)
+
+    create_text_index = index_manager.IndexManager._create_fts_index
+
+    @functools.wraps(create_text_index)
+    def create_narrowed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        created = create_text_index(self, *args, **kwargs)
+        narrow_text_triggers(self.collection.db)
+        return created
+
+    configure_and_narrow.text_triggers_narrowed = True  # type: ignore[attr-defined]
+    connection.Connection._configure_connection = configure_and_narrow
+    index_manager.IndexManager._create_fts_index = create_narrowed
+
+
+def narrow_text_triggers(db: Any) -> None:
+    """Give every text index update trigger of ``db`` that has none its ``WHEN`` clause."""
+    triggers = db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_fts\\_update' ESCAPE '\\'"
+    ).fetchall()
+    for name, sql in triggers:
+        found = _TEXT_UPDATE_TRIGGER.search(sql)
+        if found is None:  # narrowed already, or a nested field's
+            continue
+        path = found["path"]
+        changed = f"old.id IS NOT new.id OR json_extract(old.data, '{path}') IS NOT json_extract(new.data, '{path}')"
+        quoted = '"' + str(name).replace('"', '""') + '"'
+        narrowed = f"{sql[: found.end('event')]} WHEN {changed}{sql[found.end('event') :]}"
+        db.execute("SAVEPOINT narrow_text_trigger")
+        db.execute(f"DROP TRIGGER {quoted}")
+        db.execute(narrowed)
+        db.execute("RELEASE narrow_text_trigger")
 
 
 def _merge_text_indexes(db: Any) -> None:

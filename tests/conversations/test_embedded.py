@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -14,12 +15,14 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import neosqlite  # type: ignore[import-untyped]
 import pytest
+from pymongo import TEXT
 
-from conversations._nx_child import erase_for_real
+from conversations._nx_child import erase_for_real, index_text_only_when_it_changes
 from conversations.embedded import SOCKET_FILE, EmbeddedMode, EmbeddedMongo, EmbeddedStoreError, running_embedded_uri
 from conversations.repositories import Repositories
 from tests import factories
@@ -329,3 +332,39 @@ async def test_the_server_logs_each_line_once_to_its_log_file(tmp_path: Path) ->
         await server.stop()
     assert "Calling db.command with" in (tmp_path / "nx-27017.log").read_text()
     assert (tmp_path / "nx-27017.console.log").read_text() == ""
+
+
+def _text_update_changes(connection: Any, change: dict[str, Any]) -> int:
+    """The rows SQLite wrote (the document's and its trigger's) for one update."""
+    before = connection.db.total_changes
+    connection["messages"].update_one({"_id": "m1"}, {"$set": change})
+    return int(connection.db.total_changes - before)
+
+
+def _found(connection: Any, word: str) -> list[str]:
+    return [doc["_id"] for doc in connection["messages"].find({"$text": {"$search": word}})]
+
+
+def test_a_text_index_is_rewritten_only_when_its_field_changes(tmp_path: Path) -> None:
+    """neosqlite's update trigger re-indexed a message's search text on every update (its
+    dispatch state, decision, send result): ``index_text_only_when_it_changes`` narrows it, on a
+    new index and on one an earlier release's store holds; the index still follows the text."""
+    index_text_only_when_it_changes()
+    connection = neosqlite.Connection(str(tmp_path / "store.db"))
+    connection["messages"].create_index([("search_text", TEXT)], name="search_text")
+    connection["messages"].insert_one({"_id": "m1", "search_text": "parcel", "dispatch_state": "pending"})
+    assert _text_update_changes(connection, {"dispatch_state": "done"}) == 1  # the row alone
+    assert _text_update_changes(connection, {"search_text": "refund"}) > 1
+    assert (_found(connection, "refund"), _found(connection, "parcel")) == (["m1"], [])
+
+    # the trigger as an earlier release's store has it: narrowed when the database is opened
+    [(name, sql)] = connection.db.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE '%fts_update'")
+    connection.db.execute(f"DROP TRIGGER {name}")
+    connection.db.execute(re.sub(r" WHEN .*?(?=\s+BEGIN)", "", sql, flags=re.DOTALL))
+    assert _text_update_changes(connection, {"dispatch_state": "pending"}) > 1
+    connection.close()
+    connection = neosqlite.Connection(str(tmp_path / "store.db"))
+    assert _text_update_changes(connection, {"dispatch_state": "done"}) == 1
+    assert _text_update_changes(connection, {"search_text": "invoice"}) > 1
+    assert (_found(connection, "invoice"), _found(connection, "refund")) == (["m1"], [])
+    connection.close()
