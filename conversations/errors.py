@@ -8,10 +8,16 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-from pymongo.errors import ConnectionFailure, InvalidOperation, WriteConcernError
+from pymongo.errors import ConnectionFailure, InvalidOperation, OperationFailure, WriteConcernError
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+# the server's codes MongoDB's retryable reads and writes specification calls transient (the ones
+# for a primary that stepped down come as NotPrimaryError, a ConnectionFailure, already): a mongos
+# that could not reach a shard (6, 7, 89, 9001), a time limit (262), a read concern not ready (134)
+TRANSIENT_CODES = frozenset({6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
 
 
 class StoreError(Exception):
@@ -27,8 +33,11 @@ class StoreClosed(StoreError):
 
 
 def translating_outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn the driver's connection failures, and a write a replica set did not confirm durably (a
-    write concern error: it may be rolled back), into ``StoreUnavailable`` at the store's edge."""
+    """Turn the driver's connection failures, a write a replica set did not confirm durably (a
+    write concern error: it may be rolled back), and a server error MongoDB calls transient (a
+    ``RetryableWriteError`` label or a code of ``TRANSIENT_CODES``, still failing after the
+    driver's own retry) into ``StoreUnavailable`` at the store's edge: the caller answers 503 or
+    tries again, as for an outage, instead of failing for good."""
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -42,8 +51,17 @@ def translating_outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaita
             if "after close" in str(exc):
                 raise StoreClosed("the store was closed") from exc
             raise
+        except OperationFailure as exc:
+            if is_transient(exc):
+                raise StoreUnavailable(f"the store failed for now: {exc}") from exc
+            raise
 
     return wrapper
+
+
+def is_transient(exc: OperationFailure) -> bool:
+    """Whether the server says the command may succeed if sent again."""
+    return exc.has_error_label("RetryableWriteError") or exc.code in TRANSIENT_CODES
 
 
 class ChangeStreamFailed(StoreError):

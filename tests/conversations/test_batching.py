@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from pymongo import InsertOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteConcernError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, WriteConcernError
 
 from conversations.batching import Batcher, BulkWrites
 from conversations.embedded import EmbeddedMongo
@@ -114,6 +114,55 @@ async def test_a_single_write_the_store_did_not_confirm_durably_fails_as_an_outa
 
     with pytest.raises(StoreUnavailable, match="did not confirm the write durably"):
         await insert()
+
+
+async def test_a_failure_mongodb_calls_transient_is_an_outage_and_no_other() -> None:
+    """Still failing after the driver's own retry, an error MongoDB labels retryable (a mongos that
+    lost its shard, a time limit) failed for good: an outbox item's record that it was sent, so it
+    went out again when its lease ran out. Now the callers treat it as the store being away."""
+    failures = [
+        OperationFailure("could not reach the shard", 6, {"code": 6}),
+        OperationFailure("time limit", 262, {"code": 262}),
+        OperationFailure("labelled", 999, {"code": 999, "errorLabels": ["RetryableWriteError"]}),
+        OperationFailure("database or disk is full", 8, {"code": 8}),
+        DuplicateKeyError("E11000 duplicate key", 11000, {"code": 11000}),
+    ]
+    outcomes = []
+    for failure in failures:
+
+        @translating_outages
+        async def write(failure: OperationFailure = failure) -> None:
+            raise failure
+
+        try:
+            await write()
+        except Exception as exc:
+            outcomes.append(exc)
+    assert [type(o) for o in outcomes] == [StoreUnavailable] * 3 + [OperationFailure, DuplicateKeyError]
+
+
+class TransientWriteErrors:
+    """A collection whose ``bulk_write`` refuses two writes alone: one for a time limit (transient),
+    one for a full disk."""
+
+    async def bulk_write(self, writes: list[Any], ordered: bool) -> None:
+        raise BulkWriteError(
+            {
+                "writeErrors": [
+                    {"index": 0, "code": 262, "errmsg": "operation exceeded time limit"},
+                    {"index": 2, "code": 8, "errmsg": "database or disk is full"},
+                ],
+                "nInserted": 1,
+            }
+        )
+
+
+async def test_a_write_refused_for_now_in_a_batch_fails_as_an_outage() -> None:
+    writes = BulkWrites(TransientWriteErrors())
+    outcomes = await asyncio.gather(*(writes.submit(InsertOne({"_id": n})) for n in range(3)), return_exceptions=True)
+    assert isinstance(outcomes[0], StoreUnavailable) and "exceeded time limit" in str(outcomes[0])
+    assert outcomes[1] is False  # written: the batch's result does not say whether updates matched
+    assert type(outcomes[2]) is OperationFailure and outcomes[2].code == 8
 
 
 async def test_concurrent_records_share_store_commands(counted: tuple[Repositories, list[str]]) -> None:
