@@ -11,7 +11,8 @@ from datetime import timedelta
 from typing import TypeVar
 
 from bot.logs import log_event
-from conversations.errors import StoreError
+from bot.tasks import pause
+from conversations.errors import StoreClosed, StoreError
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 
@@ -42,14 +43,21 @@ async def renewing_dispatch_lease(
 
 
 async def _keep_lease(store: Repositories, message_id: str, lease: timedelta) -> None:
-    """Renew the message's dispatch lease now and every third of it until cancelled."""
+    """Renew the message's dispatch lease now and every third of it until cancelled (a cancel the
+    store call swallowed ends it at the next pause) or the store closes. A renewal that fails,
+    however, is tried again at the next third: ending the renewals would let a sweeper take the
+    message over and decide it a second time."""
     while True:
         try:
             if not await store.messages.renew_dispatch(message_id, utcnow(), lease):
                 return
-        except StoreError as exc:  # the next renewal may get through; the sweeper is the backstop
+        except StoreClosed:
+            return
+        except StoreError as exc:  # an outage: the next renewal may get through
             log_event(log, "dispatch.lease_not_renewed", logging.WARNING, message=message_id, error=type(exc).__name__)
-        await asyncio.sleep(lease.total_seconds() / 3)
+        except Exception:  # anything else is logged with its traceback, and tried again too
+            log.exception("dispatch.lease_not_renewed", extra={"omnirouter_fields": {"message": message_id}})
+        await pause(lease.total_seconds() / 3)
 
 
 def _retrieved(task: asyncio.Task[None]) -> None:

@@ -1,0 +1,66 @@
+"""The dispatch lease kept while a message is decided, against the real store failing for real."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.router.dispatch_lease import renewing_dispatch_lease
+from conversations.embedded import EmbeddedMongo
+from conversations.repositories import Repositories
+from tests.factories import inbound, record
+from tests.router.test_inbound import wait_for
+from tests.router.test_outbox_logs import router_lines
+
+
+@contextlib.contextmanager
+def refusing_updates(database: Path) -> Iterator[None]:
+    """The store's SQLite refuses every update of a message until the block ends: a store error
+    that is no outage (the store answers; the write fails; the embedded store reports this
+    refusal as a duplicate key)."""
+    db = sqlite3.connect(database)
+    db.execute("CREATE TRIGGER refuse BEFORE UPDATE ON messages BEGIN SELECT RAISE(ABORT, 'disk is full'); END")
+    db.commit()
+    try:
+        yield
+    finally:
+        db.execute("DROP TRIGGER refuse")
+        db.commit()
+        db.close()
+
+
+async def _due_ms(store: Repositories, message_id: str) -> int:
+    doc = await store.client.database.messages.find_one({"_id": message_id}, {"dispatch_due_ms": 1})
+    assert doc is not None
+    return int(doc["dispatch_due_ms"])
+
+
+async def test_the_lease_is_kept_after_a_renewal_the_store_refuses(
+    store: Repositories, embedded: EmbeddedMongo, db_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A renewal failing with a store error that was not an outage ended the renewals: a decision
+    slower than the lease (an HTTP action, a long parse) was then taken over by a sweeper and made
+    a second time, answering the customer twice."""
+    message, _, _ = await record(store, inbound("slow"))
+
+    async def refused() -> bool:
+        return "dispatch.lease_not_renewed" in router_lines(caplog.records)
+
+    async def decide() -> bool:
+        with refusing_updates(embedded.data_dir / f"{db_name}.db"):
+            await wait_for(refused, timeout=10)
+        before = await _due_ms(store, message.id)
+
+        async def renewed() -> bool:  # the refused renewal left it as it was
+            return await _due_ms(store, message.id) != before
+
+        await wait_for(renewed, timeout=10)
+        return True
+
+    assert await renewing_dispatch_lease(store, message.id, timedelta(seconds=0.6), decide)
+    assert "disk is full" in router_lines(caplog.records)  # logged with what failed
