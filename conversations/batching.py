@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
-from conversations.errors import StoreUnavailable, is_transient
+from conversations.errors import StoreUnavailable
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
@@ -108,17 +108,8 @@ class BulkWrites:
             problem = f"the store did not confirm the writes durably: {concern[0].get('errmsg', '')}" if concern else ""
             outcome: list[bool | BaseException] = [StoreUnavailable(problem) if concern else False for _ in writes]
             for error in exc.details.get("writeErrors", []):
-                outcome[error["index"]] = _write_error(error)
+                kind = DuplicateKeyError if error.get("code") == 11000 else OperationFailure
+                outcome[error["index"]] = kind(error.get("errmsg", "write failed"), error.get("code"), error)
             return outcome
         all_matched = result.matched_count + result.upserted_count == updates  # an upsert matched or inserted
         return [all_matched] * len(writes)
-
-
-def _write_error(error: dict[str, Any]) -> BaseException:
-    """One write's error in a bulk: its own kind, or ``StoreUnavailable`` for one MongoDB calls
-    transient (the writes around it went through; this one may on the next try)."""
-    code, message = error.get("code"), error.get("errmsg", "write failed")
-    if code == 11000:
-        return DuplicateKeyError(message, code, error)
-    failure = OperationFailure(message, code, error)
-    return StoreUnavailable(f"the store failed for now: {message}") if is_transient(failure) else failure

@@ -8,15 +8,16 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-from pymongo.errors import ConnectionFailure, InvalidOperation, OperationFailure, WriteConcernError
+from pymongo.errors import BulkWriteError, ConnectionFailure, InvalidOperation, OperationFailure, WriteConcernError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-# the server's codes MongoDB's retryable reads and writes specification calls transient (the ones
-# for a primary that stepped down come as NotPrimaryError, a ConnectionFailure, already): a mongos
-# that could not reach a shard (6, 7, 89, 9001), a time limit (262), a read concern not ready (134)
+# the server's codes MongoDB's retryable reads and writes specification calls transient, as PyMongo
+# lists them: a primary gone or stepping down (which PyMongo raises as NotPrimaryError, a
+# ConnectionFailure, for a whole command; here for one write of a bulk), a mongos that could not
+# reach a shard (6, 7, 89, 9001), a time limit (262), a read concern not ready yet (134)
 TRANSIENT_CODES = frozenset({6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
 
 
@@ -33,11 +34,11 @@ class StoreClosed(StoreError):
 
 
 def translating_outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn the driver's connection failures, a write a replica set did not confirm durably (a
-    write concern error: it may be rolled back), and a server error MongoDB calls transient (a
+    """Turn the driver's connection failures, writes a replica set did not confirm durably (a
+    write concern error: they may be rolled back), and a server error MongoDB calls transient (a
     ``RetryableWriteError`` label or a code of ``TRANSIENT_CODES``, still failing after the
-    driver's own retry) into ``StoreUnavailable`` at the store's edge: the caller answers 503 or
-    tries again, as for an outage, instead of failing for good."""
+    driver's own retry; a bulk whose every write error is such) into ``StoreUnavailable`` at the
+    store's edge: the caller answers 503 or tries again, as for an outage."""
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -50,6 +51,13 @@ def translating_outages(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaita
         except InvalidOperation as exc:
             if "after close" in str(exc):
                 raise StoreClosed("the store was closed") from exc
+            raise
+        except BulkWriteError as exc:  # what a repository lets through of a bulk's errors
+            if exc.details.get("writeConcernErrors"):
+                raise StoreUnavailable("the store did not confirm the writes durably") from exc
+            errors = exc.details.get("writeErrors") or []
+            if errors and all(error.get("code") in TRANSIENT_CODES for error in errors):
+                raise StoreUnavailable(f"the store failed for now: {errors[0].get('errmsg', '')}") from exc
             raise
         except OperationFailure as exc:
             if is_transient(exc):

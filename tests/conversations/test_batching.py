@@ -116,16 +116,30 @@ async def test_a_single_write_the_store_did_not_confirm_durably_fails_as_an_outa
         await insert()
 
 
+def _bulk_error(*codes: int, concern: bool = False) -> BulkWriteError:
+    details: dict[str, Any] = {
+        "writeErrors": [{"index": n, "code": c, "errmsg": f"code {c}"} for n, c in enumerate(codes)]
+    }
+    if concern:
+        details["writeConcernErrors"] = [{"code": 64, "errmsg": "waiting for replication timed out"}]
+    return BulkWriteError(details)
+
+
 async def test_a_failure_mongodb_calls_transient_is_an_outage_and_no_other() -> None:
-    """Still failing after the driver's own retry, an error MongoDB labels retryable (a mongos that
-    lost its shard, a time limit) failed for good: an outbox item's record that it was sent, so it
-    went out again when its lease ran out. Now the callers treat it as the store being away."""
-    failures = [
+    """An error MongoDB labels retryable or gives a transient code (a mongos that lost its shard,
+    a time limit), still there after the driver's own retry, is the store being away for the
+    callers (a webhook answered 503; the outbox's record that a reply was sent written again);
+    any other error stays what it is. A bulk's error counts so when every write error is
+    transient, or the set did not confirm the writes."""
+    failures: list[OperationFailure] = [
         OperationFailure("could not reach the shard", 6, {"code": 6}),
         OperationFailure("time limit", 262, {"code": 262}),
         OperationFailure("labelled", 999, {"code": 999, "errorLabels": ["RetryableWriteError"]}),
+        _bulk_error(262, 9001),
+        _bulk_error(11000, concern=True),
         OperationFailure("database or disk is full", 8, {"code": 8}),
         DuplicateKeyError("E11000 duplicate key", 11000, {"code": 11000}),
+        _bulk_error(262, 8),
     ]
     outcomes = []
     for failure in failures:
@@ -138,7 +152,7 @@ async def test_a_failure_mongodb_calls_transient_is_an_outage_and_no_other() -> 
             await write()
         except Exception as exc:
             outcomes.append(exc)
-    assert [type(o) for o in outcomes] == [StoreUnavailable] * 3 + [OperationFailure, DuplicateKeyError]
+    assert [type(o) for o in outcomes] == [StoreUnavailable] * 5 + [OperationFailure, DuplicateKeyError, BulkWriteError]
 
 
 class TransientWriteErrors:
@@ -159,7 +173,12 @@ class TransientWriteErrors:
 
 async def test_a_write_refused_for_now_in_a_batch_fails_as_an_outage() -> None:
     writes = BulkWrites(TransientWriteErrors())
-    outcomes = await asyncio.gather(*(writes.submit(InsertOne({"_id": n})) for n in range(3)), return_exceptions=True)
+
+    @translating_outages
+    async def write(n: int) -> bool:  # as a repository's public method writes through StoreClient.write
+        return await writes.submit(InsertOne({"_id": n}))
+
+    outcomes = await asyncio.gather(*(write(n) for n in range(3)), return_exceptions=True)
     assert isinstance(outcomes[0], StoreUnavailable) and "exceeded time limit" in str(outcomes[0])
     assert outcomes[1] is False  # written: the batch's result does not say whether updates matched
     assert type(outcomes[2]) is OperationFailure and outcomes[2].code == 8
