@@ -121,7 +121,10 @@ class WebhooksRepository(Repository):
         try:
             result = await self._db.webhook_deliveries.insert_many(docs, ordered=False)
             return len(result.inserted_ids)
-        except BulkWriteError as exc:  # duplicates: this event was published before
+        except BulkWriteError as exc:
+            refused = [error for error in exc.details.get("writeErrors", []) if error.get("code") != 11000]
+            if refused or exc.details.get("writeConcernErrors"):
+                raise  # not only duplicates (this event published before): see translating_outages
             return int(exc.details.get("nInserted", 0))
 
     async def lease_delivery(self, owner: str, now: datetime, lease: timedelta) -> WebhookDelivery | None:
