@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable
 from types import FrameType
@@ -143,12 +144,13 @@ def index_text_only_when_it_changes() -> None:
 
     neosqlite keeps each text index (an FTS5 table) in step with triggers, and its update trigger
     deletes and re-inserts the document's terms on every update, whatever it changes: a message's
-    dispatch state, decision or send result re-indexed its search text each time, about half of
-    what such an update costs the store. The trigger gets a ``WHEN`` clause comparing the old and
-    the new field; what the index holds is the same. Triggers are narrowed when neosqlite creates
-    a text index and whenever it opens a database (those an earlier release created), so this must
-    run before the server opens its first database; calling it twice is harmless. A text index
-    over a nested field (neosqlite's ``json_tree`` form) is left as it is."""
+    dispatch state, decision or send result would rewrite its search terms each time (about a
+    sixth of such an update's cost to the store, ``bench/store_ops.py``). The trigger gets a
+    ``WHEN`` clause comparing the old and the new field; what the index holds is the same.
+    Triggers are narrowed when neosqlite creates a text index and whenever it opens a database
+    (those an earlier release created), so this must run before the server opens its first
+    database; calling it twice is harmless. A text index over a nested field (neosqlite's
+    ``json_tree`` form) is left as it is, and so is a trigger SQLite would not let us replace."""
     from neosqlite import connection
     from neosqlite.collection import index_manager  # type: ignore[import-untyped]
 
@@ -187,10 +189,16 @@ def narrow_text_triggers(db: Any) -> None:
         changed = f"old.id IS NOT new.id OR json_extract(old.data, '{path}') IS NOT json_extract(new.data, '{path}')"
         quoted = '"' + str(name).replace('"', '""') + '"'
         narrowed = f"{sql[: found.end('event')]} WHEN {changed}{sql[found.end('event') :]}"
-        db.execute("SAVEPOINT narrow_text_trigger")
-        db.execute(f"DROP TRIGGER {quoted}")
-        db.execute(narrowed)
-        db.execute("RELEASE narrow_text_trigger")
+        try:
+            db.execute("SAVEPOINT narrow_text_trigger")
+            db.execute(f"DROP TRIGGER {quoted}")
+            db.execute(narrowed)
+            db.execute("RELEASE narrow_text_trigger")
+        except sqlite3.Error as exc:  # the trigger stays as neosqlite made it: right, only dearer
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK TO narrow_text_trigger")
+                db.execute("RELEASE narrow_text_trigger")
+            logging.getLogger("omnirouter.store").warning("text trigger %s not narrowed: %s", name, exc)
 
 
 def _merge_text_indexes(db: Any) -> None:

@@ -22,7 +22,7 @@ import neosqlite  # type: ignore[import-untyped]
 import pytest
 from pymongo import TEXT
 
-from conversations._nx_child import erase_for_real, index_text_only_when_it_changes
+from conversations._nx_child import erase_for_real, index_text_only_when_it_changes, narrow_text_triggers
 from conversations.embedded import SOCKET_FILE, EmbeddedMode, EmbeddedMongo, EmbeddedStoreError, running_embedded_uri
 from conversations.repositories import Repositories
 from tests import factories
@@ -346,9 +346,10 @@ def _found(connection: Any, word: str) -> list[str]:
 
 
 def test_a_text_index_is_rewritten_only_when_its_field_changes(tmp_path: Path) -> None:
-    """neosqlite's update trigger re-indexed a message's search text on every update (its
-    dispatch state, decision, send result): ``index_text_only_when_it_changes`` narrows it, on a
-    new index and on one an earlier release's store holds; the index still follows the text."""
+    """neosqlite's update trigger re-indexes a document's text on every update (a message's
+    dispatch state, decision, send result); ``index_text_only_when_it_changes`` narrows it to the
+    updates that change the text, on a new index and on one an earlier release's store holds, and
+    the index still follows the text."""
     index_text_only_when_it_changes()
     connection = neosqlite.Connection(str(tmp_path / "store.db"))
     connection["messages"].create_index([("search_text", TEXT)], name="search_text")
@@ -367,4 +368,21 @@ def test_a_text_index_is_rewritten_only_when_its_field_changes(tmp_path: Path) -
     assert _text_update_changes(connection, {"dispatch_state": "done"}) == 1
     assert _text_update_changes(connection, {"search_text": "invoice"}) > 1
     assert (_found(connection, "invoice"), _found(connection, "refund")) == (["m1"], [])
+    connection.close()
+
+
+def test_a_text_trigger_that_cannot_be_replaced_is_left_and_the_connection_usable(tmp_path: Path) -> None:
+    """Narrowing is worth a little CPU, not a database that does not open: a trigger SQLite will
+    not let us replace (here a connection that may only read) stays as it was, outside any
+    transaction."""
+    connection = neosqlite.Connection(str(tmp_path / "store.db"))
+    connection["messages"].create_index([("search_text", TEXT)], name="search_text")
+    [(name, sql)] = connection.db.execute("SELECT name, sql FROM sqlite_master WHERE name LIKE '%fts_update'")
+    connection.db.execute(f"DROP TRIGGER {name}")
+    wide = re.sub(r" WHEN .*?(?=\s+BEGIN)", "", sql, flags=re.DOTALL)
+    connection.db.execute(wide)
+    connection.db.execute("PRAGMA query_only = ON")
+    narrow_text_triggers(connection.db)
+    assert connection.db.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone() == (wide,)
+    assert not connection.db.in_transaction
     connection.close()
