@@ -29,9 +29,7 @@ async def renewing_dispatch_lease(
     renewal: list[asyncio.Task[None]] = []
 
     def start_renewing() -> None:
-        task = asyncio.create_task(_keep_lease(store, message_id, lease))
-        task.add_done_callback(_retrieved)
-        renewal.append(task)
+        renewal.append(asyncio.create_task(_keep_lease(store, message_id, lease)))
 
     timer = asyncio.get_running_loop().call_later(lease.total_seconds() / 3, start_renewing)
     try:
@@ -58,8 +56,3 @@ async def _keep_lease(store: Repositories, message_id: str, lease: timedelta) ->
         except Exception:  # anything else is logged with its traceback, and tried again too
             log.exception("dispatch.lease_not_renewed", extra={"omnirouter_fields": {"message": message_id}})
         await pause(lease.total_seconds() / 3)
-
-
-def _retrieved(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log_event(log, "dispatch.lease_renewal_failed", logging.WARNING, error=type(task.exception()).__name__)

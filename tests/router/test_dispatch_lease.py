@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,20 +19,23 @@ from tests.router.test_inbound import wait_for
 from tests.router.test_outbox_logs import router_lines
 
 
-@contextlib.contextmanager
-def refusing_updates(database: Path) -> Iterator[None]:
+def _run_sql(database: Path, statement: str) -> None:
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        db.execute(statement)
+        db.commit()
+
+
+@contextlib.asynccontextmanager
+async def refusing_updates(database: Path) -> AsyncIterator[None]:
     """The store's SQLite refuses every update of a message until the block ends: a store error
     that is no outage (the store answers; the write fails; the embedded store reports this
     refusal as a duplicate key)."""
-    db = sqlite3.connect(database)
-    db.execute("CREATE TRIGGER refuse BEFORE UPDATE ON messages BEGIN SELECT RAISE(ABORT, 'disk is full'); END")
-    db.commit()
+    refuse = "CREATE TRIGGER refuse BEFORE UPDATE ON messages BEGIN SELECT RAISE(ABORT, 'disk is full'); END"
+    await asyncio.to_thread(_run_sql, database, refuse)
     try:
         yield
     finally:
-        db.execute("DROP TRIGGER refuse")
-        db.commit()
-        db.close()
+        await asyncio.to_thread(_run_sql, database, "DROP TRIGGER refuse")
 
 
 async def _due_ms(store: Repositories, message_id: str) -> int:
@@ -43,8 +47,8 @@ async def _due_ms(store: Repositories, message_id: str) -> int:
 async def test_the_lease_is_kept_after_a_renewal_the_store_refuses(
     store: Repositories, embedded: EmbeddedMongo, db_name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A renewal failing with a store error that was not an outage ended the renewals: a decision
-    slower than the lease (an HTTP action, a long parse) was then taken over by a sweeper and made
+    """A renewal the store refuses is logged and tried again: were the renewals to end, a decision
+    slower than the lease (an HTTP action, a long parse) would be taken over by a sweeper and made
     a second time, answering the customer twice."""
     message, _, _ = await record(store, inbound("slow"))
 
@@ -52,7 +56,7 @@ async def test_the_lease_is_kept_after_a_renewal_the_store_refuses(
         return "dispatch.lease_not_renewed" in router_lines(caplog.records)
 
     async def decide() -> bool:
-        with refusing_updates(embedded.data_dir / f"{db_name}.db"):
+        async with refusing_updates(embedded.data_dir / f"{db_name}.db"):
             await wait_for(refused, timeout=10)
         before = await _due_ms(store, message.id)
 
