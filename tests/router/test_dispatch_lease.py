@@ -68,3 +68,25 @@ async def test_the_lease_is_kept_after_a_renewal_the_store_refuses(
 
     assert await renewing_dispatch_lease(store, message.id, timedelta(seconds=0.6), decide)
     assert "disk is full" in router_lines(caplog.records)  # logged with what failed
+
+
+def _renewals() -> list[asyncio.Task[object]]:
+    return [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "_keep_lease"]  # type: ignore[union-attr]
+
+
+async def test_the_renewal_is_told_to_stop_and_never_cancelled(store: Repositories) -> None:
+    """Cancelled inside a store call, the driver can keep a connection-pool lock that every later
+    store call waits for: the renewal finishes its call and ends by itself once the decision is made."""
+    message, _, _ = await record(store, inbound("slow"))
+    seen: list[asyncio.Task[object]] = []
+
+    async def decide() -> bool:
+        async def renewing() -> bool:
+            seen.extend(_renewals())
+            return bool(seen)
+
+        await wait_for(renewing, timeout=10)
+        return True
+
+    assert await renewing_dispatch_lease(store, message.id, timedelta(seconds=0.3), decide)
+    assert [(task.done(), task.cancelled()) for task in seen] == [(True, False)]
