@@ -70,8 +70,18 @@ async def test_the_lease_is_kept_after_a_renewal_the_store_refuses(
     assert "disk is full" in router_lines(caplog.records)  # logged with what failed
 
 
-def _renewals() -> list[asyncio.Task[object]]:
-    return [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "_keep_lease"]  # type: ignore[union-attr]
+def _renewals(message_id: str) -> list[asyncio.Task[object]]:
+    """The renewal tasks of ``message_id`` (a renewal running for another test's message is not)."""
+    found = []
+    for task in asyncio.all_tasks():
+        frame = getattr(task.get_coro(), "cr_frame", None)
+        if (
+            frame is not None
+            and frame.f_code.co_name == "_keep_lease"
+            and frame.f_locals.get("message_id") == message_id
+        ):
+            found.append(task)
+    return found
 
 
 async def test_the_renewal_is_told_to_stop_and_never_cancelled(store: Repositories) -> None:
@@ -82,7 +92,7 @@ async def test_the_renewal_is_told_to_stop_and_never_cancelled(store: Repositori
 
     async def decide() -> bool:
         async def renewing() -> bool:
-            seen.extend(_renewals())
+            seen.extend(_renewals(message.id))
             return bool(seen)
 
         await wait_for(renewing, timeout=10)
