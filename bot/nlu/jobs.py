@@ -8,7 +8,6 @@ would only repeat the first, and a burst of them would take every core (``Traini
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import uuid
@@ -20,6 +19,7 @@ from bot.logs import log_event
 from bot.nlu.formats import NluFormatError
 from bot.nlu.trainer import TrainRequest
 from bot.nlu.training import TrainingError
+from bot.tasks import wait_set
 from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
 from conversations.nlu_retirement import RETRAIN_LEASE_MS
@@ -87,13 +87,20 @@ class TrainingJobs:
         def progress(stage: str, done: int, total: int) -> None:
             latest.update(stage=stage, done=done, total=total)
 
+        finished = asyncio.Event()
+
         async def publish() -> None:
             for tick in itertools.count(1):
-                await asyncio.sleep(0.5)
-                with contextlib.suppress(StoreUnavailable):  # progress is best effort; the end is not
+                if await wait_set(finished, 0.5):
+                    return
+                try:  # progress is best effort; the end is not
                     await self._store.nlu.update_nlu_job(job_id, utcnow(), **latest)
                     if leased and tick % _RENEW_TICKS == 0:
                         await self._store.nlu.renew_nlu_retrain(job_id, self._owner, utcnow())
+                except StoreUnavailable:
+                    pass
+                except Exception:
+                    log.exception("nlu.progress_unsaved", extra={"omnirouter_fields": {"job": job_id}})
 
         publisher = asyncio.create_task(publish())
         try:
@@ -107,9 +114,11 @@ class TrainingJobs:
             log.exception("nlu.training_failed", extra={"omnirouter_fields": {"job": job_id}})
             result = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
         finally:
-            publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await publisher
+            # told to stop, never cancelled: cancelled inside a store call, the driver can keep a
+            # connection-pool lock every later store call waits for; and a progress write still
+            # in flight lands before the outcome, not over it
+            finished.set()
+            await asyncio.wait([publisher])
         await self._finish(job_id, result)
 
     async def _finish(self, job_id: str, result: dict[str, Any], attempts: int = 30) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from pymongo.errors import OperationFailure
 
 from bot.keys import STORE
 from conversations.embedded import EmbeddedMongo
@@ -161,3 +162,51 @@ async def test_a_store_outage_during_training_does_not_leave_the_job_running(
     job = await train_via_api(client)
     assert job["state"] == "done" and job["version"]
     assert sorted(refused) == ["outcome", "progress"]
+
+
+async def test_a_progress_write_the_store_refuses_does_not_keep_the_job_running(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any
+) -> None:
+    """Progress is best effort whatever the store answers: a refused progress write (not an
+    outage) is logged, and the job's outcome is still written."""
+    client = await start_client(make_settings(embedded.uri, db_name, nlu={"semantic": False}))
+    store = client.server.app[STORE]
+    update = store.nlu.update_nlu_job
+    refused: list[str] = []
+
+    async def refusing_once(job_id: str, now: Any, **fields: Any) -> None:
+        if "state" not in fields and not refused:
+            refused.append(job_id)
+            raise OperationFailure("database or disk is full", 8)
+        await update(job_id, now, **fields)
+
+    store.nlu.update_nlu_job = refusing_once  # type: ignore[method-assign]
+    job = await train_via_api(client)
+    assert job["state"] == "done" and job["version"] and refused
+
+
+async def test_a_progress_write_in_flight_lands_before_the_outcome(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any
+) -> None:
+    """The progress publisher is told to stop, never cancelled: a store call cancelled inside the
+    driver can keep a connection-pool lock, and a progress write still on its way could land
+    after the outcome and show a finished job's stage as training."""
+    client = await start_client(make_settings(embedded.uri, db_name, nlu={"semantic": False}))
+    store = client.server.app[STORE]
+    update = store.nlu.update_nlu_job
+    writes: list[str] = []
+
+    async def slow_progress(job_id: str, now: Any, **fields: Any) -> None:
+        kind = "outcome" if "state" in fields else "progress"
+        writes.append(f"{kind} sent")
+        if kind == "progress":
+            await asyncio.sleep(0.4)  # a slow store: the training ends meanwhile
+        await update(job_id, now, **fields)
+        writes.append(f"{kind} written")
+
+    store.nlu.update_nlu_job = slow_progress  # type: ignore[method-assign]
+    job = await train_via_api(client)
+    assert job["state"] == "done" and job["stage"] == "done"
+    assert "progress sent" in writes
+    assert writes[-2:] == ["outcome sent", "outcome written"]
+    assert writes.count("progress sent") == writes.count("progress written")  # none cut off
