@@ -4,6 +4,7 @@ router process and picked up by another without a restart, rolled back, and bad 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,26 +141,38 @@ async def test_nlu_api_rejects_bad_requests(client: TestClient) -> None:
     assert (await client.get("/api/nlu/jobs/job-unknown")).status == 404
 
 
+Update = Callable[..., Awaitable[None]]
+
+
+async def train_with_job_writes(
+    embedded: EmbeddedMongo, db_name: str, start_client: Any, writing: Callable[[Update], Update]
+) -> dict[str, Any]:
+    """Train through the API with the job's writes made by ``writing(the store's own writer)``."""
+    client = await start_client(make_settings(embedded.uri, db_name, nlu={"semantic": False}))
+    store = client.server.app[STORE]
+    store.nlu.update_nlu_job = writing(store.nlu.update_nlu_job)
+    return await train_via_api(client)
+
+
 async def test_a_store_outage_during_training_does_not_leave_the_job_running(
     embedded: EmbeddedMongo, db_name: str, start_client: Any
 ) -> None:
     """The first progress write and the first write of the outcome meet an outage: the progress is
     skipped, the outcome is written when the store answers again (before, the job stayed
     "running" for ever)."""
-    client = await start_client(make_settings(embedded.uri, db_name, nlu={"semantic": False}))
-    store = client.server.app[STORE]
-    update = store.nlu.update_nlu_job
     refused: list[str] = []
 
-    async def flaky_update(job_id: str, now: Any, **fields: Any) -> None:
-        kind = "outcome" if "state" in fields else "progress"
-        if kind not in refused:
-            refused.append(kind)
-            raise StoreUnavailable("the store is down")
-        await update(job_id, now, **fields)
+    def flaky(update: Update) -> Update:
+        async def write(job_id: str, now: Any, **fields: Any) -> None:
+            kind = "outcome" if "state" in fields else "progress"
+            if kind not in refused:
+                refused.append(kind)
+                raise StoreUnavailable("the store is down")
+            await update(job_id, now, **fields)
 
-    store.nlu.update_nlu_job = flaky_update  # type: ignore[method-assign]
-    job = await train_via_api(client)
+        return write
+
+    job = await train_with_job_writes(embedded, db_name, start_client, flaky)
     assert job["state"] == "done" and job["version"]
     assert sorted(refused) == ["outcome", "progress"]
 
@@ -169,19 +182,18 @@ async def test_a_progress_write_the_store_refuses_does_not_keep_the_job_running(
 ) -> None:
     """Progress is best effort whatever the store answers: a refused progress write (not an
     outage) is logged, and the job's outcome is still written."""
-    client = await start_client(make_settings(embedded.uri, db_name, nlu={"semantic": False}))
-    store = client.server.app[STORE]
-    update = store.nlu.update_nlu_job
     refused: list[str] = []
 
-    async def refusing_once(job_id: str, now: Any, **fields: Any) -> None:
-        if "state" not in fields and not refused:
-            refused.append(job_id)
-            raise OperationFailure("database or disk is full", 8)
-        await update(job_id, now, **fields)
+    def refusing_once(update: Update) -> Update:
+        async def write(job_id: str, now: Any, **fields: Any) -> None:
+            if "state" not in fields and not refused:
+                refused.append(job_id)
+                raise OperationFailure("database or disk is full", 8)
+            await update(job_id, now, **fields)
 
-    store.nlu.update_nlu_job = refusing_once  # type: ignore[method-assign]
-    job = await train_via_api(client)
+        return write
+
+    job = await train_with_job_writes(embedded, db_name, start_client, refusing_once)
     assert job["state"] == "done" and job["version"] and refused
 
 
@@ -191,21 +203,20 @@ async def test_a_progress_write_in_flight_lands_before_the_outcome(
     """The progress publisher is told to stop, never cancelled: a store call cancelled inside the
     driver can keep a connection-pool lock, and a progress write still on its way could land
     after the outcome and show a finished job's stage as training."""
-    client = await start_client(make_settings(embedded.uri, db_name, nlu={"semantic": False}))
-    store = client.server.app[STORE]
-    update = store.nlu.update_nlu_job
     writes: list[str] = []
 
-    async def slow_progress(job_id: str, now: Any, **fields: Any) -> None:
-        kind = "outcome" if "state" in fields else "progress"
-        writes.append(f"{kind} sent")
-        if kind == "progress":
-            await asyncio.sleep(0.4)  # a slow store: the training ends meanwhile
-        await update(job_id, now, **fields)
-        writes.append(f"{kind} written")
+    def slow_progress(update: Update) -> Update:
+        async def write(job_id: str, now: Any, **fields: Any) -> None:
+            kind = "outcome" if "state" in fields else "progress"
+            writes.append(f"{kind} sent")
+            if kind == "progress":
+                await asyncio.sleep(0.4)  # a slow store: the training ends meanwhile
+            await update(job_id, now, **fields)
+            writes.append(f"{kind} written")
 
-    store.nlu.update_nlu_job = slow_progress  # type: ignore[method-assign]
-    job = await train_via_api(client)
+        return write
+
+    job = await train_with_job_writes(embedded, db_name, start_client, slow_progress)
     assert job["state"] == "done" and job["stage"] == "done"
     assert "progress sent" in writes
     assert writes[-2:] == ["outcome sent", "outcome written"]
