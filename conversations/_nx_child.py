@@ -32,6 +32,7 @@ from nx_27017.handler import NeoSQLiteHandler
 from nx_27017.server import handle_client
 
 from conversations.children import die_with_parent
+from conversations.collector import settle_collector
 from conversations.private_files import PRIVATE_FILE
 
 _LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - [%(process)d] - %(message)s"  # nx-27017's own
@@ -80,6 +81,7 @@ async def _serve_until_stopped(handler: NeoSQLiteHandler, socket_path: str) -> N
     assert task is not None
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, task.cancel)
+    settle_collector()
     await serve(handler, socket_path)
 
 

@@ -20,6 +20,7 @@ from bot.router.dialogue.domain import DomainError
 from bot.secret_key import SecretKeyError
 from bot.settings import Settings
 from bot.web.keys import FIRST_ADMIN
+from conversations.collector import settle_collector
 from conversations.embedded import EmbeddedStoreError
 from conversations.errors import StoreUnavailable
 from conversations.private_files import write_private
@@ -55,6 +56,7 @@ async def _run_server(settings: Settings) -> None:
             ) from None
         raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     _print_banner(settings, runner.app[FIRST_ADMIN])
+    settle_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
