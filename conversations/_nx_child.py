@@ -31,6 +31,7 @@ from typing import Any
 from nx_27017.handler import NeoSQLiteHandler
 from nx_27017.server import handle_client
 
+from conversations._nx_inline import run_short_commands_on_the_loop
 from conversations.children import die_with_parent
 from conversations.collector import settle_collector
 from conversations.private_files import PRIVATE_FILE
@@ -40,9 +41,10 @@ _LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - [%(process)d] - %(messag
 
 def build_handler(data_dir: str) -> NeoSQLiteHandler:
     """The wire-protocol handler over the SQLite files in ``data_dir`` (one per database), each
-    readable by its owner only, deleting for real."""
+    readable by its owner only, deleting for real; short commands run on the server's loop."""
     erase_for_real()
     index_text_only_when_it_changes()
+    run_short_commands_on_the_loop()
     return NeoSQLiteHandler(data_dir, data_dir=data_dir)
 
 

@@ -1,0 +1,171 @@
+"""Which of the embedded store's commands run on its event loop, on the real server and driver."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nx_27017.handler import NeoSQLiteHandler
+from pymongo import AsyncMongoClient, DeleteOne, UpdateOne
+
+from conversations._nx_child import build_handler, serve
+from conversations._nx_inline import MOST, short
+from conversations.embedded import socket_uri
+
+
+class Recording(NeoSQLiteHandler):  # type: ignore[misc]
+    """The store's handler, noting for each command the thread that ran it."""
+
+    def __init__(self, data_dir: str) -> None:
+        super().__init__(data_dir, data_dir=data_dir)
+        self.ran: list[tuple[str, bool]] = []  # (command, on the loop's thread)
+        self.loop_thread = threading.get_ident()
+
+    def _note(self, msg: dict[str, Any]) -> None:
+        body: dict[str, Any] = next((d for kind, d in msg["sections"] if kind == "body"), {})
+        self.ran.append((next(iter(body)), threading.get_ident() == self.loop_thread))
+
+    def handle_insert(self, msg: dict[str, Any]) -> Any:
+        self._note(msg)
+        return super().handle_insert(msg)
+
+    def handle_command(self, msg: dict[str, Any]) -> Any:
+        self._note(msg)
+        return super().handle_command(msg)
+
+
+@dataclass
+class Served:
+    handler: Recording
+    client: AsyncMongoClient[dict[str, Any]]
+
+    def since(self, mark: int) -> list[tuple[str, bool]]:
+        return [c for c in self.handler.ran[mark:] if c[0] not in ("hello", "ismaster", "isMaster", "endSessions")]
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    build_handler(str(tmp_path))  # the store's set-up: short commands on the loop among it
+    handler = Recording(str(tmp_path))
+    with tempfile.TemporaryDirectory(prefix="nx") as sockets:  # a socket path short enough
+        socket = f"{sockets}/nx-27017.sock"
+        started = asyncio.Event()
+        server = asyncio.create_task(serve(handler, socket, lambda _: started.set()))
+        await started.wait()
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            socket_uri(Path(socket)), serverSelectionTimeoutMS=5000
+        )
+        try:
+            yield Served(handler, client)
+        finally:
+            await client.close()
+            server.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await server
+
+
+async def test_the_message_paths_commands_by_id_run_on_the_loop(served: Served) -> None:
+    db = served.client.inline
+    await db.things.insert_one({"_id": "a", "n": 1})  # the collection exists before we count
+    mark = len(served.handler.ran)
+    await db.things.insert_many([{"_id": f"b{n}", "n": n} for n in range(10)])
+    await db.things.update_one({"_id": "a"}, {"$set": {"n": 2}})
+    await db.things.bulk_write([UpdateOne({"_id": f"b{n}"}, {"$inc": {"n": 1}}) for n in range(5)], ordered=False)
+    assert await db.things.find({"_id": {"$in": ["a", "b1"]}}).to_list() != []
+    await db.things.find_one_and_update({"_id": "a"}, {"$set": {"n": 3}})
+    await db.things.delete_one({"_id": "b9"})
+    assert served.since(mark) == [
+        ("insert", True),
+        ("update", True),
+        ("update", True),
+        ("find", True),
+        ("findAndModify", True),
+        ("delete", True),
+    ]
+    assert (await db.things.find_one({"_id": "a"}) or {})["n"] == 3
+    assert await db.things.count_documents({}) == 10
+
+
+async def test_queries_and_writes_not_bounded_by_their_shape_go_to_a_thread(served: Served) -> None:
+    db = served.client.inline
+    await db.things.insert_one({"_id": -1, "n": -1})  # the collection exists before we count
+    mark = len(served.handler.ran)
+    await db.things.insert_many([{"_id": n, "n": n} for n in range(MOST + 1)])  # more than MOST
+    assert len(await db.things.find({"n": {"$gte": 0}}).to_list()) == MOST + 1  # and a getMore
+    await db.things.update_many({"n": {"$lt": 5}}, {"$set": {"small": True}})
+    await db.things.find({"_id": {"$gt": 10}}).to_list()
+    await db.things.bulk_write([DeleteOne({"n": 3})])
+    await (await db.things.aggregate([{"$match": {"_id": 1}}])).to_list()
+    ran = served.since(mark)
+    assert ran and not any(on_loop for _, on_loop in ran), ran
+    assert await db.things.count_documents({"small": True}) == 5  # n = -1, 0, 1, 2, 4: 3 was deleted
+
+
+async def test_a_short_command_waits_in_a_thread_while_a_long_one_holds_its_database(served: Served) -> None:
+    db = served.client.inline
+    await db.things.insert_one({"_id": "a", "n": 1})
+    lock = served.handler._lock_for("inline")
+    release = threading.Event()
+    taken = threading.Event()
+
+    def long_command() -> None:  # as a report would: the database's lock for a while
+        with lock:
+            taken.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=long_command)
+    holder.start()
+    taken.wait(5)
+    mark = len(served.handler.ran)
+    update = asyncio.create_task(db.things.update_one({"_id": "a"}, {"$set": {"n": 2}}))
+    ticks = 0
+    for _ in range(20):  # the loop keeps running meanwhile: it is not waiting for the lock
+        await asyncio.sleep(0.01)
+        ticks += 1
+    assert not update.done() and ticks == 20
+    release.set()
+    await asyncio.wait_for(update, 10)
+    await asyncio.to_thread(holder.join, 5)
+    assert served.since(mark) == [("update", False)]
+    assert (await db.things.find_one({"_id": "a"}) or {})["n"] == 2
+
+
+def body(command: dict[str, Any], **sequences: list[Any]) -> dict[str, Any]:
+    sections: list[tuple[str, Any]] = [("body", {**command, "$db": "d"})]
+    sections += [("payload", {name: docs}) for name, docs in sequences.items()]
+    return {"request_id": 1, "sections": sections}
+
+
+@pytest.mark.parametrize(
+    ("msg", "expected"),
+    [
+        (body({"insert": "c"}, documents=[{"_id": 1}] * MOST), True),
+        (body({"insert": "c"}, documents=[{"_id": 1}] * (MOST + 1)), False),
+        (body({"insert": "c", "documents": [{"_id": 1}]}), True),
+        (body({"update": "c"}, updates=[{"q": {"_id": 1, "v": 2}, "u": {}}]), True),
+        (body({"update": "c"}, updates=[{"q": {"_id": 1}, "u": {}}, {"q": {"open_key": 1}, "u": {}}]), False),
+        (body({"update": "c"}, updates=[]), False),
+        (body({"update": "c"}, deletes=[{"q": {"_id": 1}}]), False),
+        (body({"delete": "c", "deletes": [{"q": {"_id": {"$in": [1, 2]}}, "limit": 0}]}), True),
+        (body({"find": "c", "filter": {"_id": {"$in": list(range(MOST + 1))}}}), False),
+        (body({"find": "c", "filter": {"_id": {"$gt": 1}}}), False),
+        (body({"find": "c", "filter": {"_id": {"$eq": 1}}}), True),
+        (body({"find": "c", "filter": {"_id": {"kind": "composite"}}}), True),
+        (body({"find": "c", "filter": {"_id": 1, "$where": "sleep(1000)"}}), False),
+        (body({"find": "c", "filter": {}}), False),
+        (body({"findAndModify": "c", "query": {"_id": "x"}}), True),
+        (body({"findAndModify": "c", "query": {"status": "queued"}}), False),
+        (body({"aggregate": "c", "pipeline": [{"$match": {"_id": 1}}]}), False),
+        (body({"getMore": 1, "collection": "c"}), False),
+        ({"request_id": 1, "sections": [("body", {"insert": "c"}), ("payload_docs", [{"_id": 1}])]}, False),
+    ],
+)
+def test_which_shapes_bound_their_work(msg: dict[str, Any], expected: bool) -> None:
+    assert short(msg) is expected
