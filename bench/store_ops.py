@@ -6,8 +6,9 @@ Starts an embedded store (its own process) with omnirouter's indexes and, in bat
 sends them, inserts message documents, updates them as a dispatch decision does, and reads them back
 by ``_id``; the same on a collection without indexes. Prints wall time and the store process's CPU
 time per document: the per-document price behind ``bench/load.py``'s store CPU per message (a
-bot-answered message is 2 inserts, 2 updates and 2 reads), and what a command costs the store
-before any document (a ``ping``, one at a time).
+bot-answered message is 2 inserts, 2 updates and 2 reads); then, one command at a time, what a
+command costs the store before any document (a ``ping``), and a read and an update of one message
+by its ``_id`` (the commands the store runs on its event loop: ``conversations/_nx_inline.py``).
 """
 
 from __future__ import annotations
@@ -96,13 +97,21 @@ async def main() -> None:
                 "update it (without indexes)",
                 lambda batch: db.plain.bulk_write([UpdateOne({"_id": i}, DECISION) for i in batch], ordered=False),
             )
-            pings, cpu, started = 1000, cpu_seconds(pid), time.perf_counter()
-            for _ in range(pings):  # one at a time: what a command costs the store before any document
-                await client.admin.command("ping")
-            wall, used = time.perf_counter() - started, cpu_seconds(pid) - cpu
-            print(
-                f"{'a round trip that does nothing (ping)':<44} {wall / pings * 1e3:6.3f} ms wall, "
-                f"{used / pings * 1e3:6.3f} ms store CPU per command"
+
+            async def one_at_a_time(name: str, call: Callable[[int], Awaitable[Any]], commands: int = 1000) -> None:
+                cpu, started = cpu_seconds(pid), time.perf_counter()
+                for n in range(commands):
+                    await call(n)
+                wall, used = time.perf_counter() - started, cpu_seconds(pid) - cpu
+                print(
+                    f"{name:<44} {wall / commands * 1e3:6.3f} ms wall, {used / commands * 1e3:6.3f} ms store CPU per command"
+                )
+
+            print("one command at a time: what a command costs the store beside its documents")
+            await one_at_a_time("a round trip that does nothing (ping)", lambda n: client.admin.command("ping"))
+            await one_at_a_time("read one message by _id", lambda n: db.messages.find_one({"_id": ids[n % len(ids)]}))
+            await one_at_a_time(
+                "update one message by _id", lambda n: db.messages.update_one({"_id": ids[n % len(ids)]}, DECISION)
             )
             await client.close()
         finally:
