@@ -18,4 +18,3 @@ def test_the_youngest_generation_waits_longer_and_the_older_keep_their_ratios(th
     settle_collector()
     assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
     assert YOUNG_THRESHOLD > 700
-
