@@ -1,19 +1,25 @@
-"""The embedded store's short commands run on its event loop when their database is free.
+"""The embedded store's point commands run on its event loop when their database is free.
 
 nx-27017 hands every command to a worker thread (``asyncio.to_thread``) so that a long one (a
 report, an export, an index build) leaves its event loop answering the others, the driver's
 heartbeats among them. Commands on one database run one at a time anyway (nx-27017 holds a lock
-per database while one runs), so for a command that touches a few documents by their ``_id``,
-the thread only adds its own cost: the hand-over, the wake-up of the loop with the answer, the
-two threads taking turns at the interpreter (about a tenth of the store's CPU per message of
-``bench/load.py``: docs/performance.md).
+per database while one runs), so for a command that reads or writes a few documents by their
+``_id`` the thread only adds its own cost: the hand-over, the wake-up of the loop with the
+answer, two threads taking turns at the interpreter. One at a time, such a read or update costs
+the store 0.15–0.2 ms of CPU less on the loop (``bench/store_ops.py``); under ``bench/load.py``,
+where most commands carry several documents, the difference is within the runs' spread
+(docs/performance.md).
 
-A command runs on the loop when its shape bounds its work, whatever the collection (``short``):
-an insert of at most ``MOST`` documents, or a find, update, delete or findAndModify whose every
-filter (at most ``MOST``) names its documents by ``_id``, one value or an ``$in`` list of at most
-``MOST``. And only when its database's lock is free at that moment: taken without waiting, held
-while it runs. Any other command goes to a thread as before, so the loop never waits for a lock a
-long command holds, nor runs a scan.
+A command runs on the loop when its shape bounds its work, whatever the collection
+(``bounded_by_shape``): an insert of at most ``MOST_DOCUMENTS`` documents, none holding bytes; or a
+find, update, delete or findAndModify whose filters name at most ``MOST_DOCUMENTS`` documents by
+their ``_id`` (one value or an ``$in`` list each, counted over the whole command), any other field
+beside the ``_id`` compared with a plain value; no option the command does not know; no GridFS
+collection. And only when its database is open and its lock free at that moment: taken without
+waiting, held while it runs. Any other command goes to a thread as before, so the loop does not
+wait for a lock a long command holds, nor run a scan. What such a command may still do on the loop
+is SQLite's own work for a few rows, a write-ahead log checkpoint among it (an exception to "no
+blocking I/O in a coroutine", bounded by its shape).
 """
 
 from __future__ import annotations
@@ -24,12 +30,26 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-MOST = 256
+MOST_DOCUMENTS = 256
+_COMMON = frozenset(
+    {"$db", "lsid", "txnNumber", "$clusterTime", "$readPreference", "readConcern", "writeConcern", "maxTimeMS"}
+    | {"comment", "apiVersion", "apiStrict", "apiDeprecationErrors", "startTransaction", "autocommit", "let"}
+)
+_OPTIONS = {  # what each command may carry beside _COMMON: anything else is not asked of the loop
+    "insert": {"documents", "ordered", "bypassDocumentValidation"},
+    "update": {"updates", "ordered", "bypassDocumentValidation"},
+    "delete": {"deletes", "ordered"},
+    "find": {"filter", "projection", "sort", "limit", "skip", "batchSize", "singleBatch", "hint", "collation"},
+    "findAndModify": {"query", "update", "remove", "new", "fields", "upsert", "sort", "arrayFilters", "collation"}
+    | {"hint", "bypassDocumentValidation"},
+}
 _FILTERS = {"find": "filter", "findAndModify": "query"}  # where a command keeps its one filter
-_STATEMENTS = {"update": "updates", "delete": "deletes"}  # and where its statements, each with a "q"
+_STATEMENTS = {"update": "updates", "delete": "deletes"}  # or its statements, each with a "q"
+_COMPARISONS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists"})
+_PLAIN = (str, int, float, bool, type(None))
 
 
-def short(msg: Mapping[str, Any]) -> bool:
+def bounded_by_shape(msg: Mapping[str, Any]) -> bool:
     """Whether the OP_MSG ``msg`` (as nx-27017 parses it) is a command whose shape bounds its
     work: see the module's docstring."""
     body: Mapping[str, Any] = {}
@@ -42,19 +62,22 @@ def short(msg: Mapping[str, Any]) -> bool:
                 sequences.setdefault(str(field), []).extend(docs if isinstance(docs, list) else [docs])
         else:  # nx-27017's own kind 2, or something unknown
             return False
-    name = next(iter(body), None)
+    name = str(next(iter(body), ""))
+    collection = body.get(name)
+    if name not in _OPTIONS or not isinstance(collection, str) or _gridfs(collection):
+        return False
+    if not set(body) - {name} <= _OPTIONS[name] | _COMMON or not set(sequences) <= _OPTIONS[name]:
+        return False
     if name == "insert":
-        return set(sequences) <= {"documents"} and len(_listed(body, "documents", sequences)) <= MOST
+        documents = _listed(body, "documents", sequences)
+        return len(documents) <= MOST_DOCUMENTS and not any(_holds_bytes(d) for d in documents)
     if name in _STATEMENTS:
-        if not set(sequences) <= {_STATEMENTS[name]}:
-            return False
         statements = _listed(body, _STATEMENTS[name], sequences)
         filters = [s.get("q") if isinstance(s, Mapping) else None for s in statements]
-    elif name in _FILTERS and not sequences:
-        filters = [body.get(_FILTERS[name])]
     else:
-        return False
-    return 0 < len(filters) <= MOST and all(_by_id(f) for f in filters)
+        filters = [body.get(_FILTERS[name])]
+    named = [_named_by_id(f) for f in filters]
+    return bool(filters) and None not in named and sum(n or 0 for n in named) <= MOST_DOCUMENTS
 
 
 def _listed(body: Mapping[str, Any], field: str, sequences: Mapping[str, list[Any]]) -> list[Any]:
@@ -63,20 +86,48 @@ def _listed(body: Mapping[str, Any], field: str, sequences: Mapping[str, list[An
     return (list(inline) if isinstance(inline, list) else []) + sequences.get(field, [])
 
 
-def _by_id(query: Any) -> bool:
-    if not isinstance(query, Mapping) or "_id" not in query or any(str(key).startswith("$") for key in query):
-        return False  # beside the _id, a $text, $where or $or could make it a scan
+def _gridfs(collection: str) -> bool:
+    """A GridFS collection: its chunks are large, and a file's deletion takes its chunks with it."""
+    return collection.endswith((".files", ".chunks"))
+
+
+def _holds_bytes(document: Any) -> bool:
+    return isinstance(document, Mapping) and any(isinstance(v, bytes | bytearray) for v in document.values())
+
+
+def _named_by_id(query: Any) -> int | None:
+    """How many documents ``query`` names by ``_id``; ``None`` when it does not name them so, or
+    when another field's condition could make the store read more than those."""
+    if not isinstance(query, Mapping) or "_id" not in query:
+        return None
+    if any(str(key).startswith("$") for key in query):
+        return None  # a $text, $where or $or beside the _id could make it a scan
+    if not all(_plain_condition(value) for key, value in query.items() if key != "_id"):
+        return None
     value = query["_id"]
-    if not isinstance(value, Mapping):
+    if isinstance(value, _PLAIN):
+        return 1
+    if isinstance(value, Mapping) and set(value) == {"$eq"} and isinstance(value["$eq"], _PLAIN):
+        return 1
+    if isinstance(value, Mapping) and set(value) == {"$in"} and isinstance(value["$in"], list):
+        return len(value["$in"]) if all(isinstance(v, _PLAIN) for v in value["$in"]) else None
+    return None
+
+
+def _plain_condition(value: Any) -> bool:
+    """A field's condition the store checks on the named documents alone: a plain value, or
+    comparisons with plain values (a ``$regex`` or ``$type`` it may evaluate on every document)."""
+    if isinstance(value, _PLAIN):
         return True
-    if set(value) == {"$eq"}:
-        return not isinstance(value["$eq"], Mapping)
-    if set(value) == {"$in"}:
-        return isinstance(value["$in"], list) and len(value["$in"]) <= MOST
-    return not any(str(key).startswith("$") for key in value)  # an embedded document as the _id
+    if not isinstance(value, Mapping) or not value or not set(value) <= _COMPARISONS:
+        return False
+    return all(
+        isinstance(operand, _PLAIN) or (isinstance(operand, list) and all(isinstance(v, _PLAIN) for v in operand))
+        for operand in value.values()
+    )
 
 
-class _LoopFirst(types.ModuleType):
+class _ShortCommandsOnTheLoop(types.ModuleType):
     """``asyncio`` as nx-27017's connection loop sees it, but for ``to_thread``."""
 
     def __init__(self, lock_of: Callable[[Any, Mapping[str, Any]], threading.RLock | None]) -> None:
@@ -89,7 +140,7 @@ class _LoopFirst(types.ModuleType):
     async def to_thread(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         handler = getattr(func, "__self__", None)
         msg = args[0] if len(args) == 1 and not kwargs else None
-        if handler is not None and isinstance(msg, dict) and short(msg):
+        if handler is not None and isinstance(msg, dict) and bounded_by_shape(msg):
             lock = self._lock_of(handler, msg)
             if lock is not None and lock.acquire(blocking=False):
                 try:
@@ -100,15 +151,26 @@ class _LoopFirst(types.ModuleType):
 
 
 def run_short_commands_on_the_loop() -> None:
-    """Make nx-27017's connection loop run short commands itself (calling it twice is harmless)."""
+    """Make nx-27017's connection loop run short commands itself (calling it twice is harmless).
+    It relies on nx-27017's internals, which pyproject.toml pins: its server's ``asyncio`` name,
+    its handler's ``_locks``, ``_conns`` and ``_dict_lock`` and its ``_msg_db_name``."""
     from nx_27017 import handler as nx_handler
     from nx_27017 import server as nx_server
 
-    if isinstance(nx_server.asyncio, _LoopFirst):
+    if isinstance(nx_server.asyncio, _ShortCommandsOnTheLoop):
         return
 
     def lock_of(handler: Any, msg: Mapping[str, Any]) -> threading.RLock | None:
-        lock_for = getattr(handler, "_lock_for", None)
-        return lock_for(nx_handler._msg_db_name(msg)) if lock_for is not None else None
+        """The lock of ``msg``'s database if the loop can take it without waiting for another
+        lock: the database open (opening one runs a migration, under nx's dictionary lock) and
+        that lock free."""
+        try:
+            name = nx_handler._msg_db_name(msg)
+            if name not in handler._conns or handler._dict_lock.locked():
+                return None
+            lock: threading.RLock | None = handler._locks.get(name)
+            return lock
+        except AttributeError:  # a handler without them (another mode or release): a thread
+            return None
 
-    nx_server.asyncio = _LoopFirst(lock_of)
+    nx_server.asyncio = _ShortCommandsOnTheLoop(lock_of)
