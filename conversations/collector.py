@@ -5,8 +5,9 @@ container objects. Under load that was one every few messages in the router, eac
 the documents, parse results and requests of the messages in flight: 10–15 % of the router's CPU
 (timed with ``gc.callbacks`` during ``bench/load.py``), and in the embedded store a full
 collection every few seconds. Ten times the threshold leaves the reference cycles a message's
-objects form uncollected a little longer (at most 7,000 objects more) and takes most of that
-CPU back (docs/performance.md)."""
+objects form uncollected a little longer (up to 7,000 more container objects, and what they
+hold) and takes most of that CPU back; the router's peak RSS under load did not move
+(docs/performance.md)."""
 
 from __future__ import annotations
 
