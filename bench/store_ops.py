@@ -111,7 +111,8 @@ async def main() -> None:
             await one_at_a_time("a round trip that does nothing (ping)", lambda n: client.admin.command("ping"))
             await one_at_a_time("read one message by _id", lambda n: db.messages.find_one({"_id": ids[n % len(ids)]}))
             await one_at_a_time(
-                "update one message by _id", lambda n: db.messages.update_one({"_id": ids[n % len(ids)]}, DECISION)
+                "update one message by _id",
+                lambda n: db.messages.update_one({"_id": ids[n % len(ids)]}, {"$set": {"dispatch_due_ms": n}}),
             )
             await client.close()
         finally:
