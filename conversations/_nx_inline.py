@@ -6,20 +6,24 @@ heartbeats among them. Commands on one database run one at a time anyway (nx-270
 per database while one runs), so for a command that reads or writes a few documents by their
 ``_id`` the thread only adds its own cost: the hand-over, the wake-up of the loop with the
 answer, two threads taking turns at the interpreter. One at a time, such a read or update costs
-the store 0.15–0.2 ms of CPU less on the loop (``bench/store_ops.py``); under ``bench/load.py``,
+the store 0.1–0.2 ms of CPU less on the loop (``bench/store_ops.py``); under ``bench/load.py``,
 where most commands carry several documents, the difference is within the runs' spread
 (docs/performance.md).
 
-A command runs on the loop when its shape bounds its work, whatever the collection
-(``bounded_by_shape``): an insert of at most ``MOST_DOCUMENTS`` documents, none holding bytes; or a
-find, update, delete or findAndModify whose filters name at most ``MOST_DOCUMENTS`` documents by
-their ``_id`` (one value or an ``$in`` list each, counted over the whole command), any other field
-beside the ``_id`` compared with a plain value; no option the command does not know; no GridFS
-collection. And only when its database is open and its lock free at that moment: taken without
-waiting, held while it runs. Any other command goes to a thread as before, so the loop does not
-wait for a lock a long command holds, nor run a scan. What such a command may still do on the loop
-is SQLite's own work for a few rows, a write-ahead log checkpoint among it (an exception to "no
-blocking I/O in a coroutine", bounded by its shape).
+A command runs on the loop when its shape bounds its work (``bounded_by_shape``): an insert of at
+most ``MOST_DOCUMENTS`` documents holding no bytes, or a find, update, delete or findAndModify
+whose filters name at most ``MOST_DOCUMENTS`` documents by their ``_id`` (one value or a non-empty
+``$in`` list each, counted over the whole command), with other fields beside the ``_id`` only when
+it names one document, and then compared with plain values; only options its command knows, no
+write concern that waits for the disk; on one of the message path's collections (``HOT``), whose
+documents are small, so that a command naming a few of them is short whatever they hold. Values
+neosqlite would take for dates (a string starting ``2024-05-01``) are never among them: it compares
+those by scanning. And only when its database is open and its lock free at that moment: taken
+without waiting and held while the command runs. Any other command goes to a thread as before, so
+the loop does not wait for a lock a long command holds, nor run a scan. On the loop, the command
+may still wait briefly for nx-27017's own dictionary of databases (held long only while a
+database file is opened or closed) and do SQLite's work for its few rows, a write-ahead log
+checkpoint among it: an exception to "no blocking I/O in a coroutine", bounded by its shape.
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ import types
 from collections.abc import Callable, Mapping
 from typing import Any
 
-MOST_DOCUMENTS = 256
+from neosqlite.collection.datetime_utils import is_datetime_value  # type: ignore[import-untyped]
+
+MOST_DOCUMENTS = 64
+HOT = frozenset({"messages", "threads", "identities", "contacts", "consent", "webchat_tokens"})
 _COMMON = frozenset(
     {"$db", "lsid", "txnNumber", "$clusterTime", "$readPreference", "readConcern", "writeConcern", "maxTimeMS"}
     | {"comment", "apiVersion", "apiStrict", "apiDeprecationErrors", "startTransaction", "autocommit", "let"}
@@ -46,7 +53,7 @@ _OPTIONS = {  # what each command may carry beside _COMMON: anything else is not
 _FILTERS = {"find": "filter", "findAndModify": "query"}  # where a command keeps its one filter
 _STATEMENTS = {"update": "updates", "delete": "deletes"}  # or its statements, each with a "q"
 _COMPARISONS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists"})
-_PLAIN = (str, int, float, bool, type(None))
+_PLAIN = (str, int, float, bool, type(None))  # what neosqlite compares in SQL, but for dates
 
 
 def bounded_by_shape(msg: Mapping[str, Any]) -> bool:
@@ -64,20 +71,29 @@ def bounded_by_shape(msg: Mapping[str, Any]) -> bool:
             return False
     name = str(next(iter(body), ""))
     collection = body.get(name)
-    if name not in _OPTIONS or not isinstance(collection, str) or _gridfs(collection):
+    if name not in _OPTIONS or collection not in HOT:
         return False
     if not set(body) - {name} <= _OPTIONS[name] | _COMMON or not set(sequences) <= _OPTIONS[name]:
         return False
+    concern = body.get("writeConcern")
+    if isinstance(concern, Mapping) and (concern.get("j") or concern.get("fsync")):
+        return False  # nx-27017 would make the database wait for the disk at every commit
     if name == "insert":
         documents = _listed(body, "documents", sequences)
         return len(documents) <= MOST_DOCUMENTS and not any(_holds_bytes(d) for d in documents)
     if name in _STATEMENTS:
         statements = _listed(body, _STATEMENTS[name], sequences)
+        if len(statements) > MOST_DOCUMENTS:  # each names one document at least
+            return False
         filters = [s.get("q") if isinstance(s, Mapping) else None for s in statements]
     else:
         filters = [body.get(_FILTERS[name])]
-    named = [_named_by_id(f) for f in filters]
-    return bool(filters) and None not in named and sum(n or 0 for n in named) <= MOST_DOCUMENTS
+    named = 0
+    for query in filters:
+        count = _named_by_id(query)
+        if count is None or (named := named + count) > MOST_DOCUMENTS:
+            return False
+    return named > 0
 
 
 def _listed(body: Mapping[str, Any], field: str, sequences: Mapping[str, list[Any]]) -> list[Any]:
@@ -86,45 +102,57 @@ def _listed(body: Mapping[str, Any], field: str, sequences: Mapping[str, list[An
     return (list(inline) if isinstance(inline, list) else []) + sequences.get(field, [])
 
 
-def _gridfs(collection: str) -> bool:
-    """A GridFS collection: its chunks are large, and a file's deletion takes its chunks with it."""
-    return collection.endswith((".files", ".chunks"))
-
-
 def _holds_bytes(document: Any) -> bool:
     return isinstance(document, Mapping) and any(isinstance(v, bytes | bytearray) for v in document.values())
 
 
 def _named_by_id(query: Any) -> int | None:
     """How many documents ``query`` names by ``_id``; ``None`` when it does not name them so, or
-    when another field's condition could make the store read more than those."""
+    when another of its conditions could make the store read more than those."""
     if not isinstance(query, Mapping) or "_id" not in query:
         return None
     if any(str(key).startswith("$") for key in query):
         return None  # a $text, $where or $or beside the _id could make it a scan
-    if not all(_plain_condition(value) for key, value in query.items() if key != "_id"):
-        return None
     value = query["_id"]
-    if isinstance(value, _PLAIN):
-        return 1
-    if isinstance(value, Mapping) and set(value) == {"$eq"} and isinstance(value["$eq"], _PLAIN):
-        return 1
-    if isinstance(value, Mapping) and set(value) == {"$in"} and isinstance(value["$in"], list):
-        return len(value["$in"]) if all(isinstance(v, _PLAIN) for v in value["$in"]) else None
-    return None
+    if isinstance(value, Mapping) and set(value) == {"$eq"}:
+        value = value["$eq"]
+    if _plain(value):
+        ids = [value]
+    elif isinstance(value, Mapping) and set(value) == {"$in"} and isinstance(value["$in"], list):
+        ids = value["$in"]
+    else:
+        return None
+    if not ids or not all(_plain(v) for v in ids):
+        return None  # an empty $in is no lookup for neosqlite: it reads every document
+    others = [condition for key, condition in query.items() if key != "_id"]
+    if others and (len(ids) > 1 or not all(_plain_condition(c) for c in others)):
+        return None  # with several ids SQLite may choose another field's index over the _id's
+    return len(ids)
+
+
+def _plain(value: Any) -> bool:
+    """A value neosqlite compares in SQL: not a document nor a list, nor a string it takes for a
+    date (those it compares by scanning)."""
+    return isinstance(value, _PLAIN) and not is_datetime_value(value)
 
 
 def _plain_condition(value: Any) -> bool:
-    """A field's condition the store checks on the named documents alone: a plain value, or
+    """A field's condition the store checks on the named document alone: a plain value, or
     comparisons with plain values (a ``$regex`` or ``$type`` it may evaluate on every document)."""
-    if isinstance(value, _PLAIN):
+    if _plain(value):
         return True
     if not isinstance(value, Mapping) or not value or not set(value) <= _COMPARISONS:
         return False
-    return all(
-        isinstance(operand, _PLAIN) or (isinstance(operand, list) and all(isinstance(v, _PLAIN) for v in operand))
-        for operand in value.values()
-    )
+    for operator, operand in value.items():
+        if operator == "$exists":
+            ok = isinstance(operand, bool)
+        elif operator in ("$in", "$nin"):
+            ok = isinstance(operand, list) and bool(operand) and all(_plain(v) for v in operand)
+        else:
+            ok = _plain(operand)
+        if not ok:
+            return False
+    return True
 
 
 class _ShortCommandsOnTheLoop(types.ModuleType):
@@ -143,8 +171,11 @@ class _ShortCommandsOnTheLoop(types.ModuleType):
         if handler is not None and isinstance(msg, dict) and bounded_by_shape(msg):
             lock = self._lock_of(handler, msg)
             if lock is not None and lock.acquire(blocking=False):
+                # nx-27017's command itself, without its wrapper that looks the lock up again
+                # under the dictionary lock (the lock is the same: its dictionary only grows)
+                unwrapped = getattr(getattr(func, "__func__", None), "__wrapped__", None)
                 try:
-                    return func(msg)
+                    return unwrapped(handler, msg) if unwrapped is not None else func(msg)
                 finally:
                     lock.release()
         return await asyncio.to_thread(func, *args, **kwargs)
