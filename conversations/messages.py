@@ -153,8 +153,12 @@ class MessagesRepository(Repository):
             # the whole list is set, not $push-ed: the embedded server stores a pushed document
             # as a JSON string
             edits = [*doc.get("edits", []), {"text": doc["text"], "replaced_ms": at_ms}]
+            # unchanged since read (edit order: above): every edit moves edited_ms. Not by its
+            # text: the embedded store takes a text that starts with a date for a date, and
+            # compares it as one
+            unchanged = {"edited_ms": doc["edited_ms"]} if "edited_ms" in doc else {"edited_ms": {"$exists": False}}
             changed = await self._db.messages.find_one_and_update(
-                {"_id": doc["_id"], "text": doc["text"]},  # unchanged since read (edit order: above)
+                {"_id": doc["_id"], **unchanged},
                 {
                     "$set": {
                         "text": edited.text,

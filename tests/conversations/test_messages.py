@@ -126,3 +126,13 @@ async def test_a_reply_sent_first_is_stored_with_the_decision_once_and_a_stored_
     await store.messages.store_sent_replies([dict(sent, _id="replayed")])
     replayed = await store.outbox.get_outbox("replayed")
     assert replayed is not None and replayed.state == "pending" and replayed.last_error == "telegram 429"
+
+
+async def test_an_edit_applies_to_a_message_that_starts_with_a_date(store: Repositories) -> None:
+    await record(store, inbound("d1", "anna", "2024-05-01 delivery, please"))
+    edited = await store.messages.apply_edit(inbound("d1", "anna", "2024-05-02 delivery, please"), utcnow())
+    assert edited is not None and edited.text == "2024-05-02 delivery, please"
+    assert [e["text"] for e in await store.messages.message_edits(edited.id)] == ["2024-05-01 delivery, please"]
+    again = await store.messages.apply_edit(inbound("d1", "anna", "2024-05-03 delivery"), utcnow())
+    assert again is not None and again.text == "2024-05-03 delivery"
+    assert len(await store.messages.message_edits(edited.id)) == 2
