@@ -71,7 +71,7 @@ def bounded_by_shape(msg: Mapping[str, Any]) -> bool:
             return False
     name = str(next(iter(body), ""))
     collection = body.get(name)
-    if name not in _OPTIONS or collection not in HOT:
+    if name not in _OPTIONS or not isinstance(collection, str) or collection not in HOT:
         return False
     if not set(body) - {name} <= _OPTIONS[name] | _COMMON or not set(sequences) <= _OPTIONS[name]:
         return False

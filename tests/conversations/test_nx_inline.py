@@ -181,6 +181,7 @@ def body(command: dict[str, Any], **sequences: list[Any]) -> dict[str, Any]:
         (body({"find": "messages", "filter": {"_id": {"$in": [1, 2]}, "thread_id": "thr_1"}}), False),
         (body({"find": "messages", "filter": {"_id": {"$in": ["msg_1", "msg_2"]}}}), True),
         (body({"find": "email_sources", "filter": {"_id": "msg_1"}}), False),
+        (body({"find": {"not": "a name"}, "filter": {"_id": "msg_1"}}), False),
         (body({"update": "messages", "writeConcern": {"w": 1, "j": True}}, updates=[{"q": {"_id": 1}}]), False),
         (body({"find": "messages", "filter": {"_id": 1, "$where": "sleep(1000)"}}), False),
         (body({"find": "messages", "filter": {}}), False),
