@@ -212,7 +212,7 @@ class MessagesRepository(Repository):
     async def claim_undispatched(self, now: datetime, lease: timedelta) -> Message | None:
         """Take over one inbound message whose dispatch lease ran out (its process died)."""
         doc = await self._db.messages.find_one_and_update(
-            {"dispatch_state": str(DispatchState.PENDING), "dispatch_due_ms": {"$lte": epoch_ms(now)}},
+            {**exactly(dispatch_state=DispatchState.PENDING), "dispatch_due_ms": {"$lte": epoch_ms(now)}},
             {"$set": {"dispatch_due_ms": epoch_ms(now + lease)}},
             sort=[("dispatch_due_ms", ASCENDING)],
             return_document=ReturnDocument.AFTER,

@@ -68,10 +68,12 @@ class QueueRepository(Repository):
         return Thread.from_doc(doc) if doc else None
 
     async def queue_depth(self, account_id: str | None = None) -> int:
-        query: dict[str, Any] = {"status": str(ThreadStatus.QUEUED)}
-        if account_id is not None:
-            query["account_id"] = account_id
-        return await self._db.threads.count_documents(query)
+        """How many threads wait for a human, of one account or of every one (the metrics' gauge,
+        read at every scrape). Their ids, not ``count_documents``: that is an aggregate, which the
+        embedded store runs over every thread in Python. An account's are read through the
+        queue's index; every account's through a scan of the threads in SQLite."""
+        found = exactly(status=ThreadStatus.QUEUED, **({"account_id": account_id} if account_id is not None else {}))
+        return len(await self._db.threads.find(found, {"_id": 1}).to_list())
 
     # --- agent slots ---------------------------------------------------------------------
 

@@ -175,6 +175,7 @@ class Repositories:
             INDEXES,
             upgrades=(
                 self.outbox.adopt_legacy_outbox,
+                self.outbox.retire_due_time_index,
                 self.queue.backfill_queue_order,
                 self.nlu.backfill_nlu_sources,
                 self.messages.backfill_search_text,

@@ -2,7 +2,7 @@
 own) upgraded at start-up: its pending and dead sends move onto their messages, none lost, none
 sent twice. ``fixtures/outbox_58ddac4.json`` holds the documents that release's repository wrote
 (commit 58ddac4): one send pending after a failed attempt, one leased by a worker still in flight,
-one dead-lettered, one sent."""
+one dead-lettered, one sent. And the index the release before this one leased through, dropped."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from pymongo import ASCENDING, IndexModel
+
 from bot.metrics import Metrics
 from bot.router.outbox import Outbox
 from conversations.models import epoch_ms, from_epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import OutboxState
-from conversations.traffic import DeliveryStatus
+from conversations.traffic import DeliveryStatus, Identity
+from tests.conversations.test_query_plans import queued
 from tests.router.test_inbound import wait_for
 from tests.router.test_outbox import RecordingChannel, outbox_settings, stopped
 
@@ -119,3 +122,25 @@ async def test_what_a_router_of_the_release_before_stores_meanwhile_is_moved_and
         await stopped(running)
     assert channel.sent == [waiting["message_id"]]
     assert [doc["_id"] for doc in await db.outbox.find({}).to_list()] == [in_flight["_id"]]
+
+
+async def test_the_due_time_index_of_the_release_before_is_dropped_and_the_lease_still_finds_its_sends(
+    store: Repositories,
+) -> None:
+    """The release before this one leased through an index of the due time alone (which the
+    embedded store filled with every send, the sent ones too): the start-up drops it, and a
+    pending send stored before is leased through the index of state and due time."""
+    db = store.client.database
+    await db.messages.create_indexes(
+        [IndexModel([("send.due_ms", ASCENDING)], partialFilterExpression={"send.state": "pending"})]
+    )
+    waiting = await store.outbox.create_outbound(
+        dedup_key="k", thread=queued(1), to=Identity("webchat", "v"), text="x", sender={}, now=utcnow()
+    )
+    await store.ensure_indexes()
+    keys = [list(index["key"]) for index in (await db.messages.index_information()).values()]
+    assert [("send.due_ms", ASCENDING)] not in keys
+    assert [("send.state", ASCENDING), ("send.due_ms", ASCENDING)] in keys
+    leased = await store.outbox.lease_outbox("w", utcnow(), LEASE)
+    assert leased is not None and leased.id == waiting.id
+    assert await store.outbox.outbox_pending() == 1

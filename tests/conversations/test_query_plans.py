@@ -14,7 +14,7 @@ from bot.web.console import views
 from conversations.agent_models import Agent, Presence, Role
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
-from conversations.thread_models import Contact, Message, OutboxState, Thread, ThreadStatus
+from conversations.thread_models import Contact, DispatchState, Message, OutboxState, Thread, ThreadStatus
 from conversations.threads import ThreadFilter
 from conversations.traffic import Direction, Identity
 from tests.query_plans import captured_store, index_backed, labelled, sqlite_plans
@@ -61,6 +61,8 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
                 channel="webchat",
                 text="hi",
                 created_at=utcnow(),
+                dispatch_state=DispatchState.PENDING,
+                dispatch_due_ms=epoch_ms(utcnow()),
             )
         )
         agent = Agent(
@@ -115,6 +117,11 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
             "console list: unread count": lambda: store.threads.count_threads("default", ThreadFilter(unread=True)),
             "console search": lambda: store.messages.search_messages("default", "hi"),
             "outbox lease": lambda: store.outbox.lease_outbox("w", utcnow(), timedelta(seconds=30)),
+            # the background's: the sweeper's claim of an unfinished dispatch (the message above,
+            # pending, an hour on), and the metrics' gauges, read at every scrape
+            "sweeper claim": lambda: store.messages.claim_undispatched(utcnow() + timedelta(hours=1), timedelta(1)),
+            "gauge: sends pending": store.outbox.outbox_pending,
+            "gauge: an account's queue": lambda: store.queue.queue_depth("default"),
             "console dead letters": lambda: store.outbox.dead_letters("default"),
             # the live feed's poll, every half second while a console is open: its events and the
             # replies stored (never the inbound messages)
@@ -156,6 +163,9 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         "console list: unread count: find threads",
         "console search: find messages",
         "outbox lease: findAndModify messages",
+        "sweeper claim: findAndModify messages",
+        "gauge: sends pending: find messages",
+        "gauge: an account's queue: find threads",
         "console dead letters: find messages",
         "live feed: events: find events",
         "live feed: replies: find messages",
@@ -190,6 +200,17 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
     for state in ("pending", "dead"):
         listing = plans[f"GET /api/outbox?state={state}: find messages"][1]
         assert listing == [f"SEARCH messages USING INDEX {_SENDS_BY_STATE} (<expr>=? AND <expr>=?)"], listing
+    # the lease and the gauge of pending sends read the pending sends alone, through the index led
+    # by the state (the embedded store indexes every message there, the sent ones too), and the
+    # lease in due order; the sweeper reads the messages whose dispatch is pending the same way
+    for label, key in (
+        ("outbox lease: findAndModify messages", "send_state_send_due_ms"),
+        ("gauge: sends pending: find messages", "send_state_send_due_ms"),
+        ("sweeper claim: findAndModify messages", "dispatch_state_dispatch_due_ms"),
+    ):
+        plan = plans[label][1]
+        assert plan[0].startswith(f"SEARCH messages USING INDEX idx_messages_{key} (<expr>=? AND <expr>"), plan
+        assert not [line for line in plan if "TEMP B-TREE" in line or line.startswith("SCAN")], plan
     unbacked = {label: (plan, sql) for label, (sql, plan) in plans.items() if not index_backed(plan)}
     assert not unbacked, f"not index-backed: {unbacked}"
 
