@@ -32,7 +32,11 @@ T = TypeVar("T")
 QUEUE_ORDER = [("neg_priority", ASCENDING), ("queued_at", ASCENDING)]
 
 INDEXES: IndexPlan = {
-    "threads": [IndexModel([("account_id", ASCENDING), ("status", ASCENDING), *QUEUE_ORDER])],
+    "threads": [
+        IndexModel([("account_id", ASCENDING), ("status", ASCENDING), *QUEUE_ORDER]),
+        # the queue's depth over every account (the metrics' gauge)
+        IndexModel([("status", ASCENDING)], partialFilterExpression={"status": str(ThreadStatus.QUEUED)}),
+    ],
     "timeline": [IndexModel([("contact_id", ASCENDING), ("at", ASCENDING)])],
 }
 
@@ -70,8 +74,8 @@ class QueueRepository(Repository):
     async def queue_depth(self, account_id: str | None = None) -> int:
         """How many threads wait for a human, of one account or of every one (the metrics' gauge,
         read at every scrape). Their ids, not ``count_documents``: that is an aggregate, which the
-        embedded store runs over every thread in Python. An account's are read through the
-        queue's index; every account's through a scan of the threads in SQLite."""
+        embedded store runs over every thread in Python. Read through the queue's index (an
+        account's) or the queued threads' own (every account's)."""
         found = exactly(status=ThreadStatus.QUEUED, **({"account_id": account_id} if account_id is not None else {}))
         return len(await self._db.threads.find(found, {"_id": 1}).to_list())
 

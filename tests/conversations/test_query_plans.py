@@ -122,6 +122,7 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
             "sweeper claim": lambda: store.messages.claim_undispatched(utcnow() + timedelta(hours=1), timedelta(1)),
             "gauge: sends pending": store.outbox.outbox_pending,
             "gauge: an account's queue": lambda: store.queue.queue_depth("default"),
+            "gauge: every account's queue": store.queue.queue_depth,
             "console dead letters": lambda: store.outbox.dead_letters("default"),
             # the live feed's poll, every half second while a console is open: its events and the
             # replies stored (never the inbound messages)
@@ -166,6 +167,7 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         "sweeper claim: findAndModify messages",
         "gauge: sends pending: find messages",
         "gauge: an account's queue: find threads",
+        "gauge: every account's queue: find threads",
         "console dead letters: find messages",
         "live feed: events: find events",
         "live feed: replies: find messages",
