@@ -52,7 +52,17 @@ from conversations.agent_models import Agent, Role
 from conversations.embedded import EmbeddedMongo
 from conversations.models import epoch_ms
 from conversations.repositories import Repositories
-from conversations.thread_models import Contact, Message, SenderKind, Thread, ThreadStatus, TimelineEntry, TimelineKind
+from conversations.thread_models import (
+    Contact,
+    DispatchState,
+    Message,
+    OutboxState,
+    SenderKind,
+    Thread,
+    ThreadStatus,
+    TimelineEntry,
+    TimelineKind,
+)
 from conversations.threads import ThreadFilter
 from conversations.traffic import Direction, Identity
 from tests.query_plans import index_backed, labelled, server_explain, sqlite_plans
@@ -62,6 +72,16 @@ HISTORY_CONTACT = "con_history"
 CHANNELS = ["whatsapp", "webchat", "sms", "email", "telegram"]
 END = datetime(2026, 11, 1, tzinfo=UTC)
 PAGE = 26  # the console's conversation list asks for a page of 25 and one more
+HISTORY_THREAD = Thread(
+    id="thr_history0",
+    account_id=ACCOUNT,
+    contact_id=HISTORY_CONTACT,
+    channel="sms",
+    status=ThreadStatus.RESOLVED,
+    opened_at=END,
+    last_message_at=END,
+)
+WAITING = 5  # inbound messages still to dispatch, and replies still to send, at every size
 
 
 class Shape:
@@ -103,7 +123,29 @@ class Shape:
 
 
 def message(thread: Thread, n: int, at: datetime) -> dict[str, Any]:
+    """A message as the router leaves it: an inbound one dispatched, a reply sent."""
     inbound = n % 2 == 0
+    doc = _message(thread, n, at, inbound)
+    if inbound:
+        doc["dispatch_state"] = str(DispatchState.DONE)
+    else:
+        doc["send"] = {"state": str(OutboxState.SENT), "due_ms": epoch_ms(at), "attempts": 1, "sent_at": epoch_ms(at)}
+    return doc
+
+
+def waiting(n: int) -> dict[str, Any]:
+    """A message still at work, the same few at every size: an inbound one whose dispatch lease and
+    a reply whose send are due only after ``END``, so the background's claims find nothing due."""
+    doc = _message(HISTORY_THREAD, 9000 + n, END, n % 2 == 0)
+    due = epoch_ms(END + timedelta(days=365))
+    if n % 2 == 0:
+        doc.update(dispatch_state=str(DispatchState.PENDING), dispatch_due_ms=due)
+    else:
+        doc["send"] = {"state": str(OutboxState.PENDING), "due_ms": due, "attempts": 0}
+    return doc
+
+
+def _message(thread: Thread, n: int, at: datetime, inbound: bool) -> dict[str, Any]:
     return Message(
         id=f"msg_{thread.id[4:]}_{n:04d}",
         account_id=ACCOUNT,
@@ -184,6 +226,8 @@ def documents(shape: Shape) -> Iterator[tuple[str, dict[str, Any]]]:
         yield from timeline(thread)
         for n in range(shape.history // 4):
             yield "messages", message(thread, n, opened + timedelta(seconds=30 * n))
+    for n in range(2 * WAITING):
+        yield "messages", waiting(n)
 
 
 async def seed(store: Repositories, shape: Shape, batch: int, in_flight: int) -> tuple[int, float]:
@@ -251,7 +295,7 @@ async def queries(store: Repositories, args: argparse.Namespace) -> dict[str, tu
         return [await store.threads.count_threads(ACCOUNT, listed)]
 
     return {
-        "console: queue view (queue_rows)": (lambda: views.queue_rows(store, queue, ACCOUNT), min(args.queued, 200)),
+        "console: queue view (queue_rows)": (lambda: views.queue_rows(store, queue, agent), min(args.queued, 200)),
         "console: my conversations (my_rows)": (lambda: views.my_rows(store, queue, agent), args.mine),
         "console: contact history (history)": (lambda: views.history(store, HISTORY_CONTACT), 300 + 8),
         "API: GET /api/threads": (lambda: store.threads.list_threads(ACCOUNT, limit=100), 100),
@@ -284,7 +328,26 @@ async def queries(store: Repositories, args: argparse.Namespace) -> dict[str, tu
             lambda: store.threads.contact_threads(ACCOUNT, HISTORY_CONTACT),
             4,
         ),
+        # the background's, on every router: nothing due (an idle router asks every half second)
+        "outbox worker: lease, nothing due (lease_outbox)": (
+            lambda: listed(store.outbox.lease_outbox("bench", END, timedelta(seconds=30))),
+            0,
+        ),
+        "sweeper: claim, nothing due (claim_undispatched)": (
+            lambda: listed(store.messages.claim_undispatched(END, timedelta(seconds=30))),
+            0,
+        ),
+        # the metrics' gauges, read at every scrape of /metrics
+        "metrics: sends pending (outbox_pending)": (lambda: listed(store.outbox.outbox_pending()), WAITING),
+        "metrics: queue depth, every account (queue_depth)": (lambda: listed(store.queue.queue_depth()), args.queued),
+        "metrics: queue depth, one account": (lambda: listed(store.queue.queue_depth(ACCOUNT)), args.queued),
     }
+
+
+async def listed(answer: Awaitable[Any]) -> list[Any]:
+    """An answer as a list whose length is what is checked: none, or a count's items."""
+    found = await answer
+    return [] if found is None else [None] * found if isinstance(found, int) else [found]
 
 
 async def measure(stores: dict[int, Repositories], args: argparse.Namespace) -> dict[int, dict[str, Latencies]]:
