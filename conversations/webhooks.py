@@ -18,6 +18,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import BulkWriteError
 
 from conversations.client import IndexPlan, Repository
+from conversations.filters import exactly
 from conversations.ids import derived_id
 from conversations.models import epoch_ms
 from conversations.personal_data import ContactScope, declare_not_personal, query_holder, register_holder
@@ -129,7 +130,7 @@ class WebhooksRepository(Repository):
 
     async def lease_delivery(self, owner: str, now: datetime, lease: timedelta) -> WebhookDelivery | None:
         doc = await self._db.webhook_deliveries.find_one_and_update(
-            {"state": str(DeliveryState.PENDING), "due_ms": {"$lte": epoch_ms(now)}},
+            {**exactly(state=DeliveryState.PENDING), "due_ms": {"$lte": epoch_ms(now)}},
             {"$set": {"due_ms": epoch_ms(now + lease), "lease_owner": owner}, "$inc": {"attempts": 1}},
             sort=[("due_ms", ASCENDING)],
             return_document=ReturnDocument.AFTER,
@@ -181,9 +182,10 @@ class WebhooksRepository(Repository):
         return [WebhookDelivery.from_doc(doc) for doc in docs]
 
     async def count_deliveries(self, subscription_id: str, state: DeliveryState) -> int:
-        return await self._db.webhook_deliveries.count_documents(
-            {"subscription_id": subscription_id, "state": str(state)}
-        )
+        """How many of the subscription's deliveries are in ``state``: their ids read through an
+        index, not ``count_documents`` (an aggregate over every delivery on the embedded store)."""
+        found = exactly(subscription_id=subscription_id, state=state)
+        return len(await self._db.webhook_deliveries.find(found, {"_id": 1}).to_list())
 
     async def get_delivery(self, delivery_id: str) -> WebhookDelivery | None:
         doc = await self._db.webhook_deliveries.find_one({"_id": delivery_id})

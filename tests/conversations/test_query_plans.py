@@ -14,6 +14,7 @@ from bot.web.console import views
 from conversations.agent_models import Agent, Presence, Role
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
+from conversations.tenant_models import DeliveryState, WebhookSubscription
 from conversations.thread_models import Contact, DispatchState, Message, OutboxState, Thread, ThreadStatus
 from conversations.threads import ThreadFilter
 from conversations.traffic import Direction, Identity
@@ -83,6 +84,10 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         given_up = await store.outbox.lease_outbox("w", utcnow(), timedelta(seconds=30))
         assert given_up is not None
         await store.outbox.dead_letter_outbox(given_up, "w", "gone", utcnow())
+        hook = WebhookSubscription(
+            id="whs_1", account_id="default", url="https://example.com/h", events=["x"], secret="s", created_at=now
+        )
+        await store.webhooks.enqueue_deliveries([hook], "evt_1", "x", "{}", now, "thr_default_1")
         queue = Queue(store)
         calls: dict[str, Callable[[], Awaitable[object]]] = {
             "take_next": lambda: queue.take_next(agent),
@@ -123,6 +128,10 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
             "gauge: sends pending": store.outbox.outbox_pending,
             "gauge: an account's queue": lambda: store.queue.queue_depth("default"),
             "gauge: every account's queue": store.queue.queue_depth,
+            "webhook lease": lambda: store.webhooks.lease_delivery("w", utcnow(), timedelta(seconds=30)),
+            "account page: deliveries in a state": lambda: store.webhooks.count_deliveries(
+                "whs_1", DeliveryState.PENDING
+            ),
             "console dead letters": lambda: store.outbox.dead_letters("default"),
             # the live feed's poll, every half second while a console is open: its events and the
             # replies stored (never the inbound messages)
@@ -168,6 +177,8 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         "gauge: sends pending: find messages",
         "gauge: an account's queue: find threads",
         "gauge: every account's queue: find threads",
+        "webhook lease: findAndModify webhook_deliveries",
+        "account page: deliveries in a state: find webhook_deliveries",
         "console dead letters: find messages",
         "live feed: events: find events",
         "live feed: replies: find messages",
