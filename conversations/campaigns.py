@@ -20,6 +20,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReturnDocument
 from pymongo.errors import BulkWriteError
 
 from conversations.client import IndexPlan, Repository
+from conversations.filters import find_each
 from conversations.ids import derived_id, new_id
 from conversations.models import Document, epoch_ms, load_enum, load_time
 from conversations.outbox import INTERRUPTED
@@ -375,8 +376,7 @@ class CampaignsRepository(Repository):
         opened in one batch (as ``ThreadsRepository.open_thread`` would: a customer's thread wins)."""
         keys = {open_key(c, i.channel, inbox_id): (c, i) for c, i in recipients}
         found = {
-            str(doc["contact_id"]): Thread.from_doc(doc)
-            async for doc in self._db.threads.find({"open_key": {"$in": list(keys)}})
+            str(doc["contact_id"]): Thread.from_doc(doc) for doc in await find_each(self._db.threads, "open_key", keys)
         }
         missing = [
             ThreadsRepository.new_thread(account_id, contact_id, identity, key, now, inbox_id)
@@ -390,7 +390,7 @@ class CampaignsRepository(Repository):
                 if any(e["code"] != 11000 for e in error.details.get("writeErrors", [])):
                     raise
                 lost = {missing[e["index"]].open_key for e in error.details["writeErrors"]}
-                async for doc in self._db.threads.find({"open_key": {"$in": list(lost)}}):
+                for doc in await find_each(self._db.threads, "open_key", lost):
                     found[str(doc["contact_id"])] = Thread.from_doc(doc)
                 missing = [t for t in missing if t.open_key not in lost]
             found.update({t.contact_id: t for t in missing})

@@ -19,6 +19,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from conversations.client import IndexPlan, Repository
+from conversations.filters import exactly, find_each
 from conversations.models import epoch_ms, from_epoch_ms
 from conversations.personal_data import ContactScope, query_holder, register_holder
 
@@ -144,12 +145,8 @@ class SatisfactionRepository(Repository):
 
     async def of_threads(self, account_id: str, thread_ids: Sequence[str]) -> list[SatisfactionAsk]:
         """The questions about these threads, oldest first."""
-        docs = (
-            await self._db.satisfaction.find({"account_id": account_id, "thread_id": {"$in": list(thread_ids)}})
-            .sort("asked_at", ASCENDING)
-            .to_list()
-        )
-        return [SatisfactionAsk.from_doc(doc) for doc in docs]
+        docs = await find_each(self._db.satisfaction, "thread_id", thread_ids, exactly(account_id=account_id))
+        return sorted((SatisfactionAsk.from_doc(doc) for doc in docs), key=lambda ask: ask.asked_at)
 
     async def asked_between(self, account_id: str, start: datetime, end: datetime) -> list[SatisfactionAsk]:
         """Every question of the account asked in ``[start, end)`` (the reports), oldest first."""

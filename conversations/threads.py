@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from conversations.client import IndexPlan, Repository, StoreClient
 from conversations.errors import StoreError
-from conversations.filters import exactly, newest_page
+from conversations.filters import exactly, find_each, newest_page
 from conversations.ids import new_id
 from conversations.membership import both
 from conversations.models import epoch_ms, stored
@@ -383,7 +383,7 @@ class ThreadsRepository(Repository):
         )
 
     async def _find_open_threads(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
-        docs = await self._db.threads.find({"open_key": {"$in": list(set(keys))}}).to_list()
+        docs = await find_each(self._db.threads, "open_key", keys)
         by_key = {doc["open_key"]: doc for doc in docs}
         return [by_key.get(key) for key in keys]
 

@@ -3,6 +3,7 @@ the query shapes that make them so keep their meaning (order, accounts, teams, o
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -14,6 +15,7 @@ from bot.web.console import views
 from conversations.agent_models import Agent, Presence, Role
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
+from conversations.satisfaction import SatisfactionAsk
 from conversations.tenant_models import DeliveryState, WebhookSubscription
 from conversations.thread_models import Contact, DispatchState, Message, OutboxState, Thread, ThreadStatus
 from conversations.threads import ThreadFilter
@@ -268,3 +270,45 @@ async def test_claim_and_reservation_return_the_documents_as_stored(store: Repos
     assert claimed == await store.threads.get_thread(claimed.id)
     assert claimed.status == ThreadStatus.ASSIGNED and claimed.assignee == agent.id
     assert claimed.first_assigned_at == claimed.assigned_at is not None
+
+
+async def test_lookups_by_several_values_read_an_index_for_each(tmp_path: Path) -> None:
+    """The open threads of concurrent messages (one batched lookup), a campaign's recipients' open
+    threads and a conversation's satisfaction questions are found by several values of a field
+    that is not ``_id``: each value read through the field's index, never the whole collection (the
+    embedded store's ``$in`` on such a field reads every document)."""
+    async with captured_store(tmp_path) as (store, capture):
+        now = utcnow()
+        opened = [
+            await store.threads.open_thread("default", f"con_{n}", Identity("webchat", f"v{n}"), now) for n in range(3)
+        ]
+        for thread in opened:
+            ask = SatisfactionAsk(
+                id=f"ask_{thread.id}",
+                account_id="default",
+                thread_id=thread.id,
+                contact_id=thread.contact_id,
+                channel="webchat",
+                asked_at=now,
+            )
+            assert await store.satisfaction.record_ask(ask)
+        with labelled("inbound: open threads"):
+            found = await asyncio.gather(*(store.threads.find_open_thread(f"con_{n}", "webchat") for n in range(3)))
+        assert [thread.id if thread else None for thread in found] == [thread.id for thread in opened]
+        with labelled("campaign: open threads"):
+            recipients = [(f"con_{n}", Identity("webchat", f"v{n}")) for n in range(4)]
+            threads = await store.campaigns.open_threads_for("default", recipients, now)
+        assert {contact: thread.id for contact, thread in threads.items() if contact != "con_3"} == {
+            thread.contact_id: thread.id for thread in opened
+        }
+        with labelled("console: satisfaction"):
+            asks = await store.satisfaction.of_threads("default", [opened[0].id, opened[2].id])
+        assert sorted(ask.thread_id for ask in asks) == sorted([opened[0].id, opened[2].id])
+    plans = sqlite_plans(tmp_path, capture.captured)
+    assert set(plans) == {
+        "inbound: open threads: find threads",
+        "campaign: open threads: find threads",
+        "console: satisfaction: find satisfaction",
+    }
+    for label, (sql, plan) in plans.items():
+        assert plan and plan[0].startswith("SEARCH") and index_backed(plan), (label, plan, sql)
