@@ -101,7 +101,7 @@ class SatisfactionRepository(Repository):
 
     async def asked_since(self, account_id: str, contact_id: str, since: datetime) -> bool:
         """Whether the contact was asked (on any channel) after ``since``."""
-        query = {"account_id": account_id, "contact_id": contact_id, "asked_at": {"$gt": epoch_ms(since)}}
+        query = {**exactly(account_id=account_id, contact_id=contact_id), "asked_at": {"$gt": epoch_ms(since)}}
         return await self._db.satisfaction.find_one({**query, "skipped": None}, {"_id": 1}) is not None
 
     async def latest_ask(
@@ -110,9 +110,7 @@ class SatisfactionRepository(Repository):
         """The contact's newest question sent on ``channel`` after ``since``."""
         doc = await self._db.satisfaction.find_one(
             {
-                "account_id": account_id,
-                "contact_id": contact_id,
-                "channel": channel,
+                **exactly(account_id=account_id, contact_id=contact_id, channel=channel),
                 "skipped": None,
                 "asked_at": {"$gt": epoch_ms(since)},
             },

@@ -276,7 +276,8 @@ async def test_lookups_by_several_values_read_an_index_for_each(tmp_path: Path) 
     """The open threads of concurrent messages (one batched lookup), a campaign's recipients' open
     threads and a conversation's satisfaction questions are found by several values of a field
     that is not ``_id``: each value read through the field's index, never the whole collection (the
-    embedded store's ``$in`` on such a field reads every document)."""
+    embedded store's ``$in`` on such a field reads every document). So are the questions a
+    customer's message may answer, and those that keep a customer from being asked again."""
     async with captured_store(tmp_path) as (store, capture):
         now = utcnow()
         opened = [
@@ -301,6 +302,10 @@ async def test_lookups_by_several_values_read_an_index_for_each(tmp_path: Path) 
         assert {contact: thread.id for contact, thread in threads.items() if contact != "con_3"} == {
             thread.contact_id: thread.id for thread in opened
         }
+        with labelled("satisfaction: a resolved thread's customer asked lately"):
+            assert await store.satisfaction.asked_since("default", "con_0", now - timedelta(days=1))
+        with labelled("satisfaction: a new thread's first message answers a question"):
+            assert await store.satisfaction.latest_ask("default", "con_0", "webchat", now - timedelta(days=1))
         with labelled("console: satisfaction"):
             asks = await store.satisfaction.of_threads("default", [opened[0].id, opened[2].id])
         assert sorted(ask.thread_id for ask in asks) == sorted([opened[0].id, opened[2].id])
@@ -309,6 +314,8 @@ async def test_lookups_by_several_values_read_an_index_for_each(tmp_path: Path) 
         "inbound: open threads: find threads",
         "campaign: open threads: find threads",
         "console: satisfaction: find satisfaction",
+        "satisfaction: a resolved thread's customer asked lately: find satisfaction",
+        "satisfaction: a new thread's first message answers a question: find satisfaction",
     }
     for label, (sql, plan) in plans.items():
         assert plan and plan[0].startswith("SEARCH") and index_backed(plan), (label, plan, sql)
