@@ -79,6 +79,10 @@ class ThreadFilter:
         return both(query, dict(self.within))
 
 
+# how many open threads' ids a process remembers by their key (the customers writing lately)
+OPEN_IDS_KEPT = 20_000
+
+
 class ThreadsRepository(Repository):
     """Opening, finding and touching threads; their fields, lists and the bot's dialogue state."""
 
@@ -86,6 +90,7 @@ class ThreadsRepository(Repository):
         super().__init__(client)
         # the hot path's reads, grouped across concurrent messages (group commit)
         self._open_threads = client.batcher("threads.open", self._find_open_threads)
+        self._open_ids: dict[str, str] = {}  # open key -> the thread last found open under it
         self._thread_reads = client.batcher("threads.by_id", self._find_threads)
         self._swaps = StateSwaps(self._db.threads, lambda run: client.batcher("threads.nlu_swaps", run))
 
@@ -383,8 +388,26 @@ class ThreadsRepository(Repository):
         )
 
     async def _find_open_threads(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
-        docs = await find_each(self._db.threads, "open_key", keys)
-        by_key = {doc["open_key"]: doc for doc in docs}
+        """The open thread under each key, read by ``_id`` where this process found it before
+        (one query for them all) and taken if it is still open under that key; the others by
+        their key, one query each (``find_each``: the embedded store answers an ``$in`` on
+        ``open_key`` by reading every thread)."""
+        wanted = list(dict.fromkeys(keys))
+        by_key: dict[str, dict[str, Any]] = {}
+        known = [thread_id for key in wanted if (thread_id := self._open_ids.get(key))]
+        if known:
+            for doc in await self._db.threads.find({"_id": {"$in": known}}).to_list():
+                if doc.get("open_key") in wanted:
+                    by_key[doc["open_key"]] = doc
+        missing = [key for key in wanted if key not in by_key]
+        for doc in await find_each(self._db.threads, "open_key", missing) if missing else ():
+            by_key[doc["open_key"]] = doc
+        for key in wanted:
+            self._open_ids.pop(key, None)  # kept as the newest, or forgotten if none is open
+            if key in by_key:
+                self._open_ids[key] = str(by_key[key]["_id"])
+        while len(self._open_ids) > OPEN_IDS_KEPT:
+            del self._open_ids[next(iter(self._open_ids))]
         return [by_key.get(key) for key in keys]
 
     async def _find_threads(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:

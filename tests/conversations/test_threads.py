@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
-from conversations.thread_models import Thread, ThreadStatus
+from conversations.thread_models import Thread, ThreadStatus, open_key
 from conversations.threads import ThreadFilter
+from conversations.traffic import Identity
 from tests.factories import inbound, record
+from tests.query_plans import captured_store, labelled
 
 
 async def test_a_resolved_thread_frees_the_contact_for_a_new_one(store: Repositories) -> None:
@@ -119,3 +122,35 @@ async def test_a_list_is_counted_up_to_its_cap(store: Repositories) -> None:
     assert await store.threads.count_threads("acme", ThreadFilter()) == 4
     assert await store.threads.count_threads("acme", ThreadFilter(), cap=2) == 3  # more than 2: shown as "2+"
     assert await store.threads.count_threads("other", ThreadFilter()) == 0
+
+
+async def test_an_open_thread_found_once_is_read_by_its_id_until_it_is_resolved(tmp_path: Path) -> None:
+    """The inbound path's lookup of a contact's open thread: by its key the first time, then by
+    the id found (one ``$in`` on ``_id`` for a batch, which both stores read through their primary
+    index), and by its key again once that thread is no longer open under it."""
+    async with captured_store(tmp_path) as (store, capture):
+        first = await store.threads.open_thread("default", "con_1", Identity("webchat", "v1"), utcnow())
+        for label in ("cold", "warm"):
+            with labelled(label):
+                found = await store.threads.find_open_thread("con_1", "webchat")
+            assert found is not None and found.id == first.id
+        assert await store.queue.resolve(first.id, utcnow(), None) is not None
+        with labelled("resolved"):
+            assert await store.threads.find_open_thread("con_1", "webchat") is None
+        second = await store.threads.open_thread("default", "con_1", Identity("webchat", "v1"), utcnow())
+        assert second.id != first.id
+        with labelled("opened again"):
+            found = await store.threads.find_open_thread("con_1", "webchat")
+        assert found is not None and found.id == second.id
+        with labelled("then"):
+            found = await store.threads.find_open_thread("con_1", "webchat")
+        assert found is not None and found.id == second.id
+    reads = {label: command["filter"] for label, command in capture.captured.items()}
+    key = {"open_key": {"$eq": open_key("con_1", "webchat", None)}}
+    assert reads == {
+        "cold: find threads": key,
+        "warm: find threads": {"_id": {"$in": [first.id]}},
+        "resolved: find threads": {"_id": {"$in": [first.id]}},  # then by its key: none open
+        "opened again: find threads": key,
+        "then: find threads": {"_id": {"$in": [second.id]}},
+    }
