@@ -23,6 +23,7 @@ from bson import Binary
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from conversations.client import Repository
+from conversations.filters import exactly
 from conversations.models import epoch_ms
 
 REFERENCES_KEPT = 20  # References headers grow with every reply; keep the newest ones
@@ -108,7 +109,7 @@ class MailRepository(Repository):
         before mails were told apart by Message-ID and sender), so that its redelivery is still a
         duplicate; ``None`` if none."""
         doc = await self._db.messages.find_one(
-            {"account_id": account_id, "channel": "email", "external_id": legacy_key}, {"sender": 1}
+            exactly(account_id=account_id, channel="email", external_id=legacy_key), {"sender": 1}
         )
         sender = doc.get("sender") if doc else None
         return str(sender.get("address", "")) if isinstance(sender, dict) else None

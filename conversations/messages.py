@@ -132,12 +132,9 @@ class MessagesRepository(Repository):
         one applied (a redelivery or a late, older edit), or ``None`` when the original was never
         recorded (the caller records the edited message as a new one).
         """
-        key = {
-            "account_id": edited.account_id,
-            "channel": edited.channel,
-            "external_id": edited.external_id,
-            "direction": str(Direction.IN),
-        }
+        key = exactly(
+            account_id=edited.account_id, channel=edited.channel, external_id=edited.external_id, direction=Direction.IN
+        )
         at_ms = epoch_ms(edited_at)
         terms = await search_text_off_loop(edited.text)
         for _ in range(3):  # an optimistic update: retried if another edit lands in between
@@ -190,10 +187,12 @@ class MessagesRepository(Repository):
         (a late ``delivered`` after ``read``) or the message is unknown."""
         result = await self._db.messages.update_one(
             {
-                "account_id": update.account_id,
-                "channel": update.channel,
-                "external_id": update.external_id,
-                "direction": str(Direction.OUT),
+                **exactly(
+                    account_id=update.account_id,
+                    channel=update.channel,
+                    external_id=update.external_id,
+                    direction=Direction.OUT,
+                ),
                 "delivery_rank": {"$lt": update.status.rank},
             },
             {

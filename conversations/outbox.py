@@ -249,7 +249,7 @@ class OutboxRepository(Repository):
         if await self._client.write("messages", completion):
             return True
         # some update of the batch matched nothing: was it this one?
-        return await self._db.messages.count_documents({"_id": item.id, **sent}) == 1
+        return await self._db.messages.find_one({"_id": item.id, **sent}, {"_id": 1}) is not None
 
     async def retry_outbox(self, item: OutboxItem, owner: str, error: str, due_at: datetime) -> None:
         await self._db.messages.update_one(

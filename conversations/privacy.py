@@ -15,6 +15,7 @@ from pymongo.errors import DuplicateKeyError
 from conversations import files as _files  # noqa: F401  (registers the files' holder)
 from conversations import personal_holders as _core_holders  # noqa: F401  (registers the core holders)
 from conversations.client import IndexPlan, Repository, StoreClient
+from conversations.filters import exactly
 from conversations.personal_data import ContactScope, Erasure, declare_not_personal, holders
 
 # what erasure and retention find documents by (no array fields: the embedded server stops
@@ -128,7 +129,7 @@ class PrivacyRepository(Repository):
         holders (messages and what hangs off them); ``None`` when none is left."""
         docs = (
             await self._db.messages.find(
-                {"account_id": account_id, "created_at": {"$lt": before_ms}}, {"text": 1, "edits": 1}
+                {**exactly(account_id=account_id), "created_at": {"$lt": before_ms}}, {"text": 1, "edits": 1}
             )
             .sort("created_at", ASCENDING)
             .limit(limit)

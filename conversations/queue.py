@@ -128,7 +128,8 @@ class QueueRepository(Repository):
         return found is not None
 
     async def count_assigned(self, agent_id: str) -> int:
-        return await self._db.threads.count_documents(exactly(assignee=agent_id, status=ThreadStatus.ASSIGNED))
+        found = exactly(assignee=agent_id, status=ThreadStatus.ASSIGNED)  # ids, not an aggregate over every thread
+        return len(await self._db.threads.find(found, {"_id": 1}).to_list())
 
     # --- claims and transitions ----------------------------------------------------------
 
@@ -221,7 +222,9 @@ class QueueRepository(Repository):
         self, account_id: str, contact_id: str, channel: str, since: datetime, inbox_id: str | None = None
     ) -> Thread | None:
         """The contact's last thread on ``channel`` resolved since ``since``, if it is of ``inbox_id``."""
-        match = exactly(account_id=account_id, contact_id=contact_id, channel=channel, status=ThreadStatus.RESOLVED)
+        # the status checked below, not asked: with it SQLite reads the queue's index (every
+        # resolved thread of the account) rather than the contact's threads
+        match = exactly(account_id=account_id, contact_id=contact_id, channel=channel)
         if inbox_id is not None:
             match["inbox_id"] = {"$eq": inbox_id}
         docs = (
@@ -231,7 +234,13 @@ class QueueRepository(Repository):
             .to_list()
         )
         thread = Thread.from_doc(docs[0]) if docs else None
-        if thread is None or thread.resolved_at is None or thread.resolved_at < since or thread.inbox_id != inbox_id:
+        if (
+            thread is None
+            or thread.status != ThreadStatus.RESOLVED
+            or thread.resolved_at is None
+            or thread.resolved_at < since
+            or thread.inbox_id != inbox_id
+        ):
             return None
         return thread
 

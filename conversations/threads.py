@@ -121,7 +121,7 @@ class ThreadsRepository(Repository):
     ) -> Thread | None:
         """The contact's open thread on ``channel`` (its last activity set to ``now``), if any."""
         doc = await self._db.threads.find_one_and_update(
-            {"open_key": open_key(contact_id, channel, inbox_id)},
+            exactly(open_key=open_key(contact_id, channel, inbox_id)),
             {"$set": {"last_message_at": epoch_ms(now)}},
             return_document=ReturnDocument.AFTER,
         )
@@ -164,7 +164,7 @@ class ThreadsRepository(Repository):
                 return thread
             except DuplicateKeyError:
                 doc = await self._db.threads.find_one_and_update(
-                    {"open_key": open_key},
+                    exactly(open_key=open_key),
                     {"$set": {"last_message_at": epoch_ms(now)}},
                     return_document=ReturnDocument.AFTER,
                 )

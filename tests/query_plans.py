@@ -4,7 +4,8 @@ store benchmarks (``bench/claims.py``, ``bench/scale.py``).
 A query's plan comes from two places:
 
 * the server's own ``explain`` command, which nx-27017 answers for a find's *filter* only (it
-  leaves out the sort and the limit, and answers nothing useful for ``findAndModify``);
+  leaves out the sort and the limit, and answers nothing useful for ``findAndModify`` or an
+  ``update``, whose first statement is replayed);
 * SQLite's ``EXPLAIN QUERY PLAN`` of the whole statement the server runs (filter, ORDER BY,
   LIMIT): once the server has stopped, each captured command is replayed with the server's own
   library (neosqlite) on the same data file, and the statement it executes is explained.
@@ -28,7 +29,7 @@ from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
 
 _LABEL: contextvars.ContextVar[str | None] = contextvars.ContextVar("plan_label", default=None)
-_EXPLAINED = ("find", "findAndModify", "aggregate")
+_EXPLAINED = ("find", "findAndModify", "aggregate", "update")
 
 
 @contextmanager
@@ -148,6 +149,10 @@ def _replay(conn: Any, command: Mapping[str, Any]) -> None:
             sort=list(sort.items()) if sort else None,
             return_document=bool(command.get("new")),
         )
+    elif "update" in command:  # its first statement: the read that finds what it updates
+        statement = command["updates"][0]
+        write = conn[command["update"]].update_many if statement.get("multi") else conn[command["update"]].update_one
+        write(statement["q"], statement["u"])
     else:
         list(conn[command["aggregate"]].aggregate(command.get("pipeline", [])))
 

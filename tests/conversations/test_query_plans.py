@@ -19,7 +19,8 @@ from conversations.satisfaction import SatisfactionAsk
 from conversations.tenant_models import DeliveryState, WebhookSubscription
 from conversations.thread_models import Contact, DispatchState, Message, OutboxState, Thread, ThreadStatus
 from conversations.threads import ThreadFilter
-from conversations.traffic import Direction, Identity
+from conversations.traffic import DeliveryStatus, Direction, Identity, StatusUpdate
+from tests.factories import inbound, record
 from tests.query_plans import captured_store, index_backed, labelled, sqlite_plans
 from tests.router.test_queue import make_agent
 
@@ -319,3 +320,60 @@ async def test_lookups_by_several_values_read_an_index_for_each(tmp_path: Path) 
     }
     for label, (sql, plan) in plans.items():
         assert plan and plan[0].startswith("SEARCH") and index_backed(plan), (label, plan, sql)
+
+
+async def test_what_traffic_and_the_background_look_up_by_other_fields_reads_an_index(tmp_path: Path) -> None:
+    """A provider's delivery receipt, a customer's edit, a voice call's event on the open thread,
+    the check of an e-mail's older key, the reopening of a resolved thread, an agent's count of
+    conversations and retention's batch of old messages: each reads through an index, never the
+    whole collection (a bare equality is an OR the embedded store's indexes do not serve)."""
+    async with captured_store(tmp_path) as (store, capture):
+        now = utcnow()
+        message, thread, _ = await record(store, inbound("ext_in", account="default"), now)
+        reply = dataclasses.replace(message, id="m_out", direction=Direction.OUT, external_id="p1", text="yes")
+        await store.messages.insert_message_once(reply)
+        calls: dict[str, Callable[[], Awaitable[object]]] = {
+            "delivery receipt": lambda: store.messages.apply_status_update(
+                StatusUpdate("default", "webchat", "p1", DeliveryStatus.DELIVERED, now)
+            ),
+            "edit": lambda: store.messages.apply_edit(
+                dataclasses.replace(inbound("ext_in", account="default"), text="hello"), now
+            ),
+            "voice call event": lambda: store.threads.touch_open_thread(thread.contact_id, "webchat", now),
+            "e-mail's older key": lambda: found(store.mail.legacy_mail_sender("default", "ext_in")),
+            "an agent's conversations": lambda: found(store.queue.count_assigned("agt_1")),
+            "retention batch": lambda: store.privacy.old_messages("default", epoch_ms(now) + 1),
+        }
+        for label, call in calls.items():
+            with labelled(label):
+                assert await call() is not None, label
+        assert await store.queue.resolve(thread.id, now, None) is not None
+        with labelled("reopen: the last resolved thread"):
+            assert await store.queue.last_resolved("default", thread.contact_id, "webchat", now - timedelta(1))
+    plans = sqlite_plans(tmp_path, capture.captured)
+    assert set(plans) == {
+        "delivery receipt: update messages",
+        "edit: find messages",
+        "edit: findAndModify messages",
+        "voice call event: findAndModify threads",
+        "e-mail's older key: find messages",
+        "an agent's conversations: find threads",
+        "retention batch: find messages",
+        "reopen: the last resolved thread: find threads",
+    }
+    # the contact's threads, through their index, and those alone sorted by resolution time
+    reopen = plans.pop("reopen: the last resolved thread: find threads")[1]
+    assert reopen == [
+        "SEARCH threads USING INDEX idx_threads_account_id_contact_id_opened_at (<expr>=? AND <expr>=?)",
+        "USE TEMP B-TREE FOR ORDER BY",
+    ], reopen
+    for label, (sql, plan) in plans.items():
+        assert plan and plan[0].startswith("SEARCH") and index_backed(plan), (label, plan, sql)
+    # the retention's batch reads the account's own old messages, not every account's
+    assert "idx_messages_account_id_created_at" in plans["retention batch: find messages"][1][0]
+
+
+async def found(answer: Awaitable[object]) -> object:
+    """An answer that may be empty, as something (the test asks how it was read, not what)."""
+    await answer
+    return True
