@@ -34,6 +34,7 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
+from conversations.filters import exactly
 from conversations.models import epoch_ms
 from conversations.personal_data import ContactScope, Database, Erasure, PersonalDataHolder, register_holder
 
@@ -150,24 +151,14 @@ async def pending_retrain(db: Database, account_id: str) -> str | None:
 
 
 async def claim_retrain(db: Database, owner: str, now: datetime) -> dict[str, Any] | None:
-    """Lease the oldest retraining of any account that is queued, or running under a lease that
-    ran out (its process died): the job (``_id``, ``account_id``, ``by``), or ``None``. A job
-    taken more than ``RETRAIN_ATTEMPTS`` times fails instead."""
+    """Lease a retraining of any account: the oldest queued one, else the oldest running under a
+    lease that ran out (its process died): the job (``_id``, ``account_id``, ``by``), or ``None``.
+    A job taken more than ``RETRAIN_ATTEMPTS`` times fails instead."""
     now_ms = epoch_ms(now)
-    job = await db.nlu_jobs.find_one_and_update(
-        {"$or": [{"state": "queued"}, {"kind": "retrain", "state": "running", "lease_until": {"$lt": now_ms}}]},
-        {
-            "$set": {
-                "state": "running",
-                "stage": "loading",
-                "owner": owner,
-                "lease_until": now_ms + RETRAIN_LEASE_MS,
-                "updated_at": now_ms,
-            },
-            "$inc": {"attempts": 1},
-        },
-        sort=[("started_at", 1)],
-        return_document=ReturnDocument.AFTER,
+    # a queued one first, else one whose lease ran out: two claims through the (state, started_at)
+    # index, where one $or would make the embedded store read every job in Python
+    job = await _claim(db, exactly(state="queued"), owner, now_ms) or await _claim(
+        db, {**exactly(state="running", kind="retrain"), "lease_until": {"$lt": now_ms}}, owner, now_ms
     )
     if job is None or int(job.get("attempts") or 0) <= RETRAIN_ATTEMPTS:
         return job
@@ -181,6 +172,26 @@ async def claim_retrain(db: Database, owner: str, now: datetime) -> dict[str, An
         },
     )
     return None
+
+
+async def _claim(db: Database, query: dict[str, Any], owner: str, now_ms: int) -> dict[str, Any] | None:
+    """Lease the oldest retraining job matching ``query`` to ``owner`` (counting an attempt)."""
+    job: dict[str, Any] | None = await db.nlu_jobs.find_one_and_update(
+        query,
+        {
+            "$set": {
+                "state": "running",
+                "stage": "loading",
+                "owner": owner,
+                "lease_until": now_ms + RETRAIN_LEASE_MS,
+                "updated_at": now_ms,
+            },
+            "$inc": {"attempts": 1},
+        },
+        sort=[("started_at", 1)],
+        return_document=ReturnDocument.AFTER,
+    )
+    return job
 
 
 async def renew_retrain(db: Database, job_id: str, owner: str, now: datetime) -> None:

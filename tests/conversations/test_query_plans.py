@@ -13,7 +13,9 @@ from typing import Any
 from bot.router.queue import Queue
 from bot.web.console import views
 from conversations.agent_models import Agent, Presence, Role
+from conversations.campaigns import Campaign, CampaignState
 from conversations.models import epoch_ms, utcnow
+from conversations.nlu_retirement import claim_retrain, queue_retrain
 from conversations.repositories import Repositories
 from conversations.satisfaction import SatisfactionAsk
 from conversations.tenant_models import DeliveryState, WebhookSubscription
@@ -377,3 +379,31 @@ async def found(answer: Awaitable[object]) -> object:
     """An answer that may be empty, as something (the test asks how it was read, not what)."""
     await answer
     return True
+
+
+async def test_the_campaign_and_retraining_loops_read_their_index(tmp_path: Path) -> None:
+    """Every few seconds each router asks which campaigns are due and which retraining to take:
+    through the (state, time) indexes, never every campaign or job read in Python (an ``$or``)."""
+    async with captured_store(tmp_path) as (store, capture):
+        now = utcnow()
+        for n, state in enumerate((CampaignState.SCHEDULED, CampaignState.SENDING, CampaignState.DONE)):
+            await store.campaigns.create_campaign(
+                Campaign(f"cmp_{n}", "default", "c", "sms", state, now, now - timedelta(minutes=n))
+            )
+        db = store.client.database
+        await queue_retrain(db, "default", "job_1", "admin", now)
+        with labelled("campaigns due"):
+            due = await store.campaigns.due_campaigns(now)
+        assert [campaign.id for campaign in due] == ["cmp_1", "cmp_0"]  # by their time
+        with labelled("retraining claimed"):
+            assert (await claim_retrain(db, "w", now) or {}).get("_id") == "job_1"
+        with labelled("retraining: none left"):
+            assert await claim_retrain(db, "w", now) is None
+    plans = sqlite_plans(tmp_path, capture.captured)
+    assert set(plans) == {
+        "campaigns due: find campaigns",
+        "retraining claimed: findAndModify nlu_jobs",
+        "retraining: none left: findAndModify nlu_jobs",
+    }
+    for label, (sql, plan) in plans.items():
+        assert plan and plan[0].startswith("SEARCH") and index_backed(plan), (label, plan, sql)
