@@ -21,7 +21,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReturnDocument
 from pymongo.errors import BulkWriteError
 
 from conversations.client import IndexPlan, Repository
-from conversations.filters import exactly, find_each
+from conversations.filters import exactly
 from conversations.ids import derived_id, new_id
 from conversations.models import Document, epoch_ms, load_enum, load_time
 from conversations.outbox import INTERRUPTED
@@ -375,7 +375,7 @@ class CampaignsRepository(Repository):
         opened in one batch (as ``ThreadsRepository.open_thread`` would: a customer's thread wins)."""
         keys = {open_key(c, i.channel, inbox_id): (c, i) for c, i in recipients}
         found = {
-            str(doc["contact_id"]): Thread.from_doc(doc) for doc in await find_each(self._db.threads, "open_key", keys)
+            str(doc["contact_id"]): Thread.from_doc(doc) for doc in await self._find_each("threads", "open_key", keys)
         }
         missing = [
             ThreadsRepository.new_thread(account_id, contact_id, identity, key, now, inbox_id)
@@ -389,7 +389,7 @@ class CampaignsRepository(Repository):
                 if any(e["code"] != 11000 for e in error.details.get("writeErrors", [])):
                     raise
                 lost = {missing[e["index"]].open_key for e in error.details["writeErrors"]}
-                for doc in await find_each(self._db.threads, "open_key", lost):
+                for doc in await self._find_each("threads", "open_key", lost):
                     found[str(doc["contact_id"])] = Thread.from_doc(doc)
                 missing = [t for t in missing if t.open_key not in lost]
             found.update({t.contact_id: t for t in missing})

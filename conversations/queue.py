@@ -73,11 +73,10 @@ class QueueRepository(Repository):
 
     async def queue_depth(self, account_id: str | None = None) -> int:
         """How many threads wait for a human, of one account or of every one (the metrics' gauge,
-        read at every scrape). Their ids, not ``count_documents``: that is an aggregate, which the
-        embedded store runs over every thread in Python. Read through the queue's index (an
-        account's) or the queued threads' own (every account's)."""
+        read at every scrape): through the queue's index (an account's) or the queued threads' own
+        (every account's), on either store (``_count``)."""
         found = exactly(status=ThreadStatus.QUEUED, **({"account_id": account_id} if account_id is not None else {}))
-        return len(await self._db.threads.find(found, {"_id": 1}).to_list())
+        return await self._count("threads", found)
 
     # --- agent slots ---------------------------------------------------------------------
 
@@ -128,8 +127,7 @@ class QueueRepository(Repository):
         return found is not None
 
     async def count_assigned(self, agent_id: str) -> int:
-        found = exactly(assignee=agent_id, status=ThreadStatus.ASSIGNED)  # ids, not an aggregate over every thread
-        return len(await self._db.threads.find(found, {"_id": 1}).to_list())
+        return await self._count("threads", exactly(assignee=agent_id, status=ThreadStatus.ASSIGNED))
 
     # --- claims and transitions ----------------------------------------------------------
 

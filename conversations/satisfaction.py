@@ -19,7 +19,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from conversations.client import IndexPlan, Repository
-from conversations.filters import exactly, find_each
+from conversations.filters import exactly
 from conversations.models import epoch_ms, from_epoch_ms
 from conversations.personal_data import ContactScope, query_holder, register_holder
 
@@ -143,7 +143,7 @@ class SatisfactionRepository(Repository):
 
     async def of_threads(self, account_id: str, thread_ids: Sequence[str]) -> list[SatisfactionAsk]:
         """The questions about these threads, oldest first."""
-        docs = await find_each(self._db.satisfaction, "thread_id", thread_ids, exactly(account_id=account_id))
+        docs = await self._find_each("satisfaction", "thread_id", thread_ids, exactly(account_id=account_id))
         return sorted((SatisfactionAsk.from_doc(doc) for doc in docs), key=lambda ask: ask.asked_at)
 
     async def asked_between(self, account_id: str, start: datetime, end: datetime) -> list[SatisfactionAsk]:

@@ -10,6 +10,7 @@ the thread (``nlu_state``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from conversations.client import IndexPlan, Repository, StoreClient
 from conversations.errors import StoreError
-from conversations.filters import exactly, find_each, newest_page
+from conversations.filters import exactly, newest_page
 from conversations.ids import new_id
 from conversations.membership import both
 from conversations.models import epoch_ms, stored
@@ -389,18 +390,20 @@ class ThreadsRepository(Repository):
 
     async def _find_open_threads(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
         """The open thread under each key, read by ``_id`` where this process found it before
-        (one query for them all) and taken if it is still open under that key; the others by
-        their key, one query each (``find_each``: the embedded store answers an ``$in`` on
-        ``open_key`` by reading every thread)."""
+        (one query for them all) and taken if it is still open under that key; the keys never
+        found by their key at the same time (``_find_each``: the embedded store answers an ``$in``
+        on ``open_key`` by reading every thread), and those whose thread is no longer open after."""
         wanted = list(dict.fromkeys(keys))
-        by_key: dict[str, dict[str, Any]] = {}
         known = [thread_id for key in wanted if (thread_id := self._open_ids.get(key))]
-        if known:
-            for doc in await self._db.threads.find({"_id": {"$in": known}}).to_list():
-                if doc.get("open_key") in wanted:
-                    by_key[doc["open_key"]] = doc
-        missing = [key for key in wanted if key not in by_key]
-        for doc in await find_each(self._db.threads, "open_key", missing) if missing else ():
+        new = [key for key in wanted if key not in self._open_ids]
+        by_id, by_new_key = await asyncio.gather(
+            self._db.threads.find({"_id": {"$in": known}}).to_list() if known else _no_documents(),
+            self._find_each("threads", "open_key", new),
+        )
+        by_key = {doc["open_key"]: doc for doc in [*by_id, *by_new_key] if doc.get("open_key") in wanted}
+        # a thread found before that is no longer open under its key: the key's open one, if any
+        stale = [key for key in wanted if key in self._open_ids and key not in by_key]
+        for doc in await self._find_each("threads", "open_key", stale):
             by_key[doc["open_key"]] = doc
         for key in wanted:
             self._open_ids.pop(key, None)  # kept as the newest, or forgotten if none is open
@@ -414,3 +417,7 @@ class ThreadsRepository(Repository):
         docs = await self._db.threads.find({"_id": {"$in": list(set(ids))}}).to_list()
         by_id = {doc["_id"]: doc for doc in docs}
         return [by_id.get(thread_id) for thread_id in ids]
+
+
+async def _no_documents() -> list[dict[str, Any]]:
+    return []

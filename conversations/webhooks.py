@@ -30,6 +30,7 @@ INDEXES: IndexPlan = {
     "webhook_deliveries": [
         IndexModel([("state", ASCENDING), ("due_ms", ASCENDING)]),
         IndexModel([("subscription_id", ASCENDING), ("created_at", DESCENDING)]),
+        IndexModel([("subscription_id", ASCENDING), ("state", ASCENDING)]),  # the account page's counts
         IndexModel([("thread_id", ASCENDING)]),
         IndexModel([("message_id", ASCENDING)], partialFilterExpression={"message_id": {"$exists": True}}),
     ],
@@ -182,10 +183,8 @@ class WebhooksRepository(Repository):
         return [WebhookDelivery.from_doc(doc) for doc in docs]
 
     async def count_deliveries(self, subscription_id: str, state: DeliveryState) -> int:
-        """How many of the subscription's deliveries are in ``state``: their ids read through an
-        index, not ``count_documents`` (an aggregate over every delivery on the embedded store)."""
-        found = exactly(subscription_id=subscription_id, state=state)
-        return len(await self._db.webhook_deliveries.find(found, {"_id": 1}).to_list())
+        """How many of the subscription's deliveries are in ``state``, through their index."""
+        return await self._count("webhook_deliveries", exactly(subscription_id=subscription_id, state=state))
 
     async def get_delivery(self, delivery_id: str) -> WebhookDelivery | None:
         doc = await self._db.webhook_deliveries.find_one({"_id": delivery_id})

@@ -3,9 +3,12 @@ creates none again."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+from conversations.models import utcnow
 from conversations.repositories import INDEXES, Repositories
+from conversations.traffic import Identity
 
 
 async def test_indexes_are_created_idempotently(store: Repositories, raw_database: Any) -> None:
@@ -24,3 +27,32 @@ async def test_indexes_are_created_idempotently(store: Repositories, raw_databas
             wanted = (tuple(model.document["key"]), bool(model.document.get("unique")))
             assert wanted in found, (collection, model.document)
         assert len(info) == len(listed) + 1  # plus _id: a second run added nothing
+
+
+async def test_counts_and_lookups_by_several_values_answer_the_same_as_mongodb_asks_them(store: Repositories) -> None:
+    """Counts and lookups by several values are asked one way of MongoDB (``count_documents``,
+    one ``$in``) and another of the embedded store (ids read through an index, one ``$eq`` query a
+    value): the same answers either way, the embedded store answering both forms."""
+    now = utcnow()
+    threads = [await store.threads.open_thread("acme", f"con_{n}", Identity("sms", f"+{n}"), now) for n in range(3)]
+    await store.queue.queue_thread(threads[0].id, "asked", "m", now)
+    for n in range(2):
+        await store.outbox.create_outbound(
+            dedup_key=f"k{n}", thread=threads[n], to=Identity("sms", f"+{n}"), text="x", sender={}, now=now
+        )
+
+    async def answers() -> tuple[Any, ...]:
+        found = await asyncio.gather(*(store.threads.find_open_thread(f"con_{n}", "sms") for n in range(4)))
+        return (
+            [thread.id if thread else None for thread in found],
+            await store.outbox.outbox_pending(),
+            await store.queue.queue_depth(),
+            await store.queue.queue_depth("acme"),
+            await store.queue.count_assigned("agt_nobody"),
+        )
+
+    embedded = await answers()
+    assert embedded == ([*(thread.id for thread in threads), None], 2, 1, 1, 0)
+    store.client._embedded = False  # as if the server were MongoDB: the other form of each query
+    store.threads._open_ids.clear()
+    assert await answers() == embedded

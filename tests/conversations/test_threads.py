@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from conversations.embedded import EmbeddedMongo
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Thread, ThreadStatus, open_key
@@ -154,3 +155,26 @@ async def test_an_open_thread_found_once_is_read_by_its_id_until_it_is_resolved(
         "opened again: find threads": key,
         "then: find threads": {"_id": {"$in": [second.id]}},
     }
+
+
+async def test_an_open_thread_remembered_by_one_process_is_not_taken_once_another_resolved_it(
+    store: Repositories, embedded: EmbeddedMongo, db_name: str
+) -> None:
+    """Two router processes on one store: the one that found a contact's open thread reads it by
+    its id next time, and when the other has resolved it and opened a new one meanwhile, takes
+    the new one (the remembered thread is no longer open under the key), in the same lookup."""
+    other = Repositories.connect(embedded.uri, db_name)
+    try:
+        first = await store.threads.open_thread("acme", "con_1", Identity("sms", "+1"), utcnow())
+        found = await store.threads.find_open_thread("con_1", "sms")
+        assert found is not None and found.id == first.id
+        assert await other.queue.resolve(first.id, utcnow(), None) is not None
+        second = await other.threads.open_thread("acme", "con_1", Identity("sms", "+1"), utcnow())
+        assert second.id != first.id
+        found, new = await asyncio.gather(
+            store.threads.find_open_thread("con_1", "sms"), store.threads.find_open_thread("con_2", "sms")
+        )
+        assert found is not None and found.id == second.id
+        assert new is None
+    finally:
+        await other.close()
