@@ -28,6 +28,7 @@ the version was trained.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -151,15 +152,22 @@ async def pending_retrain(db: Database, account_id: str) -> str | None:
 
 
 async def claim_retrain(db: Database, owner: str, now: datetime) -> dict[str, Any] | None:
-    """Lease a retraining of any account: the oldest queued one, else the oldest running under a
-    lease that ran out (its process died): the job (``_id``, ``account_id``, ``by``), or ``None``.
-    A job taken more than ``RETRAIN_ATTEMPTS`` times fails instead."""
+    """Lease the oldest retraining of any account that is queued, or running under a lease that
+    ran out (its process died): the job (``_id``, ``account_id``, ``by``), or ``None``. A job
+    taken more than ``RETRAIN_ATTEMPTS`` times fails instead."""
     now_ms = epoch_ms(now)
-    # a queued one first, else one whose lease ran out: two claims through the (state, started_at)
-    # index, where one $or would make the embedded store read every job in Python
-    job = await _claim(db, exactly(state="queued"), owner, now_ms) or await _claim(
-        db, {**exactly(state="running", kind="retrain"), "lease_until": {"$lt": now_ms}}, owner, now_ms
+    # the oldest of each kind read through the (state, started_at) index, the older one claimed
+    # (if another process took it meanwhile, the next poll tries again): one $or would make the
+    # embedded store read every job in Python
+    kinds = (exactly(state="queued"), {**exactly(state="running", kind="retrain"), "lease_until": {"$lt": now_ms}})
+    oldest = await asyncio.gather(
+        *(db.nlu_jobs.find_one(kind, {"started_at": 1}, sort=[("started_at", 1)]) for kind in kinds)
     )
+    candidates = [(found["started_at"], found["_id"], kind) for found, kind in zip(oldest, kinds) if found]
+    if not candidates:
+        return None
+    _, job_id, kind = min(candidates, key=lambda candidate: candidate[0])
+    job = await _claim(db, {"_id": job_id, **kind}, owner, now_ms)
     if job is None or int(job.get("attempts") or 0) <= RETRAIN_ATTEMPTS:
         return job
     await db.nlu_jobs.update_one(
@@ -175,7 +183,7 @@ async def claim_retrain(db: Database, owner: str, now: datetime) -> dict[str, An
 
 
 async def _claim(db: Database, query: dict[str, Any], owner: str, now_ms: int) -> dict[str, Any] | None:
-    """Lease the oldest retraining job matching ``query`` to ``owner`` (counting an attempt)."""
+    """Lease the retraining job matching ``query`` to ``owner`` (counting an attempt)."""
     job: dict[str, Any] | None = await db.nlu_jobs.find_one_and_update(
         query,
         {
@@ -188,7 +196,6 @@ async def _claim(db: Database, query: dict[str, Any], owner: str, now_ms: int) -
             },
             "$inc": {"attempts": 1},
         },
-        sort=[("started_at", 1)],
         return_document=ReturnDocument.AFTER,
     )
     return job
