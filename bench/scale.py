@@ -72,15 +72,6 @@ HISTORY_CONTACT = "con_history"
 CHANNELS = ["whatsapp", "webchat", "sms", "email", "telegram"]
 END = datetime(2026, 11, 1, tzinfo=UTC)
 PAGE = 26  # the console's conversation list asks for a page of 25 and one more
-HISTORY_THREAD = Thread(
-    id="thr_history0",
-    account_id=ACCOUNT,
-    contact_id=HISTORY_CONTACT,
-    channel="sms",
-    status=ThreadStatus.RESOLVED,
-    opened_at=END,
-    last_message_at=END,
-)
 WAITING = 5  # inbound messages still to dispatch, and replies still to send, at every size
 
 
@@ -133,10 +124,10 @@ def message(thread: Thread, n: int, at: datetime) -> dict[str, Any]:
     return doc
 
 
-def waiting(n: int) -> dict[str, Any]:
+def waiting(thread: Thread, n: int) -> dict[str, Any]:
     """A message still at work, the same few at every size: an inbound one whose dispatch lease and
     a reply whose send are due only after ``END``, so the background's claims find nothing due."""
-    doc = _message(HISTORY_THREAD, 9000 + n, END, n % 2 == 0)
+    doc = _message(thread, 9000 + n, END, n % 2 == 0)
     due = epoch_ms(END + timedelta(days=365))
     if n % 2 == 0:
         doc.update(dispatch_state=str(DispatchState.PENDING), dispatch_due_ms=due)
@@ -226,8 +217,9 @@ def documents(shape: Shape) -> Iterator[tuple[str, dict[str, Any]]]:
         yield from timeline(thread)
         for n in range(shape.history // 4):
             yield "messages", message(thread, n, opened + timedelta(seconds=30 * n))
-    for n in range(2 * WAITING):
-        yield "messages", waiting(n)
+        if t == 0:  # not the thread whose messages are read (the history's last)
+            for n in range(2 * WAITING):
+                yield "messages", waiting(thread, n)
 
 
 async def seed(store: Repositories, shape: Shape, batch: int, in_flight: int) -> tuple[int, float]:
