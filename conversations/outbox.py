@@ -326,9 +326,9 @@ class OutboxRepository(Repository):
         return outbox_item(doc) if doc else None
 
     async def retire_due_time_index(self) -> None:
-        """Drop the index of the due time alone that releases before this one leased through (the
-        lease reads the state and due time's now): the embedded store kept every send in it, sent
-        ones too, and updated it with every message."""
+        """Drop the index of the due time alone that earlier releases leased through (the lease
+        now reads the index of the state and the due time): the embedded store kept every send in
+        it, the sent ones too, and updated it with every message."""
         for name, index in (await self._db.messages.index_information()).items():
             if name in _DUE_TIME_INDEX and list(index["key"]) == [("send.due_ms", ASCENDING)]:
                 await self._db.messages.drop_index(name)
