@@ -10,7 +10,6 @@ the thread (``nlu_state``).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,6 +24,7 @@ from conversations.filters import exactly, newest_page
 from conversations.ids import new_id
 from conversations.membership import both
 from conversations.models import epoch_ms, stored
+from conversations.open_threads import OpenThreads
 from conversations.state_swaps import StateSwaps, Swap
 from conversations.thread_models import Activity, Thread, ThreadStatus, open_key
 from conversations.traffic import Direction, Identity
@@ -80,18 +80,13 @@ class ThreadFilter:
         return both(query, dict(self.within))
 
 
-# how many open threads' ids a process remembers by their key (the customers writing lately)
-OPEN_IDS_KEPT = 20_000
-
-
 class ThreadsRepository(Repository):
     """Opening, finding and touching threads; their fields, lists and the bot's dialogue state."""
 
     def __init__(self, client: StoreClient) -> None:
         super().__init__(client)
         # the hot path's reads, grouped across concurrent messages (group commit)
-        self._open_threads = client.batcher("threads.open", self._find_open_threads)
-        self._open_ids: dict[str, str] = {}  # open key -> the thread last found open under it
+        self._open_threads = client.batcher("threads.open", OpenThreads(client).find)
         self._thread_reads = client.batcher("threads.by_id", self._find_threads)
         self._swaps = StateSwaps(self._db.threads, lambda run: client.batcher("threads.nlu_swaps", run))
 
@@ -388,36 +383,7 @@ class ThreadsRepository(Repository):
             inbox_id=inbox_id,
         )
 
-    async def _find_open_threads(self, keys: Sequence[str]) -> list[dict[str, Any] | None]:
-        """The open thread under each key, read by ``_id`` where this process found it before
-        (one query for them all) and taken if it is still open under that key; the keys never
-        found by their key at the same time (``_find_each``: the embedded store answers an ``$in``
-        on ``open_key`` by reading every thread), and those whose thread is no longer open after."""
-        wanted = list(dict.fromkeys(keys))
-        known = [thread_id for key in wanted if (thread_id := self._open_ids.get(key))]
-        new = [key for key in wanted if key not in self._open_ids]
-        by_id, by_new_key = await asyncio.gather(
-            self._db.threads.find({"_id": {"$in": known}}).to_list() if known else _no_documents(),
-            self._find_each("threads", "open_key", new),
-        )
-        by_key = {doc["open_key"]: doc for doc in [*by_id, *by_new_key] if doc.get("open_key") in wanted}
-        # a thread found before that is no longer open under its key: the key's open one, if any
-        stale = [key for key in wanted if key in self._open_ids and key not in by_key]
-        for doc in await self._find_each("threads", "open_key", stale):
-            by_key[doc["open_key"]] = doc
-        for key in wanted:
-            self._open_ids.pop(key, None)  # kept as the newest, or forgotten if none is open
-            if key in by_key:
-                self._open_ids[key] = str(by_key[key]["_id"])
-        while len(self._open_ids) > OPEN_IDS_KEPT:
-            del self._open_ids[next(iter(self._open_ids))]
-        return [by_key.get(key) for key in keys]
-
     async def _find_threads(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
         docs = await self._db.threads.find({"_id": {"$in": list(set(ids))}}).to_list()
         by_id = {doc["_id"]: doc for doc in docs}
         return [by_id.get(thread_id) for thread_id in ids]
-
-
-async def _no_documents() -> list[dict[str, Any]]:
-    return []

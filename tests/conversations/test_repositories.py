@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from conversations.embedded import EmbeddedMongo
 from conversations.models import utcnow
 from conversations.repositories import INDEXES, Repositories
 from conversations.traffic import Identity
@@ -29,7 +30,9 @@ async def test_indexes_are_created_idempotently(store: Repositories, raw_databas
         assert len(info) == len(listed) + 1  # plus _id: a second run added nothing
 
 
-async def test_counts_and_lookups_by_several_values_answer_the_same_as_mongodb_asks_them(store: Repositories) -> None:
+async def test_counts_and_lookups_by_several_values_answer_the_same_as_mongodb_asks_them(
+    store: Repositories, embedded: EmbeddedMongo, db_name: str
+) -> None:
     """Counts and lookups by several values are asked one way of MongoDB (``count_documents``,
     one ``$in``) and another of the embedded store (ids read through an index, one ``$eq`` query a
     value): the same answers either way, the embedded store answering both forms."""
@@ -41,18 +44,20 @@ async def test_counts_and_lookups_by_several_values_answer_the_same_as_mongodb_a
             dedup_key=f"k{n}", thread=threads[n], to=Identity("sms", f"+{n}"), text="x", sender={}, now=now
         )
 
-    async def answers() -> tuple[Any, ...]:
-        found = await asyncio.gather(*(store.threads.find_open_thread(f"con_{n}", "sms") for n in range(4)))
+    async def answers(of: Repositories) -> tuple[Any, ...]:
+        found = await asyncio.gather(*(of.threads.find_open_thread(f"con_{n}", "sms") for n in range(4)))
         return (
             [thread.id if thread else None for thread in found],
-            await store.outbox.outbox_pending(),
-            await store.queue.queue_depth(),
-            await store.queue.queue_depth("acme"),
-            await store.queue.count_assigned("agt_nobody"),
+            await of.outbox.outbox_pending(),
+            await of.queue.queue_depth(),
+            await of.queue.queue_depth("acme"),
+            await of.queue.count_assigned("agt_nobody"),
         )
 
-    embedded = await answers()
-    assert embedded == ([*(thread.id for thread in threads), None], 2, 1, 1, 0)
-    store.client._embedded = False  # as if the server were MongoDB: the other form of each query
-    store.threads._open_ids.clear()
-    assert await answers() == embedded
+    assert await answers(store) == ([*(thread.id for thread in threads), None], 2, 1, 1, 0)
+    as_mongodb = Repositories.connect(embedded.uri, db_name)
+    as_mongodb.client._embedded = False  # the form of each query MongoDB is asked
+    try:
+        assert await answers(as_mongodb) == await answers(store)
+    finally:
+        await as_mongodb.close()
