@@ -13,6 +13,7 @@ from pymongo.errors import DuplicateKeyError
 
 from conversations.agent_models import Agent, CannedResponse, Presence, Shift
 from conversations.client import IndexPlan, Repository
+from conversations.filters import exactly
 from conversations.models import load_time, stored
 
 INDEXES: IndexPlan = {
@@ -125,9 +126,10 @@ class AgentsRepository(Repository):
     async def list_shifts(
         self, account_id: str, since: datetime, until: datetime, agent_id: str | None = None
     ) -> list[Shift]:
-        query: dict[str, Any] = {"account_id": account_id, "started_at": {"$gte": stored(since), "$lt": stored(until)}}
-        if agent_id:
-            query["agent_id"] = agent_id
+        query = {
+            **exactly(account_id=account_id, **({"agent_id": agent_id} if agent_id else {})),
+            "started_at": {"$gte": stored(since), "$lt": stored(until)},
+        }
         docs = await self._db.shifts.find(query).sort("started_at", DESCENDING).limit(5000).to_list()
         return [Shift.from_doc(doc) for doc in docs]
 

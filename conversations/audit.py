@@ -12,6 +12,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from conversations.client import IndexPlan, Repository
+from conversations.filters import exactly
 from conversations.ids import new_id
 from conversations.tenant_models import AuditEntry
 
@@ -36,13 +37,13 @@ class AuditQuery:
     until_ms: int | None = None
 
     def to_filter(self) -> dict[str, Any]:
-        found: dict[str, Any] = {"account_id": self.account_id}
+        found: dict[str, Any] = exactly(account_id=self.account_id)  # $eq: its indexes serve it
         if self.actor:
-            found["actor"] = self.actor
+            found["actor"] = {"$eq": self.actor}
         if self.action.endswith("."):
             found["action"] = {"$gte": self.action, "$lt": self.action[:-1] + "/"}  # "/" sorts after "."
         elif self.action:
-            found["action"] = self.action
+            found["action"] = {"$eq": self.action}
         at: dict[str, int] = {}
         if self.since_ms is not None:
             at["$gte"] = self.since_ms
@@ -86,4 +87,4 @@ class AuditRepository(Repository):
 
     async def audit_actions(self, account_id: str) -> list[str]:
         """The actions recorded in the account so far (for the filter's choices)."""
-        return sorted(str(a) for a in await self._db.audit.distinct("action", {"account_id": account_id}))
+        return sorted(str(a) for a in await self._db.audit.distinct("action", exactly(account_id=account_id)))

@@ -227,7 +227,7 @@ class ContactMergesRepository(Repository):
         """Merges into ``keep_id`` that stand and were made after ``since``, newest first."""
         docs = (
             await self._db.contact_merges.find(
-                {"account_id": account_id, "keep_id": keep_id, "state": DONE, "at": {"$gt": epoch_ms(since)}}
+                {**exactly(account_id=account_id, keep_id=keep_id, state=DONE), "at": {"$gt": epoch_ms(since)}}
             )
             .sort("at", DESCENDING)
             .to_list()

@@ -148,7 +148,7 @@ class SatisfactionRepository(Repository):
 
     async def asked_between(self, account_id: str, start: datetime, end: datetime) -> list[SatisfactionAsk]:
         """Every question of the account asked in ``[start, end)`` (the reports), oldest first."""
-        query = {"account_id": account_id, "asked_at": {"$gte": epoch_ms(start), "$lt": epoch_ms(end)}}
+        query = {**exactly(account_id=account_id), "asked_at": {"$gte": epoch_ms(start), "$lt": epoch_ms(end)}}
         docs = await self._db.satisfaction.find(query).sort("asked_at", ASCENDING).to_list()
         return [SatisfactionAsk.from_doc(doc) for doc in docs]
 

@@ -16,6 +16,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import BulkWriteError
 
 from conversations.client import IndexPlan, Repository
+from conversations.filters import exactly
 from conversations.ids import derived_id
 from conversations.models import epoch_ms
 from conversations.personal_data import declare_not_personal
@@ -116,9 +117,7 @@ class TrainingRepository(Repository):
         return await self._db.nlu_examples.find_one({"_id": example, "account_id": account_id})
 
     async def nlu_examples_of(self, account_id: str, intent: str | None = None) -> list[dict[str, Any]]:
-        query: dict[str, Any] = {"account_id": account_id}
-        if intent is not None:
-            query["intent"] = intent
+        query = exactly(account_id=account_id, **({"intent": intent} if intent is not None else {}))
         return await self._db.nlu_examples.find(query).sort("created_at", ASCENDING).to_list()
 
     async def nlu_intent_counts(self, account_id: str) -> dict[str, int]:

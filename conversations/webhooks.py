@@ -176,9 +176,7 @@ class WebhooksRepository(Repository):
     async def list_deliveries(
         self, subscription_id: str, state: DeliveryState | None = None, limit: int = 50
     ) -> list[WebhookDelivery]:
-        query: dict[str, Any] = {"subscription_id": subscription_id}
-        if state is not None:
-            query["state"] = str(state)
+        query = exactly(subscription_id=subscription_id, **({"state": state} if state is not None else {}))
         docs = await self._db.webhook_deliveries.find(query).sort("created_at", DESCENDING).limit(limit).to_list()
         return [WebhookDelivery.from_doc(doc) for doc in docs]
 

@@ -13,6 +13,7 @@ from typing import Any
 from bot.router.queue import Queue
 from bot.web.console import views
 from conversations.agent_models import Agent, Presence, Role
+from conversations.audit import AuditQuery
 from conversations.campaigns import Campaign, CampaignState
 from conversations.models import epoch_ms, utcnow
 from conversations.nlu_retirement import claim_retrain, queue_retrain
@@ -417,3 +418,39 @@ def searched_through_indexes(plans: dict[str, tuple[str, list[str]]]) -> None:
     sorts every match."""
     for label, (sql, plan) in plans.items():
         assert plan and plan[0].startswith("SEARCH") and index_backed(plan), (label, plan, sql)
+
+
+async def test_the_admin_pages_listings_read_through_an_index(tmp_path: Path) -> None:
+    """The audit log (by actor, by action), the satisfaction report's questions, a subscription's
+    deliveries in a state, the agents' shifts, an intent's training examples and a contact's
+    standing merges: each read through its index, not the whole collection."""
+    async with captured_store(tmp_path) as (store, capture):
+        now = utcnow()
+        calls: dict[str, Callable[[], Awaitable[object]]] = {
+            "audit by actor": lambda: store.audit.audit_page(AuditQuery("default", actor="ann"), 1, 50),
+            "audit by action": lambda: store.audit.audit_page(AuditQuery("default", action="thread.resolve"), 1, 50),
+            "satisfaction report": lambda: store.satisfaction.asked_between("default", now - timedelta(7), now),
+            "deliveries in a state": lambda: store.webhooks.list_deliveries("whs_1", DeliveryState.DEAD),
+            "an agent's shifts": lambda: store.agents.list_shifts("default", now - timedelta(7), now, "agt_1"),
+            "an intent's examples": lambda: store.training.nlu_examples_of("default", "greet"),
+            "a contact's merges": lambda: store.merges.standing_merges("default", "con_1", now),
+        }
+        for label, call in calls.items():
+            with labelled(label):
+                await call()
+    plans = sqlite_plans(tmp_path, capture.captured)
+    assert set(plans) == {
+        "audit by actor: find audit",
+        "audit by action: find audit",
+        "satisfaction report: find satisfaction",
+        "deliveries in a state: find webhook_deliveries",
+        "an agent's shifts: find shifts",
+        "an intent's examples: find nlu_examples",
+        "a contact's merges: find contact_merges",
+    }
+    for label, (sql, plan) in plans.items():
+        assert plan and plan[0].startswith("SEARCH") and not [line for line in plan if line.startswith("SCAN")], (
+            label,
+            plan,
+            sql,
+        )
