@@ -23,7 +23,10 @@ both), each through the function the console or the API handler calls:
 * API inbox: ``GET /api/threads`` (``Store.list_threads``): first page, second page (``before``),
   ``?status=queued``; ``GET /api/contacts`` (``Store.list_contacts``);
 * API history: ``GET /api/threads/{id}`` (``Store.thread_messages``) and a contact's threads
-  (``Store.contact_threads``).
+  (``Store.contact_threads``);
+* the background's, on every router: the outbox worker's lease and the sweeper's claim with nothing
+  due (a few sends and dispatches wait at every size, due after the run), and the ``/metrics``
+  gauges of pending sends and of the queue's depth.
 
 It prints the load time, p50/p90 per query and size, the ratio largest / smallest (target: no
 slower than 1.5x) and each query's plan on the embedded server.
