@@ -14,7 +14,9 @@ the error with addresses and numbers redacted.
 
 While this process's worker runs, a reply it enqueues is stored already leased by it and sent
 at once, without a lease round trip; the guarantees are the same as for an item leased from the
-store (if the process dies, the lease runs out and another worker sends the item).
+store (if the process dies, the lease runs out and another worker sends the item). An
+``at_most_once`` item (below) is not: the worker leases it when a sending slot is free, so that
+its lease marks an attempt begun, not one waiting for a slot.
 
 A reply is sent at least once: a process that dies after the provider took it and before the
 store recorded it leaves it leased, and when the lease runs out another worker sends it again.
@@ -115,7 +117,9 @@ class Outbox:
         """Store a reply for sending, at most once per ``dedup_key``, and wake the worker;
         ``at_most_once``: never sent again after an attempt interrupted by a crash (see above);
         ``live``: the consoles' live feed tells of it."""
-        leased_by = (self.owner, self._lease) if self._direct else None
+        # an at-most-once item is leased by the worker, with a sending slot in hand: stored leased, it
+        # could wait past its lease for a slot and be taken for an interrupted attempt, never sent
+        leased_by = (self.owner, self._lease) if self._direct and not at_most_once else None
         message, item = await self._store.outbox.store_outbound(
             dedup_key=dedup_key,
             thread=thread,

@@ -133,3 +133,45 @@ async def test_at_most_once_costs_no_store_call_more_per_message(embedded: Any, 
         assert "findAndModify" in calls[False] and calls[True] == calls[False], calls
     finally:
         await store.close()
+
+
+class GatedChannel(RecordingChannel):
+    """A provider whose first send waits until ``gate`` is set: every sending slot stays busy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def send(self, outbound: Any) -> str:
+        if not self.sent and not self.gate.is_set():
+            await self.gate.wait()
+        return await super().send(outbound)
+
+
+async def test_a_campaign_item_that_waited_past_its_lease_for_a_slot_is_sent_not_given_up(
+    store: Repositories,
+) -> None:
+    """An item whose send has not started is not an interrupted attempt, however long it waited for a
+    sending slot (here the worker's own loop, queued for the slot first, leases it once free)."""
+    _, thread, _ = await record(store, inbound())
+    channel = GatedChannel()
+    outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(concurrency=1, lease_seconds=0.3))
+    worker: asyncio.Task[Any] = asyncio.create_task(outbox.run())
+    try:
+        await asyncio.sleep(0.05)
+        reply = await outbox.enqueue_reply(dedup_key="slow", thread=thread, to=ALICE, text="a", sender={"kind": "bot"})
+        await asyncio.sleep(0.1)  # the worker's loop polls and queues for the one slot the slow send holds
+        campaign = await outbox.enqueue_reply(
+            dedup_key="campaign", thread=thread, to=ALICE, text="b", sender={"kind": "bot"}, at_most_once=True
+        )
+        await asyncio.sleep(0.5)  # longer than a lease
+        channel.gate.set()
+        for _ in range(200):
+            if len(channel.sent) == 2:
+                break
+            await asyncio.sleep(0.02)
+        await outbox.drain()
+    finally:
+        await stopped(worker)
+    assert channel.sent == [reply.id, campaign.id]
+    assert await store.outbox.list_outbox(OutboxState.DEAD) == []
