@@ -244,7 +244,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await campaigns.stop()  # first: no campaign message is queued while sends drain
         await pipeline.drain()
-        await outbox.drain()
+        await outbox.stop()
         await stop_tasks(workers)
         await sender.close()
         await http_actions.close()

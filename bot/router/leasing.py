@@ -1,6 +1,8 @@
 """The worker loop of everything sent from a leased queue in the store (the outbox, webhook
 deliveries): lease a due item, work it in a task of its own, at most so many at once; when nothing
-is due, sleep until woken or until the next poll; ride out a store outage."""
+is due, sleep until woken or until the next poll; ride out a store outage. Told to ``stop``, it
+ends between two leases: cancelled, it could end inside one, with an item leased in the store
+and no task to work it (an at-most-once send would then be reported interrupted, never sent)."""
 
 from __future__ import annotations
 
@@ -25,10 +27,15 @@ async def lease_and_work(
     poll_interval: float,
     in_flight: set[asyncio.Task[None]],
     on_outage: Callable[[], None],
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Run until cancelled. ``work`` owns a slot and must release it when done."""
+    """Run until cancelled or, between two leases, until ``stop`` is set (set ``wake`` with it,
+    so that an idle loop sees it at once). ``work`` owns a slot and must release it when done."""
     while True:
         await slots.acquire()
+        if stop is not None and stop.is_set():
+            slots.release()
+            return
         wake.clear()  # before the query: a wake-up arriving while it runs is kept, not lost
         try:
             item = await lease()

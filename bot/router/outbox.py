@@ -93,6 +93,8 @@ class Outbox:
         self.owner = f"worker-{uuid.uuid4().hex[:12]}"
         self._failures = SendFailures(store, metrics, settings, self.owner)
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()  # set at shutdown: lease no more
+        self._ended = asyncio.Event()  # the worker's loop has ended
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._sending: set[asyncio.Task[None]] = set()
         self._in_hand: set[str] = set()  # items this process is sending or recording as sent
@@ -233,9 +235,11 @@ class Outbox:
                 poll_interval=self._settings.poll_interval,
                 in_flight=self._sending,
                 on_outage=lambda: log_event(log, "outbox.store_unavailable", logging.WARNING),
+                stop=self._stop,
             )
         finally:
             self._direct = False
+            self._ended.set()
 
     async def _lease_next(self) -> OutboxItem | None:
         """The most overdue send, leased; now and then, first the sends an earlier release's
@@ -279,9 +283,18 @@ class Outbox:
         return renewed
 
     async def drain(self, timeout: float = 10.0) -> None:
-        """Wait for sends in flight (at shutdown)."""
+        """Wait for sends in flight."""
         if self._sending:
             await asyncio.wait(set(self._sending), timeout=timeout)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """At shutdown: the worker leases no more (its loop ends between two leases, each item it
+        leased in a task of its own), then the sends in flight are waited for."""
+        self._stop.set()
+        self._wake.set()
+        if self._direct:
+            await wait_set(self._ended, timeout)
+        await self.drain(timeout)
 
     async def send_due(self) -> int:
         """Send every item due now, one at a time; returns how many were attempted (for tests)."""

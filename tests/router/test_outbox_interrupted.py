@@ -148,9 +148,7 @@ class GatedChannel(RecordingChannel):
         return await super().send(outbound)
 
 
-async def test_a_campaign_item_that_waited_past_its_lease_for_a_slot_is_sent_not_given_up(
-    store: Repositories,
-) -> None:
+async def test_a_campaign_item_that_waited_past_its_lease_for_a_slot_is_sent_not_given_up(store: Repositories) -> None:
     """An item whose send has not started is not an interrupted attempt, however long it waited for a
     sending slot (here the worker's own loop, queued for the slot first, leases it once free)."""
     _, thread, _ = await record(store, inbound())
@@ -175,3 +173,30 @@ async def test_a_campaign_item_that_waited_past_its_lease_for_a_slot_is_sent_not
         await stopped(worker)
     assert channel.sent == [reply.id, campaign.id]
     assert await store.outbox.list_outbox(OutboxState.DEAD) == []
+
+
+async def test_a_stopped_worker_ends_its_loop_sends_what_it_leased_and_leases_no_more(store: Repositories) -> None:
+    _, thread, _ = await record(store, inbound())
+    channel = RecordingChannel(delay=0.05)
+    outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(poll_interval=0.02))
+    worker: asyncio.Task[Any] = asyncio.create_task(outbox.run())
+    try:
+        await asyncio.sleep(0.05)
+        sent = [
+            await outbox.enqueue_reply(
+                dedup_key=f"c{n}", thread=thread, to=ALICE, text="b", sender={"kind": "bot"}, at_most_once=True
+            )
+            for n in range(20)
+        ]
+        await outbox.stop()
+        assert worker.done()
+        later = await outbox.enqueue_reply(
+            dedup_key="later", thread=thread, to=ALICE, text="c", sender={"kind": "bot"}, at_most_once=True
+        )
+        await asyncio.sleep(0.1)
+    finally:
+        await stopped(worker)
+    assert later.id not in channel.sent
+    pending = await store.outbox.list_outbox(OutboxState.PENDING)
+    assert all(item.lease_owner is None for item in pending), "leased and left without a task"
+    assert sorted(channel.sent) == sorted(m.id for m in sent if m.id not in {i.message_id for i in pending})
