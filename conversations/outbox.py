@@ -288,7 +288,8 @@ class OutboxRepository(Repository):
                     **_sent("due_ms", epoch_ms(now)),
                     **_sent("attempts", 0),
                     **_delivery(DeliveryStatus.QUEUED, now),
-                }
+                },
+                "$unset": {"send.lease_owner": ""},  # a fresh start, not an attempt cut short
             },
             return_document=ReturnDocument.AFTER,
         )

@@ -94,10 +94,12 @@ class Outbox:
         self._failures = SendFailures(store, metrics, settings, self.owner)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()  # set at shutdown: lease no more
-        self._ended = asyncio.Event()  # the worker's loop has ended
+        self._running: asyncio.Task[Any] | None = None  # the worker's loop
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._sending: set[asyncio.Task[None]] = set()
         self._in_hand: set[str] = set()  # items this process is sending or recording as sent
+        # at-most-once items whose attempt this process began and whose outcome is not stored yet
+        self._unrecorded: set[str] = set()
         self._direct = False  # the worker runs: send what this process enqueues itself
         self._adopt_every = adopt_every
         self._next_adoption = time.monotonic() + adopt_every  # start-up has just moved them
@@ -226,6 +228,7 @@ class Outbox:
     async def run(self) -> None:
         """Lease and send due items until cancelled."""
         self._direct = True
+        self._running = asyncio.current_task()
         try:
             await lease_and_work(
                 self._lease_next,
@@ -239,7 +242,6 @@ class Outbox:
             )
         finally:
             self._direct = False
-            self._ended.set()
 
     async def _lease_next(self) -> OutboxItem | None:
         """The most overdue send, leased; now and then, first the sends an earlier release's
@@ -292,8 +294,8 @@ class Outbox:
         leased in a task of its own), then the sends in flight are waited for."""
         self._stop.set()
         self._wake.set()
-        if self._direct:
-            await wait_set(self._ended, timeout)
+        if self._running is not None and not self._running.done():
+            await asyncio.wait({self._running}, timeout=timeout)
         await self.drain(timeout)
 
     async def send_due(self) -> int:
@@ -326,14 +328,24 @@ class Outbox:
         if item.id in self._in_hand:  # its lease ran out while the store was away: it is still ours
             log_event(log, "outbox.already_in_hand", item=item.id)
             return
-        if item.at_most_once and item.lapsed_owner is not None:
+        if item.at_most_once and item.lapsed_owner is not None and self._may_have_sent(item):
             await self._failures.dead(item, INTERRUPTED)  # the provider may have it already: not sent again
+            self._unrecorded.discard(item.id)
             return
         self._in_hand.add(item.id)
+        if item.at_most_once:
+            self._unrecorded.add(item.id)
         try:
             await self._send_in_hand(item, answered)
+            self._unrecorded.discard(item.id)  # its outcome stored, or the item another worker's
         finally:
             self._in_hand.discard(item.id)
+
+    def _may_have_sent(self, item: OutboxItem) -> bool:
+        """Whether the lapsed lease of an at-most-once item may have covered an attempt: any other
+        worker's may have; this one's only if it began one and did not store the outcome (a lease
+        of its own whose answer the store lost never began one)."""
+        return item.lapsed_owner != self.owner or item.id in self._unrecorded
 
     async def _send_in_hand(self, item: OutboxItem, answered: Callable[[], None] | None) -> None:
         adapter = self._adapters.get(item.channel)

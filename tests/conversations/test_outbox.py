@@ -93,3 +93,19 @@ async def test_the_outbox_listing_keeps_to_its_account_and_state(store: Reposito
     other = "other" if dead_account == "acme" else "acme"
     assert await store.outbox.list_outbox(OutboxState.DEAD, other) == []
     assert {i.id for i in await store.outbox.list_outbox(OutboxState.PENDING, None)} == set(ids.values()) - {leased.id}
+
+
+async def test_a_revived_dead_letter_starts_afresh_even_if_it_was_given_up_leased(store: Repositories) -> None:
+    """A dead letter that still names the worker that held it (as an upgrade may move one) is sent
+    again from scratch when revived, not taken for an attempt cut short."""
+    _, thread, _ = await record(store, inbound())
+    now = utcnow()
+    message = await store.outbox.create_outbound(
+        dedup_key="k", thread=thread, to=Identity("webchat", "alice"), text="x", sender={"kind": "bot"}, now=now
+    )
+    await store.client.database.messages.update_one(
+        {"_id": message.id}, {"$set": {"send.state": "dead", "send.lease_owner": "w-old"}}
+    )
+    assert await store.outbox.revive_outbox(message.id, now) is not None
+    again = await store.outbox.lease_outbox("w-new", now, LEASE)
+    assert again is not None and again.lapsed_owner is None

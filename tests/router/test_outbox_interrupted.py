@@ -7,9 +7,12 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from bot.handlers.kit.protocol import RetryableSendError
 from bot.metrics import Metrics
 from bot.router.outbox import Outbox
+from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
 from conversations.outbox import INTERRUPTED
 from conversations.repositories import Repositories
@@ -175,20 +178,34 @@ async def test_a_campaign_item_that_waited_past_its_lease_for_a_slot_is_sent_not
     assert await store.outbox.list_outbox(OutboxState.DEAD) == []
 
 
-async def test_a_stopped_worker_ends_its_loop_sends_what_it_leased_and_leases_no_more(store: Repositories) -> None:
+async def test_a_worker_stopped_while_a_lease_is_in_flight_sends_that_item_and_leases_no_more(
+    store: Repositories,
+) -> None:
+    """Shutdown stops the worker between two leases: a lease the store has written when the stop
+    comes is answered and its item sent, not left leased with no task to send it."""
     _, thread, _ = await record(store, inbound())
-    channel = RecordingChannel(delay=0.05)
+    message, _ = await store.outbox.store_outbound(
+        dedup_key="c", thread=thread, to=ALICE, text="b", sender={"kind": "bot"}, now=utcnow(), at_most_once=True
+    )
+    channel = RecordingChannel()
     outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(poll_interval=0.02))
+    lease, leased, answer = store.outbox.lease_outbox, asyncio.Event(), asyncio.Event()
+
+    async def slow_answer(*args: Any, **kwargs: Any) -> Any:  # the store's answer on its way
+        item = await lease(*args, **kwargs)
+        if item is not None:
+            leased.set()
+            await answer.wait()
+        return item
+
+    store.outbox.lease_outbox = slow_answer  # type: ignore[method-assign]
     worker: asyncio.Task[Any] = asyncio.create_task(outbox.run())
     try:
+        await asyncio.wait_for(leased.wait(), 5)
+        stopping = asyncio.create_task(outbox.stop())
         await asyncio.sleep(0.05)
-        sent = [
-            await outbox.enqueue_reply(
-                dedup_key=f"c{n}", thread=thread, to=ALICE, text="b", sender={"kind": "bot"}, at_most_once=True
-            )
-            for n in range(20)
-        ]
-        await outbox.stop()
+        answer.set()
+        await asyncio.wait_for(stopping, 15)
         assert worker.done()
         later = await outbox.enqueue_reply(
             dedup_key="later", thread=thread, to=ALICE, text="c", sender={"kind": "bot"}, at_most_once=True
@@ -196,7 +213,58 @@ async def test_a_stopped_worker_ends_its_loop_sends_what_it_leased_and_leases_no
         await asyncio.sleep(0.1)
     finally:
         await stopped(worker)
-    assert later.id not in channel.sent
-    pending = await store.outbox.list_outbox(OutboxState.PENDING)
-    assert all(item.lease_owner is None for item in pending), "leased and left without a task"
-    assert sorted(channel.sent) == sorted(m.id for m in sent if m.id not in {i.message_id for i in pending})
+    assert channel.sent == [message.id]  # not later's: the worker leases no more
+    assert [item.message_id for item in await store.outbox.list_outbox(OutboxState.PENDING)] == [later.id]
+    assert (await store.outbox.get_outbox(later.id)).lease_owner is None  # type: ignore[union-attr]
+
+
+async def test_a_campaign_item_whose_lease_answer_this_worker_lost_is_sent_when_it_leases_it_again(
+    store: Repositories,
+) -> None:
+    """The store wrote this worker's lease and the answer never came (a timeout after the write): no
+    attempt began, so when the lease runs out and the worker leases the item again, it sends it."""
+    _, thread, _ = await record(store, inbound())
+    message, _ = await store.outbox.store_outbound(
+        dedup_key="lost", thread=thread, to=ALICE, text="x", sender={"kind": "bot"}, now=utcnow(), at_most_once=True
+    )
+    channel = RecordingChannel()
+    outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings())
+    assert await store.outbox.lease_outbox(outbox.owner, utcnow(), SHORT) is not None  # its answer lost
+    await asyncio.sleep(0.4)  # the lease runs out
+    assert await outbox.send_due() == 1
+    assert channel.sent == [message.id]
+    assert await store.outbox.list_outbox(OutboxState.DEAD) == []
+
+
+async def test_a_campaign_item_whose_outcome_this_worker_failed_to_record_is_not_sent_again(
+    store: Repositories,
+) -> None:
+    """This worker sent the item and could not record it (the store away past the retries): when
+    the lease runs out and it leases the item again, it reports it interrupted, not sent twice."""
+    _, thread, _ = await record(store, inbound())
+    message, _ = await store.outbox.store_outbound(
+        dedup_key="unrecorded",
+        thread=thread,
+        to=ALICE,
+        text="x",
+        sender={"kind": "bot"},
+        now=utcnow(),
+        at_most_once=True,
+    )
+    channel = RecordingChannel()
+    outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(lease_seconds=1))
+    item = await store.outbox.lease_outbox(outbox.owner, utcnow(), SHORT)
+    assert item is not None
+
+    async def unrecorded(*_: Any) -> bool:
+        raise StoreUnavailable("the store went away after the send")
+
+    outbox._record_sent = unrecorded  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable):
+        await outbox._send(item)
+    assert channel.sent == [message.id]
+    await asyncio.sleep(0.4)  # the lease runs out
+    assert await outbox.send_due() == 1
+    assert channel.sent == [message.id]
+    [dead] = await store.outbox.list_outbox(OutboxState.DEAD)
+    assert dead.message_id == message.id and dead.last_error == INTERRUPTED
