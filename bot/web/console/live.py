@@ -213,6 +213,7 @@ class ConsoleHub:
         self._delay = delay
         self.sockets: set[ConsoleSocket] = set()
         self._closing: set[asyncio.Task[None]] = set()
+        self._flushing: set[asyncio.Task[None]] = set()
 
     async def deliver(self, event: Event) -> None:
         for sock in list(self.sockets):
@@ -229,17 +230,21 @@ class ConsoleHub:
     def _schedule(self, sock: ConsoleSocket) -> None:
         if sock.flushing is None or sock.flushing.done():
             sock.flushing = asyncio.create_task(self._flush(sock))
+            self._flushing.add(sock.flushing)
+            sock.flushing.add_done_callback(self._flushing.discard)
 
     async def _flush(self, sock: ConsoleSocket) -> None:
         """Send what changed; what arrives while a page renders goes in the next round of the loop
-        (one flush per socket at a time, so nothing that came meanwhile waits for another event)."""
+        (one flush per socket at a time, so nothing that came meanwhile waits for another event).
+        A socket closed or ended meanwhile gets nothing more: the flush ends after the render in
+        flight, which is let finish, never cancelled inside its store reads."""
         await asyncio.sleep(self._delay)
-        while sock.parts or sock.notify:
+        while (sock.parts or sock.notify) and sock in self.sockets:
             parts, notify = sock.parts, sock.notify
             sock.parts, sock.notify = set(), []
             try:
                 html = await self._render(sock, parts, notify)
-                if html and not sock.ws.closed:
+                if html and sock in self.sockets and not sock.ws.closed:
                     await sock.ws.send_str(html)
             except (ConnectionError, RuntimeError, StoreUnavailable) as exc:
                 log_event(log, "live.push_failed", logging.DEBUG, error=type(exc).__name__)
@@ -262,9 +267,7 @@ class ConsoleHub:
                         sock.parts |= {"thread", "queue", "mine", "header"}
                         self._schedule(sock)
         finally:
-            self.sockets.discard(sock)
-            if sock.flushing is not None:
-                sock.flushing.cancel()
+            self.sockets.discard(sock)  # a flush in flight sends nothing more and ends
         return sock.ws
 
     async def watch(self, ended: Ended, interval: float) -> None:
@@ -291,10 +294,9 @@ class ConsoleHub:
                     self._end(sock, verdicts[sock.session_id])
 
     def _end(self, sock: ConsoleSocket, reason: str) -> None:
-        """Stop pushing to ``sock`` now and close it (a slow browser's close holds up no other check)."""
+        """Stop pushing to ``sock`` now (a flush in flight sends nothing more) and close it (a slow
+        browser's close holds up no other check)."""
         self.sockets.discard(sock)
-        if sock.flushing is not None:
-            sock.flushing.cancel()
         log_event(log, "live.socket_closed", agent=sock.agent_id, reason=reason)
         closing = asyncio.create_task(_close(sock.ws, CLOSE_CODES.get(reason, 4401), reason))
         self._closing.add(closing)

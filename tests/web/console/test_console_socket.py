@@ -204,3 +204,43 @@ async def test_a_check_that_fails_unexpectedly_does_not_end_the_watch() -> None:
         watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watch
+
+
+async def test_a_page_closed_while_its_update_renders_gets_nothing_and_the_render_is_not_cancelled() -> None:
+    """The render of an update reads the store; a browser that leaves meanwhile must not cancel it
+    there (a task cancelled inside a driver call is how a connection can be left half used), and
+    what it renders goes nowhere."""
+    rendering, release = asyncio.Event(), asyncio.Event()
+    renders: list[str] = []
+
+    async def slow(sock: ConsoleSocket, parts: set[str], notify: list[str]) -> str:
+        rendering.set()
+        await release.wait()
+        renders.append("done")
+        return "<div id='late'></div>"
+
+    hub = ConsoleHub(slow, delay=0)
+    opened: list[ConsoleSocket] = []
+
+    async def socket_route(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        opened.append(ConsoleSocket(ws, "default", "agt_1", None, "en", "csrf"))
+        return await hub.serve(request, opened[0])
+
+    app = web.Application()
+    app.router.add_get("/ws", socket_route)
+    async with TestClient(TestServer(app)) as client:
+        ws = await client.ws_connect("/ws")
+        await asyncio.wait_for(rendering.wait(), SOON)
+        flush = opened[0].flushing
+        assert flush is not None
+        await ws.close()
+        for _ in range(100):
+            if not hub.sockets:
+                break
+            await asyncio.sleep(0.01)
+        assert not hub.sockets
+        release.set()
+        await asyncio.wait({flush}, timeout=SOON)
+        assert flush.done() and not flush.cancelled() and renders == ["done"]
