@@ -245,6 +245,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         await campaigns.stop()  # first: no campaign message is queued while sends drain
         await pipeline.drain()
         await outbox.stop()
+        await sender.stop()
         await stop_tasks(workers)
         await sender.close()
         await http_actions.close()

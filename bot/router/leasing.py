@@ -18,6 +18,23 @@ T = TypeVar("T")
 log = logging.getLogger("omnirouter.router.leasing")
 
 
+class LoopStop:
+    """Asks a :func:`lease_and_work` loop to end between two leases, and waits for it to."""
+
+    def __init__(self, wake: asyncio.Event) -> None:
+        self._wake = wake  # the loop's: an idle loop sees the request at once
+        self.asked = False
+        self.loop: asyncio.Task[Any] | None = None  # the loop's task, once it runs
+
+    async def __call__(self, timeout: float) -> None:
+        """Ask, then wait up to ``timeout`` for the loop to end (``asyncio.wait`` does not raise
+        for a caller whose own cancellation is pending: the rest of a shutdown runs)."""
+        self.asked = True
+        self._wake.set()
+        if self.loop is not None and not self.loop.done():
+            await asyncio.wait({self.loop}, timeout=timeout)
+
+
 async def lease_and_work(
     lease: Callable[[], Awaitable[T | None]],
     work: Callable[[T], Coroutine[Any, Any, None]],
@@ -27,13 +44,15 @@ async def lease_and_work(
     poll_interval: float,
     in_flight: set[asyncio.Task[None]],
     on_outage: Callable[[], None],
-    stop: asyncio.Event | None = None,
+    stop: LoopStop | None = None,
 ) -> None:
-    """Run until cancelled or, between two leases, until ``stop`` is set (set ``wake`` with it,
-    so that an idle loop sees it at once). ``work`` owns a slot and must release it when done."""
+    """Run until cancelled or, between two leases, until ``stop`` is asked. ``work`` owns a slot
+    and must release it when done."""
+    if stop is not None:
+        stop.loop = asyncio.current_task()
     while True:
         await slots.acquire()
-        if stop is not None and stop.is_set():
+        if stop is not None and stop.asked:
             slots.release()
             return
         wake.clear()  # before the query: a wake-up arriving while it runs is kept, not lost

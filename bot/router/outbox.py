@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bot.handlers.kit.protocol import Capabilities, ChannelAdapter, PermanentSendError, RetryableSendError
 from bot.logs import error_fields, log_event
 from bot.metrics import Metrics
-from bot.router.leasing import lease_and_work
+from bot.router.leasing import LoopStop, lease_and_work
 from bot.router.send_failures import SendFailures
 from bot.sending_settings import OutboxSettings
 from bot.tasks import wait_set
@@ -93,8 +93,7 @@ class Outbox:
         self.owner = f"worker-{uuid.uuid4().hex[:12]}"
         self._failures = SendFailures(store, metrics, settings, self.owner)
         self._wake = asyncio.Event()
-        self._stop = asyncio.Event()  # set at shutdown: lease no more
-        self._running: asyncio.Task[Any] | None = None  # the worker's loop
+        self._stop = LoopStop(self._wake)  # at shutdown: lease no more
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._sending: set[asyncio.Task[None]] = set()
         self._in_hand: set[str] = set()  # items this process is sending or recording as sent
@@ -228,7 +227,6 @@ class Outbox:
     async def run(self) -> None:
         """Lease and send due items until cancelled."""
         self._direct = True
-        self._running = asyncio.current_task()
         try:
             await lease_and_work(
                 self._lease_next,
@@ -292,10 +290,7 @@ class Outbox:
     async def stop(self, timeout: float = 10.0) -> None:
         """At shutdown: the worker leases no more (its loop ends between two leases, each item it
         leased in a task of its own), then the sends in flight are waited for."""
-        self._stop.set()
-        self._wake.set()
-        if self._running is not None and not self._running.done():
-            await asyncio.wait({self._running}, timeout=timeout)
+        await self._stop(timeout)
         await self.drain(timeout)
 
     async def send_due(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.router.leasing import lease_and_work
+from bot.router.leasing import LoopStop, lease_and_work
 
 
 async def test_told_to_stop_while_a_lease_is_in_flight_it_works_that_item_and_ends() -> None:
@@ -13,7 +13,8 @@ async def test_told_to_stop_while_a_lease_is_in_flight_it_works_that_item_and_en
     leases = 0
     worked: list[str] = []
     slots = asyncio.Semaphore(2)
-    stop, wake = asyncio.Event(), asyncio.Event()
+    wake = asyncio.Event()
+    stop = LoopStop(wake)
     in_flight: set[asyncio.Task[None]] = set()
 
     async def lease() -> str | None:
@@ -38,17 +39,20 @@ async def test_told_to_stop_while_a_lease_is_in_flight_it_works_that_item_and_en
         )
     )
     await asyncio.sleep(0.05)
-    stop.set()
-    wake.set()
+    stopping = asyncio.create_task(stop(5))
+    await asyncio.sleep(0.05)
+    assert not stopping.done()  # it waits for the lease in flight
     answer.set_result("item-1")  # the store answers after the stop was asked for
-    await asyncio.wait_for(loop, 5)
+    await asyncio.wait_for(stopping, 5)
+    assert loop.done() and not loop.cancelled()
     await asyncio.gather(*in_flight)
     assert worked == ["item-1"] and leases == 1
 
 
-async def test_an_idle_loop_told_to_stop_ends_at_once_without_leasing() -> None:
+async def test_an_idle_loop_told_to_stop_ends_at_once_without_leasing_again() -> None:
     leases = 0
-    stop, wake = asyncio.Event(), asyncio.Event()
+    wake = asyncio.Event()
+    stop = LoopStop(wake)
 
     async def lease() -> None:
         nonlocal leases
@@ -70,8 +74,6 @@ async def test_an_idle_loop_told_to_stop_ends_at_once_without_leasing() -> None:
         )
     )
     await asyncio.sleep(0.05)
-    assert leases == 1  # it looked once, found nothing and sleeps until woken
-    stop.set()
-    wake.set()
-    await asyncio.wait_for(loop, 5)
-    assert leases == 1
+    assert leases == 1  # it looked once, found nothing and sleeps until woken (a minute)
+    await asyncio.wait_for(stop(5), 1)  # woken by the request, not after the minute
+    assert loop.done() and leases == 1

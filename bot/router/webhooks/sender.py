@@ -28,7 +28,7 @@ import aiohttp
 from bot.handlers.kit.egress import Egress, refusal
 from bot.logs import log_event
 from bot.network_settings import WebhookSettings
-from bot.router.leasing import lease_and_work
+from bot.router.leasing import LoopStop, lease_and_work
 from bot.router.send_failures import backoff_delay
 from bot.router.webhooks.signing import (
     DELIVERY_HEADER,
@@ -62,6 +62,7 @@ class WebhookSender:
             )
         self.owner = f"webhooks-{uuid.uuid4().hex[:12]}"
         self._wake = asyncio.Event()
+        self._stop = LoopStop(self._wake)  # at shutdown: lease no more
         self._slots = asyncio.Semaphore(max(settings.concurrency, 1))
         self._sending: set[asyncio.Task[None]] = set()
         self._session: aiohttp.ClientSession | None = None
@@ -78,7 +79,13 @@ class WebhookSender:
             )
         return self._session
 
+    async def stop(self, timeout: float = 10.0) -> None:
+        """At shutdown: the worker leases no more (its loop ends between two leases, so a delivery
+        it leased is not left leased with no task, waiting out its lease to be delivered)."""
+        await self._stop(timeout)
+
     async def close(self) -> None:
+        """Wait for the deliveries in flight, then close the HTTP session."""
         if self._sending:
             await asyncio.wait(set(self._sending), timeout=self._settings.timeout + 1)
         if self._session is not None:
@@ -97,6 +104,7 @@ class WebhookSender:
             poll_interval=self._settings.poll_interval,
             in_flight=self._sending,
             on_outage=lambda: log_event(log, "webhook.store_unavailable", logging.WARNING),
+            stop=self._stop,
         )
 
     async def _deliver_and_release(self, delivery: WebhookDelivery) -> None:
