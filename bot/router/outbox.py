@@ -40,9 +40,9 @@ from bot.handlers.kit.protocol import Capabilities, ChannelAdapter, PermanentSen
 from bot.logs import error_fields, log_event
 from bot.metrics import Metrics
 from bot.router.leasing import LoopStop, lease_and_work
+from bot.router.outbox_leases import LeaseKeeper
 from bot.router.send_failures import SendFailures
 from bot.sending_settings import OutboxSettings
-from bot.tasks import wait_set
 from conversations.errors import StoreUnavailable
 from conversations.models import epoch_ms, utcnow
 from conversations.outbox import INTERRUPTED, outbound_document, outbox_item, settled_document
@@ -92,6 +92,7 @@ class Outbox:
         self._lease = timedelta(seconds=settings.lease_seconds)
         self.owner = f"worker-{uuid.uuid4().hex[:12]}"
         self._failures = SendFailures(store, metrics, settings, self.owner)
+        self._keeper = LeaseKeeper(store, self.owner, self._lease, self._spawn)
         self._wake = asyncio.Event()
         self._stop = LoopStop(self._wake)  # at shutdown: lease no more
         self._slots = asyncio.Semaphore(settings.concurrency)
@@ -263,7 +264,7 @@ class Outbox:
         kept: OutboxItem | None = item
         if item.due_ms - epoch_ms(utcnow()) <= self._lease.total_seconds() * 1000 / 2:
             try:  # less than half the lease is left for the send: renew it first
-                kept = await self._renewed(item)
+                kept = await self._keeper.renewed(item)
             except Exception:  # the store failed: the lease runs out and a worker sends the item
                 log.warning(
                     "outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}}
@@ -273,14 +274,6 @@ class Outbox:
             self._slots.release()
         else:
             await self._send_and_release(kept)
-
-    async def _renewed(self, item: OutboxItem) -> OutboxItem | None:
-        """``item`` with its lease renewed from now; ``None`` (logged) if it passed on to another
-        worker, which sends it then."""
-        renewed = await self._store.outbox.renew_outbox_lease(item, self.owner, utcnow(), self._lease)
-        if renewed is None:
-            log_event(log, "outbox.lease_lost", logging.WARNING, item=item.id)
-        return renewed
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for sends in flight."""
@@ -349,7 +342,7 @@ class Outbox:
             if adapter is None:
                 raise PermanentSendError(f"channel {item.channel!r} is not configured")
             try:
-                provider_id = await self._keeping_lease(item, adapter.send(item.to_outbound()))
+                provider_id = await self._keeper.keeping(item, adapter.send(item.to_outbound()))
             finally:
                 if answered is not None:
                     answered()
@@ -364,7 +357,7 @@ class Outbox:
             await self._failures.retry(item, f"{type(exc).__name__}: {exc}", None)
             return
         self._metrics.send_latency.labels(item.channel).observe(time.perf_counter() - started)
-        if await self._keeping_lease(item, self._record_sent(item, provider_id)):
+        if await self._keeper.keeping(item, self._record_sent(item, provider_id)):
             self._metrics.outbound.labels(item.channel, "sent").inc()
             log_event(log, "outbox.sent", item=item.id, channel=item.channel, attempts=item.attempts)
             if item.meta.get("sender_kind") == "agent":  # the agent's console shows "sent"
@@ -380,33 +373,3 @@ class Outbox:
         return await self.until_stored(
             lambda: self._store.outbox.complete_outbox(item, self.owner, provider_id, utcnow()), item.id
         )
-
-    async def _keeping_lease(self, item: OutboxItem, send: Awaitable[T]) -> T:
-        """Await ``send``, renewing the item's lease every third of it meanwhile: a send slower
-        than the lease (a large upload), or a record of it that waits for the store, must not be
-        leased and sent again by another worker.
-        A timer, not a task, waits for the first renewal: most sends end long before it. The
-        renewer is told to stop, never cancelled: cancelled inside a store call, the driver can
-        keep a connection-pool lock that every later store call then waits for."""
-        finished = asyncio.Event()
-
-        def start() -> None:
-            self._spawn(self._renew_lease(item, finished))
-
-        timer = asyncio.get_running_loop().call_later(self._lease.total_seconds() / 3, start)
-        try:
-            return await send
-        finally:
-            timer.cancel()
-            finished.set()  # a renewal in flight completes; none follows
-
-    async def _renew_lease(self, item: OutboxItem, finished: asyncio.Event) -> None:
-        while not finished.is_set():
-            try:
-                if await self._renewed(item) is None:
-                    return
-            except Exception:  # the store failed: try again at the next renewal
-                log.warning(
-                    "outbox.lease_renewal_failed", exc_info=True, extra={"omnirouter_fields": {"item": item.id}}
-                )
-            await wait_set(finished, self._lease.total_seconds() / 3)

@@ -16,7 +16,7 @@ from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
 from conversations.outbox import INTERRUPTED
 from conversations.repositories import Repositories
-from conversations.thread_models import OutboxState, Thread
+from conversations.thread_models import Message, OutboxState, Thread
 from conversations.traffic import DeliveryStatus, Identity
 from tests.factories import inbound, record
 from tests.router.test_outbox import RecordingChannel, outbox_settings, stopped
@@ -41,6 +41,20 @@ async def orphan(store: Repositories, thread: Thread, key: str, *, at_most_once:
     return message.id
 
 
+async def stored(store: Repositories, thread: Thread, key: str, *, at_most_once: bool = True) -> Message:
+    """An item stored to be leased by a worker (as a campaign message is)."""
+    message, _ = await store.outbox.store_outbound(
+        dedup_key=key,
+        thread=thread,
+        to=ALICE,
+        text=key,
+        sender={"kind": "bot"},
+        now=utcnow(),
+        at_most_once=at_most_once,
+    )
+    return message
+
+
 async def test_a_campaign_item_whose_sender_died_is_reported_interrupted_and_a_reply_is_sent_again(
     store: Repositories,
 ) -> None:
@@ -61,9 +75,7 @@ async def test_a_campaign_item_whose_sender_died_is_reported_interrupted_and_a_r
 
 async def test_an_item_leased_from_the_store_whose_worker_died_is_interrupted_too(store: Repositories) -> None:
     _, thread, _ = await record(store, inbound())
-    await store.outbox.store_outbound(
-        dedup_key="leased", thread=thread, to=ALICE, text="x", sender={"kind": "bot"}, now=utcnow(), at_most_once=True
-    )
+    await stored(store, thread, "leased")
     leased = await store.outbox.lease_outbox("worker-that-died", utcnow(), SHORT)
     assert leased is not None and leased.lapsed_owner is None and leased.attempts == 1
     await asyncio.sleep(0.4)
@@ -76,9 +88,7 @@ async def test_an_item_leased_from_the_store_whose_worker_died_is_interrupted_to
 async def test_a_campaign_item_whose_send_failed_is_retried_as_usual_and_sent_once(store: Repositories) -> None:
     """An attempt whose outcome was recorded (a retry) is not an interrupted one."""
     _, thread, _ = await record(store, inbound())
-    message, _ = await store.outbox.store_outbound(
-        dedup_key="flaky", thread=thread, to=ALICE, text="x", sender={"kind": "bot"}, now=utcnow(), at_most_once=True
-    )
+    message = await stored(store, thread, "flaky")
     channel = RecordingChannel(failures=[RetryableSendError("503 from provider")])
     # the retry waits 0.5-1 s: long enough not to come due within the first call on a loaded machine
     outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(base_delay=1.0, max_delay=1.0))
@@ -122,15 +132,7 @@ async def test_at_most_once_costs_no_store_call_more_per_message(embedded: Any, 
         calls = {}
         for at_most_once in (False, True):
             commands.clear()
-            await store.outbox.store_outbound(
-                dedup_key=f"cost-{at_most_once}",
-                thread=thread,
-                to=ALICE,
-                text="x",
-                sender={"kind": "bot"},
-                now=utcnow(),
-                at_most_once=at_most_once,
-            )
+            await stored(store, thread, f"cost-{at_most_once}", at_most_once=at_most_once)
             assert await outbox.send_due() == 1
             calls[at_most_once] = list(commands)
         assert "findAndModify" in calls[False] and calls[True] == calls[False], calls
@@ -184,9 +186,7 @@ async def test_a_worker_stopped_while_a_lease_is_in_flight_sends_that_item_and_l
     """Shutdown stops the worker between two leases: a lease the store has written when the stop
     comes is answered and its item sent, not left leased with no task to send it."""
     _, thread, _ = await record(store, inbound())
-    message, _ = await store.outbox.store_outbound(
-        dedup_key="c", thread=thread, to=ALICE, text="b", sender={"kind": "bot"}, now=utcnow(), at_most_once=True
-    )
+    message = await stored(store, thread, "c")
     channel = RecordingChannel()
     outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(poll_interval=0.02))
     lease, leased, answer = store.outbox.lease_outbox, asyncio.Event(), asyncio.Event()
@@ -224,9 +224,7 @@ async def test_a_campaign_item_whose_lease_answer_this_worker_lost_is_sent_when_
     """The store wrote this worker's lease and the answer never came (a timeout after the write): no
     attempt began, so when the lease runs out and the worker leases the item again, it sends it."""
     _, thread, _ = await record(store, inbound())
-    message, _ = await store.outbox.store_outbound(
-        dedup_key="lost", thread=thread, to=ALICE, text="x", sender={"kind": "bot"}, now=utcnow(), at_most_once=True
-    )
+    message = await stored(store, thread, "lost")
     channel = RecordingChannel()
     outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings())
     assert await store.outbox.lease_outbox(outbox.owner, utcnow(), SHORT) is not None  # its answer lost
@@ -242,15 +240,7 @@ async def test_a_campaign_item_whose_outcome_this_worker_failed_to_record_is_not
     """This worker sent the item and could not record it (the store away past the retries): when
     the lease runs out and it leases the item again, it reports it interrupted, not sent twice."""
     _, thread, _ = await record(store, inbound())
-    message, _ = await store.outbox.store_outbound(
-        dedup_key="unrecorded",
-        thread=thread,
-        to=ALICE,
-        text="x",
-        sender={"kind": "bot"},
-        now=utcnow(),
-        at_most_once=True,
-    )
+    message = await stored(store, thread, "unrecorded")
     channel = RecordingChannel()
     outbox = Outbox(store, {"webchat": channel}, Metrics(), outbox_settings(lease_seconds=1))
     item = await store.outbox.lease_outbox(outbox.owner, utcnow(), SHORT)
