@@ -25,8 +25,15 @@ ALICE = Identity("webchat", "alice")
 SHORT = timedelta(seconds=0.3)
 
 
-async def orphan(store: Repositories, thread: Thread, key: str, *, at_most_once: bool) -> str:
-    """An item stored leased by a process that then died (the direct path); its message id."""
+async def stored(
+    store: Repositories,
+    thread: Thread,
+    key: str,
+    *,
+    at_most_once: bool = True,
+    leased_by: tuple[str, timedelta] | None = None,
+) -> Message:
+    """An item stored to be leased by a worker (as a campaign message is), or already leased."""
     message, item = await store.outbox.store_outbound(
         dedup_key=key,
         thread=thread,
@@ -34,25 +41,16 @@ async def orphan(store: Repositories, thread: Thread, key: str, *, at_most_once:
         text=key,
         sender={"kind": "bot"},
         now=utcnow(),
-        leased_by=("worker-that-died", SHORT),
+        leased_by=leased_by,
         at_most_once=at_most_once,
     )
     assert item is not None
-    return message.id
-
-
-async def stored(store: Repositories, thread: Thread, key: str, *, at_most_once: bool = True) -> Message:
-    """An item stored to be leased by a worker (as a campaign message is)."""
-    message, _ = await store.outbox.store_outbound(
-        dedup_key=key,
-        thread=thread,
-        to=ALICE,
-        text=key,
-        sender={"kind": "bot"},
-        now=utcnow(),
-        at_most_once=at_most_once,
-    )
     return message
+
+
+async def orphan(store: Repositories, thread: Thread, key: str, *, at_most_once: bool) -> str:
+    """An item stored leased by a process that then died (the direct path); its message id."""
+    return (await stored(store, thread, key, at_most_once=at_most_once, leased_by=("worker-that-died", SHORT))).id
 
 
 async def test_a_campaign_item_whose_sender_died_is_reported_interrupted_and_a_reply_is_sent_again(
