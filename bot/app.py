@@ -244,8 +244,7 @@ async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await campaigns.stop()  # first: no campaign message is queued while sends drain
         await pipeline.drain()
-        await outbox.stop()
-        await sender.stop()
+        await asyncio.gather(outbox.stop(), sender.stop())  # each asked to lease no more, at once
         await stop_tasks(workers)
         await sender.close()
         await http_actions.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.router.leasing import LoopStop, lease_and_work
+from bot.tasks import stop_tasks
 
 
 async def test_told_to_stop_while_a_lease_is_in_flight_it_works_that_item_and_ends() -> None:
@@ -38,15 +39,18 @@ async def test_told_to_stop_while_a_lease_is_in_flight_it_works_that_item_and_en
             stop=stop,
         )
     )
-    await asyncio.sleep(0.05)
-    stopping = asyncio.create_task(stop(5))
-    await asyncio.sleep(0.05)
-    assert not stopping.done()  # it waits for the lease in flight
-    answer.set_result("item-1")  # the store answers after the stop was asked for
-    await asyncio.wait_for(stopping, 5)
-    assert loop.done() and not loop.cancelled()
-    await asyncio.gather(*in_flight)
-    assert worked == ["item-1"] and leases == 1
+    try:
+        await asyncio.sleep(0.05)
+        stopping = asyncio.create_task(stop(5))
+        await asyncio.sleep(0.05)
+        assert not stopping.done()  # it waits for the lease in flight
+        answer.set_result("item-1")  # the store answers after the stop was asked for
+        await asyncio.wait_for(stopping, 5)
+        assert loop.done() and not loop.cancelled()
+        await asyncio.gather(*in_flight)
+        assert worked == ["item-1"] and leases == 1
+    finally:
+        await stop_tasks([loop])
 
 
 async def test_an_idle_loop_told_to_stop_ends_at_once_without_leasing_again() -> None:
@@ -73,7 +77,10 @@ async def test_an_idle_loop_told_to_stop_ends_at_once_without_leasing_again() ->
             stop=stop,
         )
     )
-    await asyncio.sleep(0.05)
-    assert leases == 1  # it looked once, found nothing and sleeps until woken (a minute)
-    await asyncio.wait_for(stop(5), 1)  # woken by the request, not after the minute
-    assert loop.done() and leases == 1
+    try:
+        await asyncio.sleep(0.05)
+        assert leases == 1  # it looked once, found nothing and sleeps until woken (a minute)
+        await asyncio.wait_for(stop(5), 1)  # woken by the request, not after the minute
+        assert loop.done() and leases == 1
+    finally:
+        await stop_tasks([loop])

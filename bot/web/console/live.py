@@ -24,7 +24,7 @@ from aiohttp import WSMsgType, web
 
 from bot.logs import log_event
 from bot.tasks import pause
-from conversations.errors import ChangeStreamFailed, StoreUnavailable
+from conversations.errors import ChangeStreamFailed, StoreClosed, StoreUnavailable
 from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.web.live")
@@ -246,7 +246,7 @@ class ConsoleHub:
                 html = await self._render(sock, parts, notify)
                 if html and sock in self.sockets and not sock.ws.closed:
                     await sock.ws.send_str(html)
-            except (ConnectionError, RuntimeError, StoreUnavailable) as exc:
+            except (ConnectionError, RuntimeError, StoreUnavailable, StoreClosed) as exc:
                 log_event(log, "live.push_failed", logging.DEBUG, error=type(exc).__name__)
                 return
             except Exception:  # a bug in one page's update: said loudly, the next update comes
@@ -267,7 +267,7 @@ class ConsoleHub:
                         sock.parts |= {"thread", "queue", "mine", "header"}
                         self._schedule(sock)
         finally:
-            self.sockets.discard(sock)  # a flush in flight sends nothing more and ends
+            self._forget(sock)
         return sock.ws
 
     async def watch(self, ended: Ended, interval: float) -> None:
@@ -296,16 +296,27 @@ class ConsoleHub:
     def _end(self, sock: ConsoleSocket, reason: str) -> None:
         """Stop pushing to ``sock`` now (a flush in flight sends nothing more) and close it (a slow
         browser's close holds up no other check)."""
-        self.sockets.discard(sock)
+        self._forget(sock)
         log_event(log, "live.socket_closed", agent=sock.agent_id, reason=reason)
         closing = asyncio.create_task(_close(sock.ws, CLOSE_CODES.get(reason, 4401), reason))
         self._closing.add(closing)
         closing.add_done_callback(self._closing.discard)
 
-    async def close_all(self) -> None:
-        await asyncio.gather(
-            *(s.ws.close(code=1001, message=b"restarting") for s in list(self.sockets)), return_exceptions=True
-        )
+    def _forget(self, sock: ConsoleSocket) -> None:
+        """Push nothing more to ``sock``: a flush in flight ends after its render, which sends
+        nothing and, the page no longer seen, marks nothing read."""
+        self.sockets.discard(sock)
+        sock.visible = False
+
+    async def close_all(self, timeout: float = 5.0) -> None:
+        """At shutdown, before the store closes: close every page and wait for the renders and
+        closes in flight."""
+        sockets = list(self.sockets)
+        for sock in sockets:
+            self._forget(sock)
+        await asyncio.gather(*(s.ws.close(code=1001, message=b"restarting") for s in sockets), return_exceptions=True)
+        if pending := self._flushing | self._closing:
+            await asyncio.wait(pending, timeout=timeout)
 
 
 def _hears(sock: ConsoleSocket, event: Event) -> bool:

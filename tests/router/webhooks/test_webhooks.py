@@ -17,6 +17,7 @@ from bot.keys import DISPATCHER, QUEUE, STORE
 from bot.network_settings import WebhookSettings
 from bot.router.webhooks.sender import WebhookSender
 from bot.router.webhooks.signing import sign, verify
+from bot.tasks import stop_tasks
 from bot.web.keys import SERVICES
 from conversations.agent_models import Role
 from conversations.repositories import Repositories
@@ -343,14 +344,18 @@ async def test_deliveries_are_exported_and_erased_with_the_contact(
     assert await deliveries(store) == []  # every one was about this contact
 
 
-async def test_a_stopped_sender_ends_its_loop_between_two_leases(store: Repositories) -> None:
-    """At shutdown the delivery worker is asked to stop, not cancelled inside a lease (which would
-    leave a delivery leased, with no task, until its lease ran out)."""
+async def test_a_stopped_sender_ends_its_loop_without_being_cancelled(store: Repositories) -> None:
+    """At shutdown the delivery worker is asked to stop (between two leases: ``test_leasing.py``),
+    not cancelled, which inside a lease would leave a delivery leased, with no task, until its
+    lease ran out."""
     sender = WebhookSender(
         store, WebhookSettings(), EgressGuards.from_settings(make_settings("mongodb://unused", "unused")).webhooks
     )
     loop = asyncio.create_task(sender.run())
-    await asyncio.sleep(0.05)
-    await asyncio.wait_for(sender.stop(), 5)
-    assert loop.done() and not loop.cancelled()
-    await sender.close()
+    try:
+        await asyncio.sleep(0.05)
+        await asyncio.wait_for(sender.stop(), 5)
+        assert loop.done() and not loop.cancelled()
+    finally:
+        await stop_tasks([loop])
+        await sender.close()

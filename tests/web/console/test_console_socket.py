@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.keys import STORE
 from bot.services.agents import add_agent
+from bot.tasks import stop_tasks
 from bot.web.console.live import ConsoleHub, ConsoleSocket
 from bot.web.keys import FIRST_ADMIN
 from conversations.agent_models import Agent, Role
@@ -206,41 +207,75 @@ async def test_a_check_that_fails_unexpectedly_does_not_end_the_watch() -> None:
             await watch
 
 
-async def test_a_page_closed_while_its_update_renders_gets_nothing_and_the_render_is_not_cancelled() -> None:
-    """The render of an update reads the store; a browser that leaves meanwhile must not cancel it
-    there (a task cancelled inside a driver call is how a connection can be left half used), and
-    what it renders goes nowhere."""
-    rendering, release = asyncio.Event(), asyncio.Event()
-    renders: list[str] = []
+class SlowPage:
+    """A console whose first render waits until ``release`` is set; the sockets it opened."""
 
-    async def slow(sock: ConsoleSocket, parts: set[str], notify: list[str]) -> str:
-        rendering.set()
-        await release.wait()
-        renders.append("done")
+    def __init__(self) -> None:
+        self.rendering, self.release = asyncio.Event(), asyncio.Event()
+        self.renders: list[bool] = []  # whether the page was seen, at each render's end
+        self.opened: list[ConsoleSocket] = []
+        self.hub = ConsoleHub(self.render, delay=0)
+        self.app = web.Application()
+        self.app.router.add_get("/ws", self.route)
+
+    async def render(self, sock: ConsoleSocket, parts: set[str], notify: list[str]) -> str:
+        self.rendering.set()
+        await self.release.wait()
+        self.renders.append(sock.visible)
         return "<div id='late'></div>"
 
-    hub = ConsoleHub(slow, delay=0)
-    opened: list[ConsoleSocket] = []
-
-    async def socket_route(request: web.Request) -> web.WebSocketResponse:
+    async def route(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        opened.append(ConsoleSocket(ws, "default", "agt_1", None, "en", "csrf"))
-        return await hub.serve(request, opened[0])
+        sock = ConsoleSocket(ws, "default", "agt_1", None, "en", "csrf", session_id="s1", role="agent", visible=True)
+        self.opened.append(sock)
+        return await self.hub.serve(request, sock)
 
-    app = web.Application()
-    app.router.add_get("/ws", socket_route)
-    async with TestClient(TestServer(app)) as client:
-        ws = await client.ws_connect("/ws")
-        await asyncio.wait_for(rendering.wait(), SOON)
-        flush = opened[0].flushing
+    async def finished(self) -> asyncio.Task[None]:
+        """Let the render go on; the flush task, once it ended by itself (not cancelled)."""
+        flush = self.opened[-1].flushing
         assert flush is not None
-        await ws.close()
-        for _ in range(100):
-            if not hub.sockets:
-                break
-            await asyncio.sleep(0.01)
-        assert not hub.sockets
-        release.set()
+        self.release.set()
         await asyncio.wait({flush}, timeout=SOON)
-        assert flush.done() and not flush.cancelled() and renders == ["done"]
+        assert flush.done() and not flush.cancelled()
+        return flush
+
+
+async def test_a_page_closed_while_its_update_renders_lets_the_render_finish_unseen() -> None:
+    """The render of an update reads the store; a browser that leaves meanwhile must not cancel it
+    there (a task cancelled inside a driver call is how a connection can be left half used), and
+    the page, gone, is not taken as seen."""
+    page = SlowPage()
+    async with TestClient(TestServer(page.app)) as client:
+        ws = await client.ws_connect("/ws")
+        await asyncio.wait_for(page.rendering.wait(), SOON)
+        await ws.close()
+        async with asyncio.timeout(SOON):
+            while page.hub.sockets:
+                await asyncio.sleep(0.01)
+        await page.finished()
+        assert page.renders == [False]
+
+
+async def test_a_session_ended_while_an_update_renders_gets_nothing_of_it_only_the_close() -> None:
+    """Logout (or a role change) seen while the page's update renders under the old grant: the
+    render finishes, and what it made never reaches the browser, which gets the close alone."""
+    page = SlowPage()
+
+    async def ended(holders: list[tuple[str, str, str]]) -> dict[str, str]:
+        return {session_id: "signed out" for session_id, _, _ in holders}
+
+    async with TestClient(TestServer(page.app)) as client:
+        ws = await client.ws_connect("/ws")
+        await asyncio.wait_for(page.rendering.wait(), SOON)
+        watch = asyncio.create_task(page.hub.watch(ended, 0.01))
+        try:
+            async with asyncio.timeout(SOON):
+                while page.hub.sockets:
+                    await asyncio.sleep(0.01)
+            await page.finished()
+            message = await asyncio.wait_for(ws.receive(), SOON)
+            assert message.type == aiohttp.WSMsgType.CLOSE and message.data == 4401, message
+            assert page.renders == [False]
+        finally:
+            await stop_tasks([watch])
