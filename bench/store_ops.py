@@ -9,6 +9,8 @@ time per document: the per-document price behind ``bench/load.py``'s store CPU p
 bot-answered message is 2 inserts, 2 updates and 2 reads); then, one command at a time, what a
 command costs the store before any document (a ``ping``), and a read and an update of one message
 by its ``_id`` (the commands the store runs on its event loop: ``conversations/_nx_inline.py``).
+The same on a collection with only the indexes of ``messages`` that are not partial: what the
+partial ones cost a document they do not cover (neosqlite indexes every document for them).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pymongo import AsyncMongoClient, UpdateOne
 
 from bench.meters import cpu_seconds
 from conversations.embedded import EmbeddedMongo
-from conversations.repositories import Repositories
+from conversations.repositories import INDEXES, Repositories
 
 SAMPLE: dict[str, Any] = {
     "account_id": "default",
@@ -89,6 +91,20 @@ async def main() -> None:
                 lambda batch: db.messages.bulk_write([UpdateOne({"_id": i}, DECISION) for i in batch], ordered=False),
             )
             await measure("read it by _id ($in)", lambda batch: db.messages.find({"_id": {"$in": batch}}).to_list())
+            whole = [
+                m for plan in INDEXES for m in plan.get("messages", []) if "partialFilterExpression" not in m.document
+            ]
+            await db.whole.create_indexes(whole)
+            await measure(
+                f"insert (only the {len(whole)} indexes not partial)",
+                lambda batch: db.whole.insert_many(
+                    [{**SAMPLE, "_id": i, "external_id": i} for i in batch], ordered=False
+                ),
+            )
+            await measure(
+                "update it (only those indexes)",
+                lambda batch: db.whole.bulk_write([UpdateOne({"_id": i}, DECISION) for i in batch], ordered=False),
+            )
             await measure(
                 "insert (a collection without indexes)",
                 lambda batch: db.plain.insert_many([{**SAMPLE, "_id": i} for i in batch], ordered=False),
