@@ -10,7 +10,9 @@ bot-answered message is 2 inserts, 2 updates and 2 reads); then, one command at 
 command costs the store before any document (a ``ping``), and a read and an update of one message
 by its ``_id`` (the commands the store runs on its event loop: ``conversations/_nx_inline.py``).
 The same on a collection with only the indexes of ``messages`` that are not partial: what the
-partial ones cost a document they do not cover (neosqlite indexes every document for them).
+partial ones still cost a document they do not cover (the sample is a customer's message, in none
+of them; on the embedded store SQLite checks each partial index's clause for every document:
+``conversations/_nx_indexes.py``).
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ import logging
 import os
 import re
 import signal
-import sqlite3
 import sys
 from collections.abc import Callable
 from types import FrameType
@@ -31,6 +30,7 @@ from typing import Any
 from nx_27017.handler import NeoSQLiteHandler
 from nx_27017.server import handle_client
 
+from conversations._nx_indexes import keep_partial_indexes_partial, rewrite_schema
 from conversations._nx_inline import run_short_commands_on_the_loop
 from conversations.children import die_with_parent
 from conversations.collector import settle_collector
@@ -41,9 +41,10 @@ _LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - [%(process)d] - %(messag
 
 def build_handler(data_dir: str) -> NeoSQLiteHandler:
     """The wire-protocol handler over the SQLite files in ``data_dir`` (one per database), each
-    readable by its owner only, deleting for real; short commands run on the server's loop."""
+    readable by its owner only, deleting for real, partial indexes partial; short commands run on the server's loop."""
     erase_for_real()
     index_text_only_when_it_changes()
+    keep_partial_indexes_partial()
     run_short_commands_on_the_loop()
     return NeoSQLiteHandler(data_dir, data_dir=data_dir)
 
@@ -193,16 +194,7 @@ def narrow_text_triggers(db: Any) -> None:
         changed = f"old.id IS NOT new.id OR json_extract(old.data, '{path}') IS NOT json_extract(new.data, '{path}')"
         quoted = '"' + str(name).replace('"', '""') + '"'
         narrowed = f"{sql[: found.end('event')]} WHEN {changed}{sql[found.end('event') :]}"
-        try:
-            db.execute("SAVEPOINT narrow_text_trigger")
-            db.execute(f"DROP TRIGGER {quoted}")
-            db.execute(narrowed)
-            db.execute("RELEASE narrow_text_trigger")
-        except sqlite3.Error as exc:  # the trigger stays as neosqlite made it: right, only dearer
-            with contextlib.suppress(sqlite3.Error):
-                db.execute("ROLLBACK TO narrow_text_trigger")
-                db.execute("RELEASE narrow_text_trigger")
-            logging.getLogger("omnirouter.store").warning("text trigger %s not narrowed: %s", name, exc)
+        rewrite_schema(db, f"DROP TRIGGER {quoted}", narrowed, f"text trigger {name}")
 
 
 def _merge_text_indexes(db: Any) -> None:

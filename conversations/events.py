@@ -19,6 +19,7 @@ from pymongo.errors import PyMongoError
 
 from conversations.client import IndexPlan, Repository
 from conversations.errors import ChangeStreamFailed
+from conversations.filters import exactly
 from conversations.models import epoch_ms
 
 # what marks a reply the live feed tells of (``feed`` on the message; a campaign's messages have none:
@@ -63,7 +64,7 @@ class EventsRepository(Repository):
 
     async def replies_since(self, at_ms: int, limit: int = 500) -> list[dict[str, Any]]:
         """The outbound messages stored at ``at_ms`` or later, oldest first, as feed events."""
-        cursor = self._db.messages.find({**FEED, "created_at": {"$gte": at_ms}}, _REPLY_FIELDS)
+        cursor = self._db.messages.find({**exactly(**FEED), "created_at": {"$gte": at_ms}}, _REPLY_FIELDS)
         return [reply_event(doc) for doc in await cursor.sort("created_at", ASCENDING).limit(limit).to_list()]
 
     async def prune_events(self, before_ms: int) -> None:
