@@ -180,6 +180,12 @@ def delta(after: dict[str, float], before: dict[str, float], prefix: str) -> flo
     return metric(after, prefix) - metric(before, prefix)
 
 
+def mean_ms(after: dict[str, float], before: dict[str, float], histogram: str) -> float:
+    """The mean of a routers' latency histogram over the run, in milliseconds."""
+    count = delta(after, before, f"{histogram}_count")
+    return delta(after, before, f"{histogram}_sum") / count * 1000 if count else float("nan")
+
+
 async def settle(
     meters: Meters, before: dict[str, float], providers: Providers, expected: int
 ) -> tuple[dict[str, float], float]:
@@ -258,6 +264,9 @@ async def run_tier(args: argparse.Namespace, semantic: bool, blob: bytes, tmp: P
             "reply_p50_ms": pct(delays, 0.5),
             "reply_p99_ms": pct(delays, 0.99),
             "retried_posts": driven.errors,
+            # the routers' own means: receipt to acknowledgement (recording), and deciding a message
+            "router_record_ms": mean_ms(after, before, "omnirouter_inbound_ack_seconds"),
+            "router_dispatch_ms": mean_ms(after, before, "omnirouter_dispatch_seconds"),
             "store_round_trips_per_message": sum(v for v in commands.values() if v > 0) / args.messages,
             "round_trips_by_command": {k: round(v / args.messages, 3) for k, v in commands.items() if v > 0},
             "decisions": decisions,
@@ -370,6 +379,10 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         print(
             f"  ack p50 {r['ack_p50_ms']:.1f} ms, p99 {r['ack_p99_ms']:.1f} ms; reply p50 {r['reply_p50_ms']:.1f} ms, "
             f"p99 {r['reply_p99_ms']:.1f} ms; retried posts {r['retried_posts']}; decisions {r['decisions']}"
+        )
+        print(
+            f"  inside the router (means): receipt to acknowledgement {r['router_record_ms']:.1f} ms, "
+            f"deciding a message {r['router_dispatch_ms']:.1f} ms"
         )
         trips = ", ".join(f"{k} {v}" for k, v in sorted(r["round_trips_by_command"].items(), key=lambda kv: -kv[1]))
         print(f"  store round trips per message {r['store_round_trips_per_message']:.2f} ({trips})")
