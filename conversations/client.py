@@ -66,7 +66,7 @@ class StoreClient:
         self.database: AsyncDatabase[dict[str, Any]] = _Database(client, database)
         self.uri = uri  # where a child process (training) connects too
         self.sealer: Sealer | None = None
-        self._writes: dict[str, BulkWrites] = {}
+        self._writes: dict[tuple[str, bool], BulkWrites] = {}  # (collection, inserts?)
         self._batchers: dict[str, Batcher[Any, Any]] = {}
         self._embedded: bool | None = None
 
@@ -176,11 +176,17 @@ class StoreClient:
     # --- group commit ----------------------------------------------------------------------
 
     async def write(self, collection: str, operation: Write) -> bool:
-        """One write of the message path, batched with concurrent ones to the same collection;
-        raises its own ``DuplicateKeyError``. ``True``: an update surely matched (see BulkWrites)."""
-        writes = self._writes.get(collection)
+        """One write of the message path, batched with concurrent ones of its kind (inserts, or
+        updates) to the same collection; raises its own ``DuplicateKeyError``. ``True``: an update
+        surely matched (see BulkWrites).
+
+        Inserts and updates are batched apart: a bulk of both goes out as two commands, one after
+        the other, and each of its writes waited for both, so a customer's message waited behind a
+        batch of other messages' decisions and replies before its webhook was answered."""
+        key = (collection, isinstance(operation, InsertOne))
+        writes = self._writes.get(key)
         if writes is None:
-            writes = self._writes[collection] = BulkWrites(self.database[collection])
+            writes = self._writes[key] = BulkWrites(self.database[collection])
         return await writes.submit(operation)
 
     def batcher(self, name: str, run: RunBatch[Req, Res]) -> Batcher[Req, Res]:
