@@ -14,7 +14,8 @@ Measured ``--runs`` times, the sizes taking turns (a busy moment of this shared 
 both), each through the function the console or the API handler calls:
 
 * console inbox: the queue view and "my conversations" (``bot.web.console.views.queue_rows`` / ``my_rows``:
-  the threads, then their contacts);
+  the threads, then their contacts); the queue view and the conversation list of an agent who is a
+  member of two inboxes;
 * console history: ``bot.web.console.views.history`` (the contact's messages on every channel and the
   threads' timeline);
 * console conversation lists (``Store.browse_threads``, a page of 25 and one more): All, its second
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import random
 import sys
 import tempfile
@@ -53,6 +55,7 @@ from bot.router.queue import Queue
 from bot.web.console import views
 from conversations.agent_models import Agent, Role
 from conversations.embedded import EmbeddedMongo
+from conversations.membership import FIRST, thread_match
 from conversations.models import epoch_ms
 from conversations.repositories import Repositories
 from conversations.thread_models import (
@@ -271,6 +274,9 @@ async def queries(store: Repositories, args: argparse.Namespace) -> dict[str, tu
     """Each measured query, with the size of its answer (the same at every size)."""
     queue = Queue(store)
     agent = Agent(id="agt_07", account_id=ACCOUNT, login="agent7", name="Agent 7", role=Role.AGENT, created_at=END)
+    # a member of two inboxes, the first WhatsApp and web chat ones (the threads here have no inbox_id)
+    member = dataclasses.replace(agent, id="agt_m", login="member", inboxes=[f"{FIRST}{c}" for c in CHANNELS[:2]])
+    members_queue = sum(1 for i in range(args.queued) if CHANNELS[i % len(CHANNELS)] in CHANNELS[:2])
     first = await store.threads.list_threads(ACCOUNT, limit=100)
     before = first[-1].last_message_at
     first_page = await store.threads.browse_threads(ACCOUNT, ThreadFilter(), limit=PAGE, before=None, before_id=None)
@@ -292,6 +298,11 @@ async def queries(store: Repositories, args: argparse.Namespace) -> dict[str, tu
     return {
         "console: queue view (queue_rows)": (lambda: views.queue_rows(store, queue, agent), min(args.queued, 200)),
         "console: my conversations (my_rows)": (lambda: views.my_rows(store, queue, agent), args.mine),
+        "console: a member's queue view (2 inboxes)": (
+            lambda: views.queue_rows(store, queue, member),
+            min(members_queue, 200),
+        ),
+        "console list: a member's all (2 inboxes)": (lambda: browse(ThreadFilter(within=thread_match(member))), PAGE),
         "console: contact history (history)": (lambda: views.history(store, HISTORY_CONTACT), 300 + 8),
         "API: GET /api/threads": (lambda: store.threads.list_threads(ACCOUNT, limit=100), 100),
         "API: GET /api/threads, 2nd page (before)": (

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -46,24 +47,138 @@ async def newest_page(
     before: datetime | None,
     before_id: str | None,
     oldest: bool = False,
+    split: bool = False,
 ) -> list[dict[str, Any]]:
     """A page of ``query``'s records, newest ``field`` first and by id among records of the same
     time, after the previous page's last one: older than ``before``, or as old with a lower id than
     ``before_id`` (the time alone skips the rest of a millisecond's records — busy traffic writes
     several — when a page ends among them). Two queries rather than one ``$or``, which the
     embedded server answers by reading the whole collection. ``oldest``: the other way round,
-    oldest first and the next page newer than ``before``."""
+    oldest first and the next page newer than ``before``. ``split``: see :func:`find_sorted`."""
     way = ASCENDING if oldest else DESCENDING
     order = [(field, way), ("_id", way)]
     if before is None:
-        return await collection.find(query).sort(order).limit(limit).to_list()
+        return await find_sorted(collection, query, order, limit, split=split)
     at = epoch_ms(before)
     docs: list[dict[str, Any]] = []
     if before_id is not None:  # the embedded server reads every document for a range on _id: filtered here
-        same_time = await collection.find({**query, field: {"$eq": at}}).to_list()
+        same_time = await find_sorted(collection, {**query, field: {"$eq": at}}, None, None, split=split)
         later = (d for d in same_time if (str(d["_id"]) > before_id if oldest else str(d["_id"]) < before_id))
         docs = sorted(later, key=lambda d: str(d["_id"]), reverse=not oldest)[:limit]
     if len(docs) < limit:
         beyond = {"$gt": at} if oldest else {"$lt": at}
-        docs += await collection.find({**query, field: beyond}).sort(order).limit(limit - len(docs)).to_list()
+        docs += await find_sorted(collection, {**query, field: beyond}, order, limit - len(docs), split=split)
     return docs
+
+
+async def find_sorted(
+    collection: AsyncCollection[dict[str, Any]],
+    query: dict[str, Any],
+    order: Sequence[tuple[str, int]] | None,
+    limit: int | None,
+    skip: int = 0,
+    projection: Mapping[str, Any] | None = None,
+    split: bool = False,
+) -> list[dict[str, Any]]:
+    """``query``'s documents in ``order`` (``None``: any), from the ``skip``-th, at most ``limit``.
+
+    ``split`` (asked on the embedded store): the query's ``$or`` lists are asked as the plain
+    queries of :func:`alternatives`, at once, and their answers merged. The embedded server reads
+    every document of the collection in Python for an ``$and`` of ``$or`` lists (an agent's
+    inboxes, a list of statuses) and answers each plain query from an index; MongoDB gets the
+    query as it is."""
+    parts = alternatives(query) if split else [query]
+    if len(parts) == 1:
+        cursor = collection.find(parts[0], projection)
+        cursor = cursor.sort(list(order)) if order else cursor
+        cursor = cursor.skip(skip) if skip else cursor
+        return await (cursor.limit(limit) if limit is not None else cursor).to_list()
+    most = None if limit is None else skip + limit
+    answers = await asyncio.gather(*(find_sorted(collection, part, order, most, 0, projection) for part in parts))
+    by_id = {doc["_id"]: doc for answer in answers for doc in answer}  # the queries may overlap
+    docs = list(by_id.values())
+    for name, way in reversed(order or ()):  # a stable sort per key, the last key first
+        docs.sort(key=lambda doc: _sort_key(doc, name), reverse=way == DESCENDING)
+    return docs[skip:most]
+
+
+def _sort_key(doc: Mapping[str, Any], name: str) -> tuple[bool, Any]:
+    """A field's value as MongoDB orders them among themselves: a missing or null one first."""
+    value: Any = doc
+    for step in name.split("."):
+        value = value.get(step) if isinstance(value, Mapping) else None
+    return (value is not None, value if value is not None else 0)
+
+
+MOST_ALTERNATIVES = 64  # more plain queries than this: the query goes as it is
+
+
+def alternatives(query: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``query`` as plain queries whose answers together are its answer: each member of its
+    ``$and`` that is an ``$or`` list multiplied out with the rest (``{a, $and: [{$or: [b, c]}]}``
+    is ``{a, b}`` and ``{a, c}``), an alternative that contradicts the rest left out (two
+    different equalities of one field); ``[query]`` when there is nothing to split, or more than
+    ``MOST_ALTERNATIVES`` queries would come of it. A condition that cannot be merged into a plain
+    query stays in that query's own ``$and``. The queries may overlap: a caller merges by ``_id``."""
+    members = list(query.get("$and") or ())
+    if not any(_is_or(member) for member in members):
+        return [dict(query)]
+    parts: list[dict[str, Any]] = [{k: v for k, v in query.items() if k != "$and"}]
+    for member in members:
+        options = member["$or"] if _is_or(member) else [member]
+        parts = [joined for part in parts for option in options if (joined := _conjoin(part, option)) is not None]
+        if len(parts) > MOST_ALTERNATIVES:
+            return [dict(query)]
+    return parts
+
+
+def _is_or(member: Any) -> bool:
+    return isinstance(member, Mapping) and set(member) == {"$or"} and isinstance(member["$or"], list)
+
+
+def _conjoin(part: Mapping[str, Any], option: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``part`` and ``option`` as one plain query; ``None`` if they contradict each other."""
+    joined = dict(part)
+    for name, condition in option.items():
+        if name.startswith("$"):  # an operator of its own: kept as it is
+            joined.setdefault("$and", []).append({name: condition})
+            continue
+        if name not in joined or joined[name] == condition:
+            joined[name] = condition
+            continue
+        mine, theirs = joined[name], condition
+        equal, other = _equal_to(mine), _equal_to(theirs)
+        if equal is not _NOT_EQUALITY and other is not _NOT_EQUALITY:
+            if equal != other:
+                return None  # two values of one field
+            joined[name] = mine if isinstance(mine, Mapping) else theirs  # the $eq form
+        elif equal is not _NOT_EQUALITY and _unequal_to(theirs) is not _NOT_EQUALITY:
+            if equal == _unequal_to(theirs):
+                return None  # "x" and "not x"
+        elif other is not _NOT_EQUALITY and _unequal_to(mine) is not _NOT_EQUALITY:
+            if other == _unequal_to(mine):
+                return None
+            joined[name] = theirs  # "not y" beside "x": the equality says it all
+        else:
+            joined.setdefault("$and", []).append({name: theirs})
+    return joined
+
+
+_NOT_EQUALITY = object()
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _equal_to(condition: Any) -> Any:
+    """The value a condition asks a field to equal (``x`` or ``{"$eq": x}``), if it is one."""
+    if isinstance(condition, Mapping):
+        return (
+            condition["$eq"] if set(condition) == {"$eq"} and isinstance(condition["$eq"], _SCALARS) else _NOT_EQUALITY
+        )
+    return condition if isinstance(condition, _SCALARS) else _NOT_EQUALITY
+
+
+def _unequal_to(condition: Any) -> Any:
+    """The value a condition asks a field not to equal (``{"$ne": x}``), if it is one."""
+    if isinstance(condition, Mapping) and set(condition) == {"$ne"} and isinstance(condition["$ne"], _SCALARS):
+        return condition["$ne"]
+    return _NOT_EQUALITY

@@ -65,19 +65,14 @@ def thread_match(agent: Agent) -> dict[str, Any]:
     channels = sorted(key[len(FIRST) :] for key in keys if key.startswith(FIRST))
     if not ids and not channels:
         return {"_id": {"$in": []}}  # a member of no inbox: nothing
-    # "of one of ``ids``, or of no inbox and one of ``channels``", written as two lists of plain
-    # equalities, (ids or no inbox) and (ids or channels), which both MongoDB and the embedded
-    # server answer from the indexes (the embedded server reads every thread for a nested $and or
-    # an $in); $eq null matches a missing inbox_id, as first inboxes' threads have
+    # "of one of ``ids``, or of no inbox and one of ``channels``": one list of alternatives, each
+    # of plain equalities, in an ``$and`` (the embedded server joins a bare top-level ``$or`` to
+    # the rest without brackets in ``find_one_and_update``). The repositories ask the embedded
+    # server each alternative on its own (``filters.find_sorted``), which it answers from an index;
+    # $eq null matches a missing inbox_id, as first inboxes' threads have
     of_ids = [{"inbox_id": {"$eq": inbox_id}} for inbox_id in ids]
-    if not channels:
-        return {"$and": [{"$or": of_ids}]}
-    return {
-        "$and": [
-            {"$or": [*of_ids, {"inbox_id": {"$eq": None}}]},
-            {"$or": [*of_ids, *({"channel": {"$eq": channel}} for channel in channels)]},
-        ]
-    }
+    of_channels = [{"inbox_id": {"$eq": None}, "channel": {"$eq": channel}} for channel in channels]
+    return {"$and": [{"$or": [*of_ids, *of_channels]}]}
 
 
 def sees(agent: Agent, thread: Thread) -> bool:

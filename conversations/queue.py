@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 
 from conversations.agent_models import Agent, Presence
 from conversations.client import IndexPlan, Repository
-from conversations.filters import exactly
+from conversations.filters import alternatives, exactly, find_sorted
 from conversations.models import epoch_ms, stored
 from conversations.thread_models import Thread, ThreadStatus, TimelineEntry, open_key
 
@@ -141,9 +141,10 @@ class QueueRepository(Repository):
         The document comes back as it was *before* and the known change is applied here: asking
         for it *after* costs the embedded server one more read per claim (a third of its work)."""
         query = {**exactly(account_id=account_id, status=ThreadStatus.QUEUED), **match}
-        if not read_first:
+        split = await self._client.is_embedded_server()
+        if not read_first and not (split and len(alternatives(query)) > 1):  # else read: see find_sorted
             return await self._claim(query, agent_id, now)
-        for doc in await self._db.threads.find(query, {"_id": 1}).sort(QUEUE_ORDER).limit(100).to_list():
+        for doc in await find_sorted(self._db.threads, query, QUEUE_ORDER, 100, 0, {"_id": 1}, split):
             claimed = await self._claim(exactly(_id=doc["_id"], status=ThreadStatus.QUEUED), agent_id, now)
             if claimed is not None:
                 return claimed
@@ -278,7 +279,8 @@ class QueueRepository(Repository):
         """The head of the account's queue (after its first ``skip``), of the threads ``within``
         matches (an agent's inboxes: ``membership.thread_match``)."""
         query = {**exactly(account_id=account_id, status=ThreadStatus.QUEUED), **(within or {})}
-        docs = await self._db.threads.find(query).sort(QUEUE_ORDER).skip(skip).limit(limit).to_list()
+        split = await self._client.is_embedded_server()
+        docs = await find_sorted(self._db.threads, query, QUEUE_ORDER, limit, skip, split=split)
         return [Thread.from_doc(doc) for doc in docs]
 
     async def assigned_threads(self, agent_id: str) -> list[Thread]:

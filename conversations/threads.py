@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from conversations.client import IndexPlan, Repository, StoreClient
 from conversations.errors import StoreError
-from conversations.filters import exactly, newest_page
+from conversations.filters import exactly, find_sorted, newest_page, one_of
 from conversations.ids import new_id
 from conversations.membership import both
 from conversations.models import epoch_ms, stored
@@ -66,8 +66,8 @@ class ThreadFilter:
         query = exactly(account_id=account_id)
         if len(self.statuses) == 1:
             query.update(exactly(status=self.statuses[0]))
-        elif self.statuses:
-            query["status"] = {"$in": list(self.statuses)}
+        elif self.statuses:  # one query a status on the embedded store (``filters.find_sorted``)
+            query = both(query, one_of("status", self.statuses))
         query.update(exactly(**{k: v for k, v in (("channel", self.channel), ("team", self.team)) if v}))
         if self.label:
             query["labels"] = self.label  # an array field: a bare value matches an element
@@ -323,7 +323,8 @@ class ThreadsRepository(Repository):
         ``before_id``); ``match`` filters on status, channel, assignee or contact_id; ``within``:
         the caller's inboxes (``membership.thread_match``)."""
         query = both(exactly(account_id=account_id, **match), dict(within or {}))
-        docs = await newest_page(self._db.threads, query, "last_message_at", limit, before, before_id)
+        split = await self._client.is_embedded_server()
+        docs = await newest_page(self._db.threads, query, "last_message_at", limit, before, before_id, split=split)
         return [Thread.from_doc(doc) for doc in docs]
 
     async def browse_threads(
@@ -338,16 +339,17 @@ class ThreadsRepository(Repository):
     ) -> list[Thread]:
         """A page of the console's conversation list: ``listed``'s threads, most recent activity
         first (``oldest``: least recent first), after the previous page's last one."""
-        docs = await newest_page(
-            self._db.threads, listed.query(account_id), "last_message_at", limit, before, before_id, oldest
-        )
+        query, split = listed.query(account_id), await self._client.is_embedded_server()
+        docs = await newest_page(self._db.threads, query, "last_message_at", limit, before, before_id, oldest, split)
         return [Thread.from_doc(doc) for doc in docs]
 
     async def count_threads(self, account_id: str, listed: ThreadFilter, cap: int = 999) -> int:
         """How many threads ``listed`` shows, up to ``cap + 1`` (more than ``cap``: "999+"). Ids
         read through the list's index, not count_documents: that is an aggregate, which the
         embedded server runs over every thread in Python (seconds at a million messages)."""
-        return len(await self._db.threads.find(listed.query(account_id), {"_id": 1}).limit(cap + 1).to_list())
+        split = await self._client.is_embedded_server()
+        ids = await find_sorted(self._db.threads, listed.query(account_id), None, cap + 1, 0, {"_id": 1}, split)
+        return len(ids)
 
     async def contact_threads(self, account_id: str, contact_id: str) -> list[Thread]:
         """The contact's threads, oldest first."""

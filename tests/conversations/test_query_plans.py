@@ -15,6 +15,7 @@ from bot.web.console import views
 from conversations.agent_models import Agent, Presence, Role
 from conversations.audit import AuditQuery
 from conversations.campaigns import Campaign, CampaignState
+from conversations.membership import FIRST, thread_match
 from conversations.models import epoch_ms, utcnow
 from conversations.nlu_retirement import claim_retrain, queue_retrain
 from conversations.repositories import Repositories
@@ -83,6 +84,10 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
             teams=["sales"],
         )
         await store.agents.create_agent(agent)
+        # a member of two inboxes (an extra one and the first web chat inbox), of no team
+        member = dataclasses.replace(agent, id="agt_m", login="m", teams=[], inboxes=["inb_1", f"{FIRST}webchat"])
+        await store.agents.create_agent(member)
+        within = thread_match(member)
         for n in range(2):  # two replies on their way: one given up on, one pending (the lease's)
             await store.outbox.create_outbound(
                 dedup_key=f"k{n}", thread=queued(1), to=Identity("webchat", "v"), text="x", sender={}, now=utcnow()
@@ -126,6 +131,18 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
                 "default", ThreadFilter(unread=True), limit=26, before=None, before_id=None
             ),
             "console list: unread count": lambda: store.threads.count_threads("default", ThreadFilter(unread=True)),
+            "console list: two statuses": lambda: store.threads.browse_threads(
+                "default", ThreadFilter(("queued", "assigned")), limit=26, before=None, before_id=None
+            ),
+            # what a member of some inboxes reads: each inbox's threads through the index, never
+            # every thread of the store in Python (the embedded server's answer to an $or)
+            "member: take_next": lambda: queue.take_next(member),
+            "member: queue view": lambda: views.queue_rows(store, queue, member),
+            "member: console list": lambda: store.threads.browse_threads(
+                "default", ThreadFilter(("queued",), within=within), limit=26, before=None, before_id=None
+            ),
+            "member: console count": lambda: store.threads.count_threads("default", ThreadFilter(within=within)),
+            "member: GET /api/threads": lambda: store.threads.list_threads("default", limit=100, within=within),
             "console search": lambda: store.messages.search_messages("default", "hi"),
             "outbox lease": lambda: store.outbox.lease_outbox("w", utcnow(), timedelta(seconds=30)),
             # the background's: the sweeper's claim of an unfinished dispatch (the message above,
@@ -159,6 +176,7 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         # them from there)
         "take_next: find accounts",
         "take_next: find inboxes",
+        "take_next: find threads",  # the head of the queue of the agent's teams, then a claim by id
         "queue view: find threads",
         "queue view: find contacts",
         "my conversations: find threads",
@@ -177,6 +195,15 @@ async def test_the_queue_console_and_api_queries_are_index_backed(tmp_path: Path
         "console list: oldest first: find threads",
         "console list: unread only: find threads",
         "console list: unread count: find threads",
+        "console list: two statuses: find threads",
+        "member: take_next: findAndModify agents",
+        "member: take_next: find threads",
+        "member: take_next: findAndModify threads",
+        "member: queue view: find threads",
+        "member: queue view: find contacts",
+        "member: console list: find threads",
+        "member: console count: find threads",
+        "member: GET /api/threads: find threads",
         "console search: find messages",
         "outbox lease: findAndModify messages",
         "sweeper claim: findAndModify messages",

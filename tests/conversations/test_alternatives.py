@@ -1,0 +1,134 @@
+"""A query with ``$or`` lists (an agent's inboxes, several statuses, an agent's teams) is asked of
+the embedded store as plain queries, one an alternative, and their answers merged: the same
+threads, in the same order and pages, as the query asked whole (``filters.find_sorted``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from conversations.agent_models import Agent, Role
+from conversations.filters import MOST_ALTERNATIVES, alternatives, exactly, find_sorted, one_of
+from conversations.membership import FIRST, both, thread_match
+from conversations.models import utcnow
+from conversations.queue import QUEUE_ORDER
+from conversations.repositories import Repositories
+from conversations.thread_models import Thread, ThreadStatus
+from conversations.threads import ThreadFilter
+from tests.conftest import raw_database_of
+
+START = utcnow() - timedelta(hours=1)
+# (inbox_id, channel) of each thread in turn: a member of inb_1 and of the first web chat inbox
+# sees the threads of those two, never inb_2's nor the first SMS inbox's
+PLACES = [("inb_1", "webchat"), (None, "webchat"), ("inb_2", "webchat"), (None, "sms"), ("inb_1", "sms")]
+
+
+def _thread(n: int, status: ThreadStatus = ThreadStatus.QUEUED) -> Thread:
+    inbox_id, channel = PLACES[n % len(PLACES)]
+    at = START + timedelta(seconds=n // 2)  # two threads a second: ties the pages must break by id
+    return Thread(
+        id=f"thr_{n:03}",
+        account_id="default",
+        contact_id=f"con_{n}",
+        channel=channel,
+        status=status,
+        opened_at=at,
+        last_message_at=at,
+        queued_at=at,
+        inbox_id=inbox_id,
+        priority=n % 3,
+    )
+
+
+def _member(**fields: Any) -> Agent:
+    return Agent(id="agt_m", account_id="default", login="m", name="M", role=Role.AGENT, created_at=START, **fields)
+
+
+MEMBER = _member(inboxes=["inb_1", f"{FIRST}webchat"])
+SEEN = [n for n in range(40) if PLACES[n % len(PLACES)] in (("inb_1", "webchat"), ("inb_1", "sms"), (None, "webchat"))]
+
+
+async def _stored(store: Repositories) -> None:
+    statuses = (ThreadStatus.QUEUED, ThreadStatus.ASSIGNED, ThreadStatus.RESOLVED)
+    await store.threads.import_threads([_thread(n, statuses[n % 3]) for n in range(40)])
+
+
+async def test_a_member_s_pages_of_threads_are_theirs_in_order_without_a_gap_or_a_repeat(store: Repositories) -> None:
+    await _stored(store)
+    listed = ThreadFilter(within=thread_match(MEMBER))
+    pages: list[list[str]] = []
+    before, before_id = None, None
+    while True:
+        page = await store.threads.browse_threads("default", listed, limit=4, before=before, before_id=before_id)
+        if not page:
+            break
+        pages.append([t.id for t in page])
+        before, before_id = page[-1].last_message_at, page[-1].id
+    newest_first = sorted(SEEN, key=lambda n: (n // 2, n), reverse=True)
+    assert [tid for page in pages for tid in page] == [f"thr_{n:03}" for n in newest_first]
+    assert {len(page) for page in pages[:-1]} == {4}
+    assert await store.threads.count_threads("default", listed) == len(SEEN)
+    assert await store.threads.count_threads("default", listed, cap=5) == 6  # "5+": capped
+
+
+async def test_a_member_s_queue_in_urgency_order_page_after_page(store: Repositories) -> None:
+    await _stored(store)
+    within = thread_match(MEMBER)
+    heads = [await store.queue.queued_threads("default", limit=3, skip=skip, within=within) for skip in (0, 3, 6)]
+    queued = [n for n in SEEN if n % 3 == 0]
+    urgent_first = sorted(queued, key=lambda n: (-(n % 3), n // 2))  # (neg_priority, queued_at)
+    assert [t.id for head in heads for t in head] == [f"thr_{n:03}" for n in urgent_first][:9]
+
+
+async def test_several_statuses_and_the_same_answers_whole_or_split(store: Repositories) -> None:
+    """Asked whole (the embedded server then reads every thread in Python, as MongoDB's single
+    query would answer) or split, each query gives the same documents in the same order."""
+    await _stored(store)
+    threads = raw_database_of(store).threads
+    for query, order in (
+        (ThreadFilter(("queued", "assigned")).query("default"), [("last_message_at", -1), ("_id", -1)]),
+        (ThreadFilter(("queued", "resolved"), within=thread_match(MEMBER)).query("default"), [("_id", 1)]),
+        (both(exactly(status="queued"), thread_match(MEMBER), one_of("team", [None, ""])), QUEUE_ORDER),
+    ):
+        whole = await find_sorted(threads, query, order, 7, skip=2)
+        split = await find_sorted(threads, query, order, 7, skip=2, split=True)
+        assert [d["_id"] for d in split] == [d["_id"] for d in whole], query
+        assert len(split) == 7
+
+
+def test_the_alternatives_of_a_query() -> None:
+    base = exactly(account_id="a", status="queued")
+    member = both(base, thread_match(MEMBER))
+    assert alternatives(member) == [
+        {**base, "inbox_id": {"$eq": "inb_1"}},
+        {**base, "inbox_id": {"$eq": None}, "channel": {"$eq": "webchat"}},
+    ]
+    # an alternative that contradicts the rest is left out; one the rest implies is kept plain
+    on_sms = both(exactly(account_id="a", channel="sms"), thread_match(MEMBER))
+    assert alternatives(on_sms) == [{**exactly(account_id="a", channel="sms"), "inbox_id": {"$eq": "inb_1"}}]
+    same = both(exactly(status="queued"), one_of("status", ["queued", "open"]))
+    assert alternatives(same) == [exactly(status="queued")]
+    # an inbox taken by hand beside the agent's: "not inb_2" is implied by "inb_1", and refuses inb_2
+    not_two = both(thread_match(_member(inboxes=["inb_1", "inb_2"])), {"$and": [{"inbox_id": {"$ne": "inb_2"}}]})
+    assert alternatives(not_two) == [{"inbox_id": {"$eq": "inb_1"}}]
+    # the teams an agent takes, times their inboxes: every pair, each a plain query
+    teams = both(thread_match(MEMBER), one_of("team", [None, "sales"]))
+    assert len(alternatives(teams)) == 4 and all("$and" not in q for q in alternatives(teams))
+    # nothing to split, or too much: the query as it is
+    assert alternatives(base) == [base]
+    wide = {"$and": [{"$or": [{"a": n} for n in range(9)]}, {"$or": [{"b": n} for n in range(9)]}]}
+    assert 9 * 9 > MOST_ALTERNATIVES and alternatives(wide) == [wide]
+    # a condition that is not an equality stays in the query's own $and
+    ranged = {"$and": [{"$or": [{"n": {"$gt": 1}}]}], "n": {"$lt": 5}}
+    assert alternatives(ranged) == [{"n": {"$lt": 5}, "$and": [{"n": {"$gt": 1}}]}]
+
+
+@pytest.mark.parametrize("inboxes", [[], ["inb_9"]])
+async def test_a_member_of_no_inbox_or_of_an_empty_one_sees_nothing(store: Repositories, inboxes: list[str]) -> None:
+    await _stored(store)
+    listed = ThreadFilter(within=thread_match(dataclasses.replace(MEMBER, inboxes=inboxes)))
+    assert await store.threads.browse_threads("default", listed, limit=10, before=None, before_id=None) == []
+    assert await store.threads.count_threads("default", listed) == 0
