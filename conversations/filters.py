@@ -94,6 +94,8 @@ async def find_sorted(
         cursor = cursor.skip(skip) if skip else cursor
         return await (cursor.limit(limit) if limit is not None else cursor).to_list()
     most = None if limit is None else skip + limit
+    if projection and order and all(v for k, v in projection.items() if k != "_id"):  # the fields merged on
+        projection = {**projection, **{name: 1 for name, _ in order}}
     answers = await asyncio.gather(*(find_sorted(collection, part, order, most, 0, projection) for part in parts))
     by_id = {doc["_id"]: doc for answer in answers for doc in answer}  # the queries may overlap
     docs = list(by_id.values())
@@ -110,11 +112,23 @@ def _sort_key(doc: Mapping[str, Any], name: str) -> tuple[bool, Any]:
     return (value is not None, value if value is not None else 0)
 
 
+def named_fields(query: Mapping[str, Any]) -> set[str]:
+    """Every field ``query`` names, inside its ``$and``, ``$or`` and ``$nor`` lists too."""
+    names: set[str] = set()
+    for name, condition in query.items():
+        if name in ("$and", "$or", "$nor"):
+            names.update(field for member in condition for field in named_fields(member))
+        elif not name.startswith("$"):
+            names.add(name)
+    return names
+
+
 MOST_ALTERNATIVES = 64  # more plain queries than this: the query goes as it is
 
 
 def alternatives(query: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """``query`` as plain queries whose answers together are its answer: each member of its
+    """``query`` as plain queries whose answers together are its answer (conditions on scalar
+    fields written with ``$eq``, as :func:`exactly` writes them, are merged): each member of its
     ``$and`` that is an ``$or`` list multiplied out with the rest (``{a, $and: [{$or: [b, c]}]}``
     is ``{a, b}`` and ``{a, c}``), an alternative that contradicts the rest left out (two
     different equalities of one field); ``[query]`` when there is nothing to split, or more than
@@ -138,25 +152,25 @@ def _is_or(member: Any) -> bool:
 
 def _conjoin(part: Mapping[str, Any], option: Mapping[str, Any]) -> dict[str, Any] | None:
     """``part`` and ``option`` as one plain query; ``None`` if they contradict each other."""
-    joined = dict(part)
+    joined = {**part, "$and": list(part["$and"])} if "$and" in part else dict(part)  # not another part's list
     for name, condition in option.items():
         if name.startswith("$"):  # an operator of its own: kept as it is
             joined.setdefault("$and", []).append({name: condition})
             continue
-        if name not in joined or joined[name] == condition:
+        if name not in joined or (type(joined[name]) is type(condition) and joined[name] == condition):
             joined[name] = condition
             continue
         mine, theirs = joined[name], condition
         equal, other = _equal_to(mine), _equal_to(theirs)
         if equal is not _NOT_EQUALITY and other is not _NOT_EQUALITY:
-            if equal != other:
+            if not _same(equal, other):
                 return None  # two values of one field
             joined[name] = mine if isinstance(mine, Mapping) else theirs  # the $eq form
         elif equal is not _NOT_EQUALITY and _unequal_to(theirs) is not _NOT_EQUALITY:
-            if equal == _unequal_to(theirs):
+            if _same(equal, _unequal_to(theirs)):
                 return None  # "x" and "not x"
         elif other is not _NOT_EQUALITY and _unequal_to(mine) is not _NOT_EQUALITY:
-            if other == _unequal_to(mine):
+            if _same(other, _unequal_to(mine)):
                 return None
             joined[name] = theirs  # "not y" beside "x": the equality says it all
         else:
@@ -169,12 +183,16 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 def _equal_to(condition: Any) -> Any:
-    """The value a condition asks a field to equal (``x`` or ``{"$eq": x}``), if it is one."""
-    if isinstance(condition, Mapping):
-        return (
-            condition["$eq"] if set(condition) == {"$eq"} and isinstance(condition["$eq"], _SCALARS) else _NOT_EQUALITY
-        )
-    return condition if isinstance(condition, _SCALARS) else _NOT_EQUALITY
+    """The value a condition asks a scalar field to equal (``{"$eq": x}``, ``filters.exactly``'s
+    form), if it is one. A bare value is not taken for one: on an array field (``labels``) it
+    matches an element, and two of them do not contradict each other."""
+    if isinstance(condition, Mapping) and set(condition) == {"$eq"} and isinstance(condition["$eq"], _SCALARS):
+        return condition["$eq"]
+    return _NOT_EQUALITY
+
+
+def _same(one: Any, other: Any) -> bool:
+    return type(one) is type(other) and one == other  # True is not 1 here
 
 
 def _unequal_to(condition: Any) -> Any:

@@ -18,7 +18,7 @@ from pymongo.errors import DuplicateKeyError
 
 from conversations.agent_models import Agent, Presence
 from conversations.client import IndexPlan, Repository
-from conversations.filters import alternatives, exactly, find_sorted
+from conversations.filters import alternatives, exactly, find_sorted, named_fields
 from conversations.models import epoch_ms, stored
 from conversations.thread_models import Thread, ThreadStatus, TimelineEntry, open_key
 
@@ -144,8 +144,12 @@ class QueueRepository(Repository):
         split = await self._client.is_embedded_server()
         if not read_first and not (split and len(alternatives(query)) > 1):  # else read: see find_sorted
             return await self._claim(query, agent_id, now)
-        for doc in await find_sorted(self._db.threads, query, QUEUE_ORDER, 100, 0, {"_id": 1}, split):
-            claimed = await self._claim(exactly(_id=doc["_id"], status=ThreadStatus.QUEUED), agent_id, now)
+        named = named_fields(query)  # claimed only as read: not moved to another team or inbox meanwhile
+        for doc in await find_sorted(self._db.threads, query, QUEUE_ORDER, 100, 0, dict.fromkeys(named, 1), split):
+            as_read = exactly(**{name: doc.get(name) for name in named if name != "_id"})
+            claimed = await self._claim(
+                {**as_read, **exactly(_id=doc["_id"], status=ThreadStatus.QUEUED)}, agent_id, now
+            )
             if claimed is not None:
                 return claimed
         return None

@@ -124,6 +124,14 @@ def test_the_alternatives_of_a_query() -> None:
     # a condition that is not an equality stays in the query's own $and
     ranged = {"$and": [{"$or": [{"n": {"$gt": 1}}]}], "n": {"$lt": 5}}
     assert alternatives(ranged) == [{"n": {"$lt": 5}, "$and": [{"n": {"$gt": 1}}]}]
+    twice = {**ranged, "$and": [*ranged["$and"], {"$or": [{"n": {"$gt": 2}}, {"n": {"$lt": 9}}]}]}
+    assert alternatives(twice) == [  # each its own $and: never another alternative's conditions
+        {"n": {"$lt": 5}, "$and": [{"n": {"$gt": 1}}, {"n": {"$gt": 2}}]},
+        {"n": {"$lt": 5}, "$and": [{"n": {"$gt": 1}}, {"n": {"$lt": 9}}]},
+    ]
+    # bare values may be an array field's elements: two of them are no contradiction
+    labels = {"labels": "vip", "$and": [{"$or": [{"labels": "new"}, {"labels": "vip"}]}]}
+    assert alternatives(labels) == [{"labels": "vip", "$and": [{"labels": "new"}]}, {"labels": "vip"}]
 
 
 @pytest.mark.parametrize("inboxes", [[], ["inb_9"]])
@@ -132,3 +140,17 @@ async def test_a_member_of_no_inbox_or_of_an_empty_one_sees_nothing(store: Repos
     listed = ThreadFilter(within=thread_match(dataclasses.replace(MEMBER, inboxes=inboxes)))
     assert await store.threads.browse_threads("default", listed, limit=10, before=None, before_id=None) == []
     assert await store.threads.count_threads("default", listed) == 0
+
+
+async def test_take_next_of_a_member_of_two_inboxes_takes_the_most_urgent_of_both(store: Repositories) -> None:
+    """The head of each inbox's queue is read on its own; the claim takes the most urgent of the
+    heads, not the first inbox's (the merge orders by the queue's fields, read with the ids)."""
+    later_normal = dataclasses.replace(_thread(0), id="thr_a", queued_at=START + timedelta(seconds=200), priority=0)
+    earlier_urgent = dataclasses.replace(_thread(1), id="thr_b", queued_at=START + timedelta(seconds=100), priority=2)
+    assert (later_normal.inbox_id, earlier_urgent.inbox_id) == ("inb_1", None)  # one in each of MEMBER's inboxes
+    await store.threads.import_threads([later_normal, earlier_urgent])
+    match = thread_match(MEMBER)
+    first = await store.queue.claim_next_queued("default", "agt_m", utcnow(), **match)
+    second = await store.queue.claim_next_queued("default", "agt_m", utcnow(), **match)
+    assert (first and first.id, second and second.id) == ("thr_b", "thr_a")
+    assert await store.queue.claim_next_queued("default", "agt_m", utcnow(), **match) is None
