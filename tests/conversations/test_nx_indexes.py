@@ -12,9 +12,8 @@ import pytest
 from pymongo.errors import DuplicateKeyError
 
 from conversations._nx_indexes import where_fields
-from conversations.embedded import EmbeddedMongo
-from conversations.repositories import Repositories
 from tests.conftest import raw_database_of
+from tests.query_plans import captured_store
 
 _OUTBOX = "idx_messages_send_state_send_due_ms"
 _CAMPAIGN = "idx_messages_meta_campaign"
@@ -33,7 +32,7 @@ CAMPAIGN = [{**_message(20), "direction": "out", "meta": {"campaign": "cmp_1"}, 
 
 def _entries(data_dir: Path) -> dict[str, int]:
     """How many entries each index of the stopped store's ``messages`` holds (SQLite's ANALYZE)."""
-    db = sqlite3.connect(data_dir / "partial.db")
+    db = sqlite3.connect(data_dir / "plans.db")
     try:
         db.execute("ANALYZE")
         return {name: int(stat.split()[0]) for name, stat in db.execute("SELECT idx, stat FROM sqlite_stat1")}
@@ -42,15 +41,9 @@ def _entries(data_dir: Path) -> dict[str, int]:
 
 
 async def _with_store(data_dir: Path, work: Any) -> None:
-    server = EmbeddedMongo(data_dir)
-    await server.start()
-    store = Repositories.connect(server.uri, "partial")
-    try:
-        await store.ensure_indexes()
+    """``work`` on the database of a store with its indexes in ``data_dir``, stopped after it."""
+    async with captured_store(data_dir) as (store, _):
         await work(raw_database_of(store))
-    finally:
-        await store.close()
-        await server.stop()
 
 
 async def _answers(db: Any) -> tuple[list[str], list[str], list[str]]:
@@ -84,7 +77,7 @@ async def test_an_earlier_release_s_whole_indexes_become_partial_at_start_up(tmp
         await db.messages.insert_many([*CUSTOMERS, *REPLIES, *CAMPAIGN])
 
     await _with_store(tmp_path, store)
-    db = sqlite3.connect(tmp_path / "partial.db")
+    db = sqlite3.connect(tmp_path / "plans.db")
     with db:
         partial = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql LIKE '% WHERE %'"
         for name, sql in db.execute(partial).fetchall():
