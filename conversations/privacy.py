@@ -52,10 +52,10 @@ class PrivacyRepository(Repository):
         if doc is None:
             return None
         ids, frontier, docs = [str(doc["_id"])], [str(doc["_id"])], [doc]
+        # every lookup by several contacts' ids: one query a contact on the embedded store (_find_each)
+        own = exactly(account_id=account_id)
         for _ in range(_MERGE_DEPTH):
-            merged = await self._db.contacts.find(
-                {"merged_into": {"$in": frontier}, "account_id": account_id}
-            ).to_list()
+            merged = await self._find_each("contacts", "merged_into", frontier, own)
             frontier = [str(d["_id"]) for d in merged if str(d["_id"]) not in ids]
             if not frontier:
                 break
@@ -64,16 +64,12 @@ class PrivacyRepository(Repository):
         keys: dict[str, None] = {}
         for d in docs:
             keys.update({f"{i['channel']}:{i['address']}": None for i in d.get("identities") or []})
-        async for link in self._db.identities.find({"contact_id": {"$in": ids}, "account_id": account_id}):
+        for link in await self._find_each("identities", "contact_id", ids, own):
             keys[f"{link['channel']}:{link['address']}"] = None
         addresses = {key.split(":", 1)[1]: None for key in keys}
-        threads = await self._db.threads.find(
-            {"contact_id": {"$in": ids}, "account_id": account_id}, {"address": 1}
-        ).to_list()
+        threads = await self._find_each("threads", "contact_id", ids, own, {"address": 1})
         addresses.update({str(t["address"]): None for t in threads if t.get("address")})
-        messages = await self._db.messages.find(
-            {"contact_id": {"$in": ids}, "account_id": account_id}, {"text": 1, "edits": 1, "sender": 1}
-        ).to_list()
+        messages = await self._find_each("messages", "contact_id", ids, own, {"text": 1, "edits": 1, "sender": 1})
         return ContactScope(
             account_id=account_id,
             contact_id=ids[0],

@@ -359,7 +359,7 @@ async def test_lookups_by_several_values_read_an_index_for_each(tmp_path: Path) 
 async def test_what_traffic_and_the_background_look_up_by_other_fields_reads_an_index(tmp_path: Path) -> None:
     """A provider's delivery receipt, a customer's edit, a voice call's event on the open thread,
     the check of an e-mail's older key, the reopening of a resolved thread, an agent's count of
-    conversations and retention's batch of old messages: each reads through an index, never the
+    conversations, retention's batch of old messages and a contact's scope: each reads through an index, never the
     whole collection (a bare equality is an OR the embedded store's indexes do not serve)."""
     async with captured_store(tmp_path) as (store, capture):
         now = utcnow()
@@ -377,6 +377,9 @@ async def test_what_traffic_and_the_background_look_up_by_other_fields_reads_an_
             "e-mail's older key": lambda: found(store.mail.legacy_mail_sender("default", "ext_in")),
             "an agent's conversations": lambda: found(store.queue.count_assigned("agt_1")),
             "retention batch": lambda: store.privacy.old_messages("default", epoch_ms(now) + 1),
+            # an export's or an erasure's: the contact's identities, threads and messages, each
+            # contact's through the index (an $in of contact ids read every document of each)
+            "a contact's scope": lambda: store.privacy.contact_scope("default", thread.contact_id),
         }
         for label, call in calls.items():
             with labelled(label):
@@ -393,6 +396,10 @@ async def test_what_traffic_and_the_background_look_up_by_other_fields_reads_an_
         "e-mail's older key: find messages",
         "an agent's conversations: find threads",
         "retention batch: find messages",
+        "a contact's scope: find contacts",
+        "a contact's scope: find identities",
+        "a contact's scope: find threads",
+        "a contact's scope: find messages",
         "reopen: the last resolved thread: find threads",
     }
     # the contact's threads, through their index, and those alone sorted by resolution time
