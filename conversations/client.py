@@ -29,7 +29,7 @@ from pymongo.errors import DuplicateKeyError
 
 from conversations.batching import Batcher, BulkWrites, RunBatch
 from conversations.errors import translating_outages
-from conversations.filters import exactly
+from conversations.filters import exactly, is_embedded
 from conversations.models import stored
 from conversations.sealing import Sealer, SealingError
 
@@ -68,7 +68,7 @@ class StoreClient:
         self.sealer: Sealer | None = None
         self._writes: dict[tuple[str, bool], BulkWrites] = {}  # (collection, inserts?)
         self._batchers: dict[str, Batcher[Any, Any]] = {}
-        self._embedded: bool | None = None
+        self._embedded: bool | None = None  # asked once; a test sets it to ask MongoDB's forms
 
     @classmethod
     def connect(
@@ -114,8 +114,7 @@ class StoreClient:
         of change streams and has the limits described in docs/data.md. Asked once per client
         (``ensure_indexes`` asks at start-up)."""
         if self._embedded is None:
-            info = await self._client.admin.command("buildInfo")
-            self._embedded = info.get("process") == "nx_27017"
+            self._embedded = await is_embedded(self._client)
         return self._embedded
 
     @translating_outages

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -82,12 +83,12 @@ async def find_sorted(
 ) -> list[dict[str, Any]]:
     """``query``'s documents in ``order`` (``None``: any), from the ``skip``-th, at most ``limit``.
 
-    ``split`` (asked on the embedded store): the query's ``$or`` lists are asked as the plain
-    queries of :func:`alternatives`, at once, and their answers merged. The embedded server reads
+    ``split`` (asked on the embedded store): the query is asked as the plain queries of
+    :func:`plain_parts`, at once, and their answers merged. The embedded server reads
     every document of the collection in Python for an ``$and`` of ``$or`` lists (an agent's
     inboxes, a list of statuses) and answers each plain query from an index; MongoDB gets the
     query as it is."""
-    parts = alternatives(query) if split else [query]
+    parts = plain_parts(query) if split else [query]
     if len(parts) == 1:
         cursor = collection.find(parts[0], projection)
         cursor = cursor.sort(list(order)) if order else cursor
@@ -123,7 +124,84 @@ def named_fields(query: Mapping[str, Any]) -> set[str]:
     return names
 
 
+_EMBEDDED: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+async def is_embedded(client: Any) -> bool:
+    """Whether ``client`` (an ``AsyncMongoClient``) talks to the embedded server, nx-27017,
+    however it was reached: asked once per client."""
+    known = _EMBEDDED.get(client)
+    if known is None:
+        info = await client.admin.command("buildInfo")
+        known = _EMBEDDED[client] = info.get("process") == "nx_27017"
+    return known
+
+
+async def find_all(
+    collection: AsyncCollection[dict[str, Any]], query: dict[str, Any], order: Sequence[tuple[str, int]] | None = None
+) -> list[dict[str, Any]]:
+    """``query``'s documents in ``order``: :func:`find_sorted`, split on the embedded store."""
+    return await find_sorted(collection, query, order, None, split=await is_embedded(collection.database.client))
+
+
+async def delete_all(collection: AsyncCollection[dict[str, Any]], query: Mapping[str, Any]) -> int:
+    """Delete ``query``'s documents (on the embedded store part by part); how many went."""
+    parts = plain_parts(query) if await is_embedded(collection.database.client) else [dict(query)]
+    return sum([(await collection.delete_many(part)).deleted_count for part in parts])
+
+
+async def update_all(
+    collection: AsyncCollection[dict[str, Any]], query: Mapping[str, Any], update: Mapping[str, Any]
+) -> int:
+    """Apply ``update`` to ``query``'s documents (on the embedded store part by part); how many
+    changed. A document two parts share is counted once when the update takes it out of the query
+    (as an erasure's anonymisation does), else once for each part."""
+    parts = plain_parts(query) if await is_embedded(collection.database.client) else [dict(query)]
+    return sum([(await collection.update_many(part, update)).modified_count for part in parts])
+
+
 MOST_ALTERNATIVES = 64  # more plain queries than this: the query goes as it is
+MOST_PARTS = 1000  # the same for plain_parts (an erasure's lookups by hundreds of ids)
+
+
+def plain_parts(query: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``query`` as plain queries for the embedded server, which reads every document in Python
+    for an ``$or`` and for an ``$in`` on a field other than ``_id``: each ``$or`` multiplied out
+    (:func:`alternatives`) and each such ``$in`` asked one value at a time with ``$eq``; the
+    query as it is beyond ``MOST_PARTS`` queries. The parts may overlap."""
+    pending, done = [dict(query)], []
+    while pending:
+        part = pending.pop()
+        expanded = alternatives(_ors_in_and(part))
+        if expanded == [_ors_in_and(part)]:  # nothing left to split (or too much)
+            done.append(part)
+        else:
+            pending.extend(expanded)
+        if len(done) + len(pending) > MOST_PARTS:
+            return [dict(query)]
+    return done[::-1]
+
+
+def _ors_in_and(query: Mapping[str, Any]) -> dict[str, Any]:
+    """``query`` with its top-level ``$or`` and its ``$in`` lists (not the ``_id``'s) written as
+    ``$or`` members of its ``$and``, where :func:`alternatives` looks for them."""
+    plain = {k: v for k, v in query.items() if k not in ("$or", "$and") and not _listed(k, v)}
+    ands = list(query.get("$and") or ())
+    if isinstance(query.get("$or"), list):
+        ands.append({"$or": list(query["$or"])})
+    ands += [{"$or": [{k: {"$eq": value}} for value in v["$in"]]} for k, v in query.items() if _listed(k, v)]
+    return {**plain, "$and": ands} if ands else plain
+
+
+def _listed(name: str, condition: Any) -> bool:
+    return (
+        name != "_id"
+        and not name.startswith("$")
+        and isinstance(condition, Mapping)
+        and set(condition) == {"$in"}
+        and isinstance(condition["$in"], list)
+        and all(isinstance(value, _SCALARS) for value in condition["$in"])
+    )
 
 
 def alternatives(query: Mapping[str, Any]) -> list[dict[str, Any]]:

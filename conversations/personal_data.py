@@ -30,6 +30,7 @@ from typing import Any
 from bson import Binary, ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
+from conversations.filters import delete_all, find_all
 from conversations.models import from_epoch_ms
 
 Database = AsyncDatabase[dict[str, Any]]
@@ -138,7 +139,9 @@ def query_holder(
     ``account_field`` restricts them to the scope's account, so another account's records that
     name this contact's ids (an NLU example created with someone else's message id) are neither
     exported nor erased with them; ``None`` only for collections whose documents carry no
-    account (say why where it is registered)."""
+    account (say why where it is registered). Found and deleted through ``filters.find_all`` and
+    ``delete_all``: on the embedded store an ``$or`` or an ``$in`` of ids other than ``_id`` is
+    asked one plain query at a time, each through its index, not by reading the whole collection."""
 
     def mine(scope: ContactScope) -> dict[str, Any] | None:
         found = pick(scope)
@@ -146,11 +149,11 @@ def query_holder(
 
     async def export(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
         found = mine(scope)
-        return [] if found is None else await db[collection].find(found).to_list()
+        return [] if found is None else await find_all(db[collection], found)
 
     async def erase(db: Database, scope: ContactScope, erasure: Erasure) -> int:
         found = mine(scope)
-        return 0 if found is None else (await db[collection].delete_many(found)).deleted_count
+        return 0 if found is None else await delete_all(db[collection], found)
 
     return PersonalDataHolder(name, (collection,), export, erase, order)
 

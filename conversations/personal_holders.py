@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from conversations.filters import exactly, find_all, update_all
 from conversations.models import epoch_ms
 from conversations.personal_data import (
     ContactScope,
@@ -53,8 +54,14 @@ def _email_keys(scope: ContactScope) -> dict[str, Any] | None:
 
 
 async def _export_threads(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
-    query = _of_account(scope, _any(contact_id=scope.contact_ids))
-    return [] if query is None else await db.threads.find(query).sort("opened_at", 1).to_list()
+    # the account with $eq: the index of a contact's threads leads with it (a bare equality of a
+    # field no index is named by reads every thread on the embedded store)
+    query = _any(contact_id=scope.contact_ids)
+    return (
+        []
+        if query is None
+        else await find_all(db.threads, {**query, **exactly(account_id=scope.account_id)}, [("opened_at", 1)])
+    )
 
 
 async def _anonymise_threads(db: Database, scope: ContactScope, erasure: Erasure) -> int:
@@ -86,16 +93,14 @@ async def _anonymise_threads(db: Database, scope: ContactScope, erasure: Erasure
 
 async def _export_audit(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
     query = _of_account(scope, _any(target=scope.contact_ids + scope.thread_ids))
-    return [] if query is None else await db.audit.find(query).sort("at", 1).to_list()
+    return [] if query is None else await find_all(db.audit, query, [("at", 1)])
 
 
 async def _anonymise_audit(db: Database, scope: ContactScope, erasure: Erasure) -> int:
     if not scope.contact_ids:
         return 0
-    result = await db.audit.update_many(
-        {"target": {"$in": list(scope.contact_ids)}, "account_id": scope.account_id}, {"$set": {"target": erasure.id}}
-    )
-    return result.modified_count
+    mine = {"target": {"$in": list(scope.contact_ids)}, "account_id": scope.account_id}
+    return await update_all(db.audit, mine, {"$set": {"target": erasure.id}})
 
 
 def _register() -> None:

@@ -488,3 +488,30 @@ async def test_the_admin_pages_listings_read_through_an_index(tmp_path: Path) ->
             plan,
             sql,
         )
+
+
+async def test_an_export_and_an_erasure_find_a_contact_s_records_through_indexes(tmp_path: Path) -> None:
+    """An export reads, and an erasure deletes, what each holder finds of a contact: by ids other
+    than ``_id`` (contact, thread, message, address) and ``$or`` lists of them, which the embedded
+    store answers by reading every document in Python; asked one plain query at a time, each reads
+    an index (the export's finds are the erasure's deletes' filters)."""
+    async with captured_store(tmp_path) as (store, capture):
+        _, thread, _ = await record(store, inbound("ext_in", account="default"), utcnow())
+        scope = await store.privacy.contact_scope("default", thread.contact_id)
+        assert scope is not None
+        with labelled("export"):
+            exported = await store.privacy.export_personal_data(scope)
+    assert [m["_id"] for m in exported["messages"]] == list(scope.message_ids)
+    plans = sqlite_plans(tmp_path, capture.captured)
+    # the collections that grow with the traffic, each through the index of the holder's key (a
+    # contact's messages through the contact's, not every message of the account)
+    for collection, index in {
+        "messages": "idx_messages_contact_id_created_at",
+        "threads": "idx_threads_account_id_contact_id_opened_at",
+        "identities": "idx_identities_contact_id",
+        "timeline": "idx_timeline_contact_id_at",
+        "sms_parts": "idx_sms_parts_message_id",
+        "webhook_deliveries": "idx_webhook_deliveries_thread_id",
+    }.items():
+        plan = plans[f"export: find {collection}"][1]
+        assert index_backed(plan) and f"USING INDEX {index} " in plan[0], (collection, plan)
