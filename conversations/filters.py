@@ -129,7 +129,8 @@ _EMBEDDED: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
 
 async def is_embedded(client: Any) -> bool:
     """Whether ``client`` (an ``AsyncMongoClient``) talks to the embedded server, nx-27017,
-    however it was reached: asked once per client."""
+    however it was reached: asked once per client (PyMongo compares clients by the servers they
+    name, so clients of one server share the answer, which is theirs too)."""
     known = _EMBEDDED.get(client)
     if known is None:
         info = await client.admin.command("buildInfo")
@@ -154,8 +155,9 @@ async def update_all(
     collection: AsyncCollection[dict[str, Any]], query: Mapping[str, Any], update: Mapping[str, Any]
 ) -> int:
     """Apply ``update`` to ``query``'s documents (on the embedded store part by part); how many
-    changed. A document two parts share is counted once when the update takes it out of the query
-    (as an erasure's anonymisation does), else once for each part."""
+    changed. Parts may overlap, so only for an update that can be applied twice (a ``$set``, not
+    an ``$inc``); a document two parts share is counted once when the update takes it out of the
+    query (as an erasure's anonymisation does)."""
     parts = plain_parts(query) if await is_embedded(collection.database.client) else [dict(query)]
     return sum([(await collection.update_many(part, update)).modified_count for part in parts])
 
@@ -166,40 +168,45 @@ MOST_PARTS = 1000  # the same for plain_parts (an erasure's lookups by hundreds 
 
 def plain_parts(query: Mapping[str, Any]) -> list[dict[str, Any]]:
     """``query`` as plain queries for the embedded server, which reads every document in Python
-    for an ``$or`` and for an ``$in`` on a field other than ``_id``: each ``$or`` multiplied out
-    (:func:`alternatives`) and each such ``$in`` asked one value at a time with ``$eq``; the
-    query as it is beyond ``MOST_PARTS`` queries. The parts may overlap."""
+    for an ``$or`` and for an ``$in`` on a field other than ``_id``: each such ``$in`` asked one
+    value at a time with ``$eq``, each ``$or`` multiplied out (:func:`alternatives`); the query as
+    it is beyond ``MOST_PARTS`` queries. The parts may overlap."""
     pending, done = [dict(query)], []
     while pending:
         part = pending.pop()
-        expanded = alternatives(_ors_in_and(part))
-        if expanded == [_ors_in_and(part)]:  # nothing left to split (or too much)
+        listed = next((name for name, condition in part.items() if _listed(name, condition)), None)
+        if listed is not None:
+            values = dict.fromkeys(part[listed]["$in"])  # an empty list: no part, as it matches nothing
+            pending += [{**part, listed: {"$eq": value}} for value in values]
+        elif (ored := _ors_in_and(part)) is not None and (expanded := alternatives(ored)) != [ored]:
+            pending += expanded
+        else:  # nothing left to split (or too much at once)
             done.append(part)
-        else:
-            pending.extend(expanded)
         if len(done) + len(pending) > MOST_PARTS:
             return [dict(query)]
     return done[::-1]
 
 
-def _ors_in_and(query: Mapping[str, Any]) -> dict[str, Any]:
-    """``query`` with its top-level ``$or`` and its ``$in`` lists (not the ``_id``'s) written as
-    ``$or`` members of its ``$and``, where :func:`alternatives` looks for them."""
-    plain = {k: v for k, v in query.items() if k not in ("$or", "$and") and not _listed(k, v)}
+def _ors_in_and(query: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``query`` with its top-level ``$or`` written as a member of its ``$and``, where
+    :func:`alternatives` looks for one; ``None`` if it has neither."""
+    ors = query.get("$or")
     ands = list(query.get("$and") or ())
-    if isinstance(query.get("$or"), list):
-        ands.append({"$or": list(query["$or"])})
-    ands += [{"$or": [{k: {"$eq": value}} for value in v["$in"]]} for k, v in query.items() if _listed(k, v)]
-    return {**plain, "$and": ands} if ands else plain
+    if isinstance(ors, (list, tuple)):
+        ands.append({"$or": list(ors)})
+    elif "$or" in query or not ands:
+        return None  # an $or that is not a list is left to the server as it is
+    return {**{k: v for k, v in query.items() if k not in ("$or", "$and")}, "$and": ands}
 
 
 def _listed(name: str, condition: Any) -> bool:
+    """An ``$in`` list of scalars on a field other than ``_id`` (which the server reads by its id)."""
     return (
         name != "_id"
         and not name.startswith("$")
         and isinstance(condition, Mapping)
         and set(condition) == {"$in"}
-        and isinstance(condition["$in"], list)
+        and isinstance(condition["$in"], (list, tuple))
         and all(isinstance(value, _SCALARS) for value in condition["$in"])
     )
 
@@ -225,7 +232,7 @@ def alternatives(query: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _is_or(member: Any) -> bool:
-    return isinstance(member, Mapping) and set(member) == {"$or"} and isinstance(member["$or"], list)
+    return isinstance(member, Mapping) and set(member) == {"$or"} and isinstance(member["$or"], (list, tuple))
 
 
 def _conjoin(part: Mapping[str, Any], option: Mapping[str, Any]) -> dict[str, Any] | None:

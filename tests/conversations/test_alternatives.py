@@ -11,14 +11,16 @@ from typing import Any
 import pytest
 
 from conversations.agent_models import Agent, Role
-from conversations.filters import MOST_ALTERNATIVES, alternatives, exactly, find_sorted, one_of
+from conversations.filters import MOST_ALTERNATIVES, MOST_PARTS, alternatives, exactly, find_sorted, one_of, plain_parts
 from conversations.membership import FIRST, both, thread_match
 from conversations.models import utcnow
+from conversations.personal_data import Erasure
 from conversations.queue import QUEUE_ORDER
 from conversations.repositories import Repositories
 from conversations.thread_models import Thread, ThreadStatus
 from conversations.threads import ThreadFilter
 from tests.conftest import raw_database_of
+from tests.factories import inbound, record
 
 START = utcnow() - timedelta(hours=1)
 # (inbox_id, channel) of each thread in turn: a member of inb_1 and of the first web chat inbox
@@ -154,3 +156,44 @@ async def test_take_next_of_a_member_of_two_inboxes_takes_the_most_urgent_of_bot
     second = await store.queue.claim_next_queued("default", "agt_m", utcnow(), **match)
     assert (first and first.id, second and second.id) == ("thr_b", "thr_a")
     assert await store.queue.claim_next_queued("default", "agt_m", utcnow(), **match) is None
+
+
+def test_the_plain_parts_of_a_holder_s_query() -> None:
+    """An erasure's or export's query on the embedded store: each ``$in`` value (not ``_id``'s)
+    and each ``$or`` alternative asked on its own, the account kept in every part."""
+    mine = {"$or": [{"contact_id": {"$in": ["c1", "c2"]}}, {"_id": {"$in": ["m1", "m2"]}}], "account_id": "a"}
+    assert plain_parts(mine) == [
+        {"account_id": "a", "contact_id": {"$eq": "c1"}},
+        {"account_id": "a", "contact_id": {"$eq": "c2"}},
+        {"account_id": "a", "_id": {"$in": ["m1", "m2"]}},
+    ]
+    # past the 64 alternatives of an $or: one query a value up to MOST_PARTS, then the query whole
+    many = {"message_id": {"$in": [f"m{n}" for n in range(500)]}, "account_id": "a"}
+    assert plain_parts(many) == [{"message_id": {"$eq": f"m{n}"}, "account_id": "a"} for n in range(500)]
+    too_many = {"message_id": {"$in": [f"m{n}" for n in range(MOST_PARTS + 1)]}}
+    assert plain_parts(too_many) == [too_many]
+    # a tuple is an array to the driver: its $or is split like a list's, never dropped
+    tupled = {"$or": ({"a": 1}, {"b": 2}), "contact_id": {"$in": ["c1"]}}
+    assert plain_parts(tupled) == [{"contact_id": {"$eq": "c1"}, "a": 1}, {"contact_id": {"$eq": "c1"}, "b": 2}]
+    assert plain_parts({"message_id": {"$in": []}}) == []  # matches nothing
+    assert plain_parts({"a": 1, "$and": [{"b": 2}]}) == [{"a": 1, "$and": [{"b": 2}]}]
+
+
+async def test_an_erasure_reaches_each_of_many_messages_and_nothing_of_another_account(store: Repositories) -> None:
+    """More messages than an $or's alternatives, each found through the contact's parts: all of
+    them erased with what hangs off them (their SMS parts, looked up by message id), another
+    account's customer at the same address kept."""
+    now = utcnow()
+    recorded = [await record(store, inbound(f"m{n}", account="default"), now) for n in range(70)]
+    other, _, _ = await record(store, inbound("m0", account="other"), now)
+    for n, (message, _, _) in enumerate(recorded):
+        await store.phone.note_sms_part(message.id, 0, f"SM{n}")
+    await store.phone.note_sms_part(other.id, 0, "SM-other")
+    contact = recorded[0][1].contact_id
+    scope = await store.privacy.contact_scope("default", contact)
+    assert scope is not None and len(scope.message_ids) == 70
+    counts = await store.privacy.erase_personal_data(scope, Erasure("era_test", now))
+    assert (counts["messages"], counts["sms_parts"]) == (70, 70)
+    raw = raw_database_of(store)
+    assert [d["_id"] for d in await raw.messages.find({}, {"_id": 1}).to_list()] == [other.id]
+    assert [d["message_id"] for d in await raw.sms_parts.find({}, {"message_id": 1}).to_list()] == [other.id]
