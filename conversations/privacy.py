@@ -52,8 +52,10 @@ class PrivacyRepository(Repository):
         if doc is None:
             return None
         ids, frontier, docs = [str(doc["_id"])], [str(doc["_id"])], [doc]
-        # every lookup by several contacts' ids: one query a contact on the embedded store (_find_each)
-        own = exactly(account_id=account_id)
+        # every lookup by several contacts' ids: one query a contact on the embedded store (_find_each),
+        # the account a bare equality there so that SQLite reads the contact's index, not the
+        # account's (the threads' index leads with the account: $eq)
+        own = {"account_id": account_id}
         for _ in range(_MERGE_DEPTH):
             merged = await self._find_each("contacts", "merged_into", frontier, own)
             frontier = [str(d["_id"]) for d in merged if str(d["_id"]) not in ids]
@@ -67,7 +69,7 @@ class PrivacyRepository(Repository):
         for link in await self._find_each("identities", "contact_id", ids, own):
             keys[f"{link['channel']}:{link['address']}"] = None
         addresses = {key.split(":", 1)[1]: None for key in keys}
-        threads = await self._find_each("threads", "contact_id", ids, own, {"address": 1})
+        threads = await self._find_each("threads", "contact_id", ids, exactly(account_id=account_id), {"address": 1})
         addresses.update({str(t["address"]): None for t in threads if t.get("address")})
         messages = await self._find_each("messages", "contact_id", ids, own, {"text": 1, "edits": 1, "sender": 1})
         return ContactScope(

@@ -411,6 +411,14 @@ async def test_what_traffic_and_the_background_look_up_by_other_fields_reads_an_
     searched_through_indexes(plans)
     # the retention's batch reads the account's own old messages, not every account's
     assert "idx_messages_account_id_created_at" in plans["retention batch: find messages"][1][0]
+    # a contact's scope reads the contact's records, not every record of the account
+    for collection, index in (
+        ("identities", "idx_identities_contact_id"),
+        ("threads", "idx_threads_account_id_contact_id_opened_at"),
+        ("messages", "idx_messages_contact_id_created_at"),
+    ):
+        plan = plans[f"a contact's scope: find {collection}"][1]
+        assert plan[0].startswith(f"SEARCH {collection} USING INDEX {index} "), plan
 
 
 async def found(answer: Awaitable[object]) -> object:
