@@ -34,7 +34,11 @@ INDEXES: IndexPlan = {
         IndexModel([("account_id", ASCENDING), ("created_at", DESCENDING)]),
         IndexModel([("state", ASCENDING), ("send_at", ASCENDING)]),
     ],
-    "campaign_recipients": [IndexModel([("campaign_id", ASCENDING), ("state", ASCENDING)])],
+    "campaign_recipients": [
+        IndexModel([("campaign_id", ASCENDING), ("state", ASCENDING)]),
+        IndexModel([("account_id", ASCENDING), ("contact_id", ASCENDING)]),  # a contact's export and erasure
+    ],
+    "unsubscribe_links": [IndexModel([("account_id", ASCENDING), ("address", ASCENDING)])],  # the same
     # a campaign's report: its messages and sends; an account's campaign messages of the last day on a channel
     "messages": [
         IndexModel([("meta.campaign", ASCENDING)], partialFilterExpression={"meta.campaign": {"$exists": True}}),

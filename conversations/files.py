@@ -21,7 +21,7 @@ from gridfs.errors import NoFile
 from pymongo import ASCENDING, IndexModel
 
 from conversations.client import IndexPlan, Repository, StoreClient
-from conversations.filters import exactly
+from conversations.filters import exactly, find_all
 from conversations.personal_data import ContactScope, Database, Erasure, PersonalDataHolder, register_holder
 
 BUCKET = "files"  # GridFS: the bytes, in files.files and files.chunks
@@ -30,6 +30,8 @@ INDEXES: IndexPlan = {
     KEPT: [
         IndexModel([("account_id", ASCENDING)]),  # the quota's sum
         IndexModel([("message_id", ASCENDING)]),  # export, erasure and retention
+        IndexModel([("contact_id", ASCENDING)]),  # an agent's upload to a contact: export and erasure
+        IndexModel([("thread_id", ASCENDING)]),
     ]
 }
 
@@ -204,12 +206,13 @@ class FilesRepository(Repository):
 
 def _of_scope(scope: ContactScope) -> dict[str, Any] | None:
     """The contact's files (agents' uploads to them included, found by contact or thread) or, for
-    retention, the messages'."""
+    retention, the messages'. The account bare: SQLite then reads each part through the index of
+    its own field, not the account's (asked part by part on the embedded store: ``find_all``)."""
     keys = (("message_id", scope.message_ids), ("contact_id", scope.contact_ids), ("thread_id", scope.thread_ids))
     parts = [{k: {"$in": list(v)}} for k, v in keys if v]
     if not parts:
         return None
-    return {"$or": parts, **exactly(account_id=scope.account_id)}
+    return {"$or": parts, "account_id": scope.account_id}
 
 
 async def _export_files(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
@@ -217,7 +220,7 @@ async def _export_files(db: Database, scope: ContactScope) -> list[dict[str, Any
     if query is None:
         return []
     bucket, found = AsyncGridFSBucket(db, bucket_name=BUCKET), []
-    for doc in await db[KEPT].find(query).sort("_id", ASCENDING).to_list():
+    for doc in await find_all(db[KEPT], query, [("_id", ASCENDING)]):
         try:
             content = await (await bucket.open_download_stream(doc["file_id"])).read()
         except NoFile:
@@ -231,7 +234,7 @@ async def _erase_files(db: Database, scope: ContactScope, erasure: Erasure) -> i
     if query is None:
         return 0
     bucket, erased = AsyncGridFSBucket(db, bucket_name=BUCKET), 0
-    for doc in await db[KEPT].find(query).to_list():
+    for doc in await find_all(db[KEPT], query):
         try:  # the bytes first: an interrupted erasure still lists what it has left to do
             await bucket.delete(doc["file_id"])
         except NoFile:

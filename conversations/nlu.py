@@ -36,7 +36,10 @@ def embedding_key(embedder_name: str, text: str) -> str:
 INDEXES: IndexPlan = {
     "nlu_models": [IndexModel([("account_id", ASCENDING), ("created_at", DESCENDING)])],
     "nlu_model_chunks": [IndexModel([("version", ASCENDING), ("n", ASCENDING)])],
-    "nlu_examples": [IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)])],
+    "nlu_examples": [
+        IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)]),
+        IndexModel([("account_id", ASCENDING), ("message_id", ASCENDING)]),  # a contact's export and erasure
+    ],
     "nlu_jobs": [
         IndexModel([("account_id", ASCENDING), ("started_at", DESCENDING)]),
         IndexModel([("state", ASCENDING), ("started_at", ASCENDING)]),

@@ -53,7 +53,7 @@ async def retire_versions(
     if not message_ids:
         return []
     found = await db.nlu_models.find(
-        {"account_id": account_id, "learned_from": {"$in": sorted(set(message_ids))}, **NOT_RETIRED}, {"_id": 1}
+        {**exactly(account_id=account_id), "learned_from": {"$in": sorted(set(message_ids))}, **NOT_RETIRED}, {"_id": 1}
     ).to_list()
     versions = [str(doc["_id"]) for doc in found]
     if not versions:
@@ -234,7 +234,7 @@ async def _export(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
         return []
     return (
         await db.nlu_models.find(
-            {"account_id": scope.account_id, "learned_from": {"$in": sorted(set(scope.message_ids))}},
+            {**exactly(account_id=scope.account_id), "learned_from": {"$in": sorted(set(scope.message_ids))}},
             {"learned_from": 0},
         )
         .sort("created_at", 1)

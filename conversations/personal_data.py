@@ -132,6 +132,7 @@ def query_holder(
     *,
     order: int = 10,
     account_field: str | None = "account_id",
+    account_leads: bool = True,
 ) -> PersonalDataHolder:
     """A holder for the documents of ``collection`` matching ``pick(scope)`` (``None``: nothing
     of this scope is there): exported as they are, erased by deleting them.
@@ -141,11 +142,18 @@ def query_holder(
     exported nor erased with them; ``None`` only for collections whose documents carry no
     account (say why where it is registered). Found and deleted through ``filters.find_all`` and
     ``delete_all``: on the embedded store an ``$or`` or an ``$in`` of ids other than ``_id`` is
-    asked one plain query at a time, each through its index, not by reading the whole collection."""
+    asked one plain query at a time, each through its index, not by reading the whole collection.
+
+    ``account_leads``: the index of what ``pick`` asks for leads with the account, so the account
+    is asked as ``$eq`` (the embedded server reads a bare equality as "equal, or an array holding
+    it", which no index answers); ``False`` where that field has an index of its own and the
+    collection an index led by the account as well: asked bare, SQLite takes the field's."""
 
     def mine(scope: ContactScope) -> dict[str, Any] | None:
         found = pick(scope)
-        return found if found is None or account_field is None else {**found, account_field: scope.account_id}
+        if found is None or account_field is None:
+            return found
+        return {**found, account_field: {"$eq": scope.account_id} if account_leads else scope.account_id}
 
     async def export(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
         found = mine(scope)
@@ -166,15 +174,16 @@ def keyed_holder(
     *,
     order: int = 10,
     account_field: str | None = "account_id",
+    account_leads: bool = True,
 ) -> PersonalDataHolder:
     """A ``query_holder`` for documents found by one field (``key``) taking ``values(scope)``,
-    of the scope's account (``account_field``, as in :func:`query_holder`)."""
+    of the scope's account (``account_field`` and ``account_leads`` as in :func:`query_holder`)."""
 
     def pick(scope: ContactScope) -> dict[str, Any] | None:
         wanted = sorted(set(values(scope)))
         return {key: {"$in": wanted}} if wanted else None
 
-    return query_holder(name, collection, pick, order=order, account_field=account_field)
+    return query_holder(name, collection, pick, order=order, account_field=account_field, account_leads=account_leads)
 
 
 def jsonable(value: Any, key: str = "") -> Any:

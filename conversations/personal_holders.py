@@ -16,7 +16,6 @@ for our own messages only).
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from conversations.filters import exactly, find_all, update_all
@@ -47,10 +46,24 @@ def _of_account(scope: ContactScope, query: dict[str, Any] | None) -> dict[str, 
     return None if query is None else {**query, "account_id": scope.account_id}
 
 
-def _email_keys(scope: ContactScope) -> dict[str, Any] | None:
-    """A contact's e-mail thread keys: ids ``<account>|<key>``, no account field."""
-    query = _any(contact_id=scope.contact_ids, thread_id=scope.thread_ids)
-    return None if query is None else {**query, "_id": {"$regex": f"^{re.escape(scope.account_id)}\\|"}}
+def _email_keys_found(scope: ContactScope) -> dict[str, Any] | None:
+    return _any(contact_id=scope.contact_ids, thread_id=scope.thread_ids)
+
+
+async def _export_email_keys(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
+    """A contact's e-mail thread keys: ids ``<account>|<key>``, no account field. Found by contact
+    and thread, then kept to the account's ids here: the embedded server answers a regex or a
+    range of ``_id`` by reading every key in Python."""
+    query = _email_keys_found(scope)
+    prefix = f"{scope.account_id}|"
+    return (
+        [] if query is None else [doc for doc in await find_all(db.email_keys, query) if doc["_id"].startswith(prefix)]
+    )
+
+
+async def _erase_email_keys(db: Database, scope: ContactScope, erasure: Erasure) -> int:
+    ids = [doc["_id"] for doc in await _export_email_keys(db, scope)]
+    return (await db.email_keys.delete_many({"_id": {"$in": ids}})).deleted_count if ids else 0
 
 
 async def _export_threads(db: Database, scope: ContactScope) -> list[dict[str, Any]]:
@@ -109,15 +122,21 @@ def _register() -> None:
         query_holder("outbox", "outbox", lambda s: _any(thread_id=s.thread_ids, message_id=s.message_ids)),
         keyed_holder("email_sources", "email_sources", "_id", lambda s: s.message_ids),
         keyed_holder("email_threads", "email_threads", "_id", lambda s: s.thread_ids),
-        query_holder("email_keys", "email_keys", _email_keys, account_field=None),
+        PersonalDataHolder("email_keys", ("email_keys",), _export_email_keys, _erase_email_keys, 10),
         keyed_holder("sms_parts", "sms_parts", "message_id", lambda s: s.message_ids, account_field=None),
         keyed_holder("consent", "consent", "address", lambda s: s.addresses),
         keyed_holder("campaign_recipients", "campaign_recipients", "contact_id", lambda s: s.contact_ids),
         keyed_holder("unsubscribe_links", "unsubscribe_links", "address", lambda s: s.addresses),
         PersonalDataHolder("audit", ("audit",), _export_audit, _anonymise_audit, 10),
-        query_holder("messages", "messages", lambda s: _any(contact_id=s.contact_ids, _id=s.message_ids), order=80),
+        query_holder(
+            "messages",
+            "messages",
+            lambda s: _any(contact_id=s.contact_ids, _id=s.message_ids),
+            order=80,
+            account_leads=False,
+        ),
         PersonalDataHolder("threads", ("threads",), _export_threads, _anonymise_threads, 85),
-        keyed_holder("identities", "identities", "contact_id", lambda s: s.contact_ids, order=90),
+        keyed_holder("identities", "identities", "contact_id", lambda s: s.contact_ids, order=90, account_leads=False),
         keyed_holder("contacts", "contacts", "_id", lambda s: s.contact_ids, order=95),
     ):
         register_holder(holder)

@@ -347,6 +347,14 @@ async def test_another_accounts_records_that_name_the_contact_stay_out_of_it(wor
         "text": "filed under her message",
         "message_id": scope.message_ids[0],
     }
+    # an e-mail thread key names its account in its id only: another account's naming her
+    # contact and thread stays, hers (beside it, same fields) goes
+    copies[("email_keys", "other|copy-key")] = {
+        "_id": "other|copy-key",
+        "contact_id": scope.contact_id,
+        "thread_id": scope.thread_ids[0],
+    }
+    await world.raw.email_keys.insert_one({"_id": "default|her-key", "contact_id": scope.contact_id})
     copies[("audit", "copy-audit")] = {
         "_id": "copy-audit",
         "account_id": "other",
@@ -368,6 +376,8 @@ async def test_another_accounts_records_that_name_the_contact_stay_out_of_it(wor
 
     document = json.dumps(await export_contact(store, scope, "cli"), ensure_ascii=False)
     assert "copy-" not in document
+    assert "default|her-key" in document
     await erase_contact(store, scope, "cli")
     for (name, doc_id), doc in copies.items():
         assert await world.raw[name].find_one({"_id": doc_id}) == doc, (name, doc_id)
+    assert await world.raw.email_keys.find_one({"_id": "default|her-key"}) is None
