@@ -1,10 +1,16 @@
 """Campaigns: a message an admin sends first, to an audience of the account's contacts on one channel.
 
-A campaign walks its audience in contact-id order and keeps a cursor (the last contact handled), so
-a run that stops midway (a restart, a kill) resumes where it was. Each recipient is recorded once,
-under an id derived from campaign and contact (``derived_id("cmp", "<campaign>:<contact>")``), and
-their message (which carries its send state) derives from the same key: a contact handled twice (the batch after the
-cursor is replayed on resume) is neither recorded nor sent twice.
+A campaign walks its audience in the order the contacts were created (by id among those of the same
+millisecond) and keeps its position (the last contact handled), so a run that stops midway (a
+restart, a kill) resumes where it was. Each page reads on from the position through the index of
+the account's contacts by creation time: the embedded server cannot read a range of ``_id`` through
+an index, and paging by id made every page read the store's every contact in Python. A campaign an
+earlier release left midway (its ``cursor``, an id) walks again from the start.
+
+Each recipient is recorded once, under an id derived from campaign and contact
+(``derived_id("cmp", "<campaign>:<contact>")``), and their message (which carries its send state)
+derives from the same key: a contact handled twice (the page after the position is replayed on
+resume, or a whole walk again) is neither recorded nor sent twice.
 """
 
 from __future__ import annotations
@@ -21,9 +27,9 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReturnDocument
 from pymongo.errors import BulkWriteError
 
 from conversations.client import IndexPlan, Repository
-from conversations.filters import exactly
+from conversations.filters import exactly, newest_page
 from conversations.ids import derived_id, new_id
-from conversations.models import Document, epoch_ms, load_enum, load_time
+from conversations.models import Document, epoch_ms, from_epoch_ms, load_enum, load_time
 from conversations.outbox import INTERRUPTED
 from conversations.thread_models import Contact, Thread, open_key
 from conversations.threads import ThreadsRepository
@@ -34,6 +40,8 @@ INDEXES: IndexPlan = {
         IndexModel([("account_id", ASCENDING), ("created_at", DESCENDING)]),
         IndexModel([("state", ASCENDING), ("send_at", ASCENDING)]),
     ],
+    # a campaign's walk of its audience, and the preview's count
+    "contacts": [IndexModel([("account_id", ASCENDING), ("created_at", ASCENDING)])],
     "campaign_recipients": [
         IndexModel([("campaign_id", ASCENDING), ("state", ASCENDING)]),
         IndexModel([("account_id", ASCENDING), ("contact_id", ASCENDING)]),  # a contact's export and erasure
@@ -119,7 +127,7 @@ class Campaign(Document):
     # WhatsApp: the configured template as the channel sends it ({"name", "language", "parameters"})
     template: dict[str, Any] | None = None
     created_by: str | None = None
-    cursor: str | None = None  # the last contact id handled, in id order
+    position: str | None = None  # the last contact handled: ``audience_position``
     finished_at: datetime | None = None
     inbox_id: str | None = None  # one of the account's extra inboxes of the channel (None: its first)
 
@@ -139,6 +147,12 @@ class Recipient:
 
 def recipient_id(campaign_id: str, contact_id: str) -> str:
     return derived_id("cmp", f"{campaign_id}:{contact_id}")
+
+
+def audience_position(contact: Contact) -> str:
+    """Where a walk of an audience is once ``contact`` is handled: its creation time (epoch ms,
+    15 digits, so that positions compare as strings in the walk's order) and its id."""
+    return f"{epoch_ms(contact.created_at):015d}|{contact.id}"
 
 
 class CampaignsRepository(Repository):
@@ -162,7 +176,7 @@ class CampaignsRepository(Repository):
 
     async def due_campaigns(self, now: datetime) -> list[Campaign]:
         """Campaigns to send now: scheduled ones whose time came, and sending ones (a run that
-        stopped midway is resumed from its cursor)."""
+        stopped midway is resumed from its position)."""
         # two queries through the (state, send_at) index: the embedded store reads every campaign
         # in Python for an $or
         sending = self._db.campaigns.find(exactly(state=CampaignState.SENDING)).to_list()
@@ -178,10 +192,10 @@ class CampaignsRepository(Repository):
         )
         return Campaign.from_doc(doc) if doc else None
 
-    async def advance_cursor(self, campaign_id: str, contact_id: str) -> None:
-        """Everything up to ``contact_id`` (in id order) is recorded: a resumed run starts after it."""
+    async def advance_position(self, campaign_id: str, position: str) -> None:
+        """Everything up to ``position`` (``audience_position``) is recorded: a resumed run starts after it."""
         await self._db.campaigns.update_one(
-            {"_id": campaign_id, "state": str(CampaignState.SENDING)}, {"$max": {"cursor": contact_id}}
+            {"_id": campaign_id, "state": str(CampaignState.SENDING)}, {"$max": {"position": position}}
         )
 
     async def finish_campaign(self, campaign_id: str, now: datetime) -> None:
@@ -207,9 +221,11 @@ class CampaignsRepository(Repository):
 
     # --- the audience ------------------------------------------------------------------------
 
-    async def _audience_query(self, account_id: str, channel: str, audience: Audience) -> dict[str, Any]:
+    async def _audience_query(self, account_id: str, channel: str, audience: Audience) -> dict[str, Any] | None:
+        """The audience's contacts; ``None`` when a label narrows it to nobody (an empty ``$in``
+        the embedded server would answer by reading every contact)."""
         query: dict[str, Any] = {
-            "account_id": account_id,
+            **exactly(account_id=account_id),
             "identities.channel": channel,
             "merged_into": {"$exists": False},
         }
@@ -226,19 +242,27 @@ class CampaignsRepository(Repository):
             labelled = await self._db.threads.distinct(
                 "contact_id", {"account_id": account_id, "labels": audience.label}
             )
+            if not labelled:
+                return None
             query["_id"] = {"$in": sorted(str(c) for c in labelled)}
         return query
 
     async def audience_size(self, account_id: str, channel: str, audience: Audience) -> int:
         """How many contacts the audience holds now (the preview before sending)."""
-        return await self._db.contacts.count_documents(await self._audience_query(account_id, channel, audience))
+        query = await self._audience_query(account_id, channel, audience)
+        return 0 if query is None else await self._count("contacts", query)
 
     async def audience_page(self, campaign: Campaign, after: str | None, limit: int) -> list[Contact]:
-        """The next contacts of the campaign's audience after ``after``, in id order."""
+        """The next contacts of the campaign's audience after the position ``after``
+        (``audience_position``; ``None``: from the start), oldest first."""
         query = await self._audience_query(campaign.account_id, campaign.channel, campaign.audience)
+        if query is None:
+            return []
+        at, before_id = None, None
         if after is not None:
-            query = {"$and": [query, {"_id": {"$gt": after}}]}
-        docs = await self._db.contacts.find(query).sort("_id", ASCENDING).limit(limit).to_list()
+            created, _, before_id = after.partition("|")
+            at = from_epoch_ms(int(created))
+        docs = await newest_page(self._db.contacts, query, "created_at", limit, at, before_id, oldest=True)
         return [Contact.from_doc(doc) for doc in docs]
 
     # --- recipients --------------------------------------------------------------------------

@@ -5,7 +5,7 @@ A contact without an identity on the campaign's channel, or one who opted out th
 skipped and counted. Every other contact's message is recorded in the contact's open thread on the
 channel (or a thread opened for it), so a reply lands in that thread as any other message would,
 and is queued in the outbox under a key derived from campaign and contact: a replay after a stop is
-a no-op at the store, never a second send. The campaign's cursor (the last contact handled) moves
+a no-op at the store, never a second send. The campaign's position (the last contact handled) moves
 after each page, and a sender started later (another process, a restart) resumes every campaign
 still ``sending``.
 """
@@ -31,7 +31,15 @@ from bot.router.replies import ReplyRefused, template_message
 from bot.sending_settings import CampaignSettings
 from bot.services.campaign_pace import Pace, TierGate
 from bot.tasks import pause, raise_if_cancelled, stop_tasks, wait_set
-from conversations.campaigns import Audience, Campaign, CampaignsRepository, CampaignState, Recipient, RecipientState
+from conversations.campaigns import (
+    Audience,
+    Campaign,
+    CampaignsRepository,
+    CampaignState,
+    Recipient,
+    RecipientState,
+    audience_position,
+)
 from conversations.errors import StoreUnavailable
 from conversations.models import utcnow
 from conversations.repositories import Repositories
@@ -120,12 +128,12 @@ class CampaignSender:
                 self._running[campaign.id] = asyncio.create_task(self.send(campaign), name=f"campaign-{campaign.id}")
 
     async def send(self, campaign: Campaign) -> None:
-        """Send ``campaign`` from its cursor to the end of its audience (or until it is cancelled)."""
+        """Send ``campaign`` from its position to the end of its audience (or until it is cancelled)."""
         started = await self._store.campaigns.start_sending(campaign.id)
         if started is None:
             return
-        log_event(log, "campaign.sending", campaign=campaign.id, cursor=started.cursor or "")
-        pace, cursor = self._pace(campaign.channel), started.cursor
+        log_event(log, "campaign.sending", campaign=campaign.id, position=started.position or "")
+        pace, position = self._pace(campaign.channel), started.position
         tier = TierGate(
             self._store.campaigns,
             started,
@@ -133,7 +141,7 @@ class CampaignSender:
             lambda: self._still_sending(campaign),
         )
         while True:
-            page = await self._store.campaigns.audience_page(started, cursor, PAGE)
+            page = await self._store.campaigns.audience_page(started, position, PAGE)
             if not page:
                 break
             recipients, stopped = await self._send_page(started, page, pace, tier)
@@ -141,8 +149,8 @@ class CampaignSender:
             if stopped:
                 log_event(log, "campaign.stopped", campaign=campaign.id)
                 return
-            cursor = page[-1].id
-            await self._store.campaigns.advance_cursor(campaign.id, cursor)
+            position = audience_position(page[-1])
+            await self._store.campaigns.advance_position(campaign.id, position)
         await self._store.campaigns.finish_campaign(campaign.id, utcnow())
         log_event(log, "campaign.done", campaign=campaign.id)
 

@@ -6,9 +6,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.services.contacts import erase_contact, find_contact
-from conversations.campaigns import Audience, Campaign, CampaignsRepository, CampaignState, Recipient, RecipientState
+from conversations.campaigns import (
+    Audience,
+    Campaign,
+    CampaignsRepository,
+    CampaignState,
+    Recipient,
+    RecipientState,
+    audience_position,
+)
 from conversations.models import utcnow
 from conversations.repositories import Repositories
+from conversations.thread_models import Contact
 from conversations.traffic import Identity
 
 ACCOUNT = "acc_one"
@@ -59,12 +68,28 @@ async def test_the_audience_by_last_contact_date(store: Repositories) -> None:
     assert await store.campaigns.audience_size(ACCOUNT, "sms", Audience(contacted_before=now - timedelta(hours=1))) == 0
 
 
-async def test_audience_pages_follow_contact_id_order(store: Repositories) -> None:
-    ids = sorted([await contact(store, "sms", f"+3712000000{n}") for n in range(5)])
-    sms = campaign()
-    first = await store.campaigns.audience_page(sms, None, 2)
-    rest = await store.campaigns.audience_page(sms, first[-1].id, 10)
-    assert [c.id for c in first + rest] == ids
+async def test_audience_pages_walk_contacts_in_creation_order_and_by_id_within_a_millisecond(
+    store: Repositories,
+) -> None:
+    """Pages of 2 over 7 contacts, 4 of them created in one millisecond (an import, or busy
+    traffic): each once, in order, whichever page a millisecond's contacts end on."""
+    start = utcnow().replace(microsecond=0)
+    made = [(start + timedelta(milliseconds=ms), f"con_{name}") for ms, name in ((5, "e"), (1, "z"), (3, "d"))]
+    made += [(start + timedelta(milliseconds=3), f"con_{name}") for name in ("c", "a", "f")]
+    made.append((start - timedelta(days=1), "con_y"))
+    await store.contacts.import_contacts(
+        [
+            Contact(id, ACCOUNT, at, at, identities=[Identity("sms", f"+3712000{n:04d}")])
+            for n, (at, id) in enumerate(made)
+        ]
+    )
+    await contact(store, "telegram", "501")  # not in the audience: another channel
+    sms, walked, position = campaign(), [], None
+    while page := await store.campaigns.audience_page(sms, position, 2):
+        walked += [c.id for c in page]
+        position = audience_position(page[-1])
+    assert walked == [id for _, id in sorted(made)]
+    assert walked[:3] == ["con_y", "con_z", "con_a"]
 
 
 async def test_a_recipient_is_recorded_once(store: Repositories) -> None:

@@ -14,7 +14,7 @@ from bot.router.queue import Queue
 from bot.web.console import views
 from conversations.agent_models import Agent, Presence, Role
 from conversations.audit import AuditQuery
-from conversations.campaigns import Campaign, CampaignState
+from conversations.campaigns import Audience, Campaign, CampaignState, audience_position
 from conversations.membership import FIRST, thread_match
 from conversations.models import epoch_ms, utcnow
 from conversations.nlu_retirement import claim_retrain, queue_retrain
@@ -445,14 +445,28 @@ async def test_the_campaign_and_retraining_loops_read_their_index(tmp_path: Path
             assert (await claim_retrain(db, "w", now) or {}).get("_id") == "job_1"
         with labelled("retraining: none left"):
             assert await claim_retrain(db, "w", now) is None
+        # a campaign's walk of its audience: a page read on from a position, not from the store's
+        # first contact (an _id range, which the embedded server reads in Python); the preview's count
+        await store.contacts.find_or_create_contact("default", Identity("sms", "+37120000001"), None, now)
+        with labelled("audience page"):
+            (first,) = await store.campaigns.audience_page(due[0], None, 10)
+        with labelled("audience page on"):
+            assert await store.campaigns.audience_page(due[0], audience_position(first), 10) == []
+        with labelled("audience size"):
+            assert await store.campaigns.audience_size("default", "sms", Audience()) == 1
     plans = sqlite_plans(tmp_path, capture.captured)
     assert set(plans) == {
         "campaigns due: find campaigns",
         "retraining claimed: find nlu_jobs",
         "retraining claimed: findAndModify nlu_jobs",
         "retraining: none left: find nlu_jobs",
+        "audience page: find contacts",
+        "audience page on: find contacts",
+        "audience size: find contacts",
     }
     searched_through_indexes(plans)
+    for label in ("audience page", "audience page on", "audience size"):
+        assert "USING INDEX idx_contacts_account_id_created_at " in plans[f"{label}: find contacts"][1][0]
 
 
 def searched_through_indexes(plans: dict[str, tuple[str, list[str]]]) -> None:

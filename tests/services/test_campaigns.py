@@ -72,7 +72,7 @@ async def test_a_campaign_resumed_by_a_new_router_sends_each_contact_once(
         assert counts == {"queued": 60}
 
 
-async def test_a_campaign_stopped_past_a_page_resumes_from_its_cursor_without_sending_twice(
+async def test_a_campaign_stopped_past_a_page_resumes_from_its_position_without_sending_twice(
     embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI
 ) -> None:
     count = PAGE * 2 + 50
@@ -86,7 +86,7 @@ async def test_a_campaign_stopped_past_a_page_resumes_from_its_cursor_without_se
         campaign = await create_campaign(
             store, first.server.app[CAMPAIGNS], account_id=ACCOUNT, name="Big", channel="telegram", text="Hello!"
         )
-        await wait_for(lambda: has_cursor(store, campaign.id), timeout=30)
+        await wait_for(lambda: has_position(store, campaign.id), timeout=30)
         assert await store.campaigns.recipient_counts(campaign.id) == {"queued": PAGE}, "stops in the second page"
     async with operator_client(settings_for(embedded, db_name, bot_api, rate=150)) as second:
         store = second.server.app[STORE]
@@ -175,9 +175,9 @@ async def sent_at_least(bot_api: FakeBotAPI, count: int) -> bool:
     return len(bot_api.sent()) >= count
 
 
-async def has_cursor(store: Repositories, campaign_id: str) -> bool:
+async def has_position(store: Repositories, campaign_id: str) -> bool:
     campaign = await store.campaigns.get_campaign(ACCOUNT, campaign_id)
-    return campaign is not None and campaign.cursor is not None
+    return campaign is not None and campaign.position is not None
 
 
 async def is_done(store: Repositories, campaign_id: str) -> bool:
