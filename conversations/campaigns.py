@@ -364,29 +364,38 @@ class CampaignsRepository(Repository):
 
     async def replied_count(self, campaign: Campaign) -> int:
         """How many of the campaign's conversations had a customer message after the campaign's
-        send time (an answer, as far as the store can tell)."""
-        threads = await self._db.messages.distinct("thread_id", {"meta.campaign": campaign.id})
+        send time (an answer, as far as the store can tell): its threads whose last customer
+        message (``last_inbound_ms``; a satisfaction rating is not one) came after it. Read by the
+        threads' ids: the embedded server's ``distinct`` ignores an ``$in`` on the field it lists,
+        and answered this with every thread of the store that had a customer message since."""
+        sent = self._db.messages.find(exactly(**{"meta.campaign": campaign.id}), {"thread_id": 1})
+        threads = {doc["thread_id"] for doc in await sent.to_list()}
         if not threads:
             return 0
-        query = {
-            "thread_id": {"$in": list(threads)},
-            "direction": "in",
-            "created_at": {"$gte": epoch_ms(campaign.send_at)},
+        since = {
+            "_id": {"$in": sorted(str(t) for t in threads)},
+            "last_inbound_ms": {"$gte": epoch_ms(campaign.send_at)},
         }
-        return len(await self._db.messages.distinct("thread_id", query))
+        return await self._count("threads", since)
 
     async def written_first(self, account_id: str, channel: str, since: datetime) -> tuple[int, datetime | None]:
         """How many distinct contacts the account's campaigns wrote to on ``channel`` since ``since``,
         and the earliest of their last messages (the first to leave a window that starts later)."""
+        match = {
+            **exactly(account_id=account_id, channel=channel),
+            "created_at": {"$gte": epoch_ms(since)},
+            "meta.campaign": {"$exists": True},
+        }
+        if await self._client.is_embedded_server():
+            # its aggregate groups in Python over every message of the store: the messages are
+            # read through the campaigns' index and grouped here
+            last: dict[Any, int] = {}
+            for doc in await self._db.messages.find(match, {"contact_id": 1, "created_at": 1}).to_list():
+                who = doc.get("contact_id")
+                last[who] = max(last.get(who, doc["created_at"]), doc["created_at"])
+            return len(last), load_time(min(last.values())) if last else None
         pipeline: list[dict[str, Any]] = [
-            {
-                "$match": {
-                    "account_id": account_id,
-                    "channel": channel,
-                    "created_at": {"$gte": epoch_ms(since)},
-                    "meta.campaign": {"$exists": True},
-                }
-            },
+            {"$match": match},
             {"$group": {"_id": "$contact_id", "last": {"$max": "$created_at"}}},
             {"$group": {"_id": None, "contacts": {"$sum": 1}, "leaves_first": {"$min": "$last"}}},
         ]

@@ -454,6 +454,24 @@ async def test_the_campaign_and_retraining_loops_read_their_index(tmp_path: Path
             assert await store.campaigns.audience_page(due[0], audience_position(first), 10) == []
         with labelled("audience size"):
             assert await store.campaigns.audience_size("default", "sms", Audience()) == 1
+        # a WhatsApp campaign's count against its messaging tier, and a campaign report's replies:
+        # the campaigns' messages through their indexes (aggregates and distinct read every message)
+        await db.messages.insert_one(
+            {
+                "_id": "msg_camp",
+                "account_id": "default",
+                "channel": "whatsapp",
+                "contact_id": "con_c",
+                "thread_id": "thr_c",
+                "direction": "out",
+                "created_at": epoch_ms(now),
+                "meta": {"campaign": "cmp_1"},
+            }
+        )
+        with labelled("tier count"):
+            assert (await store.campaigns.written_first("default", "whatsapp", now - timedelta(days=1)))[0] == 1
+        with labelled("replied"):
+            assert await store.campaigns.replied_count(due[0]) == 0
     plans = sqlite_plans(tmp_path, capture.captured)
     assert set(plans) == {
         "campaigns due: find campaigns",
@@ -463,8 +481,13 @@ async def test_the_campaign_and_retraining_loops_read_their_index(tmp_path: Path
         "audience page: find contacts",
         "audience page on: find contacts",
         "audience size: find contacts",
+        "tier count: find messages",
+        "replied: find messages",
+        "replied: find threads",
     }
     searched_through_indexes(plans)
+    assert "USING INDEX idx_messages_account_id_channel_created_at " in plans["tier count: find messages"][1][0]
+    assert "USING INDEX idx_messages_meta_campaign " in plans["replied: find messages"][1][0]
     for label in ("audience page", "audience page on", "audience size"):
         assert "USING INDEX idx_contacts_account_id_created_at " in plans[f"{label}: find contacts"][1][0]
 

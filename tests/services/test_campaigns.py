@@ -12,7 +12,7 @@ from bot.keys import STORE
 from bot.services.campaigns import PAGE, CampaignRefused, create_campaign
 from bot.settings import Settings
 from bot.web.keys import CAMPAIGNS
-from conversations.campaigns import CampaignState
+from conversations.campaigns import Campaign, CampaignState
 from conversations.embedded import EmbeddedMongo
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
@@ -152,6 +152,14 @@ async def test_a_campaign_message_lands_in_the_contacts_open_thread(
         assert (await post_telegram(router, fixture("telegram", "text"))).status == 200  # the customer answers
         texts = [m.text for m in await store.messages.thread_messages(thread.id)]
         assert texts[0] == "Hi there" and len(texts) >= 2
+        # someone the campaign did not write to writes too: not an answer to it
+        stranger = fixture("telegram", "text")
+        stranger["update_id"] += 1
+        stranger["message"]["from"]["id"] = stranger["message"]["chat"]["id"] = 5598765432
+        assert (await post_telegram(router, stranger)).status == 200
+        # each message's activity is written by its dispatch: the stranger's first
+        await wait_for(lambda: wrote_last(store, "5598765432"))
+        await wait_for(lambda: replied(store, campaign, 1))
         assert await store.campaigns.replied_count(campaign) == 1
 
 
@@ -173,6 +181,17 @@ async def test_sending_keeps_the_configured_pace(embedded: EmbeddedMongo, db_nam
 
 async def sent_at_least(bot_api: FakeBotAPI, count: int) -> bool:
     return len(bot_api.sent()) >= count
+
+
+async def wrote_last(store: Repositories, chat: str) -> bool:
+    """Whether the Telegram user ``chat`` has an open thread with a customer message's activity."""
+    contact = await store.contacts.contact_by_identity(ACCOUNT, "telegram", chat)
+    thread = await store.threads.find_open_thread(contact, "telegram") if contact else None
+    return thread is not None and thread.last_inbound_ms is not None
+
+
+async def replied(store: Repositories, campaign: Campaign, count: int) -> bool:
+    return await store.campaigns.replied_count(campaign) == count
 
 
 async def has_position(store: Repositories, campaign_id: str) -> bool:
