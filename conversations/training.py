@@ -16,7 +16,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import BulkWriteError
 
 from conversations.client import IndexPlan, Repository
-from conversations.filters import exactly
+from conversations.filters import exactly, find_sorted
 from conversations.ids import derived_id
 from conversations.models import epoch_ms
 from conversations.personal_data import declare_not_personal
@@ -149,10 +149,11 @@ class TrainingRepository(Repository):
 
     async def messages_to_review(self, account_id: str, limit: int = 50, scan: int = 2000) -> list[dict[str, Any]]:
         """The newest customer messages the bot did not understand, or that humans handled, and
-        that nobody has reviewed yet."""
+        that nobody has reviewed yet. On the embedded store each reason is asked as a plain query
+        through the account's messages by time and the answers merged (``filters.find_sorted``):
+        it reads every message of the store in Python for the ``$or``."""
         query = {
-            "account_id": account_id,
-            "direction": "in",
+            **exactly(account_id=account_id, direction="in"),
             "nlu_review": {"$exists": False},
             "text": {"$gt": ""},
             "$or": [
@@ -161,8 +162,14 @@ class TrainingRepository(Repository):
                 {"nlu.intent": "out_of_scope"},
             ],
         }
-        cursor = self._db.messages.find(query, {"text": 1, "nlu": 1, "decision": 1, "created_at": 1, "channel": 1})
-        return await cursor.sort("created_at", DESCENDING).limit(min(limit, scan)).to_list()
+        return await find_sorted(
+            self._db.messages,
+            query,
+            [("created_at", DESCENDING)],
+            min(limit, scan),
+            projection={"text": 1, "nlu": 1, "decision": 1, "created_at": 1, "channel": 1},
+            split=await self._client.is_embedded_server(),
+        )
 
     async def customer_message(self, account_id: str, message_id: str) -> dict[str, Any] | None:
         return await self._db.messages.find_one(
