@@ -10,7 +10,8 @@ earlier release left midway (its ``cursor``, an id) walks again from the start.
 Each recipient is recorded once, under an id derived from campaign and contact
 (``derived_id("cmp", "<campaign>:<contact>")``), and their message (which carries its send state)
 derives from the same key: a contact handled twice (the page after the position is replayed on
-resume, or a whole walk again) is neither recorded nor sent twice.
+resume, or a whole walk again) is neither recorded nor sent twice. The contacts of a page already
+recorded are passed over before anything is sent (``unrecorded``).
 """
 
 from __future__ import annotations
@@ -240,7 +241,7 @@ class CampaignsRepository(Repository):
             query["updated_at"] = contacted
         if audience.label:
             labelled = await self._db.threads.distinct(
-                "contact_id", {"account_id": account_id, "labels": audience.label}
+                "contact_id", {**exactly(account_id=account_id), "labels": audience.label}
             )
             if not labelled:
                 return None
@@ -294,6 +295,15 @@ class CampaignsRepository(Repository):
                 raise
             return {r.contact_id for r in recipients} - failed
         return {r.contact_id for r in recipients}
+
+    async def unrecorded(self, campaign: Campaign, contacts: Sequence[Contact]) -> list[Contact]:
+        """``contacts`` (in their order) not yet recorded as the campaign's recipients, in one read
+        of their records' ids: a page replayed after a stop, or an audience walked again (see the
+        module's docstring), sends to, paces for and opens threads for the others only."""
+        wanted = {recipient_id(campaign.id, contact.id): contact for contact in contacts}
+        found = await self._db.campaign_recipients.find({"_id": {"$in": list(wanted)}}, {"_id": 1}).to_list()
+        recorded = {doc["_id"] for doc in found}
+        return [contact for key, contact in wanted.items() if key not in recorded]
 
     async def recipient_counts(self, campaign_id: str) -> dict[str, int]:
         """Recipients by state and skip reason: ``queued``, ``skipped``, ``skipped:<reason>``

@@ -57,19 +57,34 @@ async def newest_page(
     embedded server answers by reading the whole collection. ``oldest``: the other way round,
     oldest first and the next page newer than ``before``. ``split``: see :func:`find_sorted`."""
     way = ASCENDING if oldest else DESCENDING
-    order = [(field, way), ("_id", way)]
-    if before is None:
-        return await find_sorted(collection, query, order, limit, split=split)
-    at = epoch_ms(before)
     docs: list[dict[str, Any]] = []
-    if before_id is not None:  # the embedded server reads every document for a range on _id: filtered here
-        same_time = await find_sorted(collection, {**query, field: {"$eq": at}}, None, None, split=split)
-        later = (d for d in same_time if (str(d["_id"]) > before_id if oldest else str(d["_id"]) < before_id))
-        docs = sorted(later, key=lambda d: str(d["_id"]), reverse=not oldest)[:limit]
+    if before is not None:
+        at = epoch_ms(before)
+        if before_id is not None:  # the embedded server reads every document for a range on _id: filtered here
+            same_time = await find_sorted(collection, {**query, field: {"$eq": at}}, None, None, split=split)
+            later = (d for d in same_time if (str(d["_id"]) > before_id if oldest else str(d["_id"]) < before_id))
+            docs = sorted(later, key=lambda d: str(d["_id"]), reverse=not oldest)[:limit]
+        query = {**query, field: {"$gt": at} if oldest else {"$lt": at}}
     if len(docs) < limit:
-        beyond = {"$gt": at} if oldest else {"$lt": at}
-        docs += await find_sorted(collection, {**query, field: beyond}, order, limit - len(docs), split=split)
+        docs += await _by_time_then_id(collection, query, field, way, limit - len(docs), split)
     return docs
+
+
+async def _by_time_then_id(
+    collection: AsyncCollection[dict[str, Any]], query: dict[str, Any], field: str, way: int, limit: int, split: bool
+) -> list[dict[str, Any]]:
+    """At most ``limit`` of ``query``'s records by ``field``, by id among those of the same time.
+    The store sorts by the field alone: an index of (…, field) gives MongoDB that order, not the
+    field's then the id's, which it would sort in memory over every match. The answer's last time
+    may have more records than made it in: that time's records are read whole and sorted here."""
+    found = await find_sorted(collection, query, [(field, way)], limit, split=split)
+    if found and len(found) == limit:
+        last = found[-1].get(field)
+        found = [doc for doc in found if doc.get(field) != last]
+        found += await find_sorted(collection, {**query, field: {"$eq": last}}, None, None, split=split)
+    found.sort(key=lambda doc: str(doc["_id"]), reverse=way == DESCENDING)
+    found.sort(key=lambda doc: _sort_key(doc, field), reverse=way == DESCENDING)  # stable: ids stay in order
+    return found[:limit]
 
 
 async def find_sorted(

@@ -93,7 +93,7 @@ async def _fall_back(db: Database, account_id: str, replaced: str, by: str, at_m
     unless another version was activated meanwhile."""
     await db.nlu_models.update_one({"_id": replaced}, {"$set": {"was_active": True}})
     fallback = await db.nlu_models.find_one(
-        {"account_id": account_id, **NOT_RETIRED}, sort=[("created_at", -1)], projection={"_id": 1}
+        {**exactly(account_id=account_id), **NOT_RETIRED}, sort=[("created_at", -1)], projection={"_id": 1}
     )
     await db.nlu_active.update_one(
         {"_id": account_id, "version": replaced},
@@ -113,7 +113,8 @@ async def retirement(db: Database, account_id: str, by: str, at: datetime) -> di
     ``replaced`` (the active one among them, or ``None``) and ``active`` (the version now active)."""
     docs = (
         await db.nlu_models.find(
-            {"account_id": account_id, "retired_by": by, "retired_at": epoch_ms(at)}, {"_id": 1, "was_active": 1}
+            {**exactly(account_id=account_id), "retired_by": by, "retired_at": epoch_ms(at)},
+            {"_id": 1, "was_active": 1},
         )
         .sort("created_at", 1)
         .to_list()

@@ -43,16 +43,21 @@ def labelled(label: str) -> Iterator[None]:
 
 
 class PlanCapture(monitoring.CommandListener):
-    """Keeps the first query of each kind sent inside a ``labelled`` block."""
+    """Keeps the first query of each kind sent inside a ``labelled`` block (``captured``), and
+    every one of them (``every``: the second and later of a kind numbered ``#2``, ``#3``…)."""
 
     def __init__(self) -> None:
         self.captured: dict[str, dict[str, Any]] = {}
+        self.every: dict[str, dict[str, Any]] = {}
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         label = _LABEL.get()
         if label is not None and event.command_name in _EXPLAINED:
             key = f"{label}: {event.command_name} {event.command.get(event.command_name, '')}"
-            self.captured.setdefault(key, {**event.command, "$db": event.database_name})
+            command = {**event.command, "$db": event.database_name}
+            self.captured.setdefault(key, command)
+            n = sum(1 for seen in self.every if seen == key or seen.startswith(f"{key} #"))
+            self.every[key if n == 0 else f"{key} #{n + 1}"] = command
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass

@@ -144,7 +144,8 @@ class CampaignSender:
             page = await self._store.campaigns.audience_page(started, position, PAGE)
             if not page:
                 break
-            recipients, stopped = await self._send_page(started, page, pace, tier)
+            fresh = await self._store.campaigns.unrecorded(started, page)
+            recipients, stopped = await self._send_page(started, fresh, pace, tier) if fresh else ([], False)
             await self._store.campaigns.record_recipients(started, recipients)
             if stopped:
                 log_event(log, "campaign.stopped", campaign=campaign.id)

@@ -92,6 +92,21 @@ async def test_audience_pages_walk_contacts_in_creation_order_and_by_id_within_a
     assert walked[:3] == ["con_y", "con_z", "con_a"]
 
 
+async def test_the_audience_by_a_conversation_label(store: Repositories) -> None:
+    vip = await contact(store, "sms", "+37120000001")
+    other = await contact(store, "sms", "+37120000002")
+    await contact(store, "sms", "+37120000003", account="acc_other")
+    for who, labels in ((vip, ["vip"]), (other, ["new"])):
+        thread = await store.threads.open_thread(ACCOUNT, who, Identity("sms", who), utcnow())
+        await store.threads.set_thread_fields(thread.id, labels=labels)
+    by_label = Audience(label="vip")
+    assert await store.campaigns.audience_size(ACCOUNT, "sms", by_label) == 1
+    assert [c.id for c in await store.campaigns.audience_page(campaign(audience=by_label), None, 10)] == [vip]
+    nobody = Audience(label="gone")  # a label no conversation has: nobody, not everybody
+    assert await store.campaigns.audience_size(ACCOUNT, "sms", nobody) == 0
+    assert await store.campaigns.audience_page(campaign(audience=nobody), None, 10) == []
+
+
 async def test_a_recipient_is_recorded_once(store: Repositories) -> None:
     sms = await store.campaigns.create_campaign(campaign())
     first = await store.campaigns.record_recipients(

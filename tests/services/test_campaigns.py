@@ -4,6 +4,7 @@ router stops mid-campaign and a new one resumes it, skips counted, and the confi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from bot.keys import STORE
 from bot.services.campaigns import PAGE, CampaignRefused, create_campaign
 from bot.settings import Settings
 from bot.web.keys import CAMPAIGNS
-from conversations.campaigns import Campaign, CampaignState
+from conversations.campaigns import Campaign, CampaignState, Recipient, RecipientState
 from conversations.embedded import EmbeddedMongo
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
@@ -130,6 +131,35 @@ async def test_contacts_without_an_identity_on_the_channel_are_skipped_and_count
         await wait_for(lambda: is_done(store, campaign.id))
         await wait_for(lambda: sent_at_least(bot_api, 3))
         assert await store.campaigns.recipient_counts(campaign.id) == {"queued": 3}
+
+
+async def test_a_campaign_an_earlier_release_left_midway_sends_only_to_whom_it_had_not_reached(
+    embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI
+) -> None:
+    """Such a campaign kept its place as a ``cursor`` (a contact id, in id order), which the walk
+    by creation time cannot use: it walks again from the start, and the contacts it recorded
+    get nothing, not even a thread (theirs may have been closed since)."""
+    async with operator_client(settings_for(embedded, db_name, bot_api, rate=100)) as router:
+        store = router.server.app[STORE]
+        contacts = await telegram_contacts(store, 6)
+        reached = sorted(contacts)[:4]
+        now = utcnow()
+        campaign = Campaign(
+            "cmp_old", ACCOUNT, "Old", "telegram", CampaignState.SCHEDULED, now, now + timedelta(days=1)
+        )
+        campaign = await store.campaigns.create_campaign(dataclasses.replace(campaign, text="Hello again"))
+        await store.campaigns.record_recipients(campaign, [Recipient(c, RecipientState.QUEUED) for c in reached])
+        await store.client.database.campaigns.update_one(
+            {"_id": campaign.id}, {"$set": {"state": "sending", "cursor": reached[-1], "send_at": epoch_ms(now)}}
+        )
+        await wait_for(lambda: is_done(store, campaign.id), timeout=30)
+        await wait_for(lambda: sent_at_least(bot_api, 2))
+        await asyncio.sleep(1.5)  # anything more would go out now
+        unreached = {str(9000 + n) for n, c in enumerate(contacts) if c not in reached}
+        assert sorted(call["chat_id"] for call in bot_api.sent()) == sorted(unreached)
+        for contact in reached:
+            assert await store.threads.find_open_thread(contact, "telegram") is None
+        assert await store.campaigns.recipient_counts(campaign.id) == {"queued": 6}
 
 
 async def test_a_campaign_message_lands_in_the_contacts_open_thread(
