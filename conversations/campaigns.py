@@ -27,11 +27,11 @@ from typing import Any, ClassVar
 from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, ReturnDocument
 from pymongo.errors import BulkWriteError
 
-from conversations.client import IndexPlan, Repository
+from conversations.campaign_counts import CampaignCounts
+from conversations.client import IndexPlan
 from conversations.filters import exactly, newest_page
 from conversations.ids import derived_id, new_id
 from conversations.models import Document, epoch_ms, from_epoch_ms, load_enum, load_time
-from conversations.outbox import INTERRUPTED
 from conversations.thread_models import Contact, Thread, open_key
 from conversations.threads import ThreadsRepository
 from conversations.traffic import Identity
@@ -48,14 +48,6 @@ INDEXES: IndexPlan = {
         IndexModel([("account_id", ASCENDING), ("contact_id", ASCENDING)]),  # a contact's export and erasure
     ],
     "unsubscribe_links": [IndexModel([("account_id", ASCENDING), ("address", ASCENDING)])],  # the same
-    # a campaign's report: its messages and sends; an account's campaign messages of the last day on a channel
-    "messages": [
-        IndexModel([("meta.campaign", ASCENDING)], partialFilterExpression={"meta.campaign": {"$exists": True}}),
-        IndexModel(
-            [("account_id", ASCENDING), ("channel", ASCENDING), ("created_at", ASCENDING)],
-            partialFilterExpression={"meta.campaign": {"$exists": True}},
-        ),
-    ],
 }
 
 
@@ -156,7 +148,7 @@ def audience_position(contact: Contact) -> str:
     return f"{epoch_ms(contact.created_at):015d}|{contact.id}"
 
 
-class CampaignsRepository(Repository):
+class CampaignsRepository(CampaignCounts):
     """Creating campaigns, choosing their audience, and recording how far their sending got."""
 
     async def create_campaign(self, campaign: Campaign) -> Campaign:
@@ -305,51 +297,6 @@ class CampaignsRepository(Repository):
         recorded = {doc["_id"] for doc in found}
         return [contact for key, contact in wanted.items() if key not in recorded]
 
-    async def recipient_counts(self, campaign_id: str) -> dict[str, int]:
-        """Recipients by state and skip reason: ``queued``, ``skipped``, ``skipped:<reason>``
-        (only skipped recipients carry a reason)."""
-        counts: dict[str, int] = {}
-        by_state: list[dict[str, Any]] = [
-            {"$match": {"campaign_id": campaign_id}},
-            {"$group": {"_id": "$state", "n": {"$sum": 1}}},
-        ]
-        async for row in await self._db.campaign_recipients.aggregate(by_state):
-            counts[str(row["_id"])] = row["n"]
-        by_reason = [
-            {"$match": {"campaign_id": campaign_id, "reason": {"$exists": True}}},
-            {"$group": {"_id": "$reason", "n": {"$sum": 1}}},
-        ]
-        async for row in await self._db.campaign_recipients.aggregate(by_reason):
-            counts[f"skipped:{row['_id']}"] = row["n"]
-        return counts
-
-    async def delivery_counts(self, campaign_id: str) -> dict[str, int]:
-        """The campaign's messages by delivery status (``queued``, ``sent``, ``delivered``,
-        ``read``, ``failed``), as the providers last reported them."""
-        pipeline: list[dict[str, Any]] = [
-            {"$match": {"meta.campaign": campaign_id, "direction": "out"}},
-            {"$group": {"_id": "$delivery_status", "n": {"$sum": 1}}},
-        ]
-        return {str(row["_id"]): row["n"] async for row in await self._db.messages.aggregate(pipeline)}
-
-    async def failure_reasons(self, campaign_id: str, limit: int = 20) -> list[tuple[str, int]]:
-        """Why the campaign's sends that were given up on failed: the provider's errors, most
-        frequent first (the sends a restart interrupted are counted apart: ``interrupted_count``)."""
-        pipeline: list[dict[str, Any]] = [
-            {"$match": {"meta.campaign": campaign_id, "send.state": "dead", "send.last_error": {"$ne": INTERRUPTED}}},
-            {"$group": {"_id": "$send.last_error", "n": {"$sum": 1}}},
-            {"$sort": {"n": -1}},
-            {"$limit": limit},
-        ]
-        return [(str(row["_id"] or ""), row["n"]) async for row in await self._db.messages.aggregate(pipeline)]
-
-    async def interrupted_count(self, campaign_id: str) -> int:
-        """How many of the campaign's sends a crash interrupted (the process died between leasing
-        the message and recording what the provider answered): they may or may not have reached
-        the customer, and are not sent again."""
-        query = {"meta.campaign": campaign_id, "send.state": "dead", "send.last_error": INTERRUPTED}
-        return await self._db.messages.count_documents(query)
-
     # --- e-mail unsubscribe links --------------------------------------------------------------
 
     async def unsubscribe_link(self, campaign: Campaign, address: str) -> str:
@@ -371,47 +318,6 @@ class CampaignsRepository(Repository):
         """(account, channel, address) the token unsubscribes, or ``None`` for an unknown token."""
         doc = await self._db.unsubscribe_links.find_one({"_id": token})
         return (str(doc["account_id"]), str(doc["channel"]), str(doc["address"])) if doc else None
-
-    async def replied_count(self, campaign: Campaign) -> int:
-        """How many of the campaign's conversations had a customer message after the campaign's
-        send time (an answer, as far as the store can tell): its threads whose last customer
-        message (``last_inbound_ms``; a satisfaction rating is not one) came after it. Read by the
-        threads' ids: the embedded server's ``distinct`` ignores an ``$in`` on the field it lists,
-        and answered this with every thread of the store that had a customer message since."""
-        sent = self._db.messages.find(exactly(**{"meta.campaign": campaign.id}), {"thread_id": 1})
-        threads = {doc["thread_id"] for doc in await sent.to_list()}
-        if not threads:
-            return 0
-        since = {
-            "_id": {"$in": sorted(str(t) for t in threads)},
-            "last_inbound_ms": {"$gte": epoch_ms(campaign.send_at)},
-        }
-        return await self._count("threads", since)
-
-    async def written_first(self, account_id: str, channel: str, since: datetime) -> tuple[int, datetime | None]:
-        """How many distinct contacts the account's campaigns wrote to on ``channel`` since ``since``,
-        and the earliest of their last messages (the first to leave a window that starts later)."""
-        match = {
-            **exactly(account_id=account_id, channel=channel),
-            "created_at": {"$gte": epoch_ms(since)},
-            "meta.campaign": {"$exists": True},
-        }
-        if await self._client.is_embedded_server():
-            # its aggregate groups in Python over every message of the store: the messages are
-            # read through the campaigns' index and grouped here
-            last: dict[Any, int] = {}
-            for doc in await self._db.messages.find(match, {"contact_id": 1, "created_at": 1}).to_list():
-                who = doc.get("contact_id")
-                last[who] = max(last.get(who, doc["created_at"]), doc["created_at"])
-            return len(last), load_time(min(last.values())) if last else None
-        pipeline: list[dict[str, Any]] = [
-            {"$match": match},
-            {"$group": {"_id": "$contact_id", "last": {"$max": "$created_at"}}},
-            {"$group": {"_id": None, "contacts": {"$sum": 1}, "leaves_first": {"$min": "$last"}}},
-        ]
-        async for row in await self._db.messages.aggregate(pipeline):
-            return int(row["contacts"]), load_time(row["leaves_first"])
-        return 0, None
 
     # --- the recipients' threads ---------------------------------------------------------------
 

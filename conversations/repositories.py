@@ -18,6 +18,7 @@ from conversations import (
     accounts,
     agents,
     audit,
+    campaign_counts,
     campaigns,
     contact_merges,
     contacts,
@@ -86,6 +87,7 @@ INDEXES: tuple[IndexPlan, ...] = (
     files.INDEXES,
     satisfaction.INDEXES,
     campaigns.INDEXES,
+    campaign_counts.INDEXES,
 )
 
 

@@ -472,7 +472,7 @@ async def test_the_campaign_and_retraining_loops_read_their_index(tmp_path: Path
         with labelled("tier count"):
             assert (await store.campaigns.written_first("default", "whatsapp", now - timedelta(days=1)))[0] == 1
         with labelled("replied"):
-            assert await store.campaigns.replied_count(due[0]) == 0
+            assert await store.campaigns.replied_count(due[0].id, due[0].send_at) == 0
     plans = sqlite_plans(tmp_path, capture.captured)
     assert set(plans) == {
         "campaigns due: find campaigns",
