@@ -78,18 +78,24 @@ class CampaignCounts(Repository):
         query = {**exactly(**{"meta.campaign": campaign_id}), "send.state": "dead", "send.last_error": INTERRUPTED}
         return await self._count("messages", query)
 
-    async def replied_count(self, campaign_id: str, send_at: datetime) -> int:
-        """How many of the campaign's conversations had a customer message after the campaign's
-        send time (an answer, as far as the store can tell): its threads whose last customer
-        message (``last_inbound_ms``; a satisfaction rating is not one) came after it. Read by the
-        threads' ids: the embedded server's ``distinct`` ignores an ``$in`` on the field it lists,
-        and answered this with every thread of the store that had a customer message since."""
-        sent = self._db.messages.find(exactly(**{"meta.campaign": campaign_id}), {"thread_id": 1})
-        threads = {doc["thread_id"] for doc in await sent.to_list()}
+    async def replied_count(self, account_id: str, campaign_id: str, send_at: datetime) -> int:
+        """How many of the campaign's conversations had a customer message (a call, a rating) after
+        the campaign's send time: an answer, as far as the store can tell. The campaign's threads
+        and those with a customer message of the account since, each found through an index, and
+        met here: the embedded server's ``distinct`` ignores an ``$in`` on the field it lists (it
+        counted every thread of the store with a customer message since)."""
+        threads = await self._threads_of(exactly(**{"meta.campaign": campaign_id}))
         if not threads:
             return 0
-        since = {"_id": {"$in": sorted(str(t) for t in threads)}, "last_inbound_ms": {"$gte": epoch_ms(send_at)}}
-        return await self._count("threads", since)
+        since = {**exactly(account_id=account_id, direction="in"), "created_at": {"$gte": epoch_ms(send_at)}}
+        return len(threads & await self._threads_of(since))
+
+    async def _threads_of(self, query: dict[str, Any]) -> set[Any]:
+        """The threads of ``query``'s messages: ``distinct`` on MongoDB; on the embedded store,
+        whose ``distinct`` reads every message in Python, their ids through the query's index."""
+        if await self._client.is_embedded_server():
+            return {doc.get("thread_id") for doc in await self._db.messages.find(query, {"thread_id": 1}).to_list()}
+        return set(await self._db.messages.distinct("thread_id", query))
 
     async def written_first(self, account_id: str, channel: str, since: datetime) -> tuple[int, datetime | None]:
         """How many distinct contacts the account's campaigns wrote to on ``channel`` since ``since``,

@@ -81,7 +81,8 @@ async def _by_time_then_id(
     if found and len(found) == limit:
         last = found[-1].get(field)
         found = [doc for doc in found if doc.get(field) != last]
-        found += await find_sorted(collection, {**query, field: {"$eq": last}}, None, None, split=split)
+        at_last = {**query, field: {"$eq": last}}
+        found += await find_sorted(collection, at_last, [("_id", way)], limit - len(found), split=split)
     found.sort(key=lambda doc: str(doc["_id"]), reverse=way == DESCENDING)
     found.sort(key=lambda doc: _sort_key(doc, field), reverse=way == DESCENDING)  # stable: ids stay in order
     return found[:limit]
@@ -120,12 +121,22 @@ async def find_sorted(
     return docs[skip:most]
 
 
-def _sort_key(doc: Mapping[str, Any], name: str) -> tuple[bool, Any]:
-    """A field's value as MongoDB orders them among themselves: a missing or null one first."""
+def _sort_key(doc: Mapping[str, Any], name: str) -> tuple[int, Any]:
+    """A field's value as MongoDB orders them: a missing or null one first, then numbers, strings,
+    other values, dates (a time another tool wrote as a date sorts after every epoch-ms one,
+    instead of failing the comparison)."""
     value: Any = doc
     for step in name.split("."):
         value = value.get(step) if isinstance(value, Mapping) else None
-    return (value is not None, value if value is not None else 0)
+    if value is None:
+        return (0, 0)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (1, value)
+    if isinstance(value, str):
+        return (2, value)
+    if isinstance(value, datetime):
+        return (4, value.timestamp())
+    return (3, str(value))
 
 
 def named_fields(query: Mapping[str, Any]) -> set[str]:

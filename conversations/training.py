@@ -159,7 +159,7 @@ class TrainingRepository(Repository):
             "$or": [
                 {"decision.reason": {"$in": list(UNSURE_REASONS)}},
                 {"decision.action": {"$in": list(HUMAN_ACTIONS)}},
-                {"nlu.intent": "out_of_scope"},
+                exactly(**{"nlu.intent": "out_of_scope"}),
             ],
         }
         return await find_sorted(

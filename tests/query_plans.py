@@ -29,7 +29,7 @@ from conversations.embedded import EmbeddedMongo
 from conversations.repositories import Repositories
 
 _LABEL: contextvars.ContextVar[str | None] = contextvars.ContextVar("plan_label", default=None)
-_EXPLAINED = ("find", "findAndModify", "aggregate", "update")
+_EXPLAINED = ("find", "findAndModify", "aggregate", "update", "delete")
 
 
 @contextmanager
@@ -158,6 +158,8 @@ def _replay(conn: Any, command: Mapping[str, Any]) -> None:
         statement = command["updates"][0]
         write = conn[command["update"]].update_many if statement.get("multi") else conn[command["update"]].update_one
         write(statement["q"], statement["u"])
+    elif "delete" in command:  # the read that finds what it deletes
+        list(conn[command["delete"]].find(command["deletes"][0]["q"]))
     else:
         list(conn[command["aggregate"]].aggregate(command.get("pipeline", [])))
 

@@ -28,7 +28,7 @@ async def outcomes(store: Repositories, campaign: Campaign) -> dict[str, Any]:
         "deliveries": await store.campaigns.delivery_counts(campaign.id),
         "failures": await store.campaigns.failure_reasons(campaign.id),
         "interrupted": await store.campaigns.interrupted_count(campaign.id),
-        "replied": await store.campaigns.replied_count(campaign.id, campaign.send_at),
+        "replied": await store.campaigns.replied_count(campaign.account_id, campaign.id, campaign.send_at),
     }
 
 

@@ -145,7 +145,10 @@ class CampaignSender:
             if not page:
                 break
             fresh = await self._store.campaigns.unrecorded(started, page)
-            recipients, stopped = await self._send_page(started, fresh, pace, tier) if fresh else ([], False)
+            if fresh:
+                recipients, stopped = await self._send_page(started, fresh, pace, tier)
+            else:  # a page handled before: an admin's stop is still seen while walking past it
+                recipients, stopped = [], not await self._still_sending(campaign)
             await self._store.campaigns.record_recipients(started, recipients)
             if stopped:
                 log_event(log, "campaign.stopped", campaign=campaign.id)

@@ -197,3 +197,20 @@ async def test_an_erasure_reaches_each_of_many_messages_and_nothing_of_another_a
     raw = raw_database_of(store)
     assert [d["_id"] for d in await raw.messages.find({}, {"_id": 1}).to_list()] == [other.id]
     assert [d["message_id"] for d in await raw.sms_parts.find({}, {"message_id": 1}).to_list()] == [other.id]
+
+
+async def test_a_page_orders_a_time_another_tool_stored_as_a_date_after_epoch_milliseconds(store: Repositories) -> None:
+    """Times are epoch milliseconds, but a contact another tool wrote may carry a date: a page is
+    ordered in the router among a millisecond's records, and orders it as MongoDB does (dates
+    after numbers) instead of failing the comparison."""
+    raw = raw_database_of(store)
+    ms = 1_795_640_928_544
+    await raw.contacts.insert_many(
+        [
+            {"_id": "con_a", "account_id": "default", "created_at": ms, "updated_at": ms},
+            {"_id": "con_b", "account_id": "default", "created_at": ms, "updated_at": ms + 1},
+            {"_id": "con_c", "account_id": "default", "created_at": ms, "updated_at": START},
+        ]
+    )
+    newest = await store.contacts.list_contacts("default", limit=3)
+    assert [c.id for c in newest] == ["con_c", "con_b", "con_a"]

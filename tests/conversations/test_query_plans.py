@@ -25,6 +25,7 @@ from conversations.tenant_models import DeliveryState, WebhookSubscription
 from conversations.thread_models import Contact, DispatchState, Message, OutboxState, Thread, ThreadStatus
 from conversations.threads import ThreadFilter
 from conversations.traffic import DeliveryStatus, Direction, Identity, StatusUpdate
+from conversations.training import HUMAN_ACTIONS, UNSURE_REASONS
 from tests.factories import inbound, record
 from tests.query_plans import captured_store, index_backed, labelled, sqlite_plans
 from tests.router.test_queue import make_agent
@@ -472,25 +473,49 @@ async def test_the_campaign_and_retraining_loops_read_their_index(tmp_path: Path
         with labelled("tier count"):
             assert (await store.campaigns.written_first("default", "whatsapp", now - timedelta(days=1)))[0] == 1
         with labelled("replied"):
-            assert await store.campaigns.replied_count(due[0].id, due[0].send_at) == 0
-    plans = sqlite_plans(tmp_path, capture.captured)
+            assert await store.campaigns.replied_count("default", due[0].id, due[0].send_at) == 0
+    plans = sqlite_plans(tmp_path, capture.every)  # each query, the second and later of a kind too
     assert set(plans) == {
         "campaigns due: find campaigns",
+        "campaigns due: find campaigns #2",
         "retraining claimed: find nlu_jobs",
+        "retraining claimed: find nlu_jobs #2",
         "retraining claimed: findAndModify nlu_jobs",
         "retraining: none left: find nlu_jobs",
+        "retraining: none left: find nlu_jobs #2",
         "audience page: find contacts",
-        "audience page on: find contacts",
+        "audience page on: find contacts",  # the position's millisecond
+        "audience page on: find contacts #2",  # and on from it
         "audience size: find contacts",
         "tier count: find messages",
-        "replied: find messages",
-        "replied: find threads",
+        "replied: find messages",  # the campaign's threads
+        "replied: find messages #2",  # and those the account's customers wrote in since
     }
     searched_through_indexes(plans)
-    assert "USING INDEX idx_messages_account_id_channel_created_at " in plans["tier count: find messages"][1][0]
-    assert "USING INDEX idx_messages_meta_campaign " in plans["replied: find messages"][1][0]
-    for label in ("audience page", "audience page on", "audience size"):
-        assert "USING INDEX idx_contacts_account_id_created_at " in plans[f"{label}: find contacts"][1][0]
+    for label, index in {
+        "tier count: find messages": "idx_messages_account_id_channel_created_at",
+        "replied: find messages": "idx_messages_meta_campaign",
+        "replied: find messages #2": "idx_messages_account_id_direction_created_at",
+        "audience page: find contacts": "idx_contacts_account_id_created_at",
+        "audience page on: find contacts": "idx_contacts_account_id_created_at",
+        "audience page on: find contacts #2": "idx_contacts_account_id_created_at",
+        "audience size: find contacts": "idx_contacts_account_id_created_at",
+    }.items():
+        assert f"USING INDEX {index} " in plans[label][1][0], (label, plans[label])
+
+
+async def test_the_messages_to_learn_from_are_read_by_reason_through_the_index(tmp_path: Path) -> None:
+    """The review of what the bot did not understand asks an ``$or`` of reasons, which the embedded
+    server answers by reading every message of the store: asked one reason at a time there, each
+    through the account's customer messages by time."""
+    async with captured_store(tmp_path) as (store, capture):
+        with labelled("review"):
+            assert await store.training.messages_to_review("default") == []
+    plans = sqlite_plans(tmp_path, capture.every)
+    assert len(plans) == len(UNSURE_REASONS) + len(HUMAN_ACTIONS) + 1, sorted(plans)
+    searched_through_indexes(plans)
+    for label, (_, plan) in plans.items():
+        assert "USING INDEX idx_messages_account_id_direction_created_at " in plan[0], (label, plan)
 
 
 def searched_through_indexes(plans: dict[str, tuple[str, list[str]]]) -> None:

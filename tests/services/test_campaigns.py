@@ -190,7 +190,7 @@ async def test_a_campaign_message_lands_in_the_contacts_open_thread(
         # each message's activity is written by its dispatch: the stranger's first
         await wait_for(lambda: wrote_last(store, "5598765432"))
         await wait_for(lambda: replied(store, campaign, 1))
-        assert await store.campaigns.replied_count(campaign.id, campaign.send_at) == 1
+        assert await store.campaigns.replied_count(campaign.account_id, campaign.id, campaign.send_at) == 1
 
 
 async def test_sending_keeps_the_configured_pace(embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI) -> None:
@@ -221,7 +221,7 @@ async def wrote_last(store: Repositories, chat: str) -> bool:
 
 
 async def replied(store: Repositories, campaign: Campaign, count: int) -> bool:
-    return await store.campaigns.replied_count(campaign.id, campaign.send_at) == count
+    return await store.campaigns.replied_count(campaign.account_id, campaign.id, campaign.send_at) == count
 
 
 async def has_position(store: Repositories, campaign_id: str) -> bool:
