@@ -6,15 +6,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot.services.contacts import erase_contact, find_contact
-from conversations.campaigns import (
-    Audience,
-    Campaign,
-    CampaignsRepository,
-    CampaignState,
-    Recipient,
-    RecipientState,
-    audience_position,
-)
+from conversations.campaigns import Audience, Campaign, CampaignState, Recipient, RecipientState, audience_position
+from conversations.ids import new_id
 from conversations.models import utcnow
 from conversations.repositories import Repositories
 from conversations.thread_models import Contact
@@ -35,7 +28,7 @@ def campaign(
 ) -> Campaign:
     now = utcnow()
     return Campaign(
-        id=CampaignsRepository.new_campaign_id(),
+        id=new_id("cmp"),
         account_id=account,
         name="Spring sale",
         channel=channel,
