@@ -22,7 +22,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from conversations.client import IndexPlan, Repository
-from conversations.filters import exactly
+from conversations.filters import exactly, find_all
 from conversations.ids import new_id
 from conversations.models import epoch_ms, from_epoch_ms
 from conversations.personal_data import ContactScope, query_holder, register_holder
@@ -164,15 +164,16 @@ class ContactMergesRepository(Repository):
         )
         addresses = [{"channel": str(link["channel"]), "address": str(link["address"])} for link in links]
         phones = [a["address"] for a in addresses if a["channel"] == "phone"]
+        # the kept contact's threads at the addresses that go back: part by part on the embedded
+        # store, which reads every thread in Python for an $or (find_all)
         arrived = (
-            await self._db.threads.find(
+            await find_all(
+                self._db.threads,
                 {
-                    "account_id": account_id,
-                    "contact_id": keep_id,
+                    **exactly(account_id=account_id, contact_id=keep_id),
                     "$or": [*addresses, *([{"address": {"$in": phones}}] if phones else [])],
                 },
-                {"_id": 1},
-            ).to_list()
+            )
             if addresses
             else []
         )

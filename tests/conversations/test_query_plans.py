@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.router.queue import Queue
+from bot.services.contact_merge import merge, unmerge
 from bot.web.console import views
 from conversations.agent_models import Agent, Presence, Role
 from conversations.audit import AuditQuery
@@ -516,6 +517,21 @@ async def test_the_messages_to_learn_from_are_read_by_reason_through_the_index(t
     searched_through_indexes(plans)
     for label, (_, plan) in plans.items():
         assert "USING INDEX idx_messages_account_id_direction_created_at " in plan[0], (label, plan)
+
+
+async def test_undoing_a_merge_finds_the_threads_that_go_back_through_an_index(tmp_path: Path) -> None:
+    """The kept contact's threads at the addresses that go back are an ``$or`` of addresses, which
+    the embedded server answers by reading every thread in Python: asked address by address."""
+    async with captured_store(tmp_path) as (store, capture):
+        _, kept, _ = await record(store, inbound("t1", "5512", "order 4471?", account="default", channel="telegram"))
+        _, gone, _ = await record(store, inbound("w1", "visitor-9", "hello again", account="default"))
+        done = await merge(store, "default", kept.contact_id, gone.contact_id, "cli")
+        with labelled("undo"):
+            await unmerge(store, "default", done.id, "cli")
+    plans = {label: plan for label, plan in sqlite_plans(tmp_path, capture.every).items() if "threads" in label}
+    assert plans, "the undo reads threads"
+    for label, (sql, plan) in plans.items():
+        assert index_backed(plan), (label, plan, sql)
 
 
 def searched_through_indexes(plans: dict[str, tuple[str, list[str]]]) -> None:
