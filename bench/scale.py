@@ -25,6 +25,7 @@ both), each through the function the console or the API handler calls:
   ``?status=queued``; ``GET /api/contacts`` (``Store.list_contacts``);
 * API history: ``GET /api/threads/{id}`` (``Store.thread_messages``) and a contact's threads
   (``Store.contact_threads``);
+* a campaign's walk of its audience: a page of it read on from half-way (``Store.audience_page``);
 * the background's, on every router: the outbox worker's lease and the sweeper's claim with nothing
   due (a few sends and dispatches wait at every size, due after the run), and the ``/metrics``
   gauges of pending sends and of the queue's depth.
@@ -54,6 +55,7 @@ from bench.progress import Progress
 from bot.router.queue import Queue
 from bot.web.console import views
 from conversations.agent_models import Agent, Role
+from conversations.campaigns import Campaign, CampaignState
 from conversations.embedded import EmbeddedMongo
 from conversations.membership import FIRST, thread_match
 from conversations.models import epoch_ms
@@ -280,6 +282,9 @@ async def queries(store: Repositories, args: argparse.Namespace) -> dict[str, tu
     first = await store.threads.list_threads(ACCOUNT, limit=100)
     before = first[-1].last_message_at
     first_page = await store.threads.browse_threads(ACCOUNT, ThreadFilter(), limit=PAGE, before=None, before_id=None)
+    # the contacts were created over 90 days: on from the 45th, with every one of that millisecond
+    campaign = Campaign("cmp_scale", ACCOUNT, "Scale", CHANNELS[0], CampaignState.SENDING, END, END)
+    halfway = f"{epoch_ms(END - timedelta(days=45)):015d}|"
 
     def browse(listed: ThreadFilter, after: list[Thread] | None = None, oldest: bool = False) -> Any:
         last = after[-1] if after else None
@@ -314,6 +319,10 @@ async def queries(store: Repositories, args: argparse.Namespace) -> dict[str, tu
             min(args.queued, 100),
         ),
         "API: GET /api/contacts": (lambda: store.contacts.list_contacts(ACCOUNT, limit=100), 100),
+        "campaign: an audience page half-way (audience_page)": (
+            lambda: store.campaigns.audience_page(campaign, halfway, PAGE),
+            PAGE,
+        ),
         "console list: all (browse_threads)": (lambda: browse(ThreadFilter()), PAGE),
         "console list: all, 2nd page": (lambda: browse(ThreadFilter(), first_page), PAGE),
         "console list: all, oldest first": (lambda: browse(ThreadFilter(), oldest=True), PAGE),

@@ -81,8 +81,9 @@ async def _by_time_then_id(
     if found and len(found) == limit:
         last = found[-1].get(field)
         found = [doc for doc in found if doc.get(field) != last]
-        at_last = {**query, field: {"$eq": last}}
-        found += await find_sorted(collection, at_last, [("_id", way)], limit - len(found), split=split)
+        # the whole millisecond, unsorted: asked to sort it by _id, SQLite walks the _id index
+        # through every document (a member's thread list: 5.7 ms at 10,000 messages, 33.9 at 100,000)
+        found += await find_sorted(collection, {**query, field: {"$eq": last}}, None, None, split=split)
     found.sort(key=lambda doc: str(doc["_id"]), reverse=way == DESCENDING)
     found.sort(key=lambda doc: _sort_key(doc, field), reverse=way == DESCENDING)  # stable: ids stay in order
     return found[:limit]

@@ -534,6 +534,32 @@ async def test_undoing_a_merge_finds_the_threads_that_go_back_through_an_index(t
         assert index_backed(plan), (label, plan, sql)
 
 
+async def test_a_full_page_reads_its_last_millisecond_through_the_index(tmp_path: Path) -> None:
+    """A page that fills up reads its last millisecond again, whole, to order it by id: through the
+    time's index, alone and for a member of some inboxes (part by part); asked sorted by id, SQLite
+    walked the id index through every thread instead."""
+    async with captured_store(tmp_path) as (store, capture):
+        for n in range(4):
+            await record(store, inbound(f"p{n}", f"visitor-{n}", "hi", account="default"))
+        member = Agent(
+            id="agt_m",
+            account_id="default",
+            login="m",
+            name="M",
+            role=Role.AGENT,
+            created_at=utcnow(),
+            inboxes=[f"{FIRST}webchat", f"{FIRST}sms"],
+        )
+        for label, listed in (("all", ThreadFilter()), ("a member's", ThreadFilter(within=thread_match(member)))):
+            with labelled(label):
+                page = await store.threads.browse_threads("default", listed, limit=2, before=None, before_id=None)
+            assert len(page) == 2
+    plans = sqlite_plans(tmp_path, capture.every)
+    assert {"all: find threads #2", "a member's: find threads #2"} <= set(plans), sorted(plans)
+    for label, (sql, plan) in plans.items():
+        assert index_backed(plan), (label, plan, sql)
+
+
 def searched_through_indexes(plans: dict[str, tuple[str, list[str]]]) -> None:
     """Each plan reads through an index from its first step, and neither scans a collection nor
     sorts every match."""
