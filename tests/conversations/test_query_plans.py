@@ -541,15 +541,8 @@ async def test_a_full_page_reads_its_last_millisecond_through_the_index(tmp_path
     async with captured_store(tmp_path) as (store, capture):
         for n in range(4):
             await record(store, inbound(f"p{n}", f"visitor-{n}", "hi", account="default"))
-        member = Agent(
-            id="agt_m",
-            account_id="default",
-            login="m",
-            name="M",
-            role=Role.AGENT,
-            created_at=utcnow(),
-            inboxes=[f"{FIRST}webchat", f"{FIRST}sms"],
-        )
+        agent = await make_agent(store, "m", online=False)
+        member = dataclasses.replace(agent, inboxes=[f"{FIRST}webchat", f"{FIRST}sms"])
         for label, listed in (("all", ThreadFilter()), ("a member's", ThreadFilter(within=thread_match(member)))):
             with labelled(label):
                 page = await store.threads.browse_threads("default", listed, limit=2, before=None, before_id=None)
