@@ -214,7 +214,15 @@ class CampaignsRepository(CampaignCounts):
 
     # --- the audience ------------------------------------------------------------------------
 
-    async def _audience_query(self, account_id: str, channel: str, audience: Audience) -> dict[str, Any] | None:
+    async def labelled_contacts(self, account_id: str, label: str) -> frozenset[str]:
+        """The contacts of the account's threads labelled ``label``: a label's audience. It reads
+        the account's threads, so a campaign's walk reads it once (``audience_page``'s ``labelled``)."""
+        found = await self._db.threads.distinct("contact_id", {**exactly(account_id=account_id), "labels": label})
+        return frozenset(str(contact) for contact in found)
+
+    async def _audience_query(
+        self, account_id: str, channel: str, audience: Audience, labelled: frozenset[str] | None = None
+    ) -> dict[str, Any] | None:
         """The audience's contacts; ``None`` when a label narrows it to nobody (an empty ``$in``
         the embedded server would answer by reading every contact)."""
         query: dict[str, Any] = {
@@ -232,12 +240,11 @@ class CampaignsRepository(CampaignCounts):
         if contacted:
             query["updated_at"] = contacted
         if audience.label:
-            labelled = await self._db.threads.distinct(
-                "contact_id", {**exactly(account_id=account_id), "labels": audience.label}
-            )
+            if labelled is None:
+                labelled = await self.labelled_contacts(account_id, audience.label)
             if not labelled:
                 return None
-            query["_id"] = {"$in": sorted(str(c) for c in labelled)}
+            query["_id"] = {"$in": sorted(labelled)}
         return query
 
     async def audience_size(self, account_id: str, channel: str, audience: Audience) -> int:
@@ -245,10 +252,13 @@ class CampaignsRepository(CampaignCounts):
         query = await self._audience_query(account_id, channel, audience)
         return 0 if query is None else await self._count("contacts", query)
 
-    async def audience_page(self, campaign: Campaign, after: str | None, limit: int) -> list[Contact]:
+    async def audience_page(
+        self, campaign: Campaign, after: str | None, limit: int, labelled: frozenset[str] | None = None
+    ) -> list[Contact]:
         """The next contacts of the campaign's audience after the position ``after``
-        (``audience_position``; ``None``: from the start), oldest first."""
-        query = await self._audience_query(campaign.account_id, campaign.channel, campaign.audience)
+        (``audience_position``; ``None``: from the start), oldest first. ``labelled``: the
+        ``labelled_contacts`` of a label's audience, read once for the walk (else read here)."""
+        query = await self._audience_query(campaign.account_id, campaign.channel, campaign.audience, labelled)
         if query is None:
             return []
         at, before_id = None, None

@@ -140,8 +140,11 @@ class CampaignSender:
             self._limits.get(campaign.channel, SendLimits()).daily_unique,
             lambda: self._still_sending(campaign),
         )
+        label = started.audience.label
+        # a label's contacts as they are when the walk starts (or resumes): read once, not a page
+        labelled = await self._store.campaigns.labelled_contacts(started.account_id, label) if label else None
         while True:
-            page = await self._store.campaigns.audience_page(started, position, PAGE)
+            page = await self._store.campaigns.audience_page(started, position, PAGE, labelled)
             if not page:
                 break
             fresh = await self._store.campaigns.unrecorded(started, page)

@@ -95,6 +95,9 @@ async def test_the_audience_by_a_conversation_label(store: Repositories) -> None
     by_label = Audience(label="vip")
     assert await store.campaigns.audience_size(ACCOUNT, "sms", by_label) == 1
     assert [c.id for c in await store.campaigns.audience_page(campaign(audience=by_label), None, 10)] == [vip]
+    labelled = await store.campaigns.labelled_contacts(ACCOUNT, "vip")  # as a walk reads it, once
+    assert labelled == {vip}
+    assert [c.id for c in await store.campaigns.audience_page(campaign(audience=by_label), None, 10, labelled)] == [vip]
     nobody = Audience(label="gone")  # a label no conversation has: nobody, not everybody
     assert await store.campaigns.audience_size(ACCOUNT, "sms", nobody) == 0
     assert await store.campaigns.audience_page(campaign(audience=nobody), None, 10) == []

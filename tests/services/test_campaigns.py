@@ -13,7 +13,7 @@ from bot.keys import STORE
 from bot.services.campaigns import PAGE, CampaignRefused, create_campaign
 from bot.settings import Settings
 from bot.web.keys import CAMPAIGNS
-from conversations.campaigns import Campaign, CampaignState, Recipient, RecipientState
+from conversations.campaigns import Audience, Campaign, CampaignState, Recipient, RecipientState
 from conversations.embedded import EmbeddedMongo
 from conversations.models import epoch_ms, utcnow
 from conversations.repositories import Repositories
@@ -160,6 +160,32 @@ async def test_a_campaign_an_earlier_release_left_midway_sends_only_to_whom_it_h
         for contact in reached:
             assert await store.threads.find_open_thread(contact, "telegram") is None
         assert await store.campaigns.recipient_counts(campaign.id) == {"queued": 6}
+
+
+async def test_a_campaign_to_a_label_writes_to_the_contacts_of_its_labelled_conversations(
+    embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI
+) -> None:
+    async with operator_client(settings_for(embedded, db_name, bot_api, rate=100)) as router:
+        store = router.server.app[STORE]
+        contacts = await telegram_contacts(store, 5)
+        for n in (1, 3):
+            thread = await store.threads.open_thread(
+                ACCOUNT, contacts[n], Identity("telegram", str(9000 + n)), utcnow()
+            )
+            await store.threads.set_thread_fields(thread.id, labels=["vip"])
+        campaign = await create_campaign(
+            store,
+            router.server.app[CAMPAIGNS],
+            account_id=ACCOUNT,
+            name="VIP",
+            channel="telegram",
+            text="For you",
+            audience=Audience(label="vip"),
+        )
+        await wait_for(lambda: is_done(store, campaign.id), timeout=30)
+        await wait_for(lambda: sent_at_least(bot_api, 2))
+        await asyncio.sleep(1)  # anything more would go out now
+        assert sorted(call["chat_id"] for call in bot_api.sent()) == ["9001", "9003"]
 
 
 async def test_a_campaign_message_lands_in_the_contacts_open_thread(
