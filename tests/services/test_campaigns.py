@@ -166,23 +166,15 @@ async def test_a_campaign_to_a_label_writes_to_the_contacts_of_its_labelled_conv
     embedded: EmbeddedMongo, db_name: str, bot_api: FakeBotAPI
 ) -> None:
     async with operator_client(settings_for(embedded, db_name, bot_api, rate=100)) as router:
-        store = router.server.app[STORE]
-        contacts = await telegram_contacts(store, 5)
-        for n in (1, 3):
-            thread = await store.threads.open_thread(
-                ACCOUNT, contacts[n], Identity("telegram", str(9000 + n)), utcnow()
-            )
-            await store.threads.set_thread_fields(thread.id, labels=["vip"])
-        campaign = await create_campaign(
-            store,
-            router.server.app[CAMPAIGNS],
-            account_id=ACCOUNT,
-            name="VIP",
-            channel="telegram",
-            text="For you",
-            audience=Audience(label="vip"),
+        store, sender, vip = router.server.app[STORE], router.server.app[CAMPAIGNS], Audience(label="vip")
+        for chat, contact in zip(("9000", "9001", "9002", "9003", "9004"), await telegram_contacts(store, 5)):
+            if chat in ("9001", "9003"):
+                labelled = await store.threads.open_thread(ACCOUNT, contact, Identity("telegram", chat), utcnow())
+                await store.threads.set_thread_fields(labelled.id, labels=["vip"])
+        made = await create_campaign(
+            store, sender, account_id=ACCOUNT, name="V", channel="telegram", text="Hi", audience=vip
         )
-        await wait_for(lambda: is_done(store, campaign.id), timeout=30)
+        await wait_for(lambda: is_done(store, made.id), timeout=30)
         await wait_for(lambda: sent_at_least(bot_api, 2))
         await asyncio.sleep(1)  # anything more would go out now
         assert sorted(call["chat_id"] for call in bot_api.sent()) == ["9001", "9003"]
