@@ -106,6 +106,11 @@ class ServerSettings:
         alias="LOG_LEVEL",
         doc="least severe log lines written: `debug`, `info`, `warning` or `error`",
     )
+    event_loop: str = _setting(
+        "uvloop",
+        check=_one_of("uvloop", "asyncio"),
+        doc="the router's event loop: `uvloop` (faster, libuv underneath) or `asyncio` (the standard library's)",
+    )
 
     @property
     def local_url(self) -> str:

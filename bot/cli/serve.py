@@ -8,6 +8,7 @@ import asyncio
 import errno
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -29,7 +30,8 @@ from conversations.private_files import write_private
 def serve(args: argparse.Namespace, settings: Settings) -> int:
     configure_logging(settings.server.log_format, settings.server.log_level)
     try:
-        asyncio.run(_run_server(settings))
+        with asyncio.Runner(loop_factory=event_loop_factory(settings.server.event_loop)) as runner:
+            runner.run(_run_server(settings))
     except EmbeddedStoreError as exc:
         raise CliError(str(exc)) from None
     except (SecretKeyError, ResponsesError, DomainError, InstallTokenError) as exc:
@@ -38,6 +40,15 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
         where = settings.store.mongodb_uri or "the embedded store"
         raise CliError(f"cannot reach the store at {redact(where)}; is MongoDB running?") from None
     return 0
+
+
+def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """What makes the router's event loop: uvloop's, or the standard library's (``asyncio``)."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
 
 
 async def _run_server(settings: Settings) -> None:
@@ -78,7 +89,7 @@ def _print_banner(settings: Settings, first_admin: tuple[str, str] | None) -> No
     say = "" if base == "http://127.0.0.1:8080" else f" --server {base}"
     token_at = "api.token (settings)" if settings.api.token else settings.api.token_file
     print(
-        f"omnirouter is running on {base} (store: {store})\n"
+        f"omnirouter is running on {base} (store: {store}; event loop: {_running_loop()})\n"
         f"  web chat:  {base}/chat\n"
         f"  health:    {base}/healthz    metrics: {base}/metrics\n"
         f'  try it:    .venv/bin/omnirouter say "where is my order?"{say}\n'
@@ -89,6 +100,11 @@ def _print_banner(settings: Settings, first_admin: tuple[str, str] | None) -> No
     if first_admin is not None:
         _show_first_admin(settings, *first_admin)
     print("Stop with Ctrl+C.", flush=True)
+
+
+def _running_loop() -> str:
+    """The event loop's kind as the banner names it: ``uvloop`` or ``asyncio``."""
+    return type(asyncio.get_running_loop()).__module__.partition(".")[0]
 
 
 def _show_first_admin(settings: Settings, login: str, password: str) -> None:

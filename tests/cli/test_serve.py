@@ -116,6 +116,7 @@ async def test_serve_runs_on_the_embedded_store_and_stops_cleanly(tmp_path: Path
         assert process.stdout is not None
         banner = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
         assert banner.startswith(f"omnirouter is running on http://127.0.0.1:{port} (store: embedded")
+        assert banner.rstrip().endswith("; event loop: uvloop)")  # the default
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
                 assert response.status == 200
@@ -200,7 +201,12 @@ async def serve_and_stop(cwd: Path, env: dict[str, str]) -> str:
 async def test_serve_writes_the_first_admins_password_to_a_private_file_when_not_on_a_terminal(tmp_path: Path) -> None:
     """Piped output (a service manager's log) never carries the password: a 0600 file does, once."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTER_")}
-    banners = [await serve_and_stop(tmp_path, env) for _ in range(2)]
+    # the second start on the standard library's event loop, which a setting chooses
+    banners = [
+        await serve_and_stop(tmp_path, env),
+        await serve_and_stop(tmp_path, {**env, "OMNIROUTER_SERVER_EVENT_LOOP": "asyncio"}),
+    ]
+    assert "; event loop: uvloop)" in banners[0] and "; event loop: asyncio)" in banners[1]
     secret = tmp_path / "var" / "first-admin.txt"
     assert "first run: log in as 'admin' with the password in var/first-admin.txt" in banners[0]
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
