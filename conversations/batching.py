@@ -36,12 +36,19 @@ class Batcher(Generic[Req, Res]):
         self.requests = 0
 
     async def submit(self, request: Req) -> Res:
-        future: asyncio.Future[Res] = asyncio.get_running_loop().create_future()
+        return await self.enqueue(request)
+
+    def enqueue(self, request: Req) -> asyncio.Future[Res]:
+        """``request`` put in the next batch; the future holds its result. Several requests of
+        one caller are waited for together with ``asyncio.gather`` on their futures, which
+        makes no task for each (as it would for each ``submit``)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Res] = loop.create_future()
         self._waiting.append((request, future))
         if not self._flushing:
             self._flushing = True
-            asyncio.get_running_loop().call_soon(self._start)
-        return await future
+            loop.call_soon(self._start)
+        return future
 
     def _start(self) -> None:
         self._task = asyncio.ensure_future(self._drain())
@@ -98,6 +105,9 @@ class BulkWrites:
 
     async def submit(self, write: Any) -> bool:
         return await self._batcher.submit(write)
+
+    def enqueue(self, write: Any) -> asyncio.Future[bool]:
+        return self._batcher.enqueue(write)
 
     async def _run(self, writes: Sequence[Any]) -> list[bool | BaseException]:
         updates = sum(isinstance(w, UpdateOne) for w in writes)

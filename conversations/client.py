@@ -182,11 +182,15 @@ class StoreClient:
         Inserts and updates are batched apart: a bulk of both goes out as two commands, one after
         the other, and each of its writes waited for both, so a customer's message waited behind a
         batch of other messages' decisions and replies before its webhook was answered."""
+        return await self.enqueue_write(collection, operation)
+
+    def enqueue_write(self, collection: str, operation: Write) -> asyncio.Future[bool]:
+        """``write``'s write put in its batch; the future holds what ``write`` returns."""
         key = (collection, isinstance(operation, InsertOne))
         writes = self._writes.get(key)
         if writes is None:
             writes = self._writes[key] = BulkWrites(self.database[collection])
-        return await writes.submit(operation)
+        return writes.enqueue(operation)
 
     def batcher(self, name: str, run: RunBatch[Req, Res]) -> Batcher[Req, Res]:
         """The read batcher ``name`` of this client, made with ``run`` on first use: concurrent

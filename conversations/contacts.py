@@ -45,10 +45,6 @@ def named(name: str | None) -> dict[str, Any]:
     return {"name": name, "search_text": search_text(name or "")}
 
 
-async def _nothing() -> None:
-    return None
-
-
 class ContactsRepository(Repository):
     """Finding, creating, merging and listing contacts."""
 
@@ -71,9 +67,10 @@ class ContactsRepository(Repository):
         link_id = f"{account_id}|{identity.key}"
         phone_id = f"{account_id}|phone:{phone}" if phone else None
         # both links in one (batched) read: a returning customer costs no more than this
-        linked, by_phone = await asyncio.gather(
-            self._links.submit(link_id), self._links.submit(phone_id) if phone_id else _nothing()
-        )
+        if phone_id is None:
+            linked, by_phone = await self._links.submit(link_id), None
+        else:
+            linked, by_phone = await asyncio.gather(self._links.enqueue(link_id), self._links.enqueue(phone_id))
         if linked is not None:
             if phone and by_phone != linked:  # a number new to this contact: join or merge
                 return await self.join_phone(account_id, linked, phone, now)

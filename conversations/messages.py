@@ -251,7 +251,8 @@ class MessagesRepository(Repository):
 
     async def _write_all(self, writes: Sequence[UpdateOne]) -> None:
         """``writes`` in one batch (one ``update`` command when the router is quiet)."""
-        outcomes = await asyncio.gather(*(self._client.write("messages", w) for w in writes), return_exceptions=True)
+        batched = [self._client.enqueue_write("messages", write) for write in writes]
+        outcomes = await asyncio.gather(*batched, return_exceptions=True)
         failed = next((outcome for outcome in outcomes if isinstance(outcome, BaseException)), None)
         if failed is not None:
             raise failed

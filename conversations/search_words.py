@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import multiprocessing
 import os
 import re
@@ -128,15 +129,29 @@ def term(token: str) -> str:
 
 def search_text(text: str) -> str:
     """What a message is stored with for its text index: the terms of ``text``'s tokens, each
-    followed by its marked prefixes (see the module's docstring)."""
-    terms: dict[str, None] = {}
+    followed by its marked prefixes (see the module's docstring). A short text's terms are kept
+    for the next time it is written: the bot's answers, and greetings and thanks, repeat."""
+    if len(text) <= CACHED_CHARS:
+        return _recent_terms(text)
+    return _terms(text)
+
+
+def _terms(text: str) -> str:
+    terms: dict[str, None] = {}  # an existing key keeps its place: the first appearance orders
     for token in search_words(text):
-        whole = term(token)
-        if whole:
-            terms.setdefault(whole, None)
-        for size in range(PREFIX_MIN, min(len(whole), PREFIX_MAX) + 1):
-            terms.setdefault(PREFIX_MARK + whole[:size], None)
+        whole = token if token.isalnum() else term(token)  # most tokens are words: no regex
+        if not whole:
+            continue
+        terms[whole] = None
+        marked = PREFIX_MARK + whole[:PREFIX_MAX]
+        for end in range(len(PREFIX_MARK) + PREFIX_MIN, len(marked) + 1):
+            terms[marked[:end]] = None
     return " ".join(terms)
+
+
+CACHED_CHARS = 280  # texts up to a long SMS have their terms kept (up to CACHED_TEXTS of them, ~3 MB)
+CACHED_TEXTS = 1024
+_recent_terms = functools.lru_cache(maxsize=CACHED_TEXTS)(_terms)
 
 
 async def search_text_off_loop(text: str) -> str:

@@ -283,3 +283,26 @@ def test_phone_numbers_and_codes_are_the_ones_the_earlier_patterns_found(text: s
     folded = fold(text)
     assert [m.span() for m in module._PHONE.finditer(folded)] == [m.span() for m in earlier_phone.finditer(folded)]
     assert module._CODE.findall(folded) == earlier_code.findall(folded) != []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Your order is on its way: track it with the link in your e-mail.",
+        "Bērziņa kundze, pasūtījums Nr. 12-345/6, +371 2000 0000, anna@example.lv",
+        "x_1-y __ _a_ a-b --x ² ½ ٣٤٥ abc ab a Позвоните завтра",
+    ],
+)
+def test_search_text_makes_the_terms_the_plain_rule_makes_and_again_from_its_cache(text: str) -> None:
+    """Every token as a term (separators dropped) followed by its marked prefixes, whatever
+    shortcut makes them; a short text asked again is answered the same from the cache."""
+    expected: dict[str, None] = {}
+    for token in search_words(text):
+        whole = re.sub(r"[\W_]+", "", token)
+        if whole:
+            expected.setdefault(whole, None)
+        for size in range(3, min(len(whole), 6) + 1):
+            expected.setdefault("pfx" + whole[:size], None)
+    assert search_text(text) == " ".join(expected) == search_text(text)
+    long_text = text + " " + "filler " * 60
+    assert search_text(long_text) == module._terms(long_text) and len(long_text) > module.CACHED_CHARS
