@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import multiprocessing
 import os
 import re
@@ -129,14 +128,7 @@ def term(token: str) -> str:
 
 def search_text(text: str) -> str:
     """What a message is stored with for its text index: the terms of ``text``'s tokens, each
-    followed by its marked prefixes (see the module's docstring). A short text's terms are kept
-    for the next time it is written: the bot's answers, and greetings and thanks, repeat."""
-    if len(text) <= CACHED_CHARS:
-        return _recent_terms(text)
-    return _terms(text)
-
-
-def _terms(text: str) -> str:
+    followed by its marked prefixes (see the module's docstring)."""
     terms: dict[str, None] = {}  # an existing key keeps its place: the first appearance orders
     for token in search_words(text):
         whole = token if token.isalnum() else term(token)  # most tokens are words: no regex
@@ -147,11 +139,6 @@ def _terms(text: str) -> str:
         for end in range(len(PREFIX_MARK) + PREFIX_MIN, len(marked) + 1):
             terms[marked[:end]] = None
     return " ".join(terms)
-
-
-CACHED_CHARS = 280  # texts up to a long SMS have their terms kept (up to CACHED_TEXTS of them, ~3 MB)
-CACHED_TEXTS = 1024
-_recent_terms = functools.lru_cache(maxsize=CACHED_TEXTS)(_terms)
 
 
 async def search_text_off_loop(text: str) -> str:

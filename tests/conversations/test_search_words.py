@@ -293,9 +293,9 @@ def test_phone_numbers_and_codes_are_the_ones_the_earlier_patterns_found(text: s
         "x_1-y __ _a_ a-b --x ² ½ ٣٤٥ abc ab a Позвоните завтра",
     ],
 )
-def test_search_text_makes_the_terms_the_plain_rule_makes_and_again_from_its_cache(text: str) -> None:
-    """Every token as a term (separators dropped) followed by its marked prefixes, whatever
-    shortcut makes them; a short text asked again is answered the same from the cache."""
+def test_search_text_makes_the_terms_of_the_plain_rule(text: str) -> None:
+    """Every token as a term (separators dropped) followed by its marked prefixes, however the
+    function makes them (a word needs no regular expression)."""
     expected: dict[str, None] = {}
     for token in search_words(text):
         whole = re.sub(r"[\W_]+", "", token)
@@ -303,6 +303,4 @@ def test_search_text_makes_the_terms_the_plain_rule_makes_and_again_from_its_cac
             expected.setdefault(whole, None)
         for size in range(3, min(len(whole), 6) + 1):
             expected.setdefault("pfx" + whole[:size], None)
-    assert search_text(text) == " ".join(expected) == search_text(text)
-    long_text = text + " " + "filler " * 60
-    assert search_text(long_text) == module._terms(long_text) and len(long_text) > module.CACHED_CHARS
+    assert search_text(text) == " ".join(expected)
