@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -42,13 +43,24 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
-    """What makes the router's event loop: uvloop's, or the standard library's (``asyncio``)."""
-    if name == "uvloop":
-        import uvloop
+UV_LOOKUP_THREADS = "16"  # libuv's pool: half of it looks host names up, the default 4 threads let 2
 
-        return uvloop.new_event_loop
-    return asyncio.new_event_loop
+
+def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """What makes the router's event loop: uvloop's, or the standard library's (``asyncio``).
+    On uvloop, host names are looked up on libuv's thread pool, not the default executor: it is
+    given 16 threads (``UV_THREADPOOL_SIZE`` unless set), so that a few slow names (a webhook
+    receiver's) do not hold up every other lookup, the providers' included."""
+    if name != "uvloop":
+        return asyncio.new_event_loop
+    os.environ.setdefault("UV_THREADPOOL_SIZE", UV_LOOKUP_THREADS)  # read when the pool first starts
+    try:
+        import uvloop
+    except ImportError:
+        raise CliError(
+            'uvloop is not installed here: set server.event_loop = "asyncio" (OMNIROUTER_SERVER_EVENT_LOOP=asyncio)'
+        ) from None
+    return uvloop.new_event_loop
 
 
 async def _run_server(settings: Settings) -> None:

@@ -11,8 +11,12 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
+import uvloop
 from aiohttp.test_utils import TestClient
 
+from bot.cli.common import CliError
+from bot.cli.serve import event_loop_factory
 from conversations.embedded import free_port
 
 OMNIROUTER = str(Path(sys.executable).parent / "omnirouter")
@@ -247,3 +251,22 @@ async def test_serve_shows_the_first_admins_password_on_a_terminal(tmp_path: Pat
         errors.close()
     assert "first run: log in as 'admin' with password '" in screen.decode()
     assert not (tmp_path / "var" / "first-admin.txt").exists()
+
+
+def test_uvloop_gets_enough_threads_to_look_host_names_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libuv looks host names up on half its thread pool (2 of its default 4): the router asks
+    for 16 unless the environment names a size, which is kept."""
+    monkeypatch.delenv("UV_THREADPOOL_SIZE", raising=False)
+    assert event_loop_factory("asyncio") is asyncio.new_event_loop
+    assert "UV_THREADPOOL_SIZE" not in os.environ
+    assert event_loop_factory("uvloop") is uvloop.new_event_loop
+    assert os.environ["UV_THREADPOOL_SIZE"] == "16"
+    monkeypatch.setenv("UV_THREADPOOL_SIZE", "64")
+    event_loop_factory("uvloop")
+    assert os.environ["UV_THREADPOOL_SIZE"] == "64"
+
+
+def test_a_missing_uvloop_is_one_line_naming_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # what an import finds where it is not installed
+    with pytest.raises(CliError, match=r'uvloop is not installed here: set server.event_loop = "asyncio"'):
+        event_loop_factory("uvloop")
