@@ -185,7 +185,8 @@ class StoreClient:
         return await self.enqueue_write(collection, operation)
 
     def enqueue_write(self, collection: str, operation: Write) -> asyncio.Future[bool]:
-        """``write``'s write put in its batch; the future holds what ``write`` returns."""
+        """``operation`` put in its batch, as ``write`` does; the future holds what ``write``
+        returns (several awaited together with ``asyncio.gather``, no task each)."""
         key = (collection, isinstance(operation, InsertOne))
         writes = self._writes.get(key)
         if writes is None:
