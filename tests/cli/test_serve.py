@@ -256,7 +256,8 @@ async def test_serve_shows_the_first_admins_password_on_a_terminal(tmp_path: Pat
 def test_uvloop_gets_enough_threads_to_look_host_names_up(monkeypatch: pytest.MonkeyPatch) -> None:
     """libuv looks host names up on half its thread pool (2 of its default 4): the router asks
     for 16 unless the environment names a size, which is kept."""
-    monkeypatch.delenv("UV_THREADPOOL_SIZE", raising=False)
+    monkeypatch.setenv("UV_THREADPOOL_SIZE", "")  # recorded first: the environment is restored after
+    monkeypatch.delenv("UV_THREADPOOL_SIZE")
     assert event_loop_factory("asyncio") is asyncio.new_event_loop
     assert "UV_THREADPOOL_SIZE" not in os.environ
     assert event_loop_factory("uvloop") is uvloop.new_event_loop
