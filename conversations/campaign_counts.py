@@ -83,7 +83,9 @@ class CampaignCounts(Repository):
         the campaign's send time: an answer, as far as the store can tell. The campaign's threads
         and those with a customer message of the account since, each found through an index, and
         met here: the embedded server's ``distinct`` ignores an ``$in`` on the field it lists (it
-        counted every thread of the store with a customer message since)."""
+        counted every thread of the store with a customer message since). The second set is every
+        customer message of the account since the send: its cost grows with them (1.1 s at 40,000
+        on the embedded store)."""
         threads = await self._threads_of(exactly(**{"meta.campaign": campaign_id}))
         if not threads:
             return 0
