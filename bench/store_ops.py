@@ -3,8 +3,9 @@
     PYTHONPATH=. .venv/bin/python bench/store_ops.py [--documents 3000] [--batch 100]
 
 Starts an embedded store (its own process) with omnirouter's indexes and, in batches as the router
-sends them, inserts message documents, updates them as a dispatch decision does, and reads them back
-by ``_id``; the same on a collection without indexes. Prints wall time and the store process's CPU
+sends them, inserts message documents, stores replies as the router does (an upsert with
+``$setOnInsert``, in the decisions' command), updates the messages as a dispatch decision does, and
+reads them back by ``_id``; the same on a collection without indexes. Prints wall time and the store process's CPU
 time per document: the per-document price behind ``bench/load.py``'s store CPU per message (a
 bot-answered message is 2 inserts, 2 updates and 2 reads); then, one command at a time, what a
 command costs the store before any document (a ``ping``), and a read and an update of one message
@@ -86,6 +87,17 @@ async def main() -> None:
                 "insert a message (messages, with indexes)",
                 lambda batch: db.messages.insert_many(
                     [{**SAMPLE, "_id": i, "external_id": i} for i in batch], ordered=False
+                ),
+            )
+            replies = {i: f"rep_{i}" for i in ids}
+            await measure(
+                "store a reply by an upsert ($setOnInsert)",
+                lambda batch: db.messages.bulk_write(
+                    [
+                        UpdateOne({"_id": replies[i]}, {"$setOnInsert": {**SAMPLE, "direction": "out"}}, upsert=True)
+                        for i in batch
+                    ],
+                    ordered=False,
                 ),
             )
             await measure(
