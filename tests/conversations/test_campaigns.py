@@ -149,3 +149,40 @@ async def test_erasing_a_contact_removes_its_campaign_records(store: Repositorie
     await erase_contact(store, await find_contact(store, ACCOUNT, ann), "cli")
     assert await raw_database.campaign_recipients.count_documents({"contact_id": ann}) == 0
     assert await store.campaigns.unsubscribe_target(token) is None
+
+
+async def test_a_reply_is_a_customer_message_after_the_send_in_one_of_the_campaigns_threads(
+    store: Repositories, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr("conversations.campaign_counts._THREADS_A_QUERY", 2)  # its threads asked in chunks
+    sent = utcnow()
+    db = store.client.database
+
+    def message(thread: str, direction: str, at: datetime, account: str = "default", **meta: Any) -> dict[str, Any]:
+        return {
+            "_id": new_id("msg"),
+            "account_id": account,
+            "channel": "sms",
+            "contact_id": f"con_{thread}",
+            "thread_id": thread,
+            "direction": direction,
+            "created_at": int(at.timestamp() * 1000),
+            "meta": meta,
+        }
+
+    later, earlier = sent + timedelta(minutes=5), sent - timedelta(minutes=5)
+    await db.messages.insert_many(
+        [message(f"thr_{n}", "out", sent, campaign="cmp_1") for n in range(5)]
+        + [
+            message("thr_0", "in", later),  # an answer
+            message("thr_0", "in", later + timedelta(minutes=1)),  # another one in the same conversation
+            message("thr_1", "in", earlier),  # written before the send
+            message("thr_2", "out", later),  # the business wrote again, the customer did not
+            message("thr_4", "in", later),  # an answer
+            message("thr_9", "in", later),  # a conversation the campaign did not write to
+            message("thr_3", "in", later, account="other"),  # another account's message (not one here)
+        ]
+    )
+
+    assert await store.campaigns.replied_count("default", "cmp_1", sent) == 2
+    assert await store.campaigns.replied_count("default", "cmp_2", sent) == 0  # no such campaign

@@ -490,13 +490,13 @@ async def test_the_campaign_and_retraining_loops_read_their_index(tmp_path: Path
         "audience size: find contacts",
         "tier count: find messages",
         "replied: find messages",  # the campaign's threads
-        "replied: find messages #2",  # and those the account's customers wrote in since
+        "replied: find messages #2",  # and its customers' messages since, one thread at a time
     }
     searched_through_indexes(plans)
     for label, index in {
         "tier count: find messages": "idx_messages_account_id_channel_created_at",
         "replied: find messages": "idx_messages_meta_campaign",
-        "replied: find messages #2": "idx_messages_account_id_direction_created_at",
+        "replied: find messages #2": "idx_messages_thread_id_created_at",
         "audience page: find contacts": "idx_contacts_account_id_created_at",
         "audience page on: find contacts": "idx_contacts_account_id_created_at",
         "audience page on: find contacts #2": "idx_contacts_account_id_created_at",
