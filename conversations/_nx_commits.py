@@ -6,7 +6,9 @@ copied to the write-ahead log, the log's checksums, the index pages touched agai
 document. ``one_commit_a_command`` runs an ``insert``, ``update`` or ``delete`` of two or more
 documents in one transaction instead (``BEGIN IMMEDIATE`` … ``COMMIT``), inside the database's
 lock that nx-27017 holds while the command runs: half the store's CPU a document in batches of a
-hundred, and about a sixth of it a message under ``bench/load.py`` (docs/performance.md).
+hundred, 3–18 % of it a message under ``bench/load.py`` in three pairs (docs/performance.md). An
+``update`` with ``multi`` and a ``delete`` without a limit count as several: neosqlite writes each
+document they match with a statement of its own.
 
 What a command's answer says is what the store holds:
 
@@ -25,10 +27,12 @@ What a command's answer says is what the store holds:
   before: a write command without a transaction is not atomic on MongoDB either, and the router
   retries a command it had no answer to.
 
-Left as nx-27017 runs them: a command inside a client's transaction (its session's own
-``BEGIN``), one with a write concern (nx-27017 maps it onto a pragma of the connection), GridFS
-collections, a database not open yet (its first command opens it) and a command of one document
-(one statement is one transaction already).
+Left as nx-27017 runs them: a command inside a client's transaction, and any command while a
+session of the database has one open (its ``BEGIN`` is on the same connection, and its commit or
+abort may come between our statements); one with a write concern (nx-27017 maps it onto a pragma
+of the connection); GridFS collections; a database not open yet (its first command opens it); a
+collection whose table is not there yet (its first write creates it, and neosqlite remembers the
+collection whatever a rollback does to the table); and a command of one document.
 """
 
 from __future__ import annotations
@@ -64,8 +68,8 @@ def one_commit_a_command() -> None:
     harmless). It wraps the function inside nx-27017's ``_serialize`` (the database's lock held),
     so the server's own wrapper and the short commands the loop runs (``_nx_inline``) both reach
     it; it must run before ``keep_partial_indexes_partial`` wraps ``handle_command`` again. It
-    relies on nx-27017's handler (``_serialize``, ``_conns``, ``_is_gridfs_collection``), which
-    pyproject.toml pins."""
+    relies on nx-27017's handler (``_serialize``, ``_conns``, ``_is_gridfs_collection``,
+    ``_sessions`` and ``_sessions_lock``), which pyproject.toml pins."""
     from nx_27017 import handler as nx_handler
 
     if getattr(nx_handler.NeoSQLiteHandler.handle_insert.__wrapped__, "one_commit", False):
@@ -111,8 +115,11 @@ def _refused_after_a_rollback(method: Callable[..., Any]) -> Callable[..., Any]:
 def _in_one_transaction(handle: Handle) -> Handle:
     def run(self: Any, msg: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         body = _writes_several(self, msg)
-        db = None if body is None else _open_connection(self, str(body.get("$db", "test")))
-        if db is None or db.in_transaction:
+        if body is None:
+            return handle(self, msg)
+        db_name, collection = str(body.get("$db", "test")), str(body[next(iter(body))])
+        db = _open_connection(self, db_name)
+        if db is None or db.in_transaction or not _has_table(db, collection) or _session_in_transaction(self, db_name):
             return handle(self, msg)
         db.execute("BEGIN IMMEDIATE")
         _COMMAND.db, _COMMAND.ended = db, False
@@ -132,6 +139,8 @@ def _in_one_transaction(handle: Handle) -> Handle:
             return request_id, _undone(str(errors[0].get("errmsg")) if errors else "the transaction ended")
         try:
             db.execute("COMMIT")
+        except sqlite3.ProgrammingError:  # closed since the check above (evicted): its close committed
+            return request_id, answer
         except sqlite3.Error as error:
             _end(db, "ROLLBACK")
             return request_id, _undone(str(error))
@@ -144,12 +153,13 @@ def _writes_several(handler: Any, msg: Mapping[str, Any]) -> Mapping[str, Any] |
     """The body of ``msg`` when it is an insert, update or delete of two or more documents that
     this may run in one transaction; ``None`` for any other command."""
     body: Mapping[str, Any] = {}
-    count = 0
+    statements: list[Any] = []  # the command's documents or statements, from its document sequences
     for kind, data in msg.get("sections", ()):
         if kind == "body" and isinstance(data, Mapping):
             body = data
         elif kind == "payload" and isinstance(data, Mapping):
-            count += sum(len(v) if isinstance(v, list) else 1 for v in data.values())
+            for listed in data.values():
+                statements.extend(listed if isinstance(listed, list) else [listed])
         else:
             return None
     name = str(next(iter(body), ""))
@@ -159,14 +169,32 @@ def _writes_several(handler: Any, msg: Mapping[str, Any]) -> Mapping[str, Any] |
     if _TRANSACTIONAL & set(body) or body.get("writeConcern"):
         return None
     inline = body.get(_WRITES[name])
-    count += len(inline) if isinstance(inline, list) else 0
-    return body if count >= 2 else None
+    statements.extend(inline if isinstance(inline, list) else [])
+    many = any(isinstance(s, Mapping) and (s.get("multi") or s.get("limit") == 0) for s in statements)
+    return body if len(statements) >= 2 or (name != "insert" and many) else None
 
 
 def _open_connection(handler: Any, db_name: str) -> sqlite3.Connection | None:
     connection = handler._conns.get(db_name)
     db = getattr(connection, "db", None)
     return db if isinstance(db, sqlite3.Connection) else None
+
+
+def _has_table(db: sqlite3.Connection, collection: str) -> bool:
+    return (
+        db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (collection,)).fetchone()
+        is not None
+    )
+
+
+def _session_in_transaction(handler: Any, db_name: str) -> bool:
+    """Whether a client session has a transaction open on ``db_name`` (nx-27017's own check before
+    it evicts a database); when this cannot tell, as if it had."""
+    try:
+        with handler._sessions_lock:
+            return any(key[1] == db_name and session.in_transaction for key, session in handler._sessions.items())
+    except (AttributeError, IndexError, TypeError):
+        return True
 
 
 def _active(db: sqlite3.Connection) -> bool:
@@ -182,8 +210,8 @@ def _end(db: sqlite3.Connection, statement: str) -> None:
     try:
         if db.in_transaction:
             db.execute(statement)
-    except sqlite3.Error as error:
-        _LOG.warning("store: %s after a failed write command failed: %s", statement, error)
+    except sqlite3.Error as error:  # the connection stays in the transaction: later writes would wait for it
+        _LOG.error("store: %s after a failed write command failed: %s", statement, error)
 
 
 def _undone(reason: str) -> dict[str, Any]:

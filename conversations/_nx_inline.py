@@ -171,8 +171,10 @@ class _ShortCommandsOnTheLoop(types.ModuleType):
         if handler is not None and isinstance(msg, dict) and bounded_by_shape(msg):
             lock = self._lock_of(handler, msg)
             if lock is not None and lock.acquire(blocking=False):
-                # nx-27017's command itself, without its wrapper that looks the lock up again
-                # under the dictionary lock (the lock is the same: its dictionary only grows)
+                # one wrapper in: for an insert the command under nx-27017's wrapper that looks the
+                # lock up again (under the dictionary lock); handle_command, wrapped once more for
+                # createIndexes (_nx_indexes), gets that wrapper: the same lock, re-entrant (the
+                # dictionary only grows)
                 unwrapped = getattr(getattr(func, "__func__", None), "__wrapped__", None)
                 try:
                     return unwrapped(handler, msg) if unwrapped is not None else func(msg)

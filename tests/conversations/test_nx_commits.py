@@ -7,17 +7,18 @@ import asyncio
 import contextlib
 import sqlite3
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from nx_27017.handler import NeoSQLiteHandler
-from pymongo import AsyncMongoClient, InsertOne, UpdateOne
+from pymongo import AsyncMongoClient, DeleteOne, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, OperationFailure
 
 from conversations._nx_child import build_handler, serve
+from conversations._nx_commits import _in_one_transaction
 from conversations.embedded import socket_uri
 
 
@@ -26,16 +27,26 @@ class Served:
     handler: NeoSQLiteHandler
     client: AsyncMongoClient[dict[str, Any]]
 
-    def sqlite(self, database: str) -> sqlite3.Connection:
+    def sqlite(self, database: str = "commits") -> sqlite3.Connection:
         db: sqlite3.Connection = self.handler._conns[database].db
         return db
 
-    def log_frames(self, database: str) -> int:
+    def log_frames(self) -> int:
         """The pages written to the database's write-ahead log since it was last emptied."""
-        return int(self.sqlite(database).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+        return int(self.sqlite().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
 
-    def empty_the_log(self, database: str) -> None:
-        self.sqlite(database).execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    def empty_the_log(self) -> None:
+        self.sqlite().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def stored(self, collection: str) -> list[str]:
+        """The ids of ``collection``'s documents as another connection reads them: only what
+        was committed, and no transaction left open by the store's."""
+        assert not self.sqlite().in_transaction
+        other = sqlite3.connect(self.handler._db_file("commits"))
+        try:
+            return sorted(str(row[0]) for row in other.execute(f'SELECT _id FROM "{collection}"'))
+        finally:
+            other.close()
 
 
 @pytest.fixture
@@ -59,29 +70,47 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
             handler.close_all()
 
 
-async def stored(served: Served, collection: str) -> list[Any]:
-    return sorted([d["_id"] async for d in served.client.commits[collection].find({}, {"_id": 1})], key=str)
+@contextlib.contextmanager
+def full_disk(db: sqlite3.Connection, room: int = 3) -> Iterator[None]:
+    """The database file may grow by ``room`` pages only: SQLite answers "database or disk is full"."""
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages + room}")
+    try:
+        yield
+    finally:
+        db.execute("PRAGMA max_page_count = 1073741823")
 
 
 async def test_a_command_of_several_documents_writes_the_log_once_for_them(served: Served) -> None:
-    things = served.client.commits.things
-    await things.create_index("n")
-    await things.insert_one({"_id": "first", "n": 0})  # the database open, the collection there
-    served.empty_the_log("commits")
-    for n in range(20):
-        await things.insert_one({"_id": f"one{n}", "n": n})
-    one_at_a_time = served.log_frames("commits")
-    served.empty_the_log("commits")
-    await things.insert_many([{"_id": f"many{n}", "n": n} for n in range(20)])
-    inserted_together = served.log_frames("commits")
-    served.empty_the_log("commits")
-    await things.bulk_write([UpdateOne({"_id": f"many{n}"}, {"$set": {"n": n + 1}}) for n in range(20)])
-    updated_together = served.log_frames("commits")
+    # messages by _id: commands the store runs on its event loop (conversations/_nx_inline.py)
+    messages = served.client.commits.messages
+    await messages.create_index("n")
+    await messages.insert_one({"_id": "first", "n": 0})  # the database open, the collection there
+    frames: dict[str, int] = {}
 
-    assert one_at_a_time >= 20  # each commit writes its pages to the log
-    assert inserted_together * 4 <= one_at_a_time
-    assert updated_together * 4 <= one_at_a_time
-    assert [d["n"] async for d in things.find({"_id": {"$in": ["many0", "many19"]}}).sort("_id", 1)] == [1, 20]
+    async def logged(name: str, command: Awaitable[Any]) -> None:
+        served.empty_the_log()
+        await command
+        frames[name] = served.log_frames()
+        assert not served.sqlite().in_transaction
+
+    async def one_at_a_time() -> None:
+        for n in range(20):
+            await messages.insert_one({"_id": f"one{n}", "n": n})
+
+    await logged("one at a time", one_at_a_time())
+    await logged("inserted", messages.insert_many([{"_id": f"many{n}", "n": n} for n in range(20)]))
+    await logged(
+        "updated", messages.bulk_write([UpdateOne({"_id": f"many{n}"}, {"$set": {"n": n + 1}}) for n in range(20)])
+    )
+    await logged("updated by multi", messages.update_many({"_id": {"$regex": "^many"}}, {"$inc": {"n": 1}}))
+    await logged("deleted", messages.bulk_write([DeleteOne({"_id": f"one{n}"}) for n in range(20)]))
+
+    assert frames["one at a time"] >= 20  # each commit writes its pages to the log
+    for name in ("inserted", "updated", "updated by multi", "deleted"):
+        assert frames[name] * 4 <= frames["one at a time"], frames
+    assert [d["n"] async for d in messages.find({"_id": {"$in": ["many0", "many19"]}}).sort("_id", 1)] == [2, 21]
+    assert len(served.stored("messages")) == 21
 
 
 @pytest.mark.parametrize("ordered", [True, False])
@@ -93,7 +122,7 @@ async def test_a_duplicate_among_them_fails_alone(served: Served, ordered: bool)
 
     assert raised.value.details["nInserted"] == (1 if ordered else 2)
     assert [e["index"] for e in raised.value.details["writeErrors"]] == [1]
-    assert await stored(served, "things") == (["a", "b"] if ordered else ["a", "b", "c"])
+    assert served.stored("things") == (["a", "b"] if ordered else ["a", "b", "c"])
 
 
 @pytest.mark.parametrize("ordered", [True, False])
@@ -105,40 +134,117 @@ async def test_an_update_that_fails_among_them_fails_alone(served: Served, order
 
     assert [e["index"] for e in raised.value.details["writeErrors"]] == [1]
     assert [d["n"] async for d in things.find().sort("_id", 1)] == [2, "text", 1 if ordered else 2]
+    assert not served.sqlite().in_transaction
 
 
 @pytest.mark.parametrize("ordered", [True, False])
 async def test_a_full_disk_under_a_command_leaves_none_of_it_and_says_so(served: Served, ordered: bool) -> None:
     things = served.client.commits.things
     await things.insert_one({"_id": "first"})
-    db = served.sqlite("commits")
-    pages = db.execute("PRAGMA page_count").fetchone()[0]
-    db.execute(f"PRAGMA max_page_count = {pages + 3}")  # room for a few of the documents, not all
     batch = [InsertOne({"_id": n, "text": "x" * 3000}) for n in range(20)]
-    try:
-        with pytest.raises(OperationFailure) as raised:
-            await things.bulk_write(batch, ordered=ordered)
-    finally:
-        db.execute("PRAGMA max_page_count = 1073741823")
+    with full_disk(served.sqlite()), pytest.raises(OperationFailure) as raised:  # room for a few, not all
+        await things.bulk_write(batch, ordered=ordered)
 
+    assert not isinstance(raised.value, BulkWriteError)  # the command failed as a whole
     assert "none is stored" in str(raised.value) and "full" in str(raised.value)
-    assert await stored(served, "things") == ["first"]  # the answer is what the store holds
+    assert served.stored("things") == ["first"]  # the answer is what the store holds
     await things.bulk_write(batch, ordered=ordered)  # the same command again, with room: all of it
-    assert len(await stored(served, "things")) == 21
+    assert len(served.stored("things")) == 21
+
+
+async def test_a_collection_s_first_write_is_left_to_nx_27017(served: Served) -> None:
+    """A command that creates its collection's table runs as before: a rollback of ours would take
+    the table away while neosqlite still knows the collection (its updates then found no table)."""
+    fresh = served.client.commits.fresh
+    await served.client.commits.things.insert_one({"_id": "first"})  # the database open
+    upserts = [UpdateOne({"_id": n}, {"$set": {"text": "x" * 3000}}, upsert=True) for n in range(20)]
+    with full_disk(served.sqlite()), pytest.raises(OperationFailure):
+        await fresh.bulk_write(upserts, ordered=False)
+
+    written = served.stored("fresh")  # some written before the disk was full, each on its own
+    assert written and len(written) < 20
+    result = await fresh.bulk_write(upserts, ordered=False)
+    assert result.matched_count + result.upserted_count == 20
+    assert len(served.stored("fresh")) == 20
+
+
+async def test_a_clients_transaction_is_left_to_its_session(served: Served) -> None:
+    things = served.client.commits.things
+    await things.insert_one({"_id": "first"})
+    async with served.client.start_session() as session:
+        await session.start_transaction()
+        await things.insert_many([{"_id": "a"}, {"_id": "b"}], session=session)
+        await things.update_many({}, {"$set": {"seen": True}}, session=session)
+        await session.abort_transaction()
+    assert served.stored("things") == ["first"]  # what the transaction wrote went with it
+
+    async with served.client.start_session() as session:
+        await session.start_transaction()
+        await things.insert_many([{"_id": "a"}, {"_id": "b"}], session=session)
+        await session.commit_transaction()
+    assert served.stored("things") == ["a", "b", "first"]
 
 
 async def test_a_database_another_connection_holds_answers_an_error_and_writes_nothing(served: Served) -> None:
     things = served.client.commits.things
     await things.insert_one({"_id": "first"})
-    other = sqlite3.connect(str(Path(served.handler._db_file("commits"))), isolation_level=None)
+    other = sqlite3.connect(served.handler._db_file("commits"), isolation_level=None)
     try:
         # another connection holds the write lock for longer than the store waits for it
         other.execute("BEGIN IMMEDIATE")
-        served.sqlite("commits").execute("PRAGMA busy_timeout = 50")
-        with pytest.raises(OperationFailure):
+        served.sqlite().execute("PRAGMA busy_timeout = 50")
+        with pytest.raises(OperationFailure) as raised:
             await things.insert_many([{"_id": "a"}, {"_id": "b"}])
     finally:
         other.execute("ROLLBACK")
         other.close()
-        served.sqlite("commits").execute("PRAGMA busy_timeout = 5000")
-    assert await stored(served, "things") == ["first"]
+        served.sqlite().execute("PRAGMA busy_timeout = 5000")
+    assert not isinstance(raised.value, BulkWriteError)  # not a document's error: the command's
+    assert served.stored("things") == ["first"]
+
+
+def command(collection: str, documents: int) -> dict[str, Any]:
+    body = {"insert": collection, "$db": "unit", "documents": [{"_id": n} for n in range(documents)]}
+    return {"request_id": 7, "sections": [("body", body)]}
+
+
+@pytest.fixture
+def unit(tmp_path: Path) -> Iterator[tuple[NeoSQLiteHandler, sqlite3.Connection]]:
+    handler = build_handler(str(tmp_path))
+    handler.handle_insert(command("things", 1))  # the database open and the collection's table there
+    try:
+        yield handler, handler._conns["unit"].db
+    finally:
+        handler.close_all()
+
+
+def test_a_command_that_fails_as_a_whole_leaves_nothing(unit: tuple[NeoSQLiteHandler, sqlite3.Connection]) -> None:
+    handler, db = unit
+
+    def writes_then_fails(self: Any, msg: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        db.execute("INSERT INTO things (data, _id) VALUES ('{}', 'half')")
+        raise RuntimeError("nx-27017 failed half way")
+
+    with pytest.raises(RuntimeError):
+        _in_one_transaction(writes_then_fails)(handler, command("things", 2))
+    assert not db.in_transaction
+    assert [row[0] for row in db.execute("SELECT _id FROM things")] == ["0"]
+
+
+def test_a_commit_that_fails_leaves_nothing_and_says_so(unit: tuple[NeoSQLiteHandler, sqlite3.Connection]) -> None:
+    handler, db = unit
+    db.execute("PRAGMA foreign_keys = ON")  # a deferred key is checked at the commit, which fails
+    db.execute("CREATE TABLE parents (id INTEGER PRIMARY KEY)")
+    db.execute("CREATE TABLE children (parent INTEGER REFERENCES parents(id) DEFERRABLE INITIALLY DEFERRED)")
+
+    def writes_an_orphan(self: Any, msg: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        db.execute("INSERT INTO things (data, _id) VALUES ('{}', 'kept?')")
+        db.execute("INSERT INTO children (parent) VALUES (42)")
+        return msg["request_id"], {"ok": 1, "n": 2}
+
+    request_id, answer = _in_one_transaction(writes_an_orphan)(handler, command("things", 2))
+    assert request_id == 7 and answer["ok"] == 0 and "none is stored" in answer["errmsg"]
+    assert "FOREIGN KEY" in answer["errmsg"]
+    assert not db.in_transaction
+    assert [row[0] for row in db.execute("SELECT _id FROM things")] == ["0"]
+    assert db.execute("SELECT count(*) FROM children").fetchone()[0] == 0
