@@ -80,6 +80,7 @@ async def test_a_tiny_benchmark_runs_on_a_mongodb_given_by_its_uri(embedded: Emb
     assert result["tier"] == "lexical" and result["decisions"] == {"answered": 40}
     assert result["end_to_end_rate"] > 0 and result["floor"]["store_write_s"] > 0
     assert result["floor"]["minimal_store_s"] > 0 and result["floor"]["minimal_sum_s"] > result["floor"]["nlu_s"]
+    assert result["floor"]["read_share"] == 1  # every message read by the bot: its prediction in the floor
     assert set(await _database_names(embedded.uri)) == before
 
 
