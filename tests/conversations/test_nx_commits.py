@@ -3,10 +3,8 @@ what the store holds: on the real server and driver."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
-import tempfile
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +15,9 @@ from nx_27017.handler import NeoSQLiteHandler
 from pymongo import AsyncMongoClient, DeleteOne, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, OperationFailure
 
-from conversations._nx_child import build_handler, serve
+from conversations._nx_child import build_handler
 from conversations._nx_commits import _in_one_transaction
-from conversations.embedded import socket_uri
+from tests.nx_server import driver_of
 
 
 @dataclass
@@ -52,22 +50,8 @@ class Served:
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     handler = build_handler(str(tmp_path))
-    with tempfile.TemporaryDirectory(prefix="nx") as sockets:  # a socket path short enough
-        socket = f"{sockets}/nx-27017.sock"
-        started = asyncio.Event()
-        server = asyncio.create_task(serve(handler, socket, lambda _: started.set()))
-        await started.wait()
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            socket_uri(Path(socket)), serverSelectionTimeoutMS=5000
-        )
-        try:
-            yield Served(handler, client)
-        finally:
-            await client.close()
-            server.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await server
-            handler.close_all()
+    async with driver_of(handler) as client:
+        yield Served(handler, client)
 
 
 @contextlib.contextmanager

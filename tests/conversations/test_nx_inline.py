@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import tempfile
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,9 +13,9 @@ import pytest
 from nx_27017.handler import NeoSQLiteHandler
 from pymongo import AsyncMongoClient, DeleteOne, UpdateOne
 
-from conversations._nx_child import build_handler, serve
+from conversations._nx_child import build_handler
 from conversations._nx_inline import MOST_DOCUMENTS, bounded_by_shape
-from conversations.embedded import socket_uri
+from tests.nx_server import driver_of
 
 
 class Recording(NeoSQLiteHandler):  # type: ignore[misc]
@@ -54,22 +52,8 @@ class Served:
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     build_handler(str(tmp_path)).close_all()  # the store's set-up: short commands on the loop among it
     handler = Recording(str(tmp_path))
-    with tempfile.TemporaryDirectory(prefix="nx") as sockets:  # a socket path short enough
-        socket = f"{sockets}/nx-27017.sock"
-        started = asyncio.Event()
-        server = asyncio.create_task(serve(handler, socket, lambda _: started.set()))
-        await started.wait()
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            socket_uri(Path(socket)), serverSelectionTimeoutMS=5000
-        )
-        try:
-            yield Served(handler, client)
-        finally:
-            await client.close()
-            server.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await server
-            handler.close_all()
+    async with driver_of(handler) as client:
+        yield Served(handler, client)
 
 
 async def test_the_message_paths_commands_by_id_run_on_the_loop(served: Served) -> None:
