@@ -30,9 +30,8 @@ INDEXES: IndexPlan = {
 }
 
 
-_THREADS_A_QUERY = (
-    1000  # a campaign's threads asked about at once: one $in on MongoDB, so many finds on the embedded store
-)
+# a campaign's threads asked about at once: one $in on MongoDB, so many finds on the embedded store
+_THREADS_A_QUERY = 1000
 
 
 class CampaignCounts(Repository):
