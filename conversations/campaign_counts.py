@@ -93,7 +93,7 @@ class CampaignCounts(Repository):
         # let SQLite read the account's customer messages through their index instead of the thread's
         since = {"account_id": account_id, "direction": "in", "created_at": {"$gte": epoch_ms(send_at)}}
         replied: set[Any] = set()
-        ordered = sorted(threads, key=str)
+        ordered = sorted((t for t in threads if t is not None), key=str)
         for first in range(0, len(ordered), _THREADS_A_QUERY):
             chunk = ordered[first : first + _THREADS_A_QUERY]
             replied.update(
