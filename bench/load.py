@@ -48,6 +48,7 @@ from bot.cli.common import redact
 from bot.handlers.webchat.adapter import VisitorTokens
 from bot.nlu.embedder import default_embedder
 from bot.nlu.formats import load_paths
+from bot.nlu.lanes import SHORT_BATCH
 from bot.nlu.training import train
 from conversations.embedded import free_port
 from conversations.models import utcnow
@@ -354,10 +355,12 @@ async def measure_floor(
         bare.terminate()
         await bare.wait()
     texts = [text_of(n) for n in range(1_000_000, 1_000_000 + min(args.messages, 300))]
+    # the router embeds the texts that arrive together in one engine call: at most as many as are in flight
+    batch = SHORT_BATCH if args.rate else min(args.concurrency, SHORT_BATCH)
     loop = asyncio.get_running_loop()
     costs = {
         "inbound_http_s": driven.seconds / len(requests),
-        "nlu_s": await loop.run_in_executor(None, floor.nlu_seconds, blob, texts, semantic),
+        "nlu_s": await loop.run_in_executor(None, floor.nlu_seconds, blob, texts, semantic, batch),
         "store_write_s": await floor.store_write_seconds(*where, sample),
         "outbound_http_s": await floor.outbound_seconds(providers, args.channels, args.messages, args.concurrency),
         "minimal_store_s": await floor.minimal_store_seconds(*where, sample, store_pid),

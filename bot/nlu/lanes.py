@@ -29,6 +29,8 @@ from conversations.batching import Batcher
 
 T = TypeVar("T")
 
+SHORT_BATCH = 32  # texts the short lane embeds in one engine call at most
+
 
 def _yielding_engine_thread() -> None:
     """The long lane's thread: one OpenMP thread, and the lowest CPU priority, so the event loop,
@@ -60,7 +62,7 @@ class EmbeddingLanes:
         self._long_thread = ThreadPoolExecutor(
             1, thread_name_prefix="nlu-parse-long", initializer=_yielding_engine_thread
         )
-        self.short: Batcher[str, None] = Batcher(self._embed_short, max_size=32)
+        self.short: Batcher[str, None] = Batcher(self._embed_short, max_size=SHORT_BATCH)
         # (the text, the tokens of its prefix, or None for a text that is the prefix already)
         self.long: Batcher[tuple[str, int | None], str] = Batcher(self._embed_long, max_size=1)
 
