@@ -30,6 +30,7 @@ from typing import Any
 from nx_27017.handler import NeoSQLiteHandler
 from nx_27017.server import handle_client
 
+from conversations._nx_catalog import remember_collection_names
 from conversations._nx_commits import one_commit_a_command
 from conversations._nx_indexes import keep_partial_indexes_partial, rewrite_schema
 from conversations._nx_inline import run_short_commands_on_the_loop
@@ -42,9 +43,10 @@ _LOG_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - [%(process)d] - %(messag
 
 def build_handler(data_dir: str) -> NeoSQLiteHandler:
     """The wire-protocol handler over the SQLite files in ``data_dir`` (one per database), each
-    readable by its owner only, deleting for real, a write of several documents in one commit, partial indexes partial;
-    short commands run on the server's loop."""
+    readable by its owner only, deleting for real, a write of several documents in one commit, partial indexes partial,
+    collection names read once a schema version; short commands run on the server's loop."""
     erase_for_real()
+    remember_collection_names()
     index_text_only_when_it_changes()
     one_commit_a_command()  # before keep_partial_indexes_partial, which wraps handle_command again
     keep_partial_indexes_partial()

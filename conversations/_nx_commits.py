@@ -118,8 +118,14 @@ def _in_one_transaction(handle: Handle) -> Handle:
         if body is None:
             return handle(self, msg)
         db_name, collection = str(body.get("$db", "test")), str(body[next(iter(body))])
-        db = _open_connection(self, db_name)
-        if db is None or db.in_transaction or not _has_table(db, collection) or _session_in_transaction(self, db_name):
+        connection = self._conns.get(db_name)
+        db = getattr(connection, "db", None)
+        if (
+            not isinstance(db, sqlite3.Connection)
+            or db.in_transaction
+            or collection not in connection.list_collection_names()  # its table: read once a schema version
+            or _session_in_transaction(self, db_name)
+        ):
             return handle(self, msg)
         db.execute("BEGIN IMMEDIATE")
         _COMMAND.db, _COMMAND.ended = db, False
@@ -172,19 +178,6 @@ def _writes_several(handler: Any, msg: Mapping[str, Any]) -> Mapping[str, Any] |
     statements.extend(inline if isinstance(inline, list) else [])
     many = any(isinstance(s, Mapping) and (s.get("multi") or s.get("limit") == 0) for s in statements)
     return body if len(statements) >= 2 or (name != "insert" and many) else None
-
-
-def _open_connection(handler: Any, db_name: str) -> sqlite3.Connection | None:
-    connection = handler._conns.get(db_name)
-    db = getattr(connection, "db", None)
-    return db if isinstance(db, sqlite3.Connection) else None
-
-
-def _has_table(db: sqlite3.Connection, collection: str) -> bool:
-    return (
-        db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (collection,)).fetchone()
-        is not None
-    )
 
 
 def _session_in_transaction(handler: Any, db_name: str) -> bool:
