@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from neosqlite import Connection
+from neosqlite import Connection  # type: ignore[import-untyped]
 
 _KEPT = "_omnirouter_collection_names"  # on the neosqlite connection: (sqlite3 connection, cookie, names)
 
@@ -36,10 +36,10 @@ def remember_collection_names() -> None:
         kept = self.__dict__.get(_KEPT)
         if kept is not None and kept[0] is db and kept[1] == cookie:
             return list(kept[2])
-        names = read(self)
+        names: list[str] = read(self)
         if not db.in_transaction:
             self.__dict__[_KEPT] = (db, cookie, tuple(names))
         return names
 
     list_collection_names._remembers = True  # type: ignore[attr-defined]
-    Connection.list_collection_names = list_collection_names  # type: ignore[method-assign]
+    Connection.list_collection_names = list_collection_names
