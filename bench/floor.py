@@ -2,9 +2,9 @@
 
 Used by ``bench/load.py`` (same run, same machine load): one inbound HTTP exchange (a bare
 aiohttp handler answering 200, driven by the load generator), one NLU prediction (the loaded
-model, with the router's LRU of query embeddings, embedded as its short lane embeds), one store write amortised by batching
-(``insert_many`` on the embedded store) and one outbound HTTP exchange (a send to the provider
-fakes, with the same HTTP client the adapters use).
+model, with the router's LRU of query embeddings, embedded as its short lane embeds), one store
+write amortised by batching (``insert_many`` on the embedded store) and one outbound HTTP exchange
+(a send to the provider fakes, with the same HTTP client the adapters use).
 
 Beside the batched write, the store's own CPU for the least a bot-answered message must write
 (``minimal_store_seconds``: two inserts, the message and its reply, and two updates, the thread's
@@ -75,7 +75,8 @@ def nlu_seconds(
     With the semantic tier the texts are embedded as the router's short lane embeds them
     (``bot.nlu.lanes``): on a thread whose engine runs on one OpenMP thread, ``batch`` texts an
     engine call, a text that came before not again (a fresh query LRU from ``embedders`` each
-    pass, as a router starts); then each text is parsed."""
+    pass, as a router starts); then each text is parsed. Left out: the tokenizer counts the router
+    makes before it embeds a text (is it long, where its prefix ends)."""
     fresh = embedders or (lambda: QueryEmbeddings(default_embedder()))
     with ThreadPoolExecutor(1, thread_name_prefix="nlu-floor", initializer=single_engine_thread) as thread:
         return thread.submit(

