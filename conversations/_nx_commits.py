@@ -31,8 +31,9 @@ Left as nx-27017 runs them: a command inside a client's transaction, and any com
 session of the database has one open (its ``BEGIN`` is on the same connection, and its commit or
 abort may come between our statements); one with a write concern (nx-27017 maps it onto a pragma
 of the connection); GridFS collections; a database not open yet (its first command opens it); a
-collection whose table is not there yet (its first write creates it, and neosqlite remembers the
-collection whatever a rollback does to the table); and a command of one document.
+collection neosqlite does not list (its table is not there yet: its first write creates it, and
+neosqlite remembers the collection whatever a rollback does to the table; or a name it keeps for
+itself, as ``*_fts``); and a command of one document.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def _in_one_transaction(handle: Handle) -> Handle:
         if (
             not isinstance(db, sqlite3.Connection)
             or db.in_transaction
-            or collection not in connection.list_collection_names()  # its table: read once a schema version
+            or collection not in connection.list_collection_names()  # not a table yet (or a name neosqlite hides)
             or _session_in_transaction(self, db_name)
         ):
             return handle(self, msg)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from neosqlite import Connection
@@ -88,6 +89,78 @@ def test_a_transaction_is_answered_from_the_committed_schema_s_names(
     finally:
         one.db.execute("ROLLBACK")
     assert reads == []
+
+
+class _TransactionEndingUnderTheRead:
+    """A connection on which the open transaction ends right after the names are read, as a
+    client's ``abortTransaction`` may end it from another thread (under the admin database's lock)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        cursor = self._db.execute(sql, *args)
+        if "sqlite_master" in sql and self._db.in_transaction:
+            rows = cursor.fetchall()
+            self._db.execute("ROLLBACK")
+            return _Rows(rows)
+        return cursor
+
+
+class _Rows:
+    def __init__(self, rows: list[Any]) -> None:
+        self._rows = rows
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+
+def test_names_read_by_a_transaction_that_ends_under_the_read_are_not_kept(
+    connections: tuple[Connection, Connection],
+) -> None:
+    one, _ = connections
+    real = one.db
+    assert one.list_collection_names() == ["a"]
+    real.execute("BEGIN")
+    real.execute("CREATE TABLE x (id INTEGER PRIMARY KEY, _id TEXT, data TEXT)")
+    one.db = _TransactionEndingUnderTheRead(real)
+    try:
+        assert sorted(one.list_collection_names()) == ["a", "x"]  # read before the rollback
+        assert not real.in_transaction
+        real.execute("CREATE TABLE z (id INTEGER PRIMARY KEY, _id TEXT, data TEXT)")  # x's cookie again
+        assert sorted(one.list_collection_names()) == ["a", "z"]
+    finally:
+        one.db = real
+
+
+def test_a_connection_to_another_file_is_not_answered_from_the_names_kept(
+    connections: tuple[Connection, Connection], tmp_path: Path
+) -> None:
+    one, _ = connections
+    real = one.db
+    assert one.list_collection_names() == ["a"]
+    cookie = real.execute("PRAGMA schema_version").fetchone()[0]
+    elsewhere = sqlite3.connect(tmp_path / "elsewhere.db", isolation_level=None)
+    elsewhere.execute("CREATE TABLE q (id INTEGER PRIMARY KEY, _id TEXT, data TEXT)")
+    elsewhere.execute(f"PRAGMA schema_version = {int(cookie)}")  # the same cookie, other tables
+    one.db = elsewhere
+    try:
+        assert one.list_collection_names() == ["q"]
+    finally:
+        one.db = real
+        elsewhere.close()
+
+
+def test_a_caller_changing_the_names_it_got_changes_nothing_kept(connections: tuple[Connection, Connection]) -> None:
+    one, _ = connections
+    names = one.list_collection_names()
+    names.append("not-there")
+    again = one.list_collection_names()
+    again.append("nor-this")
+    assert one.list_collection_names() == ["a"]
 
 
 async def test_the_served_store_finds_a_collection_made_dropped_and_made_again(tmp_path: Path) -> None:
