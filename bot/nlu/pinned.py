@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from bot.logs import log_event
+from bot.tasks import stop_tasks
 from conversations.repositories import Repositories
 
 log = logging.getLogger("omnirouter.nlu")
@@ -56,6 +57,11 @@ class PinnedModels(Generic[Loaded]):
             pin = await asyncio.shield(loading)  # a waiter cancelled leaves the load to the others
         pin.used = time.monotonic()
         return pin.loaded
+
+    async def close(self) -> None:
+        """Stop the loads in flight: a load outlives the parse that asked for it (others may
+        wait for it too), so the process's end must stop it, not the parse's."""
+        await stop_tasks(list(self._loading.values()))
 
     async def _pin(self, account_id: str, version: str) -> _Pin[Loaded]:
         pin = self._pins[(account_id, version)] = _Pin(await self._fetch(account_id, version), time.monotonic())

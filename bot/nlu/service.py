@@ -129,6 +129,7 @@ class NluService:
     async def close(self) -> None:
         self._closing = True
         await stop_tasks(list(self._tasks))
+        await self._pinned.close()
         if self._remote is not None:
             await self._remote.close()
         self.lanes.close()
