@@ -102,6 +102,8 @@ class StoreClient:
         return self.database.name
 
     async def close(self) -> None:
+        for batcher in self._batchers.values():
+            await batcher.stop()
         await self._client.close()
 
     @translating_outages

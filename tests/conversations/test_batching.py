@@ -50,6 +50,43 @@ async def test_a_lone_request_goes_out_at_once_and_concurrent_ones_together() ->
     assert seen[-2:] == [[100], [0, 1, 2, 3, 4]]
 
 
+async def test_stopping_cancels_the_batch_in_flight_and_the_requests_waiting() -> None:
+    started, ended = asyncio.Event(), asyncio.Event()
+
+    async def run(batch: Sequence[int]) -> list[int]:
+        started.set()
+        try:
+            await asyncio.Event().wait()  # a store that does not answer
+        finally:
+            ended.set()
+        return list(batch)
+
+    batcher: Batcher[int, int] = Batcher(run)
+    in_flight = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.wait_for(started.wait(), 5)
+    waiting = batcher.enqueue(2)  # for the next batch
+    await batcher.stop()
+    assert ended.is_set()
+    await asyncio.wait([in_flight], timeout=5)
+    assert in_flight.cancelled() and waiting.cancelled()
+
+
+async def test_a_closing_client_stops_its_reads(embedded: EmbeddedMongo, db_name: str) -> None:
+    store = Repositories.connect(embedded.uri, db_name)
+    started = asyncio.Event()
+
+    async def run(batch: Sequence[str]) -> list[bool]:
+        started.set()
+        await asyncio.Event().wait()  # a read the store has not answered
+        return [False for _ in batch]
+
+    read = asyncio.ensure_future(store.client.batcher("test.unanswered", run).submit("key"))
+    await asyncio.wait_for(started.wait(), 5)
+    await store.close()
+    await asyncio.wait([read], timeout=5)
+    assert read.cancelled()
+
+
 async def test_batches_are_capped_and_errors_reach_only_their_request() -> None:
     async def run(batch: Sequence[int]) -> list[int | BaseException]:
         return [ValueError(f"bad {n}") if n % 3 == 0 else n for n in batch]
