@@ -34,7 +34,9 @@ async def test_a_slow_load_holds_only_its_own_version(store: Repositories) -> No
 
 
 async def test_closing_stops_a_load_in_flight(store: Repositories) -> None:
-    await store.nlu.save_nlu_model("shop", "big", b"model", {"intents": 2, "examples": 10, "created_by": "test"}, utcnow())
+    await store.nlu.save_nlu_model(
+        "shop", "big", b"model", {"intents": 2, "examples": 10, "created_by": "test"}, utcnow()
+    )
     started, stopped = asyncio.Event(), asyncio.Event()
 
     async def load(account_id: str, version: str) -> str:
