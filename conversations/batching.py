@@ -50,17 +50,18 @@ class Batcher(Generic[Req, Res]):
             loop.call_soon(self._start)
         return future
 
-    async def stop(self) -> None:
-        """Cancel the batch in flight and the requests waiting for the next one, and wait for
-        the batch to end: their callers see the cancellation. A closing client stops its reads
-        so that none is left waiting on a closed driver, with nothing holding it but itself."""
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Cancel the batch in flight and the requests waiting for the next one, and wait up to
+        ``timeout`` for the batch to end (a driver may hold on to a cancellation for a while):
+        their callers see the cancellation. A closing client stops its reads so that none is left
+        waiting on a closed driver, with nothing holding it but itself."""
         for _, future in self._waiting:
             future.cancel()
         self._waiting = []
         task = self._task
         if task is not None and not task.done():
             task.cancel()
-            await asyncio.wait([task])
+            await asyncio.wait([task], timeout=timeout)
 
     def _start(self) -> None:
         self._task = asyncio.ensure_future(self._drain())
