@@ -4,7 +4,9 @@ A :class:`Batcher` keeps at most one bulk command in flight. The first request a
 moment goes out at once (no added latency when the router is quiet); requests that arrive while
 a command is in flight wait for it and then go out together in the next one. Under load the
 batches grow by themselves, so the store sees one command for many messages — the way databases
-group commits to their log.
+group commits to their log. When the command fails because the driver found no store within its
+timeout, the requests that waited for it fail with it: a request waits for one such timeout in an
+outage, not for the one in flight and then its own.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, ServerSelectionTimeoutError
 
 from conversations.errors import StoreUnavailable
 
@@ -80,6 +82,10 @@ class Batcher(Generic[Req, Res]):
         try:
             results = await self._run([request for request, _ in batch])
         except BaseException as exc:  # the whole command failed (an outage): every caller sees it
+            if isinstance(exc, ServerSelectionTimeoutError):
+                # the driver looked for the store for its whole timeout and found none: the requests
+                # that came meanwhile fail with it, rather than wait that long again in the next batch
+                batch, self._waiting = batch + self._waiting, []
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 from pymongo import InsertOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, WriteConcernError
+from pymongo.errors import (
+    AutoReconnect,
+    BulkWriteError,
+    DuplicateKeyError,
+    OperationFailure,
+    ServerSelectionTimeoutError,
+    WriteConcernError,
+)
 
 from conversations.batching import Batcher, BulkWrites
 from conversations.embedded import EmbeddedMongo
@@ -48,6 +55,55 @@ async def test_a_lone_request_goes_out_at_once_and_concurrent_ones_together() ->
     later = await asyncio.gather(*(batcher.submit(n) for n in range(5)))
     assert await first == 200 and later == [0, 2, 4, 6, 8]
     assert seen[-2:] == [[100], [0, 1, 2, 3, 4]]
+
+
+async def test_requests_waiting_when_no_store_was_found_fail_with_that_batch() -> None:
+    """An outage costs a request one server selection timeout, not the one in flight and its own."""
+    runs: list[list[int]] = []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def run(batch: Sequence[int]) -> list[int]:
+        runs.append(list(batch))
+        started.set()
+        await release.wait()
+        if batch[0] == 1:
+            raise ServerSelectionTimeoutError("no store found within the timeout")
+        return list(batch)
+
+    batcher: Batcher[int, int] = Batcher(run)
+    first = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.wait_for(started.wait(), 5)
+    waiting = [asyncio.ensure_future(batcher.submit(n)) for n in (2, 3)]
+    await asyncio.sleep(0)
+    release.set()
+    outcomes = await asyncio.gather(first, *waiting, return_exceptions=True)
+    assert all(isinstance(o, ServerSelectionTimeoutError) for o in outcomes), outcomes
+    assert runs == [[1]]  # the waiting requests did not wait for a second search
+    assert await asyncio.wait_for(batcher.submit(4), 5) == 4  # a request after it goes out as ever
+
+
+async def test_requests_waiting_after_another_failure_go_out_in_the_next_batch() -> None:
+    runs: list[list[int]] = []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def run(batch: Sequence[int]) -> list[int]:
+        runs.append(list(batch))
+        started.set()
+        await release.wait()
+        if batch[0] == 1:
+            raise AutoReconnect("the connection dropped")  # the next command may well connect
+        return list(batch)
+
+    batcher: Batcher[int, int] = Batcher(run)
+    first = asyncio.ensure_future(batcher.submit(1))
+    await asyncio.wait_for(started.wait(), 5)
+    waiting = [asyncio.ensure_future(batcher.submit(n)) for n in (2, 3)]
+    await asyncio.sleep(0)
+    release.set()
+    with pytest.raises(AutoReconnect):
+        await first
+    assert await asyncio.gather(*waiting) == [2, 3]
+    assert runs == [[1], [2, 3]]
 
 
 async def test_stopping_cancels_the_batch_in_flight_and_the_requests_waiting() -> None:
