@@ -57,8 +57,9 @@ async def test_a_lone_request_goes_out_at_once_and_concurrent_ones_together() ->
     assert seen[-2:] == [[100], [0, 1, 2, 3, 4]]
 
 
-async def test_requests_waiting_when_no_store_was_found_fail_with_that_batch() -> None:
-    """An outage costs a request one server selection timeout, not the one in flight and its own."""
+async def _first_batch_failing(error: Exception) -> tuple[list[object], list[list[int]], Batcher[int, int]]:
+    """Request 1 goes out alone and its batch fails with ``error`` after requests 2 and 3 came:
+    what each of the three got, the batches that ran, and the batcher."""
     runs: list[list[int]] = []
     started, release = asyncio.Event(), asyncio.Event()
 
@@ -67,7 +68,7 @@ async def test_requests_waiting_when_no_store_was_found_fail_with_that_batch() -
         started.set()
         await release.wait()
         if batch[0] == 1:
-            raise ServerSelectionTimeoutError("no store found within the timeout")
+            raise error
         return list(batch)
 
     batcher: Batcher[int, int] = Batcher(run)
@@ -76,33 +77,20 @@ async def test_requests_waiting_when_no_store_was_found_fail_with_that_batch() -
     waiting = [asyncio.ensure_future(batcher.submit(n)) for n in (2, 3)]
     await asyncio.sleep(0)
     release.set()
-    outcomes = await asyncio.gather(first, *waiting, return_exceptions=True)
+    return await asyncio.gather(first, *waiting, return_exceptions=True), runs, batcher
+
+
+async def test_requests_waiting_when_no_store_was_found_fail_with_that_batch() -> None:
+    """An outage costs a request one server selection timeout, not the one in flight and its own."""
+    outcomes, runs, batcher = await _first_batch_failing(ServerSelectionTimeoutError("no store within the timeout"))
     assert all(isinstance(o, ServerSelectionTimeoutError) for o in outcomes), outcomes
     assert runs == [[1]]  # the waiting requests did not wait for a second search
     assert await asyncio.wait_for(batcher.submit(4), 5) == 4  # a request after it goes out as ever
 
 
 async def test_requests_waiting_after_another_failure_go_out_in_the_next_batch() -> None:
-    runs: list[list[int]] = []
-    started, release = asyncio.Event(), asyncio.Event()
-
-    async def run(batch: Sequence[int]) -> list[int]:
-        runs.append(list(batch))
-        started.set()
-        await release.wait()
-        if batch[0] == 1:
-            raise AutoReconnect("the connection dropped")  # the next command may well connect
-        return list(batch)
-
-    batcher: Batcher[int, int] = Batcher(run)
-    first = asyncio.ensure_future(batcher.submit(1))
-    await asyncio.wait_for(started.wait(), 5)
-    waiting = [asyncio.ensure_future(batcher.submit(n)) for n in (2, 3)]
-    await asyncio.sleep(0)
-    release.set()
-    with pytest.raises(AutoReconnect):
-        await first
-    assert await asyncio.gather(*waiting) == [2, 3]
+    outcomes, runs, _ = await _first_batch_failing(AutoReconnect("the connection dropped"))  # the next may connect
+    assert isinstance(outcomes[0], AutoReconnect) and outcomes[1:] == [2, 3]
     assert runs == [[1], [2, 3]]
 
 
