@@ -11,17 +11,22 @@ from bot.logs import log_event
 log = logging.getLogger("omnirouter.app")
 
 
-async def stop_tasks(tasks: Iterable[asyncio.Task[object]], timeout: float = 5.0) -> None:
-    """Cancel ``tasks`` and wait up to ``timeout`` for them to end; a task that swallows its
-    cancellation (a driver retrying a lost connection) is logged and left behind, so shutdown
-    always completes."""
-    pending = [task for task in tasks if not task.done()]
+async def stop_tasks(tasks: Iterable[asyncio.Task[object]], timeout: float = 5.0, every: float = 0.25) -> None:
+    """Cancel ``tasks`` and wait up to ``timeout`` for them to end, cancelling again every
+    ``every`` seconds those still running: a task that swallowed its cancellation (a driver
+    retrying a lost connection, a change stream resuming after it) usually meets the next one at
+    another await. One still running at the end is logged and left behind, so shutdown always
+    completes."""
+    pending = {task for task in tasks if not task.done()}
+    deadline = asyncio.get_running_loop().time() + timeout
+    while pending:
+        for task in pending:
+            task.cancel()
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(every, left))
     for task in pending:
-        task.cancel()
-    if not pending:
-        return
-    _, stuck = await asyncio.wait(pending, timeout=timeout)
-    for task in stuck:
         log_event(log, "shutdown.task_stuck", logging.WARNING, task=task.get_name())
 
 

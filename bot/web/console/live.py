@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bot.logs import log_event
-from bot.tasks import pause
+from bot.tasks import pause, stop_tasks
 from conversations.errors import ChangeStreamFailed, StoreClosed, StoreUnavailable
 from conversations.repositories import Repositories
 
@@ -81,9 +81,10 @@ class LiveFeed:
                 ended.result()  # its failure, if it failed
             raise ChangeStreamFailed("ended")
         finally:
+            await stop_tasks(streams)  # a stream may swallow a cancellation: it is asked again
             for stream in streams:
-                stream.cancel()
-            await asyncio.gather(*streams, return_exceptions=True)
+                if stream.done() and not stream.cancelled():
+                    stream.exception()  # retrieved: the first to end said why already
 
     async def _prune(self) -> None:
         while True:
