@@ -11,12 +11,14 @@ from bot.logs import log_event
 log = logging.getLogger("omnirouter.app")
 
 
-async def stop_tasks(tasks: Iterable[asyncio.Task[object]], timeout: float = 5.0, every: float = 0.25) -> None:
+async def stop_tasks(tasks: Iterable[asyncio.Task[object]], timeout: float = 5.0, every: float | None = None) -> None:
     """Cancel ``tasks`` and wait up to ``timeout`` for them to end, cancelling again every
-    ``every`` seconds those still running: a task that swallowed its cancellation (a driver
-    retrying a lost connection, a change stream resuming after it) usually meets the next one at
-    another await. One still running at the end is logged and left behind, so shutdown always
-    completes."""
+    ``every`` seconds (half the timeout unless given) those still running: a task that swallowed
+    its cancellation (a driver retrying a lost connection, a change stream resuming after it)
+    usually meets the next one at another await, and a task's own clean-up on its way out has
+    that long before a second cancellation cuts it short. One still running at the end is logged
+    and left behind, so shutdown always completes."""
+    every = timeout / 2 if every is None else every
     pending = {task for task in tasks if not task.done()}
     deadline = asyncio.get_running_loop().time() + timeout
     while pending:

@@ -28,6 +28,22 @@ async def test_a_task_that_swallows_a_cancellation_is_cancelled_again() -> None:
     assert task.cancelled() and swallowed == 1
 
 
+async def test_a_task_cleaning_up_on_its_way_out_is_not_cut_short_at_once() -> None:
+    cleaned = asyncio.Event()
+
+    async def tidy() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            await asyncio.sleep(0.3)  # e.g. releasing its leases in the store
+            cleaned.set()
+
+    task = asyncio.create_task(tidy())
+    await asyncio.sleep(0.02)
+    await stop_tasks([task], timeout=2)
+    assert cleaned.is_set() and task.cancelled()
+
+
 async def test_a_task_that_will_not_stop_is_left_behind_within_the_timeout() -> None:
     release = asyncio.Event()
 
